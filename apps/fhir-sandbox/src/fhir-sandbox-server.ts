@@ -1,0 +1,141 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { badRequest, getStatus, isOperationOutcome, normalizeOperationOutcome } from '@medplum/core';
+import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+import type { FhirRequest } from '@medplum/fhir-router';
+import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import { indexFhirDefinitions } from './fhir-definitions';
+import { capabilityStatement } from './capability-statement';
+
+export interface FhirSandbox {
+  /** e.g. http://127.0.0.1:8103/fhir/R4 */
+  baseUrl: string;
+  repo: MemoryRepository;
+  close(): Promise<void>;
+}
+
+export interface FhirSandboxOptions {
+  port?: number;
+  host?: string;
+  /** Largest request body accepted, in bytes. */
+  maxBodyBytes?: number;
+}
+
+const BASE_PATH = '/fhir/R4';
+const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+/** Medplum's DEFAULT_SEARCH_COUNT. */
+const DEFAULT_PAGE_SIZE = 20;
+
+/**
+ * The embedded FHIR R4 server: Medplum's own FhirRouter over its in-memory repository, behind plain
+ * node:http. It exists so the service and its tests always talk real FHIR over real HTTP, with no
+ * external server to install. Everything lives in memory and is gone on exit.
+ */
+export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
+  indexFhirDefinitions();
+  const repo = new MemoryRepository();
+  const router = new FhirRouter();
+  const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
+  let baseUrl = '';
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err) => send(res, 500, normalizeOperationOutcome(err)));
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://sandbox');
+    if (!url.pathname.startsWith(BASE_PATH)) return send(res, 404, outcome('not-found', `Not a FHIR path; the base is ${BASE_PATH}`));
+    const path = url.pathname.slice(BASE_PATH.length) || '/';
+    if (req.method === 'GET' && path.replace(/\/$/, '') === '/metadata') return send(res, 200, capabilityStatement(baseUrl));
+
+    const raw = await readBody(req, maxBodyBytes);
+    if (raw === undefined) return send(res, 413, outcome('too-costly', `Body larger than ${maxBodyBytes} bytes`));
+    let body: unknown;
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        return send(res, 400, badRequest('Body is not valid JSON'));
+      }
+    }
+    const fhirRequest: FhirRequest = {
+      method: req.method as FhirRequest['method'],
+      url: path + url.search,
+      pathname: '',
+      query: {},
+      params: {},
+      body,
+      headers: req.headers as FhirRequest['headers'],
+    };
+    const [result, resource] = await router.handleRequest(fhirRequest, repo);
+    const status = getStatus(result);
+    if (status >= 400 || !resource) return send(res, status, result);
+    const headers: Record<string, string> = {};
+    if (!isOperationOutcome(resource) && resource.meta?.versionId) {
+      headers.etag = `W/"${resource.meta.versionId}"`;
+      if (resource.meta.lastUpdated) headers['last-modified'] = new Date(resource.meta.lastUpdated).toUTCString();
+      if (status === 201 && resource.id) headers.location = `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
+    }
+    send(res, status, withPagingLinks(resource as Resource, baseUrl, path, url.searchParams), headers);
+  }
+
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
+  const address = server.address() as AddressInfo;
+  baseUrl = `http://${options.host ?? '127.0.0.1'}:${address.port}${BASE_PATH}`;
+  return {
+    baseUrl,
+    repo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * Medplum's in-memory repository pages (_count/_offset) and counts (total) but writes no links;
+ * clients page by following links, so the sandbox adds self/next/previous the way Medplum's server does.
+ */
+function withPagingLinks(resource: Resource, baseUrl: string, path: string, query: URLSearchParams): Resource {
+  if (resource.resourceType !== 'Bundle' || (resource as Bundle).type !== 'searchset') return resource;
+  const bundle = resource as Bundle;
+  const count = Number(query.get('_count') ?? DEFAULT_PAGE_SIZE);
+  const offset = Number(query.get('_offset') ?? 0);
+  const pageUrl = (pageOffset: number) => {
+    const q = new URLSearchParams(query);
+    q.set('_offset', String(pageOffset));
+    if (!q.has('_count')) q.set('_count', String(count));
+    return `${baseUrl}${path}?${q.toString()}`;
+  };
+  const links: Bundle['link'] = [{ relation: 'self', url: pageUrl(offset) }];
+  const returned = bundle.entry?.length ?? 0;
+  if (count > 0 && returned > 0 && offset + returned < (bundle.total ?? 0)) links.push({ relation: 'next', url: pageUrl(offset + count) });
+  if (offset > 0) links.push({ relation: 'previous', url: pageUrl(Math.max(0, offset - count)) });
+  return { ...bundle, link: links };
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) tooBig = true;
+      else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(tooBig ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function outcome(code: string, text: string): OperationOutcome {
+  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: code as 'invalid', details: { text } }] };
+}
+
+function send(res: http.ServerResponse, status: number, body: Resource, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'content-type': FHIR_JSON, ...headers });
+  res.end(JSON.stringify(body));
+}

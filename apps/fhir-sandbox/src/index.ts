@@ -1,0 +1,2 @@
+export * from './fhir-sandbox-server';
+export * from './fhir-definitions';

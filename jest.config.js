@@ -1,0 +1,15 @@
+// One jest config for unit specs (next to the code) and end-to-end specs (test/).
+// SWC instead of ts-jest: type-checking is `npm run typecheck`'s job, and SWC keeps the run fast on 2 cores.
+const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' }, sourceMaps: 'inline' }];
+module.exports = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': swc },
+  testRegex: '(apps|libs|test)/.*\\.(spec|e2e-spec)\\.ts$',
+  moduleNameMapper: {
+    '^@kc/fhir-sandbox$': '<rootDir>/apps/fhir-sandbox/src',
+    '^@kc/(.*)$': '<rootDir>/libs/$1/src',
+  },
+  globalSetup: '<rootDir>/test/global-setup.ts',
+  testTimeout: 30000,
+  maxWorkers: 2,
+};

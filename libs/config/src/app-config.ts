@@ -1,0 +1,93 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** How the service authenticates to the FHIR server it syncs with. */
+export type FhirAuthConfig =
+  | { kind: 'none' }
+  | { kind: 'basic'; username: string; password: string }
+  | { kind: 'bearer'; token: string }
+  | { kind: 'client-credentials'; tokenUrl: string; clientId: string; clientSecret: string; scope?: string };
+
+export interface AppConfig {
+  port: number;
+  /** Base URL of the FHIR R4 server; undefined means "start the embedded sandbox". */
+  fhirBaseUrl?: string;
+  fhirSandboxPort: number;
+  fhirAuth: FhirAuthConfig;
+  redisUrl: string;
+  /** BullMQ key prefix; lets tests and tenants share one Redis without colliding. */
+  queuePrefix: string;
+  runWorker: boolean;
+  profilesDir: string;
+  auth: { jwtSecret?: string; jwksUrl?: string; issuer?: string; audience?: string };
+  webhookSecret?: string;
+  pollIntervalMs: number;
+  overdueSweepEvery: string;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+/** The checkout root: found by walking up, because compiled code runs from dist/ and sources from the tree. */
+function findRepoRoot(from: string): string {
+  let dir = from;
+  while (!fs.existsSync(path.join(dir, 'fhir-profiles')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+const REPO_ROOT = findRepoRoot(__dirname);
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
+  return value;
+}
+
+function required(env: NodeJS.ProcessEnv, name: string, because: string): string {
+  const value = env[name];
+  if (!value) throw new ConfigError(`${name} is required ${because}`);
+  return value;
+}
+
+function fhirAuthFrom(env: NodeJS.ProcessEnv): FhirAuthConfig {
+  const kind = env.FHIR_AUTH ?? 'none';
+  const why = `when FHIR_AUTH=${kind}`;
+  switch (kind) {
+    case 'none':
+      return { kind };
+    case 'basic':
+      return { kind, username: required(env, 'FHIR_USERNAME', why), password: required(env, 'FHIR_PASSWORD', why) };
+    case 'bearer':
+      return { kind, token: required(env, 'FHIR_BEARER_TOKEN', why) };
+    case 'client-credentials':
+      return {
+        kind,
+        tokenUrl: required(env, 'FHIR_TOKEN_URL', why),
+        clientId: required(env, 'FHIR_CLIENT_ID', why),
+        clientSecret: required(env, 'FHIR_CLIENT_SECRET', why),
+        scope: env.FHIR_SCOPE,
+      };
+    default:
+      throw new ConfigError(`FHIR_AUTH must be one of none, basic, bearer, client-credentials; got "${kind}"`);
+  }
+}
+
+/** Reads and validates the environment once, so a typo fails at startup rather than on the first request. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  return {
+    port: int(env, 'PORT', 3000),
+    fhirBaseUrl: env.FHIR_BASE_URL ? env.FHIR_BASE_URL.replace(/\/+$/, '') : undefined,
+    fhirSandboxPort: int(env, 'FHIR_SANDBOX_PORT', 8103),
+    fhirAuth: fhirAuthFrom(env),
+    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    queuePrefix: env.QUEUE_PREFIX ?? 'kc',
+    runWorker: (env.RUN_WORKER ?? 'true') !== 'false',
+    profilesDir: env.FHIR_PROFILES_DIR ?? path.join(REPO_ROOT, 'fhir-profiles'),
+    auth: { jwtSecret: env.JWT_SECRET, jwksUrl: env.JWT_JWKS_URL, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
+    webhookSecret: env.WEBHOOK_SECRET,
+    pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 30000),
+    overdueSweepEvery: env.OVERDUE_SWEEP_CRON ?? '*/15 * * * *',
+    logLevel: env.LOG_LEVEL ?? 'info',
+  };
+}

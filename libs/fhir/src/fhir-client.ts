@@ -1,0 +1,256 @@
+import type { Bundle, BundleEntry, OperationOutcome, Resource, ResourceType } from '@medplum/fhirtypes';
+import type { FhirAuthConfig } from '@kc/config';
+import { FhirAuthorizer } from './fhir-auth';
+import { FhirHttpError, FhirNotFoundError, FhirUnavailableError, FhirVersionConflictError, outcomeText } from './fhir-errors';
+import { ifMatchFor, versionIdFromETag } from './etag';
+
+export interface FhirClientOptions {
+  baseUrl: string;
+  auth?: FhirAuthConfig;
+  fetchImpl?: typeof fetch;
+  /** Attempts for retryable failures (network, 429, 502-504); 1 disables retries. */
+  maxAttempts?: number;
+  /** First backoff delay; doubles each attempt, with jitter. */
+  retryBaseDelayMs?: number;
+  timeoutMs?: number;
+  /** Safety bound for searchAll: servers with broken next links must not loop forever. */
+  maxPages?: number;
+}
+
+export type SearchParams = Record<string, string | number | string[] | undefined>;
+
+export interface CreateResult<T extends Resource> {
+  resource: T;
+  /** false when a conditional create (If-None-Exist) matched an existing resource. */
+  created: boolean;
+}
+
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+const FHIR_JSON = 'application/fhir+json';
+
+/**
+ * The one way this service talks to a FHIR R4 server (the embedded sandbox, Medplum, HAPI, ...).
+ * Plain REST over HTTP, with the quirks that differ between servers normalised here so no caller sees them.
+ */
+export class FhirClient {
+  readonly baseUrl: string;
+  private readonly authorizer: FhirAuthorizer;
+  private readonly fetchImpl: typeof fetch;
+  private readonly maxAttempts: number;
+  private readonly retryBaseDelayMs: number;
+  private readonly timeoutMs: number;
+  private readonly maxPages: number;
+
+  constructor(options: FhirClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.fetchImpl = options.fetchImpl ?? fetch;
+    this.authorizer = new FhirAuthorizer(options.auth ?? { kind: 'none' }, this.fetchImpl);
+    this.maxAttempts = options.maxAttempts ?? 4;
+    this.retryBaseDelayMs = options.retryBaseDelayMs ?? 200;
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+    this.maxPages = options.maxPages ?? 1000;
+  }
+
+  async read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T> {
+    const { body, etag } = await this.request<T>('GET', `${resourceType}/${encodeURIComponent(id)}`);
+    return withVersion(body!, etag);
+  }
+
+  /** Read that answers undefined for 404/410 instead of throwing. */
+  async readIfExists<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T | undefined> {
+    try {
+      return await this.read<T>(resourceType, id);
+    } catch (err) {
+      if (err instanceof FhirNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async search<T extends Resource>(resourceType: ResourceType, params: SearchParams = {}): Promise<Bundle<T>> {
+    const { body } = await this.request<Bundle<T>>('GET', `${resourceType}${toQuery(params)}`);
+    return body!;
+  }
+
+  /**
+   * Every match, following the server's own next links: HAPI pages with `_getpages`, Medplum with
+   * `_offset` or `_cursor`; following the link verbatim works for both.
+   */
+  async searchAll<T extends Resource>(resourceType: ResourceType, params: SearchParams = {}): Promise<T[]> {
+    const resources: T[] = [];
+    let bundle = await this.search<T>(resourceType, params);
+    for (let page = 1; ; page++) {
+      for (const entry of bundle.entry ?? []) {
+        if (entry.resource && entry.search?.mode !== 'include' && entry.search?.mode !== 'outcome') resources.push(entry.resource);
+      }
+      const next = bundle.link?.find((l) => l.relation === 'next')?.url;
+      if (!next || (bundle.entry ?? []).length === 0) return resources;
+      if (page >= this.maxPages) throw new FhirUnavailableError(`search ${resourceType} exceeded ${this.maxPages} pages`);
+      bundle = (await this.request<Bundle<T>>('GET', this.sameServer(next))).body!;
+    }
+  }
+
+  async searchOne<T extends Resource>(resourceType: ResourceType, params: SearchParams): Promise<T | undefined> {
+    const bundle = await this.search<T>(resourceType, { ...params, _count: 1 });
+    return bundle.entry?.find((e) => e.resource)?.resource;
+  }
+
+  /**
+   * Create, optionally conditional (If-None-Exist): the same resource sent twice, or by two workers
+   * at once, ends as one.
+   */
+  async create<T extends Resource>(resource: T, options: { ifNoneExist?: SearchParams } = {}): Promise<CreateResult<T>> {
+    const headers: Record<string, string> = {};
+    if (options.ifNoneExist) headers['if-none-exist'] = toQuery(options.ifNoneExist).slice(1);
+    const { body, status, etag, location } = await this.request<T>('POST', resource.resourceType, resource, headers, {
+      retryable: Boolean(options.ifNoneExist),
+    });
+    const created = status === 201;
+    // HAPI with Prefer: return=minimal sends no body; fetch what the Location names.
+    if (!body || !('resourceType' in body)) return { resource: await this.readLocation<T>(location, resource.resourceType), created };
+    return { resource: withVersion(body, etag), created };
+  }
+
+  /** Update; with ifMatch the write only lands if nobody changed the resource since that version. */
+  async update<T extends Resource>(resource: T, options: { ifMatch?: string } = {}): Promise<T> {
+    if (!resource.id) throw new Error('update needs resource.id');
+    const headers: Record<string, string> = {};
+    if (options.ifMatch) headers['if-match'] = ifMatchFor(options.ifMatch);
+    const { body, etag } = await this.request<T>('PUT', `${resource.resourceType}/${encodeURIComponent(resource.id)}`, resource, headers);
+    if (!body || !('resourceType' in body)) return this.read<T>(resource.resourceType, resource.id);
+    return withVersion(body, etag);
+  }
+
+  /** Conditional update (PUT Type?criteria): creates when nothing matches, updates the single match. */
+  async upsert<T extends Resource>(resource: T, criteria: SearchParams): Promise<T> {
+    const { body } = await this.request<T>('PUT', `${resource.resourceType}${toQuery(criteria)}`, resource);
+    return body!;
+  }
+
+  async delete(resourceType: ResourceType, id: string): Promise<void> {
+    await this.request('DELETE', `${resourceType}/${encodeURIComponent(id)}`);
+  }
+
+  /** A transaction Bundle: all entries land or none do. */
+  async transaction(entries: BundleEntry[]): Promise<Bundle> {
+    const bundle: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: entries };
+    const { body } = await this.request<Bundle>('POST', '', bundle, {}, { retryable: entries.every(isIdempotentEntry) });
+    return body!;
+  }
+
+  /** Invoke a FHIR operation, e.g. operation('PlanDefinition/x/$apply', parameters). */
+  async operation<T extends Resource>(path: string, parameters?: Resource): Promise<T> {
+    const { body } = await this.request<T>(parameters ? 'POST' : 'GET', path, parameters);
+    return body!;
+  }
+
+  /** Cheap liveness probe for health checks. */
+  async ping(): Promise<void> {
+    await this.request('GET', 'metadata?_summary=true', undefined, {}, { retryable: false });
+  }
+
+  private async readLocation<T extends Resource>(location: string | null, resourceType: string): Promise<T> {
+    const match = location && new RegExp(`${resourceType}/([^/]+)`).exec(location);
+    if (!match) throw new FhirHttpError(502, undefined, `FHIR server created ${resourceType} but sent neither body nor Location`);
+    return this.read<T>(resourceType as T['resourceType'], match[1]);
+  }
+
+  /** Next links carry the server's idea of its own address, which behind a proxy is not ours. */
+  private sameServer(url: string): string {
+    const base = new URL(this.baseUrl);
+    const link = new URL(url, this.baseUrl + '/');
+    if (link.origin === base.origin) return link.toString();
+    link.protocol = base.protocol;
+    link.host = base.host;
+    return link.toString();
+  }
+
+  private async request<T>(
+    method: string,
+    pathOrUrl: string,
+    body?: unknown,
+    extraHeaders: Record<string, string> = {},
+    opts: { retryable?: boolean } = {},
+  ): Promise<{ status: number; body?: T; etag: string | null; location: string | null }> {
+    const url = /^https?:/.test(pathOrUrl) ? pathOrUrl : `${this.baseUrl}/${pathOrUrl}`;
+    const retryable = opts.retryable ?? (method === 'GET' || method === 'PUT' || method === 'DELETE');
+    const attempts = retryable ? this.maxAttempts : 1;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      let response: Response;
+      try {
+        const headers: Record<string, string> = { accept: FHIR_JSON, ...extraHeaders };
+        const authorization = await this.authorizer.header();
+        if (authorization) headers.authorization = authorization;
+        if (body !== undefined) headers['content-type'] = FHIR_JSON;
+        response = await this.fetchImpl(url, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+      } catch (err) {
+        lastError = err;
+        if (attempt < attempts) await this.backoff(attempt);
+        continue;
+      }
+      if (response.status === 401 && attempt === 1) this.authorizer.invalidate();
+      if (RETRYABLE_STATUS.has(response.status) && attempt < attempts) {
+        lastError = new FhirHttpError(response.status, undefined, `FHIR ${method} answered ${response.status}`);
+        await response.body?.cancel();
+        await this.backoff(attempt, response.headers.get('retry-after'));
+        continue;
+      }
+      const text = await response.text();
+      const parsed = text ? safeJson(text) : undefined;
+      if (!response.ok) throw toError(response.status, parsed as OperationOutcome | undefined, method, pathOrUrl);
+      return { status: response.status, body: parsed as T | undefined, etag: response.headers.get('etag'), location: response.headers.get('location') };
+    }
+    if (lastError instanceof FhirHttpError) throw new FhirUnavailableError(lastError.message, lastError);
+    throw new FhirUnavailableError(`FHIR server unreachable at ${this.baseUrl}: ${(lastError as Error)?.message ?? lastError}`, lastError);
+  }
+
+  private backoff(attempt: number, retryAfter?: string | null): Promise<void> {
+    const serverSays = retryAfter ? Number(retryAfter) * 1000 : NaN;
+    const delay = Number.isFinite(serverSays) ? Math.min(serverSays, 10_000) : this.retryBaseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
+    return new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
+function toError(status: number, outcome: OperationOutcome | undefined, method: string, path: string): FhirHttpError {
+  const isOutcome = outcome?.resourceType === 'OperationOutcome' ? outcome : undefined;
+  // Only the resource type goes in the message: ids and query strings may identify a patient.
+  const what = `${method} ${path.split(/[/?]/)[0] || 'Bundle'}`;
+  const message = `FHIR ${what} answered ${status}${outcomeText(isOutcome) ? ': ' + outcomeText(isOutcome) : ''}`;
+  if (status === 409 || status === 412) return new FhirVersionConflictError(status, isOutcome, message);
+  if (status === 404 || status === 410) return new FhirNotFoundError(status, isOutcome, message);
+  return new FhirHttpError(status, isOutcome, message);
+}
+
+function withVersion<T extends Resource>(resource: T, etag: string | null): T {
+  const versionId = versionIdFromETag(etag);
+  if (versionId && !resource.meta?.versionId) return { ...resource, meta: { ...resource.meta, versionId } };
+  return resource;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isIdempotentEntry(entry: BundleEntry): boolean {
+  const method = entry.request?.method;
+  return method === 'GET' || method === 'PUT' || method === 'DELETE' || (method === 'POST' && Boolean(entry.request?.ifNoneExist));
+}
+
+export function toQuery(params: SearchParams): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) search.append(key, String(v));
+  }
+  const query = search.toString();
+  return query ? `?${query}` : '';
+}

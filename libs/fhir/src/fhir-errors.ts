@@ -1,0 +1,31 @@
+import type { OperationOutcome } from '@medplum/fhirtypes';
+
+/** A FHIR server answered with a non-2xx status. Carries the server's OperationOutcome when it sent one. */
+export class FhirHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly outcome: OperationOutcome | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A version conflict. HAPI answers a stale If-Match with 409, Medplum (and the spec) with 412;
+ * callers only need to know "someone else changed it first".
+ */
+export class FhirVersionConflictError extends FhirHttpError {}
+
+export class FhirNotFoundError extends FhirHttpError {}
+
+/** The server could not be reached, or kept failing after retries. */
+export class FhirUnavailableError extends Error {
+  constructor(message: string, readonly cause?: unknown) {
+    super(message);
+  }
+}
+
+export function outcomeText(outcome: OperationOutcome | undefined): string | undefined {
+  return outcome?.issue?.map((i) => i.details?.text ?? i.diagnostics ?? i.code).filter(Boolean).join('; ') || undefined;
+}

@@ -1,0 +1,4 @@
+export * from './fhir-client';
+export * from './fhir-errors';
+export * from './etag';
+export * from './fhir-auth';
