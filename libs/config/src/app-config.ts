@@ -26,6 +26,8 @@ export interface AppConfig {
   logLevel: string;
 }
 
+export const APP_CONFIG = Symbol('APP_CONFIG');
+
 export class ConfigError extends Error {}
 
 /** The checkout root: found by walking up, because compiled code runs from dist/ and sources from the tree. */

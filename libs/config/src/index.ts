@@ -1,2 +1,2 @@
 export * from './app-config';
-export const APP_CONFIG = Symbol('APP_CONFIG');
+export * from './config.module';

@@ -21,7 +21,7 @@ export class FhirNotFoundError extends FhirHttpError {}
 
 /** The server could not be reached, or kept failing after retries. */
 export class FhirUnavailableError extends Error {
-  constructor(message: string, readonly cause?: unknown) {
+  constructor(message: string, override readonly cause?: unknown) {
     super(message);
   }
 }

@@ -2,3 +2,4 @@ export * from './fhir-client';
 export * from './fhir-errors';
 export * from './etag';
 export * from './fhir-auth';
+export * from './fhir.module';

@@ -1,0 +1,23 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { AuthModule } from '@kc/auth';
+import { OperationOutcomeFilter } from '@kc/common';
+import { ConfigModule, type AppConfig } from '@kc/config';
+import { FhirModule } from '@kc/fhir';
+import { QueueModule } from '@kc/queue';
+import { HealthModule } from './health/health.module';
+
+/**
+ * The HTTP API. Feature modules are listed here; the worker's processors join the same process when
+ * config.runWorker is true (the quick-start default) and run on their own via apps/worker otherwise.
+ */
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [ConfigModule.forRoot(config), FhirModule, QueueModule.forRoot(config), AuthModule, HealthModule],
+      providers: [{ provide: APP_FILTER, useClass: OperationOutcomeFilter }],
+    };
+  }
+}

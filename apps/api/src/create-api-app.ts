@@ -1,0 +1,28 @@
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { JsonLogger } from '@kc/common';
+import type { AppConfig } from '@kc/config';
+import { AppModule } from './app.module';
+
+/** Builds (but does not listen) the API app: shared by main.ts, the tests and the benchmarks. */
+export async function createApiApp(config: AppConfig, options: { logger?: JsonLogger | false } = {}): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    // Raw body kept for webhook signature checks (HMAC over the exact bytes).
+    rawBody: true,
+    bodyParser: false,
+    logger: options.logger ?? new JsonLogger(config.logLevel),
+  });
+  // FHIR clients send application/fhir+json; treat it as JSON, and cap bodies well below memory trouble.
+  app.useBodyParser('json', { type: ['application/json', 'application/fhir+json', 'application/json-patch+json'], limit: '1mb' });
+  app.useBodyParser('urlencoded', { extended: false, limit: '100kb' });
+  app.enableShutdownHooks();
+  const openApi = new DocumentBuilder()
+    .setTitle('ketamine-careplans')
+    .setDescription('Ketamine infusion protocols as FHIR PlanDefinitions, $apply, follow-up tasks and clinician review')
+    .setVersion('0.1.0')
+    .addBearerAuth()
+    .build();
+  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, openApi));
+  return app;
+}

@@ -1,0 +1,29 @@
+import { ConfigError, loadConfig } from '@kc/config';
+import { JsonLogger } from '@kc/common';
+import { TokenVerifier } from '@kc/auth';
+import { startService } from './start-service';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`Configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = new JsonLogger(config.logLevel);
+  if (TokenVerifier.usesDevSecret(config.auth)) {
+    if (process.env.NODE_ENV === 'production') {
+      logger.error('JWT_SECRET or JWT_JWKS_URL must be set in production', 'Bootstrap');
+      process.exit(2);
+    }
+    logger.warn('JWT_SECRET is not set: using the insecure development secret (mint tokens with `npm run token`)', 'Bootstrap');
+  }
+  const service = await startService(config, { logger });
+  logger.log({ msg: 'ketamine-careplans listening', url: service.url, fhirBaseUrl: service.config.fhirBaseUrl, embeddedFhir: Boolean(service.sandbox), worker: config.runWorker }, 'Bootstrap');
+}
+
+void main();

@@ -1,0 +1,36 @@
+import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { OutcomeException } from '@kc/common';
+import { PUBLIC_KEY, ROLES_KEY, type Caller, type Role } from './roles';
+import { TokenVerifier } from './token-verifier';
+
+export type AuthenticatedRequest = Request & { caller?: Caller };
+
+/**
+ * Global guard: every route needs a valid bearer JWT unless marked @Public(); @Roles narrows who may call.
+ * Missing or bad token -> 401, valid token without the role -> 403.
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    @Inject(TokenVerifier) private readonly verifier: TokenVerifier,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const header = request.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    const caller = token ? await this.verifier.verify(token) : undefined;
+    if (!caller) throw new OutcomeException(401, 'login', 'A valid bearer token is required');
+    request.caller = caller;
+    const allowed = this.reflector.getAllAndOverride<Role[]>(ROLES_KEY, targets);
+    if (allowed?.length && !caller.roles.includes('admin') && !allowed.some((r) => caller.roles.includes(r))) {
+      throw new OutcomeException(403, 'forbidden', `This action needs one of the roles: ${allowed.join(', ')}`);
+    }
+    return true;
+  }
+}

@@ -1,0 +1,5 @@
+export * from './roles';
+export * from './token-verifier';
+export * from './auth.guard';
+export * from './auth.module';
+export * from './current-caller.decorator';

@@ -1,0 +1,3 @@
+export * from './operation-outcome';
+export * from './operation-outcome.filter';
+export * from './json-logger';

@@ -1,0 +1,8 @@
+/** Queue names: one queue per kind of work so each can be scaled, paused and watched on its own. */
+export const QUEUES = {
+  /** Infusion-completed events -> follow-up Tasks. */
+  followups: 'followups',
+  /** Repeatable housekeeping: overdue sweep, polling fallback. */
+  maintenance: 'maintenance',
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];

@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import { loadConfig, type AppConfig } from '@kc/config';
+import { FhirClient } from '@kc/fhir';
+import { mintToken, type Role } from '@kc/auth';
+import { startService, type RunningService } from '../../apps/api/src/start-service';
+
+export interface TestService extends RunningService {
+  fhir: FhirClient;
+  /** A bearer token per role, signed with the test secret. */
+  tokens: Record<Role, string>;
+  /** Authorization header value for a role. */
+  as(role: Role): { Authorization: string };
+}
+
+export const TEST_JWT_SECRET = 'test-secret-' + randomUUID();
+
+/**
+ * The whole service on random ports with its own embedded FHIR server and its own BullMQ prefix,
+ * so suites can run side by side on one Redis without seeing each other's jobs.
+ */
+export async function startTestService(overrides: Partial<AppConfig> = {}): Promise<TestService> {
+  const config: AppConfig = {
+    ...loadConfig({ ...process.env, FHIR_BASE_URL: '' }),
+    port: 0,
+    fhirSandboxPort: 0,
+    queuePrefix: `kc-test-${randomUUID().slice(0, 8)}`,
+    auth: { jwtSecret: TEST_JWT_SECRET },
+    webhookSecret: 'test-webhook-secret',
+    logLevel: process.env.TEST_LOG_LEVEL ?? 'error',
+    ...overrides,
+  };
+  const service = await startService(config, { logger: false });
+  const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1 });
+  const tokens = {
+    clinician: await mintToken({ sub: 'dr-test', roles: ['clinician'], fhirUser: 'Practitioner/dr-test', name: 'Dr Test' }, { secret: TEST_JWT_SECRET }),
+    integration: await mintToken({ sub: 'ehr-test', roles: ['integration'] }, { secret: TEST_JWT_SECRET }),
+    admin: await mintToken({ sub: 'admin-test', roles: ['admin'] }, { secret: TEST_JWT_SECRET }),
+  };
+  return { ...service, fhir, tokens, as: (role) => ({ Authorization: `Bearer ${tokens[role]}` }) };
+}
