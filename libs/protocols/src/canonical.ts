@@ -1,0 +1,33 @@
+/**
+ * Canonical URLs and code systems of this service (see docs/domain-model.md). Identifiers, not clinical
+ * numbers: the numbers live in fhir-profiles/.
+ */
+export const CANONICAL_BASE = 'https://ketamine-careplans.example/fhir';
+export const SERVICE_CODE_SYSTEM = `${CANONICAL_BASE}/CodeSystem/ketamine-careplans`;
+export const TASK_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/task-key`;
+export const PROTOCOL_WINDOW_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-window`;
+export const PROTOCOL_ACTION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-action`;
+
+export const LOINC = 'http://loinc.org';
+export const SNOMED = 'http://snomed.info/sct';
+
+/** Task.code values (service CodeSystem). */
+export const TASK_KINDS = ['infusion-session', 'post-infusion-check', 'maintenance-booster', 'patient-instructions'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+/** Task.businessStatus values (service CodeSystem). */
+export const BUSINESS_STATUS = {
+  awaitingApproval: 'awaiting-approval',
+  approved: 'approved',
+  rejected: 'rejected',
+  overdue: 'overdue',
+} as const;
+export type BusinessStatus = (typeof BUSINESS_STATUS)[keyof typeof BUSINESS_STATUS];
+
+/** The TriggerDefinition name that marks follow-up rules in a PlanDefinition. */
+export const INFUSION_COMPLETED_TRIGGER = 'infusion-completed';
+
+/** Deterministic Task key: the same CarePlan, trigger and action always give the same key. */
+export function taskKey(carePlanId: string, triggerId: string, actionId: string): string {
+  return `${carePlanId}|${triggerId}|${actionId}`;
+}

@@ -1,0 +1,25 @@
+import { dueWindow, durationMs, periodWithin } from './due-window';
+
+describe('dueWindow', () => {
+  const infusion = { start: '2026-03-02T09:00:00.000Z', end: '2026-03-02T10:00:00.000Z' };
+
+  it('puts a 6-8 week booster window after the end of the infusion', () => {
+    const window = dueWindow(infusion, { relationship: 'after-end', offsetRange: { low: { value: 6, code: 'wk' }, high: { value: 8, code: 'wk' } } });
+    expect(window).toEqual({ start: '2026-04-13T10:00:00.000Z', end: '2026-04-27T10:00:00.000Z' });
+  });
+
+  it('puts a before-start window ahead of the anchor', () => {
+    const window = dueWindow(infusion, { relationship: 'before-start', offsetRange: { low: { value: 0, code: 'd' }, high: { value: 2, code: 'd' } } });
+    expect(window).toEqual({ start: '2026-02-28T09:00:00.000Z', end: '2026-03-02T09:00:00.000Z' });
+  });
+
+  it('refuses months, whose length varies', () => {
+    expect(() => durationMs({ value: 1, code: 'mo' })).toThrow(/Unsupported duration unit/);
+  });
+
+  it('checks containment of periods', () => {
+    const outer = { start: '2026-04-13T10:00:00.000Z', end: '2026-04-27T10:00:00.000Z' };
+    expect(periodWithin({ start: '2026-04-14T00:00:00.000Z', end: '2026-04-20T00:00:00.000Z' }, outer)).toBe(true);
+    expect(periodWithin({ start: '2026-04-10T00:00:00.000Z', end: '2026-04-20T00:00:00.000Z' }, outer)).toBe(false);
+  });
+});
