@@ -1,2 +1,1 @@
 export * from './fhir-sandbox-server';
-export * from './fhir-definitions';

@@ -3,3 +3,4 @@ export * from './fhir-errors';
 export * from './etag';
 export * from './fhir-auth';
 export * from './fhir.module';
+export * from './fhir-definitions';
