@@ -1,0 +1,10 @@
+# Not built in CI (no Docker engine there); kept for docker-compose.yml.
+FROM node:24-slim
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build
+ENV NODE_ENV=production PORT=3000
+EXPOSE 3000
+CMD ["node", "dist/apps/api/src/main.js"]
