@@ -24,8 +24,8 @@ export async function startService(config: AppConfig, options: { logger?: JsonLo
     config = { ...config, fhirBaseUrl: sandbox.baseUrl };
   }
   const app = await createApiApp(config, options);
-  await app.listen(config.port, '127.0.0.1');
-  const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  await app.listen(config.port, config.host);
+  const url = (await app.getUrl()).replace('[::1]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
   return {
     app,
     config,

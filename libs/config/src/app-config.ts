@@ -10,6 +10,8 @@ export type FhirAuthConfig =
 
 export interface AppConfig {
   port: number;
+  /** Interface to listen on; 0.0.0.0 inside a container. */
+  host: string;
   /** Base URL of the FHIR R4 server; undefined means "start the embedded sandbox". */
   fhirBaseUrl?: string;
   fhirSandboxPort: number;
@@ -79,6 +81,7 @@ function fhirAuthFrom(env: NodeJS.ProcessEnv): FhirAuthConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   return {
     port: int(env, 'PORT', 3000),
+    host: env.HOST ?? '127.0.0.1',
     fhirBaseUrl: env.FHIR_BASE_URL ? env.FHIR_BASE_URL.replace(/\/+$/, '') : undefined,
     fhirSandboxPort: int(env, 'FHIR_SANDBOX_PORT', 8103),
     fhirAuth: fhirAuthFrom(env),
