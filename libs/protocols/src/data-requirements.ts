@@ -1,0 +1,27 @@
+import type { DataRequirement, PlanDefinition } from '@medplum/fhirtypes';
+import { flattenActions } from './catalog';
+
+export interface PatientDataQuery {
+  /** The FHIRPath variable the result is bound to (DataRequirement.id). */
+  variable: string;
+  resourceType: string;
+  params: Record<string, string>;
+}
+
+/** Searches that fetch what a PlanDefinition's action.input asks for, for one patient. */
+export function patientDataQueries(plan: PlanDefinition, patientId: string): PatientDataQuery[] {
+  const inputs = flattenActions(plan.action ?? []).flatMap((a) => a.input ?? []);
+  return inputs.filter((input): input is DataRequirement & { id: string } => Boolean(input.id)).map((input) => toQuery(input, patientId));
+}
+
+function toQuery(input: DataRequirement & { id: string }, patientId: string): PatientDataQuery {
+  const params: Record<string, string> = { subject: `Patient/${patientId}` };
+  for (const filter of input.codeFilter ?? []) {
+    if (filter.path !== 'code' || !filter.code?.length) continue;
+    params.code = filter.code.map((c) => (c.system ? `${c.system}|${c.code}` : `${c.code}`)).join(',');
+  }
+  const sort = input.sort?.map((s) => (s.direction === 'descending' ? '-' : '') + s.path).join(',');
+  if (sort) params._sort = sort;
+  if (input.limit) params._count = String(input.limit);
+  return { variable: input.id, resourceType: input.type, params };
+}
