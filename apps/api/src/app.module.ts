@@ -6,6 +6,7 @@ import { ConfigModule, type AppConfig } from '@kc/config';
 import { FhirModule } from '@kc/fhir';
 import { QueueModule } from '@kc/queue';
 import { HealthModule } from './health/health.module';
+import { ProtocolsModule } from './protocols/protocols.module';
 
 /**
  * The HTTP API. Feature modules are listed here; the worker's processors join the same process when
@@ -16,7 +17,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), FhirModule, QueueModule.forRoot(config), AuthModule, HealthModule],
+      imports: [ConfigModule.forRoot(config), FhirModule, QueueModule.forRoot(config), AuthModule, HealthModule, ProtocolsModule],
       providers: [{ provide: APP_FILTER, useClass: OperationOutcomeFilter }],
     };
   }

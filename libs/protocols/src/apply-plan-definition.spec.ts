@@ -32,7 +32,7 @@ describe('applyPlanDefinition with the shipped protocols', () => {
     expect(Object.keys(byAction).sort()).toEqual(['infusion-session', 'patient-instructions']);
     expect(byAction['patient-instructions'].restriction?.period).toEqual({ start: '2026-12-01T08:00:00.000Z', end: '2026-12-01T08:00:00.000Z' });
     expect(byAction['infusion-session'].restriction?.period).toEqual({ start: '2026-12-02T08:00:00.000Z', end: '2026-12-15T08:00:00.000Z' });
-    expect(byAction['infusion-session'].extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod).toEqual(byAction['infusion-session'].restriction?.period);
+    expect(byAction['infusion-session'].extension?.find((e: { url: string }) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod).toEqual(byAction['infusion-session'].restriction?.period);
     const infusion = result.requests.find((r) => r.resource.resourceType === 'MedicationRequest')!.resource;
     expect(infusion.resourceType === 'MedicationRequest' && infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity).toMatchObject({ value: 40, unit: 'mg/h' });
     // 2 mg/kg/h ceiling over a 40-minute session for 80 kg

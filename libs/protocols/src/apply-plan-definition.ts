@@ -7,6 +7,8 @@ import { dueWindowFor, instantiateAction, type ActivityRequest } from './instant
 import { applyTimeActions, eligibilityConditions } from './triggered-actions';
 
 export const CAREPLAN_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/careplan-key`;
+/** Identifies the RequestGroup, requests and DetectedIssues of one $apply, so persisting twice writes once. */
+export const APPLY_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/apply-key`;
 
 export interface ApplyInput {
   plan: PlanDefinition;
@@ -60,10 +62,13 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
     const verdict = evaluateCondition(expression.expression!, patientData);
     if (verdict === false) {
       const code = expression.name ?? 'contraindication';
+      const issueKey = `${carePlanKey}:detectedissue:${code}`;
       detectedIssues.push({
-        fullUrl: `urn:uuid:${uuidFromKey(`detectedissue|${carePlanKey}|${code}`)}`,
+        fullUrl: `urn:uuid:${uuidFromKey(issueKey)}`,
+        ifNoneExist: keySearch(APPLY_KEY_SYSTEM, issueKey),
         resource: {
           resourceType: 'DetectedIssue',
+          identifier: [{ system: APPLY_KEY_SYSTEM, value: issueKey }],
           status: 'preliminary',
           code: { coding: [{ system: SERVICE_CODE_SYSTEM, code }], text: expression.description },
           severity: 'high',
@@ -107,8 +112,11 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
       requestReference: requestUrl,
     });
     const taskUrl = `urn:uuid:${uuidFromKey(`task|${key}`)}`;
-    tasks.push({ fullUrl: taskUrl, resource: instance.task, ifNoneExist: `identifier=${encodeURIComponent(instance.task.identifier![0].system!)}|${encodeURIComponent(key)}` });
-    if (instance.request) requests.push({ fullUrl: requestUrl, resource: instance.request });
+    tasks.push({ fullUrl: taskUrl, resource: instance.task, ifNoneExist: keySearch(instance.task.identifier![0].system!, key) });
+    if (instance.request) {
+      const request = { ...instance.request, identifier: [{ system: APPLY_KEY_SYSTEM, value: key }] };
+      requests.push({ fullUrl: requestUrl, resource: request, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key) });
+    }
     for (const missing of instance.unresolved) {
       warnings.push({ severity: 'warning', code: 'incomplete', details: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'missing-body-weight' }], text: `${action.title}: could not compute ${missing.description ?? missing.path}; a clinician must set it (no body weight in kg on record?)` }, expression: [missing.path] });
     }
@@ -129,6 +137,7 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
   };
   const requestGroup: RequestGroup = {
     resourceType: 'RequestGroup',
+    identifier: [{ system: APPLY_KEY_SYSTEM, value: carePlanKey }],
     status: 'draft',
     intent: 'plan',
     subject,
@@ -137,12 +146,21 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
     action: groupActions,
   };
   return {
-    carePlan: { fullUrl: carePlanUrl, resource: carePlan, ifNoneExist: `identifier=${encodeURIComponent(CAREPLAN_KEY_SYSTEM)}|${carePlanKey}` },
-    requestGroup: { fullUrl: requestGroupUrl, resource: requestGroup },
+    carePlan: { fullUrl: carePlanUrl, resource: carePlan, ifNoneExist: keySearch(CAREPLAN_KEY_SYSTEM, carePlanKey) },
+    requestGroup: { fullUrl: requestGroupUrl, resource: requestGroup, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, carePlanKey) },
     requests,
     tasks,
     detectedIssues,
     outcome: { resourceType: 'OperationOutcome', issue: warnings.length ? warnings : [{ severity: 'information', code: 'informational', details: { text: 'Applied without warnings' } }] },
     eligible: detectedIssues.length === 0,
   };
+}
+
+function keySearch(system: string, value: string): string {
+  return `identifier=${encodeURIComponent(system)}|${encodeURIComponent(value)}`;
+}
+
+/** Every resource of the result in dependency order, e.g. to build a transaction Bundle. */
+export function appliedEntries(result: ApplyResult): AppliedEntry[] {
+  return [result.carePlan, result.requestGroup, ...result.requests, ...result.tasks, ...result.detectedIssues];
 }

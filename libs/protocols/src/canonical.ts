@@ -29,5 +29,6 @@ export const INFUSION_COMPLETED_TRIGGER = 'infusion-completed';
 
 /** Deterministic Task key: the same CarePlan, trigger and action always give the same key. */
 export function taskKey(carePlanId: string, triggerId: string, actionId: string): string {
-  return `${carePlanId}|${triggerId}|${actionId}`;
+  // No "|" inside: FHIR token search splits system|value on it, and some servers split on the last one.
+  return `${carePlanId}:${triggerId}:${actionId}`;
 }

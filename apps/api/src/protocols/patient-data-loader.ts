@@ -1,0 +1,29 @@
+import { Injectable } from '@nestjs/common';
+import type { Bundle, Patient, PlanDefinition } from '@medplum/fhirtypes';
+import { FhirClient, FhirNotFoundError } from '@kc/fhir';
+import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
+import type { ResourceType } from '@medplum/fhirtypes';
+
+/** Fetches what a PlanDefinition's inputs ask for from the FHIR server: the I/O half of $apply. */
+@Injectable()
+export class PatientDataLoader {
+  constructor(private readonly fhir: FhirClient) {}
+
+  /** undefined when the patient does not exist on the server. */
+  async patient(id: string): Promise<Patient | undefined> {
+    try {
+      return await this.fhir.read<Patient>('Patient', id);
+    } catch (err) {
+      if (err instanceof FhirNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async load(plan: PlanDefinition, patientId: string): Promise<ProtocolVariables> {
+    const queries = patientDataQueries(plan, patientId);
+    const results = await Promise.all(queries.map((q) => this.fhir.search(q.resourceType as ResourceType, q.params)));
+    const variables: ProtocolVariables = {};
+    queries.forEach((q, i) => (variables[q.variable] = results[i] as Bundle));
+    return variables;
+  }
+}

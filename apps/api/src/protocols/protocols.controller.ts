@@ -1,0 +1,35 @@
+import { Controller, Get, Param } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { PlanDefinition } from '@medplum/fhirtypes';
+import { notFound } from '@kc/common';
+import { ProtocolCatalog, triggeredActions, INFUSION_COMPLETED_TRIGGER } from '@kc/protocols';
+
+/** The protocol catalog: what a clinic can enrol patients in. */
+@ApiTags('protocols')
+@ApiBearerAuth()
+@Controller('protocols')
+export class ProtocolsController {
+  constructor(private readonly catalog: ProtocolCatalog) {}
+
+  @Get()
+  @ApiOperation({ summary: 'List the protocols (PlanDefinitions) with their canonical URL and version' })
+  list() {
+    return this.catalog.planDefinitions().map((plan) => ({
+      id: plan.id,
+      url: plan.url,
+      version: plan.version,
+      title: plan.title,
+      description: plan.description,
+      followUps: triggeredActions(plan, INFUSION_COMPLETED_TRIGGER).map((a) => ({ id: a.id, title: a.title })),
+      apply: `/fhir/PlanDefinition/${plan.id}/$apply`,
+    }));
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'One protocol as its FHIR PlanDefinition' })
+  get(@Param('id') id: string): PlanDefinition {
+    const plan = this.catalog.findPlanDefinition(id);
+    if (!plan) throw notFound(`Unknown protocol ${id}`);
+    return plan;
+  }
+}
