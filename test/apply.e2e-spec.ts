@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, MedicationRequest, Parameters, Patient, Resource, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, MedicationRequest, OperationOutcome, Parameters, Patient, Resource, Task } from '@medplum/fhirtypes';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, bloodPressure, bodyWeight, FIBROMYALGIA, PREGNANCY } from './fixtures/patient-data';
 
@@ -79,7 +79,7 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     const res = await request(service.url).post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply').set(service.as('clinician')).send(applyParams(subject)).expect(200);
     const infusion = part<MedicationRequest>(res.body, 'request').find((r) => r.resourceType === 'MedicationRequest')!;
     expect(infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBeUndefined();
-    const outcome = part<{ resourceType: string; issue: { severity: string; details?: { text?: string } }[] }>(res.body, 'outcome')[0];
+    const outcome = part<OperationOutcome>(res.body, 'outcome')[0];
     expect(outcome.issue.some((i) => i.severity === 'warning' && /body weight/.test(i.details?.text ?? ''))).toBe(true);
   });
 

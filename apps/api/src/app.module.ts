@@ -5,6 +5,7 @@ import { OperationOutcomeFilter } from '@kc/common';
 import { ConfigModule, type AppConfig } from '@kc/config';
 import { FhirModule } from '@kc/fhir';
 import { QueueModule } from '@kc/queue';
+import { ProtocolCatalogModule } from '@kc/protocols';
 import { HealthModule } from './health/health.module';
 import { ProtocolsModule } from './protocols/protocols.module';
 
@@ -17,7 +18,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), FhirModule, QueueModule.forRoot(config), AuthModule, HealthModule, ProtocolsModule],
+      imports: [ConfigModule.forRoot(config), FhirModule, QueueModule.forRoot(config), ProtocolCatalogModule, AuthModule, HealthModule, ProtocolsModule],
       providers: [{ provide: APP_FILTER, useClass: OperationOutcomeFilter }],
     };
   }
