@@ -4,3 +4,4 @@ export * from './etag';
 export * from './fhir-auth';
 export * from './fhir.module';
 export * from './fhir-definitions';
+export * from './search-each';

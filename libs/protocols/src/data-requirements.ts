@@ -3,7 +3,7 @@ import { flattenActions } from './catalog';
 
 export interface PatientDataQuery {
   /** The FHIRPath variable the result is bound to (DataRequirement.id). */
-  variable: string;
+  name: string;
   resourceType: string;
   params: Record<string, string>;
 }
@@ -23,5 +23,5 @@ function toQuery(input: DataRequirement & { id: string }, patientId: string): Pa
   const sort = input.sort?.map((s) => (s.direction === 'descending' ? '-' : '') + s.path).join(',');
   if (sort) params._sort = sort;
   if (input.limit) params._count = String(input.limit);
-  return { variable: input.id, resourceType: input.type, params };
+  return { name: input.id, resourceType: input.type, params };
 }

@@ -1,8 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, Patient, PlanDefinition } from '@medplum/fhirtypes';
-import { FhirClient, FhirNotFoundError } from '@kc/fhir';
+import type { Patient, PlanDefinition } from '@medplum/fhirtypes';
+import { FhirClient, FhirNotFoundError, searchEach } from '@kc/fhir';
 import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
-import type { ResourceType } from '@medplum/fhirtypes';
 
 /** Fetches what a PlanDefinition's inputs ask for from the FHIR server: the I/O half of $apply. */
 @Injectable()
@@ -20,10 +19,6 @@ export class PatientDataLoader {
   }
 
   async load(plan: PlanDefinition, patientId: string): Promise<ProtocolVariables> {
-    const queries = patientDataQueries(plan, patientId);
-    const results = await Promise.all(queries.map((q) => this.fhir.search(q.resourceType as ResourceType, q.params)));
-    const variables: ProtocolVariables = {};
-    queries.forEach((q, i) => (variables[q.variable] = results[i] as Bundle));
-    return variables;
+    return searchEach(this.fhir, patientDataQueries(plan, patientId));
   }
 }

@@ -1,0 +1,2 @@
+export * from './infusion-event';
+export * from './plan-follow-ups';
