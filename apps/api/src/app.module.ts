@@ -1,13 +1,16 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from '@kc/auth';
-import { OperationOutcomeFilter } from '@kc/common';
+import { MetricsModule, OperationOutcomeFilter } from '@kc/common';
 import { ConfigModule, type AppConfig } from '@kc/config';
 import { FhirModule } from '@kc/fhir';
 import { QueueModule } from '@kc/queue';
 import { ProtocolCatalogModule } from '@kc/protocols';
 import { HealthModule } from './health/health.module';
 import { ProtocolsModule } from './protocols/protocols.module';
+import { EventsModule } from './events/events.module';
+import { OperationsModule } from './operations/operations.module';
+import { WorkerModule } from '../../worker/src/worker.module';
 
 /**
  * The HTTP API. Feature modules are listed here; the worker's processors join the same process when
@@ -18,7 +21,19 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), FhirModule, QueueModule.forRoot(config), ProtocolCatalogModule, AuthModule, HealthModule, ProtocolsModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        FhirModule,
+        QueueModule.forRoot(config),
+        ProtocolCatalogModule,
+        MetricsModule,
+        AuthModule,
+        HealthModule,
+        ProtocolsModule,
+        EventsModule,
+        OperationsModule,
+        ...(config.runWorker ? [WorkerModule] : []),
+      ],
       providers: [{ provide: APP_FILTER, useClass: OperationOutcomeFilter }],
     };
   }

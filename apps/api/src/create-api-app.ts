@@ -4,6 +4,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { JsonLogger } from '@kc/common';
 import type { AppConfig } from '@kc/config';
 import { AppModule } from './app.module';
+import { mountQueueDashboard } from './operations/queue-dashboard';
 
 /** Builds (but does not listen) the API app: shared by main.ts, the tests and the benchmarks. */
 export async function createApiApp(config: AppConfig, options: { logger?: JsonLogger | false } = {}): Promise<NestExpressApplication> {
@@ -17,6 +18,7 @@ export async function createApiApp(config: AppConfig, options: { logger?: JsonLo
   app.useBodyParser('json', { type: ['application/json', 'application/fhir+json', 'application/json-patch+json'], limit: '1mb' });
   app.useBodyParser('urlencoded', { extended: false, limit: '100kb' });
   app.enableShutdownHooks();
+  mountQueueDashboard(app);
   const openApi = new DocumentBuilder()
     .setTitle('ketamine-careplans')
     .setDescription('Ketamine infusion protocols as FHIR PlanDefinitions, $apply, follow-up tasks and clinician review')

@@ -1,3 +1,4 @@
 export * from './operation-outcome';
 export * from './operation-outcome.filter';
 export * from './json-logger';
+export * from './metrics.module';

@@ -24,6 +24,13 @@ export interface AppConfig {
   auth: { jwtSecret?: string; jwksUrl?: string; issuer?: string; audience?: string };
   webhookSecret?: string;
   pollIntervalMs: number;
+  /** Attempts per follow-up job before it lands in the dead-letter view, and the first backoff delay. */
+  jobAttempts: number;
+  jobBackoffMs: number;
+  /** How long a worker may hold a job without renewing its lock before another worker takes it over. */
+  jobLockMs: number;
+  /** Port for the standalone worker's /metrics (0 = none). */
+  workerMetricsPort: number;
   overdueSweepEvery: string;
   logLevel: string;
 }
@@ -92,6 +99,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     auth: { jwtSecret: env.JWT_SECRET, jwksUrl: env.JWT_JWKS_URL, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
     webhookSecret: env.WEBHOOK_SECRET,
     pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 30000),
+    jobAttempts: int(env, 'JOB_ATTEMPTS', 8),
+    jobBackoffMs: int(env, 'JOB_BACKOFF_MS', 2000),
+    jobLockMs: int(env, 'JOB_LOCK_MS', 30000),
+    workerMetricsPort: int(env, 'WORKER_METRICS_PORT', 0),
     overdueSweepEvery: env.OVERDUE_SWEEP_CRON ?? '*/15 * * * *',
     logLevel: env.LOG_LEVEL ?? 'info',
   };

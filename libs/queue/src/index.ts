@@ -1,2 +1,6 @@
 export * from './queue-names';
 export * from './queue.module';
+export * from './jobs';
+export * from './infusion-events.producer';
+export * from './redis-connection';
+export * from './managed-worker';

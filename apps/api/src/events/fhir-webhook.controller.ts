@@ -1,0 +1,62 @@
+import { Controller, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { RawBodyRequest } from '@nestjs/common';
+import type { Request } from 'express';
+import { Public } from '@kc/auth';
+import { badRequest, operationOutcome, OutcomeException } from '@kc/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { InfusionEventsProducer } from '@kc/queue';
+import { isValidResourceId, procedureIdsIn } from './procedure-ids';
+import { PollTrigger } from './poll-trigger';
+import { safeEqual, validSignature } from './webhook-signature';
+
+/**
+ * FHIR Subscription rest-hook receiver. FHIR servers cannot mint our JWTs, so a notification authenticates
+ * with the shared WEBHOOK_SECRET: as Medplum's X-Signature (HMAC-SHA256 of the raw body) or, for HAPI, whose
+ * Subscription.channel.header can only add a fixed header, as `X-Webhook-Token: <secret>`.
+ */
+@ApiTags('events')
+@Public()
+@Controller('webhooks/fhir')
+export class FhirWebhookController {
+  constructor(
+    private readonly producer: InfusionEventsProducer,
+    private readonly pollTrigger: PollTrigger,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Post()
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Rest-hook: a Procedure (Medplum) or an empty ping (HAPI without payload: triggers a poll)' })
+  async notify(@Req() req: RawBodyRequest<Request>) {
+    const raw = req.rawBody ?? Buffer.alloc(0);
+    this.authenticate(req, raw);
+    if (raw.length === 0) {
+      await this.pollTrigger.pollNow();
+      return operationOutcome('information', 'informational', 'Empty notification: polling for changes');
+    }
+    const ids = procedureIdsIn(req.body);
+    for (const id of ids) await this.producer.enqueue(id, 'webhook');
+    return operationOutcome('information', 'informational', ids.length ? `Queued ${ids.length} infusion event(s)` : 'Nothing to do: no Procedure in the notification');
+  }
+
+  @Put(':resourceType/:id')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure/{id}' })
+  async notifyResource(@Req() req: RawBodyRequest<Request>, @Param('resourceType') resourceType: string, @Param('id') id: string) {
+    this.authenticate(req, req.rawBody ?? Buffer.alloc(0));
+    if (!isValidResourceId(id)) throw badRequest('Not a valid resource id');
+    if (resourceType !== 'Procedure') return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);
+    await this.producer.enqueue(id, 'webhook');
+    return operationOutcome('information', 'informational', 'Queued 1 infusion event');
+  }
+
+  private authenticate(req: Request, raw: Buffer): void {
+    const secret = this.config.webhookSecret;
+    if (!secret) throw new OutcomeException(503, 'not-supported', 'Webhooks are disabled: WEBHOOK_SECRET is not configured');
+    const token = req.header('x-webhook-token');
+    if (token && safeEqual(token, secret)) return;
+    if (raw.length > 0 && validSignature(raw, req.header('x-signature'), secret)) return;
+    throw new OutcomeException(401, 'security', 'Webhook signature or token missing or invalid');
+  }
+}

@@ -1,0 +1,20 @@
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+
+const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/**
+ * The Procedure ids a notification body names: a Procedure itself (Medplum, HAPI with payload), or a
+ * notification/transaction Bundle holding Procedures. Only ids are taken: the worker re-reads each Procedure
+ * from the FHIR server, so a forged body can at most make it look at a real resource.
+ */
+export function procedureIdsIn(body: unknown): string[] {
+  const resource = body as Resource | undefined;
+  if (!resource || typeof resource !== 'object') return [];
+  if (resource.resourceType === 'Procedure') return resource.id && ID.test(resource.id) ? [resource.id] : [];
+  if (resource.resourceType === 'Bundle') return ((resource as Bundle).entry ?? []).flatMap((e) => procedureIdsIn(e.resource));
+  return [];
+}
+
+export function isValidResourceId(id: string): boolean {
+  return ID.test(id);
+}

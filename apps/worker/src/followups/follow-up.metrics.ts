@@ -1,0 +1,27 @@
+import { Injectable } from '@nestjs/common';
+import { Counter, Histogram, Registry } from 'prom-client';
+
+/** What operators watch about follow-up generation. */
+@Injectable()
+export class FollowUpMetrics {
+  readonly jobs: Counter<'result'>;
+  readonly ignored: Counter;
+  readonly jobSeconds: Histogram;
+  private readonly eventToTask: Histogram;
+
+  constructor(registry: Registry) {
+    this.jobs = new Counter({ name: 'kc_followup_jobs_total', help: 'Follow-up jobs by result (created, ignored, failed attempt)', labelNames: ['result'], registers: [registry] });
+    this.ignored = new Counter({ name: 'kc_infusion_events_ignored_total', help: 'Events that were not a completed infusion on a care plan', registers: [registry] });
+    this.jobSeconds = new Histogram({ name: 'kc_followup_job_seconds', help: 'Time to process one follow-up job', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
+    this.eventToTask = new Histogram({
+      name: 'kc_event_to_task_seconds',
+      help: 'From the end of the infusion to its follow-up Tasks being written',
+      buckets: [1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 24 * 3600],
+      registers: [registry],
+    });
+  }
+
+  observeEventToTask(ms: number): void {
+    if (ms >= 0) this.eventToTask.observe(ms / 1000);
+  }
+}

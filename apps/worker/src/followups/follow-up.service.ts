@@ -1,0 +1,87 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { BundleEntry, CarePlan, Procedure, Resource } from '@medplum/fhirtypes';
+import { FhirClient, FhirNotFoundError, searchEach } from '@kc/fhir';
+import { planFollowUps, toInfusionCompleted, type FollowUp } from '@kc/followups';
+import { patientDataQueries, ProtocolCatalog, TASK_KEY_SYSTEM, APPLY_KEY_SYSTEM } from '@kc/protocols';
+import { FollowUpMetrics } from './follow-up.metrics';
+
+export type FollowUpOutcome =
+  | { status: 'created'; tasks: string[]; alreadyExisted: number }
+  | { status: 'ignored'; reason: string };
+
+/** Progress reports: the job's progress in the dashboard. */
+export type ProgressReporter = (percent: number, step: string) => Promise<void>;
+
+/**
+ * The I/O around the pure follow-up rules: read the infusion and its CarePlan from the FHIR server, work out
+ * the follow-ups, write them in one transaction of conditional creates (so a retry or a duplicate event
+ * finds the Tasks already there and writes nothing new).
+ */
+@Injectable()
+export class FollowUpService {
+  private readonly logger = new Logger(FollowUpService.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly catalog: ProtocolCatalog,
+    private readonly metrics: FollowUpMetrics,
+  ) {}
+
+  async handle(procedureId: string, progress: ProgressReporter = async () => {}): Promise<FollowUpOutcome> {
+    let procedure: Procedure;
+    try {
+      procedure = await this.fhir.read<Procedure>('Procedure', procedureId);
+    } catch (err) {
+      if (err instanceof FhirNotFoundError) return this.ignore(procedureId, 'Procedure not found');
+      throw err;
+    }
+    const check = toInfusionCompleted(procedure);
+    if (!check.ok) return this.ignore(procedureId, check.reason);
+    const { event } = check;
+    await progress(20, 'read infusion');
+
+    const carePlan = await this.fhir.readIfExists<CarePlan>('CarePlan', event.carePlanId);
+    if (!carePlan) return this.ignore(procedureId, 'CarePlan not found');
+    const plan = carePlan.instantiatesCanonical?.map((c) => this.catalog.findPlanDefinition(c)).find(Boolean);
+    if (!plan) return this.ignore(procedureId, 'CarePlan does not instantiate a known protocol');
+
+    const [completed, patientData] = await Promise.all([
+      this.fhir.searchAll<Procedure>('Procedure', { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: 100 }),
+      searchEach(this.fhir, patientDataQueries(plan, event.patientId)),
+    ]);
+    // The triggering infusion counts even if the search index has not caught up with it yet.
+    const completedInfusionCount = new Set([...completed.map((p) => p.id), procedureId]).size;
+    await progress(50, 'read care plan and history');
+
+    const followUps = planFollowUps({ event, carePlan, plan, catalog: this.catalog, completedInfusionCount, patientData, now: new Date() });
+    const response = await this.fhir.transaction(followUps.flatMap(toEntries));
+    await progress(90, 'wrote follow-up tasks');
+
+    const taskResponses = (response.entry ?? []).filter((e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task');
+    const alreadyExisted = taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
+    const tasks = taskResponses.map((e) => (e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0]));
+    if (event.performed.end) this.metrics.observeEventToTask(Date.now() - Date.parse(event.performed.end));
+    this.logger.log({ msg: 'follow-ups written', procedure: procedureId, carePlan: carePlan.id, tasks: tasks.length, alreadyExisted });
+    return { status: 'created', tasks, alreadyExisted };
+  }
+
+  private ignore(procedureId: string, reason: string): FollowUpOutcome {
+    this.metrics.ignored.inc();
+    this.logger.log({ msg: 'infusion event ignored', procedure: procedureId, reason });
+    return { status: 'ignored', reason };
+  }
+}
+
+function toEntries(followUp: FollowUp): BundleEntry[] {
+  const entries: BundleEntry[] = [];
+  if (followUp.request) {
+    const request = { ...followUp.request, identifier: [{ system: APPLY_KEY_SYSTEM, value: followUp.key }] } as Resource;
+    entries.push({ fullUrl: followUp.requestFullUrl, resource: request, request: { method: 'POST', url: request.resourceType, ifNoneExist: tokenSearch(APPLY_KEY_SYSTEM, followUp.key) } });
+  }
+  entries.push({ resource: followUp.task, request: { method: 'POST', url: 'Task', ifNoneExist: tokenSearch(TASK_KEY_SYSTEM, followUp.key) } });
+  return entries;
+}
+
+function tokenSearch(system: string, value: string): string {
+  return `identifier=${encodeURIComponent(system)}|${encodeURIComponent(value)}`;
+}

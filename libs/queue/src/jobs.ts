@@ -1,0 +1,21 @@
+/** Job names and payloads. Payloads carry ids only: never patient data, which stays on the FHIR server. */
+export const JOBS = {
+  infusionCompleted: 'infusion-completed',
+  pollProcedures: 'poll-procedures',
+  overdueSweep: 'overdue-sweep',
+} as const;
+
+export type EventSource = 'webhook' | 'poll' | 'api';
+
+export interface InfusionCompletedJob {
+  procedureId: string;
+  source: EventSource;
+}
+
+/**
+ * One job id per infusion: BullMQ ignores an add whose id already exists, so the same infusion arriving by
+ * webhook, poll and API at once is queued once. (BullMQ forbids ':' in custom ids.)
+ */
+export function infusionJobId(procedureId: string): string {
+  return `${JOBS.infusionCompleted}-${procedureId.replace(/[^A-Za-z0-9\-.]/g, '_')}`;
+}

@@ -1,0 +1,15 @@
+import type { ConnectionOptions } from 'bullmq';
+
+/** BullMQ connection options from a redis:// URL. */
+export function redisConnection(redisUrl: string): ConnectionOptions {
+  const redis = new URL(redisUrl);
+  return {
+    host: redis.hostname,
+    port: Number(redis.port || 6379),
+    username: redis.username || undefined,
+    password: redis.password ? decodeURIComponent(redis.password) : undefined,
+    db: redis.pathname.length > 1 ? Number(redis.pathname.slice(1)) : 0,
+    // Workers block on Redis; ioredis must not give up on those commands.
+    maxRetriesPerRequest: null,
+  };
+}
