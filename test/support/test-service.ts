@@ -26,6 +26,11 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     queuePrefix: `kc-test-${randomUUID().slice(0, 8)}`,
     auth: { jwtSecret: TEST_JWT_SECRET },
     webhookSecret: 'test-webhook-secret',
+    // No background polling unless a test asks; fast retries so failure tests take seconds.
+    pollIntervalMs: 0,
+    jobAttempts: 5,
+    jobBackoffMs: 100,
+    jobLockMs: 5000,
     logLevel: process.env.TEST_LOG_LEVEL ?? 'error',
     ...overrides,
   };

@@ -1,0 +1,115 @@
+import { createHmac } from 'node:crypto';
+import request from 'supertest';
+import { OverdueSweep } from '../apps/worker/src/maintenance/overdue-sweep';
+import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
+import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import { startTestService, type TestService } from './support/test-service';
+import type { Procedure, Task } from '@medplum/fhirtypes';
+
+describe('follow-up engine: completed infusions become follow-up tasks', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(() => service.stop());
+
+  const sendEvent = (procedureId: string) =>
+    request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` });
+
+  it('induction: a post-infusion check within 7 days and the next session 2-4 days out, awaiting approval', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await sendEvent(procedureId).expect(202);
+    const tasks = await waitFor(async () => {
+      const found = await followUpTasks(service, procedureId);
+      return found.length === 2 && found;
+    }, 'two follow-up tasks');
+    const byAction = Object.fromEntries(tasks.map((t) => [actionOf(t), t]));
+    expect(byAction['post-infusion-check'].restriction?.period).toEqual({ start: '2027-01-04T10:00:00.000Z', end: '2027-01-11T10:00:00.000Z' });
+    expect(byAction['next-induction-session'].restriction?.period).toEqual({ start: '2027-01-06T10:00:00.000Z', end: '2027-01-08T10:00:00.000Z' });
+    for (const task of tasks) {
+      expect(task).toMatchObject({ status: 'requested', intent: 'plan', for: { reference: enrolment.patient }, basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }] });
+      expect(task.businessStatus?.coding?.[0].code).toBe('awaiting-approval');
+    }
+  });
+
+  it('maintenance: after the 2nd infusion of the monthly protocol the booster is due 28-35 days later', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-monthly-maintenance');
+    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await sendEvent(first).expect(202);
+    await waitFor(async () => (await followUpTasks(service, first)).length === 2, 'first follow-ups');
+    const second = await completeInfusion(service, enrolment, '2027-01-09T10:00:00.000Z');
+    await sendEvent(second).expect(202);
+    const tasks = await waitFor(async () => {
+      const found = await followUpTasks(service, second);
+      return found.length === 2 && found;
+    }, 'maintenance follow-ups');
+    expect(tasks.map(actionOf).sort()).toEqual(['maintenance-booster', 'post-infusion-check']);
+    expect(tasks.find((t) => actionOf(t) === 'maintenance-booster')!.restriction?.period).toEqual({ start: '2027-02-06T10:00:00.000Z', end: '2027-02-13T10:00:00.000Z' });
+  });
+
+  it('the same infusion by API, Medplum webhook, HAPI PUT and poll yields exactly one set of tasks', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
+    const body = JSON.stringify(procedure);
+    const signature = createHmac('sha256', 'test-webhook-secret').update(body).digest('hex');
+    await Promise.all([
+      sendEvent(procedureId).expect(202),
+      sendEvent(procedureId).expect(202),
+      request(service.url).post('/webhooks/fhir').set('content-type', 'application/fhir+json').set('x-signature', signature).send(body).expect(202),
+      request(service.url).put(`/webhooks/fhir/Procedure/${procedureId}`).set('x-webhook-token', 'test-webhook-secret').expect(202),
+      service.app.get(ProcedurePoller).poll(),
+    ]);
+    await waitFor(async () => (await followUpTasks(service, procedureId)).length >= 2, 'follow-ups');
+    // Let any straggling duplicate job finish before counting.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await followUpTasks(service, procedureId)).toHaveLength(2);
+    // Delivered again long after the first job finished: still one set (conditional creates).
+    await service.app.get(ProcedurePoller).poll();
+    await request(service.url).post('/webhooks/fhir').set('content-type', 'application/fhir+json').set('x-signature', signature).send(body).expect(202);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await followUpTasks(service, procedureId)).toHaveLength(2);
+  });
+
+  it('a HAPI empty rest-hook triggers a poll that finds the new infusion', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, '2027-02-01T10:00:00.000Z');
+    await request(service.url).post('/webhooks/fhir').set('x-webhook-token', 'test-webhook-secret').expect(202);
+    await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'follow-ups from the poll');
+  });
+
+  it('rejects webhooks with a bad signature or no credentials, and ignores what is not a completed infusion', async () => {
+    const body = JSON.stringify({ resourceType: 'Procedure', id: 'x', status: 'completed' });
+    const bad = await request(service.url).post('/webhooks/fhir').set('content-type', 'application/fhir+json').set('x-signature', 'deadbeef').send(body).expect(401);
+    expect(bad.body.resourceType).toBe('OperationOutcome');
+    await request(service.url).put('/webhooks/fhir/Procedure/x').expect(401);
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const { resource: planned } = await service.fhir.create<Procedure>({ resourceType: 'Procedure', status: 'preparation', code: { text: 'infusion' }, subject: { reference: enrolment.patient }, basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }] });
+    await sendEvent(planned.id!).expect(202);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await followUpTasks(service, planned.id!)).toHaveLength(0);
+  });
+
+  it('API events validate their input', async () => {
+    const res = await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: 'Patient/1' }).expect(400);
+    expect(res.body.resourceType).toBe('OperationOutcome');
+    await request(service.url).post('/events/infusion-completed').set(service.as('clinician')).send({ procedure: 'Procedure/1' }).expect(403);
+  });
+
+  it('the overdue sweep marks open tasks whose window closed, and leaves the others', async () => {
+    const base: Task = { resourceType: 'Task', status: 'requested', intent: 'plan', businessStatus: { coding: [{ system: 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans', code: 'awaiting-approval' }] } };
+    const { resource: late } = await service.fhir.create<Task>({ ...base, restriction: { period: { start: '2020-01-01T00:00:00Z', end: '2020-01-08T00:00:00Z' } } });
+    const { resource: onTime } = await service.fhir.create<Task>({ ...base, restriction: { period: { start: '2099-01-01T00:00:00Z', end: '2099-01-08T00:00:00Z' } } });
+    await service.app.get(OverdueSweep).sweep();
+    expect((await service.fhir.read<Task>('Task', late.id!)).businessStatus?.coding?.[0].code).toBe('overdue');
+    expect((await service.fhir.read<Task>('Task', late.id!)).status).toBe('requested');
+    expect((await service.fhir.read<Task>('Task', onTime.id!)).businessStatus?.coding?.[0].code).toBe('awaiting-approval');
+  });
+
+  it('exposes follow-up metrics for Prometheus', async () => {
+    const res = await request(service.url).get('/metrics').expect(200);
+    expect(res.text).toMatch(/kc_followup_jobs_total\{result="created"\} [1-9]/);
+    expect(res.text).toMatch(/kc_queue_jobs\{queue="followups",state="completed"\} [1-9]/);
+  });
+});

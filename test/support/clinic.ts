@@ -1,0 +1,56 @@
+import request from 'supertest';
+import type { CarePlan, Parameters, Patient, Procedure, Task } from '@medplum/fhirtypes';
+import { bloodPressure, bodyWeight } from '../fixtures/patient-data';
+import type { TestService } from './test-service';
+
+/** Clinic-shaped steps for end-to-end tests: enrol a patient, record an infusion, wait for the worker. */
+
+export async function enrolPatient(service: TestService, planId: string, opts: { weightKg?: number; startDate?: string } = {}): Promise<{ patient: string; carePlanId: string }> {
+  const { resource } = await service.fhir.create<Patient>({ resourceType: 'Patient', name: [{ family: 'Enrolled' }] });
+  const patient = `Patient/${resource.id}`;
+  await service.fhir.create(bodyWeight(opts.weightKg ?? 80, '2026-11-01T09:00:00Z', patient));
+  await service.fhir.create(bloodPressure(124, 78, '2026-11-01T09:00:00Z', patient));
+  const params: Parameters = {
+    resourceType: 'Parameters',
+    parameter: [
+      { name: 'subject', valueReference: { reference: patient } },
+      { name: 'startDate', valueDate: opts.startDate ?? '2027-01-01' },
+      { name: 'persist', valueBoolean: true },
+    ],
+  };
+  const res = await request(service.url).post(`/fhir/PlanDefinition/${planId}/$apply`).set(service.as('clinician')).send(params).expect(200);
+  const carePlan = (res.body as Parameters).parameter!.find((p) => p.name === 'return')!.resource as CarePlan;
+  return { patient, carePlanId: carePlan.id! };
+}
+
+export async function completeInfusion(service: TestService, enrolment: { patient: string; carePlanId: string }, end: string): Promise<string> {
+  const start = new Date(Date.parse(end) - 3600_000).toISOString();
+  const { resource } = await service.fhir.create<Procedure>({
+    resourceType: 'Procedure',
+    status: 'completed',
+    code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' }] },
+    subject: { reference: enrolment.patient },
+    basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }],
+    performedPeriod: { start, end },
+  });
+  return resource.id!;
+}
+
+/** Follow-up Tasks the worker generated for an infusion (focus = the Procedure). */
+export function followUpTasks(service: TestService, procedureId: string): Promise<Task[]> {
+  return service.fhir.searchAll<Task>('Task', { focus: `Procedure/${procedureId}` });
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function actionOf(task: Task): string | undefined {
+  return task.extension?.find((e) => e.url.endsWith('/protocol-action'))?.valueString;
+}
