@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import request from 'supertest';
+import { Worker } from 'bullmq';
+import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
+import { QUEUES, redisConnection } from '@kc/queue';
+import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
+import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { startTestService, type TestService } from './support/test-service';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('worker failures: nothing lost, nothing duplicated', () => {
+  let sandbox: FhirSandbox;
+  let proxy: FlakyProxy;
+  const running: TestService[] = [];
+  const start = async (overrides: Parameters<typeof startTestService>[0]) => {
+    const service = await startTestService(overrides);
+    running.push(service);
+    return service;
+  };
+
+  beforeAll(async () => {
+    sandbox = await startFhirSandbox();
+    proxy = await startFlakyProxy(sandbox.baseUrl);
+  });
+  afterEach(async () => {
+    proxy.down = false;
+    await Promise.all(running.splice(0).map((s) => s.stop()));
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await sandbox.close();
+  });
+
+  it('FHIR server down: the job retries with backoff and creates the tasks once the server is back', async () => {
+    const service = await start({ fhirBaseUrl: proxy.baseUrl, jobAttempts: 10, jobBackoffMs: 100 });
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, '2027-03-01T10:00:00.000Z');
+    proxy.down = true;
+    await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    await waitFor(async () => proxy.refused >= 3, 'the worker to hit the outage a few times');
+    proxy.down = false;
+    await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'tasks after recovery', 15_000);
+  });
+
+  it('retries used up: the job shows in the dead-letter view and can be retried from there', async () => {
+    const service = await start({ fhirBaseUrl: proxy.baseUrl, jobAttempts: 2, jobBackoffMs: 50 });
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, '2027-03-02T10:00:00.000Z');
+    proxy.down = true;
+    await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    const dead = await waitFor(async () => {
+      const res = await request(service.url).get('/operations/dead-letters').set(service.as('admin')).expect(200);
+      return res.body.find((d: { procedure: string }) => d.procedure === `Procedure/${procedureId}`);
+    }, 'the dead letter', 20_000);
+    expect(dead.attemptsMade).toBe(2);
+    expect(dead.failedReason).toMatch(/503|unavailable|unreachable/i);
+    await request(service.url).get('/operations/dead-letters').set(service.as('clinician')).expect(403);
+    proxy.down = false;
+    await request(service.url).post(`/operations/dead-letters/${dead.jobId}/$retry`).set(service.as('admin')).expect(202);
+    await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'tasks after the manual retry');
+  });
+
+  it('a worker killed mid-job: another worker takes the job over once its lock expires, and writes one set of tasks', async () => {
+    const queuePrefix = `kc-test-${randomUUID().slice(0, 8)}`;
+    // API only: the job must go to the worker we are about to kill.
+    const api = await start({ fhirBaseUrl: sandbox.baseUrl, queuePrefix, runWorker: false });
+    const enrolment = await enrolPatient(api, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(api, enrolment, '2027-03-03T10:00:00.000Z');
+    let taken!: () => void;
+    const jobTaken = new Promise<void>((resolve) => (taken = resolve));
+    const doomed = new Worker(QUEUES.followups, () => {
+      taken();
+      return new Promise(() => {}); // hangs, as a process stuck or killed mid-job would
+    }, { connection: redisConnection(REDIS_URL), prefix: queuePrefix, lockDuration: 1000, stalledInterval: 1000 });
+    await request(api.url).post('/events/infusion-completed').set(api.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    await jobTaken;
+    await doomed.close(true); // killed: no completion, no lock renewal
+    const rescuer = await start({ fhirBaseUrl: sandbox.baseUrl, queuePrefix, jobLockMs: 1000 });
+    await waitFor(async () => (await followUpTasks(rescuer, procedureId)).length === 2, 'the rescued job', 15_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await followUpTasks(rescuer, procedureId)).toHaveLength(2);
+  });
+
+  it('polling resumes from its Redis cursor after a restart: old infusions are not queued again, new ones are', async () => {
+    const queuePrefix = `kc-test-${randomUUID().slice(0, 8)}`;
+    const first = await start({ fhirBaseUrl: sandbox.baseUrl, queuePrefix });
+    const enrolment = await enrolPatient(first, 'ketamine-low-dose-series');
+    await completeInfusion(first, enrolment, '2027-03-04T10:00:00.000Z');
+    expect((await first.app.get(ProcedurePoller).poll()).enqueued).toBeGreaterThan(0);
+    expect((await first.app.get(ProcedurePoller).poll()).enqueued).toBe(0);
+    await first.stop();
+    running.splice(running.indexOf(first), 1);
+
+    const later = await completeInfusion(first, enrolment, '2027-03-08T10:00:00.000Z');
+    const restarted = await start({ fhirBaseUrl: sandbox.baseUrl, queuePrefix });
+    const { enqueued } = await restarted.app.get(ProcedurePoller).poll();
+    expect(enqueued).toBe(1);
+    await waitFor(async () => (await followUpTasks(restarted, later)).length === 2, 'follow-ups of the infusion recorded while down');
+  });
+});
