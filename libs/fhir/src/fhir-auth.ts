@@ -27,6 +27,11 @@ export class FhirAuthorizer {
     }
   }
 
+  /** Whether a 401 may be cured by fetching a new token. */
+  get canRefresh(): boolean {
+    return this.config.kind === 'client-credentials';
+  }
+
   /** Forget the token, e.g. after a 401, so the next request fetches a fresh one. */
   invalidate(): void {
     this.cached = undefined;

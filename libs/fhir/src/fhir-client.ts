@@ -175,6 +175,7 @@ export class FhirClient {
     const retryable = opts.retryable ?? (method === 'GET' || method === 'PUT' || method === 'DELETE');
     const attempts = retryable ? this.maxAttempts : 1;
     let lastError: unknown;
+    let refreshedToken = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let response: Response;
       try {
@@ -193,11 +194,18 @@ export class FhirClient {
         if (attempt < attempts) await this.backoff(attempt);
         continue;
       }
-      if (response.status === 401 && attempt === 1) this.authorizer.invalidate();
-      if (RETRYABLE_STATUS.has(response.status) && attempt < attempts) {
+      // An expired OAuth2 token: fetch a fresh one and try once more.
+      if (response.status === 401 && !refreshedToken && this.authorizer.canRefresh) {
+        refreshedToken = true;
+        this.authorizer.invalidate();
+        await response.body?.cancel();
+        attempt--;
+        continue;
+      }
+      if (RETRYABLE_STATUS.has(response.status)) {
         lastError = new FhirHttpError(response.status, undefined, `FHIR ${method} answered ${response.status}`);
         await response.body?.cancel();
-        await this.backoff(attempt, response.headers.get('retry-after'));
+        if (attempt < attempts) await this.backoff(attempt, response.headers.get('retry-after'));
         continue;
       }
       const text = await response.text();

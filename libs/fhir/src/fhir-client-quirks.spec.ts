@@ -1,0 +1,121 @@
+import type { Patient } from '@medplum/fhirtypes';
+import { outcome, startFakeServer, type FakeServer } from '../../../test/support/fake-fhir-servers';
+import { FhirClient } from './fhir-client';
+import { FhirUnavailableError, FhirVersionConflictError } from './fhir-errors';
+
+const patient = (id: string, versionId = '1'): Patient => ({ resourceType: 'Patient', id, meta: { versionId } });
+const page = (ids: string[], next?: string) => ({ resourceType: 'Bundle', type: 'searchset', entry: ids.map((id) => ({ resource: patient(id), search: { mode: 'match' } })), link: next ? [{ relation: 'next', url: next }] : [] });
+
+describe('FhirClient normalises server quirks', () => {
+  let server: FakeServer | undefined;
+  afterEach(async () => server?.close());
+
+  it('HAPI: 409 on a stale If-Match is a version conflict', async () => {
+    server = await startFakeServer(() => ({ status: 409, body: outcome('conflict', 'HAPI-0989: Trying to update Patient/1/_history/1 but this is not the current version') }));
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    await expect(fhir.update(patient('1'), { ifMatch: '1' })).rejects.toBeInstanceOf(FhirVersionConflictError);
+    expect(server.requests[0].headers['if-match']).toBe('W/"1"');
+  });
+
+  it('Medplum: 412 on a stale If-Match is the same version conflict', async () => {
+    server = await startFakeServer(() => ({ status: 412, body: outcome('conflict', 'Version mismatch') }));
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    await expect(fhir.update(patient('1'), { ifMatch: '1' })).rejects.toBeInstanceOf(FhirVersionConflictError);
+  });
+
+  it('HAPI paging: follows _getpages links, even when they name another host (behind a proxy)', async () => {
+    server = await startFakeServer((req) => {
+      if (req.url.startsWith('/fhir/Patient')) return { status: 200, body: page(['a', 'b'], 'http://hapi.internal:8080/fhir?_getpages=abc&_getpagesoffset=2&_count=2') };
+      if (req.url.includes('_getpagesoffset=2')) return { status: 200, body: page(['c'], undefined) };
+      return { status: 404, body: outcome('not-found', req.url) };
+    });
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    expect((await fhir.searchAll<Patient>('Patient', { _count: 2 })).map((p) => p.id)).toEqual(['a', 'b', 'c']);
+    expect(server.requests[1].url).toBe('/fhir?_getpages=abc&_getpagesoffset=2&_count=2');
+  });
+
+  it('Medplum paging: follows _cursor links', async () => {
+    server = await startFakeServer((req, base) => {
+      if (!req.url.includes('_cursor')) return { status: 200, body: page(['a'], `${base}/Patient?_count=1&_cursor=xyz`) };
+      return { status: 200, body: page(['b']) };
+    });
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    expect((await fhir.searchAll<Patient>('Patient', { _count: 1 })).map((p) => p.id)).toEqual(['a', 'b']);
+  });
+
+  it('HAPI with return=minimal: an empty 201 is resolved through the Location header', async () => {
+    server = await startFakeServer((req, base) => {
+      if (req.method === 'POST') return { status: 201, headers: { location: `${base}/Patient/77/_history/1` } };
+      return { status: 200, headers: { etag: 'W/"1"' }, body: patient('77') };
+    });
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    const { resource, created } = await fhir.create<Patient>({ resourceType: 'Patient' });
+    expect(created).toBe(true);
+    expect(resource.id).toBe('77');
+  });
+
+  it.each([
+    ['weak (Medplum, HAPI)', 'W/"4"'],
+    ['strong', '"4"'],
+    ['bare', '4'],
+  ])('reads the version from a %s ETag', async (_kind, etag) => {
+    server = await startFakeServer(() => ({ status: 200, headers: { etag }, body: { resourceType: 'Patient', id: '1' } }));
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    expect((await fhir.read<Patient>('Patient', '1')).meta?.versionId).toBe('4');
+  });
+
+  it('retries 503 with backoff and gives up with a typed error', async () => {
+    server = await startFakeServer(() => ({ status: 503, body: outcome('transient', 'down') }));
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 3, retryBaseDelayMs: 5 });
+    await expect(fhir.read('Patient', '1')).rejects.toBeInstanceOf(FhirUnavailableError);
+    expect(server.requests).toHaveLength(3);
+  });
+});
+
+describe('FhirClient authentication', () => {
+  let server: FakeServer | undefined;
+  let tokenServer: FakeServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    await tokenServer?.close();
+  });
+  const ok = () => ({ status: 200, body: patient('1') });
+
+  it('none sends no Authorization header', async () => {
+    server = await startFakeServer(ok);
+    await new FhirClient({ baseUrl: server.baseUrl }).read('Patient', '1');
+    expect(server.requests[0].headers.authorization).toBeUndefined();
+  });
+
+  it('basic', async () => {
+    server = await startFakeServer(ok);
+    await new FhirClient({ baseUrl: server.baseUrl, auth: { kind: 'basic', username: 'svc', password: 's3cret' } }).read('Patient', '1');
+    expect(server.requests[0].headers.authorization).toBe(`Basic ${Buffer.from('svc:s3cret').toString('base64')}`);
+  });
+
+  it('bearer', async () => {
+    server = await startFakeServer(ok);
+    await new FhirClient({ baseUrl: server.baseUrl, auth: { kind: 'bearer', token: 'abc' } }).read('Patient', '1');
+    expect(server.requests[0].headers.authorization).toBe('Bearer abc');
+  });
+
+  it('OAuth2 client credentials: token fetched once, cached, and refreshed after a 401', async () => {
+    let issued = 0;
+    tokenServer = await startFakeServer(() => ({ status: 200, headers: { 'content-type': 'application/json' }, body: { access_token: `token-${++issued}`, expires_in: 3600 } }), '/oauth2/token');
+    let rejectNext = false;
+    server = await startFakeServer((req) => {
+      if (rejectNext && req.headers.authorization === 'Bearer token-1') return { status: 401, body: outcome('login', 'expired') };
+      return ok();
+    });
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, auth: { kind: 'client-credentials', tokenUrl: tokenServer.baseUrl, clientId: 'cid', clientSecret: 'csecret' } });
+    await fhir.read('Patient', '1');
+    await fhir.read('Patient', '1');
+    expect(issued).toBe(1);
+    expect(tokenServer.requests[0].body).toContain('grant_type=client_credentials');
+    expect(tokenServer.requests[0].body).toContain('client_id=cid');
+    rejectNext = true; // the server revokes token-1
+    await fhir.read('Patient', '1');
+    expect(issued).toBe(2);
+    expect(server.requests.at(-1)!.headers.authorization).toBe('Bearer token-2');
+  });
+});
