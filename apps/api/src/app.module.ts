@@ -9,6 +9,7 @@ import { ProtocolCatalogModule } from '@kc/protocols';
 import { HealthModule } from './health/health.module';
 import { ProtocolsModule } from './protocols/protocols.module';
 import { EventsModule } from './events/events.module';
+import { ReviewModule } from './review/review.module';
 import { OperationsModule } from './operations/operations.module';
 import { WorkerModule } from '../../worker/src/worker.module';
 
@@ -31,6 +32,7 @@ export class AppModule {
         HealthModule,
         ProtocolsModule,
         EventsModule,
+        ReviewModule,
         OperationsModule,
         ...(config.runWorker ? [WorkerModule] : []),
       ],

@@ -1,0 +1,80 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsISO8601, IsOptional, IsString, Length, Matches, ValidateNested } from 'class-validator';
+
+const VERSION = /^[A-Za-z0-9\-.]{1,64}$/;
+const PRACTITIONER = /^(Practitioner|PractitionerRole|Organization|CareTeam)\/[A-Za-z0-9\-.]{1,64}$/;
+
+export class VersionedDto {
+  @ApiPropertyOptional({ description: 'The Task version the clinician saw (or send an If-Match header)' })
+  @IsOptional()
+  @IsString()
+  @Matches(VERSION)
+  versionId?: string;
+}
+
+export class ApproveDto extends VersionedDto {
+  @ApiPropertyOptional({ example: 'Practitioner/123', description: 'Who will carry the task out' })
+  @IsOptional()
+  @IsString()
+  @Matches(PRACTITIONER, { message: 'owner must be a reference like Practitioner/123' })
+  owner?: string;
+}
+
+export class RejectDto extends VersionedDto {
+  @ApiProperty({ example: 'Patient reports lasting relief; no booster needed' })
+  @IsString()
+  @Length(1, 1000)
+  reason!: string;
+}
+
+export class RescheduleDto extends VersionedDto {
+  @ApiProperty({ example: '2027-02-20T09:00:00Z' })
+  @IsISO8601({ strict: true })
+  start!: string;
+
+  @ApiProperty({ example: '2027-02-22T17:00:00Z' })
+  @IsISO8601({ strict: true })
+  end!: string;
+}
+
+export class BulkItemDto {
+  @IsString()
+  @Matches(VERSION)
+  id!: string;
+
+  @IsString()
+  @Matches(VERSION)
+  versionId!: string;
+}
+
+export class BulkApproveDto {
+  @ApiProperty({ type: [BulkItemDto] })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(100)
+  @ValidateNested({ each: true })
+  @Type(() => BulkItemDto)
+  tasks!: BulkItemDto[];
+
+  @ApiPropertyOptional({ example: 'Practitioner/123' })
+  @IsOptional()
+  @IsString()
+  @Matches(PRACTITIONER)
+  owner?: string;
+}
+
+export class ActivateDto extends VersionedDto {
+  @ApiPropertyOptional({ description: 'Activate despite contraindications (needs reason)' })
+  @IsOptional()
+  @IsBoolean()
+  override?: boolean;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Length(1, 1000)
+  reason?: string;
+}
+
+export const RESOURCE_ID = /^[A-Za-z0-9\-.]{1,64}$/;

@@ -1,0 +1,66 @@
+import { Body, Controller, Headers, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Task } from '@medplum/fhirtypes';
+import { CurrentCaller, Roles, type Caller } from '@kc/auth';
+import { OutcomeException } from '@kc/common';
+import { ApproveDto, BulkApproveDto, RejectDto, RescheduleDto } from './decision.dto';
+import { checkId, seenVersion } from './seen-version';
+import { approve, reject, reschedule } from './task-decisions';
+import { DecisionWriter } from './task-review.service';
+import { strictBody } from './validation';
+
+/** Clinician decisions on generated tasks. Each needs the version reviewed; each leaves a Provenance. */
+@ApiTags('review')
+@ApiBearerAuth()
+@Roles('clinician')
+@Controller('tasks')
+export class TaskDecisionsController {
+  constructor(private readonly decisions: DecisionWriter) {}
+
+  @Post(':id/\\$approve')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Approve a generated task (status accepted, businessStatus approved), optionally assigning an owner' })
+  async approve(@Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Body(strictBody) body: ApproveDto, @CurrentCaller() caller: Caller): Promise<Task> {
+    const task = await this.decisions.read<Task>('Task', checkId(id));
+    const owner: Task['owner'] = body.owner ? { reference: body.owner } : undefined;
+    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'approve', (t) => approve(t, owner, new Date()));
+  }
+
+  @Post(':id/\\$reject')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Reject a generated task with a reason' })
+  async reject(@Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Body(strictBody) body: RejectDto, @CurrentCaller() caller: Caller): Promise<Task> {
+    const task = await this.decisions.read<Task>('Task', checkId(id));
+    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'reject', (t) => reject(t, body.reason, new Date()), body.reason);
+  }
+
+  @Post(':id/\\$reschedule')
+  @HttpCode(200)
+  @ApiOperation({ summary: "Move the due window, within the protocol's window (422 with the allowed range otherwise)" })
+  async reschedule(@Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Body(strictBody) body: RescheduleDto, @CurrentCaller() caller: Caller): Promise<Task> {
+    const task = await this.decisions.read<Task>('Task', checkId(id));
+    const period = { start: new Date(body.start).toISOString(), end: new Date(body.end).toISOString() };
+    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'reschedule', (t) => reschedule(t, period, new Date()));
+  }
+
+  @Post('\\$bulk-approve')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Approve up to 100 tasks; the result says, per task, whether it was approved and why not' })
+  async bulkApprove(@Body(strictBody) body: BulkApproveDto, @CurrentCaller() caller: Caller) {
+    const owner: Task['owner'] = body.owner ? { reference: body.owner } : undefined;
+    const results = [];
+    // One at a time: each is its own transaction, and a conflict on one must not stop the others.
+    for (const item of body.tasks) {
+      try {
+        const task = await this.decisions.read<Task>('Task', item.id);
+        const written = await this.decisions.write(task, item.versionId, caller, 'approve', (t) => approve(t, owner, new Date()));
+        results.push({ id: item.id, result: 'approved', versionId: written.meta?.versionId });
+      } catch (err) {
+        if (!(err instanceof OutcomeException)) throw err;
+        const outcome = err.getResponse() as { issue?: { details?: { text?: string } }[] };
+        results.push({ id: item.id, result: 'refused', status: err.getStatus(), message: outcome.issue?.[0]?.details?.text });
+      }
+    }
+    return { approved: results.filter((r) => r.result === 'approved').length, results };
+  }
+}

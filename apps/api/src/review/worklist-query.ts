@@ -1,0 +1,52 @@
+import { badRequest } from '@kc/common';
+
+export interface WorklistQuery {
+  patient?: string;
+  protocol?: string;
+  dueBefore?: Date;
+  dueAfter?: Date;
+  overdue?: boolean;
+  count: number;
+  page: number;
+}
+
+const PATIENT = /^(Patient\/)?([A-Za-z0-9\-.]{1,64})$/;
+
+/** Validates worklist query parameters; anything unexpected is a 400 rather than an unfiltered list. */
+export function parseWorklistQuery(query: Record<string, unknown>): WorklistQuery {
+  const allowed = new Set(['patient', 'protocol', 'due-before', 'due-after', 'overdue', 'count', 'page']);
+  for (const key of Object.keys(query)) if (!allowed.has(key)) throw badRequest(`Unknown worklist parameter ${key}; use ${[...allowed].join(', ')}`);
+  for (const [key, value] of Object.entries(query)) if (typeof value !== 'string') throw badRequest(`Parameter ${key} may appear once`);
+  const q = query as Record<string, string | undefined>;
+  const patient = q.patient === undefined ? undefined : PATIENT.exec(q.patient)?.[2];
+  if (q.patient !== undefined && !patient) throw badRequest('patient must be a Patient id or reference');
+  if (q.protocol !== undefined && !/^[A-Za-z0-9\-.:/|]{1,256}$/.test(q.protocol)) throw badRequest('protocol must be a protocol id or canonical URL');
+  return {
+    patient,
+    protocol: q.protocol,
+    dueBefore: date(q['due-before'], 'due-before'),
+    dueAfter: date(q['due-after'], 'due-after'),
+    overdue: q.overdue === undefined ? undefined : bool(q.overdue),
+    count: int(q.count, 'count', 20, 1, 100),
+    page: int(q.page, 'page', 1, 1, 10_000),
+  };
+}
+
+function date(value: string | undefined, name: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const parsed = /^\d{4}-\d{2}-\d{2}/.test(value) ? new Date(value) : new Date(NaN);
+  if (Number.isNaN(parsed.getTime())) throw badRequest(`${name} must be a date (YYYY-MM-DD) or dateTime`);
+  return parsed;
+}
+
+function bool(value: string): boolean {
+  if (value !== 'true' && value !== 'false') throw badRequest('overdue must be true or false');
+  return value === 'true';
+}
+
+function int(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw badRequest(`${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
