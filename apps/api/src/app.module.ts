@@ -10,6 +10,7 @@ import { HealthModule } from './health/health.module';
 import { ProtocolsModule } from './protocols/protocols.module';
 import { EventsModule } from './events/events.module';
 import { ReviewModule } from './review/review.module';
+import { EhrModule } from './ehr/ehr.module';
 import { OperationsModule } from './operations/operations.module';
 import { WorkerModule } from '../../worker/src/worker.module';
 
@@ -33,6 +34,7 @@ export class AppModule {
         ProtocolsModule,
         EventsModule,
         ReviewModule,
+        EhrModule,
         OperationsModule,
         ...(config.runWorker ? [WorkerModule] : []),
       ],

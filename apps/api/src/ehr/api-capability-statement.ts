@@ -1,0 +1,34 @@
+import type { CapabilityStatement } from '@medplum/fhirtypes';
+import { READABLE_TYPES } from './read-search-params';
+
+/** Exactly what this service's own FHIR-shaped API offers (the FHIR server behind it may offer more). */
+export function apiCapabilityStatement(baseUrl: string, planDefinitions: string[]): CapabilityStatement {
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: '2026-11-22',
+    kind: 'instance',
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'application/json'],
+    software: { name: 'ketamine-careplans', version: '0.1.0' },
+    implementation: { description: 'Ketamine infusion care plans: read API for EHRs, PlanDefinition/$apply', url: baseUrl },
+    rest: [
+      {
+        mode: 'server',
+        security: { cors: false, description: 'Bearer JWT; roles integration or clinician for reads, clinician or integration for $apply', service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'OAuth' }] }] },
+        resource: [
+          ...Object.entries(READABLE_TYPES).map(([type, params]) => ({
+            type: type as 'Task',
+            interaction: [{ code: 'read' as const }, { code: 'search-type' as const }],
+            searchParam: params.map((name) => ({ name, type: (name.startsWith('_last') || name === 'date' ? 'date' : name === 'patient' || name === 'subject' || name === 'based-on' || name === 'focus' || name === 'owner' ? 'reference' : 'token') as 'token' })),
+          })),
+          {
+            type: 'PlanDefinition',
+            supportedProfile: planDefinitions,
+            operation: [{ name: 'apply', definition: 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply' }],
+          },
+        ],
+      },
+    ],
+  };
+}

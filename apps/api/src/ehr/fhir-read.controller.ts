@@ -1,0 +1,57 @@
+import { Controller, Get, Param, Query, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Bundle, CapabilityStatement, Resource } from '@medplum/fhirtypes';
+import type { Request } from 'express';
+import { Public, Roles } from '@kc/auth';
+import { badRequest } from '@kc/common';
+import { FhirClient } from '@kc/fhir';
+import { ProtocolCatalog } from '@kc/protocols';
+import { apiCapabilityStatement } from './api-capability-statement';
+import { readableType, readSearchParams } from './read-search-params';
+
+const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/**
+ * Ordinary FHIR search and read of CarePlans and Tasks for EHR integrations, served from the FHIR server with
+ * parameters allow-listed and paging links rewritten to point here.
+ */
+@ApiTags('ehr')
+@ApiBearerAuth()
+@Controller('fhir')
+export class FhirReadController {
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly catalog: ProtocolCatalog,
+  ) {}
+
+  @Public()
+  @Get('metadata')
+  @ApiOperation({ summary: 'CapabilityStatement of this API' })
+  metadata(@Req() req: Request): CapabilityStatement {
+    return apiCapabilityStatement(`${req.protocol}://${req.get('host')}/fhir`, this.catalog.planDefinitions().map((p) => `${p.url}|${p.version}`));
+  }
+
+  @Get(':type')
+  @Roles('integration', 'clinician')
+  @ApiOperation({ summary: 'Search CarePlan or Task (searchset Bundle, paged with next links)' })
+  async search(@Param('type') type: string, @Query() query: Record<string, unknown>, @Req() req: Request): Promise<Bundle> {
+    const resourceType = readableType(type);
+    const params = readSearchParams(resourceType, query);
+    // HAPI pages through the base URL (?_getpages=...), not the type.
+    const bundle = params._getpages ? await this.fhir.operation<Bundle>(`?${new URLSearchParams(params).toString()}`) : await this.fhir.search(resourceType, params);
+    const here = `${req.protocol}://${req.get('host')}/fhir/${resourceType}`;
+    return {
+      ...bundle,
+      link: bundle.link?.map((link) => ({ ...link, url: link.url ? `${here}${new URL(link.url).search}` : link.url })),
+    };
+  }
+
+  @Get(':type/:id')
+  @Roles('integration', 'clinician')
+  @ApiOperation({ summary: 'Read a CarePlan or Task' })
+  async read(@Param('type') type: string, @Param('id') id: string): Promise<Resource> {
+    const resourceType = readableType(type);
+    if (!ID.test(id)) throw badRequest('Malformed resource id');
+    return this.fhir.read(resourceType, id);
+  }
+}

@@ -1,0 +1,34 @@
+import { badRequest } from '@kc/common';
+
+/** What an EHR may search on, per type; anything else is refused rather than forwarded to the FHIR server. */
+export const READABLE_TYPES = {
+  CarePlan: ['patient', 'subject', 'status', 'intent', 'instantiates-canonical', 'date', '_id', '_lastUpdated'],
+  Task: ['patient', 'subject', 'status', 'business-status', 'based-on', 'focus', 'code', 'owner', 'identifier', '_id', '_lastUpdated'],
+} as const;
+export type ReadableType = keyof typeof READABLE_TYPES;
+
+/** Paging parameters servers put in their next links (Medplum: _offset/_cursor, HAPI: _getpages). */
+const PAGING = ['_count', '_offset', '_cursor', '_getpages', '_getpagesoffset', '_sort', '_bundletype', '_pretty'];
+const VALUE = /^[A-Za-z0-9\-._:/|,$]{1,512}$/;
+
+export function readableType(type: string): ReadableType {
+  if (!(type in READABLE_TYPES)) throw badRequest(`This API serves CarePlan and Task; ${type.slice(0, 40)} is not one of them`);
+  return type as ReadableType;
+}
+
+/** Allow-lists and checks the search parameters: one value each, plain characters, no smuggled parameters. */
+export function readSearchParams(type: ReadableType, query: Record<string, unknown>): Record<string, string> {
+  const allowed = new Set<string>([...READABLE_TYPES[type], ...PAGING]);
+  const params: Record<string, string> = {};
+  for (const [key, value] of Object.entries(query)) {
+    const base = key.split(':')[0];
+    if (!allowed.has(base) || !/^[a-z_-]+(:[a-z]+)?$/i.test(key)) throw badRequest(`Search parameter ${key.slice(0, 40)} is not supported for ${type}`);
+    if (typeof value !== 'string') throw badRequest(`Search parameter ${key} must appear once`);
+    if (!VALUE.test(value)) throw badRequest(`Search parameter ${key} has an unsupported value`);
+    params[key] = value;
+  }
+  const count = params._count === undefined ? 20 : Number(params._count);
+  if (!Number.isInteger(count) || count < 0 || count > 100) throw badRequest('_count must be 0 to 100');
+  params._count = String(count);
+  return params;
+}
