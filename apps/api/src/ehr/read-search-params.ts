@@ -10,6 +10,8 @@ export type ReadableType = keyof typeof READABLE_TYPES;
 /** Paging parameters servers put in their next links (Medplum: _offset/_cursor, HAPI: _getpages). */
 const PAGING = ['_count', '_offset', '_cursor', '_getpages', '_getpagesoffset', '_sort', '_bundletype', '_pretty'];
 const VALUE = /^[A-Za-z0-9\-._:/|,$]{1,512}$/;
+const REFERENCE_PARAMS = new Set(['patient', 'subject', 'based-on', 'focus', 'owner']);
+const REFERENCE = /^([A-Z][A-Za-z]{1,40}\/)?[A-Za-z0-9\-.]{1,64}$/;
 
 export function readableType(type: string): ReadableType {
   if (!(type in READABLE_TYPES)) throw badRequest(`This API serves CarePlan and Task; ${type.slice(0, 40)} is not one of them`);
@@ -24,7 +26,8 @@ export function readSearchParams(type: ReadableType, query: Record<string, unkno
     const base = key.split(':')[0];
     if (!allowed.has(base) || !/^[a-z_-]+(:[a-z]+)?$/i.test(key)) throw badRequest(`Search parameter ${key.slice(0, 40)} is not supported for ${type}`);
     if (typeof value !== 'string') throw badRequest(`Search parameter ${key} must appear once`);
-    if (!VALUE.test(value)) throw badRequest(`Search parameter ${key} has an unsupported value`);
+    if (!VALUE.test(value) || value.includes('..')) throw badRequest(`Search parameter ${key} has an unsupported value`);
+    if (REFERENCE_PARAMS.has(base) && !REFERENCE.test(value)) throw badRequest(`Search parameter ${key} must be a reference like Patient/123`);
     params[key] = value;
   }
   const count = params._count === undefined ? 20 : Number(params._count);
