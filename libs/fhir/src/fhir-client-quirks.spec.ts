@@ -1,5 +1,5 @@
 import type { Patient } from '@medplum/fhirtypes';
-import { outcome, startFakeServer, type FakeServer } from '../../../test/support/fake-fhir-servers';
+import { outcome, startFakeServer, type FakeHandler, type FakeServer } from '../../../test/support/fake-fhir-servers';
 import { FhirClient } from './fhir-client';
 import { FhirUnavailableError, FhirVersionConflictError } from './fhir-errors';
 
@@ -44,7 +44,7 @@ describe('FhirClient normalises server quirks', () => {
   });
 
   it('HAPI with return=minimal: an empty 201 is resolved through the Location header', async () => {
-    server = await startFakeServer((req, base) => {
+    server = await startFakeServer((req, base): ReturnType<FakeHandler> => {
       if (req.method === 'POST') return { status: 201, headers: { location: `${base}/Patient/77/_history/1` } };
       return { status: 200, headers: { etag: 'W/"1"' }, body: patient('77') };
     });

@@ -1,13 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Provenance, Reference, Resource } from '@medplum/fhirtypes';
-
-const PROVENANCE_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, OutcomeException, unprocessable } from '@kc/common';
 import { FhirClient, FhirNotFoundError, FhirVersionConflictError } from '@kc/fhir';
 import { CANONICAL_BASE } from '@kc/protocols';
 import { decisionProvenance } from './provenance';
 import { DecisionRefused } from './task-decisions';
+
+const PROVENANCE_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
 
 /**
  * Applies a clinician's decision to a resource with optimistic concurrency: the client says which version it

@@ -1,0 +1,64 @@
+import type { Parameters, Patient } from '@medplum/fhirtypes';
+import { FhirClient, searchEach } from '@kc/fhir';
+import { applyPlanDefinition, patientDataQueries, ProtocolCatalog } from '@kc/protocols';
+import { loadConfig } from '@kc/config';
+import { bloodPressure, bodyWeight } from '../test/fixtures/patient-data';
+import { fmt, header, row, runConcurrently, startBenchService } from './bench-support';
+
+/**
+ * $apply throughput, patients per second: the pure engine alone, and the whole HTTP path (read the patient's data
+ * from the FHIR server, evaluate, answer). Baseline in the same run: the FHIR reads $apply needs, alone.
+ */
+async function main(): Promise<void> {
+  header('PlanDefinition/$apply throughput');
+  const PATIENTS = 200;
+  const CONCURRENCY = 8;
+  const service = await startBenchService();
+  const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1 });
+  const catalog = ProtocolCatalog.fromDirectory(loadConfig().profilesDir);
+  const plan = catalog.findPlanDefinition('ketamine-low-dose-series')!;
+  const ids: string[] = [];
+  for (let i = 0; i < PATIENTS; i++) {
+    const { resource } = await fhir.create<Patient>({ resourceType: 'Patient' });
+    await fhir.create(bodyWeight(50 + (i % 60), '2026-11-01T09:00:00Z', `Patient/${resource.id}`));
+    await fhir.create(bloodPressure(110 + (i % 80), 70 + (i % 45), '2026-11-01T09:00:00Z', `Patient/${resource.id}`));
+    ids.push(resource.id!);
+  }
+  const data = await searchEach(fhir, patientDataQueries(plan, ids[0]));
+
+  const ENGINE_RUNS = 5000;
+  const engineStart = performance.now();
+  for (let i = 0; i < ENGINE_RUNS; i++) applyPlanDefinition({ plan, catalog, patientId: ids[i % PATIENTS], patientData: data, startDate: new Date('2027-01-01'), now: new Date() });
+  const engineRate = ENGINE_RUNS / ((performance.now() - engineStart) / 1000);
+
+  const reads = await runConcurrently(PATIENTS, CONCURRENCY, async (i) => {
+    await fhir.read('Patient', ids[i]);
+    await searchEach(fhir, patientDataQueries(plan, ids[i]));
+  });
+  const readRate = PATIENTS / (reads.wallMs / 1000);
+
+  const token = await service.token('clinician');
+  const url = `${service.url}/fhir/PlanDefinition/ketamine-low-dose-series/$apply`;
+  const apply = await runConcurrently(PATIENTS, CONCURRENCY, async (i) => {
+    const body: Parameters = { resourceType: 'Parameters', parameter: [{ name: 'subject', valueString: `Patient/${ids[i]}` }, { name: 'startDate', valueDate: '2027-01-01' }] };
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    if (res.status !== 200) throw new Error(`$apply answered ${res.status}`);
+    await res.arrayBuffer();
+  });
+  const applyRate = PATIENTS / (apply.wallMs / 1000);
+
+  row('pure engine (no I/O)', `${fmt(engineRate, 0)} patients/s`);
+  row(`baseline: FHIR reads $apply needs (${CONCURRENCY} in flight)`, `${fmt(readRate, 0)} patients/s`);
+  row(`$apply over HTTP (${CONCURRENCY} in flight)`, `${fmt(applyRate, 0)} patients/s`);
+  row('ratio $apply HTTP / baseline reads', fmt(applyRate / readRate, 2));
+  row('ratio pure engine / baseline reads', fmt(engineRate / readRate, 1));
+  await service.stop();
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`${err?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,63 @@
+import * as os from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { mintToken } from '@kc/auth';
+import { loadConfig, type AppConfig } from '@kc/config';
+import { startService, type RunningService } from '../apps/api/src/start-service';
+
+/** Shared by the benchmarks: the service with an embedded FHIR server, timing, percentiles, printing. */
+
+export const BENCH_SECRET = `bench-${randomUUID()}`;
+
+export async function startBenchService(overrides: Partial<AppConfig> = {}): Promise<RunningService & { token: (role: 'clinician' | 'integration' | 'admin') => Promise<string> }> {
+  const config: AppConfig = {
+    ...loadConfig({ ...process.env, FHIR_BASE_URL: '' }),
+    port: 0,
+    fhirSandboxPort: 0,
+    queuePrefix: `kc-bench-${randomUUID().slice(0, 8)}`,
+    auth: { jwtSecret: BENCH_SECRET },
+    pollIntervalMs: 0,
+    logLevel: 'error',
+    ...overrides,
+  };
+  const service = await startService(config, { logger: false });
+  return { ...service, token: (role) => mintToken({ sub: `bench-${role}`, roles: [role], fhirUser: 'Practitioner/bench' }, { secret: BENCH_SECRET }) };
+}
+
+export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const start = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - start, value };
+}
+
+export function percentile(sortedMs: number[], p: number): number {
+  if (!sortedMs.length) return NaN;
+  return sortedMs[Math.min(sortedMs.length - 1, Math.floor((p / 100) * sortedMs.length))];
+}
+
+/** Runs `total` calls with at most `concurrency` in flight; returns each call's latency, sorted. */
+export async function runConcurrently(total: number, concurrency: number, call: (i: number) => Promise<unknown>): Promise<{ latencies: number[]; wallMs: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const i = next++;
+        const t = performance.now();
+        await call(i);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return { latencies: latencies.sort((a, b) => a - b), wallMs: performance.now() - start };
+}
+
+export function header(title: string): void {
+  process.stdout.write(`\n${title}\nmachine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), node ${process.version}\n`);
+}
+
+export function row(label: string, value: string): void {
+  process.stdout.write(`  ${label.padEnd(52)} ${value}\n`);
+}
+
+export const fmt = (n: number, digits = 1) => n.toFixed(digits);
