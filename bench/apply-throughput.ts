@@ -3,7 +3,7 @@ import { FhirClient, searchEach } from '@kc/fhir';
 import { applyPlanDefinition, patientDataQueries, ProtocolCatalog } from '@kc/protocols';
 import { loadConfig } from '@kc/config';
 import { bloodPressure, bodyWeight } from '../test/fixtures/patient-data';
-import { fmt, header, row, runConcurrently, startBenchService } from './bench-support';
+import { fmt, header, row, runConcurrently, startBenchService, runBench } from './bench-support';
 
 /**
  * $apply throughput, patients per second: the pure engine alone, and the whole HTTP path (read the patient's data
@@ -55,10 +55,4 @@ async function main(): Promise<void> {
   await service.stop();
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -61,3 +61,14 @@ export function row(label: string, value: string): void {
 }
 
 export const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+/** Runs a benchmark's main and exits with its status, printing the error if it failed. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`${err?.stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

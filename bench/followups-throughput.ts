@@ -5,7 +5,7 @@ import { FhirClient } from '@kc/fhir';
 import { getQueueToken } from '@nestjs/bullmq';
 import { QUEUES, redisConnection } from '@kc/queue';
 import { completeInfusionFor, enrolForBench } from './bench-clinic';
-import { fmt, header, row, startBenchService } from './bench-support';
+import { fmt, header, row, startBenchService, runBench } from './bench-support';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -85,10 +85,4 @@ async function main(): Promise<void> {
   await service.stop();
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -1,7 +1,7 @@
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { completeInfusionFor, enrolForBench } from './bench-clinic';
-import { fmt, header, percentile, row, runConcurrently, startBenchService } from './bench-support';
+import { fmt, header, percentile, row, runConcurrently, startBenchService, runBench } from './bench-support';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 
 /**
@@ -53,10 +53,4 @@ async function main(): Promise<void> {
   await service.stop();
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);
