@@ -1,0 +1,26 @@
+import request from 'supertest';
+import { startTestService, type TestService } from './support/test-service';
+
+describe('operator endpoints', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(() => service.stop());
+
+  it('the queue dashboard asks for credentials, refuses non-admins, and serves admins (token as basic-auth password)', async () => {
+    const anonymous = await request(service.url).get('/operations/queues').expect(401);
+    expect(anonymous.headers['www-authenticate']).toMatch(/^Basic/);
+    await request(service.url).get('/operations/queues').set(service.as('clinician')).expect(403);
+    const page = await request(service.url).get('/operations/queues').auth('admin', service.tokens.admin).expect(200);
+    expect(page.text).toMatch(/<html/i);
+    const api = await request(service.url).get('/operations/queues/api/queues').auth('admin', service.tokens.admin).expect(200);
+    expect(api.body.queues.map((q: { name: string }) => q.name).sort()).toEqual(['followups', 'maintenance']);
+  });
+
+  it('metrics need no token and carry no patient data', async () => {
+    const res = await request(service.url).get('/metrics').expect(200);
+    expect(res.text).toContain('kc_queue_jobs');
+    expect(res.text).not.toMatch(/Patient\//);
+  });
+});
