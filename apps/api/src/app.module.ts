@@ -36,7 +36,7 @@ export class AppModule {
         ReviewModule,
         EhrModule,
         OperationsModule,
-        ...(config.runWorker ? [WorkerModule] : []),
+        ...(config.runWorker ? [WorkerModule.forRoot(config)] : []),
       ],
       providers: [{ provide: APP_FILTER, useClass: OperationOutcomeFilter }],
     };

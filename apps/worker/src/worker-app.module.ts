@@ -10,6 +10,6 @@ import { WorkerModule } from './worker.module';
 @Module({})
 export class WorkerAppModule {
   static forRoot(config: AppConfig): DynamicModule {
-    return { module: WorkerAppModule, imports: [ConfigModule.forRoot(config), FhirModule, QueueModule.forRoot(config), ProtocolCatalogModule, MetricsModule, WorkerModule] };
+    return { module: WorkerAppModule, imports: [ConfigModule.forRoot(config), FhirModule, QueueModule.forRoot(config), ProtocolCatalogModule, MetricsModule, WorkerModule.forRoot(config)] };
   }
 }

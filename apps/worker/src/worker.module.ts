@@ -1,17 +1,38 @@
-import { Module } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
+import type { AppConfig } from '@kc/config';
+import { configuredProcessor, QUEUES, workerOptionsFrom } from '@kc/queue';
 import { FollowUpMetrics } from './followups/follow-up.metrics';
-import { FollowUpProcessor, FollowUpWorker } from './followups/follow-up.processor';
+import { FollowUpProcessor } from './followups/follow-up.processor';
 import { FollowUpService } from './followups/follow-up.service';
-import { MaintenanceProcessor, MaintenanceWorker } from './maintenance/maintenance.processor';
+import { MaintenanceProcessor } from './maintenance/maintenance.processor';
+import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { ProcedurePoller } from './maintenance/procedure-poller';
+import { QueueJobMetrics } from './queue-job-metrics';
 
 /**
- * The background workers: follow-up generation, polling fallback, overdue sweep. Needs ConfigModule,
- * FhirModule, QueueModule, ProtocolCatalogModule and MetricsModule from the importing app.
+ * The background workers (@nestjs/bullmq processors): follow-up generation, polling fallback, overdue sweep.
+ * Needs ConfigModule, FhirModule, QueueModule, ProtocolCatalogModule and MetricsModule from the importing app
+ * (the API when RUN_WORKER is true, or WorkerAppModule alone). Shutdown: @nestjs/bullmq closes each worker,
+ * which waits for its active jobs to finish.
  */
-@Module({
-  providers: [FollowUpMetrics, FollowUpService, FollowUpProcessor, FollowUpWorker, ProcedurePoller, OverdueSweep, MaintenanceProcessor, MaintenanceWorker],
-  exports: [FollowUpService, ProcedurePoller, OverdueSweep],
-})
-export class WorkerModule {}
+@Module({})
+export class WorkerModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: WorkerModule,
+      providers: [
+        QueueJobMetrics,
+        FollowUpMetrics,
+        FollowUpService,
+        ProcedurePoller,
+        OverdueSweep,
+        MaintenanceSchedules,
+        { provide: FollowUpProcessor, useClass: configuredProcessor(FollowUpProcessor, QUEUES.followups, workerOptionsFrom(config, config.workerConcurrency)) },
+        // One at a time: a poll or sweep overlapping itself would only do the same work twice.
+        { provide: MaintenanceProcessor, useClass: configuredProcessor(MaintenanceProcessor, QUEUES.maintenance, workerOptionsFrom(config, 1)) },
+      ],
+      exports: [FollowUpService, ProcedurePoller, OverdueSweep],
+    };
+  }
+}

@@ -24,6 +24,12 @@ export interface AppConfig {
   auth: { jwtSecret?: string; jwksUrl?: string; issuer?: string; audience?: string };
   webhookSecret?: string;
   pollIntervalMs: number;
+  /** How far back each poll re-reads, for resources a server stamped earlier than it committed them. */
+  pollOverlapMs: number;
+  /** Where polling starts the first time (ISO instant); default: when the worker first starts. */
+  pollSince?: string;
+  /** Follow-up jobs one worker process runs at once. */
+  workerConcurrency: number;
   /** Attempts per follow-up job before it lands in the dead-letter view, and the first backoff delay. */
   jobAttempts: number;
   jobBackoffMs: number;
@@ -53,6 +59,21 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
   return value;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = int(env, name, fallback);
+  if (value < 1) throw new ConfigError(`${name} must be at least 1, got "${env[name]}"`);
+  return value;
+}
+
+function instant(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  if (!raw) return undefined;
+  if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2}))?$/.test(raw) || Number.isNaN(Date.parse(raw))) {
+    throw new ConfigError(`${name} must be an ISO date or instant like 2027-01-01T00:00:00Z, got "${raw}"`);
+  }
+  return new Date(raw).toISOString();
 }
 
 function required(env: NodeJS.ProcessEnv, name: string, because: string): string {
@@ -99,6 +120,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     auth: { jwtSecret: env.JWT_SECRET, jwksUrl: env.JWT_JWKS_URL, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
     webhookSecret: env.WEBHOOK_SECRET,
     pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 30000),
+    pollOverlapMs: int(env, 'POLL_OVERLAP_MS', 10000),
+    pollSince: instant(env, 'POLL_SINCE'),
+    workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),
     jobAttempts: int(env, 'JOB_ATTEMPTS', 8),
     jobBackoffMs: int(env, 'JOB_BACKOFF_MS', 2000),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30000),

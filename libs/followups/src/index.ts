@@ -1,2 +1,3 @@
 export * from './infusion-event';
 export * from './plan-follow-ups';
+export * from './infusion-history';

@@ -3,4 +3,4 @@ export * from './queue.module';
 export * from './jobs';
 export * from './infusion-events.producer';
 export * from './redis-connection';
-export * from './managed-worker';
+export * from './configured-processor';

@@ -1,19 +1,25 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { ManagedWorker, QUEUES, type InfusionCompletedJob, type JobHandler } from '@kc/queue';
+import type { InfusionCompletedJob } from '@kc/queue';
+import { MeteredWorkerHost } from '../metered-worker-host';
+import { QueueJobMetrics } from '../queue-job-metrics';
 import { FollowUpService, type FollowUpOutcome } from './follow-up.service';
 import { FollowUpMetrics } from './follow-up.metrics';
 
-/** Queue mechanics only: the business logic is FollowUpService's, the rules libs/followups'. */
+/**
+ * Queue mechanics only: the business logic is FollowUpService's, the rules libs/followups'. Registered on the
+ * followups queue by WorkerModule.forRoot (worker options come from config). A thrown error fails the attempt
+ * and BullMQ retries it with the job's backoff; the conditional creates make a retry harmless.
+ */
 @Injectable()
-export class FollowUpProcessor implements JobHandler<InfusionCompletedJob, FollowUpOutcome> {
-  private readonly logger = new Logger(FollowUpProcessor.name);
-
+export class FollowUpProcessor extends MeteredWorkerHost {
   constructor(
     private readonly followUps: FollowUpService,
     private readonly metrics: FollowUpMetrics,
-  ) {}
+    queueMetrics: QueueJobMetrics,
+  ) {
+    super(queueMetrics);
+  }
 
   async process(job: Job<InfusionCompletedJob>): Promise<FollowUpOutcome> {
     const stop = this.metrics.jobSeconds.startTimer();
@@ -22,20 +28,11 @@ export class FollowUpProcessor implements JobHandler<InfusionCompletedJob, Follo
       await job.updateProgress(100);
       this.metrics.jobs.inc({ result: outcome.status });
       return outcome;
+    } catch (err) {
+      this.metrics.jobs.inc({ result: 'failed' });
+      throw err;
     } finally {
       stop();
     }
-  }
-
-  onFailed(job: Job<InfusionCompletedJob>, error: Error, final: boolean): void {
-    this.metrics.jobs.inc({ result: 'failed' });
-    this.logger.warn({ msg: final ? 'follow-up job dead-lettered' : 'follow-up job failed, will retry', job: job.id, attempt: job.attemptsMade, error: error.message });
-  }
-}
-
-@Injectable()
-export class FollowUpWorker extends ManagedWorker<InfusionCompletedJob, FollowUpOutcome> {
-  constructor(@Inject(APP_CONFIG) config: AppConfig, processor: FollowUpProcessor) {
-    super(QUEUES.followups, config, processor);
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { BundleEntry, CarePlan, Procedure, Resource } from '@medplum/fhirtypes';
 import { FhirClient, FhirNotFoundError, searchEach } from '@kc/fhir';
-import { planFollowUps, toInfusionCompleted, type FollowUp } from '@kc/followups';
+import { carePlanTakesFollowUps, completedInfusionCount, infusionDefinitionFor, isInfusion, planFollowUps, toInfusionCompleted, type FollowUp } from '@kc/followups';
 import { patientDataQueries, ProtocolCatalog, TASK_KEY_SYSTEM, APPLY_KEY_SYSTEM } from '@kc/protocols';
 import { FollowUpMetrics } from './follow-up.metrics';
 
@@ -42,18 +42,21 @@ export class FollowUpService {
 
     const carePlan = await this.fhir.readIfExists<CarePlan>('CarePlan', event.carePlanId);
     if (!carePlan) return this.ignore(procedureId, 'CarePlan not found');
+    const open = carePlanTakesFollowUps(carePlan);
+    if (!open.ok) return this.ignore(procedureId, open.reason);
     const plan = carePlan.instantiatesCanonical?.map((c) => this.catalog.findPlanDefinition(c)).find(Boolean);
     if (!plan) return this.ignore(procedureId, 'CarePlan does not instantiate a known protocol');
+    const infusion = infusionDefinitionFor(plan, this.catalog);
+    if (!isInfusion(procedure, infusion)) return this.ignore(procedureId, 'not an infusion of the CarePlan\'s protocol');
 
-    const [completed, patientData] = await Promise.all([
+    const [history, patientData] = await Promise.all([
       this.fhir.searchAll<Procedure>('Procedure', { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: 100 }),
       searchEach(this.fhir, patientDataQueries(plan, event.patientId)),
     ]);
-    // The triggering infusion counts even if the search index has not caught up with it yet.
-    const completedInfusionCount = new Set([...completed.map((p) => p.id), procedureId]).size;
+    const count = completedInfusionCount(event, history, infusion);
     await progress(50, 'read care plan and history');
 
-    const followUps = planFollowUps({ event, carePlan, plan, catalog: this.catalog, completedInfusionCount, patientData, now: new Date() });
+    const followUps = planFollowUps({ event, carePlan, plan, catalog: this.catalog, completedInfusionCount: count, patientData, now: new Date() });
     const response = await this.fhir.transaction(followUps.flatMap(toEntries));
     await progress(90, 'wrote follow-up tasks');
 

@@ -1,18 +1,21 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { InjectQueue } from '@nestjs/bullmq';
-import type { Job, Queue } from 'bullmq';
-import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { JOBS, ManagedWorker, QUEUES, type JobHandler } from '@kc/queue';
+import { Injectable } from '@nestjs/common';
+import type { Job } from 'bullmq';
+import { JOBS } from '@kc/queue';
+import { MeteredWorkerHost } from '../metered-worker-host';
+import { QueueJobMetrics } from '../queue-job-metrics';
 import { OverdueSweep } from './overdue-sweep';
 import { ProcedurePoller } from './procedure-poller';
 
-/** Housekeeping jobs, scheduled by BullMQ job schedulers so several worker processes still run each once. */
+/** Housekeeping jobs on the maintenance queue (scheduled by MaintenanceSchedules). */
 @Injectable()
-export class MaintenanceProcessor implements JobHandler {
+export class MaintenanceProcessor extends MeteredWorkerHost {
   constructor(
     private readonly poller: ProcedurePoller,
     private readonly sweep: OverdueSweep,
-  ) {}
+    queueMetrics: QueueJobMetrics,
+  ) {
+    super(queueMetrics);
+  }
 
   async process(job: Job): Promise<unknown> {
     switch (job.name) {
@@ -23,26 +26,5 @@ export class MaintenanceProcessor implements JobHandler {
       default:
         throw new Error(`unknown maintenance job ${job.name}`);
     }
-  }
-}
-
-@Injectable()
-export class MaintenanceWorker extends ManagedWorker {
-  constructor(
-    @Inject(APP_CONFIG) private readonly appConfig: AppConfig,
-    processor: MaintenanceProcessor,
-    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
-  ) {
-    super(QUEUES.maintenance, appConfig, processor, 1);
-  }
-
-  override async onApplicationBootstrap(): Promise<void> {
-    super.onApplicationBootstrap();
-    if (this.appConfig.pollIntervalMs > 0) {
-      await this.queue.upsertJobScheduler(JOBS.pollProcedures, { every: this.appConfig.pollIntervalMs }, { name: JOBS.pollProcedures, opts: { removeOnComplete: 100, removeOnFail: 100 } });
-    } else {
-      await this.queue.removeJobScheduler(JOBS.pollProcedures);
-    }
-    await this.queue.upsertJobScheduler(JOBS.overdueSweep, { pattern: this.appConfig.overdueSweepEvery }, { name: JOBS.overdueSweep, opts: { removeOnComplete: 100, removeOnFail: 100 } });
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirVersionConflictError } from '@kc/fhir';
-import { BUSINESS_STATUS, SERVICE_CODE_SYSTEM } from '@kc/protocols';
+import { BUSINESS_STATUS, SERVICE_CODE_SYSTEM, TASK_KEY_SYSTEM } from '@kc/protocols';
 
 /**
  * Marks open Tasks whose due window has closed as overdue (businessStatus), keeping their status so the
@@ -31,7 +31,13 @@ export class OverdueSweep {
   }
 }
 
+/**
+ * Only this service's Tasks (its key identifier or its businessStatus codes): a shared FHIR server holds other
+ * applications' Tasks, whose deadlines mean something else.
+ */
 export function isOverdue(task: Task, now: Date): boolean {
+  const ours = task.identifier?.some((i) => i.system === TASK_KEY_SYSTEM) || task.businessStatus?.coding?.some((c) => c.system === SERVICE_CODE_SYSTEM);
+  if (!ours) return false;
   const end = task.restriction?.period?.end;
   const already = task.businessStatus?.coding?.some((c) => c.system === SERVICE_CODE_SYSTEM && c.code === BUSINESS_STATUS.overdue);
   return Boolean(end) && Date.parse(end!) < now.getTime() && !already;

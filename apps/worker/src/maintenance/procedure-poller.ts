@@ -5,20 +5,12 @@ import type { Procedure } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { InfusionEventsProducer, QUEUES } from '@kc/queue';
-
-/** Where polling got to: the newest lastUpdated seen, and the ids already taken at exactly that instant. */
-interface PollCursor {
-  since: string;
-  seenAtSince: string[];
-}
-
-const START: PollCursor = { since: '1970-01-01T00:00:00.000Z', seenAtSince: [] };
+import { parseCursor, searchFrom, startCursor, takeFresh, type PollCursor } from './poll-cursor';
 
 /**
- * Polling fallback for FHIR servers without subscriptions: completed Procedures by _lastUpdated. The cursor
- * lives in Redis, so a restart resumes where it stopped; `ge` plus the ids seen at the boundary instant means
- * an update landing in the same millisecond is neither missed nor taken twice. The cursor is saved only after
- * the events are queued, so a crash in between re-queues them (deduplicated by job id) instead of losing them.
+ * Polling fallback for FHIR servers without subscriptions: completed Procedures by _lastUpdated. The cursor lives
+ * in Redis, so a restart resumes where it stopped. It is saved only after the events are queued: a crash in
+ * between re-queues them (deduplicated by job id, and by the conditional creates) instead of losing them.
  */
 @Injectable()
 export class ProcedurePoller {
@@ -35,27 +27,32 @@ export class ProcedurePoller {
     return `${this.config.queuePrefix}:poll-cursor:procedures`;
   }
 
+  private get firstCursor(): PollCursor {
+    return startCursor(this.config.pollSince ? new Date(this.config.pollSince) : new Date());
+  }
+
+  /**
+   * Sets the starting point unless a cursor is already stored. Two workers starting together may both write it;
+   * both write "now" (or POLL_SINCE), and the overlap window covers the difference.
+   */
+  async initCursor(): Promise<void> {
+    const redis = await this.queue.client;
+    if (!parseCursor(await redis.get(this.cursorKey))) await redis.set(this.cursorKey, JSON.stringify(this.firstCursor));
+  }
+
   async poll(): Promise<{ enqueued: number; cursor: PollCursor }> {
     const redis = await this.queue.client;
-    const cursor: PollCursor = JSON.parse((await redis.get(this.cursorKey)) ?? 'null') ?? START;
-    const changed = await this.fhir.searchAll<Procedure>('Procedure', { status: 'completed', _lastUpdated: `ge${cursor.since}`, _sort: '_lastUpdated', _count: 100 });
-    const seen = new Set(cursor.seenAtSince);
-    const fresh = changed.filter((p) => p.id && !(p.meta?.lastUpdated === cursor.since && seen.has(p.id)));
+    const cursor = parseCursor(await redis.get(this.cursorKey)) ?? this.firstCursor;
+    const changed = await this.fhir.searchAll<Procedure>('Procedure', {
+      status: 'completed',
+      _lastUpdated: `ge${searchFrom(cursor, this.config.pollOverlapMs)}`,
+      _sort: '_lastUpdated',
+      _count: 100,
+    });
+    const { fresh, next } = takeFresh(cursor, changed, this.config.pollOverlapMs);
     for (const procedure of fresh) await this.producer.enqueue(procedure.id!, 'poll');
-    const next = advance(cursor, changed);
     await redis.set(this.cursorKey, JSON.stringify(next));
     if (fresh.length) this.logger.log({ msg: 'poll queued infusion events', count: fresh.length });
     return { enqueued: fresh.length, cursor: next };
   }
-}
-
-function advance(cursor: PollCursor, changed: Procedure[]): PollCursor {
-  let next = cursor;
-  for (const procedure of changed) {
-    const at = procedure.meta?.lastUpdated;
-    if (!at || !procedure.id) continue;
-    if (Date.parse(at) > Date.parse(next.since)) next = { since: at, seenAtSince: [procedure.id] };
-    else if (at === next.since && !next.seenAtSince.includes(procedure.id)) next = { since: at, seenAtSince: [...next.seenAtSince, procedure.id] };
-  }
-  return next;
 }

@@ -1,0 +1,75 @@
+import * as path from 'node:path';
+import type { Procedure } from '@medplum/fhirtypes';
+import { ProtocolCatalog } from '@kc/protocols';
+import { toInfusionCompleted } from './infusion-event';
+import { carePlanTakesFollowUps, completedInfusionCount, infusionDefinitionFor, isInfusion } from './infusion-history';
+
+const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
+const lowDose = infusionDefinitionFor(catalog.findPlanDefinition('ketamine-low-dose-series')!, catalog);
+
+const infusion = (id: string, end: string, extra: Partial<Procedure> = {}): Procedure => ({
+  resourceType: 'Procedure',
+  id,
+  status: 'completed',
+  subject: { reference: 'Patient/p1' },
+  basedOn: [{ reference: 'CarePlan/cp-1' }],
+  code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002' }] },
+  performedPeriod: { start: end, end },
+  ...extra,
+});
+
+const eventOf = (procedure: Procedure) => {
+  const check = toInfusionCompleted(procedure);
+  if (!check.ok) throw new Error(check.reason);
+  return check.event;
+};
+
+describe('which procedures are the protocol infusions', () => {
+  it('takes the infusion code from the ActivityDefinition the follow-up rules are anchored on', () => {
+    expect(lowDose.codes).toContainEqual(expect.objectContaining({ system: 'http://snomed.info/sct', code: '14152002' }));
+    expect(lowDose.canonicals).toContain('https://ketamine-careplans.example/fhir/ActivityDefinition/ketamine-low-dose-infusion|1.0.0');
+  });
+
+  it('recognises an infusion by code or by instantiatesCanonical, and nothing else', () => {
+    expect(isInfusion(infusion('a', '2027-01-01T10:00:00Z'), lowDose)).toBe(true);
+    const byDefinition = infusion('b', '2027-01-01T10:00:00Z', { code: { text: 'ketamine' }, instantiatesCanonical: ['https://ketamine-careplans.example/fhir/ActivityDefinition/ketamine-low-dose-infusion'] });
+    expect(isInfusion(byDefinition, lowDose)).toBe(true);
+    const checkUp = infusion('c', '2027-01-01T10:00:00Z', { code: { coding: [{ system: 'http://snomed.info/sct', code: '185389009' }] } });
+    expect(isInfusion(checkUp, lowDose)).toBe(false);
+  });
+});
+
+describe('completedInfusionCount', () => {
+  const history = [
+    infusion('i1', '2027-01-01T10:00:00Z'),
+    infusion('i2', '2027-01-04T10:00:00Z'),
+    infusion('i3', '2027-01-07T10:00:00Z'),
+    infusion('planned', '2027-01-02T10:00:00Z', { status: 'in-progress' }),
+    infusion('other-plan', '2027-01-02T10:00:00Z', { basedOn: [{ reference: 'CarePlan/cp-2' }] }),
+    infusion('not-an-infusion', '2027-01-02T10:00:00Z', { code: { text: 'follow-up visit' } }),
+  ];
+
+  it('counts completed infusions on the same CarePlan that ended no later than this one', () => {
+    expect(completedInfusionCount(eventOf(history[1]), history, lowDose)).toBe(2);
+    expect(completedInfusionCount(eventOf(history[2]), history, lowDose)).toBe(3);
+  });
+
+  it('gives the same answer when processed late, after later infusions are on record', () => {
+    const early = eventOf(history[0]);
+    expect(completedInfusionCount(early, history.slice(0, 1), lowDose)).toBe(1);
+    expect(completedInfusionCount(early, history, lowDose)).toBe(1);
+  });
+
+  it('counts the triggering infusion even when the search has not indexed it yet', () => {
+    expect(completedInfusionCount(eventOf(history[2]), history.slice(0, 2), lowDose)).toBe(3);
+  });
+});
+
+describe('carePlanTakesFollowUps', () => {
+  it('refuses closed plans and accepts draft and active ones', () => {
+    const plan = { resourceType: 'CarePlan', intent: 'plan', subject: { reference: 'Patient/p1' } } as const;
+    expect(carePlanTakesFollowUps({ ...plan, status: 'active' }).ok).toBe(true);
+    expect(carePlanTakesFollowUps({ ...plan, status: 'draft' }).ok).toBe(true);
+    expect(carePlanTakesFollowUps({ ...plan, status: 'revoked' })).toEqual({ ok: false, reason: 'CarePlan is revoked' });
+  });
+});

@@ -1,0 +1,60 @@
+import type { CarePlan, Coding, PlanDefinition, Procedure } from '@medplum/fhirtypes';
+import { flattenActions, INFUSION_COMPLETED_TRIGGER, triggeredActions, type ProtocolCatalog } from '@kc/protocols';
+import type { InfusionCompleted } from './infusion-event';
+
+/** What an infusion of this protocol looks like as a Procedure: its codes, or the ActivityDefinition it instantiates. */
+export interface InfusionDefinition {
+  codes: Coding[];
+  canonicals: string[];
+}
+
+/**
+ * The infusion is whatever the follow-up rules are anchored on (relatedAction.actionId, e.g. `infusion-session`):
+ * its ActivityDefinition's code (SNOMED 14152002 in the shipped protocols) names the Procedure to look for. Read
+ * from the protocol, so a clinic using another code changes fhir-profiles/, not this file.
+ */
+export function infusionDefinitionFor(plan: PlanDefinition, catalog: ProtocolCatalog): InfusionDefinition {
+  const anchorIds = new Set(triggeredActions(plan, INFUSION_COMPLETED_TRIGGER).flatMap((a) => (a.relatedAction ?? []).map((r) => r.actionId)));
+  const anchors = flattenActions(plan.action ?? []).filter((a) => a.id && anchorIds.has(a.id));
+  const codes: Coding[] = [];
+  const canonicals: string[] = [];
+  for (const action of anchors) {
+    const activity = catalog.activityDefinition(action.definitionCanonical);
+    if (!activity) continue;
+    codes.push(...(activity.code?.coding ?? []).filter((c) => c.system && c.code));
+    if (activity.url) canonicals.push(activity.url, ...(activity.version ? [`${activity.url}|${activity.version}`] : []));
+  }
+  return { codes, canonicals };
+}
+
+/** A Procedure is one of the protocol's infusions when it carries the infusion's code or instantiates its definition. */
+export function isInfusion(procedure: Procedure, definition: InfusionDefinition): boolean {
+  const coded = (procedure.code?.coding ?? []).some((c) => definition.codes.some((d) => d.system === c.system && d.code === c.code));
+  const instantiated = (procedure.instantiatesCanonical ?? []).some((c) => definition.canonicals.includes(c));
+  return coded || instantiated;
+}
+
+/**
+ * %completedInfusionCount for this event: completed infusions on the CarePlan that ended no later than this one,
+ * this one included. Counting by time rather than "everything on record now" keeps the answer the same however
+ * late the event is processed (a retry from the dead-letter view days later, or events handled out of order),
+ * so a replay never turns an induction follow-up into a booster.
+ */
+export function completedInfusionCount(event: InfusionCompleted, history: Procedure[], definition: InfusionDefinition): number {
+  const end = Date.parse(event.performed.end!);
+  const counted = new Set<string>([event.procedureId]);
+  for (const procedure of history) {
+    if (!procedure.id || procedure.status !== 'completed' || !isInfusion(procedure, definition)) continue;
+    if (!procedure.basedOn?.some((b) => b.reference === `CarePlan/${event.carePlanId}`)) continue;
+    const at = Date.parse(procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime ?? '');
+    if (Number.isFinite(at) && at <= end) counted.add(procedure.id);
+  }
+  return counted.size;
+}
+
+/** CarePlans that are over (or were a mistake) get no new follow-ups; draft and active plans do. */
+const CLOSED_CARE_PLAN = new Set<CarePlan['status']>(['revoked', 'completed', 'entered-in-error']);
+
+export function carePlanTakesFollowUps(carePlan: CarePlan): { ok: true } | { ok: false; reason: string } {
+  return CLOSED_CARE_PLAN.has(carePlan.status) ? { ok: false, reason: `CarePlan is ${carePlan.status}` } : { ok: true };
+}
