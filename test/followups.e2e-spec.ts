@@ -4,7 +4,10 @@ import { OverdueSweep } from '../apps/worker/src/maintenance/overdue-sweep';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
-import type { Procedure, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Procedure, Task } from '@medplum/fhirtypes';
+import type { Queue } from 'bullmq';
+import { getQueueToken } from '@nestjs/bullmq';
+import { QUEUES } from '@kc/queue';
 
 describe('follow-up engine: completed infusions become follow-up tasks', () => {
   let service: TestService;
@@ -91,6 +94,54 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     expect(await followUpTasks(service, planned.id!)).toHaveLength(0);
   });
 
+  it('a completed procedure that is not the protocol infusion, or an infusion on a revoked plan, gets no follow-ups', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const { resource: visit } = await service.fhir.create<Procedure>({
+      resourceType: 'Procedure',
+      status: 'completed',
+      code: { coding: [{ system: 'http://snomed.info/sct', code: '185389009', display: 'Follow-up visit' }] },
+      subject: { reference: enrolment.patient },
+      basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }],
+      performedDateTime: '2027-01-05T10:00:00.000Z',
+    });
+    const revoked = await enrolPatient(service, 'ketamine-monthly-maintenance');
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', revoked.carePlanId);
+    await service.fhir.update({ ...carePlan, status: 'revoked' });
+    const onRevoked = await completeInfusion(service, revoked, '2027-01-06T10:00:00.000Z');
+    const jobs = await Promise.all([visit.id!, onRevoked].map(async (id) => (await sendEvent(id).expect(202)).body.jobId));
+    const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
+    const results = await waitFor(async () => {
+      const done = await Promise.all(jobs.map((id) => queue.getJob(id)));
+      return done.every((j) => j?.finishedOn) && done.map((j) => j!.returnvalue);
+    }, 'both jobs to finish');
+    expect(results).toEqual([
+      { status: 'ignored', reason: "not an infusion of the CarePlan's protocol" },
+      { status: 'ignored', reason: 'CarePlan is revoked' },
+    ]);
+    expect(await followUpTasks(service, visit.id!)).toHaveLength(0);
+    expect(await followUpTasks(service, onRevoked)).toHaveLength(0);
+  });
+
+  it('an infusion processed late (after later infusions are on record) still gets the follow-ups of its place in the series', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const ends = ['2027-01-04', '2027-01-07', '2027-01-10', '2027-01-13', '2027-01-16', '2027-01-19'].map((d) => `${d}T10:00:00.000Z`);
+    const infusions: string[] = [];
+    for (const end of ends) infusions.push(await completeInfusion(service, enrolment, end));
+    // Only the 5th and the 6th are reported, the 6th first.
+    await sendEvent(infusions[5]).expect(202);
+    await sendEvent(infusions[4]).expect(202);
+    const fifth = await waitFor(async () => {
+      const found = await followUpTasks(service, infusions[4]);
+      return found.length === 2 && found;
+    }, 'follow-ups of the 5th infusion');
+    const sixth = await waitFor(async () => {
+      const found = await followUpTasks(service, infusions[5]);
+      return found.length === 2 && found;
+    }, 'follow-ups of the 6th infusion');
+    expect(fifth.map(actionOf).sort()).toEqual(['next-induction-session', 'post-infusion-check']);
+    expect(sixth.map(actionOf).sort()).toEqual(['maintenance-booster', 'post-infusion-check']);
+  });
+
   it('API events validate their input', async () => {
     const res = await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: 'Patient/1' }).expect(400);
     expect(res.body.resourceType).toBe('OperationOutcome');
@@ -111,5 +162,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     const res = await request(service.url).get('/metrics').expect(200);
     expect(res.text).toMatch(/kc_followup_jobs_total\{result="created"\} [1-9]/);
     expect(res.text).toMatch(/kc_queue_jobs\{queue="followups",state="completed"\} [1-9]/);
+    expect(res.text).toMatch(/kc_queue_jobs_finished_total\{queue="followups",result="completed"\} [1-9]/);
+    expect(res.text).toMatch(/kc_event_to_task_seconds_count [1-9]/);
   });
 });

@@ -8,6 +8,10 @@ export interface FlakyProxy {
   down: boolean;
   /** Requests answered with 503 so far. */
   refused: number;
+  /** Delay before forwarding each request (a slow server); 0 = none. */
+  delayMs: number;
+  /** Requests forwarded so far. */
+  forwarded: number;
   close(): Promise<void>;
 }
 
@@ -17,13 +21,15 @@ export interface FlakyProxy {
  */
 export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy> {
   const target = new URL(targetBaseUrl);
-  const state = { down: false, refused: 0 };
-  const server = http.createServer((req, res) => {
+  const state = { down: false, refused: 0, delayMs: 0, forwarded: 0 };
+  const server = http.createServer(async (req, res) => {
+    if (state.delayMs) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
     if (state.down) {
       state.refused++;
       res.writeHead(503, { 'content-type': 'application/fhir+json' }).end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient' }] }));
       return;
     }
+    state.forwarded++;
     const path = (req.url ?? '/').replace(/^\/fhir\/R4/, '');
     const upstream = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: `${target.pathname}${path}`, headers: { ...req.headers, host: target.host } },
@@ -47,6 +53,15 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
     },
     get refused() {
       return state.refused;
+    },
+    get delayMs() {
+      return state.delayMs;
+    },
+    set delayMs(value: number) {
+      state.delayMs = value;
+    },
+    get forwarded() {
+      return state.forwarded;
     },
     close: () =>
       new Promise<void>((resolve) => {

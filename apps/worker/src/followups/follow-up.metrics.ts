@@ -15,8 +15,8 @@ export class FollowUpMetrics {
     this.jobSeconds = new Histogram({ name: 'kc_followup_job_seconds', help: 'Time to process one follow-up job', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
     this.eventToTask = new Histogram({
       name: 'kc_event_to_task_seconds',
-      help: 'From the end of the infusion to its follow-up Tasks being written',
-      buckets: [1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 24 * 3600],
+      help: 'From the event being received (job queued) to its follow-up Tasks being written, retries included',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600],
       registers: [registry],
     });
   }

@@ -27,6 +27,7 @@ export class FollowUpProcessor extends MeteredWorkerHost {
       const outcome = await this.followUps.handle(job.data.procedureId, (percent) => job.updateProgress(percent));
       await job.updateProgress(100);
       this.metrics.jobs.inc({ result: outcome.status });
+      if (outcome.status === 'created') this.metrics.observeEventToTask(Date.now() - job.timestamp);
       return outcome;
     } catch (err) {
       this.metrics.jobs.inc({ result: 'failed' });

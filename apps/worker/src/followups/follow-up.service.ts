@@ -63,7 +63,6 @@ export class FollowUpService {
     const taskResponses = (response.entry ?? []).filter((e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task');
     const alreadyExisted = taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
     const tasks = taskResponses.map((e) => (e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0]));
-    if (event.performed.end) this.metrics.observeEventToTask(Date.now() - Date.parse(event.performed.end));
     this.logger.log({ msg: 'follow-ups written', procedure: procedureId, carePlan: carePlan.id, tasks: tasks.length, alreadyExisted });
     return { status: 'created', tasks, alreadyExisted };
   }
