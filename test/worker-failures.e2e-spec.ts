@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { Worker } from 'bullmq';
+import { Worker, type Queue } from 'bullmq';
+import { getQueueToken } from '@nestjs/bullmq';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { QUEUES, redisConnection } from '@kc/queue';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
@@ -26,6 +27,7 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
   });
   afterEach(async () => {
     proxy.down = false;
+    proxy.answerDelayMs = () => 0;
     await Promise.all(running.splice(0).map((s) => s.stop()));
   });
   afterAll(async () => {
@@ -42,6 +44,29 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     await waitFor(async () => proxy.refused >= 3, 'the worker to hit the outage a few times');
     proxy.down = false;
     await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'tasks after recovery', 15_000);
+  });
+
+  it('FHIR server slow: a write that landed after the client timed out is retried without duplicating the tasks', async () => {
+    const service = await start({ fhirBaseUrl: proxy.baseUrl, fhirTimeoutMs: 400, jobAttempts: 10, jobBackoffMs: 100 });
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, '2027-03-05T10:00:00.000Z');
+    // Reads are quick; the transaction's answer arrives only after the client has given up on it.
+    let slowWrites = 0;
+    proxy.answerDelayMs = (method) => (method === 'POST' ? (slowWrites++, 1000) : 0);
+    const { body } = await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    // The write landed on the server although the worker saw a timeout.
+    await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'the timed-out write to land');
+    await waitFor(async () => slowWrites >= 2, 'the write to be retried');
+    proxy.answerDelayMs = () => 0;
+    const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
+    const job = await waitFor(async () => {
+      const found = await queue.getJob(body.jobId);
+      return found?.finishedOn ? found : undefined;
+    }, 'the job to finish once the server is quick again', 15_000);
+    expect(job.returnvalue).toMatchObject({ status: 'created', alreadyExisted: 2 });
+    expect(await followUpTasks(service, procedureId)).toHaveLength(2);
+    const metrics = await request(service.url).get('/metrics').expect(200);
+    expect(metrics.text).toMatch(/kc_fhir_requests_total\{method="POST",type="Bundle",status="error"\} [1-9]/);
   });
 
   it('retries used up: the job shows in the dead-letter view and can be retried from there', async () => {

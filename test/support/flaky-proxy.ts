@@ -10,59 +10,54 @@ export interface FlakyProxy {
   refused: number;
   /** Delay before forwarding each request (a slow server); 0 = none. */
   delayMs: number;
+  /**
+   * Delay of the answer after the server has done the work (slow network or overloaded proxy): the client may
+   * give up on a write that did land. Per request, by method; 0 = none.
+   */
+  answerDelayMs: (method: string) => number;
   /** Requests forwarded so far. */
   forwarded: number;
   close(): Promise<void>;
 }
 
 /**
- * An HTTP proxy in front of the embedded FHIR server that a test can take down and bring back: the only way
- * to make a real server "fail" without losing its in-memory data.
+ * An HTTP proxy in front of the embedded FHIR server that a test can take down, slow down and bring back: the
+ * only way to make a real server "fail" without losing its in-memory data.
  */
 export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy> {
   const target = new URL(targetBaseUrl);
-  const state = { down: false, refused: 0, delayMs: 0, forwarded: 0 };
   const server = http.createServer(async (req, res) => {
-    if (state.delayMs) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
-    if (state.down) {
-      state.refused++;
+    if (proxy.delayMs) await sleep(proxy.delayMs);
+    if (proxy.down) {
+      proxy.refused++;
       res.writeHead(503, { 'content-type': 'application/fhir+json' }).end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient' }] }));
       return;
     }
-    state.forwarded++;
+    proxy.forwarded++;
+    const answerDelay = proxy.answerDelayMs(req.method ?? 'GET');
     const path = (req.url ?? '/').replace(/^\/fhir\/R4/, '');
     const upstream = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: `${target.pathname}${path}`, headers: { ...req.headers, host: target.host } },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+      async (answer) => {
+        const body: Buffer[] = [];
+        for await (const chunk of answer) body.push(chunk as Buffer);
+        if (answerDelay) await sleep(answerDelay);
+        if (res.destroyed) return; // the client gave up
+        res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(body));
       },
     );
-    upstream.on('error', () => res.writeHead(502).end());
+    upstream.on('error', () => !res.destroyed && res.writeHead(502).end());
     req.pipe(upstream);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const proxy = {
+  const proxy: FlakyProxy = {
     baseUrl: `http://127.0.0.1:${port}/fhir/R4`,
-    get down() {
-      return state.down;
-    },
-    set down(value: boolean) {
-      state.down = value;
-    },
-    get refused() {
-      return state.refused;
-    },
-    get delayMs() {
-      return state.delayMs;
-    },
-    set delayMs(value: number) {
-      state.delayMs = value;
-    },
-    get forwarded() {
-      return state.forwarded;
-    },
+    down: false,
+    refused: 0,
+    delayMs: 0,
+    answerDelayMs: () => 0,
+    forwarded: 0,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -71,3 +66,5 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
   };
   return proxy;
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

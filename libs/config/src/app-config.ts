@@ -16,6 +16,8 @@ export interface AppConfig {
   fhirBaseUrl?: string;
   fhirSandboxPort: number;
   fhirAuth: FhirAuthConfig;
+  /** Per-request timeout towards the FHIR server; a timed-out request is retried like a 503. */
+  fhirTimeoutMs: number;
   redisUrl: string;
   /** BullMQ key prefix; lets tests and tenants share one Redis without colliding. */
   queuePrefix: string;
@@ -113,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     fhirBaseUrl: env.FHIR_BASE_URL ? env.FHIR_BASE_URL.replace(/\/+$/, '') : undefined,
     fhirSandboxPort: int(env, 'FHIR_SANDBOX_PORT', 8103),
     fhirAuth: fhirAuthFrom(env),
+    fhirTimeoutMs: positiveInt(env, 'FHIR_TIMEOUT_MS', 15000),
     redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     queuePrefix: env.QUEUE_PREFIX ?? 'kc',
     runWorker: (env.RUN_WORKER ?? 'true') !== 'false',

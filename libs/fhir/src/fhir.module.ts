@@ -1,6 +1,8 @@
 import { Global, Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { Registry } from 'prom-client';
 import { FhirClient } from './fhir-client';
+import { meteredFetch } from './fhir-metrics';
 
 /** Provides the FhirClient for the configured server (the sandbox's URL is filled in before Nest starts). */
 @Global()
@@ -8,10 +10,11 @@ import { FhirClient } from './fhir-client';
   providers: [
     {
       provide: FhirClient,
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => {
+      inject: [APP_CONFIG, { token: Registry, optional: true }],
+      useFactory: (config: AppConfig, registry?: Registry) => {
         if (!config.fhirBaseUrl) throw new Error('fhirBaseUrl must be resolved before the FHIR module starts');
-        return new FhirClient({ baseUrl: config.fhirBaseUrl, auth: config.fhirAuth });
+        const fetchImpl = registry ? meteredFetch(registry, config.fhirBaseUrl) : undefined;
+        return new FhirClient({ baseUrl: config.fhirBaseUrl, auth: config.fhirAuth, fetchImpl, timeoutMs: config.fhirTimeoutMs });
       },
     },
   ],

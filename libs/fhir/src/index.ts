@@ -5,3 +5,4 @@ export * from './fhir-auth';
 export * from './fhir.module';
 export * from './fhir-definitions';
 export * from './search-each';
+export * from './fhir-metrics';
