@@ -4,7 +4,8 @@ import { OverdueSweep } from '../apps/worker/src/maintenance/overdue-sweep';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
-import type { CarePlan, Procedure, Task } from '@medplum/fhirtypes';
+import type { CarePlan, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
+import { APPLY_KEY_SYSTEM } from '@kc/protocols';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { QUEUES } from '@kc/queue';
@@ -30,6 +31,9 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     const byAction = Object.fromEntries(tasks.map((t) => [actionOf(t), t]));
     expect(byAction['post-infusion-check'].restriction?.period).toEqual({ start: '2027-01-04T10:00:00.000Z', end: '2027-01-11T10:00:00.000Z' });
     expect(byAction['next-induction-session'].restriction?.period).toEqual({ start: '2027-01-06T10:00:00.000Z', end: '2027-01-08T10:00:00.000Z' });
+    // The next session's request carries the weight-based rate (80 kg x 0.5 mg/kg/h, from the ActivityDefinition).
+    const [nextSession] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: `${APPLY_KEY_SYSTEM}|${enrolment.carePlanId}:${procedureId}:next-induction-session` });
+    expect(nextSession.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBe(40);
     for (const task of tasks) {
       expect(task).toMatchObject({ status: 'requested', intent: 'plan', for: { reference: enrolment.patient }, basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }] });
       expect(task.businessStatus?.coding?.[0].code).toBe('awaiting-approval');

@@ -3,7 +3,7 @@ import type { CarePlan, Procedure } from '@medplum/fhirtypes';
 import { ProtocolCatalog } from '@kc/protocols';
 import { bodyWeight, searchset } from '../../../test/fixtures/patient-data';
 import { toInfusionCompleted } from './infusion-event';
-import { planFollowUps } from './plan-follow-ups';
+import { followUpDataNeeds, planFollowUps } from './plan-follow-ups';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
 const procedure: Procedure = {
@@ -66,5 +66,13 @@ describe('toInfusionCompleted', () => {
   it('accepts performedDateTime as the anchor', () => {
     const check = toInfusionCompleted({ ...procedure, performedPeriod: undefined, performedDateTime: '2027-01-04T10:00:00.000Z' });
     expect(check.ok && check.event.performed.end).toBe('2027-01-04T10:00:00.000Z');
+  });
+});
+
+describe('followUpDataNeeds', () => {
+  it('asks only for the patient data the follow-up rules read (the dose needs the weight; eligibility data is not re-read)', () => {
+    for (const plan of catalog.planDefinitions()) {
+      expect([...followUpDataNeeds(plan, catalog)].sort()).toEqual(['bodyWeight', 'completedInfusionCount']);
+    }
   });
 });

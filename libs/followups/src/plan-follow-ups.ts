@@ -62,3 +62,19 @@ export function planFollowUps(input: FollowUpInput): FollowUp[] {
       return { ...instance, actionId: action.id!, key, requestFullUrl };
     });
 }
+
+/**
+ * The patient-data variables (action.input ids) the follow-up rules can read: those named in their conditions and
+ * in their ActivityDefinitions' dynamicValues. The worker fetches only these: after an infusion the rules need
+ * e.g. %bodyWeight for the next dose, not the eligibility data $apply checked.
+ */
+export function followUpDataNeeds(plan: PlanDefinition, catalog: ProtocolCatalog): Set<string> {
+  const expressions = triggeredActions(plan, INFUSION_COMPLETED_TRIGGER).flatMap((action) => [
+    ...(action.condition ?? []).map((c) => c.expression?.expression),
+    ...(action.dynamicValue ?? []).map((d) => d.expression?.expression),
+    ...(catalog.activityDefinition(action.definitionCanonical)?.dynamicValue ?? []).map((d) => d.expression?.expression),
+  ]);
+  const names = new Set<string>();
+  for (const expression of expressions) for (const match of (expression ?? '').matchAll(/%([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(match[1]);
+  return names;
+}

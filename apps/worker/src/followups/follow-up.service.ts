@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { BundleEntry, CarePlan, Procedure, Resource } from '@medplum/fhirtypes';
 import { FhirClient, FhirNotFoundError, searchEach } from '@kc/fhir';
-import { carePlanTakesFollowUps, completedInfusionCount, infusionDefinitionFor, isInfusion, planFollowUps, toInfusionCompleted, type FollowUp } from '@kc/followups';
+import { carePlanTakesFollowUps, completedInfusionCount, followUpDataNeeds, infusionDefinitionFor, isInfusion, planFollowUps, toInfusionCompleted, type FollowUp } from '@kc/followups';
 import { patientDataQueries, ProtocolCatalog, TASK_KEY_SYSTEM, APPLY_KEY_SYSTEM } from '@kc/protocols';
 import { FollowUpMetrics } from './follow-up.metrics';
 
@@ -49,9 +49,10 @@ export class FollowUpService {
     const infusion = infusionDefinitionFor(plan, this.catalog);
     if (!isInfusion(procedure, infusion)) return this.ignore(procedureId, 'not an infusion of the CarePlan\'s protocol');
 
+    const needs = followUpDataNeeds(plan, this.catalog);
     const [history, patientData] = await Promise.all([
       this.fhir.searchAll<Procedure>('Procedure', { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: 100 }),
-      searchEach(this.fhir, patientDataQueries(plan, event.patientId)),
+      searchEach(this.fhir, patientDataQueries(plan, event.patientId).filter((q) => needs.has(q.name))),
     ]);
     const count = completedInfusionCount(event, history, infusion);
     await progress(50, 'read care plan and history');
