@@ -53,6 +53,10 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     }, 'maintenance follow-ups');
     expect(tasks.map(actionOf).sort()).toEqual(['maintenance-booster', 'post-infusion-check']);
     expect(tasks.find((t) => actionOf(t) === 'maintenance-booster')!.restriction?.period).toEqual({ start: '2027-02-06T10:00:00.000Z', end: '2027-02-13T10:00:00.000Z' });
+    // The second infusion was the session the first one scheduled: that Task is fulfilled; the check stays open.
+    const fromFirst = Object.fromEntries((await followUpTasks(service, first)).map((t) => [actionOf(t), t]));
+    expect(fromFirst['next-induction-session']).toMatchObject({ status: 'completed', output: [{ valueReference: { reference: `Procedure/${second}` } }] });
+    expect(fromFirst['post-infusion-check'].status).toBe('requested');
   });
 
   it('the same infusion by API, Medplum webhook, HAPI PUT and poll yields exactly one set of tasks', async () => {
@@ -144,6 +148,9 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     }, 'follow-ups of the 6th infusion');
     expect(fifth.map(actionOf).sort()).toEqual(['next-induction-session', 'post-infusion-check']);
     expect(sixth.map(actionOf).sort()).toEqual(['maintenance-booster', 'post-infusion-check']);
+    // Whatever the order, the 5th's next session is fulfilled by the 6th; the booster stays open for review.
+    await waitFor(async () => (await followUpTasks(service, infusions[4])).find((t) => actionOf(t) === 'next-induction-session')?.status === 'completed', "the 5th's next session to be closed");
+    expect((await followUpTasks(service, infusions[5])).map((t) => t.status)).toEqual(['requested', 'requested']);
   });
 
   it('API events validate their input', async () => {

@@ -1,8 +1,9 @@
 import * as path from 'node:path';
-import type { Procedure } from '@medplum/fhirtypes';
-import { ProtocolCatalog } from '@kc/protocols';
+import type { Procedure, Task } from '@medplum/fhirtypes';
+import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog } from '@kc/protocols';
 import { toInfusionCompleted } from './infusion-event';
 import { carePlanTakesFollowUps, completedInfusionCount, infusionDefinitionFor, isInfusion } from './infusion-history';
+import { asFulfilled, infusionFollowUpActions, supersededFollowUps } from './superseded';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
 const lowDose = infusionDefinitionFor(catalog.findPlanDefinition('ketamine-low-dose-series')!, catalog);
@@ -71,5 +72,41 @@ describe('carePlanTakesFollowUps', () => {
     expect(carePlanTakesFollowUps({ ...plan, status: 'active' }).ok).toBe(true);
     expect(carePlanTakesFollowUps({ ...plan, status: 'draft' }).ok).toBe(true);
     expect(carePlanTakesFollowUps({ ...plan, status: 'revoked' })).toEqual({ ok: false, reason: 'CarePlan is revoked' });
+  });
+});
+
+describe('supersededFollowUps', () => {
+  const plan = catalog.findPlanDefinition('ketamine-low-dose-series')!;
+  const actions = infusionFollowUpActions(plan, catalog, lowDose);
+  const task = (id: string, action: string, focus: string, status: Task['status'] = 'requested'): Task => ({
+    resourceType: 'Task',
+    id,
+    status,
+    intent: 'plan',
+    focus: { reference: focus },
+    extension: [{ url: PROTOCOL_ACTION_EXTENSION, valueString: action }],
+  });
+  const history = [infusion('i1', '2027-01-01T10:00:00Z'), infusion('i2', '2027-01-04T10:00:00Z')];
+  const openTasks = [
+    task('next-from-i1', 'next-induction-session', 'Procedure/i1'),
+    task('check-from-i1', 'post-infusion-check', 'Procedure/i1'),
+    task('next-from-i2', 'next-induction-session', 'Procedure/i2'),
+    task('rejected-from-i1', 'maintenance-booster', 'Procedure/i1', 'rejected'),
+    task('from-apply', 'infusion-session', 'MedicationRequest/m1'),
+  ];
+
+  it('the rules that schedule an infusion are the next session and the booster, not the check', () => {
+    expect([...actions].sort()).toEqual(['maintenance-booster', 'next-induction-session']);
+  });
+
+  it('closes open infusion follow-ups generated before the latest infusion, and nothing else', () => {
+    const result = supersededFollowUps({ event: eventOf(history[1]), openTasks, history, definition: lowDose, infusionActions: actions });
+    expect(result.map((s) => [s.task.id, s.fulfilledBy])).toEqual([['next-from-i1', 'Procedure/i2']]);
+    expect(asFulfilled(result[0])).toMatchObject({ status: 'completed', output: [{ valueReference: { reference: 'Procedure/i2' } }] });
+  });
+
+  it('judges against the latest infusion on record, so an event handled late gives the same result', () => {
+    const late = supersededFollowUps({ event: eventOf(history[0]), openTasks, history, definition: lowDose, infusionActions: actions });
+    expect(late.map((s) => s.task.id)).toEqual(['next-from-i1']);
   });
 });

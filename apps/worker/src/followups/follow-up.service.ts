@@ -1,12 +1,26 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { BundleEntry, CarePlan, Procedure, Resource } from '@medplum/fhirtypes';
-import { FhirClient, FhirNotFoundError, searchEach } from '@kc/fhir';
-import { carePlanTakesFollowUps, completedInfusionCount, followUpDataNeeds, infusionDefinitionFor, isInfusion, planFollowUps, toInfusionCompleted, type FollowUp } from '@kc/followups';
+import type { BundleEntry, CarePlan, PlanDefinition, Procedure, Resource, Task } from '@medplum/fhirtypes';
+import { FhirClient, FhirNotFoundError, FhirVersionConflictError, searchEach } from '@kc/fhir';
+import {
+  asFulfilled,
+  carePlanTakesFollowUps,
+  completedInfusionCount,
+  followUpDataNeeds,
+  infusionDefinitionFor,
+  infusionFollowUpActions,
+  isInfusion,
+  planFollowUps,
+  supersededFollowUps,
+  toInfusionCompleted,
+  type FollowUp,
+  type InfusionCompleted,
+  type InfusionDefinition,
+} from '@kc/followups';
 import { patientDataQueries, ProtocolCatalog, TASK_KEY_SYSTEM, APPLY_KEY_SYSTEM } from '@kc/protocols';
 import { FollowUpMetrics } from './follow-up.metrics';
 
 export type FollowUpOutcome =
-  | { status: 'created'; tasks: string[]; alreadyExisted: number }
+  | { status: 'created'; tasks: string[]; alreadyExisted: number; superseded: number }
   | { status: 'ignored'; reason: string };
 
 /** Progress reports: the job's progress in the dashboard. */
@@ -64,8 +78,29 @@ export class FollowUpService {
     const taskResponses = (response.entry ?? []).filter((e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task');
     const alreadyExisted = taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
     const tasks = taskResponses.map((e) => (e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0]));
-    this.logger.log({ msg: 'follow-ups written', procedure: procedureId, carePlan: carePlan.id, tasks: tasks.length, alreadyExisted });
-    return { status: 'created', tasks, alreadyExisted };
+    const superseded = await this.closeSuperseded(event, plan, infusion, history);
+    this.logger.log({ msg: 'follow-ups written', procedure: procedureId, carePlan: carePlan.id, tasks: tasks.length, alreadyExisted, superseded });
+    return { status: 'created', tasks, alreadyExisted, superseded };
+  }
+
+  /**
+   * Next-session and booster Tasks that an infusion since has fulfilled are completed (If-Match: a clinician's
+   * concurrent decision wins, and the next infusion event tries again).
+   */
+  private async closeSuperseded(event: InfusionCompleted, plan: PlanDefinition, definition: InfusionDefinition, history: Procedure[]): Promise<number> {
+    const infusionActions = infusionFollowUpActions(plan, this.catalog, definition);
+    if (!infusionActions.size) return 0;
+    const openTasks = await this.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${event.carePlanId}`, status: 'requested,accepted', _count: 100 });
+    let closed = 0;
+    for (const supersession of supersededFollowUps({ event, openTasks, history, definition, infusionActions })) {
+      try {
+        await this.fhir.update(asFulfilled(supersession), { ifMatch: supersession.task.meta?.versionId });
+        closed++;
+      } catch (err) {
+        if (!(err instanceof FhirVersionConflictError)) throw err;
+      }
+    }
+    return closed;
   }
 
   private ignore(procedureId: string, reason: string): FollowUpOutcome {
