@@ -43,6 +43,39 @@ describe('FhirClient normalises server quirks', () => {
     expect((await fhir.searchAll<Patient>('Patient', { _count: 1 })).map((p) => p.id)).toEqual(['a', 'b']);
   });
 
+  it('Medplum paging: follows _offset links', async () => {
+    server = await startFakeServer((req, base) => {
+      const offset = Number(new URL(req.url, 'http://x').searchParams.get('_offset') ?? 0);
+      const ids = ['a', 'b', 'c', 'd', 'e'].slice(offset, offset + 2);
+      return { status: 200, body: page(ids, offset + 2 < 5 ? `${base}/Patient?_count=2&_offset=${offset + 2}` : undefined) };
+    });
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    expect((await fhir.searchAll<Patient>('Patient', { _count: 2 })).map((p) => p.id)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(server.requests.map((r) => new URL(r.url, 'http://x').searchParams.get('_offset'))).toEqual([null, '2', '4']);
+  });
+
+  it('conditional create: sends If-None-Exist, and a 200 (HAPI, Medplum: match found) means nothing was created', async () => {
+    server = await startFakeServer(() => ({ status: 200, headers: { etag: 'W/"2"' }, body: patient('existing', '2') }));
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    const { resource, created } = await fhir.create<Patient>({ resourceType: 'Patient' }, { ifNoneExist: { identifier: 'urn:sys|k:1' } });
+    expect(created).toBe(false);
+    expect(resource.id).toBe('existing');
+    expect(server.requests[0].headers['if-none-exist']).toBe('identifier=urn%3Asys%7Ck%3A1');
+  });
+
+  it('a server slower than the timeout: the read is retried, then fails with a typed error', async () => {
+    server = await startFakeServer(() => ({ status: 200, body: patient('1') }));
+    const slow: typeof fetch = async (input, init) => {
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, 1000);
+        init?.signal?.addEventListener('abort', () => (clearTimeout(timer), reject(init.signal!.reason)));
+      });
+      return fetch(input, init);
+    };
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 2, retryBaseDelayMs: 5, timeoutMs: 50, fetchImpl: slow });
+    await expect(fhir.read('Patient', '1')).rejects.toBeInstanceOf(FhirUnavailableError);
+  });
+
   it('HAPI with return=minimal: an empty 201 is resolved through the Location header', async () => {
     server = await startFakeServer((req, base): ReturnType<FakeHandler> => {
       if (req.method === 'POST') return { status: 201, headers: { location: `${base}/Patient/77/_history/1` } };
