@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import type { Bundle, Procedure } from '@medplum/fhirtypes';
 import { loadConfig, type AppConfig } from '@kc/config';
@@ -47,6 +48,7 @@ describe('polling fallback against a HAPI-shaped server, cursor in real Redis', 
   const queuedIds = async (queue: Queue) => (await queue.getJobs(['waiting'])).map((j) => j.data.procedureId).sort();
 
   beforeAll(async () => {
+    Logger.overrideLogger(false); // built outside Nest: keep the test output quiet
     server = await startFakeServer(hapiProcedureStore(procedures));
   });
   afterAll(async () => {

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import type { Bundle, Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { SERVICE_CODE_SYSTEM, TASK_KEY_SYSTEM } from '@kc/protocols';
@@ -19,6 +20,7 @@ const someoneElses: Task = { resourceType: 'Task', id: 'lab-order', meta: { vers
 
 describe('overdue sweep against a Medplum-shaped server', () => {
   let server: FakeServer;
+  beforeAll(() => Logger.overrideLogger(false));
   afterEach(() => server.close());
 
   it('writes with If-Match, skips a Task a clinician changed meanwhile (412), and leaves other applications\u2019 Tasks alone', async () => {
