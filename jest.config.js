@@ -1,6 +1,16 @@
 // One jest config for unit specs (next to the code) and end-to-end specs (test/).
 // SWC instead of ts-jest: type-checking is `npm run typecheck`'s job, and SWC keeps the run fast on 2 cores.
-const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' }, sourceMaps: 'inline' }];
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+    },
+    sourceMaps: 'inline',
+  },
+];
 module.exports = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': swc },

@@ -28,7 +28,15 @@ async function main(): Promise<void> {
 
   const ENGINE_RUNS = 5000;
   const engineStart = performance.now();
-  for (let i = 0; i < ENGINE_RUNS; i++) applyPlanDefinition({ plan, catalog, patientId: ids[i % PATIENTS], patientData: data, startDate: new Date('2027-01-01'), now: new Date() });
+  for (let i = 0; i < ENGINE_RUNS; i++)
+    applyPlanDefinition({
+      plan,
+      catalog,
+      patientId: ids[i % PATIENTS],
+      patientData: data,
+      startDate: new Date('2027-01-01'),
+      now: new Date(),
+    });
   const engineRate = ENGINE_RUNS / ((performance.now() - engineStart) / 1000);
 
   const reads = await runConcurrently(PATIENTS, CONCURRENCY, async (i) => {
@@ -40,8 +48,18 @@ async function main(): Promise<void> {
   const token = await service.token('clinician');
   const url = `${service.url}/fhir/PlanDefinition/ketamine-low-dose-series/$apply`;
   const apply = await runConcurrently(PATIENTS, CONCURRENCY, async (i) => {
-    const body: Parameters = { resourceType: 'Parameters', parameter: [{ name: 'subject', valueString: `Patient/${ids[i]}` }, { name: 'startDate', valueDate: '2027-01-01' }] };
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    const body: Parameters = {
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'subject', valueString: `Patient/${ids[i]}` },
+        { name: 'startDate', valueDate: '2027-01-01' },
+      ],
+    };
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
     if (res.status !== 200) throw new Error(`$apply answered ${res.status}`);
     await res.arrayBuffer();
   });

@@ -8,17 +8,36 @@ export interface BenchEnrolment {
 }
 
 /** Enrols `count` patients in the low-dose protocol through $apply (persisted). */
-export async function enrolForBench(apiUrl: string, fhir: FhirClient, token: string, count: number): Promise<BenchEnrolment[]> {
+export async function enrolForBench(
+  apiUrl: string,
+  fhir: FhirClient,
+  token: string,
+  count: number,
+): Promise<BenchEnrolment[]> {
   const enrolments: BenchEnrolment[] = [];
   for (let i = 0; i < count; i++) {
     const { resource } = await fhir.create<Patient>({ resourceType: 'Patient' });
     const patient = `Patient/${resource.id}`;
     await fhir.create(bodyWeight(60 + (i % 40), '2026-11-01T09:00:00Z', patient));
     await fhir.create(bloodPressure(120, 75, '2026-11-01T09:00:00Z', patient));
-    const body: Parameters = { resourceType: 'Parameters', parameter: [{ name: 'subject', valueString: patient }, { name: 'startDate', valueDate: '2027-01-01' }, { name: 'persist', valueBoolean: true }] };
-    const res = await fetch(`${apiUrl}/fhir/PlanDefinition/ketamine-low-dose-series/$apply`, { method: 'POST', headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    const body: Parameters = {
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'subject', valueString: patient },
+        { name: 'startDate', valueDate: '2027-01-01' },
+        { name: 'persist', valueBoolean: true },
+      ],
+    };
+    const res = await fetch(`${apiUrl}/fhir/PlanDefinition/ketamine-low-dose-series/$apply`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
     const out = (await res.json()) as Parameters;
-    enrolments.push({ patient, carePlanId: (out.parameter!.find((p) => p.name === 'return')!.resource as CarePlan).id! });
+    enrolments.push({
+      patient,
+      carePlanId: (out.parameter!.find((p) => p.name === 'return')!.resource as CarePlan).id!,
+    });
   }
   return enrolments;
 }

@@ -8,7 +8,9 @@ import { startService, type RunningService } from '../apps/api/src/start-service
 
 export const BENCH_SECRET = `bench-${randomUUID()}`;
 
-export async function startBenchService(overrides: Partial<AppConfig> = {}): Promise<RunningService & { token: (role: 'clinician' | 'integration' | 'admin') => Promise<string> }> {
+export async function startBenchService(
+  overrides: Partial<AppConfig> = {},
+): Promise<RunningService & { token: (role: 'clinician' | 'integration' | 'admin') => Promise<string> }> {
   const config: AppConfig = {
     ...loadConfig({ ...process.env, FHIR_BASE_URL: '' }),
     port: 0,
@@ -20,7 +22,11 @@ export async function startBenchService(overrides: Partial<AppConfig> = {}): Pro
     ...overrides,
   };
   const service = await startService(config, { logger: false });
-  return { ...service, token: (role) => mintToken({ sub: `bench-${role}`, roles: [role], fhirUser: 'Practitioner/bench' }, { secret: BENCH_SECRET }) };
+  return {
+    ...service,
+    token: (role) =>
+      mintToken({ sub: `bench-${role}`, roles: [role], fhirUser: 'Practitioner/bench' }, { secret: BENCH_SECRET }),
+  };
 }
 
 export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
@@ -35,7 +41,11 @@ export function percentile(sortedMs: number[], p: number): number {
 }
 
 /** Runs `total` calls with at most `concurrency` in flight; returns each call's latency, sorted. */
-export async function runConcurrently(total: number, concurrency: number, call: (i: number) => Promise<unknown>): Promise<{ latencies: number[]; wallMs: number }> {
+export async function runConcurrently(
+  total: number,
+  concurrency: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<{ latencies: number[]; wallMs: number }> {
   const latencies: number[] = [];
   let next = 0;
   const start = performance.now();
@@ -53,7 +63,9 @@ export async function runConcurrently(total: number, concurrency: number, call: 
 }
 
 export function header(title: string): void {
-  process.stdout.write(`\n${title}\nmachine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), node ${process.version}\n`);
+  process.stdout.write(
+    `\n${title}\nmachine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), node ${process.version}\n`,
+  );
 }
 
 export function row(label: string, value: string): void {

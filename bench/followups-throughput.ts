@@ -24,10 +24,16 @@ async function main(): Promise<void> {
   const rawEvents = new QueueEvents('noop', { connection: redisConnection(REDIS_URL), prefix });
   await rawEvents.waitUntilReady();
   let rawDone = 0;
-  const rawFinished = new Promise<void>((resolve) => rawEvents.on('completed', () => ++rawDone === EVENTS && resolve()));
+  const rawFinished = new Promise<void>((resolve) =>
+    rawEvents.on('completed', () => ++rawDone === EVENTS && resolve()),
+  );
   const rawStart = performance.now();
   await rawQueue.addBulk(Array.from({ length: EVENTS }, (_, i) => ({ name: 'noop', data: { i } })));
-  const rawWorker = new Worker('noop', async () => undefined, { connection: redisConnection(REDIS_URL), prefix, concurrency: 4 });
+  const rawWorker = new Worker('noop', async () => undefined, {
+    connection: redisConnection(REDIS_URL),
+    prefix,
+    concurrency: 4,
+  });
   await rawFinished;
   const rawRate = EVENTS / ((performance.now() - rawStart) / 1000);
   await rawWorker.close();
@@ -57,10 +63,14 @@ async function main(): Promise<void> {
   const clinician = await service.token('clinician');
   const enrolments = await enrolForBench(service.url, fhir, clinician, 30);
   const procedures: string[] = [];
-  for (let i = 0; i < EVENTS; i++) procedures.push(await completeInfusionFor(fhir, enrolments[i % enrolments.length], i));
+  for (let i = 0; i < EVENTS; i++)
+    procedures.push(await completeInfusionFor(fhir, enrolments[i % enrolments.length], i));
   const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
   // The processor reports each job's progress (read, history, written); count those reports as they stream in.
-  const events = new QueueEvents(QUEUES.followups, { connection: redisConnection(REDIS_URL), prefix: service.config.queuePrefix });
+  const events = new QueueEvents(QUEUES.followups, {
+    connection: redisConnection(REDIS_URL),
+    prefix: service.config.queuePrefix,
+  });
   await events.waitUntilReady();
   let progressReports = 0;
   events.on('progress', () => progressReports++);
@@ -69,11 +79,17 @@ async function main(): Promise<void> {
   const start = performance.now();
   const report = setInterval(async () => {
     const { completed = 0, active = 0, waiting = 0 } = await queue.getJobCounts('completed', 'active', 'waiting');
-    process.stdout.write(`  progress: ${completed}/${EVENTS} events done, ${active} active, ${waiting} waiting, ${progressReports} job progress reports (${fmt((performance.now() - start) / 1000)} s)\n`);
+    process.stdout.write(
+      `  progress: ${completed}/${EVENTS} events done, ${active} active, ${waiting} waiting, ${progressReports} job progress reports (${fmt((performance.now() - start) / 1000)} s)\n`,
+    );
   }, 2000);
   // A burst of events, as a clinic's EHR would send at the end of a session block: 8 in flight.
   await runConcurrently(procedures.length, 8, async (i) => {
-    const res = await fetch(`${service.url}/events/infusion-completed`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${integration}` }, body: JSON.stringify({ procedure: `Procedure/${procedures[i]}` }) });
+    const res = await fetch(`${service.url}/events/infusion-completed`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${integration}` },
+      body: JSON.stringify({ procedure: `Procedure/${procedures[i]}` }),
+    });
     if (res.status !== 202) throw new Error(`event answered ${res.status}`);
   });
   for (;;) {
@@ -89,18 +105,32 @@ async function main(): Promise<void> {
   const finished = await queue.getJobs(['completed'], 0, EVENTS);
   const latencies = finished.map((j) => j.finishedOn! - j.timestamp).sort((a, b) => a - b);
   // Spot check: the first and the last infusion each got their two follow-up Tasks.
-  const counts = await Promise.all([procedures[0], procedures.at(-1)!].map(async (id) => (await fhir.searchAll('Task', { focus: `Procedure/${id}` })).length));
+  const counts = await Promise.all(
+    [procedures[0], procedures.at(-1)!].map(
+      async (id) => (await fhir.searchAll('Task', { focus: `Procedure/${id}` })).length,
+    ),
+  );
   const verified = counts.every((n) => n === 2);
 
   row('raw BullMQ no-op jobs (concurrency 4)', `${fmt(rawRate, 0)} jobs/s`);
   row('raw FHIR Task creates (4 in flight)', `${fmt(writeRate, 0)} writes/s`);
-  row('infusion events -> follow-up tasks (end to end)', `${fmt(rate, 1)} events/s (${verified ? 'tasks verified' : `TASKS MISSING: ${counts}`})`);
-  row('event -> tasks latency under the burst (p50 / p95)', `${fmt(percentile(latencies, 50), 0)} ms / ${fmt(percentile(latencies, 95), 0)} ms`);
+  row(
+    'infusion events -> follow-up tasks (end to end)',
+    `${fmt(rate, 1)} events/s (${verified ? 'tasks verified' : `TASKS MISSING: ${counts}`})`,
+  );
+  row(
+    'event -> tasks latency under the burst (p50 / p95)',
+    `${fmt(percentile(latencies, 50), 0)} ms / ${fmt(percentile(latencies, 95), 0)} ms`,
+  );
   // Where an event's time goes: the worker's own FHIR requests, per resource type (from kc_fhir_request_seconds).
   for (const [type, after] of Object.entries(fhirAfter)) {
     const count = after.count - (fhirBefore[type]?.count ?? 0);
     const seconds = after.sum - (fhirBefore[type]?.sum ?? 0);
-    if (count) row(`  FHIR ${type} requests per event, mean latency`, `${fmt(count / EVENTS, 1)} x ${fmt((seconds / count) * 1000, 1)} ms`);
+    if (count)
+      row(
+        `  FHIR ${type} requests per event, mean latency`,
+        `${fmt(count / EVENTS, 1)} x ${fmt((seconds / count) * 1000, 1)} ms`,
+      );
   }
   row('ratio to raw BullMQ', fmt(rate / rawRate, 3));
   row('ratio to raw FHIR writes (2 tasks + reads per event)', fmt(rate / writeRate, 3));

@@ -1,23 +1,48 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, MedicationRequest, OperationOutcome, Parameters, Patient, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  DetectedIssue,
+  MedicationRequest,
+  OperationOutcome,
+  Parameters,
+  Patient,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, bloodPressure, bodyWeight, FIBROMYALGIA, PREGNANCY } from './fixtures/patient-data';
 
 /** A patient on the FHIR server with the history a clinic would have on record. */
-async function createPatient(service: TestService, history: { weightKg?: number; bp?: [number, number]; conditions?: (readonly [string, string])[] }) {
-  const { resource: patient } = await service.fhir.create<Patient>({ resourceType: 'Patient', name: [{ family: 'Test', given: ['Pat'] }], birthDate: '1980-04-02' });
+async function createPatient(
+  service: TestService,
+  history: { weightKg?: number; bp?: [number, number]; conditions?: (readonly [string, string])[] },
+) {
+  const { resource: patient } = await service.fhir.create<Patient>({
+    resourceType: 'Patient',
+    name: [{ family: 'Test', given: ['Pat'] }],
+    birthDate: '1980-04-02',
+  });
   const ref = `Patient/${patient.id}`;
-  if (history.weightKg !== undefined) await service.fhir.create(bodyWeight(history.weightKg, '2026-11-01T09:00:00Z', ref));
+  if (history.weightKg !== undefined)
+    await service.fhir.create(bodyWeight(history.weightKg, '2026-11-01T09:00:00Z', ref));
   if (history.bp) {
     await service.fhir.create(bloodPressure(120, 70, '2026-01-01T09:00:00Z', ref)); // older, normal: the latest must win
     await service.fhir.create(bloodPressure(history.bp[0], history.bp[1], '2026-11-10T09:00:00Z', ref));
   }
-  for (const [code, display] of history.conditions ?? []) await service.fhir.create(activeCondition(code, display, ref));
+  for (const [code, display] of history.conditions ?? [])
+    await service.fhir.create(activeCondition(code, display, ref));
   return ref;
 }
 
 function applyParams(subject: string, extra: Parameters['parameter'] = []): Parameters {
-  return { resourceType: 'Parameters', parameter: [{ name: 'subject', valueReference: { reference: subject } }, { name: 'startDate', valueDate: '2026-12-01' }, ...extra] };
+  return {
+    resourceType: 'Parameters',
+    parameter: [
+      { name: 'subject', valueReference: { reference: subject } },
+      { name: 'startDate', valueDate: '2026-12-01' },
+      ...extra,
+    ],
+  };
 }
 
 function part<T extends Resource>(out: Parameters, name: string): T[] {
@@ -25,7 +50,9 @@ function part<T extends Resource>(out: Parameters, name: string): T[] {
 }
 
 function taskFor(out: Parameters, actionId: string): Task {
-  return part<Task>(out, 'task').find((t) => t.extension?.some((e) => e.url.endsWith('protocol-action') && e.valueString === actionId))!;
+  return part<Task>(out, 'task').find((t) =>
+    t.extension?.some((e) => e.url.endsWith('protocol-action') && e.valueString === actionId),
+  )!;
 }
 
 describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () => {
@@ -37,14 +64,26 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
 
   it('low-dose series for an eligible 80 kg patient: dated tasks and a 40 mg/h start rate', async () => {
     const subject = await createPatient(service, { weightKg: 80, bp: [132, 84], conditions: [FIBROMYALGIA] });
-    const res = await request(service.url).post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply').set(service.as('clinician')).send(applyParams(subject)).expect(200);
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send(applyParams(subject))
+      .expect(200);
     const out = res.body as Parameters;
     const carePlan = part<CarePlan>(out, 'return')[0];
-    expect(carePlan).toMatchObject({ resourceType: 'CarePlan', status: 'draft', intent: 'plan', subject: { reference: subject } });
+    expect(carePlan).toMatchObject({
+      resourceType: 'CarePlan',
+      status: 'draft',
+      intent: 'plan',
+      subject: { reference: subject },
+    });
     expect(carePlan.instantiatesCanonical?.[0]).toMatch(/PlanDefinition\/ketamine-low-dose-series\|1\.0\.0$/);
     expect(out.parameter?.find((p) => p.name === 'eligible')?.valueBoolean).toBe(true);
     expect(taskFor(out, 'patient-instructions').restriction?.period?.start).toBe('2026-12-01T00:00:00.000Z');
-    expect(taskFor(out, 'infusion-session').restriction?.period).toEqual({ start: '2026-12-02T00:00:00.000Z', end: '2026-12-15T00:00:00.000Z' });
+    expect(taskFor(out, 'infusion-session').restriction?.period).toEqual({
+      start: '2026-12-02T00:00:00.000Z',
+      end: '2026-12-15T00:00:00.000Z',
+    });
     const infusion = part<MedicationRequest>(out, 'request').find((r) => r.resourceType === 'MedicationRequest')!;
     expect(infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity).toMatchObject({ value: 40, unit: 'mg/h' });
     expect(part(out, 'detectedIssue')).toHaveLength(0);
@@ -54,15 +93,28 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
 
   it('type-level $apply with the canonical URL, for the CRPS protocol (1 mg/kg/h)', async () => {
     const subject = await createPatient(service, { weightKg: 55, bp: [118, 76] });
-    const params = applyParams(subject, [{ name: 'planDefinition', valueCanonical: 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-high-dose-as-needed' }]);
-    const res = await request(service.url).post('/fhir/PlanDefinition/$apply').set(service.as('integration')).send(params).expect(200);
+    const params = applyParams(subject, [
+      {
+        name: 'planDefinition',
+        valueCanonical: 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-high-dose-as-needed',
+      },
+    ]);
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('integration'))
+      .send(params)
+      .expect(200);
     const infusion = part<MedicationRequest>(res.body, 'request').find((r) => r.resourceType === 'MedicationRequest')!;
     expect(infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBe(55);
   });
 
   it('monthly maintenance, contraindicated by the latest blood pressure: DetectedIssue, plan stays draft', async () => {
     const subject = await createPatient(service, { weightKg: 70, bp: [184, 100] });
-    const res = await request(service.url).post('/fhir/PlanDefinition/ketamine-monthly-maintenance/$apply').set(service.as('clinician')).send(applyParams(subject)).expect(200);
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-monthly-maintenance/$apply')
+      .set(service.as('clinician'))
+      .send(applyParams(subject))
+      .expect(200);
     const issues = part<DetectedIssue>(res.body, 'detectedIssue');
     expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual(['uncontrolled-hypertension']);
     expect(res.body.parameter.find((p: { name: string }) => p.name === 'eligible').valueBoolean).toBe(false);
@@ -70,13 +122,21 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
 
   it('a pregnant patient is flagged', async () => {
     const subject = await createPatient(service, { weightKg: 64, bp: [110, 70], conditions: [PREGNANCY] });
-    const res = await request(service.url).post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply').set(service.as('clinician')).send(applyParams(subject)).expect(200);
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send(applyParams(subject))
+      .expect(200);
     expect(part<DetectedIssue>(res.body, 'detectedIssue').map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
   });
 
   it('no weight on record: proposed without a dose, with a warning the clinician sees', async () => {
     const subject = await createPatient(service, { bp: [120, 80] });
-    const res = await request(service.url).post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply').set(service.as('clinician')).send(applyParams(subject)).expect(200);
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send(applyParams(subject))
+      .expect(200);
     const infusion = part<MedicationRequest>(res.body, 'request').find((r) => r.resourceType === 'MedicationRequest')!;
     expect(infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBeUndefined();
     const outcome = part<OperationOutcome>(res.body, 'outcome')[0];
@@ -86,8 +146,16 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
   it('persist=true writes CarePlan, RequestGroup, requests and Tasks once, even when applied twice', async () => {
     const subject = await createPatient(service, { weightKg: 90, bp: [125, 80] });
     const params = applyParams(subject, [{ name: 'persist', valueBoolean: true }]);
-    const first = await request(service.url).post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply').set(service.as('clinician')).send(params).expect(200);
-    const second = await request(service.url).post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply').set(service.as('clinician')).send(params).expect(200);
+    const first = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send(params)
+      .expect(200);
+    const second = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send(params)
+      .expect(200);
     const carePlanId = part<CarePlan>(first.body, 'return')[0].id;
     expect(carePlanId).toBeDefined();
     expect(part<CarePlan>(second.body, 'return')[0].id).toBe(carePlanId);
@@ -95,26 +163,81 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     const tasks = await service.fhir.searchAll<Task>('Task', { patient: subject });
     expect(tasks).toHaveLength(2);
     expect(tasks.every((t) => t.basedOn?.[0].reference === `CarePlan/${carePlanId}`)).toBe(true);
-    expect(tasks.every((t) => t.businessStatus?.coding?.[0].code === 'awaiting-approval' && t.status === 'requested')).toBe(true);
+    expect(
+      tasks.every((t) => t.businessStatus?.coding?.[0].code === 'awaiting-approval' && t.status === 'requested'),
+    ).toBe(true);
     expect(await service.fhir.searchAll('MedicationRequest', { subject })).toHaveLength(1);
   });
 
   it('the protocols are published to the FHIR server by canonical url + version', async () => {
-    const plans = await service.fhir.searchAll('PlanDefinition', { url: 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-low-dose-series' });
+    const plans = await service.fhir.searchAll('PlanDefinition', {
+      url: 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-low-dose-series',
+    });
     expect(plans).toHaveLength(1);
   });
 
   describe('bad input gets a 4xx OperationOutcome', () => {
     const url = '/fhir/PlanDefinition/ketamine-low-dose-series/$apply';
     const cases: [string, () => request.Test, number][] = [
-      ['malformed JSON', () => request(service.url).post(url).set(service.as('clinician')).set('content-type', 'application/fhir+json').send('{"resourceType": "Param'), 400],
-      ['not a Parameters resource', () => request(service.url).post(url).set(service.as('clinician')).send({ resourceType: 'Patient' }), 400],
+      [
+        'malformed JSON',
+        () =>
+          request(service.url)
+            .post(url)
+            .set(service.as('clinician'))
+            .set('content-type', 'application/fhir+json')
+            .send('{"resourceType": "Param'),
+        400,
+      ],
+      [
+        'not a Parameters resource',
+        () => request(service.url).post(url).set(service.as('clinician')).send({ resourceType: 'Patient' }),
+        400,
+      ],
       ['an array body', () => request(service.url).post(url).set(service.as('clinician')).send([1, 2]), 400],
-      ['missing subject', () => request(service.url).post(url).set(service.as('clinician')).send({ resourceType: 'Parameters', parameter: [] }), 400],
-      ['subject not a Patient', () => request(service.url).post(url).set(service.as('clinician')).send(applyParams('Practitioner/1')), 400],
-      ['unknown patient', () => request(service.url).post(url).set(service.as('clinician')).send(applyParams('Patient/nobody-here')), 404],
-      ['bad startDate', () => request(service.url).post(url).set(service.as('clinician')).send({ resourceType: 'Parameters', parameter: [{ name: 'subject', valueString: 'Patient/x' }, { name: 'startDate', valueDate: 'soon' }] }), 400],
-      ['unknown protocol', () => request(service.url).post('/fhir/PlanDefinition/ketamine-forever/$apply').set(service.as('clinician')).send(applyParams('Patient/x')), 404],
+      [
+        'missing subject',
+        () =>
+          request(service.url)
+            .post(url)
+            .set(service.as('clinician'))
+            .send({ resourceType: 'Parameters', parameter: [] }),
+        400,
+      ],
+      [
+        'subject not a Patient',
+        () => request(service.url).post(url).set(service.as('clinician')).send(applyParams('Practitioner/1')),
+        400,
+      ],
+      [
+        'unknown patient',
+        () => request(service.url).post(url).set(service.as('clinician')).send(applyParams('Patient/nobody-here')),
+        404,
+      ],
+      [
+        'bad startDate',
+        () =>
+          request(service.url)
+            .post(url)
+            .set(service.as('clinician'))
+            .send({
+              resourceType: 'Parameters',
+              parameter: [
+                { name: 'subject', valueString: 'Patient/x' },
+                { name: 'startDate', valueDate: 'soon' },
+              ],
+            }),
+        400,
+      ],
+      [
+        'unknown protocol',
+        () =>
+          request(service.url)
+            .post('/fhir/PlanDefinition/ketamine-forever/$apply')
+            .set(service.as('clinician'))
+            .send(applyParams('Patient/x')),
+        404,
+      ],
       ['no token', () => request(service.url).post(url).send(applyParams('Patient/x')), 401],
     ];
     it.each(cases)('%s', async (_name, send, status) => {

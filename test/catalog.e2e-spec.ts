@@ -10,13 +10,24 @@ describe('protocol catalog', () => {
 
   it('lists the three shipped protocols with their follow-up rules', async () => {
     const res = await request(service.url).get('/protocols').set(service.as('integration')).expect(200);
-    expect(res.body.map((p: { id: string }) => p.id).sort()).toEqual(['ketamine-high-dose-as-needed', 'ketamine-low-dose-series', 'ketamine-monthly-maintenance']);
+    expect(res.body.map((p: { id: string }) => p.id).sort()).toEqual([
+      'ketamine-high-dose-as-needed',
+      'ketamine-low-dose-series',
+      'ketamine-monthly-maintenance',
+    ]);
     const lowDose = res.body.find((p: { id: string }) => p.id === 'ketamine-low-dose-series');
-    expect(lowDose.followUps.map((f: { id: string }) => f.id)).toEqual(['post-infusion-check', 'next-induction-session', 'maintenance-booster']);
+    expect(lowDose.followUps.map((f: { id: string }) => f.id)).toEqual([
+      'post-infusion-check',
+      'next-induction-session',
+      'maintenance-booster',
+    ]);
   });
 
   it('serves one protocol as a PlanDefinition, and 404 for an unknown one', async () => {
-    const res = await request(service.url).get('/protocols/ketamine-monthly-maintenance').set(service.as('clinician')).expect(200);
+    const res = await request(service.url)
+      .get('/protocols/ketamine-monthly-maintenance')
+      .set(service.as('clinician'))
+      .expect(200);
     expect(res.body.resourceType).toBe('PlanDefinition');
     const missing = await request(service.url).get('/protocols/nope').set(service.as('clinician')).expect(404);
     expect(missing.body.resourceType).toBe('OperationOutcome');

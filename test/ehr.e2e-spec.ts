@@ -10,25 +10,45 @@ describe('EHR read API', () => {
   });
   afterAll(() => service.stop());
 
-  it('an EHR pulls a patient\'s care plans and tasks with ordinary FHIR search, paging through this API', async () => {
+  it("an EHR pulls a patient's care plans and tasks with ordinary FHIR search, paging through this API", async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const plans = await request(service.url).get('/fhir/CarePlan').query({ patient: enrolment.patient }).set(service.as('integration')).expect(200);
+    const plans = await request(service.url)
+      .get('/fhir/CarePlan')
+      .query({ patient: enrolment.patient })
+      .set(service.as('integration'))
+      .expect(200);
     expect((plans.body as Bundle).type).toBe('searchset');
     expect(plans.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([enrolment.carePlanId]);
 
-    const firstPage = await request(service.url).get('/fhir/Task').query({ patient: enrolment.patient, _count: 1 }).set(service.as('integration')).expect(200);
+    const firstPage = await request(service.url)
+      .get('/fhir/Task')
+      .query({ patient: enrolment.patient, _count: 1 })
+      .set(service.as('integration'))
+      .expect(200);
     expect(firstPage.body.entry).toHaveLength(1);
     const next = (firstPage.body as Bundle).link!.find((l) => l.relation === 'next')!.url!;
     expect(next.startsWith(`${service.url}/fhir/Task?`)).toBe(true);
-    const secondPage = await request(service.url).get(next.slice(service.url.length)).set(service.as('integration')).expect(200);
+    const secondPage = await request(service.url)
+      .get(next.slice(service.url.length))
+      .set(service.as('integration'))
+      .expect(200);
     expect(secondPage.body.entry[0].resource.id).not.toBe(firstPage.body.entry[0].resource.id);
 
-    const read = await request(service.url).get(`/fhir/CarePlan/${enrolment.carePlanId}`).set(service.as('clinician')).expect(200);
+    const read = await request(service.url)
+      .get(`/fhir/CarePlan/${enrolment.carePlanId}`)
+      .set(service.as('clinician'))
+      .expect(200);
     expect(read.body.resourceType).toBe('CarePlan');
   });
 
   it('refuses other types, unknown parameters and odd values with a 400 OperationOutcome', async () => {
-    for (const path of ['/fhir/Patient', '/fhir/Task?name=smith', '/fhir/Task?patient=x%27%20OR%201=1', '/fhir/Task?_count=100000', '/fhir/Task?patient=a&patient=b']) {
+    for (const path of [
+      '/fhir/Patient',
+      '/fhir/Task?name=smith',
+      '/fhir/Task?patient=x%27%20OR%201=1',
+      '/fhir/Task?_count=100000',
+      '/fhir/Task?patient=a&patient=b',
+    ]) {
       const res = await request(service.url).get(path).set(service.as('integration'));
       expect(res.status).toBe(400);
       expect(res.body.resourceType).toBe('OperationOutcome');

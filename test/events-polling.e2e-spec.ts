@@ -21,11 +21,24 @@ function hapiProcedureStore(procedures: Procedure[]) {
   return (req: { url: string }) => {
     const url = new URL(req.url, 'http://x');
     const offset = Number(url.searchParams.get('_getpagesoffset') ?? 0);
-    const query = url.searchParams.get('_getpages') ? JSON.parse(Buffer.from(url.searchParams.get('_getpages')!, 'base64url').toString()) : { ge: url.searchParams.get('_lastUpdated')?.slice(2) };
-    const matches = procedures.filter((p) => Date.parse(p.meta!.lastUpdated!) >= Date.parse(query.ge)).sort((a, b) => Date.parse(a.meta!.lastUpdated!) - Date.parse(b.meta!.lastUpdated!));
+    const query = url.searchParams.get('_getpages')
+      ? JSON.parse(Buffer.from(url.searchParams.get('_getpages')!, 'base64url').toString())
+      : { ge: url.searchParams.get('_lastUpdated')?.slice(2) };
+    const matches = procedures
+      .filter((p) => Date.parse(p.meta!.lastUpdated!) >= Date.parse(query.ge))
+      .sort((a, b) => Date.parse(a.meta!.lastUpdated!) - Date.parse(b.meta!.lastUpdated!));
     const page = matches.slice(offset, offset + 2);
-    const next = offset + 2 < matches.length ? `http://hapi.internal:8080/fhir?_getpages=${Buffer.from(JSON.stringify(query)).toString('base64url')}&_getpagesoffset=${offset + 2}&_count=2` : undefined;
-    const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset', total: matches.length, entry: page.map((resource) => ({ resource, search: { mode: 'match' } })), link: next ? [{ relation: 'next', url: next }] : [] };
+    const next =
+      offset + 2 < matches.length
+        ? `http://hapi.internal:8080/fhir?_getpages=${Buffer.from(JSON.stringify(query)).toString('base64url')}&_getpagesoffset=${offset + 2}&_count=2`
+        : undefined;
+    const bundle: Bundle = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      total: matches.length,
+      entry: page.map((resource) => ({ resource, search: { mode: 'match' } })),
+      link: next ? [{ relation: 'next', url: next }] : [],
+    };
     return { status: 200, body: bundle };
   };
 }
@@ -35,15 +48,35 @@ describe('polling fallback against a HAPI-shaped server, cursor in real Redis', 
   const procedures: Procedure[] = [];
   const queues: Queue[] = [];
   const prefix = `kc-test-${randomUUID().slice(0, 8)}`;
-  const config: AppConfig = { ...loadConfig({ REDIS_URL }), queuePrefix: prefix, pollOverlapMs: 10_000, pollSince: '2027-01-01T10:00:00.000Z' };
-  const completed = (id: string, lastUpdated: string) => procedures.push({ resourceType: 'Procedure', id, status: 'completed', subject: { reference: 'Patient/p' }, meta: { lastUpdated } });
+  const config: AppConfig = {
+    ...loadConfig({ REDIS_URL }),
+    queuePrefix: prefix,
+    pollOverlapMs: 10_000,
+    pollSince: '2027-01-01T10:00:00.000Z',
+  };
+  const completed = (id: string, lastUpdated: string) =>
+    procedures.push({
+      resourceType: 'Procedure',
+      id,
+      status: 'completed',
+      subject: { reference: 'Patient/p' },
+      meta: { lastUpdated },
+    });
 
   /** A poller as a freshly started worker process builds it: new Redis connections, same prefix. */
   const newPoller = () => {
     const followups = new Queue(QUEUES.followups, { connection: redisConnection(REDIS_URL), prefix });
     const maintenance = new Queue(QUEUES.maintenance, { connection: redisConnection(REDIS_URL), prefix });
     queues.push(followups, maintenance);
-    return { poller: new ProcedurePoller(new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 }), new InfusionEventsProducer(followups, config), maintenance, config), followups };
+    return {
+      poller: new ProcedurePoller(
+        new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 }),
+        new InfusionEventsProducer(followups, config),
+        maintenance,
+        config,
+      ),
+      followups,
+    };
   };
   const queuedIds = async (queue: Queue) => (await queue.getJobs(['waiting'])).map((j) => j.data.procedureId).sort();
 
@@ -82,7 +115,9 @@ describe('polling fallback against a HAPI-shaped server, cursor in real Redis', 
     expect(await queuedIds(restarted.followups)).toEqual(['a', 'b', 'c', 'd', 'e', 'late']);
     // Queued once each, by job id: even a poll that re-reads everything adds nothing.
     const jobs = await restarted.followups.getJobs(['waiting']);
-    expect(jobs.map((j) => j.id).sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'late'].map((id) => `${JOBS.infusionCompleted}-${id}`));
+    expect(jobs.map((j) => j.id).sort()).toEqual(
+      ['a', 'b', 'c', 'd', 'e', 'late'].map((id) => `${JOBS.infusionCompleted}-${id}`),
+    );
   });
 });
 
@@ -104,6 +139,9 @@ describe('polling runs by itself as a BullMQ job scheduler', () => {
   it('an infusion recorded on the FHIR server, with no webhook and no API call, gets its follow-ups', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
-    await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'follow-ups found by the scheduled poll');
+    await waitFor(
+      async () => (await followUpTasks(service, procedureId)).length === 2,
+      'follow-ups found by the scheduled poll',
+    );
   });
 });

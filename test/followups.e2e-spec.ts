@@ -18,7 +18,10 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
   afterAll(() => service.stop());
 
   const sendEvent = (procedureId: string) =>
-    request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` });
+    request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` });
 
   it('induction: a post-infusion check within 7 days and the next session 2-4 days out, awaiting approval', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
@@ -29,13 +32,26 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       return found.length === 2 && found;
     }, 'two follow-up tasks');
     const byAction = Object.fromEntries(tasks.map((t) => [actionOf(t), t]));
-    expect(byAction['post-infusion-check'].restriction?.period).toEqual({ start: '2027-01-04T10:00:00.000Z', end: '2027-01-11T10:00:00.000Z' });
-    expect(byAction['next-induction-session'].restriction?.period).toEqual({ start: '2027-01-06T10:00:00.000Z', end: '2027-01-08T10:00:00.000Z' });
+    expect(byAction['post-infusion-check'].restriction?.period).toEqual({
+      start: '2027-01-04T10:00:00.000Z',
+      end: '2027-01-11T10:00:00.000Z',
+    });
+    expect(byAction['next-induction-session'].restriction?.period).toEqual({
+      start: '2027-01-06T10:00:00.000Z',
+      end: '2027-01-08T10:00:00.000Z',
+    });
     // The next session's request carries the weight-based rate (80 kg x 0.5 mg/kg/h, from the ActivityDefinition).
-    const [nextSession] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: `${APPLY_KEY_SYSTEM}|${enrolment.carePlanId}:${procedureId}:next-induction-session` });
+    const [nextSession] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: `${APPLY_KEY_SYSTEM}|${enrolment.carePlanId}:${procedureId}:next-induction-session`,
+    });
     expect(nextSession.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBe(40);
     for (const task of tasks) {
-      expect(task).toMatchObject({ status: 'requested', intent: 'plan', for: { reference: enrolment.patient }, basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }] });
+      expect(task).toMatchObject({
+        status: 'requested',
+        intent: 'plan',
+        for: { reference: enrolment.patient },
+        basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }],
+      });
       expect(task.businessStatus?.coding?.[0].code).toBe('awaiting-approval');
     }
   });
@@ -52,10 +68,16 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       return found.length === 2 && found;
     }, 'maintenance follow-ups');
     expect(tasks.map(actionOf).sort()).toEqual(['maintenance-booster', 'post-infusion-check']);
-    expect(tasks.find((t) => actionOf(t) === 'maintenance-booster')!.restriction?.period).toEqual({ start: '2027-02-06T10:00:00.000Z', end: '2027-02-13T10:00:00.000Z' });
+    expect(tasks.find((t) => actionOf(t) === 'maintenance-booster')!.restriction?.period).toEqual({
+      start: '2027-02-06T10:00:00.000Z',
+      end: '2027-02-13T10:00:00.000Z',
+    });
     // The second infusion was the session the first one scheduled: that Task is fulfilled; the check stays open.
     const fromFirst = Object.fromEntries((await followUpTasks(service, first)).map((t) => [actionOf(t), t]));
-    expect(fromFirst['next-induction-session']).toMatchObject({ status: 'completed', output: [{ valueReference: { reference: `Procedure/${second}` } }] });
+    expect(fromFirst['next-induction-session']).toMatchObject({
+      status: 'completed',
+      output: [{ valueReference: { reference: `Procedure/${second}` } }],
+    });
     expect(fromFirst['post-infusion-check'].status).toBe('requested');
   });
 
@@ -68,8 +90,16 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     await Promise.all([
       sendEvent(procedureId).expect(202),
       sendEvent(procedureId).expect(202),
-      request(service.url).post('/webhooks/fhir').set('content-type', 'application/fhir+json').set('x-signature', signature).send(body).expect(202),
-      request(service.url).put(`/webhooks/fhir/Procedure/${procedureId}`).set('x-webhook-token', 'test-webhook-secret').expect(202),
+      request(service.url)
+        .post('/webhooks/fhir')
+        .set('content-type', 'application/fhir+json')
+        .set('x-signature', signature)
+        .send(body)
+        .expect(202),
+      request(service.url)
+        .put(`/webhooks/fhir/Procedure/${procedureId}`)
+        .set('x-webhook-token', 'test-webhook-secret')
+        .expect(202),
       service.app.get(ProcedurePoller).poll(),
     ]);
     await waitFor(async () => (await followUpTasks(service, procedureId)).length >= 2, 'follow-ups');
@@ -78,7 +108,12 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     expect(await followUpTasks(service, procedureId)).toHaveLength(2);
     // Delivered again long after the first job finished: still one set (conditional creates).
     await service.app.get(ProcedurePoller).poll();
-    await request(service.url).post('/webhooks/fhir').set('content-type', 'application/fhir+json').set('x-signature', signature).send(body).expect(202);
+    await request(service.url)
+      .post('/webhooks/fhir')
+      .set('content-type', 'application/fhir+json')
+      .set('x-signature', signature)
+      .send(body)
+      .expect(202);
     await new Promise((r) => setTimeout(r, 500));
     expect(await followUpTasks(service, procedureId)).toHaveLength(2);
   });
@@ -92,11 +127,22 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
 
   it('rejects webhooks with a bad signature or no credentials, and ignores what is not a completed infusion', async () => {
     const body = JSON.stringify({ resourceType: 'Procedure', id: 'x', status: 'completed' });
-    const bad = await request(service.url).post('/webhooks/fhir').set('content-type', 'application/fhir+json').set('x-signature', 'deadbeef').send(body).expect(401);
+    const bad = await request(service.url)
+      .post('/webhooks/fhir')
+      .set('content-type', 'application/fhir+json')
+      .set('x-signature', 'deadbeef')
+      .send(body)
+      .expect(401);
     expect(bad.body.resourceType).toBe('OperationOutcome');
     await request(service.url).put('/webhooks/fhir/Procedure/x').expect(401);
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const { resource: planned } = await service.fhir.create<Procedure>({ resourceType: 'Procedure', status: 'preparation', code: { text: 'infusion' }, subject: { reference: enrolment.patient }, basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }] });
+    const { resource: planned } = await service.fhir.create<Procedure>({
+      resourceType: 'Procedure',
+      status: 'preparation',
+      code: { text: 'infusion' },
+      subject: { reference: enrolment.patient },
+      basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }],
+    });
     await sendEvent(planned.id!).expect(202);
     await new Promise((r) => setTimeout(r, 500));
     expect(await followUpTasks(service, planned.id!)).toHaveLength(0);
@@ -116,7 +162,9 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     const carePlan = await service.fhir.read<CarePlan>('CarePlan', revoked.carePlanId);
     await service.fhir.update({ ...carePlan, status: 'revoked' });
     const onRevoked = await completeInfusion(service, revoked, '2027-01-06T10:00:00.000Z');
-    const jobs = await Promise.all([visit.id!, onRevoked].map(async (id) => (await sendEvent(id).expect(202)).body.jobId));
+    const jobs = await Promise.all(
+      [visit.id!, onRevoked].map(async (id) => (await sendEvent(id).expect(202)).body.jobId),
+    );
     const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
     const results = await waitFor(async () => {
       const done = await Promise.all(jobs.map((id) => queue.getJob(id)));
@@ -132,7 +180,9 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
 
   it('an infusion processed late (after later infusions are on record) still gets the follow-ups of its place in the series', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const ends = ['2027-01-04', '2027-01-07', '2027-01-10', '2027-01-13', '2027-01-16', '2027-01-19'].map((d) => `${d}T10:00:00.000Z`);
+    const ends = ['2027-01-04', '2027-01-07', '2027-01-10', '2027-01-13', '2027-01-16', '2027-01-19'].map(
+      (d) => `${d}T10:00:00.000Z`,
+    );
     const infusions: string[] = [];
     for (const end of ends) infusions.push(await completeInfusion(service, enrolment, end));
     // Only the 5th and the 6th are reported, the 6th first.
@@ -149,24 +199,57 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     expect(fifth.map(actionOf).sort()).toEqual(['next-induction-session', 'post-infusion-check']);
     expect(sixth.map(actionOf).sort()).toEqual(['maintenance-booster', 'post-infusion-check']);
     // Whatever the order, the 5th's next session is fulfilled by the 6th; the booster stays open for review.
-    await waitFor(async () => (await followUpTasks(service, infusions[4])).find((t) => actionOf(t) === 'next-induction-session')?.status === 'completed', "the 5th's next session to be closed");
+    await waitFor(
+      async () =>
+        (await followUpTasks(service, infusions[4])).find((t) => actionOf(t) === 'next-induction-session')?.status ===
+        'completed',
+      "the 5th's next session to be closed",
+    );
     expect((await followUpTasks(service, infusions[5])).map((t) => t.status)).toEqual(['requested', 'requested']);
   });
 
   it('API events validate their input', async () => {
-    const res = await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: 'Patient/1' }).expect(400);
+    const res = await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: 'Patient/1' })
+      .expect(400);
     expect(res.body.resourceType).toBe('OperationOutcome');
-    await request(service.url).post('/events/infusion-completed').set(service.as('clinician')).send({ procedure: 'Procedure/1' }).expect(403);
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('clinician'))
+      .send({ procedure: 'Procedure/1' })
+      .expect(403);
   });
 
   it('the overdue sweep marks open tasks whose window closed, and leaves the others', async () => {
-    const base: Task = { resourceType: 'Task', status: 'requested', intent: 'plan', businessStatus: { coding: [{ system: 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans', code: 'awaiting-approval' }] } };
-    const { resource: late } = await service.fhir.create<Task>({ ...base, restriction: { period: { start: '2020-01-01T00:00:00Z', end: '2020-01-08T00:00:00Z' } } });
-    const { resource: onTime } = await service.fhir.create<Task>({ ...base, restriction: { period: { start: '2099-01-01T00:00:00Z', end: '2099-01-08T00:00:00Z' } } });
+    const base: Task = {
+      resourceType: 'Task',
+      status: 'requested',
+      intent: 'plan',
+      businessStatus: {
+        coding: [
+          {
+            system: 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans',
+            code: 'awaiting-approval',
+          },
+        ],
+      },
+    };
+    const { resource: late } = await service.fhir.create<Task>({
+      ...base,
+      restriction: { period: { start: '2020-01-01T00:00:00Z', end: '2020-01-08T00:00:00Z' } },
+    });
+    const { resource: onTime } = await service.fhir.create<Task>({
+      ...base,
+      restriction: { period: { start: '2099-01-01T00:00:00Z', end: '2099-01-08T00:00:00Z' } },
+    });
     await service.app.get(OverdueSweep).sweep();
     expect((await service.fhir.read<Task>('Task', late.id!)).businessStatus?.coding?.[0].code).toBe('overdue');
     expect((await service.fhir.read<Task>('Task', late.id!)).status).toBe('requested');
-    expect((await service.fhir.read<Task>('Task', onTime.id!)).businessStatus?.coding?.[0].code).toBe('awaiting-approval');
+    expect((await service.fhir.read<Task>('Task', onTime.id!)).businessStatus?.coding?.[0].code).toBe(
+      'awaiting-approval',
+    );
   });
 
   it('exposes follow-up metrics for Prometheus', async () => {

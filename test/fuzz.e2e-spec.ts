@@ -6,14 +6,43 @@ import { startTestService, type TestService } from './support/test-service';
 
 /** Deterministic pseudo-random numbers, so a failing case can be replayed. */
 function prng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  return () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
 }
 
 const HOSTILE_STRINGS = [
-  '', ' ', '../../etc/passwd', '..%2F..%2Fmetadata', "x' OR '1'='1", '<script>alert(1)</script>', '${7*7}', '{{7*7}}',
-  'Patient/1&_id=2', 'Patient/1?_include=*', 'a'.repeat(5000), '\u0000', '%00', '😀', 'W/"1"', '-1', '1e309', 'null', 'undefined',
+  '',
+  ' ',
+  '../../etc/passwd',
+  '..%2F..%2Fmetadata',
+  "x' OR '1'='1",
+  '<script>alert(1)</script>',
+  '${7*7}',
+  '{{7*7}}',
+  'Patient/1&_id=2',
+  'Patient/1?_include=*',
+  'a'.repeat(5000),
+  '\u0000',
+  '%00',
+  '😀',
+  'W/"1"',
+  '-1',
+  '1e309',
+  'null',
+  'undefined',
 ];
-const HOSTILE_VALUES: unknown[] = [null, true, 0, -1, 1.5, [], [null], {}, { $gt: '' }, { __proto__: { admin: true } }, ...HOSTILE_STRINGS];
+const HOSTILE_VALUES: unknown[] = [
+  null,
+  true,
+  0,
+  -1,
+  1.5,
+  [],
+  [null],
+  {},
+  { $gt: '' },
+  { __proto__: { admin: true } },
+  ...HOSTILE_STRINGS,
+];
 
 describe('hostile and malformed input: always 4xx, never 5xx, never a change', () => {
   let service: TestService;
@@ -25,15 +54,26 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     carePlanId = enrolment.carePlanId;
     const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
-    await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
     taskId = (await waitFor(async () => (await followUpTasks(service, procedureId))[0], 'a follow-up task')).id!;
   });
   afterAll(() => service.stop());
 
   /** Every Task, CarePlan, Provenance and DetectedIssue with its version: what must not change. */
   async function snapshot(): Promise<string[]> {
-    const all = await Promise.all(['Task', 'CarePlan', 'Provenance', 'DetectedIssue', 'MedicationRequest'].map((type) => service.fhir.searchAll<Resource>(type as 'Task', { _count: 200 })));
-    return all.flat().map((r) => `${r.resourceType}/${r.id}/${r.meta?.versionId}`).sort();
+    const all = await Promise.all(
+      ['Task', 'CarePlan', 'Provenance', 'DetectedIssue', 'MedicationRequest'].map((type) =>
+        service.fhir.searchAll<Resource>(type as 'Task', { _count: 200 }),
+      ),
+    );
+    return all
+      .flat()
+      .map((r) => `${r.resourceType}/${r.id}/${r.meta?.versionId}`)
+      .sort();
   }
 
   function endpoints(): { method: 'post' | 'get' | 'put'; path: string; role: Role }[] {
@@ -61,9 +101,21 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
       case 2:
         return { versionId: 'stale', start: pick(HOSTILE_VALUES), end: pick(HOSTILE_VALUES) };
       case 3:
-        return { resourceType: 'Parameters', parameter: [{ name: 'subject', valueString: pick(HOSTILE_STRINGS) }, { name: pick(HOSTILE_STRINGS), valueBoolean: pick(HOSTILE_VALUES) }] };
+        return {
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'subject', valueString: pick(HOSTILE_STRINGS) },
+            { name: pick(HOSTILE_STRINGS), valueBoolean: pick(HOSTILE_VALUES) },
+          ],
+        };
       case 4:
-        return { tasks: pick([[{ id: pick(HOSTILE_STRINGS), versionId: pick(HOSTILE_VALUES) }], pick(HOSTILE_VALUES), new Array(101).fill({ id: 'a', versionId: '1' })]) };
+        return {
+          tasks: pick([
+            [{ id: pick(HOSTILE_STRINGS), versionId: pick(HOSTILE_VALUES) }],
+            pick(HOSTILE_VALUES),
+            new Array(101).fill({ id: 'a', versionId: '1' }),
+          ]),
+        };
       default:
         return { procedure: pick(HOSTILE_VALUES), resourceType: pick(HOSTILE_STRINGS) };
     }
@@ -82,7 +134,9 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
       const res = await req.set('content-type', 'application/json').send(raw ? json.slice(0, -1) || '{' : json);
       if (res.status < 400 || res.status >= 500) {
         // A valid-looking webhook ping without credentials must still be refused; anything 2xx is a finding.
-        failures.push(`${endpoint.method.toUpperCase()} ${endpoint.path} ${JSON.stringify(body)?.slice(0, 120)} -> ${res.status}`);
+        failures.push(
+          `${endpoint.method.toUpperCase()} ${endpoint.path} ${JSON.stringify(body)?.slice(0, 120)} -> ${res.status}`,
+        );
       } else if (res.body?.resourceType !== 'OperationOutcome') {
         failures.push(`${endpoint.path} -> ${res.status} without an OperationOutcome`);
       }
@@ -98,28 +152,46 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
       ...HOSTILE_STRINGS.map((s) => `/fhir/Task?patient=${encodeURIComponent(s)}`),
       ...HOSTILE_STRINGS.map((s) => `/worklist?patient=${encodeURIComponent(s)}`),
       ...HOSTILE_STRINGS.map((s) => `/worklist?due-before=${encodeURIComponent(s)}`),
-      '/worklist?count=0', '/worklist?count=101', '/worklist?page=-1', '/worklist?overdue=maybe', '/worklist?_id=1',
-      '/fhir/Task?_count=-5', '/fhir/CarePlan?_include=*', '/fhir/Task?status[$ne]=x', '/protocols/..%2F..%2Fetc',
+      '/worklist?count=0',
+      '/worklist?count=101',
+      '/worklist?page=-1',
+      '/worklist?overdue=maybe',
+      '/worklist?_id=1',
+      '/fhir/Task?_count=-5',
+      '/fhir/CarePlan?_include=*',
+      '/fhir/Task?status[$ne]=x',
+      '/protocols/..%2F..%2Fetc',
     ];
     const failures: string[] = [];
     for (const path of paths) {
       const res = await request(service.url).get(path).set(service.as('clinician'));
       // A search for an id nobody has is a fine question with an empty answer; anything else must be refused.
-      const emptyAnswer = res.status === 200 && (res.body.entry ?? res.body.items ?? []).length === 0 && /[?&](patient|due-before)=/.test(path);
-      if (res.status >= 500 || (res.status < 400 && !emptyAnswer)) failures.push(`GET ${path.slice(0, 100)} -> ${res.status}`);
+      const emptyAnswer =
+        res.status === 200 &&
+        (res.body.entry ?? res.body.items ?? []).length === 0 &&
+        /[?&](patient|due-before)=/.test(path);
+      if (res.status >= 500 || (res.status < 400 && !emptyAnswer))
+        failures.push(`GET ${path.slice(0, 100)} -> ${res.status}`);
     }
     expect(failures).toEqual([]);
     expect(await snapshot()).toEqual(before);
   }, 60_000);
 
   it('a body over the size limit is a 413, not a crash', async () => {
-    const res = await request(service.url).post('/fhir/PlanDefinition/$apply').set(service.as('clinician')).send({ resourceType: 'Parameters', junk: 'x'.repeat(2 * 1024 * 1024) });
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('clinician'))
+      .send({ resourceType: 'Parameters', junk: 'x'.repeat(2 * 1024 * 1024) });
     expect(res.status).toBe(413);
     expect(res.body.resourceType).toBe('OperationOutcome');
   });
 
   it('wrong content types are refused', async () => {
-    const res = await request(service.url).post(`/tasks/${taskId}/$approve`).set(service.as('clinician')).set('content-type', 'text/plain').send('versionId=1');
+    const res = await request(service.url)
+      .post(`/tasks/${taskId}/$approve`)
+      .set(service.as('clinician'))
+      .set('content-type', 'text/plain')
+      .send('versionId=1');
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
   });

@@ -9,11 +9,19 @@ export default async function globalSetup(): Promise<void> {
   const reachable = await new Promise<boolean>((resolve) => {
     const socket = createConnection({ host: url.hostname, port: Number(url.port || 6379) });
     socket.setTimeout(2000);
-    socket.once('connect', () => { socket.end(); resolve(true); });
-    socket.once('timeout', () => { socket.destroy(); resolve(false); });
+    socket.once('connect', () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
     socket.once('error', () => resolve(false));
   });
   if (!reachable) {
-    throw new Error(`Redis is not reachable at ${url.host}. Start it (e.g. redis-server --port 6379 --save "" --daemonize yes) or set REDIS_URL.`);
+    throw new Error(
+      `Redis is not reachable at ${url.host}. Start it (e.g. redis-server --port 6379 --save "" --daemonize yes) or set REDIS_URL.`,
+    );
   }
 }

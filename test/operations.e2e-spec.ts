@@ -14,7 +14,10 @@ describe('operator endpoints', () => {
     await request(service.url).get('/operations/queues').set(service.as('clinician')).expect(403);
     const page = await request(service.url).get('/operations/queues').auth('admin', service.tokens.admin).expect(200);
     expect(page.text).toMatch(/<html/i);
-    const api = await request(service.url).get('/operations/queues/api/queues').auth('admin', service.tokens.admin).expect(200);
+    const api = await request(service.url)
+      .get('/operations/queues/api/queues')
+      .auth('admin', service.tokens.admin)
+      .expect(200);
     expect(api.body.queues.map((q: { name: string }) => q.name).sort()).toEqual(['followups', 'maintenance']);
   });
 

@@ -16,7 +16,11 @@ describe('clinician review', () => {
   async function patientWithFollowUps(plan = 'ketamine-low-dose-series', end = '2027-01-04T10:00:00.000Z') {
     const enrolment = await enrolPatient(service, plan);
     const procedureId = await completeInfusion(service, enrolment, end);
-    await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
     const tasks = await waitFor(async () => {
       const found = await followUpTasks(service, procedureId);
       return found.length === 2 && found;
@@ -33,39 +37,77 @@ describe('clinician review', () => {
     expect(res.body.total).toBe(4); // instructions + first session from $apply, then the check + next session
     const starts = res.body.items.map((i: { due: { start: string } }) => Date.parse(i.due.start));
     expect([...starts].sort((a, b) => a - b)).toEqual(starts);
-    const paged = await request(service.url).get('/worklist').query({ patient: p.patient, count: 2 }).set(clinician()).expect(200);
+    const paged = await request(service.url)
+      .get('/worklist')
+      .query({ patient: p.patient, count: 2 })
+      .set(clinician())
+      .expect(200);
     expect(paged.body.items).toHaveLength(2);
     expect(paged.body.next).toContain('page=2');
-    const second = await request(service.url).get(`/worklist?${paged.body.next.split('?')[1]}`).set(clinician()).expect(200);
+    const second = await request(service.url)
+      .get(`/worklist?${paged.body.next.split('?')[1]}`)
+      .set(clinician())
+      .expect(200);
     expect(second.body.items.map((i: { id: string }) => i.id)).not.toContain(paged.body.items[0].id);
   });
 
   it('filters by protocol and by due window', async () => {
     const p = await patientWithFollowUps('ketamine-monthly-maintenance', '2027-05-10T10:00:00.000Z');
-    const monthly = await request(service.url).get('/worklist').query({ patient: p.patient, protocol: 'ketamine-monthly-maintenance' }).set(clinician()).expect(200);
+    const monthly = await request(service.url)
+      .get('/worklist')
+      .query({ patient: p.patient, protocol: 'ketamine-monthly-maintenance' })
+      .set(clinician())
+      .expect(200);
     expect(monthly.body.total).toBeGreaterThan(0);
-    const lowDose = await request(service.url).get('/worklist').query({ patient: p.patient, protocol: 'ketamine-low-dose-series' }).set(clinician()).expect(200);
+    const lowDose = await request(service.url)
+      .get('/worklist')
+      .query({ patient: p.patient, protocol: 'ketamine-low-dose-series' })
+      .set(clinician())
+      .expect(200);
     expect(lowDose.body.total).toBe(0);
-    const afterInfusion = await request(service.url).get('/worklist').query({ patient: p.patient, 'due-after': '2027-05-10' }).set(clinician()).expect(200);
+    const afterInfusion = await request(service.url)
+      .get('/worklist')
+      .query({ patient: p.patient, 'due-after': '2027-05-10' })
+      .set(clinician())
+      .expect(200);
     expect(afterInfusion.body.items.map((i: { id: string }) => i.id).sort()).toEqual([p.check.id, p.next.id].sort());
   });
 
   it('approve: accepted/approved with an owner, and a Provenance naming the clinician', async () => {
     const p = await patientWithFollowUps();
-    const res = await request(service.url).post(`/tasks/${p.check.id}/$approve`).set(clinician()).set('If-Match', `W/"${p.check.meta!.versionId}"`).send({ owner: 'Practitioner/nurse-1' }).expect(200);
-    expect(res.body).toMatchObject({ status: 'accepted', intent: 'plan', owner: { reference: 'Practitioner/nurse-1' } });
+    const res = await request(service.url)
+      .post(`/tasks/${p.check.id}/$approve`)
+      .set(clinician())
+      .set('If-Match', `W/"${p.check.meta!.versionId}"`)
+      .send({ owner: 'Practitioner/nurse-1' })
+      .expect(200);
+    expect(res.body).toMatchObject({
+      status: 'accepted',
+      intent: 'plan',
+      owner: { reference: 'Practitioner/nurse-1' },
+    });
     expect(res.body.businessStatus.coding[0].code).toBe('approved');
-    const provenance = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${p.check.id}/_history/${res.body.meta.versionId}` });
+    const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
+      target: `Task/${p.check.id}/_history/${res.body.meta.versionId}`,
+    });
     expect(provenance).toHaveLength(1);
     expect(provenance[0].agent[0].who?.reference).toBe('Practitioner/dr-test');
     expect(provenance[0].activity?.text).toBe('approve');
-    const worklist = await request(service.url).get('/worklist').query({ patient: p.patient }).set(clinician()).expect(200);
+    const worklist = await request(service.url)
+      .get('/worklist')
+      .query({ patient: p.patient })
+      .set(clinician())
+      .expect(200);
     expect(worklist.body.items.map((i: { id: string }) => i.id)).not.toContain(p.check.id);
   });
 
   it('two clinicians approving at once: exactly one wins, the other gets a conflict', async () => {
     const p = await patientWithFollowUps();
-    const send = () => request(service.url).post(`/tasks/${p.next.id}/$approve`).set(clinician()).send({ versionId: p.next.meta!.versionId });
+    const send = () =>
+      request(service.url)
+        .post(`/tasks/${p.next.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: p.next.meta!.versionId });
     const [a, b] = await Promise.all([send(), send()]);
     const statuses = [a.status, b.status];
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
@@ -73,36 +115,86 @@ describe('clinician review', () => {
     expect([409, 412]).toContain(loser.status);
     expect(loser.body.issue[0].details.text).toMatch(/changed|decided/i);
     const winner = a.status === 200 ? a : b;
-    expect(await service.fhir.searchAll('Provenance', { target: `Task/${p.next.id}/_history/${winner.body.meta.versionId}` })).toHaveLength(1);
+    expect(
+      await service.fhir.searchAll('Provenance', {
+        target: `Task/${p.next.id}/_history/${winner.body.meta.versionId}`,
+      }),
+    ).toHaveLength(1);
     expect((await service.fhir.read<Task>('Task', p.next.id!)).meta?.versionId).toBe(winner.body.meta.versionId);
   });
 
   it('a decision needs the reviewed version; a stale one is refused with 412', async () => {
     const p = await patientWithFollowUps();
-    const missing = await request(service.url).post(`/tasks/${p.check.id}/$approve`).set(clinician()).send({}).expect(428);
+    const missing = await request(service.url)
+      .post(`/tasks/${p.check.id}/$approve`)
+      .set(clinician())
+      .send({})
+      .expect(428);
     expect(missing.body.resourceType).toBe('OperationOutcome');
-    await request(service.url).post(`/tasks/${p.check.id}/$reschedule`).set(clinician()).send({ versionId: p.check.meta!.versionId, start: p.check.restriction!.period!.start, end: p.check.restriction!.period!.start }).expect(200);
-    const stale = await request(service.url).post(`/tasks/${p.check.id}/$approve`).set(clinician()).send({ versionId: p.check.meta!.versionId }).expect(412);
+    await request(service.url)
+      .post(`/tasks/${p.check.id}/$reschedule`)
+      .set(clinician())
+      .send({
+        versionId: p.check.meta!.versionId,
+        start: p.check.restriction!.period!.start,
+        end: p.check.restriction!.period!.start,
+      })
+      .expect(200);
+    const stale = await request(service.url)
+      .post(`/tasks/${p.check.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: p.check.meta!.versionId })
+      .expect(412);
     expect(stale.body.issue[0].details.text).toMatch(/changed since version/);
   });
 
   it('reject needs a reason and records it', async () => {
     const p = await patientWithFollowUps();
-    await request(service.url).post(`/tasks/${p.next.id}/$reject`).set(clinician()).send({ versionId: p.next.meta!.versionId }).expect(400);
-    const res = await request(service.url).post(`/tasks/${p.next.id}/$reject`).set(clinician()).send({ versionId: p.next.meta!.versionId, reason: 'Lasting relief; session not needed' }).expect(200);
-    expect(res.body).toMatchObject({ status: 'rejected', statusReason: { text: 'Lasting relief; session not needed' } });
-    const again = await request(service.url).post(`/tasks/${p.next.id}/$approve`).set(clinician()).send({ versionId: res.body.meta.versionId }).expect(409);
+    await request(service.url)
+      .post(`/tasks/${p.next.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: p.next.meta!.versionId })
+      .expect(400);
+    const res = await request(service.url)
+      .post(`/tasks/${p.next.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: p.next.meta!.versionId, reason: 'Lasting relief; session not needed' })
+      .expect(200);
+    expect(res.body).toMatchObject({
+      status: 'rejected',
+      statusReason: { text: 'Lasting relief; session not needed' },
+    });
+    const again = await request(service.url)
+      .post(`/tasks/${p.next.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: res.body.meta.versionId })
+      .expect(409);
     expect(again.body.issue[0].details.text).toMatch(/already decided/);
   });
 
   it('reschedule stays within the protocol window; outside it is a 422 naming the allowed range', async () => {
     const p = await patientWithFollowUps();
     // The next low-dose session may be 2-4 days after the infusion (Jan 6 - Jan 8).
-    const inside = await request(service.url).post(`/tasks/${p.next.id}/$reschedule`).set(clinician()).send({ versionId: p.next.meta!.versionId, start: '2027-01-07T09:00:00Z', end: '2027-01-07T17:00:00Z' }).expect(200);
-    expect(inside.body.restriction.period).toEqual({ start: '2027-01-07T09:00:00.000Z', end: '2027-01-07T17:00:00.000Z' });
-    const outside = await request(service.url).post(`/tasks/${p.next.id}/$reschedule`).set(clinician()).send({ versionId: inside.body.meta.versionId, start: '2027-01-09T09:00:00Z', end: '2027-01-09T17:00:00Z' }).expect(422);
+    const inside = await request(service.url)
+      .post(`/tasks/${p.next.id}/$reschedule`)
+      .set(clinician())
+      .send({ versionId: p.next.meta!.versionId, start: '2027-01-07T09:00:00Z', end: '2027-01-07T17:00:00Z' })
+      .expect(200);
+    expect(inside.body.restriction.period).toEqual({
+      start: '2027-01-07T09:00:00.000Z',
+      end: '2027-01-07T17:00:00.000Z',
+    });
+    const outside = await request(service.url)
+      .post(`/tasks/${p.next.id}/$reschedule`)
+      .set(clinician())
+      .send({ versionId: inside.body.meta.versionId, start: '2027-01-09T09:00:00Z', end: '2027-01-09T17:00:00Z' })
+      .expect(422);
     expect(outside.body.issue[0].details.text).toContain('2027-01-06T10:00:00.000Z .. 2027-01-08T10:00:00.000Z');
-    await request(service.url).post(`/tasks/${p.next.id}/$reschedule`).set(clinician()).send({ versionId: inside.body.meta.versionId, start: 'tomorrow', end: 'later' }).expect(400);
+    await request(service.url)
+      .post(`/tasks/${p.next.id}/$reschedule`)
+      .set(clinician())
+      .send({ versionId: inside.body.meta.versionId, start: 'tomorrow', end: 'later' })
+      .expect(400);
   });
 
   it('bulk approve reports each task, approving the current ones and refusing the stale one', async () => {
@@ -110,7 +202,12 @@ describe('clinician review', () => {
     const res = await request(service.url)
       .post('/tasks/$bulk-approve')
       .set(clinician())
-      .send({ tasks: [{ id: p.check.id, versionId: p.check.meta!.versionId }, { id: p.next.id, versionId: 'stale-version' }] })
+      .send({
+        tasks: [
+          { id: p.check.id, versionId: p.check.meta!.versionId },
+          { id: p.next.id, versionId: 'stale-version' },
+        ],
+      })
       .expect(200);
     expect(res.body.approved).toBe(1);
     expect(res.body.results).toEqual([
@@ -127,15 +224,35 @@ describe('clinician review', () => {
     const applied = await request(service.url)
       .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
       .set(clinician())
-      .send({ resourceType: 'Parameters', parameter: [{ name: 'subject', valueString: patient }, { name: 'persist', valueBoolean: true }] })
+      .send({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'subject', valueString: patient },
+          { name: 'persist', valueBoolean: true },
+        ],
+      })
       .expect(200);
     const carePlan = (applied.body as Parameters).parameter!.find((p) => p.name === 'return')!.resource as CarePlan;
-    const blocked = await request(service.url).post(`/careplans/${carePlan.id}/$activate`).set(clinician()).send({ versionId: carePlan.meta!.versionId }).expect(422);
+    const blocked = await request(service.url)
+      .post(`/careplans/${carePlan.id}/$activate`)
+      .set(clinician())
+      .send({ versionId: carePlan.meta!.versionId })
+      .expect(422);
     expect(blocked.body.issue[0].details.text).toMatch(/contraindication/);
-    await request(service.url).post(`/careplans/${carePlan.id}/$activate`).set(clinician()).send({ versionId: carePlan.meta!.versionId, override: true }).expect(400);
-    const activated = await request(service.url).post(`/careplans/${carePlan.id}/$activate`).set(clinician()).send({ versionId: carePlan.meta!.versionId, override: true, reason: 'BP rechecked at 142/88 on arrival' }).expect(200);
+    await request(service.url)
+      .post(`/careplans/${carePlan.id}/$activate`)
+      .set(clinician())
+      .send({ versionId: carePlan.meta!.versionId, override: true })
+      .expect(400);
+    const activated = await request(service.url)
+      .post(`/careplans/${carePlan.id}/$activate`)
+      .set(clinician())
+      .send({ versionId: carePlan.meta!.versionId, override: true, reason: 'BP rechecked at 142/88 on arrival' })
+      .expect(200);
     expect(activated.body.status).toBe('active');
-    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlan.id}` });
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
     expect(issue.mitigation?.[0].action.text).toBe('Clinician override');
   });
 
@@ -144,12 +261,19 @@ describe('clinician review', () => {
       await request(service.url).get('/worklist').expect(401);
       const forged = await mintToken({ sub: 'x', roles: ['clinician'] }, { secret: 'not-the-secret' });
       await request(service.url).get('/worklist').set('Authorization', `Bearer ${forged}`).expect(401);
-      const expired = await mintToken({ sub: 'x', roles: ['clinician'] }, { secret: TEST_JWT_SECRET, expiresIn: '-1m' });
+      const expired = await mintToken(
+        { sub: 'x', roles: ['clinician'] },
+        { secret: TEST_JWT_SECRET, expiresIn: '-1m' },
+      );
       await request(service.url).get('/worklist').set('Authorization', `Bearer ${expired}`).expect(401);
       const noRole = await mintToken({ sub: 'x', roles: [] }, { secret: TEST_JWT_SECRET });
       const res = await request(service.url).get('/worklist').set('Authorization', `Bearer ${noRole}`).expect(403);
       expect(res.body.resourceType).toBe('OperationOutcome');
-      await request(service.url).post('/tasks/x/$approve').set(service.as('integration')).send({ versionId: '1' }).expect(403);
+      await request(service.url)
+        .post('/tasks/x/$approve')
+        .set(service.as('integration'))
+        .send({ versionId: '1' })
+        .expect(403);
       await request(service.url).get('/worklist').set(service.as('admin')).expect(200);
     });
   });

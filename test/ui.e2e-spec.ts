@@ -12,11 +12,22 @@ describe('clinician page in a real browser', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`No browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH`);
+    if (!fs.existsSync(CHROMIUM))
+      throw new Error(
+        `No browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH`,
+      );
     service = await startTestService();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
   }, 60_000);
   afterAll(async () => {
@@ -45,7 +56,10 @@ describe('clinician page in a real browser', () => {
     await page.click(`tr[data-task-id="${next.id}"] button:has-text("Reject")`);
     await page.waitForSelector(`tr[data-task-id="${next.id}"]`, { state: 'detached' });
 
-    await waitFor(async () => (await service.fhir.read<Task>('Task', check.id!)).status === 'accepted', 'approval on the server');
+    await waitFor(
+      async () => (await service.fhir.read<Task>('Task', check.id!)).status === 'accepted',
+      'approval on the server',
+    );
     const rejected = await service.fhir.read<Task>('Task', next.id!);
     expect(rejected.status).toBe('rejected');
     expect(rejected.statusReason?.text).toBe('No longer needed');

@@ -40,7 +40,11 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const procedureId = await completeInfusion(service, enrolment, '2027-03-01T10:00:00.000Z');
     proxy.down = true;
-    await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
     await waitFor(async () => proxy.refused >= 3, 'the worker to hit the outage a few times');
     proxy.down = false;
     await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'tasks after recovery', 15_000);
@@ -53,16 +57,24 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     // Reads are quick; the transaction's answer arrives only after the client has given up on it.
     let slowWrites = 0;
     proxy.answerDelayMs = (method) => (method === 'POST' ? (slowWrites++, 1000) : 0);
-    const { body } = await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    const { body } = await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
     // The write landed on the server although the worker saw a timeout.
     await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'the timed-out write to land');
     await waitFor(async () => slowWrites >= 2, 'the write to be retried');
     proxy.answerDelayMs = () => 0;
     const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
-    const job = await waitFor(async () => {
-      const found = await queue.getJob(body.jobId);
-      return found?.finishedOn ? found : undefined;
-    }, 'the job to finish once the server is quick again', 15_000);
+    const job = await waitFor(
+      async () => {
+        const found = await queue.getJob(body.jobId);
+        return found?.finishedOn ? found : undefined;
+      },
+      'the job to finish once the server is quick again',
+      15_000,
+    );
     expect(job.returnvalue).toMatchObject({ status: 'created', alreadyExisted: 2 });
     expect(await followUpTasks(service, procedureId)).toHaveLength(2);
     const metrics = await request(service.url).get('/metrics').expect(200);
@@ -74,16 +86,27 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const procedureId = await completeInfusion(service, enrolment, '2027-03-02T10:00:00.000Z');
     proxy.down = true;
-    await request(service.url).post('/events/infusion-completed').set(service.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
-    const dead = await waitFor(async () => {
-      const res = await request(service.url).get('/operations/dead-letters').set(service.as('admin')).expect(200);
-      return res.body.find((d: { procedure: string }) => d.procedure === `Procedure/${procedureId}`);
-    }, 'the dead letter', 20_000);
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
+    const dead = await waitFor(
+      async () => {
+        const res = await request(service.url).get('/operations/dead-letters').set(service.as('admin')).expect(200);
+        return res.body.find((d: { procedure: string }) => d.procedure === `Procedure/${procedureId}`);
+      },
+      'the dead letter',
+      20_000,
+    );
     expect(dead.attemptsMade).toBe(2);
     expect(dead.failedReason).toMatch(/503|unavailable|unreachable/i);
     await request(service.url).get('/operations/dead-letters').set(service.as('clinician')).expect(403);
     proxy.down = false;
-    await request(service.url).post(`/operations/dead-letters/${dead.jobId}/$retry`).set(service.as('admin')).expect(202);
+    await request(service.url)
+      .post(`/operations/dead-letters/${dead.jobId}/$retry`)
+      .set(service.as('admin'))
+      .expect(202);
     await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'tasks after the manual retry');
   });
 
@@ -95,11 +118,19 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     const procedureId = await completeInfusion(api, enrolment, '2027-03-03T10:00:00.000Z');
     let taken!: () => void;
     const jobTaken = new Promise<void>((resolve) => (taken = resolve));
-    const doomed = new Worker(QUEUES.followups, () => {
-      taken();
-      return new Promise(() => {}); // hangs, as a process stuck or killed mid-job would
-    }, { connection: redisConnection(REDIS_URL), prefix: queuePrefix, lockDuration: 1000, stalledInterval: 1000 });
-    await request(api.url).post('/events/infusion-completed').set(api.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    const doomed = new Worker(
+      QUEUES.followups,
+      () => {
+        taken();
+        return new Promise(() => {}); // hangs, as a process stuck or killed mid-job would
+      },
+      { connection: redisConnection(REDIS_URL), prefix: queuePrefix, lockDuration: 1000, stalledInterval: 1000 },
+    );
+    await request(api.url)
+      .post('/events/infusion-completed')
+      .set(api.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
     await jobTaken;
     await doomed.close(true); // killed: no completion, no lock renewal
     const rescuer = await start({ fhirBaseUrl: sandbox.baseUrl, queuePrefix, jobLockMs: 1000 });
@@ -122,6 +153,9 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     const restarted = await start({ fhirBaseUrl: sandbox.baseUrl, queuePrefix });
     const { enqueued } = await restarted.app.get(ProcedurePoller).poll();
     expect(enqueued).toBe(1);
-    await waitFor(async () => (await followUpTasks(restarted, later)).length === 2, 'follow-ups of the infusion recorded while down');
+    await waitFor(
+      async () => (await followUpTasks(restarted, later)).length === 2,
+      'follow-ups of the infusion recorded while down',
+    );
   });
 });

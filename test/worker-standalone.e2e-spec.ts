@@ -21,7 +21,10 @@ describe('standalone worker (WorkerAppModule) beside an API that runs no worker'
   const queuePrefix = `kc-test-${randomUUID().slice(0, 8)}`;
 
   const startWorker = (): Promise<INestApplicationContext> =>
-    NestFactory.createApplicationContext(WorkerAppModule.forRoot({ ...api.config, fhirBaseUrl: proxy.baseUrl, runWorker: true }), { logger: false });
+    NestFactory.createApplicationContext(
+      WorkerAppModule.forRoot({ ...api.config, fhirBaseUrl: proxy.baseUrl, runWorker: true }),
+      { logger: false },
+    );
 
   beforeAll(async () => {
     sandbox = await startFhirSandbox();
@@ -37,7 +40,11 @@ describe('standalone worker (WorkerAppModule) beside an API that runs no worker'
   });
 
   const sendEvent = (procedureId: string) =>
-    request(api.url).post('/events/infusion-completed').set(api.as('integration')).send({ procedure: `Procedure/${procedureId}` }).expect(202);
+    request(api.url)
+      .post('/events/infusion-completed')
+      .set(api.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
 
   it('processes the events the API queued', async () => {
     const worker = await startWorker();
@@ -45,7 +52,10 @@ describe('standalone worker (WorkerAppModule) beside an API that runs no worker'
       const enrolment = await enrolPatient(api, 'ketamine-low-dose-series');
       const procedureId = await completeInfusion(api, enrolment, '2027-04-01T10:00:00.000Z');
       await sendEvent(procedureId);
-      await waitFor(async () => (await followUpTasks(api, procedureId)).length === 2, 'follow-ups from the standalone worker');
+      await waitFor(
+        async () => (await followUpTasks(api, procedureId)).length === 2,
+        'follow-ups from the standalone worker',
+      );
     } finally {
       await worker.close();
     }

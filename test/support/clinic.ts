@@ -5,7 +5,11 @@ import type { TestService } from './test-service';
 
 /** Clinic-shaped steps for end-to-end tests: enrol a patient, record an infusion, wait for the worker. */
 
-export async function enrolPatient(service: TestService, planId: string, opts: { weightKg?: number; startDate?: string } = {}): Promise<{ patient: string; carePlanId: string }> {
+export async function enrolPatient(
+  service: TestService,
+  planId: string,
+  opts: { weightKg?: number; startDate?: string } = {},
+): Promise<{ patient: string; carePlanId: string }> {
   const { resource } = await service.fhir.create<Patient>({ resourceType: 'Patient', name: [{ family: 'Enrolled' }] });
   const patient = `Patient/${resource.id}`;
   await service.fhir.create(bodyWeight(opts.weightKg ?? 80, '2026-11-01T09:00:00Z', patient));
@@ -18,12 +22,20 @@ export async function enrolPatient(service: TestService, planId: string, opts: {
       { name: 'persist', valueBoolean: true },
     ],
   };
-  const res = await request(service.url).post(`/fhir/PlanDefinition/${planId}/$apply`).set(service.as('clinician')).send(params).expect(200);
+  const res = await request(service.url)
+    .post(`/fhir/PlanDefinition/${planId}/$apply`)
+    .set(service.as('clinician'))
+    .send(params)
+    .expect(200);
   const carePlan = (res.body as Parameters).parameter!.find((p) => p.name === 'return')!.resource as CarePlan;
   return { patient, carePlanId: carePlan.id! };
 }
 
-export async function completeInfusion(service: TestService, enrolment: { patient: string; carePlanId: string }, end: string): Promise<string> {
+export async function completeInfusion(
+  service: TestService,
+  enrolment: { patient: string; carePlanId: string },
+  end: string,
+): Promise<string> {
   const start = new Date(Date.parse(end) - 3600_000).toISOString();
   const { resource } = await service.fhir.create<Procedure>({
     resourceType: 'Procedure',
@@ -41,7 +53,11 @@ export function followUpTasks(service: TestService, procedureId: string): Promis
   return service.fhir.searchAll<Task>('Task', { focus: `Procedure/${procedureId}` });
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

@@ -14,7 +14,10 @@ export interface FakeServer {
   close(): Promise<void>;
 }
 
-export type FakeHandler = (req: RecordedRequest, baseUrl: string) => { status: number; headers?: Record<string, string>; body?: unknown };
+export type FakeHandler = (
+  req: RecordedRequest,
+  baseUrl: string,
+) => { status: number; headers?: Record<string, string>; body?: unknown };
 
 /**
  * A few lines of HTTP that answer the way HAPI or Medplum do in one situation. Real HAPI and Medplum servers
@@ -27,11 +30,22 @@ export async function startFakeServer(handler: FakeHandler, basePath = '/fhir'):
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      const recorded = { method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString() };
+      const recorded = {
+        method: req.method!,
+        url: req.url!,
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      };
       requests.push(recorded);
       const answer = handler(recorded, baseUrl);
       res.writeHead(answer.status, { 'content-type': 'application/fhir+json', ...answer.headers });
-      res.end(answer.body === undefined ? undefined : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
+      res.end(
+        answer.body === undefined
+          ? undefined
+          : typeof answer.body === 'string'
+            ? answer.body
+            : JSON.stringify(answer.body),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -39,8 +53,15 @@ export async function startFakeServer(handler: FakeHandler, basePath = '/fhir'):
   return {
     baseUrl,
     requests,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
-export const outcome = (code: string, text: string) => ({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics: text }] });
+export const outcome = (code: string, text: string) => ({
+  resourceType: 'OperationOutcome',
+  issue: [{ severity: 'error', code, diagnostics: text }],
+});

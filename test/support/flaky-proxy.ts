@@ -30,14 +30,22 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
     if (proxy.delayMs) await sleep(proxy.delayMs);
     if (proxy.down) {
       proxy.refused++;
-      res.writeHead(503, { 'content-type': 'application/fhir+json' }).end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient' }] }));
+      res
+        .writeHead(503, { 'content-type': 'application/fhir+json' })
+        .end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient' }] }));
       return;
     }
     proxy.forwarded++;
     const answerDelay = proxy.answerDelayMs(req.method ?? 'GET');
     const path = (req.url ?? '/').replace(/^\/fhir\/R4/, '');
     const upstream = http.request(
-      { host: target.hostname, port: target.port, method: req.method, path: `${target.pathname}${path}`, headers: { ...req.headers, host: target.host } },
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: `${target.pathname}${path}`,
+        headers: { ...req.headers, host: target.host },
+      },
       async (answer) => {
         const body: Buffer[] = [];
         for await (const chunk of answer) body.push(chunk as Buffer);

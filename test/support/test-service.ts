@@ -37,7 +37,10 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
   const service = await startService(config, { logger: false });
   const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1 });
   const tokens = {
-    clinician: await mintToken({ sub: 'dr-test', roles: ['clinician'], fhirUser: 'Practitioner/dr-test', name: 'Dr Test' }, { secret: TEST_JWT_SECRET }),
+    clinician: await mintToken(
+      { sub: 'dr-test', roles: ['clinician'], fhirUser: 'Practitioner/dr-test', name: 'Dr Test' },
+      { secret: TEST_JWT_SECRET },
+    ),
     integration: await mintToken({ sub: 'ehr-test', roles: ['integration'] }, { secret: TEST_JWT_SECRET }),
     admin: await mintToken({ sub: 'admin-test', roles: ['admin'] }, { secret: TEST_JWT_SECRET }),
   };

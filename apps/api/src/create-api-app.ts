@@ -7,7 +7,10 @@ import { AppModule } from './app.module';
 import { mountQueueDashboard } from './operations/queue-dashboard';
 
 /** Builds (but does not listen) the API app: shared by main.ts, the tests and the benchmarks. */
-export async function createApiApp(config: AppConfig, options: { logger?: JsonLogger | false } = {}): Promise<NestExpressApplication> {
+export async function createApiApp(
+  config: AppConfig,
+  options: { logger?: JsonLogger | false } = {},
+): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     // Raw body kept for webhook signature checks (HMAC over the exact bytes).
     rawBody: true,
@@ -15,7 +18,10 @@ export async function createApiApp(config: AppConfig, options: { logger?: JsonLo
     logger: options.logger ?? new JsonLogger(config.logLevel),
   });
   // FHIR clients send application/fhir+json; treat it as JSON, and cap bodies well below memory trouble.
-  app.useBodyParser('json', { type: ['application/json', 'application/fhir+json', 'application/json-patch+json'], limit: '1mb' });
+  app.useBodyParser('json', {
+    type: ['application/json', 'application/fhir+json', 'application/json-patch+json'],
+    limit: '1mb',
+  });
   app.useBodyParser('urlencoded', { extended: false, limit: '100kb' });
   app.enableShutdownHooks();
   mountQueueDashboard(app);

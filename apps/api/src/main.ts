@@ -20,10 +20,22 @@ async function main(): Promise<void> {
       logger.error('JWT_SECRET or JWT_JWKS_URL must be set in production', 'Bootstrap');
       process.exit(2);
     }
-    logger.warn('JWT_SECRET is not set: using the insecure development secret (mint tokens with `npm run token`)', 'Bootstrap');
+    logger.warn(
+      'JWT_SECRET is not set: using the insecure development secret (mint tokens with `npm run token`)',
+      'Bootstrap',
+    );
   }
   const service = await startService(config, { logger });
-  logger.log({ msg: 'ketamine-careplans listening', url: service.url, fhirBaseUrl: service.config.fhirBaseUrl, embeddedFhir: Boolean(service.sandbox), worker: config.runWorker }, 'Bootstrap');
+  logger.log(
+    {
+      msg: 'ketamine-careplans listening',
+      url: service.url,
+      fhirBaseUrl: service.config.fhirBaseUrl,
+      embeddedFhir: Boolean(service.sandbox),
+      worker: config.runWorker,
+    },
+    'Bootstrap',
+  );
 }
 
 void main();

@@ -17,7 +17,10 @@ export interface RunningService {
  * API (+ worker when config.runWorker) and, when no FHIR_BASE_URL is configured, the embedded FHIR
  * sandbox: the whole service in one process, for quick start and end-to-end tests.
  */
-export async function startService(config: AppConfig, options: { logger?: JsonLogger | false } = {}): Promise<RunningService> {
+export async function startService(
+  config: AppConfig,
+  options: { logger?: JsonLogger | false } = {},
+): Promise<RunningService> {
   let sandbox: FhirSandbox | undefined;
   if (!config.fhirBaseUrl) {
     sandbox = await startFhirSandbox({ port: config.fhirSandboxPort });

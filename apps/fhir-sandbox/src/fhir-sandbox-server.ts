@@ -44,9 +44,11 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://sandbox');
-    if (!url.pathname.startsWith(BASE_PATH)) return send(res, 404, outcome('not-found', `Not a FHIR path; the base is ${BASE_PATH}`));
+    if (!url.pathname.startsWith(BASE_PATH))
+      return send(res, 404, outcome('not-found', `Not a FHIR path; the base is ${BASE_PATH}`));
     const path = url.pathname.slice(BASE_PATH.length) || '/';
-    if (req.method === 'GET' && path.replace(/\/$/, '') === '/metadata') return send(res, 200, capabilityStatement(baseUrl));
+    if (req.method === 'GET' && path.replace(/\/$/, '') === '/metadata')
+      return send(res, 200, capabilityStatement(baseUrl));
 
     const raw = await readBody(req, maxBodyBytes);
     if (raw === undefined) return send(res, 413, outcome('too-costly', `Body larger than ${maxBodyBytes} bytes`));
@@ -74,7 +76,8 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     if (!isOperationOutcome(resource) && resource.meta?.versionId) {
       headers.etag = `W/"${resource.meta.versionId}"`;
       if (resource.meta.lastUpdated) headers['last-modified'] = new Date(resource.meta.lastUpdated).toUTCString();
-      if (status === 201 && resource.id) headers.location = `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
+      if (status === 201 && resource.id)
+        headers.location = `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
     }
     send(res, status, withPagingLinks(resource as Resource, baseUrl, path, url.searchParams), headers);
   }
@@ -110,7 +113,8 @@ function withPagingLinks(resource: Resource, baseUrl: string, path: string, quer
   };
   const links: Bundle['link'] = [{ relation: 'self', url: pageUrl(offset) }];
   const returned = bundle.entry?.length ?? 0;
-  if (count > 0 && returned > 0 && offset + returned < (bundle.total ?? 0)) links.push({ relation: 'next', url: pageUrl(offset + count) });
+  if (count > 0 && returned > 0 && offset + returned < (bundle.total ?? 0))
+    links.push({ relation: 'next', url: pageUrl(offset + count) });
   if (offset > 0) links.push({ relation: 'previous', url: pageUrl(Math.max(0, offset - count)) });
   return { ...bundle, link: links };
 }
@@ -131,7 +135,10 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string | un
 }
 
 function outcome(code: string, text: string): OperationOutcome {
-  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: code as 'invalid', details: { text } }] };
+  return {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: 'error', code: code as 'invalid', details: { text } }],
+  };
 }
 
 function send(res: http.ServerResponse, status: number, body: Resource, headers: Record<string, string> = {}): void {

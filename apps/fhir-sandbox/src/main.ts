@@ -3,7 +3,9 @@ import { startFhirSandbox } from './fhir-sandbox-server';
 /** Runs the sandbox on its own, e.g. to point a second service instance or a FHIR tool at it. */
 async function main(): Promise<void> {
   const sandbox = await startFhirSandbox({ port: Number(process.env.FHIR_SANDBOX_PORT ?? 8103) });
-  process.stdout.write(JSON.stringify({ level: 'info', msg: 'FHIR sandbox listening', baseUrl: sandbox.baseUrl }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ level: 'info', msg: 'FHIR sandbox listening', baseUrl: sandbox.baseUrl }) + '\n',
+  );
   const stop = () => void sandbox.close().then(() => process.exit(0));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -16,7 +16,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   if (!config.fhirBaseUrl) {
-    process.stderr.write('Configuration error: the standalone worker needs FHIR_BASE_URL (the embedded FHIR server lives in the API process)\n');
+    process.stderr.write(
+      'Configuration error: the standalone worker needs FHIR_BASE_URL (the embedded FHIR server lives in the API process)\n',
+    );
     process.exit(2);
   }
   const logger = new JsonLogger(config.logLevel);

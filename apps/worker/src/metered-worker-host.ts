@@ -14,7 +14,8 @@ export abstract class MeteredWorkerHost extends WorkerHost {
   @OnWorkerEvent('completed')
   onCompleted(job: Job): void {
     this.queueMetrics.finished.inc({ queue: job.queueName, result: 'completed' });
-    if (job.processedOn && job.finishedOn) this.queueMetrics.duration.observe({ queue: job.queueName }, (job.finishedOn - job.processedOn) / 1000);
+    if (job.processedOn && job.finishedOn)
+      this.queueMetrics.duration.observe({ queue: job.queueName }, (job.finishedOn - job.processedOn) / 1000);
   }
 
   @OnWorkerEvent('failed')
@@ -23,7 +24,13 @@ export abstract class MeteredWorkerHost extends WorkerHost {
     // BullMQ emits 'failed' for every attempt; the last one is the dead letter.
     const final = job.attemptsMade >= (job.opts.attempts ?? 1);
     this.queueMetrics.finished.inc({ queue: job.queueName, result: final ? 'dead' : 'failed' });
-    this.logger.warn({ msg: final ? 'job dead-lettered' : 'job failed, will retry', queue: job.queueName, job: job.id, attempt: job.attemptsMade, error: error.message });
+    this.logger.warn({
+      msg: final ? 'job dead-lettered' : 'job failed, will retry',
+      queue: job.queueName,
+      job: job.id,
+      attempt: job.attemptsMade,
+      error: error.message,
+    });
   }
 
   @OnWorkerEvent('error')

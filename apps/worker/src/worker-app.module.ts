@@ -10,6 +10,16 @@ import { WorkerModule } from './worker.module';
 @Module({})
 export class WorkerAppModule {
   static forRoot(config: AppConfig): DynamicModule {
-    return { module: WorkerAppModule, imports: [ConfigModule.forRoot(config), FhirModule, QueueModule.forRoot(config), ProtocolCatalogModule, MetricsModule, WorkerModule.forRoot(config)] };
+    return {
+      module: WorkerAppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        FhirModule,
+        QueueModule.forRoot(config),
+        ProtocolCatalogModule,
+        MetricsModule,
+        WorkerModule.forRoot(config),
+      ],
+    };
   }
 }

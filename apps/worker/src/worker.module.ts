@@ -28,9 +28,19 @@ export class WorkerModule {
         ProcedurePoller,
         OverdueSweep,
         MaintenanceSchedules,
-        { provide: FollowUpProcessor, useClass: configuredProcessor(FollowUpProcessor, QUEUES.followups, workerOptionsFrom(config, config.workerConcurrency)) },
+        {
+          provide: FollowUpProcessor,
+          useClass: configuredProcessor(
+            FollowUpProcessor,
+            QUEUES.followups,
+            workerOptionsFrom(config, config.workerConcurrency),
+          ),
+        },
         // One at a time: a poll or sweep overlapping itself would only do the same work twice.
-        { provide: MaintenanceProcessor, useClass: configuredProcessor(MaintenanceProcessor, QUEUES.maintenance, workerOptionsFrom(config, 1)) },
+        {
+          provide: MaintenanceProcessor,
+          useClass: configuredProcessor(MaintenanceProcessor, QUEUES.maintenance, workerOptionsFrom(config, 1)),
+        },
       ],
       exports: [FollowUpService, ProcedurePoller, OverdueSweep],
     };

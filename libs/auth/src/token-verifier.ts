@@ -22,7 +22,9 @@ export class TokenVerifier {
   async verify(token: string): Promise<Caller | undefined> {
     try {
       const options = { issuer: this.config.issuer, audience: this.config.audience };
-      const { payload } = this.jwks ? await jwtVerify(token, this.jwks, options) : await jwtVerify(token, this.secret, options);
+      const { payload } = this.jwks
+        ? await jwtVerify(token, this.jwks, options)
+        : await jwtVerify(token, this.secret, options);
       return callerFrom(payload);
     } catch {
       return undefined;

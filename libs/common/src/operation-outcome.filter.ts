@@ -24,7 +24,8 @@ export class OperationOutcomeFilter implements ExceptionFilter {
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const payload = exception.getResponse();
-      if (typeof payload === 'object' && (payload as OperationOutcome).resourceType === 'OperationOutcome') return [status, payload as OperationOutcome];
+      if (typeof payload === 'object' && (payload as OperationOutcome).resourceType === 'OperationOutcome')
+        return [status, payload as OperationOutcome];
       const message = typeof payload === 'string' ? payload : (payload as { message?: string | string[] }).message;
       const text = Array.isArray(message) ? message.join('; ') : (message ?? exception.message);
       return [status, operationOutcome('error', codeForStatus(status), text)];
@@ -33,14 +34,24 @@ export class OperationOutcomeFilter implements ExceptionFilter {
     const parserStatus = (exception as { status?: number; type?: string })?.status;
     if (typeof parserStatus === 'number' && parserStatus >= 400 && parserStatus < 500) {
       const type = (exception as { type?: string }).type;
-      const text = type === 'entity.parse.failed' ? 'Request body is not valid JSON' : type === 'entity.too.large' ? 'Request body is too large' : 'Bad request body';
+      const text =
+        type === 'entity.parse.failed'
+          ? 'Request body is not valid JSON'
+          : type === 'entity.too.large'
+            ? 'Request body is too large'
+            : 'Bad request body';
       return [parserStatus, operationOutcome('error', codeForStatus(parserStatus), text)];
     }
     if (exception instanceof FhirVersionConflictError) {
-      return [exception.status, operationOutcome('error', 'conflict', 'The resource was changed by someone else; reload it and try again')];
+      return [
+        exception.status,
+        operationOutcome('error', 'conflict', 'The resource was changed by someone else; reload it and try again'),
+      ];
     }
-    if (exception instanceof FhirNotFoundError) return [404, operationOutcome('error', 'not-found', 'Resource not found on the FHIR server')];
-    if (exception instanceof FhirUnavailableError) return [503, operationOutcome('error', 'transient', 'The FHIR server is unavailable; try again later')];
+    if (exception instanceof FhirNotFoundError)
+      return [404, operationOutcome('error', 'not-found', 'Resource not found on the FHIR server')];
+    if (exception instanceof FhirUnavailableError)
+      return [503, operationOutcome('error', 'transient', 'The FHIR server is unavailable; try again later')];
     if (exception instanceof FhirHttpError && exception.status >= 400 && exception.status < 500) {
       return [422, { ...(exception.outcome ?? operationOutcome('error', 'processing', exception.message)) }];
     }
@@ -48,7 +59,18 @@ export class OperationOutcomeFilter implements ExceptionFilter {
   }
 }
 
-function codeForStatus(status: number): 'invalid' | 'login' | 'forbidden' | 'not-found' | 'conflict' | 'too-costly' | 'throttled' | 'exception' | 'processing' {
+function codeForStatus(
+  status: number,
+):
+  | 'invalid'
+  | 'login'
+  | 'forbidden'
+  | 'not-found'
+  | 'conflict'
+  | 'too-costly'
+  | 'throttled'
+  | 'exception'
+  | 'processing' {
   if (status === 401) return 'login';
   if (status === 403) return 'forbidden';
   if (status === 404) return 'not-found';

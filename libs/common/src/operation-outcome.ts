@@ -3,8 +3,16 @@ import { HttpException } from '@nestjs/common';
 
 export type IssueCode = OperationOutcomeIssue['code'];
 
-export function operationOutcome(severity: OperationOutcomeIssue['severity'], code: IssueCode, text: string, expression?: string[]): OperationOutcome {
-  return { resourceType: 'OperationOutcome', issue: [{ severity, code, details: { text }, ...(expression ? { expression } : {}) }] };
+export function operationOutcome(
+  severity: OperationOutcomeIssue['severity'],
+  code: IssueCode,
+  text: string,
+  expression?: string[],
+): OperationOutcome {
+  return {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity, code, details: { text }, ...(expression ? { expression } : {}) }],
+  };
 }
 
 /** An HTTP error whose body is a FHIR OperationOutcome; throw it from anywhere in a request. */
@@ -14,7 +22,9 @@ export class OutcomeException extends HttpException {
   }
 }
 
-export const badRequest = (text: string, expression?: string[]) => new OutcomeException(400, 'invalid', text, expression);
+export const badRequest = (text: string, expression?: string[]) =>
+  new OutcomeException(400, 'invalid', text, expression);
 export const notFound = (text: string) => new OutcomeException(404, 'not-found', text);
 export const conflict = (text: string, status: 409 | 412 = 409) => new OutcomeException(status, 'conflict', text);
-export const unprocessable = (text: string, expression?: string[]) => new OutcomeException(422, 'business-rule', text, expression);
+export const unprocessable = (text: string, expression?: string[]) =>
+  new OutcomeException(422, 'business-rule', text, expression);

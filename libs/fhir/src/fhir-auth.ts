@@ -41,7 +41,11 @@ export class FhirAuthorizer {
     if (this.config.kind !== 'client-credentials') throw new Error('not a client-credentials config');
     // Refresh 30 s early so a token never expires between header() and the server reading it.
     if (this.cached && this.cached.expiresAt - 30_000 > Date.now()) return this.cached.value;
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: this.config.clientId, client_secret: this.config.clientSecret });
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: this.config.clientId,
+      client_secret: this.config.clientSecret,
+    });
     if (this.config.scope) form.set('scope', this.config.scope);
     const response = await this.fetchImpl(this.config.tokenUrl, {
       method: 'POST',

@@ -4,14 +4,22 @@ import { FhirClient } from './fhir-client';
 import { FhirUnavailableError, FhirVersionConflictError } from './fhir-errors';
 
 const patient = (id: string, versionId = '1'): Patient => ({ resourceType: 'Patient', id, meta: { versionId } });
-const page = (ids: string[], next?: string) => ({ resourceType: 'Bundle', type: 'searchset', entry: ids.map((id) => ({ resource: patient(id), search: { mode: 'match' } })), link: next ? [{ relation: 'next', url: next }] : [] });
+const page = (ids: string[], next?: string) => ({
+  resourceType: 'Bundle',
+  type: 'searchset',
+  entry: ids.map((id) => ({ resource: patient(id), search: { mode: 'match' } })),
+  link: next ? [{ relation: 'next', url: next }] : [],
+});
 
 describe('FhirClient normalises server quirks', () => {
   let server: FakeServer | undefined;
   afterEach(async () => server?.close());
 
   it('HAPI: 409 on a stale If-Match is a version conflict', async () => {
-    server = await startFakeServer(() => ({ status: 409, body: outcome('conflict', 'HAPI-0989: Trying to update Patient/1/_history/1 but this is not the current version') }));
+    server = await startFakeServer(() => ({
+      status: 409,
+      body: outcome('conflict', 'HAPI-0989: Trying to update Patient/1/_history/1 but this is not the current version'),
+    }));
     const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
     await expect(fhir.update(patient('1'), { ifMatch: '1' })).rejects.toBeInstanceOf(FhirVersionConflictError);
     expect(server.requests[0].headers['if-match']).toBe('W/"1"');
@@ -25,7 +33,11 @@ describe('FhirClient normalises server quirks', () => {
 
   it('HAPI paging: follows _getpages links, even when they name another host (behind a proxy)', async () => {
     server = await startFakeServer((req) => {
-      if (req.url.startsWith('/fhir/Patient')) return { status: 200, body: page(['a', 'b'], 'http://hapi.internal:8080/fhir?_getpages=abc&_getpagesoffset=2&_count=2') };
+      if (req.url.startsWith('/fhir/Patient'))
+        return {
+          status: 200,
+          body: page(['a', 'b'], 'http://hapi.internal:8080/fhir?_getpages=abc&_getpagesoffset=2&_count=2'),
+        };
       if (req.url.includes('_getpagesoffset=2')) return { status: 200, body: page(['c'], undefined) };
       return { status: 404, body: outcome('not-found', req.url) };
     });
@@ -36,7 +48,8 @@ describe('FhirClient normalises server quirks', () => {
 
   it('Medplum paging: follows _cursor links', async () => {
     server = await startFakeServer((req, base) => {
-      if (!req.url.includes('_cursor')) return { status: 200, body: page(['a'], `${base}/Patient?_count=1&_cursor=xyz`) };
+      if (!req.url.includes('_cursor'))
+        return { status: 200, body: page(['a'], `${base}/Patient?_count=1&_cursor=xyz`) };
       return { status: 200, body: page(['b']) };
     });
     const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
@@ -47,17 +60,33 @@ describe('FhirClient normalises server quirks', () => {
     server = await startFakeServer((req, base) => {
       const offset = Number(new URL(req.url, 'http://x').searchParams.get('_offset') ?? 0);
       const ids = ['a', 'b', 'c', 'd', 'e'].slice(offset, offset + 2);
-      return { status: 200, body: page(ids, offset + 2 < 5 ? `${base}/Patient?_count=2&_offset=${offset + 2}` : undefined) };
+      return {
+        status: 200,
+        body: page(ids, offset + 2 < 5 ? `${base}/Patient?_count=2&_offset=${offset + 2}` : undefined),
+      };
     });
     const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
-    expect((await fhir.searchAll<Patient>('Patient', { _count: 2 })).map((p) => p.id)).toEqual(['a', 'b', 'c', 'd', 'e']);
-    expect(server.requests.map((r) => new URL(r.url, 'http://x').searchParams.get('_offset'))).toEqual([null, '2', '4']);
+    expect((await fhir.searchAll<Patient>('Patient', { _count: 2 })).map((p) => p.id)).toEqual([
+      'a',
+      'b',
+      'c',
+      'd',
+      'e',
+    ]);
+    expect(server.requests.map((r) => new URL(r.url, 'http://x').searchParams.get('_offset'))).toEqual([
+      null,
+      '2',
+      '4',
+    ]);
   });
 
   it('conditional create: sends If-None-Exist, and a 200 (HAPI, Medplum: match found) means nothing was created', async () => {
     server = await startFakeServer(() => ({ status: 200, headers: { etag: 'W/"2"' }, body: patient('existing', '2') }));
     const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
-    const { resource, created } = await fhir.create<Patient>({ resourceType: 'Patient' }, { ifNoneExist: { identifier: 'urn:sys|k:1' } });
+    const { resource, created } = await fhir.create<Patient>(
+      { resourceType: 'Patient' },
+      { ifNoneExist: { identifier: 'urn:sys|k:1' } },
+    );
     expect(created).toBe(false);
     expect(resource.id).toBe('existing');
     expect(server.requests[0].headers['if-none-exist']).toBe('identifier=urn%3Asys%7Ck%3A1');
@@ -72,7 +101,13 @@ describe('FhirClient normalises server quirks', () => {
       });
       return fetch(input, init);
     };
-    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 2, retryBaseDelayMs: 5, timeoutMs: 50, fetchImpl: slow });
+    const fhir = new FhirClient({
+      baseUrl: server.baseUrl,
+      maxAttempts: 2,
+      retryBaseDelayMs: 5,
+      timeoutMs: 50,
+      fetchImpl: slow,
+    });
     await expect(fhir.read('Patient', '1')).rejects.toBeInstanceOf(FhirUnavailableError);
   });
 
@@ -92,7 +127,11 @@ describe('FhirClient normalises server quirks', () => {
     ['strong', '"4"'],
     ['bare', '4'],
   ])('reads the version from a %s ETag', async (_kind, etag) => {
-    server = await startFakeServer(() => ({ status: 200, headers: { etag }, body: { resourceType: 'Patient', id: '1' } }));
+    server = await startFakeServer(() => ({
+      status: 200,
+      headers: { etag },
+      body: { resourceType: 'Patient', id: '1' },
+    }));
     const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
     expect((await fhir.read<Patient>('Patient', '1')).meta?.versionId).toBe('4');
   });
@@ -122,7 +161,10 @@ describe('FhirClient authentication', () => {
 
   it('basic', async () => {
     server = await startFakeServer(ok);
-    await new FhirClient({ baseUrl: server.baseUrl, auth: { kind: 'basic', username: 'svc', password: 's3cret' } }).read('Patient', '1');
+    await new FhirClient({
+      baseUrl: server.baseUrl,
+      auth: { kind: 'basic', username: 'svc', password: 's3cret' },
+    }).read('Patient', '1');
     expect(server.requests[0].headers.authorization).toBe(`Basic ${Buffer.from('svc:s3cret').toString('base64')}`);
   });
 
@@ -134,13 +176,24 @@ describe('FhirClient authentication', () => {
 
   it('OAuth2 client credentials: token fetched once, cached, and refreshed after a 401', async () => {
     let issued = 0;
-    tokenServer = await startFakeServer(() => ({ status: 200, headers: { 'content-type': 'application/json' }, body: { access_token: `token-${++issued}`, expires_in: 3600 } }), '/oauth2/token');
+    tokenServer = await startFakeServer(
+      () => ({
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+        body: { access_token: `token-${++issued}`, expires_in: 3600 },
+      }),
+      '/oauth2/token',
+    );
     let rejectNext = false;
     server = await startFakeServer((req) => {
-      if (rejectNext && req.headers.authorization === 'Bearer token-1') return { status: 401, body: outcome('login', 'expired') };
+      if (rejectNext && req.headers.authorization === 'Bearer token-1')
+        return { status: 401, body: outcome('login', 'expired') };
       return ok();
     });
-    const fhir = new FhirClient({ baseUrl: server.baseUrl, auth: { kind: 'client-credentials', tokenUrl: tokenServer.baseUrl, clientId: 'cid', clientSecret: 'csecret' } });
+    const fhir = new FhirClient({
+      baseUrl: server.baseUrl,
+      auth: { kind: 'client-credentials', tokenUrl: tokenServer.baseUrl, clientId: 'cid', clientSecret: 'csecret' },
+    });
     await fhir.read('Patient', '1');
     await fhir.read('Patient', '1');
     expect(issued).toBe(1);

@@ -20,7 +20,12 @@ describe('FhirClient against the embedded sandbox over HTTP', () => {
   });
 
   it('conditional create returns the existing resource the second time', async () => {
-    const task: Task = { resourceType: 'Task', status: 'requested', intent: 'plan', identifier: [{ system: 'urn:test', value: 'k-1' }] };
+    const task: Task = {
+      resourceType: 'Task',
+      status: 'requested',
+      intent: 'plan',
+      identifier: [{ system: 'urn:test', value: 'k-1' }],
+    };
     const first = await fhir.create(task, { ifNoneExist: { identifier: 'urn:test|k-1' } });
     const second = await fhir.create(task, { ifNoneExist: { identifier: 'urn:test|k-1' } });
     expect(first.created).toBe(true);
@@ -32,7 +37,9 @@ describe('FhirClient against the embedded sandbox over HTTP', () => {
   it('a stale If-Match loses with a version conflict', async () => {
     const { resource } = await fhir.create<Patient>({ resourceType: 'Patient', name: [{ family: 'Okafor' }] });
     await fhir.update({ ...resource, active: true }, { ifMatch: resource.meta!.versionId });
-    await expect(fhir.update({ ...resource, active: false }, { ifMatch: resource.meta!.versionId })).rejects.toBeInstanceOf(FhirVersionConflictError);
+    await expect(
+      fhir.update({ ...resource, active: false }, { ifMatch: resource.meta!.versionId }),
+    ).rejects.toBeInstanceOf(FhirVersionConflictError);
   });
 
   it('follows next links across pages', async () => {
@@ -44,8 +51,20 @@ describe('FhirClient against the embedded sandbox over HTTP', () => {
 
   it('runs a transaction bundle', async () => {
     const result: Bundle = await fhir.transaction([
-      { fullUrl: 'urn:uuid:11111111-1111-4111-8111-111111111111', resource: { resourceType: 'Patient', name: [{ family: 'Tx' }] }, request: { method: 'POST', url: 'Patient' } },
-      { resource: { resourceType: 'Task', status: 'requested', intent: 'plan', for: { reference: 'urn:uuid:11111111-1111-4111-8111-111111111111' } }, request: { method: 'POST', url: 'Task' } },
+      {
+        fullUrl: 'urn:uuid:11111111-1111-4111-8111-111111111111',
+        resource: { resourceType: 'Patient', name: [{ family: 'Tx' }] },
+        request: { method: 'POST', url: 'Patient' },
+      },
+      {
+        resource: {
+          resourceType: 'Task',
+          status: 'requested',
+          intent: 'plan',
+          for: { reference: 'urn:uuid:11111111-1111-4111-8111-111111111111' },
+        },
+        request: { method: 'POST', url: 'Task' },
+      },
     ]);
     expect(result.type).toBe('transaction-response');
     const taskId = result.entry![1].response!.location!.split('/')[1];

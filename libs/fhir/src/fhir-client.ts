@@ -1,7 +1,13 @@
 import type { Bundle, BundleEntry, OperationOutcome, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { FhirAuthConfig } from '@kc/config';
 import { FhirAuthorizer } from './fhir-auth';
-import { FhirHttpError, FhirNotFoundError, FhirUnavailableError, FhirVersionConflictError, outcomeText } from './fhir-errors';
+import {
+  FhirHttpError,
+  FhirNotFoundError,
+  FhirUnavailableError,
+  FhirVersionConflictError,
+  outcomeText,
+} from './fhir-errors';
 import { ifMatchFor, versionIdFromETag } from './etag';
 
 export interface FhirClientOptions {
@@ -80,11 +86,13 @@ export class FhirClient {
     let bundle = await this.search<T>(resourceType, params);
     for (let page = 1; ; page++) {
       for (const entry of bundle.entry ?? []) {
-        if (entry.resource && entry.search?.mode !== 'include' && entry.search?.mode !== 'outcome') resources.push(entry.resource);
+        if (entry.resource && entry.search?.mode !== 'include' && entry.search?.mode !== 'outcome')
+          resources.push(entry.resource);
       }
       const next = bundle.link?.find((l) => l.relation === 'next')?.url;
       if (!next || (bundle.entry ?? []).length === 0) return resources;
-      if (page >= this.maxPages) throw new FhirUnavailableError(`search ${resourceType} exceeded ${this.maxPages} pages`);
+      if (page >= this.maxPages)
+        throw new FhirUnavailableError(`search ${resourceType} exceeded ${this.maxPages} pages`);
       bundle = (await this.request<Bundle<T>>('GET', this.sameServer(next))).body!;
     }
   }
@@ -98,7 +106,10 @@ export class FhirClient {
    * Create, optionally conditional (If-None-Exist): the same resource sent twice, or by two workers
    * at once, ends as one.
    */
-  async create<T extends Resource>(resource: T, options: { ifNoneExist?: SearchParams } = {}): Promise<CreateResult<T>> {
+  async create<T extends Resource>(
+    resource: T,
+    options: { ifNoneExist?: SearchParams } = {},
+  ): Promise<CreateResult<T>> {
     const headers: Record<string, string> = {};
     if (options.ifNoneExist) headers['if-none-exist'] = toQuery(options.ifNoneExist).slice(1);
     const { body, status, etag, location } = await this.request<T>('POST', resource.resourceType, resource, headers, {
@@ -106,7 +117,8 @@ export class FhirClient {
     });
     const created = status === 201;
     // HAPI with Prefer: return=minimal sends no body; fetch what the Location names.
-    if (!body || !('resourceType' in body)) return { resource: await this.readLocation<T>(location, resource.resourceType), created };
+    if (!body || !('resourceType' in body))
+      return { resource: await this.readLocation<T>(location, resource.resourceType), created };
     return { resource: withVersion(body, etag), created };
   }
 
@@ -115,7 +127,12 @@ export class FhirClient {
     if (!resource.id) throw new Error('update needs resource.id');
     const headers: Record<string, string> = {};
     if (options.ifMatch) headers['if-match'] = ifMatchFor(options.ifMatch);
-    const { body, etag } = await this.request<T>('PUT', `${resource.resourceType}/${encodeURIComponent(resource.id)}`, resource, headers);
+    const { body, etag } = await this.request<T>(
+      'PUT',
+      `${resource.resourceType}/${encodeURIComponent(resource.id)}`,
+      resource,
+      headers,
+    );
     if (!body || !('resourceType' in body)) return this.read<T>(resource.resourceType, resource.id);
     return withVersion(body, etag);
   }
@@ -133,7 +150,13 @@ export class FhirClient {
   /** A transaction Bundle: all entries land or none do. */
   async transaction(entries: BundleEntry[]): Promise<Bundle> {
     const bundle: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: entries };
-    const { body } = await this.request<Bundle>('POST', '', bundle, {}, { retryable: entries.every(isIdempotentEntry) });
+    const { body } = await this.request<Bundle>(
+      'POST',
+      '',
+      bundle,
+      {},
+      { retryable: entries.every(isIdempotentEntry) },
+    );
     return body!;
   }
 
@@ -150,7 +173,8 @@ export class FhirClient {
 
   private async readLocation<T extends Resource>(location: string | null, resourceType: string): Promise<T> {
     const match = location && new RegExp(`${resourceType}/([^/]+)`).exec(location);
-    if (!match) throw new FhirHttpError(502, undefined, `FHIR server created ${resourceType} but sent neither body nor Location`);
+    if (!match)
+      throw new FhirHttpError(502, undefined, `FHIR server created ${resourceType} but sent neither body nor Location`);
     return this.read<T>(resourceType as T['resourceType'], match[1]);
   }
 
@@ -211,15 +235,25 @@ export class FhirClient {
       const text = await response.text();
       const parsed = text ? safeJson(text) : undefined;
       if (!response.ok) throw toError(response.status, parsed as OperationOutcome | undefined, method, pathOrUrl);
-      return { status: response.status, body: parsed as T | undefined, etag: response.headers.get('etag'), location: response.headers.get('location') };
+      return {
+        status: response.status,
+        body: parsed as T | undefined,
+        etag: response.headers.get('etag'),
+        location: response.headers.get('location'),
+      };
     }
     if (lastError instanceof FhirHttpError) throw new FhirUnavailableError(lastError.message, lastError);
-    throw new FhirUnavailableError(`FHIR server unreachable at ${this.baseUrl}: ${(lastError as Error)?.message ?? lastError}`, lastError);
+    throw new FhirUnavailableError(
+      `FHIR server unreachable at ${this.baseUrl}: ${(lastError as Error)?.message ?? lastError}`,
+      lastError,
+    );
   }
 
   private backoff(attempt: number, retryAfter?: string | null): Promise<void> {
     const serverSays = retryAfter ? Number(retryAfter) * 1000 : NaN;
-    const delay = Number.isFinite(serverSays) ? Math.min(serverSays, 10_000) : this.retryBaseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
+    const delay = Number.isFinite(serverSays)
+      ? Math.min(serverSays, 10_000)
+      : this.retryBaseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
     return new Promise((resolve) => setTimeout(resolve, delay));
   }
 }
@@ -250,7 +284,12 @@ function safeJson(text: string): unknown {
 
 function isIdempotentEntry(entry: BundleEntry): boolean {
   const method = entry.request?.method;
-  return method === 'GET' || method === 'PUT' || method === 'DELETE' || (method === 'POST' && Boolean(entry.request?.ifNoneExist));
+  return (
+    method === 'GET' ||
+    method === 'PUT' ||
+    method === 'DELETE' ||
+    (method === 'POST' && Boolean(entry.request?.ifNoneExist))
+  );
 }
 
 export function toQuery(params: SearchParams): string {

@@ -10,7 +10,11 @@ let indexed = false;
  */
 export function indexFhirDefinitions(): void {
   if (indexed) return;
-  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json', 'fhir/r4/profiles-medplum.json']) {
+  for (const file of [
+    'fhir/r4/profiles-types.json',
+    'fhir/r4/profiles-resources.json',
+    'fhir/r4/profiles-medplum.json',
+  ]) {
     indexStructureDefinitionBundle(readJson(file) as Bundle);
   }
   for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {

@@ -21,11 +21,19 @@ export class FhirNotFoundError extends FhirHttpError {}
 
 /** The server could not be reached, or kept failing after retries. */
 export class FhirUnavailableError extends Error {
-  constructor(message: string, override readonly cause?: unknown) {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
     super(message);
   }
 }
 
 export function outcomeText(outcome: OperationOutcome | undefined): string | undefined {
-  return outcome?.issue?.map((i) => i.details?.text ?? i.diagnostics ?? i.code).filter(Boolean).join('; ') || undefined;
+  return (
+    outcome?.issue
+      ?.map((i) => i.details?.text ?? i.diagnostics ?? i.code)
+      .filter(Boolean)
+      .join('; ') || undefined
+  );
 }

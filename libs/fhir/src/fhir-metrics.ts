@@ -5,7 +5,12 @@ import { Counter, Histogram, type Registry } from 'prom-client';
  * (never ids or query strings, which may identify a patient).
  */
 export function meteredFetch(registry: Registry, baseUrl: string, inner: typeof fetch = fetch): typeof fetch {
-  const requests = new Counter({ name: 'kc_fhir_requests_total', help: 'Requests to the FHIR server', labelNames: ['method', 'type', 'status'], registers: [registry] });
+  const requests = new Counter({
+    name: 'kc_fhir_requests_total',
+    help: 'Requests to the FHIR server',
+    labelNames: ['method', 'type', 'status'],
+    registers: [registry],
+  });
   const seconds = new Histogram({
     name: 'kc_fhir_request_seconds',
     help: 'FHIR request latency (until the response headers)',

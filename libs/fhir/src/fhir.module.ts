@@ -14,7 +14,12 @@ import { meteredFetch } from './fhir-metrics';
       useFactory: (config: AppConfig, registry?: Registry) => {
         if (!config.fhirBaseUrl) throw new Error('fhirBaseUrl must be resolved before the FHIR module starts');
         const fetchImpl = registry ? meteredFetch(registry, config.fhirBaseUrl) : undefined;
-        return new FhirClient({ baseUrl: config.fhirBaseUrl, auth: config.fhirAuth, fetchImpl, timeoutMs: config.fhirTimeoutMs });
+        return new FhirClient({
+          baseUrl: config.fhirBaseUrl,
+          auth: config.fhirAuth,
+          fetchImpl,
+          timeoutMs: config.fhirTimeoutMs,
+        });
       },
     },
   ],

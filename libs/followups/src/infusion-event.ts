@@ -22,8 +22,15 @@ export function toInfusionCompleted(procedure: Procedure): InfusionEventCheck {
   if (!patientId) return { ok: false, reason: 'subject is not a Patient reference' };
   const carePlanId = procedure.basedOn?.map((b) => /^CarePlan\/([^/]+)$/.exec(b.reference ?? '')?.[1]).find(Boolean);
   if (!carePlanId) return { ok: false, reason: 'not based on a CarePlan' };
-  const performed = procedure.performedPeriod ?? (procedure.performedDateTime ? { start: procedure.performedDateTime, end: procedure.performedDateTime } : undefined);
+  const performed =
+    procedure.performedPeriod ??
+    (procedure.performedDateTime
+      ? { start: procedure.performedDateTime, end: procedure.performedDateTime }
+      : undefined);
   const end = performed?.end ?? performed?.start;
   if (!end || Number.isNaN(Date.parse(end))) return { ok: false, reason: 'no performed time' };
-  return { ok: true, event: { procedureId: procedure.id, patientId, carePlanId, performed: { start: performed!.start ?? end, end } } };
+  return {
+    ok: true,
+    event: { procedureId: procedure.id, patientId, carePlanId, performed: { start: performed!.start ?? end, end } },
+  };
 }

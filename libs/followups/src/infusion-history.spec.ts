@@ -27,15 +27,24 @@ const eventOf = (procedure: Procedure) => {
 
 describe('which procedures are the protocol infusions', () => {
   it('takes the infusion code from the ActivityDefinition the follow-up rules are anchored on', () => {
-    expect(lowDose.codes).toContainEqual(expect.objectContaining({ system: 'http://snomed.info/sct', code: '14152002' }));
-    expect(lowDose.canonicals).toContain('https://ketamine-careplans.example/fhir/ActivityDefinition/ketamine-low-dose-infusion|1.0.0');
+    expect(lowDose.codes).toContainEqual(
+      expect.objectContaining({ system: 'http://snomed.info/sct', code: '14152002' }),
+    );
+    expect(lowDose.canonicals).toContain(
+      'https://ketamine-careplans.example/fhir/ActivityDefinition/ketamine-low-dose-infusion|1.0.0',
+    );
   });
 
   it('recognises an infusion by code or by instantiatesCanonical, and nothing else', () => {
     expect(isInfusion(infusion('a', '2027-01-01T10:00:00Z'), lowDose)).toBe(true);
-    const byDefinition = infusion('b', '2027-01-01T10:00:00Z', { code: { text: 'ketamine' }, instantiatesCanonical: ['https://ketamine-careplans.example/fhir/ActivityDefinition/ketamine-low-dose-infusion'] });
+    const byDefinition = infusion('b', '2027-01-01T10:00:00Z', {
+      code: { text: 'ketamine' },
+      instantiatesCanonical: ['https://ketamine-careplans.example/fhir/ActivityDefinition/ketamine-low-dose-infusion'],
+    });
     expect(isInfusion(byDefinition, lowDose)).toBe(true);
-    const checkUp = infusion('c', '2027-01-01T10:00:00Z', { code: { coding: [{ system: 'http://snomed.info/sct', code: '185389009' }] } });
+    const checkUp = infusion('c', '2027-01-01T10:00:00Z', {
+      code: { coding: [{ system: 'http://snomed.info/sct', code: '185389009' }] },
+    });
     expect(isInfusion(checkUp, lowDose)).toBe(false);
   });
 });
@@ -71,7 +80,10 @@ describe('carePlanTakesFollowUps', () => {
     const plan = { resourceType: 'CarePlan', intent: 'plan', subject: { reference: 'Patient/p1' } } as const;
     expect(carePlanTakesFollowUps({ ...plan, status: 'active' }).ok).toBe(true);
     expect(carePlanTakesFollowUps({ ...plan, status: 'draft' }).ok).toBe(true);
-    expect(carePlanTakesFollowUps({ ...plan, status: 'revoked' })).toEqual({ ok: false, reason: 'CarePlan is revoked' });
+    expect(carePlanTakesFollowUps({ ...plan, status: 'revoked' })).toEqual({
+      ok: false,
+      reason: 'CarePlan is revoked',
+    });
   });
 });
 
@@ -100,13 +112,28 @@ describe('supersededFollowUps', () => {
   });
 
   it('closes open infusion follow-ups generated before the latest infusion, and nothing else', () => {
-    const result = supersededFollowUps({ event: eventOf(history[1]), openTasks, history, definition: lowDose, infusionActions: actions });
+    const result = supersededFollowUps({
+      event: eventOf(history[1]),
+      openTasks,
+      history,
+      definition: lowDose,
+      infusionActions: actions,
+    });
     expect(result.map((s) => [s.task.id, s.fulfilledBy])).toEqual([['next-from-i1', 'Procedure/i2']]);
-    expect(asFulfilled(result[0])).toMatchObject({ status: 'completed', output: [{ valueReference: { reference: 'Procedure/i2' } }] });
+    expect(asFulfilled(result[0])).toMatchObject({
+      status: 'completed',
+      output: [{ valueReference: { reference: 'Procedure/i2' } }],
+    });
   });
 
   it('judges against the latest infusion on record, so an event handled late gives the same result', () => {
-    const late = supersededFollowUps({ event: eventOf(history[0]), openTasks, history, definition: lowDose, infusionActions: actions });
+    const late = supersededFollowUps({
+      event: eventOf(history[0]),
+      openTasks,
+      history,
+      definition: lowDose,
+      infusionActions: actions,
+    });
     expect(late.map((s) => s.task.id)).toEqual(['next-from-i1']);
   });
 });

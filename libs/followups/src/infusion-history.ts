@@ -14,7 +14,9 @@ export interface InfusionDefinition {
  * from the protocol, so a clinic using another code changes fhir-profiles/, not this file.
  */
 export function infusionDefinitionFor(plan: PlanDefinition, catalog: ProtocolCatalog): InfusionDefinition {
-  const anchorIds = new Set(triggeredActions(plan, INFUSION_COMPLETED_TRIGGER).flatMap((a) => (a.relatedAction ?? []).map((r) => r.actionId)));
+  const anchorIds = new Set(
+    triggeredActions(plan, INFUSION_COMPLETED_TRIGGER).flatMap((a) => (a.relatedAction ?? []).map((r) => r.actionId)),
+  );
   const anchors = flattenActions(plan.action ?? []).filter((a) => a.id && anchorIds.has(a.id));
   const codes: Coding[] = [];
   const canonicals: string[] = [];
@@ -22,14 +24,17 @@ export function infusionDefinitionFor(plan: PlanDefinition, catalog: ProtocolCat
     const activity = catalog.activityDefinition(action.definitionCanonical);
     if (!activity) continue;
     codes.push(...(activity.code?.coding ?? []).filter((c) => c.system && c.code));
-    if (activity.url) canonicals.push(activity.url, ...(activity.version ? [`${activity.url}|${activity.version}`] : []));
+    if (activity.url)
+      canonicals.push(activity.url, ...(activity.version ? [`${activity.url}|${activity.version}`] : []));
   }
   return { codes, canonicals };
 }
 
 /** A Procedure is one of the protocol's infusions when it carries the infusion's code or instantiates its definition. */
 export function isInfusion(procedure: Procedure, definition: InfusionDefinition): boolean {
-  const coded = (procedure.code?.coding ?? []).some((c) => definition.codes.some((d) => d.system === c.system && d.code === c.code));
+  const coded = (procedure.code?.coding ?? []).some((c) =>
+    definition.codes.some((d) => d.system === c.system && d.code === c.code),
+  );
   const instantiated = (procedure.instantiatesCanonical ?? []).some((c) => definition.canonicals.includes(c));
   return coded || instantiated;
 }
@@ -40,13 +45,19 @@ export function isInfusion(procedure: Procedure, definition: InfusionDefinition)
  * late the event is processed (a retry from the dead-letter view days later, or events handled out of order),
  * so a replay never turns an induction follow-up into a booster.
  */
-export function completedInfusionCount(event: InfusionCompleted, history: Procedure[], definition: InfusionDefinition): number {
+export function completedInfusionCount(
+  event: InfusionCompleted,
+  history: Procedure[],
+  definition: InfusionDefinition,
+): number {
   const end = Date.parse(event.performed.end!);
   const counted = new Set<string>([event.procedureId]);
   for (const procedure of history) {
     if (!procedure.id || procedure.status !== 'completed' || !isInfusion(procedure, definition)) continue;
     if (!procedure.basedOn?.some((b) => b.reference === `CarePlan/${event.carePlanId}`)) continue;
-    const at = Date.parse(procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime ?? '');
+    const at = Date.parse(
+      procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime ?? '',
+    );
     if (Number.isFinite(at) && at <= end) counted.add(procedure.id);
   }
   return counted.size;

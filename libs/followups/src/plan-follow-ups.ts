@@ -42,7 +42,11 @@ export function planFollowUps(input: FollowUpInput): FollowUp[] {
   const variables: ProtocolVariables = { ...input.patientData, completedInfusionCount: input.completedInfusionCount };
   const anchors = { 'infusion-session': event.performed };
   return triggeredActions(plan, INFUSION_COMPLETED_TRIGGER)
-    .filter((action) => (action.condition ?? []).filter((c) => c.kind === 'applicability').every((c) => evaluateCondition(c.expression!.expression!, variables) === true))
+    .filter((action) =>
+      (action.condition ?? [])
+        .filter((c) => c.kind === 'applicability')
+        .every((c) => evaluateCondition(c.expression!.expression!, variables) === true),
+    )
     .map((action) => {
       const key = taskKey(carePlan.id!, event.procedureId, action.id!);
       const requestFullUrl = `urn:uuid:${uuidFromKey(`request|${key}`)}`;
@@ -72,9 +76,12 @@ export function followUpDataNeeds(plan: PlanDefinition, catalog: ProtocolCatalog
   const expressions = triggeredActions(plan, INFUSION_COMPLETED_TRIGGER).flatMap((action) => [
     ...(action.condition ?? []).map((c) => c.expression?.expression),
     ...(action.dynamicValue ?? []).map((d) => d.expression?.expression),
-    ...(catalog.activityDefinition(action.definitionCanonical)?.dynamicValue ?? []).map((d) => d.expression?.expression),
+    ...(catalog.activityDefinition(action.definitionCanonical)?.dynamicValue ?? []).map(
+      (d) => d.expression?.expression,
+    ),
   ]);
   const names = new Set<string>();
-  for (const expression of expressions) for (const match of (expression ?? '').matchAll(/%([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(match[1]);
+  for (const expression of expressions)
+    for (const match of (expression ?? '').matchAll(/%([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(match[1]);
   return names;
 }

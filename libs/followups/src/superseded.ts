@@ -1,10 +1,19 @@
 import type { PlanDefinition, Procedure, Task } from '@medplum/fhirtypes';
-import { INFUSION_COMPLETED_TRIGGER, PROTOCOL_ACTION_EXTENSION, triggeredActions, type ProtocolCatalog } from '@kc/protocols';
+import {
+  INFUSION_COMPLETED_TRIGGER,
+  PROTOCOL_ACTION_EXTENSION,
+  triggeredActions,
+  type ProtocolCatalog,
+} from '@kc/protocols';
 import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
 
 /** Follow-up rules that schedule another infusion (next induction session, booster), as opposed to a check. */
-export function infusionFollowUpActions(plan: PlanDefinition, catalog: ProtocolCatalog, definition: InfusionDefinition): Set<string> {
+export function infusionFollowUpActions(
+  plan: PlanDefinition,
+  catalog: ProtocolCatalog,
+  definition: InfusionDefinition,
+): Set<string> {
   const ids = triggeredActions(plan, INFUSION_COMPLETED_TRIGGER)
     .filter((action) => {
       const activity = catalog.activityDefinition(action.definitionCanonical);
@@ -37,7 +46,8 @@ export function supersededFollowUps(input: {
 }): Supersession[] {
   const endOf = new Map<string, number>();
   for (const procedure of input.history) {
-    if (procedure.id && procedure.status === 'completed' && isInfusion(procedure, input.definition)) endOf.set(procedure.id, infusionEnd(procedure));
+    if (procedure.id && procedure.status === 'completed' && isInfusion(procedure, input.definition))
+      endOf.set(procedure.id, infusionEnd(procedure));
   }
   endOf.set(input.event.procedureId, Date.parse(input.event.performed.end!));
   let latest: [string, number] | undefined;
@@ -47,7 +57,9 @@ export function supersededFollowUps(input: {
 
   return input.openTasks
     .filter((task) => OPEN.has(task.status))
-    .filter((task) => input.infusionActions.has(task.extension?.find((e) => e.url === PROTOCOL_ACTION_EXTENSION)?.valueString ?? ''))
+    .filter((task) =>
+      input.infusionActions.has(task.extension?.find((e) => e.url === PROTOCOL_ACTION_EXTENSION)?.valueString ?? ''),
+    )
     .filter((task) => {
       const trigger = /^Procedure\/(.+)$/.exec(task.focus?.reference ?? '')?.[1];
       const end = trigger ? endOf.get(trigger) : undefined;
@@ -67,5 +79,7 @@ export function asFulfilled({ task, fulfilledBy }: Supersession): Task {
 }
 
 function infusionEnd(procedure: Procedure): number {
-  return Date.parse(procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime ?? '');
+  return Date.parse(
+    procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime ?? '',
+  );
 }

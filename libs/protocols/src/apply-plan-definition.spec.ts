@@ -1,5 +1,12 @@
 import * as path from 'node:path';
-import { activeCondition, bloodPressure, bodyWeight, FIBROMYALGIA, PREGNANCY, searchset } from '../../../test/fixtures/patient-data';
+import {
+  activeCondition,
+  bloodPressure,
+  bodyWeight,
+  FIBROMYALGIA,
+  PREGNANCY,
+  searchset,
+} from '../../../test/fixtures/patient-data';
 import { applyPlanDefinition } from './apply-plan-definition';
 import { ProtocolCatalog } from './catalog';
 import { PROTOCOL_WINDOW_EXTENSION } from './canonical';
@@ -8,7 +15,10 @@ const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '
 const startDate = new Date('2026-12-01T08:00:00.000Z');
 const now = new Date('2026-11-22T12:00:00.000Z');
 
-function apply(planId: string, data: { weight?: number; bp?: [number, number]; conditions?: (readonly [string, string])[] }) {
+function apply(
+  planId: string,
+  data: { weight?: number; bp?: [number, number]; conditions?: (readonly [string, string])[] },
+) {
   return applyPlanDefinition({
     plan: catalog.findPlanDefinition(planId)!,
     catalog,
@@ -28,27 +38,51 @@ describe('applyPlanDefinition with the shipped protocols', () => {
   it('low-dose series: instructions due at start, first session 1-14 days later at 0.5 mg/kg/h', () => {
     const result = apply('ketamine-low-dose-series', { weight: 80, bp: [128, 82], conditions: [FIBROMYALGIA] });
     expect(result.eligible).toBe(true);
-    const byAction = Object.fromEntries(result.tasks.map((t) => [t.resource.extension!.find((e) => e.url.endsWith('protocol-action'))!.valueString, t.resource]));
+    const byAction = Object.fromEntries(
+      result.tasks.map((t) => [
+        t.resource.extension!.find((e) => e.url.endsWith('protocol-action'))!.valueString,
+        t.resource,
+      ]),
+    );
     expect(Object.keys(byAction).sort()).toEqual(['infusion-session', 'patient-instructions']);
-    expect(byAction['patient-instructions'].restriction?.period).toEqual({ start: '2026-12-01T08:00:00.000Z', end: '2026-12-01T08:00:00.000Z' });
-    expect(byAction['infusion-session'].restriction?.period).toEqual({ start: '2026-12-02T08:00:00.000Z', end: '2026-12-15T08:00:00.000Z' });
-    expect(byAction['infusion-session'].extension?.find((e: { url: string }) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod).toEqual(byAction['infusion-session'].restriction?.period);
+    expect(byAction['patient-instructions'].restriction?.period).toEqual({
+      start: '2026-12-01T08:00:00.000Z',
+      end: '2026-12-01T08:00:00.000Z',
+    });
+    expect(byAction['infusion-session'].restriction?.period).toEqual({
+      start: '2026-12-02T08:00:00.000Z',
+      end: '2026-12-15T08:00:00.000Z',
+    });
+    expect(
+      byAction['infusion-session'].extension?.find((e: { url: string }) => e.url === PROTOCOL_WINDOW_EXTENSION)
+        ?.valuePeriod,
+    ).toEqual(byAction['infusion-session'].restriction?.period);
     const infusion = result.requests.find((r) => r.resource.resourceType === 'MedicationRequest')!.resource;
-    expect(infusion.resourceType === 'MedicationRequest' && infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity).toMatchObject({ value: 40, unit: 'mg/h' });
+    expect(
+      infusion.resourceType === 'MedicationRequest' && infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity,
+    ).toMatchObject({ value: 40, unit: 'mg/h' });
     // 2 mg/kg/h ceiling over a 40-minute session for 80 kg
-    expect(infusion.resourceType === 'MedicationRequest' && infusion.dosageInstruction?.[0].maxDosePerAdministration?.value).toBeCloseTo(106.7, 1);
+    expect(
+      infusion.resourceType === 'MedicationRequest' && infusion.dosageInstruction?.[0].maxDosePerAdministration?.value,
+    ).toBeCloseTo(106.7, 1);
   });
 
   it('high-dose protocol starts at 1 mg/kg/h', () => {
     const result = apply('ketamine-high-dose-as-needed', { weight: 62, bp: [120, 80] });
     const infusion = result.requests.find((r) => r.resource.resourceType === 'MedicationRequest')!.resource;
-    expect(infusion.resourceType === 'MedicationRequest' && infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBe(62);
+    expect(
+      infusion.resourceType === 'MedicationRequest' &&
+        infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value,
+    ).toBe(62);
   });
 
   it('uncontrolled hypertension and pregnancy each raise a DetectedIssue and block activation', () => {
     const result = apply('ketamine-monthly-maintenance', { weight: 70, bp: [186, 96], conditions: [PREGNANCY] });
     expect(result.eligible).toBe(false);
-    expect(result.detectedIssues.map((d) => d.resource.code?.coding?.[0].code).sort()).toEqual(['pregnancy', 'uncontrolled-hypertension']);
+    expect(result.detectedIssues.map((d) => d.resource.code?.coding?.[0].code).sort()).toEqual([
+      'pregnancy',
+      'uncontrolled-hypertension',
+    ]);
     expect(result.detectedIssues[0].resource.implicated?.[0].reference).toBe(result.carePlan.fullUrl);
     expect(result.carePlan.resource.status).toBe('draft');
   });
@@ -61,13 +95,22 @@ describe('applyPlanDefinition with the shipped protocols', () => {
   it('no weight on record: the infusion is proposed without a dose, with a warning', () => {
     const result = apply('ketamine-low-dose-series', { bp: [120, 80] });
     const infusion = result.requests.find((r) => r.resource.resourceType === 'MedicationRequest')!.resource;
-    expect(infusion.resourceType === 'MedicationRequest' && infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBeUndefined();
-    expect(result.outcome.issue.some((i) => i.severity === 'warning' && i.details?.coding?.[0].code === 'missing-body-weight')).toBe(true);
+    expect(
+      infusion.resourceType === 'MedicationRequest' &&
+        infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value,
+    ).toBeUndefined();
+    expect(
+      result.outcome.issue.some(
+        (i) => i.severity === 'warning' && i.details?.coding?.[0].code === 'missing-body-weight',
+      ),
+    ).toBe(true);
   });
 
   it('no blood pressure on record is reported, not silently passed', () => {
     const result = apply('ketamine-low-dose-series', { weight: 70 });
-    expect(result.outcome.issue.some((i) => i.code === 'incomplete' && /blood pressure/i.test(i.details?.text ?? ''))).toBe(true);
+    expect(
+      result.outcome.issue.some((i) => i.code === 'incomplete' && /blood pressure/i.test(i.details?.text ?? '')),
+    ).toBe(true);
   });
 
   it('is deterministic: the same input gives the same keys', () => {
@@ -83,7 +126,12 @@ describe('ProtocolCatalog', () => {
     const fs = require('node:fs') as typeof import('node:fs');
     const os = require('node:os') as typeof import('node:os');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'profiles-'));
-    const plan = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-profiles', 'PlanDefinition-ketamine-low-dose-series.json'), 'utf8'));
+    const plan = JSON.parse(
+      fs.readFileSync(
+        path.join(__dirname, '..', '..', '..', 'fhir-profiles', 'PlanDefinition-ketamine-low-dose-series.json'),
+        'utf8',
+      ),
+    );
     fs.writeFileSync(path.join(dir, 'PlanDefinition-x.json'), JSON.stringify(plan));
     expect(() => ProtocolCatalog.fromDirectory(dir)).toThrow(/definitionCanonical .* is not in fhir-profiles/);
   });

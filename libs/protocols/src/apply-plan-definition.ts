@@ -1,4 +1,16 @@
-import type { CarePlan, DetectedIssue, Patient, OperationOutcome, OperationOutcomeIssue, Period, PlanDefinition, Reference, RequestGroup, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  DetectedIssue,
+  Patient,
+  OperationOutcome,
+  OperationOutcomeIssue,
+  Period,
+  PlanDefinition,
+  Reference,
+  RequestGroup,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { CANONICAL_BASE, SERVICE_CODE_SYSTEM, taskKey } from './canonical';
 import type { ProtocolCatalog } from './catalog';
 import { shortHash, uuidFromKey } from './deterministic-id';
@@ -78,9 +90,17 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
           detail: `${expression.description} Activation is blocked until a clinician overrides it.`,
         },
       });
-      warnings.push({ severity: 'warning', code: 'business-rule', details: { coding: [{ system: SERVICE_CODE_SYSTEM, code }], text: expression.description } });
+      warnings.push({
+        severity: 'warning',
+        code: 'business-rule',
+        details: { coding: [{ system: SERVICE_CODE_SYSTEM, code }], text: expression.description },
+      });
     } else if (verdict === undefined) {
-      warnings.push({ severity: 'information', code: 'incomplete', details: { text: `Not enough data on record to check: ${expression.description}` } });
+      warnings.push({
+        severity: 'information',
+        code: 'incomplete',
+        details: { text: `Not enough data on record to check: ${expression.description}` },
+      });
     }
   }
 
@@ -92,8 +112,13 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
   // Actions may relate to one another in any order; resolve windows until all are placed.
   const pending = [...applyTimeActions(plan)];
   while (pending.length) {
-    const index = pending.findIndex((a) => !a.relatedAction?.length || a.relatedAction.some((r) => anchors[r.actionId]));
-    if (index < 0) throw new Error(`PlanDefinition/${plan.id}: actions ${pending.map((a) => a.id).join(', ')} relate only to actions $apply does not instantiate`);
+    const index = pending.findIndex(
+      (a) => !a.relatedAction?.length || a.relatedAction.some((r) => anchors[r.actionId]),
+    );
+    if (index < 0)
+      throw new Error(
+        `PlanDefinition/${plan.id}: actions ${pending.map((a) => a.id).join(', ')} relate only to actions $apply does not instantiate`,
+      );
     const [action] = pending.splice(index, 1);
     const window = dueWindowFor(action, anchors, start);
     anchors[action.id!] = window;
@@ -112,15 +137,33 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
       requestReference: requestUrl,
     });
     const taskUrl = `urn:uuid:${uuidFromKey(`task|${key}`)}`;
-    tasks.push({ fullUrl: taskUrl, resource: instance.task, ifNoneExist: keySearch(instance.task.identifier![0].system!, key) });
+    tasks.push({
+      fullUrl: taskUrl,
+      resource: instance.task,
+      ifNoneExist: keySearch(instance.task.identifier![0].system!, key),
+    });
     if (instance.request) {
       const request = { ...instance.request, identifier: [{ system: APPLY_KEY_SYSTEM, value: key }] };
       requests.push({ fullUrl: requestUrl, resource: request, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key) });
     }
     for (const missing of instance.unresolved) {
-      warnings.push({ severity: 'warning', code: 'incomplete', details: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'missing-body-weight' }], text: `${action.title}: could not compute ${missing.description ?? missing.path}; a clinician must set it (no body weight in kg on record?)` }, expression: [missing.path] });
+      warnings.push({
+        severity: 'warning',
+        code: 'incomplete',
+        details: {
+          coding: [{ system: SERVICE_CODE_SYSTEM, code: 'missing-body-weight' }],
+          text: `${action.title}: could not compute ${missing.description ?? missing.path}; a clinician must set it (no body weight in kg on record?)`,
+        },
+        expression: [missing.path],
+      });
     }
-    groupActions.push({ id: action.id, title: action.title, code: action.code, timingPeriod: window, resource: { reference: instance.request ? requestUrl : taskUrl } });
+    groupActions.push({
+      id: action.id,
+      title: action.title,
+      code: action.code,
+      timingPeriod: window,
+      resource: { reference: instance.request ? requestUrl : taskUrl },
+    });
   }
 
   const carePlan: CarePlan = {
@@ -133,7 +176,10 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
     subject,
     period: { start: startDate.toISOString() },
     created: now.toISOString(),
-    activity: [{ reference: { reference: requestGroupUrl } }, ...tasks.map((t) => ({ reference: { reference: t.fullUrl } }))],
+    activity: [
+      { reference: { reference: requestGroupUrl } },
+      ...tasks.map((t) => ({ reference: { reference: t.fullUrl } })),
+    ],
   };
   const requestGroup: RequestGroup = {
     resourceType: 'RequestGroup',
@@ -147,11 +193,20 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
   };
   return {
     carePlan: { fullUrl: carePlanUrl, resource: carePlan, ifNoneExist: keySearch(CAREPLAN_KEY_SYSTEM, carePlanKey) },
-    requestGroup: { fullUrl: requestGroupUrl, resource: requestGroup, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, carePlanKey) },
+    requestGroup: {
+      fullUrl: requestGroupUrl,
+      resource: requestGroup,
+      ifNoneExist: keySearch(APPLY_KEY_SYSTEM, carePlanKey),
+    },
     requests,
     tasks,
     detectedIssues,
-    outcome: { resourceType: 'OperationOutcome', issue: warnings.length ? warnings : [{ severity: 'information', code: 'informational', details: { text: 'Applied without warnings' } }] },
+    outcome: {
+      resourceType: 'OperationOutcome',
+      issue: warnings.length
+        ? warnings
+        : [{ severity: 'information', code: 'informational', details: { text: 'Applied without warnings' } }],
+    },
     eligible: detectedIssues.length === 0,
   };
 }

@@ -12,7 +12,12 @@ export const LOINC = 'http://loinc.org';
 export const SNOMED = 'http://snomed.info/sct';
 
 /** Task.code values (service CodeSystem). */
-export const TASK_KINDS = ['infusion-session', 'post-infusion-check', 'maintenance-booster', 'patient-instructions'] as const;
+export const TASK_KINDS = [
+  'infusion-session',
+  'post-infusion-check',
+  'maintenance-booster',
+  'patient-instructions',
+] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
 
 /** Task.businessStatus values (service CodeSystem). */

@@ -35,7 +35,12 @@ export class ProtocolCatalog {
     indexFhirDefinitions();
     const problems: string[] = [];
     const resources: CanonicalResource[] = [];
-    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort() : [];
+    const files = fs.existsSync(dir)
+      ? fs
+          .readdirSync(dir)
+          .filter((f) => f.endsWith('.json'))
+          .sort()
+      : [];
     if (files.length === 0) problems.push(`no FHIR resources found in ${dir}`);
     for (const file of files) {
       try {
@@ -43,8 +48,11 @@ export class ProtocolCatalog {
         validateResource(resource);
         resources.push(resource);
       } catch (err) {
-        const outcome = (err as { outcome?: { issue?: { details?: { text?: string }; expression?: string[] }[] } }).outcome;
-        const detail = outcome?.issue?.map((i) => `${i.details?.text} at ${i.expression?.join(',')}`).join('; ') ?? (err as Error).message;
+        const outcome = (err as { outcome?: { issue?: { details?: { text?: string }; expression?: string[] }[] } })
+          .outcome;
+        const detail =
+          outcome?.issue?.map((i) => `${i.details?.text} at ${i.expression?.join(',')}`).join('; ') ??
+          (err as Error).message;
         problems.push(`${file}: ${detail}`);
       }
     }
@@ -87,13 +95,20 @@ export class ProtocolCatalog {
           problems.push(`${at}: definitionCanonical ${action.definitionCanonical} is not in fhir-profiles`);
         }
         for (const related of action.relatedAction ?? []) {
-          if (!ids.has(related.actionId)) problems.push(`${at}: relatedAction refers to unknown action ${related.actionId}`);
+          if (!ids.has(related.actionId))
+            problems.push(`${at}: relatedAction refers to unknown action ${related.actionId}`);
         }
-        for (const condition of action.condition ?? []) problems.push(...fhirPathProblems(at, condition.expression?.expression));
+        for (const condition of action.condition ?? [])
+          problems.push(...fhirPathProblems(at, condition.expression?.expression));
       }
     }
-    for (const activity of this.resources.filter((r): r is ActivityDefinition => r.resourceType === 'ActivityDefinition')) {
-      for (const dynamic of activity.dynamicValue ?? []) problems.push(...fhirPathProblems(`ActivityDefinition/${activity.id} ${dynamic.path}`, dynamic.expression?.expression));
+    for (const activity of this.resources.filter(
+      (r): r is ActivityDefinition => r.resourceType === 'ActivityDefinition',
+    )) {
+      for (const dynamic of activity.dynamicValue ?? [])
+        problems.push(
+          ...fhirPathProblems(`ActivityDefinition/${activity.id} ${dynamic.path}`, dynamic.expression?.expression),
+        );
     }
     return problems;
   }

@@ -11,7 +11,9 @@ export interface PatientDataQuery {
 /** Searches that fetch what a PlanDefinition's action.input asks for, for one patient. */
 export function patientDataQueries(plan: PlanDefinition, patientId: string): PatientDataQuery[] {
   const inputs = flattenActions(plan.action ?? []).flatMap((a) => a.input ?? []);
-  return inputs.filter((input): input is DataRequirement & { id: string } => Boolean(input.id)).map((input) => toQuery(input, patientId));
+  return inputs
+    .filter((input): input is DataRequirement & { id: string } => Boolean(input.id))
+    .map((input) => toQuery(input, patientId));
 }
 
 function toQuery(input: DataRequirement & { id: string }, patientId: string): PatientDataQuery {

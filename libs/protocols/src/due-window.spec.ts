@@ -4,12 +4,18 @@ describe('dueWindow', () => {
   const infusion = { start: '2026-03-02T09:00:00.000Z', end: '2026-03-02T10:00:00.000Z' };
 
   it('puts a 6-8 week booster window after the end of the infusion', () => {
-    const window = dueWindow(infusion, { relationship: 'after-end', offsetRange: { low: { value: 6, code: 'wk' }, high: { value: 8, code: 'wk' } } });
+    const window = dueWindow(infusion, {
+      relationship: 'after-end',
+      offsetRange: { low: { value: 6, code: 'wk' }, high: { value: 8, code: 'wk' } },
+    });
     expect(window).toEqual({ start: '2026-04-13T10:00:00.000Z', end: '2026-04-27T10:00:00.000Z' });
   });
 
   it('puts a before-start window ahead of the anchor', () => {
-    const window = dueWindow(infusion, { relationship: 'before-start', offsetRange: { low: { value: 0, code: 'd' }, high: { value: 2, code: 'd' } } });
+    const window = dueWindow(infusion, {
+      relationship: 'before-start',
+      offsetRange: { low: { value: 0, code: 'd' }, high: { value: 2, code: 'd' } },
+    });
     expect(window).toEqual({ start: '2026-02-28T09:00:00.000Z', end: '2026-03-02T09:00:00.000Z' });
   });
 

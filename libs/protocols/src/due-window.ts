@@ -21,13 +21,17 @@ export function durationMs(quantity: Duration | undefined): number {
  * The concrete due window of an action related to an anchor event: e.g. 'after-end' with offsetRange 6..8 wk
  * of an infusion that ended at T gives [T+6wk, T+8wk]. An offsetDuration gives a single instant.
  */
-export function dueWindow(anchor: Period, related: Pick<PlanDefinitionActionRelatedAction, 'relationship' | 'offsetDuration' | 'offsetRange'>): Period {
+export function dueWindow(
+  anchor: Period,
+  related: Pick<PlanDefinitionActionRelatedAction, 'relationship' | 'offsetDuration' | 'offsetRange'>,
+): Period {
   const range: Range = related.offsetRange ?? { low: related.offsetDuration, high: related.offsetDuration };
   const lowMs = durationMs(range.low);
   const highMs = durationMs(range.high ?? range.low);
   const anchorStart = Date.parse(anchor.start ?? anchor.end ?? '');
   const anchorEnd = Date.parse(anchor.end ?? anchor.start ?? '');
-  if (Number.isNaN(anchorStart) || Number.isNaN(anchorEnd)) throw new Error('dueWindow needs an anchor with a start or end');
+  if (Number.isNaN(anchorStart) || Number.isNaN(anchorEnd))
+    throw new Error('dueWindow needs an anchor with a start or end');
   switch (related.relationship) {
     case 'after-end':
     case 'concurrent-with-end':

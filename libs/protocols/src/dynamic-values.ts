@@ -11,7 +11,11 @@ export interface DynamicValueResult<T> {
  * Applies an ActivityDefinition's dynamicValues to the resource instantiated from it: this is where a
  * weight-based dose becomes a number. Values are evaluated with the resource itself as context.
  */
-export function applyDynamicValues<T extends object>(resource: T, dynamicValues: ActivityDefinitionDynamicValue[] | undefined, variables: ProtocolVariables): DynamicValueResult<T> {
+export function applyDynamicValues<T extends object>(
+  resource: T,
+  dynamicValues: ActivityDefinitionDynamicValue[] | undefined,
+  variables: ProtocolVariables,
+): DynamicValueResult<T> {
   const result = structuredClone(resource);
   const unresolved: DynamicValueResult<T>['unresolved'] = [];
   for (const dynamic of dynamicValues ?? []) {

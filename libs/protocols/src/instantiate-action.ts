@@ -10,7 +10,13 @@ import type {
   Reference,
   Task,
 } from '@medplum/fhirtypes';
-import { BUSINESS_STATUS, PROTOCOL_ACTION_EXTENSION, PROTOCOL_WINDOW_EXTENSION, SERVICE_CODE_SYSTEM, TASK_KEY_SYSTEM } from './canonical';
+import {
+  BUSINESS_STATUS,
+  PROTOCOL_ACTION_EXTENSION,
+  PROTOCOL_WINDOW_EXTENSION,
+  SERVICE_CODE_SYSTEM,
+  TASK_KEY_SYSTEM,
+} from './canonical';
 import { applyDynamicValues } from './dynamic-values';
 import { dueWindow } from './due-window';
 import type { ProtocolVariables } from './fhirpath-variables';
@@ -49,10 +55,17 @@ export interface InstantiateActionInput {
  * when they happen (planned window or, for a completed infusion, when it was performed); an action with no
  * relatedAction is due at `defaultAnchor`.
  */
-export function dueWindowFor(action: PlanDefinitionAction, anchors: Record<string, Period>, defaultAnchor: Period): Period {
+export function dueWindowFor(
+  action: PlanDefinitionAction,
+  anchors: Record<string, Period>,
+  defaultAnchor: Period,
+): Period {
   const related = action.relatedAction?.find((r) => anchors[r.actionId]);
   if (!related) {
-    if (action.relatedAction?.length) throw new Error(`action ${action.id}: none of its related actions (${action.relatedAction.map((r) => r.actionId).join(', ')}) has a time`);
+    if (action.relatedAction?.length)
+      throw new Error(
+        `action ${action.id}: none of its related actions (${action.relatedAction.map((r) => r.actionId).join(', ')}) has a time`,
+      );
     return defaultAnchor;
   }
   return dueWindow(anchors[related.actionId], related);
@@ -68,7 +81,11 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
     identifier: [{ system: TASK_KEY_SYSTEM, value: input.key }],
     status: 'requested',
     intent: 'plan',
-    businessStatus: { coding: [{ system: SERVICE_CODE_SYSTEM, code: BUSINESS_STATUS.awaitingApproval, display: 'Awaiting clinician approval' }] },
+    businessStatus: {
+      coding: [
+        { system: SERVICE_CODE_SYSTEM, code: BUSINESS_STATUS.awaitingApproval, display: 'Awaiting clinician approval' },
+      ],
+    },
     priority: 'routine',
     code: kind,
     description: action.title ?? activity?.title,
@@ -83,7 +100,8 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
       { url: PROTOCOL_ACTION_EXTENSION, valueString: action.id },
     ],
   };
-  if (built && input.trigger && input.requestReference) task.input = [{ type: { text: 'request' }, valueReference: { reference: input.requestReference } }];
+  if (built && input.trigger && input.requestReference)
+    task.input = [{ type: { text: 'request' }, valueReference: { reference: input.requestReference } }];
   return { task: stripUndefined(task), request: built?.resource, unresolved: built?.unresolved ?? [] };
 }
 
@@ -115,7 +133,9 @@ function buildRequest(activity: ActivityDefinition, subject: Reference<Patient>,
 }
 
 function taskKind(action: PlanDefinitionAction): CodeableConcept | undefined {
-  return action.code?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? action.code?.[0];
+  return (
+    action.code?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? action.code?.[0]
+  );
 }
 
 function stripUndefined<T extends object>(value: T): T {

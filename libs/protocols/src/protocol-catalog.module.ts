@@ -5,7 +5,13 @@ import { ProtocolCatalog } from './catalog';
 /** Loads and validates fhir-profiles/ once per process; a broken profile stops startup with the list of problems. */
 @Global()
 @Module({
-  providers: [{ provide: ProtocolCatalog, inject: [APP_CONFIG], useFactory: (config: AppConfig) => ProtocolCatalog.fromDirectory(config.profilesDir) }],
+  providers: [
+    {
+      provide: ProtocolCatalog,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => ProtocolCatalog.fromDirectory(config.profilesDir),
+    },
+  ],
   exports: [ProtocolCatalog],
 })
 export class ProtocolCatalogModule {}

@@ -17,7 +17,11 @@ export function workerOptionsFrom(config: AppConfig, concurrency: number): NestW
  * subclass per module instance instead, so each app (or test) gets workers with its own settings and the shared
  * class keeps no global state.
  */
-export function configuredProcessor<T extends Type<WorkerHost>>(base: T, queueName: string, options: NestWorkerOptions): T {
+export function configuredProcessor<T extends Type<WorkerHost>>(
+  base: T,
+  queueName: string,
+  options: NestWorkerOptions,
+): T {
   // The base is concrete (it implements process); Type<WorkerHost> just cannot say so.
   const configured = class extends (base as Type<object>) {};
   Object.defineProperty(configured, 'name', { value: base.name });

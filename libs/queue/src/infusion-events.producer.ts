@@ -15,15 +15,19 @@ export class InfusionEventsProducer {
 
   async enqueue(procedureId: string, source: EventSource): Promise<{ jobId: string }> {
     const jobId = infusionJobId(procedureId);
-    await this.queue.add(JOBS.infusionCompleted, { procedureId, source }, {
-      jobId,
-      attempts: this.config.jobAttempts,
-      backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
-      // Completed ids are kept a week so a late duplicate is still recognised; the conditional creates
-      // make even a later re-delivery harmless.
-      removeOnComplete: { age: 7 * 24 * 3600 },
-      removeOnFail: false,
-    });
+    await this.queue.add(
+      JOBS.infusionCompleted,
+      { procedureId, source },
+      {
+        jobId,
+        attempts: this.config.jobAttempts,
+        backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
+        // Completed ids are kept a week so a late duplicate is still recognised; the conditional creates
+        // make even a later re-delivery harmless.
+        removeOnComplete: { age: 7 * 24 * 3600 },
+        removeOnFail: false,
+      },
+    );
     return { jobId };
   }
 }

@@ -11,16 +11,36 @@ export function apiCapabilityStatement(baseUrl: string, planDefinitions: string[
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'application/json'],
     software: { name: 'ketamine-careplans', version: '0.1.0' },
-    implementation: { description: 'Ketamine infusion care plans: read API for EHRs, PlanDefinition/$apply', url: baseUrl },
+    implementation: {
+      description: 'Ketamine infusion care plans: read API for EHRs, PlanDefinition/$apply',
+      url: baseUrl,
+    },
     rest: [
       {
         mode: 'server',
-        security: { cors: false, description: 'Bearer JWT; roles integration or clinician for reads, clinician or integration for $apply', service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'OAuth' }] }] },
+        security: {
+          cors: false,
+          description: 'Bearer JWT; roles integration or clinician for reads, clinician or integration for $apply',
+          service: [
+            { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'OAuth' }] },
+          ],
+        },
         resource: [
           ...Object.entries(READABLE_TYPES).map(([type, params]) => ({
             type: type as 'Task',
             interaction: [{ code: 'read' as const }, { code: 'search-type' as const }],
-            searchParam: params.map((name) => ({ name, type: (name.startsWith('_last') || name === 'date' ? 'date' : name === 'patient' || name === 'subject' || name === 'based-on' || name === 'focus' || name === 'owner' ? 'reference' : 'token') as 'token' })),
+            searchParam: params.map((name) => ({
+              name,
+              type: (name.startsWith('_last') || name === 'date'
+                ? 'date'
+                : name === 'patient' ||
+                    name === 'subject' ||
+                    name === 'based-on' ||
+                    name === 'focus' ||
+                    name === 'owner'
+                  ? 'reference'
+                  : 'token') as 'token',
+            })),
           })),
           {
             type: 'PlanDefinition',

@@ -28,17 +28,26 @@ export class FhirReadController {
   @Get('metadata')
   @ApiOperation({ summary: 'CapabilityStatement of this API' })
   metadata(@Req() req: Request): CapabilityStatement {
-    return apiCapabilityStatement(`${req.protocol}://${req.get('host')}/fhir`, this.catalog.planDefinitions().map((p) => `${p.url}|${p.version}`));
+    return apiCapabilityStatement(
+      `${req.protocol}://${req.get('host')}/fhir`,
+      this.catalog.planDefinitions().map((p) => `${p.url}|${p.version}`),
+    );
   }
 
   @Get(':type')
   @Roles('integration', 'clinician')
   @ApiOperation({ summary: 'Search CarePlan or Task (searchset Bundle, paged with next links)' })
-  async search(@Param('type') type: string, @Query() query: Record<string, unknown>, @Req() req: Request): Promise<Bundle> {
+  async search(
+    @Param('type') type: string,
+    @Query() query: Record<string, unknown>,
+    @Req() req: Request,
+  ): Promise<Bundle> {
     const resourceType = readableType(type);
     const params = readSearchParams(resourceType, query);
     // HAPI pages through the base URL (?_getpages=...), not the type.
-    const bundle = params._getpages ? await this.fhir.operation<Bundle>(`?${new URLSearchParams(params).toString()}`) : await this.fhir.search(resourceType, params);
+    const bundle = params._getpages
+      ? await this.fhir.operation<Bundle>(`?${new URLSearchParams(params).toString()}`)
+      : await this.fhir.search(resourceType, params);
     const here = `${req.protocol}://${req.get('host')}/fhir/${resourceType}`;
     return {
       ...bundle,

@@ -3,7 +3,19 @@ import { badRequest } from '@kc/common';
 /** What an EHR may search on, per type; anything else is refused rather than forwarded to the FHIR server. */
 export const READABLE_TYPES = {
   CarePlan: ['patient', 'subject', 'status', 'intent', 'instantiates-canonical', 'date', '_id', '_lastUpdated'],
-  Task: ['patient', 'subject', 'status', 'business-status', 'based-on', 'focus', 'code', 'owner', 'identifier', '_id', '_lastUpdated'],
+  Task: [
+    'patient',
+    'subject',
+    'status',
+    'business-status',
+    'based-on',
+    'focus',
+    'code',
+    'owner',
+    'identifier',
+    '_id',
+    '_lastUpdated',
+  ],
 } as const;
 export type ReadableType = keyof typeof READABLE_TYPES;
 
@@ -14,7 +26,8 @@ const REFERENCE_PARAMS = new Set(['patient', 'subject', 'based-on', 'focus', 'ow
 const REFERENCE = /^([A-Z][A-Za-z]{1,40}\/)?[A-Za-z0-9\-.]{1,64}$/;
 
 export function readableType(type: string): ReadableType {
-  if (!(type in READABLE_TYPES)) throw badRequest(`This API serves CarePlan and Task; ${type.slice(0, 40)} is not one of them`);
+  if (!(type in READABLE_TYPES))
+    throw badRequest(`This API serves CarePlan and Task; ${type.slice(0, 40)} is not one of them`);
   return type as ReadableType;
 }
 
@@ -24,10 +37,13 @@ export function readSearchParams(type: ReadableType, query: Record<string, unkno
   const params: Record<string, string> = {};
   for (const [key, value] of Object.entries(query)) {
     const base = key.split(':')[0];
-    if (!allowed.has(base) || !/^[a-z_-]+(:[a-z]+)?$/i.test(key)) throw badRequest(`Search parameter ${key.slice(0, 40)} is not supported for ${type}`);
+    if (!allowed.has(base) || !/^[a-z_-]+(:[a-z]+)?$/i.test(key))
+      throw badRequest(`Search parameter ${key.slice(0, 40)} is not supported for ${type}`);
     if (typeof value !== 'string') throw badRequest(`Search parameter ${key} must appear once`);
-    if (!VALUE.test(value) || value.includes('..')) throw badRequest(`Search parameter ${key} has an unsupported value`);
-    if (REFERENCE_PARAMS.has(base) && !REFERENCE.test(value)) throw badRequest(`Search parameter ${key} must be a reference like Patient/123`);
+    if (!VALUE.test(value) || value.includes('..'))
+      throw badRequest(`Search parameter ${key} has an unsupported value`);
+    if (REFERENCE_PARAMS.has(base) && !REFERENCE.test(value))
+      throw badRequest(`Search parameter ${key} must be a reference like Patient/123`);
     params[key] = value;
   }
   const count = params._count === undefined ? 20 : Number(params._count);

@@ -15,7 +15,9 @@ export class EventsController {
   @HttpCode(202)
   @Roles('integration')
   @ApiOperation({ summary: 'An infusion was completed: generate its follow-up tasks (idempotent per Procedure)' })
-  async infusionCompleted(@Body(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true })) body: InfusionCompletedDto) {
+  async infusionCompleted(
+    @Body(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true })) body: InfusionCompletedDto,
+  ) {
     const { jobId } = await this.producer.enqueue(body.procedure.split('/')[1], 'api');
     return { jobId, status: 'queued' };
   }

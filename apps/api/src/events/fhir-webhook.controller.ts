@@ -27,7 +27,9 @@ export class FhirWebhookController {
 
   @Post()
   @HttpCode(202)
-  @ApiOperation({ summary: 'Rest-hook: a Procedure (Medplum) or an empty ping (HAPI without payload: triggers a poll)' })
+  @ApiOperation({
+    summary: 'Rest-hook: a Procedure (Medplum) or an empty ping (HAPI without payload: triggers a poll)',
+  })
   async notify(@Req() req: RawBodyRequest<Request>) {
     const raw = req.rawBody ?? Buffer.alloc(0);
     this.authenticate(req, raw);
@@ -37,23 +39,33 @@ export class FhirWebhookController {
     }
     const ids = procedureIdsIn(req.body);
     for (const id of ids) await this.producer.enqueue(id, 'webhook');
-    return operationOutcome('information', 'informational', ids.length ? `Queued ${ids.length} infusion event(s)` : 'Nothing to do: no Procedure in the notification');
+    return operationOutcome(
+      'information',
+      'informational',
+      ids.length ? `Queued ${ids.length} infusion event(s)` : 'Nothing to do: no Procedure in the notification',
+    );
   }
 
   @Put(':resourceType/:id')
   @HttpCode(202)
   @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure/{id}' })
-  async notifyResource(@Req() req: RawBodyRequest<Request>, @Param('resourceType') resourceType: string, @Param('id') id: string) {
+  async notifyResource(
+    @Req() req: RawBodyRequest<Request>,
+    @Param('resourceType') resourceType: string,
+    @Param('id') id: string,
+  ) {
     this.authenticate(req, req.rawBody ?? Buffer.alloc(0));
     if (!isValidResourceId(id)) throw badRequest('Not a valid resource id');
-    if (resourceType !== 'Procedure') return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);
+    if (resourceType !== 'Procedure')
+      return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);
     await this.producer.enqueue(id, 'webhook');
     return operationOutcome('information', 'informational', 'Queued 1 infusion event');
   }
 
   private authenticate(req: Request, raw: Buffer): void {
     const secret = this.config.webhookSecret;
-    if (!secret) throw new OutcomeException(503, 'not-supported', 'Webhooks are disabled: WEBHOOK_SECRET is not configured');
+    if (!secret)
+      throw new OutcomeException(503, 'not-supported', 'Webhooks are disabled: WEBHOOK_SECRET is not configured');
     const token = req.header('x-webhook-token');
     if (token && safeEqual(token, secret)) return;
     if (raw.length > 0 && validSignature(raw, req.header('x-signature'), secret)) return;

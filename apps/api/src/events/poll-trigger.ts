@@ -10,6 +10,10 @@ export class PollTrigger {
 
   async pollNow(): Promise<void> {
     // Deduplicated: a burst of empty notifications while one poll is pending queues one poll.
-    await this.queue.add(JOBS.pollProcedures, {}, { deduplication: { id: 'poll-now' }, removeOnComplete: true, removeOnFail: 100 });
+    await this.queue.add(
+      JOBS.pollProcedures,
+      {},
+      { deduplication: { id: 'poll-now' }, removeOnComplete: true, removeOnFail: 100 },
+    );
   }
 }

@@ -11,7 +11,8 @@ export function procedureIdsIn(body: unknown): string[] {
   const resource = body as Resource | undefined;
   if (!resource || typeof resource !== 'object') return [];
   if (resource.resourceType === 'Procedure') return resource.id && ID.test(resource.id) ? [resource.id] : [];
-  if (resource.resourceType === 'Bundle') return ((resource as Bundle).entry ?? []).flatMap((e) => procedureIdsIn(e.resource));
+  if (resource.resourceType === 'Bundle')
+    return ((resource as Bundle).entry ?? []).flatMap((e) => procedureIdsIn(e.resource));
   return [];
 }
 

@@ -32,7 +32,10 @@ async function probe(check: () => Promise<unknown>): Promise<HealthReport['check
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([check(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out after 3 s')), 3000)))]);
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out after 3 s')), 3000))),
+    ]);
     return { status: 'up', latencyMs: Math.round(performance.now() - started) };
   } catch (err) {
     return { status: 'down', latencyMs: Math.round(performance.now() - started), error: (err as Error).message };

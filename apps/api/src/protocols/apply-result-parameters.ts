@@ -7,7 +7,8 @@ import { appliedEntries } from '@kc/protocols';
  * the warnings, and `transaction`, a ready-to-post Bundle for clients that persist it themselves.
  */
 export function applyResultParameters(result: ApplyResult, persisted?: Map<string, Resource>): Parameters {
-  const resource = <T extends Resource>(entry: { fullUrl: string; resource: T }) => (persisted?.get(entry.fullUrl) as T | undefined) ?? entry.resource;
+  const resource = <T extends Resource>(entry: { fullUrl: string; resource: T }) =>
+    (persisted?.get(entry.fullUrl) as T | undefined) ?? entry.resource;
   const parameter: NonNullable<Parameters['parameter']> = [
     { name: 'return', resource: resource(result.carePlan) },
     { name: 'requestGroup', resource: resource(result.requestGroup) },

@@ -26,17 +26,35 @@ export class ApplyService {
 
   findPlan(idOrCanonical: string | undefined): PlanDefinition {
     const plan = idOrCanonical ? this.catalog.findPlanDefinition(idOrCanonical) : undefined;
-    if (!plan) throw notFound(idOrCanonical ? `Unknown protocol ${idOrCanonical}; GET /protocols lists them` : 'planDefinition is required');
+    if (!plan)
+      throw notFound(
+        idOrCanonical ? `Unknown protocol ${idOrCanonical}; GET /protocols lists them` : 'planDefinition is required',
+      );
     return plan;
   }
 
   async apply(plan: PlanDefinition, request: ApplyRequest, now = new Date()): Promise<AppliedPlan> {
     const started = performance.now();
-    if (!(await this.patients.patient(request.patientId))) throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
+    if (!(await this.patients.patient(request.patientId)))
+      throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
     const patientData = await this.patients.load(plan, request.patientId);
-    const result = applyPlanDefinition({ plan, catalog: this.catalog, patientId: request.patientId, patientData, startDate: request.startDate ?? now, now });
+    const result = applyPlanDefinition({
+      plan,
+      catalog: this.catalog,
+      patientId: request.patientId,
+      patientData,
+      startDate: request.startDate ?? now,
+      now,
+    });
     const persisted = request.persist ? await this.persist(result) : undefined;
-    this.logger.log({ msg: '$apply', plan: plan.id, eligible: result.eligible, tasks: result.tasks.length, persisted: request.persist, ms: Math.round(performance.now() - started) });
+    this.logger.log({
+      msg: '$apply',
+      plan: plan.id,
+      eligible: result.eligible,
+      tasks: result.tasks.length,
+      persisted: request.persist,
+      ms: Math.round(performance.now() - started),
+    });
     return { result, persisted };
   }
 

@@ -17,11 +17,17 @@ export class PlanDefinitionApplyController {
   @Post(':id/\\$apply')
   @HttpCode(200)
   @Roles('clinician', 'integration')
-  @ApiOperation({ summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)' })
+  @ApiOperation({
+    summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)',
+  })
   async applyInstance(@Param('id') id: string, @Body() body: unknown): Promise<Parameters> {
     const request = parseApplyParameters(body);
     const plan = this.applyService.findPlan(id);
-    if (request.planDefinition && request.planDefinition !== plan.url && request.planDefinition !== `${plan.url}|${plan.version}`) {
+    if (
+      request.planDefinition &&
+      request.planDefinition !== plan.url &&
+      request.planDefinition !== `${plan.url}|${plan.version}`
+    ) {
       throw badRequest('planDefinition parameter does not match the PlanDefinition in the URL');
     }
     const applied = await this.applyService.apply(plan, request);

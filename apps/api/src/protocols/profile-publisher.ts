@@ -28,7 +28,11 @@ export class ProfilePublisher implements OnApplicationBootstrap {
       const { id: _ignored, ...body } = resource;
       await this.fhir.upsert(body, { url: resource.url, version: resource.version });
       done++;
-      this.logger.log({ msg: 'published profile', progress: `${done}/${resources.length}`, resource: `${resource.resourceType}/${resource.id}` });
+      this.logger.log({
+        msg: 'published profile',
+        progress: `${done}/${resources.length}`,
+        resource: `${resource.resourceType}/${resource.id}`,
+      });
     }
     return done;
   }

@@ -4,7 +4,13 @@ import type { Caller } from '@kc/auth';
 const ACTIVITY_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-DataOperation';
 
 /** Who decided what, when: one Provenance per clinician decision, written in the same transaction. */
-export function decisionProvenance(target: Reference, caller: Caller, decision: string, now: Date, reason?: string): Provenance {
+export function decisionProvenance(
+  target: Reference,
+  caller: Caller,
+  decision: string,
+  now: Date,
+  reason?: string,
+): Provenance {
   return {
     resourceType: 'Provenance',
     target: [target],
@@ -14,8 +20,15 @@ export function decisionProvenance(target: Reference, caller: Caller, decision: 
     reason: reason ? [{ text: reason }] : undefined,
     agent: [
       {
-        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author' }] },
-        who: caller.fhirUser ? { reference: caller.fhirUser, display: caller.display } : { identifier: { system: 'urn:ketamine-careplans:token-subject', value: caller.id }, display: caller.display },
+        type: {
+          coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author' }],
+        },
+        who: caller.fhirUser
+          ? { reference: caller.fhirUser, display: caller.display }
+          : {
+              identifier: { system: 'urn:ketamine-careplans:token-subject', value: caller.id },
+              display: caller.display,
+            },
       },
     ],
   };

@@ -19,28 +19,56 @@ export class TaskDecisionsController {
 
   @Post(':id/\\$approve')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Approve a generated task (status accepted, businessStatus approved), optionally assigning an owner' })
-  async approve(@Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Body(strictBody) body: ApproveDto, @CurrentCaller() caller: Caller): Promise<Task> {
+  @ApiOperation({
+    summary: 'Approve a generated task (status accepted, businessStatus approved), optionally assigning an owner',
+  })
+  async approve(
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Body(strictBody) body: ApproveDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<Task> {
     const task = await this.decisions.read<Task>('Task', checkId(id));
     const owner: Task['owner'] = body.owner ? { reference: body.owner } : undefined;
-    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'approve', (t) => approve(t, owner, new Date()));
+    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'approve', (t) =>
+      approve(t, owner, new Date()),
+    );
   }
 
   @Post(':id/\\$reject')
   @HttpCode(200)
   @ApiOperation({ summary: 'Reject a generated task with a reason' })
-  async reject(@Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Body(strictBody) body: RejectDto, @CurrentCaller() caller: Caller): Promise<Task> {
+  async reject(
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Body(strictBody) body: RejectDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<Task> {
     const task = await this.decisions.read<Task>('Task', checkId(id));
-    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'reject', (t) => reject(t, body.reason, new Date()), body.reason);
+    return this.decisions.write(
+      task,
+      seenVersion(ifMatch, body.versionId),
+      caller,
+      'reject',
+      (t) => reject(t, body.reason, new Date()),
+      body.reason,
+    );
   }
 
   @Post(':id/\\$reschedule')
   @HttpCode(200)
   @ApiOperation({ summary: "Move the due window, within the protocol's window (422 with the allowed range otherwise)" })
-  async reschedule(@Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Body(strictBody) body: RescheduleDto, @CurrentCaller() caller: Caller): Promise<Task> {
+  async reschedule(
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Body(strictBody) body: RescheduleDto,
+    @CurrentCaller() caller: Caller,
+  ): Promise<Task> {
     const task = await this.decisions.read<Task>('Task', checkId(id));
     const period = { start: new Date(body.start).toISOString(), end: new Date(body.end).toISOString() };
-    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'reschedule', (t) => reschedule(t, period, new Date()));
+    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'reschedule', (t) =>
+      reschedule(t, period, new Date()),
+    );
   }
 
   @Post('\\$bulk-approve')
@@ -53,12 +81,19 @@ export class TaskDecisionsController {
     for (const item of body.tasks) {
       try {
         const task = await this.decisions.read<Task>('Task', item.id);
-        const written = await this.decisions.write(task, item.versionId, caller, 'approve', (t) => approve(t, owner, new Date()));
+        const written = await this.decisions.write(task, item.versionId, caller, 'approve', (t) =>
+          approve(t, owner, new Date()),
+        );
         results.push({ id: item.id, result: 'approved', versionId: written.meta?.versionId });
       } catch (err) {
         if (!(err instanceof OutcomeException)) throw err;
         const outcome = err.getResponse() as { issue?: { details?: { text?: string } }[] };
-        results.push({ id: item.id, result: 'refused', status: err.getStatus(), message: outcome.issue?.[0]?.details?.text });
+        results.push({
+          id: item.id,
+          result: 'refused',
+          status: err.getStatus(),
+          message: outcome.issue?.[0]?.details?.text,
+        });
       }
     }
     return { approved: results.filter((r) => r.result === 'approved').length, results };

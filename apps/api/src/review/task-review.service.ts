@@ -40,13 +40,20 @@ export class DecisionWriter {
   ): Promise<T> {
     const ref = `${current.resourceType}/${current.id}`;
     if (current.meta?.versionId !== seenVersion) {
-      throw new OutcomeException(412, 'conflict', `${ref} has changed since version ${seenVersion} (now ${current.meta?.versionId}); reload it and decide again`);
+      throw new OutcomeException(
+        412,
+        'conflict',
+        `${ref} has changed since version ${seenVersion} (now ${current.meta?.versionId}); reload it and decide again`,
+      );
     }
     let updated: T;
     try {
       updated = change(current);
     } catch (err) {
-      if (err instanceof DecisionRefused) throw err.kind === 'outside-window' || err.kind === 'invalid' ? unprocessable(err.message) : conflict(err.message);
+      if (err instanceof DecisionRefused)
+        throw err.kind === 'outside-window' || err.kind === 'invalid'
+          ? unprocessable(err.message)
+          : conflict(err.message);
       throw err;
     }
     let written: T;
@@ -54,15 +61,26 @@ export class DecisionWriter {
       // A plain conditional update: every server honours If-Match there (not all do inside transactions).
       written = await this.fhir.update(updated, { ifMatch: seenVersion });
     } catch (err) {
-      if (err instanceof FhirVersionConflictError) throw new OutcomeException(err.status, 'conflict', `${ref} was changed by someone else at the same time; reload it and decide again`);
+      if (err instanceof FhirVersionConflictError)
+        throw new OutcomeException(
+          err.status,
+          'conflict',
+          `${ref} was changed by someone else at the same time; reload it and decide again`,
+        );
       throw err;
     }
     for (const resource of extra) await this.fhir.update(resource);
     // Keyed by the version it records, so a retried write cannot record the decision twice.
     const target = { reference: `${ref}/_history/${written.meta?.versionId}` };
-    const provenance: Provenance = { ...decisionProvenance(target, caller, decision, new Date(), reason), id: undefined };
+    const provenance: Provenance = {
+      ...decisionProvenance(target, caller, decision, new Date(), reason),
+      id: undefined,
+    };
     const key = `${ref}/_history/${written.meta?.versionId}`;
-    await this.fhir.create({ ...provenance, meta: { tag: [{ system: PROVENANCE_KEY_SYSTEM, code: key }] } }, { ifNoneExist: { _tag: `${PROVENANCE_KEY_SYSTEM}|${key}` } });
+    await this.fhir.create(
+      { ...provenance, meta: { tag: [{ system: PROVENANCE_KEY_SYSTEM, code: key }] } },
+      { ifNoneExist: { _tag: `${PROVENANCE_KEY_SYSTEM}|${key}` } },
+    );
     this.logger.log({ msg: 'decision recorded', decision, resource: ref, by: caller.id });
     return written;
   }

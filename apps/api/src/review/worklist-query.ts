@@ -15,12 +15,15 @@ const PATIENT = /^(Patient\/)?([A-Za-z0-9\-.]{1,64})$/;
 /** Validates worklist query parameters; anything unexpected is a 400 rather than an unfiltered list. */
 export function parseWorklistQuery(query: Record<string, unknown>): WorklistQuery {
   const allowed = new Set(['patient', 'protocol', 'due-before', 'due-after', 'overdue', 'count', 'page']);
-  for (const key of Object.keys(query)) if (!allowed.has(key)) throw badRequest(`Unknown worklist parameter ${key}; use ${[...allowed].join(', ')}`);
-  for (const [key, value] of Object.entries(query)) if (typeof value !== 'string') throw badRequest(`Parameter ${key} may appear once`);
+  for (const key of Object.keys(query))
+    if (!allowed.has(key)) throw badRequest(`Unknown worklist parameter ${key}; use ${[...allowed].join(', ')}`);
+  for (const [key, value] of Object.entries(query))
+    if (typeof value !== 'string') throw badRequest(`Parameter ${key} may appear once`);
   const q = query as Record<string, string | undefined>;
   const patient = q.patient === undefined ? undefined : PATIENT.exec(q.patient)?.[2];
   if (q.patient !== undefined && !patient) throw badRequest('patient must be a Patient id or reference');
-  if (q.protocol !== undefined && !/^[A-Za-z0-9\-.:/|]{1,256}$/.test(q.protocol)) throw badRequest('protocol must be a protocol id or canonical URL');
+  if (q.protocol !== undefined && !/^[A-Za-z0-9\-.:/|]{1,256}$/.test(q.protocol))
+    throw badRequest('protocol must be a protocol id or canonical URL');
   return {
     patient,
     protocol: q.protocol,
@@ -47,6 +50,7 @@ function bool(value: string): boolean {
 function int(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw badRequest(`${name} must be a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw badRequest(`${name} must be a whole number from ${min} to ${max}`);
   return n;
 }

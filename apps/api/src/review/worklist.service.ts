@@ -49,13 +49,28 @@ export class WorklistService {
     const wantedProtocol = query.protocol ? this.canonicalOf(query.protocol) : undefined;
     const items = tasks
       .map((task) => toItem(task, protocols, now))
-      .filter((item) => !wantedProtocol || item.protocol === wantedProtocol || item.protocol?.split('|')[0] === wantedProtocol)
-      .filter((item) => !query.dueBefore || (item.due?.start !== undefined && Date.parse(item.due.start) <= query.dueBefore.getTime()))
-      .filter((item) => !query.dueAfter || (item.due?.end !== undefined && Date.parse(item.due.end) >= query.dueAfter.getTime()))
+      .filter(
+        (item) =>
+          !wantedProtocol || item.protocol === wantedProtocol || item.protocol?.split('|')[0] === wantedProtocol,
+      )
+      .filter(
+        (item) =>
+          !query.dueBefore ||
+          (item.due?.start !== undefined && Date.parse(item.due.start) <= query.dueBefore.getTime()),
+      )
+      .filter(
+        (item) =>
+          !query.dueAfter || (item.due?.end !== undefined && Date.parse(item.due.end) >= query.dueAfter.getTime()),
+      )
       .filter((item) => query.overdue === undefined || item.overdue === query.overdue)
       .sort(byDueDate);
     const start = (query.page - 1) * query.count;
-    return { total: items.length, page: query.page, count: query.count, items: items.slice(start, start + query.count) };
+    return {
+      total: items.length,
+      page: query.page,
+      count: query.count,
+      items: items.slice(start, start + query.count),
+    };
   }
 
   private canonicalOf(protocol: string): string {
@@ -64,11 +79,22 @@ export class WorklistService {
 
   /** CarePlan id -> its PlanDefinition canonical, in one search. */
   private async protocolsOf(tasks: Task[]): Promise<Map<string, string>> {
-    const ids = [...new Set(tasks.flatMap((t) => t.basedOn ?? []).map((b) => /^CarePlan\/(.+)$/.exec(b.reference ?? '')?.[1]).filter((id): id is string => Boolean(id)))];
+    const ids = [
+      ...new Set(
+        tasks
+          .flatMap((t) => t.basedOn ?? [])
+          .map((b) => /^CarePlan\/(.+)$/.exec(b.reference ?? '')?.[1])
+          .filter((id): id is string => Boolean(id)),
+      ),
+    ];
     const protocols = new Map<string, string>();
     for (let i = 0; i < ids.length; i += 100) {
-      const plans = await this.fhir.searchAll<CarePlan>('CarePlan', { _id: ids.slice(i, i + 100).join(','), _count: 100 });
-      for (const plan of plans) if (plan.instantiatesCanonical?.[0]) protocols.set(plan.id!, plan.instantiatesCanonical[0]);
+      const plans = await this.fhir.searchAll<CarePlan>('CarePlan', {
+        _id: ids.slice(i, i + 100).join(','),
+        _count: 100,
+      });
+      for (const plan of plans)
+        if (plan.instantiatesCanonical?.[0]) protocols.set(plan.id!, plan.instantiatesCanonical[0]);
     }
     return protocols;
   }
@@ -92,6 +118,7 @@ function toItem(task: Task, protocols: Map<string, string>, now: Date): Worklist
 }
 
 function byDueDate(a: WorklistItem, b: WorklistItem): number {
-  const key = (item: WorklistItem, field: 'start' | 'end') => (item.due?.[field] ? Date.parse(item.due[field]!) : Number.MAX_SAFE_INTEGER);
+  const key = (item: WorklistItem, field: 'start' | 'end') =>
+    item.due?.[field] ? Date.parse(item.due[field]!) : Number.MAX_SAFE_INTEGER;
   return key(a, 'start') - key(b, 'start') || key(a, 'end') - key(b, 'end') || a.id.localeCompare(b.id);
 }

@@ -10,9 +10,23 @@ export class FollowUpMetrics {
   private readonly eventToTask: Histogram;
 
   constructor(registry: Registry) {
-    this.jobs = new Counter({ name: 'kc_followup_jobs_total', help: 'Follow-up jobs by result (created, ignored, failed attempt)', labelNames: ['result'], registers: [registry] });
-    this.ignored = new Counter({ name: 'kc_infusion_events_ignored_total', help: 'Events that were not a completed infusion on a care plan', registers: [registry] });
-    this.jobSeconds = new Histogram({ name: 'kc_followup_job_seconds', help: 'Time to process one follow-up job', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
+    this.jobs = new Counter({
+      name: 'kc_followup_jobs_total',
+      help: 'Follow-up jobs by result (created, ignored, failed attempt)',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.ignored = new Counter({
+      name: 'kc_infusion_events_ignored_total',
+      help: 'Events that were not a completed infusion on a care plan',
+      registers: [registry],
+    });
+    this.jobSeconds = new Histogram({
+      name: 'kc_followup_job_seconds',
+      help: 'Time to process one follow-up job',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
     this.eventToTask = new Histogram({
       name: 'kc_event_to_task_seconds',
       help: 'From the event being received (job queued) to its follow-up Tasks being written, retries included',

@@ -61,25 +61,51 @@ export class FollowUpService {
     const plan = carePlan.instantiatesCanonical?.map((c) => this.catalog.findPlanDefinition(c)).find(Boolean);
     if (!plan) return this.ignore(procedureId, 'CarePlan does not instantiate a known protocol');
     const infusion = infusionDefinitionFor(plan, this.catalog);
-    if (!isInfusion(procedure, infusion)) return this.ignore(procedureId, 'not an infusion of the CarePlan\'s protocol');
+    if (!isInfusion(procedure, infusion)) return this.ignore(procedureId, "not an infusion of the CarePlan's protocol");
 
     const needs = followUpDataNeeds(plan, this.catalog);
     const [history, patientData] = await Promise.all([
-      this.fhir.searchAll<Procedure>('Procedure', { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: 100 }),
-      searchEach(this.fhir, patientDataQueries(plan, event.patientId).filter((q) => needs.has(q.name))),
+      this.fhir.searchAll<Procedure>('Procedure', {
+        'based-on': `CarePlan/${carePlan.id}`,
+        status: 'completed',
+        _count: 100,
+      }),
+      searchEach(
+        this.fhir,
+        patientDataQueries(plan, event.patientId).filter((q) => needs.has(q.name)),
+      ),
     ]);
     const count = completedInfusionCount(event, history, infusion);
     await progress(50, 'read care plan and history');
 
-    const followUps = planFollowUps({ event, carePlan, plan, catalog: this.catalog, completedInfusionCount: count, patientData, now: new Date() });
+    const followUps = planFollowUps({
+      event,
+      carePlan,
+      plan,
+      catalog: this.catalog,
+      completedInfusionCount: count,
+      patientData,
+      now: new Date(),
+    });
     const response = await this.fhir.transaction(followUps.flatMap(toEntries));
     await progress(90, 'wrote follow-up tasks');
 
-    const taskResponses = (response.entry ?? []).filter((e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task');
+    const taskResponses = (response.entry ?? []).filter(
+      (e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task',
+    );
     const alreadyExisted = taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
-    const tasks = taskResponses.map((e) => (e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0]));
+    const tasks = taskResponses.map((e) =>
+      e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
+    );
     const superseded = await this.closeSuperseded(event, plan, infusion, history);
-    this.logger.log({ msg: 'follow-ups written', procedure: procedureId, carePlan: carePlan.id, tasks: tasks.length, alreadyExisted, superseded });
+    this.logger.log({
+      msg: 'follow-ups written',
+      procedure: procedureId,
+      carePlan: carePlan.id,
+      tasks: tasks.length,
+      alreadyExisted,
+      superseded,
+    });
     return { status: 'created', tasks, alreadyExisted, superseded };
   }
 
@@ -87,10 +113,19 @@ export class FollowUpService {
    * Next-session and booster Tasks that an infusion since has fulfilled are completed (If-Match: a clinician's
    * concurrent decision wins, and the next infusion event tries again).
    */
-  private async closeSuperseded(event: InfusionCompleted, plan: PlanDefinition, definition: InfusionDefinition, history: Procedure[]): Promise<number> {
+  private async closeSuperseded(
+    event: InfusionCompleted,
+    plan: PlanDefinition,
+    definition: InfusionDefinition,
+    history: Procedure[],
+  ): Promise<number> {
     const infusionActions = infusionFollowUpActions(plan, this.catalog, definition);
     if (!infusionActions.size) return 0;
-    const openTasks = await this.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${event.carePlanId}`, status: 'requested,accepted', _count: 100 });
+    const openTasks = await this.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${event.carePlanId}`,
+      status: 'requested,accepted',
+      _count: 100,
+    });
     let closed = 0;
     for (const supersession of supersededFollowUps({ event, openTasks, history, definition, infusionActions })) {
       try {
@@ -113,10 +148,20 @@ export class FollowUpService {
 function toEntries(followUp: FollowUp): BundleEntry[] {
   const entries: BundleEntry[] = [];
   if (followUp.request) {
-    const request = { ...followUp.request, identifier: [{ system: APPLY_KEY_SYSTEM, value: followUp.key }] } as Resource;
-    entries.push({ fullUrl: followUp.requestFullUrl, resource: request, request: { method: 'POST', url: request.resourceType, ifNoneExist: tokenSearch(APPLY_KEY_SYSTEM, followUp.key) } });
+    const request = {
+      ...followUp.request,
+      identifier: [{ system: APPLY_KEY_SYSTEM, value: followUp.key }],
+    } as Resource;
+    entries.push({
+      fullUrl: followUp.requestFullUrl,
+      resource: request,
+      request: { method: 'POST', url: request.resourceType, ifNoneExist: tokenSearch(APPLY_KEY_SYSTEM, followUp.key) },
+    });
   }
-  entries.push({ resource: followUp.task, request: { method: 'POST', url: 'Task', ifNoneExist: tokenSearch(TASK_KEY_SYSTEM, followUp.key) } });
+  entries.push({
+    resource: followUp.task,
+    request: { method: 'POST', url: 'Task', ifNoneExist: tokenSearch(TASK_KEY_SYSTEM, followUp.key) },
+  });
   return entries;
 }
 

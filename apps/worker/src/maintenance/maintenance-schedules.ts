@@ -22,10 +22,18 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     // The cursor starts now (or POLL_SINCE) the first time: polling must not turn years of old infusions into Tasks.
     await this.poller.initCursor();
     if (this.config.pollIntervalMs > 0) {
-      await this.queue.upsertJobScheduler(JOBS.pollProcedures, { every: this.config.pollIntervalMs }, { name: JOBS.pollProcedures, opts: keep });
+      await this.queue.upsertJobScheduler(
+        JOBS.pollProcedures,
+        { every: this.config.pollIntervalMs },
+        { name: JOBS.pollProcedures, opts: keep },
+      );
     } else {
       await this.queue.removeJobScheduler(JOBS.pollProcedures);
     }
-    await this.queue.upsertJobScheduler(JOBS.overdueSweep, { pattern: this.config.overdueSweepEvery }, { name: JOBS.overdueSweep, opts: keep });
+    await this.queue.upsertJobScheduler(
+      JOBS.overdueSweep,
+      { pattern: this.config.overdueSweepEvery },
+      { name: JOBS.overdueSweep, opts: keep },
+    );
   }
 }

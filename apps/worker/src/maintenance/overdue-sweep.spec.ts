@@ -16,7 +16,14 @@ const ours = (id: string, versionId: string): Task => ({
   businessStatus: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'awaiting-approval' }] },
   restriction: closedWindow,
 });
-const someoneElses: Task = { resourceType: 'Task', id: 'lab-order', meta: { versionId: '1' }, status: 'requested', intent: 'order', restriction: closedWindow };
+const someoneElses: Task = {
+  resourceType: 'Task',
+  id: 'lab-order',
+  meta: { versionId: '1' },
+  status: 'requested',
+  intent: 'order',
+  restriction: closedWindow,
+};
 
 describe('overdue sweep against a Medplum-shaped server', () => {
   let server: FakeServer;
@@ -26,7 +33,11 @@ describe('overdue sweep against a Medplum-shaped server', () => {
   it('writes with If-Match, skips a Task a clinician changed meanwhile (412), and leaves other applications\u2019 Tasks alone', async () => {
     server = await startFakeServer((req) => {
       if (req.method === 'GET') {
-        const bundle: Bundle<Task> = { resourceType: 'Bundle', type: 'searchset', entry: [ours('t1', '3'), ours('t2', '5'), someoneElses].map((resource) => ({ resource })) };
+        const bundle: Bundle<Task> = {
+          resourceType: 'Bundle',
+          type: 'searchset',
+          entry: [ours('t1', '3'), ours('t2', '5'), someoneElses].map((resource) => ({ resource })),
+        };
         return { status: 200, body: bundle };
       }
       if (req.url.endsWith('/Task/t2')) return { status: 412, body: outcome('conflict', 'Version mismatch') };

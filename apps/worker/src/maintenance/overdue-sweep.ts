@@ -18,7 +18,12 @@ export class OverdueSweep {
     const overdue = open.filter((task) => isOverdue(task, now));
     let marked = 0;
     for (const task of overdue) {
-      const updated: Task = { ...task, businessStatus: { coding: [{ system: SERVICE_CODE_SYSTEM, code: BUSINESS_STATUS.overdue, display: 'Overdue' }] } };
+      const updated: Task = {
+        ...task,
+        businessStatus: {
+          coding: [{ system: SERVICE_CODE_SYSTEM, code: BUSINESS_STATUS.overdue, display: 'Overdue' }],
+        },
+      };
       try {
         await this.fhir.update(updated, { ifMatch: task.meta?.versionId });
         marked++;
@@ -36,9 +41,13 @@ export class OverdueSweep {
  * applications' Tasks, whose deadlines mean something else.
  */
 export function isOverdue(task: Task, now: Date): boolean {
-  const ours = task.identifier?.some((i) => i.system === TASK_KEY_SYSTEM) || task.businessStatus?.coding?.some((c) => c.system === SERVICE_CODE_SYSTEM);
+  const ours =
+    task.identifier?.some((i) => i.system === TASK_KEY_SYSTEM) ||
+    task.businessStatus?.coding?.some((c) => c.system === SERVICE_CODE_SYSTEM);
   if (!ours) return false;
   const end = task.restriction?.period?.end;
-  const already = task.businessStatus?.coding?.some((c) => c.system === SERVICE_CODE_SYSTEM && c.code === BUSINESS_STATUS.overdue);
+  const already = task.businessStatus?.coding?.some(
+    (c) => c.system === SERVICE_CODE_SYSTEM && c.code === BUSINESS_STATUS.overdue,
+  );
   return Boolean(end) && Date.parse(end!) < now.getTime() && !already;
 }

@@ -1,7 +1,13 @@
 import type { Procedure } from '@medplum/fhirtypes';
 import { parseCursor, searchFrom, startCursor, takeFresh } from './poll-cursor';
 
-const at = (id: string, lastUpdated: string): Procedure => ({ resourceType: 'Procedure', id, status: 'completed', subject: {}, meta: { lastUpdated } });
+const at = (id: string, lastUpdated: string): Procedure => ({
+  resourceType: 'Procedure',
+  id,
+  status: 'completed',
+  subject: {},
+  meta: { lastUpdated },
+});
 const OVERLAP = 10_000;
 const ids = (list: Procedure[]) => list.map((p) => p.id);
 
@@ -16,14 +22,27 @@ describe('poll cursor', () => {
     const first = takeFresh(start, [at('a', '2027-01-01T10:00:01.000Z'), at('b', '2027-01-01T10:00:01.000Z')], OVERLAP);
     expect(ids(first.fresh)).toEqual(['a', 'b']);
     // c was stamped in that same millisecond but committed after the first poll read.
-    const second = takeFresh(first.next, [at('a', '2027-01-01T10:00:01Z'), at('b', '2027-01-01T10:00:01.000Z'), at('c', '2027-01-01T10:00:01.000Z')], OVERLAP);
+    const second = takeFresh(
+      first.next,
+      [at('a', '2027-01-01T10:00:01Z'), at('b', '2027-01-01T10:00:01.000Z'), at('c', '2027-01-01T10:00:01.000Z')],
+      OVERLAP,
+    );
     expect(ids(second.fresh)).toEqual(['c']);
-    expect(ids(takeFresh(second.next, [at('a', '2027-01-01T10:00:01.000Z'), at('c', '2027-01-01T10:00:01.000Z')], OVERLAP).fresh)).toEqual([]);
+    expect(
+      ids(
+        takeFresh(second.next, [at('a', '2027-01-01T10:00:01.000Z'), at('c', '2027-01-01T10:00:01.000Z')], OVERLAP)
+          .fresh,
+      ),
+    ).toEqual([]);
   });
 
   it('finds a resource stamped before the cursor but committed after it (within the overlap)', () => {
     const first = takeFresh(start, [at('a', '2027-01-01T10:00:05.000Z')], OVERLAP);
-    const late = takeFresh(first.next, [at('late', '2027-01-01T10:00:02.000Z'), at('a', '2027-01-01T10:00:05.000Z')], OVERLAP);
+    const late = takeFresh(
+      first.next,
+      [at('late', '2027-01-01T10:00:02.000Z'), at('a', '2027-01-01T10:00:05.000Z')],
+      OVERLAP,
+    );
     expect(ids(late.fresh)).toEqual(['late']);
     expect(late.next.since).toBe('2027-01-01T10:00:05.000Z');
   });
@@ -44,7 +63,10 @@ describe('poll cursor', () => {
   });
 
   it('reads the earlier {since, seenAtSince} shape and rejects garbage', () => {
-    expect(parseCursor(JSON.stringify({ since: '2027-01-01T10:00:00.000Z', seenAtSince: ['a'] }))).toEqual({ since: '2027-01-01T10:00:00.000Z', seen: { a: '2027-01-01T10:00:00.000Z' } });
+    expect(parseCursor(JSON.stringify({ since: '2027-01-01T10:00:00.000Z', seenAtSince: ['a'] }))).toEqual({
+      since: '2027-01-01T10:00:00.000Z',
+      seen: { a: '2027-01-01T10:00:00.000Z' },
+    });
     expect(parseCursor(JSON.stringify({ since: 'yesterday' }))).toBeUndefined();
     expect(parseCursor(null)).toBeUndefined();
   });

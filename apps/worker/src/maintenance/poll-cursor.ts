@@ -22,7 +22,11 @@ export function searchFrom(cursor: PollCursor, overlapMs: number): string {
 }
 
 /** Which of the resources a poll returned are new, and the cursor after taking them. */
-export function takeFresh<T extends Resource>(cursor: PollCursor, changed: T[], overlapMs: number): { fresh: T[]; next: PollCursor } {
+export function takeFresh<T extends Resource>(
+  cursor: PollCursor,
+  changed: T[],
+  overlapMs: number,
+): { fresh: T[]; next: PollCursor } {
   const fresh: T[] = [];
   const seen = { ...cursor.seen };
   let newest = Date.parse(cursor.since);

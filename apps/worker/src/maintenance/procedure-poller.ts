@@ -37,7 +37,8 @@ export class ProcedurePoller {
    */
   async initCursor(): Promise<void> {
     const redis = await this.queue.client;
-    if (!parseCursor(await redis.get(this.cursorKey))) await redis.set(this.cursorKey, JSON.stringify(this.firstCursor));
+    if (!parseCursor(await redis.get(this.cursorKey)))
+      await redis.set(this.cursorKey, JSON.stringify(this.firstCursor));
   }
 
   async poll(): Promise<{ enqueued: number; cursor: PollCursor }> {
