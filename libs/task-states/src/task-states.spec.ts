@@ -1,0 +1,96 @@
+import type { Task } from '@medplum/fhirtypes';
+import {
+  awaitingApproval,
+  canTransition,
+  InvalidTransition,
+  isApproved,
+  isAwaitingApproval,
+  stateOf,
+  transition,
+  type TaskEvent,
+  type TaskState,
+} from './task-states';
+
+const now = new Date('2027-01-10T00:00:00Z');
+const generated = (): Task => ({
+  resourceType: 'Task',
+  ...awaitingApproval(),
+  restriction: { period: { start: '2027-01-05T00:00:00Z', end: '2027-01-12T00:00:00Z' } },
+});
+const after = (task: Task, ...events: TaskEvent[]) =>
+  events.reduce(
+    (t, event) =>
+      transition(t, {
+        event,
+        now: event === 'mark-overdue' ? new Date('2027-02-01T00:00:00Z') : now,
+        reason: 'why',
+        window: { start: '2027-01-06T00:00:00Z', end: '2027-01-08T00:00:00Z' },
+        output: { reference: 'Procedure/p1' },
+      }),
+    task,
+  );
+
+describe('task state machine', () => {
+  it('a generated Task is awaiting approval and not actionable for an EHR (draft, intent plan)', () => {
+    const task = generated();
+    expect(task).toMatchObject({ status: 'draft', intent: 'plan' });
+    expect(stateOf(task)).toBe('awaiting-approval');
+    expect(isAwaitingApproval(task)).toBe(true);
+    expect(isApproved(task)).toBe(false);
+  });
+
+  it.each<[TaskEvent[], TaskState, Task['status']]>([
+    [['approve'], 'approved', 'ready'],
+    [['reject'], 'rejected', 'rejected'],
+    [['reschedule'], 'rescheduled', 'ready'],
+    [['approve', 'reschedule'], 'rescheduled', 'ready'],
+    [['approve', 'complete'], 'done', 'completed'],
+    [['complete'], 'done', 'completed'],
+    [['supersede'], 'superseded', 'cancelled'],
+    [['mark-overdue'], 'overdue', 'draft'],
+    [['approve', 'mark-overdue'], 'overdue', 'ready'],
+    [['mark-overdue', 'approve'], 'approved', 'ready'],
+    [['mark-overdue', 'reschedule'], 'rescheduled', 'ready'],
+  ])('%j -> %s (status %s)', (events, state, status) => {
+    const task = after(generated(), ...events);
+    expect(stateOf(task)).toBe(state);
+    expect(task.status).toBe(status);
+    expect(task.intent).toBe('plan');
+  });
+
+  it.each<[TaskEvent[], TaskEvent]>([
+    [['complete'], 'approve'],
+    [['supersede'], 'reject'],
+    [['reject'], 'approve'],
+    [['approve'], 'approve'],
+    [['complete'], 'reschedule'],
+    [['supersede'], 'complete'],
+    [['mark-overdue'], 'mark-overdue'],
+  ])('after %j, %s is refused', (events, event) => {
+    const task = after(generated(), ...events);
+    expect(canTransition(task, event)).toBe(false);
+    expect(() => after(task, event)).toThrow(InvalidTransition);
+  });
+
+  it('superseded is consistent: cancelled with a reason and the infusion that superseded it', () => {
+    const task = after(generated(), 'supersede');
+    expect(task.statusReason?.text).toBe('why');
+    expect(task.output?.[0].valueReference?.reference).toBe('Procedure/p1');
+  });
+
+  it('done records what fulfilled it', () => {
+    const task = after(generated(), 'complete');
+    expect(task.output).toEqual([{ type: { text: 'fulfilled-by' }, valueReference: { reference: 'Procedure/p1' } }]);
+  });
+
+  it('reschedule moves the window; mark-overdue needs an ended window', () => {
+    expect(after(generated(), 'reschedule').restriction?.period?.end).toBe('2027-01-08T00:00:00Z');
+    expect(() => transition(generated(), { event: 'mark-overdue', now })).toThrow(/not overdue/);
+  });
+
+  it('a Task without this service businessStatus is not ours to move', () => {
+    expect(() =>
+      transition({ resourceType: 'Task', status: 'requested', intent: 'order' }, { event: 'approve', now }),
+    ).toThrow(InvalidTransition);
+  });
+});

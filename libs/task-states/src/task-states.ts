@@ -1,0 +1,173 @@
+import type { CodeableConcept, Period, Reference, Task } from '@medplum/fhirtypes';
+
+/**
+ * The lifecycle of a generated Task, in R4 terms (docs/task-states.md). Two fields carry it:
+ * - `Task.status` is what an EHR reads: `draft` (not yet ready: awaiting a clinician), `ready` (approved, to be
+ *   done), `rejected`, `completed`, `cancelled`. Nothing unapproved is ever `ready`, so an EHR reading only
+ *   status and intent (`plan`: no authorisation by itself) never acts on a proposal.
+ * - `Task.businessStatus` (this service's CodeSystem) is what the clinic sees: the state below.
+ * Overdue is a state of an open Task: its status stays `draft` or `ready`, so whether it was approved is kept.
+ */
+export const TASK_STATES = [
+  'awaiting-approval',
+  'approved',
+  'rescheduled',
+  'overdue',
+  'rejected',
+  'done',
+  'superseded',
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+export type TaskEvent = 'approve' | 'reject' | 'reschedule' | 'complete' | 'supersede' | 'mark-overdue';
+
+export const TASK_STATE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
+
+const DISPLAY: Record<TaskState, string> = {
+  'awaiting-approval': 'Awaiting clinician approval',
+  approved: 'Approved',
+  rescheduled: 'Rescheduled (approved for a new window)',
+  overdue: 'Overdue',
+  rejected: 'Rejected',
+  done: 'Done',
+  superseded: 'Superseded',
+};
+
+const OPEN: readonly TaskState[] = ['awaiting-approval', 'approved', 'rescheduled', 'overdue'];
+
+/** Which states each event may leave from. Anything else is an invalid transition (HTTP 409). */
+const ALLOWED_FROM: Record<TaskEvent, readonly TaskState[]> = {
+  approve: ['awaiting-approval', 'overdue'],
+  reschedule: OPEN,
+  reject: OPEN,
+  complete: OPEN,
+  supersede: OPEN,
+  'mark-overdue': ['awaiting-approval', 'approved', 'rescheduled'],
+};
+
+export class InvalidTransition extends Error {
+  constructor(
+    readonly from: TaskState | undefined,
+    readonly event: TaskEvent,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The state a Task is in, from its businessStatus (and, for Tasks written by others, its status). */
+export function stateOf(task: Task): TaskState | undefined {
+  const code = task.businessStatus?.coding?.find((c) => c.system === TASK_STATE_SYSTEM)?.code;
+  if (code && (TASK_STATES as readonly string[]).includes(code)) return code as TaskState;
+  return undefined;
+}
+
+export function isOpen(task: Task): boolean {
+  const state = stateOf(task);
+  return state !== undefined && OPEN.includes(state);
+}
+
+/** True when a clinician approved it: the only Tasks an EHR may act on (status ready). */
+export function isApproved(task: Task): boolean {
+  return task.status === 'ready';
+}
+
+/** Awaiting a clinician's decision, overdue or not (status draft). */
+export function isAwaitingApproval(task: Task): boolean {
+  return isOpen(task) && task.status === 'draft';
+}
+
+/** A new Task, as generated: awaiting approval, not yet ready. */
+export function awaitingApproval(): Pick<Task, 'status' | 'intent' | 'businessStatus'> {
+  return { status: 'draft', intent: 'plan', businessStatus: businessStatus('awaiting-approval') };
+}
+
+export interface TransitionInput {
+  event: TaskEvent;
+  now: Date;
+  /** reject, supersede: why (Task.statusReason). */
+  reason?: string;
+  /** approve, reschedule: who owns it from now on. */
+  owner?: Reference;
+  /** reschedule: the new due window (the caller checks it lies within the protocol's window). */
+  window?: Period;
+  /** complete, supersede: what fulfilled it (the infusion Procedure). */
+  output?: Reference;
+}
+
+/** The Task after an event. Pure; throws InvalidTransition when the event is not allowed from the Task's state. */
+export function transition(task: Task, input: TransitionInput): Task {
+  const from = stateOf(task);
+  const { event, now } = input;
+  if (!from || !ALLOWED_FROM[event].includes(from)) {
+    throw new InvalidTransition(from, event, `Cannot ${event} a Task that is ${from ?? task.status}`);
+  }
+  if (event === 'mark-overdue' && !hasEnded(task, now)) {
+    throw new InvalidTransition(from, event, 'The Task is not overdue: its window has not ended');
+  }
+  const base: Task = { ...task, lastModified: now.toISOString() };
+  switch (event) {
+    case 'approve':
+      return { ...base, status: 'ready', businessStatus: businessStatus('approved'), owner: input.owner ?? task.owner };
+    case 'reschedule': {
+      if (!input.window) throw new InvalidTransition(from, event, 'A reschedule needs the new window');
+      return {
+        ...base,
+        status: 'ready',
+        businessStatus: businessStatus('rescheduled'),
+        owner: input.owner ?? task.owner,
+        restriction: { ...task.restriction, period: input.window },
+      };
+    }
+    case 'reject':
+      return {
+        ...base,
+        status: 'rejected',
+        businessStatus: businessStatus('rejected'),
+        statusReason: text(input.reason),
+      };
+    case 'complete':
+      return {
+        ...base,
+        status: 'completed',
+        businessStatus: businessStatus('done'),
+        executionPeriod: { ...task.executionPeriod, end: task.executionPeriod?.end ?? now.toISOString() },
+        output: withOutput(task, 'fulfilled-by', input.output),
+      };
+    case 'supersede':
+      return {
+        ...base,
+        status: 'cancelled',
+        businessStatus: businessStatus('superseded'),
+        statusReason: text(input.reason ?? 'Superseded'),
+        output: withOutput(task, 'superseded-by', input.output),
+      };
+    case 'mark-overdue':
+      // Status stays draft or ready: whether it was approved is not lost.
+      return { ...base, businessStatus: businessStatus('overdue') };
+  }
+}
+
+/** Whether an event is allowed now, for a UI that greys out buttons. */
+export function canTransition(task: Task, event: TaskEvent): boolean {
+  const from = stateOf(task);
+  return from !== undefined && ALLOWED_FROM[event].includes(from);
+}
+
+export function hasEnded(task: Task, now: Date): boolean {
+  const end = Date.parse(task.restriction?.period?.end ?? '');
+  return Number.isFinite(end) && end < now.getTime();
+}
+
+export function businessStatus(state: TaskState): CodeableConcept {
+  return { coding: [{ system: TASK_STATE_SYSTEM, code: state, display: DISPLAY[state] }], text: DISPLAY[state] };
+}
+
+function text(reason: string | undefined): CodeableConcept | undefined {
+  return reason ? { text: reason } : undefined;
+}
+
+function withOutput(task: Task, kind: string, value: Reference | undefined): Task['output'] {
+  if (!value) return task.output;
+  return [...(task.output ?? []), { type: { text: kind }, valueReference: value }];
+}
