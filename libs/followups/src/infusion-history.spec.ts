@@ -1,9 +1,9 @@
 import * as path from 'node:path';
 import type { Procedure, Task } from '@medplum/fhirtypes';
-import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog } from '@kc/protocols';
+import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog, SERVICE_CODE_SYSTEM } from '@kc/protocols';
 import { toInfusionCompleted } from './infusion-event';
 import { carePlanTakesFollowUps, completedInfusionCount, infusionDefinitionFor, isInfusion } from './infusion-history';
-import { asFulfilled, infusionFollowUpActions, supersededFollowUps } from './superseded';
+import { infusionFollowUpActions, infusionTaskUpdates, applyInfusionUpdate } from './superseded';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
 const lowDose = infusionDefinitionFor(catalog.findPlanDefinition('ketamine-low-dose-series')!, catalog);
@@ -87,53 +87,57 @@ describe('carePlanTakesFollowUps', () => {
   });
 });
 
-describe('supersededFollowUps', () => {
+describe('infusionTaskUpdates', () => {
   const plan = catalog.findPlanDefinition('ketamine-low-dose-series')!;
   const actions = infusionFollowUpActions(plan, catalog, lowDose);
-  const task = (id: string, action: string, focus: string, status: Task['status'] = 'requested'): Task => ({
+  const task = (id: string, action: string, trigger: string | undefined, start: string, state: 'awaiting-approval' | 'rejected' = 'awaiting-approval'): Task => ({
     resourceType: 'Task',
     id,
-    status,
+    status: state === 'rejected' ? 'rejected' : 'draft',
     intent: 'plan',
-    focus: { reference: focus },
+    businessStatus: { coding: [{ system: SERVICE_CODE_SYSTEM, code: state }] },
+    reasonReference: trigger ? { reference: trigger } : undefined,
+    restriction: { period: { start, end: '2027-03-01T00:00:00Z' } },
     extension: [{ url: PROTOCOL_ACTION_EXTENSION, valueString: action }],
   });
   const history = [infusion('i1', '2027-01-01T10:00:00Z'), infusion('i2', '2027-01-04T10:00:00Z')];
   const openTasks = [
-    task('next-from-i1', 'next-induction-session', 'Procedure/i1'),
-    task('check-from-i1', 'post-infusion-check', 'Procedure/i1'),
-    task('next-from-i2', 'next-induction-session', 'Procedure/i2'),
-    task('rejected-from-i1', 'maintenance-booster', 'Procedure/i1', 'rejected'),
-    task('from-apply', 'infusion-session', 'MedicationRequest/m1'),
+    task('from-apply', 'infusion-session', undefined, '2026-12-20T00:00:00Z'),
+    task('next-from-i1', 'next-induction-session', 'Procedure/i1', '2027-01-03T00:00:00Z'),
+    task('check-from-i1', 'post-infusion-check', 'Procedure/i1', '2027-01-01T00:00:00Z'),
+    task('next-from-i2', 'next-induction-session', 'Procedure/i2', '2027-01-06T00:00:00Z'),
+    task('rejected-from-i1', 'maintenance-booster', 'Procedure/i1', '2027-02-01T00:00:00Z', 'rejected'),
   ];
+  const updates = (event: Procedure, all = openTasks) =>
+    infusionTaskUpdates({ event: eventOf(event), procedure: event, openTasks: all, history, definition: lowDose, infusionActions: actions });
 
-  it('the rules that schedule an infusion are the next session and the booster, not the check', () => {
-    expect([...actions].sort()).toEqual(['maintenance-booster', 'next-induction-session']);
+  it('the actions that plan an infusion are the first session, the next session and the booster, not the check', () => {
+    expect([...actions].sort()).toEqual(['infusion-session', 'maintenance-booster', 'next-induction-session']);
   });
 
-  it('closes open infusion follow-ups generated before the latest infusion, and nothing else', () => {
-    const result = supersededFollowUps({
-      event: eventOf(history[1]),
-      openTasks,
-      history,
-      definition: lowDose,
-      infusionActions: actions,
-    });
-    expect(result.map((s) => [s.task.id, s.fulfilledBy])).toEqual([['next-from-i1', 'Procedure/i2']]);
-    expect(asFulfilled(result[0])).toMatchObject({
+  it('the first infusion fulfils the first-session Task from $apply (done, output the Procedure)', () => {
+    const result = updates(history[0], [openTasks[0]]);
+    expect(result.map((u) => [u.task.id, u.outcome])).toEqual([['from-apply', 'done']]);
+    expect(applyInfusionUpdate(result[0], new Date())).toMatchObject({
       status: 'completed',
-      output: [{ valueReference: { reference: 'Procedure/i2' } }],
+      businessStatus: { coding: [{ code: 'done' }] },
+      output: [{ valueReference: { reference: 'Procedure/i1' } }],
     });
   });
 
-  it('judges against the latest infusion on record, so an event handled late gives the same result', () => {
-    const late = supersededFollowUps({
-      event: eventOf(history[0]),
-      openTasks,
-      history,
-      definition: lowDose,
-      infusionActions: actions,
-    });
-    expect(late.map((s) => s.task.id)).toEqual(['next-from-i1']);
+  it('the second infusion fulfils the next session planned by the first and supersedes older ones; checks untouched', () => {
+    const result = updates(history[1], openTasks.slice(1));
+    expect(result.map((u) => [u.task.id, u.outcome])).toEqual([['next-from-i1', 'done']]);
+    const withApply = updates(history[1]);
+    expect(withApply.map((u) => [u.task.id, u.outcome])).toEqual([
+      ['from-apply', 'done'],
+      ['next-from-i1', 'superseded'],
+    ]);
+    expect(applyInfusionUpdate(withApply[1], new Date())).toMatchObject({ status: 'cancelled', businessStatus: { coding: [{ code: 'superseded' }] } });
+  });
+
+  it('a Procedure that names its Task in basedOn fulfils that one', () => {
+    const named = { ...history[1], basedOn: [...(history[1].basedOn ?? []), { reference: 'Task/next-from-i1' }] };
+    expect(updates(named).find((u) => u.outcome === 'done')?.task.id).toBe('next-from-i1');
   });
 });

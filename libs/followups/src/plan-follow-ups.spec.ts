@@ -1,9 +1,9 @@
 import * as path from 'node:path';
-import type { CarePlan, Procedure } from '@medplum/fhirtypes';
+import type { CarePlan, Condition, Procedure } from '@medplum/fhirtypes';
 import { ProtocolCatalog } from '@kc/protocols';
-import { bodyWeight, searchset } from '../../../test/fixtures/patient-data';
+import { activeCondition, bodyWeight, PREGNANCY, searchset } from '../../../test/fixtures/patient-data';
 import { toInfusionCompleted } from './infusion-event';
-import { followUpDataNeeds, planFollowUps } from './plan-follow-ups';
+import { planFollowUps } from './plan-follow-ups';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
 const procedure: Procedure = {
@@ -16,7 +16,7 @@ const procedure: Procedure = {
   performedPeriod: { start: '2027-01-04T09:00:00.000Z', end: '2027-01-04T10:00:00.000Z' },
 };
 
-function followUps(planId: string, completedInfusionCount: number) {
+function followUps(planId: string, completedInfusionCount: number, conditions: Condition[] = []) {
   const plan = catalog.findPlanDefinition(planId)!;
   const carePlan: CarePlan = {
     resourceType: 'CarePlan',
@@ -33,7 +33,7 @@ function followUps(planId: string, completedInfusionCount: number) {
     plan,
     catalog,
     completedInfusionCount,
-    patientData: { bodyWeight: searchset(bodyWeight(80)) },
+    patientData: { bodyWeight: searchset(bodyWeight(80)), bloodPressure: searchset(), pregnancyStatus: searchset(), conditions: searchset(...conditions) },
     now: new Date('2027-01-04T10:05:00Z'),
   });
 }
@@ -41,25 +41,34 @@ function followUps(planId: string, completedInfusionCount: number) {
 const windowOf = (f: { task: { restriction?: { period?: unknown } } }) => f.task.restriction?.period;
 
 describe('planFollowUps with the shipped protocols', () => {
+  it('a contraindication recorded since enrolment stops the next session, not the post-infusion check', () => {
+    const plan = followUps('ketamine-low-dose-series', 3, [{ ...activeCondition(...PREGNANCY, 'Patient/p1'), id: 'preg' }]);
+    expect(plan.followUps.map((f) => f.actionId)).toEqual(['post-infusion-check']);
+    expect(plan.detectedIssues.map((i) => i.resource.code?.coding?.[0].code)).toEqual(['pregnancy']);
+    expect(plan.detectedIssues[0].resource.evidence?.[0].detail).toEqual([{ reference: 'Condition/preg' }]);
+    expect(plan.detectedIssues[0].resource.implicated).toEqual([{ reference: 'CarePlan/cp-1' }]);
+  });
+
   it('induction (3rd of 6 low-dose sessions): check within a week and the next session 2-4 days out', () => {
-    const result = followUps('ketamine-low-dose-series', 3);
-    expect(result.map((f) => f.actionId)).toEqual(['post-infusion-check', 'next-induction-session']);
-    expect(windowOf(result[0])).toEqual({ start: '2027-01-04T10:00:00.000Z', end: '2027-01-11T10:00:00.000Z' });
-    expect(windowOf(result[1])).toEqual({ start: '2027-01-06T10:00:00.000Z', end: '2027-01-08T10:00:00.000Z' });
+    const result = followUps('ketamine-low-dose-series', 3).followUps;
+    expect(result.map((f) => f.actionId)).toEqual(['next-induction-session', 'post-infusion-check']);
+    expect(windowOf(result[1])).toEqual({ start: '2027-01-04T10:00:00.000Z', end: '2027-01-11T10:00:00.000Z' });
+    expect(windowOf(result[0])).toEqual({ start: '2027-01-06T10:00:00.000Z', end: '2027-01-08T10:00:00.000Z' });
     expect(
-      result[1].request?.resourceType === 'MedicationRequest' &&
-        result[1].request.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value,
+      result[0].request?.resourceType === 'MedicationRequest' &&
+        result[0].request.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value,
     ).toBe(40);
+    expect(result[0].task.focus?.reference).toBe(result[0].requestFullUrl);
   });
 
   it('maintenance (6th low-dose infusion done): check and a booster 6-8 weeks out', () => {
-    const result = followUps('ketamine-low-dose-series', 6);
-    expect(result.map((f) => f.actionId)).toEqual(['post-infusion-check', 'maintenance-booster']);
-    expect(windowOf(result[1])).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-03-01T10:00:00.000Z' });
+    const result = followUps('ketamine-low-dose-series', 6).followUps;
+    expect(result.map((f) => f.actionId)).toEqual(['maintenance-booster', 'post-infusion-check']);
+    expect(windowOf(result[0])).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-03-01T10:00:00.000Z' });
   });
 
   it('monthly protocol: booster 28-35 days out once the initial series is done', () => {
-    const result = followUps('ketamine-monthly-maintenance', 2);
+    const result = followUps('ketamine-monthly-maintenance', 2).followUps;
     expect(windowOf(result.find((f) => f.actionId === 'maintenance-booster')!)).toEqual({
       start: '2027-02-01T10:00:00.000Z',
       end: '2027-02-08T10:00:00.000Z',
@@ -67,18 +76,18 @@ describe('planFollowUps with the shipped protocols', () => {
   });
 
   it('keys are deterministic per CarePlan, infusion and rule', () => {
-    expect(followUps('ketamine-low-dose-series', 6).map((f) => f.key)).toEqual([
-      'cp-1:proc-1:post-infusion-check',
+    expect(followUps('ketamine-low-dose-series', 6).followUps.map((f) => f.key)).toEqual([
       'cp-1:proc-1:maintenance-booster',
+      'cp-1:proc-1:post-infusion-check',
     ]);
   });
 
   it('the Task points at the infusion that triggered it and awaits approval', () => {
-    const [check] = followUps('ketamine-low-dose-series', 1);
+    const [check] = followUps('ketamine-low-dose-series', 1).followUps;
     expect(check.task).toMatchObject({
-      status: 'requested',
+      status: 'draft',
       intent: 'plan',
-      focus: { reference: 'Procedure/proc-1' },
+      reasonReference: { reference: 'Procedure/proc-1' },
       basedOn: [{ reference: 'CarePlan/cp-1' }],
     });
     expect(check.task.businessStatus?.coding?.[0].code).toBe('awaiting-approval');
@@ -107,10 +116,3 @@ describe('toInfusionCompleted', () => {
   });
 });
 
-describe('followUpDataNeeds', () => {
-  it('asks only for the patient data the follow-up rules read (the dose needs the weight; eligibility data is not re-read)', () => {
-    for (const plan of catalog.planDefinitions()) {
-      expect([...followUpDataNeeds(plan, catalog)].sort()).toEqual(['bodyWeight', 'completedInfusionCount']);
-    }
-  });
-});

@@ -1,14 +1,19 @@
-import type { CarePlan, PlanDefinition } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, Patient, PlanDefinition } from '@medplum/fhirtypes';
 import {
-  dueWindowFor,
-  evaluateCondition,
+  APPLY_KEY_SYSTEM,
+  CAREPLAN_KEY_SYSTEM,
   INFUSION_COMPLETED_TRIGGER,
   instantiateAction,
-  triggeredActions,
+  dueWindowFor,
+  keySearch,
+  leaves,
+  selectActions,
+  shortHash,
   taskKey,
   uuidFromKey,
   type ActionInstance,
-  type ProtocolCatalog,
+  type Contraindication,
+  type DefinitionResolver,
   type ProtocolVariables,
 } from '@kc/protocols';
 import type { InfusionCompleted } from './infusion-event';
@@ -17,11 +22,14 @@ export interface FollowUpInput {
   event: InfusionCompleted;
   carePlan: CarePlan;
   plan: PlanDefinition;
-  catalog: ProtocolCatalog;
+  catalog: DefinitionResolver;
   /** Completed infusions on this CarePlan, including this one: decides induction vs maintenance. */
   completedInfusionCount: number;
-  /** The PlanDefinition's inputs for this patient (e.g. %bodyWeight for the next session's dose). */
+  /** The PlanDefinition's inputs for this patient (weight for the dose, the data the contraindication checks read). */
   patientData: ProtocolVariables;
+  patient?: Patient;
+  /** Contraindication codes a clinician overrode on this CarePlan. */
+  overridden?: ReadonlySet<string>;
   now: Date;
 }
 
@@ -33,55 +41,76 @@ export interface FollowUp extends ActionInstance {
   requestFullUrl: string;
 }
 
-/**
- * Infusion completed -> which follow-up Tasks, with which windows. Pure: the PlanDefinition's triggered
- * actions decide (their conditions see %completedInfusionCount), the infusion's end anchors the windows.
- */
-export function planFollowUps(input: FollowUpInput): FollowUp[] {
-  const { event, carePlan, plan, catalog, now } = input;
-  const variables: ProtocolVariables = { ...input.patientData, completedInfusionCount: input.completedInfusionCount };
-  const anchors = { 'infusion-session': event.performed };
-  return triggeredActions(plan, INFUSION_COMPLETED_TRIGGER)
-    .filter((action) =>
-      (action.condition ?? [])
-        .filter((c) => c.kind === 'applicability')
-        .every((c) => evaluateCondition(c.expression!.expression!, variables) === true),
-    )
-    .map((action) => {
-      const key = taskKey(carePlan.id!, event.procedureId, action.id!);
-      const requestFullUrl = `urn:uuid:${uuidFromKey(`request|${key}`)}`;
-      const instance = instantiateAction({
-        plan,
-        action,
-        activity: catalog.activityDefinition(action.definitionCanonical),
-        subject: { reference: `Patient/${event.patientId}` },
-        carePlan: { reference: `CarePlan/${carePlan.id}` },
-        key,
-        window: dueWindowFor(action, anchors, event.performed),
-        variables,
-        now,
-        trigger: { reference: `Procedure/${event.procedureId}` },
-        requestReference: requestFullUrl,
-      });
-      return { ...instance, actionId: action.id!, key, requestFullUrl };
-    });
+export interface FollowUpPlan {
+  followUps: FollowUp[];
+  /** Contraindications found now and not overridden: a DetectedIssue each, and no infusion under them. */
+  detectedIssues: { resource: DetectedIssue; ifNoneExist: string }[];
 }
 
 /**
- * The patient-data variables (action.input ids) the follow-up rules can read: those named in their conditions and
- * in their ActivityDefinitions' dynamicValues. The worker fetches only these: after an infusion the rules need
- * e.g. %bodyWeight for the next dose, not the eligibility data $apply checked.
+ * Infusion completed -> which follow-up Tasks, with which windows. Pure: the PlanDefinition's triggered actions
+ * decide, with every condition above them evaluated on today's data (a pregnancy recorded since enrolment stops
+ * the next session, not the post-infusion check); the infusion's end anchors the windows.
  */
-export function followUpDataNeeds(plan: PlanDefinition, catalog: ProtocolCatalog): Set<string> {
-  const expressions = triggeredActions(plan, INFUSION_COMPLETED_TRIGGER).flatMap((action) => [
-    ...(action.condition ?? []).map((c) => c.expression?.expression),
-    ...(action.dynamicValue ?? []).map((d) => d.expression?.expression),
-    ...(catalog.activityDefinition(action.definitionCanonical)?.dynamicValue ?? []).map(
-      (d) => d.expression?.expression,
-    ),
-  ]);
-  const names = new Set<string>();
-  for (const expression of expressions)
-    for (const match of (expression ?? '').matchAll(/%([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(match[1]);
-  return names;
+export function planFollowUps(input: FollowUpInput): FollowUpPlan {
+  const { event, carePlan, plan, catalog, now } = input;
+  const patient = input.patient ?? { resourceType: 'Patient', id: event.patientId };
+  const variables: ProtocolVariables = {
+    ...input.patientData,
+    subject: patient,
+    patient,
+    context: patient,
+    resource: plan,
+    completedInfusionCount: input.completedInfusionCount,
+  };
+  const selection = selectActions(plan, {
+    variables,
+    overridden: input.overridden ?? new Set(),
+    resolver: catalog,
+    filter: (action) => (action.trigger?.some((t) => t.type === 'named-event' && t.name === INFUSION_COMPLETED_TRIGGER) ? 'instantiate' : 'skip'),
+  });
+  const anchors = { 'infusion-session': event.performed };
+  const followUps = leaves(selection.roots).map((selected) => {
+    const action = selected.action;
+    const key = taskKey(carePlan.id!, event.procedureId, action.id!);
+    const requestFullUrl = `urn:uuid:${uuidFromKey(`request|${key}`)}`;
+    const instance = instantiateAction({
+      plan,
+      action,
+      activity: selected.activity,
+      subject: { reference: `Patient/${event.patientId}` },
+      carePlan: { reference: `CarePlan/${carePlan.id}` },
+      key,
+      window: dueWindowFor(action, anchors, event.performed, selected.element),
+      variables,
+      now,
+      trigger: { reference: `Procedure/${event.procedureId}` },
+      requestReference: requestFullUrl,
+      element: selected.element,
+    });
+    return { ...instance, actionId: action.id!, key, requestFullUrl };
+  });
+  const carePlanKey = carePlan.identifier?.find((i) => i.system === CAREPLAN_KEY_SYSTEM)?.value ?? shortHash(`CarePlan/${carePlan.id}`);
+  const detectedIssues = selection.contraindications
+    .filter((c) => !c.overridden)
+    .map((c) => followUpIssue(c, carePlanKey, carePlan, event, now));
+  return { followUps, detectedIssues };
+}
+
+/** Keyed like $apply's, so the same contraindication on the same plan is one DetectedIssue (and one override). */
+function followUpIssue(c: Contraindication, carePlanKey: string, carePlan: CarePlan, event: InfusionCompleted, now: Date) {
+  const key = `${carePlanKey}:detectedissue:${c.code.code}`;
+  const resource: DetectedIssue = {
+    resourceType: 'DetectedIssue',
+    identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
+    status: 'preliminary',
+    code: { coding: [c.code], text: c.description ?? c.code.display },
+    severity: 'high',
+    patient: { reference: `Patient/${event.patientId}` },
+    identifiedDateTime: now.toISOString(),
+    implicated: [{ reference: `CarePlan/${carePlan.id}` }],
+    detail: `${c.description ?? c.code.display} Found after infusion Procedure/${event.procedureId}: no further infusion is proposed until a clinician overrides it with a reason.`,
+  };
+  if (c.evidence.length) resource.evidence = [{ detail: c.evidence }];
+  return { resource, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key) };
 }

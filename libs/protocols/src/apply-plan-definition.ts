@@ -1,36 +1,59 @@
 import type {
+  Bundle,
   CarePlan,
+  CodeableConcept,
   DetectedIssue,
-  Patient,
+  Encounter,
+  Organization,
+  Practitioner,
+  Goal,
   OperationOutcome,
   OperationOutcomeIssue,
+  Patient,
   Period,
   PlanDefinition,
+  PlanDefinitionAction,
   Reference,
   RequestGroup,
+  RequestGroupAction,
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { CANONICAL_BASE, SERVICE_CODE_SYSTEM, taskKey } from './canonical';
-import type { ProtocolCatalog } from './catalog';
+import { windowFromTiming } from './action-timing';
+import { leaves, selectActions, type DefinitionResolver, type SelectedAction } from './action-tree';
+import type { Contraindication } from './applicability';
+import type { ActivityRequest } from './build-request';
+import { addDuration, iso } from './calendar';
+import { CANONICAL_BASE, INFUSION_COMPLETED_TRIGGER, SERVICE_CODE_SYSTEM, taskKey } from './canonical';
 import { shortHash, uuidFromKey } from './deterministic-id';
-import { evaluateCondition, type ProtocolVariables } from './fhirpath-variables';
-import { dueWindowFor, instantiateAction, type ActivityRequest } from './instantiate-action';
-import { applyTimeActions, eligibilityConditions } from './triggered-actions';
+import type { ProtocolVariables } from './fhirpath-variables';
+import { dueWindowFor, instantiateAction } from './instantiate-action';
 
 export const CAREPLAN_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/careplan-key`;
-/** Identifies the RequestGroup, requests and DetectedIssues of one $apply, so persisting twice writes once. */
+/** Identifies the RequestGroup, requests, Goals and DetectedIssues of one $apply, so persisting twice writes once. */
 export const APPLY_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/apply-key`;
+
+/** Who and where the plan is applied for: the R4 $apply in-parameters beyond subject. */
+export interface ApplyContext {
+  encounter?: Reference<Encounter>;
+  practitioner?: Reference<Practitioner>;
+  organization?: Reference<Organization>;
+  setting?: CodeableConcept;
+}
 
 export interface ApplyInput {
   plan: PlanDefinition;
-  catalog: ProtocolCatalog;
-  patientId: string;
+  /** ActivityDefinitions and nested PlanDefinitions by canonical (the catalog, or what the FHIR server holds). */
+  definitions: DefinitionResolver;
+  patient: Patient & { id: string };
   /** Each PlanDefinition input bound as its searchset Bundle (see patientDataQueries). */
   patientData: ProtocolVariables;
-  /** When the plan starts: the anchor for actions without relatedAction. */
+  /** When the plan starts: the anchor for actions without timing or relatedAction. */
   startDate: Date;
   now: Date;
+  context?: ApplyContext;
+  /** Contraindication codes a clinician overrode on this plan (DetectedIssue.mitigation): their actions go ahead. */
+  overridden?: ReadonlySet<string>;
 }
 
 /** One resource of the result, with the urn:uuid other entries use to reference it. */
@@ -44,178 +67,284 @@ export interface AppliedEntry<T extends Resource = Resource> {
 export interface ApplyResult {
   carePlan: AppliedEntry<CarePlan>;
   requestGroup: AppliedEntry<RequestGroup>;
+  goals: AppliedEntry<Goal>[];
   requests: AppliedEntry<ActivityRequest>[];
   tasks: AppliedEntry<Task>[];
   detectedIssues: AppliedEntry<DetectedIssue>[];
-  /** Warnings for the clinician (missing data, doses that need setting). */
+  /** Why actions were left out, data that is missing, doses a clinician must set. */
   outcome: OperationOutcome;
-  /** False when a contraindication blocks activation until a clinician overrides it. */
+  /** False while a contraindication applies that no clinician has overridden. */
   eligible: boolean;
 }
 
 /**
- * PlanDefinition/$apply, pure: a protocol and a patient's data in, a draft CarePlan with concrete due
- * windows out. Unlike HAPI's and Medplum's $apply it evaluates the applicability conditions, computes the
- * dynamicValues (weight-based dose) and turns relatedAction offsets into dates. Deterministic: the same input
- * gives the same keys and urn:uuids, so persisting twice creates one plan.
+ * PlanDefinition/$apply, pure: a protocol and a patient's data in, a draft CarePlan with concrete due windows
+ * out. Every condition at every level is evaluated; an action that is not applicable yields nothing, and a
+ * contraindication yields only a DetectedIssue with its evidence. dynamicValues are computed, timing[x] and
+ * relatedAction offsets become dates. Deterministic: the same input gives the same keys and urn:uuids, so
+ * persisting twice creates one plan.
  */
 export function applyPlanDefinition(input: ApplyInput): ApplyResult {
-  const { plan, catalog, patientId, patientData, startDate, now } = input;
-  const subject: Reference<Patient> = { reference: `Patient/${patientId}` };
-  const planCanonical = `${plan.url}|${plan.version}`;
-  const carePlanKey = shortHash(`${planCanonical}|${patientId}|${startDate.toISOString()}`);
-  const carePlanUrl = `urn:uuid:${uuidFromKey(`careplan|${carePlanKey}`)}`;
-  const requestGroupUrl = `urn:uuid:${uuidFromKey(`requestgroup|${carePlanKey}`)}`;
-  const warnings: OperationOutcomeIssue[] = [];
-
-  const detectedIssues: AppliedEntry<DetectedIssue>[] = [];
-  for (const condition of eligibilityConditions(plan)) {
-    const expression = condition.expression!;
-    const verdict = evaluateCondition(expression.expression!, patientData);
-    if (verdict === false) {
-      const code = expression.name ?? 'contraindication';
-      const issueKey = `${carePlanKey}:detectedissue:${code}`;
-      detectedIssues.push({
-        fullUrl: `urn:uuid:${uuidFromKey(issueKey)}`,
-        ifNoneExist: keySearch(APPLY_KEY_SYSTEM, issueKey),
-        resource: {
-          resourceType: 'DetectedIssue',
-          identifier: [{ system: APPLY_KEY_SYSTEM, value: issueKey }],
-          status: 'preliminary',
-          code: { coding: [{ system: SERVICE_CODE_SYSTEM, code }], text: expression.description },
-          severity: 'high',
-          patient: subject,
-          identifiedDateTime: now.toISOString(),
-          implicated: [{ reference: carePlanUrl }],
-          detail: `${expression.description} Activation is blocked until a clinician overrides it.`,
-        },
-      });
-      warnings.push({
-        severity: 'warning',
-        code: 'business-rule',
-        details: { coding: [{ system: SERVICE_CODE_SYSTEM, code }], text: expression.description },
-      });
-    } else if (verdict === undefined) {
-      warnings.push({
-        severity: 'information',
-        code: 'incomplete',
-        details: { text: `Not enough data on record to check: ${expression.description}` },
-      });
-    }
+  const { plan, patient, startDate, now } = input;
+  const subject: Reference<Patient> = { reference: `Patient/${patient.id}` };
+  const planCanonical = plan.version ? `${plan.url}|${plan.version}` : (plan.url ?? `PlanDefinition/${plan.id}`);
+  const carePlanKey = shortHash(`${planCanonical}|${patient.id}|${startDate.toISOString()}`);
+  const urls = {
+    carePlan: `urn:uuid:${uuidFromKey(`careplan|${carePlanKey}`)}`,
+    requestGroup: `urn:uuid:${uuidFromKey(`requestgroup|${carePlanKey}`)}`,
+  };
+  const variables = bindVariables(input);
+  const selection = selectActions(plan, {
+    variables,
+    overridden: input.overridden ?? new Set(),
+    resolver: input.definitions,
+    // The service's own follow-up rules run when an infusion completes, never at $apply. Other triggers are
+    // instantiated as HAPI's $apply does (it does not evaluate triggers), with a note saying so.
+    filter: (action) => (isFollowUpRule(action) ? 'skip' : 'instantiate'),
+  });
+  const warnings: OperationOutcomeIssue[] = [...missingData(plan, input.patientData), ...selection.notes, ...triggerNotes(selection.roots)];
+  const blocking = selection.contraindications.filter((c) => !c.overridden);
+  const detectedIssues = blocking.map((c) => detectedIssue(c, carePlanKey, subject, urls.carePlan, now));
+  for (const c of blocking) {
+    warnings.unshift({ severity: 'warning', code: 'business-rule', details: { coding: [c.code], text: `Contraindication: ${c.description ?? c.code.display}. Its actions were not instantiated; a clinician may override it with a reason.` } });
   }
 
-  const start: Period = { start: startDate.toISOString(), end: startDate.toISOString() };
-  const anchors: Record<string, Period> = {};
+  const start: Period = { start: startDate.toISOString(), end: iso(addDuration(startDate.getTime(), { value: 1, code: 'd' }, 'start')) };
+  const windows = placeWindows(leaves(selection.roots), start, patient.birthDate);
   const requests: AppliedEntry<ActivityRequest>[] = [];
   const tasks: AppliedEntry<Task>[] = [];
-  const groupActions: NonNullable<RequestGroup['action']> = [];
-  // Actions may relate to one another in any order; resolve windows until all are placed.
-  const pending = [...applyTimeActions(plan)];
-  while (pending.length) {
-    const index = pending.findIndex(
-      (a) => !a.relatedAction?.length || a.relatedAction.some((r) => anchors[r.actionId]),
-    );
-    if (index < 0)
-      throw new Error(
-        `PlanDefinition/${plan.id}: actions ${pending.map((a) => a.id).join(', ')} relate only to actions $apply does not instantiate`,
-      );
-    const [action] = pending.splice(index, 1);
-    const window = dueWindowFor(action, anchors, start);
-    anchors[action.id!] = window;
-    const key = taskKey(carePlanKey, 'apply', action.id!);
+  const resourceOf = new Map<SelectedAction, string>();
+  for (const leaf of leaves(selection.roots)) {
+    const key = taskKey(carePlanKey, 'apply', leaf.action.id ?? shortHash(leaf.element));
     const requestUrl = `urn:uuid:${uuidFromKey(`request|${key}`)}`;
+    const taskUrl = `urn:uuid:${uuidFromKey(`task|${key}`)}`;
+    const placed = windows.get(leaf)!;
     const instance = instantiateAction({
       plan,
-      action,
-      activity: catalog.activityDefinition(action.definitionCanonical),
+      action: leaf.action,
+      activity: leaf.activity,
       subject,
-      carePlan: { reference: carePlanUrl },
+      carePlan: { reference: urls.carePlan },
+      requestGroup: { reference: urls.requestGroup },
       key,
-      window,
-      variables: patientData,
+      window: placed.window,
+      timing: placed.timing,
+      variables,
       now,
       requestReference: requestUrl,
+      owner: wantsPractitioner(leaf) ? input.context?.practitioner : undefined,
+      encounter: input.context?.encounter,
+      element: leaf.element,
     });
-    const taskUrl = `urn:uuid:${uuidFromKey(`task|${key}`)}`;
-    tasks.push({
-      fullUrl: taskUrl,
-      resource: instance.task,
-      ifNoneExist: keySearch(instance.task.identifier![0].system!, key),
-    });
+    tasks.push({ fullUrl: taskUrl, resource: instance.task, ifNoneExist: keySearch(instance.task.identifier![0].system!, key) });
     if (instance.request) {
-      const request = { ...instance.request, identifier: [{ system: APPLY_KEY_SYSTEM, value: key }] };
+      const request = { ...instance.request, identifier: [{ system: APPLY_KEY_SYSTEM, value: key }] } as ActivityRequest;
       requests.push({ fullUrl: requestUrl, resource: request, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key) });
     }
+    resourceOf.set(leaf, instance.request ? requestUrl : taskUrl);
     for (const missing of instance.unresolved) {
       warnings.push({
         severity: 'warning',
         code: 'incomplete',
-        details: {
-          coding: [{ system: SERVICE_CODE_SYSTEM, code: 'missing-body-weight' }],
-          text: `${action.title}: could not compute ${missing.description ?? missing.path}; a clinician must set it (no body weight in kg on record?)`,
-        },
+        details: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'missing-body-weight' }], text: `${leaf.action.title ?? leaf.action.id}: could not compute ${missing.description ?? missing.path}; a clinician must set it (no body weight in kg on record?)` },
         expression: [missing.path],
       });
     }
-    groupActions.push({
-      id: action.id,
-      title: action.title,
-      code: action.code,
-      timingPeriod: window,
-      resource: { reference: instance.request ? requestUrl : taskUrl },
-    });
   }
+  const goals = (plan.goal ?? []).map((goal, i) => goalEntry(goal, i, carePlanKey, subject, startDate));
 
-  const carePlan: CarePlan = {
+  const carePlan: CarePlan = strip({
     resourceType: 'CarePlan',
     identifier: [{ system: CAREPLAN_KEY_SYSTEM, value: carePlanKey }],
     instantiatesCanonical: [planCanonical],
     status: 'draft',
     intent: 'plan',
     title: plan.title,
+    description: plan.description,
     subject,
+    encounter: input.context?.encounter,
+    author: input.context?.practitioner ?? input.context?.organization,
     period: { start: startDate.toISOString() },
     created: now.toISOString(),
-    activity: [
-      { reference: { reference: requestGroupUrl } },
-      ...tasks.map((t) => ({ reference: { reference: t.fullUrl } })),
-    ],
-  };
-  const requestGroup: RequestGroup = {
+    goal: goals.length ? goals.map((g) => ({ reference: g.fullUrl })) : undefined,
+    // Each activity once: the Task a clinician decides on, which focuses the request it authorises.
+    activity: tasks.length ? tasks.map((t) => ({ reference: { reference: t.fullUrl } })) : undefined,
+  });
+  const requestGroup: RequestGroup = strip({
     resourceType: 'RequestGroup',
     identifier: [{ system: APPLY_KEY_SYSTEM, value: carePlanKey }],
     status: 'draft',
-    intent: 'plan',
+    intent: 'proposal',
     subject,
+    encounter: input.context?.encounter,
+    author: input.context?.practitioner,
     instantiatesCanonical: [planCanonical],
     authoredOn: now.toISOString(),
-    action: groupActions,
-  };
+    action: selection.roots.map((a) => requestGroupAction(a, windows, resourceOf)),
+  });
   return {
-    carePlan: { fullUrl: carePlanUrl, resource: carePlan, ifNoneExist: keySearch(CAREPLAN_KEY_SYSTEM, carePlanKey) },
-    requestGroup: {
-      fullUrl: requestGroupUrl,
-      resource: requestGroup,
-      ifNoneExist: keySearch(APPLY_KEY_SYSTEM, carePlanKey),
-    },
+    carePlan: { fullUrl: urls.carePlan, resource: carePlan, ifNoneExist: keySearch(CAREPLAN_KEY_SYSTEM, carePlanKey) },
+    requestGroup: { fullUrl: urls.requestGroup, resource: requestGroup, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, carePlanKey) },
+    goals,
     requests,
     tasks,
     detectedIssues,
     outcome: {
       resourceType: 'OperationOutcome',
-      issue: warnings.length
-        ? warnings
-        : [{ severity: 'information', code: 'informational', details: { text: 'Applied without warnings' } }],
+      issue: warnings.length ? warnings : [{ severity: 'information', code: 'informational', details: { text: 'Applied without warnings' } }],
     },
-    eligible: detectedIssues.length === 0,
+    eligible: blocking.length === 0,
   };
 }
 
-function keySearch(system: string, value: string): string {
+function bindVariables(input: ApplyInput): ProtocolVariables {
+  const variables: ProtocolVariables = { ...input.patientData, subject: input.patient, patient: input.patient, context: input.patient, resource: input.plan };
+  for (const name of ['encounter', 'practitioner', 'organization'] as const) {
+    const ref = input.context?.[name];
+    if (ref?.reference) variables[name] = ref.reference;
+  }
+  return variables;
+}
+
+/** Windows for every instantiated action: its own timing[x], else relative to the actions it relates to, else the plan's start. */
+function placeWindows(selected: SelectedAction[], start: Period, birthDate: string | undefined) {
+  const placed = new Map<SelectedAction, { window: Period; timing?: ReturnType<typeof windowFromTiming> extends infer T ? (T extends { timing?: infer U } ? U : never) : never }>();
+  const anchors: Record<string, Period> = {};
+  const ids = new Set(selected.map((s) => s.action.id));
+  const pending = [...selected];
+  while (pending.length) {
+    // Actions may relate to one another in any order; place those whose anchor is known first.
+    let index = pending.findIndex((s) => !s.action.relatedAction?.some((r) => ids.has(r.actionId) && !anchors[r.actionId]));
+    if (index < 0) index = 0; // a cycle: the first one falls back to the plan's start
+    const [s] = pending.splice(index, 1);
+    const own = windowFromTiming(s.action, Date.parse(start.start!), birthDate, s.element);
+    const window = own?.window ?? dueWindowFor(s.action, anchors, start, s.element);
+    placed.set(s, { window, timing: own?.timing });
+    if (s.action.id) anchors[s.action.id] = window;
+  }
+  return placed;
+}
+
+function requestGroupAction(selected: SelectedAction, windows: Map<SelectedAction, { window: Period }>, resourceOf: Map<SelectedAction, string>): RequestGroupAction {
+  const { action } = selected;
+  return strip<RequestGroupAction>({
+    id: action.id,
+    prefix: action.prefix,
+    title: action.title,
+    description: action.description,
+    textEquivalent: action.textEquivalent,
+    priority: action.priority,
+    code: action.code,
+    documentation: action.documentation,
+    condition: selected.runtime.length ? selected.runtime.map((c) => ({ kind: c.kind, expression: c.expression })) : undefined,
+    relatedAction: action.relatedAction?.map((r) => strip({ actionId: r.actionId, relationship: r.relationship, offsetDuration: r.offsetDuration, offsetRange: r.offsetRange })),
+    timingPeriod: windows.get(selected)?.window,
+    type: action.type,
+    groupingBehavior: action.groupingBehavior,
+    selectionBehavior: action.selectionBehavior,
+    requiredBehavior: action.requiredBehavior,
+    precheckBehavior: action.precheckBehavior,
+    cardinalityBehavior: action.cardinalityBehavior,
+    resource: resourceOf.has(selected) ? { reference: resourceOf.get(selected) } : undefined,
+    action: selected.children.length ? selected.children.map((c) => requestGroupAction(c, windows, resourceOf)) : undefined,
+  });
+}
+
+function isFollowUpRule(action: PlanDefinitionAction): boolean {
+  return Boolean(action.trigger?.some((t) => t.type === 'named-event' && t.name === INFUSION_COMPLETED_TRIGGER));
+}
+
+function triggerNotes(roots: SelectedAction[]): OperationOutcomeIssue[] {
+  return leaves(roots)
+    .filter((s) => s.action.trigger?.length)
+    .map((s) => ({
+      severity: 'information' as const,
+      code: 'informational' as const,
+      details: { text: `${s.action.title ?? s.action.id}: its trigger (${s.action.trigger!.map((t) => t.name ?? t.type).join(', ')}) is not evaluated here; proposed like any other action` },
+      expression: [`${s.element}.trigger`],
+    }));
+}
+
+function wantsPractitioner(selected: SelectedAction): boolean {
+  return Boolean(selected.action.participant?.some((p) => p.type === 'practitioner'));
+}
+
+function detectedIssue(c: Contraindication, carePlanKey: string, patient: Reference<Patient>, carePlanUrl: string, now: Date): AppliedEntry<DetectedIssue> {
+  const key = `${carePlanKey}:detectedissue:${c.code.code}`;
+  return {
+    fullUrl: `urn:uuid:${uuidFromKey(key)}`,
+    ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key),
+    resource: strip<DetectedIssue>({
+      resourceType: 'DetectedIssue',
+      identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
+      status: 'preliminary',
+      code: { coding: [c.code], text: c.description ?? c.code.display },
+      severity: 'high',
+      patient,
+      identifiedDateTime: now.toISOString(),
+      implicated: [{ reference: carePlanUrl }],
+      evidence: c.evidence.length ? [{ detail: c.evidence }] : undefined,
+      detail: `${c.description ?? c.code.display} No order or task is written for the actions it affects until a clinician overrides it with a reason.`,
+    }),
+  };
+}
+
+function goalEntry(goal: NonNullable<PlanDefinition['goal']>[number], i: number, carePlanKey: string, subject: Reference<Patient>, startDate: Date): AppliedEntry<Goal> {
+  const key = `${carePlanKey}:goal:${goal.id ?? i}`;
+  return {
+    fullUrl: `urn:uuid:${uuidFromKey(key)}`,
+    ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key),
+    resource: strip<Goal>({
+      resourceType: 'Goal',
+      identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
+      lifecycleStatus: 'proposed',
+      category: goal.category ? [goal.category] : undefined,
+      priority: goal.priority,
+      description: goal.description,
+      subject,
+      startDate: startDate.toISOString().slice(0, 10),
+      addresses: undefined,
+      target: goal.target?.map((t) =>
+        strip({
+          measure: t.measure,
+          detailQuantity: t.detailQuantity,
+          detailRange: t.detailRange,
+          detailCodeableConcept: t.detailCodeableConcept,
+          dueDate: t.due ? iso(addDuration(startDate.getTime(), t.due, `PlanDefinition.goal[${i}].target.due`)).slice(0, 10) : undefined,
+        }),
+      ),
+    }),
+  };
+}
+
+/** Inputs that found nothing for this patient: the clinician should know what the checks could not see. */
+function missingData(plan: PlanDefinition, data: ProtocolVariables): OperationOutcomeIssue[] {
+  const issues: OperationOutcomeIssue[] = [];
+  const visit = (actions: PlanDefinition['action']) => {
+    for (const action of actions ?? []) {
+      for (const input of action.input ?? []) {
+        const bound = input.id ? (data[input.id] as Bundle | undefined) : undefined;
+        if (bound?.resourceType === 'Bundle' && !bound.entry?.length) {
+          const what = input.codeFilter?.[0]?.code?.[0]?.display ?? input.id;
+          issues.push({ severity: 'information', code: 'incomplete', details: { text: `No ${what} on record for this patient` }, expression: [`%${input.id}`] });
+        }
+      }
+      visit(action.action);
+    }
+  };
+  visit(plan.action);
+  return issues;
+}
+
+export function keySearch(system: string, value: string): string {
   return `identifier=${encodeURIComponent(system)}|${encodeURIComponent(value)}`;
+}
+
+function strip<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** Every resource of the result in dependency order, e.g. to build a transaction Bundle. */
 export function appliedEntries(result: ApplyResult): AppliedEntry[] {
-  return [result.carePlan, result.requestGroup, ...result.requests, ...result.tasks, ...result.detectedIssues];
+  return [result.carePlan, result.requestGroup, ...result.goals, ...result.requests, ...result.tasks, ...result.detectedIssues];
 }

@@ -7,6 +7,8 @@ export const SERVICE_CODE_SYSTEM = `${CANONICAL_BASE}/CodeSystem/ketamine-carepl
 export const TASK_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/task-key`;
 export const PROTOCOL_WINDOW_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-window`;
 export const PROTOCOL_ACTION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-action`;
+/** Marks an applicability condition as a contraindication check (fhir-profiles/StructureDefinition-contraindication.json). */
+export const CONTRAINDICATION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/contraindication`;
 
 export const LOINC = 'http://loinc.org';
 export const SNOMED = 'http://snomed.info/sct';

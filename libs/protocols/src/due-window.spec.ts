@@ -1,4 +1,4 @@
-import { dueWindow, durationMs, periodWithin } from './due-window';
+import { dueWindow, periodWithin } from './due-window';
 
 describe('dueWindow', () => {
   const infusion = { start: '2026-03-02T09:00:00.000Z', end: '2026-03-02T10:00:00.000Z' };
@@ -19,8 +19,19 @@ describe('dueWindow', () => {
     expect(window).toEqual({ start: '2026-02-28T09:00:00.000Z', end: '2026-03-02T09:00:00.000Z' });
   });
 
-  it('refuses months, whose length varies', () => {
-    expect(() => durationMs({ value: 1, code: 'mo' })).toThrow(/Unsupported duration unit/);
+  it('months and years are calendar steps (end of month clamps)', () => {
+    const end = { start: '2027-01-31T10:00:00.000Z', end: '2027-01-31T10:00:00.000Z' };
+    expect(dueWindow(end, { relationship: 'after-end', offsetRange: { low: { value: 1, code: 'mo' }, high: { value: 1, code: 'a' } } })).toEqual({
+      start: '2027-02-28T10:00:00.000Z',
+      end: '2028-01-31T10:00:00.000Z',
+    });
+  });
+
+  it('refuses a unit that is not a time unit, naming the element', () => {
+    const anchor = { start: '2027-01-31T10:00:00.000Z', end: '2027-01-31T10:00:00.000Z' };
+    expect(() => dueWindow(anchor, { relationship: 'after-end', offsetDuration: { value: 1, code: 'kg' } }, 'PlanDefinition.action[0].relatedAction[0]')).toThrow(
+      expect.objectContaining({ element: 'PlanDefinition.action[0].relatedAction[0]' }),
+    );
   });
 
   it('checks containment of periods', () => {

@@ -1,21 +1,7 @@
-import type { Duration, Period, PlanDefinitionActionRelatedAction, Range } from '@medplum/fhirtypes';
-
-const MS_PER_UNIT: Record<string, number> = {
-  s: 1000,
-  min: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  wk: 7 * 86_400_000,
-};
-
-/** Milliseconds in a UCUM duration (s, min, h, d, wk). Months and years are refused: their length varies. */
-export function durationMs(quantity: Duration | undefined): number {
-  if (!quantity || quantity.value === undefined) return 0;
-  const unit = quantity.code ?? quantity.unit ?? '';
-  const perUnit = MS_PER_UNIT[unit];
-  if (perUnit === undefined) throw new Error(`Unsupported duration unit "${unit}" (use s, min, h, d or wk)`);
-  return quantity.value * perUnit;
-}
+import type { Period, PlanDefinitionActionRelatedAction, Range } from '@medplum/fhirtypes';
+import { fromInstant } from './action-timing';
+import { addDuration, iso } from './calendar';
+import { UnsupportedElementError } from './unsupported';
 
 /**
  * The concrete due window of an action related to an anchor event: e.g. 'after-end' with offsetRange 6..8 wk
@@ -24,35 +10,39 @@ export function durationMs(quantity: Duration | undefined): number {
 export function dueWindow(
   anchor: Period,
   related: Pick<PlanDefinitionActionRelatedAction, 'relationship' | 'offsetDuration' | 'offsetRange'>,
+  element = 'relatedAction',
 ): Period {
   const range: Range = related.offsetRange ?? { low: related.offsetDuration, high: related.offsetDuration };
-  const lowMs = durationMs(range.low);
-  const highMs = durationMs(range.high ?? range.low);
+  const low = range.low;
+  const high = range.high ?? range.low;
+  // An instant (offsetDuration, or a range of zero width) leaves the rest of that day to act: never an empty window.
+  const widen = (p: Period): Period => (p.start === p.end ? fromInstant(Date.parse(p.start!), element) : p);
   const anchorStart = Date.parse(anchor.start ?? anchor.end ?? '');
   const anchorEnd = Date.parse(anchor.end ?? anchor.start ?? '');
-  if (Number.isNaN(anchorStart) || Number.isNaN(anchorEnd))
-    throw new Error('dueWindow needs an anchor with a start or end');
+  if (Number.isNaN(anchorStart) || Number.isNaN(anchorEnd)) throw new Error('dueWindow needs an anchor with a start or end');
+  const after = (from: number) => period(addDuration(from, low, element), addDuration(from, high, element));
+  const before = (from: number) => period(addDuration(from, high, element, -1), addDuration(from, low, element, -1));
   switch (related.relationship) {
     case 'after-end':
     case 'concurrent-with-end':
-      return period(anchorEnd + lowMs, anchorEnd + highMs);
+      return widen(after(anchorEnd));
     case 'after-start':
     case 'concurrent-with-start':
     case 'concurrent':
     case 'after':
-      return period(anchorStart + lowMs, anchorStart + highMs);
+      return widen(after(anchorStart));
     case 'before-start':
     case 'before':
-      return period(anchorStart - highMs, anchorStart - lowMs);
+      return widen(before(anchorStart));
     case 'before-end':
-      return period(anchorEnd - highMs, anchorEnd - lowMs);
+      return widen(before(anchorEnd));
     default:
-      throw new Error(`Unsupported relatedAction relationship "${related.relationship}"`);
+      throw new UnsupportedElementError(`Unsupported relatedAction relationship "${related.relationship}"`, element);
   }
 }
 
 function period(startMs: number, endMs: number): Period {
-  return { start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString() };
+  return { start: iso(Math.min(startMs, endMs)), end: iso(Math.max(startMs, endMs)) };
 }
 
 /** True when inner lies within outer (inclusive). */

@@ -1,5 +1,12 @@
-import type { ActivityDefinitionDynamicValue } from '@medplum/fhirtypes';
-import { evaluate, type ProtocolVariables } from './fhirpath-variables';
+import type { Expression } from '@medplum/fhirtypes';
+
+/** ActivityDefinition.dynamicValue and PlanDefinition.action.dynamicValue alike. */
+export interface DynamicValue {
+  path?: string;
+  expression?: Expression;
+}
+import { evaluateExpression, type ProtocolVariables } from './fhirpath-variables';
+import { UnsupportedElementError } from './unsupported';
 
 export interface DynamicValueResult<T> {
   resource: T;
@@ -7,34 +14,40 @@ export interface DynamicValueResult<T> {
   unresolved: { path: string; description?: string }[];
 }
 
+
 /**
- * Applies an ActivityDefinition's dynamicValues to the resource instantiated from it: this is where a
- * weight-based dose becomes a number. Values are evaluated with the resource itself as context.
+ * Applies dynamicValues (an ActivityDefinition's or an action's) to the resource instantiated from them: this is
+ * where a weight-based dose becomes a number. Values are evaluated with the resource itself as context.
  */
 export function applyDynamicValues<T extends object>(
   resource: T,
-  dynamicValues: ActivityDefinitionDynamicValue[] | undefined,
+  dynamicValues: DynamicValue[] | undefined,
   variables: ProtocolVariables,
+  element = 'dynamicValue',
 ): DynamicValueResult<T> {
   const result = structuredClone(resource);
   const unresolved: DynamicValueResult<T>['unresolved'] = [];
-  for (const dynamic of dynamicValues ?? []) {
-    const expression = dynamic.expression?.expression;
-    const values = expression ? evaluate(expression, variables, result) : [];
+  (dynamicValues ?? []).forEach((dynamic, i) => {
+    const at = `${element}.dynamicValue[${i}]`;
+    if (!dynamic.path) throw new UnsupportedElementError('dynamicValue without a path', at);
+    const path = dynamic.path;
+    const values = evaluateExpression(dynamic.expression, variables, `${at}.expression`, result);
     if (values.length === 0 || values[0] === undefined) {
-      unresolved.push({ path: dynamic.path, description: dynamic.expression?.description });
-      continue;
+      unresolved.push({ path, description: dynamic.expression?.description });
+      return;
     }
-    setPath(result as Record<string, unknown>, dynamic.path, values.length === 1 ? values[0] : values);
-  }
+    setPath(result as Record<string, unknown>, path, values.length === 1 ? values[0] : values, `${at}.path`);
+  });
   return { resource: result, unresolved };
 }
 
-/** Sets a simple FHIRPath-like path (a.b[0].c) on a plain object, creating what is missing. */
-export function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
-  const steps = path.split('.').map((step) => {
+/** Sets a simple FHIRPath path (a.b[0].c, optionally prefixed by the resource type) on a plain object. */
+export function setPath(target: Record<string, unknown>, path: string, value: unknown, element = 'path'): void {
+  const type = (target as { resourceType?: string }).resourceType;
+  const relative = type && path.startsWith(`${type}.`) ? path.slice(type.length + 1) : path;
+  const steps = relative.split('.').map((step) => {
     const match = /^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$/.exec(step);
-    if (!match) throw new Error(`Unsupported dynamicValue path step "${step}" in ${path}`);
+    if (!match) throw new UnsupportedElementError(`Unsupported dynamicValue path step "${step}" in ${path}`, element);
     return { name: match[1], index: match[2] === undefined ? undefined : Number(match[2]) };
   });
   let node: Record<string, unknown> = target;

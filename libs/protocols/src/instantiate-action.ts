@@ -1,32 +1,16 @@
-import type {
-  ActivityDefinition,
-  CodeableConcept,
-  CommunicationRequest,
-  MedicationRequest,
-  Period,
-  PlanDefinition,
-  PlanDefinitionAction,
-  Patient,
-  Reference,
-  Task,
-} from '@medplum/fhirtypes';
-import {
-  BUSINESS_STATUS,
-  PROTOCOL_ACTION_EXTENSION,
-  PROTOCOL_WINDOW_EXTENSION,
-  SERVICE_CODE_SYSTEM,
-  TASK_KEY_SYSTEM,
-} from './canonical';
-import { applyDynamicValues } from './dynamic-values';
+import type { ActivityDefinition, CarePlan, Encounter, Patient, Practitioner, RequestGroup, CodeableConcept, Period, PlanDefinition, PlanDefinitionAction, Reference, Task, Timing } from '@medplum/fhirtypes';
+import { awaitingApproval } from '@kc/task-states';
+import { notBefore } from './action-timing';
+import { buildRequest, performerTypeOf, type ActivityRequest } from './build-request';
+import { PROTOCOL_ACTION_EXTENSION, PROTOCOL_WINDOW_EXTENSION, SERVICE_CODE_SYSTEM, TASK_KEY_SYSTEM } from './canonical';
 import { dueWindow } from './due-window';
 import type { ProtocolVariables } from './fhirpath-variables';
 
-/** The request an ActivityDefinition of kind MedicationRequest or CommunicationRequest produces. */
-export type ActivityRequest = MedicationRequest | CommunicationRequest;
+export type { ActivityRequest } from './build-request';
 
 export interface ActionInstance {
   task: Task;
-  /** The request the Task focuses on; absent for ActivityDefinitions of kind Task. */
+  /** The request the Task authorises (Task.focus); absent for ActivityDefinitions of kind Task. */
   request?: ActivityRequest;
   /** dynamicValues that could not be computed (e.g. no body weight), for warnings. */
   unresolved: { path: string; description?: string }[];
@@ -37,107 +21,92 @@ export interface InstantiateActionInput {
   action: PlanDefinitionAction;
   activity?: ActivityDefinition;
   subject: Reference<Patient>;
-  carePlan: Reference;
+  carePlan: Reference<CarePlan>;
+  requestGroup?: Reference<RequestGroup>;
   /** Deterministic key of this Task (see taskKey in canonical.ts). */
   key: string;
-  /** The window this action is due in (from dueWindowFor). */
+  /** The window the protocol puts this action in (from timing[x] or relatedAction). */
   window: Period;
+  timing?: Timing;
   variables: ProtocolVariables;
   now: Date;
-  /** What triggered it (the completed Procedure), for follow-ups. */
+  /** What triggered it (the completed infusion), for follow-ups: Task.reasonReference. */
   trigger?: Reference;
-  /** Reference the request by this (e.g. urn:uuid in a transaction) instead of embedding nothing. */
-  requestReference?: string;
+  /** How the Task refers to its request (a urn:uuid in a transaction). */
+  requestReference: string;
+  /** Who performs it, when the caller named a practitioner and the action asks for one. */
+  owner?: Reference<Practitioner>;
+  encounter?: Reference<Encounter>;
+  element: string;
 }
 
 /**
  * The due window of an action from the windows of the actions it relates to. `anchors` maps action ids to
  * when they happen (planned window or, for a completed infusion, when it was performed); an action with no
- * relatedAction is due at `defaultAnchor`.
+ * relatedAction whose target has a time is due at `defaultAnchor`.
  */
-export function dueWindowFor(
-  action: PlanDefinitionAction,
-  anchors: Record<string, Period>,
-  defaultAnchor: Period,
-): Period {
-  const related = action.relatedAction?.find((r) => anchors[r.actionId]);
-  if (!related) {
-    if (action.relatedAction?.length)
-      throw new Error(
-        `action ${action.id}: none of its related actions (${action.relatedAction.map((r) => r.actionId).join(', ')}) has a time`,
-      );
-    return defaultAnchor;
-  }
-  return dueWindow(anchors[related.actionId], related);
+export function dueWindowFor(action: PlanDefinitionAction, anchors: Record<string, Period>, defaultAnchor: Period, element = 'action'): Period {
+  const index = action.relatedAction?.findIndex((r) => anchors[r.actionId]) ?? -1;
+  if (index < 0) return defaultAnchor;
+  const related = action.relatedAction![index];
+  return dueWindow(anchors[related.actionId], related, `${element}.relatedAction[${index}]`);
 }
 
-/** One PlanDefinition action for one patient: the Task a clinician will review, and its request if any. */
+/**
+ * One action for one patient: the Task a clinician reviews (awaiting approval: draft, intent plan) and the
+ * proposed request it authorises. The Task never ends before it is created; the protocol's own window is kept
+ * as an extension, the range a clinician may reschedule within.
+ */
 export function instantiateAction(input: InstantiateActionInput): ActionInstance {
-  const { plan, action, activity, subject, window, now } = input;
-  const built = activity ? buildRequest(activity, subject, input.variables) : undefined;
-  const kind = taskKind(action);
+  const { plan, action, activity, subject, now } = input;
+  const window = notBefore(input.window, now.getTime());
+  const built = buildRequest({
+    action,
+    activity,
+    subject,
+    carePlan: input.carePlan,
+    window,
+    timing: input.timing,
+    variables: input.variables,
+    element: input.element,
+  });
+  const performerType = performerTypeOf(action, activity);
   const task: Task = {
     resourceType: 'Task',
     identifier: [{ system: TASK_KEY_SYSTEM, value: input.key }],
-    status: 'requested',
-    intent: 'plan',
-    businessStatus: {
-      coding: [
-        { system: SERVICE_CODE_SYSTEM, code: BUSINESS_STATUS.awaitingApproval, display: 'Awaiting clinician approval' },
-      ],
-    },
-    priority: 'routine',
-    code: kind,
-    description: action.title ?? activity?.title,
+    ...awaitingApproval(),
+    priority: action.priority ?? 'routine',
+    code: taskKind(action) ?? activity?.code,
+    description: action.title ?? activity?.title ?? action.description,
     for: subject,
-    basedOn: [input.carePlan],
-    focus: input.trigger ?? (built && input.requestReference ? { reference: input.requestReference } : undefined),
+    basedOn: input.requestGroup ? [input.carePlan, input.requestGroup] : [input.carePlan],
+    focus: built.resource ? { reference: input.requestReference } : undefined,
+    reasonReference: input.trigger,
+    encounter: input.encounter,
     instantiatesCanonical: activity?.url ? `${activity.url}|${activity.version}` : `${plan.url}|${plan.version}`,
     authoredOn: now.toISOString(),
+    performerType: performerType ? [performerType] : undefined,
+    owner: input.owner,
     restriction: { period: window },
     extension: [
-      { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: window },
+      { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: union(input.window, window) },
       { url: PROTOCOL_ACTION_EXTENSION, valueString: action.id },
     ],
   };
-  if (built && input.trigger && input.requestReference)
-    task.input = [{ type: { text: 'request' }, valueReference: { reference: input.requestReference } }];
-  return { task: stripUndefined(task), request: built?.resource, unresolved: built?.unresolved ?? [] };
-}
-
-function buildRequest(activity: ActivityDefinition, subject: Reference<Patient>, variables: ProtocolVariables) {
-  const canonical = `${activity.url}|${activity.version}`;
-  if (activity.kind === 'MedicationRequest') {
-    const request: MedicationRequest = {
-      resourceType: 'MedicationRequest',
-      status: 'draft',
-      intent: 'proposal',
-      subject,
-      medicationCodeableConcept: activity.productCodeableConcept,
-      instantiatesCanonical: [canonical],
-      dosageInstruction: activity.dosage,
-    };
-    return applyDynamicValues(request, activity.dynamicValue, variables);
-  }
-  if (activity.kind === 'CommunicationRequest') {
-    const request: CommunicationRequest = {
-      resourceType: 'CommunicationRequest',
-      status: 'draft',
-      subject,
-      category: activity.code ? [activity.code] : undefined,
-      payload: activity.description ? [{ contentString: activity.description }] : undefined,
-    };
-    return applyDynamicValues(stripUndefined(request), activity.dynamicValue, variables);
-  }
-  return undefined;
+  return { task: stripUndefined(task), request: built.resource, unresolved: built.unresolved };
 }
 
 function taskKind(action: PlanDefinitionAction): CodeableConcept | undefined {
-  return (
-    action.code?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? action.code?.[0]
-  );
+  return action.code?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? action.code?.[0];
 }
 
-function stripUndefined<T extends object>(value: T): T {
+function union(a: Period, b: Period): Period {
+  return {
+    start: Date.parse(a.start!) <= Date.parse(b.start!) ? a.start : b.start,
+    end: Date.parse(a.end!) >= Date.parse(b.end!) ? a.end : b.end,
+  };
+}
+
+export function stripUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

@@ -88,7 +88,7 @@ export interface TransitionInput {
   /** reject, supersede: why (Task.statusReason). */
   reason?: string;
   /** approve, reschedule: who owns it from now on. */
-  owner?: Reference;
+  owner?: Task['owner'];
   /** reschedule: the new due window (the caller checks it lies within the protocol's window). */
   window?: Period;
   /** complete, supersede: what fulfilled it (the infusion Procedure). */
