@@ -31,8 +31,8 @@ async function main(): Promise<void> {
   for (let i = 0; i < ENGINE_RUNS; i++)
     applyPlanDefinition({
       plan,
-      catalog,
-      patientId: ids[i % PATIENTS],
+      definitions: catalog,
+      patient: { resourceType: 'Patient', id: ids[i % PATIENTS] },
       patientData: data,
       startDate: new Date('2027-01-01'),
       now: new Date(),

@@ -1,12 +1,18 @@
-import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
+import type { Parameters, ParametersParameter, PlanDefinition } from '@medplum/fhirtypes';
+import type { ApplyContext } from '@kc/protocols';
 import { badRequest } from '@kc/common';
 
 export interface ApplyRequest {
   patientId: string;
-  /** Canonical of the PlanDefinition, for the type-level operation. */
+  /** Canonical of the PlanDefinition (planDefinition as a canonical, or the CPG/R5 `url`), type level. */
   planDefinition?: string;
+  /** The PlanDefinition itself (R4: planDefinition as a resource), type level. */
+  planResource?: PlanDefinition;
   startDate?: Date;
   persist: boolean;
+  context: ApplyContext;
+  /** Contraindications overridden on the plan (set by the service when it re-applies after an override). */
+  overridden?: ReadonlySet<string>;
 }
 
 const PATIENT_REFERENCE = /^Patient\/([A-Za-z0-9\-.]{1,64})$/;
@@ -37,9 +43,23 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
   if (!match) throw badRequest('subject must reference a Patient, e.g. Patient/123', ['Parameters.parameter.subject']);
 
   const plan = single(list, 'planDefinition');
-  const planDefinition = plan?.valueCanonical ?? plan?.valueUri ?? plan?.valueString;
-  if (plan && typeof planDefinition !== 'string')
-    throw badRequest('planDefinition must be a canonical URL', ['Parameters.parameter.planDefinition']);
+  const url = single(list, 'url');
+  const planResource = plan?.resource?.resourceType === 'PlanDefinition' ? (plan.resource as PlanDefinition) : undefined;
+  if (plan?.resource && !planResource)
+    throw badRequest('planDefinition must be a PlanDefinition resource or a canonical URL', ['Parameters.parameter.planDefinition']);
+  const planCanonical = plan?.valueCanonical ?? plan?.valueUri ?? plan?.valueString;
+  if (plan && !planResource && typeof planCanonical !== 'string')
+    throw badRequest('planDefinition must be a canonical URL or a PlanDefinition', ['Parameters.parameter.planDefinition']);
+  const urlValue = url?.valueCanonical ?? url?.valueUri ?? url?.valueString;
+  if (url && typeof urlValue !== 'string') throw badRequest('url must be a canonical URL', ['Parameters.parameter.url']);
+  const version = single(list, 'version')?.valueString;
+  const planDefinition = planCanonical ?? (urlValue && version && !urlValue.includes('|') ? `${urlValue}|${version}` : urlValue);
+  const context: ApplyContext = {
+    encounter: reference(list, 'encounter', 'Encounter') as ApplyContext['encounter'],
+    practitioner: reference(list, 'practitioner', 'Practitioner') as ApplyContext['practitioner'],
+    organization: reference(list, 'organization', 'Organization') as ApplyContext['organization'],
+    setting: single(list, 'setting')?.valueCodeableConcept,
+  };
 
   const start = single(list, 'startDate');
   let startDate: Date | undefined;
@@ -55,7 +75,30 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
   const persist = single(list, 'persist');
   if (persist && typeof persist.valueBoolean !== 'boolean')
     throw badRequest('persist must be a valueBoolean', ['Parameters.parameter.persist']);
-  return { patientId: match[1], planDefinition, startDate, persist: persist?.valueBoolean ?? false };
+  return { patientId: match[1], planDefinition, planResource, startDate, persist: persist?.valueBoolean ?? false, context };
+}
+
+function reference(list: ParametersParameter[], name: string, type: string) {
+  const param = single(list, name);
+  if (!param) return undefined;
+  const ref = param.valueReference?.reference ?? param.valueString;
+  if (typeof ref !== 'string' || !new RegExp(`^${type}/[A-Za-z0-9\\-.]{1,64}$`).test(ref))
+    throw badRequest(`${name} must reference a ${type}, e.g. ${type}/123`, [`Parameters.parameter.${name}`]);
+  return { reference: ref };
+}
+
+/** The GET form of $apply: each query parameter is a string-valued parameter (FHIR operations over GET). */
+export function queryToParameters(query: Record<string, unknown>): Parameters {
+  const parameter: ParametersParameter[] = [];
+  for (const [name, value] of Object.entries(query)) {
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (typeof item !== 'string') throw badRequest(`Query parameter ${name} must be a string`);
+      if (name === 'persist') parameter.push({ name, valueBoolean: item === 'true' ? true : item === 'false' ? false : (undefined as never) });
+      else if (name === 'startDate') parameter.push({ name, valueDateTime: item });
+      else parameter.push({ name, valueString: item });
+    }
+  }
+  return { resourceType: 'Parameters', parameter };
 }
 
 function single(list: ParametersParameter[], name: string): ParametersParameter | undefined {

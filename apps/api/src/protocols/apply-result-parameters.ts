@@ -12,6 +12,7 @@ export function applyResultParameters(result: ApplyResult, persisted?: Map<strin
   const parameter: NonNullable<Parameters['parameter']> = [
     { name: 'return', resource: resource(result.carePlan) },
     { name: 'requestGroup', resource: resource(result.requestGroup) },
+    ...result.goals.map((e) => ({ name: 'goal', resource: resource(e) })),
     ...result.requests.map((e) => ({ name: 'request', resource: resource(e) })),
     ...result.tasks.map((e) => ({ name: 'task', resource: resource(e) })),
     ...result.detectedIssues.map((e) => ({ name: 'detectedIssue', resource: resource(e) })),

@@ -1,8 +1,16 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { PlanDefinition, Resource } from '@medplum/fhirtypes';
-import { notFound } from '@kc/common';
-import { FhirClient } from '@kc/fhir';
-import { applyPlanDefinition, ProtocolCatalog, type ApplyResult } from '@kc/protocols';
+import type { ActivityDefinition, DetectedIssue, Patient, PlanDefinition, Resource } from '@medplum/fhirtypes';
+import { notFound, unprocessable } from '@kc/common';
+import { FhirClient, FhirNotFoundError } from '@kc/fhir';
+import {
+  applyPlanDefinition,
+  flattenActions,
+  ProtocolCatalog,
+  UnsupportedElementError,
+  type ApplyResult,
+  type CanonicalResource,
+  type DefinitionResolver,
+} from '@kc/protocols';
 import type { ApplyRequest } from './apply-parameters';
 import { transactionBundle } from './apply-result-parameters';
 import { PatientDataLoader } from './patient-data-loader';
@@ -13,7 +21,16 @@ export interface AppliedPlan {
   persisted?: Map<string, Resource>;
 }
 
-/** $apply orchestration: find the protocol, read the patient's data, run the pure engine, optionally persist. */
+/** A PlanDefinition and every definition it reaches, from the catalog or the FHIR server. */
+export interface ResolvedPlan {
+  plan: PlanDefinition;
+  definitions: DefinitionResolver;
+}
+
+/**
+ * $apply orchestration: find the protocol (fhir-profiles/, or any PlanDefinition on the FHIR server), read the
+ * patient's data, run the pure engine, optionally persist in one transaction.
+ */
 @Injectable()
 export class ApplyService {
   private readonly logger = new Logger(ApplyService.name);
@@ -24,38 +41,97 @@ export class ApplyService {
     private readonly fhir: FhirClient,
   ) {}
 
-  findPlan(idOrCanonical: string | undefined): PlanDefinition {
-    const plan = idOrCanonical ? this.catalog.findPlanDefinition(idOrCanonical) : undefined;
-    if (!plan)
-      throw notFound(
-        idOrCanonical ? `Unknown protocol ${idOrCanonical}; GET /protocols lists them` : 'planDefinition is required',
-      );
-    return plan;
+  /** By id, canonical url or url|version; the catalog first, then the FHIR server (a plan an EHR posted). */
+  async findPlan(idOrCanonical: string | undefined): Promise<ResolvedPlan> {
+    if (!idOrCanonical) throw notFound('planDefinition (or url) is required');
+    const known = this.catalog.findPlanDefinition(idOrCanonical);
+    if (known) return { plan: known, definitions: this.catalog };
+    const plan = await this.fromServer(idOrCanonical);
+    if (!plan) throw notFound(`Unknown PlanDefinition ${idOrCanonical}: not in the catalog (GET /protocols) nor on the FHIR server`);
+    return this.withDefinitions(plan);
   }
 
-  async apply(plan: PlanDefinition, request: ApplyRequest, now = new Date()): Promise<AppliedPlan> {
+  /** A PlanDefinition given inline (the planDefinition resource parameter). */
+  async inline(plan: PlanDefinition): Promise<ResolvedPlan> {
+    return this.withDefinitions(plan);
+  }
+
+  async apply(resolved: ResolvedPlan, request: ApplyRequest, now = new Date()): Promise<AppliedPlan> {
     const started = performance.now();
-    if (!(await this.patients.patient(request.patientId)))
-      throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
+    const { plan } = resolved;
+    const patient = await this.patients.patient(request.patientId);
+    if (!patient) throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
     const patientData = await this.patients.load(plan, request.patientId);
-    const result = applyPlanDefinition({
-      plan,
-      catalog: this.catalog,
-      patientId: request.patientId,
-      patientData,
-      startDate: request.startDate ?? now,
-      now,
-    });
+    const result = this.run(() =>
+      applyPlanDefinition({
+        plan,
+        definitions: resolved.definitions,
+        patient: patient as Patient & { id: string },
+        patientData,
+        startDate: request.startDate ?? now,
+        now,
+        context: request.context,
+        overridden: request.overridden,
+      }),
+    );
     const persisted = request.persist ? await this.persist(result) : undefined;
-    this.logger.log({
-      msg: '$apply',
-      plan: plan.id,
-      eligible: result.eligible,
-      tasks: result.tasks.length,
-      persisted: request.persist,
-      ms: Math.round(performance.now() - started),
-    });
+    this.logger.log({ msg: '$apply', plan: plan.id, eligible: result.eligible, tasks: result.tasks.length, persisted: request.persist, ms: Math.round(performance.now() - started) });
     return { result, persisted };
+  }
+
+  /** Contraindication codes a clinician overrode on a CarePlan (mitigated DetectedIssues implicating it). */
+  async overriddenOn(carePlanId: string): Promise<Set<string>> {
+    const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlanId}` });
+    return new Set(issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)));
+  }
+
+  private run<T>(apply: () => T): T {
+    try {
+      return apply();
+    } catch (err) {
+      if (err instanceof UnsupportedElementError) throw unprocessable(err.message, [err.element]);
+      throw err;
+    }
+  }
+
+  private async fromServer(idOrCanonical: string): Promise<PlanDefinition | undefined> {
+    if (/^[A-Za-z0-9\-.]{1,64}$/.test(idOrCanonical)) {
+      try {
+        return await this.fhir.read<PlanDefinition>('PlanDefinition', idOrCanonical);
+      } catch (err) {
+        if (!(err instanceof FhirNotFoundError)) throw err;
+        return undefined;
+      }
+    }
+    return this.byCanonical<PlanDefinition>('PlanDefinition', idOrCanonical);
+  }
+
+  private async byCanonical<T extends CanonicalResource>(type: 'PlanDefinition' | 'ActivityDefinition', canonical: string): Promise<T | undefined> {
+    const [url, version] = canonical.split('|');
+    const found = await this.fhir.searchAll<T>(type, version ? { url, version } : { url });
+    return found.sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''))[0];
+  }
+
+  /** Fetches what a plan's definitionCanonicals name, recursively, so the pure engine resolves them without I/O. */
+  private async withDefinitions(plan: PlanDefinition): Promise<ResolvedPlan> {
+    const fetched: CanonicalResource[] = [];
+    const pending = [plan];
+    const seen = new Set<string>();
+    while (pending.length) {
+      const next = pending.pop()!;
+      for (const action of flattenActions(next.action ?? [])) {
+        const canonical = action.definitionCanonical;
+        if (!canonical || seen.has(canonical) || this.catalog.resolve(canonical)) continue;
+        seen.add(canonical);
+        const type = canonical.includes('/PlanDefinition/') ? 'PlanDefinition' : 'ActivityDefinition';
+        const found = (await this.byCanonical<ActivityDefinition | PlanDefinition>(type, canonical)) ?? (await this.byCanonical(type === 'PlanDefinition' ? 'ActivityDefinition' : 'PlanDefinition', canonical));
+        if (!found) continue; // the engine answers 422 naming the element
+        fetched.push({ ...found, version: canonical.split('|')[1] ?? found.version });
+        if (found.resourceType === 'PlanDefinition') pending.push(found);
+      }
+    }
+    const local = new ProtocolCatalog(fetched);
+    return { plan, definitions: { resolve: (canonical) => this.catalog.resolve(canonical) ?? local.resolve(canonical) } };
   }
 
   private async persist(result: ApplyResult): Promise<Map<string, Resource>> {

@@ -1,47 +1,67 @@
-import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Parameters } from '@medplum/fhirtypes';
 import { Roles } from '@kc/auth';
 import { badRequest } from '@kc/common';
-import { parseApplyParameters } from './apply-parameters';
+import { parseApplyParameters, queryToParameters, type ApplyRequest } from './apply-parameters';
 import { applyResultParameters } from './apply-result-parameters';
-import { ApplyService } from './apply.service';
+import { ApplyService, type ResolvedPlan } from './apply.service';
 
-/** PlanDefinition/$apply, instance- and type-level, FHIR operation semantics (Parameters in and out). */
+/**
+ * PlanDefinition/$apply as R4 defines it: instance level (/PlanDefinition/{id}/$apply) and type level
+ * (planDefinition as a canonical or a resource, or the CPG/R5 `url` + `version`), POST with Parameters or GET
+ * with query parameters. The plan may come from fhir-profiles/ or from the FHIR server.
+ */
 @ApiTags('protocols')
 @ApiBearerAuth()
+@Roles('clinician', 'integration')
 @Controller('fhir/PlanDefinition')
 export class PlanDefinitionApplyController {
   constructor(private readonly applyService: ApplyService) {}
 
   @Post(':id/\\$apply')
   @HttpCode(200)
-  @Roles('clinician', 'integration')
-  @ApiOperation({
-    summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)',
-  })
-  async applyInstance(@Param('id') id: string, @Body() body: unknown): Promise<Parameters> {
-    const request = parseApplyParameters(body);
-    const plan = this.applyService.findPlan(id);
-    if (
-      request.planDefinition &&
-      request.planDefinition !== plan.url &&
-      request.planDefinition !== `${plan.url}|${plan.version}`
-    ) {
-      throw badRequest('planDefinition parameter does not match the PlanDefinition in the URL');
-    }
-    const applied = await this.applyService.apply(plan, request);
-    return applyResultParameters(applied.result, applied.persisted);
+  @ApiOperation({ summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)' })
+  applyInstance(@Param('id') id: string, @Body() body: unknown): Promise<Parameters> {
+    return this.instance(id, parseApplyParameters(body));
+  }
+
+  @Get(':id/\\$apply')
+  @ApiOperation({ summary: 'GET form of the instance-level $apply (subject, startDate, persist, encounter, practitioner, ... as query parameters)' })
+  applyInstanceGet(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<Parameters> {
+    return this.instance(id, parseApplyParameters(queryToParameters(query)));
   }
 
   @Post('\\$apply')
   @HttpCode(200)
-  @Roles('clinician', 'integration')
-  @ApiOperation({ summary: 'Type-level $apply: the planDefinition parameter names the protocol by canonical URL' })
-  async applyType(@Body() body: unknown): Promise<Parameters> {
-    const request = parseApplyParameters(body);
-    const plan = this.applyService.findPlan(request.planDefinition);
-    const applied = await this.applyService.apply(plan, request);
+  @ApiOperation({ summary: 'Type-level $apply: planDefinition (canonical or resource) or url names the protocol' })
+  applyType(@Body() body: unknown): Promise<Parameters> {
+    return this.type(parseApplyParameters(body));
+  }
+
+  @Get('\\$apply')
+  @ApiOperation({ summary: 'GET form of the type-level $apply (url or planDefinition, subject, ...)' })
+  applyTypeGet(@Query() query: Record<string, unknown>): Promise<Parameters> {
+    return this.type(parseApplyParameters(queryToParameters(query)));
+  }
+
+  private async instance(id: string, request: ApplyRequest): Promise<Parameters> {
+    if (request.planResource) throw badRequest('planDefinition as a resource is for the type-level operation');
+    const resolved = await this.applyService.findPlan(id);
+    const { plan } = resolved;
+    if (request.planDefinition && request.planDefinition !== plan.url && request.planDefinition !== `${plan.url}|${plan.version}`) {
+      throw badRequest('planDefinition parameter does not match the PlanDefinition in the URL');
+    }
+    return this.run(resolved, request);
+  }
+
+  private async type(request: ApplyRequest): Promise<Parameters> {
+    const resolved = request.planResource ? await this.applyService.inline(request.planResource) : await this.applyService.findPlan(request.planDefinition);
+    return this.run(resolved, request);
+  }
+
+  private async run(resolved: ResolvedPlan, request: ApplyRequest): Promise<Parameters> {
+    const applied = await this.applyService.apply(resolved, request);
     return applyResultParameters(applied.result, applied.persisted);
   }
 }

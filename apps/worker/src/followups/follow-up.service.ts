@@ -1,16 +1,15 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { BundleEntry, CarePlan, PlanDefinition, Procedure, Resource, Task } from '@medplum/fhirtypes';
+import type { BundleEntry, CarePlan, DetectedIssue, Patient, PlanDefinition, Procedure, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirNotFoundError, FhirVersionConflictError, searchEach } from '@kc/fhir';
 import {
-  asFulfilled,
+  applyInfusionUpdate,
   carePlanTakesFollowUps,
   completedInfusionCount,
-  followUpDataNeeds,
   infusionDefinitionFor,
   infusionFollowUpActions,
+  infusionTaskUpdates,
   isInfusion,
   planFollowUps,
-  supersededFollowUps,
   toInfusionCompleted,
   type FollowUp,
   type InfusionCompleted,
@@ -20,7 +19,7 @@ import { patientDataQueries, ProtocolCatalog, TASK_KEY_SYSTEM, APPLY_KEY_SYSTEM 
 import { FollowUpMetrics } from './follow-up.metrics';
 
 export type FollowUpOutcome =
-  | { status: 'created'; tasks: string[]; alreadyExisted: number; superseded: number }
+  | { status: 'created'; tasks: string[]; alreadyExisted: number; superseded: number; fulfilled: number; contraindications: number }
   | { status: 'ignored'; reason: string };
 
 /** Progress reports: the job's progress in the dashboard. */
@@ -63,79 +62,53 @@ export class FollowUpService {
     const infusion = infusionDefinitionFor(plan, this.catalog);
     if (!isInfusion(procedure, infusion)) return this.ignore(procedureId, "not an infusion of the CarePlan's protocol");
 
-    const needs = followUpDataNeeds(plan, this.catalog);
-    const [history, patientData] = await Promise.all([
-      this.fhir.searchAll<Procedure>('Procedure', {
-        'based-on': `CarePlan/${carePlan.id}`,
-        status: 'completed',
-        _count: 100,
-      }),
-      searchEach(
-        this.fhir,
-        patientDataQueries(plan, event.patientId).filter((q) => needs.has(q.name)),
-      ),
+    const [history, patientData, patient, overridden] = await Promise.all([
+      this.fhir.searchAll<Procedure>('Procedure', { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: 100 }),
+      // Every input: the contraindication checks above the follow-up rules are evaluated again on today's data.
+      searchEach(this.fhir, patientDataQueries(plan, event.patientId)),
+      this.fhir.readIfExists<Patient>('Patient', event.patientId),
+      this.overriddenOn(carePlan.id!),
     ]);
     const count = completedInfusionCount(event, history, infusion);
     await progress(50, 'read care plan and history');
 
-    const followUps = planFollowUps({
-      event,
-      carePlan,
-      plan,
-      catalog: this.catalog,
-      completedInfusionCount: count,
-      patientData,
-      now: new Date(),
-    });
-    const response = await this.fhir.transaction(followUps.flatMap(toEntries));
+    const planned = planFollowUps({ event, carePlan, plan, catalog: this.catalog, completedInfusionCount: count, patientData, patient, overridden, now: new Date() });
+    const issueEntries: BundleEntry[] = planned.detectedIssues.map((i) => ({ resource: i.resource, request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: i.ifNoneExist } }));
+    const response = await this.fhir.transaction([...planned.followUps.flatMap(toEntries), ...issueEntries]);
     await progress(90, 'wrote follow-up tasks');
 
-    const taskResponses = (response.entry ?? []).filter(
-      (e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task',
-    );
+    const taskResponses = (response.entry ?? []).filter((e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task');
     const alreadyExisted = taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
-    const tasks = taskResponses.map((e) =>
-      e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
-    );
-    const superseded = await this.closeSuperseded(event, plan, infusion, history);
-    this.logger.log({
-      msg: 'follow-ups written',
-      procedure: procedureId,
-      carePlan: carePlan.id,
-      tasks: tasks.length,
-      alreadyExisted,
-      superseded,
-    });
-    return { status: 'created', tasks, alreadyExisted, superseded };
+    const tasks = taskResponses.map((e) => (e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0]));
+    const { done, superseded } = await this.updateInfusionTasks(event, procedure, plan, infusion, history);
+    this.logger.log({ msg: 'follow-ups written', procedure: procedureId, carePlan: carePlan.id, tasks: tasks.length, alreadyExisted, done, superseded, contraindications: planned.detectedIssues.length });
+    return { status: 'created', tasks, alreadyExisted, superseded, fulfilled: done, contraindications: planned.detectedIssues.length };
+  }
+
+  private async overriddenOn(carePlanId: string): Promise<Set<string>> {
+    const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlanId}` });
+    return new Set(issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)));
   }
 
   /**
-   * Next-session and booster Tasks that an infusion since has fulfilled are completed (If-Match: a clinician's
-   * concurrent decision wins, and the next infusion event tries again).
+   * The infusion fulfils the Task that planned it (done) and supersedes older infusion Tasks, through the Task
+   * state machine, each with If-Match: a clinician's concurrent decision wins, and the next event tries again.
    */
-  private async closeSuperseded(
-    event: InfusionCompleted,
-    plan: PlanDefinition,
-    definition: InfusionDefinition,
-    history: Procedure[],
-  ): Promise<number> {
+  private async updateInfusionTasks(event: InfusionCompleted, procedure: Procedure, plan: PlanDefinition, definition: InfusionDefinition, history: Procedure[]) {
     const infusionActions = infusionFollowUpActions(plan, this.catalog, definition);
-    if (!infusionActions.size) return 0;
-    const openTasks = await this.fhir.searchAll<Task>('Task', {
-      'based-on': `CarePlan/${event.carePlanId}`,
-      status: 'requested,accepted',
-      _count: 100,
-    });
-    let closed = 0;
-    for (const supersession of supersededFollowUps({ event, openTasks, history, definition, infusionActions })) {
+    if (!infusionActions.size) return { done: 0, superseded: 0 };
+    const openTasks = await this.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${event.carePlanId}`, status: 'draft,ready', _count: 100 });
+    const counts = { done: 0, superseded: 0 };
+    const now = new Date();
+    for (const update of infusionTaskUpdates({ event, procedure, openTasks, history, definition, infusionActions })) {
       try {
-        await this.fhir.update(asFulfilled(supersession), { ifMatch: supersession.task.meta?.versionId });
-        closed++;
+        await this.fhir.update(applyInfusionUpdate(update, now), { ifMatch: update.task.meta?.versionId });
+        counts[update.outcome === 'done' ? 'done' : 'superseded']++;
       } catch (err) {
         if (!(err instanceof FhirVersionConflictError)) throw err;
       }
     }
-    return closed;
+    return counts;
   }
 
   private ignore(procedureId: string, reason: string): FollowUpOutcome {
