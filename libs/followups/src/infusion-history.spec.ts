@@ -90,7 +90,13 @@ describe('carePlanTakesFollowUps', () => {
 describe('infusionTaskUpdates', () => {
   const plan = catalog.findPlanDefinition('ketamine-low-dose-series')!;
   const actions = infusionFollowUpActions(plan, catalog, lowDose);
-  const task = (id: string, action: string, trigger: string | undefined, start: string, state: 'awaiting-approval' | 'rejected' = 'awaiting-approval'): Task => ({
+  const task = (
+    id: string,
+    action: string,
+    trigger: string | undefined,
+    start: string,
+    state: 'awaiting-approval' | 'rejected' = 'awaiting-approval',
+  ): Task => ({
     resourceType: 'Task',
     id,
     status: state === 'rejected' ? 'rejected' : 'draft',
@@ -109,7 +115,14 @@ describe('infusionTaskUpdates', () => {
     task('rejected-from-i1', 'maintenance-booster', 'Procedure/i1', '2027-02-01T00:00:00Z', 'rejected'),
   ];
   const updates = (event: Procedure, all = openTasks) =>
-    infusionTaskUpdates({ event: eventOf(event), procedure: event, openTasks: all, history, definition: lowDose, infusionActions: actions });
+    infusionTaskUpdates({
+      event: eventOf(event),
+      procedure: event,
+      openTasks: all,
+      history,
+      definition: lowDose,
+      infusionActions: actions,
+    });
 
   it('the actions that plan an infusion are the first session, the next session and the booster, not the check', () => {
     expect([...actions].sort()).toEqual(['infusion-session', 'maintenance-booster', 'next-induction-session']);
@@ -133,7 +146,10 @@ describe('infusionTaskUpdates', () => {
       ['from-apply', 'done'],
       ['next-from-i1', 'superseded'],
     ]);
-    expect(applyInfusionUpdate(withApply[1], new Date())).toMatchObject({ status: 'cancelled', businessStatus: { coding: [{ code: 'superseded' }] } });
+    expect(applyInfusionUpdate(withApply[1], new Date())).toMatchObject({
+      status: 'cancelled',
+      businessStatus: { coding: [{ code: 'superseded' }] },
+    });
   });
 
   it('a Procedure that names its Task in basedOn fulfils that one', () => {

@@ -33,7 +33,12 @@ function followUps(planId: string, completedInfusionCount: number, conditions: C
     plan,
     catalog,
     completedInfusionCount,
-    patientData: { bodyWeight: searchset(bodyWeight(80)), bloodPressure: searchset(), pregnancyStatus: searchset(), conditions: searchset(...conditions) },
+    patientData: {
+      bodyWeight: searchset(bodyWeight(80)),
+      bloodPressure: searchset(),
+      pregnancyStatus: searchset(),
+      conditions: searchset(...conditions),
+    },
     now: new Date('2027-01-04T10:05:00Z'),
   });
 }
@@ -42,7 +47,9 @@ const windowOf = (f: { task: { restriction?: { period?: unknown } } }) => f.task
 
 describe('planFollowUps with the shipped protocols', () => {
   it('a contraindication recorded since enrolment stops the next session, not the post-infusion check', () => {
-    const plan = followUps('ketamine-low-dose-series', 3, [{ ...activeCondition(...PREGNANCY, 'Patient/p1'), id: 'preg' }]);
+    const plan = followUps('ketamine-low-dose-series', 3, [
+      { ...activeCondition(...PREGNANCY, 'Patient/p1'), id: 'preg' },
+    ]);
     expect(plan.followUps.map((f) => f.actionId)).toEqual(['post-infusion-check']);
     expect(plan.detectedIssues.map((i) => i.resource.code?.coding?.[0].code)).toEqual(['pregnancy']);
     expect(plan.detectedIssues[0].resource.evidence?.[0].detail).toEqual([{ reference: 'Condition/preg' }]);
@@ -115,4 +122,3 @@ describe('toInfusionCompleted', () => {
     expect(check.ok && check.event.performed.end).toBe('2027-01-04T10:00:00.000Z');
   });
 });
-

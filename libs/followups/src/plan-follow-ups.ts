@@ -67,7 +67,10 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     variables,
     overridden: input.overridden ?? new Set(),
     resolver: catalog,
-    filter: (action) => (action.trigger?.some((t) => t.type === 'named-event' && t.name === INFUSION_COMPLETED_TRIGGER) ? 'instantiate' : 'skip'),
+    filter: (action) =>
+      action.trigger?.some((t) => t.type === 'named-event' && t.name === INFUSION_COMPLETED_TRIGGER)
+        ? 'instantiate'
+        : 'skip',
   });
   const anchors = { 'infusion-session': event.performed };
   const followUps = leaves(selection.roots).map((selected) => {
@@ -90,7 +93,8 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };
   });
-  const carePlanKey = carePlan.identifier?.find((i) => i.system === CAREPLAN_KEY_SYSTEM)?.value ?? shortHash(`CarePlan/${carePlan.id}`);
+  const carePlanKey =
+    carePlan.identifier?.find((i) => i.system === CAREPLAN_KEY_SYSTEM)?.value ?? shortHash(`CarePlan/${carePlan.id}`);
   const detectedIssues = selection.contraindications
     .filter((c) => !c.overridden)
     .map((c) => followUpIssue(c, carePlanKey, carePlan, event, now));
@@ -98,7 +102,13 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
 }
 
 /** Keyed like $apply's, so the same contraindication on the same plan is one DetectedIssue (and one override). */
-function followUpIssue(c: Contraindication, carePlanKey: string, carePlan: CarePlan, event: InfusionCompleted, now: Date) {
+function followUpIssue(
+  c: Contraindication,
+  carePlanKey: string,
+  carePlan: CarePlan,
+  event: InfusionCompleted,
+  now: Date,
+) {
   const key = `${carePlanKey}:detectedissue:${c.code.code}`;
   const resource: DetectedIssue = {
     resourceType: 'DetectedIssue',

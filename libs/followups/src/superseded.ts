@@ -5,7 +5,11 @@ import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
 
 /** Actions that plan an infusion (first session, next session, booster), as opposed to a check or instructions. */
-export function infusionFollowUpActions(plan: PlanDefinition, catalog: ProtocolCatalog, definition: InfusionDefinition): Set<string> {
+export function infusionFollowUpActions(
+  plan: PlanDefinition,
+  catalog: ProtocolCatalog,
+  definition: InfusionDefinition,
+): Set<string> {
   const ids = flattenActions(plan.action ?? [])
     .filter((action) => {
       const activity = catalog.activityDefinition(action.definitionCanonical);
@@ -39,7 +43,8 @@ export function infusionTaskUpdates(input: {
 }): InfusionTaskUpdate[] {
   const endOf = new Map<string, number>();
   for (const procedure of input.history) {
-    if (procedure.id && procedure.status === 'completed' && isInfusion(procedure, input.definition)) endOf.set(procedure.id, infusionEnd(procedure));
+    if (procedure.id && procedure.status === 'completed' && isInfusion(procedure, input.definition))
+      endOf.set(procedure.id, infusionEnd(procedure));
   }
   const thisEnd = Date.parse(input.event.performed.end!);
   endOf.set(input.event.procedureId, thisEnd);
@@ -62,7 +67,11 @@ export function infusionTaskUpdates(input: {
     if (task === fulfilled) continue;
     const trigger = triggerOf(task);
     const plannedAt = trigger === undefined ? -Infinity : endOf.get(trigger);
-    if (plannedAt !== undefined && plannedAt < latestEnd && (trigger === undefined ? plannedBefore.includes(task) : true)) {
+    if (
+      plannedAt !== undefined &&
+      plannedAt < latestEnd &&
+      (trigger === undefined ? plannedBefore.includes(task) : true)
+    ) {
       updates.push({ task, outcome: 'superseded', by });
     }
   }
@@ -73,7 +82,12 @@ export function infusionTaskUpdates(input: {
 export function applyInfusionUpdate(update: InfusionTaskUpdate, now: Date): Task {
   return update.outcome === 'done'
     ? transition(update.task, { event: 'complete', now, output: update.by })
-    : transition(update.task, { event: 'supersede', now, output: update.by, reason: 'Superseded: a later infusion was completed' });
+    : transition(update.task, {
+        event: 'supersede',
+        now,
+        output: update.by,
+        reason: 'Superseded: a later infusion was completed',
+      });
 }
 
 function actionOf(task: Task): string {
@@ -89,5 +103,7 @@ function windowStart(task: Task): number {
 }
 
 function infusionEnd(procedure: Procedure): number {
-  return Date.parse(procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime ?? '');
+  return Date.parse(
+    procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime ?? '',
+  );
 }

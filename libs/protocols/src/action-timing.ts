@@ -23,19 +23,26 @@ export function windowFromTiming(
   birthDate: string | undefined,
   element: string,
 ): ActionTiming | undefined {
-  if (action.timingDateTime) return { window: fromInstant(Date.parse(action.timingDateTime), `${element}.timingDateTime`) };
+  if (action.timingDateTime)
+    return { window: fromInstant(Date.parse(action.timingDateTime), `${element}.timingDateTime`) };
   if (action.timingPeriod) {
     const from = Date.parse(action.timingPeriod.start ?? action.timingPeriod.end ?? '');
-    const to = action.timingPeriod.end ? Date.parse(action.timingPeriod.end) : addDuration(from, INSTANT_TOLERANCE, element);
+    const to = action.timingPeriod.end
+      ? Date.parse(action.timingPeriod.end)
+      : addDuration(from, INSTANT_TOLERANCE, element);
     return { window: { start: iso(from), end: iso(to) } };
   }
   if (action.timingDuration) {
-    return { window: { start: iso(start), end: iso(addDuration(start, action.timingDuration, `${element}.timingDuration`)) } };
+    return {
+      window: { start: iso(start), end: iso(addDuration(start, action.timingDuration, `${element}.timingDuration`)) },
+    };
   }
   if (action.timingRange) {
     const at = `${element}.timingRange`;
     const low = addDuration(start, action.timingRange.low, at);
-    return { window: { start: iso(low), end: iso(addDuration(start, action.timingRange.high ?? action.timingRange.low, at)) } };
+    return {
+      window: { start: iso(low), end: iso(addDuration(start, action.timingRange.high ?? action.timingRange.low, at)) },
+    };
   }
   if (action.timingAge) {
     const at = `${element}.timingAge`;
@@ -62,12 +69,14 @@ function timingWindow(timing: Timing, start: number, element: string): ActionTim
   let to: number;
   if (repeat?.boundsPeriod?.end) to = Date.parse(repeat.boundsPeriod.end);
   else if (repeat?.boundsDuration) to = addDuration(from, repeat.boundsDuration, `${element}.repeat.boundsDuration`);
-  else if (repeat?.boundsRange) to = addDuration(from, repeat.boundsRange.high ?? repeat.boundsRange.low, `${element}.repeat.boundsRange`);
+  else if (repeat?.boundsRange)
+    to = addDuration(from, repeat.boundsRange.high ?? repeat.boundsRange.low, `${element}.repeat.boundsRange`);
   else if (repeat?.period !== undefined && repeat.periodUnit) {
     // count occurrences at `frequency` per period: the schedule lasts ceil(count / frequency) periods.
     const periods = Math.max(1, Math.ceil((repeat.count ?? 1) / (repeat.frequency ?? 1)));
     to = addDuration(from, { value: repeat.period * periods, code: repeat.periodUnit }, `${element}.repeat.period`);
-  } else if (timing.event?.length) to = addDuration(Math.max(...timing.event.map((e) => Date.parse(e))), INSTANT_TOLERANCE, element);
+  } else if (timing.event?.length)
+    to = addDuration(Math.max(...timing.event.map((e) => Date.parse(e))), INSTANT_TOLERANCE, element);
   else throw new UnsupportedElementError('timingTiming needs events, bounds or a period', element);
   return { window: { start: iso(from), end: iso(to) }, timing };
 }

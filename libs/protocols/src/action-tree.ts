@@ -1,4 +1,10 @@
-import type { ActivityDefinition, OperationOutcomeIssue, PlanDefinition, PlanDefinitionAction, PlanDefinitionActionCondition } from '@medplum/fhirtypes';
+import type {
+  ActivityDefinition,
+  OperationOutcomeIssue,
+  PlanDefinition,
+  PlanDefinitionAction,
+  PlanDefinitionActionCondition,
+} from '@medplum/fhirtypes';
 import { evaluateConditions, type Contraindication } from './applicability';
 import type { ProtocolVariables } from './fhirpath-variables';
 import { UnsupportedElementError } from './unsupported';
@@ -38,7 +44,12 @@ export interface Selection {
  */
 export function selectActions(
   plan: PlanDefinition,
-  options: { variables: ProtocolVariables; overridden: ReadonlySet<string>; resolver: DefinitionResolver; filter: ActionFilter },
+  options: {
+    variables: ProtocolVariables;
+    overridden: ReadonlySet<string>;
+    resolver: DefinitionResolver;
+    filter: ActionFilter;
+  },
 ): Selection {
   const selection: Selection = { roots: [], contraindications: [], notes: [] };
   const seen = new Set<string>();
@@ -47,7 +58,10 @@ export function selectActions(
     const selected: SelectedAction[] = [];
     (actions ?? []).forEach((action, i) => {
       const at = `${element}.action[${i}]`;
-      const kind = action.action?.length || isNestedPlan(action, options.resolver) ? relevantGroup(action, options) : options.filter(action);
+      const kind =
+        action.action?.length || isNestedPlan(action, options.resolver)
+          ? relevantGroup(action, options)
+          : options.filter(action);
       if (kind === 'skip') return;
       if (kind === 'placeholder') {
         selected.push({ action, element: at, children: [], runtime: action.condition ?? [], placeholder: true });
@@ -72,7 +86,13 @@ export function selectActions(
         if (children.length) selected.push({ action, element: at, children, runtime: verdict.runtime });
         return;
       }
-      selected.push({ action, element: at, activity: definition as ActivityDefinition | undefined, children: [], runtime: verdict.runtime });
+      selected.push({
+        action,
+        element: at,
+        activity: definition as ActivityDefinition | undefined,
+        children: [],
+        runtime: verdict.runtime,
+      });
     });
     return selected;
   };
@@ -86,19 +106,32 @@ export function leaves(actions: SelectedAction[]): SelectedAction[] {
 }
 
 /** A group is walked when its own trigger lets it; its leaves decide for themselves. */
-function relevantGroup(action: PlanDefinitionAction, options: { filter: ActionFilter }): 'instantiate' | 'skip' | 'placeholder' {
+function relevantGroup(
+  action: PlanDefinitionAction,
+  options: { filter: ActionFilter },
+): 'instantiate' | 'skip' | 'placeholder' {
   return action.trigger?.length ? options.filter(action) : 'instantiate';
 }
 
 function isNestedPlan(action: PlanDefinitionAction, resolver: DefinitionResolver): boolean {
-  return Boolean(action.definitionCanonical && resolver.resolve(action.definitionCanonical)?.resourceType === 'PlanDefinition');
+  return Boolean(
+    action.definitionCanonical && resolver.resolve(action.definitionCanonical)?.resourceType === 'PlanDefinition',
+  );
 }
 
 function resolveDefinition(action: PlanDefinitionAction, at: string, resolver: DefinitionResolver) {
-  if (action.definitionUri) throw new UnsupportedElementError('definitionUri is not instantiated; use definitionCanonical', `${at}.definitionUri`);
+  if (action.definitionUri)
+    throw new UnsupportedElementError(
+      'definitionUri is not instantiated; use definitionCanonical',
+      `${at}.definitionUri`,
+    );
   if (!action.definitionCanonical) return undefined;
   const found = resolver.resolve(action.definitionCanonical);
-  if (!found) throw new UnsupportedElementError(`definitionCanonical ${action.definitionCanonical} was not found`, `${at}.definitionCanonical`);
+  if (!found)
+    throw new UnsupportedElementError(
+      `definitionCanonical ${action.definitionCanonical} was not found`,
+      `${at}.definitionCanonical`,
+    );
   if (found.resourceType !== 'ActivityDefinition' && found.resourceType !== 'PlanDefinition') {
     throw new UnsupportedElementError(`definitionCanonical names a ${found.resourceType}`, `${at}.definitionCanonical`);
   }

@@ -1,4 +1,11 @@
-import type { Coding, OperationOutcomeIssue, PlanDefinitionAction, PlanDefinitionActionCondition, Reference, Resource } from '@medplum/fhirtypes';
+import type {
+  Coding,
+  OperationOutcomeIssue,
+  PlanDefinitionAction,
+  PlanDefinitionActionCondition,
+  Reference,
+  Resource,
+} from '@medplum/fhirtypes';
 import { CONTRAINDICATION_EXTENSION } from './canonical';
 import { evaluateExpression, verdict, type ProtocolVariables } from './fhirpath-variables';
 
@@ -46,15 +53,21 @@ export function evaluateConditions(
         result.contraindications.push({ code: check.code, description: what, evidence, overridden: isOverridden });
         if (isOverridden) return;
       } else {
-        result.notes.push(note('information', 'not-applicable', `${action.title ?? action.id}: not applicable (${what})`, at));
+        result.notes.push(
+          note('information', 'not-applicable', `${action.title ?? action.id}: not applicable (${what})`, at),
+        );
       }
       result.applicable = false;
     } else if (condition.kind === 'stop' && met === true) {
       result.applicable = false;
-      result.notes.push(note('information', 'stopped', `${action.title ?? action.id}: stop condition already met (${what})`, at));
+      result.notes.push(
+        note('information', 'stopped', `${action.title ?? action.id}: stop condition already met (${what})`, at),
+      );
     } else {
       if (condition.kind === 'start' && met !== true) {
-        result.notes.push(note('information', 'waiting', `${action.title ?? action.id}: waits for its start condition (${what})`, at));
+        result.notes.push(
+          note('information', 'waiting', `${action.title ?? action.id}: waits for its start condition (${what})`, at),
+        );
       }
       result.runtime.push(condition);
     }
@@ -69,13 +82,24 @@ function contraindicationCheck(condition: PlanDefinitionActionCondition) {
   return { code, evidence: ext?.extension?.find((e) => e.url === 'evidence')?.valueExpression };
 }
 
-function evidenceOf(expression: NonNullable<ReturnType<typeof contraindicationCheck>>['evidence'], variables: ProtocolVariables, at: string): Reference[] {
+function evidenceOf(
+  expression: NonNullable<ReturnType<typeof contraindicationCheck>>['evidence'],
+  variables: ProtocolVariables,
+  at: string,
+): Reference[] {
   const found = evaluateExpression(expression, variables, `${at}.extension('contraindication').evidence`);
   return found
-    .filter((r): r is Resource => typeof r === 'object' && r !== null && 'resourceType' in r && Boolean((r as Resource).id))
+    .filter(
+      (r): r is Resource => typeof r === 'object' && r !== null && 'resourceType' in r && Boolean((r as Resource).id),
+    )
     .map((r) => ({ reference: `${r.resourceType}/${r.id}` }));
 }
 
-function note(severity: OperationOutcomeIssue['severity'], code: string, text: string, element: string): OperationOutcomeIssue {
+function note(
+  severity: OperationOutcomeIssue['severity'],
+  code: string,
+  text: string,
+  element: string,
+): OperationOutcomeIssue {
   return { severity, code: 'informational', details: { text, coding: [{ code }] }, expression: [element] };
 }

@@ -28,16 +28,28 @@ function data(history: History) {
     bodyWeight: history.weight === undefined ? searchset() : searchset(withId(bodyWeight(history.weight), 'w1')),
     bloodPressure: history.bp ? searchset(withId(bloodPressure(...history.bp), 'bp1')) : searchset(),
     pregnancyStatus: searchset(),
-    conditions: searchset(...(history.conditions ?? []).map(([code, display], i) => withId(activeCondition(code, display), `c${i}`))),
+    conditions: searchset(
+      ...(history.conditions ?? []).map(([code, display], i) => withId(activeCondition(code, display), `c${i}`)),
+    ),
   };
 }
 
 function apply(planId: string, history: History, extra: Partial<ApplyInput> = {}) {
-  return applyPlanDefinition({ plan: catalog.findPlanDefinition(planId)!, definitions: catalog, patient, startDate, now, patientData: data(history), ...extra });
+  return applyPlanDefinition({
+    plan: catalog.findPlanDefinition(planId)!,
+    definitions: catalog,
+    patient,
+    startDate,
+    now,
+    patientData: data(history),
+    ...extra,
+  });
 }
 
 const actionOf = (r: Resource) =>
-  (r as { extension?: { url: string; valueString?: string }[] }).extension?.find((e) => e.url.endsWith('protocol-action'))?.valueString;
+  (r as { extension?: { url: string; valueString?: string }[] }).extension?.find((e) =>
+    e.url.endsWith('protocol-action'),
+  )?.valueString;
 
 /** Every resource the engine writes must be valid R4: an invalid one fails here. */
 function expectValid(result: ReturnType<typeof apply>) {
@@ -51,37 +63,66 @@ describe('applyPlanDefinition with the shipped protocols', () => {
     expect(result.eligible).toBe(true);
     const byAction = Object.fromEntries(result.tasks.map((t) => [actionOf(t.resource), t.resource]));
     expect(Object.keys(byAction).sort()).toEqual(['infusion-session', 'patient-instructions']);
-    expect(byAction['infusion-session'].restriction?.period).toEqual({ start: '2026-12-02T08:00:00.000Z', end: '2026-12-15T08:00:00.000Z' });
-    expect(byAction['patient-instructions'].restriction?.period).toEqual({ start: '2026-12-01T08:00:00.000Z', end: '2026-12-02T08:00:00.000Z' });
+    expect(byAction['infusion-session'].restriction?.period).toEqual({
+      start: '2026-12-02T08:00:00.000Z',
+      end: '2026-12-15T08:00:00.000Z',
+    });
+    expect(byAction['patient-instructions'].restriction?.period).toEqual({
+      start: '2026-12-01T08:00:00.000Z',
+      end: '2026-12-02T08:00:00.000Z',
+    });
     // Awaiting approval: nothing an EHR may act on.
     expect(result.tasks.every((t) => t.resource.status === 'draft' && t.resource.intent === 'plan')).toBe(true);
-    const medication = result.requests.find((r) => r.resource.resourceType === 'MedicationRequest')!;
-    expect(medication.resource).toMatchObject({ status: 'draft', intent: 'proposal', basedOn: [{ reference: result.carePlan.fullUrl }] });
-    expect((medication.resource as { dosageInstruction: { doseAndRate: { rateQuantity: { value: number } }[] }[] }).dosageInstruction[0].doseAndRate[0].rateQuantity.value).toBe(40);
+    const medication = result.requests.find(
+      (r: { resource: Resource }) => r.resource.resourceType === 'MedicationRequest',
+    )!;
+    expect(medication.resource).toMatchObject({
+      status: 'draft',
+      intent: 'proposal',
+      basedOn: [{ reference: result.carePlan.fullUrl }],
+    });
+    expect(
+      (medication.resource as { dosageInstruction: { doseAndRate: { rateQuantity: { value: number } }[] }[] })
+        .dosageInstruction[0].doseAndRate[0].rateQuantity.value,
+    ).toBe(40);
     expect(byAction['infusion-session'].focus?.reference).toBe(medication.fullUrl);
-    expect(byAction['infusion-session'].basedOn?.map((r) => r.reference)).toEqual([result.carePlan.fullUrl, result.requestGroup.fullUrl]);
+    expect(byAction['infusion-session'].basedOn?.map((r: { reference?: string }) => r.reference)).toEqual([
+      result.carePlan.fullUrl,
+      result.requestGroup.fullUrl,
+    ]);
     // Each activity once.
-    expect(result.carePlan.resource.activity?.map((a) => a.reference?.reference).sort()).toEqual(result.tasks.map((t) => t.fullUrl).sort());
+    expect(result.carePlan.resource.activity?.map((a) => a.reference?.reference).sort()).toEqual(
+      result.tasks.map((t) => t.fullUrl).sort(),
+    );
   });
 
   it.each([
     ['pregnancy', { weight: 64, bp: [110, 70], conditions: [PREGNANCY] }, 'Condition/c0'],
     ['uncontrolled-hypertension', { weight: 70, bp: [195, 115] }, 'Observation/bp1'],
     ['psychosis', { weight: 70, bp: [120, 80], conditions: [PSYCHOSIS] }, 'Condition/c0'],
-  ] as const)('contraindicated (%s): only a DetectedIssue with its evidence, no request and no task', (code, history, evidence) => {
-    const result = apply('ketamine-low-dose-series', history as History);
-    expectValid(result);
-    expect(result.eligible).toBe(false);
-    expect(result.requests).toHaveLength(0);
-    expect(result.tasks).toHaveLength(0);
-    expect(result.detectedIssues.map((i) => i.resource.code?.coding?.[0].code)).toEqual([code]);
-    expect(result.detectedIssues[0].resource.evidence?.[0].detail).toEqual([{ reference: evidence }]);
-    expect(result.detectedIssues[0].resource.implicated).toEqual([{ reference: result.carePlan.fullUrl }]);
-    expect(result.outcome.issue.some((i) => i.code === 'business-rule' && i.details?.coding?.[0].code === code)).toBe(true);
-  });
+  ] as const)(
+    'contraindicated (%s): only a DetectedIssue with its evidence, no request and no task',
+    (code, history, evidence) => {
+      const result = apply('ketamine-low-dose-series', history as History);
+      expectValid(result);
+      expect(result.eligible).toBe(false);
+      expect(result.requests).toHaveLength(0);
+      expect(result.tasks).toHaveLength(0);
+      expect(result.detectedIssues.map((i) => i.resource.code?.coding?.[0].code)).toEqual([code]);
+      expect(result.detectedIssues[0].resource.evidence?.[0].detail).toEqual([{ reference: evidence }]);
+      expect(result.detectedIssues[0].resource.implicated).toEqual([{ reference: result.carePlan.fullUrl }]);
+      expect(result.outcome.issue.some((i) => i.code === 'business-rule' && i.details?.coding?.[0].code === code)).toBe(
+        true,
+      );
+    },
+  );
 
   it('a contraindication a clinician overrode lets its actions go ahead, with no new DetectedIssue', () => {
-    const result = apply('ketamine-low-dose-series', { weight: 64, bp: [110, 70], conditions: [PREGNANCY] }, { overridden: new Set(['pregnancy']) });
+    const result = apply(
+      'ketamine-low-dose-series',
+      { weight: 64, bp: [110, 70], conditions: [PREGNANCY] },
+      { overridden: new Set(['pregnancy']) },
+    );
     expect(result.eligible).toBe(true);
     expect(result.detectedIssues).toHaveLength(0);
     expect(result.tasks).toHaveLength(2);
@@ -99,7 +140,9 @@ describe('applyPlanDefinition with the shipped protocols', () => {
     const past = apply('ketamine-low-dose-series', { weight: 80 }, { startDate: new Date('2026-10-01T00:00:00Z') });
     for (const task of past.tasks) {
       expect(Date.parse(task.resource.restriction!.period!.end!)).toBeGreaterThan(now.getTime());
-      expect(Date.parse(task.resource.restriction!.period!.start!)).toBeLessThan(Date.parse(task.resource.restriction!.period!.end!));
+      expect(Date.parse(task.resource.restriction!.period!.start!)).toBeLessThan(
+        Date.parse(task.resource.restriction!.period!.end!),
+      );
       expect(task.resource.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod).toBeDefined();
     }
   });
@@ -107,25 +150,94 @@ describe('applyPlanDefinition with the shipped protocols', () => {
 
 /** A plan an EHR might post: the FHIR spec's shapes, nothing of this service's. */
 const ehrActivities: ActivityDefinition[] = [
-  { resourceType: 'ActivityDefinition', id: 'referral', url: 'http://ehr.example/ActivityDefinition/referral', version: '1', status: 'active', kind: 'ServiceRequest', code: { text: 'Physiotherapy referral' } },
-  { resourceType: 'ActivityDefinition', id: 'visit', url: 'http://ehr.example/ActivityDefinition/visit', status: 'active', kind: 'Appointment', title: 'Follow-up visit' },
-  { resourceType: 'ActivityDefinition', id: 'call', url: 'http://ehr.example/ActivityDefinition/call', status: 'active', kind: 'Task', title: 'Phone the patient' },
+  {
+    resourceType: 'ActivityDefinition',
+    id: 'referral',
+    url: 'http://ehr.example/ActivityDefinition/referral',
+    version: '1',
+    status: 'active',
+    kind: 'ServiceRequest',
+    code: { text: 'Physiotherapy referral' },
+  },
+  {
+    resourceType: 'ActivityDefinition',
+    id: 'visit',
+    url: 'http://ehr.example/ActivityDefinition/visit',
+    status: 'active',
+    kind: 'Appointment',
+    title: 'Follow-up visit',
+  },
+  {
+    resourceType: 'ActivityDefinition',
+    id: 'call',
+    url: 'http://ehr.example/ActivityDefinition/call',
+    status: 'active',
+    kind: 'Task',
+    title: 'Phone the patient',
+  },
 ];
 const nested: PlanDefinition = {
-  resourceType: 'PlanDefinition', id: 'nested', url: 'http://ehr.example/PlanDefinition/nested', status: 'active',
-  action: [{ id: 'nested-call', title: 'Nested call', definitionCanonical: 'http://ehr.example/ActivityDefinition/call', timingDuration: { value: 2, code: 'wk' } }],
+  resourceType: 'PlanDefinition',
+  id: 'nested',
+  url: 'http://ehr.example/PlanDefinition/nested',
+  status: 'active',
+  action: [
+    {
+      id: 'nested-call',
+      title: 'Nested call',
+      definitionCanonical: 'http://ehr.example/ActivityDefinition/call',
+      timingDuration: { value: 2, code: 'wk' },
+    },
+  ],
 };
 function ehrPlan(overrides: Partial<PlanDefinition['action']> = []): PlanDefinition {
   return {
-    resourceType: 'PlanDefinition', id: 'ehr-plan', url: 'http://ehr.example/PlanDefinition/ehr-plan', version: '3', status: 'active',
-    goal: [{ id: 'g1', description: { text: 'Pain below 4/10' }, target: [{ measure: { text: 'NRS' }, detailQuantity: { value: 4 }, due: { value: 3, code: 'mo' } }] }],
+    resourceType: 'PlanDefinition',
+    id: 'ehr-plan',
+    url: 'http://ehr.example/PlanDefinition/ehr-plan',
+    version: '3',
+    status: 'active',
+    goal: [
+      {
+        id: 'g1',
+        description: { text: 'Pain below 4/10' },
+        target: [{ measure: { text: 'NRS' }, detailQuantity: { value: 4 }, due: { value: 3, code: 'mo' } }],
+      },
+    ],
     action: [
       {
-        id: 'group', title: 'Group', selectionBehavior: 'all', groupingBehavior: 'logical-group', requiredBehavior: 'must', precheckBehavior: 'yes', cardinalityBehavior: 'single',
+        id: 'group',
+        title: 'Group',
+        selectionBehavior: 'all',
+        groupingBehavior: 'logical-group',
+        requiredBehavior: 'must',
+        precheckBehavior: 'yes',
+        cardinalityBehavior: 'single',
         action: [
-          { id: 'referral', definitionCanonical: 'http://ehr.example/ActivityDefinition/referral|1', timingTiming: { repeat: { count: 8, frequency: 1, period: 1, periodUnit: 'mo' } }, participant: [{ type: 'practitioner', role: { text: 'physiotherapist' } }] },
-          { id: 'visit', definitionCanonical: 'http://ehr.example/ActivityDefinition/visit', relatedAction: [{ actionId: 'referral', relationship: 'after-start', offsetDuration: { value: 1, code: 'mo' } }] },
-          { id: 'only-over-90', title: 'Geriatric review', definitionCanonical: 'http://ehr.example/ActivityDefinition/call', condition: [{ kind: 'applicability', expression: { language: 'text/fhirpath', expression: "%patient.birthDate < @1936-01-01" } }] },
+          {
+            id: 'referral',
+            definitionCanonical: 'http://ehr.example/ActivityDefinition/referral|1',
+            timingTiming: { repeat: { count: 8, frequency: 1, period: 1, periodUnit: 'mo' } },
+            participant: [{ type: 'practitioner', role: { text: 'physiotherapist' } }],
+          },
+          {
+            id: 'visit',
+            definitionCanonical: 'http://ehr.example/ActivityDefinition/visit',
+            relatedAction: [
+              { actionId: 'referral', relationship: 'after-start', offsetDuration: { value: 1, code: 'mo' } },
+            ],
+          },
+          {
+            id: 'only-over-90',
+            title: 'Geriatric review',
+            definitionCanonical: 'http://ehr.example/ActivityDefinition/call',
+            condition: [
+              {
+                kind: 'applicability',
+                expression: { language: 'text/fhirpath', expression: '%patient.birthDate < @1936-01-01' },
+              },
+            ],
+          },
           { id: 'plan-in-plan', definitionCanonical: 'http://ehr.example/PlanDefinition/nested' },
           { id: 'on-admission', title: 'On admission', trigger: [{ type: 'named-event', name: 'admission' }] },
           ...(overrides as NonNullable<PlanDefinition['action']>),
@@ -136,35 +248,90 @@ function ehrPlan(overrides: Partial<PlanDefinition['action']> = []): PlanDefinit
 }
 const ehrResolver = new ProtocolCatalog([...ehrActivities, nested]);
 const applyEhr = (plan: PlanDefinition) =>
-  applyPlanDefinition({ plan, definitions: ehrResolver, patient, startDate, now, patientData: {}, context: { practitioner: { reference: 'Practitioner/dr1' } } });
+  applyPlanDefinition({
+    plan,
+    definitions: ehrResolver,
+    patient,
+    startDate,
+    now,
+    patientData: {},
+    context: { practitioner: { reference: 'Practitioner/dr1' } },
+  });
 
 describe('applyPlanDefinition with any R4 PlanDefinition', () => {
   it('ServiceRequest with a monthly x 8 schedule, Appointment a calendar month later, nested PlanDefinition, goal, behaviours', () => {
     const result = applyEhr(ehrPlan());
     expectValid(result);
-    const referral = result.requests.find((r) => r.resource.resourceType === 'ServiceRequest')!.resource as { occurrenceTiming?: unknown; performerType?: unknown; status: string; intent: string };
-    expect(referral).toMatchObject({ status: 'draft', intent: 'proposal', occurrenceTiming: { repeat: { count: 8, periodUnit: 'mo' } }, performerType: { text: 'physiotherapist' } });
+    const referral = result.requests.find((r) => r.resource.resourceType === 'ServiceRequest')!.resource as {
+      occurrenceTiming?: unknown;
+      performerType?: unknown;
+      status: string;
+      intent: string;
+    };
+    expect(referral).toMatchObject({
+      status: 'draft',
+      intent: 'proposal',
+      occurrenceTiming: { repeat: { count: 8, periodUnit: 'mo' } },
+      performerType: { text: 'physiotherapist' },
+    });
     const byAction = Object.fromEntries(result.tasks.map((t) => [actionOf(t.resource), t.resource]));
-    expect(byAction.referral.restriction?.period).toEqual({ start: '2026-12-01T08:00:00.000Z', end: '2027-08-01T08:00:00.000Z' });
+    expect(byAction.referral.restriction?.period).toEqual({
+      start: '2026-12-01T08:00:00.000Z',
+      end: '2027-08-01T08:00:00.000Z',
+    });
     expect(byAction.referral.owner).toEqual({ reference: 'Practitioner/dr1' });
-    expect(byAction.visit.restriction?.period).toEqual({ start: '2027-01-01T08:00:00.000Z', end: '2027-01-02T08:00:00.000Z' });
+    expect(byAction.visit.restriction?.period).toEqual({
+      start: '2027-01-01T08:00:00.000Z',
+      end: '2027-01-02T08:00:00.000Z',
+    });
     expect(result.requests.some((r) => r.resource.resourceType === 'Appointment')).toBe(true);
     expect(byAction['nested-call'].restriction?.period?.end).toBe('2026-12-15T08:00:00.000Z');
     expect(byAction['only-over-90']).toBeUndefined();
     expect(result.outcome.issue.some((i) => /Geriatric review: not applicable/.test(i.details?.text ?? ''))).toBe(true);
     const group = result.requestGroup.resource.action![0];
-    expect(group).toMatchObject({ selectionBehavior: 'all', groupingBehavior: 'logical-group', requiredBehavior: 'must', precheckBehavior: 'yes', cardinalityBehavior: 'single' });
+    expect(group).toMatchObject({
+      selectionBehavior: 'all',
+      groupingBehavior: 'logical-group',
+      requiredBehavior: 'must',
+      precheckBehavior: 'yes',
+      cardinalityBehavior: 'single',
+    });
     expect(group.action!.map((a) => a.id)).toEqual(['referral', 'visit', 'plan-in-plan', 'on-admission']);
-    expect(group.action!.find((a) => a.id === 'on-admission')!.resource?.reference).toBe(byAction['on-admission'] && result.tasks.find((t) => t.resource === byAction['on-admission'])!.fullUrl);
-    expect(result.outcome.issue.some((i) => /On admission: its trigger \(admission\) is not evaluated/.test(i.details?.text ?? ''))).toBe(true);
-    expect(result.goals[0].resource).toMatchObject({ lifecycleStatus: 'proposed', description: { text: 'Pain below 4/10' }, target: [{ dueDate: '2027-03-01' }] });
+    expect(group.action!.find((a) => a.id === 'on-admission')!.resource?.reference).toBe(
+      byAction['on-admission'] && result.tasks.find((t) => t.resource === byAction['on-admission'])!.fullUrl,
+    );
+    expect(
+      result.outcome.issue.some((i) =>
+        /On admission: its trigger \(admission\) is not evaluated/.test(i.details?.text ?? ''),
+      ),
+    ).toBe(true);
+    expect(result.goals[0].resource).toMatchObject({
+      lifecycleStatus: 'proposed',
+      description: { text: 'Pain below 4/10' },
+      target: [{ dueDate: '2027-03-01' }],
+    });
     expect(result.carePlan.resource.goal).toEqual([{ reference: result.goals[0].fullUrl }]);
   });
 
   it.each([
-    ['text/cql without ELM', { id: 'cql', condition: [{ kind: 'applicability', expression: { language: 'text/cql', expression: 'InDemographic' } }] }, 'PlanDefinition/ehr-plan.action[0].action[5].condition[0].expression.language'],
-    ['an unknown definition', { id: 'missing', definitionCanonical: 'http://ehr.example/ActivityDefinition/none' }, 'PlanDefinition/ehr-plan.action[0].action[5].definitionCanonical'],
-    ['a unit that is not time', { id: 'kg', timingDuration: { value: 2, code: 'kg' } }, 'PlanDefinition/ehr-plan.action[0].action[5].timingDuration'],
+    [
+      'text/cql without ELM',
+      {
+        id: 'cql',
+        condition: [{ kind: 'applicability', expression: { language: 'text/cql', expression: 'InDemographic' } }],
+      },
+      'PlanDefinition/ehr-plan.action[0].action[5].condition[0].expression.language',
+    ],
+    [
+      'an unknown definition',
+      { id: 'missing', definitionCanonical: 'http://ehr.example/ActivityDefinition/none' },
+      'PlanDefinition/ehr-plan.action[0].action[5].definitionCanonical',
+    ],
+    [
+      'a unit that is not time',
+      { id: 'kg', timingDuration: { value: 2, code: 'kg' } },
+      'PlanDefinition/ehr-plan.action[0].action[5].timingDuration',
+    ],
   ])('refuses %s, naming the element', (_name, action, element) => {
     let error: unknown;
     try {
@@ -178,7 +345,21 @@ describe('applyPlanDefinition with any R4 PlanDefinition', () => {
 
   it('binds %subject, %patient, %context and %resource', () => {
     const plan = ehrPlan([
-      { id: 'vars', title: 'Vars', definitionCanonical: 'http://ehr.example/ActivityDefinition/call', condition: [{ kind: 'applicability', expression: { language: 'text/fhirpath', expression: "%subject.id = 'p1' and %patient.id = 'p1' and %context.id = 'p1' and %resource.id = 'ehr-plan'" } }] },
+      {
+        id: 'vars',
+        title: 'Vars',
+        definitionCanonical: 'http://ehr.example/ActivityDefinition/call',
+        condition: [
+          {
+            kind: 'applicability',
+            expression: {
+              language: 'text/fhirpath',
+              expression:
+                "%subject.id = 'p1' and %patient.id = 'p1' and %context.id = 'p1' and %resource.id = 'ehr-plan'",
+            },
+          },
+        ],
+      },
     ] as never);
     expect(applyEhr(plan).tasks.some((t) => actionOf(t.resource) === 'vars')).toBe(true);
   });

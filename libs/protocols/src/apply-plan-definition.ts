@@ -102,14 +102,28 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
     // instantiated as HAPI's $apply does (it does not evaluate triggers), with a note saying so.
     filter: (action) => (isFollowUpRule(action) ? 'skip' : 'instantiate'),
   });
-  const warnings: OperationOutcomeIssue[] = [...missingData(plan, input.patientData), ...selection.notes, ...triggerNotes(selection.roots)];
+  const warnings: OperationOutcomeIssue[] = [
+    ...missingData(plan, input.patientData),
+    ...selection.notes,
+    ...triggerNotes(selection.roots),
+  ];
   const blocking = selection.contraindications.filter((c) => !c.overridden);
   const detectedIssues = blocking.map((c) => detectedIssue(c, carePlanKey, subject, urls.carePlan, now));
   for (const c of blocking) {
-    warnings.unshift({ severity: 'warning', code: 'business-rule', details: { coding: [c.code], text: `Contraindication: ${c.description ?? c.code.display}. Its actions were not instantiated; a clinician may override it with a reason.` } });
+    warnings.unshift({
+      severity: 'warning',
+      code: 'business-rule',
+      details: {
+        coding: [c.code],
+        text: `Contraindication: ${c.description ?? c.code.display}. Its actions were not instantiated; a clinician may override it with a reason.`,
+      },
+    });
   }
 
-  const start: Period = { start: startDate.toISOString(), end: iso(addDuration(startDate.getTime(), { value: 1, code: 'd' }, 'start')) };
+  const start: Period = {
+    start: startDate.toISOString(),
+    end: iso(addDuration(startDate.getTime(), { value: 1, code: 'd' }, 'start')),
+  };
   const windows = placeWindows(leaves(selection.roots), start, patient.birthDate);
   const requests: AppliedEntry<ActivityRequest>[] = [];
   const tasks: AppliedEntry<Task>[] = [];
@@ -136,9 +150,16 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
       encounter: input.context?.encounter,
       element: leaf.element,
     });
-    tasks.push({ fullUrl: taskUrl, resource: instance.task, ifNoneExist: keySearch(instance.task.identifier![0].system!, key) });
+    tasks.push({
+      fullUrl: taskUrl,
+      resource: instance.task,
+      ifNoneExist: keySearch(instance.task.identifier![0].system!, key),
+    });
     if (instance.request) {
-      const request = { ...instance.request, identifier: [{ system: APPLY_KEY_SYSTEM, value: key }] } as ActivityRequest;
+      const request = {
+        ...instance.request,
+        identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
+      } as ActivityRequest;
       requests.push({ fullUrl: requestUrl, resource: request, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key) });
     }
     resourceOf.set(leaf, instance.request ? requestUrl : taskUrl);
@@ -146,7 +167,10 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
       warnings.push({
         severity: 'warning',
         code: 'incomplete',
-        details: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'missing-body-weight' }], text: `${leaf.action.title ?? leaf.action.id}: could not compute ${missing.description ?? missing.path}; a clinician must set it (no body weight in kg on record?)` },
+        details: {
+          coding: [{ system: SERVICE_CODE_SYSTEM, code: 'missing-body-weight' }],
+          text: `${leaf.action.title ?? leaf.action.id}: could not compute ${missing.description ?? missing.path}; a clinician must set it (no body weight in kg on record?)`,
+        },
         expression: [missing.path],
       });
     }
@@ -184,21 +208,33 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
   });
   return {
     carePlan: { fullUrl: urls.carePlan, resource: carePlan, ifNoneExist: keySearch(CAREPLAN_KEY_SYSTEM, carePlanKey) },
-    requestGroup: { fullUrl: urls.requestGroup, resource: requestGroup, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, carePlanKey) },
+    requestGroup: {
+      fullUrl: urls.requestGroup,
+      resource: requestGroup,
+      ifNoneExist: keySearch(APPLY_KEY_SYSTEM, carePlanKey),
+    },
     goals,
     requests,
     tasks,
     detectedIssues,
     outcome: {
       resourceType: 'OperationOutcome',
-      issue: warnings.length ? warnings : [{ severity: 'information', code: 'informational', details: { text: 'Applied without warnings' } }],
+      issue: warnings.length
+        ? warnings
+        : [{ severity: 'information', code: 'informational', details: { text: 'Applied without warnings' } }],
     },
     eligible: blocking.length === 0,
   };
 }
 
 function bindVariables(input: ApplyInput): ProtocolVariables {
-  const variables: ProtocolVariables = { ...input.patientData, subject: input.patient, patient: input.patient, context: input.patient, resource: input.plan };
+  const variables: ProtocolVariables = {
+    ...input.patientData,
+    subject: input.patient,
+    patient: input.patient,
+    context: input.patient,
+    resource: input.plan,
+  };
   for (const name of ['encounter', 'practitioner', 'organization'] as const) {
     const ref = input.context?.[name];
     if (ref?.reference) variables[name] = ref.reference;
@@ -208,13 +244,25 @@ function bindVariables(input: ApplyInput): ProtocolVariables {
 
 /** Windows for every instantiated action: its own timing[x], else relative to the actions it relates to, else the plan's start. */
 function placeWindows(selected: SelectedAction[], start: Period, birthDate: string | undefined) {
-  const placed = new Map<SelectedAction, { window: Period; timing?: ReturnType<typeof windowFromTiming> extends infer T ? (T extends { timing?: infer U } ? U : never) : never }>();
+  const placed = new Map<
+    SelectedAction,
+    {
+      window: Period;
+      timing?: ReturnType<typeof windowFromTiming> extends infer T
+        ? T extends { timing?: infer U }
+          ? U
+          : never
+        : never;
+    }
+  >();
   const anchors: Record<string, Period> = {};
   const ids = new Set(selected.map((s) => s.action.id));
   const pending = [...selected];
   while (pending.length) {
     // Actions may relate to one another in any order; place those whose anchor is known first.
-    let index = pending.findIndex((s) => !s.action.relatedAction?.some((r) => ids.has(r.actionId) && !anchors[r.actionId]));
+    let index = pending.findIndex(
+      (s) => !s.action.relatedAction?.some((r) => ids.has(r.actionId) && !anchors[r.actionId]),
+    );
     if (index < 0) index = 0; // a cycle: the first one falls back to the plan's start
     const [s] = pending.splice(index, 1);
     const own = windowFromTiming(s.action, Date.parse(start.start!), birthDate, s.element);
@@ -225,7 +273,11 @@ function placeWindows(selected: SelectedAction[], start: Period, birthDate: stri
   return placed;
 }
 
-function requestGroupAction(selected: SelectedAction, windows: Map<SelectedAction, { window: Period }>, resourceOf: Map<SelectedAction, string>): RequestGroupAction {
+function requestGroupAction(
+  selected: SelectedAction,
+  windows: Map<SelectedAction, { window: Period }>,
+  resourceOf: Map<SelectedAction, string>,
+): RequestGroupAction {
   const { action } = selected;
   return strip<RequestGroupAction>({
     id: action.id,
@@ -236,8 +288,17 @@ function requestGroupAction(selected: SelectedAction, windows: Map<SelectedActio
     priority: action.priority,
     code: action.code,
     documentation: action.documentation,
-    condition: selected.runtime.length ? selected.runtime.map((c) => ({ kind: c.kind, expression: c.expression })) : undefined,
-    relatedAction: action.relatedAction?.map((r) => strip({ actionId: r.actionId, relationship: r.relationship, offsetDuration: r.offsetDuration, offsetRange: r.offsetRange })),
+    condition: selected.runtime.length
+      ? selected.runtime.map((c) => ({ kind: c.kind, expression: c.expression }))
+      : undefined,
+    relatedAction: action.relatedAction?.map((r) =>
+      strip({
+        actionId: r.actionId,
+        relationship: r.relationship,
+        offsetDuration: r.offsetDuration,
+        offsetRange: r.offsetRange,
+      }),
+    ),
     timingPeriod: windows.get(selected)?.window,
     type: action.type,
     groupingBehavior: action.groupingBehavior,
@@ -246,7 +307,9 @@ function requestGroupAction(selected: SelectedAction, windows: Map<SelectedActio
     precheckBehavior: action.precheckBehavior,
     cardinalityBehavior: action.cardinalityBehavior,
     resource: resourceOf.has(selected) ? { reference: resourceOf.get(selected) } : undefined,
-    action: selected.children.length ? selected.children.map((c) => requestGroupAction(c, windows, resourceOf)) : undefined,
+    action: selected.children.length
+      ? selected.children.map((c) => requestGroupAction(c, windows, resourceOf))
+      : undefined,
   });
 }
 
@@ -260,7 +323,9 @@ function triggerNotes(roots: SelectedAction[]): OperationOutcomeIssue[] {
     .map((s) => ({
       severity: 'information' as const,
       code: 'informational' as const,
-      details: { text: `${s.action.title ?? s.action.id}: its trigger (${s.action.trigger!.map((t) => t.name ?? t.type).join(', ')}) is not evaluated here; proposed like any other action` },
+      details: {
+        text: `${s.action.title ?? s.action.id}: its trigger (${s.action.trigger!.map((t) => t.name ?? t.type).join(', ')}) is not evaluated here; proposed like any other action`,
+      },
       expression: [`${s.element}.trigger`],
     }));
 }
@@ -269,7 +334,13 @@ function wantsPractitioner(selected: SelectedAction): boolean {
   return Boolean(selected.action.participant?.some((p) => p.type === 'practitioner'));
 }
 
-function detectedIssue(c: Contraindication, carePlanKey: string, patient: Reference<Patient>, carePlanUrl: string, now: Date): AppliedEntry<DetectedIssue> {
+function detectedIssue(
+  c: Contraindication,
+  carePlanKey: string,
+  patient: Reference<Patient>,
+  carePlanUrl: string,
+  now: Date,
+): AppliedEntry<DetectedIssue> {
   const key = `${carePlanKey}:detectedissue:${c.code.code}`;
   return {
     fullUrl: `urn:uuid:${uuidFromKey(key)}`,
@@ -289,7 +360,13 @@ function detectedIssue(c: Contraindication, carePlanKey: string, patient: Refere
   };
 }
 
-function goalEntry(goal: NonNullable<PlanDefinition['goal']>[number], i: number, carePlanKey: string, subject: Reference<Patient>, startDate: Date): AppliedEntry<Goal> {
+function goalEntry(
+  goal: NonNullable<PlanDefinition['goal']>[number],
+  i: number,
+  carePlanKey: string,
+  subject: Reference<Patient>,
+  startDate: Date,
+): AppliedEntry<Goal> {
   const key = `${carePlanKey}:goal:${goal.id ?? i}`;
   return {
     fullUrl: `urn:uuid:${uuidFromKey(key)}`,
@@ -310,7 +387,9 @@ function goalEntry(goal: NonNullable<PlanDefinition['goal']>[number], i: number,
           detailQuantity: t.detailQuantity,
           detailRange: t.detailRange,
           detailCodeableConcept: t.detailCodeableConcept,
-          dueDate: t.due ? iso(addDuration(startDate.getTime(), t.due, `PlanDefinition.goal[${i}].target.due`)).slice(0, 10) : undefined,
+          dueDate: t.due
+            ? iso(addDuration(startDate.getTime(), t.due, `PlanDefinition.goal[${i}].target.due`)).slice(0, 10)
+            : undefined,
         }),
       ),
     }),
@@ -326,7 +405,12 @@ function missingData(plan: PlanDefinition, data: ProtocolVariables): OperationOu
         const bound = input.id ? (data[input.id] as Bundle | undefined) : undefined;
         if (bound?.resourceType === 'Bundle' && !bound.entry?.length) {
           const what = input.codeFilter?.[0]?.code?.[0]?.display ?? input.id;
-          issues.push({ severity: 'information', code: 'incomplete', details: { text: `No ${what} on record for this patient` }, expression: [`%${input.id}`] });
+          issues.push({
+            severity: 'information',
+            code: 'incomplete',
+            details: { text: `No ${what} on record for this patient` },
+            expression: [`%${input.id}`],
+          });
         }
       }
       visit(action.action);
@@ -346,5 +430,12 @@ function strip<T extends object>(value: T): T {
 
 /** Every resource of the result in dependency order, e.g. to build a transaction Bundle. */
 export function appliedEntries(result: ApplyResult): AppliedEntry[] {
-  return [result.carePlan, result.requestGroup, ...result.goals, ...result.requests, ...result.tasks, ...result.detectedIssues];
+  return [
+    result.carePlan,
+    result.requestGroup,
+    ...result.goals,
+    ...result.requests,
+    ...result.tasks,
+    ...result.detectedIssues,
+  ];
 }

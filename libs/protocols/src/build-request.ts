@@ -48,7 +48,12 @@ export function buildRequest(ctx: RequestContext): BuiltRequest {
   const { activity, action } = ctx;
   if (!activity || activity.kind === 'Task') return { unresolved: [] };
   const resource = baseRequest(ctx, activity);
-  const fromActivity = applyDynamicValues(resource, activity.dynamicValue, ctx.variables, `ActivityDefinition/${activity.id}`);
+  const fromActivity = applyDynamicValues(
+    resource,
+    activity.dynamicValue,
+    ctx.variables,
+    `ActivityDefinition/${activity.id}`,
+  );
   const fromAction = applyDynamicValues(fromActivity.resource, action.dynamicValue, ctx.variables, ctx.element);
   return { resource: fromAction.resource, unresolved: [...fromActivity.unresolved, ...fromAction.unresolved] };
 }
@@ -116,13 +121,19 @@ function baseRequest(ctx: RequestContext, activity: ActivityDefinition): Activit
   }
 }
 
-function withTiming(dosage: ActivityDefinition['dosage'], timing: Timing | undefined): MedicationRequest['dosageInstruction'] {
+function withTiming(
+  dosage: ActivityDefinition['dosage'],
+  timing: Timing | undefined,
+): MedicationRequest['dosageInstruction'] {
   if (!timing) return dosage;
   return (dosage?.length ? dosage : [{}]).map((d) => ({ ...d, timing: d.timing ?? timing }));
 }
 
 /** action.participant (or the ActivityDefinition's) as the role that performs it. */
-export function performerTypeOf(action: PlanDefinitionAction, activity?: ActivityDefinition): CodeableConcept | undefined {
+export function performerTypeOf(
+  action: PlanDefinitionAction,
+  activity?: ActivityDefinition,
+): CodeableConcept | undefined {
   return action.participant?.find((p) => p.role)?.role ?? activity?.participant?.find((p) => p.role)?.role;
 }
 

@@ -12,8 +12,20 @@ const FIXED_MS: Record<string, number> = {
 const MONTHS: Record<string, number> = { mo: 1, a: 12 };
 /** Human spellings some authors put in `unit` when `code` is absent. */
 const ALIASES: Record<string, string> = {
-  second: 's', seconds: 's', minute: 'min', minutes: 'min', hour: 'h', hours: 'h', day: 'd', days: 'd',
-  week: 'wk', weeks: 'wk', month: 'mo', months: 'mo', year: 'a', years: 'a',
+  second: 's',
+  seconds: 's',
+  minute: 'min',
+  minutes: 'min',
+  hour: 'h',
+  hours: 'h',
+  day: 'd',
+  days: 'd',
+  week: 'wk',
+  weeks: 'wk',
+  month: 'mo',
+  months: 'mo',
+  year: 'a',
+  years: 'a',
 };
 
 /** The UCUM time unit of a duration, from code (preferred) or unit. */

@@ -21,7 +21,12 @@ describe('dueWindow', () => {
 
   it('months and years are calendar steps (end of month clamps)', () => {
     const end = { start: '2027-01-31T10:00:00.000Z', end: '2027-01-31T10:00:00.000Z' };
-    expect(dueWindow(end, { relationship: 'after-end', offsetRange: { low: { value: 1, code: 'mo' }, high: { value: 1, code: 'a' } } })).toEqual({
+    expect(
+      dueWindow(end, {
+        relationship: 'after-end',
+        offsetRange: { low: { value: 1, code: 'mo' }, high: { value: 1, code: 'a' } },
+      }),
+    ).toEqual({
       start: '2027-02-28T10:00:00.000Z',
       end: '2028-01-31T10:00:00.000Z',
     });
@@ -29,9 +34,13 @@ describe('dueWindow', () => {
 
   it('refuses a unit that is not a time unit, naming the element', () => {
     const anchor = { start: '2027-01-31T10:00:00.000Z', end: '2027-01-31T10:00:00.000Z' };
-    expect(() => dueWindow(anchor, { relationship: 'after-end', offsetDuration: { value: 1, code: 'kg' } }, 'PlanDefinition.action[0].relatedAction[0]')).toThrow(
-      expect.objectContaining({ element: 'PlanDefinition.action[0].relatedAction[0]' }),
-    );
+    expect(() =>
+      dueWindow(
+        anchor,
+        { relationship: 'after-end', offsetDuration: { value: 1, code: 'kg' } },
+        'PlanDefinition.action[0].relatedAction[0]',
+      ),
+    ).toThrow(expect.objectContaining({ element: 'PlanDefinition.action[0].relatedAction[0]' }));
   });
 
   it('checks containment of periods', () => {

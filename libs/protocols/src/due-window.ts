@@ -19,7 +19,8 @@ export function dueWindow(
   const widen = (p: Period): Period => (p.start === p.end ? fromInstant(Date.parse(p.start!), element) : p);
   const anchorStart = Date.parse(anchor.start ?? anchor.end ?? '');
   const anchorEnd = Date.parse(anchor.end ?? anchor.start ?? '');
-  if (Number.isNaN(anchorStart) || Number.isNaN(anchorEnd)) throw new Error('dueWindow needs an anchor with a start or end');
+  if (Number.isNaN(anchorStart) || Number.isNaN(anchorEnd))
+    throw new Error('dueWindow needs an anchor with a start or end');
   const after = (from: number) => period(addDuration(from, low, element), addDuration(from, high, element));
   const before = (from: number) => period(addDuration(from, high, element, -1), addDuration(from, low, element, -1));
   switch (related.relationship) {

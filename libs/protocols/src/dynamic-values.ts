@@ -14,7 +14,6 @@ export interface DynamicValueResult<T> {
   unresolved: { path: string; description?: string }[];
 }
 
-
 /**
  * Applies dynamicValues (an ActivityDefinition's or an action's) to the resource instantiated from them: this is
  * where a weight-based dose becomes a number. Values are evaluated with the resource itself as context.

@@ -1,8 +1,27 @@
-import type { ActivityDefinition, CarePlan, Encounter, Patient, Practitioner, RequestGroup, CodeableConcept, Period, PlanDefinition, PlanDefinitionAction, Reference, Task, Timing } from '@medplum/fhirtypes';
+import type {
+  ActivityDefinition,
+  CarePlan,
+  Encounter,
+  Patient,
+  Practitioner,
+  RequestGroup,
+  CodeableConcept,
+  Period,
+  PlanDefinition,
+  PlanDefinitionAction,
+  Reference,
+  Task,
+  Timing,
+} from '@medplum/fhirtypes';
 import { awaitingApproval } from '@kc/task-states';
 import { notBefore } from './action-timing';
 import { buildRequest, performerTypeOf, type ActivityRequest } from './build-request';
-import { PROTOCOL_ACTION_EXTENSION, PROTOCOL_WINDOW_EXTENSION, SERVICE_CODE_SYSTEM, TASK_KEY_SYSTEM } from './canonical';
+import {
+  PROTOCOL_ACTION_EXTENSION,
+  PROTOCOL_WINDOW_EXTENSION,
+  SERVICE_CODE_SYSTEM,
+  TASK_KEY_SYSTEM,
+} from './canonical';
 import { dueWindow } from './due-window';
 import type { ProtocolVariables } from './fhirpath-variables';
 
@@ -45,7 +64,12 @@ export interface InstantiateActionInput {
  * when they happen (planned window or, for a completed infusion, when it was performed); an action with no
  * relatedAction whose target has a time is due at `defaultAnchor`.
  */
-export function dueWindowFor(action: PlanDefinitionAction, anchors: Record<string, Period>, defaultAnchor: Period, element = 'action'): Period {
+export function dueWindowFor(
+  action: PlanDefinitionAction,
+  anchors: Record<string, Period>,
+  defaultAnchor: Period,
+  element = 'action',
+): Period {
   const index = action.relatedAction?.findIndex((r) => anchors[r.actionId]) ?? -1;
   if (index < 0) return defaultAnchor;
   const related = action.relatedAction![index];
@@ -97,7 +121,9 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
 }
 
 function taskKind(action: PlanDefinitionAction): CodeableConcept | undefined {
-  return action.code?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? action.code?.[0];
+  return (
+    action.code?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? action.code?.[0]
+  );
 }
 
 function union(a: Period, b: Period): Period {

@@ -1,1 +1,2 @@
 export * from './task-states';
+export * from './request-authorisation';

@@ -44,16 +44,23 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
 
   const plan = single(list, 'planDefinition');
   const url = single(list, 'url');
-  const planResource = plan?.resource?.resourceType === 'PlanDefinition' ? (plan.resource as PlanDefinition) : undefined;
+  const planResource =
+    plan?.resource?.resourceType === 'PlanDefinition' ? (plan.resource as PlanDefinition) : undefined;
   if (plan?.resource && !planResource)
-    throw badRequest('planDefinition must be a PlanDefinition resource or a canonical URL', ['Parameters.parameter.planDefinition']);
+    throw badRequest('planDefinition must be a PlanDefinition resource or a canonical URL', [
+      'Parameters.parameter.planDefinition',
+    ]);
   const planCanonical = plan?.valueCanonical ?? plan?.valueUri ?? plan?.valueString;
   if (plan && !planResource && typeof planCanonical !== 'string')
-    throw badRequest('planDefinition must be a canonical URL or a PlanDefinition', ['Parameters.parameter.planDefinition']);
+    throw badRequest('planDefinition must be a canonical URL or a PlanDefinition', [
+      'Parameters.parameter.planDefinition',
+    ]);
   const urlValue = url?.valueCanonical ?? url?.valueUri ?? url?.valueString;
-  if (url && typeof urlValue !== 'string') throw badRequest('url must be a canonical URL', ['Parameters.parameter.url']);
+  if (url && typeof urlValue !== 'string')
+    throw badRequest('url must be a canonical URL', ['Parameters.parameter.url']);
   const version = single(list, 'version')?.valueString;
-  const planDefinition = planCanonical ?? (urlValue && version && !urlValue.includes('|') ? `${urlValue}|${version}` : urlValue);
+  const planDefinition =
+    planCanonical ?? (urlValue && version && !urlValue.includes('|') ? `${urlValue}|${version}` : urlValue);
   const context: ApplyContext = {
     encounter: reference(list, 'encounter', 'Encounter') as ApplyContext['encounter'],
     practitioner: reference(list, 'practitioner', 'Practitioner') as ApplyContext['practitioner'],
@@ -75,7 +82,14 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
   const persist = single(list, 'persist');
   if (persist && typeof persist.valueBoolean !== 'boolean')
     throw badRequest('persist must be a valueBoolean', ['Parameters.parameter.persist']);
-  return { patientId: match[1], planDefinition, planResource, startDate, persist: persist?.valueBoolean ?? false, context };
+  return {
+    patientId: match[1],
+    planDefinition,
+    planResource,
+    startDate,
+    persist: persist?.valueBoolean ?? false,
+    context,
+  };
 }
 
 function reference(list: ParametersParameter[], name: string, type: string) {
@@ -93,7 +107,11 @@ export function queryToParameters(query: Record<string, unknown>): Parameters {
   for (const [name, value] of Object.entries(query)) {
     for (const item of Array.isArray(value) ? value : [value]) {
       if (typeof item !== 'string') throw badRequest(`Query parameter ${name} must be a string`);
-      if (name === 'persist') parameter.push({ name, valueBoolean: item === 'true' ? true : item === 'false' ? false : (undefined as never) });
+      if (name === 'persist')
+        parameter.push({
+          name,
+          valueBoolean: item === 'true' ? true : item === 'false' ? false : (undefined as never),
+        });
       else if (name === 'startDate') parameter.push({ name, valueDateTime: item });
       else parameter.push({ name, valueString: item });
     }

@@ -47,7 +47,10 @@ export class ApplyService {
     const known = this.catalog.findPlanDefinition(idOrCanonical);
     if (known) return { plan: known, definitions: this.catalog };
     const plan = await this.fromServer(idOrCanonical);
-    if (!plan) throw notFound(`Unknown PlanDefinition ${idOrCanonical}: not in the catalog (GET /protocols) nor on the FHIR server`);
+    if (!plan)
+      throw notFound(
+        `Unknown PlanDefinition ${idOrCanonical}: not in the catalog (GET /protocols) nor on the FHIR server`,
+      );
     return this.withDefinitions(plan);
   }
 
@@ -75,14 +78,23 @@ export class ApplyService {
       }),
     );
     const persisted = request.persist ? await this.persist(result) : undefined;
-    this.logger.log({ msg: '$apply', plan: plan.id, eligible: result.eligible, tasks: result.tasks.length, persisted: request.persist, ms: Math.round(performance.now() - started) });
+    this.logger.log({
+      msg: '$apply',
+      plan: plan.id,
+      eligible: result.eligible,
+      tasks: result.tasks.length,
+      persisted: request.persist,
+      ms: Math.round(performance.now() - started),
+    });
     return { result, persisted };
   }
 
   /** Contraindication codes a clinician overrode on a CarePlan (mitigated DetectedIssues implicating it). */
   async overriddenOn(carePlanId: string): Promise<Set<string>> {
     const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlanId}` });
-    return new Set(issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)));
+    return new Set(
+      issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)),
+    );
   }
 
   private run<T>(apply: () => T): T {
@@ -106,7 +118,10 @@ export class ApplyService {
     return this.byCanonical<PlanDefinition>('PlanDefinition', idOrCanonical);
   }
 
-  private async byCanonical<T extends CanonicalResource>(type: 'PlanDefinition' | 'ActivityDefinition', canonical: string): Promise<T | undefined> {
+  private async byCanonical<T extends CanonicalResource>(
+    type: 'PlanDefinition' | 'ActivityDefinition',
+    canonical: string,
+  ): Promise<T | undefined> {
     const [url, version] = canonical.split('|');
     const found = await this.fhir.searchAll<T>(type, version ? { url, version } : { url });
     return found.sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''))[0];
@@ -124,14 +139,19 @@ export class ApplyService {
         if (!canonical || seen.has(canonical) || this.catalog.resolve(canonical)) continue;
         seen.add(canonical);
         const type = canonical.includes('/PlanDefinition/') ? 'PlanDefinition' : 'ActivityDefinition';
-        const found = (await this.byCanonical<ActivityDefinition | PlanDefinition>(type, canonical)) ?? (await this.byCanonical(type === 'PlanDefinition' ? 'ActivityDefinition' : 'PlanDefinition', canonical));
+        const found =
+          (await this.byCanonical<ActivityDefinition | PlanDefinition>(type, canonical)) ??
+          (await this.byCanonical(type === 'PlanDefinition' ? 'ActivityDefinition' : 'PlanDefinition', canonical));
         if (!found) continue; // the engine answers 422 naming the element
         fetched.push({ ...found, version: canonical.split('|')[1] ?? found.version });
         if (found.resourceType === 'PlanDefinition') pending.push(found);
       }
     }
     const local = new ProtocolCatalog(fetched);
-    return { plan, definitions: { resolve: (canonical) => this.catalog.resolve(canonical) ?? local.resolve(canonical) } };
+    return {
+      plan,
+      definitions: { resolve: (canonical) => this.catalog.resolve(canonical) ?? local.resolve(canonical) },
+    };
   }
 
   private async persist(result: ApplyResult): Promise<Map<string, Resource>> {

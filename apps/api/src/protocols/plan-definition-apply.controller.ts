@@ -21,13 +21,18 @@ export class PlanDefinitionApplyController {
 
   @Post(':id/\\$apply')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)' })
+  @ApiOperation({
+    summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)',
+  })
   applyInstance(@Param('id') id: string, @Body() body: unknown): Promise<Parameters> {
     return this.instance(id, parseApplyParameters(body));
   }
 
   @Get(':id/\\$apply')
-  @ApiOperation({ summary: 'GET form of the instance-level $apply (subject, startDate, persist, encounter, practitioner, ... as query parameters)' })
+  @ApiOperation({
+    summary:
+      'GET form of the instance-level $apply (subject, startDate, persist, encounter, practitioner, ... as query parameters)',
+  })
   applyInstanceGet(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<Parameters> {
     return this.instance(id, parseApplyParameters(queryToParameters(query)));
   }
@@ -49,14 +54,20 @@ export class PlanDefinitionApplyController {
     if (request.planResource) throw badRequest('planDefinition as a resource is for the type-level operation');
     const resolved = await this.applyService.findPlan(id);
     const { plan } = resolved;
-    if (request.planDefinition && request.planDefinition !== plan.url && request.planDefinition !== `${plan.url}|${plan.version}`) {
+    if (
+      request.planDefinition &&
+      request.planDefinition !== plan.url &&
+      request.planDefinition !== `${plan.url}|${plan.version}`
+    ) {
       throw badRequest('planDefinition parameter does not match the PlanDefinition in the URL');
     }
     return this.run(resolved, request);
   }
 
   private async type(request: ApplyRequest): Promise<Parameters> {
-    const resolved = request.planResource ? await this.applyService.inline(request.planResource) : await this.applyService.findPlan(request.planDefinition);
+    const resolved = request.planResource
+      ? await this.applyService.inline(request.planResource)
+      : await this.applyService.findPlan(request.planDefinition);
     return this.run(resolved, request);
   }
 

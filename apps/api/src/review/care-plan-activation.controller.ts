@@ -1,18 +1,20 @@
 import { Body, Controller, Headers, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { CarePlan, DetectedIssue } from '@medplum/fhirtypes';
+import type { CarePlan } from '@medplum/fhirtypes';
 import { CurrentCaller, Roles, type Caller } from '@kc/auth';
-import { badRequest, unprocessable } from '@kc/common';
-import { FhirClient } from '@kc/fhir';
+import { badRequest, conflict } from '@kc/common';
+import { PlanRegenerator } from '../protocols/plan-regenerator';
+import { ContraindicationGuard } from './contraindication-guard';
+import { ContraindicationOverrideService } from './contraindication-override.service';
 import { ActivateDto } from './decision.dto';
 import { checkId, seenVersion } from './seen-version';
-import { DecisionRefused } from './task-decisions';
 import { DecisionWriter } from './task-review.service';
 import { strictBody } from './validation';
 
 /**
  * A clinician activates a draft CarePlan from $apply. Contraindications (DetectedIssues implicating the plan)
- * block it until the clinician overrides with a reason, which is recorded on each issue as a mitigation.
+ * block it until overridden with a reason; override=true with a reason overrides each one here (mitigation with
+ * If-Match and a Provenance each), then proposes the actions they held back, then activates.
  */
 @ApiTags('review')
 @ApiBearerAuth()
@@ -20,8 +22,10 @@ import { strictBody } from './validation';
 @Controller('careplans')
 export class CarePlanActivationController {
   constructor(
-    private readonly decisions: DecisionWriter,
-    private readonly fhir: FhirClient,
+    private readonly writer: DecisionWriter,
+    private readonly guard: ContraindicationGuard,
+    private readonly overrides: ContraindicationOverrideService,
+    private readonly regenerator: PlanRegenerator,
   ) {}
 
   @Post(':id/\\$activate')
@@ -35,41 +39,34 @@ export class CarePlanActivationController {
     @Body(strictBody) body: ActivateDto,
     @CurrentCaller() caller: Caller,
   ): Promise<CarePlan> {
-    const carePlan = await this.decisions.read<CarePlan>('CarePlan', checkId(id));
+    const carePlan = await this.writer.read<CarePlan>('CarePlan', checkId(id));
     const version = seenVersion(ifMatch, body.versionId);
     if (body.override && !body.reason) throw badRequest('An override needs a reason');
-    const issues = (
-      await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlan.id}` })
-    ).filter((i) => !i.mitigation?.length);
-    if (issues.length && !body.override) {
-      throw unprocessable(
-        `Activation blocked by ${issues.length} contraindication(s): ${issues.map((i) => i.code?.text ?? i.code?.coding?.[0]?.code).join('; ')}. A clinician may override with a reason.`,
-      );
+    if (carePlan.status !== 'draft') throw conflict(`CarePlan is ${carePlan.status}, not draft`);
+    const open = await this.guard.unresolved(`CarePlan/${carePlan.id}`);
+    if (open.length && !body.override) await this.guard.assertClear(`CarePlan/${carePlan.id}`);
+    for (const issue of open) {
+      await this.overrides.override({
+        issue,
+        seenVersion: issue.meta!.versionId!,
+        caller,
+        reason: body.reason!,
+        regenerate: false,
+      });
     }
-    const now = new Date().toISOString();
-    const mitigated = issues.map((issue) => ({
-      ...issue,
-      status: 'final' as const,
-      mitigation: [
-        {
-          action: { text: 'Clinician override' },
-          date: now,
-          author: caller.fhirUser ? { reference: caller.fhirUser } : undefined,
-        },
-      ],
-    }));
-    return this.decisions.write(
-      carePlan,
-      version,
+    const activated = await this.writer.write<CarePlan>({
+      current: carePlan,
+      seenVersion: version,
       caller,
-      issues.length ? 'activate (override)' : 'activate',
-      (plan) => {
-        if (plan.status !== 'draft')
-          throw new DecisionRefused('already-decided', `CarePlan is ${plan.status}, not draft`);
+      decision: open.length ? 'activate (override)' : 'activate',
+      reason: body.reason,
+      change: (plan) => {
+        if (plan.status !== 'draft') throw conflict(`CarePlan is ${plan.status}, not draft`);
         return { ...plan, status: 'active' };
       },
-      body.reason,
-      mitigated,
-    );
+    });
+    if (!open.length) return activated;
+    await this.regenerator.afterOverride(carePlan.id!);
+    return this.writer.read<CarePlan>('CarePlan', carePlan.id!);
   }
 }

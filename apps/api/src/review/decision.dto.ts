@@ -89,3 +89,10 @@ export class ActivateDto extends VersionedDto {
 }
 
 export const RESOURCE_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
+export class OverrideDto extends VersionedDto {
+  @ApiProperty({ example: 'Pregnancy test negative on 2026-11-20; condition entered in error at the referring clinic' })
+  @IsString()
+  @Length(1, 1000)
+  reason!: string;
+}

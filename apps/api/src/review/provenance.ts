@@ -3,9 +3,9 @@ import type { Caller } from '@kc/auth';
 
 const ACTIVITY_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-DataOperation';
 
-/** Who decided what, when: one Provenance per clinician decision, written in the same transaction. */
+/** Who decided what, when: one Provenance per clinician decision, naming what it changed and what it created. */
 export function decisionProvenance(
-  target: Reference,
+  targets: Reference[],
   caller: Caller,
   decision: string,
   now: Date,
@@ -13,7 +13,7 @@ export function decisionProvenance(
 ): Provenance {
   return {
     resourceType: 'Provenance',
-    target: [target],
+    target: targets,
     recorded: now.toISOString(),
     occurredDateTime: now.toISOString(),
     activity: { coding: [{ system: ACTIVITY_SYSTEM, code: 'UPDATE', display: 'revise' }], text: decision },

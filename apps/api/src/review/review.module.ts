@@ -1,12 +1,29 @@
 import { Module } from '@nestjs/common';
+import { ProtocolsModule } from '../protocols/protocols.module';
 import { CarePlanActivationController } from './care-plan-activation.controller';
+import { ContraindicationGuard } from './contraindication-guard';
+import { ContraindicationOverrideController } from './contraindication-override.controller';
+import { ContraindicationOverrideService } from './contraindication-override.service';
+import { TaskDecisionService } from './task-decision.service';
 import { TaskDecisionsController } from './task-decisions.controller';
 import { DecisionWriter } from './task-review.service';
 import { WorklistController } from './worklist.controller';
 import { WorklistService } from './worklist.service';
 
 @Module({
-  controllers: [WorklistController, TaskDecisionsController, CarePlanActivationController],
-  providers: [DecisionWriter, WorklistService],
+  imports: [ProtocolsModule],
+  controllers: [
+    WorklistController,
+    TaskDecisionsController,
+    CarePlanActivationController,
+    ContraindicationOverrideController,
+  ],
+  providers: [
+    DecisionWriter,
+    WorklistService,
+    ContraindicationGuard,
+    ContraindicationOverrideService,
+    TaskDecisionService,
+  ],
 })
 export class ReviewModule {}

@@ -5,8 +5,7 @@ import { CurrentCaller, Roles, type Caller } from '@kc/auth';
 import { OutcomeException } from '@kc/common';
 import { ApproveDto, BulkApproveDto, RejectDto, RescheduleDto } from './decision.dto';
 import { checkId, seenVersion } from './seen-version';
-import { approve, reject, reschedule } from './task-decisions';
-import { DecisionWriter } from './task-review.service';
+import { TaskDecisionService } from './task-decision.service';
 import { strictBody } from './validation';
 
 /** Clinician decisions on generated tasks. Each needs the version reviewed; each leaves a Provenance. */
@@ -15,12 +14,13 @@ import { strictBody } from './validation';
 @Roles('clinician')
 @Controller('tasks')
 export class TaskDecisionsController {
-  constructor(private readonly decisions: DecisionWriter) {}
+  constructor(private readonly decisions: TaskDecisionService) {}
 
   @Post(':id/\\$approve')
   @HttpCode(200)
   @ApiOperation({
-    summary: 'Approve a generated task (status accepted, businessStatus approved), optionally assigning an owner',
+    summary:
+      'Approve a generated task (status ready, businessStatus approved); a proposed MedicationRequest/ServiceRequest becomes an active order signed by the caller. 422 while a contraindication is unresolved, 409 from a closed state',
   })
   async approve(
     @Param('id') id: string,
@@ -28,47 +28,52 @@ export class TaskDecisionsController {
     @Body(strictBody) body: ApproveDto,
     @CurrentCaller() caller: Caller,
   ): Promise<Task> {
-    const task = await this.decisions.read<Task>('Task', checkId(id));
     const owner: Task['owner'] = body.owner ? { reference: body.owner } : undefined;
-    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'approve', (t) =>
-      approve(t, owner, new Date()),
-    );
+    return this.decisions.approve({
+      taskId: checkId(id),
+      seenVersion: seenVersion(ifMatch, body.versionId),
+      caller,
+      owner,
+    });
   }
 
   @Post(':id/\\$reject')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Reject a generated task with a reason' })
+  @ApiOperation({
+    summary: 'Reject a generated task with a reason; its proposed request is cancelled with that reason',
+  })
   async reject(
     @Param('id') id: string,
     @Headers('if-match') ifMatch: string | undefined,
     @Body(strictBody) body: RejectDto,
     @CurrentCaller() caller: Caller,
   ): Promise<Task> {
-    const task = await this.decisions.read<Task>('Task', checkId(id));
-    return this.decisions.write(
-      task,
-      seenVersion(ifMatch, body.versionId),
+    return this.decisions.reject({
+      taskId: checkId(id),
+      seenVersion: seenVersion(ifMatch, body.versionId),
       caller,
-      'reject',
-      (t) => reject(t, body.reason, new Date()),
-      body.reason,
-    );
+      reason: body.reason,
+    });
   }
 
   @Post(':id/\\$reschedule')
   @HttpCode(200)
-  @ApiOperation({ summary: "Move the due window, within the protocol's window (422 with the allowed range otherwise)" })
+  @ApiOperation({
+    summary: "Approve for a new due window within the protocol's window (422 with the allowed range otherwise)",
+  })
   async reschedule(
     @Param('id') id: string,
     @Headers('if-match') ifMatch: string | undefined,
     @Body(strictBody) body: RescheduleDto,
     @CurrentCaller() caller: Caller,
   ): Promise<Task> {
-    const task = await this.decisions.read<Task>('Task', checkId(id));
-    const period = { start: new Date(body.start).toISOString(), end: new Date(body.end).toISOString() };
-    return this.decisions.write(task, seenVersion(ifMatch, body.versionId), caller, 'reschedule', (t) =>
-      reschedule(t, period, new Date()),
-    );
+    const window = { start: new Date(body.start).toISOString(), end: new Date(body.end).toISOString() };
+    return this.decisions.reschedule({
+      taskId: checkId(id),
+      seenVersion: seenVersion(ifMatch, body.versionId),
+      caller,
+      window,
+    });
   }
 
   @Post('\\$bulk-approve')
@@ -80,10 +85,7 @@ export class TaskDecisionsController {
     // One at a time: each is its own transaction, and a conflict on one must not stop the others.
     for (const item of body.tasks) {
       try {
-        const task = await this.decisions.read<Task>('Task', item.id);
-        const written = await this.decisions.write(task, item.versionId, caller, 'approve', (t) =>
-          approve(t, owner, new Date()),
-        );
+        const written = await this.decisions.approve({ taskId: item.id, seenVersion: item.versionId, caller, owner });
         results.push({ id: item.id, result: 'approved', versionId: written.meta?.versionId });
       } catch (err) {
         if (!(err instanceof OutcomeException)) throw err;

@@ -2,7 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
-import { isOverdue, protocolWindow } from './task-decisions';
+import { hasEnded, stateOf } from '@kc/task-states';
+import { protocolWindow } from './task-decisions';
 import type { WorklistQuery } from './worklist-query';
 
 /** How many open tasks one worklist read considers at most; a clinic's open queue is far below this. */
@@ -42,7 +43,8 @@ export class WorklistService {
   ) {}
 
   async worklist(query: WorklistQuery, now = new Date()): Promise<Worklist> {
-    const search: Record<string, string> = { status: 'requested', _count: '200' };
+    // Awaiting a decision: status draft (libs/task-states).
+    const search: Record<string, string> = { status: 'draft', _count: '200' };
     if (query.patient) search.patient = `Patient/${query.patient}`;
     const tasks = (await this.fhir.searchAll<Task>('Task', search)).slice(0, MAX_OPEN_TASKS);
     const protocols = await this.protocolsOf(tasks);
@@ -113,7 +115,7 @@ function toItem(task: Task, protocols: Map<string, string>, now: Date): Worklist
     due: task.restriction?.period,
     allowedWindow: protocolWindow(task),
     businessStatus: task.businessStatus?.coding?.[0]?.code,
-    overdue: isOverdue(task, now),
+    overdue: stateOf(task) === 'overdue' || hasEnded(task, now),
   };
 }
 

@@ -1,5 +1,14 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { BundleEntry, CarePlan, DetectedIssue, Patient, PlanDefinition, Procedure, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  BundleEntry,
+  CarePlan,
+  DetectedIssue,
+  Patient,
+  PlanDefinition,
+  Procedure,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { FhirClient, FhirNotFoundError, FhirVersionConflictError, searchEach } from '@kc/fhir';
 import {
   applyInfusionUpdate,
@@ -19,7 +28,14 @@ import { patientDataQueries, ProtocolCatalog, TASK_KEY_SYSTEM, APPLY_KEY_SYSTEM 
 import { FollowUpMetrics } from './follow-up.metrics';
 
 export type FollowUpOutcome =
-  | { status: 'created'; tasks: string[]; alreadyExisted: number; superseded: number; fulfilled: number; contraindications: number }
+  | {
+      status: 'created';
+      tasks: string[];
+      alreadyExisted: number;
+      superseded: number;
+      fulfilled: number;
+      contraindications: number;
+    }
   | { status: 'ignored'; reason: string };
 
 /** Progress reports: the job's progress in the dashboard. */
@@ -63,7 +79,11 @@ export class FollowUpService {
     if (!isInfusion(procedure, infusion)) return this.ignore(procedureId, "not an infusion of the CarePlan's protocol");
 
     const [history, patientData, patient, overridden] = await Promise.all([
-      this.fhir.searchAll<Procedure>('Procedure', { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: 100 }),
+      this.fhir.searchAll<Procedure>('Procedure', {
+        'based-on': `CarePlan/${carePlan.id}`,
+        status: 'completed',
+        _count: 100,
+      }),
       // Every input: the contraindication checks above the follow-up rules are evaluated again on today's data.
       searchEach(this.fhir, patientDataQueries(plan, event.patientId)),
       this.fhir.readIfExists<Patient>('Patient', event.patientId),
@@ -72,32 +92,77 @@ export class FollowUpService {
     const count = completedInfusionCount(event, history, infusion);
     await progress(50, 'read care plan and history');
 
-    const planned = planFollowUps({ event, carePlan, plan, catalog: this.catalog, completedInfusionCount: count, patientData, patient, overridden, now: new Date() });
-    const issueEntries: BundleEntry[] = planned.detectedIssues.map((i) => ({ resource: i.resource, request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: i.ifNoneExist } }));
+    const planned = planFollowUps({
+      event,
+      carePlan,
+      plan,
+      catalog: this.catalog,
+      completedInfusionCount: count,
+      patientData,
+      patient,
+      overridden,
+      now: new Date(),
+    });
+    const issueEntries: BundleEntry[] = planned.detectedIssues.map((i) => ({
+      resource: i.resource,
+      request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: i.ifNoneExist },
+    }));
     const response = await this.fhir.transaction([...planned.followUps.flatMap(toEntries), ...issueEntries]);
     await progress(90, 'wrote follow-up tasks');
 
-    const taskResponses = (response.entry ?? []).filter((e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task');
+    const taskResponses = (response.entry ?? []).filter(
+      (e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task',
+    );
     const alreadyExisted = taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
-    const tasks = taskResponses.map((e) => (e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0]));
+    const tasks = taskResponses.map((e) =>
+      e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
+    );
     const { done, superseded } = await this.updateInfusionTasks(event, procedure, plan, infusion, history);
-    this.logger.log({ msg: 'follow-ups written', procedure: procedureId, carePlan: carePlan.id, tasks: tasks.length, alreadyExisted, done, superseded, contraindications: planned.detectedIssues.length });
-    return { status: 'created', tasks, alreadyExisted, superseded, fulfilled: done, contraindications: planned.detectedIssues.length };
+    this.logger.log({
+      msg: 'follow-ups written',
+      procedure: procedureId,
+      carePlan: carePlan.id,
+      tasks: tasks.length,
+      alreadyExisted,
+      done,
+      superseded,
+      contraindications: planned.detectedIssues.length,
+    });
+    return {
+      status: 'created',
+      tasks,
+      alreadyExisted,
+      superseded,
+      fulfilled: done,
+      contraindications: planned.detectedIssues.length,
+    };
   }
 
   private async overriddenOn(carePlanId: string): Promise<Set<string>> {
     const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlanId}` });
-    return new Set(issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)));
+    return new Set(
+      issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)),
+    );
   }
 
   /**
    * The infusion fulfils the Task that planned it (done) and supersedes older infusion Tasks, through the Task
    * state machine, each with If-Match: a clinician's concurrent decision wins, and the next event tries again.
    */
-  private async updateInfusionTasks(event: InfusionCompleted, procedure: Procedure, plan: PlanDefinition, definition: InfusionDefinition, history: Procedure[]) {
+  private async updateInfusionTasks(
+    event: InfusionCompleted,
+    procedure: Procedure,
+    plan: PlanDefinition,
+    definition: InfusionDefinition,
+    history: Procedure[],
+  ) {
     const infusionActions = infusionFollowUpActions(plan, this.catalog, definition);
     if (!infusionActions.size) return { done: 0, superseded: 0 };
-    const openTasks = await this.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${event.carePlanId}`, status: 'draft,ready', _count: 100 });
+    const openTasks = await this.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${event.carePlanId}`,
+      status: 'draft,ready',
+      _count: 100,
+    });
     const counts = { done: 0, superseded: 0 };
     const now = new Date();
     for (const update of infusionTaskUpdates({ event, procedure, openTasks, history, definition, infusionActions })) {

@@ -10,7 +10,7 @@ const ours = (id: string, versionId: string): Task => ({
   resourceType: 'Task',
   id,
   meta: { versionId },
-  status: 'requested',
+  status: 'draft',
   intent: 'plan',
   identifier: [{ system: TASK_KEY_SYSTEM, value: `cp:proc:${id}` }],
   businessStatus: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'awaiting-approval' }] },
@@ -51,8 +51,8 @@ describe('overdue sweep against a Medplum-shaped server', () => {
       ['/fhir/Task/t2', 'W/"5"'],
     ]);
     const written = JSON.parse(writes[0].body) as Task;
-    expect(written.status).toBe('requested');
+    expect(written.status).toBe('draft');
     expect(written.businessStatus?.coding?.[0].code).toBe('overdue');
-    expect(server.requests[0].url).toContain('status=requested%2Caccepted');
+    expect(server.requests[0].url).toContain('status=draft%2Cready');
   });
 });

@@ -1,0 +1,42 @@
+import { Injectable } from '@nestjs/common';
+import type { DetectedIssue, Task } from '@medplum/fhirtypes';
+import { unprocessable } from '@kc/common';
+import { FhirClient } from '@kc/fhir';
+
+const CLOSED = new Set<string>(['cancelled', 'entered-in-error']);
+
+/** Unresolved: not withdrawn and no clinician override (mitigation) on record. */
+export function isUnresolved(issue: DetectedIssue): boolean {
+  return !CLOSED.has(issue.status) && !issue.mitigation?.length;
+}
+
+export function carePlanOf(task: Task): string | undefined {
+  return task.basedOn?.map((b) => b.reference).find((r) => /^CarePlan\/[^/]+$/.test(r ?? ''));
+}
+
+/**
+ * The approval guard: while an unresolved contraindication implicates a plan, no decision that would authorise
+ * care under it goes through ($approve, $bulk-approve, $reschedule, $activate): 422 naming each issue.
+ */
+@Injectable()
+export class ContraindicationGuard {
+  constructor(private readonly fhir: FhirClient) {}
+
+  async unresolved(carePlan: string): Promise<DetectedIssue[]> {
+    const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: carePlan });
+    return issues.filter(isUnresolved);
+  }
+
+  async assertClear(carePlan: string | undefined): Promise<void> {
+    if (!carePlan) return;
+    const open = await this.unresolved(carePlan);
+    if (open.length) {
+      throw unprocessable(
+        `Blocked by ${open.length} unresolved contraindication(s) on ${carePlan}: ${open
+          .map((i) => `DetectedIssue/${i.id} (${i.code?.text ?? i.code?.coding?.[0]?.code})`)
+          .join('; ')}. A clinician may override each with a reason (POST /detected-issues/{id}/$override).`,
+        open.map((i) => `DetectedIssue/${i.id}`),
+      );
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import type { DetectedIssue } from '@medplum/fhirtypes';
+import type { Caller } from '@kc/auth';
+import { conflict } from '@kc/common';
+import { PlanRegenerator } from '../protocols/plan-regenerator';
+import { isUnresolved } from './contraindication-guard';
+import { DecisionWriter } from './task-review.service';
+
+const OVERRIDE_ACTION = {
+  coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OE', display: 'order entry' }],
+};
+
+/**
+ * A clinician overrides a contraindication: the DetectedIssue gets a mitigation (who, when, why), written with
+ * If-Match and a Provenance naming the clinician. The plan's held-back actions are then proposed, each still
+ * awaiting approval.
+ */
+@Injectable()
+export class ContraindicationOverrideService {
+  constructor(
+    private readonly writer: DecisionWriter,
+    private readonly regenerator: PlanRegenerator,
+  ) {}
+
+  async override(input: {
+    issue: DetectedIssue;
+    seenVersion: string;
+    caller: Caller;
+    reason: string;
+    regenerate?: boolean;
+  }): Promise<DetectedIssue> {
+    if (!isUnresolved(input.issue))
+      throw conflict(
+        `DetectedIssue/${input.issue.id} is already ${input.issue.mitigation?.length ? 'overridden' : input.issue.status}`,
+      );
+    const now = new Date().toISOString();
+    const written = await this.writer.write<DetectedIssue>({
+      current: input.issue,
+      seenVersion: input.seenVersion,
+      caller: input.caller,
+      decision: 'override contraindication',
+      reason: input.reason,
+      change: (issue) => {
+        if (!isUnresolved(issue)) throw conflict(`DetectedIssue/${issue.id} is already resolved`);
+        return {
+          ...issue,
+          status: 'final',
+          mitigation: [
+            ...(issue.mitigation ?? []),
+            {
+              action: { ...OVERRIDE_ACTION, text: `Clinician override: ${input.reason}` },
+              date: now,
+              author: input.caller.fhirUser ? { reference: input.caller.fhirUser } : undefined,
+            },
+          ],
+        };
+      },
+    });
+    if (input.regenerate !== false) {
+      for (const implicated of written.implicated ?? []) {
+        const carePlanId = /^CarePlan\/([^/]+)$/.exec(implicated.reference ?? '')?.[1];
+        if (carePlanId) await this.regenerator.afterOverride(carePlanId);
+      }
+    }
+    return written;
+  }
+}

@@ -1,0 +1,128 @@
+import { Injectable } from '@nestjs/common';
+import type { Period, Reference, Task } from '@medplum/fhirtypes';
+import type { Caller } from '@kc/auth';
+import { unprocessable } from '@kc/common';
+import { FhirClient, FhirNotFoundError } from '@kc/fhir';
+import { CANONICAL_BASE } from '@kc/protocols';
+import {
+  cancelledProposal,
+  isAuthorisable,
+  needsRequester,
+  orderFromProposal,
+  type AuthorisableRequest,
+} from '@kc/task-states';
+import { carePlanOf, ContraindicationGuard } from './contraindication-guard';
+import { approve, reject, reschedule } from './task-decisions';
+import { DecisionWriter } from './task-review.service';
+
+const ORDER_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/order-key`;
+const PRESCRIBER = /^(Practitioner|PractitionerRole)\/[A-Za-z0-9\-.]{1,64}$/;
+
+export interface DecisionInput {
+  taskId: string;
+  seenVersion: string;
+  caller: Caller;
+}
+
+/**
+ * A clinician's decision on a generated Task and what it means for the request the Task authorises: approval
+ * (or a reschedule, which approves for the new window) creates the active order, signed by the approving
+ * practitioner; rejection cancels the proposal. Refused while a contraindication on the plan is unresolved.
+ */
+@Injectable()
+export class TaskDecisionService {
+  constructor(
+    private readonly writer: DecisionWriter,
+    private readonly guard: ContraindicationGuard,
+    private readonly fhir: FhirClient,
+  ) {}
+
+  async approve(input: DecisionInput & { owner?: Task['owner'] }): Promise<Task> {
+    const task = await this.writer.read<Task>('Task', input.taskId);
+    const proposal = await this.authorisable(task, input.caller);
+    return this.writer.write({
+      current: task,
+      seenVersion: input.seenVersion,
+      caller: input.caller,
+      decision: 'approve',
+      change: (t) => approve(t, input.owner, new Date()),
+      consequences: proposal ? [(written) => this.order(written, proposal, input.caller)] : [],
+    });
+  }
+
+  async reschedule(input: DecisionInput & { window: Period }): Promise<Task> {
+    const task = await this.writer.read<Task>('Task', input.taskId);
+    const proposal = await this.authorisable(task, input.caller);
+    return this.writer.write({
+      current: task,
+      seenVersion: input.seenVersion,
+      caller: input.caller,
+      decision: 'reschedule',
+      change: (t) => reschedule(t, input.window, new Date()),
+      consequences: proposal ? [(written) => this.order(written, proposal, input.caller)] : [],
+    });
+  }
+
+  async reject(input: DecisionInput & { reason: string }): Promise<Task> {
+    const task = await this.writer.read<Task>('Task', input.taskId);
+    const proposal = await this.focus(task);
+    return this.writer.write({
+      current: task,
+      seenVersion: input.seenVersion,
+      caller: input.caller,
+      decision: 'reject',
+      reason: input.reason,
+      change: (t) => reject(t, input.reason, new Date()),
+      consequences: proposal && proposal.status === 'draft' ? [() => this.cancel(proposal, input.reason)] : [],
+    });
+  }
+
+  /**
+   * Checks made before anything is written: the plan is clear of contraindications, and an order has a
+   * prescriber. Returns the proposal the Task authorises, if any.
+   */
+  private async authorisable(task: Task, caller: Caller): Promise<(AuthorisableRequest & { id: string }) | undefined> {
+    await this.guard.assertClear(carePlanOf(task));
+    const proposal = await this.focus(task);
+    if (proposal && needsRequester(proposal) && !PRESCRIBER.test(caller.fhirUser ?? '')) {
+      throw unprocessable(
+        `Approving this Task orders a ${proposal.resourceType}, which needs a prescriber: sign in as a Practitioner (token claim fhirUser)`,
+      );
+    }
+    return proposal;
+  }
+
+  private async focus(task: Task): Promise<(AuthorisableRequest & { id: string }) | undefined> {
+    const match = /^(MedicationRequest|ServiceRequest|CommunicationRequest)\/([^/]+)$/.exec(
+      task.focus?.reference ?? '',
+    );
+    if (!match) return undefined;
+    try {
+      const found = await this.fhir.read(match[1] as AuthorisableRequest['resourceType'], match[2]);
+      return isAuthorisable(found) ? (found as AuthorisableRequest & { id: string }) : undefined;
+    } catch (err) {
+      if (err instanceof FhirNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /** The active order, once per Task (conditional create on a key derived from the Task). */
+  private async order(task: Task, proposal: AuthorisableRequest & { id: string }, caller: Caller): Promise<Reference> {
+    const key = { system: ORDER_KEY_SYSTEM, value: `Task/${task.id}` };
+    const carePlan = carePlanOf(task);
+    const order = orderFromProposal({
+      proposal,
+      carePlan: carePlan ? { reference: carePlan } : undefined,
+      requester: caller.fhirUser ? { reference: caller.fhirUser, display: caller.display } : undefined,
+      now: new Date(),
+      key,
+    });
+    const { resource } = await this.fhir.create(order, { ifNoneExist: { identifier: `${key.system}|${key.value}` } });
+    return { reference: `${resource.resourceType}/${resource.id}` };
+  }
+
+  private async cancel(proposal: AuthorisableRequest & { id: string }, reason: string): Promise<Reference> {
+    const written = await this.fhir.update(cancelledProposal(proposal, reason), { ifMatch: proposal.meta?.versionId });
+    return { reference: `${written.resourceType}/${written.id}/_history/${written.meta?.versionId}` };
+  }
+}
