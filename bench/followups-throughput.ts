@@ -107,7 +107,10 @@ async function main(): Promise<void> {
   // Spot check: the first and the last infusion each got their two follow-up Tasks.
   const counts = await Promise.all(
     [procedures[0], procedures.at(-1)!].map(
-      async (id) => (await fhir.searchAll('Task', { focus: `Procedure/${id}` })).length,
+      async (id) =>
+        (await fhir.searchAll<Task>('Task', { status: 'draft', _count: 1000 })).filter(
+          (t) => t.reasonReference?.reference === `Procedure/${id}`,
+        ).length,
     ),
   );
   const verified = counts.every((n) => n === 2);

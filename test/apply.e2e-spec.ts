@@ -163,9 +163,9 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     const tasks = await service.fhir.searchAll<Task>('Task', { patient: subject });
     expect(tasks).toHaveLength(2);
     expect(tasks.every((t) => t.basedOn?.[0].reference === `CarePlan/${carePlanId}`)).toBe(true);
-    expect(
-      tasks.every((t) => t.businessStatus?.coding?.[0].code === 'awaiting-approval' && t.status === 'requested'),
-    ).toBe(true);
+    expect(tasks.every((t) => t.businessStatus?.coding?.[0].code === 'awaiting-approval' && t.status === 'draft')).toBe(
+      true,
+    );
     expect(await service.fhir.searchAll('MedicationRequest', { subject })).toHaveLength(1);
   });
 

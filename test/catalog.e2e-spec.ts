@@ -17,9 +17,9 @@ describe('protocol catalog', () => {
     ]);
     const lowDose = res.body.find((p: { id: string }) => p.id === 'ketamine-low-dose-series');
     expect(lowDose.followUps.map((f: { id: string }) => f.id)).toEqual([
-      'post-infusion-check',
       'next-induction-session',
       'maintenance-booster',
+      'post-infusion-check',
     ]);
   });
 

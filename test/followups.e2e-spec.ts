@@ -47,10 +47,11 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     expect(nextSession.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBe(40);
     for (const task of tasks) {
       expect(task).toMatchObject({
-        status: 'requested',
+        status: 'draft',
         intent: 'plan',
         for: { reference: enrolment.patient },
         basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }],
+        reasonReference: { reference: `Procedure/${procedureId}` },
       });
       expect(task.businessStatus?.coding?.[0].code).toBe('awaiting-approval');
     }
@@ -78,7 +79,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       status: 'completed',
       output: [{ valueReference: { reference: `Procedure/${second}` } }],
     });
-    expect(fromFirst['post-infusion-check'].status).toBe('requested');
+    expect(fromFirst['post-infusion-check'].status).toBe('draft');
   });
 
   it('the same infusion by API, Medplum webhook, HAPI PUT and poll yields exactly one set of tasks', async () => {
@@ -205,7 +206,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
         'completed',
       "the 5th's next session to be closed",
     );
-    expect((await followUpTasks(service, infusions[5])).map((t) => t.status)).toEqual(['requested', 'requested']);
+    expect((await followUpTasks(service, infusions[5])).map((t) => t.status)).toEqual(['draft', 'draft']);
   });
 
   it('API events validate their input', async () => {
@@ -225,7 +226,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
   it('the overdue sweep marks open tasks whose window closed, and leaves the others', async () => {
     const base: Task = {
       resourceType: 'Task',
-      status: 'requested',
+      status: 'draft',
       intent: 'plan',
       businessStatus: {
         coding: [
@@ -246,7 +247,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     });
     await service.app.get(OverdueSweep).sweep();
     expect((await service.fhir.read<Task>('Task', late.id!)).businessStatus?.coding?.[0].code).toBe('overdue');
-    expect((await service.fhir.read<Task>('Task', late.id!)).status).toBe('requested');
+    expect((await service.fhir.read<Task>('Task', late.id!)).status).toBe('draft');
     expect((await service.fhir.read<Task>('Task', onTime.id!)).businessStatus?.coding?.[0].code).toBe(
       'awaiting-approval',
     );

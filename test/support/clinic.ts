@@ -48,9 +48,13 @@ export async function completeInfusion(
   return resource.id!;
 }
 
-/** Follow-up Tasks the worker generated for an infusion (focus = the Procedure). */
-export function followUpTasks(service: TestService, procedureId: string): Promise<Task[]> {
-  return service.fhir.searchAll<Task>('Task', { focus: `Procedure/${procedureId}` });
+/** Follow-up Tasks the worker generated for an infusion (reasonReference = the Procedure), on its CarePlan. */
+export async function followUpTasks(service: TestService, procedureId: string): Promise<Task[]> {
+  const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
+  const carePlan = procedure.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference;
+  if (!carePlan) return [];
+  const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': carePlan });
+  return tasks.filter((t) => t.reasonReference?.reference === `Procedure/${procedureId}`);
 }
 
 export async function waitFor<T>(

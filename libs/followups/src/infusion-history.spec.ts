@@ -138,22 +138,45 @@ describe('infusionTaskUpdates', () => {
     });
   });
 
-  it('the second infusion fulfils the next session planned by the first and supersedes older ones; checks untouched', () => {
+  it('the second infusion fulfils the next session planned by the first; the first session was the first infusion', () => {
     const result = updates(history[1], openTasks.slice(1));
-    expect(result.map((u) => [u.task.id, u.outcome])).toEqual([['next-from-i1', 'done']]);
-    const withApply = updates(history[1]);
-    expect(withApply.map((u) => [u.task.id, u.outcome])).toEqual([
-      ['from-apply', 'done'],
-      ['next-from-i1', 'superseded'],
+    expect(result.map((u) => [u.task.id, u.outcome, u.by.reference])).toEqual([
+      ['next-from-i1', 'done', 'Procedure/i2'],
     ]);
-    expect(applyInfusionUpdate(withApply[1], new Date())).toMatchObject({
+    // Handled in either order, the first session is answered by i1 and the next one by i2.
+    for (const event of [history[0], history[1]]) {
+      expect(updates(event).map((u) => [u.task.id, u.outcome, u.by.reference])).toEqual([
+        ['from-apply', 'done', 'Procedure/i1'],
+        ['next-from-i1', 'done', 'Procedure/i2'],
+      ]);
+    }
+  });
+
+  it('two Tasks answered by the same infusion: the one due soonest is done, the other superseded', () => {
+    const booster = task('booster-from-i1', 'maintenance-booster', 'Procedure/i1', '2027-02-10T00:00:00Z');
+    const result = updates(history[1], [openTasks[1], booster]);
+    expect(result.map((u) => [u.task.id, u.outcome])).toEqual([
+      ['next-from-i1', 'done'],
+      ['booster-from-i1', 'superseded'],
+    ]);
+    expect(applyInfusionUpdate(result[1], new Date())).toMatchObject({
       status: 'cancelled',
       businessStatus: { coding: [{ code: 'superseded' }] },
+      statusReason: { text: expect.stringMatching(/later infusion/) },
     });
   });
 
   it('a Procedure that names its Task in basedOn fulfils that one', () => {
-    const named = { ...history[1], basedOn: [...(history[1].basedOn ?? []), { reference: 'Task/next-from-i1' }] };
-    expect(updates(named).find((u) => u.outcome === 'done')?.task.id).toBe('next-from-i1');
+    const booster = task('booster-from-i1', 'maintenance-booster', 'Procedure/i1', '2027-02-10T00:00:00Z');
+    const named = { ...history[1], basedOn: [...(history[1].basedOn ?? []), { reference: 'Task/booster-from-i1' }] };
+    const result = infusionTaskUpdates({
+      event: eventOf(named),
+      procedure: named,
+      openTasks: [openTasks[1], booster],
+      history: [history[0], named],
+      definition: lowDose,
+      infusionActions: actions,
+    });
+    expect(result.find((u) => u.outcome === 'done')?.task.id).toBe('booster-from-i1');
   });
 });

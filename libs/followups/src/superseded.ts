@@ -27,11 +27,12 @@ export interface InfusionTaskUpdate {
 }
 
 /**
- * What an infusion does to the open Tasks that planned infusions on its CarePlan. The Task that planned it is
- * done (output -> the Procedure): the one the Procedure names in basedOn, else the one due soonest that was
- * planned before the infusion. Others planned by infusions that ended before the latest one on record are
- * superseded. Judged against the latest infusion, so the outcome is the same in whatever order events arrive.
- * Post-infusion checks are never touched (each infusion needs its own).
+ * What the infusions on record do to the open Tasks that planned infusions on a CarePlan. Each such Task is
+ * answered by the first infusion after it was planned ($apply's first session: the first infusion at all). That
+ * infusion fulfils it (done, output -> the Procedure); when several Tasks are answered by the same infusion, the
+ * one the Procedure names in basedOn, else the one due soonest, is done and the others are superseded. Judged
+ * on every infusion on record, so the outcome is the same in whatever order events are handled. Post-infusion
+ * checks are never touched (each infusion needs its own).
  */
 export function infusionTaskUpdates(input: {
   event: InfusionCompleted;
@@ -41,39 +42,33 @@ export function infusionTaskUpdates(input: {
   definition: InfusionDefinition;
   infusionActions: Set<string>;
 }): InfusionTaskUpdate[] {
-  const endOf = new Map<string, number>();
+  const infusions = new Map<string, { end: number; procedure: Procedure }>();
   for (const procedure of input.history) {
     if (procedure.id && procedure.status === 'completed' && isInfusion(procedure, input.definition))
-      endOf.set(procedure.id, infusionEnd(procedure));
+      infusions.set(procedure.id, { end: infusionEnd(procedure), procedure });
   }
-  const thisEnd = Date.parse(input.event.performed.end!);
-  endOf.set(input.event.procedureId, thisEnd);
-  let latestEnd = -Infinity;
-  for (const end of endOf.values()) if (Number.isFinite(end) && end > latestEnd) latestEnd = end;
+  infusions.set(input.event.procedureId, { end: Date.parse(input.event.performed.end!), procedure: input.procedure });
+  const inOrder = [...infusions.entries()]
+    .filter(([, i]) => Number.isFinite(i.end))
+    .sort((a, b) => a[1].end - b[1].end);
 
-  const candidates = input.openTasks.filter((task) => isOpen(task) && input.infusionActions.has(actionOf(task)));
-  // Planned before this infusion: by $apply (no trigger) or by an infusion that ended earlier.
-  const plannedBefore = candidates.filter((task) => {
+  const answeredBy = new Map<string, Task[]>();
+  for (const task of input.openTasks.filter((t) => isOpen(t) && input.infusionActions.has(actionOf(t)))) {
     const trigger = triggerOf(task);
-    return trigger === undefined || (endOf.get(trigger) ?? Infinity) < thisEnd;
-  });
-  const named = new Set((input.procedure.basedOn ?? []).map((b) => b.reference));
-  const fulfilled =
-    plannedBefore.find((task) => named.has(`Task/${task.id}`) || named.has(task.focus?.reference)) ??
-    [...plannedBefore].sort((a, b) => windowStart(a) - windowStart(b))[0];
-  const by = { reference: `Procedure/${input.event.procedureId}` };
-  const updates: InfusionTaskUpdate[] = fulfilled ? [{ task: fulfilled, outcome: 'done', by }] : [];
-  for (const task of candidates) {
-    if (task === fulfilled) continue;
-    const trigger = triggerOf(task);
-    const plannedAt = trigger === undefined ? -Infinity : endOf.get(trigger);
-    if (
-      plannedAt !== undefined &&
-      plannedAt < latestEnd &&
-      (trigger === undefined ? plannedBefore.includes(task) : true)
-    ) {
-      updates.push({ task, outcome: 'superseded', by });
-    }
+    const plannedAt = trigger === undefined ? -Infinity : infusions.get(trigger)?.end;
+    if (plannedAt === undefined) continue; // planned by an infusion no longer on record: leave it to the clinician
+    const first = inOrder.find(([, i]) => i.end > plannedAt);
+    if (first) answeredBy.set(first[0], [...(answeredBy.get(first[0]) ?? []), task]);
+  }
+  const updates: InfusionTaskUpdate[] = [];
+  for (const [procedureId, tasks] of answeredBy) {
+    const named = new Set((infusions.get(procedureId)!.procedure.basedOn ?? []).map((b) => b.reference));
+    const done =
+      tasks.find(
+        (t) => named.has(`Task/${t.id}`) || (t.focus?.reference !== undefined && named.has(t.focus.reference)),
+      ) ?? [...tasks].sort((a, b) => windowStart(a) - windowStart(b))[0];
+    const by = { reference: `Procedure/${procedureId}` };
+    for (const task of tasks) updates.push({ task, outcome: task === done ? 'done' : 'superseded', by });
   }
   return updates;
 }

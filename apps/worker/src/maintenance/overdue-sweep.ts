@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirVersionConflictError } from '@kc/fhir';
 import { TASK_KEY_SYSTEM } from '@kc/protocols';
-import { canTransition, hasEnded, transition } from '@kc/task-states';
+import { canTransition, hasEnded, stateOf, transition } from '@kc/task-states';
 
 /**
  * Marks open Tasks whose due window has closed as overdue (businessStatus), keeping their status (draft or
@@ -32,10 +32,10 @@ export class OverdueSweep {
 }
 
 /**
- * Only this service's Tasks (its key identifier): a shared FHIR server holds other applications' Tasks, whose
+ * Only this service's Tasks (its key identifier or its businessStatus codes): a shared FHIR server holds other applications' Tasks, whose
  * deadlines mean something else. Open, window ended, not yet marked.
  */
 export function shouldMarkOverdue(task: Task, now: Date): boolean {
-  const ours = task.identifier?.some((i) => i.system === TASK_KEY_SYSTEM);
+  const ours = task.identifier?.some((i) => i.system === TASK_KEY_SYSTEM) || stateOf(task) !== undefined;
   return Boolean(ours) && hasEnded(task, now) && canTransition(task, 'mark-overdue');
 }
