@@ -34,7 +34,8 @@ describe('clinician review', () => {
   it('the worklist lists awaiting tasks soonest first, filtered by patient, with paging', async () => {
     const p = await patientWithFollowUps();
     const res = await request(service.url).get('/worklist').query({ patient: p.patient }).set(clinician()).expect(200);
-    expect(res.body.total).toBe(4); // instructions + first session from $apply, then the check + next session
+    // Instructions from $apply, then the check + next session; the first-session Task was fulfilled by the infusion.
+    expect(res.body.total).toBe(3);
     const starts = res.body.items.map((i: { due: { start: string } }) => Date.parse(i.due.start));
     expect([...starts].sort((a, b) => a - b)).toEqual(starts);
     const paged = await request(service.url)
@@ -82,7 +83,7 @@ describe('clinician review', () => {
       .send({ owner: 'Practitioner/nurse-1' })
       .expect(200);
     expect(res.body).toMatchObject({
-      status: 'accepted',
+      status: 'ready',
       intent: 'plan',
       owner: { reference: 'Practitioner/nurse-1' },
     });
@@ -169,7 +170,7 @@ describe('clinician review', () => {
       .set(clinician())
       .send({ versionId: res.body.meta.versionId })
       .expect(409);
-    expect(again.body.issue[0].details.text).toMatch(/already decided/);
+    expect(again.body.issue[0].details.text).toMatch(/Cannot approve a Task that is rejected/);
   });
 
   it('reschedule stays within the protocol window; outside it is a 422 naming the allowed range', async () => {
@@ -253,7 +254,20 @@ describe('clinician review', () => {
     const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
       implicated: `CarePlan/${carePlan.id}`,
     });
-    expect(issue.mitigation?.[0].action.text).toBe('Clinician override');
+    expect(issue.mitigation?.[0].action.text).toBe('Clinician override: BP rechecked at 142/88 on arrival');
+    expect(issue.mitigation?.[0].author?.reference).toBe('Practitioner/dr-test');
+    // The override is a decision of its own, with a Provenance naming who.
+    const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
+      target: `DetectedIssue/${issue.id}/_history/${issue.meta!.versionId}`,
+    });
+    expect(provenance.map((p) => [p.activity?.text, p.agent[0].who?.reference])).toEqual([
+      ['override contraindication', 'Practitioner/dr-test'],
+    ]);
+    // The actions the contraindication held back are now proposed, listed once on the CarePlan, awaiting approval.
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlan.id}` });
+    expect(tasks.map((t) => t.status)).toEqual(['draft', 'draft']);
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
+    expect(plan.activity?.map((a) => a.reference?.reference).sort()).toEqual(tasks.map((t) => `Task/${t.id}`).sort());
   });
 
   describe('authentication and roles', () => {

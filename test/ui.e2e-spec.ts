@@ -57,7 +57,7 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector(`tr[data-task-id="${next.id}"]`, { state: 'detached' });
 
     await waitFor(
-      async () => (await service.fhir.read<Task>('Task', check.id!)).status === 'accepted',
+      async () => (await service.fhir.read<Task>('Task', check.id!)).status === 'ready',
       'approval on the server',
     );
     const rejected = await service.fhir.read<Task>('Task', next.id!);
@@ -77,7 +77,7 @@ describe('clinician page in a real browser', () => {
     await page.click('button[type=submit]');
     await page.waitForSelector(`tr[data-task-id="${task.id}"]`);
     // Another clinician approves it meanwhile.
-    await service.fhir.update({ ...task, status: 'accepted' }, { ifMatch: task.meta!.versionId });
+    await service.fhir.update({ ...task, status: 'ready' }, { ifMatch: task.meta!.versionId });
     await page.click(`tr[data-task-id="${task.id}"] button:has-text("Approve")`);
     await page.waitForSelector('#message.error');
     expect(await page.textContent('#message')).toMatch(/Someone else changed this task first/);

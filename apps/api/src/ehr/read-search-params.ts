@@ -16,18 +16,34 @@ export const READABLE_TYPES = {
     '_id',
     '_lastUpdated',
   ],
+  // The orders approval creates, and the proposals they came from (intent tells them apart).
+  MedicationRequest: [
+    'patient',
+    'subject',
+    'status',
+    'intent',
+    'based-on',
+    'identifier',
+    'requester',
+    '_id',
+    '_lastUpdated',
+  ],
+  // Contraindications found for a plan (implicated), and whether a clinician overrode them (mitigation).
+  DetectedIssue: ['patient', 'implicated', 'code', 'identifier', '_id', '_lastUpdated'],
 } as const;
 export type ReadableType = keyof typeof READABLE_TYPES;
 
 /** Paging parameters servers put in their next links (Medplum: _offset/_cursor, HAPI: _getpages). */
 const PAGING = ['_count', '_offset', '_cursor', '_getpages', '_getpagesoffset', '_sort', '_bundletype', '_pretty'];
 const VALUE = /^[A-Za-z0-9\-._:/|,$]{1,512}$/;
-const REFERENCE_PARAMS = new Set(['patient', 'subject', 'based-on', 'focus', 'owner']);
+const REFERENCE_PARAMS = new Set(['patient', 'subject', 'based-on', 'focus', 'owner', 'requester', 'implicated']);
 const REFERENCE = /^([A-Z][A-Za-z]{1,40}\/)?[A-Za-z0-9\-.]{1,64}$/;
 
 export function readableType(type: string): ReadableType {
   if (!(type in READABLE_TYPES))
-    throw badRequest(`This API serves CarePlan and Task; ${type.slice(0, 40)} is not one of them`);
+    throw badRequest(
+      `This API serves ${Object.keys(READABLE_TYPES).join(', ')}; ${type.slice(0, 40)} is not one of them`,
+    );
   return type as ReadableType;
 }
 
