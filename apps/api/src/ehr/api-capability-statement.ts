@@ -37,7 +37,9 @@ export function apiCapabilityStatement(baseUrl: string, planDefinitions: string[
                     name === 'subject' ||
                     name === 'based-on' ||
                     name === 'focus' ||
-                    name === 'owner'
+                    name === 'owner' ||
+                    name === 'requester' ||
+                    name === 'implicated'
                   ? 'reference'
                   : 'token') as 'token',
             })),

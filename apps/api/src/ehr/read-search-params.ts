@@ -17,17 +17,7 @@ export const READABLE_TYPES = {
     '_lastUpdated',
   ],
   // The orders approval creates, and the proposals they came from (intent tells them apart).
-  MedicationRequest: [
-    'patient',
-    'subject',
-    'status',
-    'intent',
-    'based-on',
-    'identifier',
-    'requester',
-    '_id',
-    '_lastUpdated',
-  ],
+  MedicationRequest: ['patient', 'subject', 'status', 'intent', 'identifier', 'requester', '_id', '_lastUpdated'],
   // Contraindications found for a plan (implicated), and whether a clinician overrode them (mitigation).
   DetectedIssue: ['patient', 'implicated', 'code', 'identifier', '_id', '_lastUpdated'],
 } as const;

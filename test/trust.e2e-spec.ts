@@ -1,0 +1,485 @@
+import request from 'supertest';
+import type {
+  ActivityDefinition,
+  CarePlan,
+  DetectedIssue,
+  MedicationRequest,
+  OperationOutcome,
+  Parameters,
+  Patient,
+  PlanDefinition,
+  Provenance,
+  Resource,
+  ServiceRequest,
+  Task,
+} from '@medplum/fhirtypes';
+import { activeCondition, bloodPressure, bodyWeight, PREGNANCY, PSYCHOSIS } from './fixtures/patient-data';
+import { actionOf, completeInfusion, followUpTasks, waitFor } from './support/clinic';
+import { expectEverythingValid } from './support/fhir-validation';
+import { startTestService, type TestService } from './support/test-service';
+
+/**
+ * Clinic scenarios for the trust issue: a contraindicated patient never gets an order or an approvable Task,
+ * approval reaches the order, every decision leaves a Provenance, and any R4 PlanDefinition applies.
+ */
+describe('trustworthy plans', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(async () => {
+    // Everything the scenarios wrote is valid R4.
+    expect(await expectEverythingValid(service)).toBeGreaterThan(0);
+    await service.stop();
+  });
+
+  const clinician = () => service.as('clinician');
+
+  async function patient(history: {
+    weightKg?: number;
+    bp?: [number, number];
+    conditions?: (readonly [string, string])[];
+  }) {
+    const { resource } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: 'Trust', given: ['Pat'] }],
+      birthDate: '1975-06-01',
+    });
+    const ref = `Patient/${resource.id}`;
+    if (history.weightKg !== undefined)
+      await service.fhir.create(bodyWeight(history.weightKg, '2026-11-01T09:00:00Z', ref));
+    if (history.bp) await service.fhir.create(bloodPressure(history.bp[0], history.bp[1], '2026-11-10T09:00:00Z', ref));
+    for (const [code, display] of history.conditions ?? [])
+      await service.fhir.create(activeCondition(code, display, ref));
+    return ref;
+  }
+
+  async function apply(subject: string, plan = 'ketamine-low-dose-series', persist = true) {
+    const res = await request(service.url)
+      .post(`/fhir/PlanDefinition/${plan}/$apply`)
+      .set(clinician())
+      .send({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'subject', valueReference: { reference: subject } },
+          { name: 'startDate', valueDate: '2027-01-01' },
+          { name: 'persist', valueBoolean: persist },
+        ],
+      })
+      .expect(200);
+    const out = res.body as Parameters;
+    const carePlan = out.parameter!.find((p) => p.name === 'return')!.resource as CarePlan;
+    const outcome = out.parameter!.find((p) => p.name === 'outcome')!.resource as OperationOutcome;
+    return { out, carePlan, outcome };
+  }
+
+  /** Resources based on a CarePlan (R4 MedicationRequest has no based-on search parameter: filtered here). */
+  async function onPlan<T extends Resource>(type: 'Task' | 'MedicationRequest', carePlanId: string): Promise<T[]> {
+    if (type === 'Task') return service.fhir.searchAll<T>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    const all = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      subject: carePlan.subject!.reference!,
+    });
+    return all.filter((m) => m.basedOn?.some((b) => b.reference === `CarePlan/${carePlanId}`)) as unknown as T[];
+  }
+
+  describe.each([
+    [
+      'pregnant',
+      { weightKg: 64, bp: [112, 70] as [number, number], conditions: [PREGNANCY] },
+      'pregnancy',
+      'Condition',
+    ],
+    ['BP 195/115', { weightKg: 82, bp: [195, 115] as [number, number] }, 'uncontrolled-hypertension', 'Observation'],
+    [
+      'psychosis history',
+      { weightKg: 75, bp: [120, 80] as [number, number], conditions: [PSYCHOSIS] },
+      'psychosis',
+      'Condition',
+    ],
+  ])('a %s patient', (_name, history, code, evidenceType) => {
+    it('gets a DetectedIssue naming the contraindication and its evidence, and no order, no Task, no CommunicationRequest', async () => {
+      const subject = await patient(history);
+      const { carePlan, outcome } = await apply(subject);
+      const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+        implicated: `CarePlan/${carePlan.id}`,
+      });
+      expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual([code]);
+      expect(issues[0].evidence?.[0].detail?.[0].reference).toMatch(new RegExp(`^${evidenceType}/`));
+      expect(await onPlan('MedicationRequest', carePlan.id!)).toHaveLength(0);
+      expect(await onPlan('Task', carePlan.id!)).toHaveLength(0);
+      expect(await service.fhir.searchAll('CommunicationRequest', { subject })).toHaveLength(0);
+      expect(await service.fhir.searchAll('MedicationRequest', { subject })).toHaveLength(0);
+      expect(outcome.issue.find((i) => i.code === 'business-rule')?.details?.coding?.[0].code).toBe(code);
+      // The CarePlan cannot be activated without an override.
+      const blocked = await request(service.url)
+        .post(`/careplans/${carePlan.id}/$activate`)
+        .set(clinician())
+        .send({ versionId: carePlan.meta!.versionId })
+        .expect(422);
+      expect(blocked.body.issue[0].details.text).toContain(`DetectedIssue/${issues[0].id}`);
+    });
+  });
+
+  it('missing weight: the infusion is proposed without a dose and the answer asks for one', async () => {
+    const subject = await patient({ bp: [120, 80] });
+    const { out, outcome } = await apply(subject, 'ketamine-low-dose-series', false);
+    const proposal = out.parameter!.find(
+      (p) => p.name === 'request' && p.resource?.resourceType === 'MedicationRequest',
+    )!.resource as MedicationRequest;
+    expect(proposal.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBeUndefined();
+    expect(outcome.issue.some((i) => i.severity === 'warning' && /body weight/.test(i.details?.text ?? ''))).toBe(true);
+  });
+
+  it('contraindicated, then overridden with a reason: mitigation with If-Match, a Provenance, and the held-back Tasks proposed', async () => {
+    const subject = await patient({ weightKg: 70, conditions: [PREGNANCY] });
+    const { carePlan } = await apply(subject);
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ reason: 'Negative test today' })
+      .expect(428);
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .set('If-Match', 'W/"999"')
+      .send({ reason: 'Negative test today' })
+      .expect(412);
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .set('If-Match', `W/"${issue.meta!.versionId}"`)
+      .send({})
+      .expect(400);
+    const overridden = await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .set('If-Match', `W/"${issue.meta!.versionId}"`)
+      .send({ reason: 'Pregnancy test negative today; condition recorded in error' })
+      .expect(200);
+    expect(overridden.body.mitigation[0]).toMatchObject({
+      author: { reference: 'Practitioner/dr-test' },
+      action: { text: expect.stringContaining('negative today') },
+    });
+    const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
+      target: `DetectedIssue/${issue.id}/_history/${overridden.body.meta.versionId}`,
+    });
+    expect(provenance.map((p) => p.agent[0].who?.reference)).toEqual(['Practitioner/dr-test']);
+    const tasks = await onPlan<Task>('Task', carePlan.id!);
+    expect(tasks.map(actionOf).sort()).toEqual(['infusion-session', 'patient-instructions']);
+    expect(tasks.every((t) => t.status === 'draft')).toBe(true);
+    // Overriding twice is a conflict, not a second mitigation.
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ versionId: overridden.body.meta.versionId, reason: 'again' })
+      .expect(409);
+  });
+
+  it('approve -> an active order signed by the approving practitioner, based on the CarePlan and the proposal, with its Provenance', async () => {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject);
+    const infusionTask = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    const proposalRef = infusionTask.focus!.reference!;
+    expect(proposalRef).toMatch(/^MedicationRequest\//);
+    // An EHR reading only status and intent sees nothing actionable before approval.
+    expect(infusionTask.status).toBe('draft');
+    const proposal = await service.fhir.read<MedicationRequest>('MedicationRequest', proposalRef.split('/')[1]);
+    expect([proposal.status, proposal.intent]).toEqual(['draft', 'proposal']);
+    expect(proposal.basedOn?.[0].reference).toBe(`CarePlan/${carePlan.id}`);
+
+    const approved = await request(service.url)
+      .post(`/tasks/${infusionTask.id}/$approve`)
+      .set(clinician())
+      .set('If-Match', `W/"${infusionTask.meta!.versionId}"`)
+      .send({})
+      .expect(200);
+    expect(approved.body.status).toBe('ready');
+    const orders = (await onPlan<MedicationRequest>('MedicationRequest', carePlan.id!)).filter(
+      (m) => m.intent === 'order',
+    );
+    expect(orders).toHaveLength(1);
+    expect(orders[0]).toMatchObject({
+      status: 'active',
+      intent: 'order',
+      requester: { reference: 'Practitioner/dr-test' },
+      basedOn: [{ reference: `CarePlan/${carePlan.id}` }, { reference: proposalRef }],
+    });
+    expect(orders[0].authoredOn).toBeDefined();
+    expect(orders[0].dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBe(40);
+    const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
+      target: `Task/${infusionTask.id}/_history/${approved.body.meta.versionId}`,
+    });
+    expect(provenance[0].target.map((t) => t.reference)).toContain(`MedicationRequest/${orders[0].id}`);
+    // The EHR read API returns the order.
+    const ehr = await request(service.url)
+      .get('/fhir/MedicationRequest')
+      .query({ subject, intent: 'order' })
+      .set(service.as('integration'))
+      .expect(200);
+    expect(ehr.body.entry.map((e: { resource: MedicationRequest }) => e.resource.id)).toEqual([orders[0].id]);
+    // Approving again is an invalid transition, and writes no second order.
+    await request(service.url)
+      .post(`/tasks/${infusionTask.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: approved.body.meta.versionId })
+      .expect(409);
+    expect(
+      (await onPlan<MedicationRequest>('MedicationRequest', carePlan.id!)).filter((m) => m.intent === 'order'),
+    ).toHaveLength(1);
+  });
+
+  it('approving an infusion needs a prescriber: a token without fhirUser is refused and nothing is written', async () => {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject);
+    const task = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    const { mintToken } = await import('@kc/auth');
+    const { TEST_JWT_SECRET } = await import('./support/test-service');
+    const anonymous = await mintToken({ sub: 'kiosk', roles: ['clinician'] }, { secret: TEST_JWT_SECRET });
+    const res = await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set('Authorization', `Bearer ${anonymous}`)
+      .send({ versionId: task.meta!.versionId })
+      .expect(422);
+    expect(res.body.issue[0].details.text).toMatch(/prescriber/);
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('draft');
+  });
+
+  it('reject -> the proposal is cancelled with the reason', async () => {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject);
+    const task = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId, reason: 'Patient declined' })
+      .expect(200);
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      task.focus!.reference!.split('/')[1],
+    );
+    expect(proposal).toMatchObject({ status: 'cancelled', statusReason: { text: 'Patient declined' } });
+    expect(
+      (await onPlan<MedicationRequest>('MedicationRequest', carePlan.id!)).filter((m) => m.status === 'active'),
+    ).toHaveLength(0);
+  });
+
+  it('the first infusion fulfils the Task that planned it; a completed Task cannot be approved, a superseded one cannot be rejected', async () => {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject);
+    const enrolment = { patient: subject, carePlanId: carePlan.id! };
+    const first = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
+    const done = await waitFor(async () => {
+      const task = await service.fhir.read<Task>('Task', first.id!);
+      return task.status === 'completed' && task;
+    }, 'the first-session Task to be fulfilled');
+    expect(done.businessStatus?.coding?.[0].code).toBe('done');
+    expect(done.output?.[0].valueReference?.reference).toBe(`Procedure/${procedureId}`);
+    await request(service.url)
+      .post(`/tasks/${first.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: done.meta!.versionId })
+      .expect(409);
+
+    // Two infusions later without a record of the one in between: the older next-session Task is answered.
+    const followUps = await waitFor(async () => {
+      const found = await followUpTasks(service, procedureId);
+      return found.length === 2 && found;
+    }, 'follow-ups');
+    const next = followUps.find((t) => actionOf(t) === 'next-induction-session')!;
+    const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${second}` })
+      .expect(202);
+    const closed = await waitFor(async () => {
+      const task = await service.fhir.read<Task>('Task', next.id!);
+      return task.status === 'completed' && task;
+    }, 'the next-session Task to be fulfilled');
+    await request(service.url)
+      .post(`/tasks/${next.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: closed.meta!.versionId, reason: 'too late' })
+      .expect(409);
+  });
+
+  it('a contraindication recorded after enrolment: the follow-up flags it, no next session is proposed, and approvals on the plan wait for an override', async () => {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject);
+    const instructions = (await onPlan<Task>('Task', carePlan.id!)).find(
+      (t) => actionOf(t) === 'patient-instructions',
+    )!;
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const procedureId = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-04T10:00:00.000Z',
+    );
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
+    const [check] = await waitFor(async () => {
+      const found = await followUpTasks(service, procedureId);
+      return found.length >= 1 && found;
+    }, 'the post-infusion check');
+    expect(actionOf(check)).toBe('post-infusion-check');
+    const [issue] = await waitFor(async () => {
+      const found = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+        implicated: `CarePlan/${carePlan.id}`,
+      });
+      return found.length > 0 && found;
+    }, 'the DetectedIssue');
+    expect(issue.code?.coding?.[0].code).toBe('pregnancy');
+    expect(await followUpTasks(service, procedureId)).toHaveLength(1);
+    for (const [path, body] of [
+      [`/tasks/${instructions.id}/$approve`, { versionId: instructions.meta!.versionId }],
+      [
+        `/tasks/${instructions.id}/$reschedule`,
+        {
+          versionId: instructions.meta!.versionId,
+          start: instructions.restriction!.period!.start,
+          end: instructions.restriction!.period!.end,
+        },
+      ],
+    ] as const) {
+      const refused = await request(service.url).post(path).set(clinician()).send(body).expect(422);
+      expect(refused.body.issue[0].details.text).toContain(`DetectedIssue/${issue.id}`);
+    }
+    const bulk = await request(service.url)
+      .post('/tasks/$bulk-approve')
+      .set(clinician())
+      .send({ tasks: [{ id: instructions.id, versionId: instructions.meta!.versionId }] })
+      .expect(200);
+    expect(bulk.body.results[0]).toMatchObject({ result: 'refused', status: 422 });
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Discussed with obstetrics; proceed' })
+      .expect(200);
+    await request(service.url)
+      .post(`/tasks/${instructions.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: instructions.meta!.versionId })
+      .expect(200);
+  });
+
+  describe('any R4 PlanDefinition', () => {
+    const referral: ActivityDefinition = {
+      resourceType: 'ActivityDefinition',
+      url: 'http://ehr.example/ActivityDefinition/physio-referral',
+      version: '2',
+      status: 'active',
+      kind: 'ServiceRequest',
+      code: { text: 'Physiotherapy referral' },
+    };
+    const ehrPlan = (extra: Partial<PlanDefinition> = {}): PlanDefinition => ({
+      resourceType: 'PlanDefinition',
+      url: 'http://ehr.example/PlanDefinition/physio-monthly',
+      version: '1',
+      status: 'active',
+      title: 'Monthly physiotherapy',
+      action: [
+        {
+          id: 'physio',
+          title: 'Physiotherapy, monthly x 8',
+          definitionCanonical: 'http://ehr.example/ActivityDefinition/physio-referral|2',
+          timingTiming: { repeat: { count: 8, frequency: 1, period: 1, periodUnit: 'mo' } },
+        },
+        {
+          id: 'review',
+          title: 'Review a month after the series starts',
+          relatedAction: [
+            {
+              actionId: 'physio',
+              relationship: 'after-start',
+              offsetDuration: { value: 1, unit: 'month', code: 'mo', system: 'http://unitsofmeasure.org' },
+            },
+          ],
+        },
+      ],
+      ...extra,
+    });
+
+    it('a plan an EHR posted to the FHIR server applies by canonical url, with monthly x 8 timing and `mo` offsets', async () => {
+      await service.fhir.create(referral);
+      await service.fhir.create(ehrPlan());
+      const subject = await patient({});
+      const res = await request(service.url)
+        .post('/fhir/PlanDefinition/$apply')
+        .set(service.as('integration'))
+        .send({
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'url', valueUri: 'http://ehr.example/PlanDefinition/physio-monthly' },
+            { name: 'subject', valueReference: { reference: subject } },
+            { name: 'startDate', valueDate: '2027-01-31' },
+            { name: 'persist', valueBoolean: true },
+          ],
+        })
+        .expect(200);
+      const out = res.body as Parameters;
+      const order = out.parameter!.find((p) => p.resource?.resourceType === 'ServiceRequest')!
+        .resource as ServiceRequest;
+      expect(order).toMatchObject({
+        status: 'draft',
+        intent: 'proposal',
+        occurrenceTiming: { repeat: { count: 8, periodUnit: 'mo' } },
+      });
+      const tasks = out.parameter!.filter((p) => p.name === 'task').map((p) => p.resource as Task);
+      const byAction = Object.fromEntries(tasks.map((t) => [actionOf(t), t]));
+      expect(byAction.physio.restriction?.period).toEqual({
+        start: '2027-01-31T00:00:00.000Z',
+        end: '2027-09-30T00:00:00.000Z',
+      });
+      // Jan 31 + 1 month is the end of February.
+      expect(byAction.review.restriction?.period?.start).toBe('2027-02-28T00:00:00.000Z');
+      expect(byAction.physio.focus?.reference).toBe(`ServiceRequest/${order.id}`);
+      // Also by GET, the R4 form for operations without side effects.
+      await request(service.url)
+        .get('/fhir/PlanDefinition/$apply')
+        .query({ url: 'http://ehr.example/PlanDefinition/physio-monthly', subject })
+        .set(service.as('integration'))
+        .expect(200);
+    });
+
+    it('an expression language the engine cannot evaluate is a 422 naming the element', async () => {
+      const subject = await patient({});
+      const plan = ehrPlan({
+        action: [
+          {
+            id: 'cql',
+            title: 'CQL-gated',
+            condition: [{ kind: 'applicability', expression: { language: 'text/cql', expression: 'InPopulation' } }],
+          },
+        ],
+      });
+      const res = await request(service.url)
+        .post('/fhir/PlanDefinition/$apply')
+        .set(service.as('integration'))
+        .send({
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'planDefinition', resource: plan },
+            { name: 'subject', valueReference: { reference: subject } },
+          ],
+        })
+        .expect(422);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(res.body.issue[0].expression).toEqual([
+        'PlanDefinition/http://ehr.example/PlanDefinition/physio-monthly.action[0].condition[0].expression.language',
+      ]);
+    });
+  });
+});
