@@ -7,12 +7,6 @@ import { indexFhirDefinitions } from '@kc/fhir';
 /** A conformance or knowledge resource that has a canonical url and version. */
 export type CanonicalResource = Resource & { url?: string; version?: string; id?: string };
 
-export class ProtocolCatalogError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`fhir-profiles has ${problems.length} problem(s):\n- ${problems.join('\n- ')}`);
-  }
-}
-
 /**
  * The protocols the service knows: every resource in fhir-profiles/, validated against the FHIR R4
  * definitions and cross-checked (canonical references resolve, relatedAction ids exist, FHIRPath parses)
@@ -31,35 +25,60 @@ export class ProtocolCatalog {
     }
   }
 
+  /**
+   * Every valid resource in the directory. A file that fails validation, or a PlanDefinition whose references do
+   * not resolve, is left out and listed in `unavailable` with its problems: one broken edit must not take the
+   * other protocols down (the service reports itself degraded instead).
+   */
   static fromDirectory(dir: string): ProtocolCatalog {
     indexFhirDefinitions();
-    const problems: string[] = [];
-    const resources: CanonicalResource[] = [];
+    const unavailable: UnavailableProfile[] = [];
+    const resources: { file: string; resource: CanonicalResource }[] = [];
     const files = fs.existsSync(dir)
       ? fs
           .readdirSync(dir)
           .filter((f) => f.endsWith('.json'))
           .sort()
       : [];
-    if (files.length === 0) problems.push(`no FHIR resources found in ${dir}`);
     for (const file of files) {
+      let resource: CanonicalResource | undefined;
       try {
-        const resource = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as CanonicalResource;
+        resource = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as CanonicalResource;
         validateResource(resource);
-        resources.push(resource);
+        resources.push({ file, resource });
       } catch (err) {
         const outcome = (err as { outcome?: { issue?: { details?: { text?: string }; expression?: string[] }[] } })
           .outcome;
         const detail =
           outcome?.issue?.map((i) => `${i.details?.text} at ${i.expression?.join(',')}`).join('; ') ??
           (err as Error).message;
-        problems.push(`${file}: ${detail}`);
+        unavailable.push({ file, ...describe(resource), problems: [detail] });
       }
     }
-    const catalog = new ProtocolCatalog(resources);
-    problems.push(...catalog.crossReferenceProblems());
-    if (problems.length) throw new ProtocolCatalogError(problems);
-    return catalog;
+    // A plan that references something unavailable is unavailable too; repeat until nothing changes.
+    let usable = resources;
+    for (;;) {
+      const catalog = new ProtocolCatalog(usable.map((r) => r.resource));
+      const broken = usable
+        .map((r) => ({ ...r, problems: catalog.problemsOf(r.resource) }))
+        .filter((r) => r.problems.length);
+      if (!broken.length) {
+        const result = new ProtocolCatalog(usable.map((r) => r.resource));
+        result.unavailable = unavailable;
+        if (files.length === 0) result.unavailable.push({ file: dir, problems: [`no FHIR resources found in ${dir}`] });
+        return result;
+      }
+      for (const b of broken) unavailable.push({ file: b.file, ...describe(b.resource), problems: b.problems });
+      usable = usable.filter((r) => !broken.some((b) => b.file === r.file));
+    }
+  }
+
+  /** Files left out at load, with why; empty when everything loaded. */
+  unavailable: UnavailableProfile[] = [];
+
+  /** Every problem, one line each, for logs and /health. */
+  get problems(): string[] {
+    return this.unavailable.flatMap((u) => u.problems.map((p) => `${u.file}: ${p}`));
   }
 
   planDefinitions(): PlanDefinition[] {
@@ -81,9 +100,11 @@ export class ProtocolCatalog {
     return canonical ? this.resolve<ActivityDefinition>(canonical, 'ActivityDefinition') : undefined;
   }
 
-  private crossReferenceProblems(): string[] {
+  /** Cross-checks of one resource: canonical references resolve, relatedAction ids exist, FHIRPath parses. */
+  private problemsOf(resource: CanonicalResource): string[] {
     const problems: string[] = [];
-    for (const plan of this.planDefinitions()) {
+    if (resource.resourceType === 'PlanDefinition') {
+      const plan = resource as PlanDefinition;
       const where = `PlanDefinition/${plan.id}`;
       if (!plan.url || !plan.version) problems.push(`${where}: needs url and version`);
       const actions = flattenActions(plan.action ?? []);
@@ -91,7 +112,7 @@ export class ProtocolCatalog {
       for (const action of actions) {
         const at = `${where} action ${action.id ?? '(no id)'}`;
         if (!action.id) problems.push(`${at}: every action needs an id (relatedAction and Task keys use it)`);
-        if (action.definitionCanonical && !this.activityDefinition(action.definitionCanonical)) {
+        if (action.definitionCanonical && !this.resolve(action.definitionCanonical)) {
           problems.push(`${at}: definitionCanonical ${action.definitionCanonical} is not in fhir-profiles`);
         }
         for (const related of action.relatedAction ?? []) {
@@ -102,9 +123,8 @@ export class ProtocolCatalog {
           problems.push(...fhirPathProblems(at, condition.expression?.expression));
       }
     }
-    for (const activity of this.resources.filter(
-      (r): r is ActivityDefinition => r.resourceType === 'ActivityDefinition',
-    )) {
+    if (resource.resourceType === 'ActivityDefinition') {
+      const activity = resource as ActivityDefinition;
       for (const dynamic of activity.dynamicValue ?? [])
         problems.push(
           ...fhirPathProblems(`ActivityDefinition/${activity.id} ${dynamic.path}`, dynamic.expression?.expression),
@@ -112,6 +132,19 @@ export class ProtocolCatalog {
     }
     return problems;
   }
+}
+
+/** A file of fhir-profiles/ the service could not use. */
+export interface UnavailableProfile {
+  file: string;
+  resourceType?: string;
+  id?: string;
+  url?: string;
+  problems: string[];
+}
+
+function describe(resource: CanonicalResource | undefined) {
+  return resource ? { resourceType: resource.resourceType, id: resource.id, url: resource.url } : {};
 }
 
 export function flattenActions(actions: PlanDefinitionAction[]): PlanDefinitionAction[] {

@@ -1,15 +1,23 @@
-import { Global, Module } from '@nestjs/common';
+import { Global, Logger, Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { ProtocolCatalog } from './catalog';
 
-/** Loads and validates fhir-profiles/ once per process; a broken profile stops startup with the list of problems. */
+/**
+ * Loads and validates fhir-profiles/ once per process. A broken file is left out and logged; /health reports the
+ * service degraded with the problems, and GET /protocols lists what is unavailable.
+ */
 @Global()
 @Module({
   providers: [
     {
       provide: ProtocolCatalog,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => ProtocolCatalog.fromDirectory(config.profilesDir),
+      useFactory: (config: AppConfig) => {
+        const catalog = ProtocolCatalog.fromDirectory(config.profilesDir);
+        for (const problem of catalog.problems)
+          new Logger('ProtocolCatalog').warn({ msg: 'profile unavailable', problem });
+        return catalog;
+      },
     },
   ],
   exports: [ProtocolCatalog],

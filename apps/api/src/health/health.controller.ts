@@ -17,12 +17,16 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Readiness: Redis and the FHIR server both answer; 503 otherwise, with which one failed. */
+  /**
+   * Readiness: Redis and the FHIR server both answer; 503 otherwise, with which one failed. Unavailable
+   * profiles make the report degraded but keep 200: the other protocols are served, so the instance stays in
+   * rotation while an operator fixes the file.
+   */
   @Public()
   @Get(['', 'ready'])
   async ready(@Res({ passthrough: true }) res: Response) {
     const report = await this.health.check();
-    res.status(report.status === 'ok' ? 200 : 503);
+    res.status(report.checks.redis.status === 'up' && report.checks.fhir.status === 'up' ? 200 : 503);
     return report;
   }
 }

@@ -2,11 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { FhirClient } from '@kc/fhir';
+import { ProtocolCatalog } from '@kc/protocols';
 import { QUEUES } from '@kc/queue';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
-  checks: Record<string, { status: 'up' | 'down'; latencyMs: number; error?: string }>;
+  checks: Record<string, { status: 'up' | 'down'; latencyMs: number; error?: string; problems?: string[] }>;
 }
 
 @Injectable()
@@ -14,6 +15,7 @@ export class HealthService {
   constructor(
     private readonly fhir: FhirClient,
     @InjectQueue(QUEUES.followups) private readonly followups: Queue,
+    private readonly catalog: ProtocolCatalog,
   ) {}
 
   async check(): Promise<HealthReport> {
@@ -24,7 +26,18 @@ export class HealthService {
       }),
       probe(() => this.fhir.ping()),
     ]);
-    return { status: redis.status === 'up' && fhir.status === 'up' ? 'ok' : 'degraded', checks: { redis, fhir } };
+    // A profile that failed validation is left out, not fatal: the service runs degraded and says why.
+    const problems = this.catalog.problems;
+    const profiles = problems.length
+      ? {
+          status: 'down' as const,
+          latencyMs: 0,
+          error: `${this.catalog.unavailable.length} file(s) in fhir-profiles unavailable`,
+          problems,
+        }
+      : { status: 'up' as const, latencyMs: 0 };
+    const ok = redis.status === 'up' && fhir.status === 'up' && profiles.status === 'up';
+    return { status: ok ? 'ok' : 'degraded', checks: { redis, fhir, profiles } };
   }
 }
 

@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { FhirClient } from '@kc/fhir';
-import { ProtocolCatalog } from '@kc/protocols';
+import type { Resource } from '@medplum/fhirtypes';
+import { FhirClient, FhirHttpError } from '@kc/fhir';
+import { ProtocolCatalog, type CanonicalResource } from '@kc/protocols';
 
 /**
  * Publishes fhir-profiles/ to the connected FHIR server at startup, upserting by canonical url + version,
@@ -23,10 +24,7 @@ export class ProfilePublisher implements OnApplicationBootstrap {
     const resources = this.catalog.resources.filter((r) => r.url);
     let done = 0;
     for (const resource of resources) {
-      // Conditional update: creates on first start, replaces the same url|version afterwards. The id is
-      // left out because servers assign their own on create and refuse a body id that differs from the match.
-      const { id: _ignored, ...body } = resource;
-      await this.fhir.upsert(body, { url: resource.url, version: resource.version });
+      await this.publish(resource);
       done++;
       this.logger.log({
         msg: 'published profile',
@@ -35,5 +33,30 @@ export class ProfilePublisher implements OnApplicationBootstrap {
       });
     }
     return done;
+  }
+
+  /**
+   * Keeps the id from fhir-profiles/ (PUT /Type/id, update-as-create) so EHRs find PlanDefinition/<id> as the
+   * catalog names it. A server that already holds this url|version under another id keeps that one (updated in
+   * place); a server that refuses client-assigned ids gets a conditional update by url + version instead.
+   */
+  private async publish(resource: CanonicalResource): Promise<void> {
+    const type = resource.resourceType as 'PlanDefinition';
+    const [existing] = await this.fhir.searchAll<CanonicalResource>(type, {
+      url: resource.url!,
+      version: resource.version ?? '',
+    });
+    if (existing?.id && existing.id !== resource.id) {
+      await this.fhir.update({ ...resource, id: existing.id } as Resource);
+      return;
+    }
+    try {
+      await this.fhir.update(resource as Resource);
+    } catch (err) {
+      if (!(err instanceof FhirHttpError) || err.status >= 500) throw err;
+      // eslint-disable-next-line @typescript-eslint/no-unused-vars
+      const { id: _ignored, ...body } = resource;
+      await this.fhir.upsert(body, { url: resource.url, version: resource.version });
+    }
   }
 }

@@ -14,7 +14,8 @@ export class ProtocolsController {
   @Get()
   @ApiOperation({ summary: 'List the protocols (PlanDefinitions) with their canonical URL and version' })
   list() {
-    return this.catalog.planDefinitions().map((plan) => ({
+    const available = this.catalog.planDefinitions().map((plan) => ({
+      status: 'available' as const,
       id: plan.id,
       url: plan.url,
       version: plan.version,
@@ -23,6 +24,11 @@ export class ProtocolsController {
       followUps: triggeredActions(plan, INFUSION_COMPLETED_TRIGGER).map((a) => ({ id: a.id, title: a.title })),
       apply: `/fhir/PlanDefinition/${plan.id}/$apply`,
     }));
+    // Left out at load (invalid, or referencing something invalid): listed so a clinic sees what is missing.
+    const unavailable = this.catalog.unavailable
+      .filter((u) => u.resourceType === 'PlanDefinition' || u.resourceType === undefined)
+      .map((u) => ({ status: 'unavailable' as const, id: u.id, url: u.url, file: u.file, problems: u.problems }));
+    return [...available, ...unavailable];
   }
 
   @Get(':id')
