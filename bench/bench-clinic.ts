@@ -36,7 +36,7 @@ export async function enrolForBench(
     const out = (await res.json()) as Parameters;
     enrolments.push({
       patient,
-      carePlanId: (out.parameter!.find((p) => p.name === 'return')!.resource as CarePlan).id!,
+      carePlanId: (out as unknown as CarePlan).id!,
     });
   }
   return enrolments;

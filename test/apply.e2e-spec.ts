@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { validateResource } from '@medplum/core';
 import type {
   CarePlan,
   DetectedIssue,
@@ -40,6 +41,8 @@ function applyParams(subject: string, extra: Parameters['parameter'] = []): Para
     parameter: [
       { name: 'subject', valueReference: { reference: subject } },
       { name: 'startDate', valueDate: '2026-12-01' },
+      // Every part as its own parameter; the default answer (the CarePlan itself) is tested below.
+      { name: 'output', valueCode: 'parameters' },
       ...extra,
     ],
   };
@@ -244,6 +247,58 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
       const res = await send();
       expect(res.status).toBe(status);
       expect(res.body.resourceType).toBe('OperationOutcome');
+    });
+  });
+
+  describe('the R4 answer: the CarePlan itself', () => {
+    const carePlanParams = (subject: string, persist: boolean): Parameters => ({
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'subject', valueReference: { reference: subject } },
+        { name: 'startDate', valueDate: '2026-12-01' },
+        { name: 'persist', valueBoolean: persist },
+      ],
+    });
+
+    it('transient: RequestGroup, requests, Tasks and warnings contained, local references resolve, valid R4', async () => {
+      const subject = await createPatient(service, { bp: [120, 80] });
+      const res = await request(service.url)
+        .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+        .set(service.as('clinician'))
+        .send(carePlanParams(subject, false))
+        .expect(200);
+      const carePlan = res.body as CarePlan;
+      expect(carePlan.resourceType).toBe('CarePlan');
+      expect(() => validateResource(carePlan)).not.toThrow();
+      const contained = new Map((carePlan.contained ?? []).map((r) => [`#${r.id}`, r]));
+      const tasks = carePlan.activity!.map((a) => contained.get(a.reference!.reference!) as Task);
+      expect(tasks.map((t) => t.resourceType)).toEqual(['Task', 'Task']);
+      const infusion = tasks.find((t) => contained.get(t.focus!.reference!)?.resourceType === 'MedicationRequest')!;
+      expect(contained.get(infusion.focus!.reference!)).toMatchObject({
+        resourceType: 'MedicationRequest',
+        intent: 'proposal',
+      });
+      expect(infusion.basedOn!.map((b) => b.reference)).toEqual(['#', expect.stringMatching(/^#requestgroup-/)]);
+      const outcome = contained.get('#outcome') as OperationOutcome;
+      expect(outcome.issue.some((i) => /body weight/.test(i.details?.text ?? ''))).toBe(true);
+      expect(JSON.stringify(carePlan)).not.toContain('urn:uuid');
+    });
+
+    it('persisted: the stored CarePlan, referencing the stored Tasks', async () => {
+      const subject = await createPatient(service, { weightKg: 70, bp: [120, 80] });
+      const res = await request(service.url)
+        .get('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+        .query({ subject, startDate: '2026-12-01', persist: 'true' })
+        .set(service.as('clinician'))
+        .expect(200);
+      const carePlan = res.body as CarePlan;
+      expect(carePlan.id).toBeDefined();
+      const stored = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
+      expect(carePlan.activity).toEqual(stored.activity);
+      for (const activity of stored.activity!) {
+        expect(activity.reference!.reference).toMatch(/^Task\//);
+        await service.fhir.read<Task>('Task', activity.reference!.reference!.split('/')[1]);
+      }
     });
   });
 });

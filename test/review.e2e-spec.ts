@@ -233,7 +233,7 @@ describe('clinician review', () => {
         ],
       })
       .expect(200);
-    const carePlan = (applied.body as Parameters).parameter!.find((p) => p.name === 'return')!.resource as CarePlan;
+    const carePlan = applied.body as CarePlan;
     const blocked = await request(service.url)
       .post(`/careplans/${carePlan.id}/$activate`)
       .set(clinician())

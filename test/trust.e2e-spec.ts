@@ -67,10 +67,10 @@ describe('trustworthy plans', () => {
         ],
       })
       .expect(200);
-    const out = res.body as Parameters;
-    const carePlan = out.parameter!.find((p) => p.name === 'return')!.resource as CarePlan;
-    const outcome = out.parameter!.find((p) => p.name === 'outcome')!.resource as OperationOutcome;
-    return { out, carePlan, outcome };
+    // The R4 answer: the CarePlan itself, with the engine's warnings as a contained OperationOutcome.
+    const carePlan = res.body as CarePlan;
+    const outcome = carePlan.contained!.find((r) => r.resourceType === 'OperationOutcome') as OperationOutcome;
+    return { carePlan, outcome };
   }
 
   /** Resources based on a CarePlan (R4 MedicationRequest has no based-on search parameter: filtered here). */
@@ -123,10 +123,8 @@ describe('trustworthy plans', () => {
 
   it('missing weight: the infusion is proposed without a dose and the answer asks for one', async () => {
     const subject = await patient({ bp: [120, 80] });
-    const { out, outcome } = await apply(subject, 'ketamine-low-dose-series', false);
-    const proposal = out.parameter!.find(
-      (p) => p.name === 'request' && p.resource?.resourceType === 'MedicationRequest',
-    )!.resource as MedicationRequest;
+    const { carePlan, outcome } = await apply(subject, 'ketamine-low-dose-series', false);
+    const proposal = carePlan.contained!.find((r) => r.resourceType === 'MedicationRequest') as MedicationRequest;
     expect(proposal.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBeUndefined();
     expect(outcome.issue.some((i) => i.severity === 'warning' && /body weight/.test(i.details?.text ?? ''))).toBe(true);
   });
@@ -426,6 +424,8 @@ describe('trustworthy plans', () => {
             { name: 'subject', valueReference: { reference: subject } },
             { name: 'startDate', valueDate: '2027-01-31' },
             { name: 'persist', valueBoolean: true },
+            // The service's Parameters form: every part as its own parameter.
+            { name: 'output', valueCode: 'parameters' },
           ],
         })
         .expect(200);

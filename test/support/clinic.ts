@@ -27,7 +27,8 @@ export async function enrolPatient(
     .set(service.as('clinician'))
     .send(params)
     .expect(200);
-  const carePlan = (res.body as Parameters).parameter!.find((p) => p.name === 'return')!.resource as CarePlan;
+  // $apply answers with the CarePlan itself (R4).
+  const carePlan = res.body as CarePlan;
   return { patient, carePlanId: carePlan.id! };
 }
 

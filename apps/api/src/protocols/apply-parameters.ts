@@ -11,6 +11,8 @@ export interface ApplyRequest {
   startDate?: Date;
   persist: boolean;
   context: ApplyContext;
+  /** Service parameter: `carePlan` (default, the R4 answer) or `parameters` (every part as its own parameter). */
+  output: 'carePlan' | 'parameters';
   /** Contraindications overridden on the plan (set by the service when it re-applies after an override). */
   overridden?: ReadonlySet<string>;
 }
@@ -82,6 +84,10 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
   const persist = single(list, 'persist');
   if (persist && typeof persist.valueBoolean !== 'boolean')
     throw badRequest('persist must be a valueBoolean', ['Parameters.parameter.persist']);
+  const output = single(list, 'output');
+  const outputValue = output?.valueCode ?? output?.valueString ?? 'carePlan';
+  if (outputValue !== 'carePlan' && outputValue !== 'parameters')
+    throw badRequest('output must be carePlan or parameters', ['Parameters.parameter.output']);
   return {
     patientId: match[1],
     planDefinition,
@@ -89,6 +95,7 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
     startDate,
     persist: persist?.valueBoolean ?? false,
     context,
+    output: outputValue,
   };
 }
 

@@ -1,9 +1,10 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Parameters } from '@medplum/fhirtypes';
+import type { CarePlan, Parameters } from '@medplum/fhirtypes';
 import { Roles } from '@kc/auth';
 import { badRequest } from '@kc/common';
 import { parseApplyParameters, queryToParameters, type ApplyRequest } from './apply-parameters';
+import { applyResultCarePlan } from './apply-result-careplan';
 import { applyResultParameters } from './apply-result-parameters';
 import { ApplyService, type ResolvedPlan } from './apply.service';
 
@@ -24,7 +25,7 @@ export class PlanDefinitionApplyController {
   @ApiOperation({
     summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)',
   })
-  applyInstance(@Param('id') id: string, @Body() body: unknown): Promise<Parameters> {
+  applyInstance(@Param('id') id: string, @Body() body: unknown): Promise<CarePlan | Parameters> {
     return this.instance(id, parseApplyParameters(body));
   }
 
@@ -33,24 +34,24 @@ export class PlanDefinitionApplyController {
     summary:
       'GET form of the instance-level $apply (subject, startDate, persist, encounter, practitioner, ... as query parameters)',
   })
-  applyInstanceGet(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<Parameters> {
+  applyInstanceGet(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CarePlan | Parameters> {
     return this.instance(id, parseApplyParameters(queryToParameters(query)));
   }
 
   @Post('\\$apply')
   @HttpCode(200)
   @ApiOperation({ summary: 'Type-level $apply: planDefinition (canonical or resource) or url names the protocol' })
-  applyType(@Body() body: unknown): Promise<Parameters> {
+  applyType(@Body() body: unknown): Promise<CarePlan | Parameters> {
     return this.type(parseApplyParameters(body));
   }
 
   @Get('\\$apply')
   @ApiOperation({ summary: 'GET form of the type-level $apply (url or planDefinition, subject, ...)' })
-  applyTypeGet(@Query() query: Record<string, unknown>): Promise<Parameters> {
+  applyTypeGet(@Query() query: Record<string, unknown>): Promise<CarePlan | Parameters> {
     return this.type(parseApplyParameters(queryToParameters(query)));
   }
 
-  private async instance(id: string, request: ApplyRequest): Promise<Parameters> {
+  private async instance(id: string, request: ApplyRequest): Promise<CarePlan | Parameters> {
     if (request.planResource) throw badRequest('planDefinition as a resource is for the type-level operation');
     const resolved = await this.applyService.findPlan(id);
     const { plan } = resolved;
@@ -64,15 +65,17 @@ export class PlanDefinitionApplyController {
     return this.run(resolved, request);
   }
 
-  private async type(request: ApplyRequest): Promise<Parameters> {
+  private async type(request: ApplyRequest): Promise<CarePlan | Parameters> {
     const resolved = request.planResource
       ? await this.applyService.inline(request.planResource)
       : await this.applyService.findPlan(request.planDefinition);
     return this.run(resolved, request);
   }
 
-  private async run(resolved: ResolvedPlan, request: ApplyRequest): Promise<Parameters> {
+  private async run(resolved: ResolvedPlan, request: ApplyRequest): Promise<CarePlan | Parameters> {
     const applied = await this.applyService.apply(resolved, request);
-    return applyResultParameters(applied.result, applied.persisted);
+    return request.output === 'parameters'
+      ? applyResultParameters(applied.result, applied.persisted)
+      : applyResultCarePlan(applied.result, applied.persisted);
   }
 }

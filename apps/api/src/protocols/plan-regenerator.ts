@@ -37,6 +37,7 @@ export class PlanRegenerator {
       startDate: new Date(carePlan.period.start),
       persist: true,
       context: {},
+      output: 'carePlan',
       overridden,
     });
     const tasks = applied.result.tasks
