@@ -14,6 +14,7 @@ import { appliedEntries, applyPlanDefinition, type ApplyInput } from './apply-pl
 import { ProtocolCatalog } from './catalog';
 import { PROTOCOL_WINDOW_EXTENSION } from './canonical';
 import { UnsupportedElementError } from './unsupported';
+import { cqlRecommendationPlan, dischargeInstructionsPlan, sendMessageActivity } from './fixtures/cpg-examples';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
 const startDate = new Date('2026-12-01T08:00:00.000Z');
@@ -362,5 +363,45 @@ describe('applyPlanDefinition with any R4 PlanDefinition', () => {
       },
     ] as never);
     expect(applyEhr(plan).tasks.some((t) => actionOf(t.resource) === 'vars')).toBe(true);
+  });
+});
+
+describe('applyPlanDefinition with public example shapes', () => {
+  const resolver = new ProtocolCatalog([sendMessageActivity]);
+  const named = { ...patient, name: [{ given: ['Ada'], family: 'Lovelace' }] };
+
+  it('CPG discharge instructions: an action dynamicValue fills the CommunicationRequest from %subject', () => {
+    const result = applyPlanDefinition({
+      plan: dischargeInstructionsPlan,
+      definitions: resolver,
+      patient: named,
+      startDate,
+      now,
+      patientData: {},
+    });
+    expectValid(result);
+    expect(result.requests[0].resource).toMatchObject({
+      resourceType: 'CommunicationRequest',
+      status: 'draft',
+      payload: [{ contentString: 'Discharge instructions for Ada' }],
+    });
+    expect(result.tasks[0].resource.focus?.reference).toBe(result.requests[0].fullUrl);
+  });
+
+  it('CPG recommendation with a text/cql-identifier condition: refused, naming the element', () => {
+    expect(() =>
+      applyPlanDefinition({
+        plan: cqlRecommendationPlan,
+        definitions: resolver,
+        patient: named,
+        startDate,
+        now,
+        patientData: {},
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        element: 'PlanDefinition/activity-example-orderservice-pd.action[0].condition[0].expression.language',
+      }),
+    );
   });
 });

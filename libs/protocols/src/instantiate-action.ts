@@ -114,7 +114,8 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
     restriction: { period: window },
     extension: [
       { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: union(input.window, window) },
-      { url: PROTOCOL_ACTION_EXTENSION, valueString: action.id },
+      // The action's id, or where it sits when the author gave it none.
+      { url: PROTOCOL_ACTION_EXTENSION, valueString: action.id ?? input.element },
     ],
   };
   return { task: stripUndefined(task), request: built.resource, unresolved: built.unresolved };
