@@ -16,7 +16,6 @@ module.exports = {
   transform: { '^.+\\.ts$': swc },
   testRegex: '(apps|libs|test)/.*\\.(spec|e2e-spec)\\.ts$',
   moduleNameMapper: {
-    '^@kc/fhir-sandbox$': '<rootDir>/apps/fhir-sandbox/src',
     '^@kc/(.*)$': '<rootDir>/libs/$1/src',
   },
   globalSetup: '<rootDir>/test/global-setup.ts',

@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { mintToken } from '@kc/auth';
 import { loadConfig, type AppConfig } from '@kc/config';
-import { startService, type RunningService } from '../apps/api/src/start-service';
+import { startService, type RunningService } from '../service/start-service';
 
 /** Shared by the benchmarks: the service with an embedded FHIR server, timing, percentiles, printing. */
 

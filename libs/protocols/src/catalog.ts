@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseFhirPath, validateResource } from '@medplum/core';
 import type { ActivityDefinition, PlanDefinition, PlanDefinitionAction, Resource } from '@medplum/fhirtypes';
-import { indexFhirDefinitions } from '@kc/fhir';
+import { indexFhirDefinitions } from '@kc/fhir-definitions';
 
 /** A conformance or knowledge resource that has a canonical url and version. */
 export type CanonicalResource = Resource & { url?: string; version?: string; id?: string };

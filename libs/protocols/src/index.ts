@@ -8,4 +8,3 @@ export * from './instantiate-action';
 export * from './triggered-actions';
 export * from './apply-plan-definition';
 export * from './deterministic-id';
-export * from './protocol-catalog.module';

@@ -33,18 +33,16 @@ export function mountQueueDashboard(app: NestExpressApplication): void {
     res.status(caller ? 403 : 401);
     if (!caller)
       res.setHeader('www-authenticate', 'Basic realm="queue dashboard: paste an admin token as the password"');
-    res
-      .type('application/fhir+json')
-      .send({
-        resourceType: 'OperationOutcome',
-        issue: [
-          {
-            severity: 'error',
-            code: caller ? 'forbidden' : 'login',
-            details: { text: 'The queue dashboard needs an admin token' },
-          },
-        ],
-      });
+    res.type('application/fhir+json').send({
+      resourceType: 'OperationOutcome',
+      issue: [
+        {
+          severity: 'error',
+          code: caller ? 'forbidden' : 'login',
+          details: { text: 'The queue dashboard needs an admin token' },
+        },
+      ],
+    });
   };
   app.use(DASHBOARD_PATH, adminOnly, serverAdapter.getRouter());
 }

@@ -1,6 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { ProtocolCatalog } from './catalog';
+import { ProtocolCatalog } from '@kc/protocols';
 
 /** Loads and validates fhir-profiles/ once per process; a broken profile stops startup with the list of problems. */
 @Global()

@@ -4,7 +4,7 @@ import { badRequest, getStatus, isOperationOutcome, normalizeOperationOutcome } 
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
 import type { FhirRequest } from '@medplum/fhir-router';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
-import { indexFhirDefinitions } from '@kc/fhir';
+import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { capabilityStatement } from './capability-statement';
 
 export interface FhirSandbox {
