@@ -78,8 +78,8 @@ export const fmt = (n: number, digits = 1) => n.toFixed(digits);
 export function runBench(main: () => Promise<void>): void {
   main().then(
     () => process.exit(0),
-    (err) => {
-      process.stderr.write(`${err?.stack ?? err}\n`);
+    (err: unknown) => {
+      process.stderr.write(`${(err instanceof Error && err.stack) || String(err)}\n`);
       process.exit(1);
     },
   );

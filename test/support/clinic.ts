@@ -54,7 +54,7 @@ export function followUpTasks(service: TestService, procedureId: string): Promis
 }
 
 export async function waitFor<T>(
-  probe: () => Promise<T | undefined | false>,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
   what: string,
   timeoutMs = 10_000,
 ): Promise<T> {

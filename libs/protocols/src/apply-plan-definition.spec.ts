@@ -1,4 +1,7 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import type { PlanDefinition } from '@medplum/fhirtypes';
 import {
   activeCondition,
   bloodPressure,
@@ -40,7 +43,7 @@ describe('applyPlanDefinition with the shipped protocols', () => {
     expect(result.eligible).toBe(true);
     const byAction = Object.fromEntries(
       result.tasks.map((t) => [
-        t.resource.extension!.find((e) => e.url.endsWith('protocol-action'))!.valueString,
+        t.resource.extension!.find((e) => e.url.endsWith('protocol-action'))!.valueString!,
         t.resource,
       ]),
     );
@@ -123,15 +126,13 @@ describe('applyPlanDefinition with the shipped protocols', () => {
 
 describe('ProtocolCatalog', () => {
   it('rejects a directory with a broken reference', () => {
-    const fs = require('node:fs') as typeof import('node:fs');
-    const os = require('node:os') as typeof import('node:os');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'profiles-'));
     const plan = JSON.parse(
       fs.readFileSync(
         path.join(__dirname, '..', '..', '..', 'fhir-profiles', 'PlanDefinition-ketamine-low-dose-series.json'),
         'utf8',
       ),
-    );
+    ) as PlanDefinition;
     fs.writeFileSync(path.join(dir, 'PlanDefinition-x.json'), JSON.stringify(plan));
     expect(() => ProtocolCatalog.fromDirectory(dir)).toThrow(/definitionCanonical .* is not in fhir-profiles/);
   });

@@ -47,7 +47,7 @@ export function dueWindow(
     case 'before-end':
       return period(anchorEnd - highMs, anchorEnd - lowMs);
     default:
-      throw new Error(`Unsupported relatedAction relationship "${related.relationship}"`);
+      throw new Error(`Unsupported relatedAction relationship "${String(related.relationship)}"`);
   }
 }
 

@@ -17,7 +17,7 @@ export function toFhirPathVariables(variables: ProtocolVariables): Record<string
 /** Evaluates an expression; an error in the expression is reported, never thrown into a request. */
 export function evaluate(expression: string, variables: ProtocolVariables, context?: unknown): unknown[] {
   const input = context === undefined ? [] : [toTypedValue(context)];
-  return evalFhirPathTyped(expression, input, toFhirPathVariables(variables)).map((v) => v.value);
+  return evalFhirPathTyped(expression, input, toFhirPathVariables(variables)).map((v): unknown => v.value);
 }
 
 /**
