@@ -138,7 +138,9 @@ async function main(): Promise<void> {
   await service.stop();
 }
 
-async function fhirTimeByType(registry: Registry<RegistryContentType>): Promise<Record<string, { count: number; sum: number }>> {
+async function fhirTimeByType(
+  registry: Registry<RegistryContentType>,
+): Promise<Record<string, { count: number; sum: number }>> {
   const metric = await registry.getSingleMetric('kc_fhir_request_seconds')?.get();
   const byType: Record<string, { count: number; sum: number }> = {};
   for (const value of metric?.values ?? []) {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { createConnection, createServer, type AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import * as path from 'node:path';
 
 /** Set when this run started its own redis-server; global-teardown.ts stops it by this pid. */
@@ -31,7 +31,7 @@ export default async function globalSetup(): Promise<void> {
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   child.unref();
-  child.stderr.unref?.();
+  (child.stderr as Socket).unref(); // a pipe: without this it would hold the run open
   // Safety net for a run that dies before its teardown: never leave the private server behind.
   process.once('exit', () => {
     if (child.exitCode === null) child.kill();
