@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { mintToken } from '@kc/auth';
 import { loadConfig, type AppConfig } from '@kc/config';
-import { startService, type RunningService } from '../apps/api/src/start-service';
+import { startService, type RunningService } from '../service/start-service';
 
 /** Shared by the benchmarks: the service with an embedded FHIR server, timing, percentiles, printing. */
 
@@ -78,8 +78,8 @@ export const fmt = (n: number, digits = 1) => n.toFixed(digits);
 export function runBench(main: () => Promise<void>): void {
   main().then(
     () => process.exit(0),
-    (err) => {
-      process.stderr.write(`${err?.stack ?? err}\n`);
+    (err: unknown) => {
+      process.stderr.write(`${(err instanceof Error && err.stack) || String(err)}\n`);
       process.exit(1);
     },
   );

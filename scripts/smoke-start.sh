@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 npm run build --silent
 PORT=${SMOKE_PORT:-3917}
 log=$(mktemp)
-PORT=$PORT FHIR_SANDBOX_PORT=0 QUEUE_PREFIX="kc-smoke-$$" node_modules/.bin/node dist/apps/api/src/main.js >"$log" 2>&1 &
+PORT=$PORT FHIR_SANDBOX_PORT=0 QUEUE_PREFIX="kc-smoke-$$" node_modules/.bin/node dist/service/main.js >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

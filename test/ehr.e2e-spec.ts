@@ -26,7 +26,7 @@ describe('EHR read API', () => {
       .set(service.as('integration'))
       .expect(200);
     expect(firstPage.body.entry).toHaveLength(1);
-    const next = (firstPage.body as Bundle).link!.find((l) => l.relation === 'next')!.url!;
+    const next = (firstPage.body as Bundle).link!.find((l) => l.relation === 'next')!.url;
     expect(next.startsWith(`${service.url}/fhir/Task?`)).toBe(true);
     const secondPage = await request(service.url)
       .get(next.slice(service.url.length))

@@ -74,7 +74,11 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       end: '2027-02-13T10:00:00.000Z',
     });
     // The second infusion was the session the first one scheduled: that Task is fulfilled; the check stays open.
-    const fromFirst = Object.fromEntries((await followUpTasks(service, first)).map((t) => [actionOf(t), t]));
+    // The job completes it after writing the new Tasks, so wait for the job to get there.
+    const fromFirst = await waitFor(async () => {
+      const byAction = Object.fromEntries((await followUpTasks(service, first)).map((t) => [actionOf(t), t]));
+      return byAction['next-induction-session']?.status !== 'requested' && byAction;
+    }, 'the fulfilled session task');
     expect(fromFirst['next-induction-session']).toMatchObject({
       status: 'completed',
       output: [{ valueReference: { reference: `Procedure/${second}` } }],

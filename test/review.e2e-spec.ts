@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, Parameters, Patient, Provenance, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, Patient, Provenance, Task } from '@medplum/fhirtypes';
 import { mintToken } from '@kc/auth';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';

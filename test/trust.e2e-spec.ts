@@ -78,7 +78,7 @@ describe('trustworthy plans', () => {
     if (type === 'Task') return service.fhir.searchAll<T>('Task', { 'based-on': `CarePlan/${carePlanId}` });
     const carePlan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
     const all = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      subject: carePlan.subject!.reference!,
+      subject: carePlan.subject.reference!,
     });
     return all.filter((m) => m.basedOn?.some((b) => b.reference === `CarePlan/${carePlanId}`)) as unknown as T[];
   }

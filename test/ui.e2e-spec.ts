@@ -1,24 +1,21 @@
-import * as fs from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import type { Task } from '@medplum/fhirtypes';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
+import { findChromium } from './support/browser';
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 describe('clinician page in a real browser', () => {
   let service: TestService;
   let browser: Browser;
 
   beforeAll(async () => {
-    if (!fs.existsSync(CHROMIUM))
-      throw new Error(
-        `No browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH`,
-      );
+    // CHROMIUM_PATH, else /usr/bin/chromium, else the Chromium that npm install brought (@sparticuz/chromium).
+    const binary = await findChromium();
     service = await startTestService();
     browser = await chromium.launch({
-      executablePath: CHROMIUM,
+      executablePath: binary.executablePath,
+      env: binary.env,
       args: [
         '--headless',
         '--no-sandbox',

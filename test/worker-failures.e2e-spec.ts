@@ -45,7 +45,7 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
       .set(service.as('integration'))
       .send({ procedure: `Procedure/${procedureId}` })
       .expect(202);
-    await waitFor(async () => proxy.refused >= 3, 'the worker to hit the outage a few times');
+    await waitFor(() => proxy.refused >= 3, 'the worker to hit the outage a few times');
     proxy.down = false;
     await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'tasks after recovery', 15_000);
   });
@@ -64,7 +64,7 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
       .expect(202);
     // The write landed on the server although the worker saw a timeout.
     await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'the timed-out write to land');
-    await waitFor(async () => slowWrites >= 2, 'the write to be retried');
+    await waitFor(() => slowWrites >= 2, 'the write to be retried');
     proxy.answerDelayMs = () => 0;
     const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
     const job = await waitFor(

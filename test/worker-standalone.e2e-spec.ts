@@ -1,30 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { NestFactory } from '@nestjs/core';
-import type { INestApplicationContext } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { QUEUES, redisConnection } from '@kc/queue';
-import { WorkerAppModule } from '../apps/worker/src/worker-app.module';
+import { startWorker as startStandaloneWorker, type RunningWorker } from '../service/start-service';
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** The worker as apps/worker/src/main.ts runs it: a Nest application context, no HTTP, its own process's modules. */
-describe('standalone worker (WorkerAppModule) beside an API that runs no worker', () => {
+/** The worker as service/worker-main.ts runs it: a Nest application context, no HTTP, its own process's modules. */
+describe('standalone worker (startWorker) beside an API that runs no worker', () => {
   let sandbox: FhirSandbox;
   let proxy: FlakyProxy;
   let api: TestService;
   let queue: Queue;
   const queuePrefix = `kc-test-${randomUUID().slice(0, 8)}`;
 
-  const startWorker = (): Promise<INestApplicationContext> =>
-    NestFactory.createApplicationContext(
-      WorkerAppModule.forRoot({ ...api.config, fhirBaseUrl: proxy.baseUrl, runWorker: true }),
-      { logger: false },
-    );
+  const startWorker = (): Promise<RunningWorker> =>
+    startStandaloneWorker({ ...api.config, fhirBaseUrl: proxy.baseUrl, runWorker: true }, { logger: false });
 
   beforeAll(async () => {
     sandbox = await startFhirSandbox();
@@ -57,7 +52,7 @@ describe('standalone worker (WorkerAppModule) beside an API that runs no worker'
         'follow-ups from the standalone worker',
       );
     } finally {
-      await worker.close();
+      await worker.stop();
     }
   });
 
@@ -73,7 +68,7 @@ describe('standalone worker (WorkerAppModule) beside an API that runs no worker'
         return found && (await found.getState()) === 'active' && found;
       }, 'the job to start');
       const closing = Date.now();
-      await worker.close(); // what SIGTERM does, via enableShutdownHooks in main.ts
+      await worker.stop(); // what SIGTERM does, via enableShutdownHooks in startWorker
       expect(Date.now() - closing).toBeGreaterThan(200);
       expect(await job.getState()).toBe('completed');
       expect((await queue.getJob(body.jobId))!.progress).toBe(100);

@@ -59,7 +59,7 @@ export async function followUpTasks(service: TestService, procedureId: string): 
 }
 
 export async function waitFor<T>(
-  probe: () => Promise<T | undefined | false>,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
   what: string,
   timeoutMs = 10_000,
 ): Promise<T> {

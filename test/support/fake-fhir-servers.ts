@@ -28,7 +28,7 @@ export async function startFakeServer(handler: FakeHandler, basePath = '/fhir'):
   let baseUrl = '';
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
-    req.on('data', (c) => chunks.push(c));
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const recorded = {
         method: req.method!,

@@ -26,7 +26,7 @@ export async function expectEverythingValid(service: TestService): Promise<numbe
       try {
         validateResource(resource);
       } catch (err) {
-        throw new Error(`${type}/${resource.id} is not valid R4: ${(err as Error).message}`);
+        throw new Error(`${type}/${resource.id} is not valid R4: ${(err as Error).message}`, { cause: err });
       }
       checked++;
     }

@@ -26,7 +26,8 @@ export interface FlakyProxy {
  */
 export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy> {
   const target = new URL(targetBaseUrl);
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer((req, res) => void forward(req, res));
+  async function forward(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     if (proxy.delayMs) await sleep(proxy.delayMs);
     if (proxy.down) {
       proxy.refused++;
@@ -46,17 +47,18 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
         path: `${target.pathname}${path}`,
         headers: { ...req.headers, host: target.host },
       },
-      async (answer) => {
-        const body: Buffer[] = [];
-        for await (const chunk of answer) body.push(chunk as Buffer);
-        if (answerDelay) await sleep(answerDelay);
-        if (res.destroyed) return; // the client gave up
-        res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(body));
-      },
+      (answer) =>
+        void (async () => {
+          const body: Buffer[] = [];
+          for await (const chunk of answer) body.push(chunk as Buffer);
+          if (answerDelay) await sleep(answerDelay);
+          if (res.destroyed) return; // the client gave up
+          res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(body));
+        })(),
     );
     upstream.on('error', () => !res.destroyed && res.writeHead(502).end());
     req.pipe(upstream);
-  });
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const proxy: FlakyProxy = {

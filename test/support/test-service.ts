@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { mintToken, type Role } from '@kc/auth';
-import { startService, type RunningService } from '../../apps/api/src/start-service';
+import { startService, type RunningService } from '../../service/start-service';
 
 export interface TestService extends RunningService {
   fhir: FhirClient;

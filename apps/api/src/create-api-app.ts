@@ -1,17 +1,21 @@
+import type { DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { JsonLogger } from '@kc/common';
 import type { AppConfig } from '@kc/config';
-import { AppModule } from './app.module';
 import { mountQueueDashboard } from './operations/queue-dashboard';
 
-/** Builds (but does not listen) the API app: shared by main.ts, the tests and the benchmarks. */
+/**
+ * Builds (but does not listen) the HTTP app around `root`, the composition root's module (CoreModule + ApiModule,
+ * and the worker's module when it runs in the same process): body parsing, OpenAPI, the queue dashboard.
+ */
 export async function createApiApp(
+  root: DynamicModule,
   config: AppConfig,
   options: { logger?: JsonLogger | false } = {},
 ): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+  const app = await NestFactory.create<NestExpressApplication>(root, {
     // Raw body kept for webhook signature checks (HMAC over the exact bytes).
     rawBody: true,
     bodyParser: false,

@@ -1,4 +1,4 @@
-import { startFhirSandbox } from './fhir-sandbox-server';
+import { startFhirSandbox } from '@kc/fhir-sandbox';
 
 /** Runs the sandbox on its own, e.g. to point a second service instance or a FHIR tool at it. */
 async function main(): Promise<void> {

@@ -1,4 +1,3 @@
 export * from './operation-outcome';
-export * from './operation-outcome.filter';
 export * from './json-logger';
 export * from './metrics.module';

@@ -97,7 +97,7 @@ describe('FhirClient normalises server quirks', () => {
     const slow: typeof fetch = async (input, init) => {
       await new Promise((resolve, reject) => {
         const timer = setTimeout(resolve, 1000);
-        init?.signal?.addEventListener('abort', () => (clearTimeout(timer), reject(init.signal!.reason)));
+        init?.signal?.addEventListener('abort', () => (clearTimeout(timer), reject(init.signal!.reason as Error)));
       });
       return fetch(input, init);
     };

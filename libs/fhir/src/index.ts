@@ -3,6 +3,5 @@ export * from './fhir-errors';
 export * from './etag';
 export * from './fhir-auth';
 export * from './fhir.module';
-export * from './fhir-definitions';
 export * from './search-each';
 export * from './fhir-metrics';

@@ -1,6 +1,8 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { validateResource } from '@medplum/core';
-import type { ActivityDefinition, PlanDefinition, Resource } from '@medplum/fhirtypes';
+import type { ActivityDefinition, PlanDefinition, Resource, Task } from '@medplum/fhirtypes';
 import {
   activeCondition,
   bloodPressure,
@@ -62,7 +64,9 @@ describe('applyPlanDefinition with the shipped protocols', () => {
     const result = apply('ketamine-low-dose-series', { weight: 80, bp: [128, 82], conditions: [FIBROMYALGIA] });
     expectValid(result);
     expect(result.eligible).toBe(true);
-    const byAction = Object.fromEntries(result.tasks.map((t) => [actionOf(t.resource), t.resource]));
+    const byAction: Record<string, Task> = Object.fromEntries(
+      result.tasks.map((t) => [actionOf(t.resource) ?? '', t.resource]),
+    );
     expect(Object.keys(byAction).sort()).toEqual(['infusion-session', 'patient-instructions']);
     expect(byAction['infusion-session'].restriction?.period).toEqual({
       start: '2026-12-02T08:00:00.000Z',
@@ -275,7 +279,9 @@ describe('applyPlanDefinition with any R4 PlanDefinition', () => {
       occurrenceTiming: { repeat: { count: 8, periodUnit: 'mo' } },
       performerType: { text: 'physiotherapist' },
     });
-    const byAction = Object.fromEntries(result.tasks.map((t) => [actionOf(t.resource), t.resource]));
+    const byAction: Record<string, Task> = Object.fromEntries(
+      result.tasks.map((t) => [actionOf(t.resource) ?? '', t.resource]),
+    );
     expect(byAction.referral.restriction?.period).toEqual({
       start: '2026-12-01T08:00:00.000Z',
       end: '2027-08-01T08:00:00.000Z',
@@ -398,10 +404,91 @@ describe('applyPlanDefinition with public example shapes', () => {
         now,
         patientData: {},
       }),
-    ).toThrow(
-      expect.objectContaining({
-        element: 'PlanDefinition/activity-example-orderservice-pd.action[0].condition[0].expression.language',
-      }),
+    ).toThrow(UnsupportedElementError);
+    let element: string | undefined;
+    try {
+      applyPlanDefinition({
+        plan: cqlRecommendationPlan,
+        definitions: resolver,
+        patient: named,
+        startDate,
+        now,
+        patientData: {},
+      });
+    } catch (err) {
+      element = (err as UnsupportedElementError).element;
+    }
+    expect(element).toBe('PlanDefinition/activity-example-orderservice-pd.action[0].condition[0].expression.language');
+  });
+});
+
+describe('applyPlanDefinition: the shipped protocols in detail', () => {
+  it('the first session keeps its protocol window, and the 2 mg/kg/h ceiling over 40 minutes for 80 kg', () => {
+    const result = apply('ketamine-low-dose-series', { weight: 80, bp: [128, 82], conditions: [FIBROMYALGIA] });
+    const session = result.tasks.find((t) => actionOf(t.resource) === 'infusion-session')!.resource;
+    expect(session.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod).toEqual(
+      session.restriction?.period,
     );
+    const infusion = result.requests.find((r) => r.resource.resourceType === 'MedicationRequest')!.resource;
+    expect(
+      infusion.resourceType === 'MedicationRequest' && infusion.dosageInstruction?.[0].maxDosePerAdministration?.value,
+    ).toBeCloseTo(106.7, 1);
+  });
+
+  it('high-dose protocol starts at 1 mg/kg/h', () => {
+    const result = apply('ketamine-high-dose-as-needed', { weight: 62, bp: [120, 80] });
+    const infusion = result.requests.find((r) => r.resource.resourceType === 'MedicationRequest')!.resource;
+    expect(
+      infusion.resourceType === 'MedicationRequest' &&
+        infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value,
+    ).toBe(62);
+  });
+
+  it('uncontrolled hypertension and pregnancy each raise a DetectedIssue and block activation', () => {
+    const result = apply('ketamine-monthly-maintenance', { weight: 70, bp: [186, 96], conditions: [PREGNANCY] });
+    expect(result.eligible).toBe(false);
+    expect(result.detectedIssues.map((d) => d.resource.code?.coding?.[0].code).sort()).toEqual([
+      'pregnancy',
+      'uncontrolled-hypertension',
+    ]);
+    expect(result.detectedIssues[0].resource.implicated?.[0].reference).toBe(result.carePlan.fullUrl);
+    expect(result.carePlan.resource.status).toBe('draft');
+  });
+
+  it('a diastolic of 110 alone is uncontrolled', () => {
+    expect(apply('ketamine-low-dose-series', { weight: 70, bp: [150, 110] }).eligible).toBe(false);
+    expect(apply('ketamine-low-dose-series', { weight: 70, bp: [179, 109] }).eligible).toBe(true);
+  });
+
+  it('is deterministic: the same input gives the same keys', () => {
+    const a = apply('ketamine-low-dose-series', { weight: 80 });
+    const b = apply('ketamine-low-dose-series', { weight: 80 });
+    expect(a.tasks.map((t) => t.resource.identifier)).toEqual(b.tasks.map((t) => t.resource.identifier));
+    expect(a.carePlan.fullUrl).toBe(b.carePlan.fullUrl);
+  });
+});
+
+describe('ProtocolCatalog', () => {
+  it('leaves out a plan with a broken reference, saying why, instead of failing', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'profiles-'));
+    const plan = JSON.parse(
+      fs.readFileSync(
+        path.join(__dirname, '..', '..', '..', 'fhir-profiles', 'PlanDefinition-ketamine-low-dose-series.json'),
+        'utf8',
+      ),
+    ) as PlanDefinition;
+    fs.writeFileSync(path.join(dir, 'PlanDefinition-x.json'), JSON.stringify(plan));
+    const broken = ProtocolCatalog.fromDirectory(dir);
+    expect(broken.planDefinitions()).toHaveLength(0);
+    expect(broken.unavailable.map((u) => [u.file, u.id])).toEqual([
+      ['PlanDefinition-x.json', 'ketamine-low-dose-series'],
+    ]);
+    expect(broken.problems.join('\n')).toMatch(/definitionCanonical .* is not in fhir-profiles/);
+  });
+
+  it('finds protocols by id, url and url|version', () => {
+    const plan = catalog.findPlanDefinition('ketamine-low-dose-series')!;
+    expect(catalog.findPlanDefinition(plan.url!)).toBe(plan);
+    expect(catalog.findPlanDefinition(`${plan.url}|${plan.version}`)).toBe(plan);
   });
 });

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseFhirPath, validateResource } from '@medplum/core';
 import type { ActivityDefinition, PlanDefinition, PlanDefinitionAction, Resource } from '@medplum/fhirtypes';
-import { indexFhirDefinitions } from '@kc/fhir';
+import { indexFhirDefinitions } from '@kc/fhir-definitions';
 
 /** A conformance or knowledge resource that has a canonical url and version. */
 export type CanonicalResource = Resource & { url?: string; version?: string; id?: string };
@@ -104,7 +104,7 @@ export class ProtocolCatalog {
   private problemsOf(resource: CanonicalResource): string[] {
     const problems: string[] = [];
     if (resource.resourceType === 'PlanDefinition') {
-      const plan = resource as PlanDefinition;
+      const plan = resource;
       const where = `PlanDefinition/${plan.id}`;
       if (!plan.url || !plan.version) problems.push(`${where}: needs url and version`);
       const actions = flattenActions(plan.action ?? []);
@@ -124,7 +124,7 @@ export class ProtocolCatalog {
       }
     }
     if (resource.resourceType === 'ActivityDefinition') {
-      const activity = resource as ActivityDefinition;
+      const activity = resource;
       for (const dynamic of activity.dynamicValue ?? [])
         problems.push(
           ...fhirPathProblems(`ActivityDefinition/${activity.id} ${dynamic.path}`, dynamic.expression?.expression),

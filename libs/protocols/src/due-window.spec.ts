@@ -1,4 +1,14 @@
 import { dueWindow, periodWithin } from './due-window';
+import { UnsupportedElementError } from './unsupported';
+
+function thrownElement(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof UnsupportedElementError ? err.element : undefined;
+  }
+  return undefined;
+}
 
 describe('dueWindow', () => {
   const infusion = { start: '2026-03-02T09:00:00.000Z', end: '2026-03-02T10:00:00.000Z' };
@@ -40,7 +50,16 @@ describe('dueWindow', () => {
         { relationship: 'after-end', offsetDuration: { value: 1, code: 'kg' } },
         'PlanDefinition.action[0].relatedAction[0]',
       ),
-    ).toThrow(expect.objectContaining({ element: 'PlanDefinition.action[0].relatedAction[0]' }));
+    ).toThrow(UnsupportedElementError);
+    expect(
+      thrownElement(() =>
+        dueWindow(
+          anchor,
+          { relationship: 'after-end', offsetDuration: { value: 1, code: 'kg' } },
+          'PlanDefinition.action[0].relatedAction[0]',
+        ),
+      ),
+    ).toBe('PlanDefinition.action[0].relatedAction[0]');
   });
 
   it('checks containment of periods', () => {

@@ -38,7 +38,10 @@ export function dueWindow(
     case 'before-end':
       return widen(before(anchorEnd));
     default:
-      throw new UnsupportedElementError(`Unsupported relatedAction relationship "${related.relationship}"`, element);
+      throw new UnsupportedElementError(
+        `Unsupported relatedAction relationship "${String(related.relationship)}"`,
+        element,
+      );
   }
 }
 

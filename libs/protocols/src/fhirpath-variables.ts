@@ -46,7 +46,7 @@ export function evaluateExpression(
 /** Evaluates a FHIRPath string; errors are thrown to the caller. */
 export function evaluate(expression: string, variables: ProtocolVariables, context?: unknown): unknown[] {
   const input = context === undefined ? [] : [toTypedValue(context)];
-  return evalFhirPathTyped(expression, input, toFhirPathVariables(variables)).map((v) => v.value);
+  return evalFhirPathTyped(expression, input, toFhirPathVariables(variables)).map((v): unknown => v.value);
 }
 
 /**

@@ -14,4 +14,3 @@ export * from './triggered-actions';
 export * from './apply-plan-definition';
 export * from './deterministic-id';
 export * from './unsupported';
-export * from './protocol-catalog.module';

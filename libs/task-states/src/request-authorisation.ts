@@ -33,7 +33,7 @@ export interface OrderInput {
  */
 export function orderFromProposal(input: OrderInput): AuthorisableRequest {
   const { proposal, now } = input;
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+
   const { id: _id, meta: _meta, identifier: _identifier, ...body } = proposal;
   const basedOn = [
     ...(input.carePlan ? [input.carePlan] : []),

@@ -1,4 +1,4 @@
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Resource } from '@medplum/fhirtypes';
 
 const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -11,8 +11,7 @@ export function procedureIdsIn(body: unknown): string[] {
   const resource = body as Resource | undefined;
   if (!resource || typeof resource !== 'object') return [];
   if (resource.resourceType === 'Procedure') return resource.id && ID.test(resource.id) ? [resource.id] : [];
-  if (resource.resourceType === 'Bundle')
-    return ((resource as Bundle).entry ?? []).flatMap((e) => procedureIdsIn(e.resource));
+  if (resource.resourceType === 'Bundle') return (resource.entry ?? []).flatMap((e) => procedureIdsIn(e.resource));
   return [];
 }
 

@@ -46,8 +46,7 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
 
   const plan = single(list, 'planDefinition');
   const url = single(list, 'url');
-  const planResource =
-    plan?.resource?.resourceType === 'PlanDefinition' ? (plan.resource as PlanDefinition) : undefined;
+  const planResource = plan?.resource?.resourceType === 'PlanDefinition' ? plan.resource : undefined;
   if (plan?.resource && !planResource)
     throw badRequest('planDefinition must be a PlanDefinition resource or a canonical URL', [
       'Parameters.parameter.planDefinition',
@@ -64,9 +63,9 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
   const planDefinition =
     planCanonical ?? (urlValue && version && !urlValue.includes('|') ? `${urlValue}|${version}` : urlValue);
   const context: ApplyContext = {
-    encounter: reference(list, 'encounter', 'Encounter') as ApplyContext['encounter'],
-    practitioner: reference(list, 'practitioner', 'Practitioner') as ApplyContext['practitioner'],
-    organization: reference(list, 'organization', 'Organization') as ApplyContext['organization'],
+    encounter: reference(list, 'encounter', 'Encounter'),
+    practitioner: reference(list, 'practitioner', 'Practitioner'),
+    organization: reference(list, 'organization', 'Organization'),
     setting: single(list, 'setting')?.valueCodeableConcept,
   };
 
@@ -117,7 +116,7 @@ export function queryToParameters(query: Record<string, unknown>): Parameters {
       if (name === 'persist')
         parameter.push({
           name,
-          valueBoolean: item === 'true' ? true : item === 'false' ? false : (undefined as never),
+          valueBoolean: item === 'true' ? true : item === 'false' ? false : undefined,
         });
       else if (name === 'startDate') parameter.push({ name, valueDateTime: item });
       else parameter.push({ name, valueString: item });

@@ -1,5 +1,4 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import type { Resource } from '@medplum/fhirtypes';
 import { FhirClient, FhirHttpError } from '@kc/fhir';
 import { ProtocolCatalog, type CanonicalResource } from '@kc/protocols';
 
@@ -47,14 +46,14 @@ export class ProfilePublisher implements OnApplicationBootstrap {
       version: resource.version ?? '',
     });
     if (existing?.id && existing.id !== resource.id) {
-      await this.fhir.update({ ...resource, id: existing.id } as Resource);
+      await this.fhir.update({ ...resource, id: existing.id });
       return;
     }
     try {
-      await this.fhir.update(resource as Resource);
+      await this.fhir.update(resource);
     } catch (err) {
       if (!(err instanceof FhirHttpError) || err.status >= 500) throw err;
-      // eslint-disable-next-line @typescript-eslint/no-unused-vars
+
       const { id: _ignored, ...body } = resource;
       await this.fhir.upsert(body, { url: resource.url, version: resource.version });
     }

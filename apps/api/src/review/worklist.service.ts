@@ -121,6 +121,6 @@ function toItem(task: Task, protocols: Map<string, string>, now: Date): Worklist
 
 function byDueDate(a: WorklistItem, b: WorklistItem): number {
   const key = (item: WorklistItem, field: 'start' | 'end') =>
-    item.due?.[field] ? Date.parse(item.due[field]!) : Number.MAX_SAFE_INTEGER;
+    item.due?.[field] ? Date.parse(item.due[field]) : Number.MAX_SAFE_INTEGER;
   return key(a, 'start') - key(b, 'start') || key(a, 'end') - key(b, 'end') || a.id.localeCompare(b.id);
 }

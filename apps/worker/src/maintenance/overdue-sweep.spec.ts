@@ -27,7 +27,9 @@ const someoneElses: Task = {
 
 describe('overdue sweep against a Medplum-shaped server', () => {
   let server: FakeServer;
-  beforeAll(() => Logger.overrideLogger(false));
+  beforeAll(() => {
+    Logger.overrideLogger(false);
+  });
   afterEach(() => server.close());
 
   it('writes with If-Match, skips a Task a clinician changed meanwhile (412), and leaves other applications\u2019 Tasks alone', async () => {

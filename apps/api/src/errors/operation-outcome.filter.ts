@@ -2,7 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { Response } from 'express';
 import { FhirHttpError, FhirNotFoundError, FhirUnavailableError, FhirVersionConflictError } from '@kc/fhir';
-import { operationOutcome } from './operation-outcome';
+import { operationOutcome } from '@kc/common';
 
 /**
  * Every error leaves the API as a FHIR OperationOutcome with a fitting status. Unknown errors become a

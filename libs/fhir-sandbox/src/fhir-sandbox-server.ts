@@ -4,7 +4,7 @@ import { badRequest, getStatus, isOperationOutcome, normalizeOperationOutcome } 
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
 import type { FhirRequest } from '@medplum/fhir-router';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
-import { indexFhirDefinitions } from '@kc/fhir';
+import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { capabilityStatement } from './capability-statement';
 
 export interface FhirSandbox {
@@ -67,7 +67,7 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
       query: {},
       params: {},
       body,
-      headers: req.headers as FhirRequest['headers'],
+      headers: req.headers,
     };
     const [result, resource] = await router.handleRequest(fhirRequest, repo);
     const status = getStatus(result);
@@ -79,7 +79,7 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
       if (status === 201 && resource.id)
         headers.location = `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
     }
-    send(res, status, withPagingLinks(resource as Resource, baseUrl, path, url.searchParams), headers);
+    send(res, status, withPagingLinks(resource, baseUrl, path, url.searchParams), headers);
   }
 
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
@@ -101,8 +101,8 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
  * clients page by following links, so the sandbox adds self/next/previous the way Medplum's server does.
  */
 function withPagingLinks(resource: Resource, baseUrl: string, path: string, query: URLSearchParams): Resource {
-  if (resource.resourceType !== 'Bundle' || (resource as Bundle).type !== 'searchset') return resource;
-  const bundle = resource as Bundle;
+  if (resource.resourceType !== 'Bundle' || resource.type !== 'searchset') return resource;
+  const bundle = resource;
   const count = Number(query.get('_count') ?? DEFAULT_PAGE_SIZE);
   const offset = Number(query.get('_offset') ?? 0);
   const pageUrl = (pageOffset: number) => {

@@ -1,6 +1,6 @@
 import { Global, Logger, Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { ProtocolCatalog } from './catalog';
+import { ProtocolCatalog } from '@kc/protocols';
 
 /**
  * Loads and validates fhir-profiles/ once per process. A broken file is left out and logged; /health reports the

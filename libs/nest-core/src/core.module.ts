@@ -2,23 +2,25 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { MetricsModule } from '@kc/common';
 import { ConfigModule, type AppConfig } from '@kc/config';
 import { FhirModule } from '@kc/fhir';
-import { ProtocolCatalogModule } from '@kc/protocols';
 import { QueueModule } from '@kc/queue';
-import { WorkerModule } from './worker.module';
+import { ProtocolCatalogModule } from './protocol-catalog.module';
 
-/** The worker on its own (apps/worker/src/main.ts): no HTTP API. */
+/**
+ * The Nest wiring every process of the service needs, whatever it runs (HTTP API, workers or both): the config,
+ * the FHIR gateway, the BullMQ queues, the validated protocol catalog and the metrics registry. All global, so
+ * the feature modules of apps/api and apps/worker inject them without importing anything.
+ */
 @Module({})
-export class WorkerAppModule {
+export class CoreModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
-      module: WorkerAppModule,
+      module: CoreModule,
       imports: [
         ConfigModule.forRoot(config),
         FhirModule,
         QueueModule.forRoot(config),
         ProtocolCatalogModule,
         MetricsModule,
-        WorkerModule.forRoot(config),
       ],
     };
   }

@@ -1,9 +1,6 @@
-import * as http from 'node:http';
-import { NestFactory } from '@nestjs/core';
-import { Registry } from 'prom-client';
 import { JsonLogger } from '@kc/common';
 import { ConfigError, loadConfig } from '@kc/config';
-import { WorkerAppModule } from './worker-app.module';
+import { startWorker } from './start-service';
 
 /** The worker alone, for deployments that scale it apart from the API. Needs FHIR_BASE_URL. */
 async function main(): Promise<void> {
@@ -22,17 +19,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = new JsonLogger(config.logLevel);
-  const app = await NestFactory.createApplicationContext(WorkerAppModule.forRoot(config), { logger });
-  app.enableShutdownHooks();
-  if (config.workerMetricsPort) {
-    const registry = app.get(Registry);
-    http
-      .createServer(async (req, res) => {
-        if (req.url !== '/metrics') return res.writeHead(404).end();
-        res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
-      })
-      .listen(config.workerMetricsPort, config.host);
-  }
+  await startWorker(config, { logger });
   logger.log({ msg: 'worker started', fhirBaseUrl: config.fhirBaseUrl }, 'Bootstrap');
 }
 

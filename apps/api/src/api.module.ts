@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { AuthModule } from '@kc/auth';
+import { OperationOutcomeFilter } from './errors/operation-outcome.filter';
+import { HealthModule } from './health/health.module';
+import { ProtocolsModule } from './protocols/protocols.module';
+import { EventsModule } from './events/events.module';
+import { ReviewModule } from './review/review.module';
+import { EhrModule } from './ehr/ehr.module';
+import { OperationsModule } from './operations/operations.module';
+
+/**
+ * The HTTP API's feature modules. Needs CoreModule (@kc/nest-core) beside it; the composition root (service/)
+ * adds the worker's module to the same process when config.runWorker is true.
+ */
+@Module({
+  imports: [AuthModule, HealthModule, ProtocolsModule, EventsModule, ReviewModule, EhrModule, OperationsModule],
+  providers: [{ provide: APP_FILTER, useClass: OperationOutcomeFilter }],
+})
+export class ApiModule {}

@@ -1,0 +1,56 @@
+// ESLint (flat config): typescript-eslint's type-checked recommendations over all TypeScript in the repo.
+// `npm run lint`; CI runs it with --max-warnings 0.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'fhir-profiles/**'] },
+  {
+    files: ['**/*.ts'],
+    extends: [js.configs.recommended, ...tseslint.configs.recommendedTypeChecked],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      // `const { id: _ignored, ...rest } = resource` is how we drop a field; leading underscore = unused on purpose.
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
+    },
+  },
+  {
+    // Layer rule (docs/architecture.md): only libs/fhir talks to a FHIR server, so no other production code fetches.
+    files: ['apps/**/*.ts', 'libs/**/*.ts', 'service/**/*.ts'],
+    ignores: ['libs/fhir/**', '**/*.spec.ts', '**/*.e2e-spec.ts'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        {
+          name: 'fetch',
+          message: 'Talk to the FHIR server through FhirClient (@kc/fhir); nothing else makes requests.',
+        },
+      ],
+    },
+  },
+  {
+    // supertest's response.body is `any` (parsed JSON): the end-to-end specs read it and assert its shape.
+    files: ['test/*.e2e-spec.ts'],
+    rules: {
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+    },
+  },
+  {
+    // Plain CommonJS/ESM config files: no type information.
+    files: ['**/*.{js,cjs,mjs}'],
+    extends: [js.configs.recommended],
+    languageOptions: {
+      globals: { module: 'writable', require: 'readonly', process: 'readonly', __dirname: 'readonly' },
+    },
+  },
+);

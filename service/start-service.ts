@@ -1,0 +1,94 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { INestApplication, INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Registry } from 'prom-client';
+import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
+import type { AppConfig } from '@kc/config';
+import { JsonLogger } from '@kc/common';
+import { createApiApp } from '../apps/api/src';
+import { ServiceModule } from './service.module';
+
+export interface RunningService {
+  app: INestApplication;
+  config: AppConfig;
+  /** e.g. http://127.0.0.1:3000 */
+  url: string;
+  sandbox?: FhirSandbox;
+  stop(): Promise<void>;
+}
+
+export interface RunningWorker {
+  app: INestApplicationContext;
+  config: AppConfig;
+  /** where /metrics answers when config.workerMetricsPort is set */
+  metricsUrl?: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: API (+ worker when config.runWorker) and, when no FHIR_BASE_URL is configured, the
+ * embedded FHIR sandbox: the whole service in one process. Used by `npm start` (main.ts), the end-to-end tests
+ * (test/support/test-service.ts) and the benchmarks (bench/bench-support.ts).
+ */
+export async function startService(
+  config: AppConfig,
+  options: { logger?: JsonLogger | false } = {},
+): Promise<RunningService> {
+  let sandbox: FhirSandbox | undefined;
+  if (!config.fhirBaseUrl) {
+    sandbox = await startFhirSandbox({ port: config.fhirSandboxPort });
+    config = { ...config, fhirBaseUrl: sandbox.baseUrl };
+  }
+  const app = await createApiApp(ServiceModule.api(config), config, options);
+  await app.listen(config.port, config.host);
+  const url = (await app.getUrl()).replace('[::1]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
+  return {
+    app,
+    config,
+    url,
+    sandbox,
+    stop: async () => {
+      await app.close();
+      await sandbox?.close();
+    },
+  };
+}
+
+/**
+ * The workers alone, no HTTP API (`npm run start:worker`, worker-main.ts; the standalone-worker test): a Nest
+ * application context, plus a /metrics server when config.workerMetricsPort is set. Needs config.fhirBaseUrl: the
+ * embedded FHIR server lives in the API process. stop() is what SIGTERM does: active jobs finish first.
+ */
+export async function startWorker(
+  config: AppConfig,
+  options: { logger?: JsonLogger | false } = {},
+): Promise<RunningWorker> {
+  if (!config.fhirBaseUrl) throw new Error('the standalone worker needs fhirBaseUrl');
+  const app = await NestFactory.createApplicationContext(ServiceModule.worker(config), {
+    logger: options.logger ?? new JsonLogger(config.logLevel),
+  });
+  app.enableShutdownHooks();
+  let metrics: http.Server | undefined;
+  if (config.workerMetricsPort) {
+    const registry = app.get(Registry);
+    metrics = http.createServer((req, res) => {
+      if (req.url !== '/metrics') return void res.writeHead(404).end();
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve) => metrics!.listen(config.workerMetricsPort, config.host, resolve));
+  }
+  const port = metrics && (metrics.address() as AddressInfo).port;
+  return {
+    app,
+    config,
+    metricsUrl: port ? `http://${config.host}:${port}/metrics` : undefined,
+    stop: async () => {
+      await new Promise<void>((resolve) => (metrics ? metrics.close(() => resolve()) : resolve()));
+      await app.close();
+    },
+  };
+}
