@@ -12,6 +12,7 @@ import { EventsModule } from './events/events.module';
 import { ReviewModule } from './review/review.module';
 import { EhrModule } from './ehr/ehr.module';
 import { OperationsModule } from './operations/operations.module';
+import { CdsHooksModule } from './cds-hooks/cds-hooks.module';
 import { WorkerModule } from '../../worker/src/worker.module';
 
 /**
@@ -36,6 +37,7 @@ export class AppModule {
         ReviewModule,
         EhrModule,
         OperationsModule,
+        CdsHooksModule,
         ...(config.runWorker ? [WorkerModule.forRoot(config)] : []),
       ],
       providers: [{ provide: APP_FILTER, useClass: OperationOutcomeFilter }],
