@@ -144,7 +144,8 @@ export function cdsClientsFrom(env: NodeJS.ProcessEnv): Record<string, CdsClient
 function publicUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const raw = env[name];
   if (!raw) return undefined;
-  if (!httpUrl(raw)) throw new ConfigError(`${name} must be an http(s) URL like https://cds.clinic.example, got "${raw}"`);
+  if (!httpUrl(raw))
+    throw new ConfigError(`${name} must be an http(s) URL like https://cds.clinic.example, got "${raw}"`);
   return raw.replace(/\/+$/, '');
 }
 

@@ -47,7 +47,8 @@ export function codeDisplays(resources: Resource[]): Record<string, string> {
     }
   };
   for (const r of resources)
-    if (r.resourceType === 'CodeSystem' && (r as CodeSystem).url === SERVICE_CODE_SYSTEM) walk((r as CodeSystem).concept);
+    if (r.resourceType === 'CodeSystem' && (r as CodeSystem).url === SERVICE_CODE_SYSTEM)
+      walk((r as CodeSystem).concept);
   return displays;
 }
 
@@ -108,11 +109,12 @@ export function followUpTaskCards(tasks: Task[], now: Date, options: CardOptions
     const name = taskName(task, options.displays);
     const period = task.restriction!.period!;
     const window = `${date(period.start)} to ${period.end ? date(period.end) : 'open-ended'}`;
-    const daysOver = period.end ? Math.max(1, Math.ceil((now.getTime() - Date.parse(period.end)) / DAY_MS)) : 0;
+    const daysOver = period.end ? Math.floor((now.getTime() - Date.parse(period.end)) / DAY_MS) : 0;
+    const closed = daysOver < 1 ? 'today' : `${plural(daysOver, 'day')} ago`;
     const status = [task.status, businessStatus(task)].filter(Boolean).join(', ');
     const lines = [
       state === 'overdue'
-        ? `**${name}** was due ${window}: the window closed ${plural(daysOver, 'day')} ago.`
+        ? `**${name}** was due ${window}: the window closed ${closed}.`
         : `**${name}** is due now: window ${window}.`,
       ...(task.description && task.description !== name ? [task.description] : []),
       `Status: ${status}. Reference: Task/${task.id}.`,

@@ -1,4 +1,5 @@
-import { createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { createRemoteJWKSet, decodeJwt, errors, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
 import type { CdsClientKey } from '@kc/config';
 
 /**
@@ -100,10 +101,43 @@ export class CdsClientVerifier {
 
 function reason(err: unknown): string {
   if (err instanceof errors.JWTExpired) return 'expired';
-  if (err instanceof errors.JWTClaimValidationFailed) return `claim ${err.claim} ${err.reason === 'check_failed' ? 'does not match' : err.reason}`;
+  if (err instanceof errors.JWTClaimValidationFailed)
+    return `claim ${err.claim} ${err.reason === 'check_failed' ? 'does not match' : err.reason}`;
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad signature';
   if (err instanceof errors.JOSEAlgNotAllowed) return 'signing algorithm not allowed for this client';
   if (err instanceof errors.JWKSNoMatchingKey) return 'no key in the client JWK Set matches the kid';
   if (err instanceof errors.JOSEError) return err.code;
   return 'unverifiable';
+}
+
+/**
+ * Mints a CDS client JWT for one call (what an EHR does per request): for `npm run cds-token`, tests and local
+ * integration. A shared secret signs HS256; a private JWK (with kid) signs with its own alg (ES384 recommended).
+ */
+export async function mintCdsClientJwt(options: {
+  issuer: string;
+  /** The full URL of the endpoint being called, e.g. http://127.0.0.1:3000/cds-services/ketamine-order-check. */
+  audience: string;
+  secret?: string;
+  privateJwk?: JWK;
+  expiresInSeconds?: number;
+  jti?: string;
+  iat?: number;
+  tenant?: string;
+}): Promise<string> {
+  const iat = options.iat ?? Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT(options.tenant ? { tenant: options.tenant } : {})
+    .setIssuer(options.issuer)
+    .setAudience(options.audience)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + (options.expiresInSeconds ?? 300))
+    .setJti(options.jti ?? randomUUID());
+  if (options.privateJwk) {
+    const alg = options.privateJwk.alg ?? 'ES384';
+    return jwt
+      .setProtectedHeader({ alg, typ: 'JWT', kid: options.privateJwk.kid })
+      .sign(await importJWK(options.privateJwk, alg));
+  }
+  if (!options.secret) throw new Error('mintCdsClientJwt needs a secret or a private JWK');
+  return jwt.setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(options.secret));
 }

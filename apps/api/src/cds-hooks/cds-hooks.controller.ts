@@ -41,7 +41,11 @@ export class CdsHooksController {
   @UseGuards(CdsClientGuard)
   @ApiBearerAuth()
   @ApiOperation({ summary: 'Call a CDS service (Authorization: Bearer <JWT signed by the CDS client>)' })
-  async call(@Param('id') id: string, @Body() body: CdsRequest, @Req() req: CdsRequestWithClient): Promise<CdsResponse> {
+  async call(
+    @Param('id') id: string,
+    @Body() body: CdsRequest,
+    @Req() req: CdsRequestWithClient,
+  ): Promise<CdsResponse> {
     const service = this.services().find((s) => s.id === id);
     if (!service) throw notFound(`No CDS service ${id.slice(0, 64)}; GET /cds-services lists them`);
     checkRequest(body, service);
@@ -68,7 +72,9 @@ export class CdsHooksController {
 function checkRequest(body: CdsRequest, service: CdsServiceDefinition): void {
   if (!body || typeof body !== 'object') throw badRequest('The body must be a CDS Hooks request (JSON object)');
   if (body.hook !== service.hook)
-    throw badRequest(`Service ${service.id} answers the ${service.hook} hook, not ${String(body.hook).slice(0, 40)}`, ['hook']);
+    throw badRequest(`Service ${service.id} answers the ${service.hook} hook, not ${String(body.hook).slice(0, 40)}`, [
+      'hook',
+    ]);
   if (typeof body.hookInstance !== 'string' || !body.hookInstance)
     throw badRequest('hookInstance is required', ['hookInstance']);
   if (!body.context || typeof body.context !== 'object') throw badRequest('context is required', ['context']);

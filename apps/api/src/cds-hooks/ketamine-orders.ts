@@ -43,8 +43,7 @@ function medicationConcept(order: MedicationRequest, bundle?: Bundle): CodeableC
     ? order.contained?.find((r): r is Medication => r.resourceType === 'Medication' && r.id === ref.slice(1))
     : undefined;
   const inBundle = bundle?.entry?.find(
-    (e) =>
-      e.resource?.resourceType === 'Medication' && (e.fullUrl === ref || `Medication/${e.resource.id}` === ref),
+    (e) => e.resource?.resourceType === 'Medication' && (e.fullUrl === ref || `Medication/${e.resource.id}` === ref),
   )?.resource as Medication | undefined;
   return (contained ?? inBundle)?.code;
 }
@@ -71,7 +70,9 @@ export function protocolsForOrder(order: MedicationRequest, plans: PlanDefinitio
   const matching = plans.filter(
     (plan) =>
       named.includes(plan.url ?? '') ||
-      flattenActions(plan.action ?? []).some((a) => a.definitionCanonical && named.includes(a.definitionCanonical.split('|')[0])),
+      flattenActions(plan.action ?? []).some(
+        (a) => a.definitionCanonical && named.includes(a.definitionCanonical.split('|')[0]),
+      ),
   );
   return matching.length ? matching : plans;
 }

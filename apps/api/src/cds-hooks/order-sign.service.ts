@@ -5,7 +5,13 @@ import { patientDataQueries, ProtocolCatalog, type ProtocolVariables } from '@kc
 import { codeDisplays, orderContraindications, orderSignCards, type CardOptions } from './cards';
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import { evaluateEligibility } from './eligibility';
-import { ketamineOrders, ketamineProductCodes, patientIdOf, protocolsForOrder, type ProductCode } from './ketamine-orders';
+import {
+  ketamineOrders,
+  ketamineProductCodes,
+  patientIdOf,
+  protocolsForOrder,
+  type ProductCode,
+} from './ketamine-orders';
 import {
   checkPatientId,
   PATIENT_TOKEN,
@@ -96,7 +102,10 @@ export class OrderSignService {
       const forRequest = patientId === contextPatient ? request : { ...request, prefetch: undefined };
       const plans = [...new Set(patientOrders.flatMap((o) => protocolsForOrder(o, this.plans)))];
       const wanted = this.queries.filter(
-        (q) => q.readPatient || q.key === CONTRAINDICATIONS.key || plans.some((p) => [...this.keyOf.get(p.id!)!.values()].includes(q.key)),
+        (q) =>
+          q.readPatient ||
+          q.key === CONTRAINDICATIONS.key ||
+          plans.some((p) => [...this.keyOf.get(p.id!)!.values()].includes(q.key)),
       );
       const { data, prefetched, fetched } = await this.prefetch.resolve(wanted, forRequest, patientId);
       counts.prefetched += prefetched;
@@ -110,7 +119,9 @@ export class OrderSignService {
         })),
       );
       const issues = resourcesIn<DetectedIssue>(data[CONTRAINDICATIONS.key], 'DetectedIssue');
-      cards.push(...orderSignCards(patientOrders, orderContraindications(issues, verdict), verdict.unchecked, cardOptions));
+      cards.push(
+        ...orderSignCards(patientOrders, orderContraindications(issues, verdict), verdict.unchecked, cardOptions),
+      );
     }
     return { cards, counts };
   }

@@ -30,6 +30,7 @@ export function prefetchTemplate(query: PrefetchQuery): string {
       const encoded = encodeURIComponent(value.split(PATIENT_TOKEN).join(PLACEHOLDER))
         .replace(/%2F/g, '/')
         .replace(/%2C/g, ',')
+        .replace(/%3A/g, ':')
         .replace(/%7C/g, '|');
       return `${name}=${encoded.split(PLACEHOLDER).join(PATIENT_TOKEN)}`;
     })
@@ -50,7 +51,11 @@ export function checkPatientId(value: unknown, where = 'context.patientId'): str
 
 /** True when a record is about the patient (its subject, patient or for reference names them). */
 export function aboutPatient(resource: Resource, patientId: string): boolean {
-  const r = resource as { subject?: { reference?: string }; patient?: { reference?: string }; for?: { reference?: string } };
+  const r = resource as {
+    subject?: { reference?: string };
+    patient?: { reference?: string };
+    for?: { reference?: string };
+  };
   const ref = r.subject?.reference ?? r.patient?.reference ?? r.for?.reference;
   return ref === `Patient/${patientId}` || Boolean(ref?.endsWith(`/Patient/${patientId}`));
 }
