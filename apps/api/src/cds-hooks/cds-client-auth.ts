@@ -100,7 +100,7 @@ export class CdsClientVerifier {
 }
 
 function reason(err: unknown): string {
-  if (err instanceof errors.JWTExpired) return 'expired';
+  if (err instanceof errors.JWTExpired) return err.claim === 'iat' ? `issued too long ago (iat)` : 'expired';
   if (err instanceof errors.JWTClaimValidationFailed)
     return `claim ${err.claim} ${err.reason === 'check_failed' ? 'does not match' : err.reason}`;
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad signature';
