@@ -326,6 +326,28 @@ describe('CDS Hooks services', () => {
     expect(cards[0].detail).toContain('180/110');
   });
 
+  it('a request that does not fit the service is refused with 400: wrong hook, bad patient id, another patient prefetched', async () => {
+    const id = 'ketamine-follow-ups';
+    const post = async (body: object) =>
+      request(service.url)
+        .post(`/cds-services/${id}`)
+        .set('Authorization', `Bearer ${await secretJwt(id)}`)
+        .send(body)
+        .expect(400);
+    const patientId = await newPatient();
+    expect((await post({ ...patientView(patientId), hook: 'order-sign' })).body.issue[0].details.text).toMatch(
+      /answers the patient-view hook/,
+    );
+    expect((await post(patientView('x&_id=y'))).body.issue[0].details.text).toMatch(/patientId must be a FHIR id/);
+    const mismatch = patientView(patientId, { patient: { resourceType: 'Patient', id: 'someone-else' } });
+    expect((await post(mismatch)).body.issue[0].details.text).toMatch(/prefetch.patient is not/);
+    await request(service.url)
+      .post('/cds-services/no-such-service')
+      .set('Authorization', `Bearer ${await secretJwt('no-such-service')}`)
+      .send(patientView(patientId))
+      .expect(404);
+  });
+
   describe('client authentication', () => {
     const id = 'ketamine-order-check';
     const body = () => orderSign('anyone', []);

@@ -16,7 +16,7 @@ const PLACEHOLDER = 'KCPATIENTIDPLACEHOLDER';
 export interface PrefetchQuery {
   key: string;
   resourceType: string;
-  /** Read Patient/{{context.patientId}} instead of searching. */
+  /** Patient/{{context.patientId}}: declared so clients may send it; checked against the context, never fetched. */
   readPatient?: boolean;
   /** Search parameters; PATIENT_TOKEN in a value stands for the patient id. */
   params?: Record<string, string>;
@@ -90,8 +90,8 @@ export class PrefetchResolver {
             prefetched++;
             return [q.key, given];
           }
-          fetched++;
-          return [q.key, await this.fhir.readIfExists(q.resourceType as 'Patient', patientId)];
+          // Only used to check a prefetched Patient is the context patient: no need to read it when not sent.
+          return [q.key, undefined];
         }
         if (given && given.resourceType === 'Bundle') {
           prefetched++;
