@@ -8,13 +8,23 @@ import { EventsModule } from './events/events.module';
 import { ReviewModule } from './review/review.module';
 import { EhrModule } from './ehr/ehr.module';
 import { OperationsModule } from './operations/operations.module';
+import { CdsHooksModule } from './cds-hooks/cds-hooks.module';
 
 /**
  * The HTTP API's feature modules. Needs CoreModule (@kc/nest-core) beside it; the composition root (service/)
  * adds the worker's module to the same process when config.runWorker is true.
  */
 @Module({
-  imports: [AuthModule, HealthModule, ProtocolsModule, EventsModule, ReviewModule, EhrModule, OperationsModule],
+  imports: [
+    AuthModule,
+    HealthModule,
+    ProtocolsModule,
+    EventsModule,
+    ReviewModule,
+    EhrModule,
+    OperationsModule,
+    CdsHooksModule,
+  ],
   providers: [{ provide: APP_FILTER, useClass: OperationOutcomeFilter }],
 })
 export class ApiModule {}

@@ -41,7 +41,20 @@ export interface AppConfig {
   workerMetricsPort: number;
   overdueSweepEvery: string;
   logLevel: string;
+  /** CDS Hooks: the clients (by JWT `iss`) allowed to call the CDS services, and how their JWTs are verified. */
+  cdsClients: Record<string, CdsClientKey>;
+  /**
+   * Public base URL of this service (e.g. https://cds.clinic.example), the prefix of the `aud` a CDS client's JWT
+   * must carry and of card links. Unset: taken from the request's Host (fine without a proxy in front).
+   */
+  cdsPublicUrl?: string;
 }
+
+/**
+ * How a CDS client's JWT is verified: a JWK Set URL (asymmetric keys, as CDS Hooks requires) or a shared secret
+ * (HS256/384/512; not conformant to CDS Hooks, which forbids symmetric algorithms: for development and tests).
+ */
+export type CdsClientKey = { jwksUrl: string } | { secret: string };
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
 
@@ -83,6 +96,57 @@ function required(env: NodeJS.ProcessEnv, name: string, because: string): string
   const value = env[name];
   if (!value) throw new ConfigError(`${name} is required ${because}`);
   return value;
+}
+
+function httpUrl(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  try {
+    return ['http:', 'https:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/** CDS_CLIENTS: JSON object of issuer -> {"jwksUrl": "https://..."} or {"secret": "..."} (at least 32 characters). */
+export function cdsClientsFrom(env: NodeJS.ProcessEnv): Record<string, CdsClientKey> {
+  const raw = env.CDS_CLIENTS;
+  if (!raw) return {};
+  const example = '{"https://ehr.example.org": {"jwksUrl": "https://ehr.example.org/.well-known/jwks.json"}}';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`CDS_CLIENTS must be JSON like ${example}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new ConfigError(`CDS_CLIENTS must be a JSON object of issuer -> key, like ${example}`);
+  const clients: Record<string, CdsClientKey> = {};
+  for (const [issuer, key] of Object.entries(parsed as Record<string, unknown>)) {
+    const where = `CDS_CLIENTS["${issuer}"]`;
+    if (!issuer.trim()) throw new ConfigError('CDS_CLIENTS has an empty issuer');
+    const { jwksUrl, secret, ...rest } = (key ?? {}) as { jwksUrl?: unknown; secret?: unknown };
+    if (typeof key !== 'object' || key === null || Object.keys(rest).length)
+      throw new ConfigError(`${where} must be {"jwksUrl": "..."} or {"secret": "..."}`);
+    if ((jwksUrl === undefined) === (secret === undefined))
+      throw new ConfigError(`${where} needs exactly one of jwksUrl or secret`);
+    if (jwksUrl !== undefined) {
+      if (!httpUrl(jwksUrl)) throw new ConfigError(`${where}.jwksUrl must be an http(s) URL`);
+      clients[issuer] = { jwksUrl };
+    } else {
+      if (typeof secret !== 'string' || secret.length < 32)
+        throw new ConfigError(`${where}.secret must be a string of at least 32 characters`);
+      clients[issuer] = { secret };
+    }
+  }
+  return clients;
+}
+
+function publicUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  if (!raw) return undefined;
+  if (!httpUrl(raw))
+    throw new ConfigError(`${name} must be an http(s) URL like https://cds.clinic.example, got "${String(raw)}"`);
+  return raw.replace(/\/+$/, '');
 }
 
 function fhirAuthFrom(env: NodeJS.ProcessEnv): FhirAuthConfig {
@@ -133,5 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     workerMetricsPort: int(env, 'WORKER_METRICS_PORT', 0),
     overdueSweepEvery: env.OVERDUE_SWEEP_CRON ?? '*/15 * * * *',
     logLevel: env.LOG_LEVEL ?? 'info',
+    cdsClients: cdsClientsFrom(env),
+    cdsPublicUrl: publicUrl(env, 'CDS_PUBLIC_URL'),
   };
 }

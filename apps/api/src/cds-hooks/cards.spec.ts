@@ -1,0 +1,184 @@
+import { businessStatus } from '@kc/task-states';
+import type { DetectedIssue, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { bloodPressure, activeCondition, PREGNANCY } from '../../../../test/fixtures/patient-data';
+import {
+  codeDisplays,
+  contraindicationCards,
+  describeEvidence,
+  followUpTaskCards,
+  isUnresolvedContraindication,
+  orderContraindications,
+  orderSignCards,
+  summary,
+  taskDueState,
+  type CardOptions,
+} from './cards';
+
+const SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
+const NOW = new Date('2027-03-10T12:00:00Z');
+const options: CardOptions = {
+  sourceLabel: 'Ketamine care plans',
+  worklistUrl: 'https://cds.clinic.example/ui',
+  displays: { 'post-infusion-check': 'Post-infusion check', pregnancy: 'Pregnancy' },
+};
+
+function task(id: string, start: string, end: string, status: Task['status'] = 'draft'): Task {
+  return {
+    resourceType: 'Task',
+    id,
+    status,
+    intent: 'plan',
+    businessStatus: businessStatus(status === 'ready' ? 'approved' : status === 'draft' ? 'awaiting-approval' : 'done'),
+    code: { coding: [{ system: SYSTEM, code: 'post-infusion-check' }] },
+    for: { reference: 'Patient/p1' },
+    restriction: { period: { start, end } },
+  };
+}
+
+function issue(id: string, code: string, extra: Partial<DetectedIssue> = {}): DetectedIssue {
+  return {
+    resourceType: 'DetectedIssue',
+    id,
+    status: 'preliminary',
+    code: { coding: [{ system: SYSTEM, code }], text: 'Pregnancy on record.' },
+    severity: 'high',
+    patient: { reference: 'Patient/p1' },
+    identifiedDateTime: '2027-03-01T09:00:00Z',
+    detail: 'Pregnancy on record. Activation is blocked until a clinician overrides it.',
+    ...extra,
+  };
+}
+
+describe('card builder (pure)', () => {
+  it('summaries stay under 140 characters', () => {
+    expect(summary('short')).toBe('short');
+    const long = summary('x'.repeat(300));
+    expect(long.length).toBeLessThan(140);
+    expect(long.endsWith('…')).toBe(true);
+  });
+
+  it('a follow-up is overdue once its window closed, due while open, nothing before or once closed', () => {
+    expect(taskDueState(task('a', '2027-03-01', '2027-03-08'), NOW)).toBe('overdue');
+    expect(taskDueState(task('b', '2027-03-09', '2027-03-12'), NOW)).toBe('due');
+    expect(taskDueState(task('c', '2027-03-11', '2027-03-15'), NOW)).toBeUndefined();
+    expect(taskDueState(task('d', '2027-03-01', '2027-03-08', 'completed'), NOW)).toBeUndefined();
+    expect(taskDueState(task('e', '2027-03-01', '2027-03-08', 'rejected'), NOW)).toBeUndefined();
+    expect(taskDueState({ ...task('f', '', ''), restriction: undefined }, NOW)).toBeUndefined();
+  });
+
+  it('follow-up cards: overdue (warning) before due (info), with the window, the Task and the worklist link', () => {
+    const cards = followUpTaskCards(
+      [
+        task('due', '2027-03-09T00:00:00Z', '2027-03-12T00:00:00Z', 'ready'),
+        task('later', '2027-03-20T00:00:00Z', '2027-03-25T00:00:00Z'),
+        task('overdue', '2027-03-01T00:00:00Z', '2027-03-07T00:00:00Z'),
+      ],
+      NOW,
+      options,
+    );
+    expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+      ['warning', 'Overdue: Post-infusion check (window closed 2027-03-07)'],
+      ['info', 'Due now: Post-infusion check (window 2027-03-09 to 2027-03-12)'],
+    ]);
+    expect(cards[0].detail).toContain('closed 3 days ago');
+    expect(cards[0].detail).toContain('Task/overdue');
+    expect(cards[0].links).toEqual([
+      { label: 'Open the clinician worklist', url: 'https://cds.clinic.example/ui', type: 'absolute' },
+    ]);
+    expect(cards[0].uuid).toBe(followUpTaskCards([task('overdue', '2027-03-01', '2027-03-07')], NOW, options)[0].uuid);
+  });
+
+  it('unresolved contraindications: no mitigation and not cancelled, entered in error or mitigated', () => {
+    expect(isUnresolvedContraindication(issue('a', 'pregnancy'))).toBe(true);
+    expect(
+      isUnresolvedContraindication(issue('b', 'pregnancy', { mitigation: [{ action: { text: 'override' } }] })),
+    ).toBe(false);
+    expect(isUnresolvedContraindication(issue('c', 'pregnancy', { status: 'entered-in-error' }))).toBe(false);
+    expect(isUnresolvedContraindication({ ...issue('d', 'pregnancy'), status: 'cancelled' as never })).toBe(false);
+    expect(isUnresolvedContraindication(issue('e', 'pregnancy', { status: 'mitigated' }))).toBe(false);
+  });
+
+  it('patient-view contraindication cards: severity sets the indicator, the name comes from the CodeSystem', () => {
+    const cards = contraindicationCards(
+      [
+        issue('high', 'pregnancy'),
+        issue('moderate', 'unknown-code', {
+          severity: 'moderate',
+          code: { coding: [{ system: SYSTEM, code: 'x-y' }] },
+        }),
+        issue('resolved', 'pregnancy', { mitigation: [{ action: { text: 'override' } }] }),
+      ],
+      options,
+    );
+    expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+      ['critical', 'Unresolved ketamine contraindication: Pregnancy'],
+      ['warning', 'Unresolved ketamine contraindication: x y'],
+    ]);
+    expect(cards[0].detail).toContain('DetectedIssue/high (identified 2027-03-01, not mitigated)');
+    expect(cards[0].source.topic).toEqual({ system: SYSTEM, code: 'pregnancy' });
+  });
+
+  it('evidence lines name the record, its values and date', () => {
+    expect(describeEvidence({ ...bloodPressure(195, 115, '2027-03-09T08:00:00Z'), id: 'bp1' })).toBe(
+      'Blood pressure panel: Systolic blood pressure 195 mmHg, Diastolic blood pressure 115 mmHg (2027-03-09, Observation/bp1)',
+    );
+    expect(describeEvidence({ ...activeCondition(...PREGNANCY), id: 'c1' })).toBe(
+      'Condition: Pregnancy, active (Condition/c1)',
+    );
+  });
+
+  it('order-sign: one critical card per contraindication, merging the DetectedIssue and the failed condition', () => {
+    const order: MedicationRequest = {
+      resourceType: 'MedicationRequest',
+      id: 'mr1',
+      status: 'draft',
+      intent: 'order',
+      subject: { reference: 'Patient/p1' },
+    };
+    const contraindications = orderContraindications([issue('di1', 'pregnancy')], {
+      failed: [
+        {
+          code: 'pregnancy',
+          description: 'Pregnancy on record (active pregnancy condition or a pregnant status observation).',
+          evidence: [{ ...activeCondition(...PREGNANCY), id: 'c1' }],
+          emptyVariables: [],
+        },
+      ],
+      unchecked: [{ code: 'uncontrolled-hypertension', description: 'Latest blood pressure at or above 180/110.' }],
+    });
+    expect(contraindications).toHaveLength(1);
+    const cards = orderSignCards([order], contraindications, [{ code: 'x', description: 'Needs BP.' }], options);
+    expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+      ['critical', 'Ketamine contraindicated: Pregnancy'],
+      ['warning', 'Ketamine order: 1 eligibility check could not run (data missing)'],
+    ]);
+    expect(cards[0].detail).toContain('- Condition: Pregnancy, active (Condition/c1)');
+    expect(cards[0].detail).toContain('- DetectedIssue/di1 (identified 2027-03-01, not mitigated)');
+    expect(cards[0].selectionBehavior).toBe('at-most-one');
+    expect(cards[0].suggestions?.[0].actions).toEqual([
+      { type: 'delete', description: 'Remove the ketamine order', resourceId: ['MedicationRequest/mr1'] },
+    ]);
+    expect(orderSignCards([], contraindications, [], options)).toEqual([]);
+  });
+
+  it('codeDisplays reads the service CodeSystem only', () => {
+    expect(
+      codeDisplays([
+        {
+          resourceType: 'CodeSystem',
+          url: SYSTEM,
+          status: 'active',
+          content: 'complete',
+          concept: [{ code: 'a', display: 'A' }],
+        },
+        {
+          resourceType: 'CodeSystem',
+          url: 'http://other',
+          status: 'active',
+          content: 'complete',
+          concept: [{ code: 'b', display: 'B' }],
+        },
+      ]),
+    ).toEqual({ a: 'A' });
+  });
+});

@@ -1,0 +1,315 @@
+import { isOpen } from '@kc/task-states';
+import type {
+  CodeSystemConcept,
+  DetectedIssue,
+  MedicationRequest,
+  Observation,
+  ObservationComponent,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
+import { SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
+import type { Card, CardLink, Indicator } from './cds-types';
+import type { EligibilityVerdict, UncheckedCondition } from './eligibility';
+
+/**
+ * Pure card building for the CDS Hooks services: FHIR resources and verdicts in, CDS Hooks cards out.
+ * No Nest, no HTTP, no clock (now is passed in), no logging.
+ */
+
+export interface CardOptions {
+  /** source.label of every card. */
+  sourceLabel: string;
+  /** A page where a clinician acts on the cards (the worklist), as each card's link. */
+  worklistUrl?: string;
+  /** Code -> display of the service CodeSystem (task kinds, contraindications). */
+  displays?: Record<string, string>;
+}
+
+export const MAX_SUMMARY = 139;
+const DAY_MS = 86_400_000;
+const INDICATOR_ORDER: Record<Indicator, number> = { critical: 0, warning: 1, info: 2 };
+
+/** CDS Hooks wants summaries under 140 characters. */
+export function summary(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length <= MAX_SUMMARY ? flat : `${flat.slice(0, MAX_SUMMARY - 1).trimEnd()}…`;
+}
+
+/** Code -> display of the service's CodeSystem(s) among the catalog resources. */
+export function codeDisplays(resources: Resource[]): Record<string, string> {
+  const displays: Record<string, string> = {};
+  const walk = (concepts: CodeSystemConcept[] = []) => {
+    for (const c of concepts) {
+      if (c.display) displays[c.code] = c.display;
+      walk(c.concept);
+    }
+  };
+  for (const r of resources) if (r.resourceType === 'CodeSystem' && r.url === SERVICE_CODE_SYSTEM) walk(r.concept);
+  return displays;
+}
+
+/** Cards most urgent first (stable within an indicator). */
+export function sortCards(cards: Card[]): Card[] {
+  return [...cards].sort((a, b) => INDICATOR_ORDER[a.indicator] - INDICATOR_ORDER[b.indicator]);
+}
+
+const date = (instant: string | undefined) => (instant ? instant.slice(0, 10) : 'unknown date');
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+function links(options: CardOptions, label: string): CardLink[] | undefined {
+  return options.worklistUrl ? [{ label, url: options.worklistUrl, type: 'absolute' }] : undefined;
+}
+
+// ---------------------------------------------------------------- follow-up Tasks (patient-view)
+
+export type DueState = 'overdue' | 'due';
+
+/**
+ * Open follow-up (libs/task-states: awaiting approval, approved, rescheduled or overdue) whose window has closed
+ * (overdue) or is open now (due).
+ * Tasks without a window, not yet due, or closed (completed, rejected, cancelled...) give undefined.
+ */
+export function taskDueState(task: Task, now: Date): DueState | undefined {
+  if (!isOpen(task)) return undefined;
+  const period = task.restriction?.period;
+  if (!period?.start && !period?.end) return undefined;
+  const t = now.getTime();
+  if (period.end && Date.parse(period.end) < t) return 'overdue';
+  if (!period.start || Date.parse(period.start) <= t) return 'due';
+  return undefined;
+}
+
+function taskName(task: Task, displays: Record<string, string> = {}): string {
+  const coding = task.code?.coding?.find((c) => c.system === SERVICE_CODE_SYSTEM) ?? task.code?.coding?.[0];
+  return (
+    task.code?.text ??
+    coding?.display ??
+    (coding?.code && displays[coding.code]) ??
+    task.description ??
+    coding?.code ??
+    'Follow-up task'
+  );
+}
+
+function businessStatus(task: Task): string | undefined {
+  return task.businessStatus?.coding?.[0]?.code ?? task.businessStatus?.text;
+}
+
+/** One card per due or overdue follow-up: overdue first (longest overdue first), then due (closing soonest first). */
+export function followUpTaskCards(tasks: Task[], now: Date, options: CardOptions): Card[] {
+  const open = tasks
+    .map((task) => ({ task, state: taskDueState(task, now) }))
+    .filter((t): t is { task: Task; state: DueState } => t.state !== undefined);
+  const end = (t: Task) => Date.parse(t.restriction?.period?.end ?? '9999-12-31');
+  open.sort((a, b) => (a.state === b.state ? end(a.task) - end(b.task) : a.state === 'overdue' ? -1 : 1));
+  return open.map(({ task, state }) => {
+    const name = taskName(task, options.displays);
+    const period = task.restriction!.period!;
+    const window = `${date(period.start)} to ${period.end ? date(period.end) : 'open-ended'}`;
+    const daysOver = period.end ? Math.floor((now.getTime() - Date.parse(period.end)) / DAY_MS) : 0;
+    const closed = daysOver < 1 ? 'today' : `${plural(daysOver, 'day')} ago`;
+    const status = [task.status, businessStatus(task)].filter(Boolean).join(', ');
+    const lines = [
+      state === 'overdue'
+        ? `**${name}** was due ${window}: the window closed ${closed}.`
+        : `**${name}** is due now: window ${window}.`,
+      ...(task.description && task.description !== name ? [task.description] : []),
+      `Status: ${status}. Reference: Task/${task.id}.`,
+    ];
+    return {
+      uuid: uuidFromKey(`cds:task:${task.id}:${state}`),
+      summary: summary(
+        state === 'overdue'
+          ? `Overdue: ${name} (window closed ${date(period.end)})`
+          : `Due now: ${name} (window ${window})`,
+      ),
+      detail: lines.join('\n\n'),
+      indicator: state === 'overdue' ? 'warning' : 'info',
+      source: { label: options.sourceLabel },
+      links: links(options, 'Open the clinician worklist'),
+    } satisfies Card;
+  });
+}
+
+// ---------------------------------------------------------------- contraindications
+
+const RESOLVED_STATUSES = new Set(['cancelled', 'entered-in-error', 'mitigated']);
+
+/**
+ * A DetectedIssue that still stands: no mitigation recorded and not cancelled or entered in error (nor `mitigated`,
+ * the status later FHIR versions, and Medplum's types, use for the same thing).
+ */
+export function isUnresolvedContraindication(issue: DetectedIssue): boolean {
+  return !issue.mitigation?.length && !RESOLVED_STATUSES.has(String(issue.status));
+}
+
+export function issueCode(issue: DetectedIssue): string {
+  const coding = issue.code?.coding?.find((c) => c.system === SERVICE_CODE_SYSTEM) ?? issue.code?.coding?.[0];
+  return coding?.code ?? 'contraindication';
+}
+
+function contraindicationName(code: string, options: CardOptions, fallback?: string): string {
+  return options.displays?.[code] ?? fallback ?? code.replace(/-/g, ' ');
+}
+
+function severityIndicator(issue: DetectedIssue): Indicator {
+  return issue.severity === 'low' ? 'info' : issue.severity === 'moderate' ? 'warning' : 'critical';
+}
+
+function issueEvidence(issue: DetectedIssue): string {
+  const implicated = (issue.implicated ?? []).map((r) => r.reference).filter(Boolean);
+  return [
+    `DetectedIssue/${issue.id} (identified ${date(issue.identifiedDateTime)}, not mitigated)`,
+    implicated.length ? ` on ${implicated.join(', ')}` : '',
+    issue.detail ? `: ${issue.detail}` : '',
+  ].join('');
+}
+
+/** patient-view: one card per unresolved contraindication on record. */
+export function contraindicationCards(issues: DetectedIssue[], options: CardOptions): Card[] {
+  return issues.filter(isUnresolvedContraindication).map((issue) => {
+    const code = issueCode(issue);
+    const name = contraindicationName(code, options, issue.code?.coding?.[0]?.display);
+    return {
+      uuid: uuidFromKey(`cds:detectedissue:${issue.id}`),
+      summary: summary(`Unresolved ketamine contraindication: ${name}`),
+      detail: [
+        issue.code?.text ? `**${issue.code.text}**` : `**${name}**`,
+        issueEvidence(issue) + '.',
+        'Ketamine care plans for this patient stay blocked until a clinician resolves the issue or overrides it with a reason.',
+      ].join('\n\n'),
+      indicator: severityIndicator(issue),
+      source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code } },
+      links: links(options, 'Review in the clinician worklist'),
+    } satisfies Card;
+  });
+}
+
+// ---------------------------------------------------------------- evidence
+
+function conceptText(concept?: { text?: string; coding?: { display?: string; code?: string }[] }): string {
+  return concept?.text ?? concept?.coding?.[0]?.display ?? concept?.coding?.[0]?.code ?? 'unnamed';
+}
+
+function valueText(v: Observation | ObservationComponent): string | undefined {
+  if (v.valueQuantity) return `${v.valueQuantity.value} ${v.valueQuantity.unit ?? v.valueQuantity.code ?? ''}`.trim();
+  if (v.valueCodeableConcept) return conceptText(v.valueCodeableConcept);
+  if (v.valueString !== undefined) return v.valueString;
+  if (v.valueBoolean !== undefined) return String(v.valueBoolean);
+  if (v.valueInteger !== undefined) return String(v.valueInteger);
+  return undefined;
+}
+
+/** One line naming a record and what it says, e.g. "Blood pressure panel: Systolic 195 mmHg, ... (2026-11-10, Observation/1)". */
+export function describeEvidence(resource: Resource): string {
+  const ref = `${resource.resourceType}/${resource.id ?? '(no id)'}`;
+  if (resource.resourceType === 'Observation') {
+    const o = resource;
+    const values = [
+      valueText(o),
+      ...(o.component ?? []).map((c) => {
+        const v = valueText(c);
+        return v === undefined ? undefined : `${conceptText(c.code)} ${v}`;
+      }),
+    ].filter(Boolean);
+    const when = o.effectiveDateTime ?? o.effectivePeriod?.start ?? o.effectiveInstant ?? o.issued;
+    return `${conceptText(o.code)}: ${values.join(', ') || 'no value'} (${date(when)}, ${ref})`;
+  }
+  if (resource.resourceType === 'Condition') {
+    const c = resource;
+    const status = c.clinicalStatus?.coding?.[0]?.code;
+    const when = c.onsetDateTime ?? c.recordedDate;
+    return `Condition: ${conceptText(c.code)}${status ? `, ${status}` : ''} (${when ? `since ${date(when)}, ` : ''}${ref})`;
+  }
+  if (resource.resourceType === 'DetectedIssue') return issueEvidence(resource);
+  return ref;
+}
+
+// ---------------------------------------------------------------- order-sign
+
+export interface Contraindication {
+  code: string;
+  description: string;
+  /** One line per record (DetectedIssue, Observation, Condition) that shows it. */
+  evidence: string[];
+}
+
+/** Unresolved DetectedIssues and failed eligibility conditions, merged by contraindication code. */
+export function orderContraindications(issues: DetectedIssue[], verdict: EligibilityVerdict): Contraindication[] {
+  const byCode = new Map<string, Contraindication>();
+  const entry = (code: string, description: string) => {
+    const found = byCode.get(code) ?? { code, description, evidence: [] };
+    byCode.set(code, found);
+    return found;
+  };
+  for (const failed of verdict.failed) {
+    const c = entry(failed.code, failed.description);
+    c.evidence.push(...failed.evidence.map(describeEvidence));
+    c.evidence.push(...failed.emptyVariables.map((name) => `No ${name} on record`));
+  }
+  for (const issue of issues.filter(isUnresolvedContraindication)) {
+    const c = entry(issueCode(issue), issue.code?.text ?? issue.detail ?? issueCode(issue));
+    c.evidence.push(issueEvidence(issue));
+  }
+  return [...byCode.values()];
+}
+
+const orderRefs = (orders: MedicationRequest[]) =>
+  orders.map((o) => (o.id ? `MedicationRequest/${o.id}` : 'the draft ketamine order'));
+
+/**
+ * order-sign: a critical card per contraindication of the patient the ketamine orders are for, naming it and its
+ * evidence, with a suggestion to remove the orders; a warning when some conditions could not be checked.
+ */
+export function orderSignCards(
+  orders: MedicationRequest[],
+  contraindications: Contraindication[],
+  unchecked: UncheckedCondition[],
+  options: CardOptions,
+): Card[] {
+  if (!orders.length) return [];
+  const ids = orders.flatMap((o) => (o.id ? [`MedicationRequest/${o.id}`] : []));
+  const orderKey = orderRefs(orders).join(',');
+  const cards: Card[] = contraindications.map((c) => {
+    const name = contraindicationName(c.code, options);
+    return {
+      uuid: uuidFromKey(`cds:order-sign:${orderKey}:${c.code}`),
+      summary: summary(`Ketamine contraindicated: ${name}`),
+      detail: [
+        `**${c.description}**`,
+        `Evidence:\n${c.evidence.map((line) => `- ${line}`).join('\n')}`,
+        `Order: ${orderRefs(orders).join(', ')}. Sign only with a documented clinical override.`,
+      ].join('\n\n'),
+      indicator: 'critical',
+      source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: c.code } },
+      ...(ids.length
+        ? {
+            selectionBehavior: 'at-most-one' as const,
+            suggestions: [
+              {
+                label: 'Remove the ketamine order',
+                uuid: uuidFromKey(`cds:order-sign:${orderKey}:${c.code}:remove`),
+                isRecommended: true,
+                actions: [{ type: 'delete' as const, description: 'Remove the ketamine order', resourceId: ids }],
+              },
+            ],
+          }
+        : {}),
+      links: links(options, 'Open the clinician worklist'),
+    } satisfies Card;
+  });
+  const notCovered = unchecked.filter((u) => !contraindications.some((c) => c.code === u.code));
+  if (notCovered.length) {
+    cards.push({
+      uuid: uuidFromKey(`cds:order-sign:${orderKey}:unchecked`),
+      summary: summary(
+        `Ketamine order: ${plural(notCovered.length, 'eligibility check')} could not run (data missing)`,
+      ),
+      detail: notCovered.map((u) => `- Not enough data on record to check: ${u.description}`).join('\n'),
+      indicator: 'warning',
+      source: { label: options.sourceLabel },
+    });
+  }
+  return sortCards(cards);
+}

@@ -1,0 +1,83 @@
+import { Body, Controller, Get, HttpCode, Inject, Logger, Param, Post, Req, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Public } from '@kc/auth';
+import { badRequest, notFound } from '@kc/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import type { CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
+import { CdsClientGuard, publicBaseUrl, type CdsRequestWithClient } from './cds-client.guard';
+import { OrderSignService } from './order-sign.service';
+import { PatientViewService } from './patient-view.service';
+
+const SOURCE_LABEL = 'Ketamine care plans';
+
+/**
+ * CDS Hooks 2.0: discovery at GET /cds-services (open: it lists services, no patient data) and the services at
+ * POST /cds-services/{id} (CDS client JWT required). Logs carry ids, counts and durations, never patient data.
+ */
+@ApiTags('cds-hooks')
+@Public() // not the API's user JWTs: service calls are checked by CdsClientGuard
+@Controller('cds-services')
+export class CdsHooksController {
+  private readonly logger = new Logger('CdsHooks');
+
+  constructor(
+    private readonly patientView: PatientViewService,
+    private readonly orderSign: OrderSignService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  private services(): CdsServiceDefinition[] {
+    return [this.patientView.definition, this.orderSign.definition];
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'CDS Hooks discovery' })
+  discovery(): { services: CdsServiceDefinition[] } {
+    return { services: this.services() };
+  }
+
+  @Post(':id')
+  @HttpCode(200)
+  @UseGuards(CdsClientGuard)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'Call a CDS service (Authorization: Bearer <JWT signed by the CDS client>)' })
+  async call(
+    @Param('id') id: string,
+    @Body() body: CdsRequest,
+    @Req() req: CdsRequestWithClient,
+  ): Promise<CdsResponse> {
+    const service = this.services().find((s) => s.id === id);
+    if (!service) throw notFound(`No CDS service ${id.slice(0, 64)}; GET /cds-services lists them`);
+    checkRequest(body, service);
+    const started = performance.now();
+    const options = { sourceLabel: SOURCE_LABEL, worklistUrl: `${publicBaseUrl(this.config, req)}/ui` };
+    const result =
+      service.hook === 'patient-view'
+        ? await this.patientView.call(body, options)
+        : await this.orderSign.call(body, options);
+    this.logger.log({
+      msg: 'cds-hooks call',
+      service: id,
+      client: req.cdsClient?.issuer,
+      hookInstance: body.hookInstance,
+      cards: result.cards.length,
+      indicators: result.cards.map((c) => c.indicator).join(','),
+      ...result.counts,
+      ms: Math.round(performance.now() - started),
+    });
+    return { cards: result.cards };
+  }
+}
+
+function checkRequest(body: CdsRequest, service: CdsServiceDefinition): void {
+  if (!body || typeof body !== 'object') throw badRequest('The body must be a CDS Hooks request (JSON object)');
+  if (body.hook !== service.hook)
+    throw badRequest(`Service ${service.id} answers the ${service.hook} hook, not ${String(body.hook).slice(0, 40)}`, [
+      'hook',
+    ]);
+  if (typeof body.hookInstance !== 'string' || !body.hookInstance)
+    throw badRequest('hookInstance is required', ['hookInstance']);
+  if (!body.context || typeof body.context !== 'object') throw badRequest('context is required', ['context']);
+  if (body.prefetch !== undefined && (typeof body.prefetch !== 'object' || Array.isArray(body.prefetch)))
+    throw badRequest('prefetch must be an object of key -> FHIR resource', ['prefetch']);
+}

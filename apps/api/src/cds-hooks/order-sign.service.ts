@@ -1,0 +1,128 @@
+import { Injectable } from '@nestjs/common';
+import type { Bundle, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
+import { badRequest } from '@kc/common';
+import { patientDataQueries, ProtocolCatalog } from '@kc/protocols';
+import { codeDisplays, orderContraindications, orderSignCards, type CardOptions } from './cards';
+import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
+import { evaluateEligibility } from './eligibility';
+import {
+  ketamineOrders,
+  ketamineProductCodes,
+  patientIdOf,
+  protocolsForOrder,
+  type ProductCode,
+} from './ketamine-orders';
+import {
+  checkPatientId,
+  PATIENT_TOKEN,
+  PrefetchResolver,
+  prefetchTemplates,
+  resourcesIn,
+  type PrefetchQuery,
+} from './prefetch';
+
+const CONTRAINDICATIONS: PrefetchQuery = {
+  key: 'contraindications',
+  resourceType: 'DetectedIssue',
+  params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '200' },
+};
+
+/**
+ * order-sign: a ketamine MedicationRequest among the draft orders, for a patient with an unresolved contraindication
+ * on record or failing the protocol's eligibility conditions (fhir-profiles/), gets a critical card naming the
+ * contraindication and its evidence.
+ */
+@Injectable()
+export class OrderSignService {
+  readonly definition: CdsServiceDefinition;
+  private readonly codes: ProductCode[];
+  private readonly displays: Record<string, string>;
+  private readonly plans: PlanDefinition[];
+  /** Prefetch key of each protocol input (plan id -> variable name -> key). */
+  private readonly keyOf = new Map<string, Map<string, string>>();
+  private readonly queries: PrefetchQuery[];
+
+  constructor(
+    private readonly prefetch: PrefetchResolver,
+    catalog: ProtocolCatalog,
+  ) {
+    this.codes = ketamineProductCodes(catalog.resources);
+    this.displays = codeDisplays(catalog.resources);
+    this.plans = catalog.planDefinitions();
+    this.queries = [{ key: 'patient', resourceType: 'Patient', readPatient: true }, CONTRAINDICATIONS];
+    // The protocols' own data requirements become prefetch templates, one key per variable; a variable two protocols
+    // fetch differently gets a key per protocol.
+    const byTemplate = new Map<string, string>();
+    for (const plan of this.plans) {
+      const keys = new Map<string, string>();
+      for (const q of patientDataQueries(plan, PATIENT_TOKEN)) {
+        const query: PrefetchQuery = { key: q.name, resourceType: q.resourceType, params: q.params };
+        const template = prefetchTemplates([query])[q.name];
+        let key = byTemplate.get(template);
+        if (!key) {
+          key = this.queries.some((existing) => existing.key === q.name) ? `${plan.id}-${q.name}` : q.name;
+          byTemplate.set(template, key);
+          this.queries.push({ ...query, key });
+        }
+        keys.set(q.name, key);
+      }
+      this.keyOf.set(plan.id!, keys);
+    }
+    const products = this.codes.map((c) => `${c.system?.split('/').pop()} ${c.code}`).join(', ');
+    this.definition = {
+      hook: 'order-sign',
+      id: 'ketamine-order-check',
+      title: 'Ketamine order contraindication check',
+      description:
+        `Checks draft ketamine MedicationRequests (${products}) against the patient's unresolved contraindications ` +
+        "and the infusion protocols' eligibility conditions; a contraindicated order gets a critical card.",
+      prefetch: prefetchTemplates(this.queries),
+    };
+  }
+
+  async call(
+    request: CdsRequest,
+    options: Omit<CardOptions, 'displays'>,
+  ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number; orders: number } }> {
+    const contextPatient = checkPatientId(request.context?.patientId);
+    const draftOrders = request.context?.draftOrders as Bundle | undefined;
+    if (!draftOrders || draftOrders.resourceType !== 'Bundle')
+      throw badRequest('context.draftOrders must be a FHIR Bundle', ['context.draftOrders']);
+    const orders = ketamineOrders(draftOrders, this.codes);
+    const counts = { prefetched: 0, fetched: 0, orders: orders.length };
+    const byPatient = new Map<string, MedicationRequest[]>();
+    for (const order of orders) {
+      const patientId = checkPatientId(patientIdOf(order) ?? contextPatient, 'MedicationRequest.subject');
+      byPatient.set(patientId, [...(byPatient.get(patientId) ?? []), order]);
+    }
+    const cardOptions = { ...options, displays: this.displays };
+    const cards: Card[] = [];
+    for (const [patientId, patientOrders] of byPatient) {
+      // Prefetch describes the context patient only; another patient's data is read from the server.
+      const forRequest = patientId === contextPatient ? request : { ...request, prefetch: undefined };
+      const plans = [...new Set(patientOrders.flatMap((o) => protocolsForOrder(o, this.plans)))];
+      const wanted = this.queries.filter(
+        (q) =>
+          q.readPatient ||
+          q.key === CONTRAINDICATIONS.key ||
+          plans.some((p) => [...this.keyOf.get(p.id!)!.values()].includes(q.key)),
+      );
+      const { data, prefetched, fetched } = await this.prefetch.resolve(wanted, forRequest, patientId);
+      counts.prefetched += prefetched;
+      counts.fetched += fetched;
+      const verdict = evaluateEligibility(
+        plans.map((plan) => ({
+          plan,
+          variables: Object.fromEntries(
+            [...this.keyOf.get(plan.id!)!].map(([name, key]) => [name, data[key] as Bundle]),
+          ),
+        })),
+      );
+      const issues = resourcesIn<DetectedIssue>(data[CONTRAINDICATIONS.key], 'DetectedIssue');
+      cards.push(
+        ...orderSignCards(patientOrders, orderContraindications(issues, verdict), verdict.unchecked, cardOptions),
+      );
+    }
+    return { cards, counts };
+  }
+}

@@ -1,0 +1,65 @@
+import { Injectable } from '@nestjs/common';
+import type { DetectedIssue, Task } from '@medplum/fhirtypes';
+import { ProtocolCatalog } from '@kc/protocols';
+import { codeDisplays, contraindicationCards, followUpTaskCards, sortCards, type CardOptions } from './cards';
+import type { CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
+import {
+  checkPatientId,
+  PATIENT_TOKEN,
+  PrefetchResolver,
+  prefetchTemplates,
+  resourcesIn,
+  type PrefetchQuery,
+} from './prefetch';
+
+export const PATIENT_VIEW_QUERIES: PrefetchQuery[] = [
+  { key: 'patient', resourceType: 'Patient', readPatient: true },
+  {
+    key: 'followUps',
+    resourceType: 'Task',
+    params: { patient: `Patient/${PATIENT_TOKEN}`, status: 'draft,ready', _count: '200' },
+  },
+  {
+    key: 'contraindications',
+    resourceType: 'DetectedIssue',
+    params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '200' },
+  },
+];
+
+/** patient-view: the patient's due and overdue follow-ups and every unresolved contraindication, as cards. */
+@Injectable()
+export class PatientViewService {
+  readonly definition: CdsServiceDefinition = {
+    hook: 'patient-view',
+    id: 'ketamine-follow-ups',
+    title: 'Ketamine infusion follow-ups and contraindications',
+    description:
+      "Shows the patient's due and overdue ketamine follow-up tasks (post-infusion checks, next sessions, boosters) " +
+      'and every unresolved contraindication to ketamine on record.',
+    prefetch: prefetchTemplates(PATIENT_VIEW_QUERIES),
+  };
+
+  private readonly displays: Record<string, string>;
+
+  constructor(
+    private readonly prefetch: PrefetchResolver,
+    catalog: ProtocolCatalog,
+  ) {
+    this.displays = codeDisplays(catalog.resources);
+  }
+
+  async call(
+    request: CdsRequest,
+    options: Omit<CardOptions, 'displays'>,
+    now = new Date(),
+  ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number } }> {
+    const patientId = checkPatientId(request.context?.patientId);
+    const { data, prefetched, fetched } = await this.prefetch.resolve(PATIENT_VIEW_QUERIES, request, patientId);
+    const cardOptions = { ...options, displays: this.displays };
+    const cards = sortCards([
+      ...contraindicationCards(resourcesIn<DetectedIssue>(data.contraindications, 'DetectedIssue'), cardOptions),
+      ...followUpTaskCards(resourcesIn<Task>(data.followUps, 'Task'), now, cardOptions),
+    ]);
+    return { cards, counts: { prefetched, fetched } };
+  }
+}

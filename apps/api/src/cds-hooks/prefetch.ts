@@ -1,0 +1,115 @@
+import { Injectable } from '@nestjs/common';
+import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
+import { badRequest } from '@kc/common';
+import { FhirClient } from '@kc/fhir';
+import type { CdsRequest } from './cds-types';
+
+/**
+ * Prefetch: the queries a hook service declares in discovery (as templates with {{context.patientId}}), and
+ * resolving them for one call: what the CDS client prefetched is used as sent; absent or null keys are read from
+ * the configured FHIR server. The request's fhirServer/fhirAuthorization are not used (see README).
+ */
+
+export const PATIENT_TOKEN = '{{context.patientId}}';
+const PLACEHOLDER = 'KCPATIENTIDPLACEHOLDER';
+
+export interface PrefetchQuery {
+  key: string;
+  resourceType: string;
+  /** Patient/{{context.patientId}}: declared so clients may send it; checked against the context, never fetched. */
+  readPatient?: boolean;
+  /** Search parameters; PATIENT_TOKEN in a value stands for the patient id. */
+  params?: Record<string, string>;
+}
+
+/** The template a CDS client fills in, e.g. DetectedIssue?patient=Patient/{{context.patientId}}&_count=200. */
+export function prefetchTemplate(query: PrefetchQuery): string {
+  if (query.readPatient) return `${query.resourceType}/${PATIENT_TOKEN}`;
+  const search = Object.entries(query.params ?? {})
+    .map(([name, value]) => {
+      const encoded = encodeURIComponent(value.split(PATIENT_TOKEN).join(PLACEHOLDER))
+        .replace(/%2F/g, '/')
+        .replace(/%2C/g, ',')
+        .replace(/%3A/g, ':')
+        .replace(/%7C/g, '|');
+      return `${name}=${encoded.split(PLACEHOLDER).join(PATIENT_TOKEN)}`;
+    })
+    .join('&');
+  return `${query.resourceType}?${search}`;
+}
+
+export function prefetchTemplates(queries: PrefetchQuery[]): Record<string, string> {
+  return Object.fromEntries(queries.map((q) => [q.key, prefetchTemplate(q)]));
+}
+
+/** A FHIR id as context.patientId must carry one; anything else is refused before it reaches a query. */
+export function checkPatientId(value: unknown, where = 'context.patientId'): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9\-.]{1,64}$/.test(value))
+    throw badRequest(`${where} must be a FHIR id`, [where]);
+  return value;
+}
+
+/** True when a record is about the patient (its subject, patient or for reference names them). */
+export function aboutPatient(resource: Resource, patientId: string): boolean {
+  const r = resource as {
+    subject?: { reference?: string };
+    patient?: { reference?: string };
+    for?: { reference?: string };
+  };
+  const ref = r.subject?.reference ?? r.patient?.reference ?? r.for?.reference;
+  return ref === `Patient/${patientId}` || Boolean(ref?.endsWith(`/Patient/${patientId}`));
+}
+
+/** The Bundle with only the entries about the patient: a prefetched Bundle cannot bring in someone else's data. */
+export function onlyAboutPatient(bundle: Bundle, patientId: string): Bundle {
+  return { ...bundle, entry: (bundle.entry ?? []).filter((e) => e.resource && aboutPatient(e.resource, patientId)) };
+}
+
+export interface ResolvedPrefetch {
+  /** key -> the Patient read, or the searchset Bundle (entries about the patient only). */
+  data: Record<string, Resource | Bundle | undefined>;
+  /** How many keys came from the request and how many were fetched here (for logs: counts, no data). */
+  prefetched: number;
+  fetched: number;
+}
+
+@Injectable()
+export class PrefetchResolver {
+  constructor(private readonly fhir: FhirClient) {}
+
+  async resolve(queries: PrefetchQuery[], request: CdsRequest, patientId: string): Promise<ResolvedPrefetch> {
+    let prefetched = 0;
+    let fetched = 0;
+    const sent = request.prefetch && typeof request.prefetch === 'object' ? request.prefetch : {};
+    const entries = await Promise.all(
+      queries.map(async (q): Promise<[string, Resource | Bundle | undefined]> => {
+        const given = sent[q.key];
+        if (q.readPatient) {
+          if (given && given.resourceType === q.resourceType) {
+            if (given.id !== patientId) throw badRequest(`prefetch.${q.key} is not Patient/${patientId}`);
+            prefetched++;
+            return [q.key, given];
+          }
+          // Only used to check a prefetched Patient is the context patient: no need to read it when not sent.
+          return [q.key, undefined];
+        }
+        if (given && given.resourceType === 'Bundle') {
+          prefetched++;
+          return [q.key, onlyAboutPatient(given, patientId)];
+        }
+        fetched++;
+        const params = Object.fromEntries(
+          Object.entries(q.params ?? {}).map(([k, v]) => [k, v.split(PATIENT_TOKEN).join(patientId)]),
+        );
+        const bundle = await this.fhir.search(q.resourceType as ResourceType, params);
+        return [q.key, onlyAboutPatient(bundle, patientId)];
+      }),
+    );
+    return { data: Object.fromEntries(entries), prefetched, fetched };
+  }
+}
+
+export function resourcesIn<T extends Resource>(value: Resource | Bundle | undefined, type: T['resourceType']): T[] {
+  if (!value || value.resourceType !== 'Bundle') return [];
+  return ((value as Bundle).entry ?? []).flatMap((e) => (e.resource?.resourceType === type ? [e.resource as T] : []));
+}

@@ -1,0 +1,36 @@
+import { ConfigError, loadConfig } from './app-config';
+
+describe('CDS Hooks config', () => {
+  it('CDS_CLIENTS maps issuers to a JWK Set URL or a shared secret', () => {
+    const config = loadConfig({
+      CDS_CLIENTS: JSON.stringify({
+        'https://ehr.example': { jwksUrl: 'https://ehr.example/jwks.json' },
+        'dev-ehr': { secret: 'x'.repeat(32) },
+      }),
+      CDS_PUBLIC_URL: 'https://cds.clinic.example/',
+    });
+    expect(config.cdsClients).toEqual({
+      'https://ehr.example': { jwksUrl: 'https://ehr.example/jwks.json' },
+      'dev-ehr': { secret: 'x'.repeat(32) },
+    });
+    expect(config.cdsPublicUrl).toBe('https://cds.clinic.example');
+    expect(loadConfig({}).cdsClients).toEqual({});
+  });
+
+  it.each([
+    ['not json', /must be JSON/],
+    ['[]', /JSON object/],
+    ['{"a": {}}', /exactly one of jwksUrl or secret/],
+    ['{"a": {"secret": "short"}}', /at least 32 characters/],
+    ['{"a": {"jwksUrl": "ftp://x"}}', /http\(s\) URL/],
+    ['{"a": {"jwksUrl": "https://x", "secret": "' + 'x'.repeat(32) + '"}}', /exactly one/],
+    ['{"a": {"jwks": "https://x"}}', /must be/],
+  ])('CDS_CLIENTS=%s is refused at startup', (raw, message) => {
+    expect(() => loadConfig({ CDS_CLIENTS: raw })).toThrow(ConfigError);
+    expect(() => loadConfig({ CDS_CLIENTS: raw })).toThrow(message);
+  });
+
+  it('CDS_PUBLIC_URL must be an http(s) URL', () => {
+    expect(() => loadConfig({ CDS_PUBLIC_URL: 'cds.example' })).toThrow(/CDS_PUBLIC_URL/);
+  });
+});

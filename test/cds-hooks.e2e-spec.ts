@@ -1,0 +1,385 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import request from 'supertest';
+import { businessStatus } from '@kc/task-states';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import type {
+  DetectedIssue,
+  MedicationRequest,
+  Observation,
+  Parameters as FhirParameters,
+  Patient,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
+import { mintCdsClientJwt } from '../apps/api/src/cds-hooks/cds-client-auth';
+import type { Card, CdsServiceDefinition } from '../apps/api/src/cds-hooks/cds-types';
+import { activeCondition, bloodPressure, bodyWeight, PREGNANCY, searchset } from './fixtures/patient-data';
+import { startTestService, type TestService } from './support/test-service';
+
+const SECRET_ISSUER = 'https://ehr.test/secret-client';
+const SECRET = 'cds-test-secret-' + randomUUID();
+const JWKS_ISSUER = 'https://ehr.test/jwks-client';
+const DAY = 86_400_000;
+const SERVICE_CODE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
+
+const KETAMINE = {
+  coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '6130', display: 'ketamine' }],
+};
+const ONDANSETRON = {
+  coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '26225', display: 'ondansetron' }],
+};
+
+describe('CDS Hooks services', () => {
+  let service: TestService;
+  let jwksServer: http.Server;
+  let privateJwk: JWK;
+
+  beforeAll(async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES384');
+    privateJwk = { ...(await exportJWK(privateKey)), kid: 'ehr-key-1', alg: 'ES384' };
+    const publicJwk = { ...(await exportJWK(publicKey)), kid: 'ehr-key-1', alg: 'ES384', use: 'sig' };
+    jwksServer = http.createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [publicJwk] }));
+    });
+    await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+    const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
+    service = await startTestService({
+      cdsClients: { [SECRET_ISSUER]: { secret: SECRET }, [JWKS_ISSUER]: { jwksUrl } },
+    });
+  });
+  afterAll(async () => {
+    await service.stop();
+    await new Promise((resolve) => jwksServer.close(resolve));
+  });
+
+  const endpoint = (id: string) => `${service.url}/cds-services/${id}`;
+  const secretJwt = (id: string, extra: Partial<Parameters<typeof mintCdsClientJwt>[0]> = {}) =>
+    mintCdsClientJwt({ issuer: SECRET_ISSUER, audience: endpoint(id), secret: SECRET, ...extra });
+  const jwksJwt = (id: string) => mintCdsClientJwt({ issuer: JWKS_ISSUER, audience: endpoint(id), privateJwk });
+
+  async function callHook(id: string, body: object, jwt?: string) {
+    return request(service.url)
+      .post(`/cds-services/${id}`)
+      .set('Authorization', `Bearer ${jwt ?? (await secretJwt(id))}`)
+      .send(body)
+      .expect(200);
+  }
+
+  async function newPatient(): Promise<string> {
+    const { resource } = await service.fhir.create<Patient>({ resourceType: 'Patient', name: [{ family: 'Cds' }] });
+    return resource.id!;
+  }
+
+  async function recordVitals(patientId: string, bp: [number, number], when = '2026-11-10T09:00:00Z') {
+    const ref = `Patient/${patientId}`;
+    await service.fhir.create(bodyWeight(80, when, ref));
+    await service.fhir.create(bloodPressure(bp[0], bp[1], when, ref));
+  }
+
+  /** $apply through the service itself, persisted: a contraindicated patient gets a DetectedIssue on record. */
+  async function applyLowDose(patientId: string) {
+    const params: FhirParameters = {
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'subject', valueReference: { reference: `Patient/${patientId}` } },
+        // Far in the future, so whatever Tasks $apply writes are not yet due.
+        { name: 'startDate', valueDate: '2031-01-01' },
+        { name: 'persist', valueBoolean: true },
+      ],
+    };
+    await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send(params)
+      .expect(200);
+  }
+
+  function followUp(patientId: string, code: string, display: string, start: number, end: number, status = 'draft') {
+    return service.fhir.create<Task>({
+      resourceType: 'Task',
+      status: status as Task['status'],
+      intent: 'plan',
+      businessStatus: businessStatus(
+        status === 'draft' ? 'awaiting-approval' : status === 'ready' ? 'approved' : 'done',
+      ),
+      code: { coding: [{ system: SERVICE_CODE_SYSTEM, code, display }] },
+      for: { reference: `Patient/${patientId}` },
+      restriction: { period: { start: new Date(start).toISOString(), end: new Date(end).toISOString() } },
+    });
+  }
+
+  function ketamineOrder(patientId: string, id = `draft-${randomUUID().slice(0, 8)}`): MedicationRequest {
+    return {
+      resourceType: 'MedicationRequest',
+      id,
+      status: 'draft',
+      intent: 'order',
+      medicationCodeableConcept: KETAMINE,
+      subject: { reference: `Patient/${patientId}` },
+    };
+  }
+
+  const patientView = (patientId: string, prefetch?: Record<string, Resource>) => ({
+    hook: 'patient-view',
+    hookInstance: randomUUID(),
+    context: { userId: 'Practitioner/dr-test', patientId },
+    ...(prefetch ? { prefetch } : {}),
+  });
+
+  const orderSign = (patientId: string, orders: MedicationRequest[], prefetch?: Record<string, Resource>) => ({
+    hook: 'order-sign',
+    hookInstance: randomUUID(),
+    context: {
+      userId: 'Practitioner/dr-test',
+      patientId,
+      draftOrders: { resourceType: 'Bundle', type: 'collection', entry: orders.map((resource) => ({ resource })) },
+    },
+    ...(prefetch ? { prefetch } : {}),
+  });
+
+  function expectWellFormed(cards: Card[]) {
+    for (const card of cards) {
+      expect(card.summary.length).toBeLessThan(140);
+      expect(['info', 'warning', 'critical']).toContain(card.indicator);
+      expect(card.source.label).toBeTruthy();
+      expect(card.detail || card.links?.length).toBeTruthy();
+    }
+  }
+
+  it('discovery lists both services with their hooks and prefetch templates, without a token', async () => {
+    const res = await request(service.url).get('/cds-services').expect(200);
+    const services = res.body.services as CdsServiceDefinition[];
+    expect(services.map((s) => [s.hook, s.id])).toEqual([
+      ['patient-view', 'ketamine-follow-ups'],
+      ['order-sign', 'ketamine-order-check'],
+    ]);
+    for (const s of services) {
+      expect(s.title).toBeTruthy();
+      expect(s.description).toBeTruthy();
+      expect(s.prefetch!.patient).toBe('Patient/{{context.patientId}}');
+    }
+    expect(services[0].prefetch!.followUps).toBe(
+      'Task?patient=Patient/{{context.patientId}}&status=draft,ready&_count=200',
+    );
+    // order-sign asks for exactly the data the protocols' eligibility conditions read.
+    expect(services[1].prefetch!.bloodPressure).toBe(
+      'Observation?subject=Patient/{{context.patientId}}&code=http://loinc.org|85354-9&_sort=-date&_count=1',
+    );
+    expect(Object.keys(services[1].prefetch!).sort()).toEqual(
+      ['bloodPressure', 'bodyWeight', 'conditions', 'contraindications', 'patient', 'pregnancyStatus'].sort(),
+    );
+  });
+
+  it('patient-view: a critical card for the unresolved contraindication, a warning for the overdue and info for the due follow-up', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [195, 115]);
+    await applyLowDose(patientId);
+    const now = Date.now();
+    const overdue = await followUp(
+      patientId,
+      'post-infusion-check',
+      'Post-infusion check',
+      now - 10 * DAY,
+      now - 2 * DAY,
+    );
+    const due = await followUp(
+      patientId,
+      'maintenance-booster',
+      'Maintenance booster infusion',
+      now - DAY,
+      now + 3 * DAY,
+    );
+    await followUp(patientId, 'infusion-session', 'Ketamine infusion session', now + 5 * DAY, now + 9 * DAY); // not yet due
+    await followUp(patientId, 'post-infusion-check', 'Post-infusion check', now - 9 * DAY, now - 3 * DAY, 'completed');
+    // A contraindication a clinician already overrode (mitigation recorded) is resolved: no card.
+    await service.fhir.create<DetectedIssue>({
+      resourceType: 'DetectedIssue',
+      status: 'final',
+      code: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'psychosis' }] },
+      patient: { reference: `Patient/${patientId}` },
+      mitigation: [{ action: { text: 'Reviewed by psychiatry' }, date: new Date().toISOString() }],
+    });
+
+    const res = await callHook('ketamine-follow-ups', patientView(patientId));
+    const cards = res.body.cards as Card[];
+    expectWellFormed(cards);
+    expect(cards.map((c) => c.indicator)).toEqual(['critical', 'warning', 'info']);
+    expect(cards[0].summary).toBe('Unresolved ketamine contraindication: Uncontrolled hypertension');
+    expect(cards[0].detail).toContain('180/110');
+    expect(cards[1].summary).toMatch(/^Overdue: Post-infusion check \(window closed \d{4}-\d{2}-\d{2}\)$/);
+    expect(cards[1].detail).toContain(`Task/${overdue.resource.id}`);
+    expect(cards[1].detail).toContain('2 days ago');
+    expect(cards[2].summary).toMatch(/^Due now: Maintenance booster infusion/);
+    expect(cards[2].detail).toContain(`Task/${due.resource.id}`);
+    expect(cards[2].links?.[0]).toMatchObject({ type: 'absolute', url: `${service.url}/ui` });
+    expect(JSON.stringify(cards)).not.toContain('psychosis');
+  });
+
+  it('patient-view honours prefetch: the cards come from what the client sent, not from the server', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [195, 115]);
+    await applyLowDose(patientId); // a contraindication on the server, which the client's prefetch does not show
+    const now = Date.now();
+    const prefetchedTask: Task = {
+      resourceType: 'Task',
+      id: 'from-the-ehr',
+      status: 'ready',
+      intent: 'plan',
+      businessStatus: businessStatus('approved'),
+      code: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'post-infusion-check' }] },
+      for: { reference: `Patient/${patientId}` },
+      restriction: { period: { start: new Date(now - 8 * DAY).toISOString(), end: new Date(now - DAY).toISOString() } },
+    };
+    const someoneElses: Task = { ...prefetchedTask, id: 'other-patient', for: { reference: 'Patient/someone-else' } };
+    const res = await callHook(
+      'ketamine-follow-ups',
+      patientView(patientId, {
+        patient: { resourceType: 'Patient', id: patientId },
+        followUps: searchset(prefetchedTask, someoneElses),
+        contraindications: searchset(),
+      }),
+    );
+    const cards = res.body.cards as Card[];
+    expect(cards).toHaveLength(1);
+    expect(cards[0]).toMatchObject({ indicator: 'warning' });
+    expect(cards[0].summary).toMatch(/^Overdue: Post-infusion check/); // display from the service CodeSystem
+    expect(cards[0].detail).toContain('Task/from-the-ehr');
+  });
+
+  it('order-sign: ketamine for a patient with a contraindication on record gets a critical card with the evidence', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [195, 115]);
+    await applyLowDose(patientId);
+    const order = ketamineOrder(patientId);
+    const res = await callHook(
+      'ketamine-order-check',
+      orderSign(patientId, [order]),
+      await jwksJwt('ketamine-order-check'),
+    );
+    const cards = res.body.cards as Card[];
+    expectWellFormed(cards);
+    const critical = cards.filter((c) => c.indicator === 'critical');
+    expect(critical).toHaveLength(1);
+    expect(critical[0].summary).toBe('Ketamine contraindicated: Uncontrolled hypertension');
+    expect(critical[0].detail).toMatch(
+      /Systolic blood pressure 195 mmHg, Diastolic blood pressure 115 mmHg \(2026-11-10, Observation\//,
+    );
+    expect(critical[0].detail).toMatch(/DetectedIssue\/[\w-]+ \(identified/);
+    expect(critical[0].suggestions?.[0].actions?.[0]).toMatchObject({
+      type: 'delete',
+      resourceId: [`MedicationRequest/${order.id}`],
+    });
+  });
+
+  it('order-sign: a patient failing an eligibility condition (pregnancy) with nothing on record yet gets a critical card', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [118, 76]);
+    const { resource: pregnancy } = await service.fhir.create(activeCondition(...PREGNANCY, `Patient/${patientId}`));
+    const res = await callHook('ketamine-order-check', orderSign(patientId, [ketamineOrder(patientId)]));
+    const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
+    expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
+    expect(critical[0].detail).toContain(`Condition: Pregnancy, active (Condition/${pregnancy.id})`);
+    expect(await service.fhir.searchAll('DetectedIssue', { patient: `Patient/${patientId}` })).toHaveLength(0);
+  });
+
+  it('order-sign: an eligible patient gets no critical card, and non-ketamine orders are not checked', async () => {
+    const eligible = await newPatient();
+    await recordVitals(eligible, [124, 78]);
+    const ok = await callHook('ketamine-order-check', orderSign(eligible, [ketamineOrder(eligible)]));
+    expect(ok.body.cards).toEqual([]);
+
+    const contraindicated = await newPatient();
+    await recordVitals(contraindicated, [200, 120]);
+    const antiemetic = { ...ketamineOrder(contraindicated), medicationCodeableConcept: ONDANSETRON };
+    const other = await callHook('ketamine-order-check', orderSign(contraindicated, [antiemetic]));
+    expect(other.body.cards).toEqual([]);
+  });
+
+  it('order-sign honours prefetch: a prefetched 200/120 reading makes a patient who looks fine on the server ineligible', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [124, 78]);
+    const reading: Observation = {
+      ...bloodPressure(200, 120, '2026-11-20T08:00:00Z', `Patient/${patientId}`),
+      id: 'ehr-bp',
+    };
+    const res = await callHook(
+      'ketamine-order-check',
+      orderSign(patientId, [ketamineOrder(patientId)], { bloodPressure: searchset(reading) }),
+    );
+    const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
+    expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Uncontrolled hypertension']);
+    expect(critical[0].detail).toContain('200 mmHg');
+    expect(critical[0].detail).toContain('Observation/ehr-bp');
+  });
+
+  it('order-sign: with no blood pressure on record says the check could not run, as a warning', async () => {
+    const patientId = await newPatient();
+    const res = await callHook('ketamine-order-check', orderSign(patientId, [ketamineOrder(patientId)]));
+    const cards = res.body.cards as Card[];
+    expect(cards.map((c) => c.indicator)).toEqual(['warning']);
+    expect(cards[0].detail).toContain('180/110');
+  });
+
+  it('a request that does not fit the service is refused with 400: wrong hook, bad patient id, another patient prefetched', async () => {
+    const id = 'ketamine-follow-ups';
+    const post = async (body: object) =>
+      request(service.url)
+        .post(`/cds-services/${id}`)
+        .set('Authorization', `Bearer ${await secretJwt(id)}`)
+        .send(body)
+        .expect(400);
+    const patientId = await newPatient();
+    expect((await post({ ...patientView(patientId), hook: 'order-sign' })).body.issue[0].details.text).toMatch(
+      /answers the patient-view hook/,
+    );
+    expect((await post(patientView('x&_id=y'))).body.issue[0].details.text).toMatch(/patientId must be a FHIR id/);
+    const mismatch = patientView(patientId, { patient: { resourceType: 'Patient', id: 'someone-else' } });
+    expect((await post(mismatch)).body.issue[0].details.text).toMatch(/prefetch.patient is not/);
+    await request(service.url)
+      .post('/cds-services/no-such-service')
+      .set('Authorization', `Bearer ${await secretJwt('no-such-service')}`)
+      .send(patientView(patientId))
+      .expect(404);
+  });
+
+  describe('client authentication', () => {
+    const id = 'ketamine-order-check';
+    const body = () => orderSign('anyone', []);
+    const expect401 = async (authorization: string | undefined, reason: RegExp) => {
+      const req = request(service.url).post(`/cds-services/${id}`).send(body());
+      if (authorization) req.set('Authorization', authorization);
+      const res = await req.expect(401);
+      expect(res.headers['content-type']).toMatch(/json/);
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+      expect(res.body.issue[0].details.text).toMatch(reason);
+    };
+
+    it('a valid client JWT (shared secret or JWKS) is accepted', async () => {
+      await callHook(id, body(), await secretJwt(id));
+      await callHook(id, body(), await jwksJwt(id));
+    });
+
+    it('no token, garbage, a forged signature, an unknown issuer: 401 with a JSON error', async () => {
+      await expect401(undefined, /Bearer/);
+      await expect401('Bearer not-a-jwt', /not a JWT/);
+      const forged = await mintCdsClientJwt({ issuer: SECRET_ISSUER, audience: endpoint(id), secret: 'x'.repeat(40) });
+      await expect401(`Bearer ${forged}`, /bad signature/);
+      const stranger = await mintCdsClientJwt({ issuer: 'https://evil.test', audience: endpoint(id), secret: SECRET });
+      await expect401(`Bearer ${stranger}`, /not a trusted CDS client/);
+    });
+
+    it('a token for another endpoint, an expired token, a replayed jti or an HMAC token for a JWKS client: 401', async () => {
+      await expect401(`Bearer ${await secretJwt('ketamine-follow-ups')}`, /aud/);
+      const old = Math.floor(Date.now() / 1000) - 3600;
+      await expect401(`Bearer ${await secretJwt(id, { iat: old, expiresInSeconds: 300 })}`, /expired/);
+      const once = await secretJwt(id);
+      await callHook(id, body(), once);
+      await expect401(`Bearer ${once}`, /jti was already used/);
+      const confused = await mintCdsClientJwt({ issuer: JWKS_ISSUER, audience: endpoint(id), secret: SECRET });
+      await expect401(`Bearer ${confused}`, /algorithm not allowed/);
+    });
+  });
+});
