@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type { Resource } from '@medplum/fhirtypes';
 import type { Role } from '@kc/auth';
-import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /** Deterministic pseudo-random numbers, so a failing case can be replayed. */
@@ -59,6 +59,8 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
       .set(service.as('integration'))
       .send({ procedure: `Procedure/${procedureId}` })
       .expect(202);
+    // The job also fulfils the first-session Task after writing the follow-ups: wait for all of it.
+    await followUpJobDone(service, procedureId);
     taskId = (await waitFor(async () => (await followUpTasks(service, procedureId))[0], 'a follow-up task')).id!;
   });
   afterAll(() => service.stop());

@@ -2,7 +2,7 @@ import request from 'supertest';
 import type { CarePlan, DetectedIssue, Patient, Provenance, Task } from '@medplum/fhirtypes';
 import { mintToken } from '@kc/auth';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import { actionOf, completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
 
 describe('clinician review', () => {
@@ -21,6 +21,7 @@ describe('clinician review', () => {
       .set(service.as('integration'))
       .send({ procedure: `Procedure/${procedureId}` })
       .expect(202);
+    await followUpJobDone(service, procedureId);
     const tasks = await waitFor(async () => {
       const found = await followUpTasks(service, procedureId);
       return found.length === 2 && found;

@@ -1,4 +1,7 @@
 import request from 'supertest';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { infusionJobId, QUEUES } from '@kc/queue';
 import type { CarePlan, Parameters, Patient, Procedure, Task } from '@medplum/fhirtypes';
 import { bloodPressure, bodyWeight } from '../fixtures/patient-data';
 import type { TestService } from './test-service';
@@ -56,6 +59,16 @@ export async function followUpTasks(service: TestService, procedureId: string): 
   if (!carePlan) return [];
   const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': carePlan });
   return tasks.filter((t) => t.reasonReference?.reference === `Procedure/${procedureId}`);
+}
+
+/** Waits until the follow-up job of an infusion has finished (every write it makes is done), and returns its result. */
+export async function followUpJobDone(service: TestService, procedureId: string): Promise<unknown> {
+  const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
+  const job = await waitFor(async () => {
+    const found = await queue.getJob(infusionJobId(procedureId));
+    return found?.finishedOn !== undefined && found;
+  }, `the follow-up job of Procedure/${procedureId} to finish`);
+  return job.returnvalue;
 }
 
 export async function waitFor<T>(
