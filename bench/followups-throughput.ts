@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     Array.from({ length: 4 }, async () => {
       while (written < WRITES) {
         written++;
-        await fhir.create<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' });
+        await fhir.create<Task>({ resourceType: 'Task', status: 'draft', intent: 'plan' });
       }
     }),
   );

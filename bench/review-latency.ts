@@ -19,12 +19,12 @@ async function main(): Promise<void> {
   const followUps = service.app.get(FollowUpService);
   for (let i = 0; i < 50; i++)
     await followUps.handle(await completeInfusionFor(fhir, enrolments[i % enrolments.length], i));
-  const open = await fhir.searchAll<Task>('Task', { status: 'requested', _count: 200 });
+  const open = await fhir.searchAll<Task>('Task', { status: 'draft', _count: 200 });
   process.stdout.write(`  ${open.length} tasks awaiting approval\n`);
 
   const auth = { authorization: `Bearer ${clinician}`, 'content-type': 'application/json' };
   const rawSearch = await runConcurrently(READS, CLIENTS, () =>
-    fhir.search('Task', { status: 'requested', _count: 20 }),
+    fhir.search('Task', { status: 'draft', _count: 20 }),
   );
   const worklist = await runConcurrently(READS, CLIENTS, async (i) => {
     const res = await fetch(`${service.url}/worklist?count=20&page=${1 + (i % 3)}`, { headers: auth });
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const rawTargets = open.slice(0, half);
   const apiTargets = open.slice(half, 2 * half);
   const rawUpdate = await runConcurrently(rawTargets.length, CLIENTS, (i) =>
-    fhir.update({ ...rawTargets[i], status: 'accepted' }, { ifMatch: rawTargets[i].meta!.versionId }),
+    fhir.update({ ...rawTargets[i], status: 'ready' }, { ifMatch: rawTargets[i].meta!.versionId }),
   );
   let refused = 0;
   const approve = await runConcurrently(apiTargets.length, CLIENTS, async (i) => {

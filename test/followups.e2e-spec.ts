@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import request from 'supertest';
 import { OverdueSweep } from '../apps/worker/src/maintenance/overdue-sweep';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import { actionOf, completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 import type { CarePlan, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
 import { APPLY_KEY_SYSTEM } from '@kc/protocols';
@@ -74,11 +74,9 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       end: '2027-02-13T10:00:00.000Z',
     });
     // The second infusion was the session the first one scheduled: that Task is fulfilled; the check stays open.
-    // The job completes it after writing the new Tasks, so wait for the job to get there.
-    const fromFirst = await waitFor(async () => {
-      const byAction = Object.fromEntries((await followUpTasks(service, first)).map((t) => [actionOf(t), t]));
-      return byAction['next-induction-session']?.status !== 'requested' && byAction;
-    }, 'the fulfilled session task');
+    // The job completes it after writing the new Tasks, so wait for the job to finish.
+    await followUpJobDone(service, second);
+    const fromFirst = Object.fromEntries((await followUpTasks(service, first)).map((t) => [actionOf(t), t]));
     expect(fromFirst['next-induction-session']).toMatchObject({
       status: 'completed',
       output: [{ valueReference: { reference: `Procedure/${second}` } }],

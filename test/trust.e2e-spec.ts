@@ -14,7 +14,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY, PSYCHOSIS } from './fixtures/patient-data';
-import { actionOf, completeInfusion, followUpTasks, waitFor } from './support/clinic';
+import { actionOf, completeInfusion, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -293,6 +293,13 @@ describe('trustworthy plans', () => {
       const found = await followUpTasks(service, procedureId);
       return found.length === 2 && found;
     }, 'follow-ups');
+    // Every generated Task is reachable from its CarePlan, each listed once.
+    await followUpJobDone(service, procedureId);
+    const listed = (await service.fhir.read<CarePlan>('CarePlan', carePlan.id!)).activity!.map(
+      (a) => a.reference!.reference,
+    );
+    expect(listed.filter((r) => followUps.some((t) => `Task/${t.id}` === r))).toHaveLength(2);
+    expect(new Set(listed).size).toBe(listed.length);
     const next = followUps.find((t) => actionOf(t) === 'next-induction-session')!;
     const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
     await request(service.url)

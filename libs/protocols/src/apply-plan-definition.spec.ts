@@ -350,6 +350,34 @@ describe('applyPlanDefinition with any R4 PlanDefinition', () => {
     expect((error as UnsupportedElementError).element).toBe(element);
   });
 
+  it('binds the setting the caller named as %setting', () => {
+    const plan = ehrPlan([
+      {
+        id: 'outpatient-only',
+        title: 'Outpatient only',
+        definitionCanonical: 'http://ehr.example/ActivityDefinition/call',
+        condition: [
+          {
+            kind: 'applicability',
+            expression: { language: 'text/fhirpath', expression: "%setting.coding.code = 'AMB'" },
+          },
+        ],
+      },
+    ] as never);
+    const run = (code: string) =>
+      applyPlanDefinition({
+        plan,
+        definitions: ehrResolver,
+        patient,
+        startDate,
+        now,
+        patientData: {},
+        context: { setting: { coding: [{ code }] } },
+      });
+    expect(run('AMB').tasks.some((t) => actionOf(t.resource) === 'outpatient-only')).toBe(true);
+    expect(run('IMP').tasks.some((t) => actionOf(t.resource) === 'outpatient-only')).toBe(false);
+  });
+
   it('binds %subject, %patient, %context and %resource', () => {
     const plan = ehrPlan([
       {

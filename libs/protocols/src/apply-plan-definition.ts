@@ -239,6 +239,8 @@ function bindVariables(input: ApplyInput): ProtocolVariables {
     const ref = input.context?.[name];
     if (ref?.reference) variables[name] = ref.reference;
   }
+  // The care setting the caller named (R4 $apply `setting`), for expressions that depend on it.
+  if (input.context?.setting) variables.setting = input.context.setting as ProtocolVariables[string];
   return variables;
 }
 

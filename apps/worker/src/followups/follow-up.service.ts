@@ -117,6 +117,7 @@ export class FollowUpService {
     const tasks = taskResponses.map((e) =>
       e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
     );
+    await this.listOnCarePlan(carePlan.id!, tasks);
     const { done, superseded } = await this.updateInfusionTasks(event, procedure, plan, infusion, history);
     this.logger.log({
       msg: 'follow-ups written',
@@ -136,6 +137,24 @@ export class FollowUpService {
       fulfilled: done,
       contraindications: planned.detectedIssues.length,
     };
+  }
+
+  /**
+   * The CarePlan lists every Task generated for it, each once (an EHR reading CarePlan.activity sees the whole
+   * plan). If-Match, re-read once on a concurrent change; still conflicting, the job retries (creates are keyed).
+   */
+  private async listOnCarePlan(carePlanId: string, tasks: string[], attempt = 0): Promise<void> {
+    const carePlan = await this.fhir.read<CarePlan>('CarePlan', carePlanId);
+    const listed = new Set((carePlan.activity ?? []).map((a) => a.reference?.reference));
+    const missing = tasks.filter((t) => t && !listed.has(t));
+    if (!missing.length) return;
+    const activity = [...(carePlan.activity ?? []), ...missing.map((reference) => ({ reference: { reference } }))];
+    try {
+      await this.fhir.update({ ...carePlan, activity }, { ifMatch: carePlan.meta?.versionId });
+    } catch (err) {
+      if (err instanceof FhirVersionConflictError && attempt === 0) return this.listOnCarePlan(carePlanId, tasks, 1);
+      throw err;
+    }
   }
 
   private async overriddenOn(carePlanId: string): Promise<Set<string>> {
