@@ -1,16 +1,18 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { badRequest, getStatus, isOperationOutcome, normalizeOperationOutcome } from '@medplum/core';
-import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+import { FhirRouter } from '@medplum/fhir-router';
 import type { FhirRequest } from '@medplum/fhir-router';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir';
 import { capabilityStatement } from './capability-statement';
+import { IN_MEMORY, SqliteRepository } from './sqlite-repository';
 
 export interface FhirSandbox {
   /** e.g. http://127.0.0.1:8103/fhir/R4 */
   baseUrl: string;
-  repo: MemoryRepository;
+  repo: SqliteRepository;
+  /** Stops listening and closes the store (committed data stays in the data directory). */
   close(): Promise<void>;
 }
 
@@ -19,6 +21,11 @@ export interface FhirSandboxOptions {
   host?: string;
   /** Largest request body accepted, in bytes. */
   maxBodyBytes?: number;
+  /**
+   * Where the data lives: a directory (created when missing; data survives restarts) or `:memory:` (gone on
+   * exit). Default `:memory:`; the service passes FHIR_DATA_DIR.
+   */
+  dataDir?: string;
 }
 
 const BASE_PATH = '/fhir/R4';
@@ -27,13 +34,13 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const DEFAULT_PAGE_SIZE = 20;
 
 /**
- * The embedded FHIR R4 server: Medplum's own FhirRouter over its in-memory repository, behind plain
- * node:http. It exists so the service and its tests always talk real FHIR over real HTTP, with no
- * external server to install. Everything lives in memory and is gone on exit.
+ * The embedded FHIR R4 server: Medplum's own FhirRouter over an indexed SQLite repository (node:sqlite),
+ * behind plain node:http. It exists so the service and its tests always talk real FHIR over real HTTP, with no
+ * external server to install. Durable in a data directory, or in memory when asked (`:memory:`).
  */
 export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
   indexFhirDefinitions();
-  const repo = new MemoryRepository();
+  const repo = new SqliteRepository(options.dataDir ?? IN_MEMORY);
   const router = new FhirRouter();
   const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
   let baseUrl = '';
@@ -82,7 +89,15 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     send(res, status, withPagingLinks(resource as Resource, baseUrl, path, url.searchParams), headers);
   }
 
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve);
+    });
+  } catch (err) {
+    repo.close();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   baseUrl = `http://${options.host ?? '127.0.0.1'}:${address.port}${BASE_PATH}`;
   return {
@@ -91,13 +106,16 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
-        server.close(() => resolve());
+        server.close(() => {
+          repo.close();
+          resolve();
+        });
       }),
   };
 }
 
 /**
- * Medplum's in-memory repository pages (_count/_offset) and counts (total) but writes no links;
+ * The repository (like Medplum's in-memory one) pages (_count/_offset) and counts (total) but writes no links;
  * clients page by following links, so the sandbox adds self/next/previous the way Medplum's server does.
  */
 function withPagingLinks(resource: Resource, baseUrl: string, path: string, query: URLSearchParams): Resource {

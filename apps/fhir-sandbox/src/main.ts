@@ -1,10 +1,14 @@
+import { loadConfig } from '@kc/config';
 import { startFhirSandbox } from './fhir-sandbox-server';
 
 /** Runs the sandbox on its own, e.g. to point a second service instance or a FHIR tool at it. */
 async function main(): Promise<void> {
-  const sandbox = await startFhirSandbox({ port: Number(process.env.FHIR_SANDBOX_PORT ?? 8103) });
+  const sandbox = await startFhirSandbox({
+    port: Number(process.env.FHIR_SANDBOX_PORT ?? 8103),
+    dataDir: loadConfig().fhirDataDir,
+  });
   process.stdout.write(
-    JSON.stringify({ level: 'info', msg: 'FHIR sandbox listening', baseUrl: sandbox.baseUrl }) + '\n',
+    JSON.stringify({ level: 'info', msg: 'FHIR sandbox listening', baseUrl: sandbox.baseUrl, dataDir: sandbox.repo.location }) + '\n',
   );
   const stop = () => void sandbox.close().then(() => process.exit(0));
   process.on('SIGINT', stop);
