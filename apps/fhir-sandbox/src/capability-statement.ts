@@ -10,7 +10,10 @@ export function capabilityStatement(baseUrl: string): CapabilityStatement {
     fhirVersion: '4.0.1',
     format: ['application/fhir+json'],
     software: { name: 'ketamine-careplans FHIR sandbox (Medplum fhir-router, SQLite store)' },
-    implementation: { description: 'Embedded FHIR R4 server (durable SQLite store or in memory) for quick start and tests', url: baseUrl },
+    implementation: {
+      description: 'Embedded FHIR R4 server (durable SQLite store or in memory) for quick start and tests',
+      url: baseUrl,
+    },
     rest: [{ mode: 'server', interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }] }],
   };
 }

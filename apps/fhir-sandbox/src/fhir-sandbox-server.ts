@@ -1,7 +1,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { badRequest, getStatus, isOperationOutcome, normalizeOperationOutcome } from '@medplum/core';
-import { FhirRouter } from '@medplum/fhir-router';
+import { FhirRouter, type FhirRepository } from '@medplum/fhir-router';
 import type { FhirRequest } from '@medplum/fhir-router';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir';
@@ -11,7 +11,8 @@ import { IN_MEMORY, SqliteRepository } from './sqlite-repository';
 export interface FhirSandbox {
   /** e.g. http://127.0.0.1:8103/fhir/R4 */
   baseUrl: string;
-  repo: SqliteRepository;
+  /** The store: a SqliteRepository unless `options.repository` gave another. */
+  repo: FhirRepository;
   /** Stops listening and closes the store (committed data stays in the data directory). */
   close(): Promise<void>;
 }
@@ -26,6 +27,8 @@ export interface FhirSandboxOptions {
    * exit). Default `:memory:`; the service passes FHIR_DATA_DIR.
    */
   dataDir?: string;
+  /** Serve this repository instead (tests compare against Medplum's MemoryRepository this way). */
+  repository?: FhirRepository;
 }
 
 const BASE_PATH = '/fhir/R4';
@@ -40,7 +43,10 @@ const DEFAULT_PAGE_SIZE = 20;
  */
 export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
   indexFhirDefinitions();
-  const repo = new SqliteRepository(options.dataDir ?? IN_MEMORY);
+  const repo = options.repository ?? new SqliteRepository(options.dataDir ?? IN_MEMORY);
+  const closeRepo = () => {
+    if (repo instanceof SqliteRepository) repo.close();
+  };
   const router = new FhirRouter();
   const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
   let baseUrl = '';
@@ -76,8 +82,10 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
       body,
       headers: req.headers as FhirRequest['headers'],
     };
-    const [result, resource] = await router.handleRequest(fhirRequest, repo);
-    const status = getStatus(result);
+    const [result, resource, failedStatus] = isTransaction(body)
+      ? await runTransaction(router, repo, fhirRequest)
+      : await router.handleRequest(fhirRequest, repo);
+    const status = typeof failedStatus === 'number' ? failedStatus : getStatus(result);
     if (status >= 400 || !resource) return send(res, status, result);
     const headers: Record<string, string> = {};
     if (!isOperationOutcome(resource) && resource.meta?.versionId) {
@@ -95,7 +103,7 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
       server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve);
     });
   } catch (err) {
-    repo.close();
+    closeRepo();
     throw err;
   }
   const address = server.address() as AddressInfo;
@@ -107,11 +115,61 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => {
-          repo.close();
+          closeRepo();
           resolve();
         });
       }),
   };
+}
+
+function isTransaction(body: unknown): boolean {
+  return (body as Bundle | undefined)?.resourceType === 'Bundle' && (body as Bundle).type === 'transaction';
+}
+
+class TransactionFailed extends Error {
+  constructor(
+    readonly status: number,
+    readonly outcome: OperationOutcome,
+  ) {
+    super('transaction entry failed');
+  }
+}
+
+/**
+ * A transaction Bundle, all or nothing. FhirRouter processes one entry by entry (its own transaction mode
+ * needs `config.transactions` and then refuses conditional creates in Bundles of more than 8 entries, a limit
+ * of Medplum's Postgres server that $apply's Bundles exceed), so the sandbox runs the whole Bundle inside one
+ * repository transaction and rolls it back when any entry failed, answering with that entry's status and
+ * outcome, as a FHIR server answers a failed transaction.
+ */
+async function runTransaction(
+  router: FhirRouter,
+  repo: FhirRepository,
+  request: FhirRequest,
+): Promise<[OperationOutcome, Resource?, number?]> {
+  try {
+    return await repo.withTransaction(
+      async () => {
+        const response = await router.handleRequest(request, repo);
+        const failed = (response[1] as Bundle | undefined)?.entry?.find(
+          (e) => Number(e.response?.status?.slice(0, 3)) >= 400,
+        );
+        if (failed) {
+          const status = Number(failed.response!.status!.slice(0, 3));
+          const entryOutcome = failed.response?.outcome as OperationOutcome | undefined;
+          throw new TransactionFailed(
+            status,
+            entryOutcome ?? outcome('processing', `A transaction entry failed (${status})`),
+          );
+        }
+        return [response[0], response[1]];
+      },
+      { resourceTypes: [] },
+    );
+  } catch (err) {
+    if (err instanceof TransactionFailed) return [err.outcome, undefined, err.status];
+    throw err;
+  }
 }
 
 /**

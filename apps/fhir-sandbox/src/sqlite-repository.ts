@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
@@ -145,6 +146,8 @@ export class SqliteRepository extends FhirRepository {
   /** @param location - a directory (created when missing) or `:memory:` */
   constructor(location: string = IN_MEMORY) {
     super();
+    if (!globalSchema.types.Task?.searchParams?.identifier)
+      throw new Error('SqliteRepository: index the FHIR definitions (search parameters) before opening a store');
     this.location = location;
     if (location === IN_MEMORY) {
       this.db = new DatabaseSync(IN_MEMORY);
@@ -179,7 +182,9 @@ export class SqliteRepository extends FhirRepository {
 
   /** Removes every resource, version and index row. */
   clear(): void {
-    this.atomic(() => this.db.exec('DELETE FROM resource; DELETE FROM history; DELETE FROM token; DELETE FROM ref; DELETE FROM date;'));
+    this.atomic(() =>
+      this.db.exec('DELETE FROM resource; DELETE FROM history; DELETE FROM token; DELETE FROM ref; DELETE FROM date;'),
+    );
   }
 
   setMode(_mode: RepositoryMode): void {
@@ -192,11 +197,7 @@ export class SqliteRepository extends FhirRepository {
 
   // ---------------------------------------------------------------- writes
 
-  createResource<T extends Resource>(
-    resource: T,
-    options?: CreateResourceOptions,
-    update = false,
-  ): Promise<WithId<T>> {
+  createResource<T extends Resource>(resource: T, options?: CreateResourceOptions, update = false): Promise<WithId<T>> {
     return this.exclusive(() => this.writeSync(resource, update));
   }
 
@@ -297,8 +298,7 @@ export class SqliteRepository extends FhirRepository {
   readResource<T extends Resource>(resourceType: string, id: string): Promise<WithId<T>> {
     return this.exclusive(() => {
       const row = this.stmt('SELECT content FROM resource WHERE type = ? AND id = ?').get(resourceType, id) as
-        | { content: string }
-        | undefined;
+        { content: string } | undefined;
       if (!row) throw new OperationOutcomeError(notFound);
       return JSON.parse(row.content) as WithId<T>;
     });
@@ -444,9 +444,9 @@ export class SqliteRepository extends FhirRepository {
   /** Row numbers of the resources of this type matching every indexed filter, in insertion order. */
   private candidates(resourceType: string, indexed: IndexedFilter[]): number[] {
     if (!indexed.length) {
-      return (this.stmt('SELECT seq FROM resource WHERE type = ? ORDER BY seq').all(resourceType) as { seq: number }[]).map(
-        (r) => r.seq,
-      );
+      return (
+        this.stmt('SELECT seq FROM resource WHERE type = ? ORDER BY seq').all(resourceType) as { seq: number }[]
+      ).map((r) => r.seq);
     }
     // The most selective filter drives (estimated by counting its index rows up to a cap); the others are
     // checked per candidate through the (seq, p) indexes.
@@ -574,8 +574,7 @@ export class SqliteRepository extends FhirRepository {
       const [refType, refId] = reference?.reference?.split('/') ?? [];
       if (refType !== chain.targetType || !refId) continue;
       const row = this.stmt('SELECT content FROM resource WHERE type = ? AND id = ?').get(refType, refId) as
-        | { content: string }
-        | undefined;
+        { content: string } | undefined;
       if (row && matchesSearchRequest(JSON.parse(row.content), chain.chained)) return true;
     }
     return false;
@@ -614,9 +613,13 @@ export class SqliteRepository extends FhirRepository {
         );
       } else {
         seq = Number(
-          this.stmt(
-            'INSERT INTO resource (type, id, version_id, last_updated, content) VALUES (?, ?, ?, ?, ?)',
-          ).run(resourceType, id, result.meta.versionId!, result.meta.lastUpdated!, content).lastInsertRowid,
+          this.stmt('INSERT INTO resource (type, id, version_id, last_updated, content) VALUES (?, ?, ?, ?, ?)').run(
+            resourceType,
+            id,
+            result.meta.versionId!,
+            result.meta.lastUpdated!,
+            content,
+          ).lastInsertRowid,
         );
       }
       this.stmt('INSERT INTO history (type, id, version_id, content) VALUES (?, ?, ?, ?)').run(
@@ -715,7 +718,10 @@ export class SqliteRepository extends FhirRepository {
 
   /** Rebuilds the index from the stored resources when it was written by another index version. */
   private reindexIfStale(): void {
-    const version = `${INDEX_VERSION}/${Object.keys(globalSchema.types).length}`;
+    const signature = createHash('sha256');
+    for (const type of Object.keys(globalSchema.types).sort())
+      for (const p of this.params(type)) signature.update(`${p.key} ${p.kind} ${p.expression} ${p.singleTarget}\n`);
+    const version = `${INDEX_VERSION}/${signature.digest('hex').slice(0, 16)}`;
     const row = this.stmt("SELECT value FROM meta WHERE key = 'index_version'").get() as { value: string } | undefined;
     if (row?.value === version) return;
     this.atomic(() => {
@@ -732,8 +738,7 @@ export class SqliteRepository extends FhirRepository {
 
   private row(resourceType: string, id: string): { seq: number; version_id: string } | undefined {
     return this.stmt('SELECT seq, version_id FROM resource WHERE type = ? AND id = ?').get(resourceType, id) as
-      | { seq: number; version_id: string }
-      | undefined;
+      { seq: number; version_id: string } | undefined;
   }
 
   private stmt(sql: string): StatementSync {
@@ -810,7 +815,8 @@ interface ChainedFilter {
 function parseChainedFilter(resourceType: string, filter: Filter): ChainedFilter | undefined {
   const dotIndex = filter.code.indexOf('.');
   if (dotIndex < 0 || filter.code.startsWith('_has:')) return undefined;
-  if (filter.operator !== Operator.EQUALS) throw new Error('MemoryRepository does not support this chained filter yet.');
+  if (filter.operator !== Operator.EQUALS)
+    throw new Error('MemoryRepository does not support this chained filter yet.');
   const left = filter.code.slice(0, dotIndex);
   const chainedKey = filter.code.slice(dotIndex + 1);
   const colonIndex = left.indexOf(':');
@@ -823,6 +829,9 @@ function parseChainedFilter(resourceType: string, filter: Filter): ChainedFilter
   }
   const targetType = colonIndex < 0 ? searchParam?.target?.[0] : left.slice(colonIndex + 1);
   if (!searchParam?.expression || !targetType) return undefined;
-  return { expression: searchParam.expression, targetType, chained: parseSearchRequest(targetType, { [chainedKey]: filter.value }) };
+  return {
+    expression: searchParam.expression,
+    targetType,
+    chained: parseSearchRequest(targetType, { [chainedKey]: filter.value }),
+  };
 }
-
