@@ -44,8 +44,9 @@ const DEFAULT_PAGE_SIZE = 20;
 export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
   indexFhirDefinitions();
   const repo = options.repository ?? new SqliteRepository(options.dataDir ?? IN_MEMORY);
+  // A repository passed in belongs to the caller; the one made here is closed with the server.
   const closeRepo = () => {
-    if (repo instanceof SqliteRepository) repo.close();
+    if (!options.repository && repo instanceof SqliteRepository) repo.close();
   };
   const router = new FhirRouter();
   const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
