@@ -66,9 +66,11 @@ async function fill(repo: FhirRepository, from: number, to: number): Promise<voi
 /** A full collection before reading RSS (run-all starts benches without --expose-gc). */
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
-const rssAfterGc = () => {
+/** RSS and JS heap after a full collection (RSS alone hides what a repository holds: freed heap is reused). */
+const memoryAfterGc = () => {
   gc();
-  return process.memoryUsage().rss;
+  const { rss, heapUsed } = process.memoryUsage();
+  return { rss, heapUsed };
 };
 
 /**
@@ -84,7 +86,7 @@ async function meanSearchMs(
 ): Promise<number> {
   let total = 0;
   for (let k = -n; k < n; k++) {
-    const i = Math.floor(((Math.abs(k) - 0.5) / n) * stored);
+    const i = Math.floor(((((k + n) % n) + 0.5) / n) * stored);
     const request = parseSearchRequest(query(i));
     const start = performance.now();
     const bundle = await repo.search(request);
@@ -171,7 +173,7 @@ async function main(): Promise<void> {
     const emptySqlite = await httpWrites(writesRepo, 'empty');
     writesRepo.close();
 
-    const rssStart = rssAfterGc();
+    const rssStart = memoryAfterGc();
     const sqlite = new SqliteRepository(path.join(dir, 'store'));
     const results: Record<string, Record<number, number>> = {};
     let stored = 0;
@@ -190,7 +192,7 @@ async function main(): Promise<void> {
           kind.expect,
         );
     }
-    const rssFull = rssAfterGc();
+    const rssFull = memoryAfterGc();
     const fileBytes = ['', '-wal'].reduce((sum, suffix) => {
       const file = path.join(dir, 'store', DB_FILE + suffix);
       return sum + (fs.existsSync(file) ? fs.statSync(file).size : 0);
@@ -198,7 +200,7 @@ async function main(): Promise<void> {
     const fullSqlite = await httpWrites(sqlite, 'full');
     sqlite.close();
 
-    const rssBeforeMemory = rssAfterGc();
+    const rssBeforeMemory = memoryAfterGc();
     const memory = new MemoryRepository();
     stored = 0;
     for (const size of MEMORY_SIZES) {
@@ -215,7 +217,7 @@ async function main(): Promise<void> {
     }
     // MemoryRepository holds every resource and every version on the heap.
     await fill(memory, stored, SIZES.at(-1)!);
-    const rssMemory = rssAfterGc();
+    const rssMemory = memoryAfterGc();
     memory.clear();
 
     const [small, mid, large] = SIZES;
@@ -255,11 +257,13 @@ async function main(): Promise<void> {
     );
     row(`bulk load (1,000 creates per transaction, no HTTP)`, `${fmt(SIZES.at(-1)! / (fillMs / 1000), 0)} Tasks/s`);
     process.stdout.write(`\n  memory and disk\n`);
-    row(`RSS with ${large} Tasks stored: SQLite`, `${mb(rssFull)} (${mb(rssStart)} before loading them)`);
-    row(
-      `RSS with ${large} Tasks stored: MemoryRepository`,
-      `${mb(rssMemory)} (${mb(rssBeforeMemory)} before loading them)`,
-    );
+    const memoryRow = (label: string, before: { rss: number; heapUsed: number }, after: typeof before) =>
+      row(
+        label,
+        `RSS ${mb(after.rss)} (${mb(before.rss)} before), JS heap ${mb(after.heapUsed)} (+${mb(after.heapUsed - before.heapUsed)})`,
+      );
+    memoryRow(`${large} Tasks stored: SQLite`, rssStart, rssFull);
+    memoryRow(`${large} Tasks stored: MemoryRepository`, rssBeforeMemory, rssMemory);
     row(`database file with ${large} Tasks (+ WAL)`, mb(fileBytes));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
