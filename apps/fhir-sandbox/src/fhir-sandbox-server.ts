@@ -83,7 +83,7 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
       body,
       headers: req.headers as FhirRequest['headers'],
     };
-    const [result, resource, failedStatus] = isTransaction(body)
+    const [result, resource, failedStatus] = isTransaction(req.method, path, body)
       ? await runTransaction(router, repo, fhirRequest)
       : await router.handleRequest(fhirRequest, repo);
     const status = typeof failedStatus === 'number' ? failedStatus : getStatus(result);
@@ -123,8 +123,14 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
   };
 }
 
-function isTransaction(body: unknown): boolean {
-  return (body as Bundle | undefined)?.resourceType === 'Bundle' && (body as Bundle).type === 'transaction';
+/** A transaction Bundle posted to the base (not a Bundle resource being created). */
+function isTransaction(method: string | undefined, path: string, body: unknown): boolean {
+  return (
+    method === 'POST' &&
+    path.replace(/\/$/, '') === '' &&
+    (body as Bundle | undefined)?.resourceType === 'Bundle' &&
+    (body as Bundle).type === 'transaction'
+  );
 }
 
 class TransactionFailed extends Error {
