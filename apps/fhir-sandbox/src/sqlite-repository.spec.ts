@@ -261,6 +261,47 @@ describe('SqliteRepository answers as MemoryRepository does', () => {
   });
 });
 
+describe('indexed searches read only what they match', () => {
+  it('with 3,000 Tasks stored, the worker and EHR searches parse a handful of resources, not the store', async () => {
+    const repo = new SqliteRepository(':memory:');
+    try {
+      await repo.withTransaction(async () => {
+        for (let i = 0; i < 3000; i++) {
+          await repo.createResource<Task>({
+            resourceType: 'Task',
+            status: i % 2 ? 'requested' : 'completed',
+            intent: 'plan',
+            identifier: [{ system: SYS_A, value: `key-${i}` }],
+            basedOn: [{ reference: `CarePlan/cp-${Math.floor(i / 3)}` }],
+            focus: { reference: `Procedure/pr-${i}` },
+            for: { reference: `Patient/p-${Math.floor(i / 30)}` },
+            authoredOn: new Date(Date.UTC(2027, 0, 1) + i * 60_000).toISOString(),
+          });
+        }
+      });
+      const parse = jest.spyOn(JSON, 'parse');
+      const cases: [string, number][] = [
+        [`Task?identifier=${SYS_A}|key-1234`, 1],
+        ['Task?based-on=CarePlan/cp-500&status=requested,accepted', 1],
+        ['Task?focus=Procedure/pr-77', 1],
+        ['Task?patient=Patient/p-7&status=requested&_sort=-authored-on&_count=5', 5],
+        ['Task?authored-on=ge2027-01-03T01:00:00Z&_count=10', 10],
+        ['Task?_id=nope', 0],
+      ];
+      for (const [query, found] of cases) {
+        parse.mockClear();
+        const bundle = await repo.search(parseSearchRequest(query));
+        expect(bundle.entry?.length ?? 0).toBe(found);
+        // One parse per resource returned (plus those sorted): never one per stored Task.
+        expect(parse.mock.calls.length).toBeLessThanOrEqual(Math.max(found, 15));
+      }
+      parse.mockRestore();
+    } finally {
+      repo.close();
+    }
+  });
+});
+
 /** A transaction Bundle whose second entry fails once the first has been written. */
 function failingTransaction(key: string): Bundle {
   return {
