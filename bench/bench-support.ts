@@ -13,13 +13,15 @@ export const BENCH_SECRET = `bench-${randomUUID()}`;
 export async function startBenchService(
   overrides: Partial<AppConfig> = {},
 ): Promise<RunningService & { token: (role: 'clinician' | 'integration' | 'admin') => Promise<string> }> {
-  // A fresh durable store per run (what `npm start` uses), removed when the service stops.
-  const tempDataDir = overrides.fhirDataDir ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'kc-bench-fhir-'));
+  // A fresh durable store per run (what `npm start` uses), removed when the service stops; FHIR_DATA_DIR=:memory:
+  // measures the same store without the disk.
+  const chosen = overrides.fhirDataDir ?? (process.env.FHIR_DATA_DIR === ':memory:' ? ':memory:' : undefined);
+  const tempDataDir = chosen ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'kc-bench-fhir-'));
   const config: AppConfig = {
     ...loadConfig({ ...process.env, FHIR_BASE_URL: '' }),
     port: 0,
     fhirSandboxPort: 0,
-    fhirDataDir: tempDataDir ?? overrides.fhirDataDir!,
+    fhirDataDir: tempDataDir ?? chosen!,
     queuePrefix: `kc-bench-${randomUUID().slice(0, 8)}`,
     auth: { jwtSecret: BENCH_SECRET },
     pollIntervalMs: 0,

@@ -300,6 +300,39 @@ describe('indexed searches read only what they match', () => {
       repo.close();
     }
   });
+
+  it('updates rewrite only changed index rows and leave exactly the rows a fresh write would', async () => {
+    const repo = new SqliteRepository(':memory:');
+    const fresh = new SqliteRepository(':memory:');
+    try {
+      let task = await repo.createResource<Task>({
+        resourceType: 'Task',
+        status: 'requested',
+        intent: 'plan',
+        identifier: [{ system: SYS_A, value: 'k' }, { value: 'k' }],
+        basedOn: [{ reference: 'CarePlan/a' }],
+      });
+      const versions: Partial<Task>[] = [
+        { status: 'accepted', owner: { reference: 'Practitioner/1' } },
+        { status: 'accepted', identifier: [{ value: 'k' }, { value: 'k' }], owner: undefined },
+        { status: 'rejected', basedOn: [{ reference: 'CarePlan/b' }, { reference: 'CarePlan/a' }] },
+      ];
+      for (const change of versions) {
+        task = await repo.updateResource<Task>({ ...task, ...change });
+        const { id: _id, meta: _meta, ...body } = task;
+        await fresh.clear();
+        await fresh.createResource<Task>(body as Task);
+        expect(repo.stats().indexRows).toBe(fresh.stats().indexRows);
+      }
+      const found = await repo.search(parseSearchRequest('Task?identifier=k&based-on=CarePlan/b&status=rejected'));
+      expect(found.entry?.map((e) => e.resource?.id)).toEqual([task.id]);
+      expect((await repo.search(parseSearchRequest(`Task?identifier=${SYS_A}|k`))).total).toBe(0);
+      expect((await repo.search(parseSearchRequest('Task?owner=Practitioner/1'))).total).toBe(0);
+    } finally {
+      repo.close();
+      fresh.close();
+    }
+  });
 });
 
 /** A transaction Bundle whose second entry fails once the first has been written. */

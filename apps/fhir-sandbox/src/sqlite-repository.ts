@@ -612,7 +612,6 @@ export class SqliteRepository extends FhirRepository {
       let seq: number;
       if (existing) {
         seq = existing.seq;
-        this.unindex(seq);
         this.stmt('UPDATE resource SET version_id = ?, last_updated = ?, content = ? WHERE seq = ?').run(
           result.meta.versionId!,
           result.meta.lastUpdated!,
@@ -636,7 +635,8 @@ export class SqliteRepository extends FhirRepository {
         result.meta.versionId!,
         content,
       );
-      this.insertIndexRows(seq, rows);
+      if (existing) this.updateIndexRows(seq, rows);
+      else this.insertIndexRows(seq, rows);
     });
     return result;
   }
@@ -688,6 +688,39 @@ export class SqliteRepository extends FhirRepository {
     for (const [key, value, tail] of rows.refs) ref.run(seq, key, value, tail);
     const date = this.stmt('INSERT INTO date (seq, p, lo, hi) VALUES (?, ?, ?, ?)');
     for (const [key, lo, hi] of rows.dates) date.run(seq, key, lo, hi);
+  }
+
+  /**
+   * An update rewrites only the index rows whose values changed (a status change touches one token row, not the
+   * ~13 rows of a Task): most of a write's cost is index B-tree inserts.
+   */
+  private updateIndexRows(seq: number, rows: ReturnType<SqliteRepository['indexRows']>): void {
+    const tables: { table: string; cols: string[]; next: (string | null)[][] }[] = [
+      { table: 'token', cols: ['p', 'system', 'value'], next: rows.tokens.map(([key, t]) => [key, t.system, t.value]) },
+      { table: 'ref', cols: ['p', 'ref', 'tail'], next: rows.refs },
+      { table: 'date', cols: ['p', 'lo', 'hi'], next: rows.dates },
+    ];
+    for (const { table, cols, next } of tables) {
+      const current = this.stmt(`SELECT rowid AS r, ${cols.join(', ')} FROM ${table} WHERE seq = ?`).all(seq) as Record<
+        string,
+        string | number | null
+      >[];
+      const unmatched = new Map<string, number[]>();
+      for (const row of current) {
+        const key = JSON.stringify(cols.map((c) => row[c]));
+        const rowids = unmatched.get(key);
+        if (rowids) rowids.push(row.r as number);
+        else unmatched.set(key, [row.r as number]);
+      }
+      const insert = this.stmt(`INSERT INTO ${table} (seq, ${cols.join(', ')}) VALUES (?, ?, ?, ?)`);
+      for (const values of next) {
+        const kept = unmatched.get(JSON.stringify(values));
+        if (kept?.length) kept.pop();
+        else insert.run(seq, ...values);
+      }
+      const remove = this.stmt(`DELETE FROM ${table} WHERE rowid = ?`);
+      for (const rowids of unmatched.values()) for (const rowid of rowids) remove.run(rowid);
+    }
   }
 
   private unindex(seq: number): void {
