@@ -1,4 +1,6 @@
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { mintToken } from '@kc/auth';
 import { loadConfig, type AppConfig } from '@kc/config';
@@ -11,10 +13,15 @@ export const BENCH_SECRET = `bench-${randomUUID()}`;
 export async function startBenchService(
   overrides: Partial<AppConfig> = {},
 ): Promise<RunningService & { token: (role: 'clinician' | 'integration' | 'admin') => Promise<string> }> {
+  // A fresh durable store per run (what `npm start` uses), removed when the service stops; FHIR_DATA_DIR=:memory:
+  // measures the same store without the disk.
+  const chosen = overrides.fhirDataDir ?? (process.env.FHIR_DATA_DIR === ':memory:' ? ':memory:' : undefined);
+  const tempDataDir = chosen ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'kc-bench-fhir-'));
   const config: AppConfig = {
     ...loadConfig({ ...process.env, FHIR_BASE_URL: '' }),
     port: 0,
     fhirSandboxPort: 0,
+    fhirDataDir: tempDataDir ?? chosen!,
     queuePrefix: `kc-bench-${randomUUID().slice(0, 8)}`,
     auth: { jwtSecret: BENCH_SECRET },
     pollIntervalMs: 0,
@@ -24,6 +31,10 @@ export async function startBenchService(
   const service = await startService(config, { logger: false });
   return {
     ...service,
+    stop: async () => {
+      await service.stop();
+      if (tempDataDir) fs.rmSync(tempDataDir, { recursive: true, force: true });
+    },
     token: (role) =>
       mintToken({ sub: `bench-${role}`, roles: [role], fhirUser: 'Practitioner/bench' }, { secret: BENCH_SECRET }),
   };

@@ -23,9 +23,7 @@ async function main(): Promise<void> {
   process.stdout.write(`  ${open.length} tasks awaiting approval\n`);
 
   const auth = { authorization: `Bearer ${clinician}`, 'content-type': 'application/json' };
-  const rawSearch = await runConcurrently(READS, CLIENTS, () =>
-    fhir.search('Task', { status: 'draft', _count: 20 }),
-  );
+  const rawSearch = await runConcurrently(READS, CLIENTS, () => fhir.search('Task', { status: 'draft', _count: 20 }));
   const worklist = await runConcurrently(READS, CLIENTS, async (i) => {
     const res = await fetch(`${service.url}/worklist?count=20&page=${1 + (i % 3)}`, { headers: auth });
     if (res.status !== 200) throw new Error(`worklist answered ${res.status}`);

@@ -37,7 +37,7 @@ export async function startService(
 ): Promise<RunningService> {
   let sandbox: FhirSandbox | undefined;
   if (!config.fhirBaseUrl) {
-    sandbox = await startFhirSandbox({ port: config.fhirSandboxPort });
+    sandbox = await startFhirSandbox({ port: config.fhirSandboxPort, dataDir: config.fhirDataDir });
     config = { ...config, fhirBaseUrl: sandbox.baseUrl };
   }
   const app = await createApiApp(ServiceModule.api(config), config, options);

@@ -23,6 +23,8 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     ...loadConfig({ ...process.env, FHIR_BASE_URL: '' }),
     port: 0,
     fhirSandboxPort: 0,
+    // In memory unless a test passes a data directory (the restart tests do).
+    fhirDataDir: ':memory:',
     queuePrefix: `kc-test-${randomUUID().slice(0, 8)}`,
     auth: { jwtSecret: TEST_JWT_SECRET },
     webhookSecret: 'test-webhook-secret',

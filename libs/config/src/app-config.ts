@@ -15,6 +15,8 @@ export interface AppConfig {
   /** Base URL of the FHIR R4 server; undefined means "start the embedded sandbox". */
   fhirBaseUrl?: string;
   fhirSandboxPort: number;
+  /** The embedded server's data directory (FHIR_DATA_DIR), or `:memory:`; unused with fhirBaseUrl. */
+  fhirDataDir: string;
   fhirAuth: FhirAuthConfig;
   /** Per-request timeout towards the FHIR server; a timed-out request is retried like a 503. */
   fhirTimeoutMs: number;
@@ -90,6 +92,19 @@ function instant(env: NodeJS.ProcessEnv, name: string): string | undefined {
     throw new ConfigError(`${name} must be an ISO date or instant like 2027-01-01T00:00:00Z, got "${raw}"`);
   }
   return new Date(raw).toISOString();
+}
+
+/** A directory that is (or can become) a directory, or `:memory:`. Relative paths are taken from the working directory. */
+function dataDir(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === ':memory:') return raw;
+  const resolved = path.resolve(raw);
+  let dir = resolved;
+  while (!fs.existsSync(dir)) dir = path.dirname(dir);
+  if (!fs.statSync(dir).isDirectory())
+    throw new ConfigError(`${name} must be a directory or :memory:, but ${dir} is a file (got "${raw}")`);
+  return resolved;
 }
 
 function required(env: NodeJS.ProcessEnv, name: string, because: string): string {
@@ -179,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     host: env.HOST ?? '127.0.0.1',
     fhirBaseUrl: env.FHIR_BASE_URL ? env.FHIR_BASE_URL.replace(/\/+$/, '') : undefined,
     fhirSandboxPort: int(env, 'FHIR_SANDBOX_PORT', 8103),
+    fhirDataDir: dataDir(env, 'FHIR_DATA_DIR', path.join(REPO_ROOT, 'data', 'fhir')),
     fhirAuth: fhirAuthFrom(env),
     fhirTimeoutMs: positiveInt(env, 'FHIR_TIMEOUT_MS', 15000),
     redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',

@@ -9,8 +9,11 @@ export function capabilityStatement(baseUrl: string): CapabilityStatement {
     kind: 'instance',
     fhirVersion: '4.0.1',
     format: ['application/fhir+json'],
-    software: { name: 'ketamine-careplans FHIR sandbox (Medplum fhir-router, in memory)' },
-    implementation: { description: 'Embedded in-memory FHIR R4 server for quick start and tests', url: baseUrl },
+    software: { name: 'ketamine-careplans FHIR sandbox (Medplum fhir-router, SQLite store)' },
+    implementation: {
+      description: 'Embedded FHIR R4 server (durable SQLite store or in memory) for quick start and tests',
+      url: baseUrl,
+    },
     rest: [{ mode: 'server', interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }] }],
   };
 }

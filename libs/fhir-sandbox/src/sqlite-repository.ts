@@ -1,0 +1,878 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import {
+  EMPTY,
+  OperationOutcomeError,
+  Operator,
+  applyPatch,
+  badRequest,
+  convertToSearchableDates,
+  convertToSearchableReferences,
+  convertToSearchableTokens,
+  evalFhirPath,
+  evalFhirPathTyped,
+  fhirpathPatchTypedValue,
+  generateId,
+  globalSchema,
+  matchesSearchRequest,
+  normalizeOperationOutcome,
+  notFound,
+  parseFhirPath,
+  parseFhirPathPatchParameters,
+  parseSearchRequest,
+  preconditionFailed,
+  splitSearchOnComma,
+  stringify,
+  toPeriod,
+  toTypedValue,
+} from '@medplum/core';
+import type { Filter, Operation, SearchRequest, SortRule, WithId } from '@medplum/core';
+import { FhirRepository, getExtraEntries } from '@medplum/fhir-router';
+import type {
+  CreateResourceOptions,
+  DeleteResourceOptions,
+  RepositoryMode,
+  UpdateResourceOptions,
+} from '@medplum/fhir-router';
+import type { Bundle, BundleEntry, Parameters, Reference, Resource } from '@medplum/fhirtypes';
+
+/** Where the data lives: a directory (the file `fhir.sqlite` inside it), or `:memory:`. */
+export const IN_MEMORY = ':memory:';
+export const DB_FILE = 'fhir.sqlite';
+
+/**
+ * Bump when what the index holds changes (or Medplum's search parameter definitions do): an existing store is
+ * re-indexed from its resources when it is opened.
+ */
+const INDEX_VERSION = '1';
+
+type IndexKind = 'token' | 'reference' | 'date';
+
+interface IndexedParam {
+  code: string;
+  /** `${resourceType}:${code}`, the key in the index tables. */
+  key: string;
+  kind: IndexKind;
+  expression: string;
+  atom: ReturnType<typeof parseFhirPath>;
+  /** A reference parameter with one target type matches a bare id (`subject=123`). */
+  singleTarget: boolean;
+}
+
+/** One filter answered by the index: an SQL condition over one index table, for one resource's rows (alias `x`). */
+interface IndexedFilter {
+  table: 'token' | 'ref' | 'date';
+  key: string;
+  /** Condition on `x`, without the `x.p = ?` part. */
+  where: string;
+  params: SQLInputValue[];
+}
+
+interface TokenRow {
+  system: string | null;
+  value: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS resource (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version_id TEXT NOT NULL,
+  last_updated TEXT NOT NULL,
+  content TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS resource_type_id ON resource (type, id);
+CREATE TABLE IF NOT EXISTS history (
+  n INTEGER PRIMARY KEY AUTOINCREMENT,
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version_id TEXT NOT NULL,
+  content TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_type_id ON history (type, id);
+CREATE TABLE IF NOT EXISTS token (seq INTEGER NOT NULL, p TEXT NOT NULL, system TEXT, value TEXT);
+CREATE INDEX IF NOT EXISTS token_value ON token (p, value);
+CREATE INDEX IF NOT EXISTS token_system ON token (p, system);
+CREATE INDEX IF NOT EXISTS token_seq ON token (seq, p);
+CREATE TABLE IF NOT EXISTS ref (seq INTEGER NOT NULL, p TEXT NOT NULL, ref TEXT NOT NULL, tail TEXT);
+CREATE INDEX IF NOT EXISTS ref_ref ON ref (p, ref);
+CREATE INDEX IF NOT EXISTS ref_tail ON ref (p, tail);
+CREATE INDEX IF NOT EXISTS ref_seq ON ref (seq, p);
+CREATE TABLE IF NOT EXISTS date (seq INTEGER NOT NULL, p TEXT NOT NULL, lo TEXT NOT NULL, hi TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS date_lo ON date (p, lo);
+CREATE INDEX IF NOT EXISTS date_hi ON date (p, hi);
+CREATE INDEX IF NOT EXISTS date_seq ON date (seq, p);
+`;
+
+/** How far the driver estimate counts before it stops (enough to tell a selective filter from a broad one). */
+const ESTIMATE_CAP = 500;
+
+/**
+ * A durable FHIR repository for Medplum's FhirRouter: resources and their history in SQLite (node:sqlite), with
+ * a token / reference / date index written at write time, so the searches this service makes cost what they
+ * match, not what is stored.
+ *
+ * Semantics follow Medplum's MemoryRepository, which this replaces: the same matching (the index holds exactly
+ * the values `matchesSearchRequest` compares, computed with the same Medplum functions), the same result order
+ * (insertion order, then `_sort` with the same comparator), `total` always counted, the same errors. Filters the
+ * index cannot answer exactly (modifiers, negations, string/number/quantity/uri parameters, chains, `:missing`)
+ * are checked with Medplum's own `matchesSearchRequest` on the candidates the indexed filters leave (or on every
+ * resource of the type when no filter is indexed, as MemoryRepository always does).
+ *
+ * Durability: every write commits an SQLite transaction (WAL, synchronous=NORMAL: a committed write survives a
+ * process crash; on power loss the last commits may be lost, the file stays consistent). `withTransaction`, used
+ * by FhirRouter for transaction Bundles and conditional writes, is one SQLite transaction: all or nothing.
+ *
+ * Concurrency: one connection, so operations are serialised by an async lock (a transaction Bundle runs alone;
+ * no one reads its uncommitted writes). Calls made inside an operation or transaction (FhirRouter passes the
+ * repository back in) are recognised through AsyncLocalStorage and run without waiting for the lock.
+ */
+export class SqliteRepository extends FhirRepository {
+  readonly location: string;
+  private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+  private readonly context = new AsyncLocalStorage<{ active: boolean }>();
+  private lockTail: Promise<void> = Promise.resolve();
+  private readonly paramsByType = new Map<string, IndexedParam[]>();
+  private readonly collator = new Intl.Collator();
+  private seeding = false;
+  private closed = false;
+
+  /** @param location - a directory (created when missing) or `:memory:` */
+  constructor(location: string = IN_MEMORY) {
+    super();
+    if (!globalSchema.types.Task?.searchParams?.identifier)
+      throw new Error('SqliteRepository: index the FHIR definitions (search parameters) before opening a store');
+    this.location = location;
+    if (location === IN_MEMORY) {
+      this.db = new DatabaseSync(IN_MEMORY);
+    } else {
+      fs.mkdirSync(location, { recursive: true });
+      this.db = new DatabaseSync(path.join(location, DB_FILE));
+      this.db.exec('PRAGMA journal_mode = WAL');
+      this.db.exec('PRAGMA synchronous = NORMAL');
+      // Checkpoint (copy the WAL into the file, with an fsync) every ~40 MB of WAL rather than every 4 MB: the
+      // checkpoint's fsync was a large share of a single write's cost. Once checkpointed, the WAL is cut back to
+      // 64 MB at most.
+      this.db.exec('PRAGMA wal_autocheckpoint = 10000');
+      this.db.exec('PRAGMA journal_size_limit = 67108864');
+    }
+    this.db.exec('PRAGMA busy_timeout = 5000');
+    // 64 MB of page cache (the default is 2 MB): index inserts land on random pages of the value indexes.
+    this.db.exec('PRAGMA cache_size = -65536');
+    this.db.exec(SCHEMA);
+    this.reindexIfStale();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.statements.clear();
+    this.db.close();
+  }
+
+  /** Puts this repository into "seeding" mode, during which meta.versionId and meta.lastUpdated are kept. */
+  async withSeeding<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (this.seeding) return fn();
+    this.seeding = true;
+    try {
+      return await fn();
+    } finally {
+      this.seeding = false;
+    }
+  }
+
+  /** Removes every resource, version and index row. */
+  clear(): void {
+    this.atomic(() =>
+      this.db.exec('DELETE FROM resource; DELETE FROM history; DELETE FROM token; DELETE FROM ref; DELETE FROM date;'),
+    );
+  }
+
+  setMode(_mode: RepositoryMode): void {
+    // One connection: no reader/writer split.
+  }
+
+  generateId(): string {
+    return generateId();
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  createResource<T extends Resource>(resource: T, options?: CreateResourceOptions, update = false): Promise<WithId<T>> {
+    return this.exclusive(() => this.writeSync(resource, update));
+  }
+
+  updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
+    if (!resource.id) throw new OperationOutcomeError(badRequest('Missing id'));
+    return this.exclusive(() => {
+      if (options?.ifMatch) {
+        const existing = this.row(resource.resourceType, resource.id!);
+        if (!existing) throw new OperationOutcomeError(notFound);
+        if (existing.version_id !== options.ifMatch) throw new OperationOutcomeError(preconditionFailed);
+      }
+      return this.writeSync(resource, true);
+    });
+  }
+
+  async patchResource<T extends Resource>(
+    resourceType: T['resourceType'],
+    id: string,
+    patch: Operation[] | Parameters,
+    options?: UpdateResourceOptions,
+  ): Promise<WithId<T>> {
+    return this.exclusive(async () => {
+      const resource = await this.readResource<T>(resourceType, id);
+      try {
+        if (Array.isArray(patch)) {
+          const patchResult = applyPatch(resource, patch).filter(Boolean);
+          if (patchResult.length > 0)
+            throw new OperationOutcomeError(badRequest(patchResult.map((e) => (e as Error).message).join('\n')));
+        } else if (patch.parameter) {
+          fhirpathPatchTypedValue(toTypedValue(resource), parseFhirPathPatchParameters(patch));
+        }
+      } catch (err) {
+        throw new OperationOutcomeError(normalizeOperationOutcome(err));
+      }
+      if (resource.meta) {
+        delete resource.meta.versionId;
+        delete resource.meta.lastUpdated;
+      }
+      return this.updateResource(resource, options);
+    });
+  }
+
+  deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
+    return this.exclusive(() => {
+      const existing = this.row(resourceType, id);
+      if (!existing) throw new OperationOutcomeError(notFound);
+      if (options?.ifMatch && existing.version_id !== options.ifMatch)
+        throw new OperationOutcomeError(preconditionFailed);
+      this.atomic(() => {
+        this.unindex(existing.seq);
+        this.stmt('DELETE FROM resource WHERE seq = ?').run(existing.seq);
+      });
+    });
+  }
+
+  expungeResource(resourceType: string, id: string): Promise<void> {
+    return this.expungeResources(resourceType, [id]);
+  }
+
+  expungeResources(resourceType: string, ids: string[]): Promise<void> {
+    return this.exclusive(() =>
+      this.atomic(() => {
+        for (const id of ids) {
+          const existing = this.row(resourceType, id);
+          if (existing) {
+            this.unindex(existing.seq);
+            this.stmt('DELETE FROM resource WHERE seq = ?').run(existing.seq);
+          }
+          this.stmt('DELETE FROM history WHERE type = ? AND id = ?').run(resourceType, id);
+        }
+      }),
+    );
+  }
+
+  /**
+   * One SQLite transaction around the callback: FhirRouter runs transaction Bundles and conditional writes
+   * through here, so a failure anywhere inside (or a crash) leaves none of their writes. Nested calls join the
+   * outer transaction.
+   */
+  withTransaction<TResult>(callback: (repo: this) => Promise<TResult>): Promise<TResult> {
+    const ctx = this.context.getStore();
+    if (ctx?.active && this.db.isTransaction) return callback(this);
+    return this.exclusive(async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await callback(this);
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  readResource<T extends Resource>(resourceType: string, id: string): Promise<WithId<T>> {
+    return this.exclusive(() => {
+      const row = this.stmt('SELECT content FROM resource WHERE type = ? AND id = ?').get(resourceType, id) as
+        { content: string } | undefined;
+      if (!row) throw new OperationOutcomeError(notFound);
+      return JSON.parse(row.content) as WithId<T>;
+    });
+  }
+
+  readReference<T extends Resource>(reference: Reference<T>): Promise<WithId<T>> {
+    const parts = reference.reference?.split('/');
+    if (parts?.length !== 2) return Promise.reject(new OperationOutcomeError(badRequest('Invalid reference')));
+    return this.readResource(parts[0], parts[1]);
+  }
+
+  readReferences<T extends Resource>(references: readonly Reference<T>[]): Promise<(T | OperationOutcomeError)[]> {
+    return Promise.all(
+      references.map(async (r) =>
+        this.readReference<T>(r).catch((err) =>
+          err instanceof OperationOutcomeError ? err : new OperationOutcomeError(normalizeOperationOutcome(err)),
+        ),
+      ),
+    );
+  }
+
+  /** Newest version first. */
+  readHistory<T extends Resource>(resourceType: string, id: string): Promise<Bundle<WithId<T>>> {
+    return this.exclusive(() => {
+      if (!this.row(resourceType, id)) throw new OperationOutcomeError(notFound);
+      const rows = this.stmt('SELECT content FROM history WHERE type = ? AND id = ? ORDER BY n DESC').all(
+        resourceType,
+        id,
+      ) as { content: string }[];
+      const entry = rows.map((r) => ({ resource: JSON.parse(r.content) as WithId<T> }));
+      return { resourceType: 'Bundle' as const, type: 'history' as const, ...(entry.length ? { entry } : undefined) };
+    });
+  }
+
+  readVersion<T extends Resource>(resourceType: string, id: string, versionId: string): Promise<WithId<T>> {
+    return this.exclusive(() => {
+      if (!this.row(resourceType, id)) throw new OperationOutcomeError(notFound);
+      const row = this.stmt(
+        'SELECT content FROM history WHERE type = ? AND id = ? AND version_id = ? ORDER BY n LIMIT 1',
+      ).get(resourceType, id, versionId) as { content: string } | undefined;
+      if (!row) throw new OperationOutcomeError(notFound);
+      return JSON.parse(row.content) as WithId<T>;
+    });
+  }
+
+  search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
+    return this.exclusive(async () => {
+      const bundle = this.searchSync(searchRequest);
+      if ((searchRequest.include || searchRequest.revInclude) && bundle.entry?.length) {
+        const entries = bundle.entry as BundleEntry[];
+        await getExtraEntries(
+          this,
+          searchRequest,
+          entries.map((e) => e.resource as WithId<T>),
+          entries,
+        );
+        bundle.entry = entries as BundleEntry<WithId<T>>[];
+      }
+      return bundle;
+    });
+  }
+
+  async searchByReference<T extends Resource>(
+    searchRequest: SearchRequest<T>,
+    referenceField: string,
+    references: string[],
+  ): Promise<Record<string, WithId<T>[]>> {
+    const results: Record<string, WithId<T>[]> = {};
+    for (const reference of references) {
+      const filters = [
+        ...(searchRequest.filters ?? []),
+        { code: referenceField, operator: Operator.EQUALS, value: reference },
+      ];
+      const bundle = await this.search({ ...searchRequest, filters });
+      results[reference] = (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
+    }
+    return results;
+  }
+
+  /** Counts, for tests and benchmarks. */
+  stats(): { resources: number; versions: number; indexRows: number } {
+    const count = (sql: string) => (this.stmt(sql).get() as { n: number }).n;
+    return {
+      resources: count('SELECT count(*) AS n FROM resource'),
+      versions: count('SELECT count(*) AS n FROM history'),
+      indexRows:
+        count('SELECT count(*) AS n FROM token') +
+        count('SELECT count(*) AS n FROM ref') +
+        count('SELECT count(*) AS n FROM date'),
+    };
+  }
+
+  // ---------------------------------------------------------------- search
+
+  private searchSync<T extends Resource>(searchRequest: SearchRequest<T>): Bundle<WithId<T>> {
+    const { resourceType } = searchRequest;
+    const indexed: IndexedFilter[] = [];
+    const residual: Filter[] = [];
+    const chained: ChainedFilter[] = [];
+    for (const filter of searchRequest.filters ?? EMPTY) {
+      const chain = parseChainedFilter(resourceType, filter);
+      if (chain) {
+        chained.push(chain);
+        continue;
+      }
+      const byIndex = this.indexedFilter(resourceType, filter);
+      if (byIndex) indexed.push(byIndex);
+      else residual.push(filter);
+    }
+
+    // Candidates, in insertion order: exactly the matches when every filter is indexed.
+    let seqs = this.candidates(resourceType, indexed);
+    const loaded = new Map<number, WithId<T>>();
+    const load = (seq: number): WithId<T> => {
+      let resource = loaded.get(seq);
+      if (!resource) {
+        const row = this.stmt('SELECT content FROM resource WHERE seq = ?').get(seq) as { content: string };
+        resource = JSON.parse(row.content) as WithId<T>;
+        loaded.set(seq, resource);
+      }
+      return resource;
+    };
+    if (residual.length || chained.length) {
+      const residualRequest = { resourceType, filters: residual } as SearchRequest<T>;
+      seqs = seqs.filter((seq) => {
+        const resource = load(seq);
+        return (
+          matchesSearchRequest(resource, residualRequest) &&
+          chained.every((chain) => this.matchesChainedFilter(resource, chain))
+        );
+      });
+    }
+    const total = seqs.length;
+
+    for (const sortRule of searchRequest.sortRules ?? EMPTY) seqs = this.sortSeqs(resourceType, seqs, sortRule, load);
+    if (searchRequest.offset !== undefined) seqs = seqs.slice(searchRequest.offset);
+    if (searchRequest.count !== undefined) seqs = seqs.slice(0, searchRequest.count);
+
+    const entry = seqs.map((seq): BundleEntry<WithId<T>> => ({ search: { mode: 'match' }, resource: load(seq) }));
+    return { resourceType: 'Bundle', type: 'searchset', entry: entry.length ? entry : undefined, total };
+  }
+
+  /** Row numbers of the resources of this type matching every indexed filter, in insertion order. */
+  private candidates(resourceType: string, indexed: IndexedFilter[]): number[] {
+    if (!indexed.length) {
+      return (
+        this.stmt('SELECT seq FROM resource WHERE type = ? ORDER BY seq').all(resourceType) as { seq: number }[]
+      ).map((r) => r.seq);
+    }
+    // The most selective filter drives (estimated by counting its index rows up to a cap); the others are
+    // checked per candidate through the (seq, p) indexes.
+    let driver = indexed[0];
+    if (indexed.length > 1) {
+      let best = Infinity;
+      for (const f of indexed) {
+        const n = (
+          this.stmt(
+            `SELECT count(*) AS n FROM (SELECT 1 FROM ${f.table} x WHERE x.p = ? AND (${f.where}) LIMIT ${ESTIMATE_CAP})`,
+          ).get(f.key, ...f.params) as { n: number }
+        ).n;
+        if (n < best) {
+          best = n;
+          driver = f;
+        }
+      }
+    }
+    const others = indexed.filter((f) => f !== driver);
+    const sql =
+      `SELECT r.seq AS seq FROM (SELECT DISTINCT x.seq FROM ${driver.table} x WHERE x.p = ? AND (${driver.where})) d ` +
+      `CROSS JOIN resource r ON r.seq = d.seq WHERE r.type = ?` +
+      others
+        .map((f) => ` AND EXISTS (SELECT 1 FROM ${f.table} x WHERE x.seq = r.seq AND x.p = ? AND (${f.where}))`)
+        .join('') +
+      ' ORDER BY r.seq';
+    const params: SQLInputValue[] = [driver.key, ...driver.params, resourceType];
+    for (const f of others) params.push(f.key, ...f.params);
+    return (this.stmt(sql).all(...params) as { seq: number }[]).map((r) => r.seq);
+  }
+
+  /**
+   * The filter as an exact SQL condition over the index, or undefined when only Medplum's matcher can answer it.
+   * Each branch mirrors @medplum/core's match.ts for the same operator.
+   */
+  private indexedFilter(resourceType: string, filter: Filter): IndexedFilter | undefined {
+    const param = this.params(resourceType).find((p) => p.code === filter.code);
+    if (!param) return undefined;
+    const values = splitSearchOnComma(filter.value);
+    const ors: string[] = [];
+    const params: SQLInputValue[] = [];
+    switch (param.kind) {
+      case 'token': {
+        if (filter.operator !== Operator.EQUALS) return undefined;
+        for (const filterValue of values) {
+          if (filterValue.includes('|')) {
+            const [system, value] = filterValue.split('|').map((s) => s.toLowerCase());
+            if (!system && !value) continue;
+            if (!system) {
+              // `+x.system`: look up by value (selective), never by system (every Task key shares one).
+              ors.push('(x.value = ? AND +x.system IS NULL)');
+              params.push(value);
+            } else if (!value) {
+              ors.push('x.system = ?');
+              params.push(system);
+            } else {
+              ors.push('(x.value = ? AND +x.system = ?)');
+              params.push(value, system);
+            }
+          } else {
+            ors.push('x.value = ?');
+            params.push(filterValue.toLowerCase());
+          }
+        }
+        return { table: 'token', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
+      }
+      case 'reference': {
+        if (filter.operator !== Operator.EQUALS || filter.value === '') return undefined;
+        for (const filterValue of values) {
+          if (filterValue.includes('/')) {
+            ors.push('x.ref = ?');
+            params.push(filterValue);
+          } else if (param.singleTarget || filter.code === '_compartment') {
+            ors.push('x.tail = ?');
+            params.push(filterValue);
+          }
+        }
+        return { table: 'ref', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
+      }
+      case 'date': {
+        // match.ts's matchesDateValue, over the index's [lo, hi] (a missing bound is '0000' / '9999').
+        const op = filter.operator;
+        const twoBounds = op === Operator.EQUALS || op === Operator.APPROXIMATELY;
+        const condition = DATE_CONDITIONS[op];
+        if (!twoBounds && !condition) return undefined;
+        for (const filterValue of values) {
+          const period = toPeriod(filterValue);
+          if (!period) continue;
+          if (twoBounds) {
+            ors.push('(x.lo < ? AND x.hi > ?)');
+            params.push(period.end as string, period.start as string);
+          } else {
+            ors.push(condition!.sql);
+            params.push(condition!.bound === 'start' ? (period.start as string) : (period.end as string));
+          }
+        }
+        return { table: 'date', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
+      }
+    }
+  }
+
+  /** One stable sort pass, with MemoryRepository's comparator (JSON of the parameter's values, locale order). */
+  private sortSeqs<T extends Resource>(
+    resourceType: string,
+    seqs: number[],
+    sortRule: SortRule,
+    load: (seq: number) => WithId<T>,
+  ): number[] {
+    const expression = globalSchema.types[resourceType]?.searchParams?.[sortRule.code]?.expression;
+    if (!expression) return seqs;
+    const keys = new Map<number, string>();
+    if (expression === 'Resource.meta.lastUpdated') {
+      // From the column, without reading the resources.
+      const stmt = this.stmt('SELECT last_updated FROM resource WHERE seq = ?');
+      for (const seq of seqs) keys.set(seq, JSON.stringify([(stmt.get(seq) as { last_updated: string }).last_updated]));
+    } else {
+      for (const seq of seqs) keys.set(seq, JSON.stringify(evalFhirPath(expression, load(seq))));
+    }
+    const direction = sortRule.descending ? -1 : 1;
+    return [...seqs].sort((a, b) => this.collator.compare(keys.get(a)!, keys.get(b)!) * direction);
+  }
+
+  private matchesChainedFilter(resource: Resource, chain: ChainedFilter): boolean {
+    const references = evalFhirPath(chain.expression, resource) as (Reference | undefined)[];
+    for (const reference of references) {
+      const [refType, refId] = reference?.reference?.split('/') ?? [];
+      if (refType !== chain.targetType || !refId) continue;
+      const row = this.stmt('SELECT content FROM resource WHERE type = ? AND id = ?').get(refType, refId) as
+        { content: string } | undefined;
+      if (row && matchesSearchRequest(JSON.parse(row.content) as Resource, chain.chained)) return true;
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------- storage and index
+
+  private writeSync<T extends Resource>(resource: T, update: boolean): WithId<T> {
+    // Round-trip through JSON, as MemoryRepository does.
+    const parsed = JSON.parse(stringify(resource)) as T;
+    const result = { ...parsed, id: parsed.id ?? this.generateId(), meta: parsed.meta ?? {} } as WithId<T> & {
+      meta: NonNullable<T['meta']>;
+    };
+    if (!this.seeding) {
+      delete result.meta.versionId;
+      delete result.meta.lastUpdated;
+    }
+    result.meta.versionId ??= generateId();
+    result.meta.lastUpdated ??= new Date().toISOString();
+    const { resourceType, id } = result;
+    const existing = this.row(resourceType, id);
+    if (!update && existing) throw new OperationOutcomeError(badRequest('Assigned ID is already in use'));
+
+    const rows = this.indexRows(result);
+    const content = JSON.stringify(result);
+    this.atomic(() => {
+      let seq: number;
+      if (existing) {
+        seq = existing.seq;
+        this.stmt('UPDATE resource SET version_id = ?, last_updated = ?, content = ? WHERE seq = ?').run(
+          result.meta.versionId!,
+          result.meta.lastUpdated!,
+          content,
+          seq,
+        );
+      } else {
+        seq = Number(
+          this.stmt('INSERT INTO resource (type, id, version_id, last_updated, content) VALUES (?, ?, ?, ?, ?)').run(
+            resourceType,
+            id,
+            result.meta.versionId!,
+            result.meta.lastUpdated!,
+            content,
+          ).lastInsertRowid,
+        );
+      }
+      this.stmt('INSERT INTO history (type, id, version_id, content) VALUES (?, ?, ?, ?)').run(
+        resourceType,
+        id,
+        result.meta.versionId!,
+        content,
+      );
+      if (existing) this.updateIndexRows(seq, rows);
+      else this.insertIndexRows(seq, rows);
+    });
+    return result;
+  }
+
+  /** The values each indexed search parameter of the resource's type takes, computed once per write. */
+  private indexRows(resource: Resource): {
+    tokens: [string, TokenRow][];
+    refs: [string, string, string | null][];
+    dates: [string, string, string][];
+  } {
+    const tokens: [string, TokenRow][] = [];
+    const refs: [string, string, string | null][] = [];
+    const dates: [string, string, string][] = [];
+    const typedResource = [toTypedValue(resource)];
+    for (const param of this.params(resource.resourceType)) {
+      let typed;
+      try {
+        typed = evalFhirPathTyped(param.atom, typedResource);
+      } catch {
+        continue; // MemoryRepository would fail the same evaluation at search time: never a match
+      }
+      if (!typed.length) continue;
+      if (param.kind === 'token') {
+        for (const t of convertToSearchableTokens(typed)) {
+          tokens.push([
+            param.key,
+            { system: t.system ? t.system.toLowerCase() : null, value: t.value?.toLowerCase() ?? null },
+          ]);
+        }
+      } else if (param.kind === 'reference') {
+        for (const ref of convertToSearchableReferences(typed)) {
+          if (typeof ref !== 'string') continue;
+          refs.push([param.key, ref, ref.includes('/') ? ref.slice(ref.lastIndexOf('/') + 1) : null]);
+        }
+      } else {
+        for (const period of convertToSearchableDates(typed)) {
+          if (!period) continue;
+          dates.push([param.key, period.start ?? '0000', period.end ?? '9999']);
+        }
+      }
+    }
+    return { tokens, refs, dates };
+  }
+
+  private insertIndexRows(seq: number, rows: ReturnType<SqliteRepository['indexRows']>): void {
+    const token = this.stmt('INSERT INTO token (seq, p, system, value) VALUES (?, ?, ?, ?)');
+    for (const [key, t] of rows.tokens) token.run(seq, key, t.system, t.value);
+    const ref = this.stmt('INSERT INTO ref (seq, p, ref, tail) VALUES (?, ?, ?, ?)');
+    for (const [key, value, tail] of rows.refs) ref.run(seq, key, value, tail);
+    const date = this.stmt('INSERT INTO date (seq, p, lo, hi) VALUES (?, ?, ?, ?)');
+    for (const [key, lo, hi] of rows.dates) date.run(seq, key, lo, hi);
+  }
+
+  /**
+   * An update rewrites only the index rows whose values changed (a status change touches one token row, not the
+   * ~13 rows of a Task): most of a write's cost is index B-tree inserts.
+   */
+  private updateIndexRows(seq: number, rows: ReturnType<SqliteRepository['indexRows']>): void {
+    const tables: { table: string; cols: string[]; next: (string | null)[][] }[] = [
+      { table: 'token', cols: ['p', 'system', 'value'], next: rows.tokens.map(([key, t]) => [key, t.system, t.value]) },
+      { table: 'ref', cols: ['p', 'ref', 'tail'], next: rows.refs },
+      { table: 'date', cols: ['p', 'lo', 'hi'], next: rows.dates },
+    ];
+    for (const { table, cols, next } of tables) {
+      const current = this.stmt(`SELECT rowid AS r, ${cols.join(', ')} FROM ${table} WHERE seq = ?`).all(seq) as Record<
+        string,
+        string | number | null
+      >[];
+      const unmatched = new Map<string, number[]>();
+      for (const row of current) {
+        const key = JSON.stringify(cols.map((c) => row[c]));
+        const rowids = unmatched.get(key);
+        if (rowids) rowids.push(row.r as number);
+        else unmatched.set(key, [row.r as number]);
+      }
+      const insert = this.stmt(`INSERT INTO ${table} (seq, ${cols.join(', ')}) VALUES (?, ?, ?, ?)`);
+      for (const values of next) {
+        const kept = unmatched.get(JSON.stringify(values));
+        if (kept?.length) kept.pop();
+        else insert.run(seq, ...values);
+      }
+      const remove = this.stmt(`DELETE FROM ${table} WHERE rowid = ?`);
+      for (const rowids of unmatched.values()) for (const rowid of rowids) remove.run(rowid);
+    }
+  }
+
+  private unindex(seq: number): void {
+    this.stmt('DELETE FROM token WHERE seq = ?').run(seq);
+    this.stmt('DELETE FROM ref WHERE seq = ?').run(seq);
+    this.stmt('DELETE FROM date WHERE seq = ?').run(seq);
+  }
+
+  /** The token, reference and date search parameters of a type (Medplum's definitions, as loaded globally). */
+  private params(resourceType: string): IndexedParam[] {
+    let params = this.paramsByType.get(resourceType);
+    if (!params) {
+      params = [];
+      for (const [code, sp] of Object.entries(globalSchema.types[resourceType]?.searchParams ?? {})) {
+        const kind = sp.type === 'token' || sp.type === 'reference' || sp.type === 'date' ? sp.type : undefined;
+        if (!kind || !sp.expression) continue;
+        let atom;
+        try {
+          atom = parseFhirPath(sp.expression);
+        } catch {
+          continue;
+        }
+        params.push({
+          code,
+          key: `${resourceType}:${code}`,
+          kind,
+          expression: sp.expression,
+          atom,
+          singleTarget: sp.target?.length === 1,
+        });
+      }
+      this.paramsByType.set(resourceType, params);
+    }
+    return params;
+  }
+
+  /** Rebuilds the index from the stored resources when it was written by another index version. */
+  private reindexIfStale(): void {
+    const signature = createHash('sha256');
+    for (const type of Object.keys(globalSchema.types).sort())
+      for (const p of this.params(type)) signature.update(`${p.key} ${p.kind} ${p.expression} ${p.singleTarget}\n`);
+    const version = `${INDEX_VERSION}/${signature.digest('hex').slice(0, 16)}`;
+    const row = this.stmt("SELECT value FROM meta WHERE key = 'index_version'").get() as { value: string } | undefined;
+    if (row?.value === version) return;
+    this.atomic(() => {
+      this.db.exec('DELETE FROM token; DELETE FROM ref; DELETE FROM date;');
+      for (const r of this.stmt('SELECT seq, content FROM resource').iterate() as Iterable<{
+        seq: number;
+        content: string;
+      }>) {
+        this.insertIndexRows(r.seq, this.indexRows(JSON.parse(r.content) as Resource));
+      }
+      this.stmt("INSERT OR REPLACE INTO meta (key, value) VALUES ('index_version', ?)").run(version);
+    });
+  }
+
+  private row(resourceType: string, id: string): { seq: number; version_id: string } | undefined {
+    return this.stmt('SELECT seq, version_id FROM resource WHERE type = ? AND id = ?').get(resourceType, id) as
+      { seq: number; version_id: string } | undefined;
+  }
+
+  private stmt(sql: string): StatementSync {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** Runs synchronous writes atomically: their own transaction, or a savepoint inside the current one. */
+  private atomic<T>(fn: () => T): T {
+    if (this.db.isTransaction) {
+      this.db.exec('SAVEPOINT w');
+      try {
+        const result = fn();
+        this.db.exec('RELEASE w');
+        return result;
+      } catch (err) {
+        this.db.exec('ROLLBACK TO w');
+        this.db.exec('RELEASE w');
+        throw err;
+      }
+    }
+    this.db.exec('BEGIN');
+    try {
+      const result = fn();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /**
+   * Runs an operation alone: waits for the lock unless already inside an operation or transaction of this
+   * repository (FhirRouter and getExtraEntries call back into the repository from within one).
+   */
+  private async exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (this.closed) throw new OperationOutcomeError(badRequest('FHIR store is closed'));
+    if (this.context.getStore()?.active) return fn();
+    let release!: () => void;
+    const previous = this.lockTail;
+    this.lockTail = new Promise<void>((resolve) => (release = resolve));
+    await previous;
+    const ctx = { active: true };
+    try {
+      return await this.context.run(ctx, fn);
+    } finally {
+      ctx.active = false;
+      release();
+    }
+  }
+}
+
+/** match.ts's one-bound date comparisons (eq and ap, two bounds, are built in indexedFilter). */
+const DATE_CONDITIONS: Partial<Record<string, { sql: string; bound: 'start' | 'end' }>> = {};
+DATE_CONDITIONS[Operator.LESS_THAN] = { sql: 'x.lo < ?', bound: 'start' };
+DATE_CONDITIONS[Operator.GREATER_THAN] = { sql: 'x.hi > ?', bound: 'end' };
+DATE_CONDITIONS[Operator.LESS_THAN_OR_EQUALS] = { sql: 'x.lo <= ?', bound: 'end' };
+DATE_CONDITIONS[Operator.GREATER_THAN_OR_EQUALS] = { sql: 'x.hi >= ?', bound: 'start' };
+DATE_CONDITIONS[Operator.STARTS_AFTER] = { sql: 'x.lo > ?', bound: 'end' };
+DATE_CONDITIONS[Operator.ENDS_BEFORE] = { sql: 'x.hi < ?', bound: 'start' };
+
+interface ChainedFilter {
+  expression: string;
+  targetType: string;
+  chained: SearchRequest;
+}
+
+/** MemoryRepository's forward chains (`subject:Patient.name=...`), resolved the same way. */
+function parseChainedFilter(resourceType: string, filter: Filter): ChainedFilter | undefined {
+  const dotIndex = filter.code.indexOf('.');
+  if (dotIndex < 0 || filter.code.startsWith('_has:')) return undefined;
+  if (filter.operator !== Operator.EQUALS)
+    throw new Error('MemoryRepository does not support this chained filter yet.');
+  const left = filter.code.slice(0, dotIndex);
+  const chainedKey = filter.code.slice(dotIndex + 1);
+  const colonIndex = left.indexOf(':');
+  const refCode = colonIndex < 0 ? left : left.slice(0, colonIndex);
+  const searchParam = globalSchema.types[resourceType]?.searchParams?.[refCode];
+  if (colonIndex === -1 && searchParam?.target?.length !== 1) {
+    throw new OperationOutcomeError(
+      badRequest(`Unable to identify next resource type for search parameter: ${resourceType}?${refCode}`),
+    );
+  }
+  const targetType = colonIndex < 0 ? searchParam?.target?.[0] : left.slice(colonIndex + 1);
+  if (!searchParam?.expression || !targetType) return undefined;
+  return {
+    expression: searchParam.expression,
+    targetType,
+    chained: parseSearchRequest(targetType, { [chainedKey]: filter.value }),
+  };
+}
