@@ -50,9 +50,14 @@ describe('FHIR_DATA_DIR', () => {
   });
 
   it('refuses a path that is, or lies under, a file', () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kc-config-')), 'a-file');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-config-'));
+    const file = path.join(dir, 'a-file');
     fs.writeFileSync(file, '');
-    expect(() => loadConfig({ FHIR_DATA_DIR: file })).toThrow(ConfigError);
-    expect(() => loadConfig({ FHIR_DATA_DIR: path.join(file, 'below') })).toThrow(/must be a directory or :memory:/);
+    try {
+      expect(() => loadConfig({ FHIR_DATA_DIR: file })).toThrow(ConfigError);
+      expect(() => loadConfig({ FHIR_DATA_DIR: path.join(file, 'below') })).toThrow(/must be a directory or :memory:/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
