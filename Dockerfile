@@ -5,6 +5,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build
-ENV NODE_ENV=production PORT=3000 HOST=0.0.0.0
+ENV NODE_ENV=production PORT=3000 HOST=0.0.0.0 FHIR_DATA_DIR=/data/fhir
+# The embedded FHIR store's data (used when FHIR_BASE_URL is unset): mount a volume here or it dies with the container.
+VOLUME /data
 EXPOSE 3000
 CMD ["node", "dist/service/main.js"]
