@@ -61,6 +61,16 @@ export async function followUpTasks(service: TestService, procedureId: string): 
   return tasks.filter((t) => t.reasonReference?.reference === `Procedure/${procedureId}`);
 }
 
+/** Reports a completed infusion through the API, as an EHR would, and waits until its follow-up job has finished. */
+export async function reportInfusion(service: TestService, procedureId: string): Promise<unknown> {
+  await request(service.url)
+    .post('/events/infusion-completed')
+    .set(service.as('integration'))
+    .send({ procedure: `Procedure/${procedureId}` })
+    .expect(202);
+  return followUpJobDone(service, procedureId);
+}
+
 /** Waits until the follow-up job of an infusion has finished (every write it makes is done), and returns its result. */
 export async function followUpJobDone(service: TestService, procedureId: string): Promise<unknown> {
   const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));

@@ -37,28 +37,24 @@ export class TaskDecisionService {
     private readonly fhir: FhirClient,
   ) {}
 
-  async approve(input: DecisionInput & { owner?: Task['owner'] }): Promise<Task> {
-    const task = await this.writer.read<Task>('Task', input.taskId);
-    const proposal = await this.authorisable(task, input.caller);
-    return this.writer.write({
-      current: task,
-      seenVersion: input.seenVersion,
-      caller: input.caller,
-      decision: 'approve',
-      change: (t) => approve(t, input.owner, new Date()),
-      consequences: proposal ? [(written) => this.order(written, proposal, input.caller)] : [],
-    });
+  approve(input: DecisionInput & { owner?: Task['owner'] }): Promise<Task> {
+    return this.authorise(input, 'approve', (t) => approve(t, input.owner, new Date()));
   }
 
-  async reschedule(input: DecisionInput & { window: Period }): Promise<Task> {
+  /** A reschedule approves the Task for its new window, so it authorises care like an approval. */
+  reschedule(input: DecisionInput & { window: Period }): Promise<Task> {
+    return this.authorise(input, 'reschedule', (t) => reschedule(t, input.window, new Date()));
+  }
+
+  private async authorise(input: DecisionInput, decision: string, change: (task: Task) => Task): Promise<Task> {
     const task = await this.writer.read<Task>('Task', input.taskId);
     const proposal = await this.authorisable(task, input.caller);
     return this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
       caller: input.caller,
-      decision: 'reschedule',
-      change: (t) => reschedule(t, input.window, new Date()),
+      decision,
+      change,
       consequences: proposal ? [(written) => this.order(written, proposal, input.caller)] : [],
     });
   }
