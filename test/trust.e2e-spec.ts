@@ -73,6 +73,14 @@ describe('trustworthy plans', () => {
     return { carePlan, outcome };
   }
 
+  /** An eligible 80 kg patient's persisted plan, and its first-session Task (awaiting approval). */
+  async function eligibleWithInfusionTask() {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject);
+    const task = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    return { subject, carePlan, task };
+  }
+
   /** Resources based on a CarePlan (R4 MedicationRequest has no based-on search parameter: filtered here). */
   async function onPlan<T extends Resource>(type: 'Task' | 'MedicationRequest', carePlanId: string): Promise<T[]> {
     if (type === 'Task') return service.fhir.searchAll<T>('Task', { 'based-on': `CarePlan/${carePlanId}` });
@@ -178,9 +186,7 @@ describe('trustworthy plans', () => {
   });
 
   it('approve -> an active order signed by the approving practitioner, based on the CarePlan and the proposal, with its Provenance', async () => {
-    const subject = await patient({ weightKg: 80, bp: [124, 78] });
-    const { carePlan } = await apply(subject);
-    const infusionTask = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    const { subject, carePlan, task: infusionTask } = await eligibleWithInfusionTask();
     const proposalRef = infusionTask.focus!.reference!;
     expect(proposalRef).toMatch(/^MedicationRequest\//);
     // An EHR reading only status and intent sees nothing actionable before approval.
@@ -231,9 +237,7 @@ describe('trustworthy plans', () => {
   });
 
   it('approving an infusion needs a prescriber: a token without fhirUser is refused and nothing is written', async () => {
-    const subject = await patient({ weightKg: 80, bp: [124, 78] });
-    const { carePlan } = await apply(subject);
-    const task = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    const { task } = await eligibleWithInfusionTask();
     const { mintToken } = await import('@kc/auth');
     const { TEST_JWT_SECRET } = await import('./support/test-service');
     const anonymous = await mintToken({ sub: 'kiosk', roles: ['clinician'] }, { secret: TEST_JWT_SECRET });
@@ -247,9 +251,7 @@ describe('trustworthy plans', () => {
   });
 
   it('reject -> the proposal is cancelled with the reason', async () => {
-    const subject = await patient({ weightKg: 80, bp: [124, 78] });
-    const { carePlan } = await apply(subject);
-    const task = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    const { carePlan, task } = await eligibleWithInfusionTask();
     await request(service.url)
       .post(`/tasks/${task.id}/$reject`)
       .set(clinician())

@@ -252,16 +252,10 @@ function ehrPlan(overrides: Partial<PlanDefinition['action']> = []): PlanDefinit
   };
 }
 const ehrResolver = new ProtocolCatalog([...ehrActivities, nested]);
-const applyEhr = (plan: PlanDefinition) =>
-  applyPlanDefinition({
-    plan,
-    definitions: ehrResolver,
-    patient,
-    startDate,
-    now,
-    patientData: {},
-    context: { practitioner: { reference: 'Practitioner/dr1' } },
-  });
+const applyEhr = (
+  plan: PlanDefinition,
+  context: ApplyInput['context'] = { practitioner: { reference: 'Practitioner/dr1' } },
+) => applyPlanDefinition({ plan, definitions: ehrResolver, patient, startDate, now, patientData: {}, context });
 
 describe('applyPlanDefinition with any R4 PlanDefinition', () => {
   it('ServiceRequest with a monthly x 8 schedule, Appointment a calendar month later, nested PlanDefinition, goal, behaviours', () => {
@@ -364,16 +358,7 @@ describe('applyPlanDefinition with any R4 PlanDefinition', () => {
         ],
       },
     ] as never);
-    const run = (code: string) =>
-      applyPlanDefinition({
-        plan,
-        definitions: ehrResolver,
-        patient,
-        startDate,
-        now,
-        patientData: {},
-        context: { setting: { coding: [{ code }] } },
-      });
+    const run = (code: string) => applyEhr(plan, { setting: { coding: [{ code }] } });
     expect(run('AMB').tasks.some((t) => actionOf(t.resource) === 'outpatient-only')).toBe(true);
     expect(run('IMP').tasks.some((t) => actionOf(t.resource) === 'outpatient-only')).toBe(false);
   });
