@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { CarePlan, DetectedIssue, Practitioner, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import type { Bundle, CarePlan, DetectedIssue, Practitioner, Procedure, Provenance, Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { CANONICAL_BASE, ProtocolCatalog } from '@kc/protocols';
 import { displayName, issueView, WorklistEnricher, type PatientSummary, type ScoreView } from './worklist-enricher';
@@ -102,13 +102,21 @@ export class PatientTimelineService {
     };
   }
 
-  /** Decision Provenances, found by the key each carries: one per Task version a clinician wrote. */
+  /**
+   * Decision Provenances, found by the key each carries: the Task version a clinician wrote (version ids are
+   * opaque, so each Task's history says which versions exist; a Task still awaiting approval has no decision).
+   */
   private async decisions(tasks: Task[]): Promise<Provenance[]> {
-    const keys = tasks.flatMap((t) => {
-      const latest = Number(t.meta?.versionId);
-      if (!Number.isInteger(latest) || latest < 2) return [];
-      return Array.from({ length: Math.min(latest - 1, 50) }, (_, i) => `Task/${t.id}/_history/${i + 2}`);
-    });
+    const changed = tasks.filter((t) => t.id && t.status !== 'draft');
+    const histories = await Promise.all(
+      changed.map((t) => this.fhir.operation<Bundle<Task>>(`Task/${t.id}/_history?_count=100`)),
+    );
+    const keys = histories.flatMap((h) =>
+      (h.entry ?? [])
+        .map((e) => e.resource)
+        .filter((r): r is Task => Boolean(r?.id && r.meta?.versionId))
+        .map((r) => `Task/${r.id}/_history/${r.meta!.versionId}`),
+    );
     const found: Provenance[] = [];
     for (let i = 0; i < keys.length; i += 50) {
       const tag = keys
