@@ -96,11 +96,12 @@ export const WORKLIST_PAGE = `<!doctype html>
 </main>
 
 <dialog id="reject-dialog" aria-labelledby="reject-title">
-  <form method="dialog" id="reject-form">
+  <form method="dialog" id="reject-form" novalidate>
     <h2 id="reject-title">Reject task</h2>
     <p id="reject-what"></p>
     <label for="reject-reason">Reason (required)</label>
-    <textarea id="reject-reason" rows="3" required maxlength="1000"></textarea>
+    <textarea id="reject-reason" rows="3" required maxlength="1000" aria-describedby="reject-error"></textarea>
+    <p id="reject-error" class="overdue" role="alert"></p>
     <button type="submit" value="confirm" id="reject-confirm">Reject task</button>
     <button type="button" id="reject-cancel">Cancel</button>
   </form>
@@ -406,13 +407,20 @@ function askReject(item) {
   rejecting = item;
   $('#reject-what').textContent = describe(item);
   $('#reject-reason').value = '';
+  $('#reject-reason').removeAttribute('aria-invalid');
+  $('#reject-error').textContent = '';
   $('#reject-dialog').showModal();
   $('#reject-reason').focus();
 }
 $('#reject-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const reason = $('#reject-reason').value.trim();
-  if (!reason) { $('#reject-reason').setAttribute('aria-invalid', 'true'); $('#reject-reason').focus(); return; }
+  if (!reason) {
+    $('#reject-reason').setAttribute('aria-invalid', 'true');
+    $('#reject-error').textContent = 'A reason is required to reject a task.';
+    $('#reject-reason').focus();
+    return;
+  }
   $('#reject-dialog').close();
   await decide(rejecting, 'reject', { reason });
 });
