@@ -7,7 +7,6 @@ import { ConfigError, loadConfig } from '@kc/config';
 import { mintToken } from '@kc/auth';
 import { startService } from '../service/start-service';
 import { devSignIn, enrolNamedPatient, launchChromium, pkce, signInOnPage } from './support/clinician';
-import { waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 const DEV_ISSUER = { devIssuer: true, clientId: 'ketamine-careplans-ui', scope: 'openid fhirUser profile user/*.read' };
@@ -108,7 +107,7 @@ describe('clinician sign-in: dev OpenID issuer, OIDC code + PKCE, SMART launch',
       .type('form')
       .send({ ...params, user: 'clinician' })
       .expect(303);
-    const code = new URL(redirect.headers.location as string).searchParams.get('code')!;
+    const code = new URL(String(redirect.headers.location)).searchParams.get('code')!;
     const exchange = (code_verifier: string) =>
       request(service.url).post('/dev-issuer/token').type('form').send({
         grant_type: 'authorization_code',

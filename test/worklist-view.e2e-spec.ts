@@ -10,6 +10,7 @@ interface ViewItem {
   patient: string;
   carePlan: string;
   kind: string;
+  description?: string;
   due: { start: string; end: string };
   allowedWindow: { start: string; end: string };
   overdue: boolean;
@@ -192,7 +193,10 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
     expect(events.filter((e) => e.type === 'follow-up').map((e) => e.reference)).toContain(`Task/${first.id}`);
     expect(events.find((e) => e.type === 'contraindication')?.text).toBe('Contraindication: Uncontrolled hypertension');
     const decision = events.find((e) => e.type === 'decision');
-    expect(decision).toMatchObject({ who: 'Dr Test', text: `Decision: approve Task/${first.id}` });
+    expect(decision).toMatchObject({
+      who: 'Dr Test',
+      text: `Decision: approve ${first.description} (Task/${first.id})`,
+    });
     const dates = events.map((e) => Date.parse(e.date ?? '9999'));
     expect([...dates].sort((a, b) => a - b)).toEqual(dates);
   });

@@ -81,7 +81,7 @@ export async function devSignIn(
     .type('form')
     .send({ ...params, user })
     .expect(303);
-  const location = new URL(redirect.headers.location as string);
+  const location = new URL(String(redirect.headers.location));
   const token = await request(service.url)
     .post('/dev-issuer/token')
     .type('form')

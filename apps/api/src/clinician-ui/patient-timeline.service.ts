@@ -82,7 +82,7 @@ export class PatientTimelineService {
         return {
           date: p.recorded,
           type: 'decision' as const,
-          text: `Decision: ${p.activity?.text ?? 'update'} ${p.target?.[0]?.reference?.replace(/\/_history\/.*$/, '') ?? ''}`.trim(),
+          text: decisionText(p, tasks),
           who: (who?.reference && names.get(who.reference)) ?? who?.display ?? who?.reference ?? who?.identifier?.value,
           reason: p.reason?.[0]?.text,
           reference: `Provenance/${p.id}`,
@@ -146,4 +146,12 @@ export class PatientTimelineService {
     );
     return names;
   }
+}
+
+/** e.g. "Decision: approve Next induction session (Task/123)". */
+function decisionText(provenance: Provenance, tasks: Task[]): string {
+  const target = provenance.target?.[0]?.reference?.replace(/\/_history\/.*$/, '');
+  const task = tasks.find((t) => `Task/${t.id}` === target);
+  const what = task?.description ? `${task.description} (${target})` : (target ?? '');
+  return `Decision: ${provenance.activity?.text ?? 'update'} ${what}`.trim();
 }

@@ -291,11 +291,13 @@ async function loadProtocols() {
 
 async function load(append) {
   try {
-    const list = await api(append && nextLink ? nextLink : '/worklist/view?' + filterQuery().toString());
+    const query = filterQuery().toString();
+    const list = await api(append && nextLink ? nextLink : '/worklist/view?' + query);
     const body = $('#worklist tbody');
     if (!append) { body.replaceChildren(); items = new Map(); }
     for (const item of list.items) { items.set(item.id, item); body.append(row(item)); }
     nextLink = list.next || null;
+    $('#worklist').dataset.query = query;
     $('#more').hidden = !nextLink;
     $('#app').hidden = false;
     $('#worklist').hidden = false;
