@@ -166,6 +166,7 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
     await request(service.url).get('/worklist/view').query({ name: '' }).set(service.as('clinician')).expect(400);
     await request(service.url).get('/worklist/view').query({ sort: 'x' }).set(service.as('clinician')).expect(400);
     await request(service.url).get('/patients/bad id/timeline').set(service.as('clinician')).expect(400);
+    await request(service.url).get('/patients/no-such-patient/timeline').set(service.as('clinician')).expect(404);
   });
 
   it('the patient timeline lists infusions, follow-ups, contraindications and decisions with who made them', async () => {
