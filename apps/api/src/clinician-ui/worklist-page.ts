@@ -207,6 +207,7 @@ async function finishSignIn(query) {
   const id = tokens.id_token ? claimsOf(tokens.id_token) : {};
   if (tokens.id_token && id.nonce !== pending.nonce) throw new Error('Sign-in failed: the ID token nonce does not match.');
   const access = claimsOf(tokens.access_token);
+  sessionStorage.removeItem('kc-launched');
   sessionStorage.setItem(SESSION, JSON.stringify({
     accessToken: tokens.access_token,
     name: id.name || access.name || access.sub,
