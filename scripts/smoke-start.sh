@@ -12,6 +12,9 @@ trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
   if body=$(curl -sf "http://127.0.0.1:$PORT/health" 2>/dev/null); then
     echo "smoke: service up, /health -> $body"
+    # The clinician page's sign-in: the built-in dev issuer answers discovery in a default start.
+    curl -sf "http://127.0.0.1:$PORT/dev-issuer/.well-known/openid-configuration" >/dev/null ||
+      { echo "smoke: the dev issuer's discovery did not answer" >&2; cat "$log" >&2; exit 1; }
     kill -TERM $pid; wait $pid || true
     exit 0
   fi

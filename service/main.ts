@@ -26,6 +26,12 @@ async function main(): Promise<void> {
     );
   }
   const service = await startService(config, { logger });
+  if (service.config.oidc.devIssuer)
+    logger.warn(
+      `DEV_ISSUER is on: ${service.config.oidc.issuer} signs clinicians in as demo users (never in production); ` +
+        'set OIDC_ISSUER (and JWT_JWKS_URL) for a real identity provider',
+      'Bootstrap',
+    );
   logger.log(
     {
       msg: 'ketamine-careplans listening',

@@ -1,10 +1,11 @@
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Registry } from 'prom-client';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import type { AppConfig } from '@kc/config';
+import { withDevIssuer, type AppConfig } from '@kc/config';
 import { JsonLogger } from '@kc/common';
 import { createApiApp } from '../apps/api/src';
 import { ServiceModule } from './service.module';
@@ -39,6 +40,13 @@ export async function startService(
   if (!config.fhirBaseUrl) {
     sandbox = await startFhirSandbox({ port: config.fhirSandboxPort, dataDir: config.fhirDataDir });
     config = { ...config, fhirBaseUrl: sandbox.baseUrl };
+  }
+  if (config.oidc.devIssuer) {
+    if (config.production) throw new Error('The development issuer (DEV_ISSUER) is refused in production');
+    // The dev issuer's URL (its tokens' iss, its JWKS) must be known before the app is built: pick the port first.
+    if (config.port === 0) config = { ...config, port: await freePort(config.host) };
+    const host = ['0.0.0.0', '::'].includes(config.host) ? '127.0.0.1' : config.host;
+    config = withDevIssuer(config, `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`);
   }
   const app = await createApiApp(ServiceModule.api(config), config, options);
   await app.listen(config.port, config.host);
@@ -91,4 +99,15 @@ export async function startWorker(
       await app.close();
     },
   };
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -1,9 +1,22 @@
-import { chromium, type Browser } from 'playwright-core';
+import * as fs from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import type { Task } from '@medplum/fhirtypes';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
-import { findChromium } from './support/browser';
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
+
+const DEV_ISSUER = { devIssuer: true, clientId: 'ketamine-careplans-ui', scope: 'openid fhirUser profile user/*.read' };
+
+/** Writes a screenshot and checks a real image file came out (the assertions are on the DOM; this is the record). */
+async function screenshot(page: Page, name: string): Promise<void> {
+  fs.mkdirSync('test-results', { recursive: true });
+  const file = `test-results/${name}.png`;
+  await page.screenshot({ path: file, fullPage: true });
+  const bytes = fs.readFileSync(file);
+  expect(bytes.subarray(1, 4).toString()).toBe('PNG');
+  expect(bytes.length).toBeGreaterThan(5000);
+}
 
 describe('clinician page in a real browser', () => {
   let service: TestService;
@@ -11,37 +24,28 @@ describe('clinician page in a real browser', () => {
 
   beforeAll(async () => {
     // CHROMIUM_PATH, else /usr/bin/chromium, else the Chromium that npm install brought (@sparticuz/chromium).
-    const binary = await findChromium();
-    service = await startTestService();
-    browser = await chromium.launch({
-      executablePath: binary.executablePath,
-      env: binary.env,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    service = await startTestService({ oidc: DEV_ISSUER });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
     await service?.stop();
   });
 
-  it('shows the worklist, approves one task and rejects another with a reason', async () => {
+  async function followUps(start: string) {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    const procedureId = await completeInfusion(service, enrolment, start);
     await service.app.get(FollowUpService).handle(procedureId);
-    const [check, next] = await followUpTasks(service, procedureId);
+    return { enrolment, tasks: await followUpTasks(service, procedureId) };
+  }
+
+  it('shows the worklist, approves one task and rejects another with a reason', async () => {
+    const {
+      tasks: [check, next],
+    } = await followUps('2027-01-04T10:00:00.000Z');
 
     const page = await browser.newPage();
-    await page.goto(`${service.url}/ui`);
-    await page.fill('#token', service.tokens.clinician);
-    await page.click('button[type=submit]');
+    await signInOnPage(page, service);
     await page.waitForSelector(`tr[data-task-id="${check.id}"]`);
     expect(await page.textContent('#message')).toMatch(/\d+ task\(s\) awaiting approval/);
 
@@ -49,9 +53,16 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector(`tr[data-task-id="${check.id}"]`, { state: 'detached' });
     expect(await page.textContent('#message')).toMatch(/^Approved/);
 
-    page.once('dialog', (dialog) => void dialog.accept('No longer needed'));
     await page.click(`tr[data-task-id="${next.id}"] button:has-text("Reject")`);
+    await page.waitForSelector('#reject-dialog[open]');
+    // The reason is required: an empty one is not sent.
+    await page.click('#reject-confirm');
+    expect(await page.getAttribute('#reject-reason', 'aria-invalid')).toBe('true');
+    expect(await page.textContent('#reject-error')).toBe('A reason is required to reject a task.');
+    await page.fill('#reject-reason', 'No longer needed');
+    await page.click('#reject-confirm');
     await page.waitForSelector(`tr[data-task-id="${next.id}"]`, { state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Rejected/);
 
     await waitFor(
       async () => (await service.fhir.read<Task>('Task', check.id!)).status === 'ready',
@@ -60,33 +71,217 @@ describe('clinician page in a real browser', () => {
     const rejected = await service.fhir.read<Task>('Task', next.id!);
     expect(rejected.status).toBe('rejected');
     expect(rejected.statusReason?.text).toBe('No longer needed');
-    await page.screenshot({ path: 'test-results/worklist.png' }).catch(() => undefined);
+    await screenshot(page, 'worklist');
+    await page.close();
   }, 60_000);
 
   it('tells the clinician when someone else decided first', async () => {
-    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const procedureId = await completeInfusion(service, enrolment, '2027-02-04T10:00:00.000Z');
-    await service.app.get(FollowUpService).handle(procedureId);
-    const [task] = await followUpTasks(service, procedureId);
+    const {
+      tasks: [task],
+    } = await followUps('2027-02-04T10:00:00.000Z');
     const page = await browser.newPage();
-    await page.goto(`${service.url}/ui`);
-    await page.fill('#token', service.tokens.clinician);
-    await page.click('button[type=submit]');
+    await signInOnPage(page, service);
     await page.waitForSelector(`tr[data-task-id="${task.id}"]`);
     // Another clinician approves it meanwhile.
     await service.fhir.update({ ...task, status: 'ready' }, { ifMatch: task.meta!.versionId });
     await page.click(`tr[data-task-id="${task.id}"] button:has-text("Approve")`);
     await page.waitForSelector('#message.error');
     expect(await page.textContent('#message')).toMatch(/Someone else changed this task first/);
+    await page.close();
   }, 60_000);
 
   it('says so when the token is wrong', async () => {
     const page = await browser.newPage();
     await page.goto(`${service.url}/ui`);
-    await page.fill('#token', 'not-a-token');
-    await page.click('button[type=submit]');
+    await page.evaluate(() =>
+      sessionStorage.setItem(
+        'kc-session',
+        JSON.stringify({ accessToken: 'not-a-token', expiresAt: Date.now() + 60_000 }),
+      ),
+    );
+    await page.reload();
     await page.waitForSelector('#message.error');
     expect(await page.textContent('#message')).toMatch(/token is missing, invalid or expired/);
     expect(await page.isHidden('#worklist')).toBe(true);
+    expect(await page.isVisible('#sign-in')).toBe(true);
+    await page.close();
   }, 30_000);
+
+  it('shows patient name and age, protocol and phase, due window, overdue, contraindications and scores; filters', async () => {
+    const rosa = await enrolNamedPatient(service, 'ketamine-monthly-maintenance', {
+      given: 'Rosa',
+      family: 'Delgado',
+      birthDate: '1971-08-15',
+    });
+    await score(service, rosa.patient, '72514-3', 6, '2026-11-10T09:00:00Z');
+    await score(service, rosa.patient, '44261-6', 9, '2026-11-10T09:00:00Z');
+    // One of her tasks' window has closed: overdue.
+    const [late] = await service.fhir.searchAll<Task>('Task', { patient: rosa.patient, status: 'draft' });
+    await service.fhir.update<Task>({
+      ...late,
+      restriction: { ...late.restriction, period: { start: '2026-01-01T00:00:00Z', end: '2026-01-02T00:00:00Z' } },
+    });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${late.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.patient-link').textContent()).toBe('Rosa Delgado');
+    expect(await row.locator('.age').textContent()).toMatch(/^\d+ years$/);
+    expect(await row.locator('.phase').textContent()).toBe('maintenance');
+    expect(await row.getAttribute('class')).toContain('is-overdue');
+    expect(await row.locator('.badge.overdue').textContent()).toBe('Overdue');
+    expect(await row.locator('td.due').textContent()).toContain('2026-01-01 00:00 .. 2026-01-02 00:00');
+    expect(await row.locator('td.scores').textContent()).toBe('Pain NRS 6 (2026-11-10); PHQ-9 9 (2026-11-10)');
+    expect(await row.locator('td.contraindications').textContent()).toBe('None on record');
+    // Accessible names on every action.
+    expect(await row.locator('button:has-text("Approve")').getAttribute('aria-label')).toMatch(
+      /^Approve .+ for Rosa Delgado$/,
+    );
+
+    // Filters: overdue only, then protocol, then patient name.
+    await page.selectOption('#f-overdue', 'true');
+    await page.click('#filters button[type=submit]');
+    await page.waitForSelector('#worklist[data-query*="overdue=true"]');
+    expect(await page.locator('#worklist tbody tr:not(.is-overdue)').count()).toBe(0);
+    expect(await page.locator('#worklist tbody tr').count()).toBe(1);
+    await page.selectOption('#f-overdue', '');
+    await page.selectOption('#f-protocol', 'ketamine-monthly-maintenance');
+    await page.fill('#f-name', 'Delgado');
+    await page.click('#filters button[type=submit]');
+    await page.waitForSelector('#worklist[data-query*="name=Delgado"]');
+    const names = await page.locator('#worklist tbody .patient-link').allTextContents();
+    expect(names.length).toBeGreaterThan(0);
+    expect(new Set(names)).toEqual(new Set(['Rosa Delgado']));
+    await screenshot(page, 'worklist-filtered');
+    await page.close();
+  }, 60_000);
+
+  it('reschedules with the date picker inside the protocol window, and refuses dates outside it', async () => {
+    const {
+      tasks: [, next],
+    } = await followUps('2027-03-04T10:00:00.000Z');
+    const allowed = next.extension!.find((e) => e.valuePeriod)!.valuePeriod!;
+    const day = (iso: string, plus = 0) => new Date(Date.parse(iso) + plus * 86_400_000).toISOString().slice(0, 10);
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click(`tr[data-task-id="${next.id}"] button:has-text("Reschedule")`);
+    await page.waitForSelector('#reschedule-dialog[open]');
+    // The picker shows the allowed range: the Task's protocol-window extension.
+    expect(await page.getAttribute('#rs-start', 'min')).toBe(day(allowed.start!));
+    expect(await page.getAttribute('#rs-end', 'max')).toBe(day(allowed.end!));
+    expect(await page.textContent('#reschedule-range')).toBe(
+      `Allowed by the protocol: ${day(allowed.start!)} to ${day(allowed.end!)} (UTC)`,
+    );
+    // Outside: refused on the page, nothing sent.
+    await page.fill('#rs-start', day(allowed.start!, -3));
+    await page.click('#reschedule-confirm');
+    expect(await page.textContent('#reschedule-error')).toMatch(/^Choose dates within the allowed range/);
+    expect(await page.getAttribute('#rs-start', 'aria-invalid')).toBe('true');
+    await screenshot(page, 'reschedule-refused');
+    expect((await service.fhir.read<Task>('Task', next.id!)).meta!.versionId).toBe(next.meta!.versionId);
+    // Inside: the last day of the window.
+    await page.fill('#rs-start', day(allowed.end!));
+    await page.fill('#rs-end', day(allowed.end!));
+    await page.click('#reschedule-confirm');
+    await page.waitForSelector(`tr[data-task-id="${next.id}"]`, { state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Rescheduled/);
+    const task = await service.fhir.read<Task>('Task', next.id!);
+    expect(task.status).toBe('ready');
+    expect(task.businessStatus?.coding?.[0].code).toBe('rescheduled');
+    expect(task.restriction?.period).toEqual({ start: `${day(allowed.end!)}T00:00:00.000Z`, end: allowed.end });
+    await page.close();
+  }, 60_000);
+
+  it('the server refuses a window outside the protocol window even if a page sent one', async () => {
+    const {
+      tasks: [, next],
+    } = await followUps('2027-03-14T10:00:00.000Z');
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.waitForSelector(`tr[data-task-id="${next.id}"]`);
+    const status = await page.evaluate(
+      async (task) => {
+        const session = JSON.parse(sessionStorage.getItem('kc-session')!) as { accessToken: string };
+        const response = await fetch(`/tasks/${task.id}/$reschedule`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${session.accessToken}` },
+          body: JSON.stringify({
+            versionId: task.versionId,
+            start: '2030-01-01T00:00:00Z',
+            end: '2030-01-02T00:00:00Z',
+          }),
+        });
+        return response.status;
+      },
+      { id: next.id!, versionId: next.meta!.versionId! },
+    );
+    expect(status).toBe(422);
+    await page.close();
+  }, 60_000);
+
+  it('bulk approves the selected tasks', async () => {
+    const { tasks } = await followUps('2027-04-04T10:00:00.000Z');
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    for (const task of tasks) await page.check(`tr[data-task-id="${task.id}"] input.select`);
+    expect(await page.textContent('#bulk-approve')).toBe(`Approve selected (${tasks.length})`);
+    await page.click('#bulk-approve');
+    await page.waitForSelector('#message.ok:has-text("Approved")');
+    expect(await page.textContent('#message')).toBe(`Approved ${tasks.length} of ${tasks.length} task(s)`);
+    for (const task of tasks) {
+      expect(await page.locator(`tr[data-task-id="${task.id}"]`).count()).toBe(0);
+      expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
+    }
+    await page.close();
+  }, 60_000);
+
+  it('opens the patient view: CarePlan timeline with infusions, follow-ups and who decided', async () => {
+    const {
+      tasks: [check],
+    } = await followUps('2027-05-04T10:00:00.000Z');
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click(`tr[data-task-id="${check.id}"] button:has-text("Approve")`);
+    await page.waitForSelector(`tr[data-task-id="${check.id}"]`, { state: 'detached' });
+    // Another of the same patient's tasks is still listed: open the patient from it.
+    const patient = check.for!.reference!;
+    const [other] = await service.fhir.searchAll<Task>('Task', { patient, status: 'draft' });
+    await page.click(`tr[data-task-id="${other.id}"] .patient-link`);
+    await page.waitForSelector('#patient-view:not([hidden])');
+    expect(await page.isHidden('#worklist-view')).toBe(true);
+    expect(await page.evaluate('document.activeElement.id')).toBe('patient-heading');
+    expect(await page.locator('#timeline li[data-type="infusion"]').count()).toBe(1);
+    expect(await page.locator('#timeline li[data-type="follow-up"]').count()).toBeGreaterThan(1);
+    const decision = await page.locator('#timeline li[data-type="decision"]').first().textContent();
+    expect(decision).toContain(`Decision: approve ${check.description} (Task/${check.id})`);
+    expect(decision).toContain('by Dr Ada Lovelace');
+    expect(await page.textContent('#careplans')).toMatch(/low-dose/i);
+    await screenshot(page, 'patient-view');
+    await page.click('#back');
+    expect(await page.isVisible('#worklist-view')).toBe(true);
+    await page.close();
+  }, 60_000);
+
+  it('approves with the keyboard only', async () => {
+    const {
+      tasks: [task],
+    } = await followUps('2027-06-04T10:00:00.000Z');
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.waitForSelector(`tr[data-task-id="${task.id}"]`);
+    const target = `tr[data-task-id="${task.id}"] button[aria-label^="Approve "]`;
+    const focused = `document.activeElement === document.querySelector(${JSON.stringify(target)})`;
+    let reached = false;
+    for (let i = 0; i < 400 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = (await page.evaluate(focused)) === true;
+    }
+    expect(reached).toBe(true);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`tr[data-task-id="${task.id}"]`, { state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Approved/);
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
+    await page.close();
+  }, 90_000);
 });

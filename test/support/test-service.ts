@@ -19,8 +19,9 @@ export const TEST_JWT_SECRET = 'test-secret-' + randomUUID();
  * so suites can run side by side on one Redis without seeing each other's jobs.
  */
 export async function startTestService(overrides: Partial<AppConfig> = {}): Promise<TestService> {
+  const base = loadConfig({ ...process.env, FHIR_BASE_URL: '' });
   const config: AppConfig = {
-    ...loadConfig({ ...process.env, FHIR_BASE_URL: '' }),
+    ...base,
     port: 0,
     fhirSandboxPort: 0,
     // In memory unless a test passes a data directory (the restart tests do).
@@ -34,6 +35,8 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     jobBackoffMs: 100,
     jobLockMs: 5000,
     logLevel: process.env.TEST_LOG_LEVEL ?? 'error',
+    // The dev issuer only where a test signs in through it (it writes demo Practitioners at startup).
+    oidc: { ...base.oidc, devIssuer: false, issuer: undefined },
     ...overrides,
   };
   const service = await startService(config, { logger: false });

@@ -9,6 +9,8 @@ import { ReviewModule } from './review/review.module';
 import { EhrModule } from './ehr/ehr.module';
 import { OperationsModule } from './operations/operations.module';
 import { CdsHooksModule } from './cds-hooks/cds-hooks.module';
+import { DevIssuerModule } from './dev-issuer/dev-issuer.module';
+import { ClinicianUiModule } from './clinician-ui/clinician-ui.module';
 
 /**
  * The HTTP API's feature modules. Needs CoreModule (@kc/nest-core) beside it; the composition root (service/)
@@ -21,6 +23,9 @@ import { CdsHooksModule } from './cds-hooks/cds-hooks.module';
     ProtocolsModule,
     EventsModule,
     ReviewModule,
+    // Before EhrModule: /fhir/.well-known/smart-configuration must win over /fhir/:type/:id.
+    DevIssuerModule,
+    ClinicianUiModule,
     EhrModule,
     OperationsModule,
     CdsHooksModule,

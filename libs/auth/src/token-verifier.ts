@@ -1,17 +1,29 @@
-import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { AppConfig } from '@kc/config';
 import { ROLES, type Caller, type Role } from './roles';
 
 /** Used only when JWT_SECRET and JWT_JWKS_URL are both unset and NODE_ENV is not production. */
 export const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
 
+const SYMMETRIC = ['HS256', 'HS384', 'HS512'];
+const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+/**
+ * Verifies bearer JWTs: HS256/384/512 with JWT_SECRET (or the development secret when neither JWT_SECRET nor
+ * JWT_JWKS_URL is set: `npm run token`), asymmetric ones with JWT_JWKS_URL, and tokens of each trusted OpenID
+ * issuer (the built-in dev issuer) with that issuer's JWKS, chosen by the token's `iss`.
+ */
 export class TokenVerifier {
   private readonly jwks?: ReturnType<typeof createRemoteJWKSet>;
-  private readonly secret: Uint8Array;
+  private readonly secret?: Uint8Array;
+  private readonly trusted = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
   constructor(private readonly config: AppConfig['auth']) {
     if (config.jwksUrl) this.jwks = createRemoteJWKSet(new URL(config.jwksUrl));
-    this.secret = new TextEncoder().encode(config.jwtSecret ?? DEV_JWT_SECRET);
+    const secret = config.jwtSecret ?? (config.jwksUrl ? undefined : DEV_JWT_SECRET);
+    if (secret) this.secret = new TextEncoder().encode(secret);
+    for (const { issuer, jwksUrl } of config.trustedIssuers ?? [])
+      this.trusted.set(issuer, createRemoteJWKSet(new URL(jwksUrl)));
   }
 
   static usesDevSecret(config: AppConfig['auth']): boolean {
@@ -22,9 +34,20 @@ export class TokenVerifier {
   async verify(token: string): Promise<Caller | undefined> {
     try {
       const options = { issuer: this.config.issuer, audience: this.config.audience };
-      const { payload } = this.jwks
-        ? await jwtVerify(token, this.jwks, options)
-        : await jwtVerify(token, this.secret, options);
+      const { alg } = decodeProtectedHeader(token);
+      if (alg && SYMMETRIC.includes(alg)) {
+        if (!this.secret) return undefined;
+        const { payload } = await jwtVerify(token, this.secret, { ...options, algorithms: SYMMETRIC });
+        return callerFrom(payload);
+      }
+      const iss = decodeJwt(token).iss;
+      const issuerKeys = iss ? this.trusted.get(iss) : undefined;
+      if (issuerKeys) {
+        const { payload } = await jwtVerify(token, issuerKeys, { issuer: iss, algorithms: ASYMMETRIC });
+        return callerFrom(payload);
+      }
+      if (!this.jwks) return undefined;
+      const { payload } = await jwtVerify(token, this.jwks, { ...options, algorithms: ASYMMETRIC });
       return callerFrom(payload);
     } catch {
       return undefined;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, loadConfig } from './app-config';
+import { ConfigError, loadConfig, withDevIssuer } from './app-config';
 
 describe('CDS Hooks config', () => {
   it('CDS_CLIENTS maps issuers to a JWK Set URL or a shared secret', () => {
@@ -59,5 +59,49 @@ describe('FHIR_DATA_DIR', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('clinician sign-in config (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_SCOPE, DEV_ISSUER)', () => {
+  it('defaults to the built-in dev issuer outside production, pointed at this service once its URL is known', () => {
+    const config = loadConfig({});
+    expect(config.oidc).toEqual({
+      issuer: undefined,
+      clientId: 'ketamine-careplans-ui',
+      scope: 'openid fhirUser profile user/*.read',
+      devIssuer: true,
+    });
+    const resolved = withDevIssuer(config, 'http://127.0.0.1:3000/');
+    expect(resolved.oidc.issuer).toBe('http://127.0.0.1:3000/dev-issuer');
+    expect(resolved.auth.trustedIssuers).toEqual([
+      { issuer: 'http://127.0.0.1:3000/dev-issuer', jwksUrl: 'http://127.0.0.1:3000/dev-issuer/jwks' },
+    ]);
+    // Applied twice (a restart on another port): one dev issuer trusted, the latest.
+    const again = withDevIssuer(resolved, 'http://127.0.0.1:4000');
+    expect(again.auth.trustedIssuers).toHaveLength(1);
+    expect(withDevIssuer(loadConfig({ DEV_ISSUER: 'off' }), 'http://x').oidc.issuer).toBeUndefined();
+  });
+
+  it('refuses the dev issuer in production, both issuers at once, an external issuer without a JWKS, bad values', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', DEV_ISSUER: 'on' })).toThrow(ConfigError);
+    expect(loadConfig({ NODE_ENV: 'production' }).oidc.devIssuer).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production' }).production).toBe(true);
+    expect(() =>
+      loadConfig({ DEV_ISSUER: 'true', OIDC_ISSUER: 'https://id.example', JWT_JWKS_URL: 'https://id.example/k' }),
+    ).toThrow(/either OIDC_ISSUER or DEV_ISSUER/);
+    expect(() => loadConfig({ OIDC_ISSUER: 'https://id.example' })).toThrow(/JWT_JWKS_URL/);
+    expect(() => loadConfig({ OIDC_ISSUER: 'ftp://id.example', JWT_JWKS_URL: 'https://id.example/k' })).toThrow(
+      /http\(s\) URL/,
+    );
+    expect(() => loadConfig({ OIDC_SCOPE: 'fhirUser' })).toThrow(/openid/);
+    expect(() => loadConfig({ OIDC_CLIENT_ID: 'has space' })).toThrow(/OIDC_CLIENT_ID/);
+    expect(() => loadConfig({ DEV_ISSUER: 'yes please' })).toThrow(/DEV_ISSUER must be true or false/);
+    const external = loadConfig({
+      OIDC_ISSUER: 'https://id.example/',
+      OIDC_CLIENT_ID: 'careplans',
+      JWT_JWKS_URL: 'https://id.example/jwks',
+    });
+    expect(external.oidc).toMatchObject({ issuer: 'https://id.example', clientId: 'careplans', devIssuer: false });
+    expect(external.auth).toMatchObject({ jwksUrl: 'https://id.example/jwks', issuer: 'https://id.example' });
   });
 });

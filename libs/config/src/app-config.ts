@@ -25,7 +25,18 @@ export interface AppConfig {
   queuePrefix: string;
   runWorker: boolean;
   profilesDir: string;
-  auth: { jwtSecret?: string; jwksUrl?: string; issuer?: string; audience?: string };
+  auth: {
+    jwtSecret?: string;
+    jwksUrl?: string;
+    issuer?: string;
+    audience?: string;
+    /** OpenID issuers whose tokens are accepted besides the above, each by its own JWKS (the dev issuer's). */
+    trustedIssuers?: { issuer: string; jwksUrl: string }[];
+  };
+  /** How the clinician page signs in: OpenID Connect (authorization code + PKCE), also as a SMART on FHIR app. */
+  oidc: OidcConfig;
+  /** NODE_ENV=production: development conveniences (dev secret, dev issuer) are refused. */
+  production: boolean;
   webhookSecret?: string;
   pollIntervalMs: number;
   /** How far back each poll re-reads, for resources a server stamped earlier than it committed them. */
@@ -57,6 +68,62 @@ export interface AppConfig {
  * (HS256/384/512; not conformant to CDS Hooks, which forbids symmetric algorithms: for development and tests).
  */
 export type CdsClientKey = { jwksUrl: string } | { secret: string };
+
+export interface OidcConfig {
+  /** The OpenID issuer the page signs in with; with the dev issuer, set at startup to `<service>/dev-issuer`. */
+  issuer?: string;
+  /** The page's OAuth client id (a public client: PKCE, no secret). */
+  clientId: string;
+  /** Scopes the page asks for. */
+  scope: string;
+  /** The built-in development issuer with demo users (never in production). */
+  devIssuer: boolean;
+}
+
+/** The dev issuer's path on this service. */
+export const DEV_ISSUER_PATH = '/dev-issuer';
+
+/**
+ * Points the page and token verification at the built-in dev issuer once the service's own URL is known
+ * (what setting OIDC_ISSUER, JWT_ISSUER and JWT_JWKS_URL by hand would do for an external issuer).
+ */
+export function withDevIssuer(config: AppConfig, serviceUrl: string): AppConfig {
+  if (!config.oidc.devIssuer) return config;
+  const issuer = serviceUrl.replace(/\/+$/, '') + DEV_ISSUER_PATH;
+  const others = (config.auth.trustedIssuers ?? []).filter((t) => !t.issuer.endsWith(DEV_ISSUER_PATH));
+  return {
+    ...config,
+    oidc: { ...config.oidc, issuer },
+    auth: { ...config.auth, trustedIssuers: [...others, { issuer, jwksUrl: `${issuer}/jwks` }] },
+  };
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['true', '1', 'on'].includes(raw)) return true;
+  if (['false', '0', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false (on/off, 1/0), got "${raw}"`);
+}
+
+/** OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_SCOPE, DEV_ISSUER. */
+export function oidcFrom(env: NodeJS.ProcessEnv): OidcConfig {
+  const production = env.NODE_ENV === 'production';
+  const issuer = env.OIDC_ISSUER ? env.OIDC_ISSUER.replace(/\/+$/, '') : undefined;
+  if (issuer !== undefined && !httpUrl(issuer))
+    throw new ConfigError(`OIDC_ISSUER must be an http(s) URL, got "${env.OIDC_ISSUER}"`);
+  const devIssuer = bool(env, 'DEV_ISSUER', !production && !issuer);
+  if (devIssuer && production)
+    throw new ConfigError('DEV_ISSUER is refused with NODE_ENV=production: set OIDC_ISSUER to your identity provider');
+  if (devIssuer && issuer) throw new ConfigError('Set either OIDC_ISSUER or DEV_ISSUER=true, not both');
+  if (issuer && !env.JWT_JWKS_URL)
+    throw new ConfigError('OIDC_ISSUER needs JWT_JWKS_URL (the issuer JWK Set that signs its access tokens)');
+  const clientId = env.OIDC_CLIENT_ID ?? 'ketamine-careplans-ui';
+  if (!/^[\x21-\x7e]{1,200}$/.test(clientId)) throw new ConfigError('OIDC_CLIENT_ID must be printable ASCII');
+  const scope = env.OIDC_SCOPE ?? 'openid fhirUser profile user/*.read';
+  if (!scope.split(' ').includes('openid')) throw new ConfigError('OIDC_SCOPE must include openid');
+  return { issuer, clientId, scope, devIssuer };
+}
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
 
@@ -201,7 +268,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     queuePrefix: env.QUEUE_PREFIX ?? 'kc',
     runWorker: (env.RUN_WORKER ?? 'true') !== 'false',
     profilesDir: env.FHIR_PROFILES_DIR ?? path.join(REPO_ROOT, 'fhir-profiles'),
-    auth: { jwtSecret: env.JWT_SECRET, jwksUrl: env.JWT_JWKS_URL, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
+    auth: {
+      jwtSecret: env.JWT_SECRET,
+      jwksUrl: env.JWT_JWKS_URL,
+      // With an external OpenID issuer, its access tokens carry it as iss.
+      issuer: env.JWT_ISSUER ?? (env.OIDC_ISSUER ? env.OIDC_ISSUER.replace(/\/+$/, '') : undefined),
+      audience: env.JWT_AUDIENCE,
+    },
+    oidc: oidcFrom(env),
+    production: env.NODE_ENV === 'production',
     webhookSecret: env.WEBHOOK_SECRET,
     pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 30000),
     pollOverlapMs: int(env, 'POLL_OVERLAP_MS', 10000),

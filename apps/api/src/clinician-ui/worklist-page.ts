@@ -1,6 +1,9 @@
 /**
- * The clinician worklist page: plain HTML and JavaScript, no build step. It calls the same API as any client
- * (/worklist, /tasks/:id/$approve|$reject) with the token the clinician pastes, kept in sessionStorage only.
+ * The clinician worklist page: plain HTML and JavaScript, no build step. The clinician signs in through OpenID
+ * Connect (authorization code + PKCE, S256) against the configured issuer, or is launched as a SMART on FHIR app
+ * (`/ui?iss=<this API>/fhir[&launch=...]`). The access token stays in sessionStorage; every call goes to the same
+ * API as any client: /worklist/view (following its `next` link), /tasks/:id/$approve|$reject|$reschedule,
+ * /tasks/$bulk-approve, /patients/:id/timeline. Dates are shown and picked in UTC.
  */
 export const WORKLIST_PAGE = `<!doctype html>
 <html lang="en">
@@ -9,34 +12,123 @@ export const WORKLIST_PAGE = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Ketamine care plans: worklist</title>
 <style>
-  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem; color: #1d2433; }
-  h1 { font-size: 1.4rem; }
-  table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
-  th, td { text-align: left; padding: .45rem .6rem; border-bottom: 1px solid #dde3ec; vertical-align: top; }
-  th { background: #f3f6fa; }
+  body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem 2rem; color: #1d2433; }
+  h1 { font-size: 1.4rem; margin: 0 0 .4rem; }
+  h2 { font-size: 1.15rem; }
+  header { display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; border-bottom: 1px solid #dde3ec; padding-bottom: .6rem; }
+  #who { margin-left: auto; }
+  table { border-collapse: collapse; width: 100%; margin-top: .8rem; }
+  caption { text-align: left; font-weight: 600; padding: .3rem 0; }
+  th, td { text-align: left; padding: .45rem .55rem; border-bottom: 1px solid #dde3ec; vertical-align: top; }
+  th { background: #f3f6fa; font-weight: 600; }
+  tr.is-overdue td.due { background: #fdecea; }
   .overdue { color: #a4262c; font-weight: 600; }
-  button { margin-right: .3rem; cursor: pointer; }
+  .badge { display: inline-block; padding: 0 .4rem; border-radius: .6rem; font-size: .8rem; background: #e8edf4; }
+  .badge.overdue { background: #a4262c; color: #fff; }
+  .badge.maintenance { background: #dbe9f8; }
+  .badge.induction { background: #e4f3e6; }
+  .ci-unresolved { color: #a4262c; font-weight: 600; }
+  .ci-overridden { color: #6b5b00; }
+  .muted { color: #5b6475; }
+  ul.plain { list-style: none; padding: 0; margin: 0; }
+  button { cursor: pointer; margin: 0 .25rem .25rem 0; font: inherit; padding: .15rem .55rem; }
+  button.link { background: none; border: none; color: #0b5cad; text-decoration: underline; padding: 0; }
+  :focus-visible { outline: 3px solid #0b5cad; outline-offset: 2px; }
   #message { min-height: 1.4rem; margin-top: .8rem; }
   #message.error { color: #a4262c; }
   #message.ok { color: #1e6b34; }
-  input[type=password] { width: 28rem; }
+  form#filters { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: end; margin-top: .8rem; }
+  form#filters label { display: flex; flex-direction: column; font-size: .85rem; }
+  dialog { border: 1px solid #9aa5b5; border-radius: .4rem; max-width: 32rem; }
+  dialog label { display: block; margin: .4rem 0; }
+  textarea { width: 100%; }
+  #timeline li { margin: .3rem 0; }
+  #timeline .type { display: inline-block; min-width: 8rem; font-weight: 600; }
 </style>
 </head>
 <body>
-<h1>Follow-up tasks awaiting approval</h1>
-<form id="login">
-  <label>Clinician token <input id="token" type="password" autocomplete="off" placeholder="paste a bearer token"></label>
-  <button type="submit">Load worklist</button>
-</form>
-<div id="message" role="status"></div>
-<table id="worklist" hidden>
-  <thead><tr><th>Due</th><th>Task</th><th>Patient</th><th>Status</th><th></th></tr></thead>
-  <tbody></tbody>
-</table>
+<header>
+  <h1>Ketamine care plans: follow-up tasks awaiting approval</h1>
+  <span id="who" aria-live="polite"></span>
+  <button type="button" id="sign-in" hidden>Sign in</button>
+  <button type="button" id="sign-out" hidden>Sign out</button>
+</header>
+<div id="message" role="status" aria-live="polite"></div>
+
+<main id="app" hidden>
+<section id="worklist-view" aria-labelledby="worklist-heading">
+  <h2 id="worklist-heading">Worklist</h2>
+  <form id="filters" role="search" aria-label="Filter the worklist">
+    <label for="f-protocol">Protocol
+      <select id="f-protocol" name="protocol"><option value="">All protocols</option></select></label>
+    <label for="f-due-after">Due from (UTC)<input id="f-due-after" name="due-after" type="date"></label>
+    <label for="f-due-before">Due until (UTC)<input id="f-due-before" name="due-before" type="date"></label>
+    <label for="f-overdue">Overdue
+      <select id="f-overdue" name="overdue"><option value="">Any</option><option value="true">Overdue only</option><option value="false">Not overdue</option></select></label>
+    <label for="f-name">Patient name<input id="f-name" name="name" type="search" autocomplete="off"></label>
+    <button type="submit">Apply filters</button>
+  </form>
+  <p><button type="button" id="bulk-approve" disabled>Approve selected</button></p>
+  <table id="worklist" hidden>
+    <caption>Tasks awaiting approval, soonest due first</caption>
+    <thead><tr>
+      <th scope="col"><input type="checkbox" id="select-all" aria-label="Select all tasks on this page"></th>
+      <th scope="col">Patient</th><th scope="col">Protocol and phase</th><th scope="col">Task</th>
+      <th scope="col">Due window (UTC)</th><th scope="col">Contraindications</th><th scope="col">Latest scores</th>
+      <th scope="col">Actions</th>
+    </tr></thead>
+    <tbody></tbody>
+  </table>
+  <p><button type="button" id="more" hidden>Load more</button></p>
+</section>
+
+<section id="patient-view" aria-labelledby="patient-heading" hidden>
+  <h2 id="patient-heading" tabindex="-1">Patient</h2>
+  <p id="patient-summary"></p>
+  <h3>Care plans</h3>
+  <ul id="careplans"></ul>
+  <h3>Latest scores</h3>
+  <p id="patient-scores"></p>
+  <h3>Timeline</h3>
+  <ol id="timeline" aria-label="Care plan timeline"></ol>
+  <button type="button" id="back">Back to the worklist</button>
+</section>
+</main>
+
+<dialog id="reject-dialog" aria-labelledby="reject-title">
+  <form method="dialog" id="reject-form" novalidate>
+    <h2 id="reject-title">Reject task</h2>
+    <p id="reject-what"></p>
+    <label for="reject-reason">Reason (required)</label>
+    <textarea id="reject-reason" rows="3" required maxlength="1000" aria-describedby="reject-error"></textarea>
+    <p id="reject-error" class="overdue" role="alert"></p>
+    <button type="submit" value="confirm" id="reject-confirm">Reject task</button>
+    <button type="button" id="reject-cancel">Cancel</button>
+  </form>
+</dialog>
+
+<dialog id="reschedule-dialog" aria-labelledby="reschedule-title">
+  <form method="dialog" id="reschedule-form" novalidate>
+    <h2 id="reschedule-title">Reschedule task</h2>
+    <p id="reschedule-what"></p>
+    <p id="reschedule-range"></p>
+    <label for="rs-start">New window starts (UTC date)</label>
+    <input id="rs-start" type="date" required aria-describedby="reschedule-range">
+    <label for="rs-end">New window ends (UTC date)</label>
+    <input id="rs-end" type="date" required aria-describedby="reschedule-range">
+    <p id="reschedule-error" class="overdue" role="alert"></p>
+    <button type="submit" value="confirm" id="reschedule-confirm">Reschedule</button>
+    <button type="button" id="reschedule-cancel">Cancel</button>
+  </form>
+</dialog>
+
 <script>
 const $ = (selector) => document.querySelector(selector);
-const tokenInput = $('#token');
-tokenInput.value = sessionStorage.getItem('kc-token') || '';
+const SESSION = 'kc-session';
+const LOGIN = 'kc-login';
+let settings = null;
+let nextLink = null;
+let items = new Map();
 
 function say(text, kind) {
   const message = $('#message');
@@ -44,10 +136,106 @@ function say(text, kind) {
   message.className = kind || '';
 }
 
+function session() {
+  try { return JSON.parse(sessionStorage.getItem(SESSION) || 'null'); } catch (e) { return null; }
+}
+
+function b64url(bytes) {
+  let text = '';
+  for (const b of new Uint8Array(bytes)) text += String.fromCharCode(b);
+  return btoa(text).split('+').join('-').split('/').join('_').replace(/=+$/, '');
+}
+
+function random(n) { return b64url(crypto.getRandomValues(new Uint8Array(n))); }
+
+function claimsOf(jwt) {
+  try {
+    const part = jwt.split('.')[1].split('-').join('+').split('_').join('/');
+    return JSON.parse(decodeURIComponent(escape(atob(part))));
+  } catch (e) { return {}; }
+}
+
+async function getJson(url) {
+  const response = await fetch(url, { headers: { accept: 'application/json' } });
+  if (!response.ok) throw new Error('HTTP ' + response.status + ' from ' + url);
+  return response.json();
+}
+
+/** OpenID Connect / SMART: redirect to the authorization endpoint with a PKCE challenge. */
+async function signIn(launch) {
+  let endpoints;
+  let aud;
+  if (launch && launch.iss) {
+    if (launch.iss.replace(/\\/+$/, '') !== settings.fhirBase) throw new Error('Unknown iss: this app launches only from ' + settings.fhirBase);
+    endpoints = await getJson(launch.iss.replace(/\\/+$/, '') + '/.well-known/smart-configuration');
+    aud = launch.iss;
+  } else {
+    if (!settings.issuer) throw new Error('No OpenID issuer is configured (OIDC_ISSUER or DEV_ISSUER)');
+    endpoints = await getJson(settings.issuer + '/.well-known/openid-configuration');
+  }
+  const verifier = random(32);
+  const challenge = b64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+  const state = random(16);
+  const nonce = random(16);
+  const redirectUri = location.origin + '/ui';
+  let scope = settings.scope;
+  if (launch && launch.launch) scope += ' launch';
+  else if (launch && launch.iss) scope += ' launch/patient';
+  sessionStorage.setItem(LOGIN, JSON.stringify({ state, verifier, nonce, redirectUri, tokenEndpoint: endpoints.token_endpoint }));
+  const url = new URL(endpoints.authorization_endpoint);
+  const params = { response_type: 'code', client_id: settings.clientId, redirect_uri: redirectUri, scope, state, nonce,
+    code_challenge: challenge, code_challenge_method: 'S256' };
+  if (aud) params.aud = aud;
+  if (launch && launch.launch) params.launch = launch.launch;
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  location.assign(url.toString());
+}
+
+/** Back from the issuer with ?code&state: exchange the code (with the PKCE verifier) for tokens. */
+async function finishSignIn(query) {
+  const pending = JSON.parse(sessionStorage.getItem(LOGIN) || 'null');
+  sessionStorage.removeItem(LOGIN);
+  history.replaceState(null, '', '/ui');
+  if (query.get('error')) throw new Error('Sign-in refused: ' + query.get('error') + ' ' + (query.get('error_description') || ''));
+  if (!pending || pending.state !== query.get('state')) throw new Error('Sign-in failed: the state does not match; sign in again.');
+  const form = new URLSearchParams({ grant_type: 'authorization_code', code: query.get('code'), redirect_uri: pending.redirectUri,
+    client_id: settings.clientId, code_verifier: pending.verifier });
+  const response = await fetch(pending.tokenEndpoint, { method: 'POST', body: form,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' } });
+  const tokens = await response.json().catch(() => ({}));
+  if (!response.ok || !tokens.access_token) throw new Error('Sign-in failed: ' + (tokens.error_description || tokens.error || 'HTTP ' + response.status));
+  const id = tokens.id_token ? claimsOf(tokens.id_token) : {};
+  if (tokens.id_token && id.nonce !== pending.nonce) throw new Error('Sign-in failed: the ID token nonce does not match.');
+  const access = claimsOf(tokens.access_token);
+  sessionStorage.removeItem('kc-launched');
+  sessionStorage.setItem(SESSION, JSON.stringify({
+    accessToken: tokens.access_token,
+    name: id.name || access.name || access.sub,
+    fhirUser: tokens.fhirUser || id.fhirUser || access.fhirUser,
+    patient: tokens.patient,
+    expiresAt: Date.now() + 1000 * (tokens.expires_in || 3600),
+  }));
+}
+
+function signOut() {
+  sessionStorage.removeItem(SESSION);
+  showSignedOut('Signed out.');
+}
+
+function showSignedOut(text, kind) {
+  $('#app').hidden = true;
+  $('#worklist').hidden = true;
+  $('#sign-out').hidden = true;
+  $('#sign-in').hidden = false;
+  $('#who').textContent = '';
+  say(text || 'Sign in to see the worklist.', kind);
+}
+
 async function api(path, options) {
+  const current = session();
   const response = await fetch(path, {
     ...options,
-    headers: { 'content-type': 'application/json', authorization: 'Bearer ' + tokenInput.value.trim(), ...(options && options.headers) },
+    headers: { 'content-type': 'application/json', authorization: 'Bearer ' + (current ? current.accessToken : ''), ...(options && options.headers) },
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
@@ -59,73 +247,298 @@ async function api(path, options) {
   return body;
 }
 
-function day(iso) { return iso ? new Date(iso).toISOString().slice(0, 16).replace('T', ' ') : ''; }
+function day(iso) { return iso ? new Date(iso).toISOString().slice(0, 10) : ''; }
+function minute(iso) { return iso ? new Date(iso).toISOString().slice(0, 16).replace('T', ' ') : ''; }
 
-function cell(text, className) {
-  const td = document.createElement('td');
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = text;
+  if (className) node.className = className;
+  return node;
 }
 
-async function load() {
-  sessionStorage.setItem('kc-token', tokenInput.value.trim());
+function button(text, label, onClick) {
+  const b = el('button', text);
+  b.type = 'button';
+  if (label) b.setAttribute('aria-label', label);
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function scoresText(scores) {
+  return (scores || []).map((s) => s.label + ' ' + s.value + (s.unit && s.unit !== '{score}' ? ' ' + s.unit : '') + ' (' + day(s.date) + ')').join('; ');
+}
+
+function filterQuery() {
+  const params = new URLSearchParams();
+  for (const id of ['protocol', 'due-after', 'due-before', 'overdue', 'name']) {
+    const value = $('#f-' + id).value.trim();
+    if (value) params.set(id, value);
+  }
+  params.set('count', '50');
+  return params;
+}
+
+async function loadProtocols() {
+  const protocols = await api('/protocols');
+  const select = $('#f-protocol');
+  for (const p of protocols) {
+    if (p.status !== 'available') continue;
+    const option = el('option', p.title || p.id);
+    option.value = p.id;
+    select.append(option);
+  }
+}
+
+async function load(append) {
   try {
-    const list = await api('/worklist?count=100');
+    const query = filterQuery().toString();
+    const list = await api(append && nextLink ? nextLink : '/worklist/view?' + query);
     const body = $('#worklist tbody');
-    body.replaceChildren();
-    for (const item of list.items) {
-      const row = document.createElement('tr');
-      row.dataset.taskId = item.id;
-      row.append(
-        cell(day(item.due && item.due.start) + ' .. ' + day(item.due && item.due.end), item.overdue ? 'overdue' : ''),
-        cell(item.description || item.kind || ''),
-        cell(item.patient || ''),
-        cell(item.overdue ? 'overdue' : (item.businessStatus || '')),
-      );
-      const actions = document.createElement('td');
-      const approve = document.createElement('button');
-      approve.textContent = 'Approve';
-      approve.onclick = () => decide(item, 'approve');
-      const reject = document.createElement('button');
-      reject.textContent = 'Reject';
-      reject.onclick = () => decide(item, 'reject');
-      actions.append(approve, reject);
-      row.append(actions);
-      body.append(row);
-    }
+    if (!append) { body.replaceChildren(); items = new Map(); }
+    for (const item of list.items) { items.set(item.id, item); body.append(row(item)); }
+    nextLink = list.next || null;
+    $('#worklist').dataset.query = query;
+    $('#more').hidden = !nextLink;
+    $('#app').hidden = false;
     $('#worklist').hidden = false;
-    say(list.total + ' task(s) awaiting approval', 'ok');
+    $('#select-all').checked = false;
+    updateBulk();
+    say((list.total !== undefined ? list.total : items.size) + ' task(s) awaiting approval', 'ok');
   } catch (error) {
-    say(error.status === 401 ? 'Your token is missing, invalid or expired.' : error.message, 'error');
+    if (error.status === 401) { sessionStorage.removeItem(SESSION); showSignedOut('Your token is missing, invalid or expired. Sign in again.', 'error'); }
+    else say(error.message, 'error');
   }
 }
 
-async function decide(item, decision) {
-  const body = { versionId: item.versionId };
-  if (decision === 'reject') {
-    const reason = window.prompt('Why reject this task?');
-    if (!reason) return;
-    body.reason = reason;
+function row(item) {
+  const view = item.view || {};
+  const patient = view.patient || {};
+  const name = patient.name || item.patient || 'Unknown patient';
+  const what = (view.task && view.task.label ? view.task.label + ': ' : '') + (item.description || item.kind || '');
+  const tr = document.createElement('tr');
+  tr.dataset.taskId = item.id;
+  if (item.overdue) tr.classList.add('is-overdue');
+
+  const select = document.createElement('td');
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.className = 'select';
+  box.setAttribute('aria-label', 'Select ' + what + ' for ' + name);
+  box.addEventListener('change', updateBulk);
+  select.append(box);
+
+  const who = document.createElement('td');
+  const open = button(name, 'Open patient view of ' + name, () => showPatient(item.patient));
+  open.className = 'link patient-link';
+  who.append(open, el('div', patient.age !== undefined ? patient.age + ' years' : 'age unknown', 'muted age'));
+
+  const protocol = document.createElement('td');
+  const phase = view.protocol ? view.protocol.phase : '';
+  protocol.append(el('div', view.protocol ? view.protocol.title : (item.protocol || '')));
+  if (phase) protocol.append(el('span', phase, 'badge phase ' + phase));
+
+  const due = el('td', '', 'due');
+  due.append(el('div', minute(item.due && item.due.start) + ' .. ' + minute(item.due && item.due.end), item.overdue ? 'overdue' : ''));
+  if (item.overdue) due.append(el('span', 'Overdue', 'badge overdue'));
+
+  const ci = document.createElement('td');
+  ci.className = 'contraindications';
+  const issues = view.contraindications || [];
+  if (!issues.length) ci.append(el('span', 'None on record', 'muted'));
+  else {
+    const list = el('ul', undefined, 'plain');
+    for (const issue of issues) {
+      const li = el('li', issue.text + ' (' + issue.state + ')', 'ci-' + issue.state);
+      if (issue.evidence && issue.evidence.length) li.title = issue.evidence.join('; ');
+      list.append(li);
+    }
+    ci.append(list);
   }
+
+  const scores = el('td', scoresText(view.scores) || 'None recorded', view.scores && view.scores.length ? 'scores' : 'scores muted');
+
+  const actions = document.createElement('td');
+  actions.append(
+    button('Approve', 'Approve ' + what + ' for ' + name, () => decide(item, 'approve')),
+    button('Reject', 'Reject ' + what + ' for ' + name, () => askReject(item)),
+  );
+  if (item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
+    actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
+
+  tr.append(select, who, protocol, el('td', what, 'task'), due, ci, scores, actions);
+  return tr;
+}
+
+function selected() {
+  return [...document.querySelectorAll('#worklist tbody input.select:checked')].map((box) => box.closest('tr').dataset.taskId);
+}
+
+function updateBulk() {
+  const n = selected().length;
+  $('#bulk-approve').disabled = n === 0;
+  $('#bulk-approve').textContent = n ? 'Approve selected (' + n + ')' : 'Approve selected';
+}
+
+function describe(item) {
+  const view = item.view || {};
+  return (item.description || item.kind || item.id) + (view.patient && view.patient.name ? ' for ' + view.patient.name : '');
+}
+
+async function afterDecision(text, kind) {
+  await load(false);
+  say(text, kind);
+}
+
+async function decide(item, decision, extra) {
+  const body = { versionId: item.versionId, ...(extra || {}) };
   try {
     await api('/tasks/' + encodeURIComponent(item.id) + '/$' + decision, { method: 'POST', body: JSON.stringify(body) });
-    say((decision === 'approve' ? 'Approved: ' : 'Rejected: ') + (item.description || item.id), 'ok');
-    const message = $('#message').textContent;
-    await load();
-    say(message, 'ok');
+    const verb = { approve: 'Approved: ', reject: 'Rejected: ', reschedule: 'Rescheduled: ' }[decision];
+    await afterDecision(verb + describe(item), 'ok');
+    return true;
   } catch (error) {
-    say(error.status === 409 || error.status === 412 ? 'Someone else changed this task first: ' + error.message + ' The list has been reloaded.' : error.message, 'error');
     if (error.status === 409 || error.status === 412) {
-      const message = $('#message').textContent;
-      await load();
-      say(message, 'error');
-    }
+      await afterDecision('Someone else changed this task first: ' + error.message + ' The list has been reloaded.', 'error');
+    } else say(error.message, 'error');
+    return false;
   }
 }
 
-$('#login').addEventListener('submit', (event) => { event.preventDefault(); load(); });
-if (tokenInput.value) load();
+let rejecting = null;
+function askReject(item) {
+  rejecting = item;
+  $('#reject-what').textContent = describe(item);
+  $('#reject-reason').value = '';
+  $('#reject-reason').removeAttribute('aria-invalid');
+  $('#reject-error').textContent = '';
+  $('#reject-dialog').showModal();
+  $('#reject-reason').focus();
+}
+$('#reject-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const reason = $('#reject-reason').value.trim();
+  if (!reason) {
+    $('#reject-reason').setAttribute('aria-invalid', 'true');
+    $('#reject-error').textContent = 'A reason is required to reject a task.';
+    $('#reject-reason').focus();
+    return;
+  }
+  $('#reject-dialog').close();
+  await decide(rejecting, 'reject', { reason });
+});
+$('#reject-cancel').addEventListener('click', () => $('#reject-dialog').close());
+
+let rescheduling = null;
+function askReschedule(item) {
+  rescheduling = item;
+  const allowed = item.allowedWindow;
+  $('#reschedule-what').textContent = describe(item);
+  $('#reschedule-range').textContent = 'Allowed by the protocol: ' + day(allowed.start) + ' to ' + day(allowed.end) + ' (UTC)';
+  for (const id of ['#rs-start', '#rs-end']) {
+    const input = $(id);
+    input.min = day(allowed.start);
+    input.max = day(allowed.end);
+    input.removeAttribute('aria-invalid');
+  }
+  $('#rs-start').value = day(item.due && item.due.start) || day(allowed.start);
+  $('#rs-end').value = day(item.due && item.due.end) || day(allowed.end);
+  $('#reschedule-error').textContent = '';
+  $('#reschedule-dialog').showModal();
+  $('#rs-start').focus();
+}
+$('#reschedule-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const item = rescheduling;
+  const allowed = item.allowedWindow;
+  const start = $('#rs-start');
+  const end = $('#rs-end');
+  const bad = [start, end].filter((input) => !input.value || !input.checkValidity());
+  for (const input of [start, end]) input.setAttribute('aria-invalid', String(bad.includes(input)));
+  if (bad.length || start.value > end.value) {
+    $('#reschedule-error').textContent = 'Choose dates within the allowed range ' + day(allowed.start) + ' to ' + day(allowed.end) + ', the start not after the end.';
+    (bad[0] || start).focus();
+    return;
+  }
+  // A whole UTC day, clipped to the protocol window at its edges.
+  const from = start.value === day(allowed.start) ? allowed.start : start.value + 'T00:00:00.000Z';
+  const to = end.value === day(allowed.end) ? allowed.end : end.value + 'T23:59:59.000Z';
+  $('#reschedule-dialog').close();
+  await decide(item, 'reschedule', { start: new Date(from).toISOString(), end: new Date(to).toISOString() });
+});
+$('#reschedule-cancel').addEventListener('click', () => $('#reschedule-dialog').close());
+
+$('#bulk-approve').addEventListener('click', async () => {
+  const chosen = selected().map((id) => items.get(id)).filter(Boolean);
+  if (!chosen.length) return;
+  try {
+    const result = await api('/tasks/$bulk-approve', { method: 'POST', body: JSON.stringify({ tasks: chosen.map((i) => ({ id: i.id, versionId: i.versionId })) }) });
+    const refused = result.results.filter((r) => r.result !== 'approved');
+    await afterDecision('Approved ' + result.approved + ' of ' + chosen.length + ' task(s)' +
+      (refused.length ? '; refused: ' + refused.map((r) => r.id + ' (' + r.message + ')').join('; ') : ''), refused.length ? 'error' : 'ok');
+  } catch (error) {
+    say(error.message, 'error');
+  }
+});
+
+$('#select-all').addEventListener('change', () => {
+  for (const box of document.querySelectorAll('#worklist tbody input.select')) box.checked = $('#select-all').checked;
+  updateBulk();
+});
+
+async function showPatient(reference) {
+  const id = (reference || '').split('/')[1];
+  if (!id) return;
+  try {
+    const timeline = await api('/patients/' + encodeURIComponent(id) + '/timeline');
+    const p = timeline.patient;
+    $('#patient-heading').textContent = (p.name || reference) + (p.age !== undefined ? ', ' + p.age + ' years' : '');
+    $('#patient-summary').textContent = reference + (p.birthDate ? ', born ' + p.birthDate : '') + (p.gender ? ', ' + p.gender : '');
+    $('#careplans').replaceChildren(...timeline.carePlans.map((c) => el('li', (c.title || 'Care plan') + ': ' + c.status + ' (CarePlan/' + c.id + ')')));
+    $('#patient-scores').textContent = scoresText(timeline.scores) || 'None recorded';
+    $('#timeline').replaceChildren(...timeline.events.map((e) => {
+      const li = el('li');
+      li.dataset.type = e.type;
+      li.append(el('span', minute(e.date), 'muted'), document.createTextNode(' '), el('span', e.type, 'type'),
+        document.createTextNode(e.text + (e.status ? ' [' + e.status + ']' : '') + (e.who ? ', by ' + e.who : '') + (e.reason ? ': ' + e.reason : '')));
+      return li;
+    }));
+    $('#worklist-view').hidden = true;
+    $('#patient-view').hidden = false;
+    $('#patient-heading').focus();
+  } catch (error) {
+    say(error.message, 'error');
+  }
+}
+
+$('#back').addEventListener('click', () => {
+  $('#patient-view').hidden = true;
+  $('#worklist-view').hidden = false;
+  $('#f-protocol').focus();
+});
+$('#filters').addEventListener('submit', (event) => { event.preventDefault(); load(false); });
+$('#more').addEventListener('click', () => load(true));
+$('#sign-in').addEventListener('click', () => signIn().catch((error) => say(error.message, 'error')));
+$('#sign-out').addEventListener('click', signOut);
+
+async function start() {
+  settings = await getJson('/ui/config');
+  const query = new URLSearchParams(location.search);
+  if (query.get('code') || query.get('error')) await finishSignIn(query);
+  else if (query.get('iss')) return signIn({ iss: query.get('iss'), launch: query.get('launch') || undefined });
+  const current = session();
+  if (!current || current.expiresAt < Date.now()) return showSignedOut();
+  $('#who').textContent = 'Signed in as ' + current.name + (current.fhirUser ? ' (' + current.fhirUser + ')' : '');
+  $('#sign-in').hidden = true;
+  $('#sign-out').hidden = false;
+  await loadProtocols().catch(() => undefined);
+  await load(false);
+  if (current.patient && !sessionStorage.getItem('kc-launched')) {
+    sessionStorage.setItem('kc-launched', '1');
+    await showPatient('Patient/' + current.patient);
+  }
+}
+start().catch((error) => { showSignedOut(error.message, 'error'); });
 </script>
 </body>
 </html>

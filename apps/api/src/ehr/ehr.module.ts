@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 import { FhirReadController } from './fhir-read.controller';
-import { ClinicianUiController } from '../clinician-ui/clinician-ui.controller';
 
-@Module({ controllers: [FhirReadController, ClinicianUiController] })
+@Module({ controllers: [FhirReadController] })
 export class EhrModule {}

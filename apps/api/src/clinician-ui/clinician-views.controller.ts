@@ -1,0 +1,85 @@
+import { Controller, Get, Param, Query, Req } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import type { Patient } from '@medplum/fhirtypes';
+import { Roles } from '@kc/auth';
+import { badRequest, notFound } from '@kc/common';
+import { FhirClient } from '@kc/fhir';
+import { WorklistController } from '../review/worklist.controller';
+import { PatientTimelineService } from './patient-timeline.service';
+import { WorklistEnricher, type WorklistItemLike } from './worklist-enricher';
+
+interface WorklistAnswer {
+  total?: number;
+  items: WorklistItemLike[];
+  next?: string;
+  [key: string]: unknown;
+}
+
+const MAX_NAME_MATCHES = 20;
+
+/**
+ * What the clinician page shows, as JSON: GET /worklist/view is GET /worklist (same parameters, same paging, its
+ * `next` link pointing here) with each item decorated by WorklistEnricher, plus `name` (patient name search);
+ * GET /patients/{id}/timeline is the patient view.
+ */
+@ApiTags('review')
+@ApiBearerAuth()
+@Roles('clinician')
+@Controller()
+export class ClinicianViewsController {
+  constructor(
+    private readonly moduleRef: ModuleRef,
+    private readonly enricher: WorklistEnricher,
+    private readonly timelines: PatientTimelineService,
+    private readonly fhir: FhirClient,
+  ) {}
+
+  @Get('worklist/view')
+  @ApiOperation({ summary: 'The worklist with patient name and age, protocol and phase, contraindications, scores' })
+  @ApiQuery({ name: 'name', required: false, description: 'patient name search (FHIR Patient?name=)' })
+  async view(@Query() query: Record<string, unknown>, @Req() req: Request) {
+    const { name, ...rest } = query;
+    if (name !== undefined && (typeof name !== 'string' || !name.trim() || name.length > 100))
+      throw badRequest('name must be a non-empty text of at most 100 characters');
+    let answer: WorklistAnswer;
+    if (typeof name === 'string') {
+      if (rest.patient !== undefined) throw badRequest('Use either name or patient');
+      const patients = await this.fhir.searchAll<Patient>('Patient', { name: name.trim(), _count: MAX_NAME_MATCHES });
+      const lists = [];
+      // One worklist read per matching patient (their first page each); paging by name is not offered.
+      for (const p of patients.slice(0, MAX_NAME_MATCHES))
+        lists.push(await this.worklist({ ...rest, patient: p.id!, count: '100', page: undefined }, req));
+      const items = lists.flatMap((l) => l.items).sort(byDue);
+      answer = { total: items.length, count: items.length, items, next: undefined, patientsMatched: patients.length };
+    } else {
+      answer = await this.worklist(rest, req);
+    }
+    return {
+      ...answer,
+      items: await this.enricher.enrich(answer.items),
+      next: answer.next?.replace(/\/worklist\?/, '/worklist/view?'),
+    };
+  }
+
+  @Get('patients/:id/timeline')
+  @ApiOperation({ summary: "A patient's CarePlan timeline: infusions, follow-ups, decisions and who made them" })
+  async timeline(@Param('id') id: string) {
+    if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw badRequest('id must be a Patient id');
+    if (!(await this.fhir.readIfExists<Patient>('Patient', id))) throw notFound(`Patient/${id} not found`);
+    return this.timelines.timeline(id);
+  }
+
+  /** GET /worklist itself (its query, paging and `next` link), whatever its internals. */
+  private async worklist(query: Record<string, unknown>, req: Request): Promise<WorklistAnswer> {
+    const clean = Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined));
+    const controller = this.moduleRef.get(WorklistController, { strict: false });
+    const answer: unknown = await controller.list(clean, req);
+    return answer as WorklistAnswer;
+  }
+}
+
+function byDue(a: WorklistItemLike & { due?: { start?: string } }, b: WorklistItemLike & { due?: { start?: string } }) {
+  return Date.parse(a.due?.start ?? '9999') - Date.parse(b.due?.start ?? '9999') || a.id.localeCompare(b.id);
+}

@@ -1,0 +1,188 @@
+import { Injectable } from '@nestjs/common';
+import type { DetectedIssue, HumanName, Observation, Patient } from '@medplum/fhirtypes';
+import { FhirClient } from '@kc/fhir';
+import { ProtocolCatalog } from '@kc/protocols';
+
+/** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
+export interface WorklistItemLike {
+  id: string;
+  patient?: string;
+  carePlan?: string;
+  protocol?: string;
+  kind?: string;
+  description?: string;
+}
+
+export const LOINC = 'http://loinc.org';
+/** The scores the page shows, latest of each: pain NRS, PEG-3 (and its mean), PHQ-9. */
+export const SCORES: { code: string; label: string }[] = [
+  { code: '72514-3', label: 'Pain NRS' },
+  { code: '91148-7', label: 'PEG-3' },
+  { code: '91147-9', label: 'PEG mean' },
+  { code: '44261-6', label: 'PHQ-9' },
+];
+
+export interface PatientSummary {
+  reference: string;
+  name?: string;
+  birthDate?: string;
+  age?: number;
+  gender?: string;
+}
+
+export interface ContraindicationView {
+  id: string;
+  text: string;
+  severity?: string;
+  /** unresolved blocks approval; overridden = a clinician's mitigation is on record */
+  state: 'unresolved' | 'overridden' | 'closed';
+  evidence: string[];
+}
+
+export interface ScoreView {
+  code: string;
+  label: string;
+  value?: number | string;
+  unit?: string;
+  date?: string;
+}
+
+export interface ItemView {
+  patient?: PatientSummary;
+  protocol?: { id?: string; title?: string; phase: 'induction' | 'maintenance' };
+  task: { label: string };
+  contraindications: ContraindicationView[];
+  scores: ScoreView[];
+}
+
+const KIND_LABELS: Record<string, string> = {
+  'infusion-session': 'Infusion session',
+  'maintenance-booster': 'Maintenance booster infusion',
+  'post-infusion-check': 'Post-infusion check',
+  'patient-instructions': 'Patient instructions',
+};
+
+/**
+ * Decorates worklist items with what a clinician needs to decide (patient name and age, protocol title and phase,
+ * contraindications, latest scores), reading each patient and plan once per call. Separate from WorklistService:
+ * how the worklist is queried and paged is not its business.
+ */
+@Injectable()
+export class WorklistEnricher {
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly catalog: ProtocolCatalog,
+  ) {}
+
+  async enrich<T extends WorklistItemLike>(items: T[], now = new Date()): Promise<(T & { view: ItemView })[]> {
+    const patients = unique(items.map((i) => i.patient));
+    const plans = unique(items.map((i) => i.carePlan));
+    const [summaries, scores, issues] = await Promise.all([
+      mapOf(patients, (ref) => this.patient(ref, now)),
+      mapOf(patients, (ref) => this.latestScores(ref)),
+      mapOf(plans, (ref) => this.contraindications(ref)),
+    ]);
+    return items.map((item) => ({
+      ...item,
+      view: {
+        patient: item.patient ? summaries.get(item.patient) : undefined,
+        protocol: this.protocol(item),
+        task: { label: (item.kind && KIND_LABELS[item.kind]) ?? item.kind ?? 'Task' },
+        contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
+        scores: (item.patient && scores.get(item.patient)) || [],
+      },
+    }));
+  }
+
+  async patient(reference: string, now = new Date()): Promise<PatientSummary> {
+    const id = /^Patient\/([^/]+)$/.exec(reference)?.[1];
+    const patient = id ? await this.fhir.readIfExists<Patient>('Patient', id) : undefined;
+    return {
+      reference,
+      name: patient ? displayName(patient.name) : undefined,
+      birthDate: patient?.birthDate,
+      age: patient?.birthDate ? ageOn(patient.birthDate, now) : undefined,
+      gender: patient?.gender,
+    };
+  }
+
+  async latestScores(patient: string): Promise<ScoreView[]> {
+    const observations = await this.fhir.searchAll<Observation>('Observation', {
+      subject: patient,
+      code: SCORES.map((s) => `${LOINC}|${s.code}`).join(','),
+      _count: 200,
+    });
+    const out: ScoreView[] = [];
+    for (const score of SCORES) {
+      const latest = observations
+        .filter((o) => o.status !== 'entered-in-error' && o.code?.coding?.some((c) => c.code === score.code))
+        .sort((a, b) => Date.parse(whenObserved(b) ?? '0') - Date.parse(whenObserved(a) ?? '0'))[0];
+      if (!latest) continue;
+      out.push({
+        ...score,
+        value: latest.valueQuantity?.value ?? latest.valueInteger ?? latest.valueString,
+        unit: latest.valueQuantity?.unit,
+        date: whenObserved(latest),
+      });
+    }
+    return out;
+  }
+
+  async contraindications(carePlan: string): Promise<ContraindicationView[]> {
+    const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: carePlan });
+    return issues.map(issueView);
+  }
+
+  private protocol(item: WorklistItemLike): ItemView['protocol'] {
+    if (!item.protocol) return undefined;
+    const plan = this.catalog.findPlanDefinition(item.protocol.split('|')[0]);
+    const id = plan?.id ?? item.protocol.split('/').pop()?.split('|')[0];
+    const maintenance = item.kind === 'maintenance-booster' || /maintenance/.test(id ?? '');
+    return { id, title: plan?.title ?? plan?.name ?? id, phase: maintenance ? 'maintenance' : 'induction' };
+  }
+}
+
+const CLOSED = new Set<string>(['cancelled', 'entered-in-error']);
+
+export function issueView(issue: DetectedIssue): ContraindicationView {
+  const closed = CLOSED.has(issue.status);
+  return {
+    id: issue.id!,
+    text: issue.code?.text ?? issue.code?.coding?.[0]?.display ?? issue.code?.coding?.[0]?.code ?? 'Contraindication',
+    severity: issue.severity,
+    state: closed ? 'closed' : issue.mitigation?.length ? 'overridden' : 'unresolved',
+    evidence: (issue.evidence ?? [])
+      .flatMap((e) => e.detail ?? [])
+      .map((d) => d.display ?? d.reference ?? '')
+      .filter(Boolean),
+  };
+}
+
+export function displayName(names: HumanName[] | undefined): string | undefined {
+  const name = names?.find((n) => n.use === 'official') ?? names?.[0];
+  if (!name) return undefined;
+  if (name.text) return name.text;
+  return [...(name.given ?? []), name.family].filter(Boolean).join(' ') || undefined;
+}
+
+export function ageOn(birthDate: string, now: Date): number | undefined {
+  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?/.exec(birthDate);
+  if (!m) return undefined;
+  const [y, mo, d] = [Number(m[1]), Number(m[2] ?? 1), Number(m[3] ?? 1)];
+  let age = now.getUTCFullYear() - y;
+  if (now.getUTCMonth() + 1 < mo || (now.getUTCMonth() + 1 === mo && now.getUTCDate() < d)) age -= 1;
+  return age;
+}
+
+function whenObserved(o: Observation): string | undefined {
+  return o.effectiveDateTime ?? o.effectivePeriod?.end ?? o.effectiveInstant ?? o.issued;
+}
+
+function unique(values: (string | undefined)[]): string[] {
+  return [...new Set(values.filter((v): v is string => Boolean(v)))];
+}
+
+async function mapOf<V>(keys: string[], load: (key: string) => Promise<V>): Promise<Map<string, V>> {
+  const values = await Promise.all(keys.map(load));
+  return new Map(keys.map((k, i) => [k, values[i]]));
+}

@@ -1,0 +1,251 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
+import { exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from 'jose';
+import type { Practitioner } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import type { Role } from '@kc/auth';
+import { FhirClient } from '@kc/fhir';
+
+/** A demo user of the development issuer; its Practitioner is written to the FHIR server at startup. */
+export interface DemoUser {
+  sub: string;
+  roles: Role[];
+  practitioner: Practitioner & { id: string };
+}
+
+const practitioner = (id: string, given: string, family: string): Practitioner & { id: string } => ({
+  resourceType: 'Practitioner',
+  id,
+  active: true,
+  name: [{ prefix: ['Dr'], given: [given], family, text: `Dr ${given} ${family}` }],
+  identifier: [{ system: 'urn:ketamine-careplans:dev-issuer', value: id }],
+});
+
+export const DEMO_USERS: DemoUser[] = [
+  { sub: 'clinician', roles: ['clinician'], practitioner: practitioner('dev-clinician', 'Ada', 'Lovelace') },
+  { sub: 'admin', roles: ['admin'], practitioner: practitioner('dev-admin', 'Grace', 'Hopper') },
+];
+
+interface PendingCode {
+  user: DemoUser;
+  clientId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  scope: string;
+  nonce?: string;
+  launch?: string;
+  expires: number;
+}
+
+export interface AuthorizeRequest {
+  clientId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  scope: string;
+  nonce?: string;
+  launch?: string;
+}
+
+export class DevIssuerError extends Error {
+  constructor(
+    readonly error: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The built-in development OpenID Connect issuer (DEV_ISSUER): authorization code + PKCE (S256 only) for public
+ * clients, RS256 tokens from a key pair made at startup, demo users with Practitioners. Refused in production.
+ */
+@Injectable()
+export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
+  private readonly logger = new Logger('DevIssuer');
+  private keys?: { privateKey: KeyLike; jwk: JWK };
+  private readonly codes = new Map<string, PendingCode>();
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly fhir: FhirClient,
+  ) {}
+
+  get enabled(): boolean {
+    return this.config.oidc.devIssuer;
+  }
+
+  get issuer(): string {
+    if (!this.config.oidc.issuer) throw new Error('the dev issuer URL is set by the composition root');
+    return this.config.oidc.issuer;
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (!this.enabled) return;
+    if (this.config.production) throw new Error('The development issuer (DEV_ISSUER) is refused in production');
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwk = await exportJWK(publicKey);
+    this.keys = {
+      privateKey,
+      jwk: {
+        ...jwk,
+        kid: createHash('sha256').update(jwk.n!).digest('base64url').slice(0, 16),
+        alg: 'RS256',
+        use: 'sig',
+      },
+    };
+  }
+
+  /** The demo users' Practitioners, so a decision's Provenance names someone who exists, with a name. */
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.enabled) return;
+    for (const user of DEMO_USERS) {
+      try {
+        await this.fhir.update(user.practitioner);
+      } catch (err) {
+        this.logger.warn(`could not write ${user.practitioner.id}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  jwks(): { keys: JWK[] } {
+    return { keys: this.keys ? [this.keys.jwk] : [] };
+  }
+
+  discovery(): Record<string, unknown> {
+    const issuer = this.issuer;
+    return {
+      issuer,
+      authorization_endpoint: `${issuer}/authorize`,
+      token_endpoint: `${issuer}/token`,
+      jwks_uri: `${issuer}/jwks`,
+      response_types_supported: ['code'],
+      grant_types_supported: ['authorization_code'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      token_endpoint_auth_methods_supported: ['none'],
+      code_challenge_methods_supported: ['S256'],
+      scopes_supported: ['openid', 'fhirUser', 'profile', 'launch', 'launch/patient', 'user/*.read', 'offline_access'],
+      claims_supported: ['sub', 'name', 'fhirUser', 'roles'],
+    };
+  }
+
+  /** SMART App Launch 2.0 discovery (also served at the API's /fhir/.well-known/smart-configuration). */
+  smartConfiguration(): Record<string, unknown> {
+    const d = this.discovery();
+    return {
+      issuer: d.issuer,
+      jwks_uri: d.jwks_uri,
+      authorization_endpoint: d.authorization_endpoint,
+      token_endpoint: d.token_endpoint,
+      grant_types_supported: d.grant_types_supported,
+      token_endpoint_auth_methods_supported: d.token_endpoint_auth_methods_supported,
+      scopes_supported: d.scopes_supported,
+      response_types_supported: d.response_types_supported,
+      code_challenge_methods_supported: d.code_challenge_methods_supported,
+      capabilities: [
+        'launch-ehr',
+        'launch-standalone',
+        'client-public',
+        'sso-openid-connect',
+        'context-ehr-patient',
+        'context-standalone-patient',
+        'permission-user',
+      ],
+    };
+  }
+
+  validateAuthorize(query: Record<string, unknown>): AuthorizeRequest {
+    const get = (name: string) => (typeof query[name] === 'string' ? query[name] : undefined);
+    const clientId = get('client_id');
+    const redirectUri = get('redirect_uri');
+    if (!clientId || clientId !== this.config.oidc.clientId)
+      throw new DevIssuerError(
+        'unauthorized_client',
+        `Unknown client_id; this issuer serves ${this.config.oidc.clientId}`,
+      );
+    if (!redirectUri || !this.redirectAllowed(redirectUri))
+      throw new DevIssuerError('invalid_request', 'redirect_uri must be this service (e.g. /ui)');
+    if (get('response_type') !== 'code')
+      throw new DevIssuerError('unsupported_response_type', 'response_type must be code');
+    const codeChallenge = get('code_challenge');
+    if (!codeChallenge || get('code_challenge_method') !== 'S256' || !/^[A-Za-z0-9_-]{43,128}$/.test(codeChallenge))
+      throw new DevIssuerError('invalid_request', 'PKCE is required: code_challenge with code_challenge_method=S256');
+    const scope = get('scope') ?? 'openid';
+    const aud = get('aud');
+    if (aud !== undefined && !this.redirectAllowed(aud))
+      throw new DevIssuerError('invalid_request', "aud must be this service's FHIR base (…/fhir)");
+    return { clientId, redirectUri, codeChallenge, scope, nonce: get('nonce'), launch: get('launch') };
+  }
+
+  /** The user signed in on the issuer's page: a one-time code for the client, valid one minute. */
+  issueCode(request: AuthorizeRequest, userSub: string): string {
+    const user = DEMO_USERS.find((u) => u.sub === userSub);
+    if (!user) throw new DevIssuerError('access_denied', 'Unknown demo user');
+    const code = randomBytes(24).toString('base64url');
+    this.codes.set(code, { ...request, user, expires: Date.now() + 60_000 });
+    return code;
+  }
+
+  async exchange(form: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (form.grant_type !== 'authorization_code')
+      throw new DevIssuerError('unsupported_grant_type', 'grant_type must be authorization_code');
+    const code = typeof form.code === 'string' ? form.code : '';
+    const pending = this.codes.get(code);
+    this.codes.delete(code); // one use, whatever happens next
+    if (!pending || pending.expires < Date.now())
+      throw new DevIssuerError('invalid_grant', 'Unknown, used or expired code');
+    if (form.client_id !== pending.clientId) throw new DevIssuerError('invalid_grant', 'client_id does not match');
+    if (form.redirect_uri !== pending.redirectUri)
+      throw new DevIssuerError('invalid_grant', 'redirect_uri does not match');
+    const verifier = typeof form.code_verifier === 'string' ? form.code_verifier : '';
+    if (createHash('sha256').update(verifier).digest('base64url') !== pending.codeChallenge)
+      throw new DevIssuerError('invalid_grant', 'code_verifier does not match the code_challenge (PKCE)');
+    const { user } = pending;
+    const fhirUser = `Practitioner/${user.practitioner.id}`;
+    const name = user.practitioner.name![0].text!;
+    const sign = (claims: Record<string, unknown>, audience: string) =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256', kid: this.keys!.jwk.kid })
+        .setIssuer(this.issuer)
+        .setSubject(user.sub)
+        .setAudience(audience)
+        .setIssuedAt()
+        .setExpirationTime('1h')
+        .sign(this.keys!.privateKey);
+    const patient = launchPatient(pending.launch);
+    const response: Record<string, unknown> = {
+      token_type: 'Bearer',
+      expires_in: 3600,
+      scope: pending.scope,
+      access_token: await sign({ roles: user.roles, fhirUser, name, scope: pending.scope }, pending.clientId),
+    };
+    if (pending.scope.split(' ').includes('openid'))
+      response.id_token = await sign({ fhirUser, name, nonce: pending.nonce }, pending.clientId);
+    if (patient) response.patient = patient;
+    return response;
+  }
+
+  /** This service only: the issuer's origin, or the same port on another loopback name (localhost vs 127.0.0.1). */
+  private redirectAllowed(uri: string): boolean {
+    try {
+      const target = new URL(uri);
+      const own = new URL(this.issuer);
+      if (target.origin === own.origin) return true;
+      const loopback = (h: string) => ['localhost', '127.0.0.1', '[::1]'].includes(h);
+      return (
+        target.protocol === own.protocol &&
+        target.port === own.port &&
+        loopback(target.hostname) &&
+        loopback(own.hostname)
+      );
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** The dev issuer's EHR launch contexts: `launch=patient-<id>` opens that patient. */
+function launchPatient(launch: string | undefined): string | undefined {
+  const id = launch && /^patient-([A-Za-z0-9\-.]{1,64})$/.exec(launch)?.[1];
+  return id || undefined;
+}

@@ -1,0 +1,124 @@
+import { createHash, randomBytes } from 'node:crypto';
+import request from 'supertest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { CarePlan, Parameters, Patient } from '@medplum/fhirtypes';
+import { bloodPressure, bodyWeight } from '../fixtures/patient-data';
+import { findChromium } from './browser';
+import type { TestService } from './test-service';
+
+/** Steps for the clinician page's tests: named patients, dev-issuer sign-in over HTTP and in the browser. */
+
+export const LOINC = 'http://loinc.org';
+
+export async function enrolNamedPatient(
+  service: TestService,
+  planId: string,
+  patient: { given: string; family: string; birthDate: string },
+  startDate = '2027-01-01',
+): Promise<{ patient: string; patientId: string; carePlanId: string }> {
+  const { resource } = await service.fhir.create<Patient>({
+    resourceType: 'Patient',
+    name: [{ given: [patient.given], family: patient.family }],
+    birthDate: patient.birthDate,
+    gender: 'female',
+  });
+  const ref = `Patient/${resource.id}`;
+  await service.fhir.create(bodyWeight(70, '2026-11-01T09:00:00Z', ref));
+  await service.fhir.create(bloodPressure(122, 76, '2026-11-01T09:00:00Z', ref));
+  const params: Parameters = {
+    resourceType: 'Parameters',
+    parameter: [
+      { name: 'subject', valueReference: { reference: ref } },
+      { name: 'startDate', valueDate: startDate },
+      { name: 'persist', valueBoolean: true },
+    ],
+  };
+  const res = await request(service.url)
+    .post(`/fhir/PlanDefinition/${planId}/$apply`)
+    .set(service.as('clinician'))
+    .send(params)
+    .expect(200);
+  return { patient: ref, patientId: resource.id!, carePlanId: (res.body as CarePlan).id! };
+}
+
+export async function score(service: TestService, patient: string, code: string, value: number, when: string) {
+  await service.fhir.create({
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: LOINC, code }] },
+    subject: { reference: patient },
+    effectiveDateTime: when,
+    valueQuantity: { value, unit: '{score}', system: 'http://unitsofmeasure.org', code: '{score}' },
+  });
+}
+
+export function pkce(): { verifier: string; challenge: string } {
+  const verifier = randomBytes(32).toString('base64url');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+/** The whole authorization code + PKCE flow against the dev issuer over HTTP, as a browser would do it. */
+export async function devSignIn(
+  service: TestService,
+  user: 'clinician' | 'admin' = 'clinician',
+  extra: Record<string, string> = {},
+): Promise<Record<string, unknown>> {
+  const { verifier, challenge } = pkce();
+  const params = {
+    response_type: 'code',
+    client_id: service.config.oidc.clientId,
+    redirect_uri: `${service.url}/ui`,
+    scope: 'openid fhirUser profile',
+    state: 'state-123',
+    nonce: 'nonce-123',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    ...extra,
+  };
+  await request(service.url).get('/dev-issuer/authorize').query(params).expect(200);
+  const redirect = await request(service.url)
+    .post('/dev-issuer/authorize')
+    .type('form')
+    .send({ ...params, user })
+    .expect(303);
+  const location = new URL(String(redirect.headers.location));
+  const token = await request(service.url)
+    .post('/dev-issuer/token')
+    .type('form')
+    .send({
+      grant_type: 'authorization_code',
+      code: location.searchParams.get('code')!,
+      redirect_uri: params.redirect_uri,
+      client_id: params.client_id,
+      code_verifier: verifier,
+    })
+    .expect(200);
+  return token.body as Record<string, unknown>;
+}
+
+export async function launchChromium(): Promise<Browser> {
+  const binary = await findChromium();
+  return chromium.launch({
+    executablePath: binary.executablePath,
+    env: binary.env,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+}
+
+/** Signs in on /ui through the dev issuer's page, as a clinician would, and waits for the worklist. */
+export async function signInOnPage(page: Page, service: TestService, user = 'clinician'): Promise<void> {
+  await page.goto(`${service.url}/ui`);
+  await page.click('#sign-in');
+  await page.waitForURL(/\/dev-issuer\/authorize/);
+  await page.check(`input[name=user][value="${user}"]`);
+  await page.click('#sign-in');
+  await page.waitForSelector('#worklist:not([hidden])');
+}

@@ -1,0 +1,204 @@
+import request from 'supertest';
+import type { DetectedIssue } from '@medplum/fhirtypes';
+import { completeInfusion } from './support/clinic';
+import { enrolNamedPatient, score } from './support/clinician';
+import { startTestService, type TestService } from './support/test-service';
+
+interface ViewItem {
+  id: string;
+  versionId: string;
+  patient: string;
+  carePlan: string;
+  kind: string;
+  description?: string;
+  due: { start: string; end: string };
+  allowedWindow: { start: string; end: string };
+  overdue: boolean;
+  view: {
+    patient: { name: string; age: number; birthDate: string };
+    protocol: { id: string; title: string; phase: string };
+    task: { label: string };
+    contraindications: { id: string; text: string; state: string; severity: string; evidence: string[] }[];
+    scores: { code: string; label: string; value: number; date: string }[];
+  };
+}
+
+function ageToday(birthDate: string): number {
+  const now = new Date();
+  const [y, m, d] = birthDate.split('-').map(Number);
+  return (
+    now.getUTCFullYear() -
+    y -
+    (now.getUTCMonth() + 1 < m || (now.getUTCMonth() + 1 === m && now.getUTCDate() < d) ? 1 : 0)
+  );
+}
+
+describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician page shows, as JSON', () => {
+  let service: TestService;
+  let lena: Awaited<ReturnType<typeof enrolNamedPatient>>;
+
+  beforeAll(async () => {
+    service = await startTestService();
+    lena = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Lena',
+      family: 'Ortiz',
+      birthDate: '1980-05-02',
+    });
+    await enrolNamedPatient(service, 'ketamine-monthly-maintenance', {
+      given: 'Omar',
+      family: 'Haddad',
+      birthDate: '1969-12-30',
+    });
+    await score(service, lena.patient, '72514-3', 7, '2026-10-01T09:00:00Z');
+    await score(service, lena.patient, '72514-3', 5, '2026-11-01T09:00:00Z');
+    await score(service, lena.patient, '91148-7', 6, '2026-11-01T09:00:00Z');
+    await score(service, lena.patient, '91147-9', 5.3, '2026-11-01T09:00:00Z');
+    await score(service, lena.patient, '44261-6', 12, '2026-11-02T09:00:00Z');
+    // A contraindication a clinician has overridden (so approvals go through) on Lena's plan.
+    await service.fhir.create<DetectedIssue>({
+      resourceType: 'DetectedIssue',
+      status: 'final',
+      severity: 'high',
+      code: { text: 'Uncontrolled hypertension' },
+      patient: { reference: lena.patient },
+      implicated: [{ reference: `CarePlan/${lena.carePlanId}` }],
+      evidence: [{ detail: [{ reference: 'Observation/bp-1', display: 'BP 185/112 mmHg (2026-10-20)' }] }],
+      mitigation: [
+        { action: { text: 'Override' }, date: '2026-11-03T10:00:00Z', author: { reference: 'Practitioner/dr-test' } },
+      ],
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await service?.stop();
+  });
+
+  it('decorates each worklist item with patient name and age, protocol and phase, contraindications and latest scores', async () => {
+    const res = await request(service.url)
+      .get('/worklist/view')
+      .query({ patient: lena.patientId })
+      .set(service.as('clinician'))
+      .expect(200);
+    const items = res.body.items as ViewItem[];
+    expect(items.length).toBeGreaterThan(0);
+    const plain = await request(service.url)
+      .get('/worklist')
+      .query({ patient: lena.patientId })
+      .set(service.as('clinician'));
+    // The worklist's own item shape is kept as is; the view is added beside it.
+    expect(items.map(({ view: _view, ...rest }) => rest)).toEqual(plain.body.items);
+    for (const item of items) {
+      expect(item.view.patient).toMatchObject({
+        name: 'Lena Ortiz',
+        birthDate: '1980-05-02',
+        age: ageToday('1980-05-02'),
+      });
+      expect(item.view.protocol).toMatchObject({
+        id: 'ketamine-low-dose-series',
+        title: expect.stringMatching(/low-dose/i),
+        phase: 'induction',
+      });
+      expect(item.view.contraindications).toEqual([
+        expect.objectContaining({
+          text: 'Uncontrolled hypertension',
+          state: 'overridden',
+          severity: 'high',
+          evidence: ['BP 185/112 mmHg (2026-10-20)'],
+        }),
+      ]);
+      expect(item.view.scores).toEqual([
+        expect.objectContaining({ code: '72514-3', label: 'Pain NRS', value: 5, date: '2026-11-01T09:00:00Z' }),
+        expect.objectContaining({ code: '91148-7', label: 'PEG-3', value: 6 }),
+        expect.objectContaining({ code: '91147-9', label: 'PEG mean', value: 5.3 }),
+        expect.objectContaining({ code: '44261-6', label: 'PHQ-9', value: 12 }),
+      ]);
+      expect(item.allowedWindow.start).toBeDefined();
+    }
+  });
+
+  it('maintenance protocol items say maintenance; patients without scores have none', async () => {
+    const res = await request(service.url)
+      .get('/worklist/view')
+      .query({ protocol: 'ketamine-monthly-maintenance' })
+      .set(service.as('clinician'))
+      .expect(200);
+    const items = res.body.items as ViewItem[];
+    expect(items.length).toBeGreaterThan(0);
+    for (const item of items) {
+      expect(item.view.protocol.phase).toBe('maintenance');
+      expect(item.view.patient.name).toBe('Omar Haddad');
+      expect(item.view.scores).toEqual([]);
+      expect(item.view.contraindications).toEqual([]);
+    }
+  });
+
+  it('searches patients by name, and pages by following the next link it returns', async () => {
+    const byName = await request(service.url)
+      .get('/worklist/view')
+      .query({ name: 'ortiz' })
+      .set(service.as('clinician'))
+      .expect(200);
+    expect(byName.body.items.length).toBeGreaterThan(0);
+    expect((byName.body.items as ViewItem[]).every((i) => i.patient === lena.patient)).toBe(true);
+    const nobody = await request(service.url)
+      .get('/worklist/view')
+      .query({ name: 'Nobody-by-this-name' })
+      .set(service.as('clinician'))
+      .expect(200);
+    expect(nobody.body.items).toEqual([]);
+
+    const seen: string[] = [];
+    let link: string | undefined = '/worklist/view?count=1';
+    while (link) {
+      const page = await request(service.url).get(link).set(service.as('clinician')).expect(200);
+      expect(page.body.items.length).toBeLessThanOrEqual(1);
+      seen.push(...(page.body.items as ViewItem[]).map((i) => i.id));
+      if (page.body.next) expect(page.body.next).toMatch(/\/worklist\/view\?/);
+      link = page.body.next as string | undefined;
+      expect(seen.length).toBeLessThan(50);
+    }
+    const all = await request(service.url).get('/worklist').query({ count: 100 }).set(service.as('clinician'));
+    expect(seen).toEqual((all.body.items as ViewItem[]).map((i) => i.id));
+  });
+
+  it('needs a clinician and valid parameters', async () => {
+    await request(service.url).get('/worklist/view').expect(401);
+    await request(service.url).get('/worklist/view').set(service.as('integration')).expect(403);
+    await request(service.url).get('/worklist/view').query({ name: '' }).set(service.as('clinician')).expect(400);
+    await request(service.url).get('/worklist/view').query({ sort: 'x' }).set(service.as('clinician')).expect(400);
+    await request(service.url).get('/patients/bad id/timeline').set(service.as('clinician')).expect(400);
+    await request(service.url).get('/patients/no-such-patient/timeline').set(service.as('clinician')).expect(404);
+  });
+
+  it('the patient timeline lists infusions, follow-ups, contraindications and decisions with who made them', async () => {
+    const list = await request(service.url)
+      .get('/worklist')
+      .query({ patient: lena.patientId })
+      .set(service.as('clinician'));
+    const [first] = list.body.items as ViewItem[];
+    await request(service.url)
+      .post(`/tasks/${first.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: first.versionId })
+      .expect(200);
+    await completeInfusion(service, lena, '2027-01-04T10:00:00.000Z');
+    const res = await request(service.url)
+      .get(`/patients/${lena.patientId}/timeline`)
+      .set(service.as('clinician'))
+      .expect(200);
+    expect(res.body.patient).toMatchObject({ name: 'Lena Ortiz', age: ageToday('1980-05-02') });
+    expect(res.body.carePlans).toEqual([
+      expect.objectContaining({ id: lena.carePlanId, title: expect.stringMatching(/low-dose/i) }),
+    ]);
+    const events = res.body.events as { type: string; text: string; who?: string; reference: string; date?: string }[];
+    expect(events.filter((e) => e.type === 'infusion')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'follow-up').map((e) => e.reference)).toContain(`Task/${first.id}`);
+    expect(events.find((e) => e.type === 'contraindication')?.text).toBe('Contraindication: Uncontrolled hypertension');
+    const decision = events.find((e) => e.type === 'decision');
+    expect(decision).toMatchObject({
+      who: 'Dr Test',
+      text: `Decision: approve ${first.description} (Task/${first.id})`,
+    });
+    const dates = events.map((e) => Date.parse(e.date ?? '9999'));
+    expect([...dates].sort((a, b) => a - b)).toEqual(dates);
+  });
+});
