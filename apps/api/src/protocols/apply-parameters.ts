@@ -1,6 +1,6 @@
 import type { Parameters, ParametersParameter, PlanDefinition } from '@medplum/fhirtypes';
 import type { ApplyContext } from '@kc/protocols';
-import { badRequest } from '@kc/common';
+import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
 
 export interface ApplyRequest {
   patientId: string;
@@ -17,7 +17,7 @@ export interface ApplyRequest {
   overridden?: ReadonlySet<string>;
 }
 
-const PATIENT_REFERENCE = /^Patient\/([A-Za-z0-9\-.]{1,64})$/;
+const PATIENT_REFERENCE = new RegExp(`^Patient/(${RESOURCE_ID_PATTERN})$`);
 
 /**
  * Reads the $apply input Parameters. Beyond the R4 operation's own (subject, planDefinition) it takes
@@ -102,7 +102,7 @@ function reference(list: ParametersParameter[], name: string, type: string) {
   const param = single(list, name);
   if (!param) return undefined;
   const ref = param.valueReference?.reference ?? param.valueString;
-  if (typeof ref !== 'string' || !new RegExp(`^${type}/[A-Za-z0-9\\-.]{1,64}$`).test(ref))
+  if (typeof ref !== 'string' || !new RegExp(`^${type}/${RESOURCE_ID_PATTERN}$`).test(ref))
     throw badRequest(`${name} must reference a ${type}, e.g. ${type}/123`, [`Parameters.parameter.${name}`]);
   return { reference: ref };
 }
