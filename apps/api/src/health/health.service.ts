@@ -111,7 +111,7 @@ export class HealthService {
 function toCheck(detail: Record<string, unknown> | undefined): HealthCheck {
   const status = detail?.status === 'up' ? 'up' : 'down';
   const check: HealthCheck = { status, latencyMs: Math.round(Number(detail?.responseTime ?? 0)) };
-  if (status === 'down') check.error = String(detail?.message ?? detail?.error ?? 'unavailable');
+  if (status === 'down') check.error = typeof detail?.message === 'string' ? detail.message : 'unavailable';
   if (Array.isArray(detail?.problems)) check.problems = detail.problems as string[];
   return check;
 }
