@@ -1,5 +1,5 @@
 export * from './operation-outcome';
-export * from './json-logger';
+export * from './logging';
 export * from './metrics.module';
 export * from './fhir-ids';
 export * from './bearer-token';
