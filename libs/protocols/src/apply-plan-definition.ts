@@ -97,14 +97,14 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
     filter: (action) => (isFollowUpRule(action) ? 'skip' : 'instantiate'),
   });
   const blocking = selection.contraindications.filter((c) => !c.overridden);
-  const detectedIssues = blocking.map((c) => detectedIssue(c, ids.carePlanKey, ids.subject, ids.urls.carePlan, now));
+  const detectedIssues = blocking.map((c) => detectedIssue(c, ids, now));
   const start: Period = {
     start: startDate.toISOString(),
     end: iso(addDuration(startDate.getTime(), { value: 1, code: 'd' }, 'start')),
   };
   const windows = placeWindows(leaves(selection.roots), start, patient.birthDate);
   const instantiated = instantiateLeaves({ input, ids, variables, leaves: leaves(selection.roots), windows });
-  const goals = (plan.goal ?? []).map((goal, i) => goalEntry(goal, i, ids.carePlanKey, ids.subject, startDate));
+  const goals = (plan.goal ?? []).map((goal, i) => goalEntry(goal, i, ids, startDate));
   const warnings: OperationOutcomeIssue[] = [
     // Most recent contraindication first, as they were always listed.
     ...blocking.map(contraindicationWarning).reverse(),
@@ -411,14 +411,8 @@ function wantsPractitioner(selected: SelectedAction): boolean {
   return Boolean(selected.action.participant?.some((p) => p.type === 'practitioner'));
 }
 
-function detectedIssue(
-  c: Contraindication,
-  carePlanKey: string,
-  patient: Reference<Patient>,
-  carePlanUrl: string,
-  now: Date,
-): AppliedEntry<DetectedIssue> {
-  const key = `${carePlanKey}:detectedissue:${c.code.code}`;
+function detectedIssue(c: Contraindication, ids: ApplyIdentity, now: Date): AppliedEntry<DetectedIssue> {
+  const key = `${ids.carePlanKey}:detectedissue:${c.code.code}`;
   return {
     fullUrl: `urn:uuid:${uuidFromKey(key)}`,
     ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key),
@@ -428,9 +422,9 @@ function detectedIssue(
       status: 'preliminary',
       code: { coding: [c.code], text: c.description ?? c.code.display },
       severity: 'high',
-      patient,
+      patient: ids.subject,
       identifiedDateTime: now.toISOString(),
-      implicated: [{ reference: carePlanUrl }],
+      implicated: [{ reference: ids.urls.carePlan }],
       evidence: c.evidence.length ? [{ detail: c.evidence }] : undefined,
       detail: `${c.description ?? c.code.display} No order or task is written for the actions it affects until a clinician overrides it with a reason.`,
     }),
@@ -440,11 +434,10 @@ function detectedIssue(
 function goalEntry(
   goal: NonNullable<PlanDefinition['goal']>[number],
   i: number,
-  carePlanKey: string,
-  subject: Reference<Patient>,
+  ids: ApplyIdentity,
   startDate: Date,
 ): AppliedEntry<Goal> {
-  const key = `${carePlanKey}:goal:${goal.id ?? i}`;
+  const key = `${ids.carePlanKey}:goal:${goal.id ?? i}`;
   return {
     fullUrl: `urn:uuid:${uuidFromKey(key)}`,
     ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key),
@@ -455,7 +448,7 @@ function goalEntry(
       category: goal.category ? [goal.category] : undefined,
       priority: goal.priority,
       description: goal.description,
-      subject,
+      subject: ids.subject,
       startDate: startDate.toISOString().slice(0, 10),
       addresses: undefined,
       target: goal.target?.map((t) =>
