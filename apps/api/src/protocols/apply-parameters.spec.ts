@@ -122,13 +122,15 @@ describe('queryToParameters (GET $apply)', () => {
 
   it('keeps repeats (parseApplyParameters refuses them) and refuses non-strings', () => {
     expect(queryToParameters({ subject: ['Patient/1', 'Patient/2'] }).parameter).toHaveLength(2);
-    expect(() => queryToParameters({ subject: { a: 1 } })).toThrow(
-      expect.objectContaining({
-        response: expect.objectContaining({
-          issue: [expect.objectContaining({ details: { text: 'Query parameter subject must be a string' } })],
-        }),
-      }) as Error,
-    );
+    let thrown: unknown;
+    try {
+      queryToParameters({ subject: { a: 1 } });
+    } catch (err) {
+      thrown = err;
+    }
+    expect((thrown as OutcomeException).getResponse()).toMatchObject({
+      issue: [{ details: { text: 'Query parameter subject must be a string' } }],
+    });
     expect(queryToParameters({ persist: 'maybe' }).parameter).toEqual([{ name: 'persist', valueBoolean: undefined }]);
   });
 });
