@@ -13,7 +13,7 @@ function refusal(body: unknown): { text: string; expression?: string[] } {
   throw new Error('expected a 400');
 }
 
-const params = (...parameter: object[]) => ({ resourceType: 'Parameters', parameter });
+const params = (...parameter: unknown[]) => ({ resourceType: 'Parameters', parameter });
 const subject = { name: 'subject', valueReference: { reference: 'Patient/p1' } };
 
 describe('parseApplyParameters ($apply input)', () => {
