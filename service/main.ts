@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from '@kc/config';
-import { JsonLogger } from '@kc/common';
+import { createLogger } from '@kc/common';
 import { TokenVerifier } from '@kc/auth';
 import { startService } from './start-service';
 
@@ -14,34 +14,27 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = new JsonLogger(config.logLevel);
+  const logger = createLogger(config.logLevel).child({ context: 'Bootstrap' });
   if (TokenVerifier.usesDevSecret(config.auth)) {
     if (process.env.NODE_ENV === 'production') {
-      logger.error('JWT_SECRET or JWT_JWKS_URL must be set in production', 'Bootstrap');
+      logger.error('JWT_SECRET or JWT_JWKS_URL must be set in production');
       process.exit(2);
     }
-    logger.warn(
-      'JWT_SECRET is not set: using the insecure development secret (mint tokens with `npm run token`)',
-      'Bootstrap',
-    );
+    logger.warn('JWT_SECRET is not set: using the insecure development secret (mint tokens with `npm run token`)');
   }
-  const service = await startService(config, { logger });
+  const service = await startService(config);
   if (service.config.oidc.devIssuer)
     logger.warn(
       `DEV_ISSUER is on: ${service.config.oidc.issuer} signs clinicians in as demo users (never in production); ` +
         'set OIDC_ISSUER (and JWT_JWKS_URL) for a real identity provider',
-      'Bootstrap',
     );
-  logger.log(
-    {
-      msg: 'ketamine-careplans listening',
-      url: service.url,
-      fhirBaseUrl: service.config.fhirBaseUrl,
-      embeddedFhir: Boolean(service.sandbox),
-      worker: config.runWorker,
-    },
-    'Bootstrap',
-  );
+  logger.info({
+    msg: 'ketamine-careplans listening',
+    url: service.url,
+    fhirBaseUrl: service.config.fhirBaseUrl,
+    embeddedFhir: Boolean(service.sandbox),
+    worker: config.runWorker,
+  });
 }
 
 void main();

@@ -3,10 +3,10 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { Logger } from 'nestjs-pino';
 import { Registry } from 'prom-client';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { withDevIssuer, type AppConfig } from '@kc/config';
-import { JsonLogger } from '@kc/common';
 import { createApiApp } from '../apps/api/src';
 import { ServiceModule } from './service.module';
 
@@ -32,10 +32,7 @@ export interface RunningWorker {
  * embedded FHIR sandbox: the whole service in one process. Used by `npm start` (main.ts), the end-to-end tests
  * (test/support/test-service.ts) and the benchmarks (bench/bench-support.ts).
  */
-export async function startService(
-  config: AppConfig,
-  options: { logger?: JsonLogger | false } = {},
-): Promise<RunningService> {
+export async function startService(config: AppConfig, options: { logger?: false } = {}): Promise<RunningService> {
   let sandbox: FhirSandbox | undefined;
   if (!config.fhirBaseUrl) {
     sandbox = await startFhirSandbox({ port: config.fhirSandboxPort, dataDir: config.fhirDataDir });
@@ -68,14 +65,13 @@ export async function startService(
  * application context, plus a /metrics server when config.workerMetricsPort is set. Needs config.fhirBaseUrl: the
  * embedded FHIR server lives in the API process. stop() is what SIGTERM does: active jobs finish first.
  */
-export async function startWorker(
-  config: AppConfig,
-  options: { logger?: JsonLogger | false } = {},
-): Promise<RunningWorker> {
+export async function startWorker(config: AppConfig, options: { logger?: false } = {}): Promise<RunningWorker> {
   if (!config.fhirBaseUrl) throw new Error('the standalone worker needs fhirBaseUrl');
-  const app = await NestFactory.createApplicationContext(ServiceModule.worker(config), {
-    logger: options.logger ?? new JsonLogger(config.logLevel),
-  });
+  const app = await NestFactory.createApplicationContext(
+    ServiceModule.worker(config),
+    options.logger === false ? { logger: false } : { bufferLogs: true },
+  );
+  if (options.logger !== false) app.useLogger(app.get(Logger));
   app.enableShutdownHooks();
   let metrics: http.Server | undefined;
   if (config.workerMetricsPort) {

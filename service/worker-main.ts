@@ -1,4 +1,4 @@
-import { JsonLogger } from '@kc/common';
+import { createLogger } from '@kc/common';
 import { ConfigError, loadConfig } from '@kc/config';
 import { startWorker } from './start-service';
 
@@ -18,9 +18,8 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
-  const logger = new JsonLogger(config.logLevel);
-  await startWorker(config, { logger });
-  logger.log({ msg: 'worker started', fhirBaseUrl: config.fhirBaseUrl }, 'Bootstrap');
+  await startWorker(config);
+  createLogger(config.logLevel).info({ context: 'Bootstrap', fhirBaseUrl: config.fhirBaseUrl }, 'worker started');
 }
 
 void main();

@@ -2,7 +2,15 @@ import { createHmac } from 'node:crypto';
 import request from 'supertest';
 import { OverdueSweep } from '../apps/worker/src/maintenance/overdue-sweep';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import { actionOf, completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
+import {
+  actionOf,
+  completeInfusion,
+  enrolPatient,
+  followUpJobDone,
+  followUpTasks,
+  queueIdle,
+  waitFor,
+} from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 import type { CarePlan, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
 import { APPLY_KEY_SYSTEM } from '@kc/protocols';
@@ -106,8 +114,9 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       service.app.get(ProcedurePoller).poll(),
     ]);
     await waitFor(async () => (await followUpTasks(service, procedureId)).length >= 2, 'follow-ups');
-    // Let any straggling duplicate job finish before counting.
-    await new Promise((r) => setTimeout(r, 500));
+    // Every delivery above was queued before it answered: once the queue is idle, no duplicate job is left to run.
+    await followUpJobDone(service, procedureId);
+    await queueIdle(service);
     expect(await followUpTasks(service, procedureId)).toHaveLength(2);
     // Delivered again long after the first job finished: still one set (conditional creates).
     await service.app.get(ProcedurePoller).poll();
@@ -117,7 +126,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       .set('x-signature', signature)
       .send(body)
       .expect(202);
-    await new Promise((r) => setTimeout(r, 500));
+    await queueIdle(service);
     expect(await followUpTasks(service, procedureId)).toHaveLength(2);
   });
 
@@ -147,7 +156,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }],
     });
     await sendEvent(planned.id!).expect(202);
-    await new Promise((r) => setTimeout(r, 500));
+    await queueIdle(service);
     expect(await followUpTasks(service, planned.id!)).toHaveLength(0);
   });
 

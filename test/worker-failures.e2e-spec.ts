@@ -5,7 +5,7 @@ import { getQueueToken } from '@nestjs/bullmq';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { QUEUES, redisConnection } from '@kc/queue';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks, queueIdle, waitFor } from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -135,7 +135,9 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     await doomed.close(true); // killed: no completion, no lock renewal
     const rescuer = await start({ fhirBaseUrl: sandbox.baseUrl, queuePrefix, jobLockMs: 1000 });
     await waitFor(async () => (await followUpTasks(rescuer, procedureId)).length === 2, 'the rescued job', 15_000);
-    await new Promise((r) => setTimeout(r, 1500));
+    // The rescued job has finished and nothing else is queued: no second run can add Tasks after we count.
+    await followUpJobDone(rescuer, procedureId);
+    await queueIdle(rescuer);
     expect(await followUpTasks(rescuer, procedureId)).toHaveLength(2);
   });
 

@@ -81,6 +81,18 @@ export async function followUpJobDone(service: TestService, procedureId: string)
   return job.returnvalue;
 }
 
+/**
+ * Waits until a queue has nothing left to do: no job waiting, delayed (a retry's backoff), prioritized or active.
+ * BullMQ moves a job between these states atomically, so a count of 0 means every job added so far has finished.
+ */
+export async function queueIdle(service: TestService, name: string = QUEUES.followups): Promise<void> {
+  const queue = service.app.get<Queue>(getQueueToken(name));
+  await waitFor(async () => {
+    const counts = await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'waiting-children', 'active');
+    return Object.values(counts).every((n) => n === 0);
+  }, `the ${name} queue to be idle`);
+}
+
 export async function waitFor<T>(
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   what: string,

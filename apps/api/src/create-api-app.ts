@@ -2,7 +2,7 @@ import type { DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { JsonLogger } from '@kc/common';
+import { Logger } from 'nestjs-pino';
 import type { AppConfig } from '@kc/config';
 import { mountQueueDashboard } from './operations/queue-dashboard';
 
@@ -13,14 +13,16 @@ import { mountQueueDashboard } from './operations/queue-dashboard';
 export async function createApiApp(
   root: DynamicModule,
   config: AppConfig,
-  options: { logger?: JsonLogger | false } = {},
+  options: { logger?: false } = {},
 ): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(root, {
     // Raw body kept for webhook signature checks (HMAC over the exact bytes).
     rawBody: true,
     bodyParser: false,
-    logger: options.logger ?? new JsonLogger(config.logLevel),
+    // Nest's own logs go through pino (CoreModule's LoggingModule) once the app exists; `logger: false` silences them.
+    ...(options.logger === false ? { logger: false } : { bufferLogs: true }),
   });
+  if (options.logger !== false) app.useLogger(app.get(Logger));
   // FHIR clients send application/fhir+json; treat it as JSON, and cap bodies well below memory trouble.
   app.useBodyParser('json', {
     type: ['application/json', 'application/fhir+json', 'application/json-patch+json'],

@@ -1,3 +1,6 @@
 export * from './operation-outcome';
-export * from './json-logger';
+export * from './logging';
 export * from './metrics.module';
+export * from './fhir-ids';
+export * from './bearer-token';
+export * from './capability-statement';

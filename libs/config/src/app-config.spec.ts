@@ -105,3 +105,76 @@ describe('clinician sign-in config (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_SCOPE, DEV
     expect(external.auth).toMatchObject({ jwksUrl: 'https://id.example/jwks', issuer: 'https://id.example' });
   });
 });
+
+describe('loadConfig: defaults and invalid values', () => {
+  it('has working defaults for an empty environment', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      fhirBaseUrl: undefined,
+      fhirAuth: { kind: 'none' },
+      redisUrl: 'redis://127.0.0.1:6379',
+      queuePrefix: 'kc',
+      runWorker: true,
+      pollIntervalMs: 30000,
+      jobAttempts: 8,
+      jobBackoffMs: 2000,
+      logLevel: 'info',
+      cdsClients: {},
+    });
+  });
+
+  it('numbers must be non-negative integers, counts at least 1', () => {
+    expect(loadConfig({ PORT: '8080', POLL_INTERVAL_MS: '0' })).toMatchObject({ port: 8080, pollIntervalMs: 0 });
+    for (const raw of ['abc', '-1', '1.5', '3000x'])
+      expect(() => loadConfig({ PORT: raw })).toThrow(`PORT must be a non-negative integer, got "${raw}"`);
+    expect(() => loadConfig({ WORKER_CONCURRENCY: '0' })).toThrow('WORKER_CONCURRENCY must be at least 1');
+    expect(() => loadConfig({ FHIR_TIMEOUT_MS: 'soon' })).toThrow(ConfigError);
+  });
+
+  it('FHIR_BASE_URL loses trailing slashes; RUN_WORKER=false turns the in-process worker off', () => {
+    expect(loadConfig({ FHIR_BASE_URL: 'http://hapi:8080/fhir//' }).fhirBaseUrl).toBe('http://hapi:8080/fhir');
+    expect(loadConfig({ RUN_WORKER: 'false' }).runWorker).toBe(false);
+  });
+
+  it('FHIR_AUTH must be a known kind with its credentials', () => {
+    expect(loadConfig({ FHIR_AUTH: 'bearer', FHIR_BEARER_TOKEN: 't' }).fhirAuth).toEqual({
+      kind: 'bearer',
+      token: 't',
+    });
+    expect(
+      loadConfig({
+        FHIR_AUTH: 'client-credentials',
+        FHIR_TOKEN_URL: 'https://idp/token',
+        FHIR_CLIENT_ID: 'id',
+        FHIR_CLIENT_SECRET: 's',
+      }).fhirAuth,
+    ).toMatchObject({ kind: 'client-credentials', tokenUrl: 'https://idp/token', clientId: 'id' });
+    expect(() => loadConfig({ FHIR_AUTH: 'oauth' })).toThrow(
+      'FHIR_AUTH must be one of none, basic, bearer, client-credentials; got "oauth"',
+    );
+    expect(() => loadConfig({ FHIR_AUTH: 'basic', FHIR_USERNAME: 'u' })).toThrow(
+      'FHIR_PASSWORD is required when FHIR_AUTH=basic',
+    );
+    expect(() => loadConfig({ FHIR_AUTH: 'client-credentials', FHIR_CLIENT_ID: 'id' })).toThrow(
+      'FHIR_TOKEN_URL is required when FHIR_AUTH=client-credentials',
+    );
+  });
+
+  it('POLL_SINCE must be an ISO date or instant', () => {
+    expect(loadConfig({ POLL_SINCE: '2027-01-01' }).pollSince).toBe('2027-01-01T00:00:00.000Z');
+    expect(loadConfig({ POLL_SINCE: '2027-01-01T10:00:00+02:00' }).pollSince).toBe('2027-01-01T08:00:00.000Z');
+    for (const raw of ['yesterday', '2027-13-45', '01/02/2027', '2027-01-01T10:00'])
+      expect(() => loadConfig({ POLL_SINCE: raw })).toThrow(/POLL_SINCE must be an ISO date or instant/);
+  });
+
+  it('CDS_CLIENTS refuses bad JSON, keys of the wrong shape and short secrets', () => {
+    expect(() => loadConfig({ CDS_CLIENTS: '{' })).toThrow(/CDS_CLIENTS must be JSON/);
+    expect(() => loadConfig({ CDS_CLIENTS: '[]' })).toThrow(/must be a JSON object/);
+    expect(() => loadConfig({ CDS_CLIENTS: '{"iss": {"secret": "short"}}' })).toThrow(/at least 32 characters/);
+    expect(() => loadConfig({ CDS_CLIENTS: '{"iss": {}}' })).toThrow(/exactly one of jwksUrl or secret/);
+    expect(() => loadConfig({ CDS_CLIENTS: '{"iss": {"jwksUrl": "ftp://x"}}' })).toThrow(/http\(s\) URL/);
+    expect(() => loadConfig({ CDS_CLIENTS: '{"iss": {"secret": "x", "extra": 1}}' })).toThrow(/must be \{/);
+  });
+});

@@ -48,56 +48,15 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
   const closeRepo = () => {
     if (!options.repository && repo instanceof SqliteRepository) repo.close();
   };
-  const router = new FhirRouter();
-  const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
-  let baseUrl = '';
-
+  const sandbox: SandboxContext = {
+    router: new FhirRouter(),
+    repo,
+    maxBodyBytes: options.maxBodyBytes ?? 10 * 1024 * 1024,
+    baseUrl: '',
+  };
   const server = http.createServer((req, res) => {
-    handle(req, res).catch((err) => send(res, 500, normalizeOperationOutcome(err)));
+    handleRequest(sandbox, req, res).catch((err) => send(res, 500, normalizeOperationOutcome(err)));
   });
-
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://sandbox');
-    if (!url.pathname.startsWith(BASE_PATH))
-      return send(res, 404, outcome('not-found', `Not a FHIR path; the base is ${BASE_PATH}`));
-    const path = url.pathname.slice(BASE_PATH.length) || '/';
-    if (req.method === 'GET' && path.replace(/\/$/, '') === '/metadata')
-      return send(res, 200, capabilityStatement(baseUrl));
-
-    const raw = await readBody(req, maxBodyBytes);
-    if (raw === undefined) return send(res, 413, outcome('too-costly', `Body larger than ${maxBodyBytes} bytes`));
-    let body: unknown;
-    if (raw.length > 0) {
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        return send(res, 400, badRequest('Body is not valid JSON'));
-      }
-    }
-    const fhirRequest: FhirRequest = {
-      method: req.method as FhirRequest['method'],
-      url: path + url.search,
-      pathname: '',
-      query: {},
-      params: {},
-      body,
-      headers: req.headers,
-    };
-    const [result, resource, failedStatus] = isTransaction(req.method, path, body)
-      ? await runTransaction(router, repo, fhirRequest)
-      : await router.handleRequest(fhirRequest, repo);
-    const status = typeof failedStatus === 'number' ? failedStatus : getStatus(result);
-    if (status >= 400 || !resource) return send(res, status, result);
-    const headers: Record<string, string> = {};
-    if (!isOperationOutcome(resource) && resource.meta?.versionId) {
-      headers.etag = `W/"${resource.meta.versionId}"`;
-      if (resource.meta.lastUpdated) headers['last-modified'] = new Date(resource.meta.lastUpdated).toUTCString();
-      if (status === 201 && resource.id)
-        headers.location = `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
-    }
-    send(res, status, withPagingLinks(resource, baseUrl, path, url.searchParams), headers);
-  }
-
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -108,9 +67,9 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     throw err;
   }
   const address = server.address() as AddressInfo;
-  baseUrl = `http://${options.host ?? '127.0.0.1'}:${address.port}${BASE_PATH}`;
+  sandbox.baseUrl = `http://${options.host ?? '127.0.0.1'}:${address.port}${BASE_PATH}`;
   return {
-    baseUrl,
+    baseUrl: sandbox.baseUrl,
     repo,
     close: () =>
       new Promise<void>((resolve) => {
@@ -121,6 +80,76 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
         });
       }),
   };
+}
+
+/** What every request of one sandbox needs; baseUrl is known once the server listens. */
+interface SandboxContext {
+  router: FhirRouter;
+  repo: FhirRepository;
+  maxBodyBytes: number;
+  baseUrl: string;
+}
+
+/** One HTTP request: /metadata, else the body parsed and handed to Medplum's router (transactions to our own). */
+async function handleRequest(
+  sandbox: SandboxContext,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://sandbox');
+  if (!url.pathname.startsWith(BASE_PATH))
+    return send(res, 404, outcome('not-found', `Not a FHIR path; the base is ${BASE_PATH}`));
+  const path = url.pathname.slice(BASE_PATH.length) || '/';
+  if (req.method === 'GET' && path.replace(/\/$/, '') === '/metadata')
+    return send(res, 200, capabilityStatement(sandbox.baseUrl));
+
+  const raw = await readBody(req, sandbox.maxBodyBytes);
+  if (raw === undefined) return send(res, 413, outcome('too-costly', `Body larger than ${sandbox.maxBodyBytes} bytes`));
+  const body = parseJsonBody(raw);
+  if (body === INVALID_JSON) return send(res, 400, badRequest('Body is not valid JSON'));
+  const fhirRequest: FhirRequest = {
+    method: req.method as FhirRequest['method'],
+    url: path + url.search,
+    pathname: '',
+    query: {},
+    params: {},
+    body,
+    headers: req.headers,
+  };
+  const [result, resource, failedStatus] = isTransaction(req.method, path, body)
+    ? await runTransaction(sandbox.router, sandbox.repo, fhirRequest)
+    : await sandbox.router.handleRequest(fhirRequest, sandbox.repo);
+  const status = typeof failedStatus === 'number' ? failedStatus : getStatus(result);
+  if (status >= 400 || !resource) return send(res, status, result);
+  send(
+    res,
+    status,
+    withPagingLinks(resource, sandbox.baseUrl, path, url.searchParams),
+    versionHeaders(resource, status, sandbox.baseUrl),
+  );
+}
+
+const INVALID_JSON = Symbol('invalid JSON');
+
+/** An empty body is no body; anything else must be JSON. */
+function parseJsonBody(raw: string): unknown {
+  if (raw.length === 0) return undefined;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return INVALID_JSON;
+  }
+}
+
+/** ETag and Last-Modified of the version answered, and Location of a created one, as FHIR servers send them. */
+function versionHeaders(resource: Resource, status: number, baseUrl: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (isOperationOutcome(resource) || !resource.meta?.versionId) return headers;
+  headers.etag = `W/"${resource.meta.versionId}"`;
+  if (resource.meta.lastUpdated) headers['last-modified'] = new Date(resource.meta.lastUpdated).toUTCString();
+  if (status === 201 && resource.id)
+    headers.location = `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
+  return headers;
 }
 
 /** A transaction Bundle posted to the base (not a Bundle resource being created). */

@@ -411,20 +411,25 @@ describe('transactions are all or nothing', () => {
     try {
       let crash!: () => void;
       const crashed = new Promise<void>((resolve) => (crash = resolve));
+      let wrote!: () => void;
+      const bothWritten = new Promise<void>((resolve) => (wrote = resolve));
       const transaction = repo.withTransaction(async (tx) => {
         await tx.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' });
         await tx.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' });
+        wrote();
         await crashed;
         throw new Error('crash in the middle');
       });
-      await new Promise((r) => setTimeout(r, 10));
+      await bothWritten;
       // A search from outside waits for the transaction, and then sees nothing of it.
       let settled = false;
       const outside = repo.search(parseSearchRequest('Task')).then((b) => {
         settled = true;
         return b.total;
       });
-      await new Promise((r) => setTimeout(r, 20));
+      // The store is synchronous SQLite behind an async lock: one turn of the event loop runs every pending
+      // continuation, so a search that did not wait for the lock would have settled by now.
+      await new Promise((resolve) => setImmediate(resolve));
       expect(settled).toBe(false);
       crash();
       await expect(transaction).rejects.toThrow('crash in the middle');

@@ -97,18 +97,16 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     carePlan.identifier?.find((i) => i.system === CAREPLAN_KEY_SYSTEM)?.value ?? shortHash(`CarePlan/${carePlan.id}`);
   const detectedIssues = selection.contraindications
     .filter((c) => !c.overridden)
-    .map((c) => followUpIssue(c, carePlanKey, carePlan, event, now));
+    .map((c) => followUpIssue(c, { carePlanKey, carePlan, event, now }));
   return { followUps, detectedIssues };
 }
 
 /** Keyed like $apply's, so the same contraindication on the same plan is one DetectedIssue (and one override). */
 function followUpIssue(
   c: Contraindication,
-  carePlanKey: string,
-  carePlan: CarePlan,
-  event: InfusionCompleted,
-  now: Date,
+  found: { carePlanKey: string; carePlan: CarePlan; event: InfusionCompleted; now: Date },
 ) {
+  const { carePlanKey, carePlan, event, now } = found;
   const key = `${carePlanKey}:detectedissue:${c.code.code}`;
   const resource: DetectedIssue = {
     resourceType: 'DetectedIssue',

@@ -1,5 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { MetricsModule } from '@kc/common';
+import { LoggingModule, MetricsModule } from '@kc/common';
 import { ConfigModule, type AppConfig } from '@kc/config';
 import { FhirModule } from '@kc/fhir';
 import { QueueModule } from '@kc/queue';
@@ -7,7 +7,7 @@ import { ProtocolCatalogModule } from './protocol-catalog.module';
 
 /**
  * The Nest wiring every process of the service needs, whatever it runs (HTTP API, workers or both): the config,
- * the FHIR gateway, the BullMQ queues, the validated protocol catalog and the metrics registry. All global, so
+ * the pino logger (nestjs-pino), the FHIR gateway, the BullMQ queues, the validated protocol catalog and the metrics registry. All global, so
  * the feature modules of apps/api and apps/worker inject them without importing anything.
  */
 @Module({})
@@ -17,6 +17,7 @@ export class CoreModule {
       module: CoreModule,
       imports: [
         ConfigModule.forRoot(config),
+        LoggingModule.forRoot(config.logLevel),
         FhirModule,
         QueueModule.forRoot(config),
         ProtocolCatalogModule,

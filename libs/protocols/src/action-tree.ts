@@ -42,62 +42,73 @@ export interface Selection {
  * PlanDefinitions, evaluating each action's conditions: an action that is not applicable is left out with
  * everything under it. Pure: definitions come from the resolver, data from the variables.
  */
-export function selectActions(
-  plan: PlanDefinition,
-  options: {
-    variables: ProtocolVariables;
-    overridden: ReadonlySet<string>;
-    resolver: DefinitionResolver;
-    filter: ActionFilter;
-  },
-): Selection {
-  const selection: Selection = { roots: [], contraindications: [], notes: [] };
-  const seen = new Set<string>();
-  const walk = (actions: PlanDefinitionAction[] | undefined, element: string, depth: number): SelectedAction[] => {
-    if (depth > 10) throw new UnsupportedElementError('PlanDefinitions nest more than 10 deep (a cycle?)', element);
-    const selected: SelectedAction[] = [];
-    (actions ?? []).forEach((action, i) => {
-      const at = `${element}.action[${i}]`;
-      const kind =
-        action.action?.length || isNestedPlan(action, options.resolver)
-          ? relevantGroup(action, options)
-          : options.filter(action);
-      if (kind === 'skip') return;
-      if (kind === 'placeholder') {
-        selected.push({ action, element: at, children: [], runtime: action.condition ?? [], placeholder: true });
-        return;
-      }
-      const verdict = evaluateConditions(action, at, options.variables, options.overridden);
-      for (const c of verdict.contraindications) {
-        if (!seen.has(c.code.code ?? '')) selection.contraindications.push(c);
-        seen.add(c.code.code ?? '');
-      }
-      selection.notes.push(...verdict.notes);
-      if (!verdict.applicable) return;
-      const definition = resolveDefinition(action, at, options.resolver);
-      if (definition?.resourceType === 'PlanDefinition') {
-        const nested = definition as PlanDefinition;
-        const children = walk(nested.action, `PlanDefinition/${nested.id}`, depth + 1);
-        if (children.length) selected.push({ action, element: at, children, runtime: verdict.runtime });
-        return;
-      }
-      if (action.action?.length) {
-        const children = walk(action.action, at, depth + 1);
-        if (children.length) selected.push({ action, element: at, children, runtime: verdict.runtime });
-        return;
-      }
-      selected.push({
-        action,
-        element: at,
-        activity: definition as ActivityDefinition | undefined,
-        children: [],
-        runtime: verdict.runtime,
-      });
-    });
-    return selected;
+export function selectActions(plan: PlanDefinition, options: SelectOptions): Selection {
+  const walk: Walk = { options, selection: { roots: [], contraindications: [], notes: [] }, seen: new Set() };
+  walk.selection.roots = walkActions(walk, plan.action, `PlanDefinition/${plan.id ?? plan.url}`, 0);
+  return walk.selection;
+}
+
+export interface SelectOptions {
+  variables: ProtocolVariables;
+  overridden: ReadonlySet<string>;
+  resolver: DefinitionResolver;
+  filter: ActionFilter;
+}
+
+/** One walk's state: what it was asked, what it found so far, which contraindication codes it already reported. */
+interface Walk {
+  options: SelectOptions;
+  selection: Selection;
+  seen: Set<string>;
+}
+
+function walkActions(
+  walk: Walk,
+  actions: PlanDefinitionAction[] | undefined,
+  element: string,
+  depth: number,
+): SelectedAction[] {
+  if (depth > 10) throw new UnsupportedElementError('PlanDefinitions nest more than 10 deep (a cycle?)', element);
+  return (actions ?? []).flatMap((action, i) => selectAction(walk, action, `${element}.action[${i}]`, depth) ?? []);
+}
+
+/** One action: skipped, shown as a placeholder, left out by its conditions, or selected with its children. */
+function selectAction(walk: Walk, action: PlanDefinitionAction, at: string, depth: number): SelectedAction | undefined {
+  const { options } = walk;
+  const kind =
+    action.action?.length || isNestedPlan(action, options.resolver)
+      ? relevantGroup(action, options)
+      : options.filter(action);
+  if (kind === 'skip') return undefined;
+  if (kind === 'placeholder')
+    return { action, element: at, children: [], runtime: action.condition ?? [], placeholder: true };
+  const verdict = evaluateConditions(action, at, options.variables, options.overridden);
+  recordVerdict(walk, verdict);
+  if (!verdict.applicable) return undefined;
+  const definition = resolveDefinition(action, at, options.resolver);
+  if (definition?.resourceType === 'PlanDefinition' || action.action?.length) {
+    const nested = definition?.resourceType === 'PlanDefinition' ? (definition as PlanDefinition) : undefined;
+    const children = nested
+      ? walkActions(walk, nested.action, `PlanDefinition/${nested.id}`, depth + 1)
+      : walkActions(walk, action.action, at, depth + 1);
+    return children.length ? { action, element: at, children, runtime: verdict.runtime } : undefined;
+  }
+  return {
+    action,
+    element: at,
+    activity: definition as ActivityDefinition | undefined,
+    children: [],
+    runtime: verdict.runtime,
   };
-  selection.roots = walk(plan.action, `PlanDefinition/${plan.id ?? plan.url}`, 0);
-  return selection;
+}
+
+/** Each contraindication code once, in the order met; every note. */
+function recordVerdict(walk: Walk, verdict: ReturnType<typeof evaluateConditions>): void {
+  for (const c of verdict.contraindications) {
+    if (!walk.seen.has(c.code.code ?? '')) walk.selection.contraindications.push(c);
+    walk.seen.add(c.code.code ?? '');
+  }
+  walk.selection.notes.push(...verdict.notes);
 }
 
 /** Leaves of a selection in document order. */

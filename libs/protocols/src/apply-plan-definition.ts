@@ -86,13 +86,7 @@ export interface ApplyResult {
  */
 export function applyPlanDefinition(input: ApplyInput): ApplyResult {
   const { plan, patient, startDate, now } = input;
-  const subject: Reference<Patient> = { reference: `Patient/${patient.id}` };
-  const planCanonical = plan.version ? `${plan.url}|${plan.version}` : (plan.url ?? `PlanDefinition/${plan.id}`);
-  const carePlanKey = shortHash(`${planCanonical}|${patient.id}|${startDate.toISOString()}`);
-  const urls = {
-    carePlan: `urn:uuid:${uuidFromKey(`careplan|${carePlanKey}`)}`,
-    requestGroup: `urn:uuid:${uuidFromKey(`requestgroup|${carePlanKey}`)}`,
-  };
+  const ids = applyIdentity(plan, patient, startDate);
   const variables = bindVariables(input);
   const selection = selectActions(plan, {
     variables,
@@ -102,49 +96,119 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
     // instantiated as HAPI's $apply does (it does not evaluate triggers), with a note saying so.
     filter: (action) => (isFollowUpRule(action) ? 'skip' : 'instantiate'),
   });
-  const warnings: OperationOutcomeIssue[] = [
-    ...missingData(plan, input.patientData),
-    ...selection.notes,
-    ...triggerNotes(selection.roots),
-  ];
   const blocking = selection.contraindications.filter((c) => !c.overridden);
-  const detectedIssues = blocking.map((c) => detectedIssue(c, carePlanKey, subject, urls.carePlan, now));
-  for (const c of blocking) {
-    warnings.unshift({
-      severity: 'warning',
-      code: 'business-rule',
-      details: {
-        coding: [c.code],
-        text: `Contraindication: ${c.description ?? c.code.display}. Its actions were not instantiated; a clinician may override it with a reason.`,
-      },
-    });
-  }
-
+  const detectedIssues = blocking.map((c) => detectedIssue(c, ids, now));
   const start: Period = {
     start: startDate.toISOString(),
     end: iso(addDuration(startDate.getTime(), { value: 1, code: 'd' }, 'start')),
   };
   const windows = placeWindows(leaves(selection.roots), start, patient.birthDate);
+  const instantiated = instantiateLeaves({ input, ids, variables, leaves: leaves(selection.roots), windows });
+  const goals = (plan.goal ?? []).map((goal, i) => goalEntry(goal, i, ids, startDate));
+  const warnings: OperationOutcomeIssue[] = [
+    // Most recent contraindication first, as they were always listed.
+    ...blocking.map(contraindicationWarning).reverse(),
+    ...missingData(plan, input.patientData),
+    ...selection.notes,
+    ...triggerNotes(selection.roots),
+    ...instantiated.warnings,
+  ];
+  const requestGroup = requestGroupResource({
+    input,
+    ids,
+    action: selection.roots.map((a) => requestGroupAction(a, windows, instantiated.resourceOf)),
+  });
+  return {
+    carePlan: {
+      fullUrl: ids.urls.carePlan,
+      resource: carePlanResource({ input, ids, goals, tasks: instantiated.tasks }),
+      ifNoneExist: keySearch(CAREPLAN_KEY_SYSTEM, ids.carePlanKey),
+    },
+    requestGroup: {
+      fullUrl: ids.urls.requestGroup,
+      resource: requestGroup,
+      ifNoneExist: keySearch(APPLY_KEY_SYSTEM, ids.carePlanKey),
+    },
+    goals,
+    requests: instantiated.requests,
+    tasks: instantiated.tasks,
+    detectedIssues,
+    outcome: applyOutcome(warnings),
+    eligible: blocking.length === 0,
+  };
+}
+
+/** What names one $apply: the patient reference, the plan's canonical, the deterministic key and urn:uuids. */
+interface ApplyIdentity {
+  subject: Reference<Patient>;
+  planCanonical: string;
+  carePlanKey: string;
+  urls: { carePlan: string; requestGroup: string };
+}
+
+function applyIdentity(plan: PlanDefinition, patient: Patient & { id: string }, startDate: Date): ApplyIdentity {
+  const planCanonical = plan.version ? `${plan.url}|${plan.version}` : (plan.url ?? `PlanDefinition/${plan.id}`);
+  const carePlanKey = shortHash(`${planCanonical}|${patient.id}|${startDate.toISOString()}`);
+  return {
+    subject: { reference: `Patient/${patient.id}` },
+    planCanonical,
+    carePlanKey,
+    urls: {
+      carePlan: `urn:uuid:${uuidFromKey(`careplan|${carePlanKey}`)}`,
+      requestGroup: `urn:uuid:${uuidFromKey(`requestgroup|${carePlanKey}`)}`,
+    },
+  };
+}
+
+function contraindicationWarning(c: Contraindication): OperationOutcomeIssue {
+  return {
+    severity: 'warning',
+    code: 'business-rule',
+    details: {
+      coding: [c.code],
+      text: `Contraindication: ${c.description ?? c.code.display}. Its actions were not instantiated; a clinician may override it with a reason.`,
+    },
+  };
+}
+
+/**
+ * Each selected leaf action as a Task (and the request it authorises, when the action defines one), keyed so a
+ * second $apply finds them; plus a warning for every dose that could not be computed.
+ */
+function instantiateLeaves(args: {
+  input: ApplyInput;
+  ids: ApplyIdentity;
+  variables: ProtocolVariables;
+  leaves: SelectedAction[];
+  windows: ReturnType<typeof placeWindows>;
+}): {
+  requests: AppliedEntry<ActivityRequest>[];
+  tasks: AppliedEntry<Task>[];
+  resourceOf: Map<SelectedAction, string>;
+  warnings: OperationOutcomeIssue[];
+} {
+  const { input, ids, variables, windows } = args;
   const requests: AppliedEntry<ActivityRequest>[] = [];
   const tasks: AppliedEntry<Task>[] = [];
   const resourceOf = new Map<SelectedAction, string>();
-  for (const leaf of leaves(selection.roots)) {
-    const key = taskKey(carePlanKey, 'apply', leaf.action.id ?? shortHash(leaf.element));
+  const warnings: OperationOutcomeIssue[] = [];
+  for (const leaf of args.leaves) {
+    const key = taskKey(ids.carePlanKey, 'apply', leaf.action.id ?? shortHash(leaf.element));
     const requestUrl = `urn:uuid:${uuidFromKey(`request|${key}`)}`;
     const taskUrl = `urn:uuid:${uuidFromKey(`task|${key}`)}`;
     const placed = windows.get(leaf)!;
     const instance = instantiateAction({
-      plan,
+      plan: input.plan,
       action: leaf.action,
       activity: leaf.activity,
-      subject,
-      carePlan: { reference: urls.carePlan },
-      requestGroup: { reference: urls.requestGroup },
+      subject: ids.subject,
+      carePlan: { reference: ids.urls.carePlan },
+      requestGroup: { reference: ids.urls.requestGroup },
       key,
       window: placed.window,
       timing: placed.timing,
       variables,
-      now,
+      now: input.now,
       requestReference: requestUrl,
       owner: wantsPractitioner(leaf) ? input.context?.practitioner : undefined,
       encounter: input.context?.encounter,
@@ -163,67 +227,78 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
       requests.push({ fullUrl: requestUrl, resource: request, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key) });
     }
     resourceOf.set(leaf, instance.request ? requestUrl : taskUrl);
-    for (const missing of instance.unresolved) {
-      warnings.push({
-        severity: 'warning',
-        code: 'incomplete',
-        details: {
-          coding: [{ system: SERVICE_CODE_SYSTEM, code: 'missing-body-weight' }],
-          text: `${leaf.action.title ?? leaf.action.id}: could not compute ${missing.description ?? missing.path}; a clinician must set it (no body weight in kg on record?)`,
-        },
-        expression: [missing.path],
-      });
-    }
+    warnings.push(...instance.unresolved.map((missing) => unresolvedDoseWarning(leaf, missing)));
   }
-  const goals = (plan.goal ?? []).map((goal, i) => goalEntry(goal, i, carePlanKey, subject, startDate));
+  return { requests, tasks, resourceOf, warnings };
+}
 
-  const carePlan: CarePlan = strip({
+function unresolvedDoseWarning(
+  leaf: SelectedAction,
+  missing: { path: string; description?: string },
+): OperationOutcomeIssue {
+  return {
+    severity: 'warning',
+    code: 'incomplete',
+    details: {
+      coding: [{ system: SERVICE_CODE_SYSTEM, code: 'missing-body-weight' }],
+      text: `${leaf.action.title ?? leaf.action.id}: could not compute ${missing.description ?? missing.path}; a clinician must set it (no body weight in kg on record?)`,
+    },
+    expression: [missing.path],
+  };
+}
+
+/** The draft CarePlan: each activity once, the Task a clinician decides on (which focuses the request it authorises). */
+function carePlanResource(args: {
+  input: ApplyInput;
+  ids: ApplyIdentity;
+  goals: AppliedEntry<Goal>[];
+  tasks: AppliedEntry<Task>[];
+}): CarePlan {
+  const { input, ids, goals, tasks } = args;
+  return strip({
     resourceType: 'CarePlan',
-    identifier: [{ system: CAREPLAN_KEY_SYSTEM, value: carePlanKey }],
-    instantiatesCanonical: [planCanonical],
+    identifier: [{ system: CAREPLAN_KEY_SYSTEM, value: ids.carePlanKey }],
+    instantiatesCanonical: [ids.planCanonical],
     status: 'draft',
     intent: 'plan',
-    title: plan.title,
-    description: plan.description,
-    subject,
+    title: input.plan.title,
+    description: input.plan.description,
+    subject: ids.subject,
     encounter: input.context?.encounter,
     author: input.context?.practitioner ?? input.context?.organization,
-    period: { start: startDate.toISOString() },
-    created: now.toISOString(),
+    period: { start: input.startDate.toISOString() },
+    created: input.now.toISOString(),
     goal: goals.length ? goals.map((g) => ({ reference: g.fullUrl })) : undefined,
-    // Each activity once: the Task a clinician decides on, which focuses the request it authorises.
     activity: tasks.length ? tasks.map((t) => ({ reference: { reference: t.fullUrl } })) : undefined,
   });
-  const requestGroup: RequestGroup = strip({
+}
+
+function requestGroupResource(args: {
+  input: ApplyInput;
+  ids: ApplyIdentity;
+  action: RequestGroupAction[];
+}): RequestGroup {
+  const { input, ids, action } = args;
+  return strip({
     resourceType: 'RequestGroup',
-    identifier: [{ system: APPLY_KEY_SYSTEM, value: carePlanKey }],
+    identifier: [{ system: APPLY_KEY_SYSTEM, value: ids.carePlanKey }],
     status: 'draft',
     intent: 'proposal',
-    subject,
+    subject: ids.subject,
     encounter: input.context?.encounter,
     author: input.context?.practitioner,
-    instantiatesCanonical: [planCanonical],
-    authoredOn: now.toISOString(),
-    action: selection.roots.map((a) => requestGroupAction(a, windows, resourceOf)),
+    instantiatesCanonical: [ids.planCanonical],
+    authoredOn: input.now.toISOString(),
+    action,
   });
+}
+
+function applyOutcome(warnings: OperationOutcomeIssue[]): OperationOutcome {
   return {
-    carePlan: { fullUrl: urls.carePlan, resource: carePlan, ifNoneExist: keySearch(CAREPLAN_KEY_SYSTEM, carePlanKey) },
-    requestGroup: {
-      fullUrl: urls.requestGroup,
-      resource: requestGroup,
-      ifNoneExist: keySearch(APPLY_KEY_SYSTEM, carePlanKey),
-    },
-    goals,
-    requests,
-    tasks,
-    detectedIssues,
-    outcome: {
-      resourceType: 'OperationOutcome',
-      issue: warnings.length
-        ? warnings
-        : [{ severity: 'information', code: 'informational', details: { text: 'Applied without warnings' } }],
-    },
-    eligible: blocking.length === 0,
+    resourceType: 'OperationOutcome',
+    issue: warnings.length
+      ? warnings
+      : [{ severity: 'information', code: 'informational', details: { text: 'Applied without warnings' } }],
   };
 }
 
@@ -336,14 +411,8 @@ function wantsPractitioner(selected: SelectedAction): boolean {
   return Boolean(selected.action.participant?.some((p) => p.type === 'practitioner'));
 }
 
-function detectedIssue(
-  c: Contraindication,
-  carePlanKey: string,
-  patient: Reference<Patient>,
-  carePlanUrl: string,
-  now: Date,
-): AppliedEntry<DetectedIssue> {
-  const key = `${carePlanKey}:detectedissue:${c.code.code}`;
+function detectedIssue(c: Contraindication, ids: ApplyIdentity, now: Date): AppliedEntry<DetectedIssue> {
+  const key = `${ids.carePlanKey}:detectedissue:${c.code.code}`;
   return {
     fullUrl: `urn:uuid:${uuidFromKey(key)}`,
     ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key),
@@ -353,9 +422,9 @@ function detectedIssue(
       status: 'preliminary',
       code: { coding: [c.code], text: c.description ?? c.code.display },
       severity: 'high',
-      patient,
+      patient: ids.subject,
       identifiedDateTime: now.toISOString(),
-      implicated: [{ reference: carePlanUrl }],
+      implicated: [{ reference: ids.urls.carePlan }],
       evidence: c.evidence.length ? [{ detail: c.evidence }] : undefined,
       detail: `${c.description ?? c.code.display} No order or task is written for the actions it affects until a clinician overrides it with a reason.`,
     }),
@@ -365,11 +434,10 @@ function detectedIssue(
 function goalEntry(
   goal: NonNullable<PlanDefinition['goal']>[number],
   i: number,
-  carePlanKey: string,
-  subject: Reference<Patient>,
+  ids: ApplyIdentity,
   startDate: Date,
 ): AppliedEntry<Goal> {
-  const key = `${carePlanKey}:goal:${goal.id ?? i}`;
+  const key = `${ids.carePlanKey}:goal:${goal.id ?? i}`;
   return {
     fullUrl: `urn:uuid:${uuidFromKey(key)}`,
     ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key),
@@ -380,7 +448,7 @@ function goalEntry(
       category: goal.category ? [goal.category] : undefined,
       priority: goal.priority,
       description: goal.description,
-      subject,
+      subject: ids.subject,
       startDate: startDate.toISOString().slice(0, 10),
       addresses: undefined,
       target: goal.target?.map((t) =>

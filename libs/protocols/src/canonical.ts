@@ -10,27 +10,6 @@ export const PROTOCOL_ACTION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/
 /** Marks an applicability condition as a contraindication check (fhir-profiles/StructureDefinition-contraindication.json). */
 export const CONTRAINDICATION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/contraindication`;
 
-export const LOINC = 'http://loinc.org';
-export const SNOMED = 'http://snomed.info/sct';
-
-/** Task.code values (service CodeSystem). */
-export const TASK_KINDS = [
-  'infusion-session',
-  'post-infusion-check',
-  'maintenance-booster',
-  'patient-instructions',
-] as const;
-export type TaskKind = (typeof TASK_KINDS)[number];
-
-/** Task.businessStatus values (service CodeSystem). */
-export const BUSINESS_STATUS = {
-  awaitingApproval: 'awaiting-approval',
-  approved: 'approved',
-  rejected: 'rejected',
-  overdue: 'overdue',
-} as const;
-export type BusinessStatus = (typeof BUSINESS_STATUS)[keyof typeof BUSINESS_STATUS];
-
 /** The TriggerDefinition name that marks follow-up rules in a PlanDefinition. */
 export const INFUSION_COMPLETED_TRIGGER = 'infusion-completed';
 

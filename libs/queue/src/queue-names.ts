@@ -5,4 +5,3 @@ export const QUEUES = {
   /** Repeatable housekeeping: overdue sweep, polling fallback. */
   maintenance: 'maintenance',
 } as const;
-export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];

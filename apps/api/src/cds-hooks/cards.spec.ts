@@ -147,7 +147,10 @@ describe('card builder (pure)', () => {
       unchecked: [{ code: 'uncontrolled-hypertension', description: 'Latest blood pressure at or above 180/110.' }],
     });
     expect(contraindications).toHaveLength(1);
-    const cards = orderSignCards([order], contraindications, [{ code: 'x', description: 'Needs BP.' }], options);
+    const cards = orderSignCards(
+      { orders: [order], contraindications, unchecked: [{ code: 'x', description: 'Needs BP.' }] },
+      options,
+    );
     expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
       ['critical', 'Ketamine contraindicated: Pregnancy'],
       ['warning', 'Ketamine order: 1 eligibility check could not run (data missing)'],
@@ -158,7 +161,7 @@ describe('card builder (pure)', () => {
     expect(cards[0].suggestions?.[0].actions).toEqual([
       { type: 'delete', description: 'Remove the ketamine order', resourceId: ['MedicationRequest/mr1'] },
     ]);
-    expect(orderSignCards([], contraindications, [], options)).toEqual([]);
+    expect(orderSignCards({ orders: [], contraindications, unchecked: [] }, options)).toEqual([]);
   });
 
   it('codeDisplays reads the service CodeSystem only', () => {

@@ -258,58 +258,69 @@ export function orderContraindications(issues: DetectedIssue[], verdict: Eligibi
 const orderRefs = (orders: MedicationRequest[]) =>
   orders.map((o) => (o.id ? `MedicationRequest/${o.id}` : 'the draft ketamine order'));
 
+/** What order-sign found for one patient's draft ketamine orders. */
+export interface OrderSignFindings {
+  orders: MedicationRequest[];
+  contraindications: Contraindication[];
+  /** Eligibility conditions that could not be evaluated (data missing). */
+  unchecked: UncheckedCondition[];
+}
+
 /**
  * order-sign: a critical card per contraindication of the patient the ketamine orders are for, naming it and its
  * evidence, with a suggestion to remove the orders; a warning when some conditions could not be checked.
  */
-export function orderSignCards(
-  orders: MedicationRequest[],
-  contraindications: Contraindication[],
-  unchecked: UncheckedCondition[],
-  options: CardOptions,
-): Card[] {
+export function orderSignCards(findings: OrderSignFindings, options: CardOptions): Card[] {
+  const { orders, contraindications, unchecked } = findings;
   if (!orders.length) return [];
-  const ids = orders.flatMap((o) => (o.id ? [`MedicationRequest/${o.id}`] : []));
   const orderKey = orderRefs(orders).join(',');
-  const cards: Card[] = contraindications.map((c) => {
-    const name = contraindicationName(c.code, options);
-    return {
-      uuid: uuidFromKey(`cds:order-sign:${orderKey}:${c.code}`),
-      summary: summary(`Ketamine contraindicated: ${name}`),
-      detail: [
-        `**${c.description}**`,
-        `Evidence:\n${c.evidence.map((line) => `- ${line}`).join('\n')}`,
-        `Order: ${orderRefs(orders).join(', ')}. Sign only with a documented clinical override.`,
-      ].join('\n\n'),
-      indicator: 'critical',
-      source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: c.code } },
-      ...(ids.length
-        ? {
-            selectionBehavior: 'at-most-one' as const,
-            suggestions: [
-              {
-                label: 'Remove the ketamine order',
-                uuid: uuidFromKey(`cds:order-sign:${orderKey}:${c.code}:remove`),
-                isRecommended: true,
-                actions: [{ type: 'delete' as const, description: 'Remove the ketamine order', resourceId: ids }],
-              },
-            ],
-          }
-        : {}),
-      links: links(options, 'Open the clinician worklist'),
-    } satisfies Card;
-  });
+  const cards = contraindications.map((c) => contraindicatedOrderCard(c, orders, orderKey, options));
   const notCovered = unchecked.filter((u) => !contraindications.some((c) => c.code === u.code));
-  if (notCovered.length) {
-    cards.push({
-      uuid: uuidFromKey(`cds:order-sign:${orderKey}:unchecked`),
-      summary: summary(
-        `Ketamine order: ${plural(notCovered.length, 'eligibility check')} could not run (data missing)`,
-      ),
-      detail: notCovered.map((u) => `- Not enough data on record to check: ${u.description}`).join('\n'),
-      indicator: 'warning',
-      source: { label: options.sourceLabel },
-    });
-  }
+  if (notCovered.length) cards.push(uncheckedOrderCard(notCovered, orderKey, options));
   return sortCards(cards);
+}
+
+function contraindicatedOrderCard(
+  c: Contraindication,
+  orders: MedicationRequest[],
+  orderKey: string,
+  options: CardOptions,
+): Card {
+  const ids = orders.flatMap((o) => (o.id ? [`MedicationRequest/${o.id}`] : []));
+  const name = contraindicationName(c.code, options);
+  return {
+    uuid: uuidFromKey(`cds:order-sign:${orderKey}:${c.code}`),
+    summary: summary(`Ketamine contraindicated: ${name}`),
+    detail: [
+      `**${c.description}**`,
+      `Evidence:\n${c.evidence.map((line) => `- ${line}`).join('\n')}`,
+      `Order: ${orderRefs(orders).join(', ')}. Sign only with a documented clinical override.`,
+    ].join('\n\n'),
+    indicator: 'critical',
+    source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: c.code } },
+    ...(ids.length
+      ? {
+          selectionBehavior: 'at-most-one' as const,
+          suggestions: [
+            {
+              label: 'Remove the ketamine order',
+              uuid: uuidFromKey(`cds:order-sign:${orderKey}:${c.code}:remove`),
+              isRecommended: true,
+              actions: [{ type: 'delete' as const, description: 'Remove the ketamine order', resourceId: ids }],
+            },
+          ],
+        }
+      : {}),
+    links: links(options, 'Open the clinician worklist'),
+  } satisfies Card;
+}
+
+function uncheckedOrderCard(notCovered: UncheckedCondition[], orderKey: string, options: CardOptions): Card {
+  return {
+    uuid: uuidFromKey(`cds:order-sign:${orderKey}:unchecked`),
+    summary: summary(`Ketamine order: ${plural(notCovered.length, 'eligibility check')} could not run (data missing)`),
+    detail: notCovered.map((u) => `- Not enough data on record to check: ${u.description}`).join('\n'),
+    indicator: 'warning',
+    source: { label: options.sourceLabel },
+  };
 }

@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { OutcomeException } from '@kc/common';
+import { bearerToken, OutcomeException } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { CdsAuthError, CdsClientVerifier, type CdsClientIdentity } from './cds-client-auth';
 
@@ -23,8 +23,7 @@ export class CdsClientGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<CdsRequestWithClient>();
-    const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    const token = bearerToken(request.headers.authorization);
     const audience = `${publicBaseUrl(this.config, request)}${request.baseUrl}${request.path}`.replace(/\/+$/, '');
     try {
       request.cdsClient = await this.verifier.verify(token, audience);

@@ -120,7 +120,14 @@ export class OrderSignService {
       );
       const issues = resourcesIn<DetectedIssue>(data[CONTRAINDICATIONS.key], 'DetectedIssue');
       cards.push(
-        ...orderSignCards(patientOrders, orderContraindications(issues, verdict), verdict.unchecked, cardOptions),
+        ...orderSignCards(
+          {
+            orders: patientOrders,
+            contraindications: orderContraindications(issues, verdict),
+            unchecked: verdict.unchecked,
+          },
+          cardOptions,
+        ),
       );
     }
     return { cards, counts };

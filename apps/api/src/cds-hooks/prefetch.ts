@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
-import { badRequest } from '@kc/common';
+import { badRequest, isResourceId } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import type { CdsRequest } from './cds-types';
 
@@ -44,8 +44,7 @@ export function prefetchTemplates(queries: PrefetchQuery[]): Record<string, stri
 
 /** A FHIR id as context.patientId must carry one; anything else is refused before it reaches a query. */
 export function checkPatientId(value: unknown, where = 'context.patientId'): string {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9\-.]{1,64}$/.test(value))
-    throw badRequest(`${where} must be a FHIR id`, [where]);
+  if (!isResourceId(value)) throw badRequest(`${where} must be a FHIR id`, [where]);
   return value;
 }
 

@@ -1,20 +1,14 @@
 import type { CapabilityStatement } from '@medplum/fhirtypes';
+import { instanceCapabilityStatement } from '@kc/common';
 import { READABLE_TYPES } from './read-search-params';
 
 /** Exactly what this service's own FHIR-shaped API offers (the FHIR server behind it may offer more). */
 export function apiCapabilityStatement(baseUrl: string, planDefinitions: string[]): CapabilityStatement {
-  return {
-    resourceType: 'CapabilityStatement',
-    status: 'active',
-    date: '2026-11-22',
-    kind: 'instance',
-    fhirVersion: '4.0.1',
+  return instanceCapabilityStatement({
+    baseUrl,
     format: ['application/fhir+json', 'application/json'],
     software: { name: 'ketamine-careplans', version: '0.1.0' },
-    implementation: {
-      description: 'Ketamine infusion care plans: read API for EHRs, PlanDefinition/$apply',
-      url: baseUrl,
-    },
+    description: 'Ketamine infusion care plans: read API for EHRs, PlanDefinition/$apply',
     rest: [
       {
         mode: 'server',
@@ -52,5 +46,5 @@ export function apiCapabilityStatement(baseUrl: string, planDefinitions: string[
         ],
       },
     ],
-  };
+  });
 }

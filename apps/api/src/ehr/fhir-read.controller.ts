@@ -3,13 +3,11 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Bundle, CapabilityStatement, Resource } from '@medplum/fhirtypes';
 import type { Request } from 'express';
 import { Public, Roles } from '@kc/auth';
-import { badRequest } from '@kc/common';
+import { badRequest, isResourceId } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
 import { apiCapabilityStatement } from './api-capability-statement';
 import { readableType, readSearchParams } from './read-search-params';
-
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 /**
  * Ordinary FHIR search and read of CarePlans and Tasks for EHR integrations, served from the FHIR server with
@@ -60,7 +58,7 @@ export class FhirReadController {
   @ApiOperation({ summary: 'Read a CarePlan or Task' })
   async read(@Param('type') type: string, @Param('id') id: string): Promise<Resource> {
     const resourceType = readableType(type);
-    if (!ID.test(id)) throw badRequest('Malformed resource id');
+    if (!isResourceId(id)) throw badRequest('Malformed resource id');
     return this.fhir.read(resourceType, id);
   }
 }

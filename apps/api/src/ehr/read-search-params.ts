@@ -1,4 +1,4 @@
-import { badRequest } from '@kc/common';
+import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
 
 /** What an EHR may search on, per type; anything else is refused rather than forwarded to the FHIR server. */
 export const READABLE_TYPES = {
@@ -27,7 +27,7 @@ export type ReadableType = keyof typeof READABLE_TYPES;
 const PAGING = ['_count', '_offset', '_cursor', '_getpages', '_getpagesoffset', '_sort', '_bundletype', '_pretty'];
 const VALUE = /^[A-Za-z0-9\-._:/|,$]{1,512}$/;
 const REFERENCE_PARAMS = new Set(['patient', 'subject', 'based-on', 'focus', 'owner', 'requester', 'implicated']);
-const REFERENCE = /^([A-Z][A-Za-z]{1,40}\/)?[A-Za-z0-9\-.]{1,64}$/;
+const REFERENCE = new RegExp(`^([A-Z][A-Za-z]{1,40}/)?${RESOURCE_ID_PATTERN}$`);
 
 export function readableType(type: string): ReadableType {
   if (!(type in READABLE_TYPES))

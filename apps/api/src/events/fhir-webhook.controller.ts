@@ -3,10 +3,10 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { RawBodyRequest } from '@nestjs/common';
 import type { Request } from 'express';
 import { Public } from '@kc/auth';
-import { badRequest, operationOutcome, OutcomeException } from '@kc/common';
+import { badRequest, isResourceId, operationOutcome, OutcomeException } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { InfusionEventsProducer } from '@kc/queue';
-import { isValidResourceId, procedureIdsIn } from './procedure-ids';
+import { procedureIdsIn } from './procedure-ids';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
 
@@ -55,7 +55,7 @@ export class FhirWebhookController {
     @Param('id') id: string,
   ) {
     this.authenticate(req, req.rawBody ?? Buffer.alloc(0));
-    if (!isValidResourceId(id)) throw badRequest('Not a valid resource id');
+    if (!isResourceId(id)) throw badRequest('Not a valid resource id');
     if (resourceType !== 'Procedure')
       return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);
     await this.producer.enqueue(id, 'webhook');

@@ -1,6 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
-
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+import { isResourceId } from '@kc/common';
 
 /**
  * The Procedure ids a notification body names: a Procedure itself (Medplum, HAPI with payload), or a
@@ -10,11 +9,7 @@ const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 export function procedureIdsIn(body: unknown): string[] {
   const resource = body as Resource | undefined;
   if (!resource || typeof resource !== 'object') return [];
-  if (resource.resourceType === 'Procedure') return resource.id && ID.test(resource.id) ? [resource.id] : [];
+  if (resource.resourceType === 'Procedure') return isResourceId(resource.id) ? [resource.id] : [];
   if (resource.resourceType === 'Bundle') return (resource.entry ?? []).flatMap((e) => procedureIdsIn(e.resource));
   return [];
-}
-
-export function isValidResourceId(id: string): boolean {
-  return ID.test(id);
 }

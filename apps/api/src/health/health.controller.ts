@@ -25,8 +25,8 @@ export class HealthController {
   @Public()
   @Get(['', 'ready'])
   async ready(@Res({ passthrough: true }) res: Response) {
-    const report = await this.health.check();
-    res.status(report.checks.redis.status === 'up' && report.checks.fhir.status === 'up' ? 200 : 503);
+    const { ready, report } = await this.health.check();
+    res.status(ready ? 200 : 503);
     return report;
   }
 }

@@ -1,58 +1,117 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, ServiceUnavailableException } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
+import {
+  HealthCheckService,
+  HealthIndicatorService,
+  type HealthCheckResult,
+  type HealthIndicatorResult,
+} from '@nestjs/terminus';
 import type { Queue } from 'bullmq';
 import { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
 import { QUEUES } from '@kc/queue';
 
-export interface HealthReport {
-  status: 'ok' | 'degraded';
-  checks: Record<string, { status: 'up' | 'down'; latencyMs: number; error?: string; problems?: string[] }>;
+export interface HealthCheck {
+  status: 'up' | 'down';
+  latencyMs: number;
+  error?: string;
+  problems?: string[];
 }
 
+export interface HealthReport {
+  status: 'ok' | 'degraded';
+  checks: { redis: HealthCheck; fhir: HealthCheck; profiles: HealthCheck };
+}
+
+const PROBE_TIMEOUT_MS = 3000;
+
+/**
+ * Readiness through @nestjs/terminus: Redis and the FHIR server are critical indicators (down: the check fails),
+ * unavailable protocol files a non-critical one (the other protocols are still served: 200, `degraded`). The report keeps this
+ * service's own shape, `status` and `checks`, which operators and the tests read.
+ */
 @Injectable()
 export class HealthService {
   constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicator: HealthIndicatorService,
     private readonly fhir: FhirClient,
     @InjectQueue(QUEUES.followups) private readonly followups: Queue,
     private readonly catalog: ProtocolCatalog,
   ) {}
 
-  async check(): Promise<HealthReport> {
-    const [redis, fhir] = await Promise.all([
-      probe(async () => {
-        const client = (await this.followups.client) as unknown as { ping(): Promise<string> };
-        await client.ping();
-      }),
-      probe(() => this.fhir.ping()),
-    ]);
-    // A profile that failed validation is left out, not fatal: the service runs degraded and says why.
+  /** The report, and whether the instance can serve (Redis and the FHIR server up). */
+  async check(): Promise<{ ready: boolean; report: HealthReport }> {
+    let result: HealthCheckResult;
+    try {
+      result = await this.health.check([() => this.redis(), () => this.fhirServer(), () => this.profiles()]);
+    } catch (err) {
+      // Terminus throws 503 with the full result when a critical indicator is down.
+      if (!(err instanceof ServiceUnavailableException)) throw err;
+      result = err.getResponse() as HealthCheckResult;
+    }
+    const checks = {
+      redis: toCheck(result.details.redis),
+      fhir: toCheck(result.details.fhir),
+      profiles: toCheck(result.details.profiles),
+    };
+    const ready = checks.redis.status === 'up' && checks.fhir.status === 'up';
+    const ok = ready && checks.profiles.status === 'up';
+    return { ready, report: { status: ok ? 'ok' : 'degraded', checks } };
+  }
+
+  private redis(): Promise<HealthIndicatorResult<'redis'>> {
+    return this.probe('redis', async () => {
+      const client = (await this.followups.client) as unknown as { ping(): Promise<string> };
+      await client.ping();
+    });
+  }
+
+  private fhirServer(): Promise<HealthIndicatorResult<'fhir'>> {
+    return this.probe('fhir', () => this.fhir.ping());
+  }
+
+  /** A profile that failed validation is left out, not fatal: the service runs degraded and says why. */
+  private profiles(): HealthIndicatorResult<'profiles'> {
     const problems = this.catalog.problems;
-    const profiles = problems.length
-      ? {
-          status: 'down' as const,
-          latencyMs: 0,
-          error: `${this.catalog.unavailable.length} file(s) in fhir-profiles unavailable`,
-          problems,
-        }
-      : { status: 'up' as const, latencyMs: 0 };
-    const ok = redis.status === 'up' && fhir.status === 'up' && profiles.status === 'up';
-    return { status: ok ? 'ok' : 'degraded', checks: { redis, fhir, profiles } };
+    const session = this.indicator.check('profiles');
+    if (!problems.length) return session.up({ responseTime: 0 });
+    return session.down({
+      responseTime: 0,
+      message: `${this.catalog.unavailable.length} file(s) in fhir-profiles unavailable`,
+      problems,
+    });
+  }
+
+  /** Up when `check` resolves within PROBE_TIMEOUT_MS, down with its error otherwise; timed either way. */
+  private async probe<const Key extends string>(
+    key: Key,
+    check: () => Promise<unknown>,
+  ): Promise<HealthIndicatorResult<Key>> {
+    const session = this.indicator.check(key);
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        check(),
+        new Promise(
+          (_, reject) => (timer = setTimeout(() => reject(new Error('timed out after 3 s')), PROBE_TIMEOUT_MS)),
+        ),
+      ]);
+      return session.up({ responseTime: elapsed() });
+    } catch (err) {
+      return session.down({ responseTime: elapsed(), message: (err as Error).message });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
-async function probe(check: () => Promise<unknown>): Promise<HealthReport['checks'][string]> {
-  const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out after 3 s')), 3000))),
-    ]);
-    return { status: 'up', latencyMs: Math.round(performance.now() - started) };
-  } catch (err) {
-    return { status: 'down', latencyMs: Math.round(performance.now() - started), error: (err as Error).message };
-  } finally {
-    clearTimeout(timer);
-  }
+function toCheck(detail: Record<string, unknown> | undefined): HealthCheck {
+  const status = detail?.status === 'up' ? 'up' : 'down';
+  const check: HealthCheck = { status, latencyMs: Math.round(Number(detail?.responseTime ?? 0)) };
+  if (status === 'down') check.error = typeof detail?.message === 'string' ? detail.message : 'unavailable';
+  if (Array.isArray(detail?.problems)) check.problems = detail.problems as string[];
+  return check;
 }

@@ -6,6 +6,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Queue } from 'bullmq';
 import type { NextFunction, Request, Response } from 'express';
 import { TokenVerifier } from '@kc/auth';
+import { bearerToken } from '@kc/common';
 import { QUEUES } from '@kc/queue';
 
 export const DASHBOARD_PATH = '/operations/queues';
@@ -23,11 +24,9 @@ export function mountQueueDashboard(app: NestExpressApplication): void {
   const verifier = app.get(TokenVerifier);
   const adminOnly = async (req: Request, res: Response, next: NextFunction) => {
     const header = req.headers.authorization ?? '';
-    const token = header.startsWith('Bearer ')
-      ? header.slice(7)
-      : header.startsWith('Basic ')
-        ? Buffer.from(header.slice(6), 'base64').toString('utf8').split(':').slice(1).join(':')
-        : undefined;
+    const token = header.startsWith('Basic ')
+      ? Buffer.from(header.slice(6), 'base64').toString('utf8').split(':').slice(1).join(':')
+      : bearerToken(header);
     const caller = token ? await verifier.verify(token) : undefined;
     if (caller?.roles.includes('admin')) return next();
     res.status(caller ? 403 : 401);

@@ -1,6 +1,6 @@
 import type { Parameters, ParametersParameter, PlanDefinition } from '@medplum/fhirtypes';
 import type { ApplyContext } from '@kc/protocols';
-import { badRequest } from '@kc/common';
+import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
 
 export interface ApplyRequest {
   patientId: string;
@@ -17,13 +17,30 @@ export interface ApplyRequest {
   overridden?: ReadonlySet<string>;
 }
 
-const PATIENT_REFERENCE = /^Patient\/([A-Za-z0-9\-.]{1,64})$/;
+const PATIENT_REFERENCE = new RegExp(`^Patient/(${RESOURCE_ID_PATTERN})$`);
 
 /**
  * Reads the $apply input Parameters. Beyond the R4 operation's own (subject, planDefinition) it takes
  * `startDate` (when the plan starts; default now) and `persist` (write the result in one transaction).
  */
 export function parseApplyParameters(body: unknown): ApplyRequest {
+  const list = parameterList(body);
+  // Checked in this order, so a body with several mistakes is told about the same one as before.
+  const patientId = subjectId(list);
+  const plan = planOf(list);
+  const context: ApplyContext = {
+    encounter: reference(list, 'encounter', 'Encounter'),
+    practitioner: reference(list, 'practitioner', 'Practitioner'),
+    organization: reference(list, 'organization', 'Organization'),
+    setting: single(list, 'setting')?.valueCodeableConcept,
+  };
+  const startDate = startDateOf(list);
+  const persist = persistOf(list);
+  return { patientId, ...plan, startDate, persist, context, output: outputOf(list) };
+}
+
+/** The body's parameters, once it is known to be a Parameters resource whose every parameter has a name. */
+function parameterList(body: unknown): ParametersParameter[] {
   if (!body || typeof body !== 'object' || Array.isArray(body))
     throw badRequest('Body must be a FHIR Parameters resource');
   const parameters = body as Parameters;
@@ -36,14 +53,21 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
   const list = parameters.parameter ?? [];
   if (list.some((p) => !p || typeof p !== 'object' || typeof p.name !== 'string'))
     throw badRequest('Every parameter needs a name', ['Parameters.parameter']);
+  return list;
+}
 
+function subjectId(list: ParametersParameter[]): string {
   const subject = single(list, 'subject');
   const subjectRef = subject?.valueReference?.reference ?? subject?.valueString;
   if (typeof subjectRef !== 'string' || !subjectRef)
     throw badRequest('subject is required: a Patient reference such as Patient/123', ['Parameters.parameter.subject']);
   const match = PATIENT_REFERENCE.exec(subjectRef);
   if (!match) throw badRequest('subject must reference a Patient, e.g. Patient/123', ['Parameters.parameter.subject']);
+  return match[1];
+}
 
+/** planDefinition as a resource or a canonical, or the CPG/R5 `url` (+ `version`). */
+function planOf(list: ParametersParameter[]): Pick<ApplyRequest, 'planDefinition' | 'planResource'> {
   const plan = single(list, 'planDefinition');
   const url = single(list, 'url');
   const planResource = plan?.resource?.resourceType === 'PlanDefinition' ? plan.resource : undefined;
@@ -62,47 +86,39 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
   const version = single(list, 'version')?.valueString;
   const planDefinition =
     planCanonical ?? (urlValue && version && !urlValue.includes('|') ? `${urlValue}|${version}` : urlValue);
-  const context: ApplyContext = {
-    encounter: reference(list, 'encounter', 'Encounter'),
-    practitioner: reference(list, 'practitioner', 'Practitioner'),
-    organization: reference(list, 'organization', 'Organization'),
-    setting: single(list, 'setting')?.valueCodeableConcept,
-  };
+  return { planDefinition, planResource };
+}
 
+function startDateOf(list: ParametersParameter[]): Date | undefined {
   const start = single(list, 'startDate');
-  let startDate: Date | undefined;
-  if (start) {
-    const raw = start.valueDateTime ?? start.valueDate;
-    startDate = typeof raw === 'string' && /^\d{4}-\d{2}-\d{2}/.test(raw) ? new Date(raw) : undefined;
-    if (!startDate || Number.isNaN(startDate.getTime()))
-      throw badRequest('startDate must be a valueDate (YYYY-MM-DD) or valueDateTime', [
-        'Parameters.parameter.startDate',
-      ]);
-  }
+  if (!start) return undefined;
+  const raw = start.valueDateTime ?? start.valueDate;
+  const startDate = typeof raw === 'string' && /^\d{4}-\d{2}-\d{2}/.test(raw) ? new Date(raw) : undefined;
+  if (!startDate || Number.isNaN(startDate.getTime()))
+    throw badRequest('startDate must be a valueDate (YYYY-MM-DD) or valueDateTime', ['Parameters.parameter.startDate']);
+  return startDate;
+}
 
+function persistOf(list: ParametersParameter[]): boolean {
   const persist = single(list, 'persist');
   if (persist && typeof persist.valueBoolean !== 'boolean')
     throw badRequest('persist must be a valueBoolean', ['Parameters.parameter.persist']);
+  return persist?.valueBoolean ?? false;
+}
+
+function outputOf(list: ParametersParameter[]): ApplyRequest['output'] {
   const output = single(list, 'output');
   const outputValue = output?.valueCode ?? output?.valueString ?? 'carePlan';
   if (outputValue !== 'carePlan' && outputValue !== 'parameters')
     throw badRequest('output must be carePlan or parameters', ['Parameters.parameter.output']);
-  return {
-    patientId: match[1],
-    planDefinition,
-    planResource,
-    startDate,
-    persist: persist?.valueBoolean ?? false,
-    context,
-    output: outputValue,
-  };
+  return outputValue;
 }
 
 function reference(list: ParametersParameter[], name: string, type: string) {
   const param = single(list, name);
   if (!param) return undefined;
   const ref = param.valueReference?.reference ?? param.valueString;
-  if (typeof ref !== 'string' || !new RegExp(`^${type}/[A-Za-z0-9\\-.]{1,64}$`).test(ref))
+  if (typeof ref !== 'string' || !new RegExp(`^${type}/${RESOURCE_ID_PATTERN}$`).test(ref))
     throw badRequest(`${name} must reference a ${type}, e.g. ${type}/123`, [`Parameters.parameter.${name}`]);
   return { reference: ref };
 }

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { ActivityDefinition, DetectedIssue, Patient, PlanDefinition, Resource } from '@medplum/fhirtypes';
-import { notFound, unprocessable } from '@kc/common';
+import { isResourceId, notFound, unprocessable } from '@kc/common';
 import { FhirClient, FhirNotFoundError } from '@kc/fhir';
 import {
   applyPlanDefinition,
@@ -107,7 +107,7 @@ export class ApplyService {
   }
 
   private async fromServer(idOrCanonical: string): Promise<PlanDefinition | undefined> {
-    if (/^[A-Za-z0-9\-.]{1,64}$/.test(idOrCanonical)) {
+    if (isResourceId(idOrCanonical)) {
       try {
         return await this.fhir.read<PlanDefinition>('PlanDefinition', idOrCanonical);
       } catch (err) {

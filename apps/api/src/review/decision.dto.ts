@@ -12,9 +12,10 @@ import {
   Matches,
   ValidateNested,
 } from 'class-validator';
+import { RESOURCE_ID, RESOURCE_ID_PATTERN } from '@kc/common';
 
-const VERSION = /^[A-Za-z0-9\-.]{1,64}$/;
-const PRACTITIONER = /^(Practitioner|PractitionerRole|Organization|CareTeam)\/[A-Za-z0-9\-.]{1,64}$/;
+const VERSION = RESOURCE_ID;
+const PRACTITIONER = new RegExp(`^(Practitioner|PractitionerRole|Organization|CareTeam)/${RESOURCE_ID_PATTERN}$`);
 
 export class VersionedDto {
   @ApiPropertyOptional({ description: 'The Task version the clinician saw (or send an If-Match header)' })
@@ -87,8 +88,6 @@ export class ActivateDto extends VersionedDto {
   @Length(1, 1000)
   reason?: string;
 }
-
-export const RESOURCE_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 export class OverrideDto extends VersionedDto {
   @ApiProperty({ example: 'Pregnancy test negative on 2026-11-20; condition entered in error at the referring clinic' })

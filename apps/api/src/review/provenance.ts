@@ -4,13 +4,17 @@ import type { Caller } from '@kc/auth';
 const ACTIVITY_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-DataOperation';
 
 /** Who decided what, when: one Provenance per clinician decision, naming what it changed and what it created. */
-export function decisionProvenance(
-  targets: Reference[],
-  caller: Caller,
-  decision: string,
-  now: Date,
-  reason?: string,
-): Provenance {
+export interface DecisionRecord {
+  /** What the decision changed and what it created. */
+  targets: Reference[];
+  caller: Caller;
+  decision: string;
+  now: Date;
+  reason?: string;
+}
+
+export function decisionProvenance(record: DecisionRecord): Provenance {
+  const { targets, caller, decision, now, reason } = record;
   return {
     resourceType: 'Provenance',
     target: targets,

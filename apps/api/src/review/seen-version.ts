@@ -1,6 +1,5 @@
-import { badRequest, OutcomeException } from '@kc/common';
+import { badRequest, OutcomeException, RESOURCE_ID } from '@kc/common';
 import { versionIdFromETag } from '@kc/fhir';
-import { RESOURCE_ID } from './decision.dto';
 
 /** The version the clinician decided on: from If-Match (any ETag form) or the body; required. */
 export function seenVersion(ifMatch: string | undefined, bodyVersion: string | undefined): string {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Period, Reference, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
-import { unprocessable } from '@kc/common';
+import { RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { FhirClient, FhirNotFoundError } from '@kc/fhir';
 import { CANONICAL_BASE } from '@kc/protocols';
 import {
@@ -16,7 +16,7 @@ import { approve, reject, reschedule } from './task-decisions';
 import { DecisionWriter } from './task-review.service';
 
 const ORDER_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/order-key`;
-const PRESCRIBER = /^(Practitioner|PractitionerRole)\/[A-Za-z0-9\-.]{1,64}$/;
+const PRESCRIBER = new RegExp(`^(Practitioner|PractitionerRole)/${RESOURCE_ID_PATTERN}$`);
 
 export interface DecisionInput {
   taskId: string;

@@ -83,7 +83,13 @@ export class DecisionWriter {
   /** Keyed by the version it records, so a retried write cannot record the decision twice. */
   private async provenance(targets: Reference[], caller: Caller, decision: string, reason?: string): Promise<void> {
     const key = targets[0].reference!;
-    const provenance: Provenance = decisionProvenance(targets, caller, decision, new Date(), reason);
+    const provenance: Provenance = decisionProvenance({
+      targets,
+      caller,
+      decision,
+      now: new Date(),
+      reason,
+    });
     await this.fhir.create(
       { ...provenance, meta: { tag: [{ system: PROVENANCE_KEY_SYSTEM, code: key }] } },
       { ifNoneExist: { _tag: `${PROVENANCE_KEY_SYSTEM}|${key}` } },

@@ -24,7 +24,7 @@ import {
   type InfusionCompleted,
   type InfusionDefinition,
 } from '@kc/followups';
-import { patientDataQueries, ProtocolCatalog, TASK_KEY_SYSTEM, APPLY_KEY_SYSTEM } from '@kc/protocols';
+import { keySearch, patientDataQueries, ProtocolCatalog, TASK_KEY_SYSTEM, APPLY_KEY_SYSTEM } from '@kc/protocols';
 import { FollowUpMetrics } from './follow-up.metrics';
 
 export type FollowUpOutcome =
@@ -212,16 +212,12 @@ function toEntries(followUp: FollowUp): BundleEntry[] {
     entries.push({
       fullUrl: followUp.requestFullUrl,
       resource: request,
-      request: { method: 'POST', url: request.resourceType, ifNoneExist: tokenSearch(APPLY_KEY_SYSTEM, followUp.key) },
+      request: { method: 'POST', url: request.resourceType, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, followUp.key) },
     });
   }
   entries.push({
     resource: followUp.task,
-    request: { method: 'POST', url: 'Task', ifNoneExist: tokenSearch(TASK_KEY_SYSTEM, followUp.key) },
+    request: { method: 'POST', url: 'Task', ifNoneExist: keySearch(TASK_KEY_SYSTEM, followUp.key) },
   });
   return entries;
-}
-
-function tokenSearch(system: string, value: string): string {
-  return `identifier=${encodeURIComponent(system)}|${encodeURIComponent(value)}`;
 }

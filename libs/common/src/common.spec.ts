@@ -1,0 +1,153 @@
+import { PassThrough } from 'node:stream';
+import { bearerToken } from './bearer-token';
+import { instanceCapabilityStatement } from './capability-statement';
+import { isResourceId, RESOURCE_ID, RESOURCE_ID_PATTERN } from './fhir-ids';
+import { createLogger, pinoLevel } from './logging';
+import { badRequest, conflict, operationOutcome, OutcomeException } from './operation-outcome';
+
+describe('FHIR resource ids', () => {
+  it('accepts 1-64 letters, digits, - and .', () => {
+    for (const id of ['1', 'abc-DEF.9', 'a'.repeat(64), '0193c2f4-7d3e-7a4b-9c1d-2e3f4a5b6c7d']) {
+      expect(isResourceId(id)).toBe(true);
+      expect(RESOURCE_ID.test(id)).toBe(true);
+    }
+  });
+
+  it('refuses empty, too long, other characters and non-strings', () => {
+    for (const id of ['', 'a'.repeat(65), 'a/b', 'a b', 'a_b', 'x?y=1', '../etc', 'é', 'a\n']) {
+      expect(isResourceId(id)).toBe(false);
+    }
+    for (const value of [undefined, null, 12, {}, ['1']]) expect(isResourceId(value)).toBe(false);
+  });
+
+  it('composes into larger patterns', () => {
+    const reference = new RegExp(`^Procedure/${RESOURCE_ID_PATTERN}$`);
+    expect(reference.test('Procedure/123')).toBe(true);
+    expect(reference.test('Procedure/')).toBe(false);
+    expect(reference.test('Procedure/1/_history/2')).toBe(false);
+  });
+});
+
+describe('bearerToken', () => {
+  it('takes the token of a Bearer header, trimmed', () => {
+    expect(bearerToken('Bearer abc.def.ghi')).toBe('abc.def.ghi');
+    expect(bearerToken('Bearer   abc  ')).toBe('abc');
+  });
+
+  it('is undefined for no header, another scheme, a wrong case or no token', () => {
+    for (const header of [undefined, '', 'Basic dXNlcjpwYXNz', 'bearer abc', 'Bearer', 'Bearer    ', 'Bearerabc'])
+      expect(bearerToken(header)).toBeUndefined();
+  });
+});
+
+describe('instanceCapabilityStatement', () => {
+  it('wraps what a server offers in the shared R4 header', () => {
+    const statement = instanceCapabilityStatement({
+      baseUrl: 'http://x/fhir',
+      format: ['application/fhir+json'],
+      software: { name: 'test' },
+      description: 'a test server',
+      rest: [{ mode: 'server' }],
+    });
+    expect(statement).toMatchObject({
+      resourceType: 'CapabilityStatement',
+      status: 'active',
+      kind: 'instance',
+      fhirVersion: '4.0.1',
+      format: ['application/fhir+json'],
+      software: { name: 'test' },
+      implementation: { description: 'a test server', url: 'http://x/fhir' },
+      rest: [{ mode: 'server' }],
+    });
+  });
+});
+
+describe('OperationOutcome helpers', () => {
+  it('builds one issue, with an expression only when given', () => {
+    expect(operationOutcome('error', 'invalid', 'bad')).toEqual({
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'error', code: 'invalid', details: { text: 'bad' } }],
+    });
+    expect(operationOutcome('warning', 'invalid', 'bad', ['Task.for']).issue[0].expression).toEqual(['Task.for']);
+  });
+
+  it('maps to HTTP statuses', () => {
+    expect(badRequest('x').getStatus()).toBe(400);
+    expect(conflict('x').getStatus()).toBe(409);
+    expect(conflict('x', 412).getStatus()).toBe(412);
+    const error = new OutcomeException(401, 'login', 'who are you');
+    expect(error.getResponse()).toMatchObject({ issue: [{ code: 'login', details: { text: 'who are you' } }] });
+  });
+});
+
+describe('the pino logger', () => {
+  function capture(level: string) {
+    const out = new PassThrough();
+    const lines: Record<string, unknown>[] = [];
+    out.on('data', (chunk: Buffer) =>
+      chunk
+        .toString()
+        .split('\n')
+        .filter(Boolean)
+        .forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)),
+    );
+    return { logger: createLogger(level, out), lines };
+  }
+  const flushed = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('writes one JSON object per line with an ISO time, the level by name and the fields', async () => {
+    const { logger, lines } = capture('info');
+    logger.info({ context: 'Worker', jobId: '1' }, 'job done');
+    logger.warn('plain text');
+    await flushed();
+    expect(lines).toEqual([
+      {
+        time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/) as string,
+        level: 'info',
+        context: 'Worker',
+        jobId: '1',
+        msg: 'job done',
+      },
+      expect.objectContaining({ level: 'warn', msg: 'plain text' }),
+    ]);
+  });
+
+  it('redacts patient fields, at the top and one level down, and authorization headers', async () => {
+    const { logger, lines } = capture('info');
+    logger.info({
+      subject: { reference: 'Patient/1' },
+      patient: 'Patient/1',
+      resource: { resourceType: 'Patient', name: [{ family: 'Doe' }], birthDate: '1980-01-01' },
+      task: { for: { reference: 'Patient/1' }, status: 'requested' },
+      req: { headers: { authorization: 'Bearer secret', accept: 'application/json' }, body: { a: 1 } },
+      procedureId: 'p1',
+    });
+    await flushed();
+    const text = JSON.stringify(lines[0]);
+    for (const secret of ['Patient/1', 'Doe', '1980-01-01', 'Bearer secret', '"a":1'])
+      expect(text).not.toContain(secret);
+    expect(lines[0]).toMatchObject({
+      subject: '[redacted]',
+      patient: '[redacted]',
+      resource: { resourceType: 'Patient', name: '[redacted]', birthDate: '[redacted]' },
+      task: { for: '[redacted]', status: 'requested' },
+      req: { headers: { authorization: '[redacted]', accept: 'application/json' }, body: '[redacted]' },
+      procedureId: 'p1',
+    });
+  });
+
+  it('drops what is below LOG_LEVEL; Nest names map to pino levels, an unknown one means info', async () => {
+    const warn = capture('warn');
+    warn.logger.info('hidden');
+    warn.logger.debug('hidden');
+    warn.logger.error('shown');
+    await flushed();
+    expect(warn.lines.map((l) => l.msg)).toEqual(['shown']);
+    expect([pinoLevel('log'), pinoLevel('verbose'), pinoLevel('loud'), pinoLevel('error')]).toEqual([
+      'info',
+      'trace',
+      'info',
+      'error',
+    ]);
+  });
+});
