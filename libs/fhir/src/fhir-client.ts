@@ -160,6 +160,22 @@ export class FhirClient {
     return body!;
   }
 
+  /**
+   * A batch Bundle: independent entries in one round trip, each answered on its own (a 404 in one entry does not
+   * fail the others). Read-only batches are retried like any read.
+   */
+  async batch(entries: BundleEntry[]): Promise<Bundle> {
+    const bundle: Bundle = { resourceType: 'Bundle', type: 'batch', entry: entries };
+    const { body } = await this.request<Bundle>(
+      'POST',
+      '',
+      bundle,
+      {},
+      { retryable: entries.every((e) => e.request?.method === 'GET') },
+    );
+    return body!;
+  }
+
   /** Invoke a FHIR operation, e.g. operation('PlanDefinition/x/$apply', parameters). */
   async operation<T extends Resource>(path: string, parameters?: Resource): Promise<T> {
     const { body } = await this.request<T>(parameters ? 'POST' : 'GET', path, parameters);
@@ -194,7 +210,7 @@ export class FhirClient {
     body?: unknown,
     extraHeaders: Record<string, string> = {},
     opts: { retryable?: boolean } = {},
-  ): Promise<{ status: number; body?: T; etag: string | null; location: string | null }> {
+  ): Promise<FhirResponse<T>> {
     const url = /^https?:/.test(pathOrUrl) ? pathOrUrl : `${this.baseUrl}/${pathOrUrl}`;
     const retryable = opts.retryable ?? (method === 'GET' || method === 'PUT' || method === 'DELETE');
     const attempts = retryable ? this.maxAttempts : 1;
@@ -203,16 +219,7 @@ export class FhirClient {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let response: Response;
       try {
-        const headers: Record<string, string> = { accept: FHIR_JSON, ...extraHeaders };
-        const authorization = await this.authorizer.header();
-        if (authorization) headers.authorization = authorization;
-        if (body !== undefined) headers['content-type'] = FHIR_JSON;
-        response = await this.fetchImpl(url, {
-          method,
-          headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: AbortSignal.timeout(this.timeoutMs),
-        });
+        response = await this.send(method, url, body, extraHeaders);
       } catch (err) {
         lastError = err;
         if (attempt < attempts) await this.backoff(attempt);
@@ -232,18 +239,33 @@ export class FhirClient {
         if (attempt < attempts) await this.backoff(attempt, response.headers.get('retry-after'));
         continue;
       }
-      const text = await response.text();
-      const parsed = text ? safeJson(text) : undefined;
-      if (!response.ok) throw toError(response.status, parsed as OperationOutcome | undefined, method, pathOrUrl);
-      return {
-        status: response.status,
-        body: parsed as T | undefined,
-        etag: response.headers.get('etag'),
-        location: response.headers.get('location'),
-      };
+      return readResponse<T>(response, method, pathOrUrl);
     }
-    if (lastError instanceof FhirHttpError) throw new FhirUnavailableError(lastError.message, lastError);
-    throw new FhirUnavailableError(
+    throw this.unavailable(lastError);
+  }
+
+  /** One HTTP exchange: FHIR JSON, the current authorization, the per-request timeout. */
+  private async send(
+    method: string,
+    url: string,
+    body: unknown,
+    extraHeaders: Record<string, string>,
+  ): Promise<Response> {
+    const headers: Record<string, string> = { accept: FHIR_JSON, ...extraHeaders };
+    const authorization = await this.authorizer.header();
+    if (authorization) headers.authorization = authorization;
+    if (body !== undefined) headers['content-type'] = FHIR_JSON;
+    return this.fetchImpl(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+  }
+
+  private unavailable(lastError: unknown): FhirUnavailableError {
+    if (lastError instanceof FhirHttpError) return new FhirUnavailableError(lastError.message, lastError);
+    return new FhirUnavailableError(
       `FHIR server unreachable at ${this.baseUrl}: ${(lastError as Error)?.message ?? lastError}`,
       lastError,
     );
@@ -256,6 +278,26 @@ export class FhirClient {
       : this.retryBaseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
     return new Promise((resolve) => setTimeout(resolve, delay));
   }
+}
+
+interface FhirResponse<T> {
+  status: number;
+  body?: T;
+  etag: string | null;
+  location: string | null;
+}
+
+/** A final answer (not retried): its body parsed, errors as the typed FhirHttpError subclasses. */
+async function readResponse<T>(response: Response, method: string, pathOrUrl: string): Promise<FhirResponse<T>> {
+  const text = await response.text();
+  const parsed = text ? safeJson(text) : undefined;
+  if (!response.ok) throw toError(response.status, parsed as OperationOutcome | undefined, method, pathOrUrl);
+  return {
+    status: response.status,
+    body: parsed as T | undefined,
+    etag: response.headers.get('etag'),
+    location: response.headers.get('location'),
+  };
 }
 
 function toError(status: number, outcome: OperationOutcome | undefined, method: string, path: string): FhirHttpError {
@@ -300,4 +342,42 @@ export function toQuery(params: SearchParams): string {
   }
   const query = search.toString();
   return query ? `?${query}` : '';
+}
+
+/** A batch or transaction entry that reads: `GET Type?params` (or `GET Type/id` with a path). */
+export function getEntry(path: string, params: SearchParams = {}): BundleEntry {
+  return { request: { method: 'GET', url: `${path}${toQuery(params)}` } };
+}
+
+/**
+ * The resource one batch-response entry answered with: undefined for 404/410, a FhirHttpError for other
+ * failures (the whole job retries, as a failed single request would).
+ */
+export function batchResult<T extends Resource>(entry: BundleEntry | undefined, what: string): T | undefined {
+  const status = Number(entry?.response?.status?.slice(0, 3) ?? (entry?.resource ? 200 : 0));
+  if (status === 404 || status === 410) return undefined;
+  if (status >= 400 || !entry?.resource) {
+    const outcome = entry?.response?.outcome as OperationOutcome | undefined;
+    throw toError(status || 502, outcome, 'GET', what);
+  }
+  return entry.resource as T;
+}
+
+/** The matches of a searchset Bundle (not _include-d or outcome entries). */
+export function matchesOf<T extends Resource>(bundle: Bundle | undefined): T[] {
+  return (bundle?.entry ?? [])
+    .filter((e) => e.resource && e.search?.mode !== 'include' && e.search?.mode !== 'outcome')
+    .map((e) => e.resource as T);
+}
+
+/** The _include-d resources of a searchset Bundle. */
+export function includedOf<T extends Resource>(bundle: Bundle | undefined): T[] {
+  return (bundle?.entry ?? []).filter((e) => e.resource && e.search?.mode === 'include').map((e) => e.resource as T);
+}
+
+/** Whether a searchset Bundle left matches out (a next link, or fewer entries than its total). */
+export function hasMorePages(bundle: Bundle | undefined): boolean {
+  if (!bundle) return false;
+  if (bundle.link?.some((l) => l.relation === 'next')) return true;
+  return bundle.total !== undefined && matchesOf(bundle).length < bundle.total;
 }
