@@ -195,7 +195,8 @@ export class FollowUpService {
         (/^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task'),
     );
     const alreadyExisted =
-      planned.followUps.length - toCreate.length +
+      planned.followUps.length -
+      toCreate.length +
       taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
     const tasks = [
       ...planned.followUps.filter((f) => writtenByKey.has(f.key)).map((f) => `Task/${writtenByKey.get(f.key)!.id}`),
