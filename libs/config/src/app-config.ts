@@ -28,6 +28,8 @@ export interface AppConfig {
   auth: { jwtSecret?: string; jwksUrl?: string; issuer?: string; audience?: string };
   webhookSecret?: string;
   pollIntervalMs: number;
+  /** How often the worklist index is reconciled with the FHIR server (a full re-read); 0 = only at start. */
+  worklistReconcileMs: number;
   /** How far back each poll re-reads, for resources a server stamped earlier than it committed them. */
   pollOverlapMs: number;
   /** Where polling starts the first time (ISO instant); default: when the worker first starts. */
@@ -204,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     auth: { jwtSecret: env.JWT_SECRET, jwksUrl: env.JWT_JWKS_URL, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
     webhookSecret: env.WEBHOOK_SECRET,
     pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 30000),
+    worklistReconcileMs: int(env, 'WORKLIST_RECONCILE_MS', 300000),
     pollOverlapMs: int(env, 'POLL_OVERLAP_MS', 10000),
     pollSince: instant(env, 'POLL_SINCE'),
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),

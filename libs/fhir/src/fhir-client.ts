@@ -31,6 +31,13 @@ export interface CreateResult<T extends Resource> {
   created: boolean;
 }
 
+/**
+ * Told about every resource this client wrote (create, update, upsert, transaction), after the server accepted
+ * it: how read models beside the FHIR server (the worklist index) stay current on every write path.
+ * `locations` are transaction entries the server answered without a body (HAPI's return=minimal).
+ */
+export type WriteListener = (written: Resource[], locations: string[]) => Promise<void>;
+
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 const FHIR_JSON = 'application/fhir+json';
 
@@ -46,6 +53,7 @@ export class FhirClient {
   private readonly retryBaseDelayMs: number;
   private readonly timeoutMs: number;
   private readonly maxPages: number;
+  private readonly writeListeners: WriteListener[] = [];
 
   constructor(options: FhirClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -55,6 +63,15 @@ export class FhirClient {
     this.retryBaseDelayMs = options.retryBaseDelayMs ?? 200;
     this.timeoutMs = options.timeoutMs ?? 15_000;
     this.maxPages = options.maxPages ?? 1000;
+  }
+
+  /** Registers a listener for every write this client makes (see WriteListener). */
+  onWrite(listener: WriteListener): void {
+    this.writeListeners.push(listener);
+  }
+
+  private async notifyWritten(written: Resource[], locations: string[] = []): Promise<void> {
+    for (const listener of this.writeListeners) await listener(written, locations);
   }
 
   async read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T> {
@@ -117,9 +134,12 @@ export class FhirClient {
     });
     const created = status === 201;
     // HAPI with Prefer: return=minimal sends no body; fetch what the Location names.
-    if (!body || !('resourceType' in body))
-      return { resource: await this.readLocation<T>(location, resource.resourceType), created };
-    return { resource: withVersion(body, etag), created };
+    const stored =
+      !body || !('resourceType' in body)
+        ? await this.readLocation<T>(location, resource.resourceType)
+        : withVersion(body, etag);
+    if (created) await this.notifyWritten([stored]);
+    return { resource: stored, created };
   }
 
   /** Update; with ifMatch the write only lands if nobody changed the resource since that version. */
@@ -133,13 +153,18 @@ export class FhirClient {
       resource,
       headers,
     );
-    if (!body || !('resourceType' in body)) return this.read<T>(resource.resourceType, resource.id);
-    return withVersion(body, etag);
+    const stored =
+      !body || !('resourceType' in body)
+        ? await this.read<T>(resource.resourceType, resource.id)
+        : withVersion(body, etag);
+    await this.notifyWritten([stored]);
+    return stored;
   }
 
   /** Conditional update (PUT Type?criteria): creates when nothing matches, updates the single match. */
   async upsert<T extends Resource>(resource: T, criteria: SearchParams): Promise<T> {
     const { body } = await this.request<T>('PUT', `${resource.resourceType}${toQuery(criteria)}`, resource);
+    if (body && 'resourceType' in body) await this.notifyWritten([body]);
     return body!;
   }
 
@@ -156,6 +181,11 @@ export class FhirClient {
       bundle,
       {},
       { retryable: entries.every(isIdempotentEntry) },
+    );
+    const answered = body?.entry ?? [];
+    await this.notifyWritten(
+      answered.flatMap((e) => (e.resource ? [e.resource] : [])),
+      answered.flatMap((e) => (!e.resource && e.response?.location ? [e.response.location] : [])),
     );
     return body!;
   }
