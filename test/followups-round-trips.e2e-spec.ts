@@ -19,7 +19,11 @@ describe('follow-ups: at most 3 FHIR requests per event', () => {
     // No in-process worker: the test drives the follow-up service itself, through a counting FHIR client.
     service = await startTestService({ runWorker: false });
     const counting: typeof fetch = (input, init) => {
-      requests.push({ method: init?.method ?? 'GET', url: String(input), body: init?.body as string | undefined });
+      requests.push({
+        method: init?.method ?? 'GET',
+        url: typeof input === 'string' ? input : input instanceof URL ? input.href : input.url,
+        body: init?.body as string | undefined,
+      });
       return fetch(input, init);
     };
     const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, fetchImpl: counting, maxAttempts: 1 });

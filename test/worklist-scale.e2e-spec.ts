@@ -40,7 +40,7 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
           intent: 'plan',
           subject: { reference: patient },
           instantiatesCanonical: [`${BASE}${protocol}|1.0.0`],
-        } as CarePlan,
+        },
         request: { method: 'POST', url: 'CarePlan' },
       });
     }
@@ -114,7 +114,10 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
     let total = -1;
     let pages = 0;
     while (next) {
-      const res = await request(service.url).get(next).set(service.as('clinician')).expect(200);
+      const res: { body: { total: number; items: { id: string }[]; next?: string } } = await request(service.url)
+        .get(next)
+        .set(service.as('clinician'))
+        .expect(200);
       total = res.body.total;
       ids.push(...res.body.items.map((i: { id: string }) => i.id));
       next = res.body.next;

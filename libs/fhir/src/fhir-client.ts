@@ -387,7 +387,7 @@ export function batchResult<T extends Resource>(entry: BundleEntry | undefined, 
   const status = Number(entry?.response?.status?.slice(0, 3) ?? (entry?.resource ? 200 : 0));
   if (status === 404 || status === 410) return undefined;
   if (status >= 400 || !entry?.resource) {
-    const outcome = entry?.response?.outcome as OperationOutcome | undefined;
+    const outcome = entry?.response?.outcome;
     throw toError(status || 502, outcome, 'GET', what);
   }
   return entry.resource as T;

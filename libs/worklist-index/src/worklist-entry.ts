@@ -1,4 +1,4 @@
-import type { CarePlan, Period, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { PROTOCOL_WINDOW_EXTENSION } from '@kc/protocols';
 import { stateOf } from '@kc/task-states';
 
@@ -42,7 +42,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     kind: task.code?.coding?.[0]?.code,
     description: task.description,
     due: task.restriction?.period,
-    allowedWindow: task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod as Period | undefined,
+    allowedWindow: task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod,
     businessStatus: task.businessStatus?.coding?.[0]?.code,
   };
 }

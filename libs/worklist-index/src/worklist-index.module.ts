@@ -74,7 +74,7 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
     while (Date.now() < deadline && !(await this.index.lastRebuild())) await new Promise((r) => setTimeout(r, 200));
   }
 
-  async onModuleDestroy(): Promise<void> {
+  onModuleDestroy(): void {
     if (this.timer) clearInterval(this.timer);
     this.redis.disconnect();
   }

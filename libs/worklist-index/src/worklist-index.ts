@@ -102,7 +102,9 @@ export class WorklistIndex {
   /** The FhirClient write listener: Tasks and CarePlans a write returned. */
   async record(written: Resource[], locations: string[] = []): Promise<void> {
     const carePlans = written.filter((r): r is CarePlan => r.resourceType === 'CarePlan');
-    const protocols = carePlans.flatMap((c) => (c.id && protocolOf(c) ? [[c.id, protocolOf(c)!]] : []));
+    const protocols = carePlans.flatMap((c) =>
+      c.id && protocolOf(c) ? [[c.id, protocolOf(c)!] as [string, string]] : [],
+    );
     if (protocols.length) await this.redis.hset(`${this.p}carePlan`, Object.fromEntries(protocols));
     const tasks = written.filter((r): r is Task => r.resourceType === 'Task');
     // A server that answered a transaction without bodies: read those Tasks back (one search).
@@ -285,7 +287,7 @@ export class WorklistIndex {
 async function execOrThrow(pipeline: ReturnType<Redis['pipeline']>): Promise<void> {
   const results = await pipeline.exec();
   const failed = results?.find(([err]) => err);
-  if (failed) throw failed[0];
+  if (failed) throw failed[0] instanceof Error ? failed[0] : new Error(String(failed[0]));
 }
 
 /** Cursors are opaque to clients: the last member, base64url. */

@@ -251,7 +251,11 @@ export class FollowUpService {
         // A search with more than one page (rare: only the patient data searches are bounded by the protocol).
         if (i < 4 && hasMorePages(bundle)) {
           const all = await this.fhir.searchAll(s.resourceType, s.params);
-          return { resourceType: 'Bundle', type: 'searchset', entry: all.map((resource) => ({ resource })) } as Bundle;
+          return {
+            resourceType: 'Bundle',
+            type: 'searchset',
+            entry: all.map((resource) => ({ resource })),
+          } satisfies Bundle;
         }
         return bundle;
       }),
