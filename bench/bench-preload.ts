@@ -1,4 +1,4 @@
-import type { BundleEntry, CarePlan, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import type { BundleEntry } from '@medplum/fhirtypes';
 import type { FhirClient } from '@kc/fhir';
 import { TASK_KEY_SYSTEM } from '@kc/protocols';
 
