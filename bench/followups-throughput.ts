@@ -18,7 +18,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
  */
 async function main(): Promise<void> {
   header('Follow-up generation throughput (events -> tasks)');
-  const EVENTS = Number(process.env.BENCH_EVENTS ?? (QUICK ? 16 : 120));
+  const EVENTS = Number(process.env.BENCH_EVENTS ?? (QUICK ? 12 : 120));
 
   // Baseline 1: raw BullMQ, no-op processor, same concurrency as the follow-up worker.
   const prefix = `kc-bench-raw-${randomUUID().slice(0, 8)}`;
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   const service = await startBenchService();
   const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1 });
   const sizes = QUICK
-    ? { small: 200, mid: { tasks: 1000, medicationRequests: 500, carePlans: 250 }, big: 3000 }
+    ? { small: 200, mid: { tasks: 1000, medicationRequests: 500, carePlans: 250 }, big: 2000 }
     : { small: 1000, mid: { tasks: 20_000, medicationRequests: 10_000, carePlans: 5000 }, big: 100_000 };
 
   let loaded = await preload(fhir, { tasks: sizes.small, carePlans: 50 });
@@ -64,6 +64,7 @@ async function main(): Promise<void> {
   loaded = await preload(fhir, { tasks: sizes.big }, loaded);
   row('preload to the big store (1,000 creates per transaction)', `${fmt((performance.now() - loadStart) / 1000)} s`);
   const big = await measureEvents(service, fhir, EVENTS, `${loaded.tasks} Tasks`);
+  const memory = process.memoryUsage();
 
   row('baseline: raw BullMQ no-op jobs (concurrency 4)', `${fmt(rawRate, 0)} jobs/s`);
   row('baseline: raw transaction, 2 conditional creates (4 in flight)', `${fmt(rawTx, 0)} transactions/s`);
@@ -77,6 +78,10 @@ async function main(): Promise<void> {
   row('target events/s at the mid store >= 150', mid.rate >= 150 ? 'met' : 'MISSED');
   row(`ratio events/s big / small store (target within 20%: >= 0.8)`, fmt(big.rate / small.rate, 3));
   row('ratio to raw BullMQ (mid store)', fmt(mid.rate / rawRate, 3));
+  row(
+    `memory with ${loaded.tasks} Tasks stored (whole process: service + embedded store)`,
+    `RSS ${fmt(memory.rss / 2 ** 20, 0)} MB, JS heap ${fmt(memory.heapUsed / 2 ** 20, 0)} MB`,
+  );
   await service.stop();
 }
 

@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   header('Clinician review latency, 100 concurrent clients');
   const CLIENTS = 100;
   const OPEN = Number(process.env.BENCH_OPEN_TASKS ?? (QUICK ? 1000 : 20_000));
-  const READS = QUICK ? 400 : 3000;
+  const READS = QUICK ? 200 : 3000;
   const service = await startBenchService();
   const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1 });
   const loaded = await preload(fhir, { tasks: OPEN, carePlans: Math.ceil(OPEN / 10), openShare: 1 });
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     await res.arrayBuffer();
   });
 
-  const targets = open.slice(0, QUICK ? 400 : 2000);
+  const targets = open.slice(0, QUICK ? 200 : 2000);
   const half = Math.floor(targets.length / 2);
   const rawTargets = targets.slice(0, half);
   const apiTargets = targets.slice(half, 2 * half);
