@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const CONCURRENCY = 8;
   const ENROLLED = Number(process.env.BENCH_ENROLLED ?? (QUICK ? 500 : 10_000));
   const service = await startBenchService();
-  const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1 });
+  const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1, timeoutMs: 120_000 });
   // Patients already enrolled: a CarePlan each with 4 Tasks, as $apply leaves them.
   const loadStart = performance.now();
   await preload(fhir, { carePlans: ENROLLED, tasks: 4 * ENROLLED });

@@ -18,7 +18,7 @@ export interface Preloaded {
 
 /**
  * Grows the store to the given sizes with resources shaped like the service's own (Tasks with a key identifier,
- * based on a CarePlan, for a patient, a due window; draft = awaiting approval), 1,000 creates per transaction.
+ * based on a CarePlan, for a patient, a due window; draft = awaiting approval), 500 creates per transaction.
  * Written by another client, as an EHR or an earlier deployment would have: the worklist index learns of them
  * through its reconciliation (rebuild), not through writes.
  */
@@ -30,7 +30,7 @@ export async function preload(
   const state = { ...have, carePlans: [...have.carePlans] };
   const wantPlans = Math.max(target.carePlans ?? 0, state.carePlans.length, 1);
   while (state.carePlans.length < wantPlans) {
-    const n = Math.min(500, wantPlans - state.carePlans.length);
+    const n = Math.min(250, wantPlans - state.carePlans.length);
     const entries: BundleEntry[] = [];
     for (let i = 0; i < n; i++) {
       const patientUrl = `urn:uuid:${crypto.randomUUID()}`;
@@ -58,7 +58,7 @@ export async function preload(
   }
   const now = Date.now();
   while (state.tasks < target.tasks) {
-    const n = Math.min(1000, target.tasks - state.tasks);
+    const n = Math.min(500, target.tasks - state.tasks);
     const entries: BundleEntry[] = [];
     for (let i = 0; i < n; i++) {
       const k = state.tasks + i;
@@ -86,7 +86,7 @@ export async function preload(
     state.tasks += n;
   }
   while (state.medicationRequests < (target.medicationRequests ?? 0)) {
-    const n = Math.min(1000, target.medicationRequests! - state.medicationRequests);
+    const n = Math.min(500, target.medicationRequests! - state.medicationRequests);
     const entries: BundleEntry[] = [];
     for (let i = 0; i < n; i++) {
       const k = state.medicationRequests + i;

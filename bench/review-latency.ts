@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const OPEN = Number(process.env.BENCH_OPEN_TASKS ?? (QUICK ? 1000 : 20_000));
   const READS = QUICK ? 200 : 3000;
   const service = await startBenchService();
-  const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1 });
+  const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1, timeoutMs: 120_000 });
   const loaded = await preload(fhir, { tasks: OPEN, carePlans: Math.ceil(OPEN / 10), openShare: 1 });
   // Written behind the service's back: the reconciliation (what runs at start and periodically) indexes them.
   const index = service.app.get(WorklistIndex);
