@@ -33,6 +33,7 @@ export const WORKLIST_PAGE = `<!doctype html>
   <thead><tr><th>Due</th><th>Task</th><th>Patient</th><th>Status</th><th></th></tr></thead>
   <tbody></tbody>
 </table>
+<button id="more" type="button" hidden>Show more</button>
 <script>
 const $ = (selector) => document.querySelector(selector);
 const tokenInput = $('#token');
@@ -68,12 +69,17 @@ function cell(text, className) {
   return td;
 }
 
-async function load() {
+let nextPage;
+
+async function load(more) {
   sessionStorage.setItem('kc-token', tokenInput.value.trim());
   try {
-    const list = await api('/worklist?count=100');
+    // Cursor paging: "Show more" follows the worklist's next link (a place in the order, not a page number).
+    const list = await api(more && nextPage ? nextPage : '/worklist?count=100');
+    nextPage = list.next;
+    $('#more').hidden = !nextPage;
     const body = $('#worklist tbody');
-    body.replaceChildren();
+    if (!more) body.replaceChildren();
     for (const item of list.items) {
       const row = document.createElement('tr');
       row.dataset.taskId = item.id;
@@ -125,6 +131,7 @@ async function decide(item, decision) {
 }
 
 $('#login').addEventListener('submit', (event) => { event.preventDefault(); load(); });
+$('#more').addEventListener('click', () => load(true));
 if (tokenInput.value) load();
 </script>
 </body>
