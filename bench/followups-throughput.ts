@@ -5,7 +5,9 @@ import { Registry, type RegistryContentType } from 'prom-client';
 import { FhirClient } from '@kc/fhir';
 import { getQueueToken } from '@nestjs/bullmq';
 import { QUEUES, redisConnection } from '@kc/queue';
+import { TASK_KEY_SYSTEM } from '@kc/protocols';
 import { completeInfusionFor, enrolForBench } from './bench-clinic';
+import { preload, QUICK } from './bench-preload';
 import { fmt, header, percentile, row, runBench, runConcurrently, startBenchService } from './bench-support';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -16,7 +18,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
  */
 async function main(): Promise<void> {
   header('Follow-up generation throughput (events -> tasks)');
-  const EVENTS = Number(process.env.BENCH_EVENTS ?? 120);
+  const EVENTS = Number(process.env.BENCH_EVENTS ?? (QUICK ? 12 : 120));
 
   // Baseline 1: raw BullMQ, no-op processor, same concurrency as the follow-up worker.
   const prefix = `kc-bench-raw-${randomUUID().slice(0, 8)}`;
@@ -42,49 +44,91 @@ async function main(): Promise<void> {
   await rawQueue.close();
 
   const service = await startBenchService();
-  const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1 });
+  const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1, timeoutMs: 120_000 });
+  const sizes = QUICK
+    ? { small: 200, mid: { tasks: 1000, medicationRequests: 500, carePlans: 250 }, big: 2000 }
+    : { small: 1000, mid: { tasks: 20_000, medicationRequests: 10_000, carePlans: 5000 }, big: 100_000 };
 
-  // Baseline 2: raw FHIR writes, 4 in flight (the worker's concurrency), one Task per write.
-  const WRITES = 2 * EVENTS;
-  const writeStart = performance.now();
-  let written = 0;
-  await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      while (written < WRITES) {
-        written++;
-        await fhir.create<Task>({ resourceType: 'Task', status: 'draft', intent: 'plan' });
-      }
-    }),
+  let loaded = await preload(fhir, { tasks: sizes.small, carePlans: 50 });
+  const small = await measureEvents(service, fhir, EVENTS, `${loaded.tasks} Tasks`);
+  loaded = await preload(fhir, sizes.mid, loaded);
+  // Baseline: the store's raw transaction rate, a transaction of 2 conditional Task creates, 4 in flight.
+  const rawTx = await rawTransactions(fhir, 2 * EVENTS);
+  const mid = await measureEvents(
+    service,
+    fhir,
+    EVENTS,
+    `${loaded.tasks} Tasks + ${loaded.medicationRequests} MedicationRequests + ${loaded.carePlans.length} CarePlans`,
   );
-  const writeRate = WRITES / ((performance.now() - writeStart) / 1000);
+  const loadStart = performance.now();
+  loaded = await preload(fhir, { tasks: sizes.big }, loaded);
+  row('preload to the big store (500 creates per transaction)', `${fmt((performance.now() - loadStart) / 1000)} s`);
+  const big = await measureEvents(service, fhir, EVENTS, `${loaded.tasks} Tasks`);
+  const memory = process.memoryUsage();
 
-  // The real thing: enrol patients, record infusions, send the events, wait for every follow-up Task.
+  row('baseline: raw BullMQ no-op jobs (concurrency 4)', `${fmt(rawRate, 0)} jobs/s`);
+  row('baseline: raw transaction, 2 conditional creates (4 in flight)', `${fmt(rawTx, 0)} transactions/s`);
+  for (const m of [small, mid, big]) {
+    row(`events -> follow-up tasks at ${m.label}`, `${fmt(m.rate, 1)} events/s (${m.verified})`);
+    row('  FHIR requests per event (counted at the FHIR client)', fmt(m.requestsPerEvent, 2));
+    row('  event -> tasks latency under the burst (p50 / p95)', `${fmt(m.p50, 0)} ms / ${fmt(m.p95, 0)} ms`);
+    for (const [type, r] of Object.entries(m.byType)) row(`    FHIR ${type} per event, mean latency`, r);
+  }
+  row(`ratio events/s at ${mid.label.split(' +')[0]} / raw transactions/s (target >= 0.3)`, fmt(mid.rate / rawTx, 3));
+  row('target events/s at the mid store >= 150', mid.rate >= 150 ? 'met' : 'MISSED');
+  row(`ratio events/s big / small store (target within 20%: >= 0.8)`, fmt(big.rate / small.rate, 3));
+  row('ratio to raw BullMQ (mid store)', fmt(mid.rate / rawRate, 3));
+  row(
+    `memory with ${loaded.tasks} Tasks stored (whole process: service + embedded store)`,
+    `RSS ${fmt(memory.rss / 2 ** 20, 0)} MB, JS heap ${fmt(memory.heapUsed / 2 ** 20, 0)} MB`,
+  );
+  await service.stop();
+}
+
+async function rawTransactions(fhir: FhirClient, count: number): Promise<number> {
+  const start = performance.now();
+  await runConcurrently(count, 4, (i) =>
+    fhir.transaction(
+      [0, 1].map((j) => {
+        const key = `raw-tx:${randomUUID()}:${i}:${j}`;
+        return {
+          resource: {
+            resourceType: 'Task',
+            identifier: [{ system: TASK_KEY_SYSTEM, value: key }],
+            status: 'completed',
+            intent: 'plan',
+          },
+          request: {
+            method: 'POST',
+            url: 'Task',
+            ifNoneExist: `identifier=${encodeURIComponent(TASK_KEY_SYSTEM)}|${encodeURIComponent(key)}`,
+          },
+        };
+      }),
+    ),
+  );
+  return count / ((performance.now() - start) / 1000);
+}
+
+/** Enrol patients, record infusions, send the events in a burst of 8, wait for every job; rate and cost. */
+async function measureEvents(
+  service: Awaited<ReturnType<typeof startBenchService>>,
+  fhir: FhirClient,
+  count: number,
+  label: string,
+) {
+  process.stdout.write(`  measuring ${count} events at ${label}\n`);
   const integration = await service.token('integration');
   const clinician = await service.token('clinician');
-  const enrolments = await enrolForBench(service.url, fhir, clinician, 30);
+  const enrolments = await enrolForBench(service.url, fhir, clinician, Math.min(30, count));
   const procedures: string[] = [];
-  for (let i = 0; i < EVENTS; i++)
+  for (let i = 0; i < count; i++)
     procedures.push(await completeInfusionFor(fhir, enrolments[i % enrolments.length], i));
   const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
-  // The processor reports each job's progress (read, history, written); count those reports as they stream in.
-  const events = new QueueEvents(QUEUES.followups, {
-    connection: redisConnection(REDIS_URL),
-    prefix: service.config.queuePrefix,
-  });
-  await events.waitUntilReady();
-  let progressReports = 0;
-  events.on('progress', () => progressReports++);
   const registry = service.app.get(Registry);
+  const { completed: doneBefore = 0 } = await queue.getJobCounts('completed');
   const fhirBefore = await fhirTimeByType(registry);
   const start = performance.now();
-  const printProgress = async () => {
-    const { completed = 0, active = 0, waiting = 0 } = await queue.getJobCounts('completed', 'active', 'waiting');
-    process.stdout.write(
-      `  progress: ${completed}/${EVENTS} events done, ${active} active, ${waiting} waiting, ${progressReports} job progress reports (${fmt((performance.now() - start) / 1000)} s)\n`,
-    );
-  };
-  const report = setInterval(() => void printProgress(), 2000);
-  // A burst of events, as a clinic's EHR would send at the end of a session block: 8 in flight.
   await runConcurrently(procedures.length, 8, async (i) => {
     const res = await fetch(`${service.url}/events/infusion-completed`, {
       method: 'POST',
@@ -96,49 +140,37 @@ async function main(): Promise<void> {
   for (;;) {
     const { completed = 0, failed = 0 } = await queue.getJobCounts('completed', 'failed');
     if (failed) throw new Error(`${failed} follow-up jobs failed`);
-    if (completed >= EVENTS) break;
-    await new Promise((r) => setTimeout(r, 50));
+    if (completed - doneBefore >= count) break;
+    await new Promise((r) => setTimeout(r, 20));
   }
-  const rate = EVENTS / ((performance.now() - start) / 1000);
-  clearInterval(report);
-  await events.close();
+  const rate = count / ((performance.now() - start) / 1000);
   const fhirAfter = await fhirTimeByType(registry);
-  const finished = await queue.getJobs(['completed'], 0, EVENTS);
+  const finished = (await queue.getJobs(['completed'], 0, doneBefore + count)).filter((j) =>
+    procedures.some((p) => j.data && JSON.stringify(j.data).includes(p)),
+  );
   const latencies = finished.map((j) => j.finishedOn! - j.timestamp).sort((a, b) => a - b);
-  // Spot check: the first and the last infusion each got their two follow-up Tasks.
-  const counts = await Promise.all(
-    [procedures[0], procedures.at(-1)!].map(
-      async (id) =>
-        (await fhir.searchAll<Task>('Task', { status: 'draft', _count: 1000 })).filter(
-          (t) => t.reasonReference?.reference === `Procedure/${id}`,
-        ).length,
-    ),
-  );
-  const verified = counts.every((n) => n === 2);
-
-  row('raw BullMQ no-op jobs (concurrency 4)', `${fmt(rawRate, 0)} jobs/s`);
-  row('raw FHIR Task creates (4 in flight)', `${fmt(writeRate, 0)} writes/s`);
-  row(
-    'infusion events -> follow-up tasks (end to end)',
-    `${fmt(rate, 1)} events/s (${verified ? 'tasks verified' : `TASKS MISSING: ${counts.join(',')}`})`,
-  );
-  row(
-    'event -> tasks latency under the burst (p50 / p95)',
-    `${fmt(percentile(latencies, 50), 0)} ms / ${fmt(percentile(latencies, 95), 0)} ms`,
-  );
-  // Where an event's time goes: the worker's own FHIR requests, per resource type (from kc_fhir_request_seconds).
+  let requests = 0;
+  const byType: Record<string, string> = {};
   for (const [type, after] of Object.entries(fhirAfter)) {
-    const count = after.count - (fhirBefore[type]?.count ?? 0);
+    const n = after.count - (fhirBefore[type]?.count ?? 0);
     const seconds = after.sum - (fhirBefore[type]?.sum ?? 0);
-    if (count)
-      row(
-        `  FHIR ${type} requests per event, mean latency`,
-        `${fmt(count / EVENTS, 1)} x ${fmt((seconds / count) * 1000, 1)} ms`,
-      );
+    requests += n;
+    if (n) byType[type] = `${fmt(n / count, 2)} x ${fmt((seconds / n) * 1000, 1)} ms`;
   }
-  row('ratio to raw BullMQ', fmt(rate / rawRate, 3));
-  row('ratio to raw FHIR writes (2 tasks + reads per event)', fmt(rate / writeRate, 3));
-  await service.stop();
+  // Spot check: the last infusion got its two follow-up Tasks.
+  const last = procedures.at(-1)!;
+  const enrolment = enrolments[(count - 1) % enrolments.length];
+  const tasks = await fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}`, _count: 1000 });
+  const got = tasks.filter((t) => t.reasonReference?.reference === `Procedure/${last}`).length;
+  return {
+    label,
+    rate,
+    requestsPerEvent: requests / count,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    byType,
+    verified: got === 2 ? 'tasks verified' : `TASKS MISSING: ${got}`,
+  };
 }
 
 async function fhirTimeByType(

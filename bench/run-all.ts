@@ -9,7 +9,8 @@ import * as path from 'node:path';
 const filter = process.argv[2];
 const benches = fs
   .readdirSync(__dirname)
-  .filter((f) => f.endsWith('.js') && f !== path.basename(__filename))
+  // bench-*.js are the shared helpers, not benchmarks.
+  .filter((f) => f.endsWith('.js') && f !== path.basename(__filename) && !f.startsWith('bench-'))
   .filter((f) => !filter || f.includes(filter))
   .sort();
 let failed = 0;

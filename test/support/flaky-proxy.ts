@@ -12,9 +12,10 @@ export interface FlakyProxy {
   delayMs: number;
   /**
    * Delay of the answer after the server has done the work (slow network or overloaded proxy): the client may
-   * give up on a write that did land. Per request, by method; 0 = none.
+   * give up on a write that did land. Per request, by method and the Bundle type posted (`batch`: reads,
+   * `transaction`: writes); 0 = none.
    */
-  answerDelayMs: (method: string) => number;
+  answerDelayMs: (method: string, bundleType?: string) => number;
   /** Requests forwarded so far. */
   forwarded: number;
   close(): Promise<void>;
@@ -37,7 +38,10 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
       return;
     }
     proxy.forwarded++;
-    const answerDelay = proxy.answerDelayMs(req.method ?? 'GET');
+    const requestBody: Buffer[] = [];
+    for await (const chunk of req) requestBody.push(chunk as Buffer);
+    const sent = Buffer.concat(requestBody);
+    const answerDelay = proxy.answerDelayMs(req.method ?? 'GET', bundleTypeOf(sent));
     const path = (req.url ?? '/').replace(/^\/fhir\/R4/, '');
     const upstream = http.request(
       {
@@ -57,7 +61,7 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
         })(),
     );
     upstream.on('error', () => !res.destroyed && res.writeHead(502).end());
-    req.pipe(upstream);
+    upstream.end(sent);
   }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -78,3 +82,13 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function bundleTypeOf(body: Buffer): string | undefined {
+  if (!body.length) return undefined;
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { resourceType?: string; type?: string };
+    return parsed.resourceType === 'Bundle' ? parsed.type : undefined;
+  } catch {
+    return undefined;
+  }
+}

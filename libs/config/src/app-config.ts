@@ -39,6 +39,8 @@ export interface AppConfig {
   production: boolean;
   webhookSecret?: string;
   pollIntervalMs: number;
+  /** How often the worklist index is reconciled with the FHIR server (a full re-read); 0 = only at start. */
+  worklistReconcileMs: number;
   /** How far back each poll re-reads, for resources a server stamped earlier than it committed them. */
   pollOverlapMs: number;
   /** Where polling starts the first time (ISO instant); default: when the worker first starts. */
@@ -279,6 +281,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     production: env.NODE_ENV === 'production',
     webhookSecret: env.WEBHOOK_SECRET,
     pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 30000),
+    worklistReconcileMs: int(env, 'WORKLIST_RECONCILE_MS', 300000),
     pollOverlapMs: int(env, 'POLL_OVERLAP_MS', 10000),
     pollSince: instant(env, 'POLL_SINCE'),
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),

@@ -31,6 +31,13 @@ export interface CreateResult<T extends Resource> {
   created: boolean;
 }
 
+/**
+ * Told about every resource this client wrote (create, update, upsert, transaction), after the server accepted
+ * it: how read models beside the FHIR server (the worklist index) stay current on every write path.
+ * `locations` are transaction entries the server answered without a body (HAPI's return=minimal).
+ */
+export type WriteListener = (written: Resource[], locations: string[]) => Promise<void>;
+
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 const FHIR_JSON = 'application/fhir+json';
 
@@ -46,6 +53,7 @@ export class FhirClient {
   private readonly retryBaseDelayMs: number;
   private readonly timeoutMs: number;
   private readonly maxPages: number;
+  private readonly writeListeners: WriteListener[] = [];
 
   constructor(options: FhirClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -55,6 +63,15 @@ export class FhirClient {
     this.retryBaseDelayMs = options.retryBaseDelayMs ?? 200;
     this.timeoutMs = options.timeoutMs ?? 15_000;
     this.maxPages = options.maxPages ?? 1000;
+  }
+
+  /** Registers a listener for every write this client makes (see WriteListener). */
+  onWrite(listener: WriteListener): void {
+    this.writeListeners.push(listener);
+  }
+
+  private async notifyWritten(written: Resource[], locations: string[] = []): Promise<void> {
+    for (const listener of this.writeListeners) await listener(written, locations);
   }
 
   async read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T> {
@@ -117,9 +134,12 @@ export class FhirClient {
     });
     const created = status === 201;
     // HAPI with Prefer: return=minimal sends no body; fetch what the Location names.
-    if (!body || !('resourceType' in body))
-      return { resource: await this.readLocation<T>(location, resource.resourceType), created };
-    return { resource: withVersion(body, etag), created };
+    const stored =
+      !body || !('resourceType' in body)
+        ? await this.readLocation<T>(location, resource.resourceType)
+        : withVersion(body, etag);
+    if (created) await this.notifyWritten([stored]);
+    return { resource: stored, created };
   }
 
   /** Update; with ifMatch the write only lands if nobody changed the resource since that version. */
@@ -133,13 +153,18 @@ export class FhirClient {
       resource,
       headers,
     );
-    if (!body || !('resourceType' in body)) return this.read<T>(resource.resourceType, resource.id);
-    return withVersion(body, etag);
+    const stored =
+      !body || !('resourceType' in body)
+        ? await this.read<T>(resource.resourceType, resource.id)
+        : withVersion(body, etag);
+    await this.notifyWritten([stored]);
+    return stored;
   }
 
   /** Conditional update (PUT Type?criteria): creates when nothing matches, updates the single match. */
   async upsert<T extends Resource>(resource: T, criteria: SearchParams): Promise<T> {
     const { body } = await this.request<T>('PUT', `${resource.resourceType}${toQuery(criteria)}`, resource);
+    if (body && 'resourceType' in body) await this.notifyWritten([body]);
     return body!;
   }
 
@@ -156,6 +181,27 @@ export class FhirClient {
       bundle,
       {},
       { retryable: entries.every(isIdempotentEntry) },
+    );
+    const answered = body?.entry ?? [];
+    await this.notifyWritten(
+      answered.flatMap((e) => (e.resource ? [e.resource] : [])),
+      answered.flatMap((e) => (!e.resource && e.response?.location ? [e.response.location] : [])),
+    );
+    return body!;
+  }
+
+  /**
+   * A batch Bundle: independent entries in one round trip, each answered on its own (a 404 in one entry does not
+   * fail the others). Read-only batches are retried like any read.
+   */
+  async batch(entries: BundleEntry[]): Promise<Bundle> {
+    const bundle: Bundle = { resourceType: 'Bundle', type: 'batch', entry: entries };
+    const { body } = await this.request<Bundle>(
+      'POST',
+      '',
+      bundle,
+      {},
+      { retryable: entries.every((e) => e.request?.method === 'GET') },
     );
     return body!;
   }
@@ -194,7 +240,7 @@ export class FhirClient {
     body?: unknown,
     extraHeaders: Record<string, string> = {},
     opts: { retryable?: boolean } = {},
-  ): Promise<{ status: number; body?: T; etag: string | null; location: string | null }> {
+  ): Promise<FhirResponse<T>> {
     const url = /^https?:/.test(pathOrUrl) ? pathOrUrl : `${this.baseUrl}/${pathOrUrl}`;
     const retryable = opts.retryable ?? (method === 'GET' || method === 'PUT' || method === 'DELETE');
     const attempts = retryable ? this.maxAttempts : 1;
@@ -203,16 +249,7 @@ export class FhirClient {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let response: Response;
       try {
-        const headers: Record<string, string> = { accept: FHIR_JSON, ...extraHeaders };
-        const authorization = await this.authorizer.header();
-        if (authorization) headers.authorization = authorization;
-        if (body !== undefined) headers['content-type'] = FHIR_JSON;
-        response = await this.fetchImpl(url, {
-          method,
-          headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: AbortSignal.timeout(this.timeoutMs),
-        });
+        response = await this.send(method, url, body, extraHeaders);
       } catch (err) {
         lastError = err;
         if (attempt < attempts) await this.backoff(attempt);
@@ -232,18 +269,33 @@ export class FhirClient {
         if (attempt < attempts) await this.backoff(attempt, response.headers.get('retry-after'));
         continue;
       }
-      const text = await response.text();
-      const parsed = text ? safeJson(text) : undefined;
-      if (!response.ok) throw toError(response.status, parsed as OperationOutcome | undefined, method, pathOrUrl);
-      return {
-        status: response.status,
-        body: parsed as T | undefined,
-        etag: response.headers.get('etag'),
-        location: response.headers.get('location'),
-      };
+      return readResponse<T>(response, method, pathOrUrl);
     }
-    if (lastError instanceof FhirHttpError) throw new FhirUnavailableError(lastError.message, lastError);
-    throw new FhirUnavailableError(
+    throw this.unavailable(lastError);
+  }
+
+  /** One HTTP exchange: FHIR JSON, the current authorization, the per-request timeout. */
+  private async send(
+    method: string,
+    url: string,
+    body: unknown,
+    extraHeaders: Record<string, string>,
+  ): Promise<Response> {
+    const headers: Record<string, string> = { accept: FHIR_JSON, ...extraHeaders };
+    const authorization = await this.authorizer.header();
+    if (authorization) headers.authorization = authorization;
+    if (body !== undefined) headers['content-type'] = FHIR_JSON;
+    return this.fetchImpl(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+  }
+
+  private unavailable(lastError: unknown): FhirUnavailableError {
+    if (lastError instanceof FhirHttpError) return new FhirUnavailableError(lastError.message, lastError);
+    return new FhirUnavailableError(
       `FHIR server unreachable at ${this.baseUrl}: ${(lastError as Error)?.message ?? lastError}`,
       lastError,
     );
@@ -256,6 +308,26 @@ export class FhirClient {
       : this.retryBaseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
     return new Promise((resolve) => setTimeout(resolve, delay));
   }
+}
+
+interface FhirResponse<T> {
+  status: number;
+  body?: T;
+  etag: string | null;
+  location: string | null;
+}
+
+/** A final answer (not retried): its body parsed, errors as the typed FhirHttpError subclasses. */
+async function readResponse<T>(response: Response, method: string, pathOrUrl: string): Promise<FhirResponse<T>> {
+  const text = await response.text();
+  const parsed = text ? safeJson(text) : undefined;
+  if (!response.ok) throw toError(response.status, parsed as OperationOutcome | undefined, method, pathOrUrl);
+  return {
+    status: response.status,
+    body: parsed as T | undefined,
+    etag: response.headers.get('etag'),
+    location: response.headers.get('location'),
+  };
 }
 
 function toError(status: number, outcome: OperationOutcome | undefined, method: string, path: string): FhirHttpError {
@@ -300,4 +372,42 @@ export function toQuery(params: SearchParams): string {
   }
   const query = search.toString();
   return query ? `?${query}` : '';
+}
+
+/** A batch or transaction entry that reads: `GET Type?params` (or `GET Type/id` with a path). */
+export function getEntry(path: string, params: SearchParams = {}): BundleEntry {
+  return { request: { method: 'GET', url: `${path}${toQuery(params)}` } };
+}
+
+/**
+ * The resource one batch-response entry answered with: undefined for 404/410, a FhirHttpError for other
+ * failures (the whole job retries, as a failed single request would).
+ */
+export function batchResult<T extends Resource>(entry: BundleEntry | undefined, what: string): T | undefined {
+  const status = Number(entry?.response?.status?.slice(0, 3) ?? (entry?.resource ? 200 : 0));
+  if (status === 404 || status === 410) return undefined;
+  if (status >= 400 || !entry?.resource) {
+    const outcome = entry?.response?.outcome;
+    throw toError(status || 502, outcome, 'GET', what);
+  }
+  return entry.resource as T;
+}
+
+/** The matches of a searchset Bundle (not _include-d or outcome entries). */
+export function matchesOf<T extends Resource>(bundle: Bundle | undefined): T[] {
+  return (bundle?.entry ?? [])
+    .filter((e) => e.resource && e.search?.mode !== 'include' && e.search?.mode !== 'outcome')
+    .map((e) => e.resource as T);
+}
+
+/** The _include-d resources of a searchset Bundle. */
+export function includedOf<T extends Resource>(bundle: Bundle | undefined): T[] {
+  return (bundle?.entry ?? []).filter((e) => e.resource && e.search?.mode === 'include').map((e) => e.resource as T);
+}
+
+/** Whether a searchset Bundle left matches out (a next link, or fewer entries than its total). */
+export function hasMorePages(bundle: Bundle | undefined): boolean {
+  if (!bundle) return false;
+  if (bundle.link?.some((l) => l.relation === 'next')) return true;
+  return bundle.total !== undefined && matchesOf(bundle).length < bundle.total;
 }

@@ -3,6 +3,7 @@ import { LoggingModule, MetricsModule } from '@kc/common';
 import { ConfigModule, type AppConfig } from '@kc/config';
 import { FhirModule } from '@kc/fhir';
 import { QueueModule } from '@kc/queue';
+import { WorklistIndexModule } from '@kc/worklist-index';
 import { ProtocolCatalogModule } from './protocol-catalog.module';
 
 /**
@@ -22,6 +23,7 @@ export class CoreModule {
         QueueModule.forRoot(config),
         ProtocolCatalogModule,
         MetricsModule,
+        WorklistIndexModule,
       ],
     };
   }

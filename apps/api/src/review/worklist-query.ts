@@ -1,4 +1,5 @@
 import { badRequest } from '@kc/common';
+import { decodeCursor } from '@kc/worklist-index';
 
 export interface WorklistQuery {
   patient?: string;
@@ -7,14 +8,15 @@ export interface WorklistQuery {
   dueAfter?: Date;
   overdue?: boolean;
   count: number;
-  page: number;
+  /** Decoded `cursor`: the page starts after this place in the order. */
+  after?: string;
 }
 
 const PATIENT = /^(Patient\/)?([A-Za-z0-9\-.]{1,64})$/;
 
 /** Validates worklist query parameters; anything unexpected is a 400 rather than an unfiltered list. */
 export function parseWorklistQuery(query: Record<string, unknown>): WorklistQuery {
-  const allowed = new Set(['patient', 'protocol', 'due-before', 'due-after', 'overdue', 'count', 'page']);
+  const allowed = new Set(['patient', 'protocol', 'due-before', 'due-after', 'overdue', 'count', 'cursor']);
   for (const key of Object.keys(query))
     if (!allowed.has(key)) throw badRequest(`Unknown worklist parameter ${key}; use ${[...allowed].join(', ')}`);
   for (const [key, value] of Object.entries(query))
@@ -31,8 +33,15 @@ export function parseWorklistQuery(query: Record<string, unknown>): WorklistQuer
     dueAfter: date(q['due-after'], 'due-after'),
     overdue: q.overdue === undefined ? undefined : bool(q.overdue),
     count: int(q.count, 'count', 20, 1, 100),
-    page: int(q.page, 'page', 1, 1, 10_000),
+    after: cursor(q.cursor),
   };
+}
+
+function cursor(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const after = /^[A-Za-z0-9_-]{1,200}$/.test(value) ? decodeCursor(value) : undefined;
+  if (!after) throw badRequest('cursor must be the value of a worklist next link');
+  return after;
 }
 
 function date(value: string | undefined, name: string): Date | undefined {

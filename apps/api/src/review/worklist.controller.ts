@@ -2,6 +2,7 @@ import { Controller, Get, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Roles } from '@kc/auth';
+import { encodeCursor } from '@kc/worklist-index';
 import { parseWorklistQuery } from './worklist-query';
 import { WorklistService } from './worklist.service';
 
@@ -13,20 +14,19 @@ export class WorklistController {
   constructor(private readonly worklist: WorklistService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Tasks awaiting approval, soonest due first, paged' })
+  @ApiOperation({ summary: 'Tasks awaiting approval, soonest due first, paged by cursor (follow next)' })
   @ApiQuery({ name: 'patient', required: false })
   @ApiQuery({ name: 'protocol', required: false, description: 'protocol id or canonical URL' })
   @ApiQuery({ name: 'due-before', required: false })
   @ApiQuery({ name: 'due-after', required: false })
   @ApiQuery({ name: 'overdue', required: false, enum: ['true', 'false'] })
   @ApiQuery({ name: 'count', required: false })
-  @ApiQuery({ name: 'page', required: false })
+  @ApiQuery({ name: 'cursor', required: false, description: "from the previous page's next link" })
   async list(@Query() query: Record<string, unknown>, @Req() req: Request) {
     const parsed = parseWorklistQuery(query);
-    const result = await this.worklist.worklist(parsed);
-    const hasNext = parsed.page * parsed.count < result.total;
+    const { cursor, ...result } = await this.worklist.worklist(parsed);
     const next = new URLSearchParams(query as Record<string, string>);
-    next.set('page', String(parsed.page + 1));
-    return { ...result, next: hasNext ? `${req.baseUrl}/worklist?${next.toString()}` : undefined };
+    if (cursor) next.set('cursor', encodeCursor(cursor));
+    return { ...result, next: cursor ? `${req.baseUrl}/worklist?${next.toString()}` : undefined };
   }
 }

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type {
+  Bundle,
   BundleEntry,
   CarePlan,
   DetectedIssue,
@@ -7,9 +8,19 @@ import type {
   PlanDefinition,
   Procedure,
   Resource,
+  ResourceType,
   Task,
 } from '@medplum/fhirtypes';
-import { FhirClient, FhirNotFoundError, FhirVersionConflictError, searchEach } from '@kc/fhir';
+import {
+  batchResult,
+  FhirClient,
+  getEntry,
+  hasMorePages,
+  ifMatchFor,
+  includedOf,
+  matchesOf,
+  type SearchParams,
+} from '@kc/fhir';
 import {
   applyInfusionUpdate,
   carePlanTakesFollowUps,
@@ -22,9 +33,19 @@ import {
   toInfusionCompleted,
   type FollowUp,
   type InfusionCompleted,
-  type InfusionDefinition,
 } from '@kc/followups';
-import { keySearch, patientDataQueries, ProtocolCatalog, TASK_KEY_SYSTEM, APPLY_KEY_SYSTEM } from '@kc/protocols';
+import {
+  APPLY_KEY_SYSTEM,
+  flattenActions,
+  INFUSION_COMPLETED_TRIGGER,
+  keySearch,
+  patientDataQueries,
+  ProtocolCatalog,
+  TASK_KEY_SYSTEM,
+  taskKey,
+  triggeredActions,
+  uuidFromKey,
+} from '@kc/protocols';
 import { FollowUpMetrics } from './follow-up.metrics';
 
 export type FollowUpOutcome =
@@ -56,20 +77,28 @@ export class FollowUpService {
     private readonly metrics: FollowUpMetrics,
   ) {}
 
+  /**
+   * At most 3 FHIR round trips on the way to the Tasks (test/followups-round-trips.e2e-spec.ts): (1) the Procedure
+   * with its CarePlan (`_include`), (2) one batch of reads (history, patient data, Patient, DetectedIssues, the
+   * CarePlan's open Tasks, the Tasks already written for this infusion), (3) one transaction holding the
+   * conditional creates, the If-Match updates of the Tasks this infusion fulfils or supersedes and the CarePlan's
+   * activity list. More only when a search has more than one page (a CarePlan with over 1,000 infusions).
+   */
   async handle(procedureId: string, progress: ProgressReporter = async () => {}): Promise<FollowUpOutcome> {
-    let procedure: Procedure;
-    try {
-      procedure = await this.fhir.read<Procedure>('Procedure', procedureId);
-    } catch (err) {
-      if (err instanceof FhirNotFoundError) return this.ignore(procedureId, 'Procedure not found');
-      throw err;
-    }
+    const first = await this.fhir.search<Procedure | CarePlan>('Procedure', {
+      _id: procedureId,
+      _include: 'Procedure:based-on',
+    });
+    const procedure = matchesOf<Procedure>(first).find((r) => r.resourceType === 'Procedure' && r.id === procedureId);
+    if (!procedure) return this.ignore(procedureId, 'Procedure not found');
     const check = toInfusionCompleted(procedure);
     if (!check.ok) return this.ignore(procedureId, check.reason);
     const { event } = check;
     await progress(20, 'read infusion');
 
-    const carePlan = await this.fhir.readIfExists<CarePlan>('CarePlan', event.carePlanId);
+    const carePlan = includedOf<CarePlan>(first).find(
+      (r) => r.resourceType === 'CarePlan' && r.id === event.carePlanId,
+    );
     if (!carePlan) return this.ignore(procedureId, 'CarePlan not found');
     const open = carePlanTakesFollowUps(carePlan);
     if (!open.ok) return this.ignore(procedureId, open.reason);
@@ -78,20 +107,15 @@ export class FollowUpService {
     const infusion = infusionDefinitionFor(plan, this.catalog);
     if (!isInfusion(procedure, infusion)) return this.ignore(procedureId, "not an infusion of the CarePlan's protocol");
 
-    const [history, patientData, patient, overridden] = await Promise.all([
-      this.fhir.searchAll<Procedure>('Procedure', {
-        'based-on': `CarePlan/${carePlan.id}`,
-        status: 'completed',
-        _count: 100,
-      }),
-      // Every input: the contraindication checks above the follow-up rules are evaluated again on today's data.
-      searchEach(this.fhir, patientDataQueries(plan, event.patientId)),
-      this.fhir.readIfExists<Patient>('Patient', event.patientId),
-      this.overriddenOn(carePlan.id!),
-    ]);
+    const { history, patientData, patient, overridden, openTasks, written } = await this.readAround(
+      event,
+      carePlan,
+      plan,
+    );
     const count = completedInfusionCount(event, history, infusion);
     await progress(50, 'read care plan and history');
 
+    const now = new Date();
     const planned = planFollowUps({
       event,
       carePlan,
@@ -101,24 +125,87 @@ export class FollowUpService {
       patientData,
       patient,
       overridden,
-      now: new Date(),
+      now,
     });
+    const writtenByKey = new Map(written.map((t) => [keyOf(t), t]));
+    const toCreate = planned.followUps.filter((f) => !writtenByKey.has(f.key));
+    const newTasks = toCreate.map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
+
+    // Fulfilled / superseded: judged on the open Tasks and the ones about to be created (an infusion already on
+    // record after this one answers them at once, whatever order the events arrive in).
+    const infusionActions = infusionFollowUpActions(plan, this.catalog, infusion);
+    const pending = new Map(newTasks.map((f) => [f.task, f]));
+    const updates = infusionActions.size
+      ? infusionTaskUpdates({
+          event,
+          procedure,
+          openTasks: [...openTasks, ...newTasks.map((f) => f.task)],
+          history,
+          definition: infusion,
+          infusionActions,
+        })
+      : [];
+    const created = new Map(newTasks.map((f) => [f.fullUrl, f.task]));
+    const updateEntries: BundleEntry[] = [];
+    const counts = { done: 0, superseded: 0 };
+    for (const update of updates) {
+      const next = applyInfusionUpdate(update, now);
+      const newOne = pending.get(update.task);
+      if (newOne) created.set(newOne.fullUrl, next);
+      else
+        updateEntries.push({
+          resource: next,
+          request: { method: 'PUT', url: `Task/${update.task.id}`, ifMatch: ifMatchFor(update.task.meta!.versionId!) },
+        });
+      counts[update.outcome === 'done' ? 'done' : 'superseded']++;
+    }
+
+    const listed = new Set((carePlan.activity ?? []).map((a) => a.reference?.reference));
+    const eventTasks = [
+      ...planned.followUps.filter((f) => writtenByKey.has(f.key)).map((f) => `Task/${writtenByKey.get(f.key)!.id}`),
+      ...newTasks.map((f) => f.fullUrl),
+    ];
+    const unlisted = eventTasks.filter((t) => !listed.has(t));
+    const carePlanEntries: BundleEntry[] = unlisted.length
+      ? [
+          {
+            resource: {
+              ...carePlan,
+              activity: [...(carePlan.activity ?? []), ...unlisted.map((reference) => ({ reference: { reference } }))],
+            },
+            request: { method: 'PUT', url: `CarePlan/${carePlan.id}`, ifMatch: ifMatchFor(carePlan.meta!.versionId!) },
+          },
+        ]
+      : [];
     const issueEntries: BundleEntry[] = planned.detectedIssues.map((i) => ({
       resource: i.resource,
       request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: i.ifNoneExist },
     }));
-    const response = await this.fhir.transaction([...planned.followUps.flatMap(toEntries), ...issueEntries]);
+    const entries = [
+      ...newTasks.flatMap((f) => toEntries(f, f.fullUrl, created.get(f.fullUrl)!)),
+      ...issueEntries,
+      ...updateEntries,
+      ...carePlanEntries,
+    ];
+    const response = entries.length ? await this.fhir.transaction(entries) : { entry: [] as BundleEntry[] };
     await progress(90, 'wrote follow-up tasks');
 
     const taskResponses = (response.entry ?? []).filter(
-      (e) => /^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task',
+      (e, i) =>
+        entries[i]?.request?.method === 'POST' &&
+        (/^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task'),
     );
-    const alreadyExisted = taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
-    const tasks = taskResponses.map((e) =>
-      e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
-    );
-    await this.listOnCarePlan(carePlan.id!, tasks);
-    const { done, superseded } = await this.updateInfusionTasks(event, procedure, plan, infusion, history);
+    const alreadyExisted =
+      planned.followUps.length -
+      toCreate.length +
+      taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
+    const tasks = [
+      ...planned.followUps.filter((f) => writtenByKey.has(f.key)).map((f) => `Task/${writtenByKey.get(f.key)!.id}`),
+      ...taskResponses.map((e) =>
+        e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
+      ),
+    ];
+    const { done, superseded } = counts;
     this.logger.log({
       msg: 'follow-ups written',
       procedure: procedureId,
@@ -139,60 +226,55 @@ export class FollowUpService {
     };
   }
 
-  /**
-   * The CarePlan lists every Task generated for it, each once (an EHR reading CarePlan.activity sees the whole
-   * plan). If-Match, re-read once on a concurrent change; still conflicting, the job retries (creates are keyed).
-   */
-  private async listOnCarePlan(carePlanId: string, tasks: string[], attempt = 0): Promise<void> {
-    const carePlan = await this.fhir.read<CarePlan>('CarePlan', carePlanId);
-    const listed = new Set((carePlan.activity ?? []).map((a) => a.reference?.reference));
-    const missing = tasks.filter((t) => t && !listed.has(t));
-    if (!missing.length) return;
-    const activity = [...(carePlan.activity ?? []), ...missing.map((reference) => ({ reference: { reference } }))];
-    try {
-      await this.fhir.update({ ...carePlan, activity }, { ifMatch: carePlan.meta?.versionId });
-    } catch (err) {
-      if (err instanceof FhirVersionConflictError && attempt === 0) return this.listOnCarePlan(carePlanId, tasks, 1);
-      throw err;
-    }
-  }
-
-  private async overriddenOn(carePlanId: string): Promise<Set<string>> {
-    const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlanId}` });
-    return new Set(
+  /** Everything the rules read besides the Procedure and the CarePlan, in one batch. */
+  private async readAround(event: InfusionCompleted, carePlan: CarePlan, plan: PlanDefinition) {
+    const carePlanRef = `CarePlan/${carePlan.id}`;
+    const dataQueries = patientDataQueries(plan, event.patientId);
+    // Every Task this infusion could have produced already (a retry, a duplicate event): keys are deterministic.
+    const candidateKeys = triggeredActions(plan, INFUSION_COMPLETED_TRIGGER)
+      .flatMap((a) => flattenActions([a]))
+      .filter((a) => a.id)
+      .map((a) => `${TASK_KEY_SYSTEM}|${taskKey(carePlan.id!, event.procedureId, a.id!)}`);
+    const searches: { resourceType: ResourceType; params: SearchParams }[] = [
+      { resourceType: 'Procedure', params: { 'based-on': carePlanRef, status: 'completed', _count: PAGE } },
+      { resourceType: 'DetectedIssue', params: { implicated: carePlanRef, _count: PAGE } },
+      { resourceType: 'Task', params: { 'based-on': carePlanRef, status: 'draft,ready', _count: PAGE } },
+      { resourceType: 'Task', params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE } },
+      ...dataQueries.map((q) => ({ resourceType: q.resourceType as ResourceType, params: q.params })),
+    ];
+    const response = await this.fhir.batch([
+      ...searches.map((s) => getEntry(s.resourceType, s.params)),
+      getEntry(`Patient/${encodeURIComponent(event.patientId)}`),
+    ]);
+    const bundles = await Promise.all(
+      searches.map(async (s, i) => {
+        const bundle = batchResult<Bundle>(response.entry?.[i], s.resourceType);
+        // A search with more than one page (rare: only the patient data searches are bounded by the protocol).
+        if (i < 4 && hasMorePages(bundle)) {
+          const all = await this.fhir.searchAll(s.resourceType, s.params);
+          return {
+            resourceType: 'Bundle',
+            type: 'searchset',
+            entry: all.map((resource) => ({ resource })),
+          } satisfies Bundle;
+        }
+        return bundle;
+      }),
+    );
+    const patient = batchResult<Patient>(response.entry?.[searches.length], 'Patient');
+    const [history, issues, openTasks, written] = bundles.slice(0, 4).map((b) => matchesOf(b)) as [
+      Procedure[],
+      DetectedIssue[],
+      Task[],
+      Task[],
+    ];
+    const patientData: Record<string, Bundle> = Object.fromEntries(
+      dataQueries.map((q, i) => [q.name, bundles[4 + i] ?? { resourceType: 'Bundle', type: 'searchset' }]),
+    );
+    const overridden = new Set(
       issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)),
     );
-  }
-
-  /**
-   * The infusion fulfils the Task that planned it (done) and supersedes older infusion Tasks, through the Task
-   * state machine, each with If-Match: a clinician's concurrent decision wins, and the next event tries again.
-   */
-  private async updateInfusionTasks(
-    event: InfusionCompleted,
-    procedure: Procedure,
-    plan: PlanDefinition,
-    definition: InfusionDefinition,
-    history: Procedure[],
-  ) {
-    const infusionActions = infusionFollowUpActions(plan, this.catalog, definition);
-    if (!infusionActions.size) return { done: 0, superseded: 0 };
-    const openTasks = await this.fhir.searchAll<Task>('Task', {
-      'based-on': `CarePlan/${event.carePlanId}`,
-      status: 'draft,ready',
-      _count: 100,
-    });
-    const counts = { done: 0, superseded: 0 };
-    const now = new Date();
-    for (const update of infusionTaskUpdates({ event, procedure, openTasks, history, definition, infusionActions })) {
-      try {
-        await this.fhir.update(applyInfusionUpdate(update, now), { ifMatch: update.task.meta?.versionId });
-        counts[update.outcome === 'done' ? 'done' : 'superseded']++;
-      } catch (err) {
-        if (!(err instanceof FhirVersionConflictError)) throw err;
-      }
-    }
-    return counts;
+    return { history, patientData, patient, overridden, openTasks, written };
   }
 
   private ignore(procedureId: string, reason: string): FollowUpOutcome {
@@ -202,7 +284,7 @@ export class FollowUpService {
   }
 }
 
-function toEntries(followUp: FollowUp): BundleEntry[] {
+function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task): BundleEntry[] {
   const entries: BundleEntry[] = [];
   if (followUp.request) {
     const request = {
@@ -216,8 +298,15 @@ function toEntries(followUp: FollowUp): BundleEntry[] {
     });
   }
   entries.push({
-    resource: followUp.task,
+    fullUrl: taskFullUrl,
+    resource: task,
     request: { method: 'POST', url: 'Task', ifNoneExist: keySearch(TASK_KEY_SYSTEM, followUp.key) },
   });
   return entries;
+}
+
+const PAGE = 1000;
+
+function keyOf(task: Task): string | undefined {
+  return task.identifier?.find((i) => i.system === TASK_KEY_SYSTEM)?.value;
 }

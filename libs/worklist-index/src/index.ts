@@ -1,0 +1,3 @@
+export * from './worklist-entry';
+export * from './worklist-index';
+export * from './worklist-index.module';

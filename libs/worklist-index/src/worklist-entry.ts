@@ -1,0 +1,94 @@
+import type { CarePlan, Task } from '@medplum/fhirtypes';
+import { PROTOCOL_WINDOW_EXTENSION } from '@kc/protocols';
+import { stateOf } from '@kc/task-states';
+
+/** What the worklist shows of a Task awaiting approval (overdue is computed when read: windows end as time passes). */
+export interface WorklistEntry {
+  id: string;
+  versionId?: string;
+  patient?: string;
+  carePlan?: string;
+  protocol?: string;
+  kind?: string;
+  description?: string;
+  due?: { start?: string; end?: string };
+  allowedWindow?: { start?: string; end?: string };
+  businessStatus?: string;
+}
+
+/** On the worklist: awaiting a clinician's decision, i.e. Task.status draft (libs/task-states). */
+export function onWorklist(task: Task): boolean {
+  return task.status === 'draft';
+}
+
+export function carePlanOf(task: Task): string | undefined {
+  return /^CarePlan\/([^/]+)$/.exec(
+    task.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference ?? '',
+  )?.[1];
+}
+
+export function protocolOf(carePlan: CarePlan): string | undefined {
+  return carePlan.instantiatesCanonical?.[0];
+}
+
+export function toEntry(task: Task, protocol: string | undefined): WorklistEntry {
+  const carePlan = carePlanOf(task);
+  return {
+    id: task.id!,
+    versionId: task.meta?.versionId,
+    patient: task.for?.reference,
+    carePlan: carePlan ? `CarePlan/${carePlan}` : undefined,
+    protocol,
+    kind: task.code?.coding?.[0]?.code,
+    description: task.description,
+    due: task.restriction?.period,
+    allowedWindow: task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod,
+    businessStatus: task.businessStatus?.coding?.[0]?.code,
+  };
+}
+
+const MISSING = 'zzzzzzzzzzzzz';
+
+function instantKey(value: string | undefined): string {
+  const ms = Date.parse(value ?? '');
+  if (!Number.isFinite(ms)) return MISSING;
+  return String(Math.max(0, ms)).padStart(13, '0');
+}
+
+/**
+ * The sorted-set member of a worklist entry: `<due start>|<due end>|<id>|<overdue flag>`, instants as 13-digit
+ * epoch milliseconds (a missing one sorts last). Lexicographic order is the worklist's order: soonest due start,
+ * then soonest end, then id; and the due and overdue filters can be decided from the member alone.
+ */
+export function memberOf(task: Task): string {
+  const period = task.restriction?.period;
+  const overdueFlag = stateOf(task) === 'overdue' ? '1' : '0';
+  return `${instantKey(period?.start)}|${instantKey(period?.end)}|${task.id}|${overdueFlag}`;
+}
+
+export interface ParsedMember {
+  start?: number;
+  end?: number;
+  id: string;
+  markedOverdue: boolean;
+}
+
+export function parseMember(member: string): ParsedMember | undefined {
+  const match = /^(\d{13}|z{13})\|(\d{13}|z{13})\|([A-Za-z0-9\-.]{1,64})\|([01])$/.exec(member);
+  if (!match) return undefined;
+  return {
+    start: match[1] === MISSING ? undefined : Number(match[1]),
+    end: match[2] === MISSING ? undefined : Number(match[2]),
+    id: match[3],
+    markedOverdue: match[4] === '1',
+  };
+}
+
+/** The lowest member whose due start is after the instant: `(` + this bounds "due start <= instant". */
+export function startBound(instant: Date): string {
+  return String(Math.max(0, instant.getTime() + 1)).padStart(13, '0');
+}
+
+export function isOverdue(member: ParsedMember, now: Date): boolean {
+  return member.markedOverdue || (member.end !== undefined && member.end < now.getTime());
+}

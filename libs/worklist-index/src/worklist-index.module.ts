@@ -1,0 +1,81 @@
+import { Global, Inject, Logger, Module, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient } from '@kc/fhir';
+import { WorklistIndex } from './worklist-index';
+
+const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
+
+/**
+ * The worklist index in every process that writes to the FHIR server (API, worker): each registers it as a
+ * listener of its FhirClient, so every write path ($apply persist, follow-ups, decisions, overdue sweep,
+ * overrides) updates it. At start it is rebuilt from the FHIR server, then reconciled every
+ * WORKLIST_RECONCILE_MS by one replica at a time (a Redis lock).
+ */
+@Global()
+@Module({
+  providers: [
+    {
+      provide: WORKLIST_REDIS,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => new Redis(config.redisUrl, { lazyConnect: false }),
+    },
+    {
+      provide: WorklistIndex,
+      inject: [WORKLIST_REDIS, FhirClient, APP_CONFIG],
+      useFactory: (redis: Redis, fhir: FhirClient, config: AppConfig) =>
+        new WorklistIndex(redis, fhir, config.queuePrefix),
+    },
+  ],
+  exports: [WorklistIndex],
+})
+export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('WorklistIndex');
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly index: WorklistIndex,
+    private readonly fhir: FhirClient,
+    @Inject(WORKLIST_REDIS) private readonly redis: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.fhir.onWrite(async (written, locations) => {
+      try {
+        await this.index.record(written, locations);
+      } catch (err) {
+        // The FHIR write stands; the next reconciliation brings the index back in line.
+        this.logger.warn({ msg: 'worklist index update failed', error: (err as Error).message });
+      }
+    });
+    await this.reconcile('start');
+    if (this.config.worklistReconcileMs > 0) {
+      this.timer = setInterval(() => void this.reconcile('periodic'), this.config.worklistReconcileMs);
+      this.timer.unref();
+    }
+  }
+
+  private async reconcile(why: string): Promise<void> {
+    try {
+      // At start every replica waits for a rebuild (its own, or the one another replica is running).
+      const ran = await this.index.exclusively('rebuild', 10 * 60_000, async () => {
+        const result = await this.index.rebuild();
+        this.logger.log({ msg: 'worklist index rebuilt', why, ...result });
+      });
+      if (!ran && why === 'start') await this.waitForRebuild();
+    } catch (err) {
+      this.logger.warn({ msg: 'worklist index rebuild failed', why, error: (err as Error).message });
+    }
+  }
+
+  private async waitForRebuild(): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !(await this.index.lastRebuild())) await new Promise((r) => setTimeout(r, 200));
+  }
+
+  onModuleDestroy(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.redis.disconnect();
+  }
+}
