@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import type { Task } from '@medplum/fhirtypes';
+import { WorklistIndex } from '@kc/worklist-index';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
@@ -121,6 +122,8 @@ describe('clinician page in a real browser', () => {
       ...late,
       restriction: { ...late.restriction, period: { start: '2026-01-01T00:00:00Z', end: '2026-01-02T00:00:00Z' } },
     });
+    // Written straight to the FHIR server, as an EHR would: the worklist's read model sees it at reconciliation.
+    await service.app.get(WorklistIndex).rebuild();
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
