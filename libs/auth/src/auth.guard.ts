@@ -1,7 +1,7 @@
 import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { OutcomeException } from '@kc/common';
+import { bearerToken, OutcomeException } from '@kc/common';
 import { PUBLIC_KEY, ROLES_KEY, type Caller, type Role } from './roles';
 import { TokenVerifier } from './token-verifier';
 
@@ -23,7 +23,7 @@ export class AuthGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    const token = bearerToken(header);
     const caller = token ? await this.verifier.verify(token) : undefined;
     if (!caller) throw new OutcomeException(401, 'login', 'A valid bearer token is required');
     request.caller = caller;

@@ -114,11 +114,6 @@ export class FhirClient {
     }
   }
 
-  async searchOne<T extends Resource>(resourceType: ResourceType, params: SearchParams): Promise<T | undefined> {
-    const bundle = await this.search<T>(resourceType, { ...params, _count: 1 });
-    return bundle.entry?.find((e) => e.resource)?.resource;
-  }
-
   /**
    * Create, optionally conditional (If-None-Exist): the same resource sent twice, or by two workers
    * at once, ends as one.
@@ -166,10 +161,6 @@ export class FhirClient {
     const { body } = await this.request<T>('PUT', `${resource.resourceType}${toQuery(criteria)}`, resource);
     if (body && 'resourceType' in body) await this.notifyWritten([body]);
     return body!;
-  }
-
-  async delete(resourceType: ResourceType, id: string): Promise<void> {
-    await this.request('DELETE', `${resourceType}/${encodeURIComponent(id)}`);
   }
 
   /** A transaction Bundle: all entries land or none do. */

@@ -1,4 +1,4 @@
-import { badRequest } from '@kc/common';
+import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
 import { decodeCursor } from '@kc/worklist-index';
 
 export interface WorklistQuery {
@@ -12,7 +12,7 @@ export interface WorklistQuery {
   after?: string;
 }
 
-const PATIENT = /^(Patient\/)?([A-Za-z0-9\-.]{1,64})$/;
+const PATIENT = new RegExp(`^(Patient/)?(${RESOURCE_ID_PATTERN})$`);
 
 /** Validates worklist query parameters; anything unexpected is a 400 rather than an unfiltered list. */
 export function parseWorklistQuery(query: Record<string, unknown>): WorklistQuery {

@@ -33,6 +33,7 @@ import {
   toInfusionCompleted,
   type FollowUp,
   type InfusionCompleted,
+  type InfusionDefinition,
 } from '@kc/followups';
 import {
   APPLY_KEY_SYSTEM,
@@ -58,6 +59,15 @@ export type FollowUpOutcome =
       contraindications: number;
     }
   | { status: 'ignored'; reason: string };
+
+/** What a followed-up infusion event comes with, once read. */
+interface EventContext {
+  procedure: Procedure;
+  event: InfusionCompleted;
+  carePlan: CarePlan;
+  plan: PlanDefinition;
+  infusion: InfusionDefinition;
+}
 
 /** Progress reports: the job's progress in the dashboard. */
 export type ProgressReporter = (percent: number, step: string) => Promise<void>;
@@ -85,34 +95,12 @@ export class FollowUpService {
    * activity list. More only when a search has more than one page (a CarePlan with over 1,000 infusions).
    */
   async handle(procedureId: string, progress: ProgressReporter = async () => {}): Promise<FollowUpOutcome> {
-    const first = await this.fhir.search<Procedure | CarePlan>('Procedure', {
-      _id: procedureId,
-      _include: 'Procedure:based-on',
-    });
-    const procedure = matchesOf<Procedure>(first).find((r) => r.resourceType === 'Procedure' && r.id === procedureId);
-    if (!procedure) return this.ignore(procedureId, 'Procedure not found');
-    const check = toInfusionCompleted(procedure);
-    if (!check.ok) return this.ignore(procedureId, check.reason);
-    const { event } = check;
+    const found = await this.readEvent(procedureId);
+    if ('ignored' in found) return this.ignore(procedureId, found.ignored);
+    const { procedure, event, carePlan, plan, infusion } = found;
     await progress(20, 'read infusion');
 
-    const carePlan = includedOf<CarePlan>(first).find(
-      (r) => r.resourceType === 'CarePlan' && r.id === event.carePlanId,
-    );
-    if (!carePlan) return this.ignore(procedureId, 'CarePlan not found');
-    const open = carePlanTakesFollowUps(carePlan);
-    if (!open.ok) return this.ignore(procedureId, open.reason);
-    const plan = carePlan.instantiatesCanonical?.map((c) => this.catalog.findPlanDefinition(c)).find(Boolean);
-    if (!plan) return this.ignore(procedureId, 'CarePlan does not instantiate a known protocol');
-    const infusion = infusionDefinitionFor(plan, this.catalog);
-    if (!isInfusion(procedure, infusion)) return this.ignore(procedureId, "not an infusion of the CarePlan's protocol");
-
-    const { history, patientData, patient, overridden, openTasks, written } = await this.readAround(
-      event,
-      carePlan,
-      plan,
-    );
-    const count = completedInfusionCount(event, history, infusion);
+    const around = await this.readAround(event, carePlan, plan);
     await progress(50, 'read care plan and history');
 
     const now = new Date();
@@ -121,30 +109,111 @@ export class FollowUpService {
       carePlan,
       plan,
       catalog: this.catalog,
-      completedInfusionCount: count,
-      patientData,
-      patient,
-      overridden,
+      completedInfusionCount: completedInfusionCount(event, around.history, infusion),
+      patientData: around.patientData,
+      patient: around.patient,
+      overridden: around.overridden,
       now,
     });
-    const writtenByKey = new Map(written.map((t) => [keyOf(t), t]));
-    const toCreate = planned.followUps.filter((f) => !writtenByKey.has(f.key));
-    const newTasks = toCreate.map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
+    const writtenByKey = new Map(around.written.map((t) => [keyOf(t), t]));
+    const alreadyWritten = planned.followUps
+      .filter((f) => writtenByKey.has(f.key))
+      .map((f) => `Task/${writtenByKey.get(f.key)!.id}`);
+    const newTasks = planned.followUps
+      .filter((f) => !writtenByKey.has(f.key))
+      .map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
+    const answered = this.answeredTasks({ event, procedure, plan, infusion, around, newTasks, now });
+    const entries = [
+      ...newTasks.flatMap((f) => toEntries(f, f.fullUrl, answered.created.get(f.fullUrl)!)),
+      ...planned.detectedIssues.map((i): BundleEntry => ({
+        resource: i.resource,
+        request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: i.ifNoneExist },
+      })),
+      ...answered.updateEntries,
+      ...activityEntry(carePlan, [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)]),
+    ];
+    const response = entries.length ? await this.fhir.transaction(entries) : { entry: [] as BundleEntry[] };
+    await progress(90, 'wrote follow-up tasks');
 
-    // Fulfilled / superseded: judged on the open Tasks and the ones about to be created (an infusion already on
-    // record after this one answers them at once, whatever order the events arrive in).
-    const infusionActions = infusionFollowUpActions(plan, this.catalog, infusion);
-    const pending = new Map(newTasks.map((f) => [f.task, f]));
+    const taskResponses = (response.entry ?? []).filter(
+      (e, i) =>
+        entries[i]?.request?.method === 'POST' &&
+        (/^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task'),
+    );
+    const alreadyExisted =
+      alreadyWritten.length + taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
+    const tasks = [
+      ...alreadyWritten,
+      ...taskResponses.map((e) =>
+        e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
+      ),
+    ];
+    const { done, superseded } = answered.counts;
+    const contraindications = planned.detectedIssues.length;
+    this.logger.log({
+      msg: 'follow-ups written',
+      procedure: procedureId,
+      carePlan: carePlan.id,
+      tasks: tasks.length,
+      alreadyExisted,
+      done,
+      superseded,
+      contraindications,
+    });
+    return { status: 'created', tasks, alreadyExisted, superseded, fulfilled: done, contraindications };
+  }
+
+  /** Round trip 1: the Procedure with its CarePlan, and whether this service follows it up at all. */
+  private async readEvent(procedureId: string): Promise<{ ignored: string } | EventContext> {
+    const first = await this.fhir.search<Procedure | CarePlan>('Procedure', {
+      _id: procedureId,
+      _include: 'Procedure:based-on',
+    });
+    const procedure = matchesOf<Procedure>(first).find((r) => r.resourceType === 'Procedure' && r.id === procedureId);
+    if (!procedure) return { ignored: 'Procedure not found' };
+    const check = toInfusionCompleted(procedure);
+    if (!check.ok) return { ignored: check.reason };
+    const { event } = check;
+    const carePlan = includedOf<CarePlan>(first).find(
+      (r) => r.resourceType === 'CarePlan' && r.id === event.carePlanId,
+    );
+    if (!carePlan) return { ignored: 'CarePlan not found' };
+    const open = carePlanTakesFollowUps(carePlan);
+    if (!open.ok) return { ignored: open.reason };
+    const plan = carePlan.instantiatesCanonical?.map((c) => this.catalog.findPlanDefinition(c)).find(Boolean);
+    if (!plan) return { ignored: 'CarePlan does not instantiate a known protocol' };
+    const infusion = infusionDefinitionFor(plan, this.catalog);
+    if (!isInfusion(procedure, infusion)) return { ignored: "not an infusion of the CarePlan's protocol" };
+    return { procedure, event, carePlan, plan, infusion };
+  }
+
+  /**
+   * Fulfilled / superseded: judged on the open Tasks and the ones about to be created (an infusion already on
+   * record after this one answers them at once, whatever order the events arrive in). New Tasks are written in
+   * their answered state; existing ones get If-Match updates.
+   */
+  private answeredTasks(input: {
+    event: InfusionCompleted;
+    procedure: Procedure;
+    plan: PlanDefinition;
+    infusion: InfusionDefinition;
+    around: { openTasks: Task[]; history: Procedure[] };
+    newTasks: (FollowUp & { fullUrl: string })[];
+    now: Date;
+  }) {
+    const { newTasks, now } = input;
+    const infusionActions = infusionFollowUpActions(input.plan, this.catalog, input.infusion);
     const updates = infusionActions.size
       ? infusionTaskUpdates({
-          event,
-          procedure,
-          openTasks: [...openTasks, ...newTasks.map((f) => f.task)],
-          history,
-          definition: infusion,
+          event: input.event,
+          procedure: input.procedure,
+          openTasks: [...input.around.openTasks, ...newTasks.map((f) => f.task)],
+          history: input.around.history,
+          definition: input.infusion,
           infusionActions,
         })
       : [];
+    const pending = new Map(newTasks.map((f) => [f.task, f]));
     const created = new Map(newTasks.map((f) => [f.fullUrl, f.task]));
     const updateEntries: BundleEntry[] = [];
     const counts = { done: 0, superseded: 0 };
@@ -159,71 +228,7 @@ export class FollowUpService {
         });
       counts[update.outcome === 'done' ? 'done' : 'superseded']++;
     }
-
-    const listed = new Set((carePlan.activity ?? []).map((a) => a.reference?.reference));
-    const eventTasks = [
-      ...planned.followUps.filter((f) => writtenByKey.has(f.key)).map((f) => `Task/${writtenByKey.get(f.key)!.id}`),
-      ...newTasks.map((f) => f.fullUrl),
-    ];
-    const unlisted = eventTasks.filter((t) => !listed.has(t));
-    const carePlanEntries: BundleEntry[] = unlisted.length
-      ? [
-          {
-            resource: {
-              ...carePlan,
-              activity: [...(carePlan.activity ?? []), ...unlisted.map((reference) => ({ reference: { reference } }))],
-            },
-            request: { method: 'PUT', url: `CarePlan/${carePlan.id}`, ifMatch: ifMatchFor(carePlan.meta!.versionId!) },
-          },
-        ]
-      : [];
-    const issueEntries: BundleEntry[] = planned.detectedIssues.map((i) => ({
-      resource: i.resource,
-      request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: i.ifNoneExist },
-    }));
-    const entries = [
-      ...newTasks.flatMap((f) => toEntries(f, f.fullUrl, created.get(f.fullUrl)!)),
-      ...issueEntries,
-      ...updateEntries,
-      ...carePlanEntries,
-    ];
-    const response = entries.length ? await this.fhir.transaction(entries) : { entry: [] as BundleEntry[] };
-    await progress(90, 'wrote follow-up tasks');
-
-    const taskResponses = (response.entry ?? []).filter(
-      (e, i) =>
-        entries[i]?.request?.method === 'POST' &&
-        (/^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task'),
-    );
-    const alreadyExisted =
-      planned.followUps.length -
-      toCreate.length +
-      taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
-    const tasks = [
-      ...planned.followUps.filter((f) => writtenByKey.has(f.key)).map((f) => `Task/${writtenByKey.get(f.key)!.id}`),
-      ...taskResponses.map((e) =>
-        e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
-      ),
-    ];
-    const { done, superseded } = counts;
-    this.logger.log({
-      msg: 'follow-ups written',
-      procedure: procedureId,
-      carePlan: carePlan.id,
-      tasks: tasks.length,
-      alreadyExisted,
-      done,
-      superseded,
-      contraindications: planned.detectedIssues.length,
-    });
-    return {
-      status: 'created',
-      tasks,
-      alreadyExisted,
-      superseded,
-      fulfilled: done,
-      contraindications: planned.detectedIssues.length,
-    };
+    return { created, updateEntries, counts };
   }
 
   /** Everything the rules read besides the Procedure and the CarePlan, in one batch. */
@@ -282,6 +287,20 @@ export class FollowUpService {
     this.logger.log({ msg: 'infusion event ignored', procedure: procedureId, reason });
     return { status: 'ignored', reason };
   }
+}
+
+/** The CarePlan lists every Task generated for it, each once (If-Match: a concurrent change fails the transaction, the job retries). */
+function activityEntry(carePlan: CarePlan, eventTasks: string[]): BundleEntry[] {
+  const listed = new Set((carePlan.activity ?? []).map((a) => a.reference?.reference));
+  const unlisted = eventTasks.filter((t) => !listed.has(t));
+  if (!unlisted.length) return [];
+  const activity = [...(carePlan.activity ?? []), ...unlisted.map((reference) => ({ reference: { reference } }))];
+  return [
+    {
+      resource: { ...carePlan, activity },
+      request: { method: 'PUT', url: `CarePlan/${carePlan.id}`, ifMatch: ifMatchFor(carePlan.meta!.versionId!) },
+    },
+  ];
 }
 
 function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task): BundleEntry[] {
