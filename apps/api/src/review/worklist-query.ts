@@ -1,16 +1,8 @@
 import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
-import { decodeCursor } from '@kc/worklist-index';
+import { decodeCursor, type WorklistIndexQuery } from '@kc/worklist-index';
 
-export interface WorklistQuery {
-  patient?: string;
-  protocol?: string;
-  dueBefore?: Date;
-  dueAfter?: Date;
-  overdue?: boolean;
-  count: number;
-  /** Decoded `cursor`: the page starts after this place in the order. */
-  after?: string;
-}
+/** The parsed query is the read model's query: patient id, protocol canonical, due bounds, overdue, page size, cursor. */
+export type WorklistQuery = WorklistIndexQuery;
 
 const PATIENT = new RegExp(`^(Patient/)?(${RESOURCE_ID_PATTERN})$`);
 
