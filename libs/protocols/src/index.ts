@@ -14,3 +14,4 @@ export * from './triggered-actions';
 export * from './apply-plan-definition';
 export * from './deterministic-id';
 export * from './unsupported';
+export * from './contraindication-state';

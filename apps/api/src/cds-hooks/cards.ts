@@ -8,7 +8,7 @@ import type {
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
+import { contraindicationState, SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
 import type { Card, CardLink, Indicator } from './cds-types';
 import type { EligibilityVerdict, UncheckedCondition } from './eligibility';
 
@@ -134,14 +134,13 @@ export function followUpTaskCards(tasks: Task[], now: Date, options: CardOptions
 
 // ---------------------------------------------------------------- contraindications
 
-const RESOLVED_STATUSES = new Set(['cancelled', 'entered-in-error', 'mitigated']);
-
 /**
  * A DetectedIssue that still stands: no mitigation recorded and not cancelled or entered in error (nor `mitigated`,
  * the status later FHIR versions, and Medplum's types, use for the same thing).
  */
 export function isUnresolvedContraindication(issue: DetectedIssue): boolean {
-  return !issue.mitigation?.length && !RESOLVED_STATUSES.has(String(issue.status));
+  // R5 marks an overridden issue with status `mitigated`; EHRs on R5-style servers send it.
+  return contraindicationState(issue) === 'unresolved' && String(issue.status) !== 'mitigated';
 }
 
 export function issueCode(issue: DetectedIssue): string {

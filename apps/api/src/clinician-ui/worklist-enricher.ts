@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { DetectedIssue, HumanName, Observation, Patient } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { ProtocolCatalog } from '@kc/protocols';
+import { ProtocolCatalog, contraindicationState } from '@kc/protocols';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
 export interface WorklistItemLike {
@@ -142,15 +142,14 @@ export class WorklistEnricher {
   }
 }
 
-const CLOSED = new Set<string>(['cancelled', 'entered-in-error']);
+const VIEW_STATE = { withdrawn: 'closed', overridden: 'overridden', unresolved: 'unresolved' } as const;
 
 export function issueView(issue: DetectedIssue): ContraindicationView {
-  const closed = CLOSED.has(issue.status);
   return {
     id: issue.id!,
     text: issue.code?.text ?? issue.code?.coding?.[0]?.display ?? issue.code?.coding?.[0]?.code ?? 'Contraindication',
     severity: issue.severity,
-    state: closed ? 'closed' : issue.mitigation?.length ? 'overridden' : 'unresolved',
+    state: VIEW_STATE[contraindicationState(issue)],
     evidence: (issue.evidence ?? [])
       .flatMap((e) => e.detail ?? [])
       .map((d) => d.display ?? d.reference ?? '')

@@ -10,6 +10,7 @@ import {
   type ApplyResult,
   type CanonicalResource,
   type DefinitionResolver,
+  overriddenContraindications,
 } from '@kc/protocols';
 import type { ApplyRequest } from './apply-parameters';
 import { transactionBundle } from './apply-result-parameters';
@@ -91,9 +92,8 @@ export class ApplyService {
 
   /** Contraindication codes a clinician overrode on a CarePlan (mitigated DetectedIssues implicating it). */
   async overriddenOn(carePlanId: string): Promise<Set<string>> {
-    const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlanId}` });
-    return new Set(
-      issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)),
+    return overriddenContraindications(
+      await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlanId}` }),
     );
   }
 

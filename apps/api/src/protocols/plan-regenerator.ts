@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Reference, Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirVersionConflictError } from '@kc/fhir';
+import { withListedActivities } from '@kc/protocols';
 import { ApplyService } from './apply.service';
 
 /**
@@ -51,14 +52,13 @@ export class PlanRegenerator {
 
   private async listActivities(carePlanId: string, tasks: Reference<Task>[], attempt = 0): Promise<void> {
     const carePlan = await this.fhir.read<CarePlan>('CarePlan', carePlanId);
-    const listed = new Set((carePlan.activity ?? []).map((a) => a.reference?.reference));
-    const missing = tasks.filter((t) => !listed.has(t.reference));
-    if (!missing.length) return;
+    const updated = withListedActivities(
+      carePlan,
+      tasks.map((t) => t.reference!),
+    );
+    if (!updated) return;
     try {
-      await this.fhir.update(
-        { ...carePlan, activity: [...(carePlan.activity ?? []), ...missing.map((reference) => ({ reference }))] },
-        { ifMatch: carePlan.meta?.versionId },
-      );
+      await this.fhir.update(updated, { ifMatch: carePlan.meta?.versionId });
     } catch (err) {
       if (err instanceof FhirVersionConflictError && attempt === 0) return this.listActivities(carePlanId, tasks, 1);
       throw err;

@@ -2,12 +2,11 @@ import { Injectable } from '@nestjs/common';
 import type { DetectedIssue, Task } from '@medplum/fhirtypes';
 import { unprocessable } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
-
-const CLOSED = new Set<string>(['cancelled', 'entered-in-error']);
+import { contraindicationState } from '@kc/protocols';
 
 /** Unresolved: not withdrawn and no clinician override (mitigation) on record. */
 export function isUnresolved(issue: DetectedIssue): boolean {
-  return !CLOSED.has(issue.status) && !issue.mitigation?.length;
+  return contraindicationState(issue) === 'unresolved';
 }
 
 export function carePlanOf(task: Task): string | undefined {

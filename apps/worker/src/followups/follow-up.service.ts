@@ -46,6 +46,8 @@ import {
   taskKey,
   triggeredActions,
   uuidFromKey,
+  overriddenContraindications,
+  withListedActivities,
 } from '@kc/protocols';
 import { FollowUpMetrics } from './follow-up.metrics';
 
@@ -276,9 +278,7 @@ export class FollowUpService {
     const patientData: Record<string, Bundle> = Object.fromEntries(
       dataQueries.map((q, i) => [q.name, bundles[4 + i] ?? { resourceType: 'Bundle', type: 'searchset' }]),
     );
-    const overridden = new Set(
-      issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)),
-    );
+    const overridden = overriddenContraindications(issues);
     return { history, patientData, patient, overridden, openTasks, written };
   }
 
@@ -291,13 +291,11 @@ export class FollowUpService {
 
 /** The CarePlan lists every Task generated for it, each once (If-Match: a concurrent change fails the transaction, the job retries). */
 function activityEntry(carePlan: CarePlan, eventTasks: string[]): BundleEntry[] {
-  const listed = new Set((carePlan.activity ?? []).map((a) => a.reference?.reference));
-  const unlisted = eventTasks.filter((t) => !listed.has(t));
-  if (!unlisted.length) return [];
-  const activity = [...(carePlan.activity ?? []), ...unlisted.map((reference) => ({ reference: { reference } }))];
+  const updated = withListedActivities(carePlan, eventTasks);
+  if (!updated) return [];
   return [
     {
-      resource: { ...carePlan, activity },
+      resource: updated,
       request: { method: 'PUT', url: `CarePlan/${carePlan.id}`, ifMatch: ifMatchFor(carePlan.meta!.versionId!) },
     },
   ];
