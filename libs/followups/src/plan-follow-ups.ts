@@ -1,6 +1,7 @@
 import type { CarePlan, DetectedIssue, Patient, PlanDefinition } from '@medplum/fhirtypes';
 import {
   APPLY_KEY_SYSTEM,
+  isTriggeredBy,
   CAREPLAN_KEY_SYSTEM,
   INFUSION_COMPLETED_TRIGGER,
   instantiateAction,
@@ -67,10 +68,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     variables,
     overridden: input.overridden ?? new Set(),
     resolver: catalog,
-    filter: (action) =>
-      action.trigger?.some((t) => t.type === 'named-event' && t.name === INFUSION_COMPLETED_TRIGGER)
-        ? 'instantiate'
-        : 'skip',
+    filter: (action) => (isTriggeredBy(action, INFUSION_COMPLETED_TRIGGER) ? 'instantiate' : 'skip'),
   });
   const anchors = { 'infusion-session': event.performed };
   const followUps = leaves(selection.roots).map((selected) => {

@@ -24,6 +24,7 @@ import { leaves, selectActions, type DefinitionResolver, type SelectedAction } f
 import type { Contraindication } from './applicability';
 import type { ActivityRequest } from './build-request';
 import { addDuration, iso } from './calendar';
+import { isTriggeredBy } from './triggered-actions';
 import { CANONICAL_BASE, INFUSION_COMPLETED_TRIGGER, SERVICE_CODE_SYSTEM, taskKey } from './canonical';
 import { shortHash, uuidFromKey } from './deterministic-id';
 import type { ProtocolVariables } from './fhirpath-variables';
@@ -391,7 +392,7 @@ function requestGroupAction(
 }
 
 function isFollowUpRule(action: PlanDefinitionAction): boolean {
-  return Boolean(action.trigger?.some((t) => t.type === 'named-event' && t.name === INFUSION_COMPLETED_TRIGGER));
+  return isTriggeredBy(action, INFUSION_COMPLETED_TRIGGER);
 }
 
 function triggerNotes(roots: SelectedAction[]): OperationOutcomeIssue[] {
