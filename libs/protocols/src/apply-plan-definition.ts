@@ -29,6 +29,7 @@ import { CANONICAL_BASE, INFUSION_COMPLETED_TRIGGER, SERVICE_CODE_SYSTEM, taskKe
 import { shortHash, uuidFromKey } from './deterministic-id';
 import type { ProtocolVariables } from './fhirpath-variables';
 import { dueWindowFor, instantiateAction } from './instantiate-action';
+import { stripUndefined } from './strip-undefined';
 
 export const CAREPLAN_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/careplan-key`;
 /** Identifies the RequestGroup, requests, Goals and DetectedIssues of one $apply, so persisting twice writes once. */
@@ -256,7 +257,7 @@ function carePlanResource(args: {
   tasks: AppliedEntry<Task>[];
 }): CarePlan {
   const { input, ids, goals, tasks } = args;
-  return strip({
+  return stripUndefined({
     resourceType: 'CarePlan',
     identifier: [{ system: CAREPLAN_KEY_SYSTEM, value: ids.carePlanKey }],
     instantiatesCanonical: [ids.planCanonical],
@@ -280,7 +281,7 @@ function requestGroupResource(args: {
   action: RequestGroupAction[];
 }): RequestGroup {
   const { input, ids, action } = args;
-  return strip({
+  return stripUndefined({
     resourceType: 'RequestGroup',
     identifier: [{ system: APPLY_KEY_SYSTEM, value: ids.carePlanKey }],
     status: 'draft',
@@ -357,7 +358,7 @@ function requestGroupAction(
   resourceOf: Map<SelectedAction, string>,
 ): RequestGroupAction {
   const { action } = selected;
-  return strip<RequestGroupAction>({
+  return stripUndefined<RequestGroupAction>({
     id: action.id,
     prefix: action.prefix,
     title: action.title,
@@ -370,7 +371,7 @@ function requestGroupAction(
       ? selected.runtime.map((c) => ({ kind: c.kind, expression: c.expression }))
       : undefined,
     relatedAction: action.relatedAction?.map((r) =>
-      strip({
+      stripUndefined({
         actionId: r.actionId,
         relationship: r.relationship,
         offsetDuration: r.offsetDuration,
@@ -417,7 +418,7 @@ function detectedIssue(c: Contraindication, ids: ApplyIdentity, now: Date): Appl
   return {
     fullUrl: `urn:uuid:${uuidFromKey(key)}`,
     ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key),
-    resource: strip<DetectedIssue>({
+    resource: stripUndefined<DetectedIssue>({
       resourceType: 'DetectedIssue',
       identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
       status: 'preliminary',
@@ -442,7 +443,7 @@ function goalEntry(
   return {
     fullUrl: `urn:uuid:${uuidFromKey(key)}`,
     ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key),
-    resource: strip<Goal>({
+    resource: stripUndefined<Goal>({
       resourceType: 'Goal',
       identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
       lifecycleStatus: 'proposed',
@@ -453,7 +454,7 @@ function goalEntry(
       startDate: startDate.toISOString().slice(0, 10),
       addresses: undefined,
       target: goal.target?.map((t) =>
-        strip({
+        stripUndefined({
           measure: t.measure,
           detailQuantity: t.detailQuantity,
           detailRange: t.detailRange,
@@ -493,10 +494,6 @@ function missingData(plan: PlanDefinition, data: ProtocolVariables): OperationOu
 
 export function keySearch(system: string, value: string): string {
   return `identifier=${encodeURIComponent(system)}|${encodeURIComponent(value)}`;
-}
-
-function strip<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** Every resource of the result in dependency order, e.g. to build a transaction Bundle. */

@@ -16,6 +16,7 @@ import type {
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
 import { UnsupportedElementError } from './unsupported';
+import { stripUndefined } from './strip-undefined';
 
 /** What an ActivityDefinition (or a bare action) instantiates besides the review Task. */
 export type ActivityRequest = MedicationRequest | ServiceRequest | CommunicationRequest | Appointment;
@@ -64,7 +65,7 @@ function baseRequest(ctx: RequestContext, activity: ActivityDefinition): Activit
   const performerType = performerTypeOf(ctx.action, activity);
   switch (activity.kind) {
     case 'MedicationRequest':
-      return strip<MedicationRequest>({
+      return stripUndefined<MedicationRequest>({
         resourceType: 'MedicationRequest',
         status: 'draft',
         intent: 'proposal',
@@ -77,7 +78,7 @@ function baseRequest(ctx: RequestContext, activity: ActivityDefinition): Activit
         dosageInstruction: withTiming(activity.dosage, ctx.timing),
       });
     case 'ServiceRequest':
-      return strip<ServiceRequest>({
+      return stripUndefined<ServiceRequest>({
         resourceType: 'ServiceRequest',
         status: 'draft',
         intent: 'proposal',
@@ -93,7 +94,7 @@ function baseRequest(ctx: RequestContext, activity: ActivityDefinition): Activit
         priority: activity.priority,
       });
     case 'CommunicationRequest':
-      return strip<CommunicationRequest>({
+      return stripUndefined<CommunicationRequest>({
         resourceType: 'CommunicationRequest',
         status: 'draft',
         subject: ctx.subject,
@@ -105,7 +106,7 @@ function baseRequest(ctx: RequestContext, activity: ActivityDefinition): Activit
         occurrencePeriod: ctx.window,
       });
     case 'Appointment':
-      return strip<Appointment>({
+      return stripUndefined<Appointment>({
         resourceType: 'Appointment',
         status: 'proposed',
         description: activity.title ?? ctx.action.title,
@@ -135,8 +136,4 @@ export function performerTypeOf(
   activity?: ActivityDefinition,
 ): CodeableConcept | undefined {
   return action.participant?.find((p) => p.role)?.role ?? activity?.participant?.find((p) => p.role)?.role;
-}
-
-function strip<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

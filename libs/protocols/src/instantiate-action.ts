@@ -24,6 +24,7 @@ import {
 } from './canonical';
 import { dueWindow } from './due-window';
 import type { ProtocolVariables } from './fhirpath-variables';
+import { stripUndefined } from './strip-undefined';
 
 export type { ActivityRequest } from './build-request';
 
@@ -132,8 +133,4 @@ function union(a: Period, b: Period): Period {
     start: Date.parse(a.start!) <= Date.parse(b.start!) ? a.start : b.start,
     end: Date.parse(a.end!) >= Date.parse(b.end!) ? a.end : b.end,
   };
-}
-
-export function stripUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
