@@ -60,10 +60,8 @@ export class CarePlanActivationController {
       caller,
       decision: open.length ? 'activate (override)' : 'activate',
       reason: body.reason,
-      change: (plan) => {
-        if (plan.status !== 'draft') throw conflict(`CarePlan is ${plan.status}, not draft`);
-        return { ...plan, status: 'active' };
-      },
+      // Checked to be draft above; a concurrent change since is caught by If-Match.
+      change: (plan) => ({ ...plan, status: 'active' }),
     });
     if (!open.length) return activated;
     await this.regenerator.afterOverride(carePlan.id!);

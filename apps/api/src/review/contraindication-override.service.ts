@@ -40,8 +40,8 @@ export class ContraindicationOverrideService {
       caller: input.caller,
       decision: 'override contraindication',
       reason: input.reason,
+      // The issue was checked above; a concurrent change since is caught by If-Match.
       change: (issue) => {
-        if (!isUnresolved(issue)) throw conflict(`DetectedIssue/${issue.id} is already resolved`);
         return {
           ...issue,
           status: 'final',
