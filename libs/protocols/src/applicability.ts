@@ -48,7 +48,7 @@ export function evaluateConditions(
       if (met === true) return;
       const check = contraindicationCheck(condition);
       if (check) {
-        const evidence = check.evidence ? evidenceOf(check.evidence, variables, at) : [];
+        const evidence = contraindicationEvidence(condition, variables, at).map(referenceTo);
         const isOverridden = overridden.has(check.code.code ?? '');
         result.contraindications.push({ code: check.code, description: what, evidence, overridden: isOverridden });
         if (isOverridden) return;
@@ -75,24 +75,33 @@ export function evaluateConditions(
   return result;
 }
 
-function contraindicationCheck(condition: PlanDefinitionActionCondition) {
+/**
+ * A condition marked in the data as a contraindication check (the `contraindication` extension): its code and the
+ * expression naming the records that show it. Other conditions (phase gates, plain applicability) return undefined.
+ */
+export function contraindicationCheck(condition: PlanDefinitionActionCondition) {
   const ext = condition.extension?.find((e) => e.url === CONTRAINDICATION_EXTENSION);
   const code = ext?.extension?.find((e) => e.url === 'code')?.valueCoding;
   if (!code) return undefined;
   return { code, evidence: ext?.extension?.find((e) => e.url === 'evidence')?.valueExpression };
 }
 
-function evidenceOf(
-  expression: NonNullable<ReturnType<typeof contraindicationCheck>>['evidence'],
+/** The records a contraindication check's own evidence expression names (none when it declares no expression). */
+export function contraindicationEvidence(
+  condition: PlanDefinitionActionCondition,
   variables: ProtocolVariables,
-  at: string,
-): Reference[] {
+  at = 'condition',
+): Resource[] {
+  const expression = contraindicationCheck(condition)?.evidence;
+  if (!expression) return [];
   const found = evaluateExpression(expression, variables, `${at}.extension('contraindication').evidence`);
-  return found
-    .filter(
-      (r): r is Resource => typeof r === 'object' && r !== null && 'resourceType' in r && Boolean((r as Resource).id),
-    )
-    .map((r) => ({ reference: `${r.resourceType}/${r.id}` }));
+  return found.filter(
+    (r): r is Resource => typeof r === 'object' && r !== null && 'resourceType' in r && Boolean((r as Resource).id),
+  );
+}
+
+function referenceTo(resource: Resource): Reference {
+  return { reference: `${resource.resourceType}/${resource.id}` };
 }
 
 function note(

@@ -88,14 +88,15 @@ describe('card builder (pure)', () => {
     expect(cards[0].uuid).toBe(followUpTaskCards([task('overdue', '2027-03-01', '2027-03-07')], NOW, options)[0].uuid);
   });
 
-  it('unresolved contraindications: no mitigation and not cancelled, entered in error or mitigated', () => {
+  it('unresolved contraindications: no mitigation and not cancelled or entered in error, as the approval guard says', () => {
     expect(isUnresolvedContraindication(issue('a', 'pregnancy'))).toBe(true);
     expect(
       isUnresolvedContraindication(issue('b', 'pregnancy', { mitigation: [{ action: { text: 'override' } }] })),
     ).toBe(false);
     expect(isUnresolvedContraindication(issue('c', 'pregnancy', { status: 'entered-in-error' }))).toBe(false);
     expect(isUnresolvedContraindication({ ...issue('d', 'pregnancy'), status: 'cancelled' as never })).toBe(false);
-    expect(isUnresolvedContraindication(issue('e', 'pregnancy', { status: 'mitigated' }))).toBe(false);
+    // A status alone, with no mitigation saying who and why, still blocks approval: the card stays.
+    expect(isUnresolvedContraindication(issue('e', 'pregnancy', { status: 'mitigated' }))).toBe(true);
   });
 
   it('patient-view contraindication cards: severity sets the indicator, the name comes from the CodeSystem', () => {

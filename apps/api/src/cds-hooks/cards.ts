@@ -135,12 +135,12 @@ export function followUpTaskCards(tasks: Task[], now: Date, options: CardOptions
 // ---------------------------------------------------------------- contraindications
 
 /**
- * A DetectedIssue that still stands: no mitigation recorded and not cancelled or entered in error (nor `mitigated`,
- * the status later FHIR versions, and Medplum's types, use for the same thing).
+ * A DetectedIssue that still stands, by the same rule as the approval guard (libs/protocols contraindicationState):
+ * no mitigation recorded and not cancelled or entered in error. A bare R5-style status `mitigated` with no mitigation
+ * (who, why) does not resolve it: the card must not vanish while approval is still refused.
  */
 export function isUnresolvedContraindication(issue: DetectedIssue): boolean {
-  // R5 marks an overridden issue with status `mitigated`; EHRs on R5-style servers send it.
-  return contraindicationState(issue) === 'unresolved' && String(issue.status) !== 'mitigated';
+  return contraindicationState(issue) === 'unresolved';
 }
 
 export function issueCode(issue: DetectedIssue): string {

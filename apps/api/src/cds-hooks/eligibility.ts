@@ -1,9 +1,17 @@
 import type { Bundle, PlanDefinition, Resource } from '@medplum/fhirtypes';
-import { eligibilityConditions, evaluateCondition, flattenActions, type ProtocolVariables } from '@kc/protocols';
+import {
+  contraindicationCheck,
+  contraindicationEvidence,
+  eligibilityConditions,
+  evaluateCondition,
+  flattenActions,
+  type ProtocolVariables,
+} from '@kc/protocols';
 
 /**
- * Pure: a protocol's eligibility conditions (the applicability conditions in fhir-profiles/) evaluated against a
- * patient's data, with the records that make each failing condition fail. No Nest, no I/O.
+ * Pure: a protocol's contraindication checks (the applicability conditions fhir-profiles/ marks with the
+ * `contraindication` extension) evaluated against a patient's data, with the records each check's own evidence
+ * expression names: the same definition $apply and the follow-up worker use (libs/protocols). No Nest, no I/O.
  */
 
 export interface FailedCondition {
@@ -11,7 +19,7 @@ export interface FailedCondition {
   code: string;
   /** The clinician-facing text (expression.description). */
   description: string;
-  /** The records that, each on its own, make the condition fail. */
+  /** The records the check's evidence expression names (fhir-profiles/). */
   evidence: Resource[];
   /** Variables the expression reads that had no data (e.g. "no pregnancy status on record"). */
   emptyVariables: string[];
@@ -27,10 +35,6 @@ export interface EligibilityVerdict {
   /** Conditions that evaluated to nothing: not enough data on record to check them. */
   unchecked: UncheckedCondition[];
 }
-
-const EMPTY: Bundle = { resourceType: 'Bundle', type: 'searchset', entry: [] };
-/** Upper bound of records tried one by one as evidence per variable (a patient's Condition list, at most). */
-const MAX_EVIDENCE_CANDIDATES = 500;
 
 export interface ProtocolInput {
   plan: PlanDefinition;
@@ -48,14 +52,17 @@ export function evaluateEligibility(inputs: ProtocolInput[]): EligibilityVerdict
   for (const { plan, variables } of inputs) {
     for (const condition of eligibilityConditions(plan)) {
       const expression = condition.expression?.expression;
-      if (!expression) continue;
-      const code = condition.expression?.name ?? 'contraindication';
+      const check = contraindicationCheck(condition);
+      // Only the checks the data marks as contraindications (the same definition as $apply's).
+      if (!expression || !check) continue;
+      const code = check.code.code ?? condition.expression?.name ?? 'contraindication';
       const description = condition.expression?.description ?? code;
       if (failed.has(code)) continue;
       const verdict = evaluateCondition(expression, variables);
       if (verdict === false) {
         unchecked.delete(code);
-        failed.set(code, { code, description, ...evidenceFor(expression, variables) });
+        const evidence = contraindicationEvidence(condition, variables);
+        failed.set(code, { code, description, evidence, emptyVariables: emptyVariablesOf(expression, variables) });
       } else if (
         (verdict === undefined || readsNothing(expression, variables, latestValueInputs(plan))) &&
         !unchecked.has(code)
@@ -89,36 +96,15 @@ function latestValueInputs(plan: PlanDefinition): Set<string> {
 }
 
 /** The %variables an expression reads. */
-export function variablesOf(expression: string): string[] {
+function variablesOf(expression: string): string[] {
   return [...new Set([...expression.matchAll(/%([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]))];
 }
 
-/**
- * Which records make a failing condition fail: a record is evidence when the condition still fails with that
- * record alone as its variable's data and every other searchset variable emptied (scalars kept). For conditions
- * that only fail through a combination of records, falls back to every record the expression reads.
- */
-export function evidenceFor(
-  expression: string,
-  variables: ProtocolVariables,
-): { evidence: Resource[]; emptyVariables: string[] } {
-  const read = variablesOf(expression).filter((name) => name in variables);
-  const bundles = read.filter((name) => isBundle(variables[name]));
-  const emptyVariables = bundles.filter((name) => resourcesOf(variables[name] as Bundle).length === 0);
-  const emptied: ProtocolVariables = { ...variables };
-  for (const name of bundles) emptied[name] = EMPTY;
-  const evidence: Resource[] = [];
-  for (const name of bundles) {
-    const bundle = variables[name] as Bundle;
-    for (const entry of (bundle.entry ?? []).slice(0, MAX_EVIDENCE_CANDIDATES)) {
-      if (!entry.resource) continue;
-      const alone = { ...emptied, [name]: { ...bundle, entry: [entry] } };
-      if (evaluateCondition(expression, alone) === false) evidence.push(entry.resource);
-    }
-  }
-  if (evidence.length === 0)
-    for (const name of bundles) evidence.push(...resourcesOf(variables[name] as Bundle).slice(0, 5));
-  return { evidence, emptyVariables };
+/** The searchset variables an expression reads that hold no record (e.g. "no pregnancy status on record"). */
+function emptyVariablesOf(expression: string, variables: ProtocolVariables): string[] {
+  return variablesOf(expression).filter(
+    (name) => isBundle(variables[name]) && resourcesOf(variables[name] as Bundle).length === 0,
+  );
 }
 
 function isBundle(value: unknown): value is Bundle {
