@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair } from 'jose';
 import { CdsAuthError, CdsClientVerifier, mintCdsClientJwt } from './cds-client-auth';
+import { RedisJtiReplayStore } from './jti-replay-store';
 
 const SECRET = 's'.repeat(40);
 const ISSUER = 'https://ehr.example';
@@ -75,5 +78,28 @@ describe('CDS client JWT verification', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('CDS client JWT replay across replicas (real Redis)', () => {
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const prefix = `kc-test-jti-${randomUUID()}`;
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  it('a token used on one API replica is refused on another, and Redis forgets it when the token expires', async () => {
+    const clients = { [ISSUER]: { secret: SECRET } };
+    const replicaA = new CdsClientVerifier(clients, new RedisJtiReplayStore(redis, prefix));
+    const replicaB = new CdsClientVerifier(clients, new RedisJtiReplayStore(redis, prefix));
+    const token = await mintCdsClientJwt({ issuer: ISSUER, audience: AUD, secret: SECRET });
+    await expect(replicaA.verify(token, AUD)).resolves.toMatchObject({ issuer: ISSUER });
+    await expect(replicaB.verify(token, AUD)).rejects.toThrow('jti was already used');
+    const [key] = await redis.keys(`${prefix}:cds-jti:*`);
+    const ttlMs = await redis.pttl(key);
+    expect(ttlMs).toBeGreaterThan(0);
+    expect(ttlMs).toBeLessThanOrEqual(6 * 60_000);
   });
 });

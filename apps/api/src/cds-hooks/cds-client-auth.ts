@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, errors, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
 import type { CdsClientKey } from '@kc/config';
+import { MemoryJtiReplayStore, type JtiReplayStore } from './jti-replay-store';
 
 /**
  * CDS Hooks "Trusting CDS Clients": every service call carries `Authorization: Bearer <JWT>` signed by the CDS
@@ -22,16 +23,17 @@ const SYMMETRIC = ['HS256', 'HS384', 'HS512'];
 /** How old (by iat) a JWT may be: CDS clients mint one per call. */
 const MAX_AGE_SECONDS = 300;
 const CLOCK_TOLERANCE_SECONDS = 30;
-const MAX_REMEMBERED_JTIS = 100_000;
-
 type KeyInput = Uint8Array | ReturnType<typeof createRemoteJWKSet>;
 
 export class CdsClientVerifier {
   private readonly keys = new Map<string, { key: KeyInput; algorithms: string[] }>();
-  /** issuer + jti -> when the token expires (ms): replayed tokens are refused until then. */
-  private readonly seen = new Map<string, number>();
-
-  constructor(clients: Record<string, CdsClientKey>) {
+  /**
+   * @param replay where used jtis are remembered (Redis in the service, so every replica refuses a replay)
+   */
+  constructor(
+    clients: Record<string, CdsClientKey>,
+    private readonly replay: JtiReplayStore = new MemoryJtiReplayStore(),
+  ) {
     for (const [issuer, client] of Object.entries(clients)) {
       this.keys.set(
         issuer,
@@ -80,22 +82,11 @@ export class CdsClientVerifier {
     }
     const jti = String(payload.jti);
     const replayKey = `${issuer}\n${jti}`;
-    this.forgetExpired(now);
-    if (this.seen.has(replayKey)) throw new CdsAuthError('The JWT was rejected: its jti was already used');
-    if (this.seen.size >= MAX_REMEMBERED_JTIS)
-      throw new CdsAuthError('The JWT was rejected: too many live tokens, try again shortly');
     // Remembered only as long as the token could pass the checks above: until exp or until it is too old by iat.
     const lastValid = Math.min(payload.exp!, payload.iat! + MAX_AGE_SECONDS) + CLOCK_TOLERANCE_SECONDS;
-    this.seen.set(replayKey, lastValid * 1000);
+    if (!(await this.replay.claim(replayKey, lastValid * 1000, now)))
+      throw new CdsAuthError('The JWT was rejected: its jti was already used');
     return { issuer, jti, tenant: typeof payload.tenant === 'string' ? payload.tenant : undefined };
-  }
-
-  private forgetExpired(now: number): void {
-    // Insertion order is close to expiry order (every entry lives at most MAX_AGE_SECONDS past its iat).
-    for (const [key, expires] of this.seen) {
-      if (expires >= now) break;
-      this.seen.delete(key);
-    }
   }
 }
 

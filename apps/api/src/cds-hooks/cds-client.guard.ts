@@ -29,7 +29,12 @@ export class CdsClientGuard implements CanActivate {
       request.cdsClient = await this.verifier.verify(token, audience);
       return true;
     } catch (err) {
-      if (!(err instanceof CdsAuthError)) throw err;
+      // The replay store (Redis) unreachable: the token cannot be checked for reuse, so it is not accepted.
+      if (!(err instanceof CdsAuthError)) {
+        this.logger.warn({ msg: 'cds-hooks: replay store unavailable', error: (err as Error).message });
+        context.switchToHttp().getResponse<Response>().setHeader('Retry-After', '5');
+        throw new OutcomeException(503, 'transient', 'CDS client tokens cannot be checked right now; retry shortly');
+      }
       this.logger.warn({ msg: 'cds-hooks: client JWT rejected', reason: err.message });
       context.switchToHttp().getResponse<Response>().setHeader('WWW-Authenticate', 'Bearer realm="cds-services"');
       throw new OutcomeException(401, 'login', err.message);

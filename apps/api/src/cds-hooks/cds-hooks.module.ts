@@ -1,20 +1,31 @@
-import { Module } from '@nestjs/common';
+import { Inject, Module, type OnModuleDestroy } from '@nestjs/common';
+import { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { CdsClientVerifier } from './cds-client-auth';
 import { CdsClientGuard } from './cds-client.guard';
 import { CdsHooksController } from './cds-hooks.controller';
 import { OrderSignService } from './order-sign.service';
 import { PatientViewService } from './patient-view.service';
+import { RedisJtiReplayStore } from './jti-replay-store';
 import { PrefetchResolver } from './prefetch';
+
+const CDS_REDIS = Symbol('CDS_REDIS');
 
 /** CDS Hooks 2.0 services (patient-view, order-sign) for EHRs; see README "CDS Hooks". */
 @Module({
   controllers: [CdsHooksController],
   providers: [
     {
-      provide: CdsClientVerifier,
+      provide: CDS_REDIS,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => new CdsClientVerifier(config.cdsClients),
+      // No offline queue: with Redis down a CDS call fails at once instead of waiting for a reconnect.
+      useFactory: (config: AppConfig) => new Redis(config.redisUrl, { enableOfflineQueue: false, lazyConnect: false }),
+    },
+    {
+      provide: CdsClientVerifier,
+      inject: [APP_CONFIG, CDS_REDIS],
+      useFactory: (config: AppConfig, redis: Redis) =>
+        new CdsClientVerifier(config.cdsClients, new RedisJtiReplayStore(redis, config.queuePrefix)),
     },
     CdsClientGuard,
     PrefetchResolver,
@@ -22,4 +33,10 @@ import { PrefetchResolver } from './prefetch';
     OrderSignService,
   ],
 })
-export class CdsHooksModule {}
+export class CdsHooksModule implements OnModuleDestroy {
+  constructor(@Inject(CDS_REDIS) private readonly redis: Redis) {}
+
+  onModuleDestroy(): void {
+    this.redis.disconnect();
+  }
+}
