@@ -8,8 +8,9 @@ import { TokenVerifier } from './token-verifier';
 export type AuthenticatedRequest = Request & { caller?: Caller };
 
 /**
- * Global guard: every route needs a valid bearer JWT unless marked @Public(); @Roles narrows who may call.
- * Missing or bad token -> 401, valid token without the role -> 403.
+ * Global guard: every route needs a valid bearer JWT unless marked @Public(), and one of the roles its @Roles names
+ * (admin may call anything). A route that names no role is refused to everyone but admin, so a new endpoint is
+ * closed until someone decides who may call it. Missing or bad token -> 401, valid token without the role -> 403.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -28,7 +29,9 @@ export class AuthGuard implements CanActivate {
     if (!caller) throw new OutcomeException(401, 'login', 'A valid bearer token is required');
     request.caller = caller;
     const allowed = this.reflector.getAllAndOverride<Role[]>(ROLES_KEY, targets);
-    if (allowed?.length && !caller.roles.includes('admin') && !allowed.some((r) => caller.roles.includes(r))) {
+    if (caller.roles.includes('admin')) return true;
+    if (!allowed?.length) throw new OutcomeException(403, 'forbidden', 'This action is for administrators only');
+    if (!allowed.some((r) => caller.roles.includes(r))) {
       throw new OutcomeException(403, 'forbidden', `This action needs one of the roles: ${allowed.join(', ')}`);
     }
     return true;

@@ -70,4 +70,35 @@ describe('TokenVerifier (bearer JWTs)', () => {
     const dev = new TokenVerifier({});
     expect((await dev.verify(await mintToken({ sub: 'u', roles: ['admin'] })))?.id).toBe('u');
   });
+
+  it('refuses tokens that never expire, live longer than the configured maximum or are issued in the future', async () => {
+    const key = new TextEncoder().encode(SECRET);
+    const base = () =>
+      new SignJWT({ roles: ['admin'] })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('u')
+        .setIssuer('https://idp.test')
+        .setAudience('kc');
+    const nowS = Math.floor(Date.now() / 1000);
+    expect(await verifier.verify(await base().setIssuedAt().sign(key))).toBeUndefined();
+    expect(await verifier.verify(await base().setIssuedAt().setExpirationTime('25h').sign(key))).toBeUndefined();
+    expect(await verifier.verify(await base().setExpirationTime('25h').sign(key))).toBeUndefined();
+    expect(
+      await verifier.verify(
+        await base()
+          .setIssuedAt(nowS + 3600)
+          .setExpirationTime(nowS + 7200)
+          .sign(key),
+      ),
+    ).toBeUndefined();
+    expect(await verifier.verify(await base().setIssuedAt().setExpirationTime('23h').sign(key))).toBeDefined();
+    const strict = new TokenVerifier({
+      jwtSecret: SECRET,
+      issuer: 'https://idp.test',
+      audience: 'kc',
+      maxTokenLifetimeSeconds: 600,
+    });
+    expect(await strict.verify(await base().setIssuedAt().setExpirationTime('1h').sign(key))).toBeUndefined();
+    expect(await strict.verify(await base().setIssuedAt().setExpirationTime('5m').sign(key))).toBeDefined();
+  });
 });

@@ -6,6 +6,9 @@ import { ROLES, type Caller, type Role } from './roles';
 export const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
 
 const SYMMETRIC = ['HS256', 'HS384', 'HS512'];
+const DEFAULT_MAX_LIFETIME_SECONDS = 24 * 3600;
+/** Clock skew allowed between this service and the token's issuer. */
+const CLOCK_TOLERANCE_SECONDS = 60;
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
 /**
@@ -30,28 +33,52 @@ export class TokenVerifier {
     return !config.jwksUrl && !config.jwtSecret;
   }
 
-  /** Verifies signature, expiry, issuer and audience; returns undefined for any invalid token. */
-  async verify(token: string): Promise<Caller | undefined> {
+  /**
+   * Verifies signature, expiry, issuer and audience; returns undefined for any invalid token. A token must expire
+   * (`exp`), within the configured lifetime of when it was issued, and may not be issued or valid only in the future.
+   */
+  async verify(token: string, now = Date.now()): Promise<Caller | undefined> {
     try {
-      const options = { issuer: this.config.issuer, audience: this.config.audience };
+      const options = {
+        issuer: this.config.issuer,
+        audience: this.config.audience,
+        requiredClaims: ['exp', 'sub'],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        currentDate: new Date(now),
+      };
       const { alg } = decodeProtectedHeader(token);
       if (alg && SYMMETRIC.includes(alg)) {
         if (!this.secret) return undefined;
         const { payload } = await jwtVerify(token, this.secret, { ...options, algorithms: SYMMETRIC });
-        return callerFrom(payload);
+        return this.callerWithinLifetime(payload, now);
       }
       const iss = decodeJwt(token).iss;
       const issuerKeys = iss ? this.trusted.get(iss) : undefined;
       if (issuerKeys) {
-        const { payload } = await jwtVerify(token, issuerKeys, { issuer: iss, algorithms: ASYMMETRIC });
-        return callerFrom(payload);
+        const { payload } = await jwtVerify(token, issuerKeys, {
+          ...options,
+          issuer: iss,
+          audience: undefined,
+          algorithms: ASYMMETRIC,
+        });
+        return this.callerWithinLifetime(payload, now);
       }
       if (!this.jwks) return undefined;
       const { payload } = await jwtVerify(token, this.jwks, { ...options, algorithms: ASYMMETRIC });
-      return callerFrom(payload);
+      return this.callerWithinLifetime(payload, now);
     } catch {
       return undefined;
     }
+  }
+
+  private callerWithinLifetime(payload: JWTPayload, now: number): Caller | undefined {
+    const max = this.config.maxTokenLifetimeSeconds ?? DEFAULT_MAX_LIFETIME_SECONDS;
+    const nowSeconds = Math.floor(now / 1000);
+    const issued = typeof payload.iat === 'number' ? payload.iat : nowSeconds;
+    if (issued > nowSeconds + CLOCK_TOLERANCE_SECONDS) return undefined;
+    // Without iat, the time left is what must be bounded.
+    if (payload.exp! - issued > max) return undefined;
+    return callerFrom(payload);
   }
 }
 

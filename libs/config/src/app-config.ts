@@ -32,6 +32,8 @@ export interface AppConfig {
     audience?: string;
     /** OpenID issuers whose tokens are accepted besides the above, each by its own JWKS (the dev issuer's). */
     trustedIssuers?: { issuer: string; jwksUrl: string }[];
+    /** Longest accepted token lifetime (exp - iat), seconds: a stolen token is not good for ever. Default 24 h. */
+    maxTokenLifetimeSeconds?: number;
   };
   /** How the clinician page signs in: OpenID Connect (authorization code + PKCE), also as a SMART on FHIR app. */
   oidc: OidcConfig;
@@ -276,6 +278,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       // With an external OpenID issuer, its access tokens carry it as iss.
       issuer: env.JWT_ISSUER ?? (env.OIDC_ISSUER ? env.OIDC_ISSUER.replace(/\/+$/, '') : undefined),
       audience: env.JWT_AUDIENCE,
+      maxTokenLifetimeSeconds: positiveInt(env, 'JWT_MAX_LIFETIME_SECONDS', 24 * 3600),
     },
     oidc: oidcFrom(env),
     production: env.NODE_ENV === 'production',

@@ -1,12 +1,14 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { PlanDefinition } from '@medplum/fhirtypes';
+import { Roles } from '@kc/auth';
 import { notFound } from '@kc/common';
 import { ProtocolCatalog, triggeredActions, INFUSION_COMPLETED_TRIGGER } from '@kc/protocols';
 
 /** The protocol catalog: what a clinic can enrol patients in. */
 @ApiTags('protocols')
 @ApiBearerAuth()
+@Roles('clinician', 'integration')
 @Controller('protocols')
 export class ProtocolsController {
   constructor(private readonly catalog: ProtocolCatalog) {}
