@@ -18,6 +18,8 @@ export interface FlakyProxy {
   answerDelayMs: (method: string, bundleType?: string) => number;
   /** Requests forwarded so far. */
   forwarded: number;
+  /** Answers a request itself instead of forwarding it (a server quirk or a hostile answer); undefined = forward. */
+  intercept: (method: string, path: string) => { status: number; body: unknown } | undefined;
   close(): Promise<void>;
 }
 
@@ -35,6 +37,11 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
       res
         .writeHead(503, { 'content-type': 'application/fhir+json' })
         .end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient' }] }));
+      return;
+    }
+    const own = proxy.intercept(req.method ?? 'GET', req.url ?? '/');
+    if (own) {
+      res.writeHead(own.status, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(own.body));
       return;
     }
     proxy.forwarded++;
@@ -72,6 +79,7 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
     delayMs: 0,
     answerDelayMs: () => 0,
     forwarded: 0,
+    intercept: () => undefined,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

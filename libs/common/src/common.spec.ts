@@ -3,6 +3,7 @@ import { bearerToken } from './bearer-token';
 import { instanceCapabilityStatement } from './capability-statement';
 import { isResourceId, RESOURCE_ID, RESOURCE_ID_PATTERN } from './fhir-ids';
 import { createLogger, pinoLevel } from './logging';
+import { nestedDeeperThan, parseBoundedJson } from './json-depth';
 import { badRequest, conflict, operationOutcome, OutcomeException } from './operation-outcome';
 
 describe('FHIR resource ids', () => {
@@ -149,5 +150,17 @@ describe('the pino logger', () => {
       'info',
       'error',
     ]);
+  });
+});
+
+describe('JSON nesting bounds (request bodies)', () => {
+  it('measures nesting without recursion and parses only bounded JSON', () => {
+    expect(nestedDeeperThan({ a: [{ b: 1 }] }, 3)).toBe(false);
+    expect(nestedDeeperThan({ a: [{ b: {} }] }, 3)).toBe(true);
+    expect(nestedDeeperThan(JSON.parse('['.repeat(5000) + ']'.repeat(5000)))).toBe(true);
+    expect(nestedDeeperThan('plain')).toBe(false);
+    expect(parseBoundedJson('{"resourceType":"Procedure"}')).toEqual({ value: { resourceType: 'Procedure' } });
+    expect(parseBoundedJson('{nope')).toEqual({ error: 'Request body is not valid JSON' });
+    expect(parseBoundedJson('[[[1]]]', 2)).toEqual({ error: 'Request body nests deeper than 2 levels' });
   });
 });

@@ -4,3 +4,4 @@ export * from './metrics.module';
 export * from './fhir-ids';
 export * from './bearer-token';
 export * from './capability-statement';
+export * from './json-depth';

@@ -7,7 +7,7 @@ import { badRequest, isResourceId } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
 import { apiCapabilityStatement } from './api-capability-statement';
-import { readableType, readSearchParams } from './read-search-params';
+import { onlyEntriesOf, readableType, readSearchParams } from './read-search-params';
 
 /**
  * Ordinary FHIR search and read of CarePlans and Tasks for EHR integrations, served from the FHIR server with
@@ -43,9 +43,12 @@ export class FhirReadController {
     const resourceType = readableType(type);
     const params = readSearchParams(resourceType, query);
     // HAPI pages through the base URL (?_getpages=...), not the type.
-    const bundle = params._getpages
-      ? await this.fhir.operation<Bundle>(`?${new URLSearchParams(params).toString()}`)
-      : await this.fhir.search(resourceType, params);
+    const bundle = onlyEntriesOf(
+      params._getpages
+        ? await this.fhir.operation<Bundle>(`?${new URLSearchParams(params).toString()}`)
+        : await this.fhir.search(resourceType, params),
+      resourceType,
+    );
     const here = `${req.protocol}://${req.get('host')}/fhir/${resourceType}`;
     return {
       ...bundle,

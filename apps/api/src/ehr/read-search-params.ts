@@ -1,3 +1,4 @@
+import type { Bundle } from '@medplum/fhirtypes';
 import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
 
 /** What an EHR may search on, per type; anything else is refused rather than forwarded to the FHIR server. */
@@ -30,7 +31,8 @@ const REFERENCE_PARAMS = new Set(['patient', 'subject', 'based-on', 'focus', 'ow
 const REFERENCE = new RegExp(`^([A-Z][A-Za-z]{1,40}/)?${RESOURCE_ID_PATTERN}$`);
 
 export function readableType(type: string): ReadableType {
-  if (!(type in READABLE_TYPES))
+  // Own keys only: `constructor`, `__proto__` or `toString` are "in" every object.
+  if (!Object.hasOwn(READABLE_TYPES, type))
     throw badRequest(
       `This API serves ${Object.keys(READABLE_TYPES).join(', ')}; ${type.slice(0, 40)} is not one of them`,
     );
@@ -43,7 +45,7 @@ export function readSearchParams(type: ReadableType, query: Record<string, unkno
   const params: Record<string, string> = {};
   for (const [key, value] of Object.entries(query)) {
     const base = key.split(':')[0];
-    if (!allowed.has(base) || !/^[a-z_-]+(:[a-z]+)?$/i.test(key))
+    if (!allowed.has(base) || !Object.hasOwn(query, key) || !/^[a-z_-]+(:[a-z]+)?$/i.test(key))
       throw badRequest(`Search parameter ${key.slice(0, 40)} is not supported for ${type}`);
     if (typeof value !== 'string') throw badRequest(`Search parameter ${key} must appear once`);
     if (!VALUE.test(value) || value.includes('..'))
@@ -56,4 +58,17 @@ export function readSearchParams(type: ReadableType, query: Record<string, unkno
   if (!Number.isInteger(count) || count < 0 || count > 100) throw badRequest('_count must be 0 to 100');
   params._count = String(count);
   return params;
+}
+
+/**
+ * Only what this API serves leaves it: entries of the searched type (and the server's search outcome). A paging
+ * link (`_getpages`, a server-wide page id) could otherwise be pointed at another search's page of any type.
+ */
+export function onlyEntriesOf(bundle: Bundle, type: ReadableType): Bundle {
+  const entry = bundle.entry?.filter(
+    (e) =>
+      e.resource?.resourceType === type ||
+      (e.resource?.resourceType === 'OperationOutcome' && e.search?.mode === 'outcome'),
+  );
+  return { ...bundle, entry };
 }

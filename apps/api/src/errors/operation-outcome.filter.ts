@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { Response } from 'express';
-import { FhirHttpError, FhirNotFoundError, FhirUnavailableError, FhirVersionConflictError } from '@kc/fhir';
+import { FhirHttpError, FhirUnavailableError, FhirVersionConflictError } from '@kc/fhir';
 import { operationOutcome } from '@kc/common';
 
 /**
@@ -17,6 +17,9 @@ export class OperationOutcomeFilter implements ExceptionFilter {
     const [status, body] = this.toOutcome(exception);
     if (status >= 500) this.logger.error(`${status} ${(exception as Error)?.name}: ${(exception as Error)?.message}`);
     if (response.headersSent) return;
+    // Unavailable or throttled upstream: tell the client when to come back rather than leave it guessing.
+    if (status === 503 && !response.getHeader('Retry-After'))
+      response.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
     response.status(status).type('application/fhir+json').send(JSON.stringify(body));
   }
 
@@ -30,33 +33,47 @@ export class OperationOutcomeFilter implements ExceptionFilter {
       const text = Array.isArray(message) ? message.join('; ') : (message ?? exception.message);
       return [status, operationOutcome('error', codeForStatus(status), text)];
     }
-    // body-parser errors (malformed JSON, too large) carry their own 4xx status.
-    const parserStatus = (exception as { status?: number; type?: string })?.status;
-    if (typeof parserStatus === 'number' && parserStatus >= 400 && parserStatus < 500) {
-      const type = (exception as { type?: string }).type;
-      const text =
-        type === 'entity.parse.failed'
-          ? 'Request body is not valid JSON'
-          : type === 'entity.too.large'
-            ? 'Request body is too large'
-            : 'Bad request body';
-      return [parserStatus, operationOutcome('error', codeForStatus(parserStatus), text)];
-    }
-    if (exception instanceof FhirVersionConflictError) {
-      return [
-        exception.status,
-        operationOutcome('error', 'conflict', 'The resource was changed by someone else; reload it and try again'),
-      ];
-    }
-    if (exception instanceof FhirNotFoundError)
-      return [404, operationOutcome('error', 'not-found', 'Resource not found on the FHIR server')];
+    if (exception instanceof FhirHttpError) return upstreamOutcome(exception);
     if (exception instanceof FhirUnavailableError)
       return [503, operationOutcome('error', 'transient', 'The FHIR server is unavailable; try again later')];
-    if (exception instanceof FhirHttpError && exception.status >= 400 && exception.status < 500) {
-      return [422, { ...(exception.outcome ?? operationOutcome('error', 'processing', exception.message)) }];
+    // body-parser errors (malformed JSON, too large, too deep) carry their own 4xx status and an `entity.*` type.
+    const parser = exception as { status?: unknown; type?: unknown };
+    if (typeof parser?.status === 'number' && parser.status >= 400 && parser.status < 500) {
+      const text = BODY_ERRORS[String(parser.type)] ?? 'Bad request body';
+      return [parser.status, operationOutcome('error', codeForStatus(parser.status), text)];
     }
     return [500, operationOutcome('fatal', 'exception', 'Internal error')];
   }
+}
+
+const RETRY_AFTER_SECONDS = 5;
+
+const BODY_ERRORS: Record<string, string> = {
+  'entity.parse.failed': 'Request body is not valid JSON',
+  'entity.too.large': 'Request body is too large',
+  'entity.too.deep': 'Request body nests too deep',
+  'encoding.unsupported': 'Request body encoding is not supported',
+  'charset.unsupported': 'Request body charset is not supported',
+};
+
+/**
+ * What the FHIR server answered, passed on faithfully where it is about the request (404, 409, 410, 412, 400,
+ * 422, with the server's own issues); a fault of the server, or of this service's credentials there, is a 502.
+ */
+function upstreamOutcome(error: FhirHttpError): [number, OperationOutcome] {
+  const own = error.outcome?.resourceType === 'OperationOutcome' ? error.outcome : undefined;
+  if (error instanceof FhirVersionConflictError)
+    return [
+      error.status === 409 ? 409 : 412,
+      operationOutcome('error', 'conflict', 'The resource was changed by someone else; reload it and try again'),
+    ];
+  if (error.status === 404 || error.status === 410)
+    return [error.status, own ?? operationOutcome('error', 'not-found', 'Resource not found on the FHIR server')];
+  if ([400, 409, 410, 412, 422].includes(error.status))
+    return [error.status, own ?? operationOutcome('error', codeForStatus(error.status), error.message)];
+  if (error.status === 429)
+    return [503, operationOutcome('error', 'throttled', 'The FHIR server is busy (rate limited); try again shortly')];
+  return [502, operationOutcome('error', 'exception', `The FHIR server answered ${error.status}`)];
 }
 
 function codeForStatus(
@@ -75,6 +92,7 @@ function codeForStatus(
   if (status === 403) return 'forbidden';
   if (status === 404) return 'not-found';
   if (status === 409 || status === 412) return 'conflict';
+  if (status === 410) return 'not-found';
   if (status === 413) return 'too-costly';
   if (status === 429) return 'throttled';
   if (status === 422) return 'processing';

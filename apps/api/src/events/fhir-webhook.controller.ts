@@ -1,14 +1,16 @@
 import { Controller, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { RawBodyRequest } from '@nestjs/common';
 import type { Request } from 'express';
 import { Public } from '@kc/auth';
-import { badRequest, isResourceId, operationOutcome, OutcomeException } from '@kc/common';
+import { badRequest, isResourceId, operationOutcome, OutcomeException, parseBoundedJson } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { InfusionEventsProducer } from '@kc/queue';
 import { procedureIdsIn } from './procedure-ids';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
+
+/** Where notifications arrive; create-api-app keeps their bodies as bytes so the signature is checked first. */
+export const WEBHOOK_PATH = '/webhooks/fhir';
 
 /**
  * FHIR Subscription rest-hook receiver. FHIR servers cannot mint our JWTs, so a notification authenticates
@@ -17,7 +19,7 @@ import { safeEqual, validSignature } from './webhook-signature';
  */
 @ApiTags('events')
 @Public()
-@Controller('webhooks/fhir')
+@Controller(WEBHOOK_PATH.slice(1))
 export class FhirWebhookController {
   constructor(
     private readonly producer: InfusionEventsProducer,
@@ -30,14 +32,16 @@ export class FhirWebhookController {
   @ApiOperation({
     summary: 'Rest-hook: a Procedure (Medplum) or an empty ping (HAPI without payload: triggers a poll)',
   })
-  async notify(@Req() req: RawBodyRequest<Request>) {
-    const raw = req.rawBody ?? Buffer.alloc(0);
+  async notify(@Req() req: Request) {
+    const raw = rawBodyOf(req);
     this.authenticate(req, raw);
     if (raw.length === 0) {
       await this.pollTrigger.pollNow();
       return operationOutcome('information', 'informational', 'Empty notification: polling for changes');
     }
-    const ids = procedureIdsIn(req.body);
+    const parsed = parseBoundedJson(raw.toString('utf8'));
+    if ('error' in parsed) throw badRequest(parsed.error);
+    const ids = procedureIdsIn(parsed.value);
     for (const id of ids) await this.producer.enqueue(id, 'webhook');
     return operationOutcome(
       'information',
@@ -49,12 +53,8 @@ export class FhirWebhookController {
   @Put(':resourceType/:id')
   @HttpCode(202)
   @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure/{id}' })
-  async notifyResource(
-    @Req() req: RawBodyRequest<Request>,
-    @Param('resourceType') resourceType: string,
-    @Param('id') id: string,
-  ) {
-    this.authenticate(req, req.rawBody ?? Buffer.alloc(0));
+  async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
+    this.authenticate(req, rawBodyOf(req));
     if (!isResourceId(id)) throw badRequest('Not a valid resource id');
     if (resourceType !== 'Procedure')
       return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);
@@ -71,4 +71,9 @@ export class FhirWebhookController {
     if (raw.length > 0 && validSignature(raw, req.header('x-signature'), secret)) return;
     throw new OutcomeException(401, 'security', 'Webhook signature or token missing or invalid');
   }
+}
+
+/** The body as the raw parser left it (bytes); empty when there was none. */
+function rawBodyOf(req: Request): Buffer {
+  return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }

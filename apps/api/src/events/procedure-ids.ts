@@ -6,10 +6,17 @@ import { isResourceId } from '@kc/common';
  * notification/transaction Bundle holding Procedures. Only ids are taken: the worker re-reads each Procedure
  * from the FHIR server, so a forged body can at most make it look at a real resource.
  */
-export function procedureIdsIn(body: unknown): string[] {
-  const resource = body as Resource | undefined;
-  if (!resource || typeof resource !== 'object') return [];
+export function procedureIdsIn(body: unknown, depth = 0): string[] {
+  if (!isObject(body)) return [];
+  const resource = body as Resource;
   if (resource.resourceType === 'Procedure') return isResourceId(resource.id) ? [resource.id] : [];
-  if (resource.resourceType === 'Bundle') return (resource.entry ?? []).flatMap((e) => procedureIdsIn(e.resource));
-  return [];
+  // A notification Bundle may hold a Bundle (a transaction's); nothing legitimate nests deeper.
+  if (resource.resourceType !== 'Bundle' || depth >= 2 || !Array.isArray(resource.entry)) return [];
+  return (resource.entry as unknown[]).flatMap((e) =>
+    isObject(e) ? procedureIdsIn((e as { resource?: unknown }).resource, depth + 1) : [],
+  );
+}
+
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
