@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { SignJWT } from 'jose';
 import { mintToken } from '@kc/auth';
+import { concretePath, registeredRoutes, type Route } from './support/routes';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
 
 /**
@@ -21,33 +22,10 @@ const PUBLIC = [
   /^\/webhooks\/fhir(\/|$)/, // HMAC signature instead of a user token
   /^\/docs(\/|-json$|-yaml$|$)/, // the OpenAPI description of the API
 ];
-const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
-interface Route {
-  method: string;
-  path: string;
-}
-
-function registeredRoutes(service: TestService): Route[] {
-  const express = service.app.getHttpAdapter().getInstance() as {
-    router: { stack: { route?: { path: string | string[]; methods: Record<string, boolean> } }[] };
-  };
-  return express.router.stack.flatMap((layer) => {
-    if (!layer.route) return [];
-    const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
-    return paths.flatMap((path) =>
-      Object.keys(layer.route!.methods)
-        .filter((method) => METHODS.includes(method))
-        .map((method) => ({
-          method,
-          // A concrete path for parameters (an id that exists nowhere); the catch-all as a path nothing serves.
-          path: path
-            .replace('{/*splat}', '/no-such-endpoint')
-            .replace(/:(\w+)/g, 'probe-1')
-            .replace(/\\\$/g, '$'),
-        })),
-    );
-  });
+function routesToCheck(service: TestService): { method: Route['method']; path: string }[] {
+  // A concrete path for parameters: an id that exists nowhere.
+  return registeredRoutes(service.app).map((r) => ({ method: r.method, path: concretePath(r.path, () => 'probe-1') }));
 }
 
 const secret = new TextEncoder().encode(TEST_JWT_SECRET);
@@ -55,12 +33,12 @@ const now = () => Math.floor(Date.now() / 1000);
 
 describe('authentication and roles on every route', () => {
   let service: TestService;
-  let routes: Route[];
+  let routes: { method: Route['method']; path: string }[];
   const badTokens: Record<string, string> = {};
 
   beforeAll(async () => {
     service = await startTestService();
-    routes = registeredRoutes(service);
+    routes = routesToCheck(service);
     badTokens['no role'] = await mintToken({ sub: 'nobody', roles: [] }, { secret: TEST_JWT_SECRET });
     badTokens['no exp'] = await new SignJWT({ roles: ['admin'] })
       .setProtectedHeader({ alg: 'HS256' })
@@ -100,7 +78,7 @@ describe('authentication and roles on every route', () => {
     const wrong: string[] = [];
     for (const route of guarded) {
       const call = (authorization?: string) => {
-        const req = request(service.url)[route.method as 'get'](route.path).set('Content-Type', 'application/json');
+        const req = request(service.url)[route.method](route.path).set('Content-Type', 'application/json');
         return (authorization ? req.set('Authorization', authorization) : req).send(
           route.method === 'get' ? undefined : {},
         );
