@@ -89,10 +89,12 @@ describe('clinician review', () => {
       owner: { reference: 'Practitioner/nurse-1' },
     });
     expect(res.body.businessStatus.coding[0].code).toBe('approved');
-    const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
-      target: `Task/${p.check.id}/_history/${res.body.meta.versionId}`,
-    });
+    const provenance = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${p.check.id}` });
     expect(provenance).toHaveLength(1);
+    // Written with the decision, it names the version decided on.
+    expect(provenance[0].entity).toEqual([
+      { role: 'revision', what: { reference: `Task/${p.check.id}/_history/${p.check.meta!.versionId}` } },
+    ]);
     expect(provenance[0].agent[0].who?.reference).toBe('Practitioner/dr-test');
     expect(provenance[0].activity?.text).toBe('approve');
     const worklist = await request(service.url)
@@ -103,7 +105,7 @@ describe('clinician review', () => {
     expect(worklist.body.items.map((i: { id: string }) => i.id)).not.toContain(p.check.id);
   });
 
-  it('two clinicians approving at once: exactly one wins, the other gets a conflict', async () => {
+  it('the same decision sent twice (a retry after a lost answer, a double click): 200 both times, written once', async () => {
     const p = await patientWithFollowUps();
     const send = () =>
       request(service.url)
@@ -111,17 +113,43 @@ describe('clinician review', () => {
         .set(clinician())
         .send({ versionId: p.next.meta!.versionId });
     const [a, b] = await Promise.all([send(), send()]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    const retried = await send();
+    expect(retried.status).toBe(200);
+    const now = await service.fhir.read<Task>('Task', p.next.id!);
+    expect(retried.body.meta.versionId).toBe(now.meta?.versionId);
+    expect(await service.fhir.searchAll('Provenance', { target: `Task/${p.next.id}` })).toHaveLength(1);
+    const orders = await service.fhir.searchAll('MedicationRequest', {
+      identifier: `https://ketamine-careplans.example/fhir/NamingSystem/order-key|Task/${p.next.id}`,
+    });
+    expect(orders).toHaveLength(p.next.focus ? 1 : 0);
+    // A different decision on the version already decided is still a conflict.
+    const reject = await request(service.url)
+      .post(`/tasks/${p.next.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: p.next.meta!.versionId, reason: 'changed my mind' });
+    expect(reject.status).toBe(412);
+  });
+
+  it('two clinicians approving at once: exactly one wins, the other gets a conflict', async () => {
+    const p = await patientWithFollowUps();
+    const other = await mintToken(
+      { sub: 'dr-other', roles: ['clinician'], fhirUser: 'Practitioner/dr-other', name: 'Dr Other' },
+      { secret: TEST_JWT_SECRET },
+    );
+    const send = (authorization: Record<string, string>) =>
+      request(service.url)
+        .post(`/tasks/${p.next.id}/$approve`)
+        .set(authorization)
+        .send({ versionId: p.next.meta!.versionId });
+    const [a, b] = await Promise.all([send(clinician()), send({ Authorization: `Bearer ${other}` })]);
     const statuses = [a.status, b.status];
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
     const loser = a.status === 200 ? b : a;
     expect([409, 412]).toContain(loser.status);
     expect(loser.body.issue[0].details.text).toMatch(/changed|decided/i);
     const winner = a.status === 200 ? a : b;
-    expect(
-      await service.fhir.searchAll('Provenance', {
-        target: `Task/${p.next.id}/_history/${winner.body.meta.versionId}`,
-      }),
-    ).toHaveLength(1);
+    expect(await service.fhir.searchAll('Provenance', { target: `Task/${p.next.id}` })).toHaveLength(1);
     expect((await service.fhir.read<Task>('Task', p.next.id!)).meta?.versionId).toBe(winner.body.meta.versionId);
   });
 
@@ -259,7 +287,7 @@ describe('clinician review', () => {
     expect(issue.mitigation?.[0].author?.reference).toBe('Practitioner/dr-test');
     // The override is a decision of its own, with a Provenance naming who.
     const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
-      target: `DetectedIssue/${issue.id}/_history/${issue.meta!.versionId}`,
+      target: `DetectedIssue/${issue.id}`,
     });
     expect(provenance.map((p) => [p.activity?.text, p.agent[0].who?.reference])).toEqual([
       ['override contraindication', 'Practitioner/dr-test'],

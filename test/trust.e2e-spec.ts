@@ -171,7 +171,7 @@ describe('trustworthy plans', () => {
       action: { text: expect.stringContaining('negative today') },
     });
     const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
-      target: `DetectedIssue/${issue.id}/_history/${overridden.body.meta.versionId}`,
+      target: `DetectedIssue/${issue.id}`,
     });
     expect(provenance.map((p) => p.agent[0].who?.reference)).toEqual(['Practitioner/dr-test']);
     const tasks = await onPlan<Task>('Task', carePlan.id!);
@@ -215,7 +215,7 @@ describe('trustworthy plans', () => {
     expect(orders[0].authoredOn).toBeDefined();
     expect(orders[0].dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBe(40);
     const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
-      target: `Task/${infusionTask.id}/_history/${approved.body.meta.versionId}`,
+      target: `Task/${infusionTask.id}`,
     });
     expect(provenance[0].target.map((t) => t.reference)).toContain(`MedicationRequest/${orders[0].id}`);
     // The EHR read API returns the order.

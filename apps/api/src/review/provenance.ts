@@ -7,6 +7,11 @@ const ACTIVITY_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-DataOperation'
 export interface DecisionRecord {
   /** What the decision changed and what it created. */
   targets: Reference[];
+  /**
+   * The version the decision was taken on. Targets written in the same transaction cannot name the version they are
+   * about to get, so the decided-on version is named here (entity role `revision`), as FHIR intends.
+   */
+  revisionOf?: Reference;
   caller: Caller;
   decision: string;
   now: Date;
@@ -14,7 +19,7 @@ export interface DecisionRecord {
 }
 
 export function decisionProvenance(record: DecisionRecord): Provenance {
-  const { targets, caller, decision, now, reason } = record;
+  const { targets, caller, decision, now, reason, revisionOf } = record;
   return {
     resourceType: 'Provenance',
     target: targets,
@@ -22,6 +27,7 @@ export function decisionProvenance(record: DecisionRecord): Provenance {
     occurredDateTime: now.toISOString(),
     activity: { coding: [{ system: ACTIVITY_SYSTEM, code: 'UPDATE', display: 'revise' }], text: decision },
     reason: reason ? [{ text: reason }] : undefined,
+    entity: revisionOf ? [{ role: 'revision', what: revisionOf }] : undefined,
     agent: [
       {
         type: {

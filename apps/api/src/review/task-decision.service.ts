@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import type { Period, Reference, Task } from '@medplum/fhirtypes';
+import type { Period, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
-import { FhirClient, FhirNotFoundError } from '@kc/fhir';
+import { FhirClient, FhirNotFoundError, ifMatchFor } from '@kc/fhir';
 import { CANONICAL_BASE } from '@kc/protocols';
 import {
   cancelledProposal,
+  isApproved,
   isAuthorisable,
   needsRequester,
   orderFromProposal,
@@ -13,7 +14,7 @@ import {
 } from '@kc/task-states';
 import { carePlanOf, ContraindicationGuard } from './contraindication-guard';
 import { approve, reject, reschedule } from './task-decisions';
-import { DecisionWriter } from './task-review.service';
+import { DecisionWriter, type Consequence } from './task-review.service';
 
 const ORDER_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/order-key`;
 const PRESCRIBER = new RegExp(`^(Practitioner|PractitionerRole)/${RESOURCE_ID_PATTERN}$`);
@@ -55,7 +56,8 @@ export class TaskDecisionService {
       caller: input.caller,
       decision,
       change,
-      consequences: proposal ? [(written) => this.order(written, proposal, input.caller)] : [],
+      // A Task approved before (then rescheduled) already has its order.
+      consequences: proposal && !isApproved(task) ? [(updated) => this.order(updated, proposal, input.caller)] : [],
     });
   }
 
@@ -69,7 +71,7 @@ export class TaskDecisionService {
       decision: 'reject',
       reason: input.reason,
       change: (t) => reject(t, input.reason, new Date()),
-      consequences: proposal && proposal.status === 'draft' ? [() => this.cancel(proposal, input.reason)] : [],
+      consequences: proposal && proposal.status === 'draft' ? [() => cancel(proposal, input.reason)] : [],
     });
   }
 
@@ -102,23 +104,31 @@ export class TaskDecisionService {
     }
   }
 
-  /** The active order, once per Task (conditional create on a key derived from the Task). */
-  private async order(task: Task, proposal: AuthorisableRequest & { id: string }, caller: Caller): Promise<Reference> {
-    const key = { system: ORDER_KEY_SYSTEM, value: `Task/${task.id}` };
+  /**
+   * The active order, written with the decision. One per Task: the decision's If-Match on the Task lets only one
+   * approval through, and the key (an identifier derived from the Task) lets an EHR find it.
+   */
+  private order(task: Task, proposal: AuthorisableRequest & { id: string }, caller: Caller): Consequence {
     const carePlan = carePlanOf(task);
     const order = orderFromProposal({
       proposal,
       carePlan: carePlan ? { reference: carePlan } : undefined,
       requester: caller.fhirUser ? { reference: caller.fhirUser, display: caller.display } : undefined,
       now: new Date(),
-      key,
+      key: { system: ORDER_KEY_SYSTEM, value: `Task/${task.id}` },
     });
-    const { resource } = await this.fhir.create(order, { ifNoneExist: { identifier: `${key.system}|${key.value}` } });
-    return { reference: `${resource.resourceType}/${resource.id}` };
+    return { resource: order, request: { method: 'POST', url: order.resourceType } };
   }
+}
 
-  private async cancel(proposal: AuthorisableRequest & { id: string }, reason: string): Promise<Reference> {
-    const written = await this.fhir.update(cancelledProposal(proposal, reason), { ifMatch: proposal.meta?.versionId });
-    return { reference: `${written.resourceType}/${written.id}/_history/${written.meta?.versionId}` };
-  }
+/** The proposal a rejection cancels, written with the rejection (If-Match: unchanged since it was read). */
+function cancel(proposal: AuthorisableRequest & { id: string }, reason: string): Consequence {
+  return {
+    resource: cancelledProposal(proposal, reason),
+    request: {
+      method: 'PUT',
+      url: `${proposal.resourceType}/${proposal.id}`,
+      ifMatch: proposal.meta?.versionId ? ifMatchFor(proposal.meta.versionId) : undefined,
+    },
+  };
 }

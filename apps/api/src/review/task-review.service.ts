@@ -1,14 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import type { Provenance, Reference, Resource } from '@medplum/fhirtypes';
+import type { BundleEntry, Provenance, Resource } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, OutcomeException, unprocessable } from '@kc/common';
-import { FhirClient, FhirNotFoundError, FhirVersionConflictError } from '@kc/fhir';
+import { FhirClient, FhirNotFoundError, FhirVersionConflictError, ifMatchFor } from '@kc/fhir';
 import { CANONICAL_BASE } from '@kc/protocols';
 import { InvalidTransition } from '@kc/task-states';
 import { decisionProvenance } from './provenance';
 import { DecisionRefused } from './task-decisions';
 
-const PROVENANCE_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
+export const DECISION_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
+
+/** A write that follows from a decision (an order created, a proposal cancelled): one transaction entry. */
+export type Consequence = Pick<BundleEntry, 'resource' | 'request'>;
 
 export interface DecisionWrite<T extends Resource> {
   current: T;
@@ -19,17 +23,17 @@ export interface DecisionWrite<T extends Resource> {
   decision: string;
   change: (current: T) => T;
   reason?: string;
-  /**
-   * Writes that follow from the decision, done after it (an order created, a proposal cancelled); each returns
-   * the reference of what it wrote, which the Provenance lists as a target too.
-   */
-  consequences?: ((written: T) => Promise<Reference | undefined>)[];
+  /** Writes that follow from the decision; they land with it or not at all, and the Provenance lists each. */
+  consequences?: ((updated: T) => Consequence | undefined)[];
 }
 
 /**
- * Applies a clinician's decision to a resource with optimistic concurrency: the client says which version it
- * saw, the write carries If-Match, so of two clinicians acting at once exactly one wins and the other is told.
- * Its consequences and then the Provenance are written right after, each keyed so that a retry writes it once.
+ * Applies a clinician's decision with optimistic concurrency (the client says which version it saw; the write
+ * carries If-Match, so of two clinicians acting at once exactly one wins) and writes the decision, what follows from
+ * it and its Provenance in ONE transaction: a crash or a lost connection leaves all of it or none of it. Medplum and
+ * HAPI honour If-Match inside transactions; an If-Match update is not a conditional entry, so Medplum needs no
+ * serializable isolation and no 8-entry limit applies. A retry of a decision that landed (the client never saw the
+ * answer) is recognised by the Provenance keyed on the version decided on, and answered like the first time.
  */
 @Injectable()
 export class DecisionWriter {
@@ -49,52 +53,69 @@ export class DecisionWriter {
   async write<T extends Resource>(input: DecisionWrite<T>): Promise<T> {
     const { current, seenVersion, caller, decision } = input;
     const ref = `${current.resourceType}/${current.id}`;
-    if (current.meta?.versionId !== seenVersion) {
-      throw new OutcomeException(
-        412,
-        'conflict',
-        `${ref} has changed since version ${seenVersion} (now ${current.meta?.versionId}); reload it and decide again`,
-      );
-    }
+    if (current.meta?.versionId !== seenVersion) return this.alreadyDecided(input);
     const updated = decide(input.change, current);
-    let written: T;
+    const subject = `urn:uuid:${randomUUID()}`;
+    const followers = (input.consequences ?? [])
+      .map((consequence) => consequence(updated))
+      .filter((c): c is Consequence => c !== undefined)
+      .map((c) => ({ ...c, fullUrl: `urn:uuid:${randomUUID()}` }));
+    const key = decisionKey(ref, seenVersion);
+    const provenance: Provenance = {
+      ...decisionProvenance({
+        targets: [{ reference: subject }, ...followers.map((f) => ({ reference: f.fullUrl }))],
+        revisionOf: { reference: `${ref}/_history/${seenVersion}` },
+        caller,
+        decision,
+        now: new Date(),
+        reason: input.reason,
+      }),
+      meta: { tag: [{ system: DECISION_KEY_SYSTEM, code: key }] },
+    };
+    let answer;
     try {
-      // A plain conditional update: every server honours If-Match there (not all do inside transactions).
-      written = await this.fhir.update(updated, { ifMatch: seenVersion });
+      answer = await this.fhir.transaction([
+        { fullUrl: subject, resource: updated, request: { method: 'PUT', url: ref, ifMatch: ifMatchFor(seenVersion) } },
+        ...followers,
+        { fullUrl: `urn:uuid:${randomUUID()}`, resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+      ]);
     } catch (err) {
-      if (err instanceof FhirVersionConflictError)
-        throw new OutcomeException(
-          err.status,
-          'conflict',
-          `${ref} was changed by someone else at the same time; reload it and decide again`,
-        );
-      throw err;
+      if (!(err instanceof FhirVersionConflictError)) throw err;
+      // Someone else changed it first, or this very decision landed and its answer was lost: tell them apart.
+      return this.alreadyDecided(input, await this.read<T>(current.resourceType, current.id!));
     }
-    const targets: Reference[] = [{ reference: `${ref}/_history/${written.meta?.versionId}` }];
-    for (const consequence of input.consequences ?? []) {
-      const target = await consequence(written);
-      if (target) targets.push(target);
-    }
-    await this.provenance(targets, caller, decision, input.reason);
     this.logger.log({ msg: 'decision recorded', decision, resource: ref, by: caller.id });
-    return written;
+    const written = answer.entry?.[0]?.resource as T | undefined;
+    return written?.resourceType === current.resourceType ? written : this.read<T>(current.resourceType, current.id!);
   }
 
-  /** Keyed by the version it records, so a retried write cannot record the decision twice. */
-  private async provenance(targets: Reference[], caller: Caller, decision: string, reason?: string): Promise<void> {
-    const key = targets[0].reference!;
-    const provenance: Provenance = decisionProvenance({
-      targets,
-      caller,
-      decision,
-      now: new Date(),
-      reason,
+  /**
+   * The resource is no longer at the version the clinician saw. When the change since is this same decision by this
+   * same caller (its Provenance, keyed on that version, exists), the decision stands: answer with the resource as it
+   * is now. Anything else is a conflict the clinician must look at.
+   */
+  private async alreadyDecided<T extends Resource>(input: DecisionWrite<T>, now: T = input.current): Promise<T> {
+    const ref = `${now.resourceType}/${now.id}`;
+    const [earlier] = await this.fhir.searchAll<Provenance>('Provenance', {
+      _tag: `${DECISION_KEY_SYSTEM}|${decisionKey(ref, input.seenVersion)}`,
     });
-    await this.fhir.create(
-      { ...provenance, meta: { tag: [{ system: PROVENANCE_KEY_SYSTEM, code: key }] } },
-      { ifNoneExist: { _tag: `${PROVENANCE_KEY_SYSTEM}|${key}` } },
+    if (earlier && earlier.activity?.text === input.decision && agentIs(earlier, input.caller)) return now;
+    throw new OutcomeException(
+      412,
+      'conflict',
+      `${ref} has changed since version ${input.seenVersion} (now ${now.meta?.versionId}); reload it and decide again`,
     );
   }
+}
+
+/** One decision per version of a resource: the version it was taken on. */
+export function decisionKey(ref: string, seenVersion: string): string {
+  return `${ref}/_history/${seenVersion}`;
+}
+
+function agentIs(provenance: Provenance, caller: Caller): boolean {
+  const who = provenance.agent?.[0]?.who;
+  return caller.fhirUser ? who?.reference === caller.fhirUser : who?.identifier?.value === caller.id;
 }
 
 function decide<T>(change: (current: T) => T, current: T): T {
