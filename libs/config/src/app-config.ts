@@ -47,6 +47,13 @@ export interface AppConfig {
   pollOverlapMs: number;
   /** Where polling starts the first time (ISO instant); default: when the worker first starts. */
   pollSince?: string;
+  /**
+   * How often completed Procedures of the last `reconcileLookbackMs` are re-queued whatever the poll cursor says
+   * (0 = never): an accepted event lost with Redis' memory still gets its follow-ups. Queuing an infusion whose job
+   * Redis still remembers is a no-op, and one whose follow-ups exist writes nothing.
+   */
+  reconcileEveryMs: number;
+  reconcileLookbackMs: number;
   /** Follow-up jobs one worker process runs at once. */
   workerConcurrency: number;
   /** Attempts per follow-up job before it lands in the dead-letter view, and the first backoff delay. */
@@ -287,6 +294,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     worklistReconcileMs: int(env, 'WORKLIST_RECONCILE_MS', 300000),
     pollOverlapMs: int(env, 'POLL_OVERLAP_MS', 10000),
     pollSince: instant(env, 'POLL_SINCE'),
+    reconcileEveryMs: int(env, 'RECONCILE_EVERY_MS', 15 * 60_000),
+    reconcileLookbackMs: positiveInt(env, 'RECONCILE_LOOKBACK_MS', 7 * 24 * 3600_000),
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),
     jobAttempts: int(env, 'JOB_ATTEMPTS', 8),
     jobBackoffMs: int(env, 'JOB_BACKOFF_MS', 2000),

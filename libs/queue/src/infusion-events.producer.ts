@@ -3,9 +3,19 @@ import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { QUEUES } from './queue-names';
-import { infusionJobId, JOBS, type EventSource, type InfusionCompletedJob } from './jobs';
+import { didNothing, infusionJobId, JOBS, type EventSource, type InfusionCompletedJob } from './jobs';
 
-/** Puts completed-infusion events on the follow-up queue, deduplicated by Procedure id. */
+/** How long an API request waits for Redis before it answers 503 instead of hanging. */
+export const ENQUEUE_TIMEOUT_MS = 1000;
+
+/** Redis did not take the event in time: the caller answers 503 with Retry-After, the sender tries again. */
+export class QueueUnavailableError extends Error {}
+
+/**
+ * Puts completed-infusion events on the follow-up queue, deduplicated by Procedure id while the work is pending or
+ * done. A job that did nothing (ignored) or was dead-lettered does not deduplicate: the new event replaces or
+ * revives it, so nobody can hold back an infusion's follow-ups by naming its id early.
+ */
 @Injectable()
 export class InfusionEventsProducer {
   constructor(
@@ -15,6 +25,17 @@ export class InfusionEventsProducer {
 
   async enqueue(procedureId: string, source: EventSource): Promise<{ jobId: string }> {
     const jobId = infusionJobId(procedureId);
+    await withinEnqueueTimeout(this.add(procedureId, source, jobId));
+    return { jobId };
+  }
+
+  private async add(procedureId: string, source: EventSource, jobId: string): Promise<void> {
+    const earlier = await this.queue.getJob(jobId);
+    if (earlier && (await earlier.isFailed())) {
+      await earlier.retry();
+      return;
+    }
+    if (earlier && didNothing(earlier.returnvalue) && (await earlier.isCompleted())) await earlier.remove();
     await this.queue.add(
       JOBS.infusionCompleted,
       { procedureId, source },
@@ -22,12 +43,27 @@ export class InfusionEventsProducer {
         jobId,
         attempts: this.config.jobAttempts,
         backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
-        // Completed ids are kept a week so a late duplicate is still recognised; the conditional creates
-        // make even a later re-delivery harmless.
+        // Completed ids are kept a week so a late duplicate is recognised without work; the Tasks' own keys make
+        // even a later re-delivery harmless.
         removeOnComplete: { age: 7 * 24 * 3600 },
         removeOnFail: false,
       },
     );
-    return { jobId };
+  }
+}
+
+/**
+ * Redis down: ioredis would hold the command until it reconnects (tens of seconds). The request answers now; the
+ * command may still run on reconnect, which the job id makes harmless.
+ */
+export async function withinEnqueueTimeout<T>(work: Promise<T>, ms = ENQUEUE_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new QueueUnavailableError(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

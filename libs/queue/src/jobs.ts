@@ -3,6 +3,7 @@ export const JOBS = {
   infusionCompleted: 'infusion-completed',
   pollProcedures: 'poll-procedures',
   overdueSweep: 'overdue-sweep',
+  reconcileProcedures: 'reconcile-procedures',
 } as const;
 
 export type EventSource = 'webhook' | 'poll' | 'api';
@@ -18,4 +19,12 @@ export interface InfusionCompletedJob {
  */
 export function infusionJobId(procedureId: string): string {
   return `${JOBS.infusionCompleted}-${procedureId.replace(/[^A-Za-z0-9\-.]/g, '_')}`;
+}
+
+/**
+ * A follow-up job that did nothing (its Procedure was not yet completed, did not exist, or is not a follow-up case):
+ * its id must not hold back a later, valid event for the same Procedure.
+ */
+export function didNothing(returnvalue: unknown): boolean {
+  return (returnvalue as { status?: unknown } | null | undefined)?.status === 'ignored';
 }

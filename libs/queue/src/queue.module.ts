@@ -4,6 +4,7 @@ import type { AppConfig } from '@kc/config';
 import { QUEUES } from './queue-names';
 import { redisConnection } from './redis-connection';
 import { InfusionEventsProducer } from './infusion-events.producer';
+import { QueueErrorLogger } from './queue-error-logger';
 
 /** Connects BullMQ to the configured Redis and registers every queue for producers and processors alike. */
 @Module({})
@@ -16,7 +17,7 @@ export class QueueModule {
         BullModule.forRoot({ prefix: config.queuePrefix, connection: redisConnection(config.redisUrl) }),
         ...Object.values(QUEUES).map((name) => BullModule.registerQueue({ name })),
       ],
-      providers: [InfusionEventsProducer],
+      providers: [InfusionEventsProducer, QueueErrorLogger],
       exports: [BullModule, InfusionEventsProducer],
     };
   }

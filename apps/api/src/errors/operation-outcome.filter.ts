@@ -3,6 +3,7 @@ import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { Response } from 'express';
 import { FhirHttpError, FhirUnavailableError, FhirVersionConflictError } from '@kc/fhir';
 import { operationOutcome } from '@kc/common';
+import { QueueUnavailableError } from '@kc/queue';
 
 /**
  * Every error leaves the API as a FHIR OperationOutcome with a fitting status. Unknown errors become a
@@ -36,6 +37,8 @@ export class OperationOutcomeFilter implements ExceptionFilter {
     if (exception instanceof FhirHttpError) return upstreamOutcome(exception);
     if (exception instanceof FhirUnavailableError)
       return [503, operationOutcome('error', 'transient', 'The FHIR server is unavailable; try again later')];
+    if (exception instanceof QueueUnavailableError)
+      return [503, operationOutcome('error', 'transient', 'The job queue (Redis) is unavailable; try again shortly')];
     // body-parser errors (malformed JSON, too large, too deep) carry their own 4xx status and an `entity.*` type.
     const parser = exception as { status?: unknown; type?: unknown };
     if (typeof parser?.status === 'number' && parser.status >= 400 && parser.status < 500) {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
-import { JOBS, QUEUES } from '@kc/queue';
+import { JOBS, QUEUES, withinEnqueueTimeout } from '@kc/queue';
 
 /** Asks the worker to poll now (HAPI's empty rest-hook says "something changed" without saying what). */
 @Injectable()
@@ -10,10 +10,12 @@ export class PollTrigger {
 
   async pollNow(): Promise<void> {
     // Deduplicated: a burst of empty notifications while one poll is pending queues one poll.
-    await this.queue.add(
-      JOBS.pollProcedures,
-      {},
-      { deduplication: { id: 'poll-now' }, removeOnComplete: true, removeOnFail: 100 },
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.pollProcedures,
+        {},
+        { deduplication: { id: 'poll-now' }, removeOnComplete: true, removeOnFail: 100 },
+      ),
     );
   }
 }

@@ -23,6 +23,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.poller.poll();
       case JOBS.overdueSweep:
         return this.sweep.sweep();
+      case JOBS.reconcileProcedures:
+        return this.poller.reconcile();
       default:
         throw new Error(`unknown maintenance job ${job.name}`);
     }

@@ -56,4 +56,21 @@ export class ProcedurePoller {
     if (fresh.length) this.logger.log({ msg: 'poll queued infusion events', count: fresh.length });
     return { enqueued: fresh.length, cursor: next };
   }
+
+  /**
+   * Every completed Procedure of the lookback window, queued again whatever the cursor says: Redis may have lost
+   * accepted events (restarted without persistence, failed over). The job id makes this a no-op for infusions Redis
+   * still remembers; for the others the follow-up job finds the Tasks by their keys and writes only what is missing.
+   */
+  async reconcile(now = Date.now()): Promise<{ checked: number }> {
+    const since = new Date(now - this.config.reconcileLookbackMs).toISOString();
+    const completed = await this.fhir.searchAll<Procedure>('Procedure', {
+      status: 'completed',
+      _lastUpdated: `ge${since}`,
+      _count: 100,
+    });
+    for (const procedure of completed) await this.producer.enqueue(procedure.id!, 'poll');
+    if (completed.length) this.logger.log({ msg: 'reconciled completed infusions', checked: completed.length });
+    return { checked: completed.length };
+  }
 }

@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createConnection } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { freePort } from './service-process';
+
+export interface PrivateRedis {
+  url: string;
+  port: number;
+  /** SIGKILL the server (what a crash or an OOM kill does); resolves when it is gone. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and data directory (its AOF, if it has one, is replayed). */
+  start(): Promise<void>;
+  /** Stops it for good and removes its data directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * A redis-server of the test's own, on a free port, that the test may kill and restart: the shared Redis is never
+ * touched. `appendonly` as an operator would set it (docker-compose.yml ships AOF), or off like the default here.
+ */
+export async function startPrivateRedis(options: { appendonly: boolean }): Promise<PrivateRedis> {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-redis-'));
+  let child: ChildProcess | undefined;
+  let stderr = '';
+  const start = async () => {
+    child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        options.appendonly ? 'yes' : 'no',
+        '--appendfsync',
+        'always',
+        '--maxmemory-policy',
+        'noeviction',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    child.once('error', (err) => (stderr += String(err)));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const deadline = Date.now() + 10_000;
+    while (!(await answers(port))) {
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`could not start a private redis-server (is Redis installed?): ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const kill = async () => {
+    const running = child;
+    if (!running || running.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
+    running.kill('SIGKILL');
+    await exited;
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill,
+    start,
+    close: async () => {
+      await kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
