@@ -31,6 +31,36 @@ describe('FhirClient normalises server quirks', () => {
     await expect(fhir.update(patient('1'), { ifMatch: '1' })).rejects.toBeInstanceOf(FhirVersionConflictError);
   });
 
+  it("Medplum's rate limit (429 + Retry-After): waits as told and sends even a create again (nothing was done)", async () => {
+    let calls = 0;
+    server = await startFakeServer(() =>
+      ++calls === 1
+        ? { status: 429, headers: { 'retry-after': '1' }, body: outcome('throttled', 'Too many requests') }
+        : { status: 201, body: patient('9') },
+    );
+    const fhir = new FhirClient({ baseUrl: server.baseUrl });
+    const started = Date.now();
+    const { resource } = await fhir.create(patient('x'));
+    expect(resource.id).toBe('9');
+    expect(server.requests.map((r) => r.method)).toEqual(['POST', 'POST']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it('a Retry-After longer than a caller should wait: gives up at once and passes the advice on', async () => {
+    server = await startFakeServer(() => ({
+      status: 429,
+      headers: { 'retry-after': '120' },
+      body: outcome('throttled', 'Too many requests'),
+    }));
+    const fhir = new FhirClient({ baseUrl: server.baseUrl });
+    const started = Date.now();
+    const error = await fhir.read('Patient', '1').catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(FhirUnavailableError);
+    expect((error as FhirUnavailableError).retryAfterSeconds).toBe(120);
+    expect(server.requests).toHaveLength(1);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
   it('HAPI paging: follows _getpages links, even when they name another host (behind a proxy)', async () => {
     server = await startFakeServer((req) => {
       if (req.url.startsWith('/fhir/Patient'))

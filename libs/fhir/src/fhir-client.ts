@@ -16,6 +16,8 @@ export interface FhirClientOptions {
   fetchImpl?: typeof fetch;
   /** Attempts for retryable failures (network, 429, 502-504); 1 disables retries. */
   maxAttempts?: number;
+  /** Longest wait for a server's Retry-After before giving up and passing it on (default 5 s). */
+  maxRetryWaitMs?: number;
   /** First backoff delay; doubles each attempt, with jitter. */
   retryBaseDelayMs?: number;
   timeoutMs?: number;
@@ -50,6 +52,7 @@ export class FhirClient {
   private readonly authorizer: FhirAuthorizer;
   private readonly fetchImpl: typeof fetch;
   private readonly maxAttempts: number;
+  private readonly maxRetryWaitMs: number;
   private readonly retryBaseDelayMs: number;
   private readonly timeoutMs: number;
   private readonly maxPages: number;
@@ -60,6 +63,7 @@ export class FhirClient {
     this.fetchImpl = options.fetchImpl ?? fetch;
     this.authorizer = new FhirAuthorizer(options.auth ?? { kind: 'none' }, this.fetchImpl);
     this.maxAttempts = options.maxAttempts ?? 4;
+    this.maxRetryWaitMs = options.maxRetryWaitMs ?? 5000;
     this.retryBaseDelayMs = options.retryBaseDelayMs ?? 200;
     this.timeoutMs = options.timeoutMs ?? 15_000;
     this.maxPages = options.maxPages ?? 1000;
@@ -237,13 +241,15 @@ export class FhirClient {
     const attempts = retryable ? this.maxAttempts : 1;
     let lastError: unknown;
     let refreshedToken = false;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
+    // Bounded by maxAttempts; per failure kind, `attempts` (network errors, 502-504) or maxAttempts (429).
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       let response: Response;
       try {
         response = await this.send(method, url, body, extraHeaders);
       } catch (err) {
         lastError = err;
-        if (attempt < attempts) await this.backoff(attempt);
+        if (attempt >= attempts) break;
+        await this.backoff(attempt);
         continue;
       }
       // An expired OAuth2 token: fetch a fresh one and try once more.
@@ -257,7 +263,14 @@ export class FhirClient {
       if (RETRYABLE_STATUS.has(response.status)) {
         lastError = new FhirHttpError(response.status, undefined, `FHIR ${method} answered ${response.status}`);
         await response.body?.cancel();
-        if (attempt < attempts) await this.backoff(attempt, response.headers.get('retry-after'));
+        // 429: the server refused before doing anything, so even a create may be sent again.
+        const allowed = response.status === 429 ? this.maxAttempts : attempts;
+        const retryAfter = response.headers.get('retry-after');
+        const wait = this.retryDelay(attempt, retryAfter);
+        const advice = retryAfter ? Math.ceil(wait / 1000) : undefined;
+        // Out of attempts, or asked to come back later than a caller should wait: give up, passing the advice on.
+        if (attempt >= allowed || wait > this.maxRetryWaitMs) throw this.unavailable(lastError, advice);
+        await new Promise((resolve) => setTimeout(resolve, wait));
         continue;
       }
       return readResponse<T>(response, method, pathOrUrl);
@@ -284,20 +297,26 @@ export class FhirClient {
     });
   }
 
-  private unavailable(lastError: unknown): FhirUnavailableError {
-    if (lastError instanceof FhirHttpError) return new FhirUnavailableError(lastError.message, lastError);
+  private unavailable(lastError: unknown, retryAfterSeconds?: number): FhirUnavailableError {
+    if (lastError instanceof FhirHttpError)
+      return new FhirUnavailableError(lastError.message, lastError, retryAfterSeconds);
     return new FhirUnavailableError(
       `FHIR server unreachable at ${this.baseUrl}: ${(lastError as Error)?.message ?? lastError}`,
       lastError,
     );
   }
 
-  private backoff(attempt: number, retryAfter?: string | null): Promise<void> {
-    const serverSays = retryAfter ? Number(retryAfter) * 1000 : NaN;
-    const delay = Number.isFinite(serverSays)
-      ? Math.min(serverSays, 10_000)
-      : this.retryBaseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
-    return new Promise((resolve) => setTimeout(resolve, delay));
+  private backoff(attempt: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, this.retryDelay(attempt, null)));
+  }
+
+  /** The server's Retry-After (seconds or an HTTP date) when it gave one, else exponential backoff with jitter. */
+  private retryDelay(attempt: number, retryAfter: string | null): number {
+    const seconds = retryAfter && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) * 1000 : NaN;
+    const date = retryAfter && Number.isNaN(seconds) ? Date.parse(retryAfter) - Date.now() : NaN;
+    const serverSays = Number.isFinite(seconds) ? seconds : date;
+    if (Number.isFinite(serverSays)) return Math.max(0, serverSays);
+    return this.retryBaseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
   }
 }
 

@@ -24,6 +24,8 @@ export class FhirUnavailableError extends Error {
   constructor(
     message: string,
     override readonly cause?: unknown,
+    /** When the server said to come back (429/503 Retry-After), in seconds. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }

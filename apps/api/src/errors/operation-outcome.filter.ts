@@ -16,6 +16,8 @@ export class OperationOutcomeFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
     const [status, body] = this.toOutcome(exception);
+    if (exception instanceof FhirUnavailableError && exception.retryAfterSeconds)
+      response.setHeader('Retry-After', String(exception.retryAfterSeconds));
     if (status >= 500) this.logger.error(`${status} ${(exception as Error)?.name}: ${(exception as Error)?.message}`);
     if (response.headersSent) return;
     // Unavailable or throttled upstream: tell the client when to come back rather than leave it guessing.
