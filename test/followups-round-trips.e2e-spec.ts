@@ -48,6 +48,40 @@ describe('follow-ups: at most 3 FHIR requests per event', () => {
     expect(await followUpTasks(service, procedureId)).toHaveLength(2);
   });
 
+  it('the transaction holds no conditional entry (Medplum runs it without SERIALIZABLE or the 8-entry limit) and locks the CarePlan by If-Match', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await followUps.handle(procedureId);
+    const transaction = JSON.parse(requests[2].body!) as {
+      entry: { request: { method: string; url: string; ifNoneExist?: string; ifMatch?: string } }[];
+    };
+    // What @medplum/fhir-router's batch preprocessing counts as needing strict isolation.
+    const conditional = transaction.entry.filter(
+      (e) => e.request.ifNoneExist || (['PUT', 'DELETE'].includes(e.request.method) && e.request.url.includes('?')),
+    );
+    expect(conditional).toEqual([]);
+    expect(transaction.entry.filter((e) => e.request.method === 'POST').length).toBeGreaterThan(0);
+    expect(transaction.entry).toContainEqual({
+      resource: expect.anything(),
+      request: { method: 'PUT', url: `CarePlan/${enrolment.carePlanId}`, ifMatch: expect.stringMatching(/^W\//) },
+    });
+  });
+
+  it('two events of the same plan at once: one transaction loses the CarePlan If-Match, its retry writes nothing twice', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
+    const results = await Promise.allSettled([followUps.handle(first), followUps.handle(second)]);
+    // The loser (if the two overlapped) fails like a job attempt; BullMQ would run it again.
+    for (const [i, result] of results.entries())
+      if (result.status === 'rejected') await followUps.handle(i === 0 ? first : second);
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const keys = tasks.flatMap((t) => (t.identifier ?? []).map((id) => `${id.system}|${id.value}`));
+    expect(keys.length).toBe(new Set(keys).size);
+    expect(await followUpTasks(service, first)).toHaveLength(2);
+    expect(await followUpTasks(service, second)).toHaveLength(2);
+  });
+
   it('second and third infusions (supersede and fulfil open Tasks), and a duplicate event, each within 3', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     for (const [i, end] of [

@@ -1,7 +1,7 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { outcome, startFakeServer, type FakeHandler, type FakeServer } from '../../../test/support/fake-fhir-servers';
 import { FhirClient } from './fhir-client';
-import { FhirUnavailableError, FhirVersionConflictError } from './fhir-errors';
+import { FhirTransactionNotConfirmedError, FhirUnavailableError, FhirVersionConflictError } from './fhir-errors';
 
 const patient = (id: string, versionId = '1'): Patient => ({ resourceType: 'Patient', id, meta: { versionId } });
 const page = (ids: string[], next?: string) => ({
@@ -59,6 +59,36 @@ describe('FhirClient normalises server quirks', () => {
     expect((error as FhirUnavailableError).retryAfterSeconds).toBe(120);
     expect(server.requests).toHaveLength(1);
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('a transaction answered 200 without confirming every entry is not taken as written', async () => {
+    const sent = [
+      { fullUrl: 'urn:uuid:a', resource: patient('a'), request: { method: 'POST' as const, url: 'Patient' } },
+      { fullUrl: 'urn:uuid:b', resource: patient('b'), request: { method: 'POST' as const, url: 'Patient' } },
+    ];
+    const answers = [
+      {
+        resourceType: 'Bundle',
+        type: 'transaction-response',
+        entry: [{ response: { status: '201', location: 'Patient/1/_history/1' } }],
+      },
+      {
+        resourceType: 'Bundle',
+        type: 'transaction-response',
+        entry: [{ response: { status: '201', location: 'Patient/1/_history/1' } }, { response: { status: '500' } }],
+      },
+      {
+        resourceType: 'Bundle',
+        type: 'transaction-response',
+        entry: [{ response: { status: '201' } }, { response: { status: '201' } }],
+      },
+    ];
+    let call = 0;
+    server = await startFakeServer(() => ({ status: 200, body: answers[call++] }));
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    for (const reason of [/1 entries answered for 2 sent/, /entry 1 answered 500/, /neither a resource nor a location/])
+      await expect(fhir.transaction(sent)).rejects.toThrow(reason);
+    await expect(fhir.transaction(sent)).rejects.toBeInstanceOf(FhirTransactionNotConfirmedError);
   });
 
   it('HAPI paging: follows _getpages links, even when they name another host (behind a proxy)', async () => {

@@ -4,6 +4,7 @@ import { FhirAuthorizer } from './fhir-auth';
 import {
   FhirHttpError,
   FhirNotFoundError,
+  FhirTransactionNotConfirmedError,
   FhirUnavailableError,
   FhirVersionConflictError,
   outcomeText,
@@ -167,16 +168,24 @@ export class FhirClient {
     return body!;
   }
 
-  /** A transaction Bundle: all entries land or none do. */
+  /**
+   * A transaction Bundle: all entries land or none do. The answer is checked entry by entry: a server that answers 200
+   * without confirming every entry (a missing entry, a non-2xx status, a write with neither resource nor location) has
+   * not written what was asked, and saying otherwise would report a plan that cannot be read back.
+   */
   async transaction(entries: BundleEntry[]): Promise<Bundle> {
     const bundle: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: entries };
+    // Safe to send again when every entry is, or when an If-Match update guards it (a second landing is a 412).
+    const guarded = entries.some((e) => e.request?.method === 'PUT' && e.request.ifMatch);
     const { body } = await this.request<Bundle>(
       'POST',
       '',
       bundle,
       {},
-      { retryable: entries.every(isIdempotentEntry) },
+      { retryable: guarded || entries.every(isIdempotentEntry) },
     );
+    const problem = unconfirmedEntry(entries, body);
+    if (problem) throw new FhirTransactionNotConfirmedError(`transaction not confirmed by the FHIR server: ${problem}`);
     const answered = body?.entry ?? [];
     await this.notifyWritten(
       answered.flatMap((e) => (e.resource ? [e.resource] : [])),
@@ -362,6 +371,21 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** What a transaction-response does not confirm, if anything. */
+export function unconfirmedEntry(sent: BundleEntry[], answer: Bundle | undefined): string | undefined {
+  if (answer?.resourceType !== 'Bundle') return 'no Bundle in the answer';
+  const answered = answer.entry ?? [];
+  if (answered.length !== sent.length) return `${answered.length} entries answered for ${sent.length} sent`;
+  for (let i = 0; i < sent.length; i++) {
+    const status = Number.parseInt(answered[i].response?.status ?? '', 10);
+    if (!(status >= 200 && status < 300)) return `entry ${i} answered ${answered[i].response?.status ?? 'no status'}`;
+    const writes = sent[i].request?.method === 'POST' || sent[i].request?.method === 'PUT';
+    if (writes && !answered[i].resource?.id && !answered[i].response?.location)
+      return `entry ${i} has neither a resource nor a location`;
+  }
+  return undefined;
 }
 
 function isIdempotentEntry(entry: BundleEntry): boolean {

@@ -31,6 +31,12 @@ export class FhirUnavailableError extends Error {
   }
 }
 
+/**
+ * The server answered a transaction without confirming every entry: what was written is unknown, so it is not
+ * reported as written (the API answers 502, a job retries: every write the service makes is safe to repeat).
+ */
+export class FhirTransactionNotConfirmedError extends FhirUnavailableError {}
+
 export function outcomeText(outcome: OperationOutcome | undefined): string | undefined {
   return (
     outcome?.issue

@@ -1,7 +1,12 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { Response } from 'express';
-import { FhirHttpError, FhirUnavailableError, FhirVersionConflictError } from '@kc/fhir';
+import {
+  FhirHttpError,
+  FhirTransactionNotConfirmedError,
+  FhirUnavailableError,
+  FhirVersionConflictError,
+} from '@kc/fhir';
 import { operationOutcome } from '@kc/common';
 import { QueueUnavailableError } from '@kc/queue';
 
@@ -37,6 +42,15 @@ export class OperationOutcomeFilter implements ExceptionFilter {
       return [status, operationOutcome('error', codeForStatus(status), text)];
     }
     if (exception instanceof FhirHttpError) return upstreamOutcome(exception);
+    if (exception instanceof FhirTransactionNotConfirmedError)
+      return [
+        502,
+        operationOutcome(
+          'error',
+          'incomplete',
+          'The FHIR server did not confirm every write; nothing is reported as saved. Send the request again: it is safe to repeat.',
+        ),
+      ];
     if (exception instanceof FhirUnavailableError)
       return [503, operationOutcome('error', 'transient', 'The FHIR server is unavailable; try again later')];
     if (exception instanceof QueueUnavailableError)

@@ -125,14 +125,20 @@ export class FollowUpService {
       .filter((f) => !writtenByKey.has(f.key))
       .map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
     const answered = this.answeredTasks({ event, procedure, plan, infusion, around, newTasks, now });
+    const carePlanUpdate = activityEntry(carePlan, [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)]);
+    // With the CarePlan's If-Match update in the transaction, two writers for the same plan cannot both land (one gets
+    // 412, its job retries and re-reads), so creates need no If-None-Exist: no conditional entry, so Medplum runs the
+    // transaction without SERIALIZABLE isolation or its 8-entry limit, and events of different patients never
+    // conflict. Without it (a contraindication found, no new Task) the DetectedIssue stays a conditional create.
+    const locked = carePlanUpdate.length > 0;
     const entries = [
-      ...newTasks.flatMap((f) => toEntries(f, f.fullUrl, answered.created.get(f.fullUrl)!)),
-      ...planned.detectedIssues.map((i): BundleEntry => ({
+      ...newTasks.flatMap((f) => toEntries(f, f.fullUrl, answered.created.get(f.fullUrl)!, locked)),
+      ...newIssues(planned.detectedIssues, around.issues).map((i): BundleEntry => ({
         resource: i.resource,
-        request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: i.ifNoneExist },
+        request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: locked ? undefined : i.ifNoneExist },
       })),
       ...answered.updateEntries,
-      ...activityEntry(carePlan, [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)]),
+      ...carePlanUpdate,
     ];
     const response = entries.length ? await this.fhir.transaction(entries) : { entry: [] as BundleEntry[] };
     await progress(90, 'wrote follow-up tasks');
@@ -279,7 +285,7 @@ export class FollowUpService {
       dataQueries.map((q, i) => [q.name, bundles[4 + i] ?? { resourceType: 'Bundle', type: 'searchset' }]),
     );
     const overridden = overriddenContraindications(issues);
-    return { history, patientData, patient, overridden, openTasks, written };
+    return { history, patientData, patient, overridden, openTasks, written, issues };
   }
 
   private ignore(procedureId: string, reason: string): FollowUpOutcome {
@@ -301,7 +307,14 @@ function activityEntry(carePlan: CarePlan, eventTasks: string[]): BundleEntry[] 
   ];
 }
 
-function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task): BundleEntry[] {
+/** The planned DetectedIssues not on record yet (by their key identifier). */
+function newIssues<T extends { resource: DetectedIssue }>(planned: T[], onRecord: DetectedIssue[]): T[] {
+  const known = new Set(onRecord.flatMap((i) => (i.identifier ?? []).map((id) => `${id.system}|${id.value}`)));
+  return planned.filter((p) => !(p.resource.identifier ?? []).some((id) => known.has(`${id.system}|${id.value}`)));
+}
+
+/** A follow-up's request and Task; `locked`: the transaction holds the CarePlan's If-Match, so plain creates. */
+function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task, locked: boolean): BundleEntry[] {
   const entries: BundleEntry[] = [];
   if (followUp.request) {
     const request = {
@@ -311,13 +324,21 @@ function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task): BundleE
     entries.push({
       fullUrl: followUp.requestFullUrl,
       resource: request,
-      request: { method: 'POST', url: request.resourceType, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, followUp.key) },
+      request: {
+        method: 'POST',
+        url: request.resourceType,
+        ifNoneExist: locked ? undefined : keySearch(APPLY_KEY_SYSTEM, followUp.key),
+      },
     });
   }
   entries.push({
     fullUrl: taskFullUrl,
     resource: task,
-    request: { method: 'POST', url: 'Task', ifNoneExist: keySearch(TASK_KEY_SYSTEM, followUp.key) },
+    request: {
+      method: 'POST',
+      url: 'Task',
+      ifNoneExist: locked ? undefined : keySearch(TASK_KEY_SYSTEM, followUp.key),
+    },
   });
   return entries;
 }
