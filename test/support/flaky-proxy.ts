@@ -19,7 +19,7 @@ export interface FlakyProxy {
   /** Requests forwarded so far. */
   forwarded: number;
   /** Answers a request itself instead of forwarding it (a server quirk or a hostile answer); undefined = forward. */
-  intercept: (method: string, path: string) => { status: number; body: unknown } | undefined;
+  intercept: (method: string, path: string, body: string) => { status: number; body: unknown } | undefined;
   close(): Promise<void>;
 }
 
@@ -39,15 +39,15 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
         .end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient' }] }));
       return;
     }
-    const own = proxy.intercept(req.method ?? 'GET', req.url ?? '/');
+    const requestBody: Buffer[] = [];
+    for await (const chunk of req) requestBody.push(chunk as Buffer);
+    const sent = Buffer.concat(requestBody);
+    const own = proxy.intercept(req.method ?? 'GET', req.url ?? '/', sent.toString('utf8'));
     if (own) {
       res.writeHead(own.status, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(own.body));
       return;
     }
     proxy.forwarded++;
-    const requestBody: Buffer[] = [];
-    for await (const chunk of req) requestBody.push(chunk as Buffer);
-    const sent = Buffer.concat(requestBody);
     const answerDelay = proxy.answerDelayMs(req.method ?? 'GET', bundleTypeOf(sent));
     const path = (req.url ?? '/').replace(/^\/fhir\/R4/, '');
     const upstream = http.request(

@@ -116,7 +116,10 @@ async function handleRequest(
     body,
     headers: req.headers,
   };
-  const [result, resource, failedStatus] = isTransaction(req.method, path, body)
+  const transaction = isTransaction(req.method, path, body);
+  const tooBig = transaction ? strictIsolationRefusal(body as Bundle) : undefined;
+  if (tooBig) return send(res, 400, tooBig);
+  const [result, resource, failedStatus] = transaction
     ? await runTransaction(sandbox.router, sandbox.repo, fhirRequest)
     : await sandbox.router.handleRequest(fhirRequest, sandbox.repo);
   const status = typeof failedStatus === 'number' ? failedStatus : getStatus(result);
@@ -160,6 +163,26 @@ function isTransaction(method: string | undefined, path: string, body: unknown):
     (body as Bundle | undefined)?.resourceType === 'Bundle' &&
     (body as Bundle).type === 'transaction'
   );
+}
+
+/** Medplum's server runs a transaction that holds a conditional entry under SERIALIZABLE isolation, refusing more. */
+const MEDPLUM_MAX_SERIALIZABLE_ENTRIES = 8;
+
+/**
+ * As a Medplum server answers (packages/fhir-router batch preprocessing, `maxSerializableTransactionEntries`): a
+ * transaction holding a conditional entry (create with ifNoneExist, update or delete by search) and more than 8
+ * entries is refused before anything is written. The sandbox runs transactions its own way (below), so it checks
+ * this itself: the service must not depend on what Medplum would refuse.
+ */
+function strictIsolationRefusal(bundle: Bundle): OperationOutcome | undefined {
+  const entries = bundle.entry ?? [];
+  const conditional = entries.some(
+    (e) =>
+      (e.request?.method === 'POST' && e.request.ifNoneExist) ||
+      (['PUT', 'DELETE', 'PATCH'].includes(e.request?.method ?? '') && e.request?.url?.includes('?')),
+  );
+  if (!conditional || entries.length <= MEDPLUM_MAX_SERIALIZABLE_ENTRIES) return undefined;
+  return badRequest('Transaction requires strict isolation but has too many entries');
 }
 
 class TransactionFailed extends Error {

@@ -19,7 +19,9 @@ const CDS_REDIS = Symbol('CDS_REDIS');
       provide: CDS_REDIS,
       inject: [APP_CONFIG],
       // No offline queue: with Redis down a CDS call fails at once instead of waiting for a reconnect.
-      useFactory: (config: AppConfig) => new Redis(config.redisUrl, { enableOfflineQueue: false, lazyConnect: false }),
+      // Connection errors surface as failed checks (503) and in /health, not as unhandled 'error' events.
+      useFactory: (config: AppConfig) =>
+        new Redis(config.redisUrl, { enableOfflineQueue: false, lazyConnect: false }).on('error', () => undefined),
     },
     {
       provide: CdsClientVerifier,

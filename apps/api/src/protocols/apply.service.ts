@@ -13,8 +13,8 @@ import {
   overriddenContraindications,
 } from '@kc/protocols';
 import type { ApplyRequest } from './apply-parameters';
-import { transactionBundle } from './apply-result-parameters';
 import { PatientDataLoader } from './patient-data-loader';
+import { PlanWriter } from './plan-writer';
 
 export interface AppliedPlan {
   result: ApplyResult;
@@ -40,6 +40,7 @@ export class ApplyService {
     private readonly catalog: ProtocolCatalog,
     private readonly patients: PatientDataLoader,
     private readonly fhir: FhirClient,
+    private readonly writer: PlanWriter,
   ) {}
 
   /** By id, canonical url or url|version; the catalog first, then the FHIR server (a plan an EHR posted). */
@@ -78,7 +79,7 @@ export class ApplyService {
         overridden: request.overridden,
       }),
     );
-    const persisted = request.persist ? await this.persist(result) : undefined;
+    const persisted = request.persist ? await this.writer.write(result) : undefined;
     this.logger.log({
       msg: '$apply',
       plan: plan.id,
@@ -152,24 +153,5 @@ export class ApplyService {
       plan,
       definitions: { resolve: (canonical) => this.catalog.resolve(canonical) ?? local.resolve(canonical) },
     };
-  }
-
-  private async persist(result: ApplyResult): Promise<Map<string, Resource>> {
-    const bundle = transactionBundle(result);
-    const response = await this.fhir.transaction(bundle.entry!);
-    const byFullUrl = new Map<string, Resource>();
-    const entries = bundle.entry!;
-    await Promise.all(
-      (response.entry ?? []).map(async (entry, i) => {
-        const resource = entry.resource ?? (await this.readLocation(entry.response?.location));
-        if (resource) byFullUrl.set(entries[i].fullUrl!, resource);
-      }),
-    );
-    return byFullUrl;
-  }
-
-  private async readLocation(location: string | undefined): Promise<Resource | undefined> {
-    const match = location && /([A-Za-z]+)\/([^/]+)/.exec(location);
-    return match ? this.fhir.read(match[1] as Resource['resourceType'], match[2]) : undefined;
   }
 }

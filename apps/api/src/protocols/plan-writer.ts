@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import type { BundleEntry, Resource } from '@medplum/fhirtypes';
+import { FhirClient, FhirTransactionNotConfirmedError } from '@kc/fhir';
+import { appliedEntries, type AppliedEntry, type ApplyResult } from '@kc/protocols';
+import { PlanWriteLock } from './plan-write-lock';
+
+/**
+ * Writes an applied plan once, whole, in one transaction without conditional entries (round trips: a batch reading
+ * which of its resources exist by their keys, one transaction creating the rest, a batch reading them back):
+ * - once: under the plan's write lock, what exists is found by its key and not written again;
+ * - whole: the transaction is all or nothing, every entry of its answer is checked, and the plan is read back; a
+ *   plan that does not read back whole is written again once (only what is missing), then reported as a 502;
+ * - any size: without conditional entries Medplum needs no SERIALIZABLE isolation, so its 8-entry limit for such
+ *   transactions does not apply, and plans of different patients never conflict.
+ */
+@Injectable()
+export class PlanWriter {
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly lock: PlanWriteLock,
+  ) {}
+
+  async write(result: ApplyResult): Promise<Map<string, Resource>> {
+    const entries = appliedEntries(result);
+    const lockKey = createHash('sha256')
+      .update(result.carePlan.ifNoneExist ?? result.carePlan.fullUrl)
+      .digest('hex');
+    return this.lock.around(lockKey, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const written = await this.writeMissing(entries);
+        const missing = await this.unreadable(written);
+        if (!missing.length) return written;
+        if (attempt === 2)
+          throw new FhirTransactionNotConfirmedError(`the plan does not read back whole: ${missing.join(', ')}`);
+      }
+    });
+  }
+
+  /** Creates the entries not on the server yet; returns every entry's server copy by fullUrl. */
+  private async writeMissing(entries: AppliedEntry[]): Promise<Map<string, Resource>> {
+    const byFullUrl = await this.existing(entries);
+    const missing = entries.filter((e) => !byFullUrl.has(e.fullUrl));
+    if (!missing.length) return byFullUrl;
+    // References to resources already on the server point at them; the rest resolve within the transaction.
+    const known = new Map([...byFullUrl].map(([fullUrl, r]) => [fullUrl, `${r.resourceType}/${r.id}`]));
+    const transaction: BundleEntry[] = missing.map((e) => ({
+      fullUrl: e.fullUrl,
+      resource: withReferences(e.resource, known),
+      request: { method: 'POST', url: e.resource.resourceType },
+    }));
+    const response = await this.fhir.transaction(transaction);
+    await Promise.all(
+      (response.entry ?? []).map(async (entry, i) => {
+        const resource = entry.resource ?? (await this.readLocation(entry.response?.location));
+        if (resource) byFullUrl.set(transaction[i].fullUrl!, resource);
+      }),
+    );
+    return byFullUrl;
+  }
+
+  /** One batch: each entry's key search (its If-None-Exist criteria). */
+  private async existing(entries: AppliedEntry[]): Promise<Map<string, Resource>> {
+    const keyed = entries.filter((e) => e.ifNoneExist);
+    const found = new Map<string, Resource>();
+    if (!keyed.length) return found;
+    const answer = await this.fhir.batch(
+      keyed.map((e) => ({ request: { method: 'GET', url: `${e.resource.resourceType}?${e.ifNoneExist}` } })),
+    );
+    (answer.entry ?? []).forEach((entry, i) => {
+      const match = (entry.resource as { entry?: { resource?: Resource }[] } | undefined)?.entry?.[0]?.resource;
+      if (match?.id) found.set(keyed[i].fullUrl, match);
+    });
+    return found;
+  }
+
+  /** One batch: every resource of the plan read back by id; what does not answer 200. */
+  private async unreadable(written: Map<string, Resource>): Promise<string[]> {
+    const refs = [...written.values()].map((r) => `${r.resourceType}/${r.id}`);
+    const answer = await this.fhir.batch(refs.map((url) => ({ request: { method: 'GET', url } })));
+    return refs.filter((_, i) => !answer.entry?.[i]?.response?.status?.startsWith('200'));
+  }
+
+  private async readLocation(location: string | undefined): Promise<Resource | undefined> {
+    const match = location && /([A-Za-z]+)\/([^/]+)/.exec(location);
+    return match ? this.fhir.read(match[1] as Resource['resourceType'], match[2]) : undefined;
+  }
+}
+
+/** The resource with every reference to a known fullUrl replaced by the server reference. */
+function withReferences<T extends Resource>(resource: T, known: Map<string, string>): T {
+  if (!known.size) return resource;
+  return JSON.parse(JSON.stringify(resource), (key, value: unknown) =>
+    key === 'reference' && typeof value === 'string' && known.has(value) ? known.get(value) : value,
+  ) as T;
+}
