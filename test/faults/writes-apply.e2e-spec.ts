@@ -134,4 +134,32 @@ describe('persisted $apply: whole, once, any size', () => {
       await service.fhir.searchAll('Task', { 'based-on': `CarePlan/${(again.body as CarePlan).id}` }),
     ).toHaveLength(STEPS);
   });
+
+  it('a plan whose CarePlan does not read back after the write (a server that lost part of it) is a 502', async () => {
+    const subject = await patient();
+    let readBacks = 0;
+    proxy.intercept = (method, _path, body) => {
+      if (method !== 'POST' || !body.includes('"type":"batch"') || !/"url":"CarePlan\/[^?"]+"/.test(body))
+        return undefined;
+      readBacks++;
+      const asked = (JSON.parse(body) as Bundle).entry!.map((e) => e.request!.url);
+      return {
+        status: 200,
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch-response',
+          entry: asked.map((url) => {
+            const [resourceType, id] = url.split('/');
+            return resourceType === 'CarePlan'
+              ? { response: { status: '404 Not Found' } }
+              : { resource: { resourceType, id }, response: { status: '200 OK' } };
+          }),
+        },
+      };
+    };
+    const res = await apply(subject, [{ name: 'persist', valueBoolean: true }]);
+    expect(res.status).toBe(502);
+    expect(JSON.stringify(res.body)).toContain('does not read back whole');
+    expect(readBacks).toBe(2); // written again once (only what was missing), read back again, then reported
+  });
 });

@@ -48,7 +48,7 @@ export class OperationOutcomeFilter implements ExceptionFilter {
         operationOutcome(
           'error',
           'incomplete',
-          'The FHIR server did not confirm every write; nothing is reported as saved. Send the request again: it is safe to repeat.',
+          `The FHIR server did not confirm every write (${exception.message}); nothing is reported as saved. Send the request again: it is safe to repeat.`,
         ),
       ];
     if (exception instanceof FhirUnavailableError)

@@ -74,17 +74,38 @@ export class PlanWriter {
     return found;
   }
 
-  /** One batch: every resource of the plan read back by id; what does not answer 200. */
+  /**
+   * One batch: every resource of the plan read back by id. Wrong: what does not answer 200, and what refers to a
+   * CarePlan other than this plan's or to an unresolved placeholder (a server that lost part of a transaction).
+   */
   private async unreadable(written: Map<string, Resource>): Promise<string[]> {
-    const refs = [...written.values()].map((r) => `${r.resourceType}/${r.id}`);
+    const resources = [...written.values()];
+    const refs = resources.map((r) => `${r.resourceType}/${r.id}`);
+    const carePlan = refs.find((r) => r.startsWith('CarePlan/'));
     const answer = await this.fhir.batch(refs.map((url) => ({ request: { method: 'GET', url } })));
-    return refs.filter((_, i) => !answer.entry?.[i]?.response?.status?.startsWith('200'));
+    return refs.filter((ref, i) => {
+      const entry = answer.entry?.[i];
+      if (!entry?.response?.status?.startsWith('200') || !entry.resource) return true;
+      return referencesOf(entry.resource).some(
+        (r) => r.startsWith('urn:uuid:') || (r.startsWith('CarePlan/') && r !== carePlan && ref !== carePlan),
+      );
+    });
   }
 
   private async readLocation(location: string | undefined): Promise<Resource | undefined> {
     const match = location && /([A-Za-z]+)\/([^/]+)/.exec(location);
     return match ? this.fhir.read(match[1] as Resource['resourceType'], match[2]) : undefined;
   }
+}
+
+/** Every `reference` string in a resource. */
+function referencesOf(resource: Resource): string[] {
+  const found: string[] = [];
+  JSON.stringify(resource, (key, value: unknown) => {
+    if (key === 'reference' && typeof value === 'string') found.push(value);
+    return value;
+  });
+  return found;
 }
 
 /** The resource with every reference to a known fullUrl replaced by the server reference. */
