@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { ContraindicationOverrideService } from '../apps/api/src/review/contraindication-override.service';
 import type {
   ActivityDefinition,
   CarePlan,
@@ -183,6 +184,39 @@ describe('trustworthy plans', () => {
       .set(clinician())
       .send({ versionId: overridden.body.meta.versionId, reason: 'again' })
       .expect(409);
+  });
+
+  it('an override cut short after it was recorded (crash before the held-back actions were proposed) is finished by sending it again', async () => {
+    const subject = await patient({ weightKg: 70, conditions: [PREGNANCY] });
+    const { carePlan } = await apply(subject);
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    const caller = {
+      id: 'dr-test',
+      roles: ['clinician' as const],
+      fhirUser: 'Practitioner/dr-test',
+      display: 'Dr Test',
+    };
+    // The override's transaction landed; the process died before proposing the held-back actions.
+    await service.app.get(ContraindicationOverrideService).override({
+      issue,
+      seenVersion: issue.meta!.versionId!,
+      caller,
+      reason: 'Pregnancy test negative today',
+      regenerate: false,
+    });
+    expect(await onPlan<Task>('Task', carePlan.id!)).toEqual([]);
+    // The clinician's client never saw the answer and sends the same override again.
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .set('If-Match', `W/"${issue.meta!.versionId}"`)
+      .send({ reason: 'Pregnancy test negative today' })
+      .expect(200);
+    const tasks = await onPlan<Task>('Task', carePlan.id!);
+    expect(tasks.map(actionOf).sort()).toEqual(['infusion-session', 'patient-instructions']);
+    expect(await service.fhir.searchAll('Provenance', { target: `DetectedIssue/${issue.id}` })).toHaveLength(1);
   });
 
   it('approve -> an active order signed by the approving practitioner, based on the CarePlan and the proposal, with its Provenance', async () => {

@@ -29,7 +29,9 @@ export class ContraindicationOverrideService {
     reason: string;
     regenerate?: boolean;
   }): Promise<DetectedIssue> {
-    if (!isUnresolved(input.issue))
+    // Changed since the version the clinician saw: the writer tells this same override retried (its Provenance is
+    // there: answered as done, and the held-back actions proposed again in case a crash stopped that) from a conflict.
+    if (!isUnresolved(input.issue) && input.issue.meta?.versionId === input.seenVersion)
       throw conflict(
         `DetectedIssue/${input.issue.id} is already ${input.issue.mitigation?.length ? 'overridden' : input.issue.status}`,
       );
