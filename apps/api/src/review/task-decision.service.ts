@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { Period, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
-import { RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
-import { FhirClient, FhirNotFoundError, ifMatchFor } from '@kc/fhir';
+import { notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
+import { FhirClient, ifMatchFor } from '@kc/fhir';
 import { CANONICAL_BASE } from '@kc/protocols';
 import {
   cancelledProposal,
@@ -18,6 +18,8 @@ import { DecisionWriter, type Consequence } from './task-review.service';
 
 const ORDER_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/order-key`;
 const PRESCRIBER = new RegExp(`^(Practitioner|PractitionerRole)/${RESOURCE_ID_PATTERN}$`);
+
+type Proposal = AuthorisableRequest & { id: string };
 
 export interface DecisionInput {
   taskId: string;
@@ -48,8 +50,8 @@ export class TaskDecisionService {
   }
 
   private async authorise(input: DecisionInput, decision: string, change: (task: Task) => Task): Promise<Task> {
-    const task = await this.writer.read<Task>('Task', input.taskId);
-    const proposal = await this.authorisable(task, input.caller);
+    const { task, proposal } = await this.readWithFocus(input.taskId);
+    await this.assertAuthorisable(task, proposal, input.caller);
     return this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
@@ -62,8 +64,7 @@ export class TaskDecisionService {
   }
 
   async reject(input: DecisionInput & { reason: string }): Promise<Task> {
-    const task = await this.writer.read<Task>('Task', input.taskId);
-    const proposal = await this.focus(task);
+    const { task, proposal } = await this.readWithFocus(input.taskId);
     return this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
@@ -77,38 +78,36 @@ export class TaskDecisionService {
 
   /**
    * Checks made before anything is written: the plan is clear of contraindications, and an order has a
-   * prescriber. Returns the proposal the Task authorises, if any.
+   * prescriber.
    */
-  private async authorisable(task: Task, caller: Caller): Promise<(AuthorisableRequest & { id: string }) | undefined> {
+  private async assertAuthorisable(task: Task, proposal: Proposal | undefined, caller: Caller): Promise<void> {
     await this.guard.assertClear(carePlanOf(task));
-    const proposal = await this.focus(task);
     if (proposal && needsRequester(proposal) && !PRESCRIBER.test(caller.fhirUser ?? '')) {
       throw unprocessable(
         `Approving this Task orders a ${proposal.resourceType}, which needs a prescriber: sign in as a Practitioner (token claim fhirUser)`,
       );
     }
-    return proposal;
   }
 
-  private async focus(task: Task): Promise<(AuthorisableRequest & { id: string }) | undefined> {
-    const match = /^(MedicationRequest|ServiceRequest|CommunicationRequest)\/([^/]+)$/.exec(
-      task.focus?.reference ?? '',
-    );
-    if (!match) return undefined;
-    try {
-      const found = await this.fhir.read(match[1] as AuthorisableRequest['resourceType'], match[2]);
-      return isAuthorisable(found) ? (found as AuthorisableRequest & { id: string }) : undefined;
-    } catch (err) {
-      if (err instanceof FhirNotFoundError) return undefined;
-      throw err;
-    }
+  /** One request: the Task and the request it authorises (`_include=Task:focus`), if that is a proposal. */
+  private async readWithFocus(taskId: string): Promise<{ task: Task; proposal?: Proposal }> {
+    const bundle = await this.fhir.search<Task | AuthorisableRequest>('Task', { _id: taskId, _include: 'Task:focus' });
+    const task = bundle.entry?.find((e) => e.resource?.resourceType === 'Task' && e.resource.id === taskId)
+      ?.resource as Task | undefined;
+    if (!task) throw notFound(`Task/${taskId} not found`);
+    const focus = task.focus?.reference;
+    const included = bundle.entry?.find(
+      (e) =>
+        e.resource && e.resource.resourceType !== 'Task' && `${e.resource.resourceType}/${e.resource.id}` === focus,
+    )?.resource;
+    return { task, proposal: included && isAuthorisable(included) ? (included as Proposal) : undefined };
   }
 
   /**
    * The active order, written with the decision. One per Task: the decision's If-Match on the Task lets only one
    * approval through, and the key (an identifier derived from the Task) lets an EHR find it.
    */
-  private order(task: Task, proposal: AuthorisableRequest & { id: string }, caller: Caller): Consequence {
+  private order(task: Task, proposal: Proposal, caller: Caller): Consequence {
     const carePlan = carePlanOf(task);
     const order = orderFromProposal({
       proposal,
@@ -122,7 +121,7 @@ export class TaskDecisionService {
 }
 
 /** The proposal a rejection cancels, written with the rejection (If-Match: unchanged since it was read). */
-function cancel(proposal: AuthorisableRequest & { id: string }, reason: string): Consequence {
+function cancel(proposal: Proposal, reason: string): Consequence {
   return {
     resource: cancelledProposal(proposal, reason),
     request: {

@@ -1,0 +1,43 @@
+import request from 'supertest';
+import type { Task } from '@medplum/fhirtypes';
+import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
+import { stateOf } from '@kc/task-states';
+import { enrolPatient } from './support/clinic';
+import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { startTestService, type TestService } from './support/test-service';
+
+/**
+ * Issue 10 ($approve >= 0.5x a raw If-Match update): an approval costs 3 FHIR requests, counted at a proxy in front
+ * of the FHIR server: the Task with the request it authorises (`_include`), the plan's contraindications, and one
+ * transaction (Task update, order, Provenance).
+ */
+describe('$approve: 3 FHIR requests', () => {
+  let sandbox: FhirSandbox;
+  let proxy: FlakyProxy;
+  let service: TestService;
+  beforeAll(async () => {
+    sandbox = await startFhirSandbox();
+    proxy = await startFlakyProxy(sandbox.baseUrl);
+    service = await startTestService({ fhirBaseUrl: proxy.baseUrl, runWorker: false });
+  });
+  afterAll(async () => {
+    await service?.stop();
+    await proxy?.close();
+    await sandbox?.close();
+  });
+
+  it('approving the infusion Task (which creates the order) sends 3 requests to the FHIR server', async () => {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const infusion = tasks.find(
+      (t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval',
+    )!;
+    const before = proxy.forwarded;
+    await request(service.url)
+      .post(`/tasks/${infusion.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: infusion.meta!.versionId })
+      .expect(200);
+    expect(proxy.forwarded - before).toBe(3);
+  });
+});
