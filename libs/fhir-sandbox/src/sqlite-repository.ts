@@ -416,8 +416,25 @@ export class SqliteRepository extends FhirRepository {
       else residual.push(filter);
     }
 
+    // Every filter indexed and no sort: SQL counts the matches and reads only the page, so a page costs the same
+    // whatever the number of matches (the worklist's and EHRs' `Task?status=draft&_count=20` on 20k Tasks).
+    const query = this.candidateQuery(resourceType, indexed);
+    if (!residual.length && !chained.length && !searchRequest.sortRules?.length) {
+      const total = (this.stmt(`SELECT count(*) AS n FROM (${query.sql})`).get(...query.params) as { n: number }).n;
+      const page = this.stmt(`${query.sql} LIMIT ? OFFSET ?`).all(
+        ...query.params,
+        searchRequest.count ?? -1,
+        searchRequest.offset ?? 0,
+      ) as { seq: number }[];
+      const entry = page.map(({ seq }): BundleEntry<WithId<T>> => {
+        const row = this.stmt('SELECT content FROM resource WHERE seq = ?').get(seq) as { content: string };
+        return { search: { mode: 'match' }, resource: JSON.parse(row.content) as WithId<T> };
+      });
+      return { resourceType: 'Bundle', type: 'searchset', entry: entry.length ? entry : undefined, total };
+    }
+
     // Candidates, in insertion order: exactly the matches when every filter is indexed.
-    let seqs = this.candidates(resourceType, indexed);
+    let seqs = (this.stmt(query.sql).all(...query.params) as { seq: number }[]).map((r) => r.seq);
     const loaded = new Map<number, WithId<T>>();
     const load = (seq: number): WithId<T> => {
       let resource = loaded.get(seq);
@@ -448,13 +465,9 @@ export class SqliteRepository extends FhirRepository {
     return { resourceType: 'Bundle', type: 'searchset', entry: entry.length ? entry : undefined, total };
   }
 
-  /** Row numbers of the resources of this type matching every indexed filter, in insertion order. */
-  private candidates(resourceType: string, indexed: IndexedFilter[]): number[] {
-    if (!indexed.length) {
-      return (
-        this.stmt('SELECT seq FROM resource WHERE type = ? ORDER BY seq').all(resourceType) as { seq: number }[]
-      ).map((r) => r.seq);
-    }
+  /** SQL for the row numbers (`seq`) of the resources of this type matching every indexed filter, in insertion order. */
+  private candidateQuery(resourceType: string, indexed: IndexedFilter[]): { sql: string; params: SQLInputValue[] } {
+    if (!indexed.length) return { sql: 'SELECT seq FROM resource WHERE type = ? ORDER BY seq', params: [resourceType] };
     // The most selective filter drives (estimated by counting its index rows up to a cap); the others are
     // checked per candidate through the (seq, p) indexes.
     let driver = indexed[0];
@@ -482,7 +495,7 @@ export class SqliteRepository extends FhirRepository {
       ' ORDER BY r.seq';
     const params: SQLInputValue[] = [driver.key, ...driver.params, resourceType];
     for (const f of others) params.push(f.key, ...f.params);
-    return (this.stmt(sql).all(...params) as { seq: number }[]).map((r) => r.seq);
+    return { sql, params };
   }
 
   /**
