@@ -1,9 +1,8 @@
 import request from 'supertest';
 import type { Task } from '@medplum/fhirtypes';
-import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { stateOf } from '@kc/task-states';
 import { enrolPatient } from './support/clinic';
-import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -12,19 +11,14 @@ import { startTestService, type TestService } from './support/test-service';
  * transaction (Task update, order, Provenance).
  */
 describe('$approve: 3 FHIR requests', () => {
-  let sandbox: FhirSandbox;
+  let behind: ServiceBehindProxy<TestService>;
   let proxy: FlakyProxy;
   let service: TestService;
   beforeAll(async () => {
-    sandbox = await startFhirSandbox();
-    proxy = await startFlakyProxy(sandbox.baseUrl);
-    service = await startTestService({ fhirBaseUrl: proxy.baseUrl, runWorker: false });
+    behind = await startBehindProxy((fhirBaseUrl) => startTestService({ fhirBaseUrl, runWorker: false }));
+    ({ proxy, service } = behind);
   });
-  afterAll(async () => {
-    await service?.stop();
-    await proxy?.close();
-    await sandbox?.close();
-  });
+  afterAll(() => behind?.stop());
 
   it('approving the infusion Task (which creates the order) sends 3 requests to the FHIR server', async () => {
     const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import request from 'supertest';
 import type { Role } from '@kc/auth';
 import { mintToken } from '@kc/auth';
-import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from '../support/clinic';
+import { completeInfusion, enrolPatient, followUpTasks, reportInfusion, waitFor } from '../support/clinic';
 import { concretePath, registeredRoutes, type Route } from '../support/routes';
 import { startTestService, TEST_JWT_SECRET, type TestService } from '../support/test-service';
 
@@ -126,12 +126,7 @@ describe('fuzz: generated bad requests to every endpoint', () => {
     service = await startTestService();
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
-    await request(service.url)
-      .post('/events/infusion-completed')
-      .set(service.as('integration'))
-      .send({ procedure: `Procedure/${procedureId}` })
-      .expect(202);
-    await followUpJobDone(service, procedureId);
+    await reportInfusion(service, procedureId);
     const task = await waitFor(async () => (await followUpTasks(service, procedureId))[0], 'a follow-up task');
     ids = { task: task.id!, carePlan: enrolment.carePlanId };
     const noRole = await mintToken({ sub: 'nobody', roles: [] }, { secret: TEST_JWT_SECRET });

@@ -1,7 +1,6 @@
 import { createHmac } from 'node:crypto';
 import request from 'supertest';
-import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { startFlakyProxy, type FlakyProxy } from '../support/flaky-proxy';
+import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from '../support/flaky-proxy';
 import { startTestService, type TestService } from '../support/test-service';
 
 interface Answer {
@@ -16,7 +15,7 @@ const bodyOf = (res: request.Response) => res.body as Answer;
  * statuses and the order of signature check and parsing. The FHIR server sits behind a proxy that can answer for it.
  */
 describe('hostile input and upstream answers', () => {
-  let sandbox: FhirSandbox;
+  let behind: ServiceBehindProxy<TestService>;
   let proxy: FlakyProxy;
   let service: TestService;
   const sign = (body: string) => createHmac('sha256', 'test-webhook-secret').update(body).digest('hex');
@@ -28,18 +27,13 @@ describe('hostile input and upstream answers', () => {
       .send(body);
 
   beforeAll(async () => {
-    sandbox = await startFhirSandbox();
-    proxy = await startFlakyProxy(sandbox.baseUrl);
-    service = await startTestService({ fhirBaseUrl: proxy.baseUrl });
+    behind = await startBehindProxy((fhirBaseUrl) => startTestService({ fhirBaseUrl }));
+    ({ proxy, service } = behind);
   });
   afterEach(() => {
     proxy.intercept = () => undefined;
   });
-  afterAll(async () => {
-    await service?.stop();
-    await proxy?.close();
-    await sandbox?.close();
-  });
+  afterAll(() => behind?.stop());
 
   it.each([
     '/fhir/constructor',

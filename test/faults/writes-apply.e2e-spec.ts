@@ -8,8 +8,8 @@ import type {
   PlanDefinition,
   Task,
 } from '@medplum/fhirtypes';
-import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { startFlakyProxy, type FlakyProxy } from '../support/flaky-proxy';
+import type { FhirSandbox } from '@kc/fhir-sandbox';
+import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from '../support/flaky-proxy';
 import { startTestService, type TestService } from '../support/test-service';
 
 /**
@@ -40,25 +40,21 @@ const bigPlan: PlanDefinition = {
 };
 
 describe('persisted $apply: whole, once, any size', () => {
+  let behind: ServiceBehindProxy<TestService>;
   let sandbox: FhirSandbox;
   let proxy: FlakyProxy;
   let service: TestService;
 
   beforeAll(async () => {
-    sandbox = await startFhirSandbox();
-    proxy = await startFlakyProxy(sandbox.baseUrl);
-    service = await startTestService({ fhirBaseUrl: proxy.baseUrl });
+    behind = await startBehindProxy((fhirBaseUrl) => startTestService({ fhirBaseUrl }));
+    ({ proxy, service, sandbox } = behind);
     for (let i = 0; i < STEPS; i++) await service.fhir.create(referral(i));
     await service.fhir.create(bigPlan);
   });
   afterEach(() => {
     proxy.intercept = () => undefined;
   });
-  afterAll(async () => {
-    await service?.stop();
-    await proxy?.close();
-    await sandbox?.close();
-  });
+  afterAll(() => behind?.stop());
 
   const patient = async () =>
     `Patient/${(await service.fhir.create<Patient>({ resourceType: 'Patient', name: [{ family: 'Big' }] })).resource.id}`;

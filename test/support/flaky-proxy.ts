@@ -1,5 +1,6 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 
 export interface FlakyProxy {
   /** Base URL that forwards to the target base URL. */
@@ -99,4 +100,30 @@ function bundleTypeOf(body: Buffer): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The whole service talking to its own embedded FHIR server through a FlakyProxy the test controls. */
+export interface ServiceBehindProxy<S> {
+  service: S;
+  proxy: FlakyProxy;
+  sandbox: FhirSandbox;
+  stop(): Promise<void>;
+}
+
+export async function startBehindProxy<S extends { stop(): Promise<void> }>(
+  start: (fhirBaseUrl: string) => Promise<S>,
+): Promise<ServiceBehindProxy<S>> {
+  const sandbox = await startFhirSandbox();
+  const proxy = await startFlakyProxy(sandbox.baseUrl);
+  const service = await start(proxy.baseUrl);
+  return {
+    service,
+    proxy,
+    sandbox,
+    stop: async () => {
+      await service.stop();
+      await proxy.close();
+      await sandbox.close();
+    },
+  };
 }
