@@ -479,6 +479,17 @@ describe('durability', () => {
     }
   });
 
+  it('one process per data directory: a second opener is refused at once, saying why; after close it opens', () => {
+    const first = new SqliteRepository(dir);
+    try {
+      expect(() => new SqliteRepository(dir)).toThrow(/in use by another process/);
+    } finally {
+      first.close();
+    }
+    const again = new SqliteRepository(dir);
+    again.close();
+  });
+
   it('a process killed in the middle of a transaction leaves none of it, and keeps what was committed', async () => {
     // A real crash: a separate node process commits one Task, then dies by SIGKILL inside a transaction.
     const script = `

@@ -154,6 +154,7 @@ export class SqliteRepository extends FhirRepository {
     } else {
       fs.mkdirSync(location, { recursive: true });
       this.db = new DatabaseSync(path.join(location, DB_FILE));
+      this.lockForThisProcess(location);
       this.db.exec('PRAGMA journal_mode = WAL');
       this.db.exec('PRAGMA synchronous = NORMAL');
       // Checkpoint (copy the WAL into the file, with an fsync) every ~40 MB of WAL rather than every 4 MB: the
@@ -167,6 +168,24 @@ export class SqliteRepository extends FhirRepository {
     this.db.exec('PRAGMA cache_size = -65536');
     this.db.exec(SCHEMA);
     this.reindexIfStale();
+  }
+
+  /**
+   * One process per data directory: the operation lock is in-process, so a second process on the same files would
+   * interleave its writes with ours. Exclusive locking mode keeps the file lock from the first write until close (or
+   * until the process dies), and a second opener fails at once, saying why.
+   */
+  private lockForThisProcess(location: string): void {
+    this.db.exec('PRAGMA locking_mode = EXCLUSIVE');
+    this.db.exec('PRAGMA busy_timeout = 0');
+    try {
+      this.db.exec('BEGIN IMMEDIATE; COMMIT');
+    } catch (err) {
+      this.db.close();
+      throw new Error(
+        `FHIR_DATA_DIR ${location} is in use by another process (${(err as Error).message}); one process per data directory`,
+      );
+    }
   }
 
   close(): void {
