@@ -184,6 +184,7 @@ export class SqliteRepository extends FhirRepository {
       this.db.close();
       throw new Error(
         `FHIR_DATA_DIR ${location} is in use by another process (${(err as Error).message}); one process per data directory`,
+        { cause: err },
       );
     }
   }
