@@ -531,6 +531,9 @@ export class SqliteRepository extends FhirRepository {
     switch (param.kind) {
       case 'token': {
         if (filter.operator !== Operator.EQUALS) return undefined;
+        // Every value looked up (`x.value IN (...)` first): with several OR'd terms SQLite otherwise walks every
+        // index row of the parameter (the follow-up worker's `identifier=k1,k2,k3` read all 100k Task keys).
+        const looked: string[] = [];
         for (const filterValue of values) {
           if (filterValue.includes('|')) {
             const [system, value] = filterValue.split('|').map((s) => s.toLowerCase());
@@ -539,19 +542,30 @@ export class SqliteRepository extends FhirRepository {
               // `+x.system`: look up by value (selective), never by system (every Task key shares one).
               ors.push('(x.value = ? AND +x.system IS NULL)');
               params.push(value);
+              looked.push(value);
             } else if (!value) {
               ors.push('x.system = ?');
               params.push(system);
             } else {
               ors.push('(x.value = ? AND +x.system = ?)');
               params.push(value, system);
+              looked.push(value);
             }
           } else {
             ors.push('x.value = ?');
             params.push(filterValue.toLowerCase());
+            looked.push(filterValue.toLowerCase());
           }
         }
-        return { table: 'token', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
+        if (!ors.length) return { table: 'token', key: param.key, where: '0', params };
+        if (ors.length > 1 && looked.length === ors.length)
+          return {
+            table: 'token',
+            key: param.key,
+            where: `x.value IN (${looked.map(() => '?').join(', ')}) AND (${ors.join(' OR ')})`,
+            params: [...looked, ...params],
+          };
+        return { table: 'token', key: param.key, where: ors.join(' OR '), params };
       }
       case 'reference': {
         if (filter.operator !== Operator.EQUALS || filter.value === '') return undefined;
