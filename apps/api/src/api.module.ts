@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from '@kc/auth';
+import { ApiRedisModule } from './api-redis.module';
 import { OperationOutcomeFilter } from './errors/operation-outcome.filter';
 import { HealthModule } from './health/health.module';
 import { ProtocolsModule } from './protocols/protocols.module';
@@ -18,6 +19,7 @@ import { ClinicianUiModule } from './clinician-ui/clinician-ui.module';
  */
 @Module({
   imports: [
+    ApiRedisModule,
     AuthModule,
     HealthModule,
     ProtocolsModule,

@@ -258,7 +258,7 @@ export class FhirClient {
       } catch (err) {
         lastError = err;
         if (attempt >= attempts) break;
-        await this.backoff(attempt);
+        await pause(this.retryDelay(attempt, null));
         continue;
       }
       // An expired OAuth2 token: fetch a fresh one and try once more.
@@ -279,7 +279,7 @@ export class FhirClient {
         const advice = retryAfter ? Math.ceil(wait / 1000) : undefined;
         // Out of attempts, or asked to come back later than a caller should wait: give up, passing the advice on.
         if (attempt >= allowed || wait > this.maxRetryWaitMs) throw this.unavailable(lastError, advice);
-        await new Promise((resolve) => setTimeout(resolve, wait));
+        await pause(wait);
         continue;
       }
       return readResponse<T>(response, method, pathOrUrl);
@@ -313,10 +313,6 @@ export class FhirClient {
       `FHIR server unreachable at ${this.baseUrl}: ${(lastError as Error)?.message ?? lastError}`,
       lastError,
     );
-  }
-
-  private backoff(attempt: number): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, this.retryDelay(attempt, null)));
   }
 
   /** The server's Retry-After (seconds or an HTTP date) when it gave one, else exponential backoff with jitter. */
@@ -371,6 +367,10 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** What a transaction-response does not confirm, if anything. */

@@ -5,6 +5,8 @@
 export const CANONICAL_BASE = 'https://ketamine-careplans.example/fhir';
 export const SERVICE_CODE_SYSTEM = `${CANONICAL_BASE}/CodeSystem/ketamine-careplans`;
 export const TASK_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/task-key`;
+/** Tags a decision's Provenance with the version decided on (`Task/<id>/_history/<version>`): one decision per version. */
+export const DECISION_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
 export const PROTOCOL_WINDOW_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-window`;
 export const PROTOCOL_ACTION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-action`;
 /** Marks an applicability condition as a contraindication check (fhir-profiles/StructureDefinition-contraindication.json). */

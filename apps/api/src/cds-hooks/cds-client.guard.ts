@@ -31,8 +31,8 @@ export class CdsClientGuard implements CanActivate {
     } catch (err) {
       // The replay store (Redis) unreachable: the token cannot be checked for reuse, so it is not accepted.
       if (!(err instanceof CdsAuthError)) {
+        // The OperationOutcome filter adds Retry-After to every 503.
         this.logger.warn({ msg: 'cds-hooks: replay store unavailable', error: (err as Error).message });
-        context.switchToHttp().getResponse<Response>().setHeader('Retry-After', '5');
         throw new OutcomeException(503, 'transient', 'CDS client tokens cannot be checked right now; retry shortly');
       }
       this.logger.warn({ msg: 'cds-hooks: client JWT rejected', reason: err.message });

@@ -1,11 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, CarePlan, DetectedIssue, Practitioner, Procedure, Provenance, Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { CANONICAL_BASE, ProtocolCatalog } from '@kc/protocols';
+import { DECISION_KEY_SYSTEM, ProtocolCatalog } from '@kc/protocols';
 import { displayName, issueView, WorklistEnricher, type PatientSummary, type ScoreView } from './worklist-enricher';
 
 /** Provenance of clinician decisions is tagged with the Task version it records (apps/api/src/review). */
-const DECISION_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
 
 export interface TimelineEvent {
   date?: string;
@@ -103,7 +102,7 @@ export class PatientTimelineService {
   }
 
   /**
-   * Decision Provenances, found by the key each carries: the Task version a clinician wrote (version ids are
+   * Decision Provenances, found by the key each carries: the Task version a clinician decided on (version ids are
    * opaque, so each Task's history says which versions exist; a Task still awaiting approval has no decision).
    */
   private async decisions(tasks: Task[]): Promise<Provenance[]> {

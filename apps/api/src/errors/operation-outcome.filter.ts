@@ -21,13 +21,13 @@ export class OperationOutcomeFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
     const [status, body] = this.toOutcome(exception);
-    if (exception instanceof FhirUnavailableError && exception.retryAfterSeconds)
-      response.setHeader('Retry-After', String(exception.retryAfterSeconds));
     if (status >= 500) this.logger.error(`${status} ${(exception as Error)?.name}: ${(exception as Error)?.message}`);
     if (response.headersSent) return;
-    // Unavailable or throttled upstream: tell the client when to come back rather than leave it guessing.
-    if (status === 503 && !response.getHeader('Retry-After'))
-      response.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+    // Unavailable or throttled: tell the client when to come back (the FHIR server's own advice when it gave one).
+    if (status === 503) {
+      const advised = exception instanceof FhirUnavailableError ? exception.retryAfterSeconds : undefined;
+      response.setHeader('Retry-After', String(advised ?? RETRY_AFTER_SECONDS));
+    }
     response.status(status).type('application/fhir+json').send(JSON.stringify(body));
   }
 

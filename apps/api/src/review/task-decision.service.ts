@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Period, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
-import { FhirClient, ifMatchFor } from '@kc/fhir';
+import { FhirClient, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
 import { CANONICAL_BASE } from '@kc/protocols';
 import {
   cancelledProposal,
@@ -92,14 +92,9 @@ export class TaskDecisionService {
   /** One request: the Task and the request it authorises (`_include=Task:focus`), if that is a proposal. */
   private async readWithFocus(taskId: string): Promise<{ task: Task; proposal?: Proposal }> {
     const bundle = await this.fhir.search<Task | AuthorisableRequest>('Task', { _id: taskId, _include: 'Task:focus' });
-    const task = bundle.entry?.find((e) => e.resource?.resourceType === 'Task' && e.resource.id === taskId)
-      ?.resource as Task | undefined;
+    const task = matchesOf<Task>(bundle).find((t) => t.id === taskId);
     if (!task) throw notFound(`Task/${taskId} not found`);
-    const focus = task.focus?.reference;
-    const included = bundle.entry?.find(
-      (e) =>
-        e.resource && e.resource.resourceType !== 'Task' && `${e.resource.resourceType}/${e.resource.id}` === focus,
-    )?.resource;
+    const included = includedOf(bundle).find((r) => `${r.resourceType}/${r.id}` === task.focus?.reference);
     return { task, proposal: included && isAuthorisable(included) ? (included as Proposal) : undefined };
   }
 

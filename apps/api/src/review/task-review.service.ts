@@ -4,12 +4,10 @@ import type { BundleEntry, Provenance, Resource } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, OutcomeException, unprocessable } from '@kc/common';
 import { FhirClient, FhirNotFoundError, FhirVersionConflictError, ifMatchFor } from '@kc/fhir';
-import { CANONICAL_BASE } from '@kc/protocols';
+import { DECISION_KEY_SYSTEM } from '@kc/protocols';
 import { InvalidTransition } from '@kc/task-states';
 import { decisionProvenance } from './provenance';
 import { DecisionRefused } from './task-decisions';
-
-export const DECISION_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
 
 /** A write that follows from a decision (an order created, a proposal cancelled): one transaction entry. */
 export type Consequence = Pick<BundleEntry, 'resource' | 'request'>;
@@ -109,7 +107,7 @@ export class DecisionWriter {
 }
 
 /** One decision per version of a resource: the version it was taken on. */
-export function decisionKey(ref: string, seenVersion: string): string {
+function decisionKey(ref: string, seenVersion: string): string {
   return `${ref}/_history/${seenVersion}`;
 }
 

@@ -39,7 +39,6 @@ import {
   APPLY_KEY_SYSTEM,
   flattenActions,
   INFUSION_COMPLETED_TRIGGER,
-  keySearch,
   patientDataQueries,
   ProtocolCatalog,
   TASK_KEY_SYSTEM,
@@ -132,7 +131,7 @@ export class FollowUpService {
     // conflict. Without it (a contraindication found, no new Task) the DetectedIssue stays a conditional create.
     const locked = carePlanUpdate.length > 0;
     const entries = [
-      ...newTasks.flatMap((f) => toEntries(f, f.fullUrl, answered.created.get(f.fullUrl)!, locked)),
+      ...newTasks.flatMap((f) => toEntries(f, f.fullUrl, answered.created.get(f.fullUrl)!)),
       ...newIssues(planned.detectedIssues, around.issues).map((i): BundleEntry => ({
         resource: i.resource,
         request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: locked ? undefined : i.ifNoneExist },
@@ -148,8 +147,7 @@ export class FollowUpService {
         entries[i]?.request?.method === 'POST' &&
         (/^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task'),
     );
-    const alreadyExisted =
-      alreadyWritten.length + taskResponses.filter((e) => e.response?.status?.startsWith('200')).length;
+    const alreadyExisted = alreadyWritten.length;
     const tasks = [
       ...alreadyWritten,
       ...taskResponses.map((e) =>
@@ -313,8 +311,11 @@ function newIssues<T extends { resource: DetectedIssue }>(planned: T[], onRecord
   return planned.filter((p) => !(p.resource.identifier ?? []).some((id) => known.has(`${id.system}|${id.value}`)));
 }
 
-/** A follow-up's request and Task; `locked`: the transaction holds the CarePlan's If-Match, so plain creates. */
-function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task, locked: boolean): BundleEntry[] {
+/**
+ * A follow-up's request and Task, as plain creates: a new Task is always listed on the CarePlan, so the transaction
+ * holding them always holds the CarePlan's If-Match update too.
+ */
+function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task): BundleEntry[] {
   const entries: BundleEntry[] = [];
   if (followUp.request) {
     const request = {
@@ -324,21 +325,13 @@ function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task, locked: 
     entries.push({
       fullUrl: followUp.requestFullUrl,
       resource: request,
-      request: {
-        method: 'POST',
-        url: request.resourceType,
-        ifNoneExist: locked ? undefined : keySearch(APPLY_KEY_SYSTEM, followUp.key),
-      },
+      request: { method: 'POST', url: request.resourceType },
     });
   }
   entries.push({
     fullUrl: taskFullUrl,
     resource: task,
-    request: {
-      method: 'POST',
-      url: 'Task',
-      ifNoneExist: locked ? undefined : keySearch(TASK_KEY_SYSTEM, followUp.key),
-    },
+    request: { method: 'POST', url: 'Task' },
   });
   return entries;
 }
