@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import type { BundleEntry, Resource } from '@medplum/fhirtypes';
-import { FhirClient, FhirTransactionNotConfirmedError } from '@kc/fhir';
+import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
+import { batchResult, FhirClient, FhirTransactionNotConfirmedError, matchesOf } from '@kc/fhir';
 import { appliedEntries, type AppliedEntry, type ApplyResult } from '@kc/protocols';
 import { PlanWriteLock } from './plan-write-lock';
 
@@ -68,7 +68,8 @@ export class PlanWriter {
       keyed.map((e) => ({ request: { method: 'GET', url: `${e.resource.resourceType}?${e.ifNoneExist}` } })),
     );
     (answer.entry ?? []).forEach((entry, i) => {
-      const match = (entry.resource as { entry?: { resource?: Resource }[] } | undefined)?.entry?.[0]?.resource;
+      // A failed lookup fails the write: taking it for "not there" would create the resource a second time.
+      const [match] = matchesOf(batchResult<Bundle>(entry, `${keyed[i].resource.resourceType} by key`));
       if (match?.id) found.set(keyed[i].fullUrl, match);
     });
     return found;
