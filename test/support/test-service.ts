@@ -32,6 +32,7 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     // No background polling unless a test asks; fast retries so failure tests take seconds.
     pollIntervalMs: 0,
     reconcileEveryMs: 0,
+    reminderSweepMs: 0,
     jobAttempts: 5,
     jobBackoffMs: 100,
     jobLockMs: 5000,

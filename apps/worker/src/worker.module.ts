@@ -9,9 +9,15 @@ import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { ProcedurePoller } from './maintenance/procedure-poller';
 import { QueueJobMetrics } from './queue-job-metrics';
+import { EmailReminderSender } from './reminders/email-reminder-sender';
+import { ReminderDelivery } from './reminders/reminder-delivery.service';
+import { ReminderProcessor } from './reminders/reminder.processor';
+import { REMINDER_SENDERS } from './reminders/reminder-sender';
+import { ReminderSweep } from './reminders/reminder-sweep';
 
 /**
- * The background workers (@nestjs/bullmq processors): follow-up generation, polling fallback, overdue sweep.
+ * The background workers (@nestjs/bullmq processors): follow-up generation, patient reminders, polling fallback,
+ * overdue sweep.
  * Needs ConfigModule, FhirModule, QueueModule, ProtocolCatalogModule and MetricsModule from the importing app
  * (the API when RUN_WORKER is true, or WorkerAppModule alone). Shutdown: @nestjs/bullmq closes each worker,
  * which waits for its active jobs to finish.
@@ -28,6 +34,14 @@ export class WorkerModule {
         ProcedurePoller,
         OverdueSweep,
         MaintenanceSchedules,
+        ReminderDelivery,
+        ReminderSweep,
+        // Email only when SMTP is configured; the FHIR Communication record is always written.
+        { provide: REMINDER_SENDERS, useValue: config.smtp ? [new EmailReminderSender(config.smtp)] : [] },
+        {
+          provide: ReminderProcessor,
+          useClass: configuredProcessor(ReminderProcessor, QUEUES.reminders, workerOptionsFrom(config, 4)),
+        },
         {
           provide: FollowUpProcessor,
           useClass: configuredProcessor(
@@ -42,7 +56,7 @@ export class WorkerModule {
           useClass: configuredProcessor(MaintenanceProcessor, QUEUES.maintenance, workerOptionsFrom(config, 1)),
         },
       ],
-      exports: [FollowUpService, ProcedurePoller, OverdueSweep],
+      exports: [FollowUpService, ProcedurePoller, OverdueSweep, ReminderSweep],
     };
   }
 }

@@ -54,6 +54,14 @@ export interface AppConfig {
    */
   reconcileEveryMs: number;
   reconcileLookbackMs: number;
+  /**
+   * Reminders: how often the worker looks for active reminders due within `reminderHorizonMs` and queues each as a
+   * delayed job (0 = never; the FHIR server holds them, so a lost job is found again).
+   */
+  reminderSweepMs: number;
+  reminderHorizonMs: number;
+  /** Email for patient reminders (SMTP_URL, e.g. smtp://user:pass@host:587); unset: FHIR Communication only. */
+  smtp?: { url: string; from: string };
   /** Follow-up jobs one worker process runs at once. */
   workerConcurrency: number;
   /** Attempts per follow-up job before it lands in the dead-letter view, and the first backoff delay. */
@@ -234,6 +242,15 @@ export function cdsClientsFrom(env: NodeJS.ProcessEnv): Record<string, CdsClient
   return clients;
 }
 
+/** SMTP_URL (smtp:// or smtps://, credentials in the URL) and SMTP_FROM. */
+function smtpFrom(env: NodeJS.ProcessEnv): AppConfig['smtp'] {
+  const url = env.SMTP_URL;
+  if (!url) return undefined;
+  if (!/^smtps?:\/\/[^/\s]+/.test(url))
+    throw new ConfigError('SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465');
+  return { url, from: env.SMTP_FROM ?? 'Ketamine infusion clinic <no-reply@clinic.example>' };
+}
+
 function publicUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const raw = env[name];
   if (!raw) return undefined;
@@ -296,6 +313,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     pollSince: instant(env, 'POLL_SINCE'),
     reconcileEveryMs: int(env, 'RECONCILE_EVERY_MS', 15 * 60_000),
     reconcileLookbackMs: positiveInt(env, 'RECONCILE_LOOKBACK_MS', 7 * 24 * 3600_000),
+    reminderSweepMs: int(env, 'REMINDER_SWEEP_MS', 60_000),
+    reminderHorizonMs: positiveInt(env, 'REMINDER_HORIZON_MS', 3600_000),
+    smtp: smtpFrom(env),
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),
     jobAttempts: int(env, 'JOB_ATTEMPTS', 8),
     jobBackoffMs: int(env, 'JOB_BACKOFF_MS', 2000),

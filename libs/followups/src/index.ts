@@ -2,3 +2,4 @@ export * from './infusion-event';
 export * from './plan-follow-ups';
 export * from './infusion-history';
 export * from './superseded';
+export * from './reminders';

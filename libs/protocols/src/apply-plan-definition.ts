@@ -25,7 +25,13 @@ import type { Contraindication } from './applicability';
 import type { ActivityRequest } from './build-request';
 import { addDuration, iso } from './calendar';
 import { isTriggeredBy } from './triggered-actions';
-import { CANONICAL_BASE, INFUSION_COMPLETED_TRIGGER, SERVICE_CODE_SYSTEM, taskKey } from './canonical';
+import {
+  CANONICAL_BASE,
+  INFUSION_COMPLETED_TRIGGER,
+  TASK_APPROVED_TRIGGER,
+  SERVICE_CODE_SYSTEM,
+  taskKey,
+} from './canonical';
 import { shortHash, uuidFromKey } from './deterministic-id';
 import type { ProtocolVariables } from './fhirpath-variables';
 import { dueWindowFor, instantiateAction } from './instantiate-action';
@@ -94,9 +100,9 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
     variables,
     overridden: input.overridden ?? new Set(),
     resolver: input.definitions,
-    // The service's own follow-up rules run when an infusion completes, never at $apply. Other triggers are
-    // instantiated as HAPI's $apply does (it does not evaluate triggers), with a note saying so.
-    filter: (action) => (isFollowUpRule(action) ? 'skip' : 'instantiate'),
+    // The service's own rules run on their events (an infusion completed, a Task approved), never at $apply. Other
+    // triggers are instantiated as HAPI's $apply does (it does not evaluate triggers), with a note saying so.
+    filter: (action) => (isServiceRule(action) ? 'skip' : 'instantiate'),
   });
   const blocking = selection.contraindications.filter((c) => !c.overridden);
   const detectedIssues = blocking.map((c) => detectedIssue(c, ids, now));
@@ -392,8 +398,8 @@ function requestGroupAction(
   });
 }
 
-function isFollowUpRule(action: PlanDefinitionAction): boolean {
-  return isTriggeredBy(action, INFUSION_COMPLETED_TRIGGER);
+function isServiceRule(action: PlanDefinitionAction): boolean {
+  return isTriggeredBy(action, INFUSION_COMPLETED_TRIGGER) || isTriggeredBy(action, TASK_APPROVED_TRIGGER);
 }
 
 function triggerNotes(roots: SelectedAction[]): OperationOutcomeIssue[] {

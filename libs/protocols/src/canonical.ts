@@ -14,6 +14,13 @@ export const CONTRAINDICATION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition
 
 /** The TriggerDefinition name that marks follow-up rules in a PlanDefinition. */
 export const INFUSION_COMPLETED_TRIGGER = 'infusion-completed';
+/**
+ * The TriggerDefinition name that marks patient reminders: instantiated when a clinician approves a Task of the
+ * action the reminder's relatedAction names, never at $apply.
+ */
+export const TASK_APPROVED_TRIGGER = 'task-approved';
+/** Identifies a reminder (CommunicationRequest) by the Task it follows and its action: one per Task and action. */
+export const REMINDER_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/reminder-key`;
 
 /** Deterministic Task key: the same CarePlan, trigger and action always give the same key. */
 export function taskKey(carePlanId: string, triggerId: string, actionId: string): string {

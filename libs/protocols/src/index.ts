@@ -15,3 +15,4 @@ export * from './apply-plan-definition';
 export * from './deterministic-id';
 export * from './unsupported';
 export * from './contraindication-state';
+export * from './strip-undefined';

@@ -4,3 +4,4 @@ export * from './jobs';
 export * from './infusion-events.producer';
 export * from './redis-connection';
 export * from './configured-processor';
+export * from './reminder-queue';

@@ -4,7 +4,20 @@ export const JOBS = {
   pollProcedures: 'poll-procedures',
   overdueSweep: 'overdue-sweep',
   reconcileProcedures: 'reconcile-procedures',
+  deliverReminder: 'deliver-reminder',
+  sweepReminders: 'sweep-reminders',
 } as const;
+
+export interface DeliverReminderJob {
+  communicationRequestId: string;
+  /** The time the reminder had when it was queued; a moved reminder's old job sees the difference and stands down. */
+  sendAt: string;
+}
+
+/** One job per reminder and time: queuing it again (sweep, retry) is a no-op; a moved reminder gets a new job. */
+export function reminderJobId(communicationRequestId: string, sendAt: string): string {
+  return `${JOBS.deliverReminder}-${communicationRequestId.replace(/[^A-Za-z0-9\-.]/g, '_')}-${Date.parse(sendAt)}`;
+}
 
 export type EventSource = 'webhook' | 'poll' | 'api';
 

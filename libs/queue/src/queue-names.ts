@@ -2,6 +2,8 @@
 export const QUEUES = {
   /** Infusion-completed events -> follow-up Tasks. */
   followups: 'followups',
+  /** Patient reminders, each a job delayed until its time. */
+  reminders: 'reminders',
   /** Repeatable housekeeping: overdue sweep, polling fallback. */
   maintenance: 'maintenance',
 } as const;

@@ -5,6 +5,7 @@ import { QUEUES } from './queue-names';
 import { redisConnection } from './redis-connection';
 import { InfusionEventsProducer } from './infusion-events.producer';
 import { QueueErrorLogger } from './queue-error-logger';
+import { ReminderQueue } from './reminder-queue';
 
 /** Connects BullMQ to the configured Redis and registers every queue for producers and processors alike. */
 @Module({})
@@ -17,8 +18,8 @@ export class QueueModule {
         BullModule.forRoot({ prefix: config.queuePrefix, connection: redisConnection(config.redisUrl) }),
         ...Object.values(QUEUES).map((name) => BullModule.registerQueue({ name })),
       ],
-      providers: [InfusionEventsProducer, QueueErrorLogger],
-      exports: [BullModule, InfusionEventsProducer],
+      providers: [InfusionEventsProducer, ReminderQueue, QueueErrorLogger],
+      exports: [BullModule, InfusionEventsProducer, ReminderQueue],
     };
   }
 }

@@ -13,8 +13,9 @@ export class QueueMetrics {
     registry: Registry,
     @InjectQueue(QUEUES.followups) followups: Queue,
     @InjectQueue(QUEUES.maintenance) maintenance: Queue,
+    @InjectQueue(QUEUES.reminders) reminders: Queue,
   ) {
-    const queues = [followups, maintenance];
+    const queues = [followups, maintenance, reminders];
     new Gauge({
       name: 'kc_queue_jobs',
       help: 'Jobs per queue and state',

@@ -6,6 +6,7 @@ import { ContraindicationOverrideController } from './contraindication-override.
 import { ContraindicationOverrideService } from './contraindication-override.service';
 import { TaskDecisionService } from './task-decision.service';
 import { TaskDecisionsController } from './task-decisions.controller';
+import { TaskReminders } from './task-reminders';
 import { DecisionWriter } from './task-review.service';
 import { WorklistController } from './worklist.controller';
 import { WorklistService } from './worklist.service';
@@ -24,6 +25,7 @@ import { WorklistService } from './worklist.service';
     ContraindicationGuard,
     ContraindicationOverrideService,
     TaskDecisionService,
+    TaskReminders,
   ],
 })
 export class ReviewModule {}

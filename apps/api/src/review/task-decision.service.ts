@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Period, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Period, Resource, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { FhirClient, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
@@ -14,6 +14,7 @@ import {
 } from '@kc/task-states';
 import { carePlanOf, ContraindicationGuard } from './contraindication-guard';
 import { approve, reject, reschedule } from './task-decisions';
+import { TaskReminders } from './task-reminders';
 import { DecisionWriter, type Consequence } from './task-review.service';
 
 const ORDER_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/order-key`;
@@ -38,6 +39,7 @@ export class TaskDecisionService {
     private readonly writer: DecisionWriter,
     private readonly guard: ContraindicationGuard,
     private readonly fhir: FhirClient,
+    private readonly reminders: TaskReminders,
   ) {}
 
   approve(input: DecisionInput & { owner?: Task['owner'] }): Promise<Task> {
@@ -50,21 +52,26 @@ export class TaskDecisionService {
   }
 
   private async authorise(input: DecisionInput, decision: string, change: (task: Task) => Task): Promise<Task> {
-    const { task, proposal } = await this.readWithFocus(input.taskId);
+    const { task, proposal, carePlan } = await this.readWithFocus(input.taskId);
     await this.assertAuthorisable(task, proposal, input.caller);
+    const reminders = await this.reminders.contextFor(task, carePlan);
     return this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
       caller: input.caller,
       decision,
       change,
-      // A Task approved before (then rescheduled) already has its order.
-      consequences: proposal && !isApproved(task) ? [(updated) => this.order(updated, proposal, input.caller)] : [],
+      consequences: [
+        // A Task approved before (then rescheduled) already has its order.
+        ...(proposal && !isApproved(task) ? [(updated: Task) => this.order(updated, proposal, input.caller)] : []),
+        (updated: Task) => this.reminders.afterApproval(updated, reminders),
+      ],
     });
   }
 
   async reject(input: DecisionInput & { reason: string }): Promise<Task> {
-    const { task, proposal } = await this.readWithFocus(input.taskId);
+    const { task, proposal, carePlan } = await this.readWithFocus(input.taskId);
+    const reminders = await this.reminders.contextFor(task, carePlan);
     return this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
@@ -72,7 +79,10 @@ export class TaskDecisionService {
       decision: 'reject',
       reason: input.reason,
       change: (t) => reject(t, input.reason, new Date()),
-      consequences: proposal && proposal.status === 'draft' ? [() => cancel(proposal, input.reason)] : [],
+      consequences: [
+        ...(proposal && proposal.status === 'draft' ? [() => cancel(proposal, input.reason)] : []),
+        () => this.reminders.afterRejection(reminders, input.reason),
+      ],
     });
   }
 
@@ -89,13 +99,21 @@ export class TaskDecisionService {
     }
   }
 
-  /** One request: the Task and the request it authorises (`_include=Task:focus`), if that is a proposal. */
-  private async readWithFocus(taskId: string): Promise<{ task: Task; proposal?: Proposal }> {
-    const bundle = await this.fhir.search<Task | AuthorisableRequest>('Task', { _id: taskId, _include: 'Task:focus' });
+  /**
+   * One request: the Task, the request it authorises (`_include=Task:focus`) if that is a proposal, and its CarePlan
+   * (`_include=Task:based-on`, for the protocol's reminder rules).
+   */
+  private async readWithFocus(taskId: string): Promise<{ task: Task; proposal?: Proposal; carePlan?: CarePlan }> {
+    const bundle = await this.fhir.search<Task | Resource>('Task', {
+      _id: taskId,
+      _include: ['Task:focus', 'Task:based-on'],
+    });
     const task = matchesOf<Task>(bundle).find((t) => t.id === taskId);
     if (!task) throw notFound(`Task/${taskId} not found`);
-    const included = includedOf(bundle).find((r) => `${r.resourceType}/${r.id}` === task.focus?.reference);
-    return { task, proposal: included && isAuthorisable(included) ? (included as Proposal) : undefined };
+    const included = includedOf(bundle);
+    const focus = included.find((r) => `${r.resourceType}/${r.id}` === task.focus?.reference);
+    const carePlan = included.find((r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanOf(task));
+    return { task, proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined, carePlan };
   }
 
   /**

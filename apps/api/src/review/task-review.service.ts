@@ -22,7 +22,7 @@ export interface DecisionWrite<T extends Resource> {
   change: (current: T) => T;
   reason?: string;
   /** Writes that follow from the decision; they land with it or not at all, and the Provenance lists each. */
-  consequences?: ((updated: T) => Consequence | undefined)[];
+  consequences?: ((updated: T) => Consequence | Consequence[] | undefined)[];
 }
 
 /**
@@ -55,8 +55,7 @@ export class DecisionWriter {
     const updated = decide(input.change, current);
     const subject = `urn:uuid:${randomUUID()}`;
     const followers = (input.consequences ?? [])
-      .map((consequence) => consequence(updated))
-      .filter((c): c is Consequence => c !== undefined)
+      .flatMap((consequence) => consequence(updated) ?? [])
       .map((c) => ({ ...c, fullUrl: `urn:uuid:${randomUUID()}` }));
     const key = decisionKey(ref, seenVersion);
     const provenance: Provenance = {

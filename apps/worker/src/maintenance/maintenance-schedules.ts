@@ -39,6 +39,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     await this.poller.initCursor();
     await this.every(JOBS.pollProcedures, this.config.pollIntervalMs, keep);
     await this.every(JOBS.reconcileProcedures, this.config.reconcileEveryMs, keep);
+    await this.every(JOBS.sweepReminders, this.config.reminderSweepMs, keep);
     await this.queue.upsertJobScheduler(
       JOBS.overdueSweep,
       { pattern: this.config.overdueSweepEvery },

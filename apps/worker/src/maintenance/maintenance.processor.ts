@@ -5,6 +5,7 @@ import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { OverdueSweep } from './overdue-sweep';
 import { ProcedurePoller } from './procedure-poller';
+import { ReminderSweep } from '../reminders/reminder-sweep';
 
 /** Housekeeping jobs on the maintenance queue (scheduled by MaintenanceSchedules). */
 @Injectable()
@@ -12,6 +13,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
   constructor(
     private readonly poller: ProcedurePoller,
     private readonly sweep: OverdueSweep,
+    private readonly reminders: ReminderSweep,
     queueMetrics: QueueJobMetrics,
   ) {
     super(queueMetrics);
@@ -25,6 +27,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.sweep.sweep();
       case JOBS.reconcileProcedures:
         return this.poller.reconcile();
+      case JOBS.sweepReminders:
+        return this.reminders.sweep();
       default:
         throw new Error(`unknown maintenance job ${job.name}`);
     }

@@ -1,0 +1,78 @@
+import { Injectable } from '@nestjs/common';
+import type { CarePlan, CommunicationRequest, Task } from '@medplum/fhirtypes';
+import { FhirClient, ifMatchFor } from '@kc/fhir';
+import {
+  plannedReminders,
+  protocolActionOf,
+  reminderChanges,
+  reminderKeySearch,
+  reminderRulesFor,
+  revokedReminder,
+  type ReminderRule,
+} from '@kc/followups';
+import { ProtocolCatalog } from '@kc/protocols';
+import { isApproved } from '@kc/task-states';
+import type { Consequence } from './task-review.service';
+
+/** A Task's reminder rules and the reminders it already has, read before the decision is written. */
+export interface TaskReminderContext {
+  rules: ReminderRule[];
+  existing: CommunicationRequest[];
+}
+
+/**
+ * The reminders a decision writes, in the decision's own transaction: an approval creates them, a reschedule moves
+ * them (If-Match on each), a rejection revokes them. The worker delivers them (ReminderDelivery).
+ */
+@Injectable()
+export class TaskReminders {
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly catalog: ProtocolCatalog,
+  ) {}
+
+  /** One search, and only for a Task that was approved before (a Task awaiting approval has no reminders yet). */
+  async contextFor(task: Task, carePlan: CarePlan | undefined): Promise<TaskReminderContext> {
+    const rules = this.rulesFor(task, carePlan);
+    if (!rules.length || !isApproved(task) || !task.id) return { rules, existing: [] };
+    const existing = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      identifier: reminderKeySearch(task.id, rules),
+    });
+    return { rules, existing };
+  }
+
+  afterApproval(updated: Task, context: TaskReminderContext): Consequence[] {
+    if (!updated.id) return [];
+    const { create, move } = reminderChanges(
+      plannedReminders({ ...updated, id: updated.id }, context.rules, new Date()),
+      context.existing,
+    );
+    return [
+      ...create.map((resource) => ({ resource, request: { method: 'POST' as const, url: 'CommunicationRequest' } })),
+      ...move.map(updateOf),
+    ];
+  }
+
+  afterRejection(context: TaskReminderContext, reason: string): Consequence[] {
+    return context.existing
+      .filter((r) => r.status === 'active')
+      .map((r) => updateOf(revokedReminder(r, `Session rejected: ${reason}`)));
+  }
+
+  private rulesFor(task: Task, carePlan: CarePlan | undefined): ReminderRule[] {
+    const canonical = carePlan?.instantiatesCanonical?.[0];
+    const plan = canonical ? this.catalog.findPlanDefinition(canonical) : undefined;
+    return plan ? reminderRulesFor(plan, protocolActionOf(task), (c) => this.catalog.activityDefinition(c)) : [];
+  }
+}
+
+function updateOf(resource: CommunicationRequest): Consequence {
+  return {
+    resource,
+    request: {
+      method: 'PUT',
+      url: `CommunicationRequest/${resource.id}`,
+      ifMatch: resource.meta?.versionId ? ifMatchFor(resource.meta.versionId) : undefined,
+    },
+  };
+}

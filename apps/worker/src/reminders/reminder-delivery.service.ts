@@ -1,0 +1,107 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import { batchResult, FhirClient, FhirVersionConflictError, getEntry, ifMatchFor } from '@kc/fhir';
+import {
+  aboutTask,
+  deliveredCommunication,
+  deliveryDecision,
+  revokedReminder,
+  type DeliveryDecision,
+} from '@kc/followups';
+import { ReminderQueue } from '@kc/queue';
+import { REMINDER_SENDERS, type ReminderSender } from './reminder-sender';
+
+export type ReminderOutcome =
+  | { status: 'sent'; channels: string[] }
+  | { status: Exclude<DeliveryDecision['action'], 'send'> | 'already-done'; why?: string };
+
+/**
+ * Delivers one reminder when its delayed job fires. Everything is decided from the FHIR server now: the request
+ * must still be active and due at the time the job was queued for, about a Task that is still approved and open.
+ * Sent on every configured channel (email), then recorded as a completed Communication with the request marked
+ * completed, in one transaction with If-Match on the request: of two deliveries racing, one records.
+ */
+@Injectable()
+export class ReminderDelivery {
+  private readonly logger = new Logger(ReminderDelivery.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly queue: ReminderQueue,
+    @Inject(REMINDER_SENDERS) private readonly senders: ReminderSender[],
+  ) {}
+
+  async deliver(requestId: string, plannedAt: string): Promise<ReminderOutcome> {
+    const request = await this.fhir.readIfExists<CommunicationRequest>('CommunicationRequest', requestId);
+    if (!request?.id) return { status: 'skip', why: 'request not found' };
+    const { task, patient } = await this.context(request);
+    const decision = deliveryDecision({ request, plannedAt, task, now: new Date() });
+    switch (decision.action) {
+      case 'skip':
+        return { status: 'skip', why: decision.why };
+      case 'reschedule':
+        await this.queue.schedule(request.id, decision.sendAt);
+        return { status: 'reschedule', why: `moved to ${decision.sendAt}` };
+      case 'revoke':
+        return this.revoke(request, decision.why);
+      case 'send':
+        return this.send({ ...request, id: request.id }, patient);
+    }
+  }
+
+  private async send(
+    request: CommunicationRequest & { id: string },
+    patient: Patient | undefined,
+  ): Promise<ReminderOutcome> {
+    const channels: string[] = [];
+    // Outside channels first: a crash before the record below re-sends (at least once) rather than never sending.
+    for (const sender of this.senders) if (await sender.send({ request, patient })) channels.push(sender.channel);
+    const sent = new Date();
+    try {
+      await this.fhir.transaction([
+        {
+          resource: deliveredCommunication({ request, sent, channels }),
+          request: { method: 'POST', url: 'Communication' },
+        },
+        {
+          resource: { ...request, status: 'completed' },
+          request: {
+            method: 'PUT',
+            url: `CommunicationRequest/${request.id}`,
+            ifMatch: ifMatchFor(request.meta!.versionId!),
+          },
+        },
+      ]);
+    } catch (err) {
+      if (err instanceof FhirVersionConflictError) return { status: 'already-done', why: 'request changed meanwhile' };
+      throw err;
+    }
+    this.logger.log({ msg: 'reminder sent', request: `CommunicationRequest/${request.id}`, channels });
+    return { status: 'sent', channels };
+  }
+
+  private async revoke(request: CommunicationRequest, why: string): Promise<ReminderOutcome> {
+    try {
+      await this.fhir.update(revokedReminder(request, why), { ifMatch: ifMatchFor(request.meta!.versionId!) });
+    } catch (err) {
+      if (err instanceof FhirVersionConflictError) return { status: 'already-done', why: 'request changed meanwhile' };
+      throw err;
+    }
+    this.logger.log({ msg: 'reminder revoked', request: `CommunicationRequest/${request.id}` });
+    return { status: 'revoke', why };
+  }
+
+  /** One batch: the Task the reminder is about and, when a channel needs contact details, the patient. */
+  private async context(request: CommunicationRequest): Promise<{ task?: Task; patient?: Patient }> {
+    const taskRef = aboutTask(request);
+    const patientRef = this.senders.length ? request.recipient?.[0]?.reference : undefined;
+    const refs = [taskRef, patientRef].filter((r): r is string => Boolean(r));
+    if (!refs.length) return {};
+    const answer = await this.fhir.batch(refs.map((ref) => getEntry(ref)));
+    const found = new Map(refs.map((ref, i) => [ref, batchResult(answer.entry?.[i], ref)]));
+    return {
+      task: taskRef ? (found.get(taskRef) as Task | undefined) : undefined,
+      patient: patientRef ? (found.get(patientRef) as Patient | undefined) : undefined,
+    };
+  }
+}

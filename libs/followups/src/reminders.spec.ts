@@ -1,0 +1,113 @@
+import * as path from 'node:path';
+import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
+import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog } from '@kc/protocols';
+import { awaitingApproval, transition } from '@kc/task-states';
+import {
+  deliveryDecision,
+  plannedReminders,
+  reminderChanges,
+  reminderRulesFor,
+  protocolActionOf,
+  type PlannedReminder,
+} from './reminders';
+
+const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
+const lowDose = catalog.findPlanDefinition('ketamine-low-dose-series')!;
+const NOW = new Date('2027-01-01T00:00:00.000Z');
+
+function approvedTask(action: string, start: string, end: string): Task & { id: string } {
+  const draft: Task = {
+    resourceType: 'Task',
+    id: `t-${action}`,
+    ...awaitingApproval(),
+    description: action,
+    for: { reference: 'Patient/p1' },
+    basedOn: [{ reference: 'CarePlan/cp1' }, { reference: 'RequestGroup/rg1' }],
+    restriction: { period: { start, end } },
+    extension: [{ url: PROTOCOL_ACTION_EXTENSION, valueString: action }],
+  };
+  return { ...transition(draft, { event: 'approve', now: NOW }), id: draft.id! };
+}
+
+function remindersOf(task: Task & { id: string }, now = NOW): Record<string, PlannedReminder> {
+  const rules = reminderRulesFor(lowDose, protocolActionOf(task), (c) => catalog.activityDefinition(c));
+  return Object.fromEntries(plannedReminders(task, rules, now).map((r) => [r.key.split('/').pop()!, r]));
+}
+
+describe('reminder rules (fhir-profiles)', () => {
+  it('every session kind gets a ride-home, a fasting and a no-driving reminder, timed from its window start', () => {
+    for (const action of ['infusion-session', 'next-induction-session', 'maintenance-booster']) {
+      const planned = remindersOf(approvedTask(action, '2027-01-10T09:00:00.000Z', '2027-01-10T12:00:00.000Z'));
+      expect(Object.keys(planned).sort()).toEqual(['reminder-fasting', 'reminder-no-driving', 'reminder-ride-home']);
+      expect(planned['reminder-ride-home'].request.occurrenceDateTime).toBe('2027-01-08T09:00:00.000Z');
+      expect(planned['reminder-fasting'].request.occurrenceDateTime).toBe('2027-01-09T15:00:00.000Z');
+      expect(planned['reminder-no-driving'].request.occurrenceDateTime).toBe('2027-01-10T09:00:00.000Z');
+    }
+  });
+
+  it('the post-infusion check gets its reminder 5 days into its window; instructions get none', () => {
+    const check = remindersOf(
+      approvedTask('post-infusion-check', '2027-01-04T10:00:00.000Z', '2027-01-11T10:00:00.000Z'),
+    );
+    expect(Object.keys(check)).toEqual(['reminder-one-week-check']);
+    expect(check['reminder-one-week-check'].request).toMatchObject({
+      occurrenceDateTime: '2027-01-09T10:00:00.000Z',
+      about: [{ reference: 'Task/t-post-infusion-check' }],
+      basedOn: [{ reference: 'CarePlan/cp1' }],
+      status: 'active',
+    });
+    expect(
+      remindersOf(approvedTask('patient-instructions', '2027-01-01T00:00:00.000Z', '2027-01-02T00:00:00.000Z')),
+    ).toEqual({});
+  });
+
+  it('none once the window has closed', () => {
+    const task = approvedTask('infusion-session', '2026-12-01T09:00:00.000Z', '2026-12-01T12:00:00.000Z');
+    expect(remindersOf(task)).toEqual({});
+  });
+});
+
+describe('reminderChanges', () => {
+  const task = approvedTask('infusion-session', '2027-01-10T09:00:00.000Z', '2027-01-10T12:00:00.000Z');
+  const planned = Object.values(remindersOf(task));
+
+  it('creates what is missing, moves what changed, leaves the rest and anything no longer active', () => {
+    const onRecord = planned.map((p, i) => ({ ...p.request, id: `cr${i}` }));
+    onRecord[0] = { ...onRecord[0], occurrenceDateTime: '2027-01-01T00:00:00.000Z' };
+    onRecord[1] = { ...onRecord[1], status: 'completed', occurrenceDateTime: '2027-01-01T00:00:00.000Z' };
+    const { create, move } = reminderChanges(planned, onRecord.slice(0, 2));
+    expect(create.map((c) => c.occurrenceDateTime)).toEqual([planned[2].request.occurrenceDateTime]);
+    expect(move).toEqual([{ ...onRecord[0], occurrenceDateTime: planned[0].request.occurrenceDateTime }]);
+  });
+});
+
+describe('deliveryDecision', () => {
+  const task = approvedTask('infusion-session', '2027-01-10T09:00:00.000Z', '2027-01-10T12:00:00.000Z');
+  const request: CommunicationRequest = {
+    ...remindersOf(task)['reminder-fasting'].request,
+    id: 'cr1',
+  };
+  const at = request.occurrenceDateTime!;
+  const decide = (over: Partial<Parameters<typeof deliveryDecision>[0]>) =>
+    deliveryDecision({ request, plannedAt: at, task, now: new Date('2027-01-09T15:00:00.000Z'), ...over });
+
+  it('sends an active reminder at its time about an approved, open Task', () => {
+    expect(decide({})).toEqual({ action: 'send' });
+  });
+  it('a job queued for an earlier time stands down and points at the new time', () => {
+    expect(decide({ plannedAt: '2027-01-05T00:00:00.000Z' })).toEqual({ action: 'reschedule', sendAt: at });
+  });
+  it('does nothing for a request that is no longer active', () => {
+    expect(decide({ request: { ...request, status: 'revoked' } })).toMatchObject({ action: 'skip' });
+  });
+  it('revokes a reminder whose session was rejected, superseded or done, or no longer exists', () => {
+    const rejected = transition(task, { event: 'reject', now: NOW, reason: 'no' });
+    const done = transition(task, { event: 'complete', now: NOW });
+    expect(decide({ task: rejected })).toMatchObject({ action: 'revoke' });
+    expect(decide({ task: done })).toMatchObject({ action: 'revoke' });
+    expect(decide({ task: undefined })).toMatchObject({ action: 'revoke' });
+  });
+  it('revokes a reminder that could only go out after its session window closed', () => {
+    expect(decide({ now: new Date('2027-01-10T12:00:00.000Z') })).toMatchObject({ action: 'revoke' });
+  });
+});

@@ -1,0 +1,207 @@
+import type {
+  ActivityDefinition,
+  Communication,
+  CommunicationRequest,
+  Period,
+  Patient,
+  PlanDefinition,
+  PlanDefinitionAction,
+  PlanDefinitionActionRelatedAction,
+  Reference,
+  Task,
+} from '@medplum/fhirtypes';
+import {
+  dueWindow,
+  flattenActions,
+  isTriggeredBy,
+  PROTOCOL_ACTION_EXTENSION,
+  REMINDER_KEY_SYSTEM,
+  SERVICE_CODE_SYSTEM,
+  stripUndefined,
+  TASK_APPROVED_TRIGGER,
+} from '@kc/protocols';
+import { isApproved, isOpen } from '@kc/task-states';
+
+/**
+ * Patient reminders (the CommunicationRequests of a plan: nothing to eat for 6 h before, a ride home, no driving
+ * for 24 h, the one-week check). They are actions of the protocol's PlanDefinition triggered by `task-approved`:
+ * each relatedAction names an action whose Tasks it follows and when, relative to that Task's due window. A Task
+ * gets its reminders when a clinician approves it; a reschedule moves them, a rejection revokes them. Pure: the
+ * API writes them with the decision and the worker delivers each at its time (occurrenceDateTime).
+ */
+
+export interface ReminderRule {
+  action: PlanDefinitionAction;
+  related: PlanDefinitionActionRelatedAction;
+  activity: ActivityDefinition;
+}
+
+export interface PlannedReminder {
+  key: string;
+  request: CommunicationRequest;
+}
+
+/** The reminder rules that follow the Tasks of one protocol action (by the action's id). */
+export function reminderRulesFor(
+  plan: PlanDefinition,
+  protocolActionId: string | undefined,
+  activityOf: (canonical: string | undefined) => ActivityDefinition | undefined,
+): ReminderRule[] {
+  if (!protocolActionId) return [];
+  return flattenActions(plan.action ?? [])
+    .filter((action) => isTriggeredBy(action, TASK_APPROVED_TRIGGER))
+    .flatMap((action) => {
+      const related = action.relatedAction?.find((r) => r.actionId === protocolActionId);
+      const activity = activityOf(action.definitionCanonical);
+      return related && activity?.kind === 'CommunicationRequest' ? [{ action, related, activity }] : [];
+    });
+}
+
+export function protocolActionOf(task: Task): string | undefined {
+  return task.extension?.find((e) => e.url === PROTOCOL_ACTION_EXTENSION)?.valueString;
+}
+
+/** One reminder per Task and reminder action, whoever writes it and however often. */
+export function reminderKey(taskId: string, rule: Pick<ReminderRule, 'action'>): string {
+  return `Task/${taskId}/${rule.action.id}`;
+}
+
+export function reminderKeySearch(taskId: string, rules: ReminderRule[]): string {
+  return rules.map((rule) => `${REMINDER_KEY_SYSTEM}|${reminderKey(taskId, rule)}`).join(',');
+}
+
+/**
+ * The reminders of an approved Task, timed from its current due window. None once that window has closed: a
+ * reminder about a session that can no longer happen would only confuse the patient.
+ */
+export function plannedReminders(task: Task & { id: string }, rules: ReminderRule[], now: Date): PlannedReminder[] {
+  const window = task.restriction?.period;
+  if (!window?.start || !window.end || Date.parse(window.end) <= now.getTime()) return [];
+  return rules.map((rule) => {
+    const key = reminderKey(task.id, rule);
+    const request: CommunicationRequest = {
+      resourceType: 'CommunicationRequest',
+      identifier: [{ system: REMINDER_KEY_SYSTEM, value: key }],
+      status: 'active',
+      category: rule.activity.code ? [rule.activity.code] : undefined,
+      priority: rule.activity.priority,
+      subject: task.for as Reference<Patient> | undefined,
+      recipient: task.for ? [task.for as Reference<Patient>] : undefined,
+      about: [{ reference: `Task/${task.id}`, display: task.description }],
+      basedOn: task.basedOn?.filter((b) => b.reference?.startsWith('CarePlan/')),
+      payload: rule.activity.description ? [{ contentString: rule.activity.description }] : undefined,
+      occurrenceDateTime: sendTimeFor(window, rule.related),
+      authoredOn: now.toISOString(),
+    };
+    return { key, request: stripUndefined(request) };
+  });
+}
+
+/**
+ * What a decision does to a Task's reminders: create the missing ones, move those whose time changed (the window
+ * was rescheduled), leave the rest. `existing` are the reminders already on record for the Task.
+ */
+export function reminderChanges(
+  planned: PlannedReminder[],
+  existing: CommunicationRequest[],
+): { create: CommunicationRequest[]; move: CommunicationRequest[] } {
+  const byKey = new Map(existing.map((r) => [keyOf(r), r]));
+  const create: CommunicationRequest[] = [];
+  const move: CommunicationRequest[] = [];
+  for (const { key, request } of planned) {
+    const current = byKey.get(key);
+    if (!current) create.push(request);
+    else if (current.status === 'active' && current.occurrenceDateTime !== request.occurrenceDateTime)
+      move.push({ ...current, occurrenceDateTime: request.occurrenceDateTime });
+  }
+  return { create, move };
+}
+
+/** A reminder that must not go out any more, with why (R4 CommunicationRequest status `revoked`). */
+export function revokedReminder(request: CommunicationRequest, reason: string): CommunicationRequest {
+  return { ...request, status: 'revoked', statusReason: { text: reason } };
+}
+
+export function isReminder(request: CommunicationRequest): boolean {
+  return Boolean(request.identifier?.some((i) => i.system === REMINDER_KEY_SYSTEM));
+}
+
+/** When a CommunicationRequest is to be delivered: its occurrence (a time, or the start of a period). */
+export function sendTimeOf(request: CommunicationRequest): string | undefined {
+  return request.occurrenceDateTime ?? request.occurrencePeriod?.start;
+}
+
+/** The service's own CommunicationRequests (its category codes): the only ones it delivers. */
+export function isDeliverable(request: CommunicationRequest): boolean {
+  return Boolean(request.category?.some((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)));
+}
+
+export type DeliveryDecision =
+  | { action: 'send' }
+  | { action: 'skip'; why: string }
+  /** The reminder's time changed since the job was planned: deliver it at its new time instead. */
+  | { action: 'reschedule'; sendAt: string }
+  | { action: 'revoke'; why: string };
+
+/**
+ * At delivery time, from what is on record now (never from what the job was told when it was queued): only an
+ * active request, still due when this job was planned, about a Task that is approved and still open.
+ */
+export function deliveryDecision(input: {
+  request: CommunicationRequest;
+  plannedAt: string;
+  /** The Task the reminder is about (`about`), when it has one. */
+  task?: Task;
+  now: Date;
+}): DeliveryDecision {
+  const { request, task, now } = input;
+  if (request.status !== 'active') return { action: 'skip', why: `request is ${request.status}` };
+  const sendAt = sendTimeOf(request);
+  if (!sendAt) return { action: 'skip', why: 'request has no occurrence' };
+  if (Date.parse(sendAt) !== Date.parse(input.plannedAt)) return { action: 'reschedule', sendAt };
+  if (aboutTask(request) && !task) return { action: 'revoke', why: 'The Task it was about no longer exists' };
+  if (task && !(isOpen(task) && isApproved(task)))
+    return { action: 'revoke', why: `Not sent: the ${task.description ?? 'Task'} is no longer planned` };
+  const closes = task?.restriction?.period?.end ?? request.occurrencePeriod?.end;
+  if (closes && Date.parse(closes) <= now.getTime())
+    return { action: 'revoke', why: 'Not sent: its window closed before it could be delivered' };
+  return { action: 'send' };
+}
+
+export function aboutTask(request: CommunicationRequest): string | undefined {
+  return request.about?.map((a) => a.reference).find((r) => /^Task\/[^/]+$/.test(r ?? ''));
+}
+
+/**
+ * The record of a delivered reminder (R4 Communication, completed), with the channels it went out on. An EHR
+ * reading Communication?based-on=CommunicationRequest/x finds exactly one.
+ */
+export function deliveredCommunication(input: {
+  request: CommunicationRequest & { id: string };
+  sent: Date;
+  channels: string[];
+}): Communication {
+  const { request } = input;
+  return stripUndefined<Communication>({
+    resourceType: 'Communication',
+    identifier: [{ system: REMINDER_KEY_SYSTEM, value: `CommunicationRequest/${request.id}` }],
+    basedOn: [{ reference: `CommunicationRequest/${request.id}` }],
+    status: 'completed',
+    category: request.category,
+    priority: request.priority,
+    medium: input.channels.map((channel) => ({ text: channel })),
+    subject: request.subject,
+    recipient: request.recipient,
+    about: request.about,
+    payload: request.payload,
+    sent: input.sent.toISOString(),
+  });
+}
+
+function sendTimeFor(window: Period, related: PlanDefinitionActionRelatedAction): string {
+  return dueWindow(window, related).start!;
+}
+
+function keyOf(request: CommunicationRequest): string | undefined {
+  return request.identifier?.find((i) => i.system === REMINDER_KEY_SYSTEM)?.value;
+}

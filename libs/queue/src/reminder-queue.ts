@@ -1,0 +1,34 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectQueue } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { JOBS, reminderJobId, type DeliverReminderJob } from './jobs';
+import { QUEUES } from './queue-names';
+
+/**
+ * Puts a reminder on the reminders queue, delayed until its time (BullMQ delayed job). The FHIR server holds the
+ * truth (the CommunicationRequest and its occurrence); a job is only a wake-up call, re-checked when it fires.
+ */
+@Injectable()
+export class ReminderQueue {
+  constructor(
+    @InjectQueue(QUEUES.reminders) private readonly queue: Queue<DeliverReminderJob>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async schedule(communicationRequestId: string, sendAt: string, now = Date.now()): Promise<void> {
+    await this.queue.add(
+      JOBS.deliverReminder,
+      { communicationRequestId, sendAt },
+      {
+        jobId: reminderJobId(communicationRequestId, sendAt),
+        delay: Math.max(0, Date.parse(sendAt) - now),
+        attempts: this.config.jobAttempts,
+        backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
+        // Kept a day so a sweep re-finding a reminder in flight adds nothing; failures stay for the dead-letter view.
+        removeOnComplete: { age: 24 * 3600 },
+        removeOnFail: false,
+      },
+    );
+  }
+}

@@ -1,0 +1,210 @@
+import request from 'supertest';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Job, Queue } from 'bullmq';
+import type { Communication, CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import { QUEUES, reminderJobId, type DeliverReminderJob } from '@kc/queue';
+import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
+import { ReminderSweep } from '../apps/worker/src/reminders/reminder-sweep';
+import { actionOf, enrolPatient, queueIdle } from './support/clinic';
+import { startSmtpServer, type SmtpServer } from './support/smtp-server';
+import { startTestService, type TestService } from './support/test-service';
+
+const REMINDER_KEY_SYSTEM = 'https://ketamine-careplans.example/fhir/NamingSystem/reminder-key';
+
+/**
+ * Patient reminders end to end: a clinician's approval writes them (FHIR CommunicationRequests at the protocol's
+ * times), the sweep turns them into delayed BullMQ jobs, each job writes a Communication (and an email over real
+ * SMTP) once, a reschedule moves them and a rejection revokes them.
+ */
+describe('patient reminders', () => {
+  let service: TestService;
+  let smtp: SmtpServer;
+  let reminders: Queue<DeliverReminderJob>;
+
+  beforeAll(async () => {
+    smtp = await startSmtpServer();
+    service = await startTestService({
+      smtp: { url: smtp.url, from: 'Clinic <clinic@example.test>' },
+      // Every reminder on record is queued by one sweep, whatever its time (the default looks an hour ahead).
+      reminderHorizonMs: 800 * 24 * 3600_000,
+    });
+    reminders = service.app.get<Queue<DeliverReminderJob>>(getQueueToken(QUEUES.reminders));
+  });
+  afterAll(async () => {
+    await service.stop();
+    await smtp.stop();
+  });
+
+  const clinician = () => service.as('clinician');
+
+  /** A patient with an email address, enrolled on the low-dose series starting 2027-01-01: first session Jan 2-15. */
+  async function enrolledPatient(email: string) {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const patient = await service.fhir.read<Patient>('Patient', enrolment.patient.split('/')[1]);
+    await service.fhir.update<Patient>({ ...patient, telecom: [{ system: 'email', value: email }] });
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const session = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+    return { ...enrolment, session };
+  }
+
+  async function remindersOf(task: Task): Promise<CommunicationRequest[]> {
+    const all = await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      subject: task.for!.reference!,
+    });
+    return all.filter((r) => r.about?.some((a) => a.reference === `Task/${task.id}`));
+  }
+
+  const byKind = (requests: CommunicationRequest[]): Record<string, CommunicationRequest> =>
+    Object.fromEntries(requests.map((r) => [r.category![0].coding![0].code!, r]));
+
+  /** Fires every queued reminder job now, as if its time had come, and waits until each has finished. */
+  async function timePasses(): Promise<void> {
+    const delayed = await reminders.getDelayed();
+    await Promise.all(delayed.map((job: Job) => job.promote()));
+    await queueIdle(service, QUEUES.reminders);
+  }
+
+  it('approving a session writes its reminders at the protocol times; nothing for a Task awaiting approval', async () => {
+    const p = await enrolledPatient('ada@example.test');
+    expect(await remindersOf(p.session)).toEqual([]);
+    const approved = await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(200);
+    expect(approved.body.restriction.period.start).toBe('2027-01-02T00:00:00.000Z');
+    const written = byKind(await remindersOf(p.session));
+    // fhir-profiles: a ride home 2 days before, fasting 18 h before, no driving when the session's window opens.
+    expect(Object.keys(written).sort()).toEqual(['reminder-fasting', 'reminder-no-driving', 'reminder-ride-home']);
+    expect(written['reminder-ride-home'].occurrenceDateTime).toBe('2026-12-31T00:00:00.000Z');
+    expect(written['reminder-fasting'].occurrenceDateTime).toBe('2027-01-01T06:00:00.000Z');
+    expect(written['reminder-no-driving'].occurrenceDateTime).toBe('2027-01-02T00:00:00.000Z');
+    for (const r of Object.values(written)) {
+      expect(r).toMatchObject({
+        status: 'active',
+        subject: { reference: p.patient },
+        recipient: [{ reference: p.patient }],
+        basedOn: [{ reference: `CarePlan/${p.carePlanId}` }],
+        identifier: [{ system: REMINDER_KEY_SYSTEM }],
+      });
+    }
+    expect(written['reminder-fasting'].payload![0].contentString).toMatch(/6 hours before/);
+  });
+
+  it('the sweep queues each reminder as a delayed job at its time, once however often it runs', async () => {
+    const p = await enrolledPatient('ben@example.test');
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(200);
+    const sweep = service.app.get(ReminderSweep);
+    await sweep.sweep();
+    await sweep.sweep();
+    for (const r of await remindersOf(p.session)) {
+      const jobs = (await reminders.getDelayed()).filter((j) => j.data.communicationRequestId === r.id);
+      expect(jobs).toHaveLength(1);
+      const [job] = jobs;
+      expect(job.id).toBe(reminderJobId(r.id!, r.occurrenceDateTime!));
+      // Due when the reminder is: queued at job.timestamp, delayed by the time left (to the ms BullMQ took to add it).
+      expect(Math.abs(job.timestamp + job.delay - Date.parse(r.occurrenceDateTime!))).toBeLessThan(1000);
+    }
+  });
+
+  it('a reschedule moves the reminders; each is delivered once, at its new time, by FHIR and by email', async () => {
+    const p = await enrolledPatient('cleo@example.test');
+    const approved = await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(200);
+    await service.app.get(ReminderSweep).sweep();
+    const before = byKind(await remindersOf(p.session));
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$reschedule`)
+      .set(clinician())
+      .send({ versionId: approved.body.meta.versionId, start: '2027-01-05T09:00:00Z', end: '2027-01-05T12:00:00Z' })
+      .expect(200);
+    const moved = byKind(await remindersOf(p.session));
+    // The same three requests (no duplicates), moved with the session.
+    expect(
+      Object.values(moved)
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual(
+      Object.values(before)
+        .map((r) => r.id)
+        .sort(),
+    );
+    expect(moved['reminder-ride-home'].occurrenceDateTime).toBe('2027-01-03T09:00:00.000Z');
+    expect(moved['reminder-fasting'].occurrenceDateTime).toBe('2027-01-04T15:00:00.000Z');
+    expect(moved['reminder-no-driving'].occurrenceDateTime).toBe('2027-01-05T09:00:00.000Z');
+
+    await service.app.get(ReminderSweep).sweep();
+    // The jobs queued for the old times fire too: they find the reminder moved and send nothing.
+    await timePasses();
+    const sent = await service.fhir.searchAll<Communication>('Communication', { subject: p.patient });
+    expect(sent).toHaveLength(3);
+    for (const r of Object.values(moved)) {
+      const records = sent.filter((c) => c.basedOn?.[0]?.reference === `CommunicationRequest/${r.id}`);
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({
+        status: 'completed',
+        about: [{ reference: `Task/${p.session.id}` }],
+        medium: [{ text: 'email' }],
+      });
+      expect((await service.fhir.read<CommunicationRequest>('CommunicationRequest', r.id!)).status).toBe('completed');
+    }
+    const mails = smtp.received.filter((m) => m.to.includes('cleo@example.test'));
+    expect(mails).toHaveLength(3);
+    expect(mails.map((m) => /^Subject: (.*)$/m.exec(m.body)?.[1]).sort()).toEqual([
+      'Reminder: arrange a ride home',
+      'Reminder: no driving for 24 hours',
+      'Reminder: nothing to eat or drink for 6 hours before',
+    ]);
+  });
+
+  it('rejecting an approved session revokes its reminders: a job firing later sends nothing', async () => {
+    const p = await enrolledPatient('dan@example.test');
+    const approved = await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(200);
+    await service.app.get(ReminderSweep).sweep();
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: approved.body.meta.versionId, reason: 'Patient moved away' })
+      .expect(200);
+    const revoked = await remindersOf(p.session);
+    expect(revoked).toHaveLength(3);
+    for (const r of revoked) {
+      expect(r.status).toBe('revoked');
+      expect(r.statusReason?.text).toBe('Session rejected: Patient moved away');
+    }
+    await timePasses();
+    expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
+    expect(smtp.received.filter((m) => m.to.includes('dan@example.test'))).toEqual([]);
+  });
+
+  it('two deliveries of the same reminder at once record one Communication', async () => {
+    const p = await enrolledPatient('eve@example.test');
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(200);
+    const [reminder] = await remindersOf(p.session);
+    const delivery = service.app.get(ReminderDelivery);
+    const outcomes = await Promise.all([
+      delivery.deliver(reminder.id!, reminder.occurrenceDateTime!),
+      delivery.deliver(reminder.id!, reminder.occurrenceDateTime!),
+    ]);
+    expect(outcomes.map((o) => o.status).sort()).toEqual(['already-done', 'sent']);
+    const records = await service.fhir.searchAll<Communication>('Communication', {
+      'based-on': `CommunicationRequest/${reminder.id}`,
+    });
+    expect(records).toHaveLength(1);
+  });
+});
