@@ -5,7 +5,7 @@ import type { Communication, CommunicationRequest, Patient, Task } from '@medplu
 import { QUEUES, reminderJobId, type DeliverReminderJob } from '@kc/queue';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import { ReminderSweep } from '../apps/worker/src/reminders/reminder-sweep';
-import { actionOf, enrolPatient, queueIdle } from './support/clinic';
+import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion } from './support/clinic';
 import { startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -186,6 +186,24 @@ describe('patient reminders', () => {
     await timePasses();
     expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
     expect(smtp.received.filter((m) => m.to.includes('dan@example.test'))).toEqual([]);
+  });
+
+  it('a session done before its reminders went out: each is revoked at delivery, with why, and nothing is sent', async () => {
+    const p = await enrolledPatient('finn@example.test');
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(200);
+    await service.app.get(ReminderSweep).sweep();
+    // The infusion happened early: the worker marks the session Task done.
+    await reportInfusion(service, await completeInfusion(service, p, '2027-01-01T10:00:00.000Z'));
+    expect((await service.fhir.read<Task>('Task', p.session.id!)).status).toBe('completed');
+    await timePasses();
+    const after = await remindersOf(p.session);
+    expect(after.map((r) => r.status)).toEqual(['revoked', 'revoked', 'revoked']);
+    expect(after[0].statusReason?.text).toMatch(/no longer planned/);
+    expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
   });
 
   it('two deliveries of the same reminder at once record one Communication', async () => {

@@ -9,6 +9,8 @@ import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { ProcedurePoller } from './maintenance/procedure-poller';
 import { QueueJobMetrics } from './queue-job-metrics';
+import { BoosterOutcomes } from './outcomes/booster-outcomes.service';
+import { BoosterOutcomesProcessor } from './outcomes/booster-outcomes.processor';
 import { EmailReminderSender } from './reminders/email-reminder-sender';
 import { ReminderDelivery } from './reminders/reminder-delivery.service';
 import { ReminderProcessor } from './reminders/reminder.processor';
@@ -16,8 +18,8 @@ import { REMINDER_SENDERS } from './reminders/reminder-sender';
 import { ReminderSweep } from './reminders/reminder-sweep';
 
 /**
- * The background workers (@nestjs/bullmq processors): follow-up generation, patient reminders, polling fallback,
- * overdue sweep.
+ * The background workers (@nestjs/bullmq processors): follow-up generation, patient reminders, outcome-driven
+ * boosters, polling fallback, overdue sweep.
  * Needs ConfigModule, FhirModule, QueueModule, ProtocolCatalogModule and MetricsModule from the importing app
  * (the API when RUN_WORKER is true, or WorkerAppModule alone). Shutdown: @nestjs/bullmq closes each worker,
  * which waits for its active jobs to finish.
@@ -36,6 +38,11 @@ export class WorkerModule {
         MaintenanceSchedules,
         ReminderDelivery,
         ReminderSweep,
+        BoosterOutcomes,
+        {
+          provide: BoosterOutcomesProcessor,
+          useClass: configuredProcessor(BoosterOutcomesProcessor, QUEUES.outcomes, workerOptionsFrom(config, 2)),
+        },
         // Email only when SMTP is configured; the FHIR Communication record is always written.
         { provide: REMINDER_SENDERS, useValue: config.smtp ? [new EmailReminderSender(config.smtp)] : [] },
         {

@@ -8,7 +8,10 @@ export function versionIdFromETag(etag: string | null | undefined): string | und
   return match ? match[1] : undefined;
 }
 
-/** The If-Match value every server accepts: the weak form the spec shows. */
-export function ifMatchFor(versionId: string): string {
-  return `W/"${versionId}"`;
+/**
+ * The If-Match value every server accepts: the weak form the spec shows. Given an ETag already, the same ETag: a
+ * versionId wrapped twice would never match and every such write would fail as a conflict.
+ */
+export function ifMatchFor(versionIdOrETag: string): string {
+  return `W/"${versionIdFromETag(versionIdOrETag) ?? versionIdOrETag}"`;
 }

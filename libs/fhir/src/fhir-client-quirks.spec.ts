@@ -1,3 +1,4 @@
+import { ifMatchFor } from './etag';
 import type { Patient } from '@medplum/fhirtypes';
 import { outcome, startFakeServer, type FakeHandler, type FakeServer } from '../../../test/support/fake-fhir-servers';
 import { FhirClient } from './fhir-client';
@@ -263,5 +264,13 @@ describe('FhirClient authentication', () => {
     await fhir.read('Patient', '1');
     expect(issued).toBe(2);
     expect(server.requests.at(-1)!.headers.authorization).toBe('Bearer token-2');
+  });
+});
+
+describe('ifMatchFor', () => {
+  it('makes the weak ETag from a versionId, and leaves an ETag as it is (never W/"W/"3"")', () => {
+    expect(ifMatchFor('3')).toBe('W/"3"');
+    expect(ifMatchFor('W/"3"')).toBe('W/"3"');
+    expect(ifMatchFor('"3"')).toBe('W/"3"');
   });
 });

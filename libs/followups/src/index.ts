@@ -3,3 +3,4 @@ export * from './plan-follow-ups';
 export * from './infusion-history';
 export * from './superseded';
 export * from './reminders';
+export * from './booster-timing';

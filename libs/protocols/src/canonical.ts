@@ -9,6 +9,8 @@ export const TASK_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/task-key`;
 export const DECISION_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
 export const PROTOCOL_WINDOW_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-window`;
 export const PROTOCOL_ACTION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-action`;
+/** Moves a proposed booster by the patient's scores (fhir-profiles/StructureDefinition-outcome-driven-timing.json). */
+export const OUTCOME_TIMING_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/outcome-driven-timing`;
 /** Marks an applicability condition as a contraindication check (fhir-profiles/StructureDefinition-contraindication.json). */
 export const CONTRAINDICATION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/contraindication`;
 

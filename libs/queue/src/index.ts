@@ -5,3 +5,4 @@ export * from './infusion-events.producer';
 export * from './redis-connection';
 export * from './configured-processor';
 export * from './reminder-queue';
+export * from './score-events.producer';

@@ -4,9 +4,20 @@ export const JOBS = {
   pollProcedures: 'poll-procedures',
   overdueSweep: 'overdue-sweep',
   reconcileProcedures: 'reconcile-procedures',
+  scoreRecorded: 'score-recorded',
   deliverReminder: 'deliver-reminder',
   sweepReminders: 'sweep-reminders',
 } as const;
+
+export interface ScoreRecordedJob {
+  observationId: string;
+  source: EventSource;
+}
+
+/** While a score's job is pending, the same Observation arriving again is queued once. */
+export function scoreJobId(observationId: string): string {
+  return `${JOBS.scoreRecorded}-${observationId.replace(/[^A-Za-z0-9\-.]/g, '_')}`;
+}
 
 export interface DeliverReminderJob {
   communicationRequestId: string;

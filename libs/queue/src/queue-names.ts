@@ -2,6 +2,8 @@
 export const QUEUES = {
   /** Infusion-completed events -> follow-up Tasks. */
   followups: 'followups',
+  /** Score Observations (pain NRS, PEG, PHQ-9) -> booster proposals moved earlier or later. */
+  outcomes: 'outcomes',
   /** Patient reminders, each a job delayed until its time. */
   reminders: 'reminders',
   /** Repeatable housekeeping: overdue sweep, polling fallback. */

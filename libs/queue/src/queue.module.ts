@@ -6,6 +6,7 @@ import { redisConnection } from './redis-connection';
 import { InfusionEventsProducer } from './infusion-events.producer';
 import { QueueErrorLogger } from './queue-error-logger';
 import { ReminderQueue } from './reminder-queue';
+import { ScoreEventsProducer } from './score-events.producer';
 
 /** Connects BullMQ to the configured Redis and registers every queue for producers and processors alike. */
 @Module({})
@@ -18,8 +19,8 @@ export class QueueModule {
         BullModule.forRoot({ prefix: config.queuePrefix, connection: redisConnection(config.redisUrl) }),
         ...Object.values(QUEUES).map((name) => BullModule.registerQueue({ name })),
       ],
-      providers: [InfusionEventsProducer, ReminderQueue, QueueErrorLogger],
-      exports: [BullModule, InfusionEventsProducer, ReminderQueue],
+      providers: [InfusionEventsProducer, ScoreEventsProducer, ReminderQueue, QueueErrorLogger],
+      exports: [BullModule, InfusionEventsProducer, ScoreEventsProducer, ReminderQueue],
     };
   }
 }

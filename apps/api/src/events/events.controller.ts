@@ -1,15 +1,18 @@
 import { Body, Controller, HttpCode, Post, ValidationPipe } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Roles } from '@kc/auth';
-import { InfusionEventsProducer } from '@kc/queue';
-import { InfusionCompletedDto } from './infusion-completed.dto';
+import { InfusionEventsProducer, ScoreEventsProducer } from '@kc/queue';
+import { InfusionCompletedDto, ScoreRecordedDto } from './infusion-completed.dto';
 
 /** Events sent by an integration directly (no FHIR subscription needed). */
 @ApiTags('events')
 @ApiBearerAuth()
 @Controller('events')
 export class EventsController {
-  constructor(private readonly producer: InfusionEventsProducer) {}
+  constructor(
+    private readonly producer: InfusionEventsProducer,
+    private readonly scores: ScoreEventsProducer,
+  ) {}
 
   @Post('infusion-completed')
   @HttpCode(202)
@@ -19,6 +22,19 @@ export class EventsController {
     @Body(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true })) body: InfusionCompletedDto,
   ) {
     const { jobId } = await this.producer.enqueue(body.procedure.split('/')[1], 'api');
+    return { jobId, status: 'queued' };
+  }
+
+  @Post('score-recorded')
+  @HttpCode(202)
+  @Roles('integration')
+  @ApiOperation({
+    summary: "A score was recorded: re-propose the patient's boosters awaiting approval earlier or later (idempotent)",
+  })
+  async scoreRecorded(
+    @Body(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true })) body: ScoreRecordedDto,
+  ) {
+    const { jobId } = await this.scores.enqueue(body.observation.split('/')[1], 'api');
     return { jobId, status: 'queued' };
   }
 }

@@ -4,8 +4,8 @@ import type { Request } from 'express';
 import { Public } from '@kc/auth';
 import { badRequest, isResourceId, operationOutcome, OutcomeException, parseBoundedJson } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { InfusionEventsProducer } from '@kc/queue';
-import { procedureIdsIn } from './procedure-ids';
+import { InfusionEventsProducer, ScoreEventsProducer } from '@kc/queue';
+import { observationIdsIn, procedureIdsIn } from './procedure-ids';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
 
@@ -23,6 +23,7 @@ export const WEBHOOK_PATH = '/webhooks/fhir';
 export class FhirWebhookController {
   constructor(
     private readonly producer: InfusionEventsProducer,
+    private readonly scores: ScoreEventsProducer,
     private readonly pollTrigger: PollTrigger,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -30,7 +31,8 @@ export class FhirWebhookController {
   @Post()
   @HttpCode(202)
   @ApiOperation({
-    summary: 'Rest-hook: a Procedure (Medplum) or an empty ping (HAPI without payload: triggers a poll)',
+    summary:
+      'Rest-hook: a Procedure or a score Observation (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
   })
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
@@ -43,10 +45,14 @@ export class FhirWebhookController {
     if ('error' in parsed) throw badRequest(parsed.error);
     const ids = procedureIdsIn(parsed.value);
     for (const id of ids) await this.producer.enqueue(id, 'webhook');
+    const scoreIds = observationIdsIn(parsed.value);
+    for (const id of scoreIds) await this.scores.enqueue(id, 'webhook');
     return operationOutcome(
       'information',
       'informational',
-      ids.length ? `Queued ${ids.length} infusion event(s)` : 'Nothing to do: no Procedure in the notification',
+      ids.length || scoreIds.length
+        ? `Queued ${ids.length} infusion event(s) and ${scoreIds.length} score(s)`
+        : 'Nothing to do: no Procedure or Observation in the notification',
     );
   }
 
@@ -56,6 +62,10 @@ export class FhirWebhookController {
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
     if (!isResourceId(id)) throw badRequest('Not a valid resource id');
+    if (resourceType === 'Observation') {
+      await this.scores.enqueue(id, 'webhook');
+      return operationOutcome('information', 'informational', 'Queued 1 score');
+    }
     if (resourceType !== 'Procedure')
       return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);
     await this.producer.enqueue(id, 'webhook');

@@ -10,3 +10,15 @@ export class InfusionCompletedDto {
   })
   procedure!: string;
 }
+
+export class ScoreRecordedDto {
+  @ApiProperty({
+    example: 'Observation/456',
+    description: 'A score on the FHIR server (pain NRS 72514-3, PEG 91147-9/91148-7, PHQ-9 44261-6)',
+  })
+  @IsString()
+  @Matches(new RegExp(`^Observation/${RESOURCE_ID_PATTERN}$`), {
+    message: 'observation must be a reference like Observation/456',
+  })
+  observation!: string;
+}

@@ -6,14 +6,23 @@ import { isResourceId } from '@kc/common';
  * notification/transaction Bundle holding Procedures. Only ids are taken: the worker re-reads each Procedure
  * from the FHIR server, so a forged body can at most make it look at a real resource.
  */
-export function procedureIdsIn(body: unknown, depth = 0): string[] {
+export function procedureIdsIn(body: unknown): string[] {
+  return idsIn(body, 'Procedure');
+}
+
+/** The same for Observations (recorded scores): ids only, re-read by the worker. */
+export function observationIdsIn(body: unknown): string[] {
+  return idsIn(body, 'Observation');
+}
+
+function idsIn(body: unknown, resourceType: 'Procedure' | 'Observation', depth = 0): string[] {
   if (!isObject(body)) return [];
   const resource = body as Resource;
-  if (resource.resourceType === 'Procedure') return isResourceId(resource.id) ? [resource.id] : [];
+  if (resource.resourceType === resourceType) return isResourceId(resource.id) ? [resource.id] : [];
   // A notification Bundle may hold a Bundle (a transaction's); nothing legitimate nests deeper.
   if (resource.resourceType !== 'Bundle' || depth >= 2 || !Array.isArray(resource.entry)) return [];
   return (resource.entry as unknown[]).flatMap((e) =>
-    isObject(e) ? procedureIdsIn((e as { resource?: unknown }).resource, depth + 1) : [],
+    isObject(e) ? idsIn((e as { resource?: unknown }).resource, resourceType, depth + 1) : [],
   );
 }
 

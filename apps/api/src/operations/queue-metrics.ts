@@ -14,8 +14,9 @@ export class QueueMetrics {
     @InjectQueue(QUEUES.followups) followups: Queue,
     @InjectQueue(QUEUES.maintenance) maintenance: Queue,
     @InjectQueue(QUEUES.reminders) reminders: Queue,
+    @InjectQueue(QUEUES.outcomes) outcomes: Queue,
   ) {
-    const queues = [followups, maintenance, reminders];
+    const queues = [followups, maintenance, reminders, outcomes];
     new Gauge({
       name: 'kc_queue_jobs',
       help: 'Jobs per queue and state',

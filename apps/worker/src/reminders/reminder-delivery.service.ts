@@ -82,7 +82,7 @@ export class ReminderDelivery {
 
   private async revoke(request: CommunicationRequest, why: string): Promise<ReminderOutcome> {
     try {
-      await this.fhir.update(revokedReminder(request, why), { ifMatch: ifMatchFor(request.meta!.versionId!) });
+      await this.fhir.update(revokedReminder(request, why), { ifMatch: request.meta!.versionId! });
     } catch (err) {
       if (err instanceof FhirVersionConflictError) return { status: 'already-done', why: 'request changed meanwhile' };
       throw err;

@@ -1,0 +1,123 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { CarePlan, Observation, PlanDefinition, Procedure, Resource, Task } from '@medplum/fhirtypes';
+import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
+import {
+  boosterProposal,
+  outcomeTimingRule,
+  protocolActionOf,
+  reproposedBooster,
+  scoreCodes,
+  type OutcomeTimingRule,
+} from '@kc/followups';
+import { flattenActions, PROTOCOL_WINDOW_EXTENSION, ProtocolCatalog } from '@kc/protocols';
+
+export type BoosterOutcome =
+  { status: 'ignored'; reason: string } | { status: 'evaluated'; moved: string[]; unchanged: string[] };
+
+interface Candidate {
+  task: Task & { id: string };
+  carePlan: CarePlan;
+  rule: OutcomeTimingRule;
+}
+
+/**
+ * A score was recorded (pain NRS, PEG, PHQ-9): re-propose the patient's maintenance boosters still awaiting
+ * approval, earlier or later within the protocol's window, with the Observations behind it (libs/followups'
+ * booster-timing decides). Approved boosters are the clinician's decision and are left alone. Requests: the
+ * Observation; the patient's draft Tasks with their CarePlans; one batch per CarePlan (scores, infusions); one
+ * If-Match update per booster that changes (a concurrent decision makes it 412: the job retries on fresh data).
+ */
+@Injectable()
+export class BoosterOutcomes {
+  private readonly logger = new Logger(BoosterOutcomes.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly catalog: ProtocolCatalog,
+  ) {}
+
+  async handle(observationId: string): Promise<BoosterOutcome> {
+    const observation = await this.fhir.readIfExists<Observation>('Observation', observationId);
+    const patient = observation?.subject?.reference;
+    if (!observation || !patient?.startsWith('Patient/')) return { status: 'ignored', reason: 'no patient score' };
+    const candidates = (await this.candidates(patient)).filter((c) => scores(c.rule, observation));
+    if (!candidates.length) return { status: 'ignored', reason: 'no booster awaiting approval that this score judges' };
+    const moved: string[] = [];
+    const unchanged: string[] = [];
+    for (const candidate of candidates) {
+      const next = await this.reproposal(candidate, patient);
+      if (!next) {
+        unchanged.push(candidate.task.id);
+        continue;
+      }
+      await this.fhir.update(next, { ifMatch: candidate.task.meta!.versionId! });
+      moved.push(candidate.task.id);
+    }
+    if (moved.length) this.logger.log({ msg: 'boosters re-proposed from scores', tasks: moved });
+    return { status: 'evaluated', moved, unchanged };
+  }
+
+  /** The patient's Tasks awaiting approval whose protocol action has outcome-driven timing, with their CarePlans. */
+  private async candidates(patient: string): Promise<Candidate[]> {
+    const bundle = await this.fhir.search<Task | Resource>('Task', {
+      patient,
+      status: 'draft',
+      _include: 'Task:based-on',
+      _count: 200,
+    });
+    const carePlans = new Map(
+      includedOf(bundle)
+        .filter((r): r is CarePlan => r.resourceType === 'CarePlan')
+        .map((c) => [`CarePlan/${c.id}`, c]),
+    );
+    return matchesOf<Task>(bundle).flatMap((task) => {
+      const carePlan = task.basedOn?.map((b) => carePlans.get(b.reference ?? '')).find(Boolean);
+      const plan = carePlan && this.planOf(carePlan);
+      const action = plan && flattenActions(plan.action ?? []).find((a) => a.id === protocolActionOf(task));
+      const rule = outcomeTimingRule(action);
+      return rule && carePlan && isOngoing(carePlan) && task.id
+        ? [{ task: { ...task, id: task.id }, carePlan, rule }]
+        : [];
+    });
+  }
+
+  private async reproposal({ task, carePlan, rule }: Candidate, patient: string): Promise<Task | undefined> {
+    const last = task.reasonReference?.reference;
+    if (!last?.startsWith('Procedure/')) return undefined;
+    const answer = await this.fhir.batch([
+      getEntry('Observation', { patient, code: scoreCodes(rule).join(','), _count: 1000 }),
+      getEntry('Procedure', { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: 1000 }),
+    ]);
+    const observations = matchesOf<Observation>(batchResult(answer.entry?.[0], 'score Observations'));
+    const infusions = matchesOf<Procedure>(batchResult(answer.entry?.[1], 'infusions'));
+    const lastInfusion = infusions.find((p) => `Procedure/${p.id}` === last);
+    const starts = infusions
+      .map((p) => p.performedPeriod?.start ?? p.performedDateTime)
+      .filter((s): s is string => !!s);
+    const lastEnd = lastInfusion?.performedPeriod?.end ?? lastInfusion?.performedDateTime;
+    if (!starts.length || !lastEnd) return undefined;
+    const proposal = boosterProposal({
+      rule,
+      observations,
+      firstInfusionStart: starts.sort((a, b) => Date.parse(a) - Date.parse(b))[0],
+      lastInfusionEnd: lastEnd,
+      protocolWindow: task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod,
+    });
+    return reproposedBooster(task, proposal);
+  }
+
+  private planOf(carePlan: CarePlan): PlanDefinition | undefined {
+    const canonical = carePlan.instantiatesCanonical?.[0];
+    return canonical ? this.catalog.findPlanDefinition(canonical) : undefined;
+  }
+}
+
+function scores(rule: OutcomeTimingRule, observation: Observation): boolean {
+  const codes = new Set(scoreCodes(rule));
+  return Boolean(observation.code?.coding?.some((c) => codes.has(`${c.system}|${c.code}`)));
+}
+
+/** A plan still being carried out (draft until a clinician activates it, then active). */
+function isOngoing(carePlan: CarePlan): boolean {
+  return carePlan.status === 'draft' || carePlan.status === 'active' || carePlan.status === 'on-hold';
+}

@@ -1,0 +1,37 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectQueue } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { withinEnqueueTimeout } from './infusion-events.producer';
+import { JOBS, scoreJobId, type EventSource, type ScoreRecordedJob } from './jobs';
+import { QUEUES } from './queue-names';
+
+/**
+ * Puts recorded scores (Observations) on the outcomes queue. Evaluating a score again writes nothing when the
+ * proposal already says what it would, so a finished job is not kept: a corrected Observation is evaluated anew.
+ */
+@Injectable()
+export class ScoreEventsProducer {
+  constructor(
+    @InjectQueue(QUEUES.outcomes) private readonly queue: Queue<ScoreRecordedJob>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async enqueue(observationId: string, source: EventSource): Promise<{ jobId: string }> {
+    const jobId = scoreJobId(observationId);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.scoreRecorded,
+        { observationId, source },
+        {
+          jobId,
+          attempts: this.config.jobAttempts,
+          backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
+          removeOnComplete: true,
+          removeOnFail: false,
+        },
+      ),
+    );
+    return { jobId };
+  }
+}

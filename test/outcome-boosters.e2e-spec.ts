@@ -1,0 +1,148 @@
+import request from 'supertest';
+import type { Observation, Task } from '@medplum/fhirtypes';
+import { QUEUES } from '@kc/queue';
+import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion, waitFor } from './support/clinic';
+import { startTestService, type TestService } from './support/test-service';
+
+const LOINC = 'http://loinc.org';
+const SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
+
+/**
+ * Outcome-driven boosters: scores recorded after an infusion move the proposed maintenance booster within the
+ * protocol's 6-8 week window (high-dose protocol, fhir-profiles): earlier (6-7 wk) when pain returns toward its
+ * baseline, later (7-8 wk) when relief holds, with the Observations as its rationale; still awaiting approval.
+ */
+describe('outcome-driven boosters', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(() => service.stop());
+
+  const INFUSION_END = '2027-01-04T10:00:00.000Z';
+
+  async function score(patient: string, code: string, value: number, when: string): Promise<string> {
+    const { resource } = await service.fhir.create<Observation>({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code }] },
+      subject: { reference: patient },
+      effectiveDateTime: when,
+      valueQuantity: { value, unit: '{score}', system: 'http://unitsofmeasure.org', code: '{score}' },
+    });
+    return resource.id!;
+  }
+
+  async function recordScore(observationId: string): Promise<void> {
+    await request(service.url)
+      .post('/events/score-recorded')
+      .set(service.as('integration'))
+      .send({ observation: `Observation/${observationId}` })
+      .expect(202);
+    await queueIdle(service, QUEUES.outcomes);
+  }
+
+  /** Pain 8/10 before the first infusion; after it, the booster awaits approval in its whole 6-8 week window. */
+  async function patientAfterFirstInfusion() {
+    const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed');
+    const baseline = await score(enrolment.patient, '72514-3', 8, '2026-12-20T09:00:00Z');
+    const procedureId = await completeInfusion(service, enrolment, INFUSION_END);
+    await reportInfusion(service, procedureId);
+    const booster = await waitFor(async () => {
+      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+      return tasks.find((t) => actionOf(t) === 'maintenance-booster');
+    }, 'the booster');
+    expect(booster.restriction?.period).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-03-01T10:00:00.000Z' });
+    return { ...enrolment, baseline, booster };
+  }
+
+  const reread = (task: Task) => service.fhir.read<Task>('Task', task.id!);
+
+  it('pain back toward baseline: the booster is proposed earlier, with its rationale, still awaiting approval', async () => {
+    const p = await patientAfterFirstInfusion();
+    const latest = await score(p.patient, '72514-3', 7, '2027-01-25T09:00:00Z');
+    await recordScore(latest);
+    const booster = await reread(p.booster);
+    expect(booster.status).toBe('draft');
+    expect(booster.restriction?.period).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-02-22T10:00:00.000Z' });
+    expect(booster.reasonCode?.coding?.[0]).toMatchObject({ system: SYSTEM, code: 'booster-earlier' });
+    expect(booster.reasonCode?.text).toMatch(/Pain NRS 7 on 2027-01-25 against a baseline of 8 \(13% better\)/);
+    expect(booster.input?.map((i) => i.valueReference?.reference)).toEqual([
+      `Observation/${p.baseline}`,
+      `Observation/${latest}`,
+    ]);
+    // Waits for approval like any other Task: on the worklist, and approvable.
+    const worklist = await request(service.url)
+      .get('/worklist')
+      .query({ patient: p.patient })
+      .set(service.as('clinician'))
+      .expect(200);
+    const listed = worklist.body.items.find((i: { id: string }) => i.id === booster.id);
+    expect(listed.due).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-02-22T10:00:00.000Z' });
+    await request(service.url)
+      .post(`/tasks/${booster.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: booster.meta!.versionId })
+      .expect(200);
+  });
+
+  it('relief holds: later; the same score again writes nothing; a middling score restores the whole window', async () => {
+    const p = await patientAfterFirstInfusion();
+    const low = await score(p.patient, '72514-3', 2, '2027-01-25T09:00:00Z');
+    await recordScore(low);
+    const later = await reread(p.booster);
+    expect(later.restriction?.period).toEqual({ start: '2027-02-22T10:00:00.000Z', end: '2027-03-01T10:00:00.000Z' });
+    expect(later.reasonCode?.coding?.[0]?.code).toBe('booster-later');
+
+    await recordScore(low);
+    expect((await reread(p.booster)).meta?.versionId).toBe(later.meta?.versionId);
+
+    // 5/10 against 8 is 37% better: neither threshold (30%, 50%), so the protocol's window and no outcome reason.
+    await recordScore(await score(p.patient, '72514-3', 5, '2027-02-01T09:00:00Z'));
+    const restored = await reread(p.booster);
+    expect(restored.restriction?.period).toEqual({
+      start: '2027-02-15T10:00:00.000Z',
+      end: '2027-03-01T10:00:00.000Z',
+    });
+    expect(restored.reasonCode).toBeUndefined();
+    expect(restored.input).toBeUndefined();
+  });
+
+  it("a PHQ-9 score arriving by webhook counts; an approved booster is the clinician's and stays as approved", async () => {
+    const p = await patientAfterFirstInfusion();
+    await score(p.patient, '44261-6', 15, '2026-12-21T09:00:00Z');
+    const phq = await score(p.patient, '44261-6', 14, '2027-01-20T09:00:00Z');
+    await request(service.url)
+      .put(`/webhooks/fhir/Observation/${phq}`)
+      .set('X-Webhook-Token', 'test-webhook-secret')
+      .send({})
+      .expect(202);
+    await queueIdle(service, QUEUES.outcomes);
+    const earlier = await reread(p.booster);
+    expect(earlier.reasonCode?.coding?.[0]?.code).toBe('booster-earlier');
+    expect(earlier.reasonCode?.text).toMatch(/PHQ-9 14/);
+
+    const approved = await request(service.url)
+      .post(`/tasks/${earlier.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: earlier.meta!.versionId })
+      .expect(200);
+    await recordScore(await score(p.patient, '72514-3', 1, '2027-01-28T09:00:00Z'));
+    const after = await reread(p.booster);
+    expect(after.meta?.versionId).toBe(approved.body.meta.versionId);
+    expect(after.restriction?.period).toEqual(earlier.restriction?.period);
+  });
+
+  it('a score that is not an outcome score, or names no patient, is ignored; a bad reference is a 400', async () => {
+    const p = await patientAfterFirstInfusion();
+    const weight = await score(p.patient, '29463-7', 70, '2027-01-20T09:00:00Z');
+    await recordScore(weight);
+    expect((await reread(p.booster)).meta?.versionId).toBe(p.booster.meta?.versionId);
+    const bad = await request(service.url)
+      .post('/events/score-recorded')
+      .set(service.as('integration'))
+      .send({ observation: 'Procedure/1' })
+      .expect(400);
+    expect(bad.body.resourceType).toBe('OperationOutcome');
+  });
+});
