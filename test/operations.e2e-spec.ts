@@ -18,7 +18,12 @@ describe('operator endpoints', () => {
       .get('/operations/queues/api/queues')
       .auth('admin', service.tokens.admin)
       .expect(200);
-    expect(api.body.queues.map((q: { name: string }) => q.name).sort()).toEqual(['followups', 'maintenance', 'outcomes', 'reminders']);
+    expect(api.body.queues.map((q: { name: string }) => q.name).sort()).toEqual([
+      'followups',
+      'maintenance',
+      'outcomes',
+      'reminders',
+    ]);
   });
 
   it('metrics need no token and carry no patient data', async () => {

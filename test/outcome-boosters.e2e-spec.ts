@@ -79,6 +79,7 @@ describe('outcome-driven boosters', () => {
       .expect(200);
     const listed = worklist.body.items.find((i: { id: string }) => i.id === booster.id);
     expect(listed.due).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-02-22T10:00:00.000Z' });
+    expect(listed.reason).toBe(booster.reasonCode?.text);
     await request(service.url)
       .post(`/tasks/${booster.id}/$approve`)
       .set(service.as('clinician'))

@@ -241,14 +241,14 @@ describe('clinician page in a real browser', () => {
 
   it('opens the patient view: CarePlan timeline with infusions, follow-ups and who decided', async () => {
     const {
-      tasks: [check],
+      tasks: [session],
     } = await followUps('2027-05-04T10:00:00.000Z');
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.click(`tr[data-task-id="${check.id}"] button:has-text("Approve")`);
-    await page.waitForSelector(`tr[data-task-id="${check.id}"]`, { state: 'detached' });
+    await page.click(`tr[data-task-id="${session.id}"] button:has-text("Approve")`);
+    await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
     // Another of the same patient's tasks is still listed: open the patient from it.
-    const patient = check.for!.reference!;
+    const patient = session.for!.reference!;
     const [other] = await service.fhir.searchAll<Task>('Task', { patient, status: 'draft' });
     await page.click(`tr[data-task-id="${other.id}"] .patient-link`);
     await page.waitForSelector('#patient-view:not([hidden])');
@@ -257,8 +257,13 @@ describe('clinician page in a real browser', () => {
     expect(await page.locator('#timeline li[data-type="infusion"]').count()).toBe(1);
     expect(await page.locator('#timeline li[data-type="follow-up"]').count()).toBeGreaterThan(1);
     const decision = await page.locator('#timeline li[data-type="decision"]').first().textContent();
-    expect(decision).toContain(`Decision: approve ${check.description} (Task/${check.id})`);
+    expect(decision).toContain(`Decision: approve ${session.description} (Task/${session.id})`);
     expect(decision).toContain('by Dr Ada Lovelace');
+    // Approving the session scheduled the patient's reminders (fhir-profiles: the last when its window opens).
+    const reminders = await page.locator('#timeline li[data-type="reminder"]').allTextContents();
+    expect(reminders).toHaveLength(3);
+    expect(reminders[2]).toContain(`${session.restriction!.period!.start!.slice(0, 16).replace('T', ' ')} reminder`);
+    expect(reminders[2]).toContain('Reminder: no driving for 24 hours [scheduled]');
     expect(await page.textContent('#careplans')).toMatch(/low-dose/i);
     await screenshot(page, 'patient-view');
     await page.click('#back');

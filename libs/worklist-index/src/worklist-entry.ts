@@ -11,6 +11,8 @@ export interface WorklistEntry {
   protocol?: string;
   kind?: string;
   description?: string;
+  /** Why it is proposed as it is (Task.reasonCode.text), e.g. a booster moved earlier by the patient's scores. */
+  reason?: string;
   due?: { start?: string; end?: string };
   allowedWindow?: { start?: string; end?: string };
   businessStatus?: string;
@@ -41,6 +43,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     protocol,
     kind: task.code?.coding?.[0]?.code,
     description: task.description,
+    reason: task.reasonCode?.text,
     due: task.restriction?.period,
     allowedWindow: task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod,
     businessStatus: task.businessStatus?.coding?.[0]?.code,

@@ -1,5 +1,14 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, CarePlan, DetectedIssue, Practitioner, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import type {
+  Bundle,
+  CarePlan,
+  CommunicationRequest,
+  DetectedIssue,
+  Practitioner,
+  Procedure,
+  Provenance,
+  Task,
+} from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { DECISION_KEY_SYSTEM, ProtocolCatalog } from '@kc/protocols';
 import { displayName, issueView, WorklistEnricher, type PatientSummary, type ScoreView } from './worklist-enricher';
@@ -8,7 +17,7 @@ import { displayName, issueView, WorklistEnricher, type PatientSummary, type Sco
 
 export interface TimelineEvent {
   date?: string;
-  type: 'infusion' | 'follow-up' | 'decision' | 'contraindication';
+  type: 'infusion' | 'follow-up' | 'decision' | 'contraindication' | 'reminder';
   text: string;
   status?: string;
   /** who decided (Provenance agent), by name when the Practitioner has one */
@@ -35,12 +44,13 @@ export class PatientTimelineService {
 
   async timeline(patientId: string, now = new Date()): Promise<PatientTimeline> {
     const patient = `Patient/${patientId}`;
-    const [summary, scores, plans, procedures, tasks] = await Promise.all([
+    const [summary, scores, plans, procedures, tasks, reminders] = await Promise.all([
       this.enricher.patient(patient, now),
       this.enricher.latestScores(patient),
       this.fhir.searchAll<CarePlan>('CarePlan', { subject: patient, _count: 100 }),
       this.fhir.searchAll<Procedure>('Procedure', { subject: patient, _count: 200 }),
       this.fhir.searchAll<Task>('Task', { patient, _count: 200 }),
+      this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', { subject: patient, _count: 200 }),
     ]);
     const issues = (
       await Promise.all(
@@ -64,8 +74,20 @@ export class PatientTimelineService {
         type: 'follow-up' as const,
         text: t.description ?? t.code?.coding?.[0]?.code ?? 'Task',
         status: t.businessStatus?.coding?.[0]?.code ?? t.status,
+        reason: t.reasonCode?.text,
         reference: `Task/${t.id}`,
       })),
+      // Proposals (draft) are not messages yet: only what is scheduled, sent or cancelled.
+      ...reminders
+        .filter((r) => r.status !== 'draft')
+        .map((r) => ({
+          date: r.occurrenceDateTime ?? r.occurrencePeriod?.start,
+          type: 'reminder' as const,
+          text: r.category?.[0]?.coding?.[0]?.display ?? r.category?.[0]?.text ?? 'Message to the patient',
+          status: REMINDER_STATUS[r.status] ?? r.status,
+          reason: r.statusReason?.text,
+          reference: `CommunicationRequest/${r.id}`,
+        })),
       ...issues.map((i) => {
         const view = issueView(i);
         return {
@@ -146,6 +168,13 @@ export class PatientTimelineService {
     return names;
   }
 }
+
+/** What a clinician reads of a reminder's R4 status. */
+const REMINDER_STATUS: Partial<Record<CommunicationRequest['status'], string>> = {
+  active: 'scheduled',
+  completed: 'sent',
+  revoked: 'cancelled',
+};
 
 /** e.g. "Decision: approve Next induction session (Task/123)". */
 function decisionText(provenance: Provenance, tasks: Task[]): string {

@@ -366,7 +366,10 @@ function row(item) {
   if (item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
     actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
 
-  tr.append(select, who, protocol, el('td', what, 'task'), due, ci, scores, actions);
+  const task = el('td', what, 'task');
+  if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
+
+  tr.append(select, who, protocol, task, due, ci, scores, actions);
   return tr;
 }
 
