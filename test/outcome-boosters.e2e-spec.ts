@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type { Observation, Task } from '@medplum/fhirtypes';
 import { QUEUES } from '@kc/queue';
+import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
 import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -132,6 +133,14 @@ describe('outcome-driven boosters', () => {
     const after = await reread(p.booster);
     expect(after.meta?.versionId).toBe(approved.body.meta.versionId);
     expect(after.restriction?.period).toEqual(earlier.restriction?.period);
+  });
+
+  it('a score nobody notified the service about is found by the polling fallback', async () => {
+    const p = await patientAfterFirstInfusion();
+    await score(p.patient, '72514-3', 8, '2027-01-22T09:00:00Z');
+    await service.app.get(ScorePoller).poll();
+    await queueIdle(service, QUEUES.outcomes);
+    expect((await reread(p.booster)).reasonCode?.coding?.[0]?.code).toBe('booster-earlier');
   });
 
   it('a score that is not an outcome score, or names no patient, is ignored; a bad reference is a 400', async () => {

@@ -11,6 +11,7 @@ import { ProcedurePoller } from './maintenance/procedure-poller';
 import { QueueJobMetrics } from './queue-job-metrics';
 import { BoosterOutcomes } from './outcomes/booster-outcomes.service';
 import { BoosterOutcomesProcessor } from './outcomes/booster-outcomes.processor';
+import { ScorePoller } from './outcomes/score-poller';
 import { EmailReminderSender } from './reminders/email-reminder-sender';
 import { ReminderDelivery } from './reminders/reminder-delivery.service';
 import { ReminderProcessor } from './reminders/reminder.processor';
@@ -39,6 +40,7 @@ export class WorkerModule {
         ReminderDelivery,
         ReminderSweep,
         BoosterOutcomes,
+        ScorePoller,
         {
           provide: BoosterOutcomesProcessor,
           useClass: configuredProcessor(BoosterOutcomesProcessor, QUEUES.outcomes, workerOptionsFrom(config, 2)),

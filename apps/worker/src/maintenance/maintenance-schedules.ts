@@ -4,6 +4,7 @@ import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { JOBS, QUEUES } from '@kc/queue';
 import { ProcedurePoller } from './procedure-poller';
+import { ScorePoller } from '../outcomes/score-poller';
 
 /**
  * BullMQ job schedulers for the housekeeping jobs. Schedulers live in Redis, keyed by name: every worker process
@@ -19,6 +20,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly poller: ProcedurePoller,
+    private readonly scores: ScorePoller,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -37,6 +39,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     const keep = { removeOnComplete: 100, removeOnFail: 100 };
     // The cursor starts now (or POLL_SINCE) the first time: polling must not turn years of old infusions into Tasks.
     await this.poller.initCursor();
+    await this.scores.initCursor();
     await this.every(JOBS.pollProcedures, this.config.pollIntervalMs, keep);
     await this.every(JOBS.reconcileProcedures, this.config.reconcileEveryMs, keep);
     await this.every(JOBS.sweepReminders, this.config.reminderSweepMs, keep);

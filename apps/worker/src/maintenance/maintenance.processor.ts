@@ -6,6 +6,7 @@ import { QueueJobMetrics } from '../queue-job-metrics';
 import { OverdueSweep } from './overdue-sweep';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
+import { ScorePoller } from '../outcomes/score-poller';
 
 /** Housekeeping jobs on the maintenance queue (scheduled by MaintenanceSchedules). */
 @Injectable()
@@ -14,6 +15,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly poller: ProcedurePoller,
     private readonly sweep: OverdueSweep,
     private readonly reminders: ReminderSweep,
+    private readonly scores: ScorePoller,
     queueMetrics: QueueJobMetrics,
   ) {
     super(queueMetrics);
@@ -21,8 +23,11 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
 
   async process(job: Job): Promise<unknown> {
     switch (job.name) {
-      case JOBS.pollProcedures:
-        return this.poller.poll();
+      case JOBS.pollProcedures: {
+        // One "poll for changes" job: completed infusions, then recorded scores.
+        const infusions = await this.poller.poll();
+        return { ...infusions, scores: await this.scores.poll() };
+      }
       case JOBS.overdueSweep:
         return this.sweep.sweep();
       case JOBS.reconcileProcedures:

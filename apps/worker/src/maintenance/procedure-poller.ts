@@ -5,12 +5,12 @@ import type { Procedure } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { InfusionEventsProducer, QUEUES } from '@kc/queue';
-import { parseCursor, searchFrom, startCursor, takeFresh, type PollCursor } from './poll-cursor';
+import { initCursor, pollFromCursor, type StoredCursor } from './cursor-poll';
+import { startCursor, type PollCursor } from './poll-cursor';
 
 /**
  * Polling fallback for FHIR servers without subscriptions: completed Procedures by _lastUpdated. The cursor lives
- * in Redis, so a restart resumes where it stopped. It is saved only after the events are queued: a crash in
- * between re-queues them (deduplicated by job id, and by the conditional creates) instead of losing them.
+ * in Redis, so a restart resumes where it stopped (cursor-poll: saved only after the events are queued).
  */
 @Injectable()
 export class ProcedurePoller {
@@ -23,36 +23,33 @@ export class ProcedurePoller {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  private get cursorKey(): string {
-    return `${this.config.queuePrefix}:poll-cursor:procedures`;
+  private async cursor(): Promise<StoredCursor> {
+    return {
+      redis: await this.queue.client,
+      key: `${this.config.queuePrefix}:poll-cursor:procedures`,
+      first: startCursor(this.config.pollSince ? new Date(this.config.pollSince) : new Date()),
+      overlapMs: this.config.pollOverlapMs,
+    };
   }
 
-  private get firstCursor(): PollCursor {
-    return startCursor(this.config.pollSince ? new Date(this.config.pollSince) : new Date());
-  }
-
-  /**
-   * Sets the starting point unless a cursor is already stored. Two workers starting together may both write it;
-   * both write "now" (or POLL_SINCE), and the overlap window covers the difference.
-   */
   async initCursor(): Promise<void> {
-    const redis = await this.queue.client;
-    if (!parseCursor(await redis.get(this.cursorKey)))
-      await redis.set(this.cursorKey, JSON.stringify(this.firstCursor));
+    await initCursor(await this.cursor());
   }
 
   async poll(): Promise<{ enqueued: number; cursor: PollCursor }> {
-    const redis = await this.queue.client;
-    const cursor = parseCursor(await redis.get(this.cursorKey)) ?? this.firstCursor;
-    const changed = await this.fhir.searchAll<Procedure>('Procedure', {
-      status: 'completed',
-      _lastUpdated: `ge${searchFrom(cursor, this.config.pollOverlapMs)}`,
-      _sort: '_lastUpdated',
-      _count: 100,
-    });
-    const { fresh, next } = takeFresh(cursor, changed, this.config.pollOverlapMs);
-    for (const procedure of fresh) await this.producer.enqueue(procedure.id!, 'poll');
-    await redis.set(this.cursorKey, JSON.stringify(next));
+    const { fresh, next } = await pollFromCursor(
+      await this.cursor(),
+      (from) =>
+        this.fhir.searchAll<Procedure>('Procedure', {
+          status: 'completed',
+          _lastUpdated: `ge${from}`,
+          _sort: '_lastUpdated',
+          _count: 100,
+        }),
+      async (procedures) => {
+        for (const procedure of procedures) await this.producer.enqueue(procedure.id!, 'poll');
+      },
+    );
     if (fresh.length) this.logger.log({ msg: 'poll queued infusion events', count: fresh.length });
     return { enqueued: fresh.length, cursor: next };
   }

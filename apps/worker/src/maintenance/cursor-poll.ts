@@ -1,0 +1,43 @@
+import type { Resource } from '@medplum/fhirtypes';
+import { parseCursor, searchFrom, takeFresh, type PollCursor } from './poll-cursor';
+
+/** What the cursor needs of a Redis client (BullMQ's queue client). */
+interface KeyValue {
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string): Promise<unknown>;
+}
+
+/** A cursor kept in Redis under one key (the poll-cursor module decides what is fresh). */
+export interface StoredCursor {
+  redis: KeyValue;
+  key: string;
+  /** Where a first poll starts (now, or POLL_SINCE). */
+  first: PollCursor;
+  overlapMs: number;
+}
+
+/**
+ * Sets the starting point unless a cursor is already stored. Two workers starting together may both write it;
+ * both write "now" (or POLL_SINCE), and the overlap window covers the difference.
+ */
+export async function initCursor(cursor: StoredCursor): Promise<void> {
+  if (!parseCursor(await cursor.redis.get(cursor.key)))
+    await cursor.redis.set(cursor.key, JSON.stringify(cursor.first));
+}
+
+/**
+ * One poll: search from the stored cursor, hand over what is new, then store the advanced cursor. Saved only after
+ * `handle` (queuing) succeeded: a crash in between re-queues, which job ids make harmless, instead of losing events.
+ */
+export async function pollFromCursor<T extends Resource>(
+  cursor: StoredCursor,
+  search: (fromInclusive: string) => Promise<T[]>,
+  handle: (fresh: T[]) => Promise<void>,
+): Promise<{ fresh: T[]; next: PollCursor }> {
+  const current = parseCursor(await cursor.redis.get(cursor.key)) ?? cursor.first;
+  const changed = await search(searchFrom(current, cursor.overlapMs));
+  const { fresh, next } = takeFresh(current, changed, cursor.overlapMs);
+  await handle(fresh);
+  await cursor.redis.set(cursor.key, JSON.stringify(next));
+  return { fresh, next };
+}
