@@ -107,8 +107,8 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
       ]);
       expect(item.view.scores).toEqual([
         expect.objectContaining({ code: '72514-3', label: 'Pain NRS', value: 5, date: '2026-11-01T09:00:00Z' }),
-        expect.objectContaining({ code: '91148-7', label: 'PEG-3', value: 6 }),
-        expect.objectContaining({ code: '91147-9', label: 'PEG mean', value: 5.3 }),
+        // The PEG mean and the panel at the same time: the mean, listed first in fhir-profiles.
+        expect.objectContaining({ code: '91147-9', label: 'PEG', value: 5.3 }),
         expect.objectContaining({ code: '44261-6', label: 'PHQ-9', value: 12 }),
       ]);
       expect(item.allowedWindow.start).toBeDefined();

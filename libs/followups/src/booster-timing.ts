@@ -3,12 +3,19 @@ import type {
   Extension,
   Observation,
   Period,
+  PlanDefinition,
   PlanDefinitionAction,
   Range,
   Task,
   TaskInput,
 } from '@medplum/fhirtypes';
-import { dueWindow, OUTCOME_TIMING_EXTENSION, PROTOCOL_WINDOW_EXTENSION, SERVICE_CODE_SYSTEM } from '@kc/protocols';
+import {
+  dueWindow,
+  flattenActions,
+  OUTCOME_TIMING_EXTENSION,
+  PROTOCOL_WINDOW_EXTENSION,
+  SERVICE_CODE_SYSTEM,
+} from '@kc/protocols';
 
 /**
  * Outcome-driven boosters: the scores a patient reports after an infusion (pain NRS, PEG, PHQ-9) against their
@@ -46,8 +53,19 @@ export function outcomeTimingRule(action: PlanDefinitionAction | undefined): Out
 }
 
 /** The LOINC (or other) codes of every score a rule reads, for one search. */
-export function scoreCodes(rule: OutcomeTimingRule): string[] {
+export function scoreCodes(rule: Pick<OutcomeTimingRule, 'scores'>): string[] {
   return rule.scores.flatMap((s) => (s.coding ?? []).map((c) => `${c.system}|${c.code}`));
+}
+
+/** Every score the protocols' outcome-driven timing reads, once each (by its text), in the order first listed. */
+export function outcomeScores(plans: PlanDefinition[]): CodeableConcept[] {
+  const byName = new Map<string, CodeableConcept>();
+  for (const rule of plans.flatMap((p) => flattenActions(p.action ?? []).map(outcomeTimingRule)))
+    for (const score of rule?.scores ?? []) {
+      const name = score.text ?? scoreCodes({ scores: [score] }).join(',');
+      if (!byName.has(name)) byName.set(name, score);
+    }
+  return [...byName.values()];
 }
 
 export interface ScoreReading {
@@ -182,12 +200,12 @@ function scoreChange(score: CodeableConcept, input: BoosterInput): ScoreChange |
   const readings = input.observations
     .filter((o) => o.status !== 'entered-in-error' && o.status !== 'cancelled' && o.status !== 'preliminary')
     .filter((o) => o.code?.coding?.some((c) => codes.has(`${c.system}|${c.code}`)))
-    .filter((o) => valueOf(o, codes) !== undefined && timeOf(o) !== undefined)
+    .filter((o) => scoreValue(o, codes) !== undefined && timeOf(o) !== undefined)
     .sort((x, y) => Date.parse(timeOf(x)!) - Date.parse(timeOf(y)!));
   const baseline = readings.filter((o) => Date.parse(timeOf(o)!) <= Date.parse(input.firstInfusionStart)).pop();
   const latest = readings.filter((o) => Date.parse(timeOf(o)!) >= Date.parse(input.lastInfusionEnd)).pop();
-  const base = baseline && valueOf(baseline, codes);
-  const now = latest && valueOf(latest, codes);
+  const base = baseline && scoreValue(baseline, codes);
+  const now = latest && scoreValue(latest, codes);
   if (!baseline || !latest || !base || base <= 0 || now === undefined) return undefined;
   return {
     score: score.text ?? score.coding?.[0]?.display ?? score.coding?.[0]?.code ?? 'score',
@@ -201,7 +219,7 @@ function scoreChange(score: CodeableConcept, input: BoosterInput): ScoreChange |
  * A score's number: valueQuantity/valueInteger, or else the component coded as the same score (a PEG panel carries
  * its mean as a component).
  */
-function valueOf(o: Observation, codes?: Set<string>): number | undefined {
+export function scoreValue(o: Observation, codes?: ReadonlySet<string>): number | undefined {
   const direct = o.valueQuantity?.value ?? o.valueInteger;
   if (direct !== undefined || !codes) return direct;
   return o.component?.find((c) => c.code.coding?.some((cc) => codes.has(`${cc.system}|${cc.code}`)))?.valueQuantity

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import type { DetectedIssue, HumanName, Observation, Patient } from '@medplum/fhirtypes';
+import type { CodeableConcept, DetectedIssue, HumanName, Observation, Patient } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
+import { outcomeScores, scoreCodes, scoreValue } from '@kc/followups';
 import { ProtocolCatalog, contraindicationState } from '@kc/protocols';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
@@ -12,15 +13,6 @@ export interface WorklistItemLike {
   kind?: string;
   description?: string;
 }
-
-export const LOINC = 'http://loinc.org';
-/** The scores the page shows, latest of each: pain NRS, PEG-3 (and its mean), PHQ-9. */
-export const SCORES: { code: string; label: string }[] = [
-  { code: '72514-3', label: 'Pain NRS' },
-  { code: '91148-7', label: 'PEG-3' },
-  { code: '91147-9', label: 'PEG mean' },
-  { code: '44261-6', label: 'PHQ-9' },
-];
 
 export interface PatientSummary {
   reference: string;
@@ -106,21 +98,34 @@ export class WorklistEnricher {
     };
   }
 
+  /** The latest reading of each score the protocols judge response by (their outcome-driven timing, fhir-profiles). */
   async latestScores(patient: string): Promise<ScoreView[]> {
+    const scores = outcomeScores(this.catalog.planDefinitions());
+    if (!scores.length) return [];
     const observations = await this.fhir.searchAll<Observation>('Observation', {
       subject: patient,
-      code: SCORES.map((s) => `${LOINC}|${s.code}`).join(','),
+      code: scoreCodes({ scores }).join(','),
       _count: 200,
     });
     const out: ScoreView[] = [];
-    for (const score of SCORES) {
+    for (const score of scores) {
+      const codes = new Set(scoreCodes({ scores: [score] }));
       const latest = observations
-        .filter((o) => o.status !== 'entered-in-error' && o.code?.coding?.some((c) => c.code === score.code))
-        .sort((a, b) => Date.parse(whenObserved(b) ?? '0') - Date.parse(whenObserved(a) ?? '0'))[0];
+        .filter(
+          (o) => o.status !== 'entered-in-error' && o.code?.coding?.some((c) => codes.has(`${c.system}|${c.code}`)),
+        )
+        .filter((o) => scoreValue(o, codes) !== undefined)
+        // Latest first; at the same time, the coding listed first (a PEG mean before its panel).
+        .sort(
+          (a, b) =>
+            Date.parse(whenObserved(b) ?? '0') - Date.parse(whenObserved(a) ?? '0') ||
+            codingRank(score, a) - codingRank(score, b),
+        )[0];
       if (!latest) continue;
       out.push({
-        ...score,
-        value: latest.valueQuantity?.value ?? latest.valueInteger ?? latest.valueString,
+        code: latest.code?.coding?.find((c) => codes.has(`${c.system}|${c.code}`))?.code ?? '',
+        label: score.text ?? score.coding?.[0]?.display ?? 'Score',
+        value: scoreValue(latest, codes),
         unit: latest.valueQuantity?.unit,
         date: whenObserved(latest),
       });
@@ -171,6 +176,13 @@ export function ageOn(birthDate: string, now: Date): number | undefined {
   let age = now.getUTCFullYear() - y;
   if (now.getUTCMonth() + 1 < mo || (now.getUTCMonth() + 1 === mo && now.getUTCDate() < d)) age -= 1;
   return age;
+}
+
+function codingRank(score: CodeableConcept, o: Observation): number {
+  const rank = (score.coding ?? []).findIndex((c) =>
+    o.code?.coding?.some((oc) => oc.system === c.system && oc.code === c.code),
+  );
+  return rank < 0 ? Number.MAX_SAFE_INTEGER : rank;
 }
 
 function whenObserved(o: Observation): string | undefined {

@@ -4,8 +4,8 @@ import type { Queue } from 'bullmq';
 import type { Observation } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { outcomeTimingRule, scoreCodes } from '@kc/followups';
-import { flattenActions, ProtocolCatalog } from '@kc/protocols';
+import { outcomeScores, scoreCodes } from '@kc/followups';
+import { ProtocolCatalog } from '@kc/protocols';
 import { QUEUES, ScoreEventsProducer } from '@kc/queue';
 import { initCursor, pollFromCursor, type StoredCursor } from '../maintenance/cursor-poll';
 import { startCursor } from '../maintenance/poll-cursor';
@@ -27,11 +27,7 @@ export class ScorePoller {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     catalog: ProtocolCatalog,
   ) {
-    const rules = catalog
-      .planDefinitions()
-      .flatMap((plan) => flattenActions(plan.action ?? []).map(outcomeTimingRule))
-      .filter((rule) => rule !== undefined);
-    this.codes = [...new Set(rules.flatMap(scoreCodes))];
+    this.codes = scoreCodes({ scores: outcomeScores(catalog.planDefinitions()) });
   }
 
   private async cursor(): Promise<StoredCursor> {
