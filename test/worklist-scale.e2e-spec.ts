@@ -144,6 +144,33 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
       [{ 'due-after': day(10) }, (e) => e.end !== undefined && e.end >= Date.parse(day(10))],
       [{ overdue: 'true' }, (e) => e.overdue],
       [{ overdue: 'false' }, (e) => !e.overdue],
+      // The filters the index decides by range (longest window, now, due-after) rather than member by member.
+      [
+        { overdue: 'true', 'due-after': day(-4) },
+        (e) => e.overdue && e.end !== undefined && e.end >= Date.parse(day(-4)),
+      ],
+      [
+        { overdue: 'true', 'due-after': day(6) },
+        (e) => e.overdue && e.end !== undefined && e.end >= Date.parse(day(6)),
+      ],
+      [
+        { overdue: 'false', 'due-before': day(-2) },
+        (e) => !e.overdue && e.start !== undefined && e.start <= Date.parse(day(-2)),
+      ],
+      [
+        { overdue: 'false', 'due-after': day(-10), 'due-before': day(30) },
+        (e) =>
+          !e.overdue &&
+          e.end !== undefined &&
+          e.end >= Date.parse(day(-10)) &&
+          e.start !== undefined &&
+          e.start <= Date.parse(day(30)),
+      ],
+      [{ patient: 'scale-11', overdue: 'true' }, (e) => e.patient === 'Patient/scale-11' && e.overdue],
+      [
+        { protocol: 'ketamine-low-dose-series', 'due-after': day(3) },
+        (e) => e.protocol === 'ketamine-low-dose-series' && e.end !== undefined && e.end >= Date.parse(day(3)),
+      ],
       [
         { patient: 'scale-7', protocol: 'ketamine-low-dose-series', overdue: 'false' },
         (e) => e.patient === 'Patient/scale-7' && e.protocol === 'ketamine-low-dose-series' && !e.overdue,

@@ -43,7 +43,9 @@ interface StoredEntry {
 /**
  * Upsert or remove one entry, only when the write is not older than what the index already saw of this Task
  * (meta.lastUpdated, kept per Task in `ver` also after removal): a slow rebuild never resurrects a Task a
- * clinician just approved, and writes applied twice change nothing.
+ * clinician just approved, and writes applied twice change nothing. Each sorted set (`all`, `pt:<id>`, `pr:<url>`)
+ * has a `sp:` twin holding its special members (flagged overdue, or without a start or an end), and `w` keeps the
+ * longest due window of the others: what PAGE_SCRIPT needs to decide most of a range without reading it.
  * ARGV: key prefix, id, lastUpdated ms, 'put'|'del', member, patient, protocol url, entry JSON.
  */
 const APPLY_SCRIPT = `
@@ -52,54 +54,158 @@ local id = ARGV[2]
 local ts = tonumber(ARGV[3])
 local seen = redis.call('HGET', p .. 'ver', id)
 if seen and tonumber(seen) > ts then return 0 end
+local function sets(pt, pr)
+  local out = { 'all' }
+  if pt and pt ~= '' then out[#out + 1] = 'pt:' .. pt end
+  if pr and pr ~= '' then out[#out + 1] = 'pr:' .. pr end
+  return out
+end
 local old = redis.call('HGET', p .. 'item', id)
 if old then
   local o = cjson.decode(old)
-  redis.call('ZREM', p .. 'all', o.m)
-  if o.pt then redis.call('ZREM', p .. 'pt:' .. o.pt, o.m) end
-  if o.pr then redis.call('ZREM', p .. 'pr:' .. o.pr, o.m) end
+  for _, k in ipairs(sets(o.pt, o.pr)) do
+    redis.call('ZREM', p .. k, o.m)
+    redis.call('ZREM', p .. 'sp:' .. k, o.m)
+  end
   redis.call('HDEL', p .. 'item', id)
 end
 redis.call('HSET', p .. 'ver', id, ARGV[3])
 if ARGV[4] == 'put' then
   local m = ARGV[5]
-  redis.call('ZADD', p .. 'all', 0, m)
-  if ARGV[6] ~= '' then redis.call('ZADD', p .. 'pt:' .. ARGV[6], 0, m) end
-  if ARGV[7] ~= '' then redis.call('ZADD', p .. 'pr:' .. ARGV[7], 0, m) end
+  local start, finish = string.sub(m, 1, 13), string.sub(m, 15, 27)
+  local special = string.sub(m, -1) == '1' or start == 'zzzzzzzzzzzzz' or finish == 'zzzzzzzzzzzzz'
+  if not special then
+    local width = tonumber(finish) - tonumber(start)
+    local w = tonumber(redis.call('HGET', p .. 'meta', 'w') or '0')
+    if width > w then redis.call('HSET', p .. 'meta', 'w', tostring(width)) end
+  end
+  for _, k in ipairs(sets(ARGV[6], ARGV[7])) do
+    redis.call('ZADD', p .. k, 0, m)
+    if special then redis.call('ZADD', p .. 'sp:' .. k, 0, m) end
+  end
   redis.call('HSET', p .. 'item', id, ARGV[8])
 end
 return 1
 `;
 
 /**
- * Counts the members of a lex range that pass the due-after and overdue filters, inside Redis: a total over
- * 20,000 entries without sending them to the service. Members are fixed-width up to the id (see memberOf):
- * characters 15-27 are the due end, the last one the overdue flag.
- * ARGV: set key, min, max, due-after ms or '', overdue '1' | '0' | '', now ms.
+ * One worklist page in one round trip, inside Redis: the first `count` (+1, to know whether there is more) members
+ * after the cursor that pass the filters, their entries, and the exact total. Members are
+ * `<start>|<end>|<id>|<flag>` (memberOf), sorted by start. With a due-after (A) or overdue filter the range is read
+ * in three parts by start instead of member by member: W being the longest window of the regular members (`meta` w),
+ * a regular member starting before min(A, now) - W has ended before A and before now (pass or fail decided for all
+ * of them at once), one starting at or after max(A, now) is neither late nor ended before A (decided too), and only
+ * the part between is read. Special members (flagged, or with a missing instant) are kept in the `sp:` twin set and
+ * always looked at one by one. Bounds are compared as numbers, never as strings (Lua compares strings by locale).
+ * ARGV: prefix, set name, cursor member or '', due-before start bound (ms, exclusive) or '', due-after ms or '',
+ * overdue '1' | '0' | '', now ms, count. Returns { total, { members... }, { entry JSON or false... } }.
  */
-const COUNT_SCRIPT = `
-local members = redis.call('ZRANGEBYLEX', ARGV[1], ARGV[2], ARGV[3])
-local dueAfter = tonumber(ARGV[4])
-local overdue = ARGV[5]
-local now = tonumber(ARGV[6])
-local n = 0
-for i = 1, #members do
-  local m = members[i]
+const PAGE_SCRIPT = `
+local p, name, after = ARGV[1], ARGV[2], ARGV[3]
+local set, sp = p .. name, p .. 'sp:' .. name
+local before = tonumber(ARGV[4])
+local dueAfter = tonumber(ARGV[5])
+local overdue = ARGV[6]
+local now = tonumber(ARGV[7])
+local want = tonumber(ARGV[8]) + 1
+local INF = 1e300
+local function pad(n) return string.format('%013d', n) end
+local function startOf(m)
+  local s = string.sub(m, 1, 13)
+  if s == 'zzzzzzzzzzzzz' then return INF end
+  return tonumber(s)
+end
+local function passes(m)
   local e = string.sub(m, 15, 27)
   local finish = nil
   if e ~= 'zzzzzzzzzzzzz' then finish = tonumber(e) end
-  local ok = true
-  if dueAfter and not (finish and finish >= dueAfter) then ok = false end
-  if ok and overdue ~= '' then
+  if dueAfter and not (finish and finish >= dueAfter) then return false end
+  if overdue ~= '' then
     local late = string.sub(m, -1) == '1' or (finish ~= nil and finish < now)
-    if (overdue == '1') ~= late then ok = false end
+    if (overdue == '1') ~= late then return false end
   end
-  if ok then n = n + 1 end
+  return true
 end
-return n
+-- Lex bounds of [lo, hi) by start, within the query's range (start < before, after the cursor): nil when empty.
+local cursorStart = nil
+if after ~= '' then cursorStart = startOf(after) end
+local upper = before or INF
+local function bounds(lo, hi)
+  if hi > upper then hi = upper end
+  if lo >= hi then return nil end
+  if cursorStart and hi < INF and cursorStart >= hi then return nil end
+  local min = '-'
+  if cursorStart and cursorStart >= lo then min = '(' .. after elseif lo > -INF then min = '[' .. pad(lo) end
+  local max = '+'
+  if hi < INF then max = '(' .. pad(hi) end
+  return min, max
+end
+local page, total = {}, 0
+local function collect(key, min, max)
+  while #page < want do
+    local chunk = redis.call('ZRANGEBYLEX', key, min, max, 'LIMIT', 0, 500)
+    for i = 1, #chunk do
+      if #page < want and passes(chunk[i]) then page[#page + 1] = chunk[i] end
+    end
+    if #chunk < 500 then return end
+    min = '(' .. chunk[#chunk]
+  end
+end
+local function countPassing(key, min, max)
+  local n = 0
+  local members = redis.call('ZRANGEBYLEX', key, min, max)
+  for i = 1, #members do if passes(members[i]) then n = n + 1 end end
+  return n
+end
+if dueAfter == nil and overdue == '' then
+  local min, max = bounds(-INF, INF)
+  if min then page = redis.call('ZRANGEBYLEX', set, min, max, 'LIMIT', 0, want) end
+  local top = '+'
+  if before then top = '(' .. pad(before) end
+  total = redis.call('ZLEXCOUNT', set, '-', top)
+else
+  local w = tonumber(redis.call('HGET', p .. 'meta', 'w') or '')
+  -- Regular members before s1 pass only without due-after and unless asking for not-overdue; from s2 on, only
+  -- when not asking for overdue. Without w (nothing regular indexed yet) everything is read.
+  local parts = { { -INF, INF, nil } }
+  if w then
+    local s1 = math.min(dueAfter or now, now) - w
+    local s2 = math.max(dueAfter or now, now)
+    parts = { { -INF, s1, dueAfter == nil and overdue ~= '0' }, { s1, s2, nil }, { s2, INF, overdue ~= '1' } }
+  end
+  for _, part in ipairs(parts) do
+    local lo, hi, decided = part[1], part[2], part[3]
+    if lo < hi then
+      -- Totals over the whole filtered range (the cursor only moves the page).
+      local saved = cursorStart
+      cursorStart = nil
+      local tmin, tmax = bounds(lo, hi)
+      cursorStart = saved
+      if tmin then
+        if decided == nil then
+          total = total + countPassing(set, tmin, tmax)
+        else
+          if decided then
+            total = total + redis.call('ZLEXCOUNT', set, tmin, tmax) - redis.call('ZLEXCOUNT', sp, tmin, tmax)
+          end
+          total = total + countPassing(sp, tmin, tmax)
+        end
+      end
+      local pmin, pmax = bounds(lo, hi)
+      if pmin and #page < want then
+        if decided == false then collect(sp, pmin, pmax) else collect(set, pmin, pmax) end
+      end
+    end
+  end
+end
+local items = {}
+if #page > 0 then
+  local ids = {}
+  for i = 1, #page do ids[i] = string.sub(page[i], 29, #page[i] - 2) end
+  items = redis.call('HMGET', p .. 'item', unpack(ids))
+end
+return { total, page, items }
 `;
-
-const CHUNK = 200;
 
 /**
  * The worklist's read model: Tasks awaiting approval in Redis sorted sets ordered by due window (Task has no
@@ -125,7 +231,7 @@ export class WorklistIndex {
   ) {
     this.p = `${prefix}:worklist:`;
     redis.defineCommand('kcWorklistApply', { numberOfKeys: 0, lua: APPLY_SCRIPT });
-    redis.defineCommand('kcWorklistCount', { numberOfKeys: 0, lua: COUNT_SCRIPT });
+    redis.defineCommand('kcWorklistPage', { numberOfKeys: 0, lua: PAGE_SCRIPT });
   }
 
   /** The FhirClient write listener: Tasks and CarePlans a write returned. */
@@ -207,75 +313,68 @@ export class WorklistIndex {
   async query(q: WorklistIndexQuery, now = new Date()): Promise<WorklistIndexPage> {
     const protocolUrl = q.protocol?.split('|')[0];
     const exactProtocol = q.protocol?.includes('|') ? q.protocol : undefined;
-    const set = this.p + (q.patient ? `pt:${q.patient}` : protocolUrl ? `pr:${protocolUrl}` : 'all');
-    // Filters the member decides (due after, overdue); the protocol needs the entry when the set is a patient's.
+    const setName = q.patient ? `pt:${q.patient}` : protocolUrl ? `pr:${protocolUrl}` : 'all';
+    const set = this.p + setName;
+    const max = q.dueBefore ? `(${startBound(q.dueBefore)}` : '+';
+    // The protocol needs the entry when the set is a patient's (or the version is asked for): read in the service.
+    if (exactProtocol || (q.patient && protocolUrl))
+      return this.queryByEntry(q, set, max, now, (s) =>
+        exactProtocol ? s.e.protocol === exactProtocol : s.pr === protocolUrl,
+      );
+    const page = (
+      this.redis as unknown as Record<string, (...args: string[]) => Promise<[number, string[], (string | null)[]]>>
+    ).kcWorklistPage;
+    const [total, members, raw] = await page.call(
+      this.redis,
+      this.p,
+      setName,
+      q.after ?? '',
+      q.dueBefore ? String(Number(startBound(q.dueBefore))) : '',
+      q.dueAfter ? String(q.dueAfter.getTime()) : '',
+      q.overdue === undefined ? '' : q.overdue ? '1' : '0',
+      String(now.getTime()),
+      String(q.count),
+    );
+    const items: WorklistIndexPage['items'] = [];
+    let lastMember: string | undefined;
+    for (const [i, member] of members.slice(0, q.count).entries()) {
+      const stored = raw[i] ? (JSON.parse(raw[i]) as StoredEntry) : undefined;
+      if (stored?.m !== member) continue; // written meanwhile: listed under its new member
+      items.push({ ...stored.e, overdue: isOverdue(parseMember(member)!, now) });
+      lastMember = member;
+    }
+    return { total, items, next: members.length > q.count ? lastMember : undefined };
+  }
+
+  /** A page filtered on the entries themselves (protocol version, or protocol within a patient's set): rare, small. */
+  private async queryByEntry(
+    q: WorklistIndexQuery,
+    set: string,
+    max: string,
+    now: Date,
+    entryFilter: (s: StoredEntry) => boolean,
+  ): Promise<WorklistIndexPage> {
     const byMember = (m: ParsedMember) =>
       (!q.dueAfter || (m.end !== undefined && m.end >= q.dueAfter.getTime())) &&
       (q.overdue === undefined || isOverdue(m, now) === q.overdue);
-    const entryFilter =
-      exactProtocol || (q.patient && protocolUrl)
-        ? (s: StoredEntry) => (exactProtocol ? s.e.protocol === exactProtocol : s.pr === protocolUrl)
-        : undefined;
-    const max = q.dueBefore ? `(${startBound(q.dueBefore)}` : '+';
-
-    const items: WorklistIndexPage['items'] = [];
-    let min = q.after ? `(${q.after}` : '-';
-    let lastMember: string | undefined;
-    let hasMore = false;
-    while (!hasMore) {
-      const members = await this.redis.zrangebylex(set, min, max, 'LIMIT', 0, CHUNK);
-      if (!members.length) break;
-      min = `(${members[members.length - 1]}`;
-      const candidates = members.filter((m) => {
-        const parsed = parseMember(m);
-        return parsed !== undefined && byMember(parsed);
-      });
-      const stored = await this.entries(candidates);
-      for (const [i, s] of stored.entries()) {
-        if (!s || (entryFilter && !entryFilter(s))) continue;
-        if (items.length === q.count) {
-          hasMore = true;
-          break;
-        }
-        items.push({ ...s.e, overdue: isOverdue(parseMember(candidates[i])!, now) });
-        lastMember = candidates[i];
-      }
-      if (members.length < CHUNK) break;
-    }
-    const total = await this.total(set, max, byMember, entryFilter, q, now);
-    return { total, items, next: hasMore ? lastMember : undefined };
-  }
-
-  private async total(
-    set: string,
-    max: string,
-    byMember: (m: ParsedMember) => boolean,
-    entryFilter: ((s: StoredEntry) => boolean) | undefined,
-    q: WorklistIndexQuery,
-    now: Date,
-  ): Promise<number> {
-    if (!q.dueAfter && q.overdue === undefined && !entryFilter) return this.redis.zlexcount(set, '-', max);
-    if (!entryFilter) {
-      const count = (this.redis as unknown as Record<string, (...args: string[]) => Promise<number>>).kcWorklistCount;
-      return count.call(
-        this.redis,
-        set,
-        '-',
-        max,
-        q.dueAfter ? String(q.dueAfter.getTime()) : '',
-        q.overdue === undefined ? '' : q.overdue ? '1' : '0',
-        String(now.getTime()),
-      );
-    }
     const members = (await this.redis.zrangebylex(set, '-', max)).filter((m) => {
       const parsed = parseMember(m);
       return parsed !== undefined && byMember(parsed);
     });
-    if (!entryFilter) return members.length;
-    let total = 0;
-    for (let i = 0; i < members.length; i += 1000)
-      total += (await this.entries(members.slice(i, i + 1000))).filter((s) => s && entryFilter(s)).length;
-    return total;
+    const matching: { member: string; entry: StoredEntry }[] = [];
+    for (let i = 0; i < members.length; i += 1000) {
+      const chunk = members.slice(i, i + 1000);
+      (await this.entries(chunk)).forEach((s, j) => {
+        if (s && entryFilter(s)) matching.push({ member: chunk[j], entry: s });
+      });
+    }
+    const after = matching.filter((m) => !q.after || m.member > q.after);
+    const page = after.slice(0, q.count);
+    return {
+      total: matching.length,
+      items: page.map((m) => ({ ...m.entry.e, overdue: isOverdue(parseMember(m.member)!, now) })),
+      next: after.length > q.count ? page[page.length - 1]?.member : undefined,
+    };
   }
 
   private async entries(members: string[]): Promise<(StoredEntry | undefined)[]> {
