@@ -28,14 +28,26 @@ export class ContraindicationGuard {
 
   async assertClear(carePlan: string | undefined): Promise<void> {
     if (!carePlan) return;
-    const open = await this.unresolved(carePlan);
-    if (open.length) {
-      throw unprocessable(
-        `Blocked by ${open.length} unresolved contraindication(s) on ${carePlan}: ${open
-          .map((i) => `DetectedIssue/${i.id} (${i.code?.text ?? i.code?.coding?.[0]?.code})`)
-          .join('; ')}. A clinician may override each with a reason (POST /detected-issues/{id}/$override).`,
-        open.map((i) => `DetectedIssue/${i.id}`),
-      );
-    }
+    assertNoneUnresolved(carePlan, await this.unresolved(carePlan));
   }
+}
+
+/**
+ * The guard on issues already read (e.g. `_revinclude` with the Task): refused while any DetectedIssue implicating
+ * the plan is unresolved.
+ */
+export function assertClearOf(carePlan: string | undefined, issues: DetectedIssue[]): void {
+  if (!carePlan) return;
+  const implicating = issues.filter((i) => i.implicated?.some((r) => r.reference === carePlan));
+  assertNoneUnresolved(carePlan, implicating.filter(isUnresolved));
+}
+
+function assertNoneUnresolved(carePlan: string, open: DetectedIssue[]): void {
+  if (!open.length) return;
+  throw unprocessable(
+    `Blocked by ${open.length} unresolved contraindication(s) on ${carePlan}: ${open
+      .map((i) => `DetectedIssue/${i.id} (${i.code?.text ?? i.code?.coding?.[0]?.code})`)
+      .join('; ')}. A clinician may override each with a reason (POST /detected-issues/{id}/$override).`,
+    open.map((i) => `DetectedIssue/${i.id}`),
+  );
 }

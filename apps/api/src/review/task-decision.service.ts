@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { CarePlan, Period, Resource, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, Period, Resource, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { FhirClient, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
@@ -12,7 +12,7 @@ import {
   orderFromProposal,
   type AuthorisableRequest,
 } from '@kc/task-states';
-import { carePlanOf, ContraindicationGuard } from './contraindication-guard';
+import { assertClearOf, carePlanOf } from './contraindication-guard';
 import { approve, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
 import { DecisionWriter, type Consequence } from './task-review.service';
@@ -37,7 +37,6 @@ export interface DecisionInput {
 export class TaskDecisionService {
   constructor(
     private readonly writer: DecisionWriter,
-    private readonly guard: ContraindicationGuard,
     private readonly fhir: FhirClient,
     private readonly reminders: TaskReminders,
   ) {}
@@ -52,8 +51,8 @@ export class TaskDecisionService {
   }
 
   private async authorise(input: DecisionInput, decision: string, change: (task: Task) => Task): Promise<Task> {
-    const { task, proposal, carePlan } = await this.readWithFocus(input.taskId);
-    await this.assertAuthorisable(task, proposal, input.caller);
+    const { task, proposal, carePlan, issues } = await this.readWithFocus(input.taskId);
+    this.assertAuthorisable(task, proposal, issues, input.caller);
     const reminders = await this.reminders.contextFor(task, carePlan);
     return this.writer.write({
       current: task,
@@ -90,8 +89,13 @@ export class TaskDecisionService {
    * Checks made before anything is written: the plan is clear of contraindications, and an order has a
    * prescriber.
    */
-  private async assertAuthorisable(task: Task, proposal: Proposal | undefined, caller: Caller): Promise<void> {
-    await this.guard.assertClear(carePlanOf(task));
+  private assertAuthorisable(
+    task: Task,
+    proposal: Proposal | undefined,
+    issues: DetectedIssue[],
+    caller: Caller,
+  ): void {
+    assertClearOf(carePlanOf(task), issues);
     if (proposal && needsRequester(proposal) && !PRESCRIBER.test(caller.fhirUser ?? '')) {
       throw unprocessable(
         `Approving this Task orders a ${proposal.resourceType}, which needs a prescriber: sign in as a Practitioner (token claim fhirUser)`,
@@ -100,20 +104,26 @@ export class TaskDecisionService {
   }
 
   /**
-   * One request: the Task, the request it authorises (`_include=Task:focus`) if that is a proposal, and its CarePlan
-   * (`_include=Task:based-on`, for the protocol's reminder rules).
+   * One request: the Task, the request it authorises (`_include=Task:focus`) if that is a proposal, its CarePlan
+   * (`_include=Task:based-on`, for the protocol's reminder rules) and the DetectedIssues implicating it
+   * (`_revinclude:iterate`, supported by Medplum and HAPI).
    */
-  private async readWithFocus(taskId: string): Promise<{ task: Task; proposal?: Proposal; carePlan?: CarePlan }> {
+  private async readWithFocus(
+    taskId: string,
+  ): Promise<{ task: Task; proposal?: Proposal; carePlan?: CarePlan; issues: DetectedIssue[] }> {
     const bundle = await this.fhir.search<Task | Resource>('Task', {
       _id: taskId,
       _include: ['Task:focus', 'Task:based-on'],
+      // The contraindications of its CarePlan (included just above) for the approval guard, in the same request.
+      '_revinclude:iterate': 'DetectedIssue:implicated',
     });
     const task = matchesOf<Task>(bundle).find((t) => t.id === taskId);
     if (!task) throw notFound(`Task/${taskId} not found`);
     const included = includedOf(bundle);
     const focus = included.find((r) => `${r.resourceType}/${r.id}` === task.focus?.reference);
     const carePlan = included.find((r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanOf(task));
-    return { task, proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined, carePlan };
+    const issues = included.filter((r): r is DetectedIssue => r.resourceType === 'DetectedIssue');
+    return { task, proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined, carePlan, issues };
   }
 
   /**
