@@ -1,11 +1,11 @@
 import request from 'supertest';
-import type { Observation, Task } from '@medplum/fhirtypes';
+import type { Task } from '@medplum/fhirtypes';
 import { QUEUES } from '@kc/queue';
 import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
 import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion, waitFor } from './support/clinic';
+import { score as recordedScore } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 
-const LOINC = 'http://loinc.org';
 const SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 
 /**
@@ -22,17 +22,8 @@ describe('outcome-driven boosters', () => {
 
   const INFUSION_END = '2027-01-04T10:00:00.000Z';
 
-  async function score(patient: string, code: string, value: number, when: string): Promise<string> {
-    const { resource } = await service.fhir.create<Observation>({
-      resourceType: 'Observation',
-      status: 'final',
-      code: { coding: [{ system: LOINC, code }] },
-      subject: { reference: patient },
-      effectiveDateTime: when,
-      valueQuantity: { value, unit: '{score}', system: 'http://unitsofmeasure.org', code: '{score}' },
-    });
-    return resource.id!;
-  }
+  const score = (patient: string, code: string, value: number, when: string) =>
+    recordedScore(service, patient, code, value, when);
 
   async function recordScore(observationId: string): Promise<void> {
     await request(service.url)

@@ -47,6 +47,15 @@ describe('patient reminders', () => {
     return { ...enrolment, session };
   }
 
+  /** A clinician approves the session (as a prescriber: it orders the infusion). */
+  function approveSession(session: Task) {
+    return request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId })
+      .expect(200);
+  }
+
   async function remindersOf(task: Task): Promise<CommunicationRequest[]> {
     const all = await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
       subject: task.for!.reference!,
@@ -67,11 +76,7 @@ describe('patient reminders', () => {
   it('approving a session writes its reminders at the protocol times; nothing for a Task awaiting approval', async () => {
     const p = await enrolledPatient('ada@example.test');
     expect(await remindersOf(p.session)).toEqual([]);
-    const approved = await request(service.url)
-      .post(`/tasks/${p.session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: p.session.meta!.versionId })
-      .expect(200);
+    const approved = await approveSession(p.session);
     expect(approved.body.restriction.period.start).toBe('2027-01-02T00:00:00.000Z');
     const written = byKind(await remindersOf(p.session));
     // fhir-profiles: a ride home 2 days before, fasting 18 h before, no driving when the session's window opens.
@@ -93,11 +98,7 @@ describe('patient reminders', () => {
 
   it('the sweep queues each reminder as a delayed job at its time, once however often it runs', async () => {
     const p = await enrolledPatient('ben@example.test');
-    await request(service.url)
-      .post(`/tasks/${p.session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: p.session.meta!.versionId })
-      .expect(200);
+    await approveSession(p.session);
     const sweep = service.app.get(ReminderSweep);
     await sweep.sweep();
     await sweep.sweep();
@@ -113,11 +114,7 @@ describe('patient reminders', () => {
 
   it('a reschedule moves the reminders; each is delivered once, at its new time, by FHIR and by email', async () => {
     const p = await enrolledPatient('cleo@example.test');
-    const approved = await request(service.url)
-      .post(`/tasks/${p.session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: p.session.meta!.versionId })
-      .expect(200);
+    const approved = await approveSession(p.session);
     await service.app.get(ReminderSweep).sweep();
     const before = byKind(await remindersOf(p.session));
     await request(service.url)
@@ -166,11 +163,7 @@ describe('patient reminders', () => {
 
   it('rejecting an approved session revokes its reminders: a job firing later sends nothing', async () => {
     const p = await enrolledPatient('dan@example.test');
-    const approved = await request(service.url)
-      .post(`/tasks/${p.session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: p.session.meta!.versionId })
-      .expect(200);
+    const approved = await approveSession(p.session);
     await service.app.get(ReminderSweep).sweep();
     await request(service.url)
       .post(`/tasks/${p.session.id}/$reject`)
@@ -190,11 +183,7 @@ describe('patient reminders', () => {
 
   it('a session done before its reminders went out: each is revoked at delivery, with why, and nothing is sent', async () => {
     const p = await enrolledPatient('finn@example.test');
-    await request(service.url)
-      .post(`/tasks/${p.session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: p.session.meta!.versionId })
-      .expect(200);
+    await approveSession(p.session);
     await service.app.get(ReminderSweep).sweep();
     // The infusion happened early: the worker marks the session Task done.
     await reportInfusion(service, await completeInfusion(service, p, '2027-01-01T10:00:00.000Z'));
@@ -208,11 +197,7 @@ describe('patient reminders', () => {
 
   it('two deliveries of the same reminder at once record one Communication', async () => {
     const p = await enrolledPatient('eve@example.test');
-    await request(service.url)
-      .post(`/tasks/${p.session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: p.session.meta!.versionId })
-      .expect(200);
+    await approveSession(p.session);
     const [reminder] = await remindersOf(p.session);
     const delivery = service.app.get(ReminderDelivery);
     const outcomes = await Promise.all([

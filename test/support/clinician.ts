@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { CarePlan, Parameters, Patient } from '@medplum/fhirtypes';
+import type { CarePlan, Observation, Parameters, Patient } from '@medplum/fhirtypes';
 import { bloodPressure, bodyWeight } from '../fixtures/patient-data';
 import { findChromium } from './browser';
 import type { TestService } from './test-service';
@@ -41,8 +41,15 @@ export async function enrolNamedPatient(
   return { patient: ref, patientId: resource.id!, carePlanId: (res.body as CarePlan).id! };
 }
 
-export async function score(service: TestService, patient: string, code: string, value: number, when: string) {
-  await service.fhir.create({
+/** A score Observation (LOINC code) recorded for the patient; answers its id. */
+export async function score(
+  service: TestService,
+  patient: string,
+  code: string,
+  value: number,
+  when: string,
+): Promise<string> {
+  const { resource } = await service.fhir.create<Observation>({
     resourceType: 'Observation',
     status: 'final',
     code: { coding: [{ system: LOINC, code }] },
@@ -50,6 +57,7 @@ export async function score(service: TestService, patient: string, code: string,
     effectiveDateTime: when,
     valueQuantity: { value, unit: '{score}', system: 'http://unitsofmeasure.org', code: '{score}' },
   });
+  return resource.id!;
 }
 
 export function pkce(): { verifier: string; challenge: string } {

@@ -1,5 +1,7 @@
 import type { Resource } from '@medplum/fhirtypes';
-import { parseCursor, searchFrom, takeFresh, type PollCursor } from './poll-cursor';
+import type { Queue } from 'bullmq';
+import type { AppConfig } from '@kc/config';
+import { parseCursor, searchFrom, startCursor, takeFresh, type PollCursor } from './poll-cursor';
 
 /** What the cursor needs of a Redis client (BullMQ's queue client). */
 interface KeyValue {
@@ -14,6 +16,16 @@ export interface StoredCursor {
   /** Where a first poll starts (now, or POLL_SINCE). */
   first: PollCursor;
   overlapMs: number;
+}
+
+/** The cursor of one poll (`procedures`, `scores`), in the maintenance queue's Redis, starting now or at POLL_SINCE. */
+export async function pollCursor(queue: Queue, config: AppConfig, name: string): Promise<StoredCursor> {
+  return {
+    redis: await queue.client,
+    key: `${config.queuePrefix}:poll-cursor:${name}`,
+    first: startCursor(config.pollSince ? new Date(config.pollSince) : new Date()),
+    overlapMs: config.pollOverlapMs,
+  };
 }
 
 /**

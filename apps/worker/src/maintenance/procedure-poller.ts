@@ -5,8 +5,8 @@ import type { Procedure } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { InfusionEventsProducer, QUEUES } from '@kc/queue';
-import { initCursor, pollFromCursor, type StoredCursor } from './cursor-poll';
-import { startCursor, type PollCursor } from './poll-cursor';
+import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from './cursor-poll';
+import type { PollCursor } from './poll-cursor';
 
 /**
  * Polling fallback for FHIR servers without subscriptions: completed Procedures by _lastUpdated. The cursor lives
@@ -23,13 +23,8 @@ export class ProcedurePoller {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  private async cursor(): Promise<StoredCursor> {
-    return {
-      redis: await this.queue.client,
-      key: `${this.config.queuePrefix}:poll-cursor:procedures`,
-      first: startCursor(this.config.pollSince ? new Date(this.config.pollSince) : new Date()),
-      overlapMs: this.config.pollOverlapMs,
-    };
+  private cursor(): Promise<StoredCursor> {
+    return pollCursor(this.queue, this.config, 'procedures');
   }
 
   async initCursor(): Promise<void> {

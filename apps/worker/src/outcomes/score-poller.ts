@@ -7,8 +7,7 @@ import { FhirClient } from '@kc/fhir';
 import { outcomeScores, scoreCodes } from '@kc/followups';
 import { ProtocolCatalog } from '@kc/protocols';
 import { QUEUES, ScoreEventsProducer } from '@kc/queue';
-import { initCursor, pollFromCursor, type StoredCursor } from '../maintenance/cursor-poll';
-import { startCursor } from '../maintenance/poll-cursor';
+import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from '../maintenance/cursor-poll';
 
 /**
  * Polling fallback for score Observations (the codes the protocols' outcome-driven timing reads), on the same
@@ -30,13 +29,8 @@ export class ScorePoller {
     this.codes = scoreCodes({ scores: outcomeScores(catalog.planDefinitions()) });
   }
 
-  private async cursor(): Promise<StoredCursor> {
-    return {
-      redis: await this.queue.client,
-      key: `${this.config.queuePrefix}:poll-cursor:scores`,
-      first: startCursor(this.config.pollSince ? new Date(this.config.pollSince) : new Date()),
-      overlapMs: this.config.pollOverlapMs,
-    };
+  private cursor(): Promise<StoredCursor> {
+    return pollCursor(this.queue, this.config, 'scores');
   }
 
   async initCursor(): Promise<void> {
