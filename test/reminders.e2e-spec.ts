@@ -112,6 +112,23 @@ describe('patient reminders', () => {
     }
   });
 
+  it('jobs lost with Redis are queued again by the next sweep: the FHIR server holds the reminders', async () => {
+    const p = await enrolledPatient('gus@example.test');
+    await approveSession(p.session);
+    await service.app.get(ReminderSweep).sweep();
+    // Redis restarted without its data: every job of the queue is gone.
+    await reminders.obliterate({ force: true });
+    expect(await reminders.getDelayed()).toEqual([]);
+    await service.app.get(ReminderSweep).sweep();
+    const queued = (await reminders.getDelayed()).map((j) => j.data.communicationRequestId).sort();
+    const onRecord = (await remindersOf(p.session))
+      .filter((r) => r.status === 'active')
+      .map((r) => r.id)
+      .sort();
+    expect(onRecord).toHaveLength(3);
+    expect(queued).toEqual(expect.arrayContaining(onRecord));
+  });
+
   it('a reschedule moves the reminders; each is delivered once, at its new time, by FHIR and by email', async () => {
     const p = await enrolledPatient('cleo@example.test');
     const approved = await approveSession(p.session);
