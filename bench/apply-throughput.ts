@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     await res.arrayBuffer();
   });
   const applyRate = PATIENTS / (apply.wallMs / 1000);
-  // Persisted: the whole plan written in one transaction of conditional creates (new patients each time).
+  // Persisted: the whole plan written as plain creates under the plan lock, then read back (new patients each time).
   const persisted = await runConcurrently(PATIENTS, CONCURRENCY, async (i) => {
     const body: Parameters = {
       resourceType: 'Parameters',
