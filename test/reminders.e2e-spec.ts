@@ -178,6 +178,23 @@ describe('patient reminders', () => {
     ]);
   });
 
+  it('a session rescheduled after a reminder went out: that reminder again, for the new date; the sent one stays', async () => {
+    const p = await enrolledPatient('hana@example.test');
+    const approved = await approveSession(p.session);
+    const rideHome = byKind(await remindersOf(p.session))['reminder-ride-home'];
+    await service.app.get(ReminderDelivery).deliver(rideHome.id!, rideHome.occurrenceDateTime!);
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$reschedule`)
+      .set(clinician())
+      .send({ versionId: approved.body.meta.versionId, start: '2027-01-10T09:00:00Z', end: '2027-01-10T12:00:00Z' })
+      .expect(200);
+    const rides = (await remindersOf(p.session)).filter((r) => r.category![0].coding![0].code === 'reminder-ride-home');
+    expect(rides.map((r) => [r.status, r.occurrenceDateTime]).sort()).toEqual([
+      ['active', '2027-01-08T09:00:00.000Z'],
+      ['completed', '2026-12-31T00:00:00.000Z'],
+    ]);
+  });
+
   it('rejecting an approved session revokes its reminders: a job firing later sends nothing', async () => {
     const p = await enrolledPatient('dan@example.test');
     const approved = await approveSession(p.session);

@@ -31,7 +31,7 @@ function approvedTask(action: string, start: string, end: string): Task & { id: 
 
 function remindersOf(task: Task & { id: string }, now = NOW): Record<string, PlannedReminder> {
   const rules = reminderRulesFor(lowDose, protocolActionOf(task), (c) => catalog.activityDefinition(c));
-  return Object.fromEntries(plannedReminders(task, rules, now).map((r) => [r.key.split('/').pop()!, r]));
+  return Object.fromEntries(plannedReminders(task, rules, now).map((r) => [r.actionId, r]));
 }
 
 describe('reminder rules (fhir-profiles)', () => {
@@ -71,13 +71,23 @@ describe('reminderChanges', () => {
   const task = approvedTask('infusion-session', '2027-01-10T09:00:00.000Z', '2027-01-10T12:00:00.000Z');
   const planned = Object.values(remindersOf(task));
 
-  it('creates what is missing, moves what changed, leaves the rest and anything no longer active', () => {
+  it('moves the active one of a kind, creates what is missing, and re-creates a kind already sent for another time', () => {
     const onRecord = planned.map((p, i) => ({ ...p.request, id: `cr${i}` }));
     onRecord[0] = { ...onRecord[0], occurrenceDateTime: '2027-01-01T00:00:00.000Z' };
     onRecord[1] = { ...onRecord[1], status: 'completed', occurrenceDateTime: '2027-01-01T00:00:00.000Z' };
     const { create, move } = reminderChanges(planned, onRecord.slice(0, 2));
-    expect(create.map((c) => c.occurrenceDateTime)).toEqual([planned[2].request.occurrenceDateTime]);
+    expect(create.map((c) => c.occurrenceDateTime)).toEqual([
+      planned[1].request.occurrenceDateTime,
+      planned[2].request.occurrenceDateTime,
+    ]);
     expect(move).toEqual([{ ...onRecord[0], occurrenceDateTime: planned[0].request.occurrenceDateTime }]);
+  });
+
+  it('writes nothing when every kind is on record for its time, sent or not', () => {
+    const onRecord = planned.map(
+      (p, i) => ({ ...p.request, id: `cr${i}`, status: i ? 'completed' : 'active' }) as const,
+    );
+    expect(reminderChanges(planned, onRecord)).toEqual({ create: [], move: [] });
   });
 });
 

@@ -38,6 +38,7 @@ export interface ReminderRule {
 
 export interface PlannedReminder {
   key: string;
+  actionId: string;
   request: CommunicationRequest;
 }
 
@@ -61,13 +62,17 @@ export function protocolActionOf(task: Task): string | undefined {
   return task.extension?.find((e) => e.url === PROTOCOL_ACTION_EXTENSION)?.valueString;
 }
 
-/** One reminder per Task and reminder action, whoever writes it and however often. */
-export function reminderKey(taskId: string, rule: Pick<ReminderRule, 'action'>): string {
-  return `Task/${taskId}/${rule.action.id}`;
+/**
+ * One reminder per Task, reminder action and time, whoever writes it and however often: `Task/<id>/<action>@<time>`.
+ * The time is in the key so a session rescheduled after a reminder went out gets a new one for its new date.
+ */
+export function reminderKey(taskId: string, rule: Pick<ReminderRule, 'action'>, sendAt: string): string {
+  return `Task/${taskId}/${rule.action.id}@${sendAt}`;
 }
 
-export function reminderKeySearch(taskId: string, rules: ReminderRule[]): string {
-  return rules.map((rule) => `${REMINDER_KEY_SYSTEM}|${reminderKey(taskId, rule)}`).join(',');
+/** The reminder action a key names. */
+function actionOfKey(key: string | undefined): string | undefined {
+  return key?.split('@')[0].split('/').pop();
 }
 
 /**
@@ -78,7 +83,8 @@ export function plannedReminders(task: Task & { id: string }, rules: ReminderRul
   const window = task.restriction?.period;
   if (!window?.start || !window.end || Date.parse(window.end) <= now.getTime()) return [];
   return rules.map((rule) => {
-    const key = reminderKey(task.id, rule);
+    const sendAt = sendTimeFor(window, rule.related);
+    const key = reminderKey(task.id, rule, sendAt);
     const request: CommunicationRequest = {
       resourceType: 'CommunicationRequest',
       identifier: [{ system: REMINDER_KEY_SYSTEM, value: key }],
@@ -90,29 +96,31 @@ export function plannedReminders(task: Task & { id: string }, rules: ReminderRul
       about: [{ reference: `Task/${task.id}`, display: task.description }],
       basedOn: task.basedOn?.filter((b) => b.reference?.startsWith('CarePlan/')),
       payload: rule.activity.description ? [{ contentString: rule.activity.description }] : undefined,
-      occurrenceDateTime: sendTimeFor(window, rule.related),
+      occurrenceDateTime: sendAt,
       authoredOn: now.toISOString(),
     };
-    return { key, request: stripUndefined(request) };
+    return { key, actionId: rule.action.id!, request: stripUndefined(request) };
   });
 }
 
 /**
- * What a decision does to a Task's reminders: create the missing ones, move those whose time changed (the window
- * was rescheduled), leave the rest. `existing` are the reminders already on record for the Task.
+ * What a decision does to a Task's reminders (`existing`: every reminder on record about the Task): the active one
+ * of each kind moves to its new time; a kind with none active gets a new one unless one for that very time exists
+ * (sent, or cancelled). So a reschedule after a reminder went out reminds the patient again for the new date.
  */
 export function reminderChanges(
   planned: PlannedReminder[],
   existing: CommunicationRequest[],
 ): { create: CommunicationRequest[]; move: CommunicationRequest[] } {
-  const byKey = new Map(existing.map((r) => [keyOf(r), r]));
   const create: CommunicationRequest[] = [];
   const move: CommunicationRequest[] = [];
-  for (const { key, request } of planned) {
-    const current = byKey.get(key);
-    if (!current) create.push(request);
-    else if (current.status === 'active' && current.occurrenceDateTime !== request.occurrenceDateTime)
-      move.push({ ...current, occurrenceDateTime: request.occurrenceDateTime });
+  for (const { actionId, request } of planned) {
+    const ofKind = existing.filter((r) => actionOfKey(keyOf(r)) === actionId);
+    const active = ofKind.find((r) => r.status === 'active');
+    if (active) {
+      if (active.occurrenceDateTime !== request.occurrenceDateTime)
+        move.push({ ...active, occurrenceDateTime: request.occurrenceDateTime });
+    } else if (!ofKind.some((r) => r.occurrenceDateTime === request.occurrenceDateTime)) create.push(request);
   }
   return { create, move };
 }

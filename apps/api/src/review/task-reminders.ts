@@ -2,10 +2,11 @@ import { Injectable } from '@nestjs/common';
 import type { CarePlan, CommunicationRequest, Task } from '@medplum/fhirtypes';
 import { FhirClient, ifMatchFor } from '@kc/fhir';
 import {
+  aboutTask,
+  isReminder,
   plannedReminders,
   protocolActionOf,
   reminderChanges,
-  reminderKeySearch,
   reminderRulesFor,
   revokedReminder,
   type ReminderRule,
@@ -31,13 +32,18 @@ export class TaskReminders {
     private readonly catalog: ProtocolCatalog,
   ) {}
 
-  /** One search, and only for a Task that was approved before (a Task awaiting approval has no reminders yet). */
+  /**
+   * One search, and only for a Task that was approved before (a Task awaiting approval has no reminders yet): the
+   * plan's reminders, those about this Task kept (CommunicationRequest has no search parameter for `about`).
+   */
   async contextFor(task: Task, carePlan: CarePlan | undefined): Promise<TaskReminderContext> {
     const rules = this.rulesFor(task, carePlan);
-    if (!rules.length || !isApproved(task) || !task.id) return { rules, existing: [] };
-    const existing = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
-      identifier: reminderKeySearch(task.id, rules),
+    if (!rules.length || !isApproved(task) || !task.id || !carePlan?.id) return { rules, existing: [] };
+    const onPlan = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      'based-on': `CarePlan/${carePlan.id}`,
+      _count: 200,
     });
+    const existing = onPlan.filter((r) => isReminder(r) && aboutTask(r) === `Task/${task.id}`);
     return { rules, existing };
   }
 
