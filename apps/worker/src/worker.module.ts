@@ -13,6 +13,7 @@ import { BoosterOutcomes } from './outcomes/booster-outcomes.service';
 import { BoosterOutcomesProcessor } from './outcomes/booster-outcomes.processor';
 import { ScorePoller } from './outcomes/score-poller';
 import { EmailReminderSender } from './reminders/email-reminder-sender';
+import { FhirCommunicationRecord } from './reminders/fhir-communication-record';
 import { ReminderDelivery } from './reminders/reminder-delivery.service';
 import { ReminderProcessor } from './reminders/reminder.processor';
 import { REMINDER_SENDERS } from './reminders/reminder-sender';
@@ -38,6 +39,7 @@ export class WorkerModule {
         OverdueSweep,
         MaintenanceSchedules,
         ReminderDelivery,
+        FhirCommunicationRecord,
         ReminderSweep,
         BoosterOutcomes,
         ScorePoller,

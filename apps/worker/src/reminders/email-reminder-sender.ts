@@ -27,10 +27,6 @@ export class EmailReminderSender implements ReminderSender {
     });
     return true;
   }
-
-  close(): void {
-    this.transport.close();
-  }
 }
 
 function emailOf(telecom: ContactPoint[] | undefined): string | undefined {

@@ -1,14 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
-import { batchResult, FhirClient, FhirVersionConflictError, getEntry, ifMatchFor } from '@kc/fhir';
-import {
-  aboutTask,
-  deliveredCommunication,
-  deliveryDecision,
-  revokedReminder,
-  type DeliveryDecision,
-} from '@kc/followups';
+import { batchResult, FhirClient, FhirVersionConflictError, getEntry } from '@kc/fhir';
+import { aboutTask, deliveryDecision, revokedReminder, type DeliveryDecision } from '@kc/followups';
 import { ReminderQueue } from '@kc/queue';
+import { FhirCommunicationRecord } from './fhir-communication-record';
 import { REMINDER_SENDERS, type ReminderSender } from './reminder-sender';
 
 export type ReminderOutcome =
@@ -18,8 +13,7 @@ export type ReminderOutcome =
 /**
  * Delivers one reminder when its delayed job fires. Everything is decided from the FHIR server now: the request
  * must still be active and due at the time the job was queued for, about a Task that is still approved and open.
- * Sent on every configured channel (email), then recorded as a completed Communication with the request marked
- * completed, in one transaction with If-Match on the request: of two deliveries racing, one records.
+ * Sent on every configured channel (email), then recorded on the FHIR server (FhirCommunicationRecord).
  */
 @Injectable()
 export class ReminderDelivery {
@@ -29,6 +23,7 @@ export class ReminderDelivery {
     private readonly fhir: FhirClient,
     private readonly queue: ReminderQueue,
     @Inject(REMINDER_SENDERS) private readonly senders: ReminderSender[],
+    private readonly record: FhirCommunicationRecord,
   ) {}
 
   async deliver(requestId: string, plannedAt: string): Promise<ReminderOutcome> {
@@ -56,26 +51,8 @@ export class ReminderDelivery {
     const channels: string[] = [];
     // Outside channels first: a crash before the record below re-sends (at least once) rather than never sending.
     for (const sender of this.senders) if (await sender.send({ request, patient })) channels.push(sender.channel);
-    const sent = new Date();
-    try {
-      await this.fhir.transaction([
-        {
-          resource: deliveredCommunication({ request, sent, channels }),
-          request: { method: 'POST', url: 'Communication' },
-        },
-        {
-          resource: { ...request, status: 'completed' },
-          request: {
-            method: 'PUT',
-            url: `CommunicationRequest/${request.id}`,
-            ifMatch: ifMatchFor(request.meta!.versionId!),
-          },
-        },
-      ]);
-    } catch (err) {
-      if (err instanceof FhirVersionConflictError) return { status: 'already-done', why: 'request changed meanwhile' };
-      throw err;
-    }
+    if ((await this.record.record(request, channels)) === 'already-done')
+      return { status: 'already-done', why: 'request changed meanwhile' };
     this.logger.log({ msg: 'reminder sent', request: `CommunicationRequest/${request.id}`, channels });
     return { status: 'sent', channels };
   }

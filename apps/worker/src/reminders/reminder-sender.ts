@@ -8,7 +8,8 @@ export interface ReminderMessage {
 }
 
 /**
- * A channel a reminder goes out on besides its FHIR record (Communication, always written: FhirCommunicationRecord).
+ * A channel a reminder goes out on before its FHIR record (the Communication, always written last:
+ * FhirCommunicationRecord), e.g. email.
  * `send` answers false when the channel does not apply to this patient (e.g. no email address on record).
  */
 export interface ReminderSender {

@@ -1,0 +1,40 @@
+import { Injectable } from '@nestjs/common';
+import type { CommunicationRequest } from '@medplum/fhirtypes';
+import { FhirClient, FhirVersionConflictError, ifMatchFor } from '@kc/fhir';
+import { deliveredCommunication } from '@kc/followups';
+
+/**
+ * The channel every reminder goes out on, last: the FHIR record. A completed Communication (with the channels used)
+ * and the request marked completed, in one transaction with If-Match on the request, so of two deliveries racing
+ * one records and the other learns it was done.
+ */
+@Injectable()
+export class FhirCommunicationRecord {
+  constructor(private readonly fhir: FhirClient) {}
+
+  async record(
+    request: CommunicationRequest & { id: string },
+    channels: string[],
+  ): Promise<'recorded' | 'already-done'> {
+    try {
+      await this.fhir.transaction([
+        {
+          resource: deliveredCommunication({ request, sent: new Date(), channels }),
+          request: { method: 'POST', url: 'Communication' },
+        },
+        {
+          resource: { ...request, status: 'completed' },
+          request: {
+            method: 'PUT',
+            url: `CommunicationRequest/${request.id}`,
+            ifMatch: ifMatchFor(request.meta!.versionId!),
+          },
+        },
+      ]);
+      return 'recorded';
+    } catch (err) {
+      if (err instanceof FhirVersionConflictError) return 'already-done';
+      throw err;
+    }
+  }
+}
