@@ -13,7 +13,7 @@ import {
   dueWindow,
   flattenActions,
   OUTCOME_TIMING_EXTENSION,
-  PROTOCOL_WINDOW_EXTENSION,
+  protocolWindowOf,
   SERVICE_CODE_SYSTEM,
 } from '@kc/protocols';
 
@@ -137,7 +137,7 @@ export function reproposedBooster(task: Task, proposal: BoosterProposal | undefi
       (i) => !i.type.coding?.some((c) => c.system === SERVICE_CODE_SYSTEM && c.code === EVIDENCE),
     ),
   };
-  const protocolWindow = task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod;
+  const protocolWindow = protocolWindowOf(task);
   const next: Task = proposal
     ? {
         ...task,

@@ -1,13 +1,12 @@
 import * as path from 'node:path';
 import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog } from '@kc/protocols';
+import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { awaitingApproval, transition } from '@kc/task-states';
 import {
   deliveryDecision,
   plannedReminders,
   reminderChanges,
   reminderRulesFor,
-  protocolActionOf,
   type PlannedReminder,
 } from './reminders';
 

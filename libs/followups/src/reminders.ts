@@ -14,7 +14,6 @@ import {
   dueWindow,
   flattenActions,
   isTriggeredBy,
-  PROTOCOL_ACTION_EXTENSION,
   REMINDER_KEY_SYSTEM,
   SERVICE_CODE_SYSTEM,
   stripUndefined,
@@ -56,10 +55,6 @@ export function reminderRulesFor(
       const activity = activityOf(action.definitionCanonical);
       return related && activity?.kind === 'CommunicationRequest' ? [{ action, related, activity }] : [];
     });
-}
-
-export function protocolActionOf(task: Task): string | undefined {
-  return task.extension?.find((e) => e.url === PROTOCOL_ACTION_EXTENSION)?.valueString;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { PlanDefinition, Procedure, Reference, Task } from '@medplum/fhirtypes';
-import { flattenActions, PROTOCOL_ACTION_EXTENSION, type ProtocolCatalog } from '@kc/protocols';
+import { flattenActions, protocolActionOf, type ProtocolCatalog } from '@kc/protocols';
 import { isOpen, transition } from '@kc/task-states';
 import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
@@ -53,7 +53,7 @@ export function infusionTaskUpdates(input: {
     .sort((a, b) => a[1].end - b[1].end);
 
   const answeredBy = new Map<string, Task[]>();
-  for (const task of input.openTasks.filter((t) => isOpen(t) && input.infusionActions.has(actionOf(t)))) {
+  for (const task of input.openTasks.filter((t) => isOpen(t) && input.infusionActions.has(protocolActionOf(t) ?? ''))) {
     const trigger = triggerOf(task);
     const plannedAt = trigger === undefined ? -Infinity : infusions.get(trigger)?.end;
     if (plannedAt === undefined) continue; // planned by an infusion no longer on record: leave it to the clinician
@@ -83,10 +83,6 @@ export function applyInfusionUpdate(update: InfusionTaskUpdate, now: Date): Task
         output: update.by,
         reason: 'Superseded: a later infusion was completed',
       });
-}
-
-function actionOf(task: Task): string {
-  return task.extension?.find((e) => e.url === PROTOCOL_ACTION_EXTENSION)?.valueString ?? '';
 }
 
 function triggerOf(task: Task): string | undefined {

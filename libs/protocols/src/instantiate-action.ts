@@ -122,6 +122,16 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
   return { task: stripUndefined(task), request: built.resource, unresolved: built.unresolved };
 }
 
+/** The window the protocol allows for a Task (written above): where a clinician may reschedule it. */
+export function protocolWindowOf(task: Task): Period | undefined {
+  return task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod;
+}
+
+/** The id of the protocol action a Task was generated from (written above). */
+export function protocolActionOf(task: Task): string | undefined {
+  return task.extension?.find((e) => e.url === PROTOCOL_ACTION_EXTENSION)?.valueString;
+}
+
 function taskKind(action: PlanDefinitionAction): CodeableConcept | undefined {
   return (
     action.code?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? action.code?.[0]

@@ -1,5 +1,5 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
-import { PROTOCOL_WINDOW_EXTENSION } from '@kc/protocols';
+import { protocolWindowOf } from '@kc/protocols';
 import { stateOf } from '@kc/task-states';
 
 /** What the worklist shows of a Task awaiting approval (overdue is computed when read: windows end as time passes). */
@@ -45,7 +45,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     description: task.description,
     reason: task.reasonCode?.text,
     due: task.restriction?.period,
-    allowedWindow: task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod,
+    allowedWindow: protocolWindowOf(task),
     businessStatus: task.businessStatus?.coding?.[0]?.code,
   };
 }

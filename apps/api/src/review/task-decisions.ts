@@ -1,5 +1,5 @@
 import type { Period, Task } from '@medplum/fhirtypes';
-import { periodWithin, PROTOCOL_WINDOW_EXTENSION } from '@kc/protocols';
+import { periodWithin, protocolWindowOf } from '@kc/protocols';
 import { transition, type TransitionInput } from '@kc/task-states';
 
 /** Why a decision cannot be taken; the HTTP layer turns it into 422. (Invalid transitions are InvalidTransition: 409.) */
@@ -18,7 +18,7 @@ export function reject(task: Task, reason: string, now: Date): Task {
 
 /** Moves the due window, only inside the window the protocol allows (kept on the Task as an extension). */
 export function reschedule(task: Task, period: Period, now: Date, owner?: TransitionInput['owner']): Task {
-  const allowed = protocolWindow(task);
+  const allowed = protocolWindowOf(task);
   if (!allowed) throw new DecisionRefused('Task has no protocol window to reschedule within');
   if (!periodWithin(period, allowed)) {
     throw new DecisionRefused(
@@ -27,8 +27,4 @@ export function reschedule(task: Task, period: Period, now: Date, owner?: Transi
   }
   if (Date.parse(period.end!) <= now.getTime()) throw new DecisionRefused('The new window must end in the future');
   return transition(task, { event: 'reschedule', now, window: period, owner });
-}
-
-export function protocolWindow(task: Task): Period | undefined {
-  return task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod;
 }

@@ -5,13 +5,12 @@ import {
   aboutTask,
   isReminder,
   plannedReminders,
-  protocolActionOf,
   reminderChanges,
   reminderRulesFor,
   revokedReminder,
   type ReminderRule,
 } from '@kc/followups';
-import { ProtocolCatalog } from '@kc/protocols';
+import { ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { isApproved } from '@kc/task-states';
 import type { Consequence } from './task-review.service';
 

@@ -4,12 +4,11 @@ import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fh
 import {
   boosterProposal,
   outcomeTimingRule,
-  protocolActionOf,
   reproposedBooster,
   scoreCodes,
   type OutcomeTimingRule,
 } from '@kc/followups';
-import { flattenActions, PROTOCOL_WINDOW_EXTENSION, ProtocolCatalog } from '@kc/protocols';
+import { flattenActions, protocolActionOf, protocolWindowOf, ProtocolCatalog } from '@kc/protocols';
 
 export type BoosterOutcome =
   { status: 'ignored'; reason: string } | { status: 'evaluated'; moved: string[]; unchanged: string[] };
@@ -101,7 +100,7 @@ export class BoosterOutcomes {
       observations,
       firstInfusionStart: starts.sort((a, b) => Date.parse(a) - Date.parse(b))[0],
       lastInfusionEnd: lastEnd,
-      protocolWindow: task.extension?.find((e) => e.url === PROTOCOL_WINDOW_EXTENSION)?.valuePeriod,
+      protocolWindow: protocolWindowOf(task),
     });
     return reproposedBooster(task, proposal);
   }
