@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseFhirPath, validateResource } from '@medplum/core';
-import type { ActivityDefinition, PlanDefinition, PlanDefinitionAction, Resource } from '@medplum/fhirtypes';
+import type { ActivityDefinition, CarePlan, PlanDefinition, PlanDefinitionAction, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 
 /** A conformance or knowledge resource that has a canonical url and version. */
@@ -89,6 +89,11 @@ export class ProtocolCatalog {
   findPlanDefinition(idOrCanonical: string): PlanDefinition | undefined {
     const byCanonical = this.resolve<PlanDefinition>(idOrCanonical, 'PlanDefinition');
     return byCanonical ?? this.planDefinitions().find((p) => p.id === idOrCanonical);
+  }
+
+  /** The protocol a CarePlan instantiates, when it is one of the catalog's. */
+  planOf(carePlan: CarePlan): PlanDefinition | undefined {
+    return carePlan.instantiatesCanonical?.map((c) => this.findPlanDefinition(c)).find(Boolean);
   }
 
   resolve<T extends CanonicalResource>(canonical: string, resourceType?: T['resourceType']): T | undefined {

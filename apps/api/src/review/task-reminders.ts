@@ -65,8 +65,7 @@ export class TaskReminders {
   }
 
   private rulesFor(task: Task, carePlan: CarePlan | undefined): ReminderRule[] {
-    const canonical = carePlan?.instantiatesCanonical?.[0];
-    const plan = canonical ? this.catalog.findPlanDefinition(canonical) : undefined;
+    const plan = carePlan && this.catalog.planOf(carePlan);
     return plan ? reminderRulesFor(plan, protocolActionOf(task), (c) => this.catalog.activityDefinition(c)) : [];
   }
 }

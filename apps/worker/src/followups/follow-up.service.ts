@@ -186,7 +186,7 @@ export class FollowUpService {
     if (!carePlan) return { ignored: 'CarePlan not found' };
     const open = carePlanTakesFollowUps(carePlan);
     if (!open.ok) return { ignored: open.reason };
-    const plan = carePlan.instantiatesCanonical?.map((c) => this.catalog.findPlanDefinition(c)).find(Boolean);
+    const plan = this.catalog.planOf(carePlan);
     if (!plan) return { ignored: 'CarePlan does not instantiate a known protocol' };
     const infusion = infusionDefinitionFor(plan, this.catalog);
     if (!isInfusion(procedure, infusion)) return { ignored: "not an infusion of the CarePlan's protocol" };

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, Observation, PlanDefinition, Procedure, Resource, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Observation, Procedure, Resource, Task } from '@medplum/fhirtypes';
 import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
 import {
   boosterProposal,
@@ -71,7 +71,7 @@ export class BoosterOutcomes {
     );
     return matchesOf<Task>(bundle).flatMap((task) => {
       const carePlan = task.basedOn?.map((b) => carePlans.get(b.reference ?? '')).find(Boolean);
-      const plan = carePlan && this.planOf(carePlan);
+      const plan = carePlan && this.catalog.planOf(carePlan);
       const action = plan && flattenActions(plan.action ?? []).find((a) => a.id === protocolActionOf(task));
       const rule = outcomeTimingRule(action);
       return rule && carePlan && isOngoing(carePlan) && task.id
@@ -103,11 +103,6 @@ export class BoosterOutcomes {
       protocolWindow: protocolWindowOf(task),
     });
     return reproposedBooster(task, proposal);
-  }
-
-  private planOf(carePlan: CarePlan): PlanDefinition | undefined {
-    const canonical = carePlan.instantiatesCanonical?.[0];
-    return canonical ? this.catalog.findPlanDefinition(canonical) : undefined;
   }
 }
 
