@@ -1,8 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, Observation, Procedure, Resource, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Observation, PlanDefinition, Procedure, Resource, Task } from '@medplum/fhirtypes';
 import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
 import {
   boosterProposal,
+  carePlanTakesFollowUps,
+  infusionDefinitionFor,
+  isInfusion,
   outcomeTimingRule,
   reproposedBooster,
   scoreCodes,
@@ -16,6 +19,7 @@ export type BoosterOutcome =
 interface Candidate {
   task: Task & { id: string };
   carePlan: CarePlan;
+  plan: PlanDefinition;
   rule: OutcomeTimingRule;
 }
 
@@ -74,13 +78,13 @@ export class BoosterOutcomes {
       const plan = carePlan && this.catalog.planOf(carePlan);
       const action = plan && flattenActions(plan.action ?? []).find((a) => a.id === protocolActionOf(task));
       const rule = outcomeTimingRule(action);
-      return rule && carePlan && isOngoing(carePlan) && task.id
-        ? [{ task: { ...task, id: task.id }, carePlan, rule }]
+      return rule && plan && carePlan && carePlanTakesFollowUps(carePlan).ok && task.id
+        ? [{ task: { ...task, id: task.id }, carePlan, plan, rule }]
         : [];
     });
   }
 
-  private async reproposal({ task, carePlan, rule }: Candidate, patient: string): Promise<Task | undefined> {
+  private async reproposal({ task, carePlan, plan, rule }: Candidate, patient: string): Promise<Task | undefined> {
     const last = task.reasonReference?.reference;
     if (!last?.startsWith('Procedure/')) return undefined;
     const answer = await this.fhir.batch([
@@ -88,7 +92,11 @@ export class BoosterOutcomes {
       getEntry('Procedure', { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: 1000 }),
     ]);
     const observations = matchesOf<Observation>(batchResult(answer.entry?.[0], 'score Observations'));
-    const infusions = matchesOf<Procedure>(batchResult(answer.entry?.[1], 'infusions'));
+    // Only the protocol's infusions count (a consult recorded on the plan is not a first infusion).
+    const definition = infusionDefinitionFor(plan, this.catalog);
+    const infusions = matchesOf<Procedure>(batchResult(answer.entry?.[1], 'infusions')).filter((p) =>
+      isInfusion(p, definition),
+    );
     const lastInfusion = infusions.find((p) => `Procedure/${p.id}` === last);
     const starts = infusions
       .map((p) => p.performedPeriod?.start ?? p.performedDateTime)
@@ -109,9 +117,4 @@ export class BoosterOutcomes {
 function scores(rule: OutcomeTimingRule, observation: Observation): boolean {
   const codes = new Set(scoreCodes(rule));
   return Boolean(observation.code?.coding?.some((c) => codes.has(`${c.system}|${c.code}`)));
-}
-
-/** A plan still being carried out (draft until a clinician activates it, then active). */
-function isOngoing(carePlan: CarePlan): boolean {
-  return carePlan.status === 'draft' || carePlan.status === 'active' || carePlan.status === 'on-hold';
 }
