@@ -184,7 +184,7 @@ function evidenceInputs(changes: ScoreChange[]): TaskInput[] {
       },
       valueReference: {
         reference: `Observation/${r.observation.id}`,
-        display: `${c.score} ${r.value} on ${timeOf(r.observation)?.slice(0, 10)}`,
+        display: `${c.score} ${r.value} on ${observedAt(r.observation)?.slice(0, 10)}`,
       },
     })),
   );
@@ -200,10 +200,10 @@ function scoreChange(score: CodeableConcept, input: BoosterInput): ScoreChange |
   const readings = input.observations
     .filter((o) => o.status !== 'entered-in-error' && o.status !== 'cancelled' && o.status !== 'preliminary')
     .filter((o) => o.code?.coding?.some((c) => codes.has(`${c.system}|${c.code}`)))
-    .filter((o) => scoreValue(o, codes) !== undefined && timeOf(o) !== undefined)
-    .sort((x, y) => Date.parse(timeOf(x)!) - Date.parse(timeOf(y)!));
-  const baseline = readings.filter((o) => Date.parse(timeOf(o)!) <= Date.parse(input.firstInfusionStart)).pop();
-  const latest = readings.filter((o) => Date.parse(timeOf(o)!) >= Date.parse(input.lastInfusionEnd)).pop();
+    .filter((o) => scoreValue(o, codes) !== undefined && observedAt(o) !== undefined)
+    .sort((x, y) => Date.parse(observedAt(x)!) - Date.parse(observedAt(y)!));
+  const baseline = readings.filter((o) => Date.parse(observedAt(o)!) <= Date.parse(input.firstInfusionStart)).pop();
+  const latest = readings.filter((o) => Date.parse(observedAt(o)!) >= Date.parse(input.lastInfusionEnd)).pop();
   const base = baseline && scoreValue(baseline, codes);
   const now = latest && scoreValue(latest, codes);
   if (!baseline || !latest || !base || base <= 0 || now === undefined) return undefined;
@@ -226,7 +226,8 @@ export function scoreValue(o: Observation, codes?: ReadonlySet<string>): number 
     ?.value;
 }
 
-function timeOf(o: Observation): string | undefined {
+/** When a reading was taken: its effective time (a period's end, else its start), else when it was issued. */
+export function observedAt(o: Observation): string | undefined {
   return o.effectiveDateTime ?? o.effectivePeriod?.end ?? o.effectivePeriod?.start ?? o.effectiveInstant ?? o.issued;
 }
 
@@ -241,7 +242,7 @@ function rationale(direction: 'earlier' | 'later', changes: ScoreChange[], rule:
   const each = changes
     .map(
       (c) =>
-        `${c.score} ${c.latest.value} on ${timeOf(c.latest.observation)!.slice(0, 10)} against a baseline of ${c.baseline.value} (${Math.round(c.improvement * 100)}% better)`,
+        `${c.score} ${c.latest.value} on ${observedAt(c.latest.observation)!.slice(0, 10)} against a baseline of ${c.baseline.value} (${Math.round(c.improvement * 100)}% better)`,
     )
     .join('; ');
   const why =

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { CodeableConcept, DetectedIssue, HumanName, Observation, Patient } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { outcomeScores, scoreCodes, scoreValue } from '@kc/followups';
+import { observedAt, outcomeScores, scoreCodes, scoreValue } from '@kc/followups';
 import { ProtocolCatalog, contraindicationState } from '@kc/protocols';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
@@ -118,7 +118,7 @@ export class WorklistEnricher {
         // Latest first; at the same time, the coding listed first (a PEG mean before its panel).
         .sort(
           (a, b) =>
-            Date.parse(whenObserved(b) ?? '0') - Date.parse(whenObserved(a) ?? '0') ||
+            Date.parse(observedAt(b) ?? '0') - Date.parse(observedAt(a) ?? '0') ||
             codingRank(score, a) - codingRank(score, b),
         )[0];
       if (!latest) continue;
@@ -127,7 +127,7 @@ export class WorklistEnricher {
         label: score.text ?? score.coding?.[0]?.display ?? 'Score',
         value: scoreValue(latest, codes),
         unit: latest.valueQuantity?.unit,
-        date: whenObserved(latest),
+        date: observedAt(latest),
       });
     }
     return out;
@@ -183,10 +183,6 @@ function codingRank(score: CodeableConcept, o: Observation): number {
     o.code?.coding?.some((oc) => oc.system === c.system && oc.code === c.code),
   );
   return rank < 0 ? Number.MAX_SAFE_INTEGER : rank;
-}
-
-function whenObserved(o: Observation): string | undefined {
-  return o.effectiveDateTime ?? o.effectivePeriod?.end ?? o.effectiveInstant ?? o.issued;
 }
 
 function unique(values: (string | undefined)[]): string[] {
