@@ -126,16 +126,17 @@ local function passes(m)
   end
   return true
 end
--- Lex bounds of [lo, hi) by start, within the query's range (start < before, after the cursor): nil when empty.
+-- Lex bounds of [lo, hi) by start, within the query's range (start < before) and, for the page, after the cursor
+-- (cursor: the cursor's start, or nil for the total): nil when empty.
 local cursorStart = nil
 if after ~= '' then cursorStart = startOf(after) end
 local upper = before or INF
-local function bounds(lo, hi)
+local function bounds(lo, hi, cursor)
   if hi > upper then hi = upper end
   if lo >= hi then return nil end
-  if cursorStart and hi < INF and cursorStart >= hi then return nil end
+  if cursor and hi < INF and cursor >= hi then return nil end
   local min = '-'
-  if cursorStart and cursorStart >= lo then min = '(' .. after elseif lo > -INF then min = '[' .. pad(lo) end
+  if cursor and cursor >= lo then min = '(' .. after elseif lo > -INF then min = '[' .. pad(lo) end
   local max = '+'
   if hi < INF then max = '(' .. pad(hi) end
   return min, max
@@ -158,7 +159,7 @@ local function countPassing(key, min, max)
   return n
 end
 if dueAfter == nil and overdue == '' then
-  local min, max = bounds(-INF, INF)
+  local min, max = bounds(-INF, INF, cursorStart)
   if min then page = redis.call('ZRANGEBYLEX', set, min, max, 'LIMIT', 0, want) end
   local top = '+'
   if before then top = '(' .. pad(before) end
@@ -177,10 +178,7 @@ else
     local lo, hi, decided = part[1], part[2], part[3]
     if lo < hi then
       -- Totals over the whole filtered range (the cursor only moves the page).
-      local saved = cursorStart
-      cursorStart = nil
-      local tmin, tmax = bounds(lo, hi)
-      cursorStart = saved
+      local tmin, tmax = bounds(lo, hi, nil)
       if tmin then
         if decided == nil then
           total = total + countPassing(set, tmin, tmax)
@@ -191,7 +189,7 @@ else
           total = total + countPassing(sp, tmin, tmax)
         end
       end
-      local pmin, pmax = bounds(lo, hi)
+      local pmin, pmax = bounds(lo, hi, cursorStart)
       if pmin and #page < want then
         if decided == false then collect(sp, pmin, pmax) else collect(set, pmin, pmax) end
       end

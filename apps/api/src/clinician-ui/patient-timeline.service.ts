@@ -13,8 +13,6 @@ import { FhirClient } from '@kc/fhir';
 import { DECISION_KEY_SYSTEM, ProtocolCatalog } from '@kc/protocols';
 import { displayName, issueView, WorklistEnricher, type PatientSummary, type ScoreView } from './worklist-enricher';
 
-/** Provenance of clinician decisions is tagged with the Task version it records (apps/api/src/review). */
-
 export interface TimelineEvent {
   date?: string;
   type: 'infusion' | 'follow-up' | 'decision' | 'contraindication' | 'reminder';
