@@ -3,7 +3,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { QUEUES } from './queue-names';
-import { didNothing, infusionJobId, JOBS, type EventSource, type InfusionCompletedJob } from './jobs';
+import { didNothing, infusionJobId, JOBS, retryOptions, type EventSource, type InfusionCompletedJob } from './jobs';
 
 /** How long an API request waits for Redis before it answers 503 instead of hanging. */
 export const ENQUEUE_TIMEOUT_MS = 1000;
@@ -41,8 +41,7 @@ export class InfusionEventsProducer {
       { procedureId, source },
       {
         jobId,
-        attempts: this.config.jobAttempts,
-        backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
+        ...retryOptions(this.config),
         // Completed ids are kept a week so a late duplicate is recognised without work; the Tasks' own keys make
         // even a later re-delivery harmless.
         removeOnComplete: { age: 7 * 24 * 3600 },

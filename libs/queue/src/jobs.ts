@@ -1,3 +1,4 @@
+import type { AppConfig } from '@kc/config';
 /** Job names and payloads. Payloads carry ids only: never patient data, which stays on the FHIR server. */
 export const JOBS = {
   infusionCompleted: 'infusion-completed',
@@ -16,7 +17,7 @@ export interface ScoreRecordedJob {
 
 /** While a score's job is pending, the same Observation arriving again is queued once. */
 export function scoreJobId(observationId: string): string {
-  return `${JOBS.scoreRecorded}-${observationId.replace(/[^A-Za-z0-9\-.]/g, '_')}`;
+  return `${JOBS.scoreRecorded}-${jobIdPart(observationId)}`;
 }
 
 export interface DeliverReminderJob {
@@ -27,10 +28,18 @@ export interface DeliverReminderJob {
 
 /** One job per reminder and time: queuing it again (sweep, retry) is a no-op; a moved reminder gets a new job. */
 export function reminderJobId(communicationRequestId: string, sendAt: string): string {
-  return `${JOBS.deliverReminder}-${communicationRequestId.replace(/[^A-Za-z0-9\-.]/g, '_')}-${Date.parse(sendAt)}`;
+  return `${JOBS.deliverReminder}-${jobIdPart(communicationRequestId)}-${Date.parse(sendAt)}`;
 }
 
 export type EventSource = 'webhook' | 'poll' | 'api';
+
+/** How every event job retries (JOB_ATTEMPTS, exponential from JOB_BACKOFF_MS) before it is kept as failed. */
+export function retryOptions(config: Pick<AppConfig, 'jobAttempts' | 'jobBackoffMs'>): {
+  attempts: number;
+  backoff: { type: 'exponential'; delay: number };
+} {
+  return { attempts: config.jobAttempts, backoff: { type: 'exponential', delay: config.jobBackoffMs } };
+}
 
 export interface InfusionCompletedJob {
   procedureId: string;
@@ -42,7 +51,7 @@ export interface InfusionCompletedJob {
  * webhook, poll and API at once is queued once. (BullMQ forbids ':' in custom ids.)
  */
 export function infusionJobId(procedureId: string): string {
-  return `${JOBS.infusionCompleted}-${procedureId.replace(/[^A-Za-z0-9\-.]/g, '_')}`;
+  return `${JOBS.infusionCompleted}-${jobIdPart(procedureId)}`;
 }
 
 /**
@@ -51,4 +60,9 @@ export function infusionJobId(procedureId: string): string {
  */
 export function didNothing(returnvalue: unknown): boolean {
   return (returnvalue as { status?: unknown } | null | undefined)?.status === 'ignored';
+}
+
+/** A resource id as part of a job id (BullMQ forbids ':' in custom ids). */
+function jobIdPart(id: string): string {
+  return id.replace(/[^A-Za-z0-9\-.]/g, '_');
 }

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { JOBS, reminderJobId, type DeliverReminderJob } from './jobs';
+import { JOBS, reminderJobId, retryOptions, type DeliverReminderJob } from './jobs';
 import { QUEUES } from './queue-names';
 
 /**
@@ -23,8 +23,7 @@ export class ReminderQueue {
       {
         jobId: reminderJobId(communicationRequestId, sendAt),
         delay: Math.max(0, Date.parse(sendAt) - now),
-        attempts: this.config.jobAttempts,
-        backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
+        ...retryOptions(this.config),
         // Kept a day so a sweep re-finding a reminder in flight adds nothing; failures stay for the dead-letter view.
         removeOnComplete: { age: 24 * 3600 },
         removeOnFail: false,

@@ -3,7 +3,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { withinEnqueueTimeout } from './infusion-events.producer';
-import { JOBS, scoreJobId, type EventSource, type ScoreRecordedJob } from './jobs';
+import { JOBS, retryOptions, scoreJobId, type EventSource, type ScoreRecordedJob } from './jobs';
 import { QUEUES } from './queue-names';
 
 /**
@@ -25,8 +25,7 @@ export class ScoreEventsProducer {
         { observationId, source },
         {
           jobId,
-          attempts: this.config.jobAttempts,
-          backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
+          ...retryOptions(this.config),
           removeOnComplete: true,
           removeOnFail: false,
         },
