@@ -61,7 +61,7 @@ export function reminderRulesFor(
  * One reminder per Task, reminder action and time, whoever writes it and however often: `Task/<id>/<action>@<time>`.
  * The time is in the key so a session rescheduled after a reminder went out gets a new one for its new date.
  */
-export function reminderKey(taskId: string, rule: Pick<ReminderRule, 'action'>, sendAt: string): string {
+function reminderKey(taskId: string, rule: Pick<ReminderRule, 'action'>, sendAt: string): string {
   return `Task/${taskId}/${rule.action.id}@${sendAt}`;
 }
 
