@@ -39,8 +39,8 @@ module.exports = {
       severity: 'error',
       comment:
         'node:http is for servers: the embedded FHIR server, the worker /metrics server in the composition root; ' +
-        'the FHIR client uses fetch.',
-      from: { path: '^(apps|libs)/', pathNot: [SPEC, '^libs/fhir-sandbox/'] },
+        "the one client use is the FHIR client's transport (libs/fhir/src/http-fetch.ts, fetch's interface).",
+      from: { path: '^(apps|libs)/', pathNot: [SPEC, '^libs/fhir-sandbox/', '^libs/fhir/src/http-fetch\\.ts$'] },
       to: { path: '^(node:)?http$' },
     },
     {

@@ -10,6 +10,7 @@ import {
   outcomeText,
 } from './fhir-errors';
 import { ifMatchFor, versionIdFromETag } from './etag';
+import { httpFetch } from './http-fetch';
 
 export interface FhirClientOptions {
   baseUrl: string;
@@ -61,7 +62,7 @@ export class FhirClient {
 
   constructor(options: FhirClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-    this.fetchImpl = options.fetchImpl ?? fetch;
+    this.fetchImpl = options.fetchImpl ?? httpFetch();
     this.authorizer = new FhirAuthorizer(options.auth ?? { kind: 'none' }, this.fetchImpl);
     this.maxAttempts = options.maxAttempts ?? 4;
     this.maxRetryWaitMs = options.maxRetryWaitMs ?? 5000;

@@ -1,10 +1,11 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { httpFetch } from './http-fetch';
 
 /**
  * A fetch that counts and times every request to the FHIR server: method, status and resource type only
  * (never ids or query strings, which may identify a patient).
  */
-export function meteredFetch(registry: Registry, baseUrl: string, inner: typeof fetch = fetch): typeof fetch {
+export function meteredFetch(registry: Registry, baseUrl: string, inner: typeof fetch = httpFetch()): typeof fetch {
   const requests = new Counter({
     name: 'kc_fhir_requests_total',
     help: 'Requests to the FHIR server',

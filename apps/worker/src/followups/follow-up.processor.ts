@@ -3,6 +3,7 @@ import type { Job } from 'bullmq';
 import type { InfusionCompletedJob } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
+import { slowJobProgress } from '../slow-job-progress';
 import { FollowUpService, type FollowUpOutcome } from './follow-up.service';
 import { FollowUpMetrics } from './follow-up.metrics';
 
@@ -24,8 +25,9 @@ export class FollowUpProcessor extends MeteredWorkerHost {
   async process(job: Job<InfusionCompletedJob>): Promise<FollowUpOutcome> {
     const stop = this.metrics.jobSeconds.startTimer();
     try {
-      const outcome = await this.followUps.handle(job.data.procedureId, (percent) => job.updateProgress(percent));
-      await job.updateProgress(100);
+      const progress = slowJobProgress(job);
+      const outcome = await this.followUps.handle(job.data.procedureId, progress.step);
+      await progress.done();
       this.metrics.jobs.inc({ result: outcome.status });
       if (outcome.status === 'created') this.metrics.observeEventToTask(Date.now() - job.timestamp);
       return outcome;

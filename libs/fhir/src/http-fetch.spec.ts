@@ -1,0 +1,85 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { httpFetch } from './http-fetch';
+
+describe('httpFetch (the FHIR client transport)', () => {
+  let server: http.Server;
+  let base: string;
+  const seen: { method?: string; headers: http.IncomingHttpHeaders; body: string; socket: unknown }[] = [];
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push({
+          method: req.method,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString(),
+          socket: req.socket,
+        });
+        if (req.url === '/slow') return void setTimeout(() => res.end('late'), 2000).unref();
+        if (req.url === '/gone') return void res.writeHead(204).end();
+        res.writeHead(req.url === '/missing' ? 404 : 201, {
+          'content-type': 'application/fhir+json',
+          etag: 'W/"3"',
+          location: 'http://x/fhir/R4/Task/1/_history/3',
+        });
+        res.end(JSON.stringify({ resourceType: 'Task', id: '1', note: 'é' }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('sends method, headers and body, and answers a standard Response with status, headers and body', async () => {
+    const res = await httpFetch()(`${base}/Task`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/fhir+json', authorization: 'Bearer t' },
+      body: JSON.stringify({ resourceType: 'Task', note: 'é' }),
+    });
+    expect(res.status).toBe(201);
+    expect(res.ok).toBe(true);
+    expect(res.headers.get('etag')).toBe('W/"3"');
+    expect(res.headers.get('location')).toContain('Task/1');
+    expect(await res.json()).toEqual({ resourceType: 'Task', id: '1', note: 'é' });
+    const request = seen.at(-1)!;
+    expect(request.method).toBe('POST');
+    expect(request.headers.authorization).toBe('Bearer t');
+    expect(JSON.parse(request.body)).toEqual({ resourceType: 'Task', note: 'é' });
+    expect(request.headers['content-length']).toBe(String(Buffer.byteLength(request.body)));
+  });
+
+  it('answers error statuses (not a rejection) and empty 204s, as fetch does', async () => {
+    const missing = await httpFetch()(`${base}/missing`);
+    expect(missing.status).toBe(404);
+    expect(missing.ok).toBe(false);
+    const gone = await httpFetch()(`${base}/gone`, { method: 'DELETE' });
+    expect(gone.status).toBe(204);
+    expect(await gone.text()).toBe('');
+  });
+
+  it('keeps the connection alive between requests', async () => {
+    const fetchOnce = httpFetch();
+    await (await fetchOnce(`${base}/a`)).text();
+    await (await fetchOnce(`${base}/b`)).text();
+    expect(seen.at(-1)!.socket).toBe(seen.at(-2)!.socket);
+  });
+
+  it('rejects with the signal reason when the timeout fires, and with a TypeError when nothing listens', async () => {
+    const started = Date.now();
+    await expect(httpFetch()(`${base}/slow`, { signal: AbortSignal.timeout(100) })).rejects.toMatchObject({
+      name: 'TimeoutError',
+    });
+    expect(Date.now() - started).toBeLessThan(1500);
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    await expect(httpFetch()(`http://127.0.0.1:${port}/x`)).rejects.toBeInstanceOf(TypeError);
+  });
+});
