@@ -1,26 +1,58 @@
 #!/usr/bin/env bash
-# Builds the service and starts it the way `npm start` does (compiled by tsc, not by the test transpiler),
-# then checks /health answers: catches what only the compiled output gets wrong (module order, missing files).
+# Builds the service and starts it the way `npm start` does (compiled by tsc, not by the test transpiler), then:
+# - checks /health answers: catches what only the compiled output gets wrong (module order, missing files);
+# - writes a Patient to the embedded FHIR server, stops the service (SIGTERM), starts it again on the same data
+#   directory and reads the Patient back: compiled, the embedded server runs in a worker thread of its own
+#   (libs/fhir-sandbox/src/fhir-sandbox-thread.ts), which the tests (TypeScript sources, in-process) do not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build --silent
 PORT=${SMOKE_PORT:-3917}
+data=$(mktemp -d)
 log=$(mktemp)
-PORT=$PORT FHIR_SANDBOX_PORT=0 QUEUE_PREFIX="kc-smoke-$$" node_modules/.bin/node dist/service/main.js >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  if body=$(curl -sf "http://127.0.0.1:$PORT/health" 2>/dev/null); then
-    echo "smoke: service up, /health -> $body"
-    # The clinician page's sign-in: the built-in dev issuer answers discovery in a default start.
-    curl -sf "http://127.0.0.1:$PORT/dev-issuer/.well-known/openid-configuration" >/dev/null ||
-      { echo "smoke: the dev issuer's discovery did not answer" >&2; cat "$log" >&2; exit 1; }
-    kill -TERM $pid; wait $pid || true
-    exit 0
-  fi
-  if ! kill -0 $pid 2>/dev/null; then break; fi
-  sleep 0.2
-done
-echo "smoke: the built service did not become healthy; its log:" >&2
-cat "$log" >&2
-exit 1
+pid=
+trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data"' EXIT
+
+start() {
+  PORT=$PORT FHIR_SANDBOX_PORT=0 FHIR_DATA_DIR="$data" QUEUE_PREFIX="kc-smoke-$$" \
+    node_modules/.bin/node dist/service/main.js >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    if body=$(curl -sf "http://127.0.0.1:$PORT/health" 2>/dev/null); then
+      echo "smoke: service up, /health -> $body"
+      fhir=$(node_modules/.bin/node -e '
+        for (const line of require("fs").readFileSync(process.argv[1], "utf8").split("\n")) {
+          try { const l = JSON.parse(line); if (l.fhirBaseUrl) { console.log(l.fhirBaseUrl); break; } } catch {}
+        }' "$log")
+      [ -n "$fhir" ] || { echo "smoke: no fhirBaseUrl in the start-up log" >&2; cat "$log" >&2; exit 1; }
+      grep -q '"embeddedFhir":"runs in a worker thread"' "$log" ||
+        { echo "smoke: the embedded FHIR server is not in its worker thread" >&2; cat "$log" >&2; exit 1; }
+      return 0
+    fi
+    if ! kill -0 $pid 2>/dev/null; then break; fi
+    sleep 0.2
+  done
+  echo "smoke: the built service did not become healthy; its log:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+stop() {
+  kill -TERM $pid
+  wait $pid || true
+  pid=
+}
+
+start
+# The clinician page's sign-in: the built-in dev issuer answers discovery in a default start.
+curl -sf "http://127.0.0.1:$PORT/dev-issuer/.well-known/openid-configuration" >/dev/null ||
+  { echo "smoke: the dev issuer's discovery did not answer" >&2; cat "$log" >&2; exit 1; }
+patient=$(curl -sf -X POST -H 'content-type: application/fhir+json' \
+  -d '{"resourceType":"Patient","name":[{"family":"Smoke"}]}' "$fhir/Patient" |
+  node_modules/.bin/node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).id))')
+stop
+start
+curl -sf "$fhir/Patient/$patient" | grep -q '"family":"Smoke"' ||
+  { echo "smoke: Patient/$patient did not survive the restart" >&2; cat "$log" >&2; exit 1; }
+echo "smoke: restarted on the same data directory, Patient/$patient read back"
+stop

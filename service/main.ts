@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     msg: 'ketamine-careplans listening',
     url: service.url,
     fhirBaseUrl: service.config.fhirBaseUrl,
-    embeddedFhir: Boolean(service.sandbox),
+    embeddedFhir: service.sandbox ? `runs in ${service.sandbox.runsIn}` : false,
     worker: config.runWorker,
   });
 }

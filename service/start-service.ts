@@ -5,7 +5,7 @@ import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
 import { Registry } from 'prom-client';
-import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
+import { startEmbeddedFhirServer, type FhirSandbox } from '@kc/fhir-sandbox';
 import { withDevIssuer, type AppConfig } from '@kc/config';
 import { createApiApp } from '../apps/api/src';
 import { ServiceModule } from './service.module';
@@ -29,13 +29,13 @@ export interface RunningWorker {
 
 /**
  * The composition root: API (+ worker when config.runWorker) and, when no FHIR_BASE_URL is configured, the
- * embedded FHIR sandbox: the whole service in one process. Used by `npm start` (main.ts), the end-to-end tests
+ * embedded FHIR sandbox (in a worker thread of its own when compiled): the whole service in one process. Used by `npm start` (main.ts), the end-to-end tests
  * (test/support/test-service.ts) and the benchmarks (bench/bench-support.ts).
  */
 export async function startService(config: AppConfig, options: { logger?: false } = {}): Promise<RunningService> {
   let sandbox: FhirSandbox | undefined;
   if (!config.fhirBaseUrl) {
-    sandbox = await startFhirSandbox({ port: config.fhirSandboxPort, dataDir: config.fhirDataDir });
+    sandbox = await startEmbeddedFhirServer({ port: config.fhirSandboxPort, dataDir: config.fhirDataDir });
     config = { ...config, fhirBaseUrl: sandbox.baseUrl };
   }
   if (config.oidc.devIssuer) {

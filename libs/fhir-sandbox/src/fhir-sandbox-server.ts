@@ -11,8 +11,10 @@ import { IN_MEMORY, SqliteRepository } from './sqlite-repository';
 export interface FhirSandbox {
   /** e.g. http://127.0.0.1:8103/fhir/R4 */
   baseUrl: string;
-  /** The store: a SqliteRepository unless `options.repository` gave another. */
-  repo: FhirRepository;
+  /** The store, when it lives in this thread: a SqliteRepository unless `options.repository` gave another. */
+  repo?: FhirRepository;
+  /** Where the server runs: this thread, or a worker thread of its own (startFhirSandboxThread). */
+  runsIn: 'this thread' | 'a worker thread';
   /** Stops listening and closes the store (committed data stays in the data directory). */
   close(): Promise<void>;
 }
@@ -71,6 +73,7 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
   return {
     baseUrl: sandbox.baseUrl,
     repo,
+    runsIn: 'this thread',
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,2 +1,3 @@
 export * from './fhir-sandbox-server';
 export * from './sqlite-repository';
+export * from './fhir-sandbox-thread';

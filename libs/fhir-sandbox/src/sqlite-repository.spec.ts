@@ -7,7 +7,7 @@ import { MemoryRepository } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, Resource, Task } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { startFhirSandbox, type FhirSandbox } from './fhir-sandbox-server';
-import { SqliteRepository } from './sqlite-repository';
+import { DB_FILE, SqliteRepository } from './sqlite-repository';
 
 /**
  * The SQLite store against Medplum's MemoryRepository (the store it replaces): the same data, the same queries,
@@ -377,7 +377,7 @@ describe('query plans', () => {
         .prepare(`EXPLAIN QUERY PLAN ${query.sql}`)
         .all(...query.params)
         .map((r) => r.detail);
-      expect(plan.some((d) => /token_value \(p=\? AND value=\?\)/.test(d))).toBe(true);
+      expect(plan.some((d) => /token_value_system \(p=\? AND value=\?\)/.test(d))).toBe(true);
     } finally {
       repo.close();
     }
@@ -499,6 +499,29 @@ describe('durability', () => {
       expect(byPlan.total).toBe(1);
     } finally {
       second.close();
+    }
+  });
+
+  it('copies the WAL into the database file once the store is idle, not inside the writes', async () => {
+    const repo = new SqliteRepository(dir);
+    try {
+      const dbFile = path.join(dir, DB_FILE);
+      const before = fs.statSync(dbFile).size;
+      for (let i = 0; i < 50; i++)
+        await repo.createResource<Task>({
+          resourceType: 'Task',
+          status: 'requested',
+          intent: 'plan',
+          identifier: [{ system: SYS_A, value: `wal-${i}` }],
+        });
+      // Committed (in the WAL), not yet copied: no write paid for a checkpoint.
+      expect(fs.statSync(dbFile).size).toBe(before);
+      const deadline = Date.now() + 5000;
+      while (fs.statSync(dbFile).size === before && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(fs.statSync(dbFile).size).toBeGreaterThan(before);
+    } finally {
+      repo.close();
     }
   });
 

@@ -1,0 +1,62 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { startFhirSandbox, type FhirSandbox, type FhirSandboxOptions } from './fhir-sandbox-server';
+
+export type SandboxThreadMessage =
+  { type: 'listening'; baseUrl: string } | { type: 'failed'; message: string } | { type: 'closed' };
+
+/** The compiled worker entry, beside this file in dist/. */
+const WORKER_ENTRY = path.join(__dirname, 'fhir-sandbox-worker.js');
+
+/**
+ * The embedded FHIR server for the service: in a worker thread of its own when the compiled entry is there
+ * (`npm start`, the benchmarks, the smoke start), else in this thread (jest runs the TypeScript sources, which a
+ * worker thread cannot load). In its own thread the store's work (SQLite, Medplum's router, its HTTP) runs on
+ * the second core while the service handles requests and jobs on the first: the service still talks to it
+ * over real HTTP, as to any FHIR server.
+ */
+export function startEmbeddedFhirServer(options: Omit<FhirSandboxOptions, 'repository'>): Promise<FhirSandbox> {
+  return fs.existsSync(WORKER_ENTRY) ? startFhirSandboxThread(options) : startFhirSandbox(options);
+}
+
+/**
+ * Starts the sandbox in a worker thread; resolves once it listens. A thread that dies while the service runs
+ * takes the process down with it: a service whose FHIR store is gone can only fail every request.
+ */
+export function startFhirSandboxThread(options: Omit<FhirSandboxOptions, 'repository'>): Promise<FhirSandbox> {
+  const worker = new Worker(WORKER_ENTRY, { workerData: options });
+  let closing = false;
+  return new Promise<FhirSandbox>((resolve, reject) => {
+    const onStartup = (message: SandboxThreadMessage) => {
+      if (message.type === 'failed') {
+        void worker.terminate();
+        return reject(new Error(message.message));
+      }
+      if (message.type !== 'listening') return;
+      worker.off('message', onStartup);
+      worker.on('exit', (code) => {
+        if (!closing)
+          setImmediate(() => {
+            throw new Error(`the embedded FHIR server's thread stopped (exit code ${code})`);
+          });
+      });
+      resolve({
+        baseUrl: message.baseUrl,
+        runsIn: 'a worker thread',
+        close: () => {
+          if (closing) return Promise.resolve();
+          closing = true;
+          return new Promise<void>((closed) => {
+            worker.once('message', () => void worker.terminate().then(() => closed()));
+            worker.postMessage({ type: 'close' });
+          });
+        },
+      });
+    };
+    worker.on('message', onStartup);
+    worker.once('error', (err) => {
+      if (!closing) reject(err instanceof Error ? err : new Error(String(err)));
+    });
+  });
+}
