@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { Registry } from 'prom-client';
 import { validateResource } from '@medplum/core';
 import type {
   CarePlan,
@@ -92,6 +93,29 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     expect(part(out, 'detectedIssue')).toHaveLength(0);
     // Not persisted: nothing new on the server.
     expect(await service.fhir.searchAll('CarePlan', { subject })).toHaveLength(0);
+  });
+
+  it('round trips to the FHIR server: 1 to read (the Patient and every input in one batch), 3 more to persist', async () => {
+    const registry = service.app.get(Registry);
+    const fhirRequests = async () =>
+      ((await registry.getSingleMetric('kc_fhir_requests_total')?.get())?.values ?? []).reduce(
+        (sum, v) => sum + v.value,
+        0,
+      );
+    const subject = await createPatient(service, { weightKg: 80, bp: [132, 84], conditions: [FIBROMYALGIA] });
+    const apply = (extra: Parameters['parameter'] = []) =>
+      request(service.url)
+        .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+        .set(service.as('clinician'))
+        .send(applyParams(subject, extra))
+        .expect(200);
+    let before = await fhirRequests();
+    await apply();
+    expect((await fhirRequests()) - before).toBe(1);
+    before = await fhirRequests();
+    await apply([{ name: 'persist', valueBoolean: true }]);
+    // the read batch, the batch looking up the plan's keys, the transaction, the batch reading the plan back
+    expect((await fhirRequests()) - before).toBe(4);
   });
 
   it('type-level $apply with the canonical URL, for the CRPS protocol (1 mg/kg/h)', async () => {

@@ -64,9 +64,8 @@ export class ApplyService {
   async apply(resolved: ResolvedPlan, request: ApplyRequest, now = new Date()): Promise<AppliedPlan> {
     const started = performance.now();
     const { plan } = resolved;
-    const patient = await this.patients.patient(request.patientId);
+    const { patient, data: patientData } = await this.patients.load(plan, request.patientId);
     if (!patient) throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
-    const patientData = await this.patients.load(plan, request.patientId);
     const result = this.run(() =>
       applyPlanDefinition({
         plan,

@@ -1,24 +1,30 @@
 import { Injectable } from '@nestjs/common';
-import type { Patient, PlanDefinition } from '@medplum/fhirtypes';
-import { FhirClient, FhirNotFoundError, searchEach } from '@kc/fhir';
+import type { Bundle, Patient, PlanDefinition } from '@medplum/fhirtypes';
+import { batchResult, FhirClient, getEntry } from '@kc/fhir';
 import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
+
+const NO_MATCHES: Bundle = { resourceType: 'Bundle', type: 'searchset', total: 0 };
 
 /** Fetches what a PlanDefinition's inputs ask for from the FHIR server: the I/O half of $apply. */
 @Injectable()
 export class PatientDataLoader {
   constructor(private readonly fhir: FhirClient) {}
 
-  /** undefined when the patient does not exist on the server. */
-  async patient(id: string): Promise<Patient | undefined> {
-    try {
-      return await this.fhir.read<Patient>('Patient', id);
-    } catch (err) {
-      if (err instanceof FhirNotFoundError) return undefined;
-      throw err;
-    }
-  }
-
-  async load(plan: PlanDefinition, patientId: string): Promise<ProtocolVariables> {
-    return searchEach(this.fhir, patientDataQueries(plan, patientId));
+  /**
+   * The Patient and every input's searchset in one batch (one round trip, not one per search); the patient is
+   * undefined when it does not exist on the server. A search that fails fails the whole load.
+   */
+  async load(plan: PlanDefinition, patientId: string): Promise<{ patient?: Patient; data: ProtocolVariables }> {
+    const queries = patientDataQueries(plan, patientId);
+    const answer = await this.fhir.batch([
+      getEntry(`Patient/${encodeURIComponent(patientId)}`),
+      ...queries.map((q) => getEntry(q.resourceType, q.params)),
+    ]);
+    const patient = batchResult<Patient>(answer.entry?.[0], 'Patient');
+    if (!patient) return { data: {} };
+    const data = Object.fromEntries(
+      queries.map((q, i) => [q.name, batchResult<Bundle>(answer.entry?.[i + 1], q.resourceType) ?? NO_MATCHES]),
+    );
+    return { patient, data };
   }
 }
