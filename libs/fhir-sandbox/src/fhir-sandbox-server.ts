@@ -122,9 +122,13 @@ async function handleRequest(
   const transaction = isTransaction(req.method, path, body);
   const tooBig = transaction ? strictIsolationRefusal(body as Bundle) : undefined;
   if (tooBig) return send(res, 400, tooBig);
-  const [result, resource, failedStatus] = transaction
-    ? await runTransaction(sandbox.router, sandbox.repo, fhirRequest)
-    : await sandbox.router.handleRequest(fhirRequest, sandbox.repo);
+  const route = (): Promise<[OperationOutcome, Resource?, number?]> =>
+    transaction
+      ? runTransaction(sandbox.router, sandbox.repo, fhirRequest)
+      : (sandbox.router.handleRequest(fhirRequest, sandbox.repo) as Promise<[OperationOutcome, Resource?]>);
+  // The SQLite store runs a request as one operation, answered once what it wrote or read is committed.
+  const [result, resource, failedStatus] =
+    sandbox.repo instanceof SqliteRepository ? await sandbox.repo.runAlone(route) : await route();
   const status = typeof failedStatus === 'number' ? failedStatus : getStatus(result);
   if (status >= 400 || !resource) return send(res, status, result);
   send(

