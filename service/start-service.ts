@@ -29,8 +29,9 @@ export interface RunningWorker {
 
 /**
  * The composition root: API (+ worker when config.runWorker) and, when no FHIR_BASE_URL is configured, the
- * embedded FHIR sandbox (in a worker thread of its own when compiled): the whole service in one process. Used by `npm start` (main.ts), the end-to-end tests
- * (test/support/test-service.ts) and the benchmarks (bench/bench-support.ts).
+ * embedded FHIR sandbox (in a worker thread of its own when compiled): the whole service in one process. Used by
+ * `npm start` (main.ts), the end-to-end tests (test/support/test-service.ts) and the benchmarks
+ * (bench/bench-support.ts).
  */
 export async function startService(config: AppConfig, options: { logger?: false } = {}): Promise<RunningService> {
   let sandbox: FhirSandbox | undefined;

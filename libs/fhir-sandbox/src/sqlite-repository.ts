@@ -912,7 +912,7 @@ export class SqliteRepository extends FhirRepository {
         try {
           const result = fn();
           this.db.exec('COMMIT');
-          this.uncheckpointed ||= this.durable;
+          this.committed();
           return result;
         } catch (err) {
           this.db.exec('ROLLBACK');
@@ -996,8 +996,15 @@ export class SqliteRepository extends FhirRepository {
     }
     this.groupOpen = false;
     this.groupCommits++;
-    this.uncheckpointed ||= this.durable;
+    this.committed();
     for (const w of waiting) w.ok();
+  }
+
+  /** After a commit: the WAL holds writes the database file does not (durable stores only). */
+  private committed(): void {
+    if (!this.durable) return;
+    this.uncheckpointed = true;
+    if (this.inFlight === 0) this.checkpointWhenIdle();
   }
 
   private failGroup(err: unknown): void {
@@ -1029,7 +1036,6 @@ export class SqliteRepository extends FhirRepository {
     ctx.active = false;
     this.inFlight--;
     const answered = this.settle(outcome);
-    if (this.inFlight === 0 && this.uncheckpointed) this.checkpointWhenIdle();
     release();
     return answered;
   }
@@ -1042,9 +1048,14 @@ export class SqliteRepository extends FhirRepository {
   private checkpointWhenIdle(): void {
     clearTimeout(this.idleCheckpoint);
     this.idleCheckpoint = setTimeout(() => {
-      if (this.closed || this.inFlight > 0) return; // the operation in flight schedules the next try
-      this.db.exec('PRAGMA wal_checkpoint(PASSIVE)');
-      this.uncheckpointed = false;
+      // Busy again (or a group about to commit): the next commit schedules the next try.
+      if (this.closed || this.inFlight > 0 || this.groupOpen || !this.uncheckpointed) return;
+      try {
+        this.db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+        this.uncheckpointed = false;
+      } catch {
+        // Left for the next idle moment (or SQLite's own checkpoint at WAL_HARD_CHECKPOINT_PAGES).
+      }
     }, IDLE_CHECKPOINT_MS);
     this.idleCheckpoint.unref();
   }
