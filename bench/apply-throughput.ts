@@ -1,5 +1,5 @@
 import type { Parameters, Patient } from '@medplum/fhirtypes';
-import { FhirClient, getEntry, searchEach } from '@kc/fhir';
+import { FhirClient, getEntry, searchEach, searchEntries } from '@kc/fhir';
 import { applyPlanDefinition, patientDataQueries, ProtocolCatalog } from '@kc/protocols';
 import { loadConfig } from '@kc/config';
 import { bloodPressure, bodyWeight } from '../test/fixtures/patient-data';
@@ -50,10 +50,7 @@ async function main(): Promise<void> {
 
   // The reads exactly as $apply makes them: the Patient and every input's search in one batch.
   const reads = await runConcurrently(PATIENTS, CONCURRENCY, (i) =>
-    fhir.batch([
-      getEntry(`Patient/${ids[i]}`),
-      ...patientDataQueries(plan, ids[i]).map((q) => getEntry(q.resourceType, q.params)),
-    ]),
+    fhir.batch([getEntry(`Patient/${ids[i]}`), ...searchEntries(patientDataQueries(plan, ids[i]))]),
   );
   const readRate = PATIENTS / (reads.wallMs / 1000);
 

@@ -1,9 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, Patient, PlanDefinition } from '@medplum/fhirtypes';
-import { batchResult, FhirClient, getEntry } from '@kc/fhir';
+import type { Patient, PlanDefinition } from '@medplum/fhirtypes';
+import { batchResult, FhirClient, getEntry, searchEntries, searchResults } from '@kc/fhir';
 import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
-
-const NO_MATCHES: Bundle = { resourceType: 'Bundle', type: 'searchset', total: 0 };
 
 /** Fetches what a PlanDefinition's inputs ask for from the FHIR server: the I/O half of $apply. */
 @Injectable()
@@ -18,13 +16,10 @@ export class PatientDataLoader {
     const queries = patientDataQueries(plan, patientId);
     const answer = await this.fhir.batch([
       getEntry(`Patient/${encodeURIComponent(patientId)}`),
-      ...queries.map((q) => getEntry(q.resourceType, q.params)),
+      ...searchEntries(queries),
     ]);
     const patient = batchResult<Patient>(answer.entry?.[0], 'Patient');
     if (!patient) return { data: {} };
-    const data = Object.fromEntries(
-      queries.map((q, i) => [q.name, batchResult<Bundle>(answer.entry?.[i + 1], q.resourceType) ?? NO_MATCHES]),
-    );
-    return { patient, data };
+    return { patient, data: searchResults(answer, queries, 1) };
   }
 }

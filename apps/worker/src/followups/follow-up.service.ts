@@ -19,6 +19,8 @@ import {
   ifMatchFor,
   includedOf,
   matchesOf,
+  searchEntries,
+  searchResults,
   type SearchParams,
 } from '@kc/fhir';
 import {
@@ -251,17 +253,17 @@ export class FollowUpService {
       { resourceType: 'DetectedIssue', params: { implicated: carePlanRef, _count: PAGE } },
       { resourceType: 'Task', params: { 'based-on': carePlanRef, status: 'draft,ready', _count: PAGE } },
       { resourceType: 'Task', params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE } },
-      ...dataQueries.map((q) => ({ resourceType: q.resourceType as ResourceType, params: q.params })),
     ];
     const response = await this.fhir.batch([
       ...searches.map((s) => getEntry(s.resourceType, s.params)),
+      ...searchEntries(dataQueries),
       getEntry(`Patient/${encodeURIComponent(event.patientId)}`),
     ]);
     const bundles = await Promise.all(
       searches.map(async (s, i) => {
         const bundle = batchResult<Bundle>(response.entry?.[i], s.resourceType);
-        // A search with more than one page (rare: only the patient data searches are bounded by the protocol).
-        if (i < 4 && hasMorePages(bundle)) {
+        // A search with more than one page (rare; the patient data searches are bounded by the protocol).
+        if (hasMorePages(bundle)) {
           const all = await this.fhir.searchAll(s.resourceType, s.params);
           return {
             resourceType: 'Bundle',
@@ -272,16 +274,14 @@ export class FollowUpService {
         return bundle;
       }),
     );
-    const patient = batchResult<Patient>(response.entry?.[searches.length], 'Patient');
-    const [history, issues, openTasks, written] = bundles.slice(0, 4).map((b) => matchesOf(b)) as [
+    const patientData = searchResults(response, dataQueries, searches.length);
+    const patient = batchResult<Patient>(response.entry?.[searches.length + dataQueries.length], 'Patient');
+    const [history, issues, openTasks, written] = bundles.map((b) => matchesOf(b)) as [
       Procedure[],
       DetectedIssue[],
       Task[],
       Task[],
     ];
-    const patientData: Record<string, Bundle> = Object.fromEntries(
-      dataQueries.map((q, i) => [q.name, bundles[4 + i] ?? { resourceType: 'Bundle', type: 'searchset' }]),
-    );
     const overridden = overriddenContraindications(issues);
     return { history, patientData, patient, overridden, openTasks, written, issues };
   }
