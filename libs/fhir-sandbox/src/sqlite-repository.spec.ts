@@ -368,13 +368,13 @@ describe('query plans', () => {
     try {
       const internals = repo as unknown as {
         indexedFilter(type: string, filter: unknown): { table: string; key: string; where: string; params: unknown[] };
-        candidateQuery(type: string, indexed: unknown[]): { sql: string; params: unknown[] };
+        candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
         db: { prepare(sql: string): { all(...params: unknown[]): { detail: string }[] } };
       };
       const filter = parseSearchRequest(`Task?identifier=${SYS_A}|a,${SYS_A}|b,c`).filters![0];
       const query = internals.candidateQuery('Task', [internals.indexedFilter('Task', filter)]);
       const plan = internals.db
-        .prepare(`EXPLAIN QUERY PLAN ${query.sql}`)
+        .prepare(`EXPLAIN QUERY PLAN ${query.select('r.seq')}`)
         .all(...query.params)
         .map((r) => r.detail);
       expect(plan.some((d) => /token_value_system \(p=\? AND value=\?\)/.test(d))).toBe(true);

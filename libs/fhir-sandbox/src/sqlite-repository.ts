@@ -492,14 +492,15 @@ export class SqliteRepository extends FhirRepository {
     if (!residual.length && !chained.length && !searchRequest.sortRules?.length) {
       const count = searchRequest.count ?? -1;
       const offset = searchRequest.offset ?? 0;
-      const withContent = this.candidateQuery(resourceType, indexed, true);
-      const page = this.stmt(`${withContent.sql} LIMIT ? OFFSET ?`).all(...withContent.params, count, offset) as {
-        content: string;
-      }[];
+      const page = this.stmt(`${query.select('r.content AS content')} LIMIT ? OFFSET ?`).all(
+        ...query.params,
+        count,
+        offset,
+      ) as { content: string }[];
       const wholeAnswer = offset === 0 && (count < 0 || page.length < count);
       const total = wholeAnswer
         ? page.length
-        : (this.stmt(`SELECT count(*) AS n FROM (${query.sql})`).get(...query.params) as { n: number }).n;
+        : (this.stmt(`SELECT count(*) AS n FROM (${query.select('r.seq')})`).get(...query.params) as { n: number }).n;
       const entry = page.map((row): BundleEntry<WithId<T>> => ({
         search: { mode: 'match' },
         resource: JSON.parse(row.content) as WithId<T>,
@@ -508,7 +509,7 @@ export class SqliteRepository extends FhirRepository {
     }
 
     // Candidates, in insertion order: exactly the matches when every filter is indexed.
-    let seqs = (this.stmt(query.sql).all(...query.params) as { seq: number }[]).map((r) => r.seq);
+    let seqs = (this.stmt(query.select('r.seq AS seq')).all(...query.params) as { seq: number }[]).map((r) => r.seq);
     const loaded = new Map<number, WithId<T>>();
     const load = (seq: number): WithId<T> => {
       let resource = loaded.get(seq);
@@ -539,15 +540,19 @@ export class SqliteRepository extends FhirRepository {
     return { resourceType: 'Bundle', type: 'searchset', entry: entry.length ? entry : undefined, total };
   }
 
-  /** SQL for the row numbers (`seq`) of the resources of this type matching every indexed filter, in insertion order. */
+  /**
+   * SQL selecting the given columns of `resource r` for the resources of this type matching every indexed filter,
+   * in insertion order. The driver is chosen once (its estimates are queries), for every select made of it.
+   */
   private candidateQuery(
     resourceType: string,
     indexed: IndexedFilter[],
-    withContent = false,
-  ): { sql: string; params: SQLInputValue[] } {
-    const columns = withContent ? 'seq, content' : 'seq';
+  ): { select: (columns: string) => string; params: SQLInputValue[] } {
     if (!indexed.length)
-      return { sql: `SELECT ${columns} FROM resource WHERE type = ? ORDER BY seq`, params: [resourceType] };
+      return {
+        select: (columns) => `SELECT ${columns} FROM resource r WHERE r.type = ? ORDER BY r.seq`,
+        params: [resourceType],
+      };
     // The most selective filter drives (estimated by counting its index rows, up to a cap, and never further than
     // the best so far: references and identifiers, counted first, are usually a handful); the others are checked
     // per candidate through the (seq, p) indexes.
@@ -567,8 +572,8 @@ export class SqliteRepository extends FhirRepository {
       }
     }
     const others = indexed.filter((f) => f !== driver);
-    const sql =
-      `SELECT ${withContent ? 'r.seq AS seq, r.content AS content' : 'r.seq AS seq'} FROM (SELECT DISTINCT x.seq FROM ${driver.table} x WHERE x.p = ? AND (${driver.where})) d ` +
+    const from =
+      `FROM (SELECT DISTINCT x.seq FROM ${driver.table} x WHERE x.p = ? AND (${driver.where})) d ` +
       `CROSS JOIN resource r ON r.seq = d.seq WHERE r.type = ?` +
       others
         .map((f) => ` AND EXISTS (SELECT 1 FROM ${f.table} x WHERE x.seq = r.seq AND x.p = ? AND (${f.where}))`)
@@ -576,7 +581,7 @@ export class SqliteRepository extends FhirRepository {
       ' ORDER BY r.seq';
     const params: SQLInputValue[] = [driver.key, ...driver.params, resourceType];
     for (const f of others) params.push(f.key, ...f.params);
-    return { sql, params };
+    return { select: (columns) => `SELECT ${columns} ${from}`, params };
   }
 
   /**
@@ -984,16 +989,15 @@ export class SqliteRepository extends FhirRepository {
   }
 
   private commitGroup(): void {
-    const waiting = this.waitingForCommit;
-    this.waitingForCommit = [];
     try {
       this.db.exec('COMMIT');
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      this.groupOpen = false;
-      for (const w of waiting) w.fail(err);
+      this.failGroup(err);
       return;
     }
+    const waiting = this.waitingForCommit;
+    this.waitingForCommit = [];
     this.groupOpen = false;
     this.groupCommits++;
     this.committed();
