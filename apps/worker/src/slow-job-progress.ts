@@ -1,7 +1,7 @@
 import type { Job } from 'bullmq';
 
 /** After this long a job's steps are worth showing on the dashboard. */
-export const SHOW_PROGRESS_AFTER_MS = 250;
+const SHOW_PROGRESS_AFTER_MS = 250;
 
 /**
  * Progress for the jobs that are slow enough to watch. Each report is a Redis round trip (a Lua script and an

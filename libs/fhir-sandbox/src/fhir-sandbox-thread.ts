@@ -24,7 +24,7 @@ export function startEmbeddedFhirServer(options: Omit<FhirSandboxOptions, 'repos
  * Starts the sandbox in a worker thread; resolves once it listens. A thread that dies while the service runs
  * takes the process down with it: a service whose FHIR store is gone can only fail every request.
  */
-export function startFhirSandboxThread(options: Omit<FhirSandboxOptions, 'repository'>): Promise<FhirSandbox> {
+function startFhirSandboxThread(options: Omit<FhirSandboxOptions, 'repository'>): Promise<FhirSandbox> {
   const worker = new Worker(WORKER_ENTRY, { workerData: options });
   let closing = false;
   return new Promise<FhirSandbox>((resolve, reject) => {

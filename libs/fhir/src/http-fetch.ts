@@ -11,7 +11,8 @@ import * as https from 'node:https';
  * string (or URLSearchParams) body, and an AbortSignal (the per-request timeout); network errors reject like
  * fetch's. The answer is a standard Response, so callers and wrappers (metrics) see fetch's interface.
  */
-export function httpFetch(agents: HttpAgents = defaultAgents()): typeof fetch {
+export function httpFetch(): typeof fetch {
+  const agents = sharedAgents();
   return (input, init) => {
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
     const body = requestBody(init?.body);
@@ -55,15 +56,10 @@ export function httpFetch(agents: HttpAgents = defaultAgents()): typeof fetch {
   };
 }
 
-export interface HttpAgents {
-  http: http.Agent;
-  https: https.Agent;
-}
-
-let shared: HttpAgents | undefined;
+let shared: { http: http.Agent; https: https.Agent } | undefined;
 
 /** One pair of keep-alive agents per process: connections to the FHIR server are reused across clients. */
-function defaultAgents(): HttpAgents {
+function sharedAgents(): { http: http.Agent; https: https.Agent } {
   shared ??= {
     http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
     https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
