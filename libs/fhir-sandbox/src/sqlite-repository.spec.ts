@@ -29,7 +29,19 @@ function dataSet(): Resource[] {
     ...extra,
   });
   for (let p = 0; p < 4; p++) {
-    out.push({ resourceType: 'Patient', id: `p${p}`, meta: meta(900 + p), name: [{ family: `Fam${p}` }] });
+    out.push({
+      resourceType: 'Patient',
+      id: `p${p}`,
+      meta: meta(900 + p),
+      name: [{ family: `Fam${p}` }],
+      // Parameters whose expression gives a value from nothing (`deceased`), or filters by a property (`email`).
+      ...[
+        {},
+        { deceasedBoolean: false },
+        { deceasedDateTime: '2026-12-01' },
+        { telecom: [{ system: 'email', value: 'p3@example.org' }] },
+      ][p],
+    });
     for (let c = 0; c < 2; c++) {
       out.push({
         resourceType: 'CarePlan',
@@ -172,6 +184,10 @@ const QUERIES = [
   'CarePlan?date=ge2027-01-02',
   'Provenance?target=Task/t3',
   'Patient?name=fam2',
+  'Patient?deceased=false',
+  'Patient?deceased=true',
+  'Patient?death-date=2026-12-01',
+  'Patient?email=p3@example.org',
   'Practitioner?_id=dr1',
 ];
 
@@ -378,6 +394,53 @@ describe('query plans', () => {
         .all(...query.params)
         .map((r) => r.detail);
       expect(plan.some((d) => /token_value_system \(p=\? AND value=\?\)/.test(d))).toBe(true);
+    } finally {
+      repo.close();
+    }
+  });
+
+  it('a bare id is looked up in the tail index, which holds only the rows of parameters that match a bare id', async () => {
+    const repo = new SqliteRepository();
+    try {
+      const internals = repo as unknown as {
+        indexedFilter(type: string, filter: unknown): unknown;
+        candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
+        db: { prepare(sql: string): { all(...params: unknown[]): unknown[] } };
+      };
+      const filter = parseSearchRequest('Task?patient=p1').filters![0];
+      const query = internals.candidateQuery('Task', [internals.indexedFilter('Task', filter)]);
+      const plan = (
+        internals.db.prepare(`EXPLAIN QUERY PLAN ${query.select('r.seq')}`).all(...query.params) as { detail: string }[]
+      ).map((r) => r.detail);
+      expect(plan.some((d) => /ref_tail_single \(p=\? AND tail=\?\)/.test(d))).toBe(true);
+      await repo.createResource<Task>({
+        resourceType: 'Task',
+        status: 'requested',
+        intent: 'plan',
+        for: { reference: 'Patient/p1' },
+        basedOn: [{ reference: 'CarePlan/cp1' }],
+      });
+      // `patient` has one target type; `subject` and `based-on` have several, so `based-on=cp1` matches nothing.
+      expect(internals.db.prepare('SELECT p, tail FROM ref WHERE tail IS NOT NULL').all()).toEqual([
+        { p: 'Task:patient', tail: 'p1' },
+      ]);
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe('server-assigned ids', () => {
+  it('are time-ordered (UUIDv7): a new resource lands at the end of the id indexes, not on a random page', async () => {
+    const repo = new SqliteRepository();
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 50; i++)
+        ids.push((await repo.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' })).id);
+      expect(ids.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id))).toBe(
+        true,
+      );
+      expect([...ids].sort()).toEqual(ids);
     } finally {
       repo.close();
     }
