@@ -232,25 +232,39 @@ export class WorklistIndex {
     redis.defineCommand('kcWorklistPage', { numberOfKeys: 0, lua: PAGE_SCRIPT });
   }
 
-  /** The FhirClient write listener: Tasks and CarePlans a write returned. */
+  /**
+   * The FhirClient write listener: Tasks and CarePlans a write returned. One Redis round trip when the write holds
+   * the Tasks' CarePlans or the index knows them (a follow-up transaction holds its CarePlan): the CarePlans'
+   * protocols and the Tasks' entries go in one pipeline.
+   */
   async record(written: Resource[], locations: string[] = []): Promise<void> {
-    const carePlans = written.filter((r): r is CarePlan => r.resourceType === 'CarePlan');
-    const protocols = carePlans.flatMap((c) =>
-      c.id && protocolOf(c) ? [[c.id, protocolOf(c)!] as [string, string]] : [],
-    );
-    if (protocols.length) await this.redis.hset(`${this.p}carePlan`, Object.fromEntries(protocols));
+    const protocols = new Map<string, string>();
+    for (const r of written)
+      if (r.resourceType === 'CarePlan' && r.id && protocolOf(r)) protocols.set(r.id, protocolOf(r)!);
     const tasks = written.filter((r): r is Task => r.resourceType === 'Task');
     // A server that answered a transaction without bodies: read those Tasks back (one search).
     const unread = locations.map((l) => /(?:^|\/)Task\/([^/]+)/.exec(l)?.[1]).filter((id): id is string => !!id);
     if (unread.length)
       tasks.push(...(await this.fhir.searchAll<Task>('Task', { _id: unread.join(','), _count: unread.length })));
-    if (tasks.length) await this.apply(tasks);
+    const pipeline = this.redis.pipeline();
+    if (protocols.size) pipeline.hset(`${this.p}carePlan`, Object.fromEntries(protocols));
+    if (tasks.length) await this.applyIn(pipeline, tasks, protocols);
+    if (pipeline.length) await execOrThrow(pipeline);
   }
 
   /** Applies Tasks as read or written (each with its lastUpdated); not on the worklist -> removed. */
   async apply(tasks: Task[]): Promise<void> {
-    const protocols = await this.protocolsFor(tasks.filter(onWorklist));
     const pipeline = this.redis.pipeline();
+    await this.applyIn(pipeline, tasks, new Map());
+    await execOrThrow(pipeline);
+  }
+
+  private async applyIn(
+    pipeline: ReturnType<Redis['pipeline']>,
+    tasks: Task[],
+    written: Map<string, string>,
+  ): Promise<void> {
+    const protocols = await this.protocolsFor(tasks.filter(onWorklist), written);
     for (const task of tasks) {
       if (!task.id) continue;
       const ts = Date.parse(task.meta?.lastUpdated ?? '') || Date.now();
@@ -267,7 +281,6 @@ export class WorklistIndex {
       };
       this.applyCommand(pipeline, task.id, ts, 'put', stored);
     }
-    await execOrThrow(pipeline);
   }
 
   /**
@@ -386,10 +399,19 @@ export class WorklistIndex {
     });
   }
 
-  /** CarePlan id -> protocol canonical: from the index's map, else one search for the unknown CarePlans. */
-  private async protocolsFor(tasks: Task[]): Promise<Map<string, string>> {
-    const ids = [...new Set(tasks.map(carePlanOf).filter((id): id is string => !!id))];
+  /**
+   * CarePlan id -> protocol canonical: from the CarePlans written with the Tasks, else the index's map, else one
+   * search for the unknown CarePlans.
+   */
+  private async protocolsFor(tasks: Task[], written: Map<string, string>): Promise<Map<string, string>> {
     const result = new Map<string, string>();
+    const ids: string[] = [];
+    for (const id of new Set(tasks.map(carePlanOf))) {
+      if (!id) continue;
+      const protocol = written.get(id);
+      if (protocol) result.set(id, protocol);
+      else ids.push(id);
+    }
     if (!ids.length) return result;
     const known = await this.redis.hmget(`${this.p}carePlan`, ...ids);
     const unknown = ids.filter((id, i) => (known[i] ? (result.set(id, known[i]), false) : true));

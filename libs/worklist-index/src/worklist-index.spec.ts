@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import type { CarePlan, Task } from '@medplum/fhirtypes';
+import { Redis } from 'ioredis';
+import type { FhirClient } from '@kc/fhir';
+import { WorklistIndex } from './worklist-index';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PROTOCOL = 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-low-dose-series|1.0.0';
+
+/**
+ * What a write costs the index in Redis round trips: every FHIR write the service makes waits for record() before
+ * it returns, so each round trip is paid by every follow-up event and every decision.
+ */
+describe('WorklistIndex.record', () => {
+  let redis: Redis;
+  let index: WorklistIndex;
+  let roundTrips: string[];
+  let prefix: string;
+  const fhir = {
+    searchAll: () => Promise.reject(new Error('no FHIR read expected')),
+  } as unknown as FhirClient;
+
+  beforeEach(() => {
+    redis = new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 1 });
+    prefix = `kc-test-${randomUUID().slice(0, 8)}`;
+    index = new WorklistIndex(redis, fhir, prefix);
+    roundTrips = [];
+    for (const command of ['hset', 'hmget'] as const) {
+      const original = redis[command].bind(redis) as (...args: unknown[]) => unknown;
+      jest.spyOn(redis, command).mockImplementation(((...args: unknown[]) => {
+        roundTrips.push(command);
+        return original(...args);
+      }) as never);
+    }
+    const pipeline = redis.pipeline.bind(redis);
+    jest.spyOn(redis, 'pipeline').mockImplementation(((...args: Parameters<Redis['pipeline']>) => {
+      const p = pipeline(...args);
+      const exec = p.exec.bind(p);
+      p.exec = ((...execArgs: Parameters<typeof exec>) => {
+        roundTrips.push('pipeline');
+        return exec(...execArgs);
+      });
+      return p;
+    }));
+  });
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  const carePlan: CarePlan = {
+    resourceType: 'CarePlan',
+    id: 'cp-1',
+    status: 'active',
+    intent: 'plan',
+    subject: { reference: 'Patient/p-1' },
+    instantiatesCanonical: [PROTOCOL],
+  };
+  const task = (id: string): Task => ({
+    resourceType: 'Task',
+    id,
+    status: 'draft',
+    intent: 'proposal',
+    for: { reference: 'Patient/p-1' },
+    basedOn: [{ reference: 'CarePlan/cp-1' }],
+    restriction: { period: { start: '2027-01-10T00:00:00Z', end: '2027-01-11T00:00:00Z' } },
+    meta: { lastUpdated: new Date().toISOString() },
+  });
+
+  it('a write holding the Tasks and their CarePlan (a follow-up transaction) costs one round trip', async () => {
+    await index.record([task('t-1'), task('t-2'), carePlan]);
+    expect(roundTrips).toEqual(['pipeline']);
+    const page = await index.query({ count: 10 });
+    expect(page.items.map((i) => [i.id, i.protocol])).toEqual([
+      ['t-1', PROTOCOL],
+      ['t-2', PROTOCOL],
+    ]);
+  });
+
+  it("a Task written alone looks its CarePlan's protocol up in the index, then writes: two round trips", async () => {
+    await index.record([carePlan]);
+    roundTrips = [];
+    await index.record([task('t-3')]);
+    expect(roundTrips).toEqual(['hmget', 'pipeline']);
+    expect((await index.query({ count: 10 })).items.map((i) => i.protocol)).toEqual([PROTOCOL]);
+  });
+});
