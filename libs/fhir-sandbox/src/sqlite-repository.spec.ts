@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
-import type { Bundle, BundleEntry, Resource, Task } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, Patient, Resource, Task } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { startFhirSandbox, type FhirSandbox } from './fhir-sandbox-server';
 import { DB_FILE, SqliteRepository } from './sqlite-repository';
@@ -20,6 +20,14 @@ const SYS_B = 'https://example.org/keys-b';
 const CODES = 'https://example.org/codes';
 const TAGS = 'https://example.org/tags';
 
+/** Parameters whose expression gives a value from nothing (`deceased`), or filters on a property (`email`). */
+const PATIENT_EXTRAS: Partial<Patient>[] = [
+  {},
+  { deceasedBoolean: false },
+  { deceasedDateTime: '2026-12-01' },
+  { telecom: [{ system: 'email', value: 'p3@example.org' }] },
+];
+
 /** A clinic-shaped data set with ids, versions and timestamps fixed, so both stores hold identical resources. */
 function dataSet(): Resource[] {
   const out: Resource[] = [];
@@ -34,13 +42,7 @@ function dataSet(): Resource[] {
       id: `p${p}`,
       meta: meta(900 + p),
       name: [{ family: `Fam${p}` }],
-      // Parameters whose expression gives a value from nothing (`deceased`), or filters by a property (`email`).
-      ...[
-        {},
-        { deceasedBoolean: false },
-        { deceasedDateTime: '2026-12-01' },
-        { telecom: [{ system: 'email', value: 'p3@example.org' }] },
-      ][p],
+      ...PATIENT_EXTRAS[p],
     });
     for (let c = 0; c < 2; c++) {
       out.push({

@@ -137,6 +137,9 @@ const IDLE_CHECKPOINT_MS = 250;
 
 /** How far the driver estimate counts before it stops (enough to tell a selective filter from a broad one). */
 const ESTIMATE_CAP = 500;
+/** A driver matching at most this many index rows is taken without estimating the other filters. */
+const SMALL_DRIVER = 20;
+const LAST_UPDATED = 'Resource.meta.lastUpdated';
 /** Which index tables' filters are estimated first: references (based-on, subject) are the usual selective ones. */
 const ESTIMATE_ORDER: Record<IndexedFilter['table'], number> = { ref: 0, token: 1, date: 2 };
 
@@ -167,6 +170,7 @@ export class SqliteRepository extends FhirRepository {
   private readonly context = new AsyncLocalStorage<{ active: boolean }>();
   private lockTail: Promise<void> = Promise.resolve();
   private readonly paramsByType = new Map<string, IndexedParam[]>();
+  private readonly sortAtoms = new Map<string, ReturnType<typeof parseFhirPath>>();
   private readonly collator = new Intl.Collator();
   private seeding = false;
   private closed = false;
@@ -524,9 +528,23 @@ export class SqliteRepository extends FhirRepository {
       return { resourceType: 'Bundle', type: 'searchset', entry: entry.length ? entry : undefined, total };
     }
 
-    // Candidates, in insertion order: exactly the matches when every filter is indexed.
-    let seqs = (this.stmt(query.select('r.seq AS seq')).all(...query.params) as { seq: number }[]).map((r) => r.seq);
+    // Candidates, in insertion order: exactly the matches when every filter is indexed. Read with their content when
+    // each will be parsed anyway (a residual filter or a sort on the resource): one query, not one per candidate.
+    const sortsOnContent = (searchRequest.sortRules ?? EMPTY).some(
+      (rule) => this.sortExpression(resourceType, rule) !== LAST_UPDATED,
+    );
     const loaded = new Map<number, WithId<T>>();
+    let seqs: number[];
+    if (residual.length || chained.length || sortsOnContent) {
+      const rows = this.stmt(query.select('r.seq AS seq, r.content AS content')).all(...query.params) as {
+        seq: number;
+        content: string;
+      }[];
+      seqs = rows.map((r) => r.seq);
+      for (const r of rows) loaded.set(r.seq, JSON.parse(r.content) as WithId<T>);
+    } else {
+      seqs = (this.stmt(query.select('r.seq AS seq')).all(...query.params) as { seq: number }[]).map((r) => r.seq);
+    }
     const load = (seq: number): WithId<T> => {
       let resource = loaded.get(seq);
       if (!resource) {
@@ -585,6 +603,8 @@ export class SqliteRepository extends FhirRepository {
           best = n;
           driver = f;
         }
+        // A driver this small is cheaper to check candidate by candidate than another estimate query.
+        if (best <= SMALL_DRIVER) break;
       }
     }
     const others = indexed.filter((f) => f !== driver);
@@ -684,6 +704,21 @@ export class SqliteRepository extends FhirRepository {
     }
   }
 
+  /** Parsed once per type and expression: parsing cost more than sorting a search's few matches. */
+  private sortAtom(resourceType: string, expression: string): ReturnType<typeof parseFhirPath> {
+    const key = `${resourceType} ${expression}`;
+    let atom = this.sortAtoms.get(key);
+    if (!atom) {
+      atom = getParsedExpressionForResourceType(resourceType, expression);
+      this.sortAtoms.set(key, atom);
+    }
+    return atom;
+  }
+
+  private sortExpression(resourceType: string, sortRule: SortRule): string | undefined {
+    return globalSchema.types[resourceType]?.searchParams?.[sortRule.code]?.expression;
+  }
+
   /** One stable sort pass, with MemoryRepository's comparator (JSON of the parameter's values, locale order). */
   private sortSeqs<T extends Resource>(
     resourceType: string,
@@ -691,15 +726,15 @@ export class SqliteRepository extends FhirRepository {
     sortRule: SortRule,
     load: (seq: number) => WithId<T>,
   ): number[] {
-    const expression = globalSchema.types[resourceType]?.searchParams?.[sortRule.code]?.expression;
+    const expression = this.sortExpression(resourceType, sortRule);
     if (!expression) return seqs;
     const keys = new Map<number, string>();
-    if (expression === 'Resource.meta.lastUpdated') {
+    if (expression === LAST_UPDATED) {
       // From the column, without reading the resources.
       const stmt = this.stmt('SELECT last_updated FROM resource WHERE seq = ?');
       for (const seq of seqs) keys.set(seq, JSON.stringify([(stmt.get(seq) as { last_updated: string }).last_updated]));
     } else {
-      const atom = getParsedExpressionForResourceType(resourceType, expression);
+      const atom = this.sortAtom(resourceType, expression);
       for (const seq of seqs) keys.set(seq, JSON.stringify(evalFhirPath(atom, load(seq))));
     }
     const direction = sortRule.descending ? -1 : 1;
