@@ -99,6 +99,10 @@ async function main(): Promise<void> {
   row('ratio $apply HTTP / baseline reads', fmt(applyRate / readRate, 2));
   row(`$apply over HTTP, persisted, ${ENROLLED} already enrolled`, `${fmt(persistRate, 0)} patients/s`);
   row('ratio persisted $apply / baseline reads (target >= 0.9)', fmt(persistRate / readRate, 2));
+  row(
+    'CPU ms per patient (process): reads / $apply / persisted',
+    [reads, apply, persisted].map((r) => fmt(r.cpuMs / PATIENTS, 2)).join(' / '),
+  );
   row('target persisted $apply >= 100 patients/s', persistRate >= 100 ? 'met' : 'MISSED');
   row('ratio pure engine / baseline reads', fmt(engineRate / readRate, 1));
   await service.stop();

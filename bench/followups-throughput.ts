@@ -8,7 +8,7 @@ import { QUEUES, redisConnection } from '@kc/queue';
 import { TASK_KEY_SYSTEM } from '@kc/protocols';
 import { completeInfusionFor, enrolForBench } from './bench-clinic';
 import { preload, QUICK } from './bench-preload';
-import { fmt, header, percentile, row, runBench, runConcurrently, startBenchService } from './bench-support';
+import { cpuClock, fmt, header, percentile, row, runBench, runConcurrently, startBenchService } from './bench-support';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -71,14 +71,22 @@ async function main(): Promise<void> {
   const memory = process.memoryUsage();
 
   row('baseline: raw BullMQ no-op jobs (concurrency 4)', `${fmt(rawRate, 0)} jobs/s`);
-  row('baseline: raw transaction, 2 conditional creates (4 in flight)', `${fmt(rawTx, 0)} transactions/s`);
+  row(
+    'baseline: raw transaction, 2 conditional creates (4 in flight)',
+    `${fmt(rawTx.rate, 0)} transactions/s, CPU ${fmt(rawTx.cpuMs, 2)} ms each`,
+  );
   for (const m of [small, mid, big]) {
     row(`events -> follow-up tasks at ${m.label}`, `${fmt(m.rate, 1)} events/s (${m.verified})`);
     row('  FHIR requests per event (counted at the FHIR client)', fmt(m.requestsPerEvent, 2));
+    row('  CPU ms per event (process: service, store, bench client)', fmt(m.cpuMs, 2));
     row('  event -> tasks latency under the burst (p50 / p95)', `${fmt(m.p50, 0)} ms / ${fmt(m.p95, 0)} ms`);
     for (const [type, r] of Object.entries(m.byType)) row(`    FHIR ${type} per event, mean latency`, r);
   }
-  row(`ratio events/s at ${mid.label.split(' +')[0]} / raw transactions/s (target >= 0.3)`, fmt(mid.rate / rawTx, 3));
+  row(
+    `ratio events/s at ${mid.label.split(' +')[0]} / raw transactions/s (target >= 0.3)`,
+    fmt(mid.rate / rawTx.rate, 3),
+  );
+  row('ratio CPU per raw transaction / CPU per event (mid store; steadier)', fmt(rawTx.cpuMs / mid.cpuMs, 3));
   row('target events/s at the mid store >= 150', mid.rate >= 150 ? 'met' : 'MISSED');
   row(`ratio events/s big / small store (target within 20%: >= 0.8)`, fmt(big.rate / small.rate, 3));
   row('ratio to raw BullMQ (mid store)', fmt(mid.rate / rawRate, 3));
@@ -89,9 +97,8 @@ async function main(): Promise<void> {
   await service.stop();
 }
 
-async function rawTransactions(fhir: FhirClient, count: number): Promise<number> {
-  const start = performance.now();
-  await runConcurrently(count, 4, (i) =>
+async function rawTransactions(fhir: FhirClient, count: number): Promise<{ rate: number; cpuMs: number }> {
+  const run = await runConcurrently(count, 4, (i) =>
     fhir.transaction(
       [0, 1].map((j) => {
         const key = `raw-tx:${randomUUID()}:${i}:${j}`;
@@ -111,7 +118,7 @@ async function rawTransactions(fhir: FhirClient, count: number): Promise<number>
       }),
     ),
   );
-  return count / ((performance.now() - start) / 1000);
+  return { rate: count / (run.wallMs / 1000), cpuMs: run.cpuMs / count };
 }
 
 /** Enrol patients, record infusions, send the events in a burst of 8, wait for every job; rate and cost. */
@@ -133,6 +140,7 @@ async function measureEvents(
   const { completed: doneBefore = 0 } = await queue.getJobCounts('completed');
   const fhirBefore = await fhirTimeByType(registry);
   await storeIdles();
+  const cpu = cpuClock();
   const start = performance.now();
   await runConcurrently(procedures.length, 8, async (i) => {
     const res = await fetch(`${service.url}/events/infusion-completed`, {
@@ -149,6 +157,7 @@ async function measureEvents(
     await new Promise((r) => setTimeout(r, 20));
   }
   const rate = count / ((performance.now() - start) / 1000);
+  const cpuMs = cpu() / count;
   const fhirAfter = await fhirTimeByType(registry);
   const finished = (await queue.getJobs(['completed'], 0, doneBefore + count)).filter((j) =>
     procedures.some((p) => j.data && JSON.stringify(j.data).includes(p)),
@@ -170,6 +179,7 @@ async function measureEvents(
   return {
     label,
     rate,
+    cpuMs,
     requestsPerEvent: requests / count,
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),

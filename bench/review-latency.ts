@@ -91,6 +91,10 @@ async function main(): Promise<void> {
   report('baseline: raw FHIR Task update with If-Match', rawUpdate);
   report(`POST /tasks/:id/$approve (${apiTargets.length} tasks)`, approve);
   row('ratio approve / raw update throughput (target >= 0.5)', fmt(rate(approve) / rate(rawUpdate), 3));
+  row(
+    'CPU ms per call (process): raw update / $approve',
+    `${fmt(rawUpdate.cpuMs / rawTargets.length, 2)} / ${fmt(approve.cpuMs / apiTargets.length, 2)}`,
+  );
   row('approvals refused (should be 0)', String(refused));
   await service.stop();
 }
