@@ -33,15 +33,15 @@ describe('WorklistIndex.record', () => {
       }) as never);
     }
     const pipeline = redis.pipeline.bind(redis);
-    jest.spyOn(redis, 'pipeline').mockImplementation(((...args: Parameters<Redis['pipeline']>) => {
+    jest.spyOn(redis, 'pipeline').mockImplementation((...args: Parameters<Redis['pipeline']>) => {
       const p = pipeline(...args);
       const exec = p.exec.bind(p);
-      p.exec = ((...execArgs: Parameters<typeof exec>) => {
+      p.exec = (...execArgs: Parameters<typeof exec>) => {
         roundTrips.push('pipeline');
         return exec(...execArgs);
-      });
+      };
       return p;
-    }));
+    });
   });
   afterEach(async () => {
     jest.restoreAllMocks();
