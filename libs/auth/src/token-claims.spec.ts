@@ -102,3 +102,31 @@ describe('TokenVerifier (bearer JWTs)', () => {
     expect(await strict.verify(await base().setIssuedAt().setExpirationTime('5m').sign(key))).toBeDefined();
   });
 });
+
+describe('TokenVerifier: verified tokens are remembered until they expire', () => {
+  const secret = 'remembered-secret';
+
+  it('checks a token signature once; a later call checks only its time bounds, so it is refused once expired', async () => {
+    const verifier = new TokenVerifier({ jwtSecret: secret });
+    const checks = jest.spyOn(verifier as unknown as { verifySignedToken: () => unknown }, 'verifySignedToken');
+    const token = await mintToken({ sub: 'c1', roles: ['clinician'] }, { secret, expiresIn: '10m' });
+    const now = Date.now();
+    expect((await verifier.verify(token, now))?.id).toBe('c1');
+    expect((await verifier.verify(token, now + 5 * 60_000))?.id).toBe('c1');
+    expect(checks).toHaveBeenCalledTimes(1);
+    expect(await verifier.verify(token, now + 12 * 60_000)).toBeUndefined();
+    expect(await verifier.verify(token, now - 5 * 60_000)).toBeUndefined(); // before it was issued
+  });
+
+  it('remembers only the exact token that verified: the same claims with another signature are refused', async () => {
+    const verifier = new TokenVerifier({ jwtSecret: secret });
+    const token = await mintToken({ sub: 'c1', roles: ['clinician'] }, { secret });
+    expect((await verifier.verify(token))?.id).toBe('c1');
+    const [header, payload] = token.split('.');
+    const forged = `${header}.${payload}.${Buffer.from('not the signature').toString('base64url')}`;
+    expect(await verifier.verify(forged)).toBeUndefined();
+    const otherSecret = await mintToken({ sub: 'c1', roles: ['admin'] }, { secret: 'another-secret' });
+    expect(await verifier.verify(otherSecret)).toBeUndefined();
+    expect(await verifier.verify(otherSecret)).toBeUndefined();
+  });
+});
