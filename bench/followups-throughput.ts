@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Task } from '@medplum/fhirtypes';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Registry, type RegistryContentType } from 'prom-client';
@@ -56,7 +58,7 @@ async function main(): Promise<void> {
   const small = await measureEvents(service, fhir, EVENTS, `${loaded.tasks} Tasks`);
   loaded = await preload(fhir, sizes.mid, loaded);
   // Baseline: the store's raw transaction rate, a transaction of 2 conditional Task creates, 4 in flight.
-  await storeIdles();
+  await storeIdles(service.config.fhirDataDir);
   const rawTx = await rawTransactions(fhir, 2 * EVENTS);
   const mid = await measureEvents(
     service,
@@ -139,7 +141,7 @@ async function measureEvents(
   const registry = service.app.get(Registry);
   const { completed: doneBefore = 0 } = await queue.getJobCounts('completed');
   const fhirBefore = await fhirTimeByType(registry);
-  await storeIdles();
+  await storeIdles(service.config.fhirDataDir);
   const cpu = cpuClock();
   const start = performance.now();
   await runConcurrently(procedures.length, 8, async (i) => {
@@ -191,10 +193,32 @@ async function measureEvents(
 /**
  * A pause before each measurement, as between a clinic's bursts: the embedded store copies its WAL into the
  * database file when idle (SqliteRepository.checkpointWhenIdle), so the preload's WAL is not checkpointed inside
- * the measured requests. Load that never pauses checkpoints inside commits at ~200 MB of WAL instead.
+ * the measured requests. Load that never pauses checkpoints inside commits at ~200 MB of WAL instead. A fixed 1.5 s
+ * was not always enough on a slow VM (copying the 20k-Task preload's WAL overlapped the raw-transaction baseline:
+ * 2.3 CPU ms per transaction in one run, 3.6 in another), so on a durable store this waits until neither file has
+ * changed for a second (at most 60 s).
  */
-function storeIdles(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 1500));
+async function storeIdles(dataDir: string): Promise<void> {
+  await sleep(1500);
+  if (dataDir === ':memory:') return;
+  const files = ['fhir.sqlite', 'fhir.sqlite-wal'].map((f) => path.join(dataDir, f));
+  const stamp = () =>
+    files.map((f) => (fs.existsSync(f) ? `${fs.statSync(f).mtimeMs}/${fs.statSync(f).size}` : '')).join();
+  const deadline = Date.now() + 60_000;
+  let last = stamp();
+  let quietSince = Date.now();
+  while (Date.now() - quietSince < 1000 && Date.now() < deadline) {
+    await sleep(100);
+    const now = stamp();
+    if (now !== last) {
+      last = now;
+      quietSince = Date.now();
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function fhirTimeByType(
