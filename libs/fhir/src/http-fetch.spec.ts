@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { httpFetch } from './http-fetch';
 
@@ -81,5 +82,52 @@ describe('httpFetch (the FHIR client transport)', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     await expect(httpFetch()(`http://127.0.0.1:${port}/x`)).rejects.toBeInstanceOf(TypeError);
+  });
+
+  describe('a kept-alive connection the server closed while idle', () => {
+    // A server that keeps connections open after answering (no Keep-Alive hint), and resets one when a second
+    // request arrives on it: what a client sees when its pooled connection lost a race with the server's idle
+    // timeout, or a proxy dropped it silently.
+    let staleServer: net.Server;
+    let staleBase: string;
+    const received: string[] = [];
+    const sockets = new Set<net.Socket>();
+    // A server per test: the agents pool connections per host and port, for the whole process.
+    beforeEach(async () => {
+      received.length = 0;
+      staleServer = net.createServer((socket) => {
+        sockets.add(socket);
+        let requests = 0;
+        socket.on('data', (data) => {
+          received.push(data.toString().split(' ')[0]);
+          if (++requests > 1) return void socket.resetAndDestroy();
+          socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+        });
+        socket.on('error', () => undefined);
+      });
+      await new Promise<void>((resolve) => staleServer.listen(0, '127.0.0.1', resolve));
+      staleBase = `http://127.0.0.1:${(staleServer.address() as AddressInfo).port}`;
+    });
+    afterEach(async () => {
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+      await new Promise((resolve) => staleServer.close(resolve));
+    });
+
+    it('sends a GET (or a PUT) once more on a new connection', async () => {
+      const fetchOverHttp = httpFetch();
+      expect((await fetchOverHttp(`${staleBase}/Task/1`)).status).toBe(200);
+      expect((await fetchOverHttp(`${staleBase}/Task/1`)).status).toBe(200);
+      expect(received).toEqual(['GET', 'GET', 'GET']);
+      const put = await fetchOverHttp(`${staleBase}/Task/1`, { method: 'PUT', body: '{}' });
+      expect(put.status).toBe(200);
+    });
+
+    it('does not send a POST twice: it fails like fetch, and the caller decides', async () => {
+      const fetchOverHttp = httpFetch();
+      expect((await fetchOverHttp(`${staleBase}/Task`, { method: 'POST', body: '{}' })).status).toBe(200);
+      await expect(fetchOverHttp(`${staleBase}/Task`, { method: 'POST', body: '{}' })).rejects.toThrow('fetch failed');
+      expect(received).toEqual(['POST', 'POST']);
+    });
   });
 });

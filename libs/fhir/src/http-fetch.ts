@@ -22,39 +22,50 @@ export function httpFetch(): typeof fetch {
     const secure = url.protocol === 'https:';
     if (!secure && url.protocol !== 'http:')
       return Promise.reject(new TypeError(`httpFetch: unsupported protocol ${url.protocol}`));
-    return new Promise<Response>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason as Error);
-      const request = (secure ? https : http).request(
-        url,
-        { method: init?.method ?? 'GET', headers, agent: secure ? agents.https : agents.http },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', reject);
-          res.on('end', () => {
-            signal?.removeEventListener('abort', onAbort);
-            const status = res.statusCode ?? 502;
-            const noBody = status === 204 || status === 304 || init?.method === 'HEAD';
-            resolve(
-              new Response(noBody ? null : Buffer.concat(chunks), {
-                status,
-                statusText: res.statusMessage,
-                headers: toHeaders(res.headers),
-              }),
-            );
-          });
-        },
-      );
-      const onAbort = () => request.destroy(signal!.reason as Error);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      request.on('error', (err) => {
-        signal?.removeEventListener('abort', onAbort);
-        reject(signal?.aborted ? (signal.reason as Error) : new TypeError('fetch failed', { cause: err }));
+    const method = init?.method ?? 'GET';
+    const send = (retryStale: boolean): Promise<Response> =>
+      new Promise<Response>((resolve, reject) => {
+        if (signal?.aborted) return reject(signal.reason as Error);
+        const request = (secure ? https : http).request(
+          url,
+          { method, headers, agent: secure ? agents.https : agents.http },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('error', reject);
+            res.on('end', () => {
+              signal?.removeEventListener('abort', onAbort);
+              const status = res.statusCode ?? 502;
+              const noBody = status === 204 || status === 304 || method === 'HEAD';
+              resolve(
+                new Response(noBody ? null : Buffer.concat(chunks), {
+                  status,
+                  statusText: res.statusMessage,
+                  headers: toHeaders(res.headers),
+                }),
+              );
+            });
+          },
+        );
+        const onAbort = () => request.destroy(signal!.reason as Error);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        request.on('error', (err: NodeJS.ErrnoException) => {
+          signal?.removeEventListener('abort', onAbort);
+          // A kept-alive connection the server closed while idle (a race with its keep-alive timeout, or a proxy
+          // that drops idle connections without saying so): an idempotent request is sent once more on a new one,
+          // as Node's documentation advises. A POST is not: it may have reached the server.
+          if (retryStale && request.reusedSocket && STALE_SOCKET.has(err.code ?? '') && !signal?.aborted)
+            return void send(false).then(resolve, reject);
+          reject(signal?.aborted ? (signal.reason as Error) : new TypeError('fetch failed', { cause: err }));
+        });
+        request.end(body);
       });
-      request.end(body);
-    });
+    return send(IDEMPOTENT.has(method.toUpperCase()));
   };
 }
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE']);
 
 let shared: { http: http.Agent; https: https.Agent } | undefined;
 
