@@ -1,4 +1,5 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { cpuClock, runConcurrently } from './bench-timing';
 
 /** One HTTP call of a load run: what a client of the service sends. */
 export interface LoadRequest {
@@ -36,15 +37,13 @@ export class LoadThread {
 
   /** Sends the requests, at most `concurrency` in flight. */
   run(requests: LoadRequest[], concurrency: number): Promise<LoadResult> {
-    // Not bench-support's cpuClock: importing it here would load the whole service into the load thread too.
-    const cpuStart = process.cpuUsage();
+    const cpu = cpuClock();
     return new Promise<LoadResult>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.worker.once('error', onError);
       this.worker.once('message', (result: Omit<LoadResult, 'cpuMs'>) => {
         this.worker.off('error', onError);
-        const used = process.cpuUsage(cpuStart);
-        resolve({ ...result, cpuMs: (used.user + used.system) / 1000 });
+        resolve({ ...result, cpuMs: cpu() });
       });
       this.worker.postMessage({ requests, concurrency } satisfies LoadJob);
     });
@@ -56,23 +55,14 @@ export class LoadThread {
 }
 
 async function runLoad({ requests, concurrency }: LoadJob): Promise<Omit<LoadResult, 'cpuMs'>> {
-  const latencies: number[] = [];
   const statuses: Record<number, number> = {};
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < requests.length) {
-        const { method, url, headers, body } = requests[next++];
-        const t = performance.now();
-        const res = await fetch(url, { method, headers, body });
-        await res.arrayBuffer();
-        latencies.push(performance.now() - t);
-        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-      }
-    }),
-  );
-  return { latencies: latencies.sort((a, b) => a - b), wallMs: performance.now() - start, statuses };
+  const { latencies, wallMs } = await runConcurrently(requests.length, concurrency, async (i) => {
+    const { method, url, headers, body } = requests[i];
+    const res = await fetch(url, { method, headers, body });
+    await res.arrayBuffer();
+    statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+  });
+  return { latencies, wallMs, statuses };
 }
 
 if (!isMainThread && (workerData as { kind?: string } | undefined)?.kind === THREAD_KIND)

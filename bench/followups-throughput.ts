@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Task } from '@medplum/fhirtypes';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Registry, type RegistryContentType } from 'prom-client';
 import { FhirClient } from '@kc/fhir';
+import { DB_FILE, IN_MEMORY } from '@kc/fhir-sandbox';
 import { getQueueToken } from '@nestjs/bullmq';
 import { QUEUES, redisConnection } from '@kc/queue';
 import { TASK_KEY_SYSTEM } from '@kc/protocols';
@@ -156,7 +158,7 @@ async function measureEvents(
     const { completed = 0, failed = 0 } = await queue.getJobCounts('completed', 'failed');
     if (failed) throw new Error(`${failed} follow-up jobs failed`);
     if (completed - doneBefore >= count) break;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   const rate = count / ((performance.now() - start) / 1000);
   const cpuMs = cpu() / count;
@@ -200,8 +202,8 @@ async function measureEvents(
  */
 async function storeIdles(dataDir: string): Promise<void> {
   await sleep(1500);
-  if (dataDir === ':memory:') return;
-  const files = ['fhir.sqlite', 'fhir.sqlite-wal'].map((f) => path.join(dataDir, f));
+  if (dataDir === IN_MEMORY) return;
+  const files = [DB_FILE, `${DB_FILE}-wal`].map((f) => path.join(dataDir, f));
   const stamp = () =>
     files.map((f) => (fs.existsSync(f) ? `${fs.statSync(f).mtimeMs}/${fs.statSync(f).size}` : '')).join();
   const deadline = Date.now() + 60_000;
@@ -215,10 +217,6 @@ async function storeIdles(dataDir: string): Promise<void> {
       quietSince = Date.now();
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function fhirTimeByType(
