@@ -887,7 +887,11 @@ export class SqliteRepository extends FhirRepository {
       // What is left of the old rows, by parameter: rewritten in place with the fresh values of the same parameter.
       const stale = new Map<string, number[]>();
       for (const rows of unmatched.values())
-        for (const { rowid, p } of rows) stale.set(p, [...(stale.get(p) ?? []), rowid]);
+        for (const { rowid, p } of rows) {
+          const ofParam = stale.get(p) ?? [];
+          ofParam.push(rowid);
+          stale.set(p, ofParam);
+        }
       const rewrite = this.stmt(`UPDATE ${table} SET ${cols[1]} = ?, ${cols[2]} = ? WHERE rowid = ?`);
       const insert = this.stmt(`INSERT INTO ${table} (seq, ${cols.join(', ')}) VALUES (?, ?, ?, ?)`);
       for (const [p, a, b] of fresh) {
