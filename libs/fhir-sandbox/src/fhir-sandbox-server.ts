@@ -6,7 +6,7 @@ import type { FhirRequest } from '@medplum/fhir-router';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { capabilityStatement } from './capability-statement';
-import { IN_MEMORY, SqliteRepository } from './sqlite-repository';
+import { IN_MEMORY, SqliteRepository, type IndexBuilt } from './sqlite-repository';
 
 export interface FhirSandbox {
   /** e.g. http://127.0.0.1:8103/fhir/R4 */
@@ -34,6 +34,8 @@ export interface FhirSandboxOptions {
 }
 
 const BASE_PATH = '/fhir/R4';
+/** An index built over at least this many resources on its first search is worth a log line (it held the store). */
+const LOGGED_INDEX_BUILD = 1000;
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 /** Medplum's DEFAULT_SEARCH_COUNT. */
 const DEFAULT_PAGE_SIZE = 20;
@@ -45,7 +47,8 @@ const DEFAULT_PAGE_SIZE = 20;
  */
 export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
   indexFhirDefinitions();
-  const repo = options.repository ?? new SqliteRepository(options.dataDir ?? IN_MEMORY);
+  const repo =
+    options.repository ?? new SqliteRepository(options.dataDir ?? IN_MEMORY, { onIndexBuilt: logLongIndexBuild });
   // A repository passed in belongs to the caller; the one made here is closed with the server.
   const closeRepo = () => {
     if (!options.repository && repo instanceof SqliteRepository) repo.close();
@@ -287,4 +290,23 @@ function send(res: http.ServerResponse, status: number, body: Resource, headers:
   if (res.headersSent) return;
   res.writeHead(status, { 'content-type': FHIR_JSON, ...headers });
   res.end(JSON.stringify(body));
+}
+
+/**
+ * A search parameter's first search built its index over many stored resources (seconds at 100k): the operator sees
+ * why the store paused. One JSON line in the service's log shape (the store's thread has no Nest logger); a
+ * parameter key and counts, no patient data.
+ */
+function logLongIndexBuild(built: IndexBuilt): void {
+  if (built.resources < LOGGED_INDEX_BUILD) return;
+  const line = {
+    level: 'info',
+    time: new Date().toISOString(),
+    context: 'FhirStore',
+    msg: 'search parameter indexed on its first search',
+    parameter: built.parameter,
+    resources: built.resources,
+    ms: Math.round(built.ms),
+  };
+  process.stdout.write(`${JSON.stringify(line)}\n`);
 }

@@ -297,6 +297,8 @@ describe('indexed searches read only what they match', () => {
           });
         }
       });
+      // Searched once (the first search of a parameter builds its index over every stored Task).
+      await repo.indexParameters('Task');
       const parse = jest.spyOn(JSON, 'parse');
       const cases: [string, number][] = [
         [`Task?identifier=${SYS_A}|key-1234`, 1],
@@ -323,6 +325,9 @@ describe('indexed searches read only what they match', () => {
     const repo = new SqliteRepository(':memory:');
     const fresh = new SqliteRepository(':memory:');
     try {
+      // Every Task parameter indexed in both, as if each had been searched.
+      await repo.indexParameters('Task');
+      await fresh.indexParameters('Task');
       let task = await repo.createResource<Task>({
         resourceType: 'Task',
         status: 'requested',
@@ -480,6 +485,8 @@ describe('transactions are all or nothing', () => {
         const { resources, versions, indexRows } = (sqlite.repo as SqliteRepository).stats();
         return { resources, versions, indexRows };
       };
+      // Indexed now, not by the transaction's conditional create (an index built by a search stays).
+      await (sqlite.repo as SqliteRepository).indexParameters('Task');
       const before = stored();
       for (const sandbox of [memory, sqlite])
         expect((await post(sandbox, failingTransaction('half'))).status).toBe(412);
@@ -622,6 +629,64 @@ describe('durability', () => {
       expect(byPlan.total).toBe(1);
     } finally {
       second.close();
+    }
+  });
+
+  it('a parameter is indexed from its first search on: what was stored before is found, later writes are indexed, and the choice survives reopening', async () => {
+    const built: string[] = [];
+    const task = (i: number): Task => ({
+      resourceType: 'Task',
+      status: i % 2 ? 'requested' : 'completed',
+      intent: 'plan',
+      owner: { reference: `Practitioner/dr${i % 3}` },
+      basedOn: [{ reference: `CarePlan/cp${i}` }],
+    });
+    const first = new SqliteRepository(dir, { onIndexBuilt: (b) => built.push(`${b.parameter} ${b.resources}`) });
+    for (let i = 0; i < 6; i++) await first.createResource(task(i));
+    // Nothing searched yet: a write indexes nothing.
+    expect(first.stats().indexRows).toBe(0);
+    const owners = async (repo: SqliteRepository, owner: string) =>
+      (await repo.search(parseSearchRequest(`Task?owner=${owner}&status=requested`))).total;
+    expect(await owners(first, 'Practitioner/dr1')).toBe(1); // tasks 1 (requested) and 4 (completed) have dr1
+    expect(built).toEqual(['Task:owner 6', 'Task:status 6']);
+    // Each of the 6 Tasks has one owner row and one status row; based-on (never searched) has none.
+    expect(first.stats().indexRows).toBe(12);
+    const later = await first.createResource(task(7)); // owner dr1, requested
+    expect(first.stats().indexRows).toBe(14);
+    first.close();
+
+    built.length = 0;
+    const second = new SqliteRepository(dir, { onIndexBuilt: (b) => built.push(b.parameter) });
+    try {
+      const found = await second.search(parseSearchRequest('Task?owner=Practitioner/dr1&status=requested'));
+      expect(found.entry?.map((e) => e.resource?.id).sort()).toHaveLength(2);
+      expect(found.entry?.some((e) => e.resource?.id === later.id)).toBe(true);
+      expect(built).toEqual([]); // indexed before the restart: not built again
+      await second.updateResource({ ...later, status: 'completed' });
+      expect(await owners(second, 'Practitioner/dr1')).toBe(1);
+      expect(second.stats().indexRows).toBe(14);
+    } finally {
+      second.close();
+    }
+  });
+
+  it('an index built inside a transaction that fails is taken back with it, and built again on the next search', async () => {
+    const repo = new SqliteRepository(dir);
+    try {
+      await repo.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' });
+      await expect(
+        repo.withTransaction(async () => {
+          expect((await repo.search(parseSearchRequest('Task?status=requested'))).total).toBe(1);
+          throw new Error('the rest of the transaction failed');
+        }),
+      ).rejects.toThrow('failed');
+      expect(repo.stats().indexRows).toBe(0);
+      // Not believed indexed any more: the next search builds the rows again, so later writes are found too.
+      expect((await repo.search(parseSearchRequest('Task?status=requested'))).total).toBe(1);
+      await repo.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' });
+      expect((await repo.search(parseSearchRequest('Task?status=requested'))).total).toBe(2);
+    } finally {
+      repo.close();
     }
   });
 

@@ -49,7 +49,7 @@ export const DB_FILE = 'fhir.sqlite';
  * Bump when what the index holds changes (or Medplum's search parameter definitions do): an existing store is
  * re-indexed from its resources when it is opened.
  */
-const INDEX_VERSION = '2';
+const INDEX_VERSION = '3';
 
 type IndexKind = 'token' | 'reference' | 'date';
 
@@ -70,6 +70,14 @@ interface IndexedParam {
    * any gives no value, so the evaluation is skipped); undefined when it must always be evaluated.
    */
   roots?: string[];
+}
+
+/** A parameter's index, built on its first search over the resources already stored. */
+export interface IndexBuilt {
+  /** `Task:owner` */
+  parameter: string;
+  resources: number;
+  ms: number;
 }
 
 /** One filter answered by the index: an SQL condition over one index table, for one resource's rows (alias `x`). */
@@ -95,6 +103,7 @@ interface TokenRow {
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS indexed_param (p TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS resource (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   type TEXT NOT NULL,
@@ -146,7 +155,8 @@ const ESTIMATE_ORDER: Record<IndexedFilter['table'], number> = { ref: 0, token: 
 /**
  * A durable FHIR repository for Medplum's FhirRouter: resources and their history in SQLite (node:sqlite), with
  * a token / reference / date index written at write time, so the searches this service makes cost what they
- * match, not what is stored.
+ * match, not what is stored. A parameter is indexed from its first search on (ensureIndexed): writes pay only for
+ * the parameters someone searches.
  *
  * Semantics follow Medplum's MemoryRepository, which this replaces: the same matching (the index holds exactly
  * the values `matchesSearchRequest` compares, computed with the same Medplum functions), the same result order
@@ -170,6 +180,10 @@ export class SqliteRepository extends FhirRepository {
   private readonly context = new AsyncLocalStorage<{ active: boolean }>();
   private lockTail: Promise<void> = Promise.resolve();
   private readonly paramsByType = new Map<string, IndexedParam[]>();
+  /** Keys (`Task:status`) of the parameters the index keeps rows for: those searched at least once (ensureIndexed). */
+  private readonly indexed = new Set<string>();
+  private readonly indexedParamsByType = new Map<string, IndexedParam[]>();
+  private readonly onIndexBuilt?: (built: IndexBuilt) => void;
   private readonly sortAtoms = new Map<string, ReturnType<typeof parseFhirPath>>();
   private readonly collator = new Intl.Collator();
   private seeding = false;
@@ -186,9 +200,13 @@ export class SqliteRepository extends FhirRepository {
   private uncheckpointed = false;
   private idleCheckpoint?: NodeJS.Timeout;
 
-  /** @param location - a directory (created when missing) or `:memory:` */
-  constructor(location: string = IN_MEMORY) {
+  /**
+   * @param location - a directory (created when missing) or `:memory:`
+   * @param options.onIndexBuilt - told when a parameter's first search built its index over the stored resources
+   */
+  constructor(location: string = IN_MEMORY, options: { onIndexBuilt?: (built: IndexBuilt) => void } = {}) {
     super();
+    this.onIndexBuilt = options.onIndexBuilt;
     if (!globalSchema.types.Task?.searchParams?.identifier)
       throw new Error('SqliteRepository: index the FHIR definitions (search parameters) before opening a store');
     this.location = location;
@@ -212,6 +230,7 @@ export class SqliteRepository extends FhirRepository {
     // 64 MB of page cache (the default is 2 MB): index inserts land on random pages of the value indexes.
     this.db.exec('PRAGMA cache_size = -65536');
     this.db.exec(SCHEMA);
+    this.loadIndexedParams();
     this.reindexIfStale();
   }
 
@@ -373,6 +392,7 @@ export class SqliteRepository extends FhirRepository {
           this.db.exec(`ROLLBACK TO ${savepoint}`);
           this.db.exec(`RELEASE ${savepoint}`);
         }
+        this.loadIndexedParams();
         throw err;
       } finally {
         this.savepointDepth--;
@@ -627,6 +647,13 @@ export class SqliteRepository extends FhirRepository {
   private indexedFilter(resourceType: string, filter: Filter): IndexedFilter | undefined {
     const param = this.params(resourceType).find((p) => p.code === filter.code);
     if (!param) return undefined;
+    const condition = this.indexCondition(param, filter);
+    if (condition) this.ensureIndexed(resourceType, param);
+    return condition;
+  }
+
+  /** The SQL condition for a filter on an indexed parameter, when the index answers it exactly. */
+  private indexCondition(param: IndexedParam, filter: Filter): IndexedFilter | undefined {
     const values = splitSearchOnComma(filter.value);
     const ors: string[] = [];
     const params: SQLInputValue[] = [];
@@ -807,7 +834,10 @@ export class SqliteRepository extends FhirRepository {
   }
 
   /** The values each indexed search parameter of the resource's type takes, computed once per write. */
-  private indexRows(resource: Resource): {
+  private indexRows(
+    resource: Resource,
+    params = this.indexedParams(resource.resourceType),
+  ): {
     tokens: [string, TokenRow][];
     refs: [string, string, string | null][];
     dates: [string, string, string][];
@@ -816,7 +846,7 @@ export class SqliteRepository extends FhirRepository {
     const refs: [string, string, string | null][] = [];
     const dates: [string, string, string][] = [];
     const typedResource = [toTypedValue(resource)];
-    for (const param of this.params(resource.resourceType)) {
+    for (const param of params) {
       if (param.roots && !param.roots.some((root) => hasProperty(resource, root))) continue;
       let typed;
       try {
@@ -942,7 +972,66 @@ export class SqliteRepository extends FhirRepository {
     return params;
   }
 
-  /** Rebuilds the index from the stored resources when it was written by another index version. */
+  /** The parameters of a type whose index rows are kept (see ensureIndexed). */
+  private indexedParams(resourceType: string): IndexedParam[] {
+    let params = this.indexedParamsByType.get(resourceType);
+    if (!params) {
+      params = this.params(resourceType).filter((p) => this.indexed.has(p.key));
+      this.indexedParamsByType.set(resourceType, params);
+    }
+    return params;
+  }
+
+  /**
+   * A parameter is indexed from its first search on: its rows are built then, over the resources of its type
+   * already stored (once: the set of indexed parameters is stored too), and written with every write after. A Task
+   * has ~30 token, reference and date parameters, and each index row costs a page of the WAL at commit; the service
+   * and a clinic's EHRs search a handful of them, so writes index only what someone searches (a follow-up event's
+   * index rows: ~90 -> ~40). The first search of a parameter nobody searched before pays for the build (a few
+   * seconds at 100k Tasks; RavenDB's auto-indexes work the same way).
+   */
+  private ensureIndexed(resourceType: string, param: IndexedParam): void {
+    if (this.indexed.has(param.key)) return;
+    const started = performance.now();
+    let resources = 0;
+    this.atomic(() => {
+      for (const r of this.stmt('SELECT seq, content FROM resource WHERE type = ?').iterate(resourceType) as Iterable<{
+        seq: number;
+        content: string;
+      }>) {
+        this.insertIndexRows(r.seq, this.indexRows(JSON.parse(r.content) as Resource, [param]));
+        resources++;
+      }
+      this.stmt('INSERT INTO indexed_param (p) VALUES (?)').run(param.key);
+    });
+    this.indexed.add(param.key);
+    this.indexedParamsByType.delete(resourceType);
+    this.onIndexBuilt?.({ parameter: param.key, resources, ms: performance.now() - started });
+  }
+
+  /** Indexes parameters now instead of on their first search (every token, reference and date one by default). */
+  indexParameters(resourceType: string, codes?: string[]): Promise<void> {
+    return this.exclusive(() => {
+      for (const param of this.params(resourceType))
+        if (!codes || codes.includes(param.code)) this.ensureIndexed(resourceType, param);
+    });
+  }
+
+  /**
+   * Which parameters are indexed, as stored: read on open, and again after a rollback (a search inside a failed
+   * transaction may have built an index the rollback took back).
+   */
+  private loadIndexedParams(): void {
+    this.indexed.clear();
+    this.indexedParamsByType.clear();
+    for (const row of this.stmt('SELECT p FROM indexed_param').all() as { p: string }[]) this.indexed.add(row.p);
+  }
+
+  /**
+   * Rebuilds the index from the stored resources when it was written by another index version or other parameter
+   * definitions. A store from before on-demand indexing (version 2) starts with no parameter indexed: each is built
+   * again on its first search.
+   */
   private reindexIfStale(): void {
     const signature = createHash('sha256');
     for (const type of Object.keys(globalSchema.types).sort())
@@ -952,6 +1041,13 @@ export class SqliteRepository extends FhirRepository {
     if (row?.value === version) return;
     this.atomic(() => {
       this.db.exec('DELETE FROM token; DELETE FROM ref; DELETE FROM date;');
+      // Parameters that no longer exist are forgotten; the others' rows are computed again.
+      for (const key of this.indexed) {
+        const [type, code] = key.split(':');
+        if (!this.params(type).some((p) => p.code === code))
+          this.stmt('DELETE FROM indexed_param WHERE p = ?').run(key);
+      }
+      this.loadIndexedParams();
       for (const r of this.stmt('SELECT seq, content FROM resource').iterate() as Iterable<{
         seq: number;
         content: string;
@@ -989,6 +1085,7 @@ export class SqliteRepository extends FhirRepository {
           return result;
         } catch (err) {
           this.db.exec('ROLLBACK');
+          this.loadIndexedParams();
           throw err;
         }
       }
@@ -1002,6 +1099,7 @@ export class SqliteRepository extends FhirRepository {
     } catch (err) {
       this.db.exec('ROLLBACK TO w');
       this.db.exec('RELEASE w');
+      this.loadIndexedParams();
       throw err;
     }
   }
@@ -1080,6 +1178,7 @@ export class SqliteRepository extends FhirRepository {
   }
 
   private failGroup(err: unknown): void {
+    this.loadIndexedParams();
     const waiting = this.waitingForCommit;
     this.waitingForCommit = [];
     this.groupOpen = false;
