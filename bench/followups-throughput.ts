@@ -11,6 +11,7 @@ import { getQueueToken } from '@nestjs/bullmq';
 import { QUEUES, redisConnection } from '@kc/queue';
 import { TASK_KEY_SYSTEM } from '@kc/protocols';
 import { completeInfusionFor, enrolForBench } from './bench-clinic';
+import { LoadThread } from './bench-load-thread';
 import { preload, QUICK } from './bench-preload';
 import { cpuClock, fmt, header, percentile, row, runBench, runConcurrently, startBenchService } from './bench-support';
 
@@ -48,6 +49,8 @@ async function main(): Promise<void> {
   await rawQueue.close();
 
   const service = await startBenchService();
+  // The EHR sending the events runs in a thread of its own, as on its own machine (see LoadThread).
+  const clients = new LoadThread();
   const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1, timeoutMs: 120_000 });
   const sizes = QUICK
     ? { small: 200, mid: { tasks: 1000, medicationRequests: 500, carePlans: 250 }, big: 2000 }
@@ -56,8 +59,8 @@ async function main(): Promise<void> {
   let loaded = await preload(fhir, { tasks: sizes.small, carePlans: 50 });
   // Warm-up (JIT, connection pools, Lua scripts loaded), not reported: otherwise the first store measured looks
   // slower than the bigger ones for reasons that have nothing to do with its size.
-  await measureEvents(service, fhir, Math.ceil(EVENTS / 2), 'warm-up');
-  const small = await measureEvents(service, fhir, EVENTS, `${loaded.tasks} Tasks`);
+  await measureEvents(service, fhir, clients, Math.ceil(EVENTS / 2), 'warm-up');
+  const small = await measureEvents(service, fhir, clients, EVENTS, `${loaded.tasks} Tasks`);
   loaded = await preload(fhir, sizes.mid, loaded);
   // Baseline: the store's raw transaction rate, a transaction of 2 conditional Task creates, 4 in flight.
   await storeIdles(service.config.fhirDataDir);
@@ -65,14 +68,16 @@ async function main(): Promise<void> {
   const mid = await measureEvents(
     service,
     fhir,
+    clients,
     EVENTS,
     `${loaded.tasks} Tasks + ${loaded.medicationRequests} MedicationRequests + ${loaded.carePlans.length} CarePlans`,
   );
   const loadStart = performance.now();
   loaded = await preload(fhir, { tasks: sizes.big }, loaded);
   row('preload to the big store (500 creates per transaction)', `${fmt((performance.now() - loadStart) / 1000)} s`);
-  const big = await measureEvents(service, fhir, EVENTS, `${loaded.tasks} Tasks`);
+  const big = await measureEvents(service, fhir, clients, EVENTS, `${loaded.tasks} Tasks`);
   const memory = process.memoryUsage();
+  await clients.close();
 
   row('baseline: raw BullMQ no-op jobs (concurrency 4)', `${fmt(rawRate, 0)} jobs/s`);
   row(
@@ -129,6 +134,7 @@ async function rawTransactions(fhir: FhirClient, count: number): Promise<{ rate:
 async function measureEvents(
   service: Awaited<ReturnType<typeof startBenchService>>,
   fhir: FhirClient,
+  clients: LoadThread,
   count: number,
   label: string,
 ) {
@@ -146,14 +152,16 @@ async function measureEvents(
   await storeIdles(service.config.fhirDataDir);
   const cpu = cpuClock();
   const start = performance.now();
-  await runConcurrently(procedures.length, 8, async (i) => {
-    const res = await fetch(`${service.url}/events/infusion-completed`, {
+  const sent = await clients.run(
+    procedures.map((procedure) => ({
       method: 'POST',
+      url: `${service.url}/events/infusion-completed`,
       headers: { 'content-type': 'application/json', authorization: `Bearer ${integration}` },
-      body: JSON.stringify({ procedure: `Procedure/${procedures[i]}` }),
-    });
-    if (res.status !== 202) throw new Error(`event answered ${res.status}`);
-  });
+      body: JSON.stringify({ procedure: `Procedure/${procedure}` }),
+    })),
+    8,
+  );
+  if (sent.statuses[202] !== count) throw new Error(`events answered ${JSON.stringify(sent.statuses)}`);
   for (;;) {
     const { completed = 0, failed = 0 } = await queue.getJobCounts('completed', 'failed');
     if (failed) throw new Error(`${failed} follow-up jobs failed`);
