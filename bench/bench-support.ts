@@ -47,6 +47,18 @@ export async function startBenchService(
   };
 }
 
+/**
+ * Busy milliseconds per thread from now until the returned function is called: the service's thread (API and
+ * worker) and the embedded store's own thread. Tells which side an operation's cost is on: a ratio to a raw FHIR
+ * call cannot be better than the store's work for the operation against the store's work for that call.
+ */
+export function threadClock(service: RunningService): () => { serviceMs: number; storeMs: number } {
+  const storeBusy = service.sandbox?.busyMs ?? (() => NaN);
+  const service0 = performance.eventLoopUtilization();
+  const store0 = storeBusy();
+  return () => ({ serviceMs: performance.eventLoopUtilization(service0).active, storeMs: storeBusy() - store0 });
+}
+
 export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const start = performance.now();
   const value = await fn();

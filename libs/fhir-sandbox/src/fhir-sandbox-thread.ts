@@ -44,6 +44,7 @@ function startFhirSandboxThread(options: Omit<FhirSandboxOptions, 'repository'>)
       resolve({
         baseUrl: message.baseUrl,
         runsIn: 'a worker thread',
+        busyMs: () => worker.performance.eventLoopUtilization().active,
         close: () => {
           if (closing) return Promise.resolve();
           closing = true;
