@@ -713,6 +713,29 @@ describe('durability', () => {
     }
   });
 
+  it('reads keep the store busy: no checkpoint while they come, one once they stop', async () => {
+    const repo = new SqliteRepository(dir);
+    try {
+      const dbFile = path.join(dir, DB_FILE);
+      const before = fs.statSync(dbFile).size;
+      for (let i = 0; i < 50; i++)
+        await repo.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' });
+      // A read every 20 ms for 0.8 s, the last write's 250 ms long gone: never a quiet spell of 250 ms.
+      const readsUntil = Date.now() + 800;
+      while (Date.now() < readsUntil) {
+        await repo.search(parseSearchRequest('Task?status=requested&_count=1'));
+        expect(fs.statSync(dbFile).size).toBe(before);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const deadline = Date.now() + 5000;
+      while (fs.statSync(dbFile).size === before && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(fs.statSync(dbFile).size).toBeGreaterThan(before);
+    } finally {
+      repo.close();
+    }
+  });
+
   it('one process per data directory: a second opener is refused at once, saying why; after close it opens', () => {
     const first = new SqliteRepository(dir);
     try {

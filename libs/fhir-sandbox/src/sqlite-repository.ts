@@ -191,6 +191,8 @@ export class SqliteRepository extends FhirRepository {
   private durable = false;
   /** Operations waiting for or holding the lock: the store is idle at 0. */
   private inFlight = 0;
+  /** When the last operation (a read or a write) ended: the idle checkpoint waits for a quiet spell after it. */
+  private lastActive = 0;
   /** A write group is open (see settle): the operations that ran in it wait for its commit. */
   private groupOpen = false;
   private waitingForCommit: { ok: () => void; fail: (err: unknown) => void }[] = [];
@@ -1206,21 +1208,26 @@ export class SqliteRepository extends FhirRepository {
     }
     ctx.active = false;
     this.inFlight--;
+    this.lastActive = performance.now();
     const answered = this.settle(outcome);
     release();
     return answered;
   }
 
   /**
-   * Copies the WAL into the database file once no operation has run for IDLE_CHECKPOINT_MS (another operation
-   * arriving first puts it off again). A clinic's load comes in bursts (a morning of infusions, a review round),
-   * so the pauses between them take the checkpoint's cost, not the requests.
+   * Copies the WAL into the database file once no operation has run for IDLE_CHECKPOINT_MS. A clinic's load comes in
+   * bursts (a morning of infusions, a review round), so the pauses between them take the checkpoint's cost, not the
+   * requests. Reads count as activity: they commit nothing, so only the time of the last operation tells a quiet
+   * spell from a moment between two requests (a checkpoint had landed in the middle of a run of $apply calls).
    */
-  private checkpointWhenIdle(): void {
+  private checkpointWhenIdle(delayMs = IDLE_CHECKPOINT_MS): void {
     clearTimeout(this.idleCheckpoint);
     this.idleCheckpoint = setTimeout(() => {
-      // Busy again (or a group about to commit): the next commit schedules the next try.
-      if (this.closed || this.inFlight > 0 || this.groupOpen || !this.uncheckpointed) return;
+      if (this.closed || !this.uncheckpointed) return;
+      const quietFor = performance.now() - this.lastActive;
+      // Busy, or busy a moment ago: try again once the store has been quiet long enough.
+      if (this.inFlight > 0 || this.groupOpen || quietFor < IDLE_CHECKPOINT_MS)
+        return this.checkpointWhenIdle(Math.max(1, IDLE_CHECKPOINT_MS - Math.max(0, quietFor)));
       try {
         this.db.exec('PRAGMA wal_checkpoint(PASSIVE)');
         this.uncheckpointed = false;
