@@ -186,6 +186,9 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     const carePlanId = part<CarePlan>(first.body, 'return')[0].id;
     expect(carePlanId).toBeDefined();
     expect(part<CarePlan>(second.body, 'return')[0].id).toBe(carePlanId);
+    // The second answer names the same stored resources in the same places (each found by its own key).
+    expect(storedRefs(second.body)).toEqual(storedRefs(first.body));
+    expect(storedRefs(first.body).filter((r) => r.startsWith('Task/'))).toHaveLength(2);
     expect(await service.fhir.searchAll('CarePlan', { subject })).toHaveLength(1);
     const tasks = await service.fhir.searchAll<Task>('Task', { patient: subject });
     expect(tasks).toHaveLength(2);
@@ -326,3 +329,13 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     });
   });
 });
+
+/** Every `Type/id` reference and stored resource in an answer, in document order. */
+function storedRefs(body: unknown): string[] {
+  const refs: string[] = [];
+  JSON.stringify(body, (key, value: unknown) => {
+    if (key === 'reference' && typeof value === 'string' && /^[A-Z][A-Za-z]+\/[^/]+$/.test(value)) refs.push(value);
+    return value;
+  });
+  return refs;
+}

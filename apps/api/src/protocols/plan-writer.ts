@@ -59,18 +59,24 @@ export class PlanWriter {
     return byFullUrl;
   }
 
-  /** One batch: each entry's key search (its If-None-Exist criteria). */
+  /**
+   * One batch: the entries' keys (their If-None-Exist criteria, `identifier=system|value`), one search per resource
+   * type with the keys OR'd (`Task?identifier=k1,k2,...`): a plan's dozen resources cost the server a handful of
+   * searches, not a dozen. Each entry takes the first resource carrying its key, as its own key search would; other
+   * criteria get a search of their own.
+   */
   private async existing(entries: AppliedEntry[]): Promise<Map<string, Resource>> {
-    const keyed = entries.filter((e) => e.ifNoneExist);
+    const lookups = keyLookups(entries);
     const found = new Map<string, Resource>();
-    if (!keyed.length) return found;
-    const answer = await this.fhir.batch(
-      keyed.map((e) => ({ request: { method: 'GET', url: `${e.resource.resourceType}?${e.ifNoneExist}` } })),
-    );
-    (answer.entry ?? []).forEach((entry, i) => {
+    if (!lookups.length) return found;
+    const answer = await this.fhir.batch(lookups.map((l) => ({ request: { method: 'GET', url: l.url } })));
+    lookups.forEach((lookup, i) => {
       // A failed lookup fails the write: taking it for "not there" would create the resource a second time.
-      const [match] = matchesOf(batchResult<Bundle>(entry, `${keyed[i].resource.resourceType} by key`));
-      if (match?.id) found.set(keyed[i].fullUrl, match);
+      const matches = matchesOf(batchResult<Bundle>(answer.entry?.[i], `${lookup.type} by key`));
+      for (const { entry, key } of lookup.entries) {
+        const match = key ? matches.find((r) => keysOf(r).includes(key)) : matches[0];
+        if (match?.id) found.set(entry.fullUrl, match);
+      }
     });
     return found;
   }
@@ -97,6 +103,43 @@ export class PlanWriter {
     const match = location && /([A-Za-z]+)\/([^/]+)/.exec(location);
     return match ? this.fhir.read(match[1] as Resource['resourceType'], match[2]) : undefined;
   }
+}
+
+interface KeyLookup {
+  type: string;
+  url: string;
+  /** With its key (`system|value`, lower-cased) when the search is shared by several entries. */
+  entries: { entry: AppliedEntry; key?: string }[];
+}
+
+/** The searches that find the entries already written: key searches OR'd per type, anything else alone. */
+function keyLookups(entries: AppliedEntry[]): KeyLookup[] {
+  const lookups: KeyLookup[] = [];
+  const keyed = new Map<string, { entry: AppliedEntry; key: string }[]>();
+  for (const entry of entries) {
+    if (!entry.ifNoneExist) continue;
+    const type = entry.resource.resourceType;
+    const key = /^identifier=([^&,\\]+\|[^&,\\]+)$/.exec(entry.ifNoneExist)?.[1];
+    if (!key) {
+      lookups.push({ type, url: `${type}?${entry.ifNoneExist}`, entries: [{ entry }] });
+      continue;
+    }
+    keyed.set(type, [...(keyed.get(type) ?? []), { entry, key }]);
+  }
+  for (const [type, ofType] of keyed)
+    lookups.push({
+      type,
+      // Room for every key twice over: a full page could hide a match.
+      url: `${type}?identifier=${ofType.map((k) => k.key).join(',')}&_count=${2 * ofType.length + 10}`,
+      entries: ofType.map(({ entry, key }) => ({ entry, key: decodeURIComponent(key).toLowerCase() })),
+    });
+  return lookups;
+}
+
+/** A resource's identifiers as `system|value`, lower-cased (a token search ignores case). */
+function keysOf(resource: Resource): string[] {
+  const identifiers = (resource as { identifier?: { system?: string; value?: string }[] }).identifier ?? [];
+  return identifiers.map((i) => `${i.system ?? ''}|${i.value ?? ''}`.toLowerCase());
 }
 
 /** Every `reference` string in a resource. */
