@@ -50,11 +50,11 @@ async function main(): Promise<void> {
   const engineRate = ENGINE_RUNS / ((performance.now() - engineStart) / 1000);
 
   // The reads exactly as $apply makes them: the Patient and every input's search in one batch.
-  let threads = threadClock(service);
+  let threads = await threadClock(service);
   const reads = await runConcurrently(PATIENTS, CONCURRENCY, (i) =>
     fhir.batch([getEntry(`Patient/${ids[i]}`), ...searchEntries(patientDataQueries(plan, ids[i]))]),
   );
-  const readsStoreMs = threads().storeMs / PATIENTS;
+  const readsStoreMs = (await threads()).storeMs / PATIENTS;
   const readRate = PATIENTS / (reads.wallMs / 1000);
 
   const token = await service.token('clinician');
@@ -78,15 +78,15 @@ async function main(): Promise<void> {
     });
   // The EHR's calls come from a thread of their own, as from its own machine (bench-load-thread.ts).
   const clients = new LoadThread();
-  threads = threadClock(service);
+  threads = await threadClock(service);
   const apply = await clients.run(applyCalls(false), CONCURRENCY);
-  const applyBusy = threads();
+  const applyBusy = await threads();
   if (apply.statuses[200] !== PATIENTS) throw new Error(`$apply answered ${JSON.stringify(apply.statuses)}`);
   const applyRate = PATIENTS / (apply.wallMs / 1000);
   // Persisted: the whole plan written as plain creates under the plan lock, then read back (new patients each time).
-  threads = threadClock(service);
+  threads = await threadClock(service);
   const persisted = await clients.run(applyCalls(true), CONCURRENCY);
-  const persistedBusy = threads();
+  const persistedBusy = await threads();
   if (persisted.statuses[200] !== PATIENTS)
     throw new Error(`$apply (persist) answered ${JSON.stringify(persisted.statuses)}`);
   const persistRate = PATIENTS / (persisted.wallMs / 1000);
@@ -103,11 +103,11 @@ async function main(): Promise<void> {
     [reads, apply, persisted].map((r) => fmt(r.cpuMs / PATIENTS, 2)).join(' / '),
   );
   row(
-    'busy ms per patient, store thread: reads / $apply / persisted',
+    'CPU ms per patient, store thread: reads / $apply / persisted',
     [readsStoreMs, applyBusy.storeMs / PATIENTS, persistedBusy.storeMs / PATIENTS].map((ms) => fmt(ms, 2)).join(' / '),
   );
   row(
-    'busy ms per patient, service thread: $apply / persisted',
+    'CPU ms per patient, service thread: $apply / persisted',
     [applyBusy, persistedBusy].map((b) => fmt(b.serviceMs / PATIENTS, 2)).join(' / '),
   );
   // The store's thread does the FHIR work (the read batch; persisted, the transaction of ~12 creates) whoever sends

@@ -48,15 +48,22 @@ export async function startBenchService(
 }
 
 /**
- * Busy milliseconds per thread from now until the returned function is called: the service's thread (API and
- * worker) and the embedded store's own thread. Tells which side an operation's cost is on: a ratio to a raw FHIR
- * call cannot be better than the store's work for the operation against the store's work for that call.
+ * CPU milliseconds per thread from now until the returned function is called: the service's thread (API and
+ * worker; for a raw call, the bench's client) and the embedded store's own thread. Tells which side an operation's
+ * cost is on: a ratio to a raw FHIR call cannot be better than the store's CPU for that call against the store's CPU
+ * for the operation.
  */
-export function threadClock(service: RunningService): () => { serviceMs: number; storeMs: number } {
-  const storeBusy = service.sandbox?.busyMs ?? (() => NaN);
-  const service0 = performance.eventLoopUtilization();
-  const store0 = storeBusy();
-  return () => ({ serviceMs: performance.eventLoopUtilization(service0).active, storeMs: storeBusy() - store0 });
+export async function threadClock(
+  service: RunningService,
+): Promise<() => Promise<{ serviceMs: number; storeMs: number }>> {
+  const storeCpu = service.sandbox?.cpuMs ?? (() => Promise.resolve(NaN));
+  const serviceCpu = () => {
+    const { user, system } = process.threadCpuUsage();
+    return (user + system) / 1000;
+  };
+  const service0 = serviceCpu();
+  const store0 = await storeCpu();
+  return async () => ({ serviceMs: serviceCpu() - service0, storeMs: (await storeCpu()) - store0 });
 }
 
 export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {

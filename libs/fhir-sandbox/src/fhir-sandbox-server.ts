@@ -15,8 +15,8 @@ export interface FhirSandbox {
   repo?: FhirRepository;
   /** Where the server runs: this thread, or a worker thread of its own (startFhirSandboxThread). */
   runsIn: 'this thread' | 'a worker thread';
-  /** Milliseconds the store's own thread has been busy (not idle in its event loop); only when it has one. */
-  busyMs?: () => number;
+  /** CPU milliseconds the store's own thread has used so far; only when it has one. */
+  cpuMs?: () => Promise<number>;
   /** Stops listening and closes the store (committed data stays in the data directory). */
   close(): Promise<void>;
 }

@@ -44,7 +44,10 @@ function startFhirSandboxThread(options: Omit<FhirSandboxOptions, 'repository'>)
       resolve({
         baseUrl: message.baseUrl,
         runsIn: 'a worker thread',
-        busyMs: () => worker.performance.eventLoopUtilization().active,
+        cpuMs: async () => {
+          const { user, system } = await worker.cpuUsage();
+          return (user + system) / 1000;
+        },
         close: () => {
           if (closing) return Promise.resolve();
           closing = true;

@@ -1234,7 +1234,7 @@ export class SqliteRepository extends FhirRepository {
       } catch {
         // Left for the next idle moment (or SQLite's own checkpoint at WAL_HARD_CHECKPOINT_PAGES).
       }
-    }, IDLE_CHECKPOINT_MS);
+    }, delayMs);
     this.idleCheckpoint.unref();
   }
 }
