@@ -11,8 +11,9 @@ import * as https from 'node:https';
  * string (or URLSearchParams) body, and an AbortSignal (the per-request timeout); network errors reject like
  * fetch's. The answer is a standard Response, so callers and wrappers (metrics) see fetch's interface.
  */
-export function httpFetch(): typeof fetch {
-  const agents = sharedAgents();
+export function httpFetch(options: { maxSockets?: number } = {}): typeof fetch {
+  // Agents of its own when asked for another connection limit (a load generator's hundred clients).
+  const agents = options.maxSockets ? newAgents(options.maxSockets) : sharedAgents();
   return (input, init) => {
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
     const body = requestBody(init?.body);
@@ -71,11 +72,15 @@ let shared: { http: http.Agent; https: https.Agent } | undefined;
 
 /** One pair of keep-alive agents per process: connections to the FHIR server are reused across clients. */
 function sharedAgents(): { http: http.Agent; https: https.Agent } {
-  shared ??= {
-    http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
-  };
+  shared ??= newAgents(64);
   return shared;
+}
+
+function newAgents(maxSockets: number): { http: http.Agent; https: https.Agent } {
+  return {
+    http: new http.Agent({ keepAlive: true, maxSockets }),
+    https: new https.Agent({ keepAlive: true, maxSockets }),
+  };
 }
 
 function requestBody(body: RequestInit['body'] | undefined): string | undefined {
