@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, Patient, Resource, Task } from '@medplum/fhirtypes';
@@ -711,6 +712,45 @@ describe('durability', () => {
     } finally {
       repo.close();
     }
+  });
+
+  it('a version is stored once: the current one in the resource table, the ones it superseded in the history', async () => {
+    const rowsIn = (table: string) => {
+      const db = new DatabaseSync(path.join(dir, DB_FILE), { readOnly: true });
+      try {
+        return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    const first = new SqliteRepository(dir);
+    const v1 = await first.createResource<Task>({ resourceType: 'Task', status: 'draft', intent: 'plan' });
+    const v2 = await first.updateResource<Task>({ ...v1, status: 'ready' });
+    const v3 = await first.updateResource<Task>({ ...v2, status: 'completed' });
+    const other = await first.createResource<Task>({ resourceType: 'Task', status: 'draft', intent: 'plan' });
+    await first.deleteResource('Task', other.id);
+    const versions = async (repo: SqliteRepository) =>
+      (await repo.readHistory<Task>('Task', v1.id)).entry?.map((e) => e.resource?.meta?.versionId);
+    expect(await versions(first)).toEqual([v3, v2, v1].map((v) => v.meta!.versionId));
+    for (const v of [v1, v2, v3]) expect(await first.readVersion('Task', v1.id, v.meta!.versionId!)).toEqual(v);
+    first.close();
+    // Two superseded versions of the first Task, the deleted one's last version; no copy of a current version.
+    expect(rowsIn('history')).toBe(3);
+
+    // A store from before: every current version had a copy in the history. Opened, it keeps one of each.
+    const old = new DatabaseSync(path.join(dir, DB_FILE));
+    old.exec(
+      "INSERT INTO history (type, id, version_id, content) SELECT type, id, version_id, content FROM resource; DELETE FROM meta WHERE key = 'history'",
+    );
+    old.close();
+    expect(rowsIn('history')).toBe(4);
+    const second = new SqliteRepository(dir);
+    try {
+      expect(await versions(second)).toEqual([v3, v2, v1].map((v) => v.meta!.versionId));
+    } finally {
+      second.close();
+    }
+    expect(rowsIn('history')).toBe(3);
   });
 
   it('reads keep the store busy: no checkpoint while they come, one once they stop', async () => {
