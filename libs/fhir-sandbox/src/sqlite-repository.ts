@@ -838,7 +838,7 @@ export class SqliteRepository extends FhirRepository {
           ).lastInsertRowid,
         );
       }
-      if (existing) this.updateIndexRows(seq, rows);
+      if (existing) this.updateIndexRows(seq, rows, resourceType);
       else this.insertIndexRows(seq, rows);
     });
     return result;
@@ -928,13 +928,21 @@ export class SqliteRepository extends FhirRepository {
    * and its place in the table stay, where a delete and an insert cost two more pages each (WAL pages per Task status
    * update 21 -> 17, per content-only update 13 -> 11, on a store of 20k Tasks).
    */
-  private updateIndexRows(seq: number, rows: ReturnType<SqliteRepository['indexRows']>): void {
-    const tables: { table: string; cols: string[]; next: (string | null)[][] }[] = [
-      { table: 'token', cols: ['p', 'system', 'value'], next: rows.tokens.map(([key, t]) => [key, t.system, t.value]) },
-      { table: 'ref', cols: ['p', 'ref', 'tail'], next: rows.refs },
-      { table: 'date', cols: ['p', 'lo', 'hi'], next: rows.dates },
+  private updateIndexRows(seq: number, rows: ReturnType<SqliteRepository['indexRows']>, resourceType: string): void {
+    const tables: { table: string; kind: IndexKind; cols: string[]; next: (string | null)[][] }[] = [
+      {
+        table: 'token',
+        kind: 'token',
+        cols: ['p', 'system', 'value'],
+        next: rows.tokens.map(([key, t]) => [key, t.system, t.value]),
+      },
+      { table: 'ref', kind: 'reference', cols: ['p', 'ref', 'tail'], next: rows.refs },
+      { table: 'date', kind: 'date', cols: ['p', 'lo', 'hi'], next: rows.dates },
     ];
-    for (const { table, cols, next } of tables) {
+    // A table can hold rows of this resource only for a kind of parameter its type has indexed.
+    const kinds = new Set(this.indexedParams(resourceType).map((p) => p.kind));
+    for (const { table, kind, cols, next } of tables) {
+      if (!kinds.has(kind)) continue;
       const current = this.stmt(`SELECT rowid AS r, ${cols.join(', ')} FROM ${table} WHERE seq = ?`).all(seq) as Record<
         string,
         string | number | null
