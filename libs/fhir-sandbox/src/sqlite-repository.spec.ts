@@ -691,24 +691,35 @@ describe('durability', () => {
     }
   });
 
+  /** 50 Tasks written (committed to the WAL); the size the database file had before. */
+  async function fiftyTasks(repo: SqliteRepository): Promise<{ dbFile: string; before: number }> {
+    const dbFile = path.join(dir, DB_FILE);
+    const before = fs.statSync(dbFile).size;
+    for (let i = 0; i < 50; i++)
+      await repo.createResource<Task>({
+        resourceType: 'Task',
+        status: 'requested',
+        intent: 'plan',
+        identifier: [{ system: SYS_A, value: `wal-${i}` }],
+      });
+    return { dbFile, before };
+  }
+
+  /** Whether the database file grows past `before` (a checkpoint copied the WAL into it) within 5 s. */
+  async function checkpointed(dbFile: string, before: number): Promise<boolean> {
+    const deadline = Date.now() + 5000;
+    while (fs.statSync(dbFile).size === before && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    return fs.statSync(dbFile).size > before;
+  }
+
   it('copies the WAL into the database file once the store is idle, not inside the writes', async () => {
     const repo = new SqliteRepository(dir);
     try {
-      const dbFile = path.join(dir, DB_FILE);
-      const before = fs.statSync(dbFile).size;
-      for (let i = 0; i < 50; i++)
-        await repo.createResource<Task>({
-          resourceType: 'Task',
-          status: 'requested',
-          intent: 'plan',
-          identifier: [{ system: SYS_A, value: `wal-${i}` }],
-        });
+      const { dbFile, before } = await fiftyTasks(repo);
       // Committed (in the WAL), not yet copied: no write paid for a checkpoint.
       expect(fs.statSync(dbFile).size).toBe(before);
-      const deadline = Date.now() + 5000;
-      while (fs.statSync(dbFile).size === before && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(fs.statSync(dbFile).size).toBeGreaterThan(before);
+      expect(await checkpointed(dbFile, before)).toBe(true);
     } finally {
       repo.close();
     }
@@ -756,10 +767,7 @@ describe('durability', () => {
   it('reads keep the store busy: no checkpoint while they come, one once they stop', async () => {
     const repo = new SqliteRepository(dir);
     try {
-      const dbFile = path.join(dir, DB_FILE);
-      const before = fs.statSync(dbFile).size;
-      for (let i = 0; i < 50; i++)
-        await repo.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan' });
+      const { dbFile, before } = await fiftyTasks(repo);
       // A read every 20 ms for 0.8 s, the last write's 250 ms long gone: never a quiet spell of 250 ms.
       const readsUntil = Date.now() + 800;
       while (Date.now() < readsUntil) {
@@ -767,10 +775,7 @@ describe('durability', () => {
         expect(fs.statSync(dbFile).size).toBe(before);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      const deadline = Date.now() + 5000;
-      while (fs.statSync(dbFile).size === before && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(fs.statSync(dbFile).size).toBeGreaterThan(before);
+      expect(await checkpointed(dbFile, before)).toBe(true);
     } finally {
       repo.close();
     }
