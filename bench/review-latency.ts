@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   await clients.run(approvals(warmTargets.slice(WARM)), CLIENTS);
   threads = await threadClock(service);
   const approve = await clients.run(approvals(apiTargets), CLIENTS);
-  const approveBusy = await threads();
+  const approveCpu = await threads();
   await clients.close();
   const refused = apiTargets.length - (approve.statuses[200] ?? 0);
 
@@ -113,14 +113,14 @@ async function main(): Promise<void> {
   );
   row(
     'CPU ms per call, store thread: raw update / $approve',
-    `${fmt(rawUpdateStoreMs, 2)} / ${fmt(approveBusy.storeMs / apiTargets.length, 2)}`,
+    `${fmt(rawUpdateStoreMs, 2)} / ${fmt(approveCpu.storeMs / apiTargets.length, 2)}`,
   );
-  row('CPU ms per $approve, service thread', fmt(approveBusy.serviceMs / apiTargets.length, 2));
+  row('CPU ms per $approve, service thread', fmt(approveCpu.serviceMs / apiTargets.length, 2));
   // An approval's FHIR work (a search with its includes; a transaction of the Task's If-Match update and the
   // decision's Provenance) costs the store this much whoever sends it: no service could beat this ratio with it.
   row(
     '  bound from the store thread alone: raw update / $approve store ms',
-    fmt(rawUpdateStoreMs / (approveBusy.storeMs / apiTargets.length), 3),
+    fmt(rawUpdateStoreMs / (approveCpu.storeMs / apiTargets.length), 3),
   );
   row('approvals refused (should be 0)', String(refused));
   await service.stop();
