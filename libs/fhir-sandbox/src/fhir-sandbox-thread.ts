@@ -23,9 +23,13 @@ export function startEmbeddedFhirServer(options: Omit<FhirSandboxOptions, 'repos
 /**
  * Starts the sandbox in a worker thread; resolves once it listens. A thread that dies while the service runs
  * takes the process down with it: a service whose FHIR store is gone can only fail every request.
+ * `entry` is the thread's script (tests pass one that dies on purpose).
  */
-function startFhirSandboxThread(options: Omit<FhirSandboxOptions, 'repository'>): Promise<FhirSandbox> {
-  const worker = new Worker(WORKER_ENTRY, { workerData: options });
+export function startFhirSandboxThread(
+  options: Omit<FhirSandboxOptions, 'repository'>,
+  entry = WORKER_ENTRY,
+): Promise<FhirSandbox> {
+  const worker = new Worker(entry, { workerData: options });
   let closing = false;
   return new Promise<FhirSandbox>((resolve, reject) => {
     const onStartup = (message: SandboxThreadMessage) => {
