@@ -25,4 +25,9 @@ module.exports = {
   // 5 full runs each: 2 workers 34-63 s wall, in band 56-86 s; same CPU time (~47 s): the suites spend half their
   // time waiting on Redis, the FHIR server and retry backoffs, so a second suite fills the gaps.
   maxWorkers: 2,
+  // Each e2e suite loads FHIR definitions and a Nest app into the worker's module registry; a worker that ran a dozen
+  // of them held 600-800 MB of heap, and tearing that down at exit took longer than jest's 500 ms grace ("a worker
+  // process has failed to exit gracefully", in every CI run of session 7, with no open handle to blame). A worker
+  // past this much memory after a suite is replaced by a fresh one.
+  workerIdleMemoryLimit: '512MB',
 };
