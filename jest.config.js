@@ -26,8 +26,8 @@ module.exports = {
   // time waiting on Redis, the FHIR server and retry backoffs, so a second suite fills the gaps.
   maxWorkers: 2,
   // Each e2e suite loads FHIR definitions and a Nest app into the worker's module registry; a worker that ran a dozen
-  // of them held 600-800 MB of heap, and tearing that down at exit took longer than jest's 500 ms grace ("a worker
-  // process has failed to exit gracefully", in every CI run of session 7, with no open handle to blame). A worker
-  // past this much memory after a suite is replaced by a fresh one.
+  // of them held 600-800 MB of heap and was force-exited at the end ("a worker process has failed to exit
+  // gracefully", every CI run of session 7) although it emitted 'exit' 1 ms after jest's end message with no open
+  // handle: its teardown outlasted jest's 500 ms grace. A worker past this much memory after a suite is replaced.
   workerIdleMemoryLimit: '512MB',
 };
