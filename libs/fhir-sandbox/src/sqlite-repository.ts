@@ -1035,20 +1035,30 @@ export class SqliteRepository extends FhirRepository {
   private ensureIndexed(resourceType: string, param: IndexedParam): void {
     if (this.indexed.has(param.key)) return;
     const started = performance.now();
-    let resources = 0;
-    this.atomic(() => {
-      for (const r of this.stmt('SELECT seq, content FROM resource WHERE type = ?').iterate(resourceType) as Iterable<{
-        seq: number;
-        content: string;
-      }>) {
-        this.insertIndexRows(r.seq, this.indexRows(JSON.parse(r.content) as Resource, [param]));
-        resources++;
-      }
+    const resources = this.atomic(() => {
+      const indexed = this.indexStored(
+        this.stmt('SELECT seq, content FROM resource WHERE type = ?').iterate(resourceType),
+        [param],
+      );
       this.stmt('INSERT INTO indexed_param (p) VALUES (?)').run(param.key);
+      return indexed;
     });
     this.indexed.add(param.key);
     this.indexedParamsByType.delete(resourceType);
     this.onIndexBuilt?.({ parameter: param.key, resources, ms: performance.now() - started });
+  }
+
+  /**
+   * Writes the index rows of stored resources (rows of `seq, content`): for the given parameters, or for each
+   * resource's indexed ones. Returns how many resources it read.
+   */
+  private indexStored(rows: Iterable<unknown>, params?: IndexedParam[]): number {
+    let resources = 0;
+    for (const { seq, content } of rows as Iterable<{ seq: number; content: string }>) {
+      this.insertIndexRows(seq, this.indexRows(JSON.parse(content) as Resource, params));
+      resources++;
+    }
+    return resources;
   }
 
   /** Indexes parameters now instead of on their first search (every token, reference and date one by default). */
@@ -1090,12 +1100,7 @@ export class SqliteRepository extends FhirRepository {
           this.stmt('DELETE FROM indexed_param WHERE p = ?').run(key);
       }
       this.loadIndexedParams();
-      for (const r of this.stmt('SELECT seq, content FROM resource').iterate() as Iterable<{
-        seq: number;
-        content: string;
-      }>) {
-        this.insertIndexRows(r.seq, this.indexRows(JSON.parse(r.content) as Resource));
-      }
+      this.indexStored(this.stmt('SELECT seq, content FROM resource').iterate());
       this.stmt("INSERT OR REPLACE INTO meta (key, value) VALUES ('index_version', ?)").run(version);
     });
   }
