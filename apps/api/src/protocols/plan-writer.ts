@@ -124,7 +124,9 @@ function keyLookups(entries: AppliedEntry[]): KeyLookup[] {
       lookups.push({ type, url: `${type}?${entry.ifNoneExist}`, entries: [{ entry }] });
       continue;
     }
-    keyed.set(type, [...(keyed.get(type) ?? []), { entry, key }]);
+    const ofType = keyed.get(type) ?? [];
+    ofType.push({ entry, key });
+    keyed.set(type, ofType);
   }
   for (const [type, ofType] of keyed)
     lookups.push({
