@@ -238,9 +238,7 @@ export class WorklistIndex {
    * protocols and the Tasks' entries go in one pipeline.
    */
   async record(written: Resource[], locations: string[] = []): Promise<void> {
-    const protocols = new Map<string, string>();
-    for (const r of written)
-      if (r.resourceType === 'CarePlan' && r.id && protocolOf(r)) protocols.set(r.id, protocolOf(r)!);
+    const protocols = carePlanProtocols(written);
     const tasks = written.filter((r): r is Task => r.resourceType === 'Task');
     // A server that answered a transaction without bodies: read those Tasks back (one search).
     const unread = locations.map((l) => /(?:^|\/)Task\/([^/]+)/.exec(l)?.[1]).filter((id): id is string => !!id);
@@ -418,9 +416,9 @@ export class WorklistIndex {
     for (let i = 0; i < unknown.length; i += 100) {
       const chunk = unknown.slice(i, i + 100);
       const plans = await this.fhir.searchAll<CarePlan>('CarePlan', { _id: chunk.join(','), _count: 100 });
-      const found = plans.flatMap((c) => (c.id && protocolOf(c) ? [[c.id, protocolOf(c)!] as const] : []));
+      const found = carePlanProtocols(plans);
       for (const [id, protocol] of found) result.set(id, protocol);
-      if (found.length) await this.redis.hset(`${this.p}carePlan`, Object.fromEntries(found));
+      if (found.size) await this.redis.hset(`${this.p}carePlan`, Object.fromEntries(found));
     }
     return result;
   }
@@ -459,4 +457,14 @@ export function encodeCursor(member: string): string {
 export function decodeCursor(cursor: string): string | undefined {
   const member = Buffer.from(cursor, 'base64url').toString('utf8');
   return parseMember(member) ? member : undefined;
+}
+
+/** CarePlan id -> the protocol it instantiates, for the CarePlans among the resources that name one. */
+function carePlanProtocols(resources: Resource[]): Map<string, string> {
+  const protocols = new Map<string, string>();
+  for (const r of resources) {
+    const protocol = r.resourceType === 'CarePlan' ? protocolOf(r) : undefined;
+    if (r.id && protocol) protocols.set(r.id, protocol);
+  }
+  return protocols;
 }
