@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { mintToken } from '@kc/auth';
 import { loadConfig, type AppConfig } from '@kc/config';
 import { startService, type RunningService } from '../service/start-service';
@@ -12,9 +13,13 @@ export { cpuClock, runConcurrently } from './bench-timing';
 
 export const BENCH_SECRET = `bench-${randomUUID()}`;
 
-export async function startBenchService(
-  overrides: Partial<AppConfig> = {},
-): Promise<RunningService & { token: (role: 'clinician' | 'integration' | 'admin') => Promise<string> }> {
+export async function startBenchService(overrides: Partial<AppConfig> = {}): Promise<
+  RunningService & {
+    token: (role: 'clinician' | 'integration' | 'admin') => Promise<string>;
+    /** The Redis server's own CPU ms so far (INFO cpu): BullMQ's scripts and the worklist index run there. */
+    redisCpuMs: () => Promise<number>;
+  }
+> {
   // A fresh durable store per run (what `npm start` uses), removed when the service stops; FHIR_DATA_DIR=:memory:
   // measures the same store without the disk.
   const chosen = overrides.fhirDataDir ?? (process.env.FHIR_DATA_DIR === ':memory:' ? ':memory:' : undefined);
@@ -36,11 +41,18 @@ export async function startBenchService(
     ...overrides,
   };
   const service = await startService(config, { logger: false });
+  const redis = new Redis(config.redisUrl, { lazyConnect: true });
   return {
     ...service,
     stop: async () => {
       await service.stop();
+      redis.disconnect();
       if (tempDataDir) fs.rmSync(tempDataDir, { recursive: true, force: true });
+    },
+    redisCpuMs: async () => {
+      const info = await redis.info('cpu');
+      const seconds = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+      return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000;
     },
     token: (role) =>
       mintToken({ sub: `bench-${role}`, roles: [role], fhirUser: 'Practitioner/bench' }, { secret: BENCH_SECRET }),
@@ -49,13 +61,13 @@ export async function startBenchService(
 
 /**
  * CPU milliseconds per thread from now until the returned function is called: the service's thread (API and
- * worker; for a raw call, the bench's client) and the embedded store's own thread. Tells which side an operation's
- * cost is on: a ratio to a raw FHIR call cannot be better than the store's CPU for that call against the store's CPU
- * for the operation.
+ * worker; for a raw call, the bench's client), the embedded store's own thread, and the Redis server (another
+ * process on the same two cores). Tells which side an operation's cost is on: a ratio to a raw FHIR call cannot be
+ * better than the store's CPU for that call against the store's CPU for the operation.
  */
 export async function threadClock(
-  service: RunningService,
-): Promise<() => Promise<{ serviceMs: number; storeMs: number }>> {
+  service: RunningService & { redisCpuMs: () => Promise<number> },
+): Promise<() => Promise<{ serviceMs: number; storeMs: number; redisMs: number }>> {
   const storeCpu = service.sandbox?.cpuMs ?? (() => Promise.resolve(NaN));
   const serviceCpu = () => {
     const { user, system } = process.threadCpuUsage();
@@ -63,7 +75,12 @@ export async function threadClock(
   };
   const service0 = serviceCpu();
   const store0 = await storeCpu();
-  return async () => ({ serviceMs: serviceCpu() - service0, storeMs: (await storeCpu()) - store0 });
+  const redis0 = await service.redisCpuMs();
+  return async () => ({
+    serviceMs: serviceCpu() - service0,
+    storeMs: (await storeCpu()) - store0,
+    redisMs: (await service.redisCpuMs()) - redis0,
+  });
 }
 
 export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {

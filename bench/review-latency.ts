@@ -27,8 +27,11 @@ async function main(): Promise<void> {
   const READS = QUICK ? 200 : 3000;
   const WORKLIST_READS = QUICK ? 200 : 10_000;
   // Warm-up before the service's runs and the raw update (JIT, connection pools, Lua scripts loaded); the raw search
-  // is not warmed: at ~30 req/s its run is long enough for its first calls not to matter.
+  // is not warmed: at ~30 req/s its run is long enough for its first calls not to matter. Approvals warm up longer:
+  // V8 tiers a function up after hundreds to thousands of calls, so the first few hundred approvals of a fresh process
+  // cost more than a running service's (as the follow-up bench measured for events).
   const WARM = QUICK ? 20 : 300;
+  const WARM_APPROVALS = QUICK ? 20 : 1000;
   const service = await startBenchService();
   const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1, timeoutMs: 120_000 });
   const loaded = await preload(fhir, { tasks: OPEN, carePlans: Math.ceil(OPEN / 10), openShare: 1 });
@@ -64,7 +67,7 @@ async function main(): Promise<void> {
     throw new Error(`worklist answered ${JSON.stringify(worklist.statuses)}`);
 
   const targets = open.slice(0, QUICK ? 200 : 2000);
-  const warmTargets = open.slice(targets.length, targets.length + 2 * WARM);
+  const warmTargets = open.slice(targets.length, targets.length + WARM + WARM_APPROVALS);
   const half = Math.floor(targets.length / 2);
   const rawTargets = targets.slice(0, half);
   const apiTargets = targets.slice(half, 2 * half);
@@ -75,7 +78,8 @@ async function main(): Promise<void> {
   const rawUpdate = await runConcurrently(rawTargets.length, CLIENTS, (i) =>
     fhir.update({ ...rawTargets[i], status: 'ready' }, { ifMatch: rawTargets[i].meta!.versionId }),
   );
-  const rawUpdateStoreMs = (await threads()).storeMs / rawTargets.length;
+  const rawUpdateCpu = await threads();
+  const rawUpdateStoreMs = rawUpdateCpu.storeMs / rawTargets.length;
   const approvals = (batch: Task[]): LoadRequest[] =>
     batch.map((task) => ({
       method: 'POST',
@@ -116,6 +120,10 @@ async function main(): Promise<void> {
     `${fmt(rawUpdateStoreMs, 2)} / ${fmt(approveCpu.storeMs / apiTargets.length, 2)}`,
   );
   row('CPU ms per $approve, service thread', fmt(approveCpu.serviceMs / apiTargets.length, 2));
+  row(
+    'CPU ms per call, Redis server: raw update / $approve',
+    `${fmt(rawUpdateCpu.redisMs / rawTargets.length, 2)} / ${fmt(approveCpu.redisMs / apiTargets.length, 2)}`,
+  );
   // An approval's FHIR work (a search with its includes; a transaction of the Task's If-Match update and the
   // decision's Provenance) costs the store this much whoever sends it: no service could beat this ratio with it.
   row(
