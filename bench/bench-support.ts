@@ -9,6 +9,8 @@ import { startService, type RunningService } from '../service/start-service';
 
 /** Shared by the benchmarks: the service with an embedded FHIR server, percentiles, printing (timing: bench-timing). */
 
+import { runConcurrently } from './bench-timing';
+
 export { cpuClock, runConcurrently } from './bench-timing';
 
 export const BENCH_SECRET = `bench-${randomUUID()}`;
@@ -59,6 +61,15 @@ export async function startBenchService(overrides: Partial<AppConfig> = {}): Pro
   };
 }
 
+export interface ThreadCpu {
+  serviceMs: number;
+  storeMs: number;
+  redisMs: number;
+}
+
+/** What runConcurrently measured. */
+export type ConcurrentRun = Awaited<ReturnType<typeof runConcurrently>>;
+
 /**
  * CPU milliseconds per thread from now until the returned function is called: the service's thread (API and
  * worker; for a raw call, the bench's client), the embedded store's own thread, and the Redis server (another
@@ -67,7 +78,7 @@ export async function startBenchService(overrides: Partial<AppConfig> = {}): Pro
  */
 export async function threadClock(
   service: RunningService & { redisCpuMs: () => Promise<number> },
-): Promise<() => Promise<{ serviceMs: number; storeMs: number; redisMs: number }>> {
+): Promise<() => Promise<ThreadCpu>> {
   const storeCpu = service.sandbox?.cpuMs ?? (() => Promise.resolve(NaN));
   const serviceCpu = () => {
     const { user, system } = process.threadCpuUsage();
@@ -87,6 +98,16 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
   const start = performance.now();
   const value = await fn();
   return { ms: performance.now() - start, value };
+}
+
+export function median(values: number[]): number {
+  return medianBy(values, (v) => v);
+}
+
+/** The middle item by `key` (the lower middle of an even count). */
+export function medianBy<T>(items: T[], key: (item: T) => number): T {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 export function percentile(sortedMs: number[], p: number): number {
