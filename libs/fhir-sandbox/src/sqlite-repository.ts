@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -33,6 +32,7 @@ import type {
 } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, Parameters, Reference, Resource } from '@medplum/fhirtypes';
 import { v7 as uuidv7 } from 'uuid';
+import { CommitQueue } from './commit-queue';
 import { indexCondition, parseChainedFilter, type ChainedFilter, type IndexedFilter } from './search-filters';
 import { indexRowsOf, searchParamsOf, type IndexKind, type IndexedParam, type IndexRows } from './search-index';
 
@@ -99,10 +99,6 @@ CREATE INDEX IF NOT EXISTS date_seq ON date (seq, p);
 
 /** The WAL size (pages of 4 KB: ~200 MB) at which SQLite checkpoints inside a commit, when the store never idles. */
 const WAL_HARD_CHECKPOINT_PAGES = 50_000;
-/** Most operations one group commit answers (bounds the first one's wait under load that never pauses). */
-const MAX_GROUP = 32;
-/** How long the store must be idle before the WAL is copied into the database file. */
-const IDLE_CHECKPOINT_MS = 250;
 
 /** How far the driver estimate counts before it stops (enough to tell a selective filter from a broad one). */
 const ESTIMATE_CAP = 500;
@@ -130,15 +126,16 @@ const ESTIMATE_ORDER: Record<IndexedFilter['table'], number> = { ref: 0, token: 
  * by FhirRouter for transaction Bundles and conditional writes, is one SQLite transaction: all or nothing.
  *
  * Concurrency: one connection, so operations are serialised by an async lock (a transaction Bundle runs alone;
- * no one reads its uncommitted writes). Calls made inside an operation or transaction (FhirRouter passes the
- * repository back in) are recognised through AsyncLocalStorage and run without waiting for the lock.
+ * no one reads its uncommitted writes), and answered once committed, several to a commit under load: CommitQueue
+ * (commit-queue.ts). Calls made inside an operation or transaction (FhirRouter passes the repository back in) run
+ * without waiting for the lock.
  */
 export class SqliteRepository extends FhirRepository {
   readonly location: string;
   private readonly db: DatabaseSync;
+  /** One operation at a time, answered once committed (commit-queue.ts). */
+  private readonly ops: CommitQueue;
   private readonly statements = new Map<string, StatementSync>();
-  private readonly context = new AsyncLocalStorage<{ active: boolean }>();
-  private lockTail: Promise<void> = Promise.resolve();
   private readonly paramsByType = new Map<string, IndexedParam[]>();
   /** Keys (`Task:status`) of the parameters the index keeps rows for: those searched at least once (ensureIndexed). */
   private readonly indexed = new Set<string>();
@@ -148,19 +145,6 @@ export class SqliteRepository extends FhirRepository {
   private readonly collator = new Intl.Collator();
   private seeding = false;
   private closed = false;
-  private durable = false;
-  /** Operations waiting for or holding the lock: the store is idle at 0. */
-  private inFlight = 0;
-  /** When the last operation (a read or a write) ended: the idle checkpoint waits for a quiet spell after it. */
-  private lastActive = 0;
-  /** A write group is open (see settle): the operations that ran in it wait for its commit. */
-  private groupOpen = false;
-  private waitingForCommit: { ok: () => void; fail: (err: unknown) => void }[] = [];
-  private savepointDepth = 0;
-  private commitScheduled = false;
-  private groupCommits = 0;
-  private uncheckpointed = false;
-  private idleCheckpoint?: NodeJS.Timeout;
 
   /**
    * @param location - a directory (created when missing) or `:memory:`
@@ -186,11 +170,14 @@ export class SqliteRepository extends FhirRepository {
       // ~200 MB of WAL; once checkpointed, the WAL is cut back to 64 MB at most.
       this.db.exec(`PRAGMA wal_autocheckpoint = ${WAL_HARD_CHECKPOINT_PAGES}`);
       this.db.exec('PRAGMA journal_size_limit = 67108864');
-      this.durable = true;
     }
     this.db.exec('PRAGMA busy_timeout = 5000');
     // 64 MB of page cache (the default is 2 MB): index inserts land on random pages of the value indexes.
     this.db.exec('PRAGMA cache_size = -65536');
+    this.ops = new CommitQueue(this.db, {
+      durable: location !== IN_MEMORY,
+      onRollback: () => this.loadIndexedParams(),
+    });
     this.db.exec(SCHEMA);
     this.loadIndexedParams();
     this.reindexIfStale();
@@ -219,8 +206,7 @@ export class SqliteRepository extends FhirRepository {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.idleCheckpoint);
-    if (this.groupOpen) this.commitGroup();
+    this.ops.close();
     this.statements.clear();
     this.db.close();
   }
@@ -238,7 +224,7 @@ export class SqliteRepository extends FhirRepository {
 
   /** Removes every resource, version and index row. */
   clear(): void {
-    this.atomic(() =>
+    this.ops.atomic(() =>
       this.db.exec('DELETE FROM resource; DELETE FROM history; DELETE FROM token; DELETE FROM ref; DELETE FROM date;'),
     );
   }
@@ -260,12 +246,12 @@ export class SqliteRepository extends FhirRepository {
   // ---------------------------------------------------------------- writes
 
   createResource<T extends Resource>(resource: T, options?: CreateResourceOptions, update = false): Promise<WithId<T>> {
-    return this.exclusive(() => this.writeSync(resource, update));
+    return this.ops.run(() => this.writeSync(resource, update));
   }
 
   updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
     if (!resource.id) throw new OperationOutcomeError(badRequest('Missing id'));
-    return this.exclusive(() => {
+    return this.ops.run(() => {
       if (options?.ifMatch) {
         const existing = this.row(resource.resourceType, resource.id!);
         if (!existing) throw new OperationOutcomeError(notFound);
@@ -281,7 +267,7 @@ export class SqliteRepository extends FhirRepository {
     patch: Operation[] | Parameters,
     options?: UpdateResourceOptions,
   ): Promise<WithId<T>> {
-    return this.exclusive(async () => {
+    return this.ops.run(async () => {
       const resource = await this.readResource<T>(resourceType, id);
       try {
         if (Array.isArray(patch)) {
@@ -303,12 +289,12 @@ export class SqliteRepository extends FhirRepository {
   }
 
   deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
-    return this.exclusive(() => {
+    return this.ops.run(() => {
       const existing = this.row(resourceType, id);
       if (!existing) throw new OperationOutcomeError(notFound);
       if (options?.ifMatch && existing.version_id !== options.ifMatch)
         throw new OperationOutcomeError(preconditionFailed);
-      this.atomic(() => {
+      this.ops.atomic(() => {
         this.keepAsHistory(existing.seq);
         this.unindex(existing.seq);
         this.stmt('DELETE FROM resource WHERE seq = ?').run(existing.seq);
@@ -321,8 +307,8 @@ export class SqliteRepository extends FhirRepository {
   }
 
   expungeResources(resourceType: string, ids: string[]): Promise<void> {
-    return this.exclusive(() =>
-      this.atomic(() => {
+    return this.ops.run(() =>
+      this.ops.atomic(() => {
         for (const id of ids) {
           const existing = this.row(resourceType, id);
           if (existing) {
@@ -341,27 +327,7 @@ export class SqliteRepository extends FhirRepository {
    * outer transaction.
    */
   withTransaction<TResult>(callback: (repo: this) => Promise<TResult>): Promise<TResult> {
-    return this.exclusive(async () => {
-      this.openGroup();
-      // A savepoint of its own inside the write group (or inside an outer transaction): a failure undoes this
-      // transaction's writes only.
-      const savepoint = `tx${++this.savepointDepth}`;
-      this.db.exec(`SAVEPOINT ${savepoint}`);
-      try {
-        const result = await callback(this);
-        this.db.exec(`RELEASE ${savepoint}`);
-        return result;
-      } catch (err) {
-        if (this.db.isTransaction) {
-          this.db.exec(`ROLLBACK TO ${savepoint}`);
-          this.db.exec(`RELEASE ${savepoint}`);
-        }
-        this.loadIndexedParams();
-        throw err;
-      } finally {
-        this.savepointDepth--;
-      }
-    });
+    return this.ops.transaction(() => callback(this));
   }
 
   /**
@@ -369,13 +335,13 @@ export class SqliteRepository extends FhirRepository {
    * transaction) as one operation: one turn of the lock, one answer, given once what it wrote or read is committed.
    */
   runAlone<T>(fn: () => Promise<T>): Promise<T> {
-    return this.exclusive(fn);
+    return this.ops.run(fn);
   }
 
   // ---------------------------------------------------------------- reads
 
   readResource<T extends Resource>(resourceType: string, id: string): Promise<WithId<T>> {
-    return this.exclusive(() => {
+    return this.ops.run(() => {
       const row = this.stmt('SELECT content FROM resource WHERE type = ? AND id = ?').get(resourceType, id) as
         { content: string } | undefined;
       if (!row) throw new OperationOutcomeError(notFound);
@@ -401,7 +367,7 @@ export class SqliteRepository extends FhirRepository {
 
   /** Newest version first: the current one (in `resource`), then those it superseded. */
   readHistory<T extends Resource>(resourceType: string, id: string): Promise<Bundle<WithId<T>>> {
-    return this.exclusive(() => {
+    return this.ops.run(() => {
       const current = this.stmt('SELECT content FROM resource WHERE type = ? AND id = ?').get(resourceType, id) as
         { content: string } | undefined;
       if (!current) throw new OperationOutcomeError(notFound);
@@ -418,7 +384,7 @@ export class SqliteRepository extends FhirRepository {
   }
 
   readVersion<T extends Resource>(resourceType: string, id: string, versionId: string): Promise<WithId<T>> {
-    return this.exclusive(() => {
+    return this.ops.run(() => {
       const current = this.stmt('SELECT version_id, content FROM resource WHERE type = ? AND id = ?').get(
         resourceType,
         id,
@@ -436,7 +402,7 @@ export class SqliteRepository extends FhirRepository {
   }
 
   search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
-    return this.exclusive(async () => {
+    return this.ops.run(async () => {
       const bundle = this.searchSync(searchRequest);
       if ((searchRequest.include || searchRequest.revInclude) && bundle.entry?.length) {
         const entries = bundle.entry as BundleEntry[];
@@ -479,7 +445,7 @@ export class SqliteRepository extends FhirRepository {
         count('SELECT count(*) AS n FROM token') +
         count('SELECT count(*) AS n FROM ref') +
         count('SELECT count(*) AS n FROM date'),
-      groupCommits: this.groupCommits,
+      groupCommits: this.ops.groupCommits,
     };
   }
 
@@ -697,7 +663,7 @@ export class SqliteRepository extends FhirRepository {
 
     const rows = indexRowsOf(result, this.indexedParams(resourceType));
     const content = JSON.stringify(result);
-    this.atomic(() => {
+    this.ops.atomic(() => {
       let seq: number;
       if (existing) {
         seq = existing.seq;
@@ -739,7 +705,7 @@ export class SqliteRepository extends FhirRepository {
   private historyOfSupersededOnly(): void {
     const done = this.stmt("SELECT value FROM meta WHERE key = 'history'").get() as { value: string } | undefined;
     if (done?.value === 'superseded') return;
-    this.atomic(() => {
+    this.ops.atomic(() => {
       this.db.exec(
         'DELETE FROM history WHERE EXISTS (SELECT 1 FROM resource r WHERE r.type = history.type AND r.id = history.id ' +
           'AND r.version_id = history.version_id)',
@@ -849,7 +815,7 @@ export class SqliteRepository extends FhirRepository {
   private ensureIndexed(resourceType: string, param: IndexedParam): void {
     if (this.indexed.has(param.key)) return;
     const started = performance.now();
-    const resources = this.atomic(() => {
+    const resources = this.ops.atomic(() => {
       const indexed = this.indexStored(
         this.stmt('SELECT seq, content FROM resource WHERE type = ?').iterate(resourceType),
         [param],
@@ -878,7 +844,7 @@ export class SqliteRepository extends FhirRepository {
 
   /** Indexes parameters now instead of on their first search (every token, reference and date one by default). */
   indexParameters(resourceType: string, codes?: string[]): Promise<void> {
-    return this.exclusive(() => {
+    return this.ops.run(() => {
       for (const param of this.params(resourceType))
         if (!codes || codes.includes(param.code)) this.ensureIndexed(resourceType, param);
     });
@@ -906,7 +872,7 @@ export class SqliteRepository extends FhirRepository {
     const version = `${INDEX_VERSION}/${signature.digest('hex').slice(0, 16)}`;
     const row = this.stmt("SELECT value FROM meta WHERE key = 'index_version'").get() as { value: string } | undefined;
     if (row?.value === version) return;
-    this.atomic(() => {
+    this.ops.atomic(() => {
       this.db.exec('DELETE FROM token; DELETE FROM ref; DELETE FROM date;');
       // Parameters that no longer exist are forgotten; the others' rows are computed again.
       for (const key of this.indexed) {
@@ -935,170 +901,4 @@ export class SqliteRepository extends FhirRepository {
   }
 
   /** Runs synchronous writes atomically: their own transaction, or a savepoint inside the current one. */
-  private atomic<T>(fn: () => T): T {
-    if (!this.db.isTransaction) {
-      // Outside any operation (opening the store, clear()): a transaction of its own.
-      if (!this.context.getStore()?.active) {
-        this.db.exec('BEGIN');
-        try {
-          const result = fn();
-          this.db.exec('COMMIT');
-          this.committed();
-          return result;
-        } catch (err) {
-          this.db.exec('ROLLBACK');
-          this.loadIndexedParams();
-          throw err;
-        }
-      }
-      this.openGroup();
-    }
-    this.db.exec('SAVEPOINT w');
-    try {
-      const result = fn();
-      this.db.exec('RELEASE w');
-      return result;
-    } catch (err) {
-      this.db.exec('ROLLBACK TO w');
-      this.db.exec('RELEASE w');
-      this.loadIndexedParams();
-      throw err;
-    }
-  }
-
-  /** Opens the write group the current operation's writes join (see settle). */
-  private openGroup(): void {
-    if (this.db.isTransaction) return;
-    this.db.exec('BEGIN IMMEDIATE');
-    this.groupOpen = true;
-  }
-
-  /**
-   * An operation's answer, given once what it wrote or read is committed (group commit). Operations queued behind
-   * one another share one SQLite transaction, each write in a savepoint of its own (a failed one rolls back
-   * alone), committed when no operation is waiting (see commitSoon) or at MAX_GROUP operations. The commit writes
-   * each page its operations touched to the WAL once, however many of them touched it, and its fixed cost is paid
-   * once: with 100 clinicians approving at once, the commit was ~30% of the store's time (approvals: ~400/s ->
-   * ~520/s). No answer leaves before its commit, so an answered write survives a crash and no one is shown data
-   * that could still be lost; a crash before the commit loses only unanswered operations, whole. With nothing
-   * queued (one client), an operation commits alone.
-   */
-  private settle<T>(outcome: { ok: true; value: T } | { ok: false; error: unknown }): Promise<T> {
-    const answer = (): Promise<T> =>
-      outcome.ok ? Promise.resolve(outcome.value) : Promise.reject(asError(outcome.error));
-    if (this.groupOpen && !this.db.isTransaction) {
-      // SQLite rolled the whole group back (a full disk, an I/O error): none of its writes happened.
-      const lost = new Error('the FHIR store rolled back its uncommitted writes (I/O error)');
-      this.failGroup(lost);
-      return Promise.reject(outcome.ok ? lost : asError(outcome.error));
-    }
-    if (!this.groupOpen) return answer();
-    const settled = new Promise<T>((resolve, reject) =>
-      this.waitingForCommit.push({ ok: () => void answer().then(resolve, reject), fail: reject }),
-    );
-    if (this.waitingForCommit.length >= MAX_GROUP) this.commitGroup();
-    else if (this.inFlight === 0) this.commitSoon();
-    return settled;
-  }
-
-  /**
-   * Commits after the requests that have arrived meanwhile had their turn: an operation runs without yielding to
-   * I/O, so at its end the lock's queue is empty even when a hundred requests are in the sockets. Waiting for the
-   * event loop's next check phase lets the requests read in its poll phase join the group.
-   */
-  private commitSoon(): void {
-    if (this.commitScheduled) return;
-    this.commitScheduled = true;
-    setImmediate(() => {
-      this.commitScheduled = false;
-      // An operation in flight commits at its own end (the group must not be committed halfway through one).
-      if (this.groupOpen && this.inFlight === 0) this.commitGroup();
-    });
-  }
-
-  private commitGroup(): void {
-    try {
-      this.db.exec('COMMIT');
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      this.failGroup(err);
-      return;
-    }
-    const waiting = this.waitingForCommit;
-    this.waitingForCommit = [];
-    this.groupOpen = false;
-    this.groupCommits++;
-    this.committed();
-    for (const w of waiting) w.ok();
-  }
-
-  /** After a commit: the WAL holds writes the database file does not (durable stores only). */
-  private committed(): void {
-    if (!this.durable) return;
-    this.uncheckpointed = true;
-    if (this.inFlight === 0) this.checkpointWhenIdle();
-  }
-
-  private failGroup(err: unknown): void {
-    this.loadIndexedParams();
-    const waiting = this.waitingForCommit;
-    this.waitingForCommit = [];
-    this.groupOpen = false;
-    for (const w of waiting) w.fail(err);
-  }
-
-  /**
-   * Runs an operation alone: waits for the lock unless already inside an operation or transaction of this
-   * repository (FhirRouter and getExtraEntries call back into the repository from within one).
-   */
-  private async exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
-    if (this.closed) throw new OperationOutcomeError(badRequest('FHIR store is closed'));
-    if (this.context.getStore()?.active) return fn();
-    let release!: () => void;
-    const previous = this.lockTail;
-    this.lockTail = new Promise<void>((resolve) => (release = resolve));
-    this.inFlight++;
-    await previous;
-    const ctx = { active: true };
-    let outcome: { ok: true; value: T } | { ok: false; error: unknown };
-    try {
-      outcome = { ok: true, value: await this.context.run(ctx, fn) };
-    } catch (error) {
-      outcome = { ok: false, error };
-    }
-    ctx.active = false;
-    this.inFlight--;
-    this.lastActive = performance.now();
-    const answered = this.settle(outcome);
-    release();
-    return answered;
-  }
-
-  /**
-   * Copies the WAL into the database file once no operation has run for IDLE_CHECKPOINT_MS. A clinic's load comes in
-   * bursts (a morning of infusions, a review round), so the pauses between them take the checkpoint's cost, not the
-   * requests. Reads count as activity: they commit nothing, so only the time of the last operation tells a quiet
-   * spell from a moment between two requests (a checkpoint had landed in the middle of a run of $apply calls).
-   */
-  private checkpointWhenIdle(delayMs = IDLE_CHECKPOINT_MS): void {
-    clearTimeout(this.idleCheckpoint);
-    this.idleCheckpoint = setTimeout(() => {
-      if (this.closed || !this.uncheckpointed) return;
-      const quietFor = performance.now() - this.lastActive;
-      // Busy, or busy a moment ago: try again once the store has been quiet long enough.
-      if (this.inFlight > 0 || this.groupOpen || quietFor < IDLE_CHECKPOINT_MS)
-        return this.checkpointWhenIdle(Math.max(1, IDLE_CHECKPOINT_MS - Math.max(0, quietFor)));
-      try {
-        this.db.exec('PRAGMA wal_checkpoint(PASSIVE)');
-        this.uncheckpointed = false;
-      } catch {
-        // Left for the next idle moment (or SQLite's own checkpoint at WAL_HARD_CHECKPOINT_PAGES).
-      }
-    }, delayMs);
-    this.idleCheckpoint.unref();
-  }
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
 }
