@@ -31,7 +31,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**
  * Infusion events -> follow-up Tasks through the real queue and worker against the embedded FHIR server,
- * compared in the same run with raw BullMQ (no-op jobs) and raw FHIR writes (one Task create per call).
+ * compared in the same run with raw BullMQ (no-op jobs) and raw FHIR transactions (2 conditional Task creates each).
  */
 async function main(): Promise<void> {
   header('Follow-up generation throughput (events -> tasks)');
