@@ -3,7 +3,8 @@
 # - checks /health answers: catches what only the compiled output gets wrong (module order, missing files);
 # - writes a Patient to the embedded FHIR server, stops the service (SIGTERM), starts it again on the same data
 #   directory and reads the Patient back: compiled, the embedded server runs in a worker thread of its own
-#   (libs/fhir-sandbox/src/fhir-sandbox-thread.ts), which the tests (TypeScript sources, in-process) do not run.
+#   (libs/fhir-sandbox/src/fhir-sandbox-thread.ts), which the tests (TypeScript sources, in-process) do not run;
+# - reads the store's gauges on /metrics, which come from that thread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build --silent
@@ -55,4 +56,9 @@ start
 curl -sf "$fhir/Patient/$patient" | grep -q '"family":"Smoke"' ||
   { echo "smoke: Patient/$patient did not survive the restart" >&2; cat "$log" >&2; exit 1; }
 echo "smoke: restarted on the same data directory, Patient/$patient read back"
+# The store's gauges come from its worker thread (a message round trip the in-process tests do not make).
+metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
+grep -Eq '^kc_fhir_store_database_bytes [1-9]' <<<"$metrics" && grep -Eq '^kc_fhir_store_cpu_seconds_total [0-9.]*[1-9]' <<<"$metrics" ||
+  { echo "smoke: /metrics lacks the embedded store's gauges" >&2; grep kc_fhir_store <<<"$metrics" >&2 || true; exit 1; }
+echo "smoke: /metrics: $(grep -E '^kc_fhir_store_(database_bytes|commits_total)' <<<"$metrics" | tr '\n' ' ')"
 stop

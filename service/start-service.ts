@@ -5,7 +5,7 @@ import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
 import { Registry } from 'prom-client';
-import { startEmbeddedFhirServer, type FhirSandbox } from '@kc/fhir-sandbox';
+import { registerStoreMetrics, startEmbeddedFhirServer, type FhirSandbox } from '@kc/fhir-sandbox';
 import { withDevIssuer, type AppConfig } from '@kc/config';
 import { createApiApp } from '../apps/api/src';
 import { ServiceModule } from './service.module';
@@ -47,6 +47,7 @@ export async function startService(config: AppConfig, options: { logger?: false 
     config = withDevIssuer(config, `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`);
   }
   const app = await createApiApp(ServiceModule.api(config), config, options);
+  if (sandbox) registerStoreMetrics(app.get(Registry), sandbox);
   await app.listen(config.port, config.host);
   const url = (await app.getUrl()).replace('[::1]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
   return {

@@ -26,6 +26,21 @@ describe('operator endpoints', () => {
     ]);
   });
 
+  it("metrics show the embedded store's size and commits, read when scraped", async () => {
+    const gauge = async (name: string) => {
+      const { text } = await request(service.url).get('/metrics').expect(200);
+      return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    };
+    expect(await gauge('kc_fhir_store_database_bytes')).toBeGreaterThan(0);
+    const commits = await gauge('kc_fhir_store_commits_total');
+    await service.fhir.create({ resourceType: 'Patient' });
+    expect(await gauge('kc_fhir_store_commits_total')).toBeGreaterThan(commits);
+    const indexed = await gauge('kc_fhir_store_indexed_parameters');
+    // A parameter nobody searched before is indexed from its first search on.
+    await service.fhir.search('Patient', { gender: 'other' });
+    expect(await gauge('kc_fhir_store_indexed_parameters')).toBe(indexed + 1);
+  });
+
   it('metrics need no token and carry no patient data', async () => {
     const res = await request(service.url).get('/metrics').expect(200);
     expect(res.text).toContain('kc_queue_jobs');

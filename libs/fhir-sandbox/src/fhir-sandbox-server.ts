@@ -6,7 +6,7 @@ import type { FhirRequest } from '@medplum/fhir-router';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { capabilityStatement } from './capability-statement';
-import { IN_MEMORY, SqliteRepository, type IndexBuilt } from './sqlite-repository';
+import { IN_MEMORY, SqliteRepository, type IndexBuilt, type StoreStats } from './sqlite-repository';
 
 export interface FhirSandbox {
   /** e.g. http://127.0.0.1:8103/fhir/R4 */
@@ -17,6 +17,8 @@ export interface FhirSandbox {
   runsIn: 'this thread' | 'a worker thread';
   /** CPU milliseconds the store's own thread has used so far; only when it has one. */
   cpuMs?: () => Promise<number>;
+  /** The store's size and work (SqliteRepository.storageStats); absent when the store is another repository. */
+  storageStats?: () => Promise<StoreStats>;
   /** Stops listening and closes the store (committed data stays in the data directory). */
   close(): Promise<void>;
 }
@@ -79,6 +81,7 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     baseUrl: sandbox.baseUrl,
     repo,
     runsIn: 'this thread',
+    storageStats: repo instanceof SqliteRepository ? () => Promise.resolve(repo.storageStats()) : undefined,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

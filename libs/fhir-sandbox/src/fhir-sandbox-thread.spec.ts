@@ -69,3 +69,22 @@ it('a thread closed on purpose lets the process end normally', async () => {
   expect(stderr).not.toContain('thread stopped');
   expect(code).toBe(0);
 }, 20_000);
+
+it("asks the thread for its store's stats and matches each answer to its question (answers out of order)", async () => {
+  const { code, stdout } = await runWithThread(
+    `${SAYS_LISTENING}
+parentPort.on('message', (m) => {
+  if (m.type !== 'stats') return parentPort.postMessage({ type: 'closed' });
+  const answer = () =>
+    parentPort.postMessage({ type: 'stats', id: m.id, stats: { databaseBytes: 1000 + m.id, walBytes: 0, groupCommits: 0, indexedParameters: 0 } });
+  setTimeout(answer, m.id === 0 ? 100 : 0);
+});`,
+    [
+      'const [first, second] = await Promise.all([sandbox.storageStats(), sandbox.storageStats()]);',
+      "console.log('stats ' + first.databaseBytes + ' ' + second.databaseBytes);",
+      'await sandbox.close();',
+    ].join('\n'),
+  );
+  expect(stdout).toContain('stats 1000 1001');
+  expect(code).toBe(0);
+}, 20_000);

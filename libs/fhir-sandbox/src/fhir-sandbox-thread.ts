@@ -2,9 +2,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { startFhirSandbox, type FhirSandbox, type FhirSandboxOptions } from './fhir-sandbox-server';
+import type { StoreStats } from './sqlite-repository';
 
+/** What the store's thread tells the service. */
 export type SandboxThreadMessage =
-  { type: 'listening'; baseUrl: string } | { type: 'failed'; message: string } | { type: 'closed' };
+  | { type: 'listening'; baseUrl: string }
+  | { type: 'failed'; message: string }
+  | { type: 'stats'; id: number; stats: StoreStats }
+  | { type: 'closed' };
+
+/** What the service asks the store's thread. */
+export type ServiceToSandboxMessage = { type: 'stats'; id: number } | { type: 'close' };
 
 /** The compiled worker entry, beside this file in dist/. */
 const WORKER_ENTRY = path.join(__dirname, 'fhir-sandbox-worker.js');
@@ -45,6 +53,17 @@ export function startFhirSandboxThread(
             throw new Error(`the embedded FHIR server's thread stopped (exit code ${code})`);
           });
       });
+      // Answers to storageStats, by request id.
+      const statsWaiting = new Map<number, (stats: StoreStats) => void>();
+      let nextStatsId = 0;
+      let onClosed: (() => void) | undefined;
+      worker.on('message', (reply: SandboxThreadMessage) => {
+        if (reply.type === 'stats') {
+          statsWaiting.get(reply.id)?.(reply.stats);
+          statsWaiting.delete(reply.id);
+        }
+        if (reply.type === 'closed') onClosed?.();
+      });
       resolve({
         baseUrl: message.baseUrl,
         runsIn: 'a worker thread',
@@ -52,12 +71,19 @@ export function startFhirSandboxThread(
           const { user, system } = await worker.cpuUsage();
           return (user + system) / 1000;
         },
+        storageStats: () =>
+          new Promise<StoreStats>((answer, refuse) => {
+            if (closing) return refuse(new Error('the embedded FHIR server is closing'));
+            const id = nextStatsId++;
+            statsWaiting.set(id, answer);
+            worker.postMessage({ type: 'stats', id } satisfies ServiceToSandboxMessage);
+          }),
         close: () => {
           if (closing) return Promise.resolve();
           closing = true;
           return new Promise<void>((closed) => {
-            worker.once('message', () => void worker.terminate().then(() => closed()));
-            worker.postMessage({ type: 'close' });
+            onClosed = () => void worker.terminate().then(() => closed());
+            worker.postMessage({ type: 'close' } satisfies ServiceToSandboxMessage);
           });
         },
       });

@@ -1,3 +1,4 @@
 export * from './fhir-sandbox-server';
 export * from './sqlite-repository';
 export * from './fhir-sandbox-thread';
+export * from './store-metrics';

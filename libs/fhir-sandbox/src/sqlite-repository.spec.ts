@@ -784,6 +784,23 @@ describe('durability', () => {
     }
   });
 
+  it("reports its file and WAL sizes, commits and indexed parameters (the operators' gauges)", async () => {
+    const repo = new SqliteRepository(dir);
+    try {
+      const before = repo.storageStats();
+      expect(before.databaseBytes).toBeGreaterThan(0);
+      await repo.createResource<Patient>({ resourceType: 'Patient', gender: 'female' });
+      await repo.search(parseSearchRequest('Patient', { gender: 'female' }));
+      const after = repo.storageStats();
+      // The write is in the WAL until the store idles (checkpointWhenIdle).
+      expect(after.walBytes).toBeGreaterThan(0);
+      expect(after.groupCommits).toBeGreaterThan(before.groupCommits);
+      expect(after.indexedParameters).toBe(before.indexedParameters + 1);
+    } finally {
+      repo.close();
+    }
+  });
+
   it('one process per data directory: a second opener is refused at once, saying why; after close it opens', () => {
     const first = new SqliteRepository(dir);
     try {

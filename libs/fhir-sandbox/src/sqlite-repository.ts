@@ -46,6 +46,18 @@ export const DB_FILE = 'fhir.sqlite';
  */
 const INDEX_VERSION = '3';
 
+/** The embedded store's size and work, for operators (SqliteRepository.storageStats). */
+export interface StoreStats {
+  /** The database file (pages in use or free), bytes. */
+  databaseBytes: number;
+  /** The write-ahead log not yet copied into the file (0 in memory), bytes. */
+  walBytes: number;
+  /** Commits so far (each answers one or more operations). */
+  groupCommits: number;
+  /** Search parameters the index keeps rows for (each built on its first search). */
+  indexedParameters: number;
+}
+
 /** A parameter's index, built on its first search over the resources already stored. */
 export interface IndexBuilt {
   /** `Task:owner` */
@@ -433,6 +445,21 @@ export class SqliteRepository extends FhirRepository {
       results[reference] = (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
     }
     return results;
+  }
+
+  /**
+   * What an operator watches (the /metrics gauges): the database file's and the WAL's size, group commits so far,
+   * parameters indexed. Cheap enough for every scrape: no row is counted.
+   */
+  storageStats(): StoreStats {
+    const pragma = (name: string) => (this.stmt(`PRAGMA ${name}`).get() as Record<string, number>)[name];
+    const wal = this.location === IN_MEMORY ? undefined : path.join(this.location, `${DB_FILE}-wal`);
+    return {
+      databaseBytes: pragma('page_count') * pragma('page_size'),
+      walBytes: wal && fs.existsSync(wal) ? fs.statSync(wal).size : 0,
+      groupCommits: this.ops.groupCommits,
+      indexedParameters: this.indexed.size,
+    };
   }
 
   /** Counts, for tests and benchmarks. */
