@@ -48,6 +48,12 @@ describe('applyDynamicValues', () => {
     expect(unresolved.map((u) => u.path)).toEqual(['dosageInstruction[0].doseAndRate[0].rateQuantity.value']);
   });
 
+  it('leaves the resource it was given as it was (it shares objects with its ActivityDefinition)', () => {
+    const before = JSON.stringify(request);
+    applyDynamicValues(request, rate, { bodyWeight: weight(90) });
+    expect(JSON.stringify(request)).toBe(before);
+  });
+
   it('does not take a weight in pounds as kilograms', () => {
     const pounds: Bundle = {
       resourceType: 'Bundle',
