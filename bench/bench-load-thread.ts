@@ -65,7 +65,7 @@ async function runLoad({ requests, concurrency }: LoadJob): Promise<Omit<LoadRes
   const { latencies, wallMs } = await runConcurrently(requests.length, concurrency, async (i) => {
     const { method, url, headers, body } = requests[i];
     const res = await send(url, { method, headers, body });
-    await res.arrayBuffer();
+    await res.text();
     statuses[res.status] = (statuses[res.status] ?? 0) + 1;
   });
   return { latencies, wallMs, statuses };

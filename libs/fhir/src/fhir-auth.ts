@@ -1,4 +1,5 @@
 import type { FhirAuthConfig } from '@kc/config';
+import type { HttpFetch } from './http-fetch';
 
 interface CachedToken {
   value: string;
@@ -11,7 +12,7 @@ export class FhirAuthorizer {
 
   constructor(
     private readonly config: FhirAuthConfig,
-    private readonly fetchImpl: typeof fetch = fetch,
+    private readonly fetchImpl: HttpFetch = fetch,
   ) {}
 
   async header(): Promise<string | undefined> {

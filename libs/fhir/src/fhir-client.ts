@@ -10,12 +10,13 @@ import {
   outcomeText,
 } from './fhir-errors';
 import { ifMatchFor, versionIdFromETag } from './etag';
-import { httpFetch } from './http-fetch';
+import { httpFetch, type HttpAnswer, type HttpFetch } from './http-fetch';
 
 export interface FhirClientOptions {
   baseUrl: string;
   auth?: FhirAuthConfig;
-  fetchImpl?: typeof fetch;
+  /** The transport (default httpFetch); the global fetch fits too. */
+  fetchImpl?: HttpFetch;
   /** Attempts for retryable failures (network, 429, 502-504); 1 disables retries. */
   maxAttempts?: number;
   /** Longest wait for a server's Retry-After before giving up and passing it on (default 5 s). */
@@ -52,7 +53,7 @@ const FHIR_JSON = 'application/fhir+json';
 export class FhirClient {
   readonly baseUrl: string;
   private readonly authorizer: FhirAuthorizer;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: HttpFetch;
   private readonly maxAttempts: number;
   private readonly maxRetryWaitMs: number;
   private readonly retryBaseDelayMs: number;
@@ -253,7 +254,7 @@ export class FhirClient {
     let refreshedToken = false;
     // Bounded by maxAttempts; per failure kind, `attempts` (network errors, 502-504) or maxAttempts (429).
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      let response: Response;
+      let response: HttpAnswer;
       try {
         response = await this.send(method, url, body, extraHeaders);
       } catch (err) {
@@ -294,7 +295,7 @@ export class FhirClient {
     url: string,
     body: unknown,
     extraHeaders: Record<string, string>,
-  ): Promise<Response> {
+  ): Promise<HttpAnswer> {
     const headers: Record<string, string> = { accept: FHIR_JSON, ...extraHeaders };
     const authorization = await this.authorizer.header();
     if (authorization) headers.authorization = authorization;
@@ -334,7 +335,7 @@ interface FhirResponse<T> {
 }
 
 /** A final answer (not retried): its body parsed, errors as the typed FhirHttpError subclasses. */
-async function readResponse<T>(response: Response, method: string, pathOrUrl: string): Promise<FhirResponse<T>> {
+async function readResponse<T>(response: HttpAnswer, method: string, pathOrUrl: string): Promise<FhirResponse<T>> {
   const text = await response.text();
   const parsed = text ? safeJson(text) : undefined;
   if (!response.ok) throw toError(response.status, parsed as OperationOutcome | undefined, method, pathOrUrl);

@@ -1,11 +1,11 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { httpFetch } from './http-fetch';
+import { httpFetch, type HttpFetch } from './http-fetch';
 
 /**
  * A fetch that counts and times every request to the FHIR server: method, status and resource type only
  * (never ids or query strings, which may identify a patient).
  */
-export function meteredFetch(registry: Registry, baseUrl: string, inner: typeof fetch = httpFetch()): typeof fetch {
+export function meteredFetch(registry: Registry, baseUrl: string, inner: HttpFetch = httpFetch()): HttpFetch {
   const requests = new Counter({
     name: 'kc_fhir_requests_total',
     help: 'Requests to the FHIR server',
@@ -21,7 +21,7 @@ export function meteredFetch(registry: Registry, baseUrl: string, inner: typeof 
   });
   const base = baseUrl.replace(/\/+$/, '');
   return async (input, init) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const url = typeof input === 'string' ? input : input.href;
     const method = (init?.method ?? 'GET').toUpperCase();
     const type = resourceTypeOf(url, base);
     const stop = seconds.startTimer({ method, type });

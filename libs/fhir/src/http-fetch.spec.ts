@@ -21,6 +21,13 @@ describe('httpFetch (the FHIR client transport)', () => {
         });
         if (req.url === '/slow') return void setTimeout(() => res.end('late'), 2000).unref();
         if (req.url === '/gone') return void res.writeHead(204).end();
+        if (req.url === '/big') {
+          // Written in pieces that split the two bytes of each "é": the client must decode the whole, not each piece.
+          const bytes = Buffer.from(JSON.stringify({ note: 'é'.repeat(100_000) }));
+          res.writeHead(200, { 'content-type': 'application/fhir+json' });
+          for (let at = 0; at < bytes.length; at += 4097) res.write(bytes.subarray(at, at + 4097));
+          return void res.end();
+        }
         res.writeHead(req.url === '/missing' ? 404 : 201, {
           'content-type': 'application/fhir+json',
           etag: 'W/"3"',
@@ -37,7 +44,7 @@ describe('httpFetch (the FHIR client transport)', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  it('sends method, headers and body, and answers a standard Response with status, headers and body', async () => {
+  it("sends method, headers and body, and answers status, headers and body as fetch's Response does", async () => {
     const res = await httpFetch()(`${base}/Task`, {
       method: 'POST',
       headers: { 'content-type': 'application/fhir+json', authorization: 'Bearer t' },
@@ -62,6 +69,11 @@ describe('httpFetch (the FHIR client transport)', () => {
     const gone = await httpFetch()(`${base}/gone`, { method: 'DELETE' });
     expect(gone.status).toBe(204);
     expect(await gone.text()).toBe('');
+  });
+
+  it('reads a body that arrives in many pieces whole, multi-byte characters split across them included', async () => {
+    const res = await httpFetch()(`${base}/big`);
+    expect(await res.json()).toEqual({ note: 'é'.repeat(100_000) });
   });
 
   it('keeps the connection alive between requests', async () => {
