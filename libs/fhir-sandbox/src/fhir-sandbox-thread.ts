@@ -9,6 +9,7 @@ export type SandboxThreadMessage =
   | { type: 'listening'; baseUrl: string }
   | { type: 'failed'; message: string }
   | { type: 'stats'; id: number; stats: StoreStats }
+  | { type: 'stats-failed'; id: number; message: string }
   | { type: 'closed' };
 
 /** What the service asks the store's thread. */
@@ -54,14 +55,13 @@ export function startFhirSandboxThread(
           });
       });
       // Answers to storageStats, by request id.
-      const statsWaiting = new Map<number, (stats: StoreStats) => void>();
+      const statsWaiting = new Map<number, { answer: (stats: StoreStats) => void; refuse: (err: Error) => void }>();
       let nextStatsId = 0;
       let onClosed: (() => void) | undefined;
       worker.on('message', (reply: SandboxThreadMessage) => {
-        if (reply.type === 'stats') {
-          statsWaiting.get(reply.id)?.(reply.stats);
-          statsWaiting.delete(reply.id);
-        }
+        if (reply.type === 'stats') statsWaiting.get(reply.id)?.answer(reply.stats);
+        if (reply.type === 'stats-failed') statsWaiting.get(reply.id)?.refuse(new Error(reply.message));
+        if (reply.type === 'stats' || reply.type === 'stats-failed') statsWaiting.delete(reply.id);
         if (reply.type === 'closed') onClosed?.();
       });
       resolve({
@@ -75,7 +75,7 @@ export function startFhirSandboxThread(
           new Promise<StoreStats>((answer, refuse) => {
             if (closing) return refuse(new Error('the embedded FHIR server is closing'));
             const id = nextStatsId++;
-            statsWaiting.set(id, answer);
+            statsWaiting.set(id, { answer, refuse });
             worker.postMessage({ type: 'stats', id } satisfies ServiceToSandboxMessage);
           }),
         close: () => {

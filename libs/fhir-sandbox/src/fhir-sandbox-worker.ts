@@ -7,10 +7,15 @@ async function main(): Promise<void> {
   const port = parentPort!;
   const sandbox = await startFhirSandbox(workerData as FhirSandboxOptions);
   port.on('message', (message: ServiceToSandboxMessage) => {
-    if (message.type === 'stats' && sandbox.storageStats)
-      void sandbox
-        .storageStats()
-        .then((stats) => port.postMessage({ type: 'stats', id: message.id, stats } satisfies SandboxThreadMessage));
+    if (message.type === 'stats') {
+      const { id } = message;
+      // A failure is answered, never left unhandled: an unhandled rejection would end this thread, and the service.
+      void (sandbox.storageStats?.() ?? Promise.reject(new Error('no storage stats'))).then(
+        (stats) => port.postMessage({ type: 'stats', id, stats } satisfies SandboxThreadMessage),
+        (err: unknown) =>
+          port.postMessage({ type: 'stats-failed', id, message: String(err) } satisfies SandboxThreadMessage),
+      );
+    }
     if (message.type === 'close')
       void sandbox.close().then(() => port.postMessage({ type: 'closed' } satisfies SandboxThreadMessage));
   });
