@@ -6,10 +6,9 @@ import { Redis } from 'ioredis';
 import { mintToken } from '@kc/auth';
 import { loadConfig, type AppConfig } from '@kc/config';
 import { startService, type RunningService } from '../service/start-service';
+import { runConcurrently } from './bench-timing';
 
 /** Shared by the benchmarks: the service with an embedded FHIR server, percentiles, printing (timing: bench-timing). */
-
-import { runConcurrently } from './bench-timing';
 
 export { cpuClock, runConcurrently } from './bench-timing';
 
