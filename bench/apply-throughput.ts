@@ -4,18 +4,17 @@ import { applyPlanDefinition, patientDataQueries, ProtocolCatalog } from '@kc/pr
 import { loadConfig } from '@kc/config';
 import { bloodPressure, bodyWeight } from '../test/fixtures/patient-data';
 import { preload, QUICK } from './bench-preload';
-import { LoadThread, type LoadRequest, type LoadResult } from './bench-load-thread';
+import { LoadThread, type LoadRequest } from './bench-load-thread';
 import {
   fmt,
   header,
+  inRounds,
   medianBy,
   row,
   runConcurrently,
   startBenchService,
   runBench,
   threadClock,
-  type ConcurrentRun,
-  type ThreadCpu,
 } from './bench-support';
 
 /**
@@ -89,18 +88,7 @@ async function main(): Promise<void> {
   const clients = new LoadThread();
   await clients.run(applyCalls(false, warmIds), CONCURRENCY);
   await clients.run(applyCalls(true, warmIds), CONCURRENCY);
-  const rounds: {
-    reads: ConcurrentRun;
-    readsCpu: ThreadCpu;
-    readRate: number;
-    apply: LoadResult;
-    applyCpu: ThreadCpu;
-    applyRate: number;
-    persisted: LoadResult;
-    persistedCpu: ThreadCpu;
-    persistRate: number;
-  }[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
+  const rounds = await inRounds(ROUNDS, async (round) => {
     const chunk = ids.slice(round * PER_ROUND, (round + 1) * PER_ROUND);
     let threads = await threadClock(service);
     const reads = await runConcurrently(PER_ROUND, CONCURRENCY, (i) => readBatch(chunk[i]));
@@ -116,7 +104,7 @@ async function main(): Promise<void> {
     if (persisted.statuses[200] !== PER_ROUND)
       throw new Error(`$apply (persist) answered ${JSON.stringify(persisted.statuses)}`);
     const rate = (wallMs: number) => PER_ROUND / (wallMs / 1000);
-    rounds.push({
+    return {
       reads,
       readsCpu,
       readRate: rate(reads.wallMs),
@@ -126,8 +114,8 @@ async function main(): Promise<void> {
       persisted,
       persistedCpu,
       persistRate: rate(persisted.wallMs),
-    });
-  }
+    };
+  });
   await clients.close();
   const persistRatio = (r: (typeof rounds)[number]) => r.persistRate / r.readRate;
   const { reads, readsCpu, readRate, apply, applyCpu, applyRate, persisted, persistedCpu, persistRate } = medianBy(

@@ -6,7 +6,6 @@ import { Redis } from 'ioredis';
 import { mintToken } from '@kc/auth';
 import { loadConfig, type AppConfig } from '@kc/config';
 import { startService, type RunningService } from '../service/start-service';
-import { runConcurrently } from './bench-timing';
 
 /** Shared by the benchmarks: the service with an embedded FHIR server, percentiles, printing (timing: bench-timing). */
 
@@ -66,9 +65,6 @@ export interface ThreadCpu {
   redisMs: number;
 }
 
-/** What runConcurrently measured. */
-export type ConcurrentRun = Awaited<ReturnType<typeof runConcurrently>>;
-
 /**
  * CPU milliseconds per thread from now until the returned function is called: the service's thread (API and
  * worker; for a raw call, the bench's client), the embedded store's own thread, and the Redis server (another
@@ -97,6 +93,16 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
   const start = performance.now();
   const value = await fn();
   return { ms: performance.now() - start, value };
+}
+
+/**
+ * Runs a measurement `count` times, one after another: the benches alternate each operation with its raw baseline
+ * within a round and report medians over rounds.
+ */
+export async function inRounds<T>(count: number, measure: (round: number) => Promise<T>): Promise<T[]> {
+  const all: T[] = [];
+  for (let round = 0; round < count; round++) all.push(await measure(round));
+  return all;
 }
 
 export function median(values: number[]): number {

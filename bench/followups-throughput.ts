@@ -17,6 +17,7 @@ import {
   cpuClock,
   fmt,
   header,
+  inRounds,
   median,
   medianBy,
   percentile,
@@ -81,17 +82,16 @@ async function main(): Promise<void> {
   await measureEvents(service, fhir, clients, WARM_UP, 'warm-up');
   loaded = await preload(fhir, { tasks: Math.max(0, sizes.small - (await storedTasks(fhir))) }, loaded);
   const smallLabel = `${await storedTasks(fhir)} Tasks`;
-  const small = await inRounds(ROUNDS, () => measureEvents(service, fhir, clients, EVENTS, smallLabel));
+  const small = summarize(await inRounds(ROUNDS, () => measureEvents(service, fhir, clients, EVENTS, smallLabel)));
   loaded = await preload(fhir, sizes.mid, loaded);
   const midLabel = `${loaded.tasks} Tasks + ${loaded.medicationRequests} MedicationRequests + ${loaded.carePlans.length} CarePlans`;
   // Baseline: the store's raw transaction rate, a transaction of 2 conditional Task creates, 4 in flight; each round
   // measures it just before the events it is compared with.
-  const midRounds: { rawTx: RawTransactions; events: MeasuredEvents }[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
+  const midRounds = await inRounds(ROUNDS, async () => {
     await storeIdles(service.config.fhirDataDir);
     const rawTx = await rawTransactions(service, fhir, 2 * EVENTS);
-    midRounds.push({ rawTx, events: await measureEvents(service, fhir, clients, EVENTS, midLabel) });
-  }
+    return { rawTx, events: await measureEvents(service, fhir, clients, EVENTS, midLabel) };
+  });
   const mid = summarize(midRounds.map((r) => r.events));
   const rawTx = medianBy(
     midRounds.map((r) => r.rawTx),
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   loaded = await preload(fhir, { tasks: sizes.big }, loaded);
   row('preload to the big store (500 creates per transaction)', `${fmt((performance.now() - loadStart) / 1000)} s`);
   const bigLabel = `${await storedTasks(fhir)} Tasks`;
-  const big = await inRounds(ROUNDS, () => measureEvents(service, fhir, clients, EVENTS, bigLabel));
+  const big = summarize(await inRounds(ROUNDS, () => measureEvents(service, fhir, clients, EVENTS, bigLabel)));
   const memory = await memoryAfterGc();
   await clients.close();
 
@@ -143,7 +143,6 @@ async function main(): Promise<void> {
   await service.stop();
 }
 
-type RawTransactions = Awaited<ReturnType<typeof rawTransactions>>;
 type MeasuredEvents = Awaited<ReturnType<typeof measureEvents>>;
 
 /** A store's rounds: the median round (by rate) for the details, every round's rate, and whether all verified. */
@@ -151,12 +150,6 @@ function summarize(all: MeasuredEvents[]): MeasuredEvents & { rounds: number[] }
   const chosen = medianBy(all, (m) => m.rate);
   const missing = all.find((m) => m.verified !== 'tasks verified');
   return { ...chosen, verified: missing?.verified ?? chosen.verified, rounds: all.map((m) => m.rate) };
-}
-
-async function inRounds(rounds: number, measure: () => Promise<MeasuredEvents>): Promise<ReturnType<typeof summarize>> {
-  const all: MeasuredEvents[] = [];
-  for (let round = 0; round < rounds; round++) all.push(await measure());
-  return summarize(all);
 }
 
 async function rawTransactions(

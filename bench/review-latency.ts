@@ -1,11 +1,12 @@
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { WorklistIndex } from '@kc/worklist-index';
-import { LoadThread, type LoadRequest, type LoadResult } from './bench-load-thread';
+import { LoadThread, type LoadRequest } from './bench-load-thread';
 import { preload, QUICK } from './bench-preload';
 import {
   fmt,
   header,
+  inRounds,
   medianBy,
   percentile,
   row,
@@ -13,8 +14,6 @@ import {
   startBenchService,
   runBench,
   threadClock,
-  type ConcurrentRun,
-  type ThreadCpu,
 } from './bench-support';
 
 /**
@@ -86,9 +85,7 @@ async function main(): Promise<void> {
       body: JSON.stringify({ versionId: task.meta!.versionId }),
     }));
   await clients.run(approvals(warmTargets.slice(WARM)), CLIENTS);
-  const rounds: { rawUpdate: ConcurrentRun; rawUpdateCpu: ThreadCpu; approve: LoadResult; approveCpu: ThreadCpu }[] =
-    [];
-  for (let round = 0; round < ROUNDS; round++) {
+  const rounds = await inRounds(ROUNDS, async (round) => {
     const rawTargets = targets.slice(2 * round * ROUND_SIZE, (2 * round + 1) * ROUND_SIZE);
     const apiTargets = targets.slice((2 * round + 1) * ROUND_SIZE, (2 * round + 2) * ROUND_SIZE);
     let threads = await threadClock(service);
@@ -98,8 +95,8 @@ async function main(): Promise<void> {
     const rawUpdateCpu = await threads();
     threads = await threadClock(service);
     const approve = await clients.run(approvals(apiTargets), CLIENTS);
-    rounds.push({ rawUpdate, rawUpdateCpu, approve, approveCpu: await threads() });
-  }
+    return { rawUpdate, rawUpdateCpu, approve, approveCpu: await threads() };
+  });
   await clients.close();
   const refused = rounds.reduce((n, r) => n + ROUND_SIZE - (r.approve.statuses[200] ?? 0), 0);
 
