@@ -13,8 +13,9 @@ import { fmt, header, row, runBench, runConcurrently } from './bench-support';
 /**
  * The embedded FHIR store (SQLite, indexed, durable) against the one it replaced (Medplum's MemoryRepository),
  * in the same process:
- *  - search cost at 1k, 20k and 100k stored Tasks for the worker's identifier and based-on searches, with the
- *    ratio to the cost at 1k (an indexed search should not grow with the store) and to MemoryRepository;
+ *  - search cost at 1k, 20k and 100k stored Tasks for the worker's identifier and based-on searches and EHRs'
+ *    sorted and paged ones, with the ratio to the cost at 1k (an indexed search should not grow with the store) and
+ *    to MemoryRepository;
  *  - raw Task creates and transaction Bundles over HTTP (4 in flight), empty and with 100k Tasks stored;
  *  - RSS and file size with 100k Tasks stored.
  * `BENCH_QUICK=1` (or `-- quick`) runs small sizes.
@@ -112,6 +113,26 @@ const SEARCH_KINDS: { label: string; query: (i: number) => string; expect: numbe
     label: 'based-on + status (open tasks of a plan)',
     query: (i) => `Task?based-on=CarePlan/cp-${Math.floor(i / TASKS_PER_PLAN)}&status=requested,accepted&_count=100`,
     expect: TASKS_PER_PLAN,
+  },
+  {
+    label: "a patient's newest (patient + _sort=-authored-on, one page)",
+    query: (i) => `Task?patient=Patient/p-${Math.floor(i / TASKS_PER_PLAN / 2)}&_sort=-authored-on&_count=5`,
+    expect: 5,
+  },
+  {
+    label: 'newest first (_sort=-_lastUpdated, one page of 10)',
+    query: () => 'Task?_sort=-_lastUpdated&_count=10',
+    expect: 10,
+  },
+  {
+    label: 'open, by date (status + _sort=authored-on, page 3 of 20)',
+    query: () => 'Task?status=requested&_sort=authored-on&_count=20&_offset=40',
+    expect: 20,
+  },
+  {
+    label: 'open, a page of 20 (status, no sort)',
+    query: () => 'Task?status=requested&_count=20',
+    expect: 20,
   },
 ];
 

@@ -14,6 +14,13 @@ import type {
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, bloodPressure, bodyWeight, FIBROMYALGIA, PREGNANCY } from './fixtures/patient-data';
 
+const DAY_MS = 86_400_000;
+/** Dates relative to today: the engine dates nothing before now, and looks back from now for observations. */
+const daysFromToday = (days: number) => new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS + days * DAY_MS);
+const dateFromToday = (days: number) => daysFromToday(days).toISOString().slice(0, 10);
+/** The series starts in a week (a start already past would be moved to now). */
+const START_DATE = dateFromToday(7);
+
 /** A patient on the FHIR server with the history a clinic would have on record. */
 async function createPatient(
   service: TestService,
@@ -26,10 +33,10 @@ async function createPatient(
   });
   const ref = `Patient/${patient.id}`;
   if (history.weightKg !== undefined)
-    await service.fhir.create(bodyWeight(history.weightKg, '2026-11-01T09:00:00Z', ref));
+    await service.fhir.create(bodyWeight(history.weightKg, `${dateFromToday(-30)}T09:00:00Z`, ref));
   if (history.bp) {
-    await service.fhir.create(bloodPressure(120, 70, '2026-01-01T09:00:00Z', ref)); // older, normal: the latest must win
-    await service.fhir.create(bloodPressure(history.bp[0], history.bp[1], '2026-11-10T09:00:00Z', ref));
+    await service.fhir.create(bloodPressure(120, 70, `${dateFromToday(-330)}T09:00:00Z`, ref)); // older, normal: the latest must win
+    await service.fhir.create(bloodPressure(history.bp[0], history.bp[1], `${dateFromToday(-21)}T09:00:00Z`, ref));
   }
   for (const [code, display] of history.conditions ?? [])
     await service.fhir.create(activeCondition(code, display, ref));
@@ -41,7 +48,7 @@ function applyParams(subject: string, extra: Parameters['parameter'] = []): Para
     resourceType: 'Parameters',
     parameter: [
       { name: 'subject', valueReference: { reference: subject } },
-      { name: 'startDate', valueDate: '2026-12-01' },
+      { name: 'startDate', valueDate: START_DATE },
       // Every part as its own parameter; the default answer (the CarePlan itself) is tested below.
       { name: 'output', valueCode: 'parameters' },
       ...extra,
@@ -83,10 +90,11 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     });
     expect(carePlan.instantiatesCanonical?.[0]).toMatch(/PlanDefinition\/ketamine-low-dose-series\|1\.0\.0$/);
     expect(out.parameter?.find((p) => p.name === 'eligible')?.valueBoolean).toBe(true);
-    expect(taskFor(out, 'patient-instructions').restriction?.period?.start).toBe('2026-12-01T00:00:00.000Z');
+    expect(taskFor(out, 'patient-instructions').restriction?.period?.start).toBe(daysFromToday(7).toISOString());
+    // From the day after the start for two weeks.
     expect(taskFor(out, 'infusion-session').restriction?.period).toEqual({
-      start: '2026-12-02T00:00:00.000Z',
-      end: '2026-12-15T00:00:00.000Z',
+      start: daysFromToday(8).toISOString(),
+      end: daysFromToday(21).toISOString(),
     });
     const infusion = part<MedicationRequest>(out, 'request').find((r) => r.resourceType === 'MedicationRequest')!;
     expect(infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity).toMatchObject({ value: 40, unit: 'mg/h' });
@@ -282,7 +290,7 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
       resourceType: 'Parameters',
       parameter: [
         { name: 'subject', valueReference: { reference: subject } },
-        { name: 'startDate', valueDate: '2026-12-01' },
+        { name: 'startDate', valueDate: START_DATE },
         { name: 'persist', valueBoolean: persist },
       ],
     });
@@ -315,7 +323,7 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
       const subject = await createPatient(service, { weightKg: 70, bp: [120, 80] });
       const res = await request(service.url)
         .get('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
-        .query({ subject, startDate: '2026-12-01', persist: 'true' })
+        .query({ subject, startDate: START_DATE, persist: 'true' })
         .set(service.as('clinician'))
         .expect(200);
       const carePlan = res.body as CarePlan;

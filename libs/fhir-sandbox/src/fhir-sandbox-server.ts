@@ -247,7 +247,7 @@ async function runTransaction(
 }
 
 /**
- * The repository (like Medplum's in-memory one) pages (_count/_offset) and counts (total) but writes no links;
+ * The repository pages (_count/_offset) and counts (total) or says a next page exists, but writes no full links;
  * clients page by following links, so the sandbox adds self/next/previous the way Medplum's server does.
  */
 function withPagingLinks(resource: Resource, baseUrl: string, path: string, query: URLSearchParams): Resource {
@@ -263,8 +263,10 @@ function withPagingLinks(resource: Resource, baseUrl: string, path: string, quer
   };
   const links: Bundle['link'] = [{ relation: 'self', url: pageUrl(offset) }];
   const returned = bundle.entry?.length ?? 0;
-  if (count > 0 && returned > 0 && offset + returned < (bundle.total ?? 0))
-    links.push({ relation: 'next', url: pageUrl(offset + count) });
+  // The SQLite store says a next page exists (it counts matches only when asked, as Medplum's server does);
+  // MemoryRepository counts every match.
+  const more = bundle.link?.some((l) => l.relation === 'next') || offset + returned < (bundle.total ?? 0);
+  if (count > 0 && returned > 0 && more) links.push({ relation: 'next', url: pageUrl(offset + count) });
   if (offset > 0) links.push({ relation: 'previous', url: pageUrl(Math.max(0, offset - count)) });
   return { ...bundle, link: links };
 }

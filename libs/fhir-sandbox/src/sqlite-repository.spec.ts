@@ -197,6 +197,23 @@ const QUERIES = [
   'Practitioner?_id=dr1',
 ];
 
+/**
+ * The SQLite store counts every match only when asked (`_total=accurate`, `_count=0`) or when the page itself tells
+ * (no next page), as Medplum's server does; MemoryRepository always counts. Everything else is the same: entries,
+ * order, links (a next link exactly when there is a next page).
+ */
+function expectSameAnswer(query: string, actual: Bundle, expected: Bundle): void {
+  if (actual.total === undefined && expected.total !== undefined) {
+    expect(query).not.toMatch(/_total=|_count=0(&|$)/);
+    const { total, ...uncounted } = expected;
+    expect(total).toBeGreaterThan(0);
+    expect(actual).toEqual(uncounted);
+  } else expect(actual).toEqual(expected);
+}
+
+/** The same query, asking for the total. */
+const counted = (query: string) => `${query}${query.includes('?') ? '&' : '?'}_total=accurate`;
+
 beforeAll(() => indexFhirDefinitions());
 
 describe('SqliteRepository answers as MemoryRepository does', () => {
@@ -229,11 +246,17 @@ describe('SqliteRepository answers as MemoryRepository does', () => {
   it.each(QUERIES)('%s', async (query) => {
     const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
     expect(actual.status).toBe(expected.status);
+    expectSameAnswer(query, actual.body, expected.body);
+  });
+
+  it.each(QUERIES.map(counted))('%s', async (query) => {
+    const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
+    expect(actual.status).toBe(expected.status);
     expect(actual.body).toEqual(expected.body);
   });
 
   it('the queries are not vacuous: most of them match something', async () => {
-    const totals = await Promise.all(QUERIES.map(async (q) => (await get(sqlite, q)).body.total ?? 0));
+    const totals = await Promise.all(QUERIES.map(async (q) => (await get(sqlite, counted(q))).body.total ?? 0));
     expect(totals.filter((t) => t > 0).length).toBeGreaterThan(QUERIES.length * 0.75);
   });
 
@@ -283,6 +306,101 @@ describe('SqliteRepository answers as MemoryRepository does', () => {
   });
 });
 
+/**
+ * Over more matches than the store estimates (500), a date-sorted page walks the date index in order instead of
+ * sorting the matches: the same answers as MemoryRepository's sort, with ties, resources without the value, filters,
+ * and pages that start in one segment (with a value, without) and end in the other.
+ */
+describe('date-sorted pages over many matches answer as MemoryRepository does', () => {
+  const TASKS = 1300;
+  let memory: FhirSandbox;
+  let sqlite: FhirSandbox;
+  beforeAll(async () => {
+    const memoryRepo = new MemoryRepository();
+    memory = await startFhirSandbox({ repository: memoryRepo });
+    sqlite = await startFhirSandbox({ dataDir: ':memory:' });
+    const sqliteRepo = sqlite.repo as SqliteRepository;
+    const tasks = Array.from({ length: TASKS }, (_, i): Task => ({
+      resourceType: 'Task',
+      id: `t${i}`,
+      // Shuffled against insertion order.
+      meta: {
+        versionId: `v${i}`,
+        lastUpdated: new Date(Date.UTC(2027, 0, 1) + ((i * 7919) % TASKS) * 60_000).toISOString(),
+      },
+      status: i % 3 ? 'requested' : 'completed',
+      intent: 'plan',
+      for: { reference: `Patient/p${i % 40}` },
+      // Every 10th without a value (after the others ascending, before them descending); 997 values for 1,170
+      // Tasks, so some share one (ties keep insertion order).
+      authoredOn:
+        i % 10 === 9 ? undefined : new Date(Date.UTC(2027, 1, 1) + ((i * 104_729) % 997) * 3_600_000).toISOString(),
+    }));
+    for (const repo of [memoryRepo, sqliteRepo])
+      await repo.withSeeding(async () => {
+        for (const t of tasks) await repo.createResource(t);
+      });
+  });
+  afterAll(async () => {
+    await memory.close();
+    await sqlite.close();
+  });
+
+  const get = async (sandbox: FhirSandbox, pathAndQuery: string) => {
+    const res = await fetch(`${sandbox.baseUrl}/${pathAndQuery}`);
+    return JSON.parse((await res.text()).split(sandbox.baseUrl).join('{base}')) as Bundle;
+  };
+
+  it.each([
+    'Task?_sort=authored-on&_count=50',
+    'Task?_sort=-authored-on&_count=50',
+    'Task?_sort=-authored-on&_count=50&_offset=100',
+    'Task?_sort=authored-on&_count=50&_offset=1150',
+    'Task?_sort=authored-on&_count=50&_offset=1250',
+    'Task?_sort=-authored-on&_count=50&_offset=1280',
+    'Task?_sort=authored-on&_count=50&_offset=5000',
+    'Task?_sort=-authored-on&_count=0',
+    'Task?status=requested&_sort=-authored-on&_count=30&_offset=40',
+    'Task?status=requested&_sort=authored-on&_count=40&_offset=760',
+    'Task?status=requested&_sort=_lastUpdated&_count=25&_offset=600',
+    'Task?_sort=-_lastUpdated&_count=20',
+    'Task?_lastUpdated=ge2027-01-01T12:00:00Z&_sort=-_lastUpdated&_count=20&_offset=10',
+    'Task?patient=Patient/p3&_sort=-authored-on',
+    'Task?patient=Patient/p3&status=requested&_sort=authored-on&_count=5&_offset=5',
+  ])('%s', async (query) => {
+    const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
+    expectSameAnswer(query, actual, expected);
+    const [expectedCounted, actualCounted] = [await get(memory, counted(query)), await get(sqlite, counted(query))];
+    expect(actualCounted).toEqual(expectedCounted);
+  });
+
+  it('the walk is over many matches: the queries above reach past the estimate cap', async () => {
+    expect((await get(sqlite, 'Task?status=requested&_count=0')).total).toBeGreaterThan(500);
+    // And the ties are real: some authoredOn values are shared.
+    const all = await get(sqlite, `Task?_sort=authored-on&_count=${TASKS}`);
+    const values = all.entry!.map((e) => (e.resource as Task).authoredOn).filter(Boolean);
+    expect(new Set(values).size).toBeLessThan(values.length);
+  });
+
+  it('following next links through a sorted walk gives every match once, in order', async () => {
+    const walk = async (sandbox: FhirSandbox, first: string) => {
+      const ids: string[] = [];
+      let url: string | undefined = `${sandbox.baseUrl}/${first}`;
+      while (url) {
+        const bundle = (await (await fetch(url)).json()) as Bundle;
+        ids.push(...(bundle.entry ?? []).map((e: BundleEntry) => e.resource!.id!));
+        url = bundle.link?.find((l) => l.relation === 'next')?.url;
+      }
+      return ids;
+    };
+    const query = 'Task?status=requested&_sort=-authored-on&_count=200';
+    const ids = await walk(sqlite, query);
+    expect(ids).toEqual(await walk(memory, query));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.length).toBe(TASKS - Math.ceil(TASKS / 3));
+  });
+});
+
 describe('indexed searches read only what they match', () => {
   it('with 3,000 Tasks stored, the worker and EHR searches parse a handful of resources, not the store', async () => {
     const repo = new SqliteRepository(':memory:');
@@ -311,6 +429,10 @@ describe('indexed searches read only what they match', () => {
         ['Task?patient=Patient/p-7&status=requested&_sort=-authored-on&_count=5', 5],
         ['Task?authored-on=ge2027-01-03T01:00:00Z&_count=10', 10],
         ['Task?_id=nope', 0],
+        // Date-sorted pages over most of the store walk the date index: the page is parsed, not every match.
+        ['Task?_sort=-_lastUpdated&_count=10', 10],
+        ['Task?status=requested&_sort=authored-on&_count=20&_offset=500', 20],
+        ['Task?_sort=-authored-on&_count=5', 5],
       ];
       for (const [query, found] of cases) {
         parse.mockClear();

@@ -11,6 +11,7 @@ import {
   evalFhirPath,
   getParsedExpressionForResourceType,
   fhirpathPatchTypedValue,
+  formatSearchQuery,
   generateId,
   globalSchema,
   matchesSearchRequest,
@@ -33,6 +34,16 @@ import type {
 import type { Bundle, BundleEntry, Parameters, Reference, Resource } from '@medplum/fhirtypes';
 import { v7 as uuidv7 } from 'uuid';
 import { CommitQueue } from './commit-queue';
+import {
+  countOf,
+  existsAll,
+  missingSegment,
+  pageSql,
+  sortCandidatesSql,
+  valuedSegment,
+  type DateSort,
+  type Sql,
+} from './date-sort';
 import { indexCondition, parseChainedFilter, type ChainedFilter, type IndexedFilter } from './search-filters';
 import { indexRowsOf, searchParamsOf, type IndexKind, type IndexedParam, type IndexRows } from './search-index';
 
@@ -117,6 +128,11 @@ const ESTIMATE_CAP = 500;
 /** A driver matching at most this many index rows is taken without estimating the other filters. */
 const SMALL_DRIVER = 20;
 const LAST_UPDATED = 'Resource.meta.lastUpdated';
+/** A search's page: `_count` (-1: every match) and `_offset`. */
+function pageOf(searchRequest: SearchRequest): { count: number; offset: number } {
+  return { count: searchRequest.count ?? -1, offset: searchRequest.offset ?? 0 };
+}
+
 /** Which index tables' filters are estimated first: references (based-on, subject) are the usual selective ones. */
 const ESTIMATE_ORDER: Record<IndexedFilter['table'], number> = { ref: 0, token: 1, date: 2 };
 
@@ -493,28 +509,27 @@ export class SqliteRepository extends FhirRepository {
       if (byIndex) indexed.push(byIndex);
       else residual.push(filter);
     }
+    const dateSort = residual.length || chained.length ? undefined : this.dateSortOf(resourceType, searchRequest);
+    if (dateSort) return this.sortedByDate(resourceType, indexed, dateSort, searchRequest);
 
     const query = this.candidateQuery(resourceType, indexed);
-    // Every filter indexed and no sort: SQL reads only the page (with its content) and counts the matches only when
-    // the page does not show them all, so a page costs the same whatever the number of matches (the worklist's and
-    // EHRs' `Task?status=draft&_count=20` on 20k Tasks), and a search answered in one page costs one query.
+    // Every filter indexed and no sort: SQL reads only the page (with its content, and one row more to know whether
+    // a next page exists), so a page costs the same whatever the number of matches (the worklist's and EHRs'
+    // `Task?status=draft&_count=20` on 20k Tasks), and a search answered in one page costs one query.
     if (!residual.length && !chained.length && !searchRequest.sortRules?.length) {
-      const count = searchRequest.count ?? -1;
-      const offset = searchRequest.offset ?? 0;
-      const page = this.stmt(`${query.select('r.content AS content')} LIMIT ? OFFSET ?`).all(
+      const { count, offset } = pageOf(searchRequest);
+      const rows = this.stmt(`${query.select('r.content AS content')} LIMIT ? OFFSET ?`).all(
         ...query.params,
-        count,
+        count < 0 ? -1 : count + 1,
         offset,
       ) as { content: string }[];
-      const wholeAnswer = offset === 0 && (count < 0 || page.length < count);
-      const total = wholeAnswer
-        ? page.length
-        : (this.stmt(`SELECT count(*) AS n FROM (${query.select('r.seq')})`).get(...query.params) as { n: number }).n;
+      const more = count >= 0 && rows.length > count;
+      const page = more ? rows.slice(0, count) : rows;
       const entry = page.map((row): BundleEntry<WithId<T>> => ({
         search: { mode: 'match' },
         resource: JSON.parse(row.content) as WithId<T>,
       }));
-      return { resourceType: 'Bundle', type: 'searchset', entry: entry.length ? entry : undefined, total };
+      return this.searchset(searchRequest, entry, more, () => this.countOf(query));
     }
 
     // Candidates, in insertion order: exactly the matches when every filter is indexed. Read with their content when
@@ -583,11 +598,7 @@ export class SqliteRepository extends FhirRepository {
     if (indexed.length > 1) {
       let best = ESTIMATE_CAP + 1;
       for (const f of [...indexed].sort((a, b) => ESTIMATE_ORDER[a.table] - ESTIMATE_ORDER[b.table])) {
-        const n = (
-          this.stmt(
-            `SELECT count(*) AS n FROM (SELECT 1 FROM ${f.table} x WHERE x.p = ? AND (${f.where}) LIMIT ?)`,
-          ).get(f.key, ...f.params, best) as { n: number }
-        ).n;
+        const n = this.estimateRows(f, best);
         if (n < best) {
           best = n;
           driver = f;
@@ -596,17 +607,126 @@ export class SqliteRepository extends FhirRepository {
         if (best <= SMALL_DRIVER) break;
       }
     }
-    const others = indexed.filter((f) => f !== driver);
+    const others = existsAll(indexed.filter((f) => f !== driver));
     const from =
       `FROM (SELECT DISTINCT x.seq FROM ${driver.table} x WHERE x.p = ? AND (${driver.where})) d ` +
-      `CROSS JOIN resource r ON r.seq = d.seq WHERE r.type = ?` +
-      others
-        .map((f) => ` AND EXISTS (SELECT 1 FROM ${f.table} x WHERE x.seq = r.seq AND x.p = ? AND (${f.where}))`)
-        .join('') +
-      ' ORDER BY r.seq';
-    const params: SQLInputValue[] = [driver.key, ...driver.params, resourceType];
-    for (const f of others) params.push(f.key, ...f.params);
+      `CROSS JOIN resource r ON r.seq = d.seq WHERE r.type = ?${others.sql} ORDER BY r.seq`;
+    const params: SQLInputValue[] = [driver.key, ...driver.params, resourceType, ...others.params];
     return { select: (columns) => `SELECT ${columns} ${from}`, params };
+  }
+
+  /** How many index rows a filter matches, counted up to `cap` (a query: the estimates are what drivers cost). */
+  private estimateRows(filter: IndexedFilter, cap: number): number {
+    return (
+      this.stmt(
+        `SELECT count(*) AS n FROM (SELECT 1 FROM ${filter.table} x WHERE x.p = ? AND (${filter.where}) LIMIT ?)`,
+      ).get(filter.key, ...filter.params, cap) as { n: number }
+    ).n;
+  }
+
+  /** A single `_sort` on a date parameter, which the date index answers (date-sort.ts); undefined for other sorts. */
+  private dateSortOf(resourceType: string, searchRequest: SearchRequest): DateSort | undefined {
+    const rules = searchRequest.sortRules ?? EMPTY;
+    if (rules.length !== 1) return undefined;
+    const [rule] = rules;
+    const param = this.params(resourceType).find((p) => p.code === rule.code && p.kind === 'date');
+    if (!param) return undefined;
+    this.ensureIndexed(resourceType, param);
+    return { key: param.key, descending: !!rule.descending, alwaysPresent: param.code === '_lastUpdated' };
+  }
+
+  /**
+   * A date-sorted page: the candidates sorted by SQLite when a filter leaves few (a patient's, a plan's), else the
+   * date index walked in order until the page is full, so the page costs the same whatever is stored.
+   */
+  private sortedByDate<T extends Resource>(
+    resourceType: string,
+    indexed: IndexedFilter[],
+    sort: DateSort,
+    searchRequest: SearchRequest<T>,
+  ): Bundle<WithId<T>> {
+    const { count, offset } = pageOf(searchRequest);
+    const limit = count < 0 ? -1 : count + 1;
+    const query = this.candidateQuery(resourceType, indexed);
+    const few = indexed.some((f) => this.estimateRows(f, ESTIMATE_CAP) < ESTIMATE_CAP);
+    const seqs = few
+      ? this.seqsOf(sortCandidatesSql({ sql: query.select('r.seq AS seq'), params: query.params }, sort, limit, offset))
+      : this.walkByDate(resourceType, indexed, sort, limit, offset);
+    const more = count >= 0 && seqs.length > count;
+    const content = this.stmt('SELECT content FROM resource WHERE seq = ?');
+    const entry = (more ? seqs.slice(0, count) : seqs).map((seq): BundleEntry<WithId<T>> => ({
+      search: { mode: 'match' },
+      resource: JSON.parse((content.get(seq) as { content: string }).content) as WithId<T>,
+    }));
+    return this.searchset(searchRequest, entry, more, () => this.countOf(query));
+  }
+
+  /**
+   * A page of matches as Medplum's server answers it: `total` when the client asks (`_total=accurate` or
+   * `estimate`, or `_count=0`, which asks for nothing else) or when the page itself tells it (no next page and a
+   * match on it), never a count of every match for each page (it grew with the store: 15 ms for
+   * `Task?_sort=-_lastUpdated&_count=10` over 100k Tasks); a next link when one more match exists.
+   */
+  private searchset<T extends Resource>(
+    searchRequest: SearchRequest<T>,
+    entry: BundleEntry<WithId<T>>[],
+    more: boolean,
+    countAll: () => number,
+  ): Bundle<WithId<T>> {
+    const { count, offset } = pageOf(searchRequest);
+    const asked = searchRequest.total === 'accurate' || searchRequest.total === 'estimate' || count === 0;
+    const total = !more && (entry.length || !offset) ? offset + entry.length : asked ? countAll() : undefined;
+    const bundle: Bundle<WithId<T>> = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      entry: entry.length ? entry : undefined,
+    };
+    if (total !== undefined) bundle.total = total;
+    if (more)
+      bundle.link = [
+        {
+          relation: 'next',
+          url: `${searchRequest.resourceType}${formatSearchQuery({ ...searchRequest, offset: offset + count })}`,
+        },
+      ];
+    return bundle;
+  }
+
+  private countOf(query: { select: (columns: string) => string; params: SQLInputValue[] }): number {
+    return (this.stmt(`SELECT count(*) AS n FROM (${query.select('r.seq')})`).get(...query.params) as { n: number }).n;
+  }
+
+  /** The page, from the matches with a value (walked in the index's order) and those without, in sort order. */
+  private walkByDate(
+    resourceType: string,
+    filters: IndexedFilter[],
+    sort: DateSort,
+    limit: number,
+    offset: number,
+  ): number[] {
+    const valued = valuedSegment(resourceType, filters, sort);
+    const missing = () => missingSegment(resourceType, filters, sort);
+    const segments = sort.alwaysPresent ? [valued] : sort.descending ? [missing(), valued] : [valued, missing()];
+    const seqs: number[] = [];
+    let skip = offset;
+    for (const segment of segments) {
+      const want = limit < 0 ? -1 : limit - seqs.length;
+      if (want === 0) break;
+      const page = pageSql(segment);
+      const found = this.seqsOf({ sql: page.sql, params: [...page.params, want, skip] });
+      seqs.push(...found);
+      // The page continues at the next segment's start, or (nothing found here) past this segment's rows.
+      if (found.length) skip = 0;
+      else if (skip > 0) {
+        const size = countOf(segment);
+        skip -= (this.stmt(size.sql).get(...size.params) as { n: number }).n;
+      }
+    }
+    return seqs;
+  }
+
+  private seqsOf(query: Sql): number[] {
+    return (this.stmt(query.sql).all(...query.params) as { seq: number }[]).map((r) => r.seq);
   }
 
   /**
