@@ -51,7 +51,7 @@ export function sortCandidatesSql(candidates: Sql, sort: DateSort, count: number
   const order = sort.descending ? 'k IS NULL DESC, k DESC, seq' : 'k IS NULL, k, seq';
   return {
     sql:
-      `SELECT seq FROM (SELECT c.seq AS seq, (SELECT ${key} FROM date x WHERE x.seq = c.seq AND x.p = ?) AS k ` +
+      `SELECT seq FROM (SELECT c.seq AS seq, (SELECT ${key} FROM date x INDEXED BY date_seq WHERE x.seq = c.seq AND x.p = ?) AS k ` +
       `FROM (${candidates.sql}) c) ORDER BY ${order} LIMIT ? OFFSET ?`,
     params: [sort.key, ...candidates.params, count, offset],
   };
@@ -86,7 +86,7 @@ export function valuedSegment(resourceType: string, filters: IndexedFilter[], so
       sql:
         'SELECT d.seq AS seq FROM date d CROSS JOIN resource r ON r.seq = d.seq WHERE d.p = ? AND r.type = ?' +
         exists.sql +
-        ` AND NOT EXISTS (SELECT 1 FROM date d2 WHERE d2.seq = d.seq AND d2.p = d.p AND (${earlier} OR ` +
+        ` AND NOT EXISTS (SELECT 1 FROM date d2 INDEXED BY date_seq WHERE d2.seq = d.seq AND d2.p = d.p AND (${earlier} OR ` +
         '(d2.lo = d.lo AND d2.rowid < d.rowid)))',
       params: [sort.key, resourceType, ...exists.params],
     },
@@ -102,7 +102,7 @@ export function missingSegment(resourceType: string, filters: IndexedFilter[], s
       sql:
         'SELECT r.seq AS seq FROM resource r WHERE r.type = ?' +
         exists.sql +
-        ' AND NOT EXISTS (SELECT 1 FROM date x WHERE x.seq = r.seq AND x.p = ?)',
+        ' AND NOT EXISTS (SELECT 1 FROM date x INDEXED BY date_seq WHERE x.seq = r.seq AND x.p = ?)',
       params: [resourceType, ...exists.params, sort.key],
     },
     order: 'r.seq',
