@@ -1,4 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
+import { parseSearchRequest } from '@medplum/core';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { missingSegment, pageSql, sortCandidatesSql, valuedSegment, type DateSort, type Sql } from './date-sort';
 import type { IndexedFilter } from './search-filters';
@@ -10,7 +11,7 @@ import { SqliteRepository } from './sqlite-repository';
  * `date_lo` or `date_hi` instead, each candidate rescans a parameter's rows (a patient's sorted page over 100k Tasks
  * took 317 ms, not 0.3 ms).
  */
-describe('date-sorted page plans', () => {
+describe('page plans', () => {
   let repo: SqliteRepository;
   let db: DatabaseSync;
   beforeAll(() => {
@@ -45,6 +46,40 @@ describe('date-sorted page plans', () => {
     // (Evaluated for each term of the ORDER BY that names it.)
     expect(lookups(details).length).toBeGreaterThan(0);
     for (const d of lookups(details)) expect(d).toMatch(/USING (COVERING )?INDEX date_seq \(seq=\? AND p=\?\)/);
+  });
+
+  it('an unsorted page of a broad search walks the type in insertion order: no sort of every match', async () => {
+    const store = new SqliteRepository(':memory:');
+    const storeDb = (store as unknown as { db: DatabaseSync }).db;
+    try {
+      await store.withTransaction(async () => {
+        for (let i = 0; i < 600; i++)
+          await store.createResource({ resourceType: 'Task', status: 'requested', intent: 'plan' });
+      });
+      await store.indexParameters('Task', ['status']);
+      const prepared: string[] = [];
+      const prepare = storeDb.prepare.bind(storeDb);
+      jest.spyOn(storeDb, 'prepare').mockImplementation((sql: string) => {
+        prepared.push(sql);
+        return prepare(sql);
+      });
+      for (const query of ['Task?status=requested&_count=20', 'Task?_count=20']) {
+        prepared.length = 0;
+        expect((await store.search(parseSearchRequest(query))).entry).toHaveLength(20);
+        const page = prepared.find((sql) => sql.includes('LIMIT ? OFFSET ?'))!;
+        const details = (
+          storeDb
+            .prepare(`EXPLAIN QUERY PLAN ${page}`)
+            .all(...(Array(page.split('?').length - 1).fill('x') as never[])) as {
+            detail: string;
+          }[]
+        ).map((row) => row.detail);
+        expect(details).toContain('SCAN r');
+        expect(details.some((d) => /TEMP B-TREE/.test(d))).toBe(false);
+      }
+    } finally {
+      store.close();
+    }
   });
 
   it('resources without the value are found by (seq, p), in insertion order', () => {

@@ -518,8 +518,10 @@ export class SqliteRepository extends FhirRepository {
     // `Task?status=draft&_count=20` on 20k Tasks), and a search answered in one page costs one query.
     if (!residual.length && !chained.length && !searchRequest.sortRules?.length) {
       const { count, offset } = pageOf(searchRequest);
-      const rows = this.stmt(`${query.select('r.content AS content')} LIMIT ? OFFSET ?`).all(
-        ...query.params,
+      const paged =
+        count >= 0 && this.isBroad(resourceType, indexed) ? this.insertionWalk(resourceType, indexed) : query;
+      const rows = this.stmt(`${paged.select('r.content AS content')} LIMIT ? OFFSET ?`).all(
+        ...paged.params,
         count < 0 ? -1 : count + 1,
         offset,
       ) as { content: string }[];
@@ -613,6 +615,39 @@ export class SqliteRepository extends FhirRepository {
       `CROSS JOIN resource r ON r.seq = d.seq WHERE r.type = ?${others.sql} ORDER BY r.seq`;
     const params: SQLInputValue[] = [driver.key, ...driver.params, resourceType, ...others.params];
     return { select: (columns) => `SELECT ${columns} ${from}`, params };
+  }
+
+  /**
+   * Whether a search matches so much of its type (500 index rows or more for every filter; 500 resources of the
+   * type when there is none) that walking the type in insertion order finds a page sooner than collecting and
+   * ordering the matches (`Task?status=requested&_count=20` over 100k Tasks: 115 ms, all 67k matches sorted).
+   */
+  private isBroad(resourceType: string, indexed: IndexedFilter[]): boolean {
+    if (!indexed.length)
+      return (
+        (
+          this.stmt('SELECT count(*) AS n FROM (SELECT 1 FROM resource WHERE type = ? LIMIT ?)').get(
+            resourceType,
+            ESTIMATE_CAP,
+          ) as { n: number }
+        ).n >= ESTIMATE_CAP
+      );
+    return indexed.every((f) => this.estimateRows(f, ESTIMATE_CAP) >= ESTIMATE_CAP);
+  }
+
+  /**
+   * The matches in insertion order by the table's own order (`+r.type`: not through the type index, which would
+   * need a sort), each checked against the filters by its (seq, p) rows; a page stops the walk.
+   */
+  private insertionWalk(
+    resourceType: string,
+    indexed: IndexedFilter[],
+  ): { select: (columns: string) => string; params: SQLInputValue[] } {
+    const exists = existsAll(indexed);
+    return {
+      select: (columns) => `SELECT ${columns} FROM resource r WHERE +r.type = ?${exists.sql} ORDER BY r.seq`,
+      params: [resourceType, ...exists.params],
+    };
   }
 
   /** How many index rows a filter matches, counted up to `cap` (a query: the estimates are what drivers cost). */
