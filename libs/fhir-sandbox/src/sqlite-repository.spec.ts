@@ -214,34 +214,51 @@ function expectSameAnswer(query: string, actual: Bundle, expected: Bundle): void
 /** The same query, asking for the total. */
 const counted = (query: string) => `${query}${query.includes('?') ? '&' : '?'}_total=accurate`;
 
+/** A search over HTTP, the server's base URL replaced so that two servers' answers compare. */
+async function getSearch(sandbox: FhirSandbox, pathAndQuery: string): Promise<{ status: number; body: Bundle }> {
+  const res = await fetch(`${sandbox.baseUrl}/${pathAndQuery}`);
+  const text = (await res.text()).split(sandbox.baseUrl).join('{base}');
+  return { status: res.status, body: JSON.parse(text) as Bundle };
+}
+
+/** The ids a search reaches by following its next links, page after page. */
+async function walkNextLinks(sandbox: FhirSandbox, first: string): Promise<string[]> {
+  const ids: string[] = [];
+  let url: string | undefined = `${sandbox.baseUrl}/${first}`;
+  while (url) {
+    const bundle = (await (await fetch(url)).json()) as Bundle;
+    ids.push(...(bundle.entry ?? []).map((e: BundleEntry) => e.resource!.id!));
+    url = bundle.link?.find((l) => l.relation === 'next')?.url;
+  }
+  return ids;
+}
+
+/** MemoryRepository's server and the SQLite store's, seeded with the same resources (ids, versions, times kept). */
+async function seededPair(resources: Resource[]): Promise<{ memory: FhirSandbox; sqlite: FhirSandbox }> {
+  const memoryRepo = new MemoryRepository();
+  const memory = await startFhirSandbox({ repository: memoryRepo });
+  const sqlite = await startFhirSandbox({ dataDir: ':memory:' });
+  for (const repo of [memoryRepo, sqlite.repo as SqliteRepository])
+    await repo.withSeeding(async () => {
+      for (const r of resources) await repo.createResource(r);
+    });
+  return { memory, sqlite };
+}
+
 beforeAll(() => indexFhirDefinitions());
 
 describe('SqliteRepository answers as MemoryRepository does', () => {
   let memory: FhirSandbox;
   let sqlite: FhirSandbox;
   beforeAll(async () => {
-    const memoryRepo = new MemoryRepository();
-    memory = await startFhirSandbox({ repository: memoryRepo });
-    sqlite = await startFhirSandbox({ dataDir: ':memory:' });
-    const sqliteRepo = sqlite.repo as SqliteRepository;
-    const data = dataSet();
-    await memoryRepo.withSeeding(async () => {
-      for (const r of data) await memoryRepo.createResource(r);
-    });
-    await sqliteRepo.withSeeding(async () => {
-      for (const r of data) await sqliteRepo.createResource(r);
-    });
+    ({ memory, sqlite } = await seededPair(dataSet()));
   });
   afterAll(async () => {
     await memory.close();
     await sqlite.close();
   });
 
-  const get = async (sandbox: FhirSandbox, pathAndQuery: string) => {
-    const res = await fetch(`${sandbox.baseUrl}/${pathAndQuery}`);
-    const text = (await res.text()).split(sandbox.baseUrl).join('{base}');
-    return { status: res.status, body: JSON.parse(text) as Bundle };
-  };
+  const get = getSearch;
 
   it.each(QUERIES)('%s', async (query) => {
     const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
@@ -261,16 +278,7 @@ describe('SqliteRepository answers as MemoryRepository does', () => {
   });
 
   it('following next links pages through the same resources in the same order', async () => {
-    const walk = async (sandbox: FhirSandbox, first: string) => {
-      const ids: string[] = [];
-      let url: string | undefined = `${sandbox.baseUrl}/${first}`;
-      while (url) {
-        const bundle = (await (await fetch(url)).json()) as Bundle;
-        ids.push(...(bundle.entry ?? []).map((e: BundleEntry) => e.resource!.id!));
-        url = bundle.link?.find((l) => l.relation === 'next')?.url;
-      }
-      return ids;
-    };
+    const walk = walkNextLinks;
     for (const query of ['Task?status=requested,accepted&_count=4', 'Task?_sort=-_lastUpdated&_count=9']) {
       const ids = await walk(sqlite, query);
       expect(ids).toEqual(await walk(memory, query));
@@ -316,10 +324,6 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
   let memory: FhirSandbox;
   let sqlite: FhirSandbox;
   beforeAll(async () => {
-    const memoryRepo = new MemoryRepository();
-    memory = await startFhirSandbox({ repository: memoryRepo });
-    sqlite = await startFhirSandbox({ dataDir: ':memory:' });
-    const sqliteRepo = sqlite.repo as SqliteRepository;
     const tasks = Array.from({ length: TASKS }, (_, i): Task => ({
       resourceType: 'Task',
       id: `t${i}`,
@@ -336,20 +340,14 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
       authoredOn:
         i % 10 === 9 ? undefined : new Date(Date.UTC(2027, 1, 1) + ((i * 104_729) % 997) * 3_600_000).toISOString(),
     }));
-    for (const repo of [memoryRepo, sqliteRepo])
-      await repo.withSeeding(async () => {
-        for (const t of tasks) await repo.createResource(t);
-      });
+    ({ memory, sqlite } = await seededPair(tasks));
   });
   afterAll(async () => {
     await memory.close();
     await sqlite.close();
   });
 
-  const get = async (sandbox: FhirSandbox, pathAndQuery: string) => {
-    const res = await fetch(`${sandbox.baseUrl}/${pathAndQuery}`);
-    return JSON.parse((await res.text()).split(sandbox.baseUrl).join('{base}')) as Bundle;
-  };
+  const get = async (sandbox: FhirSandbox, pathAndQuery: string) => (await getSearch(sandbox, pathAndQuery)).body;
 
   it.each([
     'Task?_sort=authored-on&_count=50',
@@ -383,16 +381,7 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
   });
 
   it('following next links through a sorted walk gives every match once, in order', async () => {
-    const walk = async (sandbox: FhirSandbox, first: string) => {
-      const ids: string[] = [];
-      let url: string | undefined = `${sandbox.baseUrl}/${first}`;
-      while (url) {
-        const bundle = (await (await fetch(url)).json()) as Bundle;
-        ids.push(...(bundle.entry ?? []).map((e: BundleEntry) => e.resource!.id!));
-        url = bundle.link?.find((l) => l.relation === 'next')?.url;
-      }
-      return ids;
-    };
+    const walk = walkNextLinks;
     const query = 'Task?status=requested&_sort=-authored-on&_count=200';
     const ids = await walk(sqlite, query);
     expect(ids).toEqual(await walk(memory, query));
