@@ -27,7 +27,7 @@ describe('page plans', () => {
         detail: string;
       }[]
     ).map((row) => row.detail);
-  const sort: DateSort = { key: 'Task:authored-on', descending: true, alwaysPresent: false };
+  const sort: DateSort = { key: 'Task:authored-on', descending: true, lastUpdated: false };
   const status: IndexedFilter = { table: 'token', key: 'Task:status', where: 'x.value = ?', params: ['requested'] };
   const since: IndexedFilter = { table: 'date', key: 'Task:_lastUpdated', where: 'x.hi >= ?', params: ['2027'] };
   const lookups = (details: string[]) => details.filter((d) => /^SEARCH (x|d2) /.test(d));
@@ -38,6 +38,25 @@ describe('page plans', () => {
     expect(details.some((d) => /TEMP B-TREE FOR ORDER BY/.test(d))).toBe(false);
     expect(lookups(details).length).toBe(3);
     for (const d of lookups(details)) expect(d).toMatch(/USING (COVERING )?INDEX (date|token)_seq \(seq=\? AND p=\?\)/);
+  });
+
+  it("a walk of _lastUpdated seeks to its own filter's bounds in the index", () => {
+    const lastUpdated: DateSort = { key: 'Task:_lastUpdated', descending: false, lastUpdated: true };
+    const after: IndexedFilter = { ...since, instantLo: { min: '2026-12-31T23:59:59.000Z' } };
+    const details = plan(pageSql(valuedSegment('Task', [after], lastUpdated)), [20, 0]);
+    expect(details).toContain('SEARCH d USING INDEX date_lo (p=? AND lo>?)');
+    // Another parameter's values span days: its filters are checked row by row, not sought.
+    const authored = plan(
+      pageSql(
+        valuedSegment('Task', [{ ...after, key: 'Task:authored-on' }], {
+          ...lastUpdated,
+          key: 'Task:authored-on',
+          lastUpdated: false,
+        }),
+      ),
+      [20, 0],
+    );
+    expect(authored).toContain('SEARCH d USING INDEX date_lo (p=?)');
   });
 
   it("a filter's few candidates get their sort key by (seq, p)", () => {

@@ -85,6 +85,22 @@ describe('search-filters: a filter as SQL over the index', () => {
       key: 'Task:authored-on',
       where: '(x.lo < ? AND x.hi > ?)',
       params: ['2027-01-04T23:59:59.999Z', '2027-01-04T00:00:00.000Z'],
+      // Where an instant's row must start to overlap the day: from a second before it to its end.
+      instantLo: { min: '2027-01-03T23:59:59.000Z', max: '2027-01-04T23:59:59.999Z' },
     });
+  });
+
+  it('bounds an instant by each one-sided operator, and gives no bounds for several values', () => {
+    const bounds = (operator: Operator, value: string) =>
+      indexCondition(param('Task', '_lastUpdated'), { code: '_lastUpdated', operator, value })?.instantLo;
+    expect(bounds(Operator.GREATER_THAN, '2027-01-04T10:00:00Z')).toEqual({ min: '2027-01-04T09:59:59.999Z' });
+    expect(bounds(Operator.GREATER_THAN_OR_EQUALS, '2027-01-04T10:00:00Z')).toEqual({
+      min: '2027-01-04T09:59:59.000Z',
+    });
+    expect(bounds(Operator.STARTS_AFTER, '2027-01-04T10:00:00Z')).toEqual({ min: '2027-01-04T10:00:00.999Z' });
+    expect(bounds(Operator.LESS_THAN, '2027-01-04T10:00:00Z')).toEqual({ max: '2027-01-04T10:00:00.000Z' });
+    expect(bounds(Operator.LESS_THAN_OR_EQUALS, '2027-01-04T10:00:00Z')).toEqual({ max: '2027-01-04T10:00:00.999Z' });
+    expect(bounds(Operator.ENDS_BEFORE, '2027-01-04T10:00:00Z')).toEqual({ max: '2027-01-04T10:00:00.000Z' });
+    expect(bounds(Operator.GREATER_THAN, '2027-01-04T10:00:00Z,2027-02-01T10:00:00Z')).toBeUndefined();
   });
 });

@@ -25,6 +25,11 @@ export interface IndexedFilter {
   /** Condition on `x`, without the `x.p = ?` part. */
   where: string;
   params: SQLInputValue[];
+  /**
+   * Date filters with one value: bounds every matching row's `lo` lies within (inclusive) when the row spans under a
+   * second, as an instant does (`meta.lastUpdated`), so a walk of the index in `lo` order can seek to them.
+   */
+  instantLo?: { min?: string; max?: string };
 }
 
 /**
@@ -93,30 +98,59 @@ export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilt
       const twoBounds = op === Operator.EQUALS || op === Operator.APPROXIMATELY;
       const condition = DATE_CONDITIONS[op];
       if (!twoBounds && !condition) return undefined;
+      let instantLo: IndexedFilter['instantLo'];
       for (const filterValue of values) {
         const period = toPeriod(filterValue);
         if (!period) continue;
         if (twoBounds) {
           ors.push('(x.lo < ? AND x.hi > ?)');
           params.push(period.end as string, period.start as string);
+          instantLo = { min: secondBefore(period.start as string), max: period.end as string };
         } else {
           ors.push(condition!.sql);
-          params.push(condition!.bound === 'start' ? (period.start as string) : (period.end as string));
+          const bound = condition!.bound === 'start' ? (period.start as string) : (period.end as string);
+          params.push(bound);
+          instantLo = condition!.instantLo(bound);
         }
       }
-      return { table: 'date', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
+      return {
+        table: 'date',
+        key: param.key,
+        where: ors.length ? ors.join(' OR ') : '0',
+        params,
+        instantLo: values.length === 1 ? instantLo : undefined,
+      };
     }
   }
 }
 
+/** A second before an instant: a row whose `hi` reaches the instant starts no earlier, when it spans under a second. */
+function secondBefore(instant: string): string {
+  const ms = Date.parse(instant);
+  return Number.isNaN(ms) ? '0000' : new Date(ms - 1000).toISOString();
+}
+
 /** match.ts's one-bound date comparisons (eq and ap, two bounds, are built in indexCondition). */
-const DATE_CONDITIONS: Partial<Record<string, { sql: string; bound: 'start' | 'end' }>> = {};
-DATE_CONDITIONS[Operator.LESS_THAN] = { sql: 'x.lo < ?', bound: 'start' };
-DATE_CONDITIONS[Operator.GREATER_THAN] = { sql: 'x.hi > ?', bound: 'end' };
-DATE_CONDITIONS[Operator.LESS_THAN_OR_EQUALS] = { sql: 'x.lo <= ?', bound: 'end' };
-DATE_CONDITIONS[Operator.GREATER_THAN_OR_EQUALS] = { sql: 'x.hi >= ?', bound: 'start' };
-DATE_CONDITIONS[Operator.STARTS_AFTER] = { sql: 'x.lo > ?', bound: 'end' };
-DATE_CONDITIONS[Operator.ENDS_BEFORE] = { sql: 'x.hi < ?', bound: 'start' };
+const DATE_CONDITIONS: Partial<
+  Record<
+    string,
+    { sql: string; bound: 'start' | 'end'; instantLo: (bound: string) => NonNullable<IndexedFilter['instantLo']> }
+  >
+> = {};
+DATE_CONDITIONS[Operator.LESS_THAN] = { sql: 'x.lo < ?', bound: 'start', instantLo: (b) => ({ max: b }) };
+DATE_CONDITIONS[Operator.GREATER_THAN] = {
+  sql: 'x.hi > ?',
+  bound: 'end',
+  instantLo: (b) => ({ min: secondBefore(b) }),
+};
+DATE_CONDITIONS[Operator.LESS_THAN_OR_EQUALS] = { sql: 'x.lo <= ?', bound: 'end', instantLo: (b) => ({ max: b }) };
+DATE_CONDITIONS[Operator.GREATER_THAN_OR_EQUALS] = {
+  sql: 'x.hi >= ?',
+  bound: 'start',
+  instantLo: (b) => ({ min: secondBefore(b) }),
+};
+DATE_CONDITIONS[Operator.STARTS_AFTER] = { sql: 'x.lo > ?', bound: 'end', instantLo: (b) => ({ min: b }) };
+DATE_CONDITIONS[Operator.ENDS_BEFORE] = { sql: 'x.hi < ?', bound: 'start', instantLo: (b) => ({ max: b }) };
 
 export interface ChainedFilter {
   expression: string;

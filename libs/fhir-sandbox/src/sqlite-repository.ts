@@ -667,7 +667,7 @@ export class SqliteRepository extends FhirRepository {
     const param = this.params(resourceType).find((p) => p.code === rule.code && p.kind === 'date');
     if (!param) return undefined;
     this.ensureIndexed(resourceType, param);
-    return { key: param.key, descending: !!rule.descending, alwaysPresent: param.code === '_lastUpdated' };
+    return { key: param.key, descending: !!rule.descending, lastUpdated: param.code === '_lastUpdated' };
   }
 
   /**
@@ -741,7 +741,7 @@ export class SqliteRepository extends FhirRepository {
   ): number[] {
     const valued = valuedSegment(resourceType, filters, sort);
     const missing = () => missingSegment(resourceType, filters, sort);
-    const segments = sort.alwaysPresent ? [valued] : sort.descending ? [missing(), valued] : [valued, missing()];
+    const segments = sort.lastUpdated ? [valued] : sort.descending ? [missing(), valued] : [valued, missing()];
     const seqs: number[] = [];
     let skip = offset;
     for (const segment of segments) {
