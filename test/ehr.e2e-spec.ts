@@ -33,6 +33,21 @@ describe('EHR read API', () => {
       .set(service.as('integration'))
       .expect(200);
     expect(secondPage.body.entry[0].resource.id).not.toBe(firstPage.body.entry[0].resource.id);
+    // A partial page carries no total unless asked (as from Medplum); with _total=accurate it counts every Task.
+    expect(firstPage.body.total).toBeUndefined();
+    const all = await request(service.url)
+      .get('/fhir/Task')
+      .query({ patient: enrolment.patient, _count: 100 })
+      .set(service.as('integration'))
+      .expect(200);
+    const counted = await request(service.url)
+      .get('/fhir/Task')
+      .query({ patient: enrolment.patient, _count: 1, _total: 'accurate' })
+      .set(service.as('integration'))
+      .expect(200);
+    expect(all.body.entry.length).toBeGreaterThan(1);
+    expect(counted.body.total).toBe(all.body.entry.length);
+    expect(all.body.total).toBe(all.body.entry.length);
 
     const read = await request(service.url)
       .get(`/fhir/CarePlan/${enrolment.carePlanId}`)

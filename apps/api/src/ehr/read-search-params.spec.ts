@@ -58,6 +58,12 @@ describe('readSearchParams', () => {
       expect(refusal(() => readSearchParams('Task', { patient: value }))).toMatch(/must be a reference/);
   });
 
+  it('_total asks the server to count every match: accurate, estimate or none', () => {
+    expect(readSearchParams('Task', { status: 'requested', _total: 'accurate' })._total).toBe('accurate');
+    for (const total of ['all', 'ACCURATE', '1'])
+      expect(refusal(() => readSearchParams('Task', { _total: total }))).toMatch(/_total must be/);
+  });
+
   it('_count must be an integer from 0 to 100', () => {
     expect(readSearchParams('Task', { _count: '100' })._count).toBe('100');
     for (const count of ['101', '-1', '1.5', 'ten'])

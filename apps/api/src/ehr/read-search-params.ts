@@ -26,6 +26,11 @@ export type ReadableType = keyof typeof READABLE_TYPES;
 
 /** Paging parameters servers put in their next links (Medplum: _offset/_cursor, HAPI: _getpages). */
 const PAGING = ['_count', '_offset', '_cursor', '_getpages', '_getpagesoffset', '_sort', '_bundletype', '_pretty'];
+/**
+ * `_total`: servers count every match only when asked (Medplum, and the embedded store, as Medplum does); a page
+ * that shows everything carries its total anyway.
+ */
+const TOTALS = new Set(['accurate', 'estimate', 'none']);
 const VALUE = /^[A-Za-z0-9\-._:/|,$]{1,512}$/;
 const REFERENCE_PARAMS = new Set(['patient', 'subject', 'based-on', 'focus', 'owner', 'requester', 'implicated']);
 const REFERENCE = new RegExp(`^([A-Z][A-Za-z]{1,40}/)?${RESOURCE_ID_PATTERN}$`);
@@ -41,7 +46,7 @@ export function readableType(type: string): ReadableType {
 
 /** Allow-lists and checks the search parameters: one value each, plain characters, no smuggled parameters. */
 export function readSearchParams(type: ReadableType, query: Record<string, unknown>): Record<string, string> {
-  const allowed = new Set<string>([...READABLE_TYPES[type], ...PAGING]);
+  const allowed = new Set<string>([...READABLE_TYPES[type], ...PAGING, '_total']);
   const params: Record<string, string> = {};
   for (const [key, value] of Object.entries(query)) {
     const base = key.split(':')[0];
@@ -54,6 +59,8 @@ export function readSearchParams(type: ReadableType, query: Record<string, unkno
       throw badRequest(`Search parameter ${key} must be a reference like Patient/123`);
     params[key] = value;
   }
+  if (params._total !== undefined && !TOTALS.has(params._total))
+    throw badRequest('_total must be accurate, estimate or none');
   const count = params._count === undefined ? 20 : Number(params._count);
   if (!Number.isInteger(count) || count < 0 || count > 100) throw badRequest('_count must be 0 to 100');
   params._count = String(count);
