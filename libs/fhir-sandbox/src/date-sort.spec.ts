@@ -1,7 +1,15 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { parseSearchRequest } from '@medplum/core';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
-import { missingSegment, pageSql, sortCandidatesSql, valuedSegment, type DateSort, type Sql } from './date-sort';
+import {
+  inSortOrder,
+  missingSegment,
+  pageSql,
+  sortKeyColumns,
+  valuedSegment,
+  type DateSort,
+  type Sql,
+} from './date-sort';
 import type { IndexedFilter } from './search-filters';
 import { SqliteRepository } from './sqlite-repository';
 
@@ -60,11 +68,23 @@ describe('page plans', () => {
   });
 
   it("a filter's few candidates get their sort key by (seq, p)", () => {
-    const candidates = { sql: 'SELECT seq FROM resource WHERE type = ?', params: ['Task'] };
-    const details = plan(sortCandidatesSql(candidates, sort, 5, 0));
-    // (Evaluated for each term of the ORDER BY that names it.)
-    expect(lookups(details).length).toBeGreaterThan(0);
-    for (const d of lookups(details)) expect(d).toMatch(/USING (COVERING )?INDEX date_seq \(seq=\? AND p=\?\)/);
+    const details = plan({
+      sql: `SELECT ${sortKeyColumns(sort)} FROM resource r WHERE r.type = ?`,
+      params: [sort.key, 'Task'],
+    });
+    expect(lookups(details)).toEqual(['SEARCH x USING INDEX date_seq (seq=? AND p=?)']);
+  });
+
+  it('puts candidates in sort order: by key, none last ascending and first descending, ties by insertion', () => {
+    const rows = [
+      { seq: 4, k: '2027-01-02T00:00:00.000Z' },
+      { seq: 1, k: null },
+      { seq: 2, k: '2027-01-01T00:00:00.000Z' },
+      { seq: 3, k: '2027-01-02T00:00:00.000Z' },
+      { seq: 5, k: null },
+    ];
+    expect(inSortOrder(rows, { ...sort, descending: false })).toEqual([2, 3, 4, 1, 5]);
+    expect(inSortOrder(rows, { ...sort, descending: true })).toEqual([1, 5, 3, 4, 2]);
   });
 
   it('an unsorted page of a broad search walks the type in insertion order: no sort of every match', async () => {

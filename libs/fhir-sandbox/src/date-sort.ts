@@ -43,18 +43,26 @@ export function existsAll(filters: IndexedFilter[]): Sql {
 }
 
 /**
- * Few candidates (a patient's, a plan's): each gets its sort key from the index, and SQLite sorts them.
- * `candidates` selects `seq` (the store's candidate query).
+ * Few candidates (a patient's, a plan's): each read with its sort key from the index (bind `sort.key` before the
+ * candidate query's parameters), then put in order by `inSortOrder`. An SQL `ORDER BY` over the same keys cost five
+ * times as much per search (~50 us against ~10 us for a patient's latest Observation).
  */
-export function sortCandidatesSql(candidates: Sql, sort: DateSort, count: number, offset: number): Sql {
+export function sortKeyColumns(sort: DateSort): string {
   const key = sort.descending ? 'max(x.lo)' : 'min(x.lo)';
-  const order = sort.descending ? 'k IS NULL DESC, k DESC, seq' : 'k IS NULL, k, seq';
-  return {
-    sql:
-      `SELECT seq FROM (SELECT c.seq AS seq, (SELECT ${key} FROM date x INDEXED BY date_seq WHERE x.seq = c.seq AND x.p = ?) AS k ` +
-      `FROM (${candidates.sql}) c) ORDER BY ${order} LIMIT ? OFFSET ?`,
-    params: [sort.key, ...candidates.params, count, offset],
-  };
+  return `r.seq AS seq, (SELECT ${key} FROM date x INDEXED BY date_seq WHERE x.seq = r.seq AND x.p = ?) AS k`;
+}
+
+/** The candidates' seqs in sort order: by key (none last ascending, first descending), ties in insertion order. */
+export function inSortOrder(rows: { seq: number; k: string | null }[], sort: DateSort): number[] {
+  const direction = sort.descending ? -1 : 1;
+  return [...rows]
+    .sort((a, b) => {
+      if (a.k === b.k) return a.seq - b.seq;
+      if (a.k === null) return direction;
+      if (b.k === null) return -direction;
+      return (a.k < b.k ? -1 : 1) * direction;
+    })
+    .map((row) => row.seq);
 }
 
 /** The matches of a segment (`select`, with its `seq` column) and the order they are paged in. */

@@ -39,7 +39,8 @@ import {
   existsAll,
   missingSegment,
   pageSql,
-  sortCandidatesSql,
+  inSortOrder,
+  sortKeyColumns,
   valuedSegment,
   type DateSort,
   type Sql,
@@ -128,6 +129,27 @@ const ESTIMATE_CAP = 500;
 /** A driver matching at most this many index rows is taken without estimating the other filters. */
 const SMALL_DRIVER = 20;
 const LAST_UPDATED = 'Resource.meta.lastUpdated';
+/**
+ * A filter on a reference, `_id` or `identifier` names one thing each: a handful of matches, not worth an estimate
+ * query (~15 us) when it is a search's only filter (the follow-up worker's and `$apply`'s lookups).
+ */
+function namesFew(filter: IndexedFilter): boolean {
+  const code = filter.key.slice(filter.key.indexOf(':') + 1);
+  return filter.table === 'ref' || code === '_id' || code === 'identifier';
+}
+
+/** SQL selecting the given columns for a search's candidates, and whether the search is broad. */
+interface CandidateQuery {
+  select: (columns: string) => string;
+  params: SQLInputValue[];
+  /**
+   * When asked: every filter matches 500 index rows or more (with none, 500 resources of the type), so walking an
+   * index in order finds a page sooner than collecting and ordering the matches (`Task?status=requested&_count=20`
+   * over 100k Tasks: 115 ms, all 67k matches sorted).
+   */
+  broad: boolean;
+}
+
 /** A search's page: `_count` (-1: every match) and `_offset`. */
 function pageOf(searchRequest: SearchRequest): { count: number; offset: number } {
   return { count: searchRequest.count ?? -1, offset: searchRequest.offset ?? 0 };
@@ -512,14 +534,15 @@ export class SqliteRepository extends FhirRepository {
     const dateSort = residual.length || chained.length ? undefined : this.dateSortOf(resourceType, searchRequest);
     if (dateSort) return this.sortedByDate(resourceType, indexed, dateSort, searchRequest);
 
-    const query = this.candidateQuery(resourceType, indexed);
+    const pageable = !residual.length && !chained.length && !searchRequest.sortRules?.length;
+    const query = this.candidateQuery(resourceType, indexed, pageable && (searchRequest.count ?? -1) >= 0);
     // Every filter indexed and no sort: SQL reads only the page (with its content, and one row more to know whether
     // a next page exists), so a page costs the same whatever the number of matches (the worklist's and EHRs'
     // `Task?status=draft&_count=20` on 20k Tasks), and a search answered in one page costs one query.
-    if (!residual.length && !chained.length && !searchRequest.sortRules?.length) {
+    if (pageable) {
       const { count, offset } = pageOf(searchRequest);
-      const paged =
-        count >= 0 && this.isBroad(resourceType, indexed) ? this.insertionWalk(resourceType, indexed) : query;
+      // A broad search pages by walking the type (insertionWalk); a selective one reads its few candidates.
+      const paged = query.broad ? this.insertionWalk(resourceType, indexed) : query;
       const rows = this.stmt(`${paged.select('r.content AS content')} LIMIT ? OFFSET ?`).all(
         ...paged.params,
         count < 0 ? -1 : count + 1,
@@ -584,21 +607,20 @@ export class SqliteRepository extends FhirRepository {
    * SQL selecting the given columns of `resource r` for the resources of this type matching every indexed filter,
    * in insertion order. The driver is chosen once (its estimates are queries), for every select made of it.
    */
-  private candidateQuery(
-    resourceType: string,
-    indexed: IndexedFilter[],
-  ): { select: (columns: string) => string; params: SQLInputValue[] } {
+  private candidateQuery(resourceType: string, indexed: IndexedFilter[], needBreadth = false): CandidateQuery {
     if (!indexed.length)
       return {
         select: (columns) => `SELECT ${columns} FROM resource r WHERE r.type = ? ORDER BY r.seq`,
         params: [resourceType],
+        broad: needBreadth && this.typeHasAtLeast(resourceType, ESTIMATE_CAP),
       };
     // The most selective filter drives (estimated by counting its index rows, up to a cap, and never further than
     // the best so far: references and identifiers, counted first, are usually a handful); the others are checked
-    // per candidate through the (seq, p) indexes.
+    // per candidate through the (seq, p) indexes. One filter alone is estimated only when breadth is asked.
     let driver = indexed[0];
-    if (indexed.length > 1) {
-      let best = ESTIMATE_CAP + 1;
+    let best = ESTIMATE_CAP + 1;
+    const estimated = indexed.length > 1 || (needBreadth && !namesFew(driver));
+    if (estimated) {
       for (const f of [...indexed].sort((a, b) => ESTIMATE_ORDER[a.table] - ESTIMATE_ORDER[b.table])) {
         const n = this.estimateRows(f, best);
         if (n < best) {
@@ -614,25 +636,15 @@ export class SqliteRepository extends FhirRepository {
       `FROM (SELECT DISTINCT x.seq FROM ${driver.table} x WHERE x.p = ? AND (${driver.where})) d ` +
       `CROSS JOIN resource r ON r.seq = d.seq WHERE r.type = ?${others.sql} ORDER BY r.seq`;
     const params: SQLInputValue[] = [driver.key, ...driver.params, resourceType, ...others.params];
-    return { select: (columns) => `SELECT ${columns} ${from}`, params };
+    // Broad: every filter matched the cap or more (the best estimate is the smallest; a lone filter that names few
+    // was not estimated and is not broad).
+    const broad = needBreadth && estimated && best >= ESTIMATE_CAP;
+    return { select: (columns) => `SELECT ${columns} ${from}`, params, broad };
   }
 
-  /**
-   * Whether a search matches so much of its type (500 index rows or more for every filter; 500 resources of the
-   * type when there is none) that walking the type in insertion order finds a page sooner than collecting and
-   * ordering the matches (`Task?status=requested&_count=20` over 100k Tasks: 115 ms, all 67k matches sorted).
-   */
-  private isBroad(resourceType: string, indexed: IndexedFilter[]): boolean {
-    if (!indexed.length)
-      return (
-        (
-          this.stmt('SELECT count(*) AS n FROM (SELECT 1 FROM resource WHERE type = ? LIMIT ?)').get(
-            resourceType,
-            ESTIMATE_CAP,
-          ) as { n: number }
-        ).n >= ESTIMATE_CAP
-      );
-    return indexed.every((f) => this.estimateRows(f, ESTIMATE_CAP) >= ESTIMATE_CAP);
+  private typeHasAtLeast(resourceType: string, n: number): boolean {
+    const sql = 'SELECT count(*) AS n FROM (SELECT 1 FROM resource WHERE type = ? LIMIT ?)';
+    return (this.stmt(sql).get(resourceType, n) as { n: number }).n >= n;
   }
 
   /**
@@ -682,11 +694,16 @@ export class SqliteRepository extends FhirRepository {
   ): Bundle<WithId<T>> {
     const { count, offset } = pageOf(searchRequest);
     const limit = count < 0 ? -1 : count + 1;
-    const query = this.candidateQuery(resourceType, indexed);
-    const few = indexed.some((f) => this.estimateRows(f, ESTIMATE_CAP) < ESTIMATE_CAP);
-    const seqs = few
-      ? this.seqsOf(sortCandidatesSql({ sql: query.select('r.seq AS seq'), params: query.params }, sort, limit, offset))
-      : this.walkByDate(resourceType, indexed, sort, limit, offset);
+    const query = this.candidateQuery(resourceType, indexed, true);
+    const seqs = query.broad
+      ? this.walkByDate(resourceType, indexed, sort, limit, offset)
+      : inSortOrder(
+          this.stmt(query.select(sortKeyColumns(sort))).all(sort.key, ...query.params) as {
+            seq: number;
+            k: string | null;
+          }[],
+          sort,
+        ).slice(offset, limit < 0 ? undefined : offset + limit);
     const more = count >= 0 && seqs.length > count;
     const content = this.stmt('SELECT content FROM resource WHERE seq = ?');
     const entry = (more ? seqs.slice(0, count) : seqs).map((seq): BundleEntry<WithId<T>> => ({
@@ -727,7 +744,7 @@ export class SqliteRepository extends FhirRepository {
     return bundle;
   }
 
-  private countOf(query: { select: (columns: string) => string; params: SQLInputValue[] }): number {
+  private countOf(query: CandidateQuery): number {
     return (this.stmt(`SELECT count(*) AS n FROM (${query.select('r.seq')})`).get(...query.params) as { n: number }).n;
   }
 
