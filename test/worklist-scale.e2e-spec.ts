@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type { BundleEntry, CarePlan, Task } from '@medplum/fhirtypes';
+import { FhirClient } from '@kc/fhir';
 import { WorklistIndex } from '@kc/worklist-index';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -211,6 +212,34 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
     const again = await request(service.url).get('/worklist?count=50').set(service.as('clinician')).expect(200);
     expect(again.body.total).toBe(2999);
     expect(again.body.items.map((i: { id: string }) => i.id)).not.toContain(approved.id);
+  });
+
+  it('a rebuild whose paging skipped a Task keeps it; a Task that left draft behind its back goes', async () => {
+    const listed = async () => (await allPages({})).ids;
+    const before = await listed();
+    const [skipped, cancelled] = [before[10], before[20]];
+    // Cancelled by another client: the service's index does not know yet.
+    const task = await service.fhir.read<Task>('Task', cancelled);
+    await service.fhir.update<Task>({ ...task, status: 'cancelled' });
+    // The rebuild's search misses one draft Task, as offset paging does when a Task on an earlier page leaves
+    // `draft` while the rebuild reads (an approval meanwhile).
+    const client = service.app.get(FhirClient);
+    const searchAll = client.searchAll.bind(client);
+    const spy = jest.spyOn(client, 'searchAll').mockImplementationOnce(async (type, params) => {
+      const found = await searchAll(type, params);
+      expect(params).toMatchObject({ status: 'draft' });
+      return found.filter((t) => t.id !== skipped);
+    });
+    try {
+      const result = await service.app.get(WorklistIndex).rebuild();
+      expect(result.removed).toBe(1);
+    } finally {
+      spy.mockRestore();
+    }
+    const after = await listed();
+    expect(after).toContain(skipped);
+    expect(after).not.toContain(cancelled);
+    expect(after).toEqual(before.filter((id) => id !== cancelled));
   });
 
   it('a bad cursor is a 400, not an unfiltered list', async () => {
