@@ -1,5 +1,6 @@
 import type { SQLInputValue } from 'node:sqlite';
 import type { IndexedFilter } from './search-filters';
+import { absentKey } from './search-index';
 
 /**
  * `_sort` on a date parameter (`_lastUpdated`, `authored-on`, `date`) answered from the date index, so a sorted page
@@ -127,17 +128,20 @@ function seekBounds(filters: IndexedFilter[], sort: DateSort): Sql {
   return { sql: sql.join(''), params };
 }
 
-/** The matches without a value for the sort parameter, in insertion order. */
+/**
+ * The matches without a value for the sort parameter, in insertion order: walked from the parameter's `absent` rows
+ * (search-index.ts), not found by reading every resource of the type (29 ms over 100k Tasks for a descending sort,
+ * which puts them first).
+ */
 export function missingSegment(resourceType: string, filters: IndexedFilter[], sort: DateSort): Segment {
   const exists = existsAll(filters);
   return {
     select: {
       sql:
-        'SELECT r.seq AS seq FROM resource r WHERE r.type = ?' +
-        exists.sql +
-        ' AND NOT EXISTS (SELECT 1 FROM date x INDEXED BY date_seq WHERE x.seq = r.seq AND x.p = ?)',
-      params: [resourceType, ...exists.params, sort.key],
+        'SELECT a.seq AS seq FROM absent a CROSS JOIN resource r ON r.seq = a.seq WHERE a.p = ? AND r.type = ?' +
+        exists.sql,
+      params: [absentKey(sort.key), resourceType, ...exists.params],
     },
-    order: 'r.seq',
+    order: 'a.seq',
   };
 }

@@ -16,7 +16,14 @@ import type { Resource } from '@medplum/fhirtypes';
  * Pure: the store (sqlite-repository.ts) decides which parameters are indexed and writes the rows.
  */
 
-export type IndexKind = 'token' | 'reference' | 'date';
+/**
+ * `absent`: a date parameter's companion (key `Task:authored-on:absent`), a row for each resource that has no value
+ * for it, so a descending sort finds those (they come first) without reading every resource of the type.
+ */
+export type IndexKind = 'token' | 'reference' | 'date' | 'absent';
+
+/** The key of a date parameter's `absent` companion. */
+export const absentKey = (dateKey: string) => `${dateKey}:absent`;
 
 /** A token, reference or date search parameter of one resource type, ready to evaluate. */
 export interface IndexedParam {
@@ -48,6 +55,8 @@ export interface IndexRows {
   tokens: [string, TokenRow][];
   refs: [string, string, string | null][];
   dates: [string, string, string][];
+  /** Keys of the `absent` parameters the resource has no value for. */
+  absent: string[];
 }
 
 /** The token, reference and date search parameters of a type (Medplum's definitions, as loaded globally). */
@@ -65,7 +74,7 @@ export function searchParamsOf(resourceType: string): IndexedParam[] {
     } catch {
       continue;
     }
-    params.push({
+    const param: IndexedParam = {
       code,
       key: `${resourceType}:${code}`,
       kind,
@@ -73,7 +82,10 @@ export function searchParamsOf(resourceType: string): IndexedParam[] {
       atom,
       matchesBareId: sp.target?.length === 1 || code === '_compartment',
       roots: rootProperties(resourceType, sp.expression),
-    });
+    };
+    params.push(param);
+    // Never searched by a client (no filter has this code): indexed when a sort on the parameter needs it.
+    if (kind === 'date') params.push({ ...param, code: `${code}:absent`, key: absentKey(param.key), kind: 'absent' });
   }
   return params;
 }
@@ -83,8 +95,25 @@ export function indexRowsOf(resource: Resource, params: IndexedParam[]): IndexRo
   const tokens: [string, TokenRow][] = [];
   const refs: [string, string, string | null][] = [];
   const dates: [string, string, string][] = [];
+  const absent: string[] = [];
   const typedResource = [toTypedValue(resource)];
+  // A date parameter's ranges, for its `absent` companion (next in the list) to reuse.
+  let lastDates: { key: string; ranges: [string, string][] } | undefined;
   for (const param of params) {
+    if (param.kind === 'absent') {
+      const ranges =
+        lastDates && absentKey(lastDates.key) === param.key
+          ? lastDates.ranges
+          : datesOf(resource, typedResource, param);
+      if (!ranges.length) absent.push(param.key);
+      continue;
+    }
+    if (param.kind === 'date') {
+      const ranges = datesOf(resource, typedResource, param);
+      for (const [lo, hi] of ranges) dates.push([param.key, lo, hi]);
+      lastDates = { key: param.key, ranges };
+      continue;
+    }
     if (param.roots && !param.roots.some((root) => hasProperty(resource, root))) continue;
     let typed;
     try {
@@ -106,14 +135,29 @@ export function indexRowsOf(resource: Resource, params: IndexedParam[]): IndexRo
         const tail = param.matchesBareId && ref.includes('/') ? ref.slice(ref.lastIndexOf('/') + 1) : null;
         refs.push([param.key, ref, tail]);
       }
-    } else {
-      for (const period of convertToSearchableDates(typed)) {
-        if (!period) continue;
-        dates.push([param.key, period.start ?? '0000', period.end ?? '9999']);
-      }
     }
   }
-  return { tokens, refs, dates };
+  return { tokens, refs, dates, absent };
+}
+
+/** A date parameter's [lo, hi] ranges on the resource (a missing bound is '0000' / '9999'); none when it has none. */
+function datesOf(
+  resource: Resource,
+  typedResource: ReturnType<typeof toTypedValue>[],
+  param: IndexedParam,
+): [string, string][] {
+  if (param.roots && !param.roots.some((root) => hasProperty(resource, root))) return [];
+  let typed;
+  try {
+    typed = evalFhirPathTyped(param.atom, typedResource);
+  } catch {
+    return []; // MemoryRepository would fail the same evaluation at search time: never a match
+  }
+  const ranges: [string, string][] = [];
+  for (const period of convertToSearchableDates(typed)) {
+    if (period) ranges.push([period.start ?? '0000', period.end ?? '9999']);
+  }
+  return ranges;
 }
 
 /**

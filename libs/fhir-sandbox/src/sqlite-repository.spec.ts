@@ -398,6 +398,40 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.length).toBe(TASKS - Math.ceil(TASKS / 3));
   });
+
+  it('after resources gain, lose or drop the value, the sorted pages still answer as MemoryRepository does', async () => {
+    const put = async (sandbox: FhirSandbox, id: string, change: (t: Task) => Task) => {
+      const task = (await (await fetch(`${sandbox.baseUrl}/Task/${id}`)).json()) as Task;
+      const res = await fetch(`${sandbox.baseUrl}/Task/${id}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/fhir+json' },
+        body: JSON.stringify(change(task)),
+      });
+      expect(res.status).toBe(200);
+    };
+    for (const sandbox of [memory, sqlite]) {
+      // t9 had no authoredOn: gains one; t0 loses its own; t19 (none) and t5 are deleted.
+      await put(sandbox, 't9', (t) => ({ ...t, authoredOn: '2027-03-01T00:00:00.000Z' }));
+      await put(sandbox, 't0', ({ authoredOn: _, ...t }) => t);
+      for (const id of ['t19', 't5'])
+        expect((await fetch(`${sandbox.baseUrl}/Task/${id}`, { method: 'DELETE' })).status).toBe(200);
+    }
+    // Versions and timestamps of the updated Tasks differ between the stores; ids, order and links must not.
+    const summary = (b: Bundle) => ({ ids: b.entry?.map((e) => e.resource?.id), link: b.link });
+    for (const query of [
+      'Task?_sort=-authored-on&_count=150',
+      'Task?_sort=authored-on&_count=50&_offset=1150',
+      'Task?status=requested&_sort=-authored-on&_count=30',
+      'Task?_sort=-authored-on&_count=20&_offset=120',
+    ]) {
+      const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
+      expect(summary(actual)).toEqual(summary(expected));
+    }
+    const newestFirst = (await get(sqlite, 'Task?_sort=-authored-on&_count=1300')).entry!.map((e) => e.resource!.id);
+    expect(newestFirst[0]).toBe('t0'); // no value now: first descending
+    expect(newestFirst).not.toContain('t19');
+    expect(newestFirst.indexOf('t9')).toBeGreaterThanOrEqual(129); // a value now: after the 129 without
+  });
 });
 
 describe('indexed searches read only what they match', () => {

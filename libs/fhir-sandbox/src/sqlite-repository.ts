@@ -46,7 +46,14 @@ import {
   type Sql,
 } from './date-sort';
 import { indexCondition, parseChainedFilter, type ChainedFilter, type IndexedFilter } from './search-filters';
-import { indexRowsOf, searchParamsOf, type IndexKind, type IndexedParam, type IndexRows } from './search-index';
+import {
+  absentKey,
+  indexRowsOf,
+  searchParamsOf,
+  type IndexKind,
+  type IndexedParam,
+  type IndexRows,
+} from './search-index';
 
 /** Where the data lives: a directory (the file `fhir.sqlite` inside it), or `:memory:`. */
 export const IN_MEMORY = ':memory:';
@@ -119,6 +126,9 @@ CREATE TABLE IF NOT EXISTS date (seq INTEGER NOT NULL, p TEXT NOT NULL, lo TEXT 
 CREATE INDEX IF NOT EXISTS date_lo ON date (p, lo);
 CREATE INDEX IF NOT EXISTS date_hi ON date (p, hi);
 CREATE INDEX IF NOT EXISTS date_seq ON date (seq, p);
+CREATE TABLE IF NOT EXISTS absent (seq INTEGER NOT NULL, p TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS absent_p ON absent (p, seq);
+CREATE INDEX IF NOT EXISTS absent_seq ON absent (seq, p);
 `;
 
 /** The WAL size (pages of 4 KB: ~200 MB) at which SQLite checkpoints inside a commit, when the store never idles. */
@@ -275,7 +285,9 @@ export class SqliteRepository extends FhirRepository {
   /** Removes every resource, version and index row. */
   clear(): void {
     this.ops.atomic(() =>
-      this.db.exec('DELETE FROM resource; DELETE FROM history; DELETE FROM token; DELETE FROM ref; DELETE FROM date;'),
+      this.db.exec(
+        'DELETE FROM resource; DELETE FROM history; DELETE FROM token; DELETE FROM ref; DELETE FROM date; DELETE FROM absent;',
+      ),
     );
   }
 
@@ -679,7 +691,11 @@ export class SqliteRepository extends FhirRepository {
     const param = this.params(resourceType).find((p) => p.code === rule.code && p.kind === 'date');
     if (!param) return undefined;
     this.ensureIndexed(resourceType, param);
-    return { key: param.key, descending: !!rule.descending, lastUpdated: param.code === '_lastUpdated' };
+    const lastUpdated = param.code === '_lastUpdated';
+    // Which resources lack a value (they come first descending): every resource has a lastUpdated.
+    const absent = lastUpdated ? undefined : this.params(resourceType).find((p) => p.key === absentKey(param.key));
+    if (absent) this.ensureIndexed(resourceType, absent);
+    return { key: param.key, descending: !!rule.descending, lastUpdated };
   }
 
   /**
@@ -920,6 +936,8 @@ export class SqliteRepository extends FhirRepository {
     for (const [key, value, tail] of rows.refs) ref.run(seq, key, value, tail);
     const date = this.stmt('INSERT INTO date (seq, p, lo, hi) VALUES (?, ?, ?, ?)');
     for (const [key, lo, hi] of rows.dates) date.run(seq, key, lo, hi);
+    const absent = this.stmt('INSERT INTO absent (seq, p) VALUES (?, ?)');
+    for (const key of rows.absent) absent.run(seq, key);
   }
 
   /**
@@ -975,12 +993,23 @@ export class SqliteRepository extends FhirRepository {
       const remove = this.stmt(`DELETE FROM ${table} WHERE rowid = ?`);
       for (const rowids of stale.values()) for (const rowid of rowids) remove.run(rowid);
     }
+    if (kinds.has('absent')) this.updateAbsentRows(seq, rows.absent);
+  }
+
+  /** The `absent` rows follow the resource: added when it lost a value, removed when it gained one. */
+  private updateAbsentRows(seq: number, next: string[]): void {
+    const current = (this.stmt('SELECT p FROM absent WHERE seq = ?').all(seq) as { p: string }[]).map((r) => r.p);
+    const insert = this.stmt('INSERT INTO absent (seq, p) VALUES (?, ?)');
+    for (const key of next) if (!current.includes(key)) insert.run(seq, key);
+    const remove = this.stmt('DELETE FROM absent WHERE seq = ? AND p = ?');
+    for (const key of current) if (!next.includes(key)) remove.run(seq, key);
   }
 
   private unindex(seq: number): void {
     this.stmt('DELETE FROM token WHERE seq = ?').run(seq);
     this.stmt('DELETE FROM ref WHERE seq = ?').run(seq);
     this.stmt('DELETE FROM date WHERE seq = ?').run(seq);
+    this.stmt('DELETE FROM absent WHERE seq = ?').run(seq);
   }
 
   /** The token, reference and date search parameters of a type, derived once per type. */
@@ -1072,7 +1101,7 @@ export class SqliteRepository extends FhirRepository {
     const row = this.stmt("SELECT value FROM meta WHERE key = 'index_version'").get() as { value: string } | undefined;
     if (row?.value === version) return;
     this.ops.atomic(() => {
-      this.db.exec('DELETE FROM token; DELETE FROM ref; DELETE FROM date;');
+      this.db.exec('DELETE FROM token; DELETE FROM ref; DELETE FROM date; DELETE FROM absent;');
       // Parameters that no longer exist are forgotten; the others' rows are computed again.
       for (const key of this.indexed) {
         const [type, code] = key.split(':');
