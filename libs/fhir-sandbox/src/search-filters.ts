@@ -10,7 +10,7 @@ import {
   type Filter,
   type SearchRequest,
 } from '@medplum/core';
-import type { IndexedParam } from './search-index';
+import { absentKey, type IndexedParam } from './search-index';
 
 /**
  * How the embedded store answers each filter of a search: an SQL condition over an index table, a forward chain
@@ -20,7 +20,7 @@ import type { IndexedParam } from './search-index';
 
 /** One filter answered by the index: an SQL condition over one index table, for one resource's rows (alias `x`). */
 export interface IndexedFilter {
-  table: 'token' | 'ref' | 'date';
+  table: 'token' | 'ref' | 'date' | 'absent';
   key: string;
   /** Condition on `x`, without the `x.p = ?` part. */
   where: string;
@@ -93,6 +93,11 @@ export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilt
       return { table: 'ref', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
     }
     case 'date': {
+      // `:missing`: a row of the parameter's `absent` companion (no value) or of the parameter itself (a value).
+      if (filter.operator === Operator.MISSING && (filter.value === 'true' || filter.value === 'false'))
+        return filter.value === 'true'
+          ? { table: 'absent', key: absentKey(param.key), where: '1', params: [] }
+          : { table: 'date', key: param.key, where: '1', params: [] };
       // match.ts's matchesDateValue, over the index's [lo, hi] (a missing bound is '0000' / '9999').
       const op = filter.operator;
       const twoBounds = op === Operator.EQUALS || op === Operator.APPROXIMATELY;

@@ -166,6 +166,8 @@ const QUERIES = [
   'Task?authored-on=ap2027-01-05',
   'Task?authored-on=ne2027-01-05',
   'Task?authored-on:missing=true',
+  'Task?authored-on:missing=false&status=requested',
+  'Task?status=requested&authored-on:missing=true',
   'Task?period=ge2027-02-05',
   'Task?_sort=_lastUpdated',
   'Task?status=requested&_sort=-_lastUpdated',
@@ -423,6 +425,8 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
       'Task?_sort=authored-on&_count=50&_offset=1150',
       'Task?status=requested&_sort=-authored-on&_count=30',
       'Task?_sort=-authored-on&_count=20&_offset=120',
+      'Task?authored-on:missing=true&_count=200',
+      'Task?authored-on:missing=false&status=requested&_count=30&_offset=700',
     ]) {
       const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
       expect(summary(actual)).toEqual(summary(expected));
@@ -466,6 +470,9 @@ describe('indexed searches read only what they match', () => {
         ['Task?_sort=-_lastUpdated&_count=10', 10],
         ['Task?status=requested&_sort=authored-on&_count=20&_offset=500', 20],
         ['Task?_sort=-authored-on&_count=5', 5],
+        // `:missing` on a date parameter reads its absent rows or its date rows, not every Task.
+        ['Task?authored-on:missing=true', 0],
+        ['Task?authored-on:missing=false&_count=5', 5],
       ];
       for (const [query, found] of cases) {
         parse.mockClear();

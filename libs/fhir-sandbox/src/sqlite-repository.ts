@@ -166,7 +166,7 @@ function pageOf(searchRequest: SearchRequest): { count: number; offset: number }
 }
 
 /** Which index tables' filters are estimated first: references (based-on, subject) are the usual selective ones. */
-const ESTIMATE_ORDER: Record<IndexedFilter['table'], number> = { ref: 0, token: 1, date: 2 };
+const ESTIMATE_ORDER: Record<IndexedFilter['table'], number> = { ref: 0, token: 1, date: 2, absent: 3 };
 
 /**
  * A durable FHIR repository for Medplum's FhirRouter: resources and their history in SQLite (node:sqlite), with
@@ -806,6 +806,9 @@ export class SqliteRepository extends FhirRepository {
     if (!param) return undefined;
     const condition = indexCondition(param, filter);
     if (condition) this.ensureIndexed(resourceType, param);
+    // `:missing=true` reads the parameter's `absent` companion.
+    const absent = condition?.table === 'absent' && this.params(resourceType).find((p) => p.key === condition.key);
+    if (absent) this.ensureIndexed(resourceType, absent);
     return condition;
   }
 
