@@ -556,12 +556,17 @@ describe('query plans', () => {
     const repo = new SqliteRepository();
     try {
       const internals = repo as unknown as {
-        indexedFilter(type: string, filter: unknown): { table: string; key: string; where: string; params: unknown[] };
-        candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
+        searcher: {
+          indexedFilter(
+            type: string,
+            filter: unknown,
+          ): { table: string; key: string; where: string; params: unknown[] };
+          candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
+        };
         db: { prepare(sql: string): { all(...params: unknown[]): { detail: string }[] } };
       };
       const filter = parseSearchRequest(`Task?identifier=${SYS_A}|a,${SYS_A}|b,c`).filters![0];
-      const query = internals.candidateQuery('Task', [internals.indexedFilter('Task', filter)]);
+      const query = internals.searcher.candidateQuery('Task', [internals.searcher.indexedFilter('Task', filter)]);
       const plan = internals.db
         .prepare(`EXPLAIN QUERY PLAN ${query.select('r.seq')}`)
         .all(...query.params)
@@ -576,12 +581,14 @@ describe('query plans', () => {
     const repo = new SqliteRepository();
     try {
       const internals = repo as unknown as {
-        indexedFilter(type: string, filter: unknown): unknown;
-        candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
+        searcher: {
+          indexedFilter(type: string, filter: unknown): unknown;
+          candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
+        };
         db: { prepare(sql: string): { all(...params: unknown[]): unknown[] } };
       };
       const filter = parseSearchRequest('Task?patient=p1').filters![0];
-      const query = internals.candidateQuery('Task', [internals.indexedFilter('Task', filter)]);
+      const query = internals.searcher.candidateQuery('Task', [internals.searcher.indexedFilter('Task', filter)]);
       const plan = (
         internals.db.prepare(`EXPLAIN QUERY PLAN ${query.select('r.seq')}`).all(...query.params) as { detail: string }[]
       ).map((r) => r.detail);
