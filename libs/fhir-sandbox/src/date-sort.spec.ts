@@ -1,15 +1,8 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { parseSearchRequest } from '@medplum/core';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
-import {
-  inSortOrder,
-  missingSegment,
-  pageSql,
-  sortKeyColumns,
-  valuedSegment,
-  type DateSort,
-  type Sql,
-} from './date-sort';
+import * as dateSort from './date-sort';
+import type { DateSort, Sql } from './date-sort';
 import type { IndexedFilter } from './search-filters';
 import { SqliteRepository } from './sqlite-repository';
 
@@ -41,7 +34,7 @@ describe('page plans', () => {
   const lookups = (details: string[]) => details.filter((d) => /^SEARCH (x|d2) /.test(d));
 
   it('a walk reads the sort parameter in index order and checks each resource by its (seq, p) rows', () => {
-    const details = plan(pageSql(valuedSegment('Task', [status, since], sort)), [20, 0]);
+    const details = plan(dateSort.pageSql(dateSort.valuedSegment('Task', [status, since], sort)), [20, 0]);
     expect(details).toContain('SEARCH d USING INDEX date_lo (p=?)');
     expect(details.some((d) => /TEMP B-TREE FOR ORDER BY/.test(d))).toBe(false);
     expect(lookups(details).length).toBe(3);
@@ -51,12 +44,12 @@ describe('page plans', () => {
   it("a walk of _lastUpdated seeks to its own filter's bounds in the index", () => {
     const lastUpdated: DateSort = { key: 'Task:_lastUpdated', descending: false, lastUpdated: true };
     const after: IndexedFilter = { ...since, instantLo: { min: '2026-12-31T23:59:59.000Z' } };
-    const details = plan(pageSql(valuedSegment('Task', [after], lastUpdated)), [20, 0]);
+    const details = plan(dateSort.pageSql(dateSort.valuedSegment('Task', [after], lastUpdated)), [20, 0]);
     expect(details).toContain('SEARCH d USING INDEX date_lo (p=? AND lo>?)');
     // Another parameter's values span days: its filters are checked row by row, not sought.
     const authored = plan(
-      pageSql(
-        valuedSegment('Task', [{ ...after, key: 'Task:authored-on' }], {
+      dateSort.pageSql(
+        dateSort.valuedSegment('Task', [{ ...after, key: 'Task:authored-on' }], {
           ...lastUpdated,
           key: 'Task:authored-on',
           lastUpdated: false,
@@ -69,7 +62,7 @@ describe('page plans', () => {
 
   it("a filter's few candidates get their sort key by (seq, p)", () => {
     const details = plan({
-      sql: `SELECT ${sortKeyColumns(sort)} FROM resource r WHERE r.type = ?`,
+      sql: `SELECT ${dateSort.sortKeyColumns(sort)} FROM resource r WHERE r.type = ?`,
       params: [sort.key, 'Task'],
     });
     expect(lookups(details)).toEqual(['SEARCH x USING INDEX date_seq (seq=? AND p=?)']);
@@ -83,8 +76,8 @@ describe('page plans', () => {
       { seq: 3, k: '2027-01-02T00:00:00.000Z' },
       { seq: 5, k: null },
     ];
-    expect(inSortOrder(rows, { ...sort, descending: false })).toEqual([2, 3, 4, 1, 5]);
-    expect(inSortOrder(rows, { ...sort, descending: true })).toEqual([1, 5, 3, 4, 2]);
+    expect(dateSort.inSortOrder(rows, { ...sort, descending: false })).toEqual([2, 3, 4, 1, 5]);
+    expect(dateSort.inSortOrder(rows, { ...sort, descending: true })).toEqual([1, 5, 3, 4, 2]);
   });
 
   it('an unsorted page of a broad search walks the type in insertion order: no sort of every match', async () => {
@@ -122,7 +115,7 @@ describe('page plans', () => {
   });
 
   it('resources without the value are walked from their absent rows, in insertion order, not found by a scan', () => {
-    const details = plan(pageSql(missingSegment('Task', [status], sort)), [20, 0]);
+    const details = plan(dateSort.pageSql(dateSort.missingSegment('Task', [status], sort)), [20, 0]);
     expect(details[0]).toMatch(/^SEARCH a USING (COVERING )?INDEX absent_p \(p=\?\)$/);
     expect(details.some((d) => /^SCAN|TEMP B-TREE/.test(d))).toBe(false);
     expect(lookups(details)).toEqual(['SEARCH x USING INDEX token_seq (seq=? AND p=?)']);
