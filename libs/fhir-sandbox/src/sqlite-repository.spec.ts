@@ -375,6 +375,11 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
     'Task?_lastUpdated=2027-01-01&_sort=_lastUpdated&_count=30&_offset=600',
     'Task?_lastUpdated=ge2027-01-01T02:00:00Z&_lastUpdated=lt2027-01-01T20:00:00Z&_sort=_lastUpdated&_count=30&_offset=20',
     'Task?status=requested&_lastUpdated=gt2027-01-01T01:00:00Z&_sort=-_lastUpdated&_count=30&_offset=30',
+    // By _id: the (type, id) index walked, or a patient's few Tasks sorted.
+    'Task?_sort=_id&_count=50&_offset=600',
+    'Task?_sort=-_id&_count=30',
+    'Task?status=requested&_sort=_id&_count=25&_offset=300',
+    'Task?patient=Patient/p3&_sort=-_id',
     'Task?patient=Patient/p3&_sort=-authored-on',
     'Task?patient=Patient/p3&status=requested&_sort=authored-on&_count=5&_offset=5',
   ])('%s', async (query) => {
@@ -470,6 +475,7 @@ describe('indexed searches read only what they match', () => {
         ['Task?_sort=-_lastUpdated&_count=10', 10],
         ['Task?status=requested&_sort=authored-on&_count=20&_offset=500', 20],
         ['Task?_sort=-authored-on&_count=5', 5],
+        ['Task?_sort=_id&_count=10', 10],
         // `:missing` on a date parameter reads its absent rows or its date rows, not every Task.
         ['Task?authored-on:missing=true', 0],
         ['Task?authored-on:missing=false&_count=5', 5],

@@ -68,6 +68,12 @@ function pageOf(searchRequest: SearchRequest): { count: number; offset: number }
 /** Which index tables' filters are estimated first: references (based-on, subject) are the usual selective ones. */
 const ESTIMATE_ORDER: Record<IndexedFilter['table'], number> = { ref: 0, token: 1, date: 2, absent: 3 };
 
+/** A single `_sort` on `_id`, and its direction; undefined for any other sort. */
+function idSortOf(searchRequest: SearchRequest): { descending: boolean } | undefined {
+  const rules = searchRequest.sortRules ?? EMPTY;
+  return rules.length === 1 && rules[0].code === '_id' ? { descending: !!rules[0].descending } : undefined;
+}
+
 /** What a search needs from the store: its prepared statements and its index's parameters. */
 export interface SearchStore {
   stmt(sql: string): StatementSync;
@@ -101,6 +107,8 @@ export class SqliteSearch {
     }
     const dateSort = residual.length || chained.length ? undefined : this.dateSortOf(resourceType, searchRequest);
     if (dateSort) return this.sortedByDate(resourceType, indexed, dateSort, searchRequest);
+    const idSort = residual.length || chained.length ? undefined : idSortOf(searchRequest);
+    if (idSort) return this.sortedById(resourceType, indexed, idSort.descending, searchRequest);
 
     const pageable = !residual.length && !chained.length && !searchRequest.sortRules?.length;
     const query = this.candidateQuery(resourceType, indexed, pageable && (searchRequest.count ?? -1) >= 0);
@@ -278,6 +286,52 @@ export class SqliteSearch {
           }[],
           sort,
         ).slice(offset, limit < 0 ? undefined : offset + limit);
+    return this.sortedPage(searchRequest, seqs, query);
+  }
+
+  /**
+   * An `_id`-sorted page: a filter's few candidates sorted by id, or the type's (type, id) index walked in order
+   * until the page is full (`Task?_sort=_id&_count=10` over 100k Tasks parsed and sorted every Task: 0.7 s). Ids in
+   * code-point order, as Medplum's server sorts its uuid ids; MemoryRepository's locale comparator agrees for the ids
+   * the store writes (lowercase uuids) and differs only for ids that mix cases.
+   */
+  private sortedById<T extends Resource>(
+    resourceType: string,
+    indexed: IndexedFilter[],
+    descending: boolean,
+    searchRequest: SearchRequest<T>,
+  ): Bundle<WithId<T>> {
+    const { count, offset } = pageOf(searchRequest);
+    const limit = count < 0 ? -1 : count + 1;
+    const query = this.candidateQuery(resourceType, indexed, true);
+    let seqs: number[];
+    if (query.broad) {
+      const exists = existsAll(indexed);
+      const sql =
+        `SELECT r.seq AS seq FROM resource r INDEXED BY resource_type_id WHERE r.type = ?${exists.sql} ` +
+        `ORDER BY r.id${descending ? ' DESC' : ''} LIMIT ? OFFSET ?`;
+      seqs = this.seqsOf({ sql, params: [resourceType, ...exists.params, limit, offset] });
+    } else {
+      const rows = this.store.stmt(query.select('r.seq AS seq, r.id AS id')).all(...query.params) as {
+        seq: number;
+        id: string;
+      }[];
+      const direction = descending ? -1 : 1;
+      seqs = rows
+        .sort((a, b) => (a.id < b.id ? -direction : direction))
+        .map((row) => row.seq)
+        .slice(offset, limit < 0 ? undefined : offset + limit);
+    }
+    return this.sortedPage(searchRequest, seqs, query);
+  }
+
+  /** A sorted page's resources (one seq more than `_count` says a next page exists), as a searchset. */
+  private sortedPage<T extends Resource>(
+    searchRequest: SearchRequest<T>,
+    seqs: number[],
+    query: CandidateQuery,
+  ): Bundle<WithId<T>> {
+    const { count } = pageOf(searchRequest);
     const more = count >= 0 && seqs.length > count;
     const content = this.store.stmt('SELECT content FROM resource WHERE seq = ?');
     const entry = (more ? seqs.slice(0, count) : seqs).map((seq): BundleEntry<WithId<T>> => ({
