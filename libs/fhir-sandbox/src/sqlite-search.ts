@@ -265,8 +265,8 @@ export class SqliteSearch {
   }
 
   /**
-   * A date-sorted page: the candidates sorted by SQLite when a filter leaves few (a patient's, a plan's), else the
-   * date index walked in order until the page is full, so the page costs the same whatever is stored.
+   * A date-sorted page: a filter's few candidates (a patient's, a plan's) read with their index values and put in
+   * order, else the date index walked in order until the page is full, so the page costs the same whatever is stored.
    */
   private sortedByDate<T extends Resource>(
     resourceType: string,
@@ -274,19 +274,17 @@ export class SqliteSearch {
     sort: DateSort,
     searchRequest: SearchRequest<T>,
   ): Bundle<WithId<T>> {
-    const { count, offset } = pageOf(searchRequest);
-    const limit = count < 0 ? -1 : count + 1;
-    const query = this.candidateQuery(resourceType, indexed, true);
-    const seqs = query.broad
-      ? this.walkByDate(resourceType, indexed, sort, limit, offset)
-      : inSortOrder(
-          this.store.stmt(query.select(sortKeyColumns(sort))).all(sort.key, ...query.params) as {
-            seq: number;
-            k: string | null;
-          }[],
-          sort,
-        ).slice(offset, limit < 0 ? undefined : offset + limit);
-    return this.sortedPage(searchRequest, seqs, query);
+    return this.sortedPage(resourceType, indexed, searchRequest, (query, limit, offset) =>
+      query.broad
+        ? this.walkByDate(resourceType, indexed, sort, limit, offset)
+        : inSortOrder(
+            this.store.stmt(query.select(sortKeyColumns(sort))).all(sort.key, ...query.params) as {
+              seq: number;
+              k: string | null;
+            }[],
+            sort,
+          ).slice(offset, limit < 0 ? undefined : offset + limit),
+    );
   }
 
   /**
@@ -301,37 +299,39 @@ export class SqliteSearch {
     descending: boolean,
     searchRequest: SearchRequest<T>,
   ): Bundle<WithId<T>> {
-    const { count, offset } = pageOf(searchRequest);
-    const limit = count < 0 ? -1 : count + 1;
-    const query = this.candidateQuery(resourceType, indexed, true);
-    let seqs: number[];
-    if (query.broad) {
-      const exists = existsAll(indexed);
-      const sql =
-        `SELECT r.seq AS seq FROM resource r INDEXED BY resource_type_id WHERE r.type = ?${exists.sql} ` +
-        `ORDER BY r.id${descending ? ' DESC' : ''} LIMIT ? OFFSET ?`;
-      seqs = this.seqsOf({ sql, params: [resourceType, ...exists.params, limit, offset] });
-    } else {
+    return this.sortedPage(resourceType, indexed, searchRequest, (query, limit, offset) => {
+      if (query.broad) {
+        const exists = existsAll(indexed);
+        const sql =
+          `SELECT r.seq AS seq FROM resource r INDEXED BY resource_type_id WHERE r.type = ?${exists.sql} ` +
+          `ORDER BY r.id${descending ? ' DESC' : ''} LIMIT ? OFFSET ?`;
+        return this.seqsOf({ sql, params: [resourceType, ...exists.params, limit, offset] });
+      }
       const rows = this.store.stmt(query.select('r.seq AS seq, r.id AS id')).all(...query.params) as {
         seq: number;
         id: string;
       }[];
       const direction = descending ? -1 : 1;
-      seqs = rows
+      return rows
         .sort((a, b) => (a.id < b.id ? -direction : direction))
         .map((row) => row.seq)
         .slice(offset, limit < 0 ? undefined : offset + limit);
-    }
-    return this.sortedPage(searchRequest, seqs, query);
+    });
   }
 
-  /** A sorted page's resources (one seq more than `_count` says a next page exists), as a searchset. */
+  /**
+   * A sorted page: `pick` gives the seqs in order from `offset`, at most `limit` (`_count` and one more, which says
+   * a next page exists); their resources answered as a searchset.
+   */
   private sortedPage<T extends Resource>(
+    resourceType: string,
+    indexed: IndexedFilter[],
     searchRequest: SearchRequest<T>,
-    seqs: number[],
-    query: CandidateQuery,
+    pick: (query: CandidateQuery, limit: number, offset: number) => number[],
   ): Bundle<WithId<T>> {
-    const { count } = pageOf(searchRequest);
+    const { count, offset } = pageOf(searchRequest);
+    const query = this.candidateQuery(resourceType, indexed, true);
+    const seqs = pick(query, count < 0 ? -1 : count + 1, offset);
     const more = count >= 0 && seqs.length > count;
     const content = this.store.stmt('SELECT content FROM resource WHERE seq = ?');
     const entry = (more ? seqs.slice(0, count) : seqs).map((seq): BundleEntry<WithId<T>> => ({
