@@ -511,6 +511,9 @@ describe('indexed searches read only what they match', () => {
         { status: 'accepted', owner: { reference: 'Practitioner/1' } },
         { status: 'accepted', identifier: [{ value: 'k' }, { value: 'k' }], owner: undefined },
         { status: 'rejected', basedOn: [{ reference: 'CarePlan/b' }, { reference: 'CarePlan/a' }] },
+        // A date gained and lost: its absent row goes and comes back.
+        { authoredOn: '2027-01-02T10:00:00Z' },
+        { authoredOn: undefined },
       ];
       for (const change of versions) {
         task = await repo.updateResource<Task>({ ...task, ...change });

@@ -465,7 +465,8 @@ export class SqliteRepository extends FhirRepository {
       indexRows:
         count('SELECT count(*) AS n FROM token') +
         count('SELECT count(*) AS n FROM ref') +
-        count('SELECT count(*) AS n FROM date'),
+        count('SELECT count(*) AS n FROM date') +
+        count('SELECT count(*) AS n FROM absent'),
       groupCommits: this.ops.groupCommits,
     };
   }
