@@ -107,6 +107,11 @@ CREATE INDEX IF NOT EXISTS absent_p ON absent (p, seq);
 CREATE INDEX IF NOT EXISTS absent_seq ON absent (seq, p);
 `;
 
+/** The tables of index rows (SCHEMA), each keyed by `seq`: cleared, rebuilt, counted and unindexed together. */
+const INDEX_TABLES = ['token', 'ref', 'date', 'absent'] as const;
+/** Deletes every index row. */
+const CLEAR_INDEX = INDEX_TABLES.map((table) => `DELETE FROM ${table};`).join(' ');
+
 /** The WAL size (pages of 4 KB: ~200 MB) at which SQLite checkpoints inside a commit, when the store never idles. */
 const WAL_HARD_CHECKPOINT_PAGES = 50_000;
 
@@ -228,11 +233,7 @@ export class SqliteRepository extends FhirRepository {
 
   /** Removes every resource, version and index row. */
   clear(): void {
-    this.ops.atomic(() =>
-      this.db.exec(
-        'DELETE FROM resource; DELETE FROM history; DELETE FROM token; DELETE FROM ref; DELETE FROM date; DELETE FROM absent;',
-      ),
-    );
+    this.ops.atomic(() => this.db.exec(`DELETE FROM resource; DELETE FROM history; ${CLEAR_INDEX}`));
   }
 
   setMode(_mode: RepositoryMode): void {
@@ -462,11 +463,7 @@ export class SqliteRepository extends FhirRepository {
     return {
       resources: count('SELECT count(*) AS n FROM resource'),
       versions: count('SELECT count(*) AS n FROM history') + count('SELECT count(*) AS n FROM resource'),
-      indexRows:
-        count('SELECT count(*) AS n FROM token') +
-        count('SELECT count(*) AS n FROM ref') +
-        count('SELECT count(*) AS n FROM date') +
-        count('SELECT count(*) AS n FROM absent'),
+      indexRows: INDEX_TABLES.reduce((sum, table) => sum + count(`SELECT count(*) AS n FROM ${table}`), 0),
       groupCommits: this.ops.groupCommits,
     };
   }
@@ -619,10 +616,7 @@ export class SqliteRepository extends FhirRepository {
   }
 
   private unindex(seq: number): void {
-    this.stmt('DELETE FROM token WHERE seq = ?').run(seq);
-    this.stmt('DELETE FROM ref WHERE seq = ?').run(seq);
-    this.stmt('DELETE FROM date WHERE seq = ?').run(seq);
-    this.stmt('DELETE FROM absent WHERE seq = ?').run(seq);
+    for (const table of INDEX_TABLES) this.stmt(`DELETE FROM ${table} WHERE seq = ?`).run(seq);
   }
 
   /** The token, reference and date search parameters of a type, derived once per type. */
@@ -714,7 +708,7 @@ export class SqliteRepository extends FhirRepository {
     const row = this.stmt("SELECT value FROM meta WHERE key = 'index_version'").get() as { value: string } | undefined;
     if (row?.value === version) return;
     this.ops.atomic(() => {
-      this.db.exec('DELETE FROM token; DELETE FROM ref; DELETE FROM date; DELETE FROM absent;');
+      this.db.exec(CLEAR_INDEX);
       // Parameters that no longer exist are forgotten; the others' rows are computed again.
       for (const key of this.indexed) {
         const [type, code] = key.split(':');
