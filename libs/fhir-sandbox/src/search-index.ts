@@ -114,13 +114,7 @@ export function indexRowsOf(resource: Resource, params: IndexedParam[]): IndexRo
       lastDates = { key: param.key, ranges };
       continue;
     }
-    if (param.roots && !param.roots.some((root) => hasProperty(resource, root))) continue;
-    let typed;
-    try {
-      typed = evalFhirPathTyped(param.atom, typedResource);
-    } catch {
-      continue; // MemoryRepository would fail the same evaluation at search time: never a match
-    }
+    const typed = valuesOf(resource, typedResource, param);
     if (!typed.length) continue;
     if (param.kind === 'token') {
       for (const t of convertToSearchableTokens(typed)) {
@@ -140,21 +134,31 @@ export function indexRowsOf(resource: Resource, params: IndexedParam[]): IndexRo
   return { tokens, refs, dates, absent };
 }
 
+/**
+ * The values a parameter's expression gives on the resource; none when it navigates only from properties the
+ * resource lacks (not evaluated), or when the evaluation fails.
+ */
+function valuesOf(
+  resource: Resource,
+  typedResource: ReturnType<typeof toTypedValue>[],
+  param: IndexedParam,
+): ReturnType<typeof evalFhirPathTyped> {
+  if (param.roots && !param.roots.some((root) => hasProperty(resource, root))) return [];
+  try {
+    return evalFhirPathTyped(param.atom, typedResource);
+  } catch {
+    return []; // MemoryRepository would fail the same evaluation at search time: never a match
+  }
+}
+
 /** A date parameter's [lo, hi] ranges on the resource (a missing bound is '0000' / '9999'); none when it has none. */
 function datesOf(
   resource: Resource,
   typedResource: ReturnType<typeof toTypedValue>[],
   param: IndexedParam,
 ): [string, string][] {
-  if (param.roots && !param.roots.some((root) => hasProperty(resource, root))) return [];
-  let typed;
-  try {
-    typed = evalFhirPathTyped(param.atom, typedResource);
-  } catch {
-    return []; // MemoryRepository would fail the same evaluation at search time: never a match
-  }
   const ranges: [string, string][] = [];
-  for (const period of convertToSearchableDates(typed)) {
+  for (const period of convertToSearchableDates(valuesOf(resource, typedResource, param))) {
     if (period) ranges.push([period.start ?? '0000', period.end ?? '9999']);
   }
   return ranges;
