@@ -105,12 +105,14 @@ export class SqliteSearch {
       if (byIndex) indexed.push(byIndex);
       else residual.push(filter);
     }
-    const dateSort = residual.length || chained.length ? undefined : this.dateSortOf(resourceType, searchRequest);
+    // Every filter answered by the index: a page (sorted by a date or `_id`, or unsorted) is read from it.
+    const allIndexed = !residual.length && !chained.length;
+    const dateSort = allIndexed ? this.dateSortOf(resourceType, searchRequest) : undefined;
     if (dateSort) return this.sortedByDate(resourceType, indexed, dateSort, searchRequest);
-    const idSort = residual.length || chained.length ? undefined : idSortOf(searchRequest);
+    const idSort = allIndexed ? idSortOf(searchRequest) : undefined;
     if (idSort) return this.sortedById(resourceType, indexed, idSort.descending, searchRequest);
 
-    const pageable = !residual.length && !chained.length && !searchRequest.sortRules?.length;
+    const pageable = allIndexed && !searchRequest.sortRules?.length;
     const query = this.candidateQuery(resourceType, indexed, pageable && (searchRequest.count ?? -1) >= 0);
     // Every filter indexed and no sort: SQL reads only the page (with its content, and one row more to know whether
     // a next page exists), so a page costs the same whatever the number of matches (the worklist's and EHRs'
@@ -257,10 +259,7 @@ export class SqliteSearch {
     this.store.ensureIndexed(resourceType, param);
     const lastUpdated = param.code === '_lastUpdated';
     // Which resources lack a value (they come first descending): every resource has a lastUpdated.
-    const absent = lastUpdated
-      ? undefined
-      : this.store.params(resourceType).find((p) => p.key === absentKey(param.key));
-    if (absent) this.store.ensureIndexed(resourceType, absent);
+    if (!lastUpdated) this.ensureIndexedByKey(resourceType, absentKey(param.key));
     return { key: param.key, descending: !!rule.descending, lastUpdated };
   }
 
@@ -274,17 +273,17 @@ export class SqliteSearch {
     sort: DateSort,
     searchRequest: SearchRequest<T>,
   ): Bundle<WithId<T>> {
-    return this.sortedPage(resourceType, indexed, searchRequest, (query, limit, offset) =>
-      query.broad
-        ? this.walkByDate(resourceType, indexed, sort, limit, offset)
-        : inSortOrder(
-            this.store.stmt(query.select(sortKeyColumns(sort))).all(sort.key, ...query.params) as {
-              seq: number;
-              k: string | null;
-            }[],
-            sort,
-          ).slice(offset, limit < 0 ? undefined : offset + limit),
-    );
+    return this.sortedPage(resourceType, indexed, searchRequest, {
+      walk: (limit, offset) => this.walkByDate(resourceType, indexed, sort, limit, offset),
+      order: (query) =>
+        inSortOrder(
+          this.store.stmt(query.select(sortKeyColumns(sort))).all(sort.key, ...query.params) as {
+            seq: number;
+            k: string | null;
+          }[],
+          sort,
+        ),
+    });
   }
 
   /**
@@ -299,39 +298,44 @@ export class SqliteSearch {
     descending: boolean,
     searchRequest: SearchRequest<T>,
   ): Bundle<WithId<T>> {
-    return this.sortedPage(resourceType, indexed, searchRequest, (query, limit, offset) => {
-      if (query.broad) {
+    const direction = descending ? -1 : 1;
+    return this.sortedPage(resourceType, indexed, searchRequest, {
+      walk: (limit, offset) => {
         const exists = existsAll(indexed);
         const sql =
           `SELECT r.seq AS seq FROM resource r INDEXED BY resource_type_id WHERE r.type = ?${exists.sql} ` +
           `ORDER BY r.id${descending ? ' DESC' : ''} LIMIT ? OFFSET ?`;
         return this.seqsOf({ sql, params: [resourceType, ...exists.params, limit, offset] });
-      }
-      const rows = this.store.stmt(query.select('r.seq AS seq, r.id AS id')).all(...query.params) as {
-        seq: number;
-        id: string;
-      }[];
-      const direction = descending ? -1 : 1;
-      return rows
-        .sort((a, b) => (a.id < b.id ? -direction : direction))
-        .map((row) => row.seq)
-        .slice(offset, limit < 0 ? undefined : offset + limit);
+      },
+      order: (query) =>
+        (
+          this.store.stmt(query.select('r.seq AS seq, r.id AS id')).all(...query.params) as {
+            seq: number;
+            id: string;
+          }[]
+        )
+          .sort((a, b) => (a.id < b.id ? -direction : direction))
+          .map((row) => row.seq),
     });
   }
 
   /**
-   * A sorted page: `pick` gives the seqs in order from `offset`, at most `limit` (`_count` and one more, which says
-   * a next page exists); their resources answered as a searchset.
+   * A sorted page, one of two ways: a broad search walks an index in order (`walk`: at most `limit` seqs from
+   * `offset`), a filter's few candidates are put in order whole (`order`) and the page cut from them. `limit` is
+   * `_count` and one more, which says a next page exists; the seqs' resources are answered as a searchset.
    */
   private sortedPage<T extends Resource>(
     resourceType: string,
     indexed: IndexedFilter[],
     searchRequest: SearchRequest<T>,
-    pick: (query: CandidateQuery, limit: number, offset: number) => number[],
+    ways: { walk: (limit: number, offset: number) => number[]; order: (query: CandidateQuery) => number[] },
   ): Bundle<WithId<T>> {
     const { count, offset } = pageOf(searchRequest);
     const query = this.candidateQuery(resourceType, indexed, true);
-    const seqs = pick(query, count < 0 ? -1 : count + 1, offset);
+    const limit = count < 0 ? -1 : count + 1;
+    const seqs = query.broad
+      ? ways.walk(limit, offset)
+      : ways.order(query).slice(offset, limit < 0 ? undefined : offset + limit);
     const more = count >= 0 && seqs.length > count;
     const content = this.store.stmt('SELECT content FROM resource WHERE seq = ?');
     const entry = (more ? seqs.slice(0, count) : seqs).map((seq): BundleEntry<WithId<T>> => ({
@@ -421,10 +425,14 @@ export class SqliteSearch {
     const condition = indexCondition(param, filter);
     if (condition) this.store.ensureIndexed(resourceType, param);
     // `:missing=true` reads the parameter's `absent` companion.
-    const absent =
-      condition?.table === 'absent' && this.store.params(resourceType).find((p) => p.key === condition.key);
-    if (absent) this.store.ensureIndexed(resourceType, absent);
+    if (condition?.table === 'absent') this.ensureIndexedByKey(resourceType, condition.key);
     return condition;
+  }
+
+  /** Indexes the parameter with this key (a date parameter's `absent` companion) from its first use on. */
+  private ensureIndexedByKey(resourceType: string, key: string): void {
+    const param = this.store.params(resourceType).find((p) => p.key === key);
+    if (param) this.store.ensureIndexed(resourceType, param);
   }
 
   /** Parsed once per type and expression: parsing cost more than sorting a search's few matches. */
