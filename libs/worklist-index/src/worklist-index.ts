@@ -240,10 +240,9 @@ export class WorklistIndex {
   async record(written: Resource[], locations: string[] = []): Promise<void> {
     const protocols = carePlanProtocols(written);
     const tasks = written.filter((r): r is Task => r.resourceType === 'Task');
-    // A server that answered a transaction without bodies: read those Tasks back (one search).
+    // A server that answered a transaction without bodies: read those Tasks back (a search per 100).
     const unread = locations.map((l) => /(?:^|\/)Task\/([^/]+)/.exec(l)?.[1]).filter((id): id is string => !!id);
-    if (unread.length)
-      tasks.push(...(await this.fhir.searchAll<Task>('Task', { _id: unread.join(','), _count: unread.length })));
+    if (unread.length) tasks.push(...(await this.readByIds<Task>('Task', unread)));
     const pipeline = this.redis.pipeline();
     if (protocols.size) pipeline.hset(`${this.p}carePlan`, Object.fromEntries(protocols));
     if (tasks.length) await this.applyIn(pipeline, tasks, protocols);
@@ -295,7 +294,7 @@ export class WorklistIndex {
     // Paged by offset, the search skips a Task when one on an earlier page leaves `draft` meanwhile (an approval
     // during the rebuild): each Task the index holds and the search did not return is read back before it goes.
     // Still awaiting approval: kept; otherwise removed at its own version (apply).
-    const reread = await this.readByIds(unseen);
+    const reread = await this.readByIds<Task>('Task', unseen);
     await this.apply(reread);
     const found = new Set(reread.map((t) => t.id));
     const deleted = unseen.filter((id) => !found.has(id));
@@ -308,14 +307,14 @@ export class WorklistIndex {
     return { tasks: drafts.length + kept, removed: unseen.length - kept, ms: Date.now() - started };
   }
 
-  /** Tasks by id, 100 to a search (a URL's length); those that no longer exist are absent. */
-  private async readByIds(ids: string[]): Promise<Task[]> {
-    const tasks: Task[] = [];
+  /** Resources by id, 100 to a search (a URL's length); those that no longer exist are absent. */
+  private async readByIds<T extends Task | CarePlan>(type: T['resourceType'], ids: string[]): Promise<T[]> {
+    const found: T[] = [];
     for (let i = 0; i < ids.length; i += 100) {
       const chunk = ids.slice(i, i + 100);
-      tasks.push(...(await this.fhir.searchAll<Task>('Task', { _id: chunk.join(','), _count: chunk.length })));
+      found.push(...(await this.fhir.searchAll<T>(type, { _id: chunk.join(','), _count: chunk.length })));
     }
-    return tasks;
+    return found;
   }
 
   /** Runs fn under a short Redis lock, so of several replicas one reconciles at a time; false if another holds it. */
@@ -431,13 +430,9 @@ export class WorklistIndex {
     if (!ids.length) return result;
     const known = await this.redis.hmget(`${this.p}carePlan`, ...ids);
     const unknown = ids.filter((id, i) => (known[i] ? (result.set(id, known[i]), false) : true));
-    for (let i = 0; i < unknown.length; i += 100) {
-      const chunk = unknown.slice(i, i + 100);
-      const plans = await this.fhir.searchAll<CarePlan>('CarePlan', { _id: chunk.join(','), _count: 100 });
-      const found = carePlanProtocols(plans);
-      for (const [id, protocol] of found) result.set(id, protocol);
-      if (found.size) await this.redis.hset(`${this.p}carePlan`, Object.fromEntries(found));
-    }
+    const found = carePlanProtocols(await this.readByIds<CarePlan>('CarePlan', unknown));
+    for (const [id, protocol] of found) result.set(id, protocol);
+    if (found.size) await this.redis.hset(`${this.p}carePlan`, Object.fromEntries(found));
     return result;
   }
 
