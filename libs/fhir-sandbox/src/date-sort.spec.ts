@@ -28,7 +28,7 @@ describe('page plans', () => {
         detail: string;
       }[]
     ).map((row) => row.detail);
-  const sort: DateSort = { key: 'Task:authored-on', descending: true, lastUpdated: false };
+  const sort: DateSort = { key: 'Task:authored-on', descending: true, lastUpdated: false, spanMs: Infinity };
   const status: IndexedFilter = { table: 'token', key: 'Task:status', where: 'x.value = ?', params: ['requested'] };
   const since: IndexedFilter = { table: 'date', key: 'Task:_lastUpdated', where: 'x.hi >= ?', params: ['2027'] };
   const lookups = (details: string[]) => details.filter((d) => /^SEARCH (x|d2) /.test(d));
@@ -41,23 +41,23 @@ describe('page plans', () => {
     for (const d of lookups(details)) expect(d).toMatch(/USING (COVERING )?INDEX (date|token)_seq \(seq=\? AND p=\?\)/);
   });
 
-  it("a walk of _lastUpdated seeks to its own filter's bounds in the index", () => {
-    const lastUpdated: DateSort = { key: 'Task:_lastUpdated', descending: false, lastUpdated: true };
-    const after: IndexedFilter = { ...since, instantLo: { min: '2026-12-31T23:59:59.000Z' } };
+  it("a walk seeks to its own filter's bounds in the index, a lower one as far as the parameter's values span", () => {
+    const lastUpdated: DateSort = { key: 'Task:_lastUpdated', descending: false, lastUpdated: true, spanMs: 1000 };
+    const after: IndexedFilter = { ...since, loWithin: (spanMs) => ({ min: spanMs < 1e10 ? '2026' : undefined }) };
     const details = plan(dateSort.pageSql(dateSort.valuedSegment('Task', [after], lastUpdated)), [20, 0]);
     expect(details).toContain('SEARCH d USING INDEX date_lo (p=? AND lo>?)');
-    // Another parameter's values span days: its filters are checked row by row, not sought.
-    const authored = plan(
-      dateSort.pageSql(
-        dateSort.valuedSegment('Task', [{ ...after, key: 'Task:authored-on' }], {
-          ...lastUpdated,
-          key: 'Task:authored-on',
-          lastUpdated: false,
-        }),
-      ),
-      [20, 0],
-    );
-    expect(authored).toContain('SEARCH d USING INDEX date_lo (p=?)');
+    const authored = { ...after, key: 'Task:authored-on' };
+    const walk = (spanMs: number) =>
+      plan(
+        dateSort.pageSql(dateSort.valuedSegment('Task', [authored], { ...sort, descending: false, spanMs })),
+        [20, 0],
+      );
+    expect(walk(7 * 86_400_000)).toContain('SEARCH d USING INDEX date_lo (p=? AND lo>?)');
+    // Values without a bounded span (an open-ended period): the filter is checked row by row.
+    expect(walk(Infinity)).toContain('SEARCH d USING INDEX date_lo (p=?)');
+    // Another parameter's filter never bounds the walk.
+    const other = plan(dateSort.pageSql(dateSort.valuedSegment('Task', [after], { ...sort, spanMs: 1000 })), [20, 0]);
+    expect(other).toContain('SEARCH d USING INDEX date_lo (p=?)');
   });
 
   it("a filter's few candidates get their sort key by (seq, p)", () => {

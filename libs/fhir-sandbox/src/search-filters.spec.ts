@@ -74,33 +74,60 @@ describe('search-filters: a filter as SQL over the index', () => {
   });
 
   it('answers a date equality as an overlap of the two ranges', () => {
-    expect(
-      indexCondition(param('Task', 'authored-on'), {
-        code: 'authored-on',
-        operator: Operator.EQUALS,
-        value: '2027-01-04',
-      }),
-    ).toEqual({
+    const { loWithin, ...condition } = indexCondition(param('Task', 'authored-on'), {
+      code: 'authored-on',
+      operator: Operator.EQUALS,
+      value: '2027-01-04',
+    })!;
+    expect(condition).toEqual({
       table: 'date',
       key: 'Task:authored-on',
       where: '(x.lo < ? AND x.hi > ?)',
       params: ['2027-01-04T23:59:59.999Z', '2027-01-04T00:00:00.000Z'],
-      // Where an instant's row must start to overlap the day: from a second before it to its end.
-      instantLo: { min: '2027-01-03T23:59:59.000Z', max: '2027-01-04T23:59:59.999Z' },
     });
+    expect(loWithin).toBeInstanceOf(Function);
   });
 
-  it('bounds an instant by each one-sided operator, and gives no bounds for several values', () => {
-    const bounds = (operator: Operator, value: string) =>
-      indexCondition(param('Task', '_lastUpdated'), { code: '_lastUpdated', operator, value })?.instantLo;
+  it("bounds the rows' lo by the operator and the parameter's widest value, and gives no bounds for several values", () => {
+    const bounds = (operator: Operator, value: string, spanMs = 1000) =>
+      indexCondition(param('Task', 'authored-on'), { code: 'authored-on', operator, value })?.loWithin?.(spanMs);
+    // Where a row must start to overlap the day: from the widest span before it to its end.
+    expect(bounds(Operator.EQUALS, '2027-01-04')).toEqual({
+      min: '2027-01-03T23:59:59.000Z',
+      max: '2027-01-04T23:59:59.999Z',
+    });
+    expect(bounds(Operator.EQUALS, '2027-01-04', 86_400_000)).toEqual({
+      min: '2027-01-03T00:00:00.000Z',
+      max: '2027-01-04T23:59:59.999Z',
+    });
     expect(bounds(Operator.GREATER_THAN, '2027-01-04T10:00:00Z')).toEqual({ min: '2027-01-04T09:59:59.999Z' });
     expect(bounds(Operator.GREATER_THAN_OR_EQUALS, '2027-01-04T10:00:00Z')).toEqual({
       min: '2027-01-04T09:59:59.000Z',
     });
-    expect(bounds(Operator.STARTS_AFTER, '2027-01-04T10:00:00Z')).toEqual({ min: '2027-01-04T10:00:00.999Z' });
-    expect(bounds(Operator.LESS_THAN, '2027-01-04T10:00:00Z')).toEqual({ max: '2027-01-04T10:00:00.000Z' });
-    expect(bounds(Operator.LESS_THAN_OR_EQUALS, '2027-01-04T10:00:00Z')).toEqual({ max: '2027-01-04T10:00:00.999Z' });
-    expect(bounds(Operator.ENDS_BEFORE, '2027-01-04T10:00:00Z')).toEqual({ max: '2027-01-04T10:00:00.000Z' });
-    expect(bounds(Operator.GREATER_THAN, '2027-01-04T10:00:00Z,2027-02-01T10:00:00Z')).toBeUndefined();
+    expect(bounds(Operator.GREATER_THAN_OR_EQUALS, '2027-01-04', 7 * 86_400_000)).toEqual({
+      min: '2026-12-28T00:00:00.000Z',
+    });
+    // Upper bounds and `sa` hold whatever the span.
+    expect(bounds(Operator.STARTS_AFTER, '2027-01-04T10:00:00Z', Infinity)).toEqual({
+      min: '2027-01-04T10:00:00.999Z',
+    });
+    expect(bounds(Operator.LESS_THAN, '2027-01-04T10:00:00Z', Infinity)).toEqual({ max: '2027-01-04T10:00:00.000Z' });
+    expect(bounds(Operator.LESS_THAN_OR_EQUALS, '2027-01-04T10:00:00Z', Infinity)).toEqual({
+      max: '2027-01-04T10:00:00.999Z',
+    });
+    expect(bounds(Operator.ENDS_BEFORE, '2027-01-04T10:00:00Z', Infinity)).toEqual({ max: '2027-01-04T10:00:00.000Z' });
+    // A parameter with open-ended values (no span bound) gets no lower bound.
+    expect(bounds(Operator.GREATER_THAN_OR_EQUALS, '2027-01-04', Infinity)).toEqual({ min: undefined });
+    expect(bounds(Operator.EQUALS, '2027-01-04', Infinity)).toEqual({
+      min: undefined,
+      max: '2027-01-04T23:59:59.999Z',
+    });
+    expect(
+      indexCondition(param('Task', 'authored-on'), {
+        code: 'authored-on',
+        operator: Operator.GREATER_THAN,
+        value: '2027-01-04T10:00:00Z,2027-02-01T10:00:00Z',
+      })?.loWithin,
+    ).toBeUndefined();
   });
 });

@@ -26,10 +26,17 @@ export interface IndexedFilter {
   where: string;
   params: SQLInputValue[];
   /**
-   * Date filters with one value: bounds every matching row's `lo` lies within (inclusive) when the row spans under a
-   * second, as an instant does (`meta.lastUpdated`), so a walk of the index in `lo` order can seek to them.
+   * Date filters with one value: where every matching row's `lo` lies (inclusive), given the most any row of the
+   * parameter spans (`hi - lo`, ms), so a walk of the index in `lo` order can seek to them. An upper bound on `lo`
+   * holds whatever the span; a lower one (`ge`, `gt`, `eq`) is the filter's bound less the span.
    */
-  instantLo?: { min?: string; max?: string };
+  loWithin?: (spanMs: number) => LoBounds;
+}
+
+/** Bounds on the index rows' `lo` (ISO instants, as the index writes them). */
+export interface LoBounds {
+  min?: string;
+  max?: string;
 }
 
 /**
@@ -103,19 +110,21 @@ export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilt
       const twoBounds = op === Operator.EQUALS || op === Operator.APPROXIMATELY;
       const condition = DATE_CONDITIONS[op];
       if (!twoBounds && !condition) return undefined;
-      let instantLo: IndexedFilter['instantLo'];
+      let loWithin: IndexedFilter['loWithin'];
       for (const filterValue of values) {
         const period = toPeriod(filterValue);
         if (!period) continue;
         if (twoBounds) {
           ors.push('(x.lo < ? AND x.hi > ?)');
           params.push(period.end as string, period.start as string);
-          instantLo = { min: secondBefore(period.start as string), max: period.end as string };
+          const [start, end] = [period.start as string, period.end as string];
+          loWithin = (spanMs) => ({ min: earlierBy(start, spanMs), max: end });
         } else {
           ors.push(condition!.sql);
           const bound = condition!.bound === 'start' ? (period.start as string) : (period.end as string);
           params.push(bound);
-          instantLo = condition!.instantLo(bound);
+          const within = condition!.loWithin;
+          loWithin = (spanMs) => within(bound, spanMs);
         }
       }
       return {
@@ -123,39 +132,41 @@ export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilt
         key: param.key,
         where: ors.length ? ors.join(' OR ') : '0',
         params,
-        instantLo: values.length === 1 ? instantLo : undefined,
+        loWithin: values.length === 1 ? loWithin : undefined,
       };
     }
   }
 }
 
-/** A second before an instant: a row whose `hi` reaches the instant starts no earlier, when it spans under a second. */
-function secondBefore(instant: string): string {
-  const ms = Date.parse(instant);
-  return Number.isNaN(ms) ? '0000' : new Date(ms - 1000).toISOString();
+const YEAR_ZERO = Date.parse('0000-01-01T00:00:00.000Z');
+
+/**
+ * The instant `spanMs` before another: where a row whose `hi` reaches `instant` starts at the earliest. Undefined when
+ * no such bound helps (an open-ended value spans from year 0 to 9999).
+ */
+function earlierBy(instant: string, spanMs: number): string | undefined {
+  const ms = Date.parse(instant) - spanMs;
+  return ms >= YEAR_ZERO ? new Date(ms).toISOString() : undefined;
 }
 
 /** match.ts's one-bound date comparisons (eq and ap, two bounds, are built in indexCondition). */
 const DATE_CONDITIONS: Partial<
-  Record<
-    string,
-    { sql: string; bound: 'start' | 'end'; instantLo: (bound: string) => NonNullable<IndexedFilter['instantLo']> }
-  >
+  Record<string, { sql: string; bound: 'start' | 'end'; loWithin: (bound: string, spanMs: number) => LoBounds }>
 > = {};
-DATE_CONDITIONS[Operator.LESS_THAN] = { sql: 'x.lo < ?', bound: 'start', instantLo: (b) => ({ max: b }) };
+DATE_CONDITIONS[Operator.LESS_THAN] = { sql: 'x.lo < ?', bound: 'start', loWithin: (b) => ({ max: b }) };
 DATE_CONDITIONS[Operator.GREATER_THAN] = {
   sql: 'x.hi > ?',
   bound: 'end',
-  instantLo: (b) => ({ min: secondBefore(b) }),
+  loWithin: (b, spanMs) => ({ min: earlierBy(b, spanMs) }),
 };
-DATE_CONDITIONS[Operator.LESS_THAN_OR_EQUALS] = { sql: 'x.lo <= ?', bound: 'end', instantLo: (b) => ({ max: b }) };
+DATE_CONDITIONS[Operator.LESS_THAN_OR_EQUALS] = { sql: 'x.lo <= ?', bound: 'end', loWithin: (b) => ({ max: b }) };
 DATE_CONDITIONS[Operator.GREATER_THAN_OR_EQUALS] = {
   sql: 'x.hi >= ?',
   bound: 'start',
-  instantLo: (b) => ({ min: secondBefore(b) }),
+  loWithin: (b, spanMs) => ({ min: earlierBy(b, spanMs) }),
 };
-DATE_CONDITIONS[Operator.STARTS_AFTER] = { sql: 'x.lo > ?', bound: 'end', instantLo: (b) => ({ min: b }) };
-DATE_CONDITIONS[Operator.ENDS_BEFORE] = { sql: 'x.hi < ?', bound: 'start', instantLo: (b) => ({ max: b }) };
+DATE_CONDITIONS[Operator.STARTS_AFTER] = { sql: 'x.lo > ?', bound: 'end', loWithin: (b) => ({ min: b }) };
+DATE_CONDITIONS[Operator.ENDS_BEFORE] = { sql: 'x.hi < ?', bound: 'start', loWithin: (b) => ({ max: b }) };
 
 export interface ChainedFilter {
   expression: string;

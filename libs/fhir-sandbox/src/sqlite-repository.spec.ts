@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { parseSearchRequest } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
-import type { Bundle, BundleEntry, Patient, Resource, Task } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, Patient, Period, Resource, Task } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { startFhirSandbox, type FhirSandbox } from './fhir-sandbox-server';
 import { DB_FILE, SqliteRepository } from './sqlite-repository';
@@ -321,6 +321,11 @@ describe('SqliteRepository answers as MemoryRepository does', () => {
  * sorting the matches: the same answers as MemoryRepository's sort, with ties, resources without the value, filters,
  * and pages that start in one segment (with a value, without) and end in the other.
  */
+/** A period of 1-4 days (by `i`) from `startMs`. */
+function periodOf(startMs: number, i: number): Period {
+  return { start: new Date(startMs).toISOString(), end: new Date(startMs + (1 + (i % 4)) * 86_400_000).toISOString() };
+}
+
 describe('date-sorted pages over many matches answer as MemoryRepository does', () => {
   const TASKS = 1300;
   let memory: FhirSandbox;
@@ -341,6 +346,8 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
       // Tasks, so some share one (ties keep insertion order).
       authoredOn:
         i % 10 === 9 ? undefined : new Date(Date.UTC(2027, 1, 1) + ((i * 104_729) % 997) * 3_600_000).toISOString(),
+      // Periods of 1-4 days from distinct hours: a walk seeks to a lower bound less the widest (search-filters.ts).
+      executionPeriod: i % 10 === 9 ? undefined : periodOf(Date.UTC(2027, 3, 1) + ((i * 7919) % TASKS) * 3_600_000, i),
     }));
     ({ memory, sqlite } = await seededPair(tasks));
   });
@@ -382,6 +389,15 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
     'Task?patient=Patient/p3&_sort=-_id',
     'Task?patient=Patient/p3&_sort=-authored-on',
     'Task?patient=Patient/p3&status=requested&_sort=authored-on&_count=5&_offset=5',
+    // A walk of another date parameter seeks to its own filter's bounds too, a lower one less its widest value.
+    'Task?period=ge2027-04-20&_sort=period&_count=30',
+    'Task?period=gt2027-04-20T05:00:00Z&_sort=period&_count=30&_offset=200',
+    'Task?period=2027-04-20&_sort=-period&_count=30',
+    'Task?period=le2027-05-01&_sort=-period&_count=30&_offset=100',
+    'Task?period=sa2027-04-25&_sort=period&_count=30',
+    'Task?authored-on=ge2027-02-20&_sort=authored-on&_count=30&_offset=50',
+    'Task?authored-on=lt2027-02-20&_sort=-authored-on&_count=30',
+    'Task?status=requested&authored-on=ge2027-02-10T00:00:00Z&authored-on=lt2027-03-01&_sort=authored-on&_count=40&_offset=20',
   ])('%s', async (query) => {
     const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
     expectSameAnswer(query, actual, expected);
@@ -416,10 +432,18 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
       });
       expect(res.status).toBe(200);
     };
+    // The widest period is read (and kept) before t1's grows.
+    expect(
+      (await get(sqlite, 'Task?period=ge2027-04-20&_sort=period&_count=40')).entry!.map((e) => e.resource!.id),
+    ).not.toContain('t1');
     for (const sandbox of [memory, sqlite]) {
       // t9 had no authoredOn: gains one; t0 loses its own; t19 (none) and t5 are deleted.
       await put(sandbox, 't9', (t) => ({ ...t, authoredOn: '2027-03-01T00:00:00.000Z' }));
       await put(sandbox, 't0', ({ authoredOn: _, ...t }) => t);
+      await put(sandbox, 't1', (t) => ({
+        ...t,
+        executionPeriod: { start: '2027-03-01T00:00:00.000Z', end: '2027-06-01T00:00:00.000Z' },
+      }));
       for (const id of ['t19', 't5'])
         expect((await fetch(`${sandbox.baseUrl}/Task/${id}`, { method: 'DELETE' })).status).toBe(200);
     }
@@ -432,6 +456,9 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
       'Task?_sort=-authored-on&_count=20&_offset=120',
       'Task?authored-on:missing=true&_count=200',
       'Task?authored-on:missing=false&status=requested&_count=30&_offset=700',
+      // t1's period now spans three months from before the bound: found, as the widest span grew with the write.
+      'Task?period=ge2027-04-20&_sort=period&_count=40',
+      'Task?period=ge2027-05-20&_sort=-period&_count=40&_offset=10',
     ]) {
       const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
       expect(summary(actual)).toEqual(summary(expected));
@@ -613,6 +640,35 @@ describe('query plans', () => {
       expect(internals.db.prepare('SELECT p, tail FROM ref WHERE tail IS NOT NULL').all()).toEqual([
         { p: 'Task:patient', tail: 'p1' },
       ]);
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe("a date parameter's widest value (maxSpanMs)", () => {
+  it('is read from the index once, widened by later writes, and unbounded by an open-ended value', async () => {
+    const repo = new SqliteRepository(':memory:');
+    try {
+      const task = (executionPeriod: Task['executionPeriod']) =>
+        repo.createResource<Task>({ resourceType: 'Task', status: 'requested', intent: 'plan', executionPeriod });
+      await task({ start: '2027-01-01T00:00:00.000Z', end: '2027-01-03T00:00:00.000Z' });
+      await task({ start: '2027-01-05T10:00:00.000Z', end: '2027-01-05T10:00:00.000Z' });
+      await repo.indexParameters('Task', ['period']);
+      // Two days, and a millisecond for julianday's rounding.
+      expect(repo.maxSpanMs('Task:period')).toBe(2 * 86_400_000 + 1);
+      // A day-precision end ('2027-02-10' ends at 23:59:59.999).
+      await task({ start: '2027-02-01', end: '2027-02-10' });
+      expect(repo.maxSpanMs('Task:period')).toBe(10 * 86_400_000 - 1);
+      await task({ start: '2027-03-01T00:00:00.000Z', end: '2027-03-02T00:00:00.000Z' });
+      expect(repo.maxSpanMs('Task:period')).toBe(10 * 86_400_000 - 1);
+      await task({ start: '2027-03-01T00:00:00.000Z' });
+      expect(repo.maxSpanMs('Task:period')).toBe(Infinity);
+      // Read afresh from the index (a reopened store), the same.
+      const reread = repo as unknown as { spans: Map<string, number> };
+      reread.spans.clear();
+      expect(repo.maxSpanMs('Task:period')).toBe(Infinity);
+      expect(repo.maxSpanMs('Task:authored-on')).toBe(0);
     } finally {
       repo.close();
     }

@@ -145,6 +145,8 @@ export class SqliteRepository extends FhirRepository {
   /** Keys (`Task:status`) of the parameters the index keeps rows for: those searched at least once (ensureIndexed). */
   private readonly indexed = new Set<string>();
   private readonly indexedParamsByType = new Map<string, IndexedParam[]>();
+  /** maxSpanMs's answers, by date parameter key: read once, then widened by every date row written. */
+  private readonly spans = new Map<string, number>();
   private readonly onIndexBuilt?: (built: IndexBuilt) => void;
   private readonly searcher: SqliteSearch;
   private seeding = false;
@@ -161,6 +163,7 @@ export class SqliteRepository extends FhirRepository {
       stmt: (sql) => this.stmt(sql),
       params: (resourceType) => this.params(resourceType),
       ensureIndexed: (resourceType, param) => this.ensureIndexed(resourceType, param),
+      maxSpanMs: (key) => this.maxSpanMs(key),
     });
     if (!globalSchema.types.Task?.searchParams?.identifier)
       throw new Error('SqliteRepository: index the FHIR definitions (search parameters) before opening a store');
@@ -234,6 +237,7 @@ export class SqliteRepository extends FhirRepository {
   /** Removes every resource, version and index row. */
   clear(): void {
     this.ops.atomic(() => this.db.exec(`DELETE FROM resource; DELETE FROM history; ${CLEAR_INDEX}`));
+    this.spans.clear();
   }
 
   setMode(_mode: RepositoryMode): void {
@@ -540,6 +544,7 @@ export class SqliteRepository extends FhirRepository {
   }
 
   private insertIndexRows(seq: number, rows: IndexRows): void {
+    this.widenSpans(rows.dates);
     const token = this.stmt('INSERT INTO token (seq, p, system, value) VALUES (?, ?, ?, ?)');
     for (const [key, t] of rows.tokens) token.run(seq, key, t.system, t.value);
     const ref = this.stmt('INSERT INTO ref (seq, p, ref, tail) VALUES (?, ?, ?, ?)');
@@ -558,6 +563,7 @@ export class SqliteRepository extends FhirRepository {
    * update 21 -> 17, per content-only update 13 -> 11, on a store of 20k Tasks).
    */
   private updateIndexRows(seq: number, rows: IndexRows, resourceType: string): void {
+    this.widenSpans(rows.dates);
     const tables: { table: string; kind: IndexKind; cols: string[]; next: (string | null)[][] }[] = [
       {
         table: 'token',
@@ -719,6 +725,35 @@ export class SqliteRepository extends FhirRepository {
       this.indexStored(this.stmt('SELECT seq, content FROM resource').iterate());
       this.stmt("INSERT OR REPLACE INTO meta (key, value) VALUES ('index_version', ?)").run(version);
     });
+  }
+
+  /**
+   * The most any index row of a date parameter spans (`hi - lo`, ms), or more: a walk of the parameter's index seeks
+   * to its filters' lower bounds less this (date-sort.ts). Read over the parameter's rows on first use, then kept by
+   * every write; never narrowed by a delete or a rollback, which leaves it wider than it need be, never narrower.
+   */
+  maxSpanMs(key: string): number {
+    let span = this.spans.get(key);
+    if (span === undefined) {
+      // Open bounds ('0000', '9999': search-index.ts) span without end; julianday() reads the other, ISO, bounds.
+      const row = this.stmt(
+        "SELECT max(CASE WHEN lo = '0000' OR hi = '9999' THEN 1e300 " +
+          'ELSE (julianday(hi) - julianday(lo)) * 86400000.0 END) AS span FROM date WHERE p = ?',
+      ).get(key) as { span: number | null };
+      // julianday's double loses up to ~0.1 ms at today's dates: a millisecond more keeps the bound on the safe side.
+      span = row.span === null ? 0 : row.span >= 1e300 ? Infinity : Math.ceil(row.span) + 1;
+      this.spans.set(key, span);
+    }
+    return span;
+  }
+
+  private widenSpans(dates: IndexRows['dates']): void {
+    for (const [key, lo, hi] of dates) {
+      const known = this.spans.get(key);
+      if (known === undefined) continue;
+      const span = lo === '0000' || hi === '9999' ? Infinity : Date.parse(hi) - Date.parse(lo);
+      if (!(span <= known)) this.spans.set(key, Number.isNaN(span) ? Infinity : span);
+    }
   }
 
   private row(resourceType: string, id: string): { seq: number; version_id: string } | undefined {

@@ -81,6 +81,8 @@ export interface SearchStore {
   params(resourceType: string): IndexedParam[];
   /** Builds a parameter's index rows on its first use (a search's). */
   ensureIndexed(resourceType: string, param: IndexedParam): void;
+  /** The most any indexed value of a date parameter spans (`hi - lo`, ms), or more; never less. */
+  maxSpanMs(key: string): number;
 }
 
 /** One store's searches. */
@@ -260,7 +262,10 @@ export class SqliteSearch {
     const lastUpdated = param.code === '_lastUpdated';
     // Which resources lack a value (they come first descending): every resource has a lastUpdated.
     if (!lastUpdated) this.ensureIndexedByKey(resourceType, absentKey(param.key));
-    return { key: param.key, descending: !!rule.descending, lastUpdated };
+    // How far a value's `hi` may lie after its `lo`, for a walk to seek to the parameter's own filters' bounds.
+    const filtered = searchRequest.filters?.some((f) => f.code === rule.code);
+    const spanMs = lastUpdated ? 1000 : filtered ? this.store.maxSpanMs(param.key) : Infinity;
+    return { key: param.key, descending: !!rule.descending, lastUpdated, spanMs };
   }
 
   /**
