@@ -97,7 +97,7 @@ export class LoggingModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
     consumer
       .apply(RequestLogContext)
-      .exclude({ method: RequestMethod.GET, path: '{*splat}' })
-      .forRoutes({ method: RequestMethod.ALL, path: '{*splat}' });
+      .exclude({ method: RequestMethod.GET, path: '{/*splat}' })
+      .forRoutes({ method: RequestMethod.ALL, path: '{/*splat}' });
   }
 }
