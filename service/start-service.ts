@@ -36,7 +36,11 @@ export interface RunningWorker {
 export async function startService(config: AppConfig, options: { logger?: false } = {}): Promise<RunningService> {
   let sandbox: FhirSandbox | undefined;
   if (!config.fhirBaseUrl) {
-    sandbox = await startEmbeddedFhirServer({ port: config.fhirSandboxPort, dataDir: config.fhirDataDir });
+    sandbox = await startEmbeddedFhirServer({
+      port: config.fhirSandboxPort,
+      dataDir: config.fhirDataDir,
+      maxSearchOffset: config.fhirSandboxMaxSearchOffset,
+    });
     config = { ...config, fhirBaseUrl: sandbox.baseUrl };
   }
   if (config.oidc.devIssuer) {

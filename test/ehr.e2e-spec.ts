@@ -56,6 +56,38 @@ describe('EHR read API', () => {
     expect(read.body.resourceType).toBe('CarePlan');
   });
 
+  it('an EHR syncing by _lastUpdated follows cursor links through this API to the last Task, each once', async () => {
+    const patient = `Patient/sync-${Date.now()}`;
+    await service.fhir.transaction(
+      Array.from({ length: 45 }, (_, i) => ({
+        resource: {
+          resourceType: 'Task',
+          status: 'draft',
+          intent: 'plan',
+          for: { reference: patient },
+          description: `${i}`,
+        },
+        request: { method: 'POST', url: 'Task' },
+      })),
+    );
+    const ids: string[] = [];
+    let next: string | undefined = `/fhir/Task?patient=${patient}&_sort=_lastUpdated&_count=20`;
+    const links: string[] = [];
+    while (next) {
+      const page: { body: Bundle } = await request(service.url).get(next).set(service.as('integration')).expect(200);
+      ids.push(...(page.body.entry ?? []).map((e) => e.resource!.id!));
+      const url = page.body.link?.find((l) => l.relation === 'next')?.url;
+      next = url ? url.slice(service.url.length) : undefined;
+      if (url) links.push(url);
+    }
+    const stored = await service.fhir.searchAll('Task', { patient, _count: 100 });
+    expect(ids).toHaveLength(45);
+    expect(new Set(ids)).toEqual(new Set(stored.map((t) => t.id)));
+    // Medplum's server pages a _lastUpdated sort by cursor, as the embedded store does: no _offset to outgrow.
+    expect(links).toHaveLength(2);
+    for (const link of links) expect(link).toMatch(/^http:\/\/[^/]+\/fhir\/Task\?.*_cursor=2-\d+/);
+  });
+
   it('refuses other types, unknown parameters and odd values with a 400 OperationOutcome', async () => {
     for (const path of [
       '/fhir/Patient',

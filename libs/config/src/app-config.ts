@@ -17,6 +17,8 @@ export interface AppConfig {
   fhirSandboxPort: number;
   /** The embedded server's data directory (FHIR_DATA_DIR), or `:memory:`; unused with fhirBaseUrl. */
   fhirDataDir: string;
+  /** The embedded FHIR server's largest `_offset` (Medplum's maxSearchOffset, 10,000); deeper pages by cursor. */
+  fhirSandboxMaxSearchOffset: number;
   fhirAuth: FhirAuthConfig;
   /** Per-request timeout towards the FHIR server; a timed-out request is retried like a 503. */
   fhirTimeoutMs: number;
@@ -290,6 +292,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     fhirBaseUrl: env.FHIR_BASE_URL ? env.FHIR_BASE_URL.replace(/\/+$/, '') : undefined,
     fhirSandboxPort: int(env, 'FHIR_SANDBOX_PORT', 8103),
     fhirDataDir: dataDir(env, 'FHIR_DATA_DIR', path.join(REPO_ROOT, 'data', 'fhir')),
+    fhirSandboxMaxSearchOffset: positiveInt(env, 'FHIR_SANDBOX_MAX_SEARCH_OFFSET', 10_000),
     fhirAuth: fhirAuthFrom(env),
     fhirTimeoutMs: positiveInt(env, 'FHIR_TIMEOUT_MS', 15000),
     redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',

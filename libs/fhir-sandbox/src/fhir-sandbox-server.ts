@@ -35,6 +35,8 @@ export interface FhirSandboxOptions {
   dataDir?: string;
   /** Serve this repository instead (tests compare against Medplum's MemoryRepository this way). */
   repository?: FhirRepository;
+  /** The largest `_offset` answered, as Medplum's server's maxSearchOffset (default 10,000). */
+  maxSearchOffset?: number;
 }
 
 const BASE_PATH = '/fhir/R4';
@@ -52,7 +54,11 @@ const DEFAULT_PAGE_SIZE = 20;
 export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
   indexFhirDefinitions();
   const repo =
-    options.repository ?? new SqliteRepository(options.dataDir ?? IN_MEMORY, { onIndexBuilt: logLongIndexBuild });
+    options.repository ??
+    new SqliteRepository(options.dataDir ?? IN_MEMORY, {
+      onIndexBuilt: logLongIndexBuild,
+      maxSearchOffset: options.maxSearchOffset,
+    });
   // A repository passed in belongs to the caller; the one made here is closed with the server.
   const closeRepo = () => {
     if (!options.repository && repo instanceof SqliteRepository) repo.close();
@@ -253,6 +259,13 @@ async function runTransaction(
 function withPagingLinks(resource: Resource, baseUrl: string, path: string, query: URLSearchParams): Resource {
   if (resource.resourceType !== 'Bundle' || resource.type !== 'searchset') return resource;
   const bundle = resource;
+  // A page by cursor (search-paging.ts): the store's own next link, and no previous (a cursor goes forward only).
+  const byCursor = bundle.link?.find((l) => l.relation === 'next' && l.url.includes('_cursor='));
+  if (byCursor || query.has('_cursor')) {
+    const links: Bundle['link'] = [{ relation: 'self', url: `${baseUrl}${path}?${query.toString()}` }];
+    if (byCursor) links.push({ relation: 'next', url: `${baseUrl}/${byCursor.url}` });
+    return { ...bundle, link: links };
+  }
   const count = Number(query.get('_count') ?? DEFAULT_PAGE_SIZE);
   const offset = Number(query.get('_offset') ?? 0);
   const pageUrl = (pageOffset: number) => {

@@ -205,6 +205,15 @@ const QUERIES = [
  * order, links (a next link exactly when there is a next page).
  */
 function expectSameAnswer(query: string, actual: Bundle, expected: Bundle): void {
+  // A search sorted by _lastUpdated pages by cursor here, as on Medplum's server (search-paging.ts), where
+  // MemoryRepository's server pages by offset: the same entries, a next link where it has one, no previous.
+  const cursorNext = actual.link?.find((l) => l.relation === 'next' && l.url.includes('_cursor='));
+  if (cursorNext || /[?&]_cursor=/.test(query)) {
+    const links = (b: Bundle) => (b.link ?? []).filter((l) => l.relation !== 'self').map((l) => l.relation);
+    expect(links(actual)).toEqual(links(expected).filter((relation) => relation !== 'previous'));
+    actual = { ...actual, link: undefined };
+    expected = { ...expected, link: undefined };
+  }
   if (actual.total === undefined && expected.total !== undefined) {
     expect(query).not.toMatch(/_total=|_count=0(&|$)/);
     const { total, ...uncounted } = expected;
@@ -402,7 +411,8 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
     const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
     expectSameAnswer(query, actual, expected);
     const [expectedCounted, actualCounted] = [await get(memory, counted(query)), await get(sqlite, counted(query))];
-    expect(actualCounted).toEqual(expectedCounted);
+    expectSameAnswer(counted(query), actualCounted, expectedCounted);
+    expect(actualCounted.total).toBe(expectedCounted.total);
   });
 
   it('the walk is over many matches: the queries above reach past the estimate cap', async () => {
@@ -467,6 +477,82 @@ describe('date-sorted pages over many matches answer as MemoryRepository does', 
     expect(newestFirst[0]).toBe('t0'); // no value now: first descending
     expect(newestFirst).not.toContain('t19');
     expect(newestFirst.indexOf('t9')).toBeGreaterThanOrEqual(129); // a value now: after the 129 without
+  });
+});
+
+describe("paging as Medplum's server pages: _offset up to its maximum, a _cursor for _lastUpdated past it", () => {
+  const TASKS = 300;
+  let memory: FhirSandbox;
+  let sqlite: FhirSandbox;
+  let capped: FhirSandbox;
+  beforeAll(async () => {
+    const tasks = Array.from({ length: TASKS }, (_, i): Task => ({
+      resourceType: 'Task',
+      id: `c${i}`,
+      // The first 100 share one instant: a run longer than a page, which a cursor must get past.
+      meta: {
+        versionId: `v${i}`,
+        lastUpdated: new Date(Date.UTC(2027, 0, 1) + (i < 100 ? 0 : ((i * 7919) % TASKS) * 1000)).toISOString(),
+      },
+      status: i % 3 ? 'requested' : 'completed',
+      intent: 'plan',
+    }));
+    ({ memory, sqlite } = await seededPair(tasks));
+    capped = await startFhirSandbox({ dataDir: ':memory:', maxSearchOffset: 50 });
+    await (capped.repo as SqliteRepository).withSeeding(async () => {
+      for (const t of tasks) await (capped.repo as SqliteRepository).createResource(t);
+    });
+  });
+  afterAll(async () => {
+    await memory.close();
+    await sqlite.close();
+    await capped.close();
+  });
+
+  it.each(['Task?_sort=_lastUpdated&_count=20', 'Task?status=requested&_sort=_lastUpdated&_count=25'])(
+    '%s: following cursor links gives every match once, in the order offset pages give them',
+    async (query) => {
+      const links: string[] = [];
+      let url: string | undefined = `${sqlite.baseUrl}/${query}`;
+      const ids: string[] = [];
+      while (url) {
+        const bundle = (await (await fetch(url)).json()) as Bundle;
+        ids.push(...(bundle.entry ?? []).map((e) => e.resource!.id!));
+        url = bundle.link?.find((l) => l.relation === 'next')?.url;
+        if (url) links.push(url);
+      }
+      expect(ids).toEqual(await walkNextLinks(memory, query));
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids.length).toBeGreaterThan(150);
+      expect(links.length).toBeGreaterThan(5);
+      for (const link of links) expect(link).toMatch(/_cursor=2-\d+/);
+      for (const link of links) expect(link).not.toMatch(/_offset=/);
+    },
+  );
+
+  it('refuses an _offset past the maximum with 400, as Medplum does, and answers one at it', async () => {
+    const deep = await getSearch(sqlite, 'Task?_count=10&_offset=10001');
+    expect(deep.status).toBe(400);
+    expect(JSON.stringify(deep.body)).toContain('Search offset exceeds maximum (got 10001, max 10000)');
+    expect((await getSearch(sqlite, 'Task?_count=10&_offset=10000')).status).toBe(200);
+    // The limit is the store's setting (FHIR_SANDBOX_MAX_SEARCH_OFFSET); a cursor goes past it.
+    expect((await getSearch(capped, 'Task?_count=20&_offset=60')).status).toBe(400);
+    expect((await getSearch(capped, 'Task?_count=20&_offset=40')).status).toBe(200);
+    expect(await walkNextLinks(capped, 'Task?_sort=_lastUpdated&_count=20')).toEqual(
+      await walkNextLinks(memory, 'Task?_sort=_lastUpdated&_count=20'),
+    );
+  });
+
+  it('refuses a cursor with an offset, and a cursor it did not write, with 400', async () => {
+    for (const query of [
+      'Task?_sort=_lastUpdated&_count=20&_offset=20&_cursor=2-1798761600000',
+      'Task?_sort=_lastUpdated&_count=20&_cursor=bogus',
+      'Task?_sort=_lastUpdated&_count=20&_cursor=3-1798761600000',
+    ]) {
+      const answer = await getSearch(sqlite, query);
+      expect(answer.status).toBe(400);
+      expect(answer.body.resourceType).toBe('OperationOutcome');
+    }
   });
 });
 

@@ -29,6 +29,7 @@ import type { Bundle, BundleEntry, Parameters, Reference, Resource } from '@medp
 import { v7 as uuidv7 } from 'uuid';
 import { CommitQueue } from './commit-queue';
 import { indexRowsOf, searchParamsOf, type IndexKind, type IndexedParam, type IndexRows } from './search-index';
+import { MEDPLUM_MAX_SEARCH_OFFSET } from './search-paging';
 import { SqliteSearch } from './sqlite-search';
 
 /** Where the data lives: a directory (the file `fhir.sqlite` inside it), or `:memory:`. */
@@ -155,8 +156,12 @@ export class SqliteRepository extends FhirRepository {
   /**
    * @param location - a directory (created when missing) or `:memory:`
    * @param options.onIndexBuilt - told when a parameter's first search built its index over the stored resources
+   * @param options.maxSearchOffset - the largest `_offset` answered (Medplum's server: 10,000); deeper pages by cursor
    */
-  constructor(location: string = IN_MEMORY, options: { onIndexBuilt?: (built: IndexBuilt) => void } = {}) {
+  constructor(
+    location: string = IN_MEMORY,
+    options: { onIndexBuilt?: (built: IndexBuilt) => void; maxSearchOffset?: number } = {},
+  ) {
     super();
     this.onIndexBuilt = options.onIndexBuilt;
     this.searcher = new SqliteSearch({
@@ -164,6 +169,7 @@ export class SqliteRepository extends FhirRepository {
       params: (resourceType) => this.params(resourceType),
       ensureIndexed: (resourceType, param) => this.ensureIndexed(resourceType, param),
       maxSpanMs: (key) => this.maxSpanMs(key),
+      maxSearchOffset: options.maxSearchOffset ?? MEDPLUM_MAX_SEARCH_OFFSET,
     });
     if (!globalSchema.types.Task?.searchParams?.identifier)
       throw new Error('SqliteRepository: index the FHIR definitions (search parameters) before opening a store');

@@ -1,6 +1,9 @@
 import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import {
   EMPTY,
+  OperationOutcomeError,
+  Operator,
+  badRequest,
   evalFhirPath,
   formatSearchQuery,
   getParsedExpressionForResourceType,
@@ -26,6 +29,14 @@ import {
 } from './date-sort';
 import { indexCondition, parseChainedFilter, type ChainedFilter, type IndexedFilter } from './search-filters';
 import { absentKey, type IndexedParam } from './search-index';
+import {
+  DEFAULT_SEARCH_COUNT,
+  assertOffsetWithin,
+  cursorAfter,
+  formatCursor,
+  pagesByCursor,
+  parseCursor,
+} from './search-paging';
 
 /**
  * How the embedded store answers a search over its index (sqlite-repository.ts keeps the index, this reads it):
@@ -83,6 +94,8 @@ export interface SearchStore {
   ensureIndexed(resourceType: string, param: IndexedParam): void;
   /** The most any indexed value of a date parameter spans (`hi - lo`, ms), or more; never less. */
   maxSpanMs(key: string): number;
+  /** The largest `_offset` answered (search-paging.ts). */
+  maxSearchOffset: number;
 }
 
 /** One store's searches. */
@@ -93,6 +106,71 @@ export class SqliteSearch {
   constructor(private readonly store: SearchStore) {}
 
   run<T extends Resource>(searchRequest: SearchRequest<T>): Bundle<WithId<T>> {
+    if (searchRequest.cursor !== undefined || pagesByCursor(searchRequest)) return this.cursorPage(searchRequest);
+    assertOffsetWithin(searchRequest.offset ?? 0, this.store.maxSearchOffset);
+    return this.page(searchRequest);
+  }
+
+  /**
+   * A page of a search sorted by `_lastUpdated` ascending, from its cursor (search-paging.ts), with the next page's
+   * cursor: `_lastUpdated` at or after the cursor's instant, which the date walk seeks to, less the resources of that
+   * instant already given. A deep page costs what a first page does.
+   */
+  private cursorPage<T extends Resource>(searchRequest: SearchRequest<T>): Bundle<WithId<T>> {
+    if (searchRequest.offset) throw new OperationOutcomeError(badRequest('Cannot use both offset and cursor'));
+    const cursor = searchRequest.cursor !== undefined ? parseCursor(searchRequest.cursor) : undefined;
+    const count = searchRequest.count ?? DEFAULT_SEARCH_COUNT;
+    const excluded = new Set(cursor?.excludedIds);
+    const from: Filter[] = cursor
+      ? [{ code: '_lastUpdated', operator: Operator.GREATER_THAN_OR_EQUALS, value: cursor.nextInstant }]
+      : [];
+    const found = this.page({
+      ...searchRequest,
+      filters: [...(searchRequest.filters ?? EMPTY), ...from],
+      sortRules: [{ code: '_lastUpdated' }],
+      // The page, the resources to leave out (each at most once) and one more: the next page's first.
+      count: count + excluded.size + 1,
+      offset: undefined,
+      cursor: undefined,
+      total: undefined,
+    });
+    const matches = (found.entry ?? []).filter((e) => !excluded.has(e.resource!.id));
+    const entry = matches.slice(0, count);
+    const next = matches[count]?.resource;
+    const bundle: Bundle<WithId<T>> = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      entry: entry.length ? entry : undefined,
+    };
+    if (searchRequest.total === 'accurate' || searchRequest.total === 'estimate')
+      bundle.total = this.page({
+        ...searchRequest,
+        count: 0,
+        offset: undefined,
+        cursor: undefined,
+        sortRules: undefined,
+        total: 'accurate',
+      }).total;
+    else if (!next && !cursor) bundle.total = entry.length;
+    if (next) {
+      const after = formatCursor(
+        cursorAfter(
+          entry.map((e) => e.resource!),
+          next,
+          cursor,
+        ),
+      );
+      bundle.link = [
+        {
+          relation: 'next',
+          url: `${searchRequest.resourceType}${formatSearchQuery({ ...searchRequest, offset: undefined, cursor: after })}`,
+        },
+      ];
+    }
+    return bundle;
+  }
+
+  private page<T extends Resource>(searchRequest: SearchRequest<T>): Bundle<WithId<T>> {
     const { resourceType } = searchRequest;
     const indexed: IndexedFilter[] = [];
     const residual: Filter[] = [];

@@ -286,13 +286,15 @@ export class WorklistIndex {
    */
   async rebuild(): Promise<{ tasks: number; removed: number; ms: number }> {
     const started = Date.now();
-    const drafts = await this.fhir.searchAll<Task>('Task', { status: 'draft', _count: 1000 });
+    // By `_lastUpdated`: Medplum's server pages that by cursor, to any depth, where `_offset` stops at 10,000.
+    const drafts = await this.fhir.searchAll<Task>('Task', { status: 'draft', _sort: '_lastUpdated', _count: 1000 });
     for (let i = 0; i < drafts.length; i += 1000) await this.apply(drafts.slice(i, i + 1000));
     const seen = new Set(drafts.map((t) => t.id));
     const indexed = await this.redis.hkeys(`${this.p}item`);
     const unseen = indexed.filter((id) => !seen.has(id));
-    // Paged by offset, the search skips a Task when one on an earlier page leaves `draft` meanwhile (an approval
-    // during the rebuild): each Task the index holds and the search did not return is read back before it goes.
+    // A server paging by offset (this search without a cursor, e.g. HAPI's) skips a Task when one on an earlier page
+    // leaves `draft` meanwhile (an approval during the rebuild): each Task the index holds and the search did not
+    // return is read back before it goes.
     // Still awaiting approval: kept; otherwise removed at its own version (apply).
     const reread = await this.readByIds<Task>('Task', unseen);
     await this.apply(reread);

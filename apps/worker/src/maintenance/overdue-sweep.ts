@@ -15,7 +15,8 @@ export class OverdueSweep {
   constructor(private readonly fhir: FhirClient) {}
 
   async sweep(now = new Date()): Promise<{ marked: number; checked: number }> {
-    const open = await this.fhir.searchAll<Task>('Task', { status: 'draft,ready', _count: 200 });
+    // By `_lastUpdated`: paged by cursor on Medplum's server, whose `_offset` stops at 10,000 (search-paging.ts).
+    const open = await this.fhir.searchAll<Task>('Task', { status: 'draft,ready', _sort: '_lastUpdated', _count: 200 });
     const overdue = open.filter((task) => shouldMarkOverdue(task, now));
     let marked = 0;
     for (const task of overdue) {

@@ -59,6 +59,8 @@ export class ProcedurePoller {
     const completed = await this.fhir.searchAll<Procedure>('Procedure', {
       status: 'completed',
       _lastUpdated: `ge${since}`,
+      // Paged by cursor on Medplum's server, whose `_offset` stops at 10,000.
+      _sort: '_lastUpdated',
       _count: 100,
     });
     for (const procedure of completed) await this.producer.enqueue(procedure.id!, 'poll');

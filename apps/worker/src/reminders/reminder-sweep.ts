@@ -23,6 +23,8 @@ export class ReminderSweep {
     const due = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
       status: 'active',
       occurrence: `le${until}`,
+      // Paged by cursor on Medplum's server, whose `_offset` stops at 10,000.
+      _sort: '_lastUpdated',
       _count: 200,
     });
     let queued = 0;
