@@ -20,8 +20,8 @@ export interface DateSort {
   /** On `_lastUpdated`: every resource has a value (no search for the ones without). */
   lastUpdated: boolean;
   /**
-   * The most any of the parameter's values spans (`hi - lo`, ms), or more: under a second for `_lastUpdated` (an
-   * instant), read from the index for others (store's `maxSpanMs`), Infinity when no filter needs it.
+   * The most any of the parameter's values spans (`hi - lo`, ms), or more: read from the index (the store's
+   * `maxSpanMs`; a millisecond for `_lastUpdated` written to the millisecond), Infinity when no filter needs it.
    */
   spanMs: number;
 }

@@ -755,6 +755,9 @@ describe("a date parameter's widest value (maxSpanMs)", () => {
       reread.spans.clear();
       expect(repo.maxSpanMs('Task:period')).toBe(Infinity);
       expect(repo.maxSpanMs('Task:authored-on')).toBe(0);
+      // Every lastUpdated the store writes is a full instant: a cursor page seeks to within a millisecond of it.
+      await repo.indexParameters('Task', ['_lastUpdated']);
+      expect(repo.maxSpanMs('Task:_lastUpdated')).toBe(1);
     } finally {
       repo.close();
     }
