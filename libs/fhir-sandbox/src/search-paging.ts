@@ -1,4 +1,4 @@
-import { OperationOutcomeError, badRequest, type SearchRequest } from '@medplum/core';
+import { OperationOutcomeError, badRequest, splitN, type SearchRequest } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 
 /**
@@ -50,7 +50,7 @@ export function pagesByCursor(searchRequest: SearchRequest): boolean {
  * page, which a client following links never asks for).
  */
 export function parseCursor(value: string): Cursor {
-  const [version, ms, rest] = splitOnce(value, '-');
+  const [version, ms, rest] = splitN(value, '-', 3) as [string, string | undefined, string | undefined];
   const time = Number(ms);
   const valid =
     (version === '2' || (version === '1' && rest)) &&
@@ -80,13 +80,4 @@ export function cursorAfter(page: Resource[], next: Resource, previous?: Cursor)
   const excludedIds = page.filter((r) => same(r.meta?.lastUpdated)).map((r) => r.id as string);
   if (previous && same(previous.nextInstant)) excludedIds.unshift(...previous.excludedIds);
   return { nextInstant, excludedIds };
-}
-
-function splitOnce(value: string, separator: string): [string, string | undefined, string | undefined] {
-  const first = value.indexOf(separator);
-  if (first < 0) return [value, undefined, undefined];
-  const second = value.indexOf(separator, first + 1);
-  return second < 0
-    ? [value.slice(0, first), value.slice(first + 1), undefined]
-    : [value.slice(0, first), value.slice(first + 1, second), value.slice(second + 1)];
 }

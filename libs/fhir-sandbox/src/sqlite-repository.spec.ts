@@ -553,6 +553,11 @@ describe("paging as Medplum's server pages: _offset up to its maximum, a _cursor
       expect(answer.status).toBe(400);
       expect(answer.body.resourceType).toBe('OperationOutcome');
     }
+    // A page of nothing leads nowhere.
+    const none = await getSearch(sqlite, 'Task?_sort=_lastUpdated&_count=0&_cursor=2-1798761600000');
+    expect(none.status).toBe(200);
+    expect(none.body.entry).toBeUndefined();
+    expect(none.body.link?.map((l) => l.relation)).toEqual(['self']);
   });
 });
 

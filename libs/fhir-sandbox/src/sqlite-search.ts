@@ -136,7 +136,8 @@ export class SqliteSearch {
     });
     const matches = (found.entry ?? []).filter((e) => !excluded.has(e.resource!.id));
     const entry = matches.slice(0, count);
-    const next = matches[count]?.resource;
+    // No next link for a page of nothing (`_count=0`), as Medplum's server gives none.
+    const next = count > 0 ? matches[count]?.resource : undefined;
     const bundle: Bundle<WithId<T>> = {
       resourceType: 'Bundle',
       type: 'searchset',
@@ -153,23 +154,15 @@ export class SqliteSearch {
       }).total;
     else if (!next && !cursor) bundle.total = entry.length;
     if (next) {
-      const after = formatCursor(
-        cursorAfter(
-          entry.map((e) => e.resource!),
-          next,
-          cursor,
-        ),
-      );
-      bundle.link = [
-        {
-          relation: 'next',
-          url: `${searchRequest.resourceType}${formatSearchQuery({ ...searchRequest, offset: undefined, cursor: after })}`,
-        },
-      ];
+      const given = entry.map((e) => e.resource!);
+      const after = formatCursor(cursorAfter(given, next, cursor));
+      const query = formatSearchQuery({ ...searchRequest, offset: undefined, cursor: after });
+      bundle.link = [{ relation: 'next', url: `${searchRequest.resourceType}${query}` }];
     }
     return bundle;
   }
 
+  /** A page by `_offset` (or every match, without `_count`). */
   private page<T extends Resource>(searchRequest: SearchRequest<T>): Bundle<WithId<T>> {
     const { resourceType } = searchRequest;
     const indexed: IndexedFilter[] = [];
