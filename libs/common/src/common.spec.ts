@@ -1,8 +1,6 @@
-import { PassThrough } from 'node:stream';
 import { bearerToken } from './bearer-token';
 import { instanceCapabilityStatement } from './capability-statement';
 import { isResourceId, RESOURCE_ID, RESOURCE_ID_PATTERN } from './fhir-ids';
-import { createLogger, pinoLevel } from './logging';
 import { nestedDeeperThan, parseBoundedJson } from './json-depth';
 import { badRequest, conflict, operationOutcome, OutcomeException } from './operation-outcome';
 
@@ -78,78 +76,6 @@ describe('OperationOutcome helpers', () => {
     expect(conflict('x', 412).getStatus()).toBe(412);
     const error = new OutcomeException(401, 'login', 'who are you');
     expect(error.getResponse()).toMatchObject({ issue: [{ code: 'login', details: { text: 'who are you' } }] });
-  });
-});
-
-describe('the pino logger', () => {
-  function capture(level: string) {
-    const out = new PassThrough();
-    const lines: Record<string, unknown>[] = [];
-    out.on('data', (chunk: Buffer) =>
-      chunk
-        .toString()
-        .split('\n')
-        .filter(Boolean)
-        .forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)),
-    );
-    return { logger: createLogger(level, out), lines };
-  }
-  const flushed = () => new Promise((resolve) => setImmediate(resolve));
-
-  it('writes one JSON object per line with an ISO time, the level by name and the fields', async () => {
-    const { logger, lines } = capture('info');
-    logger.info({ context: 'Worker', jobId: '1' }, 'job done');
-    logger.warn('plain text');
-    await flushed();
-    expect(lines).toEqual([
-      {
-        time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/) as string,
-        level: 'info',
-        context: 'Worker',
-        jobId: '1',
-        msg: 'job done',
-      },
-      expect.objectContaining({ level: 'warn', msg: 'plain text' }),
-    ]);
-  });
-
-  it('redacts patient fields, at the top and one level down, and authorization headers', async () => {
-    const { logger, lines } = capture('info');
-    logger.info({
-      subject: { reference: 'Patient/1' },
-      patient: 'Patient/1',
-      resource: { resourceType: 'Patient', name: [{ family: 'Doe' }], birthDate: '1980-01-01' },
-      task: { for: { reference: 'Patient/1' }, status: 'requested' },
-      req: { headers: { authorization: 'Bearer secret', accept: 'application/json' }, body: { a: 1 } },
-      procedureId: 'p1',
-    });
-    await flushed();
-    const text = JSON.stringify(lines[0]);
-    for (const secret of ['Patient/1', 'Doe', '1980-01-01', 'Bearer secret', '"a":1'])
-      expect(text).not.toContain(secret);
-    expect(lines[0]).toMatchObject({
-      subject: '[redacted]',
-      patient: '[redacted]',
-      resource: { resourceType: 'Patient', name: '[redacted]', birthDate: '[redacted]' },
-      task: { for: '[redacted]', status: 'requested' },
-      req: { headers: { authorization: '[redacted]', accept: 'application/json' }, body: '[redacted]' },
-      procedureId: 'p1',
-    });
-  });
-
-  it('drops what is below LOG_LEVEL; Nest names map to pino levels, an unknown one means info', async () => {
-    const warn = capture('warn');
-    warn.logger.info('hidden');
-    warn.logger.debug('hidden');
-    warn.logger.error('shown');
-    await flushed();
-    expect(warn.lines.map((l) => l.msg)).toEqual(['shown']);
-    expect([pinoLevel('log'), pinoLevel('verbose'), pinoLevel('loud'), pinoLevel('error')]).toEqual([
-      'info',
-      'trace',
-      'info',
-      'error',
-    ]);
   });
 });
 

@@ -4,7 +4,7 @@ import { Controller, Get, Logger as NestLogger, Post, type INestApplication } fr
 import { Test } from '@nestjs/testing';
 import { Logger } from 'nestjs-pino';
 import request from 'supertest';
-import { LoggingModule } from './logging';
+import { createLogger, LoggingModule, pinoLevel } from './logging';
 
 @Controller('probe')
 class ProbeController {
@@ -25,19 +25,92 @@ class ProbeController {
   }
 }
 
+/** A stream that collects the JSON object of each line written to it. */
+function jsonLines(): { out: PassThrough; lines: Record<string, unknown>[] } {
+  const out = new PassThrough();
+  const lines: Record<string, unknown>[] = [];
+  out.on('data', (chunk: Buffer) =>
+    chunk
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)),
+  );
+  return { out, lines };
+}
+
+describe('the pino logger', () => {
+  function capture(level: string) {
+    const { out, lines } = jsonLines();
+    return { logger: createLogger(level, out), lines };
+  }
+  const flushed = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('writes one JSON object per line with an ISO time, the level by name and the fields', async () => {
+    const { logger, lines } = capture('info');
+    logger.info({ context: 'Worker', jobId: '1' }, 'job done');
+    logger.warn('plain text');
+    await flushed();
+    expect(lines).toEqual([
+      {
+        time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/) as string,
+        level: 'info',
+        context: 'Worker',
+        jobId: '1',
+        msg: 'job done',
+      },
+      expect.objectContaining({ level: 'warn', msg: 'plain text' }),
+    ]);
+  });
+
+  it('redacts patient fields, at the top and one level down, and authorization headers', async () => {
+    const { logger, lines } = capture('info');
+    logger.info({
+      subject: { reference: 'Patient/1' },
+      patient: 'Patient/1',
+      resource: { resourceType: 'Patient', name: [{ family: 'Doe' }], birthDate: '1980-01-01' },
+      task: { for: { reference: 'Patient/1' }, status: 'requested' },
+      req: { headers: { authorization: 'Bearer secret', accept: 'application/json' }, body: { a: 1 } },
+      procedureId: 'p1',
+    });
+    await flushed();
+    const text = JSON.stringify(lines[0]);
+    for (const secret of ['Patient/1', 'Doe', '1980-01-01', 'Bearer secret', '"a":1'])
+      expect(text).not.toContain(secret);
+    expect(lines[0]).toMatchObject({
+      subject: '[redacted]',
+      patient: '[redacted]',
+      resource: { resourceType: 'Patient', name: '[redacted]', birthDate: '[redacted]' },
+      task: { for: '[redacted]', status: 'requested' },
+      req: { headers: { authorization: '[redacted]', accept: 'application/json' }, body: '[redacted]' },
+      procedureId: 'p1',
+    });
+  });
+
+  it('drops what is below LOG_LEVEL; Nest names map to pino levels, an unknown one means info', async () => {
+    const warn = capture('warn');
+    warn.logger.info('hidden');
+    warn.logger.debug('hidden');
+    warn.logger.error('shown');
+    await flushed();
+    expect(warn.lines.map((l) => l.msg)).toEqual(['shown']);
+    expect([pinoLevel('log'), pinoLevel('verbose'), pinoLevel('loud'), pinoLevel('error')]).toEqual([
+      'info',
+      'trace',
+      'info',
+      'error',
+    ]);
+  });
+});
+
 describe('request log context (LoggingModule)', () => {
   let app: INestApplication;
-  const lines: Record<string, unknown>[] = [];
+  let lines: Record<string, unknown>[] = [];
 
   beforeAll(async () => {
-    const out = new PassThrough();
-    out.on('data', (chunk: Buffer) =>
-      chunk
-        .toString()
-        .split('\n')
-        .filter(Boolean)
-        .forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)),
-    );
+    const captured = jsonLines();
+    lines = captured.lines;
+    const out = captured.out;
     const moduleRef = await Test.createTestingModule({
       imports: [LoggingModule.forRoot('info', out)],
       controllers: [ProbeController],
