@@ -41,7 +41,8 @@ async function main(): Promise<void> {
   const index = service.app.get(WorklistIndex);
   const rebuilt = await index.rebuild();
   row(`worklist index rebuild (reconciliation) of ${rebuilt.tasks} open Tasks`, `${fmt(rebuilt.ms / 1000, 2)} s`);
-  const open = await fhir.searchAll<Task>('Task', { status: 'draft', _count: 1000 });
+  // By `_lastUpdated`, paged by cursor: `_offset` stops at 10,000 (as on Medplum's server).
+  const open = await fhir.searchAll<Task>('Task', { status: 'draft', _sort: '_lastUpdated', _count: 1000 });
   process.stdout.write(`  ${open.length} tasks awaiting approval\n`);
 
   const clinician = await service.token('clinician');
