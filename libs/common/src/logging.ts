@@ -63,7 +63,8 @@ export function createLogger(logLevel: string, destination?: DestinationStream):
 /**
  * Binds a child logger carrying a request id to each request it runs for, so the lines one request logs can be told
  * apart. In place of pino-http's middleware, which also builds a second child per request from the whole request
- * (serialized and redacted eagerly: ~5% of an approval's CPU) for response logs that autoLogging off never writes.
+ * (serialized and redacted eagerly) for response logs that autoLogging off never writes: 25-35 us per POST against
+ * 9-14 us for this one child, measured alone (2-3% of an approval's service thread).
  */
 @Injectable()
 export class RequestLogContext implements NestMiddleware {
