@@ -122,6 +122,8 @@ describe('loadConfig: defaults and invalid values', () => {
       jobBackoffMs: 2000,
       logLevel: 'info',
       cdsClients: {},
+      // Medplum's server's maxSearchOffset.
+      fhirSandboxMaxSearchOffset: 10_000,
     });
   });
 
@@ -130,6 +132,8 @@ describe('loadConfig: defaults and invalid values', () => {
     for (const raw of ['abc', '-1', '1.5', '3000x'])
       expect(() => loadConfig({ PORT: raw })).toThrow(`PORT must be a non-negative integer, got "${raw}"`);
     expect(() => loadConfig({ WORKER_CONCURRENCY: '0' })).toThrow('WORKER_CONCURRENCY must be at least 1');
+    expect(loadConfig({ FHIR_SANDBOX_MAX_SEARCH_OFFSET: '500' }).fhirSandboxMaxSearchOffset).toBe(500);
+    expect(() => loadConfig({ FHIR_SANDBOX_MAX_SEARCH_OFFSET: '0' })).toThrow('must be at least 1');
     expect(() => loadConfig({ FHIR_TIMEOUT_MS: 'soon' })).toThrow(ConfigError);
   });
 
