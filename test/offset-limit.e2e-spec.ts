@@ -1,6 +1,8 @@
-import type { Procedure, Task } from '@medplum/fhirtypes';
+import type { CommunicationRequest, Procedure, Task } from '@medplum/fhirtypes';
+import { SERVICE_CODE_SYSTEM } from '@kc/protocols';
 import { OverdueSweep } from '../apps/worker/src/maintenance/overdue-sweep';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
+import { ReminderSweep } from '../apps/worker/src/reminders/reminder-sweep';
 import { startTestService, type TestService } from './support/test-service';
 
 const STATE = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
@@ -58,5 +60,20 @@ describe("full reads past the FHIR server's _offset limit", () => {
       procedures.map((resource) => ({ resource, request: { method: 'POST', url: 'Procedure' } })),
     );
     expect(await service.app.get(ProcedurePoller).reconcile()).toEqual({ checked: 250 });
+  });
+
+  it('the reminder sweep reads all 250 reminders due within its horizon in pages of 200', async () => {
+    const in30Minutes = new Date(Date.now() + 30 * 60_000).toISOString();
+    const reminders = Array.from({ length: 250 }, (_, i): CommunicationRequest => ({
+      resourceType: 'CommunicationRequest',
+      status: 'active',
+      category: [{ coding: [{ system: SERVICE_CODE_SYSTEM, code: 'reminder-fasting' }] }],
+      subject: { reference: `Patient/offset-${i % 9}` },
+      occurrenceDateTime: in30Minutes,
+    }));
+    await service.fhir.transaction(
+      reminders.map((resource) => ({ resource, request: { method: 'POST', url: 'CommunicationRequest' } })),
+    );
+    expect(await service.app.get(ReminderSweep).sweep()).toEqual({ queued: 250 });
   });
 });
