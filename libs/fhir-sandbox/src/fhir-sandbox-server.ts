@@ -1,6 +1,12 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { badRequest, getStatus, isOperationOutcome, normalizeOperationOutcome } from '@medplum/core';
+import {
+  DEFAULT_SEARCH_COUNT,
+  badRequest,
+  getStatus,
+  isOperationOutcome,
+  normalizeOperationOutcome,
+} from '@medplum/core';
 import { FhirRouter, type FhirRepository } from '@medplum/fhir-router';
 import type { FhirRequest } from '@medplum/fhir-router';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
@@ -43,8 +49,6 @@ const BASE_PATH = '/fhir/R4';
 /** An index built over at least this many resources on its first search is worth a log line (it held the store). */
 const LOGGED_INDEX_BUILD = 1000;
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
-/** Medplum's DEFAULT_SEARCH_COUNT. */
-const DEFAULT_PAGE_SIZE = 20;
 
 /**
  * The embedded FHIR R4 server: Medplum's own FhirRouter over an indexed SQLite repository (node:sqlite),
@@ -266,7 +270,7 @@ function withPagingLinks(resource: Resource, baseUrl: string, path: string, quer
     if (byCursor) links.push({ relation: 'next', url: `${baseUrl}/${byCursor.url}` });
     return { ...bundle, link: links };
   }
-  const count = Number(query.get('_count') ?? DEFAULT_PAGE_SIZE);
+  const count = Number(query.get('_count') ?? DEFAULT_SEARCH_COUNT);
   const offset = Number(query.get('_offset') ?? 0);
   const pageUrl = (pageOffset: number) => {
     const q = new URLSearchParams(query);

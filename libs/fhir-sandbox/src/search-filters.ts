@@ -105,7 +105,7 @@ export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilt
         return filter.value === 'true'
           ? { table: 'absent', key: absentKey(param.key), where: '1', params: [] }
           : { table: 'date', key: param.key, where: '1', params: [] };
-      // match.ts's matchesDateValue, over the index's [lo, hi] (a missing bound is '0000' / '9999').
+      // match.ts's matchesDateValue, over the index's [lo, hi] (a missing bound is search-index.ts OPEN_LO / OPEN_HI).
       const op = filter.operator;
       const twoBounds = op === Operator.EQUALS || op === Operator.APPROXIMATELY;
       const condition = DATE_CONDITIONS[op];

@@ -151,7 +151,11 @@ function valuesOf(
   }
 }
 
-/** A date parameter's [lo, hi] ranges on the resource (a missing bound is '0000' / '9999'); none when it has none. */
+/** A missing lower / upper bound of a date range in the index: before and after every instant the index holds. */
+export const OPEN_LO = '0000';
+export const OPEN_HI = '9999';
+
+/** A date parameter's [lo, hi] ranges on the resource (a missing bound is OPEN_LO / OPEN_HI); none when it has none. */
 function datesOf(
   resource: Resource,
   typedResource: ReturnType<typeof toTypedValue>[],
@@ -159,7 +163,7 @@ function datesOf(
 ): [string, string][] {
   const ranges: [string, string][] = [];
   for (const period of convertToSearchableDates(valuesOf(resource, typedResource, param))) {
-    if (period) ranges.push([period.start ?? '0000', period.end ?? '9999']);
+    if (period) ranges.push([period.start ?? OPEN_LO, period.end ?? OPEN_HI]);
   }
   return ranges;
 }

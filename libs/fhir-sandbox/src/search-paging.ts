@@ -12,9 +12,6 @@ import type { Resource } from '@medplum/fhirtypes';
 /** Medplum's server refuses a larger `_offset` (its config's maxSearchOffset default). */
 export const MEDPLUM_MAX_SEARCH_OFFSET = 10_000;
 
-/** Medplum's DEFAULT_SEARCH_COUNT, the page size when a search names none. */
-export const DEFAULT_SEARCH_COUNT = 20;
-
 /** Where the next page starts: at `nextInstant`, less the resources of that instant already given. */
 export interface Cursor {
   nextInstant: string;

@@ -28,7 +28,15 @@ import type {
 import type { Bundle, BundleEntry, Parameters, Reference, Resource } from '@medplum/fhirtypes';
 import { v7 as uuidv7 } from 'uuid';
 import { CommitQueue } from './commit-queue';
-import { indexRowsOf, searchParamsOf, type IndexKind, type IndexedParam, type IndexRows } from './search-index';
+import {
+  OPEN_HI,
+  OPEN_LO,
+  indexRowsOf,
+  searchParamsOf,
+  type IndexKind,
+  type IndexedParam,
+  type IndexRows,
+} from './search-index';
 import { MEDPLUM_MAX_SEARCH_OFFSET } from './search-paging';
 import { SqliteSearch } from './sqlite-search';
 
@@ -741,11 +749,11 @@ export class SqliteRepository extends FhirRepository {
   maxSpanMs(key: string): number {
     let span = this.spans.get(key);
     if (span === undefined) {
-      // Open bounds ('0000', '9999': search-index.ts) span without end; julianday() reads the other, ISO, bounds.
+      // Open bounds (search-index.ts OPEN_LO, OPEN_HI) span without end; julianday() reads the other, ISO, bounds.
       const row = this.stmt(
-        "SELECT max(CASE WHEN lo = '0000' OR hi = '9999' THEN 1e300 " +
+        'SELECT max(CASE WHEN lo = ? OR hi = ? THEN 1e300 ' +
           'ELSE (julianday(hi) - julianday(lo)) * 86400000.0 END) AS span FROM date WHERE p = ?',
-      ).get(key) as { span: number | null };
+      ).get(OPEN_LO, OPEN_HI, key) as { span: number | null };
       // julianday's double loses up to ~0.1 ms at today's dates: a millisecond more keeps the bound on the safe side.
       span = row.span === null ? 0 : row.span >= 1e300 ? Infinity : Math.ceil(row.span) + 1;
       this.spans.set(key, span);
@@ -757,7 +765,7 @@ export class SqliteRepository extends FhirRepository {
     for (const [key, lo, hi] of dates) {
       const known = this.spans.get(key);
       if (known === undefined) continue;
-      const span = lo === '0000' || hi === '9999' ? Infinity : Date.parse(hi) - Date.parse(lo);
+      const span = lo === OPEN_LO || hi === OPEN_HI ? Infinity : Date.parse(hi) - Date.parse(lo);
       if (!(span <= known)) this.spans.set(key, Number.isNaN(span) ? Infinity : span);
     }
   }

@@ -1,5 +1,6 @@
 import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import {
+  DEFAULT_SEARCH_COUNT,
   EMPTY,
   OperationOutcomeError,
   Operator,
@@ -29,14 +30,7 @@ import {
 } from './date-sort';
 import { indexCondition, parseChainedFilter, type ChainedFilter, type IndexedFilter } from './search-filters';
 import { absentKey, type IndexedParam } from './search-index';
-import {
-  DEFAULT_SEARCH_COUNT,
-  assertOffsetWithin,
-  cursorAfter,
-  formatCursor,
-  pagesByCursor,
-  parseCursor,
-} from './search-paging';
+import { assertOffsetWithin, cursorAfter, formatCursor, pagesByCursor, parseCursor } from './search-paging';
 
 /**
  * How the embedded store answers a search over its index (sqlite-repository.ts keeps the index, this reads it):
@@ -69,6 +63,11 @@ interface CandidateQuery {
    * over 100k Tasks: 115 ms, all 67k matches sorted).
    */
   broad: boolean;
+}
+
+/** Whether the client asked for `total` (Medplum's server counts every match only then). */
+function asksForTotal(searchRequest: SearchRequest): boolean {
+  return searchRequest.total === 'accurate' || searchRequest.total === 'estimate';
 }
 
 /** A search's page: `_count` (-1: every match) and `_offset`. */
@@ -143,7 +142,7 @@ export class SqliteSearch {
       type: 'searchset',
       entry: entry.length ? entry : undefined,
     };
-    if (searchRequest.total === 'accurate' || searchRequest.total === 'estimate')
+    if (asksForTotal(searchRequest))
       bundle.total = this.page({
         ...searchRequest,
         count: 0,
@@ -436,7 +435,7 @@ export class SqliteSearch {
     countAll: () => number,
   ): Bundle<WithId<T>> {
     const { count, offset } = pageOf(searchRequest);
-    const asked = searchRequest.total === 'accurate' || searchRequest.total === 'estimate' || count === 0;
+    const asked = asksForTotal(searchRequest) || count === 0;
     const total = !more && (entry.length || !offset) ? offset + entry.length : asked ? countAll() : undefined;
     const bundle: Bundle<WithId<T>> = {
       resourceType: 'Bundle',
