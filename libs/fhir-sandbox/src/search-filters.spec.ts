@@ -41,6 +41,18 @@ describe('search-index: what a resource is indexed by', () => {
     ]);
   });
 
+  it("takes a string or uri parameter's values as the matcher reads them (a name formatted whole), lowercased", () => {
+    const patient = { resourceType: 'Patient' as const, name: [{ given: ['Zoë'], family: "O'Brien" }] };
+    expect(indexRowsOf(patient, [param('Patient', 'name'), param('Patient', 'family')]).strings).toEqual([
+      ['Patient:name', "zoë o'brien"],
+      ['Patient:family', "o'brien"],
+    ]);
+    const plan = { resourceType: 'PlanDefinition' as const, status: 'active' as const, url: 'https://X.org/P' };
+    expect(indexRowsOf(plan, [param('PlanDefinition', 'url')]).strings).toEqual([
+      ['PlanDefinition:url', 'https://x.org/p'],
+    ]);
+  });
+
   it('gives a date its [start, end] bounds', () => {
     const rows = indexRowsOf({ resourceType: 'Task', status: 'draft', intent: 'plan', authoredOn: '2027-01-04' }, [
       param('Task', 'authored-on'),
@@ -129,5 +141,30 @@ describe('search-filters: a filter as SQL over the index', () => {
         value: '2027-01-04T10:00:00Z,2027-02-01T10:00:00Z',
       })?.loWithin,
     ).toBeUndefined();
+  });
+});
+
+describe('search-filters: a string filter narrows by trigrams, and the matcher decides', () => {
+  const name = (operator: Operator, value: string) =>
+    indexCondition(param('Patient', 'name'), { code: 'name', operator, value });
+
+  it("is an FTS5 phrase per value (quotes doubled), OR'd, marked for the matcher to recheck", () => {
+    expect(name(Operator.EQUALS, 'Say "Cheese",ANNA')).toEqual({
+      table: 'str',
+      key: 'Patient:name',
+      where: 'x.rowid IN (SELECT rowid FROM str_text WHERE str_text MATCH ?)',
+      params: ['"say ""cheese""" OR "anna"'],
+      recheck: true,
+    });
+    expect(name(Operator.CONTAINS, 'enn')?.params).toEqual(['"enn"']);
+    expect(name(Operator.EXACT, 'Benn')?.params).toEqual(['"benn"']);
+  });
+
+  it('leaves to the matcher what trigrams cannot narrow: a value under three characters, a negation, :missing', () => {
+    expect(name(Operator.EQUALS, 'be')).toBeUndefined();
+    expect(name(Operator.EQUALS, 'anna,be')).toBeUndefined();
+    expect(name(Operator.EQUALS, 'zö')).toBeUndefined();
+    expect(name(Operator.NOT, 'smith')).toBeUndefined();
+    expect(name(Operator.MISSING, 'true')).toBeUndefined();
   });
 });

@@ -20,7 +20,7 @@ import { absentKey, type IndexedParam } from './search-index';
 
 /** One filter answered by the index: an SQL condition over one index table, for one resource's rows (alias `x`). */
 export interface IndexedFilter {
-  table: 'token' | 'ref' | 'date' | 'absent';
+  table: 'token' | 'ref' | 'date' | 'absent' | 'str';
   key: string;
   /** Condition on `x`, without the `x.p = ?` part. */
   where: string;
@@ -31,6 +31,11 @@ export interface IndexedFilter {
    * holds whatever the span; a lower one (`ge`, `gt`, `eq`) is the filter's bound less the span.
    */
   loWithin?: (spanMs: number) => LoBounds;
+  /**
+   * The condition narrows the candidates to a superset of the matches (a string's trigrams): Medplum's matcher still
+   * decides each candidate.
+   */
+  recheck?: boolean;
 }
 
 /** Bounds on the index rows' `lo` (ISO instants, as the index writes them). */
@@ -40,8 +45,9 @@ export interface LoBounds {
 }
 
 /**
- * The SQL condition for a filter on an indexed parameter, when the index answers it exactly; undefined when only
- * Medplum's matcher can answer it. Each branch mirrors @medplum/core's match.ts for the same operator.
+ * The SQL condition for a filter on an indexed parameter, when the index answers it exactly (or, `recheck`, narrows
+ * it to a superset); undefined when only Medplum's matcher can answer it. Each branch mirrors @medplum/core's match.ts
+ * for the same operator.
  */
 export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilter | undefined {
   const values = splitSearchOnComma(filter.value);
@@ -99,6 +105,8 @@ export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilt
       }
       return { table: 'ref', key: param.key, where: ors.length ? ors.join(' OR ') : '0', params };
     }
+    case 'string':
+      return stringCondition(param, filter, values);
     case 'date': {
       // `:missing`: a row of the parameter's `absent` companion (no value) or of the parameter itself (a value).
       if (filter.operator === Operator.MISSING && (filter.value === 'true' || filter.value === 'false'))
@@ -136,6 +144,31 @@ export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilt
       };
     }
   }
+}
+
+/** The trigram index finds no text shorter than a trigram: such a value is left to the matcher over every resource. */
+const TRIGRAM = 3;
+
+/**
+ * match.ts compares a string or uri parameter as a case-insensitive substring (`includes`), whatever the modifier
+ * (`:contains`, `:exact`, none): every value the parameter takes that contains the filter's text contains each of its
+ * trigrams, so an FTS5 phrase of them over the lowercased values (the `str_text` trigram index) finds a superset of
+ * the matches, which the matcher then decides. Negations (`:not`) and `:missing` stay with the matcher, as does a
+ * value under three characters.
+ */
+function stringCondition(param: IndexedParam, filter: Filter, values: string[]): IndexedFilter | undefined {
+  const substring = [Operator.EQUALS, Operator.CONTAINS, Operator.EXACT] as string[];
+  if (!substring.includes(filter.operator) || !values.length) return undefined;
+  const texts = values.map((v) => v.toLowerCase());
+  if (texts.some((text) => [...text].length < TRIGRAM)) return undefined;
+  const phrases = texts.map((text) => `"${text.replaceAll('"', '""')}"`).join(' OR ');
+  return {
+    table: 'str',
+    key: param.key,
+    where: 'x.rowid IN (SELECT rowid FROM str_text WHERE str_text MATCH ?)',
+    params: [phrases],
+    recheck: true,
+  };
 }
 
 const YEAR_ZERO = Date.parse('0000-01-01T00:00:00.000Z');

@@ -1,6 +1,7 @@
 import {
   convertToSearchableDates,
   convertToSearchableReferences,
+  convertToSearchableStrings,
   convertToSearchableTokens,
   evalFhirPathTyped,
   getParsedExpressionForResourceType,
@@ -11,21 +12,24 @@ import {
 import type { Resource } from '@medplum/fhirtypes';
 
 /**
- * What the embedded store indexes a resource by: the token, reference and date search parameters of its type, and
- * the rows each takes on a resource (the values Medplum's matcher compares, lowercased as it compares them).
- * Pure: the store (sqlite-repository.ts) decides which parameters are indexed and writes the rows.
+ * What the embedded store indexes a resource by: the token, reference, date and string search parameters of its
+ * type, and the rows each takes on a resource (the values Medplum's matcher compares, lowercased as it compares
+ * them). Pure: the store (sqlite-repository.ts) decides which parameters are indexed and writes the rows.
  */
 
 /**
  * `absent`: a date parameter's companion (key `Task:authored-on:absent`), a row for each resource that has no value
  * for it, so a descending sort finds those (they come first) without reading every resource of the type.
  */
-export type IndexKind = 'token' | 'reference' | 'date' | 'absent';
+export type IndexKind = 'token' | 'reference' | 'date' | 'absent' | 'string';
 
 /** The key of a date parameter's `absent` companion. */
 export const absentKey = (dateKey: string) => `${dateKey}:absent`;
 
-/** A token, reference or date search parameter of one resource type, ready to evaluate. */
+/**
+ * A token, reference, date or string search parameter of one resource type, ready to evaluate. `string` covers the
+ * `uri` parameters too: Medplum's matcher compares both the same way (a case-insensitive substring).
+ */
 export interface IndexedParam {
   code: string;
   /** `${resourceType}:${code}`, the key in the index tables. */
@@ -57,13 +61,22 @@ export interface IndexRows {
   dates: [string, string, string][];
   /** Keys of the `absent` parameters the resource has no value for. */
   absent: string[];
+  /** [parameter key, a value as Medplum's matcher reads it, lowercased]: the trigram index's text. */
+  strings: [string, string][];
 }
 
-/** The token, reference and date search parameters of a type (Medplum's definitions, as loaded globally). */
+/** The kind of index a search parameter of this FHIR type gets; undefined for those only Medplum's matcher answers. */
+function kindOf(type: string | undefined): IndexKind | undefined {
+  if (type === 'token' || type === 'reference' || type === 'date') return type;
+  if (type === 'string' || type === 'uri') return 'string';
+  return undefined;
+}
+
+/** The token, reference, date and string search parameters of a type (Medplum's definitions, as loaded globally). */
 export function searchParamsOf(resourceType: string): IndexedParam[] {
   const params: IndexedParam[] = [];
   for (const [code, sp] of Object.entries(globalSchema.types[resourceType]?.searchParams ?? {})) {
-    const kind = sp.type === 'token' || sp.type === 'reference' || sp.type === 'date' ? sp.type : undefined;
+    const kind = kindOf(sp.type);
     if (!kind || !sp.expression) continue;
     let atom;
     try {
@@ -96,6 +109,7 @@ export function indexRowsOf(resource: Resource, params: IndexedParam[]): IndexRo
   const refs: [string, string, string | null][] = [];
   const dates: [string, string, string][] = [];
   const absent: string[] = [];
+  const strings: [string, string][] = [];
   const typedResource = [toTypedValue(resource)];
   // A date parameter's ranges, for its `absent` companion (next in the list) to reuse.
   let lastDates: { key: string; ranges: [string, string][] } | undefined;
@@ -129,9 +143,11 @@ export function indexRowsOf(resource: Resource, params: IndexedParam[]): IndexRo
         const tail = param.matchesBareId && ref.includes('/') ? ref.slice(ref.lastIndexOf('/') + 1) : null;
         refs.push([param.key, ref, tail]);
       }
+    } else if (param.kind === 'string') {
+      for (const text of convertToSearchableStrings(typed)) strings.push([param.key, text.toLowerCase()]);
     }
   }
-  return { tokens, refs, dates, absent };
+  return { tokens, refs, dates, absent, strings };
 }
 
 /**

@@ -114,10 +114,23 @@ CREATE INDEX IF NOT EXISTS date_seq ON date (seq, p);
 CREATE TABLE IF NOT EXISTS absent (seq INTEGER NOT NULL, p TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS absent_p ON absent (p, seq);
 CREATE INDEX IF NOT EXISTS absent_seq ON absent (seq, p);
+CREATE TABLE IF NOT EXISTS str (seq INTEGER NOT NULL, p TEXT NOT NULL, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS str_seq ON str (seq, p);
+CREATE VIRTUAL TABLE IF NOT EXISTS str_text USING fts5(value, content='str', content_rowid='rowid', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS str_inserted AFTER INSERT ON str BEGIN
+  INSERT INTO str_text (rowid, value) VALUES (new.rowid, new.value);
+END;
+CREATE TRIGGER IF NOT EXISTS str_deleted AFTER DELETE ON str BEGIN
+  INSERT INTO str_text (str_text, rowid, value) VALUES ('delete', old.rowid, old.value);
+END;
+CREATE TRIGGER IF NOT EXISTS str_updated AFTER UPDATE ON str BEGIN
+  INSERT INTO str_text (str_text, rowid, value) VALUES ('delete', old.rowid, old.value);
+  INSERT INTO str_text (rowid, value) VALUES (new.rowid, new.value);
+END;
 `;
 
 /** The tables of index rows (SCHEMA), each keyed by `seq`: cleared, rebuilt, counted and unindexed together. */
-const INDEX_TABLES = ['token', 'ref', 'date', 'absent'] as const;
+const INDEX_TABLES = ['token', 'ref', 'date', 'absent', 'str'] as const;
 /** Deletes every index row. */
 const CLEAR_INDEX = INDEX_TABLES.map((table) => `DELETE FROM ${table};`).join(' ');
 
@@ -126,7 +139,7 @@ const WAL_HARD_CHECKPOINT_PAGES = 50_000;
 
 /**
  * A durable FHIR repository for Medplum's FhirRouter: resources and their history in SQLite (node:sqlite), with
- * a token / reference / date index written at write time, so the searches this service makes cost what they
+ * a token / reference / date / string index written at write time, so the searches this service makes cost what they
  * match, not what is stored. A parameter is indexed from its first search on (ensureIndexed): writes pay only for
  * the parameters someone searches.
  *
@@ -567,6 +580,8 @@ export class SqliteRepository extends FhirRepository {
     for (const [key, lo, hi] of rows.dates) date.run(seq, key, lo, hi);
     const absent = this.stmt('INSERT INTO absent (seq, p) VALUES (?, ?)');
     for (const key of rows.absent) absent.run(seq, key);
+    const str = this.stmt('INSERT INTO str (seq, p, value) VALUES (?, ?, ?)');
+    for (const [key, value] of rows.strings) str.run(seq, key, value);
   }
 
   /**
@@ -587,6 +602,7 @@ export class SqliteRepository extends FhirRepository {
       },
       { table: 'ref', kind: 'reference', cols: ['p', 'ref', 'tail'], next: rows.refs },
       { table: 'date', kind: 'date', cols: ['p', 'lo', 'hi'], next: rows.dates },
+      { table: 'str', kind: 'string', cols: ['p', 'value'], next: rows.strings },
     ];
     // A table can hold rows of this resource only for a kind of parameter its type has indexed.
     const kinds = new Set(this.indexedParams(resourceType).map((p) => p.kind));
@@ -613,12 +629,15 @@ export class SqliteRepository extends FhirRepository {
           ofParam.push(rowid);
           stale.set(p, ofParam);
         }
-      const rewrite = this.stmt(`UPDATE ${table} SET ${cols[1]} = ?, ${cols[2]} = ? WHERE rowid = ?`);
-      const insert = this.stmt(`INSERT INTO ${table} (seq, ${cols.join(', ')}) VALUES (?, ?, ?, ?)`);
-      for (const [p, a, b] of fresh) {
+      const values = cols.slice(1);
+      const rewrite = this.stmt(`UPDATE ${table} SET ${values.map((c) => `${c} = ?`).join(', ')} WHERE rowid = ?`);
+      const insert = this.stmt(
+        `INSERT INTO ${table} (seq, ${cols.join(', ')}) VALUES (?, ${cols.map(() => '?').join(', ')})`,
+      );
+      for (const [p, ...fields] of fresh) {
         const rowid = stale.get(p!)?.pop();
-        if (rowid !== undefined) rewrite.run(a, b, rowid);
-        else insert.run(seq, p, a, b);
+        if (rowid !== undefined) rewrite.run(...fields, rowid);
+        else insert.run(seq, p, ...fields);
       }
       const remove = this.stmt(`DELETE FROM ${table} WHERE rowid = ?`);
       for (const rowids of stale.values()) for (const rowid of rowids) remove.run(rowid);
@@ -639,7 +658,7 @@ export class SqliteRepository extends FhirRepository {
     for (const table of INDEX_TABLES) this.stmt(`DELETE FROM ${table} WHERE seq = ?`).run(seq);
   }
 
-  /** The token, reference and date search parameters of a type, derived once per type. */
+  /** The token, reference, date and string search parameters of a type, derived once per type. */
   private params(resourceType: string): IndexedParam[] {
     let params = this.paramsByType.get(resourceType);
     if (!params) {
@@ -697,7 +716,7 @@ export class SqliteRepository extends FhirRepository {
     return resources;
   }
 
-  /** Indexes parameters now instead of on their first search (every token, reference and date one by default). */
+  /** Indexes parameters now instead of on their first search (every token, reference, date and string one by default). */
   indexParameters(resourceType: string, codes?: string[]): Promise<void> {
     return this.ops.run(() => {
       for (const param of this.params(resourceType))
