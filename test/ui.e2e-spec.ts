@@ -160,6 +160,22 @@ describe('clinician page in a real browser', () => {
     expect(names.length).toBeGreaterThan(0);
     expect(new Set(names)).toEqual(new Set(['Rosa Delgado']));
     await screenshot(page, 'worklist-filtered');
+
+    // A name more than 20 patients share: one page of them, and the page asks for more of the name.
+    await service.fhir.transaction(
+      Array.from({ length: 21 }, (_, i) => ({
+        resource: { resourceType: 'Patient' as const, name: [{ given: [`P${i}`], family: 'Sharedname' }] },
+        request: { method: 'POST' as const, url: 'Patient' },
+      })),
+    );
+    await page.selectOption('#f-protocol', '');
+    await page.fill('#f-name', 'sharedname');
+    await page.click('#filters button[type=submit]');
+    await page.waitForSelector('#worklist[data-query*="name=sharedname"]');
+    expect(await page.textContent('#message')).toBe(
+      '0 task(s) awaiting approval for the first 20 patients matching the name: type more of it to narrow the search',
+    );
+    await screenshot(page, 'worklist-common-name');
     await page.close();
   }, 60_000);
 

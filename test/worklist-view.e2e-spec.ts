@@ -160,6 +160,27 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
     expect(seen).toEqual((all.body.items as ViewItem[]).map((i) => i.id));
   });
 
+  it('a name many patients share reads one page of them and asks for more of the name', async () => {
+    await service.fhir.transaction(
+      Array.from({ length: 45 }, (_, i) => ({
+        resource: { resourceType: 'Patient' as const, name: [{ given: [`P${i}`], family: 'Manyfold' }] },
+        request: { method: 'POST' as const, url: 'Patient' },
+      })),
+    );
+    const common = await request(service.url)
+      .get('/worklist/view')
+      .query({ name: 'manyfold' })
+      .set(service.as('clinician'))
+      .expect(200);
+    expect(common.body).toMatchObject({ patientsMatched: 20, morePatients: true });
+    const narrow = await request(service.url)
+      .get('/worklist/view')
+      .query({ name: 'ortiz' })
+      .set(service.as('clinician'))
+      .expect(200);
+    expect(narrow.body).toMatchObject({ patientsMatched: 1, morePatients: false });
+  });
+
   it('needs a clinician and valid parameters', async () => {
     await request(service.url).get('/worklist/view').expect(401);
     await request(service.url).get('/worklist/view').set(service.as('integration')).expect(403);

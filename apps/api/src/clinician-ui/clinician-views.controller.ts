@@ -5,7 +5,7 @@ import type { Request } from 'express';
 import type { Patient } from '@medplum/fhirtypes';
 import { Roles } from '@kc/auth';
 import { badRequest, notFound } from '@kc/common';
-import { FhirClient } from '@kc/fhir';
+import { FhirClient, hasMorePages, matchesOf } from '@kc/fhir';
 import { WorklistController } from '../review/worklist.controller';
 import { PatientTimelineService } from './patient-timeline.service';
 import { WorklistEnricher, type WorklistItemLike } from './worklist-enricher';
@@ -17,6 +17,7 @@ interface WorklistAnswer {
   [key: string]: unknown;
 }
 
+/** Patients a name search shows the Tasks of: the first page of matches; more means the name should be refined. */
 const MAX_NAME_MATCHES = 20;
 
 /**
@@ -46,13 +47,24 @@ export class ClinicianViewsController {
     let answer: WorklistAnswer;
     if (typeof name === 'string') {
       if (rest.patient !== undefined) throw badRequest('Use either name or patient');
-      const patients = await this.fhir.searchAll<Patient>('Patient', { name: name.trim(), _count: MAX_NAME_MATCHES });
+      // One page of matches: a common name ("ann") can match thousands of patients, every page of which searchAll
+      // would read (and past its page limit, fail) only for the first 20 to be shown.
+      const found = await this.fhir.search<Patient>('Patient', { name: name.trim(), _count: MAX_NAME_MATCHES });
+      const patients = matchesOf<Patient>(found).slice(0, MAX_NAME_MATCHES);
       const lists = [];
       // One worklist read per matching patient (their first page each); paging by name is not offered.
-      for (const p of patients.slice(0, MAX_NAME_MATCHES))
+      for (const p of patients)
         lists.push(await this.worklist({ ...rest, patient: p.id!, count: '100', page: undefined }, req));
       const items = lists.flatMap((l) => l.items).sort(byDue);
-      answer = { total: items.length, count: items.length, items, next: undefined, patientsMatched: patients.length };
+      answer = {
+        total: items.length,
+        count: items.length,
+        items,
+        next: undefined,
+        patientsMatched: patients.length,
+        // More patients match than were searched: the page asks for a longer name.
+        morePatients: hasMorePages(found),
+      };
     } else {
       answer = await this.worklist(rest, req);
     }

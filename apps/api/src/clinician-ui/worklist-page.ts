@@ -304,7 +304,9 @@ async function load(append) {
     $('#worklist').hidden = false;
     $('#select-all').checked = false;
     updateBulk();
-    say((list.total !== undefined ? list.total : items.size) + ' task(s) awaiting approval', 'ok');
+    const shown = (list.total !== undefined ? list.total : items.size) + ' task(s) awaiting approval';
+    if (list.morePatients) say(shown + ' for the first ' + list.patientsMatched + ' patients matching the name: type more of it to narrow the search', 'ok');
+    else say(shown, 'ok');
   } catch (error) {
     if (error.status === 401) { sessionStorage.removeItem(SESSION); showSignedOut('Your token is missing, invalid or expired. Sign in again.', 'error'); }
     else say(error.message, 'error');
