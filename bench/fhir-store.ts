@@ -5,7 +5,7 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { parseSearchRequest } from '@medplum/core';
 import { MemoryRepository, type FhirRepository } from '@medplum/fhir-router';
-import type { Bundle, Task } from '@medplum/fhirtypes';
+import type { Bundle, Patient, Task } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { DB_FILE, SqliteRepository, startFhirSandbox } from '@kc/fhir-sandbox';
 import { fmt, header, row, runBench, runConcurrently } from './bench-support';
@@ -13,9 +13,9 @@ import { fmt, header, row, runBench, runConcurrently } from './bench-support';
 /**
  * The embedded FHIR store (SQLite, indexed, durable) against the one it replaced (Medplum's MemoryRepository),
  * in the same process:
- *  - search cost at 1k, 20k and 100k stored Tasks for the worker's identifier and based-on searches and EHRs'
- *    sorted and paged ones, with the ratio to the cost at 1k (an indexed search should not grow with the store) and
- *    to MemoryRepository;
+ *  - search cost at 1k, 20k and 100k stored Tasks (and half as many named Patients) for the worker's identifier and
+ *    based-on searches, EHRs' sorted and paged ones and the clinician page's patient name search, with the ratio to
+ *    the cost at 1k (an indexed search should not grow with the store) and to MemoryRepository;
  *  - raw Task creates and transaction Bundles over HTTP (4 in flight), empty and with 100k Tasks stored;
  *  - RSS and file size with 100k Tasks stored.
  * `BENCH_QUICK=1` (or `-- quick`) runs small sizes.
@@ -53,13 +53,31 @@ function task(i: number): Task {
   };
 }
 
+const SYLLABLES = ['ba', 'ko', 'ri', 'su', 'te', 'ma', 'ni', 'lo', 'pe', 'da', 'gu', 'ha', 'ji', 've', 'zo', 'ca'];
+const GIVEN_NAMES = ['Anna', 'Ben', 'Carla', 'Dmitri', 'Eve'];
+
+/** A family name of five syllables, different for each patient (so a search for one finds that patient alone). */
+function familyName(patient: number): string {
+  let name = '';
+  for (let n = (patient * 7919) % 16 ** 5, k = 0; k < 5; k++, n = Math.floor(n / 16)) name += SYLLABLES[n % 16];
+  return name[0].toUpperCase() + name.slice(1);
+}
+
+/** A patient for every two Tasks: a fifth are called Anna. */
+function patient(i: number): Patient {
+  return { resourceType: 'Patient', name: [{ given: [GIVEN_NAMES[i % 5]], family: familyName(i) }] };
+}
+
 async function fill(repo: FhirRepository, from: number, to: number): Promise<void> {
   for (let start = from; start < to; start += 1000) {
     await repo.withTransaction(
       async () => {
-        for (let i = start; i < Math.min(to, start + 1000); i++) await repo.createResource(task(i));
+        for (let i = start; i < Math.min(to, start + 1000); i++) {
+          await repo.createResource(task(i));
+          if (i % 2 === 0) await repo.createResource(patient(i / 2));
+        }
       },
-      { resourceTypes: ['Task'] },
+      { resourceTypes: ['Task', 'Patient'] },
     );
   }
 }
@@ -134,6 +152,21 @@ const SEARCH_KINDS: { label: string; query: (i: number) => string; expect: numbe
   {
     label: 'open, a page of 20 (status, no sort)',
     query: () => 'Task?status=requested&_count=20',
+    expect: 20,
+  },
+  {
+    label: "a patient by family name (the clinician page's search)",
+    query: (i) => `Patient?name=${familyName(Math.floor(i / 2))}&_count=20`,
+    expect: 1,
+  },
+  {
+    label: 'patients by 3 letters a fifth share (name=ann, a page of 20)',
+    query: () => 'Patient?name=ann&_count=20',
+    expect: 20,
+  },
+  {
+    label: 'patients by 2 letters (too short to index; a page of 20)',
+    query: () => 'Patient?name=be&_count=20',
     expect: 20,
   },
 ];
