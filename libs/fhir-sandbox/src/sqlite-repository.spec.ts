@@ -1144,6 +1144,26 @@ describe('durability', () => {
     }
   });
 
+  it('the string index survives reopening, and writes after it keep it', async () => {
+    const first = new SqliteRepository(dir);
+    const ana = await first.createResource<Patient>({ resourceType: 'Patient', name: [{ family: 'Durablename' }] });
+    const names = async (repo: SqliteRepository, name: string) =>
+      ((await repo.search(parseSearchRequest(`Patient?name=${name}`))).entry ?? []).map((e) => e.resource?.id);
+    expect(await names(first, 'durablen')).toEqual([ana.id]);
+    first.close();
+
+    const second = new SqliteRepository(dir);
+    try {
+      expect(await names(second, 'rablena')).toEqual([ana.id]);
+      const bo = await second.createResource<Patient>({ resourceType: 'Patient', name: [{ family: 'Durablename' }] });
+      await second.updateResource<Patient>({ ...ana, name: [{ family: 'Renamedafter' }] });
+      expect(await names(second, 'durablename')).toEqual([bo.id]);
+      expect(await names(second, 'renamedaft')).toEqual([ana.id]);
+    } finally {
+      second.close();
+    }
+  });
+
   it('a parameter is indexed from its first search on: what was stored before is found, later writes are indexed, and the choice survives reopening', async () => {
     const built: string[] = [];
     const task = (i: number): Task => ({
