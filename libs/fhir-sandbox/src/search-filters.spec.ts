@@ -152,9 +152,10 @@ describe('search-filters: a string filter narrows by trigrams, and the matcher d
     expect(name(Operator.EQUALS, 'Say "Cheese",ANNA')).toEqual({
       table: 'str',
       key: 'Patient:name',
-      where: 'x.rowid IN (SELECT rowid FROM str_text WHERE str_text MATCH ?)',
+      where: 'EXISTS (SELECT 1 FROM str_text t WHERE str_text MATCH ? AND t.rowid = x.rowid)',
       params: ['"say ""cheese""" OR "anna"'],
       recheck: true,
+      match: '"say ""cheese""" OR "anna"',
     });
     expect(name(Operator.CONTAINS, 'enn')?.params).toEqual(['"enn"']);
     expect(name(Operator.EXACT, 'Benn')?.params).toEqual(['"benn"']);

@@ -36,6 +36,11 @@ export interface IndexedFilter {
    * decides each candidate.
    */
   recheck?: boolean;
+  /**
+   * A full-text filter: the FTS5 query (`where`'s parameter) that finds its rows through the trigram index
+   * (`str_text`) when it drives a search; `where` checks one row at a time.
+   */
+  match?: string;
 }
 
 /** Bounds on the index rows' `lo` (ISO instants, as the index writes them). */
@@ -165,9 +170,12 @@ function stringCondition(param: IndexedParam, filter: Filter, values: string[]):
   return {
     table: 'str',
     key: param.key,
-    where: 'x.rowid IN (SELECT rowid FROM str_text WHERE str_text MATCH ?)',
+    // Row by row (a candidate's check): a seek in the trigram lists. As `x.rowid IN (SELECT ...)` the full-text query
+    // ran again for each candidate (150 ms a page over 50k Patients).
+    where: 'EXISTS (SELECT 1 FROM str_text t WHERE str_text MATCH ? AND t.rowid = x.rowid)',
     params: [phrases],
     recheck: true,
+    match: phrases,
   };
 }
 
