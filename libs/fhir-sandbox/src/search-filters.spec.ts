@@ -144,17 +144,16 @@ describe('search-filters: a filter as SQL over the index', () => {
   });
 });
 
-describe('search-filters: a string filter narrows by trigrams, and the matcher decides', () => {
+describe('search-filters: a string filter as a trigram phrase', () => {
   const name = (operator: Operator, value: string) =>
     indexCondition(param('Patient', 'name'), { code: 'name', operator, value });
 
-  it("is an FTS5 phrase per value (quotes doubled), OR'd, marked for the matcher to recheck", () => {
+  it("is an FTS5 phrase per value (quotes doubled), OR'd", () => {
     expect(name(Operator.EQUALS, 'Say "Cheese",ANNA')).toEqual({
       table: 'str',
       key: 'Patient:name',
       where: 'EXISTS (SELECT 1 FROM str_text t WHERE str_text MATCH ? AND t.rowid = x.rowid)',
       params: ['"say ""cheese""" OR "anna"'],
-      recheck: true,
       match: '"say ""cheese""" OR "anna"',
     });
     expect(name(Operator.CONTAINS, 'enn')?.params).toEqual(['"enn"']);

@@ -32,11 +32,6 @@ export interface IndexedFilter {
    */
   loWithin?: (spanMs: number) => LoBounds;
   /**
-   * The condition narrows the candidates to a superset of the matches (a string's trigrams): Medplum's matcher still
-   * decides each candidate.
-   */
-  recheck?: boolean;
-  /**
    * A full-text filter: the FTS5 query (`where`'s parameter) that finds its rows through the trigram index
    * (`str_text`) when it drives a search; `where` checks one row at a time.
    */
@@ -50,9 +45,8 @@ export interface LoBounds {
 }
 
 /**
- * The SQL condition for a filter on an indexed parameter, when the index answers it exactly (or, `recheck`, narrows
- * it to a superset); undefined when only Medplum's matcher can answer it. Each branch mirrors @medplum/core's match.ts
- * for the same operator.
+ * The SQL condition for a filter on an indexed parameter, when the index answers it exactly; undefined when only
+ * Medplum's matcher can answer it. Each branch mirrors @medplum/core's match.ts for the same operator.
  */
 export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilter | undefined {
   const values = splitSearchOnComma(filter.value);
@@ -155,11 +149,12 @@ export function indexCondition(param: IndexedParam, filter: Filter): IndexedFilt
 const TRIGRAM = 3;
 
 /**
- * match.ts compares a string or uri parameter as a case-insensitive substring (`includes`), whatever the modifier
- * (`:contains`, `:exact`, none): every value the parameter takes that contains the filter's text contains each of its
- * trigrams, so an FTS5 phrase of them over the lowercased values (the `str_text` trigram index) finds a superset of
- * the matches, which the matcher then decides. Negations (`:not`) and `:missing` stay with the matcher, as does a
- * value under three characters.
+ * match.ts compares a string or uri parameter as a substring of the lowercased values (`includes`), whatever the
+ * modifier (`:contains`, `:exact`, none). The `str_text` trigram index holds those values lowercased by the same
+ * `toLowerCase` and folds nothing more (`case_sensitive 1`), so an FTS5 phrase of the lowercased text is that same
+ * substring test: exact, answered by the index alone. (Folded, as FTS5 does by default, `ſ` would find `s` and `ς`
+ * find `σ`, which the matcher does not.) Negations (`:not`) and `:missing` stay with the matcher, as does a value
+ * under three characters, which no trigram list holds.
  */
 function stringCondition(param: IndexedParam, filter: Filter, values: string[]): IndexedFilter | undefined {
   const substring = [Operator.EQUALS, Operator.CONTAINS, Operator.EXACT] as string[];
@@ -174,7 +169,6 @@ function stringCondition(param: IndexedParam, filter: Filter, values: string[]):
     // ran again for each candidate (150 ms a page over 50k Patients).
     where: 'EXISTS (SELECT 1 FROM str_text t WHERE str_text MATCH ? AND t.rowid = x.rowid)',
     params: [phrases],
-    recheck: true,
     match: phrases,
   };
 }

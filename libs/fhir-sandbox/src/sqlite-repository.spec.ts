@@ -679,8 +679,9 @@ function failingTransaction(key: string): Bundle {
 
 /**
  * String and uri parameters (`Patient?name=`, the clinician page's patient search): Medplum's matcher compares them as
- * a case-insensitive substring. The store narrows the candidates by a trigram index of the same values and lets the
- * matcher decide each, so answers are MemoryRepository's; an unsorted page stops reading at its last match.
+ * a substring of the lowercased values. The store answers from a trigram index of the same lowercased values, folding
+ * nothing more (not `ſ` into `s`, nor `ς` into `σ`), so answers are MemoryRepository's; a value under three
+ * characters is left to the matcher, whose unsorted page stops reading at its last match.
  */
 const GIVEN = ['Anna', 'Ben', 'Carla', 'Zoë', 'Åsa'];
 const FAMILY = ['Smith', "O'Brien", 'Annan', 'Bennett', 'Nguyễn', 'de la Cruz', 'Benn', 'Say "Cheese"'];
@@ -703,6 +704,11 @@ function people(count: number): Resource[] {
           ],
     address: i % 5 === 0 ? [{ city: i % 2 ? 'Annapolis' : 'Bern' }] : undefined,
   }));
+  // Letters that FTS5's default case folding would take for others (ſ for s, ς for σ): the matcher does not.
+  out.push(
+    { resourceType: 'Patient', id: 'fold1', meta: meta(count + 4), name: [{ family: 'Oſwald' }] },
+    { resourceType: 'Patient', id: 'fold2', meta: meta(count + 5), name: [{ family: 'ΣΟΦΟΣ' }] },
+  );
   for (let i = 0; i < 4; i++)
     out.push({
       resourceType: 'PlanDefinition',
@@ -742,6 +748,11 @@ const STRING_QUERIES = [
   'Patient?address=bern',
   'Patient?name=nick%201',
   'Patient?name=zzz',
+  'Patient?name=oswald',
+  'Patient?name=o%C5%BFwald',
+  'Patient?name=%CE%BF%CF%86%CE%BF%CF%83',
+  'Patient?name=%CE%BF%CF%86%CE%BF%CF%82',
+  'Patient?name=%CF%83%CE%BF%CF%86',
   'Patient?name=smith&_sort=-_lastUpdated&_count=5',
   'Patient?name=smith&_sort=family&_count=5',
   'Patient?name=smith&_count=0',

@@ -116,7 +116,9 @@ CREATE INDEX IF NOT EXISTS absent_p ON absent (p, seq);
 CREATE INDEX IF NOT EXISTS absent_seq ON absent (seq, p);
 CREATE TABLE IF NOT EXISTS str (seq INTEGER NOT NULL, p TEXT NOT NULL, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS str_seq ON str (seq, p);
-CREATE VIRTUAL TABLE IF NOT EXISTS str_text USING fts5(value, content='str', content_rowid='rowid', tokenize='trigram');
+CREATE VIRTUAL TABLE IF NOT EXISTS str_text USING fts5(
+  value, content='str', content_rowid='rowid', tokenize='trigram case_sensitive 1'
+);
 CREATE TRIGGER IF NOT EXISTS str_inserted AFTER INSERT ON str BEGIN
   INSERT INTO str_text (rowid, value) VALUES (new.rowid, new.value);
 END;

@@ -188,8 +188,7 @@ export class SqliteSearch {
       }
       const byIndex = this.indexedFilter(resourceType, filter);
       if (byIndex) indexed.push(byIndex);
-      // A superset from the index (a string's trigrams) narrows the candidates; the matcher decides each.
-      if (!byIndex || byIndex.recheck) residual.push(filter);
+      else residual.push(filter);
     }
     // Every filter answered by the index: a page (sorted by a date or `_id`, or unsorted) is read from it.
     const allIndexed = !residual.length && !chained.length;
@@ -273,9 +272,9 @@ export class SqliteSearch {
   }
 
   /**
-   * An unsorted page of a search Medplum's matcher decides (a filter the index cannot answer, or only narrows): the
-   * candidates read in insertion order until the page and one match more are found, not every candidate
-   * (`Patient?name=ann&_count=20` over 50k Patients parsed each of them, 0.33 s). A broad search walks the type in
+   * An unsorted page of a search Medplum's matcher decides (a filter the index cannot answer: a negation, a number, a
+   * string under three characters): the candidates read in insertion order until the page and one match more are found, not every candidate
+   * (`Patient?name=be&_count=20` over 50k Patients parsed each of them, 0.36 s). A broad search walks the type in
    * insertion order (insertionWalk), where collecting and ordering every candidate first would read them all. No total
    * unless the page tells it.
    */
