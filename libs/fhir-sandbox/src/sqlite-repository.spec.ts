@@ -852,6 +852,9 @@ describe('string searches read what they match, not every patient', () => {
         ['Patient?name=anna&_count=20', 20, 21],
         ['Patient?name=smith&_count=20&_offset=40', 20, 61],
         ['Patient?family=nguy&given=zo%C3%AB&_count=10', 10, 11],
+        // Exact from the index: a total is counted and a date sort ordered there, not by parsing the matches.
+        ['Patient?name=anna&_count=20&_total=accurate', 20, 20],
+        ['Patient?name=smith&_sort=-_lastUpdated&_count=5', 5, 5],
         // Under three characters the index cannot narrow: the page still stops at its last match.
         ['Patient?name=be&_count=20', 20, 200],
       ];
