@@ -273,10 +273,10 @@ export class SqliteSearch {
 
   /**
    * An unsorted page of a search Medplum's matcher decides (a filter the index cannot answer: a negation, a number, a
-   * string under three characters): the candidates read in insertion order until the page and one match more are found, not every candidate
-   * (`Patient?name=be&_count=20` over 50k Patients parsed each of them, 0.36 s). A broad search walks the type in
-   * insertion order (insertionWalk), where collecting and ordering every candidate first would read them all. No total
-   * unless the page tells it.
+   * string under three characters): the candidates read in insertion order until the page and one match more are
+   * found, not every candidate (`Patient?name=be&_count=20` over 50k Patients parsed each of them, 0.36 s). A broad
+   * search walks the type in insertion order (insertionWalk), where collecting and ordering every candidate first
+   * would read them all. No total unless the page tells it (a search asking for one is not answered here).
    */
   private firstMatches<T extends Resource>(
     searchRequest: SearchRequest<T>,
@@ -294,7 +294,7 @@ export class SqliteSearch {
       .slice(offset, offset + count)
       .map((resource): BundleEntry<WithId<T>> => ({ search: { mode: 'match' }, resource }));
     return this.searchset(searchRequest, entry, found.length > offset + count, () => {
-      throw new Error('firstMatches answers only searches that do not ask for a total');
+      throw new Error('a search asking for a total is counted by page(), not here');
     });
   }
 
