@@ -8,9 +8,11 @@ import type {
   OperationOutcome,
   Parameters,
   Patient,
+  PlanDefinition,
   Resource,
   Task,
 } from '@medplum/fhirtypes';
+import { ProfilePublisher } from '../apps/api/src/protocols/profile-publisher';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, bloodPressure, bodyWeight, FIBROMYALGIA, PREGNANCY } from './fixtures/patient-data';
 
@@ -143,6 +145,29 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     expect(infusion.dosageInstruction?.[0].doseAndRate?.[0].rateQuantity?.value).toBe(55);
   });
 
+  it('type-level $apply of a plan an EHR posted finds exactly its url, not one that extends it', async () => {
+    const base = 'https://ehr.example/fhir/PlanDefinition/phone-follow-up';
+    const plan = (url: string, version: string, title: string) =>
+      service.fhir.create<PlanDefinition>({
+        resourceType: 'PlanDefinition',
+        status: 'active',
+        url,
+        version,
+        title,
+        action: [{ id: 'call', title }],
+      });
+    await plan(base, '1.0.0', 'Call the patient');
+    // Its url contains the first one's, and its version sorts after it.
+    await plan(`${base}-extended`, '2.0.0', 'Call the patient twice');
+    const subject = await createPatient(service, { weightKg: 70, bp: [118, 76] });
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('integration'))
+      .send(applyParams(subject, [{ name: 'planDefinition', valueCanonical: base }]))
+      .expect(200);
+    expect(part<CarePlan>(res.body, 'return')[0].instantiatesCanonical).toEqual([`${base}|1.0.0`]);
+  });
+
   it('monthly maintenance, contraindicated by the latest blood pressure: DetectedIssue, plan stays draft', async () => {
     const subject = await createPatient(service, { weightKg: 70, bp: [184, 100] });
     const res = await request(service.url)
@@ -212,6 +237,29 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
       url: 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-low-dose-series',
     });
     expect(plans).toHaveLength(1);
+  });
+
+  it("republishing the protocols leaves alone an EHR's PlanDefinition whose url extends a protocol's", async () => {
+    const url = 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-monthly-maintenance';
+    const sandbox = service.config.fhirBaseUrl!;
+    // A server where the EHR's plan is the only one whose url contains the protocol's (the protocol not yet there).
+    expect((await fetch(`${sandbox}/PlanDefinition/ketamine-monthly-maintenance`, { method: 'DELETE' })).status).toBe(
+      200,
+    );
+    const { resource: local } = await service.fhir.create<PlanDefinition>({
+      resourceType: 'PlanDefinition',
+      status: 'active',
+      url: `${url}-local`,
+      version: '1.0.0',
+      title: 'Our local maintenance plan',
+    });
+    await service.app.get(ProfilePublisher).publishAll();
+    const ehrPlan = await service.fhir.read<PlanDefinition>('PlanDefinition', local.id!);
+    expect({ url: ehrPlan.url, title: ehrPlan.title }).toEqual({
+      url: `${url}-local`,
+      title: 'Our local maintenance plan',
+    });
+    expect((await service.fhir.read<PlanDefinition>('PlanDefinition', 'ketamine-monthly-maintenance')).url).toBe(url);
   });
 
   describe('bad input gets a 4xx OperationOutcome', () => {

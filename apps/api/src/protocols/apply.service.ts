@@ -124,7 +124,11 @@ export class ApplyService {
   ): Promise<T | undefined> {
     const [url, version] = canonical.split('|');
     const found = await this.fhir.searchAll<T>(type, version ? { url, version } : { url });
-    return found.sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''))[0];
+    // Exactly this url: a server answering `url` as Medplum's matcher does (a substring: the embedded store) also
+    // returns `<url>-v2` and the like.
+    return found
+      .filter((r) => r.url === url && (!version || r.version === version))
+      .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''))[0];
   }
 
   /** Fetches what a plan's definitionCanonicals name, recursively, so the pure engine resolves them without I/O. */

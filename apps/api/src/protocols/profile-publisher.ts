@@ -41,10 +41,10 @@ export class ProfilePublisher implements OnApplicationBootstrap {
    */
   private async publish(resource: CanonicalResource): Promise<void> {
     const type = resource.resourceType as 'PlanDefinition';
-    const [existing] = await this.fhir.searchAll<CanonicalResource>(type, {
-      url: resource.url!,
-      version: resource.version ?? '',
-    });
+    // Exactly this url (the embedded store answers `url` as a substring, as Medplum's matcher does).
+    const existing = (
+      await this.fhir.searchAll<CanonicalResource>(type, { url: resource.url!, version: resource.version ?? '' })
+    ).find((r) => r.url === resource.url && (r.version ?? '') === (resource.version ?? ''));
     if (existing?.id && existing.id !== resource.id) {
       await this.fhir.update({ ...resource, id: existing.id });
       return;
