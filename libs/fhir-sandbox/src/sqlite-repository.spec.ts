@@ -871,93 +871,66 @@ describe('string searches read what they match, not every patient', () => {
   });
 });
 
+/** A store's internals the query plan tests read: how a search's candidates are selected, and the connection. */
+interface SearchInternals {
+  searcher: {
+    indexedFilter(type: string, filter: unknown): unknown;
+    candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
+  };
+  db: { prepare(sql: string): { all(...params: unknown[]): unknown[] } };
+}
+
+/** SQLite's plan for selecting a search's candidates (every filter of the query indexed). */
+function candidatePlan(repo: SqliteRepository, query: string): string[] {
+  const internals = repo as unknown as SearchInternals;
+  const { resourceType, filters } = parseSearchRequest(query);
+  const indexed = (filters ?? []).map((f) => internals.searcher.indexedFilter(resourceType, f));
+  const candidates = internals.searcher.candidateQuery(resourceType, indexed);
+  return (
+    internals.db.prepare(`EXPLAIN QUERY PLAN ${candidates.select('r.seq')}`).all(...candidates.params) as {
+      detail: string;
+    }[]
+  ).map((r) => r.detail);
+}
+
 describe('query plans', () => {
+  let repo: SqliteRepository;
+  beforeEach(() => {
+    repo = new SqliteRepository();
+  });
+  afterEach(() => repo.close());
+
   it("several OR'd token values are looked up in the value index, not by walking every row of the parameter", () => {
     // The follow-up worker's `Task?identifier=k1,k2,k3` read every Task key (62 ms at 100k Tasks, 0.1 ms now).
-    const repo = new SqliteRepository();
-    try {
-      const internals = repo as unknown as {
-        searcher: {
-          indexedFilter(
-            type: string,
-            filter: unknown,
-          ): { table: string; key: string; where: string; params: unknown[] };
-          candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
-        };
-        db: { prepare(sql: string): { all(...params: unknown[]): { detail: string }[] } };
-      };
-      const filter = parseSearchRequest(`Task?identifier=${SYS_A}|a,${SYS_A}|b,c`).filters![0];
-      const query = internals.searcher.candidateQuery('Task', [internals.searcher.indexedFilter('Task', filter)]);
-      const plan = internals.db
-        .prepare(`EXPLAIN QUERY PLAN ${query.select('r.seq')}`)
-        .all(...query.params)
-        .map((r) => r.detail);
-      expect(plan.some((d) => /token_value_system \(p=\? AND value=\?\)/.test(d))).toBe(true);
-    } finally {
-      repo.close();
-    }
+    const plan = candidatePlan(repo, `Task?identifier=${SYS_A}|a,${SYS_A}|b,c`);
+    expect(plan.some((d) => /token_value_system \(p=\? AND value=\?\)/.test(d))).toBe(true);
   });
 
   it('a name filter is driven by the trigram index, and checked per candidate by a seek, not a full-text query each', () => {
     // Checked per candidate as `x.rowid IN (full-text query)`, the query ran again for every row: 150 ms a page over
     // 50k Patients, 0.8 ms as a seek.
-    const repo = new SqliteRepository();
-    try {
-      const internals = repo as unknown as {
-        searcher: {
-          indexedFilter(type: string, filter: unknown): unknown;
-          candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
-        };
-        db: { prepare(sql: string): { all(...params: unknown[]): { detail: string }[] } };
-      };
-      const plan = (query: string) => {
-        const filters = parseSearchRequest(query).filters!.map((f) => internals.searcher.indexedFilter('Patient', f));
-        const candidates = internals.searcher.candidateQuery('Patient', filters);
-        return internals.db
-          .prepare(`EXPLAIN QUERY PLAN ${candidates.select('r.seq')}`)
-          .all(...candidates.params)
-          .map((r) => r.detail);
-      };
-      expect(plan('Patient?name=smith')).toContain('SCAN t VIRTUAL TABLE INDEX 0:M1');
-      // `_id` drives (it names one Patient); the name is a seek in the trigram lists for that candidate alone.
-      const checked = plan('Patient?_id=p1&name=smith');
-      expect(checked).toContain('SCAN t VIRTUAL TABLE INDEX 0:=M1');
-      expect(checked.some((d) => d.includes('LIST SUBQUERY'))).toBe(false);
-    } finally {
-      repo.close();
-    }
+    expect(candidatePlan(repo, 'Patient?name=smith')).toContain('SCAN t VIRTUAL TABLE INDEX 0:M1');
+    // `_id` drives (it names one Patient); the name is a seek in the trigram lists for that candidate alone.
+    const checked = candidatePlan(repo, 'Patient?_id=p1&name=smith');
+    expect(checked).toContain('SCAN t VIRTUAL TABLE INDEX 0:=M1');
+    expect(checked.some((d) => d.includes('LIST SUBQUERY'))).toBe(false);
   });
 
   it('a bare id is looked up in the tail index, which holds only the rows of parameters that match a bare id', async () => {
-    const repo = new SqliteRepository();
-    try {
-      const internals = repo as unknown as {
-        searcher: {
-          indexedFilter(type: string, filter: unknown): unknown;
-          candidateQuery(type: string, indexed: unknown[]): { select(columns: string): string; params: unknown[] };
-        };
-        db: { prepare(sql: string): { all(...params: unknown[]): unknown[] } };
-      };
-      const filter = parseSearchRequest('Task?patient=p1').filters![0];
-      const query = internals.searcher.candidateQuery('Task', [internals.searcher.indexedFilter('Task', filter)]);
-      const plan = (
-        internals.db.prepare(`EXPLAIN QUERY PLAN ${query.select('r.seq')}`).all(...query.params) as { detail: string }[]
-      ).map((r) => r.detail);
-      expect(plan.some((d) => /ref_tail_single \(p=\? AND tail=\?\)/.test(d))).toBe(true);
-      await repo.createResource<Task>({
-        resourceType: 'Task',
-        status: 'requested',
-        intent: 'plan',
-        for: { reference: 'Patient/p1' },
-        basedOn: [{ reference: 'CarePlan/cp1' }],
-      });
-      // `patient` has one target type; `subject` and `based-on` have several, so `based-on=cp1` matches nothing.
-      expect(internals.db.prepare('SELECT p, tail FROM ref WHERE tail IS NOT NULL').all()).toEqual([
-        { p: 'Task:patient', tail: 'p1' },
-      ]);
-    } finally {
-      repo.close();
-    }
+    const plan = candidatePlan(repo, 'Task?patient=p1');
+    expect(plan.some((d) => /ref_tail_single \(p=\? AND tail=\?\)/.test(d))).toBe(true);
+    await repo.createResource<Task>({
+      resourceType: 'Task',
+      status: 'requested',
+      intent: 'plan',
+      for: { reference: 'Patient/p1' },
+      basedOn: [{ reference: 'CarePlan/cp1' }],
+    });
+    // `patient` has one target type; `subject` and `based-on` have several, so `based-on=cp1` matches nothing.
+    const db = (repo as unknown as SearchInternals).db;
+    expect(db.prepare('SELECT p, tail FROM ref WHERE tail IS NOT NULL').all()).toEqual([
+      { p: 'Task:patient', tail: 'p1' },
+    ]);
   });
 });
 
