@@ -133,6 +133,30 @@ END;
 
 /** The tables of index rows (SCHEMA), each keyed by `seq`: cleared, rebuilt, counted and unindexed together. */
 const INDEX_TABLES = ['token', 'ref', 'date', 'absent', 'str'] as const;
+/** An index table holding a parameter's values: its columns (the parameter key first) and a resource's rows for it. */
+interface ValueTable {
+  table: string;
+  kind: IndexKind;
+  cols: string[];
+  insert: string;
+  rowsOf: (rows: IndexRows) => (string | null)[][];
+}
+
+function valueTable(table: string, kind: IndexKind, cols: string[], rowsOf: ValueTable['rowsOf']): ValueTable {
+  const insert = `INSERT INTO ${table} (seq, ${cols.join(', ')}) VALUES (?, ${cols.map(() => '?').join(', ')})`;
+  return { table, kind, cols, insert, rowsOf };
+}
+
+/** The index tables holding values (all but `absent`, which holds keys alone): written and updated through this list. */
+const VALUE_TABLES: ValueTable[] = [
+  valueTable('token', 'token', ['p', 'system', 'value'], (rows) =>
+    rows.tokens.map(([key, t]) => [key, t.system, t.value]),
+  ),
+  valueTable('ref', 'reference', ['p', 'ref', 'tail'], (rows) => rows.refs),
+  valueTable('date', 'date', ['p', 'lo', 'hi'], (rows) => rows.dates),
+  valueTable('str', 'string', ['p', 'value'], (rows) => rows.strings),
+];
+
 /** Deletes every index row. */
 const CLEAR_INDEX = INDEX_TABLES.map((table) => `DELETE FROM ${table};`).join(' ');
 
@@ -574,16 +598,12 @@ export class SqliteRepository extends FhirRepository {
 
   private insertIndexRows(seq: number, rows: IndexRows): void {
     this.widenSpans(rows.dates);
-    const token = this.stmt('INSERT INTO token (seq, p, system, value) VALUES (?, ?, ?, ?)');
-    for (const [key, t] of rows.tokens) token.run(seq, key, t.system, t.value);
-    const ref = this.stmt('INSERT INTO ref (seq, p, ref, tail) VALUES (?, ?, ?, ?)');
-    for (const [key, value, tail] of rows.refs) ref.run(seq, key, value, tail);
-    const date = this.stmt('INSERT INTO date (seq, p, lo, hi) VALUES (?, ?, ?, ?)');
-    for (const [key, lo, hi] of rows.dates) date.run(seq, key, lo, hi);
+    for (const { insert, rowsOf } of VALUE_TABLES) {
+      const stmt = this.stmt(insert);
+      for (const row of rowsOf(rows)) stmt.run(seq, ...row);
+    }
     const absent = this.stmt('INSERT INTO absent (seq, p) VALUES (?, ?)');
     for (const key of rows.absent) absent.run(seq, key);
-    const str = this.stmt('INSERT INTO str (seq, p, value) VALUES (?, ?, ?)');
-    for (const [key, value] of rows.strings) str.run(seq, key, value);
   }
 
   /**
@@ -595,21 +615,11 @@ export class SqliteRepository extends FhirRepository {
    */
   private updateIndexRows(seq: number, rows: IndexRows, resourceType: string): void {
     this.widenSpans(rows.dates);
-    const tables: { table: string; kind: IndexKind; cols: string[]; next: (string | null)[][] }[] = [
-      {
-        table: 'token',
-        kind: 'token',
-        cols: ['p', 'system', 'value'],
-        next: rows.tokens.map(([key, t]) => [key, t.system, t.value]),
-      },
-      { table: 'ref', kind: 'reference', cols: ['p', 'ref', 'tail'], next: rows.refs },
-      { table: 'date', kind: 'date', cols: ['p', 'lo', 'hi'], next: rows.dates },
-      { table: 'str', kind: 'string', cols: ['p', 'value'], next: rows.strings },
-    ];
     // A table can hold rows of this resource only for a kind of parameter its type has indexed.
     const kinds = new Set(this.indexedParams(resourceType).map((p) => p.kind));
-    for (const { table, kind, cols, next } of tables) {
+    for (const { table, kind, cols, insert: insertSql, rowsOf } of VALUE_TABLES) {
       if (!kinds.has(kind)) continue;
+      const next = rowsOf(rows);
       const current = this.stmt(`SELECT rowid AS r, ${cols.join(', ')} FROM ${table} WHERE seq = ?`).all(seq) as Record<
         string,
         string | number | null
@@ -633,9 +643,7 @@ export class SqliteRepository extends FhirRepository {
         }
       const values = cols.slice(1);
       const rewrite = this.stmt(`UPDATE ${table} SET ${values.map((c) => `${c} = ?`).join(', ')} WHERE rowid = ?`);
-      const insert = this.stmt(
-        `INSERT INTO ${table} (seq, ${cols.join(', ')}) VALUES (?, ${cols.map(() => '?').join(', ')})`,
-      );
+      const insert = this.stmt(insertSql);
       for (const [p, ...fields] of fresh) {
         const rowid = stale.get(p!)?.pop();
         if (rowid !== undefined) rewrite.run(...fields, rowid);
