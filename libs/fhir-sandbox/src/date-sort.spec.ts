@@ -5,6 +5,7 @@ import * as dateSort from './date-sort';
 import type { DateSort, Sql } from './date-sort';
 import type { IndexedFilter } from './search-filters';
 import { SqliteRepository } from './sqlite-repository';
+import { BOUND_LIMIT } from './sql-limit';
 
 /**
  * The query plans of a date-sorted page, on the store's own schema: SQLite's plan, not the row counts of a test,
@@ -99,7 +100,7 @@ describe('page plans', () => {
       const pagePlan = async (query: string) => {
         prepared.length = 0;
         expect((await store.search(parseSearchRequest(query))).entry).toHaveLength(20);
-        const page = prepared.find((sql) => sql.includes('LIMIT ? OFFSET ?'))!;
+        const page = prepared.find((sql) => sql.includes(`${BOUND_LIMIT} OFFSET ?`))!;
         const details = (
           storeDb
             .prepare(`EXPLAIN QUERY PLAN ${page}`)

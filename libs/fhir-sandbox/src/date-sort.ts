@@ -1,6 +1,7 @@
 import type { SQLInputValue } from 'node:sqlite';
 import type { IndexedFilter } from './search-filters';
 import { absentKey } from './search-index';
+import { BOUND_LIMIT } from './sql-limit';
 
 /**
  * `_sort` on a date parameter (`_lastUpdated`, `authored-on`, `date`) answered from the date index, so a sorted page
@@ -79,7 +80,10 @@ export interface Segment {
 
 /** One page of a segment: `limit` and `offset` are bound last. */
 export function pageSql(segment: Segment): Sql {
-  return { sql: `${segment.select.sql} ORDER BY ${segment.order} LIMIT ? OFFSET ?`, params: segment.select.params };
+  return {
+    sql: `${segment.select.sql} ORDER BY ${segment.order} ${BOUND_LIMIT} OFFSET ?`,
+    params: segment.select.params,
+  };
 }
 
 /** The segment's size. */

@@ -31,6 +31,7 @@ import {
 import { indexCondition, parseChainedFilter, type ChainedFilter, type IndexedFilter } from './search-filters';
 import { absentKey, type IndexedParam } from './search-index';
 import { assertOffsetWithin, cursorAfter, formatCursor, pagesByCursor, parseCursor } from './search-paging';
+import { BOUND_LIMIT } from './sql-limit';
 
 /**
  * How the embedded store answers a search over its index (sqlite-repository.ts keeps the index, this reads it):
@@ -214,7 +215,7 @@ export class SqliteSearch {
       // A broad search pages by walking the type (insertionWalk); a selective one reads its few candidates.
       const paged = query.broad ? this.insertionWalk(resourceType, indexed) : query;
       const rows = this.store
-        .stmt(`${paged.select('r.content AS content')} LIMIT ? OFFSET ?`)
+        .stmt(`${paged.select('r.content AS content')} ${BOUND_LIMIT} OFFSET ?`)
         .all(...paged.params, count < 0 ? -1 : count + 1, offset) as { content: string }[];
       const more = count >= 0 && rows.length > count;
       const page = more ? rows.slice(0, count) : rows;
@@ -339,7 +340,7 @@ export class SqliteSearch {
   }
 
   private typeHasAtLeast(resourceType: string, n: number): boolean {
-    const sql = 'SELECT count(*) AS n FROM (SELECT 1 FROM resource WHERE type = ? LIMIT ?)';
+    const sql = `SELECT count(*) AS n FROM (SELECT 1 FROM resource WHERE type = ? ${BOUND_LIMIT})`;
     return (this.store.stmt(sql).get(resourceType, n) as { n: number }).n >= n;
   }
 
@@ -362,7 +363,7 @@ export class SqliteSearch {
   private estimateRows(filter: IndexedFilter, cap: number): number {
     const rows = indexRows(filter);
     return (
-      this.store.stmt(`SELECT count(*) AS n FROM (SELECT 1 ${rows.sql} LIMIT ?)`).get(...rows.params, cap) as {
+      this.store.stmt(`SELECT count(*) AS n FROM (SELECT 1 ${rows.sql} ${BOUND_LIMIT})`).get(...rows.params, cap) as {
         n: number;
       }
     ).n;
@@ -428,7 +429,7 @@ export class SqliteSearch {
         const exists = existsAll(indexed);
         const sql =
           `SELECT r.seq AS seq FROM resource r INDEXED BY resource_type_id WHERE r.type = ?${exists.sql} ` +
-          `ORDER BY r.id${descending ? ' DESC' : ''} LIMIT ? OFFSET ?`;
+          `ORDER BY r.id${descending ? ' DESC' : ''} ${BOUND_LIMIT} OFFSET ?`;
         return this.seqsOf({ sql, params: [resourceType, ...exists.params, limit, offset] });
       },
       order: (query) =>
