@@ -190,6 +190,27 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     expect(part<DetectedIssue>(res.body, 'detectedIssue').map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
   });
 
+  it('a pregnancy recorded after 1,000 other conditions is still found: every condition is read, page after page', async () => {
+    // The protocols read the patient's Conditions without a limit. A server answers a search a page at a time (at
+    // most 1,000 on Medplum's, 20 without _count), so the loader follows the next links: with the first page alone
+    // (or with the former `limit` of 200), this patient was eligible and got an infusion order.
+    const subject = await createPatient(service, { weightKg: 64, bp: [110, 70] });
+    const history = Array.from({ length: 1000 }, () => activeCondition(...FIBROMYALGIA, subject));
+    await service.fhir.transaction(
+      history.map((resource) => ({ resource, request: { method: 'POST' as const, url: 'Condition' } })),
+    );
+    await service.fhir.create(activeCondition(...PREGNANCY, subject));
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send(applyParams(subject))
+      .expect(200);
+    expect(part<DetectedIssue>(res.body, 'detectedIssue').map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
+    expect(part<MedicationRequest>(res.body, 'request').filter((r) => r.resourceType === 'MedicationRequest')).toEqual(
+      [],
+    );
+  });
+
   it('no weight on record: proposed without a dose, with a warning the clinician sees', async () => {
     const subject = await createPatient(service, { bp: [120, 80] });
     const res = await request(service.url)

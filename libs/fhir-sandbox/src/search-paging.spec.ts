@@ -1,6 +1,13 @@
 import { OperationOutcomeError, parseSearchRequest } from '@medplum/core';
 import type { Task } from '@medplum/fhirtypes';
-import { assertOffsetWithin, cursorAfter, formatCursor, pagesByCursor, parseCursor } from './search-paging';
+import {
+  assertOffsetWithin,
+  cursorAfter,
+  formatCursor,
+  pagesByCursor,
+  parseCursor,
+  withMedplumPageSize,
+} from './search-paging';
 
 const at = (id: string, lastUpdated: string): Task => ({
   resourceType: 'Task',
@@ -11,6 +18,14 @@ const at = (id: string, lastUpdated: string): Task => ({
 });
 
 describe('search paging (as Medplum pages)', () => {
+  it("sets a search's page size as Medplum's server does: 20 when it names none, at most 1,000", () => {
+    const size = (query: string) => withMedplumPageSize(parseSearchRequest(`Task?${query}`)).count;
+    expect(size('status=draft')).toBe(20);
+    expect(size('_count=0')).toBe(0);
+    expect(size('_count=200')).toBe(200);
+    expect(size('_count=5000')).toBe(1000);
+  });
+
   it('pages by cursor only a _lastUpdated-ascending search of 20 or more, without an offset', () => {
     const pages = (query: string) => pagesByCursor(parseSearchRequest(`Task?${query}`));
     expect(pages('_sort=_lastUpdated&_count=20')).toBe(true);

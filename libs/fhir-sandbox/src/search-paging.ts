@@ -1,4 +1,11 @@
-import { OperationOutcomeError, badRequest, splitN, type SearchRequest } from '@medplum/core';
+import {
+  DEFAULT_MAX_SEARCH_COUNT,
+  DEFAULT_SEARCH_COUNT,
+  OperationOutcomeError,
+  badRequest,
+  splitN,
+  type SearchRequest,
+} from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 
 /**
@@ -11,6 +18,17 @@ import type { Resource } from '@medplum/fhirtypes';
 
 /** Medplum's server refuses a larger `_offset` (its config's maxSearchOffset default). */
 export const MEDPLUM_MAX_SEARCH_OFFSET = 10_000;
+
+/**
+ * A search's page size as Medplum's server sets it (searchImpl): 20 when the search names none, at most 1,000. A
+ * client that leaves out `_count` gets a page and a next link, not every match (which grew with the store, and let
+ * a caller rely on an answer no Medplum or HAPI server gives).
+ */
+export function withMedplumPageSize<T extends Resource>(searchRequest: SearchRequest<T>): SearchRequest<T> {
+  const count =
+    searchRequest.count === undefined ? DEFAULT_SEARCH_COUNT : Math.min(searchRequest.count, DEFAULT_MAX_SEARCH_COUNT);
+  return count === searchRequest.count ? searchRequest : { ...searchRequest, count };
+}
 
 /** Where the next page starts: at `nextInstant`, less the resources of that instant already given. */
 export interface Cursor {

@@ -3,12 +3,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { parseSearchRequest } from '@medplum/core';
+import { parseSearchRequest, type SearchRequest, type WithId } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, Patient, Period, Resource, Task } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { startFhirSandbox, type FhirSandbox } from './fhir-sandbox-server';
 import { DB_FILE, SqliteRepository } from './sqlite-repository';
+import { withMedplumPageSize } from './search-paging';
 
 /** Lets the crash tests' child processes load the store from its TypeScript sources. */
 const TS_REGISTER = path.join(__dirname, '../../../test/support/ts-register.cjs');
@@ -244,9 +245,19 @@ async function walkNextLinks(sandbox: FhirSandbox, first: string): Promise<strin
   return ids;
 }
 
+/**
+ * MemoryRepository with the page size Medplum's server gives a search (20 unless `_count` says otherwise, at most
+ * 1,000), as the SQLite store does: the comparisons are about which resources match and in what order.
+ */
+class MedplumPagedMemoryRepository extends MemoryRepository {
+  override search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
+    return super.search(withMedplumPageSize(searchRequest));
+  }
+}
+
 /** MemoryRepository's server and the SQLite store's, seeded with the same resources (ids, versions, times kept). */
 async function seededPair(resources: Resource[]): Promise<{ memory: FhirSandbox; sqlite: FhirSandbox }> {
-  const memoryRepo = new MemoryRepository();
+  const memoryRepo = new MedplumPagedMemoryRepository();
   const memory = await startFhirSandbox({ repository: memoryRepo });
   const sqlite = await startFhirSandbox({ dataDir: ':memory:' });
   for (const repo of [memoryRepo, sqlite.repo as SqliteRepository])
@@ -280,7 +291,9 @@ describe('SqliteRepository answers as MemoryRepository does', () => {
   it.each(QUERIES.map(counted))('%s', async (query) => {
     const [expected, actual] = [await get(memory, query), await get(sqlite, query)];
     expect(actual.status).toBe(expected.status);
-    expect(actual.body).toEqual(expected.body);
+    // Totals on both sides (asked for); a `_lastUpdated` sort pages by cursor here, as without the total.
+    expect(actual.body.total).toBe(expected.body.total);
+    expectSameAnswer(query, actual.body, expected.body);
   });
 
   it('the queries are not vacuous: most of them match something', async () => {
@@ -529,6 +542,28 @@ describe("paging as Medplum's server pages: _offset up to its maximum, a _cursor
       for (const link of links) expect(link).not.toMatch(/_offset=/);
     },
   );
+
+  it('a search naming no _count gets a page of 20 and a next link, as from Medplum, in a batch too', async () => {
+    // Before, the whole match set came back (all 300 Tasks): an answer no Medplum or HAPI server gives, so a caller
+    // could lean on it unseen, and its cost grew with the store.
+    const unpaged = await getSearch(sqlite, 'Task?status=requested');
+    expect(unpaged.body.entry).toHaveLength(20);
+    expect(unpaged.body.link?.find((l) => l.relation === 'next')?.url).toMatch(/_offset=20&_count=20/);
+    expect(await walkNextLinks(sqlite, 'Task?status=requested')).toHaveLength(200);
+    // Through a batch too (Medplum's server pages every search the same way, its repository's).
+    const batch = (await (
+      await fetch(sqlite.baseUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json' },
+        body: JSON.stringify({
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: [{ request: { method: 'GET', url: 'Task?status=completed' } }],
+        }),
+      })
+    ).json()) as Bundle;
+    expect((batch.entry?.[0]?.resource as Bundle).entry).toHaveLength(20);
+  });
 
   it('refuses an _offset past the maximum with 400, as Medplum does, and answers one at it', async () => {
     const deep = await getSearch(sqlite, 'Task?_count=10&_offset=10001');

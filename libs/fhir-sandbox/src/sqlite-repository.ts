@@ -37,7 +37,7 @@ import {
   type IndexedParam,
   type IndexRows,
 } from './search-index';
-import { MEDPLUM_MAX_SEARCH_OFFSET } from './search-paging';
+import { MEDPLUM_MAX_SEARCH_OFFSET, withMedplumPageSize } from './search-paging';
 import { SqliteSearch } from './sqlite-search';
 
 /** Where the data lives: a directory (the file `fhir.sqlite` inside it), or `:memory:`. */
@@ -470,7 +470,8 @@ export class SqliteRepository extends FhirRepository {
     });
   }
 
-  search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
+  search<T extends Resource>(request: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
+    const searchRequest = withMedplumPageSize(request);
     return this.ops.run(async () => {
       const bundle = this.searcher.run(searchRequest);
       if ((searchRequest.include || searchRequest.revInclude) && bundle.entry?.length) {

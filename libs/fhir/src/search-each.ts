@@ -1,17 +1,19 @@
-import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { batchResult, getEntry, type FhirClient } from './fhir-client';
+import type { Bundle, BundleEntry, ResourceType } from '@medplum/fhirtypes';
+import { batchResult, getEntry, hasMorePages, type FhirClient } from './fhir-client';
 
 export interface NamedSearch {
   name: string;
   resourceType: string;
   params: Record<string, string>;
+  /** Every match is wanted: pages after the first are followed (withRemainingPages). */
+  everyMatch?: boolean;
 }
 
 const NO_MATCHES: Bundle = { resourceType: 'Bundle', type: 'searchset', total: 0 };
 
-/** Several searches in one batch (one round trip); each searchset Bundle under its name. */
+/** Several searches in one batch (one round trip); each searchset Bundle under its name, whole where asked. */
 export async function searchEach(fhir: FhirClient, searches: NamedSearch[]): Promise<Record<string, Bundle>> {
-  return searchResults(await fhir.batch(searchEntries(searches)), searches);
+  return withRemainingPages(fhir, searchResults(await fhir.batch(searchEntries(searches)), searches), searches);
 }
 
 /** The searches as batch entries (`GET Type?params`), in order: to send with other entries in one batch. */
@@ -27,4 +29,24 @@ export function searchResults(answer: Bundle, searches: NamedSearch[], from = 0)
   return Object.fromEntries(
     searches.map((s, i) => [s.name, batchResult<Bundle>(answer.entry?.[from + i], s.resourceType) ?? NO_MATCHES]),
   );
+}
+
+/**
+ * The searches that want every match and were answered with a next page, read whole by following the server's next
+ * links (a round trip more, only then); the others as they are. A batch answers each search with its first page.
+ */
+export async function withRemainingPages(
+  fhir: FhirClient,
+  results: Record<string, Bundle>,
+  searches: NamedSearch[],
+): Promise<Record<string, Bundle>> {
+  const whole = await Promise.all(
+    searches.map(async (s): Promise<[string, Bundle]> => {
+      const first = results[s.name];
+      if (!s.everyMatch || !hasMorePages(first)) return [s.name, first];
+      const all = await fhir.searchAll(s.resourceType as ResourceType, s.params);
+      return [s.name, { resourceType: 'Bundle', type: 'searchset', entry: all.map((resource) => ({ resource })) }];
+    }),
+  );
+  return Object.fromEntries(whole);
 }

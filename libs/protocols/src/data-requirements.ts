@@ -6,7 +6,15 @@ export interface PatientDataQuery {
   name: string;
   resourceType: string;
   params: Record<string, string>;
+  /**
+   * No `limit`: the rules see every match (a contraindicating Condition may be the patient's 1,001st), so the
+   * reader follows next links past the first page. With a limit, the first `limit` matches are the answer.
+   */
+  everyMatch: boolean;
 }
+
+/** The page an input without a limit is read in: the most Medplum's server answers in one page. */
+export const EVERY_MATCH_PAGE = 1000;
 
 /** Searches that fetch what a PlanDefinition's action.input asks for, for one patient. */
 export function patientDataQueries(plan: PlanDefinition, patientId: string): PatientDataQuery[] {
@@ -24,6 +32,6 @@ function toQuery(input: DataRequirement & { id: string }, patientId: string): Pa
   }
   const sort = input.sort?.map((s) => (s.direction === 'descending' ? '-' : '') + s.path).join(',');
   if (sort) params._sort = sort;
-  if (input.limit) params._count = String(input.limit);
-  return { name: input.id, resourceType: input.type, params };
+  params._count = String(input.limit ?? EVERY_MATCH_PAGE);
+  return { name: input.id, resourceType: input.type, params, everyMatch: !input.limit };
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Patient, PlanDefinition } from '@medplum/fhirtypes';
-import { batchResult, FhirClient, getEntry, searchEntries, searchResults } from '@kc/fhir';
+import { batchResult, FhirClient, getEntry, searchEntries, searchResults, withRemainingPages } from '@kc/fhir';
 import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
 
 /** Fetches what a PlanDefinition's inputs ask for from the FHIR server: the I/O half of $apply. */
@@ -9,8 +9,9 @@ export class PatientDataLoader {
   constructor(private readonly fhir: FhirClient) {}
 
   /**
-   * The Patient and every input's searchset in one batch (one round trip, not one per search); the patient is
-   * undefined when it does not exist on the server. A search that fails fails the whole load.
+   * The Patient and every input's searchset in one batch (one round trip, not one per search; more only for an
+   * input without a limit that has more than a page of matches); the patient is undefined when it does not exist on
+   * the server. A search that fails fails the whole load.
    */
   async load(plan: PlanDefinition, patientId: string): Promise<{ patient?: Patient; data: ProtocolVariables }> {
     const queries = patientDataQueries(plan, patientId);
@@ -20,6 +21,6 @@ export class PatientDataLoader {
     ]);
     const patient = batchResult<Patient>(answer.entry?.[0], 'Patient');
     if (!patient) return { data: {} };
-    return { patient, data: searchResults(answer, queries, 1) };
+    return { patient, data: await withRemainingPages(this.fhir, searchResults(answer, queries, 1), queries) };
   }
 }

@@ -21,6 +21,7 @@ import {
   matchesOf,
   searchEntries,
   searchResults,
+  withRemainingPages,
   type SearchParams,
 } from '@kc/fhir';
 import {
@@ -274,7 +275,11 @@ export class FollowUpService {
         return bundle;
       }),
     );
-    const patientData = searchResults(response, dataQueries, searches.length);
+    const patientData = await withRemainingPages(
+      this.fhir,
+      searchResults(response, dataQueries, searches.length),
+      dataQueries,
+    );
     const patient = batchResult<Patient>(response.entry?.[searches.length + dataQueries.length], 'Patient');
     const [history, issues, openTasks, written] = bundles.map((b) => matchesOf(b)) as [
       Procedure[],
