@@ -285,6 +285,22 @@ describe('CDS Hooks services', () => {
     expect(await service.fhir.searchAll('DetectedIssue', { patient: `Patient/${patientId}` })).toHaveLength(0);
   });
 
+  it('order-sign: a pregnancy recorded after 1,000 other conditions is found: the fetched conditions are read whole', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [118, 76]);
+    const subject = `Patient/${patientId}`;
+    await service.fhir.transaction(
+      Array.from({ length: 1000 }, () => ({
+        resource: activeCondition('203082005', 'Fibromyalgia', subject),
+        request: { method: 'POST' as const, url: 'Condition' },
+      })),
+    );
+    await service.fhir.create(activeCondition(...PREGNANCY, subject));
+    const res = await callHook('ketamine-order-check', orderSign(patientId, [ketamineOrder(patientId)]));
+    const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
+    expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
+  });
+
   it('order-sign: an eligible patient gets no critical card, and non-ketamine orders are not checked', async () => {
     const eligible = await newPatient();
     await recordVitals(eligible, [124, 78]);

@@ -24,7 +24,8 @@ import {
 const CONTRAINDICATIONS: PrefetchQuery = {
   key: 'contraindications',
   resourceType: 'DetectedIssue',
-  params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '200' },
+  params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '1000' },
+  everyMatch: true,
 };
 
 /**
@@ -56,7 +57,12 @@ export class OrderSignService {
     for (const plan of this.plans) {
       const keys = new Map<string, string>();
       for (const q of patientDataQueries(plan, PATIENT_TOKEN)) {
-        const query: PrefetchQuery = { key: q.name, resourceType: q.resourceType, params: q.params };
+        const query: PrefetchQuery = {
+          key: q.name,
+          resourceType: q.resourceType,
+          params: q.params,
+          everyMatch: q.everyMatch,
+        };
         const template = prefetchTemplates([query])[q.name];
         let key = byTemplate.get(template);
         if (!key) {

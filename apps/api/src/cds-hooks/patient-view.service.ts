@@ -22,7 +22,8 @@ export const PATIENT_VIEW_QUERIES: PrefetchQuery[] = [
   {
     key: 'contraindications',
     resourceType: 'DetectedIssue',
-    params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '200' },
+    params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '1000' },
+    everyMatch: true,
   },
 ];
 

@@ -20,9 +20,11 @@ export interface PrefetchQuery {
   readPatient?: boolean;
   /** Search parameters; PATIENT_TOKEN in a value stands for the patient id. */
   params?: Record<string, string>;
+  /** Every match is wanted: fetched here, the search's next pages are followed (a prefetched Bundle is taken as sent). */
+  everyMatch?: boolean;
 }
 
-/** The template a CDS client fills in, e.g. DetectedIssue?patient=Patient/{{context.patientId}}&_count=200. */
+/** The template a CDS client fills in, e.g. DetectedIssue?patient=Patient/{{context.patientId}}&_count=1000. */
 export function prefetchTemplate(query: PrefetchQuery): string {
   if (query.readPatient) return `${query.resourceType}/${PATIENT_TOKEN}`;
   const search = Object.entries(query.params ?? {})
@@ -100,7 +102,15 @@ export class PrefetchResolver {
         const params = Object.fromEntries(
           Object.entries(q.params ?? {}).map(([k, v]) => [k, v.split(PATIENT_TOKEN).join(patientId)]),
         );
-        const bundle = await this.fhir.search(q.resourceType as ResourceType, params);
+        const bundle: Bundle = q.everyMatch
+          ? {
+              resourceType: 'Bundle',
+              type: 'searchset',
+              entry: (await this.fhir.searchAll(q.resourceType as ResourceType, params)).map((resource) => ({
+                resource,
+              })),
+            }
+          : await this.fhir.search(q.resourceType as ResourceType, params);
         return [q.key, onlyAboutPatient(bundle, patientId)];
       }),
     );
