@@ -146,4 +146,28 @@ describe('outcome-driven boosters', () => {
       .expect(400);
     expect(bad.body.resourceType).toBe('OperationOutcome');
   });
+
+  // Last: its 1,000 scores would keep the polling fallback above busy.
+  it('the latest score decides even behind 1,000 earlier ones: every score is read, page after page', async () => {
+    const p = await patientAfterFirstInfusion();
+    // Relief held for a long while (a score a day would take three years to get here; a device may send more).
+    await service.fhir.transaction(
+      Array.from({ length: 1000 }, () => ({
+        resource: {
+          resourceType: 'Observation' as const,
+          status: 'final' as const,
+          code: { coding: [{ system: 'http://loinc.org', code: '72514-3' }] },
+          subject: { reference: p.patient },
+          effectiveDateTime: '2027-01-10T09:00:00Z',
+          valueQuantity: { value: 2, unit: '{score}', system: 'http://unitsofmeasure.org', code: '{score}' },
+        },
+        request: { method: 'POST' as const, url: 'Observation' },
+      })),
+    );
+    // Then pain came back: read with the first 1,000 scores alone, relief still held and the booster went later.
+    await recordScore(await score(p.patient, '72514-3', 7, '2027-01-25T09:00:00Z'));
+    const booster = await reread(p.booster);
+    expect(booster.restriction?.period).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-02-22T10:00:00.000Z' });
+    expect(booster.reasonCode?.coding?.[0]).toMatchObject({ system: SYSTEM, code: 'booster-earlier' });
+  });
 });

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Observation, PlanDefinition, Procedure, Resource, Task } from '@medplum/fhirtypes';
-import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
+import { FhirClient, includedOf, matchesOf, searchEach } from '@kc/fhir';
 import {
   boosterProposal,
   carePlanTakesFollowUps,
@@ -87,16 +87,26 @@ export class BoosterOutcomes {
   private async reproposal({ task, carePlan, plan, rule }: Candidate, patient: string): Promise<Task | undefined> {
     const last = task.reasonReference?.reference;
     if (!last?.startsWith('Procedure/')) return undefined;
-    const answer = await this.fhir.batch([
-      getEntry('Observation', { patient, code: scoreCodes(rule).join(','), _count: 1000 }),
-      getEntry('Procedure', { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: 1000 }),
+    // One batch; every score and every infusion counts (the baseline is the first, the latest decides), so a search
+    // with more than a page of matches is read whole (a round trip more, only then).
+    const found = await searchEach(this.fhir, [
+      {
+        name: 'scores',
+        resourceType: 'Observation',
+        params: { patient, code: scoreCodes(rule).join(','), _count: '1000' },
+        everyMatch: true,
+      },
+      {
+        name: 'infusions',
+        resourceType: 'Procedure',
+        params: { 'based-on': `CarePlan/${carePlan.id}`, status: 'completed', _count: '1000' },
+        everyMatch: true,
+      },
     ]);
-    const observations = matchesOf<Observation>(batchResult(answer.entry?.[0], 'score Observations'));
+    const observations = matchesOf<Observation>(found.scores);
     // Only the protocol's infusions count (a consult recorded on the plan is not a first infusion).
     const definition = infusionDefinitionFor(plan, this.catalog);
-    const infusions = matchesOf<Procedure>(batchResult(answer.entry?.[1], 'infusions')).filter((p) =>
-      isInfusion(p, definition),
-    );
+    const infusions = matchesOf<Procedure>(found.infusions).filter((p) => isInfusion(p, definition));
     const lastInfusion = infusions.find((p) => `Procedure/${p.id}` === last);
     const starts = infusions
       .map((p) => p.performedPeriod?.start ?? p.performedDateTime)
