@@ -52,6 +52,16 @@ describe('readSearchParams', () => {
       expect(refusal(() => readSearchParams('Task', { code: value }))).toMatch(/unsupported value/);
   });
 
+  it("a cursor may name the dozens of ids a transaction's resources share an instant with, and nothing else", () => {
+    // 45 Tasks written in one transaction share a millisecond on a fast machine: their sync's cursor names them.
+    const ids = Array.from({ length: 45 }, (_, i) => `01a2${String(i).padStart(4, '0')}-66e9-7290-9772-41c11cd61657`);
+    const cursor = `2-1799360520000-${ids.join(',')}`;
+    expect(cursor.length).toBeGreaterThan(512);
+    expect(readSearchParams('Task', { _cursor: cursor })._cursor).toBe(cursor);
+    for (const value of ['2-1-a&_include=*', '2-1-a b', '2-1-a/../b', 'x'.repeat(16_001)])
+      expect(refusal(() => readSearchParams('Task', { _cursor: value }))).toMatch(/unsupported value/);
+  });
+
   it('reference parameters take Type/id or an id only', () => {
     expect(readSearchParams('Task', { 'based-on': 'CarePlan/abc' })['based-on']).toBe('CarePlan/abc');
     for (const value of ['Patient/1/_history/2', 'patient/1', 'http://x/Patient/1', 'Patient/', 'a|b'])
