@@ -180,14 +180,23 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     expect(res.body.parameter.find((p: { name: string }) => p.name === 'eligible').valueBoolean).toBe(false);
   });
 
-  it('a pregnant patient is flagged', async () => {
-    const subject = await createPatient(service, { weightKg: 64, bp: [110, 70], conditions: [PREGNANCY] });
+  /** The contraindications `$apply` of the low-dose series finds for the subject, and the orders it proposes. */
+  async function lowDoseFindings(subject: string): Promise<{ issues: string[]; orders: MedicationRequest[] }> {
     const res = await request(service.url)
       .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
       .set(service.as('clinician'))
       .send(applyParams(subject))
       .expect(200);
-    expect(part<DetectedIssue>(res.body, 'detectedIssue').map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
+    const out = res.body as Parameters;
+    return {
+      issues: part<DetectedIssue>(out, 'detectedIssue').map((i) => i.code?.coding?.[0].code ?? ''),
+      orders: part<MedicationRequest>(out, 'request').filter((r) => r.resourceType === 'MedicationRequest'),
+    };
+  }
+
+  it('a pregnant patient is flagged', async () => {
+    const subject = await createPatient(service, { weightKg: 64, bp: [110, 70], conditions: [PREGNANCY] });
+    expect((await lowDoseFindings(subject)).issues).toEqual(['pregnancy']);
   });
 
   it('a pregnancy recorded after 1,000 other conditions is still found: every condition is read, page after page', async () => {
@@ -200,15 +209,7 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
       history.map((resource) => ({ resource, request: { method: 'POST' as const, url: 'Condition' } })),
     );
     await service.fhir.create(activeCondition(...PREGNANCY, subject));
-    const res = await request(service.url)
-      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
-      .set(service.as('clinician'))
-      .send(applyParams(subject))
-      .expect(200);
-    expect(part<DetectedIssue>(res.body, 'detectedIssue').map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
-    expect(part<MedicationRequest>(res.body, 'request').filter((r) => r.resourceType === 'MedicationRequest')).toEqual(
-      [],
-    );
+    expect(await lowDoseFindings(subject)).toEqual({ issues: ['pregnancy'], orders: [] });
   });
 
   it('no weight on record: proposed without a dose, with a warning the clinician sees', async () => {
