@@ -1,10 +1,10 @@
 import type { Bundle, BundleEntry, ResourceType } from '@medplum/fhirtypes';
-import { batchResult, getEntry, hasMorePages, type FhirClient } from './fhir-client';
+import { batchResult, getEntry, hasMorePages, type FhirClient, type SearchParams } from './fhir-client';
 
 export interface NamedSearch {
   name: string;
   resourceType: string;
-  params: Record<string, string>;
+  params: SearchParams;
   /** Every match is wanted: pages after the first are followed (withRemainingPages). */
   everyMatch?: boolean;
 }
@@ -44,9 +44,14 @@ export async function withRemainingPages(
     searches.map(async (s): Promise<[string, Bundle]> => {
       const first = results[s.name];
       if (!s.everyMatch || !hasMorePages(first)) return [s.name, first];
-      const all = await fhir.searchAll(s.resourceType as ResourceType, s.params);
-      return [s.name, { resourceType: 'Bundle', type: 'searchset', entry: all.map((resource) => ({ resource })) }];
+      return [s.name, await searchWhole(fhir, s.resourceType as ResourceType, s.params)];
     }),
   );
   return Object.fromEntries(whole);
+}
+
+/** Every match of a search, the server's next links followed, as one searchset Bundle. */
+export async function searchWhole(fhir: FhirClient, resourceType: ResourceType, params: SearchParams): Promise<Bundle> {
+  const all = await fhir.searchAll(resourceType, params);
+  return { resourceType: 'Bundle', type: 'searchset', entry: all.map((resource) => ({ resource })) };
 }

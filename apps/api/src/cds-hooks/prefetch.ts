@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
 import { badRequest, isResourceId } from '@kc/common';
-import { FhirClient } from '@kc/fhir';
+import { FhirClient, searchWhole } from '@kc/fhir';
 import type { CdsRequest } from './cds-types';
 
 /**
@@ -102,15 +102,8 @@ export class PrefetchResolver {
         const params = Object.fromEntries(
           Object.entries(q.params ?? {}).map(([k, v]) => [k, v.split(PATIENT_TOKEN).join(patientId)]),
         );
-        const bundle: Bundle = q.everyMatch
-          ? {
-              resourceType: 'Bundle',
-              type: 'searchset',
-              entry: (await this.fhir.searchAll(q.resourceType as ResourceType, params)).map((resource) => ({
-                resource,
-              })),
-            }
-          : await this.fhir.search(q.resourceType as ResourceType, params);
+        const type = q.resourceType as ResourceType;
+        const bundle = q.everyMatch ? await searchWhole(this.fhir, type, params) : await this.fhir.search(type, params);
         return [q.key, onlyAboutPatient(bundle, patientId)];
       }),
     );

@@ -1,6 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type {
-  Bundle,
   BundleEntry,
   CarePlan,
   DetectedIssue,
@@ -8,21 +7,19 @@ import type {
   PlanDefinition,
   Procedure,
   Resource,
-  ResourceType,
   Task,
 } from '@medplum/fhirtypes';
 import {
   batchResult,
   FhirClient,
   getEntry,
-  hasMorePages,
   ifMatchFor,
   includedOf,
   matchesOf,
   searchEntries,
   searchResults,
   withRemainingPages,
-  type SearchParams,
+  type NamedSearch,
 } from '@kc/fhir';
 import {
   applyInfusionUpdate,
@@ -249,44 +246,39 @@ export class FollowUpService {
       .flatMap((a) => flattenActions([a]))
       .filter((a) => a.id)
       .map((a) => `${TASK_KEY_SYSTEM}|${taskKey(carePlan.id!, event.procedureId, a.id!)}`);
-    const searches: { resourceType: ResourceType; params: SearchParams }[] = [
-      { resourceType: 'Procedure', params: { 'based-on': carePlanRef, status: 'completed', _count: PAGE } },
-      { resourceType: 'DetectedIssue', params: { implicated: carePlanRef, _count: PAGE } },
-      { resourceType: 'Task', params: { 'based-on': carePlanRef, status: 'draft,ready', _count: PAGE } },
-      { resourceType: 'Task', params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE } },
-    ];
+    const searches: NamedSearch[] = [
+      {
+        name: 'history',
+        resourceType: 'Procedure',
+        params: { 'based-on': carePlanRef, status: 'completed', _count: PAGE },
+      },
+      { name: 'issues', resourceType: 'DetectedIssue', params: { implicated: carePlanRef, _count: PAGE } },
+      {
+        name: 'openTasks',
+        resourceType: 'Task',
+        params: { 'based-on': carePlanRef, status: 'draft,ready', _count: PAGE },
+      },
+      {
+        name: 'written',
+        resourceType: 'Task',
+        params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE },
+      },
+    ].map((s) => ({ ...s, everyMatch: true }));
     const response = await this.fhir.batch([
-      ...searches.map((s) => getEntry(s.resourceType, s.params)),
+      ...searchEntries(searches),
       ...searchEntries(dataQueries),
       getEntry(`Patient/${encodeURIComponent(event.patientId)}`),
     ]);
-    const bundles = await Promise.all(
-      searches.map(async (s, i) => {
-        const bundle = batchResult<Bundle>(response.entry?.[i], s.resourceType);
-        // A search with more than one page (rare; the patient data searches are bounded by the protocol).
-        if (hasMorePages(bundle)) {
-          const all = await this.fhir.searchAll(s.resourceType, s.params);
-          return {
-            resourceType: 'Bundle',
-            type: 'searchset',
-            entry: all.map((resource) => ({ resource })),
-          } satisfies Bundle;
-        }
-        return bundle;
-      }),
-    );
-    const patientData = await withRemainingPages(
-      this.fhir,
-      searchResults(response, dataQueries, searches.length),
-      dataQueries,
-    );
+    // A search with more than a page of matches (rare: a CarePlan with over 1,000 infusions) is read whole.
+    const [found, patientData] = await Promise.all([
+      withRemainingPages(this.fhir, searchResults(response, searches), searches),
+      withRemainingPages(this.fhir, searchResults(response, dataQueries, searches.length), dataQueries),
+    ]);
     const patient = batchResult<Patient>(response.entry?.[searches.length + dataQueries.length], 'Patient');
-    const [history, issues, openTasks, written] = bundles.map((b) => matchesOf(b)) as [
-      Procedure[],
-      DetectedIssue[],
-      Task[],
-      Task[],
-    ];
+    const history = matchesOf<Procedure>(found.history);
+    const issues = matchesOf<DetectedIssue>(found.issues);
+    const openTasks = matchesOf<Task>(found.openTasks);
+    const written = matchesOf<Task>(found.written);
     const overridden = overriddenContraindications(issues);
     return { history, patientData, patient, overridden, openTasks, written, issues };
   }
