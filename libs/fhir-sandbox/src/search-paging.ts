@@ -50,7 +50,7 @@ export function pagesByCursor(searchRequest: SearchRequest): boolean {
   const rules = searchRequest.sortRules;
   return (
     !searchRequest.offset &&
-    // A search naming no page size is answered whole here (FhirRouter's internal searches): no cursor.
+    // The store gives every search a page size before it gets here (withMedplumPageSize); without one, no cursor.
     searchRequest.count !== undefined &&
     searchRequest.count >= 20 &&
     rules?.length === 1 &&
