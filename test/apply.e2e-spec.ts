@@ -14,7 +14,14 @@ import type {
 } from '@medplum/fhirtypes';
 import { ProfilePublisher } from '../apps/api/src/protocols/profile-publisher';
 import { startTestService, type TestService } from './support/test-service';
-import { activeCondition, bloodPressure, bodyWeight, FIBROMYALGIA, PREGNANCY } from './fixtures/patient-data';
+import {
+  activeCondition,
+  bloodPressure,
+  bodyWeight,
+  createsOf,
+  FIBROMYALGIA,
+  PREGNANCY,
+} from './fixtures/patient-data';
 
 const DAY_MS = 86_400_000;
 /** Dates relative to today: the engine dates nothing before now, and looks back from now for observations. */
@@ -204,9 +211,8 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     // most 1,000 on Medplum's, 20 without _count), so the loader follows the next links: with the first page alone
     // (or with the former `limit` of 200), this patient was eligible and got an infusion order.
     const subject = await createPatient(service, { weightKg: 64, bp: [110, 70] });
-    const history = Array.from({ length: 1000 }, () => activeCondition(...FIBROMYALGIA, subject));
     await service.fhir.transaction(
-      history.map((resource) => ({ resource, request: { method: 'POST' as const, url: 'Condition' } })),
+      createsOf(Array.from({ length: 1000 }, () => activeCondition(...FIBROMYALGIA, subject))),
     );
     await service.fhir.create(activeCondition(...PREGNANCY, subject));
     expect(await lowDoseFindings(subject)).toEqual({ issues: ['pregnancy'], orders: [] });

@@ -15,7 +15,15 @@ import type {
 } from '@medplum/fhirtypes';
 import { mintCdsClientJwt } from '../apps/api/src/cds-hooks/cds-client-auth';
 import type { Card, CdsServiceDefinition } from '../apps/api/src/cds-hooks/cds-types';
-import { activeCondition, bloodPressure, bodyWeight, PREGNANCY, searchset } from './fixtures/patient-data';
+import {
+  activeCondition,
+  bloodPressure,
+  bodyWeight,
+  createsOf,
+  FIBROMYALGIA,
+  PREGNANCY,
+  searchset,
+} from './fixtures/patient-data';
 import { startTestService, type TestService } from './support/test-service';
 
 const SECRET_ISSUER = 'https://ehr.test/secret-client';
@@ -290,10 +298,7 @@ describe('CDS Hooks services', () => {
     await recordVitals(patientId, [118, 76]);
     const subject = `Patient/${patientId}`;
     await service.fhir.transaction(
-      Array.from({ length: 1000 }, () => ({
-        resource: activeCondition('203082005', 'Fibromyalgia', subject),
-        request: { method: 'POST' as const, url: 'Condition' },
-      })),
+      createsOf(Array.from({ length: 1000 }, () => activeCondition(...FIBROMYALGIA, subject))),
     );
     await service.fhir.create(activeCondition(...PREGNANCY, subject));
     const res = await callHook('ketamine-order-check', orderSign(patientId, [ketamineOrder(patientId)]));

@@ -5,6 +5,7 @@ import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
 import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion, waitFor } from './support/clinic';
 import { score as recordedScore } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
+import { createsOf, outcomeScore } from './fixtures/patient-data';
 
 const SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 
@@ -152,17 +153,7 @@ describe('outcome-driven boosters', () => {
     const p = await patientAfterFirstInfusion();
     // Relief held for a long while (a score a day would take three years to get here; a device may send more).
     await service.fhir.transaction(
-      Array.from({ length: 1000 }, () => ({
-        resource: {
-          resourceType: 'Observation' as const,
-          status: 'final' as const,
-          code: { coding: [{ system: 'http://loinc.org', code: '72514-3' }] },
-          subject: { reference: p.patient },
-          effectiveDateTime: '2027-01-10T09:00:00Z',
-          valueQuantity: { value: 2, unit: '{score}', system: 'http://unitsofmeasure.org', code: '{score}' },
-        },
-        request: { method: 'POST' as const, url: 'Observation' },
-      })),
+      createsOf(Array.from({ length: 1000 }, () => outcomeScore(p.patient, '72514-3', 2, '2027-01-10T09:00:00Z'))),
     );
     // Then pain came back: read with the first 1,000 scores alone, relief still held and the booster went later.
     await recordScore(await score(p.patient, '72514-3', 7, '2027-01-25T09:00:00Z'));

@@ -6,6 +6,7 @@ import { FollowUpService } from '../apps/worker/src/followups/follow-up.service'
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
+import { createsOf } from './fixtures/patient-data';
 
 const DEV_ISSUER = { devIssuer: true, clientId: 'ketamine-careplans-ui', scope: 'openid fhirUser profile user/*.read' };
 
@@ -163,10 +164,12 @@ describe('clinician page in a real browser', () => {
 
     // A name more than 20 patients share: one page of them, and the page asks for more of the name.
     await service.fhir.transaction(
-      Array.from({ length: 21 }, (_, i) => ({
-        resource: { resourceType: 'Patient' as const, name: [{ given: [`P${i}`], family: 'Sharedname' }] },
-        request: { method: 'POST' as const, url: 'Patient' },
-      })),
+      createsOf(
+        Array.from({ length: 21 }, (_, i) => ({
+          resourceType: 'Patient' as const,
+          name: [{ given: [`P${i}`], family: 'Sharedname' }],
+        })),
+      ),
     );
     await page.selectOption('#f-protocol', '');
     await page.fill('#f-name', 'sharedname');

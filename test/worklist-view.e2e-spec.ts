@@ -3,6 +3,7 @@ import type { DetectedIssue } from '@medplum/fhirtypes';
 import { completeInfusion } from './support/clinic';
 import { enrolNamedPatient, score } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
+import { createsOf } from './fixtures/patient-data';
 
 interface ViewItem {
   id: string;
@@ -162,10 +163,12 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
 
   it('a name many patients share reads one page of them and asks for more of the name', async () => {
     await service.fhir.transaction(
-      Array.from({ length: 45 }, (_, i) => ({
-        resource: { resourceType: 'Patient' as const, name: [{ given: [`P${i}`], family: 'Manyfold' }] },
-        request: { method: 'POST' as const, url: 'Patient' },
-      })),
+      createsOf(
+        Array.from({ length: 45 }, (_, i) => ({
+          resourceType: 'Patient' as const,
+          name: [{ given: [`P${i}`], family: 'Manyfold' }],
+        })),
+      ),
     );
     const common = await request(service.url)
       .get('/worklist/view')

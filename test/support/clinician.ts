@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { CarePlan, Observation, Parameters, Patient } from '@medplum/fhirtypes';
-import { bloodPressure, bodyWeight } from '../fixtures/patient-data';
+import type { CarePlan, Parameters, Patient } from '@medplum/fhirtypes';
+import { bloodPressure, bodyWeight, outcomeScore } from '../fixtures/patient-data';
 import { findChromium } from './browser';
 import type { TestService } from './test-service';
 
@@ -49,14 +49,7 @@ export async function score(
   value: number,
   when: string,
 ): Promise<string> {
-  const { resource } = await service.fhir.create<Observation>({
-    resourceType: 'Observation',
-    status: 'final',
-    code: { coding: [{ system: LOINC, code }] },
-    subject: { reference: patient },
-    effectiveDateTime: when,
-    valueQuantity: { value, unit: '{score}', system: 'http://unitsofmeasure.org', code: '{score}' },
-  });
+  const { resource } = await service.fhir.create(outcomeScore(patient, code, value, when));
   return resource.id!;
 }
 
