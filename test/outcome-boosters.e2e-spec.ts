@@ -35,9 +35,13 @@ describe('outcome-driven boosters', () => {
     await queueIdle(service, QUEUES.outcomes);
   }
 
-  /** Pain 8/10 before the first infusion; after it, the booster awaits approval in its whole 6-8 week window. */
-  async function patientAfterFirstInfusion() {
+  /**
+   * Pain 8/10 before the first infusion; after it, the booster awaits approval in its whole 6-8 week window.
+   * `before` runs between the enrolment and the infusion.
+   */
+  async function patientAfterFirstInfusion(before?: (patient: string) => Promise<unknown>) {
     const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed');
+    await before?.(enrolment.patient);
     const baseline = await score(enrolment.patient, '72514-3', 8, '2026-12-20T09:00:00Z');
     const procedureId = await completeInfusion(service, enrolment, INFUSION_END);
     await reportInfusion(service, procedureId);
@@ -146,6 +150,28 @@ describe('outcome-driven boosters', () => {
       .send({ observation: 'Procedure/1' })
       .expect(400);
     expect(bad.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it("a booster behind 200 of the patient's other draft Tasks is found: every page of them is read", async () => {
+    // Tasks the EHR keeps for this patient (referrals, forms to sign), written before the booster: the first page of
+    // the patient's draft Tasks holds none of the service's.
+    const p = await patientAfterFirstInfusion((patient) =>
+      service.fhir.transaction(
+        createsOf(
+          Array.from({ length: 200 }, (_, i): Task => ({
+            resourceType: 'Task',
+            status: 'draft',
+            intent: 'order',
+            description: `Referral form ${i + 1} to sign`,
+            for: { reference: patient },
+          })),
+        ),
+      ),
+    );
+    await recordScore(await score(p.patient, '72514-3', 7, '2027-01-25T09:00:00Z'));
+    const booster = await reread(p.booster);
+    expect(booster.restriction?.period).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-02-22T10:00:00.000Z' });
+    expect(booster.reasonCode?.coding?.[0]).toMatchObject({ system: SYSTEM, code: 'booster-earlier' });
   });
 
   // Last: its 1,000 scores would keep the polling fallback above busy.

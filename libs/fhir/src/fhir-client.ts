@@ -107,14 +107,20 @@ export class FhirClient {
    */
   async searchAll<T extends Resource>(resourceType: ResourceType, params: SearchParams = {}): Promise<T[]> {
     const resources: T[] = [];
+    for await (const page of this.searchPages<T>(resourceType, params)) resources.push(...matchesOf<T>(page));
+    return resources;
+  }
+
+  /** Each page of a search in turn, the server's next links followed (matches, includes and outcomes as sent). */
+  async *searchPages<T extends Resource>(
+    resourceType: ResourceType,
+    params: SearchParams = {},
+  ): AsyncGenerator<Bundle<T>> {
     let bundle = await this.search<T>(resourceType, params);
     for (let page = 1; ; page++) {
-      for (const entry of bundle.entry ?? []) {
-        if (entry.resource && entry.search?.mode !== 'include' && entry.search?.mode !== 'outcome')
-          resources.push(entry.resource);
-      }
+      yield bundle;
       const next = bundle.link?.find((l) => l.relation === 'next')?.url;
-      if (!next || (bundle.entry ?? []).length === 0) return resources;
+      if (!next || (bundle.entry ?? []).length === 0) return;
       if (page >= this.maxPages)
         throw new FhirUnavailableError(`search ${resourceType} exceeded ${this.maxPages} pages`);
       bundle = (await this.request<Bundle<T>>('GET', this.sameServer(next))).body!;

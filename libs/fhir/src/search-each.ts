@@ -1,5 +1,13 @@
 import type { Bundle, BundleEntry, ResourceType } from '@medplum/fhirtypes';
-import { batchResult, getEntry, hasMorePages, type FhirClient, type SearchParams } from './fhir-client';
+import {
+  batchResult,
+  getEntry,
+  hasMorePages,
+  includedOf,
+  matchesOf,
+  type FhirClient,
+  type SearchParams,
+} from './fhir-client';
 
 export interface NamedSearch {
   name: string;
@@ -50,8 +58,21 @@ export async function withRemainingPages(
   return Object.fromEntries(whole);
 }
 
-/** Every match of a search, the server's next links followed, as one searchset Bundle. */
+/**
+ * Every match of a search, the server's next links followed, as one searchset Bundle; the resources each page
+ * `_include`d come along (once each), marked as includes.
+ */
 export async function searchWhole(fhir: FhirClient, resourceType: ResourceType, params: SearchParams): Promise<Bundle> {
-  const all = await fhir.searchAll(resourceType, params);
-  return { resourceType: 'Bundle', type: 'searchset', entry: all.map((resource) => ({ resource })) };
+  const entry: BundleEntry[] = [];
+  const included = new Set<string>();
+  for await (const page of fhir.searchPages(resourceType, params)) {
+    for (const resource of matchesOf(page)) entry.push({ resource, search: { mode: 'match' } });
+    for (const resource of includedOf(page)) {
+      const key = `${resource.resourceType}/${resource.id}`;
+      if (included.has(key)) continue;
+      included.add(key);
+      entry.push({ resource, search: { mode: 'include' } });
+    }
+  }
+  return { resourceType: 'Bundle', type: 'searchset', entry };
 }

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, Observation, PlanDefinition, Procedure, Resource, Task } from '@medplum/fhirtypes';
-import { FhirClient, includedOf, matchesOf, searchEach } from '@kc/fhir';
+import type { CarePlan, Observation, PlanDefinition, Procedure, Task } from '@medplum/fhirtypes';
+import { FhirClient, includedOf, matchesOf, searchEach, searchWhole } from '@kc/fhir';
 import {
   boosterProposal,
   carePlanTakesFollowUps,
@@ -27,8 +27,9 @@ interface Candidate {
  * A score was recorded (pain NRS, PEG, PHQ-9): re-propose the patient's maintenance boosters still awaiting
  * approval, earlier or later within the protocol's window, with the Observations behind it (libs/followups'
  * booster-timing decides). Approved boosters are the clinician's decision and are left alone. Requests: the
- * Observation; the patient's draft Tasks with their CarePlans; one batch per CarePlan (scores, infusions); one
- * If-Match update per booster that changes (a concurrent decision makes it 412: the job retries on fresh data).
+ * Observation; the patient's draft Tasks with their CarePlans (every page); one batch per CarePlan (scores,
+ * infusions); one If-Match update per booster that changes (a concurrent decision makes it 412: the job retries on
+ * fresh data).
  */
 @Injectable()
 export class BoosterOutcomes {
@@ -62,7 +63,9 @@ export class BoosterOutcomes {
 
   /** The patient's Tasks awaiting approval whose protocol action has outcome-driven timing, with their CarePlans. */
   private async candidates(patient: string): Promise<Candidate[]> {
-    const bundle = await this.fhir.search<Task | Resource>('Task', {
+    // Read whole: a booster on a later page is re-proposed like the first 200 (a patient with years of follow-ups
+    // awaiting review).
+    const bundle = await searchWhole(this.fhir, 'Task', {
       patient,
       status: 'draft',
       _include: 'Task:based-on',
