@@ -5,6 +5,7 @@ import request from 'supertest';
 import { businessStatus } from '@kc/task-states';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type {
+  Bundle,
   DetectedIssue,
   MedicationRequest,
   Observation,
@@ -302,6 +303,24 @@ describe('CDS Hooks services', () => {
     );
     await service.fhir.create(activeCondition(...PREGNANCY, subject));
     const res = await callHook('ketamine-order-check', orderSign(patientId, [ketamineOrder(patientId)]));
+    const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
+    expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
+  });
+
+  it('order-sign: a prefetched first page of conditions (a next link) is topped up from the server, whose pregnancy counts', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [118, 76]);
+    const subject = `Patient/${patientId}`;
+    await service.fhir.create(activeCondition(...PREGNANCY, subject));
+    // The EHR sent its first page: a condition of its own, and a link to the rest.
+    const firstPage: Bundle = {
+      ...searchset({ ...activeCondition(...FIBROMYALGIA, subject), id: 'ehr-fibromyalgia' }),
+      link: [{ relation: 'next', url: `https://ehr.example/fhir/Condition?patient=${subject}&_page=2` }],
+    };
+    const res = await callHook(
+      'ketamine-order-check',
+      orderSign(patientId, [ketamineOrder(patientId)], { conditions: firstPage }),
+    );
     const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
     expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
   });

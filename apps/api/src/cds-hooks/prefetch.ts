@@ -1,13 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
 import { badRequest, isResourceId } from '@kc/common';
-import { FhirClient, searchWhole } from '@kc/fhir';
+import { FhirClient, hasMorePages, searchWhole } from '@kc/fhir';
 import type { CdsRequest } from './cds-types';
 
 /**
  * Prefetch: the queries a hook service declares in discovery (as templates with {{context.patientId}}), and
  * resolving them for one call: what the CDS client prefetched is used as sent; absent or null keys are read from
- * the configured FHIR server. The request's fhirServer/fhirAuthorization are not used (see README).
+ * the configured FHIR server, and so is a query that wants every match when the client sent one page of it (a next
+ * link): the union is judged. The request's fhirServer/fhirAuthorization are not used (see README).
  */
 
 export const PATIENT_TOKEN = '{{context.patientId}}';
@@ -20,7 +21,10 @@ export interface PrefetchQuery {
   readPatient?: boolean;
   /** Search parameters; PATIENT_TOKEN in a value stands for the patient id. */
   params?: Record<string, string>;
-  /** Every match is wanted: fetched here, the search's next pages are followed (a prefetched Bundle is taken as sent). */
+  /**
+   * Every match is wanted (a contraindication may be on any page): fetched here, the search's next pages are
+   * followed; prefetched with more pages than sent, it is topped up from the configured FHIR server.
+   */
   everyMatch?: boolean;
 }
 
@@ -94,21 +98,40 @@ export class PrefetchResolver {
           // Only used to check a prefetched Patient is the context patient: no need to read it when not sent.
           return [q.key, undefined];
         }
-        if (given && given.resourceType === 'Bundle') {
+        const partial = given?.resourceType === 'Bundle' && q.everyMatch && hasMorePages(given);
+        if (given && given.resourceType === 'Bundle' && !partial) {
           prefetched++;
           return [q.key, onlyAboutPatient(given, patientId)];
         }
         fetched++;
-        const params = Object.fromEntries(
-          Object.entries(q.params ?? {}).map(([k, v]) => [k, v.split(PATIENT_TOKEN).join(patientId)]),
-        );
-        const type = q.resourceType as ResourceType;
-        const bundle = q.everyMatch ? await searchWhole(this.fhir, type, params) : await this.fhir.search(type, params);
-        return [q.key, onlyAboutPatient(bundle, patientId)];
+        const bundle = await this.fetch(q, patientId);
+        // The client's first page and every page here: what either holds counts (the EHR's page may hold records the
+        // configured server does not).
+        const judged = partial ? union(given, bundle) : bundle;
+        return [q.key, onlyAboutPatient(judged, patientId)];
       }),
     );
     return { data: Object.fromEntries(entries), prefetched, fetched };
   }
+
+  private fetch(q: PrefetchQuery, patientId: string): Promise<Bundle> {
+    const params = Object.fromEntries(
+      Object.entries(q.params ?? {}).map(([k, v]) => [k, v.split(PATIENT_TOKEN).join(patientId)]),
+    );
+    const type = q.resourceType as ResourceType;
+    return q.everyMatch ? searchWhole(this.fhir, type, params) : this.fhir.search(type, params);
+  }
+}
+
+/** The first Bundle's entries, then the second's that name a resource the first does not hold. */
+function union(first: Bundle, second: Bundle): Bundle {
+  const key = (r: Resource | undefined) => `${r?.resourceType}/${r?.id}`;
+  const held = new Set((first.entry ?? []).map((e) => key(e.resource)));
+  return {
+    ...first,
+    link: undefined,
+    entry: [...(first.entry ?? []), ...(second.entry ?? []).filter((e) => !held.has(key(e.resource)))],
+  };
 }
 
 export function resourcesIn<T extends Resource>(value: Resource | Bundle | undefined, type: T['resourceType']): T[] {
