@@ -323,3 +323,32 @@ function uncheckedOrderCard(notCovered: UncheckedCondition[], orderKey: string, 
     source: { label: options.sourceLabel },
   };
 }
+
+/**
+ * order-sign: draft orders naming a Medication the service could not read (on the EHR's own server, say): whether
+ * they are ketamine cannot be told, so the contraindication check did not run for them, and the card says so.
+ */
+export function unresolvedMedicationCard(orders: MedicationRequest[], options: CardOptions): Card[] {
+  if (!orders.length) return [];
+  const lines = orders.map((o) => {
+    const medication = o.medicationReference;
+    const named = medication?.display ? `${medication.reference} (${medication.display})` : medication?.reference;
+    return `- ${o.id ? `MedicationRequest/${o.id}` : 'A draft order'} names ${named}`;
+  });
+  return [
+    {
+      uuid: uuidFromKey(`cds:order-sign:${orders.map((o) => o.medicationReference?.reference).join(',')}:unresolved`),
+      summary: summary(
+        `Medication not found: ketamine contraindication check did not run (${plural(orders.length, 'order')})`,
+      ),
+      detail: [
+        ...lines,
+        '',
+        "Neither the request nor the FHIR server holds the Medication. If it is ketamine, check the patient's " +
+          'contraindications before signing, or send the Medication in the draft orders (contained or as an entry).',
+      ].join('\n'),
+      indicator: 'warning',
+      source: { label: options.sourceLabel },
+    },
+  ];
+}

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { Bundle, MedicationRequest, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Medication, MedicationRequest, Resource } from '@medplum/fhirtypes';
 import { patientDataQueries, ProtocolCatalog, type ProtocolVariables } from '@kc/protocols';
 import {
   activeCondition,
@@ -11,7 +11,13 @@ import {
   searchset,
 } from '../../../../test/fixtures/patient-data';
 import { evaluateEligibility } from './eligibility';
-import { isKetamineOrder, ketamineOrders, ketamineProductCodes, protocolsForOrder } from './ketamine-orders';
+import {
+  isKetamineOrder,
+  ketamineOrders,
+  ketamineProductCodes,
+  protocolsForOrder,
+  unresolvedMedicationOrders,
+} from './ketamine-orders';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '../../../../fhir-profiles'));
 const lowDose = catalog.findPlanDefinition('ketamine-low-dose-series')!;
@@ -121,6 +127,28 @@ describe('ketamine orders (pure)', () => {
     };
     // RxNorm's 6130 under the SNOMED system is not ketamine.
     expect(ketamineOrders(bundle, codes).map((o) => o.id)).toEqual(['mr']);
+  });
+
+  it('an order naming a Medication found nowhere is unresolved until the Medication is read; then judged by its code', () => {
+    const snomed = { coding: [{ system: 'http://snomed.info/sct', code: '373464007' }] };
+    const ondansetron = { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '26225' }] };
+    const bundle: Bundle = {
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: [
+        { resource: order({ id: 'k', medicationReference: { reference: 'Medication/ket' } }) },
+        { resource: order({ id: 'o', medicationReference: { reference: 'Medication/ond' } }) },
+        { resource: order({ id: 'c', medicationCodeableConcept: snomed }) },
+      ],
+    };
+    expect(ketamineOrders(bundle, codes).map((o) => o.id)).toEqual(['c']);
+    expect(unresolvedMedicationOrders(bundle).map((o) => o.id)).toEqual(['k', 'o']);
+    const resolved = new Map<string, Medication>([
+      ['Medication/ket', { resourceType: 'Medication', code: snomed }],
+      ['Medication/ond', { resourceType: 'Medication', code: ondansetron }],
+    ]);
+    expect(ketamineOrders(bundle, codes, resolved).map((o) => o.id)).toEqual(['k', 'c']);
+    expect(unresolvedMedicationOrders(bundle, resolved)).toEqual([]);
   });
 
   it('an order instantiating a protocol activity is checked against the protocols using it, else against all', () => {

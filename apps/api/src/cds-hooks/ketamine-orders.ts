@@ -33,8 +33,18 @@ function matches(concept: CodeableConcept | undefined, codes: ProductCode[]): bo
   );
 }
 
-/** The Medication an order names: its own code, a contained Medication, or one in the draftOrders Bundle. */
-function medicationConcept(order: MedicationRequest, bundle?: Bundle): CodeableConcept | undefined {
+/** Medications read from the FHIR server for this call, by the reference the order used. */
+export type ResolvedMedications = ReadonlyMap<string, Medication>;
+
+/**
+ * The Medication an order names: its own code, a contained Medication, one in the draftOrders Bundle, or one read
+ * from the FHIR server (`resolved`); 'unresolved' when it names one found nowhere.
+ */
+function medicationOf(
+  order: MedicationRequest,
+  bundle?: Bundle,
+  resolved?: ResolvedMedications,
+): CodeableConcept | undefined | 'unresolved' {
   if (order.medicationCodeableConcept) return order.medicationCodeableConcept;
   const ref = order.medicationReference?.reference;
   if (!ref) return undefined;
@@ -44,19 +54,44 @@ function medicationConcept(order: MedicationRequest, bundle?: Bundle): CodeableC
   const inBundle = bundle?.entry?.find(
     (e) => e.resource?.resourceType === 'Medication' && (e.fullUrl === ref || `Medication/${e.resource.id}` === ref),
   )?.resource as Medication | undefined;
-  return (contained ?? inBundle)?.code;
+  const medication = contained ?? inBundle ?? resolved?.get(ref);
+  return medication ? medication.code : 'unresolved';
 }
 
-export function isKetamineOrder(order: MedicationRequest, codes: ProductCode[], bundle?: Bundle): boolean {
-  return matches(medicationConcept(order, bundle), codes);
+export function isKetamineOrder(
+  order: MedicationRequest,
+  codes: ProductCode[],
+  bundle?: Bundle,
+  resolved?: ResolvedMedications,
+): boolean {
+  const medication = medicationOf(order, bundle, resolved);
+  return medication !== 'unresolved' && matches(medication, codes);
+}
+
+function draftMedicationRequests(draftOrders: Bundle | undefined): MedicationRequest[] {
+  return (draftOrders?.entry ?? [])
+    .map((e) => e.resource)
+    .filter((r): r is MedicationRequest => r?.resourceType === 'MedicationRequest');
 }
 
 /** The ketamine MedicationRequests among context.draftOrders. */
-export function ketamineOrders(draftOrders: Bundle | undefined, codes: ProductCode[]): MedicationRequest[] {
-  return (draftOrders?.entry ?? [])
-    .map((e) => e.resource)
-    .filter((r): r is MedicationRequest => r?.resourceType === 'MedicationRequest')
-    .filter((r) => isKetamineOrder(r, codes, draftOrders));
+export function ketamineOrders(
+  draftOrders: Bundle | undefined,
+  codes: ProductCode[],
+  resolved?: ResolvedMedications,
+): MedicationRequest[] {
+  return draftMedicationRequests(draftOrders).filter((r) => isKetamineOrder(r, codes, draftOrders, resolved));
+}
+
+/**
+ * The draft orders naming a Medication found nowhere (not contained, not in draftOrders, not in `resolved`): whether
+ * they are ketamine cannot be told.
+ */
+export function unresolvedMedicationOrders(
+  draftOrders: Bundle | undefined,
+  resolved?: ResolvedMedications,
+): MedicationRequest[] {
+  return draftMedicationRequests(draftOrders).filter((r) => medicationOf(r, draftOrders, resolved) === 'unresolved');
 }
 
 /**

@@ -2,7 +2,14 @@ import { Injectable } from '@nestjs/common';
 import type { Bundle, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
 import { patientDataQueries, ProtocolCatalog } from '@kc/protocols';
-import { codeDisplays, orderContraindications, orderSignCards, type CardOptions } from './cards';
+import {
+  codeDisplays,
+  orderContraindications,
+  orderSignCards,
+  sortCards,
+  unresolvedMedicationCard,
+  type CardOptions,
+} from './cards';
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import { evaluateEligibility } from './eligibility';
 import {
@@ -10,8 +17,10 @@ import {
   ketamineProductCodes,
   patientIdOf,
   protocolsForOrder,
+  unresolvedMedicationOrders,
   type ProductCode,
 } from './ketamine-orders';
+import { MedicationResolver } from './medication-resolver';
 import {
   checkPatientId,
   PATIENT_TOKEN,
@@ -45,6 +54,7 @@ export class OrderSignService {
 
   constructor(
     private readonly prefetch: PrefetchResolver,
+    private readonly medications: MedicationResolver,
     catalog: ProtocolCatalog,
   ) {
     this.codes = ketamineProductCodes(catalog.resources);
@@ -89,20 +99,22 @@ export class OrderSignService {
   async call(
     request: CdsRequest,
     options: Omit<CardOptions, 'displays'>,
-  ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number; orders: number } }> {
+  ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number; orders: number; unresolved: number } }> {
     const contextPatient = checkPatientId(request.context?.patientId);
     const draftOrders = request.context?.draftOrders as Bundle | undefined;
     if (!draftOrders || draftOrders.resourceType !== 'Bundle')
       throw badRequest('context.draftOrders must be a FHIR Bundle', ['context.draftOrders']);
-    const orders = ketamineOrders(draftOrders, this.codes);
-    const counts = { prefetched: 0, fetched: 0, orders: orders.length };
+    const medications = await this.medications.resolve(draftOrders);
+    const orders = ketamineOrders(draftOrders, this.codes, medications);
+    const unresolved = unresolvedMedicationOrders(draftOrders, medications);
+    const counts = { prefetched: 0, fetched: 0, orders: orders.length, unresolved: unresolved.length };
     const byPatient = new Map<string, MedicationRequest[]>();
     for (const order of orders) {
       const patientId = checkPatientId(patientIdOf(order) ?? contextPatient, 'MedicationRequest.subject');
       byPatient.set(patientId, [...(byPatient.get(patientId) ?? []), order]);
     }
     const cardOptions = { ...options, displays: this.displays };
-    const cards: Card[] = [];
+    const cards: Card[] = unresolvedMedicationCard(unresolved, cardOptions);
     for (const [patientId, patientOrders] of byPatient) {
       // Prefetch describes the context patient only; another patient's data is read from the server.
       const forRequest = patientId === contextPatient ? request : { ...request, prefetch: undefined };
@@ -136,6 +148,6 @@ export class OrderSignService {
         ),
       );
     }
-    return { cards, counts };
+    return { cards: sortCards(cards), counts };
   }
 }
