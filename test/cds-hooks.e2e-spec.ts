@@ -7,6 +7,7 @@ import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type {
   Bundle,
   DetectedIssue,
+  Medication,
   MedicationRequest,
   Observation,
   Parameters as FhirParameters,
@@ -182,6 +183,28 @@ describe('CDS Hooks services', () => {
     );
   });
 
+  it('browser-based CDS clients: preflight and calls get CORS headers (any origin by default); other routes none', async () => {
+    const origin = 'https://sandbox.cds-hooks.org';
+    const preflight = await request(service.url)
+      .options('/cds-services/ketamine-order-check')
+      .set('Origin', origin)
+      .set('Access-Control-Request-Method', 'POST')
+      .set('Access-Control-Request-Headers', 'authorization,content-type')
+      .expect(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('*');
+    expect(preflight.headers['access-control-allow-headers']).toMatch(/Authorization/);
+    const discovery = await request(service.url).get('/cds-services').set('Origin', origin).expect(200);
+    expect(discovery.headers['access-control-allow-origin']).toBe('*');
+    const call = await request(service.url)
+      .post('/cds-services/ketamine-order-check')
+      .set('Origin', origin)
+      .send({})
+      .expect(401);
+    expect(call.headers['access-control-allow-origin']).toBe('*');
+    const elsewhere = await request(service.url).get('/health').set('Origin', origin);
+    expect(elsewhere.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
   it('patient-view: a critical card for the unresolved contraindication, a warning for the overdue and info for the due follow-up', async () => {
     const patientId = await newPatient();
     await recordVitals(patientId, [195, 115]);
@@ -323,6 +346,40 @@ describe('CDS Hooks services', () => {
     );
     const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
     expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
+  });
+
+  it("order-sign: an order naming a Medication on the FHIR server is recognised as ketamine by that Medication's code", async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [118, 76]);
+    await service.fhir.create(activeCondition(...PREGNANCY, `Patient/${patientId}`));
+    const { resource: medication } = await service.fhir.create<Medication>({
+      resourceType: 'Medication',
+      code: KETAMINE,
+    });
+    const { medicationCodeableConcept: _inline, ...named } = ketamineOrder(patientId);
+    const order: MedicationRequest = { ...named, medicationReference: { reference: `Medication/${medication.id}` } };
+    const res = await callHook('ketamine-order-check', orderSign(patientId, [order]));
+    const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
+    expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
+  });
+
+  it('order-sign: an order naming a Medication found nowhere gets a warning that the check did not run', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [118, 76]);
+    const { medicationCodeableConcept: _inline, ...named } = ketamineOrder(patientId, 'draft-ehr-med');
+    const order: MedicationRequest = {
+      ...named,
+      medicationReference: { reference: 'https://ehr.example/fhir/Medication/123', display: 'Ketamine 50 mg/mL' },
+    };
+    const res = await callHook('ketamine-order-check', orderSign(patientId, [order]));
+    const cards = res.body.cards as Card[];
+    expectWellFormed(cards);
+    expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+      ['warning', 'Medication not found: ketamine contraindication check did not run (1 order)'],
+    ]);
+    expect(cards[0].detail).toContain(
+      'MedicationRequest/draft-ehr-med names https://ehr.example/fhir/Medication/123 (Ketamine 50 mg/mL)',
+    );
   });
 
   it('order-sign: an eligible patient gets no critical card, and non-ketamine orders are not checked', async () => {

@@ -36,6 +36,17 @@ describe('CDS Hooks config', () => {
   it('CDS_PUBLIC_URL must be an http(s) URL', () => {
     expect(() => loadConfig({ CDS_PUBLIC_URL: 'cds.example' })).toThrow(/CDS_PUBLIC_URL/);
   });
+
+  it('CDS_CORS_ORIGINS: any origin unless narrowed to a list of origins, or none', () => {
+    expect(loadConfig({}).cdsCorsOrigins).toBe('*');
+    expect(loadConfig({ CDS_CORS_ORIGINS: '*' }).cdsCorsOrigins).toBe('*');
+    expect(loadConfig({ CDS_CORS_ORIGINS: 'none' }).cdsCorsOrigins).toEqual([]);
+    expect(
+      loadConfig({ CDS_CORS_ORIGINS: 'https://sandbox.cds-hooks.org, http://localhost:8080' }).cdsCorsOrigins,
+    ).toEqual(['https://sandbox.cds-hooks.org', 'http://localhost:8080']);
+    for (const bad of ['sandbox.cds-hooks.org', 'https://ehr.example/app', 'https://ehr.example/', ''])
+      expect(() => loadConfig({ CDS_CORS_ORIGINS: `https://ok.example,${bad}` })).toThrow(/CDS_CORS_ORIGINS/);
+  });
 });
 
 describe('FHIR_DATA_DIR', () => {

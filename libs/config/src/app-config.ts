@@ -82,6 +82,8 @@ export interface AppConfig {
    * must carry and of card links. Unset: taken from the request's Host (fine without a proxy in front).
    */
   cdsPublicUrl?: string;
+  /** Browser origins allowed to call the CDS services (CORS): any (`*`), these, or none. */
+  cdsCorsOrigins: '*' | string[];
 }
 
 /**
@@ -210,6 +212,26 @@ function httpUrl(value: unknown): value is string {
   }
 }
 
+/**
+ * CDS_CORS_ORIGINS: the browser origins a CDS client may call from (CDS Hooks: "browser-based CDS Clients will
+ * require CORS support"). Unset or `*`: any origin, which is safe here because calls carry a bearer JWT, never a
+ * cookie; `none`: no CORS headers; else a comma-separated list of origins such as https://sandbox.cds-hooks.org.
+ */
+export function cdsCorsOriginsFrom(env: NodeJS.ProcessEnv): '*' | string[] {
+  const raw = env.CDS_CORS_ORIGINS?.trim();
+  if (!raw || raw === '*') return '*';
+  if (raw === 'none') return [];
+  const origins = raw.split(',').map((o) => o.trim());
+  for (const origin of origins) {
+    const url = httpUrl(origin) ? new URL(origin) : undefined;
+    if (!url || url.origin !== origin)
+      throw new ConfigError(
+        `CDS_CORS_ORIGINS must be *, none, or origins like https://sandbox.cds-hooks.org (no path), got "${origin}"`,
+      );
+  }
+  return origins;
+}
+
 /** CDS_CLIENTS: JSON object of issuer -> {"jwksUrl": "https://..."} or {"secret": "..."} (at least 32 characters). */
 export function cdsClientsFrom(env: NodeJS.ProcessEnv): Record<string, CdsClientKey> {
   const raw = env.CDS_CLIENTS;
@@ -328,5 +350,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     logLevel: env.LOG_LEVEL ?? 'info',
     cdsClients: cdsClientsFrom(env),
     cdsPublicUrl: publicUrl(env, 'CDS_PUBLIC_URL'),
+    cdsCorsOrigins: cdsCorsOriginsFrom(env),
   };
 }

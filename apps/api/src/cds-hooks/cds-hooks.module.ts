@@ -1,14 +1,16 @@
-import { Module } from '@nestjs/common';
+import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { API_REDIS } from '../api-redis.module';
 import { CdsClientVerifier } from './cds-client-auth';
 import { CdsClientGuard } from './cds-client.guard';
+import { CdsCorsMiddleware } from './cds-cors.middleware';
 import { CdsHooksController } from './cds-hooks.controller';
 import { OrderSignService } from './order-sign.service';
 import { PatientViewService } from './patient-view.service';
 import { RedisJtiReplayStore } from './jti-replay-store';
 import { PrefetchResolver } from './prefetch';
+import { MedicationResolver } from './medication-resolver';
 
 /** CDS Hooks 2.0 services (patient-view, order-sign) for EHRs; see README "CDS Hooks". */
 @Module({
@@ -22,8 +24,18 @@ import { PrefetchResolver } from './prefetch';
     },
     CdsClientGuard,
     PrefetchResolver,
+    MedicationResolver,
     PatientViewService,
     OrderSignService,
   ],
 })
-export class CdsHooksModule {}
+export class CdsHooksModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer
+      .apply(CdsCorsMiddleware)
+      .forRoutes(
+        { path: 'cds-services', method: RequestMethod.ALL },
+        { path: 'cds-services/*path', method: RequestMethod.ALL },
+      );
+  }
+}
