@@ -442,6 +442,48 @@ describe('CDS Hooks services', () => {
       .expect(404);
   });
 
+  it('feedback: an overridden contraindication card is counted with its reason code; comments are not; bad bodies 400', async () => {
+    const id = 'ketamine-order-check';
+    const patientId = await newPatient();
+    await recordVitals(patientId, [195, 115]);
+    const card = (await callHook(id, orderSign(patientId, [ketamineOrder(patientId)]))).body.cards[0] as Card;
+    const feedbackUrl = `${endpoint(id)}/feedback`;
+    const feedback = (outcome: object) => ({
+      feedback: [{ card: card.uuid, outcomeTimestamp: '2026-12-02T10:15:00Z', ...outcome }],
+    });
+    const overridden = feedback({
+      outcome: 'overridden',
+      overrideReason: {
+        reason: { system: 'https://ehr.example/override-reasons', code: 'benefit-outweighs-risk' },
+        userComment: `Discussed with the patient ${patientId}`,
+      },
+    });
+    const send = async (body: object, audience = feedbackUrl) =>
+      request(service.url)
+        .post(`/cds-services/${id}/feedback`)
+        .set('Authorization', `Bearer ${await mintCdsClientJwt({ issuer: SECRET_ISSUER, audience, secret: SECRET })}`)
+        .send(body);
+    expect((await send(overridden)).status).toBe(200);
+    const metrics = (await request(service.url).get('/metrics').expect(200)).text;
+    expect(metrics).toMatch(
+      /kc_cds_feedback_total\{service="ketamine-order-check",outcome="overridden",reason="benefit-outweighs-risk"\} 1/,
+    );
+    expect(metrics).not.toContain(patientId);
+    // The JWT is for the feedback endpoint itself; the service's own audience does not do.
+    expect((await send(overridden, endpoint(id))).status).toBe(401);
+    const bad = await send(feedback({ outcome: 'accepted', overrideReason: { userComment: 'x' } }));
+    expect(bad.status).toBe(400);
+    expect(bad.body.issue[0].expression).toEqual(['feedback[0].overrideReason']);
+    await request(service.url)
+      .post('/cds-services/no-such-service/feedback')
+      .set(
+        'Authorization',
+        `Bearer ${await mintCdsClientJwt({ issuer: SECRET_ISSUER, audience: `${endpoint('no-such-service')}/feedback`, secret: SECRET })}`,
+      )
+      .send(overridden)
+      .expect(404);
+  });
+
   describe('client authentication', () => {
     const id = 'ketamine-order-check';
     const body = () => orderSign('anyone', []);

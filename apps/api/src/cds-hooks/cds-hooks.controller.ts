@@ -5,6 +5,8 @@ import { badRequest, notFound } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type { CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import { CdsClientGuard, publicBaseUrl, type CdsRequestWithClient } from './cds-client.guard';
+import { CdsFeedbackMetrics } from './cds-feedback.metrics';
+import { parseFeedback } from './feedback';
 import { OrderSignService } from './order-sign.service';
 import { PatientViewService } from './patient-view.service';
 
@@ -12,7 +14,8 @@ const SOURCE_LABEL = 'Ketamine care plans';
 
 /**
  * CDS Hooks 2.0: discovery at GET /cds-services (open: it lists services, no patient data) and the services at
- * POST /cds-services/{id} (CDS client JWT required). Logs carry ids, counts and durations, never patient data.
+ * POST /cds-services/{id} (CDS client JWT required), and their feedback at POST /cds-services/{id}/feedback. Logs
+ * carry ids, counts and durations, never patient data.
  */
 @ApiTags('cds-hooks')
 @Public() // not the API's user JWTs: service calls are checked by CdsClientGuard
@@ -23,6 +26,7 @@ export class CdsHooksController {
   constructor(
     private readonly patientView: PatientViewService,
     private readonly orderSign: OrderSignService,
+    private readonly feedbackMetrics: CdsFeedbackMetrics,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -66,6 +70,33 @@ export class CdsHooksController {
       ms: Math.round(performance.now() - started),
     });
     return { cards: result.cards };
+  }
+
+  /**
+   * CDS Hooks feedback: what the clinician did with a card (accepted its suggestion, or overrode it and why).
+   * Counted per service, outcome and override reason code (kc_cds_feedback_total) and logged with the card uuids;
+   * a clinician's comment is free text and is neither logged nor counted.
+   */
+  @Post(':id/feedback')
+  @HttpCode(200)
+  @UseGuards(CdsClientGuard)
+  @ApiBearerAuth()
+  @ApiOperation({
+    summary: 'Report what the user did with cards (Authorization: Bearer <JWT signed by the CDS client>)',
+  })
+  feedback(@Param('id') id: string, @Body() body: unknown, @Req() req: CdsRequestWithClient): Record<string, never> {
+    if (!this.services().some((s) => s.id === id))
+      throw notFound(`No CDS service ${id.slice(0, 64)}; GET /cds-services lists them`);
+    const feedback = parseFeedback(body);
+    this.feedbackMetrics.record(id, feedback);
+    this.logger.log({
+      msg: 'cds-hooks feedback',
+      service: id,
+      client: req.cdsClient?.issuer,
+      accepted: feedback.filter((f) => f.outcome === 'accepted').map((f) => f.card),
+      overridden: feedback.filter((f) => f.outcome === 'overridden').map((f) => f.card),
+    });
+    return {};
   }
 }
 

@@ -5,6 +5,7 @@ import { API_REDIS } from '../api-redis.module';
 import { CdsClientVerifier } from './cds-client-auth';
 import { CdsClientGuard } from './cds-client.guard';
 import { CdsCorsMiddleware } from './cds-cors.middleware';
+import { CdsFeedbackMetrics } from './cds-feedback.metrics';
 import { CdsHooksController } from './cds-hooks.controller';
 import { OrderSignService } from './order-sign.service';
 import { PatientViewService } from './patient-view.service';
@@ -27,6 +28,7 @@ import { MedicationResolver } from './medication-resolver';
     MedicationResolver,
     PatientViewService,
     OrderSignService,
+    CdsFeedbackMetrics,
   ],
 })
 export class CdsHooksModule implements NestModule {
