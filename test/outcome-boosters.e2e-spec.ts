@@ -1,6 +1,8 @@
 import request from 'supertest';
-import type { Task } from '@medplum/fhirtypes';
-import { QUEUES } from '@kc/queue';
+import type { Observation, Task } from '@medplum/fhirtypes';
+import type { Queue } from 'bullmq';
+import { getQueueToken } from '@nestjs/bullmq';
+import { QUEUES, reconciledScoreJobId, scoreJobId } from '@kc/queue';
 import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
 import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion, waitFor } from './support/clinic';
 import { score as recordedScore } from './support/clinician';
@@ -150,6 +152,33 @@ describe('outcome-driven boosters', () => {
       .send({ observation: 'Procedure/1' })
       .expect(400);
     expect(bad.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('a score whose accepted event Redis lost is evaluated by the reconciliation, once per version', async () => {
+    const p = await patientAfterFirstInfusion();
+    const outcomes = service.app.get<Queue>(getQueueToken(QUEUES.outcomes));
+    await outcomes.pause();
+    const latest = await score(p.patient, '72514-3', 7, '2027-01-25T09:00:00Z');
+    await request(service.url)
+      .post('/events/score-recorded')
+      .set(service.as('integration'))
+      .send({ observation: `Observation/${latest}` })
+      .expect(202);
+    // Accepted, then gone with Redis' memory (a restart without persistence).
+    await (await outcomes.getJob(scoreJobId(latest)))!.remove();
+    await outcomes.resume();
+    expect((await service.app.get(ScorePoller).reconcile()).checked).toBeGreaterThan(0);
+    await queueIdle(service, QUEUES.outcomes);
+    const booster = await reread(p.booster);
+    expect(booster.reasonCode?.coding?.[0]).toMatchObject({ system: SYSTEM, code: 'booster-earlier' });
+    // The next reconciliation finds the same version already looked at: no second run.
+    const { meta } = await service.fhir.read<Observation>('Observation', latest);
+    const looked = await outcomes.getJob(reconciledScoreJobId(latest, meta!.versionId!));
+    const processedOn = looked?.processedOn;
+    expect(processedOn).toBeDefined();
+    await service.app.get(ScorePoller).reconcile();
+    await queueIdle(service, QUEUES.outcomes);
+    expect((await outcomes.getJob(reconciledScoreJobId(latest, meta!.versionId!)))?.processedOn).toBe(processedOn);
   });
 
   it("a booster behind 200 of the patient's other draft Tasks is found: every page of them is read", async () => {

@@ -50,9 +50,10 @@ export interface AppConfig {
   /** Where polling starts the first time (ISO instant); default: when the worker first starts. */
   pollSince?: string;
   /**
-   * How often completed Procedures of the last `reconcileLookbackMs` are re-queued whatever the poll cursor says
-   * (0 = never): an accepted event lost with Redis' memory still gets its follow-ups. Queuing an infusion whose job
-   * Redis still remembers is a no-op, and one whose follow-ups exist writes nothing.
+   * How often completed Procedures and outcome scores of the last `reconcileLookbackMs` are re-queued whatever the
+   * poll cursor says (0 = never): an accepted event lost with Redis' memory still gets its follow-ups, and a score
+   * still moves its booster. Queuing an infusion (or a score version) whose job Redis still remembers is a no-op, and
+   * one whose work is done writes nothing.
    */
   reconcileEveryMs: number;
   reconcileLookbackMs: number;

@@ -20,6 +20,11 @@ export function scoreJobId(observationId: string): string {
   return `${JOBS.scoreRecorded}-${jobIdPart(observationId)}`;
 }
 
+/** The reconciliation's look at one version of a score (ScoreEventsProducer.enqueueForReconciliation). */
+export function reconciledScoreJobId(observationId: string, versionId: string): string {
+  return `${scoreJobId(observationId)}-v${jobIdPart(versionId)}`;
+}
+
 export interface DeliverReminderJob {
   communicationRequestId: string;
   /** The time the reminder had when it was queued; a moved reminder's old job sees the difference and stands down. */

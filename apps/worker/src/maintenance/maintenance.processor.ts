@@ -30,8 +30,11 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       }
       case JOBS.overdueSweep:
         return this.sweep.sweep();
-      case JOBS.reconcileProcedures:
-        return this.poller.reconcile();
+      case JOBS.reconcileProcedures: {
+        // One reconciliation job: completed infusions, then recorded scores.
+        const infusions = await this.poller.reconcile();
+        return { ...infusions, scores: await this.scores.reconcile() };
+      }
       case JOBS.sweepReminders:
         return this.reminders.sweep();
       default:

@@ -55,4 +55,23 @@ export class ScorePoller {
     if (fresh.length) this.logger.log({ msg: 'poll queued score events', count: fresh.length });
     return { enqueued: fresh.length };
   }
+
+  /**
+   * Every score of the lookback window, each version looked at once more whatever the cursor says: an event the API
+   * accepted and Redis then lost (restarted without persistence, failed over) is not waited for until the next score.
+   */
+  async reconcile(now = Date.now()): Promise<{ checked: number }> {
+    if (!this.codes.length) return { checked: 0 };
+    const since = new Date(now - this.config.reconcileLookbackMs).toISOString();
+    const recorded = await this.fhir.searchAll<Observation>('Observation', {
+      code: this.codes.join(','),
+      _lastUpdated: `ge${since}`,
+      // Paged by cursor on Medplum's server, whose `_offset` stops at 10,000.
+      _sort: '_lastUpdated',
+      _count: 100,
+    });
+    for (const o of recorded) await this.producer.enqueueForReconciliation(o.id!, o.meta?.versionId ?? 'unknown');
+    if (recorded.length) this.logger.log({ msg: 'reconciled recorded scores', checked: recorded.length });
+    return { checked: recorded.length };
+  }
 }
