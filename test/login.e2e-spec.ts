@@ -9,7 +9,12 @@ import { startService } from '../service/start-service';
 import { devSignIn, enrolNamedPatient, launchChromium, pkce, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 
-const DEV_ISSUER = { devIssuer: true, clientId: 'ketamine-careplans-ui', scope: 'openid fhirUser profile user/*.read' };
+const DEV_ISSUER = {
+  devIssuer: true,
+  clientId: 'ketamine-careplans-ui',
+  scope: 'openid fhirUser profile user/*.read',
+  devTokenSeconds: 3600,
+};
 
 describe('clinician sign-in: dev OpenID issuer, OIDC code + PKCE, SMART launch', () => {
   let service: TestService;
@@ -144,6 +149,34 @@ describe('clinician sign-in: dev OpenID issuer, OIDC code + PKCE, SMART launch',
       .expect(401);
   });
 
+  it('refresh tokens: a new access token without the user, each refresh token used once, for the same client', async () => {
+    const discovery = await request(service.url).get('/dev-issuer/.well-known/openid-configuration').expect(200);
+    expect(discovery.body.grant_types_supported).toEqual(['authorization_code', 'refresh_token']);
+    const first = await devSignIn(service, 'clinician');
+    const refresh = (refresh_token: unknown, client_id = service.config.oidc.clientId) =>
+      request(service.url).post('/dev-issuer/token').type('form').send({
+        grant_type: 'refresh_token',
+        refresh_token,
+        client_id,
+      });
+    const renewed = await refresh(first.refresh_token).expect(200);
+    expect(renewed.body).toMatchObject({ token_type: 'Bearer', expires_in: 3600 });
+    expect(decodeJwt(renewed.body.access_token as string)).toMatchObject({
+      sub: 'clinician',
+      fhirUser: 'Practitioner/dev-clinician',
+    });
+    expect(renewed.body.refresh_token).not.toBe(first.refresh_token);
+    await request(service.url)
+      .get('/worklist')
+      .set({ Authorization: `Bearer ${renewed.body.access_token as string}` })
+      .expect(200);
+    // Rotation: the first refresh token is spent; the second is refused to another client (and spent by the try).
+    expect((await refresh(first.refresh_token).expect(400)).body.error).toBe('invalid_grant');
+    expect((await refresh(renewed.body.refresh_token, 'another-client').expect(400)).body.error).toBe('invalid_grant');
+    expect((await refresh(renewed.body.refresh_token).expect(400)).body.error).toBe('invalid_grant');
+    expect((await refresh('made-up').expect(400)).body.error).toBe('invalid_grant');
+  });
+
   it('SMART on FHIR: discovery on the FHIR base, standalone launch with iss and aud, EHR launch with a patient', async () => {
     const fhirBase = `${service.url}/fhir`;
     const smart = await request(service.url).get('/fhir/.well-known/smart-configuration').expect(200);
@@ -225,6 +258,52 @@ describe('clinician sign-in: dev OpenID issuer, OIDC code + PKCE, SMART launch',
     await page.waitForSelector('#patient-view:not([hidden])');
     expect(await page.textContent('#patient-heading')).toMatch(/^Maya Quinn, \d+ years$/);
     await page.close();
+  }, 60_000);
+
+  it('the page keeps a clinician signed in past the access token: refreshed before a call, after a 401, at reload', async () => {
+    const shortLived = await startTestService({ oidc: { ...DEV_ISSUER, devTokenSeconds: 2 } });
+    const page = await browser.newPage();
+    try {
+      await signInOnPage(page, shortLived);
+      const stored = () =>
+        page.evaluate(() => JSON.parse(sessionStorage.getItem('kc-session') ?? 'null') as Record<string, unknown>);
+      const first = await stored();
+      expect(first.refreshToken).toEqual(expect.any(String));
+      await page.waitForFunction(() => Date.now() > JSON.parse(sessionStorage.getItem('kc-session')!).expiresAt);
+      // Expired: the reload refreshes and shows the worklist, not the sign-in button.
+      await page.reload();
+      await page.waitForSelector('#worklist:not([hidden])');
+      expect(await page.isHidden('#sign-in')).toBe(true);
+      const second = await stored();
+      expect(second.accessToken).not.toBe(first.accessToken);
+      expect(second.refreshToken).not.toBe(first.refreshToken);
+      // A token the API refuses (401) is refreshed once and the call made again.
+      await page.evaluate(() => {
+        const current = JSON.parse(sessionStorage.getItem('kc-session')!);
+        sessionStorage.setItem(
+          'kc-session',
+          JSON.stringify({ ...current, accessToken: 'not-a-token', expiresAt: Date.now() + 3600_000 }),
+        );
+      });
+      await page.reload();
+      await page.waitForSelector('#worklist:not([hidden])');
+      expect((await stored()).accessToken).not.toBe('not-a-token');
+      // A refresh token the issuer no longer knows (a restart) ends the session: sign in again.
+      await page.evaluate(() => {
+        const current = JSON.parse(sessionStorage.getItem('kc-session')!);
+        sessionStorage.setItem(
+          'kc-session',
+          JSON.stringify({ ...current, accessToken: 'not-a-token', refreshToken: 'forgotten' }),
+        );
+      });
+      await page.reload();
+      await page.waitForSelector('#message.error');
+      expect(await page.textContent('#message')).toMatch(/token is missing, invalid or expired/);
+      expect(await page.isVisible('#sign-in')).toBe(true);
+    } finally {
+      await page.close();
+      await shortLived.stop();
+    }
   }, 60_000);
 
   it('a page with a foreign iss is refused before any redirect', async () => {

@@ -8,7 +8,12 @@ import { enrolNamedPatient, launchChromium, score, signInOnPage } from './suppor
 import { startTestService, type TestService } from './support/test-service';
 import { createsOf } from './fixtures/patient-data';
 
-const DEV_ISSUER = { devIssuer: true, clientId: 'ketamine-careplans-ui', scope: 'openid fhirUser profile user/*.read' };
+const DEV_ISSUER = {
+  devIssuer: true,
+  clientId: 'ketamine-careplans-ui',
+  scope: 'openid fhirUser profile user/*.read',
+  devTokenSeconds: 3600,
+};
 
 /** Writes a screenshot and checks a real image file came out (the assertions are on the DOM; this is the record). */
 async function screenshot(page: Page, name: string): Promise<void> {

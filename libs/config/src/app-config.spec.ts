@@ -81,7 +81,10 @@ describe('clinician sign-in config (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_SCOPE, DEV
       clientId: 'ketamine-careplans-ui',
       scope: 'openid fhirUser profile user/*.read',
       devIssuer: true,
+      devTokenSeconds: 3600,
     });
+    expect(loadConfig({ DEV_ISSUER_TOKEN_SECONDS: '300' }).oidc.devTokenSeconds).toBe(300);
+    expect(() => loadConfig({ DEV_ISSUER_TOKEN_SECONDS: '0' })).toThrow(/DEV_ISSUER_TOKEN_SECONDS/);
     const resolved = withDevIssuer(config, 'http://127.0.0.1:3000/');
     expect(resolved.oidc.issuer).toBe('http://127.0.0.1:3000/dev-issuer');
     expect(resolved.auth.trustedIssuers).toEqual([

@@ -102,6 +102,8 @@ export interface OidcConfig {
   scope: string;
   /** The built-in development issuer with demo users (never in production). */
   devIssuer: boolean;
+  /** How long the dev issuer's access tokens live, in seconds (its refresh tokens last a 12-hour shift). */
+  devTokenSeconds: number;
 }
 
 /** The dev issuer's path on this service. */
@@ -130,7 +132,7 @@ function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean 
   throw new ConfigError(`${name} must be true or false (on/off, 1/0), got "${raw}"`);
 }
 
-/** OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_SCOPE, DEV_ISSUER. */
+/** OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_SCOPE, DEV_ISSUER, DEV_ISSUER_TOKEN_SECONDS. */
 export function oidcFrom(env: NodeJS.ProcessEnv): OidcConfig {
   const production = env.NODE_ENV === 'production';
   const issuer = env.OIDC_ISSUER ? env.OIDC_ISSUER.replace(/\/+$/, '') : undefined;
@@ -146,7 +148,7 @@ export function oidcFrom(env: NodeJS.ProcessEnv): OidcConfig {
   if (!/^[\x21-\x7e]{1,200}$/.test(clientId)) throw new ConfigError('OIDC_CLIENT_ID must be printable ASCII');
   const scope = env.OIDC_SCOPE ?? 'openid fhirUser profile user/*.read';
   if (!scope.split(' ').includes('openid')) throw new ConfigError('OIDC_SCOPE must include openid');
-  return { issuer, clientId, scope, devIssuer };
+  return { issuer, clientId, scope, devIssuer, devTokenSeconds: positiveInt(env, 'DEV_ISSUER_TOKEN_SECONDS', 3600) };
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');

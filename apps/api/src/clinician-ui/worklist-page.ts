@@ -1,7 +1,8 @@
 /**
  * The clinician worklist page: plain HTML and JavaScript, no build step. The clinician signs in through OpenID
  * Connect (authorization code + PKCE, S256) against the configured issuer, or is launched as a SMART on FHIR app
- * (`/ui?iss=<this API>/fhir[&launch=...]`). The access token stays in sessionStorage; every call goes to the same
+ * (`/ui?iss=<this API>/fhir[&launch=...]`). The tokens stay in sessionStorage (the access token refreshed with the
+ * refresh token when the issuer gives one); every call goes to the same
  * API as any client: /worklist/view (following its `next` link), /tasks/:id/$approve|$reject|$reschedule,
  * /tasks/$bulk-approve, /patients/:id/timeline. Dates are shown and picked in UTC.
  */
@@ -210,11 +211,43 @@ async function finishSignIn(query) {
   sessionStorage.removeItem('kc-launched');
   sessionStorage.setItem(SESSION, JSON.stringify({
     accessToken: tokens.access_token,
+    refreshToken: tokens.refresh_token,
+    tokenEndpoint: pending.tokenEndpoint,
     name: id.name || access.name || access.sub,
     fhirUser: tokens.fhirUser || id.fhirUser || access.fhirUser,
     patient: tokens.patient,
     expiresAt: Date.now() + 1000 * (tokens.expires_in || 3600),
   }));
+}
+
+/**
+ * A fresh access token from the refresh token (when the issuer gave one), so a clinician is not sent back to sign in
+ * every hour of a shift. One refresh at a time: calls made meanwhile wait for it. False when there is none or the
+ * issuer refused it (the session is dropped: sign in again).
+ */
+let refreshing = null;
+function refreshSession() {
+  if (!refreshing) refreshing = exchangeRefreshToken().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+async function exchangeRefreshToken() {
+  const current = session();
+  if (!current || !current.refreshToken || !current.tokenEndpoint) return false;
+  const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: current.refreshToken, client_id: settings.clientId });
+  const response = await fetch(current.tokenEndpoint, { method: 'POST', body: form,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' } }).catch(() => undefined);
+  const tokens = response ? await response.json().catch(() => ({})) : {};
+  if (!response || !response.ok || !tokens.access_token) {
+    sessionStorage.removeItem(SESSION);
+    return false;
+  }
+  sessionStorage.setItem(SESSION, JSON.stringify({ ...current,
+    accessToken: tokens.access_token,
+    refreshToken: tokens.refresh_token || current.refreshToken,
+    expiresAt: Date.now() + 1000 * (tokens.expires_in || 3600),
+  }));
+  return true;
 }
 
 function signOut() {
@@ -231,12 +264,15 @@ function showSignedOut(text, kind) {
   say(text || 'Sign in to see the worklist.', kind);
 }
 
-async function api(path, options) {
-  const current = session();
+/** A call to the API with the session's token: refreshed first when about to expire, and once more on a 401. */
+async function api(path, options, retried) {
+  let current = session();
+  if (current && current.refreshToken && current.expiresAt - 30000 < Date.now() && await refreshSession()) current = session();
   const response = await fetch(path, {
     ...options,
     headers: { 'content-type': 'application/json', authorization: 'Bearer ' + (current ? current.accessToken : ''), ...(options && options.headers) },
   });
+  if (response.status === 401 && !retried && current && current.refreshToken && await refreshSession()) return api(path, options, true);
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const text = (body.issue && body.issue[0] && body.issue[0].details && body.issue[0].details.text) || ('HTTP ' + response.status);
@@ -531,7 +567,8 @@ async function start() {
   const query = new URLSearchParams(location.search);
   if (query.get('code') || query.get('error')) await finishSignIn(query);
   else if (query.get('iss')) return signIn({ iss: query.get('iss'), launch: query.get('launch') || undefined });
-  const current = session();
+  let current = session();
+  if (current && current.expiresAt < Date.now() && await refreshSession()) current = session();
   if (!current || current.expiresAt < Date.now()) return showSignedOut();
   $('#who').textContent = 'Signed in as ' + current.name + (current.fhirUser ? ' (' + current.fhirUser + ')' : '');
   $('#sign-in').hidden = true;

@@ -37,6 +37,18 @@ interface PendingCode {
   expires: number;
 }
 
+/** A signed-in session's refresh token: one use, then replaced; the session itself ends at `sessionEnds`. */
+interface RefreshGrant {
+  user: DemoUser;
+  clientId: string;
+  scope: string;
+  patient?: string;
+  sessionEnds: number;
+}
+
+/** How long a sign-in lasts through refreshes: a clinic's shift. */
+const SESSION_MS = 12 * 3600_000;
+
 export interface AuthorizeRequest {
   clientId: string;
   redirectUri: string;
@@ -57,13 +69,15 @@ export class DevIssuerError extends Error {
 
 /**
  * The built-in development OpenID Connect issuer (DEV_ISSUER): authorization code + PKCE (S256 only) for public
- * clients, RS256 tokens from a key pair made at startup, demo users with Practitioners. Refused in production.
+ * clients, rotating refresh tokens for a 12-hour session, RS256 tokens from a key pair made at startup, demo users
+ * with Practitioners. Everything is in memory: a restart signs everyone out. Refused in production.
  */
 @Injectable()
 export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger('DevIssuer');
   private keys?: { privateKey: KeyLike; jwk: JWK };
   private readonly codes = new Map<string, PendingCode>();
+  private readonly refreshTokens = new Map<string, RefreshGrant>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -119,7 +133,7 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       token_endpoint: `${issuer}/token`,
       jwks_uri: `${issuer}/jwks`,
       response_types_supported: ['code'],
-      grant_types_supported: ['authorization_code'],
+      grant_types_supported: ['authorization_code', 'refresh_token'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['RS256'],
       token_endpoint_auth_methods_supported: ['none'],
@@ -187,8 +201,9 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
   }
 
   async exchange(form: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (form.grant_type === 'refresh_token') return this.refresh(form);
     if (form.grant_type !== 'authorization_code')
-      throw new DevIssuerError('unsupported_grant_type', 'grant_type must be authorization_code');
+      throw new DevIssuerError('unsupported_grant_type', 'grant_type must be authorization_code or refresh_token');
     const code = typeof form.code === 'string' ? form.code : '';
     const pending = this.codes.get(code);
     this.codes.delete(code); // one use, whatever happens next
@@ -200,29 +215,63 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
     const verifier = typeof form.code_verifier === 'string' ? form.code_verifier : '';
     if (createHash('sha256').update(verifier).digest('base64url') !== pending.codeChallenge)
       throw new DevIssuerError('invalid_grant', 'code_verifier does not match the code_challenge (PKCE)');
-    const { user } = pending;
+    const { user, clientId, scope, nonce } = pending;
+    const grant = {
+      user,
+      clientId,
+      scope,
+      patient: launchPatient(pending.launch),
+      sessionEnds: Date.now() + SESSION_MS,
+    };
+    return this.tokens(grant, nonce);
+  }
+
+  /**
+   * A new access token for a signed-in session, without the user: the refresh token is used once and replaced
+   * (rotation: a stolen one stops working at the owner's next refresh), and none outlives the session's 12 hours.
+   */
+  private async refresh(form: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const token = typeof form.refresh_token === 'string' ? form.refresh_token : '';
+    const grant = this.refreshTokens.get(token);
+    this.refreshTokens.delete(token);
+    if (!grant || grant.sessionEnds < Date.now())
+      throw new DevIssuerError('invalid_grant', 'Unknown, used or expired refresh token; sign in again');
+    if (form.client_id !== grant.clientId) throw new DevIssuerError('invalid_grant', 'client_id does not match');
+    return this.tokens(grant);
+  }
+
+  private async tokens(grant: RefreshGrant, nonce?: string): Promise<Record<string, unknown>> {
+    const { user, clientId, scope, patient } = grant;
     const fhirUser = `Practitioner/${user.practitioner.id}`;
     const name = user.practitioner.name![0].text!;
-    const sign = (claims: Record<string, unknown>, audience: string) =>
+    const seconds = this.config.oidc.devTokenSeconds;
+    const sign = (claims: Record<string, unknown>) =>
       new SignJWT(claims)
         .setProtectedHeader({ alg: 'RS256', kid: this.keys!.jwk.kid })
         .setIssuer(this.issuer)
         .setSubject(user.sub)
-        .setAudience(audience)
+        .setAudience(clientId)
         .setIssuedAt()
-        .setExpirationTime('1h')
+        .setExpirationTime(`${seconds}s`)
         .sign(this.keys!.privateKey);
-    const patient = launchPatient(pending.launch);
     const response: Record<string, unknown> = {
       token_type: 'Bearer',
-      expires_in: 3600,
-      scope: pending.scope,
-      access_token: await sign({ roles: user.roles, fhirUser, name, scope: pending.scope }, pending.clientId),
+      expires_in: seconds,
+      scope,
+      access_token: await sign({ roles: user.roles, fhirUser, name, scope }),
+      refresh_token: this.newRefreshToken(grant),
     };
-    if (pending.scope.split(' ').includes('openid'))
-      response.id_token = await sign({ fhirUser, name, nonce: pending.nonce }, pending.clientId);
+    if (scope.split(' ').includes('openid')) response.id_token = await sign({ fhirUser, name, nonce });
     if (patient) response.patient = patient;
     return response;
+  }
+
+  private newRefreshToken(grant: RefreshGrant): string {
+    const now = Date.now();
+    for (const [token, g] of this.refreshTokens) if (g.sessionEnds < now) this.refreshTokens.delete(token);
+    const token = randomBytes(32).toString('base64url');
+    this.refreshTokens.set(token, grant);
+    return token;
   }
 
   /** This service only: the issuer's origin, or the same port on another loopback name (localhost vs 127.0.0.1). */
