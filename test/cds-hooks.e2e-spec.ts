@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { businessStatus } from '@kc/task-states';
+import { FhirClient } from '@kc/fhir';
+import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type {
   Bundle,
@@ -520,5 +522,115 @@ describe('CDS Hooks services', () => {
       const confused = await mintCdsClientJwt({ issuer: JWKS_ISSUER, audience: endpoint(id), secret: SECRET });
       await expect401(`Bearer ${confused}`, /algorithm not allowed/);
     });
+  });
+});
+
+/**
+ * The EHR's own FHIR server, as a CDS call names it (`fhirServer` + `fhirAuthorization`): an embedded FHIR server
+ * behind a gate that wants the call's bearer token, as an EHR's would. The service reads the EHR's records there
+ * only when the deployment trusts that server (CDS_FHIR_SERVERS).
+ */
+describe('CDS Hooks: patient data from the EHR FHIR server the call names', () => {
+  const EHR_TOKEN = 'ehr-access-token-' + randomUUID();
+  let ehrStore: FhirSandbox;
+  let ehrGate: http.Server;
+  let ehrBase: string;
+  let service: TestService;
+  const seenByEhr: string[] = [];
+
+  beforeAll(async () => {
+    ehrStore = await startFhirSandbox();
+    ehrGate = http.createServer((req, res) => {
+      seenByEhr.push(`${req.method} ${req.url?.split('?')[0]}`);
+      if (req.headers.authorization !== `Bearer ${EHR_TOKEN}`) {
+        res.writeHead(401, { 'content-type': 'application/fhir+json' }).end('{"resourceType":"OperationOutcome"}');
+        return;
+      }
+      // Reads only (what the service may do there), passed on to the store.
+      void fetch(`${ehrStore.baseUrl}${req.url!.replace(/^\/fhir/, '')}`, { method: req.method }).then(
+        async (answer) => {
+          res.writeHead(answer.status, { 'content-type': 'application/fhir+json' }).end(await answer.text());
+        },
+      );
+    });
+    await new Promise<void>((resolve) => ehrGate.listen(0, '127.0.0.1', resolve));
+    ehrBase = `http://127.0.0.1:${(ehrGate.address() as AddressInfo).port}/fhir`;
+    service = await startTestService({
+      cdsClients: { [SECRET_ISSUER]: { secret: SECRET } },
+      cdsFhirServers: [ehrBase],
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await service?.stop();
+    await new Promise((resolve) => ehrGate?.close(resolve));
+    await ehrStore?.close();
+  });
+
+  async function orderSignCall(fhirServer: string) {
+    const id = 'ketamine-order-check';
+    const patientId = 'ehr-patient-1';
+    const order: MedicationRequest = {
+      resourceType: 'MedicationRequest',
+      id: 'ehr-draft-1',
+      status: 'draft',
+      intent: 'order',
+      medicationReference: { reference: 'Medication/ehr-ketamine' },
+      subject: { reference: `Patient/${patientId}` },
+    };
+    const jwt = await mintCdsClientJwt({
+      issuer: SECRET_ISSUER,
+      audience: `${service.url}/cds-services/${id}`,
+      secret: SECRET,
+    });
+    const res = await request(service.url)
+      .post(`/cds-services/${id}`)
+      .set('Authorization', `Bearer ${jwt}`)
+      .send({
+        hook: 'order-sign',
+        hookInstance: randomUUID(),
+        fhirServer,
+        fhirAuthorization: {
+          access_token: EHR_TOKEN,
+          token_type: 'Bearer',
+          expires_in: 300,
+          scope: 'patient/*.read',
+          subject: 'cds',
+        },
+        context: {
+          userId: 'Practitioner/dr-test',
+          patientId,
+          draftOrders: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: order }] },
+        },
+      })
+      .expect(200);
+    return res.body.cards as Card[];
+  }
+
+  it("reads the patient's conditions, vitals and the order's Medication from the trusted EHR server with its token", async () => {
+    // On the EHR's server only: this service's own server knows nothing of the patient.
+    const subject = 'Patient/ehr-patient-1';
+    const ehr = new FhirClient({ baseUrl: ehrStore.baseUrl });
+    await ehr.update<Medication>({ resourceType: 'Medication', id: 'ehr-ketamine', code: KETAMINE });
+    await ehr.create(activeCondition(...PREGNANCY, subject));
+    await ehr.create(bodyWeight(80, '2026-11-10T09:00:00Z', subject));
+    await ehr.create(bloodPressure(118, 76, '2026-11-10T09:00:00Z', subject));
+
+    const cards = await orderSignCall(ehrBase);
+    expect(cards.filter((c) => c.indicator === 'critical').map((c) => c.summary)).toEqual([
+      'Ketamine contraindicated: Pregnancy',
+    ]);
+    expect(seenByEhr).toContain('GET /fhir/Medication/ehr-ketamine');
+    expect(seenByEhr).toContain('GET /fhir/Condition');
+  });
+
+  it('a fhirServer the deployment does not trust is never called: the configured server is read, as before', async () => {
+    seenByEhr.length = 0;
+    const untrusted = ehrBase.replace('127.0.0.1', 'localhost');
+    const cards = await orderSignCall(untrusted);
+    expect(seenByEhr).toEqual([]);
+    // The Medication is on the EHR's server only: not found, so the check says it did not run.
+    expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+      ['warning', 'Medication not found: ketamine contraindication check did not run (1 order)'],
+    ]);
   });
 });

@@ -37,6 +37,15 @@ describe('CDS Hooks config', () => {
     expect(() => loadConfig({ CDS_PUBLIC_URL: 'cds.example' })).toThrow(/CDS_PUBLIC_URL/);
   });
 
+  it('CDS_FHIR_SERVERS: the EHR FHIR base URLs a CDS call may name, none by default', () => {
+    expect(loadConfig({}).cdsFhirServers).toEqual([]);
+    expect(
+      loadConfig({ CDS_FHIR_SERVERS: 'https://ehr.example/fhir/r4/, https://other.example/fhir' }).cdsFhirServers,
+    ).toEqual(['https://ehr.example/fhir/r4', 'https://other.example/fhir']);
+    for (const bad of ['ehr.example/fhir', 'https://ehr.example/fhir?x=1', 'ftp://ehr.example/fhir'])
+      expect(() => loadConfig({ CDS_FHIR_SERVERS: bad })).toThrow(/CDS_FHIR_SERVERS/);
+  });
+
   it('CDS_CORS_ORIGINS: any origin unless narrowed to a list of origins, or none', () => {
     expect(loadConfig({}).cdsCorsOrigins).toBe('*');
     expect(loadConfig({ CDS_CORS_ORIGINS: '*' }).cdsCorsOrigins).toBe('*');

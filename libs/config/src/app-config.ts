@@ -85,6 +85,12 @@ export interface AppConfig {
   cdsPublicUrl?: string;
   /** Browser origins allowed to call the CDS services (CORS): any (`*`), these, or none. */
   cdsCorsOrigins: '*' | string[];
+  /**
+   * EHR FHIR servers a CDS call may name as `fhirServer` (with a `fhirAuthorization` bearer token) for the patient
+   * data and Medications it did not prefetch; any other is ignored (the service never calls a URL a request names
+   * unless the deployment trusts it).
+   */
+  cdsFhirServers: string[];
 }
 
 /**
@@ -235,6 +241,18 @@ export function cdsCorsOriginsFrom(env: NodeJS.ProcessEnv): '*' | string[] {
   return origins;
 }
 
+/** CDS_FHIR_SERVERS: comma-separated base URLs of the EHR FHIR servers CDS calls may send as `fhirServer`. */
+export function cdsFhirServersFrom(env: NodeJS.ProcessEnv): string[] {
+  const raw = env.CDS_FHIR_SERVERS?.trim();
+  if (!raw) return [];
+  return raw.split(',').map((entry) => {
+    const url = entry.trim().replace(/\/+$/, '');
+    if (!httpUrl(url) || new URL(url).search || new URL(url).hash)
+      throw new ConfigError(`CDS_FHIR_SERVERS must be FHIR base URLs like https://ehr.example/fhir/r4, got "${entry}"`);
+    return url;
+  });
+}
+
 /** CDS_CLIENTS: JSON object of issuer -> {"jwksUrl": "https://..."} or {"secret": "..."} (at least 32 characters). */
 export function cdsClientsFrom(env: NodeJS.ProcessEnv): Record<string, CdsClientKey> {
   const raw = env.CDS_CLIENTS;
@@ -354,5 +372,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     cdsClients: cdsClientsFrom(env),
     cdsPublicUrl: publicUrl(env, 'CDS_PUBLIC_URL'),
     cdsCorsOrigins: cdsCorsOriginsFrom(env),
+    cdsFhirServers: cdsFhirServersFrom(env),
   };
 }

@@ -12,6 +12,7 @@ import { PatientViewService } from './patient-view.service';
 import { RedisJtiReplayStore } from './jti-replay-store';
 import { PrefetchResolver } from './prefetch';
 import { MedicationResolver } from './medication-resolver';
+import { EhrFhirServer } from './ehr-fhir-server';
 
 /** CDS Hooks 2.0 services (patient-view, order-sign) for EHRs; see README "CDS Hooks". */
 @Module({
@@ -26,6 +27,7 @@ import { MedicationResolver } from './medication-resolver';
     CdsClientGuard,
     PrefetchResolver,
     MedicationResolver,
+    EhrFhirServer,
     PatientViewService,
     OrderSignService,
     CdsFeedbackMetrics,

@@ -2,35 +2,43 @@ import { Injectable } from '@nestjs/common';
 import type { Bundle, Medication } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
+import type { CdsRequest } from './cds-types';
+import { EhrFhirServer } from './ehr-fhir-server';
 import { unresolvedMedicationOrders, type ResolvedMedications } from './ketamine-orders';
 
 /**
- * The Medications draft orders name without sending them (`Medication/123`), read from the configured FHIR server:
- * an EHR's order names a Medication more often than it codes the drug inline, and an order that is not recognised as
- * ketamine is not checked. A reference to another server cannot be read here (fhirServer is not used; see README).
+ * The Medications draft orders name without sending them (`Medication/123`): an EHR's order names a Medication more
+ * often than it codes the drug inline, and an order that is not recognised as ketamine is not checked. Read from the
+ * EHR's fhirServer when the deployment trusts it (a relative reference is relative to it), else from the configured
+ * FHIR server; a reference to any other server cannot be read.
  */
 @Injectable()
 export class MedicationResolver {
-  constructor(private readonly fhir: FhirClient) {}
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly ehr: EhrFhirServer,
+  ) {}
 
-  async resolve(draftOrders: Bundle | undefined): Promise<ResolvedMedications> {
+  async resolve(draftOrders: Bundle | undefined, request: CdsRequest): Promise<ResolvedMedications> {
     const refs = new Set(
       unresolvedMedicationOrders(draftOrders).flatMap((o) => o.medicationReference?.reference ?? []),
     );
+    const ehr = this.ehr.for(request);
     const read = await Promise.all(
       [...refs].map(async (ref): Promise<[string, Medication][]> => {
-        const id = this.localId(ref);
-        const medication = id ? await this.fhir.readIfExists<Medication>('Medication', id) : undefined;
+        const where = medicationOn(ref, ehr) ?? (ehr !== this.fhir ? medicationOn(ref, this.fhir) : undefined);
+        const medication = where && (await where.fhir.readIfExists<Medication>('Medication', where.id));
         return medication ? [[ref, medication]] : [];
       }),
     );
     return new Map(read.flat());
   }
+}
 
-  /** The id of `Medication/123`, or of the same under this service's FHIR base URL; nothing else is read. */
-  private localId(ref: string): string | undefined {
-    const relative = ref.startsWith(`${this.fhir.baseUrl}/`) ? ref.slice(this.fhir.baseUrl.length + 1) : ref;
-    const [type, id, ...rest] = relative.split('/');
-    return type === 'Medication' && !rest.length && isResourceId(id) ? id : undefined;
-  }
+/** The server and id of `Medication/123` (relative: this server), or of the same under this server's base URL. */
+function medicationOn(ref: string, fhir: FhirClient): { fhir: FhirClient; id: string } | undefined {
+  const absolute = /^https?:\/\//.test(ref);
+  if (absolute && !ref.startsWith(`${fhir.baseUrl}/`)) return undefined;
+  const [type, id, ...rest] = (absolute ? ref.slice(fhir.baseUrl.length + 1) : ref).split('/');
+  return type === 'Medication' && !rest.length && isResourceId(id) ? { fhir, id } : undefined;
 }

@@ -72,6 +72,7 @@ export class OrderSignService {
           resourceType: q.resourceType,
           params: q.params,
           everyMatch: q.everyMatch,
+          fromEhr: true,
         };
         const template = prefetchTemplates([query])[q.name];
         let key = byTemplate.get(template);
@@ -104,7 +105,7 @@ export class OrderSignService {
     const draftOrders = request.context?.draftOrders as Bundle | undefined;
     if (!draftOrders || draftOrders.resourceType !== 'Bundle')
       throw badRequest('context.draftOrders must be a FHIR Bundle', ['context.draftOrders']);
-    const medications = await this.medications.resolve(draftOrders);
+    const medications = await this.medications.resolve(draftOrders, request);
     const orders = ketamineOrders(draftOrders, this.codes, medications);
     const unresolved = unresolvedMedicationOrders(draftOrders, medications);
     const counts = { prefetched: 0, fetched: 0, orders: orders.length, unresolved: unresolved.length };

@@ -3,12 +3,14 @@ import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
 import { badRequest, isResourceId } from '@kc/common';
 import { FhirClient, hasMorePages, searchWhole } from '@kc/fhir';
 import type { CdsRequest } from './cds-types';
+import { EhrFhirServer } from './ehr-fhir-server';
 
 /**
  * Prefetch: the queries a hook service declares in discovery (as templates with {{context.patientId}}), and
  * resolving them for one call: what the CDS client prefetched is used as sent; absent or null keys are read from
  * the configured FHIR server, and so is a query that wants every match when the client sent one page of it (a next
- * link): the union is judged. The request's fhirServer/fhirAuthorization are not used (see README).
+ * link): the union is judged. Patient data is read from the request's fhirServer when the deployment trusts it
+ * (EhrFhirServer); the service's own records from the configured server.
  */
 
 export const PATIENT_TOKEN = '{{context.patientId}}';
@@ -21,6 +23,8 @@ export interface PrefetchQuery {
   readPatient?: boolean;
   /** Search parameters; PATIENT_TOKEN in a value stands for the patient id. */
   params?: Record<string, string>;
+  /** An EHR record (patient data), read from the EHR's fhirServer when it is trusted (EhrFhirServer). */
+  fromEhr?: boolean;
   /**
    * Every match is wanted (a contraindication may be on any page): fetched here, the search's next pages are
    * followed; prefetched with more pages than sent, it is topped up from the configured FHIR server.
@@ -80,9 +84,13 @@ export interface ResolvedPrefetch {
 
 @Injectable()
 export class PrefetchResolver {
-  constructor(private readonly fhir: FhirClient) {}
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly ehr: EhrFhirServer,
+  ) {}
 
   async resolve(queries: PrefetchQuery[], request: CdsRequest, patientId: string): Promise<ResolvedPrefetch> {
+    const ehr = this.ehr.for(request);
     let prefetched = 0;
     let fetched = 0;
     const sent = request.prefetch && typeof request.prefetch === 'object' ? request.prefetch : {};
@@ -104,7 +112,7 @@ export class PrefetchResolver {
           return [q.key, onlyAboutPatient(given, patientId)];
         }
         fetched++;
-        const bundle = await this.fetch(q, patientId);
+        const bundle = await this.fetch(q.fromEhr ? ehr : this.fhir, q, patientId);
         // The client's first page and every page here: what either holds counts (the EHR's page may hold records the
         // configured server does not).
         const judged = partial ? union(given, bundle) : bundle;
@@ -114,12 +122,12 @@ export class PrefetchResolver {
     return { data: Object.fromEntries(entries), prefetched, fetched };
   }
 
-  private fetch(q: PrefetchQuery, patientId: string): Promise<Bundle> {
+  private fetch(fhir: FhirClient, q: PrefetchQuery, patientId: string): Promise<Bundle> {
     const params = Object.fromEntries(
       Object.entries(q.params ?? {}).map(([k, v]) => [k, v.split(PATIENT_TOKEN).join(patientId)]),
     );
     const type = q.resourceType as ResourceType;
-    return q.everyMatch ? searchWhole(this.fhir, type, params) : this.fhir.search(type, params);
+    return q.everyMatch ? searchWhole(fhir, type, params) : fhir.search(type, params);
   }
 }
 

@@ -1,0 +1,34 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient } from '@kc/fhir';
+import type { CdsRequest } from './cds-types';
+
+/**
+ * Where a CDS call's EHR records are read when it did not prefetch them (the patient's conditions and vitals, the
+ * Medications its orders name): the request's `fhirServer` with its `fhirAuthorization` bearer token, when the
+ * deployment trusts that server (CDS_FHIR_SERVERS); otherwise the configured FHIR server, which then must hold them.
+ * The service's own records (DetectedIssues, Tasks) are always read from the configured server.
+ */
+@Injectable()
+export class EhrFhirServer {
+  constructor(
+    private readonly fhir: FhirClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  for(request: CdsRequest): FhirClient {
+    const server = typeof request.fhirServer === 'string' ? request.fhirServer.replace(/\/+$/, '') : undefined;
+    const token = bearerTokenOf(request.fhirAuthorization);
+    if (!server || !token || !this.config.cdsFhirServers.includes(server)) return this.fhir;
+    // One call's reads, inside the EHR's wait for cards: no long retries.
+    return new FhirClient({ baseUrl: server, auth: { kind: 'bearer', token }, maxAttempts: 2, timeoutMs: 5000 });
+  }
+}
+
+/** fhirAuthorization's access token when it is a bearer token (CDS Hooks 2.0: token_type "Bearer"). */
+function bearerTokenOf(authorization: unknown): string | undefined {
+  const a = authorization as { access_token?: unknown; token_type?: unknown } | null | undefined;
+  if (typeof a?.access_token !== 'string' || !a.access_token) return undefined;
+  const type = a.token_type ?? 'Bearer';
+  return typeof type === 'string' && type.toLowerCase() === 'bearer' ? a.access_token : undefined;
+}
