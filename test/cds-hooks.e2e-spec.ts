@@ -14,6 +14,7 @@ import type {
   Observation,
   Parameters as FhirParameters,
   Patient,
+  Reference,
   Resource,
   Task,
 } from '@medplum/fhirtypes';
@@ -42,6 +43,24 @@ const KETAMINE = {
 const ONDANSETRON = {
   coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '26225', display: 'ondansetron' }],
 };
+
+/** A draft ketamine order, coded inline. */
+function ketamineOrder(patientId: string, id = `draft-${randomUUID().slice(0, 8)}`): MedicationRequest {
+  return {
+    resourceType: 'MedicationRequest',
+    id,
+    status: 'draft',
+    intent: 'order',
+    medicationCodeableConcept: KETAMINE,
+    subject: { reference: `Patient/${patientId}` },
+  };
+}
+
+/** A draft order naming its Medication by reference instead of coding it (as EHRs often send them). */
+function orderNaming(patientId: string, medication: Reference<Medication>, id?: string): MedicationRequest {
+  const { medicationCodeableConcept: _coded, ...order } = ketamineOrder(patientId, id);
+  return { ...order, medicationReference: medication };
+}
 
 describe('CDS Hooks services', () => {
   let service: TestService;
@@ -121,17 +140,6 @@ describe('CDS Hooks services', () => {
       for: { reference: `Patient/${patientId}` },
       restriction: { period: { start: new Date(start).toISOString(), end: new Date(end).toISOString() } },
     });
-  }
-
-  function ketamineOrder(patientId: string, id = `draft-${randomUUID().slice(0, 8)}`): MedicationRequest {
-    return {
-      resourceType: 'MedicationRequest',
-      id,
-      status: 'draft',
-      intent: 'order',
-      medicationCodeableConcept: KETAMINE,
-      subject: { reference: `Patient/${patientId}` },
-    };
   }
 
   const patientView = (patientId: string, prefetch?: Record<string, Resource>) => ({
@@ -358,8 +366,7 @@ describe('CDS Hooks services', () => {
       resourceType: 'Medication',
       code: KETAMINE,
     });
-    const { medicationCodeableConcept: _inline, ...named } = ketamineOrder(patientId);
-    const order: MedicationRequest = { ...named, medicationReference: { reference: `Medication/${medication.id}` } };
+    const order = orderNaming(patientId, { reference: `Medication/${medication.id}` });
     const res = await callHook('ketamine-order-check', orderSign(patientId, [order]));
     const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
     expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
@@ -368,11 +375,11 @@ describe('CDS Hooks services', () => {
   it('order-sign: an order naming a Medication found nowhere gets a warning that the check did not run', async () => {
     const patientId = await newPatient();
     await recordVitals(patientId, [118, 76]);
-    const { medicationCodeableConcept: _inline, ...named } = ketamineOrder(patientId, 'draft-ehr-med');
-    const order: MedicationRequest = {
-      ...named,
-      medicationReference: { reference: 'https://ehr.example/fhir/Medication/123', display: 'Ketamine 50 mg/mL' },
-    };
+    const order = orderNaming(
+      patientId,
+      { reference: 'https://ehr.example/fhir/Medication/123', display: 'Ketamine 50 mg/mL' },
+      'draft-ehr-med',
+    );
     const res = await callHook('ketamine-order-check', orderSign(patientId, [order]));
     const cards = res.body.cards as Card[];
     expectWellFormed(cards);
@@ -569,14 +576,7 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
   async function orderSignCall(fhirServer: string) {
     const id = 'ketamine-order-check';
     const patientId = 'ehr-patient-1';
-    const order: MedicationRequest = {
-      resourceType: 'MedicationRequest',
-      id: 'ehr-draft-1',
-      status: 'draft',
-      intent: 'order',
-      medicationReference: { reference: 'Medication/ehr-ketamine' },
-      subject: { reference: `Patient/${patientId}` },
-    };
+    const order = orderNaming(patientId, { reference: 'Medication/ehr-ketamine' }, 'ehr-draft-1');
     const jwt = await mintCdsClientJwt({
       issuer: SECRET_ISSUER,
       audience: `${service.url}/cds-services/${id}`,
