@@ -281,6 +281,26 @@ export class WorklistIndex {
   }
 
   /**
+   * Tasks the FHIR server says changed (a Subscription notification: someone else, an EHR, wrote them). A notified
+   * Task with its `meta.lastUpdated` is applied as sent (a newer write already applied wins, as always); an id alone,
+   * or a Task without it, is read back first, and one the server no longer has leaves the worklist.
+   */
+  async refresh(notified: (Task | string)[]): Promise<{ applied: number; removed: number }> {
+    const complete = notified.filter((t): t is Task => typeof t !== 'string' && !!t.id && !!t.meta?.lastUpdated);
+    const ids = notified
+      .filter((t) => typeof t === 'string' || !complete.includes(t))
+      .map((t) => (typeof t === 'string' ? t : t.id!));
+    const read = ids.length ? await this.readByIds<Task>('Task', [...new Set(ids)]) : [];
+    const found = new Set(read.map((t) => t.id));
+    const gone = [...new Set(ids)].filter((id) => !found.has(id));
+    const pipeline = this.redis.pipeline();
+    await this.applyIn(pipeline, [...complete, ...read], new Map());
+    for (const id of gone) this.applyCommand(pipeline, id, Date.now(), 'del');
+    if (pipeline.length) await execOrThrow(pipeline);
+    return { applied: complete.length + read.length, removed: gone.length };
+  }
+
+  /**
    * Re-reads every Task awaiting approval from the FHIR server and makes the index match: adds and updates what
    * it finds, removes what is no longer there, never overriding a newer write recorded meanwhile.
    */

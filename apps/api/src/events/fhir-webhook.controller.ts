@@ -5,7 +5,8 @@ import { Public } from '@kc/auth';
 import { badRequest, isResourceId, operationOutcome, OutcomeException, parseBoundedJson } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { InfusionEventsProducer, ScoreEventsProducer } from '@kc/queue';
-import { observationIdsIn, procedureIdsIn } from './procedure-ids';
+import { WorklistIndex } from '@kc/worklist-index';
+import { observationIdsIn, procedureIdsIn, tasksIn } from './procedure-ids';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
 
@@ -13,7 +14,9 @@ import { safeEqual, validSignature } from './webhook-signature';
 export const WEBHOOK_PATH = '/webhooks/fhir';
 
 /**
- * FHIR Subscription rest-hook receiver. FHIR servers cannot mint our JWTs, so a notification authenticates
+ * FHIR Subscription rest-hook receiver: completed Procedures and scores become jobs; Tasks someone else wrote (an
+ * EHR) go to the worklist index at once instead of at its next reconciliation. FHIR servers cannot mint our JWTs, so
+ * a notification authenticates
  * with the shared WEBHOOK_SECRET: as Medplum's X-Signature (HMAC-SHA256 of the raw body) or, for HAPI, whose
  * Subscription.channel.header can only add a fixed header, as `X-Webhook-Token: <secret>`.
  */
@@ -25,6 +28,7 @@ export class FhirWebhookController {
     private readonly producer: InfusionEventsProducer,
     private readonly scores: ScoreEventsProducer,
     private readonly pollTrigger: PollTrigger,
+    private readonly worklist: WorklistIndex,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -32,7 +36,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook: a Procedure or a score Observation (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
+      'Rest-hook: a Procedure, a score Observation or a Task (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
   })
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
@@ -47,24 +51,33 @@ export class FhirWebhookController {
     for (const id of ids) await this.producer.enqueue(id, 'webhook');
     const scoreIds = observationIdsIn(parsed.value);
     for (const id of scoreIds) await this.scores.enqueue(id, 'webhook');
+    const tasks = tasksIn(parsed.value);
+    if (tasks.length) await this.worklist.refresh(tasks);
     return operationOutcome(
       'information',
       'informational',
-      ids.length || scoreIds.length
-        ? `Queued ${ids.length} infusion event(s) and ${scoreIds.length} score(s)`
-        : 'Nothing to do: no Procedure or Observation in the notification',
+      ids.length || scoreIds.length || tasks.length
+        ? `Queued ${ids.length} infusion event(s) and ${scoreIds.length} score(s); ${tasks.length} Task(s) brought to the worklist`
+        : 'Nothing to do: no Procedure, Observation or Task in the notification',
     );
   }
 
   @Put(':resourceType/:id')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure/{id}' })
+  @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Task/{id}' })
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
     if (!isResourceId(id)) throw badRequest('Not a valid resource id');
     if (resourceType === 'Observation') {
       await this.scores.enqueue(id, 'webhook');
       return operationOutcome('information', 'informational', 'Queued 1 score');
+    }
+    if (resourceType === 'Task') {
+      // HAPI sends the Task as the body when the Subscription has a payload; without one it is read back.
+      const body = parseBoundedJson(rawBodyOf(req).toString('utf8') || 'null');
+      const sent = 'value' in body ? tasksIn(body.value).find((t) => t.id === id) : undefined;
+      await this.worklist.refresh([sent ?? id]);
+      return operationOutcome('information', 'informational', 'Task brought to the worklist');
     }
     if (resourceType !== 'Procedure')
       return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);

@@ -1,4 +1,4 @@
-import type { Resource } from '@medplum/fhirtypes';
+import type { Resource, ResourceType, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 
 /**
@@ -15,14 +15,24 @@ export function observationIdsIn(body: unknown): string[] {
   return idsIn(body, 'Observation');
 }
 
-function idsIn(body: unknown, resourceType: 'Procedure' | 'Observation', depth = 0): string[] {
+/** The Tasks a notification carries, as sent (the worklist index applies them when they carry meta.lastUpdated). */
+export function tasksIn(body: unknown): Task[] {
+  return resourcesIn(body, 'Task') as Task[];
+}
+
+function idsIn(body: unknown, resourceType: 'Procedure' | 'Observation'): string[] {
+  return resourcesIn(body, resourceType).map((r) => r.id!);
+}
+
+/** The resources of a type with a valid id, in the body itself or in a notification Bundle's entries. */
+function resourcesIn(body: unknown, resourceType: ResourceType, depth = 0): Resource[] {
   if (!isObject(body)) return [];
   const resource = body as Resource;
-  if (resource.resourceType === resourceType) return isResourceId(resource.id) ? [resource.id] : [];
+  if (resource.resourceType === resourceType) return isResourceId(resource.id) ? [resource] : [];
   // A notification Bundle may hold a Bundle (a transaction's); nothing legitimate nests deeper.
   if (resource.resourceType !== 'Bundle' || depth >= 2 || !Array.isArray(resource.entry)) return [];
   return (resource.entry as unknown[]).flatMap((e) =>
-    isObject(e) ? idsIn((e as { resource?: unknown }).resource, resourceType, depth + 1) : [],
+    isObject(e) ? resourcesIn((e as { resource?: unknown }).resource, resourceType, depth + 1) : [],
   );
 }
 

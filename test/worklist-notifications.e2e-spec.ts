@@ -1,0 +1,66 @@
+import { createHmac } from 'node:crypto';
+import request from 'supertest';
+import type { Task } from '@medplum/fhirtypes';
+import { enrolPatient } from './support/clinic';
+import { startTestService, type TestService } from './support/test-service';
+
+/**
+ * The worklist is a read model the service keeps on its own writes (docs/worklist.md). A Task someone else writes
+ * (an EHR, straight to the FHIR server) reached it only at the next reconciliation; a Subscription notification
+ * (Medplum's POST with the resource, HAPI's PUT {endpoint}/Task/{id}) brings it now.
+ */
+describe('Tasks written by others reach the worklist by Subscription notification', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    // No reconciliation: only the notifications can bring the EHR's Tasks in.
+    service = await startTestService({ worklistReconcileMs: 0 });
+  }, 60_000);
+  afterAll(() => service?.stop());
+
+  it('a Task posted with its resource is listed at once; cancelled and notified by id it goes; a stale echo changes nothing', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const listed = async () =>
+      (
+        (
+          await request(service.url)
+            .get('/worklist')
+            .query({ patient: enrolment.patient })
+            .set(service.as('clinician'))
+            .expect(200)
+        ).body as { items: { id: string }[] }
+      ).items.map((i) => i.id);
+    // Straight to the FHIR server, as an EHR writes it: this service does not see the write.
+    const { resource: task } = await service.fhir.create<Task>({
+      resourceType: 'Task',
+      status: 'draft',
+      intent: 'plan',
+      description: 'Call the patient about transport to the next session',
+      for: { reference: enrolment.patient },
+      basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }],
+      restriction: { period: { start: '2027-01-10T09:00:00.000Z', end: '2027-01-12T17:00:00.000Z' } },
+    });
+    expect(await listed()).not.toContain(task.id);
+
+    const notify = (body: string) =>
+      request(service.url)
+        .post('/webhooks/fhir')
+        .set('content-type', 'application/fhir+json')
+        .set('x-signature', createHmac('sha256', 'test-webhook-secret').update(body).digest('hex'))
+        .send(body)
+        .expect(202);
+    const created = JSON.stringify(task);
+    await notify(created);
+    expect(await listed()).toContain(task.id);
+
+    await service.fhir.update<Task>({ ...task, status: 'cancelled' });
+    await request(service.url)
+      .put(`/webhooks/fhir/Task/${task.id}`)
+      .set('x-webhook-token', 'test-webhook-secret')
+      .expect(202);
+    expect(await listed()).not.toContain(task.id);
+
+    // The create's notification delivered again, late: older than what the index applied, so ignored.
+    await notify(created);
+    expect(await listed()).not.toContain(task.id);
+  });
+});
