@@ -62,5 +62,9 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     // The create's notification delivered again, late: older than what the index applied, so ignored.
     await notify(created);
     expect(await listed()).not.toContain(task.id);
+    // Stamped a day ahead (a skewed clock, a forged body): not taken as sent, read back (cancelled: stays off).
+    const future = new Date(Date.now() + 86_400_000).toISOString();
+    await notify(JSON.stringify({ ...task, meta: { ...task.meta, lastUpdated: future } }));
+    expect(await listed()).not.toContain(task.id);
   });
 });

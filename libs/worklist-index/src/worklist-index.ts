@@ -205,6 +205,9 @@ end
 return { total, page, items }
 `;
 
+/** How far ahead of this clock a notified Task's `meta.lastUpdated` may be and still be applied as sent. */
+const NOTIFIED_CLOCK_SKEW_MS = 60_000;
+
 /**
  * The worklist's read model: Tasks awaiting approval in Redis sorted sets ordered by due window (Task has no
  * search parameter for restriction.period, so no FHIR server can page them in due order). Shared by every
@@ -216,8 +219,9 @@ return { total, page, items }
  *
  * Consistency with the FHIR server: every write this service makes goes through FhirClient, which tells the
  * index what was written (record(), awaited before the write returns: a clinician sees their decision at once);
- * rebuild() re-reads every draft Task from the FHIR server at start and periodically (reconciliation, for
- * writes made by others, e.g. an EHR, and for any update lost to a Redis hiccup).
+ * refresh() takes the Tasks a FHIR Subscription notifies (others' writes, at once); rebuild() re-reads every draft
+ * Task from the FHIR server at start and periodically (reconciliation, for writes made by others without a
+ * notification, e.g. on the embedded store, and for any update lost to a Redis hiccup).
  */
 export class WorklistIndex {
   private readonly p: string;
@@ -283,10 +287,15 @@ export class WorklistIndex {
   /**
    * Tasks the FHIR server says changed (a Subscription notification: someone else, an EHR, wrote them). A notified
    * Task with its `meta.lastUpdated` is applied as sent (a newer write already applied wins, as always); an id alone,
-   * or a Task without it, is read back first, and one the server no longer has leaves the worklist.
+   * or a Task without it or stamped in the future, is read back first, and one the server no longer has leaves the
+   * worklist.
    */
   async refresh(notified: (Task | string)[]): Promise<{ applied: number; removed: number }> {
-    const complete = notified.filter((t): t is Task => typeof t !== 'string' && !!t.id && !!t.meta?.lastUpdated);
+    // A version stamped in the future (a clock or a forged body) would outrank every real write: read it back instead.
+    const latest = Date.now() + NOTIFIED_CLOCK_SKEW_MS;
+    const complete = notified.filter(
+      (t): t is Task => typeof t !== 'string' && !!t.id && Date.parse(t.meta?.lastUpdated ?? '') <= latest,
+    );
     const ids = notified
       .filter((t) => typeof t === 'string' || !complete.includes(t))
       .map((t) => (typeof t === 'string' ? t : t.id!));
