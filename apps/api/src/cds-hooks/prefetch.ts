@@ -7,10 +7,10 @@ import { EhrFhirServer } from './ehr-fhir-server';
 
 /**
  * Prefetch: the queries a hook service declares in discovery (as templates with {{context.patientId}}), and
- * resolving them for one call: what the CDS client prefetched is used as sent; absent or null keys are read from
- * the configured FHIR server, and so is a query that wants every match when the client sent one page of it (a next
- * link): the union is judged. Patient data is read from the request's fhirServer when the deployment trusts it
- * (EhrFhirServer); the service's own records from the configured server.
+ * resolving them for one call: what the CDS client prefetched is used as sent; absent or null keys are fetched, and
+ * so is a query that wants every match when the client sent one page of it (a next link): the union is judged.
+ * Fetched from the request's fhirServer for patient data when the deployment trusts it (EhrFhirServer), else, and
+ * always for the service's own records, from the configured FHIR server.
  */
 
 export const PATIENT_TOKEN = '{{context.patientId}}';
@@ -27,7 +27,7 @@ export interface PrefetchQuery {
   fromEhr?: boolean;
   /**
    * Every match is wanted (a contraindication may be on any page): fetched here, the search's next pages are
-   * followed; prefetched with more pages than sent, it is topped up from the configured FHIR server.
+   * followed; prefetched with more pages than sent, it is topped up from where it would be fetched.
    */
   everyMatch?: boolean;
 }
