@@ -190,6 +190,31 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     expect(await followUpTasks(service, onRevoked)).toHaveLength(0);
   });
 
+  it('high-dose (CRPS): the next infusion answers both offers of the one before, so one booster is ever pending', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed');
+    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await sendEvent(first).expect(202);
+    const offered = await waitFor(async () => {
+      const found = await followUpTasks(service, first);
+      return found.length === 3 && found;
+    }, 'follow-ups of the first infusion');
+    expect(offered.map(actionOf).sort()).toEqual([
+      'maintenance-booster',
+      'next-induction-session',
+      'post-infusion-check',
+    ]);
+    const second = await completeInfusion(service, enrolment, '2027-01-20T10:00:00.000Z');
+    await sendEvent(second).expect(202);
+    await waitFor(async () => (await followUpTasks(service, second)).length === 3, 'follow-ups of the second');
+    // The first infusion's session and booster: one fulfilled by the second infusion, the other superseded.
+    const answered = (await followUpTasks(service, first)).filter((t) => actionOf(t) !== 'post-infusion-check');
+    expect(answered.map((t) => t.status).sort()).toEqual(['cancelled', 'completed']);
+    const pendingBoosters = (
+      await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}`, status: 'draft' })
+    ).filter((t) => actionOf(t) === 'maintenance-booster');
+    expect(pendingBoosters.map((t) => t.reasonReference?.reference)).toEqual([`Procedure/${second}`]);
+  });
+
   it('an infusion processed late (after later infusions are on record) still gets the follow-ups of its place in the series', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const ends = ['2027-01-04', '2027-01-07', '2027-01-10', '2027-01-13', '2027-01-16', '2027-01-19'].map(
