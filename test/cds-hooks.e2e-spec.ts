@@ -621,6 +621,11 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
     ]);
     expect(seenByEhr).toContain('GET /fhir/Medication/ehr-ketamine');
     expect(seenByEhr).toContain('GET /fhir/Condition');
+    // Operators see the EHR's requests apart from the configured server's: by type and status, never ids.
+    const metrics = (await request(service.url).get('/metrics').expect(200)).text;
+    expect(metrics).toMatch(/kc_ehr_fhir_requests_total\{method="GET",type="Condition",status="200"\} [1-9]/);
+    expect(metrics).toMatch(/kc_ehr_fhir_requests_total\{method="GET",type="Medication",status="200"\} 1/);
+    expect(metrics).not.toContain('ehr-patient-1');
   });
 
   it('a fhirServer the deployment does not trust is never called: the configured server is read, as before', async () => {

@@ -1,6 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Registry } from 'prom-client';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient } from '@kc/fhir';
+import { FhirClient, meteredFetch, type FhirClientOptions } from '@kc/fhir';
 import type { CdsRequest } from './cds-types';
 
 /**
@@ -11,17 +12,30 @@ import type { CdsRequest } from './cds-types';
  */
 @Injectable()
 export class EhrFhirServer {
+  /** Counted apart from the configured server's requests (kc_ehr_fhir_*): an EHR's latency eats the hook's budget. */
+  private readonly fetchImpl: FhirClientOptions['fetchImpl'];
+
   constructor(
     private readonly fhir: FhirClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+    @Optional() registry?: Registry,
+  ) {
+    if (registry && config.cdsFhirServers.length)
+      this.fetchImpl = meteredFetch(registry, config.cdsFhirServers, undefined, 'ehr');
+  }
 
   for(request: CdsRequest): FhirClient {
     const server = typeof request.fhirServer === 'string' ? request.fhirServer.replace(/\/+$/, '') : undefined;
     const token = bearerTokenOf(request.fhirAuthorization);
     if (!server || !token || !this.config.cdsFhirServers.includes(server)) return this.fhir;
     // One call's reads, inside the EHR's wait for cards: no long retries.
-    return new FhirClient({ baseUrl: server, auth: { kind: 'bearer', token }, maxAttempts: 2, timeoutMs: 5000 });
+    return new FhirClient({
+      baseUrl: server,
+      auth: { kind: 'bearer', token },
+      fetchImpl: this.fetchImpl,
+      maxAttempts: 2,
+      timeoutMs: 5000,
+    });
   }
 }
 
