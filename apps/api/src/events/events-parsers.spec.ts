@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { InfusionCompletedDto } from './infusion-completed.dto';
-import { procedureIdsIn } from './procedure-ids';
+import { procedureIdsIn } from './notified-resources';
 import { safeEqual, validSignature } from './webhook-signature';
 
 describe('webhook signature (hex HMAC-SHA256 of the raw body)', () => {

@@ -6,7 +6,7 @@ import { badRequest, isResourceId, operationOutcome, OutcomeException, parseBoun
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { InfusionEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { WorklistIndex } from '@kc/worklist-index';
-import { observationIdsIn, procedureIdsIn, tasksIn } from './procedure-ids';
+import { observationIdsIn, procedureIdsIn, tasksIn } from './notified-resources';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
 
