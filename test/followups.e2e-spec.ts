@@ -31,14 +31,20 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       .set(service.as('integration'))
       .send({ procedure: `Procedure/${procedureId}` });
 
-  it('induction: a post-infusion check within 7 days and the next session 2-4 days out, awaiting approval', async () => {
-    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+  /** An infusion recorded and reported by API; its follow-up Tasks once `count` of them are written. */
+  async function reportedInfusion(enrolment: { patient: string; carePlanId: string }, end: string, count: number) {
+    const procedureId = await completeInfusion(service, enrolment, end);
     await sendEvent(procedureId).expect(202);
     const tasks = await waitFor(async () => {
       const found = await followUpTasks(service, procedureId);
-      return found.length === 2 && found;
-    }, 'two follow-up tasks');
+      return found.length === count && found;
+    }, `${count} follow-up tasks of the infusion ending ${end}`);
+    return { procedureId, tasks };
+  }
+
+  it('induction: a post-infusion check within 7 days and the next session 2-4 days out, awaiting approval', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const { procedureId, tasks } = await reportedInfusion(enrolment, '2027-01-04T10:00:00.000Z', 2);
     const byAction = Object.fromEntries(tasks.map((t) => [actionOf(t), t]));
     expect(byAction['post-infusion-check'].restriction?.period).toEqual({
       start: '2027-01-04T10:00:00.000Z',
@@ -192,20 +198,13 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
 
   it('high-dose (CRPS): the next infusion answers both offers of the one before, so one booster is ever pending', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed');
-    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
-    await sendEvent(first).expect(202);
-    const offered = await waitFor(async () => {
-      const found = await followUpTasks(service, first);
-      return found.length === 3 && found;
-    }, 'follow-ups of the first infusion');
+    const { procedureId: first, tasks: offered } = await reportedInfusion(enrolment, '2027-01-04T10:00:00.000Z', 3);
     expect(offered.map(actionOf).sort()).toEqual([
       'maintenance-booster',
       'next-induction-session',
       'post-infusion-check',
     ]);
-    const second = await completeInfusion(service, enrolment, '2027-01-20T10:00:00.000Z');
-    await sendEvent(second).expect(202);
-    await waitFor(async () => (await followUpTasks(service, second)).length === 3, 'follow-ups of the second');
+    const { procedureId: second } = await reportedInfusion(enrolment, '2027-01-20T10:00:00.000Z', 3);
     // The first infusion's session and booster: one fulfilled by the second infusion, the other superseded.
     const answered = (await followUpTasks(service, first)).filter((t) => actionOf(t) !== 'post-infusion-check');
     expect(answered.map((t) => t.status).sort()).toEqual(['cancelled', 'completed']);
