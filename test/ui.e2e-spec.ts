@@ -126,7 +126,8 @@ describe('clinician page in a real browser', () => {
     await score(service, rosa.patient, '72514-3', 6, '2026-11-10T09:00:00Z');
     await score(service, rosa.patient, '44261-6', 9, '2026-11-10T09:00:00Z');
     // One of her tasks' window has closed: overdue.
-    const [late] = await service.fhir.searchAll<Task>('Task', { patient: rosa.patient, status: 'draft' });
+    const drafts = await service.fhir.searchAll<Task>('Task', { patient: rosa.patient, status: 'draft' });
+    const late = drafts.find((t) => t.code?.coding?.[0]?.code === 'infusion-session')!;
     await service.fhir.update<Task>({
       ...late,
       restriction: { ...late.restriction, period: { start: '2026-01-01T00:00:00Z', end: '2026-01-02T00:00:00Z' } },
@@ -140,7 +141,8 @@ describe('clinician page in a real browser', () => {
     await row.waitFor();
     expect(await row.locator('.patient-link').textContent()).toBe('Rosa Delgado');
     expect(await row.locator('.age').textContent()).toMatch(/^\d+ years$/);
-    expect(await row.locator('.phase').textContent()).toBe('maintenance');
+    // The monthly protocol's first session opens its initial series.
+    expect(await row.locator('.phase').textContent()).toBe('induction');
     expect(await row.getAttribute('class')).toContain('is-overdue');
     expect(await row.locator('.badge.overdue').textContent()).toBe('Overdue');
     expect(await row.locator('td.due').textContent()).toContain('2026-01-01 00:00 .. 2026-01-02 00:00');

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type { DetectedIssue } from '@medplum/fhirtypes';
-import { completeInfusion } from './support/clinic';
+import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
+import { actionOf, completeInfusion, followUpTasks } from './support/clinic';
 import { enrolNamedPatient, score } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 import { createsOf } from './fixtures/patient-data';
@@ -17,7 +18,7 @@ interface ViewItem {
   overdue: boolean;
   view: {
     patient: { name: string; age: number; birthDate: string };
-    protocol: { id: string; title: string; phase: string };
+    protocol: { id: string; title: string; phase?: string };
     task: { label: string };
     contraindications: { id: string; text: string; state: string; severity: string; evidence: string[] }[];
     scores: { code: string; label: string; value: number; date: string }[];
@@ -96,8 +97,9 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
       expect(item.view.protocol).toMatchObject({
         id: 'ketamine-low-dose-series',
         title: expect.stringMatching(/low-dose/i),
-        phase: 'induction',
       });
+      // The enrolment's session is the induction's first; patient instructions belong to no phase.
+      expect(item.view.protocol.phase).toBe(item.kind === 'patient-instructions' ? undefined : 'induction');
       expect(item.view.contraindications).toEqual([
         expect.objectContaining({
           text: 'Uncontrolled hypertension',
@@ -116,7 +118,7 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
     }
   });
 
-  it('maintenance protocol items say maintenance; patients without scores have none', async () => {
+  it("a monthly protocol's enrolment session is its initial series (induction); patients without scores have none", async () => {
     const res = await request(service.url)
       .get('/worklist/view')
       .query({ protocol: 'ketamine-monthly-maintenance' })
@@ -124,12 +126,49 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
       .expect(200);
     const items = res.body.items as ViewItem[];
     expect(items.length).toBeGreaterThan(0);
+    expect(items.filter((i) => i.kind === 'infusion-session').map((i) => i.view.protocol.phase)).toEqual(['induction']);
     for (const item of items) {
-      expect(item.view.protocol.phase).toBe('maintenance');
       expect(item.view.patient.name).toBe('Omar Haddad');
       expect(item.view.scores).toEqual([]);
       expect(item.view.contraindications).toEqual([]);
     }
+  });
+
+  it('each follow-up says the phase its protocol action or its infusion belongs to, from the PlanDefinition', async () => {
+    // Monthly protocol: an initial series of 2 sessions (induction), then a booster a month (maintenance).
+    const ines = await enrolNamedPatient(service, 'ketamine-monthly-maintenance', {
+      given: 'Ines',
+      family: 'Moreau',
+      birthDate: '1975-03-09',
+    });
+    const followUps = service.app.get(FollowUpService);
+    const phases = async (procedureId: string) => {
+      await followUps.handle(procedureId);
+      const view = await request(service.url)
+        .get('/worklist/view')
+        .query({ patient: ines.patientId, count: 100 })
+        .set(service.as('clinician'))
+        .expect(200);
+      const byId = new Map((view.body.items as ViewItem[]).map((i) => [i.id, i.view.protocol.phase]));
+      const tasks = await followUpTasks(service, procedureId);
+      return Object.fromEntries(tasks.map((t) => [actionOf(t), byId.get(t.id!)]));
+    };
+    const enrolment = { patient: ines.patient, carePlanId: ines.carePlanId };
+    // The 1st infusion fulfils the enrolment's session: an induction infusion, so its check is too.
+    expect(await phases(await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z'))).toEqual({
+      'next-induction-session': 'induction',
+      'post-infusion-check': 'induction',
+    });
+    // The 2nd fulfils the next session (still induction); the booster it proposes is maintenance.
+    expect(await phases(await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z'))).toEqual({
+      'maintenance-booster': 'maintenance',
+      'post-infusion-check': 'induction',
+    });
+    // The 3rd fulfils that booster: a maintenance infusion, and its check says so.
+    expect(await phases(await completeInfusion(service, enrolment, '2027-02-06T10:00:00.000Z'))).toEqual({
+      'maintenance-booster': 'maintenance',
+      'post-infusion-check': 'maintenance',
+    });
   });
 
   it('searches patients by name, and pages by following the next link it returns', async () => {

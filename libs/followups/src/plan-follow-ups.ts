@@ -1,4 +1,4 @@
-import type { CarePlan, DetectedIssue, Patient, PlanDefinition } from '@medplum/fhirtypes';
+import type { CarePlan, Coding, DetectedIssue, Patient, PlanDefinition } from '@medplum/fhirtypes';
 import {
   APPLY_KEY_SYSTEM,
   isTriggeredBy,
@@ -31,6 +31,8 @@ export interface FollowUpInput {
   patient?: Patient;
   /** Contraindication codes a clinician overrode on this CarePlan. */
   overridden?: ReadonlySet<string>;
+  /** This infusion's phase (infusionPhase): the phase of the follow-ups whose action names none (the check). */
+  infusionPhase?: Coding;
   now: Date;
 }
 
@@ -87,6 +89,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       now,
       trigger: { reference: `Procedure/${event.procedureId}` },
       requestReference: requestFullUrl,
+      phase: input.infusionPhase,
       element: selected.element,
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };

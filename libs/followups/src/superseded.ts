@@ -1,5 +1,5 @@
-import type { PlanDefinition, Procedure, Reference, Task } from '@medplum/fhirtypes';
-import { flattenActions, protocolActionOf, type ProtocolCatalog } from '@kc/protocols';
+import type { Coding, PlanDefinition, Procedure, Reference, Task } from '@medplum/fhirtypes';
+import { actionPhase, flattenActions, protocolActionOf, type ProtocolCatalog } from '@kc/protocols';
 import { isOpen, transition } from '@kc/task-states';
 import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
@@ -71,6 +71,20 @@ export function infusionTaskUpdates(input: {
     for (const task of tasks) updates.push({ task, outcome: task === done ? 'done' : 'superseded', by });
   }
   return updates;
+}
+
+/**
+ * The treatment phase of an infusion: that of the Task it fulfils (the session or booster it was planned as), as
+ * the protocol action that Task came from says. Undefined when it fulfils none (an infusion nobody planned).
+ */
+export function infusionPhase(
+  updates: InfusionTaskUpdate[],
+  procedureId: string,
+  plan: PlanDefinition,
+): Coding | undefined {
+  const fulfilled = updates.find((u) => u.outcome === 'done' && u.by.reference === `Procedure/${procedureId}`);
+  const actionId = fulfilled && protocolActionOf(fulfilled.task);
+  return actionId ? actionPhase(flattenActions(plan.action ?? []).find((a) => a.id === actionId)) : undefined;
 }
 
 /** The Task as it is written back, through the state machine. */

@@ -9,6 +9,10 @@ export const TASK_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/task-key`;
 export const DECISION_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
 export const PROTOCOL_WINDOW_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-window`;
 export const PROTOCOL_ACTION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-action`;
+/** The treatment phase (induction, maintenance) a Task belongs to (fhir-profiles/StructureDefinition-protocol-phase.json). */
+export const PROTOCOL_PHASE_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-phase`;
+/** The phase codes of SERVICE_CODE_SYSTEM: a protocol action carries one among its codes when it plans a phase's infusion. */
+export const PHASE_CODES = ['induction', 'maintenance'] as const;
 /** Moves a proposed booster by the patient's scores (fhir-profiles/StructureDefinition-outcome-driven-timing.json). */
 export const OUTCOME_TIMING_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/outcome-driven-timing`;
 /** Marks an applicability condition as a contraindication check (fhir-profiles/StructureDefinition-contraindication.json). */

@@ -6,6 +6,7 @@ import type {
   Practitioner,
   RequestGroup,
   CodeableConcept,
+  Coding,
   Period,
   PlanDefinition,
   PlanDefinitionAction,
@@ -17,7 +18,9 @@ import { awaitingApproval } from '@kc/task-states';
 import { notBefore } from './action-timing';
 import { buildRequest, performerTypeOf, type ActivityRequest } from './build-request';
 import {
+  PHASE_CODES,
   PROTOCOL_ACTION_EXTENSION,
+  PROTOCOL_PHASE_EXTENSION,
   PROTOCOL_WINDOW_EXTENSION,
   SERVICE_CODE_SYSTEM,
   TASK_KEY_SYSTEM,
@@ -57,6 +60,8 @@ export interface InstantiateActionInput {
   /** Who performs it, when the caller named a practitioner and the action asks for one. */
   owner?: Reference<Practitioner>;
   encounter?: Reference<Encounter>;
+  /** The treatment phase, for an action that carries none itself (a post-infusion check: its infusion's phase). */
+  phase?: Coding;
   element: string;
 }
 
@@ -96,6 +101,7 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
     element: input.element,
   });
   const performerType = performerTypeOf(action, activity);
+  const phase = actionPhase(action) ?? input.phase;
   const task: Task = {
     resourceType: 'Task',
     identifier: [{ system: TASK_KEY_SYSTEM, value: input.key }],
@@ -117,6 +123,7 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
       { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: union(input.window, window) },
       // The action's id, or where it sits when the author gave it none.
       { url: PROTOCOL_ACTION_EXTENSION, valueString: action.id ?? input.element },
+      ...(phase ? [{ url: PROTOCOL_PHASE_EXTENSION, valueCoding: phase }] : []),
     ],
   };
   return { task: stripUndefined(task), request: built.resource, unresolved: built.unresolved };
@@ -132,10 +139,24 @@ export function protocolActionOf(task: Task): string | undefined {
   return task.extension?.find((e) => e.url === PROTOCOL_ACTION_EXTENSION)?.valueString;
 }
 
+/** The treatment phase a Task belongs to (written above), e.g. `induction`. */
+export function protocolPhaseOf(task: Task): string | undefined {
+  return task.extension?.find((e) => e.url === PROTOCOL_PHASE_EXTENSION)?.valueCoding?.code;
+}
+
+/** The phase an action plans an infusion of, when the protocol says (a phase code among the action's codes). */
+export function actionPhase(action: PlanDefinitionAction | undefined): Coding | undefined {
+  return action?.code?.flatMap((c) => c.coding ?? []).find(isPhase);
+}
+
+function isPhase(coding: Coding): boolean {
+  return coding.system === SERVICE_CODE_SYSTEM && (PHASE_CODES as readonly string[]).includes(coding.code ?? '');
+}
+
+/** The Task's kind: the action's own code from the service's code system (its phase code is not a kind). */
 function taskKind(action: PlanDefinitionAction): CodeableConcept | undefined {
-  return (
-    action.code?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? action.code?.[0]
-  );
+  const kinds = action.code?.filter((c) => !c.coding?.some(isPhase));
+  return kinds?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? kinds?.[0];
 }
 
 function union(a: Period, b: Period): Period {

@@ -1,5 +1,5 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
-import { protocolWindowOf } from '@kc/protocols';
+import { protocolPhaseOf, protocolWindowOf } from '@kc/protocols';
 import { stateOf } from '@kc/task-states';
 
 /** What the worklist shows of a Task awaiting approval (overdue is computed when read: windows end as time passes). */
@@ -10,6 +10,8 @@ export interface WorklistEntry {
   carePlan?: string;
   protocol?: string;
   kind?: string;
+  /** The treatment phase the Task belongs to (induction, maintenance), when it records one. */
+  phase?: string;
   description?: string;
   /** Why it is proposed as it is (Task.reasonCode.text), e.g. a booster moved earlier by the patient's scores. */
   reason?: string;
@@ -42,6 +44,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     carePlan: carePlan ? `CarePlan/${carePlan}` : undefined,
     protocol,
     kind: task.code?.coding?.[0]?.code,
+    phase: protocolPhaseOf(task),
     description: task.description,
     reason: task.reasonCode?.text,
     due: task.restriction?.period,

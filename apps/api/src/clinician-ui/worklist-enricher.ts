@@ -11,6 +11,7 @@ export interface WorklistItemLike {
   carePlan?: string;
   protocol?: string;
   kind?: string;
+  phase?: string;
   description?: string;
 }
 
@@ -41,7 +42,7 @@ export interface ScoreView {
 
 export interface ItemView {
   patient?: PatientSummary;
-  protocol?: { id?: string; title?: string; phase: 'induction' | 'maintenance' };
+  protocol?: { id?: string; title?: string; phase?: 'induction' | 'maintenance' };
   task: { label: string };
   contraindications: ContraindicationView[];
   scores: ScoreView[];
@@ -142,8 +143,11 @@ export class WorklistEnricher {
     if (!item.protocol) return undefined;
     const plan = this.catalog.findPlanDefinition(item.protocol.split('|')[0]);
     const id = plan?.id ?? item.protocol.split('/').pop()?.split('|')[0];
-    const maintenance = item.kind === 'maintenance-booster' || /maintenance/.test(id ?? '');
-    return { id, title: plan?.title ?? plan?.name ?? id, phase: maintenance ? 'maintenance' : 'induction' };
+    // As the Task records it (its protocol action's, or its infusion's for a check): none for patient instructions,
+    // a check after an unplanned infusion, or a Task written before session 13 (the guess from the kind and the
+    // protocol's name was wrong for a monthly protocol's initial series and for checks after boosters).
+    const phase = item.phase === 'induction' || item.phase === 'maintenance' ? item.phase : undefined;
+    return { id, title: plan?.title ?? plan?.name ?? id, ...(phase ? { phase } : {}) };
   }
 }
 

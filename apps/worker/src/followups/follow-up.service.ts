@@ -27,6 +27,7 @@ import {
   completedInfusionCount,
   infusionDefinitionFor,
   infusionFollowUpActions,
+  infusionPhase,
   infusionTaskUpdates,
   isInfusion,
   planFollowUps,
@@ -105,6 +106,16 @@ export class FollowUpService {
     await progress(50, 'read care plan and history');
 
     const now = new Date();
+    const infusionActions = infusionFollowUpActions(plan, this.catalog, infusion);
+    // What this infusion fulfils (its session or booster) gives its phase, and so its check's.
+    const fulfilled = infusionTaskUpdates({
+      event,
+      procedure,
+      openTasks: around.openTasks,
+      history: around.history,
+      definition: infusion,
+      infusionActions,
+    });
     const planned = planFollowUps({
       event,
       carePlan,
@@ -114,6 +125,7 @@ export class FollowUpService {
       patientData: around.patientData,
       patient: around.patient,
       overridden: around.overridden,
+      infusionPhase: infusionPhase(fulfilled, event.procedureId, plan),
       now,
     });
     const writtenByKey = new Map(around.written.map((t) => [keyOf(t), t]));
