@@ -544,11 +544,19 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
   let ehrBase: string;
   let service: TestService;
   const seenByEhr: string[] = [];
+  /** When set, the EHR's server answers every request with this status (down, overloaded). */
+  let ehrAnswers: number | undefined;
 
   beforeAll(async () => {
     ehrStore = await startFhirSandbox();
     ehrGate = http.createServer((req, res) => {
       seenByEhr.push(`${req.method} ${req.url?.split('?')[0]}`);
+      if (ehrAnswers) {
+        res
+          .writeHead(ehrAnswers, { 'content-type': 'application/fhir+json' })
+          .end('{"resourceType":"OperationOutcome"}');
+        return;
+      }
       if (req.headers.authorization !== `Bearer ${EHR_TOKEN}`) {
         res.writeHead(401, { 'content-type': 'application/fhir+json' }).end('{"resourceType":"OperationOutcome"}');
         return;
@@ -573,10 +581,12 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
     await ehrStore?.close();
   });
 
-  async function orderSignCall(fhirServer: string) {
+  async function orderSignCall(
+    fhirServer: string,
+    order = orderNaming('ehr-patient-1', { reference: 'Medication/ehr-ketamine' }, 'ehr-draft-1'),
+  ) {
     const id = 'ketamine-order-check';
     const patientId = 'ehr-patient-1';
-    const order = orderNaming(patientId, { reference: 'Medication/ehr-ketamine' }, 'ehr-draft-1');
     const jwt = await mintCdsClientJwt({
       issuer: SECRET_ISSUER,
       audience: `${service.url}/cds-services/${id}`,
@@ -637,5 +647,22 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
     expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
       ['warning', 'Medication not found: ketamine contraindication check did not run (1 order)'],
     ]);
+  });
+  it("the EHR's server down: a card says the check could not run, instead of no answer at all", async () => {
+    ehrAnswers = 503;
+    try {
+      const cards = await orderSignCall(ehrBase, ketamineOrder('ehr-patient-1', 'ehr-draft-2'));
+      expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+        ['warning', "Ketamine contraindication check could not run: the patient's records could not be read"],
+      ]);
+      expect(cards[0].detail).toContain('MedicationRequest/ehr-draft-2');
+      // Its Medication unreadable too: the order naming one is said to be unchecked as well.
+      const named = await orderSignCall(ehrBase);
+      expect(named.map((c) => c.summary)).toEqual([
+        'Medication not found: ketamine contraindication check did not run (1 order)',
+      ]);
+    } finally {
+      ehrAnswers = undefined;
+    }
   });
 });

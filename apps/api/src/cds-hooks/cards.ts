@@ -344,9 +344,30 @@ export function unresolvedMedicationCard(orders: MedicationRequest[], options: C
       detail: [
         ...lines,
         '',
-        "Neither the request nor the FHIR server holds the Medication. If it is ketamine, check the patient's " +
+        "The Medication is not in the request, and the FHIR server did not have it or did not answer. If it is ketamine, check the patient's " +
           'contraindications before signing, or send the Medication in the draft orders (contained or as an entry).',
       ].join('\n'),
+      indicator: 'warning',
+      source: { label: options.sourceLabel },
+    },
+  ];
+}
+
+/**
+ * order-sign: a patient's ketamine orders whose records (conditions, vitals, contraindications on record) could not
+ * be read: the check did not run, and the clinician is told so rather than shown nothing.
+ */
+export function recordsUnreadableCard(orders: MedicationRequest[], why: string, options: CardOptions): Card[] {
+  const refs = orderRefs(orders);
+  return [
+    {
+      uuid: uuidFromKey(`cds:order-sign:${refs.join(',')}:unreadable`),
+      summary: summary("Ketamine contraindication check could not run: the patient's records could not be read"),
+      detail: [
+        `Order: ${refs.join(', ')}.`,
+        `The patient's conditions, vital signs and recorded contraindications could not be read (${why}).`,
+        "Check the patient's contraindications before signing.",
+      ].join('\n\n'),
       indicator: 'warning',
       source: { label: options.sourceLabel },
     },

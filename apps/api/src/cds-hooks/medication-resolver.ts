@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, Medication } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
-import { FhirClient } from '@kc/fhir';
+import { FhirClient, FhirHttpError, FhirUnavailableError } from '@kc/fhir';
 import type { CdsRequest } from './cds-types';
 import { EhrFhirServer } from './ehr-fhir-server';
 import { unresolvedMedicationOrders, type ResolvedMedications } from './ketamine-orders';
@@ -27,7 +27,8 @@ export class MedicationResolver {
     const read = await Promise.all(
       [...refs].map(async (ref): Promise<[string, Medication][]> => {
         const where = medicationOn(ref, ehr) ?? (ehr !== this.fhir ? medicationOn(ref, this.fhir) : undefined);
-        const medication = where && (await where.fhir.readIfExists<Medication>('Medication', where.id));
+        // A server that does not answer leaves it unresolved: the order's card says the check did not run.
+        const medication = where && (await readOrNothing(where.fhir, where.id));
         return medication ? [[ref, medication]] : [];
       }),
     );
@@ -41,4 +42,13 @@ function medicationOn(ref: string, fhir: FhirClient): { fhir: FhirClient; id: st
   if (absolute && !ref.startsWith(`${fhir.baseUrl}/`)) return undefined;
   const [type, id, ...rest] = (absolute ? ref.slice(fhir.baseUrl.length + 1) : ref).split('/');
   return type === 'Medication' && !rest.length && isResourceId(id) ? { fhir, id } : undefined;
+}
+
+async function readOrNothing(fhir: FhirClient, id: string): Promise<Medication | undefined> {
+  try {
+    return await fhir.readIfExists<Medication>('Medication', id);
+  } catch (err) {
+    if (err instanceof FhirHttpError || err instanceof FhirUnavailableError) return undefined;
+    throw err;
+  }
 }

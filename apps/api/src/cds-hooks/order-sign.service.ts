@@ -1,11 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
+import { FhirHttpError, FhirUnavailableError } from '@kc/fhir';
 import { patientDataQueries, ProtocolCatalog } from '@kc/protocols';
 import {
   codeDisplays,
   orderContraindications,
   orderSignCards,
+  recordsUnreadableCard,
   sortCards,
   unresolvedMedicationCard,
   type CardOptions,
@@ -28,6 +30,7 @@ import {
   prefetchTemplates,
   resourcesIn,
   type PrefetchQuery,
+  type ResolvedPrefetch,
 } from './prefetch';
 
 const CONTRAINDICATIONS: PrefetchQuery = {
@@ -100,7 +103,9 @@ export class OrderSignService {
   async call(
     request: CdsRequest,
     options: Omit<CardOptions, 'displays'>,
-  ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number; orders: number; unresolved: number } }> {
+  ): Promise<
+    CdsResponse & { counts: Record<'prefetched' | 'fetched' | 'orders' | 'unresolved' | 'unreadable', number> }
+  > {
     const contextPatient = checkPatientId(request.context?.patientId);
     const draftOrders = request.context?.draftOrders as Bundle | undefined;
     if (!draftOrders || draftOrders.resourceType !== 'Bundle')
@@ -108,7 +113,7 @@ export class OrderSignService {
     const medications = await this.medications.resolve(draftOrders, request);
     const orders = ketamineOrders(draftOrders, this.codes, medications);
     const unresolved = unresolvedMedicationOrders(draftOrders, medications);
-    const counts = { prefetched: 0, fetched: 0, orders: orders.length, unresolved: unresolved.length };
+    const counts = { prefetched: 0, fetched: 0, orders: orders.length, unresolved: unresolved.length, unreadable: 0 };
     const byPatient = new Map<string, MedicationRequest[]>();
     for (const order of orders) {
       const patientId = checkPatientId(patientIdOf(order) ?? contextPatient, 'MedicationRequest.subject');
@@ -126,7 +131,13 @@ export class OrderSignService {
           q.key === CONTRAINDICATIONS.key ||
           plans.some((p) => [...this.keyOf.get(p.id!)!.values()].includes(q.key)),
       );
-      const { data, prefetched, fetched } = await this.prefetch.resolve(wanted, forRequest, patientId);
+      const resolved = await this.readRecords(wanted, forRequest, patientId);
+      if ('unreadable' in resolved) {
+        counts.unreadable++;
+        cards.push(...recordsUnreadableCard(patientOrders, resolved.unreadable, cardOptions));
+        continue;
+      }
+      const { data, prefetched, fetched } = resolved;
       counts.prefetched += prefetched;
       counts.fetched += fetched;
       const verdict = evaluateEligibility(
@@ -150,5 +161,23 @@ export class OrderSignService {
       );
     }
     return { cards: sortCards(cards), counts };
+  }
+
+  /**
+   * The patient's records for the check, or why they could not be read: a FHIR server that does not answer (or
+   * refuses) gets the clinician a card saying the check did not run, where an error would get them no card at all.
+   */
+  private async readRecords(
+    queries: PrefetchQuery[],
+    request: CdsRequest,
+    patientId: string,
+  ): Promise<ResolvedPrefetch | { unreadable: string }> {
+    try {
+      return await this.prefetch.resolve(queries, request, patientId);
+    } catch (err) {
+      if (err instanceof FhirHttpError) return { unreadable: `the FHIR server answered HTTP ${err.status}` };
+      if (err instanceof FhirUnavailableError) return { unreadable: 'the FHIR server did not answer' };
+      throw err;
+    }
   }
 }
