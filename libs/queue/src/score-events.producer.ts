@@ -18,20 +18,7 @@ export class ScoreEventsProducer {
   ) {}
 
   async enqueue(observationId: string, source: EventSource): Promise<{ jobId: string }> {
-    const jobId = scoreJobId(observationId);
-    await withinEnqueueTimeout(
-      this.queue.add(
-        JOBS.scoreRecorded,
-        { observationId, source },
-        {
-          jobId,
-          ...retryOptions(this.config),
-          removeOnComplete: true,
-          removeOnFail: false,
-        },
-      ),
-    );
-    return { jobId };
+    return this.add(observationId, source, scoreJobId(observationId), true);
   }
 
   /**
@@ -40,17 +27,21 @@ export class ScoreEventsProducer {
    * which writes nothing when the event's own job already did the work.
    */
   async enqueueForReconciliation(observationId: string, versionId: string): Promise<{ jobId: string }> {
-    const jobId = reconciledScoreJobId(observationId, versionId);
+    const keep = { age: Math.ceil(this.config.reconcileLookbackMs / 1000) };
+    return this.add(observationId, 'poll', reconciledScoreJobId(observationId, versionId), keep);
+  }
+
+  private async add(
+    observationId: string,
+    source: EventSource,
+    jobId: string,
+    removeOnComplete: true | { age: number },
+  ): Promise<{ jobId: string }> {
     await withinEnqueueTimeout(
       this.queue.add(
         JOBS.scoreRecorded,
-        { observationId, source: 'poll' },
-        {
-          jobId,
-          ...retryOptions(this.config),
-          removeOnComplete: { age: Math.ceil(this.config.reconcileLookbackMs / 1000) },
-          removeOnFail: false,
-        },
+        { observationId, source },
+        { jobId, ...retryOptions(this.config), removeOnComplete, removeOnFail: false },
       ),
     );
     return { jobId };

@@ -296,12 +296,16 @@ export class WorklistIndex {
     const complete = notified.filter(
       (t): t is Task => typeof t !== 'string' && !!t.id && Date.parse(t.meta?.lastUpdated ?? '') <= latest,
     );
-    const ids = notified
-      .filter((t) => typeof t === 'string' || !complete.includes(t))
-      .map((t) => (typeof t === 'string' ? t : t.id!));
-    const read = ids.length ? await this.readByIds<Task>('Task', [...new Set(ids)]) : [];
+    const ids = [
+      ...new Set(
+        notified
+          .filter((t) => typeof t === 'string' || !complete.includes(t))
+          .map((t) => (typeof t === 'string' ? t : t.id!)),
+      ),
+    ];
+    const read = ids.length ? await this.readByIds<Task>('Task', ids) : [];
     const found = new Set(read.map((t) => t.id));
-    const gone = [...new Set(ids)].filter((id) => !found.has(id));
+    const gone = ids.filter((id) => !found.has(id));
     const pipeline = this.redis.pipeline();
     await this.applyIn(pipeline, [...complete, ...read], new Map());
     for (const id of gone) this.applyCommand(pipeline, id, Date.now(), 'del');

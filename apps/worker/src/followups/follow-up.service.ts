@@ -107,7 +107,8 @@ export class FollowUpService {
 
     const now = new Date();
     const infusionActions = infusionFollowUpActions(plan, this.catalog, infusion);
-    // What this infusion fulfils (its session or booster) gives its phase, and so its check's.
+    // What this infusion fulfils (its session or booster) gives its phase, and so its check's. answeredTasks judges
+    // again with the new Tasks included; this infusion fulfils none of those (they follow it).
     const fulfilled = infusionTaskUpdates({
       event,
       procedure,
@@ -135,7 +136,7 @@ export class FollowUpService {
     const newTasks = planned.followUps
       .filter((f) => !writtenByKey.has(f.key))
       .map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
-    const answered = this.answeredTasks({ event, procedure, plan, infusion, around, newTasks, now });
+    const answered = this.answeredTasks({ event, procedure, infusion, infusionActions, around, newTasks, now });
     const carePlanUpdate = activityEntry(carePlan, [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)]);
     // With the CarePlan's If-Match update in the transaction, two writers for the same plan cannot both land (one gets
     // 412, its job retries and re-reads), so creates need no If-None-Exist: no conditional entry, so Medplum runs the
@@ -213,14 +214,13 @@ export class FollowUpService {
   private answeredTasks(input: {
     event: InfusionCompleted;
     procedure: Procedure;
-    plan: PlanDefinition;
     infusion: InfusionDefinition;
+    infusionActions: Set<string>;
     around: { openTasks: Task[]; history: Procedure[] };
     newTasks: (FollowUp & { fullUrl: string })[];
     now: Date;
   }) {
-    const { newTasks, now } = input;
-    const infusionActions = infusionFollowUpActions(input.plan, this.catalog, input.infusion);
+    const { newTasks, now, infusionActions } = input;
     const updates = infusionActions.size
       ? infusionTaskUpdates({
           event: input.event,
