@@ -538,6 +538,8 @@ describe('CDS Hooks services', () => {
  * only when the deployment trusts that server (CDS_FHIR_SERVERS).
  */
 describe('CDS Hooks: patient data from the EHR FHIR server the call names', () => {
+  /** The service's time for one call's FHIR reads (CDS_READ_BUDGET_MS); an EHR waits a few seconds. */
+  const READ_BUDGET_MS = 1500;
   const EHR_TOKEN = 'ehr-access-token-' + randomUUID();
   let ehrStore: FhirSandbox;
   let ehrGate: http.Server;
@@ -546,11 +548,17 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
   const seenByEhr: string[] = [];
   /** When set, the EHR's server answers every request with this status (down, overloaded). */
   let ehrAnswers: number | undefined;
+  /** When set, the EHR's server takes requests and answers none (overloaded, a stalled proxy) until let go. */
+  let ehrHangs: http.ServerResponse[] | undefined;
 
   beforeAll(async () => {
     ehrStore = await startFhirSandbox();
     ehrGate = http.createServer((req, res) => {
       seenByEhr.push(`${req.method} ${req.url?.split('?')[0]}`);
+      if (ehrHangs) {
+        ehrHangs.push(res);
+        return;
+      }
       if (ehrAnswers) {
         res
           .writeHead(ehrAnswers, { 'content-type': 'application/fhir+json' })
@@ -573,6 +581,7 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
     service = await startTestService({
       cdsClients: { [SECRET_ISSUER]: { secret: SECRET } },
       cdsFhirServers: [ehrBase],
+      cdsReadBudgetMs: READ_BUDGET_MS,
     });
   }, 60_000);
   afterAll(async () => {
@@ -584,6 +593,7 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
   async function orderSignCall(
     fhirServer: string,
     order = orderNaming('ehr-patient-1', { reference: 'Medication/ehr-ketamine' }, 'ehr-draft-1'),
+    ehrWaitsMs = 30_000,
   ) {
     const id = 'ketamine-order-check';
     const patientId = 'ehr-patient-1';
@@ -612,6 +622,7 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
           draftOrders: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: order }] },
         },
       })
+      .timeout(ehrWaitsMs)
       .expect(200);
     return res.body.cards as Card[];
   }
@@ -663,6 +674,22 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
       ]);
     } finally {
       ehrAnswers = undefined;
+    }
+  });
+
+  it("the EHR's server slow: the card saying the check could not run comes while the EHR still waits", async () => {
+    ehrHangs = [];
+    try {
+      // The EHR gives up after 5 s; without a budget its server's two 5-s attempts (per read) outlast that.
+      const cards = await orderSignCall(ehrBase, ketamineOrder('ehr-patient-1', 'ehr-draft-3'), 5000);
+      expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+        ['warning', "Ketamine contraindication check could not run: the patient's records could not be read"],
+      ]);
+      expect(cards[0].detail).toContain('the FHIR server did not answer in time');
+      expect(ehrHangs.length).toBeGreaterThan(0);
+    } finally {
+      for (const res of ehrHangs ?? []) res.destroy();
+      ehrHangs = undefined;
     }
   });
 });

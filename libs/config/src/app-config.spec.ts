@@ -46,6 +46,12 @@ describe('CDS Hooks config', () => {
       expect(() => loadConfig({ CDS_FHIR_SERVERS: bad })).toThrow(/CDS_FHIR_SERVERS/);
   });
 
+  it('CDS_READ_BUDGET_MS: 3 s of FHIR reads per CDS call unless set', () => {
+    expect(loadConfig({}).cdsReadBudgetMs).toBe(3000);
+    expect(loadConfig({ CDS_READ_BUDGET_MS: '1500' }).cdsReadBudgetMs).toBe(1500);
+    expect(() => loadConfig({ CDS_READ_BUDGET_MS: '0' })).toThrow(/CDS_READ_BUDGET_MS/);
+  });
+
   it('CDS_CORS_ORIGINS: any origin unless narrowed to a list of origins, or none', () => {
     expect(loadConfig({}).cdsCorsOrigins).toBe('*');
     expect(loadConfig({ CDS_CORS_ORIGINS: '*' }).cdsCorsOrigins).toBe('*');

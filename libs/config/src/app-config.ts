@@ -91,6 +91,12 @@ export interface AppConfig {
    * unless the deployment trusts it).
    */
   cdsFhirServers: string[];
+  /**
+   * How long one CDS call may spend reading FHIR (the orders' Medications, the patient's records), in ms: an EHR
+   * waits a few seconds for cards and shows none after; past this the call answers with a card saying the check
+   * could not run.
+   */
+  cdsReadBudgetMs: number;
 }
 
 /**
@@ -373,5 +379,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     cdsPublicUrl: publicUrl(env, 'CDS_PUBLIC_URL'),
     cdsCorsOrigins: cdsCorsOriginsFrom(env),
     cdsFhirServers: cdsFhirServersFrom(env),
+    cdsReadBudgetMs: positiveInt(env, 'CDS_READ_BUDGET_MS', 3000),
   };
 }

@@ -2,7 +2,12 @@ import { ifMatchFor } from './etag';
 import type { Patient } from '@medplum/fhirtypes';
 import { outcome, startFakeServer, type FakeHandler, type FakeServer } from '../../../test/support/fake-fhir-servers';
 import { FhirClient } from './fhir-client';
-import { FhirTransactionNotConfirmedError, FhirUnavailableError, FhirVersionConflictError } from './fhir-errors';
+import {
+  FhirOutOfTimeError,
+  FhirTransactionNotConfirmedError,
+  FhirUnavailableError,
+  FhirVersionConflictError,
+} from './fhir-errors';
 
 const patient = (id: string, versionId = '1'): Patient => ({ resourceType: 'Patient', id, meta: { versionId } });
 const page = (ids: string[], next?: string) => ({
@@ -170,6 +175,38 @@ describe('FhirClient normalises server quirks', () => {
       fetchImpl: slow,
     });
     await expect(fhir.read('Patient', '1')).rejects.toBeInstanceOf(FhirUnavailableError);
+  });
+
+  it("within a caller's budget: a server that does not answer ends the read when the budget does, not after its retries", async () => {
+    server = await startFakeServer(() => ({ status: 200, body: patient('1') }));
+    const held: (() => void)[] = [];
+    // A server that never answers (until the test lets go): each attempt waits for its own timeout or an abort.
+    const hanging: typeof fetch = (_input, init) =>
+      new Promise((_resolve, reject) => {
+        const abort = () => reject(init!.signal!.reason as Error);
+        init?.signal?.addEventListener('abort', abort);
+        held.push(abort);
+      });
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 4, timeoutMs: 2000, fetchImpl: hanging });
+    const started = Date.now();
+    await expect(fhir.within(AbortSignal.timeout(150)).read('Patient', '1')).rejects.toBeInstanceOf(FhirOutOfTimeError);
+    // Four attempts of 2 s each without the budget; one, cut at 150 ms, with it.
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(held).toHaveLength(1);
+  });
+
+  it('within a budget: retries stop at the budget too, and the client it came from keeps no budget', async () => {
+    let calls = 0;
+    server = await startFakeServer(() =>
+      ++calls <= 2 ? { status: 503, body: outcome('transient', 'down') } : { status: 200, body: patient('1') },
+    );
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 3, retryBaseDelayMs: 400 });
+    const budget = new AbortController();
+    setTimeout(() => budget.abort(), 100);
+    await expect(fhir.within(budget.signal).read('Patient', '1')).rejects.toBeInstanceOf(FhirOutOfTimeError);
+    expect(calls).toBe(1); // aborted in the pause before its second attempt
+    // The unbounded client: same server, same transport, no budget.
+    expect((await fhir.read<Patient>('Patient', '1')).id).toBe('1');
   });
 
   it('HAPI with return=minimal: an empty 201 is resolved through the Location header', async () => {

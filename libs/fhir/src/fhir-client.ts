@@ -4,6 +4,7 @@ import { FhirAuthorizer } from './fhir-auth';
 import {
   FhirHttpError,
   FhirNotFoundError,
+  FhirOutOfTimeError,
   FhirTransactionNotConfirmedError,
   FhirUnavailableError,
   FhirVersionConflictError,
@@ -60,6 +61,8 @@ export class FhirClient {
   private readonly timeoutMs: number;
   private readonly maxPages: number;
   private readonly writeListeners: WriteListener[] = [];
+  /** A caller's time budget (see within): set on a bounded view only. */
+  private budget?: AbortSignal;
 
   constructor(options: FhirClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -70,6 +73,16 @@ export class FhirClient {
     this.retryBaseDelayMs = options.retryBaseDelayMs ?? 200;
     this.timeoutMs = options.timeoutMs ?? 15_000;
     this.maxPages = options.maxPages ?? 1000;
+  }
+
+  /**
+   * This client with a time budget: its requests, retries and pauses end when `signal` aborts (a CDS Hooks call the
+   * EHR waits a few seconds for), with FhirOutOfTimeError. A view: transport, credentials and listeners are shared.
+   */
+  within(signal: AbortSignal): FhirClient {
+    const bounded = Object.create(this) as FhirClient;
+    bounded.budget = signal;
+    return bounded;
   }
 
   /** Registers a listener for every write this client makes (see WriteListener). */
@@ -260,13 +273,15 @@ export class FhirClient {
     let refreshedToken = false;
     // Bounded by maxAttempts; per failure kind, `attempts` (network errors, 502-504) or maxAttempts (429).
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      if (this.budget?.aborted) throw this.outOfTime();
       let response: HttpAnswer;
       try {
         response = await this.send(method, url, body, extraHeaders);
       } catch (err) {
+        if (this.budget?.aborted) throw this.outOfTime();
         lastError = err;
         if (attempt >= attempts) break;
-        await pause(this.retryDelay(attempt, null));
+        await pause(this.retryDelay(attempt, null), this.budget);
         continue;
       }
       // An expired OAuth2 token: fetch a fresh one and try once more.
@@ -287,11 +302,12 @@ export class FhirClient {
         const advice = retryAfter ? Math.ceil(wait / 1000) : undefined;
         // Out of attempts, or asked to come back later than a caller should wait: give up, passing the advice on.
         if (attempt >= allowed || wait > this.maxRetryWaitMs) throw this.unavailable(lastError, advice);
-        await pause(wait);
+        await pause(wait, this.budget);
         continue;
       }
       return readResponse<T>(response, method, pathOrUrl);
     }
+    if (this.budget?.aborted) throw this.outOfTime();
     throw this.unavailable(lastError);
   }
 
@@ -310,8 +326,14 @@ export class FhirClient {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(this.timeoutMs),
+      signal: this.budget
+        ? AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.budget])
+        : AbortSignal.timeout(this.timeoutMs),
     });
+  }
+
+  private outOfTime(): FhirOutOfTimeError {
+    return new FhirOutOfTimeError(`FHIR server at ${this.baseUrl} did not answer within the caller's time budget`);
   }
 
   private unavailable(lastError: unknown, retryAfterSeconds?: number): FhirUnavailableError {
@@ -377,8 +399,18 @@ function safeJson(text: string): unknown {
   }
 }
 
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** A wait between attempts, over early when the caller's budget runs out (the next attempt then gives up). */
+function pause(ms: number, budget?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (budget?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      budget?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    budget?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** What a transaction-response does not confirm, if anything. */

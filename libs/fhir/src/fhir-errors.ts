@@ -31,6 +31,9 @@ export class FhirUnavailableError extends Error {
   }
 }
 
+/** The caller's time budget ran out before the server answered (FhirClient.within). */
+export class FhirOutOfTimeError extends FhirUnavailableError {}
+
 /**
  * The server answered a transaction without confirming every entry: what was written is unknown, so it is not
  * reported as written (the API answers 502, a job retries: every write the service makes is safe to repeat).

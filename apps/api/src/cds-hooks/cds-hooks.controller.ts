@@ -55,10 +55,12 @@ export class CdsHooksController {
     checkRequest(body, service);
     const started = performance.now();
     const options = { sourceLabel: SOURCE_LABEL, worklistUrl: `${publicBaseUrl(this.config, req)}/ui` };
+    // The EHR waits a few seconds for cards: FHIR reads stop at the budget, so an answer comes while it waits.
+    const budget = AbortSignal.timeout(this.config.cdsReadBudgetMs);
     const result =
       service.hook === 'patient-view'
-        ? await this.patientView.call(body, options)
-        : await this.orderSign.call(body, options);
+        ? await this.patientView.call(body, options, budget)
+        : await this.orderSign.call(body, options, budget);
     this.logger.log({
       msg: 'cds-hooks call',
       service: id,

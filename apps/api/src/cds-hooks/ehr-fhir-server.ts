@@ -24,19 +24,31 @@ export class EhrFhirServer {
       this.fetchImpl = meteredFetch(registry, config.cdsFhirServers, undefined, 'ehr');
   }
 
-  for(request: CdsRequest): FhirClient {
+  /**
+   * The clients one call reads through: `ehr` for the EHR's records, `own` for the service's; both end their requests
+   * when the call's budget runs out, so the EHR gets cards (saying what could not be read) while it still waits.
+   */
+  clientsFor(request: CdsRequest, budget: AbortSignal): CallClients {
+    const own = this.fhir.within(budget);
     const server = typeof request.fhirServer === 'string' ? request.fhirServer.replace(/\/+$/, '') : undefined;
     const token = bearerTokenOf(request.fhirAuthorization);
-    if (!server || !token || !this.config.cdsFhirServers.includes(server)) return this.fhir;
+    if (!server || !token || !this.config.cdsFhirServers.includes(server)) return { ehr: own, own };
     // One call's reads, inside the EHR's wait for cards: no long retries.
-    return new FhirClient({
+    const ehr = new FhirClient({
       baseUrl: server,
       auth: { kind: 'bearer', token },
       fetchImpl: this.fetchImpl,
       maxAttempts: 2,
       timeoutMs: 5000,
-    });
+    }).within(budget);
+    return { ehr, own };
   }
+}
+
+/** Where one CDS call reads: the EHR's records (`ehr`, the same client as `own` unless fhirServer is trusted). */
+export interface CallClients {
+  ehr: FhirClient;
+  own: FhirClient;
 }
 
 /** fhirAuthorization's access token when it is a bearer token (CDS Hooks 2.0: token_type "Bearer"). */

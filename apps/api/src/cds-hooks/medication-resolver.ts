@@ -14,20 +14,22 @@ import { unresolvedMedicationOrders, type ResolvedMedications } from './ketamine
  */
 @Injectable()
 export class MedicationResolver {
-  constructor(
-    private readonly fhir: FhirClient,
-    private readonly ehr: EhrFhirServer,
-  ) {}
+  constructor(private readonly servers: EhrFhirServer) {}
 
-  async resolve(draftOrders: Bundle | undefined, request: CdsRequest): Promise<ResolvedMedications> {
+  async resolve(
+    draftOrders: Bundle | undefined,
+    request: CdsRequest,
+    budget: AbortSignal,
+  ): Promise<ResolvedMedications> {
     const refs = new Set(
       unresolvedMedicationOrders(draftOrders).flatMap((o) => o.medicationReference?.reference ?? []),
     );
-    const ehr = this.ehr.for(request);
+    if (!refs.size) return new Map();
+    const { ehr, own } = this.servers.clientsFor(request, budget);
     const read = await Promise.all(
       [...refs].map(async (ref): Promise<[string, Medication][]> => {
-        const where = medicationOn(ref, ehr) ?? (ehr !== this.fhir ? medicationOn(ref, this.fhir) : undefined);
-        // A server that does not answer leaves it unresolved: the order's card says the check did not run.
+        const where = medicationOn(ref, ehr) ?? (ehr !== own ? medicationOn(ref, own) : undefined);
+        // A server that does not answer (in time) leaves it unresolved: the order's card says the check did not run.
         const medication = where && (await readOrNothing(where.fhir, where.id));
         return medication ? [[ref, medication]] : [];
       }),

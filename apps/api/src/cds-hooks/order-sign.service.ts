@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
-import { FhirHttpError, FhirUnavailableError } from '@kc/fhir';
+import { FhirHttpError, FhirOutOfTimeError, FhirUnavailableError } from '@kc/fhir';
 import { patientDataQueries, ProtocolCatalog } from '@kc/protocols';
 import {
   codeDisplays,
@@ -100,9 +100,11 @@ export class OrderSignService {
     };
   }
 
+  /** `budget`: the call's time for FHIR reads; what it cuts short gets a card saying the check did not run. */
   async call(
     request: CdsRequest,
     options: Omit<CardOptions, 'displays'>,
+    budget: AbortSignal,
   ): Promise<
     CdsResponse & { counts: Record<'prefetched' | 'fetched' | 'orders' | 'unresolved' | 'unreadable', number> }
   > {
@@ -110,7 +112,7 @@ export class OrderSignService {
     const draftOrders = request.context?.draftOrders as Bundle | undefined;
     if (!draftOrders || draftOrders.resourceType !== 'Bundle')
       throw badRequest('context.draftOrders must be a FHIR Bundle', ['context.draftOrders']);
-    const medications = await this.medications.resolve(draftOrders, request);
+    const medications = await this.medications.resolve(draftOrders, request, budget);
     const orders = ketamineOrders(draftOrders, this.codes, medications);
     const unresolved = unresolvedMedicationOrders(draftOrders, medications);
     const counts = { prefetched: 0, fetched: 0, orders: orders.length, unresolved: unresolved.length, unreadable: 0 };
@@ -131,7 +133,7 @@ export class OrderSignService {
           q.key === CONTRAINDICATIONS.key ||
           plans.some((p) => [...this.keyOf.get(p.id!)!.values()].includes(q.key)),
       );
-      const resolved = await this.readRecords(wanted, forRequest, patientId);
+      const resolved = await this.readRecords(wanted, forRequest, patientId, budget);
       if ('unreadable' in resolved) {
         counts.unreadable++;
         cards.push(...recordsUnreadableCard(patientOrders, resolved.unreadable, cardOptions));
@@ -164,17 +166,20 @@ export class OrderSignService {
   }
 
   /**
-   * The patient's records for the check, or why they could not be read: a FHIR server that does not answer (or
-   * refuses) gets the clinician a card saying the check did not run, where an error would get them no card at all.
+   * The patient's records for the check, or why they could not be read: a FHIR server that does not answer (in the
+   * call's budget) or refuses gets the clinician a card saying the check did not run, where an error (or an answer
+   * after the EHR stopped waiting) would get them no card at all.
    */
   private async readRecords(
     queries: PrefetchQuery[],
     request: CdsRequest,
     patientId: string,
+    budget: AbortSignal,
   ): Promise<ResolvedPrefetch | { unreadable: string }> {
     try {
-      return await this.prefetch.resolve(queries, request, patientId);
+      return await this.prefetch.resolve(queries, request, patientId, budget);
     } catch (err) {
+      if (err instanceof FhirOutOfTimeError) return { unreadable: 'the FHIR server did not answer in time' };
       if (err instanceof FhirHttpError) return { unreadable: `the FHIR server answered HTTP ${err.status}` };
       if (err instanceof FhirUnavailableError) return { unreadable: 'the FHIR server did not answer' };
       throw err;

@@ -52,10 +52,11 @@ export class PatientViewService {
   async call(
     request: CdsRequest,
     options: Omit<CardOptions, 'displays'>,
+    budget: AbortSignal,
     now = new Date(),
   ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number } }> {
     const patientId = checkPatientId(request.context?.patientId);
-    const { data, prefetched, fetched } = await this.prefetch.resolve(PATIENT_VIEW_QUERIES, request, patientId);
+    const { data, prefetched, fetched } = await this.prefetch.resolve(PATIENT_VIEW_QUERIES, request, patientId, budget);
     const cardOptions = { ...options, displays: this.displays };
     const cards = sortCards([
       ...contraindicationCards(resourcesIn<DetectedIssue>(data.contraindications, 'DetectedIssue'), cardOptions),

@@ -84,13 +84,16 @@ export interface ResolvedPrefetch {
 
 @Injectable()
 export class PrefetchResolver {
-  constructor(
-    private readonly fhir: FhirClient,
-    private readonly ehr: EhrFhirServer,
-  ) {}
+  constructor(private readonly servers: EhrFhirServer) {}
 
-  async resolve(queries: PrefetchQuery[], request: CdsRequest, patientId: string): Promise<ResolvedPrefetch> {
-    const ehr = this.ehr.for(request);
+  /** `budget`: the call's time budget; a read it cuts short throws FhirOutOfTimeError. */
+  async resolve(
+    queries: PrefetchQuery[],
+    request: CdsRequest,
+    patientId: string,
+    budget: AbortSignal,
+  ): Promise<ResolvedPrefetch> {
+    const { ehr, own } = this.servers.clientsFor(request, budget);
     let prefetched = 0;
     let fetched = 0;
     const sent = request.prefetch && typeof request.prefetch === 'object' ? request.prefetch : {};
@@ -112,7 +115,7 @@ export class PrefetchResolver {
           return [q.key, onlyAboutPatient(given, patientId)];
         }
         fetched++;
-        const bundle = await this.fetch(q.fromEhr ? ehr : this.fhir, q, patientId);
+        const bundle = await this.fetch(q.fromEhr ? ehr : own, q, patientId);
         // The client's first page and every page here: what either holds counts (the EHR's page may hold records the
         // configured server does not).
         const judged = partial ? union(given, bundle) : bundle;
