@@ -45,10 +45,14 @@ export async function startService(config: AppConfig, options: { logger?: false 
   }
   if (config.oidc.devIssuer) {
     if (config.production) throw new Error('The development issuer (DEV_ISSUER) is refused in production');
-    // The dev issuer's URL (its tokens' iss, its JWKS) must be known before the app is built: pick the port first.
+    // The dev issuer's URL (its tokens' iss, its JWKS) must be known before the app is built: the public URL every
+    // replica shares, else this one's address (its port picked first).
     if (config.port === 0) config = { ...config, port: await freePort(config.host) };
     const host = ['0.0.0.0', '::'].includes(config.host) ? '127.0.0.1' : config.host;
-    config = withDevIssuer(config, `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`);
+    config = withDevIssuer(
+      config,
+      config.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`,
+    );
   }
   const app = await createApiApp(ServiceModule.api(config), config, options);
   if (sandbox) registerStoreMetrics(app.get(Registry), sandbox);

@@ -1,6 +1,8 @@
 import request from 'supertest';
 import type { Procedure } from '@medplum/fhirtypes';
+import type { Patient, Task } from '@medplum/fhirtypes';
 import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks } from '../support/clinic';
+import { devSignIn } from '../support/clinician';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis';
 import { startTestService, type TestService } from '../support/test-service';
 
@@ -51,7 +53,11 @@ describe('Redis down', () => {
   let service: TestService;
   beforeAll(async () => {
     redis = await startPrivateRedis({ appendonly: false });
-    service = await startTestService({ redisUrl: redis.url });
+    service = await startTestService({
+      redisUrl: redis.url,
+      // Its state (key, codes, refresh tokens) is in Redis too.
+      oidc: { devIssuer: true, clientId: 'ketamine-careplans-ui', scope: 'openid', devTokenSeconds: 3600 },
+    });
   });
   afterAll(async () => {
     await service?.stop();
@@ -78,6 +84,74 @@ describe('Redis down', () => {
     const accepted = await waitForStatus(() => sendEvent(service, procedureId), 202);
     expect(accepted).toBe(202);
     expect(await followUpJobDone(service, procedureId)).toMatchObject({ status: 'created' });
+  });
+
+  it('every other route that needs Redis answers 503 at once, never 500 or a hang; an approval still lands (FHIR is the record)', async () => {
+    // Back from the previous test's outage: every connection (queue, worklist, request-time state) reconnected.
+    await waitForStatus(() => request(service.url).get('/worklist').set(service.as('clinician')), 200);
+    await waitForStatus(() => request(service.url).get('/dev-issuer/jwks'), 200);
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const [draft] = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${enrolment.carePlanId}`,
+      status: 'draft',
+    });
+    const { resource: unenrolled } = await service.fhir.create<Patient>({ resourceType: 'Patient' });
+    const signedIn = await devSignIn(service, 'clinician');
+    await redis.kill();
+    try {
+      const unavailable = async (call: request.Test, what: string) => {
+        const started = Date.now();
+        const res = await call.timeout(10_000);
+        expect([what, res.status, (res.body as { resourceType?: string }).resourceType]).toEqual([
+          what,
+          503,
+          'OperationOutcome',
+        ]);
+        expect(res.headers['retry-after']).toBeDefined();
+        // The worklist's Redis used to queue each command for 20 reconnect attempts (the read hung for seconds).
+        expect([what, Date.now() - started < 3000]).toEqual([what, true]);
+      };
+      await unavailable(request(service.url).get('/worklist').set(service.as('clinician')), 'worklist');
+      await unavailable(
+        request(service.url)
+          .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+          .set(service.as('clinician'))
+          .send({
+            resourceType: 'Parameters',
+            parameter: [
+              { name: 'subject', valueString: `Patient/${unenrolled.id}` },
+              { name: 'persist', valueBoolean: true },
+            ],
+          }),
+        'persisted $apply (plan write lock)',
+      );
+      await unavailable(
+        request(service.url).post('/dev-issuer/token').type('form').send({
+          grant_type: 'refresh_token',
+          refresh_token: signedIn.refresh_token,
+          client_id: 'ketamine-careplans-ui',
+        }),
+        'dev issuer refresh',
+      );
+      await unavailable(request(service.url).get('/dev-issuer/jwks'), 'dev issuer JWKS');
+
+      // The decision is written to the FHIR server; only the worklist index misses it until it is reconciled.
+      const started = Date.now();
+      const approved = await request(service.url)
+        .post(`/tasks/${draft.id}/$approve`)
+        .set(service.as('clinician'))
+        .set('If-Match', `W/"${draft.meta!.versionId}"`)
+        .send({})
+        .timeout(10_000);
+      expect(approved.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect((await service.fhir.read<Task>('Task', draft.id!)).status).toBe('ready');
+    } finally {
+      await redis.start();
+      // Every connection back before the service stops (BullMQ's close waits on a reconnecting client).
+      await waitForStatus(() => request(service.url).get('/worklist').set(service.as('clinician')), 200);
+      await waitForStatus(() => request(service.url).get('/dev-issuer/jwks'), 200);
+    }
   });
 });
 

@@ -79,8 +79,14 @@ export interface AppConfig {
   /** CDS Hooks: the clients (by JWT `iss`) allowed to call the CDS services, and how their JWTs are verified. */
   cdsClients: Record<string, CdsClientKey>;
   /**
+   * The service's public base URL when a proxy or load balancer is in front (e.g. https://careplans.clinic.example):
+   * the dev issuer's URL (its tokens' `iss`, its JWKS) is under it, so every replica behind it issues and trusts the
+   * same issuer. Unset: the address the service listens on.
+   */
+  publicUrl?: string;
+  /**
    * Public base URL of this service (e.g. https://cds.clinic.example), the prefix of the `aud` a CDS client's JWT
-   * must carry and of card links. Unset: taken from the request's Host (fine without a proxy in front).
+   * must carry and of card links. Unset: PUBLIC_URL, else taken from the request's Host (fine without a proxy).
    */
   cdsPublicUrl?: string;
   /** Browser origins allowed to call the CDS services (CORS): any (`*`), these, or none. */
@@ -376,7 +382,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     overdueSweepEvery: env.OVERDUE_SWEEP_CRON ?? '*/15 * * * *',
     logLevel: env.LOG_LEVEL ?? 'info',
     cdsClients: cdsClientsFrom(env),
-    cdsPublicUrl: publicUrl(env, 'CDS_PUBLIC_URL'),
+    publicUrl: publicUrl(env, 'PUBLIC_URL'),
+    cdsPublicUrl: publicUrl(env, 'CDS_PUBLIC_URL') ?? publicUrl(env, 'PUBLIC_URL'),
     cdsCorsOrigins: cdsCorsOriginsFrom(env),
     cdsFhirServers: cdsFhirServersFrom(env),
     cdsReadBudgetMs: positiveInt(env, 'CDS_READ_BUDGET_MS', 3000),

@@ -13,3 +13,16 @@ export function redisConnection(redisUrl: string): ConnectionOptions {
     maxRetriesPerRequest: null,
   };
 }
+
+/**
+ * ioredis's ways of saying Redis cannot be reached right now (most have no class of their own): a request that
+ * needed Redis is answered 503 with Retry-After, like a full queue, never 500.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    err.name === 'ClusterAllFailedError' ||
+    /enableOfflineQueue options is false|Connection is closed/.test(err.message)
+  );
+}

@@ -18,7 +18,11 @@ const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
     {
       provide: WORKLIST_REDIS,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => new Redis(config.redisUrl, { lazyConnect: false }),
+      // Commands wait for the first connection, but with Redis gone they fail after one reconnect attempt (the
+      // default, 20, held every worklist read and every FHIR write's index update ~20 s): a worklist read answers
+      // 503 and a write stands (the index catches up at the next reconciliation).
+      useFactory: (config: AppConfig) =>
+        new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 }).on('error', () => undefined),
     },
     {
       provide: WorklistIndex,

@@ -27,7 +27,7 @@ export class DevIssuerController {
   }
 
   @Get('jwks')
-  jwks() {
+  async jwks() {
     this.assertEnabled();
     return this.issuer.jwks();
   }
@@ -69,12 +69,12 @@ ${users}
   }
 
   @Post('authorize')
-  signIn(@Body() form: Record<string, unknown>, @Res() res: Response): void {
+  async signIn(@Body() form: Record<string, unknown>, @Res() res: Response): Promise<void> {
     this.assertEnabled();
     let redirect: URL;
     try {
       const request = this.issuer.validateAuthorize(form);
-      const code = this.issuer.issueCode(request, typeof form.user === 'string' ? form.user : '');
+      const code = await this.issuer.issueCode(request, typeof form.user === 'string' ? form.user : '');
       redirect = new URL(request.redirectUri);
       redirect.searchParams.set('code', code);
     } catch (err) {

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
-import { exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from 'jose';
+import { SignJWT, type JWK } from 'jose';
 import type { Practitioner } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type { Role } from '@kc/auth';
 import { FhirClient } from '@kc/fhir';
+import { DevIssuerStore } from './dev-issuer-store';
 
 /** A demo user of the development issuer; its Practitioner is written to the FHIR server at startup. */
 export interface DemoUser {
@@ -26,20 +27,23 @@ export const DEMO_USERS: DemoUser[] = [
   { sub: 'admin', roles: ['admin'], practitioner: practitioner('dev-admin', 'Grace', 'Hopper') },
 ];
 
+/** Kept in Redis (DevIssuerStore) under the code, for a minute. */
 interface PendingCode {
-  user: DemoUser;
+  userSub: string;
   clientId: string;
   redirectUri: string;
   codeChallenge: string;
   scope: string;
   nonce?: string;
   launch?: string;
-  expires: number;
 }
 
-/** A signed-in session's refresh token: one use, then replaced; the session itself ends at `sessionEnds`. */
+/**
+ * A signed-in session's refresh token, kept in Redis (DevIssuerStore) under the token: one use, then replaced; the
+ * session itself ends at `sessionEnds`.
+ */
 interface RefreshGrant {
-  user: DemoUser;
+  userSub: string;
   clientId: string;
   scope: string;
   patient?: string;
@@ -69,19 +73,18 @@ export class DevIssuerError extends Error {
 
 /**
  * The built-in development OpenID Connect issuer (DEV_ISSUER): authorization code + PKCE (S256 only) for public
- * clients, rotating refresh tokens for a 12-hour session, RS256 tokens from a key pair made at startup, demo users
- * with Practitioners. Everything is in memory: a restart signs everyone out. Refused in production.
+ * clients, rotating refresh tokens for a 12-hour session, RS256 tokens, demo users with Practitioners. Its key,
+ * codes and refresh tokens are in Redis (DevIssuerStore), shared by every API replica and kept across restarts
+ * (for as long as Redis keeps them). Refused in production.
  */
 @Injectable()
 export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger('DevIssuer');
-  private keys?: { privateKey: KeyLike; jwk: JWK };
-  private readonly codes = new Map<string, PendingCode>();
-  private readonly refreshTokens = new Map<string, RefreshGrant>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly fhir: FhirClient,
+    private readonly store: DevIssuerStore,
   ) {}
 
   get enabled(): boolean {
@@ -93,20 +96,10 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
     return this.config.oidc.issuer;
   }
 
-  async onModuleInit(): Promise<void> {
+  onModuleInit(): void {
     if (!this.enabled) return;
     if (this.config.production) throw new Error('The development issuer (DEV_ISSUER) is refused in production');
-    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-    const jwk = await exportJWK(publicKey);
-    this.keys = {
-      privateKey,
-      jwk: {
-        ...jwk,
-        kid: createHash('sha256').update(jwk.n!).digest('base64url').slice(0, 16),
-        alg: 'RS256',
-        use: 'sig',
-      },
-    };
+    // The signing key is read (or made) in Redis at the first sign-in or JWKS request, once Redis is connected.
   }
 
   /** The demo users' Practitioners, so a decision's Provenance names someone who exists, with a name. */
@@ -121,8 +114,9 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
     }
   }
 
-  jwks(): { keys: JWK[] } {
-    return { keys: this.keys ? [this.keys.jwk] : [] };
+  /** Read from Redis each time: after Redis lost the key, every replica serves the new one the next sign made. */
+  async jwks(): Promise<{ keys: JWK[] }> {
+    return { keys: [(await this.store.signingKey()).jwk] };
   }
 
   discovery(): Record<string, unknown> {
@@ -192,11 +186,10 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
   }
 
   /** The user signed in on the issuer's page: a one-time code for the client, valid one minute. */
-  issueCode(request: AuthorizeRequest, userSub: string): string {
-    const user = DEMO_USERS.find((u) => u.sub === userSub);
-    if (!user) throw new DevIssuerError('access_denied', 'Unknown demo user');
+  async issueCode(request: AuthorizeRequest, userSub: string): Promise<string> {
+    if (!demoUser(userSub)) throw new DevIssuerError('access_denied', 'Unknown demo user');
     const code = randomBytes(24).toString('base64url');
-    this.codes.set(code, { ...request, user, expires: Date.now() + 60_000 });
+    await this.store.put<PendingCode>('code', code, { ...request, userSub }, Date.now() + 60_000);
     return code;
   }
 
@@ -204,20 +197,18 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
     if (form.grant_type === 'refresh_token') return this.refresh(form);
     if (form.grant_type !== 'authorization_code')
       throw new DevIssuerError('unsupported_grant_type', 'grant_type must be authorization_code or refresh_token');
-    const code = typeof form.code === 'string' ? form.code : '';
-    const pending = this.codes.get(code);
-    this.codes.delete(code); // one use, whatever happens next
-    if (!pending || pending.expires < Date.now())
-      throw new DevIssuerError('invalid_grant', 'Unknown, used or expired code');
+    // One use, whatever happens next; Redis drops it after its minute.
+    const pending = await this.store.take<PendingCode>('code', typeof form.code === 'string' ? form.code : '');
+    if (!pending) throw new DevIssuerError('invalid_grant', 'Unknown, used or expired code');
     if (form.client_id !== pending.clientId) throw new DevIssuerError('invalid_grant', 'client_id does not match');
     if (form.redirect_uri !== pending.redirectUri)
       throw new DevIssuerError('invalid_grant', 'redirect_uri does not match');
     const verifier = typeof form.code_verifier === 'string' ? form.code_verifier : '';
     if (createHash('sha256').update(verifier).digest('base64url') !== pending.codeChallenge)
       throw new DevIssuerError('invalid_grant', 'code_verifier does not match the code_challenge (PKCE)');
-    const { user, clientId, scope, nonce } = pending;
+    const { userSub, clientId, scope, nonce } = pending;
     const grant = {
-      user,
+      userSub,
       clientId,
       scope,
       patient: launchPatient(pending.launch),
@@ -232,8 +223,7 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
    */
   private async refresh(form: Record<string, unknown>): Promise<Record<string, unknown>> {
     const token = typeof form.refresh_token === 'string' ? form.refresh_token : '';
-    const grant = this.refreshTokens.get(token);
-    this.refreshTokens.delete(token);
+    const grant = await this.store.take<RefreshGrant>('refresh', token);
     if (!grant || grant.sessionEnds < Date.now())
       throw new DevIssuerError('invalid_grant', 'Unknown, used or expired refresh token; sign in again');
     if (form.client_id !== grant.clientId) throw new DevIssuerError('invalid_grant', 'client_id does not match');
@@ -241,36 +231,37 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
   }
 
   private async tokens(grant: RefreshGrant, nonce?: string): Promise<Record<string, unknown>> {
-    const { user, clientId, scope, patient } = grant;
+    const { clientId, scope, patient } = grant;
+    const user = demoUser(grant.userSub);
+    if (!user) throw new DevIssuerError('invalid_grant', 'Unknown demo user; sign in again');
+    const key = await this.store.signingKey();
     const fhirUser = `Practitioner/${user.practitioner.id}`;
     const name = user.practitioner.name![0].text!;
     const seconds = this.config.oidc.devTokenSeconds;
     const sign = (claims: Record<string, unknown>) =>
       new SignJWT(claims)
-        .setProtectedHeader({ alg: 'RS256', kid: this.keys!.jwk.kid })
+        .setProtectedHeader({ alg: 'RS256', kid: key.jwk.kid })
         .setIssuer(this.issuer)
         .setSubject(user.sub)
         .setAudience(clientId)
         .setIssuedAt()
         .setExpirationTime(`${seconds}s`)
-        .sign(this.keys!.privateKey);
+        .sign(key.privateKey);
     const response: Record<string, unknown> = {
       token_type: 'Bearer',
       expires_in: seconds,
       scope,
       access_token: await sign({ roles: user.roles, fhirUser, name, scope }),
-      refresh_token: this.newRefreshToken(grant),
+      refresh_token: await this.newRefreshToken(grant),
     };
     if (scope.split(' ').includes('openid')) response.id_token = await sign({ fhirUser, name, nonce });
     if (patient) response.patient = patient;
     return response;
   }
 
-  private newRefreshToken(grant: RefreshGrant): string {
-    const now = Date.now();
-    for (const [token, g] of this.refreshTokens) if (g.sessionEnds < now) this.refreshTokens.delete(token);
+  private async newRefreshToken(grant: RefreshGrant): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    this.refreshTokens.set(token, grant);
+    await this.store.put('refresh', token, grant, grant.sessionEnds);
     return token;
   }
 
@@ -291,6 +282,10 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       return false;
     }
   }
+}
+
+function demoUser(sub: string): DemoUser | undefined {
+  return DEMO_USERS.find((u) => u.sub === sub);
 }
 
 /** The dev issuer's EHR launch contexts: `launch=patient-<id>` opens that patient. */

@@ -8,7 +8,7 @@ import {
   FhirVersionConflictError,
 } from '@kc/fhir';
 import { operationOutcome } from '@kc/common';
-import { QueueUnavailableError } from '@kc/queue';
+import { isRedisUnavailable, QueueUnavailableError } from '@kc/queue';
 
 /**
  * Every error leaves the API as a FHIR OperationOutcome with a fitting status. Unknown errors become a
@@ -53,8 +53,15 @@ export class OperationOutcomeFilter implements ExceptionFilter {
       ];
     if (exception instanceof FhirUnavailableError)
       return [503, operationOutcome('error', 'transient', 'The FHIR server is unavailable; try again later')];
-    if (exception instanceof QueueUnavailableError)
-      return [503, operationOutcome('error', 'transient', 'The job queue (Redis) is unavailable; try again shortly')];
+    if (exception instanceof QueueUnavailableError || isRedisUnavailable(exception))
+      return [
+        503,
+        operationOutcome(
+          'error',
+          'transient',
+          'Redis (job queue, worklist, sign-in state) is unavailable; try again shortly',
+        ),
+      ];
     // body-parser errors (malformed JSON, too large, too deep) carry their own 4xx status and an `entity.*` type.
     const parser = exception as { status?: unknown; type?: unknown };
     if (typeof parser?.status === 'number' && parser.status >= 400 && parser.status < 500) {
