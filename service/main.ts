@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from '@kc/config';
 import { createLogger } from '@kc/common';
 import { TokenVerifier } from '@kc/auth';
+import { exitIfShutdownHangs } from './shutdown-deadline';
 import { startService } from './start-service';
 
 async function main(): Promise<void> {
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
     }
     logger.warn('JWT_SECRET is not set: using the insecure development secret (mint tokens with `npm run token`)');
   }
+  exitIfShutdownHangs(config.shutdownTimeoutMs, (message) => logger.error(message));
   const service = await startService(config);
   if (service.config.oidc.devIssuer)
     logger.warn(

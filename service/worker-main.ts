@@ -1,5 +1,6 @@
 import { createLogger } from '@kc/common';
 import { ConfigError, loadConfig } from '@kc/config';
+import { exitIfShutdownHangs } from './shutdown-deadline';
 import { startWorker } from './start-service';
 
 /** The worker alone, for deployments that scale it apart from the API. Needs FHIR_BASE_URL. */
@@ -18,8 +19,10 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
+  const logger = createLogger(config.logLevel).child({ context: 'Bootstrap' });
+  exitIfShutdownHangs(config.shutdownTimeoutMs, (message) => logger.error(message));
   await startWorker(config);
-  createLogger(config.logLevel).info({ context: 'Bootstrap', fhirBaseUrl: config.fhirBaseUrl }, 'worker started');
+  logger.info({ fhirBaseUrl: config.fhirBaseUrl }, 'worker started');
 }
 
 void main();

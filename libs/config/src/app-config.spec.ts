@@ -46,6 +46,12 @@ describe('CDS Hooks config', () => {
       expect(() => loadConfig({ CDS_FHIR_SERVERS: bad })).toThrow(/CDS_FHIR_SERVERS/);
   });
 
+  it('SHUTDOWN_TIMEOUT_MS: 25 s to shut down gracefully unless set', () => {
+    expect(loadConfig({}).shutdownTimeoutMs).toBe(25_000);
+    expect(loadConfig({ SHUTDOWN_TIMEOUT_MS: '5000' }).shutdownTimeoutMs).toBe(5000);
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: 'soon' })).toThrow(/SHUTDOWN_TIMEOUT_MS/);
+  });
+
   it('CDS_READ_BUDGET_MS: 3 s of FHIR reads per CDS call unless set', () => {
     expect(loadConfig({}).cdsReadBudgetMs).toBe(3000);
     expect(loadConfig({ CDS_READ_BUDGET_MS: '1500' }).cdsReadBudgetMs).toBe(1500);

@@ -103,6 +103,11 @@ export interface AppConfig {
    * could not run.
    */
   cdsReadBudgetMs: number;
+  /**
+   * How long a SIGTERM / SIGINT may take to shut down gracefully (active jobs finish, connections close) before the
+   * process exits anyway: under an orchestrator's grace period (Kubernetes: 30 s).
+   */
+  shutdownTimeoutMs: number;
 }
 
 /**
@@ -387,5 +392,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     cdsCorsOrigins: cdsCorsOriginsFrom(env),
     cdsFhirServers: cdsFhirServersFrom(env),
     cdsReadBudgetMs: positiveInt(env, 'CDS_READ_BUDGET_MS', 3000),
+    shutdownTimeoutMs: positiveInt(env, 'SHUTDOWN_TIMEOUT_MS', 25_000),
   };
 }
