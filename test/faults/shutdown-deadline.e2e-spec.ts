@@ -33,10 +33,12 @@ describe('shutdown when a graceful close hangs', () => {
     await redis.kill();
     await redis.start();
     const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
     const exited = await Promise.race([
       service.stop().then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), 15_000)),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 15_000))),
     ]);
+    clearTimeout(timer);
     expect(exited).toBe(true);
     expect(Date.now() - started).toBeLessThan(10_000);
   }, 60_000);
