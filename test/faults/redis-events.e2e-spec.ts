@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type { Procedure } from '@medplum/fhirtypes';
 import type { Patient, Task } from '@medplum/fhirtypes';
-import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks } from '../support/clinic';
+import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from '../support/clinic';
 import { devSignIn } from '../support/clinician';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis';
 import { startTestService, type TestService } from '../support/test-service';
@@ -152,6 +152,58 @@ describe('Redis down', () => {
       await waitForStatus(() => request(service.url).get('/worklist').set(service.as('clinician')), 200);
       await waitForStatus(() => request(service.url).get('/dev-issuer/jwks'), 200);
     }
+  });
+});
+
+/** Redis keeps its data (AOF) but is down while a clinician decides: the worklist catches up once it is back. */
+describe('Redis down during a decision, then back', () => {
+  let redis: PrivateRedis;
+  let service: TestService;
+  beforeAll(async () => {
+    redis = await startPrivateRedis({ appendonly: true });
+    service = await startTestService({ redisUrl: redis.url });
+  });
+  afterAll(async () => {
+    await service?.stop();
+    await redis?.close();
+  });
+
+  it('the approved Task leaves the worklist when Redis is back, not at the next reconciliation', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const listed = async () =>
+      (
+        (
+          await request(service.url)
+            .get('/worklist')
+            .query({ patient: enrolment.patient })
+            .set(service.as('clinician'))
+            .expect(200)
+        ).body as { items: { id: string }[] }
+      ).items.map((i) => i.id);
+    const [draft, ...others] = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${enrolment.carePlanId}`,
+      status: 'draft',
+    });
+    expect((await listed()).sort()).toEqual([draft, ...others].map((t) => t.id).sort());
+
+    await redis.kill();
+    try {
+      await request(service.url)
+        .post(`/tasks/${draft.id}/$approve`)
+        .set(service.as('clinician'))
+        .set('If-Match', `W/"${draft.meta!.versionId}"`)
+        .send({})
+        .expect(200);
+    } finally {
+      await redis.start();
+    }
+    // No reconciliation runs in this service (WORKLIST_RECONCILE_MS=0): only the replayed update can remove it.
+    await waitFor(async () => !(await listed()).includes(draft.id!), 'the approved Task to leave the worklist');
+    expect((await listed()).sort()).toEqual(others.map((t) => t.id).sort());
+    // And the workers are back too (an infusion's follow-ups are written), before the service stops.
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await waitForStatus(() => sendEvent(service, procedureId), 202);
+    expect(await followUpJobDone(service, procedureId)).toMatchObject({ status: 'created' });
   });
 });
 

@@ -2,6 +2,7 @@ import { Global, Inject, Logger, Module, type OnApplicationBootstrap, type OnMod
 import { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
+import { MissedIndexUpdates } from './missed-updates';
 import { WorklistIndex } from './worklist-index';
 
 const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
@@ -36,6 +37,8 @@ const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
 export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('WorklistIndex');
   private timer?: NodeJS.Timeout;
+  /** Updates that failed while Redis was down, replayed when it is back. */
+  private readonly missed = new MissedIndexUpdates((written, locations) => this.index.record(written, locations));
 
   constructor(
     private readonly index: WorklistIndex,
@@ -49,15 +52,28 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
       try {
         await this.index.record(written, locations);
       } catch (err) {
-        // The FHIR write stands; the next reconciliation brings the index back in line.
-        this.logger.warn({ msg: 'worklist index update failed', error: (err as Error).message });
+        // The FHIR write stands; the index gets it when Redis is back (or at the next reconciliation).
+        const dropped = this.missed.keep(written, locations);
+        this.logger.warn({
+          msg: 'worklist index update failed',
+          error: (err as Error).message,
+          kept: this.missed.size,
+          dropped,
+        });
       }
     });
+    this.redis.on('ready', () => void this.replayMissed());
     await this.reconcile('start');
     if (this.config.worklistReconcileMs > 0) {
       this.timer = setInterval(() => void this.reconcile('periodic'), this.config.worklistReconcileMs);
       this.timer.unref();
     }
+  }
+
+  private async replayMissed(): Promise<void> {
+    if (!this.missed.size) return;
+    const { replayed, left } = await this.missed.replay();
+    this.logger.log({ msg: 'worklist index updates replayed after a Redis outage', replayed, left });
   }
 
   private async reconcile(why: string): Promise<void> {
