@@ -59,7 +59,7 @@ export class OperationOutcomeFilter implements ExceptionFilter {
         operationOutcome(
           'error',
           'transient',
-          'Redis (job queue, worklist, sign-in state) is unavailable; try again shortly',
+          'The worklist, job queue and sign-in store (Redis) are unavailable; try again shortly',
         ),
       ];
     // body-parser errors (malformed JSON, too large, too deep) carry their own 4xx status and an `entity.*` type.
