@@ -153,6 +153,34 @@ describe('Redis down', () => {
       await waitForStatus(() => request(service.url).get('/dev-issuer/jwks'), 200);
     }
   });
+
+  it('Redis restarted without its data: the worklist is rebuilt when it is back, not at the next reconciliation', async () => {
+    await waitForStatus(() => request(service.url).get('/worklist').set(service.as('clinician')), 200);
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const drafts = (
+      await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}`, status: 'draft' })
+    )
+      .map((t) => t.id)
+      .sort();
+    const listed = async () => {
+      const res = await request(service.url)
+        .get('/worklist')
+        .query({ patient: enrolment.patient })
+        .set(service.as('clinician'));
+      return res.status === 200 ? (res.body as { items: { id: string }[] }).items.map((i) => i.id).sort() : [];
+    };
+    expect(await listed()).toEqual(drafts);
+    await redis.kill();
+    await redis.start(); // empty: no persistence
+    // No reconciliation runs in this service (WORKLIST_RECONCILE_MS=0): only the rebuild on reconnect lists them.
+    await waitFor(
+      async () => JSON.stringify(await listed()) === JSON.stringify(drafts),
+      "the patient's Tasks on the worklist again",
+    );
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await waitForStatus(() => sendEvent(service, procedureId), 202);
+    expect(await followUpJobDone(service, procedureId)).toMatchObject({ status: 'created' });
+  });
 });
 
 /** Redis keeps its data (AOF) but is down while a clinician decides: the worklist catches up once it is back. */

@@ -62,18 +62,30 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
         });
       }
     });
-    this.redis.on('ready', () => void this.replayMissed());
     await this.reconcile('start');
+    this.redis.on('ready', () => void this.afterReconnect());
     if (this.config.worklistReconcileMs > 0) {
       this.timer = setInterval(() => void this.reconcile('periodic'), this.config.worklistReconcileMs);
       this.timer.unref();
     }
   }
 
-  private async replayMissed(): Promise<void> {
-    if (!this.missed.size) return;
-    const { replayed, left } = await this.missed.replay();
-    this.logger.log({ msg: 'worklist index updates replayed after a Redis outage', replayed, left });
+  /**
+   * Redis is back: the updates missed meanwhile are applied, and an index that is gone (a Redis restarted without its
+   * data, as without persistence; or down when this process started) is rebuilt now rather than at the next
+   * reconciliation, so the worklist is not shown empty for minutes.
+   */
+  private async afterReconnect(): Promise<void> {
+    if (this.missed.size) {
+      const { replayed, left } = await this.missed.replay();
+      this.logger.log({ msg: 'worklist index updates replayed after a Redis outage', replayed, left });
+    }
+    try {
+      if (await this.index.lastRebuild()) return;
+    } catch {
+      return; // down again: the next 'ready' looks again
+    }
+    await this.reconcile('index missing after a Redis outage');
   }
 
   private async reconcile(why: string): Promise<void> {
