@@ -35,3 +35,29 @@ describe('$approve: 2 FHIR requests', () => {
     expect(proxy.forwarded - before).toBe(2);
   });
 });
+
+/**
+ * The clinician page's worklist: a page of several patients' Tasks is decorated (names, ages, scores, the plans'
+ * contraindications) from one FHIR batch; it took three requests per patient and one per plan.
+ */
+describe('GET /worklist/view: 1 FHIR request per page', () => {
+  let behind: ServiceBehindProxy<TestService>;
+  let proxy: FlakyProxy;
+  let service: TestService;
+  beforeAll(async () => {
+    behind = await startBehindProxy((fhirBaseUrl) => startTestService({ fhirBaseUrl, runWorker: false }));
+    ({ proxy, service } = behind);
+  });
+  afterAll(() => behind?.stop());
+
+  it('a page of three patients, each with a name and a plan, costs one request to the FHIR server', async () => {
+    const enrolments = [];
+    for (let i = 0; i < 3; i++) enrolments.push(await enrolPatient(service, 'ketamine-low-dose-series'));
+    const before = proxy.forwarded;
+    const page = await request(service.url).get('/worklist/view').set(service.as('clinician')).expect(200);
+    expect(proxy.forwarded - before).toBe(1);
+    const items = page.body.items as { patient: string; view: { patient?: { name?: string } } }[];
+    expect(new Set(items.map((i) => i.patient))).toEqual(new Set(enrolments.map((e) => e.patient)));
+    expect(items.every((i) => i.view.patient?.name === 'Enrolled')).toBe(true);
+  });
+});

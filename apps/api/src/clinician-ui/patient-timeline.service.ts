@@ -42,9 +42,8 @@ export class PatientTimelineService {
 
   async timeline(patientId: string, now = new Date()): Promise<PatientTimeline> {
     const patient = `Patient/${patientId}`;
-    const [summary, scores, plans, procedures, tasks, reminders] = await Promise.all([
-      this.enricher.patient(patient, now),
-      this.enricher.latestScores(patient),
+    const [records, plans, procedures, tasks, reminders] = await Promise.all([
+      this.enricher.records([patient], [], now),
       this.fhir.searchAll<CarePlan>('CarePlan', { subject: patient, _count: 100 }),
       this.fhir.searchAll<Procedure>('Procedure', { subject: patient, _count: 200 }),
       this.fhir.searchAll<Task>('Task', { patient, _count: 200 }),
@@ -109,14 +108,14 @@ export class PatientTimelineService {
       }),
     ].sort((a, b) => Date.parse(a.date ?? '9999') - Date.parse(b.date ?? '9999'));
     return {
-      patient: summary,
+      patient: records.summaries.get(patient)!,
       carePlans: plans.map((p) => ({
         id: p.id!,
         status: p.status,
         title: this.catalog.findPlanDefinition(p.instantiatesCanonical?.[0]?.split('|')[0] ?? '')?.title ?? p.title,
         created: p.created,
       })),
-      scores,
+      scores: records.scores.get(patient) ?? [],
       events,
     };
   }
