@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { Task } from '@medplum/fhirtypes';
+import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { stateOf } from '@kc/task-states';
 import { enrolPatient } from './support/clinic';
 import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from './support/flaky-proxy';
@@ -59,5 +59,43 @@ describe('GET /worklist/view: 1 FHIR request per page', () => {
     const items = page.body.items as { patient: string; view: { patient?: { name?: string } } }[];
     expect(new Set(items.map((i) => i.patient))).toEqual(new Set(enrolments.map((e) => e.patient)));
     expect(items.every((i) => i.view.patient?.name === 'Enrolled')).toBe(true);
+  });
+});
+
+/** A patient's timeline: the same five FHIR requests however many plans, decided Tasks and deciders it shows. */
+describe('GET /patients/{id}/timeline: 5 FHIR requests', () => {
+  let behind: ServiceBehindProxy<TestService>;
+  let proxy: FlakyProxy;
+  let service: TestService;
+  beforeAll(async () => {
+    behind = await startBehindProxy((fhirBaseUrl) => startTestService({ fhirBaseUrl, runWorker: false }));
+    ({ proxy, service } = behind);
+  });
+  afterAll(() => behind?.stop());
+
+  it('two plans and two decisions cost the same five requests as none', async () => {
+    const first = await enrolPatient(service, 'ketamine-low-dose-series');
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    // The second plan for the same patient: move it over (enrolPatient makes a new patient each time).
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, subject: { reference: first.patient } });
+    const drafts = (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${first.carePlanId}` })).filter(
+      (t) => stateOf(t) === 'awaiting-approval',
+    );
+    for (const task of drafts.slice(0, 2))
+      await request(service.url)
+        .post(`/tasks/${task.id}/$approve`)
+        .set(service.as('clinician'))
+        .send({ versionId: task.meta!.versionId })
+        .expect(200);
+    const before = proxy.forwarded;
+    const res = await request(service.url)
+      .get(`/${first.patient.replace('Patient/', 'patients/')}/timeline`)
+      .set(service.as('clinician'))
+      .expect(200);
+    expect(proxy.forwarded - before).toBe(5);
+    const events = res.body.events as { type: string; who?: string }[];
+    expect(events.filter((e) => e.type === 'decision')).toHaveLength(2);
+    expect((res.body.carePlans as unknown[]).length).toBe(2);
   });
 });

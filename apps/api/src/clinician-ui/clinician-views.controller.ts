@@ -4,7 +4,7 @@ import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger'
 import type { Request } from 'express';
 import type { Patient } from '@medplum/fhirtypes';
 import { Roles } from '@kc/auth';
-import { badRequest, notFound } from '@kc/common';
+import { badRequest } from '@kc/common';
 import { FhirClient, hasMorePages, matchesOf } from '@kc/fhir';
 import { WorklistController } from '../review/worklist.controller';
 import { PatientTimelineService } from './patient-timeline.service';
@@ -79,7 +79,7 @@ export class ClinicianViewsController {
   @ApiOperation({ summary: "A patient's CarePlan timeline: infusions, follow-ups, decisions and who made them" })
   async timeline(@Param('id') id: string) {
     if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw badRequest('id must be a Patient id');
-    if (!(await this.fhir.readIfExists<Patient>('Patient', id))) throw notFound(`Patient/${id} not found`);
+    // 404 when the FHIR server has no such Patient (read with the rest of the timeline's first round).
     return this.timelines.timeline(id);
   }
 

@@ -9,7 +9,18 @@ import type {
   Provenance,
   Task,
 } from '@medplum/fhirtypes';
-import { FhirClient } from '@kc/fhir';
+import {
+  batchResult,
+  FhirClient,
+  getEntry,
+  matchesOf,
+  searchEach,
+  searchEntries,
+  searchResults,
+  withRemainingPages,
+  type NamedSearch,
+} from '@kc/fhir';
+import { notFound } from '@kc/common';
 import { DECISION_KEY_SYSTEM, ProtocolCatalog } from '@kc/protocols';
 import { displayName, issueView, WorklistEnricher, type PatientSummary, type ScoreView } from './worklist-enricher';
 
@@ -40,21 +51,30 @@ export class PatientTimelineService {
     private readonly enricher: WorklistEnricher,
   ) {}
 
+  /**
+   * Four rounds of FHIR requests whatever the patient's history holds (it was one request per CarePlan, per decided
+   * Task and per decider besides the searches): the patient's records, then the plans' contraindications with the
+   * decided Tasks' histories, then the decisions' Provenances, then who decided.
+   */
   async timeline(patientId: string, now = new Date()): Promise<PatientTimeline> {
     const patient = `Patient/${patientId}`;
-    const [records, plans, procedures, tasks, reminders] = await Promise.all([
+    const searches: NamedSearch[] = [
+      { name: 'plans', resourceType: 'CarePlan', params: { subject: patient, _count: 100 } },
+      { name: 'procedures', resourceType: 'Procedure', params: { subject: patient, _count: 200 } },
+      { name: 'tasks', resourceType: 'Task', params: { patient, _count: 200 } },
+      { name: 'reminders', resourceType: 'CommunicationRequest', params: { subject: patient, _count: 200 } },
+    ].map((q) => ({ ...q, everyMatch: true }));
+    const [records, found] = await Promise.all([
       this.enricher.records([patient], [], now),
-      this.fhir.searchAll<CarePlan>('CarePlan', { subject: patient, _count: 100 }),
-      this.fhir.searchAll<Procedure>('Procedure', { subject: patient, _count: 200 }),
-      this.fhir.searchAll<Task>('Task', { patient, _count: 200 }),
-      this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', { subject: patient, _count: 200 }),
+      searchEach(this.fhir, searches),
     ]);
-    const issues = (
-      await Promise.all(
-        plans.map((p) => this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${p.id}` })),
-      )
-    ).flat();
-    const decisions = await this.decisions(tasks);
+    if (records.missing.has(patient)) throw notFound(`${patient} not found`);
+    const plans = matchesOf<CarePlan>(found.plans);
+    const procedures = matchesOf<Procedure>(found.procedures);
+    const tasks = matchesOf<Task>(found.tasks);
+    const reminders = matchesOf<CommunicationRequest>(found.reminders);
+    const { issues, decisionKeys } = await this.issuesAndDecidedVersions(plans, tasks);
+    const decisions = await this.decisions(decisionKeys);
     const names = await this.practitionerNames(decisions);
     const events: TimelineEvent[] = [
       ...procedures
@@ -121,31 +141,57 @@ export class PatientTimelineService {
   }
 
   /**
-   * Decision Provenances, found by the key each carries: the Task version a clinician decided on (version ids are
-   * opaque, so each Task's history says which versions exist; a Task still awaiting approval has no decision).
+   * One batch: each plan's contraindications (every page) and each decided Task's history, whose versions are the
+   * keys its decisions' Provenances carry (version ids are opaque; a Task still awaiting approval has no decision).
    */
-  private async decisions(tasks: Task[]): Promise<Provenance[]> {
-    const changed = tasks.filter((t) => t.id && t.status !== 'draft');
-    const histories = await Promise.all(
-      changed.map((t) => this.fhir.operation<Bundle<Task>>(`Task/${t.id}/_history?_count=100`)),
-    );
-    const keys = histories.flatMap((h) =>
-      (h.entry ?? [])
+  private async issuesAndDecidedVersions(
+    plans: CarePlan[],
+    tasks: Task[],
+  ): Promise<{ issues: DetectedIssue[]; decisionKeys: string[] }> {
+    const searches: NamedSearch[] = plans.map((p) => ({
+      name: `issues ${p.id}`,
+      resourceType: 'DetectedIssue',
+      params: { implicated: `CarePlan/${p.id}` },
+      everyMatch: true,
+    }));
+    const decided = tasks.filter((t) => t.id && t.status !== 'draft');
+    if (!searches.length && !decided.length) return { issues: [], decisionKeys: [] };
+    const answer = await this.fhir.batch([
+      ...decided.map((t) => getEntry(`Task/${encodeURIComponent(t.id!)}/_history`, { _count: 100 })),
+      ...searchEntries(searches),
+    ]);
+    const found = await withRemainingPages(this.fhir, searchResults(answer, searches, decided.length), searches);
+    const decisionKeys = decided.flatMap((_, i) =>
+      (batchResult<Bundle<Task>>(answer.entry?.[i], 'Task history')?.entry ?? [])
         .map((e) => e.resource)
         .filter((r): r is Task => Boolean(r?.id && r.meta?.versionId))
         .map((r) => `Task/${r.id}/_history/${r.meta!.versionId}`),
     );
-    const found: Provenance[] = [];
-    for (let i = 0; i < keys.length; i += 50) {
-      const tag = keys
-        .slice(i, i + 50)
-        .map((k) => `${DECISION_KEY_SYSTEM}|${k}`)
-        .join(',');
-      found.push(...(await this.fhir.searchAll<Provenance>('Provenance', { _tag: tag, _count: 100 })));
-    }
-    return found;
+    return { issues: searches.flatMap((q) => matchesOf<DetectedIssue>(found[q.name])), decisionKeys };
   }
 
+  /** The decisions' Provenances, by the key each carries (DECISION_KEY_SYSTEM): one batch of tag searches. */
+  private async decisions(keys: string[]): Promise<Provenance[]> {
+    const searches: NamedSearch[] = [];
+    for (let i = 0; i < keys.length; i += 50)
+      searches.push({
+        name: `decisions ${i}`,
+        resourceType: 'Provenance',
+        params: {
+          _tag: keys
+            .slice(i, i + 50)
+            .map((k) => `${DECISION_KEY_SYSTEM}|${k}`)
+            .join(','),
+          _count: 100,
+        },
+        everyMatch: true,
+      });
+    if (!searches.length) return [];
+    const found = await searchEach(this.fhir, searches);
+    return searches.flatMap((q) => matchesOf<Provenance>(found[q.name]));
+  }
+
+  /** Who decided, by name: their Practitioners in one batch. */
   private async practitionerNames(decisions: Provenance[]): Promise<Map<string, string>> {
     const refs = [
       ...new Set(
@@ -155,13 +201,14 @@ export class PatientTimelineService {
       ),
     ];
     const names = new Map<string, string>();
-    await Promise.all(
-      refs.map(async (ref) => {
-        const practitioner = await this.fhir.readIfExists<Practitioner>('Practitioner', ref.split('/')[1]);
-        const name = displayName(practitioner?.name);
-        if (name) names.set(ref, name);
-      }),
+    if (!refs.length) return names;
+    const answer = await this.fhir.batch(
+      refs.map((ref) => getEntry(`Practitioner/${encodeURIComponent(ref.split('/')[1])}`)),
     );
+    refs.forEach((ref, i) => {
+      const name = displayName(batchResult<Practitioner>(answer.entry?.[i], 'Practitioner')?.name);
+      if (name) names.set(ref, name);
+    });
     return names;
   }
 }

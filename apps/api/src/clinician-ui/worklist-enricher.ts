@@ -67,6 +67,8 @@ const KIND_LABELS: Record<string, string> = {
 /** What the enricher read for a page: each patient's summary and latest scores, each plan's contraindications. */
 export interface PageRecords {
   summaries: Map<string, PatientSummary>;
+  /** The patients the FHIR server does not have (or whose reference is not `Patient/<id>`). */
+  missing: Set<string>;
   scores: Map<string, ScoreView[]>;
   issues: Map<string, ContraindicationView[]>;
 }
@@ -132,14 +134,17 @@ export class WorklistEnricher {
         : { resourceType: 'Bundle' as const, type: 'batch-response' as const };
     const found = await withRemainingPages(this.fhir, searchResults(answer, searches, readEntries.length), searches);
     let read = 0;
+    const missing = new Set<string>();
     const summaries = new Map(
       patients.map((ref, i) => {
         const patient = reads[i] ? batchResult<Patient>(answer.entry?.[read++], 'Patient') : undefined;
+        if (!patient) missing.add(ref);
         return [ref, summaryOf(ref, patient, now)];
       }),
     );
     return {
       summaries,
+      missing,
       scores: new Map(
         patients.map((ref) => [ref, latestScores(scores, matchesOf<Observation>(found[`scores ${ref}`]))]),
       ),
