@@ -687,6 +687,14 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
       ]);
       expect(cards[0].detail).toContain('the FHIR server did not answer in time');
       expect(ehrHangs.length).toBeGreaterThan(0);
+      // Operators see it apart from a server that refuses (the test before this one: records_unreadable).
+      const metrics = (await request(service.url).get('/metrics').expect(200)).text;
+      expect(metrics).toMatch(
+        /kc_cds_checks_not_run_total\{service="ketamine-order-check",reason="records_timeout"\} 1\b/,
+      );
+      expect(metrics).toMatch(
+        /kc_cds_checks_not_run_total\{service="ketamine-order-check",reason="records_unreadable"\} [1-9]/,
+      );
     } finally {
       for (const res of ehrHangs ?? []) res.destroy();
       ehrHangs = undefined;

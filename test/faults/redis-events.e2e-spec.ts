@@ -134,6 +134,12 @@ describe('Redis down', () => {
         'dev issuer refresh',
       );
       await unavailable(request(service.url).get('/dev-issuer/jwks'), 'dev issuer JWKS');
+      // The operator's view still answers (it waited for Redis to come back): queue depths absent, not stale.
+      const scrapeStarted = Date.now();
+      const metrics = await request(service.url).get('/metrics').timeout(10_000);
+      expect(metrics.status).toBe(200);
+      expect(Date.now() - scrapeStarted).toBeLessThan(3000);
+      expect(metrics.text).not.toContain('kc_queue_jobs{');
 
       // The decision is written to the FHIR server; only the worklist index misses it until it is reconciled.
       const started = Date.now();
@@ -222,12 +228,16 @@ describe('Redis down during a decision, then back', () => {
         .set('If-Match', `W/"${draft.meta!.versionId}"`)
         .send({})
         .expect(200);
+      // Operators see the index lagging: the update waits to be replayed.
+      const lagging = (await request(service.url).get('/metrics').timeout(10_000)).text;
+      expect(lagging).toMatch(/kc_worklist_index_missed_updates [1-9]/);
     } finally {
       await redis.start();
     }
     // No reconciliation runs in this service (WORKLIST_RECONCILE_MS=0): only the replayed update can remove it.
     await waitFor(async () => !(await listed()).includes(draft.id!), 'the approved Task to leave the worklist');
     expect((await listed()).sort()).toEqual(others.map((t) => t.id).sort());
+    expect((await request(service.url).get('/metrics')).text).toMatch(/kc_worklist_index_missed_updates 0\b/);
     // And the workers are back too (an infusion's follow-ups are written), before the service stops.
     const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
     await waitForStatus(() => sendEvent(service, procedureId), 202);

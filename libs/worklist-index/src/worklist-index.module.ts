@@ -1,4 +1,13 @@
-import { Global, Inject, Logger, Module, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import {
+  Global,
+  Inject,
+  Logger,
+  Module,
+  Optional,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
+import { Gauge, Registry } from 'prom-client';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
@@ -45,7 +54,20 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
     private readonly fhir: FhirClient,
     @Inject(WORKLIST_REDIS) private readonly redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+    @Optional() registry?: Registry,
+  ) {
+    const missed = this.missed;
+    // Read when scraped: how far the index lags behind the FHIR server's writes after a Redis outage.
+    if (registry)
+      new Gauge({
+        name: 'kc_worklist_index_missed_updates',
+        help: 'Resources whose worklist index update failed while Redis was down, waiting to be replayed',
+        registers: [registry],
+        collect() {
+          this.set(missed.size);
+        },
+      });
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     this.fhir.onWrite(async (written, locations) => {

@@ -5,6 +5,7 @@ import { badRequest, notFound } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type { CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import { CdsClientGuard, publicBaseUrl, type CdsRequestWithClient } from './cds-client.guard';
+import { CdsCheckMetrics } from './cds-check.metrics';
 import { CdsFeedbackMetrics } from './cds-feedback.metrics';
 import { parseFeedback } from './feedback';
 import { OrderSignService } from './order-sign.service';
@@ -27,6 +28,7 @@ export class CdsHooksController {
     private readonly patientView: PatientViewService,
     private readonly orderSign: OrderSignService,
     private readonly feedbackMetrics: CdsFeedbackMetrics,
+    private readonly checkMetrics: CdsCheckMetrics,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -57,10 +59,17 @@ export class CdsHooksController {
     const options = { sourceLabel: SOURCE_LABEL, worklistUrl: `${publicBaseUrl(this.config, req)}/ui` };
     // The EHR waits a few seconds for cards: FHIR reads stop at the budget, so an answer comes while it waits.
     const budget = AbortSignal.timeout(this.config.cdsReadBudgetMs);
-    const result =
-      service.hook === 'patient-view'
-        ? await this.patientView.call(body, options, budget)
-        : await this.orderSign.call(body, options, budget);
+    let result;
+    if (service.hook === 'patient-view') result = await this.patientView.call(body, options, budget);
+    else {
+      result = await this.orderSign.call(body, options, budget);
+      const { timedOut, unreadable, unresolved } = result.counts;
+      this.checkMetrics.record(id, {
+        records_timeout: timedOut,
+        records_unreadable: unreadable,
+        medication_unresolved: unresolved,
+      });
+    }
     this.logger.log({
       msg: 'cds-hooks call',
       service: id,

@@ -5,6 +5,7 @@ import { API_REDIS } from '../api-redis.module';
 import { CdsClientVerifier } from './cds-client-auth';
 import { CdsClientGuard } from './cds-client.guard';
 import { CdsCorsMiddleware } from './cds-cors.middleware';
+import { CdsCheckMetrics } from './cds-check.metrics';
 import { CdsFeedbackMetrics } from './cds-feedback.metrics';
 import { CdsHooksController } from './cds-hooks.controller';
 import { OrderSignService } from './order-sign.service';
@@ -31,6 +32,7 @@ import { EhrFhirServer } from './ehr-fhir-server';
     PatientViewService,
     OrderSignService,
     CdsFeedbackMetrics,
+    CdsCheckMetrics,
   ],
 })
 export class CdsHooksModule implements NestModule {

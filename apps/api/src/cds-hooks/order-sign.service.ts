@@ -106,7 +106,9 @@ export class OrderSignService {
     options: Omit<CardOptions, 'displays'>,
     budget: AbortSignal,
   ): Promise<
-    CdsResponse & { counts: Record<'prefetched' | 'fetched' | 'orders' | 'unresolved' | 'unreadable', number> }
+    CdsResponse & {
+      counts: Record<'prefetched' | 'fetched' | 'orders' | 'unresolved' | 'unreadable' | 'timedOut', number>;
+    }
   > {
     const contextPatient = checkPatientId(request.context?.patientId);
     const draftOrders = request.context?.draftOrders as Bundle | undefined;
@@ -115,7 +117,14 @@ export class OrderSignService {
     const medications = await this.medications.resolve(draftOrders, request, budget);
     const orders = ketamineOrders(draftOrders, this.codes, medications);
     const unresolved = unresolvedMedicationOrders(draftOrders, medications);
-    const counts = { prefetched: 0, fetched: 0, orders: orders.length, unresolved: unresolved.length, unreadable: 0 };
+    const counts = {
+      prefetched: 0,
+      fetched: 0,
+      orders: orders.length,
+      unresolved: unresolved.length,
+      unreadable: 0,
+      timedOut: 0,
+    };
     const byPatient = new Map<string, MedicationRequest[]>();
     for (const order of orders) {
       const patientId = checkPatientId(patientIdOf(order) ?? contextPatient, 'MedicationRequest.subject');
@@ -135,7 +144,8 @@ export class OrderSignService {
       );
       const resolved = await this.readRecords(wanted, forRequest, patientId, budget);
       if ('unreadable' in resolved) {
-        counts.unreadable++;
+        if (resolved.timedOut) counts.timedOut++;
+        else counts.unreadable++;
         cards.push(...recordsUnreadableCard(patientOrders, resolved.unreadable, cardOptions));
         continue;
       }
@@ -175,11 +185,12 @@ export class OrderSignService {
     request: CdsRequest,
     patientId: string,
     budget: AbortSignal,
-  ): Promise<ResolvedPrefetch | { unreadable: string }> {
+  ): Promise<ResolvedPrefetch | { unreadable: string; timedOut?: boolean }> {
     try {
       return await this.prefetch.resolve(queries, request, patientId, budget);
     } catch (err) {
-      if (err instanceof FhirOutOfTimeError) return { unreadable: 'the FHIR server did not answer in time' };
+      if (err instanceof FhirOutOfTimeError)
+        return { unreadable: 'the FHIR server did not answer in time', timedOut: true };
       if (err instanceof FhirHttpError) return { unreadable: `the FHIR server answered HTTP ${err.status}` };
       if (err instanceof FhirUnavailableError) return { unreadable: 'the FHIR server did not answer' };
       throw err;

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { Gauge, Registry } from 'prom-client';
-import { QUEUES } from '@kc/queue';
+import { QUEUES, withinEnqueueTimeout } from '@kc/queue';
 
 const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'] as const;
 
@@ -22,10 +22,23 @@ export class QueueMetrics {
       help: 'Jobs per queue and state',
       labelNames: ['queue', 'state'],
       registers: [registry],
+      // With Redis down the series are absent (not stale), and the scrape still answers: its connection would hold
+      // the count until Redis is back, and /metrics with it, when an operator needs it most.
       async collect() {
-        for (const queue of queues) {
-          const counts = await queue.getJobCounts(...STATES);
-          for (const state of STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
+        try {
+          const counts = await withinEnqueueTimeout(
+            Promise.all(
+              queues.map(async (queue) => {
+                if ((await queue.client).status !== 'ready') throw new Error('Redis is not connected');
+                return queue.getJobCounts(...STATES);
+              }),
+            ),
+          );
+          queues.forEach((queue, i) => {
+            for (const state of STATES) this.set({ queue: queue.name, state }, counts[i][state] ?? 0);
+          });
+        } catch {
+          this.reset();
         }
       },
     });
