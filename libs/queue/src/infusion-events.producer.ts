@@ -66,3 +66,13 @@ export async function withinEnqueueTimeout<T>(work: Promise<T>, ms = ENQUEUE_TIM
     clearTimeout(timer);
   }
 }
+
+/**
+ * A queue read or change on behalf of a request (an operator's page, a scrape): refused at once when the queue's
+ * Redis connection is not up, else given ENQUEUE_TIMEOUT_MS. Its connection holds commands until Redis is back (the
+ * workers need that), which held these requests as long.
+ */
+export async function whileQueueConnected<T>(queue: Pick<Queue, 'client'>, work: () => Promise<T>): Promise<T> {
+  if ((await queue.client).status !== 'ready') throw new QueueUnavailableError('Redis is not connected');
+  return withinEnqueueTimeout(work());
+}

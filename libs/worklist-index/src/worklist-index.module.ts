@@ -28,11 +28,11 @@ const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
     {
       provide: WORKLIST_REDIS,
       inject: [APP_CONFIG],
-      // Commands wait for the first connection, but with Redis gone they fail after one reconnect attempt (the
-      // default, 20, held every worklist read and every FHIR write's index update ~20 s): a worklist read answers
-      // 503 and a write stands (the index catches up at the next reconciliation).
+      // Not connected, a command fails at once (ioredis's default queued it for 20 reconnect attempts: every worklist
+      // read and every FHIR write's index update waited ~20 s): a worklist read answers 503, a write stands and its
+      // index update is replayed when Redis is back (afterReconnect).
       useFactory: (config: AppConfig) =>
-        new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 }).on('error', () => undefined),
+        new Redis(config.redisUrl, { enableOfflineQueue: false }).on('error', () => undefined),
     },
     {
       provide: WorklistIndex,
@@ -70,6 +70,7 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    await this.connected(5000);
     this.fhir.onWrite(async (written, locations) => {
       try {
         await this.index.record(written, locations);
@@ -90,6 +91,19 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
       this.timer = setInterval(() => void this.reconcile('periodic'), this.config.worklistReconcileMs);
       this.timer.unref();
     }
+  }
+
+  /** Waits (up to `ms`) for the first connection: without an offline queue, a command sent before it fails. */
+  private async connected(ms: number): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.redis.once('ready', done);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
   }
 
   /**

@@ -4,7 +4,7 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Queue } from 'bullmq';
 import { Roles } from '@kc/auth';
 import { conflict, notFound } from '@kc/common';
-import { QUEUES, type InfusionCompletedJob } from '@kc/queue';
+import { QUEUES, whileQueueConnected, type InfusionCompletedJob } from '@kc/queue';
 
 /** Jobs that used up their retries: what failed and why, and a way to try again once the cause is fixed. */
 @ApiTags('operations')
@@ -17,7 +17,7 @@ export class DeadLettersController {
   @Get()
   @ApiOperation({ summary: 'Follow-up jobs that failed after their last attempt' })
   async list() {
-    const failed = await this.queue.getFailed(0, 199);
+    const failed = await whileQueueConnected(this.queue, () => this.queue.getFailed(0, 199));
     return failed.map((job) => ({
       jobId: job.id,
       procedure: `Procedure/${job.data.procedureId}`,
@@ -32,10 +32,12 @@ export class DeadLettersController {
   @HttpCode(202)
   @ApiOperation({ summary: 'Retry a dead-lettered job' })
   async retry(@Param('jobId') jobId: string) {
-    const job = await this.queue.getJob(jobId);
-    if (!job) throw notFound(`No job ${jobId}`);
-    if (!(await job.isFailed())) throw conflict(`Job ${jobId} is not in the failed state`);
-    await job.retry();
-    return { jobId, status: 'queued' };
+    return whileQueueConnected(this.queue, async () => {
+      const job = await this.queue.getJob(jobId);
+      if (!job) throw notFound(`No job ${jobId}`);
+      if (!(await job.isFailed())) throw conflict(`Job ${jobId} is not in the failed state`);
+      await job.retry();
+      return { jobId, status: 'queued' };
+    });
   }
 }

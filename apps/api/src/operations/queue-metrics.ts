@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { Gauge, Registry } from 'prom-client';
-import { QUEUES, withinEnqueueTimeout } from '@kc/queue';
+import { QUEUES, whileQueueConnected } from '@kc/queue';
 
 const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'] as const;
 
@@ -26,13 +26,8 @@ export class QueueMetrics {
       // the count until Redis is back, and /metrics with it, when an operator needs it most.
       async collect() {
         try {
-          const counts = await withinEnqueueTimeout(
-            Promise.all(
-              queues.map(async (queue) => {
-                if ((await queue.client).status !== 'ready') throw new Error('Redis is not connected');
-                return queue.getJobCounts(...STATES);
-              }),
-            ),
+          const counts = await Promise.all(
+            queues.map((queue) => whileQueueConnected(queue, () => queue.getJobCounts(...STATES))),
           );
           queues.forEach((queue, i) => {
             for (const state of STATES) this.set({ queue: queue.name, state }, counts[i][state] ?? 0);
