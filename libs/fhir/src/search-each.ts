@@ -1,4 +1,4 @@
-import type { Bundle, BundleEntry, ResourceType } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, Resource, ResourceType } from '@medplum/fhirtypes';
 import {
   batchResult,
   getEntry,
@@ -21,7 +21,23 @@ const NO_MATCHES: Bundle = { resourceType: 'Bundle', type: 'searchset', total: 0
 
 /** Several searches in one batch (one round trip); each searchset Bundle under its name, whole where asked. */
 export async function searchEach(fhir: FhirClient, searches: NamedSearch[]): Promise<Record<string, Bundle>> {
-  return withRemainingPages(fhir, searchResults(await fhir.batch(searchEntries(searches)), searches), searches);
+  return (await readAndSearchEach(fhir, [], searches)).found;
+}
+
+/**
+ * Reads (`Type/id`, or any GET path such as `Task/1/_history`) and searches in one batch (one round trip, none when
+ * there is nothing to ask): what each read answered, undefined when the server has none (404/410), and each search's
+ * searchset under its name, whole where asked. Any other failure throws (batchResult), failing the whole read.
+ */
+export async function readAndSearchEach(
+  fhir: FhirClient,
+  reads: string[],
+  searches: NamedSearch[],
+): Promise<{ read: (Resource | undefined)[]; found: Record<string, Bundle> }> {
+  if (!reads.length && !searches.length) return { read: [], found: {} };
+  const answer = await fhir.batch([...reads.map((path) => getEntry(path)), ...searchEntries(searches)]);
+  const read = reads.map((path, i) => batchResult<Resource>(answer.entry?.[i], path.split(/[/?]/)[0]));
+  return { read, found: await withRemainingPages(fhir, searchResults(answer, searches, reads.length), searches) };
 }
 
 /** The searches as batch entries (`GET Type?params`), in order: to send with other entries in one batch. */

@@ -9,17 +9,7 @@ import type {
   Provenance,
   Task,
 } from '@medplum/fhirtypes';
-import {
-  batchResult,
-  FhirClient,
-  getEntry,
-  matchesOf,
-  searchEach,
-  searchEntries,
-  searchResults,
-  withRemainingPages,
-  type NamedSearch,
-} from '@kc/fhir';
+import { FhirClient, matchesOf, readAndSearchEach, searchEach, type NamedSearch } from '@kc/fhir';
 import { notFound } from '@kc/common';
 import { DECISION_KEY_SYSTEM, ProtocolCatalog } from '@kc/protocols';
 import { displayName, issueView, WorklistEnricher, type PatientSummary, type ScoreView } from './worklist-enricher';
@@ -155,14 +145,13 @@ export class PatientTimelineService {
       everyMatch: true,
     }));
     const decided = tasks.filter((t) => t.id && t.status !== 'draft');
-    if (!searches.length && !decided.length) return { issues: [], decisionKeys: [] };
-    const answer = await this.fhir.batch([
-      ...decided.map((t) => getEntry(`Task/${encodeURIComponent(t.id!)}/_history`, { _count: 100 })),
-      ...searchEntries(searches),
-    ]);
-    const found = await withRemainingPages(this.fhir, searchResults(answer, searches, decided.length), searches);
-    const decisionKeys = decided.flatMap((_, i) =>
-      (batchResult<Bundle<Task>>(answer.entry?.[i], 'Task history')?.entry ?? [])
+    const { read, found } = await readAndSearchEach(
+      this.fhir,
+      decided.map((t) => `Task/${encodeURIComponent(t.id!)}/_history?_count=100`),
+      searches,
+    );
+    const decisionKeys = read.flatMap((history) =>
+      ((history as Bundle<Task> | undefined)?.entry ?? [])
         .map((e) => e.resource)
         .filter((r): r is Task => Boolean(r?.id && r.meta?.versionId))
         .map((r) => `Task/${r.id}/_history/${r.meta!.versionId}`),
@@ -186,7 +175,6 @@ export class PatientTimelineService {
         },
         everyMatch: true,
       });
-    if (!searches.length) return [];
     const found = await searchEach(this.fhir, searches);
     return searches.flatMap((q) => matchesOf<Provenance>(found[q.name]));
   }
@@ -201,12 +189,13 @@ export class PatientTimelineService {
       ),
     ];
     const names = new Map<string, string>();
-    if (!refs.length) return names;
-    const answer = await this.fhir.batch(
-      refs.map((ref) => getEntry(`Practitioner/${encodeURIComponent(ref.split('/')[1])}`)),
+    const { read } = await readAndSearchEach(
+      this.fhir,
+      refs.map((ref) => `Practitioner/${encodeURIComponent(ref.split('/')[1])}`),
+      [],
     );
     refs.forEach((ref, i) => {
-      const name = displayName(batchResult<Practitioner>(answer.entry?.[i], 'Practitioner')?.name);
+      const name = displayName((read[i] as Practitioner | undefined)?.name);
       if (name) names.set(ref, name);
     });
     return names;

@@ -1,15 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { CodeableConcept, DetectedIssue, HumanName, Observation, Patient } from '@medplum/fhirtypes';
-import {
-  batchResult,
-  FhirClient,
-  getEntry,
-  matchesOf,
-  searchEntries,
-  searchResults,
-  withRemainingPages,
-  type NamedSearch,
-} from '@kc/fhir';
+import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
 import { observedAt, outcomeScores, scoreCodes, scoreValue } from '@kc/followups';
 import { ProtocolCatalog, contraindicationState } from '@kc/protocols';
 
@@ -80,10 +71,17 @@ export interface PageRecords {
  */
 @Injectable()
 export class WorklistEnricher {
+  /** The scores the protocols judge response by (their outcome-driven timing, fhir-profiles), and their codes. */
+  private readonly scores: CodeableConcept[];
+  private readonly scoreCodeQuery: string;
+
   constructor(
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
-  ) {}
+  ) {
+    this.scores = outcomeScores(catalog.planDefinitions());
+    this.scoreCodeQuery = scoreCodes({ scores: this.scores }).join(',');
+  }
 
   async enrich<T extends WorklistItemLike>(items: T[], now = new Date()): Promise<(T & { view: ItemView })[]> {
     const { summaries, scores, issues } = await this.records(
@@ -108,15 +106,13 @@ export class WorklistEnricher {
    * one with more, a round trip each, only then). A page of 20 patients took ~60 requests before session 14.
    */
   async records(patients: string[], plans: string[], now = new Date()): Promise<PageRecords> {
-    const scores = outcomeScores(this.catalog.planDefinitions());
-    const codes = scoreCodes({ scores }).join(',');
-    const reads = patients.map((ref) => /^Patient\/([^/]+)$/.exec(ref)?.[1]);
+    const readable = patients.filter((ref) => PATIENT_REFERENCE.test(ref));
     const searches: NamedSearch[] = [
-      ...(codes
+      ...(this.scoreCodeQuery
         ? patients.map((ref) => ({
             name: `scores ${ref}`,
             resourceType: 'Observation',
-            params: { subject: ref, code: codes, _count: 200 },
+            params: { subject: ref, code: this.scoreCodeQuery, _count: 200 },
             everyMatch: true,
           }))
         : []),
@@ -127,26 +123,17 @@ export class WorklistEnricher {
         everyMatch: true,
       })),
     ];
-    const readEntries = reads.flatMap((id) => (id ? [getEntry(`Patient/${encodeURIComponent(id)}`)] : []));
-    const answer =
-      readEntries.length || searches.length
-        ? await this.fhir.batch([...readEntries, ...searchEntries(searches)])
-        : { resourceType: 'Bundle' as const, type: 'batch-response' as const };
-    const found = await withRemainingPages(this.fhir, searchResults(answer, searches, readEntries.length), searches);
-    let read = 0;
-    const missing = new Set<string>();
-    const summaries = new Map(
-      patients.map((ref, i) => {
-        const patient = reads[i] ? batchResult<Patient>(answer.entry?.[read++], 'Patient') : undefined;
-        if (!patient) missing.add(ref);
-        return [ref, summaryOf(ref, patient, now)];
-      }),
+    const { read, found } = await readAndSearchEach(
+      this.fhir,
+      readable.map((ref) => `Patient/${encodeURIComponent(ref.slice('Patient/'.length))}`),
+      searches,
     );
+    const byReference = new Map(readable.map((ref, i) => [ref, read[i] as Patient | undefined]));
     return {
-      summaries,
-      missing,
+      summaries: new Map(patients.map((ref) => [ref, summaryOf(ref, byReference.get(ref), now)])),
+      missing: new Set(patients.filter((ref) => !byReference.get(ref))),
       scores: new Map(
-        patients.map((ref) => [ref, latestScores(scores, matchesOf<Observation>(found[`scores ${ref}`]))]),
+        patients.map((ref) => [ref, latestScores(this.scores, matchesOf<Observation>(found[`scores ${ref}`]))]),
       ),
       issues: new Map(plans.map((ref) => [ref, matchesOf<DetectedIssue>(found[`issues ${ref}`]).map(issueView)])),
     };
@@ -199,6 +186,8 @@ function latestScores(scores: CodeableConcept[], observations: Observation[]): S
   }
   return out;
 }
+
+const PATIENT_REFERENCE = /^Patient\/[^/]+$/;
 
 const VIEW_STATE = { withdrawn: 'closed', overridden: 'overridden', unresolved: 'unresolved' } as const;
 
