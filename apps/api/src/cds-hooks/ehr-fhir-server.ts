@@ -1,7 +1,14 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { Registry } from 'prom-client';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, meteredFetch, type FhirClientOptions } from '@kc/fhir';
+import {
+  FhirClient,
+  FhirHttpError,
+  FhirOutOfTimeError,
+  FhirUnavailableError,
+  meteredFetch,
+  type FhirClientOptions,
+} from '@kc/fhir';
 import type { CdsRequest } from './cds-types';
 
 /**
@@ -57,4 +64,15 @@ function bearerTokenOf(authorization: unknown): string | undefined {
   if (typeof a?.access_token !== 'string' || !a.access_token) return undefined;
   const type = a.token_type ?? 'Bearer';
   return typeof type === 'string' && type.toLowerCase() === 'bearer' ? a.access_token : undefined;
+}
+
+/**
+ * Why a CDS call's FHIR read failed, when the server failed it (slow past the call's budget, refusing, down): the
+ * check it served did not run and a card says so. Undefined for anything else, which the caller rethrows.
+ */
+export function readFailure(err: unknown): { why: string; timedOut: boolean } | undefined {
+  if (err instanceof FhirOutOfTimeError) return { why: 'the FHIR server did not answer in time', timedOut: true };
+  if (err instanceof FhirHttpError) return { why: `the FHIR server answered HTTP ${err.status}`, timedOut: false };
+  if (err instanceof FhirUnavailableError) return { why: 'the FHIR server did not answer', timedOut: false };
+  return undefined;
 }

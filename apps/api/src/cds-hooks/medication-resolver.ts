@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, Medication } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
-import { FhirClient, FhirHttpError, FhirUnavailableError } from '@kc/fhir';
+import type { FhirClient } from '@kc/fhir';
 import type { CdsRequest } from './cds-types';
-import { EhrFhirServer } from './ehr-fhir-server';
+import { EhrFhirServer, readFailure } from './ehr-fhir-server';
 import { unresolvedMedicationOrders, type ResolvedMedications } from './ketamine-orders';
 
 /**
@@ -50,7 +50,7 @@ async function readOrNothing(fhir: FhirClient, id: string): Promise<Medication |
   try {
     return await fhir.readIfExists<Medication>('Medication', id);
   } catch (err) {
-    if (err instanceof FhirHttpError || err instanceof FhirUnavailableError) return undefined;
+    if (readFailure(err)) return undefined;
     throw err;
   }
 }

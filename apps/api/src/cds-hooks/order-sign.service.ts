@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
-import { FhirHttpError, FhirOutOfTimeError, FhirUnavailableError } from '@kc/fhir';
 import { patientDataQueries, ProtocolCatalog } from '@kc/protocols';
 import {
   codeDisplays,
@@ -22,6 +21,7 @@ import {
   unresolvedMedicationOrders,
   type ProductCode,
 } from './ketamine-orders';
+import { readFailure } from './ehr-fhir-server';
 import { MedicationResolver } from './medication-resolver';
 import {
   checkPatientId,
@@ -185,15 +185,13 @@ export class OrderSignService {
     request: CdsRequest,
     patientId: string,
     budget: AbortSignal,
-  ): Promise<ResolvedPrefetch | { unreadable: string; timedOut?: boolean }> {
+  ): Promise<ResolvedPrefetch | { unreadable: string; timedOut: boolean }> {
     try {
       return await this.prefetch.resolve(queries, request, patientId, budget);
     } catch (err) {
-      if (err instanceof FhirOutOfTimeError)
-        return { unreadable: 'the FHIR server did not answer in time', timedOut: true };
-      if (err instanceof FhirHttpError) return { unreadable: `the FHIR server answered HTTP ${err.status}` };
-      if (err instanceof FhirUnavailableError) return { unreadable: 'the FHIR server did not answer' };
-      throw err;
+      const failure = readFailure(err);
+      if (!failure) throw err;
+      return { unreadable: failure.why, timedOut: failure.timedOut };
     }
   }
 }
