@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Bundle, BundleEntry, OperationOutcome, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { FhirAuthConfig } from '@kc/config';
 import { FhirAuthorizer } from './fhir-auth';
@@ -401,16 +402,7 @@ function safeJson(text: string): unknown {
 
 /** A wait between attempts, over early when the caller's budget runs out (the next attempt then gives up). */
 function pause(ms: number, budget?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (budget?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      budget?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    budget?.addEventListener('abort', done, { once: true });
-  });
+  return sleep(ms, undefined, { signal: budget }).catch(() => undefined);
 }
 
 /** What a transaction-response does not confirm, if anything. */
