@@ -346,6 +346,7 @@ function fhirAuthFrom(env: NodeJS.ProcessEnv): FhirAuthConfig {
 
 /** Reads and validates the environment once, so a typo fails at startup rather than on the first request. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const servicePublicUrl = publicUrl(env, 'PUBLIC_URL');
   return {
     port: int(env, 'PORT', 3000),
     host: env.HOST ?? '127.0.0.1',
@@ -387,8 +388,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     overdueSweepEvery: env.OVERDUE_SWEEP_CRON ?? '*/15 * * * *',
     logLevel: env.LOG_LEVEL ?? 'info',
     cdsClients: cdsClientsFrom(env),
-    publicUrl: publicUrl(env, 'PUBLIC_URL'),
-    cdsPublicUrl: publicUrl(env, 'CDS_PUBLIC_URL') ?? publicUrl(env, 'PUBLIC_URL'),
+    publicUrl: servicePublicUrl,
+    cdsPublicUrl: publicUrl(env, 'CDS_PUBLIC_URL') ?? servicePublicUrl,
     cdsCorsOrigins: cdsCorsOriginsFrom(env),
     cdsFhirServers: cdsFhirServersFrom(env),
     cdsReadBudgetMs: positiveInt(env, 'CDS_READ_BUDGET_MS', 3000),
