@@ -5,7 +5,7 @@ import type { Communication, CommunicationRequest, Patient, Task } from '@medplu
 import { QUEUES, reminderJobId, type DeliverReminderJob } from '@kc/queue';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import { ReminderSweep } from '../apps/worker/src/reminders/reminder-sweep';
-import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion } from './support/clinic';
+import { actionOf, completeInfusion, enrolPatient, followUpTasks, queueIdle, reportInfusion } from './support/clinic';
 import { startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -215,18 +215,48 @@ describe('patient reminders', () => {
     expect(smtp.received.filter((m) => m.to.includes('dan@example.test'))).toEqual([]);
   });
 
-  it('a session done before its reminders went out: each is revoked at delivery, with why, and nothing is sent', async () => {
+  it('a session done before its reminders went out: the infusion revokes them at once, with why; nothing is sent', async () => {
     const p = await enrolledPatient('finn@example.test');
     await approveSession(p.session);
     await service.app.get(ReminderSweep).sweep();
-    // The infusion happened early: the worker marks the session Task done.
-    await reportInfusion(service, await completeInfusion(service, p, '2027-01-01T10:00:00.000Z'));
+    // The infusion happened early: the worker marks the session Task done and revokes its pending reminders with it.
+    const infusion = await completeInfusion(service, p, '2027-01-01T10:00:00.000Z');
+    expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'created', remindersRevoked: 3 });
     expect((await service.fhir.read<Task>('Task', p.session.id!)).status).toBe('completed');
-    await timePasses();
     const after = await remindersOf(p.session);
-    expect(after.map((r) => r.status)).toEqual(['revoked', 'revoked', 'revoked']);
-    expect(after[0].statusReason?.text).toMatch(/no longer planned/);
+    expect(after.map((r) => [r.status, r.statusReason?.text])).toEqual(
+      Array(3).fill(['revoked', `Not sent: the ${p.session.description} took place (Procedure/${infusion})`]),
+    );
+    // The jobs queued for them fire and find nothing to send.
+    await timePasses();
     expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
+  });
+
+  it("an approved booster a later infusion superseded: its reminders are revoked with the Task, the other Task's too", async () => {
+    // High-dose: each infusion offers a next session and a booster; the next infusion fulfils one, supersedes the other.
+    const p = await enrolPatient(service, 'ketamine-high-dose-as-needed');
+    const first = await completeInfusion(service, p, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, first);
+    const offered = (await followUpTasks(service, first)).filter((t) => actionOf(t) !== 'post-infusion-check');
+    expect(offered.map(actionOf).sort()).toEqual(['maintenance-booster', 'next-induction-session']);
+    for (const task of offered) await approveSession(task);
+    expect((await Promise.all(offered.map(remindersOf))).flat().map((r) => r.status)).toEqual(Array(6).fill('active'));
+
+    const second = await completeInfusion(service, p, '2027-01-20T10:00:00.000Z');
+    expect(await reportInfusion(service, second)).toMatchObject({ superseded: 1, fulfilled: 1, remindersRevoked: 6 });
+    for (const task of offered) {
+      const answered = await service.fhir.read<Task>('Task', task.id!);
+      const why =
+        answered.status === 'cancelled'
+          ? `Not sent: the ${task.description} is no longer planned (superseded by Procedure/${second})`
+          : `Not sent: the ${task.description} took place (Procedure/${second})`;
+      expect((await remindersOf(task)).map((r) => [r.status, r.statusReason?.text])).toEqual(
+        Array(3).fill(['revoked', why]),
+      );
+    }
+    // The second infusion's own Tasks await approval: no reminders yet.
+    const next = await followUpTasks(service, second);
+    expect((await Promise.all(next.map(remindersOf))).flat()).toEqual([]);
   });
 
   it('two deliveries of the same reminder at once record one Communication', async () => {

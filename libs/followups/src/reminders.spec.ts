@@ -7,6 +7,7 @@ import {
   plannedReminders,
   reminderChanges,
   reminderRulesFor,
+  remindersEndedBy,
   type PlannedReminder,
 } from './reminders';
 
@@ -118,5 +119,43 @@ describe('deliveryDecision', () => {
   });
   it('revokes a reminder that could only go out after its session window closed', () => {
     expect(decide({ now: new Date('2027-01-10T12:00:00.000Z') })).toMatchObject({ action: 'revoke' });
+  });
+});
+
+describe('remindersEndedBy (an infusion answered the Tasks)', () => {
+  const session = approvedTask('infusion-session', '2027-01-10T09:00:00.000Z', '2027-01-10T12:00:00.000Z');
+  const booster = approvedTask('maintenance-booster', '2027-02-20T09:00:00.000Z', '2027-03-06T12:00:00.000Z');
+  const withIds = (task: Task & { id: string }): CommunicationRequest[] =>
+    Object.values(remindersOf(task)).map((r) => ({ ...r.request, id: `${task.id}-${r.actionId}` }));
+  const ofSession = withIds(session);
+  const ofBooster = withIds(booster);
+  const by = { reference: 'Procedure/pr9' };
+
+  it("revokes every pending reminder of a done or superseded Task, saying why, and no other Task's", () => {
+    const ended = remindersEndedBy(
+      [
+        { task: session, outcome: 'done', by },
+        { task: booster, outcome: 'superseded', by },
+      ],
+      [...ofSession, ...ofBooster, { ...ofSession[0], id: 'other', about: [{ reference: 'Task/t-other' }] }],
+    );
+    expect(ended.map((r) => r.id).sort()).toEqual([...ofSession, ...ofBooster].map((r) => r.id).sort());
+    expect(ended.every((r) => r.status === 'revoked')).toBe(true);
+    expect(ended.find((r) => r.id === ofSession[0].id)!.statusReason!.text).toBe(
+      'Not sent: the infusion-session took place (Procedure/pr9)',
+    );
+    expect(ended.find((r) => r.id === ofBooster[0].id)!.statusReason!.text).toBe(
+      'Not sent: the maintenance-booster is no longer planned (superseded by Procedure/pr9)',
+    );
+  });
+
+  it('leaves reminders already sent or revoked, and CommunicationRequests that are not reminders', () => {
+    const [first, second, third] = ofSession;
+    const notOurs = { ...third, identifier: [{ system: 'urn:other', value: 'x' }] };
+    const ended = remindersEndedBy(
+      [{ task: session, outcome: 'done', by }],
+      [{ ...first, status: 'completed' }, { ...second, status: 'revoked' }, notOurs],
+    );
+    expect(ended).toEqual([]);
   });
 });

@@ -20,6 +20,7 @@ import {
   TASK_APPROVED_TRIGGER,
 } from '@kc/protocols';
 import { isApproved, isOpen } from '@kc/task-states';
+import type { InfusionTaskUpdate } from './superseded';
 
 /**
  * Patient reminders (the CommunicationRequests of a plan: nothing to eat for 6 h before, a ride home, no driving
@@ -123,6 +124,32 @@ export function reminderChanges(
 /** A reminder that must not go out any more, with why (R4 CommunicationRequest status `revoked`). */
 export function revokedReminder(request: CommunicationRequest, reason: string): CommunicationRequest {
   return { ...request, status: 'revoked', statusReason: { text: reason } };
+}
+
+/**
+ * The active reminders about Tasks an infusion has answered (its session took place, or a later infusion made it
+ * moot), revoked with why. Delivery would revoke each at its time (deliveryDecision); revoking them with the Tasks'
+ * own update means an EHR reading CommunicationRequest.status never sees a reminder pending for a session that took
+ * place or will not.
+ */
+export function remindersEndedBy(
+  answered: Pick<InfusionTaskUpdate, 'task' | 'outcome' | 'by'>[],
+  reminders: CommunicationRequest[],
+): CommunicationRequest[] {
+  const why = new Map(answered.map((u) => [`Task/${u.task.id}`, endedWhy(u)]));
+  return reminders
+    .filter((r) => r.status === 'active' && isReminder(r))
+    .flatMap((r) => {
+      const reason = why.get(aboutTask(r) ?? '');
+      return reason ? [revokedReminder(r, reason)] : [];
+    });
+}
+
+function endedWhy({ task, outcome, by }: Pick<InfusionTaskUpdate, 'task' | 'outcome' | 'by'>): string {
+  const what = task.description ?? 'session';
+  return outcome === 'done'
+    ? `Not sent: the ${what} took place (${by.reference})`
+    : `Not sent: the ${what} is no longer planned (superseded by ${by.reference})`;
 }
 
 export function isReminder(request: CommunicationRequest): boolean {

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type {
   BundleEntry,
   CarePlan,
+  CommunicationRequest,
   DetectedIssue,
   Patient,
   PlanDefinition,
@@ -31,6 +32,7 @@ import {
   infusionTaskUpdates,
   isInfusion,
   planFollowUps,
+  remindersEndedBy,
   toInfusionCompleted,
   type FollowUp,
   type InfusionCompleted,
@@ -59,6 +61,7 @@ export type FollowUpOutcome =
       superseded: number;
       fulfilled: number;
       contraindications: number;
+      remindersRevoked: number;
     }
   | { status: 'ignored'; reason: string };
 
@@ -92,9 +95,9 @@ export class FollowUpService {
   /**
    * At most 3 FHIR round trips on the way to the Tasks (test/followups-round-trips.e2e-spec.ts): (1) the Procedure
    * with its CarePlan (`_include`), (2) one batch of reads (history, patient data, Patient, DetectedIssues, the
-   * CarePlan's open Tasks, the Tasks already written for this infusion), (3) one transaction holding the
-   * conditional creates, the If-Match updates of the Tasks this infusion fulfils or supersedes and the CarePlan's
-   * activity list. More only when a search has more than one page (a CarePlan with over 1,000 infusions).
+   * CarePlan's open Tasks and active reminders, the Tasks already written for this infusion), (3) one transaction
+   * holding the creates, the If-Match updates of the Tasks this infusion fulfils or supersedes (and of their pending
+   * reminders, revoked) and the CarePlan's activity list. More only when a search has more than one page (a CarePlan with over 1,000 infusions).
    */
   async handle(procedureId: string, progress: ProgressReporter = async () => {}): Promise<FollowUpOutcome> {
     const found = await this.readEvent(procedureId);
@@ -167,7 +170,7 @@ export class FollowUpService {
         e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
       ),
     ];
-    const { done, superseded } = answered.counts;
+    const { done, superseded, remindersRevoked } = answered.counts;
     const contraindications = planned.detectedIssues.length;
     this.logger.log({
       msg: 'follow-ups written',
@@ -177,9 +180,18 @@ export class FollowUpService {
       alreadyExisted,
       done,
       superseded,
+      remindersRevoked,
       contraindications,
     });
-    return { status: 'created', tasks, alreadyExisted, superseded, fulfilled: done, contraindications };
+    return {
+      status: 'created',
+      tasks,
+      alreadyExisted,
+      superseded,
+      fulfilled: done,
+      contraindications,
+      remindersRevoked,
+    };
   }
 
   /** Round trip 1: the Procedure with its CarePlan, and whether this service follows it up at all. */
@@ -209,14 +221,14 @@ export class FollowUpService {
   /**
    * Fulfilled / superseded: judged on the open Tasks and the ones about to be created (an infusion already on
    * record after this one answers them at once, whatever order the events arrive in). New Tasks are written in
-   * their answered state; existing ones get If-Match updates.
+   * their answered state; existing ones get If-Match updates, and so do their reminders still pending (revoked).
    */
   private answeredTasks(input: {
     event: InfusionCompleted;
     procedure: Procedure;
     infusion: InfusionDefinition;
     infusionActions: Set<string>;
-    around: { openTasks: Task[]; history: Procedure[] };
+    around: { openTasks: Task[]; history: Procedure[]; reminders: CommunicationRequest[] };
     newTasks: (FollowUp & { fullUrl: string })[];
     now: Date;
   }) {
@@ -234,18 +246,21 @@ export class FollowUpService {
     const pending = new Map(newTasks.map((f) => [f.task, f]));
     const created = new Map(newTasks.map((f) => [f.fullUrl, f.task]));
     const updateEntries: BundleEntry[] = [];
-    const counts = { done: 0, superseded: 0 };
+    const counts = { done: 0, superseded: 0, remindersRevoked: 0 };
     for (const update of updates) {
       const next = applyInfusionUpdate(update, now);
       const newOne = pending.get(update.task);
       if (newOne) created.set(newOne.fullUrl, next);
-      else
-        updateEntries.push({
-          resource: next,
-          request: { method: 'PUT', url: `Task/${update.task.id}`, ifMatch: ifMatchFor(update.task.meta!.versionId!) },
-        });
+      else updateEntries.push(ifMatchUpdate(next, update.task.meta!.versionId!));
       counts[update.outcome === 'done' ? 'done' : 'superseded']++;
     }
+    // New Tasks have no reminders yet (a Task gets them when approved).
+    const revoked = remindersEndedBy(
+      updates.filter((u) => !pending.has(u.task)),
+      input.around.reminders,
+    );
+    updateEntries.push(...revoked.map((r) => ifMatchUpdate(r, r.meta!.versionId!)));
+    counts.remindersRevoked = revoked.length;
     return { created, updateEntries, counts };
   }
 
@@ -271,6 +286,11 @@ export class FollowUpService {
         params: { 'based-on': carePlanRef, status: 'draft,ready', _count: PAGE },
       },
       {
+        name: 'reminders',
+        resourceType: 'CommunicationRequest',
+        params: { 'based-on': carePlanRef, status: 'active', _count: PAGE },
+      },
+      {
         name: 'written',
         resourceType: 'Task',
         params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE },
@@ -291,8 +311,9 @@ export class FollowUpService {
     const issues = matchesOf<DetectedIssue>(found.issues);
     const openTasks = matchesOf<Task>(found.openTasks);
     const written = matchesOf<Task>(found.written);
+    const reminders = matchesOf<CommunicationRequest>(found.reminders);
     const overridden = overriddenContraindications(issues);
-    return { history, patientData, patient, overridden, openTasks, written, issues };
+    return { history, patientData, patient, overridden, openTasks, written, issues, reminders };
   }
 
   private ignore(procedureId: string, reason: string): FollowUpOutcome {
@@ -302,16 +323,18 @@ export class FollowUpService {
   }
 }
 
+/** An update that lands only on the version that was read (a concurrent change fails the transaction: the job retries). */
+function ifMatchUpdate(resource: Task | CommunicationRequest | CarePlan, versionId: string): BundleEntry {
+  return {
+    resource,
+    request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}`, ifMatch: ifMatchFor(versionId) },
+  };
+}
+
 /** The CarePlan lists every Task generated for it, each once (If-Match: a concurrent change fails the transaction, the job retries). */
 function activityEntry(carePlan: CarePlan, eventTasks: string[]): BundleEntry[] {
   const updated = withListedActivities(carePlan, eventTasks);
-  if (!updated) return [];
-  return [
-    {
-      resource: updated,
-      request: { method: 'PUT', url: `CarePlan/${carePlan.id}`, ifMatch: ifMatchFor(carePlan.meta!.versionId!) },
-    },
-  ];
+  return updated ? [ifMatchUpdate(updated, carePlan.meta!.versionId!)] : [];
 }
 
 /** The planned DetectedIssues not on record yet (by their key identifier). */
