@@ -60,10 +60,15 @@ export class HealthService {
     return { ready, report: { status: ok ? 'ok' : 'degraded', checks } };
   }
 
+  /**
+   * Down at once while the connection is not ready: BullMQ's client queues commands until Redis is back, so a ping
+   * would only wait for the timeout, and a readiness probe with a shorter timeout than ours would see no answer.
+   */
   private redis(): Promise<HealthIndicatorResult<'redis'>> {
     return this.probe('redis', async () => {
-      const client = (await this.followups.client) as unknown as { ping(): Promise<string> };
-      await client.ping();
+      const client = await this.followups.client;
+      if (client.status !== 'ready') throw new Error(`not connected (${client.status})`);
+      await (client as unknown as { ping(): Promise<string> }).ping();
     });
   }
 
