@@ -6,8 +6,11 @@ import { ProtocolCatalog } from '@kc/protocols';
 import { QUEUES } from '@kc/queue';
 import { HealthService } from './health.service';
 
-/** HealthService over terminus with fake Redis, FHIR server and catalog: which failure gives which answer. */
-async function healthWith(state: { redis: boolean; fhir: boolean; problems: string[] }) {
+/**
+ * HealthService over terminus with fake Redis, FHIR server and catalog: which failure gives which answer. Redis
+ * `reconnecting`: its client is not connected (ioredis's status); `failing`: connected, but the ping fails.
+ */
+async function healthWith(state: { redis: boolean | 'reconnecting' | 'failing'; fhir: boolean; problems: string[] }) {
   const moduleRef = await Test.createTestingModule({
     imports: [TerminusModule.forRoot({ logger: false })],
     providers: [
@@ -20,7 +23,9 @@ async function healthWith(state: { redis: boolean; fhir: boolean; problems: stri
         provide: getQueueToken(QUEUES.followups),
         useValue: {
           client: Promise.resolve({
-            ping: () => (state.redis ? Promise.resolve('PONG') : Promise.reject(new Error('Connection is closed.'))),
+            status: state.redis === 'reconnecting' ? 'reconnecting' : 'ready',
+            ping: () =>
+              state.redis === true ? Promise.resolve('PONG') : Promise.reject(new Error('Connection is closed.')),
           }),
         },
       },
@@ -45,11 +50,17 @@ describe('HealthService', () => {
   });
 
   it('Redis down: not ready (503), degraded, with the error', async () => {
-    const { ready, report } = await healthWith({ redis: false, fhir: true, problems: [] });
+    const { ready, report } = await healthWith({ redis: 'failing', fhir: true, problems: [] });
     expect(ready).toBe(false);
     expect(report.status).toBe('degraded');
     expect(report.checks.redis).toMatchObject({ status: 'down', error: 'Connection is closed.' });
     expect(report.checks.fhir.status).toBe('up');
+  });
+
+  it('Redis not connected: down at once, without a ping that would wait in the offline queue', async () => {
+    const { ready, report } = await healthWith({ redis: 'reconnecting', fhir: true, problems: [] });
+    expect(ready).toBe(false);
+    expect(report.checks.redis).toMatchObject({ status: 'down', error: 'not connected (reconnecting)' });
   });
 
   it('FHIR server down: not ready (503)', async () => {
