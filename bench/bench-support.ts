@@ -37,6 +37,8 @@ export async function startBenchService(overrides: Partial<AppConfig> = {}): Pro
     // The overdue sweep (every 15 min by default) would mark a preloaded store's ended windows overdue, thousands
     // of updates, in the middle of a measurement; benches measure the request paths, so it runs once a year here.
     overdueSweepEvery: '0 0 1 1 *',
+    // No scheduled backup of the store (it holds every other operation back while it copies) in a measurement.
+    fhirBackup: { dir: undefined, everyMs: 0, keep: 1 },
     logLevel: 'error',
     ...overrides,
   };

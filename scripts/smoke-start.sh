@@ -4,7 +4,8 @@
 # - writes a Patient to the embedded FHIR server, stops the service (SIGTERM), starts it again on the same data
 #   directory and reads the Patient back: compiled, the embedded server runs in a worker thread of its own
 #   (libs/fhir-sandbox/src/fhir-sandbox-thread.ts), which the tests (TypeScript sources, in-process) do not run;
-# - reads the store's gauges on /metrics, which come from that thread.
+# - reads the store's gauges on /metrics, which come from that thread;
+# - finds the store's first scheduled backup (written at start when there is none), also made in that thread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build --silent
@@ -12,10 +13,11 @@ PORT=${SMOKE_PORT:-3917}
 data=$(mktemp -d)
 log=$(mktemp)
 pid=
-trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data"' EXIT
+backups="$data-backups"
+trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data" "$backups"' EXIT
 
 start() {
-  PORT=$PORT FHIR_SANDBOX_PORT=0 FHIR_DATA_DIR="$data" QUEUE_PREFIX="kc-smoke-$$" \
+  PORT=$PORT FHIR_SANDBOX_PORT=0 FHIR_DATA_DIR="$data" FHIR_BACKUP_DIR="$backups" QUEUE_PREFIX="kc-smoke-$$" \
     node_modules/.bin/node dist/service/main.js >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
@@ -45,6 +47,16 @@ stop() {
 }
 
 start
+# The first start has no backup on disk: the schedule writes one at once (libs/fhir-sandbox/src/store-backups.ts).
+for _ in $(seq 1 50); do
+  backup=$(find "$backups" -name 'fhir-*.sqlite' 2>/dev/null | head -1)
+  [ -n "$backup" ] && break
+  sleep 0.2
+done
+[ -n "$backup" ] || { echo "smoke: no scheduled backup in $backups" >&2; cat "$log" >&2; exit 1; }
+grep -q '"msg":"FHIR store backup written"' "$log" ||
+  { echo "smoke: the backup was not logged as written" >&2; cat "$log" >&2; exit 1; }
+echo "smoke: scheduled backup written by the store's thread: $(basename "$backup") ($(stat -c %s "$backup") bytes)"
 # The clinician page's sign-in: the built-in dev issuer answers discovery in a default start.
 curl -sf "http://127.0.0.1:$PORT/dev-issuer/.well-known/openid-configuration" >/dev/null ||
   { echo "smoke: the dev issuer's discovery did not answer" >&2; cat "$log" >&2; exit 1; }

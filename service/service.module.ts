@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import type { AppConfig } from '@kc/config';
 import { CoreModule } from '@kc/nest-core';
-import { ApiModule } from '../apps/api/src';
+import { ApiModule, FHIR_STORE_BACKUPS, type FhirStoreBackupsPort } from '../apps/api/src';
 import { WorkerModule } from '../apps/worker/src';
 
 /**
@@ -10,11 +10,17 @@ import { WorkerModule } from '../apps/worker/src';
  */
 @Module({})
 export class ServiceModule {
-  /** The HTTP API, plus the workers in the same process when config.runWorker is true (the quick-start default). */
-  static api(config: AppConfig): DynamicModule {
+  /**
+   * The HTTP API, plus the workers in the same process when config.runWorker is true (the quick-start default).
+   * `storeBackups`: the embedded FHIR store's, when this process holds one.
+   */
+  static api(config: AppConfig, adapters: { storeBackups?: FhirStoreBackupsPort } = {}): DynamicModule {
     return {
       module: ServiceModule,
+      global: true,
       imports: [CoreModule.forRoot(config), ApiModule, ...(config.runWorker ? [WorkerModule.forRoot(config)] : [])],
+      providers: [{ provide: FHIR_STORE_BACKUPS, useValue: adapters.storeBackups ?? null }],
+      exports: [FHIR_STORE_BACKUPS],
     };
   }
 

@@ -1,11 +1,17 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { INestApplication, INestApplicationContext } from '@nestjs/common';
+import { Logger as NestLogger, type INestApplication, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
 import { Registry } from 'prom-client';
-import { registerStoreMetrics, startEmbeddedFhirServer, type FhirSandbox } from '@kc/fhir-sandbox';
+import {
+  registerBackupMetrics,
+  registerStoreMetrics,
+  startEmbeddedFhirServer,
+  StoreBackups,
+  type FhirSandbox,
+} from '@kc/fhir-sandbox';
 import { withDevIssuer, type AppConfig } from '@kc/config';
 import { createApiApp } from '../apps/api/src';
 import { ServiceModule } from './service.module';
@@ -54,9 +60,12 @@ export async function startService(config: AppConfig, options: { logger?: false 
       config.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`,
     );
   }
-  const app = await createApiApp(ServiceModule.api(config), config, options);
+  const storeBackups = backupsOf(sandbox, config);
+  const app = await createApiApp(ServiceModule.api(config, { storeBackups }), config, options);
   if (sandbox) registerStoreMetrics(app.get(Registry), sandbox);
+  if (storeBackups) registerBackupMetrics(app.get(Registry), storeBackups);
   await app.listen(config.port, config.host);
+  storeBackups?.start();
   const url = (await app.getUrl()).replace('[::1]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
   return {
     app,
@@ -64,10 +73,24 @@ export async function startService(config: AppConfig, options: { logger?: false 
     url,
     sandbox,
     stop: async () => {
+      await storeBackups?.stop();
       await app.close();
       await sandbox?.close();
     },
   };
+}
+
+/** The embedded store's backups (FHIR_BACKUP_*), when this process holds a store and has somewhere to put them. */
+function backupsOf(sandbox: FhirSandbox | undefined, config: AppConfig): StoreBackups | undefined {
+  const { dir, everyMs, keep } = config.fhirBackup;
+  if (!sandbox?.backupTo || !dir) return undefined;
+  const logger = new NestLogger('FhirStoreBackups');
+  return new StoreBackups(sandbox.backupTo, {
+    dir,
+    everyMs,
+    keep,
+    log: (level, entry) => (level === 'error' ? logger.error(entry) : logger.log(entry)),
+  });
 }
 
 /**

@@ -33,6 +33,8 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     pollIntervalMs: 0,
     reconcileEveryMs: 0,
     reminderSweepMs: 0,
+    // No backups of the store unless a test asks (the backup tests pass a directory).
+    fhirBackup: { dir: undefined, everyMs: 0, keep: 7 },
     jobAttempts: 5,
     jobBackoffMs: 100,
     jobLockMs: 5000,

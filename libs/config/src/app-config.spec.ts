@@ -172,6 +172,21 @@ describe('loadConfig: defaults and invalid values', () => {
     expect(() => loadConfig({ FHIR_TIMEOUT_MS: 'soon' })).toThrow(ConfigError);
   });
 
+  it('backups of the embedded store: daily, 7 kept, beside a durable data directory; none for :memory: unless asked', () => {
+    const dataDir = path.join(os.tmpdir(), 'kc-config-fhir');
+    expect(loadConfig({ FHIR_DATA_DIR: dataDir }).fhirBackup).toEqual({
+      dir: `${dataDir}-backups`,
+      everyMs: 24 * 3600_000,
+      keep: 7,
+    });
+    expect(loadConfig({ FHIR_DATA_DIR: ':memory:' }).fhirBackup.dir).toBeUndefined();
+    expect(
+      loadConfig({ FHIR_DATA_DIR: ':memory:', FHIR_BACKUP_DIR: 'backups', FHIR_BACKUP_EVERY_HOURS: '0' }).fhirBackup,
+    ).toMatchObject({ dir: path.resolve('backups'), everyMs: 0 });
+    expect(() => loadConfig({ FHIR_BACKUP_DIR: ':memory:' })).toThrow('FHIR_BACKUP_DIR must be a directory');
+    expect(() => loadConfig({ FHIR_BACKUP_KEEP: '0' })).toThrow('FHIR_BACKUP_KEEP must be at least 1');
+  });
+
   it('FHIR_BASE_URL loses trailing slashes; RUN_WORKER=false turns the in-process worker off', () => {
     expect(loadConfig({ FHIR_BASE_URL: 'http://hapi:8080/fhir//' }).fhirBaseUrl).toBe('http://hapi:8080/fhir');
     expect(loadConfig({ RUN_WORKER: 'false' }).runWorker).toBe(false);

@@ -17,6 +17,11 @@ export interface AppConfig {
   fhirSandboxPort: number;
   /** The embedded server's data directory (FHIR_DATA_DIR), or `:memory:`; unused with fhirBaseUrl. */
   fhirDataDir: string;
+  /**
+   * Backups of the embedded store (a durable one, or any with FHIR_BACKUP_DIR set): where, how often (0: only when an
+   * admin asks), how many are kept. No `dir`: none (an in-memory store without FHIR_BACKUP_DIR).
+   */
+  fhirBackup: { dir?: string; everyMs: number; keep: number };
   /** The embedded FHIR server's largest `_offset` (Medplum's maxSearchOffset, 10,000); deeper pages by cursor. */
   fhirSandboxMaxSearchOffset: number;
   fhirAuth: FhirAuthConfig;
@@ -223,6 +228,13 @@ function dataDir(env: NodeJS.ProcessEnv, name: string, fallback: string): string
   return resolved;
 }
 
+/** FHIR_BACKUP_DIR, else beside a durable data directory (data/fhir -> data/fhir-backups); another disk is safer. */
+function backupDir(env: NodeJS.ProcessEnv, fhirDataDir: string): string | undefined {
+  if (env.FHIR_BACKUP_DIR === ':memory:') throw new ConfigError('FHIR_BACKUP_DIR must be a directory');
+  if (env.FHIR_BACKUP_DIR) return dataDir(env, 'FHIR_BACKUP_DIR', '');
+  return fhirDataDir === ':memory:' ? undefined : `${fhirDataDir}-backups`;
+}
+
 function required(env: NodeJS.ProcessEnv, name: string, because: string): string {
   const value = env[name];
   if (!value) throw new ConfigError(`${name} is required ${because}`);
@@ -347,12 +359,18 @@ function fhirAuthFrom(env: NodeJS.ProcessEnv): FhirAuthConfig {
 /** Reads and validates the environment once, so a typo fails at startup rather than on the first request. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const servicePublicUrl = publicUrl(env, 'PUBLIC_URL');
+  const fhirDataDir = dataDir(env, 'FHIR_DATA_DIR', path.join(REPO_ROOT, 'data', 'fhir'));
   return {
     port: int(env, 'PORT', 3000),
     host: env.HOST ?? '127.0.0.1',
     fhirBaseUrl: env.FHIR_BASE_URL ? env.FHIR_BASE_URL.replace(/\/+$/, '') : undefined,
     fhirSandboxPort: int(env, 'FHIR_SANDBOX_PORT', 8103),
-    fhirDataDir: dataDir(env, 'FHIR_DATA_DIR', path.join(REPO_ROOT, 'data', 'fhir')),
+    fhirDataDir,
+    fhirBackup: {
+      dir: backupDir(env, fhirDataDir),
+      everyMs: int(env, 'FHIR_BACKUP_EVERY_HOURS', 24) * 3600_000,
+      keep: positiveInt(env, 'FHIR_BACKUP_KEEP', 7),
+    },
     fhirSandboxMaxSearchOffset: positiveInt(env, 'FHIR_SANDBOX_MAX_SEARCH_OFFSET', 10_000),
     fhirAuth: fhirAuthFrom(env),
     fhirTimeoutMs: positiveInt(env, 'FHIR_TIMEOUT_MS', 15000),

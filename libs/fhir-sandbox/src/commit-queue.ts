@@ -77,6 +77,17 @@ export class CommitQueue {
   }
 
   /**
+   * Runs `fn` with every other operation held back and no transaction open (a backup copies committed pages only):
+   * waits for the lock like any operation, then commits the write group still waiting for its commit.
+   */
+  alone<T>(fn: () => Promise<T>): Promise<T> {
+    return this.run(() => {
+      if (this.groupOpen) this.commitGroup();
+      return fn();
+    });
+  }
+
+  /**
    * Writes that happen together or not at all: a savepoint inside the operation's write group, or (outside any
    * operation: opening the store, clear()) a transaction of its own.
    */

@@ -13,6 +13,7 @@ import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { capabilityStatement } from './capability-statement';
 import { IN_MEMORY, SqliteRepository, type IndexBuilt, type StoreStats } from './sqlite-repository';
+import type { BackupProgress, StoreBackup } from './store-backup';
 
 export interface FhirSandbox {
   /** e.g. http://127.0.0.1:8103/fhir/R4 */
@@ -25,6 +26,8 @@ export interface FhirSandbox {
   cpuMs?: () => Promise<number>;
   /** The store's size and work (SqliteRepository.storageStats); absent when the store is another repository. */
   storageStats?: () => Promise<StoreStats>;
+  /** Writes a checked copy of the whole store to `file` while it keeps serving (SqliteRepository.backupTo). */
+  backupTo?: (file: string, onProgress?: BackupProgress) => Promise<StoreBackup>;
   /** Stops listening and closes the store (committed data stays in the data directory). */
   close(): Promise<void>;
 }
@@ -92,6 +95,7 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     repo,
     runsIn: 'this thread',
     storageStats: repo instanceof SqliteRepository ? () => Promise.resolve(repo.storageStats()) : undefined,
+    backupTo: repo instanceof SqliteRepository ? (file, onProgress) => repo.backupTo(file, onProgress) : undefined,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

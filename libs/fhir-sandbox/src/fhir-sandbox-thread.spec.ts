@@ -74,9 +74,9 @@ it("asks the thread for its store's stats and matches each answer to its questio
   const { code, stdout } = await runWithThread(
     `${SAYS_LISTENING}
 parentPort.on('message', (m) => {
-  if (m.type !== 'stats') return parentPort.postMessage({ type: 'closed' });
+  if (m.type !== 'ask') return parentPort.postMessage({ type: 'closed' });
   const answer = () =>
-    parentPort.postMessage({ type: 'stats', id: m.id, stats: { databaseBytes: 1000 + m.id, walBytes: 0, groupCommits: 0, indexedParameters: 0 } });
+    parentPort.postMessage({ type: 'answer', id: m.id, value: { databaseBytes: 1000 + m.id, walBytes: 0, groupCommits: 0, indexedParameters: 0 } });
   setTimeout(answer, m.id === 0 ? 100 : 0);
 });`,
     [

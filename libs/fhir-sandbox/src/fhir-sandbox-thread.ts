@@ -3,17 +3,23 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { startFhirSandbox, type FhirSandbox, type FhirSandboxOptions } from './fhir-sandbox-server';
 import type { StoreStats } from './sqlite-repository';
+import type { BackupProgress, StoreBackup } from './store-backup';
+
+/** What the service asks of the store in its thread (each answered by id). */
+export type StoreQuestion = { kind: 'stats' } | { kind: 'backup'; file: string };
 
 /** What the store's thread tells the service. */
 export type SandboxThreadMessage =
   | { type: 'listening'; baseUrl: string }
   | { type: 'failed'; message: string }
-  | { type: 'stats'; id: number; stats: StoreStats }
-  | { type: 'stats-failed'; id: number; message: string }
+  | { type: 'answer'; id: number; value: StoreStats | StoreBackup }
+  | { type: 'refusal'; id: number; message: string }
+  /** A backup under way: pages copied so far, of the total. */
+  | { type: 'progress'; id: number; copied: number; total: number }
   | { type: 'closed' };
 
 /** What the service asks the store's thread. */
-export type ServiceToSandboxMessage = { type: 'stats'; id: number } | { type: 'close' };
+export type ServiceToSandboxMessage = { type: 'ask'; id: number; question: StoreQuestion } | { type: 'close' };
 
 /** The compiled worker entry, beside this file in dist/. */
 const WORKER_ENTRY = path.join(__dirname, 'fhir-sandbox-worker.js');
@@ -54,16 +60,27 @@ export function startFhirSandboxThread(
             throw new Error(`the embedded FHIR server's thread stopped (exit code ${code})`);
           });
       });
-      // Answers to storageStats, by request id.
-      const statsWaiting = new Map<number, { answer: (stats: StoreStats) => void; refuse: (err: Error) => void }>();
-      let nextStatsId = 0;
+      // Questions waiting for their answer, by id.
+      const waiting = new Map<
+        number,
+        { answer: (value: never) => void; refuse: (err: Error) => void; onProgress?: BackupProgress }
+      >();
+      let nextId = 0;
       let onClosed: (() => void) | undefined;
       worker.on('message', (reply: SandboxThreadMessage) => {
-        if (reply.type === 'stats') statsWaiting.get(reply.id)?.answer(reply.stats);
-        if (reply.type === 'stats-failed') statsWaiting.get(reply.id)?.refuse(new Error(reply.message));
-        if (reply.type === 'stats' || reply.type === 'stats-failed') statsWaiting.delete(reply.id);
+        if (reply.type === 'answer') waiting.get(reply.id)?.answer(reply.value as never);
+        if (reply.type === 'refusal') waiting.get(reply.id)?.refuse(new Error(reply.message));
+        if (reply.type === 'answer' || reply.type === 'refusal') waiting.delete(reply.id);
+        if (reply.type === 'progress') waiting.get(reply.id)?.onProgress?.(reply.copied, reply.total);
         if (reply.type === 'closed') onClosed?.();
       });
+      const ask = <T>(question: StoreQuestion, onProgress?: BackupProgress) =>
+        new Promise<T>((answer, refuse) => {
+          if (closing) return refuse(new Error('the embedded FHIR server is closing'));
+          const id = nextId++;
+          waiting.set(id, { answer, refuse, onProgress });
+          worker.postMessage({ type: 'ask', id, question } satisfies ServiceToSandboxMessage);
+        });
       resolve({
         baseUrl: message.baseUrl,
         runsIn: 'a worker thread',
@@ -71,13 +88,8 @@ export function startFhirSandboxThread(
           const { user, system } = await worker.cpuUsage();
           return (user + system) / 1000;
         },
-        storageStats: () =>
-          new Promise<StoreStats>((answer, refuse) => {
-            if (closing) return refuse(new Error('the embedded FHIR server is closing'));
-            const id = nextStatsId++;
-            statsWaiting.set(id, { answer, refuse });
-            worker.postMessage({ type: 'stats', id } satisfies ServiceToSandboxMessage);
-          }),
+        storageStats: () => ask<StoreStats>({ kind: 'stats' }),
+        backupTo: (file, onProgress) => ask<StoreBackup>({ kind: 'backup', file }, onProgress),
         close: () => {
           if (closing) return Promise.resolve();
           closing = true;

@@ -39,6 +39,7 @@ import {
 } from './search-index';
 import { MEDPLUM_MAX_SEARCH_OFFSET, withMedplumPageSize } from './search-paging';
 import { SqliteSearch } from './sqlite-search';
+import { backupStore, type BackupProgress, type StoreBackup } from './store-backup';
 
 /** Where the data lives: a directory (the file `fhir.sqlite` inside it), or `:memory:`. */
 export const IN_MEMORY = ':memory:';
@@ -524,6 +525,11 @@ export class SqliteRepository extends FhirRepository {
       groupCommits: this.ops.groupCommits,
       indexedParameters: this.indexed.size,
     };
+  }
+
+  /** A checked copy of the whole store in `file`, taken while it keeps serving (store-backup.ts). */
+  backupTo(file: string, onProgress?: BackupProgress): Promise<StoreBackup> {
+    return backupStore(this.db, (fn) => this.ops.alone(fn), file, onProgress);
   }
 
   /** Counts, for tests and benchmarks. */

@@ -1,6 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FhirSandbox } from './fhir-sandbox-server';
 import type { StoreStats } from './sqlite-repository';
+import type { StoreBackups } from './store-backups';
 
 /**
  * The embedded store on /metrics, read at each scrape: the database file and the WAL on disk (the data directory
@@ -51,6 +52,29 @@ export function registerStoreMetrics(registry: Registry, sandbox: Pick<FhirSandb
     monotonic('kc_fhir_store_cpu_seconds_total', 'Embedded FHIR store: CPU of its own thread', () =>
       cpuMs().then((ms) => ms / 1000),
     );
+}
+
+/** The embedded store's backups on /metrics: when the newest was written (alert on its age) and failures. */
+export function registerBackupMetrics(registry: Registry, backups: Pick<StoreBackups, 'list' | 'failures'>): void {
+  new Gauge({
+    name: 'kc_fhir_store_last_backup_timestamp_seconds',
+    help: 'Embedded FHIR store: when its newest backup on disk was written (0: none)',
+    registers: [registry],
+    collect() {
+      const newest = backups.list()[0];
+      this.set(newest ? Date.parse(newest.createdAt) / 1000 : 0);
+    },
+  });
+  let reported = 0;
+  new Counter({
+    name: 'kc_fhir_store_backup_failures_total',
+    help: 'Embedded FHIR store: backups that failed since the process started',
+    registers: [registry],
+    collect() {
+      if (backups.failures > reported) this.inc(backups.failures - reported);
+      reported = backups.failures;
+    },
+  });
 }
 
 function ignore(): void {}

@@ -1,7 +1,11 @@
 import { Module } from '@nestjs/common';
 import { DeadLettersController } from './dead-letters.controller';
+import { FhirStoreBackupsController } from './fhir-store-backups.controller';
 import { MetricsController } from './metrics.controller';
 import { QueueMetrics } from './queue-metrics';
 
-@Module({ controllers: [DeadLettersController, MetricsController], providers: [QueueMetrics] })
+@Module({
+  controllers: [DeadLettersController, FhirStoreBackupsController, MetricsController],
+  providers: [QueueMetrics],
+})
 export class OperationsModule {}
