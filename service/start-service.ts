@@ -46,6 +46,7 @@ export async function startService(config: AppConfig, options: { logger?: false 
       port: config.fhirSandboxPort,
       dataDir: config.fhirDataDir,
       maxSearchOffset: config.fhirSandboxMaxSearchOffset,
+      sync: config.fhirStoreSync,
     });
     config = { ...config, fhirBaseUrl: sandbox.baseUrl };
   }

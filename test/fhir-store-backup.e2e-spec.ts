@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import type { OperationOutcome, Patient } from '@medplum/fhirtypes';
-import { DB_FILE } from '@kc/fhir-sandbox';
+import { DB_FILE, SqliteRepository } from '@kc/fhir-sandbox';
 import { waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -69,7 +69,8 @@ describe('embedded FHIR store backups', () => {
     const restoredDir = path.join(root, 'restored');
     fs.mkdirSync(restoredDir);
     fs.copyFileSync(path.join(backupDir(), made.body.name as string), path.join(restoredDir, DB_FILE));
-    service = await startTestService({ fhirDataDir: restoredDir });
+    service = await startTestService({ fhirDataDir: restoredDir, fhirStoreSync: 'full' });
+    expect((service.sandbox!.repo as SqliteRepository).sync()).toBe('full');
     expect(await service.fhir.read<Patient>('Patient', patient.id!)).toMatchObject({ name: [{ family: 'Backed-up' }] });
   });
 

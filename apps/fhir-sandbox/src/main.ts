@@ -3,11 +3,12 @@ import { startFhirSandbox } from '@kc/fhir-sandbox';
 
 /** Runs the sandbox on its own, e.g. to point a second service instance or a FHIR tool at it. */
 async function main(): Promise<void> {
-  const { fhirDataDir, fhirSandboxMaxSearchOffset } = loadConfig();
+  const { fhirDataDir, fhirSandboxMaxSearchOffset, fhirStoreSync } = loadConfig();
   const sandbox = await startFhirSandbox({
     port: Number(process.env.FHIR_SANDBOX_PORT ?? 8103),
     dataDir: fhirDataDir,
     maxSearchOffset: fhirSandboxMaxSearchOffset,
+    sync: fhirStoreSync,
   });
   process.stdout.write(
     JSON.stringify({ level: 'info', msg: 'FHIR sandbox listening', baseUrl: sandbox.baseUrl, dataDir: fhirDataDir }) +

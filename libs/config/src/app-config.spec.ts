@@ -187,6 +187,14 @@ describe('loadConfig: defaults and invalid values', () => {
     expect(() => loadConfig({ FHIR_BACKUP_KEEP: '0' })).toThrow('FHIR_BACKUP_KEEP must be at least 1');
   });
 
+  it('FHIR_STORE_SYNC: normal unless full is asked for', () => {
+    expect(loadConfig({}).fhirStoreSync).toBe('normal');
+    expect(loadConfig({ FHIR_STORE_SYNC: 'full' }).fhirStoreSync).toBe('full');
+    expect(() => loadConfig({ FHIR_STORE_SYNC: 'FULL' })).toThrow(
+      'FHIR_STORE_SYNC must be one of normal, full; got "FULL"',
+    );
+  });
+
   it('FHIR_BASE_URL loses trailing slashes; RUN_WORKER=false turns the in-process worker off', () => {
     expect(loadConfig({ FHIR_BASE_URL: 'http://hapi:8080/fhir//' }).fhirBaseUrl).toBe('http://hapi:8080/fhir');
     expect(loadConfig({ RUN_WORKER: 'false' }).runWorker).toBe(false);

@@ -22,6 +22,11 @@ export interface AppConfig {
    * admin asks), how many are kept. No `dir`: none (an in-memory store without FHIR_BACKUP_DIR).
    */
   fhirBackup: { dir?: string; everyMs: number; keep: number };
+  /**
+   * When the embedded store's commits reach the disk (FHIR_STORE_SYNC): `normal` (WAL, synchronous=NORMAL: a commit
+   * survives the process dying, the last ones may not survive a power loss) or `full` (fsync at every commit).
+   */
+  fhirStoreSync: 'normal' | 'full';
   /** The embedded FHIR server's largest `_offset` (Medplum's maxSearchOffset, 10,000); deeper pages by cursor. */
   fhirSandboxMaxSearchOffset: number;
   fhirAuth: FhirAuthConfig;
@@ -228,6 +233,14 @@ function dataDir(env: NodeJS.ProcessEnv, name: string, fallback: string): string
   return resolved;
 }
 
+function oneOf<const T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(values as readonly string[]).includes(raw))
+    throw new ConfigError(`${name} must be one of ${values.join(', ')}; got "${raw}"`);
+  return raw as T;
+}
+
 /** FHIR_BACKUP_DIR, else beside a durable data directory (data/fhir -> data/fhir-backups); another disk is safer. */
 function backupDir(env: NodeJS.ProcessEnv, fhirDataDir: string): string | undefined {
   if (env.FHIR_BACKUP_DIR === ':memory:') throw new ConfigError('FHIR_BACKUP_DIR must be a directory');
@@ -371,6 +384,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       everyMs: int(env, 'FHIR_BACKUP_EVERY_HOURS', 24) * 3600_000,
       keep: positiveInt(env, 'FHIR_BACKUP_KEEP', 7),
     },
+    fhirStoreSync: oneOf(env, 'FHIR_STORE_SYNC', ['normal', 'full'] as const, 'normal'),
     fhirSandboxMaxSearchOffset: positiveInt(env, 'FHIR_SANDBOX_MAX_SEARCH_OFFSET', 10_000),
     fhirAuth: fhirAuthFrom(env),
     fhirTimeoutMs: positiveInt(env, 'FHIR_TIMEOUT_MS', 15000),

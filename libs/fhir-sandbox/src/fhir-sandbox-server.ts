@@ -12,7 +12,7 @@ import type { FhirRequest } from '@medplum/fhir-router';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { capabilityStatement } from './capability-statement';
-import { IN_MEMORY, SqliteRepository, type IndexBuilt, type StoreStats } from './sqlite-repository';
+import { IN_MEMORY, SqliteRepository, type IndexBuilt, type StoreStats, type StoreSync } from './sqlite-repository';
 import type { BackupProgress, StoreBackup } from './store-backup';
 
 export interface FhirSandbox {
@@ -46,6 +46,8 @@ export interface FhirSandboxOptions {
   repository?: FhirRepository;
   /** The largest `_offset` answered, as Medplum's server's maxSearchOffset (default 10,000). */
   maxSearchOffset?: number;
+  /** When commits reach the disk (SqliteRepository's `sync`; default `normal`). */
+  sync?: StoreSync;
 }
 
 const BASE_PATH = '/fhir/R4';
@@ -65,6 +67,7 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     new SqliteRepository(options.dataDir ?? IN_MEMORY, {
       onIndexBuilt: logLongIndexBuild,
       maxSearchOffset: options.maxSearchOffset,
+      sync: options.sync,
     });
   // A repository passed in belongs to the caller; the one made here is closed with the server.
   const closeRepo = () => {

@@ -1196,6 +1196,21 @@ describe('durability', () => {
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-fhir-store-'))));
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  it('commits reach the disk as configured: synchronous=NORMAL by default, FULL (fsync per commit) when asked', () => {
+    for (const [asked, told] of [
+      [undefined, 'normal'],
+      ['full', 'full'],
+      ['normal', 'normal'],
+    ] as const) {
+      const repo = new SqliteRepository(dir, { sync: asked });
+      expect(repo.sync()).toBe(told);
+      repo.close();
+    }
+    const memory = new SqliteRepository(':memory:', { sync: 'full' });
+    expect(memory.sync()).toBe('memory');
+    memory.close();
+  });
+
   it('resources, versions and the index survive closing and reopening the data directory', async () => {
     const first = new SqliteRepository(dir);
     const created = await first.createResource<Task>({

@@ -51,6 +51,13 @@ export const DB_FILE = 'fhir.sqlite';
  */
 const INDEX_VERSION = '3';
 
+/**
+ * When a commit reaches the disk: `normal` (WAL, synchronous=NORMAL: a commit survives the process dying; after a power
+ * loss or an OS crash the last few may be lost, the file stays consistent) or `full` (an fsync at every commit: they
+ * survive that too, and each commit waits for the disk).
+ */
+export type StoreSync = 'normal' | 'full';
+
 /** The embedded store's size and work, for operators (SqliteRepository.storageStats). */
 export interface StoreStats {
   /** The database file (pages in use or free), bytes. */
@@ -207,10 +214,11 @@ export class SqliteRepository extends FhirRepository {
    * @param location - a directory (created when missing) or `:memory:`
    * @param options.onIndexBuilt - told when a parameter's first search built its index over the stored resources
    * @param options.maxSearchOffset - the largest `_offset` answered (Medplum's server: 10,000); deeper pages by cursor
+   * @param options.sync - when commits reach the disk (StoreSync; default `normal`)
    */
   constructor(
     location: string = IN_MEMORY,
-    options: { onIndexBuilt?: (built: IndexBuilt) => void; maxSearchOffset?: number } = {},
+    options: { onIndexBuilt?: (built: IndexBuilt) => void; maxSearchOffset?: number; sync?: StoreSync } = {},
   ) {
     super();
     this.onIndexBuilt = options.onIndexBuilt;
@@ -231,7 +239,7 @@ export class SqliteRepository extends FhirRepository {
       this.db = new DatabaseSync(path.join(location, DB_FILE));
       this.lockForThisProcess(location);
       this.db.exec('PRAGMA journal_mode = WAL');
-      this.db.exec('PRAGMA synchronous = NORMAL');
+      this.db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
       // Checkpoints (copying the WAL into the file, with an fsync) run when the store is idle (checkpointWhenIdle),
       // not inside the commit that crosses a size: run inside commits, they were half of a follow-up event's store
       // time (94 -> 130 events/s without them). Under load that never pauses, SQLite still checkpoints at
@@ -525,6 +533,12 @@ export class SqliteRepository extends FhirRepository {
       groupCommits: this.ops.groupCommits,
       indexedParameters: this.indexed.size,
     };
+  }
+
+  /** When commits reach the disk, as SQLite was told (`synchronous`); `memory` for an in-memory store. */
+  sync(): StoreSync | 'memory' {
+    if (this.location === IN_MEMORY) return 'memory';
+    return (this.stmt('PRAGMA synchronous').get() as { synchronous: number }).synchronous >= 2 ? 'full' : 'normal';
   }
 
   /** A checked copy of the whole store in `file`, taken while it keeps serving (store-backup.ts). */
