@@ -20,7 +20,7 @@ export interface PrivateRedis {
  * A redis-server of the test's own, on a free port, that the test may kill and restart: the shared Redis is never
  * touched. `appendonly` as an operator would set it (docker-compose.yml ships AOF), or off like the default here.
  */
-export async function startPrivateRedis(options: { appendonly: boolean }): Promise<PrivateRedis> {
+export async function startPrivateRedis(options: { appendonly: boolean; args?: string[] }): Promise<PrivateRedis> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-redis-'));
   let child: ChildProcess | undefined;
@@ -43,6 +43,7 @@ export async function startPrivateRedis(options: { appendonly: boolean }): Promi
         'always',
         '--maxmemory-policy',
         'noeviction',
+        ...(options.args ?? []),
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -57,7 +58,8 @@ export async function startPrivateRedis(options: { appendonly: boolean }): Promi
   };
   const kill = async () => {
     const running = child;
-    if (!running || running.exitCode !== null) return;
+    // Gone already: it exited, or a signal ended it (a killed child keeps exitCode null).
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
     running.kill('SIGKILL');
     await exited;
@@ -84,4 +86,58 @@ function answers(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+export interface PrivateSentinel {
+  port: number;
+  /** Stops it for good and removes its config. */
+  close(): Promise<void>;
+}
+
+/**
+ * A Redis Sentinel of the test's own (redis-server in sentinel mode) watching the master on `masterPort` as `name`,
+ * alone in its quorum, quick to call the master down (`downAfterMs`) and fail over to a replica.
+ */
+export async function startPrivateSentinel(options: {
+  masterPort: number;
+  name: string;
+  downAfterMs: number;
+}): Promise<PrivateSentinel> {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-sentinel-'));
+  const conf = path.join(dir, 'sentinel.conf');
+  // Sentinel rewrites its config file as it learns the replicas and the failovers: it must be its own.
+  fs.writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${options.name} 127.0.0.1 ${options.masterPort} 1`,
+      `sentinel down-after-milliseconds ${options.name} ${options.downAfterMs}`,
+      `sentinel failover-timeout ${options.name} 10000`,
+      '',
+    ].join('\n'),
+  );
+  let stderr = '';
+  const child = spawn('redis-server', [conf, '--sentinel'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.once('error', (err) => (stderr += String(err)));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const deadline = Date.now() + 10_000;
+  while (!(await answers(port))) {
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`could not start a private Redis Sentinel (is Redis installed?): ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    port,
+    close: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,6 +1,7 @@
 import { Global, Inject, Module, type OnModuleDestroy } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { redisOptions } from '@kc/queue';
 
 /** The API's own Redis client for request-time state shared by every replica (CDS token replay, plan write locks). */
 export const API_REDIS = Symbol('API_REDIS');
@@ -17,7 +18,7 @@ export const API_REDIS = Symbol('API_REDIS');
       provide: API_REDIS,
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) =>
-        new Redis(config.redisUrl, { enableOfflineQueue: false }).on('error', () => undefined),
+        new Redis({ ...redisOptions(config), enableOfflineQueue: false }).on('error', () => undefined),
     },
   ],
   exports: [API_REDIS],

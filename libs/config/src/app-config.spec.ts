@@ -187,6 +187,23 @@ describe('loadConfig: defaults and invalid values', () => {
     expect(() => loadConfig({ FHIR_BACKUP_KEEP: '0' })).toThrow('FHIR_BACKUP_KEEP must be at least 1');
   });
 
+  it('Redis: a redis:// or rediss:// URL; Sentinel from REDIS_SENTINELS', () => {
+    expect(loadConfig({}).redisSentinel).toBeUndefined();
+    expect(loadConfig({ REDIS_URL: 'rediss://cache.example:6380' }).redisUrl).toBe('rediss://cache.example:6380');
+    for (const raw of ['http://x:6379', 'localhost:6379'])
+      expect(() => loadConfig({ REDIS_URL: raw })).toThrow('REDIS_URL must be a redis:// or rediss:// URL');
+    expect(loadConfig({ REDIS_SENTINELS: 's1:26379, [::1]:26380', REDIS_SENTINEL_NAME: 'kc' }).redisSentinel).toEqual({
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      name: 'kc',
+      password: undefined,
+    });
+    expect(loadConfig({ REDIS_SENTINELS: 's1:26379' }).redisSentinel?.name).toBe('mymaster');
+    expect(() => loadConfig({ REDIS_SENTINELS: 's1' })).toThrow('REDIS_SENTINELS must be host:port pairs');
+  });
+
   it('FHIR_STORE_SYNC: normal unless full is asked for', () => {
     expect(loadConfig({}).fhirStoreSync).toBe('normal');
     expect(loadConfig({ FHIR_STORE_SYNC: 'full' }).fhirStoreSync).toBe('full');

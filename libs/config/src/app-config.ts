@@ -32,7 +32,13 @@ export interface AppConfig {
   fhirAuth: FhirAuthConfig;
   /** Per-request timeout towards the FHIR server; a timed-out request is retried like a 503. */
   fhirTimeoutMs: number;
+  /** Redis: `redis://` or `rediss://` (TLS), with user, password and database; with `redisSentinel`, its host is unused. */
   redisUrl: string;
+  /**
+   * Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_PASSWORD): the clients ask these sentinels for
+   * the current master of `name`, and again after a failover.
+   */
+  redisSentinel?: { sentinels: { host: string; port: number }[]; name: string; password?: string };
   /** BullMQ key prefix; lets tests and tenants share one Redis without colliding. */
   queuePrefix: string;
   runWorker: boolean;
@@ -241,6 +247,35 @@ function oneOf<const T extends string>(env: NodeJS.ProcessEnv, name: string, val
   return raw as T;
 }
 
+function redisUrl(env: NodeJS.ProcessEnv): string {
+  const raw = env.REDIS_URL || 'redis://127.0.0.1:6379';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`REDIS_URL must be a redis:// or rediss:// URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+    throw new ConfigError(`REDIS_URL must be a redis:// or rediss:// URL, got "${raw}"`);
+  return raw;
+}
+
+/** REDIS_SENTINELS: `host:port,host:port`; the master's name defaults to Redis's own example, `mymaster`. */
+function redisSentinel(env: NodeJS.ProcessEnv): AppConfig['redisSentinel'] {
+  const raw = env.REDIS_SENTINELS;
+  if (!raw) return undefined;
+  const sentinels = raw.split(',').map((entry) => {
+    const match = /^\s*([^\s:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})\s*$/.exec(entry);
+    if (!match) throw new ConfigError(`REDIS_SENTINELS must be host:port pairs separated by commas, got "${raw}"`);
+    return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) };
+  });
+  return {
+    sentinels,
+    name: env.REDIS_SENTINEL_NAME || 'mymaster',
+    password: env.REDIS_SENTINEL_PASSWORD || undefined,
+  };
+}
+
 /** FHIR_BACKUP_DIR, else beside a durable data directory (data/fhir -> data/fhir-backups); another disk is safer. */
 function backupDir(env: NodeJS.ProcessEnv, fhirDataDir: string): string | undefined {
   if (env.FHIR_BACKUP_DIR === ':memory:') throw new ConfigError('FHIR_BACKUP_DIR must be a directory');
@@ -388,7 +423,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     fhirSandboxMaxSearchOffset: positiveInt(env, 'FHIR_SANDBOX_MAX_SEARCH_OFFSET', 10_000),
     fhirAuth: fhirAuthFrom(env),
     fhirTimeoutMs: positiveInt(env, 'FHIR_TIMEOUT_MS', 15000),
-    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redisUrl: redisUrl(env),
+    redisSentinel: redisSentinel(env),
     queuePrefix: env.QUEUE_PREFIX ?? 'kc',
     runWorker: (env.RUN_WORKER ?? 'true') !== 'false',
     profilesDir: env.FHIR_PROFILES_DIR ?? path.join(REPO_ROOT, 'fhir-profiles'),

@@ -16,7 +16,7 @@ export class QueueModule {
       module: QueueModule,
       global: true,
       imports: [
-        BullModule.forRoot({ prefix: config.queuePrefix, connection: redisConnection(config.redisUrl) }),
+        BullModule.forRoot({ prefix: config.queuePrefix, connection: redisConnection(config) }),
         ...Object.values(QUEUES).map((name) => BullModule.registerQueue({ name })),
       ],
       providers: [InfusionEventsProducer, ScoreEventsProducer, ReminderQueue, QueueErrorLogger],

@@ -1,17 +1,43 @@
 import type { ConnectionOptions } from 'bullmq';
+import type { RedisOptions } from 'ioredis';
+import type { AppConfig } from '@kc/config';
 
-/** BullMQ connection options from a redis:// URL. */
-export function redisConnection(redisUrl: string): ConnectionOptions {
-  const redis = new URL(redisUrl);
-  return {
-    host: redis.hostname,
-    port: Number(redis.port || 6379),
-    username: redis.username || undefined,
-    password: redis.password ? decodeURIComponent(redis.password) : undefined,
-    db: redis.pathname.length > 1 ? Number(redis.pathname.slice(1)) : 0,
-    // Workers block on Redis; ioredis must not give up on those commands.
-    maxRetriesPerRequest: null,
+/** Where Redis is: the URL, and Sentinel when one is configured. */
+export type RedisTarget = Pick<AppConfig, 'redisUrl' | 'redisSentinel'>;
+
+/**
+ * ioredis options for every Redis client of the service (BullMQ's, the worklist index's, the sign-in store's), so
+ * they all reach the same server the same way: `rediss://` connects with TLS; with Sentinel, the clients ask the
+ * sentinels for the master and ask again after a failover (the URL's user, password and database still apply).
+ */
+export function redisOptions(target: RedisTarget | string): RedisOptions {
+  const { redisUrl, redisSentinel } =
+    typeof target === 'string' ? { redisUrl: target, redisSentinel: undefined } : target;
+  const url = new URL(redisUrl);
+  const credentials: RedisOptions = {
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
   };
+  if (redisSentinel)
+    return {
+      ...credentials,
+      sentinels: redisSentinel.sentinels,
+      name: redisSentinel.name,
+      sentinelPassword: redisSentinel.password,
+    };
+  return {
+    ...credentials,
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(url.port || 6379),
+    tls: url.protocol === 'rediss:' ? {} : undefined,
+  };
+}
+
+/** BullMQ connection options. */
+export function redisConnection(target: RedisTarget | string): ConnectionOptions {
+  // Workers block on Redis; ioredis must not give up on those commands.
+  return { ...redisOptions(target), maxRetriesPerRequest: null };
 }
 
 /**

@@ -10,6 +10,7 @@ import {
 import { Gauge, Registry } from 'prom-client';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { redisOptions } from '@kc/queue';
 import { FhirClient } from '@kc/fhir';
 import { MissedIndexUpdates } from './missed-updates';
 import { WorklistIndex } from './worklist-index';
@@ -32,7 +33,7 @@ const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
       // read and every FHIR write's index update waited ~20 s): a worklist read answers 503, a write stands and its
       // index update is replayed when Redis is back (afterReconnect).
       useFactory: (config: AppConfig) =>
-        new Redis(config.redisUrl, { enableOfflineQueue: false }).on('error', () => undefined),
+        new Redis({ ...redisOptions(config), enableOfflineQueue: false }).on('error', () => undefined),
     },
     {
       provide: WorklistIndex,

@@ -1,0 +1,59 @@
+import { redisConnection, redisOptions } from './redis-connection';
+
+describe('redisOptions: every Redis client reaches the same server the same way', () => {
+  it('rediss:// connects with TLS (managed Redis services require it)', () => {
+    expect(redisOptions('rediss://:secret@cache.example:6380')).toMatchObject({
+      host: 'cache.example',
+      port: 6380,
+      password: 'secret',
+      tls: {},
+    });
+  });
+
+  it('Sentinel: the sentinels and the master name, the URL still giving password and database', () => {
+    const options = redisOptions({
+      redisUrl: 'redis://:master-secret@ignored:6379/1',
+      redisSentinel: {
+        sentinels: [
+          { host: 's1', port: 26379 },
+          { host: 's2', port: 26380 },
+        ],
+        name: 'kc',
+        password: 'sentinel-secret',
+      },
+    });
+    expect(options).toEqual({
+      username: undefined,
+      password: 'master-secret',
+      db: 1,
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26380 },
+      ],
+      name: 'kc',
+      sentinelPassword: 'sentinel-secret',
+    });
+  });
+});
+
+describe('redisConnection', () => {
+  it('defaults port and db', () => {
+    expect(redisConnection('redis://127.0.0.1')).toMatchObject({ host: '127.0.0.1', port: 6379, db: 0 });
+  });
+
+  it('reads user, URL-encoded password, port and db; never gives up on blocking commands', () => {
+    expect(redisConnection('redis://worker:p%40ss%3Aword@redis.internal:6380/3')).toEqual({
+      host: 'redis.internal',
+      port: 6380,
+      username: 'worker',
+      password: 'p@ss:word',
+      db: 3,
+      maxRetriesPerRequest: null,
+    });
+  });
+
+  it('refuses what is not a URL', () => {
+    expect(() => redisConnection('not a url')).toThrow();
+    expect(() => redisConnection('')).toThrow();
+  });
+});

@@ -1,0 +1,97 @@
+import request from 'supertest';
+import { Redis } from 'ioredis';
+import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from '../support/clinic';
+import {
+  startPrivateRedis,
+  startPrivateSentinel,
+  type PrivateRedis,
+  type PrivateSentinel,
+} from '../support/private-redis';
+import { startTestService, type TestService } from '../support/test-service';
+
+/**
+ * Redis behind Sentinel (REDIS_SENTINELS): the queues, the worklist index and the sign-in store find the master
+ * through the sentinel, and after the master dies and the sentinel promotes its replica they find the new one
+ * without a restart. A private master, replica and sentinel: the shared Redis is never touched.
+ */
+describe('Redis Sentinel: the service follows a failover', () => {
+  let master: PrivateRedis;
+  let replica: PrivateRedis;
+  let sentinel: PrivateSentinel;
+  let service: TestService | undefined;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    master = await startPrivateRedis({ appendonly: false });
+    replica = await startPrivateRedis({ appendonly: false, args: ['--replicaof', '127.0.0.1', String(master.port)] });
+    sentinel = await startPrivateSentinel({ masterPort: master.port, name: 'kc', downAfterMs: 1000 });
+    admin = new Redis({ port: sentinel.port, host: '127.0.0.1', lazyConnect: true });
+    await admin.connect();
+    // The sentinel must know the replica before the master can be failed over to it.
+    await waitFor(
+      async () => ((await admin.call('SENTINEL', 'replicas', 'kc')) as unknown[]).length > 0,
+      'the sentinel to discover the replica',
+      20_000,
+    );
+  }, 30_000);
+  afterAll(async () => {
+    await service?.stop();
+    admin?.disconnect();
+    await sentinel?.close();
+    await replica?.close();
+    await master?.close();
+  });
+
+  const masterPort = async () =>
+    Number(((await admin.call('SENTINEL', 'get-master-addr-by-name', 'kc')) as string[])[1]);
+
+  /** Reports an infusion, retrying while Redis is failing over (503), and waits for its follow-ups. */
+  async function reportThroughFailover(procedureId: string) {
+    await waitFor(
+      async () =>
+        (
+          await request(service!.url)
+            .post('/events/infusion-completed')
+            .set(service!.as('integration'))
+            .send({ procedure: `Procedure/${procedureId}` })
+        ).status === 202,
+      'the event to be accepted',
+      30_000,
+    );
+    return followUpJobDone(service!, procedureId);
+  }
+
+  it('follow-ups before and after the master dies; the worklist answers from the promoted replica', async () => {
+    service = await startTestService({
+      // The host is unused with Sentinel; the sentinels name the master.
+      redisUrl: 'redis://127.0.0.1:1',
+      redisSentinel: { sentinels: [{ host: '127.0.0.1', port: sentinel.port }], name: 'kc' },
+    });
+    expect(await masterPort()).toBe(master.port);
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    expect(await reportThroughFailover(first)).toMatchObject({ status: 'created' });
+    await request(service.url).get('/worklist').set(service.as('clinician')).expect(200);
+
+    await master.kill();
+    await waitFor(async () => (await masterPort()) === replica.port, 'the sentinel to promote the replica', 30_000);
+
+    const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
+    expect(await reportThroughFailover(second)).toMatchObject({ status: 'created' });
+    expect((await followUpTasks(service, second)).length).toBeGreaterThan(0);
+    const worklist = await waitFor(async () => {
+      const res = await request(service!.url).get('/worklist').set(service!.as('clinician'));
+      return res.status === 200 && res;
+    }, 'the worklist to answer');
+    expect(JSON.stringify(worklist.body)).toContain(enrolment.carePlanId);
+    // The jobs and the index are on the promoted replica, not on the dead master.
+    const promoted = new Redis({ port: replica.port, host: '127.0.0.1', lazyConnect: true });
+    await promoted.connect();
+    try {
+      expect(await promoted.info('replication')).toMatch(/role:master/);
+      expect((await promoted.keys(`${service.config.queuePrefix}:followups:*`)).length).toBeGreaterThan(0);
+    } finally {
+      promoted.disconnect();
+    }
+  }, 90_000);
+});
