@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
-import type { Communication, CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Communication, CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
 import { QUEUES, reminderJobId, type DeliverReminderJob } from '@kc/queue';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import { ReminderSweep } from '../apps/worker/src/reminders/reminder-sweep';
@@ -257,6 +257,21 @@ describe('patient reminders', () => {
     // The second infusion's own Tasks await approval: no reminders yet.
     const next = await followUpTasks(service, second);
     expect((await Promise.all(next.map(remindersOf))).flat()).toEqual([]);
+  });
+
+  it('a plan stopped after its session was approved: the reminders are revoked when they come due, none sent', async () => {
+    const p = await enrolledPatient('ines@example.test');
+    await approveSession(p.session);
+    await service.app.get(ReminderSweep).sweep();
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
+    await timePasses();
+    const after = await remindersOf(p.session);
+    expect(after.map((r) => [r.status, r.statusReason?.text])).toEqual(
+      Array(3).fill(['revoked', 'Not sent: its CarePlan is revoked']),
+    );
+    expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
+    expect(smtp.received.filter((m) => m.to.includes('ines@example.test'))).toEqual([]);
   });
 
   it('two deliveries of the same reminder at once record one Communication', async () => {

@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, Patient, Provenance, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, MedicationRequest, Patient, Provenance, Task } from '@medplum/fhirtypes';
 import { mintToken } from '@kc/auth';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
@@ -225,6 +225,53 @@ describe('clinician review', () => {
       .set(clinician())
       .send({ versionId: inside.body.meta.versionId, start: 'tomorrow', end: 'later' })
       .expect(400);
+  });
+
+  it('a stopped (revoked) or paused (on-hold) plan: no approval, reschedule or order; its Tasks can still be rejected', async () => {
+    const p = await patientWithFollowUps();
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
+    const refused = await request(service.url)
+      .post(`/tasks/${p.next.id}/$approve`)
+      .set(clinician())
+      .set('If-Match', `W/"${p.next.meta!.versionId}"`)
+      .send({})
+      .expect(409);
+    expect(refused.body.issue[0].details.text).toBe(
+      'This Task cannot be approved or rescheduled: its CarePlan is revoked (it can still be rejected)',
+    );
+    await request(service.url)
+      .post(`/tasks/${p.next.id}/$reschedule`)
+      .set(clinician())
+      .send({ versionId: p.next.meta!.versionId, start: '2027-01-08T09:00:00Z', end: '2027-01-08T12:00:00Z' })
+      .expect(409);
+    const bulk = await request(service.url)
+      .post('/tasks/$bulk-approve')
+      .set(clinician())
+      .send({ tasks: [{ id: p.check.id, versionId: p.check.meta!.versionId }] })
+      .expect(200);
+    expect(bulk.body.results).toEqual([expect.objectContaining({ id: p.check.id, result: 'refused', status: 409 })]);
+    // Nothing was decided: no order, no Provenance, the Tasks unchanged.
+    const orders = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { subject: p.patient });
+    expect(orders.filter((o) => o.status === 'active')).toEqual([]);
+    expect(await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${p.next.id}` })).toEqual([]);
+    expect((await service.fhir.read<Task>('Task', p.next.id!)).meta!.versionId).toBe(p.next.meta!.versionId);
+    await request(service.url)
+      .post(`/tasks/${p.next.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: p.next.meta!.versionId, reason: 'Treatment stopped' })
+      .expect(200);
+
+    const paused = await patientWithFollowUps();
+    const pausedPlan = await service.fhir.read<CarePlan>('CarePlan', paused.carePlanId);
+    await service.fhir.update<CarePlan>({ ...pausedPlan, status: 'on-hold' });
+    const onHold = await request(service.url)
+      .post(`/tasks/${paused.check.id}/$approve`)
+      .set(clinician())
+      .set('If-Match', `W/"${paused.check.meta!.versionId}"`)
+      .send({})
+      .expect(409);
+    expect(onHold.body.issue[0].details.text).toMatch(/its CarePlan is on-hold/);
   });
 
   it('bulk approve reports each task, approving the current ones and refusing the stale one', async () => {

@@ -69,3 +69,12 @@ const CLOSED_CARE_PLAN = new Set<CarePlan['status']>(['revoked', 'completed', 'e
 export function carePlanTakesFollowUps(carePlan: CarePlan): { ok: true } | { ok: false; reason: string } {
   return CLOSED_CARE_PLAN.has(carePlan.status) ? { ok: false, reason: `CarePlan is ${carePlan.status}` } : { ok: true };
 }
+
+/**
+ * Whether care may be given under a plan now: a draft or active one. A plan stopped (revoked), over (completed),
+ * written in error or paused (on-hold) authorises no order and sends no reminder; why, when it does not.
+ */
+export function carePlanHoldsCare(carePlan: CarePlan): { ok: true } | { ok: false; reason: string; closed: boolean } {
+  if (carePlan.status === 'draft' || carePlan.status === 'active') return { ok: true };
+  return { ok: false, reason: `its CarePlan is ${carePlan.status}`, closed: CLOSED_CARE_PLAN.has(carePlan.status) };
+}

@@ -117,6 +117,19 @@ describe('deliveryDecision', () => {
     expect(decide({ task: done })).toMatchObject({ action: 'revoke' });
     expect(decide({ task: undefined })).toMatchObject({ action: 'revoke' });
   });
+  it('revokes a reminder whose plan was stopped, over or entered in error; keeps one of a paused plan unsent', () => {
+    const carePlan = { resourceType: 'CarePlan', status: 'active', intent: 'plan', subject: {} } as const;
+    expect(decide({ carePlan })).toEqual({ action: 'send' });
+    expect(decide({ carePlan: { ...carePlan, status: 'revoked' } })).toEqual({
+      action: 'revoke',
+      why: 'Not sent: its CarePlan is revoked',
+    });
+    expect(decide({ carePlan: { ...carePlan, status: 'completed' } })).toMatchObject({ action: 'revoke' });
+    expect(decide({ carePlan: { ...carePlan, status: 'on-hold' } })).toEqual({
+      action: 'skip',
+      why: 'its CarePlan is on-hold',
+    });
+  });
   it('revokes a reminder that could only go out after its session window closed', () => {
     expect(decide({ now: new Date('2027-01-10T12:00:00.000Z') })).toMatchObject({ action: 'revoke' });
   });

@@ -1,5 +1,6 @@
 import type {
   ActivityDefinition,
+  CarePlan,
   Communication,
   CommunicationRequest,
   Period,
@@ -20,6 +21,7 @@ import {
   TASK_APPROVED_TRIGGER,
 } from '@kc/protocols';
 import { isApproved, isOpen } from '@kc/task-states';
+import { carePlanHoldsCare } from './infusion-history';
 import type { InfusionTaskUpdate } from './superseded';
 
 /**
@@ -175,13 +177,16 @@ export type DeliveryDecision =
 
 /**
  * At delivery time, from what is on record now (never from what the job was told when it was queued): only an
- * active request, still due when this job was planned, about a Task that is approved and still open.
+ * active request, still due when this job was planned, under a plan that still holds care (a stopped one revokes it,
+ * a paused one keeps it unsent), about a Task that is approved and still open.
  */
 export function deliveryDecision(input: {
   request: CommunicationRequest;
   plannedAt: string;
   /** The Task the reminder is about (`about`), when it has one. */
   task?: Task;
+  /** The CarePlan it is based on, when it has one. */
+  carePlan?: CarePlan;
   now: Date;
 }): DeliveryDecision {
   const { request, task, now } = input;
@@ -189,6 +194,9 @@ export function deliveryDecision(input: {
   const sendAt = sendTimeOf(request);
   if (!sendAt) return { action: 'skip', why: 'request has no occurrence' };
   if (Date.parse(sendAt) !== Date.parse(input.plannedAt)) return { action: 'reschedule', sendAt };
+  const plan = input.carePlan && carePlanHoldsCare(input.carePlan);
+  if (plan && !plan.ok)
+    return plan.closed ? { action: 'revoke', why: `Not sent: ${plan.reason}` } : { action: 'skip', why: plan.reason };
   if (aboutTask(request) && !task) return { action: 'revoke', why: 'The Task it was about no longer exists' };
   if (task && !(isOpen(task) && isApproved(task)))
     return { action: 'revoke', why: `Not sent: the ${task.description ?? 'Task'} is no longer planned` };

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Period, Resource, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
-import { notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
+import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { FhirClient, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
+import { carePlanHoldsCare } from '@kc/followups';
 import { CANONICAL_BASE } from '@kc/protocols';
 import {
   cancelledProposal,
@@ -52,7 +53,7 @@ export class TaskDecisionService {
 
   private async authorise(input: DecisionInput, decision: string, change: (task: Task) => Task): Promise<Task> {
     const { task, proposal, carePlan, issues } = await this.readWithFocus(input.taskId);
-    this.assertAuthorisable(task, proposal, issues, input.caller);
+    this.assertAuthorisable({ task, proposal, carePlan, issues, caller: input.caller });
     const reminders = await this.reminders.contextFor(task, carePlan);
     return this.writer.write({
       current: task,
@@ -86,15 +87,20 @@ export class TaskDecisionService {
   }
 
   /**
-   * Checks made before anything is written: the plan is clear of contraindications, and an order has a
-   * prescriber.
+   * Checks made before anything is written: the plan still holds care (not stopped, over or paused), it is clear of
+   * contraindications, and an order has a prescriber.
    */
-  private assertAuthorisable(
-    task: Task,
-    proposal: Proposal | undefined,
-    issues: DetectedIssue[],
-    caller: Caller,
-  ): void {
+  private assertAuthorisable(input: {
+    task: Task;
+    proposal: Proposal | undefined;
+    carePlan: CarePlan | undefined;
+    issues: DetectedIssue[];
+    caller: Caller;
+  }): void {
+    const { task, proposal, carePlan, issues, caller } = input;
+    const plan = carePlan && carePlanHoldsCare(carePlan);
+    if (plan && !plan.ok)
+      throw conflict(`This Task cannot be approved or rescheduled: ${plan.reason} (it can still be rejected)`);
     assertClearOf(carePlanOf(task), issues);
     if (proposal && needsRequester(proposal) && !PRESCRIBER.test(caller.fhirUser ?? '')) {
       throw unprocessable(

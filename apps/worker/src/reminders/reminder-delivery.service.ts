@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import type { CarePlan, CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
 import { batchResult, FhirClient, FhirVersionConflictError, getEntry } from '@kc/fhir';
 import { aboutTask, deliveryDecision, revokedReminder, type DeliveryDecision } from '@kc/followups';
 import { ReminderQueue } from '@kc/queue';
@@ -29,8 +29,8 @@ export class ReminderDelivery {
   async deliver(requestId: string, plannedAt: string): Promise<ReminderOutcome> {
     const request = await this.fhir.readIfExists<CommunicationRequest>('CommunicationRequest', requestId);
     if (!request?.id) return { status: 'skip', why: 'request not found' };
-    const { task, patient } = await this.context(request);
-    const decision = deliveryDecision({ request, plannedAt, task, now: new Date() });
+    const { task, carePlan, patient } = await this.context(request);
+    const decision = deliveryDecision({ request, plannedAt, task, carePlan, now: new Date() });
     switch (decision.action) {
       case 'skip':
         return { status: 'skip', why: decision.why };
@@ -68,16 +68,23 @@ export class ReminderDelivery {
     return { status: 'revoke', why };
   }
 
-  /** One batch: the Task the reminder is about and, when a channel needs contact details, the patient. */
-  private async context(request: CommunicationRequest): Promise<{ task?: Task; patient?: Patient }> {
+  /**
+   * One batch: the Task the reminder is about, the CarePlan it is based on and, when a channel needs contact details,
+   * the patient.
+   */
+  private async context(
+    request: CommunicationRequest,
+  ): Promise<{ task?: Task; carePlan?: CarePlan; patient?: Patient }> {
     const taskRef = aboutTask(request);
+    const carePlanRef = request.basedOn?.map((b) => b.reference).find((r) => /^CarePlan\/[^/]+$/.test(r ?? ''));
     const patientRef = this.senders.length ? request.recipient?.[0]?.reference : undefined;
-    const refs = [taskRef, patientRef].filter((r): r is string => Boolean(r));
+    const refs = [taskRef, carePlanRef, patientRef].filter((r): r is string => Boolean(r));
     if (!refs.length) return {};
     const answer = await this.fhir.batch(refs.map((ref) => getEntry(ref)));
     const found = new Map(refs.map((ref, i) => [ref, batchResult(answer.entry?.[i], ref)]));
     return {
       task: taskRef ? (found.get(taskRef) as Task | undefined) : undefined,
+      carePlan: carePlanRef ? (found.get(carePlanRef) as CarePlan | undefined) : undefined,
       patient: patientRef ? (found.get(patientRef) as Patient | undefined) : undefined,
     };
   }
