@@ -4,6 +4,7 @@ import { mintToken } from '@kc/auth';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
+import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
 
 describe('clinician review', () => {
   let service: TestService;
@@ -272,6 +273,60 @@ describe('clinician review', () => {
       .send({})
       .expect(409);
     expect(onHold.body.issue[0].details.text).toMatch(/its CarePlan is on-hold/);
+  });
+
+  it("the sweep withdraws a stopped plan's Tasks awaiting approval and cancels their proposals; paused plans and approved Tasks keep theirs", async () => {
+    const stopped = await patientWithFollowUps();
+    // The check is approved before the plan is stopped: it stays, with its order (the clinician's or EHR's to stop).
+    await request(service.url)
+      .post(`/tasks/${stopped.check.id}/$approve`)
+      .set(clinician())
+      .set('If-Match', `W/"${stopped.check.meta!.versionId}"`)
+      .send({})
+      .expect(200);
+    const paused = await patientWithFollowUps();
+    for (const [p, status] of [
+      [stopped, 'revoked'],
+      [paused, 'on-hold'],
+    ] as const) {
+      const carePlan = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
+      await service.fhir.update<CarePlan>({ ...carePlan, status });
+    }
+    const inWorklist = async (taskId: string) =>
+      (await request(service.url).get('/worklist').set(clinician()).query({ count: 100 }).expect(200)).body.items.some(
+        (i: { id: string }) => i.id === taskId,
+      );
+    expect(await inWorklist(stopped.next.id!)).toBe(true);
+
+    const awaiting = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${stopped.carePlanId}`,
+      status: 'draft',
+    });
+    expect(awaiting.map((t) => t.id)).toContain(stopped.next.id);
+    const result = await service.app.get(StoppedPlanSweep).sweep();
+    // Other tests' stopped plans in this store are swept too.
+    expect(result.withdrawn).toBeGreaterThanOrEqual(awaiting.length);
+    for (const t of awaiting) expect((await service.fhir.read<Task>('Task', t.id!)).status).toBe('cancelled');
+    const next = await service.fhir.read<Task>('Task', stopped.next.id!);
+    expect(next).toMatchObject({
+      status: 'cancelled',
+      businessStatus: { coding: [expect.objectContaining({ code: 'withdrawn' })] },
+      statusReason: { text: 'Withdrawn: its CarePlan is revoked' },
+    });
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      stopped.next.focus!.reference!.split('/')[1],
+    );
+    expect(proposal).toMatchObject({
+      status: 'cancelled',
+      statusReason: { text: 'Withdrawn: its CarePlan is revoked' },
+    });
+    expect(await inWorklist(stopped.next.id!)).toBe(false);
+    expect((await service.fhir.read<Task>('Task', stopped.check.id!)).status).toBe('ready');
+    for (const t of [paused.check, paused.next])
+      expect((await service.fhir.read<Task>('Task', t.id!)).meta!.versionId).toBe(t.meta!.versionId);
+    // Nothing left to do the next time.
+    expect((await service.app.get(StoppedPlanSweep).sweep()).withdrawn).toBe(0);
   });
 
   it('bulk approve reports each task, approving the current ones and refusing the stale one', async () => {

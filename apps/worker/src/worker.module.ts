@@ -7,6 +7,7 @@ import { FollowUpService } from './followups/follow-up.service';
 import { MaintenanceProcessor } from './maintenance/maintenance.processor';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { OverdueSweep } from './maintenance/overdue-sweep';
+import { StoppedPlanSweep } from './maintenance/stopped-plan-sweep';
 import { ProcedurePoller } from './maintenance/procedure-poller';
 import { QueueJobMetrics } from './queue-job-metrics';
 import { BoosterOutcomes } from './outcomes/booster-outcomes.service';
@@ -37,6 +38,7 @@ export class WorkerModule {
         FollowUpService,
         ProcedurePoller,
         OverdueSweep,
+        StoppedPlanSweep,
         MaintenanceSchedules,
         ReminderDelivery,
         FhirCommunicationRecord,
@@ -67,7 +69,7 @@ export class WorkerModule {
           useClass: configuredProcessor(MaintenanceProcessor, QUEUES.maintenance, workerOptionsFrom(config, 1)),
         },
       ],
-      exports: [FollowUpService, ProcedurePoller, OverdueSweep, ReminderSweep],
+      exports: [FollowUpService, ProcedurePoller, OverdueSweep, StoppedPlanSweep, ReminderSweep],
     };
   }
 }

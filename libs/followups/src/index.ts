@@ -4,3 +4,4 @@ export * from './infusion-history';
 export * from './superseded';
 export * from './reminders';
 export * from './booster-timing';
+export * from './stopped-plans';

@@ -47,6 +47,8 @@ describe('task state machine', () => {
     [['approve', 'complete'], 'done', 'completed'],
     [['complete'], 'done', 'completed'],
     [['supersede'], 'superseded', 'cancelled'],
+    [['withdraw'], 'withdrawn', 'cancelled'],
+    [['mark-overdue', 'withdraw'], 'withdrawn', 'cancelled'],
     [['mark-overdue'], 'overdue', 'draft'],
     [['approve', 'mark-overdue'], 'overdue', 'ready'],
     [['mark-overdue', 'approve'], 'approved', 'ready'],
@@ -66,10 +68,18 @@ describe('task state machine', () => {
     [['complete'], 'reschedule'],
     [['supersede'], 'complete'],
     [['mark-overdue'], 'mark-overdue'],
+    [['approve'], 'withdraw'],
+    [['withdraw'], 'approve'],
   ])('after %j, %s is refused', (events, event) => {
     const task = after(generated(), ...events);
     expect(canTransition(task, event)).toBe(false);
     expect(() => after(task, event)).toThrow(InvalidTransition);
+  });
+
+  it('withdraw leaves an approved Task that is overdue alone (its order is the clinician’s to stop)', () => {
+    const task = after(generated(), 'approve', 'mark-overdue');
+    expect(() => after(task, 'withdraw')).toThrow(InvalidTransition);
+    expect(after(generated(), 'withdraw').statusReason?.text).toBe('why');
   });
 
   it('superseded is consistent: cancelled with a reason and the infusion that superseded it', () => {

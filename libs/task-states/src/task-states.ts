@@ -16,10 +16,11 @@ export const TASK_STATES = [
   'rejected',
   'done',
   'superseded',
+  'withdrawn',
 ] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
-export type TaskEvent = 'approve' | 'reject' | 'reschedule' | 'complete' | 'supersede' | 'mark-overdue';
+export type TaskEvent = 'approve' | 'reject' | 'reschedule' | 'complete' | 'supersede' | 'withdraw' | 'mark-overdue';
 
 export const TASK_STATE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 
@@ -31,6 +32,7 @@ const DISPLAY: Record<TaskState, string> = {
   rejected: 'Rejected',
   done: 'Done',
   superseded: 'Superseded',
+  withdrawn: 'Withdrawn: its plan was stopped',
 };
 
 const OPEN: readonly TaskState[] = ['awaiting-approval', 'approved', 'rescheduled', 'overdue'];
@@ -42,6 +44,8 @@ const ALLOWED_FROM: Record<TaskEvent, readonly TaskState[]> = {
   reject: OPEN,
   complete: OPEN,
   supersede: OPEN,
+  // Only a Task nobody approved yet: an approved one has its order, which the clinician or the EHR stops.
+  withdraw: ['awaiting-approval', 'overdue'],
   'mark-overdue': ['awaiting-approval', 'approved', 'rescheduled'],
 };
 
@@ -85,7 +89,7 @@ export function awaitingApproval(): Pick<Task, 'status' | 'intent' | 'businessSt
 export interface TransitionInput {
   event: TaskEvent;
   now: Date;
-  /** reject, supersede: why (Task.statusReason). */
+  /** reject, supersede, withdraw: why (Task.statusReason). */
   reason?: string;
   /** approve, reschedule: who owns it from now on. */
   owner?: Task['owner'];
@@ -141,6 +145,15 @@ export function transition(task: Task, input: TransitionInput): Task {
         businessStatus: businessStatus('superseded'),
         statusReason: text(input.reason ?? 'Superseded'),
         output: withOutput(task, 'superseded-by', input.output),
+      };
+    case 'withdraw':
+      if (task.status !== 'draft')
+        throw new InvalidTransition(from, event, 'Only a Task awaiting approval is withdrawn');
+      return {
+        ...base,
+        status: 'cancelled',
+        businessStatus: businessStatus('withdrawn'),
+        statusReason: text(input.reason ?? 'Its plan was stopped'),
       };
     case 'mark-overdue':
       // Status stays draft or ready: whether it was approved is not lost.

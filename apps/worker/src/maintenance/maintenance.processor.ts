@@ -4,6 +4,7 @@ import { JOBS } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { OverdueSweep } from './overdue-sweep';
+import { StoppedPlanSweep } from './stopped-plan-sweep';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
 import { ScorePoller } from '../outcomes/score-poller';
@@ -14,6 +15,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
   constructor(
     private readonly poller: ProcedurePoller,
     private readonly sweep: OverdueSweep,
+    private readonly stoppedPlans: StoppedPlanSweep,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
     queueMetrics: QueueJobMetrics,
@@ -28,8 +30,11 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const infusions = await this.poller.poll();
         return { ...infusions, scores: await this.scores.poll() };
       }
-      case JOBS.overdueSweep:
-        return this.sweep.sweep();
+      case JOBS.overdueSweep: {
+        // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn.
+        const overdue = await this.sweep.sweep();
+        return { ...overdue, withdrawn: (await this.stoppedPlans.sweep()).withdrawn };
+      }
       case JOBS.reconcileProcedures: {
         // One reconciliation job: completed infusions, then recorded scores.
         const infusions = await this.poller.reconcile();

@@ -1,0 +1,62 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { CarePlan, Resource, Task } from '@medplum/fhirtypes';
+import { FhirClient, FhirVersionConflictError, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
+import { withdrawalsForStoppedPlans } from '@kc/followups';
+import { isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
+
+/**
+ * Withdraws the Tasks awaiting approval on plans an EHR stopped (withdrawalsForStoppedPlans), each with its draft
+ * proposal in one transaction, If-Match on both: a clinician's decision made meanwhile wins, and the Task is looked
+ * at again next time. Runs with the overdue sweep (OVERDUE_SWEEP_CRON); until then the approval guard refuses them.
+ */
+@Injectable()
+export class StoppedPlanSweep {
+  private readonly logger = new Logger(StoppedPlanSweep.name);
+
+  constructor(private readonly fhir: FhirClient) {}
+
+  async sweep(now = new Date()): Promise<{ withdrawn: number; checked: number }> {
+    const tasks: Task[] = [];
+    const carePlans = new Map<string, CarePlan>();
+    const proposals = new Map<string, AuthorisableRequest>();
+    // Awaiting approval, with each one's CarePlan and proposal; by `_lastUpdated`, so Medplum pages by cursor.
+    const pages = this.fhir.searchPages<Task>('Task', {
+      status: 'draft',
+      _include: ['Task:based-on', 'Task:focus'],
+      _sort: '_lastUpdated',
+      _count: 200,
+    });
+    for await (const page of pages) {
+      tasks.push(...matchesOf<Task>(page));
+      for (const resource of includedOf<Resource>(page)) {
+        const ref = `${resource.resourceType}/${resource.id}`;
+        if (resource.resourceType === 'CarePlan') carePlans.set(ref, resource);
+        else if (isAuthorisable(resource)) proposals.set(ref, resource);
+      }
+    }
+    let withdrawn = 0;
+    for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, now })) {
+      const writes = [
+        { resource: w.withdrawn, read: w.task },
+        ...(w.proposal ? [{ resource: w.proposal.cancelled, read: w.proposal.read }] : []),
+      ];
+      try {
+        await this.fhir.transaction(
+          writes.map(({ resource, read }) => ({
+            resource,
+            request: {
+              method: 'PUT',
+              url: `${resource.resourceType}/${resource.id}`,
+              ifMatch: ifMatchFor(read.meta!.versionId!),
+            },
+          })),
+        );
+        withdrawn++;
+      } catch (err) {
+        if (!(err instanceof FhirVersionConflictError)) throw err;
+      }
+    }
+    if (withdrawn) this.logger.log({ msg: 'withdrew tasks of stopped plans', withdrawn, checked: tasks.length });
+    return { withdrawn, checked: tasks.length };
+  }
+}
