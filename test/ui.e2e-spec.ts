@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import type { Task } from '@medplum/fhirtypes';
+import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { WorklistIndex } from '@kc/worklist-index';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
@@ -186,6 +186,31 @@ describe('clinician page in a real browser', () => {
       '0 task(s) awaiting approval for the first 20 patients matching the name: type more of it to narrow the search',
     );
     await screenshot(page, 'worklist-common-name');
+    await page.close();
+  }, 60_000);
+
+  it('a Task whose plan an EHR paused says it cannot be approved, and offers only Reject', async () => {
+    const paused = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Ida',
+      family: 'Paused',
+      birthDate: '1975-03-03',
+    });
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', paused.carePlanId);
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'on-hold' });
+    const [task] = await service.fhir.searchAll<Task>('Task', { patient: paused.patient, status: 'draft' });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${task.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.badge.blocked').textContent()).toBe('Cannot be approved: its CarePlan is on-hold');
+    expect(await row.locator('td:last-child button').allTextContents()).toEqual(['Reject']);
+    expect(await row.locator('input.select').isDisabled()).toBe(true);
+    // "Select all" leaves it out of a bulk approval.
+    await page.check('#select-all');
+    expect(await row.locator('input.select').isChecked()).toBe(false);
+    expect(await page.locator('#worklist tbody input.select:checked').count()).toBeGreaterThan(0);
+    await screenshot(page, 'worklist-plan-paused');
     await page.close();
   }, 60_000);
 

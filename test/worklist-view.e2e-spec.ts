@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { DetectedIssue } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue } from '@medplum/fhirtypes';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 import { actionOf, completeInfusion, followUpTasks } from './support/clinic';
 import { enrolNamedPatient, score } from './support/clinician';
@@ -22,6 +22,7 @@ interface ViewItem {
     task: { label: string };
     contraindications: { id: string; text: string; state: string; severity: string; evidence: string[] }[];
     scores: { code: string; label: string; value: number; date: string }[];
+    blocked?: string;
   };
 }
 
@@ -116,6 +117,28 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
       ]);
       expect(item.allowedWindow.start).toBeDefined();
     }
+  });
+
+  it('says why a Task of a stopped or paused plan cannot be approved; others say nothing', async () => {
+    const stopped = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Nora',
+      family: 'Stopped',
+      birthDate: '1990-01-01',
+    });
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', stopped.carePlanId);
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
+    const view = async (patientId: string) =>
+      (
+        await request(service.url)
+          .get('/worklist/view')
+          .query({ patient: patientId })
+          .set(service.as('clinician'))
+          .expect(200)
+      ).body.items as ViewItem[];
+    const items = await view(stopped.patientId);
+    expect(items.length).toBeGreaterThan(0);
+    for (const item of items) expect(item.view.blocked).toBe('its CarePlan is revoked');
+    for (const item of await view(lena.patientId)) expect(item.view.blocked).toBeUndefined();
   });
 
   it("a monthly protocol's enrolment session is its initial series (induction); patients without scores have none", async () => {

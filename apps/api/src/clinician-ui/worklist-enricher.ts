@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import type { CodeableConcept, DetectedIssue, HumanName, Observation, Patient } from '@medplum/fhirtypes';
+import type { CarePlan, CodeableConcept, DetectedIssue, HumanName, Observation, Patient } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
-import { observedAt, outcomeScores, scoreCodes, scoreValue } from '@kc/followups';
+import { carePlanHoldsCare, observedAt, outcomeScores, scoreCodes, scoreValue } from '@kc/followups';
 import { ProtocolCatalog, contraindicationState } from '@kc/protocols';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
@@ -46,6 +46,8 @@ export interface ItemView {
   task: { label: string };
   contraindications: ContraindicationView[];
   scores: ScoreView[];
+  /** Why the Task cannot be approved whatever its contraindications: its plan was stopped or paused (an EHR did). */
+  blocked?: string;
 }
 
 const KIND_LABELS: Record<string, string> = {
@@ -62,6 +64,8 @@ export interface PageRecords {
   missing: Set<string>;
   scores: Map<string, ScoreView[]>;
   issues: Map<string, ContraindicationView[]>;
+  /** Each plan's reason it holds no care now (stopped, paused); absent when it does, or was not found. */
+  planBlocked: Map<string, string>;
 }
 
 /**
@@ -84,7 +88,7 @@ export class WorklistEnricher {
   }
 
   async enrich<T extends WorklistItemLike>(items: T[], now = new Date()): Promise<(T & { view: ItemView })[]> {
-    const { summaries, scores, issues } = await this.records(
+    const { summaries, scores, issues, planBlocked } = await this.records(
       unique(items.map((i) => i.patient)),
       unique(items.map((i) => i.carePlan)),
       now,
@@ -97,16 +101,19 @@ export class WorklistEnricher {
         task: { label: (item.kind && KIND_LABELS[item.kind]) ?? item.kind ?? 'Task' },
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
+        ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
       },
     }));
   }
 
   /**
-   * One FHIR batch: each patient (a read), their scores and each plan's contraindications (searches; every page of
-   * one with more, a round trip each, only then). A page of 20 patients took ~60 requests before session 14.
+   * One FHIR batch: each patient and each plan (reads), the patients' scores and the plans' contraindications
+   * (searches; every page of one with more, a round trip each, only then). A page of 20 patients took ~60 requests
+   * before session 14.
    */
   async records(patients: string[], plans: string[], now = new Date()): Promise<PageRecords> {
     const readable = patients.filter((ref) => PATIENT_REFERENCE.test(ref));
+    const readablePlans = plans.filter((ref) => CARE_PLAN_REFERENCE.test(ref));
     const searches: NamedSearch[] = [
       ...(this.scoreCodeQuery
         ? patients.map((ref) => ({
@@ -125,10 +132,19 @@ export class WorklistEnricher {
     ];
     const { read, found } = await readAndSearchEach(
       this.fhir,
-      readable.map((ref) => `Patient/${encodeURIComponent(ref.slice('Patient/'.length))}`),
+      [...readable, ...readablePlans].map((ref) => {
+        const [type, id] = ref.split('/');
+        return `${type}/${encodeURIComponent(id)}`;
+      }),
       searches,
     );
     const byReference = new Map(readable.map((ref, i) => [ref, read[i] as Patient | undefined]));
+    const planBlocked = new Map<string, string>();
+    readablePlans.forEach((ref, i) => {
+      const carePlan = read[readable.length + i] as CarePlan | undefined;
+      const holds = carePlan && carePlanHoldsCare(carePlan);
+      if (holds && !holds.ok) planBlocked.set(ref, holds.reason);
+    });
     return {
       summaries: new Map(patients.map((ref) => [ref, summaryOf(ref, byReference.get(ref), now)])),
       missing: new Set(patients.filter((ref) => !byReference.get(ref))),
@@ -136,6 +152,7 @@ export class WorklistEnricher {
         patients.map((ref) => [ref, latestScores(this.scores, matchesOf<Observation>(found[`scores ${ref}`]))]),
       ),
       issues: new Map(plans.map((ref) => [ref, matchesOf<DetectedIssue>(found[`issues ${ref}`]).map(issueView)])),
+      planBlocked,
     };
   }
 
@@ -188,6 +205,7 @@ function latestScores(scores: CodeableConcept[], observations: Observation[]): S
 }
 
 const PATIENT_REFERENCE = /^Patient\/[^/]+$/;
+const CARE_PLAN_REFERENCE = /^CarePlan\/[^/]+$/;
 
 const VIEW_STATE = { withdrawn: 'closed', overridden: 'overridden', unresolved: 'unresolved' } as const;
 

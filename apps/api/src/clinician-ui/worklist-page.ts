@@ -26,6 +26,7 @@ export const WORKLIST_PAGE = `<!doctype html>
   .overdue { color: #a4262c; font-weight: 600; }
   .badge { display: inline-block; padding: 0 .4rem; border-radius: .6rem; font-size: .8rem; background: #e8edf4; }
   .badge.overdue { background: #a4262c; color: #fff; }
+  .badge.blocked { background: #fde7e9; color: #a4262c; }
   .badge.maintenance { background: #dbe9f8; }
   .badge.induction { background: #e4f3e6; }
   .ci-unresolved { color: #a4262c; font-weight: 600; }
@@ -364,6 +365,8 @@ function row(item) {
   box.className = 'select';
   box.setAttribute('aria-label', 'Select ' + what + ' for ' + name);
   box.addEventListener('change', updateBulk);
+  // Its plan was stopped or paused: approving is refused, so it cannot be chosen for it.
+  if (view.blocked) box.disabled = true;
   select.append(box);
 
   const who = document.createElement('td');
@@ -397,15 +400,14 @@ function row(item) {
   const scores = el('td', scoresText(view.scores) || 'None recorded', view.scores && view.scores.length ? 'scores' : 'scores muted');
 
   const actions = document.createElement('td');
-  actions.append(
-    button('Approve', 'Approve ' + what + ' for ' + name, () => decide(item, 'approve')),
-    button('Reject', 'Reject ' + what + ' for ' + name, () => askReject(item)),
-  );
-  if (item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
+  if (!view.blocked) actions.append(button('Approve', 'Approve ' + what + ' for ' + name, () => decide(item, 'approve')));
+  actions.append(button('Reject', 'Reject ' + what + ' for ' + name, () => askReject(item)));
+  if (!view.blocked && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
     actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
 
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
+  if (view.blocked) task.append(el('div', 'Cannot be approved: ' + view.blocked, 'badge blocked'));
 
   tr.append(select, who, protocol, task, due, ci, scores, actions);
   return tr;
@@ -523,7 +525,7 @@ $('#bulk-approve').addEventListener('click', async () => {
 });
 
 $('#select-all').addEventListener('change', () => {
-  for (const box of document.querySelectorAll('#worklist tbody input.select')) box.checked = $('#select-all').checked;
+  for (const box of document.querySelectorAll('#worklist tbody input.select:not(:disabled)')) box.checked = $('#select-all').checked;
   updateBulk();
 });
 
