@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import request from 'supertest';
-import type { Task } from '@medplum/fhirtypes';
-import { enrolPatient } from './support/clinic';
+import type { CarePlan, Task } from '@medplum/fhirtypes';
+import { enrolPatient, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -66,5 +66,48 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     const future = new Date(Date.now() + 86_400_000).toISOString();
     await notify(JSON.stringify({ ...task, meta: { ...task.meta, lastUpdated: future } }));
     expect(await listed()).not.toContain(task.id);
+  });
+
+  it('a CarePlan the EHR stopped, notified (Medplum POST or HAPI PUT): its Tasks awaiting approval are withdrawn and leave the worklist', async () => {
+    const awaiting = async (patient: string) =>
+      (
+        (await request(service.url).get('/worklist').query({ patient }).set(service.as('clinician')).expect(200))
+          .body as { items: { id: string }[] }
+      ).items.map((i) => i.id);
+    const medplum = await enrolPatient(service, 'ketamine-low-dose-series');
+    const hapi = await enrolPatient(service, 'ketamine-low-dose-series');
+    const paused = await enrolPatient(service, 'ketamine-low-dose-series');
+    for (const p of [medplum, hapi, paused]) expect((await awaiting(p.patient)).length).toBeGreaterThan(0);
+    const stop = async (carePlanId: string, status: CarePlan['status']) => {
+      const carePlan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+      return service.fhir.update<CarePlan>({ ...carePlan, status });
+    };
+
+    const body = JSON.stringify(await stop(medplum.carePlanId, 'revoked'));
+    await request(service.url)
+      .post('/webhooks/fhir')
+      .set('content-type', 'application/fhir+json')
+      .set('x-signature', createHmac('sha256', 'test-webhook-secret').update(body).digest('hex'))
+      .send(body)
+      .expect(202);
+    await stop(hapi.carePlanId, 'completed');
+    await request(service.url)
+      .put(`/webhooks/fhir/CarePlan/${hapi.carePlanId}`)
+      .set('x-webhook-token', 'test-webhook-secret')
+      .expect(202);
+    await stop(paused.carePlanId, 'on-hold');
+    await request(service.url)
+      .put(`/webhooks/fhir/CarePlan/${paused.carePlanId}`)
+      .set('x-webhook-token', 'test-webhook-secret')
+      .expect(202);
+
+    for (const p of [medplum, hapi]) {
+      await waitFor(async () => (await awaiting(p.patient)).length === 0, 'the stopped plan to leave the worklist');
+      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` });
+      expect(tasks.filter((t) => t.status === 'draft')).toEqual([]);
+      expect(tasks.some((t) => t.businessStatus?.coding?.[0]?.code === 'withdrawn')).toBe(true);
+    }
+    // Paused, not stopped: its Tasks stay (approving them is refused until it resumes).
+    expect((await awaiting(paused.patient)).length).toBeGreaterThan(0);
   });
 });

@@ -6,3 +6,4 @@ export * from './redis-connection';
 export * from './configured-processor';
 export * from './reminder-queue';
 export * from './score-events.producer';
+export * from './stopped-plan-events.producer';

@@ -8,7 +8,18 @@ export const JOBS = {
   scoreRecorded: 'score-recorded',
   deliverReminder: 'deliver-reminder',
   sweepReminders: 'sweep-reminders',
+  withdrawStoppedPlan: 'withdraw-stopped-plan',
 } as const;
+
+/** A CarePlan changed (a Subscription said so): its Tasks awaiting approval are withdrawn if it was stopped. */
+export interface WithdrawStoppedPlanJob {
+  carePlanId: string;
+}
+
+/** While a plan's job is pending, the same plan notified again is queued once (the job reads the plan as it is then). */
+export function withdrawStoppedPlanJobId(carePlanId: string): string {
+  return `${JOBS.withdrawStoppedPlan}-${jobIdPart(carePlanId)}`;
+}
 
 export interface ScoreRecordedJob {
   observationId: string;

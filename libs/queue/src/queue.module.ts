@@ -6,6 +6,7 @@ import { redisConnection } from './redis-connection';
 import { InfusionEventsProducer } from './infusion-events.producer';
 import { QueueErrorLogger } from './queue-error-logger';
 import { ReminderQueue } from './reminder-queue';
+import { StoppedPlanEventsProducer } from './stopped-plan-events.producer';
 import { ScoreEventsProducer } from './score-events.producer';
 
 /** Connects BullMQ to the configured Redis and registers every queue for producers and processors alike. */
@@ -19,8 +20,14 @@ export class QueueModule {
         BullModule.forRoot({ prefix: config.queuePrefix, connection: redisConnection(config) }),
         ...Object.values(QUEUES).map((name) => BullModule.registerQueue({ name })),
       ],
-      providers: [InfusionEventsProducer, ScoreEventsProducer, ReminderQueue, QueueErrorLogger],
-      exports: [BullModule, InfusionEventsProducer, ScoreEventsProducer, ReminderQueue],
+      providers: [
+        InfusionEventsProducer,
+        ScoreEventsProducer,
+        StoppedPlanEventsProducer,
+        ReminderQueue,
+        QueueErrorLogger,
+      ],
+      exports: [BullModule, InfusionEventsProducer, ScoreEventsProducer, StoppedPlanEventsProducer, ReminderQueue],
     };
   }
 }

@@ -4,9 +4,9 @@ import type { Request } from 'express';
 import { Public } from '@kc/auth';
 import { badRequest, isResourceId, operationOutcome, OutcomeException, parseBoundedJson } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { InfusionEventsProducer, ScoreEventsProducer } from '@kc/queue';
+import { InfusionEventsProducer, ScoreEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
 import { WorklistIndex } from '@kc/worklist-index';
-import { observationIdsIn, procedureIdsIn, tasksIn } from './notified-resources';
+import { carePlanIdsIn, observationIdsIn, procedureIdsIn, tasksIn } from './notified-resources';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
 
@@ -27,6 +27,7 @@ export class FhirWebhookController {
   constructor(
     private readonly producer: InfusionEventsProducer,
     private readonly scores: ScoreEventsProducer,
+    private readonly plans: StoppedPlanEventsProducer,
     private readonly pollTrigger: PollTrigger,
     private readonly worklist: WorklistIndex,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -36,7 +37,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook: a Procedure, a score Observation or a Task (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
+      'Rest-hook: a Procedure, a score Observation, a Task or a CarePlan (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
   })
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
@@ -53,24 +54,30 @@ export class FhirWebhookController {
     for (const id of scoreIds) await this.scores.enqueue(id, 'webhook');
     const tasks = tasksIn(parsed.value);
     if (tasks.length) await this.worklist.refresh(tasks);
+    const planIds = carePlanIdsIn(parsed.value);
+    for (const id of planIds) await this.plans.enqueue(id);
     return operationOutcome(
       'information',
       'informational',
-      ids.length || scoreIds.length || tasks.length
-        ? `Queued ${ids.length} infusion event(s) and ${scoreIds.length} score(s); ${tasks.length} Task(s) brought to the worklist`
-        : 'Nothing to do: no Procedure, Observation or Task in the notification',
+      ids.length || scoreIds.length || tasks.length || planIds.length
+        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} score(s) and ${planIds.length} CarePlan(s); ${tasks.length} Task(s) brought to the worklist`
+        : 'Nothing to do: no Procedure, Observation, Task or CarePlan in the notification',
     );
   }
 
   @Put(':resourceType/:id')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Task/{id}' })
+  @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Task|CarePlan/{id}' })
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
     if (!isResourceId(id)) throw badRequest('Not a valid resource id');
     if (resourceType === 'Observation') {
       await this.scores.enqueue(id, 'webhook');
       return operationOutcome('information', 'informational', 'Queued 1 score');
+    }
+    if (resourceType === 'CarePlan') {
+      await this.plans.enqueue(id);
+      return operationOutcome('information', 'informational', 'Queued 1 CarePlan');
     }
     if (resourceType === 'Task') {
       // HAPI sends the Task as the body when the Subscription has a payload; without one it is read back.

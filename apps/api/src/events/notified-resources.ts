@@ -20,7 +20,12 @@ export function tasksIn(body: unknown): Task[] {
   return resourcesIn(body, 'Task') as Task[];
 }
 
-function idsIn(body: unknown, resourceType: 'Procedure' | 'Observation'): string[] {
+/** The CarePlans a notification names (ids only: the worker reads each plan's status itself). */
+export function carePlanIdsIn(body: unknown): string[] {
+  return idsIn(body, 'CarePlan');
+}
+
+function idsIn(body: unknown, resourceType: 'Procedure' | 'Observation' | 'CarePlan'): string[] {
   return resourcesIn(body, resourceType).map((r) => r.id!);
 }
 

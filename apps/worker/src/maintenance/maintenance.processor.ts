@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import { JOBS } from '@kc/queue';
+import { JOBS, type WithdrawStoppedPlanJob } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { OverdueSweep } from './overdue-sweep';
@@ -42,6 +42,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       }
       case JOBS.sweepReminders:
         return this.reminders.sweep();
+      case JOBS.withdrawStoppedPlan:
+        return this.stoppedPlans.sweepPlan((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:
         throw new Error(`unknown maintenance job ${job.name}`);
     }

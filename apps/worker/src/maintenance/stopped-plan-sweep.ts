@@ -1,13 +1,14 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Resource, Task } from '@medplum/fhirtypes';
-import { FhirClient, FhirVersionConflictError, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
+import { FhirClient, FhirVersionConflictError, ifMatchFor, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
 import { withdrawalsForStoppedPlans } from '@kc/followups';
 import { isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
 
 /**
  * Withdraws the Tasks awaiting approval on plans an EHR stopped (withdrawalsForStoppedPlans), each with its draft
  * proposal in one transaction, If-Match on both: a clinician's decision made meanwhile wins, and the Task is looked
- * at again next time. Runs with the overdue sweep (OVERDUE_SWEEP_CRON); until then the approval guard refuses them.
+ * at again next time. Runs with the overdue sweep (OVERDUE_SWEEP_CRON), and for one plan when a Subscription
+ * notifies a CarePlan change; until then the approval guard refuses them.
  */
 @Injectable()
 export class StoppedPlanSweep {
@@ -15,17 +16,23 @@ export class StoppedPlanSweep {
 
   constructor(private readonly fhir: FhirClient) {}
 
-  async sweep(now = new Date()): Promise<{ withdrawn: number; checked: number }> {
+  /** Every Task awaiting approval (with the overdue sweep, OVERDUE_SWEEP_CRON). */
+  sweep(now = new Date()): Promise<{ withdrawn: number; checked: number }> {
+    // By `_lastUpdated`, so Medplum pages by cursor.
+    return this.withdraw({ status: 'draft', _sort: '_lastUpdated', _count: 200 }, now);
+  }
+
+  /** One plan's Tasks awaiting approval, when a notification says the plan changed. */
+  sweepPlan(carePlanId: string, now = new Date()): Promise<{ withdrawn: number; checked: number }> {
+    return this.withdraw({ 'based-on': `CarePlan/${carePlanId}`, status: 'draft', _count: 200 }, now);
+  }
+
+  private async withdraw(params: SearchParams, now: Date): Promise<{ withdrawn: number; checked: number }> {
     const tasks: Task[] = [];
     const carePlans = new Map<string, CarePlan>();
     const proposals = new Map<string, AuthorisableRequest>();
-    // Awaiting approval, with each one's CarePlan and proposal; by `_lastUpdated`, so Medplum pages by cursor.
-    const pages = this.fhir.searchPages<Task>('Task', {
-      status: 'draft',
-      _include: ['Task:based-on', 'Task:focus'],
-      _sort: '_lastUpdated',
-      _count: 200,
-    });
+    // The Tasks with each one's CarePlan and proposal.
+    const pages = this.fhir.searchPages<Task>('Task', { ...params, _include: ['Task:based-on', 'Task:focus'] });
     for await (const page of pages) {
       tasks.push(...matchesOf<Task>(page));
       for (const resource of includedOf<Resource>(page)) {
