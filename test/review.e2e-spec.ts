@@ -322,6 +322,19 @@ describe('clinician review', () => {
       statusReason: { text: 'Withdrawn: its CarePlan is revoked' },
     });
     expect(await inWorklist(stopped.next.id!)).toBe(false);
+    // An EHR reading Provenance sees who withdrew it (the service, not a clinician), from which version, and why.
+    const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${stopped.next.id}` });
+    expect(provenance).toMatchObject({
+      activity: { text: 'withdraw' },
+      reason: [{ text: 'Withdrawn: its CarePlan is revoked' }],
+      entity: [
+        { role: 'revision', what: { reference: `Task/${stopped.next.id}/_history/${stopped.next.meta!.versionId}` } },
+      ],
+      agent: [{ who: { display: 'ketamine-careplans (automatic)' } }],
+    });
+    expect(provenance.target.map((t) => t.reference).sort()).toEqual(
+      [`Task/${stopped.next.id}`, stopped.next.focus!.reference!].sort(),
+    );
     expect((await service.fhir.read<Task>('Task', stopped.check.id!)).status).toBe('ready');
     for (const t of [paused.check, paused.next])
       expect((await service.fhir.read<Task>('Task', t.id!)).meta!.versionId).toBe(t.meta!.versionId);

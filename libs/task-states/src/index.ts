@@ -1,2 +1,3 @@
 export * from './task-states';
 export * from './request-authorisation';
+export * from './provenance';

@@ -2,11 +2,11 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirVersionConflictError, ifMatchFor, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
 import { withdrawalsForStoppedPlans } from '@kc/followups';
-import { isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
+import { changeProvenance, isAuthorisable, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
 
 /**
  * Withdraws the Tasks awaiting approval on plans an EHR stopped (withdrawalsForStoppedPlans), each with its draft
- * proposal in one transaction, If-Match on both: a clinician's decision made meanwhile wins, and the Task is looked
+ * proposal and a Provenance naming the service as the author in one transaction, If-Match on both writes: a clinician's decision made meanwhile wins, and the Task is looked
  * at again next time. Runs with the overdue sweep (OVERDUE_SWEEP_CRON), and for one plan when a Subscription
  * notifies a CarePlan change; until then the approval guard refuses them.
  */
@@ -47,17 +47,27 @@ export class StoppedPlanSweep {
         { resource: w.withdrawn, read: w.task },
         ...(w.proposal ? [{ resource: w.proposal.cancelled, read: w.proposal.read }] : []),
       ];
+      // Who withdrew it and why, in the same transaction: the service, not a clinician.
+      const provenance = changeProvenance({
+        targets: writes.map(({ resource }) => ({ reference: `${resource.resourceType}/${resource.id}` })),
+        revisionOf: { reference: `Task/${w.task.id}/_history/${w.task.meta!.versionId}` },
+        who: THIS_SERVICE,
+        activity: 'withdraw',
+        now,
+        reason: w.withdrawn.statusReason?.text,
+      });
       try {
-        await this.fhir.transaction(
-          writes.map(({ resource, read }) => ({
+        await this.fhir.transaction([
+          ...writes.map(({ resource, read }) => ({
             resource,
             request: {
-              method: 'PUT',
+              method: 'PUT' as const,
               url: `${resource.resourceType}/${resource.id}`,
               ifMatch: ifMatchFor(read.meta!.versionId!),
             },
           })),
-        );
+          { resource: provenance, request: { method: 'POST' as const, url: 'Provenance' } },
+        ]);
         withdrawn++;
       } catch (err) {
         if (!(err instanceof FhirVersionConflictError)) throw err;
