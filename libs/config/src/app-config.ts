@@ -249,13 +249,8 @@ function oneOf<const T extends string>(env: NodeJS.ProcessEnv, name: string, val
 
 function redisUrl(env: NodeJS.ProcessEnv): string {
   const raw = env.REDIS_URL || 'redis://127.0.0.1:6379';
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError(`REDIS_URL must be a redis:// or rediss:// URL, got "${raw}"`);
-  }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+  const protocol = URL.canParse(raw) ? new URL(raw).protocol : undefined;
+  if (protocol !== 'redis:' && protocol !== 'rediss:')
     throw new ConfigError(`REDIS_URL must be a redis:// or rediss:// URL, got "${raw}"`);
   return raw;
 }

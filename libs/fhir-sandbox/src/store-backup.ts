@@ -12,6 +12,9 @@ export interface StoreBackup {
 /** Pages copied so far, of the database's total. */
 export type BackupProgress = (copiedPages: number, totalPages: number) => void;
 
+/** The copy's name until it is whole and checked. */
+export const PARTIAL_SUFFIX = '.partial';
+
 /** Pages copied per step (4 MB of 4-KB pages): progress is reported between steps. */
 const PAGES_PER_STEP = 1024;
 
@@ -30,7 +33,7 @@ export async function backupStore(
   onProgress?: BackupProgress,
 ): Promise<StoreBackup> {
   const started = performance.now();
-  const partial = `${file}.partial`;
+  const partial = `${file}${PARTIAL_SUFFIX}`;
   fs.rmSync(partial, { force: true });
   try {
     // SQLite reports between steps only; the last one is reported here.

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { BackupProgress, StoreBackup } from './store-backup';
+import { PARTIAL_SUFFIX, type BackupProgress, type StoreBackup } from './store-backup';
 
 /** A backup on disk, for the operations API. */
 export interface BackupFile {
@@ -31,13 +31,17 @@ export function backupFileName(at: Date): string {
   return `fhir-${at.toISOString().replace(/[:.]/g, '-')}.sqlite`;
 }
 
-const BACKUP_FILE = /^fhir-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z\.sqlite$/;
-/** store-backup.ts writes a copy under this name until it is whole and checked. */
-const PARTIAL_FILE = /^fhir-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z\.sqlite\.partial$/;
+/** backupFileName's names, with the time's parts. */
+const BACKUP_FILE = /^fhir-(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})Z\.sqlite$/;
+
+/** A backup's copy a killed process left half-written (store-backup.ts names it so until it is checked). */
+function isPartial(name: string): boolean {
+  return name.endsWith(PARTIAL_SUFFIX) && BACKUP_FILE.test(name.slice(0, -PARTIAL_SUFFIX.length));
+}
 
 /** When a backup was taken, from its name (a copied file's mtime is the copy's). */
 function backupTimeOf(name: string): string {
-  const [, date, h, m, sec, ms] = /^fhir-(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})Z/.exec(name)!;
+  const [, date, h, m, sec, ms] = BACKUP_FILE.exec(name)!;
   return `${date}T${h}:${m}:${sec}.${ms}Z`;
 }
 
@@ -144,8 +148,7 @@ export class StoreBackups {
     try {
       fs.mkdirSync(dir, { recursive: true });
       // A copy a killed process left half-written (one backup runs at a time: none is in progress).
-      for (const name of fs.readdirSync(dir).filter((n) => PARTIAL_FILE.test(n)))
-        fs.rmSync(path.join(dir, name), { force: true });
+      for (const name of fs.readdirSync(dir).filter(isPartial)) fs.rmSync(path.join(dir, name), { force: true });
       const backup = await this.backupTo(file, progress);
       const pruned = backupsToPrune(fs.readdirSync(dir), keep);
       for (const name of pruned) fs.rmSync(path.join(dir, name), { force: true });

@@ -446,6 +446,21 @@ export function getEntry(path: string, params: SearchParams = {}): BundleEntry {
 }
 
 /**
+ * A transaction entry that writes a resource back over the version it was read at (`PUT Type/id`, If-Match): a
+ * change made meanwhile fails the transaction. Without a version (never read), a plain update.
+ */
+export function updateEntry<T extends Resource>(resource: T, readVersionId: string | undefined): BundleEntry<T> {
+  return {
+    resource,
+    request: {
+      method: 'PUT',
+      url: `${resource.resourceType}/${resource.id}`,
+      ifMatch: readVersionId ? ifMatchFor(readVersionId) : undefined,
+    },
+  };
+}
+
+/**
  * The resource one batch-response entry answered with: undefined for 404/410, a FhirHttpError for other
  * failures (the whole job retries, as a failed single request would).
  */

@@ -2,7 +2,8 @@ import * as path from 'node:path';
 import type { Procedure, Task } from '@medplum/fhirtypes';
 import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog, SERVICE_CODE_SYSTEM } from '@kc/protocols';
 import { toInfusionCompleted } from './infusion-event';
-import { carePlanTakesFollowUps, completedInfusionCount, infusionDefinitionFor, isInfusion } from './infusion-history';
+import { carePlanTakesFollowUps } from './care-plan-state';
+import { completedInfusionCount, infusionDefinitionFor, isInfusion } from './infusion-history';
 import { infusionFollowUpActions, infusionTaskUpdates, applyInfusionUpdate } from './superseded';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));

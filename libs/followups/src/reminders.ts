@@ -21,7 +21,7 @@ import {
   TASK_APPROVED_TRIGGER,
 } from '@kc/protocols';
 import { isApproved, isOpen } from '@kc/task-states';
-import { carePlanHoldsCare } from './infusion-history';
+import { carePlanHoldsCare } from './care-plan-state';
 import type { InfusionTaskUpdate } from './superseded';
 
 /**

@@ -1,6 +1,6 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { cancelledProposal, isAwaitingApproval, transition, type AuthorisableRequest } from '@kc/task-states';
-import { carePlanHoldsCare } from './infusion-history';
+import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
 
 export interface Withdrawal {
   /** The Task as read (its version is the If-Match of the write). */
@@ -24,7 +24,7 @@ export function withdrawalsForStoppedPlans(input: {
 }): Withdrawal[] {
   return input.tasks.flatMap((task) => {
     if (!isAwaitingApproval(task)) return [];
-    const carePlanRef = task.basedOn?.map((b) => b.reference).find((r) => r?.startsWith('CarePlan/'));
+    const carePlanRef = carePlanReferenceOf(task);
     const carePlan = carePlanRef ? input.carePlans.get(carePlanRef) : undefined;
     const holds = carePlan && carePlanHoldsCare(carePlan);
     if (!holds || holds.ok || !holds.closed) return [];

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { DetectedIssue, Task } from '@medplum/fhirtypes';
+import type { DetectedIssue } from '@medplum/fhirtypes';
 import { unprocessable } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { contraindicationState } from '@kc/protocols';
@@ -7,10 +7,6 @@ import { contraindicationState } from '@kc/protocols';
 /** Unresolved: not withdrawn and no clinician override (mitigation) on record. */
 export function isUnresolved(issue: DetectedIssue): boolean {
   return contraindicationState(issue) === 'unresolved';
-}
-
-export function carePlanOf(task: Task): string | undefined {
-  return task.basedOn?.map((b) => b.reference).find((r) => /^CarePlan\/[^/]+$/.test(r ?? ''));
 }
 
 /**

@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Period, Resource, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
-import { FhirClient, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
-import { carePlanHoldsCare } from '@kc/followups';
+import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
+import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
 import { CANONICAL_BASE } from '@kc/protocols';
 import {
   cancelledProposal,
@@ -13,7 +13,7 @@ import {
   orderFromProposal,
   type AuthorisableRequest,
 } from '@kc/task-states';
-import { assertClearOf, carePlanOf } from './contraindication-guard';
+import { assertClearOf } from './contraindication-guard';
 import { approve, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
 import { DecisionWriter, type Consequence } from './task-review.service';
@@ -101,7 +101,7 @@ export class TaskDecisionService {
     const plan = carePlan && carePlanHoldsCare(carePlan);
     if (plan && !plan.ok)
       throw conflict(`This Task cannot be approved or rescheduled: ${plan.reason} (it can still be rejected)`);
-    assertClearOf(carePlanOf(task), issues);
+    assertClearOf(carePlanReferenceOf(task), issues);
     if (proposal && needsRequester(proposal) && !PRESCRIBER.test(caller.fhirUser ?? '')) {
       throw unprocessable(
         `Approving this Task orders a ${proposal.resourceType}, which needs a prescriber: sign in as a Practitioner (token claim fhirUser)`,
@@ -127,7 +127,7 @@ export class TaskDecisionService {
     if (!task) throw notFound(`Task/${taskId} not found`);
     const included = includedOf(bundle);
     const focus = included.find((r) => `${r.resourceType}/${r.id}` === task.focus?.reference);
-    const carePlan = included.find((r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanOf(task));
+    const carePlan = included.find((r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task));
     const issues = included.filter((r): r is DetectedIssue => r.resourceType === 'DetectedIssue');
     return { task, proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined, carePlan, issues };
   }
@@ -137,7 +137,7 @@ export class TaskDecisionService {
    * approval through, and the key (an identifier derived from the Task) lets an EHR find it.
    */
   private order(task: Task, proposal: Proposal, caller: Caller): Consequence {
-    const carePlan = carePlanOf(task);
+    const carePlan = carePlanReferenceOf(task);
     const order = orderFromProposal({
       proposal,
       carePlan: carePlan ? { reference: carePlan } : undefined,
@@ -151,12 +151,5 @@ export class TaskDecisionService {
 
 /** The proposal a rejection cancels, written with the rejection (If-Match: unchanged since it was read). */
 function cancel(proposal: Proposal, reason: string): Consequence {
-  return {
-    resource: cancelledProposal(proposal, reason),
-    request: {
-      method: 'PUT',
-      url: `${proposal.resourceType}/${proposal.id}`,
-      ifMatch: proposal.meta?.versionId ? ifMatchFor(proposal.meta.versionId) : undefined,
-    },
-  };
+  return updateEntry(cancelledProposal(proposal, reason), proposal.meta?.versionId);
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { CarePlan, CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { FhirClient, ifMatchFor } from '@kc/fhir';
+import { FhirClient, updateEntry } from '@kc/fhir';
 import {
   aboutTask,
   isReminder,
@@ -71,12 +71,5 @@ export class TaskReminders {
 }
 
 function updateOf(resource: CommunicationRequest): Consequence {
-  return {
-    resource,
-    request: {
-      method: 'PUT',
-      url: `CommunicationRequest/${resource.id}`,
-      ifMatch: resource.meta?.versionId ? ifMatchFor(resource.meta.versionId) : undefined,
-    },
-  };
+  return updateEntry(resource, resource.meta?.versionId);
 }

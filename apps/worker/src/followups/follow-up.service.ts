@@ -14,11 +14,11 @@ import {
   batchResult,
   FhirClient,
   getEntry,
-  ifMatchFor,
   includedOf,
   matchesOf,
   searchEntries,
   searchResults,
+  updateEntry,
   withRemainingPages,
   type NamedSearch,
 } from '@kc/fhir';
@@ -251,7 +251,7 @@ export class FollowUpService {
       const next = applyInfusionUpdate(update, now);
       const newOne = pending.get(update.task);
       if (newOne) created.set(newOne.fullUrl, next);
-      else updateEntries.push(ifMatchUpdate(next, update.task.meta!.versionId!));
+      else updateEntries.push(updateEntry(next, update.task.meta!.versionId));
       counts[update.outcome === 'done' ? 'done' : 'superseded']++;
     }
     // New Tasks have no reminders yet (a Task gets them when approved).
@@ -259,7 +259,7 @@ export class FollowUpService {
       updates.filter((u) => !pending.has(u.task)),
       input.around.reminders,
     );
-    updateEntries.push(...revoked.map((r) => ifMatchUpdate(r, r.meta!.versionId!)));
+    updateEntries.push(...revoked.map((r) => updateEntry(r, r.meta!.versionId)));
     counts.remindersRevoked = revoked.length;
     return { created, updateEntries, counts };
   }
@@ -323,18 +323,10 @@ export class FollowUpService {
   }
 }
 
-/** An update that lands only on the version that was read (a concurrent change fails the transaction: the job retries). */
-function ifMatchUpdate(resource: Task | CommunicationRequest | CarePlan, versionId: string): BundleEntry {
-  return {
-    resource,
-    request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}`, ifMatch: ifMatchFor(versionId) },
-  };
-}
-
 /** The CarePlan lists every Task generated for it, each once (If-Match: a concurrent change fails the transaction, the job retries). */
 function activityEntry(carePlan: CarePlan, eventTasks: string[]): BundleEntry[] {
   const updated = withListedActivities(carePlan, eventTasks);
-  return updated ? [ifMatchUpdate(updated, carePlan.meta!.versionId!)] : [];
+  return updated ? [updateEntry(updated, carePlan.meta!.versionId)] : [];
 }
 
 /** The planned DetectedIssues not on record yet (by their key identifier). */

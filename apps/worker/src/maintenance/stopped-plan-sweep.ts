@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Resource, Task } from '@medplum/fhirtypes';
-import { FhirClient, FhirVersionConflictError, ifMatchFor, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
+import { FhirClient, FhirVersionConflictError, includedOf, matchesOf, updateEntry, type SearchParams } from '@kc/fhir';
 import { withdrawalsForStoppedPlans } from '@kc/followups';
 import { changeProvenance, isAuthorisable, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
 
@@ -58,15 +58,8 @@ export class StoppedPlanSweep {
       });
       try {
         await this.fhir.transaction([
-          ...writes.map(({ resource, read }) => ({
-            resource,
-            request: {
-              method: 'PUT' as const,
-              url: `${resource.resourceType}/${resource.id}`,
-              ifMatch: ifMatchFor(read.meta!.versionId!),
-            },
-          })),
-          { resource: provenance, request: { method: 'POST' as const, url: 'Provenance' } },
+          ...writes.map(({ resource, read }) => updateEntry(resource, read.meta!.versionId)),
+          { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
         ]);
         withdrawn++;
       } catch (err) {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { CommunicationRequest } from '@medplum/fhirtypes';
-import { FhirClient, FhirVersionConflictError, ifMatchFor } from '@kc/fhir';
+import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
 import { deliveredCommunication } from '@kc/followups';
 
 /**
@@ -22,14 +22,7 @@ export class FhirCommunicationRecord {
           resource: deliveredCommunication({ request, sent: new Date(), channels }),
           request: { method: 'POST', url: 'Communication' },
         },
-        {
-          resource: { ...request, status: 'completed' },
-          request: {
-            method: 'PUT',
-            url: `CommunicationRequest/${request.id}`,
-            ifMatch: ifMatchFor(request.meta!.versionId!),
-          },
-        },
+        updateEntry({ ...request, status: 'completed' }, request.meta!.versionId),
       ]);
       return 'recorded';
     } catch (err) {

@@ -1,7 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
-import { batchResult, FhirClient, FhirVersionConflictError, getEntry } from '@kc/fhir';
-import { aboutTask, deliveryDecision, revokedReminder, type DeliveryDecision } from '@kc/followups';
+import { FhirClient, FhirVersionConflictError, readAndSearchEach } from '@kc/fhir';
+import {
+  aboutTask,
+  carePlanReferenceOf,
+  deliveryDecision,
+  revokedReminder,
+  type DeliveryDecision,
+} from '@kc/followups';
 import { ReminderQueue } from '@kc/queue';
 import { FhirCommunicationRecord } from './fhir-communication-record';
 import { REMINDER_SENDERS, type ReminderSender } from './reminder-sender';
@@ -76,12 +82,11 @@ export class ReminderDelivery {
     request: CommunicationRequest,
   ): Promise<{ task?: Task; carePlan?: CarePlan; patient?: Patient }> {
     const taskRef = aboutTask(request);
-    const carePlanRef = request.basedOn?.map((b) => b.reference).find((r) => /^CarePlan\/[^/]+$/.test(r ?? ''));
+    const carePlanRef = carePlanReferenceOf(request);
     const patientRef = this.senders.length ? request.recipient?.[0]?.reference : undefined;
     const refs = [taskRef, carePlanRef, patientRef].filter((r): r is string => Boolean(r));
-    if (!refs.length) return {};
-    const answer = await this.fhir.batch(refs.map((ref) => getEntry(ref)));
-    const found = new Map(refs.map((ref, i) => [ref, batchResult(answer.entry?.[i], ref)]));
+    const { read } = await readAndSearchEach(this.fhir, refs, []);
+    const found = new Map(refs.map((ref, i) => [ref, read[i]]));
     return {
       task: taskRef ? (found.get(taskRef) as Task | undefined) : undefined,
       carePlan: carePlanRef ? (found.get(carePlanRef) as CarePlan | undefined) : undefined,

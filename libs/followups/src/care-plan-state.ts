@@ -1,0 +1,22 @@
+import type { CarePlan, Reference } from '@medplum/fhirtypes';
+
+/** The CarePlan a Task, request or reminder is based on (`CarePlan/<id>`), when it names one. */
+export function carePlanReferenceOf(resource: { basedOn?: Reference[] }): string | undefined {
+  return resource.basedOn?.map((b) => b.reference).find((r) => /^CarePlan\/[^/]+$/.test(r ?? ''));
+}
+
+/** CarePlans that are over (or were a mistake) get no new follow-ups; draft and active plans do. */
+const CLOSED_CARE_PLAN = new Set<CarePlan['status']>(['revoked', 'completed', 'entered-in-error']);
+
+export function carePlanTakesFollowUps(carePlan: CarePlan): { ok: true } | { ok: false; reason: string } {
+  return CLOSED_CARE_PLAN.has(carePlan.status) ? { ok: false, reason: `CarePlan is ${carePlan.status}` } : { ok: true };
+}
+
+/**
+ * Whether care may be given under a plan now: a draft or active one. A plan stopped (revoked), over (completed),
+ * written in error or paused (on-hold) authorises no order and sends no reminder; why, when it does not.
+ */
+export function carePlanHoldsCare(carePlan: CarePlan): { ok: true } | { ok: false; reason: string; closed: boolean } {
+  if (carePlan.status === 'draft' || carePlan.status === 'active') return { ok: true };
+  return { ok: false, reason: `its CarePlan is ${carePlan.status}`, closed: CLOSED_CARE_PLAN.has(carePlan.status) };
+}
