@@ -5,7 +5,9 @@
 #   directory and reads the Patient back: compiled, the embedded server runs in a worker thread of its own
 #   (libs/fhir-sandbox/src/fhir-sandbox-thread.ts), which the tests (TypeScript sources, in-process) do not run;
 # - reads the store's gauges on /metrics, which come from that thread;
-# - finds the store's first scheduled backup (written at start when there is none), also made in that thread.
+# - finds the store's first scheduled backup (written at start when there is none), also made in that thread;
+# - restores it with the compiled `npm run fhir-store:restore` command: refused while the service runs, done once it
+#   is stopped (the Patient written after the backup is gone, the replaced store kept beside the restored one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build --silent
@@ -73,4 +75,21 @@ metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
 grep -Eq '^kc_fhir_store_database_bytes [1-9]' <<<"$metrics" && grep -Eq '^kc_fhir_store_cpu_seconds_total [0-9.]*[1-9]' <<<"$metrics" ||
   { echo "smoke: /metrics lacks the embedded store's gauges" >&2; grep kc_fhir_store <<<"$metrics" >&2 || true; exit 1; }
 echo "smoke: /metrics: $(grep -E '^kc_fhir_store_(database_bytes|commits_total)' <<<"$metrics" | tr '\n' ' ')"
+restore() {
+  FHIR_DATA_DIR="$data" FHIR_BACKUP_DIR="$backups" node_modules/.bin/node dist/scripts/restore-fhir-store.js "$@"
+}
+if out=$(restore latest 2>&1); then
+  echo "smoke: the restore ran while the service was running: $out" >&2
+  exit 1
+fi
+grep -q 'is in use by a running service' <<<"$out" || { echo "smoke: restore refused, but not saying why: $out" >&2; exit 1; }
+echo "smoke: restore refused while the service runs"
+stop
+restore latest
+ls "$data" | grep -q '^fhir.sqlite.replaced-' || { echo "smoke: the replaced store was not kept" >&2; ls "$data" >&2; exit 1; }
+start
+# The backup was written before the Patient: the restored store does not hold it.
+status=$(curl -s -o /dev/null -w '%{http_code}' "$fhir/Patient/$patient")
+[ "$status" = 404 ] || { echo "smoke: Patient/$patient answered $status after restoring an older backup" >&2; exit 1; }
+echo "smoke: restored the first backup and restarted; Patient/$patient (written after it) is gone, as it should be"
 stop

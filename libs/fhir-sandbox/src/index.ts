@@ -4,3 +4,4 @@ export * from './fhir-sandbox-thread';
 export * from './store-metrics';
 export * from './store-backup';
 export * from './store-backups';
+export * from './store-restore';

@@ -5,6 +5,7 @@ import { Operator } from '@medplum/core';
 import type { Patient, Task } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { DB_FILE, SqliteRepository } from './sqlite-repository';
+import { checkStoreFile } from './store-backup';
 
 /**
  * A backup of the store while it keeps serving: the copy is one checked file holding every write answered before
@@ -93,4 +94,43 @@ it('a backup that cannot be written leaves no file and the store serving', async
   } finally {
     repo.close();
   }
+});
+
+it('the store serves again while the copy is checked: a read sent once the last page is copied is answered first', async () => {
+  const repo = new SqliteRepository(path.join(dir, 'data'));
+  try {
+    const written = await Promise.all(Array.from({ length: 300 }, (_, i) => repo.createResource(task(i))));
+    const order: string[] = [];
+    let read: Promise<void> | undefined;
+    const backup = repo
+      .backupTo(path.join(dir, 'backup.sqlite'), (copied, total) => {
+        if (copied === total && !read)
+          read = repo.readResource('Task', written[5].id).then(() => void order.push('read answered'));
+      })
+      .then(() => void order.push('backup checked and named'));
+    await backup;
+    await read;
+    expect(order).toEqual(['read answered', 'backup checked and named']);
+  } finally {
+    repo.close();
+  }
+});
+
+it('a damaged copy is refused, saying why', async () => {
+  const file = path.join(dir, 'damaged.sqlite');
+  const repo = new SqliteRepository(':memory:');
+  try {
+    await Promise.all(Array.from({ length: 50 }, (_, i) => repo.createResource(task(i))));
+    await repo.backupTo(file);
+  } finally {
+    repo.close();
+  }
+  expect(await checkStoreFile(file)).toBe(50);
+  // Overwrite pages in the middle of the file (a torn copy, a bad disk).
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.alloc(16 * 4096, 0xa5), 0, 16 * 4096, 8 * 4096);
+  fs.closeSync(fd);
+  await expect(checkStoreFile(file)).rejects.toThrow(/damaged\.sqlite is not a whole store: .+/);
+  fs.writeFileSync(file, 'not a database at all');
+  await expect(checkStoreFile(file)).rejects.toThrow(/is not a whole store: .*not a database/);
 });

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
-import { backup, DatabaseSync } from 'node:sqlite';
+import { backup, type DatabaseSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
 
 /** A backup written: where, its size, the resources it holds, how long it took. */
 export interface StoreBackup {
@@ -23,8 +24,8 @@ const PAGES_PER_STEP = 1024;
  * runs the copy with every other operation of the store held back and no transaction open (the commit queue's
  * `alone`): SQLite restarts a backup whose source another connection changes, and fails one started inside an open
  * write transaction of its own connection. The copy is written beside `file`, made a single file (journal mode
- * DELETE), checked (quick_check) once the store serves again, and only then given its name: a file by that name is
- * always a whole, checked store.
+ * DELETE), checked (quick_check) in a thread of its own while the store serves again, and only then given its name:
+ * a file by that name is always a whole, checked store.
  */
 export async function backupStore(
   db: DatabaseSync,
@@ -44,7 +45,7 @@ export async function backupStore(
       }),
     );
     onProgress?.(pages, pages);
-    const resources = checkedCopy(partial);
+    const resources = await checkStoreFile(partial);
     fs.renameSync(partial, file);
     return { file, bytes: fs.statSync(file).size, resources, durationMs: Math.round(performance.now() - started) };
   } catch (err) {
@@ -53,17 +54,41 @@ export async function backupStore(
   }
 }
 
-/** Makes the copy one self-contained file and checks it; the number of resources it holds. */
-function checkedCopy(file: string): number {
-  const copy = new DatabaseSync(file);
-  try {
-    copy.exec('PRAGMA journal_mode = DELETE');
-    const problems = (copy.prepare('PRAGMA quick_check').all() as { quick_check: string }[])
-      .map((row) => row.quick_check)
-      .filter((result) => result !== 'ok');
-    if (problems.length) throw new Error(`the copy failed SQLite's quick_check: ${problems.slice(0, 3).join('; ')}`);
-    return (copy.prepare('SELECT count(*) AS n FROM resource').get() as { n: number }).n;
-  } finally {
-    copy.close();
-  }
+/**
+ * Makes a copy one self-contained file and checks it, in a worker thread: SQLite's quick_check reads every page
+ * (about as long as the copy took), and on the store's own thread it held every request back that long again.
+ * Resolves with the number of resources the file holds; rejects, saying why, when SQLite finds it damaged.
+ */
+export function checkStoreFile(file: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    // Plain JavaScript evaluated in the thread: jest runs this lib's TypeScript sources, which a thread cannot load.
+    const worker = new Worker(CHECK_STORE_FILE, { eval: true, workerData: file });
+    let answered = false;
+    worker.once('message', (result: { resources?: number; problem?: string }) => {
+      answered = true;
+      if (result.problem === undefined) resolve(result.resources!);
+      else reject(new Error(result.problem));
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (!answered) reject(new Error(`the check of ${file} stopped (exit code ${code})`));
+    });
+  });
 }
+
+const CHECK_STORE_FILE = `
+const { parentPort, workerData: file } = require('node:worker_threads');
+const { DatabaseSync } = require('node:sqlite');
+let copy;
+try {
+  copy = new DatabaseSync(file);
+  copy.exec('PRAGMA journal_mode = DELETE');
+  const problems = copy.prepare('PRAGMA quick_check').all().map((row) => row.quick_check).filter((r) => r !== 'ok');
+  if (problems.length) throw new Error("SQLite's quick_check failed: " + problems.slice(0, 3).join('; '));
+  parentPort.postMessage({ resources: copy.prepare('SELECT count(*) AS n FROM resource').get().n });
+} catch (err) {
+  parentPort.postMessage({ problem: file + ' is not a whole store: ' + (err instanceof Error ? err.message : String(err)) });
+} finally {
+  copy?.close();
+}
+`;

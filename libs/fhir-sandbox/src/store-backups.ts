@@ -60,10 +60,21 @@ export function backupsToPrune(names: string[], keep: number): string[] {
   return backups.slice(0, Math.max(0, backups.length - keep));
 }
 
+/** The backups in `dir`, newest first (none when it does not exist). */
+export function backupsIn(dir: string): BackupFile[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((name) => BACKUP_FILE.test(name))
+    .sort()
+    .reverse()
+    .map((name) => ({ name, bytes: fs.statSync(path.join(dir, name)).size, createdAt: backupTimeOf(name) }));
+}
+
 /**
  * The embedded store's backups: on a schedule and when an admin asks, one at a time (a second request while one runs
- * gets that one), each a checked copy (SqliteRepository.backupTo), the oldest deleted beyond `keep`. Restoring is
- * copying one to `fhir.sqlite` in an empty data directory while the service is stopped (README).
+ * gets that one), each a checked copy (SqliteRepository.backupTo), the oldest deleted beyond `keep`. Restoring one is
+ * restoreStore's (`npm run fhir-store:restore`), with the service stopped.
  */
 export class StoreBackups {
   private running?: Promise<StoreBackup>;
@@ -89,17 +100,7 @@ export class StoreBackups {
 
   /** The backups on disk, newest first. */
   list(): BackupFile[] {
-    if (!fs.existsSync(this.options.dir)) return [];
-    return fs
-      .readdirSync(this.options.dir)
-      .filter((name) => BACKUP_FILE.test(name))
-      .sort()
-      .reverse()
-      .map((name) => ({
-        name,
-        bytes: fs.statSync(path.join(this.options.dir, name)).size,
-        createdAt: backupTimeOf(name),
-      }));
+    return backupsIn(this.options.dir);
   }
 
   /** Schedules backups every `everyMs` (none when 0), the first when the newest on disk is that old. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { Redis } from 'ioredis';
 import type { FhirClient } from '@kc/fhir';
-import { WorklistIndex } from './worklist-index';
+import { dropWorklistIndex, WorklistIndex } from './worklist-index';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PROTOCOL = 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-low-dose-series|1.0.0';
@@ -85,5 +85,40 @@ describe('WorklistIndex.record', () => {
     await index.record([task('t-3')]);
     expect(roundTrips).toEqual(['hmget', 'pipeline']);
     expect((await index.query({ count: 10 })).items.map((i) => i.protocol)).toEqual([PROTOCOL]);
+  });
+});
+
+describe('dropWorklistIndex', () => {
+  it("deletes this prefix's worklist keys only: not its queues', not another deployment's sharing the Redis", async () => {
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    const mine = `kc-test-${randomUUID().slice(0, 8)}`;
+    const other = `${mine}x`;
+    try {
+      const fhir = {} as FhirClient;
+      const task = (id: string): Task => ({
+        resourceType: 'Task',
+        id,
+        status: 'draft',
+        intent: 'proposal',
+        basedOn: [{ reference: 'CarePlan/cp-1' }],
+        meta: { lastUpdated: '2026-12-02T10:00:00.000Z' },
+      });
+      await redis.hset(`${mine}:worklist:carePlan`, 'cp-1', PROTOCOL);
+      await redis.hset(`${other}:worklist:carePlan`, 'cp-1', PROTOCOL);
+      await new WorklistIndex(redis, fhir, mine).apply(Array.from({ length: 1500 }, (_, i) => task(`t${i}`)));
+      await new WorklistIndex(redis, fhir, other).apply([task('kept')]);
+      await redis.set(`${mine}:followups:id`, '7');
+      const before = (await redis.keys(`${mine}:worklist:*`)).length;
+      expect(before).toBeGreaterThan(3);
+
+      expect(await dropWorklistIndex(redis, mine)).toBe(before);
+      expect(await redis.keys(`${mine}:worklist:*`)).toEqual([]);
+      expect(await redis.get(`${mine}:followups:id`)).toBe('7');
+      expect(await redis.hkeys(`${other}:worklist:item`)).toEqual(['kept']);
+    } finally {
+      const keys = [...(await redis.keys(`${mine}:*`)), ...(await redis.keys(`${other}:*`))];
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+    }
   });
 });

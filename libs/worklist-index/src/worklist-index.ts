@@ -208,6 +208,23 @@ return { total, page, items }
 /** How far ahead of this clock a notified Task's `meta.lastUpdated` may be and still be applied as sent. */
 const NOTIFIED_CLOCK_SKEW_MS = 60_000;
 
+/** Every key of the worklist index starts with this. */
+function worklistKeys(prefix: string): string {
+  return `${prefix}:worklist:`;
+}
+
+/**
+ * Deletes the whole worklist index (entries, versions, the `built` mark): after the FHIR store was restored from a
+ * backup, its Tasks are older than the versions the index last applied, which a rebuild would never override. The
+ * next start finds no index and rebuilds it from the store. Returns the number of keys deleted.
+ */
+export async function dropWorklistIndex(redis: Redis, prefix: string): Promise<number> {
+  let deleted = 0;
+  const batches = redis.scanStream({ match: `${worklistKeys(prefix)}*`, count: 1000 }) as AsyncIterable<string[]>;
+  for await (const keys of batches) if (keys.length) deleted += await redis.del(...keys);
+  return deleted;
+}
+
 /**
  * The worklist's read model: Tasks awaiting approval in Redis sorted sets ordered by due window (Task has no
  * search parameter for restriction.period, so no FHIR server can page them in due order). Shared by every
@@ -231,7 +248,7 @@ export class WorklistIndex {
     private readonly fhir: FhirClient,
     prefix: string,
   ) {
-    this.p = `${prefix}:worklist:`;
+    this.p = worklistKeys(prefix);
     redis.defineCommand('kcWorklistApply', { numberOfKeys: 0, lua: APPLY_SCRIPT });
     redis.defineCommand('kcWorklistPage', { numberOfKeys: 0, lua: PAGE_SCRIPT });
   }
