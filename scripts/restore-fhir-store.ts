@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Redis } from 'ioredis';
 import { loadConfig, type AppConfig } from '@kc/config';
 import { backupsIn, restoreStore, RestoreRefused } from '@kc/fhir-sandbox';
-import { forgetCompletedWork, redisOptions } from '@kc/queue';
+import { forgetCompletedWork, queueSweepsNow, redisOptions } from '@kc/queue';
 import { dropWorklistIndex } from '@kc/worklist-index';
 
 const USAGE = `usage: npm run fhir-store:restore -- latest | <backup name> | <backup file>
@@ -54,16 +54,20 @@ async function main(): Promise<number> {
   });
 }
 
-/** The worklist index dropped (rebuilt at the next start) and completed work forgotten (redone by the sweeps). */
+/**
+ * The worklist index dropped (rebuilt at the next start), completed work forgotten, and the reconciliation sweeps
+ * queued to run as soon as a worker starts (they redo what the restore lost).
+ */
 async function resetDerivedState(config: AppConfig): Promise<number> {
   const keys = await withRedis(config, (redis) => dropWorklistIndex(redis, config.queuePrefix));
   const forgotten = await forgetCompletedWork(config, config.queuePrefix);
+  const sweeps = await queueSweepsNow(config, config.queuePrefix);
   process.stdout.write(
-    `Redis (${config.queuePrefix}): worklist index dropped (${keys} keys), completed jobs forgotten ${JSON.stringify(forgotten)}\n`,
+    `Redis (${config.queuePrefix}): worklist index dropped (${keys} keys), completed jobs forgotten ${JSON.stringify(forgotten)}, sweeps queued: ${sweeps.join(', ')}\n`,
   );
   process.stdout.write(
-    'start the service: it rebuilds the worklist from the store, and the reconciliation sweeps redo the follow-ups, ' +
-      'booster moves and reminders the restored store lacks (RECONCILE_EVERY_MS)\n',
+    'start the service: it rebuilds the worklist from the store, and the sweeps redo the follow-ups, booster moves ' +
+      'and reminders the restored store lacks\n',
   );
   return 0;
 }

@@ -71,10 +71,11 @@ describe('restoring the embedded FHIR store from a backup', () => {
     expect(restore.stdout).toMatch(/^restored .*fhir-.*\.sqlite\n/);
     expect(restore.stdout).toMatch(/the store it replaced is kept as .*fhir\.sqlite\.replaced-/);
     expect(restore.stdout).toMatch(
-      /worklist index dropped \([1-9]\d* keys\), completed jobs forgotten .*"followups":[1-9]/,
+      /worklist index dropped \([1-9]\d* keys\), completed jobs forgotten .*"followups":[1-9].*, sweeps queued: reconcile-procedures-after-restore-\d+, sweep-reminders-after-restore-\d+/,
     );
 
-    service = await startTestService({ ...options, reconcileEveryMs: 300 });
+    // No scheduled reconciliation (reconcileEveryMs 0): the sweeps the restore queued redo the lost work at start.
+    service = await startTestService(options);
     const onWorklist = async (patient: string) => {
       const res = await request(service!.url).get('/worklist').query({ patient }).set(service!.as('clinician'));
       return (res.body.items as { id: string }[]).map((i) => i.id);
@@ -82,7 +83,7 @@ describe('restoring the embedded FHIR store from a backup', () => {
     // A's check is a draft again in the store, and the worklist lists it.
     expect((await service.fhir.read<Task>('Task', aCheck.id!)).status).toBe('draft');
     await waitFor(async () => (await onWorklist(a.patient)).includes(aCheck.id!), "A's check on the worklist again");
-    // B's follow-ups written again by the reconciliation sweep, once each, and listed.
+    // B's follow-ups written again by the reconciliation sweep the restore queued, once each, and listed.
     const bTasks = await waitFor(async () => {
       const found = await followUpTasks(service!, bInfusion);
       return found.length === 2 && found;

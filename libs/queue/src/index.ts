@@ -7,4 +7,4 @@ export * from './configured-processor';
 export * from './reminder-queue';
 export * from './score-events.producer';
 export * from './stopped-plan-events.producer';
-export * from './forget-completed-work';
+export * from './after-store-restore';

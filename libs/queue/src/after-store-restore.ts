@@ -1,4 +1,5 @@
 import { Queue } from 'bullmq';
+import { JOBS } from './jobs';
 import { QUEUES } from './queue-names';
 import { redisConnection, type RedisTarget } from './redis-connection';
 
@@ -28,4 +29,25 @@ export async function forgetCompletedWork(target: RedisTarget, prefix: string): 
     }
   }
   return forgotten;
+}
+
+/**
+ * Queues the reconciliation sweeps (infusions and scores of the lookback window, reminders due) to run once, as soon
+ * as a worker is up: the work a restore lost is redone at start rather than at the next scheduled sweep (up to
+ * RECONCILE_EVERY_MS later). Returns the job ids.
+ */
+export async function queueSweepsNow(target: RedisTarget, prefix: string, now = new Date()): Promise<string[]> {
+  const queue = new Queue(QUEUES.maintenance, { connection: redisConnection(target), prefix });
+  try {
+    const jobs = await queue.addBulk(
+      [JOBS.reconcileProcedures, JOBS.sweepReminders].map((name) => ({
+        name,
+        data: {},
+        opts: { jobId: `${name}-after-restore-${now.getTime()}`, removeOnComplete: 100, removeOnFail: 100 },
+      })),
+    );
+    return jobs.map((job) => job.id!);
+  } finally {
+    await queue.close();
+  }
 }
