@@ -4,6 +4,7 @@ import { createConnection } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './service-process';
+import { redisTlsSettings, type TlsFiles } from './tls-certificates';
 
 export interface PrivateRedis {
   url: string;
@@ -20,7 +21,12 @@ export interface PrivateRedis {
  * A redis-server of the test's own, on a free port, that the test may kill and restart: the shared Redis is never
  * touched. `appendonly` as an operator would set it (docker-compose.yml ships AOF), or off like the default here.
  */
-export async function startPrivateRedis(options: { appendonly: boolean; args?: string[] }): Promise<PrivateRedis> {
+export async function startPrivateRedis(options: {
+  appendonly: boolean;
+  args?: string[];
+  /** Serve TLS only (no plain port), with this certificate. */
+  tls?: TlsFiles;
+}): Promise<PrivateRedis> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-redis-'));
   let child: ChildProcess | undefined;
@@ -29,8 +35,9 @@ export async function startPrivateRedis(options: { appendonly: boolean; args?: s
     child = spawn(
       'redis-server',
       [
-        '--port',
-        String(port),
+        ...(options.tls
+          ? redisTlsSettings(port, options.tls).flatMap(([name, value]) => [`--${name}`, value])
+          : ['--port', String(port)]),
         '--bind',
         '127.0.0.1',
         '--dir',
@@ -66,7 +73,7 @@ export async function startPrivateRedis(options: { appendonly: boolean; args?: s
   };
   await start();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     port,
     kill,
     start,
@@ -102,6 +109,8 @@ export async function startPrivateSentinel(options: {
   masterPort: number;
   name: string;
   downAfterMs: number;
+  /** Serve TLS only, and reach the master and replicas over TLS. */
+  tls?: TlsFiles;
 }): Promise<PrivateSentinel> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-sentinel-'));
@@ -110,7 +119,7 @@ export async function startPrivateSentinel(options: {
   fs.writeFileSync(
     conf,
     [
-      `port ${port}`,
+      ...(options.tls ? redisTlsSettings(port, options.tls).map((setting) => setting.join(' ')) : [`port ${port}`]),
       'bind 127.0.0.1',
       `dir ${dir}`,
       `sentinel monitor ${options.name} 127.0.0.1 ${options.masterPort} 1`,

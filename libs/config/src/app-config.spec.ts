@@ -204,6 +204,29 @@ describe('loadConfig: defaults and invalid values', () => {
     expect(() => loadConfig({ REDIS_SENTINELS: 's1' })).toThrow('REDIS_SENTINELS must be host:port pairs');
   });
 
+  it('REDIS_TLS_CA_FILE: read at start, a PEM certificate, only with rediss://', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-ca-'));
+    try {
+      const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+      fs.writeFileSync(path.join(dir, 'ca.pem'), pem);
+      fs.writeFileSync(path.join(dir, 'key.pem'), '-----BEGIN PRIVATE KEY-----\n');
+      const tls = { REDIS_URL: 'rediss://cache.example:6380' };
+      expect(loadConfig(tls).redisTlsCa).toBeUndefined();
+      expect(loadConfig({ ...tls, REDIS_TLS_CA_FILE: path.join(dir, 'ca.pem') }).redisTlsCa).toBe(pem);
+      expect(() => loadConfig({ ...tls, REDIS_TLS_CA_FILE: path.join(dir, 'missing.pem') })).toThrow(
+        /REDIS_TLS_CA_FILE=.*missing\.pem: ENOENT/,
+      );
+      expect(() => loadConfig({ ...tls, REDIS_TLS_CA_FILE: path.join(dir, 'key.pem') })).toThrow(
+        /key\.pem: no PEM certificate in it/,
+      );
+      expect(() => loadConfig({ REDIS_TLS_CA_FILE: path.join(dir, 'ca.pem') })).toThrow(
+        'REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss:// (TLS)',
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('FHIR_STORE_SYNC: normal unless full is asked for', () => {
     expect(loadConfig({}).fhirStoreSync).toBe('normal');
     expect(loadConfig({ FHIR_STORE_SYNC: 'full' }).fhirStoreSync).toBe('full');

@@ -39,6 +39,11 @@ export interface AppConfig {
    * the current master of `name`, and again after a failover.
    */
   redisSentinel?: { sentinels: { host: string; port: number }[]; name: string; password?: string };
+  /**
+   * The certificate authority (PEM, read from REDIS_TLS_CA_FILE at start) that signed the Redis servers' and the
+   * sentinels' TLS certificates, for a private CA; unset: the system's CAs. Used with `rediss://` only.
+   */
+  redisTlsCa?: string;
   /** BullMQ key prefix; lets tests and tenants share one Redis without colliding. */
   queuePrefix: string;
   runWorker: boolean;
@@ -271,6 +276,21 @@ function redisSentinel(env: NodeJS.ProcessEnv): AppConfig['redisSentinel'] {
   };
 }
 
+/** REDIS_TLS_CA_FILE: read once, so a wrong path fails at start rather than at the first connection. */
+function redisTlsCa(env: NodeJS.ProcessEnv): string | undefined {
+  const file = env.REDIS_TLS_CA_FILE;
+  if (!file) return undefined;
+  if (!new URL(redisUrl(env)).protocol.startsWith('rediss'))
+    throw new ConfigError('REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss:// (TLS)');
+  try {
+    const pem = fs.readFileSync(file, 'utf8');
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no PEM certificate in it');
+    return pem;
+  } catch (err) {
+    throw new ConfigError(`REDIS_TLS_CA_FILE=${file}: ${(err as Error).message}`);
+  }
+}
+
 /** FHIR_BACKUP_DIR, else beside a durable data directory (data/fhir -> data/fhir-backups); another disk is safer. */
 function backupDir(env: NodeJS.ProcessEnv, fhirDataDir: string): string | undefined {
   if (env.FHIR_BACKUP_DIR === ':memory:') throw new ConfigError('FHIR_BACKUP_DIR must be a directory');
@@ -420,6 +440,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     fhirTimeoutMs: positiveInt(env, 'FHIR_TIMEOUT_MS', 15000),
     redisUrl: redisUrl(env),
     redisSentinel: redisSentinel(env),
+    redisTlsCa: redisTlsCa(env),
     queuePrefix: env.QUEUE_PREFIX ?? 'kc',
     runWorker: (env.RUN_WORKER ?? 'true') !== 'false',
     profilesDir: env.FHIR_PROFILES_DIR ?? path.join(REPO_ROOT, 'fhir-profiles'),

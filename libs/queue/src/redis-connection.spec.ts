@@ -10,6 +10,23 @@ describe('redisOptions: every Redis client reaches the same server the same way'
     });
   });
 
+  it('a private CA (REDIS_TLS_CA_FILE) verifies the server; plain redis:// ignores it', () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    expect(redisOptions({ redisUrl: 'rediss://cache.example:6380', redisTlsCa: ca }).tls).toEqual({ ca });
+    expect(redisOptions({ redisUrl: 'redis://cache.example:6379', redisTlsCa: ca }).tls).toBeUndefined();
+  });
+
+  it('Sentinel with rediss://: TLS to the sentinels and to the servers they name', () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    expect(
+      redisOptions({
+        redisUrl: 'rediss://ignored:6379',
+        redisSentinel: { sentinels: [{ host: 's1', port: 26379 }], name: 'kc' },
+        redisTlsCa: ca,
+      }),
+    ).toMatchObject({ tls: { ca }, sentinelTLS: { ca }, enableTLSForSentinelMode: true });
+  });
+
   it('Sentinel: the sentinels and the master name, the URL still giving password and database', () => {
     const options = redisOptions({
       redisUrl: 'redis://:master-secret@ignored:6379/1',

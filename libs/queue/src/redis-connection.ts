@@ -3,17 +3,20 @@ import type { RedisOptions } from 'ioredis';
 import type { AppConfig } from '@kc/config';
 
 /** Where Redis is: the URL, and Sentinel when one is configured. */
-export type RedisTarget = Pick<AppConfig, 'redisUrl' | 'redisSentinel'>;
+export type RedisTarget = Pick<AppConfig, 'redisUrl' | 'redisSentinel' | 'redisTlsCa'>;
 
 /**
  * ioredis options for every Redis client of the service (BullMQ's, the worklist index's, the sign-in store's), so
- * they all reach the same server the same way: `rediss://` connects with TLS; with Sentinel, the clients ask the
- * sentinels for the master and ask again after a failover (the URL's user, password and database still apply).
+ * they all reach the same server the same way: `rediss://` connects with TLS (verified against the system's CAs, or
+ * REDIS_TLS_CA_FILE's); with Sentinel, the clients ask the sentinels for the master and ask again after a failover
+ * (the URL's user, password and database still apply), and `rediss://` means TLS to the sentinels and to the
+ * servers they name.
  */
 export function redisOptions(target: RedisTarget | string): RedisOptions {
-  const { redisUrl, redisSentinel } =
-    typeof target === 'string' ? { redisUrl: target, redisSentinel: undefined } : target;
+  const { redisUrl, redisSentinel, redisTlsCa } =
+    typeof target === 'string' ? { redisUrl: target, redisSentinel: undefined, redisTlsCa: undefined } : target;
   const url = new URL(redisUrl);
+  const tls = url.protocol === 'rediss:' ? (redisTlsCa ? { ca: redisTlsCa } : {}) : undefined;
   const credentials: RedisOptions = {
     username: url.username ? decodeURIComponent(url.username) : undefined,
     password: url.password ? decodeURIComponent(url.password) : undefined,
@@ -25,12 +28,13 @@ export function redisOptions(target: RedisTarget | string): RedisOptions {
       sentinels: redisSentinel.sentinels,
       name: redisSentinel.name,
       sentinelPassword: redisSentinel.password,
+      ...(tls && { tls, sentinelTLS: tls, enableTLSForSentinelMode: true }),
     };
   return {
     ...credentials,
     host: url.hostname.replace(/^\[|\]$/g, ''),
     port: Number(url.port || 6379),
-    tls: url.protocol === 'rediss:' ? {} : undefined,
+    tls,
   };
 }
 
