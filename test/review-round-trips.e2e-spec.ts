@@ -16,12 +16,14 @@ beforeAll(async () => {
 afterAll(() => behind?.stop());
 
 /**
- * Issue 10 ($approve >= 0.5x a raw If-Match update): an approval costs 2 FHIR requests, counted at a proxy in front
+ * Issue 10 ($approve >= 0.5x a raw If-Match update): an approval costs 3 FHIR requests, counted at a proxy in front
  * of the FHIR server: the Task with the request it authorises, its CarePlan and the plan's contraindications
- * (`_include`, `_revinclude:iterate`), and one transaction (Task update, order, reminders, Provenance).
+ * (`_include`, `_revinclude:iterate`); the patient's data the protocol's contraindication checks read (one batch,
+ * since session 16: a pregnancy recorded after enrolment must stop the order; only for a Task those checks gate); and
+ * one transaction (Task update, order, reminders, Provenance).
  */
-describe('$approve: 2 FHIR requests', () => {
-  it('approving the infusion Task (which creates the order) sends 2 requests to the FHIR server', async () => {
+describe('$approve: 3 FHIR requests', () => {
+  it('approving the infusion Task (which creates the order) sends 3 requests to the FHIR server', async () => {
     const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
     const infusion = tasks.find(
@@ -33,7 +35,7 @@ describe('$approve: 2 FHIR requests', () => {
       .set(service.as('clinician'))
       .send({ versionId: infusion.meta!.versionId })
       .expect(200);
-    expect(proxy.forwarded - before).toBe(2);
+    expect(proxy.forwarded - before).toBe(3);
   });
 });
 

@@ -403,6 +403,66 @@ describe('trustworthy plans', () => {
       .expect(200);
   });
 
+  describe.each([
+    ['a pregnancy', (subject: string) => activeCondition(PREGNANCY[0], PREGNANCY[1], subject), 'pregnancy'],
+    [
+      'a blood pressure of 195/115',
+      (subject: string) => bloodPressure(195, 115, '2026-12-20T09:00:00Z', subject),
+      'uncontrolled-hypertension',
+    ],
+  ])('%s recorded after enrolment, before any infusion', (_, record, code) => {
+    it('approving the first session is refused and the contraindication recorded on the plan: no order, no Provenance', async () => {
+      const { subject, carePlan, task } = await eligibleWithInfusionTask();
+      await service.fhir.create(record(subject));
+      for (const [path, body] of [
+        [`/tasks/${task.id}/$approve`, { versionId: task.meta!.versionId }],
+        [
+          `/tasks/${task.id}/$reschedule`,
+          {
+            versionId: task.meta!.versionId,
+            start: task.restriction!.period!.start,
+            end: task.restriction!.period!.end,
+          },
+        ],
+      ] as const) {
+        const refused = await request(service.url).post(path).set(clinician()).send(body).expect(422);
+        expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(
+          new RegExp(`contraindicat.*DetectedIssue/[\\w-]+`, 'i'),
+        );
+      }
+      const bulk = await request(service.url)
+        .post('/tasks/$bulk-approve')
+        .set(clinician())
+        .send({ tasks: [{ id: task.id, versionId: task.meta!.versionId }] })
+        .expect(200);
+      expect(bulk.body.results[0]).toMatchObject({ result: 'refused', status: 422 });
+      // Recorded once, on the plan, as $apply and the follow-ups record it (so the page shows it, and it can be overridden).
+      const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+        implicated: `CarePlan/${carePlan.id}`,
+      });
+      expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual([code]);
+      expect(issues[0].evidence?.[0].detail?.length).toBeGreaterThan(0);
+      // Nothing authorised.
+      expect((await service.fhir.read<Task>('Task', task.id!)).meta?.versionId).toBe(task.meta!.versionId);
+      const orders = (await onPlan<MedicationRequest>('MedicationRequest', carePlan.id!)).filter(
+        (m) => m.intent === 'order',
+      );
+      expect(orders).toEqual([]);
+      expect(await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${task.id}` })).toEqual([]);
+      // The override path then lets the clinician proceed, with a reason.
+      await request(service.url)
+        .post(`/detected-issues/${issues[0].id}/$override`)
+        .set(clinician())
+        .send({ versionId: issues[0].meta!.versionId, reason: 'Reviewed; proceed' })
+        .expect(200);
+      await request(service.url)
+        .post(`/tasks/${task.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: task.meta!.versionId })
+        .expect(200);
+    });
+  });
+
   describe('any R4 PlanDefinition', () => {
     const referral: ActivityDefinition = {
       resourceType: 'ActivityDefinition',

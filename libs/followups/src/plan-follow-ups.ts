@@ -1,19 +1,16 @@
 import type { CarePlan, Coding, DetectedIssue, Patient, PlanDefinition } from '@medplum/fhirtypes';
 import {
-  APPLY_KEY_SYSTEM,
+  carePlanKeyOf,
+  contraindicationIssue,
   isTriggeredBy,
-  CAREPLAN_KEY_SYSTEM,
   INFUSION_COMPLETED_TRIGGER,
   instantiateAction,
   dueWindowFor,
-  keySearch,
   leaves,
   selectActions,
-  shortHash,
   taskKey,
   uuidFromKey,
   type ActionInstance,
-  type Contraindication,
   type DefinitionResolver,
   type ProtocolVariables,
 } from '@kc/protocols';
@@ -94,32 +91,17 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };
   });
-  const carePlanKey =
-    carePlan.identifier?.find((i) => i.system === CAREPLAN_KEY_SYSTEM)?.value ?? shortHash(`CarePlan/${carePlan.id}`);
+  const carePlanKey = carePlanKeyOf(carePlan);
   const detectedIssues = selection.contraindications
     .filter((c) => !c.overridden)
-    .map((c) => followUpIssue(c, { carePlanKey, carePlan, event, now }));
+    .map((c) =>
+      contraindicationIssue(c, {
+        carePlanKey,
+        carePlan: { reference: `CarePlan/${carePlan.id}` },
+        patient: { reference: `Patient/${event.patientId}` },
+        now,
+        detail: `Found after infusion Procedure/${event.procedureId}: no further infusion is proposed until a clinician overrides it with a reason.`,
+      }),
+    );
   return { followUps, detectedIssues };
-}
-
-/** Keyed like $apply's, so the same contraindication on the same plan is one DetectedIssue (and one override). */
-function followUpIssue(
-  c: Contraindication,
-  found: { carePlanKey: string; carePlan: CarePlan; event: InfusionCompleted; now: Date },
-) {
-  const { carePlanKey, carePlan, event, now } = found;
-  const key = `${carePlanKey}:detectedissue:${c.code.code}`;
-  const resource: DetectedIssue = {
-    resourceType: 'DetectedIssue',
-    identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
-    status: 'preliminary',
-    code: { coding: [c.code], text: c.description ?? c.code.display },
-    severity: 'high',
-    patient: { reference: `Patient/${event.patientId}` },
-    identifiedDateTime: now.toISOString(),
-    implicated: [{ reference: `CarePlan/${carePlan.id}` }],
-    detail: `${c.description ?? c.code.display} Found after infusion Procedure/${event.procedureId}: no further infusion is proposed until a clinician overrides it with a reason.`,
-  };
-  if (c.evidence.length) resource.evidence = [{ detail: c.evidence }];
-  return { resource, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key) };
 }

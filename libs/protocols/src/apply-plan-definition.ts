@@ -419,24 +419,46 @@ function wantsPractitioner(selected: SelectedAction): boolean {
   return Boolean(selected.action.participant?.some((p) => p.type === 'practitioner'));
 }
 
-function detectedIssue(c: Contraindication, ids: ApplyIdentity, now: Date): AppliedEntry<DetectedIssue> {
-  const key = `${ids.carePlanKey}:detectedissue:${c.code.code}`;
-  return {
-    fullUrl: `urn:uuid:${uuidFromKey(key)}`,
-    ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key),
-    resource: stripUndefined<DetectedIssue>({
-      resourceType: 'DetectedIssue',
-      identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
-      status: 'preliminary',
-      code: { coding: [c.code], text: c.description ?? c.code.display },
-      severity: 'high',
-      patient: ids.subject,
-      identifiedDateTime: now.toISOString(),
-      implicated: [{ reference: ids.urls.carePlan }],
-      evidence: c.evidence.length ? [{ detail: c.evidence }] : undefined,
-      detail: `${c.description ?? c.code.display} No order or task is written for the actions it affects until a clinician overrides it with a reason.`,
-    }),
+/** The key $apply gave the plan (its careplan-key identifier); a plan written otherwise is keyed by its id. */
+export function carePlanKeyOf(carePlan: CarePlan): string {
+  return (
+    carePlan.identifier?.find((i) => i.system === CAREPLAN_KEY_SYSTEM)?.value ?? shortHash(`CarePlan/${carePlan.id}`)
+  );
+}
+
+/**
+ * The plan's one DetectedIssue for a contraindication, whoever finds it ($apply, a follow-up, an approval): keyed by
+ * the plan's key and the code, so it is recorded once (a conditional create) and overridden once.
+ */
+export function contraindicationIssue(
+  c: Contraindication,
+  found: { carePlanKey: string; carePlan: Reference; patient: Reference<Patient>; now: Date; detail: string },
+): { key: string; ifNoneExist: string; resource: DetectedIssue } {
+  const key = `${found.carePlanKey}:detectedissue:${c.code.code}`;
+  const resource: DetectedIssue = {
+    resourceType: 'DetectedIssue',
+    identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
+    status: 'preliminary',
+    code: { coding: [c.code], text: c.description ?? c.code.display },
+    severity: 'high',
+    patient: found.patient,
+    identifiedDateTime: found.now.toISOString(),
+    implicated: [found.carePlan],
+    detail: `${c.description ?? c.code.display} ${found.detail}`,
   };
+  if (c.evidence.length) resource.evidence = [{ detail: c.evidence }];
+  return { key, ifNoneExist: keySearch(APPLY_KEY_SYSTEM, key), resource };
+}
+
+function detectedIssue(c: Contraindication, ids: ApplyIdentity, now: Date): AppliedEntry<DetectedIssue> {
+  const issue = contraindicationIssue(c, {
+    carePlanKey: ids.carePlanKey,
+    carePlan: { reference: ids.urls.carePlan },
+    patient: ids.subject,
+    now,
+    detail: 'No order or task is written for the actions it affects until a clinician overrides it with a reason.',
+  });
+  return { fullUrl: `urn:uuid:${uuidFromKey(issue.key)}`, ifNoneExist: issue.ifNoneExist, resource: issue.resource };
 }
 
 function goalEntry(

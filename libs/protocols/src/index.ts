@@ -16,3 +16,4 @@ export * from './deterministic-id';
 export * from './unsupported';
 export * from './contraindication-state';
 export * from './strip-undefined';
+export * from './action-contraindications';

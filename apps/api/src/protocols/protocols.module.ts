@@ -25,6 +25,6 @@ import { ProtocolsController } from './protocols.controller';
       useFactory: (redis: Redis, config: AppConfig) => new PlanWriteLock(redis, config.queuePrefix),
     },
   ],
-  exports: [ApplyService, PlanRegenerator],
+  exports: [ApplyService, PlanRegenerator, PatientDataLoader],
 })
 export class ProtocolsModule {}

@@ -4,6 +4,7 @@ import { CarePlanActivationController } from './care-plan-activation.controller'
 import { ContraindicationGuard } from './contraindication-guard';
 import { ContraindicationOverrideController } from './contraindication-override.controller';
 import { ContraindicationOverrideService } from './contraindication-override.service';
+import { CurrentContraindications } from './current-contraindications';
 import { TaskDecisionService } from './task-decision.service';
 import { TaskDecisionsController } from './task-decisions.controller';
 import { TaskReminders } from './task-reminders';
@@ -24,6 +25,7 @@ import { WorklistService } from './worklist.service';
     WorklistService,
     ContraindicationGuard,
     ContraindicationOverrideService,
+    CurrentContraindications,
     TaskDecisionService,
     TaskReminders,
   ],

@@ -14,6 +14,7 @@ import {
   type AuthorisableRequest,
 } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
+import { CurrentContraindications } from './current-contraindications';
 import { approve, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
 import { DecisionWriter, type Consequence } from './task-review.service';
@@ -40,6 +41,7 @@ export class TaskDecisionService {
     private readonly writer: DecisionWriter,
     private readonly fhir: FhirClient,
     private readonly reminders: TaskReminders,
+    private readonly contraindications: CurrentContraindications,
   ) {}
 
   approve(input: DecisionInput & { owner?: Task['owner'] }): Promise<Task> {
@@ -54,6 +56,8 @@ export class TaskDecisionService {
   private async authorise(input: DecisionInput, decision: string, change: (task: Task) => Task): Promise<Task> {
     const { task, proposal, carePlan, issues } = await this.readWithFocus(input.taskId);
     this.assertAuthorisable({ task, proposal, carePlan, issues, caller: input.caller });
+    // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
+    assertClearOf(carePlanReferenceOf(task), await this.contraindications.found(task, carePlan, issues));
     const reminders = await this.reminders.contextFor(task, carePlan);
     return this.writer.write({
       current: task,

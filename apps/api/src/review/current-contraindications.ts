@@ -1,0 +1,72 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
+import { FhirClient } from '@kc/fhir';
+import {
+  APPLY_KEY_SYSTEM,
+  carePlanKeyOf,
+  contraindicationIssue,
+  contraindicationsGating,
+  hasContraindicationChecks,
+  overriddenContraindications,
+  protocolActionOf,
+} from '@kc/protocols';
+import { ApplyService } from '../protocols/apply.service';
+import { PatientDataLoader } from '../protocols/patient-data-loader';
+
+/**
+ * The contraindication checks, asked again when a clinician authorises care: the Task was proposed when the patient
+ * was eligible, and a pregnancy or a blood pressure recorded since (before any infusion event made the follow-up
+ * worker look) must stop the order. One more FHIR request (the patient's data, in one batch), only for a Task whose
+ * protocol action a contraindication check gates.
+ */
+@Injectable()
+export class CurrentContraindications {
+  private readonly logger = new Logger(CurrentContraindications.name);
+
+  constructor(
+    private readonly plans: ApplyService,
+    private readonly patients: PatientDataLoader,
+    private readonly fhir: FhirClient,
+  ) {}
+
+  /**
+   * The contraindications found now that gate the Task and that no clinician overrode, each recorded as the plan's
+   * DetectedIssue (the one $apply and the follow-ups write for that code, created if missing): what the approval
+   * guard then refuses on, and what the clinician can override.
+   */
+  async found(task: Task, carePlan: CarePlan | undefined, issues: DetectedIssue[]): Promise<DetectedIssue[]> {
+    const actionId = protocolActionOf(task);
+    const patientId = /^Patient\/([^/]+)$/.exec(task.for?.reference ?? '')?.[1];
+    const canonical = carePlan?.instantiatesCanonical?.[0];
+    if (!carePlan || !actionId || !patientId || !canonical) return [];
+    const { plan, definitions } = await this.plans.findPlan(canonical);
+    if (!hasContraindicationChecks(plan, actionId, definitions)) return [];
+    const { patient, data } = await this.patients.load(plan, patientId);
+    const subject = patient ?? { resourceType: 'Patient' as const, id: patientId };
+    const found = contraindicationsGating(plan, actionId, {
+      variables: { ...data, subject, patient: subject, context: subject, resource: plan },
+      overridden: overriddenContraindications(issues.filter((i) => isOn(i, carePlan))),
+      resolver: definitions,
+    }).filter((c) => !c.overridden);
+    const recorded: DetectedIssue[] = [];
+    for (const c of found) {
+      const issue = contraindicationIssue(c, {
+        carePlanKey: carePlanKeyOf(carePlan),
+        carePlan: { reference: `CarePlan/${carePlan.id}` },
+        patient: { reference: `Patient/${patientId}` },
+        now: new Date(),
+        detail: `Found when Task/${task.id} was to be approved: nothing it authorises is ordered until a clinician overrides it with a reason.`,
+      });
+      const { resource, created } = await this.fhir.create(issue.resource, {
+        ifNoneExist: { identifier: `${APPLY_KEY_SYSTEM}|${issue.key}` },
+      });
+      if (created) this.logger.warn({ msg: 'contraindication found at approval', task: task.id, issue: resource.id });
+      recorded.push(resource);
+    }
+    return recorded;
+  }
+}
+
+function isOn(issue: DetectedIssue, carePlan: CarePlan): boolean {
+  return Boolean(issue.implicated?.some((r) => r.reference === `CarePlan/${carePlan.id}`));
+}
