@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     const approve = await clients.run(approvals(apiTargets), CLIENTS);
     return { rawUpdate, rawUpdateCpu, approve, approveCpu: await threads() };
   });
-  let threads = await threadClock(service);
+  const threads = await threadClock(service);
   const infusionApprove = await clients.run(approvals(infusionTasks), CLIENTS);
   const infusionCpu = await threads();
   await clients.close();
