@@ -6,7 +6,7 @@ import { FollowUpService } from '../apps/worker/src/followups/follow-up.service'
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
-import { createsOf } from './fixtures/patient-data';
+import { activeCondition, createsOf, PREGNANCY } from './fixtures/patient-data';
 
 const DEV_ISSUER = {
   devIssuer: true,
@@ -211,6 +211,31 @@ describe('clinician page in a real browser', () => {
     expect(await row.locator('input.select').isChecked()).toBe(false);
     expect(await page.locator('#worklist tbody input.select:checked').count()).toBeGreaterThan(0);
     await screenshot(page, 'worklist-plan-paused');
+    await page.close();
+  }, 60_000);
+
+  it('a pregnancy recorded after enrolment: Approve is refused saying why, and the row then lists it', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Nora',
+      family: 'Expecting',
+      birthDate: '1990-05-05',
+    });
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], enrolled.patient));
+    const tasks = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
+    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('td.contraindications').textContent()).toBe('None on record');
+    await row.locator('button:has-text("Approve")').click();
+    await page.waitForSelector('#message.error');
+    expect(await page.textContent('#message')).toMatch(/contraindication.*Pregnancy/i);
+    await row.locator('td.contraindications li.ci-unresolved').waitFor();
+    expect(await row.locator('td.contraindications').textContent()).toMatch(/Pregnancy.*\(unresolved\)/);
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('draft');
+    await screenshot(page, 'worklist-contraindicated-at-approval');
     await page.close();
   }, 60_000);
 

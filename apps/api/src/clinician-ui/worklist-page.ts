@@ -443,6 +443,9 @@ async function decide(item, decision, extra) {
   } catch (error) {
     if (error.status === 409 || error.status === 412) {
       await afterDecision('Someone else changed this task first: ' + error.message + ' The list has been reloaded.', 'error');
+    } else if (error.status === 422) {
+      // Refused for the patient's sake (a contraindication, perhaps found just now and recorded): show it on the row.
+      await afterDecision(error.message, 'error');
     } else say(error.message, 'error');
     return false;
   }
