@@ -16,7 +16,18 @@ data=$(mktemp -d)
 log=$(mktemp)
 pid=
 backups="$data-backups"
-trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data" "$backups"' EXIT
+# Leave nothing behind in the shared Redis either: the service's queues and schedulers, and the sweeps a restore
+# queued, all under this run's prefix.
+forget_redis() {
+  node_modules/.bin/node -e '
+    const { Redis } = require("ioredis");
+    const redis = new Redis(process.env.REDIS_URL || "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+    (async () => {
+      for await (const keys of redis.scanStream({ match: process.argv[1] + ":*", count: 1000 }))
+        if (keys.length) await redis.del(...keys);
+    })().finally(() => redis.disconnect());' "kc-smoke-$$" || true
+}
+trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data" "$backups"; forget_redis' EXIT
 
 start() {
   PORT=$PORT FHIR_SANDBOX_PORT=0 FHIR_DATA_DIR="$data" FHIR_BACKUP_DIR="$backups" QUEUE_PREFIX="kc-smoke-$$" \
@@ -76,7 +87,9 @@ grep -Eq '^kc_fhir_store_database_bytes [1-9]' <<<"$metrics" && grep -Eq '^kc_fh
   { echo "smoke: /metrics lacks the embedded store's gauges" >&2; grep kc_fhir_store <<<"$metrics" >&2 || true; exit 1; }
 echo "smoke: /metrics: $(grep -E '^kc_fhir_store_(database_bytes|commits_total)' <<<"$metrics" | tr '\n' ' ')"
 restore() {
-  FHIR_DATA_DIR="$data" FHIR_BACKUP_DIR="$backups" node_modules/.bin/node dist/scripts/restore-fhir-store.js "$@"
+  # The service's own environment: the restore also resets that service's state in Redis (its QUEUE_PREFIX only).
+  FHIR_DATA_DIR="$data" FHIR_BACKUP_DIR="$backups" QUEUE_PREFIX="kc-smoke-$$" \
+    node_modules/.bin/node dist/scripts/restore-fhir-store.js "$@"
 }
 if out=$(restore latest 2>&1); then
   echo "smoke: the restore ran while the service was running: $out" >&2

@@ -1,2 +1,3 @@
 export * from './core.module';
 export * from './protocol-catalog.module';
+export * from './patient-data-loader';

@@ -1,10 +1,12 @@
 import { Global, Logger, Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { ProtocolCatalog } from '@kc/protocols';
+import { PatientDataLoader } from './patient-data-loader';
 
 /**
  * Loads and validates fhir-profiles/ once per process. A broken file is left out and logged; /health reports the
- * service degraded with the problems, and GET /protocols lists what is unavailable.
+ * service degraded with the problems, and GET /protocols lists what is unavailable. With it, the reader of the
+ * patient data the protocols' inputs declare.
  */
 @Global()
 @Module({
@@ -19,7 +21,8 @@ import { ProtocolCatalog } from '@kc/protocols';
         return catalog;
       },
     },
+    PatientDataLoader,
   ],
-  exports: [ProtocolCatalog],
+  exports: [ProtocolCatalog, PatientDataLoader],
 })
 export class ProtocolCatalogModule {}

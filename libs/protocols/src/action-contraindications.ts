@@ -1,5 +1,7 @@
-import type { PlanDefinition, PlanDefinitionAction } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, PlanDefinition, PlanDefinitionAction } from '@medplum/fhirtypes';
+import { carePlanKeyOf, contraindicationIssue } from './apply-plan-definition';
 import { contraindicationCheck, evaluateConditions, type Contraindication } from './applicability';
+import { overriddenContraindications } from './contraindication-state';
 import type { DefinitionResolver } from './action-tree';
 import type { ProtocolVariables } from './fhirpath-variables';
 
@@ -48,5 +50,45 @@ export function contraindicationsGating(
 export function hasContraindicationChecks(plan: PlanDefinition, actionId: string, resolver: DefinitionResolver) {
   return (pathTo(plan.action, actionId, resolver) ?? []).some((action) =>
     (action.condition ?? []).some((c) => c.kind === 'applicability' && contraindicationCheck(c)),
+  );
+}
+
+/**
+ * The DetectedIssues to record for a plan's patient now: the contraindications found on the data that gate any of
+ * `actionIds` (the plan's Tasks awaiting approval), not overridden, and not on record for the plan already (an
+ * unresolved one already blocks; a withdrawn one is the clinic's call). Each is the plan's one issue for its code
+ * (contraindicationIssue), written as a conditional create.
+ */
+export function contraindicationsToRecord(input: {
+  plan: PlanDefinition;
+  actionIds: string[];
+  variables: ProtocolVariables;
+  carePlan: CarePlan;
+  patientId: string;
+  /** The DetectedIssues implicating the plan. */
+  issues: DetectedIssue[];
+  resolver: DefinitionResolver;
+  now: Date;
+  /** Where it was found, for the issue's detail. */
+  foundWhen: string;
+}): ReturnType<typeof contraindicationIssue>[] {
+  const onRecord = new Set(input.issues.flatMap((i) => (i.code?.coding ?? []).map((c) => c.code)));
+  const overridden = overriddenContraindications(input.issues);
+  const found = new Map<string, Contraindication>();
+  for (const actionId of input.actionIds)
+    for (const c of contraindicationsGating(input.plan, actionId, {
+      variables: input.variables,
+      overridden,
+      resolver: input.resolver,
+    }))
+      if (!c.overridden && !onRecord.has(c.code.code)) found.set(c.code.code ?? '', c);
+  return [...found.values()].map((c) =>
+    contraindicationIssue(c, {
+      carePlanKey: carePlanKeyOf(input.carePlan),
+      carePlan: { reference: `CarePlan/${input.carePlan.id}` },
+      patient: { reference: `Patient/${input.patientId}` },
+      now: input.now,
+      detail: `Found ${input.foundWhen}: nothing it affects is ordered until a clinician overrides it with a reason.`,
+    }),
   );
 }

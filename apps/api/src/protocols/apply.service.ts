@@ -13,7 +13,7 @@ import {
   overriddenContraindications,
 } from '@kc/protocols';
 import type { ApplyRequest } from './apply-parameters';
-import { PatientDataLoader } from './patient-data-loader';
+import { PatientDataLoader } from '@kc/nest-core';
 import { PlanWriter } from './plan-writer';
 
 export interface AppliedPlan {

@@ -3,7 +3,6 @@ import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { API_REDIS } from '../api-redis.module';
 import { ApplyService } from './apply.service';
-import { PatientDataLoader } from './patient-data-loader';
 import { PlanDefinitionApplyController } from './plan-definition-apply.controller';
 import { PlanRegenerator } from './plan-regenerator';
 import { PlanWriteLock } from './plan-write-lock';
@@ -15,7 +14,6 @@ import { ProtocolsController } from './protocols.controller';
   controllers: [ProtocolsController, PlanDefinitionApplyController],
   providers: [
     ProfilePublisher,
-    PatientDataLoader,
     ApplyService,
     PlanRegenerator,
     PlanWriter,
@@ -25,6 +23,6 @@ import { ProtocolsController } from './protocols.controller';
       useFactory: (redis: Redis, config: AppConfig) => new PlanWriteLock(redis, config.queuePrefix),
     },
   ],
-  exports: [ApplyService, PlanRegenerator, PatientDataLoader],
+  exports: [ApplyService, PlanRegenerator],
 })
 export class ProtocolsModule {}

@@ -3,15 +3,12 @@ import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import {
   APPLY_KEY_SYSTEM,
-  carePlanKeyOf,
-  contraindicationIssue,
-  contraindicationsGating,
+  contraindicationsToRecord,
   hasContraindicationChecks,
-  overriddenContraindications,
   protocolActionOf,
 } from '@kc/protocols';
 import { ApplyService } from '../protocols/apply.service';
-import { PatientDataLoader } from '../protocols/patient-data-loader';
+import { PatientDataLoader } from '@kc/nest-core';
 
 /**
  * The contraindication checks, asked again when a clinician authorises care: the Task was proposed when the patient
@@ -30,9 +27,10 @@ export class CurrentContraindications {
   ) {}
 
   /**
-   * The contraindications found now that gate the Task and that no clinician overrode, each recorded as the plan's
-   * DetectedIssue (the one $apply and the follow-ups write for that code, created if missing): what the approval
-   * guard then refuses on, and what the clinician can override.
+   * The contraindications found now that gate the Task, that no clinician overrode and that are not on record for
+   * the plan yet, each recorded as the plan's DetectedIssue (the one $apply and the follow-ups write for that code):
+   * what the approval guard then refuses on, and what the clinician can override. Those already on record were
+   * judged by the guard before this.
    */
   async found(task: Task, carePlan: CarePlan | undefined, issues: DetectedIssue[]): Promise<DetectedIssue[]> {
     const actionId = protocolActionOf(task);
@@ -43,20 +41,19 @@ export class CurrentContraindications {
     if (!hasContraindicationChecks(plan, actionId, definitions)) return [];
     const { patient, data } = await this.patients.load(plan, patientId);
     const subject = patient ?? { resourceType: 'Patient' as const, id: patientId };
-    const found = contraindicationsGating(plan, actionId, {
+    const toRecord = contraindicationsToRecord({
+      plan,
+      actionIds: [actionId],
       variables: { ...data, subject, patient: subject, context: subject, resource: plan },
-      overridden: overriddenContraindications(issues.filter((i) => isOn(i, carePlan))),
+      carePlan,
+      patientId,
+      issues: issues.filter((i) => isOn(i, carePlan)),
       resolver: definitions,
-    }).filter((c) => !c.overridden);
+      now: new Date(),
+      foundWhen: `when Task/${task.id} was to be approved`,
+    });
     const recorded: DetectedIssue[] = [];
-    for (const c of found) {
-      const issue = contraindicationIssue(c, {
-        carePlanKey: carePlanKeyOf(carePlan),
-        carePlan: { reference: `CarePlan/${carePlan.id}` },
-        patient: { reference: `Patient/${patientId}` },
-        now: new Date(),
-        detail: `Found when Task/${task.id} was to be approved: nothing it authorises is ordered until a clinician overrides it with a reason.`,
-      });
+    for (const issue of toRecord) {
       const { resource, created } = await this.fhir.create(issue.resource, {
         ifNoneExist: { identifier: `${APPLY_KEY_SYSTEM}|${issue.key}` },
       });

@@ -3,7 +3,10 @@ import type { Patient, PlanDefinition } from '@medplum/fhirtypes';
 import { batchResult, FhirClient, getEntry, searchEntries, searchResults, withRemainingPages } from '@kc/fhir';
 import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
 
-/** Fetches what a PlanDefinition's inputs ask for from the FHIR server: the I/O half of $apply. */
+/**
+ * Fetches what a PlanDefinition's inputs ask for from the FHIR server: the I/O half of $apply, and of the
+ * contraindication checks asked again at approval and by the worker's sweep.
+ */
 @Injectable()
 export class PatientDataLoader {
   constructor(private readonly fhir: FhirClient) {}
