@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { ContraindicationOverrideService } from '../apps/api/src/review/contraindication-override.service';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import type {
   ActivityDefinition,
   CarePlan,
@@ -461,6 +462,45 @@ describe('trustworthy plans', () => {
         .send({ versionId: task.meta!.versionId })
         .expect(200);
     });
+  });
+
+  it('the sweep records a contraindication found while Tasks awaited approval, once, and leaves clear plans alone', async () => {
+    const { subject, carePlan, task } = await eligibleWithInfusionTask();
+    const clear = await eligibleWithInfusionTask();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const sweep = service.app.get(ContraindicationSweep);
+    expect((await sweep.sweep()).recorded).toBeGreaterThanOrEqual(1);
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    expect(issues.map((i) => [i.code?.coding?.[0].code, i.status, i.mitigation])).toEqual([
+      ['pregnancy', 'preliminary', undefined],
+    ]);
+    expect(issues[0].detail).toMatch(/while Tasks awaited approval/);
+    expect(
+      await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${clear.carePlan.id}` }),
+    ).toEqual([]);
+    // The page shows it before anyone tries to approve, and the approval is refused naming it.
+    const view = await request(service.url)
+      .get('/worklist/view')
+      .query({ patient: subject })
+      .set(clinician())
+      .expect(200);
+    const row = (
+      view.body.items as { id: string; view: { contraindications: { id: string; state: string }[] } }[]
+    ).find((i) => i.id === task.id)!;
+    expect(row.view.contraindications).toEqual([expect.objectContaining({ id: issues[0].id, state: 'unresolved' })]);
+    const refused = await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId })
+      .expect(422);
+    expect(refused.body.issue[0].details.text).toContain(`DetectedIssue/${issues[0].id}`);
+    // Once: a second sweep finds it on record.
+    await sweep.sweep();
+    expect(
+      await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlan.id}` }),
+    ).toHaveLength(1);
   });
 
   describe('any R4 PlanDefinition', () => {

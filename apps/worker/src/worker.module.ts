@@ -6,6 +6,7 @@ import { FollowUpProcessor } from './followups/follow-up.processor';
 import { FollowUpService } from './followups/follow-up.service';
 import { MaintenanceProcessor } from './maintenance/maintenance.processor';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
+import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { StoppedPlanSweep } from './maintenance/stopped-plan-sweep';
 import { ProcedurePoller } from './maintenance/procedure-poller';
@@ -39,6 +40,7 @@ export class WorkerModule {
         ProcedurePoller,
         OverdueSweep,
         StoppedPlanSweep,
+        ContraindicationSweep,
         MaintenanceSchedules,
         ReminderDelivery,
         FhirCommunicationRecord,
@@ -69,7 +71,7 @@ export class WorkerModule {
           useClass: configuredProcessor(MaintenanceProcessor, QUEUES.maintenance, workerOptionsFrom(config, 1)),
         },
       ],
-      exports: [FollowUpService, ProcedurePoller, OverdueSweep, StoppedPlanSweep, ReminderSweep],
+      exports: [FollowUpService, ProcedurePoller, OverdueSweep, StoppedPlanSweep, ContraindicationSweep, ReminderSweep],
     };
   }
 }

@@ -3,6 +3,7 @@ import type { Job } from 'bullmq';
 import { JOBS, type WithdrawStoppedPlanJob } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
+import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
 import { ProcedurePoller } from './procedure-poller';
@@ -16,6 +17,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly poller: ProcedurePoller,
     private readonly sweep: OverdueSweep,
     private readonly stoppedPlans: StoppedPlanSweep,
+    private readonly contraindications: ContraindicationSweep,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
     queueMetrics: QueueJobMetrics,
@@ -31,9 +33,11 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return { ...infusions, scores: await this.scores.poll() };
       }
       case JOBS.overdueSweep: {
-        // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn.
+        // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications
+        // found since the waiting ones were proposed recorded on their plans.
         const overdue = await this.sweep.sweep();
-        return { ...overdue, withdrawn: (await this.stoppedPlans.sweep()).withdrawn };
+        const { withdrawn } = await this.stoppedPlans.sweep();
+        return { ...overdue, withdrawn, contraindications: (await this.contraindications.sweep()).recorded };
       }
       case JOBS.reconcileProcedures: {
         // One reconciliation job: completed infusions, then recorded scores.

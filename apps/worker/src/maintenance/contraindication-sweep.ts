@@ -1,0 +1,111 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes';
+import { FhirClient, includedOf, matchesOf } from '@kc/fhir';
+import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
+import { PatientDataLoader } from '@kc/nest-core';
+import {
+  APPLY_KEY_SYSTEM,
+  contraindicationsToRecord,
+  hasContraindicationChecks,
+  ProtocolCatalog,
+  protocolActionOf,
+} from '@kc/protocols';
+
+/** A plan with Tasks awaiting approval: what the sweep needs to check it. */
+interface WaitingPlan {
+  carePlan: CarePlan;
+  patientId: string;
+  actionIds: Set<string>;
+  issues: DetectedIssue[];
+}
+
+/**
+ * The contraindication checks, asked again for every plan with Tasks awaiting approval (with the overdue sweep,
+ * OVERDUE_SWEEP_CRON): a pregnancy or a blood pressure recorded since the Tasks were proposed is recorded as the
+ * plan's DetectedIssue, so the clinician page shows it before anyone tries to approve (the approval itself checks
+ * again, and refuses). One read of the waiting Tasks with their plans and issues, then one batch of patient data
+ * per plan whose waiting Tasks a check gates; nothing is written for a plan that is clear.
+ */
+@Injectable()
+export class ContraindicationSweep {
+  private readonly logger = new Logger(ContraindicationSweep.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly catalog: ProtocolCatalog,
+    private readonly patients: PatientDataLoader,
+  ) {}
+
+  async sweep(now = new Date()): Promise<{ plans: number; recorded: number }> {
+    const waiting = await this.waitingPlans();
+    let plans = 0;
+    let recorded = 0;
+    for (const { carePlan, patientId, actionIds, issues } of waiting.values()) {
+      const plan = this.catalog.planOf(carePlan);
+      const gated = plan ? [...actionIds].filter((id) => hasContraindicationChecks(plan, id, this.catalog)) : [];
+      if (!plan || !gated.length) continue;
+      plans++;
+      const { patient, data } = await this.patients.load(plan, patientId);
+      if (!patient) continue;
+      const toRecord = contraindicationsToRecord({
+        plan,
+        actionIds: gated,
+        variables: { ...data, subject: patient, patient, context: patient, resource: plan },
+        carePlan,
+        patientId,
+        issues,
+        resolver: this.catalog,
+        now,
+        foundWhen: 'on the patient’s data while Tasks awaited approval',
+      });
+      for (const issue of toRecord) {
+        const { created } = await this.fhir.create(issue.resource, {
+          ifNoneExist: { identifier: `${APPLY_KEY_SYSTEM}|${issue.key}` },
+        });
+        if (created) recorded++;
+      }
+    }
+    if (recorded) this.logger.warn({ msg: 'contraindications found while Tasks awaited approval', recorded, plans });
+    return { plans, recorded };
+  }
+
+  /** The plans (still holding care) with Tasks awaiting approval, each with its patient, actions and issues. */
+  private async waitingPlans(): Promise<Map<string, WaitingPlan>> {
+    const carePlans = new Map<string, CarePlan>();
+    const issues: DetectedIssue[] = [];
+    const tasks: Task[] = [];
+    // By `_lastUpdated`, so Medplum pages by cursor; each page with its plans and the issues implicating them.
+    const pages = this.fhir.searchPages<Task>('Task', {
+      status: 'draft',
+      _sort: '_lastUpdated',
+      _count: 200,
+      _include: 'Task:based-on',
+      '_revinclude:iterate': 'DetectedIssue:implicated',
+    });
+    for await (const page of pages) {
+      tasks.push(...matchesOf<Task>(page));
+      for (const resource of includedOf<Resource>(page)) {
+        if (resource.resourceType === 'CarePlan') carePlans.set(`CarePlan/${resource.id}`, resource);
+        if (resource.resourceType === 'DetectedIssue' && !issues.some((i) => i.id === resource.id))
+          issues.push(resource);
+      }
+    }
+    const waiting = new Map<string, WaitingPlan>();
+    for (const task of tasks) {
+      const ref = carePlanReferenceOf(task);
+      const carePlan = ref ? carePlans.get(ref) : undefined;
+      const actionId = protocolActionOf(task);
+      const patientId = /^Patient\/([^/]+)$/.exec(task.for?.reference ?? '')?.[1];
+      if (!ref || !carePlan || !actionId || !patientId || !carePlanHoldsCare(carePlan).ok) continue;
+      const entry = waiting.get(ref) ?? {
+        carePlan,
+        patientId,
+        actionIds: new Set<string>(),
+        issues: issues.filter((i) => i.implicated?.some((r) => r.reference === ref)),
+      };
+      entry.actionIds.add(actionId);
+      waiting.set(ref, entry);
+    }
+    return waiting;
+  }
+}
