@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import request from 'supertest';
-import type { CarePlan, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
+import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
 import { enrolPatient, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -109,5 +110,46 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     }
     // Paused, not stopped: its Tasks stay (approving them is refused until it resumes).
     expect((await awaiting(paused.patient)).length).toBeGreaterThan(0);
+  });
+
+  it('a Condition or a blood pressure notified for a patient with Tasks awaiting approval: the contraindication is recorded on the plan at once', async () => {
+    const medplum = await enrolPatient(service, 'ketamine-low-dose-series');
+    const hapi = await enrolPatient(service, 'ketamine-low-dose-series');
+    const issuesOn = (carePlanId: string) =>
+      service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlanId}` });
+    expect(await issuesOn(medplum.carePlanId)).toEqual([]);
+
+    // Medplum: the Condition in the POST body.
+    const { resource: pregnancy } = await service.fhir.create(
+      activeCondition(PREGNANCY[0], PREGNANCY[1], medplum.patient),
+    );
+    const body = JSON.stringify(pregnancy);
+    const answer = await request(service.url)
+      .post('/webhooks/fhir')
+      .set('content-type', 'application/fhir+json')
+      .set('x-signature', createHmac('sha256', 'test-webhook-secret').update(body).digest('hex'))
+      .send(body)
+      .expect(202);
+    expect(answer.body.issue[0].details.text).toMatch(/1 Condition\(s\)/);
+    const [issue] = await waitFor(async () => {
+      const found = await issuesOn(medplum.carePlanId);
+      return found.length > 0 && found;
+    }, 'the contraindication recorded on the plan');
+    expect(issue.code?.coding?.[0].code).toBe('pregnancy');
+    expect(issue.evidence?.[0].detail).toEqual([{ reference: `Condition/${pregnancy.id}` }]);
+
+    // HAPI: PUT {endpoint}/Observation/{id}, no body; the worker reads the Observation for its patient.
+    const { resource: pressure } = await service.fhir.create(
+      bloodPressure(195, 115, '2026-12-20T09:00:00Z', hapi.patient),
+    );
+    await request(service.url)
+      .put(`/webhooks/fhir/Observation/${pressure.id}`)
+      .set('x-webhook-token', 'test-webhook-secret')
+      .expect(202);
+    const [high] = await waitFor(async () => {
+      const found = await issuesOn(hapi.carePlanId);
+      return found.length > 0 && found;
+    }, 'the high blood pressure recorded on the plan');
+    expect(high.code?.coding?.[0].code).toBe('uncontrolled-hypertension');
   });
 });

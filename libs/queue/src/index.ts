@@ -8,3 +8,4 @@ export * from './reminder-queue';
 export * from './score-events.producer';
 export * from './stopped-plan-events.producer';
 export * from './after-store-restore';
+export * from './patient-record-events.producer';

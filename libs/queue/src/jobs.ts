@@ -9,6 +9,7 @@ export const JOBS = {
   deliverReminder: 'deliver-reminder',
   sweepReminders: 'sweep-reminders',
   withdrawStoppedPlan: 'withdraw-stopped-plan',
+  recheckContraindications: 'recheck-contraindications',
 } as const;
 
 /** A CarePlan changed (a Subscription said so): its Tasks awaiting approval are withdrawn if it was stopped. */
@@ -19,6 +20,17 @@ export interface WithdrawStoppedPlanJob {
 /** While a plan's job is pending, the same plan notified again is queued once (the job reads the plan as it is then). */
 export function withdrawStoppedPlanJobId(carePlanId: string): string {
   return `${JOBS.withdrawStoppedPlan}-${jobIdPart(carePlanId)}`;
+}
+
+/** A Condition or an Observation of a patient changed: their plans' contraindications are checked again now. */
+export interface RecheckContraindicationsJob {
+  /** `Condition/<id>` or `Observation/<id>`: the worker reads it for its patient (ids only, never patient data). */
+  reference: string;
+}
+
+/** While a record's job is pending, the same record notified again is queued once. */
+export function recheckContraindicationsJobId(reference: string): string {
+  return `${JOBS.recheckContraindications}-${jobIdPart(reference.replace('/', '-'))}`;
 }
 
 export interface ScoreRecordedJob {

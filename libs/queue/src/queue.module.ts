@@ -6,6 +6,7 @@ import { redisConnection } from './redis-connection';
 import { InfusionEventsProducer } from './infusion-events.producer';
 import { QueueErrorLogger } from './queue-error-logger';
 import { ReminderQueue } from './reminder-queue';
+import { PatientRecordEventsProducer } from './patient-record-events.producer';
 import { StoppedPlanEventsProducer } from './stopped-plan-events.producer';
 import { ScoreEventsProducer } from './score-events.producer';
 
@@ -24,10 +25,18 @@ export class QueueModule {
         InfusionEventsProducer,
         ScoreEventsProducer,
         StoppedPlanEventsProducer,
+        PatientRecordEventsProducer,
         ReminderQueue,
         QueueErrorLogger,
       ],
-      exports: [BullModule, InfusionEventsProducer, ScoreEventsProducer, StoppedPlanEventsProducer, ReminderQueue],
+      exports: [
+        BullModule,
+        InfusionEventsProducer,
+        ScoreEventsProducer,
+        StoppedPlanEventsProducer,
+        PatientRecordEventsProducer,
+        ReminderQueue,
+      ],
     };
   }
 }

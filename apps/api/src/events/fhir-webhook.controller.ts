@@ -4,9 +4,14 @@ import type { Request } from 'express';
 import { Public } from '@kc/auth';
 import { badRequest, isResourceId, operationOutcome, OutcomeException, parseBoundedJson } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { InfusionEventsProducer, ScoreEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
+import {
+  InfusionEventsProducer,
+  PatientRecordEventsProducer,
+  ScoreEventsProducer,
+  StoppedPlanEventsProducer,
+} from '@kc/queue';
 import { WorklistIndex } from '@kc/worklist-index';
-import { carePlanIdsIn, observationIdsIn, procedureIdsIn, tasksIn } from './notified-resources';
+import { carePlanIdsIn, conditionIdsIn, observationIdsIn, procedureIdsIn, tasksIn } from './notified-resources';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
 
@@ -28,6 +33,7 @@ export class FhirWebhookController {
     private readonly producer: InfusionEventsProducer,
     private readonly scores: ScoreEventsProducer,
     private readonly plans: StoppedPlanEventsProducer,
+    private readonly records: PatientRecordEventsProducer,
     private readonly pollTrigger: PollTrigger,
     private readonly worklist: WorklistIndex,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -37,7 +43,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook: a Procedure, a score Observation, a Task or a CarePlan (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
+      'Rest-hook: a Procedure, an Observation, a Condition, a Task or a CarePlan (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
   })
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
@@ -52,6 +58,10 @@ export class FhirWebhookController {
     for (const id of ids) await this.producer.enqueue(id, 'webhook');
     const scoreIds = observationIdsIn(parsed.value);
     for (const id of scoreIds) await this.scores.enqueue(id, 'webhook');
+    // A Condition or an Observation (a blood pressure, a pregnancy status) may contraindicate what awaits approval.
+    const conditionIds = conditionIdsIn(parsed.value);
+    for (const id of conditionIds) await this.records.enqueue(`Condition/${id}`);
+    for (const id of scoreIds) await this.records.enqueue(`Observation/${id}`);
     const tasks = tasksIn(parsed.value);
     if (tasks.length) await this.worklist.refresh(tasks);
     const planIds = carePlanIdsIn(parsed.value);
@@ -59,21 +69,26 @@ export class FhirWebhookController {
     return operationOutcome(
       'information',
       'informational',
-      ids.length || scoreIds.length || tasks.length || planIds.length
-        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} score(s) and ${planIds.length} CarePlan(s); ${tasks.length} Task(s) brought to the worklist`
-        : 'Nothing to do: no Procedure, Observation, Task or CarePlan in the notification',
+      ids.length || scoreIds.length || tasks.length || planIds.length || conditionIds.length
+        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s) and ${planIds.length} CarePlan(s); ${tasks.length} Task(s) brought to the worklist`
+        : 'Nothing to do: no Procedure, Observation, Condition, Task or CarePlan in the notification',
     );
   }
 
   @Put(':resourceType/:id')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Task|CarePlan/{id}' })
+  @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan/{id}' })
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
     if (!isResourceId(id)) throw badRequest('Not a valid resource id');
     if (resourceType === 'Observation') {
       await this.scores.enqueue(id, 'webhook');
-      return operationOutcome('information', 'informational', 'Queued 1 score');
+      await this.records.enqueue(`Observation/${id}`);
+      return operationOutcome('information', 'informational', 'Queued 1 Observation');
+    }
+    if (resourceType === 'Condition') {
+      await this.records.enqueue(`Condition/${id}`);
+      return operationOutcome('information', 'informational', 'Queued 1 Condition');
     }
     if (resourceType === 'CarePlan') {
       await this.plans.enqueue(id);

@@ -20,12 +20,17 @@ export function tasksIn(body: unknown): Task[] {
   return resourcesIn(body, 'Task') as Task[];
 }
 
+/** The Conditions a notification names (ids only: the worker reads each for its patient). */
+export function conditionIdsIn(body: unknown): string[] {
+  return idsIn(body, 'Condition');
+}
+
 /** The CarePlans a notification names (ids only: the worker reads each plan's status itself). */
 export function carePlanIdsIn(body: unknown): string[] {
   return idsIn(body, 'CarePlan');
 }
 
-function idsIn(body: unknown, resourceType: 'Procedure' | 'Observation' | 'CarePlan'): string[] {
+function idsIn(body: unknown, resourceType: 'Procedure' | 'Observation' | 'CarePlan' | 'Condition'): string[] {
   return resourcesIn(body, resourceType).map((r) => r.id!);
 }
 

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes';
-import { FhirClient, includedOf, matchesOf } from '@kc/fhir';
+import type { CarePlan, Condition, DetectedIssue, Observation, Resource, Task } from '@medplum/fhirtypes';
+import { isResourceId } from '@kc/common';
+import { FhirClient, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
 import { PatientDataLoader } from '@kc/nest-core';
 import {
@@ -36,8 +37,28 @@ export class ContraindicationSweep {
     private readonly patients: PatientDataLoader,
   ) {}
 
-  async sweep(now = new Date()): Promise<{ plans: number; recorded: number }> {
-    const waiting = await this.waitingPlans();
+  /** Every plan with Tasks awaiting approval (with the overdue sweep). */
+  sweep(now = new Date()): Promise<{ plans: number; recorded: number }> {
+    // By `_lastUpdated`, so Medplum pages by cursor.
+    return this.check({ status: 'draft', _sort: '_lastUpdated', _count: 200 }, now);
+  }
+
+  /**
+   * The plans of one record's patient, when a notification says a Condition or an Observation changed (a pregnancy
+   * recorded, a blood pressure taken): checked now rather than at the next sweep. A record that is gone, or names
+   * no patient, checks nothing.
+   */
+  async recheckFor(reference: string, now = new Date()): Promise<{ plans: number; recorded: number }> {
+    const [type, id] = reference.split('/');
+    if ((type !== 'Condition' && type !== 'Observation') || !isResourceId(id)) return { plans: 0, recorded: 0 };
+    const record = await this.fhir.searchAll<Condition | Observation>(type, { _id: id });
+    const patient = record[0]?.subject?.reference;
+    if (!patient || !/^Patient\/[^/]+$/.test(patient)) return { plans: 0, recorded: 0 };
+    return this.check({ patient, status: 'draft', _count: 200 }, now);
+  }
+
+  private async check(params: SearchParams, now: Date): Promise<{ plans: number; recorded: number }> {
+    const waiting = await this.waitingPlans(params);
     let plans = 0;
     let recorded = 0;
     for (const { carePlan, patientId, actionIds, issues } of waiting.values()) {
@@ -70,15 +91,13 @@ export class ContraindicationSweep {
   }
 
   /** The plans (still holding care) with Tasks awaiting approval, each with its patient, actions and issues. */
-  private async waitingPlans(): Promise<Map<string, WaitingPlan>> {
+  private async waitingPlans(params: SearchParams): Promise<Map<string, WaitingPlan>> {
     const carePlans = new Map<string, CarePlan>();
     const issues: DetectedIssue[] = [];
     const tasks: Task[] = [];
-    // By `_lastUpdated`, so Medplum pages by cursor; each page with its plans and the issues implicating them.
+    // Each page with its plans and the issues implicating them.
     const pages = this.fhir.searchPages<Task>('Task', {
-      status: 'draft',
-      _sort: '_lastUpdated',
-      _count: 200,
+      ...params,
       _include: 'Task:based-on',
       '_revinclude:iterate': 'DetectedIssue:implicated',
     });

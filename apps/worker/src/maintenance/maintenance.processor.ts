@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import { JOBS, type WithdrawStoppedPlanJob } from '@kc/queue';
+import { JOBS, type RecheckContraindicationsJob, type WithdrawStoppedPlanJob } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { ContraindicationSweep } from './contraindication-sweep';
@@ -46,6 +46,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       }
       case JOBS.sweepReminders:
         return this.reminders.sweep();
+      case JOBS.recheckContraindications:
+        return this.contraindications.recheckFor((job.data as RecheckContraindicationsJob).reference);
       case JOBS.withdrawStoppedPlan:
         return this.stoppedPlans.sweepPlan((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:

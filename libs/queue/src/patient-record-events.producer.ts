@@ -1,0 +1,31 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectQueue } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { withinEnqueueTimeout } from './infusion-events.producer';
+import { JOBS, recheckContraindicationsJobId, retryOptions, type RecheckContraindicationsJob } from './jobs';
+import { QUEUES } from './queue-names';
+
+/**
+ * Puts a changed Condition or Observation on the maintenance queue, so the contraindications of its patient's plans
+ * with Tasks awaiting approval are checked now rather than at the next sweep. The job reads the record itself.
+ */
+@Injectable()
+export class PatientRecordEventsProducer {
+  constructor(
+    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue<RecheckContraindicationsJob>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async enqueue(reference: `${'Condition' | 'Observation'}/${string}`): Promise<{ jobId: string }> {
+    const jobId = recheckContraindicationsJobId(reference);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.recheckContraindications,
+        { reference },
+        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
+      ),
+    );
+    return { jobId };
+  }
+}
