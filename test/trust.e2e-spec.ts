@@ -93,6 +93,27 @@ describe('trustworthy plans', () => {
     return all.filter((m) => m.basedOn?.some((b) => b.reference === `CarePlan/${carePlanId}`)) as unknown as T[];
   }
 
+  /**
+   * Every decision that would authorise the Task's care ($approve, $reschedule in its window, $bulk-approve) is
+   * refused with 422; the OperationOutcome of the first two matches `why`.
+   */
+  async function expectAuthorisingRefused(task: Task, why: RegExp) {
+    const window = { start: task.restriction!.period!.start, end: task.restriction!.period!.end };
+    for (const [path, body] of [
+      [`/tasks/${task.id}/$approve`, { versionId: task.meta!.versionId }],
+      [`/tasks/${task.id}/$reschedule`, { versionId: task.meta!.versionId, ...window }],
+    ] as const) {
+      const refused = await request(service.url).post(path).set(clinician()).send(body).expect(422);
+      expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(why);
+    }
+    const bulk = await request(service.url)
+      .post('/tasks/$bulk-approve')
+      .set(clinician())
+      .send({ tasks: [{ id: task.id, versionId: task.meta!.versionId }] })
+      .expect(200);
+    expect(bulk.body.results[0]).toMatchObject({ result: 'refused', status: 422 });
+  }
+
   describe.each([
     [
       'pregnant',
@@ -372,26 +393,7 @@ describe('trustworthy plans', () => {
     }, 'the DetectedIssue');
     expect(issue.code?.coding?.[0].code).toBe('pregnancy');
     expect(await followUpTasks(service, procedureId)).toHaveLength(1);
-    for (const [path, body] of [
-      [`/tasks/${instructions.id}/$approve`, { versionId: instructions.meta!.versionId }],
-      [
-        `/tasks/${instructions.id}/$reschedule`,
-        {
-          versionId: instructions.meta!.versionId,
-          start: instructions.restriction!.period!.start,
-          end: instructions.restriction!.period!.end,
-        },
-      ],
-    ] as const) {
-      const refused = await request(service.url).post(path).set(clinician()).send(body).expect(422);
-      expect(refused.body.issue[0].details.text).toContain(`DetectedIssue/${issue.id}`);
-    }
-    const bulk = await request(service.url)
-      .post('/tasks/$bulk-approve')
-      .set(clinician())
-      .send({ tasks: [{ id: instructions.id, versionId: instructions.meta!.versionId }] })
-      .expect(200);
-    expect(bulk.body.results[0]).toMatchObject({ result: 'refused', status: 422 });
+    await expectAuthorisingRefused(instructions, new RegExp(`DetectedIssue/${issue.id}`));
     await request(service.url)
       .post(`/detected-issues/${issue.id}/$override`)
       .set(clinician())
@@ -415,28 +417,7 @@ describe('trustworthy plans', () => {
     it('approving the first session is refused and the contraindication recorded on the plan: no order, no Provenance', async () => {
       const { subject, carePlan, task } = await eligibleWithInfusionTask();
       await service.fhir.create(record(subject));
-      for (const [path, body] of [
-        [`/tasks/${task.id}/$approve`, { versionId: task.meta!.versionId }],
-        [
-          `/tasks/${task.id}/$reschedule`,
-          {
-            versionId: task.meta!.versionId,
-            start: task.restriction!.period!.start,
-            end: task.restriction!.period!.end,
-          },
-        ],
-      ] as const) {
-        const refused = await request(service.url).post(path).set(clinician()).send(body).expect(422);
-        expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(
-          new RegExp(`contraindicat.*DetectedIssue/[\\w-]+`, 'i'),
-        );
-      }
-      const bulk = await request(service.url)
-        .post('/tasks/$bulk-approve')
-        .set(clinician())
-        .send({ tasks: [{ id: task.id, versionId: task.meta!.versionId }] })
-        .expect(200);
-      expect(bulk.body.results[0]).toMatchObject({ result: 'refused', status: 422 });
+      await expectAuthorisingRefused(task, /contraindicat.*DetectedIssue\/[\w-]+/i);
       // Recorded once, on the plan, as $apply and the follow-ups record it (so the page shows it, and it can be overridden).
       const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
         implicated: `CarePlan/${carePlan.id}`,

@@ -1,6 +1,12 @@
 import request from 'supertest';
 import { Redis } from 'ioredis';
-import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from '../support/clinic';
+import {
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  reportInfusionThroughFailover,
+  waitFor,
+} from '../support/clinic';
 import {
   startPrivateRedis,
   startPrivateSentinel,
@@ -45,21 +51,7 @@ describe('Redis Sentinel: the service follows a failover', () => {
   const masterPort = async () =>
     Number(((await admin.call('SENTINEL', 'get-master-addr-by-name', 'kc')) as string[])[1]);
 
-  /** Reports an infusion, retrying while Redis is failing over (503), and waits for its follow-ups. */
-  async function reportThroughFailover(procedureId: string) {
-    await waitFor(
-      async () =>
-        (
-          await request(service!.url)
-            .post('/events/infusion-completed')
-            .set(service!.as('integration'))
-            .send({ procedure: `Procedure/${procedureId}` })
-        ).status === 202,
-      'the event to be accepted',
-      30_000,
-    );
-    return followUpJobDone(service!, procedureId);
-  }
+  const reportThroughFailover = (procedureId: string) => reportInfusionThroughFailover(service!, procedureId);
 
   it('follow-ups before and after the master dies; the worklist answers from the promoted replica', async () => {
     service = await startTestService({

@@ -4,7 +4,13 @@ import * as path from 'node:path';
 import request from 'supertest';
 import { Redis, type RedisOptions } from 'ioredis';
 import { redisOptions } from '@kc/queue';
-import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from '../support/clinic';
+import {
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  reportInfusionThroughFailover,
+  waitFor,
+} from '../support/clinic';
 import { startPrivateRedis, startPrivateSentinel } from '../support/private-redis';
 import { startTestService, type TestService } from '../support/test-service';
 import { makeTlsCertificates, type TlsFiles } from '../support/tls-certificates';
@@ -32,21 +38,7 @@ describe('Redis over TLS', () => {
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  /** Reports an infusion, retrying while Redis is failing over (503), and waits for its follow-ups. */
-  async function report(procedureId: string) {
-    await waitFor(
-      async () =>
-        (
-          await request(service!.url)
-            .post('/events/infusion-completed')
-            .set(service!.as('integration'))
-            .send({ procedure: `Procedure/${procedureId}` })
-        ).status === 202,
-      'the event to be accepted',
-      30_000,
-    );
-    return followUpJobDone(service!, procedureId);
-  }
+  const report = (procedureId: string) => reportInfusionThroughFailover(service!, procedureId);
 
   it('the server is verified against the configured CA: without it, or without TLS, no connection', async () => {
     const redis = await startPrivateRedis({ appendonly: false, tls });

@@ -71,6 +71,25 @@ export async function reportInfusion(service: TestService, procedureId: string):
   return followUpJobDone(service, procedureId);
 }
 
+/**
+ * Reports a completed infusion, sending it again while the API answers 503 (Redis failing over, as an EHR retries),
+ * and waits until its follow-up job has finished.
+ */
+export async function reportInfusionThroughFailover(service: TestService, procedureId: string): Promise<unknown> {
+  await waitFor(
+    async () =>
+      (
+        await request(service.url)
+          .post('/events/infusion-completed')
+          .set(service.as('integration'))
+          .send({ procedure: `Procedure/${procedureId}` })
+      ).status === 202,
+    'the event to be accepted',
+    30_000,
+  );
+  return followUpJobDone(service, procedureId);
+}
+
 /** Waits until the follow-up job of an infusion has finished (every write it makes is done), and returns its result. */
 export async function followUpJobDone(service: TestService, procedureId: string): Promise<unknown> {
   const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
