@@ -1,3 +1,4 @@
 export * from './core.module';
 export * from './protocol-catalog.module';
 export * from './patient-data-loader';
+export * from './contraindication-recorder';

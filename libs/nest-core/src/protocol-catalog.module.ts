@@ -1,12 +1,13 @@
 import { Global, Logger, Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { ProtocolCatalog } from '@kc/protocols';
+import { ContraindicationRecorder } from './contraindication-recorder';
 import { PatientDataLoader } from './patient-data-loader';
 
 /**
  * Loads and validates fhir-profiles/ once per process. A broken file is left out and logged; /health reports the
  * service degraded with the problems, and GET /protocols lists what is unavailable. With it, the reader of the
- * patient data the protocols' inputs declare.
+ * patient data the protocols' inputs declare, and the recorder of the contraindications found on it.
  */
 @Global()
 @Module({
@@ -22,7 +23,8 @@ import { PatientDataLoader } from './patient-data-loader';
       },
     },
     PatientDataLoader,
+    ContraindicationRecorder,
   ],
-  exports: [ProtocolCatalog, PatientDataLoader],
+  exports: [ProtocolCatalog, PatientDataLoader, ContraindicationRecorder],
 })
 export class ProtocolCatalogModule {}

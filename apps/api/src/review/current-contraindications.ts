@@ -1,14 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
-import { FhirClient } from '@kc/fhir';
-import {
-  APPLY_KEY_SYSTEM,
-  contraindicationsToRecord,
-  hasContraindicationChecks,
-  protocolActionOf,
-} from '@kc/protocols';
+import { ContraindicationRecorder } from '@kc/nest-core';
+import { hasContraindicationChecks, protocolActionOf } from '@kc/protocols';
 import { ApplyService } from '../protocols/apply.service';
-import { PatientDataLoader } from '@kc/nest-core';
 
 /**
  * The contraindication checks, asked again when a clinician authorises care: the Task was proposed when the patient
@@ -22,8 +16,7 @@ export class CurrentContraindications {
 
   constructor(
     private readonly plans: ApplyService,
-    private readonly patients: PatientDataLoader,
-    private readonly fhir: FhirClient,
+    private readonly recorder: ContraindicationRecorder,
   ) {}
 
   /**
@@ -39,31 +32,17 @@ export class CurrentContraindications {
     if (!carePlan || !actionId || !patientId || !canonical) return [];
     const { plan, definitions } = await this.plans.findPlan(canonical);
     if (!hasContraindicationChecks(plan, actionId, definitions)) return [];
-    const { patient, data } = await this.patients.load(plan, patientId);
-    const subject = patient ?? { resourceType: 'Patient' as const, id: patientId };
-    const toRecord = contraindicationsToRecord({
+    const recorded = await this.recorder.record({
       plan,
-      actionIds: [actionId],
-      variables: { ...data, subject, patient: subject, context: subject, resource: plan },
+      resolver: definitions,
       carePlan,
       patientId,
-      issues: issues.filter((i) => isOn(i, carePlan)),
-      resolver: definitions,
-      now: new Date(),
+      actionIds: [actionId],
+      issues: issues.filter((i) => i.implicated?.some((r) => r.reference === `CarePlan/${carePlan.id}`)),
       foundWhen: `when Task/${task.id} was to be approved`,
     });
-    const recorded: DetectedIssue[] = [];
-    for (const issue of toRecord) {
-      const { resource, created } = await this.fhir.create(issue.resource, {
-        ifNoneExist: { identifier: `${APPLY_KEY_SYSTEM}|${issue.key}` },
-      });
-      if (created) this.logger.warn({ msg: 'contraindication found at approval', task: task.id, issue: resource.id });
-      recorded.push(resource);
-    }
-    return recorded;
+    for (const { issue, created } of recorded)
+      if (created) this.logger.warn({ msg: 'contraindication found at approval', task: task.id, issue: issue.id });
+    return recorded.map((r) => r.issue);
   }
-}
-
-function isOn(issue: DetectedIssue, carePlan: CarePlan): boolean {
-  return Boolean(issue.implicated?.some((r) => r.reference === `CarePlan/${carePlan.id}`));
 }

@@ -3,14 +3,8 @@ import type { CarePlan, Condition, DetectedIssue, Observation, Resource, Task } 
 import { isResourceId } from '@kc/common';
 import { FhirClient, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
-import { PatientDataLoader } from '@kc/nest-core';
-import {
-  APPLY_KEY_SYSTEM,
-  contraindicationsToRecord,
-  hasContraindicationChecks,
-  ProtocolCatalog,
-  protocolActionOf,
-} from '@kc/protocols';
+import { ContraindicationRecorder } from '@kc/nest-core';
+import { hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 
 /** A plan with Tasks awaiting approval: what the sweep needs to check it. */
 interface WaitingPlan {
@@ -34,7 +28,7 @@ export class ContraindicationSweep {
   constructor(
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
-    private readonly patients: PatientDataLoader,
+    private readonly recorder: ContraindicationRecorder,
   ) {}
 
   /** Every plan with Tasks awaiting approval (with the overdue sweep). */
@@ -58,33 +52,26 @@ export class ContraindicationSweep {
   }
 
   private async check(params: SearchParams, now: Date): Promise<{ plans: number; recorded: number }> {
-    const waiting = await this.waitingPlans(params);
     let plans = 0;
     let recorded = 0;
-    for (const { carePlan, patientId, actionIds, issues } of waiting.values()) {
+    for (const { carePlan, patientId, actionIds, issues } of (await this.waitingPlans(params)).values()) {
       const plan = this.catalog.planOf(carePlan);
       const gated = plan ? [...actionIds].filter((id) => hasContraindicationChecks(plan, id, this.catalog)) : [];
       if (!plan || !gated.length) continue;
       plans++;
-      const { patient, data } = await this.patients.load(plan, patientId);
-      if (!patient) continue;
-      const toRecord = contraindicationsToRecord({
-        plan,
-        actionIds: gated,
-        variables: { ...data, subject: patient, patient, context: patient, resource: plan },
-        carePlan,
-        patientId,
-        issues,
-        resolver: this.catalog,
+      const found = await this.recorder.record(
+        {
+          plan,
+          resolver: this.catalog,
+          carePlan,
+          patientId,
+          actionIds: gated,
+          issues,
+          foundWhen: 'on the patient’s data while Tasks awaited approval',
+        },
         now,
-        foundWhen: 'on the patient’s data while Tasks awaited approval',
-      });
-      for (const issue of toRecord) {
-        const { created } = await this.fhir.create(issue.resource, {
-          ifNoneExist: { identifier: `${APPLY_KEY_SYSTEM}|${issue.key}` },
-        });
-        if (created) recorded++;
-      }
+      );
+      recorded += found.filter((f) => f.created).length;
     }
     if (recorded) this.logger.warn({ msg: 'contraindications found while Tasks awaited approval', recorded, plans });
     return { plans, recorded };
@@ -93,7 +80,8 @@ export class ContraindicationSweep {
   /** The plans (still holding care) with Tasks awaiting approval, each with its patient, actions and issues. */
   private async waitingPlans(params: SearchParams): Promise<Map<string, WaitingPlan>> {
     const carePlans = new Map<string, CarePlan>();
-    const issues: DetectedIssue[] = [];
+    // The issues implicating each plan, each once (pages repeat a plan's).
+    const issues = new Map<string, Map<string, DetectedIssue>>();
     const tasks: Task[] = [];
     // Each page with its plans and the issues implicating them.
     const pages = this.fhir.searchPages<Task>('Task', {
@@ -105,8 +93,13 @@ export class ContraindicationSweep {
       tasks.push(...matchesOf<Task>(page));
       for (const resource of includedOf<Resource>(page)) {
         if (resource.resourceType === 'CarePlan') carePlans.set(`CarePlan/${resource.id}`, resource);
-        if (resource.resourceType === 'DetectedIssue' && !issues.some((i) => i.id === resource.id))
-          issues.push(resource);
+        if (resource.resourceType !== 'DetectedIssue') continue;
+        for (const { reference } of resource.implicated ?? [])
+          if (reference)
+            issues.set(
+              reference,
+              (issues.get(reference) ?? new Map<string, DetectedIssue>()).set(resource.id!, resource),
+            );
       }
     }
     const waiting = new Map<string, WaitingPlan>();
@@ -120,7 +113,7 @@ export class ContraindicationSweep {
         carePlan,
         patientId,
         actionIds: new Set<string>(),
-        issues: issues.filter((i) => i.implicated?.some((r) => r.reference === ref)),
+        issues: [...(issues.get(ref)?.values() ?? [])],
       };
       entry.actionIds.add(actionId);
       waiting.set(ref, entry);
