@@ -1,11 +1,13 @@
 import request from 'supertest';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
-import type { CarePlan, Communication, CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Communication, CommunicationRequest, DetectedIssue, Patient, Task } from '@medplum/fhirtypes';
 import { QUEUES, reminderJobId, type DeliverReminderJob } from '@kc/queue';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import { ReminderSweep } from '../apps/worker/src/reminders/reminder-sweep';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, queueIdle, reportInfusion } from './support/clinic';
+import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -272,6 +274,23 @@ describe('patient reminders', () => {
     );
     expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
     expect(smtp.received.filter((m) => m.to.includes('ines@example.test'))).toEqual([]);
+  });
+
+  it('a pregnancy recorded after the session was approved: its reminders are held, not sent, while the contraindication awaits a clinician', async () => {
+    const p = await enrolledPatient('nadia@example.test');
+    await approveSession(p.session);
+    await service.app.get(ReminderSweep).sweep();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], p.patient));
+    await service.app.get(ContraindicationSweep).sweep();
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${p.carePlanId}`,
+    });
+    expect(issue.code?.coding?.[0].code).toBe('pregnancy');
+    await timePasses();
+    // Still active (a clinician may override and go ahead), none delivered.
+    expect((await remindersOf(p.session)).map((r) => r.status)).toEqual(['active', 'active', 'active']);
+    expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
+    expect(smtp.received.filter((m) => m.to.includes('nadia@example.test'))).toEqual([]);
   });
 
   it('two deliveries of the same reminder at once record one Communication', async () => {

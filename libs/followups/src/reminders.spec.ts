@@ -117,6 +117,13 @@ describe('deliveryDecision', () => {
     expect(decide({ task: done })).toMatchObject({ action: 'revoke' });
     expect(decide({ task: undefined })).toMatchObject({ action: 'revoke' });
   });
+  it('holds a reminder, unsent, while a contraindication gating its session awaits a clinician', () => {
+    expect(decide({ contraindications: [] })).toEqual({ action: 'send' });
+    expect(decide({ contraindications: ['DetectedIssue/d1'] })).toEqual({
+      action: 'skip',
+      why: 'Not sent: a contraindication on its plan awaits a clinician (DetectedIssue/d1)',
+    });
+  });
   it('revokes a reminder whose plan was stopped, over or entered in error; keeps one of a paused plan unsent', () => {
     const carePlan = { resourceType: 'CarePlan', status: 'active', intent: 'plan', subject: {} } as const;
     expect(decide({ carePlan })).toEqual({ action: 'send' });

@@ -187,6 +187,11 @@ export function deliveryDecision(input: {
   task?: Task;
   /** The CarePlan it is based on, when it has one. */
   carePlan?: CarePlan;
+  /**
+   * Unresolved contraindications on the plan that gate the Task it is about (a pregnancy recorded since the session
+   * was approved): held, not sent, while a clinician has not decided.
+   */
+  contraindications?: string[];
   now: Date;
 }): DeliveryDecision {
   const { request, task, now } = input;
@@ -198,6 +203,11 @@ export function deliveryDecision(input: {
   if (plan && !plan.ok)
     return plan.closed ? { action: 'revoke', why: `Not sent: ${plan.reason}` } : { action: 'skip', why: plan.reason };
   if (aboutTask(request) && !task) return { action: 'revoke', why: 'The Task it was about no longer exists' };
+  if (input.contraindications?.length)
+    return {
+      action: 'skip',
+      why: `Not sent: a contraindication on its plan awaits a clinician (${input.contraindications.join('; ')})`,
+    };
   if (task && !(isOpen(task) && isApproved(task)))
     return { action: 'revoke', why: `Not sent: the ${task.description ?? 'Task'} is no longer planned` };
   const closes = task?.restriction?.period?.end ?? request.occurrencePeriod?.end;

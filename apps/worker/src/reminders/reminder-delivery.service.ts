@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, CommunicationRequest, Patient, Task } from '@medplum/fhirtypes';
-import { FhirClient, FhirVersionConflictError, readAndSearchEach } from '@kc/fhir';
+import type { CarePlan, CommunicationRequest, DetectedIssue, Patient, Task } from '@medplum/fhirtypes';
+import { FhirClient, FhirVersionConflictError, matchesOf, readAndSearchEach } from '@kc/fhir';
 import {
   aboutTask,
   carePlanReferenceOf,
@@ -8,6 +8,7 @@ import {
   revokedReminder,
   type DeliveryDecision,
 } from '@kc/followups';
+import { contraindicationState, hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { ReminderQueue } from '@kc/queue';
 import { FhirCommunicationRecord } from './fhir-communication-record';
 import { REMINDER_SENDERS, type ReminderSender } from './reminder-sender';
@@ -30,13 +31,15 @@ export class ReminderDelivery {
     private readonly queue: ReminderQueue,
     @Inject(REMINDER_SENDERS) private readonly senders: ReminderSender[],
     private readonly record: FhirCommunicationRecord,
+    private readonly catalog: ProtocolCatalog,
   ) {}
 
   async deliver(requestId: string, plannedAt: string): Promise<ReminderOutcome> {
     const request = await this.fhir.readIfExists<CommunicationRequest>('CommunicationRequest', requestId);
     if (!request?.id) return { status: 'skip', why: 'request not found' };
-    const { task, carePlan, patient } = await this.context(request);
-    const decision = deliveryDecision({ request, plannedAt, task, carePlan, now: new Date() });
+    const { task, carePlan, patient, issues } = await this.context(request);
+    const contraindications = this.gating(task, carePlan, issues);
+    const decision = deliveryDecision({ request, plannedAt, task, carePlan, contraindications, now: new Date() });
     switch (decision.action) {
       case 'skip':
         return { status: 'skip', why: decision.why };
@@ -75,22 +78,38 @@ export class ReminderDelivery {
   }
 
   /**
-   * One batch: the Task the reminder is about, the CarePlan it is based on and, when a channel needs contact details,
-   * the patient.
+   * The plan's unresolved contraindications, named, when a contraindication check of its protocol gates the Task the
+   * reminder is about (a session's "no driving afterwards", not the post-infusion check's).
+   */
+  private gating(task: Task | undefined, carePlan: CarePlan | undefined, issues: DetectedIssue[]): string[] {
+    const unresolved = issues.filter((i) => contraindicationState(i) === 'unresolved');
+    const plan = carePlan && this.catalog.planOf(carePlan);
+    const actionId = task && protocolActionOf(task);
+    if (!unresolved.length || !plan || !actionId || !hasContraindicationChecks(plan, actionId, this.catalog)) return [];
+    return unresolved.map((i) => `DetectedIssue/${i.id}`);
+  }
+
+  /**
+   * One batch: the Task the reminder is about, the CarePlan it is based on and the contraindications implicating it,
+   * and, when a channel needs contact details, the patient.
    */
   private async context(
     request: CommunicationRequest,
-  ): Promise<{ task?: Task; carePlan?: CarePlan; patient?: Patient }> {
+  ): Promise<{ task?: Task; carePlan?: CarePlan; patient?: Patient; issues: DetectedIssue[] }> {
     const taskRef = aboutTask(request);
     const carePlanRef = carePlanReferenceOf(request);
     const patientRef = this.senders.length ? request.recipient?.[0]?.reference : undefined;
     const refs = [taskRef, carePlanRef, patientRef].filter((r): r is string => Boolean(r));
-    const { read } = await readAndSearchEach(this.fhir, refs, []);
+    const searches = carePlanRef
+      ? [{ name: 'issues', resourceType: 'DetectedIssue', params: { implicated: carePlanRef }, everyMatch: true }]
+      : [];
+    const { read, found: searched } = await readAndSearchEach(this.fhir, refs, searches);
     const found = new Map(refs.map((ref, i) => [ref, read[i]]));
     return {
       task: taskRef ? (found.get(taskRef) as Task | undefined) : undefined,
       carePlan: carePlanRef ? (found.get(carePlanRef) as CarePlan | undefined) : undefined,
       patient: patientRef ? (found.get(patientRef) as Patient | undefined) : undefined,
+      issues: searched.issues ? matchesOf<DetectedIssue>(searched.issues) : [],
     };
   }
 }
