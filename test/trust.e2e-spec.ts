@@ -565,6 +565,32 @@ describe('trustworthy plans', () => {
         .expect(200);
     });
 
+    it('a plan applied inline (its PlanDefinition on no server): its Tasks are still approved', async () => {
+      const subject = await patient({});
+      const plan = ehrPlan({
+        url: `http://ehr.example/PlanDefinition/inline-${Date.now()}`,
+        action: [{ id: 'call', title: 'Call the patient a week after enrolment' }],
+      });
+      const applied = await request(service.url)
+        .post('/fhir/PlanDefinition/$apply')
+        .set(service.as('clinician'))
+        .send({
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'planDefinition', resource: plan },
+            { name: 'subject', valueReference: { reference: subject } },
+            { name: 'persist', valueBoolean: true },
+          ],
+        })
+        .expect(200);
+      const [task] = await onPlan<Task>('Task', (applied.body as CarePlan).id!);
+      await request(service.url)
+        .post(`/tasks/${task.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: task.meta!.versionId })
+        .expect(200);
+    });
+
     it('an expression language the engine cannot evaluate is a 422 naming the element', async () => {
       const subject = await patient({});
       const plan = ehrPlan({

@@ -46,14 +46,20 @@ export class ApplyService {
   /** By id, canonical url or url|version; the catalog first, then the FHIR server (a plan an EHR posted). */
   async findPlan(idOrCanonical: string | undefined): Promise<ResolvedPlan> {
     if (!idOrCanonical) throw notFound('planDefinition (or url) is required');
-    const known = this.catalog.findPlanDefinition(idOrCanonical);
-    if (known) return { plan: known, definitions: this.catalog };
-    const plan = await this.fromServer(idOrCanonical);
-    if (!plan)
+    const found = await this.knownPlan(idOrCanonical);
+    if (!found)
       throw notFound(
         `Unknown PlanDefinition ${idOrCanonical}: not in the catalog (GET /protocols) nor on the FHIR server`,
       );
-    return this.withDefinitions(plan);
+    return found;
+  }
+
+  /** The same, undefined when neither has it (a plan once applied inline, from the request's own PlanDefinition). */
+  async knownPlan(idOrCanonical: string): Promise<ResolvedPlan | undefined> {
+    const known = this.catalog.findPlanDefinition(idOrCanonical);
+    if (known) return { plan: known, definitions: this.catalog };
+    const plan = await this.fromServer(idOrCanonical);
+    return plan ? this.withDefinitions(plan) : undefined;
   }
 
   /** A PlanDefinition given inline (the planDefinition resource parameter). */

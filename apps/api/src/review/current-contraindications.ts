@@ -30,8 +30,10 @@ export class CurrentContraindications {
     const patientId = /^Patient\/([^/]+)$/.exec(task.for?.reference ?? '')?.[1];
     const canonical = carePlan?.instantiatesCanonical?.[0];
     if (!carePlan || !actionId || !patientId || !canonical) return [];
-    const { plan, definitions } = await this.plans.findPlan(canonical);
-    if (!hasContraindicationChecks(plan, actionId, definitions)) return [];
+    // A plan applied inline has its definition nowhere to read again: its checks ran at $apply, and cannot now.
+    const known = await this.plans.knownPlan(canonical);
+    if (!known || !hasContraindicationChecks(known.plan, actionId, known.definitions)) return [];
+    const { plan, definitions } = known;
     const recorded = await this.recorder.record({
       plan,
       resolver: definitions,
