@@ -9,6 +9,7 @@ import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { StoppedPlanSweep } from './maintenance/stopped-plan-sweep';
+import { WaitingTasksReader } from './maintenance/waiting-tasks';
 import { ProcedurePoller } from './maintenance/procedure-poller';
 import { QueueJobMetrics } from './queue-job-metrics';
 import { BoosterOutcomes } from './outcomes/booster-outcomes.service';
@@ -41,6 +42,7 @@ export class WorkerModule {
         OverdueSweep,
         StoppedPlanSweep,
         ContraindicationSweep,
+        WaitingTasksReader,
         MaintenanceSchedules,
         ReminderDelivery,
         FhirCommunicationRecord,

@@ -66,6 +66,11 @@ export function stateOf(task: Task): TaskState | undefined {
   return undefined;
 }
 
+/** The id of the patient a Task is for (`for: Patient/<id>`); undefined for anything else. */
+export function patientIdOf(task: Task): string | undefined {
+  return /^Patient\/([^/]+)$/.exec(task.for?.reference ?? '')?.[1];
+}
+
 export function isOpen(task: Task): boolean {
   const state = stateOf(task);
   return state !== undefined && OPEN.includes(state);

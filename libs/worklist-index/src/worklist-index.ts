@@ -1,6 +1,7 @@
 import type { CarePlan, Resource, Task } from '@medplum/fhirtypes';
 import type { Redis } from 'ioredis';
 import type { FhirClient } from '@kc/fhir';
+import { patientIdOf } from '@kc/task-states';
 import {
   carePlanOf,
   isOverdue,
@@ -293,7 +294,7 @@ export class WorklistIndex {
       const protocol = protocols.get(carePlanOf(task) ?? '');
       const stored: StoredEntry = {
         m: memberOf(task),
-        pt: /^Patient\/([^/]+)$/.exec(task.for?.reference ?? '')?.[1],
+        pt: patientIdOf(task),
         pr: protocol?.split('|')[0],
         e: toEntry(task, protocol),
       };

@@ -34,8 +34,12 @@ export class ContraindicationGuard {
  */
 export function assertClearOf(carePlan: string | undefined, issues: DetectedIssue[]): void {
   if (!carePlan) return;
-  const implicating = issues.filter((i) => i.implicated?.some((r) => r.reference === carePlan));
-  assertNoneUnresolved(carePlan, implicating.filter(isUnresolved));
+  assertNoneUnresolved(carePlan, implicating(issues, carePlan).filter(isUnresolved));
+}
+
+/** The DetectedIssues that implicate a plan (`CarePlan/<id>`). */
+export function implicating(issues: DetectedIssue[], carePlan: string): DetectedIssue[] {
+  return issues.filter((i) => i.implicated?.some((r) => r.reference === carePlan));
 }
 
 function assertNoneUnresolved(carePlan: string, open: DetectedIssue[]): void {

@@ -2,7 +2,9 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { ContraindicationRecorder } from '@kc/nest-core';
 import { hasContraindicationChecks, protocolActionOf } from '@kc/protocols';
+import { patientIdOf } from '@kc/task-states';
 import { ApplyService } from '../protocols/apply.service';
+import { implicating } from './contraindication-guard';
 
 /**
  * The contraindication checks, asked again when a clinician authorises care: the Task was proposed when the patient
@@ -27,7 +29,7 @@ export class CurrentContraindications {
    */
   async found(task: Task, carePlan: CarePlan | undefined, issues: DetectedIssue[]): Promise<DetectedIssue[]> {
     const actionId = protocolActionOf(task);
-    const patientId = /^Patient\/([^/]+)$/.exec(task.for?.reference ?? '')?.[1];
+    const patientId = patientIdOf(task);
     const canonical = carePlan?.instantiatesCanonical?.[0];
     if (!carePlan || !actionId || !patientId || !canonical) return [];
     // A plan applied inline has its definition nowhere to read again: its checks ran at $apply, and cannot now.
@@ -40,7 +42,7 @@ export class CurrentContraindications {
       carePlan,
       patientId,
       actionIds: [actionId],
-      issues: issues.filter((i) => i.implicated?.some((r) => r.reference === `CarePlan/${carePlan.id}`)),
+      issues: implicating(issues, `CarePlan/${carePlan.id}`),
       foundWhen: `when Task/${task.id} was to be approved`,
     });
     for (const { issue, created } of recorded)

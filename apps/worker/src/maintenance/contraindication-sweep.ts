@@ -1,10 +1,12 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, Condition, DetectedIssue, Observation, Resource, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Condition, DetectedIssue, Observation } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
-import { FhirClient, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
+import { FhirClient } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
 import { ContraindicationRecorder } from '@kc/nest-core';
 import { hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
+import { patientIdOf } from '@kc/task-states';
+import { WaitingTasksReader, type WaitingTasks } from './waiting-tasks';
 
 /** A plan with Tasks awaiting approval: what the sweep needs to check it. */
 interface WaitingPlan {
@@ -29,12 +31,12 @@ export class ContraindicationSweep {
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
     private readonly recorder: ContraindicationRecorder,
+    private readonly reader: WaitingTasksReader,
   ) {}
 
-  /** Every plan with Tasks awaiting approval (with the overdue sweep). */
-  sweep(now = new Date()): Promise<{ plans: number; recorded: number }> {
-    // By `_lastUpdated`, so Medplum pages by cursor.
-    return this.check({ status: 'draft', _sort: '_lastUpdated', _count: 200 }, now);
+  /** Every plan with Tasks awaiting approval (with the overdue sweep), or those of a read already made. */
+  async sweep(now = new Date(), waiting?: WaitingTasks): Promise<{ plans: number; recorded: number }> {
+    return this.check(waiting ?? (await this.reader.all()), now);
   }
 
   /**
@@ -45,16 +47,16 @@ export class ContraindicationSweep {
   async recheckFor(reference: string, now = new Date()): Promise<{ plans: number; recorded: number }> {
     const [type, id] = reference.split('/');
     if ((type !== 'Condition' && type !== 'Observation') || !isResourceId(id)) return { plans: 0, recorded: 0 };
-    const record = await this.fhir.searchAll<Condition | Observation>(type, { _id: id });
-    const patient = record[0]?.subject?.reference;
+    const record = await this.fhir.readIfExists<Condition | Observation>(type, id);
+    const patient = record?.subject?.reference;
     if (!patient || !/^Patient\/[^/]+$/.test(patient)) return { plans: 0, recorded: 0 };
-    return this.check({ patient, status: 'draft', _count: 200 }, now);
+    return this.check(await this.reader.read({ patient }), now);
   }
 
-  private async check(params: SearchParams, now: Date): Promise<{ plans: number; recorded: number }> {
+  private async check(waiting: WaitingTasks, now: Date): Promise<{ plans: number; recorded: number }> {
     let plans = 0;
     let recorded = 0;
-    for (const { carePlan, patientId, actionIds, issues } of (await this.waitingPlans(params)).values()) {
+    for (const { carePlan, patientId, actionIds, issues } of waitingPlans(waiting).values()) {
       const plan = this.catalog.planOf(carePlan);
       const gated = plan ? [...actionIds].filter((id) => hasContraindicationChecks(plan, id, this.catalog)) : [];
       if (!plan || !gated.length) continue;
@@ -76,48 +78,25 @@ export class ContraindicationSweep {
     if (recorded) this.logger.warn({ msg: 'contraindications found while Tasks awaited approval', recorded, plans });
     return { plans, recorded };
   }
+}
 
-  /** The plans (still holding care) with Tasks awaiting approval, each with its patient, actions and issues. */
-  private async waitingPlans(params: SearchParams): Promise<Map<string, WaitingPlan>> {
-    const carePlans = new Map<string, CarePlan>();
-    // The issues implicating each plan, each once (pages repeat a plan's).
-    const issues = new Map<string, Map<string, DetectedIssue>>();
-    const tasks: Task[] = [];
-    // Each page with its plans and the issues implicating them.
-    const pages = this.fhir.searchPages<Task>('Task', {
-      ...params,
-      _include: 'Task:based-on',
-      '_revinclude:iterate': 'DetectedIssue:implicated',
-    });
-    for await (const page of pages) {
-      tasks.push(...matchesOf<Task>(page));
-      for (const resource of includedOf<Resource>(page)) {
-        if (resource.resourceType === 'CarePlan') carePlans.set(`CarePlan/${resource.id}`, resource);
-        if (resource.resourceType !== 'DetectedIssue') continue;
-        for (const { reference } of resource.implicated ?? [])
-          if (reference)
-            issues.set(
-              reference,
-              (issues.get(reference) ?? new Map<string, DetectedIssue>()).set(resource.id!, resource),
-            );
-      }
-    }
-    const waiting = new Map<string, WaitingPlan>();
-    for (const task of tasks) {
-      const ref = carePlanReferenceOf(task);
-      const carePlan = ref ? carePlans.get(ref) : undefined;
-      const actionId = protocolActionOf(task);
-      const patientId = /^Patient\/([^/]+)$/.exec(task.for?.reference ?? '')?.[1];
-      if (!ref || !carePlan || !actionId || !patientId || !carePlanHoldsCare(carePlan).ok) continue;
-      const entry = waiting.get(ref) ?? {
-        carePlan,
-        patientId,
-        actionIds: new Set<string>(),
-        issues: [...(issues.get(ref)?.values() ?? [])],
-      };
-      entry.actionIds.add(actionId);
-      waiting.set(ref, entry);
-    }
-    return waiting;
+/** The plans (still holding care) with Tasks awaiting approval, each with its patient, actions and issues. */
+function waitingPlans({ tasks, carePlans, issues }: WaitingTasks): Map<string, WaitingPlan> {
+  const waiting = new Map<string, WaitingPlan>();
+  for (const task of tasks) {
+    const ref = carePlanReferenceOf(task);
+    const carePlan = ref ? carePlans.get(ref) : undefined;
+    const actionId = protocolActionOf(task);
+    const patientId = patientIdOf(task);
+    if (!ref || !carePlan || !actionId || !patientId || !carePlanHoldsCare(carePlan).ok) continue;
+    const entry = waiting.get(ref) ?? {
+      carePlan,
+      patientId,
+      actionIds: new Set<string>(),
+      issues: issues.get(ref) ?? [],
+    };
+    entry.actionIds.add(actionId);
+    waiting.set(ref, entry);
   }
+  return waiting;
 }

@@ -6,6 +6,7 @@ import { QueueJobMetrics } from '../queue-job-metrics';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
+import { WaitingTasksReader } from './waiting-tasks';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
 import { ScorePoller } from '../outcomes/score-poller';
@@ -18,6 +19,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly sweep: OverdueSweep,
     private readonly stoppedPlans: StoppedPlanSweep,
     private readonly contraindications: ContraindicationSweep,
+    private readonly waiting: WaitingTasksReader,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
     queueMetrics: QueueJobMetrics,
@@ -35,9 +37,12 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       case JOBS.overdueSweep: {
         // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications
         // found since the waiting ones were proposed recorded on their plans.
+        // The last two judge one read of the Tasks awaiting approval (a stopped plan's are skipped by the second).
         const overdue = await this.sweep.sweep();
-        const { withdrawn } = await this.stoppedPlans.sweep();
-        return { ...overdue, withdrawn, contraindications: (await this.contraindications.sweep()).recorded };
+        const waiting = await this.waiting.all();
+        const { withdrawn } = await this.stoppedPlans.sweep(new Date(), waiting);
+        const { recorded } = await this.contraindications.sweep(new Date(), waiting);
+        return { ...overdue, withdrawn, contraindications: recorded };
       }
       case JOBS.reconcileProcedures: {
         // One reconciliation job: completed infusions, then recorded scores.

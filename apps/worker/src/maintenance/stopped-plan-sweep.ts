@@ -1,8 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, Resource, Task } from '@medplum/fhirtypes';
-import { FhirClient, FhirVersionConflictError, includedOf, matchesOf, updateEntry, type SearchParams } from '@kc/fhir';
+import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
 import { withdrawalsForStoppedPlans } from '@kc/followups';
-import { changeProvenance, isAuthorisable, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
+import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+import { WaitingTasksReader, type WaitingTasks } from './waiting-tasks';
 
 /**
  * Withdraws the Tasks awaiting approval on plans an EHR stopped (withdrawalsForStoppedPlans), each with its draft
@@ -14,33 +14,25 @@ import { changeProvenance, isAuthorisable, THIS_SERVICE, type AuthorisableReques
 export class StoppedPlanSweep {
   private readonly logger = new Logger(StoppedPlanSweep.name);
 
-  constructor(private readonly fhir: FhirClient) {}
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly reader: WaitingTasksReader,
+  ) {}
 
-  /** Every Task awaiting approval (with the overdue sweep, OVERDUE_SWEEP_CRON). */
-  sweep(now = new Date()): Promise<{ withdrawn: number; checked: number }> {
-    // By `_lastUpdated`, so Medplum pages by cursor.
-    return this.withdraw({ status: 'draft', _sort: '_lastUpdated', _count: 200 }, now);
+  /** Every Task awaiting approval (with the overdue sweep, OVERDUE_SWEEP_CRON), or those of a read already made. */
+  async sweep(now = new Date(), waiting?: WaitingTasks): Promise<{ withdrawn: number; checked: number }> {
+    return this.withdraw(waiting ?? (await this.reader.all()), now);
   }
 
   /** One plan's Tasks awaiting approval, when a notification says the plan changed. */
-  sweepPlan(carePlanId: string, now = new Date()): Promise<{ withdrawn: number; checked: number }> {
-    return this.withdraw({ 'based-on': `CarePlan/${carePlanId}`, status: 'draft', _count: 200 }, now);
+  async sweepPlan(carePlanId: string, now = new Date()): Promise<{ withdrawn: number; checked: number }> {
+    return this.withdraw(await this.reader.read({ 'based-on': `CarePlan/${carePlanId}` }), now);
   }
 
-  private async withdraw(params: SearchParams, now: Date): Promise<{ withdrawn: number; checked: number }> {
-    const tasks: Task[] = [];
-    const carePlans = new Map<string, CarePlan>();
-    const proposals = new Map<string, AuthorisableRequest>();
-    // The Tasks with each one's CarePlan and proposal.
-    const pages = this.fhir.searchPages<Task>('Task', { ...params, _include: ['Task:based-on', 'Task:focus'] });
-    for await (const page of pages) {
-      tasks.push(...matchesOf<Task>(page));
-      for (const resource of includedOf<Resource>(page)) {
-        const ref = `${resource.resourceType}/${resource.id}`;
-        if (resource.resourceType === 'CarePlan') carePlans.set(ref, resource);
-        else if (isAuthorisable(resource)) proposals.set(ref, resource);
-      }
-    }
+  private async withdraw(
+    { tasks, carePlans, proposals }: WaitingTasks,
+    now: Date,
+  ): Promise<{ withdrawn: number; checked: number }> {
     let withdrawn = 0;
     for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, now })) {
       const writes = [

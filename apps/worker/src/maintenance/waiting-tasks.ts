@@ -1,0 +1,57 @@
+import { Injectable } from '@nestjs/common';
+import type { CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes';
+import { FhirClient, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
+import { isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
+
+/** Tasks awaiting approval with what the sweeps judge them by. */
+export interface WaitingTasks {
+  tasks: Task[];
+  /** Each Task's CarePlan, by reference. */
+  carePlans: Map<string, CarePlan>;
+  /** The draft requests the Tasks authorise, by reference. */
+  proposals: Map<string, AuthorisableRequest>;
+  /** The DetectedIssues implicating each plan, by the plan's reference. */
+  issues: Map<string, DetectedIssue[]>;
+}
+
+/**
+ * Reads the Tasks awaiting approval (all of them, a plan's, a patient's) in one paged search with their CarePlans,
+ * the requests they authorise and the plans' DetectedIssues (`_include`, `_revinclude:iterate`): the stopped-plan and
+ * the contraindication sweeps judge the same read, made once per overdue sweep.
+ */
+@Injectable()
+export class WaitingTasksReader {
+  constructor(private readonly fhir: FhirClient) {}
+
+  /** Every Task awaiting approval, by `_lastUpdated` (so Medplum pages by cursor). */
+  all(): Promise<WaitingTasks> {
+    return this.read({ _sort: '_lastUpdated' });
+  }
+
+  /** Those matching `params` besides `status=draft` (a plan's `based-on`, a patient's `patient`). */
+  async read(params: SearchParams): Promise<WaitingTasks> {
+    const waiting: WaitingTasks = { tasks: [], carePlans: new Map(), proposals: new Map(), issues: new Map() };
+    // Pages repeat a plan's issues: each once.
+    const issues = new Map<string, DetectedIssue>();
+    const pages = this.fhir.searchPages<Task>('Task', {
+      ...params,
+      status: 'draft',
+      _count: 200,
+      _include: ['Task:based-on', 'Task:focus'],
+      '_revinclude:iterate': 'DetectedIssue:implicated',
+    });
+    for await (const page of pages) {
+      waiting.tasks.push(...matchesOf<Task>(page));
+      for (const resource of includedOf<Resource>(page)) {
+        const ref = `${resource.resourceType}/${resource.id}`;
+        if (resource.resourceType === 'CarePlan') waiting.carePlans.set(ref, resource);
+        else if (resource.resourceType === 'DetectedIssue') issues.set(ref, resource);
+        else if (isAuthorisable(resource)) waiting.proposals.set(ref, resource);
+      }
+    }
+    for (const issue of issues.values())
+      for (const { reference } of issue.implicated ?? [])
+        if (reference) waiting.issues.set(reference, [...(waiting.issues.get(reference) ?? []), issue]);
+    return waiting;
+  }
+}
