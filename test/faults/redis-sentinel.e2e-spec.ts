@@ -7,12 +7,7 @@ import {
   reportInfusionThroughFailover,
   waitFor,
 } from '../support/clinic';
-import {
-  startPrivateRedis,
-  startPrivateSentinel,
-  type PrivateRedis,
-  type PrivateSentinel,
-} from '../support/private-redis';
+import { startPrivateSentinelSet, type PrivateSentinelSet } from '../support/private-redis';
 import { startTestService, type TestService } from '../support/test-service';
 
 /**
@@ -21,35 +16,16 @@ import { startTestService, type TestService } from '../support/test-service';
  * without a restart. A private master, replica and sentinel: the shared Redis is never touched.
  */
 describe('Redis Sentinel: the service follows a failover', () => {
-  let master: PrivateRedis;
-  let replica: PrivateRedis;
-  let sentinel: PrivateSentinel;
+  let redis: PrivateSentinelSet;
   let service: TestService | undefined;
-  let admin: Redis;
 
   beforeAll(async () => {
-    master = await startPrivateRedis({ appendonly: false });
-    replica = await startPrivateRedis({ appendonly: false, args: ['--replicaof', '127.0.0.1', String(master.port)] });
-    sentinel = await startPrivateSentinel({ masterPort: master.port, name: 'kc', downAfterMs: 1000 });
-    admin = new Redis({ port: sentinel.port, host: '127.0.0.1', lazyConnect: true });
-    await admin.connect();
-    // The sentinel must know the replica before the master can be failed over to it.
-    await waitFor(
-      async () => ((await admin.call('SENTINEL', 'replicas', 'kc')) as unknown[]).length > 0,
-      'the sentinel to discover the replica',
-      20_000,
-    );
+    redis = await startPrivateSentinelSet({ name: 'kc' });
   }, 30_000);
   afterAll(async () => {
     await service?.stop();
-    admin?.disconnect();
-    await sentinel?.close();
-    await replica?.close();
-    await master?.close();
+    await redis?.close();
   });
-
-  const masterPort = async () =>
-    Number(((await admin.call('SENTINEL', 'get-master-addr-by-name', 'kc')) as string[])[1]);
 
   const reportThroughFailover = (procedureId: string) => reportInfusionThroughFailover(service!, procedureId);
 
@@ -57,16 +33,20 @@ describe('Redis Sentinel: the service follows a failover', () => {
     service = await startTestService({
       // The host is unused with Sentinel; the sentinels name the master.
       redisUrl: 'redis://127.0.0.1:1',
-      redisSentinel: { sentinels: [{ host: '127.0.0.1', port: sentinel.port }], name: 'kc' },
+      redisSentinel: { sentinels: [{ host: '127.0.0.1', port: redis.sentinel.port }], name: 'kc' },
     });
-    expect(await masterPort()).toBe(master.port);
+    expect(await redis.masterPort()).toBe(redis.master.port);
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
     expect(await reportThroughFailover(first)).toMatchObject({ status: 'created' });
     await request(service.url).get('/worklist').set(service.as('clinician')).expect(200);
 
-    await master.kill();
-    await waitFor(async () => (await masterPort()) === replica.port, 'the sentinel to promote the replica', 30_000);
+    await redis.master.kill();
+    await waitFor(
+      async () => (await redis.masterPort()) === redis.replica.port,
+      'the sentinel to promote the replica',
+      30_000,
+    );
 
     const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
     expect(await reportThroughFailover(second)).toMatchObject({ status: 'created' });
@@ -77,7 +57,7 @@ describe('Redis Sentinel: the service follows a failover', () => {
     }, 'the worklist to answer');
     expect(JSON.stringify(worklist.body)).toContain(enrolment.carePlanId);
     // The jobs and the index are on the promoted replica, not on the dead master.
-    const promoted = new Redis({ port: replica.port, host: '127.0.0.1', lazyConnect: true });
+    const promoted = new Redis({ port: redis.replica.port, host: '127.0.0.1', lazyConnect: true });
     await promoted.connect();
     try {
       expect(await promoted.info('replication')).toMatch(/role:master/);

@@ -11,7 +11,7 @@ import {
   reportInfusionThroughFailover,
   waitFor,
 } from '../support/clinic';
-import { startPrivateRedis, startPrivateSentinel } from '../support/private-redis';
+import { startPrivateRedis, startPrivateSentinelSet } from '../support/private-redis';
 import { startTestService, type TestService } from '../support/test-service';
 import { makeTlsCertificates, type TlsFiles } from '../support/tls-certificates';
 
@@ -86,38 +86,24 @@ describe('Redis over TLS', () => {
   });
 
   it('Sentinel over TLS: the master found through the sentinel, and the promoted replica after a failover', async () => {
-    const master = await startPrivateRedis({ appendonly: false, tls });
-    stops.push(() => master.close());
-    const replica = await startPrivateRedis({
-      appendonly: false,
-      tls,
-      args: ['--replicaof', '127.0.0.1', String(master.port)],
-    });
-    stops.push(() => replica.close());
-    const sentinel = await startPrivateSentinel({ masterPort: master.port, name: 'kc', downAfterMs: 1000, tls });
-    stops.push(() => sentinel.close());
-    const admin = new Redis({ port: sentinel.port, host: '127.0.0.1', tls: { ca }, lazyConnect: true });
-    stops.push(() => Promise.resolve(admin.disconnect()));
-    await admin.connect();
-    const masterPort = async () =>
-      Number(((await admin.call('SENTINEL', 'get-master-addr-by-name', 'kc')) as string[])[1]);
-    await waitFor(
-      async () => ((await admin.call('SENTINEL', 'replicas', 'kc')) as unknown[]).length > 0,
-      'the sentinel to discover the replica',
-      20_000,
-    );
+    const redis = await startPrivateSentinelSet({ name: 'kc', tls });
+    stops.push(() => redis.close());
 
     service = await startTestService({
       redisUrl: 'rediss://127.0.0.1:1', // the host is unused with Sentinel; rediss: TLS everywhere
-      redisSentinel: { sentinels: [{ host: '127.0.0.1', port: sentinel.port }], name: 'kc' },
+      redisSentinel: { sentinels: [{ host: '127.0.0.1', port: redis.sentinel.port }], name: 'kc' },
       redisTlsCa: ca,
     });
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
     expect(await report(first)).toMatchObject({ status: 'created' });
 
-    await master.kill();
-    await waitFor(async () => (await masterPort()) === replica.port, 'the sentinel to promote the replica', 30_000);
+    await redis.master.kill();
+    await waitFor(
+      async () => (await redis.masterPort()) === redis.replica.port,
+      'the sentinel to promote the replica',
+      30_000,
+    );
     const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
     expect(await report(second)).toMatchObject({ status: 'created' });
     expect((await followUpTasks(service, second)).length).toBeGreaterThan(0);

@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import { createConnection } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Redis } from 'ioredis';
+import { waitFor } from './clinic';
 import { freePort } from './service-process';
 import { redisTlsSettings, type TlsFiles } from './tls-certificates';
 
@@ -149,4 +151,60 @@ export async function startPrivateSentinel(options: {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface PrivateSentinelSet {
+  master: PrivateRedis;
+  replica: PrivateRedis;
+  sentinel: PrivateSentinel;
+  /** The port of the master the sentinel names now (the replica's after a failover). */
+  masterPort(): Promise<number>;
+  /** Stops all three for good. */
+  close(): Promise<void>;
+}
+
+/**
+ * A master, its replica and a sentinel watching them as `name`, ready to fail over (the sentinel knows the replica);
+ * all three serve TLS only when `tls` is given.
+ */
+export async function startPrivateSentinelSet(options: { name: string; tls?: TlsFiles }): Promise<PrivateSentinelSet> {
+  const { name, tls } = options;
+  const started: { close(): Promise<void> }[] = [];
+  let admin: Redis | undefined;
+  const close = async () => {
+    admin?.disconnect();
+    for (const server of started.reverse()) await server.close();
+  };
+  try {
+    const master = await startPrivateRedis({ appendonly: false, tls });
+    started.push(master);
+    const replica = await startPrivateRedis({
+      appendonly: false,
+      tls,
+      args: ['--replicaof', '127.0.0.1', String(master.port)],
+    });
+    started.push(replica);
+    const sentinel = await startPrivateSentinel({ masterPort: master.port, name, downAfterMs: 1000, tls });
+    started.push(sentinel);
+    const client = new Redis({
+      port: sentinel.port,
+      host: '127.0.0.1',
+      tls: tls ? { ca: fs.readFileSync(tls.ca, 'utf8') } : undefined,
+      lazyConnect: true,
+    });
+    admin = client;
+    await client.connect();
+    // The sentinel must know the replica before the master can be failed over to it.
+    await waitFor(
+      async () => ((await client.call('SENTINEL', 'replicas', name)) as unknown[]).length > 0,
+      'the sentinel to discover the replica',
+      20_000,
+    );
+    const masterPort = async () =>
+      Number(((await client.call('SENTINEL', 'get-master-addr-by-name', name)) as string[])[1]);
+    return { master, replica, sentinel, masterPort, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
