@@ -38,9 +38,7 @@ export function contraindicationsGating(
   actionId: string,
   options: { variables: ProtocolVariables; overridden: ReadonlySet<string>; resolver: DefinitionResolver },
 ): Contraindication[] {
-  const checks = (pathTo(plan.action, actionId, options.resolver) ?? []).flatMap((action) =>
-    (action.condition ?? []).filter((c) => c.kind === 'applicability' && contraindicationCheck(c)),
-  );
+  const checks = checksGating(plan, actionId, options.resolver);
   if (!checks.length) return [];
   const element = `PlanDefinition/${plan.id ?? plan.url}`;
   return evaluateConditions({ condition: checks }, element, options.variables, options.overridden).contraindications;
@@ -48,8 +46,13 @@ export function contraindicationsGating(
 
 /** Whether any contraindication check gates the action (and so whether the patient's data must be read for it). */
 export function hasContraindicationChecks(plan: PlanDefinition, actionId: string, resolver: DefinitionResolver) {
-  return (pathTo(plan.action, actionId, resolver) ?? []).some((action) =>
-    (action.condition ?? []).some((c) => c.kind === 'applicability' && contraindicationCheck(c)),
+  return checksGating(plan, actionId, resolver).length > 0;
+}
+
+/** The contraindication checks on the action and on every action above it. */
+function checksGating(plan: PlanDefinition, actionId: string, resolver: DefinitionResolver) {
+  return (pathTo(plan.action, actionId, resolver) ?? []).flatMap((action) =>
+    (action.condition ?? []).filter((c) => c.kind === 'applicability' && contraindicationCheck(c)),
   );
 }
 
