@@ -41,12 +41,7 @@ describe('Redis Sentinel: the service follows a failover', () => {
     expect(await reportThroughFailover(first)).toMatchObject({ status: 'created' });
     await request(service.url).get('/worklist').set(service.as('clinician')).expect(200);
 
-    await redis.master.kill();
-    await waitFor(
-      async () => (await redis.masterPort()) === redis.replica.port,
-      'the sentinel to promote the replica',
-      30_000,
-    );
+    await redis.failOver();
 
     const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
     expect(await reportThroughFailover(second)).toMatchObject({ status: 'created' });

@@ -98,12 +98,7 @@ describe('Redis over TLS', () => {
     const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
     expect(await report(first)).toMatchObject({ status: 'created' });
 
-    await redis.master.kill();
-    await waitFor(
-      async () => (await redis.masterPort()) === redis.replica.port,
-      'the sentinel to promote the replica',
-      30_000,
-    );
+    await redis.failOver();
     const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
     expect(await report(second)).toMatchObject({ status: 'created' });
     expect((await followUpTasks(service, second)).length).toBeGreaterThan(0);

@@ -159,6 +159,8 @@ export interface PrivateSentinelSet {
   sentinel: PrivateSentinel;
   /** The port of the master the sentinel names now (the replica's after a failover). */
   masterPort(): Promise<number>;
+  /** SIGKILLs the master and waits until the sentinel has promoted the replica. */
+  failOver(): Promise<void>;
   /** Stops all three for good. */
   close(): Promise<void>;
 }
@@ -202,7 +204,11 @@ export async function startPrivateSentinelSet(options: { name: string; tls?: Tls
     );
     const masterPort = async () =>
       Number(((await client.call('SENTINEL', 'get-master-addr-by-name', name)) as string[])[1]);
-    return { master, replica, sentinel, masterPort, close };
+    const failOver = async () => {
+      await master.kill();
+      await waitFor(async () => (await masterPort()) === replica.port, 'the sentinel to promote the replica', 30_000);
+    };
+    return { master, replica, sentinel, masterPort, failOver, close };
   } catch (err) {
     await close();
     throw err;
