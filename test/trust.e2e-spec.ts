@@ -484,6 +484,123 @@ describe('trustworthy plans', () => {
     ).toHaveLength(1);
   });
 
+  /** The plan's active order after approving its first session. */
+  async function approvedInfusion() {
+    const { subject, carePlan, task } = await eligibleWithInfusionTask();
+    const approved = await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId })
+      .expect(200);
+    const [order] = (await onPlan<MedicationRequest>('MedicationRequest', carePlan.id!)).filter(
+      (m) => m.intent === 'order',
+    );
+    expect(order.status).toBe('active');
+    return { subject, carePlan, task: approved.body as Task, order };
+  }
+
+  /** What an EHR asking for the patient's ketamine orders to give finds. */
+  async function activeOrdersOf(subject: string): Promise<MedicationRequest[]> {
+    const res = await request(service.url)
+      .get('/fhir/MedicationRequest')
+      .query({ subject, intent: 'order', status: 'active' })
+      .set(service.as('integration'))
+      .expect(200);
+    return (res.body.entry ?? []).map((e: { resource: MedicationRequest }) => e.resource);
+  }
+
+  it('a contraindication found after approval holds the active order (the sweep) until a clinician overrides it', async () => {
+    const { subject, carePlan, order } = await approvedInfusion();
+    const untouched = await approvedInfusion();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const sweep = service.app.get(ContraindicationSweep);
+    expect((await sweep.sweep()).held).toBeGreaterThanOrEqual(1);
+
+    // An EHR reading MedicationRequest.status alone finds nothing to give, and why it is held.
+    expect(await activeOrdersOf(subject)).toEqual([]);
+    const held = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect(held.status).toBe('on-hold');
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `MedicationRequest/${order.id}`,
+    });
+    expect(issue.code?.coding?.[0].code).toBe('pregnancy');
+    expect(issue.implicated?.map((r) => r.reference)).toEqual([
+      `CarePlan/${carePlan.id}`,
+      `MedicationRequest/${order.id}`,
+    ]);
+    expect(issue.detail).toMatch(/after orders under it were approved/);
+    expect(held.statusReason?.text).toContain(`DetectedIssue/${issue.id}`);
+    // Who held it: the service, not a clinician.
+    const holdProvenance = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
+    ).filter((p) => p.activity?.text === 'hold for contraindication');
+    expect(holdProvenance.map((p) => p.agent[0].who?.identifier?.value)).toEqual(['ketamine-careplans']);
+    // Another patient's order is not touched, and a second sweep writes nothing more.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', untouched.order.id!)).status).toBe(
+      'active',
+    );
+    await sweep.sweep();
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).meta?.versionId).toBe(
+      held.meta?.versionId,
+    );
+
+    // The clinician overrides with a reason: the order is active again, and the release names the clinician.
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today; condition entered in error' })
+      .expect(200);
+    const released = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect(released.status).toBe('active');
+    expect(released.statusReason).toBeUndefined();
+    expect((await activeOrdersOf(subject)).map((o) => o.id)).toEqual([order.id]);
+    const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
+      target: `MedicationRequest/${order.id}`,
+    });
+    const release = provenance.find((p) => p.activity?.text === 'release hold after override')!;
+    expect(release.agent[0].who?.reference).toBe('Practitioner/dr-test');
+    expect(release.reason?.[0].text).toMatch(/entered in error/);
+    // Overridden: the next sweep holds nothing again.
+    expect((await sweep.sweep()).held).toBe(0);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+  });
+
+  it('a contraindication found when an approved session is rescheduled: refused, and its order held at once', async () => {
+    const { subject, task, order } = await approvedInfusion();
+    await service.fhir.create(bloodPressure(195, 115, '2026-12-20T09:00:00Z', subject));
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reschedule`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId, ...task.restriction!.period })
+      .expect(422);
+    const held = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect(held.status).toBe('on-hold');
+    expect(held.statusReason?.coding?.[0].code).toBe('held-for-contraindication');
+    expect(await activeOrdersOf(subject)).toEqual([]);
+  });
+
+  it('an order an EHR put on hold itself is not released by an override', async () => {
+    const { subject, carePlan, order } = await approvedInfusion();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    await service.app.get(ContraindicationSweep).sweep();
+    // The pharmacy replaces the hold with its own reason.
+    const ours = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    await service.fhir.update(
+      { ...ours, statusReason: { text: 'Pharmacy: awaiting stock' } },
+      { ifMatch: ours.meta!.versionId },
+    );
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Reviewed; proceed' })
+      .expect(200);
+    const after = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect([after.status, after.statusReason?.text]).toEqual(['on-hold', 'Pharmacy: awaiting stock']);
+  });
+
   describe('any R4 PlanDefinition', () => {
     const referral: ActivityDefinition = {
       resourceType: 'ActivityDefinition',

@@ -2,3 +2,4 @@ export * from './core.module';
 export * from './protocol-catalog.module';
 export * from './patient-data-loader';
 export * from './contraindication-recorder';
+export * from './order-holds';

@@ -2,12 +2,14 @@ import { Global, Logger, Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { ProtocolCatalog } from '@kc/protocols';
 import { ContraindicationRecorder } from './contraindication-recorder';
+import { OrderHolds } from './order-holds';
 import { PatientDataLoader } from './patient-data-loader';
 
 /**
  * Loads and validates fhir-profiles/ once per process. A broken file is left out and logged; /health reports the
  * service degraded with the problems, and GET /protocols lists what is unavailable. With it, the reader of the
- * patient data the protocols' inputs declare, and the recorder of the contraindications found on it.
+ * patient data the protocols' inputs declare, the recorder of the contraindications found on it, and
+ * the holds they put on orders approved before.
  */
 @Global()
 @Module({
@@ -24,7 +26,8 @@ import { PatientDataLoader } from './patient-data-loader';
     },
     PatientDataLoader,
     ContraindicationRecorder,
+    OrderHolds,
   ],
-  exports: [ProtocolCatalog, PatientDataLoader, ContraindicationRecorder],
+  exports: [ProtocolCatalog, PatientDataLoader, ContraindicationRecorder, OrderHolds],
 })
 export class ProtocolCatalogModule {}

@@ -1,3 +1,4 @@
 export * from './task-states';
 export * from './request-authorisation';
 export * from './provenance';
+export * from './order-holds';

@@ -2,8 +2,10 @@ import { Injectable } from '@nestjs/common';
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict } from '@kc/common';
+import { OrderHolds } from '@kc/nest-core';
 import { PlanRegenerator } from '../protocols/plan-regenerator';
 import { isUnresolved } from './contraindication-guard';
+import { deciderOf } from './provenance';
 import { DecisionWriter } from './task-review.service';
 
 const OVERRIDE_ACTION = {
@@ -12,7 +14,8 @@ const OVERRIDE_ACTION = {
 
 /**
  * A clinician overrides a contraindication: the DetectedIssue gets a mitigation (who, when, why), written with
- * If-Match and a Provenance naming the clinician. The plan's held-back actions are then proposed, each still
+ * If-Match and a Provenance naming the clinician. The orders it held (approved before it was found) go back to
+ * active unless another unresolved issue holds them, and the plan's held-back actions are proposed, each still
  * awaiting approval.
  */
 @Injectable()
@@ -20,6 +23,7 @@ export class ContraindicationOverrideService {
   constructor(
     private readonly writer: DecisionWriter,
     private readonly regenerator: PlanRegenerator,
+    private readonly holds: OrderHolds,
   ) {}
 
   async override(input: {
@@ -58,6 +62,8 @@ export class ContraindicationOverrideService {
         };
       },
     });
+    // Also when this is the same override sent again after a crash cut it short: releasing twice writes nothing.
+    await this.holds.releaseAfterOverride({ issue: written, who: deciderOf(input.caller), reason: input.reason });
     if (input.regenerate !== false) {
       for (const implicated of written.implicated ?? []) {
         const carePlanId = /^CarePlan\/([^/]+)$/.exec(implicated.reference ?? '')?.[1];

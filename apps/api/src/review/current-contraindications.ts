@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
-import { ContraindicationRecorder } from '@kc/nest-core';
+import { ContraindicationRecorder, OrderHolds } from '@kc/nest-core';
 import { hasContraindicationChecks, protocolActionOf } from '@kc/protocols';
 import { patientIdOf } from '@kc/task-states';
 import { ApplyService } from '../protocols/apply.service';
@@ -19,13 +19,15 @@ export class CurrentContraindications {
   constructor(
     private readonly plans: ApplyService,
     private readonly recorder: ContraindicationRecorder,
+    private readonly holds: OrderHolds,
   ) {}
 
   /**
    * The contraindications found now that gate the Task, that no clinician overrode and that are not on record for
    * the plan yet, each recorded as the plan's DetectedIssue (the one $apply and the follow-ups write for that code):
    * what the approval guard then refuses on, and what the clinician can override. Those already on record were
-   * judged by the guard before this.
+   * judged by the guard before this. A new one also holds the orders approved under the plan before (OrderHolds),
+   * as the worker's sweep would.
    */
   async found(task: Task, carePlan: CarePlan | undefined, issues: DetectedIssue[]): Promise<DetectedIssue[]> {
     const actionId = protocolActionOf(task);
@@ -47,6 +49,13 @@ export class CurrentContraindications {
     });
     for (const { issue, created } of recorded)
       if (created) this.logger.warn({ msg: 'contraindication found at approval', task: task.id, issue: issue.id });
+    if (recorded.length)
+      await this.holds.hold({
+        carePlanId: carePlan.id!,
+        plan,
+        resolver: definitions,
+        issues: [...issues, ...recorded.map((r) => r.issue)],
+      });
     return recorded.map((r) => r.issue);
   }
 }

@@ -1,4 +1,4 @@
-import type { Provenance, Reference } from '@medplum/fhirtypes';
+import type { Provenance, ProvenanceAgent, Reference } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { changeProvenance } from '@kc/task-states';
 
@@ -16,11 +16,12 @@ export interface DecisionRecord {
 
 export function decisionProvenance(record: DecisionRecord): Provenance {
   const { caller, decision, ...rest } = record;
-  return changeProvenance({
-    ...rest,
-    activity: decision,
-    who: caller.fhirUser
-      ? { reference: caller.fhirUser, display: caller.display }
-      : { identifier: { system: 'urn:ketamine-careplans:token-subject', value: caller.id }, display: caller.display },
-  });
+  return changeProvenance({ ...rest, activity: decision, who: deciderOf(caller) });
+}
+
+/** The clinician as a Provenance names them: their FHIR user, else the token's subject. */
+export function deciderOf(caller: Caller): ProvenanceAgent['who'] {
+  return caller.fhirUser
+    ? { reference: caller.fhirUser, display: caller.display }
+    : { identifier: { system: 'urn:ketamine-careplans:token-subject', value: caller.id }, display: caller.display };
 }

@@ -4,12 +4,12 @@ import type { Caller } from '@kc/auth';
 import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
-import { CANONICAL_BASE } from '@kc/protocols';
 import {
   cancelledProposal,
   isApproved,
   isAuthorisable,
   needsRequester,
+  ORDER_KEY_SYSTEM,
   orderFromProposal,
   type AuthorisableRequest,
 } from '@kc/task-states';
@@ -19,7 +19,6 @@ import { approve, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
 import { DecisionWriter, type Consequence } from './task-review.service';
 
-const ORDER_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/order-key`;
 const PRESCRIBER = new RegExp(`^(Practitioner|PractitionerRole)/${RESOURCE_ID_PATTERN}$`);
 
 type Proposal = AuthorisableRequest & { id: string };

@@ -1,27 +1,31 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, Condition, DetectedIssue, Observation } from '@medplum/fhirtypes';
+import type { CarePlan, Condition, DetectedIssue, Observation, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
-import { ContraindicationRecorder } from '@kc/nest-core';
+import { ContraindicationRecorder, OrderHolds } from '@kc/nest-core';
 import { hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { patientIdOf } from '@kc/task-states';
 import { WaitingTasksReader, type WaitingTasks } from './waiting-tasks';
 
-/** A plan with Tasks awaiting approval: what the sweep needs to check it. */
+/** A plan with Tasks awaiting approval or approved ones not done: what the sweep needs to check it. */
 interface WaitingPlan {
   carePlan: CarePlan;
   patientId: string;
+  /** The actions of its open Tasks. */
   actionIds: Set<string>;
+  /** Its approved Tasks not done yet: their orders are what a contraindication found now holds. */
+  approved: Task[];
   issues: DetectedIssue[];
 }
 
 /**
- * The contraindication checks, asked again for every plan with Tasks awaiting approval (with the overdue sweep,
- * OVERDUE_SWEEP_CRON): a pregnancy or a blood pressure recorded since the Tasks were proposed is recorded as the
- * plan's DetectedIssue, so the clinician page shows it before anyone tries to approve (the approval itself checks
- * again, and refuses). One read of the waiting Tasks with their plans and issues, then one batch of patient data
- * per plan whose waiting Tasks a check gates; nothing is written for a plan that is clear.
+ * The contraindication checks, asked again for every plan with Tasks awaiting approval or approved and not done
+ * (with the overdue sweep, OVERDUE_SWEEP_CRON): a pregnancy or a blood pressure recorded since the Tasks were
+ * proposed is recorded as the plan's DetectedIssue, so the clinician page shows it before anyone tries to approve
+ * (the approval itself checks again, and refuses), and the orders already approved under the plan are held
+ * (OrderHolds) until a clinician overrides it. One read of the open Tasks with their plans and issues, then one
+ * batch of patient data per plan whose Tasks a check gates; nothing is written for a plan that is clear.
  */
 @Injectable()
 export class ContraindicationSweep {
@@ -32,10 +36,11 @@ export class ContraindicationSweep {
     private readonly catalog: ProtocolCatalog,
     private readonly recorder: ContraindicationRecorder,
     private readonly reader: WaitingTasksReader,
+    private readonly holds: OrderHolds,
   ) {}
 
   /** Every plan with Tasks awaiting approval (with the overdue sweep), or those of a read already made. */
-  async sweep(now = new Date(), waiting?: WaitingTasks): Promise<{ plans: number; recorded: number }> {
+  async sweep(now = new Date(), waiting?: WaitingTasks): Promise<{ plans: number; recorded: number; held: number }> {
     return this.check(waiting ?? (await this.reader.all()), now);
   }
 
@@ -44,22 +49,25 @@ export class ContraindicationSweep {
    * recorded, a blood pressure taken): checked now rather than at the next sweep. A record that is gone, or names
    * no patient, checks nothing.
    */
-  async recheckFor(reference: string, now = new Date()): Promise<{ plans: number; recorded: number }> {
+  async recheckFor(reference: string, now = new Date()): Promise<{ plans: number; recorded: number; held: number }> {
+    const none = { plans: 0, recorded: 0, held: 0 };
     const [type, id] = reference.split('/');
-    if ((type !== 'Condition' && type !== 'Observation') || !isResourceId(id)) return { plans: 0, recorded: 0 };
+    if ((type !== 'Condition' && type !== 'Observation') || !isResourceId(id)) return none;
     const record = await this.fhir.readIfExists<Condition | Observation>(type, id);
     const patient = record?.subject?.reference;
-    if (!patient || !/^Patient\/[^/]+$/.test(patient)) return { plans: 0, recorded: 0 };
+    if (!patient || !/^Patient\/[^/]+$/.test(patient)) return none;
     return this.check(await this.reader.read({ patient }), now);
   }
 
-  private async check(waiting: WaitingTasks, now: Date): Promise<{ plans: number; recorded: number }> {
+  private async check(waiting: WaitingTasks, now: Date): Promise<{ plans: number; recorded: number; held: number }> {
     let plans = 0;
     let recorded = 0;
-    for (const { carePlan, patientId, actionIds, issues } of waitingPlans(waiting).values()) {
+    let held = 0;
+    for (const { carePlan, patientId, actionIds, approved, issues } of waitingPlans(waiting).values()) {
       const plan = this.catalog.planOf(carePlan);
       const gated = plan ? [...actionIds].filter((id) => hasContraindicationChecks(plan, id, this.catalog)) : [];
       if (!plan || !gated.length) continue;
+      const ordered = approved.some((t) => gated.includes(protocolActionOf(t)!));
       plans++;
       const found = await this.recorder.record(
         {
@@ -69,21 +77,39 @@ export class ContraindicationSweep {
           patientId,
           actionIds: gated,
           issues,
-          foundWhen: 'on the patient’s data while Tasks awaited approval',
+          foundWhen: ordered
+            ? 'on the patient’s data after orders under it were approved'
+            : 'on the patient’s data while Tasks awaited approval',
         },
         now,
       );
       recorded += found.filter((f) => f.created).length;
+      // Found now or on record since an earlier sweep (a hold that lost a race with a clinician is tried again).
+      if (approved.length)
+        held += await this.holds.hold(
+          {
+            carePlanId: carePlan.id!,
+            plan,
+            resolver: this.catalog,
+            issues: [...issues, ...found.map((f) => f.issue).filter((f) => !issues.some((i) => i.id === f.id))],
+            approvedTasks: approved,
+          },
+          now,
+        );
     }
-    if (recorded) this.logger.warn({ msg: 'contraindications found while Tasks awaited approval', recorded, plans });
-    return { plans, recorded };
+    if (recorded || held) this.logger.warn({ msg: 'contraindications found on open plans', recorded, held, plans });
+    return { plans, recorded, held };
   }
 }
 
-/** The plans (still holding care) with Tasks awaiting approval, each with its patient, actions and issues. */
-function waitingPlans({ tasks, carePlans, issues }: WaitingTasks): Map<string, WaitingPlan> {
+/**
+ * The plans (still holding care) with Tasks awaiting approval or approved and not done, each with its patient, the
+ * Tasks' actions, its approved Tasks and its issues.
+ */
+function waitingPlans({ tasks, approved, carePlans, issues }: WaitingTasks): Map<string, WaitingPlan> {
   const waiting = new Map<string, WaitingPlan>();
-  for (const task of tasks) {
+  const approvedIds = new Set(approved.map((t) => t.id));
+  for (const task of [...tasks, ...approved]) {
     const ref = carePlanReferenceOf(task);
     const carePlan = ref ? carePlans.get(ref) : undefined;
     const actionId = protocolActionOf(task);
@@ -93,9 +119,11 @@ function waitingPlans({ tasks, carePlans, issues }: WaitingTasks): Map<string, W
       carePlan,
       patientId,
       actionIds: new Set<string>(),
+      approved: [],
       issues: issues.get(ref) ?? [],
     };
     entry.actionIds.add(actionId);
+    if (approvedIds.has(task.id)) entry.approved.push(task);
     waiting.set(ref, entry);
   }
   return waiting;

@@ -36,13 +36,13 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       }
       case JOBS.overdueSweep: {
         // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications
-        // found since the waiting ones were proposed recorded on their plans.
+        // found since the waiting ones were proposed recorded on their plans (holding the orders approved before).
         // The last two judge one read of the Tasks awaiting approval (a stopped plan's are skipped by the second).
         const overdue = await this.sweep.sweep();
         const waiting = await this.waiting.all();
         const { withdrawn } = await this.stoppedPlans.sweep(new Date(), waiting);
-        const { recorded } = await this.contraindications.sweep(new Date(), waiting);
-        return { ...overdue, withdrawn, contraindications: recorded };
+        const { recorded, held } = await this.contraindications.sweep(new Date(), waiting);
+        return { ...overdue, withdrawn, contraindications: recorded, ordersHeld: held };
       }
       case JOBS.reconcileProcedures: {
         // One reconciliation job: completed infusions, then recorded scores.

@@ -3,9 +3,12 @@ import type { CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes
 import { FhirClient, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
 import { isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
 
-/** Tasks awaiting approval with what the sweeps judge them by. */
+/** Tasks awaiting approval, and those approved and not done yet, with what the sweeps judge them by. */
 export interface WaitingTasks {
+  /** Awaiting approval (draft). */
   tasks: Task[];
+  /** Approved, not done yet (ready): their orders are active, and a contraindication found now holds them. */
+  approved: Task[];
   /** Each Task's CarePlan, by reference. */
   carePlans: Map<string, CarePlan>;
   /** The draft requests the Tasks authorise, by reference. */
@@ -15,9 +18,10 @@ export interface WaitingTasks {
 }
 
 /**
- * Reads the Tasks awaiting approval (all of them, a plan's, a patient's) in one paged search with their CarePlans,
- * the requests they authorise and the plans' DetectedIssues (`_include`, `_revinclude:iterate`): the stopped-plan and
- * the contraindication sweeps judge the same read, made once per overdue sweep.
+ * Reads the Tasks awaiting approval and the approved ones not done yet (all of them, a plan's, a patient's) in one
+ * paged search with their CarePlans, the requests they authorise and the plans' DetectedIssues (`_include`,
+ * `_revinclude:iterate`): the stopped-plan and the contraindication sweeps judge the same read, made once per
+ * overdue sweep.
  */
 @Injectable()
 export class WaitingTasksReader {
@@ -28,20 +32,26 @@ export class WaitingTasksReader {
     return this.read({ _sort: '_lastUpdated' });
   }
 
-  /** Those matching `params` besides `status=draft` (a plan's `based-on`, a patient's `patient`). */
+  /** Those matching `params` besides the status (a plan's `based-on`, a patient's `patient`). */
   async read(params: SearchParams): Promise<WaitingTasks> {
-    const waiting: WaitingTasks = { tasks: [], carePlans: new Map(), proposals: new Map(), issues: new Map() };
+    const waiting: WaitingTasks = {
+      tasks: [],
+      approved: [],
+      carePlans: new Map(),
+      proposals: new Map(),
+      issues: new Map(),
+    };
     // Pages repeat a plan's issues: each once.
     const issues = new Map<string, DetectedIssue>();
     const pages = this.fhir.searchPages<Task>('Task', {
       ...params,
-      status: 'draft',
+      status: 'draft,ready',
       _count: 200,
       _include: ['Task:based-on', 'Task:focus'],
       '_revinclude:iterate': 'DetectedIssue:implicated',
     });
     for await (const page of pages) {
-      waiting.tasks.push(...matchesOf<Task>(page));
+      for (const task of matchesOf<Task>(page)) (task.status === 'ready' ? waiting.approved : waiting.tasks).push(task);
       for (const resource of includedOf<Resource>(page)) {
         const ref = `${resource.resourceType}/${resource.id}`;
         if (resource.resourceType === 'CarePlan') waiting.carePlans.set(ref, resource);

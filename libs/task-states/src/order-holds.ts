@@ -1,0 +1,105 @@
+import type { CodeableConcept, Coding, DetectedIssue, Extension, Reference } from '@medplum/fhirtypes';
+import type { AuthorisableRequest } from './request-authorisation';
+import { TASK_STATE_SYSTEM } from './task-states';
+
+/** The identifier an approval writes on its order (`Task/<id>`): how the order of an approved Task is found. */
+export const ORDER_KEY_SYSTEM = 'https://ketamine-careplans.example/fhir/NamingSystem/order-key';
+
+/**
+ * Why an order is on hold when this service held it (fhir-profiles' CodeSystem): the reason it writes, and how it
+ * tells its own holds (which an override releases) from a hold an EHR or a pharmacist placed (left alone).
+ */
+export const CONTRAINDICATION_HOLD: Coding = {
+  system: TASK_STATE_SYSTEM,
+  code: 'held-for-contraindication',
+  display: 'Held: a contraindication was found after the order was approved',
+};
+
+/** R4's standard extension for a request type without statusReason (ServiceRequest). */
+const REQUEST_STATUS_REASON = 'http://hl7.org/fhir/StructureDefinition/request-statusReason';
+
+export interface OrderHold {
+  /** The order as read (its version is the If-Match of the write). */
+  read: AuthorisableRequest;
+  held: AuthorisableRequest;
+}
+
+/**
+ * The active orders a contraindication found after approval puts on hold: each gets status `on-hold` with the
+ * reason naming the DetectedIssues (what an EHR, a pharmacy or an infusion pump integration reads). Orders already
+ * on hold, stopped or done are left as they are. Pure: the caller reads the orders and writes the result.
+ */
+export function ordersToHold(orders: AuthorisableRequest[], unresolved: DetectedIssue[]): OrderHold[] {
+  if (!unresolved.length) return [];
+  return orders.filter((o) => o.status === 'active').map((read) => ({ read, held: heldOrder(read, unresolved) }));
+}
+
+/**
+ * The orders an override releases: those this service held, named by the overridden issue, that no other unresolved
+ * issue also holds. Each goes back to active, its hold reason removed.
+ */
+export function ordersToRelease(input: {
+  orders: AuthorisableRequest[];
+  /** The unresolved DetectedIssues still implicating the plan (the overridden one excluded). */
+  stillUnresolved: DetectedIssue[];
+}): OrderHold[] {
+  const stillHeld = new Set(input.stillUnresolved.flatMap((i) => (i.implicated ?? []).map((r) => r.reference)));
+  return input.orders
+    .filter((o) => isHeldForContraindication(o) && !stillHeld.has(`${o.resourceType}/${o.id}`))
+    .map((read) => ({ read, held: releasedOrder(read) }));
+}
+
+/** On hold because this service found a contraindication (not a hold somebody else placed). */
+export function isHeldForContraindication(order: AuthorisableRequest): boolean {
+  return order.status === 'on-hold' && Boolean(holdReasonOf(order)?.coding?.some(isHoldCoding));
+}
+
+/**
+ * The DetectedIssue with the held orders among what it implicates (so `DetectedIssue?implicated=MedicationRequest/x`
+ * finds why an order is held), or undefined when it names them all already.
+ */
+export function implicatingOrders(issue: DetectedIssue, orders: Reference[]): DetectedIssue | undefined {
+  const named = new Set((issue.implicated ?? []).map((r) => r.reference));
+  const added = orders.filter((o) => !named.has(o.reference));
+  if (!added.length) return undefined;
+  return { ...issue, implicated: [...(issue.implicated ?? []), ...added] };
+}
+
+function heldOrder(order: AuthorisableRequest, issues: DetectedIssue[]): AuthorisableRequest {
+  const found = issues.map(
+    (i) => `${i.code?.text ?? i.code?.coding?.[0]?.display ?? 'contraindication'} (DetectedIssue/${i.id})`,
+  );
+  const reason: CodeableConcept = {
+    coding: [CONTRAINDICATION_HOLD],
+    text: `Held: found after approval: ${found.join('; ')}. A clinician's override with a reason releases it.`,
+  };
+  if (order.resourceType === 'ServiceRequest')
+    return {
+      ...order,
+      status: 'on-hold',
+      extension: [...(order.extension ?? []), { url: REQUEST_STATUS_REASON, valueCodeableConcept: reason }],
+    };
+  return { ...order, status: 'on-hold', statusReason: reason };
+}
+
+function releasedOrder(order: AuthorisableRequest): AuthorisableRequest {
+  if (order.resourceType === 'ServiceRequest') {
+    const extension = (order.extension ?? []).filter((e) => !isHoldReason(e));
+    return { ...order, status: 'active', extension: extension.length ? extension : undefined };
+  }
+  const { statusReason: _held, ...rest } = order;
+  return { ...rest, status: 'active' };
+}
+
+function holdReasonOf(order: AuthorisableRequest): CodeableConcept | undefined {
+  if (order.resourceType === 'ServiceRequest') return order.extension?.find(isHoldReason)?.valueCodeableConcept;
+  return order.statusReason;
+}
+
+function isHoldReason(extension: Extension): boolean {
+  return extension.url === REQUEST_STATUS_REASON && Boolean(extension.valueCodeableConcept?.coding?.some(isHoldCoding));
+}
+
+function isHoldCoding(coding: Coding): boolean {
+  return coding.system === CONTRAINDICATION_HOLD.system && coding.code === CONTRAINDICATION_HOLD.code;
+}
