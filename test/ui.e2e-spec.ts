@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import type { CarePlan, Task } from '@medplum/fhirtypes';
+import type { CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { WorklistIndex } from '@kc/worklist-index';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
@@ -236,6 +237,57 @@ describe('clinician page in a real browser', () => {
     expect(await row.locator('td.contraindications').textContent()).toMatch(/Pregnancy.*\(unresolved\)/);
     expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('draft');
     await screenshot(page, 'worklist-contraindicated-at-approval');
+    await page.close();
+  }, 60_000);
+
+  it('an approved order held for a pregnancy found later: the page shows the hold, and Override with a reason releases it', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Olive',
+      family: 'Heldback',
+      birthDate: '1988-03-03',
+    });
+    const tasks = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
+    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const waiting = tasks.find((t) => t.id !== session.id)!;
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click(`tr[data-task-id="${session.id}"] button:has-text("Approve")`);
+    await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      subject: enrolled.patient,
+      intent: 'order',
+    });
+    expect(order.status).toBe('active');
+
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], enrolled.patient));
+    await service.app.get(ContraindicationSweep).sweep();
+    await page.click('#filters button[type="submit"]');
+    const row = page.locator(`tr[data-task-id="${waiting.id}"]`);
+    await row.locator('td.contraindications li.ci-unresolved').waitFor();
+    expect(await row.locator('td.contraindications').textContent()).toMatch(
+      /Pregnancy.*\(unresolved\)Holds 1 approved order\(s\)Override/,
+    );
+
+    // The patient view lists the order on hold, why, and offers the override.
+    await row.locator('.patient-link').click();
+    await page.waitForSelector('#patient-view:not([hidden])');
+    const held = page.locator('#timeline li[data-type="order"]');
+    expect(await held.textContent()).toMatch(/Order: .*\[on-hold\]: Held: found after approval: Pregnancy/);
+    await screenshot(page, 'patient-view-order-held');
+    await page.click('#timeline li[data-type="contraindication"] button:has-text("Override")');
+    await page.waitForSelector('#override-dialog[open]');
+    expect(await page.textContent('#override-holds')).toBe('It holds 1 approved order(s): overriding releases them.');
+    // No reason: refused on the page, nothing sent.
+    await page.click('#override-confirm');
+    expect(await page.textContent('#override-error')).toMatch(/clinical reason is required/);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+    await page.fill('#override-reason', 'Pregnancy test negative today; condition recorded in error');
+    await page.click('#override-confirm');
+    await page.waitForSelector('#message.ok:has-text("Overridden")');
+    expect(await page.textContent('#message')).toMatch(/^Overridden: .*Pregnancy.*held orders are active again/);
+    await page.waitForSelector('#timeline li[data-type="order"]:has-text("[active]")');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    await screenshot(page, 'patient-view-order-released');
     await page.close();
   }, 60_000);
 

@@ -4,6 +4,7 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
+  MedicationRequest,
   Practitioner,
   Procedure,
   Provenance,
@@ -16,13 +17,15 @@ import { displayName, issueView, WorklistEnricher, type PatientSummary, type Sco
 
 export interface TimelineEvent {
   date?: string;
-  type: 'infusion' | 'follow-up' | 'decision' | 'contraindication' | 'reminder';
+  type: 'infusion' | 'follow-up' | 'decision' | 'contraindication' | 'reminder' | 'order';
   text: string;
   status?: string;
   /** who decided (Provenance agent), by name when the Practitioner has one */
   who?: string;
   reason?: string;
   reference: string;
+  /** A contraindication's version, for the page's Override (If-Match). */
+  versionId?: string;
 }
 
 export interface PatientTimeline {
@@ -32,7 +35,10 @@ export interface PatientTimeline {
   events: TimelineEvent[];
 }
 
-/** A patient's CarePlan history: infusions done, follow-ups, contraindications and who decided what (Provenance). */
+/**
+ * A patient's CarePlan history: infusions done, follow-ups, the medication orders (held or not), contraindications
+ * and who decided what (Provenance).
+ */
 @Injectable()
 export class PatientTimelineService {
   constructor(
@@ -53,6 +59,7 @@ export class PatientTimelineService {
       { name: 'procedures', resourceType: 'Procedure', params: { subject: patient, _count: 200 } },
       { name: 'tasks', resourceType: 'Task', params: { patient, _count: 200 } },
       { name: 'reminders', resourceType: 'CommunicationRequest', params: { subject: patient, _count: 200 } },
+      { name: 'orders', resourceType: 'MedicationRequest', params: { subject: patient, intent: 'order', _count: 200 } },
     ].map((q) => ({ ...q, everyMatch: true }));
     const [records, found] = await Promise.all([
       this.enricher.records([patient], [], now),
@@ -63,6 +70,7 @@ export class PatientTimelineService {
     const procedures = matchesOf<Procedure>(found.procedures);
     const tasks = matchesOf<Task>(found.tasks);
     const reminders = matchesOf<CommunicationRequest>(found.reminders);
+    const orders = matchesOf<MedicationRequest>(found.orders);
     const { issues, decisionKeys } = await this.issuesAndDecidedVersions(plans, tasks);
     const decisions = await this.decisions(decisionKeys);
     const names = await this.practitionerNames(decisions);
@@ -103,8 +111,18 @@ export class PatientTimelineService {
           text: `Contraindication: ${view.text}`,
           status: view.state,
           reference: `DetectedIssue/${i.id}`,
+          versionId: view.versionId,
         };
       }),
+      // What an EHR or a pharmacy would give, and whether a contraindication holds it.
+      ...orders.map((o) => ({
+        date: o.authoredOn ?? o.meta?.lastUpdated,
+        type: 'order' as const,
+        text: `Order: ${o.medicationCodeableConcept?.text ?? o.medicationCodeableConcept?.coding?.[0]?.display ?? 'medication'}`,
+        status: o.status,
+        reason: o.statusReason?.text,
+        reference: `MedicationRequest/${o.id}`,
+      })),
       ...decisions.map((p) => {
         const who = p.agent?.[0]?.who;
         return {

@@ -30,6 +30,10 @@ export interface ContraindicationView {
   /** unresolved blocks approval; overridden = a clinician's mitigation is on record */
   state: 'unresolved' | 'overridden' | 'closed';
   evidence: string[];
+  /** The version an override names (If-Match): the page's Override button sends it. */
+  versionId?: string;
+  /** The orders it holds (approved before it was found): `MedicationRequest/<id>`. */
+  holds: string[];
 }
 
 export interface ScoreView {
@@ -219,6 +223,10 @@ export function issueView(issue: DetectedIssue): ContraindicationView {
       .flatMap((e) => e.detail ?? [])
       .map((d) => d.display ?? d.reference ?? '')
       .filter(Boolean),
+    versionId: issue.meta?.versionId,
+    holds: (issue.implicated ?? [])
+      .map((r) => r.reference ?? '')
+      .filter((r) => /^(MedicationRequest|ServiceRequest|CommunicationRequest)\//.test(r)),
   };
 }
 

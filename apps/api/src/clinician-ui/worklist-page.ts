@@ -109,6 +109,19 @@ export const WORKLIST_PAGE = `<!doctype html>
   </form>
 </dialog>
 
+<dialog id="override-dialog" aria-labelledby="override-title">
+  <form method="dialog" id="override-form" novalidate>
+    <h2 id="override-title">Override contraindication</h2>
+    <p id="override-what"></p>
+    <p id="override-holds"></p>
+    <label for="override-reason">Clinical reason (required; recorded with your name)</label>
+    <textarea id="override-reason" rows="3" required maxlength="1000" aria-describedby="override-error"></textarea>
+    <p id="override-error" class="overdue" role="alert"></p>
+    <button type="submit" value="confirm" id="override-confirm">Override and proceed</button>
+    <button type="button" id="override-cancel">Cancel</button>
+  </form>
+</dialog>
+
 <dialog id="reschedule-dialog" aria-labelledby="reschedule-title">
   <form method="dialog" id="reschedule-form" novalidate>
     <h2 id="reschedule-title">Reschedule task</h2>
@@ -392,6 +405,9 @@ function row(item) {
     for (const issue of issues) {
       const li = el('li', issue.text + ' (' + issue.state + ')', 'ci-' + issue.state);
       if (issue.evidence && issue.evidence.length) li.title = issue.evidence.join('; ');
+      if (issue.holds && issue.holds.length) li.append(el('div', 'Holds ' + issue.holds.length + ' approved order(s)', 'badge blocked'));
+      if (issue.state === 'unresolved')
+        li.append(button('Override', 'Override contraindication ' + issue.text + ' for ' + name, () => askOverride(issue, name)));
       list.append(li);
     }
     ci.append(list);
@@ -475,6 +491,44 @@ $('#reject-form').addEventListener('submit', async (event) => {
 });
 $('#reject-cancel').addEventListener('click', () => $('#reject-dialog').close());
 
+// Overriding a contraindication: the clinician's reason, If-Match on the version shown. The orders it held go back to
+// active and the actions it held back are proposed (awaiting approval); the worklist and any patient view reload.
+let overriding = null;
+function askOverride(issue, name) {
+  overriding = { issue, name };
+  $('#override-what').textContent = issue.text + ' for ' + name + (issue.evidence && issue.evidence.length ? ' (' + issue.evidence.join('; ') + ')' : '');
+  $('#override-holds').textContent = issue.holds && issue.holds.length ? 'It holds ' + issue.holds.length + ' approved order(s): overriding releases them.' : '';
+  $('#override-reason').value = '';
+  $('#override-reason').removeAttribute('aria-invalid');
+  $('#override-error').textContent = '';
+  $('#override-dialog').showModal();
+  $('#override-reason').focus();
+}
+$('#override-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const reason = $('#override-reason').value.trim();
+  if (!reason) {
+    $('#override-reason').setAttribute('aria-invalid', 'true');
+    $('#override-error').textContent = 'A clinical reason is required to override a contraindication.';
+    $('#override-reason').focus();
+    return;
+  }
+  $('#override-dialog').close();
+  const { issue, name } = overriding;
+  try {
+    await api('/detected-issues/' + encodeURIComponent(issue.id) + '/$override', {
+      method: 'POST',
+      body: JSON.stringify({ versionId: issue.versionId, reason }),
+    });
+    await afterDecision('Overridden: ' + issue.text + ' for ' + name + (issue.holds && issue.holds.length ? '; its held orders are active again' : ''), 'ok');
+  } catch (error) {
+    const changed = error.status === 409 || error.status === 412;
+    await afterDecision((changed ? 'Someone else changed this contraindication first: ' : '') + error.message + (changed ? ' The list has been reloaded.' : ''), 'error');
+  }
+  if (!$('#patient-view').hidden && shownPatient) await showPatient(shownPatient);
+});
+$('#override-cancel').addEventListener('click', () => $('#override-dialog').close());
+
 let rescheduling = null;
 function askReschedule(item) {
   rescheduling = item;
@@ -532,6 +586,13 @@ $('#select-all').addEventListener('change', () => {
   updateBulk();
 });
 
+let shownPatient = null;
+
+/** The orders on hold whose reason names this contraindication. */
+function heldBy(events, issueReference) {
+  return events.filter((x) => x.type === 'order' && x.status === 'on-hold' && (x.reason || '').includes(issueReference)).map((x) => x.reference);
+}
+
 async function showPatient(reference) {
   const id = (reference || '').split('/')[1];
   if (!id) return;
@@ -547,8 +608,14 @@ async function showPatient(reference) {
       li.dataset.type = e.type;
       li.append(el('span', minute(e.date), 'muted'), document.createTextNode(' '), el('span', e.type, 'type'),
         document.createTextNode(e.text + (e.status ? ' [' + e.status + ']' : '') + (e.who ? ', by ' + e.who : '') + (e.reason ? ': ' + e.reason : '')));
+      if (e.type === 'order' && e.status === 'on-hold') li.className = 'ci-unresolved';
+      if (e.type === 'contraindication' && e.status === 'unresolved') {
+        const issue = { id: e.reference.split('/')[1], versionId: e.versionId, text: e.text.replace(/^Contraindication: /, ''), holds: heldBy(timeline.events, e.reference) };
+        li.append(document.createTextNode(' '), button('Override', 'Override ' + e.text + ' for ' + (p.name || reference), () => askOverride(issue, p.name || reference)));
+      }
       return li;
     }));
+    shownPatient = reference;
     $('#worklist-view').hidden = true;
     $('#patient-view').hidden = false;
     $('#patient-heading').focus();
@@ -558,6 +625,7 @@ async function showPatient(reference) {
 }
 
 $('#back').addEventListener('click', () => {
+  shownPatient = null;
   $('#patient-view').hidden = true;
   $('#worklist-view').hidden = false;
   $('#f-protocol').focus();
