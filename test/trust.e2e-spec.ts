@@ -367,6 +367,53 @@ describe('trustworthy plans', () => {
       .expect(409);
   });
 
+  it('an infusion closes the orders it answers: the given session completed, the one it made moot cancelled', async () => {
+    // High-dose: each infusion offers a next session and a booster; the next infusion fulfils one, supersedes the other.
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject, 'ketamine-high-dose-as-needed');
+    const enrolment = { patient: subject, carePlanId: carePlan.id! };
+    const approve = async (task: Task) =>
+      request(service.url)
+        .post(`/tasks/${task.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: task.meta!.versionId })
+        .expect(200);
+    const orderOf = async (task: Task) => {
+      const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+        identifier: `https://ketamine-careplans.example/fhir/NamingSystem/order-key|Task/${task.id}`,
+      });
+      return order;
+    };
+    const session = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    await approve(session);
+    expect((await orderOf(session)).status).toBe('active');
+
+    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    expect(await reportInfusion(service, first)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
+    expect((await orderOf(session)).status).toBe('completed');
+    // What an EHR asking for the orders still to be given finds: none, until the next ones are approved.
+    expect(await activeOrdersOf(subject)).toEqual([]);
+
+    const offered = (await followUpTasks(service, first)).filter((t) => actionOf(t) !== 'post-infusion-check');
+    expect(offered.map(actionOf).sort()).toEqual(['maintenance-booster', 'next-induction-session']);
+    for (const task of offered) await approve(task);
+    expect((await activeOrdersOf(subject)).length).toBe(2);
+    const second = await completeInfusion(service, enrolment, '2027-01-20T10:00:00.000Z');
+    expect(await reportInfusion(service, second)).toMatchObject({ fulfilled: 1, superseded: 1, ordersClosed: 2 });
+    const answered = await Promise.all(
+      offered.map(
+        async (task) => [(await service.fhir.read<Task>('Task', task.id!)).status, await orderOf(task)] as const,
+      ),
+    );
+    expect(answered.map(([task, order]) => [task, order.status]).sort()).toEqual([
+      ['cancelled', 'cancelled'],
+      ['completed', 'completed'],
+    ]);
+    const moot = answered.find(([task]) => task === 'cancelled')![1];
+    expect(moot.statusReason?.text).toBe(`Superseded: a later infusion was completed (Procedure/${second})`);
+    expect(await activeOrdersOf(subject)).toEqual([]);
+  });
+
   it('a contraindication recorded after enrolment: the follow-up flags it, no next session is proposed, and approvals on the plan wait for an override', async () => {
     const subject = await patient({ weightKg: 80, bp: [124, 78] });
     const { carePlan } = await apply(subject);

@@ -2,9 +2,6 @@ import type { CodeableConcept, Coding, DetectedIssue, Extension, Reference } fro
 import type { AuthorisableRequest } from './request-authorisation';
 import { TASK_STATE_SYSTEM } from './task-states';
 
-/** The identifier an approval writes on its order (`Task/<id>`): how the order of an approved Task is found. */
-export const ORDER_KEY_SYSTEM = 'https://ketamine-careplans.example/fhir/NamingSystem/order-key';
-
 /**
  * Why an order is on hold when this service held it (fhir-profiles' CodeSystem): the reason it writes, and how it
  * tells its own holds (which an override releases) from a hold an EHR or a pharmacist placed (left alone).

@@ -1,5 +1,8 @@
 import type { CommunicationRequest, MedicationRequest, Reference, Resource, ServiceRequest } from '@medplum/fhirtypes';
 
+/** The identifier an approval writes on its order (`Task/<id>`): how the order of an approved Task is found. */
+export const ORDER_KEY_SYSTEM = 'https://ketamine-careplans.example/fhir/NamingSystem/order-key';
+
 /** Requests a Task can authorise. Appointments are booked by the scheduling system, not ordered here. */
 export type AuthorisableRequest = MedicationRequest | ServiceRequest | CommunicationRequest;
 
@@ -55,5 +58,31 @@ export function cancelledProposal(proposal: AuthorisableRequest, reason: string)
       return { ...proposal, status: 'revoked', statusReason: { text: reason } };
     case 'ServiceRequest':
       return { ...proposal, status: 'revoked', note: [...(proposal.note ?? []), { text: `Rejected: ${reason}` }] };
+  }
+}
+
+/**
+ * The order of a Task an infusion answered: given (the Task done) -> completed; made moot by a later infusion (the
+ * Task superseded) -> cancelled, never given, saying which infusion. So an EHR reading status alone finds only what
+ * is still to be given (before session 17 every session's order stayed active after its infusion).
+ */
+export function orderAnsweredBy(
+  order: AuthorisableRequest,
+  outcome: 'done' | 'superseded',
+  by: Reference,
+): AuthorisableRequest {
+  const why = `Superseded: a later infusion was completed (${by.reference})`;
+  if (outcome === 'done') {
+    if (order.resourceType === 'ServiceRequest') return { ...order, status: 'completed' };
+    const { statusReason: _previous, ...rest } = order;
+    return { ...rest, status: 'completed' };
+  }
+  switch (order.resourceType) {
+    case 'MedicationRequest':
+      return { ...order, status: 'cancelled', statusReason: { text: why } };
+    case 'CommunicationRequest':
+      return { ...order, status: 'revoked', statusReason: { text: why } };
+    case 'ServiceRequest':
+      return { ...order, status: 'revoked', note: [...(order.note ?? []), { text: why }] };
   }
 }

@@ -4,6 +4,7 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
+  MedicationRequest,
   Patient,
   PlanDefinition,
   Procedure,
@@ -51,6 +52,7 @@ import {
   overriddenContraindications,
   withListedActivities,
 } from '@kc/protocols';
+import { ORDER_KEY_SYSTEM, orderAnsweredBy } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 
 export type FollowUpOutcome =
@@ -62,6 +64,7 @@ export type FollowUpOutcome =
       fulfilled: number;
       contraindications: number;
       remindersRevoked: number;
+      ordersClosed: number;
     }
   | { status: 'ignored'; reason: string };
 
@@ -95,9 +98,9 @@ export class FollowUpService {
   /**
    * At most 3 FHIR round trips on the way to the Tasks (test/followups-round-trips.e2e-spec.ts): (1) the Procedure
    * with its CarePlan (`_include`), (2) one batch of reads (history, patient data, Patient, DetectedIssues, the
-   * CarePlan's open Tasks and active reminders, the Tasks already written for this infusion), (3) one transaction
-   * holding the creates, the If-Match updates of the Tasks this infusion fulfils or supersedes (and of their pending
-   * reminders, revoked) and the CarePlan's activity list. More only when a search has more than one page (a CarePlan with over 1,000 infusions).
+   * CarePlan's open Tasks and active reminders, the patient's orders still to be given, the Tasks already written for
+   * this infusion), (3) one transaction holding the creates, the If-Match updates of the Tasks this infusion fulfils or
+   * supersedes (and of their pending reminders, revoked, and their orders, closed) and the CarePlan's activity list. More only when a search has more than one page (a CarePlan with over 1,000 infusions).
    */
   async handle(procedureId: string, progress: ProgressReporter = async () => {}): Promise<FollowUpOutcome> {
     const found = await this.readEvent(procedureId);
@@ -170,7 +173,7 @@ export class FollowUpService {
         e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
       ),
     ];
-    const { done, superseded, remindersRevoked } = answered.counts;
+    const { done, superseded, remindersRevoked, ordersClosed } = answered.counts;
     const contraindications = planned.detectedIssues.length;
     this.logger.log({
       msg: 'follow-ups written',
@@ -181,6 +184,7 @@ export class FollowUpService {
       done,
       superseded,
       remindersRevoked,
+      ordersClosed,
       contraindications,
     });
     return {
@@ -191,6 +195,7 @@ export class FollowUpService {
       fulfilled: done,
       contraindications,
       remindersRevoked,
+      ordersClosed,
     };
   }
 
@@ -221,14 +226,20 @@ export class FollowUpService {
   /**
    * Fulfilled / superseded: judged on the open Tasks and the ones about to be created (an infusion already on
    * record after this one answers them at once, whatever order the events arrive in). New Tasks are written in
-   * their answered state; existing ones get If-Match updates, and so do their reminders still pending (revoked).
+   * their answered state; existing ones get If-Match updates, and so do their reminders still pending (revoked) and
+   * their orders (completed when given, cancelled when a later infusion made them moot).
    */
   private answeredTasks(input: {
     event: InfusionCompleted;
     procedure: Procedure;
     infusion: InfusionDefinition;
     infusionActions: Set<string>;
-    around: { openTasks: Task[]; history: Procedure[]; reminders: CommunicationRequest[] };
+    around: {
+      openTasks: Task[];
+      history: Procedure[];
+      reminders: CommunicationRequest[];
+      orders: MedicationRequest[];
+    };
     newTasks: (FollowUp & { fullUrl: string })[];
     now: Date;
   }) {
@@ -246,13 +257,24 @@ export class FollowUpService {
     const pending = new Map(newTasks.map((f) => [f.task, f]));
     const created = new Map(newTasks.map((f) => [f.fullUrl, f.task]));
     const updateEntries: BundleEntry[] = [];
-    const counts = { done: 0, superseded: 0, remindersRevoked: 0 };
+    const counts = { done: 0, superseded: 0, remindersRevoked: 0, ordersClosed: 0 };
+    const orders = new Map(
+      input.around.orders.flatMap((o) =>
+        (o.identifier ?? []).filter((i) => i.system === ORDER_KEY_SYSTEM).map((i) => [i.value, o] as const),
+      ),
+    );
     for (const update of updates) {
       const next = applyInfusionUpdate(update, now);
       const newOne = pending.get(update.task);
       if (newOne) created.set(newOne.fullUrl, next);
       else updateEntries.push(updateEntry(next, update.task.meta!.versionId));
       counts[update.outcome === 'done' ? 'done' : 'superseded']++;
+      // An approved Task's order: given, or no longer to be given.
+      const order = orders.get(`Task/${update.task.id}`);
+      if (order) {
+        updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
+        counts.ordersClosed++;
+      }
     }
     // New Tasks have no reminders yet (a Task gets them when approved).
     const revoked = remindersEndedBy(
@@ -291,6 +313,12 @@ export class FollowUpService {
         params: { 'based-on': carePlanRef, status: 'active', _count: PAGE },
       },
       {
+        // The patient's orders still to be given: those of the Tasks this infusion answers are closed with them.
+        name: 'orders',
+        resourceType: 'MedicationRequest',
+        params: { subject: `Patient/${event.patientId}`, intent: 'order', status: 'active,on-hold', _count: PAGE },
+      },
+      {
         name: 'written',
         resourceType: 'Task',
         params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE },
@@ -312,8 +340,9 @@ export class FollowUpService {
     const openTasks = matchesOf<Task>(found.openTasks);
     const written = matchesOf<Task>(found.written);
     const reminders = matchesOf<CommunicationRequest>(found.reminders);
+    const orders = matchesOf<MedicationRequest>(found.orders);
     const overridden = overriddenContraindications(issues);
-    return { history, patientData, patient, overridden, openTasks, written, issues, reminders };
+    return { history, patientData, patient, overridden, openTasks, written, issues, reminders, orders };
   }
 
   private ignore(procedureId: string, reason: string): FollowUpOutcome {
