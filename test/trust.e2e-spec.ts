@@ -557,7 +557,7 @@ describe('trustworthy plans', () => {
   }
 
   it('a contraindication found after approval holds the active order (the sweep) until a clinician overrides it', async () => {
-    const { subject, carePlan, order } = await approvedInfusion();
+    const { subject, carePlan, task, order } = await approvedInfusion();
     const untouched = await approvedInfusion();
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
     const sweep = service.app.get(ContraindicationSweep);
@@ -574,7 +574,12 @@ describe('trustworthy plans', () => {
     expect(issue.implicated?.map((r) => r.reference)).toEqual([
       `CarePlan/${carePlan.id}`,
       `MedicationRequest/${order.id}`,
+      `Task/${task.id}`,
     ]);
+    // The approved Task too: `Task?status=ready` is what an EHR acts on.
+    const heldTask = await service.fhir.read<Task>('Task', task.id!);
+    expect([heldTask.status, heldTask.businessStatus?.coding?.[0].code]).toEqual(['on-hold', 'approved']);
+    expect(heldTask.statusReason?.text).toContain(`DetectedIssue/${issue.id}`);
     expect(issue.detail).toMatch(/after orders under it were approved/);
     expect(held.statusReason?.text).toContain(`DetectedIssue/${issue.id}`);
     // Who held it: the service, not a clinician.
@@ -600,6 +605,8 @@ describe('trustworthy plans', () => {
     const released = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect(released.status).toBe('active');
     expect(released.statusReason).toBeUndefined();
+    const readyAgain = await service.fhir.read<Task>('Task', task.id!);
+    expect([readyAgain.status, readyAgain.statusReason]).toEqual(['ready', undefined]);
     expect((await activeOrdersOf(subject)).map((o) => o.id)).toEqual([order.id]);
     const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
       target: `MedicationRequest/${order.id}`,
@@ -610,6 +617,48 @@ describe('trustworthy plans', () => {
     // Overridden: the next sweep holds nothing again.
     expect((await sweep.sweep()).held).toBe(0);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+  });
+
+  it('two contraindications: the first override releases nothing, the second releases the order', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const sweep = service.app.get(ContraindicationSweep);
+    await sweep.sweep();
+    // Found while the order was already held (the plan's instructions still await approval: the sweep looks).
+    await service.fhir.create(bloodPressure(195, 115, '2026-12-20T09:00:00Z', subject));
+    expect((await sweep.sweep()).recorded).toBeGreaterThanOrEqual(1);
+    const override = async (code: string) => {
+      const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+        implicated: `CarePlan/${carePlan.id}`,
+      });
+      const issue = issues.find((i) => i.code?.coding?.[0].code === code)!;
+      await request(service.url)
+        .post(`/detected-issues/${issue.id}/$override`)
+        .set(clinician())
+        .send({ versionId: issue.meta!.versionId, reason: `Reviewed ${code}` })
+        .expect(200);
+    };
+    await override('pregnancy');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('on-hold');
+    await override('uncontrolled-hypertension');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
+  });
+
+  it('an infusion given while its order was held still fulfils the Task and completes the order', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    await service.app.get(ContraindicationSweep).sweep();
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('on-hold');
+    const infusion = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-02T10:00:00.000Z',
+    );
+    expect(await reportInfusion(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 
   it('a contraindication found when an approved session is rescheduled: refused, and its order held at once', async () => {

@@ -273,6 +273,9 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector('#patient-view:not([hidden])');
     const held = page.locator('#timeline li[data-type="order"]');
     expect(await held.textContent()).toMatch(/Order: .*\[on-hold\]: Held: found after approval: Pregnancy/);
+    expect(
+      await page.locator('#timeline li[data-type="follow-up"]:has-text("First infusion session")').textContent(),
+    ).toMatch(/\[approved, on hold\]/);
     await screenshot(page, 'patient-view-order-held');
     await page.click('#timeline li[data-type="contraindication"] button:has-text("Override")');
     await page.waitForSelector('#override-dialog[open]');

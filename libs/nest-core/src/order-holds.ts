@@ -9,14 +9,15 @@ import {
 } from '@kc/protocols';
 import {
   changeProvenance,
+  heldTask,
   implicatingOrders,
   isAuthorisable,
   ORDER_KEY_SYSTEM,
   ordersToHold,
   ordersToRelease,
+  releasedTask,
   THIS_SERVICE,
   type AuthorisableRequest,
-  type OrderHold,
 } from '@kc/task-states';
 
 /** Order keys per search: a URL of a few KB, far under any server's limit. */
@@ -35,10 +36,11 @@ export interface HoldCheck {
 
 /**
  * A contraindication found after an order was approved (a pregnancy recorded the week before the third session)
- * puts the plan's active orders that a contraindication check gates on hold, in one transaction with the issue
- * now implicating them and a Provenance naming this service; a clinician's override of the issue releases them
- * again, with a Provenance naming the clinician. Orders somebody else stopped or held are never touched. So an
- * EHR, a pharmacy or a pump integration reading only MedicationRequest.status sees that nothing is to be given.
+ * puts the plan's active orders that a contraindication check gates on hold, with their approved Tasks, in one
+ * transaction with the issue now implicating them and a Provenance naming this service; once a clinician's
+ * overrides leave no contraindication on the plan unresolved, they are released, with a Provenance naming the
+ * clinician. Orders and Tasks somebody else stopped or held are never touched. So an EHR, a pharmacy or a pump
+ * integration reading only MedicationRequest.status or Task.status sees that nothing is to be given.
  */
 @Injectable()
 export class OrderHolds {
@@ -61,27 +63,38 @@ export class OrderHolds {
     });
     const holds = ordersToHold(await this.activeOrdersOf(gated), unresolved);
     if (!holds.length) return 0;
-    const orders = holds.map(({ held }) => ({ reference: `${held.resourceType}/${held.id}` }));
+    const tasks = new Map(gated.map((t) => [`Task/${t.id}`, t]));
+    const taskHolds = holds.flatMap(({ held }) => {
+      const task = tasks.get(orderKeyOf(held) ?? '');
+      return task ? [{ read: task, held: heldTask(task, held) }] : [];
+    });
+    const targets = [...holds, ...taskHolds].map(({ held }) => ({ reference: `${held.resourceType}/${held.id}` }));
     const issueUpdates = unresolved.flatMap((issue) => {
-      const updated = implicatingOrders(issue, orders);
+      const updated = implicatingOrders(issue, targets);
       return updated ? [updateEntry(updated, issue.meta?.versionId)] : [];
     });
     const provenance = changeProvenance({
-      targets: orders,
+      targets,
       who: THIS_SERVICE,
       activity: 'hold for contraindication',
       now,
       reason: `Contraindication found after approval: ${unresolved.map((i) => `DetectedIssue/${i.id}`).join(', ')}`,
     });
-    const written = await this.writeOrSkip([...updatesOf(holds), ...issueUpdates, create(provenance)]);
+    const written = await this.writeOrSkip([
+      ...updatesOf(holds),
+      ...updatesOf(taskHolds),
+      ...issueUpdates,
+      create(provenance),
+    ]);
     if (written)
       this.logger.warn({ msg: 'orders held for a contraindication', carePlan: check.carePlanId, held: holds.length });
     return written ? holds.length : 0;
   }
 
   /**
-   * After a clinician overrode `issue`: the orders it held go back to active, unless another unresolved issue on the
-   * plan holds them too. `who` is the clinician, named in the release's Provenance with the override's reason.
+   * After a clinician overrode `issue`: when no contraindication on its plan is unresolved any more, the orders (and
+   * Tasks) the plan's issues held go back to active (ready). `who` is the clinician, named in the release's Provenance
+   * with the override's reason.
    */
   async releaseAfterOverride(input: {
     issue: DetectedIssue;
@@ -91,19 +104,30 @@ export class OrderHolds {
   }): Promise<number> {
     const { issue, who, reason, now = new Date() } = input;
     const carePlan = issue.implicated?.find((r) => r.reference?.startsWith('CarePlan/'))?.reference;
-    const orderRefs = (issue.implicated ?? [])
-      .map((r) => r.reference ?? '')
-      .filter((r) => /^(MedicationRequest|ServiceRequest|CommunicationRequest)\/[^/]+$/.test(r));
-    if (!carePlan || !orderRefs.length) return 0;
-    const [read, planIssues] = await Promise.all([
-      this.fhir.batch(orderRefs.map((r) => getEntry(r))),
-      this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: carePlan }),
-    ]);
-    const orders = (read.entry ?? [])
-      .map((e, i) => batchResult<Resource>(e, orderRefs[i]))
-      .filter((r): r is AuthorisableRequest => isAuthorisable(r));
+    if (!carePlan) return 0;
+    const planIssues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: carePlan });
     const stillUnresolved = planIssues.filter((i) => i.id !== issue.id && contraindicationState(i) === 'unresolved');
-    const releases = ordersToRelease({ orders, stillUnresolved });
+    // What any of the plan's issues held (each hold named what it held on the issues then unresolved).
+    const refs = [
+      ...new Set(
+        [issue, ...planIssues]
+          .flatMap((i) => i.implicated ?? [])
+          .map((r) => r.reference ?? '')
+          .filter((r) => /^(MedicationRequest|ServiceRequest|CommunicationRequest|Task)\/[^/]+$/.test(r)),
+      ),
+    ];
+    if (stillUnresolved.length || !refs.length) return 0;
+    const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
+    const found = (read.entry ?? []).flatMap((e, i) => batchResult<Resource>(e, refs[i]) ?? []);
+    const releases = [
+      ...ordersToRelease({ orders: found.filter(isAuthorisable), stillUnresolved }),
+      ...found
+        .filter((r): r is Task => r.resourceType === 'Task')
+        .flatMap((task) => {
+          const released = releasedTask(task);
+          return released ? [{ read: task, held: released }] : [];
+        }),
+    ];
     if (!releases.length) return 0;
     const provenance = changeProvenance({
       targets: releases.map(({ held }) => ({ reference: `${held.resourceType}/${held.id}` })),
@@ -149,7 +173,12 @@ export class OrderHolds {
   }
 }
 
-function updatesOf(changes: OrderHold[]): BundleEntry[] {
+/** The Task an order's approval came from (`Task/<id>`, its order key). */
+function orderKeyOf(order: AuthorisableRequest): string | undefined {
+  return order.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
+}
+
+function updatesOf(changes: { read: Resource; held: Resource }[]): BundleEntry[] {
   return changes.map(({ read, held }) => updateEntry(held, read.meta?.versionId));
 }
 

@@ -1,10 +1,12 @@
-import type { DetectedIssue, MedicationRequest, ServiceRequest } from '@medplum/fhirtypes';
+import type { DetectedIssue, MedicationRequest, ServiceRequest, Task } from '@medplum/fhirtypes';
 import {
   CONTRAINDICATION_HOLD,
+  heldTask,
   implicatingOrders,
   isHeldForContraindication,
   ordersToHold,
   ordersToRelease,
+  releasedTask,
 } from './order-holds';
 
 const order = (id: string, status: MedicationRequest['status'] = 'active'): MedicationRequest => ({
@@ -64,13 +66,30 @@ describe('orders held for a contraindication found after approval', () => {
     expect(released.held).toEqual(order('a'));
   });
 
-  it('an order another unresolved issue also holds stays held', () => {
+  it('nothing is released while another contraindication on the plan is unresolved (a hold is the plan’s)', () => {
     const [{ held }] = ordersToHold([order('a')], [issue('i1', ['CarePlan/cp', 'MedicationRequest/a'])]);
-    const still = [issue('i2', ['CarePlan/cp', 'MedicationRequest/a'])];
+    // The second issue was found while the order was already held: it names only the plan.
+    const still = [issue('i2', ['CarePlan/cp'])];
     expect(ordersToRelease({ orders: [held], stillUnresolved: still })).toEqual([]);
-    // ...but not one the other issue does not name.
-    const [{ held: other }] = ordersToHold([order('b')], [issue('i1', ['CarePlan/cp'])]);
-    expect(ordersToRelease({ orders: [other], stillUnresolved: still }).map((r) => r.read.id)).toEqual(['b']);
+    expect(ordersToRelease({ orders: [held], stillUnresolved: [] }).map((r) => r.read.id)).toEqual(['a']);
+  });
+
+  it('the approved Task is held with its order, and ready again on release; a Task held by others is left alone', () => {
+    const task: Task = {
+      resourceType: 'Task',
+      id: 't',
+      status: 'ready',
+      intent: 'plan',
+      businessStatus: { text: 'Approved' },
+    };
+    const [{ held }] = ordersToHold([order('a')], [issue('i1', ['CarePlan/cp'])]);
+    const heldOne = heldTask(task, held);
+    expect([heldOne.status, heldOne.statusReason?.coding]).toEqual(['on-hold', [CONTRAINDICATION_HOLD]]);
+    expect(heldOne.businessStatus).toEqual(task.businessStatus);
+    expect(releasedTask(heldOne)).toEqual(task);
+    expect(
+      releasedTask({ ...task, status: 'on-hold', statusReason: { text: 'EHR: patient travelling' } }),
+    ).toBeUndefined();
   });
 
   it('a hold somebody else placed (no hold reason of ours) is never released', () => {

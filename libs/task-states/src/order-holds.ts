@@ -1,4 +1,4 @@
-import type { CodeableConcept, Coding, DetectedIssue, Extension, Reference } from '@medplum/fhirtypes';
+import type { CodeableConcept, Coding, DetectedIssue, Extension, Reference, Task } from '@medplum/fhirtypes';
 import type { AuthorisableRequest } from './request-authorisation';
 import { TASK_STATE_SYSTEM } from './task-states';
 
@@ -32,18 +32,32 @@ export function ordersToHold(orders: AuthorisableRequest[], unresolved: Detected
 }
 
 /**
- * The orders an override releases: those this service held, named by the overridden issue, that no other unresolved
- * issue also holds. Each goes back to active, its hold reason removed.
+ * The orders an override releases: those this service held, once no contraindication on the plan is unresolved (as
+ * the approval guard, a hold is the plan's: any unresolved issue keeps every order held). Each goes back to active,
+ * its hold reason removed.
  */
 export function ordersToRelease(input: {
   orders: AuthorisableRequest[];
   /** The unresolved DetectedIssues still implicating the plan (the overridden one excluded). */
   stillUnresolved: DetectedIssue[];
 }): OrderHold[] {
-  const stillHeld = new Set(input.stillUnresolved.flatMap((i) => (i.implicated ?? []).map((r) => r.reference)));
-  return input.orders
-    .filter((o) => isHeldForContraindication(o) && !stillHeld.has(`${o.resourceType}/${o.id}`))
-    .map((read) => ({ read, held: releasedOrder(read) }));
+  if (input.stillUnresolved.length) return [];
+  return input.orders.filter(isHeldForContraindication).map((read) => ({ read, held: releasedOrder(read) }));
+}
+
+/**
+ * The approved Task of a held order, on hold with it (`Task?status=ready` is what an EHR acts on, so a Task left ready
+ * would still say "to be done"); its businessStatus (approved, rescheduled) is kept for the release.
+ */
+export function heldTask(task: Task, order: AuthorisableRequest): Task {
+  return { ...task, status: 'on-hold', statusReason: holdReasonOf(order) };
+}
+
+/** A Task this service held, ready again; undefined for any other Task (left as it is). */
+export function releasedTask(task: Task): Task | undefined {
+  if (task.status !== 'on-hold' || !task.statusReason?.coding?.some(isHoldCoding)) return undefined;
+  const { statusReason: _held, ...rest } = task;
+  return { ...rest, status: 'ready' };
 }
 
 /** On hold because this service found a contraindication (not a hold somebody else placed). */
@@ -52,12 +66,13 @@ export function isHeldForContraindication(order: AuthorisableRequest): boolean {
 }
 
 /**
- * The DetectedIssue with the held orders among what it implicates (so `DetectedIssue?implicated=MedicationRequest/x`
- * finds why an order is held), or undefined when it names them all already.
+ * The DetectedIssue with the held orders (and their Tasks) among what it implicates (so
+ * `DetectedIssue?implicated=MedicationRequest/x` finds why an order is held, and an override finds what to release),
+ * or undefined when it names them all already.
  */
-export function implicatingOrders(issue: DetectedIssue, orders: Reference[]): DetectedIssue | undefined {
+export function implicatingOrders(issue: DetectedIssue, held: Reference[]): DetectedIssue | undefined {
   const named = new Set((issue.implicated ?? []).map((r) => r.reference));
-  const added = orders.filter((o) => !named.has(o.reference));
+  const added = held.filter((o) => !named.has(o.reference));
   if (!added.length) return undefined;
   return { ...issue, implicated: [...(issue.implicated ?? []), ...added] };
 }

@@ -88,7 +88,8 @@ export class PatientTimelineService {
         date: t.restriction?.period?.start ?? t.authoredOn,
         type: 'follow-up' as const,
         text: t.description ?? t.code?.coding?.[0]?.code ?? 'Task',
-        status: t.businessStatus?.coding?.[0]?.code ?? t.status,
+        // An approved Task held with its order (a contraindication found since) says so.
+        status: (t.businessStatus?.coding?.[0]?.code ?? t.status) + (t.status === 'on-hold' ? ', on hold' : ''),
         reason: t.reasonCode?.text,
         reference: `Task/${t.id}`,
       })),

@@ -305,7 +305,8 @@ export class FollowUpService {
       {
         name: 'openTasks',
         resourceType: 'Task',
-        params: { 'based-on': carePlanRef, status: 'draft,ready', _count: PAGE },
+        // on-hold: approved, its order held for a contraindication; an infusion given anyway still fulfils it.
+        params: { 'based-on': carePlanRef, status: 'draft,ready,on-hold', _count: PAGE },
       },
       {
         name: 'reminders',

@@ -39,7 +39,10 @@ export class ContraindicationSweep {
     private readonly holds: OrderHolds,
   ) {}
 
-  /** Every plan with Tasks awaiting approval (with the overdue sweep), or those of a read already made. */
+  /**
+   * Every plan with Tasks awaiting approval or approved and not done (with the overdue sweep), or those of a read
+   * already made. A plan with approved Tasks costs one batch of patient data per run, like a waiting one.
+   */
   async sweep(now = new Date(), waiting?: WaitingTasks): Promise<{ plans: number; recorded: number; held: number }> {
     return this.check(waiting ?? (await this.reader.all()), now);
   }
