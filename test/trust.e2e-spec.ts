@@ -323,6 +323,22 @@ describe('trustworthy plans', () => {
     ).toHaveLength(0);
   });
 
+  it('rejecting an approved session withdraws its order: cancelled with the reason, named by the decision', async () => {
+    const { subject, task, order } = await approvedInfusion();
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId, reason: 'Patient moved away' })
+      .expect(200);
+    const withdrawn = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect(withdrawn).toMatchObject({ status: 'cancelled', statusReason: { text: 'Patient moved away' } });
+    expect(await activeOrdersOf(subject)).toEqual([]);
+    const provenance = (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${task.id}` })).find(
+      (p) => p.activity?.text === 'reject',
+    )!;
+    expect(provenance.target.map((t) => t.reference)).toContain(`MedicationRequest/${order.id}`);
+  });
+
   it('each infusion fulfils the Task that planned it; a completed Task can be neither approved nor rejected', async () => {
     const subject = await patient({ weightKg: 80, bp: [124, 78] });
     const { carePlan } = await apply(subject);

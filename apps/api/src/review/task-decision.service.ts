@@ -75,6 +75,8 @@ export class TaskDecisionService {
   async reject(input: DecisionInput & { reason: string }): Promise<Task> {
     const { task, proposal, carePlan } = await this.readWithFocus(input.taskId);
     const reminders = await this.reminders.contextFor(task, carePlan);
+    // An approved Task (ready, or held for a contraindication) has its order: rejecting it withdraws the order too.
+    const order = proposal && task.status !== 'draft' ? await this.openOrderOf(task, proposal) : undefined;
     return this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
@@ -84,6 +86,7 @@ export class TaskDecisionService {
       change: (t) => reject(t, input.reason, new Date()),
       consequences: [
         ...(proposal && proposal.status === 'draft' ? [() => cancel(proposal, input.reason)] : []),
+        ...(order ? [() => cancel(order, input.reason)] : []),
         () => this.reminders.afterRejection(reminders, input.reason),
       ],
     });
@@ -135,6 +138,15 @@ export class TaskDecisionService {
     return { task, proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined, carePlan, issues };
   }
 
+  /** The order an approval of the Task wrote (keyed `Task/<id>`), while it is still to be given (active or held). */
+  private async openOrderOf(task: Task, proposal: Proposal): Promise<Proposal | undefined> {
+    const orders = await this.fhir.searchAll<Proposal>(proposal.resourceType, {
+      identifier: `${ORDER_KEY_SYSTEM}|Task/${task.id}`,
+      status: 'active,on-hold',
+    });
+    return orders[0];
+  }
+
   /**
    * The active order, written with the decision. One per Task: the decision's If-Match on the Task lets only one
    * approval through, and the key (an identifier derived from the Task) lets an EHR find it.
@@ -152,7 +164,10 @@ export class TaskDecisionService {
   }
 }
 
-/** The proposal a rejection cancels, written with the rejection (If-Match: unchanged since it was read). */
-function cancel(proposal: Proposal, reason: string): Consequence {
-  return updateEntry(cancelledProposal(proposal, reason), proposal.meta?.versionId);
+/**
+ * The proposal (or the order of an approved Task) a rejection cancels, written with the rejection (If-Match: unchanged
+ * since it was read): a MedicationRequest `cancelled`, never given; a communication or service `revoked`.
+ */
+function cancel(request: Proposal, reason: string): Consequence {
+  return updateEntry(cancelledProposal(request, reason), request.meta?.versionId);
 }
