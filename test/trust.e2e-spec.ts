@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { ContraindicationOverrideService } from '../apps/api/src/review/contraindication-override.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { WorklistIndex } from '@kc/worklist-index';
 import type {
   ActivityDefinition,
   CarePlan,
@@ -603,6 +604,14 @@ describe('trustworthy plans', () => {
       await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
     ).filter((p) => p.activity?.text === 'hold for contraindication');
     expect(holdProvenance.map((p) => p.agent[0].who?.identifier?.value)).toEqual(['ketamine-careplans']);
+    // Back on the worklist (it needs a clinician again), saying why; also after a reconciliation of the read model.
+    const onWorklist = async () =>
+      (
+        await request(service.url).get('/worklist').query({ patient: subject }).set(clinician()).expect(200)
+      ).body.items.find((i: { id: string }) => i.id === task.id) as { onHold?: string } | undefined;
+    expect((await onWorklist())?.onHold).toContain(`DetectedIssue/${issue.id}`);
+    await service.app.get(WorklistIndex).rebuild();
+    expect((await onWorklist())?.onHold).toContain(`DetectedIssue/${issue.id}`);
     // Another patient's order is not touched, and a second sweep writes nothing more.
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', untouched.order.id!)).status).toBe(
       'active',
@@ -623,6 +632,7 @@ describe('trustworthy plans', () => {
     expect(released.statusReason).toBeUndefined();
     const readyAgain = await service.fhir.read<Task>('Task', task.id!);
     expect([readyAgain.status, readyAgain.statusReason]).toEqual(['ready', undefined]);
+    expect(await onWorklist()).toBeUndefined();
     expect((await activeOrdersOf(subject)).map((o) => o.id)).toEqual([order.id]);
     const provenance = await service.fhir.searchAll<Provenance>('Provenance', {
       target: `MedicationRequest/${order.id}`,

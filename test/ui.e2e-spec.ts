@@ -267,6 +267,17 @@ describe('clinician page in a real browser', () => {
     expect(await row.locator('td.contraindications').textContent()).toMatch(
       /Pregnancy.*\(unresolved\)Holds 1 approved order\(s\)Override/,
     );
+    // A Task of the plan still awaiting approval cannot be approved until the contraindication is overridden.
+    expect(await row.locator('button').allTextContents()).toEqual(['Olive Heldback', 'Override', 'Reject']);
+    expect(await row.locator('td.task').textContent()).toMatch(
+      /Cannot be approved until its contraindication is overridden/,
+    );
+    // The approved session is back on the worklist, held: it needs a clinician again, and cannot be approved.
+    const heldRow = page.locator(`tr[data-task-id="${session.id}"]`);
+    expect(await heldRow.locator('td.task').textContent()).toMatch(/Approved, now on hold: Held: found after approval/);
+    expect(await heldRow.locator('button').allTextContents()).toEqual(['Olive Heldback', 'Override', 'Reject']);
+    expect(await heldRow.locator('input.select').isDisabled()).toBe(true);
+    await screenshot(page, 'worklist-order-held');
 
     // The patient view lists the order on hold, why, and offers the override.
     await row.locator('.patient-link').click();
@@ -289,6 +300,8 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector('#message.ok:has-text("Overridden")');
     expect(await page.textContent('#message')).toMatch(/^Overridden: .*Pregnancy.*held orders are active again/);
     await page.waitForSelector('#timeline li[data-type="order"]:has-text("[active]")');
+    await page.click('#back');
+    await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
     await screenshot(page, 'patient-view-order-released');
     await page.close();

@@ -229,7 +229,7 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
     const searchAll = client.searchAll.bind(client);
     const spy = jest.spyOn(client, 'searchAll').mockImplementationOnce(async (type, params) => {
       const found = await searchAll(type, params);
-      expect(params).toMatchObject({ status: 'draft' });
+      expect(params).toMatchObject({ status: 'draft,on-hold' });
       return found.filter((t) => t.id !== skipped);
     });
     try {

@@ -53,9 +53,14 @@ export function heldTask(task: Task, order: AuthorisableRequest): Task {
   return { ...task, status: 'on-hold', statusReason: holdReasonOf(order) };
 }
 
+/** An approved Task this service held with its order (not one somebody else put on hold). */
+export function isTaskHeldForContraindication(task: Task): boolean {
+  return task.status === 'on-hold' && Boolean(task.statusReason?.coding?.some(isHoldCoding));
+}
+
 /** A Task this service held, ready again; undefined for any other Task (left as it is). */
 export function releasedTask(task: Task): Task | undefined {
-  if (task.status !== 'on-hold' || !task.statusReason?.coding?.some(isHoldCoding)) return undefined;
+  if (!isTaskHeldForContraindication(task)) return undefined;
   const { statusReason: _held, ...rest } = task;
   return { ...rest, status: 'ready' };
 }

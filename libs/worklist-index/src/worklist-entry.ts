@@ -1,6 +1,6 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { protocolPhaseOf, protocolWindowOf } from '@kc/protocols';
-import { stateOf } from '@kc/task-states';
+import { isTaskHeldForContraindication, stateOf } from '@kc/task-states';
 
 /** What the worklist shows of a Task awaiting approval (overdue is computed when read: windows end as time passes). */
 export interface WorklistEntry {
@@ -18,11 +18,19 @@ export interface WorklistEntry {
   due?: { start?: string; end?: string };
   allowedWindow?: { start?: string; end?: string };
   businessStatus?: string;
+  /**
+   * Approved, then held with its order for a contraindication found since (why): it needs a clinician again (an
+   * override of the contraindication, or a rejection), so it is listed, but it cannot be approved.
+   */
+  onHold?: string;
 }
 
-/** On the worklist: awaiting a clinician's decision, i.e. Task.status draft (libs/task-states). */
+/**
+ * On the worklist: awaiting a clinician's decision, i.e. Task.status draft (libs/task-states), or approved and held
+ * for a contraindication found since (status on-hold with this service's reason; not a hold somebody else placed).
+ */
 export function onWorklist(task: Task): boolean {
-  return task.status === 'draft';
+  return task.status === 'draft' || isTaskHeldForContraindication(task);
 }
 
 export function carePlanOf(task: Task): string | undefined {
@@ -50,6 +58,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     due: task.restriction?.period,
     allowedWindow: protocolWindowOf(task),
     businessStatus: task.businessStatus?.coding?.[0]?.code,
+    onHold: isTaskHeldForContraindication(task) ? (task.statusReason?.text ?? 'On hold') : undefined,
   };
 }
 

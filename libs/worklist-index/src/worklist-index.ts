@@ -338,7 +338,10 @@ export class WorklistIndex {
   async rebuild(): Promise<{ tasks: number; removed: number; ms: number }> {
     const started = Date.now();
     // By `_lastUpdated`: Medplum's server pages that by cursor, to any depth, where `_offset` stops at 10,000.
-    const drafts = await this.fhir.searchAll<Task>('Task', { status: 'draft', _sort: '_lastUpdated', _count: 1000 });
+    // Held Tasks too (on-hold: only this service's holds are listed, apply() filters the others out).
+    const drafts = (
+      await this.fhir.searchAll<Task>('Task', { status: 'draft,on-hold', _sort: '_lastUpdated', _count: 1000 })
+    ).filter(onWorklist);
     for (let i = 0; i < drafts.length; i += 1000) await this.apply(drafts.slice(i, i + 1000));
     const seen = new Set(drafts.map((t) => t.id));
     const indexed = await this.redis.hkeys(`${this.p}item`);

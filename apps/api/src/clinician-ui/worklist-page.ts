@@ -379,7 +379,12 @@ function row(item) {
   box.setAttribute('aria-label', 'Select ' + what + ' for ' + name);
   box.addEventListener('change', updateBulk);
   // Its plan was stopped or paused: approving is refused, so it cannot be chosen for it.
-  if (view.blocked) box.disabled = true;
+  // Approved and then held for a contraindication: it can be overridden (its contraindication) or rejected, not approved.
+  const held = Boolean(item.onHold);
+  // An unresolved contraindication on the plan: the server would refuse; the way on is its Override (or Reject).
+  const contraindicated = (view.contraindications || []).some((i) => i.state === 'unresolved');
+  const approvable = !view.blocked && !held && !contraindicated;
+  if (!approvable) box.disabled = true;
   select.append(box);
 
   const who = document.createElement('td');
@@ -416,14 +421,16 @@ function row(item) {
   const scores = el('td', scoresText(view.scores) || 'None recorded', view.scores && view.scores.length ? 'scores' : 'scores muted');
 
   const actions = document.createElement('td');
-  if (!view.blocked) actions.append(button('Approve', 'Approve ' + what + ' for ' + name, () => decide(item, 'approve')));
+  if (approvable) actions.append(button('Approve', 'Approve ' + what + ' for ' + name, () => decide(item, 'approve')));
   actions.append(button('Reject', 'Reject ' + what + ' for ' + name, () => askReject(item)));
-  if (!view.blocked && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
+  if (approvable && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
     actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
 
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
   if (view.blocked) task.append(el('div', 'Cannot be approved: ' + view.blocked, 'badge blocked'));
+  if (held) task.append(el('div', 'Approved, now on hold: ' + item.onHold, 'badge blocked on-hold'));
+  else if (contraindicated && !view.blocked) task.append(el('div', 'Cannot be approved until its contraindication is overridden', 'badge blocked'));
 
   tr.append(select, who, protocol, task, due, ci, scores, actions);
   return tr;
