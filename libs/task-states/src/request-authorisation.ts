@@ -49,7 +49,10 @@ export function orderFromProposal(input: OrderInput): AuthorisableRequest {
   return { ...body, ...common, status: 'active', intent: 'order' } as MedicationRequest | ServiceRequest;
 }
 
-/** A rejected proposal, closed with the clinician's reason in the fields each type has. */
+/**
+ * A proposal (or an order not given yet) closed with why, in the fields each type has: rejected by a clinician,
+ * withdrawn with its plan, or made moot by a later infusion.
+ */
 export function cancelledProposal(proposal: AuthorisableRequest, reason: string): AuthorisableRequest {
   switch (proposal.resourceType) {
     case 'MedicationRequest':
@@ -57,7 +60,8 @@ export function cancelledProposal(proposal: AuthorisableRequest, reason: string)
     case 'CommunicationRequest':
       return { ...proposal, status: 'revoked', statusReason: { text: reason } };
     case 'ServiceRequest':
-      return { ...proposal, status: 'revoked', note: [...(proposal.note ?? []), { text: `Rejected: ${reason}` }] };
+      // No statusReason in R4: the reason goes in a note.
+      return { ...proposal, status: 'revoked', note: [...(proposal.note ?? []), { text: reason }] };
   }
 }
 
@@ -71,18 +75,9 @@ export function orderAnsweredBy(
   outcome: 'done' | 'superseded',
   by: Reference,
 ): AuthorisableRequest {
-  const why = `Superseded: a later infusion was completed (${by.reference})`;
-  if (outcome === 'done') {
-    if (order.resourceType === 'ServiceRequest') return { ...order, status: 'completed' };
-    const { statusReason: _previous, ...rest } = order;
-    return { ...rest, status: 'completed' };
-  }
-  switch (order.resourceType) {
-    case 'MedicationRequest':
-      return { ...order, status: 'cancelled', statusReason: { text: why } };
-    case 'CommunicationRequest':
-      return { ...order, status: 'revoked', statusReason: { text: why } };
-    case 'ServiceRequest':
-      return { ...order, status: 'revoked', note: [...(order.note ?? []), { text: why }] };
-  }
+  if (outcome === 'superseded')
+    return cancelledProposal(order, `Superseded: a later infusion was completed (${by.reference})`);
+  if (order.resourceType === 'ServiceRequest') return { ...order, status: 'completed' };
+  const { statusReason: _previous, ...rest } = order;
+  return { ...rest, status: 'completed' };
 }

@@ -475,26 +475,36 @@ async function decide(item, decision, extra) {
 }
 
 let rejecting = null;
+// The reject and override dialogs (#<name>-dialog, -reason, -error): opened empty; an empty reason is refused on the
+// page, with the message, and nothing is sent.
+function openReasonDialog(name) {
+  $('#' + name + '-reason').value = '';
+  $('#' + name + '-reason').removeAttribute('aria-invalid');
+  $('#' + name + '-error').textContent = '';
+  $('#' + name + '-dialog').showModal();
+  $('#' + name + '-reason').focus();
+}
+function requiredReason(name, message) {
+  const reason = $('#' + name + '-reason').value.trim();
+  if (reason) {
+    $('#' + name + '-dialog').close();
+    return reason;
+  }
+  $('#' + name + '-reason').setAttribute('aria-invalid', 'true');
+  $('#' + name + '-error').textContent = message;
+  $('#' + name + '-reason').focus();
+  return undefined;
+}
+
 function askReject(item) {
   rejecting = item;
   $('#reject-what').textContent = describe(item);
-  $('#reject-reason').value = '';
-  $('#reject-reason').removeAttribute('aria-invalid');
-  $('#reject-error').textContent = '';
-  $('#reject-dialog').showModal();
-  $('#reject-reason').focus();
+  openReasonDialog('reject');
 }
 $('#reject-form').addEventListener('submit', async (event) => {
   event.preventDefault();
-  const reason = $('#reject-reason').value.trim();
-  if (!reason) {
-    $('#reject-reason').setAttribute('aria-invalid', 'true');
-    $('#reject-error').textContent = 'A reason is required to reject a task.';
-    $('#reject-reason').focus();
-    return;
-  }
-  $('#reject-dialog').close();
-  await decide(rejecting, 'reject', { reason });
+  const reason = requiredReason('reject', 'A reason is required to reject a task.');
+  if (reason) await decide(rejecting, 'reject', { reason });
 });
 $('#reject-cancel').addEventListener('click', () => $('#reject-dialog').close());
 
@@ -505,22 +515,12 @@ function askOverride(issue, name) {
   overriding = { issue, name };
   $('#override-what').textContent = issue.text + ' for ' + name + (issue.evidence && issue.evidence.length ? ' (' + issue.evidence.join('; ') + ')' : '');
   $('#override-holds').textContent = issue.holds && issue.holds.length ? 'It holds ' + issue.holds.length + ' approved order(s): overriding releases them.' : '';
-  $('#override-reason').value = '';
-  $('#override-reason').removeAttribute('aria-invalid');
-  $('#override-error').textContent = '';
-  $('#override-dialog').showModal();
-  $('#override-reason').focus();
+  openReasonDialog('override');
 }
 $('#override-form').addEventListener('submit', async (event) => {
   event.preventDefault();
-  const reason = $('#override-reason').value.trim();
-  if (!reason) {
-    $('#override-reason').setAttribute('aria-invalid', 'true');
-    $('#override-error').textContent = 'A clinical reason is required to override a contraindication.';
-    $('#override-reason').focus();
-    return;
-  }
-  $('#override-dialog').close();
+  const reason = requiredReason('override', 'A clinical reason is required to override a contraindication.');
+  if (!reason) return;
   const { issue, name } = overriding;
   try {
     await api('/detected-issues/' + encodeURIComponent(issue.id) + '/$override', {
