@@ -5,6 +5,7 @@ import { WorklistIndex } from '@kc/worklist-index';
 import type {
   ActivityDefinition,
   CarePlan,
+  CommunicationRequest,
   DetectedIssue,
   MedicationRequest,
   OperationOutcome,
@@ -468,6 +469,37 @@ describe('trustworthy plans', () => {
       .set(clinician())
       .send({ versionId: instructions.meta!.versionId })
       .expect(200);
+  });
+
+  it('an infusion event that finds a contraindication has the orders approved under the plan held at once', async () => {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject);
+    const instructions = (await onPlan<Task>('Task', carePlan.id!)).find(
+      (t) => actionOf(t) === 'patient-instructions',
+    )!;
+    await request(service.url)
+      .post(`/tasks/${instructions.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: instructions.meta!.versionId })
+      .expect(200);
+    const [order] = await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      identifier: `https://ketamine-careplans.example/fhir/NamingSystem/order-key|Task/${instructions.id}`,
+    });
+    expect(order.status).toBe('active');
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const procedureId = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-04T10:00:00.000Z',
+    );
+    expect(await reportInfusion(service, procedureId)).toMatchObject({ contraindications: 1 });
+    // No sweep runs here: the follow-up's own job holds it.
+    const held = await waitFor(async () => {
+      const now = await service.fhir.read<CommunicationRequest>('CommunicationRequest', order.id!);
+      return now.status === 'on-hold' && now;
+    }, 'the approved instructions order to be held');
+    expect(held.statusReason?.coding?.[0].code).toBe('held-for-contraindication');
+    expect((await service.fhir.read<Task>('Task', instructions.id!)).status).toBe('on-hold');
   });
 
   describe.each([

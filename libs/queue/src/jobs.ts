@@ -24,7 +24,10 @@ export function withdrawStoppedPlanJobId(carePlanId: string): string {
 
 /** A Condition or an Observation of a patient changed: their plans' contraindications are checked again now. */
 export interface RecheckContraindicationsJob {
-  /** `Condition/<id>` or `Observation/<id>`: the worker reads it for its patient (ids only, never patient data). */
+  /**
+   * `Condition/<id>` or `Observation/<id>`: the worker reads it for its patient; `CarePlan/<id>`: that plan (ids only,
+   * never patient data).
+   */
   reference: string;
 }
 

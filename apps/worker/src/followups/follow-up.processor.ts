@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import type { InfusionCompletedJob } from '@kc/queue';
+import { PatientRecordEventsProducer, type InfusionCompletedJob } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { slowJobProgress } from '../slow-job-progress';
@@ -17,6 +17,7 @@ export class FollowUpProcessor extends MeteredWorkerHost {
   constructor(
     private readonly followUps: FollowUpService,
     private readonly metrics: FollowUpMetrics,
+    private readonly records: PatientRecordEventsProducer,
     queueMetrics: QueueJobMetrics,
   ) {
     super(queueMetrics);
@@ -28,6 +29,10 @@ export class FollowUpProcessor extends MeteredWorkerHost {
       const progress = slowJobProgress(job);
       const outcome = await this.followUps.handle(job.data.procedureId, progress.step);
       await progress.done();
+      // A contraindication found: the orders approved under the plan are held by a job of their own (the event keeps
+      // its three FHIR requests). A retry of this job queues it again: holding twice writes nothing more.
+      if (outcome.status === 'created' && outcome.contraindications > 0)
+        await this.records.enqueue(`CarePlan/${outcome.carePlanId}`);
       this.metrics.jobs.inc({ result: outcome.status });
       if (outcome.status === 'created') this.metrics.observeEventToTask(Date.now() - job.timestamp);
       return outcome;

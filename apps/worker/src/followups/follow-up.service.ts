@@ -58,6 +58,7 @@ import { FollowUpMetrics } from './follow-up.metrics';
 export type FollowUpOutcome =
   | {
       status: 'created';
+      carePlanId: string;
       tasks: string[];
       alreadyExisted: number;
       superseded: number;
@@ -189,6 +190,7 @@ export class FollowUpService {
     });
     return {
       status: 'created',
+      carePlanId: carePlan.id!,
       tasks,
       alreadyExisted,
       superseded,

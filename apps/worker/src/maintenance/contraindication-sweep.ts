@@ -50,12 +50,15 @@ export class ContraindicationSweep {
   /**
    * The plans of one record's patient, when a notification says a Condition or an Observation changed (a pregnancy
    * recorded, a blood pressure taken): checked now rather than at the next sweep. A record that is gone, or names
-   * no patient, checks nothing.
+   * no patient, checks nothing. `CarePlan/<id>`: that plan, which an infusion event found contraindicated.
    */
   async recheckFor(reference: string, now = new Date()): Promise<{ plans: number; recorded: number; held: number }> {
     const none = { plans: 0, recorded: 0, held: 0 };
     const [type, id] = reference.split('/');
-    if ((type !== 'Condition' && type !== 'Observation') || !isResourceId(id)) return none;
+    if (!isResourceId(id)) return none;
+    // A plan a follow-up found contraindicated: its approved orders are held now.
+    if (type === 'CarePlan') return this.check(await this.reader.read({ 'based-on': `CarePlan/${id}` }), now);
+    if (type !== 'Condition' && type !== 'Observation') return none;
     const record = await this.fhir.readIfExists<Condition | Observation>(type, id);
     const patient = record?.subject?.reference;
     if (!patient || !/^Patient\/[^/]+$/.test(patient)) return none;
