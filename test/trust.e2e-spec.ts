@@ -1,6 +1,8 @@
 import request from 'supertest';
 import { ContraindicationOverrideService } from '../apps/api/src/review/contraindication-override.service';
+import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-orders-sweep';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { transition } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
 import type {
   ActivityDefinition,
@@ -383,6 +385,38 @@ describe('trustworthy plans', () => {
       .set(clinician())
       .send({ versionId: closed.meta!.versionId, reason: 'too late' })
       .expect(409);
+  });
+
+  it('the reconciliation closes orders left open by Tasks closed before session 17 (or behind the service’s back)', async () => {
+    const given = await approvedInfusion();
+    const declined = await approvedInfusion();
+    const open = await approvedInfusion();
+    // As builds before session 17 left them: the Task closed, its order still active.
+    const now = new Date();
+    await service.fhir.update(
+      transition(given.task, { event: 'complete', now, output: { reference: 'Procedure/earlier' } }),
+      { ifMatch: given.task.meta!.versionId },
+    );
+    await service.fhir.update(transition(declined.task, { event: 'reject', now, reason: 'Patient declined' }), {
+      ifMatch: declined.task.meta!.versionId,
+    });
+    const sweep = service.app.get(AnsweredOrdersSweep);
+    expect((await sweep.sweep()).closed).toBeGreaterThanOrEqual(2);
+    const read = (o: MedicationRequest) => service.fhir.read<MedicationRequest>('MedicationRequest', o.id!);
+    expect((await read(given.order)).status).toBe('completed');
+    expect(await read(declined.order)).toMatchObject({
+      status: 'cancelled',
+      statusReason: { text: 'Patient declined' },
+    });
+    expect((await read(open.order)).status).toBe('active');
+    const [provenance] = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${given.order.id}` })
+    ).filter((p) => p.activity?.text === 'close the order of a closed Task');
+    expect(provenance.agent[0].who?.identifier?.value).toBe('ketamine-careplans');
+    // Once: the next run finds them closed.
+    const version = (await read(given.order)).meta?.versionId;
+    await sweep.sweep();
+    expect((await read(given.order)).meta?.versionId).toBe(version);
   });
 
   it('an infusion closes the orders it answers: the given session completed, the one it made moot cancelled', async () => {

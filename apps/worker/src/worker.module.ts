@@ -6,6 +6,7 @@ import { FollowUpProcessor } from './followups/follow-up.processor';
 import { FollowUpService } from './followups/follow-up.service';
 import { MaintenanceProcessor } from './maintenance/maintenance.processor';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
+import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { StoppedPlanSweep } from './maintenance/stopped-plan-sweep';
@@ -42,6 +43,7 @@ export class WorkerModule {
         OverdueSweep,
         StoppedPlanSweep,
         ContraindicationSweep,
+        AnsweredOrdersSweep,
         WaitingTasksReader,
         MaintenanceSchedules,
         ReminderDelivery,
@@ -73,7 +75,15 @@ export class WorkerModule {
           useClass: configuredProcessor(MaintenanceProcessor, QUEUES.maintenance, workerOptionsFrom(config, 1)),
         },
       ],
-      exports: [FollowUpService, ProcedurePoller, OverdueSweep, StoppedPlanSweep, ContraindicationSweep, ReminderSweep],
+      exports: [
+        FollowUpService,
+        ProcedurePoller,
+        OverdueSweep,
+        StoppedPlanSweep,
+        ContraindicationSweep,
+        AnsweredOrdersSweep,
+        ReminderSweep,
+      ],
     };
   }
 }

@@ -1,4 +1,12 @@
-import type { CommunicationRequest, MedicationRequest, Reference, Resource, ServiceRequest } from '@medplum/fhirtypes';
+import type {
+  CommunicationRequest,
+  MedicationRequest,
+  Reference,
+  Resource,
+  ServiceRequest,
+  Task,
+} from '@medplum/fhirtypes';
+import { stateOf } from './task-states';
 
 /** The identifier an approval writes on its order (`Task/<id>`): how the order of an approved Task is found. */
 export const ORDER_KEY_SYSTEM = 'https://ketamine-careplans.example/fhir/NamingSystem/order-key';
@@ -80,4 +88,28 @@ export function orderAnsweredBy(
   if (order.resourceType === 'ServiceRequest') return { ...order, status: 'completed' };
   const { statusReason: _previous, ...rest } = order;
   return { ...rest, status: 'completed' };
+}
+
+/**
+ * The order of a Task that is closed (done, superseded, rejected) but still open itself: what the infusion or the
+ * rejection would have written with it (orders written before session 17 stayed active). Undefined while the Task is
+ * open, or when the order is already closed.
+ */
+export function orderForClosedTask(task: Task, order: AuthorisableRequest): AuthorisableRequest | undefined {
+  if (order.status !== 'active' && order.status !== 'on-hold') return undefined;
+  const output = (kind: string) => task.output?.find((o) => o.type?.text === kind)?.valueReference;
+  switch (stateOf(task)) {
+    case 'done':
+      return orderAnsweredBy(order, 'done', output('fulfilled-by') ?? {});
+    case 'superseded': {
+      const by = output('superseded-by');
+      return by
+        ? orderAnsweredBy(order, 'superseded', by)
+        : cancelledProposal(order, 'Superseded: a later infusion was completed');
+    }
+    case 'rejected':
+      return cancelledProposal(order, task.statusReason?.text ?? 'Rejected');
+    default:
+      return undefined;
+  }
 }

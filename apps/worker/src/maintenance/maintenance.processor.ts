@@ -3,6 +3,7 @@ import type { Job } from 'bullmq';
 import { JOBS, type RecheckContraindicationsJob, type WithdrawStoppedPlanJob } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
+import { AnsweredOrdersSweep } from './answered-orders-sweep';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
@@ -20,6 +21,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly stoppedPlans: StoppedPlanSweep,
     private readonly contraindications: ContraindicationSweep,
     private readonly waiting: WaitingTasksReader,
+    private readonly answeredOrders: AnsweredOrdersSweep,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
     queueMetrics: QueueJobMetrics,
@@ -38,11 +40,13 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications
         // found since the waiting ones were proposed recorded on their plans (holding the orders approved before).
         // The last two judge one read of the Tasks awaiting approval (a stopped plan's are skipped by the second).
+        // Then the orders still open whose Task is closed are closed.
         const overdue = await this.sweep.sweep();
         const waiting = await this.waiting.all();
         const { withdrawn } = await this.stoppedPlans.sweep(new Date(), waiting);
         const { recorded, held } = await this.contraindications.sweep(new Date(), waiting);
-        return { ...overdue, withdrawn, contraindications: recorded, ordersHeld: held };
+        const { closed } = await this.answeredOrders.sweep();
+        return { ...overdue, withdrawn, contraindications: recorded, ordersHeld: held, ordersClosed: closed };
       }
       case JOBS.reconcileProcedures: {
         // One reconciliation job: completed infusions, then recorded scores.

@@ -1,0 +1,93 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { BundleEntry, Task } from '@medplum/fhirtypes';
+import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
+import {
+  changeProvenance,
+  ORDER_KEY_SYSTEM,
+  orderForClosedTask,
+  THIS_SERVICE,
+  type AuthorisableRequest,
+} from '@kc/task-states';
+
+/** Orders closed per transaction: a conflict on one puts off only these until the next run. */
+const ORDERS_PER_TRANSACTION = 50;
+const TASKS_PER_SEARCH = 100;
+const ORDER_TYPES = ['MedicationRequest', 'ServiceRequest', 'CommunicationRequest'] as const;
+
+/**
+ * Reconciliation of orders with their Tasks (with the overdue sweep): an order this service wrote (keyed `Task/<id>`)
+ * that is still active or held while its Task is done, superseded or rejected is closed as the infusion or the
+ * rejection closes it now. Orders written before session 17 stayed active after their infusion; this closes them on
+ * the first run after an upgrade, and any an EHR left open by closing a Task behind the service's back. One read of
+ * the open orders, one of their Tasks, then If-Match updates with a Provenance naming the service.
+ */
+@Injectable()
+export class AnsweredOrdersSweep {
+  private readonly logger = new Logger(AnsweredOrdersSweep.name);
+
+  constructor(private readonly fhir: FhirClient) {}
+
+  async sweep(now = new Date()): Promise<{ open: number; closed: number }> {
+    const orders = await this.openOrders();
+    const tasks = await this.tasksOf(orders.map((o) => o.taskId));
+    const closures = orders.flatMap(({ order, taskId }) => {
+      const task = tasks.get(taskId);
+      const closed = task && orderForClosedTask(task, order);
+      return closed ? [{ read: order, closed, task: task }] : [];
+    });
+    let closed = 0;
+    for (let i = 0; i < closures.length; i += ORDERS_PER_TRANSACTION) {
+      const chunk = closures.slice(i, i + ORDERS_PER_TRANSACTION);
+      const provenance = changeProvenance({
+        targets: chunk.map(({ closed: c }) => ({ reference: `${c.resourceType}/${c.id}` })),
+        who: THIS_SERVICE,
+        activity: 'close the order of a closed Task',
+        now,
+        reason: 'Its Task was done, superseded or rejected while the order stayed open',
+      });
+      const entries: BundleEntry[] = [
+        ...chunk.map(({ read, closed: c }) => updateEntry(c, read.meta?.versionId)),
+        { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+      ];
+      try {
+        await this.fhir.transaction(entries);
+        closed += chunk.length;
+      } catch (err) {
+        if (!(err instanceof FhirVersionConflictError)) throw err;
+      }
+    }
+    if (closed) this.logger.log({ msg: 'closed the orders of closed Tasks', closed, open: orders.length });
+    return { open: orders.length, closed };
+  }
+
+  /** The orders this service wrote that are still to be given (active or held), with their Task's id. */
+  private async openOrders(): Promise<{ order: AuthorisableRequest; taskId: string }[]> {
+    const found: { order: AuthorisableRequest; taskId: string }[] = [];
+    for (const type of ORDER_TYPES) {
+      // By `_lastUpdated`: paged by cursor on Medplum's server, whose `_offset` stops at 10,000.
+      const orders = await this.fhir.searchAll<AuthorisableRequest>(type, {
+        status: 'active,on-hold',
+        _sort: '_lastUpdated',
+        _count: 200,
+      });
+      for (const order of orders) {
+        const key = order.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
+        const taskId = /^Task\/([^/]+)$/.exec(key ?? '')?.[1];
+        if (taskId) found.push({ order, taskId });
+      }
+    }
+    return found;
+  }
+
+  private async tasksOf(ids: string[]): Promise<Map<string, Task>> {
+    const unique = [...new Set(ids)];
+    const tasks = new Map<string, Task>();
+    for (let i = 0; i < unique.length; i += TASKS_PER_SEARCH)
+      for (const task of await this.fhir.searchAll<Task>('Task', {
+        _id: unique.slice(i, i + TASKS_PER_SEARCH).join(','),
+        _count: TASKS_PER_SEARCH,
+      }))
+        tasks.set(task.id!, task);
+    return tasks;
+  }
+}
