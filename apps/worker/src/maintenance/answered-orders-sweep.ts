@@ -65,7 +65,9 @@ export class AnsweredOrdersSweep {
     const found: { order: AuthorisableRequest; taskId: string }[] = [];
     for (const type of ORDER_TYPES) {
       // By `_lastUpdated`: paged by cursor on Medplum's server, whose `_offset` stops at 10,000.
+      // Only this service's orders (their key's system): a shared FHIR server holds every other application's too.
       const orders = await this.fhir.searchAll<AuthorisableRequest>(type, {
+        identifier: `${ORDER_KEY_SYSTEM}|`,
         status: 'active,on-hold',
         _sort: '_lastUpdated',
         _count: 200,
