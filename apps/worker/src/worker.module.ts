@@ -10,7 +10,7 @@ import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { StoppedPlanSweep } from './maintenance/stopped-plan-sweep';
-import { WaitingTasksReader } from './maintenance/waiting-tasks';
+import { OpenTasksReader } from './maintenance/open-tasks';
 import { ProcedurePoller } from './maintenance/procedure-poller';
 import { QueueJobMetrics } from './queue-job-metrics';
 import { BoosterOutcomes } from './outcomes/booster-outcomes.service';
@@ -44,7 +44,7 @@ export class WorkerModule {
         StoppedPlanSweep,
         ContraindicationSweep,
         AnsweredOrdersSweep,
-        WaitingTasksReader,
+        OpenTasksReader,
         MaintenanceSchedules,
         ReminderDelivery,
         FhirCommunicationRecord,

@@ -6,7 +6,7 @@ import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
 import { ContraindicationRecorder, OrderHolds } from '@kc/nest-core';
 import { hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { patientIdOf } from '@kc/task-states';
-import { WaitingTasksReader, type WaitingTasks } from './waiting-tasks';
+import { OpenTasksReader, type OpenTasks } from './open-tasks';
 
 /** A plan with Tasks awaiting approval or approved ones not done: what the sweep needs to check it. */
 interface WaitingPlan {
@@ -35,7 +35,7 @@ export class ContraindicationSweep {
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
     private readonly recorder: ContraindicationRecorder,
-    private readonly reader: WaitingTasksReader,
+    private readonly reader: OpenTasksReader,
     private readonly holds: OrderHolds,
   ) {}
 
@@ -43,7 +43,7 @@ export class ContraindicationSweep {
    * Every plan with Tasks awaiting approval or approved and not done (with the overdue sweep), or those of a read
    * already made. A plan with approved Tasks costs one batch of patient data per run, like a waiting one.
    */
-  async sweep(now = new Date(), waiting?: WaitingTasks): Promise<{ plans: number; recorded: number; held: number }> {
+  async sweep(now = new Date(), waiting?: OpenTasks): Promise<{ plans: number; recorded: number; held: number }> {
     return this.check(waiting ?? (await this.reader.all()), now);
   }
 
@@ -65,7 +65,7 @@ export class ContraindicationSweep {
     return this.check(await this.reader.read({ patient }), now);
   }
 
-  private async check(waiting: WaitingTasks, now: Date): Promise<{ plans: number; recorded: number; held: number }> {
+  private async check(waiting: OpenTasks, now: Date): Promise<{ plans: number; recorded: number; held: number }> {
     let plans = 0;
     let recorded = 0;
     let held = 0;
@@ -112,10 +112,10 @@ export class ContraindicationSweep {
  * The plans (still holding care) with Tasks awaiting approval or approved and not done, each with its patient, the
  * Tasks' actions, its approved Tasks and its issues.
  */
-function waitingPlans({ tasks, approved, carePlans, issues }: WaitingTasks): Map<string, WaitingPlan> {
+function waitingPlans({ awaiting, approved, carePlans, issues }: OpenTasks): Map<string, WaitingPlan> {
   const waiting = new Map<string, WaitingPlan>();
   const approvedIds = new Set(approved.map((t) => t.id));
-  for (const task of [...tasks, ...approved]) {
+  for (const task of [...awaiting, ...approved]) {
     const ref = carePlanReferenceOf(task);
     const carePlan = ref ? carePlans.get(ref) : undefined;
     const actionId = protocolActionOf(task);

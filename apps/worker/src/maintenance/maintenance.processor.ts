@@ -7,7 +7,7 @@ import { AnsweredOrdersSweep } from './answered-orders-sweep';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
-import { WaitingTasksReader } from './waiting-tasks';
+import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
 import { ScorePoller } from '../outcomes/score-poller';
@@ -20,7 +20,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly sweep: OverdueSweep,
     private readonly stoppedPlans: StoppedPlanSweep,
     private readonly contraindications: ContraindicationSweep,
-    private readonly waiting: WaitingTasksReader,
+    private readonly waiting: OpenTasksReader,
     private readonly answeredOrders: AnsweredOrdersSweep,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
 import { withdrawalsForStoppedPlans } from '@kc/followups';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
-import { WaitingTasksReader, type WaitingTasks } from './waiting-tasks';
+import { OpenTasksReader, type OpenTasks } from './open-tasks';
 
 /**
  * Withdraws the Tasks awaiting approval on plans an EHR stopped (withdrawalsForStoppedPlans), each with its draft
@@ -16,11 +16,11 @@ export class StoppedPlanSweep {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly reader: WaitingTasksReader,
+    private readonly reader: OpenTasksReader,
   ) {}
 
   /** Every Task awaiting approval (with the overdue sweep, OVERDUE_SWEEP_CRON), or those of a read already made. */
-  async sweep(now = new Date(), waiting?: WaitingTasks): Promise<{ withdrawn: number; checked: number }> {
+  async sweep(now = new Date(), waiting?: OpenTasks): Promise<{ withdrawn: number; checked: number }> {
     return this.withdraw(waiting ?? (await this.reader.all()), now);
   }
 
@@ -30,7 +30,7 @@ export class StoppedPlanSweep {
   }
 
   private async withdraw(
-    { tasks, carePlans, proposals }: WaitingTasks,
+    { awaiting: tasks, carePlans, proposals }: OpenTasks,
     now: Date,
   ): Promise<{ withdrawn: number; checked: number }> {
     let withdrawn = 0;

@@ -4,9 +4,9 @@ import { FhirClient, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
 import { isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
 
 /** Tasks awaiting approval, and those approved and not done yet, with what the sweeps judge them by. */
-export interface WaitingTasks {
+export interface OpenTasks {
   /** Awaiting approval (draft). */
-  tasks: Task[];
+  awaiting: Task[];
   /** Approved, not done yet (ready): their orders are active, and a contraindication found now holds them. */
   approved: Task[];
   /** Each Task's CarePlan, by reference. */
@@ -24,18 +24,18 @@ export interface WaitingTasks {
  * overdue sweep.
  */
 @Injectable()
-export class WaitingTasksReader {
+export class OpenTasksReader {
   constructor(private readonly fhir: FhirClient) {}
 
-  /** Every Task awaiting approval, by `_lastUpdated` (so Medplum pages by cursor). */
-  all(): Promise<WaitingTasks> {
+  /** Every Task awaiting approval or approved and not done, by `_lastUpdated` (so Medplum pages by cursor). */
+  all(): Promise<OpenTasks> {
     return this.read({ _sort: '_lastUpdated' });
   }
 
   /** Those matching `params` besides the status (a plan's `based-on`, a patient's `patient`). */
-  async read(params: SearchParams): Promise<WaitingTasks> {
-    const waiting: WaitingTasks = {
-      tasks: [],
+  async read(params: SearchParams): Promise<OpenTasks> {
+    const open: OpenTasks = {
+      awaiting: [],
       approved: [],
       carePlans: new Map(),
       proposals: new Map(),
@@ -51,17 +51,17 @@ export class WaitingTasksReader {
       '_revinclude:iterate': 'DetectedIssue:implicated',
     });
     for await (const page of pages) {
-      for (const task of matchesOf<Task>(page)) (task.status === 'ready' ? waiting.approved : waiting.tasks).push(task);
+      for (const task of matchesOf<Task>(page)) (task.status === 'ready' ? open.approved : open.awaiting).push(task);
       for (const resource of includedOf<Resource>(page)) {
         const ref = `${resource.resourceType}/${resource.id}`;
-        if (resource.resourceType === 'CarePlan') waiting.carePlans.set(ref, resource);
+        if (resource.resourceType === 'CarePlan') open.carePlans.set(ref, resource);
         else if (resource.resourceType === 'DetectedIssue') issues.set(ref, resource);
-        else if (isAuthorisable(resource)) waiting.proposals.set(ref, resource);
+        else if (isAuthorisable(resource)) open.proposals.set(ref, resource);
       }
     }
     for (const issue of issues.values())
       for (const { reference } of issue.implicated ?? [])
-        if (reference) waiting.issues.set(reference, [...(waiting.issues.get(reference) ?? []), issue]);
-    return waiting;
+        if (reference) open.issues.set(reference, [...(open.issues.get(reference) ?? []), issue]);
+    return open;
   }
 }
