@@ -276,7 +276,7 @@ describe('patient reminders', () => {
     expect(smtp.received.filter((m) => m.to.includes('ines@example.test'))).toEqual([]);
   });
 
-  it('a pregnancy recorded after the session was approved: its reminders are held, not sent, while the contraindication awaits a clinician', async () => {
+  it('a pregnancy recorded after the session was approved: its reminders are held, not sent, while the contraindication awaits a clinician; the override sends them', async () => {
     const p = await enrolledPatient('nadia@example.test');
     await approveSession(p.session);
     await service.app.get(ReminderSweep).sweep();
@@ -291,6 +291,17 @@ describe('patient reminders', () => {
     expect((await remindersOf(p.session)).map((r) => r.status)).toEqual(['active', 'active', 'active']);
     expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
     expect(smtp.received.filter((m) => m.to.includes('nadia@example.test'))).toEqual([]);
+    // The clinician overrides: the session is released, and its reminders, whose jobs ran while it was held, go out.
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
+      .expect(200);
+    expect((await service.fhir.read<Task>('Task', p.session.id!)).status).toBe('ready');
+    await timePasses();
+    expect((await remindersOf(p.session)).map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
+    expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toHaveLength(3);
+    expect(smtp.received.filter((m) => m.to.includes('nadia@example.test'))).toHaveLength(3);
   });
 
   it('two deliveries of the same reminder at once record one Communication', async () => {

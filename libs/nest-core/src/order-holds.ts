@@ -94,17 +94,17 @@ export class OrderHolds {
   /**
    * After a clinician overrode `issue`: when no contraindication on its plan is unresolved any more, the orders (and
    * Tasks) the plan's issues held go back to active (ready). `who` is the clinician, named in the release's Provenance
-   * with the override's reason.
+   * with the override's reason. Answers the Tasks released (their reminders, skipped while held, are due again).
    */
   async releaseAfterOverride(input: {
     issue: DetectedIssue;
     who: ProvenanceAgent['who'];
     reason: string;
     now?: Date;
-  }): Promise<number> {
+  }): Promise<Task[]> {
     const { issue, who, reason, now = new Date() } = input;
     const carePlan = issue.implicated?.find((r) => r.reference?.startsWith('CarePlan/'))?.reference;
-    if (!carePlan) return 0;
+    if (!carePlan) return [];
     const planIssues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: carePlan });
     const stillUnresolved = planIssues.filter((i) => i.id !== issue.id && contraindicationState(i) === 'unresolved');
     // What any of the plan's issues held (each hold named what it held on the issues then unresolved).
@@ -116,7 +116,7 @@ export class OrderHolds {
           .filter((r) => /^(MedicationRequest|ServiceRequest|CommunicationRequest|Task)\/[^/]+$/.test(r)),
       ),
     ];
-    if (stillUnresolved.length || !refs.length) return 0;
+    if (stillUnresolved.length || !refs.length) return [];
     const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
     const found = (read.entry ?? []).flatMap((e, i) => batchResult<Resource>(e, refs[i]) ?? []);
     const releases = [
@@ -128,7 +128,7 @@ export class OrderHolds {
           return released ? [{ read: task, held: released }] : [];
         }),
     ];
-    if (!releases.length) return 0;
+    if (!releases.length) return [];
     const provenance = changeProvenance({
       targets: releases.map(({ held }) => ({ reference: `${held.resourceType}/${held.id}` })),
       revisionOf: { reference: `DetectedIssue/${issue.id}/_history/${issue.meta?.versionId}` },
@@ -138,7 +138,7 @@ export class OrderHolds {
       reason,
     });
     const written = await this.writeOrSkip([...updatesOf(releases), create(provenance)]);
-    return written ? releases.length : 0;
+    return written ? releases.flatMap(({ held }) => (held.resourceType === 'Task' ? [held] : [])) : [];
   }
 
   /** The active orders the approvals of these Tasks wrote (each keyed `Task/<id>`), by the type each authorises. */

@@ -16,12 +16,16 @@ export class ReminderQueue {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async schedule(communicationRequestId: string, sendAt: string, now = Date.now()): Promise<void> {
+  async schedule(communicationRequestId: string, sendAt: string, now = Date.now(), occasion?: string): Promise<void> {
     await this.queue.add(
       JOBS.deliverReminder,
       { communicationRequestId, sendAt },
       {
-        jobId: reminderJobId(communicationRequestId, sendAt),
+        // An occasion (a hold released) queues it again beside a job that already ran and skipped it; a delivery
+        // that finds it sent records nothing twice.
+        jobId:
+          reminderJobId(communicationRequestId, sendAt) +
+          (occasion ? `-${occasion.replace(/[^A-Za-z0-9\-.]/g, '_')}` : ''),
         delay: Math.max(0, Date.parse(sendAt) - now),
         ...retryOptions(this.config),
         // Kept a day so a sweep re-finding a reminder in flight adds nothing; failures stay for the dead-letter view.

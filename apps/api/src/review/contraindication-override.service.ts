@@ -6,6 +6,7 @@ import { OrderHolds } from '@kc/nest-core';
 import { PlanRegenerator } from '../protocols/plan-regenerator';
 import { isUnresolved } from './contraindication-guard';
 import { deciderOf } from './provenance';
+import { TaskReminders } from './task-reminders';
 import { DecisionWriter } from './task-review.service';
 
 const OVERRIDE_ACTION = {
@@ -24,6 +25,7 @@ export class ContraindicationOverrideService {
     private readonly writer: DecisionWriter,
     private readonly regenerator: PlanRegenerator,
     private readonly holds: OrderHolds,
+    private readonly reminders: TaskReminders,
   ) {}
 
   async override(input: {
@@ -63,7 +65,15 @@ export class ContraindicationOverrideService {
       },
     });
     // Also when this is the same override sent again after a crash cut it short: releasing twice writes nothing.
-    await this.holds.releaseAfterOverride({ issue: written, who: deciderOf(input.caller), reason: input.reason });
+    const released = await this.holds.releaseAfterOverride({
+      issue: written,
+      who: deciderOf(input.caller),
+      reason: input.reason,
+    });
+    const carePlan = /^CarePlan\/([^/]+)$/.exec(
+      written.implicated?.find((r) => r.reference?.startsWith('CarePlan/'))?.reference ?? '',
+    )?.[1];
+    if (carePlan) await this.reminders.afterRelease(carePlan, released, `released-${written.id}`);
     if (input.regenerate !== false) {
       for (const implicated of written.implicated ?? []) {
         const carePlanId = /^CarePlan\/([^/]+)$/.exec(implicated.reference ?? '')?.[1];

@@ -4,6 +4,7 @@ import { FhirClient, updateEntry } from '@kc/fhir';
 import {
   aboutTask,
   isReminder,
+  sendTimeOf,
   plannedReminders,
   reminderChanges,
   reminderRulesFor,
@@ -11,6 +12,7 @@ import {
   type ReminderRule,
 } from '@kc/followups';
 import { ProtocolCatalog, protocolActionOf } from '@kc/protocols';
+import { ReminderQueue } from '@kc/queue';
 import { isApproved } from '@kc/task-states';
 import type { Consequence } from './task-review.service';
 
@@ -29,7 +31,26 @@ export class TaskReminders {
   constructor(
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
+    private readonly queue: ReminderQueue,
   ) {}
+
+  /**
+   * Tasks released from a contraindication hold: their reminders still active (skipped while held) are queued again,
+   * at their time or now if it has passed, so each goes out unless its session's window has closed meanwhile (the
+   * delivery decides, as for one approved late). One search of the plan's reminders.
+   */
+  async afterRelease(carePlanId: string, released: Task[], occasion: string): Promise<number> {
+    if (!released.length) return 0;
+    const tasks = new Set(released.map((t) => `Task/${t.id}`));
+    const onPlan = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      'based-on': `CarePlan/${carePlanId}`,
+      status: 'active',
+      _count: 200,
+    });
+    const due = onPlan.filter((r) => isReminder(r) && tasks.has(aboutTask(r) ?? '') && r.id && sendTimeOf(r));
+    for (const r of due) await this.queue.schedule(r.id!, sendTimeOf(r)!, Date.now(), occasion);
+    return due.length;
+  }
 
   /**
    * One search, and only for a Task that was approved before (a Task awaiting approval has no reminders yet): the
