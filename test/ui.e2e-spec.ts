@@ -300,10 +300,16 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector('#message.ok:has-text("Overridden")');
     expect(await page.textContent('#message')).toMatch(/^Overridden: .*Pregnancy.*held orders are active again/);
     await page.waitForSelector('#timeline li[data-type="order"]:has-text("[active]")');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    // Who overrode it, by name, and why.
+    expect(await page.locator('#timeline li[data-type="contraindication"]').textContent()).toMatch(
+      /\[overridden\], by Dr Ada Lovelace: Clinician override: Pregnancy test negative today/,
+    );
+    await screenshot(page, 'patient-view-order-released');
     await page.click('#back');
     await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
-    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
-    await screenshot(page, 'patient-view-order-released');
+    // The overridden contraindication no longer says it holds anything.
+    expect(await row.locator('td.contraindications').textContent()).not.toMatch(/Holds/);
     await page.close();
   }, 60_000);
 

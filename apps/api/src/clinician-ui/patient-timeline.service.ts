@@ -73,7 +73,11 @@ export class PatientTimelineService {
     const orders = matchesOf<MedicationRequest>(found.orders);
     const { issues, decisionKeys } = await this.issuesAndDecidedVersions(plans, tasks);
     const decisions = await this.decisions(decisionKeys);
-    const names = await this.practitionerNames(decisions);
+    // Who decided: the decisions' authors and the clinicians who overrode a contraindication (its mitigation).
+    const names = await this.practitionerNames([
+      ...decisions.map((p) => p.agent?.[0]?.who?.reference),
+      ...issues.flatMap((i) => (i.mitigation ?? []).map((m) => m.author?.reference)),
+    ]);
     const events: TimelineEvent[] = [
       ...procedures
         .filter((p) => p.status === 'completed')
@@ -106,11 +110,16 @@ export class PatientTimelineService {
         })),
       ...issues.map((i) => {
         const view = issueView(i);
+        // An override says who took it and why (the mitigation a clinician's $override wrote).
+        const override = i.mitigation?.at(-1);
+        const by = override?.author?.reference;
         return {
           date: i.identifiedDateTime ?? i.meta?.lastUpdated,
           type: 'contraindication' as const,
           text: `Contraindication: ${view.text}`,
           status: view.state,
+          who: by ? (names.get(by) ?? override?.author?.display ?? by) : undefined,
+          reason: override?.action?.text,
           reference: `DetectedIssue/${i.id}`,
           versionId: view.versionId,
         };
@@ -199,14 +208,8 @@ export class PatientTimelineService {
   }
 
   /** Who decided, by name: their Practitioners in one batch. */
-  private async practitionerNames(decisions: Provenance[]): Promise<Map<string, string>> {
-    const refs = [
-      ...new Set(
-        decisions
-          .map((p) => p.agent?.[0]?.who?.reference)
-          .filter((r): r is string => /^Practitioner\/[^/]+$/.test(r ?? '')),
-      ),
-    ];
+  private async practitionerNames(references: (string | undefined)[]): Promise<Map<string, string>> {
+    const refs = [...new Set(references.filter((r): r is string => /^Practitioner\/[^/]+$/.test(r ?? '')))];
     const names = new Map<string, string>();
     const { read } = await readAndSearchEach(
       this.fhir,

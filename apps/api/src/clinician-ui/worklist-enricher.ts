@@ -224,7 +224,8 @@ export function issueView(issue: DetectedIssue): ContraindicationView {
       .map((d) => d.display ?? d.reference ?? '')
       .filter(Boolean),
     versionId: issue.meta?.versionId,
-    holds: (issue.implicated ?? [])
+    // Only while it is unresolved: an override released them (they stay named on the issue, as the record of it).
+    holds: (contraindicationState(issue) === 'unresolved' ? (issue.implicated ?? []) : [])
       .map((r) => r.reference ?? '')
       .filter((r) => /^(MedicationRequest|ServiceRequest|CommunicationRequest)\//.test(r)),
   };

@@ -527,7 +527,7 @@ $('#override-form').addEventListener('submit', async (event) => {
       method: 'POST',
       body: JSON.stringify({ versionId: issue.versionId, reason }),
     });
-    await afterDecision('Overridden: ' + issue.text + ' for ' + name + (issue.holds && issue.holds.length ? '; its held orders are active again' : ''), 'ok');
+    await afterDecision('Overridden: ' + issue.text.replace(/\\.$/, '') + ' for ' + name + (issue.holds && issue.holds.length ? '; its held orders are active again' : ''), 'ok');
   } catch (error) {
     const changed = error.status === 409 || error.status === 412;
     await afterDecision((changed ? 'Someone else changed this contraindication first: ' : '') + error.message + (changed ? ' The list has been reloaded.' : ''), 'error');
