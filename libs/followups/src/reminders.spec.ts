@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
 import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
-import { awaitingApproval, transition } from '@kc/task-states';
+import { awaitingApproval, heldTask, ordersToHold, transition } from '@kc/task-states';
 import {
   deliveryDecision,
   plannedReminders,
@@ -122,6 +122,16 @@ describe('deliveryDecision', () => {
     expect(decide({ contraindications: ['DetectedIssue/d1'] })).toEqual({
       action: 'skip',
       why: 'Not sent: a contraindication on its plan awaits a clinician (DetectedIssue/d1)',
+    });
+  });
+  it('keeps a reminder unsent, not revoked, while its session is held with its order', () => {
+    const [{ held: order }] = ordersToHold(
+      [{ resourceType: 'MedicationRequest', id: 'o', status: 'active', intent: 'order', subject: {} }],
+      [{ resourceType: 'DetectedIssue', id: 'd1', status: 'preliminary' }],
+    );
+    expect(decide({ task: heldTask(task, order) })).toEqual({
+      action: 'skip',
+      why: 'Not sent: its session is on hold for a contraindication',
     });
   });
   it('revokes a reminder whose plan was stopped, over or entered in error; keeps one of a paused plan unsent', () => {

@@ -20,7 +20,7 @@ import {
   stripUndefined,
   TASK_APPROVED_TRIGGER,
 } from '@kc/protocols';
-import { isApproved, isOpen } from '@kc/task-states';
+import { isApproved, isOpen, isTaskHeldForContraindication } from '@kc/task-states';
 import { carePlanHoldsCare } from './care-plan-state';
 import type { InfusionTaskUpdate } from './superseded';
 
@@ -208,6 +208,9 @@ export function deliveryDecision(input: {
       action: 'skip',
       why: `Not sent: a contraindication on its plan awaits a clinician (${input.contraindications.join('; ')})`,
     };
+  // Held with its order (a contraindication found after approval): kept for the release, whatever issue holds it.
+  if (task && isTaskHeldForContraindication(task))
+    return { action: 'skip', why: 'Not sent: its session is on hold for a contraindication' };
   if (task && !(isOpen(task) && isApproved(task)))
     return { action: 'revoke', why: `Not sent: the ${task.description ?? 'Task'} is no longer planned` };
   const closes = task?.restriction?.period?.end ?? request.occurrencePeriod?.end;
