@@ -711,6 +711,34 @@ describe('trustworthy plans', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
   });
 
+  it('a hold whose issue was resolved on the FHIR server itself (or whose release was cut short) is lifted by the sweep', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const sweep = service.app.get(ContraindicationSweep);
+    await sweep.sweep();
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('on-hold');
+    // An EHR records the mitigation itself, not through $override: nothing released the hold.
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    await service.fhir.update<DetectedIssue>(
+      {
+        ...issue,
+        status: 'final',
+        mitigation: [{ action: { text: 'Reviewed in the EHR: test negative' }, date: new Date().toISOString() }],
+      },
+      { ifMatch: issue.meta!.versionId },
+    );
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+    expect((await sweep.sweep()).released).toBeGreaterThanOrEqual(1);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
+    const release = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
+    ).find((p) => p.activity?.text === 'release hold: no contraindication unresolved')!;
+    expect(release.agent[0].who?.identifier?.value).toBe('ketamine-careplans');
+  });
+
   it('two contraindications: the first override releases nothing, the second releases the order', async () => {
     const { subject, carePlan, task, order } = await approvedInfusion();
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));

@@ -1,5 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { BundleEntry, DetectedIssue, PlanDefinition, ProvenanceAgent, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  BundleEntry,
+  DetectedIssue,
+  PlanDefinition,
+  ProvenanceAgent,
+  Reference,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { batchResult, FhirClient, FhirVersionConflictError, getEntry, updateEntry } from '@kc/fhir';
 import {
   contraindicationState,
@@ -102,15 +110,40 @@ export class OrderHolds {
     reason: string;
     now?: Date;
   }): Promise<Task[]> {
-    const { issue, who, reason, now = new Date() } = input;
+    const { issue } = input;
     const carePlan = issue.implicated?.find((r) => r.reference?.startsWith('CarePlan/'))?.reference;
     if (!carePlan) return [];
+    return this.releaseIfClear({
+      ...input,
+      carePlan,
+      overridden: issue,
+      revisionOf: { reference: `DetectedIssue/${issue.id}/_history/${issue.meta?.versionId}` },
+    });
+  }
+
+  /**
+   * The plan's holds lifted when none of its contraindications is unresolved any more: after an override, and by the
+   * sweep for holds an override did not release (a crash between the two) or an issue resolved on the FHIR server
+   * itself (a mitigation an EHR wrote).
+   */
+  async releaseIfClear(input: {
+    carePlan: string;
+    who: ProvenanceAgent['who'];
+    reason: string;
+    /** The issue just overridden, as written (a search may not show its new version yet). */
+    overridden?: DetectedIssue;
+    revisionOf?: Reference;
+    now?: Date;
+  }): Promise<Task[]> {
+    const { carePlan, overridden, who, reason, revisionOf, now = new Date() } = input;
     const planIssues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: carePlan });
-    const stillUnresolved = planIssues.filter((i) => i.id !== issue.id && contraindicationState(i) === 'unresolved');
+    const stillUnresolved = planIssues.filter(
+      (i) => i.id !== overridden?.id && contraindicationState(i) === 'unresolved',
+    );
     // What any of the plan's issues held (each hold named what it held on the issues then unresolved).
     const refs = [
       ...new Set(
-        [issue, ...planIssues]
+        [...(overridden ? [overridden] : []), ...planIssues]
           .flatMap((i) => i.implicated ?? [])
           .map((r) => r.reference ?? '')
           .filter((r) => /^(MedicationRequest|ServiceRequest|CommunicationRequest|Task)\/[^/]+$/.test(r)),
@@ -131,9 +164,9 @@ export class OrderHolds {
     if (!releases.length) return [];
     const provenance = changeProvenance({
       targets: releases.map(({ held }) => ({ reference: `${held.resourceType}/${held.id}` })),
-      revisionOf: { reference: `DetectedIssue/${issue.id}/_history/${issue.meta?.versionId}` },
+      revisionOf,
       who,
-      activity: 'release hold after override',
+      activity: overridden ? 'release hold after override' : 'release hold: no contraindication unresolved',
       now,
       reason,
     });

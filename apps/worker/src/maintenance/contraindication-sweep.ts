@@ -4,8 +4,8 @@ import { isResourceId } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
 import { ContraindicationRecorder, OrderHolds } from '@kc/nest-core';
-import { hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
-import { patientIdOf } from '@kc/task-states';
+import { contraindicationState, hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
+import { patientIdOf, THIS_SERVICE } from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 
 /** A plan with Tasks awaiting approval or approved ones not done: what the sweep needs to check it. */
@@ -43,7 +43,10 @@ export class ContraindicationSweep {
    * Every plan with Tasks awaiting approval or approved and not done (with the overdue sweep), or those of a read
    * already made. A plan with approved Tasks costs one batch of patient data per run, like a waiting one.
    */
-  async sweep(now = new Date(), waiting?: OpenTasks): Promise<{ plans: number; recorded: number; held: number }> {
+  async sweep(
+    now = new Date(),
+    waiting?: OpenTasks,
+  ): Promise<{ plans: number; recorded: number; held: number; released: number }> {
     return this.check(waiting ?? (await this.reader.all()), now);
   }
 
@@ -52,8 +55,11 @@ export class ContraindicationSweep {
    * recorded, a blood pressure taken): checked now rather than at the next sweep. A record that is gone, or names
    * no patient, checks nothing. `CarePlan/<id>`: that plan, which an infusion event found contraindicated.
    */
-  async recheckFor(reference: string, now = new Date()): Promise<{ plans: number; recorded: number; held: number }> {
-    const none = { plans: 0, recorded: 0, held: 0 };
+  async recheckFor(
+    reference: string,
+    now = new Date(),
+  ): Promise<{ plans: number; recorded: number; held: number; released: number }> {
+    const none = { plans: 0, recorded: 0, held: 0, released: 0 };
     const [type, id] = reference.split('/');
     if (!isResourceId(id)) return none;
     // A plan a follow-up found contraindicated: its approved orders are held now.
@@ -65,7 +71,10 @@ export class ContraindicationSweep {
     return this.check(await this.reader.read({ patient }), now);
   }
 
-  private async check(waiting: OpenTasks, now: Date): Promise<{ plans: number; recorded: number; held: number }> {
+  private async check(
+    waiting: OpenTasks,
+    now: Date,
+  ): Promise<{ plans: number; recorded: number; held: number; released: number }> {
     let plans = 0;
     let recorded = 0;
     let held = 0;
@@ -104,7 +113,30 @@ export class ContraindicationSweep {
         );
     }
     if (recorded || held) this.logger.warn({ msg: 'contraindications found on open plans', recorded, held, plans });
-    return { plans, recorded, held };
+    const released = await this.releaseClearPlans(waiting, now);
+    return { plans, recorded, held, released };
+  }
+
+  /**
+   * Holds whose plan no longer has an unresolved contraindication (its override's release cut short, or the issue
+   * resolved on the FHIR server by someone else) are lifted, the service named as who released them.
+   */
+  private async releaseClearPlans({ held, issues }: OpenTasks, now: Date): Promise<number> {
+    const plans = new Set(held.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)));
+    let released = 0;
+    for (const carePlan of plans) {
+      if ((issues.get(carePlan) ?? []).some((i) => contraindicationState(i) === 'unresolved')) continue;
+      released += (
+        await this.holds.releaseIfClear({
+          carePlan,
+          who: THIS_SERVICE,
+          reason: 'No contraindication on its plan is unresolved any more',
+          now,
+        })
+      ).length;
+    }
+    if (released) this.logger.log({ msg: 'released holds of plans now clear', released });
+    return released;
   }
 }
 

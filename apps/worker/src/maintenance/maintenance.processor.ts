@@ -44,9 +44,16 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const overdue = await this.sweep.sweep();
         const waiting = await this.waiting.all();
         const { withdrawn } = await this.stoppedPlans.sweep(new Date(), waiting);
-        const { recorded, held } = await this.contraindications.sweep(new Date(), waiting);
+        const { recorded, held, released } = await this.contraindications.sweep(new Date(), waiting);
         const { closed } = await this.answeredOrders.sweep();
-        return { ...overdue, withdrawn, contraindications: recorded, ordersHeld: held, ordersClosed: closed };
+        return {
+          ...overdue,
+          withdrawn,
+          contraindications: recorded,
+          ordersHeld: held,
+          holdsReleased: released,
+          ordersClosed: closed,
+        };
       }
       case JOBS.reconcileProcedures: {
         // One reconciliation job: completed infusions, then recorded scores.

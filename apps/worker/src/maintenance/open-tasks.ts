@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
-import { isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
+import { isAuthorisable, isTaskHeldForContraindication, type AuthorisableRequest } from '@kc/task-states';
 
 /** Tasks awaiting approval, and those approved and not done yet, with what the sweeps judge them by. */
 export interface OpenTasks {
@@ -9,6 +9,8 @@ export interface OpenTasks {
   awaiting: Task[];
   /** Approved, not done yet (ready): their orders are active, and a contraindication found now holds them. */
   approved: Task[];
+  /** Approved, then held by this service with their orders: released once their plan is clear. */
+  held: Task[];
   /** Each Task's CarePlan, by reference. */
   carePlans: Map<string, CarePlan>;
   /** The draft requests the Tasks authorise, by reference. */
@@ -37,6 +39,7 @@ export class OpenTasksReader {
     const open: OpenTasks = {
       awaiting: [],
       approved: [],
+      held: [],
       carePlans: new Map(),
       proposals: new Map(),
       issues: new Map(),
@@ -45,13 +48,17 @@ export class OpenTasksReader {
     const issues = new Map<string, DetectedIssue>();
     const pages = this.fhir.searchPages<Task>('Task', {
       ...params,
-      status: 'draft,ready',
+      status: 'draft,ready,on-hold',
       _count: 200,
       _include: ['Task:based-on', 'Task:focus'],
       '_revinclude:iterate': 'DetectedIssue:implicated',
     });
     for await (const page of pages) {
-      for (const task of matchesOf<Task>(page)) (task.status === 'ready' ? open.approved : open.awaiting).push(task);
+      for (const task of matchesOf<Task>(page)) {
+        if (task.status === 'draft') open.awaiting.push(task);
+        else if (task.status === 'ready') open.approved.push(task);
+        else if (isTaskHeldForContraindication(task)) open.held.push(task);
+      }
       for (const resource of includedOf<Resource>(page)) {
         const ref = `${resource.resourceType}/${resource.id}`;
         if (resource.resourceType === 'CarePlan') open.carePlans.set(ref, resource);
