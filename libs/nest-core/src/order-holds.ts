@@ -20,9 +20,10 @@ import {
   heldTask,
   implicatingOrders,
   isAuthorisable,
-  ORDER_KEY_SYSTEM,
+  orderKeySearch,
   ordersToHold,
   ordersToRelease,
+  orderTaskIdOf,
   releasedTask,
   THIS_SERVICE,
   type AuthorisableRequest,
@@ -71,9 +72,9 @@ export class OrderHolds {
     });
     const holds = ordersToHold(await this.activeOrdersOf(gated), unresolved);
     if (!holds.length) return 0;
-    const tasks = new Map(gated.map((t) => [`Task/${t.id}`, t]));
+    const tasks = new Map(gated.map((t) => [t.id, t]));
     const taskHolds = holds.flatMap(({ held }) => {
-      const task = tasks.get(orderKeyOf(held) ?? '');
+      const task = tasks.get(orderTaskIdOf(held) ?? '');
       return task ? [{ read: task, held: heldTask(task, held) }] : [];
     });
     const targets = [...holds, ...taskHolds].map(({ held }) => ({ reference: `${held.resourceType}/${held.id}` }));
@@ -180,7 +181,7 @@ export class OrderHolds {
     for (const task of tasks) {
       const type = task.focus?.reference?.split('/')[0] as AuthorisableRequest['resourceType'] | undefined;
       if (!type || !isAuthorisable({ resourceType: type } as Resource)) continue;
-      byType.set(type, [...(byType.get(type) ?? []), `${ORDER_KEY_SYSTEM}|Task/${task.id}`]);
+      byType.set(type, [...(byType.get(type) ?? []), orderKeySearch(task.id!)]);
     }
     const orders: AuthorisableRequest[] = [];
     for (const [type, keys] of byType)
@@ -204,11 +205,6 @@ export class OrderHolds {
       throw err;
     }
   }
-}
-
-/** The Task an order's approval came from (`Task/<id>`, its order key). */
-function orderKeyOf(order: AuthorisableRequest): string | undefined {
-  return order.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
 }
 
 function updatesOf(changes: { read: Resource; held: Resource }[]): BundleEntry[] {

@@ -11,6 +11,25 @@ import { stateOf } from './task-states';
 /** The identifier an approval writes on its order (`Task/<id>`): how the order of an approved Task is found. */
 export const ORDER_KEY_SYSTEM = 'https://ketamine-careplans.example/fhir/NamingSystem/order-key';
 
+/** The key of the order an approval of Task `taskId` writes. */
+export function orderKeyFor(taskId: string): { system: string; value: string } {
+  return { system: ORDER_KEY_SYSTEM, value: `Task/${taskId}` };
+}
+
+/** The token search for that order (`identifier=<system>|Task/<id>`). */
+export function orderKeySearch(taskId: string): string {
+  const { system, value } = orderKeyFor(taskId);
+  return `${system}|${value}`;
+}
+
+/** The id of the Task whose approval wrote this order (its key), if this service wrote it. */
+export function orderTaskIdOf(
+  order: Resource & { identifier?: { system?: string; value?: string }[] },
+): string | undefined {
+  const key = order.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
+  return /^Task\/([^/]+)$/.exec(key ?? '')?.[1];
+}
+
 /** Requests a Task can authorise. Appointments are booked by the scheduling system, not ordered here. */
 export type AuthorisableRequest = MedicationRequest | ServiceRequest | CommunicationRequest;
 

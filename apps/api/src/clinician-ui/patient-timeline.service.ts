@@ -26,6 +26,8 @@ export interface TimelineEvent {
   reference: string;
   /** A contraindication's version, for the page's Override (If-Match). */
   versionId?: string;
+  /** The orders an unresolved contraindication holds. */
+  holds?: string[];
 }
 
 export interface PatientTimeline {
@@ -122,6 +124,7 @@ export class PatientTimelineService {
           reason: override?.action?.text,
           reference: `DetectedIssue/${i.id}`,
           versionId: view.versionId,
+          holds: view.holds,
         };
       }),
       // What an EHR or a pharmacy would give, and whether a contraindication holds it.

@@ -595,11 +595,6 @@ $('#select-all').addEventListener('change', () => {
 
 let shownPatient = null;
 
-/** The orders on hold whose reason names this contraindication. */
-function heldBy(events, issueReference) {
-  return events.filter((x) => x.type === 'order' && x.status === 'on-hold' && (x.reason || '').includes(issueReference)).map((x) => x.reference);
-}
-
 async function showPatient(reference) {
   const id = (reference || '').split('/')[1];
   if (!id) return;
@@ -617,7 +612,7 @@ async function showPatient(reference) {
         document.createTextNode(e.text + (e.status ? ' [' + e.status + ']' : '') + (e.who ? ', by ' + e.who : '') + (e.reason ? ': ' + e.reason : '')));
       if (e.type === 'order' && e.status === 'on-hold') li.className = 'ci-unresolved';
       if (e.type === 'contraindication' && e.status === 'unresolved') {
-        const issue = { id: e.reference.split('/')[1], versionId: e.versionId, text: e.text.replace(/^Contraindication: /, ''), holds: heldBy(timeline.events, e.reference) };
+        const issue = { id: e.reference.split('/')[1], versionId: e.versionId, text: e.text.replace(/^Contraindication: /, ''), holds: e.holds };
         li.append(document.createTextNode(' '), button('Override', 'Override ' + e.text + ' for ' + (p.name || reference), () => askOverride(issue, p.name || reference)));
       }
       return li;

@@ -70,15 +70,12 @@ export class ContraindicationOverrideService {
       who: deciderOf(input.caller),
       reason: input.reason,
     });
-    const carePlan = /^CarePlan\/([^/]+)$/.exec(
-      written.implicated?.find((r) => r.reference?.startsWith('CarePlan/'))?.reference ?? '',
-    )?.[1];
-    if (carePlan) await this.reminders.afterRelease(carePlan, released, `released-${written.id}`);
-    if (input.regenerate !== false) {
-      for (const implicated of written.implicated ?? []) {
-        const carePlanId = /^CarePlan\/([^/]+)$/.exec(implicated.reference ?? '')?.[1];
-        if (carePlanId) await this.regenerator.afterOverride(carePlanId);
-      }
+    const carePlanIds = (written.implicated ?? []).flatMap(
+      (r) => /^CarePlan\/([^/]+)$/.exec(r.reference ?? '')?.[1] ?? [],
+    );
+    for (const carePlanId of carePlanIds) {
+      await this.reminders.afterRelease(carePlanId, released, `released-${written.id}`);
+      if (input.regenerate !== false) await this.regenerator.afterOverride(carePlanId);
     }
     return written;
   }

@@ -9,8 +9,9 @@ import {
   isApproved,
   isAuthorisable,
   needsRequester,
-  ORDER_KEY_SYSTEM,
   orderFromProposal,
+  orderKeyFor,
+  orderKeySearch,
   type AuthorisableRequest,
 } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
@@ -141,7 +142,7 @@ export class TaskDecisionService {
   /** The order an approval of the Task wrote (keyed `Task/<id>`), while it is still to be given (active or held). */
   private async openOrderOf(task: Task, proposal: Proposal): Promise<Proposal | undefined> {
     const orders = await this.fhir.searchAll<Proposal>(proposal.resourceType, {
-      identifier: `${ORDER_KEY_SYSTEM}|Task/${task.id}`,
+      identifier: orderKeySearch(task.id!),
       status: 'active,on-hold',
     });
     return orders[0];
@@ -158,7 +159,7 @@ export class TaskDecisionService {
       carePlan: carePlan ? { reference: carePlan } : undefined,
       requester: caller.fhirUser ? { reference: caller.fhirUser, display: caller.display } : undefined,
       now: new Date(),
-      key: { system: ORDER_KEY_SYSTEM, value: `Task/${task.id}` },
+      key: orderKeyFor(task.id!),
     });
     return { resource: order, request: { method: 'POST', url: order.resourceType } };
   }

@@ -52,7 +52,7 @@ import {
   overriddenContraindications,
   withListedActivities,
 } from '@kc/protocols';
-import { ORDER_KEY_SYSTEM, orderAnsweredBy } from '@kc/task-states';
+import { orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 
 export type FollowUpOutcome =
@@ -260,11 +260,8 @@ export class FollowUpService {
     const created = new Map(newTasks.map((f) => [f.fullUrl, f.task]));
     const updateEntries: BundleEntry[] = [];
     const counts = { done: 0, superseded: 0, remindersRevoked: 0, ordersClosed: 0 };
-    const orders = new Map(
-      input.around.orders.flatMap((o) =>
-        (o.identifier ?? []).filter((i) => i.system === ORDER_KEY_SYSTEM).map((i) => [i.value, o] as const),
-      ),
-    );
+    // Each order by the Task whose approval wrote it.
+    const orders = new Map(input.around.orders.map((o) => [orderTaskIdOf(o), o]));
     for (const update of updates) {
       const next = applyInfusionUpdate(update, now);
       const newOne = pending.get(update.task);
@@ -272,7 +269,7 @@ export class FollowUpService {
       else updateEntries.push(updateEntry(next, update.task.meta!.versionId));
       counts[update.outcome === 'done' ? 'done' : 'superseded']++;
       // An approved Task's order: given, or no longer to be given.
-      const order = orders.get(`Task/${update.task.id}`);
+      const order = update.task.id ? orders.get(update.task.id) : undefined;
       if (order) {
         updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
         counts.ordersClosed++;

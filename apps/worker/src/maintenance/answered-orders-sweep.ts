@@ -5,6 +5,7 @@ import {
   changeProvenance,
   ORDER_KEY_SYSTEM,
   orderForClosedTask,
+  orderTaskIdOf,
   THIS_SERVICE,
   type AuthorisableRequest,
 } from '@kc/task-states';
@@ -33,7 +34,7 @@ export class AnsweredOrdersSweep {
     const closures = orders.flatMap(({ order, taskId }) => {
       const task = tasks.get(taskId);
       const closed = task && orderForClosedTask(task, order);
-      return closed ? [{ read: order, closed, task: task }] : [];
+      return closed ? [{ read: order, closed }] : [];
     });
     let closed = 0;
     for (let i = 0; i < closures.length; i += ORDERS_PER_TRANSACTION) {
@@ -73,8 +74,7 @@ export class AnsweredOrdersSweep {
         _count: 200,
       });
       for (const order of orders) {
-        const key = order.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
-        const taskId = /^Task\/([^/]+)$/.exec(key ?? '')?.[1];
+        const taskId = orderTaskIdOf(order);
         if (taskId) found.push({ order, taskId });
       }
     }

@@ -20,7 +20,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly sweep: OverdueSweep,
     private readonly stoppedPlans: StoppedPlanSweep,
     private readonly contraindications: ContraindicationSweep,
-    private readonly waiting: OpenTasksReader,
+    private readonly openTasks: OpenTasksReader,
     private readonly answeredOrders: AnsweredOrdersSweep,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
@@ -39,12 +39,12 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       case JOBS.overdueSweep: {
         // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications
         // found since the waiting ones were proposed recorded on their plans (holding the orders approved before).
-        // The last two judge one read of the Tasks awaiting approval (a stopped plan's are skipped by the second).
+        // The last two judge one read of the open Tasks (a stopped plan's are skipped by the second).
         // Then the orders still open whose Task is closed are closed.
         const overdue = await this.sweep.sweep();
-        const waiting = await this.waiting.all();
-        const { withdrawn } = await this.stoppedPlans.sweep(new Date(), waiting);
-        const { recorded, held, released } = await this.contraindications.sweep(new Date(), waiting);
+        const open = await this.openTasks.all();
+        const { withdrawn } = await this.stoppedPlans.sweep(new Date(), open);
+        const { recorded, held, released } = await this.contraindications.sweep(new Date(), open);
         const { closed } = await this.answeredOrders.sweep();
         return {
           ...overdue,
