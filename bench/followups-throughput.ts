@@ -115,6 +115,10 @@ async function main(): Promise<void> {
     row(`events -> follow-up tasks at ${m.label}, median round`, `${fmt(m.rate, 1)} events/s (${m.verified})`);
     row('  rounds (events/s)', m.rounds.map((r) => fmt(r, 1)).join(' / '));
     row('  FHIR requests per event (counted at the FHIR client)', fmt(m.requestsPerEvent, 2));
+    row(
+      '  events per batch (the worker handles the jobs that run together in one batch), mean',
+      fmt(m.eventsPerBatch, 1),
+    );
     row('  CPU ms per event (process: service, store, bench client)', fmt(m.cpuMs, 2));
     row('  CPU ms per event, whole machine (the process and Redis)', fmt(m.cpuMs + m.redisMs, 2));
     row(
@@ -206,6 +210,7 @@ async function measureEvents(
   const registry = service.app.get(Registry);
   const { completed: doneBefore = 0 } = await queue.getJobCounts('completed');
   const fhirBefore = await fhirTimeByType(registry);
+  const batchesBefore = await followUpBatches(registry);
   await storeIdles(service.config.fhirDataDir);
   const cpu = cpuClock();
   const threads = await threadClock(service);
@@ -230,6 +235,7 @@ async function measureEvents(
   const cpuMs = cpu() / count;
   const threadCpu = await threads();
   const fhirAfter = await fhirTimeByType(registry);
+  const batchesAfter = await followUpBatches(registry);
   // This measurement's jobs, by Procedure id (a scan of every procedure per job was quadratic: seconds per round).
   const measured = new Set(procedures);
   const finished = (await queue.getJobs(['completed'], 0, doneBefore + count)).filter((j) =>
@@ -257,6 +263,7 @@ async function measureEvents(
     serviceMs: threadCpu.serviceMs / count,
     redisMs: threadCpu.redisMs / count,
     requestsPerEvent: requests / count,
+    eventsPerBatch: (batchesAfter.sum - batchesBefore.sum) / (batchesAfter.count - batchesBefore.count),
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),
     byType,
@@ -308,6 +315,14 @@ async function storeIdles(dataDir: string): Promise<void> {
       quietSince = Date.now();
     }
   }
+}
+
+/** The worker's follow-up batches so far: how many, and how many events they held. */
+async function followUpBatches(registry: Registry<RegistryContentType>): Promise<{ count: number; sum: number }> {
+  const metric = await registry.getSingleMetric('kc_followup_batch_events')?.get();
+  const value = (name: string) =>
+    metric?.values.find((v) => (v as { metricName?: string }).metricName === name)?.value ?? 0;
+  return { count: value('kc_followup_batch_events_count'), sum: value('kc_followup_batch_events_sum') };
 }
 
 async function fhirTimeByType(

@@ -1,4 +1,4 @@
-import type { Task } from '@medplum/fhirtypes';
+import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { Registry } from 'prom-client';
 import { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
@@ -11,28 +11,37 @@ import { startTestService, type TestService } from './support/test-service';
  * Issue 10: a follow-up event costs at most 3 FHIR round trips (read with _include, one batch of reads, one
  * transaction), counted at the FHIR client: every HTTP request the follow-up service sends to the FHIR server.
  */
+const bundleType = (body?: string) => (body ? (JSON.parse(body) as { type?: string }).type : undefined);
+
 describe('follow-ups: at most 3 FHIR requests per event', () => {
   let service: TestService;
   let requests: { method: string; url: string; body?: string }[];
   let followUps: FollowUpService;
+  let metrics: FollowUpMetrics;
+  /** Runs once before the next transaction is sent (another writer getting there first). */
+  let beforeNextTransaction: (() => Promise<unknown>) | undefined;
   beforeAll(async () => {
     // No in-process worker: the test drives the follow-up service itself, through a counting FHIR client.
     service = await startTestService({ runWorker: false });
-    const counting: typeof fetch = (input, init) => {
+    const counting: typeof fetch = async (input, init) => {
       requests.push({
         method: init?.method ?? 'GET',
         url: typeof input === 'string' ? input : input instanceof URL ? input.href : input.url,
         body: init?.body as string | undefined,
       });
+      const hook = beforeNextTransaction;
+      if (hook && bundleType(init?.body as string | undefined) === 'transaction') {
+        beforeNextTransaction = undefined;
+        await hook();
+      }
       return fetch(input, init);
     };
     const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, fetchImpl: counting, maxAttempts: 1 });
-    followUps = new FollowUpService(fhir, service.app.get(ProtocolCatalog), new FollowUpMetrics(new Registry()));
+    metrics = new FollowUpMetrics(new Registry());
+    followUps = new FollowUpService(fhir, service.app.get(ProtocolCatalog), metrics);
   });
   beforeEach(() => (requests = []));
   afterAll(() => service.stop());
-
-  const bundleType = (body?: string) => (body ? (JSON.parse(body) as { type?: string }).type : undefined);
 
   it('first infusion: read, batch, transaction (creates the follow-ups and fulfils the first-session Task)', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
@@ -111,5 +120,107 @@ describe('follow-ups: at most 3 FHIR requests per event', () => {
     const outcome = await followUps.handle('does-not-exist');
     expect(outcome).toMatchObject({ status: 'ignored' });
     expect(requests).toHaveLength(1);
+  });
+
+  describe('events handled together (the worker batches the jobs that run at the same time)', () => {
+    const keysOf = (tasks: Task[]) =>
+      tasks.flatMap((t) => (t.identifier ?? []).map((id) => `${id.system}|${id.value}`));
+
+    it('eight events of eight plans: 3 FHIR requests in all, one transaction, every event its own follow-ups', async () => {
+      const enrolments = await Promise.all(
+        Array.from({ length: 8 }, () => enrolPatient(service, 'ketamine-low-dose-series')),
+      );
+      const procedures = await Promise.all(
+        enrolments.map((e) => completeInfusion(service, e, '2027-01-04T10:00:00.000Z')),
+      );
+      requests = [];
+      const results = await followUps.handleMany(procedures.map((procedureId) => ({ procedureId })));
+      expect(results.map((r) => r.status === 'fulfilled' && r.value.status)).toEqual(Array(8).fill('created'));
+      expect(requests.map((r) => [r.method, bundleType(r.body)])).toEqual([
+        ['GET', undefined],
+        ['POST', 'batch'],
+        ['POST', 'transaction'],
+      ]);
+      for (const [i, procedureId] of procedures.entries()) {
+        const result = results[i] as PromiseFulfilledResult<{ carePlanId: string; tasks: string[] }>;
+        expect(result.value.carePlanId).toBe(enrolments[i].carePlanId);
+        const written = await followUpTasks(service, procedureId);
+        expect(written).toHaveLength(2);
+        // Each event's outcome names its own Tasks, not a neighbour's.
+        expect(result.value.tasks.sort()).toEqual(written.map((t) => `Task/${t.id}`).sort());
+      }
+    });
+
+    it("two events of one plan in a batch: handled one after the other, the second reads the first's Tasks", async () => {
+      const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+      const other = await enrolPatient(service, 'ketamine-low-dose-series');
+      const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+      const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
+      const elsewhere = await completeInfusion(service, other, '2027-01-04T10:00:00.000Z');
+      requests = [];
+      const results = await followUps.handleMany([first, second, elsewhere].map((procedureId) => ({ procedureId })));
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+      // One round for the first event and the other plan's, then one for the second event.
+      expect(requests).toHaveLength(6);
+      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+      expect(keysOf(tasks).length).toBe(new Set(keysOf(tasks)).size);
+      // Of the infusion sessions only the second infusion's next one is still open.
+      const openSessions = tasks.filter(
+        (t) => ['draft', 'ready'].includes(t.status) && t.code?.coding?.[0].code === 'infusion-session',
+      );
+      expect(openSessions.map((t) => t.reasonReference?.reference)).toEqual([`Procedure/${second}`]);
+      expect(await followUpTasks(service, first)).toHaveLength(2);
+      expect(await followUpTasks(service, second)).toHaveLength(2);
+      expect(await followUpTasks(service, elsewhere)).toHaveLength(2);
+    });
+
+    it("a batch's transaction refused (another writer changed one plan first): each event alone, none lost", async () => {
+      const enrolments = await Promise.all(
+        Array.from({ length: 3 }, () => enrolPatient(service, 'ketamine-low-dose-series')),
+      );
+      const procedures = await Promise.all(
+        enrolments.map((e) => completeInfusion(service, e, '2027-01-04T10:00:00.000Z')),
+      );
+      const splitBefore = (await metrics.batchesSplit.get()).values[0]?.value ?? 0;
+      // A clinician's edit lands on the second plan between the batch's reads and its transaction: its If-Match fails.
+      beforeNextTransaction = async () => {
+        const plan = await service.fhir.read<CarePlan>('CarePlan', enrolments[1].carePlanId);
+        await service.fhir.update({ ...plan, description: 'edited by a clinician meanwhile' });
+      };
+      requests = [];
+      const results = await followUps.handleMany(procedures.map((procedureId) => ({ procedureId })));
+      expect(results.map((r) => r.status === 'fulfilled' && r.value.status)).toEqual(Array(3).fill('created'));
+      expect((await metrics.batchesSplit.get()).values[0]?.value).toBe(splitBefore + 1);
+      // The shared attempt (3 requests), then each event alone (3 each).
+      expect(requests.filter((r) => bundleType(r.body) === 'transaction')).toHaveLength(4);
+      for (const procedureId of procedures) expect(await followUpTasks(service, procedureId)).toHaveLength(2);
+      const edited = await service.fhir.read<CarePlan>('CarePlan', enrolments[1].carePlanId);
+      expect(edited.description).toBe('edited by a clinician meanwhile');
+    });
+
+    it('an event whose plan another batch of this process is writing waits for it: no lost If-Match, both land the first time', async () => {
+      const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+      const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+      const second = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
+      const results = await Promise.all([
+        followUps.handleMany([{ procedureId: first }]),
+        followUps.handleMany([{ procedureId: second }]),
+      ]);
+      expect(results.flat().map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+      expect(keysOf(tasks).length).toBe(new Set(keysOf(tasks)).size);
+      expect(await followUpTasks(service, first)).toHaveLength(2);
+      expect(await followUpTasks(service, second)).toHaveLength(2);
+    });
+
+    it('an ignored event in a batch is answered as ignored; the others are followed up', async () => {
+      const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+      const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+      const results = await followUps.handleMany([{ procedureId: 'does-not-exist' }, { procedureId }]);
+      expect(results).toEqual([
+        { status: 'fulfilled', value: { status: 'ignored', reason: 'Procedure not found' } },
+        { status: 'fulfilled', value: expect.objectContaining({ status: 'created' }) },
+      ]);
+    });
   });
 });

@@ -288,6 +288,29 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     );
   });
 
+  it('a burst of events: the worker handles the jobs that run together in batches, each infusion followed up once', async () => {
+    const metricValue = (text: string, name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const before = (await request(service.url).get('/metrics').expect(200)).text;
+    const enrolments = await Promise.all(
+      Array.from({ length: 16 }, () => enrolPatient(service, 'ketamine-low-dose-series')),
+    );
+    const procedures = await Promise.all(
+      enrolments.map((e) => completeInfusion(service, e, '2027-01-04T10:00:00.000Z')),
+    );
+    await Promise.all(procedures.map((p) => sendEvent(p).expect(202)));
+    await Promise.all(procedures.map((p) => followUpJobDone(service, p)));
+    for (const procedureId of procedures) expect(await followUpTasks(service, procedureId)).toHaveLength(2);
+    const after = (await request(service.url).get('/metrics').expect(200)).text;
+    const batches =
+      metricValue(after, 'kc_followup_batch_events_count') - metricValue(before, 'kc_followup_batch_events_count');
+    const events =
+      metricValue(after, 'kc_followup_batch_events_sum') - metricValue(before, 'kc_followup_batch_events_sum');
+    expect(events).toBe(16);
+    // Jobs that arrived while earlier batches were running shared the batches' FHIR requests.
+    expect(batches).toBeLessThan(16);
+  });
+
   it('exposes follow-up metrics for Prometheus', async () => {
     const res = await request(service.url).get('/metrics').expect(200);
     expect(res.text).toMatch(/kc_followup_jobs_total\{result="created"\} [1-9]/);

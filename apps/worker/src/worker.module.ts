@@ -66,7 +66,7 @@ export class WorkerModule {
           useClass: configuredProcessor(
             FollowUpProcessor,
             QUEUES.followups,
-            workerOptionsFrom(config, config.workerConcurrency),
+            workerOptionsFrom(config, config.workerConcurrency * config.followUpBatchSize),
           ),
         },
         // One at a time: a poll or sweep overlapping itself would only do the same work twice.

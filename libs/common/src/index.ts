@@ -5,3 +5,4 @@ export * from './fhir-ids';
 export * from './bearer-token';
 export * from './capability-statement';
 export * from './json-depth';
+export * from './micro-batcher';

@@ -86,8 +86,13 @@ export interface AppConfig {
   reminderHorizonMs: number;
   /** Email for patient reminders (SMTP_URL, e.g. smtp://user:pass@host:587); unset: FHIR Communication only. */
   smtp?: { url: string; from: string };
-  /** Follow-up jobs one worker process runs at once. */
+  /**
+   * Follow-up batches one worker process runs at once; each takes up to `followUpBatchSize` events that arrived
+   * together (a batch's reads and writes cost 3 FHIR requests whatever its size), so the worker holds up to
+   * workerConcurrency x followUpBatchSize jobs.
+   */
   workerConcurrency: number;
+  followUpBatchSize: number;
   /** Attempts per follow-up job before it lands in the dead-letter view, and the first backoff delay. */
   jobAttempts: number;
   jobBackoffMs: number;
@@ -465,6 +470,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     reminderHorizonMs: positiveInt(env, 'REMINDER_HORIZON_MS', 3600_000),
     smtp: smtpFrom(env),
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),
+    followUpBatchSize: positiveInt(env, 'FOLLOWUP_BATCH_SIZE', 8),
     jobAttempts: int(env, 'JOB_ATTEMPTS', 8),
     jobBackoffMs: int(env, 'JOB_BACKOFF_MS', 2000),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30000),

@@ -7,6 +7,8 @@ export class FollowUpMetrics {
   readonly jobs: Counter<'result'>;
   readonly ignored: Counter;
   readonly jobSeconds: Histogram;
+  readonly batchEvents: Histogram;
+  readonly batchesSplit: Counter;
   private readonly eventToTask: Histogram;
 
   constructor(registry: Registry) {
@@ -25,6 +27,17 @@ export class FollowUpMetrics {
       name: 'kc_followup_job_seconds',
       help: 'Time to process one follow-up job',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+    this.batchEvents = new Histogram({
+      name: 'kc_followup_batch_events',
+      help: 'Events handled together in one batch of FHIR requests (1 when events arrive one at a time)',
+      buckets: [1, 2, 4, 8, 16, 32],
+      registers: [registry],
+    });
+    this.batchesSplit = new Counter({
+      name: 'kc_followup_batches_split_total',
+      help: 'Batches whose shared transaction the FHIR server refused, so each event was handled alone',
       registers: [registry],
     });
     this.eventToTask = new Histogram({

@@ -1,33 +1,46 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
+import { MicroBatcher } from '@kc/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { PatientRecordEventsProducer, type InfusionCompletedJob } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { slowJobProgress } from '../slow-job-progress';
-import { FollowUpService, type FollowUpOutcome } from './follow-up.service';
+import { FollowUpService, type FollowUpEvent, type FollowUpOutcome } from './follow-up.service';
 import { FollowUpMetrics } from './follow-up.metrics';
 
 /**
  * Queue mechanics only: the business logic is FollowUpService's, the rules libs/followups'. Registered on the
  * followups queue by WorkerModule.forRoot (worker options come from config). A thrown error fails the attempt
- * and BullMQ retries it with the job's backoff; the conditional creates make a retry harmless.
+ * and BullMQ retries it with the job's backoff; the Tasks' deterministic keys make a retry harmless.
+ *
+ * Jobs that run at the same time are handled in batches (group commit): a batch's events share the follow-up
+ * service's three FHIR requests, so a busy worker pays each request's fixed cost (HTTP, the server's commit) once per
+ * batch; a lone event starts at once, in a batch of one. Each job still succeeds or fails on its own.
  */
 @Injectable()
 export class FollowUpProcessor extends MeteredWorkerHost {
+  private readonly batches: MicroBatcher<FollowUpEvent, FollowUpOutcome>;
+
   constructor(
     private readonly followUps: FollowUpService,
     private readonly metrics: FollowUpMetrics,
     private readonly records: PatientRecordEventsProducer,
     queueMetrics: QueueJobMetrics,
+    @Inject(APP_CONFIG) config: AppConfig,
   ) {
     super(queueMetrics);
+    this.batches = new MicroBatcher((events) => this.followUps.handleMany(events), {
+      maxBatch: config.followUpBatchSize,
+      maxInFlight: config.workerConcurrency,
+    });
   }
 
   async process(job: Job<InfusionCompletedJob>): Promise<FollowUpOutcome> {
     const stop = this.metrics.jobSeconds.startTimer();
     try {
       const progress = slowJobProgress(job);
-      const outcome = await this.followUps.handle(job.data.procedureId, progress.step);
+      const outcome = await this.batches.submit({ procedureId: job.data.procedureId, progress: progress.step });
       await progress.done();
       // A contraindication found: the orders approved under the plan are held by a job of their own (the event keeps
       // its three FHIR requests). A retry of this job queues it again: holding twice writes nothing more.

@@ -1,59 +1,23 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type {
-  BundleEntry,
-  CarePlan,
-  CommunicationRequest,
-  DetectedIssue,
-  MedicationRequest,
-  Patient,
-  PlanDefinition,
-  Procedure,
-  Resource,
-  Task,
-} from '@medplum/fhirtypes';
-import {
-  batchResult,
-  FhirClient,
-  getEntry,
-  includedOf,
-  matchesOf,
-  searchEntries,
-  searchResults,
-  updateEntry,
-  withRemainingPages,
-  type NamedSearch,
-} from '@kc/fhir';
+import type { BundleEntry, CarePlan, DetectedIssue, Procedure, Resource, Task } from '@medplum/fhirtypes';
+import { FhirClient, FhirUnavailableError, updateEntry } from '@kc/fhir';
 import {
   applyInfusionUpdate,
   carePlanTakesFollowUps,
   completedInfusionCount,
-  infusionDefinitionFor,
   infusionFollowUpActions,
   infusionPhase,
   infusionTaskUpdates,
-  isInfusion,
   planFollowUps,
   remindersEndedBy,
-  toInfusionCompleted,
   type FollowUp,
   type InfusionCompleted,
   type InfusionDefinition,
 } from '@kc/followups';
-import {
-  APPLY_KEY_SYSTEM,
-  flattenActions,
-  INFUSION_COMPLETED_TRIGGER,
-  patientDataQueries,
-  ProtocolCatalog,
-  TASK_KEY_SYSTEM,
-  taskKey,
-  triggeredActions,
-  uuidFromKey,
-  overriddenContraindications,
-  withListedActivities,
-} from '@kc/protocols';
+import { APPLY_KEY_SYSTEM, ProtocolCatalog, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
 import { orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
+import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 
 export type FollowUpOutcome =
   | {
@@ -69,26 +33,31 @@ export type FollowUpOutcome =
     }
   | { status: 'ignored'; reason: string };
 
-/** What a followed-up infusion event comes with, once read. */
-interface EventContext {
-  procedure: Procedure;
-  event: InfusionCompleted;
-  carePlan: CarePlan;
-  plan: PlanDefinition;
-  infusion: InfusionDefinition;
-}
-
 /** Progress reports: the job's progress in the dashboard. */
 export type ProgressReporter = (percent: number, step: string) => Promise<void>;
 
+/** An infusion event to follow up: its Procedure, and where its job's progress goes. */
+export interface FollowUpEvent {
+  procedureId: string;
+  progress?: ProgressReporter;
+}
+
+/** An event's writes, planned: its transaction entries, and its outcome once the server answered them. */
+interface PlannedWrites {
+  entries: BundleEntry[];
+  outcome: (answers: BundleEntry[]) => FollowUpOutcome;
+}
+
 /**
  * The I/O around the pure follow-up rules: read the infusion and its CarePlan from the FHIR server, work out
- * the follow-ups, write them in one transaction of conditional creates (so a retry or a duplicate event
- * finds the Tasks already there and writes nothing new).
+ * the follow-ups, write them in one transaction (a retry or a duplicate event finds the Tasks already there, by
+ * their deterministic keys, and writes nothing new).
  */
 @Injectable()
 export class FollowUpService {
   private readonly logger = new Logger(FollowUpService.name);
+  /** CarePlans a batch of this process is reading and writing, each with the promise of that batch's end. */
+  private readonly plansBeingWritten = new Map<string, Promise<void>>();
 
   constructor(
     private readonly fhir: FhirClient,
@@ -96,23 +65,173 @@ export class FollowUpService {
     private readonly metrics: FollowUpMetrics,
   ) {}
 
+  /** One event (handleMany with one): its outcome, or the error that failed it (a job retries it). */
+  async handle(procedureId: string, progress?: ProgressReporter): Promise<FollowUpOutcome> {
+    const [result] = await this.handleMany([{ procedureId, progress }]);
+    if (result.status === 'rejected') throw result.reason;
+    return result.value;
+  }
+
   /**
-   * At most 3 FHIR round trips on the way to the Tasks (test/followups-round-trips.e2e-spec.ts): (1) the Procedure
-   * with its CarePlan (`_include`), (2) one batch of reads (history, patient data, Patient, DetectedIssues, the
-   * CarePlan's open Tasks and active reminders, the patient's orders still to be given, the Tasks already written for
-   * this infusion), (3) one transaction holding the creates, the If-Match updates of the Tasks this infusion fulfils or
-   * supersedes (and of their pending reminders, revoked, and their orders, closed) and the CarePlan's activity list. More only when a search has more than one page (a CarePlan with over 1,000 infusions).
+   * At most 3 FHIR round trips for the whole batch (test/followups-round-trips.e2e-spec.ts): (1) the Procedures with
+   * their CarePlans (`_include`), (2) one batch of reads (per event: history, patient data, Patient, DetectedIssues,
+   * the CarePlan's open Tasks and active reminders, the patient's orders still to be given, the Tasks already written
+   * for this infusion), (3) one transaction holding every event's creates, the If-Match updates of the Tasks each
+   * infusion fulfils or supersedes (and of their pending reminders, revoked, and their orders, closed) and each
+   * CarePlan's activity list. More only when a search has more than one page (a CarePlan with over 1,000
+   * infusions), or as below.
+   *
+   * Each event's result is its own: one that fails to read or plan fails alone. Events of one CarePlan (or one
+   * Procedure twice) are handled one after another, each reading what the one before wrote. A transaction of several
+   * events that the server refuses (a conflict, an invalid entry) is retried event by event, so one event's problem
+   * never fails the others; a server that cannot be reached fails them all (their jobs retry).
    */
-  async handle(procedureId: string, progress: ProgressReporter = async () => {}): Promise<FollowUpOutcome> {
-    const found = await this.readEvent(procedureId);
-    if ('ignored' in found) return this.ignore(procedureId, found.ignored);
-    const { procedure, event, carePlan, plan, infusion } = found;
-    await progress(20, 'read infusion');
-
-    const around = await this.readAround(event, carePlan, plan);
-    await progress(50, 'read care plan and history');
-
+  async handleMany(events: FollowUpEvent[]): Promise<PromiseSettledResult<FollowUpOutcome>[]> {
+    const results = new Array<PromiseSettledResult<FollowUpOutcome>>(events.length);
+    let found: Awaited<ReturnType<typeof readEvents>>;
+    try {
+      found = await readEvents(this.fhir, this.catalog, [...new Set(events.map((e) => e.procedureId))]);
+    } catch (err) {
+      return events.map(() => ({ status: 'rejected', reason: err }));
+    }
     const now = new Date();
+    const round: { index: number; context: EventContext }[] = [];
+    // Events of a plan this batch already has, or another batch of this process is writing, go after this round,
+    // once that batch is done: they read what it wrote (two batches writing one plan would fail on its If-Match).
+    const later: number[] = [];
+    const busyPlans = new Set<Promise<void>>();
+    events.forEach((e, index) => {
+      const context = found.get(e.procedureId)!;
+      if ('ignored' in context) {
+        results[index] = fulfilled(this.ignore(e.procedureId, context.ignored));
+        return;
+      }
+      const busy = this.plansBeingWritten.get(context.carePlan.id!);
+      if (busy || round.some((r) => r.context.carePlan.id === context.carePlan.id)) {
+        later.push(index);
+        if (busy) busyPlans.add(busy);
+      } else round.push({ index, context });
+    });
+    const release = this.holdPlans(round.map((r) => r.context.carePlan.id!));
+    let alone: number[];
+    try {
+      alone = await this.handleRound(round, events, results, now);
+    } finally {
+      release();
+    }
+    // A shared transaction the server refused: each of its events again on its own (its plan released above).
+    for (const index of alone) [results[index]] = await this.handleMany([events[index]]);
+    if (later.length) {
+      await Promise.all(busyPlans);
+      const again = await this.handleMany(later.map((i) => events[i]));
+      later.forEach((index, k) => (results[index] = again[k]));
+    }
+    return results;
+  }
+
+  /**
+   * A round of events of distinct CarePlans: one batch of reads, then the writes; each event's result in `results`.
+   * Answers the events of a shared transaction the server refused, to be handled again one by one.
+   */
+  private async handleRound(
+    round: { index: number; context: EventContext }[],
+    events: FollowUpEvent[],
+    results: PromiseSettledResult<FollowUpOutcome>[],
+    now: Date,
+  ): Promise<number[]> {
+    if (!round.length) return [];
+    this.metrics.batchEvents.observe(round.length);
+    await Promise.all(round.map(({ index }) => progressOf(events[index])(20, 'read infusion')));
+    let around: EventSurroundings[];
+    try {
+      around = await readAround(
+        this.fhir,
+        round.map((r) => r.context),
+      );
+    } catch (err) {
+      for (const { index } of round) results[index] = { status: 'rejected', reason: err };
+      return [];
+    }
+    await Promise.all(round.map(({ index }) => progressOf(events[index])(50, 'read care plan and history')));
+    const planned: { index: number; writes: PlannedWrites }[] = [];
+    round.forEach(({ index, context }, i) => {
+      const carePlan = around[i].carePlan;
+      const open = carePlan ? carePlanTakesFollowUps(carePlan) : { ok: false as const, reason: 'CarePlan not found' };
+      if (!open.ok) {
+        results[index] = fulfilled(this.ignore(context.event.procedureId, open.reason));
+        return;
+      }
+      try {
+        planned.push({ index, writes: this.planWrites({ ...context, carePlan: carePlan! }, around[i], now) });
+      } catch (err) {
+        results[index] = { status: 'rejected', reason: err };
+      }
+    });
+    const { settled, alone } = await this.writeAll(planned, events);
+    for (const [index, result] of settled) results[index] = result;
+    return alone;
+  }
+
+  /**
+   * Marks CarePlans as being written by a batch of this process until the returned function is called: another
+   * batch holding an event of one of them waits for it instead of racing it to the plan's If-Match.
+   */
+  private holdPlans(carePlanIds: string[]): () => void {
+    let done!: () => void;
+    const written = new Promise<void>((resolve) => (done = resolve));
+    for (const id of carePlanIds) this.plansBeingWritten.set(id, written);
+    return () => {
+      for (const id of carePlanIds) if (this.plansBeingWritten.get(id) === written) this.plansBeingWritten.delete(id);
+      done();
+    };
+  }
+
+  /**
+   * Round trip 3: the planned writes in as few transactions as the server takes (usually one). The events of a
+   * shared transaction that the server refused come back as `alone`, to be handled again one by one.
+   */
+  private async writeAll(
+    planned: { index: number; writes: PlannedWrites }[],
+    events: FollowUpEvent[],
+  ): Promise<{ settled: [number, PromiseSettledResult<FollowUpOutcome>][]; alone: number[] }> {
+    const settled: [number, PromiseSettledResult<FollowUpOutcome>][] = [];
+    const alone: number[] = [];
+    const settle = async (index: number, outcome: () => FollowUpOutcome) => {
+      try {
+        settled.push([index, fulfilled(outcome())]);
+        await progressOf(events[index])(90, 'wrote follow-up tasks');
+      } catch (err) {
+        settled.push([index, { status: 'rejected', reason: err }]);
+      }
+    };
+    for (const { index, writes } of planned.filter((p) => !p.writes.entries.length))
+      await settle(index, () => writes.outcome([]));
+    for (const chunk of transactionsFor(planned.filter((p) => p.writes.entries.length))) {
+      let answers: BundleEntry[];
+      try {
+        answers = (await this.fhir.transaction(chunk.flatMap((p) => p.writes.entries))).entry ?? [];
+      } catch (err) {
+        // Refused by the server: each event alone (one event's conflict or invalid entry is its own). Unreachable:
+        // every event fails, and its job retries.
+        if (chunk.length > 1 && !(err instanceof FhirUnavailableError)) {
+          this.metrics.batchesSplit.inc();
+          alone.push(...chunk.map((p) => p.index));
+        } else for (const { index } of chunk) settled.push([index, { status: 'rejected', reason: err }]);
+        continue;
+      }
+      let offset = 0;
+      for (const { index, writes } of chunk) {
+        const from = offset;
+        offset += writes.entries.length;
+        await settle(index, () => writes.outcome(answers.slice(from, offset)));
+      }
+    }
+    return { settled, alone };
+  }
+
+  /** An event's follow-ups worked out by the pure rules, as transaction entries and how to read their answers. */
+  private planWrites(context: EventContext, around: EventSurroundings, now: Date): PlannedWrites {
+    const { procedure, event, carePlan, plan, infusion } = context;
     const infusionActions = infusionFollowUpActions(plan, this.catalog, infusion);
     // What this infusion fulfils (its session or booster) gives its phase, and so its check's. answeredTasks judges
     // again with the new Tasks included; this infusion fulfils none of those (they follow it).
@@ -159,70 +278,48 @@ export class FollowUpService {
       ...answered.updateEntries,
       ...carePlanUpdate,
     ];
-    const response = entries.length ? await this.fhir.transaction(entries) : { entry: [] as BundleEntry[] };
-    await progress(90, 'wrote follow-up tasks');
-
-    const taskResponses = (response.entry ?? []).filter(
-      (e, i) =>
-        entries[i]?.request?.method === 'POST' &&
-        (/^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task'),
-    );
-    const alreadyExisted = alreadyWritten.length;
-    const tasks = [
-      ...alreadyWritten,
-      ...taskResponses.map((e) =>
-        e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
-      ),
-    ];
-    const { done, superseded, remindersRevoked, ordersClosed } = answered.counts;
-    const contraindications = planned.detectedIssues.length;
-    this.logger.log({
-      msg: 'follow-ups written',
-      procedure: procedureId,
-      carePlan: carePlan.id,
-      tasks: tasks.length,
-      alreadyExisted,
-      done,
-      superseded,
-      remindersRevoked,
-      ordersClosed,
-      contraindications,
-    });
     return {
-      status: 'created',
-      carePlanId: carePlan.id!,
-      tasks,
-      alreadyExisted,
-      superseded,
-      fulfilled: done,
-      contraindications,
-      remindersRevoked,
-      ordersClosed,
+      entries,
+      outcome: (answers) => {
+        const taskResponses = answers.filter(
+          (e, i) =>
+            entries[i]?.request?.method === 'POST' &&
+            (/^Task\//.test(e.response?.location ?? '') || e.resource?.resourceType === 'Task'),
+        );
+        const tasks = [
+          ...alreadyWritten,
+          ...taskResponses.map((e) =>
+            e.resource?.id ? `Task/${e.resource.id}` : (e.response?.location ?? '').split('/_history')[0],
+          ),
+        ];
+        const { done, superseded, remindersRevoked, ordersClosed } = answered.counts;
+        const contraindications = planned.detectedIssues.length;
+        const alreadyExisted = alreadyWritten.length;
+        this.logger.log({
+          msg: 'follow-ups written',
+          procedure: event.procedureId,
+          carePlan: carePlan.id,
+          tasks: tasks.length,
+          alreadyExisted,
+          done,
+          superseded,
+          remindersRevoked,
+          ordersClosed,
+          contraindications,
+        });
+        return {
+          status: 'created',
+          carePlanId: carePlan.id!,
+          tasks,
+          alreadyExisted,
+          superseded,
+          fulfilled: done,
+          contraindications,
+          remindersRevoked,
+          ordersClosed,
+        };
+      },
     };
-  }
-
-  /** Round trip 1: the Procedure with its CarePlan, and whether this service follows it up at all. */
-  private async readEvent(procedureId: string): Promise<{ ignored: string } | EventContext> {
-    const first = await this.fhir.search<Procedure | CarePlan>('Procedure', {
-      _id: procedureId,
-      _include: 'Procedure:based-on',
-    });
-    const procedure = matchesOf<Procedure>(first).find((r) => r.resourceType === 'Procedure' && r.id === procedureId);
-    if (!procedure) return { ignored: 'Procedure not found' };
-    const check = toInfusionCompleted(procedure);
-    if (!check.ok) return { ignored: check.reason };
-    const { event } = check;
-    const carePlan = includedOf<CarePlan>(first).find(
-      (r) => r.resourceType === 'CarePlan' && r.id === event.carePlanId,
-    );
-    if (!carePlan) return { ignored: 'CarePlan not found' };
-    const open = carePlanTakesFollowUps(carePlan);
-    if (!open.ok) return { ignored: open.reason };
-    const plan = this.catalog.planOf(carePlan);
-    if (!plan) return { ignored: 'CarePlan does not instantiate a known protocol' };
-    const infusion = infusionDefinitionFor(plan, this.catalog);
-    if (!isInfusion(procedure, infusion)) return { ignored: "not an infusion of the CarePlan's protocol" };
-    return { procedure, event, carePlan, plan, infusion };
   }
 
   /**
@@ -236,12 +333,7 @@ export class FollowUpService {
     procedure: Procedure;
     infusion: InfusionDefinition;
     infusionActions: Set<string>;
-    around: {
-      openTasks: Task[];
-      history: Procedure[];
-      reminders: CommunicationRequest[];
-      orders: MedicationRequest[];
-    };
+    around: EventSurroundings;
     newTasks: (FollowUp & { fullUrl: string })[];
     now: Date;
   }) {
@@ -283,66 +375,6 @@ export class FollowUpService {
     updateEntries.push(...revoked.map((r) => updateEntry(r, r.meta!.versionId)));
     counts.remindersRevoked = revoked.length;
     return { created, updateEntries, counts };
-  }
-
-  /** Everything the rules read besides the Procedure and the CarePlan, in one batch. */
-  private async readAround(event: InfusionCompleted, carePlan: CarePlan, plan: PlanDefinition) {
-    const carePlanRef = `CarePlan/${carePlan.id}`;
-    const dataQueries = patientDataQueries(plan, event.patientId);
-    // Every Task this infusion could have produced already (a retry, a duplicate event): keys are deterministic.
-    const candidateKeys = triggeredActions(plan, INFUSION_COMPLETED_TRIGGER)
-      .flatMap((a) => flattenActions([a]))
-      .filter((a) => a.id)
-      .map((a) => `${TASK_KEY_SYSTEM}|${taskKey(carePlan.id!, event.procedureId, a.id!)}`);
-    const searches: NamedSearch[] = [
-      {
-        name: 'history',
-        resourceType: 'Procedure',
-        params: { 'based-on': carePlanRef, status: 'completed', _count: PAGE },
-      },
-      { name: 'issues', resourceType: 'DetectedIssue', params: { implicated: carePlanRef, _count: PAGE } },
-      {
-        name: 'openTasks',
-        resourceType: 'Task',
-        // on-hold: approved, its order held for a contraindication; an infusion given anyway still fulfils it.
-        params: { 'based-on': carePlanRef, status: 'draft,ready,on-hold', _count: PAGE },
-      },
-      {
-        name: 'reminders',
-        resourceType: 'CommunicationRequest',
-        params: { 'based-on': carePlanRef, status: 'active', _count: PAGE },
-      },
-      {
-        // The patient's orders still to be given: those of the Tasks this infusion answers are closed with them.
-        name: 'orders',
-        resourceType: 'MedicationRequest',
-        params: { subject: `Patient/${event.patientId}`, intent: 'order', status: 'active,on-hold', _count: PAGE },
-      },
-      {
-        name: 'written',
-        resourceType: 'Task',
-        params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE },
-      },
-    ].map((s) => ({ ...s, everyMatch: true }));
-    const response = await this.fhir.batch([
-      ...searchEntries(searches),
-      ...searchEntries(dataQueries),
-      getEntry(`Patient/${encodeURIComponent(event.patientId)}`),
-    ]);
-    // A search with more than a page of matches (rare: a CarePlan with over 1,000 infusions) is read whole.
-    const [found, patientData] = await Promise.all([
-      withRemainingPages(this.fhir, searchResults(response, searches), searches),
-      withRemainingPages(this.fhir, searchResults(response, dataQueries, searches.length), dataQueries),
-    ]);
-    const patient = batchResult<Patient>(response.entry?.[searches.length + dataQueries.length], 'Patient');
-    const history = matchesOf<Procedure>(found.history);
-    const issues = matchesOf<DetectedIssue>(found.issues);
-    const openTasks = matchesOf<Task>(found.openTasks);
-    const written = matchesOf<Task>(found.written);
-    const reminders = matchesOf<CommunicationRequest>(found.reminders);
-    const orders = matchesOf<MedicationRequest>(found.orders);
-    const overridden = overriddenContraindications(issues);
-    return { history, patientData, patient, overridden, openTasks, written, issues, reminders, orders };
   }
 
   private ignore(procedureId: string, reason: string): FollowUpOutcome {
@@ -389,7 +421,47 @@ function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task): BundleE
   return entries;
 }
 
-const PAGE = 1000;
+/** Medplum's fhir-router takes at most 50 updates in one transaction. */
+const MAX_UPDATES_PER_TRANSACTION = 50;
+
+/**
+ * Planned writes grouped into transactions the server takes: a conditional entry makes Medplum run its transaction
+ * under SERIALIZABLE isolation with at most 8 entries, so an event with one goes alone; otherwise events share a
+ * transaction up to Medplum's 50 updates.
+ */
+function transactionsFor<T extends { writes: PlannedWrites }>(planned: T[]): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let updates = 0;
+  for (const p of planned) {
+    const conditional = p.writes.entries.some((e) => e.request?.ifNoneExist);
+    const puts = p.writes.entries.filter((e) => e.request?.method === 'PUT').length;
+    if (current.length && (conditional || updates + puts > MAX_UPDATES_PER_TRANSACTION)) {
+      chunks.push(current);
+      current = [];
+      updates = 0;
+    }
+    current.push(p);
+    updates += puts;
+    if (conditional) {
+      chunks.push(current);
+      current = [];
+      updates = 0;
+    }
+  }
+  if (current.length) chunks.push(current);
+  return chunks;
+}
+
+const noProgress: ProgressReporter = () => Promise.resolve();
+
+function progressOf(event: FollowUpEvent): ProgressReporter {
+  return event.progress ?? noProgress;
+}
+
+function fulfilled<T>(value: T): PromiseFulfilledResult<T> {
+  return { status: 'fulfilled', value };
+}
 
 function keyOf(task: Task): string | undefined {
   return task.identifier?.find((i) => i.system === TASK_KEY_SYSTEM)?.value;

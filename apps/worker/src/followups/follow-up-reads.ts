@@ -1,0 +1,182 @@
+import type {
+  CarePlan,
+  CommunicationRequest,
+  DetectedIssue,
+  MedicationRequest,
+  Patient,
+  PlanDefinition,
+  Procedure,
+  Task,
+} from '@medplum/fhirtypes';
+import {
+  batchResult,
+  FhirClient,
+  getEntry,
+  includedOf,
+  matchesOf,
+  searchEntries,
+  searchResults,
+  withRemainingPages,
+  type NamedSearch,
+} from '@kc/fhir';
+import {
+  carePlanTakesFollowUps,
+  infusionDefinitionFor,
+  isInfusion,
+  toInfusionCompleted,
+  type InfusionCompleted,
+  type InfusionDefinition,
+} from '@kc/followups';
+import {
+  flattenActions,
+  INFUSION_COMPLETED_TRIGGER,
+  overriddenContraindications,
+  patientDataQueries,
+  ProtocolCatalog,
+  TASK_KEY_SYSTEM,
+  taskKey,
+  triggeredActions,
+} from '@kc/protocols';
+
+/**
+ * The follow-up service's two reads, for one event or a batch of them: (1) the Procedures with their CarePlans
+ * (`_include`), (2) one batch of everything else the rules read. A batch of events costs the same two requests.
+ */
+
+/** What a followed-up infusion event comes with, once read. */
+export interface EventContext {
+  procedure: Procedure;
+  event: InfusionCompleted;
+  carePlan: CarePlan;
+  plan: PlanDefinition;
+  infusion: InfusionDefinition;
+}
+
+/** Everything the rules read about an event besides its Procedure and CarePlan. */
+export type EventSurroundings = Awaited<ReturnType<typeof readAround>>[number];
+
+/** Round trip 1: each Procedure with its CarePlan, and whether this service follows it up at all (or why not). */
+export async function readEvents(
+  fhir: FhirClient,
+  catalog: ProtocolCatalog,
+  procedureIds: string[],
+): Promise<Map<string, EventContext | { ignored: string }>> {
+  const found = await fhir.search<Procedure | CarePlan>('Procedure', {
+    _id: procedureIds.join(','),
+    _include: 'Procedure:based-on',
+    _count: procedureIds.length,
+  });
+  const procedures = new Map(
+    matchesOf<Procedure>(found)
+      .filter((r) => r.resourceType === 'Procedure')
+      .map((p) => [p.id!, p]),
+  );
+  const carePlans = new Map(
+    includedOf<CarePlan>(found)
+      .filter((r) => r.resourceType === 'CarePlan')
+      .map((c) => [c.id!, c]),
+  );
+  return new Map(procedureIds.map((id) => [id, eventContext(catalog, procedures.get(id), carePlans)]));
+}
+
+function eventContext(
+  catalog: ProtocolCatalog,
+  procedure: Procedure | undefined,
+  carePlans: Map<string, CarePlan>,
+): EventContext | { ignored: string } {
+  if (!procedure) return { ignored: 'Procedure not found' };
+  const check = toInfusionCompleted(procedure);
+  if (!check.ok) return { ignored: check.reason };
+  const { event } = check;
+  const carePlan = carePlans.get(event.carePlanId);
+  if (!carePlan) return { ignored: 'CarePlan not found' };
+  const open = carePlanTakesFollowUps(carePlan);
+  if (!open.ok) return { ignored: open.reason };
+  const plan = catalog.planOf(carePlan);
+  if (!plan) return { ignored: 'CarePlan does not instantiate a known protocol' };
+  const infusion = infusionDefinitionFor(plan, catalog);
+  if (!isInfusion(procedure, infusion)) return { ignored: "not an infusion of the CarePlan's protocol" };
+  return { procedure, event, carePlan, plan, infusion };
+}
+
+/** Round trip 2: for each event, everything the rules read besides the Procedure (its CarePlan again), in one batch. */
+export async function readAround(fhir: FhirClient, contexts: EventContext[]) {
+  const queries = contexts.map(({ event, carePlan, plan }) => ({
+    searches: eventSearches(event, carePlan, plan),
+    data: patientDataQueries(plan, event.patientId),
+    patient: getEntry(`Patient/${encodeURIComponent(event.patientId)}`),
+    carePlan: getEntry(`CarePlan/${encodeURIComponent(carePlan.id!)}`),
+  }));
+  const response = await fhir.batch(
+    queries.flatMap((q) => [...searchEntries(q.searches), ...searchEntries(q.data), q.patient, q.carePlan]),
+  );
+  let offset = 0;
+  return Promise.all(
+    queries.map(async ({ searches, data }) => {
+      const from = offset;
+      offset += searches.length + data.length + 2;
+      // A search with more than a page of matches (rare: a CarePlan with over 1,000 infusions) is read whole.
+      const [found, patientData] = await Promise.all([
+        withRemainingPages(fhir, searchResults(response, searches, from), searches),
+        withRemainingPages(fhir, searchResults(response, data, from + searches.length), data),
+      ]);
+      const patient = batchResult<Patient>(response.entry?.[from + searches.length + data.length], 'Patient');
+      // Read again after the first round trip: another batch of this process may have written it since.
+      const carePlan = batchResult<CarePlan>(response.entry?.[from + searches.length + data.length + 1], 'CarePlan');
+      const issues = matchesOf<DetectedIssue>(found.issues);
+      return {
+        carePlan,
+        history: matchesOf<Procedure>(found.history),
+        patientData,
+        patient,
+        overridden: overriddenContraindications(issues),
+        openTasks: matchesOf<Task>(found.openTasks),
+        written: matchesOf<Task>(found.written),
+        issues,
+        reminders: matchesOf<CommunicationRequest>(found.reminders),
+        orders: matchesOf<MedicationRequest>(found.orders),
+      };
+    }),
+  );
+}
+
+function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanDefinition): NamedSearch[] {
+  const carePlanRef = `CarePlan/${carePlan.id}`;
+  // Every Task this infusion could have produced already (a retry, a duplicate event): keys are deterministic.
+  const candidateKeys = triggeredActions(plan, INFUSION_COMPLETED_TRIGGER)
+    .flatMap((a) => flattenActions([a]))
+    .filter((a) => a.id)
+    .map((a) => `${TASK_KEY_SYSTEM}|${taskKey(carePlan.id!, event.procedureId, a.id!)}`);
+  return [
+    {
+      name: 'history',
+      resourceType: 'Procedure',
+      params: { 'based-on': carePlanRef, status: 'completed', _count: PAGE },
+    },
+    { name: 'issues', resourceType: 'DetectedIssue', params: { implicated: carePlanRef, _count: PAGE } },
+    {
+      name: 'openTasks',
+      resourceType: 'Task',
+      // on-hold: approved, its order held for a contraindication; an infusion given anyway still fulfils it.
+      params: { 'based-on': carePlanRef, status: 'draft,ready,on-hold', _count: PAGE },
+    },
+    {
+      name: 'reminders',
+      resourceType: 'CommunicationRequest',
+      params: { 'based-on': carePlanRef, status: 'active', _count: PAGE },
+    },
+    {
+      // The patient's orders still to be given: those of the Tasks this infusion answers are closed with them.
+      name: 'orders',
+      resourceType: 'MedicationRequest',
+      params: { subject: `Patient/${event.patientId}`, intent: 'order', status: 'active,on-hold', _count: PAGE },
+    },
+    {
+      name: 'written',
+      resourceType: 'Task',
+      params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE },
+    },
+  ].map((s) => ({ ...s, everyMatch: true }));
+}
+
+const PAGE = 1000;

@@ -1,0 +1,60 @@
+/**
+ * Group commit for work that arrives concurrently: items submitted while earlier batches are running wait, and the
+ * next batch takes up to `maxBatch` of them at once. An item never waits for a timer: with fewer than `maxInFlight`
+ * batches running it starts at once (alone, when it is the only one), so a quiet system keeps its latency and a busy
+ * one pays each batch's fixed cost (a request, a commit) once per batch instead of once per item.
+ *
+ * `run` answers every item of its batch, in order, settled one by one: one item's failure is its own. A `run` that
+ * throws fails every item of its batch.
+ */
+export class MicroBatcher<I, O> {
+  private readonly waiting: { item: I; resolve: (out: O) => void; reject: (err: unknown) => void }[] = [];
+  private running = 0;
+
+  constructor(
+    private readonly run: (items: I[]) => Promise<PromiseSettledResult<O>[]>,
+    private readonly options: { maxBatch: number; maxInFlight: number },
+  ) {
+    if (options.maxBatch < 1 || options.maxInFlight < 1) throw new Error('maxBatch and maxInFlight must be >= 1');
+  }
+
+  submit(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      this.startBatches();
+    });
+  }
+
+  /** Items waiting for a batch (a gauge for operators). */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  private startBatches(): void {
+    while (this.running < this.options.maxInFlight && this.waiting.length) {
+      const batch = this.waiting.splice(0, this.options.maxBatch);
+      this.running++;
+      void this.runBatch(batch).finally(() => {
+        this.running--;
+        this.startBatches();
+      });
+    }
+  }
+
+  private async runBatch(batch: typeof this.waiting): Promise<void> {
+    let results: PromiseSettledResult<O>[];
+    try {
+      results = await this.run(batch.map((b) => b.item));
+      if (results.length !== batch.length)
+        throw new Error(`a batch of ${batch.length} was answered with ${results.length} results`);
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    batch.forEach((b, i) => {
+      const result = results[i];
+      if (result.status === 'fulfilled') b.resolve(result.value);
+      else b.reject(result.reason);
+    });
+  }
+}
