@@ -1,6 +1,6 @@
 import request from 'supertest';
 import type { CarePlan, Task } from '@medplum/fhirtypes';
-import { stateOf } from '@kc/task-states';
+import { orderKeySearch, stateOf } from '@kc/task-states';
 import { enrolPatient } from './support/clinic';
 import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
@@ -36,6 +36,46 @@ describe('$approve: 3 FHIR requests', () => {
       .send({ versionId: infusion.meta!.versionId })
       .expect(200);
     expect(proxy.forwarded - before).toBe(3);
+  });
+});
+
+/**
+ * Approvals arriving at once share their reads (one batch) and their writes (one transaction), each still all or
+ * nothing: a clinic's morning of approvals costs the FHIR server fewer requests than one per approval.
+ */
+describe('$approve: decisions taken at once share their requests', () => {
+  it('ten approvals at once: fewer requests than ten alone, each Task approved with its own order and Provenance; a stale one alone refused', async () => {
+    const infusions: Task[] = [];
+    for (let i = 0; i < 11; i++) {
+      const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+      infusions.push(
+        tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval')!,
+      );
+    }
+    // The eleventh was changed by someone else since the page showed it.
+    const stale = infusions[10];
+    await service.fhir.update({ ...stale, description: 'edited meanwhile' }, { ifMatch: stale.meta!.versionId });
+    const before = proxy.forwarded;
+    const answers = await Promise.all(
+      infusions.map((t) =>
+        request(service.url)
+          .post(`/tasks/${t.id}/$approve`)
+          .set(service.as('clinician'))
+          .send({ versionId: t.meta!.versionId }),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual([...Array(10).fill(200), 412]);
+    // Alone, each approval costs 3 requests (test above).
+    expect(proxy.forwarded - before).toBeLessThan(3 * 10);
+    for (const t of infusions.slice(0, 10)) {
+      expect(stateOf(await service.fhir.read<Task>('Task', t.id!))).toBe('approved');
+      expect(await service.fhir.searchAll('MedicationRequest', { identifier: orderKeySearch(t.id!) })).toHaveLength(1);
+      expect(await service.fhir.searchAll('Provenance', { target: `Task/${t.id}` })).toHaveLength(1);
+    }
+    expect(stateOf(await service.fhir.read<Task>('Task', stale.id!))).toBe('awaiting-approval');
+    expect(await service.fhir.searchAll('MedicationRequest', { identifier: orderKeySearch(stale.id!) })).toEqual([]);
+    expect(await service.fhir.searchAll('Provenance', { target: `Task/${stale.id}` })).toEqual([]);
   });
 });
 

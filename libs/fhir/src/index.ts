@@ -5,3 +5,5 @@ export * from './fhir-auth';
 export * from './fhir.module';
 export * from './search-each';
 export * from './fhir-metrics';
+export * from './coalesced-transactions';
+export * from './coalesced-reads';

@@ -124,7 +124,7 @@ export class TaskDecisionService {
   private async readWithFocus(
     taskId: string,
   ): Promise<{ task: Task; proposal?: Proposal; carePlan?: CarePlan; issues: DetectedIssue[] }> {
-    const bundle = await this.fhir.search<Task | Resource>('Task', {
+    const bundle = await this.writer.search<Task | Resource>('Task', {
       _id: taskId,
       _include: ['Task:focus', 'Task:based-on'],
       // The contraindications of its CarePlan (included just above) for the approval guard, in the same request.

@@ -1,9 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import type { BundleEntry, Provenance, Resource } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, Provenance, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, OutcomeException, unprocessable } from '@kc/common';
-import { FhirClient, FhirNotFoundError, FhirVersionConflictError, ifMatchFor } from '@kc/fhir';
+import {
+  CoalescedReads,
+  CoalescedTransactions,
+  FhirClient,
+  FhirNotFoundError,
+  FhirVersionConflictError,
+  ifMatchFor,
+  type SearchParams,
+} from '@kc/fhir';
 import { DECISION_KEY_SYSTEM } from '@kc/protocols';
 import { InvalidTransition } from '@kc/task-states';
 import { decisionProvenance } from './provenance';
@@ -37,15 +45,30 @@ export interface DecisionWrite<T extends Resource> {
 export class DecisionWriter {
   private readonly logger = new Logger(DecisionWriter.name);
 
-  constructor(private readonly fhir: FhirClient) {}
+  /**
+   * Decisions taken at once share their requests: one batch of their reads, one transaction of their writes (each
+   * decision's writes still all or nothing; CoalescedTransactions says how).
+   */
+  private readonly reads: CoalescedReads;
+  private readonly transactions: CoalescedTransactions;
+
+  constructor(private readonly fhir: FhirClient) {
+    this.reads = new CoalescedReads(fhir, { maxBatch: 32, maxInFlight: 2 });
+    this.transactions = new CoalescedTransactions(fhir, { maxBatch: 32, maxInFlight: 2 });
+  }
 
   async read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T> {
     try {
-      return (await this.fhir.read<Resource>(resourceType, id)) as T;
+      return await this.reads.read<T>(resourceType, id);
     } catch (err) {
       if (err instanceof FhirNotFoundError) throw notFound(`${resourceType}/${id} not found`);
       throw err;
     }
+  }
+
+  /** A search shared with the other decisions being taken (one batch of their reads). */
+  search<T extends Resource>(resourceType: ResourceType, params: SearchParams): Promise<Bundle<T>> {
+    return this.reads.search<T>(resourceType, params);
   }
 
   async write<T extends Resource>(input: DecisionWrite<T>): Promise<T> {
@@ -71,7 +94,7 @@ export class DecisionWriter {
     };
     let answer;
     try {
-      answer = await this.fhir.transaction([
+      answer = await this.transactions.transaction([
         { fullUrl: subject, resource: updated, request: { method: 'PUT', url: ref, ifMatch: ifMatchFor(seenVersion) } },
         ...followers,
         { fullUrl: `urn:uuid:${randomUUID()}`, resource: provenance, request: { method: 'POST', url: 'Provenance' } },
