@@ -135,6 +135,36 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     expect((await fhirRequests()) - before).toBe(4);
   });
 
+  it('eight patients enrolled at once share their requests (4 each alone), and each plan is written whole, once', async () => {
+    const registry = service.app.get(Registry);
+    const fhirRequests = async () =>
+      ((await registry.getSingleMetric('kc_fhir_requests_total')?.get())?.values ?? []).reduce(
+        (sum, v) => sum + v.value,
+        0,
+      );
+    const subjects = await Promise.all(
+      Array.from({ length: 8 }, () => createPatient(service, { weightKg: 70, bp: [120, 80] })),
+    );
+    const before = await fhirRequests();
+    await Promise.all(
+      subjects.map((subject) =>
+        request(service.url)
+          .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+          .set(service.as('clinician'))
+          .send(applyParams(subject, [{ name: 'persist', valueBoolean: true }]))
+          .expect(200),
+      ),
+    );
+    expect((await fhirRequests()) - before).toBeLessThan(4 * 8);
+    for (const subject of subjects) {
+      const carePlans = await service.fhir.searchAll<CarePlan>('CarePlan', { subject });
+      expect(carePlans).toHaveLength(1);
+      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlans[0].id}` });
+      expect(tasks.length).toBeGreaterThan(0);
+      expect(tasks.every((t) => t.for?.reference === subject)).toBe(true);
+    }
+  });
+
   it('type-level $apply with the canonical URL, for the CRPS protocol (1 mg/kg/h)', async () => {
     const subject = await createPatient(service, { weightKg: 55, bp: [118, 76] });
     const params = applyParams(subject, [

@@ -6,13 +6,15 @@ import { FhirNotFoundError } from './fhir-errors';
 
 type Get =
   | { kind: 'read'; resourceType: ResourceType; id: string }
-  | { kind: 'search'; resourceType: ResourceType; params: SearchParams };
+  | { kind: 'search'; resourceType: ResourceType; params: SearchParams }
+  | { kind: 'batch'; entries: BundleEntry[] };
 
 /**
- * Reads and searches that arrive at once (clinicians' decisions, each reading its Task) go to the server as one
- * batch of GETs; a lone one goes at once, as a plain read or search. Each caller gets what its own request would
- * have: the resource with its version (FhirNotFoundError for 404/410) or the searchset, the server's error for any
- * other failed entry; a batch that fails as a whole fails every request in it, as an unreachable server would each.
+ * Reads, searches and read-only batches that arrive at once (clinicians' decisions, each reading its Task and its
+ * patient's data) go to the server as one batch of GETs; a lone one goes at once, as it is. Each caller gets what its
+ * own request would have: the resource with its version (FhirNotFoundError for 404/410), the searchset, or its
+ * batch's own entries (each answered on its own, as in any batch), the server's error for any other failed entry; a
+ * batch that fails as a whole fails every request in it, as an unreachable server would each.
  */
 export class CoalescedReads {
   private readonly batches: MicroBatcher<Get, Resource>;
@@ -32,29 +34,44 @@ export class CoalescedReads {
     return this.batches.submit({ kind: 'search', resourceType, params }) as Promise<Bundle<T>>;
   }
 
+  /** A batch of GETs (each entry answered on its own), sent with the others. */
+  batch(entries: BundleEntry[]): Promise<Bundle> {
+    if (entries.some((e) => e.request?.method !== 'GET')) throw new Error('only a batch of reads can be shared');
+    return this.batches.submit({ kind: 'batch', entries }) as Promise<Bundle>;
+  }
+
   private async send(gets: Get[]): Promise<PromiseSettledResult<Resource>[]> {
-    if (gets.length === 1) {
-      const [get] = gets;
-      return [
-        await settled(() =>
-          get.kind === 'read'
-            ? this.fhir.read(get.resourceType, get.id)
-            : this.fhir.search(get.resourceType, get.params),
-        ),
-      ];
-    }
-    const answer = await this.fhir.batch(gets.map((get) => ({ request: { method: 'GET', url: urlOf(get) } })));
-    return Promise.all(gets.map((get, i) => settled(() => answerOf(get, answer.entry?.[i]))));
+    if (gets.length === 1) return [await settled(() => this.alone(gets[0]))];
+    const answer = await this.fhir.batch(gets.flatMap(entriesOf));
+    let offset = 0;
+    return Promise.all(
+      gets.map((get) => {
+        const from = offset;
+        offset += entriesOf(get).length;
+        return settled(() => answerOf(get, answer, from));
+      }),
+    );
+  }
+
+  private alone(get: Get): Promise<Resource> {
+    if (get.kind === 'read') return this.fhir.read(get.resourceType, get.id);
+    if (get.kind === 'search') return this.fhir.search(get.resourceType, get.params);
+    return this.fhir.batch(get.entries);
   }
 }
 
-function urlOf(get: Get): string {
-  return get.kind === 'read'
-    ? `${get.resourceType}/${encodeURIComponent(get.id)}`
-    : `${get.resourceType}${toQuery(get.params)}`;
+function entriesOf(get: Get): BundleEntry[] {
+  if (get.kind === 'batch') return get.entries;
+  const url =
+    get.kind === 'read'
+      ? `${get.resourceType}/${encodeURIComponent(get.id)}`
+      : `${get.resourceType}${toQuery(get.params)}`;
+  return [{ request: { method: 'GET', url } }];
 }
 
-function answerOf(get: Get, entry: BundleEntry | undefined): Resource {
+function answerOf(get: Get, answer: Bundle, from: number): Resource {
+  if (get.kind === 'batch') return { ...answer, entry: (answer.entry ?? []).slice(from, from + get.entries.length) };
+  const entry = answer.entry?.[from];
   const resource = batchResult<Resource>(entry, get.resourceType);
   if (!resource) throw new FhirNotFoundError(404, undefined, `FHIR GET ${get.resourceType} answered 404`);
   if (get.kind === 'search') return resource;

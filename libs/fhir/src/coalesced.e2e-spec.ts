@@ -175,6 +175,33 @@ describe('coalesced reads and transactions against the embedded sandbox over HTT
       expect((haddad as PromiseFulfilledResult<Patient>).value.id).toBe(patients[2].resource.id);
     });
 
+    it('read-only batches share the request with the reads sent beside them, each getting back its own entries', async () => {
+      const reads = new CoalescedReads(fhir, { maxBatch: 8, maxInFlight: 1 });
+      const { resource: kim } = await fhir.create<Patient>({ resourceType: 'Patient', name: [{ family: 'Kim' }] });
+      const { resource: roy } = await fhir.create<Patient>({ resourceType: 'Patient', name: [{ family: 'Roy' }] });
+      sent = [];
+      const first = reads.read<Patient>('Patient', kim.id!);
+      const [batch, read] = await Promise.all([
+        reads.batch([
+          { request: { method: 'GET', url: `Patient/${roy.id}` } },
+          { request: { method: 'GET', url: 'Patient/no-such-patient' } },
+          { request: { method: 'GET', url: `Patient?_id=${kim.id}` } },
+        ]),
+        reads.read<Patient>('Patient', roy.id!),
+      ]);
+      await first;
+      expect(sent).toEqual([
+        { method: 'GET', type: undefined },
+        { method: 'POST', type: 'batch' },
+      ]);
+      expect(batch.entry).toHaveLength(3);
+      expect(batch.entry![0].resource).toMatchObject({ id: roy.id, name: [{ family: 'Roy' }] });
+      expect(batch.entry![1].response?.status).toMatch(/^404/);
+      expect((batch.entry![2].resource as Bundle).entry?.[0].resource?.id).toBe(kim.id);
+      expect(read.name?.[0].family).toBe('Roy');
+      expect(() => reads.batch([{ request: { method: 'POST', url: 'Patient' } }])).toThrow('only a batch of reads');
+    });
+
     it('a lone search is a plain search', async () => {
       const reads = new CoalescedReads(fhir, { maxBatch: 8, maxInFlight: 1 });
       const answer = await reads.search<Patient>('Patient', { name: 'Ng' });

@@ -1,6 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { Patient, PlanDefinition } from '@medplum/fhirtypes';
-import { batchResult, FhirClient, getEntry, searchEntries, searchResults, withRemainingPages } from '@kc/fhir';
+import {
+  batchResult,
+  CoalescedReads,
+  FhirClient,
+  getEntry,
+  searchEntries,
+  searchResults,
+  withRemainingPages,
+} from '@kc/fhir';
 import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
 
 /**
@@ -9,7 +17,12 @@ import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
  */
 @Injectable()
 export class PatientDataLoader {
-  constructor(private readonly fhir: FhirClient) {}
+  /** Loads that arrive at once ($apply calls, approvals re-checking) share one batch request. */
+  private readonly reads: CoalescedReads;
+
+  constructor(private readonly fhir: FhirClient) {
+    this.reads = new CoalescedReads(fhir, { maxBatch: 32, maxInFlight: 2 });
+  }
 
   /**
    * The Patient and every input's searchset in one batch (one round trip, not one per search; more only for an
@@ -18,7 +31,7 @@ export class PatientDataLoader {
    */
   async load(plan: PlanDefinition, patientId: string): Promise<{ patient?: Patient; data: ProtocolVariables }> {
     const queries = patientDataQueries(plan, patientId);
-    const answer = await this.fhir.batch([
+    const answer = await this.reads.batch([
       getEntry(`Patient/${encodeURIComponent(patientId)}`),
       ...searchEntries(queries),
     ]);

@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
-import { batchResult, FhirClient, FhirTransactionNotConfirmedError, matchesOf } from '@kc/fhir';
+import {
+  batchResult,
+  CoalescedReads,
+  CoalescedTransactions,
+  FhirClient,
+  FhirTransactionNotConfirmedError,
+  matchesOf,
+} from '@kc/fhir';
 import { appliedEntries, type AppliedEntry, type ApplyResult } from '@kc/protocols';
 import { PlanWriteLock } from './plan-write-lock';
 
@@ -16,10 +23,21 @@ import { PlanWriteLock } from './plan-write-lock';
  */
 @Injectable()
 export class PlanWriter {
+  /**
+   * Plans written at once (a clinic enrolling many patients, an EHR's burst of $apply calls) share their requests:
+   * one batch of their lookups, one transaction of their creates, one batch reading them back; each plan's creates
+   * still all or nothing (CoalescedTransactions). At most 8 plans (~100 entries) per request.
+   */
+  private readonly reads: CoalescedReads;
+  private readonly transactions: CoalescedTransactions;
+
   constructor(
     private readonly fhir: FhirClient,
     private readonly lock: PlanWriteLock,
-  ) {}
+  ) {
+    this.reads = new CoalescedReads(fhir, { maxBatch: 8, maxInFlight: 2 });
+    this.transactions = new CoalescedTransactions(fhir, { maxBatch: 8, maxInFlight: 2 });
+  }
 
   async write(result: ApplyResult): Promise<Map<string, Resource>> {
     const entries = appliedEntries(result);
@@ -49,7 +67,7 @@ export class PlanWriter {
       resource: withReferences(e.resource, known),
       request: { method: 'POST', url: e.resource.resourceType },
     }));
-    const response = await this.fhir.transaction(transaction);
+    const response = await this.transactions.transaction(transaction);
     await Promise.all(
       (response.entry ?? []).map(async (entry, i) => {
         const resource = entry.resource ?? (await this.readLocation(entry.response?.location));
@@ -69,7 +87,7 @@ export class PlanWriter {
     const lookups = keyLookups(entries);
     const found = new Map<string, Resource>();
     if (!lookups.length) return found;
-    const answer = await this.fhir.batch(lookups.map((l) => ({ request: { method: 'GET', url: l.url } })));
+    const answer = await this.reads.batch(lookups.map((l) => ({ request: { method: 'GET', url: l.url } })));
     lookups.forEach((lookup, i) => {
       // A failed lookup fails the write: taking it for "not there" would create the resource a second time.
       const matches = matchesOf(batchResult<Bundle>(answer.entry?.[i], `${lookup.type} by key`));
@@ -89,7 +107,7 @@ export class PlanWriter {
     const resources = [...written.values()];
     const refs = resources.map((r) => `${r.resourceType}/${r.id}`);
     const carePlan = refs.find((r) => r.startsWith('CarePlan/'));
-    const answer = await this.fhir.batch(refs.map((url) => ({ request: { method: 'GET', url } })));
+    const answer = await this.reads.batch(refs.map((url) => ({ request: { method: 'GET', url } })));
     return refs.filter((ref, i) => {
       const entry = answer.entry?.[i];
       if (!entry?.response?.status?.startsWith('200') || !entry.resource) return true;

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { BundleEntry, CarePlan, DetectedIssue, Procedure, Resource, Task } from '@medplum/fhirtypes';
-import { FhirClient, FhirUnavailableError, updateEntry } from '@kc/fhir';
+import { FhirClient, FhirUnavailableError, sharedGroups, updateEntry } from '@kc/fhir';
 import {
   applyInfusionUpdate,
   carePlanTakesFollowUps,
@@ -206,7 +206,9 @@ export class FollowUpService {
     };
     for (const { index, writes } of planned.filter((p) => !p.writes.entries.length))
       await settle(index, () => writes.outcome([]));
-    for (const chunk of transactionsFor(planned.filter((p) => p.writes.entries.length))) {
+    const writing = planned.filter((p) => p.writes.entries.length);
+    // As few transactions as the server takes (Medplum: a conditional entry alone, at most 50 updates in one).
+    for (const chunk of sharedGroups(writing.map((p) => p.writes.entries)).map((g) => g.map((i) => writing[i]))) {
       let answers: BundleEntry[];
       try {
         answers = (await this.fhir.transaction(chunk.flatMap((p) => p.writes.entries))).entry ?? [];
@@ -419,38 +421,6 @@ function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task): BundleE
     request: { method: 'POST', url: 'Task' },
   });
   return entries;
-}
-
-/** Medplum's fhir-router takes at most 50 updates in one transaction. */
-const MAX_UPDATES_PER_TRANSACTION = 50;
-
-/**
- * Planned writes grouped into transactions the server takes: a conditional entry makes Medplum run its transaction
- * under SERIALIZABLE isolation with at most 8 entries, so an event with one goes alone; otherwise events share a
- * transaction up to Medplum's 50 updates.
- */
-function transactionsFor<T extends { writes: PlannedWrites }>(planned: T[]): T[][] {
-  const chunks: T[][] = [];
-  let current: T[] = [];
-  let updates = 0;
-  for (const p of planned) {
-    const conditional = p.writes.entries.some((e) => e.request?.ifNoneExist);
-    const puts = p.writes.entries.filter((e) => e.request?.method === 'PUT').length;
-    if (current.length && (conditional || updates + puts > MAX_UPDATES_PER_TRANSACTION)) {
-      chunks.push(current);
-      current = [];
-      updates = 0;
-    }
-    current.push(p);
-    updates += puts;
-    if (conditional) {
-      chunks.push(current);
-      current = [];
-      updates = 0;
-    }
-  }
-  if (current.length) chunks.push(current);
-  return chunks;
 }
 
 const noProgress: ProgressReporter = () => Promise.resolve();
