@@ -68,6 +68,11 @@ describe('$approve: decisions taken at once share their requests', () => {
     expect(answers.map((a) => a.status)).toEqual([...Array(10).fill(200), 412]);
     // Alone, each approval costs 3 requests (test above).
     expect(proxy.forwarded - before).toBeLessThan(3 * 10);
+    // Operators see the sharing: more decisions' transactions than transaction requests.
+    const metrics = (await request(service.url).get('/metrics').set(service.as('admin')).expect(200)).text;
+    const counted = (name: string) =>
+      Number(new RegExp(`^${name}\\{user="decisions",kind="transaction"\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    expect(counted('kc_fhir_shared_calls_total')).toBeGreaterThan(counted('kc_fhir_shared_requests_total'));
     for (const t of infusions.slice(0, 10)) {
       expect(stateOf(await service.fhir.read<Task>('Task', t.id!))).toBe('approved');
       expect(await service.fhir.searchAll('MedicationRequest', { identifier: orderKeySearch(t.id!) })).toHaveLength(1);

@@ -22,6 +22,8 @@ export class CoalescedReads {
   constructor(
     private readonly fhir: FhirClient,
     options: { maxBatch: number; maxInFlight: number },
+    /** Told how many reads each request to the server carried. */
+    private readonly observe: (event: { sent: number }) => void = () => {},
   ) {
     this.batches = new MicroBatcher((gets) => this.send(gets), options);
   }
@@ -41,6 +43,7 @@ export class CoalescedReads {
   }
 
   private async send(gets: Get[]): Promise<PromiseSettledResult<Resource>[]> {
+    this.observe({ sent: gets.length });
     if (gets.length === 1) return [await settled(() => this.alone(gets[0]))];
     const answer = await this.fhir.batch(gets.flatMap(entriesOf));
     let offset = 0;

@@ -3,8 +3,12 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { Registry } from 'prom-client';
 import { FhirClient } from './fhir-client';
 import { meteredFetch } from './fhir-metrics';
+import { SharedFhirRequests } from './shared-requests';
 
-/** Provides the FhirClient for the configured server (the sandbox's URL is filled in before Nest starts). */
+/**
+ * Provides the FhirClient for the configured server (the sandbox's URL is filled in before Nest starts), and the
+ * coalescers of the services that share their requests (SharedFhirRequests).
+ */
 @Global()
 @Module({
   providers: [
@@ -22,7 +26,12 @@ import { meteredFetch } from './fhir-metrics';
         });
       },
     },
+    {
+      provide: SharedFhirRequests,
+      inject: [FhirClient, { token: Registry, optional: true }],
+      useFactory: (fhir: FhirClient, registry?: Registry) => new SharedFhirRequests(fhir, registry),
+    },
   ],
-  exports: [FhirClient],
+  exports: [FhirClient, SharedFhirRequests],
 })
 export class FhirModule {}

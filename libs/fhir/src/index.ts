@@ -7,3 +7,4 @@ export * from './search-each';
 export * from './fhir-metrics';
 export * from './coalesced-transactions';
 export * from './coalesced-reads';
+export * from './shared-requests';

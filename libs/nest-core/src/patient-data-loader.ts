@@ -6,6 +6,7 @@ import {
   FhirClient,
   getEntry,
   searchEntries,
+  SharedFhirRequests,
   searchResults,
   withRemainingPages,
 } from '@kc/fhir';
@@ -20,8 +21,11 @@ export class PatientDataLoader {
   /** Loads that arrive at once ($apply calls, approvals re-checking) share one batch request. */
   private readonly reads: CoalescedReads;
 
-  constructor(private readonly fhir: FhirClient) {
-    this.reads = new CoalescedReads(fhir, { maxBatch: 32, maxInFlight: 2 });
+  constructor(
+    private readonly fhir: FhirClient,
+    shared: SharedFhirRequests,
+  ) {
+    this.reads = shared.reads('patient-data', { maxBatch: 32, maxInFlight: 2 });
   }
 
   /**

@@ -8,6 +8,7 @@ import {
   FhirClient,
   FhirTransactionNotConfirmedError,
   matchesOf,
+  SharedFhirRequests,
 } from '@kc/fhir';
 import { appliedEntries, type AppliedEntry, type ApplyResult } from '@kc/protocols';
 import { PlanWriteLock } from './plan-write-lock';
@@ -34,9 +35,10 @@ export class PlanWriter {
   constructor(
     private readonly fhir: FhirClient,
     private readonly lock: PlanWriteLock,
+    shared: SharedFhirRequests,
   ) {
-    this.reads = new CoalescedReads(fhir, { maxBatch: 8, maxInFlight: 2 });
-    this.transactions = new CoalescedTransactions(fhir, { maxBatch: 8, maxInFlight: 2 });
+    this.reads = shared.reads('plan-writes', { maxBatch: 8, maxInFlight: 2 });
+    this.transactions = shared.transactions('plan-writes', { maxBatch: 8, maxInFlight: 2 });
   }
 
   async write(result: ApplyResult): Promise<Map<string, Resource>> {

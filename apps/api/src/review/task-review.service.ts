@@ -10,6 +10,7 @@ import {
   FhirNotFoundError,
   FhirVersionConflictError,
   ifMatchFor,
+  SharedFhirRequests,
   type SearchParams,
 } from '@kc/fhir';
 import { DECISION_KEY_SYSTEM } from '@kc/protocols';
@@ -52,9 +53,12 @@ export class DecisionWriter {
   private readonly reads: CoalescedReads;
   private readonly transactions: CoalescedTransactions;
 
-  constructor(private readonly fhir: FhirClient) {
-    this.reads = new CoalescedReads(fhir, { maxBatch: 32, maxInFlight: 2 });
-    this.transactions = new CoalescedTransactions(fhir, { maxBatch: 32, maxInFlight: 2 });
+  constructor(
+    private readonly fhir: FhirClient,
+    shared: SharedFhirRequests,
+  ) {
+    this.reads = shared.reads('decisions', { maxBatch: 32, maxInFlight: 2 });
+    this.transactions = shared.transactions('decisions', { maxBatch: 32, maxInFlight: 2 });
   }
 
   async read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T> {
