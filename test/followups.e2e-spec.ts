@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import request from 'supertest';
+import { FollowUpProcessor } from '../apps/worker/src/followups/follow-up.processor';
 import { OverdueSweep } from '../apps/worker/src/maintenance/overdue-sweep';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import {
@@ -298,7 +299,14 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     const procedures = await Promise.all(
       enrolments.map((e) => completeInfusion(service, e, '2027-01-04T10:00:00.000Z')),
     );
-    await Promise.all(procedures.map((p) => sendEvent(p).expect(202)));
+    // The events queue while the worker is paused, as a burst arriving faster than it works would.
+    const worker = service.app.get(FollowUpProcessor).worker;
+    await worker.pause();
+    try {
+      await Promise.all(procedures.map((p) => sendEvent(p).expect(202)));
+    } finally {
+      worker.resume();
+    }
     await Promise.all(procedures.map((p) => followUpJobDone(service, p)));
     for (const procedureId of procedures) expect(await followUpTasks(service, procedureId)).toHaveLength(2);
     const after = (await request(service.url).get('/metrics').expect(200)).text;
