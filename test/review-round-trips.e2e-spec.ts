@@ -84,6 +84,38 @@ describe('$approve: decisions taken at once share their requests', () => {
   });
 });
 
+describe('$bulk-approve: the decisions of one request share theirs', () => {
+  it('twelve Tasks in one bulk approval: fewer requests than twelve approvals alone, each approved once, a stale one refused', async () => {
+    const infusions: Task[] = [];
+    for (let i = 0; i < 12; i++) {
+      const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+      infusions.push(
+        tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval')!,
+      );
+    }
+    const stale = infusions[5];
+    await service.fhir.update({ ...stale, description: 'edited meanwhile' }, { ifMatch: stale.meta!.versionId });
+    const before = proxy.forwarded;
+    const bulk = await request(service.url)
+      .post('/tasks/$bulk-approve')
+      .set(service.as('clinician'))
+      .send({ tasks: infusions.map((t) => ({ id: t.id, versionId: t.meta!.versionId })) })
+      .expect(200);
+    // Alone, each approval costs 3 requests.
+    expect(proxy.forwarded - before).toBeLessThan(3 * 11);
+    expect(bulk.body.approved).toBe(11);
+    expect(bulk.body.results.map((r: { id: string; result: string }) => [r.id, r.result])).toEqual(
+      infusions.map((t, i) => [t.id, i === 5 ? 'refused' : 'approved']),
+    );
+    expect(bulk.body.results[5]).toMatchObject({ status: 412 });
+    for (const t of infusions) {
+      const orders = await service.fhir.searchAll('MedicationRequest', { identifier: orderKeySearch(t.id!) });
+      expect(orders).toHaveLength(t === stale ? 0 : 1);
+    }
+  });
+});
+
 /**
  * The clinician page's worklist: a page of several patients' Tasks is decorated (names, ages, scores, the plans'
  * contraindications) from one FHIR batch; it took three requests per patient and one per plan.

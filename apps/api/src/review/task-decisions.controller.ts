@@ -81,23 +81,21 @@ export class TaskDecisionsController {
   @ApiOperation({ summary: 'Approve up to 100 tasks; the result says, per task, whether it was approved and why not' })
   async bulkApprove(@Body(strictBody) body: BulkApproveDto, @CurrentCaller() caller: Caller) {
     const owner: Task['owner'] = body.owner ? { reference: body.owner } : undefined;
-    const results = [];
-    // One at a time: each is its own transaction, and a conflict on one must not stop the others.
-    for (const item of body.tasks) {
-      try {
-        const written = await this.decisions.approve({ taskId: item.id, seenVersion: item.versionId, caller, owner });
-        results.push({ id: item.id, result: 'approved', versionId: written.meta?.versionId });
-      } catch (err) {
-        if (!(err instanceof OutcomeException)) throw err;
-        const outcome = err.getResponse() as { issue?: { details?: { text?: string } }[] };
-        results.push({
-          id: item.id,
-          result: 'refused',
-          status: err.getStatus(),
-          message: outcome.issue?.[0]?.details?.text,
-        });
-      }
-    }
+    // All at once, so their reads and transactions share requests (DecisionWriter); each is still its own
+    // all-or-nothing decision, and a refusal of one (a conflict, a contraindication) does not stop the others.
+    const settled = await Promise.allSettled(
+      body.tasks.map((item) => this.decisions.approve({ taskId: item.id, seenVersion: item.versionId, caller, owner })),
+    );
+    // Anything but a refusal (the FHIR server unreachable) fails the request; a retry finds what landed (Provenance).
+    const failure = settled.find((s) => s.status === 'rejected' && !(s.reason instanceof OutcomeException));
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+    const results = settled.map((s, i) => {
+      const id = body.tasks[i].id;
+      if (s.status === 'fulfilled') return { id, result: 'approved', versionId: s.value.meta?.versionId };
+      const err = s.reason as OutcomeException;
+      const outcome = err.getResponse() as { issue?: { details?: { text?: string } }[] };
+      return { id, result: 'refused', status: err.getStatus(), message: outcome.issue?.[0]?.details?.text };
+    });
     return { approved: results.filter((r) => r.result === 'approved').length, results };
   }
 }
