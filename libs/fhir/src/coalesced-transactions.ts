@@ -70,26 +70,27 @@ export class CoalescedTransactions {
  * group it can share with, or starts one.
  */
 export function sharedGroups(transactions: BundleEntry[][]): number[][] {
-  const groups: { members: number[]; targets: Set<string>; updates: number }[] = [];
+  const groups: { members: number[]; targets: Set<string>; updates: number; alone: boolean }[] = [];
   transactions.forEach((entries, index) => {
     const targets = targetsOf(entries);
     const updates = entries.filter((e) => e.request?.method === 'PUT').length;
-    const group = isConditional(entries)
+    // A conditional transaction neither joins a group nor lets another join its own.
+    const alone = isConditional(entries);
+    const group = alone
       ? undefined
       : groups.find(
           (g) =>
-            g.updates >= 0 &&
+            !g.alone &&
             g.updates + updates <= MAX_UPDATES_PER_TRANSACTION &&
             [...targets].every((t) => !g.targets.has(t)),
         );
-    if (group) {
-      group.members.push(index);
-      for (const t of targets) group.targets.add(t);
-      group.updates += updates;
-    } else {
-      // A conditional transaction's group takes no one else (updates -1).
-      groups.push({ members: [index], targets, updates: isConditional(entries) ? -1 : updates });
+    if (!group) {
+      groups.push({ members: [index], targets, updates, alone });
+      return;
     }
+    group.members.push(index);
+    for (const t of targets) group.targets.add(t);
+    group.updates += updates;
   });
   return groups.map((g) => g.members);
 }
