@@ -16,6 +16,7 @@ import {
   preconditionFailed,
   stringify,
   toTypedValue,
+  validateResource,
 } from '@medplum/core';
 import type { Operation, SearchRequest, WithId } from '@medplum/core';
 import { FhirRepository, getExtraEntries } from '@medplum/fhir-router';
@@ -329,12 +330,25 @@ export class SqliteRepository extends FhirRepository {
 
   // ---------------------------------------------------------------- writes
 
+  /**
+   * What Medplum's server does before every create and update (its Repository, strict mode, the default): the resource
+   * is checked against the base FHIR R4 StructureDefinition (required elements, cardinality, types, required
+   * bindings, unknown elements), and an invalid one is refused with 400 and the issues. FhirRouter leaves this to the
+   * repository, so without it the embedded store took what a Medplum server refuses. Copies written while seeding
+   * (restored versions) were checked when first written. Profiles named in meta.profile are not checked here.
+   */
+  private validate(resource: Resource): void {
+    if (!this.seeding) validateResource(resource);
+  }
+
   createResource<T extends Resource>(resource: T, options?: CreateResourceOptions, update = false): Promise<WithId<T>> {
+    this.validate(resource);
     return this.ops.run(() => this.writeSync(resource, update));
   }
 
   updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
     if (!resource.id) throw new OperationOutcomeError(badRequest('Missing id'));
+    this.validate(resource);
     return this.ops.run(() => {
       if (options?.ifMatch) {
         const existing = this.row(resource.resourceType, resource.id!);

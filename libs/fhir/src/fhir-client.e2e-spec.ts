@@ -1,7 +1,7 @@
 import type { Bundle, Patient, Task } from '@medplum/fhirtypes';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { FhirClient } from './fhir-client';
-import { FhirVersionConflictError, FhirNotFoundError } from './fhir-errors';
+import { FhirHttpError, FhirVersionConflictError, FhirNotFoundError } from './fhir-errors';
 
 describe('FhirClient against the embedded sandbox over HTTP', () => {
   let sandbox: FhirSandbox;
@@ -32,6 +32,42 @@ describe('FhirClient against the embedded sandbox over HTTP', () => {
     expect(second.created).toBe(false);
     expect(second.resource.id).toBe(first.resource.id);
     expect(await fhir.searchAll('Task', { identifier: 'urn:test|k-1' })).toHaveLength(1);
+  });
+
+  it("refuses what Medplum's server refuses (strict validation against R4): 400 with the issue, nothing written", async () => {
+    const invalid = [
+      { resourceType: 'Task', intent: 'plan' }, // status is required
+      { resourceType: 'Task', status: 'draft', intent: 'plan', dueSoon: true }, // no such element
+      { resourceType: 'Task', status: 'draft', intent: 'plan', for: { reference: 12 } }, // wrong type
+    ] as unknown as Task[];
+    for (const task of invalid) {
+      const refused = await fhir.create(task).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(FhirHttpError);
+      expect((refused as FhirHttpError).status).toBe(400);
+      expect((refused as FhirHttpError).outcome?.issue?.[0]?.expression?.[0]).toMatch(/^Task\./);
+    }
+    const { resource } = await fhir.create<Task>({ resourceType: 'Task', status: 'draft', intent: 'plan' });
+    await expect(fhir.update({ ...resource, status: undefined } as unknown as Task)).rejects.toMatchObject({
+      status: 400,
+    });
+    // In a transaction: the whole Bundle refused, the valid entry beside it not written either.
+    const key = `valid-beside-invalid-${Date.now()}`;
+    await expect(
+      fhir.transaction([
+        {
+          resource: {
+            resourceType: 'Task',
+            status: 'draft',
+            intent: 'plan',
+            identifier: [{ system: 'urn:test', value: key }],
+          },
+          request: { method: 'POST', url: 'Task' },
+        },
+        { resource: invalid[0], request: { method: 'POST', url: 'Task' } },
+      ]),
+    ).rejects.toMatchObject({ status: 400 });
+    expect(await fhir.searchAll('Task', { identifier: `urn:test|${key}` })).toEqual([]);
+    expect((await fhir.read<Task>('Task', resource.id!)).status).toBe('draft');
   });
 
   it('a stale If-Match loses with a version conflict', async () => {
