@@ -39,23 +39,29 @@ describe('$approve: 3 FHIR requests', () => {
   });
 });
 
+/** The infusion Task awaiting approval of `count` new enrolments, the one at `staleAt` changed since it was read. */
+async function infusionTasksOneStale(count: number, staleAt: number): Promise<{ infusions: Task[]; stale: Task }> {
+  const infusions: Task[] = [];
+  for (let i = 0; i < count; i++) {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    infusions.push(
+      tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval')!,
+    );
+  }
+  const stale = infusions[staleAt];
+  await service.fhir.update({ ...stale, description: 'edited meanwhile' }, { ifMatch: stale.meta!.versionId });
+  return { infusions, stale };
+}
+
 /**
  * Approvals arriving at once share their reads (one batch) and their writes (one transaction), each still all or
  * nothing: a clinic's morning of approvals costs the FHIR server fewer requests than one per approval.
  */
 describe('$approve: decisions taken at once share their requests', () => {
   it('ten approvals at once: fewer requests than ten alone, each Task approved with its own order and Provenance; a stale one alone refused', async () => {
-    const infusions: Task[] = [];
-    for (let i = 0; i < 11; i++) {
-      const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
-      infusions.push(
-        tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval')!,
-      );
-    }
     // The eleventh was changed by someone else since the page showed it.
-    const stale = infusions[10];
-    await service.fhir.update({ ...stale, description: 'edited meanwhile' }, { ifMatch: stale.meta!.versionId });
+    const { infusions, stale } = await infusionTasksOneStale(11, 10);
     const before = proxy.forwarded;
     const answers = await Promise.all(
       infusions.map((t) =>
@@ -86,16 +92,7 @@ describe('$approve: decisions taken at once share their requests', () => {
 
 describe('$bulk-approve: the decisions of one request share theirs', () => {
   it('twelve Tasks in one bulk approval: fewer requests than twelve approvals alone, each approved once, a stale one refused', async () => {
-    const infusions: Task[] = [];
-    for (let i = 0; i < 12; i++) {
-      const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
-      infusions.push(
-        tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval')!,
-      );
-    }
-    const stale = infusions[5];
-    await service.fhir.update({ ...stale, description: 'edited meanwhile' }, { ifMatch: stale.meta!.versionId });
+    const { infusions, stale } = await infusionTasksOneStale(12, 5);
     const before = proxy.forwarded;
     const bulk = await request(service.url)
       .post('/tasks/$bulk-approve')
