@@ -196,13 +196,16 @@ export class FollowUpService {
   ): Promise<{ settled: [number, PromiseSettledResult<FollowUpOutcome>][]; alone: number[] }> {
     const settled: [number, PromiseSettledResult<FollowUpOutcome>][] = [];
     const alone: number[] = [];
+    // One result per event: its outcome once its progress is reported, or what failed (its job retries).
     const settle = async (index: number, outcome: () => FollowUpOutcome) => {
+      let result: PromiseSettledResult<FollowUpOutcome>;
       try {
-        settled.push([index, fulfilled(outcome())]);
+        result = fulfilled(outcome());
         await progressOf(events[index])(90, 'wrote follow-up tasks');
       } catch (err) {
-        settled.push([index, { status: 'rejected', reason: err }]);
+        result = { status: 'rejected', reason: err };
       }
+      settled.push([index, result]);
     };
     for (const { index, writes } of planned.filter((p) => !p.writes.entries.length))
       await settle(index, () => writes.outcome([]));
