@@ -58,3 +58,18 @@ export class MicroBatcher<I, O> {
     });
   }
 }
+
+/** One item's answer for a batch's `run`: the work's value, or what it threw. */
+export async function settledOf<T>(work: () => T | Promise<T>): Promise<PromiseSettledResult<T>> {
+  try {
+    return { status: 'fulfilled', value: await work() };
+  } catch (reason) {
+    return { status: 'rejected', reason };
+  }
+}
+
+/** `items` cut into consecutive slices of the given sizes: each batched caller's part of a shared answer. */
+export function slicesOf<T>(items: readonly T[], sizes: number[]): T[][] {
+  let offset = 0;
+  return sizes.map((size) => items.slice(offset, (offset += size)));
+}

@@ -332,10 +332,11 @@ export class SqliteRepository extends FhirRepository {
 
   /**
    * What Medplum's server does before every create and update (its Repository, strict mode, the default): the resource
-   * is checked against the base FHIR R4 StructureDefinition (required elements, cardinality, types, required
-   * bindings, unknown elements), and an invalid one is refused with 400 and the issues. FhirRouter leaves this to the
-   * repository, so without it the embedded store took what a Medplum server refuses. Copies written while seeding
-   * (restored versions) were checked when first written. Profiles named in meta.profile are not checked here.
+   * is checked against the base FHIR R4 StructureDefinition (required elements, cardinality, types, unknown
+   * elements), and an invalid one is refused with 400 and the issues. FhirRouter leaves this to the repository, so
+   * without it the embedded store took what a Medplum server refuses. Copies written while seeding (restored
+   * versions) were checked when first written. Not checked here: profiles named in meta.profile, and codes against
+   * required bindings (@medplum/core's validator does not look them up).
    */
   private validate(resource: Resource): void {
     if (!this.seeding) validateResource(resource);

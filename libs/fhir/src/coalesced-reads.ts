@@ -1,5 +1,5 @@
 import type { Bundle, BundleEntry, Resource, ResourceType } from '@medplum/fhirtypes';
-import { MicroBatcher } from '@kc/common';
+import { MicroBatcher, settledOf, slicesOf } from '@kc/common';
 import { batchResult, toQuery, type FhirClient, type SearchParams } from './fhir-client';
 import { versionIdFromETag } from './etag';
 import { FhirNotFoundError } from './fhir-errors';
@@ -44,16 +44,14 @@ export class CoalescedReads {
 
   private async send(gets: Get[]): Promise<PromiseSettledResult<Resource>[]> {
     this.observe({ sent: gets.length });
-    if (gets.length === 1) return [await settled(() => this.alone(gets[0]))];
-    const answer = await this.fhir.batch(gets.flatMap(entriesOf));
-    let offset = 0;
-    return Promise.all(
-      gets.map((get) => {
-        const from = offset;
-        offset += entriesOf(get).length;
-        return settled(() => answerOf(get, answer, from));
-      }),
+    if (gets.length === 1) return [await settledOf(() => this.alone(gets[0]))];
+    const sent = gets.map(entriesOf);
+    const answer = await this.fhir.batch(sent.flat());
+    const parts = slicesOf(
+      answer.entry ?? [],
+      sent.map((entries) => entries.length),
     );
+    return Promise.all(gets.map((get, i) => settledOf(() => answerOf(get, answer, parts[i]))));
   }
 
   private alone(get: Get): Promise<Resource> {
@@ -72,20 +70,13 @@ function entriesOf(get: Get): BundleEntry[] {
   return [{ request: { method: 'GET', url } }];
 }
 
-function answerOf(get: Get, answer: Bundle, from: number): Resource {
-  if (get.kind === 'batch') return { ...answer, entry: (answer.entry ?? []).slice(from, from + get.entries.length) };
-  const entry = answer.entry?.[from];
+/** A caller's answer from its part of the shared batch's entries. */
+function answerOf(get: Get, answer: Bundle, part: BundleEntry[]): Resource {
+  if (get.kind === 'batch') return { ...answer, entry: part };
+  const [entry] = part;
   const resource = batchResult<Resource>(entry, get.resourceType);
   if (!resource) throw new FhirNotFoundError(404, undefined, `FHIR GET ${get.resourceType} answered 404`);
   if (get.kind === 'search') return resource;
   const versionId = versionIdFromETag(entry?.response?.etag);
   return versionId && !resource.meta?.versionId ? { ...resource, meta: { ...resource.meta, versionId } } : resource;
-}
-
-async function settled<T>(get: () => T | Promise<T>): Promise<PromiseSettledResult<T>> {
-  try {
-    return { status: 'fulfilled', value: await get() };
-  } catch (reason) {
-    return { status: 'rejected', reason };
-  }
 }

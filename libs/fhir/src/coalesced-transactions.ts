@@ -1,5 +1,5 @@
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { MicroBatcher } from '@kc/common';
+import { MicroBatcher, settledOf, slicesOf } from '@kc/common';
 import type { FhirClient } from './fhir-client';
 import { FhirUnavailableError } from './fhir-errors';
 
@@ -48,20 +48,19 @@ export class CoalescedTransactions {
 
   private async sendGroup(group: BundleEntry[][]): Promise<PromiseSettledResult<Bundle>[]> {
     this.observe({ sent: group.length });
-    if (group.length === 1) return [await settled(this.fhir.transaction(group[0]))];
+    if (group.length === 1) return [await settledOf(() => this.fhir.transaction(group[0]))];
     let answer: Bundle;
     try {
       answer = await this.fhir.transaction(group.flat());
     } catch (err) {
       if (err instanceof FhirUnavailableError) return group.map(() => ({ status: 'rejected', reason: err }));
       this.observe({ refused: group.length });
-      return Promise.all(group.map((entries) => settled(this.fhir.transaction(entries))));
+      return Promise.all(group.map((entries) => settledOf(() => this.fhir.transaction(entries))));
     }
-    let offset = 0;
-    return group.map((entries) => {
-      const entry = (answer.entry ?? []).slice(offset, (offset += entries.length));
-      return { status: 'fulfilled', value: { ...answer, entry } };
-    });
+    return slicesOf(
+      answer.entry ?? [],
+      group.map((entries) => entries.length),
+    ).map((entry) => ({ status: 'fulfilled', value: { ...answer, entry } }));
   }
 }
 
@@ -112,12 +111,4 @@ function isConditional(entries: BundleEntry[]): boolean {
       (e.request?.method === 'POST' && !!e.request.ifNoneExist) ||
       (['PUT', 'DELETE', 'PATCH'].includes(e.request?.method ?? '') && (e.request?.url ?? '').includes('?')),
   );
-}
-
-async function settled<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
-  try {
-    return { status: 'fulfilled', value: await promise };
-  } catch (reason) {
-    return { status: 'rejected', reason };
-  }
 }

@@ -1,4 +1,5 @@
 import type {
+  Bundle,
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
@@ -8,6 +9,7 @@ import type {
   Procedure,
   Task,
 } from '@medplum/fhirtypes';
+import { slicesOf } from '@kc/common';
 import {
   batchResult,
   FhirClient,
@@ -101,28 +103,34 @@ function eventContext(
 
 /** Round trip 2: for each event, everything the rules read besides the Procedure (its CarePlan again), in one batch. */
 export async function readAround(fhir: FhirClient, contexts: EventContext[]) {
-  const queries = contexts.map(({ event, carePlan, plan }) => ({
-    searches: eventSearches(event, carePlan, plan),
-    data: patientDataQueries(plan, event.patientId),
-    patient: getEntry(`Patient/${encodeURIComponent(event.patientId)}`),
-    carePlan: getEntry(`CarePlan/${encodeURIComponent(carePlan.id!)}`),
-  }));
-  const response = await fhir.batch(
-    queries.flatMap((q) => [...searchEntries(q.searches), ...searchEntries(q.data), q.patient, q.carePlan]),
+  const queries = contexts.map(({ event, carePlan, plan }) => {
+    const searches = eventSearches(event, carePlan, plan);
+    const data = patientDataQueries(plan, event.patientId);
+    const entries = [
+      ...searchEntries(searches),
+      ...searchEntries(data),
+      getEntry(`Patient/${encodeURIComponent(event.patientId)}`),
+      getEntry(`CarePlan/${encodeURIComponent(carePlan.id!)}`),
+    ];
+    return { searches, data, entries };
+  });
+  const response = await fhir.batch(queries.flatMap((q) => q.entries));
+  const parts = slicesOf(
+    response.entry ?? [],
+    queries.map((q) => q.entries.length),
   );
-  let offset = 0;
   return Promise.all(
-    queries.map(async ({ searches, data }) => {
-      const from = offset;
-      offset += searches.length + data.length + 2;
+    queries.map(async ({ searches, data }, i) => {
+      // This event's part of the answer, in the order of its entries: searches, patient data, Patient, CarePlan.
+      const part: Bundle = { ...response, entry: parts[i] };
       // A search with more than a page of matches (rare: a CarePlan with over 1,000 infusions) is read whole.
       const [found, patientData] = await Promise.all([
-        withRemainingPages(fhir, searchResults(response, searches, from), searches),
-        withRemainingPages(fhir, searchResults(response, data, from + searches.length), data),
+        withRemainingPages(fhir, searchResults(part, searches), searches),
+        withRemainingPages(fhir, searchResults(part, data, searches.length), data),
       ]);
-      const patient = batchResult<Patient>(response.entry?.[from + searches.length + data.length], 'Patient');
+      const patient = batchResult<Patient>(parts[i][searches.length + data.length], 'Patient');
       // Read again after the first round trip: another batch of this process may have written it since.
-      const carePlan = batchResult<CarePlan>(response.entry?.[from + searches.length + data.length + 1], 'CarePlan');
+      const carePlan = batchResult<CarePlan>(parts[i][searches.length + data.length + 1], 'CarePlan');
       const issues = matchesOf<DetectedIssue>(found.issues);
       return {
         carePlan,

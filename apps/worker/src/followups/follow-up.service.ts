@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { slicesOf } from '@kc/common';
 import type { BundleEntry, CarePlan, DetectedIssue, Procedure, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirUnavailableError, sharedGroups, updateEntry } from '@kc/fhir';
 import {
@@ -224,12 +225,11 @@ export class FollowUpService {
         } else for (const { index } of chunk) settled.push([index, { status: 'rejected', reason: err }]);
         continue;
       }
-      let offset = 0;
-      for (const { index, writes } of chunk) {
-        const from = offset;
-        offset += writes.entries.length;
-        await settle(index, () => writes.outcome(answers.slice(from, offset)));
-      }
+      const parts = slicesOf(
+        answers,
+        chunk.map((p) => p.writes.entries.length),
+      );
+      for (const [k, { index, writes }] of chunk.entries()) await settle(index, () => writes.outcome(parts[k]));
     }
     return { settled, alone };
   }
