@@ -80,9 +80,82 @@ describe('MicroBatcher', () => {
     await expect(next).resolves.toBe('done 4');
   });
 
+  describe('a stalled batch (one slow request)', () => {
+    beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
+    afterEach(() => jest.useRealTimers());
+
+    it('stops holding its place: the items queued behind it start another batch, up to maxRunning', async () => {
+      const { batches, run } = controlledRun();
+      const stalls: number[] = [];
+      const batcher = new MicroBatcher(run, {
+        maxBatch: 2,
+        maxInFlight: 1,
+        stall: { afterMs: 250, maxRunning: 3, onStalled: (items) => stalls.push(items) },
+      });
+      const slow = batcher.submit(1);
+      const queued = [2, 3, 4, 5, 6, 7].map((i) => batcher.submit(i));
+      expect(batches.map((b) => b.items)).toEqual([[1]]);
+      jest.advanceTimersByTime(249);
+      expect(batches).toHaveLength(1);
+      jest.advanceTimersByTime(1);
+      // Batch [1] stalled: [2, 3] starts; when it stalls too, [4, 5]; then maxRunning (3) holds the rest back.
+      expect(batches.map((b) => b.items)).toEqual([[1], [2, 3]]);
+      expect(batcher.stalledBatches).toBe(1);
+      jest.advanceTimersByTime(250);
+      expect(batches.map((b) => b.items)).toEqual([[1], [2, 3], [4, 5]]);
+      jest.advanceTimersByTime(1000);
+      expect(batches).toHaveLength(3);
+      expect(stalls).toEqual([1, 2, 2]);
+      expect(batcher.queued).toBe(2);
+      expect(batcher.stalledBatches).toBe(3);
+      // The second batch answers first; the slow ones are still out, and the queued items go in its place.
+      batches[1].finish();
+      await expect(Promise.all(queued.slice(0, 2))).resolves.toEqual(['done 2', 'done 3']);
+      await settle();
+      expect(batches.map((b) => b.items)).toEqual([[1], [2, 3], [4, 5], [6, 7]]);
+      expect(batcher.stalledBatches).toBe(2);
+      for (const b of batches.slice(2)) b.finish();
+      batches[0].finish();
+      await expect(slow).resolves.toBe('done 1');
+      await expect(Promise.all(queued)).resolves.toEqual([2, 3, 4, 5, 6, 7].map((i) => `done ${i}`));
+      expect(batcher.stalledBatches).toBe(0);
+    });
+
+    it('a batch that answers in time is not counted, and without stall the queue waits for it', async () => {
+      const { batches, run } = controlledRun();
+      const stalls: number[] = [];
+      const withStall = new MicroBatcher(run, {
+        maxBatch: 8,
+        maxInFlight: 1,
+        stall: { afterMs: 250, maxRunning: 4, onStalled: (items) => stalls.push(items) },
+      });
+      const first = withStall.submit(1);
+      jest.advanceTimersByTime(100);
+      batches[0].finish();
+      await first;
+      await settle();
+      jest.advanceTimersByTime(1000);
+      expect(stalls).toEqual([]);
+
+      const without = new MicroBatcher(run, { maxBatch: 8, maxInFlight: 1 });
+      const slow = without.submit(10);
+      const behind = without.submit(11);
+      jest.advanceTimersByTime(60_000);
+      expect(batches.map((b) => b.items)).toEqual([[1], [10]]);
+      batches[1].finish();
+      await slow;
+      await settle();
+      batches[2].finish();
+      await expect(behind).resolves.toBe('done 11');
+    });
+  });
+
   it('refuses a size or a number in flight below 1', () => {
     const { run } = controlledRun();
     expect(() => new MicroBatcher(run, { maxBatch: 0, maxInFlight: 1 })).toThrow();
     expect(() => new MicroBatcher(run, { maxBatch: 1, maxInFlight: 0 })).toThrow();
+    expect(
+      () => new MicroBatcher(run, { maxBatch: 1, maxInFlight: 2, stall: { afterMs: 100, maxRunning: 1 } }),
+    ).toThrow('stall.maxRunning must be >= maxInFlight');
   });
 });

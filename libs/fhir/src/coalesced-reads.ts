@@ -1,5 +1,5 @@
 import type { Bundle, BundleEntry, Resource, ResourceType } from '@medplum/fhirtypes';
-import { MicroBatcher, settledOf, slicesOf } from '@kc/common';
+import { MicroBatcher, settledOf, slicesOf, type MicroBatcherOptions } from '@kc/common';
 import { batchResult, toQuery, type FhirClient, type SearchParams } from './fhir-client';
 import { versionIdFromETag } from './etag';
 import { FhirNotFoundError } from './fhir-errors';
@@ -21,7 +21,7 @@ export class CoalescedReads {
 
   constructor(
     private readonly fhir: FhirClient,
-    options: { maxBatch: number; maxInFlight: number },
+    options: MicroBatcherOptions,
     /** Told how many reads each request to the server carried. */
     private readonly observe: (event: { sent: number }) => void = () => {},
   ) {

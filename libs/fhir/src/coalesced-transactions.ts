@@ -1,5 +1,5 @@
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { MicroBatcher, settledOf, slicesOf } from '@kc/common';
+import { MicroBatcher, settledOf, slicesOf, type MicroBatcherOptions } from '@kc/common';
 import type { FhirClient } from './fhir-client';
 import { FhirUnavailableError } from './fhir-errors';
 
@@ -24,7 +24,7 @@ export class CoalescedTransactions {
 
   constructor(
     private readonly fhir: FhirClient,
-    options: { maxBatch: number; maxInFlight: number },
+    options: MicroBatcherOptions,
     /** Told how many transactions each request to the server carried, and of each shared one refused. */
     private readonly observe: (event: { sent: number } | { refused: number }) => void = () => {},
   ) {

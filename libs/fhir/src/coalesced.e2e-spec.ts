@@ -1,26 +1,36 @@
 import type { Bundle, BundleEntry, Patient, Provenance, Task } from '@medplum/fhirtypes';
+import { Registry } from 'prom-client';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { CoalescedReads } from './coalesced-reads';
 import { CoalescedTransactions, sharedGroups } from './coalesced-transactions';
 import { FhirClient } from './fhir-client';
 import { ifMatchFor } from './etag';
 import { FhirNotFoundError, FhirUnavailableError, FhirVersionConflictError } from './fhir-errors';
+import { SharedFhirRequests } from './shared-requests';
 
 /** Requests sent at once share one request to the server; each caller still gets its own answer. */
 describe('coalesced reads and transactions against the embedded sandbox over HTTP', () => {
   let sandbox: FhirSandbox;
   let fhir: FhirClient;
   let sent: { method: string; type?: string }[];
+  /** Requests whose URL holds this text are held (a slow FHIR server) until the test calls `releaseSlow`. */
+  const SLOW = 'slow-on-the-server';
+  let releaseSlow: () => void;
+  let slowReleased: Promise<void>;
   beforeAll(async () => {
     sandbox = await startFhirSandbox();
-    const counting: typeof fetch = (input, init) => {
+    const counting: typeof fetch = async (input, init) => {
       const body = init?.body ? (JSON.parse(init.body as string) as { type?: string }) : undefined;
       sent.push({ method: init?.method ?? 'GET', type: body?.type });
+      if ((input instanceof Request ? input.url : input.toString()).includes(SLOW)) await slowReleased;
       return fetch(input, init);
     };
     fhir = new FhirClient({ baseUrl: sandbox.baseUrl, fetchImpl: counting, maxAttempts: 1 });
   });
-  beforeEach(() => (sent = []));
+  beforeEach(() => {
+    sent = [];
+    slowReleased = new Promise((resolve) => (releaseSlow = resolve));
+  });
   afterAll(() => sandbox.close());
 
   const task = (family: string): Task => ({
@@ -200,6 +210,37 @@ describe('coalesced reads and transactions against the embedded sandbox over HTT
       expect((batch.entry![2].resource as Bundle).entry?.[0].resource?.id).toBe(kim.id);
       expect(read.name?.[0].family).toBe('Roy');
       expect(() => reads.batch([{ request: { method: 'POST', url: 'Patient' } }])).toThrow('only a batch of reads');
+    });
+
+    it('one slow request does not hold up the calls queued behind it: they go in another request (counted)', async () => {
+      const registry = new Registry();
+      const reads = new SharedFhirRequests(fhir, registry).reads('test', { maxBatch: 8, maxInFlight: 1 });
+      const { resource: ortiz } = await fhir.create<Patient>({
+        resourceType: 'Patient',
+        name: [{ family: 'Ortiz' }],
+      });
+      sent = [];
+      let slowAnswered = false;
+      const slow = reads.search<Patient>('Patient', { name: SLOW }).then((answer) => {
+        slowAnswered = true;
+        return answer;
+      });
+      // Both queued behind the slow search (maxInFlight 1): once it stalls (250 ms), they share a batch of their own.
+      const [read, search] = await Promise.all([
+        reads.read<Patient>('Patient', ortiz.id!),
+        reads.search<Patient>('Patient', { _id: ortiz.id! }),
+      ]);
+      expect(read.name?.[0].family).toBe('Ortiz');
+      expect(search.entry?.map((e) => e.resource?.id)).toEqual([ortiz.id]);
+      expect(slowAnswered).toBe(false);
+      const stalled = await registry.getSingleMetric('kc_fhir_shared_stalled_total')!.get();
+      expect(stalled.values).toEqual([{ labels: { user: 'test', kind: 'batch' }, value: 1 }]);
+      releaseSlow();
+      expect((await slow).entry ?? []).toEqual([]);
+      expect(sent).toEqual([
+        { method: 'GET', type: undefined },
+        { method: 'POST', type: 'batch' },
+      ]);
     });
 
     it('a lone search is a plain search', async () => {
