@@ -325,5 +325,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     expect(res.text).toMatch(/kc_queue_jobs\{queue="followups",state="completed"\} [1-9]/);
     expect(res.text).toMatch(/kc_queue_jobs_finished_total\{queue="followups",result="completed"\} [1-9]/);
     expect(res.text).toMatch(/kc_event_to_task_seconds_count [1-9]/);
+    // Every job done: none waiting for a batch.
+    expect(res.text).toMatch(/^kc_followup_batch_waiting_events 0$/m);
   });
 });

@@ -27,6 +27,10 @@ export class CoalescedReads {
   ) {
     this.batches = new MicroBatcher((gets) => this.send(gets), options);
   }
+  /** Calls waiting for a request to the server (a gauge for operators). */
+  get waiting(): number {
+    return this.batches.queued;
+  }
 
   read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T> {
     return this.batches.submit({ kind: 'read', resourceType, id }) as Promise<T>;

@@ -226,10 +226,14 @@ describe('coalesced reads and transactions against the embedded sandbox over HTT
         return answer;
       });
       // Both queued behind the slow search (maxInFlight 1): once it stalls (250 ms), they share a batch of their own.
-      const [read, search] = await Promise.all([
+      const queued = Promise.all([
         reads.read<Patient>('Patient', ortiz.id!),
         reads.search<Patient>('Patient', { _id: ortiz.id! }),
       ]);
+      const waiting = async () => (await registry.getSingleMetric('kc_fhir_shared_waiting_calls')!.get()).values;
+      expect(await waiting()).toEqual([{ labels: { user: 'test', kind: 'batch' }, value: 2 }]);
+      const [read, search] = await queued;
+      expect(await waiting()).toEqual([{ labels: { user: 'test', kind: 'batch' }, value: 0 }]);
       expect(read.name?.[0].family).toBe('Ortiz');
       expect(search.entry?.map((e) => e.resource?.id)).toEqual([ortiz.id]);
       expect(slowAnswered).toBe(false);

@@ -1,4 +1,4 @@
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { MicroBatcherOptions } from '@kc/common';
 import { CoalescedReads } from './coalesced-reads';
 import { CoalescedTransactions } from './coalesced-transactions';
@@ -25,6 +25,8 @@ export class SharedFhirRequests {
   private readonly calls?: Counter<'user' | 'kind'>;
   private readonly refused?: Counter<'user'>;
   private readonly stalled?: Counter<'user' | 'kind'>;
+  /** Every coalescer made, for the gauge of calls waiting. */
+  private readonly made: { user: string; kind: string; coalescer: { waiting: number } }[] = [];
 
   constructor(
     private readonly fhir: FhirClient,
@@ -55,19 +57,34 @@ export class SharedFhirRequests {
       labelNames: ['user', 'kind'],
       registers: [registry],
     });
+    const made = this.made;
+    new Gauge({
+      name: 'kc_fhir_shared_waiting_calls',
+      help: 'Calls waiting for a shared FHIR request to go out (they wait while 2 shared requests are in flight)',
+      labelNames: ['user', 'kind'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { user, kind, coalescer } of made) this.inc({ user, kind }, coalescer.waiting);
+      },
+    });
   }
 
   reads(user: string, sharing: Sharing): CoalescedReads {
-    return new CoalescedReads(this.fhir, this.withStall(user, 'batch', sharing), ({ sent }) =>
+    const reads = new CoalescedReads(this.fhir, this.withStall(user, 'batch', sharing), ({ sent }) =>
       this.count(user, 'batch', sent),
     );
+    this.made.push({ user, kind: 'batch', coalescer: reads });
+    return reads;
   }
 
   transactions(user: string, sharing: Sharing): CoalescedTransactions {
-    return new CoalescedTransactions(this.fhir, this.withStall(user, 'transaction', sharing), (event) => {
+    const transactions = new CoalescedTransactions(this.fhir, this.withStall(user, 'transaction', sharing), (event) => {
       if ('sent' in event) this.count(user, 'transaction', event.sent);
       else this.refused?.inc({ user }, event.refused);
     });
+    this.made.push({ user, kind: 'transaction', coalescer: transactions });
+    return transactions;
   }
 
   private withStall(user: string, kind: string, sharing: Sharing): MicroBatcherOptions {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** What operators watch about follow-up generation. */
 @Injectable()
@@ -10,6 +10,8 @@ export class FollowUpMetrics {
   readonly batchEvents: Histogram;
   readonly batchesSplit: Counter;
   private readonly eventToTask: Histogram;
+  /** Where the gauge of events waiting for a batch reads from (the processor's batcher). */
+  private waitingEvents: () => number = () => 0;
 
   constructor(registry: Registry) {
     this.jobs = new Counter({
@@ -46,6 +48,20 @@ export class FollowUpMetrics {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600],
       registers: [registry],
     });
+    const waiting = () => this.waitingEvents();
+    new Gauge({
+      name: 'kc_followup_batch_waiting_events',
+      help: "Events whose job runs but waits for a batch (the worker's batches are all in flight)",
+      registers: [registry],
+      collect() {
+        this.set(waiting());
+      },
+    });
+  }
+
+  /** The gauge of events waiting for a batch reads `count` at each scrape. */
+  countWaitingEvents(count: () => number): void {
+    this.waitingEvents = count;
   }
 
   observeEventToTask(ms: number): void {

@@ -34,6 +34,7 @@ export class FollowUpProcessor extends MeteredWorkerHost {
       maxBatch: config.followUpBatchSize,
       maxInFlight: config.workerConcurrency,
     });
+    metrics.countWaitingEvents(() => this.batches.queued);
   }
 
   async process(job: Job<InfusionCompletedJob>): Promise<FollowUpOutcome> {
