@@ -12,6 +12,7 @@ import { QUEUES, redisConnection } from '@kc/queue';
 import { TASK_KEY_SYSTEM } from '@kc/protocols';
 import { completeInfusionFor, enrolForBench } from './bench-clinic';
 import { LoadThread } from './bench-load-thread';
+import { RawEventWrites } from './raw-event-writes';
 import { preload, QUICK } from './bench-preload';
 import {
   cpuClock,
@@ -87,14 +88,22 @@ async function main(): Promise<void> {
   const midLabel = `${loaded.tasks} Tasks + ${loaded.medicationRequests} MedicationRequests + ${loaded.carePlans.length} CarePlans`;
   // Baseline: the store's raw transaction rate, a transaction of 2 conditional Task creates, 4 in flight; each round
   // measures it just before the events it is compared with.
+  // Beside it, like for like: transactions of an event's own writes, sent raw.
+  const eventWrites = await RawEventWrites.prepare(service.url, fhir, await service.token('clinician'));
   const midRounds = await inRounds(ROUNDS, async () => {
+    const targets = await eventWrites.targets(EVENTS);
     await storeIdles(service.config.fhirDataDir);
     const rawTx = await rawTransactions(service, fhir, 2 * EVENTS);
-    return { rawTx, events: await measureEvents(service, fhir, clients, EVENTS, midLabel) };
+    const rawEvents = await measured(service, EVENTS, 4, (i) => eventWrites.write(targets[i]));
+    return { rawTx, rawEvents, events: await measureEvents(service, fhir, clients, EVENTS, midLabel) };
   });
   const mid = summarize(midRounds.map((r) => r.events));
   const rawTx = medianBy(
     midRounds.map((r) => r.rawTx),
+    (r) => r.rate,
+  );
+  const rawEventTx = medianBy(
+    midRounds.map((r) => r.rawEvents),
     (r) => r.rate,
   );
   const loadStart = performance.now();
@@ -111,6 +120,11 @@ async function main(): Promise<void> {
     `${fmt(rawTx.rate, 0)} transactions/s, CPU ${fmt(rawTx.cpuMs, 2)} ms each, store thread ${fmt(rawTx.storeMs, 2)} ms, Redis ${fmt(rawTx.redisMs, 2)} ms`,
   );
   row('  rounds', midRounds.map((r) => fmt(r.rawTx.rate, 0)).join(' / '));
+  row(
+    "reference: raw transaction of one event's writes (3 creates, 2 If-Match updates; 4 in flight), median round",
+    `${fmt(rawEventTx.rate, 0)} transactions/s, CPU ${fmt(rawEventTx.cpuMs, 2)} ms each, store thread ${fmt(rawEventTx.storeMs, 2)} ms`,
+  );
+  row('  rounds', midRounds.map((r) => fmt(r.rawEvents.rate, 0)).join(' / '));
   for (const m of [small, mid, big]) {
     row(`events -> follow-up tasks at ${m.label}, median round`, `${fmt(m.rate, 1)} events/s (${m.verified})`);
     row('  rounds (events/s)', m.rounds.map((r) => fmt(r, 1)).join(' / '));
@@ -137,6 +151,12 @@ async function main(): Promise<void> {
   // The store's thread does an event's FHIR work (3 requests: 9 searches, 2 reads, 3 creates, 2 If-Match updates) whoever
   // sends it; no service could beat this ratio with the same FHIR work.
   row('  bound from the store thread alone: raw tx / event store ms', fmt(rawTx.storeMs / mid.storeMs, 3));
+  // What the service adds to the writes an event cannot do without (its reads, its rules, BullMQ, HTTP in).
+  const likeForLike = midRounds.map((r) => r.events.rate / r.rawEvents.rate);
+  row(
+    "reference: ratio events/s / raw transactions of an event's writes, median of rounds",
+    `${fmt(median(likeForLike), 3)} (${likeForLike.map((r) => fmt(r, 3)).join(' / ')}); store ms ${fmt(rawEventTx.storeMs / mid.storeMs, 3)}`,
+  );
   row('target events/s at the mid store >= 150', mid.rate >= 150 ? 'met' : 'MISSED');
   row(`ratio events/s big / small store (target within 20%: >= 0.8)`, fmt(big.rate / small.rate, 3));
   row('ratio to raw BullMQ (mid store)', fmt(mid.rate / rawRate, 3));
@@ -160,9 +180,8 @@ async function rawTransactions(
   service: Awaited<ReturnType<typeof startBenchService>>,
   fhir: FhirClient,
   count: number,
-): Promise<{ rate: number; cpuMs: number; storeMs: number; redisMs: number }> {
-  const threads = await threadClock(service);
-  const run = await runConcurrently(count, 4, (i) =>
+): Promise<RawRate> {
+  return measured(service, count, 4, (i) =>
     fhir.transaction(
       [0, 1].map((j) => {
         const key = `raw-tx:${randomUUID()}:${i}:${j}`;
@@ -182,6 +201,24 @@ async function rawTransactions(
       }),
     ),
   );
+}
+
+interface RawRate {
+  rate: number;
+  cpuMs: number;
+  storeMs: number;
+  redisMs: number;
+}
+
+/** `count` raw calls, `inFlight` at a time: their rate and CPU per call (process, store thread, Redis). */
+async function measured(
+  service: Awaited<ReturnType<typeof startBenchService>>,
+  count: number,
+  inFlight: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<RawRate> {
+  const threads = await threadClock(service);
+  const run = await runConcurrently(count, inFlight, call);
   const { storeMs, redisMs } = await threads();
   return {
     rate: count / (run.wallMs / 1000),
