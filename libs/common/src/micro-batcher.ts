@@ -39,7 +39,7 @@ export class MicroBatcher<I, O> {
     return this.waiting.length;
   }
 
-  /** Batches running past `stall.afterMs` now (a gauge for operators). */
+  /** Batches running past `stall.afterMs` now. */
   get stalledBatches(): number {
     return this.stalled;
   }

@@ -60,7 +60,7 @@ export class SharedFhirRequests {
     const made = this.made;
     new Gauge({
       name: 'kc_fhir_shared_waiting_calls',
-      help: 'Calls waiting for a shared FHIR request to go out (they wait while 2 shared requests are in flight)',
+      help: "Calls waiting for a shared FHIR request to go out (they wait while their coalescer's requests are all in flight)",
       labelNames: ['user', 'kind'],
       registers: [registry],
       collect() {
