@@ -99,7 +99,8 @@ describe('trustworthy plans', () => {
 
   /**
    * Every decision that would authorise the Task's care ($approve, $reschedule in its window, $bulk-approve) is
-   * refused with 422; the OperationOutcome of the first two matches `why`.
+   * refused with 422; the OperationOutcome of the first two matches `why` (its words for the clinician, then its
+   * references for the integrator).
    */
   async function expectAuthorisingRefused(task: Task, why: RegExp) {
     const window = { start: task.restriction!.period!.start, end: task.restriction!.period!.end };
@@ -108,7 +109,8 @@ describe('trustworthy plans', () => {
       [`/tasks/${task.id}/$reschedule`, { versionId: task.meta!.versionId, ...window }],
     ] as const) {
       const refused = await request(service.url).post(path).set(clinician()).send(body).expect(422);
-      expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(why);
+      const [issue] = (refused.body as OperationOutcome).issue;
+      expect([issue.details?.text, issue.diagnostics, ...(issue.expression ?? [])].join(' ')).toMatch(why);
     }
     const bulk = await request(service.url)
       .post('/tasks/$bulk-approve')
@@ -152,7 +154,8 @@ describe('trustworthy plans', () => {
         .set(clinician())
         .send({ versionId: carePlan.meta!.versionId })
         .expect(422);
-      expect(blocked.body.issue[0].details.text).toContain(`DetectedIssue/${issues[0].id}`);
+      expect(blocked.body.issue[0].expression).toEqual([`DetectedIssue/${issues[0].id}`]);
+      expect(blocked.body.issue[0].diagnostics).toContain(`DetectedIssue/${issues[0].id}`);
     });
   });
 
@@ -606,7 +609,13 @@ describe('trustworthy plans', () => {
       .set(clinician())
       .send({ versionId: task.meta!.versionId })
       .expect(422);
-    expect(refused.body.issue[0].details.text).toContain(`DetectedIssue/${issues[0].id}`);
+    // In words for the clinician, by reference for the integrator.
+    expect(refused.body.issue[0].details.text).toMatch(
+      /^Blocked by an unresolved contraindication on this care plan: Pregnancy on record .*override it with a reason\.$/,
+    );
+    expect(refused.body.issue[0].details.text).not.toMatch(/DetectedIssue\/|CarePlan\//);
+    expect(refused.body.issue[0].expression).toEqual([`DetectedIssue/${issues[0].id}`]);
+    expect(refused.body.issue[0].diagnostics).toContain(`DetectedIssue/${issues[0].id}`);
     // Once: a second sweep finds it on record.
     await sweep.sweep();
     expect(

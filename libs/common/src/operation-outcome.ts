@@ -3,22 +3,35 @@ import { HttpException } from '@nestjs/common';
 
 export type IssueCode = OperationOutcomeIssue['code'];
 
+/**
+ * `text` is for the person in front of a screen (a clinician reads it on the page); `diagnostics`, when given, for
+ * the integrator (resource references, the API call that resolves it), as FHIR splits them.
+ */
 export function operationOutcome(
   severity: OperationOutcomeIssue['severity'],
   code: IssueCode,
   text: string,
   expression?: string[],
+  diagnostics?: string,
 ): OperationOutcome {
   return {
     resourceType: 'OperationOutcome',
-    issue: [{ severity, code, details: { text }, ...(expression ? { expression } : {}) }],
+    issue: [
+      {
+        severity,
+        code,
+        details: { text },
+        ...(diagnostics ? { diagnostics } : {}),
+        ...(expression ? { expression } : {}),
+      },
+    ],
   };
 }
 
 /** An HTTP error whose body is a FHIR OperationOutcome; throw it from anywhere in a request. */
 export class OutcomeException extends HttpException {
-  constructor(status: number, code: IssueCode, text: string, expression?: string[]) {
-    super(operationOutcome('error', code, text, expression), status);
+  constructor(status: number, code: IssueCode, text: string, expression?: string[], diagnostics?: string) {
+    super(operationOutcome('error', code, text, expression, diagnostics), status);
   }
 }
 
@@ -26,5 +39,5 @@ export const badRequest = (text: string, expression?: string[]) =>
   new OutcomeException(400, 'invalid', text, expression);
 export const notFound = (text: string) => new OutcomeException(404, 'not-found', text);
 export const conflict = (text: string, status: 409 | 412 = 409) => new OutcomeException(status, 'conflict', text);
-export const unprocessable = (text: string, expression?: string[]) =>
-  new OutcomeException(422, 'business-rule', text, expression);
+export const unprocessable = (text: string, expression?: string[], diagnostics?: string) =>
+  new OutcomeException(422, 'business-rule', text, expression, diagnostics);

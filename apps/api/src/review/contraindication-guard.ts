@@ -42,12 +42,25 @@ export function implicating(issues: DetectedIssue[], carePlan: string): Detected
   return issues.filter((i) => i.implicated?.some((r) => r.reference === carePlan));
 }
 
+/**
+ * 422 naming each unresolved contraindication: in words for the clinician (details.text, what the page shows), by
+ * reference for the integrator (expression, and diagnostics with the call that overrides one).
+ */
 function assertNoneUnresolved(carePlan: string, open: DetectedIssue[]): void {
   if (!open.length) return;
+  const what = (i: DetectedIssue) =>
+    (i.code?.text ?? i.code?.coding?.[0]?.display ?? i.code?.coding?.[0]?.code ?? 'a contraindication').replace(
+      /\.$/,
+      '',
+    );
+  const named = open.map(what).join('; ');
   throw unprocessable(
-    `Blocked by ${open.length} unresolved contraindication(s) on ${carePlan}: ${open
-      .map((i) => `DetectedIssue/${i.id} (${i.code?.text ?? i.code?.coding?.[0]?.code})`)
-      .join('; ')}. A clinician may override each with a reason (POST /detected-issues/{id}/$override).`,
+    open.length === 1
+      ? `Blocked by an unresolved contraindication on this care plan: ${named}. A clinician may override it with a reason.`
+      : `Blocked by ${open.length} unresolved contraindications on this care plan: ${named}. A clinician may override each with a reason.`,
     open.map((i) => `DetectedIssue/${i.id}`),
+    `${carePlan}: ${open
+      .map((i) => `DetectedIssue/${i.id} (${i.code?.coding?.[0]?.code ?? what(i)})`)
+      .join('; ')}; override one with POST /detected-issues/{id}/$override`,
   );
 }
