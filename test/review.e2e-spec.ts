@@ -176,7 +176,12 @@ describe('clinician review', () => {
       .set(clinician())
       .send({ versionId: p.check.meta!.versionId })
       .expect(412);
-    expect(stale.body.issue[0].details.text).toMatch(/changed since version/);
+    // In words for the clinician on the page; the reference for the integrator.
+    expect(stale.body.issue[0].details.text).toBe(
+      'This task has changed since you loaded it; reload it and decide again',
+    );
+    expect(stale.body.issue[0].expression).toEqual([`Task/${p.check.id}`]);
+    expect(stale.body.issue[0].diagnostics).toContain(`the decision was taken on version ${p.check.meta!.versionId}`);
   });
 
   it('reject needs a reason and records it', async () => {

@@ -38,6 +38,7 @@ export class OutcomeException extends HttpException {
 export const badRequest = (text: string, expression?: string[]) =>
   new OutcomeException(400, 'invalid', text, expression);
 export const notFound = (text: string) => new OutcomeException(404, 'not-found', text);
-export const conflict = (text: string, status: 409 | 412 = 409) => new OutcomeException(status, 'conflict', text);
+export const conflict = (text: string, status: 409 | 412 = 409, expression?: string[]) =>
+  new OutcomeException(status, 'conflict', text, expression);
 export const unprocessable = (text: string, expression?: string[], diagnostics?: string) =>
   new OutcomeException(422, 'business-rule', text, expression, diagnostics);

@@ -39,7 +39,9 @@ export class ContraindicationOverrideService {
     // there: answered as done, and the held-back actions proposed again in case a crash stopped that) from a conflict.
     if (!isUnresolved(input.issue) && input.issue.meta?.versionId === input.seenVersion)
       throw conflict(
-        `DetectedIssue/${input.issue.id} is already ${input.issue.mitigation?.length ? 'overridden' : input.issue.status}`,
+        `This contraindication is already ${input.issue.mitigation?.length ? 'overridden' : input.issue.status}`,
+        409,
+        [`DetectedIssue/${input.issue.id}`],
       );
     const now = new Date().toISOString();
     const written = await this.writer.write<DetectedIssue>({

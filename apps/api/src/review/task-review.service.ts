@@ -127,10 +127,19 @@ export class DecisionWriter {
     throw new OutcomeException(
       412,
       'conflict',
-      `${ref} has changed since version ${input.seenVersion} (now ${now.meta?.versionId}); reload it and decide again`,
+      `${WHAT_CHANGED[now.resourceType] ?? 'This record'} has changed since you loaded it; reload it and decide again`,
+      [ref],
+      `${ref} is at version ${now.meta?.versionId}; the decision was taken on version ${input.seenVersion}`,
     );
   }
 }
+
+/** A stale decision's subject, as the clinician who took it calls it (the reference goes to the integrator's fields). */
+const WHAT_CHANGED: Partial<Record<string, string>> = {
+  Task: 'This task',
+  DetectedIssue: 'This contraindication',
+  CarePlan: 'This care plan',
+};
 
 /** One decision per version of a resource: the version it was taken on. */
 function decisionKey(ref: string, seenVersion: string): string {
