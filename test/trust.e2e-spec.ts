@@ -671,9 +671,12 @@ describe('trustworthy plans', () => {
     // The approved Task too: `Task?status=ready` is what an EHR acts on.
     const heldTask = await service.fhir.read<Task>('Task', task.id!);
     expect([heldTask.status, heldTask.businessStatus?.coding?.[0].code]).toEqual(['on-hold', 'approved']);
-    expect(heldTask.statusReason?.text).toContain(`DetectedIssue/${issue.id}`);
+    expect(heldTask.statusReason?.text).toMatch(/^Held: found after approval: Pregnancy on record/);
     expect(issue.detail).toMatch(/after orders under it were approved/);
-    expect(held.statusReason?.text).toContain(`DetectedIssue/${issue.id}`);
+    // Why, in words, and the issue by reference in the order's standard field (what a pharmacy or a pump reads).
+    expect(held.statusReason?.text).toMatch(/^Held: found after approval: Pregnancy on record/);
+    expect(held.statusReason?.text).not.toMatch(/DetectedIssue\//);
+    expect(held.detectedIssue?.map((r) => r.reference)).toEqual([`DetectedIssue/${issue.id}`]);
     // Who held it: the service, not a clinician.
     const holdProvenance = (
       await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
@@ -684,9 +687,9 @@ describe('trustworthy plans', () => {
       (
         await request(service.url).get('/worklist').query({ patient: subject }).set(clinician()).expect(200)
       ).body.items.find((i: { id: string }) => i.id === task.id) as { onHold?: string } | undefined;
-    expect((await onWorklist())?.onHold).toContain(`DetectedIssue/${issue.id}`);
+    expect((await onWorklist())?.onHold).toMatch(/^Held: found after approval: Pregnancy on record/);
     await service.app.get(WorklistIndex).rebuild();
-    expect((await onWorklist())?.onHold).toContain(`DetectedIssue/${issue.id}`);
+    expect((await onWorklist())?.onHold).toMatch(/^Held: found after approval: Pregnancy on record/);
     // Another patient's order is not touched, and a second sweep writes nothing more.
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', untouched.order.id!)).status).toBe(
       'active',
@@ -705,6 +708,8 @@ describe('trustworthy plans', () => {
     const released = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect(released.status).toBe('active');
     expect(released.statusReason).toBeUndefined();
+    // Given with the issue overridden: the order still names it.
+    expect(released.detectedIssue?.map((r) => r.reference)).toEqual([`DetectedIssue/${issue.id}`]);
     const readyAgain = await service.fhir.read<Task>('Task', task.id!);
     expect([readyAgain.status, readyAgain.statusReason]).toEqual(['ready', undefined]);
     expect(await onWorklist()).toBeUndefined();

@@ -410,7 +410,7 @@ describe('clinician page in a real browser', () => {
     expect(await page.locator('#timeline li[data-type="infusion"]').count()).toBe(1);
     expect(await page.locator('#timeline li[data-type="follow-up"]').count()).toBeGreaterThan(1);
     const decision = await page.locator('#timeline li[data-type="decision"]').first().textContent();
-    expect(decision).toContain(`Decision: approve ${session.description} (Task/${session.id})`);
+    expect(decision).toContain(`Decision: approve ${session.description}, by Dr Ada Lovelace`);
     expect(decision).toContain('by Dr Ada Lovelace');
     // Approving the session scheduled the patient's reminders (fhir-profiles: the last when its window opens).
     const reminders = await page.locator('#timeline li[data-type="reminder"]').allTextContents();
@@ -418,6 +418,10 @@ describe('clinician page in a real browser', () => {
     expect(reminders[2]).toContain(`${session.restriction!.period!.start!.slice(0, 16).replace('T', ' ')} reminder`);
     expect(reminders[2]).toContain('Reminder: no driving for 24 hours [scheduled]');
     expect(await page.textContent('#careplans')).toMatch(/low-dose/i);
+    // Names and words on the page; the FHIR ids only in titles, for support.
+    const shown = await page.textContent('#patient-view');
+    expect(shown).not.toMatch(/(Patient|CarePlan|Task|DetectedIssue)\/[\w-]{8,}/);
+    expect(await page.getAttribute('#patient-summary', 'title')).toBe(patient);
     await screenshot(page, 'patient-view');
     await page.click('#back');
     expect(await page.isVisible('#worklist-view')).toBe(true);

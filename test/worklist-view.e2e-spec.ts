@@ -282,7 +282,7 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
     const decision = events.find((e) => e.type === 'decision');
     expect(decision).toMatchObject({
       who: 'Dr Test',
-      text: `Decision: approve ${first.description} (Task/${first.id})`,
+      text: `Decision: approve ${first.description}`,
     });
     const dates = events.map((e) => Date.parse(e.date ?? '9999'));
     expect([...dates].sort((a, b) => a - b)).toEqual(dates);

@@ -36,8 +36,16 @@ describe('orders held for a contraindication found after approval', () => {
     const held = holds[0].held as MedicationRequest;
     expect(held.status).toBe('on-hold');
     expect(held.statusReason?.coding).toEqual([CONTRAINDICATION_HOLD]);
-    expect(held.statusReason?.text).toContain('Pregnancy (DetectedIssue/i1)');
+    // In words for whoever reads the order; the issue by reference in MedicationRequest's standard field.
+    expect(held.statusReason?.text).toBe(
+      "Held: found after approval: Pregnancy. A clinician's override with a reason releases it.",
+    );
+    expect(held.detectedIssue).toEqual([{ reference: 'DetectedIssue/i1', display: 'Pregnancy' }]);
     expect(isHeldForContraindication(held)).toBe(true);
+    // Held again for another issue: each issue named once.
+    const again = ordersToHold([{ ...held, status: 'active' }], [issue('i1', []), issue('i2', [])])[0]
+      .held as MedicationRequest;
+    expect(again.detectedIssue?.map((r) => r.reference)).toEqual(['DetectedIssue/i1', 'DetectedIssue/i2']);
   });
 
   it('holds nothing without an unresolved issue', () => {
@@ -60,10 +68,13 @@ describe('orders held for a contraindication found after approval', () => {
     expect(released.held).toEqual({ ...service });
   });
 
-  it('an override releases what this service held, back to active with no hold reason', () => {
+  it('an override releases what this service held, back to active with no hold reason (the overridden issue stays named)', () => {
     const [{ held }] = ordersToHold([order('a')], [issue('i1', ['CarePlan/cp'])]);
     const [released] = ordersToRelease({ orders: [held], stillUnresolved: [] });
-    expect(released.held).toEqual(order('a'));
+    expect(released.held).toEqual({
+      ...order('a'),
+      detectedIssue: [{ reference: 'DetectedIssue/i1', display: 'Pregnancy' }],
+    });
   });
 
   it('nothing is released while another contraindication on the plan is unresolved (a hold is the plan’s)', () => {

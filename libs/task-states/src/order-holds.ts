@@ -23,7 +23,7 @@ export interface OrderHold {
 
 /**
  * The active orders a contraindication found after approval puts on hold: each gets status `on-hold` with the
- * reason naming the DetectedIssues (what an EHR, a pharmacy or an infusion pump integration reads). Orders already
+ * reason naming the contraindications (what an EHR, a pharmacy or an infusion pump integration reads; see heldOrder). Orders already
  * on hold, stopped or done are left as they are. Pure: the caller reads the orders and writes the result.
  */
 export function ordersToHold(orders: AuthorisableRequest[], unresolved: DetectedIssue[]): OrderHold[] {
@@ -82,13 +82,17 @@ export function implicatingOrders(issue: DetectedIssue, held: Reference[]): Dete
   return { ...issue, implicated: [...(issue.implicated ?? []), ...added] };
 }
 
+/**
+ * On hold, with why in words (the reason's text: what a clinician, a pharmacist or a pump's screen shows) and, on a
+ * MedicationRequest, the DetectedIssues by reference in its standard `detectedIssue` (kept after the release: the
+ * order was given with that issue overridden, as a CDS alert's override stays with its order). The issues also
+ * implicate the order (`DetectedIssue?implicated=`), whatever the request's type.
+ */
 function heldOrder(order: AuthorisableRequest, issues: DetectedIssue[]): AuthorisableRequest {
-  const found = issues.map(
-    (i) => `${i.code?.text ?? i.code?.coding?.[0]?.display ?? 'contraindication'} (DetectedIssue/${i.id})`,
-  );
+  const named = issues.map(nameOf);
   const reason: CodeableConcept = {
     coding: [CONTRAINDICATION_HOLD],
-    text: `Held: found after approval: ${found.join('; ')}. A clinician's override with a reason releases it.`,
+    text: `Held: found after approval: ${named.join('; ')}. A clinician's override with a reason releases it.`,
   };
   if (order.resourceType === 'ServiceRequest')
     return {
@@ -96,7 +100,24 @@ function heldOrder(order: AuthorisableRequest, issues: DetectedIssue[]): Authori
       status: 'on-hold',
       extension: [...(order.extension ?? []), { url: REQUEST_STATUS_REASON, valueCodeableConcept: reason }],
     };
+  if (order.resourceType === 'MedicationRequest') {
+    const known = new Set((order.detectedIssue ?? []).map((r) => r.reference));
+    const detected = issues
+      .map((i, k) => ({ reference: `DetectedIssue/${i.id}`, display: named[k] }))
+      .filter((r) => !known.has(r.reference));
+    return {
+      ...order,
+      status: 'on-hold',
+      statusReason: reason,
+      detectedIssue: [...(order.detectedIssue ?? []), ...detected],
+    };
+  }
   return { ...order, status: 'on-hold', statusReason: reason };
+}
+
+/** A contraindication as a person reads it: its text, without a closing full stop (it goes inside a sentence). */
+function nameOf(issue: DetectedIssue): string {
+  return (issue.code?.text ?? issue.code?.coding?.[0]?.display ?? 'contraindication').replace(/\.$/, '');
 }
 
 function releasedOrder(order: AuthorisableRequest): AuthorisableRequest {

@@ -234,10 +234,9 @@ const REMINDER_STATUS: Partial<Record<CommunicationRequest['status'], string>> =
   revoked: 'cancelled',
 };
 
-/** e.g. "Decision: approve Next induction session (Task/123)". */
+/** e.g. "Decision: approve Next induction session" (the Task's reference only when it has no description). */
 function decisionText(provenance: Provenance, tasks: Task[]): string {
   const target = provenance.target?.[0]?.reference?.replace(/\/_history\/.*$/, '');
   const task = tasks.find((t) => `Task/${t.id}` === target);
-  const what = task?.description ? `${task.description} (${target})` : (target ?? '');
-  return `Decision: ${provenance.activity?.text ?? 'update'} ${what}`.trim();
+  return `Decision: ${provenance.activity?.text ?? 'update'} ${task?.description ?? target ?? ''}`.trim();
 }

@@ -602,8 +602,15 @@ async function showPatient(reference) {
     const timeline = await api('/patients/' + encodeURIComponent(id) + '/timeline');
     const p = timeline.patient;
     $('#patient-heading').textContent = (p.name || reference) + (p.age !== undefined ? ', ' + p.age + ' years' : '');
-    $('#patient-summary').textContent = reference + (p.birthDate ? ', born ' + p.birthDate : '') + (p.gender ? ', ' + p.gender : '');
-    $('#careplans').replaceChildren(...timeline.carePlans.map((c) => el('li', (c.title || 'Care plan') + ': ' + c.status + ' (CarePlan/' + c.id + ')')));
+    // Ids are for support, not for reading: in the title (hover), not the text.
+    const summary = [p.birthDate ? 'born ' + p.birthDate : '', p.gender || ''].filter(Boolean).join(', ');
+    $('#patient-summary').textContent = summary ? summary[0].toUpperCase() + summary.slice(1) : 'No birth date or gender on record';
+    $('#patient-summary').title = reference;
+    $('#careplans').replaceChildren(...timeline.carePlans.map((c) => {
+      const li = el('li', (c.title || 'Care plan') + ': ' + c.status);
+      li.title = 'CarePlan/' + c.id;
+      return li;
+    }));
     $('#patient-scores').textContent = scoresText(timeline.scores) || 'None recorded';
     $('#timeline').replaceChildren(...timeline.events.map((e) => {
       const li = el('li');
