@@ -45,7 +45,7 @@ export const WORKLIST_PAGE = `<!doctype html>
   dialog label { display: block; margin: .4rem 0; }
   textarea { width: 100%; }
   #timeline li { margin: .3rem 0; }
-  #timeline .type { display: inline-block; min-width: 8rem; font-weight: 600; }
+  #timeline .type { display: inline-block; min-width: 9.5rem; font-weight: 600; }
 </style>
 </head>
 <body>
