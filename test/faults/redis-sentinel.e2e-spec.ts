@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import {
   completeInfusion,
   enrolPatient,
+  everyWorkerConnected,
   followUpTasks,
   reportInfusionThroughFailover,
   waitFor,
@@ -25,7 +26,7 @@ describe('Redis Sentinel: the service follows a failover', () => {
   afterAll(async () => {
     await service?.stop();
     await redis?.close();
-  });
+  }, 60_000);
 
   const reportThroughFailover = (procedureId: string) => reportInfusionThroughFailover(service!, procedureId);
 
@@ -60,5 +61,7 @@ describe('Redis Sentinel: the service follows a failover', () => {
     } finally {
       promoted.disconnect();
     }
+    // Before the service stops (afterAll): a worker still reconnecting would hold up its close.
+    await everyWorkerConnected(service);
   }, 90_000);
 });

@@ -7,6 +7,7 @@ import { redisOptions } from '@kc/queue';
 import {
   completeInfusion,
   enrolPatient,
+  everyWorkerConnected,
   followUpTasks,
   reportInfusionThroughFailover,
   waitFor,
@@ -35,7 +36,7 @@ describe('Redis over TLS', () => {
     await service?.stop();
     service = undefined;
     for (const stop of stops.splice(0).reverse()) await stop();
-  });
+  }, 60_000);
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const report = (procedureId: string) => reportInfusionThroughFailover(service!, procedureId);
@@ -106,5 +107,7 @@ describe('Redis over TLS', () => {
       const res = await request(service!.url).get('/worklist').set(service!.as('clinician'));
       return res.status === 200 && JSON.stringify(res.body).includes(enrolment.carePlanId);
     }, 'the worklist to answer from the promoted replica');
+    // Before the service stops (afterAll): a worker still reconnecting would hold up its close.
+    await everyWorkerConnected(service);
   }, 90_000);
 });

@@ -1,9 +1,13 @@
 import request from 'supertest';
 import { getQueueToken } from '@nestjs/bullmq';
-import type { Queue } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import { infusionJobId, QUEUES } from '@kc/queue';
 import type { CarePlan, Parameters, Patient, Procedure, Task } from '@medplum/fhirtypes';
 import { bloodPressure, bodyWeight } from '../fixtures/patient-data';
+import { FollowUpProcessor } from '../../apps/worker/src/followups/follow-up.processor';
+import { MaintenanceProcessor } from '../../apps/worker/src/maintenance/maintenance.processor';
+import { BoosterOutcomesProcessor } from '../../apps/worker/src/outcomes/booster-outcomes.processor';
+import { ReminderProcessor } from '../../apps/worker/src/reminders/reminder.processor';
 import type { TestService } from './test-service';
 
 /** Clinic-shaped steps for end-to-end tests: enrol a patient, record an infusion, wait for the worker. */
@@ -88,6 +92,34 @@ export async function reportInfusionThroughFailover(service: TestService, proced
     30_000,
   );
   return followUpJobDone(service, procedureId);
+}
+
+/**
+ * Waits until every BullMQ worker and queue of the service is connected again (clients and blocking clients `ready`), as a
+ * test must before it stops a service after a failover: BullMQ's close waits on a client still reconnecting
+ * (taskforcesh/bullmq#4656), and a worker idle through the failover can be in a reconnect backoff of up to 20 s
+ * (BullMQ's default retry strategy), longer than a test's hook waits.
+ */
+export async function everyWorkerConnected(service: TestService): Promise<void> {
+  const workers: Worker[] = [FollowUpProcessor, ReminderProcessor, MaintenanceProcessor, BoosterOutcomesProcessor].map(
+    (processor) => service.app.get(processor).worker,
+  );
+  const status = async (worker: Worker) => {
+    // The blocking connection is BullMQ's own (protected): read for its status only.
+    const blocking = (worker as unknown as { blockingConnection: { client: Promise<{ status: string }> } })
+      .blockingConnection;
+    return [(await worker.client).status, (await blocking.client).status];
+  };
+  const queues = Object.values(QUEUES).map((name) => service.app.get<Queue>(getQueueToken(name)));
+  await waitFor(
+    async () =>
+      [
+        ...(await Promise.all(workers.map(status))).flat(),
+        ...(await Promise.all(queues.map((q) => q.client))).map((c) => c.status),
+      ].every((s) => s === 'ready'),
+    "every worker's and queue's Redis connections to be ready",
+    45_000,
+  );
 }
 
 /** Waits until the follow-up job of an infusion has finished (every write it makes is done), and returns its result. */
