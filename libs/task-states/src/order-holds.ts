@@ -89,7 +89,7 @@ export function implicatingOrders(issue: DetectedIssue, held: Reference[]): Dete
  * implicate the order (`DetectedIssue?implicated=`), whatever the request's type.
  */
 function heldOrder(order: AuthorisableRequest, issues: DetectedIssue[]): AuthorisableRequest {
-  const named = issues.map(nameOf);
+  const named = issues.map(contraindicationName);
   const reason: CodeableConcept = {
     coding: [CONTRAINDICATION_HOLD],
     text: `Held: found after approval: ${named.join('; ')}. A clinician's override with a reason releases it.`,
@@ -116,7 +116,7 @@ function heldOrder(order: AuthorisableRequest, issues: DetectedIssue[]): Authori
 }
 
 /** A contraindication as a person reads it: its text, without a closing full stop (it goes inside a sentence). */
-function nameOf(issue: DetectedIssue): string {
+export function contraindicationName(issue: DetectedIssue): string {
   return (issue.code?.text ?? issue.code?.coding?.[0]?.display ?? 'contraindication').replace(/\.$/, '');
 }
 

@@ -3,6 +3,7 @@ import type { DetectedIssue } from '@medplum/fhirtypes';
 import { unprocessable } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { contraindicationState } from '@kc/protocols';
+import { contraindicationName } from '@kc/task-states';
 
 /** Unresolved: not withdrawn and no clinician override (mitigation) on record. */
 export function isUnresolved(issue: DetectedIssue): boolean {
@@ -48,19 +49,14 @@ export function implicating(issues: DetectedIssue[], carePlan: string): Detected
  */
 function assertNoneUnresolved(carePlan: string, open: DetectedIssue[]): void {
   if (!open.length) return;
-  const what = (i: DetectedIssue) =>
-    (i.code?.text ?? i.code?.coding?.[0]?.display ?? i.code?.coding?.[0]?.code ?? 'a contraindication').replace(
-      /\.$/,
-      '',
-    );
-  const named = open.map(what).join('; ');
+  const named = open.map(contraindicationName).join('; ');
   throw unprocessable(
     open.length === 1
       ? `Blocked by an unresolved contraindication on this care plan: ${named}. A clinician may override it with a reason.`
       : `Blocked by ${open.length} unresolved contraindications on this care plan: ${named}. A clinician may override each with a reason.`,
     open.map((i) => `DetectedIssue/${i.id}`),
     `${carePlan}: ${open
-      .map((i) => `DetectedIssue/${i.id} (${i.code?.coding?.[0]?.code ?? what(i)})`)
+      .map((i) => `DetectedIssue/${i.id} (${i.code?.coding?.[0]?.code ?? contraindicationName(i)})`)
       .join('; ')}; override one with POST /detected-issues/{id}/$override`,
   );
 }
