@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { BundleEntry, CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { ifMatchFor, type FhirClient } from '@kc/fhir';
+import { updateEntry, type FhirClient } from '@kc/fhir';
 import { enrolForBench } from './bench-clinic';
 
 /** One raw transaction's targets: a CarePlan and one of its open Tasks, each at its current version. */
@@ -78,17 +78,14 @@ export class RawEventWrites {
         resource: { ...fresh(other), basedOn: [{ reference: plan }] },
         request: { method: 'POST', url: 'Task' },
       },
-      {
-        resource: { ...task, status: 'completed' },
-        request: { method: 'PUT', url: `Task/${task.id}`, ifMatch: ifMatchFor(task.meta!.versionId!) },
-      },
-      {
-        resource: {
+      updateEntry({ ...task, status: 'completed' }, task.meta!.versionId),
+      updateEntry(
+        {
           ...carePlan,
           activity: [...(carePlan.activity ?? []), ...newTasks.map((reference) => ({ reference: { reference } }))],
         },
-        request: { method: 'PUT', url: plan, ifMatch: ifMatchFor(carePlan.meta!.versionId!) },
-      },
+        carePlan.meta!.versionId,
+      ),
     ];
     return this.fhir.transaction(entries);
   }

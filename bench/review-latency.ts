@@ -1,5 +1,6 @@
 import type { BundleEntry, Task } from '@medplum/fhirtypes';
-import { FhirClient, ifMatchFor } from '@kc/fhir';
+import { FhirClient, updateEntry } from '@kc/fhir';
+import { DECISION_KEY_SYSTEM } from '@kc/protocols';
 import { changeProvenance } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
 import { enrolForBench } from './bench-clinic';
@@ -212,22 +213,26 @@ async function main(): Promise<void> {
 
 runBench(main);
 
-/** An approval's writes, raw: the Task's If-Match update and the decision's Provenance (the service's shape). */
+/**
+ * An approval's writes, raw, in the service's shape (DecisionWriter): the Task's If-Match update and the decision's
+ * Provenance, tagged with its decision key (the version decided on).
+ */
 function approvalWrites(task: Task): BundleEntry[] {
   const ref = `Task/${task.id}`;
+  const decided = `${ref}/_history/${task.meta!.versionId}`;
   return [
+    updateEntry({ ...task, status: 'ready' }, task.meta!.versionId),
     {
-      resource: { ...task, status: 'ready' },
-      request: { method: 'PUT', url: ref, ifMatch: ifMatchFor(task.meta!.versionId!) },
-    },
-    {
-      resource: changeProvenance({
-        targets: [{ reference: ref }],
-        revisionOf: { reference: `${ref}/_history/${task.meta!.versionId}` },
-        activity: 'approve',
-        who: { reference: 'Practitioner/bench', display: 'Bench Clinician' },
-        now: new Date(),
-      }),
+      resource: {
+        ...changeProvenance({
+          targets: [{ reference: ref }],
+          revisionOf: { reference: decided },
+          activity: 'approve',
+          who: { reference: 'Practitioner/bench', display: 'Bench Clinician' },
+          now: new Date(),
+        }),
+        meta: { tag: [{ system: DECISION_KEY_SYSTEM, code: decided }] },
+      },
       request: { method: 'POST', url: 'Provenance' },
     },
   ];

@@ -27,6 +27,7 @@ export class CoalescedReads {
   ) {
     this.batches = new MicroBatcher((gets) => this.send(gets), options);
   }
+
   /** Calls waiting for a request to the server (a gauge for operators). */
   get waiting(): number {
     return this.batches.queued;

@@ -30,6 +30,7 @@ export class CoalescedTransactions {
   ) {
     this.batches = new MicroBatcher((transactions) => this.send(transactions), options);
   }
+
   /** Calls waiting for a request to the server (a gauge for operators). */
   get waiting(): number {
     return this.batches.queued;
