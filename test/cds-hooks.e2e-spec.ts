@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { businessStatus } from '@kc/task-states';
+import { uuidFromKey } from '@kc/protocols';
 import { FhirClient } from '@kc/fhir';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
@@ -252,10 +253,12 @@ describe('CDS Hooks services', () => {
     expect(cards[0].summary).toBe('Unresolved ketamine contraindication: Uncontrolled hypertension');
     expect(cards[0].detail).toContain('180/110');
     expect(cards[1].summary).toMatch(/^Overdue: Post-infusion check \(window closed \d{4}-\d{2}-\d{2}\)$/);
-    expect(cards[1].detail).toContain(`Task/${overdue.resource.id}`);
+    // Which Task a card is about is in its uuid (stable per Task and state); its detail is words, no references.
+    expect(cards[1].uuid).toBe(uuidFromKey(`cds:task:${overdue.resource.id}:overdue`));
+    expect(cards.map((c) => c.detail).join()).not.toMatch(/(Task|DetectedIssue|CarePlan|Observation)\//);
     expect(cards[1].detail).toContain('2 days ago');
     expect(cards[2].summary).toMatch(/^Due now: Maintenance booster infusion/);
-    expect(cards[2].detail).toContain(`Task/${due.resource.id}`);
+    expect(cards[2].uuid).toBe(uuidFromKey(`cds:task:${due.resource.id}:due`));
     expect(cards[2].links?.[0]).toMatchObject({ type: 'absolute', url: `${service.url}/ui` });
     expect(JSON.stringify(cards)).not.toContain('psychosis');
   });
@@ -288,7 +291,7 @@ describe('CDS Hooks services', () => {
     expect(cards).toHaveLength(1);
     expect(cards[0]).toMatchObject({ indicator: 'warning' });
     expect(cards[0].summary).toMatch(/^Overdue: Post-infusion check/); // display from the service CodeSystem
-    expect(cards[0].detail).toContain('Task/from-the-ehr');
+    expect(cards[0].uuid).toBe(uuidFromKey('cds:task:from-the-ehr:overdue'));
   });
 
   it('order-sign: ketamine for a patient with a contraindication on record gets a critical card with the evidence', async () => {
@@ -307,9 +310,10 @@ describe('CDS Hooks services', () => {
     expect(critical).toHaveLength(1);
     expect(critical[0].summary).toBe('Ketamine contraindicated: Uncontrolled hypertension');
     expect(critical[0].detail).toMatch(
-      /Systolic blood pressure 195 mmHg, Diastolic blood pressure 115 mmHg \(2026-11-10, Observation\//,
+      /Systolic blood pressure 195 mmHg, Diastolic blood pressure 115 mmHg \(2026-11-10\)/,
     );
-    expect(critical[0].detail).toMatch(/DetectedIssue\/[\w-]+ \(identified/);
+    expect(critical[0].detail).toMatch(/Recorded as a contraindication on \d{4}-\d{2}-\d{2}, not resolved/);
+    expect(critical[0].detail).not.toMatch(/(DetectedIssue|Observation|MedicationRequest|CarePlan)\//);
     expect(critical[0].suggestions?.[0].actions?.[0]).toMatchObject({
       type: 'delete',
       resourceId: [`MedicationRequest/${order.id}`],
@@ -323,7 +327,8 @@ describe('CDS Hooks services', () => {
     const res = await callHook('ketamine-order-check', orderSign(patientId, [ketamineOrder(patientId)]));
     const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
     expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
-    expect(critical[0].detail).toContain(`Condition: Pregnancy, active (Condition/${pregnancy.id})`);
+    expect(critical[0].detail).toContain('Condition: Pregnancy, active');
+    expect(critical[0].detail).not.toContain(`Condition/${pregnancy.id}`);
     expect(await service.fhir.searchAll('DetectedIssue', { patient: `Patient/${patientId}` })).toHaveLength(0);
   });
 
@@ -387,7 +392,7 @@ describe('CDS Hooks services', () => {
       ['warning', 'Medication not found: ketamine contraindication check did not run (1 order)'],
     ]);
     expect(cards[0].detail).toContain(
-      'MedicationRequest/draft-ehr-med names https://ehr.example/fhir/Medication/123 (Ketamine 50 mg/mL)',
+      'A draft order names Ketamine 50 mg/mL (https://ehr.example/fhir/Medication/123)',
     );
   });
 
@@ -418,7 +423,7 @@ describe('CDS Hooks services', () => {
     const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
     expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Uncontrolled hypertension']);
     expect(critical[0].detail).toContain('200 mmHg');
-    expect(critical[0].detail).toContain('Observation/ehr-bp');
+    expect(critical[0].detail).toContain('(2026-11-20)');
   });
 
   it('order-sign: with no blood pressure on record says the check could not run, as a warning', async () => {
@@ -666,7 +671,7 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
       expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
         ['warning', "Ketamine contraindication check could not run: the patient's records could not be read"],
       ]);
-      expect(cards[0].detail).toContain('MedicationRequest/ehr-draft-2');
+      expect(cards[0].detail).toContain("Check the patient's contraindications before signing.");
       // Its Medication unreadable too: the order naming one is said to be unchecked as well.
       const named = await orderSignCall(ehrBase);
       expect(named.map((c) => c.summary)).toEqual([

@@ -270,7 +270,7 @@ describe('patient reminders', () => {
     await timePasses();
     const after = await remindersOf(p.session);
     expect(after.map((r) => [r.status, r.statusReason?.text])).toEqual(
-      Array(3).fill(['revoked', 'Not sent: its CarePlan is revoked']),
+      Array(3).fill(['revoked', 'Not sent: its care plan was stopped (revoked)']),
     );
     expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
     expect(smtp.received.filter((m) => m.to.includes('ines@example.test'))).toEqual([]);

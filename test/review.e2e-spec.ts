@@ -244,7 +244,7 @@ describe('clinician review', () => {
       .send({})
       .expect(409);
     expect(refused.body.issue[0].details.text).toBe(
-      'This Task cannot be approved or rescheduled: its CarePlan is revoked (it can still be rejected)',
+      'This task cannot be approved or rescheduled: its care plan was stopped (revoked). It can still be rejected.',
     );
     await request(service.url)
       .post(`/tasks/${p.next.id}/$reschedule`)
@@ -277,7 +277,7 @@ describe('clinician review', () => {
       .set('If-Match', `W/"${paused.check.meta!.versionId}"`)
       .send({})
       .expect(409);
-    expect(onHold.body.issue[0].details.text).toMatch(/its CarePlan is on-hold/);
+    expect(onHold.body.issue[0].details.text).toMatch(/its care plan is on hold/);
   });
 
   it("the sweep withdraws a stopped plan's Tasks awaiting approval and cancels their proposals; paused plans and approved Tasks keep theirs", async () => {
@@ -316,7 +316,7 @@ describe('clinician review', () => {
     expect(next).toMatchObject({
       status: 'cancelled',
       businessStatus: { coding: [expect.objectContaining({ code: 'withdrawn' })] },
-      statusReason: { text: 'Withdrawn: its CarePlan is revoked' },
+      statusReason: { text: 'Withdrawn: its care plan was stopped (revoked)' },
     });
     const proposal = await service.fhir.read<MedicationRequest>(
       'MedicationRequest',
@@ -324,14 +324,14 @@ describe('clinician review', () => {
     );
     expect(proposal).toMatchObject({
       status: 'cancelled',
-      statusReason: { text: 'Withdrawn: its CarePlan is revoked' },
+      statusReason: { text: 'Withdrawn: its care plan was stopped (revoked)' },
     });
     expect(await inWorklist(stopped.next.id!)).toBe(false);
     // An EHR reading Provenance sees who withdrew it (the service, not a clinician), from which version, and why.
     const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${stopped.next.id}` });
     expect(provenance).toMatchObject({
       activity: { text: 'withdraw' },
-      reason: [{ text: 'Withdrawn: its CarePlan is revoked' }],
+      reason: [{ text: 'Withdrawn: its care plan was stopped (revoked)' }],
       entity: [
         { role: 'revision', what: { reference: `Task/${stopped.next.id}/_history/${stopped.next.meta!.versionId}` } },
       ],

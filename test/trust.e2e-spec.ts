@@ -557,6 +557,9 @@ describe('trustworthy plans', () => {
       });
       expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual([code]);
       expect(issues[0].evidence?.[0].detail?.length).toBeGreaterThan(0);
+      // Its detail names the task in words (clinicians read it); integrators have the plan in implicated.
+      expect(issues[0].detail).toContain(`when a clinician was to approve “${task.description}”`);
+      expect(issues[0].detail).not.toMatch(/Task\//);
       // Nothing authorised.
       expect((await service.fhir.read<Task>('Task', task.id!)).meta?.versionId).toBe(task.meta!.versionId);
       const orders = (await onPlan<MedicationRequest>('MedicationRequest', carePlan.id!)).filter(

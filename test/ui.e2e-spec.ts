@@ -204,7 +204,7 @@ describe('clinician page in a real browser', () => {
     await signInOnPage(page, service);
     const row = page.locator(`tr[data-task-id="${task.id}"]`);
     await row.waitFor();
-    expect(await row.locator('.badge.blocked').textContent()).toBe('Cannot be approved: its CarePlan is on-hold');
+    expect(await row.locator('.badge.blocked').textContent()).toBe('Cannot be approved: its care plan is on hold');
     expect(await row.locator('td:last-child button').allTextContents()).toEqual(['Reject']);
     expect(await row.locator('input.select').isDisabled()).toBe(true);
     // "Select all" leaves it out of a bulk approval.

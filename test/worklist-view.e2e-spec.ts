@@ -137,7 +137,7 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
       ).body.items as ViewItem[];
     const items = await view(stopped.patientId);
     expect(items.length).toBeGreaterThan(0);
-    for (const item of items) expect(item.view.blocked).toBe('its CarePlan is revoked');
+    for (const item of items) expect(item.view.blocked).toBe('its care plan was stopped (revoked)');
     for (const item of await view(lena.patientId)) expect(item.view.blocked).toBeUndefined();
   });
 

@@ -18,5 +18,21 @@ export function carePlanTakesFollowUps(carePlan: CarePlan): { ok: true } | { ok:
  */
 export function carePlanHoldsCare(carePlan: CarePlan): { ok: true } | { ok: false; reason: string; closed: boolean } {
   if (carePlan.status === 'draft' || carePlan.status === 'active') return { ok: true };
-  return { ok: false, reason: `its CarePlan is ${carePlan.status}`, closed: CLOSED_CARE_PLAN.has(carePlan.status) };
+  return {
+    ok: false,
+    reason: `its care plan ${IN_WORDS[carePlan.status]}`,
+    closed: CLOSED_CARE_PLAN.has(carePlan.status),
+  };
 }
+
+/**
+ * A plan's status as a clinician reads it (the reason lands in statusReason.text, in refusals and on the page);
+ * the code itself stays in CarePlan.status for the EHR.
+ */
+const IN_WORDS: Record<Exclude<CarePlan['status'], 'draft' | 'active'>, string> = {
+  'on-hold': 'is on hold',
+  revoked: 'was stopped (revoked)',
+  completed: 'is completed',
+  'entered-in-error': 'was entered in error',
+  unknown: 'has an unknown status',
+};

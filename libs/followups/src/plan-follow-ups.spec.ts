@@ -54,6 +54,11 @@ describe('planFollowUps with the shipped protocols', () => {
     expect(plan.detectedIssues.map((i) => i.resource.code?.coding?.[0].code)).toEqual(['pregnancy']);
     expect(plan.detectedIssues[0].resource.evidence?.[0].detail).toEqual([{ reference: 'Condition/preg' }]);
     expect(plan.detectedIssues[0].resource.implicated).toEqual([{ reference: 'CarePlan/cp-1' }]);
+    // The detail is read by clinicians (the page, an EHR): the infusion by its day, not by its Procedure's id.
+    expect(plan.detectedIssues[0].resource.detail).toMatch(
+      /Found after the infusion of 2027-01-04: no further infusion/,
+    );
+    expect(plan.detectedIssues[0].resource.detail).not.toMatch(/Procedure\//);
   });
 
   it('induction (3rd of 6 low-dose sessions): check within a week and the next session 2-4 days out', () => {

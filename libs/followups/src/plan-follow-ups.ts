@@ -100,8 +100,13 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
         carePlan: { reference: `CarePlan/${carePlan.id}` },
         patient: { reference: `Patient/${event.patientId}` },
         now,
-        detail: `Found after infusion Procedure/${event.procedureId}: no further infusion is proposed until a clinician overrides it with a reason.`,
+        detail: `Found after the infusion of ${infusionDay(event)}: no further infusion is proposed until a clinician overrides it with a reason.`,
       }),
     );
   return { followUps, detectedIssues };
+}
+
+/** The infusion's day, as a clinician knows it (an id would mean nothing on the page or in an EHR's view). */
+function infusionDay(event: InfusionCompleted): string {
+  return (event.performed.end ?? event.performed.start ?? '').slice(0, 10) || 'an unrecorded day';
 }

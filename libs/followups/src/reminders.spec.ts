@@ -139,12 +139,12 @@ describe('deliveryDecision', () => {
     expect(decide({ carePlan })).toEqual({ action: 'send' });
     expect(decide({ carePlan: { ...carePlan, status: 'revoked' } })).toEqual({
       action: 'revoke',
-      why: 'Not sent: its CarePlan is revoked',
+      why: 'Not sent: its care plan was stopped (revoked)',
     });
     expect(decide({ carePlan: { ...carePlan, status: 'completed' } })).toMatchObject({ action: 'revoke' });
     expect(decide({ carePlan: { ...carePlan, status: 'on-hold' } })).toEqual({
       action: 'skip',
-      why: 'its CarePlan is on-hold',
+      why: 'its care plan is on hold',
     });
   });
   it('revokes a reminder that could only go out after its session window closed', () => {

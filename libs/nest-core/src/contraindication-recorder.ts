@@ -13,7 +13,7 @@ export interface ContraindicationCheck {
   actionIds: string[];
   /** The DetectedIssues implicating the plan, as read with it. */
   issues: DetectedIssue[];
-  /** Where it is found, for each issue's detail ("when Task/x was to be approved"). */
+  /** Where it is found, for each issue's detail ("when a clinician was to approve “Next induction session”"). */
   foundWhen: string;
 }
 

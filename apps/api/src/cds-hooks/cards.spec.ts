@@ -81,7 +81,8 @@ describe('card builder (pure)', () => {
       ['info', 'Due now: Post-infusion check (window 2027-03-09 to 2027-03-12)'],
     ]);
     expect(cards[0].detail).toContain('closed 3 days ago');
-    expect(cards[0].detail).toContain('Task/overdue');
+    expect(cards[0].detail).toContain('Status: Awaiting clinician approval.');
+    expect(cards[0].detail).not.toMatch(/Task\//);
     expect(cards[0].links).toEqual([
       { label: 'Open the clinician worklist', url: 'https://cds.clinic.example/ui', type: 'absolute' },
     ]);
@@ -115,17 +116,16 @@ describe('card builder (pure)', () => {
       ['critical', 'Unresolved ketamine contraindication: Pregnancy'],
       ['warning', 'Unresolved ketamine contraindication: x y'],
     ]);
-    expect(cards[0].detail).toContain('DetectedIssue/high (identified 2027-03-01, not mitigated)');
+    expect(cards[0].detail).toContain('Recorded as a contraindication on 2027-03-01, not resolved');
+    expect(cards[0].detail).not.toMatch(/DetectedIssue\/|CarePlan\//);
     expect(cards[0].source.topic).toEqual({ system: SYSTEM, code: 'pregnancy' });
   });
 
-  it('evidence lines name the record, its values and date', () => {
+  it('evidence lines name the record, its values and date, in words (no references)', () => {
     expect(describeEvidence({ ...bloodPressure(195, 115, '2027-03-09T08:00:00Z'), id: 'bp1' })).toBe(
-      'Blood pressure panel: Systolic blood pressure 195 mmHg, Diastolic blood pressure 115 mmHg (2027-03-09, Observation/bp1)',
+      'Blood pressure panel: Systolic blood pressure 195 mmHg, Diastolic blood pressure 115 mmHg (2027-03-09)',
     );
-    expect(describeEvidence({ ...activeCondition(...PREGNANCY), id: 'c1' })).toBe(
-      'Condition: Pregnancy, active (Condition/c1)',
-    );
+    expect(describeEvidence({ ...activeCondition(...PREGNANCY), id: 'c1' })).toBe('Condition: Pregnancy, active');
   });
 
   it('order-sign: one critical card per contraindication, merging the DetectedIssue and the failed condition', () => {
@@ -156,8 +156,10 @@ describe('card builder (pure)', () => {
       ['critical', 'Ketamine contraindicated: Pregnancy'],
       ['warning', 'Ketamine order: 1 eligibility check could not run (data missing)'],
     ]);
-    expect(cards[0].detail).toContain('- Condition: Pregnancy, active (Condition/c1)');
-    expect(cards[0].detail).toContain('- DetectedIssue/di1 (identified 2027-03-01, not mitigated)');
+    expect(cards[0].detail).toContain('- Condition: Pregnancy, active');
+    expect(cards[0].detail).toContain('- Recorded as a contraindication on 2027-03-01, not resolved');
+    expect(cards[0].detail).toContain('Sign this ketamine order only with a documented clinical override.');
+    expect(cards[0].detail).not.toMatch(/(Condition|DetectedIssue|MedicationRequest)\//);
     expect(cards[0].selectionBehavior).toBe('at-most-one');
     expect(cards[0].suggestions?.[0].actions).toEqual([
       { type: 'delete', description: 'Remove the ketamine order', resourceId: ['MedicationRequest/mr1'] },

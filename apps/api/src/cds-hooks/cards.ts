@@ -92,8 +92,9 @@ function taskName(task: Task, displays: Record<string, string> = {}): string {
   );
 }
 
-function businessStatus(task: Task): string | undefined {
-  return task.businessStatus?.coding?.[0]?.code ?? task.businessStatus?.text;
+/** What the clinician reads in a card: the business status's text or display, else the Task's status code. */
+function statusInWords(task: Task): string {
+  return task.businessStatus?.text ?? task.businessStatus?.coding?.[0]?.display ?? task.status;
 }
 
 /** One card per due or overdue follow-up: overdue first (longest overdue first), then due (closing soonest first). */
@@ -109,13 +110,12 @@ export function followUpTaskCards(tasks: Task[], now: Date, options: CardOptions
     const window = `${date(period.start)} to ${period.end ? date(period.end) : 'open-ended'}`;
     const daysOver = period.end ? Math.floor((now.getTime() - Date.parse(period.end)) / DAY_MS) : 0;
     const closed = daysOver < 1 ? 'today' : `${plural(daysOver, 'day')} ago`;
-    const status = [task.status, businessStatus(task)].filter(Boolean).join(', ');
     const lines = [
       state === 'overdue'
         ? `**${name}** was due ${window}: the window closed ${closed}.`
         : `**${name}** is due now: window ${window}.`,
       ...(task.description && task.description !== name ? [task.description] : []),
-      `Status: ${status}. Reference: Task/${task.id}.`,
+      `Status: ${statusInWords(task)}.`,
     ];
     return {
       uuid: uuidFromKey(`cds:task:${task.id}:${state}`),
@@ -156,13 +156,12 @@ function severityIndicator(issue: DetectedIssue): Indicator {
   return issue.severity === 'low' ? 'info' : issue.severity === 'moderate' ? 'warning' : 'critical';
 }
 
+/**
+ * A contraindication on record, in words: cards are read by a clinician inside the EHR, so no references (the
+ * DetectedIssue itself holds them, in implicated and evidence).
+ */
 function issueEvidence(issue: DetectedIssue): string {
-  const implicated = (issue.implicated ?? []).map((r) => r.reference).filter(Boolean);
-  return [
-    `DetectedIssue/${issue.id} (identified ${date(issue.identifiedDateTime)}, not mitigated)`,
-    implicated.length ? ` on ${implicated.join(', ')}` : '',
-    issue.detail ? `: ${issue.detail}` : '',
-  ].join('');
+  return `Recorded as a contraindication on ${date(issue.identifiedDateTime)}, not resolved${issue.detail ? `: ${issue.detail}` : ''}`;
 }
 
 /** patient-view: one card per unresolved contraindication on record. */
@@ -200,9 +199,8 @@ function valueText(v: Observation | ObservationComponent): string | undefined {
   return undefined;
 }
 
-/** One line naming a record and what it says, e.g. "Blood pressure panel: Systolic 195 mmHg, ... (2026-11-10, Observation/1)". */
+/** One line naming a record and what it says, e.g. "Blood pressure panel: Systolic 195 mmHg, ... (2026-11-10)". */
 export function describeEvidence(resource: Resource): string {
-  const ref = `${resource.resourceType}/${resource.id ?? '(no id)'}`;
   if (resource.resourceType === 'Observation') {
     const o = resource;
     const values = [
@@ -213,16 +211,16 @@ export function describeEvidence(resource: Resource): string {
       }),
     ].filter(Boolean);
     const when = o.effectiveDateTime ?? o.effectivePeriod?.start ?? o.effectiveInstant ?? o.issued;
-    return `${conceptText(o.code)}: ${values.join(', ') || 'no value'} (${date(when)}, ${ref})`;
+    return `${conceptText(o.code)}: ${values.join(', ') || 'no value'} (${date(when)})`;
   }
   if (resource.resourceType === 'Condition') {
     const c = resource;
     const status = c.clinicalStatus?.coding?.[0]?.code;
     const when = c.onsetDateTime ?? c.recordedDate;
-    return `Condition: ${conceptText(c.code)}${status ? `, ${status}` : ''} (${when ? `since ${date(when)}, ` : ''}${ref})`;
+    return `Condition: ${conceptText(c.code)}${status ? `, ${status}` : ''}${when ? ` (since ${date(when)})` : ''}`;
   }
   if (resource.resourceType === 'DetectedIssue') return issueEvidence(resource);
-  return ref;
+  return `A ${resource.resourceType} on record`;
 }
 
 // ---------------------------------------------------------------- order-sign
@@ -293,7 +291,7 @@ function contraindicatedOrderCard(
     detail: [
       `**${c.description}**`,
       `Evidence:\n${c.evidence.map((line) => `- ${line}`).join('\n')}`,
-      `Order: ${orderRefs(orders).join(', ')}. Sign only with a documented clinical override.`,
+      `Sign ${orders.length > 1 ? `these ${orders.length} ketamine orders` : 'this ketamine order'} only with a documented clinical override.`,
     ].join('\n\n'),
     indicator: 'critical',
     source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: c.code } },
@@ -332,8 +330,9 @@ export function unresolvedMedicationCard(orders: MedicationRequest[], options: C
   if (!orders.length) return [];
   const lines = orders.map((o) => {
     const medication = o.medicationReference;
-    const named = medication?.display ? `${medication.reference} (${medication.display})` : medication?.reference;
-    return `- ${o.id ? `MedicationRequest/${o.id}` : 'A draft order'} names ${named}`;
+    // The Medication's reference stays: it is what could not be read, and what to fix.
+    const named = medication?.display ? `${medication.display} (${medication.reference})` : medication?.reference;
+    return `- A draft order names ${named}`;
   });
   return [
     {
@@ -364,7 +363,6 @@ export function recordsUnreadableCard(orders: MedicationRequest[], why: string, 
       uuid: uuidFromKey(`cds:order-sign:${refs.join(',')}:unreadable`),
       summary: summary("Ketamine contraindication check could not run: the patient's records could not be read"),
       detail: [
-        `Order: ${refs.join(', ')}.`,
         `The patient's conditions, vital signs and recorded contraindications could not be read (${why}).`,
         "Check the patient's contraindications before signing.",
       ].join('\n\n'),

@@ -275,6 +275,7 @@ function showSignedOut(text, kind) {
   $('#sign-out').hidden = true;
   $('#sign-in').hidden = false;
   $('#who').textContent = '';
+  $('#who').title = '';
   say(text || 'Sign in to see the worklist.', kind);
 }
 
@@ -652,7 +653,9 @@ async function start() {
   let current = session();
   if (current && current.expiresAt < Date.now() && await refreshSession()) current = session();
   if (!current || current.expiresAt < Date.now()) return showSignedOut();
-  $('#who').textContent = 'Signed in as ' + current.name + (current.fhirUser ? ' (' + current.fhirUser + ')' : '');
+  // The name for the clinician; the FHIR user reference only on hover (an integrator checking who is signed in).
+  $('#who').textContent = 'Signed in as ' + current.name;
+  $('#who').title = current.fhirUser || '';
   $('#sign-in').hidden = true;
   $('#sign-out').hidden = false;
   await loadProtocols().catch(() => undefined);

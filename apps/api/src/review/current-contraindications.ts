@@ -45,7 +45,7 @@ export class CurrentContraindications {
       patientId,
       actionIds: [actionId],
       issues: implicating(issues, `CarePlan/${carePlan.id}`),
-      foundWhen: `when Task/${task.id} was to be approved`,
+      foundWhen: `when a clinician was to approve “${task.description ?? task.code?.coding?.[0]?.display ?? 'a task'}”`,
     });
     for (const { issue, created } of recorded)
       if (created) this.logger.warn({ msg: 'contraindication found at approval', task: task.id, issue: issue.id });

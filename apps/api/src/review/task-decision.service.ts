@@ -107,7 +107,7 @@ export class TaskDecisionService {
     const { task, proposal, carePlan, issues, caller } = input;
     const plan = carePlan && carePlanHoldsCare(carePlan);
     if (plan && !plan.ok)
-      throw conflict(`This Task cannot be approved or rescheduled: ${plan.reason} (it can still be rejected)`);
+      throw conflict(`This task cannot be approved or rescheduled: ${plan.reason}. It can still be rejected.`);
     assertClearOf(carePlanReferenceOf(task), issues);
     if (proposal && needsRequester(proposal) && !PRESCRIBER.test(caller.fhirUser ?? '')) {
       throw unprocessable(
