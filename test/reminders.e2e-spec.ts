@@ -40,8 +40,8 @@ describe('patient reminders', () => {
   const clinician = () => service.as('clinician');
 
   /** A patient with an email address, enrolled on the low-dose series starting 2027-01-01: first session Jan 2-15. */
-  async function enrolledPatient(email: string) {
-    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+  async function enrolledPatient(email: string, startDate?: string) {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { startDate });
     const patient = await service.fhir.read<Patient>('Patient', enrolment.patient.split('/')[1]);
     await service.fhir.update<Patient>({ ...patient, telecom: [{ system: 'email', value: email }] });
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
@@ -302,6 +302,63 @@ describe('patient reminders', () => {
     expect((await remindersOf(p.session)).map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
     expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toHaveLength(3);
     expect(smtp.received.filter((m) => m.to.includes('nadia@example.test'))).toHaveLength(3);
+  });
+
+  it('a session booked 2.5 hours ahead: the fasting reminder still goes out, recorded as short notice for the clinic to act on', async () => {
+    // Enrolled yesterday: the first session's window opened at midnight (UTC), and the clinic books it 2.5 hours ahead.
+    const p = await enrolledPatient('otto@example.test', new Date(Date.now() - 86_400_000).toISOString().slice(0, 10));
+    const approved = await approveSession(p.session);
+    const start = new Date(Math.ceil((Date.now() + 2.5 * 3600_000) / 60_000) * 60_000);
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$reschedule`)
+      .set(clinician())
+      .send({
+        versionId: approved.body.meta.versionId,
+        start: start.toISOString(),
+        end: new Date(start.getTime() + 3 * 3600_000).toISOString(),
+      })
+      .expect(200);
+    const written = byKind(await remindersOf(p.session));
+    const delivery = service.app.get(ReminderDelivery);
+    // Both were due before the booking (18 h and 2 days ahead of it): they go out at once.
+    const fasting = await delivery.deliver(
+      written['reminder-fasting'].id!,
+      written['reminder-fasting'].occurrenceDateTime!,
+    );
+    const rideHome = await delivery.deliver(
+      written['reminder-ride-home'].id!,
+      written['reminder-ride-home'].occurrenceDateTime!,
+    );
+    const late = new RegExp(
+      `^Sent 2 h (2\\d|30) min before the window of “First infusion session” opened \\(${start.toISOString().slice(0, 10)} ` +
+        `${start.toISOString().slice(11, 16)} UTC\\); this instruction needs 6 hours of notice: confirm with the patient before the infusion\\.$`,
+    );
+    expect(fasting).toMatchObject({ status: 'sent', channels: ['email'], why: expect.stringMatching(late) });
+    // A ride home needs no notice of its own (fhir-profiles): sent late, with nothing to confirm.
+    expect(rideHome).toEqual({ status: 'sent', channels: ['email'] });
+    expect(smtp.received.filter((m) => m.to.includes('otto@example.test'))).toHaveLength(2);
+
+    // On record for an EHR (Communication.note, CommunicationRequest.note) and on the clinician's patient view.
+    const [record] = await service.fhir.searchAll<Communication>('Communication', {
+      'based-on': `CommunicationRequest/${written['reminder-fasting'].id}`,
+    });
+    expect(record.note?.[0].text).toMatch(late);
+    const request_ = await service.fhir.read<CommunicationRequest>(
+      'CommunicationRequest',
+      written['reminder-fasting'].id!,
+    );
+    expect(request_).toMatchObject({ status: 'completed', note: [{ text: expect.stringMatching(late) }] });
+    const timeline = await request(service.url)
+      .get(`/patients/${p.patient.split('/')[1]}/timeline`)
+      .set(clinician())
+      .expect(200);
+    const events = timeline.body.events as { type: string; text: string; reason?: string; attention?: boolean }[];
+    expect(events.filter((e) => e.type === 'reminder' && e.attention)).toEqual([
+      expect.objectContaining({
+        text: 'Reminder: nothing to eat or drink for 6 hours before',
+        reason: expect.stringMatching(late),
+      }),
+    ]);
   });
 
   it('two deliveries of the same reminder at once record one Communication', async () => {

@@ -1,9 +1,11 @@
 import * as fs from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import type { CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
+import request from 'supertest';
+import type { CarePlan, CommunicationRequest, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { WorklistIndex } from '@kc/worklist-index';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
@@ -310,6 +312,55 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
     // The overridden contraindication no longer says it holds anything.
     expect(await row.locator('td.contraindications').textContent()).not.toMatch(/Holds/);
+    await page.close();
+  }, 60_000);
+
+  it('the patient view flags a fasting reminder that went out with less notice than it needs', async () => {
+    // Enrolled yesterday, first session booked 2.5 hours from now: its fasting reminder (18 h ahead) is already due.
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const p = await enrolNamedPatient(
+      service,
+      'ketamine-low-dose-series',
+      { given: 'Iris', family: 'Shortnotice', birthDate: '1979-05-02' },
+      yesterday,
+    );
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` });
+    const session = tasks.find((t) => t.description === 'First infusion session')!;
+    const approved = await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId })
+      .expect(200);
+    const start = new Date(Math.ceil((Date.now() + 2.5 * 3600_000) / 60_000) * 60_000);
+    await request(service.url)
+      .post(`/tasks/${session.id}/$reschedule`)
+      .set(service.as('clinician'))
+      .send({
+        versionId: approved.body.meta.versionId,
+        start: start.toISOString(),
+        end: new Date(start.getTime() + 3 * 3600_000).toISOString(),
+      })
+      .expect(200);
+    const fasting = (
+      await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', { subject: p.patient })
+    ).find((r) => r.category?.[0]?.coding?.[0]?.code === 'reminder-fasting')!;
+    expect((await service.app.get(ReminderDelivery).deliver(fasting.id!, fasting.occurrenceDateTime!)).status).toBe(
+      'sent',
+    );
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Shortnotice');
+    await page.click('#filters button[type=submit]');
+    await page.waitForSelector('#worklist[data-query*="name=Shortnotice"]');
+    await page.locator('#worklist tbody .patient-link').first().click();
+    await page.waitForSelector('#patient-view:not([hidden])');
+    const flagged = page.locator('#timeline li[data-type="reminder"].ci-unresolved');
+    expect(await flagged.count()).toBe(1);
+    expect(await flagged.textContent()).toMatch(
+      /Reminder: nothing to eat or drink for 6 hours before \[sent\]: Sent 2 h \d+ min before the window of “First infusion session” opened .*this instruction needs 6 hours of notice: confirm with the patient before the infusion\./,
+    );
+    await screenshot(page, 'patient-view-short-notice');
     await page.close();
   }, 60_000);
 

@@ -275,9 +275,19 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
     expect(res.body.carePlans).toEqual([
       expect.objectContaining({ id: lena.carePlanId, title: expect.stringMatching(/low-dose/i) }),
     ]);
-    const events = res.body.events as { type: string; text: string; who?: string; reference: string; date?: string }[];
+    const events = res.body.events as {
+      type: string;
+      text: string;
+      who?: string;
+      reference: string;
+      date?: string;
+      status?: string;
+    }[];
     expect(events.filter((e) => e.type === 'infusion')).toHaveLength(1);
     expect(events.filter((e) => e.type === 'follow-up').map((e) => e.reference)).toContain(`Task/${first.id}`);
+    // Statuses in words, as the page shows them (the business status's display), not codes.
+    expect(events.find((e) => e.reference === `Task/${first.id}`)).toMatchObject({ status: 'approved' });
+    expect(events.filter((e) => e.type === 'follow-up').map((e) => e.status)).toContain('awaiting clinician approval');
     expect(events.find((e) => e.type === 'contraindication')?.text).toBe('Contraindication: Uncontrolled hypertension');
     const decision = events.find((e) => e.type === 'decision');
     expect(decision).toMatchObject({

@@ -6,8 +6,10 @@ import {
   deliveryDecision,
   plannedReminders,
   reminderChanges,
+  reminderRuleOf,
   reminderRulesFor,
   remindersEndedBy,
+  shortNotice,
   type PlannedReminder,
 } from './reminders';
 
@@ -64,6 +66,42 @@ describe('reminder rules (fhir-profiles)', () => {
   it('none once the window has closed', () => {
     const task = approvedTask('infusion-session', '2026-12-01T09:00:00.000Z', '2026-12-01T12:00:00.000Z');
     expect(remindersOf(task)).toEqual({});
+  });
+});
+
+describe('shortNotice (fhir-profiles: the fasting instruction needs 6 hours)', () => {
+  const session = approvedTask('infusion-session', '2027-01-10T09:00:00.000Z', '2027-01-10T12:00:00.000Z');
+  const rules = reminderRulesFor(lowDose, 'infusion-session', (c) => catalog.activityDefinition(c));
+  const planned = remindersOf(session);
+  const ruleFor = (kind: string) => reminderRuleOf({ ...planned[kind].request, id: kind }, rules);
+  const at = (iso: string) => new Date(iso);
+
+  it('finds the rule a reminder on record was planned by, from its key', () => {
+    expect(ruleFor('reminder-fasting')?.action.id).toBe('reminder-fasting');
+    expect(ruleFor('reminder-ride-home')?.action.id).toBe('reminder-ride-home');
+  });
+
+  it('nothing to say when the fasting reminder goes out 6 hours or more before the session', () => {
+    const rule = ruleFor('reminder-fasting');
+    expect(shortNotice({ rule, task: session, now: at('2027-01-09T15:00:00.000Z') })).toBeUndefined();
+    expect(shortNotice({ rule, task: session, now: at('2027-01-10T03:00:00.000Z') })).toBeUndefined();
+  });
+
+  it('with less, says how much notice the patient got and what the instruction needs', () => {
+    const rule = ruleFor('reminder-fasting');
+    expect(shortNotice({ rule, task: session, now: at('2027-01-10T06:20:00.000Z') })).toBe(
+      'Sent 2 h 40 min before the window of “infusion-session” opened (2027-01-10 09:00 UTC); this instruction needs 6 hours ' +
+        'of notice: confirm with the patient before the infusion.',
+    );
+    expect(shortNotice({ rule, task: session, now: at('2027-01-10T08:15:00.000Z') })).toMatch(/^Sent 45 min before/);
+    expect(shortNotice({ rule, task: session, now: at('2027-01-10T10:00:00.000Z') })).toMatch(
+      /^Sent after the window of “infusion-session” opened/,
+    );
+  });
+
+  it('reminders whose instruction needs no notice (a ride home, no driving) never say so', () => {
+    for (const kind of ['reminder-ride-home', 'reminder-no-driving'])
+      expect(shortNotice({ rule: ruleFor(kind), task: session, now: at('2027-01-10T08:59:00.000Z') })).toBeUndefined();
   });
 });
 

@@ -1,5 +1,6 @@
 import type {
   ActivityDefinition,
+  Annotation,
   CarePlan,
   Communication,
   CommunicationRequest,
@@ -12,9 +13,11 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import {
+  addDuration,
   dueWindow,
   flattenActions,
   isTriggeredBy,
+  MINIMUM_NOTICE_EXTENSION,
   REMINDER_KEY_SYSTEM,
   SERVICE_CODE_SYSTEM,
   stripUndefined,
@@ -219,6 +222,42 @@ export function deliveryDecision(input: {
   return { action: 'send' };
 }
 
+/** The rule a reminder on record was planned by (its key names the reminder action), among a Task's rules. */
+export function reminderRuleOf(request: CommunicationRequest, rules: ReminderRule[]): ReminderRule | undefined {
+  const actionId = actionOfKey(keyOf(request));
+  return rules.find((rule) => rule.action.id === actionId);
+}
+
+/**
+ * Why a reminder going out now gives the patient less notice than its instruction needs (its ActivityDefinition's
+ * minimum-notice: fasting for 6 hours needs 6 hours before the session), for the clinic to confirm with the patient
+ * before the session; undefined when the notice is enough or the instruction needs none. Measured to the start of
+ * the Task's window as it is now (the booked slot, once a clinician rescheduled the session to it). Such a reminder
+ * is still sent: late is better than never for the patient, and the clinic is told.
+ */
+export function shortNotice(input: { rule?: ReminderRule; task?: Task; now: Date }): string | undefined {
+  const needed = input.rule?.activity.extension?.find((e) => e.url === MINIMUM_NOTICE_EXTENSION)?.valueDuration;
+  const start = input.task?.restriction?.period?.start;
+  if (!needed || !start) return undefined;
+  const given = Date.parse(start) - input.now.getTime();
+  if (given >= addDuration(0, needed, 'ActivityDefinition.extension(minimum-notice)')) return undefined;
+  const what = input.task?.description ?? 'the session';
+  const opens = `${start.slice(0, 10)} ${start.slice(11, 16)} UTC`;
+  const sent = given > 0 ? `${durationInWords(given)} before` : 'after';
+  return (
+    `Sent ${sent} the window of “${what}” opened (${opens}); this instruction needs ${needed.value} ${needed.unit} ` +
+    'of notice: confirm with the patient before the infusion.'
+  );
+}
+
+/** e.g. "2 h 40 min", "45 min": how long, as a clinician says it. */
+function durationInWords(ms: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  const hours = Math.floor(minutes / 60);
+  if (!hours) return `${minutes} min`;
+  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+}
+
 export function aboutTask(request: CommunicationRequest): string | undefined {
   return request.about?.map((a) => a.reference).find((r) => /^Task\/[^/]+$/.test(r ?? ''));
 }
@@ -231,6 +270,8 @@ export function deliveredCommunication(input: {
   request: CommunicationRequest & { id: string };
   sent: Date;
   channels: string[];
+  /** What the clinic must know about this delivery (shortNotice), as a note. */
+  note?: Annotation;
 }): Communication {
   const { request } = input;
   return stripUndefined<Communication>({
@@ -246,6 +287,7 @@ export function deliveredCommunication(input: {
     about: request.about,
     payload: request.payload,
     sent: input.sent.toISOString(),
+    note: input.note ? [input.note] : undefined,
   });
 }
 

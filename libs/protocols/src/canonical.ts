@@ -33,3 +33,5 @@ export function taskKey(carePlanId: string, triggerId: string, actionId: string)
   // No "|" inside: FHIR token search splits system|value on it, and some servers split on the last one.
   return `${carePlanId}:${triggerId}:${actionId}`;
 }
+/** The least notice a reminder's instruction needs (fhir-profiles/StructureDefinition-minimum-notice.json). */
+export const MINIMUM_NOTICE_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/minimum-notice`;

@@ -23,6 +23,8 @@ export interface TimelineEvent {
   /** who decided (Provenance agent), by name when the Practitioner has one */
   who?: string;
   reason?: string;
+  /** Something the clinic must act on (a reminder sent with less notice than it needs). */
+  attention?: boolean;
   reference: string;
   /** A contraindication's version, for the page's Override (If-Match). */
   versionId?: string;
@@ -95,7 +97,7 @@ export class PatientTimelineService {
         type: 'follow-up' as const,
         text: t.description ?? t.code?.coding?.[0]?.code ?? 'Task',
         // An approved Task held with its order (a contraindication found since) says so.
-        status: (t.businessStatus?.coding?.[0]?.code ?? t.status) + (t.status === 'on-hold' ? ', on hold' : ''),
+        status: taskStatusInWords(t) + (t.status === 'on-hold' ? ', on hold' : ''),
         reason: t.reasonCode?.text,
         reference: `Task/${t.id}`,
       })),
@@ -107,7 +109,9 @@ export class PatientTimelineService {
           type: 'reminder' as const,
           text: r.category?.[0]?.coding?.[0]?.display ?? r.category?.[0]?.text ?? 'Message to the patient',
           status: REMINDER_STATUS[r.status] ?? r.status,
-          reason: r.statusReason?.text,
+          // A reminder sent with less notice than it needs carries a note for the clinic (shortNotice).
+          reason: r.statusReason?.text ?? r.note?.at(-1)?.text,
+          attention: r.status === 'completed' && Boolean(r.note?.length),
           reference: `CommunicationRequest/${r.id}`,
         })),
       ...issues.map((i) => {
@@ -225,6 +229,12 @@ export class PatientTimelineService {
     });
     return names;
   }
+}
+
+/** e.g. "awaiting clinician approval": the business status's display, else its code, else the Task's status. */
+function taskStatusInWords(task: Task): string {
+  const words = task.businessStatus?.text ?? task.businessStatus?.coding?.[0]?.display;
+  return words ? words[0].toLowerCase() + words.slice(1) : (task.businessStatus?.coding?.[0]?.code ?? task.status);
 }
 
 /** What a clinician reads of a reminder's R4 status. */

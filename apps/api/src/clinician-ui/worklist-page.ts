@@ -618,7 +618,7 @@ async function showPatient(reference) {
       li.dataset.type = e.type;
       li.append(el('span', minute(e.date), 'muted'), document.createTextNode(' '), el('span', e.type, 'type'),
         document.createTextNode(e.text + (e.status ? ' [' + e.status + ']' : '') + (e.who ? ', by ' + e.who : '') + (e.reason ? ': ' + e.reason : '')));
-      if (e.type === 'order' && e.status === 'on-hold') li.className = 'ci-unresolved';
+      if ((e.type === 'order' && e.status === 'on-hold') || e.attention) li.className = 'ci-unresolved';
       if (e.type === 'contraindication' && e.status === 'unresolved') {
         const issue = { id: e.reference.split('/')[1], versionId: e.versionId, text: e.text.replace(/^Contraindication: /, ''), holds: e.holds };
         li.append(document.createTextNode(' '), button('Override', 'Override ' + e.text + ' for ' + (p.name || reference), () => askOverride(issue, p.name || reference)));

@@ -12,17 +12,24 @@ import { deliveredCommunication } from '@kc/followups';
 export class FhirCommunicationRecord {
   constructor(private readonly fhir: FhirClient) {}
 
+  /** `note`: what the clinic must know about this delivery (sent with short notice), on both resources. */
   async record(
     request: CommunicationRequest & { id: string },
     channels: string[],
+    note?: string,
   ): Promise<'recorded' | 'already-done'> {
+    const sent = new Date();
+    const annotation = note ? { text: note, time: sent.toISOString() } : undefined;
     try {
       await this.fhir.transaction([
         {
-          resource: deliveredCommunication({ request, sent: new Date(), channels }),
+          resource: deliveredCommunication({ request, sent, channels, note: annotation }),
           request: { method: 'POST', url: 'Communication' },
         },
-        updateEntry({ ...request, status: 'completed' }, request.meta!.versionId),
+        updateEntry(
+          { ...request, status: 'completed', ...(annotation ? { note: [...(request.note ?? []), annotation] } : {}) },
+          request.meta!.versionId,
+        ),
       ]);
       return 'recorded';
     } catch (err) {

@@ -5,8 +5,12 @@ import {
   aboutTask,
   carePlanReferenceOf,
   deliveryDecision,
+  reminderRuleOf,
+  reminderRulesFor,
   revokedReminder,
+  shortNotice,
   type DeliveryDecision,
+  type ReminderRule,
 } from '@kc/followups';
 import { contraindicationState, hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { ReminderQueue } from '@kc/queue';
@@ -14,7 +18,8 @@ import { FhirCommunicationRecord } from './fhir-communication-record';
 import { REMINDER_SENDERS, type ReminderSender } from './reminder-sender';
 
 export type ReminderOutcome =
-  | { status: 'sent'; channels: string[] }
+  /** why: set when it went out with less notice than its instruction needs. */
+  | { status: 'sent'; channels: string[]; why?: string }
   | { status: Exclude<DeliveryDecision['action'], 'send'> | 'already-done'; why?: string };
 
 /**
@@ -39,7 +44,8 @@ export class ReminderDelivery {
     if (!request?.id) return { status: 'skip', why: 'request not found' };
     const { task, carePlan, patient, issues } = await this.context(request);
     const contraindications = this.gating(task, carePlan, issues);
-    const decision = deliveryDecision({ request, plannedAt, task, carePlan, contraindications, now: new Date() });
+    const now = new Date();
+    const decision = deliveryDecision({ request, plannedAt, task, carePlan, contraindications, now });
     switch (decision.action) {
       case 'skip':
         return { status: 'skip', why: decision.why };
@@ -48,22 +54,39 @@ export class ReminderDelivery {
         return { status: 'reschedule', why: `moved to ${decision.sendAt}` };
       case 'revoke':
         return this.revoke(request, decision.why);
-      case 'send':
-        return this.send({ ...request, id: request.id }, patient);
+      case 'send': {
+        const late = shortNotice({ rule: this.ruleOf(request, task, carePlan), task, now });
+        return this.send({ ...request, id: request.id }, patient, late);
+      }
     }
   }
 
+  /** `late`: why this reminder gives less notice than its instruction needs (recorded for the clinic). */
   private async send(
     request: CommunicationRequest & { id: string },
     patient: Patient | undefined,
+    late: string | undefined,
   ): Promise<ReminderOutcome> {
     const channels: string[] = [];
     // Outside channels first: a crash before the record below re-sends (at least once) rather than never sending.
     for (const sender of this.senders) if (await sender.send({ request, patient })) channels.push(sender.channel);
-    if ((await this.record.record(request, channels)) === 'already-done')
+    if ((await this.record.record(request, channels, late)) === 'already-done')
       return { status: 'already-done', why: 'request changed meanwhile' };
-    this.logger.log({ msg: 'reminder sent', request: `CommunicationRequest/${request.id}`, channels });
-    return { status: 'sent', channels };
+    this.logger.log({
+      msg: 'reminder sent',
+      request: `CommunicationRequest/${request.id}`,
+      channels,
+      shortNotice: !!late,
+    });
+    return { status: 'sent', channels, ...(late ? { why: late } : {}) };
+  }
+
+  /** The protocol rule the reminder was planned by (its minimum notice), from its Task's action and plan. */
+  private ruleOf(request: CommunicationRequest, task?: Task, carePlan?: CarePlan): ReminderRule | undefined {
+    const plan = carePlan && this.catalog.planOf(carePlan);
+    if (!plan || !task) return undefined;
+    const rules = reminderRulesFor(plan, protocolActionOf(task), (c) => this.catalog.activityDefinition(c));
+    return reminderRuleOf(request, rules);
   }
 
   private async revoke(request: CommunicationRequest, why: string): Promise<ReminderOutcome> {
