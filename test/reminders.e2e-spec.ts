@@ -227,7 +227,7 @@ describe('patient reminders', () => {
     expect((await service.fhir.read<Task>('Task', p.session.id!)).status).toBe('completed');
     const after = await remindersOf(p.session);
     expect(after.map((r) => [r.status, r.statusReason?.text])).toEqual(
-      Array(3).fill(['revoked', `Not sent: the ${p.session.description} took place (Procedure/${infusion})`]),
+      Array(3).fill(['revoked', `Not sent: the ${p.session.description} took place (infusion of 2027-01-01)`]),
     );
     // The jobs queued for them fire and find nothing to send.
     await timePasses();
@@ -250,11 +250,16 @@ describe('patient reminders', () => {
       const answered = await service.fhir.read<Task>('Task', task.id!);
       const why =
         answered.status === 'cancelled'
-          ? `Not sent: the ${task.description} is no longer planned (superseded by Procedure/${second})`
-          : `Not sent: the ${task.description} took place (Procedure/${second})`;
+          ? `Not sent: the ${task.description} is no longer planned (superseded by the infusion of 2027-01-20)`
+          : `Not sent: the ${task.description} took place (infusion of 2027-01-20)`;
       expect((await remindersOf(task)).map((r) => [r.status, r.statusReason?.text])).toEqual(
         Array(3).fill(['revoked', why]),
       );
+      // The Task's output names the infusion for an EHR (reference) and for a person (display).
+      expect(answered.output?.at(-1)?.valueReference).toEqual({
+        reference: `Procedure/${second}`,
+        display: 'infusion of 2027-01-20',
+      });
     }
     // The second infusion's own Tasks await approval: no reminders yet.
     const next = await followUpTasks(service, second);

@@ -157,9 +157,9 @@ describe('deliveryDecision', () => {
   });
   it('holds a reminder, unsent, while a contraindication gating its session awaits a clinician', () => {
     expect(decide({ contraindications: [] })).toEqual({ action: 'send' });
-    expect(decide({ contraindications: ['DetectedIssue/d1'] })).toEqual({
+    expect(decide({ contraindications: ['Pregnancy on record'] })).toEqual({
       action: 'skip',
-      why: 'Not sent: a contraindication on its plan awaits a clinician (DetectedIssue/d1)',
+      why: 'Not sent: a contraindication on its plan awaits a clinician (Pregnancy on record)',
     });
   });
   it('keeps a reminder unsent, not revoked, while its session is held with its order', () => {
@@ -197,7 +197,7 @@ describe('remindersEndedBy (an infusion answered the Tasks)', () => {
     Object.values(remindersOf(task)).map((r) => ({ ...r.request, id: `${task.id}-${r.actionId}` }));
   const ofSession = withIds(session);
   const ofBooster = withIds(booster);
-  const by = { reference: 'Procedure/pr9' };
+  const by = { reference: 'Procedure/pr9', display: 'infusion of 2027-01-04' };
 
   it("revokes every pending reminder of a done or superseded Task, saying why, and no other Task's", () => {
     const ended = remindersEndedBy(
@@ -210,10 +210,10 @@ describe('remindersEndedBy (an infusion answered the Tasks)', () => {
     expect(ended.map((r) => r.id).sort()).toEqual([...ofSession, ...ofBooster].map((r) => r.id).sort());
     expect(ended.every((r) => r.status === 'revoked')).toBe(true);
     expect(ended.find((r) => r.id === ofSession[0].id)!.statusReason!.text).toBe(
-      'Not sent: the infusion-session took place (Procedure/pr9)',
+      'Not sent: the infusion-session took place (infusion of 2027-01-04)',
     );
     expect(ended.find((r) => r.id === ofBooster[0].id)!.statusReason!.text).toBe(
-      'Not sent: the maintenance-booster is no longer planned (superseded by Procedure/pr9)',
+      'Not sent: the maintenance-booster is no longer planned (superseded by the infusion of 2027-01-04)',
     );
   });
 

@@ -153,8 +153,8 @@ export function remindersEndedBy(
 function endedWhy({ task, outcome, by }: Pick<InfusionTaskUpdate, 'task' | 'outcome' | 'by'>): string {
   const what = task.description ?? 'session';
   return outcome === 'done'
-    ? `Not sent: the ${what} took place (${by.reference})`
-    : `Not sent: the ${what} is no longer planned (superseded by ${by.reference})`;
+    ? `Not sent: the ${what} took place (${by.display ?? by.reference})`
+    : `Not sent: the ${what} is no longer planned (superseded by ${by.display ? `the ${by.display}` : by.reference})`;
 }
 
 export function isReminder(request: CommunicationRequest): boolean {
@@ -191,7 +191,7 @@ export function deliveryDecision(input: {
   /** The CarePlan it is based on, when it has one. */
   carePlan?: CarePlan;
   /**
-   * Unresolved contraindications on the plan that gate the Task it is about (a pregnancy recorded since the session
+   * Unresolved contraindications on the plan, by name, that gate the Task it is about (a pregnancy recorded since the session
    * was approved): held, not sent, while a clinician has not decided.
    */
   contraindications?: string[];

@@ -67,7 +67,9 @@ export function infusionTaskUpdates(input: {
       tasks.find(
         (t) => named.has(`Task/${t.id}`) || (t.focus?.reference !== undefined && named.has(t.focus.reference)),
       ) ?? [...tasks].sort((a, b) => windowStart(a) - windowStart(b))[0];
-    const by = { reference: `Procedure/${procedureId}` };
+    // Named by its day too: the reason a revoked reminder or a superseded Task gives is read by clinicians.
+    const day = new Date(infusions.get(procedureId)!.end).toISOString().slice(0, 10);
+    const by = { reference: `Procedure/${procedureId}`, display: `infusion of ${day}` };
     for (const task of tasks) updates.push({ task, outcome: task === done ? 'done' : 'superseded', by });
   }
   return updates;

@@ -14,6 +14,7 @@ import {
 } from '@kc/followups';
 import { contraindicationState, hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { ReminderQueue } from '@kc/queue';
+import { contraindicationName } from '@kc/task-states';
 import { FhirCommunicationRecord } from './fhir-communication-record';
 import { REMINDER_SENDERS, type ReminderSender } from './reminder-sender';
 
@@ -109,7 +110,7 @@ export class ReminderDelivery {
     const plan = carePlan && this.catalog.planOf(carePlan);
     const actionId = task && protocolActionOf(task);
     if (!unresolved.length || !plan || !actionId || !hasContraindicationChecks(plan, actionId, this.catalog)) return [];
-    return unresolved.map((i) => `DetectedIssue/${i.id}`);
+    return unresolved.map(contraindicationName);
   }
 
   /**
