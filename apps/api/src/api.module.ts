@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from '@kc/auth';
 import { ApiRedisModule } from './api-redis.module';
+import { AuditModule } from './audit/audit.module';
 import { OperationOutcomeFilter } from './errors/operation-outcome.filter';
 import { HealthModule } from './health/health.module';
 import { ProtocolsModule } from './protocols/protocols.module';
@@ -21,6 +22,7 @@ import { ClinicianUiModule } from './clinician-ui/clinician-ui.module';
   imports: [
     ApiRedisModule,
     AuthModule,
+    AuditModule,
     HealthModule,
     ProtocolsModule,
     EventsModule,

@@ -35,3 +35,5 @@ export function taskKey(carePlanId: string, triggerId: string, actionId: string)
 }
 /** The least notice a reminder's instruction needs (fhir-profiles/StructureDefinition-minimum-notice.json). */
 export const MINIMUM_NOTICE_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/minimum-notice`;
+/** Tags each access AuditEvent with its own key: a batch written twice (its answer lost) can be told apart. */
+export const AUDIT_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/audit-key`;

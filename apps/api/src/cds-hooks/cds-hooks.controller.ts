@@ -10,6 +10,8 @@ import { CdsFeedbackMetrics } from './cds-feedback.metrics';
 import { parseFeedback } from './feedback';
 import { OrderSignService } from './order-sign.service';
 import { PatientViewService } from './patient-view.service';
+import { AuditsPatientAccess } from '../audit/patient-access.decorator';
+import { cdsHookAccess } from '../audit/patient-accesses';
 
 const SOURCE_LABEL = 'Ketamine care plans';
 
@@ -45,6 +47,7 @@ export class CdsHooksController {
   @Post(':id')
   @HttpCode(200)
   @UseGuards(CdsClientGuard)
+  @AuditsPatientAccess(cdsHookAccess)
   @ApiBearerAuth()
   @ApiOperation({ summary: 'Call a CDS service (Authorization: Bearer <JWT signed by the CDS client>)' })
   async call(

@@ -9,6 +9,8 @@ import { FhirClient, hasMorePages, matchesOf } from '@kc/fhir';
 import { WorklistController } from '../review/worklist.controller';
 import { PatientTimelineService } from './patient-timeline.service';
 import { WorklistEnricher, type WorklistItemLike } from './worklist-enricher';
+import { AuditsPatientAccess } from '../audit/patient-access.decorator';
+import { timelineAccess, worklistAccess } from '../audit/patient-accesses';
 
 interface WorklistAnswer {
   total?: number;
@@ -38,6 +40,7 @@ export class ClinicianViewsController {
   ) {}
 
   @Get('worklist/view')
+  @AuditsPatientAccess(worklistAccess)
   @ApiOperation({ summary: 'The worklist with patient name and age, protocol and phase, contraindications, scores' })
   @ApiQuery({ name: 'name', required: false, description: 'patient name search (FHIR Patient?name=)' })
   async view(@Query() query: Record<string, unknown>, @Req() req: Request) {
@@ -76,6 +79,7 @@ export class ClinicianViewsController {
   }
 
   @Get('patients/:id/timeline')
+  @AuditsPatientAccess(timelineAccess)
   @ApiOperation({ summary: "A patient's CarePlan timeline: infusions, follow-ups, decisions and who made them" })
   async timeline(@Param('id') id: string) {
     if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw badRequest('id must be a Patient id');

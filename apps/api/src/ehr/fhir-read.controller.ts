@@ -8,6 +8,8 @@ import { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
 import { apiCapabilityStatement } from './api-capability-statement';
 import { onlyEntriesOf, readableType, readSearchParams } from './read-search-params';
+import { AuditsPatientAccess } from '../audit/patient-access.decorator';
+import { ehrReadAccess, ehrSearchAccess } from '../audit/patient-accesses';
 
 /**
  * Ordinary FHIR search and read of CarePlans and Tasks for EHR integrations, served from the FHIR server with
@@ -33,6 +35,7 @@ export class FhirReadController {
   }
 
   @Get(':type')
+  @AuditsPatientAccess(ehrSearchAccess)
   @Roles('integration', 'clinician')
   @ApiOperation({ summary: 'Search CarePlan or Task (searchset Bundle, paged with next links)' })
   async search(
@@ -57,6 +60,7 @@ export class FhirReadController {
   }
 
   @Get(':type/:id')
+  @AuditsPatientAccess(ehrReadAccess)
   @Roles('integration', 'clinician')
   @ApiOperation({ summary: 'Read a CarePlan or Task' })
   async read(@Param('type') type: string, @Param('id') id: string): Promise<Resource> {

@@ -1,4 +1,5 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger, Optional } from '@nestjs/common';
+import type { AuthenticatedRequest } from '@kc/auth';
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { Response } from 'express';
 import {
@@ -9,6 +10,7 @@ import {
 } from '@kc/fhir';
 import { operationOutcome } from '@kc/common';
 import { isRedisUnavailable, QueueUnavailableError } from '@kc/queue';
+import { AccessDenials } from '../audit/access-denials';
 
 /**
  * Every error leaves the API as a FHIR OperationOutcome with a fitting status. Unknown errors become a
@@ -18,9 +20,12 @@ import { isRedisUnavailable, QueueUnavailableError } from '@kc/queue';
 export class OperationOutcomeFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
+  constructor(@Optional() private readonly denials?: AccessDenials) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
     const [status, body] = this.toOutcome(exception);
+    this.denials?.record(host.switchToHttp().getRequest<AuthenticatedRequest>(), status);
     if (status >= 500) this.logger.error(`${status} ${(exception as Error)?.name}: ${(exception as Error)?.message}`);
     if (response.headersSent) return;
     // Unavailable or throttled: tell the client when to come back (the FHIR server's own advice when it gave one).

@@ -7,6 +7,8 @@ import { parseApplyParameters, queryToParameters, type ApplyRequest } from './ap
 import { applyResultCarePlan } from './apply-result-careplan';
 import { applyResultParameters } from './apply-result-parameters';
 import { ApplyService, type ResolvedPlan } from './apply.service';
+import { AuditsPatientAccess } from '../audit/patient-access.decorator';
+import { applyAccess } from '../audit/patient-accesses';
 
 /**
  * PlanDefinition/$apply as R4 defines it: instance level (/PlanDefinition/{id}/$apply) and type level
@@ -21,6 +23,7 @@ export class PlanDefinitionApplyController {
   constructor(private readonly applyService: ApplyService) {}
 
   @Post(':id/\\$apply')
+  @AuditsPatientAccess(applyAccess)
   @HttpCode(200)
   @ApiOperation({
     summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)',
@@ -30,6 +33,7 @@ export class PlanDefinitionApplyController {
   }
 
   @Get(':id/\\$apply')
+  @AuditsPatientAccess(applyAccess)
   @ApiOperation({
     summary:
       'GET form of the instance-level $apply (subject, startDate, persist, encounter, practitioner, ... as query parameters)',
@@ -39,6 +43,7 @@ export class PlanDefinitionApplyController {
   }
 
   @Post('\\$apply')
+  @AuditsPatientAccess(applyAccess)
   @HttpCode(200)
   @ApiOperation({ summary: 'Type-level $apply: planDefinition (canonical or resource) or url names the protocol' })
   applyType(@Body() body: unknown): Promise<CarePlan | Parameters> {
@@ -46,6 +51,7 @@ export class PlanDefinitionApplyController {
   }
 
   @Get('\\$apply')
+  @AuditsPatientAccess(applyAccess)
   @ApiOperation({ summary: 'GET form of the type-level $apply (url or planDefinition, subject, ...)' })
   applyTypeGet(@Query() query: Record<string, unknown>): Promise<CarePlan | Parameters> {
     return this.type(parseApplyParameters(queryToParameters(query)));

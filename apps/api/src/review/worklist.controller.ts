@@ -5,6 +5,8 @@ import { Roles } from '@kc/auth';
 import { encodeCursor } from '@kc/worklist-index';
 import { parseWorklistQuery } from './worklist-query';
 import { WorklistService } from './worklist.service';
+import { AuditsPatientAccess } from '../audit/patient-access.decorator';
+import { worklistAccess } from '../audit/patient-accesses';
 
 @ApiTags('review')
 @ApiBearerAuth()
@@ -14,6 +16,7 @@ export class WorklistController {
   constructor(private readonly worklist: WorklistService) {}
 
   @Get()
+  @AuditsPatientAccess(worklistAccess)
   @ApiOperation({ summary: 'Tasks awaiting approval, soonest due first, paged by cursor (follow next)' })
   @ApiQuery({ name: 'patient', required: false })
   @ApiQuery({ name: 'protocol', required: false, description: 'protocol id or canonical URL' })

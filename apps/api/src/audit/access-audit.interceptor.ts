@@ -1,0 +1,56 @@
+import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Response } from 'express';
+import { randomUUID } from 'node:crypto';
+import { tap, type Observable } from 'rxjs';
+import type { AuthenticatedRequest } from '@kc/auth';
+import { accessAuditEvent } from './access-audit-event';
+import { AuditTrail } from './audit-trail';
+import { PATIENT_ACCESS_KEY, type DescribeAccess } from './patient-access.decorator';
+
+/**
+ * For routes marked @AuditsPatientAccess: once the response is sent (the status the caller got, errors included),
+ * records who accessed which patients' data. The response never waits for it (AuditTrail writes in the background).
+ */
+@Injectable()
+export class AccessAuditInterceptor implements NestInterceptor {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly trail: AuditTrail,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const describe = this.reflector.get<DescribeAccess | undefined>(PATIENT_ACCESS_KEY, context.getHandler());
+    if (!describe || context.getType() !== 'http') return next.handle();
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const response = context.switchToHttp().getResponse<Response>();
+    let answer: unknown;
+    audited.add(request);
+    response.once('close', () => this.record(describe, request, answer, response.statusCode));
+    return next.handle().pipe(tap((value) => (answer = value)));
+  }
+
+  private record(describe: DescribeAccess, request: AuthenticatedRequest, answer: unknown, status: number): void {
+    const described = describe(request, answer);
+    if (!described) return;
+    const { client, ...access } = described;
+    const { caller } = request;
+    this.trail.record(
+      accessAuditEvent({
+        ...access,
+        request: `${request.method} ${request.originalUrl}`,
+        status,
+        agent: { id: caller?.id ?? client, fhirUser: caller?.fhirUser, display: caller?.display, address: request.ip },
+        recorded: new Date(),
+        id: randomUUID(),
+      }),
+    );
+  }
+}
+
+/** Requests this interceptor records (refusals among them are not recorded twice, see AccessDenials). */
+const audited = new WeakSet<object>();
+
+export function isAuditedRequest(request: object): boolean {
+  return audited.has(request);
+}

@@ -1,0 +1,87 @@
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { isResourceId } from '@kc/common';
+import { patientsIn } from './access-audit-event';
+import type { DescribeAccess } from './patient-access.decorator';
+
+/** What each audited route's access is about (its @AuditsPatientAccess): the patients by request and answer. */
+
+/** GET /patients/:id/timeline: that patient's record. */
+export const timelineAccess: DescribeAccess = (request) => ({
+  interaction: 'read',
+  patients: patientRefs([String(request.params.id)]),
+});
+
+/**
+ * GET /worklist and /worklist/view when looking for one patient (`patient`) or by name (`name`): the patients whose
+ * Tasks were shown. The clinic's whole work queue (no patient or name) is not audited: every clinician opens it all
+ * day, and it shows no more than the task list (see README, "Access audit").
+ */
+export const worklistAccess: DescribeAccess = (request, answer) => {
+  const { patient, name } = request.query;
+  if (patient === undefined && name === undefined) return undefined;
+  const items = (answer as { items?: { patient?: string }[] } | undefined)?.items ?? [];
+  return {
+    interaction: 'search',
+    patients: unique([...patientRefs([patient]), ...patientRefs(items.map((i) => i.patient))]),
+  };
+};
+
+/** GET /fhir/:type (EHR read API): the patients the search named and those whose resources it returned. */
+export const ehrSearchAccess: DescribeAccess = (request, answer) => {
+  const { patient, subject, for: forPatient } = request.query;
+  const returned = ((answer as Bundle | undefined)?.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
+  return {
+    interaction: 'search',
+    patients: unique([...patientRefs([patient, subject, forPatient]), ...patientsIn(returned)]),
+  };
+};
+
+/** GET /fhir/:type/:id: the resource and its patient. */
+export const ehrReadAccess: DescribeAccess = (request, answer) => {
+  const { type, id } = request.params;
+  return {
+    interaction: 'read',
+    resource: isResourceId(String(id)) ? `${String(type)}/${String(id)}` : undefined,
+    patients: answer ? patientsIn([answer as Resource]) : [],
+  };
+};
+
+/** PlanDefinition/$apply: the subject's data was read (and, persisted, a plan written for them). */
+export const applyAccess: DescribeAccess = (request, answer) => {
+  const body = request.body as {
+    parameter?: { name?: string; valueString?: string; valueReference?: { reference?: string } }[];
+  };
+  const subject = body?.parameter?.find((p) => p.name === 'subject');
+  return {
+    interaction: 'operation',
+    patients: unique([
+      ...patientRefs([subject?.valueReference?.reference ?? subject?.valueString, request.query.subject]),
+      ...(answer && (answer as Resource).resourceType === 'CarePlan' ? patientsIn([answer as Resource]) : []),
+    ]),
+  };
+};
+
+/** A CDS Hooks call: its context patient, for the EHR user the cards are shown to. */
+export const cdsHookAccess: DescribeAccess = (request) => {
+  const context = (request.body as { context?: { patientId?: unknown; userId?: unknown } } | undefined)?.context;
+  const userId = typeof context?.userId === 'string' && /^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(context.userId);
+  return {
+    interaction: 'operation',
+    patients: patientRefs([context?.patientId]),
+    onBehalfOf: userId ? (context.userId as string) : undefined,
+    client: (request as { cdsClient?: { issuer?: string } }).cdsClient?.issuer,
+  };
+};
+
+/** `Patient/<id>` for each value that is a Patient id or reference, else nothing (a malformed one names nobody). */
+function patientRefs(values: unknown[]): string[] {
+  return values.flatMap((value) => {
+    if (typeof value !== 'string') return [];
+    const id = value.startsWith('Patient/') ? value.slice('Patient/'.length) : value;
+    return isResourceId(id) ? [`Patient/${id}`] : [];
+  });
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values)];
+}
