@@ -4,10 +4,12 @@ import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { businessStatus } from '@kc/task-states';
 import { uuidFromKey } from '@kc/protocols';
+import { AuditTrail } from '../apps/api/src/audit/audit-trail';
 import { FhirClient } from '@kc/fhir';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type {
+  AuditEvent,
   Bundle,
   DetectedIssue,
   Medication,
@@ -261,6 +263,22 @@ describe('CDS Hooks services', () => {
     expect(cards[2].uuid).toBe(uuidFromKey(`cds:task:${due.resource.id}:due`));
     expect(cards[2].links?.[0]).toMatchObject({ type: 'absolute', url: `${service.url}/ui` });
     expect(JSON.stringify(cards)).not.toContain('psychosis');
+  });
+
+  it('a patient-view call leaves an AuditEvent: the CDS client, for the EHR user, about the context patient', async () => {
+    const patientId = await newPatient();
+    await callHook('ketamine-follow-ups', patientView(patientId));
+    await service.app.get(AuditTrail).settled();
+    const [event] = await service.fhir.searchAll<AuditEvent>('AuditEvent', { entity: `Patient/${patientId}` });
+    expect(event).toMatchObject({
+      action: 'E',
+      outcome: '0',
+      subtype: [{ code: 'operation' }],
+      agent: [
+        { who: { identifier: { value: SECRET_ISSUER } }, altId: SECRET_ISSUER, requestor: true },
+        { who: { reference: 'Practitioner/dr-test' }, requestor: false },
+      ],
+    });
   });
 
   it('patient-view honours prefetch: the cards come from what the client sent, not from the server', async () => {

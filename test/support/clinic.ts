@@ -8,6 +8,7 @@ import { FollowUpProcessor } from '../../apps/worker/src/followups/follow-up.pro
 import { MaintenanceProcessor } from '../../apps/worker/src/maintenance/maintenance.processor';
 import { BoosterOutcomesProcessor } from '../../apps/worker/src/outcomes/booster-outcomes.processor';
 import { ReminderProcessor } from '../../apps/worker/src/reminders/reminder.processor';
+import { AuditTrail } from '../../apps/api/src/audit/audit-trail';
 import type { TestService } from './test-service';
 
 /** Clinic-shaped steps for end-to-end tests: enrol a patient, record an infusion, wait for the worker. */
@@ -160,4 +161,18 @@ export async function waitFor<T>(
 
 export function actionOf(task: Task): string | undefined {
   return task.extension?.find((e) => e.url.endsWith('/protocol-action'))?.valueString;
+}
+
+/**
+ * FHIR requests the service has sent so far besides its access audit records (AuditTrail writes them in the
+ * background, batched across requests): what an operation itself costs, counted by `sent` (a proxy's or the
+ * client's count). Waits for the audit writes in flight, so both counts hold them.
+ */
+export async function requestsBesidesAudit(
+  service: TestService,
+  sent: () => number | Promise<number>,
+): Promise<number> {
+  const trail = service.app.get(AuditTrail);
+  await trail.settled();
+  return (await sent()) - trail.requests;
 }

@@ -26,11 +26,21 @@ export class AccessAuditInterceptor implements NestInterceptor {
     const response = context.switchToHttp().getResponse<Response>();
     let answer: unknown;
     audited.add(request);
-    response.once('close', () => this.record(describe, request, answer, response.statusCode));
+    // Once the status is sent ('finish'), or the connection ended without it ('close'): whichever comes first.
+    let done = false;
+    const record = () => {
+      if (done) return;
+      done = true;
+      this.record(describe, request, answer, response.statusCode);
+    };
+    response.once('finish', record).once('close', record);
     return next.handle().pipe(tap((value) => (answer = value)));
   }
 
   private record(describe: DescribeAccess, request: AuthenticatedRequest, answer: unknown, status: number): void {
+    // A request refused for what it asked (400, 404, 409, ...) got no patient data: nothing to record. Refusals of
+    // who asked (401, 403) are.
+    if (status >= 400 && status < 500 && status !== 401 && status !== 403) return;
     const described = describe(request, answer);
     if (!described) return;
     const { client, ...access } = described;

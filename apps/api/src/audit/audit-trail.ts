@@ -24,6 +24,7 @@ export class AuditTrail implements OnApplicationShutdown {
   private writing?: Promise<void>;
   private retry?: NodeJS.Timeout;
   private readonly events: Counter<'result'>;
+  private sent = 0;
 
   constructor(
     private readonly fhir: FhirClient,
@@ -55,6 +56,11 @@ export class AuditTrail implements OnApplicationShutdown {
     this.write();
   }
 
+  /** Requests sent to the FHIR server so far (tests count an operation's own requests without these). */
+  get requests(): number {
+    return this.sent;
+  }
+
   /** Resolves once nothing is waiting or being written (tests; shutdown). */
   async settled(): Promise<void> {
     while (this.writing) await this.writing;
@@ -81,6 +87,7 @@ export class AuditTrail implements OnApplicationShutdown {
     while (this.pending.length) {
       const batch = this.pending.slice(0, MAX_BATCH);
       let answers: BundleEntry[];
+      this.sent++;
       try {
         answers =
           (
