@@ -121,6 +121,28 @@ describe('access audit (AuditEvent)', () => {
     expect(queryOf(applied[0])).toMatch(/^POST \/fhir\/PlanDefinition\/ketamine-low-dose-series\/\$apply$/);
   });
 
+  it('administrators read the audit trail through the API (AuditEvent?entity=Patient/x); nobody else does', async () => {
+    const patientId = enrolment.patient.split('/')[1];
+    await request(service.url).get(`/patients/${patientId}/timeline`).set(service.as('clinician')).expect(200);
+    await service.app.get(AuditTrail).settled();
+    const trail = await request(service.url)
+      .get('/fhir/AuditEvent')
+      .query({ entity: enrolment.patient, _count: 100 })
+      .set(service.as('admin'))
+      .expect(200);
+    const events = (trail.body as { entry: { resource: AuditEvent }[] }).entry.map((e) => e.resource);
+    expect(events.some((e) => e.action === 'R' && e.agent[0].who?.reference === 'Practitioner/dr-test')).toBe(true);
+    // Reading the trail about a patient is itself recorded as reading about that patient.
+    const mine = (await auditEvents()).filter((e) => queryOf(e)?.startsWith('GET /fhir/AuditEvent?'));
+    expect(mine.map((e) => [e.agent[0].altId, patientsOf(e)])).toContainEqual(['admin-test', [enrolment.patient]]);
+    for (const role of ['clinician', 'integration'] as const)
+      await request(service.url)
+        .get('/fhir/AuditEvent')
+        .query({ entity: enrolment.patient })
+        .set(service.as(role))
+        .expect(403);
+  });
+
   it('refused requests leave one AuditEvent each: no token (who unknown), and a token without the role', async () => {
     const patientId = enrolment.patient.split('/')[1];
     const [noToken] = await auditedBy(() => request(service.url).get(`/patients/${patientId}/timeline`).expect(401));

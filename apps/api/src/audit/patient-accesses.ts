@@ -28,11 +28,13 @@ export const worklistAccess: DescribeAccess = (request, answer) => {
 
 /** GET /fhir/:type (EHR read API): the patients the search named and those whose resources it returned. */
 export const ehrSearchAccess: DescribeAccess = (request, answer) => {
-  const { patient, subject, for: forPatient } = request.query;
+  const { patient, subject, for: forPatient, entity } = request.query;
+  // An administrator reading the audit trail of a patient (AuditEvent?entity=Patient/x) is reading about them too.
+  const about = typeof entity === 'string' && entity.startsWith('Patient/') ? entity : undefined;
   const returned = ((answer as Bundle | undefined)?.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
   return {
     interaction: 'search',
-    patients: unique([...patientRefs([patient, subject, forPatient]), ...patientsIn(returned)]),
+    patients: unique([...patientRefs([patient, subject, forPatient, about]), ...patientsIn(returned)]),
   };
 };
 

@@ -2,12 +2,12 @@ import { Controller, Get, Param, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Bundle, CapabilityStatement, Resource } from '@medplum/fhirtypes';
 import type { Request } from 'express';
-import { Public, Roles } from '@kc/auth';
-import { badRequest, isResourceId } from '@kc/common';
+import { Public, Roles, type AuthenticatedRequest } from '@kc/auth';
+import { badRequest, isResourceId, OutcomeException } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
 import { apiCapabilityStatement } from './api-capability-statement';
-import { onlyEntriesOf, readableType, readSearchParams } from './read-search-params';
+import { ADMIN_ONLY_TYPES, onlyEntriesOf, readableType, readSearchParams } from './read-search-params';
 import { AuditsPatientAccess } from '../audit/patient-access.decorator';
 import { ehrReadAccess, ehrSearchAccess } from '../audit/patient-accesses';
 
@@ -44,6 +44,7 @@ export class FhirReadController {
     @Req() req: Request,
   ): Promise<Bundle> {
     const resourceType = readableType(type);
+    onlyAdminsRead(resourceType, req);
     const params = readSearchParams(resourceType, query);
     // HAPI pages through the base URL (?_getpages=...), not the type.
     const bundle = onlyEntriesOf(
@@ -63,9 +64,16 @@ export class FhirReadController {
   @AuditsPatientAccess(ehrReadAccess)
   @Roles('integration', 'clinician')
   @ApiOperation({ summary: 'Read a CarePlan or Task' })
-  async read(@Param('type') type: string, @Param('id') id: string): Promise<Resource> {
+  async read(@Param('type') type: string, @Param('id') id: string, @Req() req: Request): Promise<Resource> {
     const resourceType = readableType(type);
+    onlyAdminsRead(resourceType, req);
     if (!isResourceId(id)) throw badRequest('Malformed resource id');
     return this.fhir.read(resourceType, id);
   }
+}
+
+/** The audit trail is the administrators' (403 for anyone else, itself recorded as a refused access). */
+function onlyAdminsRead(type: string, req: AuthenticatedRequest): void {
+  if (ADMIN_ONLY_TYPES.has(type) && !req.caller?.roles.includes('admin'))
+    throw new OutcomeException(403, 'forbidden', `${type} is for administrators only`);
 }

@@ -21,7 +21,11 @@ export const READABLE_TYPES = {
   MedicationRequest: ['patient', 'subject', 'status', 'intent', 'identifier', 'requester', '_id', '_lastUpdated'],
   // Contraindications found for a plan (implicated), and whether a clinician overrode them (mitigation).
   DetectedIssue: ['patient', 'implicated', 'code', 'identifier', '_id', '_lastUpdated'],
+  // The access audit trail (apps/api/src/audit): for administrators only (ADMIN_ONLY_TYPES).
+  AuditEvent: ['entity', 'agent', 'date', 'action', 'outcome', 'subtype', '_id', '_lastUpdated'],
 } as const;
+/** Types only the admin role reads: who saw which patient is not for every clinician or integration. */
+export const ADMIN_ONLY_TYPES: ReadonlySet<string> = new Set(['AuditEvent']);
 export type ReadableType = keyof typeof READABLE_TYPES;
 
 /** Paging parameters servers put in their next links (Medplum: _offset/_cursor, HAPI: _getpages). */
@@ -38,7 +42,17 @@ const VALUE = /^[A-Za-z0-9\-._:/|,$]{1,512}$/;
  * can carry here (Node's 16 KB header limit); at 512 an EHR's sync stopped with 400 after 13 ids.
  */
 const CURSOR = /^[A-Za-z0-9\-._:,]{1,16000}$/;
-const REFERENCE_PARAMS = new Set(['patient', 'subject', 'based-on', 'focus', 'owner', 'requester', 'implicated']);
+const REFERENCE_PARAMS = new Set([
+  'patient',
+  'subject',
+  'based-on',
+  'focus',
+  'owner',
+  'requester',
+  'implicated',
+  'entity',
+  'agent',
+]);
 const REFERENCE = new RegExp(`^([A-Z][A-Za-z]{1,40}/)?${RESOURCE_ID_PATTERN}$`);
 
 export function readableType(type: string): ReadableType {
