@@ -1,4 +1,4 @@
-import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Response } from 'express';
 import { randomUUID } from 'node:crypto';
@@ -6,6 +6,7 @@ import { tap, type Observable } from 'rxjs';
 import type { AuthenticatedRequest } from '@kc/auth';
 import { accessAuditEvent } from './access-audit-event';
 import { AuditTrail } from './audit-trail';
+import { requestAgent } from './request-agent';
 import { PATIENT_ACCESS_KEY, type DescribeAccess } from './patient-access.decorator';
 
 /**
@@ -14,6 +15,8 @@ import { PATIENT_ACCESS_KEY, type DescribeAccess } from './patient-access.decora
  */
 @Injectable()
 export class AccessAuditInterceptor implements NestInterceptor {
+  private readonly logger = new Logger(AccessAuditInterceptor.name);
+
   constructor(
     private readonly reflector: Reflector,
     private readonly trail: AuditTrail,
@@ -31,7 +34,16 @@ export class AccessAuditInterceptor implements NestInterceptor {
     const record = () => {
       if (done) return;
       done = true;
-      this.record(describe, request, answer, response.statusCode);
+      // Runs in a response event: a throw here would end the process, so a failure is logged (no request data).
+      try {
+        this.record(describe, request, answer, response.statusCode);
+      } catch (err) {
+        this.logger.error({
+          msg: 'access audit event not recorded',
+          route: context.getHandler().name,
+          err: String(err),
+        });
+      }
     };
     response.once('finish', record).once('close', record);
     return next.handle().pipe(tap((value) => (answer = value)));
@@ -44,13 +56,12 @@ export class AccessAuditInterceptor implements NestInterceptor {
     const described = describe(request, answer);
     if (!described) return;
     const { client, ...access } = described;
-    const { caller } = request;
     this.trail.record(
       accessAuditEvent({
         ...access,
         request: `${request.method} ${request.originalUrl}`,
         status,
-        agent: { id: caller?.id ?? client, fhirUser: caller?.fhirUser, display: caller?.display, address: request.ip },
+        agent: requestAgent(request, client),
         recorded: new Date(),
         id: randomUUID(),
       }),

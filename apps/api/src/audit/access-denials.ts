@@ -4,6 +4,7 @@ import type { AuthenticatedRequest } from '@kc/auth';
 import { accessAuditEvent } from './access-audit-event';
 import { isAuditedRequest } from './access-audit.interceptor';
 import { AuditTrail } from './audit-trail';
+import { requestAgent } from './request-agent';
 
 /**
  * Refused requests (401: no valid token; 403: a token without the role) leave an AuditEvent too: who tried (when
@@ -15,14 +16,13 @@ export class AccessDenials {
 
   record(request: AuthenticatedRequest, status: number): void {
     if ((status !== 401 && status !== 403) || isAuditedRequest(request)) return;
-    const { caller } = request;
     this.trail.record(
       accessAuditEvent({
         interaction: request.method === 'GET' ? 'read' : 'operation',
         request: `${request.method} ${request.originalUrl}`,
         patients: [],
         status,
-        agent: { id: caller?.id, fhirUser: caller?.fhirUser, display: caller?.display, address: request.ip },
+        agent: requestAgent(request),
         recorded: new Date(),
         id: randomUUID(),
       }),
