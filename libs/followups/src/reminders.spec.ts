@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
+import { PROTOCOL_ACTION_EXTENSION, PROTOCOL_WINDOW_EXTENSION, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { awaitingApproval, heldTask, ordersToHold, transition } from '@kc/task-states';
 import {
   deliveryDecision,
@@ -94,9 +94,24 @@ describe('shortNotice (fhir-profiles: the fasting instruction needs 6 hours)', (
         'of notice: confirm with the patient before the infusion.',
     );
     expect(shortNotice({ rule, task: session, now: at('2027-01-10T08:15:00.000Z') })).toMatch(/^Sent 45 min before/);
-    expect(shortNotice({ rule, task: session, now: at('2027-01-10T10:00:00.000Z') })).toMatch(
+    // After the window opened: only when a clinician booked the session to that slot. The protocol's own window
+    // (days wide, not yet booked) is not the session's time, and booking it reminds the patient again.
+    const booked = {
+      ...session,
+      extension: [
+        ...session.extension!,
+        {
+          url: PROTOCOL_WINDOW_EXTENSION,
+          valuePeriod: { start: '2027-01-08T00:00:00.000Z', end: '2027-01-21T00:00:00.000Z' },
+        },
+      ],
+    };
+    expect(shortNotice({ rule, task: booked, now: at('2027-01-10T10:00:00.000Z') })).toMatch(
       /^Sent after the window of “infusion-session” opened/,
     );
+    const unbooked = { ...booked, restriction: { period: booked.extension.at(-1)!.valuePeriod } };
+    expect(shortNotice({ rule, task: unbooked, now: at('2027-01-10T10:00:00.000Z') })).toBeUndefined();
+    expect(shortNotice({ rule, task: unbooked, now: at('2027-01-07T20:00:00.000Z') })).toMatch(/^Sent 4 h before/);
   });
 
   it('reminders whose instruction needs no notice (a ride home, no driving) never say so', () => {

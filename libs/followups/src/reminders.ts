@@ -18,6 +18,7 @@ import {
   flattenActions,
   isTriggeredBy,
   MINIMUM_NOTICE_EXTENSION,
+  protocolWindowOf,
   REMINDER_KEY_SYSTEM,
   SERVICE_CODE_SYSTEM,
   stripUndefined,
@@ -241,6 +242,9 @@ export function shortNotice(input: { rule?: ReminderRule; task?: Task; now: Date
   if (!needed || !start) return undefined;
   const given = Date.parse(start) - input.now.getTime();
   if (given >= addDuration(0, needed, 'ActivityDefinition.extension(minimum-notice)')) return undefined;
+  // A window already open that no clinician booked (still the protocol's, days wide): the session is not at its
+  // start, and booking it will remind the patient again for the slot (reminderChanges). Nothing to confirm yet.
+  if (given <= 0 && !isBooked(input.task!)) return undefined;
   const what = input.task?.description ?? 'the session';
   const opens = `${start.slice(0, 10)} ${start.slice(11, 16)} UTC`;
   const sent = given > 0 ? `${durationInWords(given)} before` : 'after';
@@ -248,6 +252,13 @@ export function shortNotice(input: { rule?: ReminderRule; task?: Task; now: Date
     `Sent ${sent} the window of “${what}” opened (${opens}); this instruction needs ${needed.value} ${needed.unit} ` +
     'of notice: confirm with the patient before the infusion.'
   );
+}
+
+/** Rescheduled to a slot: its window is no longer the one the protocol allows (protocol-window). */
+function isBooked(task: Task): boolean {
+  const allowed = protocolWindowOf(task);
+  const current = task.restriction?.period;
+  return Boolean(allowed && current && (allowed.start !== current.start || allowed.end !== current.end));
 }
 
 /** e.g. "2 h 40 min", "45 min": how long, as a clinician says it. */
