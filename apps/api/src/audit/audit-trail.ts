@@ -32,7 +32,7 @@ export class AuditTrail implements OnApplicationShutdown {
   ) {
     this.events = new Counter({
       name: 'kc_audit_events_total',
-      help: 'Access AuditEvents: written to the FHIR server, refused by it (invalid), or dropped (too many waiting)',
+      help: 'Access AuditEvents: written to the FHIR server, refused by it (invalid), dropped (too many waiting), or throttled (unauthenticated refusals past their budget)',
       labelNames: ['result'],
       registers: [registry],
     });
@@ -54,6 +54,11 @@ export class AuditTrail implements OnApplicationShutdown {
     }
     this.pending.push(event);
     this.write();
+  }
+
+  /** An AuditEvent not recorded on purpose (AccessDenials' budget for unauthenticated refusals): counted only. */
+  countThrottled(): void {
+    this.events.inc({ result: 'throttled' });
   }
 
   /** Requests sent to the FHIR server so far (tests count an operation's own requests without these). */
