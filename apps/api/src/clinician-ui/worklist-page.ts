@@ -409,7 +409,8 @@ function row(item) {
   else {
     const list = el('ul', undefined, 'plain');
     for (const issue of issues) {
-      const li = el('li', issue.text + ' (' + issue.state + ')', 'ci-' + issue.state);
+      // "Pregnancy on record (...): unresolved", not "...). (unresolved)": the text may end a sentence.
+      const li = el('li', issue.text.replace(/\\.$/, '') + ': ' + issue.state, 'ci-' + issue.state);
       if (issue.evidence && issue.evidence.length) li.title = issue.evidence.join('; ');
       if (issue.holds && issue.holds.length) li.append(el('div', 'Holds ' + issue.holds.length + ' approved order(s)', 'badge blocked'));
       if (issue.state === 'unresolved')
@@ -430,7 +431,8 @@ function row(item) {
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
   if (view.blocked) task.append(el('div', 'Cannot be approved: ' + view.blocked, 'badge blocked'));
-  if (held) task.append(el('div', 'Approved, now on hold: ' + item.onHold, 'badge blocked on-hold'));
+  // The hold's reason starts "Held: ..." (as an EHR reads it on the order); the badge already says so.
+  if (held) task.append(el('div', 'Approved, now on hold: ' + item.onHold.replace(/^Held: /, ''), 'badge blocked on-hold'));
   else if (contraindicated && !view.blocked) task.append(el('div', 'Cannot be approved until its contraindication is overridden', 'badge blocked'));
 
   tr.append(select, who, protocol, task, due, ci, scores, actions);
@@ -608,8 +610,8 @@ async function showPatient(reference) {
     $('#patient-summary').textContent = summary ? summary[0].toUpperCase() + summary.slice(1) : 'No birth date or gender on record';
     $('#patient-summary').title = reference;
     $('#careplans').replaceChildren(...timeline.carePlans.map((c) => {
-      const li = el('li', (c.title || 'Care plan') + ': ' + c.status);
-      li.title = 'CarePlan/' + c.id;
+      const li = el('li', (c.title || 'Care plan') + ': ' + (PLAN_STATUS[c.status] || c.status));
+      li.title = 'CarePlan/' + c.id + ' (status ' + c.status + ')';
       return li;
     }));
     $('#patient-scores').textContent = scoresText(timeline.scores) || 'None recorded';
@@ -644,6 +646,16 @@ $('#filters').addEventListener('submit', (event) => { event.preventDefault(); lo
 $('#more').addEventListener('click', () => load(true));
 $('#sign-in').addEventListener('click', () => signIn().catch((error) => say(error.message, 'error')));
 $('#sign-out').addEventListener('click', signOut);
+
+// A care plan's FHIR status as a clinician says it (the code stays in the title for integrators).
+const PLAN_STATUS = {
+  draft: 'draft, not yet activated',
+  active: 'active',
+  'on-hold': 'on hold',
+  revoked: 'stopped',
+  completed: 'completed',
+  'entered-in-error': 'entered in error',
+};
 
 async function start() {
   settings = await getJson('/ui/config');
