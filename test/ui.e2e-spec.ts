@@ -318,6 +318,35 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('the worklist warns before approval when the fasting reminder would reach the patient late', async () => {
+    const p = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Tess',
+      family: 'Latewindow',
+      birthDate: '1991-07-07',
+    });
+    // The next session's window (2-4 days after the infusion) opens in 2.5 hours.
+    const procedure = await completeInfusion(
+      service,
+      p,
+      new Date(Date.now() - 2 * 86_400_000 + 2.5 * 3600_000).toISOString(),
+    );
+    await service.app.get(FollowUpService).handle(procedure);
+    const next = (await followUpTasks(service, procedure)).find((t) => t.description === 'Next induction session')!;
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Latewindow');
+    await page.click('#filters button[type=submit]');
+    await page.waitForSelector(`tr[data-task-id="${next.id}"]`);
+    const row = page.locator(`tr[data-task-id="${next.id}"]`);
+    expect(await row.locator('.badge.notice').textContent()).toMatch(
+      /^Approving now sends “Reminder: nothing to eat or drink for 6 hours before” 2 h \d+ min before the window opens; it needs 6 hours of notice\.$/,
+    );
+    // Still approvable: the clinician decides, knowing.
+    expect(await row.locator('button:has-text("Approve")').count()).toBe(1);
+    await screenshot(page, 'worklist-reminder-notice');
+    await page.close();
+  }, 60_000);
+
   it('the patient view flags a fasting reminder that went out with less notice than it needs', async () => {
     // Enrolled yesterday, first session booked 2.5 hours from now: its fasting reminder (18 h ahead) is already due.
     const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);

@@ -119,6 +119,32 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
     }
   });
 
+  it('warns before approval when a reminder would reach the patient with less notice than it needs', async () => {
+    const ana = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Ana',
+      family: 'Soon',
+      birthDate: '1985-03-03',
+    });
+    // An infusion that ended 2 days less 2.5 hours ago: the next session's window (2-4 days after) opens in 2.5 hours,
+    // so approving it now sends the fasting reminder (18 h before, 6 h needed) at once, with 2.5 hours' notice.
+    const end = new Date(Date.now() - 2 * 86_400_000 + 2.5 * 3600_000);
+    const procedure = await completeInfusion(service, ana, end.toISOString());
+    await service.app.get(FollowUpService).handle(procedure);
+    const items = (
+      await request(service.url)
+        .get('/worklist/view')
+        .query({ patient: ana.patientId })
+        .set(service.as('clinician'))
+        .expect(200)
+    ).body.items as (ViewItem & { action?: string; view: { reminderNotice?: string } })[];
+    const next = items.find((i) => i.action === 'next-induction-session')!;
+    expect(next.view.reminderNotice).toMatch(
+      /^Approving now sends “Reminder: nothing to eat or drink for 6 hours before” 2 h (2\d|30) min before the window opens; it needs 6 hours of notice\.$/,
+    );
+    // The post-infusion check's reminder needs no notice; the first session's window is weeks away.
+    expect(items.filter((i) => i.view.reminderNotice).map((i) => i.action)).toEqual(['next-induction-session']);
+  });
+
   it('says why a Task of a stopped or paused plan cannot be approved; others say nothing', async () => {
     const stopped = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Nora',

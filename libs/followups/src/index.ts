@@ -4,5 +4,6 @@ export * from './infusion-history';
 export * from './care-plan-state';
 export * from './superseded';
 export * from './reminders';
+export * from './reminder-notice';
 export * from './booster-timing';
 export * from './stopped-plans';

@@ -9,9 +9,9 @@ import {
   reminderRuleOf,
   reminderRulesFor,
   remindersEndedBy,
-  shortNotice,
   type PlannedReminder,
 } from './reminders';
+import { noticeIfApprovedNow, shortNotice } from './reminder-notice';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
 const lowDose = catalog.findPlanDefinition('ketamine-low-dose-series')!;
@@ -117,6 +117,32 @@ describe('shortNotice (fhir-profiles: the fasting instruction needs 6 hours)', (
   it('reminders whose instruction needs no notice (a ride home, no driving) never say so', () => {
     for (const kind of ['reminder-ride-home', 'reminder-no-driving'])
       expect(shortNotice({ rule: ruleFor(kind), task: session, now: at('2027-01-10T08:59:00.000Z') })).toBeUndefined();
+  });
+});
+
+describe('noticeIfApprovedNow (the worklist warns before a clinician approves)', () => {
+  const rules = reminderRulesFor(lowDose, 'infusion-session', (c) => catalog.activityDefinition(c));
+  // Awaiting approval, its window the protocol's (not booked): 2027-01-10 09:00 to 12:00.
+  const awaiting: Task = {
+    ...approvedTask('infusion-session', '2027-01-10T09:00:00.000Z', '2027-01-10T12:00:00.000Z'),
+    ...awaitingApproval(),
+  };
+  const at = (iso: string) => new Date(iso);
+
+  it('nothing while every reminder would still go out with the notice it needs', () => {
+    // The fasting reminder's time (18 h before) has passed, but sent now it still gives 7 h.
+    expect(noticeIfApprovedNow({ rules, task: awaiting, now: at('2027-01-10T02:00:00.000Z') })).toBeUndefined();
+  });
+
+  it('says which reminder would go out short, and by how much', () => {
+    expect(noticeIfApprovedNow({ rules, task: awaiting, now: at('2027-01-10T05:30:00.000Z') })).toBe(
+      'Approving now sends “Reminder: nothing to eat or drink for 6 hours before” 3 h 30 min before the window opens; ' +
+        'it needs 6 hours of notice.',
+    );
+  });
+
+  it('a window already open and not booked: no warning (booking it reminds the patient again)', () => {
+    expect(noticeIfApprovedNow({ rules, task: awaiting, now: at('2027-01-10T10:00:00.000Z') })).toBeUndefined();
   });
 });
 

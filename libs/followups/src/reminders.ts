@@ -13,12 +13,9 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import {
-  addDuration,
   dueWindow,
   flattenActions,
   isTriggeredBy,
-  MINIMUM_NOTICE_EXTENSION,
-  protocolWindowOf,
   REMINDER_KEY_SYSTEM,
   SERVICE_CODE_SYSTEM,
   stripUndefined,
@@ -227,46 +224,6 @@ export function deliveryDecision(input: {
 export function reminderRuleOf(request: CommunicationRequest, rules: ReminderRule[]): ReminderRule | undefined {
   const actionId = actionOfKey(keyOf(request));
   return rules.find((rule) => rule.action.id === actionId);
-}
-
-/**
- * Why a reminder going out now gives the patient less notice than its instruction needs (its ActivityDefinition's
- * minimum-notice: fasting for 6 hours needs 6 hours before the session), for the clinic to confirm with the patient
- * before the session; undefined when the notice is enough or the instruction needs none. Measured to the start of
- * the Task's window as it is now (the booked slot, once a clinician rescheduled the session to it). Such a reminder
- * is still sent: late is better than never for the patient, and the clinic is told.
- */
-export function shortNotice(input: { rule?: ReminderRule; task?: Task; now: Date }): string | undefined {
-  const needed = input.rule?.activity.extension?.find((e) => e.url === MINIMUM_NOTICE_EXTENSION)?.valueDuration;
-  const start = input.task?.restriction?.period?.start;
-  if (!needed || !start) return undefined;
-  const given = Date.parse(start) - input.now.getTime();
-  if (given >= addDuration(0, needed, 'ActivityDefinition.extension(minimum-notice)')) return undefined;
-  // A window already open that no clinician booked (still the protocol's, days wide): the session is not at its
-  // start, and booking it will remind the patient again for the slot (reminderChanges). Nothing to confirm yet.
-  if (given <= 0 && !isBooked(input.task!)) return undefined;
-  const what = input.task?.description ?? 'the session';
-  const opens = `${start.slice(0, 10)} ${start.slice(11, 16)} UTC`;
-  const sent = given > 0 ? `${durationInWords(given)} before` : 'after';
-  return (
-    `Sent ${sent} the window of “${what}” opened (${opens}); this instruction needs ${needed.value} ${needed.unit} ` +
-    'of notice: confirm with the patient before the infusion.'
-  );
-}
-
-/** Rescheduled to a slot: its window is no longer the one the protocol allows (protocol-window). */
-function isBooked(task: Task): boolean {
-  const allowed = protocolWindowOf(task);
-  const current = task.restriction?.period;
-  return Boolean(allowed && current && (allowed.start !== current.start || allowed.end !== current.end));
-}
-
-/** e.g. "2 h 40 min", "45 min": how long, as a clinician says it. */
-function durationInWords(ms: number): string {
-  const minutes = Math.floor(ms / 60_000);
-  const hours = Math.floor(minutes / 60);
-  if (!hours) return `${minutes} min`;
-  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
 }
 
 export function aboutTask(request: CommunicationRequest): string | undefined {

@@ -1,5 +1,5 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
-import { protocolPhaseOf, protocolWindowOf } from '@kc/protocols';
+import { protocolActionOf, protocolPhaseOf, protocolWindowOf } from '@kc/protocols';
 import { isTaskHeldForContraindication, stateOf } from '@kc/task-states';
 
 /** What the worklist shows of a Task awaiting approval (overdue is computed when read: windows end as time passes). */
@@ -10,6 +10,8 @@ export interface WorklistEntry {
   carePlan?: string;
   protocol?: string;
   kind?: string;
+  /** The protocol action it came from (protocol-action extension): which reminders approving it writes. */
+  action?: string;
   /** The treatment phase the Task belongs to (induction, maintenance), when it records one. */
   phase?: string;
   description?: string;
@@ -52,6 +54,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     carePlan: carePlan ? `CarePlan/${carePlan}` : undefined,
     protocol,
     kind: task.code?.coding?.[0]?.code,
+    action: protocolActionOf(task),
     phase: protocolPhaseOf(task),
     description: task.description,
     reason: task.reasonCode?.text,

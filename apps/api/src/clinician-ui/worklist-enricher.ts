@@ -1,8 +1,24 @@
 import { Injectable } from '@nestjs/common';
-import type { CarePlan, CodeableConcept, DetectedIssue, HumanName, Observation, Patient } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  CodeableConcept,
+  DetectedIssue,
+  HumanName,
+  Observation,
+  Patient,
+  Task,
+} from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
-import { carePlanHoldsCare, observedAt, outcomeScores, scoreCodes, scoreValue } from '@kc/followups';
-import { ProtocolCatalog, contraindicationState } from '@kc/protocols';
+import {
+  carePlanHoldsCare,
+  noticeIfApprovedNow,
+  observedAt,
+  outcomeScores,
+  reminderRulesFor,
+  scoreCodes,
+  scoreValue,
+} from '@kc/followups';
+import { PROTOCOL_WINDOW_EXTENSION, ProtocolCatalog, contraindicationState } from '@kc/protocols';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
 export interface WorklistItemLike {
@@ -11,8 +27,12 @@ export interface WorklistItemLike {
   carePlan?: string;
   protocol?: string;
   kind?: string;
+  action?: string;
   phase?: string;
   description?: string;
+  due?: { start?: string; end?: string };
+  allowedWindow?: { start?: string; end?: string };
+  onHold?: string;
 }
 
 export interface PatientSummary {
@@ -52,6 +72,8 @@ export interface ItemView {
   scores: ScoreView[];
   /** Why the Task cannot be approved whatever its contraindications: its plan was stopped or paused (an EHR did). */
   blocked?: string;
+  /** A reminder approving it now would send with less notice than it needs (the fasting one, near the window). */
+  reminderNotice?: string;
 }
 
 const KIND_LABELS: Record<string, string> = {
@@ -106,8 +128,26 @@ export class WorklistEnricher {
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
         ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
+        ...this.reminderNotice(item, now),
       },
     }));
+  }
+
+  /** Awaiting approval (not held: approved already), with reminders that approving now would send short. */
+  private reminderNotice(item: WorklistItemLike, now: Date): Pick<ItemView, 'reminderNotice'> {
+    const plan = item.protocol ? this.catalog.findPlanDefinition(item.protocol.split('|')[0]) : undefined;
+    if (!plan || !item.action || !item.due?.start || item.onHold) return {};
+    const rules = reminderRulesFor(plan, item.action, (c) => this.catalog.activityDefinition(c));
+    const task: Task = {
+      resourceType: 'Task',
+      status: 'draft',
+      intent: 'plan',
+      description: item.description,
+      restriction: { period: item.due },
+      extension: item.allowedWindow ? [{ url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: item.allowedWindow }] : [],
+    };
+    const notice = noticeIfApprovedNow({ rules, task, now });
+    return notice ? { reminderNotice: notice } : {};
   }
 
   /**

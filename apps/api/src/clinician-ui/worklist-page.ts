@@ -27,6 +27,7 @@ export const WORKLIST_PAGE = `<!doctype html>
   .badge { display: inline-block; padding: 0 .4rem; border-radius: .6rem; font-size: .8rem; background: #e8edf4; }
   .badge.overdue { background: #a4262c; color: #fff; }
   .badge.blocked { background: #fde7e9; color: #a4262c; }
+  .badge.notice { background: #fff4ce; color: #5c4400; }
   .badge.maintenance { background: #dbe9f8; }
   .badge.induction { background: #e4f3e6; }
   .ci-unresolved { color: #a4262c; font-weight: 600; }
@@ -431,6 +432,8 @@ function row(item) {
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
   if (view.blocked) task.append(el('div', 'Cannot be approved: ' + view.blocked, 'badge blocked'));
+  // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
+  if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
   // The hold's reason starts "Held: ..." (as an EHR reads it on the order); the badge already says so.
   if (held) task.append(el('div', 'Approved, now on hold: ' + item.onHold.replace(/^Held: /, ''), 'badge blocked on-hold'));
   else if (contraindicated && !view.blocked) task.append(el('div', 'Cannot be approved until its contraindication is overridden', 'badge blocked'));
