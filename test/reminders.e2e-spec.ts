@@ -366,6 +366,36 @@ describe('patient reminders', () => {
     ]);
   });
 
+  it('previews a reschedule: dates that would send the fasting reminder too late are named before anything is written', async () => {
+    const p = await enrolledPatient('pia@example.test');
+    const preview = (start: string, end: string) =>
+      request(service.url).get(`/tasks/${p.session.id}/reminder-notice`).query({ start, end }).set(clinician());
+    // Its own window, weeks ahead: every reminder gives its notice.
+    expect((await preview('2027-01-02T00:00:00Z', '2027-01-15T00:00:00Z').expect(200)).body).toEqual({});
+    // Booked for today, whose day began hours ago: the fasting reminder would go out after the session's window opened.
+    const today = new Date().toISOString().slice(0, 10);
+    expect((await preview(`${today}T00:00:00Z`, `${today}T23:59:59Z`).expect(200)).body).toEqual({
+      notice:
+        'Rescheduling to these dates sends “Reminder: nothing to eat or drink for 6 hours before” after the window ' +
+        'opened; it needs 6 hours of notice.',
+    });
+    // A preview writes nothing.
+    expect(await remindersOf(p.session)).toEqual([]);
+    expect((await service.fhir.read<Task>('Task', p.session.id!)).meta?.versionId).toBe(p.session.meta?.versionId);
+    await preview('tomorrow', '2027-01-15T00:00:00Z').expect(400);
+    await preview('2027-01-15T00:00:00Z', '2027-01-02T00:00:00Z').expect(400);
+    await request(service.url)
+      .get('/tasks/no-such-task/reminder-notice')
+      .query({ start: '2027-01-02T00:00:00Z', end: '2027-01-03T00:00:00Z' })
+      .set(clinician())
+      .expect(404);
+    await request(service.url)
+      .get(`/tasks/${p.session.id}/reminder-notice`)
+      .query({ start: '2027-01-02T00:00:00Z', end: '2027-01-03T00:00:00Z' })
+      .set(service.as('integration'))
+      .expect(403);
+  });
+
   it('two deliveries of the same reminder at once record one Communication', async () => {
     const p = await enrolledPatient('eve@example.test');
     await approveSession(p.session);

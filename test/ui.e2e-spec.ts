@@ -344,6 +344,19 @@ describe('clinician page in a real browser', () => {
     // Still approvable: the clinician decides, knowing.
     expect(await row.locator('button:has-text("Approve")').count()).toBe(1);
     await screenshot(page, 'worklist-reminder-notice');
+    // Rescheduling: the dialog says the same for the dates shown, and nothing once the dates give the notice.
+    await row.locator('button:has-text("Reschedule")').click();
+    await page.waitForSelector('#reschedule-dialog[open]');
+    await page.waitForSelector('#reschedule-notice:not([hidden])');
+    expect(await page.textContent('#reschedule-notice')).toMatch(
+      /^Rescheduling to these dates sends “Reminder: nothing to eat or drink for 6 hours before” 2 h \d+ min before the window opens; it needs 6 hours of notice\.$/,
+    );
+    await screenshot(page, 'reschedule-notice');
+    const later = new Date(Date.parse(next.restriction!.period!.start!) + 2 * 86_400_000).toISOString().slice(0, 10);
+    await page.fill('#rs-start', later);
+    await page.dispatchEvent('#rs-start', 'change');
+    await page.waitForSelector('#reschedule-notice', { state: 'hidden' });
+    await page.click('#reschedule-cancel');
     await page.close();
   }, 60_000);
 

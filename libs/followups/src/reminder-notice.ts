@@ -34,7 +34,13 @@ export function shortNotice(input: { rule?: ReminderRule; task?: Task; now: Date
  * What approving a Task now would do to its reminders' notice: each reminder goes out at its time, or at once when
  * that time has passed. Undefined when every reminder would give the notice it needs.
  */
-export function noticeIfApprovedNow(input: { rules: ReminderRule[]; task: Task; now: Date }): string | undefined {
+export function noticeIfApprovedNow(input: {
+  rules: ReminderRule[];
+  task: Task;
+  now: Date;
+  /** The decision, as the sentence starts: "Approving now" (default), "Rescheduling to these dates". */
+  as?: string;
+}): string | undefined {
   const window = input.task.restriction?.period;
   if (!window?.start) return undefined;
   const warnings = input.rules.flatMap((rule) => {
@@ -45,7 +51,8 @@ export function noticeIfApprovedNow(input: { rules: ReminderRule[]; task: Task; 
     const when =
       short.given > 0 ? `${durationInWords(short.given)} before the window opens` : 'after the window opened';
     const name = rule.activity.title ?? rule.action.title ?? 'a reminder';
-    return [`Approving now sends “${name}” ${when}; it needs ${short.needed.value} ${short.needed.unit} of notice.`];
+    const decision = input.as ?? 'Approving now';
+    return [`${decision} sends “${name}” ${when}; it needs ${short.needed.value} ${short.needed.unit} of notice.`];
   });
   return warnings.length ? warnings.join(' ') : undefined;
 }

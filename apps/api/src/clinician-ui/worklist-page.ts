@@ -132,6 +132,7 @@ export const WORKLIST_PAGE = `<!doctype html>
     <input id="rs-start" type="date" required aria-describedby="reschedule-range">
     <label for="rs-end">New window ends (UTC date)</label>
     <input id="rs-end" type="date" required aria-describedby="reschedule-range">
+    <p id="reschedule-notice" class="badge notice" aria-live="polite" hidden></p>
     <p id="reschedule-error" class="overdue" role="alert"></p>
     <button type="submit" value="confirm" id="reschedule-confirm">Reschedule</button>
     <button type="button" id="reschedule-cancel">Cancel</button>
@@ -557,9 +558,41 @@ function askReschedule(item) {
   $('#rs-start').value = day(item.due && item.due.start) || day(allowed.start);
   $('#rs-end').value = day(item.due && item.due.end) || day(allowed.end);
   $('#reschedule-error').textContent = '';
+  $('#reschedule-notice').hidden = true;
   $('#reschedule-dialog').showModal();
   $('#rs-start').focus();
+  void previewReschedule();
 }
+
+// The window the dialog's dates stand for: whole UTC days, clipped to the protocol window at its edges.
+function chosenWindow(item) {
+  const allowed = item.allowedWindow;
+  const start = $('#rs-start').value;
+  const end = $('#rs-end').value;
+  if (!start || !end || start > end) return null;
+  const from = start === day(allowed.start) ? allowed.start : start + 'T00:00:00.000Z';
+  const to = end === day(allowed.end) ? allowed.end : end + 'T23:59:59.000Z';
+  return { start: new Date(from).toISOString(), end: new Date(to).toISOString() };
+}
+
+// Whether the chosen dates would send a reminder too late (the fasting one, for a session within hours): the
+// server's preview, shown in the dialog as the dates change. A failed preview shows nothing: the reschedule still works.
+async function previewReschedule() {
+  const item = rescheduling;
+  const chosen = item && chosenWindow(item);
+  const notice = $('#reschedule-notice');
+  if (!chosen) { notice.hidden = true; return; }
+  try {
+    const answer = await api('/tasks/' + encodeURIComponent(item.id) + '/reminder-notice?' + new URLSearchParams(chosen));
+    if (rescheduling !== item) return;
+    notice.textContent = answer.notice || '';
+    notice.hidden = !answer.notice;
+  } catch (e) {
+    notice.hidden = true;
+  }
+}
+$('#rs-start').addEventListener('change', () => void previewReschedule());
+$('#rs-end').addEventListener('change', () => void previewReschedule());
 $('#reschedule-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const item = rescheduling;
@@ -573,11 +606,8 @@ $('#reschedule-form').addEventListener('submit', async (event) => {
     (bad[0] || start).focus();
     return;
   }
-  // A whole UTC day, clipped to the protocol window at its edges.
-  const from = start.value === day(allowed.start) ? allowed.start : start.value + 'T00:00:00.000Z';
-  const to = end.value === day(allowed.end) ? allowed.end : end.value + 'T23:59:59.000Z';
   $('#reschedule-dialog').close();
-  await decide(item, 'reschedule', { start: new Date(from).toISOString(), end: new Date(to).toISOString() });
+  await decide(item, 'reschedule', chosenWindow(item));
 });
 $('#reschedule-cancel').addEventListener('click', () => $('#reschedule-dialog').close());
 

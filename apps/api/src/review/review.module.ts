@@ -5,6 +5,7 @@ import { ContraindicationGuard } from './contraindication-guard';
 import { ContraindicationOverrideController } from './contraindication-override.controller';
 import { ContraindicationOverrideService } from './contraindication-override.service';
 import { CurrentContraindications } from './current-contraindications';
+import { ReminderNoticeController } from './reminder-notice.controller';
 import { TaskDecisionService } from './task-decision.service';
 import { TaskDecisionsController } from './task-decisions.controller';
 import { TaskReminders } from './task-reminders';
@@ -19,6 +20,7 @@ import { WorklistService } from './worklist.service';
     TaskDecisionsController,
     CarePlanActivationController,
     ContraindicationOverrideController,
+    ReminderNoticeController,
   ],
   providers: [
     DecisionWriter,

@@ -4,6 +4,7 @@ import { FhirClient, updateEntry } from '@kc/fhir';
 import {
   aboutTask,
   isReminder,
+  noticeIfApprovedNow,
   sendTimeOf,
   plannedReminders,
   reminderChanges,
@@ -83,6 +84,20 @@ export class TaskReminders {
     return context.existing
       .filter((r) => r.status === 'active')
       .map((r) => updateOf(revokedReminder(r, `Session rejected: ${reason}`)));
+  }
+
+  /**
+   * What deciding on `task` now would do to its reminders' notice (`as` names the decision: "Approving now",
+   * "Rescheduling to these dates"), with `window` as its window if it is to move.
+   */
+  noticeOf(
+    task: Task,
+    carePlan: CarePlan | undefined,
+    as: string,
+    window = task.restriction?.period,
+  ): string | undefined {
+    const moved: Task = { ...task, restriction: { ...task.restriction, period: window } };
+    return noticeIfApprovedNow({ rules: this.rulesFor(task, carePlan), task: moved, now: new Date(), as });
   }
 
   private rulesFor(task: Task, carePlan: CarePlan | undefined): ReminderRule[] {
