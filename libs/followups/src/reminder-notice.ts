@@ -6,7 +6,7 @@ import type { ReminderRule } from './reminders';
  * Whether a reminder gives the patient the notice its instruction needs (its ActivityDefinition's minimum-notice:
  * fasting for 6 hours needs 6 hours before the session), measured to the start of the Task's window (the booked
  * slot, once a clinician rescheduled the session to it). Pure. A reminder short of it is still sent (late is better
- * than never for the patient), and the clinic is told: before approving (noticeIfApprovedNow, on the worklist) and
+ * than never for the patient), and the clinic is told: before approving (noticeIfDecidedNow, on the worklist) and
  * once it went out (shortNotice, on the Communication).
  */
 
@@ -34,7 +34,7 @@ export function shortNotice(input: { rule?: ReminderRule; task?: Task; now: Date
  * What approving a Task now would do to its reminders' notice: each reminder goes out at its time, or at once when
  * that time has passed. Undefined when every reminder would give the notice it needs.
  */
-export function noticeIfApprovedNow(input: {
+export function noticeIfDecidedNow(input: {
   rules: ReminderRule[];
   task: Task;
   now: Date;

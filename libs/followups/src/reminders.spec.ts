@@ -11,7 +11,7 @@ import {
   remindersEndedBy,
   type PlannedReminder,
 } from './reminders';
-import { noticeIfApprovedNow, shortNotice } from './reminder-notice';
+import { noticeIfDecidedNow, shortNotice } from './reminder-notice';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
 const lowDose = catalog.findPlanDefinition('ketamine-low-dose-series')!;
@@ -120,7 +120,7 @@ describe('shortNotice (fhir-profiles: the fasting instruction needs 6 hours)', (
   });
 });
 
-describe('noticeIfApprovedNow (the worklist warns before a clinician approves)', () => {
+describe('noticeIfDecidedNow (the worklist warns before a clinician approves)', () => {
   const rules = reminderRulesFor(lowDose, 'infusion-session', (c) => catalog.activityDefinition(c));
   // Awaiting approval, its window the protocol's (not booked): 2027-01-10 09:00 to 12:00.
   const awaiting: Task = {
@@ -131,18 +131,18 @@ describe('noticeIfApprovedNow (the worklist warns before a clinician approves)',
 
   it('nothing while every reminder would still go out with the notice it needs', () => {
     // The fasting reminder's time (18 h before) has passed, but sent now it still gives 7 h.
-    expect(noticeIfApprovedNow({ rules, task: awaiting, now: at('2027-01-10T02:00:00.000Z') })).toBeUndefined();
+    expect(noticeIfDecidedNow({ rules, task: awaiting, now: at('2027-01-10T02:00:00.000Z') })).toBeUndefined();
   });
 
   it('says which reminder would go out short, and by how much', () => {
-    expect(noticeIfApprovedNow({ rules, task: awaiting, now: at('2027-01-10T05:30:00.000Z') })).toBe(
+    expect(noticeIfDecidedNow({ rules, task: awaiting, now: at('2027-01-10T05:30:00.000Z') })).toBe(
       'Approving now sends “Reminder: nothing to eat or drink for 6 hours before” 3 h 30 min before the window opens; ' +
         'it needs 6 hours of notice.',
     );
   });
 
   it('a window already open and not booked: no warning (booking it reminds the patient again)', () => {
-    expect(noticeIfApprovedNow({ rules, task: awaiting, now: at('2027-01-10T10:00:00.000Z') })).toBeUndefined();
+    expect(noticeIfDecidedNow({ rules, task: awaiting, now: at('2027-01-10T10:00:00.000Z') })).toBeUndefined();
   });
 });
 

@@ -11,7 +11,7 @@ import type {
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
 import {
   carePlanHoldsCare,
-  noticeIfApprovedNow,
+  noticeIfDecidedNow,
   observedAt,
   outcomeScores,
   reminderRulesFor,
@@ -146,7 +146,7 @@ export class WorklistEnricher {
       restriction: { period: item.due },
       extension: item.allowedWindow ? [{ url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: item.allowedWindow }] : [],
     };
-    const notice = noticeIfApprovedNow({ rules, task, now });
+    const notice = noticeIfDecidedNow({ rules, task, now });
     return notice ? { reminderNotice: notice } : {};
   }
 

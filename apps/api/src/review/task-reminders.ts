@@ -4,7 +4,7 @@ import { FhirClient, updateEntry } from '@kc/fhir';
 import {
   aboutTask,
   isReminder,
-  noticeIfApprovedNow,
+  noticeIfDecidedNow,
   sendTimeOf,
   plannedReminders,
   reminderChanges,
@@ -97,7 +97,7 @@ export class TaskReminders {
     window = task.restriction?.period,
   ): string | undefined {
     const moved: Task = { ...task, restriction: { ...task.restriction, period: window } };
-    return noticeIfApprovedNow({ rules: this.rulesFor(task, carePlan), task: moved, now: new Date(), as });
+    return noticeIfDecidedNow({ rules: this.rulesFor(task, carePlan), task: moved, now: new Date(), as });
   }
 
   private rulesFor(task: Task, carePlan: CarePlan | undefined): ReminderRule[] {
