@@ -16,10 +16,12 @@ import {
   dueWindow,
   flattenActions,
   isTriggeredBy,
+  protocolActionOf,
   REMINDER_KEY_SYSTEM,
   SERVICE_CODE_SYSTEM,
   stripUndefined,
   TASK_APPROVED_TRIGGER,
+  type ProtocolCatalog,
 } from '@kc/protocols';
 import { isApproved, isOpen, isTaskHeldForContraindication } from '@kc/task-states';
 import { carePlanHoldsCare } from './care-plan-state';
@@ -59,6 +61,19 @@ export function reminderRulesFor(
       const activity = activityOf(action.definitionCanonical);
       return related && activity?.kind === 'CommunicationRequest' ? [{ action, related, activity }] : [];
     });
+}
+
+/**
+ * The reminder rules of a Task on its CarePlan: the plan's protocol (from the catalog) and the Task's protocol action.
+ * None when the plan follows no protocol the catalog knows.
+ */
+export function reminderRulesForTask(
+  task: Task,
+  carePlan: CarePlan | undefined,
+  catalog: Pick<ProtocolCatalog, 'planOf' | 'activityDefinition'>,
+): ReminderRule[] {
+  const plan = carePlan && catalog.planOf(carePlan);
+  return plan ? reminderRulesFor(plan, protocolActionOf(task), (c) => catalog.activityDefinition(c)) : [];
 }
 
 /**

@@ -8,11 +8,11 @@ import {
   sendTimeOf,
   plannedReminders,
   reminderChanges,
-  reminderRulesFor,
+  reminderRulesForTask,
   revokedReminder,
   type ReminderRule,
 } from '@kc/followups';
-import { ProtocolCatalog, protocolActionOf } from '@kc/protocols';
+import { ProtocolCatalog } from '@kc/protocols';
 import { ReminderQueue } from '@kc/queue';
 import { isApproved } from '@kc/task-states';
 import type { Consequence } from './task-review.service';
@@ -101,8 +101,7 @@ export class TaskReminders {
   }
 
   private rulesFor(task: Task, carePlan: CarePlan | undefined): ReminderRule[] {
-    const plan = carePlan && this.catalog.planOf(carePlan);
-    return plan ? reminderRulesFor(plan, protocolActionOf(task), (c) => this.catalog.activityDefinition(c)) : [];
+    return reminderRulesForTask(task, carePlan, this.catalog);
   }
 }
 

@@ -6,11 +6,10 @@ import {
   carePlanReferenceOf,
   deliveryDecision,
   reminderRuleOf,
-  reminderRulesFor,
+  reminderRulesForTask,
   revokedReminder,
   shortNotice,
   type DeliveryDecision,
-  type ReminderRule,
 } from '@kc/followups';
 import { contraindicationState, hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { ReminderQueue } from '@kc/queue';
@@ -56,7 +55,8 @@ export class ReminderDelivery {
       case 'revoke':
         return this.revoke(request, decision.why);
       case 'send': {
-        const late = shortNotice({ rule: this.ruleOf(request, task, carePlan), task, now });
+        const rule = task && reminderRuleOf(request, reminderRulesForTask(task, carePlan, this.catalog));
+        const late = shortNotice({ rule, task, now });
         return this.send({ ...request, id: request.id }, patient, late);
       }
     }
@@ -80,14 +80,6 @@ export class ReminderDelivery {
       shortNotice: !!late,
     });
     return { status: 'sent', channels, ...(late ? { why: late } : {}) };
-  }
-
-  /** The protocol rule the reminder was planned by (its minimum notice), from its Task's action and plan. */
-  private ruleOf(request: CommunicationRequest, task?: Task, carePlan?: CarePlan): ReminderRule | undefined {
-    const plan = carePlan && this.catalog.planOf(carePlan);
-    if (!plan || !task) return undefined;
-    const rules = reminderRulesFor(plan, protocolActionOf(task), (c) => this.catalog.activityDefinition(c));
-    return reminderRuleOf(request, rules);
   }
 
   private async revoke(request: CommunicationRequest, why: string): Promise<ReminderOutcome> {
