@@ -1,12 +1,11 @@
 import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Response } from 'express';
-import { randomUUID } from 'node:crypto';
 import { tap, type Observable } from 'rxjs';
 import type { AuthenticatedRequest } from '@kc/auth';
 import { accessAuditEvent } from './access-audit-event';
 import { AuditTrail } from './audit-trail';
-import { requestAgent } from './request-agent';
+import { accessOf } from './request-access';
 import { PATIENT_ACCESS_KEY, type DescribeAccess } from './patient-access.decorator';
 
 /**
@@ -55,17 +54,8 @@ export class AccessAuditInterceptor implements NestInterceptor {
     if (status >= 400 && status < 500 && status !== 401 && status !== 403) return;
     const described = describe(request, answer);
     if (!described) return;
-    const { client, ...access } = described;
-    this.trail.record(
-      accessAuditEvent({
-        ...access,
-        request: `${request.method} ${request.originalUrl}`,
-        status,
-        agent: requestAgent(request, client),
-        recorded: new Date(),
-        id: randomUUID(),
-      }),
-    );
+    const { client, ...what } = described;
+    this.trail.record(accessAuditEvent(accessOf(request, status, what, client)));
   }
 }
 

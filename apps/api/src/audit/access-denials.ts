@@ -1,10 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import type { AuthenticatedRequest } from '@kc/auth';
 import { accessAuditEvent } from './access-audit-event';
 import { isAuditedRequest } from './access-audit.interceptor';
 import { AuditTrail } from './audit-trail';
-import { requestAgent } from './request-agent';
+import { accessOf } from './request-access';
 
 /**
  * Refused requests (401: no valid token; 403: a token without the role) leave an AuditEvent too: who tried (when
@@ -25,17 +24,8 @@ export class AccessDenials {
       this.trail.countThrottled();
       return;
     }
-    this.trail.record(
-      accessAuditEvent({
-        interaction: request.method === 'GET' ? 'read' : 'operation',
-        request: `${request.method} ${request.originalUrl}`,
-        patients: [],
-        status,
-        agent: requestAgent(request),
-        recorded: new Date(),
-        id: randomUUID(),
-      }),
-    );
+    const interaction = request.method === 'GET' ? 'read' : 'operation';
+    this.trail.record(accessAuditEvent(accessOf(request, status, { interaction, patients: [] })));
   }
 
   /**
