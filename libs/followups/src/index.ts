@@ -7,3 +7,4 @@ export * from './reminders';
 export * from './reminder-notice';
 export * from './booster-timing';
 export * from './stopped-plans';
+export * from './check-recording';

@@ -1,8 +1,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseFhirPath, validateResource } from '@medplum/core';
-import type { ActivityDefinition, CarePlan, PlanDefinition, PlanDefinitionAction, Resource } from '@medplum/fhirtypes';
+import type {
+  ActivityDefinition,
+  CarePlan,
+  PlanDefinition,
+  PlanDefinitionAction,
+  Questionnaire,
+  Resource,
+} from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
+import { CALCULATED_EXPRESSION_EXTENSION, flattenItems } from './questionnaire-answers';
+
+/** CPG: the Questionnaire an information-collecting activity is done with (on the ActivityDefinition). */
+export const COLLECT_WITH_EXTENSION = 'http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-collectWith';
 
 /** A conformance or knowledge resource that has a canonical url and version. */
 export type CanonicalResource = Resource & { url?: string; version?: string; id?: string };
@@ -105,6 +116,16 @@ export class ProtocolCatalog {
     return canonical ? this.resolve<ActivityDefinition>(canonical, 'ActivityDefinition') : undefined;
   }
 
+  /**
+   * The Questionnaire a protocol action is done with: its ActivityDefinition's `cpg-collectWith` (the post-infusion
+   * check's answers). Undefined for actions done otherwise (an infusion is done by its Procedure).
+   */
+  questionnaireOf(plan: PlanDefinition | undefined, actionId: string | undefined): Questionnaire | undefined {
+    const action = actionId ? flattenActions(plan?.action ?? []).find((a) => a.id === actionId) : undefined;
+    const canonical = collectWithOf(this.activityDefinition(action?.definitionCanonical));
+    return canonical ? this.resolve<Questionnaire>(canonical, 'Questionnaire') : undefined;
+  }
+
   /** Cross-checks of one resource: canonical references resolve, relatedAction ids exist, FHIRPath parses. */
   private problemsOf(resource: CanonicalResource): string[] {
     const problems: string[] = [];
@@ -130,13 +151,30 @@ export class ProtocolCatalog {
     }
     if (resource.resourceType === 'ActivityDefinition') {
       const activity = resource;
+      const collectWith = collectWithOf(activity);
+      if (collectWith && !this.resolve(collectWith, 'Questionnaire'))
+        problems.push(
+          `ActivityDefinition/${activity.id}: cpg-collectWith ${collectWith} is not a Questionnaire in fhir-profiles`,
+        );
       for (const dynamic of activity.dynamicValue ?? [])
         problems.push(
           ...fhirPathProblems(`ActivityDefinition/${activity.id} ${dynamic.path}`, dynamic.expression?.expression),
         );
     }
+    if (resource.resourceType === 'Questionnaire') {
+      for (const item of flattenItems((resource).item ?? []))
+        for (const e of item.extension ?? [])
+          if (e.url === CALCULATED_EXPRESSION_EXTENSION)
+            problems.push(
+              ...fhirPathProblems(`Questionnaire/${resource.id} ${item.linkId}`, e.valueExpression?.expression),
+            );
+    }
     return problems;
   }
+}
+
+function collectWithOf(activity: ActivityDefinition | undefined): string | undefined {
+  return activity?.extension?.find((e) => e.url === COLLECT_WITH_EXTENSION)?.valueCanonical;
 }
 
 /** A file of fhir-profiles/ the service could not use. */

@@ -17,3 +17,5 @@ export * from './unsupported';
 export * from './contraindication-state';
 export * from './strip-undefined';
 export * from './action-contraindications';
+export * from './questionnaire-answers';
+export * from './observation-extract';

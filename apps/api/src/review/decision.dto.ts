@@ -6,6 +6,7 @@ import {
   IsArray,
   IsBoolean,
   IsISO8601,
+  IsObject,
   IsOptional,
   IsString,
   Length,
@@ -94,4 +95,21 @@ export class OverrideDto extends VersionedDto {
   @IsString()
   @Length(1, 1000)
   reason!: string;
+}
+
+export class CompleteTaskDto extends VersionedDto {
+  @ApiProperty({
+    description:
+      "The answers: a FHIR QuestionnaireResponse to the Task's Questionnaire (GET /tasks/{id}/questionnaire); its items only are read",
+    example: {
+      resourceType: 'QuestionnaireResponse',
+      status: 'completed',
+      item: [
+        { linkId: 'pain-now', answer: [{ valueInteger: 4 }] },
+        { linkId: 'peg-average-pain', answer: [{ valueInteger: 5 }] },
+      ],
+    },
+  })
+  @IsObject()
+  response!: Record<string, unknown>;
 }

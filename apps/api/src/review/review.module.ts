@@ -1,11 +1,13 @@
 import { Module } from '@nestjs/common';
 import { ProtocolsModule } from '../protocols/protocols.module';
 import { CarePlanActivationController } from './care-plan-activation.controller';
+import { CheckRecordingService } from './check-recording.service';
 import { ContraindicationGuard } from './contraindication-guard';
 import { ContraindicationOverrideController } from './contraindication-override.controller';
 import { ContraindicationOverrideService } from './contraindication-override.service';
 import { CurrentContraindications } from './current-contraindications';
 import { ReminderNoticeController } from './reminder-notice.controller';
+import { TaskCompletionController } from './task-completion.controller';
 import { TaskDecisionService } from './task-decision.service';
 import { TaskDecisionsController } from './task-decisions.controller';
 import { TaskReminders } from './task-reminders';
@@ -21,9 +23,11 @@ import { WorklistService } from './worklist.service';
     CarePlanActivationController,
     ContraindicationOverrideController,
     ReminderNoticeController,
+    TaskCompletionController,
   ],
   providers: [
     DecisionWriter,
+    CheckRecordingService,
     WorklistService,
     ContraindicationGuard,
     ContraindicationOverrideService,

@@ -19,7 +19,10 @@ import { decisionProvenance } from './provenance';
 import { DecisionRefused } from './task-decisions';
 
 /** A write that follows from a decision (an order created, a proposal cancelled): one transaction entry. */
-export type Consequence = Pick<BundleEntry, 'resource' | 'request'>;
+export type Consequence = Pick<BundleEntry, 'resource' | 'request'> & {
+  /** Its place in the transaction (urn:uuid), when the decision's own resource points at it; else one is given. */
+  fullUrl?: string;
+};
 
 export interface DecisionWrite<T extends Resource> {
   current: T;
@@ -32,6 +35,8 @@ export interface DecisionWrite<T extends Resource> {
   reason?: string;
   /** Writes that follow from the decision; they land with it or not at all, and the Provenance lists each. */
   consequences?: ((updated: T) => Consequence | Consequence[] | undefined)[];
+  /** Told what the transaction wrote (its answer's entries, the decision's own first); not on a retry that finds it done. */
+  written?: (entries: BundleEntry[]) => void;
 }
 
 /**
@@ -83,7 +88,7 @@ export class DecisionWriter {
     const subject = `urn:uuid:${randomUUID()}`;
     const followers = (input.consequences ?? [])
       .flatMap((consequence) => consequence(updated) ?? [])
-      .map((c) => ({ ...c, fullUrl: `urn:uuid:${randomUUID()}` }));
+      .map((c) => ({ ...c, fullUrl: c.fullUrl ?? `urn:uuid:${randomUUID()}` }));
     const key = decisionKey(ref, seenVersion);
     const provenance: Provenance = {
       ...decisionProvenance({
@@ -109,6 +114,7 @@ export class DecisionWriter {
       return this.alreadyDecided(input, await this.read<T>(current.resourceType, current.id!));
     }
     this.logger.log({ msg: 'decision recorded', decision, resource: ref, by: caller.id });
+    input.written?.(answer.entry ?? []);
     const written = answer.entry?.[0]?.resource as T | undefined;
     return written?.resourceType === current.resourceType ? written : this.read<T>(current.resourceType, current.id!);
   }

@@ -1,0 +1,163 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import type {
+  BundleEntry,
+  CarePlan,
+  Observation,
+  Questionnaire,
+  QuestionnaireResponseItem,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
+import type { Caller } from '@kc/auth';
+import { conflict, notFound, OutcomeException } from '@kc/common';
+import { includedOf, matchesOf } from '@kc/fhir';
+import { carePlanReferenceOf, recordCheck, type CheckAnswers, type RecordedCheck } from '@kc/followups';
+import { AnswersRefused, protocolActionOf, ProtocolCatalog } from '@kc/protocols';
+import { ScoreEventsProducer } from '@kc/queue';
+import { deciderOf } from './provenance';
+import { DecisionWriter } from './task-review.service';
+
+const PERFORMER = /^(Practitioner|PractitionerRole)\//;
+
+export interface CheckInput {
+  taskId: string;
+  seenVersion: string;
+  caller: Caller;
+  /** The answers: a QuestionnaireResponse's items (nested as the Questionnaire's groups, or flat). */
+  answers: QuestionnaireResponseItem[];
+}
+
+/**
+ * A check done: the clinician records the patient's answers to the Questionnaire the Task's protocol action is done
+ * with (the post-infusion check), and the Task is completed with them. One transaction holds the Task (If-Match on
+ * the version the clinician saw), the QuestionnaireResponse, the Observations extracted from it and the Provenance,
+ * so a crash leaves all or none, and the same answers sent again on the same version are answered as the first time
+ * (DecisionWriter). The scores then go to the booster timing as any recorded score does (its own queue; were that
+ * lost, the score polling finds them).
+ */
+@Injectable()
+export class CheckRecordingService {
+  private readonly logger = new Logger(CheckRecordingService.name);
+
+  constructor(
+    private readonly writer: DecisionWriter,
+    private readonly catalog: ProtocolCatalog,
+    private readonly scores: ScoreEventsProducer,
+  ) {}
+
+  /** The Questionnaire the Task is done with; 409 for a Task done otherwise (an infusion, by its Procedure). */
+  async questionnaireFor(taskId: string): Promise<Questionnaire> {
+    const { task, carePlan } = await this.read(taskId);
+    return this.questionnaireOf(task, carePlan);
+  }
+
+  async record(input: CheckInput): Promise<Task> {
+    const { task, carePlan } = await this.read(input.taskId);
+    const questionnaire = this.questionnaireOf(task, carePlan);
+    const responseUrl = `urn:uuid:${randomUUID()}`;
+    let recorded: RecordedCheck | undefined;
+    let written: BundleEntry[] = [];
+    const done = await this.writer.write({
+      current: task,
+      seenVersion: input.seenVersion,
+      caller: input.caller,
+      decision: 'complete',
+      change: (current) => {
+        recorded = refusingBadAnswers(() =>
+          recordCheck({
+            task: current,
+            questionnaire,
+            answers: input.answers,
+            author: performerOf(input.caller),
+            now: new Date(),
+            responseUrl,
+          }),
+        );
+        return recorded.task;
+      },
+      consequences: [
+        () => [
+          {
+            fullUrl: responseUrl,
+            resource: recorded!.response,
+            request: { method: 'POST', url: 'QuestionnaireResponse' },
+          },
+          ...recorded!.observations.map((o) => ({
+            resource: o,
+            request: { method: 'POST' as const, url: 'Observation' },
+          })),
+        ],
+      ],
+      written: (entries) => (written = entries),
+    });
+    await this.scoresRecorded(written);
+    return done;
+  }
+
+  /** The Task with its CarePlan (`_include`), in the decisions' shared reads. */
+  private async read(taskId: string): Promise<{ task: Task; carePlan?: CarePlan }> {
+    const bundle = await this.writer.search<Task | Resource>('Task', { _id: taskId, _include: 'Task:based-on' });
+    const task = matchesOf<Task>(bundle).find((t) => t.id === taskId);
+    if (!task) throw notFound(`Task/${taskId} not found`);
+    const carePlan = includedOf(bundle).find(
+      (r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task),
+    );
+    return { task, carePlan };
+  }
+
+  private questionnaireOf(task: Task, carePlan: CarePlan | undefined): Questionnaire {
+    const questionnaire =
+      carePlan && this.catalog.questionnaireOf(this.catalog.planOf(carePlan), protocolActionOf(task));
+    if (!questionnaire)
+      throw conflict(
+        `${task.description ?? 'This task'} is not done by answering a questionnaire: an infusion is done when its Procedure is recorded`,
+      );
+    return questionnaire;
+  }
+
+  /** Each extracted score goes to the booster timing (which reads all of the patient's scores; the same twice writes nothing). */
+  private async scoresRecorded(entries: BundleEntry[]): Promise<void> {
+    const ids = entries.flatMap((e) => {
+      const observation = e.resource?.resourceType === 'Observation' ? (e.resource) : undefined;
+      if (observation)
+        return observation.valueQuantity || observation.valueInteger !== undefined ? [observation.id!] : [];
+      const [type, id] = (e.response?.location ?? '').split('/');
+      return type === 'Observation' && id ? [id] : [];
+    });
+    for (const id of ids) {
+      try {
+        await this.scores.enqueue(id, 'api');
+      } catch (err) {
+        // The check is recorded; the score polling finds what the queue did not take.
+        this.logger.warn({
+          msg: 'score event not queued; the score polling will find it',
+          observation: id,
+          err: String(err),
+        });
+      }
+    }
+  }
+}
+
+function refusingBadAnswers<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof AnswersRefused)) throw err;
+    throw new OutcomeException(
+      400,
+      'invalid',
+      err.message,
+      err.problems.map((p) => `QuestionnaireResponse.item.where(linkId='${p.linkId}')`),
+    );
+  }
+}
+
+/** The clinician as performer and author: their FHIR user when a Practitioner (else the Provenance names them). */
+function performerOf(caller: Caller): CheckAnswers['author'] {
+  const who = deciderOf(caller);
+  return who?.reference && PERFORMER.test(who.reference)
+    ? { reference: who.reference, display: who.display }
+    : undefined;
+}

@@ -1,0 +1,71 @@
+import type {
+  Observation,
+  Questionnaire,
+  QuestionnaireResponse,
+  QuestionnaireResponseItem,
+  Task,
+} from '@medplum/fhirtypes';
+import { checkAnswers, extractObservations } from '@kc/protocols';
+import { transition } from '@kc/task-states';
+import { carePlanReferenceOf } from './care-plan-state';
+
+export interface CheckAnswers {
+  /** The Task the check was planned as (draft, approved or overdue). */
+  task: Task;
+  /** The Questionnaire its protocol action is done with (ProtocolCatalog.questionnaireOf). */
+  questionnaire: Questionnaire;
+  /** The answers as sent (a QuestionnaireResponse's items, nested or flat). */
+  answers: QuestionnaireResponseItem[];
+  /** The clinician who recorded them (their FHIR user), when known. */
+  author?: QuestionnaireResponse['author'] & NonNullable<Observation['performer']>[number];
+  now: Date;
+  /** The response's place in the transaction that writes all three (urn:uuid), so the others can point at it. */
+  responseUrl: string;
+}
+
+export interface RecordedCheck {
+  /** The Task done: `completed`, businessStatus done, output -> the response. */
+  task: Task;
+  response: QuestionnaireResponse;
+  /** The scores and effects the Questionnaire marks for extraction (pain NRS, PEG score, each effect). */
+  observations: Observation[];
+}
+
+/**
+ * A check's answers, recorded: checked against the Questionnaire (AnswersRefused names each problem), kept as a
+ * QuestionnaireResponse for the patient, the marked answers extracted as Observations (so the booster timing and any
+ * EHR read the scores as they read the clinic's own), and the Task done through the state machine (InvalidTransition
+ * from a closed state). Pure: the caller writes the three together.
+ */
+export function recordCheck(input: CheckAnswers): RecordedCheck {
+  const { task, questionnaire, author, now, responseUrl } = input;
+  const items = checkAnswers(questionnaire, input.answers);
+  const carePlan = carePlanReferenceOf(task);
+  const authored = now.toISOString();
+  const patient = task.for as NonNullable<Observation['subject']> | undefined;
+  const response: QuestionnaireResponse = {
+    resourceType: 'QuestionnaireResponse',
+    status: 'completed',
+    questionnaire: questionnaire.version ? `${questionnaire.url}|${questionnaire.version}` : questionnaire.url,
+    subject: patient,
+    ...(carePlan ? { basedOn: [{ reference: carePlan }] } : {}),
+    authored,
+    ...(author ? { author } : {}),
+    item: items,
+  };
+  const observations = patient
+    ? extractObservations(questionnaire, items, {
+        subject: patient,
+        effective: authored,
+        performer: author,
+        derivedFrom: { reference: responseUrl },
+        basedOn: carePlan ? { reference: carePlan } : undefined,
+      })
+    : [];
+  const done = transition(task, {
+    event: 'complete',
+    now,
+    output: { reference: responseUrl, display: `Answers to the ${questionnaire.title ?? 'questionnaire'}` },
+  });
+  return { task: done, response, observations };
+}
