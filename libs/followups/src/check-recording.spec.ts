@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { QuestionnaireResponseItem, Task } from '@medplum/fhirtypes';
+import type { QuestionnaireResponseItem, QuestionnaireResponseItemAnswer, Task } from '@medplum/fhirtypes';
 import { AnswersRefused, PROTOCOL_ACTION_EXTENSION, ProtocolCatalog } from '@kc/protocols';
 import { awaitingApproval, InvalidTransition, stateOf, transition } from '@kc/task-states';
 import { recordCheck } from './check-recording';
@@ -25,7 +25,7 @@ function check(): Task {
   };
 }
 
-const answer = (linkId: string, ...values: QuestionnaireResponseItem['answer']): QuestionnaireResponseItem => ({
+const answer = (linkId: string, ...values: QuestionnaireResponseItemAnswer[]): QuestionnaireResponseItem => ({
   linkId,
   answer: values,
 });
@@ -41,7 +41,7 @@ function answers(overrides: Record<string, QuestionnaireResponseItem['answer']> 
     effects: [effect('effect-nausea'), effect('effect-dizziness')],
     ...overrides,
   };
-  return Object.entries(base).flatMap(([linkId, values]) => (values ? [answer(linkId, ...values)] : []));
+  return Object.entries(base).flatMap(([linkId, values]) => (values ? [{ linkId, answer: values }] : []));
 }
 
 function record(items = answers(), task = check()) {

@@ -3,7 +3,6 @@ import { Injectable, Logger } from '@nestjs/common';
 import type {
   BundleEntry,
   CarePlan,
-  Observation,
   Questionnaire,
   QuestionnaireResponseItem,
   Resource,
@@ -119,7 +118,7 @@ export class CheckRecordingService {
   /** Each extracted score goes to the booster timing (which reads all of the patient's scores; the same twice writes nothing). */
   private async scoresRecorded(entries: BundleEntry[]): Promise<void> {
     const ids = entries.flatMap((e) => {
-      const observation = e.resource?.resourceType === 'Observation' ? (e.resource) : undefined;
+      const observation = e.resource?.resourceType === 'Observation' ? e.resource : undefined;
       if (observation)
         return observation.valueQuantity || observation.valueInteger !== undefined ? [observation.id!] : [];
       const [type, id] = (e.response?.location ?? '').split('/');
