@@ -226,6 +226,12 @@ describe('deliveryDecision', () => {
       why: 'its care plan is on hold',
     });
   });
+  it('revokes the reminder of a Task already done (a check recorded early), saying so', () => {
+    expect(decide({ task: { ...task, status: 'completed', description: 'Post-infusion check' } })).toEqual({
+      action: 'revoke',
+      why: 'Not sent: the Post-infusion check was already done',
+    });
+  });
   it('revokes a reminder that could only go out after its session window closed', () => {
     expect(decide({ now: new Date('2027-01-10T12:00:00.000Z') })).toMatchObject({ action: 'revoke' });
   });

@@ -227,6 +227,9 @@ export function deliveryDecision(input: {
   // Held with its order (a contraindication found after approval): kept for the release, whatever issue holds it.
   if (task && isTaskHeldForContraindication(task))
     return { action: 'skip', why: 'Not sent: its session is on hold for a contraindication' };
+  // A check recorded before its reminder went out (POST /tasks/{id}/$complete): asking for it would confuse the patient.
+  if (task?.status === 'completed')
+    return { action: 'revoke', why: `Not sent: the ${task.description ?? 'Task'} was already done` };
   if (task && !(isOpen(task) && isApproved(task)))
     return { action: 'revoke', why: `Not sent: the ${task.description ?? 'Task'} is no longer planned` };
   const closes = task?.restriction?.period?.end ?? request.occurrencePeriod?.end;

@@ -1,0 +1,221 @@
+import request from 'supertest';
+import type {
+  Observation,
+  OperationOutcome,
+  Provenance,
+  Questionnaire,
+  QuestionnaireResponse,
+  QuestionnaireResponseItem,
+  Task,
+} from '@medplum/fhirtypes';
+import { QUEUES } from '@kc/queue';
+import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion } from './support/clinic';
+import { score } from './support/clinician';
+import { startTestService, type TestService } from './support/test-service';
+
+const CS = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
+const DAY = 86_400_000;
+
+/**
+ * The post-infusion check, recorded: the clinician asks the check's Questionnaire (fhir-profiles, named by the
+ * protocol's ActivityDefinition) and records the answers through `POST /tasks/{id}/$complete`. The Task is done, the
+ * answers kept as a QuestionnaireResponse, the scores and effects extracted as Observations, a Provenance names the
+ * clinician, all in one transaction; the scores then move the proposed booster as any recorded score does.
+ */
+describe('recording the post-infusion check', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(() => service.stop());
+
+  const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+
+  /** A high-dose patient (pain 8 before), infused two days ago: a check to record now and a booster awaiting approval. */
+  async function infusedPatient() {
+    const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed', {
+      startDate: iso(10 * DAY).slice(0, 10),
+    });
+    await score(service, enrolment.patient, '72514-3', 8, iso(20 * DAY));
+    const procedureId = await completeInfusion(service, enrolment, iso(2 * DAY));
+    await reportInfusion(service, procedureId);
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check' && t.status === 'draft');
+    const booster = tasks.find((t) => actionOf(t) === 'maintenance-booster');
+    const session = tasks.find((t) => actionOf(t) === 'next-induction-session');
+    if (!check || !booster || !session) throw new Error('the infusion left no check, booster or next session');
+    return { ...enrolment, procedureId, check, booster, session };
+  }
+
+  const answers = (pain: number, effects: string[]): QuestionnaireResponse => ({
+    resourceType: 'QuestionnaireResponse',
+    status: 'completed',
+    item: [
+      { linkId: 'pain-now', answer: [{ valueInteger: pain }] },
+      {
+        linkId: 'peg',
+        item: [
+          { linkId: 'peg-average-pain', answer: [{ valueInteger: 7 }] },
+          { linkId: 'peg-enjoyment-of-life', answer: [{ valueInteger: 6 }] },
+          { linkId: 'peg-general-activity', answer: [{ valueInteger: 6 }] },
+        ],
+      },
+      { linkId: 'effects', answer: effects.map((code) => ({ valueCoding: { system: CS, code } })) },
+      { linkId: 'note', answer: [{ valueString: 'Slept most of the afternoon; fine since.' }] },
+    ],
+  });
+
+  const complete = (task: Task, response: unknown, versionId = task.meta!.versionId) =>
+    request(service.url).post(`/tasks/${task.id}/$complete`).set(service.as('clinician')).send({ versionId, response });
+
+  const responsesFor = (task: Task) =>
+    service.fhir.searchAll<QuestionnaireResponse>('QuestionnaireResponse', { subject: task.for!.reference! });
+
+  it('serves the check its Questionnaire, and refuses one for an infusion session', async () => {
+    const p = await infusedPatient();
+    const res = await request(service.url)
+      .get(`/tasks/${p.check.id}/questionnaire`)
+      .set(service.as('clinician'))
+      .expect(200);
+    const questionnaire = res.body as Questionnaire;
+    expect(questionnaire.url).toBe('https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check');
+    expect(questionnaire.item?.map((i) => i.linkId)).toEqual(['pain-now', 'peg', 'effects', 'note']);
+    const refused = await request(service.url)
+      .get(`/tasks/${p.session.id}/questionnaire`)
+      .set(service.as('clinician'))
+      .expect(409);
+    expect((refused.body as OperationOutcome).issue?.[0].details?.text).toMatch(
+      /is not done by answering a questionnaire: an infusion is done when its Procedure is recorded/,
+    );
+  });
+
+  it('completes the check with its answers, scores and effects, names the clinician, and moves the booster earlier', async () => {
+    const p = await infusedPatient();
+    const res = await complete(p.check, answers(7, ['effect-nausea', 'effect-dizziness'])).expect(200);
+    const done = res.body as Task;
+    expect(done.status).toBe('completed');
+    expect(done.businessStatus?.coding?.[0].code).toBe('done');
+
+    // The response, as the Questionnaire lays it out, with the PEG score calculated ((7 + 6 + 6) / 3).
+    const [response] = await responsesFor(p.check);
+    expect(done.output?.at(-1)?.valueReference?.reference).toBe(`QuestionnaireResponse/${response.id}`);
+    expect(response).toMatchObject({
+      status: 'completed',
+      questionnaire: 'https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check|1.0.0',
+      subject: { reference: p.patient },
+      basedOn: [{ reference: `CarePlan/${p.carePlanId}` }],
+      author: { reference: 'Practitioner/dr-test' },
+    });
+    const peg = response.item!.find((i: QuestionnaireResponseItem) => i.linkId === 'peg')!;
+    expect(peg.item!.find((i) => i.linkId === 'peg-score')!.answer).toEqual([{ valueDecimal: 6.3 }]);
+
+    // Extracted: what an EHR (and the booster timing) reads as the patient's scores and effects.
+    const extracted = await service.fhir.searchAll<Observation>('Observation', {
+      subject: p.patient,
+      _lastUpdated: `ge${iso(60_000)}`,
+    });
+    const values = extracted
+      .filter((o) => o.derivedFrom?.[0]?.reference === `QuestionnaireResponse/${response.id}`)
+      .map(
+        (o) =>
+          `${o.code.coding?.[0].code}=${o.valueInteger ?? o.valueQuantity?.value ?? o.valueCodeableConcept?.coding?.[0].code}`,
+      )
+      .sort();
+    expect(values).toEqual([
+      '72514-3=7',
+      '91147-9=6.3',
+      'infusion-effect=effect-dizziness',
+      'infusion-effect=effect-nausea',
+    ]);
+
+    // Who recorded it, and what it wrote.
+    const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${p.check.id}` });
+    expect(provenance.activity?.text).toBe('complete');
+    expect(provenance.agent?.[0].who?.reference).toBe('Practitioner/dr-test');
+    expect(provenance.target.map((t) => t.reference?.split('/')[0]).sort()).toEqual([
+      'Observation',
+      'Observation',
+      'Observation',
+      'Observation',
+      'QuestionnaireResponse',
+      'Task',
+    ]);
+
+    // Pain 7 against 8 before: relief is not holding, so the booster awaiting approval is proposed earlier.
+    await queueIdle(service, QUEUES.outcomes);
+    const booster = await service.fhir.read<Task>('Task', p.booster.id!);
+    expect(booster.reasonCode?.coding?.[0]).toMatchObject({ system: CS, code: 'booster-earlier' });
+    expect(booster.reasonCode?.text).toMatch(/Pain NRS 7 on .* against a baseline of 8 \(13% better\)/);
+
+    // Done, so off the worklist.
+    const worklist = await request(service.url)
+      .get('/worklist')
+      .query({ patient: p.patient.split('/')[1] })
+      .set(service.as('clinician'))
+      .expect(200);
+    expect(worklist.body.items.map((i: { id: string }) => i.id)).not.toContain(p.check.id);
+  });
+
+  it('the same answers sent again are answered as the first time, once; a stale version is refused', async () => {
+    const p = await infusedPatient();
+    await complete(p.check, answers(3, ['effect-none'])).expect(200);
+    // A retry of the same request (its answer lost): the check stands, nothing is written twice.
+    const again = await complete(p.check, answers(3, ['effect-none'])).expect(200);
+    expect((again.body as Task).status).toBe('completed');
+    expect(await responsesFor(p.check)).toHaveLength(1);
+    // Someone else's change since: reload and look.
+    const other = await infusedPatient();
+    const approved = await request(service.url)
+      .post(`/tasks/${other.check.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: other.check.meta!.versionId })
+      .expect(200);
+    expect((approved.body as Task).status).toBe('ready');
+    await complete(other.check, answers(3, ['effect-none'])).expect(412);
+    // An approved check is recorded like any other, on its current version.
+    await complete(other.check, answers(3, ['effect-none']), (approved.body as Task).meta!.versionId).expect(200);
+  });
+
+  it('bad answers get a 400 naming each question, and nothing is written', async () => {
+    const p = await infusedPatient();
+    const bad = answers(12, ['effect-none', 'effect-nausea']);
+    const res = await complete(p.check, bad).expect(400);
+    const outcome = res.body as OperationOutcome;
+    expect(outcome.resourceType).toBe('OperationOutcome');
+    expect(outcome.issue?.[0].details?.text).toMatch(/“Pain now .*”: 12 is outside 0 \.\. 10/);
+    expect(outcome.issue?.[0].details?.text).toMatch(/“No effects” cannot be given with other answers/);
+    expect(outcome.issue?.[0].expression).toEqual([
+      "QuestionnaireResponse.item.where(linkId='pain-now')",
+      "QuestionnaireResponse.item.where(linkId='effects')",
+    ]);
+    for (const malformed of [
+      { resourceType: 'Observation' },
+      { resourceType: 'QuestionnaireResponse', item: 'pain 7' },
+      { resourceType: 'QuestionnaireResponse', item: [{ answer: [{ valueInteger: 1 }] }] },
+      { resourceType: 'QuestionnaireResponse', item: [{ linkId: 'pain-now', answer: 7 }] },
+    ])
+      await complete(p.check, malformed).expect(400);
+    await request(service.url)
+      .post(`/tasks/${p.check.id}/$complete`)
+      .set(service.as('clinician'))
+      .send({ versionId: p.check.meta!.versionId, response: answers(3, ['effect-none']), extra: true })
+      .expect(400);
+    expect((await service.fhir.read<Task>('Task', p.check.id!)).status).toBe('draft');
+    expect(await responsesFor(p.check)).toHaveLength(0);
+  });
+
+  it('an infusion session is not completed by answers, and only clinicians record checks', async () => {
+    const p = await infusedPatient();
+    await complete(p.session, answers(3, ['effect-none'])).expect(409);
+    await request(service.url)
+      .post(`/tasks/${p.check.id}/$complete`)
+      .set(service.as('integration'))
+      .send({ versionId: p.check.meta!.versionId, response: answers(3, ['effect-none']) })
+      .expect(403);
+    await request(service.url)
+      .post(`/tasks/${p.check.id}/$complete`)
+      .send({ versionId: p.check.meta!.versionId, response: answers(3, ['effect-none']) })
+      .expect(401);
+    expect((await service.fhir.read<Task>('Task', p.check.id!)).status).toBe('draft');
+  });
+});
