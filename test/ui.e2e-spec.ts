@@ -6,7 +6,7 @@ import { WorklistIndex } from '@kc/worklist-index';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
-import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, createsOf, PREGNANCY } from './fixtures/patient-data';
@@ -522,6 +522,88 @@ describe('clinician page in a real browser', () => {
     await screenshot(page, 'patient-view');
     await page.click('#back');
     expect(await page.isVisible('#worklist-view')).toBe(true);
+    await page.close();
+  }, 60_000);
+
+  it('records a post-infusion check from the worklist: its questions, a refused answer shown, then done', async () => {
+    const { tasks } = await followUps('2027-07-04T10:00:00.000Z');
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click(`tr[data-task-id="${check.id}"] button:has-text("Record check")`);
+    await page.waitForSelector('#check-dialog[open]');
+    // The questions are the Questionnaire's (fhir-profiles): the PEG score is calculated, not asked.
+    expect(await page.textContent('#check-title')).toBe('Record Post-infusion check');
+    expect(await page.locator('#check-questions input[type=number]').count()).toBe(4);
+    expect(await page.locator('#check-questions input[type=checkbox]').count()).toBe(6);
+    expect(await page.textContent('#check-questions')).not.toContain('PEG score');
+    await page.fill('#q-pain-now', '12');
+    await page.fill('#q-peg-average-pain', '5');
+    await page.fill('#q-peg-enjoyment-of-life', '6');
+    await page.fill('#q-peg-general-activity', '5');
+    await page.check('#check-questions input[value="effect-nausea"]');
+    await page.fill('#q-note', 'Queasy on the evening of the infusion.');
+    await page.click('#check-confirm');
+    // The server refuses the out-of-range answer; the dialog stays open with the answers, saying what is wrong.
+    await page.locator('#check-error', { hasText: /outside/ }).waitFor();
+    expect(await page.textContent('#check-error')).toMatch(/Pain now .*: 12 is outside 0 \.\. 10/);
+    expect(await page.isVisible('#check-dialog')).toBe(true);
+    await screenshot(page, 'record-check-refused');
+    await page.fill('#q-pain-now', '4');
+    await page.click('#check-confirm');
+    await page.waitForSelector(`tr[data-task-id="${check.id}"]`, { state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Recorded: Post-infusion check/);
+    expect((await service.fhir.read<Task>('Task', check.id!)).status).toBe('completed');
+
+    // The patient view says what the patient answered, and who recorded it.
+    await page.click(`tr[data-task-id="${tasks.find((t) => t !== check)!.id}"] .patient-link`);
+    await page.waitForSelector('#patient-view:not([hidden])');
+    const followUp = await page
+      .locator('#timeline li[data-type="follow-up"]', { hasText: 'Post-infusion check' })
+      .textContent();
+    expect(followUp).toContain('[done]');
+    expect(followUp).toContain(
+      'Pain now: 4; PEG score: 5.3; Effects since the infusion: Nausea; Notes for the care team: Queasy on the evening of the infusion.',
+    );
+    expect(await page.locator('#timeline li[data-type="decision"]', { hasText: 'Recorded:' }).textContent()).toContain(
+      'by Dr Ada Lovelace',
+    );
+    expect(await page.textContent('#patient-scores')).toContain('4');
+    await screenshot(page, 'patient-view-check-recorded');
+    await page.close();
+  }, 60_000);
+
+  it('records an approved check from the patient view, where it no longer is on the worklist', async () => {
+    const { tasks } = await followUps('2027-08-04T10:00:00.000Z');
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
+    await request(service.url)
+      .post(`/tasks/${check.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: check.meta!.versionId })
+      .expect(200);
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click(`tr[data-task-id="${tasks.find((t) => t !== check)!.id}"] .patient-link`);
+    await page.waitForSelector('#patient-view:not([hidden])');
+    const item = page.locator('#timeline li[data-type="follow-up"]', { hasText: 'Post-infusion check' });
+    expect(await item.textContent()).toContain('[approved]');
+    await item.locator('button:has-text("Record check")').click();
+    await page.waitForSelector('#check-dialog[open]');
+    await screenshot(page, 'record-check-dialog');
+    for (const [id, value] of [
+      ['pain-now', '2'],
+      ['peg-average-pain', '3'],
+      ['peg-enjoyment-of-life', '2'],
+      ['peg-general-activity', '2'],
+    ])
+      await page.fill(`#q-${id}`, value);
+    await page.check('#check-questions input[value="effect-none"]');
+    await page.click('#check-confirm');
+    await page.locator('#message', { hasText: /^Recorded/ }).waitFor();
+    // The view reloads: the check is done, with no button left.
+    await item.filter({ hasText: '[done]' }).waitFor();
+    expect(await item.locator('button').count()).toBe(0);
+    expect(await item.textContent()).toContain('Effects since the infusion: No effects');
     await page.close();
   }, 60_000);
 

@@ -162,7 +162,7 @@ export class ProtocolCatalog {
         );
     }
     if (resource.resourceType === 'Questionnaire') {
-      for (const item of flattenItems((resource).item ?? []))
+      for (const item of flattenItems(resource.item ?? []))
         for (const e of item.extension ?? [])
           if (e.url === CALCULATED_EXPRESSION_EXTENSION)
             problems.push(

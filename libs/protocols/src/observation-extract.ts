@@ -5,7 +5,7 @@ import type {
   QuestionnaireResponseItem,
   QuestionnaireResponseItemAnswer,
 } from '@medplum/fhirtypes';
-import { answersByLinkId, flattenItems } from './questionnaire-answers';
+import { answersByLinkId } from './questionnaire-answers';
 
 export const OBSERVATION_EXTRACT_EXTENSION =
   'http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-observationExtract';
@@ -33,12 +33,17 @@ export function extractObservations(
   context: ExtractContext,
 ): Observation[] {
   const byLinkId = answersByLinkId(answers);
-  return extractable(questionnaire.item ?? [], false).flatMap((item) =>
+  return extractedQuestions(questionnaire).flatMap((item) =>
     (byLinkId.get(item.linkId) ?? []).flatMap((answer) => {
       const value = observationValue(answer);
       return value ? [observation(item, value, context)] : [];
     }),
   );
+}
+
+/** The questions whose answers become Observations, in the Questionnaire's order. */
+export function extractedQuestions(questionnaire: Questionnaire): QuestionnaireItem[] {
+  return extractable(questionnaire.item ?? [], false);
 }
 
 /** Questions to extract: marked themselves or inside a marked group, with a code to give the Observation. */
@@ -89,9 +94,4 @@ function observation(item: QuestionnaireItem, value: Partial<Observation>, conte
     derivedFrom: [context.derivedFrom],
     ...value,
   };
-}
-
-/** Every question of a Questionnaire by linkId (groups included). */
-export function questionsOf(questionnaire: Questionnaire): Map<string, QuestionnaireItem> {
-  return new Map(flattenItems(questionnaire.item ?? []).map((i) => [i.linkId, i]));
 }

@@ -8,11 +8,23 @@ import type {
   Practitioner,
   Procedure,
   Provenance,
+  Questionnaire,
+  QuestionnaireResponse,
+  QuestionnaireResponseItemAnswer,
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, searchEach, type NamedSearch } from '@kc/fhir';
 import { notFound } from '@kc/common';
-import { DECISION_KEY_SYSTEM, ProtocolCatalog } from '@kc/protocols';
+import { carePlanReferenceOf } from '@kc/followups';
+import {
+  answersByLinkId,
+  DECISION_KEY_SYSTEM,
+  extractedQuestions,
+  flattenItems,
+  protocolActionOf,
+  ProtocolCatalog,
+} from '@kc/protocols';
+import { isOpen } from '@kc/task-states';
 import { displayName, issueView, WorklistEnricher, type PatientSummary, type ScoreView } from './worklist-enricher';
 
 export interface TimelineEvent {
@@ -30,6 +42,8 @@ export interface TimelineEvent {
   versionId?: string;
   /** The orders an unresolved contraindication holds. */
   holds?: string[];
+  /** A follow-up done by answering a Questionnaire (the post-infusion check), still open: its title, to record it. */
+  answers?: string;
 }
 
 export interface PatientTimeline {
@@ -64,6 +78,7 @@ export class PatientTimelineService {
       { name: 'tasks', resourceType: 'Task', params: { patient, _count: 200 } },
       { name: 'reminders', resourceType: 'CommunicationRequest', params: { subject: patient, _count: 200 } },
       { name: 'orders', resourceType: 'MedicationRequest', params: { subject: patient, intent: 'order', _count: 200 } },
+      { name: 'responses', resourceType: 'QuestionnaireResponse', params: { subject: patient, _count: 200 } },
     ].map((q) => ({ ...q, everyMatch: true }));
     const [records, found] = await Promise.all([
       this.enricher.records([patient], [], now),
@@ -75,6 +90,10 @@ export class PatientTimelineService {
     const tasks = matchesOf<Task>(found.tasks);
     const reminders = matchesOf<CommunicationRequest>(found.reminders);
     const orders = matchesOf<MedicationRequest>(found.orders);
+    const responses = new Map(
+      matchesOf<QuestionnaireResponse>(found.responses).map((r) => [`QuestionnaireResponse/${r.id}`, r]),
+    );
+    const planById = new Map(plans.map((p) => [`CarePlan/${p.id}`, p]));
     const { issues, decisionKeys } = await this.issuesAndDecidedVersions(plans, tasks);
     const decisions = await this.decisions(decisionKeys);
     // Who decided: the decisions' authors and the clinicians who overrode a contraindication (its mitigation).
@@ -98,8 +117,10 @@ export class PatientTimelineService {
         text: t.description ?? t.code?.coding?.[0]?.code ?? 'Task',
         // An approved Task held with its order (a contraindication found since) says so.
         status: taskStatusInWords(t) + (t.status === 'on-hold' ? ', on hold' : ''),
-        reason: t.reasonCode?.text,
+        // A check recorded says what the patient answered.
+        reason: this.answered(t, responses) ?? t.reasonCode?.text,
         reference: `Task/${t.id}`,
+        ...this.toRecord(t, planById),
       })),
       // Proposals (draft) are not messages yet: only what is scheduled, sent or cancelled.
       ...reminders
@@ -163,6 +184,36 @@ export class PatientTimelineService {
       scores: records.scores.get(patient) ?? [],
       events,
     };
+  }
+
+  /** An open follow-up done by answering a Questionnaire: what the page needs to record it (title, version seen). */
+  private toRecord(task: Task, plans: Map<string, CarePlan>): Pick<TimelineEvent, 'answers' | 'versionId'> {
+    const plan = plans.get(carePlanReferenceOf(task) ?? '');
+    const questionnaire =
+      isOpen(task) && plan
+        ? this.catalog.questionnaireOf(this.catalog.planOf(plan), protocolActionOf(task))
+        : undefined;
+    return questionnaire ? { answers: questionnaire.title ?? 'Questionnaire', versionId: task.meta?.versionId } : {};
+  }
+
+  /** A recorded check's answers in a line: those the Questionnaire extracts (scores, effects), then any note. */
+  private answered(task: Task, responses: Map<string, QuestionnaireResponse>): string | undefined {
+    const response = task.output
+      ?.map((o) => responses.get(o.valueReference?.reference ?? ''))
+      .find((r): r is QuestionnaireResponse => Boolean(r));
+    const questionnaire = response?.questionnaire
+      ? this.catalog.resolve<Questionnaire>(response.questionnaire, 'Questionnaire')
+      : undefined;
+    if (!response || !questionnaire) return undefined;
+    const answers = answersByLinkId(response.item ?? []);
+    const extracted = extractedQuestions(questionnaire).flatMap((q) => {
+      const values = (answers.get(q.linkId) ?? []).map(answerInWords);
+      return values.length ? [`${shortLabel(q.text ?? q.linkId)}: ${values.join(', ')}`] : [];
+    });
+    const notes = flattenItems(questionnaire.item ?? [])
+      .filter((q) => q.type === 'text')
+      .flatMap((q) => (answers.get(q.linkId) ?? []).map((a) => `${shortLabel(q.text ?? 'Note')}: ${a.valueString}`));
+    return [...extracted, ...notes].join('; ') || undefined;
   }
 
   /**
@@ -244,9 +295,31 @@ const REMINDER_STATUS: Partial<Record<CommunicationRequest['status'], string>> =
   revoked: 'cancelled',
 };
 
-/** e.g. "Decision: approve Next induction session" (the Task's reference only when it has no description). */
+/**
+ * e.g. "Decision: approve Next induction session", "Recorded: Post-infusion check within one week" (the Task's reference
+ * only when it has no description).
+ */
 function decisionText(provenance: Provenance, tasks: Task[]): string {
   const target = provenance.target?.[0]?.reference?.replace(/\/_history\/.*$/, '');
   const task = tasks.find((t) => `Task/${t.id}` === target);
-  return `Decision: ${provenance.activity?.text ?? 'update'} ${task?.description ?? target ?? ''}`.trim();
+  const what = task?.description ?? target ?? '';
+  const activity = provenance.activity?.text ?? 'update';
+  return (activity === 'complete' ? `Recorded: ${what}` : `Decision: ${activity} ${what}`).trim();
+}
+
+/** "Pain now (0 no pain .. 10 worst imaginable)" -> "Pain now": the question as a label. */
+function shortLabel(text: string): string {
+  return text.replace(/\s*\(.*\)\s*$/, '');
+}
+
+function answerInWords(answer: QuestionnaireResponseItemAnswer): string {
+  return String(
+    answer.valueCoding?.display ??
+      answer.valueCoding?.code ??
+      answer.valueInteger ??
+      answer.valueDecimal ??
+      answer.valueString ??
+      answer.valueBoolean ??
+      '',
+  );
 }

@@ -67,7 +67,8 @@ export interface ScoreView {
 export interface ItemView {
   patient?: PatientSummary;
   protocol?: { id?: string; title?: string; phase?: 'induction' | 'maintenance' };
-  task: { label: string };
+  /** `answers`: the Questionnaire the Task is done by answering (the post-infusion check), by title: the page offers to record it. */
+  task: { label: string; answers?: string };
   contraindications: ContraindicationView[];
   scores: ScoreView[];
   /** Why the Task cannot be approved whatever its contraindications: its plan was stopped or paused (an EHR did). */
@@ -124,13 +125,19 @@ export class WorklistEnricher {
       view: {
         patient: item.patient ? summaries.get(item.patient) : undefined,
         protocol: this.protocol(item),
-        task: { label: (item.kind && KIND_LABELS[item.kind]) ?? item.kind ?? 'Task' },
+        task: { label: (item.kind && KIND_LABELS[item.kind]) ?? item.kind ?? 'Task', ...this.answers(item) },
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
         ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
         ...this.reminderNotice(item, now),
       },
     }));
+  }
+
+  private answers(item: WorklistItemLike): { answers?: string } {
+    const plan = item.protocol ? this.catalog.findPlanDefinition(item.protocol.split('|')[0]) : undefined;
+    const questionnaire = this.catalog.questionnaireOf(plan, item.action);
+    return questionnaire ? { answers: questionnaire.title ?? questionnaire.name ?? 'Questionnaire' } : {};
   }
 
   /** Awaiting approval (not held: approved already), with reminders that approving now would send short. */

@@ -46,6 +46,9 @@ export const WORKLIST_PAGE = `<!doctype html>
   dialog label { display: block; margin: .4rem 0; }
   textarea { width: 100%; }
   #timeline li { margin: .3rem 0; }
+  #check-questions fieldset { border: 1px solid #dde3ec; margin: .5rem 0; }
+  #check-questions label.option { display: inline-block; margin: .2rem 1rem .2rem 0; }
+  #check-questions input[type=number] { width: 5rem; }
   #timeline .type { display: inline-block; min-width: 9.5rem; font-weight: 600; }
 </style>
 </head>
@@ -136,6 +139,17 @@ export const WORKLIST_PAGE = `<!doctype html>
     <p id="reschedule-error" class="overdue" role="alert"></p>
     <button type="submit" value="confirm" id="reschedule-confirm">Reschedule</button>
     <button type="button" id="reschedule-cancel">Cancel</button>
+  </form>
+</dialog>
+
+<dialog id="check-dialog" aria-labelledby="check-title">
+  <form method="dialog" id="check-form" novalidate>
+    <h2 id="check-title">Record check</h2>
+    <p id="check-what"></p>
+    <div id="check-questions"></div>
+    <p id="check-error" class="overdue" role="alert"></p>
+    <button type="submit" value="confirm" id="check-confirm">Record and complete</button>
+    <button type="button" id="check-cancel">Cancel</button>
   </form>
 </dialog>
 
@@ -429,6 +443,9 @@ function row(item) {
   actions.append(button('Reject', 'Reject ' + what + ' for ' + name, () => askReject(item)));
   if (approvable && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
     actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
+  // A check is done by asking its questions: recording the answers completes it (approved or not).
+  if (view.task && view.task.answers)
+    actions.append(button('Record check', 'Record ' + view.task.answers + ' for ' + name, () => askCheck({ id: item.id, versionId: item.versionId, what: describe(item) })));
 
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
@@ -611,6 +628,111 @@ $('#reschedule-form').addEventListener('submit', async (event) => {
 });
 $('#reschedule-cancel').addEventListener('click', () => $('#reschedule-dialog').close());
 
+// Recording a check: the questions come from the Task's Questionnaire (GET /tasks/{id}/questionnaire), so the page
+// asks what the protocol says to ask; the server checks the answers and calculates the scores (a 400 names what is
+// wrong, shown here with the answers kept). Calculated questions (the PEG score) are not asked.
+let checking = null;
+async function askCheck(task) {
+  try {
+    const questionnaire = await api('/tasks/' + encodeURIComponent(task.id) + '/questionnaire');
+    checking = { ...task, questionnaire };
+    $('#check-title').textContent = 'Record ' + (questionnaire.title || 'check');
+    $('#check-what').textContent = task.what;
+    $('#check-questions').replaceChildren(...(questionnaire.item || []).map(questionField).filter(Boolean));
+    $('#check-error').textContent = '';
+    $('#check-dialog').showModal();
+    const first = $('#check-questions input, #check-questions textarea');
+    if (first) first.focus();
+  } catch (error) {
+    say(error.message, 'error');
+  }
+}
+const CALCULATED = 'http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression';
+function extensionValue(item, url) {
+  const e = (item.extension || []).find((x) => x.url === url);
+  return e ? (e.valueInteger !== undefined ? e.valueInteger : e.valueDecimal) : undefined;
+}
+function questionField(item) {
+  if (item.readOnly || (item.extension || []).some((e) => e.url === CALCULATED)) return null;
+  const id = 'q-' + item.linkId;
+  const text = item.text + (item.required ? ' (required)' : '');
+  if (item.type === 'group') {
+    const set = el('fieldset');
+    set.append(el('legend', item.text), ...(item.item || []).map(questionField).filter(Boolean));
+    return set;
+  }
+  if (item.type === 'choice') {
+    const set = el('fieldset');
+    set.dataset.linkId = item.linkId;
+    set.dataset.type = 'choice';
+    set.append(el('legend', text));
+    for (const option of item.answerOption || []) {
+      const label = el('label', undefined, 'option');
+      const input = document.createElement('input');
+      input.type = item.repeats ? 'checkbox' : 'radio';
+      input.name = id;
+      input.value = option.valueCoding.code;
+      input.dataset.system = option.valueCoding.system || '';
+      label.append(input, document.createTextNode(' ' + (option.valueCoding.display || option.valueCoding.code)));
+      set.append(label);
+    }
+    return set;
+  }
+  const wrap = el('div');
+  const label = el('label', text);
+  label.htmlFor = id;
+  const input = document.createElement(item.type === 'text' ? 'textarea' : 'input');
+  input.id = id;
+  input.dataset.linkId = item.linkId;
+  input.dataset.type = item.type;
+  if (item.type === 'integer' || item.type === 'decimal') {
+    input.type = 'number';
+    input.step = item.type === 'integer' ? '1' : 'any';
+    const min = extensionValue(item, 'http://hl7.org/fhir/StructureDefinition/minValue');
+    const max = extensionValue(item, 'http://hl7.org/fhir/StructureDefinition/maxValue');
+    if (min !== undefined) input.min = String(min);
+    if (max !== undefined) input.max = String(max);
+  } else if (item.type === 'text') input.rows = 2;
+  wrap.append(label, input);
+  return wrap;
+}
+// The answers as QuestionnaireResponse items (flat: the server lays them out as the Questionnaire does).
+function checkAnswers() {
+  const items = [];
+  for (const input of document.querySelectorAll('#check-questions [data-link-id]')) {
+    const linkId = input.dataset.linkId;
+    if (input.dataset.type === 'choice') {
+      const chosen = [...input.querySelectorAll('input:checked')].map((box) => ({ valueCoding: { system: box.dataset.system, code: box.value } }));
+      if (chosen.length) items.push({ linkId, answer: chosen });
+    } else if (input.value.trim() !== '') {
+      const value = input.dataset.type === 'integer' ? { valueInteger: Number(input.value) }
+        : input.dataset.type === 'decimal' ? { valueDecimal: Number(input.value) } : { valueString: input.value.trim() };
+      items.push({ linkId, answer: [value] });
+    }
+  }
+  return items;
+}
+$('#check-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const task = checking;
+  const response = { resourceType: 'QuestionnaireResponse', status: 'completed', item: checkAnswers() };
+  try {
+    await api('/tasks/' + encodeURIComponent(task.id) + '/$complete', { method: 'POST', body: JSON.stringify({ versionId: task.versionId, response }) });
+    $('#check-dialog').close();
+    await afterDecision('Recorded: ' + task.what, 'ok');
+  } catch (error) {
+    if (error.status === 400) {
+      $('#check-error').textContent = error.message;
+      return;
+    }
+    $('#check-dialog').close();
+    if (error.status === 409 || error.status === 412) await afterDecision('Someone else changed this task first: ' + error.message + ' The list has been reloaded.', 'error');
+    else say(error.message, 'error');
+  }
+  if (!$('#patient-view').hidden && shownPatient) await showPatient(shownPatient);
+});
+$('#check-cancel').addEventListener('click', () => $('#check-dialog').close());
+
 $('#bulk-approve').addEventListener('click', async () => {
   const chosen = selected().map((id) => items.get(id)).filter(Boolean);
   if (!chosen.length) return;
@@ -654,6 +776,10 @@ async function showPatient(reference) {
       li.append(el('span', minute(e.date), 'muted'), document.createTextNode(' '), el('span', e.type, 'type'),
         document.createTextNode(e.text + (e.status ? ' [' + e.status + ']' : '') + (e.who ? ', by ' + e.who : '') + (e.reason ? ': ' + e.reason : '')));
       if ((e.type === 'order' && e.status === 'on-hold') || e.attention) li.className = 'ci-unresolved';
+      if (e.type === 'follow-up' && e.answers) {
+        const task = { id: e.reference.split('/')[1], versionId: e.versionId, what: e.text + ' for ' + (p.name || reference) };
+        li.append(document.createTextNode(' '), button('Record check', 'Record ' + e.answers + ' for ' + (p.name || reference), () => askCheck(task)));
+      }
       if (e.type === 'contraindication' && e.status === 'unresolved') {
         const issue = { id: e.reference.split('/')[1], versionId: e.versionId, text: e.text.replace(/^Contraindication: /, ''), holds: e.holds };
         li.append(document.createTextNode(' '), button('Override', 'Override ' + e.text + ' for ' + (p.name || reference), () => askOverride(issue, p.name || reference)));
