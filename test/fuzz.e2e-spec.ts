@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type { Resource } from '@medplum/fhirtypes';
 import type { Role } from '@kc/auth';
-import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
+import { actionOf, completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /** Deterministic pseudo-random numbers, so a failing case can be replayed. */
@@ -47,6 +47,7 @@ const HOSTILE_VALUES: unknown[] = [
 describe('hostile and malformed input: always 4xx, never 5xx, never a change', () => {
   let service: TestService;
   let taskId: string;
+  let checkId: string;
   let carePlanId: string;
 
   beforeAll(async () => {
@@ -62,15 +63,22 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
     // The job also fulfils the first-session Task after writing the follow-ups: wait for all of it.
     await followUpJobDone(service, procedureId);
     taskId = (await waitFor(async () => (await followUpTasks(service, procedureId))[0], 'a follow-up task')).id!;
+    checkId = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'post-infusion-check')!.id!;
   });
   afterAll(() => service.stop());
 
   /** Every Task, CarePlan, Provenance and DetectedIssue with its version: what must not change. */
   async function snapshot(): Promise<string[]> {
     const all = await Promise.all(
-      ['Task', 'CarePlan', 'Provenance', 'DetectedIssue', 'MedicationRequest'].map((type) =>
-        service.fhir.searchAll<Resource>(type as 'Task', { _count: 200 }),
-      ),
+      [
+        'Task',
+        'CarePlan',
+        'Provenance',
+        'DetectedIssue',
+        'MedicationRequest',
+        'QuestionnaireResponse',
+        'Observation',
+      ].map((type) => service.fhir.searchAll<Resource>(type as 'Task', { _count: 200 })),
     );
     return all
       .flat()
@@ -84,6 +92,7 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
       { method: 'post', path: `/tasks/${taskId}/$reject`, role: 'clinician' },
       { method: 'post', path: `/tasks/${taskId}/$reschedule`, role: 'clinician' },
       { method: 'post', path: '/tasks/$bulk-approve', role: 'clinician' },
+      { method: 'post', path: `/tasks/${checkId}/$complete`, role: 'clinician' },
       { method: 'post', path: `/careplans/${carePlanId}/$activate`, role: 'clinician' },
       { method: 'post', path: '/fhir/PlanDefinition/ketamine-low-dose-series/$apply', role: 'clinician' },
       { method: 'post', path: '/fhir/PlanDefinition/$apply', role: 'integration' },
@@ -93,9 +102,59 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
     ];
   }
 
+  /** Answers to the check: hostile values where items, answers and values go (any version: none is current). */
+  function hostileAnswers(random: () => number): unknown {
+    const pick = <T>(list: T[]) => list[Math.floor(random() * list.length)];
+    return {
+      versionId: pick([...HOSTILE_VALUES, '1']),
+      response: pick([
+        pick(HOSTILE_VALUES),
+        { resourceType: 'QuestionnaireResponse', item: pick(HOSTILE_VALUES) },
+        {
+          resourceType: 'QuestionnaireResponse',
+          item: [{ linkId: pick(HOSTILE_STRINGS), answer: pick(HOSTILE_VALUES) }],
+        },
+        {
+          resourceType: 'QuestionnaireResponse',
+          item: [
+            {
+              linkId: 'pain-now',
+              answer: [{ valueInteger: pick(HOSTILE_VALUES), valueCoding: pick(HOSTILE_VALUES) }],
+            },
+          ],
+        },
+        {
+          resourceType: 'QuestionnaireResponse',
+          item: [{ linkId: 'effects', answer: [{ valueCoding: pick(HOSTILE_VALUES) }] }],
+        },
+        {
+          resourceType: 'QuestionnaireResponse',
+          item: [
+            {
+              linkId: 'a',
+              item: [
+                {
+                  linkId: 'b',
+                  item: [
+                    {
+                      linkId: 'c',
+                      item: [{ linkId: 'd', item: [{ linkId: 'e', item: [{ linkId: 'f', item: [] }] }] }],
+                    },
+                  ],
+                },
+              ],
+            },
+          ],
+        },
+      ]),
+    };
+  }
+
   function hostileBody(random: () => number): unknown {
     const pick = <T>(list: T[]) => list[Math.floor(random() * list.length)];
-    switch (Math.floor(random() * 6)) {
+    switch (Math.floor(random() * 7)) {
+      case 6:
+        return hostileAnswers(random);
       case 0:
         return pick(HOSTILE_VALUES);
       case 1:
@@ -142,6 +201,27 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
       } else if (res.body?.resourceType !== 'OperationOutcome') {
         failures.push(`${endpoint.path} -> ${res.status} without an OperationOutcome`);
       }
+    }
+    expect(failures).toEqual([]);
+    expect(await snapshot()).toEqual(before);
+  }, 60_000);
+
+  it('100 hostile answers to the check on its current version: each a 400 naming the problem, nothing written', async () => {
+    const before = await snapshot();
+    const { meta } = await service.fhir.read<Resource>('Task', checkId);
+    const random = prng(20261203);
+    const failures: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const body = {
+        ...(hostileBody(() => (random() < 0.5 ? 6.5 / 7 : random())) as object),
+        versionId: meta!.versionId,
+      };
+      const res = await request(service.url)
+        .post(`/tasks/${checkId}/$complete`)
+        .set(service.as('clinician'))
+        .send(body);
+      if (res.status !== 400 || res.body?.resourceType !== 'OperationOutcome')
+        failures.push(`${JSON.stringify(body).slice(0, 160)} -> ${res.status}`);
     }
     expect(failures).toEqual([]);
     expect(await snapshot()).toEqual(before);
