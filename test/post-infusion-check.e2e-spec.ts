@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type {
+  Bundle,
   Observation,
   OperationOutcome,
   Provenance,
@@ -154,6 +155,27 @@ describe('recording the post-infusion check', () => {
       .set(service.as('clinician'))
       .expect(200);
     expect(worklist.body.items.map((i: { id: string }) => i.id)).not.toContain(p.check.id);
+  });
+
+  it('an EHR reads the recorded check through the FHIR read API: the answers, and the scores derived from them', async () => {
+    const p = await infusedPatient();
+    await complete(p.check, answers(5, ['effect-dissociation'])).expect(200);
+    const ehr = (path: string) => request(service.url).get(path).set(service.as('integration')).expect(200);
+    const responses = (await ehr(`/fhir/QuestionnaireResponse?patient=${p.patient}&based-on=CarePlan/${p.carePlanId}`))
+      .body as Bundle<QuestionnaireResponse>;
+    expect(responses.entry).toHaveLength(1);
+    const response = responses.entry![0].resource!;
+    const derived = (await ehr(`/fhir/Observation?derived-from=QuestionnaireResponse/${response.id}`))
+      .body as Bundle<Observation>;
+    expect(derived.entry!.map((e) => e.resource!.code.coding![0].code).sort()).toEqual([
+      '72514-3',
+      '91147-9',
+      'infusion-effect',
+    ]);
+    // Standard fields an EHR filters on: the LOINC code, and the survey category.
+    const pain = (await ehr(`/fhir/Observation?patient=${p.patient}&code=http://loinc.org|72514-3&category=survey`))
+      .body as Bundle<Observation>;
+    expect(pain.entry!.map((e) => e.resource!.valueInteger)).toEqual([5]);
   });
 
   it('the same answers sent again are answered as the first time, once; a stale version is refused', async () => {

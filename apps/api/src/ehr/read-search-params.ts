@@ -21,6 +21,18 @@ export const READABLE_TYPES = {
   MedicationRequest: ['patient', 'subject', 'status', 'intent', 'identifier', 'requester', '_id', '_lastUpdated'],
   // Contraindications found for a plan (implicated), and whether a clinician overrode them (mitigation).
   DetectedIssue: ['patient', 'implicated', 'code', 'identifier', '_id', '_lastUpdated'],
+  // Recorded checks: the answers (based-on the CarePlan), and the scores and effects extracted from them (derived-from).
+  QuestionnaireResponse: [
+    'patient',
+    'subject',
+    'based-on',
+    'questionnaire',
+    'authored',
+    'status',
+    '_id',
+    '_lastUpdated',
+  ],
+  Observation: ['patient', 'subject', 'code', 'date', 'derived-from', 'based-on', 'category', '_id', '_lastUpdated'],
   // The access audit trail (apps/api/src/audit): for administrators only (ADMIN_ONLY_TYPES).
   AuditEvent: ['entity', 'agent', 'date', 'action', 'outcome', 'subtype', '_id', '_lastUpdated'],
 } as const;
@@ -52,6 +64,7 @@ const REFERENCE_PARAMS = new Set([
   'implicated',
   'entity',
   'agent',
+  'derived-from',
 ]);
 const REFERENCE = new RegExp(`^([A-Z][A-Za-z]{1,40}/)?${RESOURCE_ID_PATTERN}$`);
 
