@@ -149,6 +149,16 @@ describe('recording a post-infusion check', () => {
     expect(problemsOf(() => record(answers({ effects: [] }))).join()).toContain(
       '“Effects since the infusion” needs an answer',
     );
+    // What the FHIR server's own validation would refuse is refused here, in words, before anything is sent.
+    expect(problemsOf(() => record(answers({ note: [{ valueString: 'fine\u0000' }] }))).join()).toContain(
+      'needs text (valueString)',
+    );
+    expect(problemsOf(() => record(answers({ 'pain-now': [{ valueInteger: 1e12 }] }))).join()).toContain(
+      'needs a whole number',
+    );
+    expect(problemsOf(() => record(answers({ peg: [{ valueInteger: 5 }] }))).join()).toContain(
+      '“PEG-3: the past week” is a heading, not a question',
+    );
     // Everything wrong at once is listed at once.
     expect(problemsOf(() => record(answers({ 'pain-now': undefined, effects: undefined })))).toHaveLength(2);
   });

@@ -1,4 +1,4 @@
-import { evalFhirPath, toTypedValue } from '@medplum/core';
+import { evalFhirPath, toTypedValue, validationRegexes } from '@medplum/core';
 import type {
   Coding,
   Extension,
@@ -86,6 +86,11 @@ function layOut(
 ): QuestionnaireResponseItem[] {
   const out: QuestionnaireResponseItem[] = [];
   for (const item of items) {
+    if ((item.type === 'group' || item.type === 'display') && answered.has(item.linkId))
+      problems.push({
+        linkId: item.linkId,
+        text: `${labelOf(item)} is a heading, not a question: answer the questions under it`,
+      });
     if (item.type === 'display') continue;
     if (item.type === 'group') {
       const children = layOut(item.item ?? [], answered, problems);
@@ -149,20 +154,27 @@ const WHAT: Partial<Record<QuestionnaireItem['type'], string>> = {
   dateTime: 'a date and time',
 };
 
+/** A value of the item's type as FHIR defines it (what the FHIR server's own validation would take: its regexes). */
 function isValueOf(type: QuestionnaireItem['type'], value: unknown): boolean {
   switch (type) {
     case 'integer':
-      return Number.isInteger(value);
+      return Number.isInteger(value) && Math.abs(value as number) <= FHIR_INTEGER_MAX;
     case 'decimal':
       return typeof value === 'number' && Number.isFinite(value);
     case 'boolean':
       return typeof value === 'boolean';
     case 'choice':
       return typeof value === 'object' && value !== null && typeof (value as Coding).code === 'string';
-    default:
-      return typeof value === 'string' && value.trim().length > 0;
+    default: {
+      const pattern = validationRegexes[type === 'text' ? 'string' : type] ?? validationRegexes.string;
+      return typeof value === 'string' && value.trim().length > 0 && value.length <= MAX_TEXT && pattern.test(value);
+    }
   }
 }
+
+const FHIR_INTEGER_MAX = 2_147_483_647;
+/** A note longer than this is not a note (the body limit bounds the request; this bounds one answer). */
+const MAX_TEXT = 10_000;
 
 /** The answer with its value alone, a choice's coding as the Questionnaire words it. */
 function onlyValue(item: QuestionnaireItem, answer: QuestionnaireResponseItemAnswer): QuestionnaireResponseItemAnswer {
