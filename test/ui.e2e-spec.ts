@@ -554,9 +554,15 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector(`tr[data-task-id="${check.id}"]`, { state: 'detached' });
     expect(await page.textContent('#message')).toMatch(/^Recorded: Post-infusion check/);
     expect((await service.fhir.read<Task>('Task', check.id!)).status).toBe('completed');
+    // Whoever approves the patient's next infusion sees what they reported after this one.
+    const next = tasks.find((t) => actionOf(t) === 'next-induction-session')!;
+    const effects = page.locator(`tr[data-task-id="${next.id}"] .effects`);
+    expect(await effects.textContent()).toMatch(/^Effects reported \d{4}-\d{2}-\d{2}: Nausea$/);
+    expect(await effects.getAttribute('class')).toContain('notice');
+    await screenshot(page, 'worklist-effects-reported');
 
     // The patient view says what the patient answered, and who recorded it.
-    await page.click(`tr[data-task-id="${tasks.find((t) => t !== check)!.id}"] .patient-link`);
+    await page.click(`tr[data-task-id="${next.id}"] .patient-link`);
     await page.waitForSelector('#patient-view:not([hidden])');
     const followUp = await page
       .locator('#timeline li[data-type="follow-up"]', { hasText: 'Post-infusion check' })
@@ -604,6 +610,8 @@ describe('clinician page in a real browser', () => {
     await item.filter({ hasText: '[done]' }).waitFor();
     expect(await item.locator('button').count()).toBe(0);
     expect(await item.textContent()).toContain('Effects since the infusion: No effects');
+    expect(await page.locator('#patient-scores .effects').getAttribute('class')).toBe('muted effects');
+    expect(await page.textContent('#patient-scores')).toContain(': No effects');
     await page.close();
   }, 60_000);
 

@@ -92,6 +92,10 @@ export class ProtocolCatalog {
     return this.unavailable.flatMap((u) => u.problems.map((p) => `${u.file}: ${p}`));
   }
 
+  questionnaires(): Questionnaire[] {
+    return this.resources.filter((r): r is Questionnaire => r.resourceType === 'Questionnaire');
+  }
+
   planDefinitions(): PlanDefinition[] {
     return this.resources.filter((r): r is PlanDefinition => r.resourceType === 'PlanDefinition');
   }

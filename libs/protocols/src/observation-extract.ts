@@ -5,7 +5,7 @@ import type {
   QuestionnaireResponseItem,
   QuestionnaireResponseItemAnswer,
 } from '@medplum/fhirtypes';
-import { answersByLinkId } from './questionnaire-answers';
+import { answersByLinkId, OPTION_EXCLUSIVE_EXTENSION } from './questionnaire-answers';
 
 export const OBSERVATION_EXTRACT_EXTENSION =
   'http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-observationExtract';
@@ -94,4 +94,20 @@ function observation(item: QuestionnaireItem, value: Partial<Observation>, conte
     derivedFrom: [context.derivedFrom],
     ...value,
   };
+}
+
+/**
+ * The coded choices a set of Questionnaires extracts (the effects reported at a check): the questions' codes
+ * (`system|code`, to search their Observations by) and the answers that report nothing (options marked exclusive,
+ * "No effects").
+ */
+export function extractedChoices(questionnaires: Questionnaire[]): { codes: string[]; nothingReported: Set<string> } {
+  const questions = questionnaires.flatMap(extractedQuestions).filter((q) => q.type === 'choice');
+  const codes = questions.flatMap((q) => (q.code ?? []).map((c) => `${c.system}|${c.code}`));
+  const nothingReported = questions.flatMap((q) =>
+    (q.answerOption ?? [])
+      .filter((o) => o.extension?.some((e) => e.url === OPTION_EXCLUSIVE_EXTENSION && e.valueBoolean))
+      .map((o) => `${o.valueCoding?.system}|${o.valueCoding?.code}`),
+  );
+  return { codes: [...new Set(codes)], nothingReported: new Set(nothingReported) };
 }

@@ -14,7 +14,7 @@ export const CALCULATED_EXPRESSION_EXTENSION =
   'http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression';
 const MIN_VALUE_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/minValue';
 const MAX_VALUE_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/maxValue';
-const OPTION_EXCLUSIVE_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/questionnaire-optionExclusive';
+export const OPTION_EXCLUSIVE_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/questionnaire-optionExclusive';
 
 /** One thing wrong with the answers, by the question it concerns (its linkId), in words for the clinician. */
 export interface AnswerProblem {

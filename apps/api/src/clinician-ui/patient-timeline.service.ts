@@ -25,7 +25,14 @@ import {
   ProtocolCatalog,
 } from '@kc/protocols';
 import { isOpen } from '@kc/task-states';
-import { displayName, issueView, WorklistEnricher, type PatientSummary, type ScoreView } from './worklist-enricher';
+import {
+  displayName,
+  issueView,
+  WorklistEnricher,
+  type EffectsView,
+  type PatientSummary,
+  type ScoreView,
+} from './worklist-enricher';
 
 export interface TimelineEvent {
   date?: string;
@@ -50,6 +57,8 @@ export interface PatientTimeline {
   patient: PatientSummary;
   carePlans: { id: string; status: string; title?: string; created?: string }[];
   scores: ScoreView[];
+  /** What the patient reported at their latest recorded check. */
+  effects?: EffectsView;
   events: TimelineEvent[];
 }
 
@@ -182,6 +191,7 @@ export class PatientTimelineService {
         created: p.created,
       })),
       scores: records.scores.get(patient) ?? [],
+      effects: records.effects.get(patient),
       events,
     };
   }

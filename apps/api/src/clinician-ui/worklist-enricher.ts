@@ -18,7 +18,7 @@ import {
   scoreCodes,
   scoreValue,
 } from '@kc/followups';
-import { PROTOCOL_WINDOW_EXTENSION, ProtocolCatalog, contraindicationState } from '@kc/protocols';
+import { PROTOCOL_WINDOW_EXTENSION, ProtocolCatalog, contraindicationState, extractedChoices } from '@kc/protocols';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
 export interface WorklistItemLike {
@@ -64,6 +64,14 @@ export interface ScoreView {
   date?: string;
 }
 
+/** The effects a patient reported at their latest recorded check (the check Questionnaire's extracted choices). */
+export interface EffectsView {
+  date?: string;
+  reported: string[];
+  /** False when the patient reported none ("No effects"). */
+  any: boolean;
+}
+
 export interface ItemView {
   patient?: PatientSummary;
   protocol?: { id?: string; title?: string; phase?: 'induction' | 'maintenance' };
@@ -71,6 +79,8 @@ export interface ItemView {
   task: { label: string; answers?: string };
   contraindications: ContraindicationView[];
   scores: ScoreView[];
+  /** What the patient reported after their last infusion, for the clinician approving the next one. */
+  effects?: EffectsView;
   /** Why the Task cannot be approved whatever its contraindications: its plan was stopped or paused (an EHR did). */
   blocked?: string;
   /** A reminder approving it now would send with less notice than it needs (the fasting one, near the window). */
@@ -90,6 +100,7 @@ export interface PageRecords {
   /** The patients the FHIR server does not have (or whose reference is not `Patient/<id>`). */
   missing: Set<string>;
   scores: Map<string, ScoreView[]>;
+  effects: Map<string, EffectsView>;
   issues: Map<string, ContraindicationView[]>;
   /** Each plan's reason it holds no care now (stopped, paused); absent when it does, or was not found. */
   planBlocked: Map<string, string>;
@@ -104,18 +115,22 @@ export interface PageRecords {
 export class WorklistEnricher {
   /** The scores the protocols judge response by (their outcome-driven timing, fhir-profiles), and their codes. */
   private readonly scores: CodeableConcept[];
-  private readonly scoreCodeQuery: string;
+  /** The effects reported at checks (fhir-profiles' check Questionnaire): their codes, and those meaning none. */
+  private readonly effectCodes: ReturnType<typeof extractedChoices>;
+  /** One search per patient reads both. */
+  private readonly observationCodeQuery: string;
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
   ) {
     this.scores = outcomeScores(catalog.planDefinitions());
-    this.scoreCodeQuery = scoreCodes({ scores: this.scores }).join(',');
+    this.effectCodes = extractedChoices(catalog.questionnaires());
+    this.observationCodeQuery = [...scoreCodes({ scores: this.scores }), ...this.effectCodes.codes].join(',');
   }
 
   async enrich<T extends WorklistItemLike>(items: T[], now = new Date()): Promise<(T & { view: ItemView })[]> {
-    const { summaries, scores, issues, planBlocked } = await this.records(
+    const { summaries, scores, effects, issues, planBlocked } = await this.records(
       unique(items.map((i) => i.patient)),
       unique(items.map((i) => i.carePlan)),
       now,
@@ -128,6 +143,7 @@ export class WorklistEnricher {
         task: { label: (item.kind && KIND_LABELS[item.kind]) ?? item.kind ?? 'Task', ...this.answers(item) },
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
+        ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
         ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
         ...this.reminderNotice(item, now),
       },
@@ -166,11 +182,11 @@ export class WorklistEnricher {
     const readable = patients.filter((ref) => PATIENT_REFERENCE.test(ref));
     const readablePlans = plans.filter((ref) => CARE_PLAN_REFERENCE.test(ref));
     const searches: NamedSearch[] = [
-      ...(this.scoreCodeQuery
+      ...(this.observationCodeQuery
         ? patients.map((ref) => ({
             name: `scores ${ref}`,
             resourceType: 'Observation',
-            params: { subject: ref, code: this.scoreCodeQuery, _count: 200 },
+            params: { subject: ref, code: this.observationCodeQuery, _count: 200 },
             everyMatch: true,
           }))
         : []),
@@ -201,6 +217,12 @@ export class WorklistEnricher {
       missing: new Set(patients.filter((ref) => !byReference.get(ref))),
       scores: new Map(
         patients.map((ref) => [ref, latestScores(this.scores, matchesOf<Observation>(found[`scores ${ref}`]))]),
+      ),
+      effects: new Map(
+        patients.flatMap((ref) => {
+          const latest = latestEffects(this.effectCodes, matchesOf<Observation>(found[`scores ${ref}`]));
+          return latest ? [[ref, latest] as const] : [];
+        }),
       ),
       issues: new Map(plans.map((ref) => [ref, matchesOf<DetectedIssue>(found[`issues ${ref}`]).map(issueView)])),
       planBlocked,
@@ -253,6 +275,32 @@ function latestScores(scores: CodeableConcept[], observations: Observation[]): S
     });
   }
   return out;
+}
+
+/**
+ * The effects of the latest recorded check: its Observations (those derived from the same response, else of the same
+ * instant) coded as a reported effect, in words.
+ */
+function latestEffects(
+  { codes, nothingReported }: ReturnType<typeof extractedChoices>,
+  observations: Observation[],
+): EffectsView | undefined {
+  const wanted = new Set(codes);
+  const reported = observations.filter(
+    (o) => o.status !== 'entered-in-error' && o.code?.coding?.some((c) => wanted.has(`${c.system}|${c.code}`)),
+  );
+  const latest = reported.sort((a, b) => Date.parse(observedAt(b) ?? '0') - Date.parse(observedAt(a) ?? '0'))[0];
+  if (!latest) return undefined;
+  const sameCheck = (o: Observation) =>
+    latest.derivedFrom?.[0]?.reference
+      ? o.derivedFrom?.[0]?.reference === latest.derivedFrom[0].reference
+      : observedAt(o) === observedAt(latest);
+  const answers = reported.filter(sameCheck).flatMap((o) => o.valueCodeableConcept?.coding?.slice(0, 1) ?? []);
+  return {
+    date: observedAt(latest),
+    reported: answers.map((c) => c.display ?? c.code ?? ''),
+    any: answers.some((c) => !nothingReported.has(`${c.system}|${c.code}`)),
+  };
 }
 
 const PATIENT_REFERENCE = /^Patient\/[^/]+$/;

@@ -336,6 +336,12 @@ function scoresText(scores) {
   return (scores || []).map((s) => s.label + ' ' + s.value + (s.unit && s.unit !== '{score}' ? ' ' + s.unit : '') + ' (' + day(s.date) + ')').join('; ');
 }
 
+// The effects reported at the latest check: highlighted when there were any (the clinician approving the next
+// infusion should see them), quiet when the patient reported none.
+function effectsNote(effects) {
+  return el('div', 'Effects reported ' + day(effects.date) + ': ' + effects.reported.join(', '), effects.any ? 'badge notice effects' : 'muted effects');
+}
+
 function filterQuery() {
   const params = new URLSearchParams();
   for (const id of ['protocol', 'due-after', 'due-before', 'overdue', 'name']) {
@@ -437,6 +443,7 @@ function row(item) {
   }
 
   const scores = el('td', scoresText(view.scores) || 'None recorded', view.scores && view.scores.length ? 'scores' : 'scores muted');
+  if (view.effects) scores.append(effectsNote(view.effects));
 
   const actions = document.createElement('td');
   if (approvable) actions.append(button('Approve', 'Approve ' + what + ' for ' + name, () => decide(item, 'approve')));
@@ -770,6 +777,7 @@ async function showPatient(reference) {
       return li;
     }));
     $('#patient-scores').textContent = scoresText(timeline.scores) || 'None recorded';
+    if (timeline.effects) $('#patient-scores').append(effectsNote(timeline.effects));
     $('#timeline').replaceChildren(...timeline.events.map((e) => {
       const li = el('li');
       li.dataset.type = e.type;
