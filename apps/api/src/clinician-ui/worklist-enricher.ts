@@ -6,6 +6,7 @@ import type {
   HumanName,
   Observation,
   Patient,
+  PlanDefinition,
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
@@ -150,15 +151,20 @@ export class WorklistEnricher {
     }));
   }
 
+  /** The protocol the item's Task follows, by its canonical (any version: the catalog's latest of that url). */
+  private planOf(item: WorklistItemLike): PlanDefinition | undefined {
+    return item.protocol ? this.catalog.findPlanDefinition(item.protocol.split('|')[0]) : undefined;
+  }
+
   private answers(item: WorklistItemLike): { answers?: string } {
-    const plan = item.protocol ? this.catalog.findPlanDefinition(item.protocol.split('|')[0]) : undefined;
+    const plan = this.planOf(item);
     const questionnaire = this.catalog.questionnaireOf(plan, item.action);
     return questionnaire ? { answers: questionnaire.title ?? questionnaire.name ?? 'Questionnaire' } : {};
   }
 
   /** Awaiting approval (not held: approved already), with reminders that approving now would send short. */
   private reminderNotice(item: WorklistItemLike, now: Date): Pick<ItemView, 'reminderNotice'> {
-    const plan = item.protocol ? this.catalog.findPlanDefinition(item.protocol.split('|')[0]) : undefined;
+    const plan = this.planOf(item);
     if (!plan || !item.action || !item.due?.start || item.onHold) return {};
     const rules = reminderRulesFor(plan, item.action, (c) => this.catalog.activityDefinition(c));
     const task: Task = {
@@ -231,7 +237,7 @@ export class WorklistEnricher {
 
   private protocol(item: WorklistItemLike): ItemView['protocol'] {
     if (!item.protocol) return undefined;
-    const plan = this.catalog.findPlanDefinition(item.protocol.split('|')[0]);
+    const plan = this.planOf(item);
     const id = plan?.id ?? item.protocol.split('/').pop()?.split('|')[0];
     // As the Task records it (its protocol action's, or its infusion's for a check): none for patient instructions,
     // a check after an unplanned infusion, or a Task written before session 13 (the guess from the kind and the
