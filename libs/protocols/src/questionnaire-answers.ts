@@ -12,8 +12,8 @@ import type {
 /** SDC and core extensions the answers are checked and calculated with (all data in the Questionnaire). */
 export const CALCULATED_EXPRESSION_EXTENSION =
   'http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression';
-const MIN_VALUE_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/minValue';
-const MAX_VALUE_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/maxValue';
+export const MIN_VALUE_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/minValue';
+export const MAX_VALUE_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/maxValue';
 export const OPTION_EXCLUSIVE_EXTENSION = 'http://hl7.org/fhir/StructureDefinition/questionnaire-optionExclusive';
 
 /** One thing wrong with the answers, by the question it concerns (its linkId), in words for the clinician. */

@@ -1,10 +1,14 @@
+// The check dialog reads the Questionnaire with the same extension URLs the server checks answers with.
+import { CALCULATED_EXPRESSION_EXTENSION, MAX_VALUE_EXTENSION, MIN_VALUE_EXTENSION } from '@kc/protocols';
+
 /**
  * The clinician worklist page: plain HTML and JavaScript, no build step. The clinician signs in through OpenID
  * Connect (authorization code + PKCE, S256) against the configured issuer, or is launched as a SMART on FHIR app
  * (`/ui?iss=<this API>/fhir[&launch=...]`). The tokens stay in sessionStorage (the access token refreshed with the
  * refresh token when the issuer gives one); every call goes to the same
  * API as any client: /worklist/view (following its `next` link), /tasks/:id/$approve|$reject|$reschedule,
- * /tasks/$bulk-approve, /patients/:id/timeline. Dates are shown and picked in UTC.
+ * /tasks/$bulk-approve, /tasks/:id/questionnaire and /tasks/:id/$complete (a check), /patients/:id/timeline. Dates
+ * are shown and picked in UTC.
  */
 export const WORKLIST_PAGE = `<!doctype html>
 <html lang="en">
@@ -654,7 +658,7 @@ async function askCheck(task) {
     say(error.message, 'error');
   }
 }
-const CALCULATED = 'http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression';
+const CALCULATED = '${CALCULATED_EXPRESSION_EXTENSION}';
 function extensionValue(item, url) {
   const e = (item.extension || []).find((x) => x.url === url);
   return e ? (e.valueInteger !== undefined ? e.valueInteger : e.valueDecimal) : undefined;
@@ -695,8 +699,8 @@ function questionField(item) {
   if (item.type === 'integer' || item.type === 'decimal') {
     input.type = 'number';
     input.step = item.type === 'integer' ? '1' : 'any';
-    const min = extensionValue(item, 'http://hl7.org/fhir/StructureDefinition/minValue');
-    const max = extensionValue(item, 'http://hl7.org/fhir/StructureDefinition/maxValue');
+    const min = extensionValue(item, '${MIN_VALUE_EXTENSION}');
+    const max = extensionValue(item, '${MAX_VALUE_EXTENSION}');
     if (min !== undefined) input.min = String(min);
     if (max !== undefined) input.max = String(max);
   } else if (item.type === 'text') input.rows = 2;
