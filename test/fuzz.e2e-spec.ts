@@ -239,6 +239,10 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
       '/worklist?page=-1',
       '/worklist?overdue=maybe',
       '/worklist?_id=1',
+      ...HOSTILE_STRINGS.map((s) => `/to-do?patient=${encodeURIComponent(s)}`),
+      ...HOSTILE_STRINGS.map((s) => `/to-do?kind=${encodeURIComponent(s)}`),
+      ...HOSTILE_STRINGS.map((s) => `/to-do/view?name=${encodeURIComponent(s)}`),
+      '/to-do?count=101',
       '/fhir/Task?_count=-5',
       '/fhir/CarePlan?_include=*',
       '/fhir/Task?status[$ne]=x',
@@ -251,7 +255,7 @@ describe('hostile and malformed input: always 4xx, never 5xx, never a change', (
       const emptyAnswer =
         res.status === 200 &&
         (res.body.entry ?? res.body.items ?? []).length === 0 &&
-        /[?&](patient|due-before)=/.test(path);
+        /[?&](patient|due-before|name)=/.test(path);
       if (res.status >= 500 || (res.status < 400 && !emptyAnswer))
         failures.push(`GET ${path.slice(0, 100)} -> ${res.status}`);
     }

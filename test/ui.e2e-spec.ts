@@ -615,6 +615,61 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('lists the approved checks to make on the to-do list, and records one there', async () => {
+    const { tasks } = await followUps('2027-09-06T10:00:00.000Z');
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
+    await request(service.url)
+      .post(`/tasks/${check.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: check.meta!.versionId })
+      .expect(200);
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    // Approved: not on the worklist any more, but on the to-do list.
+    await page.waitForSelector(`tr[data-task-id="${tasks.find((t) => t !== check)!.id}"]`);
+    expect(await page.locator(`tr[data-task-id="${check.id}"]`).count()).toBe(0);
+    await page.click('#list-to-do');
+    await page.selectOption('#f-kind', 'post-infusion-check');
+    await page.click('#filters button[type=submit]');
+    const row = page.locator(`tr[data-task-id="${check.id}"]`);
+    await row.waitFor();
+    expect(await page.textContent('#worklist-heading')).toBe('To do: approved, not yet done');
+    expect(await page.getAttribute('#list-to-do', 'aria-pressed')).toBe('true');
+    expect(await page.textContent('#message')).toMatch(/^\d+ approved task\(s\) to do$/);
+    expect(await page.isHidden('#bulk-approve')).toBe(true);
+    // Every row a check, none to approve: the clinic's calls to make.
+    const kinds = await page.locator('#worklist tbody td.task').allTextContents();
+    expect(kinds.length).toBeGreaterThan(0);
+    for (const text of kinds) expect(text).toMatch(/^Post-infusion check: /);
+    expect(await row.locator('button:has-text("Approve")').count()).toBe(0);
+    expect(await row.locator('.approved').textContent()).toBe('Approved');
+    expect(await row.locator('button:has-text("Record check")').count()).toBe(1);
+    await screenshot(page, 'to-do-checks');
+
+    await row.locator('button:has-text("Record check")').click();
+    await page.waitForSelector('#check-dialog[open]');
+    for (const [id, value] of [
+      ['pain-now', '3'],
+      ['peg-average-pain', '3'],
+      ['peg-enjoyment-of-life', '3'],
+      ['peg-general-activity', '2'],
+    ])
+      await page.fill(`#q-${id}`, value);
+    await page.check('#check-questions input[value="effect-none"]');
+    await page.click('#check-confirm');
+    // Done: off the to-do list, which stays shown.
+    await row.waitFor({ state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Recorded: Post-infusion check/);
+    expect(await page.textContent('#worklist-heading')).toBe('To do: approved, not yet done');
+    expect((await service.fhir.read<Task>('Task', check.id!)).status).toBe('completed');
+
+    await page.click('#list-worklist');
+    await page.locator('#message', { hasText: /awaiting approval/ }).waitFor();
+    expect(await page.textContent('#worklist-heading')).toBe('Awaiting approval');
+    expect(await page.isVisible('#bulk-approve')).toBe(true);
+    await page.close();
+  }, 60_000);
+
   it('approves with the keyboard only', async () => {
     const {
       tasks: [task],

@@ -1,12 +1,13 @@
 import request from 'supertest';
 import type { BundleEntry, CarePlan, Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { WorklistIndex } from '@kc/worklist-index';
+import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import { startTestService, type TestService } from './support/test-service';
 
 const BASE = 'https://ketamine-careplans.example/fhir/PlanDefinition/';
 const PROTOCOLS = ['ketamine-low-dose-series', 'ketamine-high-dose-as-needed', 'ketamine-monthly-maintenance'];
 const STATE = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
+const KINDS = ['infusion-session', 'post-infusion-check', 'maintenance-booster'];
 const NOW = new Date();
 const DAY = 86_400_000;
 
@@ -14,6 +15,7 @@ interface Expected {
   id: string;
   patient: string;
   protocol: string;
+  kind: string;
   start?: number;
   end?: number;
   overdue: boolean;
@@ -22,11 +24,13 @@ interface Expected {
 /**
  * Issue 10: the worklist is exact at any size. 3,600 Tasks (3,000 awaiting approval, the rest approved or done)
  * written straight to the FHIR server, the index reconciled from it (past the server's `_offset` limit), then every
- * page, order and filter compared with the answer computed here from the same Tasks.
+ * page, order and filter compared with the answer computed here from the same Tasks; and the to-do list (the
+ * approved ones not done) the same way.
  */
 describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor paging', () => {
   let service: TestService;
   const expected: Expected[] = [];
+  const expectedToDo: Expected[] = [];
   beforeAll(async () => {
     // Medplum's server refuses an `_offset` past its maxSearchOffset (10,000 by default); lowered here so that the
     // reconciliation's 3,000 drafts (pages of 1,000) reach past it: it must page by cursor, as it must on Medplum.
@@ -69,8 +73,9 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
       const markedOverdue = open && rand(7) === 0;
       tasks.push({
         resourceType: 'Task',
-        status: open ? 'draft' : rand(2) ? 'ready' : 'completed',
+        status: open ? 'draft' : i % 2 ? 'ready' : 'completed',
         intent: 'plan',
+        code: { coding: [{ system: STATE, code: KINDS[rand(KINDS.length)] }] },
         for: { reference: plan.patient },
         basedOn: [{ reference: `CarePlan/${plan.id}` }],
         description: `scale task ${i}`,
@@ -88,14 +93,15 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
       );
       for (const entry of response.entry!) {
         const task = entry.resource as Task;
-        if (task.status !== 'draft') continue;
+        if (task.status === 'completed') continue;
         const plan = carePlans.find((p) => `CarePlan/${p.id}` === task.basedOn![0].reference)!;
         const start = Date.parse(task.restriction!.period!.start!);
         const end = task.restriction!.period!.end ? Date.parse(task.restriction!.period!.end) : undefined;
-        expected.push({
+        (task.status === 'draft' ? expected : expectedToDo).push({
           id: task.id!,
           patient: plan.patient,
           protocol: plan.protocol,
+          kind: task.code!.coding![0].code!,
           start,
           end,
           overdue: task.businessStatus!.coding![0].code === 'overdue' || (end !== undefined && end < NOW.getTime()),
@@ -104,6 +110,7 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
     }
     // Written behind the service's back (another client): the reconciliation finds them.
     await service.app.get(WorklistIndex).rebuild();
+    await service.app.get(ToDoIndex).rebuild();
   }, 120_000);
   afterAll(() => service.stop());
 
@@ -111,9 +118,12 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
   const order = (a: Expected, b: Expected) =>
     key(a.start) - key(b.start) || key(a.end) - key(b.end) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-  async function allPages(query: Record<string, string>): Promise<{ ids: string[]; total: number; pages: number }> {
+  async function allPages(
+    query: Record<string, string>,
+    list = 'worklist',
+  ): Promise<{ ids: string[]; total: number; pages: number }> {
     const ids: string[] = [];
-    let next: string | undefined = `/worklist?${new URLSearchParams({ ...query, count: '100' }).toString()}`;
+    let next: string | undefined = `/${list}?${new URLSearchParams({ ...query, count: '100' }).toString()}`;
     let total = -1;
     let pages = 0;
     while (next) {
@@ -138,7 +148,7 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
     expect(ids).toEqual([...expected].sort(order).map((e) => e.id));
   });
 
-  it('filters exactly: patient, protocol, due-before, due-after, overdue, and combinations', async () => {
+  it('filters exactly: patient, protocol, kind, due-before, due-after, overdue, and combinations', async () => {
     const day = (offset: number) => new Date(NOW.getTime() + offset * DAY).toISOString();
     const cases: [Record<string, string>, (e: Expected) => boolean][] = [
       [{ patient: 'scale-3' }, (e) => e.patient === 'Patient/scale-3'],
@@ -170,6 +180,20 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
           e.start <= Date.parse(day(30)),
       ],
       [{ patient: 'scale-11', overdue: 'true' }, (e) => e.patient === 'Patient/scale-11' && e.overdue],
+      [{ kind: 'post-infusion-check' }, (e) => e.kind === 'post-infusion-check'],
+      [
+        { kind: 'maintenance-booster', overdue: 'true', 'due-after': day(-4) },
+        (e) => e.kind === 'maintenance-booster' && e.overdue && e.end !== undefined && e.end >= Date.parse(day(-4)),
+      ],
+      // Two of patient, kind and protocol: read from the entries of the narrower set.
+      [
+        { kind: 'infusion-session', protocol: 'ketamine-low-dose-series' },
+        (e) => e.kind === 'infusion-session' && e.protocol === 'ketamine-low-dose-series',
+      ],
+      [
+        { patient: 'scale-5', kind: 'post-infusion-check' },
+        (e) => e.patient === 'Patient/scale-5' && e.kind === 'post-infusion-check',
+      ],
       [
         { protocol: 'ketamine-low-dose-series', 'due-after': day(3) },
         (e) => e.protocol === 'ketamine-low-dose-series' && e.end !== undefined && e.end >= Date.parse(day(3)),
@@ -194,6 +218,27 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
         .sort(order)
         .map((e) => e.id);
       const { ids, total } = await allPages(query);
+      expect({ query, total, ids }).toEqual({ query, total: want.length, ids: want });
+    }
+  });
+
+  it('the to-do list holds exactly the approved Tasks not done, in the same order, with the same filters', async () => {
+    expect(expectedToDo.length).toBeGreaterThan(200);
+    const cases: [Record<string, string>, (e: Expected) => boolean][] = [
+      [{}, () => true],
+      [{ kind: 'post-infusion-check' }, (e) => e.kind === 'post-infusion-check'],
+      [{ overdue: 'true' }, (e) => e.overdue],
+      [
+        { protocol: 'ketamine-monthly-maintenance', kind: 'infusion-session' },
+        (e) => e.protocol === 'ketamine-monthly-maintenance' && e.kind === 'infusion-session',
+      ],
+    ];
+    for (const [query, match] of cases) {
+      const want = expectedToDo
+        .filter(match)
+        .sort(order)
+        .map((e) => e.id);
+      const { ids, total } = await allPages(query, 'to-do');
       expect({ query, total, ids }).toEqual({ query, total: want.length, ids: want });
     }
   });

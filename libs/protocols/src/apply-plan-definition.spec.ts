@@ -482,6 +482,15 @@ describe('applyPlanDefinition: the shipped protocols in detail', () => {
 });
 
 describe('ProtocolCatalog', () => {
+  it('names the kinds of Task the shipped protocols generate as their CodeSystem does', () => {
+    expect(catalog.taskKinds().sort((a, b) => a.code.localeCompare(b.code))).toEqual([
+      { code: 'infusion-session', display: 'Ketamine infusion session' },
+      { code: 'maintenance-booster', display: 'Maintenance booster infusion' },
+      { code: 'patient-instructions', display: 'Patient instructions' },
+      { code: 'post-infusion-check', display: 'Post-infusion check' },
+    ]);
+  });
+
   it('leaves out a plan with a broken reference, saying why, instead of failing', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'profiles-'));
     const plan = JSON.parse(

@@ -4,12 +4,16 @@ import { parseFhirPath, validateResource } from '@medplum/core';
 import type {
   ActivityDefinition,
   CarePlan,
+  CodeSystem,
   PlanDefinition,
   PlanDefinitionAction,
   Questionnaire,
   Resource,
 } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
+import { TASK_APPROVED_TRIGGER } from './canonical';
+import { taskKind } from './instantiate-action';
+import { isTriggeredBy } from './triggered-actions';
 import { CALCULATED_EXPRESSION_EXTENSION, flattenItems } from './questionnaire-answers';
 
 /** CPG: the Questionnaire an information-collecting activity is done with (on the ActivityDefinition). */
@@ -23,6 +27,12 @@ export type CanonicalResource = Resource & { url?: string; version?: string; id?
  * definitions and cross-checked (canonical references resolve, relatedAction ids exist, FHIRPath parses)
  * so a broken edit stops the service at startup instead of misfiling a patient's tasks later.
  */
+/** A kind of Task (Task.code) the protocols generate, and what a clinician calls it. */
+export interface TaskKind {
+  code: string;
+  display: string;
+}
+
 export class ProtocolCatalog {
   private readonly byCanonical = new Map<string, CanonicalResource>();
 
@@ -90,6 +100,29 @@ export class ProtocolCatalog {
   /** Every problem, one line each, for logs and /health. */
   get problems(): string[] {
     return this.unavailable.flatMap((u) => u.problems.map((p) => `${u.file}: ${p}`));
+  }
+
+  /**
+   * The kinds of Task the protocols generate: each action's kind (taskKind, as Task.code has it; reminders make
+   * none), named as the catalog's CodeSystem names it (else as the coding does). What a task list filters by kind on.
+   */
+  taskKinds(): TaskKind[] {
+    const kinds = new Map<string, TaskKind>();
+    const walk = (actions: PlanDefinitionAction[] = []) => {
+      for (const action of actions) {
+        // A reminder (sent when a Task is approved) is a CommunicationRequest of its own, with no Task.
+        const coding = isTriggeredBy(action, TASK_APPROVED_TRIGGER) ? undefined : taskKind(action)?.coding?.[0];
+        if (coding?.code && !kinds.has(coding.code)) {
+          const named = coding.system
+            ? this.resolve<CodeSystem>(coding.system, 'CodeSystem')?.concept?.find((c) => c.code === coding.code)
+            : undefined;
+          kinds.set(coding.code, { code: coding.code, display: named?.display ?? coding.display ?? coding.code });
+        }
+        walk(action.action);
+      }
+    };
+    for (const plan of this.planDefinitions()) walk(plan.action);
+    return [...kinds.values()];
   }
 
   questionnaires(): Questionnaire[] {

@@ -154,7 +154,7 @@ function isPhase(coding: Coding): boolean {
 }
 
 /** The Task's kind: the action's own code from the service's code system (its phase code is not a kind). */
-function taskKind(action: PlanDefinitionAction): CodeableConcept | undefined {
+export function taskKind(action: PlanDefinitionAction): CodeableConcept | undefined {
   const kinds = action.code?.filter((c) => !c.coding?.some(isPhase));
   return kinds?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? kinds?.[0];
 }

@@ -1,8 +1,8 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { protocolActionOf, protocolPhaseOf, protocolWindowOf } from '@kc/protocols';
-import { isTaskHeldForContraindication, stateOf } from '@kc/task-states';
+import { isApproved, isOpen, isTaskHeldForContraindication, stateOf } from '@kc/task-states';
 
-/** What the worklist shows of a Task awaiting approval (overdue is computed when read: windows end as time passes). */
+/** What a task list shows of a Task (overdue is computed when read: windows end as time passes). */
 export interface WorklistEntry {
   id: string;
   versionId?: string;
@@ -35,10 +35,39 @@ export function onWorklist(task: Task): boolean {
   return task.status === 'draft' || isTaskHeldForContraindication(task);
 }
 
+/**
+ * Approved and not yet done: Task.status ready (approved or rescheduled, overdue or not), written by this service
+ * (its businessStatus): the clinic's work to carry out, e.g. the post-infusion checks to make. A Task it leaves
+ * (completed, rejected, cancelled) leaves the list.
+ */
+export function onToDo(task: Task): boolean {
+  return isApproved(task) && isOpen(task);
+}
+
+/** A list of Tasks kept in due order in Redis (WorklistIndex): which Tasks belong, and how a rebuild finds them. */
+export interface TaskList {
+  /** Its keys under `<prefix>:worklist:` ('' for the worklist itself, whose keys predate the other lists). */
+  keySpace: string;
+  includes: (task: Task) => boolean;
+  /** The Task.status values a rebuild searches the FHIR server for (`includes` then picks the list's Tasks). */
+  statuses: string;
+}
+
+/** Awaiting a clinician's decision: `GET /worklist`. */
+export const AWAITING_DECISION: TaskList = { keySpace: '', includes: onWorklist, statuses: 'draft,on-hold' };
+
+/** Approved, to be done: `GET /to-do`. */
+export const TO_DO: TaskList = { keySpace: 'to-do:', includes: onToDo, statuses: 'ready' };
+
 export function carePlanOf(task: Task): string | undefined {
   return /^CarePlan\/([^/]+)$/.exec(
     task.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference ?? '',
   )?.[1];
+}
+
+/** The Task's kind: its code (this service's CodeSystem), e.g. post-infusion-check. */
+export function kindOf(task: Task): string | undefined {
+  return task.code?.coding?.[0]?.code;
 }
 
 export function protocolOf(carePlan: CarePlan): string | undefined {
@@ -53,7 +82,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     patient: task.for?.reference,
     carePlan: carePlan ? `CarePlan/${carePlan}` : undefined,
     protocol,
-    kind: task.code?.coding?.[0]?.code,
+    kind: kindOf(task),
     action: protocolActionOf(task),
     phase: protocolPhaseOf(task),
     description: task.description,

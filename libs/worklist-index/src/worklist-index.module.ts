@@ -13,12 +13,12 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { redisOptions } from '@kc/queue';
 import { FhirClient } from '@kc/fhir';
 import { MissedIndexUpdates } from './missed-updates';
-import { WorklistIndex } from './worklist-index';
+import { ToDoIndex, WorklistIndex } from './worklist-index';
 
 const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
 
 /**
- * The worklist index in every process that writes to the FHIR server (API, worker): each registers it as a
+ * The worklist index (and the to-do list's, kept the same way) in every process that writes to the FHIR server (API, worker): each registers it as a
  * listener of its FhirClient, so every write path ($apply persist, follow-ups, decisions, overdue sweep,
  * overrides) updates it. At start it is rebuilt from the FHIR server, then reconciled every
  * WORKLIST_RECONCILE_MS by one replica at a time (a Redis lock).
@@ -41,22 +41,30 @@ const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
       useFactory: (redis: Redis, fhir: FhirClient, config: AppConfig) =>
         new WorklistIndex(redis, fhir, config.queuePrefix),
     },
+    {
+      provide: ToDoIndex,
+      inject: [WORKLIST_REDIS, FhirClient, APP_CONFIG],
+      useFactory: (redis: Redis, fhir: FhirClient, config: AppConfig) => new ToDoIndex(redis, fhir, config.queuePrefix),
+    },
   ],
-  exports: [WorklistIndex],
+  exports: [WorklistIndex, ToDoIndex],
 })
 export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('WorklistIndex');
   private timer?: NodeJS.Timeout;
   /** Updates that failed while Redis was down, replayed when it is back. */
-  private readonly missed = new MissedIndexUpdates((written, locations) => this.index.record(written, locations));
+  private readonly missed = new MissedIndexUpdates((written, locations) => this.record(written, locations));
+  private readonly lists: WorklistIndex[];
 
   constructor(
-    private readonly index: WorklistIndex,
+    index: WorklistIndex,
+    toDo: ToDoIndex,
     private readonly fhir: FhirClient,
     @Inject(WORKLIST_REDIS) private readonly redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Optional() registry?: Registry,
   ) {
+    this.lists = [index, toDo];
     const missed = this.missed;
     // Read when scraped: how far the index lags behind the FHIR server's writes after a Redis outage.
     if (registry)
@@ -74,7 +82,7 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
     await this.connected(5000);
     this.fhir.onWrite(async (written, locations) => {
       try {
-        await this.index.record(written, locations);
+        await this.record(written, locations);
       } catch (err) {
         // The FHIR write stands; the index gets it when Redis is back (or at the next reconciliation).
         const dropped = this.missed.keep(written, locations);
@@ -92,6 +100,11 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
       this.timer = setInterval(() => void this.reconcile('periodic'), this.config.worklistReconcileMs);
       this.timer.unref();
     }
+  }
+
+  /** Every list sees every write (a Task approved leaves the worklist and joins the to-do list); replays are idempotent. */
+  private async record(written: Parameters<WorklistIndex['record']>[0], locations: string[]): Promise<void> {
+    await Promise.all(this.lists.map((list) => list.record(written, locations)));
   }
 
   /** Waits (up to `ms`) for the first connection: without an offline queue, a command sent before it fails. */
@@ -117,30 +130,37 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
       const { replayed, left } = await this.missed.replay();
       this.logger.log({ msg: 'worklist index updates replayed after a Redis outage', replayed, left });
     }
-    try {
-      if (await this.index.lastRebuild()) return;
-    } catch {
-      return; // down again: the next 'ready' looks again
+    for (const list of this.lists) {
+      try {
+        if (await list.lastRebuild()) continue;
+      } catch {
+        return; // down again: the next 'ready' looks again
+      }
+      await this.reconcileList(list, 'index missing after a Redis outage');
     }
-    await this.reconcile('index missing after a Redis outage');
   }
 
   private async reconcile(why: string): Promise<void> {
+    for (const list of this.lists) await this.reconcileList(list, why);
+  }
+
+  private async reconcileList(list: WorklistIndex, why: string): Promise<void> {
+    const name = list instanceof ToDoIndex ? 'to-do list' : 'worklist';
     try {
       // At start every replica waits for a rebuild (its own, or the one another replica is running).
-      const ran = await this.index.exclusively('rebuild', 10 * 60_000, async () => {
-        const result = await this.index.rebuild();
-        this.logger.log({ msg: 'worklist index rebuilt', why, ...result });
+      const ran = await list.exclusively('rebuild', 10 * 60_000, async () => {
+        const result = await list.rebuild();
+        this.logger.log({ msg: `${name} index rebuilt`, why, ...result });
       });
-      if (!ran && why === 'start') await this.waitForRebuild();
+      if (!ran && why === 'start') await this.waitForRebuild(list);
     } catch (err) {
-      this.logger.warn({ msg: 'worklist index rebuild failed', why, error: (err as Error).message });
+      this.logger.warn({ msg: `${name} index rebuild failed`, why, error: (err as Error).message });
     }
   }
 
-  private async waitForRebuild(): Promise<void> {
+  private async waitForRebuild(list: WorklistIndex): Promise<void> {
     const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && !(await this.index.lastRebuild())) await new Promise((r) => setTimeout(r, 200));
+    while (Date.now() < deadline && !(await list.lastRebuild())) await new Promise((r) => setTimeout(r, 200));
   }
 
   onModuleDestroy(): void {

@@ -3,10 +3,13 @@ import type { Redis } from 'ioredis';
 import type { FhirClient } from '@kc/fhir';
 import { patientIdOf } from '@kc/task-states';
 import {
+  AWAITING_DECISION,
   carePlanOf,
   isOverdue,
+  kindOf,
   memberOf,
-  onWorklist,
+  TO_DO,
+  type TaskList,
   parseMember,
   protocolOf,
   startBound,
@@ -19,6 +22,8 @@ export interface WorklistIndexQuery {
   patient?: string;
   /** A protocol canonical, with or without |version. */
   protocol?: string;
+  /** The Task's kind (Task.code), e.g. post-infusion-check. */
+  kind?: string;
   dueBefore?: Date;
   dueAfter?: Date;
   overdue?: boolean;
@@ -38,16 +43,18 @@ interface StoredEntry {
   m: string;
   pt?: string;
   pr?: string;
+  kd?: string;
   e: WorklistEntry;
 }
 
 /**
  * Upsert or remove one entry, only when the write is not older than what the index already saw of this Task
  * (meta.lastUpdated, kept per Task in `ver` also after removal): a slow rebuild never resurrects a Task a
- * clinician just approved, and writes applied twice change nothing. Each sorted set (`all`, `pt:<id>`, `pr:<url>`)
+ * clinician just approved, and writes applied twice change nothing. Each sorted set (`all`, `pt:<id>`, `pr:<url>`,
+ * `kd:<kind>`)
  * has a `sp:` twin holding its special members (flagged overdue, or without a start or an end), and `w` keeps the
  * longest due window of the others: what PAGE_SCRIPT needs to decide most of a range without reading it.
- * ARGV: key prefix, id, lastUpdated ms, 'put'|'del', member, patient, protocol url, entry JSON.
+ * ARGV: key prefix, id, lastUpdated ms, 'put'|'del', member, patient, protocol url, entry JSON, kind.
  */
 const APPLY_SCRIPT = `
 local p = ARGV[1]
@@ -55,16 +62,17 @@ local id = ARGV[2]
 local ts = tonumber(ARGV[3])
 local seen = redis.call('HGET', p .. 'ver', id)
 if seen and tonumber(seen) > ts then return 0 end
-local function sets(pt, pr)
+local function sets(pt, pr, kd)
   local out = { 'all' }
   if pt and pt ~= '' then out[#out + 1] = 'pt:' .. pt end
   if pr and pr ~= '' then out[#out + 1] = 'pr:' .. pr end
+  if kd and kd ~= '' then out[#out + 1] = 'kd:' .. kd end
   return out
 end
 local old = redis.call('HGET', p .. 'item', id)
 if old then
   local o = cjson.decode(old)
-  for _, k in ipairs(sets(o.pt, o.pr)) do
+  for _, k in ipairs(sets(o.pt, o.pr, o.kd)) do
     redis.call('ZREM', p .. k, o.m)
     redis.call('ZREM', p .. 'sp:' .. k, o.m)
   end
@@ -80,7 +88,7 @@ if ARGV[4] == 'put' then
     local w = tonumber(redis.call('HGET', p .. 'meta', 'w') or '0')
     if width > w then redis.call('HSET', p .. 'meta', 'w', tostring(width)) end
   end
-  for _, k in ipairs(sets(ARGV[6], ARGV[7])) do
+  for _, k in ipairs(sets(ARGV[6], ARGV[7], ARGV[9])) do
     redis.call('ZADD', p .. k, 0, m)
     if special then redis.call('ZADD', p .. 'sp:' .. k, 0, m) end
   end
@@ -209,13 +217,13 @@ return { total, page, items }
 /** How far ahead of this clock a notified Task's `meta.lastUpdated` may be and still be applied as sent. */
 const NOTIFIED_CLOCK_SKEW_MS = 60_000;
 
-/** Every key of the worklist index starts with this. */
+/** Every key of the task lists' indexes (the worklist's, and the to-do list's under `to-do:`) starts with this. */
 function worklistKeys(prefix: string): string {
   return `${prefix}:worklist:`;
 }
 
 /**
- * Deletes the whole worklist index (entries, versions, the `built` mark): after the FHIR store was restored from a
+ * Deletes the whole worklist index and the to-do list's (entries, versions, the `built` marks): after the FHIR store was restored from a
  * backup, its Tasks are older than the versions the index last applied, which a rebuild would never override. The
  * next start finds no index and rebuilds it from the store. Returns the number of keys deleted.
  */
@@ -227,13 +235,14 @@ export async function dropWorklistIndex(redis: Redis, prefix: string): Promise<n
 }
 
 /**
- * The worklist's read model: Tasks awaiting approval in Redis sorted sets ordered by due window (Task has no
- * search parameter for restriction.period, so no FHIR server can page them in due order). Shared by every
- * replica through Redis; the service keeps no worklist state in process.
+ * The worklist's read model: Tasks awaiting approval (or, given TO_DO, the approved ones still to be done) in Redis
+ * sorted sets ordered by due window (Task has no search parameter for restriction.period, so no FHIR server can
+ * page them in due order). Shared by every replica through Redis; the service keeps no worklist state in process.
  *
- * Keys under `<prefix>:worklist:`: `all` (every entry), `pt:<patient id>` and `pr:<protocol url>` (the same
- * members, per patient and per protocol), `item` (id -> entry JSON), `carePlan` (CarePlan id -> protocol
- * canonical), `ver` (id -> the lastUpdated the index last applied), `built` (time of the last full rebuild).
+ * Keys under `<prefix>:worklist:<list keySpace>`: `all` (every entry), `pt:<patient id>`, `pr:<protocol url>` and
+ * `kd:<kind>` (the same members, per patient, per protocol and per kind of Task), `item` (id -> entry JSON),
+ * `carePlan` (CarePlan id -> protocol canonical), `ver` (id -> the lastUpdated the index last applied), `built`
+ * (time of the last full rebuild).
  *
  * Consistency with the FHIR server: every write this service makes goes through FhirClient, which tells the
  * index what was written (record(), awaited before the write returns: a clinician sees their decision at once);
@@ -248,8 +257,9 @@ export class WorklistIndex {
     private readonly redis: Redis,
     private readonly fhir: FhirClient,
     prefix: string,
+    private readonly list: TaskList = AWAITING_DECISION,
   ) {
-    this.p = worklistKeys(prefix);
+    this.p = worklistKeys(prefix) + list.keySpace;
     redis.defineCommand('kcWorklistApply', { numberOfKeys: 0, lua: APPLY_SCRIPT });
     redis.defineCommand('kcWorklistPage', { numberOfKeys: 0, lua: PAGE_SCRIPT });
   }
@@ -271,7 +281,7 @@ export class WorklistIndex {
     if (pipeline.length) await execOrThrow(pipeline);
   }
 
-  /** Applies Tasks as read or written (each with its lastUpdated); not on the worklist -> removed. */
+  /** Applies Tasks as read or written (each with its lastUpdated); not on this list -> removed. */
   async apply(tasks: Task[]): Promise<void> {
     const pipeline = this.redis.pipeline();
     await this.applyIn(pipeline, tasks, new Map());
@@ -283,11 +293,11 @@ export class WorklistIndex {
     tasks: Task[],
     written: Map<string, string>,
   ): Promise<void> {
-    const protocols = await this.protocolsFor(tasks.filter(onWorklist), written);
+    const protocols = await this.protocolsFor(tasks.filter(this.list.includes), written);
     for (const task of tasks) {
       if (!task.id) continue;
       const ts = Date.parse(task.meta?.lastUpdated ?? '') || Date.now();
-      if (!onWorklist(task)) {
+      if (!this.list.includes(task)) {
         this.applyCommand(pipeline, task.id, ts, 'del');
         continue;
       }
@@ -296,6 +306,7 @@ export class WorklistIndex {
         m: memberOf(task),
         pt: patientIdOf(task),
         pr: protocol?.split('|')[0],
+        kd: kindOf(task),
         e: toEntry(task, protocol),
       };
       this.applyCommand(pipeline, task.id, ts, 'put', stored);
@@ -332,16 +343,16 @@ export class WorklistIndex {
   }
 
   /**
-   * Re-reads every Task awaiting approval from the FHIR server and makes the index match: adds and updates what
+   * Re-reads every Task of this list from the FHIR server and makes the index match: adds and updates what
    * it finds, removes what is no longer there, never overriding a newer write recorded meanwhile.
    */
   async rebuild(): Promise<{ tasks: number; removed: number; ms: number }> {
     const started = Date.now();
     // By `_lastUpdated`: Medplum's server pages that by cursor, to any depth, where `_offset` stops at 10,000.
-    // Held Tasks too (on-hold: only this service's holds are listed, apply() filters the others out).
+    // The worklist's held Tasks too (on-hold: only this service's holds are listed, includes() filters the others out).
     const drafts = (
-      await this.fhir.searchAll<Task>('Task', { status: 'draft,on-hold', _sort: '_lastUpdated', _count: 1000 })
-    ).filter(onWorklist);
+      await this.fhir.searchAll<Task>('Task', { status: this.list.statuses, _sort: '_lastUpdated', _count: 1000 })
+    ).filter(this.list.includes);
     for (let i = 0; i < drafts.length; i += 1000) await this.apply(drafts.slice(i, i + 1000));
     const seen = new Set(drafts.map((t) => t.id));
     const indexed = await this.redis.hkeys(`${this.p}item`);
@@ -349,7 +360,7 @@ export class WorklistIndex {
     // A server paging by offset (this search without a cursor, e.g. HAPI's) skips a Task when one on an earlier page
     // leaves `draft` meanwhile (an approval during the rebuild): each Task the index holds and the search did not
     // return is read back before it goes.
-    // Still awaiting approval: kept; otherwise removed at its own version (apply).
+    // Still on the list: kept; otherwise removed at its own version (apply).
     const reread = await this.readByIds<Task>('Task', unseen);
     await this.apply(reread);
     const found = new Set(reread.map((t) => t.id));
@@ -359,7 +370,7 @@ export class WorklistIndex {
     for (const id of deleted) this.applyCommand(pipeline, id, started, 'del');
     await execOrThrow(pipeline);
     await this.redis.set(`${this.p}built`, String(Date.now()));
-    const kept = reread.filter(onWorklist).length;
+    const kept = reread.filter(this.list.includes).length;
     return { tasks: drafts.length + kept, removed: unseen.length - kept, ms: Date.now() - started };
   }
 
@@ -391,17 +402,24 @@ export class WorklistIndex {
     return value ? Number(value) : undefined;
   }
 
-  /** One page of the worklist, soonest due first, with the exact total of what matches. */
+  /** One page of the list, soonest due first, with the exact total of what matches. */
   async query(q: WorklistIndexQuery, now = new Date()): Promise<WorklistIndexPage> {
     const protocolUrl = q.protocol?.split('|')[0];
     const exactProtocol = q.protocol?.includes('|') ? q.protocol : undefined;
-    const setName = q.patient ? `pt:${q.patient}` : protocolUrl ? `pr:${protocolUrl}` : 'all';
+    // The narrowest set that answers one filter; the others (or a protocol's version) are read from the entries.
+    const setName = q.patient ? `pt:${q.patient}` : q.kind ? `kd:${q.kind}` : protocolUrl ? `pr:${protocolUrl}` : 'all';
     const set = this.p + setName;
     const max = q.dueBefore ? `(${startBound(q.dueBefore)}` : '+';
-    // The protocol needs the entry when the set is a patient's (or the version is asked for): read in the service.
-    if (exactProtocol || (q.patient && protocolUrl))
-      return this.queryByEntry(q, set, max, now, (s) =>
-        exactProtocol ? s.e.protocol === exactProtocol : s.pr === protocolUrl,
+    const setFilters = [q.patient, q.kind, protocolUrl].filter(Boolean).length;
+    if (exactProtocol || setFilters > 1)
+      return this.queryByEntry(
+        q,
+        set,
+        max,
+        now,
+        (s) =>
+          (!q.kind || s.kd === q.kind) &&
+          (exactProtocol ? s.e.protocol === exactProtocol : !protocolUrl || s.pr === protocolUrl),
       );
     const page = (
       this.redis as unknown as Record<string, (...args: string[]) => Promise<[number, string[], (string | null)[]]>>
@@ -428,7 +446,11 @@ export class WorklistIndex {
     return { total, items, next: members.length > q.count ? lastMember : undefined };
   }
 
-  /** A page filtered on the entries themselves (protocol version, or protocol within a patient's set): rare, small. */
+  /**
+   * A page filtered on the entries themselves (a protocol's version, or two of patient, kind and protocol): reads
+   * every member of the set in range, so it costs what that set holds (a patient's: small; a kind's: most of a
+   * clinic's open Tasks of that kind).
+   */
   private async queryByEntry(
     q: WorklistIndexQuery,
     set: string,
@@ -508,7 +530,15 @@ export class WorklistIndex {
       stored?.pt ?? '',
       stored?.pr ?? '',
       stored ? JSON.stringify(stored) : '',
+      stored?.kd ?? '',
     );
+  }
+}
+
+/** The approved Tasks still to be done (TO_DO), kept and queried as the worklist is, under their own keys. */
+export class ToDoIndex extends WorklistIndex {
+  constructor(redis: Redis, fhir: FhirClient, prefix: string) {
+    super(redis, fhir, prefix, TO_DO);
   }
 }
 

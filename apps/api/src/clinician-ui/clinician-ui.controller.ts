@@ -3,6 +3,7 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Public } from '@kc/auth';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { ProtocolCatalog } from '@kc/protocols';
 import { WORKLIST_PAGE } from './worklist-page';
 
 /**
@@ -13,7 +14,10 @@ import { WORKLIST_PAGE } from './worklist-page';
 @Public()
 @Controller('ui')
 export class ClinicianUiController {
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly catalog: ProtocolCatalog,
+  ) {}
 
   @Get()
   page(@Res() res: Response): void {
@@ -30,7 +34,10 @@ export class ClinicianUiController {
       .send(WORKLIST_PAGE);
   }
 
-  /** What the page needs to sign in: the issuer, its client id and scopes, and the FHIR base it accepts as `iss`. */
+  /**
+   * What the page needs to sign in (the issuer, its client id and scopes, the FHIR base it accepts as `iss`) and to
+   * offer its filters (the kinds of Task the protocols generate: no patient data).
+   */
   @Get('config')
   settings(@Req() req: Request) {
     return {
@@ -39,6 +46,7 @@ export class ClinicianUiController {
       scope: this.config.oidc.scope,
       devIssuer: this.config.oidc.devIssuer,
       fhirBase: `${req.protocol}://${req.get('host') ?? 'localhost'}/fhir`,
+      taskKinds: this.catalog.taskKinds(),
     };
   }
 }

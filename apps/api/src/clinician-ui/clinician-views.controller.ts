@@ -6,6 +6,7 @@ import type { Patient } from '@medplum/fhirtypes';
 import { Roles } from '@kc/auth';
 import { badRequest } from '@kc/common';
 import { FhirClient, hasMorePages, matchesOf } from '@kc/fhir';
+import { ToDoController } from '../review/to-do.controller';
 import { WorklistController } from '../review/worklist.controller';
 import { PatientTimelineService } from './patient-timeline.service';
 import { WorklistEnricher, type WorklistItemLike } from './worklist-enricher';
@@ -22,10 +23,13 @@ interface WorklistAnswer {
 /** Patients a name search shows the Tasks of: the first page of matches; more means the name should be refined. */
 const MAX_NAME_MATCHES = 20;
 
+/** The task lists the page shows: awaiting approval, and approved but not yet done. */
+type TaskListPath = 'worklist' | 'to-do';
+
 /**
  * What the clinician page shows, as JSON: GET /worklist/view is GET /worklist (same parameters, same paging, its
  * `next` link pointing here) with each item decorated by WorklistEnricher, plus `name` (patient name search);
- * GET /patients/{id}/timeline is the patient view.
+ * GET /to-do/view is the same over GET /to-do; GET /patients/{id}/timeline is the patient view.
  */
 @ApiTags('review')
 @ApiBearerAuth()
@@ -43,7 +47,19 @@ export class ClinicianViewsController {
   @AuditsPatientAccess(worklistAccess)
   @ApiOperation({ summary: 'The worklist with patient name and age, protocol and phase, contraindications, scores' })
   @ApiQuery({ name: 'name', required: false, description: 'patient name search (FHIR Patient?name=)' })
-  async view(@Query() query: Record<string, unknown>, @Req() req: Request) {
+  view(@Query() query: Record<string, unknown>, @Req() req: Request) {
+    return this.listView('worklist', query, req);
+  }
+
+  @Get('to-do/view')
+  @AuditsPatientAccess(worklistAccess)
+  @ApiOperation({ summary: 'The to-do list (approved, not yet done), decorated as the worklist view is' })
+  @ApiQuery({ name: 'name', required: false, description: 'patient name search (FHIR Patient?name=)' })
+  toDoView(@Query() query: Record<string, unknown>, @Req() req: Request) {
+    return this.listView('to-do', query, req);
+  }
+
+  private async listView(list: TaskListPath, query: Record<string, unknown>, req: Request) {
     const { name, ...rest } = query;
     if (name !== undefined && (typeof name !== 'string' || !name.trim() || name.length > 100))
       throw badRequest('name must be a non-empty text of at most 100 characters');
@@ -57,7 +73,7 @@ export class ClinicianViewsController {
       const lists = [];
       // One worklist read per matching patient (their first page each); paging by name is not offered.
       for (const p of patients)
-        lists.push(await this.worklist({ ...rest, patient: p.id!, count: '100', page: undefined }, req));
+        lists.push(await this.list(list, { ...rest, patient: p.id!, count: '100', page: undefined }, req));
       const items = lists.flatMap((l) => l.items).sort(byDue);
       answer = {
         total: items.length,
@@ -69,12 +85,12 @@ export class ClinicianViewsController {
         morePatients: hasMorePages(found),
       };
     } else {
-      answer = await this.worklist(rest, req);
+      answer = await this.list(list, rest, req);
     }
     return {
       ...answer,
-      items: await this.enricher.enrich(answer.items),
-      next: answer.next?.replace(/\/worklist\?/, '/worklist/view?'),
+      items: await this.enricher.enrich(answer.items, new Date(), { for: list === 'to-do' ? 'to-do' : 'approval' }),
+      next: answer.next?.replace(`/${list}?`, `/${list}/view?`),
     };
   }
 
@@ -87,10 +103,13 @@ export class ClinicianViewsController {
     return this.timelines.timeline(id);
   }
 
-  /** GET /worklist itself (its query, paging and `next` link), whatever its internals. */
-  private async worklist(query: Record<string, unknown>, req: Request): Promise<WorklistAnswer> {
+  /** GET /worklist or GET /to-do itself (its query, paging and `next` link), whatever its internals. */
+  private async list(list: TaskListPath, query: Record<string, unknown>, req: Request): Promise<WorklistAnswer> {
     const clean = Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined));
-    const controller = this.moduleRef.get(WorklistController, { strict: false });
+    const controller =
+      list === 'worklist'
+        ? this.moduleRef.get(WorklistController, { strict: false })
+        : this.moduleRef.get(ToDoController, { strict: false });
     const answer: unknown = await controller.list(clean, req);
     return answer as WorklistAnswer;
   }

@@ -88,13 +88,6 @@ export interface ItemView {
   reminderNotice?: string;
 }
 
-const KIND_LABELS: Record<string, string> = {
-  'infusion-session': 'Infusion session',
-  'maintenance-booster': 'Maintenance booster infusion',
-  'post-infusion-check': 'Post-infusion check',
-  'patient-instructions': 'Patient instructions',
-};
-
 /** What the enricher read for a page: each patient's summary and latest scores, each plan's contraindications. */
 export interface PageRecords {
   summaries: Map<string, PatientSummary>;
@@ -120,6 +113,8 @@ export class WorklistEnricher {
   private readonly effectCodes: ReturnType<typeof extractedChoices>;
   /** One search per patient reads both. */
   private readonly observationCodeQuery: string;
+  /** What a clinician calls each kind of Task (the protocols' CodeSystem). */
+  private readonly kindLabels: Map<string, string>;
 
   constructor(
     private readonly fhir: FhirClient,
@@ -128,9 +123,18 @@ export class WorklistEnricher {
     this.scores = outcomeScores(catalog.planDefinitions());
     this.effectCodes = extractedChoices(catalog.questionnaires());
     this.observationCodeQuery = [...scoreCodes({ scores: this.scores }), ...this.effectCodes.codes].join(',');
+    this.kindLabels = new Map(catalog.taskKinds().map((k) => [k.code, k.display]));
   }
 
-  async enrich<T extends WorklistItemLike>(items: T[], now = new Date()): Promise<(T & { view: ItemView })[]> {
+  /**
+   * `for: 'to-do'`: the items were approved already, so no notice of what approving them now would send short (a
+   * reschedule asks its own preview).
+   */
+  async enrich<T extends WorklistItemLike>(
+    items: T[],
+    now = new Date(),
+    purpose: { for: 'approval' | 'to-do' } = { for: 'approval' },
+  ): Promise<(T & { view: ItemView })[]> {
     const { summaries, scores, effects, issues, planBlocked } = await this.records(
       unique(items.map((i) => i.patient)),
       unique(items.map((i) => i.carePlan)),
@@ -141,12 +145,12 @@ export class WorklistEnricher {
       view: {
         patient: item.patient ? summaries.get(item.patient) : undefined,
         protocol: this.protocol(item),
-        task: { label: (item.kind && KIND_LABELS[item.kind]) ?? item.kind ?? 'Task', ...this.answers(item) },
+        task: { label: (item.kind && this.kindLabels.get(item.kind)) ?? item.kind ?? 'Task', ...this.answers(item) },
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
         ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
         ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
-        ...this.reminderNotice(item, now),
+        ...(purpose.for === 'approval' ? this.reminderNotice(item, now) : {}),
       },
     }));
   }

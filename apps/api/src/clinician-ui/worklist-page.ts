@@ -6,7 +6,7 @@ import { CALCULATED_EXPRESSION_EXTENSION, MAX_VALUE_EXTENSION, MIN_VALUE_EXTENSI
  * Connect (authorization code + PKCE, S256) against the configured issuer, or is launched as a SMART on FHIR app
  * (`/ui?iss=<this API>/fhir[&launch=...]`). The tokens stay in sessionStorage (the access token refreshed with the
  * refresh token when the issuer gives one); every call goes to the same
- * API as any client: /worklist/view (following its `next` link), /tasks/:id/$approve|$reject|$reschedule,
+ * API as any client: /worklist/view and /to-do/view (following their `next` links), /tasks/:id/$approve|$reject|$reschedule,
  * /tasks/$bulk-approve, /tasks/:id/questionnaire and /tasks/:id/$complete (a check), /patients/:id/timeline. Dates
  * are shown and picked in UTC.
  */
@@ -44,6 +44,8 @@ export const WORKLIST_PAGE = `<!doctype html>
   #message { min-height: 1.4rem; margin-top: .8rem; }
   #message.error { color: #a4262c; }
   #message.ok { color: #1e6b34; }
+  #lists button[aria-pressed=true] { background: #0b5cad; color: #fff; border: 1px solid #0b5cad; }
+  #lists { margin-top: .6rem; }
   form#filters { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: end; margin-top: .8rem; }
   form#filters label { display: flex; flex-direction: column; font-size: .85rem; }
   dialog { border: 1px solid #9aa5b5; border-radius: .4rem; max-width: 32rem; }
@@ -58,7 +60,7 @@ export const WORKLIST_PAGE = `<!doctype html>
 </head>
 <body>
 <header>
-  <h1>Ketamine care plans: follow-up tasks awaiting approval</h1>
+  <h1>Ketamine care plans: follow-up tasks</h1>
   <span id="who" aria-live="polite"></span>
   <button type="button" id="sign-in" hidden>Sign in</button>
   <button type="button" id="sign-out" hidden>Sign out</button>
@@ -67,10 +69,16 @@ export const WORKLIST_PAGE = `<!doctype html>
 
 <main id="app" hidden>
 <section id="worklist-view" aria-labelledby="worklist-heading">
-  <h2 id="worklist-heading">Worklist</h2>
-  <form id="filters" role="search" aria-label="Filter the worklist">
+  <nav id="lists" aria-label="Task lists">
+    <button type="button" id="list-worklist" aria-pressed="true">Awaiting approval</button>
+    <button type="button" id="list-to-do" aria-pressed="false">To do (approved)</button>
+  </nav>
+  <h2 id="worklist-heading">Awaiting approval</h2>
+  <form id="filters" role="search" aria-label="Filter the list">
     <label for="f-protocol">Protocol
       <select id="f-protocol" name="protocol"><option value="">All protocols</option></select></label>
+    <label for="f-kind">Task
+      <select id="f-kind" name="kind"><option value="">All tasks</option></select></label>
     <label for="f-due-after">Due from (UTC)<input id="f-due-after" name="due-after" type="date"></label>
     <label for="f-due-before">Due until (UTC)<input id="f-due-before" name="due-before" type="date"></label>
     <label for="f-overdue">Overdue
@@ -78,9 +86,9 @@ export const WORKLIST_PAGE = `<!doctype html>
     <label for="f-name">Patient name<input id="f-name" name="name" type="search" autocomplete="off"></label>
     <button type="submit">Apply filters</button>
   </form>
-  <p><button type="button" id="bulk-approve" disabled>Approve selected</button></p>
+  <p id="bulk"><button type="button" id="bulk-approve" disabled>Approve selected</button></p>
   <table id="worklist" hidden>
-    <caption>Tasks awaiting approval, soonest due first</caption>
+    <caption id="list-caption">Tasks awaiting approval, soonest due first</caption>
     <thead><tr>
       <th scope="col"><input type="checkbox" id="select-all" aria-label="Select all tasks on this page"></th>
       <th scope="col">Patient</th><th scope="col">Protocol and phase</th><th scope="col">Task</th>
@@ -101,7 +109,7 @@ export const WORKLIST_PAGE = `<!doctype html>
   <p id="patient-scores"></p>
   <h3>Timeline</h3>
   <ol id="timeline" aria-label="Care plan timeline"></ol>
-  <button type="button" id="back">Back to the worklist</button>
+  <button type="button" id="back">Back to the list</button>
 </section>
 </main>
 
@@ -164,6 +172,24 @@ const LOGIN = 'kc-login';
 let settings = null;
 let nextLink = null;
 let items = new Map();
+// Which list is shown: awaiting approval (/worklist) or approved and not yet done (/to-do).
+let currentList = 'worklist';
+const LISTS = {
+  worklist: { heading: 'Awaiting approval', caption: 'Tasks awaiting approval, soonest due first', counted: ' task(s) awaiting approval' },
+  'to-do': { heading: 'To do: approved, not yet done', caption: 'Approved tasks not yet done, soonest due first', counted: ' approved task(s) to do' },
+};
+
+function showList(name) {
+  currentList = name;
+  for (const id of Object.keys(LISTS)) $('#list-' + id).setAttribute('aria-pressed', String(id === name));
+  $('#worklist-heading').textContent = LISTS[name].heading;
+  $('#list-caption').textContent = LISTS[name].caption;
+  // Approving is the worklist's: the to-do list's Tasks are approved already.
+  $('#bulk').hidden = name !== 'worklist';
+  $('#select-all').hidden = name !== 'worklist';
+  nextLink = null;
+  return load(false);
+}
 
 function say(text, kind) {
   const message = $('#message');
@@ -348,12 +374,22 @@ function effectsNote(effects) {
 
 function filterQuery() {
   const params = new URLSearchParams();
-  for (const id of ['protocol', 'due-after', 'due-before', 'overdue', 'name']) {
+  for (const id of ['protocol', 'kind', 'due-after', 'due-before', 'overdue', 'name']) {
     const value = $('#f-' + id).value.trim();
     if (value) params.set(id, value);
   }
   params.set('count', '50');
   return params;
+}
+
+// The kinds of Task the protocols generate, named as their CodeSystem names them (/ui/config).
+function loadKinds() {
+  const select = $('#f-kind');
+  for (const kind of settings.taskKinds || []) {
+    const option = el('option', kind.display);
+    option.value = kind.code;
+    select.append(option);
+  }
 }
 
 async function loadProtocols() {
@@ -370,7 +406,7 @@ async function loadProtocols() {
 async function load(append) {
   try {
     const query = filterQuery().toString();
-    const list = await api(append && nextLink ? nextLink : '/worklist/view?' + query);
+    const list = await api(append && nextLink ? nextLink : '/' + currentList + '/view?' + query);
     const body = $('#worklist tbody');
     if (!append) { body.replaceChildren(); items = new Map(); }
     for (const item of list.items) { items.set(item.id, item); body.append(row(item)); }
@@ -381,7 +417,7 @@ async function load(append) {
     $('#worklist').hidden = false;
     $('#select-all').checked = false;
     updateBulk();
-    const shown = (list.total !== undefined ? list.total : items.size) + ' task(s) awaiting approval';
+    const shown = (list.total !== undefined ? list.total : items.size) + LISTS[currentList].counted;
     if (list.morePatients) say(shown + ' for the first ' + list.patientsMatched + ' patients matching the name: type more of it to narrow the search', 'ok');
     else say(shown, 'ok');
   } catch (error) {
@@ -411,8 +447,10 @@ function row(item) {
   // An unresolved contraindication on the plan: the server would refuse; the way on is its Override (or Reject).
   const contraindicated = (view.contraindications || []).some((i) => i.state === 'unresolved');
   const approvable = !view.blocked && !held && !contraindicated;
-  if (!approvable) box.disabled = true;
-  select.append(box);
+  // On the to-do list a Task is approved already; it can still be rescheduled, rejected or, a check, recorded.
+  const toDo = currentList === 'to-do';
+  if (!approvable || toDo) box.disabled = true;
+  if (!toDo) select.append(box);
 
   const who = document.createElement('td');
   const open = button(name, 'Open patient view of ' + name, () => showPatient(item.patient));
@@ -450,19 +488,24 @@ function row(item) {
   if (view.effects) scores.append(effectsNote(view.effects));
 
   const actions = document.createElement('td');
-  if (approvable) actions.append(button('Approve', 'Approve ' + what + ' for ' + name, () => decide(item, 'approve')));
+  // A check is done by asking its questions: recording the answers completes it (approved or not). On the to-do
+  // list that is what the row is for, so it comes first.
+  const recordCheck = view.task && view.task.answers
+    ? button('Record check', 'Record ' + view.task.answers + ' for ' + name, () => askCheck({ id: item.id, versionId: item.versionId, what: describe(item) }))
+    : null;
+  if (recordCheck && toDo) actions.append(recordCheck);
+  if (approvable && !toDo) actions.append(button('Approve', 'Approve ' + what + ' for ' + name, () => decide(item, 'approve')));
   actions.append(button('Reject', 'Reject ' + what + ' for ' + name, () => askReject(item)));
   if (approvable && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
     actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
-  // A check is done by asking its questions: recording the answers completes it (approved or not).
-  if (view.task && view.task.answers)
-    actions.append(button('Record check', 'Record ' + view.task.answers + ' for ' + name, () => askCheck({ id: item.id, versionId: item.versionId, what: describe(item) })));
+  if (recordCheck && !toDo) actions.append(recordCheck);
 
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
   if (view.blocked) task.append(el('div', 'Cannot be approved: ' + view.blocked, 'badge blocked'));
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
   if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
+  if (toDo) task.append(el('div', item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved', 'muted approved'));
   // The hold's reason starts "Held: ..." (as an EHR reads it on the order); the badge already says so.
   if (held) task.append(el('div', 'Approved, now on hold: ' + item.onHold.replace(/^Held: /, ''), 'badge blocked on-hold'));
   else if (contraindicated && !view.blocked) task.append(el('div', 'Cannot be approved until its contraindication is overridden', 'badge blocked'));
@@ -814,6 +857,7 @@ $('#back').addEventListener('click', () => {
   $('#f-protocol').focus();
 });
 $('#filters').addEventListener('submit', (event) => { event.preventDefault(); load(false); });
+for (const id of Object.keys(LISTS)) $('#list-' + id).addEventListener('click', () => showList(id));
 $('#more').addEventListener('click', () => load(true));
 $('#sign-in').addEventListener('click', () => signIn().catch((error) => say(error.message, 'error')));
 $('#sign-out').addEventListener('click', signOut);
@@ -841,6 +885,7 @@ async function start() {
   $('#who').title = current.fhirUser || '';
   $('#sign-in').hidden = true;
   $('#sign-out').hidden = false;
+  loadKinds();
   await loadProtocols().catch(() => undefined);
   await load(false);
   if (current.patient && !sessionStorage.getItem('kc-launched')) {

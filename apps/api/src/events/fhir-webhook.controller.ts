@@ -10,7 +10,7 @@ import {
   ScoreEventsProducer,
   StoppedPlanEventsProducer,
 } from '@kc/queue';
-import { WorklistIndex } from '@kc/worklist-index';
+import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import { carePlanIdsIn, conditionIdsIn, observationIdsIn, procedureIdsIn, tasksIn } from './notified-resources';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
@@ -36,6 +36,7 @@ export class FhirWebhookController {
     private readonly records: PatientRecordEventsProducer,
     private readonly pollTrigger: PollTrigger,
     private readonly worklist: WorklistIndex,
+    private readonly toDo: ToDoIndex,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -63,7 +64,7 @@ export class FhirWebhookController {
     for (const id of conditionIds) await this.records.enqueue(`Condition/${id}`);
     for (const id of scoreIds) await this.records.enqueue(`Observation/${id}`);
     const tasks = tasksIn(parsed.value);
-    if (tasks.length) await this.worklist.refresh(tasks);
+    if (tasks.length) await this.refreshLists(tasks);
     const planIds = carePlanIdsIn(parsed.value);
     for (const id of planIds) await this.plans.enqueue(id);
     return operationOutcome(
@@ -73,6 +74,11 @@ export class FhirWebhookController {
         ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s) and ${planIds.length} CarePlan(s); ${tasks.length} Task(s) brought to the worklist`
         : 'Nothing to do: no Procedure, Observation, Condition, Task or CarePlan in the notification',
     );
+  }
+
+  /** A Task an EHR approved, completed or cancelled joins or leaves the worklist and the to-do list. */
+  private async refreshLists(tasks: Parameters<WorklistIndex['refresh']>[0]): Promise<void> {
+    await Promise.all([this.worklist.refresh(tasks), this.toDo.refresh(tasks)]);
   }
 
   @Put(':resourceType/:id')
@@ -98,7 +104,7 @@ export class FhirWebhookController {
       // HAPI sends the Task as the body when the Subscription has a payload; without one it is read back.
       const body = parseBoundedJson(rawBodyOf(req).toString('utf8') || 'null');
       const sent = 'value' in body ? tasksIn(body.value).find((t) => t.id === id) : undefined;
-      await this.worklist.refresh([sent ?? id]);
+      await this.refreshLists([sent ?? id]);
       return operationOutcome('information', 'informational', 'Task brought to the worklist');
     }
     if (resourceType !== 'Procedure')

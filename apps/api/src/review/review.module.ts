@@ -12,6 +12,7 @@ import { TaskDecisionService } from './task-decision.service';
 import { TaskDecisionsController } from './task-decisions.controller';
 import { TaskReminders } from './task-reminders';
 import { DecisionWriter } from './task-review.service';
+import { ToDoController } from './to-do.controller';
 import { WorklistController } from './worklist.controller';
 import { WorklistService } from './worklist.service';
 
@@ -19,6 +20,7 @@ import { WorklistService } from './worklist.service';
   imports: [ProtocolsModule],
   controllers: [
     WorklistController,
+    ToDoController,
     TaskDecisionsController,
     CarePlanActivationController,
     ContraindicationOverrideController,

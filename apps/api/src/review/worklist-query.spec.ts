@@ -3,9 +3,9 @@ import { parseWorklistQuery } from './worklist-query';
 
 // Filters only: the paging parameters (count, page) are being replaced by a cursor and are tested end to end.
 
-function refusal(query: Record<string, unknown>): string {
+function refusal(query: Record<string, unknown>, kinds: string[] = []): string {
   try {
-    parseWorklistQuery(query);
+    parseWorklistQuery(query, kinds);
   } catch (err) {
     const outcome = err as OutcomeException;
     expect(outcome.getStatus()).toBe(400);
@@ -52,5 +52,15 @@ describe('parseWorklistQuery: filters', () => {
     expect(refusal({ status: 'requested' })).toMatch(/^Unknown worklist parameter status/);
     expect(refusal({ patient: ['1', '2'] })).toBe('Parameter patient may appear once');
     expect(refusal({ overdue: { $ne: 1 } })).toBe('Parameter overdue may appear once');
+  });
+});
+
+describe('parseWorklistQuery: kind', () => {
+  it('takes a kind of Task the protocols generate, refuses any other', () => {
+    const kinds = ['infusion-session', 'post-infusion-check'];
+    expect(parseWorklistQuery({ kind: 'post-infusion-check' }, kinds).kind).toBe('post-infusion-check');
+    expect(parseWorklistQuery({}, kinds).kind).toBeUndefined();
+    for (const kind of ['', 'Post Infusion', 'a&b', 'reminder-fasting', 'null'])
+      expect(refusal({ kind }, kinds)).toBe('kind must be one of infusion-session, post-infusion-check');
   });
 });

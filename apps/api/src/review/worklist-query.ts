@@ -1,14 +1,20 @@
 import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
 import { decodeCursor, type WorklistIndexQuery } from '@kc/worklist-index';
 
-/** The parsed query is the read model's query: patient id, protocol canonical, due bounds, overdue, page size, cursor. */
+/**
+ * The parsed query is the read model's query: patient id, protocol canonical, kind of Task, due bounds, overdue, page
+ * size, cursor.
+ */
 export type WorklistQuery = WorklistIndexQuery;
 
 const PATIENT = new RegExp(`^(Patient/)?(${RESOURCE_ID_PATTERN})$`);
 
-/** Validates worklist query parameters; anything unexpected is a 400 rather than an unfiltered list. */
-export function parseWorklistQuery(query: Record<string, unknown>): WorklistQuery {
-  const allowed = new Set(['patient', 'protocol', 'due-before', 'due-after', 'overdue', 'count', 'cursor']);
+/**
+ * Validates worklist (and to-do list) query parameters; anything unexpected is a 400 rather than an unfiltered list.
+ * `kinds`: the kinds of Task the protocols generate (ProtocolCatalog.taskKinds), the only ones `kind` takes.
+ */
+export function parseWorklistQuery(query: Record<string, unknown>, kinds: readonly string[] = []): WorklistQuery {
+  const allowed = new Set(['patient', 'protocol', 'kind', 'due-before', 'due-after', 'overdue', 'count', 'cursor']);
   for (const key of Object.keys(query))
     if (!allowed.has(key)) throw badRequest(`Unknown worklist parameter ${key}; use ${[...allowed].join(', ')}`);
   for (const [key, value] of Object.entries(query))
@@ -18,9 +24,11 @@ export function parseWorklistQuery(query: Record<string, unknown>): WorklistQuer
   if (q.patient !== undefined && !patient) throw badRequest('patient must be a Patient id or reference');
   if (q.protocol !== undefined && !/^[A-Za-z0-9\-.:/|]{1,256}$/.test(q.protocol))
     throw badRequest('protocol must be a protocol id or canonical URL');
+  if (q.kind !== undefined && !kinds.includes(q.kind)) throw badRequest(`kind must be one of ${kinds.join(', ')}`);
   return {
     patient,
     protocol: q.protocol,
+    kind: q.kind,
     dueBefore: date(q['due-before'], 'due-before'),
     dueAfter: date(q['due-after'], 'due-after'),
     overdue: q.overdue === undefined ? undefined : bool(q.overdue),

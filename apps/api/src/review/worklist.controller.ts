@@ -2,9 +2,9 @@ import { Controller, Get, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Roles } from '@kc/auth';
-import { encodeCursor } from '@kc/worklist-index';
 import { parseWorklistQuery } from './worklist-query';
 import { WorklistService } from './worklist.service';
+import { taskListAnswer } from './task-list-answer';
 import { AuditsPatientAccess } from '../audit/patient-access.decorator';
 import { worklistAccess } from '../audit/patient-accesses';
 
@@ -20,16 +20,18 @@ export class WorklistController {
   @ApiOperation({ summary: 'Tasks awaiting approval, soonest due first, paged by cursor (follow next)' })
   @ApiQuery({ name: 'patient', required: false })
   @ApiQuery({ name: 'protocol', required: false, description: 'protocol id or canonical URL' })
+  @ApiQuery({ name: 'kind', required: false, description: 'kind of Task (Task.code), e.g. post-infusion-check' })
   @ApiQuery({ name: 'due-before', required: false })
   @ApiQuery({ name: 'due-after', required: false })
   @ApiQuery({ name: 'overdue', required: false, enum: ['true', 'false'] })
   @ApiQuery({ name: 'count', required: false })
   @ApiQuery({ name: 'cursor', required: false, description: "from the previous page's next link" })
   async list(@Query() query: Record<string, unknown>, @Req() req: Request) {
-    const parsed = parseWorklistQuery(query);
-    const { cursor, ...result } = await this.worklist.worklist(parsed);
-    const next = new URLSearchParams(query as Record<string, string>);
-    if (cursor) next.set('cursor', encodeCursor(cursor));
-    return { ...result, next: cursor ? `${req.baseUrl}/worklist?${next.toString()}` : undefined };
+    return taskListAnswer(
+      'worklist',
+      query,
+      req,
+      await this.worklist.worklist(parseWorklistQuery(query, this.worklist.kindCodes())),
+    );
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ProtocolCatalog } from '@kc/protocols';
-import { WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
+import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
 import type { WorklistQuery } from './worklist-query';
 
 export interface WorklistItem extends WorklistEntry {
@@ -16,23 +16,38 @@ export interface Worklist {
 }
 
 /**
- * Tasks awaiting a clinician's approval, soonest due first, from the worklist index (libs/worklist-index):
- * Redis sorted sets kept by every write this service makes and reconciled with the FHIR server, because Task
- * has no search parameter for restriction.period. Every filter is exact at any size; paging is by cursor, so
- * a Task approved meanwhile does not shift the next page.
+ * Tasks awaiting a clinician's approval (the worklist), or approved and still to be done (the to-do list), soonest
+ * due first, from their indexes (libs/worklist-index): Redis sorted sets kept by every write this service makes and
+ * reconciled with the FHIR server, because Task has no search parameter for restriction.period. Every filter is
+ * exact at any size; paging is by cursor, so a Task approved meanwhile does not shift the next page.
  */
 @Injectable()
 export class WorklistService {
   constructor(
-    private readonly index: WorklistIndex,
+    private readonly awaiting: WorklistIndex,
+    private readonly toDoIndex: ToDoIndex,
     private readonly catalog: ProtocolCatalog,
   ) {}
 
-  async worklist(query: WorklistQuery, now = new Date()): Promise<Worklist> {
-    const page = await this.index.query(
+  /** The kinds of Task a list can be filtered by (Task.code of what the protocols generate). */
+  kindCodes(): string[] {
+    return this.catalog.taskKinds().map((k) => k.code);
+  }
+
+  worklist(query: WorklistQuery, now = new Date()): Promise<Worklist> {
+    return this.page(this.awaiting, query, now);
+  }
+
+  toDo(query: WorklistQuery, now = new Date()): Promise<Worklist> {
+    return this.page(this.toDoIndex, query, now);
+  }
+
+  private async page(index: WorklistIndex, query: WorklistQuery, now: Date): Promise<Worklist> {
+    const page = await index.query(
       {
         patient: query.patient,
         protocol: query.protocol ? this.canonicalOf(query.protocol) : undefined,
+        kind: query.kind,
         dueBefore: query.dueBefore,
         dueAfter: query.dueAfter,
         overdue: query.overdue,
