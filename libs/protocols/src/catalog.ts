@@ -13,7 +13,7 @@ import type {
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { TASK_APPROVED_TRIGGER } from './canonical';
 import { taskKind } from './instantiate-action';
-import { isTriggeredBy } from './triggered-actions';
+import { isTriggeredBy } from './action-trigger';
 import { CALCULATED_EXPRESSION_EXTENSION, flattenItems } from './questionnaire-answers';
 
 /** CPG: the Questionnaire an information-collecting activity is done with (on the ActivityDefinition). */

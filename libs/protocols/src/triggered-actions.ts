@@ -1,10 +1,8 @@
 import type { PlanDefinition, PlanDefinitionAction } from '@medplum/fhirtypes';
+import { isTriggeredBy } from './action-trigger';
 import { flattenActions } from './catalog';
 
-/** True when the action fires on the named event (e.g. infusion-completed). */
-export function isTriggeredBy(action: PlanDefinitionAction, triggerName: string): boolean {
-  return Boolean(action.trigger?.some((t) => t.type === 'named-event' && t.name === triggerName));
-}
+export { isTriggeredBy };
 
 /** Follow-up rules: actions that fire on a named event (e.g. infusion-completed), never at $apply. */
 export function triggeredActions(plan: PlanDefinition, triggerName: string): PlanDefinitionAction[] {
