@@ -22,10 +22,12 @@ import { ReminderDelivery } from './reminders/reminder-delivery.service';
 import { ReminderProcessor } from './reminders/reminder.processor';
 import { REMINDER_SENDERS } from './reminders/reminder-sender';
 import { ReminderSweep } from './reminders/reminder-sweep';
+import { ChecksDoneElsewhere } from './checks/checks-done-elsewhere.service';
+import { CompletedChecksPoller } from './checks/completed-checks-poller';
 
 /**
  * The background workers (@nestjs/bullmq processors): follow-up generation, patient reminders, outcome-driven
- * boosters, polling fallback, overdue sweep.
+ * boosters, checks an EHR completed itself, polling fallback, overdue sweep.
  * Needs ConfigModule, FhirModule, QueueModule, ProtocolCatalogModule and MetricsModule from the importing app
  * (the API when RUN_WORKER is true, or WorkerAppModule alone). Shutdown: @nestjs/bullmq closes each worker,
  * which waits for its active jobs to finish.
@@ -51,6 +53,8 @@ export class WorkerModule {
         ReminderSweep,
         BoosterOutcomes,
         ScorePoller,
+        ChecksDoneElsewhere,
+        CompletedChecksPoller,
         {
           provide: BoosterOutcomesProcessor,
           useClass: configuredProcessor(BoosterOutcomesProcessor, QUEUES.outcomes, workerOptionsFrom(config, 2)),
@@ -83,6 +87,7 @@ export class WorkerModule {
         ContraindicationSweep,
         AnsweredOrdersSweep,
         ReminderSweep,
+        ChecksDoneElsewhere,
       ],
     };
   }

@@ -8,3 +8,4 @@ export * from './reminder-notice';
 export * from './booster-timing';
 export * from './stopped-plans';
 export * from './check-recording';
+export * from './check-done-elsewhere';

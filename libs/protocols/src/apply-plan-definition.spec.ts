@@ -489,6 +489,7 @@ describe('ProtocolCatalog', () => {
       { code: 'patient-instructions', display: 'Patient instructions' },
       { code: 'post-infusion-check', display: 'Post-infusion check' },
     ]);
+    expect(catalog.questionnaireTaskKinds()).toEqual(['post-infusion-check']);
   });
 
   it('leaves out a plan with a broken reference, saying why, instead of failing', () => {

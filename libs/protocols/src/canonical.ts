@@ -1,3 +1,5 @@
+import type { ActivityDefinition } from '@medplum/fhirtypes';
+
 /**
  * Canonical URLs and code systems of this service (see docs/domain-model.md). Identifiers, not clinical
  * numbers: the numbers live in fhir-profiles/.
@@ -37,3 +39,17 @@ export function taskKey(carePlanId: string, triggerId: string, actionId: string)
 export const MINIMUM_NOTICE_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/minimum-notice`;
 /** Tags each access AuditEvent with its own key: a batch written twice (its answer lost) can be told apart. */
 export const AUDIT_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/audit-key`;
+
+/** CPG: the Questionnaire an information-collecting activity is done with (on the ActivityDefinition). */
+export const COLLECT_WITH_EXTENSION = 'http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-collectWith';
+/**
+ * CPG's activity type of an information-collecting Task: its `input` names the Questionnaire (valueCanonical) and its
+ * `output` the answers (cpg-questionnairetask), so any form filler knows what to ask.
+ */
+export const CPG_ACTIVITY_TYPE_SYSTEM = 'http://hl7.org/fhir/uv/cpg/CodeSystem/cpg-activity-type';
+export const COLLECT_INFORMATION = 'collect-information';
+
+/** The Questionnaire (url|version) an ActivityDefinition's cpg-collectWith names, if any. */
+export function collectWithOf(activity: ActivityDefinition | undefined): string | undefined {
+  return activity?.extension?.find((e) => e.url === COLLECT_WITH_EXTENSION)?.valueCanonical;
+}

@@ -11,13 +11,10 @@ import type {
   Resource,
 } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
-import { TASK_APPROVED_TRIGGER } from './canonical';
+import { collectWithOf, TASK_APPROVED_TRIGGER } from './canonical';
 import { taskKind } from './instantiate-action';
 import { isTriggeredBy } from './action-trigger';
 import { CALCULATED_EXPRESSION_EXTENSION, flattenItems } from './questionnaire-answers';
-
-/** CPG: the Questionnaire an information-collecting activity is done with (on the ActivityDefinition). */
-export const COLLECT_WITH_EXTENSION = 'http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-collectWith';
 
 /** A conformance or knowledge resource that has a canonical url and version. */
 export type CanonicalResource = Resource & { url?: string; version?: string; id?: string };
@@ -107,11 +104,23 @@ export class ProtocolCatalog {
    * none), named as the catalog's CodeSystem names it (else as the coding does). What a task list filters by kind on.
    */
   taskKinds(): TaskKind[] {
+    return this.kindsOf(() => true);
+  }
+
+  /** The kinds of Task done by answering a Questionnaire (their activity's cpg-collectWith), e.g. the check. */
+  questionnaireTaskKinds(): string[] {
+    return this.kindsOf((action) => !!collectWithOf(this.activityDefinition(action.definitionCanonical))).map(
+      (k) => k.code,
+    );
+  }
+
+  private kindsOf(wanted: (action: PlanDefinitionAction) => boolean): TaskKind[] {
     const kinds = new Map<string, TaskKind>();
     const walk = (actions: PlanDefinitionAction[] = []) => {
       for (const action of actions) {
         // A reminder (sent when a Task is approved) is a CommunicationRequest of its own, with no Task.
-        const coding = isTriggeredBy(action, TASK_APPROVED_TRIGGER) ? undefined : taskKind(action)?.coding?.[0];
+        const coding =
+          isTriggeredBy(action, TASK_APPROVED_TRIGGER) || !wanted(action) ? undefined : taskKind(action)?.coding?.[0];
         if (coding?.code && !kinds.has(coding.code)) {
           const named = coding.system
             ? this.resolve<CodeSystem>(coding.system, 'CodeSystem')?.concept?.find((c) => c.code === coding.code)
@@ -208,10 +217,6 @@ export class ProtocolCatalog {
     }
     return problems;
   }
-}
-
-function collectWithOf(activity: ActivityDefinition | undefined): string | undefined {
-  return activity?.extension?.find((e) => e.url === COLLECT_WITH_EXTENSION)?.valueCanonical;
 }
 
 /** A file of fhir-profiles/ the service could not use. */

@@ -18,6 +18,9 @@ import { awaitingApproval } from '@kc/task-states';
 import { notBefore } from './action-timing';
 import { buildRequest, performerTypeOf, type ActivityRequest } from './build-request';
 import {
+  collectWithOf,
+  COLLECT_INFORMATION,
+  CPG_ACTIVITY_TYPE_SYSTEM,
   PHASE_CODES,
   PROTOCOL_ACTION_EXTENSION,
   PROTOCOL_PHASE_EXTENSION,
@@ -118,6 +121,8 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
     authoredOn: now.toISOString(),
     performerType: performerType ? [performerType] : undefined,
     owner: input.owner,
+    // What to ask, for any form filler (CPG cpg-questionnairetask): the Questionnaire the activity collects with.
+    input: questionnaireInput(activity),
     restriction: { period: window },
     extension: [
       { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: union(input.window, window) },
@@ -127,6 +132,15 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
     ],
   };
   return { task: stripUndefined(task), request: built.resource, unresolved: built.unresolved };
+}
+
+function questionnaireInput(activity: ActivityDefinition | undefined): Task['input'] {
+  const questionnaire = collectWithOf(activity);
+  if (!questionnaire) return undefined;
+  const type = {
+    coding: [{ system: CPG_ACTIVITY_TYPE_SYSTEM, code: COLLECT_INFORMATION, display: 'Collect information' }],
+  };
+  return [{ type, valueCanonical: questionnaire }];
 }
 
 /** The window the protocol allows for a Task (written above): where a clinician may reschedule it. */

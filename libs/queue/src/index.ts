@@ -9,3 +9,4 @@ export * from './score-events.producer';
 export * from './stopped-plan-events.producer';
 export * from './after-store-restore';
 export * from './patient-record-events.producer';
+export * from './completed-task-events.producer';

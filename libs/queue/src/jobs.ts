@@ -10,7 +10,18 @@ export const JOBS = {
   sweepReminders: 'sweep-reminders',
   withdrawStoppedPlan: 'withdraw-stopped-plan',
   recheckContraindications: 'recheck-contraindications',
+  checkDoneElsewhere: 'check-done-elsewhere',
 } as const;
+
+/** A Task changed on the FHIR server (notified, or found by the poll): a check an EHR completed is recorded as done. */
+export interface CheckDoneElsewhereJob {
+  taskId: string;
+}
+
+/** While a Task's job is pending, the same Task notified again is queued once (the job reads the Task as it is then). */
+export function checkDoneElsewhereJobId(taskId: string): string {
+  return `${JOBS.checkDoneElsewhere}-${jobIdPart(taskId)}`;
+}
 
 /** A CarePlan changed (a Subscription said so): its Tasks awaiting approval are withdrawn if it was stopped. */
 export interface WithdrawStoppedPlanJob {

@@ -7,6 +7,7 @@ import { InfusionEventsProducer } from './infusion-events.producer';
 import { QueueErrorLogger } from './queue-error-logger';
 import { ReminderQueue } from './reminder-queue';
 import { PatientRecordEventsProducer } from './patient-record-events.producer';
+import { CompletedTaskEventsProducer } from './completed-task-events.producer';
 import { StoppedPlanEventsProducer } from './stopped-plan-events.producer';
 import { ScoreEventsProducer } from './score-events.producer';
 
@@ -26,6 +27,7 @@ export class QueueModule {
         ScoreEventsProducer,
         StoppedPlanEventsProducer,
         PatientRecordEventsProducer,
+        CompletedTaskEventsProducer,
         ReminderQueue,
         QueueErrorLogger,
       ],
@@ -35,6 +37,7 @@ export class QueueModule {
         ScoreEventsProducer,
         StoppedPlanEventsProducer,
         PatientRecordEventsProducer,
+        CompletedTaskEventsProducer,
         ReminderQueue,
       ],
     };

@@ -5,6 +5,7 @@ import { Public } from '@kc/auth';
 import { badRequest, isResourceId, operationOutcome, OutcomeException, parseBoundedJson } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import {
+  CompletedTaskEventsProducer,
   InfusionEventsProducer,
   PatientRecordEventsProducer,
   ScoreEventsProducer,
@@ -37,6 +38,7 @@ export class FhirWebhookController {
     private readonly pollTrigger: PollTrigger,
     private readonly worklist: WorklistIndex,
     private readonly toDo: ToDoIndex,
+    private readonly completedTasks: CompletedTaskEventsProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -71,14 +73,20 @@ export class FhirWebhookController {
       'information',
       'informational',
       ids.length || scoreIds.length || tasks.length || planIds.length || conditionIds.length
-        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s) and ${planIds.length} CarePlan(s); ${tasks.length} Task(s) brought to the worklist`
+        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s) and ${planIds.length} CarePlan(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
         : 'Nothing to do: no Procedure, Observation, Condition, Task or CarePlan in the notification',
     );
   }
 
-  /** A Task an EHR approved, completed or cancelled joins or leaves the worklist and the to-do list. */
+  /**
+   * A Task an EHR approved, completed or cancelled joins or leaves the worklist and the to-do list; one it completed
+   * (or sent as an id alone) goes to the worker, which records a check the EHR did as done (its answers extracted).
+   */
   private async refreshLists(tasks: Parameters<WorklistIndex['refresh']>[0]): Promise<void> {
     await Promise.all([this.worklist.refresh(tasks), this.toDo.refresh(tasks)]);
+    for (const task of tasks)
+      if (typeof task === 'string') await this.completedTasks.enqueue(task);
+      else if (task.id && task.status === 'completed') await this.completedTasks.enqueue(task.id);
   }
 
   @Put(':resourceType/:id')
@@ -105,7 +113,11 @@ export class FhirWebhookController {
       const body = parseBoundedJson(rawBodyOf(req).toString('utf8') || 'null');
       const sent = 'value' in body ? tasksIn(body.value).find((t) => t.id === id) : undefined;
       await this.refreshLists([sent ?? id]);
-      return operationOutcome('information', 'informational', 'Task brought to the worklist');
+      return operationOutcome(
+        'information',
+        'informational',
+        'Task brought up to date on the worklist and the to-do list',
+      );
     }
     if (resourceType !== 'Procedure')
       return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);

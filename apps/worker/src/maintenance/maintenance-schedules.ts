@@ -5,6 +5,7 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { JOBS, QUEUES } from '@kc/queue';
 import { ProcedurePoller } from './procedure-poller';
 import { ScorePoller } from '../outcomes/score-poller';
+import { CompletedChecksPoller } from '../checks/completed-checks-poller';
 
 /**
  * BullMQ job schedulers for the housekeeping jobs. Schedulers live in Redis, keyed by name: every worker process
@@ -21,6 +22,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly poller: ProcedurePoller,
     private readonly scores: ScorePoller,
+    private readonly checks: CompletedChecksPoller,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -40,6 +42,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     // The cursor starts now (or POLL_SINCE) the first time: polling must not turn years of old infusions into Tasks.
     await this.poller.initCursor();
     await this.scores.initCursor();
+    await this.checks.initCursor();
     await this.every(JOBS.pollProcedures, this.config.pollIntervalMs, keep);
     await this.every(JOBS.reconcileProcedures, this.config.reconcileEveryMs, keep);
     await this.every(JOBS.sweepReminders, this.config.reminderSweepMs, keep);

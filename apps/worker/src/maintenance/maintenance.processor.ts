@@ -1,6 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import { JOBS, type RecheckContraindicationsJob, type WithdrawStoppedPlanJob } from '@kc/queue';
+import {
+  JOBS,
+  type CheckDoneElsewhereJob,
+  type RecheckContraindicationsJob,
+  type WithdrawStoppedPlanJob,
+} from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { AnsweredOrdersSweep } from './answered-orders-sweep';
@@ -11,6 +16,8 @@ import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
 import { ScorePoller } from '../outcomes/score-poller';
+import { ChecksDoneElsewhere } from '../checks/checks-done-elsewhere.service';
+import { CompletedChecksPoller } from '../checks/completed-checks-poller';
 
 /** Housekeeping jobs on the maintenance queue (scheduled by MaintenanceSchedules). */
 @Injectable()
@@ -24,6 +31,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly answeredOrders: AnsweredOrdersSweep,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
+    private readonly completedChecks: CompletedChecksPoller,
+    private readonly checksDoneElsewhere: ChecksDoneElsewhere,
     queueMetrics: QueueJobMetrics,
   ) {
     super(queueMetrics);
@@ -32,9 +41,10 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
   async process(job: Job): Promise<unknown> {
     switch (job.name) {
       case JOBS.pollProcedures: {
-        // One "poll for changes" job: completed infusions, then recorded scores.
+        // One "poll for changes" job: completed infusions, recorded scores, then checks an EHR completed.
         const infusions = await this.poller.poll();
-        return { ...infusions, scores: await this.scores.poll() };
+        const scores = await this.scores.poll();
+        return { ...infusions, scores, checks: await this.completedChecks.poll() };
       }
       case JOBS.overdueSweep: {
         // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications
@@ -64,6 +74,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.reminders.sweep();
       case JOBS.recheckContraindications:
         return this.contraindications.recheckFor((job.data as RecheckContraindicationsJob).reference);
+      case JOBS.checkDoneElsewhere:
+        return this.checksDoneElsewhere.handle((job.data as CheckDoneElsewhereJob).taskId);
       case JOBS.withdrawStoppedPlan:
         return this.stoppedPlans.sweepPlan((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import type { BundleEntry, CarePlan, Provenance, QuestionnaireResponse, Resource, Task } from '@medplum/fhirtypes';
+import { FhirClient, FhirHttpError, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
+import { adoptCheckDoneElsewhere, carePlanReferenceOf, isCheckDoneElsewhere, responseReferenceOf } from '@kc/followups';
+import { protocolActionOf, ProtocolCatalog } from '@kc/protocols';
+import { ScoreEventsProducer } from '@kc/queue';
+import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+
+type Agent = NonNullable<Provenance['agent'][number]['who']>;
+const AGENT = /^(Practitioner|PractitionerRole|Organization|Patient|RelatedPerson|Device)\//;
+
+/** Who answered, as a Provenance can name them (a CareTeam owner cannot be an agent). */
+function agentOf(reference: { reference?: string; display?: string } | undefined): Agent | undefined {
+  return reference?.reference && AGENT.test(reference.reference) ? (reference) : undefined;
+}
+
+export type CheckDoneElsewhereOutcome =
+  { result: 'recorded'; observations: number; notTaken?: string } | { result: 'skipped'; why: string };
+
+/**
+ * A check an EHR completed itself (SDC / CPG: the form filler puts its QuestionnaireResponse in Task.output and
+ * completes the Task), recorded here as if the clinic had recorded it with `$complete`: one transaction holds the Task
+ * (businessStatus done, If-Match on the version read), the Observations extracted from the EHR's answers and a
+ * Provenance naming who answered (the response's author, else the Task's owner). The scores then go to the booster
+ * timing. A Task that is not such a check, or is already recorded, is left alone, so a repeated notification, the
+ * poll finding it again, or a retry after a lost answer writes nothing.
+ */
+@Injectable()
+export class ChecksDoneElsewhere {
+  private readonly logger = new Logger(ChecksDoneElsewhere.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly catalog: ProtocolCatalog,
+    private readonly scores: ScoreEventsProducer,
+  ) {}
+
+  async handle(taskId: string, now = new Date()): Promise<CheckDoneElsewhereOutcome> {
+    // The Task with its CarePlan in one read; the answers in a second, when it names them.
+    const bundle = await this.fhir.search<Task | Resource>('Task', { _id: taskId, _include: 'Task:based-on' });
+    const task = matchesOf<Task>(bundle).find((t) => t.id === taskId);
+    if (!task) return { result: 'skipped', why: 'no such Task' };
+    if (!isCheckDoneElsewhere(task)) return { result: 'skipped', why: 'not completed elsewhere, or already recorded' };
+    const carePlan = includedOf(bundle).find(
+      (r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task),
+    );
+    const questionnaire =
+      carePlan && this.catalog.questionnaireOf(this.catalog.planOf(carePlan), protocolActionOf(task));
+    if (!questionnaire) return { result: 'skipped', why: 'not a Task done by answering a questionnaire' };
+    const response = await this.responseOf(task);
+    const adopted = adoptCheckDoneElsewhere({ task, questionnaire, response, now });
+
+    const observationUrls = adopted.observations.map(() => `urn:uuid:${randomUUID()}`);
+    const who = agentOf(response?.author) ?? agentOf(task.owner) ?? THIS_SERVICE;
+    const entries: BundleEntry[] = [
+      {
+        resource: adopted.task,
+        request: { method: 'PUT', url: `Task/${task.id}`, ifMatch: ifMatchFor(task.meta!.versionId!) },
+      },
+      ...adopted.observations.map((resource, i) => ({
+        fullUrl: observationUrls[i],
+        resource,
+        request: { method: 'POST' as const, url: 'Observation' },
+      })),
+      {
+        resource: changeProvenance({
+          targets: [{ reference: `Task/${task.id}` }, ...observationUrls.map((reference) => ({ reference }))],
+          revisionOf: { reference: `Task/${task.id}/_history/${task.meta!.versionId}` },
+          who,
+          activity: 'complete',
+          now,
+          reason: adopted.notTaken
+            ? `Recorded in the EHR; nothing was extracted: ${adopted.notTaken}`
+            : 'Recorded in the EHR',
+        }),
+        request: { method: 'POST', url: 'Provenance' },
+      },
+    ];
+    const written = await this.fhir.transaction(entries);
+    await this.scoresRecorded(written.entry ?? []);
+    // No patient data: ids and counts only.
+    this.logger.log({
+      msg: 'check recorded in the EHR taken as done',
+      task: task.id,
+      observations: adopted.observations.length,
+      extracted: !adopted.notTaken,
+    });
+    return { result: 'recorded', observations: adopted.observations.length, notTaken: adopted.notTaken };
+  }
+
+  private async responseOf(task: Task): Promise<QuestionnaireResponse | undefined> {
+    const reference = responseReferenceOf(task);
+    if (!reference) return undefined;
+    try {
+      return await this.fhir.read<QuestionnaireResponse>('QuestionnaireResponse', reference.split('/')[1]);
+    } catch (err) {
+      if (err instanceof FhirHttpError && (err.status === 404 || err.status === 410)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Each extracted score goes to the booster timing (the score polling finds what the queue did not take). */
+  private async scoresRecorded(entries: BundleEntry[]): Promise<void> {
+    const ids = entries.flatMap((e) => {
+      const o = e.resource?.resourceType === 'Observation' ? e.resource : undefined;
+      if (o) return o.valueQuantity || o.valueInteger !== undefined ? [o.id!] : [];
+      return [];
+    });
+    for (const id of ids) {
+      try {
+        await this.scores.enqueue(id, 'poll');
+      } catch (err) {
+        this.logger.warn({
+          msg: 'score event not queued; the score polling will find it',
+          observation: id,
+          err: String(err),
+        });
+      }
+    }
+  }
+}

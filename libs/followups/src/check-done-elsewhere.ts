@@ -1,0 +1,81 @@
+import type { Observation, Questionnaire, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import { AnswersRefused, checkAnswers, extractObservations } from '@kc/protocols';
+import { isOpen, transition } from '@kc/task-states';
+import { carePlanReferenceOf } from './care-plan-state';
+
+const PERFORMER = /^(Practitioner|PractitionerRole|Patient|RelatedPerson)\//;
+
+/**
+ * A check Task an EHR completed itself (Task.status completed, the answers named in Task.output as SDC and CPG
+ * have a form filler do), which this service has not recorded as done: its businessStatus is still open.
+ */
+export function isCheckDoneElsewhere(task: Task): boolean {
+  return task.status === 'completed' && isOpen(task);
+}
+
+/** The QuestionnaireResponse a completed Task's output names (the filler's answers), if any. */
+export function responseReferenceOf(task: Task): string | undefined {
+  return task.output
+    ?.map((o) => o.valueReference?.reference)
+    .find((r): r is string => !!r && /^QuestionnaireResponse\/[A-Za-z0-9\-.]{1,64}$/.test(r));
+}
+
+export interface CheckDoneElsewhere {
+  /** The check as the EHR left it (isCheckDoneElsewhere). */
+  task: Task;
+  /** The Questionnaire its protocol action is done with (ProtocolCatalog.questionnaireOf). */
+  questionnaire: Questionnaire;
+  /** The answers its output names, as read from the FHIR server; absent when it names none or they are gone. */
+  response?: QuestionnaireResponse;
+  now: Date;
+}
+
+export interface AdoptedCheck {
+  /** The Task recorded as done (businessStatus done); the EHR's status, output and end are kept. */
+  task: Task;
+  /** The scores and effects extracted from the EHR's answers, as from the clinic's own ($complete). */
+  observations: Observation[];
+  /** Why nothing was extracted, in words, when nothing was (no answers, another questionnaire, answers that do not fit). */
+  notTaken?: string;
+}
+
+/**
+ * A check done in the EHR, taken as done here: the Task gets this service's `done`, and the EHR's answers, when they
+ * are the check's Questionnaire's and fit it (checkAnswers), are extracted as Observations (derivedFrom the EHR's
+ * response, which is not rewritten) so the booster timing and the worklist read the scores as any others. Answers
+ * that do not fit are not guessed at: the check is still done (the EHR says so), and `notTaken` says why nothing was
+ * extracted. Pure: the caller writes the Task and the Observations together.
+ */
+export function adoptCheckDoneElsewhere(input: CheckDoneElsewhere): AdoptedCheck {
+  const { task, questionnaire, response, now } = input;
+  const title = questionnaire.title ?? 'questionnaire';
+  let observations: Observation[] = [];
+  let notTaken: string | undefined;
+  const patient = task.for as NonNullable<Observation['subject']> | undefined;
+  if (!response) notTaken = `no answers to the ${title} are linked to it (Task.output)`;
+  else if (response.questionnaire?.split('|')[0] !== questionnaire.url)
+    notTaken = `its answers are to another questionnaire (${response.questionnaire ?? 'none named'})`;
+  else if (response.status !== 'completed' && response.status !== 'amended')
+    notTaken = `its answers are not final (${response.status})`;
+  else if (!patient) notTaken = 'it names no patient';
+  else {
+    try {
+      const items = checkAnswers(questionnaire, response.item ?? []);
+      const carePlan = carePlanReferenceOf(task);
+      const author =
+        response.author?.reference && PERFORMER.test(response.author.reference) ? response.author : undefined;
+      observations = extractObservations(questionnaire, items, {
+        subject: patient,
+        effective: response.authored ?? task.executionPeriod?.end ?? now.toISOString(),
+        performer: author as NonNullable<Observation['performer']>[number] | undefined,
+        derivedFrom: { reference: `QuestionnaireResponse/${response.id}` },
+        basedOn: carePlan ? { reference: carePlan } : undefined,
+      });
+    } catch (err) {
+      if (!(err instanceof AnswersRefused)) throw err;
+      notTaken = `its answers do not fit the ${title}: ${err.message}`;
+    }
+  }
+  // No output added: the EHR's output already names its answers.
+  return { task: transition(task, { event: 'complete', now }), observations, notTaken };
+}

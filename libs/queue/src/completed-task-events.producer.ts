@@ -1,0 +1,31 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectQueue } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { withinEnqueueTimeout } from './infusion-events.producer';
+import { checkDoneElsewhereJobId, JOBS, retryOptions, type CheckDoneElsewhereJob } from './jobs';
+import { QUEUES } from './queue-names';
+
+/**
+ * Puts a Task the FHIR server says changed (a Subscription notification, or the poll) on the maintenance queue, so a
+ * check an EHR completed itself is recorded as done here (the job reads the Task and decides; ids only).
+ */
+@Injectable()
+export class CompletedTaskEventsProducer {
+  constructor(
+    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue<CheckDoneElsewhereJob>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async enqueue(taskId: string): Promise<{ jobId: string }> {
+    const jobId = checkDoneElsewhereJobId(taskId);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.checkDoneElsewhere,
+        { taskId },
+        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
+      ),
+    );
+    return { jobId };
+  }
+}

@@ -1,0 +1,219 @@
+import { createHmac } from 'node:crypto';
+import request from 'supertest';
+import type { Observation, Provenance, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { checkDoneElsewhereJobId, QUEUES } from '@kc/queue';
+import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion, waitFor } from './support/clinic';
+import { score } from './support/clinician';
+import { startTestService, type TestService } from './support/test-service';
+
+const CS = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
+const CPG_ACTIVITY = 'http://hl7.org/fhir/uv/cpg/CodeSystem/cpg-activity-type';
+const QUESTIONNAIRE = 'https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check';
+const DAY = 86_400_000;
+
+/**
+ * The check done in the EHR, the standard way (CPG cpg-questionnairetask, SDC): the check Task names its
+ * Questionnaire in `input`; the EHR's form filler writes a QuestionnaireResponse, puts it in the Task's `output`
+ * and completes the Task. The service, told by the Task's notification (or finding it by polling), records the check
+ * as done as if the clinic had used `$complete`: its businessStatus, the scores and effects extracted as
+ * Observations, a Provenance naming who answered, the booster timing moved by the scores.
+ */
+describe('a post-infusion check completed in the EHR', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(() => service.stop());
+
+  const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+
+  async function infusedPatient() {
+    const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed', {
+      startDate: iso(10 * DAY).slice(0, 10),
+    });
+    await score(service, enrolment.patient, '72514-3', 8, iso(20 * DAY));
+    const procedureId = await completeInfusion(service, enrolment, iso(2 * DAY));
+    await reportInfusion(service, procedureId);
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check' && t.status === 'draft');
+    const booster = tasks.find((t) => actionOf(t) === 'maintenance-booster');
+    if (!check || !booster) throw new Error('the infusion left no check or booster');
+    return { ...enrolment, check, booster };
+  }
+
+  /** What an EHR's form filler writes: its answers, then the Task completed with them as output. */
+  async function completeInEhr(check: Task, pain: number, effects = ['effect-nausea']): Promise<Task> {
+    const { resource: response } = await service.fhir.create<QuestionnaireResponse>({
+      resourceType: 'QuestionnaireResponse',
+      status: 'completed',
+      questionnaire: `${QUESTIONNAIRE}|1.0.0`,
+      subject: check.for,
+      authored: iso(60_000),
+      author: { reference: 'Practitioner/ehr-nurse', display: 'Nurse Grace (EHR)' },
+      item: [
+        { linkId: 'pain-now', answer: [{ valueInteger: pain }] },
+        {
+          linkId: 'peg',
+          item: [
+            { linkId: 'peg-average-pain', answer: [{ valueInteger: 7 }] },
+            { linkId: 'peg-enjoyment-of-life', answer: [{ valueInteger: 6 }] },
+            { linkId: 'peg-general-activity', answer: [{ valueInteger: 6 }] },
+          ],
+        },
+        { linkId: 'effects', answer: effects.map((code) => ({ valueCoding: { system: CS, code } })) },
+      ],
+    });
+    return service.fhir.update<Task>({
+      ...check,
+      status: 'completed',
+      output: [
+        {
+          type: { coding: [{ system: CPG_ACTIVITY, code: 'collect-information' }] },
+          valueReference: { reference: `QuestionnaireResponse/${response.id}` },
+        },
+      ],
+    });
+  }
+
+  /**
+   * The EHR's Subscription tells the service of the Task (Medplum style: the Task as the body, signed); returns once
+   * the worker's job for it is done (the maintenance queue always holds its next scheduled sweep, so it is never idle).
+   */
+  async function notify(task: Task): Promise<void> {
+    const body = JSON.stringify(task);
+    await request(service.url)
+      .post('/webhooks/fhir')
+      .set('content-type', 'application/fhir+json')
+      .set('x-signature', createHmac('sha256', 'test-webhook-secret').update(body).digest('hex'))
+      .send(body)
+      .expect(202);
+    const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    await waitFor(async () => {
+      const job = await queue.getJob(checkDoneElsewhereJobId(task.id!));
+      if (job && (await job.isFailed())) throw new Error(`the job failed: ${job.failedReason}`);
+      return !job;
+    }, 'the worker to handle the notified Task');
+  }
+
+  const provenanceOf = async (task: Task) =>
+    (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${task.id}` })).filter(
+      (p) => p.activity?.text === 'complete',
+    );
+
+  it('names its Questionnaire in the Task, as CPG asks, for any form filler', async () => {
+    const p = await infusedPatient();
+    expect(p.check.input).toEqual([
+      {
+        type: { coding: [{ system: CPG_ACTIVITY, code: 'collect-information', display: 'Collect information' }] },
+        valueCanonical: `${QUESTIONNAIRE}|1.0.0`,
+      },
+    ]);
+    // Only the check collects answers.
+    expect(p.booster.input).toBeUndefined();
+  });
+
+  it('is recorded as done when the EHR completes it: scores and effects extracted, who answered, the booster moved', async () => {
+    const p = await infusedPatient();
+    const completed = await completeInEhr(p.check, 7);
+    await notify(completed);
+
+    const task = await service.fhir.read<Task>('Task', p.check.id!);
+    expect(task.status).toBe('completed');
+    expect(task.businessStatus?.coding?.[0].code).toBe('done');
+    // The EHR's answers stay as they are, named where the EHR put them.
+    expect(task.output).toEqual(completed.output);
+    const responseRef = completed.output![0].valueReference!.reference!;
+    const extracted = await service.fhir.searchAll<Observation>('Observation', { 'derived-from': responseRef });
+    expect(
+      extracted
+        .map(
+          (o) =>
+            `${o.code.coding?.[0].code}=${o.valueInteger ?? o.valueQuantity?.value ?? o.valueCodeableConcept?.coding?.[0].code}`,
+        )
+        .sort(),
+    ).toEqual(['72514-3=7', '91147-9=6.3', 'infusion-effect=effect-nausea']);
+    expect(extracted.every((o) => o.performer?.[0].reference === 'Practitioner/ehr-nurse')).toBe(true);
+    const [provenance] = await provenanceOf(task);
+    expect(provenance.agent?.[0].who).toEqual({ reference: 'Practitioner/ehr-nurse', display: 'Nurse Grace (EHR)' });
+    expect(provenance.reason?.[0].text).toBe('Recorded in the EHR');
+
+    // Pain 7 against 8 before: the booster awaiting approval is proposed earlier, as after a check recorded here.
+    await queueIdle(service, QUEUES.outcomes);
+    const booster = await service.fhir.read<Task>('Task', p.booster.id!);
+    expect(booster.reasonCode?.coding?.[0]).toMatchObject({ system: CS, code: 'booster-earlier' });
+
+    // The same notification again (or the poll finding it): nothing more is written.
+    await notify(completed);
+    expect(await provenanceOf(task)).toHaveLength(1);
+    expect(await service.fhir.searchAll<Observation>('Observation', { 'derived-from': responseRef })).toHaveLength(3);
+  });
+
+  it('answers that do not fit the Questionnaire are not guessed at: the check is done, and the Provenance says why', async () => {
+    const p = await infusedPatient();
+    const completed = await completeInEhr(p.check, 12);
+    await notify(completed);
+    const task = await service.fhir.read<Task>('Task', p.check.id!);
+    expect(task.businessStatus?.coding?.[0].code).toBe('done');
+    const responseRef = completed.output![0].valueReference!.reference!;
+    expect(await service.fhir.searchAll<Observation>('Observation', { 'derived-from': responseRef })).toEqual([]);
+    const [provenance] = await provenanceOf(task);
+    expect(provenance.reason?.[0].text).toMatch(
+      /^Recorded in the EHR; nothing was extracted: its answers do not fit the Post-infusion check: .*12 is outside 0 \.\. 10/,
+    );
+  });
+
+  it('without a notification, the poll finds it', async () => {
+    const p = await infusedPatient();
+    await completeInEhr(p.check, 5, ['effect-none']);
+    // An empty notification (HAPI without payload) asks for a poll now: the same poll runs every POLL_INTERVAL_MS.
+    await request(service.url).post('/webhooks/fhir').set('x-webhook-token', 'test-webhook-secret').expect(202);
+    await waitFor(
+      async () =>
+        (await service.fhir.read<Task>('Task', p.check.id!)).businessStatus?.coding?.[0].code === 'done' || undefined,
+      'the polled check to be recorded as done',
+    );
+    expect((await provenanceOf(p.check)).map((x) => x.reason?.[0].text)).toEqual(['Recorded in the EHR']);
+  });
+
+  it('leaves alone what is not a check done elsewhere: an infusion Task, a check recorded with $complete', async () => {
+    const p = await infusedPatient();
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` });
+    const session = tasks.find((t) => actionOf(t) === 'next-induction-session')!;
+    // An EHR completing an infusion Task is not a check: its Procedure is what records an infusion.
+    const completedSession = await service.fhir.update<Task>({ ...session, status: 'completed' });
+    await notify(completedSession);
+    expect((await service.fhir.read<Task>('Task', session.id!)).businessStatus?.coding?.[0].code).not.toBe('done');
+    expect(await provenanceOf(session)).toEqual([]);
+
+    // A check the clinic recorded here: its own notification echoed back changes nothing.
+    const recorded = await request(service.url)
+      .post(`/tasks/${p.check.id}/$complete`)
+      .set(service.as('clinician'))
+      .send({
+        versionId: p.check.meta!.versionId,
+        response: {
+          resourceType: 'QuestionnaireResponse',
+          status: 'completed',
+          item: [
+            { linkId: 'pain-now', answer: [{ valueInteger: 3 }] },
+            {
+              linkId: 'peg',
+              item: ['peg-average-pain', 'peg-enjoyment-of-life', 'peg-general-activity'].map((linkId) => ({
+                linkId,
+                answer: [{ valueInteger: 3 }],
+              })),
+            },
+            { linkId: 'effects', answer: [{ valueCoding: { system: CS, code: 'effect-none' } }] },
+          ],
+        },
+      })
+      .expect(200);
+    await notify(recorded.body as Task);
+    expect(await provenanceOf(p.check)).toHaveLength(1);
+    expect((await service.fhir.read<Task>('Task', p.check.id!)).meta?.versionId).toBe(
+      (recorded.body as Task).meta?.versionId,
+    );
+  });
+});
