@@ -11,6 +11,7 @@ import {
   ScoreEventsProducer,
   StoppedPlanEventsProducer,
 } from '@kc/queue';
+import { isCheckDoneElsewhere } from '@kc/followups';
 import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import { carePlanIdsIn, conditionIdsIn, observationIdsIn, procedureIdsIn, tasksIn } from './notified-resources';
 import { PollTrigger } from './poll-trigger';
@@ -79,14 +80,16 @@ export class FhirWebhookController {
   }
 
   /**
-   * A Task an EHR approved, completed or cancelled joins or leaves the worklist and the to-do list; one it completed
-   * (or sent as an id alone) goes to the worker, which records a check the EHR did as done (its answers extracted).
+   * A Task an EHR approved, completed or cancelled joins or leaves the worklist and the to-do list; one an EHR
+   * completed while this service still has it open (or an id alone: the job reads it) goes to the worker, which
+   * records a check the EHR did as done. The service's own completions, echoed back, are done already and not queued
+   * (a follow-up burst must not fill the maintenance queue with them).
    */
   private async refreshLists(tasks: Parameters<WorklistIndex['refresh']>[0]): Promise<void> {
     await Promise.all([this.worklist.refresh(tasks), this.toDo.refresh(tasks)]);
     for (const task of tasks)
       if (typeof task === 'string') await this.completedTasks.enqueue(task);
-      else if (task.id && task.status === 'completed') await this.completedTasks.enqueue(task.id);
+      else if (task.id && isCheckDoneElsewhere(task)) await this.completedTasks.enqueue(task.id);
   }
 
   @Put(':resourceType/:id')
