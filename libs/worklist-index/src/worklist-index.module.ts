@@ -18,10 +18,10 @@ import { ToDoIndex, WorklistIndex } from './worklist-index';
 const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
 
 /**
- * The worklist index (and the to-do list's, kept the same way) in every process that writes to the FHIR server (API, worker): each registers it as a
- * listener of its FhirClient, so every write path ($apply persist, follow-ups, decisions, overdue sweep,
- * overrides) updates it. At start it is rebuilt from the FHIR server, then reconciled every
- * WORKLIST_RECONCILE_MS by one replica at a time (a Redis lock).
+ * The worklist index, and the to-do list's kept the same way, in every process that writes to the FHIR server (API,
+ * worker): each registers them as a listener of its FhirClient, so every write path ($apply persist, follow-ups,
+ * decisions, overdue sweep, overrides) updates them. At start they are rebuilt from the FHIR server, then
+ * reconciled every WORKLIST_RECONCILE_MS by one replica at a time (a Redis lock each).
  */
 @Global()
 @Module({

@@ -5,10 +5,10 @@ import { CALCULATED_EXPRESSION_EXTENSION, MAX_VALUE_EXTENSION, MIN_VALUE_EXTENSI
  * The clinician worklist page: plain HTML and JavaScript, no build step. The clinician signs in through OpenID
  * Connect (authorization code + PKCE, S256) against the configured issuer, or is launched as a SMART on FHIR app
  * (`/ui?iss=<this API>/fhir[&launch=...]`). The tokens stay in sessionStorage (the access token refreshed with the
- * refresh token when the issuer gives one); every call goes to the same
- * API as any client: /worklist/view and /to-do/view (following their `next` links), /tasks/:id/$approve|$reject|$reschedule,
- * /tasks/$bulk-approve, /tasks/:id/questionnaire and /tasks/:id/$complete (a check), /patients/:id/timeline. Dates
- * are shown and picked in UTC.
+ * refresh token when the issuer gives one); every call goes to the same API as any client: /worklist/view and
+ * /to-do/view (following their `next` links), /tasks/:id/$approve|$reject|$reschedule, /tasks/$bulk-approve,
+ * /tasks/:id/questionnaire and /tasks/:id/$complete (a check), /patients/:id/timeline, /ui/config (sign-in settings
+ * and the kinds of Task to filter by). Dates are shown and picked in UTC.
  */
 export const WORKLIST_PAGE = `<!doctype html>
 <html lang="en">
