@@ -12,7 +12,7 @@ const AGENT = /^(Practitioner|PractitionerRole|Organization|Patient|RelatedPerso
 
 /** Who answered, as a Provenance can name them (a CareTeam owner cannot be an agent). */
 function agentOf(reference: { reference?: string; display?: string } | undefined): Agent | undefined {
-  return reference?.reference && AGENT.test(reference.reference) ? (reference) : undefined;
+  return reference?.reference && AGENT.test(reference.reference) ? reference : undefined;
 }
 
 export type CheckDoneElsewhereOutcome =
