@@ -4,14 +4,13 @@ import type { Observation, Provenance, QuestionnaireResponse, Task } from '@medp
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { checkDoneElsewhereJobId, QUEUES } from '@kc/queue';
-import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion, waitFor } from './support/clinic';
-import { score } from './support/clinician';
+import { actionOf, queueIdle, waitFor } from './support/clinic';
+import { checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
 const CS = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 const CPG_ACTIVITY = 'http://hl7.org/fhir/uv/cpg/CodeSystem/cpg-activity-type';
 const QUESTIONNAIRE = 'https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check';
-const DAY = 86_400_000;
 
 /**
  * The check done in the EHR, the standard way (CPG cpg-questionnairetask, SDC): the check Task names its
@@ -29,19 +28,7 @@ describe('a post-infusion check completed in the EHR', () => {
 
   const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
 
-  async function infusedPatient() {
-    const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed', {
-      startDate: iso(10 * DAY).slice(0, 10),
-    });
-    await score(service, enrolment.patient, '72514-3', 8, iso(20 * DAY));
-    const procedureId = await completeInfusion(service, enrolment, iso(2 * DAY));
-    await reportInfusion(service, procedureId);
-    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
-    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check' && t.status === 'draft');
-    const booster = tasks.find((t) => actionOf(t) === 'maintenance-booster');
-    if (!check || !booster) throw new Error('the infusion left no check or booster');
-    return { ...enrolment, check, booster };
-  }
+  const infusedPatient = () => infusedForCheck(service);
 
   /** What an EHR's form filler writes: its answers, then the Task completed with them as output. */
   async function completeInEhr(check: Task, pain: number, effects = ['effect-nausea']): Promise<Task> {
@@ -52,18 +39,7 @@ describe('a post-infusion check completed in the EHR', () => {
       subject: check.for,
       authored: iso(60_000),
       author: { reference: 'Practitioner/ehr-nurse', display: 'Nurse Grace (EHR)' },
-      item: [
-        { linkId: 'pain-now', answer: [{ valueInteger: pain }] },
-        {
-          linkId: 'peg',
-          item: [
-            { linkId: 'peg-average-pain', answer: [{ valueInteger: 7 }] },
-            { linkId: 'peg-enjoyment-of-life', answer: [{ valueInteger: 6 }] },
-            { linkId: 'peg-general-activity', answer: [{ valueInteger: 6 }] },
-          ],
-        },
-        { linkId: 'effects', answer: effects.map((code) => ({ valueCoding: { system: CS, code } })) },
-      ],
+      item: checkAnswers(pain, effects).item,
     });
     return service.fhir.update<Task>({
       ...check,
@@ -193,21 +169,7 @@ describe('a post-infusion check completed in the EHR', () => {
       .set(service.as('clinician'))
       .send({
         versionId: p.check.meta!.versionId,
-        response: {
-          resourceType: 'QuestionnaireResponse',
-          status: 'completed',
-          item: [
-            { linkId: 'pain-now', answer: [{ valueInteger: 3 }] },
-            {
-              linkId: 'peg',
-              item: ['peg-average-pain', 'peg-enjoyment-of-life', 'peg-general-activity'].map((linkId) => ({
-                linkId,
-                answer: [{ valueInteger: 3 }],
-              })),
-            },
-            { linkId: 'effects', answer: [{ valueCoding: { system: CS, code: 'effect-none' } }] },
-          ],
-        },
+        response: checkAnswers(3, ['effect-none'], { peg: [3, 3, 3] }),
       })
       .expect(200);
     await notify(recorded.body as Task);

@@ -10,12 +10,11 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { QUEUES } from '@kc/queue';
-import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion } from './support/clinic';
-import { score } from './support/clinician';
+import { queueIdle } from './support/clinic';
+import { checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
 const CS = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
-const DAY = 86_400_000;
 
 /**
  * The post-infusion check, recorded: the clinician asks the check's Questionnaire (fhir-profiles, named by the
@@ -32,39 +31,10 @@ describe('recording the post-infusion check', () => {
 
   const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
 
-  /** A high-dose patient (pain 8 before), infused two days ago: a check to record now and a booster awaiting approval. */
-  async function infusedPatient() {
-    const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed', {
-      startDate: iso(10 * DAY).slice(0, 10),
-    });
-    await score(service, enrolment.patient, '72514-3', 8, iso(20 * DAY));
-    const procedureId = await completeInfusion(service, enrolment, iso(2 * DAY));
-    await reportInfusion(service, procedureId);
-    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
-    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check' && t.status === 'draft');
-    const booster = tasks.find((t) => actionOf(t) === 'maintenance-booster');
-    const session = tasks.find((t) => actionOf(t) === 'next-induction-session');
-    if (!check || !booster || !session) throw new Error('the infusion left no check, booster or next session');
-    return { ...enrolment, procedureId, check, booster, session };
-  }
+  const infusedPatient = () => infusedForCheck(service);
 
-  const answers = (pain: number, effects: string[]): QuestionnaireResponse => ({
-    resourceType: 'QuestionnaireResponse',
-    status: 'completed',
-    item: [
-      { linkId: 'pain-now', answer: [{ valueInteger: pain }] },
-      {
-        linkId: 'peg',
-        item: [
-          { linkId: 'peg-average-pain', answer: [{ valueInteger: 7 }] },
-          { linkId: 'peg-enjoyment-of-life', answer: [{ valueInteger: 6 }] },
-          { linkId: 'peg-general-activity', answer: [{ valueInteger: 6 }] },
-        ],
-      },
-      { linkId: 'effects', answer: effects.map((code) => ({ valueCoding: { system: CS, code } })) },
-      { linkId: 'note', answer: [{ valueString: 'Slept most of the afternoon; fine since.' }] },
-    ],
-  });
+  const answers = (pain: number, effects: string[]): QuestionnaireResponse =>
+    checkAnswers(pain, effects, { note: 'Slept most of the afternoon; fine since.' });
 
   const complete = (task: Task, response: unknown, versionId = task.meta!.versionId) =>
     request(service.url).post(`/tasks/${task.id}/$complete`).set(service.as('clinician')).send({ versionId, response });

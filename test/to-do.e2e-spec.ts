@@ -2,6 +2,7 @@ import request from 'supertest';
 import type { Task } from '@medplum/fhirtypes';
 import { ToDoIndex } from '@kc/worklist-index';
 import { actionOf, completeInfusion, enrolPatient, reportInfusion } from './support/clinic';
+import { checkAnswers } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
 const DAY = 86_400_000;
@@ -103,31 +104,7 @@ describe('GET /to-do: approved Tasks not yet done', () => {
       .set(service.as('clinician'))
       .send({
         versionId: approvedEarlier.meta!.versionId,
-        response: {
-          resourceType: 'QuestionnaireResponse',
-          status: 'completed',
-          item: [
-            { linkId: 'pain-now', answer: [{ valueInteger: 3 }] },
-            {
-              linkId: 'peg',
-              item: ['peg-average-pain', 'peg-enjoyment-of-life', 'peg-general-activity'].map((linkId) => ({
-                linkId,
-                answer: [{ valueInteger: 3 }],
-              })),
-            },
-            {
-              linkId: 'effects',
-              answer: [
-                {
-                  valueCoding: {
-                    system: 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans',
-                    code: 'effect-none',
-                  },
-                },
-              ],
-            },
-          ],
-        },
+        response: checkAnswers(3, ['effect-none'], { peg: [3, 3, 3] }),
       })
       .expect(200);
     expect(await checksToDo()).toEqual([later.check.id]);

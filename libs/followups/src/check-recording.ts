@@ -1,4 +1,5 @@
 import type {
+  BundleEntry,
   Observation,
   Questionnaire,
   QuestionnaireResponse,
@@ -68,4 +69,19 @@ export function recordCheck(input: CheckAnswers): RecordedCheck {
     output: { reference: responseUrl, display: `Answers to the ${questionnaire.title ?? 'questionnaire'}` },
   });
   return { task: done, response, observations };
+}
+
+/**
+ * The scores among the Observations a check's transaction wrote (a number: pain, the PEG score; not an effect), by
+ * id: what goes to the booster timing. A server that answered without bodies gives their locations only, and every
+ * Observation there is taken (the booster timing reads each and ignores what is not a score).
+ */
+export function scoreIdsWritten(entries: BundleEntry[]): string[] {
+  return entries.flatMap((e) => {
+    const observation = e.resource?.resourceType === 'Observation' ? e.resource : undefined;
+    if (observation)
+      return observation.valueQuantity || observation.valueInteger !== undefined ? [observation.id!] : [];
+    const [type, id] = (e.response?.location ?? '').split('/');
+    return type === 'Observation' && id ? [id] : [];
+  });
 }

@@ -11,7 +11,13 @@ import type {
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, OutcomeException } from '@kc/common';
 import { includedOf, matchesOf } from '@kc/fhir';
-import { carePlanReferenceOf, recordCheck, type CheckAnswers, type RecordedCheck } from '@kc/followups';
+import {
+  carePlanReferenceOf,
+  recordCheck,
+  scoreIdsWritten,
+  type CheckAnswers,
+  type RecordedCheck,
+} from '@kc/followups';
 import { AnswersRefused, protocolActionOf, ProtocolCatalog } from '@kc/protocols';
 import { ScoreEventsProducer } from '@kc/queue';
 import { deciderOf } from './provenance';
@@ -117,14 +123,7 @@ export class CheckRecordingService {
 
   /** Each extracted score goes to the booster timing (which reads all of the patient's scores; the same twice writes nothing). */
   private async scoresRecorded(entries: BundleEntry[]): Promise<void> {
-    const ids = entries.flatMap((e) => {
-      const observation = e.resource?.resourceType === 'Observation' ? e.resource : undefined;
-      if (observation)
-        return observation.valueQuantity || observation.valueInteger !== undefined ? [observation.id!] : [];
-      const [type, id] = (e.response?.location ?? '').split('/');
-      return type === 'Observation' && id ? [id] : [];
-    });
-    for (const id of ids) {
+    for (const id of scoreIdsWritten(entries)) {
       try {
         await this.scores.enqueue(id, 'api');
       } catch (err) {

@@ -1,10 +1,11 @@
 import { Controller, Get, Query, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Roles } from '@kc/auth';
 import { parseWorklistQuery } from './worklist-query';
 import { WorklistService } from './worklist.service';
 import { taskListAnswer } from './task-list-answer';
+import { ApiTaskListQuery } from './task-list-query.decorator';
 import { AuditsPatientAccess } from '../audit/patient-access.decorator';
 import { worklistAccess } from '../audit/patient-accesses';
 
@@ -18,14 +19,7 @@ export class WorklistController {
   @Get()
   @AuditsPatientAccess(worklistAccess)
   @ApiOperation({ summary: 'Tasks awaiting approval, soonest due first, paged by cursor (follow next)' })
-  @ApiQuery({ name: 'patient', required: false })
-  @ApiQuery({ name: 'protocol', required: false, description: 'protocol id or canonical URL' })
-  @ApiQuery({ name: 'kind', required: false, description: 'kind of Task (Task.code), e.g. post-infusion-check' })
-  @ApiQuery({ name: 'due-before', required: false })
-  @ApiQuery({ name: 'due-after', required: false })
-  @ApiQuery({ name: 'overdue', required: false, enum: ['true', 'false'] })
-  @ApiQuery({ name: 'count', required: false })
-  @ApiQuery({ name: 'cursor', required: false, description: "from the previous page's next link" })
+  @ApiTaskListQuery()
   async list(@Query() query: Record<string, unknown>, @Req() req: Request) {
     return taskListAnswer(
       'worklist',

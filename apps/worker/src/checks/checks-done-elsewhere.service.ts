@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import type { BundleEntry, CarePlan, Provenance, QuestionnaireResponse, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirHttpError, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
-import { adoptCheckDoneElsewhere, carePlanReferenceOf, isCheckDoneElsewhere, responseReferenceOf } from '@kc/followups';
+import {
+  adoptCheckDoneElsewhere,
+  carePlanReferenceOf,
+  isCheckDoneElsewhere,
+  responseReferenceOf,
+  scoreIdsWritten,
+} from '@kc/followups';
 import { protocolActionOf, ProtocolCatalog } from '@kc/protocols';
 import { ScoreEventsProducer } from '@kc/queue';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
@@ -102,12 +108,7 @@ export class ChecksDoneElsewhere {
 
   /** Each extracted score goes to the booster timing (the score polling finds what the queue did not take). */
   private async scoresRecorded(entries: BundleEntry[]): Promise<void> {
-    const ids = entries.flatMap((e) => {
-      const o = e.resource?.resourceType === 'Observation' ? e.resource : undefined;
-      if (o) return o.valueQuantity || o.valueInteger !== undefined ? [o.id!] : [];
-      return [];
-    });
-    for (const id of ids) {
+    for (const id of scoreIdsWritten(entries)) {
       try {
         await this.scores.enqueue(id, 'poll');
       } catch (err) {

@@ -1,0 +1,16 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiQuery } from '@nestjs/swagger';
+
+/** The query parameters a task list (the worklist, the to-do list) takes, for the OpenAPI document. */
+export function ApiTaskListQuery(): MethodDecorator {
+  return applyDecorators(
+    ApiQuery({ name: 'patient', required: false }),
+    ApiQuery({ name: 'protocol', required: false, description: 'protocol id or canonical URL' }),
+    ApiQuery({ name: 'kind', required: false, description: 'kind of Task (Task.code), e.g. post-infusion-check' }),
+    ApiQuery({ name: 'due-before', required: false }),
+    ApiQuery({ name: 'due-after', required: false }),
+    ApiQuery({ name: 'overdue', required: false, enum: ['true', 'false'] }),
+    ApiQuery({ name: 'count', required: false }),
+    ApiQuery({ name: 'cursor', required: false, description: "from the previous page's next link" }),
+  );
+}
