@@ -241,8 +241,8 @@ export async function dropWorklistIndex(redis: Redis, prefix: string): Promise<n
  *
  * Keys under `<prefix>:worklist:<list keySpace>`: `all` (every entry), `pt:<patient id>`, `pr:<protocol url>` and
  * `kd:<kind>` (the same members, per patient, per protocol and per kind of Task), `item` (id -> entry JSON),
- * `carePlan` (CarePlan id -> protocol canonical), `ver` (id -> the lastUpdated the index last applied), `built`
- * (time of the last full rebuild).
+ * `ver` (id -> the lastUpdated the index last applied), `built` (time of the last full rebuild); and, shared by
+ * every list, `<prefix>:worklist:carePlan` (CarePlan id -> protocol canonical).
  *
  * Consistency with the FHIR server: every write this service makes goes through FhirClient, which tells the
  * index what was written (record(), awaited before the write returns: a clinician sees their decision at once);
@@ -252,6 +252,8 @@ export async function dropWorklistIndex(redis: Redis, prefix: string): Promise<n
  */
 export class WorklistIndex {
   private readonly p: string;
+  /** CarePlan id -> protocol canonical (CarePlans never change protocol): one map for every list, the worklist's. */
+  private readonly carePlans: string;
 
   constructor(
     private readonly redis: Redis,
@@ -260,6 +262,7 @@ export class WorklistIndex {
     private readonly list: TaskList = AWAITING_DECISION,
   ) {
     this.p = worklistKeys(prefix) + list.keySpace;
+    this.carePlans = `${worklistKeys(prefix)}carePlan`;
     redis.defineCommand('kcWorklistApply', { numberOfKeys: 0, lua: APPLY_SCRIPT });
     redis.defineCommand('kcWorklistPage', { numberOfKeys: 0, lua: PAGE_SCRIPT });
   }
@@ -276,7 +279,7 @@ export class WorklistIndex {
     const unread = locations.map((l) => /(?:^|\/)Task\/([^/]+)/.exec(l)?.[1]).filter((id): id is string => !!id);
     if (unread.length) tasks.push(...(await this.readByIds<Task>('Task', unread)));
     const pipeline = this.redis.pipeline();
-    if (protocols.size) pipeline.hset(`${this.p}carePlan`, Object.fromEntries(protocols));
+    if (protocols.size) pipeline.hset(this.carePlans, Object.fromEntries(protocols));
     if (tasks.length) await this.applyIn(pipeline, tasks, protocols);
     if (pipeline.length) await execOrThrow(pipeline);
   }
@@ -506,11 +509,11 @@ export class WorklistIndex {
       else ids.push(id);
     }
     if (!ids.length) return result;
-    const known = await this.redis.hmget(`${this.p}carePlan`, ...ids);
+    const known = await this.redis.hmget(this.carePlans, ...ids);
     const unknown = ids.filter((id, i) => (known[i] ? (result.set(id, known[i]), false) : true));
     const found = carePlanProtocols(await this.readByIds<CarePlan>('CarePlan', unknown));
     for (const [id, protocol] of found) result.set(id, protocol);
-    if (found.size) await this.redis.hset(`${this.p}carePlan`, Object.fromEntries(found));
+    if (found.size) await this.redis.hset(this.carePlans, Object.fromEntries(found));
     return result;
   }
 
