@@ -13,7 +13,7 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { redisOptions } from '@kc/queue';
 import { FhirClient } from '@kc/fhir';
 import { MissedIndexUpdates } from './missed-updates';
-import { ToDoIndex, WorklistIndex } from './worklist-index';
+import { recordOnLists, ToDoIndex, WorklistIndex } from './worklist-index';
 
 const WORKLIST_REDIS = Symbol('WORKLIST_REDIS');
 
@@ -102,9 +102,12 @@ export class WorklistIndexModule implements OnApplicationBootstrap, OnModuleDest
     }
   }
 
-  /** Every list sees every write (a Task approved leaves the worklist and joins the to-do list); replays are idempotent. */
+  /**
+   * Every list sees every write (a Task approved leaves the worklist and joins the to-do list), in one round trip;
+   * replays are idempotent.
+   */
   private async record(written: Parameters<WorklistIndex['record']>[0], locations: string[]): Promise<void> {
-    await Promise.all(this.lists.map((list) => list.record(written, locations)));
+    await recordOnLists(this.redis, this.lists, written, locations);
   }
 
   /** Waits (up to `ms`) for the first connection: without an offline queue, a command sent before it fails. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { Redis } from 'ioredis';
 import type { FhirClient } from '@kc/fhir';
-import { dropWorklistIndex, WorklistIndex } from './worklist-index';
+import { dropWorklistIndex, recordOnLists, ToDoIndex, WorklistIndex } from './worklist-index';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PROTOCOL = 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-low-dose-series|1.0.0';
@@ -85,6 +85,40 @@ describe('WorklistIndex.record', () => {
     await index.record([task('t-3')]);
     expect(roundTrips).toEqual(['hmget', 'pipeline']);
     expect((await index.query({ count: 10 })).items.map((i) => i.protocol)).toEqual([PROTOCOL]);
+  });
+
+  it('both lists see a write in one round trip: an approval moves the Task from the worklist to the to-do list', async () => {
+    const toDo = new ToDoIndex(redis, fhir, prefix);
+    await recordOnLists(redis, [index, toDo], [task('t-4'), carePlan]);
+    expect(roundTrips).toEqual(['pipeline']);
+    const approved: Task = {
+      ...task('t-4'),
+      status: 'ready',
+      businessStatus: {
+        coding: [{ system: 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans', code: 'approved' }],
+      },
+      meta: { lastUpdated: new Date(Date.now() + 1000).toISOString() },
+    };
+    roundTrips = [];
+    await recordOnLists(redis, [index, toDo], [approved]);
+    // The to-do list looks the plan's protocol up in the map both lists share, then both write together.
+    expect(roundTrips).toEqual(['hmget', 'pipeline']);
+    expect((await index.query({ count: 10 })).items).toEqual([]);
+    expect((await toDo.query({ count: 10 })).items.map((i) => [i.id, i.protocol])).toEqual([['t-4', PROTOCOL]]);
+  });
+
+  it('a server that answered without bodies: the Tasks are read back once for both lists', async () => {
+    const reads: string[] = [];
+    const reading = {
+      searchAll: (type: string, params: { _id: string }) => {
+        reads.push(`${type}?_id=${params._id}`);
+        return Promise.resolve(type === 'Task' ? [task('t-5')] : [carePlan]);
+      },
+    } as unknown as FhirClient;
+    const lists = [new WorklistIndex(redis, reading, prefix), new ToDoIndex(redis, reading, prefix)];
+    await recordOnLists(redis, lists, [carePlan], ['Task/t-5/_history/1']);
+    expect(reads).toEqual(['Task?_id=t-5']);
+    expect((await lists[0].query({ count: 10 })).items.map((i) => i.id)).toEqual(['t-5']);
   });
 });
 

@@ -270,18 +270,26 @@ export class WorklistIndex {
   /**
    * The FhirClient write listener: Tasks and CarePlans a write returned. One Redis round trip when the write holds
    * the Tasks' CarePlans or the index knows them (a follow-up transaction holds its CarePlan): the CarePlans'
-   * protocols and the Tasks' entries go in one pipeline.
+   * protocols and the Tasks' entries go in one pipeline (recordOnLists: one for every list).
    */
-  async record(written: Resource[], locations: string[] = []): Promise<void> {
-    const protocols = carePlanProtocols(written);
+  record(written: Resource[], locations: string[] = []): Promise<void> {
+    return recordOnLists(this.redis, [this], written, locations);
+  }
+
+  /** The Tasks a write returned, and those it only named (a server answering without bodies: read back). */
+  async tasksWritten(written: Resource[], locations: string[]): Promise<Task[]> {
     const tasks = written.filter((r): r is Task => r.resourceType === 'Task');
-    // A server that answered a transaction without bodies: read those Tasks back (a search per 100).
+    // A search per 100.
     const unread = locations.map((l) => /(?:^|\/)Task\/([^/]+)/.exec(l)?.[1]).filter((id): id is string => !!id);
     if (unread.length) tasks.push(...(await this.readByIds<Task>('Task', unread)));
-    const pipeline = this.redis.pipeline();
+    return tasks;
+  }
+
+  /** Queues this list's changes for a write (its CarePlans' protocols, its Tasks' entries) on a pipeline. */
+  async recordIn(pipeline: ReturnType<Redis['pipeline']>, written: Resource[], tasks: Task[]): Promise<void> {
+    const protocols = carePlanProtocols(written);
     if (protocols.size) pipeline.hset(this.carePlans, Object.fromEntries(protocols));
     if (tasks.length) await this.applyIn(pipeline, tasks, protocols);
-    if (pipeline.length) await execOrThrow(pipeline);
   }
 
   /** Applies Tasks as read or written (each with its lastUpdated); not on this list -> removed. */
@@ -543,6 +551,23 @@ export class ToDoIndex extends WorklistIndex {
   constructor(redis: Redis, fhir: FhirClient, prefix: string) {
     super(redis, fhir, prefix, TO_DO);
   }
+}
+
+/**
+ * One write recorded on several lists (the worklist and the to-do list) in one Redis round trip, the Tasks a server
+ * did not send back read once for all of them.
+ */
+export async function recordOnLists(
+  redis: Redis,
+  lists: WorklistIndex[],
+  written: Resource[],
+  locations: string[] = [],
+): Promise<void> {
+  if (!lists.length) return;
+  const tasks = await lists[0].tasksWritten(written, locations);
+  const pipeline = redis.pipeline();
+  for (const list of lists) await list.recordIn(pipeline, written, tasks);
+  if (pipeline.length) await execOrThrow(pipeline);
 }
 
 async function execOrThrow(pipeline: ReturnType<Redis['pipeline']>): Promise<void> {
