@@ -79,12 +79,17 @@ describe('WorklistIndex.record', () => {
     ]);
   });
 
-  it("a Task written alone looks its CarePlan's protocol up in the index, then writes: two round trips", async () => {
+  it("a Task written alone: its CarePlan's protocol as this process saw it, else looked up in the index", async () => {
     await index.record([carePlan]);
     roundTrips = [];
     await index.record([task('t-3')]);
+    expect(roundTrips).toEqual(['pipeline']);
+    // A plan another replica wrote: this process has not seen it, the index's map has.
+    await redis.hset(`${prefix}:worklist:carePlan`, 'cp-2', PROTOCOL);
+    roundTrips = [];
+    await index.record([{ ...task('t-6'), basedOn: [{ reference: 'CarePlan/cp-2' }] }]);
     expect(roundTrips).toEqual(['hmget', 'pipeline']);
-    expect((await index.query({ count: 10 })).items.map((i) => i.protocol)).toEqual([PROTOCOL]);
+    expect((await index.query({ count: 10 })).items.map((i) => i.protocol)).toEqual([PROTOCOL, PROTOCOL]);
   });
 
   it('both lists see a write in one round trip: an approval moves the Task from the worklist to the to-do list', async () => {
@@ -101,8 +106,8 @@ describe('WorklistIndex.record', () => {
     };
     roundTrips = [];
     await recordOnLists(redis, [index, toDo], [approved]);
-    // The to-do list looks the plan's protocol up in the map both lists share, then both write together.
-    expect(roundTrips).toEqual(['hmget', 'pipeline']);
+    // The plan's protocol as this process saw it with the first write: both lists write together, nothing read.
+    expect(roundTrips).toEqual(['pipeline']);
     expect((await index.query({ count: 10 })).items).toEqual([]);
     expect((await toDo.query({ count: 10 })).items.map((i) => [i.id, i.protocol])).toEqual([['t-4', PROTOCOL]]);
   });

@@ -214,6 +214,27 @@ end
 return { total, page, items }
 `;
 
+/**
+ * CarePlan -> protocol as this process has seen it (keyed by the index's map, then the CarePlan id): a CarePlan never
+ * changes protocol, so a copy cannot go stale and replicas need not share it (the Redis map is the shared one). It
+ * saves an approval the lookup of its plan's protocol for the to-do list. Bounded: past the limit the oldest go.
+ */
+class SeenProtocols {
+  private readonly seen = new Map<string, string>();
+  constructor(private readonly limit: number) {}
+
+  get(key: string): string | undefined {
+    return this.seen.get(key);
+  }
+
+  set(key: string, protocol: string): void {
+    if (this.seen.has(key)) return;
+    if (this.seen.size >= this.limit) this.seen.delete(this.seen.keys().next().value!);
+    this.seen.set(key, protocol);
+  }
+}
+const PROTOCOLS_SEEN = new SeenProtocols(100_000);
+
 /** How far ahead of this clock a notified Task's `meta.lastUpdated` may be and still be applied as sent. */
 const NOTIFIED_CLOCK_SKEW_MS = 60_000;
 
@@ -289,6 +310,7 @@ export class WorklistIndex {
   async recordIn(pipeline: ReturnType<Redis['pipeline']>, written: Resource[], tasks: Task[]): Promise<void> {
     const protocols = carePlanProtocols(written);
     if (protocols.size) pipeline.hset(this.carePlans, Object.fromEntries(protocols));
+    for (const [id, protocol] of protocols) PROTOCOLS_SEEN.set(`${this.carePlans}|${id}`, protocol);
     if (tasks.length) await this.applyIn(pipeline, tasks, protocols);
   }
 
@@ -516,12 +538,17 @@ export class WorklistIndex {
       if (protocol) result.set(id, protocol);
       else ids.push(id);
     }
-    if (!ids.length) return result;
-    const known = await this.redis.hmget(this.carePlans, ...ids);
-    const unknown = ids.filter((id, i) => (known[i] ? (result.set(id, known[i]), false) : true));
+    const unseen = ids.filter((id) => {
+      const protocol = PROTOCOLS_SEEN.get(`${this.carePlans}|${id}`);
+      return protocol ? (result.set(id, protocol), false) : true;
+    });
+    if (!unseen.length) return result;
+    const known = await this.redis.hmget(this.carePlans, ...unseen);
+    const unknown = unseen.filter((id, i) => (known[i] ? (result.set(id, known[i]), false) : true));
     const found = carePlanProtocols(await this.readByIds<CarePlan>('CarePlan', unknown));
     for (const [id, protocol] of found) result.set(id, protocol);
     if (found.size) await this.redis.hset(this.carePlans, Object.fromEntries(found));
+    for (const id of unseen) if (result.has(id)) PROTOCOLS_SEEN.set(`${this.carePlans}|${id}`, result.get(id)!);
     return result;
   }
 
