@@ -110,6 +110,14 @@ describe('access audit (AuditEvent)', () => {
     expect(
       await auditedBy(() => request(service.url).get('/worklist').set(service.as('clinician')).expect(200)),
     ).toEqual([]);
+    // The to-do list the same way (session 22).
+    const [toDo] = await auditedBy(() =>
+      request(service.url).get('/to-do').query({ patient: enrolment.patient }).set(service.as('clinician')).expect(200),
+    );
+    expect(patientsOf(toDo)).toEqual([enrolment.patient]);
+    expect(
+      await auditedBy(() => request(service.url).get('/to-do/view').set(service.as('clinician')).expect(200)),
+    ).toEqual([]);
   });
 
   it('$apply: the patient whose data the protocol was applied to', async () => {
