@@ -1,13 +1,21 @@
 import * as fs from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import request from 'supertest';
-import type { CarePlan, CommunicationRequest, MedicationRequest, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  CommunicationRequest,
+  MedicationRequest,
+  QuestionnaireResponse,
+  Task,
+} from '@medplum/fhirtypes';
 import { WorklistIndex } from '@kc/worklist-index';
+import { ChecksDoneElsewhere } from '../apps/worker/src/checks/checks-done-elsewhere.service';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
+import { checkAnswers } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, createsOf, PREGNANCY } from './fixtures/patient-data';
 
@@ -667,6 +675,39 @@ describe('clinician page in a real browser', () => {
     await page.locator('#message', { hasText: /awaiting approval/ }).waitFor();
     expect(await page.textContent('#worklist-heading')).toBe('Awaiting approval');
     expect(await page.isVisible('#bulk-approve')).toBe(true);
+    await page.close();
+  }, 60_000);
+
+  it('shows a check done in the EHR in the patient view: what was answered, by whom, recorded in the EHR', async () => {
+    const { tasks } = await followUps('2027-10-04T10:00:00.000Z');
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
+    // The EHR's form filler: its answers, then the Task completed with them (CPG / SDC), behind the service's back.
+    const { resource: response } = await service.fhir.create<QuestionnaireResponse>({
+      ...checkAnswers(4, ['effect-dizziness']),
+      questionnaire: `${check.input![0].valueCanonical}`,
+      subject: check.for as QuestionnaireResponse['subject'],
+      author: { reference: 'Practitioner/ehr-nurse', display: 'Nurse Grace Okafor' },
+    });
+    await service.fhir.update<Task>({
+      ...check,
+      status: 'completed',
+      output: [{ type: { text: 'answers' }, valueReference: { reference: `QuestionnaireResponse/${response.id}` } }],
+    });
+    // What the Task's notification or the poll queues.
+    await service.app.get(ChecksDoneElsewhere).handle(check.id!);
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click(`tr[data-task-id="${tasks.find((t) => t !== check)!.id}"] .patient-link`);
+    await page.waitForSelector('#patient-view:not([hidden])');
+    const item = page.locator('#timeline li[data-type="follow-up"]', { hasText: 'Post-infusion check' });
+    expect(await item.textContent()).toContain('[done]');
+    expect(await item.textContent()).toContain('Pain now: 4; Effects since the infusion: Dizziness');
+    expect(await item.locator('button').count()).toBe(0);
+    const recorded = await page.locator('#timeline li[data-type="decision"]', { hasText: 'Recorded:' }).textContent();
+    expect(recorded).toContain('by Nurse Grace Okafor: Recorded in the EHR');
+    expect(await page.textContent('#patient-scores .effects')).toMatch(/Dizziness$/);
+    await screenshot(page, 'patient-view-check-done-in-ehr');
     await page.close();
   }, 60_000);
 

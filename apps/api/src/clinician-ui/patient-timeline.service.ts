@@ -9,6 +9,7 @@ import type {
   Procedure,
   Provenance,
   Questionnaire,
+  QuestionnaireItem,
   QuestionnaireResponse,
   QuestionnaireResponseItemAnswer,
   Task,
@@ -217,7 +218,7 @@ export class PatientTimelineService {
     if (!response || !questionnaire) return undefined;
     const answers = answersByLinkId(response.item ?? []);
     const extracted = extractedQuestions(questionnaire).flatMap((q) => {
-      const values = (answers.get(q.linkId) ?? []).map(answerInWords);
+      const values = (answers.get(q.linkId) ?? []).map((a) => answerInWords(a, q));
       return values.length ? [`${shortLabel(q.text ?? q.linkId)}: ${values.join(', ')}`] : [];
     });
     const notes = flattenItems(questionnaire.item ?? [])
@@ -322,10 +323,19 @@ function shortLabel(text: string): string {
   return text.replace(/\s*\(.*\)\s*$/, '');
 }
 
-function answerInWords(answer: QuestionnaireResponseItemAnswer): string {
+/**
+ * An answer as a clinician reads it; a choice by its option's name in the Questionnaire when the answer names none
+ * (an EHR's form filler may send the code alone).
+ */
+function answerInWords(answer: QuestionnaireResponseItemAnswer, question: QuestionnaireItem): string {
+  const coding = answer.valueCoding;
+  const option = coding
+    ? question.answerOption?.find((o) => o.valueCoding?.code === coding.code)?.valueCoding?.display
+    : undefined;
   return String(
-    answer.valueCoding?.display ??
-      answer.valueCoding?.code ??
+    coding?.display ??
+      option ??
+      coding?.code ??
       answer.valueInteger ??
       answer.valueDecimal ??
       answer.valueString ??

@@ -9,7 +9,7 @@ import {
   responseReferenceOf,
   scoreIdsWritten,
 } from '@kc/followups';
-import { protocolActionOf, ProtocolCatalog } from '@kc/protocols';
+import { DECISION_KEY_SYSTEM, protocolActionOf, ProtocolCatalog } from '@kc/protocols';
 import { ScoreEventsProducer } from '@kc/queue';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 
@@ -70,16 +70,20 @@ export class ChecksDoneElsewhere {
         request: { method: 'POST' as const, url: 'Observation' },
       })),
       {
-        resource: changeProvenance({
-          targets: [{ reference: `Task/${task.id}` }, ...observationUrls.map((reference) => ({ reference }))],
-          revisionOf: { reference: `Task/${task.id}/_history/${task.meta!.versionId}` },
-          who,
-          activity: 'complete',
-          now,
-          reason: adopted.notTaken
-            ? `Recorded in the EHR; nothing was extracted: ${adopted.notTaken}`
-            : 'Recorded in the EHR',
-        }),
+        resource: {
+          ...changeProvenance({
+            targets: [{ reference: `Task/${task.id}` }, ...observationUrls.map((reference) => ({ reference }))],
+            revisionOf: { reference: `Task/${task.id}/_history/${task.meta!.versionId}` },
+            who,
+            activity: 'complete',
+            now,
+            reason: adopted.notTaken
+              ? `Recorded in the EHR; nothing was extracted: ${adopted.notTaken}`
+              : 'Recorded in the EHR',
+          }),
+          // The key the clinic's own decisions carry (the version decided on): the patient view finds it by it.
+          meta: { tag: [{ system: DECISION_KEY_SYSTEM, code: `Task/${task.id}/_history/${task.meta!.versionId}` }] },
+        },
         request: { method: 'POST', url: 'Provenance' },
       },
     ];
