@@ -685,7 +685,7 @@ describe('clinician page in a real browser', () => {
     const { resource: response } = await service.fhir.create<QuestionnaireResponse>({
       ...checkAnswers(4, ['effect-dizziness']),
       questionnaire: `${check.input![0].valueCanonical}`,
-      subject: check.for as QuestionnaireResponse['subject'],
+      subject: check.for,
       author: { reference: 'Practitioner/ehr-nurse', display: 'Nurse Grace Okafor' },
     });
     await service.fhir.update<Task>({
