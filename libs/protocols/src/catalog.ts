@@ -9,10 +9,11 @@ import type {
   PlanDefinitionAction,
   Questionnaire,
   Resource,
+  Task,
 } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { collectWithOf, TASK_APPROVED_TRIGGER } from './canonical';
-import { taskKind } from './instantiate-action';
+import { protocolActionOf, taskKind } from './instantiate-action';
 import { isTriggeredBy } from './action-trigger';
 import { CALCULATED_EXPRESSION_EXTENSION, flattenItems } from './questionnaire-answers';
 
@@ -170,6 +171,11 @@ export class ProtocolCatalog {
     const action = actionId ? flattenActions(plan?.action ?? []).find((a) => a.id === actionId) : undefined;
     const canonical = collectWithOf(this.activityDefinition(action?.definitionCanonical));
     return canonical ? this.resolve<Questionnaire>(canonical, 'Questionnaire') : undefined;
+  }
+
+  /** The Questionnaire a Task is done with: its plan's protocol and its protocol action (questionnaireOf). */
+  questionnaireOfTask(task: Task, carePlan: CarePlan | undefined): Questionnaire | undefined {
+    return carePlan ? this.questionnaireOf(this.planOf(carePlan), protocolActionOf(task)) : undefined;
   }
 
   /** Cross-checks of one resource: canonical references resolve, relatedAction ids exist, FHIRPath parses. */

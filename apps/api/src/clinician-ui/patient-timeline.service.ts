@@ -17,14 +17,7 @@ import type {
 import { FhirClient, matchesOf, readAndSearchEach, searchEach, type NamedSearch } from '@kc/fhir';
 import { notFound } from '@kc/common';
 import { carePlanReferenceOf } from '@kc/followups';
-import {
-  answersByLinkId,
-  DECISION_KEY_SYSTEM,
-  extractedQuestions,
-  flattenItems,
-  protocolActionOf,
-  ProtocolCatalog,
-} from '@kc/protocols';
+import { answersByLinkId, DECISION_KEY_SYSTEM, extractedQuestions, flattenItems, ProtocolCatalog } from '@kc/protocols';
 import { isOpen } from '@kc/task-states';
 import {
   displayName,
@@ -200,10 +193,7 @@ export class PatientTimelineService {
   /** An open follow-up done by answering a Questionnaire: what the page needs to record it (title, version seen). */
   private toRecord(task: Task, plans: Map<string, CarePlan>): Pick<TimelineEvent, 'answers' | 'versionId'> {
     const plan = plans.get(carePlanReferenceOf(task) ?? '');
-    const questionnaire =
-      isOpen(task) && plan
-        ? this.catalog.questionnaireOf(this.catalog.planOf(plan), protocolActionOf(task))
-        : undefined;
+    const questionnaire = isOpen(task) ? this.catalog.questionnaireOfTask(task, plan) : undefined;
     return questionnaire ? { answers: questionnaire.title ?? 'Questionnaire', versionId: task.meta?.versionId } : {};
   }
 

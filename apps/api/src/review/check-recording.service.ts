@@ -18,7 +18,7 @@ import {
   type CheckAnswers,
   type RecordedCheck,
 } from '@kc/followups';
-import { AnswersRefused, protocolActionOf, ProtocolCatalog } from '@kc/protocols';
+import { AnswersRefused, ProtocolCatalog } from '@kc/protocols';
 import { ScoreEventsProducer } from '@kc/queue';
 import { deciderOf } from './provenance';
 import { DecisionWriter } from './task-review.service';
@@ -112,8 +112,7 @@ export class CheckRecordingService {
   }
 
   private questionnaireOf(task: Task, carePlan: CarePlan | undefined): Questionnaire {
-    const questionnaire =
-      carePlan && this.catalog.questionnaireOf(this.catalog.planOf(carePlan), protocolActionOf(task));
+    const questionnaire = this.catalog.questionnaireOfTask(task, carePlan);
     if (!questionnaire)
       throw conflict(
         `${task.description ?? 'This task'} is not done by answering a questionnaire: an infusion is done when its Procedure is recorded`,

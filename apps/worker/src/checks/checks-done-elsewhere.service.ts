@@ -9,7 +9,7 @@ import {
   responseReferenceOf,
   scoreIdsWritten,
 } from '@kc/followups';
-import { DECISION_KEY_SYSTEM, protocolActionOf, ProtocolCatalog } from '@kc/protocols';
+import { DECISION_KEY_SYSTEM, ProtocolCatalog } from '@kc/protocols';
 import { ScoreEventsProducer } from '@kc/queue';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 
@@ -51,8 +51,7 @@ export class ChecksDoneElsewhere {
     const carePlan = includedOf(bundle).find(
       (r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task),
     );
-    const questionnaire =
-      carePlan && this.catalog.questionnaireOf(this.catalog.planOf(carePlan), protocolActionOf(task));
+    const questionnaire = this.catalog.questionnaireOfTask(task, carePlan);
     if (!questionnaire) return { result: 'skipped', why: 'not a Task done by answering a questionnaire' };
     const response = await this.responseOf(task);
     const adopted = adoptCheckDoneElsewhere({ task, questionnaire, response, now });
