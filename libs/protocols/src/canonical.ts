@@ -9,6 +9,11 @@ export const SERVICE_CODE_SYSTEM = `${CANONICAL_BASE}/CodeSystem/ketamine-carepl
 export const TASK_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/task-key`;
 /** Tags a decision's Provenance with the version decided on (`Task/<id>/_history/<version>`): one decision per version. */
 export const DECISION_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/decision-key`;
+
+/** The DECISION_KEY_SYSTEM code of a decision on a version (`Task/<id>/_history/<version>`): one decision per version. */
+export function decisionKey(reference: string, versionId: string): string {
+  return `${reference}/_history/${versionId}`;
+}
 export const PROTOCOL_WINDOW_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-window`;
 export const PROTOCOL_ACTION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/protocol-action`;
 /** The treatment phase (induction, maintenance) a Task belongs to (fhir-profiles/StructureDefinition-protocol-phase.json). */

@@ -17,7 +17,14 @@ import type {
 import { FhirClient, matchesOf, readAndSearchEach, searchEach, type NamedSearch } from '@kc/fhir';
 import { notFound } from '@kc/common';
 import { carePlanReferenceOf } from '@kc/followups';
-import { answersByLinkId, DECISION_KEY_SYSTEM, extractedQuestions, flattenItems, ProtocolCatalog } from '@kc/protocols';
+import {
+  answersByLinkId,
+  DECISION_KEY_SYSTEM,
+  decisionKey,
+  extractedQuestions,
+  flattenItems,
+  ProtocolCatalog,
+} from '@kc/protocols';
 import { isOpen } from '@kc/task-states';
 import {
   displayName,
@@ -241,7 +248,7 @@ export class PatientTimelineService {
       ((history as Bundle<Task> | undefined)?.entry ?? [])
         .map((e) => e.resource)
         .filter((r): r is Task => Boolean(r?.id && r.meta?.versionId))
-        .map((r) => `Task/${r.id}/_history/${r.meta!.versionId}`),
+        .map((r) => decisionKey(`Task/${r.id}`, r.meta!.versionId!)),
     );
     return { issues: searches.flatMap((q) => matchesOf<DetectedIssue>(found[q.name])), decisionKeys };
   }

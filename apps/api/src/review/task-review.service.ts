@@ -13,7 +13,7 @@ import {
   SharedFhirRequests,
   type SearchParams,
 } from '@kc/fhir';
-import { DECISION_KEY_SYSTEM } from '@kc/protocols';
+import { DECISION_KEY_SYSTEM, decisionKey } from '@kc/protocols';
 import { InvalidTransition } from '@kc/task-states';
 import { decisionProvenance } from './provenance';
 import { DecisionRefused } from './task-decisions';
@@ -146,11 +146,6 @@ const WHAT_CHANGED: Partial<Record<string, string>> = {
   DetectedIssue: 'This contraindication',
   CarePlan: 'This care plan',
 };
-
-/** One decision per version of a resource: the version it was taken on. */
-function decisionKey(ref: string, seenVersion: string): string {
-  return `${ref}/_history/${seenVersion}`;
-}
 
 function agentIs(provenance: Provenance, caller: Caller): boolean {
   const who = provenance.agent?.[0]?.who;

@@ -9,7 +9,7 @@ import {
   responseReferenceOf,
   scoreIdsWritten,
 } from '@kc/followups';
-import { DECISION_KEY_SYSTEM, ProtocolCatalog } from '@kc/protocols';
+import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog } from '@kc/protocols';
 import { ScoreEventsProducer } from '@kc/queue';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 
@@ -57,6 +57,7 @@ export class ChecksDoneElsewhere {
     const adopted = adoptCheckDoneElsewhere({ task, questionnaire, response, now });
 
     const observationUrls = adopted.observations.map(() => `urn:uuid:${randomUUID()}`);
+    const decidedOn = decisionKey(`Task/${task.id}`, task.meta!.versionId!);
     const who = agentOf(response?.author) ?? agentOf(task.owner) ?? THIS_SERVICE;
     const entries: BundleEntry[] = [
       {
@@ -72,7 +73,7 @@ export class ChecksDoneElsewhere {
         resource: {
           ...changeProvenance({
             targets: [{ reference: `Task/${task.id}` }, ...observationUrls.map((reference) => ({ reference }))],
-            revisionOf: { reference: `Task/${task.id}/_history/${task.meta!.versionId}` },
+            revisionOf: { reference: decidedOn },
             who,
             activity: 'complete',
             now,
@@ -81,7 +82,7 @@ export class ChecksDoneElsewhere {
               : 'Recorded in the EHR',
           }),
           // The key the clinic's own decisions carry (the version decided on): the patient view finds it by it.
-          meta: { tag: [{ system: DECISION_KEY_SYSTEM, code: `Task/${task.id}/_history/${task.meta!.versionId}` }] },
+          meta: { tag: [{ system: DECISION_KEY_SYSTEM, code: decidedOn }] },
         },
         request: { method: 'POST', url: 'Provenance' },
       },
