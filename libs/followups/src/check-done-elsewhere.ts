@@ -35,7 +35,10 @@ export interface AdoptedCheck {
   task: Task;
   /** The scores and effects extracted from the EHR's answers, as from the clinic's own ($complete). */
   observations: Observation[];
-  /** Why nothing was extracted, in words, when nothing was (no answers, another questionnaire, answers that do not fit). */
+  /**
+   * Why nothing was extracted, in words, when nothing was (no answers, another questionnaire, answers that do not
+   * fit).
+   */
   notTaken?: string;
 }
 

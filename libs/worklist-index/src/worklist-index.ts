@@ -244,9 +244,9 @@ function worklistKeys(prefix: string): string {
 }
 
 /**
- * Deletes the whole worklist index and the to-do list's (entries, versions, the `built` marks): after the FHIR store was restored from a
- * backup, its Tasks are older than the versions the index last applied, which a rebuild would never override. The
- * next start finds no index and rebuilds it from the store. Returns the number of keys deleted.
+ * Deletes the whole worklist index and the to-do list's (entries, versions, the `built` marks): after the FHIR store
+ * was restored from a backup, its Tasks are older than the versions the index last applied, which a rebuild would
+ * never override. The next start finds no index and rebuilds it from the store. Returns the number of keys deleted.
  */
 export async function dropWorklistIndex(redis: Redis, prefix: string): Promise<number> {
   let deleted = 0;
@@ -258,7 +258,8 @@ export async function dropWorklistIndex(redis: Redis, prefix: string): Promise<n
 /**
  * The worklist's read model: Tasks awaiting approval (or, given TO_DO, the approved ones still to be done) in Redis
  * sorted sets ordered by due window (Task has no search parameter for restriction.period, so no FHIR server can
- * page them in due order). Shared by every replica through Redis; the service keeps no worklist state in process.
+ * page them in due order). Shared by every replica through Redis; the service keeps no worklist state in process
+ * (only a cache of CarePlan protocols, which never change: SeenProtocols).
  *
  * Keys under `<prefix>:worklist:<list keySpace>`: `all` (every entry), `pt:<patient id>`, `pr:<protocol url>` and
  * `kd:<kind>` (the same members, per patient, per protocol and per kind of Task), `item` (id -> entry JSON),
@@ -306,11 +307,21 @@ export class WorklistIndex {
     return tasks;
   }
 
-  /** Queues this list's changes for a write (its CarePlans' protocols, its Tasks' entries) on a pipeline. */
-  async recordIn(pipeline: ReturnType<Redis['pipeline']>, written: Resource[], tasks: Task[]): Promise<void> {
-    const protocols = carePlanProtocols(written);
+  /**
+   * Queues a write's CarePlans' protocols (CarePlan id -> canonical) on a pipeline, in the map every list shares:
+   * once per write, whatever the number of lists.
+   */
+  rememberProtocols(pipeline: ReturnType<Redis['pipeline']>, protocols: Map<string, string>): void {
     if (protocols.size) pipeline.hset(this.carePlans, Object.fromEntries(protocols));
     for (const [id, protocol] of protocols) PROTOCOLS_SEEN.set(`${this.carePlans}|${id}`, protocol);
+  }
+
+  /** Queues this list's changes for a write's Tasks on a pipeline (`protocols`: the CarePlans written with them). */
+  async recordIn(
+    pipeline: ReturnType<Redis['pipeline']>,
+    tasks: Task[],
+    protocols: Map<string, string>,
+  ): Promise<void> {
     if (tasks.length) await this.applyIn(pipeline, tasks, protocols);
   }
 
@@ -592,8 +603,10 @@ export async function recordOnLists(
 ): Promise<void> {
   if (!lists.length) return;
   const tasks = await lists[0].tasksWritten(written, locations);
+  const protocols = carePlanProtocols(written);
   const pipeline = redis.pipeline();
-  for (const list of lists) await list.recordIn(pipeline, written, tasks);
+  lists[0].rememberProtocols(pipeline, protocols);
+  for (const list of lists) await list.recordIn(pipeline, tasks, protocols);
   if (pipeline.length) await execOrThrow(pipeline);
 }
 
