@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
@@ -12,6 +12,8 @@ import { QUEUES } from './queue-names';
  */
 @Injectable()
 export class ScoreEventsProducer {
+  private readonly logger = new Logger(ScoreEventsProducer.name);
+
   constructor(
     @InjectQueue(QUEUES.outcomes) private readonly queue: Queue<ScoreRecordedJob>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -19,6 +21,24 @@ export class ScoreEventsProducer {
 
   async enqueue(observationId: string, source: EventSource): Promise<{ jobId: string }> {
     return this.add(observationId, source, scoreJobId(observationId), true);
+  }
+
+  /**
+   * Each score, for a writer whose write already stands (a recorded check): one the queue does not take is logged and
+   * left to the score polling, which finds every recorded score.
+   */
+  async enqueueEach(observationIds: string[], source: EventSource): Promise<void> {
+    for (const id of observationIds) {
+      try {
+        await this.enqueue(id, source);
+      } catch (err) {
+        this.logger.warn({
+          msg: 'score event not queued; the score polling will find it',
+          observation: id,
+          err: String(err),
+        });
+      }
+    }
   }
 
   /**

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type {
   BundleEntry,
   CarePlan,
@@ -43,8 +43,6 @@ export interface CheckInput {
  */
 @Injectable()
 export class CheckRecordingService {
-  private readonly logger = new Logger(CheckRecordingService.name);
-
   constructor(
     private readonly writer: DecisionWriter,
     private readonly catalog: ProtocolCatalog,
@@ -96,7 +94,8 @@ export class CheckRecordingService {
       ],
       written: (entries) => (written = entries),
     });
-    await this.scoresRecorded(written);
+    // Each extracted score goes to the booster timing (which reads all of the patient's scores).
+    await this.scores.enqueueEach(scoreIdsWritten(written), 'api');
     return done;
   }
 
@@ -118,22 +117,6 @@ export class CheckRecordingService {
         `${task.description ?? 'This task'} is not done by answering a questionnaire: an infusion is done when its Procedure is recorded`,
       );
     return questionnaire;
-  }
-
-  /** Each extracted score goes to the booster timing (which reads all of the patient's scores; the same twice writes nothing). */
-  private async scoresRecorded(entries: BundleEntry[]): Promise<void> {
-    for (const id of scoreIdsWritten(entries)) {
-      try {
-        await this.scores.enqueue(id, 'api');
-      } catch (err) {
-        // The check is recorded; the score polling finds what the queue did not take.
-        this.logger.warn({
-          msg: 'score event not queued; the score polling will find it',
-          observation: id,
-          err: String(err),
-        });
-      }
-    }
   }
 }
 

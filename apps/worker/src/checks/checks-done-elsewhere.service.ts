@@ -88,7 +88,7 @@ export class ChecksDoneElsewhere {
       },
     ];
     const written = await this.fhir.transaction(entries);
-    await this.scoresRecorded(written.entry ?? []);
+    await this.scores.enqueueEach(scoreIdsWritten(written.entry ?? []), 'poll');
     // No patient data: ids and counts only.
     this.logger.log({
       msg: 'check recorded in the EHR taken as done',
@@ -107,21 +107,6 @@ export class ChecksDoneElsewhere {
     } catch (err) {
       if (err instanceof FhirHttpError && (err.status === 404 || err.status === 410)) return undefined;
       throw err;
-    }
-  }
-
-  /** Each extracted score goes to the booster timing (the score polling finds what the queue did not take). */
-  private async scoresRecorded(entries: BundleEntry[]): Promise<void> {
-    for (const id of scoreIdsWritten(entries)) {
-      try {
-        await this.scores.enqueue(id, 'poll');
-      } catch (err) {
-        this.logger.warn({
-          msg: 'score event not queued; the score polling will find it',
-          observation: id,
-          err: String(err),
-        });
-      }
     }
   }
 }
