@@ -50,6 +50,14 @@ describe('clinician page in a real browser', () => {
     await service?.stop();
   });
 
+  /** Answers the open check dialog (pain now, then the three PEG items; one effect) and sends it. */
+  async function answerCheckDialog(page: Page, numbers: string[], effect: string) {
+    const questions = ['pain-now', 'peg-average-pain', 'peg-enjoyment-of-life', 'peg-general-activity'];
+    for (const [i, id] of questions.entries()) await page.fill(`#q-${id}`, numbers[i]);
+    await page.check(`#check-questions input[value="${effect}"]`);
+    await page.click('#check-confirm');
+  }
+
   async function followUps(start: string) {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const procedureId = await completeInfusion(service, enrolment, start);
@@ -604,15 +612,7 @@ describe('clinician page in a real browser', () => {
     await item.locator('button:has-text("Record check")').click();
     await page.waitForSelector('#check-dialog[open]');
     await screenshot(page, 'record-check-dialog');
-    for (const [id, value] of [
-      ['pain-now', '2'],
-      ['peg-average-pain', '3'],
-      ['peg-enjoyment-of-life', '2'],
-      ['peg-general-activity', '2'],
-    ])
-      await page.fill(`#q-${id}`, value);
-    await page.check('#check-questions input[value="effect-none"]');
-    await page.click('#check-confirm');
+    await answerCheckDialog(page, ['2', '3', '2', '2'], 'effect-none');
     await page.locator('#message', { hasText: /^Recorded/ }).waitFor();
     // The view reloads: the check is done, with no button left.
     await item.filter({ hasText: '[done]' }).waitFor();
@@ -656,15 +656,7 @@ describe('clinician page in a real browser', () => {
 
     await row.locator('button:has-text("Record check")').click();
     await page.waitForSelector('#check-dialog[open]');
-    for (const [id, value] of [
-      ['pain-now', '3'],
-      ['peg-average-pain', '3'],
-      ['peg-enjoyment-of-life', '3'],
-      ['peg-general-activity', '2'],
-    ])
-      await page.fill(`#q-${id}`, value);
-    await page.check('#check-questions input[value="effect-none"]');
-    await page.click('#check-confirm');
+    await answerCheckDialog(page, ['3', '3', '3', '2'], 'effect-none');
     // Done: off the to-do list, which stays shown.
     await row.waitFor({ state: 'detached' });
     expect(await page.textContent('#message')).toMatch(/^Recorded: Post-infusion check/);
