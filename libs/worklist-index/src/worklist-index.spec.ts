@@ -125,6 +125,23 @@ describe('WorklistIndex.record', () => {
     expect(reads).toEqual(['Task?_id=t-5']);
     expect((await lists[0].query({ count: 10 })).items.map((i) => i.id)).toEqual(['t-5']);
   });
+
+  it('a Task notified by id alone is read back once for both lists, which are written together', async () => {
+    const reads: string[] = [];
+    const reading = {
+      searchAll: (type: string, params: { _id: string }) => {
+        reads.push(`${type}?_id=${params._id}`);
+        return Promise.resolve(type === 'Task' ? [task('t-7')] : [carePlan]);
+      },
+    } as unknown as FhirClient;
+    const lists = [new WorklistIndex(redis, reading, prefix), new ToDoIndex(redis, reading, prefix)];
+    await index.record([carePlan]);
+    roundTrips = [];
+    expect(await WorklistIndex.refreshAll(lists, ['t-7'])).toEqual({ applied: 1, removed: 0 });
+    expect(reads).toEqual(['Task?_id=t-7']);
+    expect(roundTrips).toEqual(['pipeline']);
+    expect((await lists[0].query({ count: 10 })).items.map((i) => i.id)).toEqual(['t-7']);
+  });
 });
 
 describe('dropWorklistIndex', () => {

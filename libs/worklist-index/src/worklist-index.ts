@@ -363,7 +363,19 @@ export class WorklistIndex {
    * or a Task without it or stamped in the future, is read back first, and one the server no longer has leaves the
    * worklist.
    */
-  async refresh(notified: (Task | string)[]): Promise<{ applied: number; removed: number }> {
+  refresh(notified: (Task | string)[]): Promise<{ applied: number; removed: number }> {
+    return WorklistIndex.refreshAll([this], notified);
+  }
+
+  /**
+   * refresh() on several lists (the worklist and the to-do list): what needs reading is read once, and the lists
+   * are written in one Redis round trip.
+   */
+  static async refreshAll(
+    lists: WorklistIndex[],
+    notified: (Task | string)[],
+  ): Promise<{ applied: number; removed: number }> {
+    if (!lists.length) return { applied: 0, removed: 0 };
     // A version stamped in the future (a clock or a forged body) would outrank every real write: read it back instead.
     const latest = Date.now() + NOTIFIED_CLOCK_SKEW_MS;
     const complete = notified.filter(
@@ -376,12 +388,14 @@ export class WorklistIndex {
           .map((t) => (typeof t === 'string' ? t : t.id!)),
       ),
     ];
-    const read = ids.length ? await this.readByIds<Task>('Task', ids) : [];
+    const read = ids.length ? await lists[0].readByIds<Task>('Task', ids) : [];
     const found = new Set(read.map((t) => t.id));
     const gone = ids.filter((id) => !found.has(id));
-    const pipeline = this.redis.pipeline();
-    await this.applyIn(pipeline, [...complete, ...read], new Map());
-    for (const id of gone) this.applyCommand(pipeline, id, Date.now(), 'del');
+    const pipeline = lists[0].redis.pipeline();
+    for (const list of lists) {
+      await list.applyIn(pipeline, [...complete, ...read], new Map());
+      for (const id of gone) list.applyCommand(pipeline, id, Date.now(), 'del');
+    }
     if (pipeline.length) await execOrThrow(pipeline);
     return { applied: complete.length + read.length, removed: gone.length };
   }

@@ -86,7 +86,7 @@ export class FhirWebhookController {
    * (a follow-up burst must not fill the maintenance queue with them).
    */
   private async refreshLists(tasks: Parameters<WorklistIndex['refresh']>[0]): Promise<void> {
-    await Promise.all([this.worklist.refresh(tasks), this.toDo.refresh(tasks)]);
+    await WorklistIndex.refreshAll([this.worklist, this.toDo], tasks);
     for (const task of tasks)
       if (typeof task === 'string') await this.completedTasks.enqueue(task);
       else if (task.id && isCheckDoneElsewhere(task)) await this.completedTasks.enqueue(task.id);
