@@ -26,11 +26,6 @@ export class ToDoController {
   @ApiOperation({ summary: 'Approved Tasks not yet done, soonest due first, paged by cursor (follow next)' })
   @ApiTaskListQuery()
   async list(@Query() query: Record<string, unknown>, @Req() req: Request) {
-    return taskListAnswer(
-      'to-do',
-      query,
-      req,
-      await this.lists.toDo(parseWorklistQuery(query, this.lists.kindCodes())),
-    );
+    return taskListAnswer('to-do', query, req, await this.lists.toDo(parseWorklistQuery(query, this.lists.kindCodes)));
   }
 }

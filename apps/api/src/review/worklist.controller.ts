@@ -25,7 +25,7 @@ export class WorklistController {
       'worklist',
       query,
       req,
-      await this.worklist.worklist(parseWorklistQuery(query, this.worklist.kindCodes())),
+      await this.worklist.worklist(parseWorklistQuery(query, this.worklist.kindCodes)),
     );
   }
 }

@@ -23,15 +23,18 @@ export interface Worklist {
  */
 @Injectable()
 export class WorklistService {
+  /**
+   * The kinds of Task a list can be filtered by (Task.code of what the protocols generate): read from the catalog
+   * once, not on every worklist request (it walks every protocol's actions).
+   */
+  readonly kindCodes: readonly string[];
+
   constructor(
     private readonly awaiting: WorklistIndex,
     private readonly toDoIndex: ToDoIndex,
     private readonly catalog: ProtocolCatalog,
-  ) {}
-
-  /** The kinds of Task a list can be filtered by (Task.code of what the protocols generate). */
-  kindCodes(): string[] {
-    return this.catalog.taskKinds().map((k) => k.code);
+  ) {
+    this.kindCodes = catalog.taskKinds().map((k) => k.code);
   }
 
   worklist(query: WorklistQuery, now = new Date()): Promise<Worklist> {
