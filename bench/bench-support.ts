@@ -29,6 +29,8 @@ export async function startBenchService(overrides: Partial<AppConfig> = {}): Pro
     port: 0,
     fhirSandboxPort: 0,
     fhirDataDir: tempDataDir ?? chosen!,
+    // Access AuditEvents spooled beside the store, as `npm start` does (in memory with an in-memory store).
+    auditSpoolDir: tempDataDir ? `${tempDataDir}-audit-spool` : ':memory:',
     queuePrefix: `kc-bench-${randomUUID().slice(0, 8)}`,
     auth: { jwtSecret: BENCH_SECRET },
     pollIntervalMs: 0,
@@ -50,6 +52,7 @@ export async function startBenchService(overrides: Partial<AppConfig> = {}): Pro
       await service.stop();
       redis.disconnect();
       if (tempDataDir) fs.rmSync(tempDataDir, { recursive: true, force: true });
+      if (tempDataDir) fs.rmSync(`${tempDataDir}-audit-spool`, { recursive: true, force: true });
     },
     redisCpuMs: async () => {
       const info = await redis.info('cpu');

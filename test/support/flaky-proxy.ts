@@ -14,9 +14,9 @@ export interface FlakyProxy {
   /**
    * Delay of the answer after the server has done the work (slow network or overloaded proxy): the client may
    * give up on a write that did land. Per request, by method and the Bundle type posted (`batch`: reads,
-   * `transaction`: writes); 0 = none.
+   * `transaction`: writes) and the body sent; 0 = none.
    */
-  answerDelayMs: (method: string, bundleType?: string) => number;
+  answerDelayMs: (method: string, bundleType?: string, body?: string) => number;
   /** Requests forwarded so far. */
   forwarded: number;
   /** Answers a request itself instead of forwarding it (a server quirk or a hostile answer); undefined = forward. */
@@ -49,7 +49,7 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
       return;
     }
     proxy.forwarded++;
-    const answerDelay = proxy.answerDelayMs(req.method ?? 'GET', bundleTypeOf(sent));
+    const answerDelay = proxy.answerDelayMs(req.method ?? 'GET', bundleTypeOf(sent), sent.toString('utf8'));
     const path = (req.url ?? '/').replace(/^\/fhir\/R4/, '');
     const upstream = http.request(
       {
@@ -90,7 +90,8 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
   return proxy;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Unref'd: an answer held back past a test's end must not keep the test process alive. */
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 function bundleTypeOf(body: Buffer): string | undefined {
   if (!body.length) return undefined;

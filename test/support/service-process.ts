@@ -32,7 +32,8 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
     ['-r', path.join(__dirname, 'ts-register.cjs'), path.join(ROOT, 'service/main.ts')],
     {
       cwd: ROOT,
-      env: { ...process.env, LOG_LEVEL: 'error', ...env, PORT: port, HOST: '127.0.0.1' },
+      // AuditEvents in memory unless the test gives a spool directory: not in the checkout's data/.
+      env: { ...process.env, LOG_LEVEL: 'error', AUDIT_SPOOL_DIR: ':memory:', ...env, PORT: port, HOST: '127.0.0.1' },
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );

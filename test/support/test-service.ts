@@ -35,6 +35,8 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     reminderSweepMs: 0,
     // No backups of the store unless a test asks (the backup tests pass a directory).
     fhirBackup: { dir: undefined, everyMs: 0, keep: 7 },
+    // Access AuditEvents in memory unless a test passes a spool directory (the audit kill test does).
+    auditSpoolDir: ':memory:',
     jobAttempts: 5,
     jobBackoffMs: 100,
     jobLockMs: 5000,

@@ -187,6 +187,15 @@ describe('loadConfig: defaults and invalid values', () => {
     expect(() => loadConfig({ FHIR_BACKUP_KEEP: '0' })).toThrow('FHIR_BACKUP_KEEP must be at least 1');
   });
 
+  it('the access audit spool: beside a durable store, in data/ with an external FHIR server, in memory with :memory:', () => {
+    const dataDir = path.join(os.tmpdir(), 'kc-config-fhir');
+    expect(loadConfig({ FHIR_DATA_DIR: dataDir }).auditSpoolDir).toBe(`${dataDir}-audit-spool`);
+    expect(loadConfig({ FHIR_DATA_DIR: ':memory:' }).auditSpoolDir).toBe(':memory:');
+    expect(loadConfig({ FHIR_BASE_URL: 'https://fhir.example/R4' }).auditSpoolDir).toMatch(/data[/\\]audit-spool$/);
+    expect(loadConfig({ AUDIT_SPOOL_DIR: 'spool' }).auditSpoolDir).toBe(path.resolve('spool'));
+    expect(loadConfig({ FHIR_DATA_DIR: dataDir, AUDIT_SPOOL_DIR: ':memory:' }).auditSpoolDir).toBe(':memory:');
+  });
+
   it('Redis: a redis:// or rediss:// URL; Sentinel from REDIS_SENTINELS', () => {
     expect(loadConfig({}).redisSentinel).toBeUndefined();
     expect(loadConfig({ REDIS_URL: 'rediss://cache.example:6380' }).redisUrl).toBe('rediss://cache.example:6380');

@@ -27,6 +27,11 @@ export interface AppConfig {
    * survives the process dying, the last ones may not survive a power loss) or `full` (fsync at every commit).
    */
   fhirStoreSync: 'normal' | 'full';
+  /**
+   * Where access AuditEvents wait until the FHIR server has taken them (AUDIT_SPOOL_DIR), so a process that dies
+   * loses none; `:memory:`: in memory only (lost with the process).
+   */
+  auditSpoolDir: string;
   /** The embedded FHIR server's largest `_offset` (Medplum's maxSearchOffset, 10,000); deeper pages by cursor. */
   fhirSandboxMaxSearchOffset: number;
   fhirAuth: FhirAuthConfig;
@@ -424,6 +429,16 @@ function fhirAuthFrom(env: NodeJS.ProcessEnv): FhirAuthConfig {
   }
 }
 
+/**
+ * AUDIT_SPOOL_DIR, else beside a durable embedded store (data/fhir -> data/fhir-audit-spool) or, with FHIR_BASE_URL,
+ * data/audit-spool; in memory beside an in-memory store, whose AuditEvents die with the process anyway.
+ */
+function auditSpoolDir(env: NodeJS.ProcessEnv, fhirDataDir: string): string {
+  if (env.AUDIT_SPOOL_DIR) return dataDir(env, 'AUDIT_SPOOL_DIR', '');
+  if (env.FHIR_BASE_URL) return path.join(REPO_ROOT, 'data', 'audit-spool');
+  return fhirDataDir === ':memory:' ? ':memory:' : `${fhirDataDir}-audit-spool`;
+}
+
 /** Reads and validates the environment once, so a typo fails at startup rather than on the first request. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const servicePublicUrl = publicUrl(env, 'PUBLIC_URL');
@@ -440,6 +455,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       keep: positiveInt(env, 'FHIR_BACKUP_KEEP', 7),
     },
     fhirStoreSync: oneOf(env, 'FHIR_STORE_SYNC', ['normal', 'full'] as const, 'normal'),
+    auditSpoolDir: auditSpoolDir(env, fhirDataDir),
     fhirSandboxMaxSearchOffset: positiveInt(env, 'FHIR_SANDBOX_MAX_SEARCH_OFFSET', 10_000),
     fhirAuth: fhirAuthFrom(env),
     fhirTimeoutMs: positiveInt(env, 'FHIR_TIMEOUT_MS', 15000),

@@ -218,7 +218,7 @@ export class FhirClient {
 
   /**
    * A batch Bundle: independent entries in one round trip, each answered on its own (a 404 in one entry does not
-   * fail the others). Read-only batches are retried like any read.
+   * fail the others). Retried like any read when every entry is safe to send again (reads, conditional creates).
    */
   async batch(entries: BundleEntry[]): Promise<Bundle> {
     const bundle: Bundle = { resourceType: 'Bundle', type: 'batch', entry: entries };
@@ -227,7 +227,7 @@ export class FhirClient {
       '',
       bundle,
       {},
-      { retryable: entries.every((e) => e.request?.method === 'GET') },
+      { retryable: entries.every(isIdempotentEntry) },
     );
     return body!;
   }

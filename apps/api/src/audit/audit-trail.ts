@@ -1,7 +1,10 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { AuditEvent, BundleEntry } from '@medplum/fhirtypes';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
+import { AUDIT_KEY_SYSTEM } from '@kc/protocols';
+import { AuditSpool, type Spooled } from './audit-spool';
 
 /** Most AuditEvents in one batch request. */
 const MAX_BATCH = 100;
@@ -9,30 +12,42 @@ const MAX_BATCH = 100;
 const MAX_PENDING = 10_000;
 /** Wait before writing again after the FHIR server failed a batch. */
 const RETRY_MS = 2_000;
+/** How often the spool directory is looked at for the spools of processes that died (replicas sharing it). */
+const ADOPT_EVERY_MS = 60_000;
 
 /**
  * Writes AuditEvents to the FHIR server, where the patient data they are about lives (never to logs or Redis): in
  * batches, off the request's path (a request does not wait for its audit record), in the order they happened.
- * While the server cannot take them they wait in memory (up to MAX_PENDING, retried every RETRY_MS) and are written
- * at shutdown if it can; a process that dies meanwhile loses what was waiting (counted: kc_audit_events_pending).
- * At least once: a batch whose answer was lost is written again (each event's meta.tag tells the copies apart).
+ * Each waits in the process's spool on disk (AuditSpool, AUDIT_SPOOL_DIR) from the moment it is recorded until the
+ * server has taken it: while the server cannot take them (up to MAX_PENDING, retried every RETRY_MS), and across a
+ * process that dies, whose spool the next process adopts. Written once: an event that may already be on the server
+ * (its request got no answer, or it comes from a dead process's spool) is written as a conditional create on its
+ * audit-key tag.
  */
 @Injectable()
-export class AuditTrail implements OnApplicationShutdown {
+export class AuditTrail implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(AuditTrail.name);
-  private readonly pending: AuditEvent[] = [];
+  private readonly pending: Spooled[] = [];
+  private readonly spool: AuditSpool;
   private writing?: Promise<void>;
   private retry?: NodeJS.Timeout;
+  private adopting?: NodeJS.Timeout;
+  /** Shutting down: a failed write is not retried later. */
+  private closing = false;
+  /** Shut down: the spool is closed. */
+  private stopped = false;
   private readonly events: Counter<'result'>;
   private sent = 0;
 
   constructor(
     private readonly fhir: FhirClient,
     registry: Registry,
+    @Inject(APP_CONFIG) config: Pick<AppConfig, 'auditSpoolDir' | 'fhirBaseUrl'>,
   ) {
+    this.spool = AuditSpool.open(config.auditSpoolDir, config.fhirBaseUrl ?? '');
     this.events = new Counter({
       name: 'kc_audit_events_total',
-      help: 'Access AuditEvents: written to the FHIR server, refused by it (invalid), dropped (too many waiting), or throttled (unauthenticated refusals past their budget)',
+      help: 'Access AuditEvents: written to the FHIR server, refused by it (invalid), dropped (too many waiting), throttled (unauthenticated refusals past their budget), or adopted (from the spool of a process that died)',
       labelNames: ['result'],
       registers: [registry],
     });
@@ -47,12 +62,20 @@ export class AuditTrail implements OnApplicationShutdown {
     });
   }
 
+  /** Writes what the spools of processes that died left, then looks for more every ADOPT_EVERY_MS. */
+  onApplicationBootstrap(): void {
+    this.adoptOrphans();
+    this.adopting = setInterval(() => this.adoptOrphans(), ADOPT_EVERY_MS);
+    this.adopting.unref();
+  }
+
   record(event: AuditEvent): void {
-    if (this.pending.length >= MAX_PENDING) {
+    // After shutdown (a request still in flight while Nest's hooks run, before its HTTP server closes) nothing writes.
+    if (this.pending.length >= MAX_PENDING || this.stopped) {
       this.events.inc({ result: 'dropped' });
       return;
     }
-    this.pending.push(event);
+    this.pending.push({ seq: this.spool.add(event), event, uncertain: false });
     this.write();
   }
 
@@ -72,6 +95,8 @@ export class AuditTrail implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.adopting);
     clearTimeout(this.retry);
     this.retry = undefined;
     await this.settled();
@@ -79,8 +104,31 @@ export class AuditTrail implements OnApplicationShutdown {
       this.write();
       await this.settled();
     }
-    if (this.pending.length)
+    this.stopped = true;
+    const { kept } = this.spool.close();
+    if (kept)
+      this.logger.warn({
+        msg: 'access audit events not written at shutdown, kept for the next start',
+        count: kept,
+        spool: this.spool.location,
+      });
+    else if (this.pending.length)
       this.logger.error({ msg: 'access audit events not written at shutdown', count: this.pending.length });
+  }
+
+  private adoptOrphans(): void {
+    let adopted: Spooled[];
+    try {
+      adopted = this.spool.adoptOrphans();
+    } catch (err) {
+      this.logger.error({ msg: 'access audit spools of stopped processes not read', err: String(err) });
+      return;
+    }
+    if (!adopted.length) return;
+    this.logger.warn({ msg: 'access audit events left by a stopped process, to be written', count: adopted.length });
+    this.events.inc({ result: 'adopted' }, adopted.length);
+    this.pending.push(...adopted);
+    this.write();
   }
 
   private write(): void {
@@ -94,13 +142,11 @@ export class AuditTrail implements OnApplicationShutdown {
       let answers: BundleEntry[];
       this.sent++;
       try {
-        answers =
-          (
-            await this.fhir.batch(
-              batch.map((resource) => ({ resource, request: { method: 'POST', url: 'AuditEvent' } })),
-            )
-          ).entry ?? [];
+        answers = (await this.fhir.batch(batch.map(createEntry))).entry ?? [];
       } catch (err) {
+        // The request may have landed with its answer lost: from now on these are written conditionally.
+        for (const spooled of batch) spooled.uncertain = true;
+        if (this.closing) return;
         this.logger.warn({ msg: 'access audit events not written yet', count: this.pending.length, err: String(err) });
         this.retry = setTimeout(() => {
           this.retry = undefined;
@@ -110,6 +156,7 @@ export class AuditTrail implements OnApplicationShutdown {
         return;
       }
       this.pending.splice(0, batch.length);
+      this.spool.remove(batch[batch.length - 1].seq);
       const refused = answers.filter((a) => !/^2/.test(a.response?.status ?? '')).length;
       this.events.inc({ result: 'written' }, batch.length - refused);
       if (refused) {
@@ -118,4 +165,17 @@ export class AuditTrail implements OnApplicationShutdown {
       }
     }
   }
+}
+
+/** A create, conditional on the event's audit-key tag when it may already be on the server. */
+function createEntry({ event, uncertain }: Spooled): BundleEntry {
+  const key = uncertain ? event.meta?.tag?.find((t) => t.system === AUDIT_KEY_SYSTEM)?.code : undefined;
+  return {
+    resource: event,
+    request: {
+      method: 'POST',
+      url: 'AuditEvent',
+      ...(key && { ifNoneExist: `_tag=${encodeURIComponent(AUDIT_KEY_SYSTEM)}|${encodeURIComponent(key)}` }),
+    },
+  };
 }
