@@ -53,6 +53,9 @@ describe('task state machine', () => {
     [['approve', 'mark-overdue'], 'overdue', 'ready'],
     [['mark-overdue', 'approve'], 'approved', 'ready'],
     [['mark-overdue', 'reschedule'], 'rescheduled', 'ready'],
+    [['assign'], 'awaiting-approval', 'draft'],
+    [['approve', 'assign'], 'approved', 'ready'],
+    [['approve', 'mark-overdue', 'assign'], 'overdue', 'ready'],
   ])('%j -> %s (status %s)', (events, state, status) => {
     const task = after(generated(), ...events);
     expect(stateOf(task)).toBe(state);
@@ -70,6 +73,8 @@ describe('task state machine', () => {
     [['mark-overdue'], 'mark-overdue'],
     [['approve'], 'withdraw'],
     [['withdraw'], 'approve'],
+    [['complete'], 'assign'],
+    [['reject'], 'assign'],
   ])('after %j, %s is refused', (events, event) => {
     const task = after(generated(), ...events);
     expect(canTransition(task, event)).toBe(false);
@@ -96,6 +101,17 @@ describe('task state machine', () => {
   it('reschedule moves the window; mark-overdue needs an ended window', () => {
     expect(after(generated(), 'reschedule').restriction?.period?.end).toBe('2027-01-08T00:00:00Z');
     expect(() => transition(generated(), { event: 'mark-overdue', now })).toThrow(/not overdue/);
+  });
+
+  it('assign names who is to do an open Task, or nobody, and changes nothing else', () => {
+    const approved = after(generated(), 'approve');
+    const owner = { reference: 'Practitioner/nurse', display: 'Nurse Joy' };
+    const taken = transition(approved, { event: 'assign', now, owner });
+    expect(taken.owner).toEqual(owner);
+    expect({ ...taken, owner: undefined, lastModified: undefined }).toEqual({ ...approved, lastModified: undefined });
+    const released = transition(taken, { event: 'assign', now });
+    expect('owner' in released).toBe(false);
+    expect(released.status).toBe('ready');
   });
 
   it('a Task without this service businessStatus is not ours to move', () => {

@@ -20,7 +20,15 @@ export const TASK_STATES = [
 ] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
-export type TaskEvent = 'approve' | 'reject' | 'reschedule' | 'complete' | 'supersede' | 'withdraw' | 'mark-overdue';
+export type TaskEvent =
+  | 'approve'
+  | 'reject'
+  | 'reschedule'
+  | 'complete'
+  | 'supersede'
+  | 'withdraw'
+  | 'mark-overdue'
+  | 'assign';
 
 export const TASK_STATE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 
@@ -47,6 +55,8 @@ const ALLOWED_FROM: Record<TaskEvent, readonly TaskState[]> = {
   // Only a Task nobody approved yet: an approved one has its order, which the clinician or the EHR stops.
   withdraw: ['awaiting-approval', 'overdue'],
   'mark-overdue': ['awaiting-approval', 'approved', 'rescheduled'],
+  // Who is to do it: any open Task, approved or not; its state and status stay as they are.
+  assign: OPEN,
 };
 
 export class InvalidTransition extends Error {
@@ -96,7 +106,7 @@ export interface TransitionInput {
   now: Date;
   /** reject, supersede, withdraw: why (Task.statusReason). */
   reason?: string;
-  /** approve, reschedule: who owns it from now on. */
+  /** approve, reschedule: who owns it from now on (unchanged when absent); assign: the new owner, absent for none. */
   owner?: Task['owner'];
   /** reschedule: the new due window (the caller checks it lies within the protocol's window). */
   window?: Period;
@@ -163,6 +173,10 @@ export function transition(task: Task, input: TransitionInput): Task {
     case 'mark-overdue':
       // Status stays draft or ready: whether it was approved is not lost.
       return { ...base, businessStatus: businessStatus('overdue') };
+    case 'assign': {
+      const { owner: _previous, ...rest } = base;
+      return input.owner ? { ...rest, owner: input.owner } : rest;
+    }
   }
 }
 

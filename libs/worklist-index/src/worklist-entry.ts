@@ -20,6 +20,8 @@ export interface WorklistEntry {
   due?: { start?: string; end?: string };
   allowedWindow?: { start?: string; end?: string };
   businessStatus?: string;
+  /** Who is to do it (Task.owner), e.g. the clinician who took a check; absent: nobody yet. */
+  owner?: { reference?: string; display?: string };
   /**
    * Approved, then held with its order for a contraindication found since (why): it needs a clinician again (an
    * override of the contraindication, or a rejection), so it is listed, but it cannot be approved.
@@ -65,6 +67,14 @@ export function carePlanOf(task: Task): string | undefined {
   )?.[1];
 }
 
+/** The owner filter's value for Tasks nobody owns (no Task.owner). */
+export const UNASSIGNED = '-';
+
+/** Task.owner's reference (Practitioner/123), if it has one. */
+export function ownerOf(task: Task): string | undefined {
+  return task.owner?.reference || undefined;
+}
+
 /** The Task's kind: its code (this service's CodeSystem), e.g. post-infusion-check. */
 export function kindOf(task: Task): string | undefined {
   return task.code?.coding?.[0]?.code;
@@ -90,6 +100,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     due: task.restriction?.period,
     allowedWindow: protocolWindowOf(task),
     businessStatus: task.businessStatus?.coding?.[0]?.code,
+    owner: task.owner && { reference: task.owner.reference, display: task.owner.display },
     onHold: isTaskHeldForContraindication(task) ? (task.statusReason?.text ?? 'On hold') : undefined,
   };
 }

@@ -7,6 +7,8 @@ import {
   carePlanOf,
   isOverdue,
   kindOf,
+  ownerOf,
+  UNASSIGNED,
   memberOf,
   TO_DO,
   type TaskList,
@@ -24,6 +26,8 @@ export interface WorklistIndexQuery {
   protocol?: string;
   /** The Task's kind (Task.code), e.g. post-infusion-check. */
   kind?: string;
+  /** Whose it is (Task.owner): a reference such as Practitioner/123, or UNASSIGNED for Tasks with no owner. */
+  owner?: string;
   dueBefore?: Date;
   dueAfter?: Date;
   overdue?: boolean;
@@ -44,6 +48,8 @@ interface StoredEntry {
   pt?: string;
   pr?: string;
   kd?: string;
+  /** Task.owner's reference, or UNASSIGNED. */
+  ow?: string;
   e: WorklistEntry;
 }
 
@@ -51,10 +57,9 @@ interface StoredEntry {
  * Upsert or remove one entry, only when the write is not older than what the index already saw of this Task
  * (meta.lastUpdated, kept per Task in `ver` also after removal): a slow rebuild never resurrects a Task a
  * clinician just approved, and writes applied twice change nothing. Each sorted set (`all`, `pt:<id>`, `pr:<url>`,
- * `kd:<kind>`)
- * has a `sp:` twin holding its special members (flagged overdue, or without a start or an end), and `w` keeps the
+ * `kd:<kind>`, `ow:<owner>`) has a `sp:` twin holding its special members (flagged overdue, or without a start or an end), and `w` keeps the
  * longest due window of the others: what PAGE_SCRIPT needs to decide most of a range without reading it.
- * ARGV: key prefix, id, lastUpdated ms, 'put'|'del', member, patient, protocol url, entry JSON, kind.
+ * ARGV: key prefix, id, lastUpdated ms, 'put'|'del', member, patient, protocol url, entry JSON, kind, owner.
  */
 const APPLY_SCRIPT = `
 local p = ARGV[1]
@@ -62,17 +67,18 @@ local id = ARGV[2]
 local ts = tonumber(ARGV[3])
 local seen = redis.call('HGET', p .. 'ver', id)
 if seen and tonumber(seen) > ts then return 0 end
-local function sets(pt, pr, kd)
+local function sets(pt, pr, kd, ow)
   local out = { 'all' }
   if pt and pt ~= '' then out[#out + 1] = 'pt:' .. pt end
   if pr and pr ~= '' then out[#out + 1] = 'pr:' .. pr end
   if kd and kd ~= '' then out[#out + 1] = 'kd:' .. kd end
+  if ow and ow ~= '' then out[#out + 1] = 'ow:' .. ow end
   return out
 end
 local old = redis.call('HGET', p .. 'item', id)
 if old then
   local o = cjson.decode(old)
-  for _, k in ipairs(sets(o.pt, o.pr, o.kd)) do
+  for _, k in ipairs(sets(o.pt, o.pr, o.kd, o.ow)) do
     redis.call('ZREM', p .. k, o.m)
     redis.call('ZREM', p .. 'sp:' .. k, o.m)
   end
@@ -88,7 +94,7 @@ if ARGV[4] == 'put' then
     local w = tonumber(redis.call('HGET', p .. 'meta', 'w') or '0')
     if width > w then redis.call('HSET', p .. 'meta', 'w', tostring(width)) end
   end
-  for _, k in ipairs(sets(ARGV[6], ARGV[7], ARGV[9])) do
+  for _, k in ipairs(sets(ARGV[6], ARGV[7], ARGV[9], ARGV[10])) do
     redis.call('ZADD', p .. k, 0, m)
     if special then redis.call('ZADD', p .. 'sp:' .. k, 0, m) end
   end
@@ -261,8 +267,9 @@ export async function dropWorklistIndex(redis: Redis, prefix: string): Promise<n
  * page them in due order). Shared by every replica through Redis; the service keeps no worklist state in process
  * (only a cache of CarePlan protocols, which never change: SeenProtocols).
  *
- * Keys under `<prefix>:worklist:<list keySpace>`: `all` (every entry), `pt:<patient id>`, `pr:<protocol url>` and
- * `kd:<kind>` (the same members, per patient, per protocol and per kind of Task), `item` (id -> entry JSON),
+ * Keys under `<prefix>:worklist:<list keySpace>`: `all` (every entry), `pt:<patient id>`, `pr:<protocol url>`,
+ * `kd:<kind>` and `ow:<owner>` (the same members, per patient, per protocol, per kind of Task and per owner, `ow:-`
+ * for Tasks nobody owns), `item` (id -> entry JSON),
  * `ver` (id -> the lastUpdated the index last applied), `built` (time of the last full rebuild); and, shared by
  * every list, `<prefix>:worklist:carePlan` (CarePlan id -> protocol canonical).
  *
@@ -351,6 +358,7 @@ export class WorklistIndex {
         pt: patientIdOf(task),
         pr: protocol?.split('|')[0],
         kd: kindOf(task),
+        ow: ownerOf(task) ?? UNASSIGNED,
         e: toEntry(task, protocol),
       };
       this.applyCommand(pipeline, task.id, ts, 'put', stored);
@@ -465,10 +473,18 @@ export class WorklistIndex {
     const protocolUrl = q.protocol?.split('|')[0];
     const exactProtocol = q.protocol?.includes('|') ? q.protocol : undefined;
     // The narrowest set that answers one filter; the others (or a protocol's version) are read from the entries.
-    const setName = q.patient ? `pt:${q.patient}` : q.kind ? `kd:${q.kind}` : protocolUrl ? `pr:${protocolUrl}` : 'all';
+    const setName = q.patient
+      ? `pt:${q.patient}`
+      : q.owner
+        ? `ow:${q.owner}`
+        : q.kind
+          ? `kd:${q.kind}`
+          : protocolUrl
+            ? `pr:${protocolUrl}`
+            : 'all';
     const set = this.p + setName;
     const max = q.dueBefore ? `(${startBound(q.dueBefore)}` : '+';
-    const setFilters = [q.patient, q.kind, protocolUrl].filter(Boolean).length;
+    const setFilters = [q.patient, q.owner, q.kind, protocolUrl].filter(Boolean).length;
     if (exactProtocol || setFilters > 1)
       return this.queryByEntry(
         q,
@@ -477,6 +493,7 @@ export class WorklistIndex {
         now,
         (s) =>
           (!q.kind || s.kd === q.kind) &&
+          (!q.owner || s.ow === q.owner) &&
           (exactProtocol ? s.e.protocol === exactProtocol : !protocolUrl || s.pr === protocolUrl),
       );
     const page = (
@@ -505,7 +522,7 @@ export class WorklistIndex {
   }
 
   /**
-   * A page filtered on the entries themselves (a protocol's version, or two of patient, kind and protocol): reads
+   * A page filtered on the entries themselves (a protocol's version, or two of patient, owner, kind and protocol): reads
    * every member of the set in range, so it costs what that set holds (a patient's: small; a kind's: most of a
    * clinic's open Tasks of that kind).
    */
@@ -594,6 +611,7 @@ export class WorklistIndex {
       stored?.pr ?? '',
       stored ? JSON.stringify(stored) : '',
       stored?.kd ?? '',
+      stored?.ow ?? '',
     );
   }
 }

@@ -34,6 +34,14 @@ export class ApproveDto extends VersionedDto {
   owner?: string;
 }
 
+export class AssignDto extends VersionedDto {
+  @ApiPropertyOptional({ example: 'Practitioner/123', description: 'Who is to do the task; default: you' })
+  @IsOptional()
+  @IsString()
+  @Matches(PRACTITIONER, { message: 'owner must be a reference like Practitioner/123' })
+  owner?: string;
+}
+
 export class RejectDto extends VersionedDto {
   @ApiProperty({ example: 'Patient reports lasting relief; no booster needed' })
   @IsString()

@@ -7,6 +7,8 @@ import { ContraindicationOverrideController } from './contraindication-override.
 import { ContraindicationOverrideService } from './contraindication-override.service';
 import { CurrentContraindications } from './current-contraindications';
 import { ReminderNoticeController } from './reminder-notice.controller';
+import { TaskAssignmentController } from './task-assignment.controller';
+import { TaskAssignmentService } from './task-assignment.service';
 import { TaskCompletionController } from './task-completion.controller';
 import { TaskDecisionService } from './task-decision.service';
 import { TaskDecisionsController } from './task-decisions.controller';
@@ -26,6 +28,7 @@ import { WorklistService } from './worklist.service';
     ContraindicationOverrideController,
     ReminderNoticeController,
     TaskCompletionController,
+    TaskAssignmentController,
   ],
   providers: [
     DecisionWriter,
@@ -35,6 +38,7 @@ import { WorklistService } from './worklist.service';
     ContraindicationOverrideService,
     CurrentContraindications,
     TaskDecisionService,
+    TaskAssignmentService,
     TaskReminders,
   ],
 })

@@ -12,6 +12,11 @@ export function approve(task: Task, owner: Task['owner'], now: Date): Task {
   return transition(task, { event: 'approve', now, owner });
 }
 
+/** Who is to do it from now on (Task.owner), or nobody (undefined). */
+export function assign(task: Task, owner: Task['owner'], now: Date): Task {
+  return transition(task, { event: 'assign', now, owner });
+}
+
 export function reject(task: Task, reason: string, now: Date): Task {
   return transition(task, { event: 'reject', now, reason });
 }

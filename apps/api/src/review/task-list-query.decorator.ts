@@ -7,6 +7,12 @@ export function ApiTaskListQuery(): MethodDecorator {
     ApiQuery({ name: 'patient', required: false }),
     ApiQuery({ name: 'protocol', required: false, description: 'protocol id or canonical URL' }),
     ApiQuery({ name: 'kind', required: false, description: 'kind of Task (Task.code), e.g. post-infusion-check' }),
+    ApiQuery({
+      name: 'owner',
+      required: false,
+      description:
+        "whose Tasks (Task.owner): me (the caller's fhirUser), none (nobody's yet), or e.g. Practitioner/123",
+    }),
     ApiQuery({ name: 'due-before', required: false }),
     ApiQuery({ name: 'due-after', required: false }),
     ApiQuery({ name: 'overdue', required: false, enum: ['true', 'false'] }),

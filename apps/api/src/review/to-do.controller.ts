@@ -1,7 +1,7 @@
 import { Controller, Get, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { Roles } from '@kc/auth';
+import { Roles, type AuthenticatedRequest } from '@kc/auth';
 import { parseWorklistQuery } from './worklist-query';
 import { WorklistService } from './worklist.service';
 import { taskListAnswer } from './task-list-answer';
@@ -26,6 +26,13 @@ export class ToDoController {
   @ApiOperation({ summary: 'Approved Tasks not yet done, soonest due first, paged by cursor (follow next)' })
   @ApiTaskListQuery()
   async list(@Query() query: Record<string, unknown>, @Req() req: Request) {
-    return taskListAnswer('to-do', query, req, await this.lists.toDo(parseWorklistQuery(query, this.lists.kindCodes)));
+    return taskListAnswer(
+      'to-do',
+      query,
+      req,
+      await this.lists.toDo(
+        parseWorklistQuery(query, this.lists.kindCodes, (req as AuthenticatedRequest).caller?.fhirUser),
+      ),
+    );
   }
 }

@@ -1,5 +1,5 @@
 import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
-import { decodeCursor, type WorklistIndexQuery } from '@kc/worklist-index';
+import { decodeCursor, UNASSIGNED, type WorklistIndexQuery } from '@kc/worklist-index';
 
 /**
  * The parsed query is the read model's query: patient id, protocol canonical, kind of Task, due bounds, overdue, page
@@ -8,13 +8,29 @@ import { decodeCursor, type WorklistIndexQuery } from '@kc/worklist-index';
 export type WorklistQuery = WorklistIndexQuery;
 
 const PATIENT = new RegExp(`^(Patient/)?(${RESOURCE_ID_PATTERN})$`);
+const OWNER = new RegExp(`^(Practitioner|PractitionerRole|Organization|CareTeam)/${RESOURCE_ID_PATTERN}$`);
 
 /**
  * Validates worklist (and to-do list) query parameters; anything unexpected is a 400 rather than an unfiltered list.
  * `kinds`: the kinds of Task the protocols generate (ProtocolCatalog.taskKinds), the only ones `kind` takes.
+ * `me`: the caller's FHIR user (its token's fhirUser), what `owner=me` stands for.
  */
-export function parseWorklistQuery(query: Record<string, unknown>, kinds: readonly string[] = []): WorklistQuery {
-  const allowed = new Set(['patient', 'protocol', 'kind', 'due-before', 'due-after', 'overdue', 'count', 'cursor']);
+export function parseWorklistQuery(
+  query: Record<string, unknown>,
+  kinds: readonly string[] = [],
+  me?: string,
+): WorklistQuery {
+  const allowed = new Set([
+    'patient',
+    'protocol',
+    'kind',
+    'owner',
+    'due-before',
+    'due-after',
+    'overdue',
+    'count',
+    'cursor',
+  ]);
   for (const key of Object.keys(query))
     if (!allowed.has(key)) throw badRequest(`Unknown worklist parameter ${key}; use ${[...allowed].join(', ')}`);
   for (const [key, value] of Object.entries(query))
@@ -29,12 +45,28 @@ export function parseWorklistQuery(query: Record<string, unknown>, kinds: readon
     patient,
     protocol: q.protocol,
     kind: q.kind,
+    owner: owner(q.owner, me),
     dueBefore: date(q['due-before'], 'due-before'),
     dueAfter: date(q['due-after'], 'due-after'),
     overdue: q.overdue === undefined ? undefined : bool(q.overdue),
     count: int(q.count, 'count', 20, 1, 100),
     after: cursor(q.cursor),
   };
+}
+
+/** `me` (the caller), `none` (nobody's yet) or a reference such as Practitioner/123. */
+function owner(value: string | undefined, me: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'none') return UNASSIGNED;
+  if (value === 'me') {
+    if (!me)
+      throw badRequest(
+        'owner=me needs a token that names its FHIR user (claim fhirUser); give owner=Practitioner/<id>',
+      );
+    return me;
+  }
+  if (!OWNER.test(value)) throw badRequest('owner must be me, none, or a reference such as Practitioner/123');
+  return value;
 }
 
 function cursor(value: string | undefined): string | undefined {

@@ -1,7 +1,7 @@
 import { Controller, Get, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { Roles } from '@kc/auth';
+import { Roles, type AuthenticatedRequest } from '@kc/auth';
 import { parseWorklistQuery } from './worklist-query';
 import { WorklistService } from './worklist.service';
 import { taskListAnswer } from './task-list-answer';
@@ -25,7 +25,9 @@ export class WorklistController {
       'worklist',
       query,
       req,
-      await this.worklist.worklist(parseWorklistQuery(query, this.worklist.kindCodes)),
+      await this.worklist.worklist(
+        parseWorklistQuery(query, this.worklist.kindCodes, (req as AuthenticatedRequest).caller?.fhirUser),
+      ),
     );
   }
 }

@@ -1,0 +1,94 @@
+import { Injectable } from '@nestjs/common';
+import { formatHumanName } from '@medplum/core';
+import type { HumanName, Resource, Task } from '@medplum/fhirtypes';
+import type { Caller } from '@kc/auth';
+import { matchesOf } from '@kc/fhir';
+import { notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
+import { assign } from './task-decisions';
+import { DecisionWriter } from './task-review.service';
+import type { DecisionInput } from './task-decision.service';
+
+type Owner = NonNullable<Task['owner']>;
+
+const OWNER = new RegExp(`^(Practitioner|PractitionerRole|Organization|CareTeam)/(${RESOURCE_ID_PATTERN})$`);
+
+/**
+ * Who is to do a Task (Task.owner, what an EHR's work queue reads): a clinician takes it, hands it to a colleague, or
+ * gives it back. Any open Task, approved or not; its status and state stay as they are. Like a decision it needs the
+ * version the clinician saw and leaves a Provenance (activity `assign` or `unassign`), in one transaction.
+ */
+@Injectable()
+export class TaskAssignmentService {
+  constructor(private readonly writer: DecisionWriter) {}
+
+  /** To `owner` (a reference), or to the caller when absent. */
+  async assign(input: DecisionInput & { owner?: string }): Promise<Task> {
+    const reference = input.owner ?? input.caller.fhirUser;
+    if (!reference || !OWNER.test(reference))
+      throw unprocessable(
+        'Taking a task needs a token that names its Practitioner (claim fhirUser); or give the owner, e.g. Practitioner/123',
+      );
+    const [task, owner] = await Promise.all([
+      this.task(input.taskId),
+      reference === input.caller.fhirUser ? callerAsOwner(input.caller, reference) : this.named(reference),
+    ]);
+    return this.writer.write({
+      current: task,
+      seenVersion: input.seenVersion,
+      caller: input.caller,
+      decision: 'assign',
+      change: (t) => assign(t, owner, new Date()),
+    });
+  }
+
+  /** Nobody's: back to the clinic's list of Tasks no one has taken. */
+  async unassign(input: DecisionInput): Promise<Task> {
+    const task = await this.task(input.taskId);
+    return this.writer.write({
+      current: task,
+      seenVersion: input.seenVersion,
+      caller: input.caller,
+      decision: 'unassign',
+      change: (t) => assign(t, undefined, new Date()),
+    });
+  }
+
+  private async task(id: string): Promise<Task> {
+    const task = matchesOf<Task>(await this.writer.search<Task>('Task', { _id: id })).find((t) => t.id === id);
+    if (!task) throw notFound(`Task/${id} not found`);
+    return task;
+  }
+
+  /** The owner as the FHIR server has it, named for whoever reads the Task; 422 when the server has no such one. */
+  private async named(reference: string): Promise<Owner> {
+    const [, type, id] = OWNER.exec(reference)!;
+    const found = matchesOf<Resource>(
+      await this.writer.search<Resource>(type as Resource['resourceType'], { _id: id }),
+    );
+    const resource = found.find((r) => r.id === id);
+    if (!resource)
+      throw unprocessable(`${reference} is not on the FHIR server: a Task is assigned to someone it knows`);
+    return { reference, display: displayOf(resource) };
+  }
+}
+
+function callerAsOwner(caller: Caller, reference: string): Promise<Owner> {
+  return Promise.resolve({ reference, display: caller.display });
+}
+
+function displayOf(resource: Resource): string | undefined {
+  switch (resource.resourceType) {
+    case 'Practitioner': {
+      const names: HumanName[] = resource.name ?? [];
+      const name = names.find((n) => n.use === 'official') ?? names[0];
+      return name ? formatHumanName(name) || undefined : undefined;
+    }
+    case 'PractitionerRole':
+      return resource.practitioner?.display;
+    case 'Organization':
+    case 'CareTeam':
+      return resource.name;
+    default:
+      return undefined;
+  }
+}
