@@ -670,6 +670,39 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('takes an approved check on the to-do list: it says whose it is, and "Mine" lists it', async () => {
+    const { tasks } = await followUps('2027-09-20T10:00:00.000Z');
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
+    await request(service.url)
+      .post(`/tasks/${check.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: check.meta!.versionId })
+      .expect(200);
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click('#list-to-do');
+    const row = page.locator(`tr[data-task-id="${check.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.owner').textContent()).toBe('Nobody has taken it yet');
+    await row.locator('button:has-text("Take")').click();
+    await page.locator('#message', { hasText: /^Taken: / }).waitFor();
+    expect(await row.locator('.owner').textContent()).toBe('Yours');
+    expect(await row.locator('button:has-text("Give back")').count()).toBe(1);
+    // An EHR reads who it is in Task.owner: the Practitioner signed in on the page.
+    const taken = await service.fhir.read<Task>('Task', check.id!);
+    expect(taken.owner?.reference).toMatch(/^Practitioner\//);
+    expect(taken.status).toBe('ready');
+    await page.selectOption('#f-owner', 'me');
+    await page.click('#filters button[type=submit]');
+    await page.locator('#message', { hasText: /^1 approved task\(s\) to do$/ }).waitFor();
+    expect(await page.locator('#worklist tbody tr').count()).toBe(1);
+    await screenshot(page, 'to-do-mine');
+    await page.selectOption('#f-owner', 'none');
+    await page.click('#filters button[type=submit]');
+    await row.waitFor({ state: 'detached' });
+    await page.close();
+  }, 60_000);
+
   it('shows a check done in the EHR in the patient view: what was answered, by whom, recorded in the EHR', async () => {
     const { tasks } = await followUps('2027-10-04T10:00:00.000Z');
     const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;

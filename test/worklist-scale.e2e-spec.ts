@@ -8,6 +8,7 @@ const BASE = 'https://ketamine-careplans.example/fhir/PlanDefinition/';
 const PROTOCOLS = ['ketamine-low-dose-series', 'ketamine-high-dose-as-needed', 'ketamine-monthly-maintenance'];
 const STATE = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 const KINDS = ['infusion-session', 'post-infusion-check', 'maintenance-booster'];
+const OWNERS = ['Practitioner/nurse-a', 'Practitioner/nurse-b', 'CareTeam/night'];
 const NOW = new Date();
 const DAY = 86_400_000;
 
@@ -16,6 +17,8 @@ interface Expected {
   patient: string;
   protocol: string;
   kind: string;
+  /** Task.owner's reference, or '-' for nobody's. */
+  owner: string;
   start?: number;
   end?: number;
   overdue: boolean;
@@ -71,6 +74,8 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
       const end = rand(10) === 0 ? undefined : start + (1 + rand(5)) * DAY;
       const open = i < 3000;
       const markedOverdue = open && rand(7) === 0;
+      // A fifth nobody's, the rest over two nurses and a care team (nurse-a twice as many as the others).
+      const owner = OWNERS[rand(OWNERS.length + 2) % (OWNERS.length + 1)];
       tasks.push({
         resourceType: 'Task',
         status: open ? 'draft' : i % 2 ? 'ready' : 'completed',
@@ -79,6 +84,7 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
         for: { reference: plan.patient },
         basedOn: [{ reference: `CarePlan/${plan.id}` }],
         description: `scale task ${i}`,
+        ...(owner ? { owner: { reference: owner } } : {}),
         businessStatus: {
           coding: [{ system: STATE, code: markedOverdue ? 'overdue' : open ? 'awaiting-approval' : 'approved' }],
         },
@@ -102,6 +108,7 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
           patient: plan.patient,
           protocol: plan.protocol,
           kind: task.code!.coding![0].code!,
+          owner: task.owner?.reference ?? '-',
           start,
           end,
           overdue: task.businessStatus!.coding![0].code === 'overdue' || (end !== undefined && end < NOW.getTime()),
@@ -148,7 +155,7 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
     expect(ids).toEqual([...expected].sort(order).map((e) => e.id));
   });
 
-  it('filters exactly: patient, protocol, kind, due-before, due-after, overdue, and combinations', async () => {
+  it('filters exactly: patient, protocol, kind, owner, due-before, due-after, overdue, and combinations', async () => {
     const day = (offset: number) => new Date(NOW.getTime() + offset * DAY).toISOString();
     const cases: [Record<string, string>, (e: Expected) => boolean][] = [
       [{ patient: 'scale-3' }, (e) => e.patient === 'Patient/scale-3'],
@@ -181,6 +188,12 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
       ],
       [{ patient: 'scale-11', overdue: 'true' }, (e) => e.patient === 'Patient/scale-11' && e.overdue],
       [{ kind: 'post-infusion-check' }, (e) => e.kind === 'post-infusion-check'],
+      [{ owner: 'Practitioner/nurse-a' }, (e) => e.owner === 'Practitioner/nurse-a'],
+      [{ owner: 'none', overdue: 'true' }, (e) => e.owner === '-' && e.overdue],
+      [
+        { owner: 'CareTeam/night', kind: 'maintenance-booster' },
+        (e) => e.owner === 'CareTeam/night' && e.kind === 'maintenance-booster',
+      ],
       [
         { kind: 'maintenance-booster', overdue: 'true', 'due-after': day(-4) },
         (e) => e.kind === 'maintenance-booster' && e.overdue && e.end !== undefined && e.end >= Date.parse(day(-4)),
@@ -227,6 +240,8 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
     const cases: [Record<string, string>, (e: Expected) => boolean][] = [
       [{}, () => true],
       [{ kind: 'post-infusion-check' }, (e) => e.kind === 'post-infusion-check'],
+      [{ owner: 'Practitioner/nurse-b' }, (e) => e.owner === 'Practitioner/nurse-b'],
+      [{ owner: 'none' }, (e) => e.owner === '-'],
       [{ overdue: 'true' }, (e) => e.overdue],
       [
         { protocol: 'ketamine-monthly-maintenance', kind: 'infusion-session' },

@@ -34,6 +34,7 @@ export const WORKLIST_PAGE = `<!doctype html>
   .badge.notice { background: #fff4ce; color: #5c4400; }
   .badge.maintenance { background: #dbe9f8; }
   .badge.induction { background: #e4f3e6; }
+  .badge.owner.mine { background: #e4f3e6; color: #1e4620; }
   .ci-unresolved { color: #a4262c; font-weight: 600; }
   .ci-overridden { color: #6b5b00; }
   .muted { color: #5b6475; }
@@ -79,6 +80,8 @@ export const WORKLIST_PAGE = `<!doctype html>
       <select id="f-protocol" name="protocol"><option value="">All protocols</option></select></label>
     <label for="f-kind">Task
       <select id="f-kind" name="kind"><option value="">All tasks</option></select></label>
+    <label for="f-owner">Whose
+      <select id="f-owner" name="owner"><option value="">Anyone's</option><option value="me">Mine</option><option value="none">Nobody's yet</option></select></label>
     <label for="f-due-after">Due from (UTC)<input id="f-due-after" name="due-after" type="date"></label>
     <label for="f-due-before">Due until (UTC)<input id="f-due-before" name="due-before" type="date"></label>
     <label for="f-overdue">Overdue
@@ -374,7 +377,7 @@ function effectsNote(effects) {
 
 function filterQuery() {
   const params = new URLSearchParams();
-  for (const id of ['protocol', 'kind', 'due-after', 'due-before', 'overdue', 'name']) {
+  for (const id of ['protocol', 'kind', 'owner', 'due-after', 'due-before', 'overdue', 'name']) {
     const value = $('#f-' + id).value.trim();
     if (value) params.set(id, value);
   }
@@ -499,6 +502,10 @@ function row(item) {
   if (approvable && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
     actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
   if (recordCheck && !toDo) actions.append(recordCheck);
+  // Who is to do it (Task.owner): a clinician takes a Task or gives it back; on the to-do list that is the point.
+  const mine = Boolean(item.owner && item.owner.reference && item.owner.reference === (session() || {}).fhirUser);
+  if (mine) actions.append(button('Give back', 'Give back ' + what + ' for ' + name, () => assign(item, 'unassign')));
+  else if (toDo || item.owner) actions.append(button('Take', 'Take ' + what + ' for ' + name, () => assign(item, 'assign')));
 
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
@@ -506,6 +513,8 @@ function row(item) {
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
   if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
   if (toDo) task.append(el('div', item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved', 'muted approved'));
+  if (item.owner) task.append(el('div', mine ? 'Yours' : 'Taken by ' + (item.owner.display || 'a colleague'), 'badge owner' + (mine ? ' mine' : '')));
+  else if (toDo) task.append(el('div', 'Nobody has taken it yet', 'muted owner'));
   // The hold's reason starts "Held: ..." (as an EHR reads it on the order); the badge already says so.
   if (held) task.append(el('div', 'Approved, now on hold: ' + item.onHold.replace(/^Held: /, ''), 'badge blocked on-hold'));
   else if (contraindicated && !view.blocked) task.append(el('div', 'Cannot be approved until its contraindication is overridden', 'badge blocked'));
@@ -549,6 +558,18 @@ async function decide(item, decision, extra) {
       await afterDecision(error.message, 'error');
     } else say(error.message, 'error');
     return false;
+  }
+}
+
+// Take a Task (it becomes the caller's: Task.owner) or give it back (nobody's); the list reloads either way.
+async function assign(item, operation) {
+  try {
+    await api('/tasks/' + encodeURIComponent(item.id) + '/$' + operation, { method: 'POST', body: JSON.stringify({ versionId: item.versionId }) });
+    await afterDecision((operation === 'assign' ? 'Taken: ' : 'Given back: ') + describe(item), 'ok');
+  } catch (error) {
+    if (error.status === 409 || error.status === 412)
+      await afterDecision('Someone else changed this task first: ' + error.message + ' The list has been reloaded.', 'error');
+    else say(error.message, 'error');
   }
 }
 

@@ -3,7 +3,7 @@ import { formatHumanName } from '@medplum/core';
 import type { HumanName, Resource, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { matchesOf } from '@kc/fhir';
-import { notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
+import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { assign } from './task-decisions';
 import { DecisionWriter } from './task-review.service';
 import type { DecisionInput } from './task-decision.service';
@@ -32,25 +32,27 @@ export class TaskAssignmentService {
       this.task(input.taskId),
       reference === input.caller.fhirUser ? callerAsOwner(input.caller, reference) : this.named(reference),
     ]);
-    return this.writer.write({
+    const written = await this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
       caller: input.caller,
       decision: 'assign',
       change: (t) => assign(t, owner, new Date()),
     });
+    return sameOwner(written, owner.reference);
   }
 
   /** Nobody's: back to the clinic's list of Tasks no one has taken. */
   async unassign(input: DecisionInput): Promise<Task> {
     const task = await this.task(input.taskId);
-    return this.writer.write({
+    const written = await this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
       caller: input.caller,
       decision: 'unassign',
       change: (t) => assign(t, undefined, new Date()),
     });
+    return sameOwner(written, undefined);
   }
 
   private async task(id: string): Promise<Task> {
@@ -70,6 +72,18 @@ export class TaskAssignmentService {
       throw unprocessable(`${reference} is not on the FHIR server: a Task is assigned to someone it knows`);
     return { reference, display: displayOf(resource) };
   }
+}
+
+/**
+ * A retry of an assignment that landed is answered with the Task as it is (DecisionWriter); the same caller assigning
+ * the version they saw to someone else since is not that retry: the Task has changed since they loaded it.
+ */
+function sameOwner(task: Task, owner: string | undefined): Task {
+  if (task.owner?.reference !== owner)
+    throw conflict('This task has been assigned since you loaded it; reload it and assign it again', 412, [
+      `Task/${task.id}`,
+    ]);
+  return task;
 }
 
 function callerAsOwner(caller: Caller, reference: string): Promise<Owner> {

@@ -1,3 +1,4 @@
+import { UNASSIGNED } from '@kc/worklist-index';
 import type { OutcomeException } from '@kc/common';
 import { parseWorklistQuery } from './worklist-query';
 
@@ -62,5 +63,17 @@ describe('parseWorklistQuery: kind', () => {
     expect(parseWorklistQuery({}, kinds).kind).toBeUndefined();
     for (const kind of ['', 'Post Infusion', 'a&b', 'reminder-fasting', 'null'])
       expect(refusal({ kind }, kinds)).toBe('kind must be one of infusion-session, post-infusion-check');
+  });
+});
+
+describe('parseWorklistQuery: owner', () => {
+  it('me (the caller), none (nobody has it) or a reference; anything else is refused', () => {
+    expect(parseWorklistQuery({ owner: 'me' }, [], 'Practitioner/dr-1').owner).toBe('Practitioner/dr-1');
+    expect(parseWorklistQuery({ owner: 'none' }).owner).toBe(UNASSIGNED);
+    expect(parseWorklistQuery({ owner: 'CareTeam/night-shift' }).owner).toBe('CareTeam/night-shift');
+    expect(parseWorklistQuery({}).owner).toBeUndefined();
+    expect(refusal({ owner: 'me' })).toMatch(/^owner=me needs a token that names its FHIR user/);
+    for (const owner of ['', 'Patient/p1', 'Practitioner/', 'dr-1', 'Practitioner/a b'])
+      expect(refusal({ owner })).toBe('owner must be me, none, or a reference such as Practitioner/123');
   });
 });

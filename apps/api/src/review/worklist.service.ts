@@ -51,6 +51,7 @@ export class WorklistService {
         patient: query.patient,
         protocol: query.protocol ? this.canonicalOf(query.protocol) : undefined,
         kind: query.kind,
+        owner: query.owner,
         dueBefore: query.dueBefore,
         dueAfter: query.dueAfter,
         overdue: query.overdue,

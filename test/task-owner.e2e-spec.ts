@@ -1,0 +1,130 @@
+import request from 'supertest';
+import type { Practitioner, Provenance, Task } from '@medplum/fhirtypes';
+import { mintToken } from '@kc/auth';
+import { stateOf } from '@kc/task-states';
+import { enrolPatient } from './support/clinic';
+import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
+
+interface ListItem {
+  id: string;
+  kind?: string;
+  owner?: { reference?: string; display?: string };
+}
+
+/**
+ * Who does it: a clinician takes an approved Task (Task.owner, what an EHR's work queue reads), hands it to a
+ * colleague or gives it back, and each list answers "mine", "nobody's" and "theirs" exactly. Before, the to-do list
+ * said what was approved but not who would do it.
+ */
+describe('Task owner: $assign, $unassign and the owner filter', () => {
+  let service: TestService;
+  let tasks: Task[];
+  let nurse: string;
+
+  beforeAll(async () => {
+    service = await startTestService();
+    tasks = [];
+    // A plan proposes its first sessions; three plans give the Tasks these tests decide on.
+    for (let i = 0; i < 3; i++) {
+      const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+      const planTasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+      tasks.push(...planTasks.filter((t) => stateOf(t) === 'awaiting-approval'));
+    }
+    const { resource } = await service.fhir.create<Practitioner>({
+      resourceType: 'Practitioner',
+      name: [{ given: ['Joy'], family: 'Nurse', prefix: ['RN'] }],
+    });
+    nurse = `Practitioner/${resource.id}`;
+  });
+  afterAll(() => service.stop());
+
+  const post = (task: Task, op: string, body: Record<string, unknown> = {}, as = service.as('clinician')) =>
+    request(service.url)
+      .post(`/tasks/${task.id}/$${op}`)
+      .set(as)
+      .send({ versionId: task.meta!.versionId, ...body });
+  const ids = async (list: 'worklist' | 'to-do', query: Record<string, string>) =>
+    (
+      (
+        await request(service.url)
+          .get(`/${list}`)
+          .query({ count: '100', ...query })
+          .set(service.as('clinician'))
+          .expect(200)
+      ).body as { items: ListItem[] }
+    ).items.map((i) => i.id);
+  const provenanceOf = async (task: Task, activity: string) =>
+    (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${task.id}` })).filter(
+      (p) => p.activity?.text === activity,
+    );
+
+  it('a clinician takes an approved Task: it is theirs on the to-do list and for an EHR, until they give it back', async () => {
+    const approved = (await post(tasks[0], 'approve').expect(200)).body as Task;
+    expect(approved.owner).toBeUndefined();
+    expect(await ids('to-do', { owner: 'none' })).toContain(approved.id);
+
+    const taken = (await post(approved, 'assign').expect(200)).body as Task;
+    // Standard fields alone: who, and still approved (status ready) as before.
+    expect(taken.owner).toEqual({ reference: 'Practitioner/dr-test', display: 'Dr Test' });
+    expect(taken.status).toBe('ready');
+    expect(stateOf(taken)).toBe('approved');
+    expect(await ids('to-do', { owner: 'me' })).toEqual([taken.id]);
+    expect(await ids('to-do', { owner: 'Practitioner/dr-test' })).toEqual([taken.id]);
+    expect(await ids('to-do', { owner: 'none' })).not.toContain(taken.id);
+    const [item] = (
+      (await request(service.url).get('/to-do').query({ owner: 'me' }).set(service.as('clinician')).expect(200))
+        .body as { items: ListItem[] }
+    ).items;
+    expect(item.owner).toEqual({ reference: 'Practitioner/dr-test', display: 'Dr Test' });
+    const [provenance] = await provenanceOf(taken, 'assign');
+    expect(provenance.agent[0].who).toEqual({ reference: 'Practitioner/dr-test', display: 'Dr Test' });
+    expect(provenance.entity?.[0].what.reference).toBe(`Task/${taken.id}/_history/${approved.meta!.versionId}`);
+
+    const released = (await post(taken, 'unassign').expect(200)).body as Task;
+    expect(released.owner).toBeUndefined();
+    expect(released.status).toBe('ready');
+    expect(await ids('to-do', { owner: 'me' })).toEqual([]);
+    expect(await ids('to-do', { owner: 'none' })).toContain(released.id);
+    expect(await provenanceOf(released, 'unassign')).toHaveLength(1);
+  });
+
+  it('hands a Task to a colleague by reference, named as the FHIR server names them; filters combine', async () => {
+    const approved = (await post(tasks[1], 'approve').expect(200)).body as Task;
+    const handed = (await post(approved, 'assign', { owner: nurse }).expect(200)).body as Task;
+    expect(handed.owner).toEqual({ reference: nurse, display: 'RN Joy Nurse' });
+    expect(await ids('to-do', { owner: nurse })).toEqual([handed.id]);
+    expect(await ids('to-do', { owner: nurse, kind: handed.code!.coding![0].code! })).toEqual([handed.id]);
+    expect(await ids('to-do', { owner: nurse, kind: 'post-infusion-check' })).toEqual([]);
+    expect(await ids('to-do', { owner: 'me' })).not.toContain(handed.id);
+
+    // A Task awaiting approval can have an owner too: the worklist filters by it the same way.
+    const draft = (await post(tasks[2], 'assign').expect(200)).body as Task;
+    expect(draft.status).toBe('draft');
+    expect(await ids('worklist', { owner: 'me' })).toEqual([draft.id]);
+    expect(await ids('worklist', { owner: 'none' })).not.toContain(draft.id);
+  });
+
+  it('refuses what cannot be: an unknown colleague, a stale version, a closed Task, a bad filter, the wrong role', async () => {
+    const task = (await service.fhir.read<Task>('Task', tasks[3].id!)) as Task;
+    const unknown = await post(task, 'assign', { owner: 'Practitioner/nobody-here' }).expect(422);
+    expect(unknown.body.issue[0].details.text).toMatch(/Practitioner\/nobody-here is not on the FHIR server/);
+    await post(task, 'assign', { owner: 'Patient/p1' }).expect(400);
+    const assigned = (await post(task, 'assign').expect(200)).body as Task;
+    // The version the clinician saw is gone (assigned since): they reload before handing it on.
+    const stale = await post(task, 'assign', { owner: nurse }).expect(412);
+    expect(stale.body.issue[0].details.text).toMatch(/assigned since you loaded it/);
+    // Sent again as it was (its answer lost): the same assignment, answered as the first time.
+    expect(((await post(task, 'assign').expect(200)).body as Task).meta!.versionId).toBe(assigned.meta!.versionId);
+    const rejected = (await post(assigned, 'reject', { reason: 'Not needed' }).expect(200)).body as Task;
+    const closed = await post(rejected, 'assign').expect(409);
+    expect(closed.body.resourceType).toBe('OperationOutcome');
+
+    await post(task, 'assign', {}, service.as('integration')).expect(403);
+    const noFhirUser = await mintToken({ sub: 'locum', roles: ['clinician'] }, { secret: TEST_JWT_SECRET });
+    const anonymous = { Authorization: `Bearer ${noFhirUser}` };
+    await post(tasks[4], 'assign', {}, anonymous).expect(422);
+    const me = await request(service.url).get('/to-do').query({ owner: 'me' }).set(anonymous).expect(400);
+    expect(me.body.issue[0].details.text).toMatch(/owner=me needs a token that names its FHIR user/);
+    await request(service.url).get('/to-do').query({ owner: 'Patient/p1' }).set(service.as('clinician')).expect(400);
+  });
+});
