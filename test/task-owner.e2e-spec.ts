@@ -105,7 +105,7 @@ describe('Task owner: $assign, $unassign and the owner filter', () => {
   });
 
   it('refuses what cannot be: an unknown colleague, a stale version, a closed Task, a bad filter, the wrong role', async () => {
-    const task = (await service.fhir.read<Task>('Task', tasks[3].id!)) as Task;
+    const task = await service.fhir.read<Task>('Task', tasks[3].id!);
     const unknown = await post(task, 'assign', { owner: 'Practitioner/nobody-here' }).expect(422);
     expect(unknown.body.issue[0].details.text).toMatch(/Practitioner\/nobody-here is not on the FHIR server/);
     await post(task, 'assign', { owner: 'Patient/p1' }).expect(400);

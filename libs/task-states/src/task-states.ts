@@ -21,14 +21,7 @@ export const TASK_STATES = [
 export type TaskState = (typeof TASK_STATES)[number];
 
 export type TaskEvent =
-  | 'approve'
-  | 'reject'
-  | 'reschedule'
-  | 'complete'
-  | 'supersede'
-  | 'withdraw'
-  | 'mark-overdue'
-  | 'assign';
+  'approve' | 'reject' | 'reschedule' | 'complete' | 'supersede' | 'withdraw' | 'mark-overdue' | 'assign';
 
 export const TASK_STATE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 
