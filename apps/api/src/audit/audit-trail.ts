@@ -75,8 +75,27 @@ export class AuditTrail implements OnApplicationBootstrap, OnApplicationShutdown
       this.events.inc({ result: 'dropped' });
       return;
     }
-    this.pending.push({ seq: this.spool.add(event), event, uncertain: false });
+    this.pending.push({ seq: this.spooled(event), event, uncertain: false });
     this.write();
+  }
+
+  /** Written: out of the spool (if that fails, a later start writes them again, conditionally: once still). */
+  private unspool(upTo: number): void {
+    try {
+      this.spool.remove(upTo);
+    } catch (err) {
+      this.logger.error({ msg: 'access audit events written but not removed from the spool', err: String(err) });
+    }
+  }
+
+  /** Its place in the spool; 0 when the spool cannot take it (a full disk): it still waits here, in memory. */
+  private spooled(event: AuditEvent): number {
+    try {
+      return this.spool.add(event);
+    } catch (err) {
+      this.logger.error({ msg: 'access audit event not spooled, kept in memory only', err: String(err) });
+      return 0;
+    }
   }
 
   /** An AuditEvent not recorded on purpose (AccessDenials' budget for unauthenticated refusals): counted only. */
@@ -156,7 +175,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnApplicationShutdown
         return;
       }
       this.pending.splice(0, batch.length);
-      this.spool.remove(batch[batch.length - 1].seq);
+      this.unspool(Math.max(...batch.map((s) => s.seq)));
       const refused = answers.filter((a) => !/^2/.test(a.response?.status ?? '')).length;
       this.events.inc({ result: 'written' }, batch.length - refused);
       if (refused) {
