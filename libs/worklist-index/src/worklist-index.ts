@@ -57,8 +57,9 @@ interface StoredEntry {
  * Upsert or remove one entry, only when the write is not older than what the index already saw of this Task
  * (meta.lastUpdated, kept per Task in `ver` also after removal): a slow rebuild never resurrects a Task a
  * clinician just approved, and writes applied twice change nothing. Each sorted set (`all`, `pt:<id>`, `pr:<url>`,
- * `kd:<kind>`, `ow:<owner>`) has a `sp:` twin holding its special members (flagged overdue, or without a start or an end), and `w` keeps the
- * longest due window of the others: what PAGE_SCRIPT needs to decide most of a range without reading it.
+ * `kd:<kind>`, `ow:<owner>`) has a `sp:` twin holding its special members (flagged overdue, or without a start or an
+ * end), and `w` keeps the longest due window of the others: what PAGE_SCRIPT needs to decide most of a range without
+ * reading it.
  * ARGV: key prefix, id, lastUpdated ms, 'put'|'del', member, patient, protocol url, entry JSON, kind, owner.
  */
 const APPLY_SCRIPT = `

@@ -13,10 +13,9 @@ import {
   Matches,
   ValidateNested,
 } from 'class-validator';
-import { RESOURCE_ID, RESOURCE_ID_PATTERN } from '@kc/common';
+import { RESOURCE_ID, TASK_OWNER_REFERENCE } from '@kc/common';
 
 const VERSION = RESOURCE_ID;
-const PRACTITIONER = new RegExp(`^(Practitioner|PractitionerRole|Organization|CareTeam)/${RESOURCE_ID_PATTERN}$`);
 
 export class VersionedDto {
   @ApiPropertyOptional({ description: 'The Task version the clinician saw (or send an If-Match header)' })
@@ -30,7 +29,7 @@ export class ApproveDto extends VersionedDto {
   @ApiPropertyOptional({ example: 'Practitioner/123', description: 'Who will carry the task out' })
   @IsOptional()
   @IsString()
-  @Matches(PRACTITIONER, { message: 'owner must be a reference like Practitioner/123' })
+  @Matches(TASK_OWNER_REFERENCE, { message: 'owner must be a reference like Practitioner/123' })
   owner?: string;
 }
 
@@ -38,7 +37,7 @@ export class AssignDto extends VersionedDto {
   @ApiPropertyOptional({ example: 'Practitioner/123', description: 'Who is to do the task; default: you' })
   @IsOptional()
   @IsString()
-  @Matches(PRACTITIONER, { message: 'owner must be a reference like Practitioner/123' })
+  @Matches(TASK_OWNER_REFERENCE, { message: 'owner must be a reference like Practitioner/123' })
   owner?: string;
 }
 
@@ -81,7 +80,7 @@ export class BulkApproveDto {
   @ApiPropertyOptional({ example: 'Practitioner/123' })
   @IsOptional()
   @IsString()
-  @Matches(PRACTITIONER)
+  @Matches(TASK_OWNER_REFERENCE)
   owner?: string;
 }
 

@@ -3,14 +3,12 @@ import { formatHumanName } from '@medplum/core';
 import type { HumanName, Resource, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { matchesOf } from '@kc/fhir';
-import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
+import { conflict, notFound, TASK_OWNER_REFERENCE, unprocessable } from '@kc/common';
 import { assign } from './task-decisions';
 import { DecisionWriter } from './task-review.service';
 import type { DecisionInput } from './task-decision.service';
 
 type Owner = NonNullable<Task['owner']>;
-
-const OWNER = new RegExp(`^(Practitioner|PractitionerRole|Organization|CareTeam)/(${RESOURCE_ID_PATTERN})$`);
 
 /**
  * Who is to do a Task (Task.owner, what an EHR's work queue reads): a clinician takes it, hands it to a colleague, or
@@ -24,7 +22,7 @@ export class TaskAssignmentService {
   /** To `owner` (a reference), or to the caller when absent. */
   async assign(input: DecisionInput & { owner?: string }): Promise<Task> {
     const reference = input.owner ?? input.caller.fhirUser;
-    if (!reference || !OWNER.test(reference))
+    if (!reference || !TASK_OWNER_REFERENCE.test(reference))
       throw unprocessable(
         'Taking a task needs a token that names its Practitioner (claim fhirUser); or give the owner, e.g. Practitioner/123',
       );
@@ -63,7 +61,7 @@ export class TaskAssignmentService {
 
   /** The owner as the FHIR server has it, named for whoever reads the Task; 422 when the server has no such one. */
   private async named(reference: string): Promise<Owner> {
-    const [, type, id] = OWNER.exec(reference)!;
+    const [, type, id] = TASK_OWNER_REFERENCE.exec(reference)!;
     const found = matchesOf<Resource>(
       await this.writer.search<Resource>(type as Resource['resourceType'], { _id: id }),
     );

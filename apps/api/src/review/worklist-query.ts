@@ -1,4 +1,4 @@
-import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
+import { badRequest, RESOURCE_ID_PATTERN, TASK_OWNER_REFERENCE } from '@kc/common';
 import { decodeCursor, UNASSIGNED, type WorklistIndexQuery } from '@kc/worklist-index';
 
 /**
@@ -8,7 +8,6 @@ import { decodeCursor, UNASSIGNED, type WorklistIndexQuery } from '@kc/worklist-
 export type WorklistQuery = WorklistIndexQuery;
 
 const PATIENT = new RegExp(`^(Patient/)?(${RESOURCE_ID_PATTERN})$`);
-const OWNER = new RegExp(`^(Practitioner|PractitionerRole|Organization|CareTeam)/${RESOURCE_ID_PATTERN}$`);
 
 /**
  * Validates worklist (and to-do list) query parameters; anything unexpected is a 400 rather than an unfiltered list.
@@ -65,7 +64,8 @@ function owner(value: string | undefined, me: string | undefined): string | unde
       );
     return me;
   }
-  if (!OWNER.test(value)) throw badRequest('owner must be me, none, or a reference such as Practitioner/123');
+  if (!TASK_OWNER_REFERENCE.test(value))
+    throw badRequest('owner must be me, none, or a reference such as Practitioner/123');
   return value;
 }
 
