@@ -58,6 +58,17 @@ describe('clinician page in a real browser', () => {
     await page.click('#check-confirm');
   }
 
+  /** The post-infusion check among `tasks`, approved through the API (so it is on the to-do list). */
+  async function approvedCheck(tasks: Task[]): Promise<Task> {
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
+    await request(service.url)
+      .post(`/tasks/${check.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: check.meta!.versionId })
+      .expect(200);
+    return check;
+  }
+
   async function followUps(start: string) {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const procedureId = await completeInfusion(service, enrolment, start);
@@ -597,12 +608,7 @@ describe('clinician page in a real browser', () => {
 
   it('records an approved check from the patient view, where it no longer is on the worklist', async () => {
     const { tasks } = await followUps('2027-08-04T10:00:00.000Z');
-    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
-    await request(service.url)
-      .post(`/tasks/${check.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: check.meta!.versionId })
-      .expect(200);
+    const check = await approvedCheck(tasks);
     const page = await browser.newPage();
     await signInOnPage(page, service);
     await page.click(`tr[data-task-id="${tasks.find((t) => t !== check)!.id}"] .patient-link`);
@@ -625,12 +631,7 @@ describe('clinician page in a real browser', () => {
 
   it('lists the approved checks to make on the to-do list, and records one there', async () => {
     const { tasks } = await followUps('2027-09-06T10:00:00.000Z');
-    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
-    await request(service.url)
-      .post(`/tasks/${check.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: check.meta!.versionId })
-      .expect(200);
+    const check = await approvedCheck(tasks);
     const page = await browser.newPage();
     await signInOnPage(page, service);
     // Approved: not on the worklist any more, but on the to-do list.
@@ -672,12 +673,7 @@ describe('clinician page in a real browser', () => {
 
   it('takes an approved check on the to-do list: it says whose it is, and "Mine" lists it', async () => {
     const { tasks } = await followUps('2027-09-20T10:00:00.000Z');
-    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
-    await request(service.url)
-      .post(`/tasks/${check.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: check.meta!.versionId })
-      .expect(200);
+    const check = await approvedCheck(tasks);
     const page = await browser.newPage();
     await signInOnPage(page, service);
     await page.click('#list-to-do');

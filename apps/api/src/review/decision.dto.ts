@@ -33,13 +33,8 @@ export class ApproveDto extends VersionedDto {
   owner?: string;
 }
 
-export class AssignDto extends VersionedDto {
-  @ApiPropertyOptional({ example: 'Practitioner/123', description: 'Who is to do the task; default: you' })
-  @IsOptional()
-  @IsString()
-  @Matches(TASK_OWNER_REFERENCE, { message: 'owner must be a reference like Practitioner/123' })
-  owner?: string;
-}
+/** `$assign`: as an approval's owner; absent, the caller takes it. */
+export class AssignDto extends ApproveDto {}
 
 export class RejectDto extends VersionedDto {
   @ApiProperty({ example: 'Patient reports lasting relief; no booster needed' })
