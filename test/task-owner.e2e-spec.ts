@@ -96,6 +96,15 @@ describe('Task owner: $assign, $unassign and the owner filter', () => {
     expect(await ids('to-do', { owner: nurse, kind: handed.code!.coding![0].code! })).toEqual([handed.id]);
     expect(await ids('to-do', { owner: nurse, kind: 'post-infusion-check' })).toEqual([]);
     expect(await ids('to-do', { owner: 'me' })).not.toContain(handed.id);
+    // The patient view names whose it is.
+    const timeline = await request(service.url)
+      .get(`/patients/${handed.for!.reference!.split('/')[1]}/timeline`)
+      .set(service.as('clinician'))
+      .expect(200);
+    const event = (timeline.body as { events: { reference?: string; status?: string }[] }).events.find(
+      (e) => e.reference === `Task/${handed.id}`,
+    );
+    expect(event?.status).toBe('approved, taken by RN Joy Nurse');
 
     // A Task awaiting approval can have an owner too: the worklist filters by it the same way.
     const draft = (await post(tasks[2], 'assign').expect(200)).body as Task;

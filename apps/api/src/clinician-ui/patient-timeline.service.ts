@@ -126,7 +126,11 @@ export class PatientTimelineService {
         type: 'follow-up' as const,
         text: t.description ?? t.code?.coding?.[0]?.code ?? 'Task',
         // An approved Task held with its order (a contraindication found since) says so.
-        status: taskStatusInWords(t) + (t.status === 'on-hold' ? ', on hold' : ''),
+        // Whose it is, by name only (a bare reference is an id, not words for a clinician).
+        status:
+          taskStatusInWords(t) +
+          (t.status === 'on-hold' ? ', on hold' : '') +
+          (t.owner?.display ? `, taken by ${t.owner.display}` : ''),
         // A check recorded says what the patient answered.
         reason: this.answered(t, responses) ?? t.reasonCode?.text,
         reference: `Task/${t.id}`,
