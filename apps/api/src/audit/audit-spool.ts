@@ -38,6 +38,7 @@ export class AuditSpool {
   private readonly removeUpTo: StatementSync;
   private readonly count: StatementSync;
   private closed = false;
+  private leftAlone = 0;
 
   private constructor(
     private readonly db: DatabaseSync,
@@ -82,6 +83,14 @@ export class AuditSpool {
     this.removeUpTo.run(seq);
   }
 
+  /**
+   * Events the last adoptOrphans() left in the spools of stopped processes bound for another FHIR server: nobody
+   * writes them until a process bound for that server runs on this directory.
+   */
+  get foreignWaiting(): number {
+    return this.leftAlone;
+  }
+
   /** How many events wait here. */
   get size(): number {
     return (this.count.get() as { n: number }).n;
@@ -97,6 +106,7 @@ export class AuditSpool {
     if (!this.file) return [];
     const dir = path.dirname(this.file);
     const adopted: Spooled[] = [];
+    let leftAlone = 0;
     for (const name of fs
       .readdirSync(dir)
       .filter((n) => FILE.test(n))
@@ -112,7 +122,10 @@ export class AuditSpool {
           (row) => JSON.parse(row.body) as AuditEvent,
         );
         // Another server's events wait for a process bound for it; an empty spool has nothing to lose.
-        if (meta?.server !== this.server && events.length) continue;
+        if (meta?.server !== this.server && events.length) {
+          leftAlone += events.length;
+          continue;
+        }
       } catch {
         // Not a spool this code wrote (or died before its schema): not ours to delete.
         continue;
@@ -125,6 +138,7 @@ export class AuditSpool {
       this.db.exec('COMMIT');
       removeDatabaseFiles(file);
     }
+    this.leftAlone = leftAlone;
     return adopted;
   }
 

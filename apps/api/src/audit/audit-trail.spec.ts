@@ -169,6 +169,8 @@ describe('AuditTrail', () => {
       elsewhere.trail.onApplicationBootstrap();
       await elsewhere.trail.settled();
       expect(elsewhere.batches).toEqual([]);
+      // What it leaves alone is counted, for an operator to see.
+      expect(await metric(elsewhere.registry, 'kc_audit_spool_foreign_events')).toEqual([['', 1]]);
       await elsewhere.trail.onApplicationShutdown();
       await other.trail.onApplicationShutdown();
       // The stopped process's file waits for a process bound for its own server, which takes it.

@@ -52,6 +52,15 @@ export class AuditTrail implements OnApplicationBootstrap, OnApplicationShutdown
       registers: [registry],
     });
     const pending = this.pending;
+    const spool = this.spool;
+    new Gauge({
+      name: 'kc_audit_spool_foreign_events',
+      help: 'Access AuditEvents in AUDIT_SPOOL_DIR left by stopped processes bound for another FHIR server: written only by a process bound for that server (alert when above 0)',
+      registers: [registry],
+      collect() {
+        this.set(spool.foreignWaiting);
+      },
+    });
     new Gauge({
       name: 'kc_audit_events_pending',
       help: 'Access AuditEvents waiting to be written (the FHIR server is slow or cannot take them)',
