@@ -96,6 +96,13 @@ describe('Task owner: $assign, $unassign and the owner filter', () => {
     expect(await ids('to-do', { owner: nurse, kind: handed.code!.coding![0].code! })).toEqual([handed.id]);
     expect(await ids('to-do', { owner: nurse, kind: 'post-infusion-check' })).toEqual([]);
     expect(await ids('to-do', { owner: 'me' })).not.toContain(handed.id);
+    // An EHR finds it by the standard search alone, through this API's EHR read interface.
+    const ehr = await request(service.url)
+      .get('/fhir/Task')
+      .query({ owner: nurse })
+      .set(service.as('integration'))
+      .expect(200);
+    expect((ehr.body as { entry?: { resource: Task }[] }).entry?.map((e) => e.resource.id)).toEqual([handed.id]);
     // The patient view names whose it is.
     const timeline = await request(service.url)
       .get(`/patients/${handed.for!.reference!.split('/')[1]}/timeline`)
