@@ -96,6 +96,15 @@ describe('Task owner: $assign, $unassign and the owner filter', () => {
     expect(await ids('to-do', { owner: nurse, kind: handed.code!.coding![0].code! })).toEqual([handed.id]);
     expect(await ids('to-do', { owner: nurse, kind: 'post-infusion-check' })).toEqual([]);
     expect(await ids('to-do', { owner: 'me' })).not.toContain(handed.id);
+    // Who has what on the to-do list: the first test's Task given back (nobody's), this one the nurse's.
+    const owners = await request(service.url).get('/to-do/owners').set(service.as('clinician')).expect(200);
+    expect(owners.body).toEqual({
+      owners: [
+        { owner: null, count: 1 },
+        { owner: nurse, display: 'RN Joy Nurse', count: 1 },
+      ],
+    });
+    await request(service.url).get('/to-do/owners').set(service.as('integration')).expect(403);
     // An EHR finds it by the standard search alone, through this API's EHR read interface.
     const ehr = await request(service.url)
       .get('/fhir/Task')

@@ -680,9 +680,11 @@ describe('clinician page in a real browser', () => {
     const row = page.locator(`tr[data-task-id="${check.id}"]`);
     await row.waitFor();
     expect(await row.locator('.owner').textContent()).toBe('Nobody has taken it yet');
+    expect(await page.textContent('#owners')).toMatch(/^Taken: .*\. Nobody's yet: [1-9]\d*\.$/);
     await row.locator('button:has-text("Take")').click();
     await page.locator('#message', { hasText: /^Taken: / }).waitFor();
     expect(await row.locator('.owner').textContent()).toBe('Yours');
+    expect(await page.textContent('#owners')).toMatch(/^Taken: Dr Ada Lovelace 1\. Nobody's yet: \d+\.$/);
     expect(await row.locator('button:has-text("Give back")').count()).toBe(1);
     // An EHR reads who it is in Task.owner: the Practitioner signed in on the page.
     const taken = await service.fhir.read<Task>('Task', check.id!);

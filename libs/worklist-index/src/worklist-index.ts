@@ -36,6 +36,13 @@ export interface WorklistIndexQuery {
   after?: string;
 }
 
+/** How many listed Tasks one owner has (`owner` a reference, or UNASSIGNED), named as the Tasks name them. */
+export interface OwnerCount {
+  owner: string;
+  count: number;
+  display?: string;
+}
+
 export interface WorklistIndexPage {
   total: number;
   items: (WorklistEntry & { overdue: boolean })[];
@@ -520,6 +527,33 @@ export class WorklistIndex {
       lastMember = member;
     }
     return { total, items, next: members.length > q.count ? lastMember : undefined };
+  }
+
+  /**
+   * Whose the listed Tasks are: per owner (UNASSIGNED for nobody's) how many, and the owner's name as the Tasks carry
+   * it, most first. Found by a SCAN of the `ow:` sets (not kept on every write: asked for by a person, not per Task).
+   */
+  async owners(): Promise<OwnerCount[]> {
+    const keys: string[] = [];
+    const prefix = `${this.p}ow:`;
+    const batches = this.redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<string[]>;
+    for await (const batch of batches) keys.push(...batch);
+    if (!keys.length) return [];
+    const pipeline = this.redis.pipeline();
+    for (const key of keys) pipeline.zcard(key).zrange(key, '0', '0');
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err);
+    if (failed) throw failed[0] instanceof Error ? failed[0] : new Error(String(failed[0]));
+    const counts = keys.map((key, i) => ({
+      owner: key.slice(prefix.length),
+      count: results[2 * i][1] as number,
+      first: (results[2 * i + 1][1] as string[])[0],
+    }));
+    const listed = counts.filter((c) => c.count > 0 && c.first !== undefined && parseMember(c.first));
+    const firsts = await this.entries(listed.map((c) => c.first));
+    return listed
+      .map((c, i) => ({ owner: c.owner, count: c.count, display: firsts[i]?.e.owner?.display }))
+      .sort((a, b) => b.count - a.count || a.owner.localeCompare(b.owner));
   }
 
   /**

@@ -90,6 +90,7 @@ export const WORKLIST_PAGE = `<!doctype html>
     <button type="submit">Apply filters</button>
   </form>
   <p id="bulk"><button type="button" id="bulk-approve" disabled>Approve selected</button></p>
+  <p id="owners" class="muted" hidden></p>
   <table id="worklist" hidden>
     <caption id="list-caption">Tasks awaiting approval, soonest due first</caption>
     <thead><tr>
@@ -420,6 +421,7 @@ async function load(append) {
     $('#worklist').hidden = false;
     $('#select-all').checked = false;
     updateBulk();
+    await showOwners();
     const shown = (list.total !== undefined ? list.total : items.size) + LISTS[currentList].counted;
     if (list.morePatients) say(shown + ' for the first ' + list.patientsMatched + ' patients matching the name: type more of it to narrow the search', 'ok');
     else say(shown, 'ok');
@@ -427,6 +429,17 @@ async function load(append) {
     if (error.status === 401) { sessionStorage.removeItem(SESSION); showSignedOut('Your token is missing, invalid or expired. Sign in again.', 'error'); }
     else say(error.message, 'error');
   }
+}
+
+// On the to-do list: who has taken how many of its Tasks, and how many nobody has yet (the whole list, unfiltered).
+async function showOwners() {
+  const line = $('#owners');
+  line.hidden = currentList !== 'to-do';
+  if (line.hidden) return;
+  const { owners } = await api('/to-do/owners');
+  const taken = owners.filter((o) => o.owner).map((o) => (o.display || 'a colleague') + ' ' + o.count);
+  const nobody = owners.find((o) => !o.owner);
+  line.textContent = 'Taken: ' + (taken.length ? taken.join(', ') : 'none') + ". Nobody's yet: " + (nobody ? nobody.count : 0) + '.';
 }
 
 function row(item) {

@@ -2,6 +2,7 @@ import { Controller, Get, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Roles, type AuthenticatedRequest } from '@kc/auth';
+import { UNASSIGNED } from '@kc/worklist-index';
 import { parseWorklistQuery } from './worklist-query';
 import { WorklistService } from './worklist.service';
 import { taskListAnswer } from './task-list-answer';
@@ -34,5 +35,21 @@ export class ToDoController {
         parseWorklistQuery(query, this.lists.kindCodes, (req as AuthenticatedRequest).caller?.fhirUser),
       ),
     );
+  }
+
+  @Get('owners')
+  @ApiOperation({
+    summary:
+      "Whose the to-do list's Tasks are: per owner (Task.owner; null: nobody's yet) how many, and their name, most first",
+  })
+  async owners() {
+    const owners = await this.lists.toDoOwners();
+    return {
+      owners: owners.map((o) => ({
+        owner: o.owner === UNASSIGNED ? null : o.owner,
+        display: o.display,
+        count: o.count,
+      })),
+    };
   }
 }

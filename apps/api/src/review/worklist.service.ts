@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ProtocolCatalog } from '@kc/protocols';
-import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
+import { ToDoIndex, WorklistIndex, type OwnerCount, type WorklistEntry } from '@kc/worklist-index';
 import type { WorklistQuery } from './worklist-query';
 
 export interface WorklistItem extends WorklistEntry {
@@ -43,6 +43,11 @@ export class WorklistService {
 
   toDo(query: WorklistQuery, now = new Date()): Promise<Worklist> {
     return this.page(this.toDoIndex, query, now);
+  }
+
+  /** Whose the to-do list's Tasks are, most first (UNASSIGNED: nobody's yet). */
+  toDoOwners(): Promise<OwnerCount[]> {
+    return this.toDoIndex.owners();
   }
 
   private async page(index: WorklistIndex, query: WorklistQuery, now: Date): Promise<Worklist> {
