@@ -410,7 +410,11 @@ async function loadProtocols() {
 async function load(append) {
   try {
     const query = filterQuery().toString();
-    const list = await api(append && nextLink ? nextLink : '/' + currentList + '/view?' + query);
+    // The owners' line with the list, so the table, the line and the message change together.
+    const [list, owners] = await Promise.all([
+      api(append && nextLink ? nextLink : '/' + currentList + '/view?' + query),
+      currentList === 'to-do' ? api('/to-do/owners') : null,
+    ]);
     const body = $('#worklist tbody');
     if (!append) { body.replaceChildren(); items = new Map(); }
     for (const item of list.items) { items.set(item.id, item); body.append(row(item)); }
@@ -421,7 +425,7 @@ async function load(append) {
     $('#worklist').hidden = false;
     $('#select-all').checked = false;
     updateBulk();
-    await showOwners();
+    showOwners(owners);
     const shown = (list.total !== undefined ? list.total : items.size) + LISTS[currentList].counted;
     if (list.morePatients) say(shown + ' for the first ' + list.patientsMatched + ' patients matching the name: type more of it to narrow the search', 'ok');
     else say(shown, 'ok');
@@ -432,11 +436,11 @@ async function load(append) {
 }
 
 // On the to-do list: who has taken how many of its Tasks, and how many nobody has yet (the whole list, unfiltered).
-async function showOwners() {
+function showOwners(answer) {
   const line = $('#owners');
-  line.hidden = currentList !== 'to-do';
-  if (line.hidden) return;
-  const { owners } = await api('/to-do/owners');
+  line.hidden = !answer;
+  if (!answer) return;
+  const owners = answer.owners;
   const taken = owners.filter((o) => o.owner).map((o) => (o.display || 'a colleague') + ' ' + o.count);
   const nobody = owners.find((o) => !o.owner);
   line.textContent = 'Taken: ' + (taken.length ? taken.join(', ') : 'none') + ". Nobody's yet: " + (nobody ? nobody.count : 0) + '.';
