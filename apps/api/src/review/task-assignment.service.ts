@@ -1,9 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { formatHumanName } from '@medplum/core';
 import type { HumanName, Resource, Task } from '@medplum/fhirtypes';
-import type { Caller } from '@kc/auth';
-import { matchesOf } from '@kc/fhir';
-import { conflict, notFound, TASK_OWNER_REFERENCE, unprocessable } from '@kc/common';
+import { conflict, OutcomeException, TASK_OWNER_REFERENCE, unprocessable } from '@kc/common';
 import { assign } from './task-decisions';
 import { DecisionWriter } from './task-review.service';
 import type { DecisionInput } from './task-decision.service';
@@ -27,48 +25,38 @@ export class TaskAssignmentService {
         'Taking a task needs a token that names its Practitioner (claim fhirUser); or give the owner, e.g. Practitioner/123',
       );
     const [task, owner] = await Promise.all([
-      this.task(input.taskId),
-      reference === input.caller.fhirUser ? callerAsOwner(input.caller, reference) : this.named(reference),
+      this.writer.read<Task>('Task', input.taskId),
+      reference === input.caller.fhirUser ? { reference, display: input.caller.display } : this.named(reference),
     ]);
-    const written = await this.writer.write({
-      current: task,
-      seenVersion: input.seenVersion,
-      caller: input.caller,
-      decision: 'assign',
-      change: (t) => assign(t, owner, new Date()),
-    });
-    return sameOwner(written, owner.reference);
+    return this.setOwner(input, task, owner, 'assign');
   }
 
   /** Nobody's: back to the clinic's list of Tasks no one has taken. */
   async unassign(input: DecisionInput): Promise<Task> {
-    const task = await this.task(input.taskId);
+    return this.setOwner(input, await this.writer.read<Task>('Task', input.taskId), undefined, 'unassign');
+  }
+
+  private async setOwner(input: DecisionInput, task: Task, owner: Owner | undefined, decision: string): Promise<Task> {
     const written = await this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
       caller: input.caller,
-      decision: 'unassign',
-      change: (t) => assign(t, undefined, new Date()),
+      decision,
+      change: (t) => assign(t, owner, new Date()),
     });
-    return sameOwner(written, undefined);
-  }
-
-  private async task(id: string): Promise<Task> {
-    const task = matchesOf<Task>(await this.writer.search<Task>('Task', { _id: id })).find((t) => t.id === id);
-    if (!task) throw notFound(`Task/${id} not found`);
-    return task;
+    return sameOwner(written, owner?.reference);
   }
 
   /** The owner as the FHIR server has it, named for whoever reads the Task; 422 when the server has no such one. */
   private async named(reference: string): Promise<Owner> {
     const [, type, id] = TASK_OWNER_REFERENCE.exec(reference)!;
-    const found = matchesOf<Resource>(
-      await this.writer.search<Resource>(type as Resource['resourceType'], { _id: id }),
-    );
-    const resource = found.find((r) => r.id === id);
-    if (!resource)
-      throw unprocessable(`${reference} is not on the FHIR server: a Task is assigned to someone it knows`);
-    return { reference, display: displayOf(resource) };
+    try {
+      return { reference, display: displayOf(await this.writer.read<Resource>(type as Resource['resourceType'], id)) };
+    } catch (err) {
+      if (err instanceof OutcomeException && err.getStatus() === 404)
+        throw unprocessable(`${reference} is not on the FHIR server: a Task is assigned to someone it knows`);
+      throw err;
+    }
   }
 }
 
@@ -82,10 +70,6 @@ function sameOwner(task: Task, owner: string | undefined): Task {
       `Task/${task.id}`,
     ]);
   return task;
-}
-
-function callerAsOwner(caller: Caller, reference: string): Promise<Owner> {
-  return Promise.resolve({ reference, display: caller.display });
 }
 
 function displayOf(resource: Resource): string | undefined {
