@@ -541,13 +541,11 @@ export class WorklistIndex {
     if (!keys.length) return [];
     const pipeline = this.redis.pipeline();
     for (const key of keys) pipeline.zcard(key).zrange(key, '0', '0');
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([err]) => err);
-    if (failed) throw failed[0] instanceof Error ? failed[0] : new Error(String(failed[0]));
+    const replies = await execOrThrow(pipeline);
     const counts = keys.map((key, i) => ({
       owner: key.slice(prefix.length),
-      count: results[2 * i][1] as number,
-      first: (results[2 * i + 1][1] as string[])[0],
+      count: replies[2 * i] as number,
+      first: (replies[2 * i + 1] as string[])[0],
     }));
     const listed = counts.filter((c) => c.count > 0 && c.first !== undefined && parseMember(c.first));
     const firsts = await this.entries(listed.map((c) => c.first));
@@ -677,10 +675,12 @@ export async function recordOnLists(
   if (pipeline.length) await execOrThrow(pipeline);
 }
 
-async function execOrThrow(pipeline: ReturnType<Redis['pipeline']>): Promise<void> {
-  const results = await pipeline.exec();
-  const failed = results?.find(([err]) => err);
+/** Runs the pipeline; its replies in order, or the first command's error. */
+async function execOrThrow(pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+  const results = (await pipeline.exec()) ?? [];
+  const failed = results.find(([err]) => err);
   if (failed) throw failed[0] instanceof Error ? failed[0] : new Error(String(failed[0]));
+  return results.map(([, reply]) => reply);
 }
 
 /** Cursors are opaque to clients: the last member, base64url. */
