@@ -1,10 +1,9 @@
-import { createHmac } from 'node:crypto';
 import request from 'supertest';
 import type { Observation, Provenance, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { checkDoneElsewhereJobId, QUEUES } from '@kc/queue';
-import { actionOf, queueIdle, waitFor } from './support/clinic';
+import { actionOf, postWebhook, queueIdle, waitFor } from './support/clinic';
 import { checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -59,12 +58,7 @@ describe('a post-infusion check completed in the EHR', () => {
    */
   async function notify(task: Task): Promise<void> {
     const body = JSON.stringify(task);
-    await request(service.url)
-      .post('/webhooks/fhir')
-      .set('content-type', 'application/fhir+json')
-      .set('x-signature', createHmac('sha256', 'test-webhook-secret').update(body).digest('hex'))
-      .send(body)
-      .expect(202);
+    await postWebhook(service, body).expect(202);
     const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
     await waitFor(async () => {
       const job = await queue.getJob(checkDoneElsewhereJobId(task.id!));

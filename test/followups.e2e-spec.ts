@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import request from 'supertest';
 import { FollowUpProcessor } from '../apps/worker/src/followups/follow-up.processor';
 import { OverdueSweep } from '../apps/worker/src/maintenance/overdue-sweep';
@@ -11,6 +10,7 @@ import {
   followUpTasks,
   queueIdle,
   waitFor,
+  postWebhook,
 } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 import type { CarePlan, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
@@ -104,16 +104,10 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
     const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
     const body = JSON.stringify(procedure);
-    const signature = createHmac('sha256', 'test-webhook-secret').update(body).digest('hex');
     await Promise.all([
       sendEvent(procedureId).expect(202),
       sendEvent(procedureId).expect(202),
-      request(service.url)
-        .post('/webhooks/fhir')
-        .set('content-type', 'application/fhir+json')
-        .set('x-signature', signature)
-        .send(body)
-        .expect(202),
+      postWebhook(service, body).expect(202),
       request(service.url)
         .put(`/webhooks/fhir/Procedure/${procedureId}`)
         .set('x-webhook-token', 'test-webhook-secret')
@@ -127,12 +121,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     expect(await followUpTasks(service, procedureId)).toHaveLength(2);
     // Delivered again long after the first job finished: still one set (conditional creates).
     await service.app.get(ProcedurePoller).poll();
-    await request(service.url)
-      .post('/webhooks/fhir')
-      .set('content-type', 'application/fhir+json')
-      .set('x-signature', signature)
-      .send(body)
-      .expect(202);
+    await postWebhook(service, body).expect(202);
     await queueIdle(service);
     expect(await followUpTasks(service, procedureId)).toHaveLength(2);
   });

@@ -1,8 +1,7 @@
-import { createHmac } from 'node:crypto';
 import request from 'supertest';
 import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
-import { enrolPatient, waitFor } from './support/clinic';
+import { enrolPatient, postWebhook, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -42,13 +41,7 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     });
     expect(await listed()).not.toContain(task.id);
 
-    const notify = (body: string) =>
-      request(service.url)
-        .post('/webhooks/fhir')
-        .set('content-type', 'application/fhir+json')
-        .set('x-signature', createHmac('sha256', 'test-webhook-secret').update(body).digest('hex'))
-        .send(body)
-        .expect(202);
+    const notify = (body: string) => postWebhook(service, body).expect(202);
     const created = JSON.stringify(task);
     await notify(created);
     expect(await listed()).toContain(task.id);
@@ -85,12 +78,7 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     };
 
     const body = JSON.stringify(await stop(medplum.carePlanId, 'revoked'));
-    await request(service.url)
-      .post('/webhooks/fhir')
-      .set('content-type', 'application/fhir+json')
-      .set('x-signature', createHmac('sha256', 'test-webhook-secret').update(body).digest('hex'))
-      .send(body)
-      .expect(202);
+    await postWebhook(service, body).expect(202);
     await stop(hapi.carePlanId, 'completed');
     await request(service.url)
       .put(`/webhooks/fhir/CarePlan/${hapi.carePlanId}`)
@@ -124,12 +112,7 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
       activeCondition(PREGNANCY[0], PREGNANCY[1], medplum.patient),
     );
     const body = JSON.stringify(pregnancy);
-    const answer = await request(service.url)
-      .post('/webhooks/fhir')
-      .set('content-type', 'application/fhir+json')
-      .set('x-signature', createHmac('sha256', 'test-webhook-secret').update(body).digest('hex'))
-      .send(body)
-      .expect(202);
+    const answer = await postWebhook(service, body).expect(202);
     expect(answer.body.issue[0].details.text).toMatch(/1 Condition\(s\)/);
     const [issue] = await waitFor(async () => {
       const found = await issuesOn(medplum.carePlanId);

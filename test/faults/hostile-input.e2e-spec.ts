@@ -1,7 +1,6 @@
-import { createHmac } from 'node:crypto';
 import request from 'supertest';
 import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from '../support/flaky-proxy';
-import { startTestService, type TestService } from '../support/test-service';
+import { signWebhook, startTestService, type TestService } from '../support/test-service';
 
 interface Answer {
   resourceType?: string;
@@ -18,8 +17,7 @@ describe('hostile input and upstream answers', () => {
   let behind: ServiceBehindProxy<TestService>;
   let proxy: FlakyProxy;
   let service: TestService;
-  const sign = (body: string) => createHmac('sha256', 'test-webhook-secret').update(body).digest('hex');
-  const webhook = (body: string, signature = sign(body)) =>
+  const webhook = (body: string, signature = signWebhook(body)) =>
     request(service.url)
       .post('/webhooks/fhir')
       .set('Content-Type', 'application/fhir+json')

@@ -9,7 +9,7 @@ import { MaintenanceProcessor } from '../../apps/worker/src/maintenance/maintena
 import { BoosterOutcomesProcessor } from '../../apps/worker/src/outcomes/booster-outcomes.processor';
 import { ReminderProcessor } from '../../apps/worker/src/reminders/reminder.processor';
 import { AuditTrail } from '../../apps/api/src/audit/audit-trail';
-import type { TestService } from './test-service';
+import { signWebhook, type TestService } from './test-service';
 
 /** Clinic-shaped steps for end-to-end tests: enrol a patient, record an infusion, wait for the worker. */
 
@@ -175,4 +175,13 @@ export async function requestsBesidesAudit(
   const trail = service.app.get(AuditTrail);
   await trail.settled();
   return (await sent()) - trail.requests;
+}
+
+/** A FHIR server's notification (Medplum-style: the resource in the body, signed) to `POST /webhooks/fhir`. */
+export function postWebhook(service: TestService, body: string) {
+  return request(service.url)
+    .post('/webhooks/fhir')
+    .set('content-type', 'application/fhir+json')
+    .set('x-signature', signWebhook(body))
+    .send(body);
 }

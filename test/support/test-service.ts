@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { loadConfig, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { mintToken, type Role } from '@kc/auth';
@@ -13,6 +13,13 @@ export interface TestService extends RunningService {
 }
 
 export const TEST_JWT_SECRET = 'test-secret-' + randomUUID();
+/** WEBHOOK_SECRET of every test service: the HMAC key of signed notifications, the token of HAPI-style ones. */
+export const TEST_WEBHOOK_SECRET = 'test-webhook-secret';
+
+/** The `x-signature` a notification body needs (HMAC-SHA256 of the body with TEST_WEBHOOK_SECRET). */
+export function signWebhook(body: string): string {
+  return createHmac('sha256', TEST_WEBHOOK_SECRET).update(body).digest('hex');
+}
 
 /**
  * The whole service on random ports with its own embedded FHIR server and its own BullMQ prefix,
@@ -28,7 +35,7 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     fhirDataDir: ':memory:',
     queuePrefix: `kc-test-${randomUUID().slice(0, 8)}`,
     auth: { jwtSecret: TEST_JWT_SECRET },
-    webhookSecret: 'test-webhook-secret',
+    webhookSecret: TEST_WEBHOOK_SECRET,
     // No background polling unless a test asks; fast retries so failure tests take seconds.
     pollIntervalMs: 0,
     reconcileEveryMs: 0,
