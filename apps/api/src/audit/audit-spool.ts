@@ -21,7 +21,7 @@ export interface Spooled {
 const FILE = /^audit-.+\.sqlite$/;
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS spool (server TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL, uncertain INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
 `;
 
 /**
@@ -45,7 +45,7 @@ export class AuditSpool {
     private readonly file: string | undefined,
     private readonly server: string,
   ) {
-    this.insert = db.prepare('INSERT INTO events (body, uncertain) VALUES (?, ?)');
+    this.insert = db.prepare('INSERT INTO events (body) VALUES (?)');
     this.removeUpTo = db.prepare('DELETE FROM events WHERE seq <= ?');
     this.count = db.prepare('SELECT count(*) AS n FROM events');
   }
@@ -74,8 +74,8 @@ export class AuditSpool {
   }
 
   /** Keeps `event` until remove() passes its seq; returns that seq. */
-  add(event: AuditEvent, uncertain = false): number {
-    return Number(this.insert.run(JSON.stringify(event), uncertain ? 1 : 0).lastInsertRowid);
+  add(event: AuditEvent): number {
+    return Number(this.insert.run(JSON.stringify(event)).lastInsertRowid);
   }
 
   /** The server has taken every event up to `seq`. */
@@ -134,7 +134,7 @@ export class AuditSpool {
       }
       // Into this spool first, then the orphan removed: a crash between the two leaves copies, written once.
       this.db.exec('BEGIN');
-      for (const event of events) adopted.push({ seq: this.add(event, true), event, uncertain: true });
+      for (const event of events) adopted.push({ seq: this.add(event), event, uncertain: true });
       this.db.exec('COMMIT');
       removeDatabaseFiles(file);
     }
