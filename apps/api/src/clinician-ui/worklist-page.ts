@@ -521,8 +521,8 @@ function row(item) {
   if (recordCheck && !toDo) actions.append(recordCheck);
   // Who is to do it (Task.owner): a clinician takes a Task or gives it back; on the to-do list that is the point.
   const mine = Boolean(item.owner && item.owner.reference && item.owner.reference === (session() || {}).fhirUser);
-  if (mine) actions.append(button('Give back', 'Give back ' + what + ' for ' + name, () => assign(item, 'unassign')));
-  else if (toDo || item.owner) actions.append(button('Take', 'Take ' + what + ' for ' + name, () => assign(item, 'assign')));
+  if (mine) actions.append(button('Give back', 'Give back ' + what + ' for ' + name, () => decide(item, 'unassign')));
+  else if (toDo || item.owner) actions.append(button('Take', 'Take ' + what + ' for ' + name, () => decide(item, 'assign')));
 
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
@@ -564,7 +564,8 @@ async function decide(item, decision, extra) {
   const body = { versionId: item.versionId, ...(extra || {}) };
   try {
     await api('/tasks/' + encodeURIComponent(item.id) + '/$' + decision, { method: 'POST', body: JSON.stringify(body) });
-    const verb = { approve: 'Approved: ', reject: 'Rejected: ', reschedule: 'Rescheduled: ' }[decision];
+    // Taking a Task (assign: Task.owner the caller) or giving it back is sent and answered as a decision is.
+    const verb = { approve: 'Approved: ', reject: 'Rejected: ', reschedule: 'Rescheduled: ', assign: 'Taken: ', unassign: 'Given back: ' }[decision];
     await afterDecision(verb + describe(item), 'ok');
     return true;
   } catch (error) {
@@ -575,18 +576,6 @@ async function decide(item, decision, extra) {
       await afterDecision(error.message, 'error');
     } else say(error.message, 'error');
     return false;
-  }
-}
-
-// Take a Task (it becomes the caller's: Task.owner) or give it back (nobody's); the list reloads either way.
-async function assign(item, operation) {
-  try {
-    await api('/tasks/' + encodeURIComponent(item.id) + '/$' + operation, { method: 'POST', body: JSON.stringify({ versionId: item.versionId }) });
-    await afterDecision((operation === 'assign' ? 'Taken: ' : 'Given back: ') + describe(item), 'ok');
-  } catch (error) {
-    if (error.status === 409 || error.status === 412)
-      await afterDecision('Someone else changed this task first: ' + error.message + ' The list has been reloaded.', 'error');
-    else say(error.message, 'error');
   }
 }
 
