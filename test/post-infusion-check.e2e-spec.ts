@@ -155,6 +155,13 @@ describe('recording the post-infusion check', () => {
     const again = await complete(p.check, answers(3, ['effect-none'])).expect(200);
     expect((again.body as Task).status).toBe('completed');
     expect(await responsesFor(p.check)).toHaveLength(1);
+    // Other answers on the version already completed are not that retry: the clinician must see what was recorded.
+    const changed = await complete(p.check, answers(7, ['effect-none'])).expect(412);
+    expect((changed.body as OperationOutcome).issue?.[0].details?.text).toBe(
+      'This task has changed since you loaded it; reload it and decide again',
+    );
+    await complete(p.check, answers(3, ['effect-none', 'effect-nausea'])).expect(412);
+    expect(await responsesFor(p.check)).toHaveLength(1);
     // Someone else's change since: reload and look.
     const other = await infusedPatient();
     const approved = await request(service.url)

@@ -132,6 +132,44 @@ describe('clinician review', () => {
     expect(reject.status).toBe(412);
   });
 
+  it('sent again asking something else (another window, reason or owner) is not a retry: 412, and the first decision stands', async () => {
+    const p = await patientWithFollowUps();
+    const decide = (task: Task, decision: string, body: object) =>
+      request(service.url)
+        .post(`/tasks/${task.id}/$${decision}`)
+        .set(clinician())
+        .send({ versionId: task.meta!.versionId, ...body });
+    const expectStale = async (res: request.Test) =>
+      expect((await res.expect(412)).body.issue[0].details.text).toBe(
+        'This task has changed since you loaded it; reload it and decide again',
+      );
+    // The next session may be 2-4 days after the infusion (Jan 6 - Jan 8).
+    const first = { start: '2027-01-07T09:00:00Z', end: '2027-01-07T17:00:00Z' };
+    const moved = (await decide(p.next, 'reschedule', first).expect(200)).body as Task;
+    await expectStale(decide(p.next, 'reschedule', { start: '2027-01-08T08:00:00Z', end: '2027-01-08T09:00:00Z' }));
+    // The same window, written another way, is the same request.
+    const same = { start: '2027-01-07T09:00:00.000Z', end: '2027-01-07T17:00:00.000Z' };
+    expect(((await decide(p.next, 'reschedule', same).expect(200)).body as Task).meta!.versionId).toBe(
+      moved.meta!.versionId,
+    );
+    expect((await service.fhir.read<Task>('Task', p.next.id!)).restriction?.period).toEqual(same);
+
+    const rejected = (await decide(p.check, 'reject', { reason: 'Seen in clinic' }).expect(200)).body as Task;
+    await expectStale(decide(p.check, 'reject', { reason: 'Patient moved away' }));
+    await decide(p.check, 'reject', { reason: 'Seen in clinic' }).expect(200);
+    expect((await service.fhir.read<Task>('Task', p.check.id!)).statusReason?.text).toBe('Seen in clinic');
+    expect(rejected.statusReason?.text).toBe('Seen in clinic');
+
+    const other = await patientWithFollowUps();
+    await decide(other.check, 'approve', { owner: 'Practitioner/dr-a' }).expect(200);
+    await expectStale(decide(other.check, 'approve', { owner: 'Practitioner/dr-b' }));
+    // Without an owner, the approval asks nothing the first one did not do.
+    await decide(other.check, 'approve', {}).expect(200);
+    expect((await service.fhir.read<Task>('Task', other.check.id!)).owner?.reference).toBe('Practitioner/dr-a');
+    for (const task of [p.next, p.check, other.check])
+      expect(await service.fhir.searchAll('Provenance', { target: `Task/${task.id}` })).toHaveLength(1);
+  });
+
   it('two clinicians approving at once: exactly one wins, the other gets a conflict', async () => {
     const p = await patientWithFollowUps();
     const other = await mintToken(

@@ -137,7 +137,9 @@ describe('Task owner: $assign, $unassign and the owner filter', () => {
     const assigned = (await post(task, 'assign').expect(200)).body as Task;
     // The version the clinician saw is gone (assigned since): they reload before handing it on.
     const stale = await post(task, 'assign', { owner: nurse }).expect(412);
-    expect(stale.body.issue[0].details.text).toMatch(/assigned since you loaded it/);
+    expect(stale.body.issue[0].details.text).toBe(
+      'This task has changed since you loaded it; reload it and decide again',
+    );
     // Sent again as it was (its answer lost): the same assignment, answered as the first time.
     expect(((await post(task, 'assign').expect(200)).body as Task).meta!.versionId).toBe(assigned.meta!.versionId);
     const rejected = (await post(assigned, 'reject', { reason: 'Not needed' }).expect(200)).body as Task;

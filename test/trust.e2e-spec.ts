@@ -236,6 +236,17 @@ describe('trustworthy plans', () => {
       regenerate: false,
     });
     expect(await onPlan<Task>('Task', carePlan.id!)).toEqual([]);
+    // Another reason on the version already overridden is not that retry: a new override on a stale version.
+    const other = await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .set('If-Match', `W/"${issue.meta!.versionId}"`)
+      .send({ reason: 'Not pregnant' })
+      .expect(412);
+    expect(other.body.issue[0].details.text).toBe(
+      'This contraindication has changed since you loaded it; reload it and decide again',
+    );
+    expect(await onPlan<Task>('Task', carePlan.id!)).toEqual([]);
     // The clinician's client never saw the answer and sends the same override again.
     await request(service.url)
       .post(`/detected-issues/${issue.id}/$override`)

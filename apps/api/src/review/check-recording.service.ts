@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { Injectable } from '@nestjs/common';
 import type {
   BundleEntry,
   CarePlan,
   Questionnaire,
+  QuestionnaireResponse,
   QuestionnaireResponseItem,
   Resource,
   Task,
@@ -18,7 +20,7 @@ import {
   type CheckAnswers,
   type RecordedCheck,
 } from '@kc/followups';
-import { AnswersRefused, ProtocolCatalog } from '@kc/protocols';
+import { AnswersRefused, checkAnswers, ProtocolCatalog } from '@kc/protocols';
 import { ScoreEventsProducer } from '@kc/queue';
 import { deciderOf } from './provenance';
 import { DecisionWriter } from './task-review.service';
@@ -66,6 +68,7 @@ export class CheckRecordingService {
       seenVersion: input.seenVersion,
       caller: input.caller,
       decision: 'complete',
+      asked: (now) => this.completedWith(now, questionnaire, input.answers),
       change: (current) => {
         recorded = refusingBadAnswers(() =>
           recordCheck({
@@ -97,6 +100,30 @@ export class CheckRecordingService {
     // Each extracted score goes to the booster timing (which reads all of the patient's scores).
     await this.scores.enqueueEach(scoreIdsWritten(written), 'api');
     return done;
+  }
+
+  /**
+   * Whether a Task done by a check was completed with these answers: the same check sent again (its answer lost) is
+   * answered as done; other answers on the version already completed are a new check on a stale version (412).
+   */
+  private async completedWith(
+    task: Task,
+    questionnaire: Questionnaire,
+    answers: QuestionnaireResponseItem[],
+  ): Promise<boolean> {
+    const [type, id] = (
+      task.output?.find((o) => o.type?.text === 'fulfilled-by')?.valueReference?.reference ?? ''
+    ).split('/');
+    if (type !== 'QuestionnaireResponse' || !id) return false;
+    let asked: QuestionnaireResponseItem[];
+    try {
+      asked = checkAnswers(questionnaire, answers);
+    } catch (err) {
+      if (err instanceof AnswersRefused) return false;
+      throw err;
+    }
+    const recorded = await this.writer.read<QuestionnaireResponse>('QuestionnaireResponse', id);
+    return isDeepStrictEqual(recorded.item ?? [], asked);
   }
 
   /** The Task with its CarePlan (`_include`), in the decisions' shared reads. */

@@ -50,6 +50,8 @@ export class ContraindicationOverrideService {
       caller: input.caller,
       decision: 'override contraindication',
       reason: input.reason,
+      // The same override sent again gives the same reason; another reason is a new decision on a stale version.
+      asked: (issue) => !!issue.mitigation?.some((m) => m.action?.text === overrideText(input.reason)),
       // The issue was checked above; a concurrent change since is caught by If-Match.
       change: (issue) => {
         return {
@@ -58,7 +60,7 @@ export class ContraindicationOverrideService {
           mitigation: [
             ...(issue.mitigation ?? []),
             {
-              action: { ...OVERRIDE_ACTION, text: `Clinician override: ${input.reason}` },
+              action: { ...OVERRIDE_ACTION, text: overrideText(input.reason) },
               date: now,
               author: input.caller.fhirUser ? { reference: input.caller.fhirUser } : undefined,
             },
@@ -81,4 +83,8 @@ export class ContraindicationOverrideService {
     }
     return written;
   }
+}
+
+function overrideText(reason: string): string {
+  return `Clinician override: ${reason}`;
 }

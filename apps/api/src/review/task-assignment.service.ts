@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { formatHumanName } from '@medplum/core';
 import type { HumanName, Resource, Task } from '@medplum/fhirtypes';
-import { conflict, OutcomeException, TASK_OWNER_REFERENCE, unprocessable } from '@kc/common';
-import { assign } from './task-decisions';
+import { OutcomeException, TASK_OWNER_REFERENCE, unprocessable } from '@kc/common';
+import { assign, holdsWhatWasAsked } from './task-decisions';
 import { DecisionWriter } from './task-review.service';
 import type { DecisionInput } from './task-decision.service';
 
@@ -37,14 +37,14 @@ export class TaskAssignmentService {
   }
 
   private async setOwner(input: DecisionInput, task: Task, owner: Owner | undefined, decision: string): Promise<Task> {
-    const written = await this.writer.write({
+    return this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
       caller: input.caller,
       decision,
       change: (t) => assign(t, owner, new Date()),
+      asked: (t) => holdsWhatWasAsked.owner(t, owner),
     });
-    return sameOwner(written, owner?.reference);
   }
 
   /** The owner as the FHIR server has it, named for whoever reads the Task; 422 when the server has no such one. */
@@ -58,18 +58,6 @@ export class TaskAssignmentService {
       throw err;
     }
   }
-}
-
-/**
- * A retry of an assignment that landed is answered with the Task as it is (DecisionWriter); the same caller assigning
- * the version they saw to someone else since is not that retry: the Task has changed since they loaded it.
- */
-function sameOwner(task: Task, owner: string | undefined): Task {
-  if (task.owner?.reference !== owner)
-    throw conflict('This task has been assigned since you loaded it; reload it and assign it again', 412, [
-      `Task/${task.id}`,
-    ]);
-  return task;
 }
 
 function displayOf(resource: Resource): string | undefined {

@@ -16,7 +16,7 @@ import {
 } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
 import { CurrentContraindications } from './current-contraindications';
-import { approve, reject, reschedule } from './task-decisions';
+import { approve, holdsWhatWasAsked, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
 import { DecisionWriter, type Consequence } from './task-review.service';
 
@@ -45,15 +45,25 @@ export class TaskDecisionService {
   ) {}
 
   approve(input: DecisionInput & { owner?: Task['owner'] }): Promise<Task> {
-    return this.authorise(input, 'approve', (t) => approve(t, input.owner, new Date()));
+    const { owner } = input;
+    return this.authorise(input, 'approve', (t) => approve(t, owner, new Date()), {
+      asked: (t) => !owner || holdsWhatWasAsked.owner(t, owner),
+    });
   }
 
   /** A reschedule approves the Task for its new window, so it authorises care like an approval. */
   reschedule(input: DecisionInput & { window: Period }): Promise<Task> {
-    return this.authorise(input, 'reschedule', (t) => reschedule(t, input.window, new Date()));
+    return this.authorise(input, 'reschedule', (t) => reschedule(t, input.window, new Date()), {
+      asked: (t) => holdsWhatWasAsked.window(t, input.window),
+    });
   }
 
-  private async authorise(input: DecisionInput, decision: string, change: (task: Task) => Task): Promise<Task> {
+  private async authorise(
+    input: DecisionInput,
+    decision: string,
+    change: (task: Task) => Task,
+    { asked }: { asked: (task: Task) => boolean },
+  ): Promise<Task> {
     const { task, proposal, carePlan, issues } = await this.readWithFocus(input.taskId);
     this.assertAuthorisable({ task, proposal, carePlan, issues, caller: input.caller });
     // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
@@ -65,6 +75,7 @@ export class TaskDecisionService {
       caller: input.caller,
       decision,
       change,
+      asked,
       consequences: [
         // A Task approved before (then rescheduled) already has its order.
         ...(proposal && !isApproved(task) ? [(updated: Task) => this.order(updated, proposal, input.caller)] : []),
@@ -85,6 +96,7 @@ export class TaskDecisionService {
       decision: 'reject',
       reason: input.reason,
       change: (t) => reject(t, input.reason, new Date()),
+      asked: (t) => holdsWhatWasAsked.reason(t, input.reason),
       consequences: [
         ...(proposal && proposal.status === 'draft' ? [() => cancel(proposal, input.reason)] : []),
         ...(order ? [() => cancel(order, input.reason)] : []),

@@ -33,3 +33,19 @@ export function reschedule(task: Task, period: Period, now: Date, owner?: Transi
   if (Date.parse(period.end!) <= now.getTime()) throw new DecisionRefused('The new window must end in the future');
   return transition(task, { event: 'reschedule', now, window: period, owner });
 }
+
+/**
+ * What each decision asked for, as the Task holds it once done: the same caller sending the same decision on the
+ * same version is a retry only if it asks the same (DecisionWriter answers anything else 412).
+ */
+export const holdsWhatWasAsked = {
+  owner: (task: Task, owner: Task['owner']): boolean => task.owner?.reference === owner?.reference,
+  window: (task: Task, window: Period): boolean =>
+    sameInstant(task.restriction?.period?.start, window.start) &&
+    sameInstant(task.restriction?.period?.end, window.end),
+  reason: (task: Task, reason: string): boolean => task.statusReason?.text === reason,
+};
+
+function sameInstant(a: string | undefined, b: string | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && Date.parse(a) === Date.parse(b));
+}

@@ -32,6 +32,12 @@ export interface DecisionWrite<T extends Resource> {
   /** What the Provenance calls it (approve, reject, override, ...). */
   decision: string;
   change: (current: T) => T;
+  /**
+   * Whether the resource as it is now holds what this request asked for (the window, the reason, the owner). A
+   * request on a version this caller already decided the same way is a retry only if it asks the same; asking for
+   * something else there is a new decision on a stale version (412). Absent: the decision has nothing to tell apart.
+   */
+  asked?: (now: T) => boolean | Promise<boolean>;
   reason?: string;
   /** Writes that follow from the decision; they land with it or not at all, and the Provenance lists each. */
   consequences?: ((updated: T) => Consequence | Consequence[] | undefined)[];
@@ -121,15 +127,16 @@ export class DecisionWriter {
 
   /**
    * The resource is no longer at the version the clinician saw. When the change since is this same decision by this
-   * same caller (its Provenance, keyed on that version, exists), the decision stands: answer with the resource as it
-   * is now. Anything else is a conflict the clinician must look at.
+   * same caller (its Provenance, keyed on that version, exists) asking the same (`asked`), the decision stands:
+   * answer with the resource as it is now. Anything else is a conflict the clinician must look at.
    */
   private async alreadyDecided<T extends Resource>(input: DecisionWrite<T>, now: T = input.current): Promise<T> {
     const ref = `${now.resourceType}/${now.id}`;
     const [earlier] = await this.fhir.searchAll<Provenance>('Provenance', {
       _tag: `${DECISION_KEY_SYSTEM}|${decisionKey(ref, input.seenVersion)}`,
     });
-    if (earlier && earlier.activity?.text === input.decision && agentIs(earlier, input.caller)) return now;
+    const retried = earlier && earlier.activity?.text === input.decision && agentIs(earlier, input.caller);
+    if (retried && (await (input.asked?.(now) ?? true))) return now;
     throw new OutcomeException(
       412,
       'conflict',
