@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { Observation, Provenance, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import type { DetectedIssue, Observation, Provenance, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { checkDoneElsewhereJobId, QUEUES } from '@kc/queue';
@@ -118,6 +118,40 @@ describe('a post-infusion check completed in the EHR', () => {
     await notify(completed);
     expect(await provenanceOf(task)).toHaveLength(1);
     expect(await service.fhir.searchAll<Observation>('Observation', { 'derived-from': responseRef })).toHaveLength(3);
+  });
+
+  it('an effect marked for review, reported in the EHR, waits for a clinician as one reported here does', async () => {
+    const p = await infusedPatient();
+    const completed = await completeInEhr(p.check, 4, ['effect-raised-blood-pressure']);
+    await notify(completed);
+    const responseRef = completed.output![0].valueReference!.reference!;
+    const [issue, ...more] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${p.carePlanId}`,
+    });
+    expect(more).toEqual([]);
+    expect(issue).toMatchObject({
+      code: {
+        coding: [{ code: 'effect-raised-blood-pressure' }],
+        text: 'Raised blood pressure reported after an infusion',
+      },
+      author: { reference: 'Practitioner/ehr-nurse' },
+      evidence: [{ detail: [{ reference: responseRef }] }],
+    });
+    const [provenance] = await provenanceOf(await service.fhir.read<Task>('Task', p.check.id!));
+    expect(provenance.target.map((t) => t.reference)).toContain(`DetectedIssue/${issue.id}`);
+    const refused = await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(422);
+    expect(refused.body.issue[0].details.text).toMatch(
+      /^Waiting for a clinician's review of what the patient reported/,
+    );
+    // The same notification again writes no second issue.
+    await notify(completed);
+    expect(
+      await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${p.carePlanId}` }),
+    ).toHaveLength(1);
   });
 
   it('answers that do not fit the Questionnaire are not guessed at: the check is done, and the Provenance says why', async () => {

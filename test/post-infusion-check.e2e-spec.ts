@@ -1,6 +1,8 @@
 import request from 'supertest';
 import type {
   Bundle,
+  DetectedIssue,
+  MedicationRequest,
   Observation,
   OperationOutcome,
   Provenance,
@@ -10,7 +12,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { QUEUES } from '@kc/queue';
-import { queueIdle } from './support/clinic';
+import { queueIdle, waitFor } from './support/clinic';
 import { checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -146,6 +148,116 @@ describe('recording the post-infusion check', () => {
     const pain = (await ehr(`/fhir/Observation?patient=${p.patient}&code=http://loinc.org|72514-3&category=survey`))
       .body as Bundle<Observation>;
     expect(pain.entry!.map((e) => e.resource!.valueInteger)).toEqual([5]);
+  });
+
+  it('an effect the Questionnaire marks for review holds the plan: its orders held, nothing approved, until a clinician reviews it', async () => {
+    const p = await infusedPatient();
+    const clinician = service.as('clinician');
+    // The next session was approved before the check: its order is active.
+    const approved = (
+      await request(service.url)
+        .post(`/tasks/${p.session.id}/$approve`)
+        .set(clinician)
+        .send({ versionId: p.session.meta!.versionId })
+        .expect(200)
+    ).body as Task;
+    const orderId = p.session.focus!.reference!.split('/')[1];
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: `https://ketamine-careplans.example/fhir/NamingSystem/order-key|Task/${p.session.id}`,
+    });
+    expect([order.status, orderId]).toEqual(['active', expect.any(String)]);
+
+    // Hallucinations (marked for review in fhir-profiles) and nausea (not marked) reported at the check.
+    await complete(p.check, answers(3, ['effect-hallucinations', 'effect-nausea'])).expect(200);
+    const [response] = await responsesFor(p.check);
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${p.carePlanId}`,
+    });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]).toMatchObject({
+      status: 'preliminary',
+      severity: 'high',
+      code: {
+        coding: [{ system: CS, code: 'effect-hallucinations' }],
+        text: 'Hallucinations reported after an infusion',
+      },
+      patient: { reference: p.patient },
+      author: { reference: 'Practitioner/dr-test' },
+      evidence: [{ detail: [{ reference: `QuestionnaireResponse/${response.id}` }] }],
+      identifier: [
+        {
+          system: 'https://ketamine-careplans.example/fhir/NamingSystem/reported-effect-key',
+          value: `Task/${p.check.id}:effect-hallucinations`,
+        },
+      ],
+    });
+    expect(issues[0].mitigation).toBeUndefined();
+    // The check's Provenance lists it with what the check wrote.
+    const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${p.check.id}` });
+    expect(provenance.target.map((t) => t.reference)).toContain(`DetectedIssue/${issues[0].id}`);
+
+    // The approved order is held at once (its own job), so an EHR or a pump reading its status gives nothing.
+    await waitFor(
+      async () => (await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status === 'on-hold',
+      'the approved session order to be held',
+    );
+    expect((await service.fhir.read<Task>('Task', p.session.id!)).status).toBe('on-hold');
+    // Nothing on the plan is approved meanwhile; the refusal says what waits for whom.
+    const refused = await request(service.url)
+      .post(`/tasks/${p.booster.id}/$approve`)
+      .set(clinician)
+      .send({ versionId: p.booster.meta!.versionId })
+      .expect(422);
+    expect((refused.body as OperationOutcome).issue?.[0].details?.text).toBe(
+      "Waiting for a clinician's review of what the patient reported: Hallucinations reported after an infusion. " +
+        'A clinician reviews it by overriding it, saying what was decided.',
+    );
+    // The worklist shows it as an effect to review, on the patient's rows.
+    const worklist = await request(service.url)
+      .get('/worklist/view')
+      .query({ patient: p.patient })
+      .set(clinician)
+      .expect(200);
+    const row = (worklist.body.items as { id: string; view: { contraindications: unknown[] } }[]).find(
+      (i) => i.id === p.booster.id,
+    );
+    expect(row?.view.contraindications).toEqual([
+      expect.objectContaining({ id: issues[0].id, kind: 'reported-effect', state: 'unresolved' }),
+    ]);
+
+    // The clinician reviews it (as the page shows it now: the hold named the order on it): the order is active
+    // again, and the booster can be approved.
+    const shown = await service.fhir.read<DetectedIssue>('DetectedIssue', issues[0].id!);
+    expect(shown.implicated?.map((r) => r.reference)).toContain(`MedicationRequest/${order.id}`);
+    await request(service.url)
+      .post(`/detected-issues/${issues[0].id}/$override`)
+      .set(clinician)
+      .set('If-Match', `W/"${shown.meta!.versionId}"`)
+      .send({ reason: 'Brief, resolved by the evening; go on at a lower rate' })
+      .expect(200);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', p.session.id!)).meta!.versionId).not.toBe(approved.meta!.versionId);
+    // (The booster as it is now: the check's scores may have moved it.)
+    await queueIdle(service, QUEUES.outcomes);
+    const booster = await service.fhir.read<Task>('Task', p.booster.id!);
+    await request(service.url)
+      .post(`/tasks/${p.booster.id}/$approve`)
+      .set(clinician)
+      .send({ versionId: booster.meta!.versionId })
+      .expect(200);
+  });
+
+  it('effects not marked for review are recorded, and hold nothing', async () => {
+    const p = await infusedPatient();
+    await complete(p.check, answers(3, ['effect-nausea', 'effect-dizziness', 'effect-dissociation'])).expect(200);
+    expect(
+      await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${p.carePlanId}` }),
+    ).toEqual([]);
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(200);
   });
 
   it('the same answers sent again are answered as the first time, once; a stale version is refused', async () => {

@@ -1,7 +1,8 @@
-import type { Observation, Questionnaire, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import type { DetectedIssue, Observation, Questionnaire, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
 import { AnswersRefused, checkAnswers, extractObservations } from '@kc/protocols';
 import { isOpen, transition } from '@kc/task-states';
 import { carePlanReferenceOf } from './care-plan-state';
+import { effectIssues } from './check-recording';
 
 const PERFORMER = /^(Practitioner|PractitionerRole|Patient|RelatedPerson)\//;
 
@@ -35,6 +36,8 @@ export interface AdoptedCheck {
   task: Task;
   /** The scores and effects extracted from the EHR's answers, as from the clinic's own ($complete). */
   observations: Observation[];
+  /** The effects reported that the Questionnaire marks for review, as from the clinic's own (recordCheck). */
+  issues: DetectedIssue[];
   /**
    * Why nothing was extracted, in words, when nothing was (no answers, another questionnaire, answers that do not
    * fit).
@@ -53,6 +56,7 @@ export function adoptCheckDoneElsewhere(input: CheckDoneElsewhere): AdoptedCheck
   const { task, questionnaire, response, now } = input;
   const title = questionnaire.title ?? 'questionnaire';
   let observations: Observation[] = [];
+  let issues: DetectedIssue[] = [];
   let notTaken: string | undefined;
   const patient = task.for as NonNullable<Observation['subject']> | undefined;
   if (!response) notTaken = `no answers to the ${title} are linked to it (Task.output)`;
@@ -67,18 +71,21 @@ export function adoptCheckDoneElsewhere(input: CheckDoneElsewhere): AdoptedCheck
       const carePlan = carePlanReferenceOf(task);
       const author =
         response.author?.reference && PERFORMER.test(response.author.reference) ? response.author : undefined;
+      const effective = response.authored ?? task.executionPeriod?.end ?? now.toISOString();
+      const answers = { reference: `QuestionnaireResponse/${response.id}` };
       observations = extractObservations(questionnaire, items, {
         subject: patient,
-        effective: response.authored ?? task.executionPeriod?.end ?? now.toISOString(),
+        effective,
         performer: author as NonNullable<Observation['performer']>[number] | undefined,
-        derivedFrom: { reference: `QuestionnaireResponse/${response.id}` },
+        derivedFrom: answers,
         basedOn: carePlan ? { reference: carePlan } : undefined,
       });
+      issues = effectIssues(questionnaire, items, { task, identified: effective, response: answers, author });
     } catch (err) {
       if (!(err instanceof AnswersRefused)) throw err;
       notTaken = `its answers do not fit the ${title}: ${err.message}`;
     }
   }
   // No output added: the EHR's output already names its answers.
-  return { task: transition(task, { event: 'complete', now }), observations, notTaken };
+  return { task: transition(task, { event: 'complete', now }), observations, issues, notTaken };
 }

@@ -1,12 +1,15 @@
 import type {
   BundleEntry,
+  DetectedIssue,
   Observation,
   Questionnaire,
   QuestionnaireResponse,
   QuestionnaireResponseItem,
+  Patient,
+  Reference,
   Task,
 } from '@medplum/fhirtypes';
-import { checkAnswers, extractObservations } from '@kc/protocols';
+import { checkAnswers, effectsToReview, extractObservations, reportedEffectIssue } from '@kc/protocols';
 import { transition } from '@kc/task-states';
 import { carePlanReferenceOf } from './care-plan-state';
 
@@ -30,6 +33,8 @@ export interface RecordedCheck {
   response: QuestionnaireResponse;
   /** The scores and effects the Questionnaire marks for extraction (pain NRS, PEG score, each effect). */
   observations: Observation[];
+  /** The effects reported that the Questionnaire marks for a clinician's review, each a DetectedIssue on the plan. */
+  issues: DetectedIssue[];
 }
 
 /**
@@ -68,7 +73,45 @@ export function recordCheck(input: CheckAnswers): RecordedCheck {
     now,
     output: { reference: responseUrl, display: `Answers to the ${questionnaire.title ?? 'questionnaire'}` },
   });
-  return { task: done, response, observations };
+  const issues = effectIssues(questionnaire, items, {
+    task,
+    identified: authored,
+    response: { reference: responseUrl },
+    author,
+  });
+  return { task: done, response, observations, issues };
+}
+
+const ISSUE_AUTHOR = /^(Practitioner|PractitionerRole)\//;
+
+/**
+ * The effects reported at a check that its Questionnaire marks for review, as DetectedIssues implicating the check's
+ * plan (none for a check on no plan or no patient: there is nothing to hold).
+ */
+export function effectIssues(
+  questionnaire: Questionnaire,
+  items: QuestionnaireResponseItem[],
+  at: {
+    task: Task;
+    identified: string;
+    response: { reference: string };
+    author?: { reference?: string; display?: string };
+  },
+): DetectedIssue[] {
+  const carePlan = carePlanReferenceOf(at.task);
+  const patient = at.task.for?.reference?.startsWith('Patient/') ? (at.task.for as Reference<Patient>) : undefined;
+  if (!carePlan || !patient) return [];
+  const author = at.author?.reference && ISSUE_AUTHOR.test(at.author.reference) ? at.author : undefined;
+  return effectsToReview(questionnaire, items).map((reported) =>
+    reportedEffectIssue(reported, {
+      check: `Task/${at.task.id}`,
+      patient,
+      carePlan,
+      identified: at.identified,
+      response: at.response,
+      author: author,
+    }),
+  );
 }
 
 /**

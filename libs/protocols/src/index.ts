@@ -19,3 +19,4 @@ export * from './strip-undefined';
 export * from './action-contraindications';
 export * from './questionnaire-answers';
 export * from './observation-extract';
+export * from './reported-effects';

@@ -30,6 +30,7 @@ import {
   displayName,
   issueView,
   WorklistEnricher,
+  type ContraindicationView,
   type EffectsView,
   type PatientSummary,
   type ScoreView,
@@ -50,6 +51,8 @@ export interface TimelineEvent {
   versionId?: string;
   /** The orders an unresolved contraindication holds. */
   holds?: string[];
+  /** A contraindication's kind: found in the patient's data, or an effect reported at a check (the page's words). */
+  kind?: ContraindicationView['kind'];
   /** A follow-up done by answering a Questionnaire (the post-infusion check), still open: its title, to record it. */
   answers?: string;
 }
@@ -157,13 +160,14 @@ export class PatientTimelineService {
         return {
           date: i.identifiedDateTime ?? i.meta?.lastUpdated,
           type: 'contraindication' as const,
-          text: `Contraindication: ${view.text}`,
+          text: `${view.kind === 'reported-effect' ? 'Effect to review' : 'Contraindication'}: ${view.text}`,
           status: view.state,
           who: by ? (names.get(by) ?? override?.author?.display ?? by) : undefined,
           reason: override?.action?.text,
           reference: `DetectedIssue/${i.id}`,
           versionId: view.versionId,
           holds: view.holds,
+          kind: view.kind,
         };
       }),
       // What an EHR or a pharmacy would give, and whether a contraindication holds it.

@@ -19,7 +19,13 @@ import {
   scoreCodes,
   scoreValue,
 } from '@kc/followups';
-import { PROTOCOL_WINDOW_EXTENSION, ProtocolCatalog, contraindicationState, extractedChoices } from '@kc/protocols';
+import {
+  PROTOCOL_WINDOW_EXTENSION,
+  ProtocolCatalog,
+  contraindicationState,
+  extractedChoices,
+  isReportedEffect,
+} from '@kc/protocols';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
 export interface WorklistItemLike {
@@ -46,6 +52,8 @@ export interface PatientSummary {
 
 export interface ContraindicationView {
   id: string;
+  /** A contraindication found in the patient's data, or an effect reported at a check for a clinician to review. */
+  kind: 'contraindication' | 'reported-effect';
   text: string;
   severity?: string;
   /** unresolved blocks approval; overridden = a clinician's mitigation is on record */
@@ -321,6 +329,7 @@ const VIEW_STATE = { withdrawn: 'closed', overridden: 'overridden', unresolved: 
 export function issueView(issue: DetectedIssue): ContraindicationView {
   return {
     id: issue.id!,
+    kind: isReportedEffect(issue) ? 'reported-effect' : 'contraindication',
     text: issue.code?.text ?? issue.code?.coding?.[0]?.display ?? issue.code?.coding?.[0]?.code ?? 'Contraindication',
     severity: issue.severity,
     state: VIEW_STATE[contraindicationState(issue)],

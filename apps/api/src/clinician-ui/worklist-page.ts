@@ -497,8 +497,7 @@ function row(item) {
       const li = el('li', issue.text.replace(/\\.$/, '') + ': ' + issue.state, 'ci-' + issue.state);
       if (issue.evidence && issue.evidence.length) li.title = issue.evidence.join('; ');
       if (issue.holds && issue.holds.length) li.append(el('div', 'Holds ' + issue.holds.length + ' approved order(s)', 'badge blocked'));
-      if (issue.state === 'unresolved')
-        li.append(button('Override', 'Override contraindication ' + issue.text + ' for ' + name, () => askOverride(issue, name)));
+      if (issue.state === 'unresolved') li.append(overrideButton(issue, name));
       list.append(li);
     }
     ci.append(list);
@@ -616,23 +615,41 @@ $('#reject-cancel').addEventListener('click', () => $('#reject-dialog').close())
 // Overriding a contraindication: the clinician's reason, If-Match on the version shown. The orders it held go back to
 // active and the actions it held back are proposed (awaiting approval); the worklist and any patient view reload.
 let overriding = null;
+// An effect reported at a check is overridden the same way, as the clinician's review: what was decided, and why.
+const OVERRIDE_WORDS = {
+  contraindication: { button: 'Override', title: 'Override contraindication', confirm: 'Override and proceed',
+    label: 'Clinical reason (required; recorded with your name)', required: 'A clinical reason is required to override a contraindication.' },
+  'reported-effect': { button: 'Review', title: 'Review a reported effect', confirm: 'Record the review and proceed',
+    label: 'What was decided, and why (required; recorded with your name)', required: 'Say what was decided: it is recorded with your name.' },
+};
+function overrideWords(issue) {
+  return OVERRIDE_WORDS[issue.kind] || OVERRIDE_WORDS.contraindication;
+}
+function overrideButton(issue, name) {
+  const words = overrideWords(issue);
+  return button(words.button, words.title + ' ' + issue.text + ' for ' + name, () => askOverride(issue, name));
+}
 function askOverride(issue, name) {
   overriding = { issue, name };
+  const words = overrideWords(issue);
+  $('#override-title').textContent = words.title;
+  $('#override-confirm').textContent = words.confirm;
+  $('label[for=override-reason]').textContent = words.label;
   $('#override-what').textContent = issue.text + ' for ' + name + (issue.evidence && issue.evidence.length ? ' (' + issue.evidence.join('; ') + ')' : '');
   $('#override-holds').textContent = issue.holds && issue.holds.length ? 'It holds ' + issue.holds.length + ' approved order(s): overriding releases them.' : '';
   openReasonDialog('override');
 }
 $('#override-form').addEventListener('submit', async (event) => {
   event.preventDefault();
-  const reason = requiredReason('override', 'A clinical reason is required to override a contraindication.');
-  if (!reason) return;
   const { issue, name } = overriding;
+  const reason = requiredReason('override', overrideWords(issue).required);
+  if (!reason) return;
   try {
     await api('/detected-issues/' + encodeURIComponent(issue.id) + '/$override', {
       method: 'POST',
       body: JSON.stringify({ versionId: issue.versionId, reason }),
     });
-    await afterDecision('Overridden: ' + issue.text.replace(/\\.$/, '') + ' for ' + name + (issue.holds && issue.holds.length ? '; its held orders are active again' : ''), 'ok');
+    await afterDecision((issue.kind === 'reported-effect' ? 'Reviewed: ' : 'Overridden: ') + issue.text.replace(/\\.$/, '') + ' for ' + name + (issue.holds && issue.holds.length ? '; its held orders are active again' : ''), 'ok');
   } catch (error) {
     const changed = error.status === 409 || error.status === 412;
     await afterDecision((changed ? 'Someone else changed this contraindication first: ' : '') + error.message + (changed ? ' The list has been reloaded.' : ''), 'error');
@@ -863,8 +880,8 @@ async function showPatient(reference) {
         li.append(document.createTextNode(' '), button('Record check', 'Record ' + e.answers + ' for ' + (p.name || reference), () => askCheck(task)));
       }
       if (e.type === 'contraindication' && e.status === 'unresolved') {
-        const issue = { id: e.reference.split('/')[1], versionId: e.versionId, text: e.text.replace(/^Contraindication: /, ''), holds: e.holds };
-        li.append(document.createTextNode(' '), button('Override', 'Override ' + e.text + ' for ' + (p.name || reference), () => askOverride(issue, p.name || reference)));
+        const issue = { id: e.reference.split('/')[1], versionId: e.versionId, kind: e.kind, text: e.text.replace(/^(Contraindication|Effect to review): /, ''), holds: e.holds };
+        li.append(document.createTextNode(' '), overrideButton(issue, p.name || reference));
       }
       return li;
     }));

@@ -21,7 +21,7 @@ import {
   type RecordedCheck,
 } from '@kc/followups';
 import { AnswersRefused, checkAnswers, ProtocolCatalog } from '@kc/protocols';
-import { ScoreEventsProducer } from '@kc/queue';
+import { PatientRecordEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { deciderOf } from './provenance';
 import { DecisionWriter } from './task-review.service';
 
@@ -49,6 +49,7 @@ export class CheckRecordingService {
     private readonly writer: DecisionWriter,
     private readonly catalog: ProtocolCatalog,
     private readonly scores: ScoreEventsProducer,
+    private readonly records: PatientRecordEventsProducer,
   ) {}
 
   /** The Questionnaire the Task is done with; 409 for a Task done otherwise (an infusion, by its Procedure). */
@@ -93,12 +94,19 @@ export class CheckRecordingService {
             resource: o,
             request: { method: 'POST' as const, url: 'Observation' },
           })),
+          ...recorded!.issues.map((issue) => ({
+            resource: issue,
+            request: { method: 'POST' as const, url: 'DetectedIssue' },
+          })),
         ],
       ],
       written: (entries) => (written = entries),
     });
     // Each extracted score goes to the booster timing (which reads all of the patient's scores).
     await this.scores.enqueueEach(scoreIdsWritten(written), 'api');
+    // An effect to review: the plan's approved orders are held now (its own job; the sweep would find it too).
+    const plan = carePlanReferenceOf(done);
+    if (plan && written.some(isIssueWritten)) await this.records.enqueue(plan as `CarePlan/${string}`);
     return done;
   }
 
@@ -167,4 +175,8 @@ function performerOf(caller: Caller): CheckAnswers['author'] {
   return who?.reference && PERFORMER.test(who.reference)
     ? { reference: who.reference, display: who.display }
     : undefined;
+}
+
+function isIssueWritten(entry: BundleEntry): boolean {
+  return entry.resource?.resourceType === 'DetectedIssue' || /^DetectedIssue\//.test(entry.response?.location ?? '');
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { unprocessable } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
-import { contraindicationState } from '@kc/protocols';
+import { contraindicationState, isReportedEffect } from '@kc/protocols';
 import { contraindicationName } from '@kc/task-states';
 
 /** Unresolved: not withdrawn and no clinician override (mitigation) on record. */
@@ -49,14 +49,27 @@ export function implicating(issues: DetectedIssue[], carePlan: string): Detected
  */
 function assertNoneUnresolved(carePlan: string, open: DetectedIssue[]): void {
   if (!open.length) return;
-  const named = open.map(contraindicationName).join('; ');
   throw unprocessable(
-    open.length === 1
-      ? `Blocked by an unresolved contraindication on this care plan: ${named}. A clinician may override it with a reason.`
-      : `Blocked by ${open.length} unresolved contraindications on this care plan: ${named}. A clinician may override each with a reason.`,
+    [blockedBy(open.filter((i) => !isReportedEffect(i))), waitingForReview(open.filter(isReportedEffect))]
+      .filter(Boolean)
+      .join(' '),
     open.map((i) => `DetectedIssue/${i.id}`),
     `${carePlan}: ${open
       .map((i) => `DetectedIssue/${i.id} (${i.code?.coding?.[0]?.code ?? contraindicationName(i)})`)
       .join('; ')}; override one with POST /detected-issues/{id}/$override`,
   );
+}
+
+function blockedBy(contraindications: DetectedIssue[]): string {
+  if (!contraindications.length) return '';
+  const named = contraindications.map(contraindicationName).join('; ');
+  return contraindications.length === 1
+    ? `Blocked by an unresolved contraindication on this care plan: ${named}. A clinician may override it with a reason.`
+    : `Blocked by ${contraindications.length} unresolved contraindications on this care plan: ${named}. A clinician may override each with a reason.`;
+}
+
+/** Effects reported at a check: the same guard, in the words of a review (its override records what was decided). */
+function waitingForReview(effects: DetectedIssue[]): string {
+  if (!effects.length) return '';
+  return `Waiting for a clinician's review of what the patient reported: ${effects.map(contraindicationName).join('; ')}. A clinician reviews it by overriding it, saying what was decided.`;
 }

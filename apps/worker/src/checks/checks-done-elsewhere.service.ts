@@ -10,7 +10,7 @@ import {
   scoreIdsWritten,
 } from '@kc/followups';
 import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog } from '@kc/protocols';
-import { ScoreEventsProducer } from '@kc/queue';
+import { PatientRecordEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 
 type Agent = NonNullable<Provenance['agent'][number]['who']>;
@@ -40,6 +40,7 @@ export class ChecksDoneElsewhere {
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
     private readonly scores: ScoreEventsProducer,
+    private readonly records: PatientRecordEventsProducer,
   ) {}
 
   async handle(taskId: string, now = new Date()): Promise<CheckDoneElsewhereOutcome> {
@@ -57,6 +58,7 @@ export class ChecksDoneElsewhere {
     const adopted = adoptCheckDoneElsewhere({ task, questionnaire, response, now });
 
     const observationUrls = adopted.observations.map(() => `urn:uuid:${randomUUID()}`);
+    const issueUrls = adopted.issues.map(() => `urn:uuid:${randomUUID()}`);
     const decidedOn = decisionKey(`Task/${task.id}`, task.meta!.versionId!);
     const who = agentOf(response?.author) ?? agentOf(task.owner) ?? THIS_SERVICE;
     const entries: BundleEntry[] = [
@@ -69,10 +71,18 @@ export class ChecksDoneElsewhere {
         resource,
         request: { method: 'POST' as const, url: 'Observation' },
       })),
+      ...adopted.issues.map((resource, i) => ({
+        fullUrl: issueUrls[i],
+        resource,
+        request: { method: 'POST' as const, url: 'DetectedIssue' },
+      })),
       {
         resource: {
           ...changeProvenance({
-            targets: [{ reference: `Task/${task.id}` }, ...observationUrls.map((reference) => ({ reference }))],
+            targets: [
+              { reference: `Task/${task.id}` },
+              ...[...observationUrls, ...issueUrls].map((reference) => ({ reference })),
+            ],
             revisionOf: { reference: decidedOn },
             who,
             activity: 'complete',
@@ -89,11 +99,15 @@ export class ChecksDoneElsewhere {
     ];
     const written = await this.fhir.transaction(entries);
     await this.scores.enqueueEach(scoreIdsWritten(written.entry ?? []), 'poll');
+    // An effect to review: the plan's approved orders are held now (its own job; the sweep would find it too).
+    const carePlanRef = carePlanReferenceOf(task);
+    if (adopted.issues.length && carePlanRef) await this.records.enqueue(carePlanRef as `CarePlan/${string}`);
     // No patient data: ids and counts only.
     this.logger.log({
       msg: 'check recorded in the EHR taken as done',
       task: task.id,
       observations: adopted.observations.length,
+      effectsToReview: adopted.issues.length,
       extracted: !adopted.notTaken,
     });
     return { result: 'recorded', observations: adopted.observations.length, notTaken: adopted.notTaken };
