@@ -606,6 +606,54 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('an effect reported for review: the next infusion waits, and Review with what was decided lets it go on', async () => {
+    const { tasks } = await followUps('2027-07-11T10:00:00.000Z');
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const next = tasks.find((t) => actionOf(t) === 'next-induction-session')!;
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click(`tr[data-task-id="${check.id}"] button:has-text("Record check")`);
+    await page.waitForSelector('#check-dialog[open]');
+    for (const [id, value] of [
+      ['pain-now', '3'],
+      ['peg-average-pain', '4'],
+      ['peg-enjoyment-of-life', '4'],
+      ['peg-general-activity', '4'],
+    ])
+      await page.fill(`#q-${id}`, value);
+    await page.check('#check-questions input[value="effect-hallucinations"]');
+    await page.click('#check-confirm');
+    await page.waitForSelector(`tr[data-task-id="${check.id}"]`, { state: 'detached' });
+    await page.click('#filters button[type="submit"]');
+    const row = page.locator(`tr[data-task-id="${next.id}"]`);
+    await row.locator('td.contraindications li.ci-unresolved').waitFor();
+    expect(await row.locator('td.contraindications').textContent()).toMatch(
+      /^Hallucinations reported after an infusion: unresolvedReview$/,
+    );
+    expect(await row.locator('button').allTextContents()).toEqual([expect.any(String), 'Review', 'Reject']);
+    expect(await row.locator('td.task').textContent()).toMatch(
+      /Cannot be approved until a clinician reviews the effect reported$/,
+    );
+    await screenshot(page, 'worklist-effect-to-review');
+    await row.locator('td.contraindications button:has-text("Review")').click();
+    await page.waitForSelector('#override-dialog[open]');
+    expect(await page.textContent('#override-title')).toBe('Review a reported effect');
+    // What it rests on, in words: the answers it was reported in, not their id.
+    expect(await page.textContent('#override-what')).toMatch(
+      /^Hallucinations reported after an infusion for .* \(Answers to the Post-infusion check of \d{4}-\d{2}-\d{2}\)$/,
+    );
+    await page.click('#override-confirm');
+    expect(await page.textContent('#override-error')).toMatch(/Say what was decided/);
+    await screenshot(page, 'review-effect-dialog');
+    await page.fill('#override-reason', 'Called the patient: brief, gone by the evening. Go on at the same rate.');
+    await page.click('#override-confirm');
+    await page.waitForSelector('#message.ok:has-text("Reviewed")');
+    expect(await page.textContent('#message')).toMatch(/^Reviewed: Hallucinations reported after an infusion/);
+    await row.locator('button:has-text("Approve")').waitFor();
+    expect(await row.locator('td.contraindications').textContent()).toMatch(/: overridden$/);
+    await page.close();
+  }, 60_000);
+
   it('records an approved check from the patient view, where it no longer is on the worklist', async () => {
     const { tasks } = await followUps('2027-08-04T10:00:00.000Z');
     const check = await approvedCheck(tasks);

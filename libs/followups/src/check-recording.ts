@@ -108,7 +108,11 @@ export function effectIssues(
       patient,
       carePlan,
       identified: at.identified,
-      response: at.response,
+      // Named for the clinician who reads the issue (the page shows evidence by its display).
+      response: {
+        ...at.response,
+        display: `Answers to the ${questionnaire.title ?? 'check'} of ${at.identified.slice(0, 10)}`,
+      },
       author: author,
     }),
   );

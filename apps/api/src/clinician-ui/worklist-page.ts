@@ -96,7 +96,7 @@ export const WORKLIST_PAGE = `<!doctype html>
     <thead><tr>
       <th scope="col"><input type="checkbox" id="select-all" aria-label="Select all tasks on this page"></th>
       <th scope="col">Patient</th><th scope="col">Protocol and phase</th><th scope="col">Task</th>
-      <th scope="col">Due window (UTC)</th><th scope="col">Contraindications</th><th scope="col">Latest scores</th>
+      <th scope="col">Due window (UTC)</th><th scope="col">Contraindications, effects to review</th><th scope="col">Latest scores</th>
       <th scope="col">Actions</th>
     </tr></thead>
     <tbody></tbody>
@@ -533,7 +533,7 @@ function row(item) {
   else if (toDo) task.append(el('div', 'Nobody has taken it yet', 'muted owner'));
   // The hold's reason starts "Held: ..." (as an EHR reads it on the order); the badge already says so.
   if (held) task.append(el('div', 'Approved, now on hold: ' + item.onHold.replace(/^Held: /, ''), 'badge blocked on-hold'));
-  else if (contraindicated && !view.blocked) task.append(el('div', 'Cannot be approved until its contraindication is overridden', 'badge blocked'));
+  else if (contraindicated && !view.blocked) task.append(el('div', waitingFor(view.contraindications), 'badge blocked'));
 
   tr.append(select, who, protocol, task, due, ci, scores, actions);
   return tr;
@@ -614,6 +614,14 @@ $('#reject-cancel').addEventListener('click', () => $('#reject-dialog').close())
 
 // Overriding a contraindication: the clinician's reason, If-Match on the version shown. The orders it held go back to
 // active and the actions it held back are proposed (awaiting approval); the worklist and any patient view reload.
+// What an unapprovable row waits for: a contraindication's override, or a clinician's review of a reported effect.
+function waitingFor(issues) {
+  const open = issues.filter((i) => i.state === 'unresolved');
+  const contraindication = open.some((i) => i.kind !== 'reported-effect');
+  const effect = open.some((i) => i.kind === 'reported-effect');
+  return 'Cannot be approved until ' + [contraindication ? 'its contraindication is overridden' : '', effect ? 'a clinician reviews the effect reported' : '']
+    .filter(Boolean).join(' and ');
+}
 let overriding = null;
 // An effect reported at a check is overridden the same way, as the clinician's review: what was decided, and why.
 const OVERRIDE_WORDS = {
