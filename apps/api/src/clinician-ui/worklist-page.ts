@@ -612,8 +612,6 @@ $('#reject-form').addEventListener('submit', async (event) => {
 });
 $('#reject-cancel').addEventListener('click', () => $('#reject-dialog').close());
 
-// Overriding a contraindication: the clinician's reason, If-Match on the version shown. The orders it held go back to
-// active and the actions it held back are proposed (awaiting approval); the worklist and any patient view reload.
 // What an unapprovable row waits for: a contraindication's override, or a clinician's review of a reported effect.
 function waitingFor(issues) {
   const open = issues.filter((i) => i.state === 'unresolved');
@@ -622,6 +620,9 @@ function waitingFor(issues) {
   return 'Cannot be approved until ' + [contraindication ? 'its contraindication is overridden' : '', effect ? 'a clinician reviews the effect reported' : '']
     .filter(Boolean).join(' and ');
 }
+
+// Overriding a contraindication: the clinician's reason, If-Match on the version shown. The orders it held go back to
+// active and the actions it held back are proposed (awaiting approval); the worklist and any patient view reload.
 let overriding = null;
 // An effect reported at a check is overridden the same way, as the clinician's review: what was decided, and why.
 const OVERRIDE_WORDS = {

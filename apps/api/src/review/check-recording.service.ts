@@ -16,6 +16,7 @@ import { includedOf, matchesOf } from '@kc/fhir';
 import {
   carePlanReferenceOf,
   recordCheck,
+  responseReferenceOf,
   scoreIdsWritten,
   type CheckAnswers,
   type RecordedCheck,
@@ -119,10 +120,8 @@ export class CheckRecordingService {
     questionnaire: Questionnaire,
     answers: QuestionnaireResponseItem[],
   ): Promise<boolean> {
-    const [type, id] = (
-      task.output?.find((o) => o.type?.text === 'fulfilled-by')?.valueReference?.reference ?? ''
-    ).split('/');
-    if (type !== 'QuestionnaireResponse' || !id) return false;
+    const response = responseReferenceOf(task);
+    if (!response) return false;
     let asked: QuestionnaireResponseItem[];
     try {
       asked = checkAnswers(questionnaire, answers);
@@ -130,7 +129,7 @@ export class CheckRecordingService {
       if (err instanceof AnswersRefused) return false;
       throw err;
     }
-    const recorded = await this.writer.read<QuestionnaireResponse>('QuestionnaireResponse', id);
+    const recorded = await this.writer.read<QuestionnaireResponse>('QuestionnaireResponse', response.split('/')[1]);
     return isDeepStrictEqual(recorded.item ?? [], asked);
   }
 
