@@ -29,4 +29,14 @@ export class PatientRecordEventsProducer {
     );
     return { jobId };
   }
+
+  /**
+   * The approved orders of a plan held now, because something the plan waits on was just written (a contraindication
+   * a follow-up found, an effect reported at a check). Idempotent: the job holds what is still to hold.
+   */
+  holdOrdersOf(carePlan: string): Promise<{ jobId: string }> {
+    if (!carePlan.startsWith('CarePlan/'))
+      throw new TypeError(`holdOrdersOf needs a CarePlan reference, not ${carePlan}`);
+    return this.enqueue(carePlan as `CarePlan/${string}`);
+  }
 }

@@ -1,3 +1,4 @@
+import { reportedEffectIssue } from '@kc/protocols';
 import { businessStatus } from '@kc/task-states';
 import type { DetectedIssue, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { bloodPressure, activeCondition, PREGNANCY } from '../../../../test/fixtures/patient-data';
@@ -19,7 +20,11 @@ const NOW = new Date('2027-03-10T12:00:00Z');
 const options: CardOptions = {
   sourceLabel: 'Ketamine care plans',
   worklistUrl: 'https://cds.clinic.example/ui',
-  displays: { 'post-infusion-check': 'Post-infusion check', pregnancy: 'Pregnancy' },
+  displays: {
+    'post-infusion-check': 'Post-infusion check',
+    pregnancy: 'Pregnancy',
+    'effect-hallucinations': 'Hallucinations',
+  },
 };
 
 function task(id: string, start: string, end: string, status: Task['status'] = 'draft'): Task {
@@ -165,6 +170,44 @@ describe('card builder (pure)', () => {
       { type: 'delete', description: 'Remove the ketamine order', resourceId: ['MedicationRequest/mr1'] },
     ]);
     expect(orderSignCards({ orders: [], contraindications, unchecked: [] }, options)).toEqual([]);
+  });
+
+  it('an effect reported at a check reads as waiting for review, not as a contraindication, on both hooks', () => {
+    const effect = {
+      ...reportedEffectIssue(
+        { effect: { system: SYSTEM, code: 'effect-hallucinations', display: 'Hallucinations' }, severity: 'high' },
+        {
+          check: 'Task/check1',
+          patient: { reference: 'Patient/p1' },
+          carePlan: 'CarePlan/cp1',
+          identified: '2027-03-02T10:00:00Z',
+          response: { reference: 'QuestionnaireResponse/qr1' },
+        },
+      ),
+      id: 'di9',
+    };
+    const [card] = contraindicationCards([effect], options);
+    expect(card.summary).toBe('Reported after ketamine, awaiting review: Hallucinations');
+    expect(card.indicator).toBe('critical');
+    expect(card.detail).toContain('Reported at a post-infusion check on 2027-03-02, not reviewed yet');
+    expect(card.detail).not.toMatch(/contraindication/i);
+
+    const order: MedicationRequest = {
+      resourceType: 'MedicationRequest',
+      id: 'mr1',
+      status: 'draft',
+      intent: 'order',
+      subject: { reference: 'Patient/p1' },
+    };
+    const found = orderContraindications([effect, issue('di1', 'pregnancy')], { failed: [], unchecked: [] });
+    const cards = orderSignCards({ orders: [order], contraindications: found, unchecked: [] }, options);
+    expect(cards.map((c) => c.summary)).toEqual([
+      'Ketamine order: Hallucinations reported, not reviewed yet',
+      'Ketamine contraindicated: Pregnancy',
+    ]);
+    expect(cards[0].detail).toContain('- Reported at a post-infusion check on 2027-03-02, not reviewed yet');
+    expect(cards[0].detail).toContain('Sign this ketamine order only after a clinician has reviewed what the patient');
+    expect(cards[1].detail).toContain('only with a documented clinical override');
   });
 
   it('codeDisplays reads the service CodeSystem only', () => {

@@ -8,7 +8,7 @@ import type {
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { contraindicationState, SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
+import { contraindicationState, isReportedEffect, SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
 import type { Card, CardLink, Indicator } from './cds-types';
 import type { EligibilityVerdict, UncheckedCondition } from './eligibility';
 
@@ -161,7 +161,10 @@ function severityIndicator(issue: DetectedIssue): Indicator {
  * DetectedIssue itself holds them, in implicated and evidence).
  */
 function issueEvidence(issue: DetectedIssue): string {
-  return `Recorded as a contraindication on ${date(issue.identifiedDateTime)}, not resolved${issue.detail ? `: ${issue.detail}` : ''}`;
+  const recorded = isReportedEffect(issue)
+    ? `Reported at a post-infusion check on ${date(issue.identifiedDateTime)}, not reviewed yet`
+    : `Recorded as a contraindication on ${date(issue.identifiedDateTime)}, not resolved`;
+  return `${recorded}${issue.detail ? `: ${issue.detail}` : ''}`;
 }
 
 /** patient-view: one card per unresolved contraindication on record. */
@@ -169,13 +172,18 @@ export function contraindicationCards(issues: DetectedIssue[], options: CardOpti
   return issues.filter(isUnresolvedContraindication).map((issue) => {
     const code = issueCode(issue);
     const name = contraindicationName(code, options, issue.code?.coding?.[0]?.display);
+    const effect = isReportedEffect(issue);
     return {
       uuid: uuidFromKey(`cds:detectedissue:${issue.id}`),
-      summary: summary(`Unresolved ketamine contraindication: ${name}`),
+      summary: summary(
+        effect ? `Reported after ketamine, awaiting review: ${name}` : `Unresolved ketamine contraindication: ${name}`,
+      ),
       detail: [
         issue.code?.text ? `**${issue.code.text}**` : `**${name}**`,
         issueEvidence(issue) + '.',
-        'Ketamine care plans for this patient stay blocked until a clinician resolves the issue or overrides it with a reason.',
+        effect
+          ? "The patient's ketamine care plan waits until a clinician reviews what was reported and records what was decided."
+          : 'Ketamine care plans for this patient stay blocked until a clinician resolves the issue or overrides it with a reason.',
       ].join('\n\n'),
       indicator: severityIndicator(issue),
       source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code } },
@@ -228,6 +236,8 @@ export function describeEvidence(resource: Resource): string {
 export interface Contraindication {
   code: string;
   description: string;
+  /** An effect the patient reported at a check, waiting for a clinician's review, rather than a contraindication. */
+  reportedEffect?: boolean;
   /** One line per record (DetectedIssue, Observation, Condition) that shows it. */
   evidence: string[];
 }
@@ -247,6 +257,7 @@ export function orderContraindications(issues: DetectedIssue[], verdict: Eligibi
   }
   for (const issue of issues.filter(isUnresolvedContraindication)) {
     const c = entry(issueCode(issue), issue.code?.text ?? issue.detail ?? issueCode(issue));
+    if (isReportedEffect(issue)) c.reportedEffect = true;
     c.evidence.push(issueEvidence(issue));
   }
   return [...byCode.values()];
@@ -285,13 +296,19 @@ function contraindicatedOrderCard(
 ): Card {
   const ids = orders.flatMap((o) => (o.id ? [`MedicationRequest/${o.id}`] : []));
   const name = contraindicationName(c.code, options);
+  const orderWords = orders.length > 1 ? `these ${orders.length} ketamine orders` : 'this ketamine order';
   return {
     uuid: uuidFromKey(`cds:order-sign:${orderKey}:${c.code}`),
-    summary: summary(`Ketamine contraindicated: ${name}`),
+    // An effect reported after an infusion is not a contraindication: it waits for a clinician's review.
+    summary: summary(
+      c.reportedEffect ? `Ketamine order: ${name} reported, not reviewed yet` : `Ketamine contraindicated: ${name}`,
+    ),
     detail: [
       `**${c.description}**`,
       `Evidence:\n${c.evidence.map((line) => `- ${line}`).join('\n')}`,
-      `Sign ${orders.length > 1 ? `these ${orders.length} ketamine orders` : 'this ketamine order'} only with a documented clinical override.`,
+      c.reportedEffect
+        ? `Sign ${orderWords} only after a clinician has reviewed what the patient reported and recorded what was decided.`
+        : `Sign ${orderWords} only with a documented clinical override.`,
     ].join('\n\n'),
     indicator: 'critical',
     source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: c.code } },

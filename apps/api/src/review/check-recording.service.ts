@@ -107,7 +107,7 @@ export class CheckRecordingService {
     await this.scores.enqueueEach(scoreIdsWritten(written), 'api');
     // An effect to review: the plan's approved orders are held now (its own job; the sweep would find it too).
     const plan = carePlanReferenceOf(done);
-    if (plan && written.some(isIssueWritten)) await this.records.enqueue(plan as `CarePlan/${string}`);
+    if (plan && written.some(isIssueWritten)) await this.records.holdOrdersOf(plan);
     return done;
   }
 

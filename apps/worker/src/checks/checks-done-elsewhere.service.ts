@@ -101,7 +101,7 @@ export class ChecksDoneElsewhere {
     await this.scores.enqueueEach(scoreIdsWritten(written.entry ?? []), 'poll');
     // An effect to review: the plan's approved orders are held now (its own job; the sweep would find it too).
     const carePlanRef = carePlanReferenceOf(task);
-    if (adopted.issues.length && carePlanRef) await this.records.enqueue(carePlanRef as `CarePlan/${string}`);
+    if (adopted.issues.length && carePlanRef) await this.records.holdOrdersOf(carePlanRef);
     // No patient data: ids and counts only.
     this.logger.log({
       msg: 'check recorded in the EHR taken as done',

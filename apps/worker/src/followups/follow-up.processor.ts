@@ -46,7 +46,7 @@ export class FollowUpProcessor extends MeteredWorkerHost {
       // A contraindication found: the orders approved under the plan are held by a job of their own (the event keeps
       // its three FHIR requests). A retry of this job queues it again: holding twice writes nothing more.
       if (outcome.status === 'created' && outcome.contraindications > 0)
-        await this.records.enqueue(`CarePlan/${outcome.carePlanId}`);
+        await this.records.holdOrdersOf(`CarePlan/${outcome.carePlanId}`);
       this.metrics.jobs.inc({ result: outcome.status });
       if (outcome.status === 'created') this.metrics.observeEventToTask(Date.now() - job.timestamp);
       return outcome;
