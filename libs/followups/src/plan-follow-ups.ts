@@ -1,4 +1,4 @@
-import type { CarePlan, Coding, DetectedIssue, Patient, PlanDefinition } from '@medplum/fhirtypes';
+import type { CarePlan, Coding, DetectedIssue, MedicationRequest, Patient, PlanDefinition } from '@medplum/fhirtypes';
 import {
   carePlanKeyOf,
   contraindicationIssue,
@@ -30,6 +30,8 @@ export interface FollowUpInput {
   overridden?: ReadonlySet<string>;
   /** This infusion's phase (infusionPhase): the phase of the follow-ups whose action names none (the check). */
   infusionPhase?: Coding;
+  /** The order this infusion gave (of the Task it fulfils): the next sessions are proposed at its rate per kg. */
+  givenOrder?: MedicationRequest;
   now: Date;
 }
 
@@ -87,6 +89,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       trigger: { reference: `Procedure/${event.procedureId}` },
       requestReference: requestFullUrl,
       phase: input.infusionPhase,
+      lastOrder: input.givenOrder,
       element: selected.element,
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };

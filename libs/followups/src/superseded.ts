@@ -84,9 +84,14 @@ export function infusionPhase(
   procedureId: string,
   plan: PlanDefinition,
 ): Coding | undefined {
-  const fulfilled = updates.find((u) => u.outcome === 'done' && u.by.reference === `Procedure/${procedureId}`);
-  const actionId = fulfilled && protocolActionOf(fulfilled.task);
+  const fulfilled = fulfilledBy(updates, procedureId);
+  const actionId = fulfilled && protocolActionOf(fulfilled);
   return actionId ? actionPhase(flattenActions(plan.action ?? []).find((a) => a.id === actionId)) : undefined;
+}
+
+/** The Task this infusion fulfils (its session or booster), if it planned one. */
+export function fulfilledBy(updates: InfusionTaskUpdate[], procedureId: string): Task | undefined {
+  return updates.find((u) => u.outcome === 'done' && u.by.reference === `Procedure/${procedureId}`)?.task;
 }
 
 /** The Task as it is written back, through the state machine. */

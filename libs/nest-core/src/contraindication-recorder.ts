@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, PlanDefinition } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { APPLY_KEY_SYSTEM, contraindicationsToRecord, type DefinitionResolver } from '@kc/protocols';
-import { PatientDataLoader } from './patient-data-loader';
+import { PatientDataLoader, type PatientData } from './patient-data-loader';
 
 /** A plan's patient to check, for the actions of its Tasks awaiting a decision. */
 export interface ContraindicationCheck {
@@ -32,7 +32,15 @@ export class ContraindicationRecorder {
 
   /** The DetectedIssues recorded for what was found (none when the plan is clear, or the patient is gone). */
   async record(check: ContraindicationCheck, now = new Date()): Promise<{ issue: DetectedIssue; created: boolean }[]> {
-    const { patient, data } = await this.patients.load(check.plan, check.patientId);
+    return this.recordOn(check, await this.patients.load(check.plan, check.patientId), now);
+  }
+
+  /** As record, on the patient's data already read (an approval reads it once, for the checks and the dose). */
+  async recordOn(
+    check: ContraindicationCheck,
+    { patient, data }: PatientData,
+    now = new Date(),
+  ): Promise<{ issue: DetectedIssue; created: boolean }[]> {
     if (!patient) return [];
     const toRecord = contraindicationsToRecord({
       ...check,

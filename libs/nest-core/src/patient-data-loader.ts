@@ -12,6 +12,12 @@ import {
 } from '@kc/fhir';
 import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
 
+/** A patient and the searchsets a PlanDefinition's inputs fetched; no patient when it does not exist on the server. */
+export interface PatientData {
+  patient?: Patient;
+  data: ProtocolVariables;
+}
+
 /**
  * Fetches what a PlanDefinition's inputs ask for from the FHIR server: the I/O half of $apply, and of the
  * contraindication checks asked again at approval and by the worker's sweep.
@@ -33,7 +39,7 @@ export class PatientDataLoader {
    * input without a limit that has more than a page of matches); the patient is undefined when it does not exist on
    * the server. A search that fails fails the whole load.
    */
-  async load(plan: PlanDefinition, patientId: string): Promise<{ patient?: Patient; data: ProtocolVariables }> {
+  async load(plan: PlanDefinition, patientId: string): Promise<PatientData> {
     const queries = patientDataQueries(plan, patientId);
     const answer = await this.reads.batch([
       getEntry(`Patient/${encodeURIComponent(patientId)}`),

@@ -15,6 +15,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
+import { orderedRatePerKg, RATE_PER_KG_VARIABLE, rateTitrationOf, rateToPropose } from './rate-titration';
 import { UnsupportedElementError } from './unsupported';
 import { stripUndefined } from './strip-undefined';
 
@@ -29,6 +30,8 @@ export interface RequestContext {
   window: Period;
   timing?: Timing;
   variables: ProtocolVariables;
+  /** The plan's last order, whose rate per kg an ActivityDefinition with a rate-titration is proposed at. */
+  lastOrder?: MedicationRequest;
   /** FHIRPath to the action, for errors. */
   element: string;
 }
@@ -49,13 +52,21 @@ export function buildRequest(ctx: RequestContext): BuiltRequest {
   const { activity, action } = ctx;
   if (!activity || activity.kind === 'Task') return { unresolved: [] };
   const resource = baseRequest(ctx, activity);
+  // A titrated infusion's dynamicValues read its rate per kg: the plan's last ordered, else the protocol's start.
+  const titration = rateTitrationOf(activity);
+  const variables = titration
+    ? {
+        ...ctx.variables,
+        [RATE_PER_KG_VARIABLE]: rateToPropose(titration, orderedRatePerKg(ctx.lastOrder, titration.unit)),
+      }
+    : ctx.variables;
   const fromActivity = applyDynamicValues(
     resource,
     activity.dynamicValue,
-    ctx.variables,
+    variables,
     `ActivityDefinition/${activity.id}`,
   );
-  const fromAction = applyDynamicValues(fromActivity.resource, action.dynamicValue, ctx.variables, ctx.element);
+  const fromAction = applyDynamicValues(fromActivity.resource, action.dynamicValue, variables, ctx.element);
   return { resource: fromAction.resource, unresolved: [...fromActivity.unresolved, ...fromAction.unresolved] };
 }
 

@@ -19,4 +19,5 @@ export * from './strip-undefined';
 export * from './action-contraindications';
 export * from './questionnaire-answers';
 export * from './observation-extract';
+export * from './rate-titration';
 export * from './reported-effects';

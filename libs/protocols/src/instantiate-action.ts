@@ -2,6 +2,7 @@ import type {
   ActivityDefinition,
   CarePlan,
   Encounter,
+  MedicationRequest,
   Patient,
   Practitioner,
   RequestGroup,
@@ -65,6 +66,8 @@ export interface InstantiateActionInput {
   encounter?: Reference<Encounter>;
   /** The treatment phase, for an action that carries none itself (a post-infusion check: its infusion's phase). */
   phase?: Coding;
+  /** The plan's order last given or to be given (rate-titration): a titrated infusion is proposed at its rate. */
+  lastOrder?: MedicationRequest;
   element: string;
 }
 
@@ -101,6 +104,7 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
     window,
     timing: input.timing,
     variables: input.variables,
+    lastOrder: input.lastOrder,
     element: input.element,
   });
   const performerType = performerTypeOf(action, activity);

@@ -1,5 +1,6 @@
 import type {
   CommunicationRequest,
+  Dosage,
   MedicationRequest,
   Reference,
   Resource,
@@ -54,6 +55,8 @@ export interface OrderInput {
   now: Date;
   /** Deterministic identifier so a retried approval writes one order. */
   key: { system: string; value: string };
+  /** A MedicationRequest's dosage as ordered (a titrated rate, the latest weight), instead of the proposal's. */
+  dosage?: Dosage[];
 }
 
 /**
@@ -73,7 +76,8 @@ export function orderFromProposal(input: OrderInput): AuthorisableRequest {
   if (body.resourceType === 'CommunicationRequest') {
     return { ...body, ...common, status: 'active' } as CommunicationRequest;
   }
-  return { ...body, ...common, status: 'active', intent: 'order' } as MedicationRequest | ServiceRequest;
+  const dosage = input.dosage && body.resourceType === 'MedicationRequest' ? { dosageInstruction: input.dosage } : {};
+  return { ...body, ...common, ...dosage, status: 'active', intent: 'order' } as MedicationRequest | ServiceRequest;
 }
 
 /**

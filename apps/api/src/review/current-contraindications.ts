@@ -1,16 +1,33 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
-import { ContraindicationRecorder, OrderHolds } from '@kc/nest-core';
-import { hasContraindicationChecks, protocolActionOf } from '@kc/protocols';
+import type { ActivityDefinition, CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes';
+import { ContraindicationRecorder, OrderHolds, PatientDataLoader } from '@kc/nest-core';
+import {
+  hasContraindicationChecks,
+  protocolActionOf,
+  rateTitrationOf,
+  type DefinitionResolver,
+  type ProtocolVariables,
+} from '@kc/protocols';
 import { patientIdOf } from '@kc/task-states';
 import { ApplyService } from '../protocols/apply.service';
 import { implicating } from './contraindication-guard';
+
+/** What an approval learns from the patient's data as it is now. */
+export interface CheckedNow {
+  /** Contraindications found now and recorded: the approval guard refuses on them. */
+  found: DetectedIssue[];
+  /** The ActivityDefinition the Task's request instantiates, when the plan's definitions are known. */
+  activity?: ActivityDefinition;
+  /** The patient's data (%bodyWeight...), when it was read: a titrated infusion's dose is ordered from it. */
+  variables?: ProtocolVariables;
+}
 
 /**
  * The contraindication checks, asked again when a clinician authorises care: the Task was proposed when the patient
  * was eligible, and a pregnancy or a blood pressure recorded since (before any infusion event made the follow-up
  * worker look) must stop the order. One more FHIR request (the patient's data, in one batch), only for a Task whose
- * protocol action a contraindication check gates.
+ * protocol action a contraindication check gates or whose request is an infusion titrated per kg (the same read
+ * gives the body weight its dose is ordered from).
  */
 @Injectable()
 export class CurrentContraindications {
@@ -18,6 +35,7 @@ export class CurrentContraindications {
 
   constructor(
     private readonly plans: ApplyService,
+    private readonly loader: PatientDataLoader,
     private readonly recorder: ContraindicationRecorder,
     private readonly holds: OrderHolds,
   ) {}
@@ -29,24 +47,38 @@ export class CurrentContraindications {
    * judged by the guard before this. A new one also holds the orders approved under the plan before (OrderHolds),
    * as the worker's sweep would.
    */
-  async found(task: Task, carePlan: CarePlan | undefined, issues: DetectedIssue[]): Promise<DetectedIssue[]> {
+  async found(
+    task: Task,
+    carePlan: CarePlan | undefined,
+    issues: DetectedIssue[],
+    proposal?: Resource,
+  ): Promise<CheckedNow> {
     const actionId = protocolActionOf(task);
     const patientId = patientIdOf(task);
     const canonical = carePlan?.instantiatesCanonical?.[0];
-    if (!carePlan || !actionId || !patientId || !canonical) return [];
+    if (!carePlan || !actionId || !patientId || !canonical) return { found: [] };
     // A plan applied inline has its definition nowhere to read again: its checks ran at $apply, and cannot now.
     const known = await this.plans.knownPlan(canonical);
-    if (!known || !hasContraindicationChecks(known.plan, actionId, known.definitions)) return [];
+    if (!known) return { found: [] };
     const { plan, definitions } = known;
-    const recorded = await this.recorder.record({
-      plan,
-      resolver: definitions,
-      carePlan,
-      patientId,
-      actionIds: [actionId],
-      issues: implicating(issues, `CarePlan/${carePlan.id}`),
-      foundWhen: `when a clinician was to approve “${task.description ?? task.code?.coding?.[0]?.display ?? 'a task'}”`,
-    });
+    const activity = activityOf(proposal, definitions);
+    const checked = hasContraindicationChecks(plan, actionId, definitions);
+    if (!checked && !rateTitrationOf(activity)) return { found: [], activity };
+    const loaded = await this.loader.load(plan, patientId);
+    const variables = loaded.patient ? { ...loaded.data, patient: loaded.patient, subject: loaded.patient } : undefined;
+    if (!checked) return { found: [], activity, variables };
+    const recorded = await this.recorder.recordOn(
+      {
+        plan,
+        resolver: definitions,
+        carePlan,
+        patientId,
+        actionIds: [actionId],
+        issues: implicating(issues, `CarePlan/${carePlan.id}`),
+        foundWhen: `when a clinician was to approve “${task.description ?? task.code?.coding?.[0]?.display ?? 'a task'}”`,
+      },
+      loaded,
+    );
     for (const { issue, created } of recorded)
       if (created) this.logger.warn({ msg: 'contraindication found at approval', task: task.id, issue: issue.id });
     if (recorded.length)
@@ -56,6 +88,13 @@ export class CurrentContraindications {
         resolver: definitions,
         issues: [...issues, ...recorded.map((r) => r.issue)],
       });
-    return recorded.map((r) => r.issue);
+    return { found: recorded.map((r) => r.issue), activity, variables };
   }
+}
+
+/** The ActivityDefinition a request instantiates (its instantiatesCanonical), among the plan's definitions. */
+function activityOf(request: Resource | undefined, definitions: DefinitionResolver): ActivityDefinition | undefined {
+  const canonical = (request as { instantiatesCanonical?: string[] } | undefined)?.instantiatesCanonical?.[0];
+  const found = canonical ? definitions.resolve(canonical) : undefined;
+  return found?.resourceType === 'ActivityDefinition' ? (found as ActivityDefinition) : undefined;
 }

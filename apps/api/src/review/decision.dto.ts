@@ -6,11 +6,13 @@ import {
   IsArray,
   IsBoolean,
   IsISO8601,
+  IsNumber,
   IsObject,
   IsOptional,
   IsString,
   Length,
   Matches,
+  IsPositive,
   ValidateNested,
 } from 'class-validator';
 import { RESOURCE_ID, TASK_OWNER_REFERENCE } from '@kc/common';
@@ -25,7 +27,8 @@ export class VersionedDto {
   versionId?: string;
 }
 
-export class ApproveDto extends VersionedDto {
+/** `$assign`: as an approval's owner; absent, the caller takes it. */
+export class AssignDto extends VersionedDto {
   @ApiPropertyOptional({ example: 'Practitioner/123', description: 'Who will carry the task out' })
   @IsOptional()
   @IsString()
@@ -33,8 +36,30 @@ export class ApproveDto extends VersionedDto {
   owner?: string;
 }
 
-/** `$assign`: as an approval's owner; absent, the caller takes it. */
-export class AssignDto extends ApproveDto {}
+/** A rate per kg body weight, in the unit of the protocol's titration (UCUM, e.g. mg/kg/h). */
+export class RateDto {
+  @ApiProperty({ example: 0.75 })
+  @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 3 })
+  @IsPositive()
+  value!: number;
+
+  @ApiProperty({ example: 'mg/kg/h' })
+  @IsString()
+  @Length(1, 32)
+  unit!: string;
+}
+
+export class ApproveDto extends AssignDto {
+  @ApiPropertyOptional({
+    type: RateDto,
+    description:
+      "An infusion's rate per kg, within its protocol's range (titration to response); absent, the proposal's. The order is given at it times the latest body weight on record.",
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => RateDto)
+  rate?: RateDto;
+}
 
 export class RejectDto extends VersionedDto {
   @ApiProperty({ example: 'Patient reports lasting relief; no booster needed' })

@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import type { CarePlan, DetectedIssue, Period, Resource, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, Dosage, MedicationRequest, Period, Resource, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
+import { dosageToOrder, orderedRatePerKg } from '@kc/protocols';
 import {
   cancelledProposal,
   isApproved,
@@ -23,6 +24,12 @@ import { DecisionWriter, type Consequence } from './task-review.service';
 const PRESCRIBER = new RegExp(`^(Practitioner|PractitionerRole)/${RESOURCE_ID_PATTERN}$`);
 
 type Proposal = AuthorisableRequest & { id: string };
+
+/** A rate per kg a clinician asks for (`$approve`'s `rate`). */
+export interface AskedRate {
+  value: number;
+  unit: string;
+}
 
 export interface DecisionInput {
   taskId: string;
@@ -44,10 +51,12 @@ export class TaskDecisionService {
     private readonly contraindications: CurrentContraindications,
   ) {}
 
-  approve(input: DecisionInput & { owner?: Task['owner'] }): Promise<Task> {
-    const { owner } = input;
+  /** `rate`: an infusion's rate per kg the clinician orders (titration), instead of the proposal's. */
+  approve(input: DecisionInput & { owner?: Task['owner']; rate?: AskedRate }): Promise<Task> {
+    const { owner, rate } = input;
     return this.authorise(input, 'approve', (t) => approve(t, owner, new Date()), {
-      asked: (t) => !owner || holdsWhatWasAsked.owner(t, owner),
+      rate,
+      asked: async (t) => (!owner || holdsWhatWasAsked.owner(t, owner)) && (!rate || (await this.orderedAt(t, rate))),
     });
   }
 
@@ -62,12 +71,21 @@ export class TaskDecisionService {
     input: DecisionInput,
     decision: string,
     change: (task: Task) => Task,
-    { asked }: { asked: (task: Task) => boolean },
+    { asked, rate }: { asked: (task: Task) => boolean | Promise<boolean>; rate?: AskedRate },
   ): Promise<Task> {
     const { task, proposal, carePlan, issues } = await this.readWithFocus(input.taskId);
     this.assertAuthorisable({ task, proposal, carePlan, issues, caller: input.caller });
     // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
-    assertClearOf(carePlanReferenceOf(task), await this.contraindications.found(task, carePlan, issues));
+    const now = await this.contraindications.found(task, carePlan, issues, proposal);
+    assertClearOf(carePlanReferenceOf(task), now.found);
+    // A Task approved before (then rescheduled) already has its order.
+    const ordering = proposal && !isApproved(task);
+    const dose = ordering
+      ? dosageToOrder({ proposal, activity: now.activity, asked: rate, variables: now.variables })
+      : {};
+    // An approved Task orders nothing more: the writer answers a retry as done, and refuses anything else.
+    if (rate && !proposal) throw unprocessable('This task orders no medication: approve it without a rate');
+    if (dose.refusal) throw unprocessable(dose.refusal);
     const reminders = await this.reminders.contextFor(task, carePlan);
     return this.writer.write({
       current: task,
@@ -77,8 +95,7 @@ export class TaskDecisionService {
       change,
       asked,
       consequences: [
-        // A Task approved before (then rescheduled) already has its order.
-        ...(proposal && !isApproved(task) ? [(updated: Task) => this.order(updated, proposal, input.caller)] : []),
+        ...(ordering ? [(updated: Task) => this.order(updated, proposal, input.caller, dose.dosage)] : []),
         (updated: Task) => this.reminders.afterApproval(updated, reminders),
       ],
     });
@@ -151,6 +168,14 @@ export class TaskDecisionService {
     return { task, proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined, carePlan, issues };
   }
 
+  /** Whether the order this Task's approval wrote is at this rate per kg (the same approval sent again). */
+  private async orderedAt(task: Task, rate: AskedRate): Promise<boolean> {
+    const orders = await this.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(task.id!),
+    });
+    return orders.some((o) => orderedRatePerKg(o, rate.unit) === rate.value);
+  }
+
   /** The order an approval of the Task wrote (keyed `Task/<id>`), while it is still to be given (active or held). */
   private async openOrderOf(task: Task, proposal: Proposal): Promise<Proposal | undefined> {
     const orders = await this.fhir.searchAll<Proposal>(proposal.resourceType, {
@@ -164,10 +189,11 @@ export class TaskDecisionService {
    * The active order, written with the decision. One per Task: the decision's If-Match on the Task lets only one
    * approval through, and the key (an identifier derived from the Task) lets an EHR find it.
    */
-  private order(task: Task, proposal: Proposal, caller: Caller): Consequence {
+  private order(task: Task, proposal: Proposal, caller: Caller, dosage?: Dosage[]): Consequence {
     const carePlan = carePlanReferenceOf(task);
     const order = orderFromProposal({
       proposal,
+      dosage,
       carePlan: carePlan ? { reference: carePlan } : undefined,
       requester: caller.fhirUser ? { reference: caller.fhirUser, display: caller.display } : undefined,
       now: new Date(),

@@ -20,7 +20,7 @@ export class TaskDecisionsController {
   @HttpCode(200)
   @ApiOperation({
     summary:
-      'Approve a generated task (status ready, businessStatus approved); a proposed MedicationRequest/ServiceRequest becomes an active order signed by the caller. 422 while a contraindication is unresolved, 409 from a closed state',
+      "Approve a generated task (status ready, businessStatus approved); a proposed MedicationRequest/ServiceRequest becomes an active order signed by the caller (an infusion at `rate` per kg if given, within its protocol's range, times the latest body weight). 422 while a contraindication is unresolved or for a rate outside the range, 409 from a closed state",
   })
   async approve(
     @Param('id') id: string,
@@ -34,6 +34,7 @@ export class TaskDecisionsController {
       seenVersion: seenVersion(ifMatch, body.versionId),
       caller,
       owner,
+      rate: body.rate,
     });
   }
 

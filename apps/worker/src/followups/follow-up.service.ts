@@ -1,12 +1,21 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { slicesOf } from '@kc/common';
-import type { BundleEntry, CarePlan, DetectedIssue, Procedure, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  BundleEntry,
+  CarePlan,
+  DetectedIssue,
+  MedicationRequest,
+  Procedure,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { FhirClient, FhirUnavailableError, sharedGroups, updateEntry } from '@kc/fhir';
 import {
   applyInfusionUpdate,
   carePlanTakesFollowUps,
   completedInfusionCount,
   infusionFollowUpActions,
+  fulfilledBy,
   infusionPhase,
   infusionTaskUpdates,
   planFollowUps,
@@ -258,6 +267,8 @@ export class FollowUpService {
       patient: around.patient,
       overridden: around.overridden,
       infusionPhase: infusionPhase(fulfilled, event.procedureId, plan),
+      // What this infusion gave: the next sessions are proposed at its rate per kg (titrated by the clinician).
+      givenOrder: orderOf(fulfilledBy(fulfilled, event.procedureId), around.orders),
       now,
     });
     const writtenByKey = new Map(around.written.map((t) => [keyOf(t), t]));
@@ -430,6 +441,11 @@ const noProgress: ProgressReporter = () => Promise.resolve();
 
 function progressOf(event: FollowUpEvent): ProgressReporter {
   return event.progress ?? noProgress;
+}
+
+/** The order an approval of this Task wrote, among the patient's orders still to be given. */
+function orderOf(task: Task | undefined, orders: MedicationRequest[]): MedicationRequest | undefined {
+  return task?.id ? orders.find((o) => orderTaskIdOf(o) === task.id) : undefined;
 }
 
 function fulfilled<T>(value: T): PromiseFulfilledResult<T> {

@@ -1,0 +1,129 @@
+import type { ActivityDefinition, Dosage, MedicationRequest, Quantity } from '@medplum/fhirtypes';
+import { CANONICAL_BASE } from './canonical';
+import { applyDynamicValues } from './dynamic-values';
+import type { ProtocolVariables } from './fhirpath-variables';
+
+/** An infusion's rate per kg and the range a clinician may order it in (fhir-profiles/StructureDefinition-rate-titration.json). */
+export const RATE_TITRATION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/rate-titration`;
+/** The variable an ActivityDefinition's dynamicValues read the rate per kg from. */
+export const RATE_PER_KG_VARIABLE = 'ratePerKg';
+
+const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
+
+export interface RateTitration {
+  /** The UCUM code every rate is in (mg/kg/h). */
+  unit: string;
+  start: number;
+  low: number;
+  high: number;
+}
+
+/** The titration an ActivityDefinition declares; undefined when it has none or it is incomplete (no titration then). */
+export function rateTitrationOf(activity: ActivityDefinition | undefined): RateTitration | undefined {
+  const extension = activity?.extension?.find((e) => e.url === RATE_TITRATION_EXTENSION);
+  const part = (url: string) => extension?.extension?.find((e) => e.url === url);
+  const start = part('start')?.valueQuantity;
+  const range = part('range')?.valueRange;
+  const unit = start?.code;
+  if (!unit || start.value === undefined || range?.low?.value === undefined || range.high?.value === undefined)
+    return undefined;
+  if (range.low.code !== unit || range.high.code !== unit) return undefined;
+  return { unit, start: start.value, low: range.low.value, high: range.high.value };
+}
+
+const within = (t: RateTitration, value: number) => value >= t.low && value <= t.high;
+
+/** The rate a request is proposed at: the one last ordered for the plan when it is within this range, else the start. */
+export function rateToPropose(titration: RateTitration, lastOrdered?: number): number {
+  return lastOrdered !== undefined && within(titration, lastOrdered) ? lastOrdered : titration.start;
+}
+
+/** Why a clinician cannot order this rate (a sentence for a 422), or undefined when it is within the protocol's range. */
+export function rateRefusal(titration: RateTitration, asked: { value: number; unit: string }): string | undefined {
+  const range = `${titration.low}-${titration.high} ${titration.unit}`;
+  if (asked.unit !== titration.unit)
+    return `The rate is ordered in ${titration.unit} (this infusion's range: ${range})`;
+  if (!Number.isFinite(asked.value) || !within(titration, asked.value))
+    return `The rate must be within ${range}, this infusion's range in its protocol; ${asked.value} ${asked.unit} is outside it`;
+  return undefined;
+}
+
+const ofType = (code: string) => (entry: NonNullable<Dosage['doseAndRate']>[number]) =>
+  entry.type?.coding?.some((c) => c.system === DOSE_RATE_TYPE && c.code === code) ?? false;
+
+/** The rate per kg a request was proposed or ordered at (its `ordered` doseAndRate in that unit), if it says. */
+export function orderedRatePerKg(request: MedicationRequest | undefined, unit: string): number | undefined {
+  const rate = request?.dosageInstruction
+    ?.flatMap((d) => d.doseAndRate ?? [])
+    .filter(ofType('ordered'))
+    .map((e) => e.rateQuantity)
+    .find((q): q is Quantity => q?.code === unit && typeof q.value === 'number');
+  return rate?.value;
+}
+
+export interface TitratedDosage {
+  dosageInstruction: Dosage[];
+  /** Values the patient's data could not give (no body weight on record): the dose would be incomplete. */
+  unresolved: { path: string; description?: string }[];
+}
+
+/**
+ * The dosage an order at this rate per kg gives, from the patient's data as it is now: the ActivityDefinition's
+ * dosage with its dynamicValues on the dosage evaluated again (the rate in mg/h from the latest body weight, the
+ * words). The timing is the request's own (its window), kept from the one it replaces.
+ */
+export function dosageAtRate(
+  activity: ActivityDefinition,
+  ratePerKg: number,
+  variables: ProtocolVariables,
+  current: Dosage[] | undefined,
+): TitratedDosage {
+  const onDosage = (activity.dynamicValue ?? []).filter((d) => d.path?.startsWith('dosageInstruction'));
+  const { resource, unresolved } = applyDynamicValues(
+    { resourceType: 'MedicationRequest', dosageInstruction: activity.dosage ?? [] },
+    onDosage,
+    { ...variables, [RATE_PER_KG_VARIABLE]: ratePerKg },
+    `ActivityDefinition/${activity.id}`,
+  );
+  const dosageInstruction = (resource.dosageInstruction ?? []).map((d, i) => {
+    const timing = current?.[i]?.timing ?? d.timing;
+    return timing ? { ...d, timing } : d;
+  });
+  return { dosageInstruction, unresolved };
+}
+
+export interface DosageToOrderInput {
+  /** The proposal an approval orders. */
+  proposal: { resourceType: string; dosageInstruction?: Dosage[] };
+  /** The ActivityDefinition it instantiates, when known (a plan applied inline has none to read again). */
+  activity?: ActivityDefinition;
+  /** The rate per kg the approving clinician asked for, if any. */
+  asked?: { value: number; unit: string };
+  /** The patient's data as read at approval, when read. */
+  variables?: ProtocolVariables;
+}
+
+/**
+ * What an approval orders for a titrated infusion: the rate per kg asked for (within the protocol's range), else the
+ * proposal's, given at that rate times the body weight on record now (weeks may have passed since the proposal).
+ * `dosage` undefined: the proposal's dosage is ordered as it is (not titrated, or no weight on record now and no rate
+ * asked). `refusal`: why the rate asked for cannot be ordered.
+ */
+export function dosageToOrder(input: DosageToOrderInput): { dosage?: Dosage[]; refusal?: string } {
+  const { proposal, activity, asked, variables } = input;
+  const titration = proposal.resourceType === 'MedicationRequest' ? rateTitrationOf(activity) : undefined;
+  if (!titration)
+    return asked ? { refusal: 'This task orders nothing given at a rate per kg: approve it without a rate' } : {};
+  const refusal = asked && rateRefusal(titration, asked);
+  if (refusal) return { refusal };
+  if (!variables)
+    return asked ? { refusal: "The patient's data could not be read again, so no other rate can be ordered" } : {};
+  const rate = asked?.value ?? orderedRatePerKg(proposal as MedicationRequest, titration.unit) ?? titration.start;
+  const { dosageInstruction, unresolved } = dosageAtRate(activity!, rate, variables, proposal.dosageInstruction);
+  if (!unresolved.length) return { dosage: dosageInstruction };
+  if (!asked) return {};
+  const missing = unresolved.map((u) => u.description ?? u.path).join('; ');
+  return {
+    refusal: `The rate per kg cannot be turned into a dose for this patient (could not compute: ${missing}); record a body weight in kg, then approve`,
+  };
+}

@@ -1,0 +1,144 @@
+import request from 'supertest';
+import type { Dosage, MedicationRequest, OperationOutcome, Patient, Task } from '@medplum/fhirtypes';
+import { orderKeySearch } from '@kc/task-states';
+import { bloodPressure, bodyWeight } from './fixtures/patient-data';
+import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
+import { startTestService, type TestService } from './support/test-service';
+
+const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
+
+/** The rate of a dosage of this dose-rate-type (`ordered`: per kg, as prescribed; `calculated`: mg/h to give). */
+function rate(dosage: Dosage[] | undefined, type: 'ordered' | 'calculated') {
+  const entry = dosage?.[0].doseAndRate?.find((d) =>
+    d.type?.coding?.some((c) => c.system === DOSE_RATE_TYPE && c.code === type),
+  );
+  return entry?.rateQuantity && { value: entry.rateQuantity.value, code: entry.rateQuantity.code };
+}
+
+describe('dose titration: an infusion is ordered at a rate per kg within its protocol range, and the next proposed at it', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(() => service.stop());
+
+  const clinician = () => service.as('clinician');
+
+  async function firstSession(carePlanId: string): Promise<{ task: Task; proposal: MedicationRequest }> {
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const task = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      task.focus!.reference!.split('/')[1],
+    );
+    return { task, proposal };
+  }
+
+  const approve = (task: Task, body: object) =>
+    request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId, ...body });
+
+  const ordersOf = (task: Task) =>
+    service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(task.id!) });
+
+  it('the proposal says its rate per kg and the rate it gives; an approval orders the rate asked for, at the latest weight', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task, proposal } = await firstSession(enrolment.carePlanId);
+    // An EHR reads the dose by the standard dose-rate types: per kg as ordered, and what that gives for this patient.
+    expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.5, code: 'mg/kg/h' });
+    expect(rate(proposal.dosageInstruction, 'calculated')).toEqual({ value: 40, code: 'mg/h' });
+    expect(proposal.dosageInstruction?.[0].text).toMatch(
+      /^Ketamine IV infusion at 0\.5 mg\/kg\/h \(40 mg\/h for 80 kg\) over 40 minutes/,
+    );
+
+    // Outside the protocol's range, in another unit, or not a number: refused, and nothing is written.
+    const outside = await approve(task, { rate: { value: 2.5, unit: 'mg/kg/h' } }).expect(422);
+    expect((outside.body as OperationOutcome).issue[0].details?.text).toMatch(
+      /within 0\.5-2 mg\/kg\/h.*2\.5 mg\/kg\/h is outside it/,
+    );
+    const unit = await approve(task, { rate: { value: 40, unit: 'mg/h' } }).expect(422);
+    expect((unit.body as OperationOutcome).issue[0].details?.text).toMatch(/ordered in mg\/kg\/h/);
+    await approve(task, { rate: { value: 'fast', unit: 'mg/kg/h' } }).expect(400);
+    await approve(task, { rate: { value: -1, unit: 'mg/kg/h' } }).expect(400);
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('draft');
+    expect(await ordersOf(task)).toEqual([]);
+
+    // Weighed again since the proposal: the order is given at the rate asked for times today's weight.
+    await service.fhir.create(bodyWeight(90, '2026-12-01T09:00:00Z', enrolment.patient));
+    await approve(task, { rate: { value: 0.75, unit: 'mg/kg/h' } }).expect(200);
+    const [order] = await ordersOf(task);
+    expect(order).toMatchObject({ status: 'active', intent: 'order' });
+    expect(rate(order.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
+    expect(rate(order.dosageInstruction, 'calculated')).toEqual({ value: 67.5, code: 'mg/h' });
+    expect(order.dosageInstruction?.[0].maxDosePerAdministration?.value).toBe(120);
+    expect(order.dosageInstruction?.[0].text).toMatch(
+      /^Ketamine IV infusion at 0\.75 mg\/kg\/h \(67\.5 mg\/h for 90 kg\)/,
+    );
+    // The proposal is left as it was (intent is immutable; the order is the new request).
+    const proposalNow = await service.fhir.read<MedicationRequest>('MedicationRequest', proposal.id!);
+    expect(rate(proposalNow.dosageInstruction, 'ordered')?.value).toBe(0.5);
+
+    // The same approval sent again (its answer lost) is answered as done; another rate on that version is not.
+    await approve(task, { rate: { value: 0.75, unit: 'mg/kg/h' } }).expect(200);
+    const other = await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(412);
+    expect((other.body as OperationOutcome).issue[0].details?.text).toMatch(/changed since you loaded it/);
+    expect(await ordersOf(task)).toHaveLength(1);
+  });
+
+  it('the next session is proposed at the rate last given; a Task that orders no infusion takes no rate', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task } = await firstSession(enrolment.carePlanId);
+    await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    const followUps = await followUpTasks(service, procedureId);
+    const next = followUps.find((t) => actionOf(t) === 'next-induction-session')!;
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      next.focus!.reference!.split('/')[1],
+    );
+    expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 1, code: 'mg/kg/h' });
+    expect(rate(proposal.dosageInstruction, 'calculated')).toEqual({ value: 80, code: 'mg/h' });
+
+    // Approved as proposed, it is ordered at that rate.
+    await approve(next, {}).expect(200);
+    const [order] = await ordersOf(next);
+    expect(rate(order.dosageInstruction, 'ordered')?.value).toBe(1);
+
+    const check = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const refused = await approve(check, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(422);
+    expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(
+      /This task orders no medication: approve it without a rate/,
+    );
+    expect((await service.fhir.read<Task>('Task', check.id!)).status).toBe('draft');
+  });
+  it('with no body weight on record, no rate per kg can be ordered: the clinician is told to record one', async () => {
+    const { resource: patient } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: 'Unweighed' }],
+    });
+    await service.fhir.create(bloodPressure(124, 78, '2026-11-01T09:00:00Z', `Patient/${patient.id}`));
+    const applied = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(clinician())
+      .send({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'subject', valueReference: { reference: `Patient/${patient.id}` } },
+          { name: 'startDate', valueDate: '2027-01-01' },
+          { name: 'persist', valueBoolean: true },
+        ],
+      })
+      .expect(200);
+    const { task, proposal } = await firstSession(applied.body.id);
+    expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.5, code: 'mg/kg/h' });
+    expect(rate(proposal.dosageInstruction, 'calculated')?.value).toBeUndefined();
+    const refused = await approve(task, { rate: { value: 0.75, unit: 'mg/kg/h' } }).expect(422);
+    expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(
+      /record a body weight in kg, then approve/,
+    );
+    expect(await ordersOf(task)).toEqual([]);
+  });
+});
