@@ -8,6 +8,7 @@ import type {
   QuestionnaireResponse,
   Task,
 } from '@medplum/fhirtypes';
+import { orderKeySearch } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
 import { ChecksDoneElsewhere } from '../apps/worker/src/checks/checks-done-elsewhere.service';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
@@ -58,6 +59,12 @@ describe('clinician page in a real browser', () => {
     await page.click('#check-confirm');
   }
 
+  /** Clicks a row's Approve; an infusion's dialog (its rate per kg) is confirmed as proposed. */
+  async function approveOnPage(page: Page, taskId: string) {
+    await page.click(`tr[data-task-id="${taskId}"] button:has-text("Approve")`);
+    if (await page.locator('#approve-dialog[open]').isVisible()) await page.click('#approve-confirm');
+  }
+
   /** The post-infusion check among `tasks`, approved through the API (so it is on the to-do list). */
   async function approvedCheck(tasks: Task[]): Promise<Task> {
     const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
@@ -86,7 +93,7 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector(`tr[data-task-id="${check.id}"]`);
     expect(await page.textContent('#message')).toMatch(/\d+ task\(s\) awaiting approval/);
 
-    await page.click(`tr[data-task-id="${check.id}"] button:has-text("Approve")`);
+    await approveOnPage(page, check.id!);
     await page.waitForSelector(`tr[data-task-id="${check.id}"]`, { state: 'detached' });
     expect(await page.textContent('#message')).toMatch(/^Approved/);
 
@@ -121,7 +128,7 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector(`tr[data-task-id="${task.id}"]`);
     // Another clinician approves it meanwhile.
     await service.fhir.update({ ...task, status: 'ready' }, { ifMatch: task.meta!.versionId });
-    await page.click(`tr[data-task-id="${task.id}"] button:has-text("Approve")`);
+    await approveOnPage(page, task.id!);
     await page.waitForSelector('#message.error');
     expect(await page.textContent('#message')).toMatch(/Someone else changed this task first/);
     await page.close();
@@ -259,7 +266,7 @@ describe('clinician page in a real browser', () => {
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
     await row.waitFor();
     expect(await row.locator('td.contraindications').textContent()).toBe('None on record');
-    await row.locator('button:has-text("Approve")').click();
+    await approveOnPage(page, session.id!);
     await page.waitForSelector('#message.error');
     expect(await page.textContent('#message')).toMatch(/contraindication.*Pregnancy/i);
     await row.locator('td.contraindications li.ci-unresolved').waitFor();
@@ -283,7 +290,7 @@ describe('clinician page in a real browser', () => {
     const waiting = tasks.find((t) => t.id !== session.id)!;
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.click(`tr[data-task-id="${session.id}"] button:has-text("Approve")`);
+    await approveOnPage(page, session.id!);
     await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
     const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       subject: enrolled.patient,
@@ -499,6 +506,51 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('approves an infusion at a rate per kg the clinician chooses within the protocol range, seeing the dose it gives', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Tess',
+      family: 'Titrate',
+      birthDate: '1979-09-09',
+    });
+    const tasks = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
+    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.dose').textContent()).toBe(
+      'Dose 0.5 mg/kg/h, about 35 mg/h for 70 kg (weighed 2026-11-01)',
+    );
+
+    await row.locator('button:has-text("Approve")').click();
+    await page.waitForSelector('#approve-dialog[open]');
+    expect(await page.textContent('#approve-rate-label')).toBe('Rate per kg (mg/kg/h; the protocol allows 0.5 to 2)');
+    expect(await page.inputValue('#approve-rate')).toBe('0.5');
+    // Outside the range: said on the page, nothing sent.
+    await page.fill('#approve-rate', '3');
+    await page.click('#approve-confirm');
+    expect(await page.textContent('#approve-error')).toBe('Choose a rate from 0.5 to 2 mg/kg/h.');
+    expect(await page.getAttribute('#approve-rate', 'aria-invalid')).toBe('true');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('draft');
+
+    await page.fill('#approve-rate', '0.75');
+    expect(await page.textContent('#approve-error')).toBe('');
+    expect(await page.textContent('#approve-dose')).toBe(
+      'Dose 0.75 mg/kg/h, about 52.5 mg/h for 70 kg (weighed 2026-11-01)',
+    );
+    await screenshot(page, 'approve-infusion-rate-dialog');
+    await page.click('#approve-confirm');
+    await row.waitFor({ state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Approved/);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    expect(order.dosageInstruction?.[0].text).toMatch(
+      /^Ketamine IV infusion at 0\.75 mg\/kg\/h \(52\.5 mg\/h for 70 kg\)/,
+    );
+    await page.close();
+  }, 60_000);
+
   it('bulk approves the selected tasks', async () => {
     const { tasks } = await followUps('2027-04-04T10:00:00.000Z');
     const page = await browser.newPage();
@@ -521,7 +573,7 @@ describe('clinician page in a real browser', () => {
     } = await followUps('2027-05-04T10:00:00.000Z');
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.click(`tr[data-task-id="${session.id}"] button:has-text("Approve")`);
+    await approveOnPage(page, session.id!);
     await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
     // Another of the same patient's tasks is still listed: open the patient from it.
     const patient = session.for!.reference!;
@@ -798,6 +850,11 @@ describe('clinician page in a real browser', () => {
     }
     expect(reached).toBe(true);
     await page.keyboard.press('Enter');
+    // An infusion asks for its rate per kg: the dialog opens with the focus on it, and Enter confirms.
+    if (await page.locator('#approve-dialog[open]').isVisible()) {
+      expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('approve-rate');
+      await page.keyboard.press('Enter');
+    }
     await page.waitForSelector(`tr[data-task-id="${task.id}"]`, { state: 'detached' });
     expect(await page.textContent('#message')).toMatch(/^Approved/);
     expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');

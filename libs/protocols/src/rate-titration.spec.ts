@@ -58,8 +58,9 @@ const proposalAt = (ratePerKg: number): MedicationRequest => ({
 
 describe('infusion rate titrated per kg (fhir-profiles rate-titration)', () => {
   it('reads the start and the range from each infusion ActivityDefinition', () => {
-    expect(rateTitrationOf(lowDose)).toEqual({ unit: 'mg/kg/h', start: 0.5, low: 0.5, high: 2 });
-    expect(rateTitrationOf(highDose)).toEqual({ unit: 'mg/kg/h', start: 1, low: 0.5, high: 2 });
+    const weightInput = 'bodyWeight';
+    expect(rateTitrationOf(lowDose)).toEqual({ unit: 'mg/kg/h', start: 0.5, low: 0.5, high: 2, weightInput });
+    expect(rateTitrationOf(highDose)).toEqual({ unit: 'mg/kg/h', start: 1, low: 0.5, high: 2, weightInput });
     expect(rateTitrationOf(definition('post-infusion-check'))).toBeUndefined();
   });
 

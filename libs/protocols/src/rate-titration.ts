@@ -16,6 +16,8 @@ export interface RateTitration {
   start: number;
   low: number;
   high: number;
+  /** The PlanDefinition input (DataRequirement.id) giving the body weight the rate is multiplied by. */
+  weightInput?: string;
 }
 
 /** The titration an ActivityDefinition declares; undefined when it has none or it is incomplete (no titration then). */
@@ -28,7 +30,14 @@ export function rateTitrationOf(activity: ActivityDefinition | undefined): RateT
   if (!unit || start.value === undefined || range?.low?.value === undefined || range.high?.value === undefined)
     return undefined;
   if (range.low.code !== unit || range.high.code !== unit) return undefined;
-  return { unit, start: start.value, low: range.low.value, high: range.high.value };
+  const weightInput = part('weight')?.valueId;
+  return {
+    unit,
+    start: start.value,
+    low: range.low.value,
+    high: range.high.value,
+    ...(weightInput ? { weightInput } : {}),
+  };
 }
 
 const within = (t: RateTitration, value: number) => value >= t.low && value <= t.high;

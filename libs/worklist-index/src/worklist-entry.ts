@@ -27,6 +27,8 @@ export interface WorklistEntry {
    * override of the contraindication, or a rejection), so it is listed, but it cannot be approved.
    */
   onHold?: string;
+  /** The request the Task authorises (Task.focus), e.g. the proposed MedicationRequest: its dose is read from it. */
+  request?: string;
 }
 
 /**
@@ -102,6 +104,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     businessStatus: task.businessStatus?.coding?.[0]?.code,
     owner: task.owner && { reference: task.owner.reference, display: task.owner.display },
     onHold: isTaskHeldForContraindication(task) ? (task.statusReason?.text ?? 'On hold') : undefined,
+    request: task.focus?.reference,
   };
 }
 

@@ -1,15 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import type {
+  Bundle,
   CarePlan,
   CodeableConcept,
   DetectedIssue,
   HumanName,
+  MedicationRequest,
   Observation,
   Patient,
   PlanDefinition,
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
+import { doseReadingFor, doseView, type DoseView } from './dose-view';
 import {
   carePlanHoldsCare,
   noticeIfDecidedNow,
@@ -40,6 +43,8 @@ export interface WorklistItemLike {
   due?: { start?: string; end?: string };
   allowedWindow?: { start?: string; end?: string };
   onHold?: string;
+  /** The request the Task authorises (Task.focus), e.g. `MedicationRequest/<id>`. */
+  request?: string;
 }
 
 export interface PatientSummary {
@@ -94,6 +99,8 @@ export interface ItemView {
   blocked?: string;
   /** A reminder approving it now would send with less notice than it needs (the fasting one, near the window). */
   reminderNotice?: string;
+  /** An infusion titrated per kg, awaiting approval: the rate it would be ordered at, its range, the weight now. */
+  dose?: DoseView;
 }
 
 /** What the enricher read for a page: each patient's summary and latest scores, each plan's contraindications. */
@@ -106,6 +113,16 @@ export interface PageRecords {
   issues: Map<string, ContraindicationView[]>;
   /** Each plan's reason it holds no care now (stopped, paused); absent when it does, or was not found. */
   planBlocked: Map<string, string>;
+  /** The proposals asked for (`MedicationRequest/<id>`), as read. */
+  proposals: Map<string, MedicationRequest | undefined>;
+  /** The weight searches asked for, by name. */
+  weights: Record<string, Bundle>;
+}
+
+/** Besides patients and plans, what a page of infusions awaiting approval needs for their doses. */
+export interface DoseReads {
+  proposals: string[];
+  weights: NamedSearch[];
 }
 
 /**
@@ -143,11 +160,31 @@ export class WorklistEnricher {
     now = new Date(),
     purpose: { for: 'approval' | 'to-do' } = { for: 'approval' },
   ): Promise<(T & { view: ItemView })[]> {
-    const { summaries, scores, effects, issues, planBlocked } = await this.records(
+    // The to-do list's Tasks are approved: their doses are their orders', not what approving would order.
+    const dosing = new Map(
+      purpose.for === 'approval'
+        ? items.flatMap((item) => {
+            const reading = doseReadingFor(this.catalog, this.planOf(item), item);
+            return reading ? [[item.id, reading] as const] : [];
+          })
+        : [],
+    );
+    const weightSearches = new Map([...dosing.values()].flatMap((d) => (d.weight ? [[d.weight.name, d.weight]] : [])));
+    const { summaries, scores, effects, issues, planBlocked, proposals, weights } = await this.records(
       unique(items.map((i) => i.patient)),
       unique(items.map((i) => i.carePlan)),
       now,
+      {
+        proposals: unique(items.filter((i) => dosing.has(i.id)).map((i) => i.request)),
+        weights: [...weightSearches.values()],
+      },
     );
+    const doseOf = (item: T) => {
+      const reading = dosing.get(item.id);
+      if (!reading) return {};
+      const weight = reading.weight && weights[reading.weight.name];
+      return { dose: doseView(reading, item.request ? proposals.get(item.request) : undefined, weight) };
+    };
     return items.map((item) => ({
       ...item,
       view: {
@@ -159,6 +196,7 @@ export class WorklistEnricher {
         ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
         ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
         ...(purpose.for === 'approval' ? this.reminderNotice(item, now) : {}),
+        ...doseOf(item),
       },
     }));
   }
@@ -196,9 +234,15 @@ export class WorklistEnricher {
    * (searches; every page of one with more, a round trip each, only then). A page of 20 patients took ~60 requests
    * before session 14.
    */
-  async records(patients: string[], plans: string[], now = new Date()): Promise<PageRecords> {
+  async records(
+    patients: string[],
+    plans: string[],
+    now = new Date(),
+    doses: DoseReads = { proposals: [], weights: [] },
+  ): Promise<PageRecords> {
     const readable = patients.filter((ref) => PATIENT_REFERENCE.test(ref));
     const readablePlans = plans.filter((ref) => CARE_PLAN_REFERENCE.test(ref));
+    const readableProposals = doses.proposals.filter((ref) => MEDICATION_REQUEST_REFERENCE.test(ref));
     const searches: NamedSearch[] = [
       ...(this.observationCodeQuery
         ? patients.map((ref) => ({
@@ -214,10 +258,11 @@ export class WorklistEnricher {
         params: { implicated: ref },
         everyMatch: true,
       })),
+      ...doses.weights,
     ];
     const { read, found } = await readAndSearchEach(
       this.fhir,
-      [...readable, ...readablePlans].map((ref) => {
+      [...readable, ...readablePlans, ...readableProposals].map((ref) => {
         const [type, id] = ref.split('/');
         return `${type}/${encodeURIComponent(id)}`;
       }),
@@ -244,6 +289,13 @@ export class WorklistEnricher {
       ),
       issues: new Map(plans.map((ref) => [ref, matchesOf<DetectedIssue>(found[`issues ${ref}`]).map(issueView)])),
       planBlocked,
+      proposals: new Map(
+        readableProposals.map((ref, i) => [
+          ref,
+          read[readable.length + readablePlans.length + i] as MedicationRequest | undefined,
+        ]),
+      ),
+      weights: Object.fromEntries(doses.weights.map((s) => [s.name, found[s.name]])),
     };
   }
 
@@ -323,6 +375,7 @@ function latestEffects(
 
 const PATIENT_REFERENCE = /^Patient\/[^/]+$/;
 const CARE_PLAN_REFERENCE = /^CarePlan\/[^/]+$/;
+const MEDICATION_REQUEST_REFERENCE = /^MedicationRequest\/[^/]+$/;
 
 const VIEW_STATE = { withdrawn: 'closed', overridden: 'overridden', unresolved: 'unresolved' } as const;
 

@@ -129,6 +129,19 @@ export const WORKLIST_PAGE = `<!doctype html>
   </form>
 </dialog>
 
+<dialog id="approve-dialog" aria-labelledby="approve-title">
+  <form method="dialog" id="approve-form" novalidate>
+    <h2 id="approve-title">Approve infusion</h2>
+    <p id="approve-what"></p>
+    <label for="approve-rate" id="approve-rate-label">Rate per kg</label>
+    <input id="approve-rate" type="number" step="0.05" required aria-describedby="approve-dose approve-error">
+    <p id="approve-dose" aria-live="polite"></p>
+    <p id="approve-error" class="overdue" role="alert"></p>
+    <button type="submit" value="confirm" id="approve-confirm">Approve and order</button>
+    <button type="button" id="approve-cancel">Cancel</button>
+  </form>
+</dialog>
+
 <dialog id="override-dialog" aria-labelledby="override-title">
   <form method="dialog" id="override-form" novalidate>
     <h2 id="override-title">Override contraindication</h2>
@@ -513,7 +526,9 @@ function row(item) {
     ? button('Record check', 'Record ' + view.task.answers + ' for ' + name, () => askCheck({ id: item.id, versionId: item.versionId, what: describe(item) }))
     : null;
   if (recordCheck && toDo) actions.append(recordCheck);
-  if (approvable && !toDo) actions.append(button('Approve', 'Approve ' + what + ' for ' + name, () => decide(item, 'approve')));
+  // An infusion titrated per kg is approved at a rate the clinician confirms or changes (its dialog); others at once.
+  const approve = view.dose ? () => askApprove(item) : () => decide(item, 'approve');
+  if (approvable && !toDo) actions.append(button('Approve', 'Approve ' + what + ' for ' + name, approve));
   actions.append(button('Reject', 'Reject ' + what + ' for ' + name, () => askReject(item)));
   if (approvable && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
     actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
@@ -525,6 +540,7 @@ function row(item) {
 
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
+  if (view.dose && !toDo) task.append(el('div', doseText(view.dose, view.dose.ratePerKg), 'muted dose'));
   if (view.blocked) task.append(el('div', 'Cannot be approved: ' + view.blocked, 'badge blocked'));
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
   if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
@@ -577,6 +593,59 @@ async function decide(item, decision, extra) {
     return false;
   }
 }
+
+// A titrated infusion's dose in words: the rate per kg and, with a weight on record, about what it gives in mg/h (the
+// server computes the order's own, from the latest weight, when the clinician approves).
+function rounded(value) { return Math.round(value * 10) / 10; }
+function doseText(dose, ratePerKg) {
+  const rate = ratePerKg + ' ' + dose.unit;
+  if (dose.weightKg === undefined) return 'Dose ' + rate + ': no body weight on record';
+  return 'Dose ' + rate + ', about ' + rounded(ratePerKg * dose.weightKg) + ' ' + dose.unit.replace('/kg', '') +
+    ' for ' + dose.weightKg + ' kg (weighed ' + day(dose.weighed) + ')';
+}
+
+let approving = null;
+function askApprove(item) {
+  approving = item;
+  const dose = item.view.dose;
+  const input = $('#approve-rate');
+  $('#approve-what').textContent = describe(item);
+  $('#approve-rate-label').textContent = 'Rate per kg (' + dose.unit + '; the protocol allows ' + dose.low + ' to ' + dose.high + ')';
+  input.min = String(dose.low);
+  input.max = String(dose.high);
+  input.value = String(dose.ratePerKg);
+  input.removeAttribute('aria-invalid');
+  $('#approve-error').textContent = '';
+  showApproveDose();
+  $('#approve-dialog').showModal();
+  input.focus();
+}
+function showApproveDose() {
+  const value = Number($('#approve-rate').value);
+  $('#approve-dose').textContent = $('#approve-rate').value && Number.isFinite(value) ? doseText(approving.view.dose, value) : '';
+}
+$('#approve-rate').addEventListener('input', () => {
+  // A new value: the last refusal no longer applies.
+  $('#approve-rate').removeAttribute('aria-invalid');
+  $('#approve-error').textContent = '';
+  showApproveDose();
+});
+$('#approve-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const item = approving;
+  const dose = item.view.dose;
+  const input = $('#approve-rate');
+  const value = Number(input.value);
+  if (!input.value || !Number.isFinite(value) || value < dose.low || value > dose.high) {
+    input.setAttribute('aria-invalid', 'true');
+    $('#approve-error').textContent = 'Choose a rate from ' + dose.low + ' to ' + dose.high + ' ' + dose.unit + '.';
+    input.focus();
+    return;
+  }
+  $('#approve-dialog').close();
+  await decide(item, 'approve', { rate: { value, unit: dose.unit } });
+});
+$('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close());
 
 let rejecting = null;
 // The reject and override dialogs (#<name>-dialog, -reason, -error): opened empty; an empty reason is refused on the
