@@ -322,7 +322,9 @@ describe('clinician page in a real browser', () => {
     await row.locator('.patient-link').click();
     await page.waitForSelector('#patient-view:not([hidden])');
     const held = page.locator('#timeline li[data-type="order"]');
-    expect(await held.textContent()).toMatch(/Order: .*\[on-hold\]: Held: found after approval: Pregnancy/);
+    expect(await held.textContent()).toMatch(
+      /Order: Ketamine at 0\.5 mg\/kg\/h \(35 mg\/h\).*\[on-hold\]: Held: found after approval: Pregnancy/,
+    );
     expect(
       await page.locator('#timeline li[data-type="follow-up"]:has-text("First infusion session")').textContent(),
     ).toMatch(/\[approved, on hold\]/);
