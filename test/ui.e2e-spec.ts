@@ -550,6 +550,13 @@ describe('clinician page in a real browser', () => {
     expect(order.dosageInstruction?.[0].text).toMatch(
       /^Ketamine IV infusion at 0\.75 mg\/kg\/h \(52\.5 mg\/h for 70 kg\)/,
     );
+    // On the to-do list, the infusion to give says what was ordered.
+    await page.click('#list-to-do');
+    await page.selectOption('#f-kind', 'infusion-session');
+    await page.click('#filters button[type=submit]');
+    const toDo = page.locator(`tr[data-task-id="${session.id}"]`);
+    await toDo.waitFor();
+    expect(await toDo.locator('.dose').textContent()).toBe('Ordered at 0.75 mg/kg/h (52.5 mg/h)');
     await page.close();
   }, 60_000);
 

@@ -1,5 +1,5 @@
 import type { Bundle, MedicationRequest, Observation, PlanDefinition } from '@medplum/fhirtypes';
-import type { NamedSearch } from '@kc/fhir';
+import { matchesOf, type NamedSearch } from '@kc/fhir';
 import {
   flattenActions,
   orderedRatePerKg,
@@ -8,6 +8,7 @@ import {
   type ProtocolCatalog,
   type RateTitration,
 } from '@kc/protocols';
+import { orderKeySearch, orderTaskIdOf } from '@kc/task-states';
 
 /**
  * What a clinician approving an infusion sees of its dose: the rate per kg approving it as proposed orders, the range
@@ -66,4 +67,40 @@ export function doseView(
     high: titration.high,
     ...(kg !== undefined ? { weightKg: kg, weighed: latest?.effectiveDateTime ?? latest?.issued } : {}),
   };
+}
+
+/** The search, under this name, for the orders of the to-do list's approved Tasks (keyed by Task: one request). */
+export const TO_DO_ORDERS = 'orders of the to-do Tasks';
+
+/** The orders of a page of approved Tasks that authorise a MedicationRequest, in one search; none to read: undefined. */
+export function toDoOrdersSearch(items: { id: string; request?: string }[]): NamedSearch | undefined {
+  const ids = items.filter((i) => i.request?.startsWith('MedicationRequest/')).map((i) => i.id);
+  if (!ids.length) return undefined;
+  return {
+    name: TO_DO_ORDERS,
+    resourceType: 'MedicationRequest',
+    params: { identifier: ids.map(orderKeySearch).join(','), _count: String(ids.length) },
+    everyMatch: true,
+  };
+}
+
+/** Each order found by the Task whose approval wrote it. */
+export function ordersByTask(found: Bundle | undefined): Map<string, MedicationRequest> {
+  return new Map(
+    matchesOf<MedicationRequest>(found).flatMap((o) => {
+      const task = orderTaskIdOf(o);
+      return task ? [[task, o] as const] : [];
+    }),
+  );
+}
+
+/** An order's rate as prescribed and as given (dose-rate types ordered and calculated): "0.75 mg/kg/h (52.5 mg/h)". */
+export function orderRateText(order: MedicationRequest): string | undefined {
+  const rates = order.dosageInstruction?.[0]?.doseAndRate ?? [];
+  const of = (type: string) => {
+    const q = rates.find((r) => r.type?.coding?.some((c) => c.code === type))?.rateQuantity;
+    return q?.value !== undefined ? `${q.value} ${q.unit ?? q.code ?? ''}`.trim() : undefined;
+  };
+  const [ordered, calculated] = [of('ordered'), of('calculated')];
+  return ordered && calculated ? `${ordered} (${calculated})` : (ordered ?? calculated);
 }

@@ -26,6 +26,7 @@ import {
   ProtocolCatalog,
 } from '@kc/protocols';
 import { isOpen } from '@kc/task-states';
+import { orderRateText } from './dose-view';
 import {
   displayName,
   issueView,
@@ -174,7 +175,7 @@ export class PatientTimelineService {
       ...orders.map((o) => ({
         date: o.authoredOn ?? o.meta?.lastUpdated,
         type: 'order' as const,
-        text: `Order: ${o.medicationCodeableConcept?.text ?? o.medicationCodeableConcept?.coding?.[0]?.display ?? 'medication'}${rateWords(o)}`,
+        text: `Order: ${o.medicationCodeableConcept?.text ?? o.medicationCodeableConcept?.coding?.[0]?.display ?? 'medication'}${orderRateText(o) ? ` at ${orderRateText(o)}` : ''}`,
         status: o.status,
         reason: o.statusReason?.text,
         reference: `MedicationRequest/${o.id}`,
@@ -347,16 +348,4 @@ function answerInWords(answer: QuestionnaireResponseItemAnswer, question: Questi
       answer.valueBoolean ??
       '',
   );
-}
-
-/** An order's rate as prescribed and as given (dose-rate types ordered and calculated): " at 0.75 mg/kg/h (52.5 mg/h)". */
-function rateWords(order: MedicationRequest): string {
-  const rates = order.dosageInstruction?.[0]?.doseAndRate ?? [];
-  const of = (type: string) => {
-    const q = rates.find((r) => r.type?.coding?.some((c) => c.code === type))?.rateQuantity;
-    return q?.value !== undefined ? `${q.value} ${q.unit ?? q.code ?? ''}`.trim() : undefined;
-  };
-  const [ordered, calculated] = [of('ordered'), of('calculated')];
-  if (ordered && calculated) return ` at ${ordered} (${calculated})`;
-  return ordered || calculated ? ` at ${ordered ?? calculated}` : '';
 }

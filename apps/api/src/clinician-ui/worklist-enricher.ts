@@ -12,7 +12,15 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
-import { doseReadingFor, doseView, type DoseView } from './dose-view';
+import {
+  doseReadingFor,
+  doseView,
+  orderRateText,
+  ordersByTask,
+  TO_DO_ORDERS,
+  toDoOrdersSearch,
+  type DoseView,
+} from './dose-view';
 import {
   carePlanHoldsCare,
   noticeIfDecidedNow,
@@ -101,6 +109,8 @@ export interface ItemView {
   reminderNotice?: string;
   /** An infusion titrated per kg, awaiting approval: the rate it would be ordered at, its range, the weight now. */
   dose?: DoseView;
+  /** An approved Task's order, on the to-do list: its rate as prescribed and as given, e.g. "0.75 mg/kg/h (52.5 mg/h)". */
+  orderedDose?: string;
 }
 
 /** What the enricher read for a page: each patient's summary and latest scores, each plan's contraindications. */
@@ -115,14 +125,14 @@ export interface PageRecords {
   planBlocked: Map<string, string>;
   /** The proposals asked for (`MedicationRequest/<id>`), as read. */
   proposals: Map<string, MedicationRequest | undefined>;
-  /** The weight searches asked for, by name. */
-  weights: Record<string, Bundle>;
+  /** The dose searches asked for (weights, orders), by name. */
+  doseSearches: Record<string, Bundle>;
 }
 
-/** Besides patients and plans, what a page of infusions awaiting approval needs for their doses. */
+/** Besides patients and plans, what a page needs for its doses: proposals to read, weights or orders to search. */
 export interface DoseReads {
   proposals: string[];
-  weights: NamedSearch[];
+  searches: NamedSearch[];
 }
 
 /**
@@ -170,20 +180,27 @@ export class WorklistEnricher {
         : [],
     );
     const weightSearches = new Map([...dosing.values()].flatMap((d) => (d.weight ? [[d.weight.name, d.weight]] : [])));
-    const { summaries, scores, effects, issues, planBlocked, proposals, weights } = await this.records(
+    const ordersSearch = purpose.for === 'to-do' ? toDoOrdersSearch(items) : undefined;
+    const { summaries, scores, effects, issues, planBlocked, proposals, doseSearches } = await this.records(
       unique(items.map((i) => i.patient)),
       unique(items.map((i) => i.carePlan)),
       now,
       {
         proposals: unique(items.filter((i) => dosing.has(i.id)).map((i) => i.request)),
-        weights: [...weightSearches.values()],
+        searches: [...weightSearches.values(), ...(ordersSearch ? [ordersSearch] : [])],
       },
     );
+    const orders = ordersByTask(doseSearches[TO_DO_ORDERS]);
     const doseOf = (item: T) => {
       const reading = dosing.get(item.id);
       if (!reading) return {};
-      const weight = reading.weight && weights[reading.weight.name];
+      const weight = reading.weight && doseSearches[reading.weight.name];
       return { dose: doseView(reading, item.request ? proposals.get(item.request) : undefined, weight) };
+    };
+    const orderedDoseOf = (item: T) => {
+      const order = orders.get(item.id);
+      const text = order && orderRateText(order);
+      return text ? { orderedDose: text } : {};
     };
     return items.map((item) => ({
       ...item,
@@ -197,6 +214,7 @@ export class WorklistEnricher {
         ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
         ...(purpose.for === 'approval' ? this.reminderNotice(item, now) : {}),
         ...doseOf(item),
+        ...orderedDoseOf(item),
       },
     }));
   }
@@ -238,7 +256,7 @@ export class WorklistEnricher {
     patients: string[],
     plans: string[],
     now = new Date(),
-    doses: DoseReads = { proposals: [], weights: [] },
+    doses: DoseReads = { proposals: [], searches: [] },
   ): Promise<PageRecords> {
     const readable = patients.filter((ref) => PATIENT_REFERENCE.test(ref));
     const readablePlans = plans.filter((ref) => CARE_PLAN_REFERENCE.test(ref));
@@ -258,7 +276,7 @@ export class WorklistEnricher {
         params: { implicated: ref },
         everyMatch: true,
       })),
-      ...doses.weights,
+      ...doses.searches,
     ];
     const { read, found } = await readAndSearchEach(
       this.fhir,
@@ -295,7 +313,7 @@ export class WorklistEnricher {
           read[readable.length + readablePlans.length + i] as MedicationRequest | undefined,
         ]),
       ),
-      weights: Object.fromEntries(doses.weights.map((s) => [s.name, found[s.name]])),
+      doseSearches: Object.fromEntries(doses.searches.map((s) => [s.name, found[s.name]])),
     };
   }
 

@@ -541,6 +541,8 @@ function row(item) {
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
   if (view.dose && !toDo) task.append(el('div', doseText(view.dose, view.dose.ratePerKg), 'muted dose'));
+  // On the to-do list, what the nurse gives: the order's rate as prescribed and for this patient.
+  if (view.orderedDose && toDo) task.append(el('div', 'Ordered at ' + view.orderedDose, 'muted dose'));
   if (view.blocked) task.append(el('div', 'Cannot be approved: ' + view.blocked, 'badge blocked'));
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
   if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
