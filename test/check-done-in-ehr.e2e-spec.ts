@@ -1,8 +1,15 @@
 import request from 'supertest';
-import type { DetectedIssue, Observation, Provenance, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import type {
+  DetectedIssue,
+  MedicationRequest,
+  Observation,
+  Provenance,
+  QuestionnaireResponse,
+  Task,
+} from '@medplum/fhirtypes';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
-import { checkDoneElsewhereJobId, QUEUES } from '@kc/queue';
+import { checkDoneElsewhereJobId, PatientRecordEventsProducer, QUEUES, QueueUnavailableError } from '@kc/queue';
 import { actionOf, postWebhook, queueIdle, waitFor } from './support/clinic';
 import { checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
@@ -149,6 +156,35 @@ describe('a post-infusion check completed in the EHR', () => {
     );
     // The same notification again writes no second issue.
     await notify(completed);
+    expect(
+      await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${p.carePlanId}` }),
+    ).toHaveLength(1);
+  });
+
+  it("a hold whose queueing failed after the check was recorded is queued by the job's retry", async () => {
+    const p = await infusedPatient();
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(200);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: `https://ketamine-careplans.example/fhir/NamingSystem/order-key|Task/${p.session.id}`,
+    });
+    // Redis stops answering between the check's transaction and the hold's job: the job fails, and is retried.
+    const holds = jest
+      .spyOn(service.app.get(PatientRecordEventsProducer), 'holdOrdersOf')
+      .mockRejectedValueOnce(new QueueUnavailableError('Redis did not answer within 2000 ms'));
+    try {
+      await notify(await completeInEhr(p.check, 4, ['effect-hallucinations']));
+      expect(holds).toHaveBeenCalledTimes(2);
+    } finally {
+      holds.mockRestore();
+    }
+    await waitFor(
+      async () => (await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status === 'on-hold',
+      'the approved session order to be held after the retry',
+    );
     expect(
       await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${p.carePlanId}` }),
     ).toHaveLength(1);

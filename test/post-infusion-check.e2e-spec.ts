@@ -11,7 +11,7 @@ import type {
   QuestionnaireResponseItem,
   Task,
 } from '@medplum/fhirtypes';
-import { QUEUES } from '@kc/queue';
+import { PatientRecordEventsProducer, QUEUES, QueueUnavailableError } from '@kc/queue';
 import { queueIdle, waitFor } from './support/clinic';
 import { checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
@@ -245,6 +245,36 @@ describe('recording the post-infusion check', () => {
       .set(clinician)
       .send({ versionId: booster.meta!.versionId })
       .expect(200);
+  });
+
+  it('a hold whose queueing failed after the check was written is asked for again when the same check is sent again', async () => {
+    const p = await infusedPatient();
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: p.session.meta!.versionId })
+      .expect(200);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: `https://ketamine-careplans.example/fhir/NamingSystem/order-key|Task/${p.session.id}`,
+    });
+    // Redis stops answering between the check's transaction and the hold's job: the clinician gets a 503.
+    const holds = jest
+      .spyOn(service.app.get(PatientRecordEventsProducer), 'holdOrdersOf')
+      .mockRejectedValueOnce(new QueueUnavailableError('Redis did not answer within 2000 ms'));
+    const body = answers(3, ['effect-hallucinations']);
+    try {
+      await complete(p.check, body).expect(503);
+      expect((await service.fhir.read<Task>('Task', p.check.id!)).status).toBe('completed');
+      // The page (or the clinician) sends the same check again: answered as done, and the hold is queued this time.
+      await complete(p.check, body).expect(200);
+    } finally {
+      holds.mockRestore();
+    }
+    await waitFor(
+      async () => (await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status === 'on-hold',
+      'the approved session order to be held after the check was sent again',
+    );
+    expect(await responsesFor(p.check)).toHaveLength(1);
   });
 
   it('effects not marked for review are recorded, and hold nothing', async () => {

@@ -2,7 +2,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Questionnaire, QuestionnaireResponseItem } from '@medplum/fhirtypes';
 import { SERVICE_CODE_SYSTEM } from './canonical';
-import { effectsToReview, isReportedEffect, REPORTED_EFFECT_KEY_SYSTEM, reportedEffectIssue } from './reported-effects';
+import {
+  effectsToReview,
+  isReportedAt,
+  isReportedEffect,
+  REPORTED_EFFECT_KEY_SYSTEM,
+  reportedEffectIssue,
+} from './reported-effects';
 
 const check = JSON.parse(
   fs.readFileSync(
@@ -57,5 +63,7 @@ describe('effects reported at a check that a clinician reviews (fhir-profiles ma
     expect(issue.mitigation).toBeUndefined();
     expect(isReportedEffect(issue)).toBe(true);
     expect(isReportedEffect({ ...issue, identifier: [] })).toBe(false);
+    expect(isReportedAt(issue, 'Task/c1')).toBe(true);
+    expect(isReportedAt(issue, 'Task/c')).toBe(false);
   });
 });

@@ -69,6 +69,13 @@ export function reportedEffectIssue({ effect, severity }: ReportedEffect, at: Re
   };
 }
 
+/** An issue recorded for an effect reported at this check (`Task/<id>`). */
+export function isReportedAt(issue: DetectedIssue, check: string): boolean {
+  return Boolean(
+    issue.identifier?.some((i) => i.system === REPORTED_EFFECT_KEY_SYSTEM && i.value?.startsWith(`${check}:`)),
+  );
+}
+
 /** An issue recorded for an effect reported at a check (not a contraindication found in the patient's data). */
 export function isReportedEffect(issue: DetectedIssue): boolean {
   return Boolean(issue.identifier?.some((i) => i.system === REPORTED_EFFECT_KEY_SYSTEM));

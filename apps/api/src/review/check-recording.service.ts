@@ -21,7 +21,7 @@ import {
   type CheckAnswers,
   type RecordedCheck,
 } from '@kc/followups';
-import { AnswersRefused, checkAnswers, ProtocolCatalog } from '@kc/protocols';
+import { AnswersRefused, checkAnswers, effectsToReview, ProtocolCatalog } from '@kc/protocols';
 import { PatientRecordEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { deciderOf } from './provenance';
 import { DecisionWriter } from './task-review.service';
@@ -105,9 +105,13 @@ export class CheckRecordingService {
     });
     // Each extracted score goes to the booster timing (which reads all of the patient's scores).
     await this.scores.enqueueEach(scoreIdsWritten(written), 'api');
-    // An effect to review: the plan's approved orders are held now (its own job; the sweep would find it too).
+    // An effect to review: the plan's approved orders are held now (its own job; the sweep would find it too). The
+    // same check sent again (its answer lost, perhaps with this enqueue) writes nothing and asks for the hold again.
     const plan = carePlanReferenceOf(done);
-    if (plan && written.some(isIssueWritten)) await this.records.holdOrdersOf(plan);
+    const toReview = written.length
+      ? written.some(isIssueWritten)
+      : effectsToReview(questionnaire, input.answers).length > 0;
+    if (plan && toReview) await this.records.holdOrdersOf(plan);
     return done;
   }
 

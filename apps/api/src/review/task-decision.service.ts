@@ -76,15 +76,15 @@ export class TaskDecisionService {
     const { task, proposal, carePlan, issues } = await this.readWithFocus(input.taskId);
     this.assertAuthorisable({ task, proposal, carePlan, issues, caller: input.caller });
     // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
-    const now = await this.contraindications.found(task, carePlan, issues, proposal);
-    assertClearOf(carePlanReferenceOf(task), now.found);
-    // A Task approved before (then rescheduled) already has its order.
+    const checked = await this.contraindications.found(task, carePlan, issues, proposal);
+    assertClearOf(carePlanReferenceOf(task), checked.found);
+    if (rate && !proposal) throw unprocessable('This task orders no medication: approve it without a rate');
+    // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
+    // judge (the same approval retried is answered as done, anything else refused).
     const ordering = proposal && !isApproved(task);
     const dose = ordering
-      ? dosageToOrder({ proposal, activity: now.activity, asked: rate, variables: now.variables })
+      ? dosageToOrder({ proposal, activity: checked.activity, asked: rate, variables: checked.variables })
       : {};
-    // An approved Task orders nothing more: the writer answers a retry as done, and refuses anything else.
-    if (rate && !proposal) throw unprocessable('This task orders no medication: approve it without a rate');
     if (dose.refusal) throw unprocessable(dose.refusal);
     const reminders = await this.reminders.contextFor(task, carePlan);
     return this.writer.write({

@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import type { BundleEntry, CarePlan, Provenance, QuestionnaireResponse, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  BundleEntry,
+  CarePlan,
+  DetectedIssue,
+  Provenance,
+  QuestionnaireResponse,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { FhirClient, FhirHttpError, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
 import {
   adoptCheckDoneElsewhere,
@@ -9,7 +17,7 @@ import {
   responseReferenceOf,
   scoreIdsWritten,
 } from '@kc/followups';
-import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog } from '@kc/protocols';
+import { contraindicationState, DECISION_KEY_SYSTEM, decisionKey, isReportedAt, ProtocolCatalog } from '@kc/protocols';
 import { PatientRecordEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 
@@ -43,12 +51,16 @@ export class ChecksDoneElsewhere {
     private readonly records: PatientRecordEventsProducer,
   ) {}
 
-  async handle(taskId: string, now = new Date()): Promise<CheckDoneElsewhereOutcome> {
+  /** `retry`: an earlier attempt failed, perhaps after writing the check and before queueing its hold. */
+  async handle(taskId: string, now = new Date(), { retry = false } = {}): Promise<CheckDoneElsewhereOutcome> {
     // The Task with its CarePlan in one read; the answers in a second, when it names them.
     const bundle = await this.fhir.search<Task | Resource>('Task', { _id: taskId, _include: 'Task:based-on' });
     const task = matchesOf<Task>(bundle).find((t) => t.id === taskId);
     if (!task) return { result: 'skipped', why: 'no such Task' };
-    if (!isCheckDoneElsewhere(task)) return { result: 'skipped', why: 'not completed elsewhere, or already recorded' };
+    if (!isCheckDoneElsewhere(task)) {
+      if (retry && task.status === 'completed') await this.holdAgain(task);
+      return { result: 'skipped', why: 'not completed elsewhere, or already recorded' };
+    }
     const carePlan = includedOf(bundle).find(
       (r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task),
     );
@@ -111,6 +123,21 @@ export class ChecksDoneElsewhere {
       extracted: !adopted.notTaken,
     });
     return { result: 'recorded', observations: adopted.observations.length, notTaken: adopted.notTaken };
+  }
+
+  /**
+   * The hold a recorded check asked for, asked for again: an attempt that wrote the check and then failed to queue
+   * the hold leaves the check recorded, so its retry lands here. One search, on retries only; the job holds what is
+   * still to hold.
+   */
+  private async holdAgain(task: Task): Promise<void> {
+    const carePlanRef = carePlanReferenceOf(task);
+    if (!carePlanRef) return;
+    const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: carePlanRef });
+    const waiting = issues.filter(
+      (i) => isReportedAt(i, `Task/${task.id}`) && contraindicationState(i) === 'unresolved',
+    );
+    if (waiting.length) await this.records.holdOrdersOf(carePlanRef);
   }
 
   private async responseOf(task: Task): Promise<QuestionnaireResponse | undefined> {

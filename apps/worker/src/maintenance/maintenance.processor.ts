@@ -75,7 +75,9 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       case JOBS.recheckContraindications:
         return this.contraindications.recheckFor((job.data as RecheckContraindicationsJob).reference);
       case JOBS.checkDoneElsewhere:
-        return this.checksDoneElsewhere.handle((job.data as CheckDoneElsewhereJob).taskId);
+        return this.checksDoneElsewhere.handle((job.data as CheckDoneElsewhereJob).taskId, new Date(), {
+          retry: job.attemptsMade > 0,
+        });
       case JOBS.withdrawStoppedPlan:
         return this.stoppedPlans.sweepPlan((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:
