@@ -338,6 +338,43 @@ describe('CDS Hooks services', () => {
     });
   });
 
+  it("order-sign: a ketamine rate per kg outside the protocols' range gets a warning, judged at the latest weight", async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [118, 76]); // 80 kg
+    const atRate = (value: number, code: string, id: string): MedicationRequest => ({
+      ...ketamineOrder(patientId, id),
+      dosageInstruction: [
+        { doseAndRate: [{ rateQuantity: { value, unit: code, code, system: 'http://unitsofmeasure.org' } }] },
+      ],
+    });
+    const res = await callHook(
+      'ketamine-order-check',
+      orderSign(patientId, [
+        atRate(250, 'mg/h', 'too-fast'),
+        atRate(60, 'mg/h', 'in-range'),
+        atRate(0.25, 'mg/kg/h', 'too-slow'),
+      ]),
+    );
+    const cards = res.body.cards as Card[];
+    expectWellFormed(cards);
+    expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+      ['warning', "Ketamine rate above the protocols' range: 3.13 mg/kg/h"],
+      ['warning', "Ketamine rate below the protocols' range: 0.25 mg/kg/h"],
+    ]);
+    expect(cards[0].detail).toContain(
+      '**250 mg/h for 80 kg (weighed 2026-11-10), 3.13 mg/kg/h** is above 0.5-2 mg/kg/h',
+    );
+
+    // No weight on record: a rate per hour cannot be judged per kg, and the card says the check did not run.
+    const unweighed = await newPatient();
+    const unchecked = await callHook(
+      'ketamine-order-check',
+      orderSign(unweighed, [{ ...atRate(100, 'mg/h', 'unweighed'), subject: { reference: `Patient/${unweighed}` } }]),
+    );
+    const warning = (unchecked.body.cards as Card[]).find((c) => c.indicator === 'warning')!;
+    expect(warning.detail).toContain('The ketamine rate per kg (100 mg/h; no body weight in kg on record)');
+  });
+
   it('order-sign: a patient failing an eligibility condition (pregnancy) with nothing on record yet gets a critical card', async () => {
     const patientId = await newPatient();
     await recordVitals(patientId, [118, 76]);

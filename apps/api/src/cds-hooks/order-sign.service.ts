@@ -22,6 +22,15 @@ import {
   type ProductCode,
 } from './ketamine-orders';
 import { readFailure } from './ehr-fhir-server';
+import {
+  checkOrderRate,
+  latestWeightKg,
+  planTitrations,
+  rangeForOrder,
+  rateOutsideCards,
+  uncheckedRates,
+  type RateFinding,
+} from './rate-range';
 import { MedicationResolver } from './medication-resolver';
 import {
   checkPatientId,
@@ -54,6 +63,8 @@ export class OrderSignService {
   /** Prefetch key of each protocol input (plan id -> variable name -> key). */
   private readonly keyOf = new Map<string, Map<string, string>>();
   private readonly queries: PrefetchQuery[];
+  /** Each protocol's titrated infusions (fhir-profiles rate-titration): the rates per kg an order may ask for. */
+  private readonly titrations = new Map<string, ReturnType<typeof planTitrations>>();
 
   constructor(
     private readonly prefetch: PrefetchResolver,
@@ -63,6 +74,7 @@ export class OrderSignService {
     this.codes = ketamineProductCodes(catalog.resources);
     this.displays = codeDisplays(catalog.resources);
     this.plans = catalog.planDefinitions();
+    for (const plan of this.plans) this.titrations.set(plan.id!, planTitrations(plan, catalog));
     this.queries = [{ key: 'patient', resourceType: 'Patient', readPatient: true }, CONTRAINDICATIONS];
     // The protocols' own data requirements become prefetch templates, one key per variable; a variable two protocols
     // fetch differently gets a key per protocol.
@@ -95,7 +107,8 @@ export class OrderSignService {
       title: 'Ketamine order contraindication check',
       description:
         `Checks draft ketamine MedicationRequests (${products}) against the patient's unresolved contraindications ` +
-        "and the infusion protocols' eligibility conditions; a contraindicated order gets a critical card.",
+        "and the infusion protocols' eligibility conditions (a contraindicated order gets a critical card), and its " +
+        "rate per kg against the protocols' range (outside it: a warning card).",
       prefetch: prefetchTemplates(this.queries),
     };
   }
@@ -161,18 +174,32 @@ export class OrderSignService {
         })),
       );
       const issues = resourcesIn<DetectedIssue>(data[CONTRAINDICATIONS.key], 'DetectedIssue');
+      const rates = patientOrders.map((order) => ({ order, finding: this.rateFinding(order, plans, data) }));
       cards.push(
         ...orderSignCards(
           {
             orders: patientOrders,
             contraindications: orderContraindications(issues, verdict),
-            unchecked: verdict.unchecked,
+            unchecked: [...verdict.unchecked, ...uncheckedRates(rates.map((r) => r.finding))],
           },
           cardOptions,
         ),
+        ...rateOutsideCards(rates, cardOptions),
       );
     }
     return { cards: sortCards(cards), counts };
+  }
+
+  /** An order's rate per kg against its protocols' range, judged at the weight their weight input read. */
+  private rateFinding(order: MedicationRequest, plans: PlanDefinition[], data: ResolvedPrefetch['data']): RateFinding {
+    const range = rangeForOrder(
+      order,
+      plans.flatMap((p) => this.titrations.get(p.id!) ?? []),
+    );
+    if (!range) return { kind: 'within' };
+    const input = range.weightInput;
+    const key = plans.map((p) => input && this.keyOf.get(p.id!)?.get(input)).find(Boolean);
+    return checkOrderRate(order, range, latestWeightKg(key ? (data[key] as Bundle | undefined) : undefined));
   }
 
   /**

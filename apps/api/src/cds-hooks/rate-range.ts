@@ -1,0 +1,131 @@
+import type { Bundle, MedicationRequest, Observation, PlanDefinition } from '@medplum/fhirtypes';
+import { flattenActions, rateTitrationOf, uuidFromKey, type ProtocolCatalog, type RateTitration } from '@kc/protocols';
+import type { Card } from './cds-types';
+import type { CardOptions } from './cards';
+import { summary } from './cards';
+import type { UncheckedCondition } from './eligibility';
+
+/**
+ * Pure dose-range check of order-sign: a draft ketamine order's rate per kg against the range the protocols'
+ * infusions may be ordered in (fhir-profiles rate-titration). No Nest, no HTTP, no FHIR client.
+ */
+
+/** The rate-titrations of a protocol's infusions, each with the ActivityDefinition canonical it belongs to. */
+export function planTitrations(
+  plan: PlanDefinition,
+  catalog: Pick<ProtocolCatalog, 'activityDefinition'>,
+): { canonical: string; titration: RateTitration }[] {
+  return flattenActions(plan.action ?? []).flatMap((action) => {
+    const titration = rateTitrationOf(catalog.activityDefinition(action.definitionCanonical));
+    return titration && action.definitionCanonical ? [{ canonical: action.definitionCanonical, titration }] : [];
+  });
+}
+
+/**
+ * The range an order is checked against: its own ActivityDefinition's when it instantiates one, else the widest of
+ * the protocols' (an order that names none may be for any of them). Undefined: no titrated infusion to compare with.
+ */
+export function rangeForOrder(
+  order: MedicationRequest,
+  titrations: { canonical: string; titration: RateTitration }[],
+): RateTitration | undefined {
+  const named = new Set((order.instantiatesCanonical ?? []).map((c) => c.split('|')[0]));
+  const own = titrations.filter((t) => named.has(t.canonical.split('|')[0])).map((t) => t.titration);
+  const candidates = own.length ? own : titrations.map((t) => t.titration);
+  const [first, ...rest] = candidates;
+  if (!first) return undefined;
+  const sameUnit = rest.filter((t) => t.unit === first.unit);
+  return {
+    ...first,
+    low: Math.min(first.low, ...sameUnit.map((t) => t.low)),
+    high: Math.max(first.high, ...sameUnit.map((t) => t.high)),
+  };
+}
+
+/** The latest body weight in kg of a searchset (the protocol's weight input, latest first), and when it was taken. */
+export function latestWeightKg(bundle: Bundle | undefined): { kg: number; when?: string } | undefined {
+  const latest = bundle?.entry?.map((e) => e.resource).find((r): r is Observation => r?.resourceType === 'Observation');
+  const q = latest?.valueQuantity;
+  return q?.code === 'kg' && typeof q.value === 'number'
+    ? { kg: q.value, when: latest?.effectiveDateTime ?? latest?.issued }
+    : undefined;
+}
+
+export type RateFinding =
+  | { kind: 'outside'; perKg: number; rate?: string; weight?: { kg: number; when?: string }; range: RateTitration }
+  | { kind: 'unchecked'; why: string }
+  | { kind: 'within' };
+
+const rateOf = (order: MedicationRequest, code: string) =>
+  order.dosageInstruction
+    ?.flatMap((d) => d.doseAndRate ?? [])
+    .map((d) => d.rateQuantity)
+    .find((q) => q?.code === code && typeof q.value === 'number');
+
+/**
+ * An order's rate per kg against the range: as ordered per kg when it says so, else its rate per hour divided by the
+ * latest weight (within the rounding of a rate to 0.1 per hour). No rate at all: nothing to check (within).
+ */
+export function checkOrderRate(
+  order: MedicationRequest,
+  range: RateTitration,
+  weight: { kg: number; when?: string } | undefined,
+): RateFinding {
+  const perKgUnit = range.unit;
+  const perHourUnit = perKgUnit.replace('/kg', '');
+  const ordered = rateOf(order, perKgUnit);
+  const perHour = rateOf(order, perHourUnit);
+  let perKg: number;
+  let slack = 1e-9;
+  if (ordered) perKg = ordered.value!;
+  else if (perHour && weight && weight.kg > 0) {
+    perKg = perHour.value! / weight.kg;
+    slack += 0.05 / weight.kg;
+  } else if (perHour)
+    return {
+      kind: 'unchecked',
+      why: `The ketamine rate per kg (${perHour.value} ${perHourUnit}; no body weight in kg on record)`,
+    };
+  else return { kind: 'within' };
+  if (perKg >= range.low - slack && perKg <= range.high + slack) return { kind: 'within' };
+  return {
+    kind: 'outside',
+    perKg: Math.round(perKg * 100) / 100,
+    rate: perHour ? `${perHour.value} ${perHourUnit}` : undefined,
+    weight: perHour && !ordered ? weight : undefined,
+    range,
+  };
+}
+
+/** The unchecked findings as the eligibility's unchecked conditions (one warning card says what could not run). */
+export function uncheckedRates(findings: RateFinding[]): UncheckedCondition[] {
+  return findings.flatMap((f) => (f.kind === 'unchecked' ? [{ code: 'rate-per-kg', description: f.why }] : []));
+}
+
+/** A warning card per order whose rate per kg is outside the range: the rate, the weight it was judged at, the range. */
+export function rateOutsideCards(
+  findings: { order: MedicationRequest; finding: RateFinding }[],
+  options: CardOptions,
+): Card[] {
+  return findings.flatMap(({ order, finding }) => {
+    if (finding.kind !== 'outside') return [];
+    const { perKg, range, rate, weight } = finding;
+    const side = perKg > range.high ? 'above' : 'below';
+    const given =
+      rate && weight
+        ? `${rate} for ${weight.kg} kg${weight.when ? ` (weighed ${weight.when.slice(0, 10)})` : ''}, `
+        : '';
+    return [
+      {
+        uuid: uuidFromKey(`cds:order-sign:${order.id ?? 'draft'}:rate-per-kg`),
+        summary: summary(`Ketamine rate ${side} the protocols' range: ${perKg} ${range.unit}`),
+        detail: [
+          `**${given}${perKg} ${range.unit}** is ${side} ${range.low}-${range.high} ${range.unit}, the rate per kg the clinic's ketamine infusion protocols may be ordered at.`,
+          'Sign it only if this rate is intended.',
+        ].join('\n\n'),
+        indicator: 'warning',
+        source: { label: options.sourceLabel },
+      } satisfies Card,
+    ];
+  });
+}
