@@ -21,6 +21,8 @@ import { FhirCommunicationRecord } from './reminders/fhir-communication-record';
 import { ReminderDelivery } from './reminders/reminder-delivery.service';
 import { ReminderProcessor } from './reminders/reminder.processor';
 import { REMINDER_SENDERS } from './reminders/reminder-sender';
+import { CLINIC_ALERT_SENDER, EmailClinicAlertSender } from './alerts/clinic-alert-sender';
+import { ClinicAlerts } from './alerts/clinic-alerts.service';
 import { ReminderSweep } from './reminders/reminder-sweep';
 import { ChecksDoneElsewhere } from './checks/checks-done-elsewhere.service';
 import { CompletedChecksPoller } from './checks/completed-checks-poller';
@@ -55,6 +57,15 @@ export class WorkerModule {
         ScorePoller,
         ChecksDoneElsewhere,
         CompletedChecksPoller,
+        ClinicAlerts,
+        // Alerts to the clinic only when someone is to be emailed (CLINIC_ALERT_EMAIL, with SMTP_URL).
+        {
+          provide: CLINIC_ALERT_SENDER,
+          useValue:
+            config.smtp && config.clinicAlertEmails.length
+              ? new EmailClinicAlertSender(config.smtp, config.clinicAlertEmails)
+              : null,
+        },
         {
           provide: BoosterOutcomesProcessor,
           useClass: configuredProcessor(BoosterOutcomesProcessor, QUEUES.outcomes, workerOptionsFrom(config, 2)),

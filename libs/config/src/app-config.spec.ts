@@ -46,6 +46,16 @@ describe('CDS Hooks config', () => {
       expect(() => loadConfig({ CDS_FHIR_SERVERS: bad })).toThrow(/CDS_FHIR_SERVERS/);
   });
 
+  it('CLINIC_ALERT_EMAIL: nobody unless set; addresses, comma-separated, and only with SMTP_URL', () => {
+    expect(loadConfig({}).clinicAlertEmails).toEqual([]);
+    const smtp = { SMTP_URL: 'smtp://127.0.0.1:2525' };
+    expect(
+      loadConfig({ ...smtp, CLINIC_ALERT_EMAIL: 'oncall@clinic.test, team@clinic.test' }).clinicAlertEmails,
+    ).toEqual(['oncall@clinic.test', 'team@clinic.test']);
+    expect(() => loadConfig({ ...smtp, CLINIC_ALERT_EMAIL: 'oncall' })).toThrow(/"oncall" is not one/);
+    expect(() => loadConfig({ CLINIC_ALERT_EMAIL: 'oncall@clinic.test' })).toThrow(/needs SMTP_URL/);
+  });
+
   it('SHUTDOWN_TIMEOUT_MS: 25 s to shut down gracefully unless set', () => {
     expect(loadConfig({}).shutdownTimeoutMs).toBe(25_000);
     expect(loadConfig({ SHUTDOWN_TIMEOUT_MS: '5000' }).shutdownTimeoutMs).toBe(5000);

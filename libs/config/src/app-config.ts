@@ -92,6 +92,11 @@ export interface AppConfig {
   /** Email for patient reminders (SMTP_URL, e.g. smtp://user:pass@host:587); unset: FHIR Communication only. */
   smtp?: { url: string; from: string };
   /**
+   * Who is emailed when a patient reports an effect that waits for a clinician's review (CLINIC_ALERT_EMAIL,
+   * comma-separated: the clinician on call, a team's inbox); needs SMTP_URL. Empty: nobody is emailed.
+   */
+  clinicAlertEmails: string[];
+  /**
    * Follow-up batches one worker process runs at once; each takes up to `followUpBatchSize` events that arrived
    * together (a batch's reads and writes cost 3 FHIR requests whatever its size), so the worker holds up to
    * workerConcurrency x followUpBatchSize jobs.
@@ -398,6 +403,18 @@ function smtpFrom(env: NodeJS.ProcessEnv): AppConfig['smtp'] {
   return { url, from: env.SMTP_FROM ?? 'Ketamine infusion clinic <no-reply@clinic.example>' };
 }
 
+/** CLINIC_ALERT_EMAIL: addresses, comma-separated; only with SMTP_URL (there is nothing to send them with otherwise). */
+function clinicAlertEmailsFrom(env: NodeJS.ProcessEnv): string[] {
+  const emails = (env.CLINIC_ALERT_EMAIL ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  const bad = emails.find((e) => !/^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/.test(e));
+  if (bad) throw new ConfigError(`CLINIC_ALERT_EMAIL must be email addresses, comma-separated; "${bad}" is not one`);
+  if (emails.length && !env.SMTP_URL) throw new ConfigError('CLINIC_ALERT_EMAIL needs SMTP_URL to send with');
+  return emails;
+}
+
 function publicUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const raw = env[name];
   if (!raw) return undefined;
@@ -485,6 +502,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     reminderSweepMs: int(env, 'REMINDER_SWEEP_MS', 60_000),
     reminderHorizonMs: positiveInt(env, 'REMINDER_HORIZON_MS', 3600_000),
     smtp: smtpFrom(env),
+    clinicAlertEmails: clinicAlertEmailsFrom(env),
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),
     followUpBatchSize: positiveInt(env, 'FOLLOWUP_BATCH_SIZE', 8),
     jobAttempts: int(env, 'JOB_ATTEMPTS', 8),

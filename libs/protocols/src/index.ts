@@ -21,3 +21,4 @@ export * from './questionnaire-answers';
 export * from './observation-extract';
 export * from './rate-titration';
 export * from './reported-effects';
+export * from './clinic-alert';

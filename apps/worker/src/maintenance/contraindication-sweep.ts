@@ -6,7 +6,17 @@ import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
 import { ContraindicationRecorder, OrderHolds } from '@kc/nest-core';
 import { contraindicationState, hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { patientIdOf, THIS_SERVICE } from '@kc/task-states';
+import { ClinicAlerts } from '../alerts/clinic-alerts.service';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
+
+/** What a run did: plans checked, contraindications recorded, orders held and released, clinic alerts sent. */
+export interface SweepOutcome {
+  plans: number;
+  recorded: number;
+  held: number;
+  released: number;
+  alerted: number;
+}
 
 /** A plan with Tasks awaiting approval or approved ones not done: what the sweep needs to check it. */
 interface WaitingPlan {
@@ -37,16 +47,14 @@ export class ContraindicationSweep {
     private readonly recorder: ContraindicationRecorder,
     private readonly reader: OpenTasksReader,
     private readonly holds: OrderHolds,
+    private readonly alerts: ClinicAlerts,
   ) {}
 
   /**
    * Every plan with Tasks awaiting approval or approved and not done (with the overdue sweep), or those of a read
    * already made. A plan with approved Tasks costs one batch of patient data per run, like a waiting one.
    */
-  async sweep(
-    now = new Date(),
-    waiting?: OpenTasks,
-  ): Promise<{ plans: number; recorded: number; held: number; released: number }> {
+  async sweep(now = new Date(), waiting?: OpenTasks): Promise<SweepOutcome> {
     return this.check(waiting ?? (await this.reader.all()), now);
   }
 
@@ -55,11 +63,8 @@ export class ContraindicationSweep {
    * recorded, a blood pressure taken): checked now rather than at the next sweep. A record that is gone, or names
    * no patient, checks nothing. `CarePlan/<id>`: that plan, which an infusion event found contraindicated.
    */
-  async recheckFor(
-    reference: string,
-    now = new Date(),
-  ): Promise<{ plans: number; recorded: number; held: number; released: number }> {
-    const none = { plans: 0, recorded: 0, held: 0, released: 0 };
+  async recheckFor(reference: string, now = new Date()): Promise<SweepOutcome> {
+    const none = { plans: 0, recorded: 0, held: 0, released: 0, alerted: 0 };
     const [type, id] = reference.split('/');
     if (!isResourceId(id)) return none;
     // A plan a follow-up found contraindicated: its approved orders are held now.
@@ -71,10 +76,7 @@ export class ContraindicationSweep {
     return this.check(await this.reader.read({ patient }), now);
   }
 
-  private async check(
-    waiting: OpenTasks,
-    now: Date,
-  ): Promise<{ plans: number; recorded: number; held: number; released: number }> {
+  private async check(waiting: OpenTasks, now: Date): Promise<SweepOutcome> {
     let plans = 0;
     let recorded = 0;
     let held = 0;
@@ -114,7 +116,10 @@ export class ContraindicationSweep {
     }
     if (recorded || held) this.logger.warn({ msg: 'contraindications found on open plans', recorded, held, plans });
     const released = await this.releaseClearPlans(waiting, now);
-    return { plans, recorded, held, released };
+    // Effects reported at a check and not reviewed yet: the clinic is emailed of each once (this job is queued when
+    // one is recorded, and the sweep looks again).
+    const alerted = await this.alerts.tell([...waiting.issues.values()].flat(), now);
+    return { plans, recorded, held, released, alerted };
   }
 
   /**

@@ -1,0 +1,52 @@
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import type { Communication, DetectedIssue } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient } from '@kc/fhir';
+import {
+  CLINIC_ALERT_KEY_SYSTEM,
+  clinicAlertKey,
+  clinicAlertMessage,
+  clinicAlertRecord,
+  needsClinicAlert,
+} from '@kc/protocols';
+import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-sender';
+
+/**
+ * Tells the clinic, by email, of each effect a patient reported that waits for a clinician's review, once: the email
+ * first, then its record (a Communication keyed by the issue). At least once: a worker dying between the two sends
+ * it again at the next look (the plan's hold job, or the 15-minute sweep), which is what finds one not told yet.
+ */
+@Injectable()
+export class ClinicAlerts {
+  private readonly logger = new Logger(ClinicAlerts.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Optional() @Inject(CLINIC_ALERT_SENDER) private readonly sender?: ClinicAlertSender | null,
+  ) {}
+
+  /** The issues among these that the clinic has not been told of, told now; how many were. */
+  async tell(issues: DetectedIssue[], now = new Date()): Promise<number> {
+    if (!this.sender) return 0;
+    const waiting = [...new Map(issues.filter(needsClinicAlert).map((i) => [i.id, i])).values()];
+    if (!waiting.length) return 0;
+    const told = await this.fhir.searchAll<Communication>('Communication', {
+      identifier: waiting.map((i) => `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(i)}`).join(','),
+    });
+    const toldKeys = new Set(told.flatMap((c) => c.identifier?.map((i) => i.value) ?? []));
+    const worklist = this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
+    let sent = 0;
+    for (const issue of waiting.filter((i) => !toldKeys.has(clinicAlertKey(i)))) {
+      const message = clinicAlertMessage(issue, worklist);
+      await this.sender.send(message);
+      await this.fhir.create(clinicAlertRecord(issue, message, { to: this.sender.to, now }), {
+        ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(issue)}` },
+      });
+      sent++;
+      // No patient data: the issue's id only.
+      this.logger.log({ msg: 'clinic told of an effect to review', issue: issue.id });
+    }
+    return sent;
+  }
+}

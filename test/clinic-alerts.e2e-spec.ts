@@ -1,0 +1,102 @@
+import request from 'supertest';
+import type { Communication, DetectedIssue, Patient, Task } from '@medplum/fhirtypes';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { checkAnswers, infusedForCheck } from './support/checks';
+import { enrolPatient, waitFor } from './support/clinic';
+import { activeCondition, PREGNANCY } from './fixtures/patient-data';
+import { startSmtpServer, type SmtpServer } from './support/smtp-server';
+import { startTestService, type TestService } from './support/test-service';
+
+const ALERT_KEY = 'https://ketamine-careplans.example/fhir/NamingSystem/clinic-alert-key';
+
+/**
+ * The clinic is told at once, by email, when a patient reports an effect that waits for a clinician's review
+ * (CLINIC_ALERT_EMAIL): once per effect, with no patient named, and the sending recorded as a FHIR Communication.
+ */
+describe('alerts to the clinic', () => {
+  let service: TestService;
+  let smtp: SmtpServer;
+  beforeAll(async () => {
+    smtp = await startSmtpServer();
+    service = await startTestService({
+      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
+      clinicAlertEmails: ['oncall@clinic.test'],
+      publicUrl: 'https://careplans.clinic.test',
+    });
+  });
+  afterAll(async () => {
+    await service.stop();
+    await smtp.stop();
+  });
+
+  /** The emails to the clinic, as read: folded headers unfolded, quoted-printable soft line breaks joined. */
+  const toClinic = () =>
+    smtp.received
+      .filter((m) => m.to.includes('oncall@clinic.test'))
+      .map((m) => ({ ...m, body: m.body.replace(/=\r?\n/g, '').replace(/\r?\n[ \t]/g, ' ') }));
+
+  const complete = (task: Task, effects: string[]) =>
+    request(service.url)
+      .post(`/tasks/${task.id}/$complete`)
+      .set(service.as('clinician'))
+      .send({ versionId: task.meta!.versionId, response: checkAnswers(3, effects) });
+
+  it('an effect to review: the clinic is emailed once, naming no patient, and the email is on record', async () => {
+    const before = toClinic().length;
+    const p = await infusedPatient();
+    await complete(p.check, ['effect-hallucinations', 'effect-nausea']).expect(200);
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${p.carePlanId}`,
+    });
+    const [mail] = await waitFor(() => {
+      const mails = toClinic().slice(before);
+      return Promise.resolve(mails.length > 0 && mails);
+    }, 'the alert email to the clinic');
+    expect(mail.body).toMatch(/Subject: Ketamine care plans: hallucinations reported after an infusion, to review/);
+    expect(mail.body).toMatch(/A patient reported hallucinations at their post-infusion check of \d{4}-\d{2}-\d{2}\./);
+    expect(mail.body).toContain('https://careplans.clinic.test/ui');
+    // No patient in it: not their name, not their id, not their plan's.
+    const patient = await service.fhir.read<Patient>('Patient', p.patient.split('/')[1]);
+    expect(mail.body).not.toContain(patient.name![0].family!);
+    expect(mail.body).not.toContain(patient.id!);
+    expect(mail.body).not.toContain(p.carePlanId);
+
+    // On record, as an EHR reads a message sent: about the issue and its plan, by email, to whom, what it said.
+    const [record] = await waitFor(async () => {
+      const found = await service.fhir.searchAll<Communication>('Communication', {
+        identifier: `${ALERT_KEY}|DetectedIssue/${issue.id}`,
+      });
+      return found.length > 0 && found;
+    }, 'the alert on record');
+    expect(record).toMatchObject({
+      status: 'completed',
+      priority: 'urgent',
+      category: [{ coding: [{ code: 'clinic-alert' }] }],
+      medium: [{ coding: [{ code: 'EMAILWRIT' }] }],
+      subject: { reference: p.patient },
+      about: [{ reference: `DetectedIssue/${issue.id}` }, { reference: `CarePlan/${p.carePlanId}` }],
+      recipient: [{ display: 'oncall@clinic.test' }],
+    });
+
+    // The sweep looks again (every 15 minutes): the clinic, told already, is not emailed again.
+    await service.app.get(ContraindicationSweep).sweep();
+    expect(toClinic().slice(before)).toHaveLength(1);
+  });
+
+  it("a contraindication found in the patient's data is not emailed: the approving clinician is told, on the page", async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    await service.fhir.create(activeCondition(...PREGNANCY, enrolment.patient));
+    const sent = toClinic().length;
+    // The sweep records it on the plan (an unresolved DetectedIssue, as a reported effect is) and tells nobody.
+    await service.app.get(ContraindicationSweep).sweep();
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${enrolment.carePlanId}`,
+    });
+    expect(issues.map((i) => i.code?.coding?.[0]?.code)).toEqual(['pregnancy']);
+    expect(toClinic()).toHaveLength(sent);
+    const records = await service.fhir.searchAll<Communication>('Communication', { subject: enrolment.patient });
+    expect(records.filter((c) => c.identifier?.some((i) => i.system === ALERT_KEY))).toEqual([]);
+  });
+
+  const infusedPatient = () => infusedForCheck(service);
+});
