@@ -11,7 +11,7 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { checkDoneElsewhereJobId, PatientRecordEventsProducer, QUEUES, QueueUnavailableError } from '@kc/queue';
 import { actionOf, postWebhook, queueIdle, waitFor } from './support/clinic';
-import { checkAnswers, infusedForCheck } from './support/checks';
+import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
 const CS = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
@@ -163,14 +163,7 @@ describe('a post-infusion check completed in the EHR', () => {
 
   it("a hold whose queueing failed after the check was recorded is queued by the job's retry", async () => {
     const p = await infusedPatient();
-    await request(service.url)
-      .post(`/tasks/${p.session.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: p.session.meta!.versionId })
-      .expect(200);
-    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      identifier: `https://ketamine-careplans.example/fhir/NamingSystem/order-key|Task/${p.session.id}`,
-    });
+    const order = await approvedSessionOrder(service, p.session);
     // Redis stops answering between the check's transaction and the hold's job: the job fails, and is retried.
     const holds = jest
       .spyOn(service.app.get(PatientRecordEventsProducer), 'holdOrdersOf')

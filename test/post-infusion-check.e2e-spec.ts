@@ -13,7 +13,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { PatientRecordEventsProducer, QUEUES, QueueUnavailableError } from '@kc/queue';
 import { queueIdle, waitFor } from './support/clinic';
-import { checkAnswers, infusedForCheck } from './support/checks';
+import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
 const CS = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
@@ -249,14 +249,7 @@ describe('recording the post-infusion check', () => {
 
   it('a hold whose queueing failed after the check was written is asked for again when the same check is sent again', async () => {
     const p = await infusedPatient();
-    await request(service.url)
-      .post(`/tasks/${p.session.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: p.session.meta!.versionId })
-      .expect(200);
-    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      identifier: `https://ketamine-careplans.example/fhir/NamingSystem/order-key|Task/${p.session.id}`,
-    });
+    const order = await approvedSessionOrder(service, p.session);
     // Redis stops answering between the check's transaction and the hold's job: the clinician gets a 503.
     const holds = jest
       .spyOn(service.app.get(PatientRecordEventsProducer), 'holdOrdersOf')

@@ -1,4 +1,6 @@
-import type { QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import request from 'supertest';
+import type { MedicationRequest, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import { orderKeySearch } from '@kc/task-states';
 import { actionOf, completeInfusion, enrolPatient, reportInfusion } from './clinic';
 import { score } from './clinician';
 import type { TestService } from './test-service';
@@ -54,4 +56,17 @@ export async function infusedForCheck(service: TestService) {
   const session = tasks.find((t) => actionOf(t) === 'next-induction-session');
   if (!check || !booster || !session) throw new Error('the infusion left no check, booster or next session');
   return { ...enrolment, procedureId, check, booster, session };
+}
+
+/** The next session of an infused patient approved by a clinician (through the API): its order, active. */
+export async function approvedSessionOrder(service: TestService, session: Task): Promise<MedicationRequest> {
+  await request(service.url)
+    .post(`/tasks/${session.id}/$approve`)
+    .set(service.as('clinician'))
+    .send({ versionId: session.meta!.versionId })
+    .expect(200);
+  const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+    identifier: orderKeySearch(session.id!),
+  });
+  return order;
 }

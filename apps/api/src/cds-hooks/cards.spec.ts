@@ -27,6 +27,14 @@ const options: CardOptions = {
   },
 };
 
+const order: MedicationRequest = {
+  resourceType: 'MedicationRequest',
+  id: 'mr1',
+  status: 'draft',
+  intent: 'order',
+  subject: { reference: 'Patient/p1' },
+};
+
 function task(id: string, start: string, end: string, status: Task['status'] = 'draft'): Task {
   return {
     resourceType: 'Task',
@@ -134,13 +142,6 @@ describe('card builder (pure)', () => {
   });
 
   it('order-sign: one critical card per contraindication, merging the DetectedIssue and the failed condition', () => {
-    const order: MedicationRequest = {
-      resourceType: 'MedicationRequest',
-      id: 'mr1',
-      status: 'draft',
-      intent: 'order',
-      subject: { reference: 'Patient/p1' },
-    };
     const contraindications = orderContraindications([issue('di1', 'pregnancy')], {
       failed: [
         {
@@ -192,13 +193,6 @@ describe('card builder (pure)', () => {
     expect(card.detail).toContain('Reported at a post-infusion check on 2027-03-02, not reviewed yet');
     expect(card.detail).not.toMatch(/contraindication/i);
 
-    const order: MedicationRequest = {
-      resourceType: 'MedicationRequest',
-      id: 'mr1',
-      status: 'draft',
-      intent: 'order',
-      subject: { reference: 'Patient/p1' },
-    };
     const found = orderContraindications([effect, issue('di1', 'pregnancy')], { failed: [], unchecked: [] });
     const cards = orderSignCards({ orders: [order], contraindications: found, unchecked: [] }, options);
     expect(cards.map((c) => c.summary)).toEqual([
