@@ -83,6 +83,28 @@ describe('alerts to the clinic', () => {
     expect(toClinic().slice(before)).toHaveLength(1);
   });
 
+  it('a plan with nothing else open: its check was the last Task, and the clinic still hears of the effect', async () => {
+    const p = await infusedPatient();
+    // The clinic closes everything else on the plan: only the check is left.
+    const open = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${p.carePlanId}`,
+      status: 'draft,ready',
+    });
+    for (const task of open.filter((t) => t.id !== p.check.id))
+      await request(service.url)
+        .post(`/tasks/${task.id}/$reject`)
+        .set(service.as('clinician'))
+        .send({ versionId: task.meta!.versionId, reason: 'Series ended early at the patient request' })
+        .expect(200);
+    const before = toClinic().length;
+    await complete(p.check, ['effect-raised-blood-pressure']).expect(200);
+    const [mail] = await waitFor(() => {
+      const mails = toClinic().slice(before);
+      return Promise.resolve(mails.length > 0 && mails);
+    }, 'the alert email for a plan with no open Task');
+    expect(mail.body).toContain('A patient reported raised blood pressure at their post-infusion check');
+  });
+
   it("a contraindication found in the patient's data is not emailed: the approving clinician is told, on the page", async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     await service.fhir.create(activeCondition(...PREGNANCY, enrolment.patient));

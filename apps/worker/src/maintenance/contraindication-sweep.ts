@@ -67,8 +67,15 @@ export class ContraindicationSweep {
     const none = { plans: 0, recorded: 0, held: 0, released: 0, alerted: 0 };
     const [type, id] = reference.split('/');
     if (!isResourceId(id)) return none;
-    // A plan a follow-up found contraindicated: its approved orders are held now.
-    if (type === 'CarePlan') return this.check(await this.reader.read({ 'based-on': `CarePlan/${id}` }), now);
+    // A plan a follow-up found contraindicated, or whose check reported an effect: its approved orders are held now.
+    if (type === 'CarePlan') {
+      const waiting = await this.reader.read({ 'based-on': `CarePlan/${id}` });
+      const outcome = await this.check(waiting, now);
+      // A plan with no open Task has no issues in that read; an effect reported on it is still the clinic's to hear of.
+      if (waiting.issues.has(reference)) return outcome;
+      const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: reference });
+      return { ...outcome, alerted: outcome.alerted + (await this.alerts.tell(issues, now)) };
+    }
     if (type !== 'Condition' && type !== 'Observation') return none;
     const record = await this.fhir.readIfExists<Condition | Observation>(type, id);
     const patient = record?.subject?.reference;
