@@ -114,6 +114,27 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     );
     expect((await service.fhir.read<Task>('Task', check.id!)).status).toBe('draft');
   });
+  it('a reschedule approves at a rate too; an approved Task takes no new rate, its order being written', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task } = await firstSession(enrolment.carePlanId);
+    const window = task.restriction!.period!;
+    const reschedule = (t: Task, rate?: object) =>
+      request(service.url)
+        .post(`/tasks/${t.id}/$reschedule`)
+        .set(clinician())
+        .send({ versionId: t.meta!.versionId, start: window.start, end: window.end, ...(rate ? { rate } : {}) });
+    await reschedule(task, { value: 3, unit: 'mg/kg/h' }).expect(422);
+    const rescheduled = (await reschedule(task, { value: 1.25, unit: 'mg/kg/h' }).expect(200)).body as Task;
+    const [order] = await ordersOf(task);
+    expect(rate(order.dosageInstruction, 'ordered')).toEqual({ value: 1.25, code: 'mg/kg/h' });
+    expect(rate(order.dosageInstruction, 'calculated')).toEqual({ value: 100, code: 'mg/h' });
+    // Approved now: rescheduling it again moves its window; a rate with it is refused (the order is written).
+    const refused = await reschedule(rescheduled, { value: 1.5, unit: 'mg/kg/h' }).expect(422);
+    expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(/its rate is changed in the EHR/);
+    await reschedule(rescheduled).expect(200);
+    expect(await ordersOf(task)).toHaveLength(1);
+  });
+
   it('with no body weight on record, no rate per kg can be ordered: the clinician is told to record one', async () => {
     const { resource: patient } = await service.fhir.create<Patient>({
       resourceType: 'Patient',

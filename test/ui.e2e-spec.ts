@@ -560,6 +560,36 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('reschedules an infusion with its rate per kg: the dialog asks both', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Rhea',
+      family: 'Rebook',
+      birthDate: '1981-01-01',
+    });
+    const tasks = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
+    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.locator('button:has-text("Reschedule")').click();
+    await page.waitForSelector('#reschedule-dialog[open]');
+    expect(await page.isVisible('#rs-rate')).toBe(true);
+    expect(await page.textContent('#rs-rate-label')).toBe('Rate per kg (mg/kg/h; the protocol allows 0.5 to 2)');
+    await page.fill('#rs-rate', '2.5');
+    await page.click('#reschedule-confirm');
+    expect(await page.textContent('#reschedule-error')).toBe('Choose a rate from 0.5 to 2 mg/kg/h.');
+    await page.fill('#rs-rate', '1');
+    expect(await page.textContent('#rs-dose')).toBe('Dose 1 mg/kg/h, about 70 mg/h for 70 kg (weighed 2026-11-01)');
+    await page.click('#reschedule-confirm');
+    await row.waitFor({ state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Rescheduled/);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    expect(order.dosageInstruction?.[0].text).toMatch(/^Ketamine IV infusion at 1 mg\/kg\/h \(70 mg\/h for 70 kg\)/);
+    await page.close();
+  }, 60_000);
+
   it('bulk approves the selected tasks', async () => {
     const { tasks } = await followUps('2027-04-04T10:00:00.000Z');
     const page = await browser.newPage();

@@ -164,6 +164,11 @@ export const WORKLIST_PAGE = `<!doctype html>
     <input id="rs-start" type="date" required aria-describedby="reschedule-range">
     <label for="rs-end">New window ends (UTC date)</label>
     <input id="rs-end" type="date" required aria-describedby="reschedule-range">
+    <div id="rs-rate-block" hidden>
+      <label for="rs-rate" id="rs-rate-label">Rate per kg</label>
+      <input id="rs-rate" type="number" step="0.05" aria-describedby="rs-dose">
+      <p id="rs-dose" aria-live="polite"></p>
+    </div>
     <p id="reschedule-notice" class="badge notice" aria-live="polite" hidden></p>
     <p id="reschedule-error" class="overdue" role="alert"></p>
     <button type="submit" value="confirm" id="reschedule-confirm">Reschedule</button>
@@ -754,6 +759,17 @@ function askReschedule(item) {
   $('#rs-end').value = day(item.due && item.due.end) || day(allowed.end);
   $('#reschedule-error').textContent = '';
   $('#reschedule-notice').hidden = true;
+  // An infusion awaiting approval is approved for the new window: at a rate per kg the clinician confirms or changes.
+  const dose = currentList !== 'to-do' && item.view && item.view.dose;
+  $('#rs-rate-block').hidden = !dose;
+  if (dose) {
+    $('#rs-rate-label').textContent = 'Rate per kg (' + dose.unit + '; the protocol allows ' + dose.low + ' to ' + dose.high + ')';
+    $('#rs-rate').min = String(dose.low);
+    $('#rs-rate').max = String(dose.high);
+    $('#rs-rate').value = String(dose.ratePerKg);
+    $('#rs-rate').removeAttribute('aria-invalid');
+    $('#rs-dose').textContent = doseText(dose, dose.ratePerKg);
+  }
   $('#reschedule-dialog').showModal();
   $('#rs-start').focus();
   void previewReschedule();
@@ -787,6 +803,12 @@ async function previewReschedule() {
   }
 }
 $('#rs-start').addEventListener('change', () => void previewReschedule());
+$('#rs-rate').addEventListener('input', () => {
+  const dose = rescheduling && rescheduling.view && rescheduling.view.dose;
+  const value = Number($('#rs-rate').value);
+  $('#rs-rate').removeAttribute('aria-invalid');
+  $('#rs-dose').textContent = dose && $('#rs-rate').value && Number.isFinite(value) ? doseText(dose, value) : '';
+});
 $('#rs-end').addEventListener('change', () => void previewReschedule());
 $('#reschedule-form').addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -801,8 +823,16 @@ $('#reschedule-form').addEventListener('submit', async (event) => {
     (bad[0] || start).focus();
     return;
   }
+  const dose = !$('#rs-rate-block').hidden && item.view.dose;
+  const rate = dose ? Number($('#rs-rate').value) : undefined;
+  if (dose && (!$('#rs-rate').value || !Number.isFinite(rate) || rate < dose.low || rate > dose.high)) {
+    $('#rs-rate').setAttribute('aria-invalid', 'true');
+    $('#reschedule-error').textContent = 'Choose a rate from ' + dose.low + ' to ' + dose.high + ' ' + dose.unit + '.';
+    $('#rs-rate').focus();
+    return;
+  }
   $('#reschedule-dialog').close();
-  await decide(item, 'reschedule', chosenWindow(item));
+  await decide(item, 'reschedule', { ...chosenWindow(item), ...(dose ? { rate: { value: rate, unit: dose.unit } } : {}) });
 });
 $('#reschedule-cancel').addEventListener('click', () => $('#reschedule-dialog').close());
 

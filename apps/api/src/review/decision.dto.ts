@@ -76,6 +76,15 @@ export class RescheduleDto extends VersionedDto {
   @ApiProperty({ example: '2027-02-22T17:00:00Z' })
   @IsISO8601({ strict: true })
   end!: string;
+
+  @ApiPropertyOptional({
+    type: RateDto,
+    description: "As $approve's: an infusion awaiting approval, approved for the new window at this rate per kg.",
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => RateDto)
+  rate?: RateDto;
 }
 
 export class BulkItemDto {

@@ -61,9 +61,11 @@ export class TaskDecisionService {
   }
 
   /** A reschedule approves the Task for its new window, so it authorises care like an approval. */
-  reschedule(input: DecisionInput & { window: Period }): Promise<Task> {
-    return this.authorise(input, 'reschedule', (t) => reschedule(t, input.window, new Date()), {
-      asked: (t) => holdsWhatWasAsked.window(t, input.window),
+  reschedule(input: DecisionInput & { window: Period; rate?: AskedRate }): Promise<Task> {
+    const { window, rate } = input;
+    return this.authorise(input, 'reschedule', (t) => reschedule(t, window, new Date()), {
+      rate,
+      asked: async (t) => holdsWhatWasAsked.window(t, window) && (!rate || (await this.orderedAt(t, rate))),
     });
   }
 
@@ -79,6 +81,11 @@ export class TaskDecisionService {
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);
     if (rate && !proposal) throw unprocessable('This task orders no medication: approve it without a rate');
+    // Approved before, at the version this clinician saw (not a retry of theirs): its order is written already.
+    if (rate && isApproved(task) && task.meta?.versionId === input.seenVersion)
+      throw unprocessable(
+        'This task was approved before: its order is written, and its rate is changed in the EHR (or the task rejected and proposed again). Send it without a rate.',
+      );
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
     // judge (the same approval retried is answered as done, anything else refused).
     const ordering = proposal && !isApproved(task);

@@ -74,6 +74,7 @@ export class TaskDecisionsController {
       seenVersion: seenVersion(ifMatch, body.versionId),
       caller,
       window,
+      rate: body.rate,
     });
   }
 
