@@ -62,6 +62,14 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     expect((unit.body as OperationOutcome).issue[0].details?.text).toMatch(/ordered in mg\/kg\/h/);
     await approve(task, { rate: { value: 'fast', unit: 'mg/kg/h' } }).expect(400);
     await approve(task, { rate: { value: -1, unit: 'mg/kg/h' } }).expect(400);
+    for (const bad of [
+      'fast',
+      [0.75],
+      { value: 0.75 },
+      { value: 0.75, unit: 'mg/kg/h', extra: 1 },
+      { value: 0.12345, unit: 'mg/kg/h' },
+    ])
+      await approve(task, { rate: bad }).expect(400);
     expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('draft');
     expect(await ordersOf(task)).toEqual([]);
 
