@@ -74,13 +74,18 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     expect(await ordersOf(task)).toEqual([]);
 
     // Weighed again since the proposal: the order is given at the rate asked for times today's weight.
-    await service.fhir.create(bodyWeight(90, '2026-12-01T09:00:00Z', enrolment.patient));
+    const { resource: weighed } = await service.fhir.create(bodyWeight(90, '2026-12-01T09:00:00Z', enrolment.patient));
     await approve(task, { rate: { value: 0.75, unit: 'mg/kg/h' } }).expect(200);
     const [order] = await ordersOf(task);
     expect(order).toMatchObject({ status: 'active', intent: 'order' });
     expect(rate(order.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
     expect(rate(order.dosageInstruction, 'calculated')).toEqual({ value: 67.5, code: 'mg/h' });
     expect(order.dosageInstruction?.[0].maxDosePerAdministration?.value).toBe(120);
+    // What the dose rests on, for the pharmacist or the EHR: the weight it was computed from.
+    expect(order.supportingInformation).toContainEqual({
+      reference: `Observation/${weighed.id}`,
+      display: 'Body weight 90 kg (2026-12-01)',
+    });
     expect(order.dosageInstruction?.[0].text).toMatch(
       /^Ketamine IV infusion at 0\.75 mg\/kg\/h \(67\.5 mg\/h for 90 kg\)/,
     );

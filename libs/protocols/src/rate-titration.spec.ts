@@ -28,7 +28,9 @@ const weighed = (kg?: number): { bodyWeight: Bundle } => ({
             {
               resource: {
                 resourceType: 'Observation',
+                id: `weight-${kg}`,
                 status: 'final',
+                effectiveDateTime: '2027-02-01T08:00:00Z',
                 code: { text: 'Body weight' },
                 valueQuantity: { value: kg, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
               },
@@ -104,7 +106,12 @@ describe('infusion rate titrated per kg (fhir-profiles rate-titration)', () => {
     const proposal = proposalAt(1);
     const ordered = (d?: { dosage?: { doseAndRate?: { rateQuantity?: { value?: number } }[] }[] }) =>
       d?.dosage?.[0].doseAndRate?.map((r) => r.rateQuantity?.value);
-    expect(ordered(dosageToOrder({ proposal, activity: lowDose, variables: weighed(90) }))).toEqual([90, 1]);
+    const asProposed = dosageToOrder({ proposal, activity: lowDose, variables: weighed(90) });
+    expect(ordered(asProposed)).toEqual([90, 1]);
+    expect(asProposed.weighed).toEqual({
+      reference: 'Observation/weight-90',
+      display: 'Body weight 90 kg (2027-02-01)',
+    });
     expect(
       ordered(
         dosageToOrder({ proposal, activity: lowDose, variables: weighed(90), asked: { value: 0.6, unit: 'mg/kg/h' } }),

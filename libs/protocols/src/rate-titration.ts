@@ -1,4 +1,11 @@
-import type { ActivityDefinition, Dosage, MedicationRequest, Quantity } from '@medplum/fhirtypes';
+import type {
+  ActivityDefinition,
+  Dosage,
+  MedicationRequest,
+  Observation,
+  Quantity,
+  Reference,
+} from '@medplum/fhirtypes';
 import { CANONICAL_BASE } from './canonical';
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
@@ -55,6 +62,19 @@ export function rateRefusal(titration: RateTitration, asked: { value: number; un
   if (!Number.isFinite(asked.value) || !within(titration, asked.value))
     return `The rate must be within ${range}, this infusion's range in its protocol; ${asked.value} ${asked.unit} is outside it`;
   return undefined;
+}
+
+/** The latest weight the titration's input read, as a reference an EHR follows: "Body weight 64 kg (2026-12-01)". */
+function weighedOn(titration: RateTitration, variables: ProtocolVariables): { weighed?: Reference } {
+  const found = titration.weightInput ? variables[titration.weightInput] : undefined;
+  const bundle = typeof found === 'object' && found.resourceType === 'Bundle' ? found : undefined;
+  const latest = bundle?.entry?.map((e) => e.resource).find((r): r is Observation => r?.resourceType === 'Observation');
+  const kg = latest?.valueQuantity?.code === 'kg' ? latest.valueQuantity.value : undefined;
+  if (!latest?.id || kg === undefined) return {};
+  const day = (latest.effectiveDateTime ?? latest.issued)?.slice(0, 10);
+  return {
+    weighed: { reference: `Observation/${latest.id}`, display: `Body weight ${kg} kg${day ? ` (${day})` : ''}` },
+  };
 }
 
 const ofType = (code: string) => (entry: NonNullable<Dosage['doseAndRate']>[number]) =>
@@ -118,7 +138,12 @@ export interface DosageToOrderInput {
  * `dosage` undefined: the proposal's dosage is ordered as it is (not titrated, or no weight on record now and no rate
  * asked). `refusal`: why the rate asked for cannot be ordered.
  */
-export function dosageToOrder(input: DosageToOrderInput): { dosage?: Dosage[]; refusal?: string } {
+export function dosageToOrder(input: DosageToOrderInput): {
+  dosage?: Dosage[];
+  /** The weight the dose was computed from (the Observation, named in words), for the order's supportingInformation. */
+  weighed?: Reference;
+  refusal?: string;
+} {
   const { proposal, activity, asked, variables } = input;
   const titration = proposal.resourceType === 'MedicationRequest' ? rateTitrationOf(activity) : undefined;
   if (!titration)
@@ -129,7 +154,7 @@ export function dosageToOrder(input: DosageToOrderInput): { dosage?: Dosage[]; r
     return asked ? { refusal: "The patient's data could not be read again, so no other rate can be ordered" } : {};
   const rate = asked?.value ?? orderedRatePerKg(proposal as MedicationRequest, titration.unit) ?? titration.start;
   const { dosageInstruction, unresolved } = dosageAtRate(activity!, rate, variables, proposal.dosageInstruction);
-  if (!unresolved.length) return { dosage: dosageInstruction };
+  if (!unresolved.length) return { dosage: dosageInstruction, ...weighedOn(titration, variables) };
   if (!asked) return {};
   const missing = unresolved.map((u) => u.description ?? u.path).join('; ');
   return {

@@ -57,6 +57,8 @@ export interface OrderInput {
   key: { system: string; value: string };
   /** A MedicationRequest's dosage as ordered (a titrated rate, the latest weight), instead of the proposal's. */
   dosage?: Dosage[];
+  /** What the order rests on besides the proposal (the body weight its dose was computed from). */
+  supportingInformation?: Reference[];
 }
 
 /**
@@ -76,8 +78,16 @@ export function orderFromProposal(input: OrderInput): AuthorisableRequest {
   if (body.resourceType === 'CommunicationRequest') {
     return { ...body, ...common, status: 'active' } as CommunicationRequest;
   }
-  const dosage = input.dosage && body.resourceType === 'MedicationRequest' ? { dosageInstruction: input.dosage } : {};
-  return { ...body, ...common, ...dosage, status: 'active', intent: 'order' } as MedicationRequest | ServiceRequest;
+  const medication =
+    body.resourceType === 'MedicationRequest'
+      ? {
+          ...(input.dosage ? { dosageInstruction: input.dosage } : {}),
+          ...(input.supportingInformation?.length
+            ? { supportingInformation: [...(body.supportingInformation ?? []), ...input.supportingInformation] }
+            : {}),
+        }
+      : {};
+  return { ...body, ...common, ...medication, status: 'active', intent: 'order' } as MedicationRequest | ServiceRequest;
 }
 
 /**

@@ -1,5 +1,14 @@
 import { Injectable } from '@nestjs/common';
-import type { CarePlan, DetectedIssue, Dosage, MedicationRequest, Period, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  DetectedIssue,
+  Dosage,
+  MedicationRequest,
+  Period,
+  Reference,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
@@ -102,7 +111,7 @@ export class TaskDecisionService {
       change,
       asked,
       consequences: [
-        ...(ordering ? [(updated: Task) => this.order(updated, proposal, input.caller, dose.dosage)] : []),
+        ...(ordering ? [(updated: Task) => this.order(updated, proposal, input.caller, dose)] : []),
         (updated: Task) => this.reminders.afterApproval(updated, reminders),
       ],
     });
@@ -196,11 +205,17 @@ export class TaskDecisionService {
    * The active order, written with the decision. One per Task: the decision's If-Match on the Task lets only one
    * approval through, and the key (an identifier derived from the Task) lets an EHR find it.
    */
-  private order(task: Task, proposal: Proposal, caller: Caller, dosage?: Dosage[]): Consequence {
+  private order(
+    task: Task,
+    proposal: Proposal,
+    caller: Caller,
+    dose: { dosage?: Dosage[]; weighed?: Reference },
+  ): Consequence {
     const carePlan = carePlanReferenceOf(task);
     const order = orderFromProposal({
       proposal,
-      dosage,
+      dosage: dose.dosage,
+      supportingInformation: dose.weighed ? [dose.weighed] : undefined,
       carePlan: carePlan ? { reference: carePlan } : undefined,
       requester: caller.fhirUser ? { reference: caller.fhirUser, display: caller.display } : undefined,
       now: new Date(),
