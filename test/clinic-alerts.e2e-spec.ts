@@ -1,7 +1,7 @@
 import request from 'supertest';
-import type { Communication, DetectedIssue, Patient, Task } from '@medplum/fhirtypes';
+import type { Communication, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
-import { checkAnswers, infusedForCheck } from './support/checks';
+import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { enrolPatient, waitFor } from './support/clinic';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { startSmtpServer, type SmtpServer } from './support/smtp-server';
@@ -118,6 +118,47 @@ describe('alerts to the clinic', () => {
     expect(toClinic()).toHaveLength(sent);
     const records = await service.fhir.searchAll<Communication>('Communication', { subject: enrolment.patient });
     expect(records.filter((c) => c.identifier?.some((i) => i.system === ALERT_KEY))).toEqual([]);
+  });
+
+  it('the mail server down: the plan is still held and the sweep still runs; the email goes once the server is back', async () => {
+    const down = await startSmtpServer();
+    await down.stop();
+    // A service whose SMTP server does not answer (the port is closed).
+    const cut = await startTestService({
+      smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
+      clinicAlertEmails: ['oncall@clinic.test'],
+    });
+    try {
+      const p = await infusedForCheck(cut);
+      const order = await approvedSessionOrder(cut, p.session);
+      await request(cut.url)
+        .post(`/tasks/${p.check.id}/$complete`)
+        .set(cut.as('clinician'))
+        .send({ versionId: p.check.meta!.versionId, response: checkAnswers(3, ['effect-hallucinations']) })
+        .expect(200);
+      await waitFor(
+        async () => (await cut.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status === 'on-hold',
+        'the approved order held although the alert could not be sent',
+      );
+      const outcome = await cut.app.get(ContraindicationSweep).sweep();
+      expect(outcome.alerted).toBe(0);
+      const alertsOf = async () =>
+        (await cut.fhir.searchAll<Communication>('Communication', { subject: p.patient })).filter((c) =>
+          c.identifier?.some((i) => i.system === ALERT_KEY),
+        );
+      expect(await alertsOf()).toEqual([]);
+      // The mail server is back: the next sweep sends it, and records it.
+      const back = await startSmtpServer(Number(new URL(down.url).port));
+      try {
+        expect((await cut.app.get(ContraindicationSweep).sweep()).alerted).toBe(1);
+        expect(back.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
+        expect(await alertsOf()).toHaveLength(1);
+      } finally {
+        await back.stop();
+      }
+    } finally {
+      await cut.stop();
+    }
   });
 
   const infusedPatient = () => infusedForCheck(service);

@@ -13,8 +13,11 @@ export interface SmtpServer {
   stop(): Promise<void>;
 }
 
-/** A real SMTP server on a free local port (nodemailer's smtp-server) that keeps what it receives. */
-export async function startSmtpServer(): Promise<SmtpServer> {
+/**
+ * A real SMTP server on a free local port (nodemailer's smtp-server) that keeps what it receives; on `port` when given
+ * (a server started again where a stopped one was).
+ */
+export async function startSmtpServer(port = 0): Promise<SmtpServer> {
   const received: ReceivedMail[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -32,10 +35,10 @@ export async function startSmtpServer(): Promise<SmtpServer> {
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const { port: listening } = server.server.address() as AddressInfo;
   return {
-    url: `smtp://127.0.0.1:${port}`,
+    url: `smtp://127.0.0.1:${listening}`,
     received,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -26,7 +26,7 @@ export class ClinicAlerts {
     @Optional() @Inject(CLINIC_ALERT_SENDER) private readonly sender?: ClinicAlertSender | null,
   ) {}
 
-  /** The issues among these that the clinic has not been told of, told now; how many were. */
+  /** The issues among these that the clinic has not been told of, told now; how many were (an email refused: not). */
   async tell(issues: DetectedIssue[], now = new Date()): Promise<number> {
     if (!this.sender) return 0;
     const waiting = [...new Map(issues.filter(needsClinicAlert).map((i) => [i.id, i])).values()];
@@ -39,7 +39,14 @@ export class ClinicAlerts {
     let sent = 0;
     for (const issue of waiting.filter((i) => !toldKeys.has(clinicAlertKey(i)))) {
       const message = clinicAlertMessage(issue, worklist);
-      await this.sender.send(message);
+      try {
+        await this.sender.send(message);
+      } catch (err) {
+        // The mail server down must not stop the holds and sweeps this runs in: nothing is recorded as sent, so the
+        // next look (the sweep, every 15 minutes) tries again.
+        this.logger.warn({ msg: 'clinic alert not sent; the sweep tries again', issue: issue.id, error: String(err) });
+        continue;
+      }
       await this.fhir.create(clinicAlertRecord(issue, message, { to: this.sender.to, now }), {
         ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(issue)}` },
       });
