@@ -1,8 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ActivityDefinition, Bundle, MedicationRequest } from '@medplum/fhirtypes';
+import { bodyWeight } from '../../../test/fixtures/patient-data';
 import {
   dosageAtRate,
+  latestWeightKg,
   dosageToOrder,
   orderedRatePerKg,
   rateRefusal,
@@ -132,5 +134,15 @@ describe('infusion rate titrated per kg (fhir-profiles rate-titration)', () => {
       dosageToOrder({ proposal, activity: lowDose, asked: { value: 9, unit: 'mg/kg/h' }, variables: weighed(80) })
         .refusal,
     ).toMatch(/outside it/);
+  });
+
+  it('the latest weight in kg of the weight searchset', () => {
+    const found: Bundle = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      entry: [{ resource: bodyWeight(72.5, '2026-11-20T09:00:00Z') }, { resource: bodyWeight(80) }],
+    };
+    expect(latestWeightKg(found)).toEqual({ kg: 72.5, when: '2026-11-20T09:00:00Z' });
+    expect(latestWeightKg(undefined)).toBeUndefined();
   });
 });

@@ -1,5 +1,6 @@
 import type {
   ActivityDefinition,
+  Bundle,
   Dosage,
   MedicationRequest,
   Observation,
@@ -64,16 +65,29 @@ export function rateRefusal(titration: RateTitration, asked: { value: number; un
   return undefined;
 }
 
+/**
+ * The latest body weight in kg of a weight input's searchset (latest first), when it was taken and its Observation's
+ * id: what the approval, the page and order-sign judge a rate per kg at.
+ */
+export function latestWeightKg(bundle: Bundle | undefined): { kg: number; when?: string; id?: string } | undefined {
+  const latest = bundle?.entry?.map((e) => e.resource).find((r): r is Observation => r?.resourceType === 'Observation');
+  const q = latest?.valueQuantity;
+  if (q?.code !== 'kg' || typeof q.value !== 'number') return undefined;
+  return {
+    kg: q.value,
+    ...(latest?.effectiveDateTime || latest?.issued ? { when: latest.effectiveDateTime ?? latest.issued } : {}),
+    ...(latest?.id ? { id: latest.id } : {}),
+  };
+}
+
 /** The latest weight the titration's input read, as a reference an EHR follows: "Body weight 64 kg (2026-12-01)". */
 function weighedOn(titration: RateTitration, variables: ProtocolVariables): { weighed?: Reference } {
   const found = titration.weightInput ? variables[titration.weightInput] : undefined;
-  const bundle = typeof found === 'object' && found.resourceType === 'Bundle' ? found : undefined;
-  const latest = bundle?.entry?.map((e) => e.resource).find((r): r is Observation => r?.resourceType === 'Observation');
-  const kg = latest?.valueQuantity?.code === 'kg' ? latest.valueQuantity.value : undefined;
-  if (!latest?.id || kg === undefined) return {};
-  const day = (latest.effectiveDateTime ?? latest.issued)?.slice(0, 10);
+  const weight = latestWeightKg(typeof found === 'object' && found.resourceType === 'Bundle' ? found : undefined);
+  if (!weight?.id) return {};
+  const day = weight.when?.slice(0, 10);
   return {
-    weighed: { reference: `Observation/${latest.id}`, display: `Body weight ${kg} kg${day ? ` (${day})` : ''}` },
+    weighed: { reference: `Observation/${weight.id}`, display: `Body weight ${weight.kg} kg${day ? ` (${day})` : ''}` },
   };
 }
 

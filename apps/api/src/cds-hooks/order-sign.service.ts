@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
-import { patientDataQueries, ProtocolCatalog } from '@kc/protocols';
+import { latestWeightKg, patientDataQueries, ProtocolCatalog } from '@kc/protocols';
 import {
   codeDisplays,
   orderContraindications,
@@ -24,7 +24,6 @@ import {
 import { readFailure } from './ehr-fhir-server';
 import {
   checkOrderRate,
-  latestWeightKg,
   planTitrations,
   rangeForOrder,
   rateOutsideCards,

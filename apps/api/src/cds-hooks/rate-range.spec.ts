@@ -1,15 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ActivityDefinition, Bundle, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
-import { bodyWeight } from '../../../../test/fixtures/patient-data';
-import {
-  checkOrderRate,
-  latestWeightKg,
-  planTitrations,
-  rangeForOrder,
-  rateOutsideCards,
-  uncheckedRates,
-} from './rate-range';
+import type { ActivityDefinition, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
+import { checkOrderRate, planTitrations, rangeForOrder, rateOutsideCards, uncheckedRates } from './rate-range';
 
 const profile = <T>(file: string) =>
   JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', '..', 'fhir-profiles', file), 'utf8')) as T;
@@ -69,16 +61,6 @@ describe("order-sign's rate check against the protocols' rate per kg (pure)", ()
     expect(uncheckedRates([unchecked])).toEqual([
       { code: 'rate-per-kg', description: 'The ketamine rate per kg (100 mg/h; no body weight in kg on record)' },
     ]);
-  });
-
-  it('the latest weight in kg of the weight searchset', () => {
-    const found: Bundle = {
-      resourceType: 'Bundle',
-      type: 'searchset',
-      entry: [{ resource: bodyWeight(72.5, '2026-11-20T09:00:00Z') }, { resource: bodyWeight(80) }],
-    };
-    expect(latestWeightKg(found)).toEqual({ kg: 72.5, when: '2026-11-20T09:00:00Z' });
-    expect(latestWeightKg(undefined)).toBeUndefined();
   });
 
   it('a warning card in words: the rate, the weight it was judged at, the range', () => {

@@ -1,4 +1,4 @@
-import type { Bundle, MedicationRequest, Observation, PlanDefinition } from '@medplum/fhirtypes';
+import type { MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
 import { flattenActions, rateTitrationOf, uuidFromKey, type ProtocolCatalog, type RateTitration } from '@kc/protocols';
 import type { Card } from './cds-types';
 import type { CardOptions } from './cards';
@@ -40,15 +40,6 @@ export function rangeForOrder(
     low: Math.min(first.low, ...sameUnit.map((t) => t.low)),
     high: Math.max(first.high, ...sameUnit.map((t) => t.high)),
   };
-}
-
-/** The latest body weight in kg of a searchset (the protocol's weight input, latest first), and when it was taken. */
-export function latestWeightKg(bundle: Bundle | undefined): { kg: number; when?: string } | undefined {
-  const latest = bundle?.entry?.map((e) => e.resource).find((r): r is Observation => r?.resourceType === 'Observation');
-  const q = latest?.valueQuantity;
-  return q?.code === 'kg' && typeof q.value === 'number'
-    ? { kg: q.value, when: latest?.effectiveDateTime ?? latest?.issued }
-    : undefined;
 }
 
 export type RateFinding =

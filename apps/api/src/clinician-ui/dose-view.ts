@@ -1,7 +1,8 @@
-import type { Bundle, MedicationRequest, Observation, PlanDefinition } from '@medplum/fhirtypes';
+import type { Bundle, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
 import { matchesOf, type NamedSearch } from '@kc/fhir';
 import {
   flattenActions,
+  latestWeightKg,
   orderedRatePerKg,
   patientDataQueries,
   rateTitrationOf,
@@ -58,14 +59,13 @@ export function doseView(
   proposal: MedicationRequest | undefined,
   weights: Bundle | undefined,
 ): DoseView {
-  const latest = weights?.entry?.map((e) => e.resource as Observation | undefined).find(Boolean);
-  const kg = latest?.valueQuantity?.code === 'kg' ? latest.valueQuantity.value : undefined;
+  const weight = latestWeightKg(weights);
   return {
     ratePerKg: orderedRatePerKg(proposal, titration.unit) ?? titration.start,
     unit: titration.unit,
     low: titration.low,
     high: titration.high,
-    ...(kg !== undefined ? { weightKg: kg, weighed: latest?.effectiveDateTime ?? latest?.issued } : {}),
+    ...(weight ? { weightKg: weight.kg, weighed: weight.when } : {}),
   };
 }
 
