@@ -611,46 +611,55 @@ function doseText(dose, ratePerKg) {
     ' for ' + dose.weightKg + ' kg (weighed ' + day(dose.weighed) + ')';
 }
 
-let approving = null;
-function askApprove(item) {
-  approving = item;
-  const dose = item.view.dose;
-  const input = $('#approve-rate');
-  $('#approve-what').textContent = describe(item);
-  $('#approve-rate-label').textContent = 'Rate per kg (' + dose.unit + '; the protocol allows ' + dose.low + ' to ' + dose.high + ')';
+// A rate-per-kg field of a dialog (#<name>-rate, its label #<name>-rate-label, its dose #<name>-dose): set up for a
+// dose (the proposal's rate, the range in the label), its dose shown as the rate is typed, and the rate chosen.
+function showRateField(name, dose) {
+  const input = $('#' + name + '-rate');
+  $('#' + name + '-rate-label').textContent = 'Rate per kg (' + dose.unit + '; the protocol allows ' + dose.low + ' to ' + dose.high + ')';
   input.min = String(dose.low);
   input.max = String(dose.high);
   input.value = String(dose.ratePerKg);
   input.removeAttribute('aria-invalid');
-  $('#approve-error').textContent = '';
-  showApproveDose();
-  $('#approve-dialog').showModal();
-  input.focus();
+  showRateDose(name, dose);
 }
-function showApproveDose() {
-  const value = Number($('#approve-rate').value);
-  $('#approve-dose').textContent = $('#approve-rate').value && Number.isFinite(value) ? doseText(approving.view.dose, value) : '';
+function showRateDose(name, dose) {
+  const input = $('#' + name + '-rate');
+  const value = Number(input.value);
+  $('#' + name + '-dose').textContent = dose && input.value && Number.isFinite(value) ? doseText(dose, value) : '';
+}
+// The rate to send ({value, unit}), or null: a rate outside the range is refused on the page, said in #<error>.
+function chosenRate(name, dose, error) {
+  const input = $('#' + name + '-rate');
+  const value = Number(input.value);
+  if (input.value && Number.isFinite(value) && value >= dose.low && value <= dose.high) return { value, unit: dose.unit };
+  input.setAttribute('aria-invalid', 'true');
+  $('#' + error).textContent = 'Choose a rate from ' + dose.low + ' to ' + dose.high + ' ' + dose.unit + '.';
+  input.focus();
+  return null;
+}
+
+let approving = null;
+function askApprove(item) {
+  approving = item;
+  $('#approve-what').textContent = describe(item);
+  $('#approve-error').textContent = '';
+  showRateField('approve', item.view.dose);
+  $('#approve-dialog').showModal();
+  $('#approve-rate').focus();
 }
 $('#approve-rate').addEventListener('input', () => {
   // A new value: the last refusal no longer applies.
   $('#approve-rate').removeAttribute('aria-invalid');
   $('#approve-error').textContent = '';
-  showApproveDose();
+  showRateDose('approve', approving.view.dose);
 });
 $('#approve-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const item = approving;
-  const dose = item.view.dose;
-  const input = $('#approve-rate');
-  const value = Number(input.value);
-  if (!input.value || !Number.isFinite(value) || value < dose.low || value > dose.high) {
-    input.setAttribute('aria-invalid', 'true');
-    $('#approve-error').textContent = 'Choose a rate from ' + dose.low + ' to ' + dose.high + ' ' + dose.unit + '.';
-    input.focus();
-    return;
-  }
+  const rate = chosenRate('approve', item.view.dose, 'approve-error');
+  if (!rate) return;
   $('#approve-dialog').close();
-  await decide(item, 'approve', { rate: { value, unit: dose.unit } });
+  await decide(item, 'approve', { rate });
 });
 $('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close());
 
@@ -762,14 +771,7 @@ function askReschedule(item) {
   // An infusion awaiting approval is approved for the new window: at a rate per kg the clinician confirms or changes.
   const dose = currentList !== 'to-do' && item.view && item.view.dose;
   $('#rs-rate-block').hidden = !dose;
-  if (dose) {
-    $('#rs-rate-label').textContent = 'Rate per kg (' + dose.unit + '; the protocol allows ' + dose.low + ' to ' + dose.high + ')';
-    $('#rs-rate').min = String(dose.low);
-    $('#rs-rate').max = String(dose.high);
-    $('#rs-rate').value = String(dose.ratePerKg);
-    $('#rs-rate').removeAttribute('aria-invalid');
-    $('#rs-dose').textContent = doseText(dose, dose.ratePerKg);
-  }
+  if (dose) showRateField('rs', dose);
   $('#reschedule-dialog').showModal();
   $('#rs-start').focus();
   void previewReschedule();
@@ -804,10 +806,8 @@ async function previewReschedule() {
 }
 $('#rs-start').addEventListener('change', () => void previewReschedule());
 $('#rs-rate').addEventListener('input', () => {
-  const dose = rescheduling && rescheduling.view && rescheduling.view.dose;
-  const value = Number($('#rs-rate').value);
   $('#rs-rate').removeAttribute('aria-invalid');
-  $('#rs-dose').textContent = dose && $('#rs-rate').value && Number.isFinite(value) ? doseText(dose, value) : '';
+  showRateDose('rs', rescheduling && rescheduling.view && rescheduling.view.dose);
 });
 $('#rs-end').addEventListener('change', () => void previewReschedule());
 $('#reschedule-form').addEventListener('submit', async (event) => {
@@ -824,15 +824,10 @@ $('#reschedule-form').addEventListener('submit', async (event) => {
     return;
   }
   const dose = !$('#rs-rate-block').hidden && item.view.dose;
-  const rate = dose ? Number($('#rs-rate').value) : undefined;
-  if (dose && (!$('#rs-rate').value || !Number.isFinite(rate) || rate < dose.low || rate > dose.high)) {
-    $('#rs-rate').setAttribute('aria-invalid', 'true');
-    $('#reschedule-error').textContent = 'Choose a rate from ' + dose.low + ' to ' + dose.high + ' ' + dose.unit + '.';
-    $('#rs-rate').focus();
-    return;
-  }
+  const rate = dose ? chosenRate('rs', dose, 'reschedule-error') : undefined;
+  if (rate === null) return;
   $('#reschedule-dialog').close();
-  await decide(item, 'reschedule', { ...chosenWindow(item), ...(dose ? { rate: { value: rate, unit: dose.unit } } : {}) });
+  await decide(item, 'reschedule', { ...chosenWindow(item), ...(rate ? { rate } : {}) });
 });
 $('#reschedule-cancel').addEventListener('click', () => $('#reschedule-dialog').close());
 
