@@ -59,6 +59,12 @@ describe('clinician page in a real browser', () => {
     await page.click('#check-confirm');
   }
 
+  /** A patient's Tasks awaiting approval, and among them the infusion session (the one authorising a MedicationRequest). */
+  async function awaitingApproval(patient: string) {
+    const tasks = await service.fhir.searchAll<Task>('Task', { patient, status: 'draft' });
+    return { tasks, session: tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))! };
+  }
+
   /** Clicks a row's Approve; an infusion's dialog (its rate per kg) is confirmed as proposed. */
   async function approveOnPage(page: Page, taskId: string) {
     await page.click(`tr[data-task-id="${taskId}"] button:has-text("Approve")`);
@@ -258,8 +264,7 @@ describe('clinician page in a real browser', () => {
       birthDate: '1990-05-05',
     });
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], enrolled.patient));
-    const tasks = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
-    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const { session } = await awaitingApproval(enrolled.patient);
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
@@ -285,8 +290,7 @@ describe('clinician page in a real browser', () => {
       family: 'Heldback',
       birthDate: '1988-03-03',
     });
-    const tasks = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
-    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const { tasks, session } = await awaitingApproval(enrolled.patient);
     const waiting = tasks.find((t) => t.id !== session.id)!;
     const page = await browser.newPage();
     await signInOnPage(page, service);
@@ -514,8 +518,7 @@ describe('clinician page in a real browser', () => {
       family: 'Titrate',
       birthDate: '1979-09-09',
     });
-    const tasks = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
-    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const { session } = await awaitingApproval(enrolled.patient);
     const page = await browser.newPage();
     await signInOnPage(page, service);
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
@@ -566,8 +569,7 @@ describe('clinician page in a real browser', () => {
       family: 'Rebook',
       birthDate: '1981-01-01',
     });
-    const tasks = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
-    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const { session } = await awaitingApproval(enrolled.patient);
     const page = await browser.newPage();
     await signInOnPage(page, service);
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
