@@ -3,15 +3,16 @@ import type { Communication, DetectedIssue, MedicationRequest, Patient, Task } f
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { enrolPatient, waitFor } from './support/clinic';
-import { activeCondition, PREGNANCY } from './fixtures/patient-data';
+import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
 import { startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 const ALERT_KEY = 'https://ketamine-careplans.example/fhir/NamingSystem/clinic-alert-key';
 
 /**
- * The clinic is told at once, by email, when a patient reports an effect that waits for a clinician's review
- * (CLINIC_ALERT_EMAIL): once per effect, with no patient named, and the sending recorded as a FHIR Communication.
+ * The clinic is told at once, by email, when a patient reports an effect that waits for a clinician's review, and when
+ * a contraindication found after approval holds an approved order (CLINIC_ALERT_EMAIL): once per issue, with no
+ * patient named, and the sending recorded as a FHIR Communication.
  */
 describe('alerts to the clinic', () => {
   let service: TestService;
@@ -118,6 +119,65 @@ describe('alerts to the clinic', () => {
     expect(toClinic()).toHaveLength(sent);
     const records = await service.fhir.searchAll<Communication>('Communication', { subject: enrolment.patient });
     expect(records.filter((c) => c.identifier?.some((i) => i.system === ALERT_KEY))).toEqual([]);
+  });
+
+  it('a contraindication found after approval (the sweep): the order is held and the clinic told once, with when the session is due', async () => {
+    const p = await infusedPatient();
+    const order = await approvedSessionOrder(service, p.session);
+    const due = (await service.fhir.read<Task>('Task', p.session.id!)).restriction!.period!.start!;
+    await service.fhir.create(activeCondition(...PREGNANCY, p.patient));
+    const before = toClinic().length;
+    const sweep = service.app.get(ContraindicationSweep);
+    expect(await sweep.sweep()).toMatchObject({ held: 1 });
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+    const mails = toClinic().slice(before);
+    expect(mails).toHaveLength(1);
+    const [mail] = mails;
+    expect(mail.body).toMatch(/Subject: Ketamine care plans: an approved infusion is on hold \(pregnancy/);
+    expect(mail.body).toContain('after their ketamine infusion was approved: Pregnancy');
+    expect(mail.body).toContain('Their approved order is on hold, with the Task, so nothing is to be given');
+    expect(mail.body).toContain(`The held session is due from ${due.slice(0, 10)}.`);
+    expect(mail.body).toContain('https://careplans.clinic.test/ui');
+    const patient = await service.fhir.read<Patient>('Patient', p.patient.split('/')[1]);
+    for (const named of [patient.name![0].family!, patient.id!, p.carePlanId, order.id!, p.session.id!])
+      expect(mail.body).not.toContain(named);
+
+    // On record, about the issue and what it holds; the next sweep tells nobody again.
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `MedicationRequest/${order.id}`,
+    });
+    const [record] = await service.fhir.searchAll<Communication>('Communication', {
+      identifier: `${ALERT_KEY}|DetectedIssue/${issue.id}`,
+    });
+    expect(record.about?.map((r) => r.reference)).toEqual([
+      `DetectedIssue/${issue.id}`,
+      `CarePlan/${p.carePlanId}`,
+      `MedicationRequest/${order.id}`,
+      `Task/${p.session.id}`,
+    ]);
+    expect(record.topic?.text).toMatch(/^Ketamine care plans: an approved infusion is on hold/);
+    await sweep.sweep();
+    expect(toClinic().slice(before)).toHaveLength(1);
+  });
+
+  it('a blood pressure notified by the FHIR server after approval: the order is held and the clinic told at once, without a sweep', async () => {
+    const p = await infusedPatient();
+    const order = await approvedSessionOrder(service, p.session);
+    const before = toClinic().length;
+    const { resource: pressure } = await service.fhir.create(
+      bloodPressure(195, 115, new Date().toISOString(), p.patient),
+    );
+    // HAPI's rest-hook: PUT {endpoint}/Observation/{id}, no body.
+    await request(service.url)
+      .put(`/webhooks/fhir/Observation/${pressure.id}`)
+      .set('x-webhook-token', 'test-webhook-secret')
+      .expect(202);
+    const [mail] = await waitFor(() => {
+      const mails = toClinic().slice(before);
+      return Promise.resolve(mails.length > 0 && mails);
+    }, 'the hold alert email to the clinic');
+    expect(mail.body).toMatch(/Subject: Ketamine care plans: an approved infusion is on hold \(/);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
   });
 
   it('the mail server down: the plan is still held and the sweep still runs; the email goes once the server is back', async () => {

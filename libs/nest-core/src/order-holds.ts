@@ -43,6 +43,14 @@ export interface HoldCheck {
   approvedTasks?: Task[];
 }
 
+/** What a hold wrote: the orders held, and the issues holding them (as written, implicating the orders). */
+export interface HoldOutcome {
+  held: number;
+  issues: DetectedIssue[];
+}
+
+const NOTHING_HELD: HoldOutcome = { held: 0, issues: [] };
+
 /**
  * A contraindication found after an order was approved (a pregnancy recorded the week before the third session)
  * puts the plan's active orders that a contraindication check gates on hold, with their approved Tasks, in one
@@ -57,13 +65,16 @@ export class OrderHolds {
 
   constructor(private readonly fhir: FhirClient) {}
 
-  /** The plan's active gated orders, held while any contraindication implicating the plan is unresolved. */
-  async hold(check: HoldCheck, now = new Date()): Promise<number> {
+  /**
+   * The plan's active gated orders, held while any contraindication implicating the plan is unresolved. Answers how
+   * many were held, and the issues as the hold wrote them (now implicating the orders: what the clinic is told of).
+   */
+  async hold(check: HoldCheck, now = new Date()): Promise<HoldOutcome> {
     const carePlan = `CarePlan/${check.carePlanId}`;
     const unresolved = check.issues.filter(
       (i) => contraindicationState(i) === 'unresolved' && i.implicated?.some((r) => r.reference === carePlan),
     );
-    if (!unresolved.length) return 0;
+    if (!unresolved.length) return NOTHING_HELD;
     const approved =
       check.approvedTasks ?? (await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, status: 'ready' }));
     const gated = approved.filter((t) => {
@@ -71,16 +82,16 @@ export class OrderHolds {
       return action !== undefined && hasContraindicationChecks(check.plan, action, check.resolver);
     });
     const holds = ordersToHold(await this.activeOrdersOf(gated), unresolved);
-    if (!holds.length) return 0;
+    if (!holds.length) return NOTHING_HELD;
     const tasks = new Map(gated.map((t) => [t.id, t]));
     const taskHolds = holds.flatMap(({ held }) => {
       const task = tasks.get(orderTaskIdOf(held) ?? '');
       return task ? [{ read: task, held: heldTask(task, held) }] : [];
     });
     const targets = [...holds, ...taskHolds].map(({ held }) => ({ reference: `${held.resourceType}/${held.id}` }));
-    const issueUpdates = unresolved.flatMap((issue) => {
+    const implicating = unresolved.flatMap((issue) => {
       const updated = implicatingOrders(issue, targets);
-      return updated ? [updateEntry(updated, issue.meta?.versionId)] : [];
+      return updated ? [{ read: issue, held: updated }] : [];
     });
     const provenance = changeProvenance({
       targets,
@@ -92,12 +103,12 @@ export class OrderHolds {
     const written = await this.writeOrSkip([
       ...updatesOf(holds),
       ...updatesOf(taskHolds),
-      ...issueUpdates,
+      ...updatesOf(implicating),
       create(provenance),
     ]);
-    if (written)
-      this.logger.warn({ msg: 'orders held for a contraindication', carePlan: check.carePlanId, held: holds.length });
-    return written ? holds.length : 0;
+    if (!written) return NOTHING_HELD;
+    this.logger.warn({ msg: 'orders held for a contraindication', carePlan: check.carePlanId, held: holds.length });
+    return { held: holds.length, issues: implicating.map(({ held }) => held) };
   }
 
   /**

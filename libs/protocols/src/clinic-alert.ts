@@ -6,9 +6,35 @@ import { isReportedEffect } from './reported-effects';
 /** Identifies the record that the clinic was told of an issue: `DetectedIssue/<id>`, one per issue. */
 export const CLINIC_ALERT_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/clinic-alert-key`;
 
-/** The issues the clinic is told of: effects a patient reported at a check, not reviewed yet. */
+/**
+ * Why the clinic is told of an issue, if it is:
+ * - `effect-reported`: an effect a patient reported at a check, not reviewed yet;
+ * - `orders-held`: a contraindication found after approval, which holds approved orders (the ketamine order, with its
+ *   Task). Nobody was at the page when the sweep or an infusion event found it, and the session may be tomorrow.
+ * A contraindication found while Tasks only await approval is not emailed: the approving clinician sees it.
+ */
+export type ClinicAlertKind = 'effect-reported' | 'orders-held';
+
+export function clinicAlertKindOf(issue: DetectedIssue): ClinicAlertKind | undefined {
+  if (!issue.id || contraindicationState(issue) !== 'unresolved') return undefined;
+  if (isReportedEffect(issue)) return 'effect-reported';
+  return heldOrdersOf(issue).length ? 'orders-held' : undefined;
+}
+
 export function needsClinicAlert(issue: DetectedIssue): issue is DetectedIssue & { id: string } {
-  return Boolean(issue.id) && isReportedEffect(issue) && contraindicationState(issue) === 'unresolved';
+  return clinicAlertKindOf(issue) !== undefined;
+}
+
+/** The orders an issue holds: a hold adds them, and the Tasks they answer, to the issue's `implicated`. */
+export function heldOrdersOf(issue: DetectedIssue): string[] {
+  return (issue.implicated ?? [])
+    .map((r) => r.reference ?? '')
+    .filter((r) => /^(MedicationRequest|ServiceRequest)\/[^/]+$/.test(r));
+}
+
+/** The held Tasks an `orders-held` alert reads the sessions' due dates from. */
+export function heldTasksOf(issue: DetectedIssue): string[] {
+  return (issue.implicated ?? []).map((r) => r.reference ?? '').filter((r) => /^Task\/[^/]+$/.test(r));
 }
 
 export function clinicAlertKey(issue: { id?: string }): string {
@@ -20,11 +46,24 @@ export interface ClinicAlertMessage {
   text: string;
 }
 
+/** What the clinic is emailed about, besides the issue: where to review it, and when the held sessions are due. */
+export interface ClinicAlertContext {
+  worklistUrl?: string;
+  /** The earliest start of the held Tasks' due windows (`restriction.period.start`), for `orders-held`. */
+  heldDueFrom?: string;
+}
+
 /**
- * What the clinic is emailed: what was reported and when, what waits, and where to review it. No patient's name,
- * identifier or record reference (email leaves the clinic's systems): the worklist, behind sign-in, names them.
+ * What the clinic is emailed: what was found or reported and when, what waits, and where to review it. No patient's
+ * name, identifier or record reference (email leaves the clinic's systems): the worklist, behind sign-in, names them.
  */
-export function clinicAlertMessage(issue: DetectedIssue, worklistUrl?: string): ClinicAlertMessage {
+export function clinicAlertMessage(issue: DetectedIssue, context: ClinicAlertContext = {}): ClinicAlertMessage {
+  return clinicAlertKindOf(issue) === 'orders-held'
+    ? heldOrdersMessage(issue, context)
+    : reportedEffectMessage(issue, context);
+}
+
+function reportedEffectMessage(issue: DetectedIssue, { worklistUrl }: ClinicAlertContext): ClinicAlertMessage {
   const effect = issue.code?.coding?.[0]?.display ?? issue.code?.text ?? 'An effect';
   const day = issue.identifiedDateTime?.slice(0, 10);
   return {
@@ -32,13 +71,37 @@ export function clinicAlertMessage(issue: DetectedIssue, worklistUrl?: string): 
     text: [
       `A patient reported ${effect.toLowerCase()} at their post-infusion check${day ? ` of ${day}` : ''}.`,
       'Their next ketamine infusions are not approved, and their approved orders are held, until a clinician reviews it and records what was decided.',
-      worklistUrl
-        ? `Review it on the worklist: ${worklistUrl} (the patient's row says "Cannot be approved until a clinician reviews the effect reported").`
-        : 'Review it on the clinician worklist.',
-      'This email names no patient: the worklist does, once you sign in.',
+      reviewOn(worklistUrl, 'Cannot be approved until a clinician reviews the effect reported'),
+      NO_PATIENT_NAMED,
     ].join('\n\n'),
   };
 }
+
+function heldOrdersMessage(issue: DetectedIssue, { worklistUrl, heldDueFrom }: ClinicAlertContext): ClinicAlertMessage {
+  const found = (issue.code?.text ?? issue.code?.coding?.[0]?.display ?? 'A contraindication').replace(/\.$/, '');
+  const day = issue.identifiedDateTime?.slice(0, 10);
+  const orders = heldOrdersOf(issue).length;
+  return {
+    subject: `Ketamine care plans: an approved infusion is on hold (${found.toLowerCase()}), to review`,
+    text: [
+      `A contraindication was found in a patient's record after their ketamine infusion was approved: ${found}${day ? ` (found ${day})` : ''}.`,
+      `${orders === 1 ? 'Their approved order is' : `${orders} of their approved orders are`} on hold, with the Task${orders === 1 ? '' : 's'}, so nothing is to be given until a clinician reviews it: an override with a reason releases ${orders === 1 ? 'it' : 'them'}, or the Task is rejected.`,
+      ...(heldDueFrom
+        ? [`The ${orders === 1 ? 'held' : 'first held'} session is due from ${heldDueFrom.slice(0, 10)}.`]
+        : []),
+      reviewOn(worklistUrl, 'Held: found after approval'),
+      NO_PATIENT_NAMED,
+    ].join('\n\n'),
+  };
+}
+
+function reviewOn(worklistUrl: string | undefined, rowSays: string): string {
+  return worklistUrl
+    ? `Review it on the worklist: ${worklistUrl} (the patient's row says "${rowSays}").`
+    : 'Review it on the clinician worklist.';
+}
+
+const NO_PATIENT_NAMED = 'This email names no patient: the worklist does, once you sign in.';
 
 /**
  * The record that the clinic was told (a Communication about the issue and its plan, by email, keyed by the issue), as

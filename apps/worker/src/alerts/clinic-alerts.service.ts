@@ -1,18 +1,21 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import type { Communication, DetectedIssue } from '@medplum/fhirtypes';
+import type { Communication, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient } from '@kc/fhir';
+import { batchResult, FhirClient, getEntry } from '@kc/fhir';
 import {
   CLINIC_ALERT_KEY_SYSTEM,
   clinicAlertKey,
+  clinicAlertKindOf,
   clinicAlertMessage,
   clinicAlertRecord,
+  heldTasksOf,
   needsClinicAlert,
 } from '@kc/protocols';
 import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-sender';
 
 /**
- * Tells the clinic, by email, of each effect a patient reported that waits for a clinician's review, once: the email
+ * Tells the clinic, by email, of each effect a patient reported that waits for a clinician's review, and of each
+ * contraindication found after approval that holds approved orders (clinicAlertKindOf), once: the email
  * first, then its record (a Communication keyed by the issue). At least once: a worker dying between the two sends
  * it again at the next look (the plan's hold job, or the 15-minute sweep), which is what finds one not told yet.
  */
@@ -35,10 +38,10 @@ export class ClinicAlerts {
       identifier: waiting.map((i) => `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(i)}`).join(','),
     });
     const toldKeys = new Set(told.flatMap((c) => c.identifier?.map((i) => i.value) ?? []));
-    const worklist = this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
+    const worklistUrl = this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
     let sent = 0;
     for (const issue of waiting.filter((i) => !toldKeys.has(clinicAlertKey(i)))) {
-      const message = clinicAlertMessage(issue, worklist);
+      const message = clinicAlertMessage(issue, { worklistUrl, heldDueFrom: await this.heldDueFrom(issue) });
       try {
         await this.sender.send(message);
       } catch (err) {
@@ -55,5 +58,26 @@ export class ClinicAlerts {
       this.logger.log({ msg: 'clinic told of an effect to review', issue: issue.id });
     }
     return sent;
+  }
+
+  /**
+   * When the first session an issue holds is due (its Tasks' `restriction.period.start`): what tells the clinic how
+   * soon to look. One batch read, for an alert about to be sent only; a read that fails leaves the date out.
+   */
+  private async heldDueFrom(issue: DetectedIssue): Promise<string | undefined> {
+    if (clinicAlertKindOf(issue) !== 'orders-held') return undefined;
+    const refs = heldTasksOf(issue);
+    if (!refs.length) return undefined;
+    try {
+      const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
+      const starts = (read.entry ?? [])
+        .flatMap((e, i) => batchResult<Task>(e, refs[i]) ?? [])
+        .flatMap((t) => t.restriction?.period?.start ?? []);
+      return starts.sort((a, b) => Date.parse(a) - Date.parse(b))[0];
+    } catch (err) {
+      // The date helps, the alert matters: it goes without one.
+      this.logger.warn({ msg: 'held sessions not read for the clinic alert', issue: issue.id, error: String(err) });
+      return undefined;
+    }
   }
 }

@@ -87,6 +87,8 @@ export class ContraindicationSweep {
     let plans = 0;
     let recorded = 0;
     let held = 0;
+    // The issues as the holds wrote them: implicating the orders held, which the clinic is told of.
+    const holding: DetectedIssue[] = [];
     for (const { carePlan, patientId, actionIds, approved, issues } of waitingPlans(waiting).values()) {
       const plan = this.catalog.planOf(carePlan);
       const gated = plan ? [...actionIds].filter((id) => hasContraindicationChecks(plan, id, this.catalog)) : [];
@@ -109,8 +111,8 @@ export class ContraindicationSweep {
       );
       recorded += found.filter((f) => f.created).length;
       // Found now or on record since an earlier sweep (a hold that lost a race with a clinician is tried again).
-      if (approved.length)
-        held += await this.holds.hold(
+      if (approved.length) {
+        const outcome = await this.holds.hold(
           {
             carePlanId: carePlan.id!,
             plan,
@@ -120,12 +122,16 @@ export class ContraindicationSweep {
           },
           now,
         );
+        held += outcome.held;
+        holding.push(...outcome.issues);
+      }
     }
     if (recorded || held) this.logger.warn({ msg: 'contraindications found on open plans', recorded, held, plans });
     const released = await this.releaseClearPlans(waiting, now);
-    // Effects reported at a check and not reviewed yet: the clinic is emailed of each once (this job is queued when
-    // one is recorded, and the sweep looks again).
-    const alerted = await this.alerts.tell([...waiting.issues.values()].flat(), now);
+    // Effects reported at a check and not reviewed yet, and contraindications holding approved orders: the clinic is
+    // emailed of each once (this job is queued when one is recorded, and the sweep looks again). A hold's issues last:
+    // they are the versions naming the orders.
+    const alerted = await this.alerts.tell([...[...waiting.issues.values()].flat(), ...holding], now);
     return { plans, recorded, held, released, alerted };
   }
 

@@ -1,0 +1,87 @@
+import type { DetectedIssue } from '@medplum/fhirtypes';
+import { clinicAlertKindOf, clinicAlertMessage, heldOrdersOf } from './clinic-alert';
+import { REPORTED_EFFECT_KEY_SYSTEM } from './reported-effects';
+
+const pregnancy = (implicated: string[], extra: Partial<DetectedIssue> = {}): DetectedIssue => ({
+  resourceType: 'DetectedIssue',
+  id: 'issue-1',
+  status: 'final',
+  code: { coding: [{ code: 'pregnancy', display: 'Pregnancy' }], text: 'Pregnancy on record' },
+  identifiedDateTime: '2026-12-02T09:30:00Z',
+  implicated: implicated.map((reference) => ({ reference })),
+  ...extra,
+});
+
+const hallucinations: DetectedIssue = {
+  resourceType: 'DetectedIssue',
+  id: 'issue-2',
+  status: 'preliminary',
+  identifier: [{ system: REPORTED_EFFECT_KEY_SYSTEM, value: 'Task/check-1:effect-hallucinations' }],
+  code: { coding: [{ code: 'effect-hallucinations', display: 'Hallucinations' }] },
+  identifiedDateTime: '2026-12-01T10:00:00Z',
+  implicated: [{ reference: 'CarePlan/plan-1' }],
+};
+
+describe('which issues the clinic is emailed of', () => {
+  it('an unreviewed effect, and a contraindication holding approved orders', () => {
+    expect(clinicAlertKindOf(hallucinations)).toBe('effect-reported');
+    expect(clinicAlertKindOf(pregnancy(['CarePlan/plan-1', 'MedicationRequest/order-1', 'Task/task-1']))).toBe(
+      'orders-held',
+    );
+  });
+
+  it('not a contraindication that holds nothing (Tasks awaiting approval: the approving clinician sees it)', () => {
+    expect(clinicAlertKindOf(pregnancy(['CarePlan/plan-1']))).toBeUndefined();
+    // A Task alone is not an order held.
+    expect(clinicAlertKindOf(pregnancy(['CarePlan/plan-1', 'Task/task-1']))).toBeUndefined();
+  });
+
+  it('not an issue a clinician overrode or that was withdrawn, nor one not stored yet', () => {
+    const held = ['CarePlan/plan-1', 'MedicationRequest/order-1'];
+    expect(clinicAlertKindOf(pregnancy(held, { mitigation: [{ action: { text: 'Overridden' } }] }))).toBeUndefined();
+    expect(clinicAlertKindOf(pregnancy(held, { status: 'entered-in-error' }))).toBeUndefined();
+    expect(clinicAlertKindOf(pregnancy(held, { id: undefined }))).toBeUndefined();
+  });
+
+  it('the orders held are the MedicationRequests and ServiceRequests it implicates', () => {
+    expect(
+      heldOrdersOf(
+        pregnancy(['CarePlan/p', 'MedicationRequest/m', 'ServiceRequest/s', 'Task/t', 'CommunicationRequest/c']),
+      ),
+    ).toEqual(['MedicationRequest/m', 'ServiceRequest/s']);
+  });
+});
+
+describe('what the clinic is emailed of a hold', () => {
+  it('what was found and when, what is held, when the session is due, where to review: no patient', () => {
+    const message = clinicAlertMessage(pregnancy(['CarePlan/plan-1', 'MedicationRequest/order-1', 'Task/task-1']), {
+      worklistUrl: 'https://careplans.clinic.test/ui',
+      heldDueFrom: '2026-12-04T08:00:00Z',
+    });
+    expect(message.subject).toBe(
+      'Ketamine care plans: an approved infusion is on hold (pregnancy on record), to review',
+    );
+    expect(message.text).toContain(
+      "A contraindication was found in a patient's record after their ketamine infusion was approved: Pregnancy on record (found 2026-12-02).",
+    );
+    expect(message.text).toContain('Their approved order is on hold, with the Task, so nothing is to be given');
+    expect(message.text).toContain('The held session is due from 2026-12-04.');
+    expect(message.text).toContain('https://careplans.clinic.test/ui');
+    expect(message.text).not.toMatch(/plan-1|order-1|task-1/);
+  });
+
+  it('two orders held, no due date known', () => {
+    const message = clinicAlertMessage(
+      pregnancy(['CarePlan/plan-1', 'MedicationRequest/order-1', 'MedicationRequest/order-2']),
+    );
+    expect(message.text).toContain('2 of their approved orders are on hold, with the Tasks');
+    expect(message.text).toContain('releases them');
+    expect(message.text).not.toContain('due from');
+  });
+
+  it('an effect reported keeps its own wording', () => {
+    expect(clinicAlertMessage(hallucinations).subject).toBe(
+      'Ketamine care plans: hallucinations reported after an infusion, to review',
+    );
+  });
+});
