@@ -100,6 +100,60 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     expect(await ordersOf(task)).toHaveLength(1);
   });
 
+  it('a bolus at the infusion’s start, up to the protocol’s 0.35 mg/kg: ordered as a second dosage at the latest weight', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 72 });
+    const { task, proposal } = await firstSession(enrolment.carePlanId);
+    // None is proposed: the clinician asks for one.
+    expect(proposal.dosageInstruction).toHaveLength(1);
+
+    // Above the ceiling, in another unit, or not a positive number: refused, nothing written.
+    const above = await approve(task, { bolus: { value: 0.5, unit: 'mg/kg' } }).expect(422);
+    expect((above.body as OperationOutcome).issue[0].details?.text).toBe(
+      "The bolus must be up to 0.35 mg/kg, its limit in this infusion's protocol; 0.5 mg/kg is outside it",
+    );
+    const unit = await approve(task, { bolus: { value: 20, unit: 'mg' } }).expect(422);
+    expect((unit.body as OperationOutcome).issue[0].details?.text).toMatch(/^The bolus is ordered in mg\/kg/);
+    for (const bad of [{ value: 0, unit: 'mg/kg' }, { value: -0.2, unit: 'mg/kg' }, { value: 0.2 }, 0.2])
+      await approve(task, { bolus: bad }).expect(400);
+    expect(await ordersOf(task)).toEqual([]);
+
+    await approve(task, { rate: { value: 0.75, unit: 'mg/kg/h' }, bolus: { value: 0.25, unit: 'mg/kg' } }).expect(200);
+    const [order] = await ordersOf(task);
+    const [infusion, bolus] = order.dosageInstruction!;
+    expect(rate([infusion], 'calculated')).toEqual({ value: 54, code: 'mg/h' });
+    // What an EHR reads: the dose per kg as ordered, the dose in mg it gives, once, by the infusion's route.
+    const dose = (type: string) =>
+      bolus.doseAndRate?.find((d) => d.type?.coding?.some((c) => c.system === DOSE_RATE_TYPE && c.code === type))
+        ?.doseQuantity;
+    expect(dose('ordered')).toMatchObject({ value: 0.25, code: 'mg/kg', system: 'http://unitsofmeasure.org' });
+    expect(dose('calculated')).toMatchObject({ value: 18, code: 'mg' });
+    expect(bolus.timing?.repeat?.count).toBe(1);
+    expect(bolus.route).toEqual(infusion.route);
+    expect(bolus.text).toBe('Ketamine IV bolus 0.25 mg/kg (18 mg for 72 kg) at the start of the infusion');
+
+    // Sent again (its answer lost): done; another bolus on the version approved: refused, one order kept.
+    const same = { rate: { value: 0.75, unit: 'mg/kg/h' }, bolus: { value: 0.25, unit: 'mg/kg' } };
+    await approve(task, same).expect(200);
+    await approve(task, { ...same, bolus: { value: 0.3, unit: 'mg/kg' } }).expect(412);
+    expect(await ordersOf(task)).toHaveLength(1);
+
+    // A Task that orders no medication takes no bolus.
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    const followUps = await followUpTasks(service, procedureId);
+    const check = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const refused = await approve(check, { bolus: { value: 0.2, unit: 'mg/kg' } }).expect(422);
+    expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(/approve it without a bolus/);
+    // The next session is proposed without a bolus (one is asked for each time), at the rate given.
+    const next = followUps.find((t) => actionOf(t) === 'next-induction-session')!;
+    const nextProposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      next.focus!.reference!.split('/')[1],
+    );
+    expect(nextProposal.dosageInstruction).toHaveLength(1);
+    expect(rate(nextProposal.dosageInstruction, 'ordered')?.value).toBe(0.75);
+  });
+
   it('the next session is proposed at the rate last given; a Task that orders no infusion takes no rate', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
     const { task } = await firstSession(enrolment.carePlanId);

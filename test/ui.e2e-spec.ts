@@ -563,6 +563,58 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('approves an infusion with a bolus at its start, up to the protocol ceiling, seeing the dose it gives', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Bo',
+      family: 'Bolus',
+      birthDate: '1975-05-05',
+    });
+    const { session } = await awaitingApproval(enrolled.patient);
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.locator('button:has-text("Approve")').click();
+    await page.waitForSelector('#approve-dialog[open]');
+    // Offered, empty: none is proposed.
+    expect(await page.isVisible('#approve-bolus')).toBe(true);
+    expect(await page.textContent('#approve-bolus-label')).toBe(
+      'Bolus at the start, per kg (optional; mg/kg, the protocol allows up to 0.35)',
+    );
+    expect(await page.inputValue('#approve-bolus')).toBe('');
+    // Above the ceiling: said on the page, nothing sent.
+    await page.fill('#approve-bolus', '0.5');
+    await page.click('#approve-confirm');
+    expect(await page.textContent('#approve-error')).toBe('Choose a bolus up to 0.35 mg/kg, or leave it empty.');
+    expect(await page.getAttribute('#approve-bolus', 'aria-invalid')).toBe('true');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('draft');
+
+    await page.fill('#approve-bolus', '0.25');
+    expect(await page.textContent('#approve-error')).toBe('');
+    expect(await page.textContent('#approve-bolus-dose')).toBe(
+      'Bolus 0.25 mg/kg, about 17.5 mg for 70 kg, at the start of the infusion',
+    );
+    await screenshot(page, 'approve-infusion-bolus-dialog');
+    await page.click('#approve-confirm');
+    await row.waitFor({ state: 'detached' });
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    expect(order.dosageInstruction?.map((d) => d.text)).toEqual([
+      expect.stringMatching(/^Ketamine IV infusion at 0\.5 mg\/kg\/h \(35 mg\/h for 70 kg\)/),
+      'Ketamine IV bolus 0.25 mg/kg (17.5 mg for 70 kg) at the start of the infusion',
+    ]);
+    // The to-do list says both.
+    await page.click('#list-to-do');
+    await page.selectOption('#f-kind', 'infusion-session');
+    await page.click('#filters button[type=submit]');
+    const toDo = page.locator(`tr[data-task-id="${session.id}"]`);
+    await toDo.waitFor();
+    expect(await toDo.locator('.dose').textContent()).toBe(
+      'Ordered at 0.5 mg/kg/h (35 mg/h), bolus 0.25 mg/kg (17.5 mg)',
+    );
+    await page.close();
+  }, 60_000);
+
   it('reschedules an infusion with its rate per kg: the dialog asks both', async () => {
     const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Rhea',

@@ -20,5 +20,6 @@ export * from './action-contraindications';
 export * from './questionnaire-answers';
 export * from './observation-extract';
 export * from './rate-titration';
+export * from './bolus';
 export * from './reported-effects';
 export * from './clinic-alert';

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ActivityDefinition, Bundle, MedicationRequest } from '@medplum/fhirtypes';
 import { bodyWeight } from '../../../test/fixtures/patient-data';
+import { bolusRefusal, orderedBolusPerKg } from './bolus';
 import {
   dosageAtRate,
   latestWeightKg,
@@ -63,8 +64,10 @@ const proposalAt = (ratePerKg: number): MedicationRequest => ({
 describe('infusion rate titrated per kg (fhir-profiles rate-titration)', () => {
   it('reads the start and the range from each infusion ActivityDefinition', () => {
     const weightInput = 'bodyWeight';
-    expect(rateTitrationOf(lowDose)).toEqual({ unit: 'mg/kg/h', start: 0.5, low: 0.5, high: 2, weightInput });
-    expect(rateTitrationOf(highDose)).toEqual({ unit: 'mg/kg/h', start: 1, low: 0.5, high: 2, weightInput });
+    // The guideline's bolus: up to 0.35 mg/kg.
+    const bolus = { unit: 'mg/kg', high: 0.35 };
+    expect(rateTitrationOf(lowDose)).toEqual({ unit: 'mg/kg/h', start: 0.5, low: 0.5, high: 2, weightInput, bolus });
+    expect(rateTitrationOf(highDose)).toEqual({ unit: 'mg/kg/h', start: 1, low: 0.5, high: 2, weightInput, bolus });
     expect(rateTitrationOf(definition('post-infusion-check'))).toBeUndefined();
   });
 
@@ -134,6 +137,63 @@ describe('infusion rate titrated per kg (fhir-profiles rate-titration)', () => {
       dosageToOrder({ proposal, activity: lowDose, asked: { value: 9, unit: 'mg/kg/h' }, variables: weighed(80) })
         .refusal,
     ).toMatch(/outside it/);
+  });
+
+  it('a bolus asked for: a second dosage at the same weight, once at the infusion’s start, per kg and in mg', () => {
+    const proposal = proposalAt(1);
+    const order = dosageToOrder({
+      proposal,
+      activity: lowDose,
+      variables: weighed(72),
+      asked: { value: 0.75, unit: 'mg/kg/h' },
+      bolus: { value: 0.2, unit: 'mg/kg' },
+    });
+    expect(order.refusal).toBeUndefined();
+    const [infusion, bolus] = order.dosage!;
+    expect(infusion.doseAndRate?.map((r) => r.rateQuantity?.value)).toEqual([54, 0.75]);
+    expect(bolus).toMatchObject({
+      sequence: infusion.sequence,
+      text: 'Ketamine IV bolus 0.2 mg/kg (14.4 mg for 72 kg) at the start of the infusion',
+      timing: { repeat: { count: 1, boundsPeriod: { start: '2027-01-04T09:00:00Z', end: '2027-01-06T17:00:00Z' } } },
+      route: infusion.route,
+      doseAndRate: [
+        { type: { coding: [{ code: 'calculated' }] }, doseQuantity: { value: 14.4, code: 'mg' } },
+        { type: { coding: [{ code: 'ordered' }] }, doseQuantity: { value: 0.2, code: 'mg/kg' } },
+      ],
+    });
+    expect(orderedBolusPerKg({ ...proposal, dosageInstruction: order.dosage }, 'mg/kg')).toBe(0.2);
+    expect(orderedBolusPerKg(proposal, 'mg/kg')).toBeUndefined();
+    // The rate as proposed, with a bolus.
+    const proposedRate = dosageToOrder({
+      proposal,
+      activity: lowDose,
+      variables: weighed(72),
+      bolus: { value: 0.35, unit: 'mg/kg' },
+    });
+    expect(
+      proposedRate.dosage?.map((d) => d.doseAndRate?.[0].rateQuantity?.value ?? d.doseAndRate?.[0].doseQuantity?.value),
+    ).toEqual([72, 25.2]);
+  });
+
+  it('a bolus refused: above the ceiling, in another unit, with no weight on record, or where no bolus is allowed', () => {
+    const proposal = proposalAt(1);
+    const bolus = (value: number, unit = 'mg/kg') => ({ value, unit });
+    const refusal = (b: { value: number; unit: string }, activity = lowDose) =>
+      dosageToOrder({ proposal, activity, variables: weighed(70), bolus: b }).refusal;
+    expect(refusal(bolus(0.4))).toBe(
+      "The bolus must be up to 0.35 mg/kg, its limit in this infusion's protocol; 0.4 mg/kg is outside it",
+    );
+    expect(refusal(bolus(20, 'mg'))).toMatch(/^The bolus is ordered in mg\/kg/);
+    expect(dosageToOrder({ proposal, activity: lowDose, variables: weighed(), bolus: bolus(0.2) }).refusal).toMatch(
+      /bolus per kg cannot be turned into a dose.*record a body weight/,
+    );
+    const noBolus = {
+      ...lowDose,
+      extension: lowDose.extension!.map((e) => ({ ...e, extension: e.extension?.filter((x) => x.url !== 'bolus') })),
+    };
+    expect(refusal(bolus(0.2), noBolus)).toMatch(/orders no bolus/);
+    expect(dosageToOrder({ proposal, activity: undefined, bolus: bolus(0.2) }).refusal).toMatch(/without a bolus/);
+    expect(bolusRefusal({ unit: 'mg/kg', low: 0.1, high: 0.35 }, bolus(0.05))).toMatch(/must be 0.1-0.35 mg\/kg/);
   });
 
   it('the latest weight in kg of the weight searchset', () => {

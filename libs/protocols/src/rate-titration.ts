@@ -5,9 +5,11 @@ import type {
   MedicationRequest,
   Observation,
   Quantity,
+  Range,
   Reference,
 } from '@medplum/fhirtypes';
 import { CANONICAL_BASE } from './canonical';
+import { bolusDosage, bolusRefusal } from './bolus';
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
 
@@ -26,6 +28,15 @@ export interface RateTitration {
   high: number;
   /** The PlanDefinition input (DataRequirement.id) giving the body weight the rate is multiplied by. */
   weightInput?: string;
+  /** The bolus per kg a clinician may order at the infusion's start; none when the protocol declares none. */
+  bolus?: BolusLimit;
+}
+
+/** The bolus a protocol allows: per kg (UCUM, e.g. mg/kg), up to `high` (and from `low`, when it says). */
+export interface BolusLimit {
+  unit: string;
+  high: number;
+  low?: number;
 }
 
 /** The titration an ActivityDefinition declares; undefined when it has none or it is incomplete (no titration then). */
@@ -39,13 +50,22 @@ export function rateTitrationOf(activity: ActivityDefinition | undefined): RateT
     return undefined;
   if (range.low.code !== unit || range.high.code !== unit) return undefined;
   const weightInput = part('weight')?.valueId;
+  const bolus = bolusLimitOf(part('bolus')?.valueRange);
   return {
     unit,
     start: start.value,
     low: range.low.value,
     high: range.high.value,
     ...(weightInput ? { weightInput } : {}),
+    ...(bolus ? { bolus } : {}),
   };
+}
+
+function bolusLimitOf(range: Range | undefined): BolusLimit | undefined {
+  const unit = range?.high?.code;
+  if (!unit || range?.high?.value === undefined) return undefined;
+  if (range.low && (range.low.code !== unit || range.low.value === undefined)) return undefined;
+  return { unit, high: range.high.value, ...(range.low ? { low: range.low.value } : {}) };
 }
 
 const within = (t: RateTitration, value: number) => value >= t.low && value <= t.high;
@@ -80,10 +100,15 @@ export function latestWeightKg(bundle: Bundle | undefined): { kg: number; when?:
   };
 }
 
+/** The latest body weight the titration's input read from the patient's data. */
+function weightOf(titration: RateTitration, variables: ProtocolVariables): ReturnType<typeof latestWeightKg> {
+  const found = titration.weightInput ? variables[titration.weightInput] : undefined;
+  return latestWeightKg(typeof found === 'object' && found.resourceType === 'Bundle' ? found : undefined);
+}
+
 /** The latest weight the titration's input read, as a reference an EHR follows: "Body weight 64 kg (2026-12-01)". */
 function weighedOn(titration: RateTitration, variables: ProtocolVariables): { weighed?: Reference } {
-  const found = titration.weightInput ? variables[titration.weightInput] : undefined;
-  const weight = latestWeightKg(typeof found === 'object' && found.resourceType === 'Bundle' ? found : undefined);
+  const weight = weightOf(titration, variables);
   if (!weight?.id) return {};
   const day = weight.when?.slice(0, 10);
   return {
@@ -142,15 +167,18 @@ export interface DosageToOrderInput {
   activity?: ActivityDefinition;
   /** The rate per kg the approving clinician asked for, if any. */
   asked?: { value: number; unit: string };
+  /** The bolus per kg at the infusion's start the approving clinician asked for, if any (none is proposed). */
+  bolus?: { value: number; unit: string };
   /** The patient's data as read at approval, when read. */
   variables?: ProtocolVariables;
 }
 
 /**
  * What an approval orders for a titrated infusion: the rate per kg asked for (within the protocol's range), else the
- * proposal's, given at that rate times the body weight on record now (weeks may have passed since the proposal).
- * `dosage` undefined: the proposal's dosage is ordered as it is (not titrated, or no weight on record now and no rate
- * asked). `refusal`: why the rate asked for cannot be ordered.
+ * proposal's, given at that rate times the body weight on record now (weeks may have passed since the proposal),
+ * and the bolus asked for (within the protocol's ceiling) as a second dosage at the same weight.
+ * `dosage` undefined: the proposal's dosage is ordered as it is (not titrated, or no weight on record now and nothing
+ * asked). `refusal`: why the rate or the bolus asked for cannot be ordered.
  */
 export function dosageToOrder(input: DosageToOrderInput): {
   dosage?: Dosage[];
@@ -158,20 +186,41 @@ export function dosageToOrder(input: DosageToOrderInput): {
   weighed?: Reference;
   refusal?: string;
 } {
-  const { proposal, activity, asked, variables } = input;
+  const { proposal, activity, asked, bolus, variables } = input;
   const titration = proposal.resourceType === 'MedicationRequest' ? rateTitrationOf(activity) : undefined;
-  if (!titration)
-    return asked ? { refusal: 'This task orders nothing given at a rate per kg: approve it without a rate' } : {};
-  const refusal = asked && rateRefusal(titration, asked);
+  if (!titration) {
+    if (asked) return { refusal: 'This task orders nothing given at a rate per kg: approve it without a rate' };
+    return bolus ? { refusal: 'This task orders nothing given per kg: approve it without a bolus' } : {};
+  }
+  const refusal = (asked && rateRefusal(titration, asked)) || (bolus && bolusRefusal(titration.bolus, bolus));
   if (refusal) return { refusal };
+  const askedSomething = Boolean(asked || bolus);
   if (!variables)
-    return asked ? { refusal: "The patient's data could not be read again, so no other rate can be ordered" } : {};
+    return askedSomething
+      ? { refusal: "The patient's data could not be read again, so no other rate or bolus can be ordered" }
+      : {};
   const rate = asked?.value ?? orderedRatePerKg(proposal as MedicationRequest, titration.unit) ?? titration.start;
   const { dosageInstruction, unresolved } = dosageAtRate(activity!, rate, variables, proposal.dosageInstruction);
-  if (!unresolved.length) return { dosage: dosageInstruction, ...weighedOn(titration, variables) };
-  if (!asked) return {};
-  const missing = unresolved.map((u) => u.description ?? u.path).join('; ');
+  const weight = weightOf(titration, variables);
+  if (!unresolved.length && (!bolus || weight)) {
+    const withBolus = bolus
+      ? [
+          ...dosageInstruction,
+          bolusDosage({
+            limit: titration.bolus!,
+            perKg: bolus.value,
+            weightKg: weight!.kg,
+            infusion: dosageInstruction[0],
+          }),
+        ]
+      : dosageInstruction;
+    return { dosage: withBolus, ...weighedOn(titration, variables) };
+  }
+  if (!askedSomething) return {};
+  const missing = unresolved.length
+    ? unresolved.map((u) => u.description ?? u.path).join('; ')
+    : 'the latest body weight (kg)';
   return {
-    refusal: `The rate per kg cannot be turned into a dose for this patient (could not compute: ${missing}); record a body weight in kg, then approve`,
+    refusal: `The ${asked ? 'rate' : 'bolus'} per kg cannot be turned into a dose for this patient (could not compute: ${missing}); record a body weight in kg, then approve`,
   };
 }

@@ -25,6 +25,8 @@ export interface DoseView {
   /** The latest body weight on record (kg) and when it was taken; absent: none on record (no rate per kg can be ordered). */
   weightKg?: number;
   weighed?: string;
+  /** The bolus per kg the protocol lets them add at the infusion's start (none is proposed); absent: none allowed. */
+  bolus?: { unit: string; high: number; low?: number };
 }
 
 /** How an item's dose is read: its titration, and the search for its patient's latest weight (the protocol's input). */
@@ -66,6 +68,7 @@ export function doseView(
     low: titration.low,
     high: titration.high,
     ...(weight ? { weightKg: weight.kg, weighed: weight.when } : {}),
+    ...(titration.bolus ? { bolus: titration.bolus } : {}),
   };
 }
 
@@ -94,11 +97,23 @@ export function ordersByTask(found: Bundle | undefined): Map<string, MedicationR
   );
 }
 
-/** An order's rate as prescribed and as given (dose-rate types ordered and calculated): "0.75 mg/kg/h (52.5 mg/h)". */
+/**
+ * An order's rate as prescribed and as given (dose-rate types ordered and calculated), and its bolus when it gives one:
+ * "0.75 mg/kg/h (52.5 mg/h)", "0.75 mg/kg/h (52.5 mg/h), bolus 0.25 mg/kg (17.5 mg)".
+ */
 export function orderRateText(order: MedicationRequest): string | undefined {
-  const rates = order.dosageInstruction?.[0]?.doseAndRate ?? [];
+  const [infusion, ...others] = order.dosageInstruction ?? [];
+  const rate = orderedAndCalculated(infusion?.doseAndRate, 'rateQuantity');
+  const bolus = others.map((d) => orderedAndCalculated(d.doseAndRate, 'doseQuantity')).find(Boolean);
+  return [rate, bolus && `bolus ${bolus}`].filter(Boolean).join(', ') || undefined;
+}
+
+function orderedAndCalculated(
+  entries: NonNullable<MedicationRequest['dosageInstruction']>[number]['doseAndRate'],
+  field: 'rateQuantity' | 'doseQuantity',
+): string | undefined {
   const of = (type: string) => {
-    const q = rates.find((r) => r.type?.coding?.some((c) => c.code === type))?.rateQuantity;
+    const q = entries?.find((r) => r.type?.coding?.some((c) => c.code === type))?.[field];
     return q?.value !== undefined ? `${q.value} ${q.unit ?? q.code ?? ''}`.trim() : undefined;
   };
   const [ordered, calculated] = [of('ordered'), of('calculated')];

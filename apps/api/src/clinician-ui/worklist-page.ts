@@ -136,6 +136,11 @@ export const WORKLIST_PAGE = `<!doctype html>
     <label for="approve-rate" id="approve-rate-label">Rate per kg</label>
     <input id="approve-rate" type="number" step="0.05" required aria-describedby="approve-dose approve-error">
     <p id="approve-dose" aria-live="polite"></p>
+    <div id="approve-bolus-block" hidden>
+      <label for="approve-bolus" id="approve-bolus-label">Bolus at the start, per kg (optional)</label>
+      <input id="approve-bolus" type="number" step="0.05" min="0" aria-describedby="approve-bolus-dose approve-error">
+      <p id="approve-bolus-dose" aria-live="polite"></p>
+    </div>
     <p id="approve-error" class="overdue" role="alert"></p>
     <button type="submit" value="confirm" id="approve-confirm">Approve and order</button>
     <button type="button" id="approve-cancel">Cancel</button>
@@ -638,12 +643,49 @@ function chosenRate(name, dose, error) {
   return null;
 }
 
+// The optional bolus at the infusion's start (#approve-bolus), shown when the protocol allows one: empty by default
+// (none is proposed), its dose shown as it is typed, and one above the protocol's ceiling refused on the page.
+function showBolusField(dose) {
+  $('#approve-bolus-block').hidden = !dose.bolus;
+  if (!dose.bolus) return;
+  const input = $('#approve-bolus');
+  $('#approve-bolus-label').textContent = 'Bolus at the start, per kg (optional; ' + dose.bolus.unit + ', the protocol allows up to ' + dose.bolus.high + ')';
+  input.max = String(dose.bolus.high);
+  input.value = '';
+  input.removeAttribute('aria-invalid');
+  showBolusDose(dose);
+}
+function showBolusDose(dose) {
+  const input = $('#approve-bolus');
+  const value = Number(input.value);
+  const unit = dose.bolus && dose.bolus.unit;
+  let text = '';
+  if (unit && input.value && Number.isFinite(value))
+    text = dose.weightKg === undefined
+      ? 'Bolus ' + value + ' ' + unit + ': no body weight on record'
+      : 'Bolus ' + value + ' ' + unit + ', about ' + rounded(value * dose.weightKg) + ' ' + unit.replace('/kg', '') + ' for ' + dose.weightKg + ' kg, at the start of the infusion';
+  $('#approve-bolus-dose').textContent = text;
+}
+// The bolus to send ({value, unit}); undefined: none asked; null: refused on the page, said in #approve-error.
+function chosenBolus(dose) {
+  const input = $('#approve-bolus');
+  if (!dose.bolus || !input.value.trim()) return undefined;
+  const value = Number(input.value);
+  const low = dose.bolus.low === undefined ? 0 : dose.bolus.low;
+  if (Number.isFinite(value) && value > 0 && value >= low && value <= dose.bolus.high) return { value, unit: dose.bolus.unit };
+  input.setAttribute('aria-invalid', 'true');
+  $('#approve-error').textContent = 'Choose a bolus up to ' + dose.bolus.high + ' ' + dose.bolus.unit + ', or leave it empty.';
+  input.focus();
+  return null;
+}
+
 let approving = null;
 function askApprove(item) {
   approving = item;
   $('#approve-what').textContent = describe(item);
   $('#approve-error').textContent = '';
   showRateField('approve', item.view.dose);
+  showBolusField(item.view.dose);
   $('#approve-dialog').showModal();
   $('#approve-rate').focus();
 }
@@ -653,13 +695,20 @@ $('#approve-rate').addEventListener('input', () => {
   $('#approve-error').textContent = '';
   showRateDose('approve', approving.view.dose);
 });
+$('#approve-bolus').addEventListener('input', () => {
+  $('#approve-bolus').removeAttribute('aria-invalid');
+  $('#approve-error').textContent = '';
+  showBolusDose(approving.view.dose);
+});
 $('#approve-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const item = approving;
   const rate = chosenRate('approve', item.view.dose, 'approve-error');
   if (!rate) return;
+  const bolus = chosenBolus(item.view.dose);
+  if (bolus === null) return;
   $('#approve-dialog').close();
-  await decide(item, 'approve', { rate });
+  await decide(item, 'approve', bolus ? { rate, bolus } : { rate });
 });
 $('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close());
 

@@ -49,6 +49,22 @@ export class RateDto {
   unit!: string;
 }
 
+/** A bolus per kg body weight at an infusion's start, in the unit of the protocol's bolus limit (UCUM, e.g. mg/kg). */
+export class BolusDto {
+  @ApiProperty({ example: 0.2 })
+  @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 3 })
+  @IsPositive()
+  value!: number;
+
+  @ApiProperty({ example: 'mg/kg' })
+  @IsString()
+  @Length(1, 32)
+  unit!: string;
+}
+
+const BOLUS_DESCRIPTION =
+  "A bolus per kg at the infusion's start, up to its protocol's ceiling (none is proposed). The order gives it as a second dosage, at the latest body weight on record.";
+
 export class ApproveDto extends AssignDto {
   @ApiPropertyOptional({
     type: RateDto,
@@ -59,6 +75,12 @@ export class ApproveDto extends AssignDto {
   @ValidateNested()
   @Type(() => RateDto)
   rate?: RateDto;
+
+  @ApiPropertyOptional({ type: BolusDto, description: BOLUS_DESCRIPTION })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => BolusDto)
+  bolus?: BolusDto;
 }
 
 export class RejectDto extends VersionedDto {
@@ -85,6 +107,12 @@ export class RescheduleDto extends VersionedDto {
   @ValidateNested()
   @Type(() => RateDto)
   rate?: RateDto;
+
+  @ApiPropertyOptional({ type: BolusDto, description: BOLUS_DESCRIPTION })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => BolusDto)
+  bolus?: BolusDto;
 }
 
 export class BulkItemDto {

@@ -13,7 +13,7 @@ import type { Caller } from '@kc/auth';
 import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
-import { dosageToOrder, orderedRatePerKg } from '@kc/protocols';
+import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import {
   cancelledProposal,
   isApproved,
@@ -34,10 +34,16 @@ const PRESCRIBER = new RegExp(`^(Practitioner|PractitionerRole)/${RESOURCE_ID_PA
 
 type Proposal = AuthorisableRequest & { id: string };
 
-/** A rate per kg a clinician asks for (`$approve`'s `rate`). */
+/** A rate per kg a clinician asks for (`$approve`'s `rate`), or a bolus per kg (`bolus`). */
 export interface AskedRate {
   value: number;
   unit: string;
+}
+
+/** What a clinician asks an infusion's order to give, besides the proposal's dose. */
+export interface AskedDose {
+  rate?: AskedRate;
+  bolus?: AskedRate;
 }
 
 export interface DecisionInput {
@@ -60,21 +66,24 @@ export class TaskDecisionService {
     private readonly contraindications: CurrentContraindications,
   ) {}
 
-  /** `rate`: an infusion's rate per kg the clinician orders (titration), instead of the proposal's. */
-  approve(input: DecisionInput & { owner?: Task['owner']; rate?: AskedRate }): Promise<Task> {
-    const { owner, rate } = input;
+  /**
+   * `rate`: an infusion's rate per kg the clinician orders (titration), instead of the proposal's; `bolus`: a bolus
+   * per kg at its start.
+   */
+  approve(input: DecisionInput & AskedDose & { owner?: Task['owner'] }): Promise<Task> {
+    const { owner } = input;
     return this.authorise(input, 'approve', (t) => approve(t, owner, new Date()), {
-      rate,
-      asked: async (t) => (!owner || holdsWhatWasAsked.owner(t, owner)) && (!rate || (await this.orderedAt(t, rate))),
+      dose: input,
+      asked: async (t) => (!owner || holdsWhatWasAsked.owner(t, owner)) && (await this.orderedAsAsked(t, input)),
     });
   }
 
   /** A reschedule approves the Task for its new window, so it authorises care like an approval. */
-  reschedule(input: DecisionInput & { window: Period; rate?: AskedRate }): Promise<Task> {
-    const { window, rate } = input;
+  reschedule(input: DecisionInput & AskedDose & { window: Period }): Promise<Task> {
+    const { window } = input;
     return this.authorise(input, 'reschedule', (t) => reschedule(t, window, new Date()), {
-      rate,
-      asked: async (t) => holdsWhatWasAsked.window(t, window) && (!rate || (await this.orderedAt(t, rate))),
+      dose: input,
+      asked: async (t) => holdsWhatWasAsked.window(t, window) && (await this.orderedAsAsked(t, input)),
     });
   }
 
@@ -82,24 +91,26 @@ export class TaskDecisionService {
     input: DecisionInput,
     decision: string,
     change: (task: Task) => Task,
-    { asked, rate }: { asked: (task: Task) => boolean | Promise<boolean>; rate?: AskedRate },
+    { asked, dose: { rate, bolus } }: { asked: (task: Task) => boolean | Promise<boolean>; dose: AskedDose },
   ): Promise<Task> {
     const { task, proposal, carePlan, issues } = await this.readWithFocus(input.taskId);
     this.assertAuthorisable({ task, proposal, carePlan, issues, caller: input.caller });
     // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);
-    if (rate && !proposal) throw unprocessable('This task orders no medication: approve it without a rate');
+    const what = rate ? 'rate' : 'bolus';
+    if ((rate || bolus) && !proposal)
+      throw unprocessable(`This task orders no medication: approve it without a ${what}`);
     // Approved before, at the version this clinician saw (not a retry of theirs): its order is written already.
-    if (rate && isApproved(task) && task.meta?.versionId === input.seenVersion)
+    if ((rate || bolus) && isApproved(task) && task.meta?.versionId === input.seenVersion)
       throw unprocessable(
-        'This task was approved before: its order is written, and its rate is changed in the EHR (or the task rejected and proposed again). Send it without a rate.',
+        `This task was approved before: its order is written, and its ${what} is changed in the EHR (or the task rejected and proposed again). Send it without a ${what}.`,
       );
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
     // judge (the same approval retried is answered as done, anything else refused).
     const ordering = proposal && !isApproved(task);
     const dose = ordering
-      ? dosageToOrder({ proposal, activity: checked.activity, asked: rate, variables: checked.variables })
+      ? dosageToOrder({ proposal, activity: checked.activity, asked: rate, bolus, variables: checked.variables })
       : {};
     if (dose.refusal) throw unprocessable(dose.refusal);
     const reminders = await this.reminders.contextFor(task, carePlan);
@@ -184,12 +195,20 @@ export class TaskDecisionService {
     return { task, proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined, carePlan, issues };
   }
 
-  /** Whether the order this Task's approval wrote is at this rate per kg (the same approval sent again). */
-  private async orderedAt(task: Task, rate: AskedRate): Promise<boolean> {
+  /**
+   * Whether the order this Task's approval wrote gives the rate and the bolus asked for (the same approval sent again).
+   * Nothing asked: true, with no read.
+   */
+  private async orderedAsAsked(task: Task, { rate, bolus }: AskedDose): Promise<boolean> {
+    if (!rate && !bolus) return true;
     const orders = await this.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(task.id!),
     });
-    return orders.some((o) => orderedRatePerKg(o, rate.unit) === rate.value);
+    return orders.some(
+      (o) =>
+        (!rate || orderedRatePerKg(o, rate.unit) === rate.value) &&
+        (!bolus || orderedBolusPerKg(o, bolus.unit) === bolus.value),
+    );
   }
 
   /** The order an approval of the Task wrote (keyed `Task/<id>`), while it is still to be given (active or held). */

@@ -35,6 +35,7 @@ export class TaskDecisionsController {
       caller,
       owner,
       rate: body.rate,
+      bolus: body.bolus,
     });
   }
 
@@ -75,6 +76,7 @@ export class TaskDecisionsController {
       caller,
       window,
       rate: body.rate,
+      bolus: body.bolus,
     });
   }
 
