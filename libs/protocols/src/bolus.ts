@@ -1,5 +1,4 @@
 import type { Dosage, MedicationRequest, Quantity } from '@medplum/fhirtypes';
-import type { BolusLimit } from './rate-titration';
 
 const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
 const UCUM = 'http://unitsofmeasure.org';
@@ -8,6 +7,13 @@ const UCUM = 'http://unitsofmeasure.org';
  * A bolus given at an infusion's start, per kg (the guideline's "bolus up to 0.35 mg/kg"; the ceiling is the
  * protocol's, in fhir-profiles rate-titration `bolus`). None is proposed: a clinician asks for one when approving.
  */
+
+/** The bolus a protocol allows: per kg (UCUM, e.g. mg/kg), up to `high` (and from `low`, when it says). */
+export interface BolusLimit {
+  unit: string;
+  high: number;
+  low?: number;
+}
 
 /** Why a clinician cannot order this bolus (a sentence for a 422), or undefined when the protocol allows it. */
 export function bolusRefusal(

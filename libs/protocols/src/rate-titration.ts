@@ -9,7 +9,7 @@ import type {
   Reference,
 } from '@medplum/fhirtypes';
 import { CANONICAL_BASE } from './canonical';
-import { bolusDosage, bolusRefusal } from './bolus';
+import { bolusDosage, bolusRefusal, type BolusLimit } from './bolus';
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
 
@@ -30,13 +30,6 @@ export interface RateTitration {
   weightInput?: string;
   /** The bolus per kg a clinician may order at the infusion's start; none when the protocol declares none. */
   bolus?: BolusLimit;
-}
-
-/** The bolus a protocol allows: per kg (UCUM, e.g. mg/kg), up to `high` (and from `low`, when it says). */
-export interface BolusLimit {
-  unit: string;
-  high: number;
-  low?: number;
 }
 
 /** The titration an ActivityDefinition declares; undefined when it has none or it is incomplete (no titration then). */
