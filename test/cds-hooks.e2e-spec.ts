@@ -375,6 +375,32 @@ describe('CDS Hooks services', () => {
     expect(warning.detail).toContain('The ketamine rate per kg (100 mg/h; no body weight in kg on record)');
   });
 
+  it("order-sign: a ketamine bolus above the protocols' 0.35 mg/kg gets a warning, judged at the latest weight", async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [118, 76]); // 80 kg
+    const withBolus = (value: number, code: string, id: string): MedicationRequest => ({
+      ...ketamineOrder(patientId, id),
+      dosageInstruction: [
+        {
+          doseAndRate: [
+            { rateQuantity: { value: 40, unit: 'mg/h', code: 'mg/h', system: 'http://unitsofmeasure.org' } },
+          ],
+        },
+        { doseAndRate: [{ doseQuantity: { value, unit: code, code, system: 'http://unitsofmeasure.org' } }] },
+      ],
+    });
+    const res = await callHook(
+      'ketamine-order-check',
+      orderSign(patientId, [withBolus(40, 'mg', 'big-bolus'), withBolus(0.3, 'mg/kg', 'fine-bolus')]),
+    );
+    const cards = res.body.cards as Card[];
+    expectWellFormed(cards);
+    expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+      ['warning', "Ketamine bolus above the protocols' ceiling: 0.5 mg/kg"],
+    ]);
+    expect(cards[0].detail).toContain('**40 mg for 80 kg (weighed 2026-11-10), 0.5 mg/kg** is above 0.35 mg/kg');
+  });
+
   it('order-sign: a patient failing an eligibility condition (pregnancy) with nothing on record yet gets a critical card', async () => {
     const patientId = await newPatient();
     await recordVitals(patientId, [118, 76]);

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
-import { latestWeightKg, patientDataQueries, ProtocolCatalog } from '@kc/protocols';
+import { latestWeightKg, patientDataQueries, ProtocolCatalog, type RateTitration } from '@kc/protocols';
 import {
   codeDisplays,
   orderContraindications,
@@ -30,6 +30,7 @@ import {
   uncheckedRates,
   type RateFinding,
 } from './rate-range';
+import { bolusAboveCards, checkOrderBolus, uncheckedBoluses, type BolusFinding } from './bolus-ceiling';
 import { MedicationResolver } from './medication-resolver';
 import {
   checkPatientId,
@@ -107,7 +108,7 @@ export class OrderSignService {
       description:
         `Checks draft ketamine MedicationRequests (${products}) against the patient's unresolved contraindications ` +
         "and the infusion protocols' eligibility conditions (a contraindicated order gets a critical card), and its " +
-        "rate per kg against the protocols' range (outside it: a warning card).",
+        "rate per kg against the protocols' range and its bolus against their ceiling (outside: a warning card).",
       prefetch: prefetchTemplates(this.queries),
     };
   }
@@ -174,16 +175,22 @@ export class OrderSignService {
       );
       const issues = resourcesIn<DetectedIssue>(data[CONTRAINDICATIONS.key], 'DetectedIssue');
       const rates = patientOrders.map((order) => ({ order, finding: this.rateFinding(order, plans, data) }));
+      const boluses = patientOrders.map((order) => ({ order, finding: this.bolusFinding(order, plans, data) }));
       cards.push(
         ...orderSignCards(
           {
             orders: patientOrders,
             contraindications: orderContraindications(issues, verdict),
-            unchecked: [...verdict.unchecked, ...uncheckedRates(rates.map((r) => r.finding))],
+            unchecked: [
+              ...verdict.unchecked,
+              ...uncheckedRates(rates.map((r) => r.finding)),
+              ...uncheckedBoluses(boluses.map((b) => b.finding)),
+            ],
           },
           cardOptions,
         ),
         ...rateOutsideCards(rates, cardOptions),
+        ...bolusAboveCards(boluses, cardOptions),
       );
     }
     return { cards: sortCards(cards), counts };
@@ -191,14 +198,32 @@ export class OrderSignService {
 
   /** An order's rate per kg against its protocols' range, judged at the weight their weight input read. */
   private rateFinding(order: MedicationRequest, plans: PlanDefinition[], data: ResolvedPrefetch['data']): RateFinding {
-    const range = rangeForOrder(
+    const range = this.rangeFor(order, plans);
+    return range ? checkOrderRate(order, range, this.weightFor(range, plans, data)) : { kind: 'within' };
+  }
+
+  /** An order's bolus per kg against its protocols' ceiling, judged at the same weight. */
+  private bolusFinding(
+    order: MedicationRequest,
+    plans: PlanDefinition[],
+    data: ResolvedPrefetch['data'],
+  ): BolusFinding {
+    const range = this.rangeFor(order, plans);
+    return range ? checkOrderBolus(order, range.bolus, this.weightFor(range, plans, data)) : { kind: 'within' };
+  }
+
+  private rangeFor(order: MedicationRequest, plans: PlanDefinition[]): RateTitration | undefined {
+    return rangeForOrder(
       order,
       plans.flatMap((p) => this.titrations.get(p.id!) ?? []),
     );
-    if (!range) return { kind: 'within' };
+  }
+
+  /** The latest weight the protocols' weight input read for the patient. */
+  private weightFor(range: RateTitration, plans: PlanDefinition[], data: ResolvedPrefetch['data']) {
     const input = range.weightInput;
     const key = plans.map((p) => input && this.keyOf.get(p.id!)?.get(input)).find(Boolean);
-    return checkOrderRate(order, range, latestWeightKg(key ? (data[key] as Bundle | undefined) : undefined));
+    return latestWeightKg(key ? (data[key] as Bundle | undefined) : undefined);
   }
 
   /**

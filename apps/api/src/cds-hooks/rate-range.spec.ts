@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ActivityDefinition, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
+import { bolusAboveCards, checkOrderBolus, uncheckedBoluses } from './bolus-ceiling';
 import { checkOrderRate, planTitrations, rangeForOrder, rateOutsideCards, uncheckedRates } from './rate-range';
 
 const profile = <T>(file: string) =>
@@ -73,5 +74,48 @@ describe("order-sign's rate check against the protocols' rate per kg (pure)", ()
       summary: "Ketamine rate above the protocols' range: 3.13 mg/kg/h",
     });
     expect(card.detail).toContain('**250 mg/h for 80 kg (weighed 2026-11-10), 3.13 mg/kg/h** is above 0.5-2 mg/kg/h');
+  });
+
+  it('a bolus (a dose with no rate) above the ceiling: per kg as it is, in mg at the latest weight; an infusion dose is not a bolus', () => {
+    expect(range.bolus).toEqual({ unit: 'mg/kg', high: 0.35 });
+    const withDose = (dose: { value: number; code: string }, rate?: { value: number; code: string }) =>
+      order([], {
+        dosageInstruction: [
+          {
+            doseAndRate: [
+              { doseQuantity: { ...dose, unit: dose.code } },
+              ...(rate ? [{ rateQuantity: { ...rate, unit: rate.code } }] : []),
+            ],
+          },
+        ],
+      });
+    expect(checkOrderBolus(withDose({ value: 0.5, code: 'mg/kg' }), range.bolus, undefined)).toMatchObject({
+      kind: 'above',
+      perKg: 0.5,
+    });
+    expect(checkOrderBolus(withDose({ value: 40, code: 'mg' }), range.bolus, weighed)).toMatchObject({
+      kind: 'above',
+      perKg: 0.5,
+      dose: '40 mg',
+      weight: weighed,
+    });
+    // 0.35 mg/kg for 80 kg is 28 mg: within; and 28 mg/h of an infusion with its own dose is the rate check's.
+    expect(checkOrderBolus(withDose({ value: 28, code: 'mg' }), range.bolus, weighed)).toEqual({ kind: 'within' });
+    expect(
+      checkOrderBolus(withDose({ value: 80, code: 'mg' }, { value: 40, code: 'mg/h' }), range.bolus, weighed),
+    ).toEqual({ kind: 'within' });
+    const unchecked = checkOrderBolus(withDose({ value: 20, code: 'mg' }), range.bolus, undefined);
+    expect(uncheckedBoluses([unchecked])).toEqual([
+      { code: 'bolus-per-kg', description: 'The ketamine bolus per kg (20 mg; no body weight in kg on record)' },
+    ]);
+    const draft = withDose({ value: 40, code: 'mg' });
+    const [card] = bolusAboveCards([{ order: draft, finding: checkOrderBolus(draft, range.bolus, weighed) }], {
+      sourceLabel: 'Ketamine care plans',
+    });
+    expect(card).toMatchObject({
+      indicator: 'warning',
+      summary: "Ketamine bolus above the protocols' ceiling: 0.5 mg/kg",
+    });
+    expect(card.detail).toContain('**40 mg for 80 kg (weighed 2026-11-10), 0.5 mg/kg** is above 0.35 mg/kg');
   });
 });

@@ -35,10 +35,15 @@ export function rangeForOrder(
   const [first, ...rest] = candidates;
   if (!first) return undefined;
   const sameUnit = rest.filter((t) => t.unit === first.unit);
+  const boluses = candidates.flatMap((t) => t.bolus ?? []);
+  const bolusUnit = boluses[0]?.unit;
+  const sameBolusUnit = boluses.filter((b) => b.unit === bolusUnit);
   return {
     ...first,
     low: Math.min(first.low, ...sameUnit.map((t) => t.low)),
     high: Math.max(first.high, ...sameUnit.map((t) => t.high)),
+    // The highest bolus any of them allows (a low bound is not checked here: a small bolus is not a danger).
+    bolus: bolusUnit ? { unit: bolusUnit, high: Math.max(...sameBolusUnit.map((b) => b.high)) } : undefined,
   };
 }
 
