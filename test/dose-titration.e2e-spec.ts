@@ -1,5 +1,12 @@
 import request from 'supertest';
-import type { Dosage, MedicationRequest, OperationOutcome, Patient, Task } from '@medplum/fhirtypes';
+import type {
+  Dosage,
+  MedicationAdministration,
+  MedicationRequest,
+  OperationOutcome,
+  Patient,
+  Task,
+} from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
@@ -181,6 +188,48 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     );
     expect((await service.fhir.read<Task>('Task', check.id!)).status).toBe('draft');
   });
+  it('a rate lowered at the pump (MedicationAdministration) is where the next session starts', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task } = await firstSession(enrolment.carePlanId);
+    await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
+    const [order] = await ordersOf(task);
+    // What the EHR records of the session: started at the order's 80 mg/h, lowered to 60 mg/h twenty minutes in.
+    const administered = (mgPerHour: number, start: string, end: string): MedicationAdministration => ({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: order.medicationCodeableConcept,
+      subject: { reference: enrolment.patient },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start, end },
+      dosage: {
+        route: order.dosageInstruction?.[0].route,
+        rateQuantity: { value: mgPerHour, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' },
+      },
+    });
+    await service.fhir.create(administered(60, '2027-01-04T09:20:00.000Z', '2027-01-04T09:40:00.000Z'));
+    await service.fhir.create(administered(80, '2027-01-04T09:00:00.000Z', '2027-01-04T09:20:00.000Z'));
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    const next = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'next-induction-session')!;
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      next.focus!.reference!.split('/')[1],
+    );
+    // 60 mg/h for the 80 kg the order was computed for: 0.75 mg/kg/h, not the 1 mg/kg/h ordered.
+    expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
+    expect(rate(proposal.dosageInstruction, 'calculated')).toEqual({ value: 60, code: 'mg/h' });
+    // The clinician sees why on the patient's timeline: the rates recorded at the pump, in order.
+    const timeline = await request(service.url)
+      .get(`/patients/${enrolment.patient.split('/')[1]}/timeline`)
+      .set(clinician())
+      .expect(200);
+    const given = (timeline.body.events as { type: string; text: string }[]).filter((e) => e.type === 'administration');
+    expect(given.map((e) => e.text)).toEqual([
+      'Given: Ketamine at 80 mg/h (1 mg/kg/h)',
+      'Given: Ketamine at 60 mg/h (0.75 mg/kg/h)',
+    ]);
+  });
+
   it('a reschedule approves at a rate too; an approved Task takes no new rate, its order being written', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
     const { task } = await firstSession(enrolment.carePlanId);

@@ -1,5 +1,6 @@
-import type { CarePlan, Coding, DetectedIssue, MedicationRequest, Patient, PlanDefinition } from '@medplum/fhirtypes';
+import type { CarePlan, Coding, DetectedIssue, Patient, PlanDefinition } from '@medplum/fhirtypes';
 import {
+  type LastGiven,
   carePlanKeyOf,
   contraindicationIssue,
   isTriggeredBy,
@@ -30,8 +31,11 @@ export interface FollowUpInput {
   overridden?: ReadonlySet<string>;
   /** This infusion's phase (infusionPhase): the phase of the follow-ups whose action names none (the check). */
   infusionPhase?: Coding;
-  /** The order this infusion gave (of the Task it fulfils): the next sessions are proposed at its rate per kg. */
-  givenOrder?: MedicationRequest;
+  /**
+   * What this infusion gave: the order of the Task it fulfils and its administrations. The next sessions are proposed
+   * at the rate per kg last given at the pump, else the order's.
+   */
+  given?: LastGiven;
   now: Date;
 }
 
@@ -89,7 +93,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       trigger: { reference: `Procedure/${event.procedureId}` },
       requestReference: requestFullUrl,
       phase: input.infusionPhase,
-      lastOrder: input.givenOrder,
+      lastGiven: input.given,
       element: selected.element,
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };

@@ -15,7 +15,8 @@ import type {
 } from '@medplum/fhirtypes';
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
-import { orderedRatePerKg, RATE_PER_KG_VARIABLE, rateTitrationOf, rateToPropose } from './rate-titration';
+import { ratePerKgGiven, type LastGiven } from './rate-given';
+import { RATE_PER_KG_VARIABLE, rateTitrationOf, rateToPropose } from './rate-titration';
 import { UnsupportedElementError } from './unsupported';
 import { stripUndefined } from './strip-undefined';
 
@@ -30,8 +31,8 @@ export interface RequestContext {
   window: Period;
   timing?: Timing;
   variables: ProtocolVariables;
-  /** The plan's last order, whose rate per kg an ActivityDefinition with a rate-titration is proposed at. */
-  lastOrder?: MedicationRequest;
+  /** The plan's last infusion given (its order and administrations): a rate-titrated infusion is proposed at its rate. */
+  lastGiven?: LastGiven;
   /** FHIRPath to the action, for errors. */
   element: string;
 }
@@ -57,7 +58,7 @@ export function buildRequest(ctx: RequestContext): BuiltRequest {
   const variables = titration
     ? {
         ...ctx.variables,
-        [RATE_PER_KG_VARIABLE]: rateToPropose(titration, orderedRatePerKg(ctx.lastOrder, titration.unit)),
+        [RATE_PER_KG_VARIABLE]: rateToPropose(titration, ratePerKgGiven(ctx.lastGiven, titration.unit)),
       }
     : ctx.variables;
   const fromActivity = applyDynamicValues(

@@ -21,5 +21,6 @@ export * from './questionnaire-answers';
 export * from './observation-extract';
 export * from './rate-titration';
 export * from './bolus';
+export * from './rate-given';
 export * from './reported-effects';
 export * from './clinic-alert';

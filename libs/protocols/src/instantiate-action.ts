@@ -2,7 +2,6 @@ import type {
   ActivityDefinition,
   CarePlan,
   Encounter,
-  MedicationRequest,
   Patient,
   Practitioner,
   RequestGroup,
@@ -31,6 +30,7 @@ import {
 } from './canonical';
 import { dueWindow } from './due-window';
 import type { ProtocolVariables } from './fhirpath-variables';
+import type { LastGiven } from './rate-given';
 import { stripUndefined } from './strip-undefined';
 
 export type { ActivityRequest } from './build-request';
@@ -66,8 +66,8 @@ export interface InstantiateActionInput {
   encounter?: Reference<Encounter>;
   /** The treatment phase, for an action that carries none itself (a post-infusion check: its infusion's phase). */
   phase?: Coding;
-  /** The plan's order last given or to be given (rate-titration): a titrated infusion is proposed at its rate. */
-  lastOrder?: MedicationRequest;
+  /** The plan's infusion last given (rate-titration): a titrated infusion is proposed at the rate it was given at. */
+  lastGiven?: LastGiven;
   element: string;
 }
 
@@ -104,7 +104,7 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
     window,
     timing: input.timing,
     variables: input.variables,
-    lastOrder: input.lastOrder,
+    lastGiven: input.lastGiven,
     element: input.element,
   });
   const performerType = performerTypeOf(action, activity);

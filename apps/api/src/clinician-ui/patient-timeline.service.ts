@@ -4,6 +4,7 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
+  MedicationAdministration,
   MedicationRequest,
   Practitioner,
   Procedure,
@@ -14,10 +15,11 @@ import type {
   QuestionnaireResponseItemAnswer,
   Task,
 } from '@medplum/fhirtypes';
-import { FhirClient, matchesOf, readAndSearchEach, searchEach, type NamedSearch } from '@kc/fhir';
+import { FhirClient, includedOf, matchesOf, readAndSearchEach, searchEach, type NamedSearch } from '@kc/fhir';
 import { notFound } from '@kc/common';
 import { carePlanReferenceOf } from '@kc/followups';
 import {
+  administeredRatePerKg,
   answersByLinkId,
   DECISION_KEY_SYSTEM,
   decisionKey,
@@ -39,7 +41,7 @@ import {
 
 export interface TimelineEvent {
   date?: string;
-  type: 'infusion' | 'follow-up' | 'decision' | 'contraindication' | 'reminder' | 'order';
+  type: 'infusion' | 'follow-up' | 'decision' | 'contraindication' | 'reminder' | 'order' | 'administration';
   text: string;
   status?: string;
   /** who decided (Provenance agent), by name when the Practitioner has one */
@@ -91,7 +93,17 @@ export class PatientTimelineService {
       { name: 'procedures', resourceType: 'Procedure', params: { subject: patient, _count: 200 } },
       { name: 'tasks', resourceType: 'Task', params: { patient, _count: 200 } },
       { name: 'reminders', resourceType: 'CommunicationRequest', params: { subject: patient, _count: 200 } },
-      { name: 'orders', resourceType: 'MedicationRequest', params: { subject: patient, intent: 'order', _count: 200 } },
+      {
+        name: 'orders',
+        resourceType: 'MedicationRequest',
+        // With what the pump recorded of them (the rate a session was titrated to), in the same search.
+        params: {
+          subject: patient,
+          intent: 'order',
+          _count: 200,
+          _revinclude: 'MedicationAdministration:request',
+        },
+      },
       { name: 'responses', resourceType: 'QuestionnaireResponse', params: { subject: patient, _count: 200 } },
     ].map((q) => ({ ...q, everyMatch: true }));
     const [records, found] = await Promise.all([
@@ -104,6 +116,9 @@ export class PatientTimelineService {
     const tasks = matchesOf<Task>(found.tasks);
     const reminders = matchesOf<CommunicationRequest>(found.reminders);
     const orders = matchesOf<MedicationRequest>(found.orders);
+    const administrations = includedOf<MedicationAdministration>(found.orders).filter(
+      (r) => r.resourceType === 'MedicationAdministration',
+    );
     const responses = new Map(
       matchesOf<QuestionnaireResponse>(found.responses).map((r) => [`QuestionnaireResponse/${r.id}`, r]),
     );
@@ -179,6 +194,14 @@ export class PatientTimelineService {
         status: o.status,
         reason: o.statusReason?.text,
         reference: `MedicationRequest/${o.id}`,
+      })),
+      // What was given, as recorded at the pump: a rate changed during a session shows here (and starts the next).
+      ...administrations.map((a) => ({
+        date: a.effectivePeriod?.start ?? a.effectiveDateTime,
+        type: 'administration' as const,
+        text: administrationText(a, orders),
+        status: a.status,
+        reference: `MedicationAdministration/${a.id}`,
       })),
       ...decisions.map((p) => {
         const who = p.agent?.[0]?.who;
@@ -348,4 +371,25 @@ function answerInWords(answer: QuestionnaireResponseItemAnswer, question: Questi
       answer.valueBoolean ??
       '',
   );
+}
+
+/** "Given: Ketamine at 60 mg/h (0.75 mg/kg/h)": the rate recorded, and per kg for the weight its order was computed for. */
+function administrationText(administration: MedicationAdministration, orders: MedicationRequest[]): string {
+  const order = orders.find((o) => `MedicationRequest/${o.id}` === administration.request?.reference);
+  const medication =
+    administration.medicationCodeableConcept?.text ??
+    administration.medicationCodeableConcept?.coding?.[0]?.display ??
+    order?.medicationCodeableConcept?.text ??
+    'medication';
+  const rate = administration.dosage?.rateQuantity;
+  // The order's rate per kg unit (its `ordered` rate, e.g. mg/kg/h), for a rate recorded per hour.
+  const perKgUnit = order?.dosageInstruction?.[0]?.doseAndRate
+    ?.map((d) => d.rateQuantity?.code)
+    .find((c) => c?.includes('/kg'));
+  const perKg =
+    order && perKgUnit && rate?.code !== perKgUnit
+      ? administeredRatePerKg({ order, administrations: [administration] }, perKgUnit)
+      : undefined;
+  const given = rate?.value !== undefined ? ` at ${rate.value} ${rate.unit ?? rate.code ?? ''}`.trimEnd() : '';
+  return `Given: ${medication}${given}${perKg !== undefined ? ` (${perKg} ${perKgUnit})` : ''}`;
 }

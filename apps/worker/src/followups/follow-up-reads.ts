@@ -3,6 +3,7 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
+  MedicationAdministration,
   MedicationRequest,
   Patient,
   PlanDefinition,
@@ -143,6 +144,10 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[]) {
         issues,
         reminders: matchesOf<CommunicationRequest>(found.reminders),
         orders: matchesOf<MedicationRequest>(found.orders),
+        // What the pump recorded of them (the rate a session was titrated to): the next session starts there.
+        administrations: includedOf<MedicationAdministration>(found.orders).filter(
+          (r) => r.resourceType === 'MedicationAdministration',
+        ),
       };
     }),
   );
@@ -177,7 +182,14 @@ function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanD
       // The patient's orders still to be given: those of the Tasks this infusion answers are closed with them.
       name: 'orders',
       resourceType: 'MedicationRequest',
-      params: { subject: `Patient/${event.patientId}`, intent: 'order', status: 'active,on-hold', _count: PAGE },
+      params: {
+        subject: `Patient/${event.patientId}`,
+        intent: 'order',
+        status: 'active,on-hold',
+        _count: PAGE,
+        // In the same search: the administrations recorded of them (no round trip more).
+        _revinclude: 'MedicationAdministration:request',
+      },
     },
     {
       name: 'written',

@@ -4,6 +4,7 @@ import type {
   BundleEntry,
   CarePlan,
   DetectedIssue,
+  MedicationAdministration,
   MedicationRequest,
   Procedure,
   Resource,
@@ -24,7 +25,14 @@ import {
   type InfusionCompleted,
   type InfusionDefinition,
 } from '@kc/followups';
-import { APPLY_KEY_SYSTEM, ProtocolCatalog, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
+import {
+  APPLY_KEY_SYSTEM,
+  ProtocolCatalog,
+  TASK_KEY_SYSTEM,
+  uuidFromKey,
+  withListedActivities,
+  type LastGiven,
+} from '@kc/protocols';
 import { orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
@@ -267,8 +275,9 @@ export class FollowUpService {
       patient: around.patient,
       overridden: around.overridden,
       infusionPhase: infusionPhase(fulfilled, event.procedureId, plan),
-      // What this infusion gave: the next sessions are proposed at its rate per kg (titrated by the clinician).
-      givenOrder: orderOf(fulfilledBy(fulfilled, event.procedureId), around.orders),
+      // What this infusion gave: the next sessions are proposed at the rate per kg last given (titrated by the
+      // clinician, at approval or at the pump).
+      given: givenBy(orderOf(fulfilledBy(fulfilled, event.procedureId), around.orders), around.administrations),
       now,
     });
     const writtenByKey = new Map(around.written.map((t) => [keyOf(t), t]));
@@ -441,6 +450,14 @@ const noProgress: ProgressReporter = () => Promise.resolve();
 
 function progressOf(event: FollowUpEvent): ProgressReporter {
   return event.progress ?? noProgress;
+}
+
+/** An order given, with what was recorded of it at the pump. */
+function givenBy(
+  order: MedicationRequest | undefined,
+  administrations: MedicationAdministration[],
+): LastGiven | undefined {
+  return order && { order, administrations };
 }
 
 /** The order an approval of this Task wrote, among the patient's orders still to be given. */
