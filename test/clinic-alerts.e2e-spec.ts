@@ -180,6 +180,26 @@ describe('alerts to the clinic', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
   });
 
+  it("a contraindication found by an approval's re-check: the refused clinician sees it, and the clinic is emailed of the order it holds", async () => {
+    const p = await infusedPatient();
+    const order = await approvedSessionOrder(service, p.session);
+    await service.fhir.create(activeCondition(...PREGNANCY, p.patient));
+    const before = toClinic().length;
+    // Approving the booster re-checks the patient's data: refused, and the session's order held at once.
+    await request(service.url)
+      .post(`/tasks/${p.booster.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: p.booster.meta!.versionId })
+      .expect(422);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+    // No sweep runs here: the plan's hold job, queued by the API, tells the clinic.
+    const [mail] = await waitFor(() => {
+      const mails = toClinic().slice(before);
+      return Promise.resolve(mails.length > 0 && mails);
+    }, 'the hold alert email after a refused approval');
+    expect(mail.body).toMatch(/Subject: Ketamine care plans: an approved infusion is on hold \(pregnancy/);
+  });
+
   it('the mail server down: the plan is still held and the sweep still runs; the email goes once the server is back', async () => {
     const down = await startSmtpServer();
     await down.stop();

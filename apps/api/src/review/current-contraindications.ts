@@ -8,6 +8,7 @@ import {
   type DefinitionResolver,
   type ProtocolVariables,
 } from '@kc/protocols';
+import { PatientRecordEventsProducer } from '@kc/queue';
 import { patientIdOf } from '@kc/task-states';
 import { ApplyService } from '../protocols/apply.service';
 import { implicating } from './contraindication-guard';
@@ -38,6 +39,7 @@ export class CurrentContraindications {
     private readonly loader: PatientDataLoader,
     private readonly recorder: ContraindicationRecorder,
     private readonly holds: OrderHolds,
+    private readonly records: PatientRecordEventsProducer,
   ) {}
 
   /**
@@ -81,14 +83,28 @@ export class CurrentContraindications {
     );
     for (const { issue, created } of recorded)
       if (created) this.logger.warn({ msg: 'contraindication found at approval', task: task.id, issue: issue.id });
-    if (recorded.length)
-      await this.holds.hold({
+    if (recorded.length) {
+      const { held } = await this.holds.hold({
         carePlanId: carePlan.id!,
         plan,
         resolver: definitions,
         issues: [...issues, ...recorded.map((r) => r.issue)],
       });
+      if (held) await this.tellClinicOfHold(`CarePlan/${carePlan.id}`);
+    }
     return { found: recorded.map((r) => r.issue), activity, variables };
+  }
+
+  /**
+   * Orders approved before were just held: the plan's hold job (the worker) emails the clinic, as it does for holds it
+   * makes itself. The approving clinician is refused either way; a queue that is down leaves the email to the sweep.
+   */
+  private async tellClinicOfHold(carePlan: string): Promise<void> {
+    try {
+      await this.records.holdOrdersOf(carePlan);
+    } catch (err) {
+      this.logger.warn({ msg: 'hold job not queued; the sweep tells the clinic', carePlan, error: String(err) });
+    }
   }
 }
 
