@@ -38,7 +38,7 @@ describe('follow-ups: at most 3 FHIR requests per event', () => {
     };
     const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, fetchImpl: counting, maxAttempts: 1 });
     metrics = new FollowUpMetrics(new Registry());
-    followUps = new FollowUpService(fhir, service.app.get(ProtocolCatalog), metrics);
+    followUps = new FollowUpService(fhir, service.app.get(ProtocolCatalog), metrics, service.config);
   });
   beforeEach(() => (requests = []));
   afterAll(() => service.stop());

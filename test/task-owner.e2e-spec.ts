@@ -2,7 +2,7 @@ import request from 'supertest';
 import type { Practitioner, Provenance, Task } from '@medplum/fhirtypes';
 import { mintToken } from '@kc/auth';
 import { stateOf } from '@kc/task-states';
-import { enrolPatient } from './support/clinic';
+import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
 
 interface ListItem {
@@ -153,5 +153,61 @@ describe('Task owner: $assign, $unassign and the owner filter', () => {
     const me = await request(service.url).get('/to-do').query({ owner: 'me' }).set(anonymous).expect(400);
     expect(me.body.issue[0].details.text).toMatch(/owner=me needs a token that names its FHIR user/);
     await request(service.url).get('/to-do').query({ owner: 'Patient/p1' }).set(service.as('clinician')).expect(400);
+  });
+});
+
+/**
+ * Who a follow-up is for when it is written (FOLLOW_UP_OWNER): nobody's by default (a pool takes it); with `infusion`,
+ * whoever's the infusion's Task was (a primary-nurse clinic: who gave the session does its check and the next one).
+ */
+describe('Task owner: the follow-ups of an infusion', () => {
+  const services: TestService[] = [];
+  afterAll(() => Promise.all(services.map((s) => s.stop())));
+
+  /** A first session approved for a nurse, given, and followed up: the follow-up Tasks as written. */
+  async function followUpsOfNursedSession(service: TestService) {
+    const { resource: nurse } = await service.fhir.create<Practitioner>({
+      resourceType: 'Practitioner',
+      name: [{ given: ['Pat'], family: 'Primary', prefix: ['RN'] }],
+    });
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const planTasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const session = planTasks.find((t) => actionOf(t) === 'infusion-session')!;
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId, owner: `Practitioner/${nurse.id}` })
+      .expect(200);
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    return { nurse: `Practitioner/${nurse.id}`, followUps: await followUpTasks(service, procedureId) };
+  }
+
+  it('by default nobody’s: the to-do list’s pool takes them', async () => {
+    const service = await startTestService();
+    services.push(service);
+    const { followUps } = await followUpsOfNursedSession(service);
+    expect(followUps.length).toBeGreaterThanOrEqual(2);
+    expect(followUps.map((t) => t.owner)).toEqual(followUps.map(() => undefined));
+  });
+
+  it('FOLLOW_UP_OWNER=infusion: the check and the next session are the nurse’s who had the session, on each list', async () => {
+    const service = await startTestService({ followUpOwner: 'infusion' });
+    services.push(service);
+    const { nurse, followUps } = await followUpsOfNursedSession(service);
+    const check = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const next = followUps.find((t) => actionOf(t) === 'next-induction-session')!;
+    // As an EHR's work queue reads it: Task.owner, named as the server names the nurse.
+    expect(check.owner).toMatchObject({ reference: nurse });
+    expect(next.owner).toMatchObject({ reference: nurse });
+    // The worklist's owner filter finds them as the nurse's.
+    const theirs = (
+      await request(service.url)
+        .get('/worklist')
+        .query({ owner: nurse, count: '100' })
+        .set(service.as('clinician'))
+        .expect(200)
+    ).body.items.map((i: ListItem) => i.id);
+    expect(theirs).toEqual(expect.arrayContaining([check.id, next.id]));
   });
 });

@@ -254,6 +254,14 @@ describe('loadConfig: defaults and invalid values', () => {
     );
   });
 
+  it('FOLLOW_UP_OWNER: follow-ups nobody’s unless the infusion’s owner is asked for', () => {
+    expect(loadConfig({}).followUpOwner).toBe('none');
+    expect(loadConfig({ FOLLOW_UP_OWNER: 'infusion' }).followUpOwner).toBe('infusion');
+    expect(() => loadConfig({ FOLLOW_UP_OWNER: 'nurse' })).toThrow(
+      'FOLLOW_UP_OWNER must be one of none, infusion; got "nurse"',
+    );
+  });
+
   it('FHIR_BASE_URL loses trailing slashes; RUN_WORKER=false turns the in-process worker off', () => {
     expect(loadConfig({ FHIR_BASE_URL: 'http://hapi:8080/fhir//' }).fhirBaseUrl).toBe('http://hapi:8080/fhir');
     expect(loadConfig({ RUN_WORKER: 'false' }).runWorker).toBe(false);

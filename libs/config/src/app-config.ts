@@ -103,6 +103,12 @@ export interface AppConfig {
    */
   workerConcurrency: number;
   followUpBatchSize: number;
+  /**
+   * Who a follow-up Task (the check, the next session, the booster) is for when it is written (FOLLOW_UP_OWNER):
+   * `none`, nobody's until someone takes it (a clinic working as a pool); `infusion`, the owner of the Task the
+   * infusion fulfilled (a primary-nurse clinic: who gave the session does its check and the next one).
+   */
+  followUpOwner: 'none' | 'infusion';
   /** Attempts per follow-up job before it lands in the dead-letter view, and the first backoff delay. */
   jobAttempts: number;
   jobBackoffMs: number;
@@ -505,6 +511,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     clinicAlertEmails: clinicAlertEmailsFrom(env),
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),
     followUpBatchSize: positiveInt(env, 'FOLLOWUP_BATCH_SIZE', 8),
+    followUpOwner: oneOf(env, 'FOLLOW_UP_OWNER', ['none', 'infusion'], 'none'),
     jobAttempts: int(env, 'JOB_ATTEMPTS', 8),
     jobBackoffMs: int(env, 'JOB_BACKOFF_MS', 2000),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30000),

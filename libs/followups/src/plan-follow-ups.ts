@@ -1,4 +1,4 @@
-import type { CarePlan, Coding, DetectedIssue, Patient, PlanDefinition } from '@medplum/fhirtypes';
+import type { CarePlan, Coding, DetectedIssue, Patient, PlanDefinition, Task } from '@medplum/fhirtypes';
 import {
   type LastGiven,
   carePlanKeyOf,
@@ -36,6 +36,8 @@ export interface FollowUpInput {
    * at the rate per kg last given at the pump, else the order's.
    */
   given?: LastGiven;
+  /** Whose the follow-up Tasks are when written (FOLLOW_UP_OWNER=infusion: the infusion's Task owner); none: nobody's. */
+  owner?: Task['owner'];
   now: Date;
 }
 
@@ -94,6 +96,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       requestReference: requestFullUrl,
       phase: input.infusionPhase,
       lastGiven: input.given,
+      owner: input.owner,
       element: selected.element,
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };

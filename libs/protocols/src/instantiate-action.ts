@@ -3,7 +3,6 @@ import type {
   CarePlan,
   Encounter,
   Patient,
-  Practitioner,
   RequestGroup,
   CodeableConcept,
   Coding,
@@ -61,8 +60,8 @@ export interface InstantiateActionInput {
   trigger?: Reference;
   /** How the Task refers to its request (a urn:uuid in a transaction). */
   requestReference: string;
-  /** Who performs it, when the caller named a practitioner and the action asks for one. */
-  owner?: Reference<Practitioner>;
+  /** Who performs it: the practitioner $apply named, for an action that asks for one; a follow-up's default owner. */
+  owner?: Task['owner'];
   encounter?: Reference<Encounter>;
   /** The treatment phase, for an action that carries none itself (a post-infusion check: its infusion's phase). */
   phase?: Coding;

@@ -1,4 +1,5 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { slicesOf } from '@kc/common';
 import type {
   BundleEntry,
@@ -81,6 +82,7 @@ export class FollowUpService {
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
     private readonly metrics: FollowUpMetrics,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner'>,
   ) {}
 
   /** One event (handleMany with one): its outcome, or the error that failed it (a job retries it). */
@@ -278,6 +280,8 @@ export class FollowUpService {
       // What this infusion gave: the next sessions are proposed at the rate per kg last given (titrated by the
       // clinician, at approval or at the pump).
       given: givenBy(orderOf(fulfilledBy(fulfilled, event.procedureId), around.orders), around.administrations),
+      // A primary-nurse clinic: the follow-ups are whoever's the infusion's Task was (else nobody's until taken).
+      owner: this.config.followUpOwner === 'infusion' ? fulfilledBy(fulfilled, event.procedureId)?.owner : undefined,
       now,
     });
     const writtenByKey = new Map(around.written.map((t) => [keyOf(t), t]));
