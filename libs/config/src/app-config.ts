@@ -92,7 +92,8 @@ export interface AppConfig {
   /** Email for patient reminders (SMTP_URL, e.g. smtp://user:pass@host:587); unset: FHIR Communication only. */
   smtp?: { url: string; from: string };
   /**
-   * Who is emailed when a patient reports an effect that waits for a clinician's review (CLINIC_ALERT_EMAIL,
+   * Who is emailed when a patient reports an effect that waits for a clinician's review, or a contraindication found
+   * after approval holds an approved order (CLINIC_ALERT_EMAIL,
    * comma-separated: the clinician on call, a team's inbox); needs SMTP_URL. Empty: nobody is emailed.
    */
   clinicAlertEmails: string[];
