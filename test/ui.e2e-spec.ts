@@ -615,7 +615,7 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
-  it('reschedules an infusion with its rate per kg: the dialog asks both', async () => {
+  it('reschedules an infusion with its rate per kg and a bolus: the dialog asks them with the dates', async () => {
     const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Rhea',
       family: 'Rebook',
@@ -634,6 +634,15 @@ describe('clinician page in a real browser', () => {
     expect(await page.textContent('#reschedule-error')).toBe('Choose a rate from 0.5 to 2 mg/kg/h.');
     await page.fill('#rs-rate', '1');
     expect(await page.textContent('#rs-dose')).toBe('Dose 1 mg/kg/h, about 70 mg/h for 70 kg (weighed 2026-11-01)');
+    // The bolus too, refused on the page above the protocol's ceiling.
+    expect(await page.inputValue('#rs-bolus')).toBe('');
+    await page.fill('#rs-bolus', '0.4');
+    await page.click('#reschedule-confirm');
+    expect(await page.textContent('#reschedule-error')).toBe('Choose a bolus up to 0.35 mg/kg, or leave it empty.');
+    await page.fill('#rs-bolus', '0.1');
+    expect(await page.textContent('#rs-bolus-dose')).toBe(
+      'Bolus 0.1 mg/kg, about 7 mg for 70 kg, at the start of the infusion',
+    );
     await page.click('#reschedule-confirm');
     await row.waitFor({ state: 'detached' });
     expect(await page.textContent('#message')).toMatch(/^Rescheduled/);
@@ -641,6 +650,9 @@ describe('clinician page in a real browser', () => {
       identifier: orderKeySearch(session.id!),
     });
     expect(order.dosageInstruction?.[0].text).toMatch(/^Ketamine IV infusion at 1 mg\/kg\/h \(70 mg\/h for 70 kg\)/);
+    expect(order.dosageInstruction?.[1].text).toBe(
+      'Ketamine IV bolus 0.1 mg/kg (7 mg for 70 kg) at the start of the infusion',
+    );
     await page.close();
   }, 60_000);
 

@@ -173,6 +173,11 @@ export const WORKLIST_PAGE = `<!doctype html>
       <label for="rs-rate" id="rs-rate-label">Rate per kg</label>
       <input id="rs-rate" type="number" step="0.05" aria-describedby="rs-dose">
       <p id="rs-dose" aria-live="polite"></p>
+      <div id="rs-bolus-block" hidden>
+        <label for="rs-bolus" id="rs-bolus-label">Bolus at the start, per kg (optional)</label>
+        <input id="rs-bolus" type="number" step="0.05" min="0" aria-describedby="rs-bolus-dose reschedule-error">
+        <p id="rs-bolus-dose" aria-live="polite"></p>
+      </div>
     </div>
     <p id="reschedule-notice" class="badge notice" aria-live="polite" hidden></p>
     <p id="reschedule-error" class="overdue" role="alert"></p>
@@ -643,40 +648,49 @@ function chosenRate(name, dose, error) {
   return null;
 }
 
-// The optional bolus at the infusion's start (#approve-bolus), shown when the protocol allows one: empty by default
-// (none is proposed), its dose shown as it is typed, and one above the protocol's ceiling refused on the page.
-function showBolusField(dose) {
-  $('#approve-bolus-block').hidden = !dose.bolus;
+// The optional bolus at the infusion's start of a dialog (#<name>-bolus, its block, label and dose), shown when the
+// protocol allows one: empty by default (none is proposed), its dose shown as it is typed, and one above the
+// protocol's ceiling refused on the page.
+function showBolusField(name, dose) {
+  $('#' + name + '-bolus-block').hidden = !dose.bolus;
   if (!dose.bolus) return;
-  const input = $('#approve-bolus');
-  $('#approve-bolus-label').textContent = 'Bolus at the start, per kg (optional; ' + dose.bolus.unit + ', the protocol allows up to ' + dose.bolus.high + ')';
+  const input = $('#' + name + '-bolus');
+  $('#' + name + '-bolus-label').textContent = 'Bolus at the start, per kg (optional; ' + dose.bolus.unit + ', the protocol allows up to ' + dose.bolus.high + ')';
   input.max = String(dose.bolus.high);
   input.value = '';
   input.removeAttribute('aria-invalid');
-  showBolusDose(dose);
+  showBolusDose(name, dose);
 }
-function showBolusDose(dose) {
-  const input = $('#approve-bolus');
+function showBolusDose(name, dose) {
+  const input = $('#' + name + '-bolus');
   const value = Number(input.value);
-  const unit = dose.bolus && dose.bolus.unit;
+  const unit = dose && dose.bolus && dose.bolus.unit;
   let text = '';
   if (unit && input.value && Number.isFinite(value))
     text = dose.weightKg === undefined
       ? 'Bolus ' + value + ' ' + unit + ': no body weight on record'
       : 'Bolus ' + value + ' ' + unit + ', about ' + rounded(value * dose.weightKg) + ' ' + unit.replace('/kg', '') + ' for ' + dose.weightKg + ' kg, at the start of the infusion';
-  $('#approve-bolus-dose').textContent = text;
+  $('#' + name + '-bolus-dose').textContent = text;
 }
-// The bolus to send ({value, unit}); undefined: none asked; null: refused on the page, said in #approve-error.
-function chosenBolus(dose) {
-  const input = $('#approve-bolus');
+// The bolus to send ({value, unit}); undefined: none asked; null: refused on the page, said in #<error>.
+function chosenBolus(name, dose, error) {
+  const input = $('#' + name + '-bolus');
   if (!dose.bolus || !input.value.trim()) return undefined;
   const value = Number(input.value);
   const low = dose.bolus.low === undefined ? 0 : dose.bolus.low;
   if (Number.isFinite(value) && value > 0 && value >= low && value <= dose.bolus.high) return { value, unit: dose.bolus.unit };
   input.setAttribute('aria-invalid', 'true');
-  $('#approve-error').textContent = 'Choose a bolus up to ' + dose.bolus.high + ' ' + dose.bolus.unit + ', or leave it empty.';
+  $('#' + error).textContent = 'Choose a bolus up to ' + dose.bolus.high + ' ' + dose.bolus.unit + ', or leave it empty.';
   input.focus();
   return null;
+}
+function onBolusInput(name, error, current) {
+  $('#' + name + '-bolus').addEventListener('input', () => {
+    $('#' + name + '-bolus').removeAttribute('aria-invalid');
+    $('#' + error).textContent = '';
+    const item = current();
+    showBolusDose(name, item && item.view && item.view.dose);
+  });
 }
 
 let approving = null;
@@ -685,7 +699,7 @@ function askApprove(item) {
   $('#approve-what').textContent = describe(item);
   $('#approve-error').textContent = '';
   showRateField('approve', item.view.dose);
-  showBolusField(item.view.dose);
+  showBolusField('approve', item.view.dose);
   $('#approve-dialog').showModal();
   $('#approve-rate').focus();
 }
@@ -695,17 +709,13 @@ $('#approve-rate').addEventListener('input', () => {
   $('#approve-error').textContent = '';
   showRateDose('approve', approving.view.dose);
 });
-$('#approve-bolus').addEventListener('input', () => {
-  $('#approve-bolus').removeAttribute('aria-invalid');
-  $('#approve-error').textContent = '';
-  showBolusDose(approving.view.dose);
-});
+onBolusInput('approve', 'approve-error', () => approving);
 $('#approve-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const item = approving;
   const rate = chosenRate('approve', item.view.dose, 'approve-error');
   if (!rate) return;
-  const bolus = chosenBolus(item.view.dose);
+  const bolus = chosenBolus('approve', item.view.dose, 'approve-error');
   if (bolus === null) return;
   $('#approve-dialog').close();
   await decide(item, 'approve', bolus ? { rate, bolus } : { rate });
@@ -820,7 +830,10 @@ function askReschedule(item) {
   // An infusion awaiting approval is approved for the new window: at a rate per kg the clinician confirms or changes.
   const dose = currentList !== 'to-do' && item.view && item.view.dose;
   $('#rs-rate-block').hidden = !dose;
-  if (dose) showRateField('rs', dose);
+  if (dose) {
+    showRateField('rs', dose);
+    showBolusField('rs', dose);
+  }
   $('#reschedule-dialog').showModal();
   $('#rs-start').focus();
   void previewReschedule();
@@ -859,6 +872,7 @@ $('#rs-rate').addEventListener('input', () => {
   showRateDose('rs', rescheduling && rescheduling.view && rescheduling.view.dose);
 });
 $('#rs-end').addEventListener('change', () => void previewReschedule());
+onBolusInput('rs', 'reschedule-error', () => rescheduling);
 $('#reschedule-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const item = rescheduling;
@@ -875,8 +889,10 @@ $('#reschedule-form').addEventListener('submit', async (event) => {
   const dose = !$('#rs-rate-block').hidden && item.view.dose;
   const rate = dose ? chosenRate('rs', dose, 'reschedule-error') : undefined;
   if (rate === null) return;
+  const bolus = dose ? chosenBolus('rs', dose, 'reschedule-error') : undefined;
+  if (bolus === null) return;
   $('#reschedule-dialog').close();
-  await decide(item, 'reschedule', { ...chosenWindow(item), ...(rate ? { rate } : {}) });
+  await decide(item, 'reschedule', { ...chosenWindow(item), ...(rate ? { rate } : {}), ...(bolus ? { bolus } : {}) });
 });
 $('#reschedule-cancel').addEventListener('click', () => $('#reschedule-dialog').close());
 
