@@ -643,6 +643,7 @@ describe('clinician page in a real browser', () => {
     expect(await page.textContent('#rs-bolus-dose')).toBe(
       'Bolus 0.1 mg/kg, about 7 mg for 70 kg, at the start of the infusion',
     );
+    await screenshot(page, 'reschedule-infusion-dialog');
     await page.click('#reschedule-confirm');
     await row.waitFor({ state: 'detached' });
     expect(await page.textContent('#message')).toMatch(/^Rescheduled/);
