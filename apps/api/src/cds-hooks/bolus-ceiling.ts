@@ -1,9 +1,9 @@
 import type { Dosage, MedicationRequest, Quantity } from '@medplum/fhirtypes';
-import { uuidFromKey, type BolusLimit } from '@kc/protocols';
+import type { BolusLimit } from '@kc/protocols';
 import type { Card } from './cds-types';
 import type { CardOptions } from './cards';
-import { summary } from './cards';
 import type { UncheckedCondition } from './eligibility';
+import { doseWarningCard, judgedAt, perKgOf, type Weight } from './per-kg';
 
 /**
  * Pure bolus check of order-sign: a draft ketamine order's one-off dose (a dosage with a dose and no rate: a bolus)
@@ -12,7 +12,7 @@ import type { UncheckedCondition } from './eligibility';
  */
 
 export type BolusFinding =
-  | { kind: 'above'; perKg: number; dose?: string; weight?: { kg: number; when?: string }; limit: BolusLimit }
+  | { kind: 'above'; perKg: number; dose?: string; weight?: Weight; limit: BolusLimit }
   | { kind: 'unchecked'; why: string }
   | { kind: 'within' };
 
@@ -35,31 +35,25 @@ const doseOf = (dosage: Dosage, code: string): Quantity | undefined =>
 export function checkOrderBolus(
   order: MedicationRequest,
   limit: BolusLimit | undefined,
-  weight: { kg: number; when?: string } | undefined,
+  weight: Weight | undefined,
 ): BolusFinding {
   if (!limit) return { kind: 'within' };
   const doseUnit = limit.unit.replace('/kg', '');
   for (const dosage of bolusDosages(order)) {
-    const perKgDose = doseOf(dosage, limit.unit);
-    const dose = doseOf(dosage, doseUnit);
-    let perKg: number;
-    let slack = 1e-9;
-    if (perKgDose) perKg = perKgDose.value!;
-    else if (dose && weight && weight.kg > 0) {
-      perKg = dose.value! / weight.kg;
-      slack += 0.05 / weight.kg;
-    } else if (dose)
+    const read = perKgOf(doseOf(dosage, limit.unit), doseOf(dosage, doseUnit), weight);
+    if (read.kind === 'none') continue;
+    if (read.kind === 'unweighed')
       return {
         kind: 'unchecked',
-        why: `The ketamine bolus per kg (${dose.value} ${doseUnit}; no body weight in kg on record)`,
+        why: `The ketamine bolus per kg (${read.absolute.value} ${doseUnit}; no body weight in kg on record)`,
       };
-    else continue;
+    const { perKg, slack, absolute } = read;
     if (perKg > limit.high + slack)
       return {
         kind: 'above',
         perKg: Math.round(perKg * 100) / 100,
-        dose: dose ? `${dose.value} ${doseUnit}` : undefined,
-        weight: dose && !perKgDose ? weight : undefined,
+        dose: absolute ? `${absolute.value} ${doseUnit}` : undefined,
+        weight: absolute ? weight : undefined,
         limit,
       };
   }
@@ -79,21 +73,19 @@ export function bolusAboveCards(
   return findings.flatMap(({ order, finding }) => {
     if (finding.kind !== 'above') return [];
     const { perKg, limit, dose, weight } = finding;
-    const given =
-      dose && weight
-        ? `${dose} for ${weight.kg} kg${weight.when ? ` (weighed ${weight.when.slice(0, 10)})` : ''}, `
-        : '';
     return [
-      {
-        uuid: uuidFromKey(`cds:order-sign:${order.id ?? 'draft'}:bolus-per-kg`),
-        summary: summary(`Ketamine bolus above the protocols' ceiling: ${perKg} ${limit.unit}`),
-        detail: [
-          `**${given}${perKg} ${limit.unit}** is above ${limit.high} ${limit.unit}, the largest bolus the clinic's ketamine infusion protocols allow.`,
-          'Sign it only if this bolus is intended.',
-        ].join('\n\n'),
-        indicator: 'warning',
-        source: { label: options.sourceLabel },
-      } satisfies Card,
+      doseWarningCard(
+        order,
+        'bolus-per-kg',
+        {
+          summary: `Ketamine bolus above the protocols' ceiling: ${perKg} ${limit.unit}`,
+          detail: [
+            `**${judgedAt(dose, weight)}${perKg} ${limit.unit}** is above ${limit.high} ${limit.unit}, the largest bolus the clinic's ketamine infusion protocols allow.`,
+            'Sign it only if this bolus is intended.',
+          ].join('\n\n'),
+        },
+        options,
+      ),
     ];
   });
 }

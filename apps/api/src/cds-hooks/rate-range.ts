@@ -1,9 +1,9 @@
 import type { MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
-import { flattenActions, rateTitrationOf, uuidFromKey, type ProtocolCatalog, type RateTitration } from '@kc/protocols';
+import { flattenActions, rateTitrationOf, type ProtocolCatalog, type RateTitration } from '@kc/protocols';
 import type { Card } from './cds-types';
 import type { CardOptions } from './cards';
-import { summary } from './cards';
 import type { UncheckedCondition } from './eligibility';
+import { doseWarningCard, judgedAt, perKgOf, type Weight } from './per-kg';
 
 /**
  * Pure dose-range check of order-sign: a draft ketamine order's rate per kg against the range the protocols'
@@ -65,30 +65,23 @@ const rateOf = (order: MedicationRequest, code: string) =>
 export function checkOrderRate(
   order: MedicationRequest,
   range: RateTitration,
-  weight: { kg: number; when?: string } | undefined,
+  weight: Weight | undefined,
 ): RateFinding {
-  const perKgUnit = range.unit;
-  const perHourUnit = perKgUnit.replace('/kg', '');
-  const ordered = rateOf(order, perKgUnit);
-  const perHour = rateOf(order, perHourUnit);
-  let perKg: number;
-  let slack = 1e-9;
-  if (ordered) perKg = ordered.value!;
-  else if (perHour && weight && weight.kg > 0) {
-    perKg = perHour.value! / weight.kg;
-    slack += 0.05 / weight.kg;
-  } else if (perHour)
+  const perHourUnit = range.unit.replace('/kg', '');
+  const read = perKgOf(rateOf(order, range.unit), rateOf(order, perHourUnit), weight);
+  if (read.kind === 'none') return { kind: 'within' };
+  if (read.kind === 'unweighed')
     return {
       kind: 'unchecked',
-      why: `The ketamine rate per kg (${perHour.value} ${perHourUnit}; no body weight in kg on record)`,
+      why: `The ketamine rate per kg (${read.absolute.value} ${perHourUnit}; no body weight in kg on record)`,
     };
-  else return { kind: 'within' };
+  const { perKg, slack, absolute } = read;
   if (perKg >= range.low - slack && perKg <= range.high + slack) return { kind: 'within' };
   return {
     kind: 'outside',
     perKg: Math.round(perKg * 100) / 100,
-    rate: perHour ? `${perHour.value} ${perHourUnit}` : undefined,
-    weight: perHour && !ordered ? weight : undefined,
+    rate: absolute ? `${absolute.value} ${perHourUnit}` : undefined,
+    weight: absolute ? weight : undefined,
     range,
   };
 }
@@ -107,21 +100,19 @@ export function rateOutsideCards(
     if (finding.kind !== 'outside') return [];
     const { perKg, range, rate, weight } = finding;
     const side = perKg > range.high ? 'above' : 'below';
-    const given =
-      rate && weight
-        ? `${rate} for ${weight.kg} kg${weight.when ? ` (weighed ${weight.when.slice(0, 10)})` : ''}, `
-        : '';
     return [
-      {
-        uuid: uuidFromKey(`cds:order-sign:${order.id ?? 'draft'}:rate-per-kg`),
-        summary: summary(`Ketamine rate ${side} the protocols' range: ${perKg} ${range.unit}`),
-        detail: [
-          `**${given}${perKg} ${range.unit}** is ${side} ${range.low}-${range.high} ${range.unit}, the rate per kg the clinic's ketamine infusion protocols may be ordered at.`,
-          'Sign it only if this rate is intended.',
-        ].join('\n\n'),
-        indicator: 'warning',
-        source: { label: options.sourceLabel },
-      } satisfies Card,
+      doseWarningCard(
+        order,
+        'rate-per-kg',
+        {
+          summary: `Ketamine rate ${side} the protocols' range: ${perKg} ${range.unit}`,
+          detail: [
+            `**${judgedAt(rate, weight)}${perKg} ${range.unit}** is ${side} ${range.low}-${range.high} ${range.unit}, the rate per kg the clinic's ketamine infusion protocols may be ordered at.`,
+            'Sign it only if this rate is intended.',
+          ].join('\n\n'),
+        },
+        options,
+      ),
     ];
   });
 }
