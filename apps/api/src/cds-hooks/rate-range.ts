@@ -48,7 +48,7 @@ export function rangeForOrder(
 }
 
 export type RateFinding =
-  | { kind: 'outside'; perKg: number; rate?: string; weight?: { kg: number; when?: string }; range: RateTitration }
+  | { kind: 'outside'; perKg: number; rate?: string; weight?: Weight; range: RateTitration }
   | { kind: 'unchecked'; why: string }
   | { kind: 'within' };
 
