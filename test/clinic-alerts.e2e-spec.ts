@@ -222,6 +222,17 @@ describe('alerts to the clinic', () => {
       );
       const outcome = await cut.app.get(ContraindicationSweep).sweep();
       expect(outcome.alerted).toBe(0);
+      // What an operator alerts on: emails to the clinic not sent.
+      const alertMetric = async (outcome: string) => {
+        const text = (await request(cut.url).get('/metrics').set(cut.as('admin')).expect(200)).text;
+        const line = new RegExp(
+          `^kc_clinic_alerts_total\\{kind="effect-reported",outcome="${outcome}"\\} (\\d+)$`,
+          'm',
+        );
+        return Number(line.exec(text)?.[1] ?? 0);
+      };
+      expect(await alertMetric('not-sent')).toBeGreaterThanOrEqual(1);
+      expect(await alertMetric('sent')).toBe(0);
       const alertsOf = async () =>
         (await cut.fhir.searchAll<Communication>('Communication', { subject: p.patient })).filter((c) =>
           c.identifier?.some((i) => i.system === ALERT_KEY),
@@ -233,6 +244,7 @@ describe('alerts to the clinic', () => {
         expect((await cut.app.get(ContraindicationSweep).sweep()).alerted).toBe(1);
         expect(back.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
         expect(await alertsOf()).toHaveLength(1);
+        expect(await alertMetric('sent')).toBe(1);
       } finally {
         await back.stop();
       }

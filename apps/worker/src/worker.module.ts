@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import type { AppConfig } from '@kc/config';
 import { configuredProcessor, QUEUES, workerOptionsFrom } from '@kc/queue';
 import { FollowUpMetrics } from './followups/follow-up.metrics';
+import { ClinicAlertMetrics } from './alerts/clinic-alert.metrics';
 import { FollowUpProcessor } from './followups/follow-up.processor';
 import { FollowUpService } from './followups/follow-up.service';
 import { MaintenanceProcessor } from './maintenance/maintenance.processor';
@@ -58,6 +59,7 @@ export class WorkerModule {
         ChecksDoneElsewhere,
         CompletedChecksPoller,
         ClinicAlerts,
+        ClinicAlertMetrics,
         // Alerts to the clinic only when someone is to be emailed (CLINIC_ALERT_EMAIL, with SMTP_URL).
         {
           provide: CLINIC_ALERT_SENDER,

@@ -12,6 +12,7 @@ import {
   needsClinicAlert,
 } from '@kc/protocols';
 import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-sender';
+import { ClinicAlertMetrics } from './clinic-alert.metrics';
 
 /**
  * Tells the clinic, by email, of each effect a patient reported that waits for a clinician's review, and of each
@@ -26,6 +27,7 @@ export class ClinicAlerts {
   constructor(
     private readonly fhir: FhirClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: ClinicAlertMetrics,
     @Optional() @Inject(CLINIC_ALERT_SENDER) private readonly sender?: ClinicAlertSender | null,
   ) {}
 
@@ -41,10 +43,12 @@ export class ClinicAlerts {
     const worklistUrl = this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
     let sent = 0;
     for (const issue of waiting.filter((i) => !toldKeys.has(clinicAlertKey(i)))) {
+      const kind = clinicAlertKindOf(issue)!;
       const message = clinicAlertMessage(issue, { worklistUrl, heldDueFrom: await this.heldDueFrom(issue) });
       try {
         await this.sender.send(message);
       } catch (err) {
+        this.metrics.record(kind, 'not-sent');
         // The mail server down must not stop the holds and sweeps this runs in: nothing is recorded as sent, so the
         // next look (the sweep, every 15 minutes) tries again.
         this.logger.warn({ msg: 'clinic alert not sent; the sweep tries again', issue: issue.id, error: String(err) });
@@ -54,6 +58,7 @@ export class ClinicAlerts {
         ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(issue)}` },
       });
       sent++;
+      this.metrics.record(kind, 'sent');
       // No patient data: the issue's id only.
       this.logger.log({ msg: 'clinic told of an effect to review', issue: issue.id });
     }
