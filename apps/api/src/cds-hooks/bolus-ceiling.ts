@@ -6,7 +6,7 @@ import type { UncheckedCondition } from './eligibility';
 import { doseWarningCard, judgedAt, perKgOf, type Weight } from './per-kg';
 
 /**
- * Pure bolus check of order-sign: a draft ketamine order's one-off dose (a dosage with a dose and no rate: a bolus)
+ * Pure bolus check of order-sign: a draft ketamine order's one-off dose (a dosage with a dose, no rate, no duration)
  * against the highest bolus per kg the protocols allow (fhir-profiles rate-titration `bolus`, the guideline's
  * 0.35 mg/kg). An infusion's own dose (a dosage with a rate) is the rate check's. No Nest, no HTTP, no FHIR client.
  */
@@ -16,10 +16,16 @@ export type BolusFinding =
   | { kind: 'unchecked'; why: string }
   | { kind: 'within' };
 
-/** The one-off doses of an order: dosages with a dose and no rate. */
+/**
+ * The one-off doses of an order: dosages with a dose, no rate and no duration. A dose given over a duration ("50 mg
+ * over 40 minutes") is an infusion, not a bolus: judging it against the bolus ceiling would warn falsely.
+ */
 function bolusDosages(order: MedicationRequest): Dosage[] {
   return (order.dosageInstruction ?? []).filter(
-    (d) => d.doseAndRate?.some((r) => r.doseQuantity) && !d.doseAndRate.some((r) => r.rateQuantity || r.rateRatio),
+    (d) =>
+      d.doseAndRate?.some((r) => r.doseQuantity) &&
+      !d.doseAndRate.some((r) => r.rateQuantity || r.rateRatio) &&
+      d.timing?.repeat?.duration === undefined,
   );
 }
 

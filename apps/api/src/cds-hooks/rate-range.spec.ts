@@ -104,6 +104,10 @@ describe("order-sign's rate check against the protocols' rate per kg (pure)", ()
     expect(
       checkOrderBolus(withDose({ value: 80, code: 'mg' }, { value: 40, code: 'mg/h' }), range.bolus, weighed),
     ).toEqual({ kind: 'within' });
+    // A dose over a duration is an infusion: no bolus to judge.
+    const overTime = withDose({ value: 50, code: 'mg' });
+    overTime.dosageInstruction![0].timing = { repeat: { duration: 40, durationUnit: 'min' } };
+    expect(checkOrderBolus(overTime, range.bolus, weighed)).toEqual({ kind: 'within' });
     const unchecked = checkOrderBolus(withDose({ value: 20, code: 'mg' }), range.bolus, undefined);
     expect(uncheckedBoluses([unchecked])).toEqual([
       { code: 'bolus-per-kg', description: 'The ketamine bolus per kg (20 mg; no body weight in kg on record)' },
