@@ -9,7 +9,14 @@ import type {
 } from '@medplum/fhirtypes';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
-import { checkDoneElsewhereJobId, PatientRecordEventsProducer, QUEUES, QueueUnavailableError } from '@kc/queue';
+import {
+  checkAnsweredElsewhereJobId,
+  checkDoneElsewhereJobId,
+  PatientRecordEventsProducer,
+  QUEUES,
+  QueueUnavailableError,
+} from '@kc/queue';
+import { ChecksAnsweredElsewhere } from '../apps/worker/src/checks/checks-answered-elsewhere.service';
 import { actionOf, postWebhook, queueIdle, waitFor } from './support/clinic';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
@@ -28,7 +35,8 @@ const QUESTIONNAIRE = 'https://ketamine-careplans.example/fhir/Questionnaire/pos
 describe('a post-infusion check completed in the EHR', () => {
   let service: TestService;
   beforeAll(async () => {
-    service = await startTestService();
+    // Answers written alone are matched at once here (a clinic waits CHECK_ANSWERS_GRACE_MS for a form filler).
+    service = await startTestService({ checkAnswersGraceMs: 0 });
   });
   afterAll(() => service.stop());
 
@@ -234,5 +242,117 @@ describe('a post-infusion check completed in the EHR', () => {
     expect((await service.fhir.read<Task>('Task', p.check.id!)).meta?.versionId).toBe(
       (recorded.body as Task).meta?.versionId,
     );
+  });
+
+  describe('answers written without the Task (a patient portal)', () => {
+    /** What a portal writes: the answers alone, the check Task untouched. */
+    async function answerInPortal(patient: string, pain: number, authored = iso(60_000)) {
+      const { resource } = await service.fhir.create<QuestionnaireResponse>({
+        resourceType: 'QuestionnaireResponse',
+        status: 'completed',
+        questionnaire: `${QUESTIONNAIRE}|1.0.0`,
+        subject: { reference: patient },
+        authored,
+        author: { reference: patient },
+        item: checkAnswers(pain, ['effect-dizziness']).item,
+      });
+      return resource;
+    }
+
+    /** HAPI's rest-hook for the response (PUT, no body); returns once its job is done. */
+    async function notifyAnswers(responseId: string): Promise<void> {
+      await request(service.url)
+        .put(`/webhooks/fhir/QuestionnaireResponse/${responseId}`)
+        .set('x-webhook-token', 'test-webhook-secret')
+        .expect(202);
+      const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+      await waitFor(async () => {
+        const job = await queue.getJob(checkAnsweredElsewhereJobId(responseId));
+        if (job && (await job.isFailed())) throw new Error(`the job failed: ${job.failedReason}`);
+        return !job;
+      }, 'the worker to handle the notified answers');
+    }
+
+    it("are matched to the patient's open check, which is recorded as done: scores extracted, the patient as who answered", async () => {
+      const p = await infusedPatient();
+      const response = await answerInPortal(p.patient, 4);
+      await notifyAnswers(response.id!);
+
+      const task = await service.fhir.read<Task>('Task', p.check.id!);
+      expect(task.status).toBe('completed');
+      expect(task.businessStatus?.coding?.[0].code).toBe('done');
+      // As an EHR reads a check done with a form: the answers in its output.
+      expect(task.output?.map((o) => o.valueReference?.reference)).toContain(`QuestionnaireResponse/${response.id}`);
+      const extracted = await service.fhir.searchAll<Observation>('Observation', {
+        'derived-from': `QuestionnaireResponse/${response.id}`,
+      });
+      expect(
+        extracted
+          .map(
+            (o) =>
+              `${o.code.coding?.[0].code}=${o.valueInteger ?? o.valueQuantity?.value ?? o.valueCodeableConcept?.coding?.[0].code}`,
+          )
+          .sort(),
+      ).toEqual(['72514-3=4', '91147-9=6.3', 'infusion-effect=effect-dizziness']);
+      const [provenance] = await provenanceOf(task);
+      expect(provenance.agent?.[0].who).toEqual({ reference: p.patient });
+      expect(provenance.reason?.[0].text).toMatch(/^Answered without the Task \(matched to this check/);
+
+      // Notified again (or polled): nothing more is written.
+      await notifyAnswers(response.id!);
+      expect(await provenanceOf(task)).toHaveLength(1);
+      expect((await service.fhir.read<Task>('Task', p.check.id!)).meta?.versionId).toBe(task.meta?.versionId);
+    });
+
+    it('answers given before the check was due are not matched to it; the poll finds answers nobody notified', async () => {
+      const p = await infusedPatient();
+      // Given three days ago: before this infusion (two days ago), so not about it.
+      const early = await answerInPortal(p.patient, 6, iso(3 * 86_400_000));
+      const outcome = await service.app.get(ChecksAnsweredElsewhere).handle(early.id!);
+      expect(outcome).toEqual({ result: 'skipped', why: 'answered before any of its open checks was due' });
+      expect((await service.fhir.read<Task>('Task', p.check.id!)).status).toBe('draft');
+
+      // Answers of today, with no notification: an empty ping (HAPI without payload) asks for a poll now.
+      const today = await answerInPortal(p.patient, 5);
+      await request(service.url).post('/webhooks/fhir').set('x-webhook-token', 'test-webhook-secret').expect(202);
+      await waitFor(
+        async () =>
+          (await service.fhir.read<Task>('Task', p.check.id!)).businessStatus?.coding?.[0].code === 'done' || undefined,
+        'the polled answers to record the check',
+      );
+      const task = await service.fhir.read<Task>('Task', p.check.id!);
+      expect(task.output?.map((o) => o.valueReference?.reference)).toContain(`QuestionnaireResponse/${today.id}`);
+    });
+
+    it('answers matched alone, then the EHR completes the Task with them anyway: extracted once', async () => {
+      const p = await infusedPatient();
+      const response = await answerInPortal(p.patient, 3);
+      await notifyAnswers(response.id!);
+      const recorded = await service.fhir.read<Task>('Task', p.check.id!);
+      // A form filler that did not see the change writes the Task as it read it, completed with the answers.
+      const rewritten = await service.fhir.update<Task>({
+        ...p.check,
+        status: 'completed',
+        output: [
+          {
+            type: { coding: [{ system: CPG_ACTIVITY, code: 'collect-information' }] },
+            valueReference: { reference: `QuestionnaireResponse/${response.id}` },
+          },
+        ],
+      });
+      expect(rewritten.meta?.versionId).not.toBe(recorded.meta?.versionId);
+      await notify(rewritten);
+      expect(
+        await service.fhir.searchAll<Observation>('Observation', {
+          'derived-from': `QuestionnaireResponse/${response.id}`,
+        }),
+      ).toHaveLength(3);
+      const task = await service.fhir.read<Task>('Task', p.check.id!);
+      expect(task.businessStatus?.coding?.[0].code).toBe('done');
+      expect((await provenanceOf(task)).map((x) => x.reason?.[0].text)).toEqual([
+        expect.stringMatching(/^Answered without the Task/),
+        'Recorded in the EHR; nothing was extracted: its answers were recorded already, from the answers alone',
+      ]);
+    });
   });
 });

@@ -3,6 +3,7 @@ import type { AppConfig } from '@kc/config';
 import { configuredProcessor, QUEUES, workerOptionsFrom } from '@kc/queue';
 import { FollowUpMetrics } from './followups/follow-up.metrics';
 import { ClinicAlertMetrics } from './alerts/clinic-alert.metrics';
+import { ChecksAnsweredElsewhere } from './checks/checks-answered-elsewhere.service';
 import { FollowUpProcessor } from './followups/follow-up.processor';
 import { FollowUpService } from './followups/follow-up.service';
 import { MaintenanceProcessor } from './maintenance/maintenance.processor';
@@ -57,6 +58,7 @@ export class WorkerModule {
         BoosterOutcomes,
         ScorePoller,
         ChecksDoneElsewhere,
+        ChecksAnsweredElsewhere,
         CompletedChecksPoller,
         ClinicAlerts,
         ClinicAlertMetrics,

@@ -254,6 +254,11 @@ describe('loadConfig: defaults and invalid values', () => {
     );
   });
 
+  it('CHECK_ANSWERS_GRACE_MS: a minute unless set', () => {
+    expect(loadConfig({}).checkAnswersGraceMs).toBe(60_000);
+    expect(loadConfig({ CHECK_ANSWERS_GRACE_MS: '0' }).checkAnswersGraceMs).toBe(0);
+  });
+
   it('FOLLOW_UP_OWNER: follow-ups nobody’s unless the infusion’s owner is asked for', () => {
     expect(loadConfig({}).followUpOwner).toBe('none');
     expect(loadConfig({ FOLLOW_UP_OWNER: 'infusion' }).followUpOwner).toBe('infusion');

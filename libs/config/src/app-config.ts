@@ -110,6 +110,12 @@ export interface AppConfig {
    * infusion fulfilled (a primary-nurse clinic: who gave the session does its check and the next one).
    */
   followUpOwner: 'none' | 'infusion';
+  /**
+   * How long answers written without their Task (a QuestionnaireResponse alone) wait before they are matched to a
+   * check (CHECK_ANSWERS_GRACE_MS): a form filler that writes the answers and then completes the Task itself (SDC)
+   * is left to finish, so its check is recorded from its own Task.
+   */
+  checkAnswersGraceMs: number;
   /** Attempts per follow-up job before it lands in the dead-letter view, and the first backoff delay. */
   jobAttempts: number;
   jobBackoffMs: number;
@@ -513,6 +519,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),
     followUpBatchSize: positiveInt(env, 'FOLLOWUP_BATCH_SIZE', 8),
     followUpOwner: oneOf(env, 'FOLLOW_UP_OWNER', ['none', 'infusion'], 'none'),
+    checkAnswersGraceMs: int(env, 'CHECK_ANSWERS_GRACE_MS', 60_000),
     jobAttempts: int(env, 'JOB_ATTEMPTS', 8),
     jobBackoffMs: int(env, 'JOB_BACKOFF_MS', 2000),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30000),

@@ -9,3 +9,4 @@ export * from './booster-timing';
 export * from './stopped-plans';
 export * from './check-recording';
 export * from './check-done-elsewhere';
+export * from './check-answered-elsewhere';

@@ -3,17 +3,25 @@ import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { withinEnqueueTimeout } from './infusion-events.producer';
-import { checkDoneElsewhereJobId, JOBS, retryOptions, type CheckDoneElsewhereJob } from './jobs';
+import {
+  checkAnsweredElsewhereJobId,
+  checkDoneElsewhereJobId,
+  JOBS,
+  retryOptions,
+  type CheckAnsweredElsewhereJob,
+  type CheckDoneElsewhereJob,
+} from './jobs';
 import { QUEUES } from './queue-names';
 
 /**
  * Puts a Task the FHIR server says changed (a Subscription notification, or the poll) on the maintenance queue, so a
- * check an EHR completed itself is recorded as done here (the job reads the Task and decides; ids only).
+ * check an EHR completed itself is recorded as done here (the job reads the Task and decides; ids only); and answers
+ * written without the Task (a QuestionnaireResponse), so the check they answer is.
  */
 @Injectable()
 export class CompletedTaskEventsProducer {
   constructor(
-    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue<CheckDoneElsewhereJob>,
+    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue<CheckDoneElsewhereJob | CheckAnsweredElsewhereJob>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -24,6 +32,26 @@ export class CompletedTaskEventsProducer {
         JOBS.checkDoneElsewhere,
         { taskId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
+      ),
+    );
+    return { jobId };
+  }
+
+  /** A QuestionnaireResponse written: the job reads it and the patient's checks, and decides. */
+  async enqueueAnswers(responseId: string): Promise<{ jobId: string }> {
+    const jobId = checkAnsweredElsewhereJobId(responseId);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.checkAnsweredElsewhere,
+        { responseId },
+        // A form filler that completes the Task itself is left to (CHECK_ANSWERS_GRACE_MS).
+        {
+          jobId,
+          delay: this.config.checkAnswersGraceMs,
+          ...retryOptions(this.config),
+          removeOnComplete: true,
+          removeOnFail: false,
+        },
       ),
     );
     return { jobId };

@@ -11,6 +11,7 @@ export const JOBS = {
   withdrawStoppedPlan: 'withdraw-stopped-plan',
   recheckContraindications: 'recheck-contraindications',
   checkDoneElsewhere: 'check-done-elsewhere',
+  checkAnsweredElsewhere: 'check-answered-elsewhere',
 } as const;
 
 /** A Task changed on the FHIR server (notified, or found by the poll): a check an EHR completed is recorded as done. */
@@ -21,6 +22,19 @@ export interface CheckDoneElsewhereJob {
 /** While a Task's job is pending, the same Task notified again is queued once (the job reads the Task as it is then). */
 export function checkDoneElsewhereJobId(taskId: string): string {
   return `${JOBS.checkDoneElsewhere}-${jobIdPart(taskId)}`;
+}
+
+/**
+ * A QuestionnaireResponse written on the FHIR server (notified, or found by the poll): answers a portal or an EHR
+ * wrote without touching the Task are matched to the patient's open check, which is recorded as done.
+ */
+export interface CheckAnsweredElsewhereJob {
+  responseId: string;
+}
+
+/** While a response's job is pending, the same response notified again is queued once. */
+export function checkAnsweredElsewhereJobId(responseId: string): string {
+  return `${JOBS.checkAnsweredElsewhere}-${jobIdPart(responseId)}`;
 }
 
 /** A CarePlan changed (a Subscription said so): its Tasks awaiting approval are withdrawn if it was stopped. */

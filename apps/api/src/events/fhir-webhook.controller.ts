@@ -13,7 +13,14 @@ import {
 } from '@kc/queue';
 import { isCheckDoneElsewhere } from '@kc/followups';
 import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
-import { carePlanIdsIn, conditionIdsIn, observationIdsIn, procedureIdsIn, tasksIn } from './notified-resources';
+import {
+  carePlanIdsIn,
+  conditionIdsIn,
+  observationIdsIn,
+  procedureIdsIn,
+  responseIdsIn,
+  tasksIn,
+} from './notified-resources';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
 
@@ -47,7 +54,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook: a Procedure, an Observation, a Condition, a Task or a CarePlan (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
+      'Rest-hook: a Procedure, an Observation, a Condition, a Task, a CarePlan or a QuestionnaireResponse (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
   })
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
@@ -70,12 +77,15 @@ export class FhirWebhookController {
     if (tasks.length) await this.refreshLists(tasks);
     const planIds = carePlanIdsIn(parsed.value);
     for (const id of planIds) await this.plans.enqueue(id);
+    // Answers a portal wrote without the Task: the worker matches them to the patient's open check.
+    const responseIds = responseIdsIn(parsed.value);
+    for (const id of responseIds) await this.completedTasks.enqueueAnswers(id);
     return operationOutcome(
       'information',
       'informational',
-      ids.length || scoreIds.length || tasks.length || planIds.length || conditionIds.length
-        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s) and ${planIds.length} CarePlan(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
-        : 'Nothing to do: no Procedure, Observation, Condition, Task or CarePlan in the notification',
+      ids.length || scoreIds.length || tasks.length || planIds.length || conditionIds.length || responseIds.length
+        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s) and ${responseIds.length} QuestionnaireResponse(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
+        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan or QuestionnaireResponse in the notification',
     );
   }
 
@@ -94,7 +104,10 @@ export class FhirWebhookController {
 
   @Put(':resourceType/:id')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan/{id}' })
+  @ApiOperation({
+    summary:
+      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse/{id}',
+  })
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
     if (!isResourceId(id)) throw badRequest('Not a valid resource id');
@@ -110,6 +123,10 @@ export class FhirWebhookController {
     if (resourceType === 'CarePlan') {
       await this.plans.enqueue(id);
       return operationOutcome('information', 'informational', 'Queued 1 CarePlan');
+    }
+    if (resourceType === 'QuestionnaireResponse') {
+      await this.completedTasks.enqueueAnswers(id);
+      return operationOutcome('information', 'informational', 'Queued 1 QuestionnaireResponse');
     }
     if (resourceType === 'Task') {
       // HAPI sends the Task as the body when the Subscription has a payload; without one it is read back.

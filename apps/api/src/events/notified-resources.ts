@@ -30,7 +30,15 @@ export function carePlanIdsIn(body: unknown): string[] {
   return idsIn(body, 'CarePlan');
 }
 
-function idsIn(body: unknown, resourceType: 'Procedure' | 'Observation' | 'CarePlan' | 'Condition'): string[] {
+/** The answers a notification names (ids only: the worker reads each, and the patient's checks it may answer). */
+export function responseIdsIn(body: unknown): string[] {
+  return idsIn(body, 'QuestionnaireResponse');
+}
+
+function idsIn(
+  body: unknown,
+  resourceType: 'Procedure' | 'Observation' | 'CarePlan' | 'Condition' | 'QuestionnaireResponse',
+): string[] {
   return resourcesIn(body, resourceType).map((r) => r.id!);
 }
 

@@ -4,7 +4,9 @@ import type {
   BundleEntry,
   CarePlan,
   DetectedIssue,
+  Observation,
   Provenance,
+  Questionnaire,
   QuestionnaireResponse,
   Resource,
   Task,
@@ -66,8 +68,26 @@ export class ChecksDoneElsewhere {
     );
     const questionnaire = this.catalog.questionnaireOfTask(task, carePlan);
     if (!questionnaire) return { result: 'skipped', why: 'not a Task done by answering a questionnaire' };
-    const response = await this.responseOf(task);
+    return this.record({ task, questionnaire, response: await this.responseOf(task), now });
+  }
+
+  /**
+   * A check done elsewhere, recorded here: `task` as completed there (its version the one read: If-Match), with the
+   * answers it names. `where` says how it was done, in the Provenance's reason.
+   */
+  async record(input: {
+    task: Task;
+    questionnaire: Questionnaire;
+    response?: QuestionnaireResponse;
+    now: Date;
+    where?: string;
+  }): Promise<CheckDoneElsewhereOutcome> {
+    const { task, questionnaire, now, where = 'Recorded in the EHR' } = input;
+    // Answers already extracted (matched alone, then the EHR completed the Task with them): not extracted twice.
+    const taken = input.response && (await this.extractedAlready(input.response));
+    const response = taken ? undefined : input.response;
     const adopted = adoptCheckDoneElsewhere({ task, questionnaire, response, now });
+    const notTaken = taken ? 'its answers were recorded already, from the answers alone' : adopted.notTaken;
 
     const observationUrls = adopted.observations.map(() => `urn:uuid:${randomUUID()}`);
     const issueUrls = adopted.issues.map(() => `urn:uuid:${randomUUID()}`);
@@ -99,9 +119,7 @@ export class ChecksDoneElsewhere {
             who,
             activity: 'complete',
             now,
-            reason: adopted.notTaken
-              ? `Recorded in the EHR; nothing was extracted: ${adopted.notTaken}`
-              : 'Recorded in the EHR',
+            reason: notTaken ? `${where}; nothing was extracted: ${notTaken}` : where,
           }),
           // The key the clinic's own decisions carry (the version decided on): the patient view finds it by it.
           meta: { tag: [{ system: DECISION_KEY_SYSTEM, code: decidedOn }] },
@@ -120,9 +138,9 @@ export class ChecksDoneElsewhere {
       task: task.id,
       observations: adopted.observations.length,
       effectsToReview: adopted.issues.length,
-      extracted: !adopted.notTaken,
+      extracted: !notTaken,
     });
-    return { result: 'recorded', observations: adopted.observations.length, notTaken: adopted.notTaken };
+    return { result: 'recorded', observations: adopted.observations.length, notTaken };
   }
 
   /**
@@ -138,6 +156,15 @@ export class ChecksDoneElsewhere {
       (i) => isReportedAt(i, `Task/${task.id}`) && contraindicationState(i) === 'unresolved',
     );
     if (waiting.length) await this.records.holdOrdersOf(carePlanRef);
+  }
+
+  /** Whether Observations were extracted from these answers already (one search, for a check recorded elsewhere). */
+  private async extractedAlready(response: QuestionnaireResponse): Promise<boolean> {
+    const found = await this.fhir.search<Observation>('Observation', {
+      'derived-from': `QuestionnaireResponse/${response.id}`,
+      _count: 1,
+    });
+    return matchesOf(found).length > 0;
   }
 
   private async responseOf(task: Task): Promise<QuestionnaireResponse | undefined> {

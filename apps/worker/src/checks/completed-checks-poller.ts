@@ -1,18 +1,20 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
-import type { Task } from '@medplum/fhirtypes';
+import type { QuestionnaireResponse, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { isCheckDoneElsewhere } from '@kc/followups';
 import { ProtocolCatalog } from '@kc/protocols';
 import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
 import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from '../maintenance/cursor-poll';
+import { ChecksAnsweredElsewhere } from './checks-answered-elsewhere.service';
 
 /**
  * Polling fallback for checks an EHR completed itself (a server that cannot notify, or a notification lost): the
  * completed Tasks of the kinds done by answering a Questionnaire, changed since the cursor, on the Procedure poll's
- * schedule. Only those this service has not recorded as done are queued.
+ * schedule. Only those this service has not recorded as done are queued. And the answers to those Questionnaires
+ * written since their own cursor (a portal that writes the QuestionnaireResponse alone), each queued to be matched.
  */
 @Injectable()
 export class CompletedChecksPoller {
@@ -24,6 +26,7 @@ export class CompletedChecksPoller {
     private readonly producer: CompletedTaskEventsProducer,
     @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly answers: ChecksAnsweredElsewhere,
     catalog: ProtocolCatalog,
   ) {
     this.kinds = catalog.questionnaireTaskKinds();
@@ -33,11 +36,52 @@ export class CompletedChecksPoller {
     return pollCursor(this.queue, this.config, 'completed-checks');
   }
 
-  async initCursor(): Promise<void> {
-    if (this.kinds.length) await initCursor(await this.cursor());
+  private answersCursor(): Promise<StoredCursor> {
+    return pollCursor(this.queue, this.config, 'check-answers');
   }
 
-  async poll(): Promise<{ enqueued: number }> {
+  async initCursor(): Promise<void> {
+    if (!this.kinds.length) return;
+    await initCursor(await this.cursor());
+    await initCursor(await this.answersCursor());
+  }
+
+  /** Checks completed in the EHR, then answers written without their Task: each queued for its job to decide. */
+  async poll(): Promise<{ enqueued: number; answers: number }> {
+    const { enqueued } = await this.pollCompleted();
+    return { enqueued, answers: await this.pollAnswers() };
+  }
+
+  /**
+   * The check Questionnaires' responses written since the cursor (a portal's, the EHR's; this service's own too, which
+   * their job finds taken and leaves).
+   */
+  private async pollAnswers(): Promise<number> {
+    const questionnaires = this.answers.checkQuestionnaires();
+    if (!this.kinds.length || !questionnaires.length) return 0;
+    let queued = 0;
+    await pollFromCursor(
+      await this.answersCursor(),
+      (from) =>
+        this.fhir.searchAll<QuestionnaireResponse>('QuestionnaireResponse', {
+          questionnaire: questionnaires.join(','),
+          status: 'completed,amended',
+          _lastUpdated: `ge${from}`,
+          _sort: '_lastUpdated',
+          _count: 100,
+        }),
+      async (responses) => {
+        for (const response of responses) {
+          await this.producer.enqueueAnswers(response.id!);
+          queued++;
+        }
+      },
+    );
+    if (queued) this.logger.log({ msg: 'poll queued answers to checks', count: queued });
+    return queued;
+  }
+
+  private async pollCompleted(): Promise<{ enqueued: number }> {
     if (!this.kinds.length) return { enqueued: 0 };
     let enqueued = 0;
     await pollFromCursor(

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
 import {
   JOBS,
+  type CheckAnsweredElsewhereJob,
   type CheckDoneElsewhereJob,
   type RecheckContraindicationsJob,
   type WithdrawStoppedPlanJob,
@@ -16,6 +17,7 @@ import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
 import { ScorePoller } from '../outcomes/score-poller';
+import { ChecksAnsweredElsewhere } from '../checks/checks-answered-elsewhere.service';
 import { ChecksDoneElsewhere } from '../checks/checks-done-elsewhere.service';
 import { CompletedChecksPoller } from '../checks/completed-checks-poller';
 
@@ -33,6 +35,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly scores: ScorePoller,
     private readonly completedChecks: CompletedChecksPoller,
     private readonly checksDoneElsewhere: ChecksDoneElsewhere,
+    private readonly checksAnsweredElsewhere: ChecksAnsweredElsewhere,
     queueMetrics: QueueJobMetrics,
   ) {
     super(queueMetrics);
@@ -78,6 +81,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.checksDoneElsewhere.handle((job.data as CheckDoneElsewhereJob).taskId, new Date(), {
           retry: job.attemptsMade > 0,
         });
+      case JOBS.checkAnsweredElsewhere:
+        return this.checksAnsweredElsewhere.handle((job.data as CheckAnsweredElsewhereJob).responseId);
       case JOBS.withdrawStoppedPlan:
         return this.stoppedPlans.sweepPlan((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:

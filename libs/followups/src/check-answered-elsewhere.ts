@@ -1,0 +1,68 @@
+import type { QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import { isOpen } from '@kc/task-states';
+
+/** A canonical without its `|version`. */
+const urlOf = (canonical: string | undefined) => canonical?.split('|')[0];
+
+/** The Questionnaire a Task asks to be answered with (CPG cpg-questionnairetask: `input.valueCanonical`). */
+export function questionnaireAsked(task: Task): string | undefined {
+  return urlOf(task.input?.map((i) => i.valueCanonical).find(Boolean));
+}
+
+export type CheckAnswered = { task: Task } | { none: string };
+
+/**
+ * The open check that answers written on their own answer: a patient portal or an EHR that writes a
+ * QuestionnaireResponse and does not touch the Task (as SDC's form filler would, with Task.output). It is the patient's
+ * open check asking that Questionnaire whose due window had started when the answers were given, the soonest due
+ * first (two infusions in a week: the first check is answered first). Answers that a Task already names were taken
+ * (a notification again, a retry, or this service's own `$complete`): none, so nothing is written twice.
+ * `tasks`: the patient's Tasks of the kinds done by answering a Questionnaire, any status.
+ */
+export function checkAnsweredBy(response: QuestionnaireResponse, tasks: Task[]): CheckAnswered {
+  if (!response.id) return { none: 'not a stored QuestionnaireResponse' };
+  if (response.status !== 'completed' && response.status !== 'amended')
+    return { none: `its answers are not final (${response.status})` };
+  const reference = `QuestionnaireResponse/${response.id}`;
+  if (tasks.some((t) => t.output?.some((o) => o.valueReference?.reference === reference)))
+    return { none: 'a Task already names these answers' };
+  const questionnaire = urlOf(response.questionnaire);
+  const patient = response.subject?.reference;
+  if (!questionnaire || !patient?.startsWith('Patient/')) return { none: 'it names no questionnaire or no patient' };
+  const answered = Date.parse(response.authored ?? response.meta?.lastUpdated ?? '');
+  if (Number.isNaN(answered)) return { none: 'it does not say when it was answered' };
+  const open = tasks.filter(
+    (t) =>
+      t.for?.reference === patient &&
+      questionnaireAsked(t) === questionnaire &&
+      (t.status === 'draft' || t.status === 'ready') &&
+      isOpen(t),
+  );
+  const startOf = (t: Task) => Date.parse(t.restriction?.period?.start ?? '');
+  const due = open.filter((t) => startOf(t) <= answered).sort((a, b) => startOf(a) - startOf(b));
+  if (due[0]) return { task: due[0] };
+  return {
+    none: open.length
+      ? 'answered before any of its open checks was due'
+      : 'no open check of the patient asks these questions',
+  };
+}
+
+/**
+ * The check as if the EHR had completed it with these answers (`completed`, the answers in `output`, ended when they
+ * were given): what adoptCheckDoneElsewhere then records as done.
+ */
+export function answeredCheck(task: Task, response: QuestionnaireResponse & { id: string }): Task {
+  return {
+    ...task,
+    status: 'completed',
+    output: [
+      ...(task.output ?? []),
+      {
+        type: { text: 'answers' },
+        valueReference: { reference: `QuestionnaireResponse/${response.id}`, display: 'Answers given' },
+      },
+    ],
+    executionPeriod: { ...task.executionPeriod, end: response.authored ?? task.executionPeriod?.end },
+  };
+}
