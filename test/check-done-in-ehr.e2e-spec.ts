@@ -351,7 +351,7 @@ describe('a post-infusion check completed in the EHR', () => {
       expect(task.businessStatus?.coding?.[0].code).toBe('done');
       expect((await provenanceOf(task)).map((x) => x.reason?.[0].text)).toEqual([
         expect.stringMatching(/^Answered without the Task/),
-        'Recorded in the EHR; nothing was extracted: its answers were recorded already, from the answers alone',
+        'Recorded in the EHR; nothing was extracted: its answers were recorded already',
       ]);
     });
   });

@@ -83,11 +83,11 @@ export class ChecksDoneElsewhere {
     where?: string;
   }): Promise<CheckDoneElsewhereOutcome> {
     const { task, questionnaire, now, where = 'Recorded in the EHR' } = input;
-    // Answers already extracted (matched alone, then the EHR completed the Task with them): not extracted twice.
+    // Answers already extracted (matched alone, then the EHR completed the Task with them anyway): not twice.
     const taken = input.response && (await this.extractedAlready(input.response));
     const response = taken ? undefined : input.response;
     const adopted = adoptCheckDoneElsewhere({ task, questionnaire, response, now });
-    const notTaken = taken ? 'its answers were recorded already, from the answers alone' : adopted.notTaken;
+    const notTaken = taken ? 'its answers were recorded already' : adopted.notTaken;
 
     const observationUrls = adopted.observations.map(() => `urn:uuid:${randomUUID()}`);
     const issueUrls = adopted.issues.map(() => `urn:uuid:${randomUUID()}`);
