@@ -206,7 +206,9 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
         rateQuantity: { value: mgPerHour, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' },
       },
     });
-    await service.fhir.create(administered(60, '2027-01-04T09:20:00.000Z', '2027-01-04T09:40:00.000Z'));
+    const { resource: lowered } = await service.fhir.create(
+      administered(60, '2027-01-04T09:20:00.000Z', '2027-01-04T09:40:00.000Z'),
+    );
     await service.fhir.create(administered(80, '2027-01-04T09:00:00.000Z', '2027-01-04T09:20:00.000Z'));
     const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
     await reportInfusion(service, procedureId);
@@ -218,6 +220,22 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     // 60 mg/h for the 80 kg the order was computed for: 0.75 mg/kg/h, not the 1 mg/kg/h ordered.
     expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
     expect(rate(proposal.dosageInstruction, 'calculated')).toEqual({ value: 60, code: 'mg/h' });
+    // Why this rate, in the proposal's standard field: the administration it came from.
+    const why = {
+      reference: `MedicationAdministration/${lowered.id}`,
+      display: 'Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h',
+    };
+    expect(proposal.supportingInformation).toContainEqual(why);
+    // And on the worklist row the clinician approves from.
+    const view = await request(service.url)
+      .get('/worklist/view')
+      .query({ patient: enrolment.patient })
+      .set(clinician())
+      .expect(200);
+    const row = (view.body.items as { id: string; view: { dose?: { lastGiven?: string } } }[]).find(
+      (i) => i.id === next.id,
+    );
+    expect(row?.view.dose?.lastGiven).toBe(why.display);
     // The clinician sees why on the patient's timeline: the rates recorded at the pump, in order.
     const timeline = await request(service.url)
       .get(`/patients/${enrolment.patient.split('/')[1]}/timeline`)

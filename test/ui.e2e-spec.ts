@@ -4,6 +4,7 @@ import request from 'supertest';
 import type {
   CarePlan,
   CommunicationRequest,
+  MedicationAdministration,
   MedicationRequest,
   QuestionnaireResponse,
   Task,
@@ -611,6 +612,58 @@ describe('clinician page in a real browser', () => {
     await toDo.waitFor();
     expect(await toDo.locator('.dose').textContent()).toBe(
       'Ordered at 0.5 mg/kg/h (35 mg/h), bolus 0.25 mg/kg (17.5 mg)',
+    );
+    await page.close();
+  }, 60_000);
+
+  it('a next session proposed at the rate the pump gave last session says so on its row and in the approve dialog', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Pam',
+      family: 'Pump',
+      birthDate: '1970-07-07',
+    });
+    const { session } = await awaitingApproval(enrolled.patient);
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId, rate: { value: 1, unit: 'mg/kg/h' } })
+      .expect(200);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    // Lowered at the pump to 52.5 mg/h (0.75 mg/kg/h at 70 kg) during the session.
+    await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: order.medicationCodeableConcept,
+      subject: { reference: enrolled.patient },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start: '2027-01-04T09:15:00.000Z', end: '2027-01-04T09:40:00.000Z' },
+      dosage: { rateQuantity: { value: 52.5, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' } },
+    });
+    const procedureId = await completeInfusion(
+      service,
+      { patient: enrolled.patient, carePlanId: enrolled.carePlanId },
+      '2027-01-04T10:00:00.000Z',
+    );
+    await service.app.get(FollowUpService).handle(procedureId);
+    const next = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'next-induction-session')!;
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${next.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.dose').textContent()).toBe(
+      'Dose 0.75 mg/kg/h, about 52.5 mg/h for 70 kg (weighed 2026-11-01)',
+    );
+    expect(await row.locator('.last-given').textContent()).toBe(
+      'Last session given at 52.5 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h',
+    );
+    await row.locator('button:has-text("Approve")').click();
+    await page.waitForSelector('#approve-dialog[open]');
+    expect(await page.inputValue('#approve-rate')).toBe('0.75');
+    expect(await page.textContent('#approve-last-given')).toBe(
+      'Last session given at 52.5 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h',
     );
     await page.close();
   }, 60_000);

@@ -15,7 +15,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
-import { ratePerKgGiven, type LastGiven } from './rate-given';
+import { rateGivenReference, ratePerKgGiven, type LastGiven } from './rate-given';
 import { RATE_PER_KG_VARIABLE, rateTitrationOf, rateToPropose } from './rate-titration';
 import { UnsupportedElementError } from './unsupported';
 import { stripUndefined } from './strip-undefined';
@@ -53,14 +53,16 @@ export function buildRequest(ctx: RequestContext): BuiltRequest {
   const { activity, action } = ctx;
   if (!activity || activity.kind === 'Task') return { unresolved: [] };
   const resource = baseRequest(ctx, activity);
-  // A titrated infusion's dynamicValues read its rate per kg: the plan's last ordered, else the protocol's start.
+  // A titrated infusion's dynamicValues read its rate per kg: the plan's last given (at the pump, else as ordered),
+  // else the protocol's start.
   const titration = rateTitrationOf(activity);
-  const variables = titration
-    ? {
-        ...ctx.variables,
-        [RATE_PER_KG_VARIABLE]: rateToPropose(titration, ratePerKgGiven(ctx.lastGiven, titration.unit)),
-      }
-    : ctx.variables;
+  const lastRate = titration && ratePerKgGiven(ctx.lastGiven, titration.unit);
+  const rate = titration && rateToPropose(titration, lastRate);
+  const variables = rate !== undefined ? { ...ctx.variables, [RATE_PER_KG_VARIABLE]: rate } : ctx.variables;
+  // A rate the pump gave last session, proposed again: the request names that administration (why this rate).
+  const givenAt = titration && rate === lastRate ? rateGivenReference(ctx.lastGiven, titration.unit) : undefined;
+  if (givenAt && resource.resourceType === 'MedicationRequest')
+    resource.supportingInformation = [...(resource.supportingInformation ?? []), givenAt];
   const fromActivity = applyDynamicValues(
     resource,
     activity.dynamicValue,

@@ -1,5 +1,5 @@
 import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
-import { administeredRatePerKg, ratePerKgGiven } from './rate-given';
+import { administeredRatePerKg, rateGivenReference, ratePerKgGiven } from './rate-given';
 
 const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
 
@@ -85,5 +85,20 @@ describe('the rate an infusion was given at (MedicationAdministration), which th
       }),
     ];
     expect(ratePerKgGiven({ order, administrations }, 'mg/kg/h')).toBe(1.1);
+  });
+
+  it('names the administration the rate came from, in words, for the proposal and the clinician', () => {
+    const lowered = { ...given({ value: 44, code: 'mg/h' }, '2027-01-04T09:10:00Z'), id: 'ma-2' };
+    expect(rateGivenReference({ order, administrations: [lowered] }, 'mg/kg/h')).toEqual({
+      reference: 'MedicationAdministration/ma-2',
+      display: 'Last session given at 44 mg/h (0.6 mg/kg/h); ordered at 0.75 mg/kg/h',
+    });
+    const perKg = { ...given({ value: 1, code: 'mg/kg/h' }, '2027-01-04T09:10:00Z'), id: 'ma-3' };
+    expect(rateGivenReference({ order, administrations: [perKg] }, 'mg/kg/h')?.display).toBe(
+      'Last session given at 1 mg/kg/h; ordered at 0.75 mg/kg/h',
+    );
+    // The order's own rate, or nothing recorded: no administration to name.
+    expect(rateGivenReference({ order, administrations: [] }, 'mg/kg/h')).toBeUndefined();
+    expect(rateGivenReference(undefined, 'mg/kg/h')).toBeUndefined();
   });
 });

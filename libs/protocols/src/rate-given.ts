@@ -1,4 +1,4 @@
-import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import type { MedicationAdministration, MedicationRequest, Reference } from '@medplum/fhirtypes';
 import { orderedRatePerKg } from './rate-titration';
 
 /**
@@ -17,15 +17,42 @@ const GIVEN: ReadonlySet<MedicationAdministration['status']> = new Set(['complet
 /** The rate per kg the next session is proposed at: the last rate given at the pump, else the order's. */
 export function ratePerKgGiven(last: LastGiven | undefined, unit: string): number | undefined {
   if (!last) return undefined;
-  return administeredRatePerKg(last, unit) ?? orderedRatePerKg(last.order, unit);
+  return administeredRate(last, unit)?.ratePerKg ?? orderedRatePerKg(last.order, unit);
+}
+
+/** The rate per kg of the order's latest administration, when it records one that converts (see administeredRate). */
+export function administeredRatePerKg(last: LastGiven, unit: string): number | undefined {
+  return administeredRate(last, unit)?.ratePerKg;
 }
 
 /**
- * The rate per kg of the order's latest administration (by when it started), when it records one: per kg as it is,
+ * Where a proposal's rate came from when it is the pump's, as a reference an EHR follows and a clinician reads:
+ * "Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h". Undefined when the rate is the order's.
+ */
+export function rateGivenReference(last: LastGiven | undefined, unit: string): Reference | undefined {
+  if (!last) return undefined;
+  const given = administeredRate(last, unit);
+  if (!given?.administration.id) return undefined;
+  const recorded = given.administration.dosage?.rateQuantity;
+  const asRecorded = recorded?.code === unit ? '' : `${recorded?.value} ${recorded?.code} (`;
+  const ordered = orderedRatePerKg(last.order, unit);
+  return {
+    reference: `MedicationAdministration/${given.administration.id}`,
+    display: `Last session given at ${asRecorded}${given.ratePerKg} ${unit}${asRecorded ? ')' : ''}${
+      ordered !== undefined && ordered !== given.ratePerKg ? `; ordered at ${ordered} ${unit}` : ''
+    }`,
+  };
+}
+
+/**
+ * The order's latest administration (by when it started) and its rate per kg, when it records one: per kg as it is,
  * or per hour divided by the weight the order was computed for (its `calculated` rate over its `ordered` one), to
  * 0.01. Undefined: none recorded, or in a unit that does not convert (mL/h needs the bag's concentration).
  */
-export function administeredRatePerKg({ order, administrations = [] }: LastGiven, unit: string): number | undefined {
+function administeredRate(
+  { order, administrations = [] }: LastGiven,
+  unit: string,
+): { ratePerKg: number; administration: MedicationAdministration } | undefined {
   const reference = `MedicationRequest/${order.id}`;
   const latest = administrations
     .filter((a) => a.request?.reference === reference && GIVEN.has(a.status))
@@ -34,11 +61,11 @@ export function administeredRatePerKg({ order, administrations = [] }: LastGiven
     .sort((x, y) => x.at - y.at)
     .at(-1)?.a;
   const rate = latest?.dosage?.rateQuantity;
-  if (typeof rate?.value !== 'number') return undefined;
-  if (rate.code === unit) return rate.value;
-  const perHourUnit = unit.replace('/kg', '');
+  if (!latest || typeof rate?.value !== 'number') return undefined;
+  if (rate.code === unit) return { ratePerKg: rate.value, administration: latest };
   const kg = orderWeightKg(order, unit);
-  return rate.code === perHourUnit && kg ? Math.round((rate.value / kg) * 100) / 100 : undefined;
+  if (rate.code !== unit.replace('/kg', '') || !kg) return undefined;
+  return { ratePerKg: Math.round((rate.value / kg) * 100) / 100, administration: latest };
 }
 
 /** The weight an order's rate was computed for: its rate per hour (`calculated`) over its rate per kg (`ordered`). */

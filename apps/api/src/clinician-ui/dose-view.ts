@@ -27,6 +27,11 @@ export interface DoseView {
   weighed?: string;
   /** The bolus per kg the protocol lets them add at the infusion's start (none is proposed); absent: none allowed. */
   bolus?: { unit: string; high: number; low?: number };
+  /**
+   * Why the proposal is at this rate when it is the one the pump gave last session (the administration it names):
+   * "Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h".
+   */
+  lastGiven?: string;
 }
 
 /** How an item's dose is read: its titration, and the search for its patient's latest weight (the protocol's input). */
@@ -69,7 +74,14 @@ export function doseView(
     high: titration.high,
     ...(weight ? { weightKg: weight.kg, weighed: weight.when } : {}),
     ...(titration.bolus ? { bolus: titration.bolus } : {}),
+    ...lastGivenOf(proposal),
   };
+}
+
+/** The administration a proposal names as where its rate came from, in words. */
+function lastGivenOf(proposal: MedicationRequest | undefined): { lastGiven?: string } {
+  const given = proposal?.supportingInformation?.find((r) => r.reference?.startsWith('MedicationAdministration/'));
+  return given?.display ? { lastGiven: given.display } : {};
 }
 
 /** The search, under this name, for the orders of the to-do list's approved Tasks (keyed by Task: one request). */

@@ -136,6 +136,7 @@ export const WORKLIST_PAGE = `<!doctype html>
     <label for="approve-rate" id="approve-rate-label">Rate per kg</label>
     <input id="approve-rate" type="number" step="0.05" required aria-describedby="approve-dose approve-error">
     <p id="approve-dose" aria-live="polite"></p>
+    <p id="approve-last-given" class="muted"></p>
     <div id="approve-bolus-block" hidden>
       <label for="approve-bolus" id="approve-bolus-label">Bolus at the start, per kg (optional)</label>
       <input id="approve-bolus" type="number" step="0.05" min="0" aria-describedby="approve-bolus-dose approve-error">
@@ -555,7 +556,11 @@ function row(item) {
 
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
-  if (view.dose && !toDo) task.append(el('div', doseText(view.dose, view.dose.ratePerKg), 'muted dose'));
+  if (view.dose && !toDo) {
+    task.append(el('div', doseText(view.dose, view.dose.ratePerKg), 'muted dose'));
+    // Why this rate, when it is the one the pump gave last session (lowered or raised from the order).
+    if (view.dose.lastGiven) task.append(el('div', view.dose.lastGiven, 'muted last-given'));
+  }
   // On the to-do list, what the nurse gives: the order's rate as prescribed and for this patient.
   if (view.orderedDose && toDo) task.append(el('div', 'Ordered at ' + view.orderedDose, 'muted dose'));
   if (view.blocked) task.append(el('div', 'Cannot be approved: ' + view.blocked, 'badge blocked'));
@@ -699,6 +704,7 @@ function askApprove(item) {
   $('#approve-what').textContent = describe(item);
   $('#approve-error').textContent = '';
   showRateField('approve', item.view.dose);
+  $('#approve-last-given').textContent = item.view.dose.lastGiven || '';
   showBolusField('approve', item.view.dose);
   $('#approve-dialog').showModal();
   $('#approve-rate').focus();
