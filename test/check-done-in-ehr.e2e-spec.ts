@@ -82,6 +82,17 @@ describe('a post-infusion check completed in the EHR', () => {
     }, 'the worker to handle the notified Task');
   }
 
+  /** The Observations extracted from a response, and their values as `code=value`, sorted. */
+  const extractedFrom = (response: string) =>
+    service.fhir.searchAll<Observation>('Observation', { 'derived-from': response });
+  const valuesOf = (observations: Observation[]) =>
+    observations
+      .map(
+        (o) =>
+          `${o.code.coding?.[0].code}=${o.valueInteger ?? o.valueQuantity?.value ?? o.valueCodeableConcept?.coding?.[0].code}`,
+      )
+      .sort();
+
   const provenanceOf = async (task: Task) =>
     (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${task.id}` })).filter(
       (p) => p.activity?.text === 'complete',
@@ -110,15 +121,8 @@ describe('a post-infusion check completed in the EHR', () => {
     // The EHR's answers stay as they are, named where the EHR put them.
     expect(task.output).toEqual(completed.output);
     const responseRef = completed.output![0].valueReference!.reference!;
-    const extracted = await service.fhir.searchAll<Observation>('Observation', { 'derived-from': responseRef });
-    expect(
-      extracted
-        .map(
-          (o) =>
-            `${o.code.coding?.[0].code}=${o.valueInteger ?? o.valueQuantity?.value ?? o.valueCodeableConcept?.coding?.[0].code}`,
-        )
-        .sort(),
-    ).toEqual(['72514-3=7', '91147-9=6.3', 'infusion-effect=effect-nausea']);
+    const extracted = await extractedFrom(responseRef);
+    expect(valuesOf(extracted)).toEqual(['72514-3=7', '91147-9=6.3', 'infusion-effect=effect-nausea']);
     expect(extracted.every((o) => o.performer?.[0].reference === 'Practitioner/ehr-nurse')).toBe(true);
     const [provenance] = await provenanceOf(task);
     expect(provenance.agent?.[0].who).toEqual({ reference: 'Practitioner/ehr-nurse', display: 'Nurse Grace (EHR)' });
@@ -283,17 +287,8 @@ describe('a post-infusion check completed in the EHR', () => {
       expect(task.businessStatus?.coding?.[0].code).toBe('done');
       // As an EHR reads a check done with a form: the answers in its output.
       expect(task.output?.map((o) => o.valueReference?.reference)).toContain(`QuestionnaireResponse/${response.id}`);
-      const extracted = await service.fhir.searchAll<Observation>('Observation', {
-        'derived-from': `QuestionnaireResponse/${response.id}`,
-      });
-      expect(
-        extracted
-          .map(
-            (o) =>
-              `${o.code.coding?.[0].code}=${o.valueInteger ?? o.valueQuantity?.value ?? o.valueCodeableConcept?.coding?.[0].code}`,
-          )
-          .sort(),
-      ).toEqual(['72514-3=4', '91147-9=6.3', 'infusion-effect=effect-dizziness']);
+      const extracted = await extractedFrom(`QuestionnaireResponse/${response.id}`);
+      expect(valuesOf(extracted)).toEqual(['72514-3=4', '91147-9=6.3', 'infusion-effect=effect-dizziness']);
       const [provenance] = await provenanceOf(task);
       expect(provenance.agent?.[0].who).toEqual({ reference: p.patient });
       expect(provenance.reason?.[0].text).toMatch(/^Answered without the Task \(matched to this check/);
