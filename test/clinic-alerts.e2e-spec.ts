@@ -185,12 +185,16 @@ describe('alerts to the clinic', () => {
     const order = await approvedSessionOrder(service, p.session);
     await service.fhir.create(activeCondition(...PREGNANCY, p.patient));
     const before = toClinic().length;
-    // Approving the booster re-checks the patient's data: refused, and the session's order held at once.
-    await request(service.url)
+    // Approving the booster re-checks the patient's data: refused, and the session's order held at once, which the
+    // refusal says.
+    const refused = await request(service.url)
       .post(`/tasks/${p.booster.id}/$approve`)
       .set(service.as('clinician'))
       .send({ versionId: p.booster.meta!.versionId })
       .expect(422);
+    expect(refused.body.issue[0].details.text).toMatch(
+      /^Blocked by an unresolved contraindication on this care plan: .*An order approved before under this care plan is on hold until then\.$/,
+    );
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
     // No sweep runs here: the plan's hold job, queued by the API, tells the clinic.
     const [mail] = await waitFor(() => {

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { unprocessable } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
-import { contraindicationState, isReportedEffect } from '@kc/protocols';
+import { contraindicationState, heldOrdersOf, isReportedEffect } from '@kc/protocols';
 import { contraindicationName } from '@kc/task-states';
 
 /** Unresolved: not withdrawn and no clinician override (mitigation) on record. */
@@ -50,7 +50,11 @@ export function implicating(issues: DetectedIssue[], carePlan: string): Detected
 function assertNoneUnresolved(carePlan: string, open: DetectedIssue[]): void {
   if (!open.length) return;
   throw unprocessable(
-    [blockedBy(open.filter((i) => !isReportedEffect(i))), waitingForReview(open.filter(isReportedEffect))]
+    [
+      blockedBy(open.filter((i) => !isReportedEffect(i))),
+      waitingForReview(open.filter(isReportedEffect)),
+      ordersHeld(open),
+    ]
       .filter(Boolean)
       .join(' '),
     open.map((i) => `DetectedIssue/${i.id}`),
@@ -66,6 +70,15 @@ function blockedBy(contraindications: DetectedIssue[]): string {
   return contraindications.length === 1
     ? `Blocked by an unresolved contraindication on this care plan: ${named}. A clinician may override it with a reason.`
     : `Blocked by ${contraindications.length} unresolved contraindications on this care plan: ${named}. A clinician may override each with a reason.`;
+}
+
+/** The orders approved before that these issues hold (a hold adds them to `implicated`), said once. */
+function ordersHeld(open: DetectedIssue[]): string {
+  const held = new Set(open.flatMap(heldOrdersOf));
+  if (!held.size) return '';
+  return held.size === 1
+    ? 'An order approved before under this care plan is on hold until then.'
+    : `${held.size} orders approved before under this care plan are on hold until then.`;
 }
 
 /** Effects reported at a check: the same guard, in the words of a review (its override records what was decided). */

@@ -83,16 +83,19 @@ export class CurrentContraindications {
     );
     for (const { issue, created } of recorded)
       if (created) this.logger.warn({ msg: 'contraindication found at approval', task: task.id, issue: issue.id });
+    let found = recorded.map((r) => r.issue);
     if (recorded.length) {
-      const { held } = await this.holds.hold({
+      const hold = await this.holds.hold({
         carePlanId: carePlan.id!,
         plan,
         resolver: definitions,
-        issues: [...issues, ...recorded.map((r) => r.issue)],
+        issues: [...issues, ...found],
       });
-      if (held) await this.tellClinicOfHold(`CarePlan/${carePlan.id}`);
+      if (hold.held) await this.tellClinicOfHold(`CarePlan/${carePlan.id}`);
+      // As the hold wrote them (naming the orders held): the refusal says what is held.
+      found = found.map((issue) => hold.issues.find((h) => h.id === issue.id) ?? issue);
     }
-    return { found: recorded.map((r) => r.issue), activity, variables };
+    return { found, activity, variables };
   }
 
   /**
