@@ -208,9 +208,11 @@ describe('recording the post-infusion check', () => {
       .set(clinician)
       .send({ versionId: p.booster.meta!.versionId })
       .expect(422);
+    // The session's order, approved before, is held by it: the refusal says so.
     expect((refused.body as OperationOutcome).issue?.[0].details?.text).toBe(
       "Waiting for a clinician's review of what the patient reported: Hallucinations reported after an infusion. " +
-        'A clinician reviews it by overriding it, saying what was decided.',
+        'A clinician reviews it by overriding it, saying what was decided. ' +
+        'An order approved before under this care plan is on hold until then.',
     );
     // The worklist shows it as an effect to review, on the patient's rows.
     const worklist = await request(service.url)

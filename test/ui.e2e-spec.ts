@@ -898,7 +898,16 @@ describe('clinician page in a real browser', () => {
     expect(await page.locator(`tr[data-task-id="${check.id}"]`).count()).toBe(0);
     await page.click('#list-to-do');
     await page.selectOption('#f-kind', 'post-infusion-check');
-    await page.click('#filters button[type=submit]');
+    // The filtered list, not the whole one shown a moment before (which holds this check too).
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes('kind=post-infusion-check') && r.ok()),
+      page.click('#filters button[type=submit]'),
+    ]);
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('#worklist tbody td.task')].every((td) =>
+        (td.textContent ?? '').startsWith('Post-infusion check: '),
+      ),
+    );
     const row = page.locator(`tr[data-task-id="${check.id}"]`);
     await row.waitFor();
     expect(await page.textContent('#worklist-heading')).toBe('To do: approved, not yet done');
