@@ -903,10 +903,9 @@ describe('clinician page in a real browser', () => {
       page.waitForResponse((r) => r.url().includes('kind=post-infusion-check') && r.ok()),
       page.click('#filters button[type=submit]'),
     ]);
-    await page.waitForFunction(() =>
-      [...document.querySelectorAll('#worklist tbody td.task')].every((td) =>
-        (td.textContent ?? '').startsWith('Post-infusion check: '),
-      ),
+    // (A string: it runs in the page, and the tests' TypeScript has no DOM.)
+    await page.waitForFunction(
+      "[...document.querySelectorAll('#worklist tbody td.task')].every((td) => td.textContent.startsWith('Post-infusion check: '))",
     );
     const row = page.locator(`tr[data-task-id="${check.id}"]`);
     await row.waitFor();
