@@ -1,0 +1,53 @@
+import type { Subscription } from '@medplum/fhirtypes';
+
+/**
+ * The FHIR Subscriptions a server needs so that the webhook (`/webhooks/fhir`) hears of what this service acts on at
+ * once, rather than at the next poll or sweep: one per criteria, each what FhirWebhookController takes.
+ */
+export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[] = [
+  { criteria: 'Procedure?status=completed', why: 'an infusion done: its follow-ups are written' },
+  { criteria: 'Task', why: 'a Task written by the EHR: the worklist and to-do list, a check completed there' },
+  { criteria: 'QuestionnaireResponse', why: 'answers to a check written without its Task (a patient portal)' },
+  {
+    criteria: 'Observation',
+    why: 'a score (the booster timing), or a blood pressure or pregnancy status (the contraindication checks)',
+  },
+  { criteria: 'Condition', why: 'a condition that may contraindicate what is approved or awaits approval' },
+  { criteria: 'CarePlan', why: 'a plan stopped or paused in the EHR: its Tasks awaiting approval are withdrawn' },
+];
+
+/** Medplum's extension carrying the secret it signs notifications with (X-Signature, HMAC-SHA256 of the body). */
+const MEDPLUM_SECRET = 'https://www.medplum.com/fhir/StructureDefinition/subscription-secret';
+
+export type SubscriptionFlavour = 'medplum' | 'hapi';
+
+/**
+ * The Subscriptions for one server, as it authenticates them: Medplum signs each body with the secret (its
+ * extension); HAPI can only add a fixed header, so it sends `X-Webhook-Token: <secret>`. Both post the resource
+ * (`payload` application/fhir+json). HAPI activates a `requested` Subscription; Medplum takes it `active`.
+ */
+export function subscriptionsFor(input: {
+  endpoint: string;
+  secret: string;
+  flavour: SubscriptionFlavour;
+}): Subscription[] {
+  const { endpoint, secret, flavour } = input;
+  return SUBSCRIPTION_CRITERIA.map(({ criteria, why }) => ({
+    resourceType: 'Subscription',
+    status: flavour === 'medplum' ? 'active' : 'requested',
+    reason: `ketamine-careplans: ${why}`,
+    criteria,
+    channel: {
+      type: 'rest-hook',
+      endpoint,
+      payload: 'application/fhir+json',
+      ...(flavour === 'hapi' ? { header: [`X-Webhook-Token: ${secret}`] } : {}),
+    },
+    ...(flavour === 'medplum' ? { extension: [{ url: MEDPLUM_SECRET, valueString: secret }] } : {}),
+  }));
+}
+
+/** The search that finds one of these already on the server (conditional create: run again, nothing is doubled). */
+export function existingSubscriptionSearch(subscription: Subscription): { criteria: string; url: string } {
+  return { criteria: subscription.criteria, url: subscription.channel.endpoint ?? '' };
+}

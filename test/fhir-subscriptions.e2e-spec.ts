@@ -1,0 +1,101 @@
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import request from 'supertest';
+import type { Bundle, Subscription } from '@medplum/fhirtypes';
+import { SUBSCRIPTION_CRITERIA } from '../apps/api/src/events/fhir-subscriptions';
+import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
+
+const ROOT = path.join(__dirname, '..');
+
+/**
+ * What an integrator runs to connect a Medplum or HAPI server (`npm run fhir:subscriptions`): the Subscriptions the
+ * webhook needs, printed for either server or created on the configured one once, and each one's resource type one
+ * the webhook acts on (so no Subscription is set up for nothing).
+ */
+describe('the FHIR Subscriptions the service needs', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(() => service.stop());
+
+  const env = () => ({ WEBHOOK_SECRET: TEST_WEBHOOK_SECRET, FHIR_BASE_URL: service.config.fhirBaseUrl! });
+  const endpoint = 'https://careplans.clinic.test/webhooks/fhir';
+
+  it('printed for Medplum (the secret it signs with) and for HAPI (the header it sends)', async () => {
+    const medplum = await runScript(['medplum', endpoint], env());
+    expect(medplum.code).toBe(0);
+    const subscriptions = (JSON.parse(medplum.stdout) as Bundle<Subscription>).entry!.map((e) => e.resource!);
+    expect(subscriptions.map((s) => s.criteria)).toEqual(SUBSCRIPTION_CRITERIA.map((c) => c.criteria));
+    expect(subscriptions[0]).toMatchObject({
+      status: 'active',
+      channel: { type: 'rest-hook', endpoint, payload: 'application/fhir+json' },
+      extension: [
+        {
+          url: 'https://www.medplum.com/fhir/StructureDefinition/subscription-secret',
+          valueString: TEST_WEBHOOK_SECRET,
+        },
+      ],
+    });
+    const hapi = await runScript(['hapi', endpoint], env());
+    const [first] = (JSON.parse(hapi.stdout) as Bundle<Subscription>).entry!.map((e) => e.resource!);
+    expect(first).toMatchObject({
+      status: 'requested',
+      channel: { header: [`X-Webhook-Token: ${TEST_WEBHOOK_SECRET}`] },
+    });
+    expect(first.extension).toBeUndefined();
+
+    // Wrong or missing arguments: the usage, nothing printed to POST.
+    const bad = await runScript(['epic', endpoint], env());
+    expect([bad.code, bad.stdout]).toEqual([2, '']);
+    expect(bad.stderr).toMatch(/^usage: npm run fhir:subscriptions/);
+    const noSecret = await runScript(['hapi', endpoint], { ...env(), WEBHOOK_SECRET: '' });
+    expect(noSecret.code).toBe(1);
+    expect(noSecret.stderr).toMatch(/WEBHOOK_SECRET is not set/);
+  }, 60_000);
+
+  it('created on the FHIR server once: run again, each is found and none is doubled', async () => {
+    const first = await runScript(['hapi', endpoint, '--create'], env());
+    expect(first.stderr).toBe('');
+    expect(first.stdout.trim().split('\n')).toEqual(SUBSCRIPTION_CRITERIA.map((c) => `created  ${c.criteria}`));
+    const again = await runScript(['hapi', endpoint, '--create'], env());
+    expect(again.stdout.trim().split('\n')).toEqual(SUBSCRIPTION_CRITERIA.map((c) => `exists   ${c.criteria}`));
+    const stored = await service.fhir.searchAll<Subscription>('Subscription', { url: endpoint });
+    expect(stored.map((s) => s.criteria).sort()).toEqual(SUBSCRIPTION_CRITERIA.map((c) => c.criteria).sort());
+  }, 60_000);
+
+  it('each resource type subscribed to is one the webhook acts on (HAPI style, by id)', async () => {
+    for (const { criteria } of SUBSCRIPTION_CRITERIA) {
+      const type = criteria.split('?')[0];
+      const answer = await request(service.url)
+        .put(`/webhooks/fhir/${type}/no-such-id`)
+        .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+        .expect(202);
+      expect([type, answer.body.issue[0].details.text]).not.toEqual([type, `Nothing to do for ${type}`]);
+    }
+  });
+});
+
+/** The operator's command, from its TypeScript source, with the service's environment. */
+function runScript(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '-r',
+        path.join(ROOT, 'test/support/ts-register.cjs'),
+        path.join(ROOT, 'scripts/fhir-subscriptions.ts'),
+        ...args,
+      ],
+      { cwd: ROOT, env: { ...process.env, ...env } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
