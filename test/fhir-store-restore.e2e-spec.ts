@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,9 +13,9 @@ import {
   reportInfusion,
   waitFor,
 } from './support/clinic';
+import { runOperatorScript } from './support/operator-script';
 import { startTestService, type TestService } from './support/test-service';
 
-const ROOT = path.resolve(__dirname, '..');
 const PLAN = 'ketamine-low-dose-series';
 
 /**
@@ -97,26 +96,4 @@ describe('restoring the embedded FHIR store from a backup', () => {
   });
 });
 
-/** The operator's command, from its TypeScript source, with the service's environment. */
-function runRestore(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '-r',
-        path.join(ROOT, 'test/support/ts-register.cjs'),
-        path.join(ROOT, 'scripts/restore-fhir-store.ts'),
-        ...args,
-      ],
-      { cwd: ROOT, env: { ...process.env, ...env } },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runRestore = (args: string[], env: Record<string, string>) => runOperatorScript('restore-fhir-store', args, env);

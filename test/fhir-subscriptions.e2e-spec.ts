@@ -1,11 +1,8 @@
-import { spawn } from 'node:child_process';
-import * as path from 'node:path';
 import request from 'supertest';
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import { SUBSCRIPTION_CRITERIA } from '../apps/api/src/events/fhir-subscriptions';
+import { runOperatorScript } from './support/operator-script';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
-
-const ROOT = path.join(__dirname, '..');
 
 /**
  * What an integrator runs to connect a Medplum or HAPI server (`npm run fhir:subscriptions`): the Subscriptions the
@@ -76,26 +73,4 @@ describe('the FHIR Subscriptions the service needs', () => {
   });
 });
 
-/** The operator's command, from its TypeScript source, with the service's environment. */
-function runScript(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '-r',
-        path.join(ROOT, 'test/support/ts-register.cjs'),
-        path.join(ROOT, 'scripts/fhir-subscriptions.ts'),
-        ...args,
-      ],
-      { cwd: ROOT, env: { ...process.env, ...env } },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runScript = (args: string[], env: Record<string, string>) => runOperatorScript('fhir-subscriptions', args, env);
