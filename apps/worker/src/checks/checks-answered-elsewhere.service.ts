@@ -43,8 +43,8 @@ export class ChecksAnsweredElsewhere {
     if (!this.questionnaires.has(response.questionnaire?.split('|')[0] ?? ''))
       return { result: 'skipped', why: 'not the answers to a check' };
     const patient = response.subject?.reference;
-    if (!patient?.startsWith('Patient/') || !this.kinds.length)
-      return { result: 'skipped', why: 'it names no patient' };
+    if (!patient?.startsWith('Patient/')) return { result: 'skipped', why: 'it names no patient' };
+    if (!this.kinds.length) return { result: 'skipped', why: 'no protocol has a check done with a questionnaire' };
     // The patient's checks, any status (one already naming these answers means they were taken), with their plans.
     const found = await searchWhole(this.fhir, 'Task', {
       patient,
