@@ -903,10 +903,11 @@ describe('clinician page in a real browser', () => {
       page.waitForResponse((r) => r.url().includes('kind=post-infusion-check') && r.ok()),
       page.click('#filters button[type=submit]'),
     ]);
-    // (A string: it runs in the page, and the tests' TypeScript has no DOM.)
-    await page.waitForFunction(
-      "[...document.querySelectorAll('#worklist tbody td.task')].every((td) => td.textContent.startsWith('Post-infusion check: '))",
-    );
+    // Read from the test side: the page's Content Security Policy forbids evaluating a string in it.
+    await waitFor(async () => {
+      const shown = await page.locator('#worklist tbody td.task').allTextContents();
+      return shown.every((text) => text.startsWith('Post-infusion check: '));
+    }, 'the to-do list filtered to checks');
     const row = page.locator(`tr[data-task-id="${check.id}"]`);
     await row.waitFor();
     expect(await page.textContent('#worklist-heading')).toBe('To do: approved, not yet done');
