@@ -1,6 +1,6 @@
 import type { Dosage, MedicationRequest, Quantity } from '@medplum/fhirtypes';
+import { doseRateType, orderedValue } from './dose-rate';
 
-const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
 const UCUM = 'http://unitsofmeasure.org';
 
 /**
@@ -57,15 +57,7 @@ export function bolusDosage(input: { limit: BolusLimit; perKg: number; weightKg:
 
 /** The bolus per kg an order gives (an `ordered` dose in that unit), if it gives one. */
 export function orderedBolusPerKg(request: MedicationRequest | undefined, unit: string): number | undefined {
-  return request?.dosageInstruction
-    ?.flatMap((d) => d.doseAndRate ?? [])
-    .filter((e) => e.type?.coding?.some((c) => c.system === DOSE_RATE_TYPE && c.code === 'ordered'))
-    .map((e) => e.doseQuantity)
-    .find((q): q is Quantity => q?.code === unit && typeof q.value === 'number')?.value;
-}
-
-function doseRateType(code: 'calculated' | 'ordered') {
-  return { coding: [{ system: DOSE_RATE_TYPE, code, display: code === 'ordered' ? 'Ordered' : 'Calculated' }] };
+  return orderedValue(request, 'doseQuantity', unit);
 }
 
 function ucum(value: number, code: string): Quantity {

@@ -4,12 +4,12 @@ import type {
   Dosage,
   MedicationRequest,
   Observation,
-  Quantity,
   Range,
   Reference,
 } from '@medplum/fhirtypes';
 import { CANONICAL_BASE } from './canonical';
 import { bolusDosage, bolusRefusal, type BolusLimit } from './bolus';
+import { orderedValue } from './dose-rate';
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
 
@@ -17,8 +17,6 @@ import type { ProtocolVariables } from './fhirpath-variables';
 export const RATE_TITRATION_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/rate-titration`;
 /** The variable an ActivityDefinition's dynamicValues read the rate per kg from. */
 export const RATE_PER_KG_VARIABLE = 'ratePerKg';
-
-const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
 
 export interface RateTitration {
   /** The UCUM code every rate is in (mg/kg/h). */
@@ -99,9 +97,8 @@ function weightOf(titration: RateTitration, variables: ProtocolVariables): Retur
   return latestWeightKg(typeof found === 'object' && found.resourceType === 'Bundle' ? found : undefined);
 }
 
-/** The latest weight the titration's input read, as a reference an EHR follows: "Body weight 64 kg (2026-12-01)". */
-function weighedOn(titration: RateTitration, variables: ProtocolVariables): { weighed?: Reference } {
-  const weight = weightOf(titration, variables);
+/** The weight a dose was computed from, as a reference an EHR follows: "Body weight 64 kg (2026-12-01)". */
+function weighedOn(weight: ReturnType<typeof latestWeightKg>): { weighed?: Reference } {
   if (!weight?.id) return {};
   const day = weight.when?.slice(0, 10);
   return {
@@ -109,17 +106,9 @@ function weighedOn(titration: RateTitration, variables: ProtocolVariables): { we
   };
 }
 
-const ofType = (code: string) => (entry: NonNullable<Dosage['doseAndRate']>[number]) =>
-  entry.type?.coding?.some((c) => c.system === DOSE_RATE_TYPE && c.code === code) ?? false;
-
 /** The rate per kg a request was proposed or ordered at (its `ordered` doseAndRate in that unit), if it says. */
 export function orderedRatePerKg(request: MedicationRequest | undefined, unit: string): number | undefined {
-  const rate = request?.dosageInstruction
-    ?.flatMap((d) => d.doseAndRate ?? [])
-    .filter(ofType('ordered'))
-    .map((e) => e.rateQuantity)
-    .find((q): q is Quantity => q?.code === unit && typeof q.value === 'number');
-  return rate?.value;
+  return orderedValue(request, 'rateQuantity', unit);
 }
 
 export interface TitratedDosage {
@@ -207,7 +196,7 @@ export function dosageToOrder(input: DosageToOrderInput): {
           }),
         ]
       : dosageInstruction;
-    return { dosage: withBolus, ...weighedOn(titration, variables) };
+    return { dosage: withBolus, ...weighedOn(weight) };
   }
   if (!askedSomething) return {};
   const missing = unresolved.length
