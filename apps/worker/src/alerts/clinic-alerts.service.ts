@@ -44,7 +44,8 @@ export class ClinicAlerts {
     let sent = 0;
     for (const issue of waiting.filter((i) => !toldKeys.has(clinicAlertKey(i)))) {
       const kind = clinicAlertKindOf(issue)!;
-      const message = clinicAlertMessage(issue, { worklistUrl, heldDueFrom: await this.heldDueFrom(issue) });
+      const heldDueFrom = kind === 'orders-held' ? await this.heldDueFrom(issue) : undefined;
+      const message = clinicAlertMessage(issue, { worklistUrl, heldDueFrom });
       try {
         await this.sender.send(message);
       } catch (err) {
@@ -60,7 +61,7 @@ export class ClinicAlerts {
       sent++;
       this.metrics.record(kind, 'sent');
       // No patient data: the issue's id only.
-      this.logger.log({ msg: 'clinic told of an effect to review', issue: issue.id });
+      this.logger.log({ msg: 'clinic told', kind, issue: issue.id });
     }
     return sent;
   }
@@ -70,7 +71,6 @@ export class ClinicAlerts {
    * soon to look. One batch read, for an alert about to be sent only; a read that fails leaves the date out.
    */
   private async heldDueFrom(issue: DetectedIssue): Promise<string | undefined> {
-    if (clinicAlertKindOf(issue) !== 'orders-held') return undefined;
     const refs = heldTasksOf(issue);
     if (!refs.length) return undefined;
     try {
