@@ -258,6 +258,18 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
         .set(clinician())
         .send({ versionId: t.meta!.versionId, start: window.start, end: window.end, ...(rate ? { rate } : {}) });
     await reschedule(task, { value: 3, unit: 'mg/kg/h' }).expect(422);
+    // Its body is checked as $approve's: a rate or a bolus that is not a positive number is a 400, before any read.
+    await reschedule(task, { value: -1, unit: 'mg/kg/h' }).expect(400);
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reschedule`)
+      .set(clinician())
+      .send({
+        versionId: task.meta!.versionId,
+        start: window.start,
+        end: window.end,
+        bolus: { value: 0, unit: 'mg/kg' },
+      })
+      .expect(400);
     const rescheduled = (await reschedule(task, { value: 1.25, unit: 'mg/kg/h' }).expect(200)).body as Task;
     const [order] = await ordersOf(task);
     expect(rate(order.dosageInstruction, 'ordered')).toEqual({ value: 1.25, code: 'mg/kg/h' });

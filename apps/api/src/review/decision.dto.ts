@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -62,10 +62,8 @@ export class BolusDto {
   unit!: string;
 }
 
-const BOLUS_DESCRIPTION =
-  "A bolus per kg at the infusion's start, up to its protocol's ceiling (none is proposed). The order gives it as a second dosage, at the latest body weight on record.";
-
-export class ApproveDto extends AssignDto {
+/** What an approval of an infusion may ask its order to give besides the proposal's dose ($approve, $reschedule). */
+export class InfusionDoseDto {
   @ApiPropertyOptional({
     type: RateDto,
     description:
@@ -76,12 +74,18 @@ export class ApproveDto extends AssignDto {
   @Type(() => RateDto)
   rate?: RateDto;
 
-  @ApiPropertyOptional({ type: BolusDto, description: BOLUS_DESCRIPTION })
+  @ApiPropertyOptional({
+    type: BolusDto,
+    description:
+      "A bolus per kg at the infusion's start, up to its protocol's ceiling (none is proposed). The order gives it as a second dosage, at the latest body weight on record.",
+  })
   @IsOptional()
   @ValidateNested()
   @Type(() => BolusDto)
   bolus?: BolusDto;
 }
+
+export class ApproveDto extends IntersectionType(AssignDto, InfusionDoseDto) {}
 
 export class RejectDto extends VersionedDto {
   @ApiProperty({ example: 'Patient reports lasting relief; no booster needed' })
@@ -90,7 +94,8 @@ export class RejectDto extends VersionedDto {
   reason!: string;
 }
 
-export class RescheduleDto extends VersionedDto {
+/** A reschedule approves the Task for its new window: an infusion awaiting approval takes a dose as $approve's. */
+export class RescheduleDto extends IntersectionType(VersionedDto, InfusionDoseDto) {
   @ApiProperty({ example: '2027-02-20T09:00:00Z' })
   @IsISO8601({ strict: true })
   start!: string;
@@ -98,21 +103,6 @@ export class RescheduleDto extends VersionedDto {
   @ApiProperty({ example: '2027-02-22T17:00:00Z' })
   @IsISO8601({ strict: true })
   end!: string;
-
-  @ApiPropertyOptional({
-    type: RateDto,
-    description: "As $approve's: an infusion awaiting approval, approved for the new window at this rate per kg.",
-  })
-  @IsOptional()
-  @ValidateNested()
-  @Type(() => RateDto)
-  rate?: RateDto;
-
-  @ApiPropertyOptional({ type: BolusDto, description: BOLUS_DESCRIPTION })
-  @IsOptional()
-  @ValidateNested()
-  @Type(() => BolusDto)
-  bolus?: BolusDto;
 }
 
 export class BulkItemDto {
