@@ -16,7 +16,13 @@ import { ChecksDoneElsewhere, type CheckDoneElsewhereOutcome } from './checks-do
 export class ChecksAnsweredElsewhere {
   private readonly logger = new Logger(ChecksAnsweredElsewhere.name);
   private readonly kinds: string[];
+  /** The urls of the Questionnaires a check is done with (answers to any version of them are a check's). */
   private readonly questionnaires: Set<string>;
+  /**
+   * The same as answers name them: the url and the url|version (servers match a canonical search parameter exactly),
+   * what the poll asks the FHIR server for.
+   */
+  readonly checkQuestionnaires: readonly string[];
 
   constructor(
     private readonly fhir: FhirClient,
@@ -24,17 +30,9 @@ export class ChecksAnsweredElsewhere {
     private readonly checks: ChecksDoneElsewhere,
   ) {
     this.kinds = catalog.questionnaireTaskKinds();
-    this.questionnaires = new Set(catalog.questionnaires().flatMap((q) => q.url ?? []));
-  }
-
-  /**
-   * The Questionnaires a check is done with, as answers name them: the url and the url|version (servers match a
-   * canonical search parameter exactly), what the poll asks the FHIR server for.
-   */
-  checkQuestionnaires(): string[] {
-    return this.catalog
-      .questionnaires()
-      .flatMap((q) => (q.url ? [q.url, ...(q.version ? [`${q.url}|${q.version}`] : [])] : []));
+    const checked = catalog.questionnaires().filter((q) => q.url);
+    this.questionnaires = new Set(checked.map((q) => q.url!));
+    this.checkQuestionnaires = checked.flatMap((q) => [q.url!, ...(q.version ? [`${q.url}|${q.version}`] : [])]);
   }
 
   async handle(responseId: string, now = new Date()): Promise<CheckDoneElsewhereOutcome> {

@@ -57,7 +57,7 @@ export class CompletedChecksPoller {
    * their job finds taken and leaves).
    */
   private async pollAnswers(): Promise<number> {
-    const questionnaires = this.answers.checkQuestionnaires();
+    const questionnaires = this.answers.checkQuestionnaires;
     if (!this.kinds.length || !questionnaires.length) return 0;
     let queued = 0;
     await pollFromCursor(
