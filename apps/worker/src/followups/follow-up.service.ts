@@ -267,6 +267,8 @@ export class FollowUpService {
       definition: infusion,
       infusionActions,
     });
+    // The session or booster Task this infusion gave: its order's rate and, on request, its owner carry forward.
+    const givenTask = fulfilledBy(fulfilled, event.procedureId);
     const planned = planFollowUps({
       event,
       carePlan,
@@ -279,9 +281,9 @@ export class FollowUpService {
       infusionPhase: infusionPhase(fulfilled, event.procedureId, plan),
       // What this infusion gave: the next sessions are proposed at the rate per kg last given (titrated by the
       // clinician, at approval or at the pump).
-      given: givenBy(orderOf(fulfilledBy(fulfilled, event.procedureId), around.orders), around.administrations),
+      given: givenBy(orderOf(givenTask, around.orders), around.administrations),
       // A primary-nurse clinic: the follow-ups are whoever's the infusion's Task was (else nobody's until taken).
-      owner: this.config.followUpOwner === 'infusion' ? fulfilledBy(fulfilled, event.procedureId)?.owner : undefined,
+      owner: this.config.followUpOwner === 'infusion' ? givenTask?.owner : undefined,
       now,
     });
     const writtenByKey = new Map(around.written.map((t) => [keyOf(t), t]));
