@@ -276,7 +276,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     expect(rate(order.dosageInstruction, 'calculated')).toEqual({ value: 100, code: 'mg/h' });
     // Approved now: rescheduling it again moves its window; a rate with it is refused (the order is written).
     const refused = await reschedule(rescheduled, { value: 1.5, unit: 'mg/kg/h' }).expect(422);
-    expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(/its rate is changed in the EHR/);
+    expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(/change the dose with \$change-dose/);
     await reschedule(rescheduled).expect(200);
     expect(await ordersOf(task)).toHaveLength(1);
   });

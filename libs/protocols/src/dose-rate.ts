@@ -29,3 +29,26 @@ export function orderedValue(
     .map((e) => e[field])
     .find((q): q is Quantity => q?.code === unit && typeof q.value === 'number')?.value;
 }
+
+/**
+ * An order's rate as prescribed and as given (dose-rate types ordered and calculated), and its bolus when it gives one:
+ * "0.75 mg/kg/h (52.5 mg/h)", "0.75 mg/kg/h (52.5 mg/h), bolus 0.25 mg/kg (17.5 mg)".
+ */
+export function orderRateText(order: MedicationRequest): string | undefined {
+  const [infusion, ...others] = order.dosageInstruction ?? [];
+  const rate = orderedAndCalculated(infusion?.doseAndRate, 'rateQuantity');
+  const bolus = others.map((d) => orderedAndCalculated(d.doseAndRate, 'doseQuantity')).find(Boolean);
+  return [rate, bolus && `bolus ${bolus}`].filter(Boolean).join(', ') || undefined;
+}
+
+function orderedAndCalculated(
+  entries: Dosage['doseAndRate'],
+  field: 'rateQuantity' | 'doseQuantity',
+): string | undefined {
+  const of = (type: DoseRateType) => {
+    const q = entries?.find(ofDoseRateType(type))?.[field];
+    return q?.value !== undefined ? `${q.value} ${q.unit ?? q.code ?? ''}`.trim() : undefined;
+  };
+  const [ordered, calculated] = [of('ordered'), of('calculated')];
+  return ordered && calculated ? `${ordered} (${calculated})` : (ordered ?? calculated);
+}

@@ -20,6 +20,7 @@ export * from './action-contraindications';
 export * from './questionnaire-answers';
 export * from './observation-extract';
 export * from './rate-titration';
+export * from './dose-rate';
 export * from './bolus';
 export * from './rate-given';
 export * from './reported-effects';

@@ -59,6 +59,10 @@ export interface OrderInput {
   dosage?: Dosage[];
   /** What the order rests on besides the proposal (the body weight its dose was computed from). */
   supportingInformation?: Reference[];
+  /** The order this one replaces, cancelled with it (a dose changed before the session): `priorPrescription`. */
+  replaces?: Reference;
+  /** Why it was written, for whoever gives it (a dose change's reason). */
+  note?: string;
 }
 
 /**
@@ -85,6 +89,8 @@ export function orderFromProposal(input: OrderInput): AuthorisableRequest {
           ...(input.supportingInformation?.length
             ? { supportingInformation: [...(body.supportingInformation ?? []), ...input.supportingInformation] }
             : {}),
+          ...(input.replaces ? { priorPrescription: input.replaces } : {}),
+          ...(input.note ? { note: [...(body.note ?? []), { text: input.note }] } : {}),
         }
       : {};
   return { ...body, ...common, ...medication, status: 'active', intent: 'order' } as MedicationRequest | ServiceRequest;

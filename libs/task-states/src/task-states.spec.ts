@@ -56,6 +56,9 @@ describe('task state machine', () => {
     [['assign'], 'awaiting-approval', 'draft'],
     [['approve', 'assign'], 'approved', 'ready'],
     [['approve', 'mark-overdue', 'assign'], 'overdue', 'ready'],
+    [['approve', 'change-dose'], 'approved', 'ready'],
+    [['reschedule', 'change-dose'], 'rescheduled', 'ready'],
+    [['approve', 'mark-overdue', 'change-dose'], 'overdue', 'ready'],
   ])('%j -> %s (status %s)', (events, state, status) => {
     const task = after(generated(), ...events);
     expect(stateOf(task)).toBe(state);
@@ -75,6 +78,8 @@ describe('task state machine', () => {
     [['withdraw'], 'approve'],
     [['complete'], 'assign'],
     [['reject'], 'assign'],
+    [[], 'change-dose'],
+    [['approve', 'complete'], 'change-dose'],
   ])('after %j, %s is refused', (events, event) => {
     const task = after(generated(), ...events);
     expect(canTransition(task, event)).toBe(false);
@@ -112,6 +117,16 @@ describe('task state machine', () => {
     const released = transition(taken, { event: 'assign', now });
     expect('owner' in released).toBe(false);
     expect(released.status).toBe('ready');
+  });
+
+  it('change-dose needs an approved Task, overdue or not (an overdue one awaiting approval is approved instead)', () => {
+    expect(() => after(generated(), 'mark-overdue', 'change-dose')).toThrow(/not approved yet/);
+    expect(after(generated(), 'approve', 'mark-overdue', 'change-dose').status).toBe('ready');
+  });
+
+  it('change-dose leaves an approved Task held for a contraindication alone (override it first)', () => {
+    const held: Task = { ...after(generated(), 'approve'), status: 'on-hold' };
+    expect(() => after(held, 'change-dose')).toThrow(/on hold for a contraindication/);
   });
 
   it('a Task without this service businessStatus is not ours to move', () => {

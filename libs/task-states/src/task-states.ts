@@ -21,7 +21,15 @@ export const TASK_STATES = [
 export type TaskState = (typeof TASK_STATES)[number];
 
 export type TaskEvent =
-  'approve' | 'reject' | 'reschedule' | 'complete' | 'supersede' | 'withdraw' | 'mark-overdue' | 'assign';
+  | 'approve'
+  | 'reject'
+  | 'reschedule'
+  | 'complete'
+  | 'supersede'
+  | 'withdraw'
+  | 'mark-overdue'
+  | 'assign'
+  | 'change-dose';
 
 export const TASK_STATE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 
@@ -50,7 +58,11 @@ const ALLOWED_FROM: Record<TaskEvent, readonly TaskState[]> = {
   'mark-overdue': ['awaiting-approval', 'approved', 'rescheduled'],
   // Who is to do it: any open Task, approved or not; its state and status stay as they are.
   assign: OPEN,
+  // Another dose for an approved session not given yet (its order replaced); state and status stay as they are.
+  'change-dose': ['approved', 'rescheduled', 'overdue'],
 };
+
+const NOT_APPROVED_YET = 'It is not approved yet: approve it at the dose you want';
 
 export class InvalidTransition extends Error {
   constructor(
@@ -112,7 +124,8 @@ export function transition(task: Task, input: TransitionInput): Task {
   const from = stateOf(task);
   const { event, now } = input;
   if (!from || !ALLOWED_FROM[event].includes(from)) {
-    throw new InvalidTransition(from, event, `Cannot ${event} a Task that is ${from ?? task.status}`);
+    const why = event === 'change-dose' && task.status === 'draft' ? NOT_APPROVED_YET : undefined;
+    throw new InvalidTransition(from, event, why ?? `Cannot ${event} a Task that is ${from ?? task.status}`);
   }
   if (event === 'mark-overdue' && !hasEnded(task, now)) {
     throw new InvalidTransition(from, event, 'The Task is not overdue: its window has not ended');
@@ -170,6 +183,18 @@ export function transition(task: Task, input: TransitionInput): Task {
       const { owner: _previous, ...rest } = base;
       return input.owner ? { ...rest, owner: input.owner } : rest;
     }
+    case 'change-dose':
+      // Only an order still to be given is replaced: approved (ready), not awaiting approval nor held.
+      if (task.status !== 'ready')
+        throw new InvalidTransition(
+          from,
+          event,
+          task.status === 'on-hold'
+            ? 'Its order is on hold for a contraindication: override it (or reject the task) first'
+            : NOT_APPROVED_YET,
+        );
+      // The Task itself says nothing of the dose (its order does): the write bumps its version, the decision's lock.
+      return base;
   }
 }
 

@@ -3,6 +3,7 @@ import { matchesOf, type NamedSearch } from '@kc/fhir';
 import {
   flattenActions,
   latestWeightKg,
+  orderedBolusPerKg,
   orderedRatePerKg,
   patientDataQueries,
   rateTitrationOf,
@@ -27,6 +28,8 @@ export interface DoseView {
   weighed?: string;
   /** The bolus per kg the protocol lets them add at the infusion's start (none is proposed); absent: none allowed. */
   bolus?: { unit: string; high: number; low?: number };
+  /** The bolus per kg the request gives (an order on the to-do list; none is proposed), in `bolus.unit`. */
+  bolusPerKg?: number;
   /**
    * Why the proposal is at this rate when it is the one the pump gave last session (the administration it names):
    * "Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h".
@@ -60,21 +63,26 @@ export function doseReadingFor(
   return { titration, weight: query && { ...query, name: `weight ${item.patient}` } };
 }
 
-/** The dose view from the proposal (its rate per kg: the start, or the rate last given) and the weight search's answer. */
+/**
+ * The dose view from the request (a proposal: its rate per kg, the start or the rate last given; an order: the rate and
+ * bolus it gives) and the weight search's answer.
+ */
 export function doseView(
   { titration }: DoseReading,
-  proposal: MedicationRequest | undefined,
+  request: MedicationRequest | undefined,
   weights: Bundle | undefined,
 ): DoseView {
   const weight = latestWeightKg(weights);
+  const bolusPerKg = titration.bolus && orderedBolusPerKg(request, titration.bolus.unit);
   return {
-    ratePerKg: orderedRatePerKg(proposal, titration.unit) ?? titration.start,
+    ratePerKg: orderedRatePerKg(request, titration.unit) ?? titration.start,
     unit: titration.unit,
     low: titration.low,
     high: titration.high,
     ...(weight ? { weightKg: weight.kg, weighed: weight.when } : {}),
     ...(titration.bolus ? { bolus: titration.bolus } : {}),
-    ...lastGivenOf(proposal),
+    ...(bolusPerKg !== undefined ? { bolusPerKg } : {}),
+    ...lastGivenOf(request),
   };
 }
 
@@ -94,7 +102,8 @@ export function toDoOrdersSearch(items: { id: string; request?: string }[]): Nam
   return {
     name: TO_DO_ORDERS,
     resourceType: 'MedicationRequest',
-    params: { identifier: ids.map(orderKeySearch).join(','), _count: String(ids.length) },
+    // Still to be given: one per Task (an order replaced by a dose change is cancelled).
+    params: { identifier: ids.map(orderKeySearch).join(','), status: 'active,on-hold', _count: String(ids.length) },
     everyMatch: true,
   };
 }
@@ -107,27 +116,4 @@ export function ordersByTask(found: Bundle | undefined): Map<string, MedicationR
       return task ? [[task, o] as const] : [];
     }),
   );
-}
-
-/**
- * An order's rate as prescribed and as given (dose-rate types ordered and calculated), and its bolus when it gives one:
- * "0.75 mg/kg/h (52.5 mg/h)", "0.75 mg/kg/h (52.5 mg/h), bolus 0.25 mg/kg (17.5 mg)".
- */
-export function orderRateText(order: MedicationRequest): string | undefined {
-  const [infusion, ...others] = order.dosageInstruction ?? [];
-  const rate = orderedAndCalculated(infusion?.doseAndRate, 'rateQuantity');
-  const bolus = others.map((d) => orderedAndCalculated(d.doseAndRate, 'doseQuantity')).find(Boolean);
-  return [rate, bolus && `bolus ${bolus}`].filter(Boolean).join(', ') || undefined;
-}
-
-function orderedAndCalculated(
-  entries: NonNullable<MedicationRequest['dosageInstruction']>[number]['doseAndRate'],
-  field: 'rateQuantity' | 'doseQuantity',
-): string | undefined {
-  const of = (type: string) => {
-    const q = entries?.find((r) => r.type?.coding?.some((c) => c.code === type))?.[field];
-    return q?.value !== undefined ? `${q.value} ${q.unit ?? q.code ?? ''}`.trim() : undefined;
-  };
-  const [ordered, calculated] = [of('ordered'), of('calculated')];
-  return ordered && calculated ? `${ordered} (${calculated})` : (ordered ?? calculated);
 }

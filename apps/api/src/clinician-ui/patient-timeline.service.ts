@@ -19,6 +19,7 @@ import { FhirClient, includedOf, matchesOf, readAndSearchEach, searchEach, type 
 import { notFound } from '@kc/common';
 import { carePlanReferenceOf } from '@kc/followups';
 import {
+  orderRateText,
   administeredRatePerKg,
   answersByLinkId,
   DECISION_KEY_SYSTEM,
@@ -28,7 +29,6 @@ import {
   ProtocolCatalog,
 } from '@kc/protocols';
 import { isOpen } from '@kc/task-states';
-import { orderRateText } from './dose-view';
 import {
   displayName,
   issueView,

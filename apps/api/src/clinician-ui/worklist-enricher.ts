@@ -12,15 +12,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
-import {
-  doseReadingFor,
-  doseView,
-  orderRateText,
-  ordersByTask,
-  TO_DO_ORDERS,
-  toDoOrdersSearch,
-  type DoseView,
-} from './dose-view';
+import { doseReadingFor, doseView, ordersByTask, TO_DO_ORDERS, toDoOrdersSearch, type DoseView } from './dose-view';
 import {
   carePlanHoldsCare,
   noticeIfDecidedNow,
@@ -36,6 +28,7 @@ import {
   contraindicationState,
   extractedChoices,
   isReportedEffect,
+  orderRateText,
 } from '@kc/protocols';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
@@ -107,7 +100,10 @@ export interface ItemView {
   blocked?: string;
   /** A reminder approving it now would send with less notice than it needs (the fasting one, near the window). */
   reminderNotice?: string;
-  /** An infusion titrated per kg, awaiting approval: the rate it would be ordered at, its range, the weight now. */
+  /**
+   * An infusion titrated per kg: awaiting approval, the rate it would be ordered at; approved (the to-do list), the rate
+   * and bolus its order gives; with its range and the weight now.
+   */
   dose?: DoseView;
   /** An approved Task's order, on the to-do list: its rate as prescribed and as given, e.g. "0.75 mg/kg/h (52.5 mg/h)". */
   orderedDose?: string;
@@ -170,14 +166,13 @@ export class WorklistEnricher {
     now = new Date(),
     purpose: { for: 'approval' | 'to-do' } = { for: 'approval' },
   ): Promise<(T & { view: ItemView })[]> {
-    // The to-do list's Tasks are approved: their doses are their orders', not what approving would order.
+    // An infusion titrated per kg: awaiting approval, the dose approving it orders (its proposal's); on the to-do
+    // list, the dose its order gives, which a clinician may change before the session.
     const dosing = new Map(
-      purpose.for === 'approval'
-        ? items.flatMap((item) => {
-            const reading = doseReadingFor(this.catalog, this.planOf(item), item);
-            return reading ? [[item.id, reading] as const] : [];
-          })
-        : [],
+      items.flatMap((item) => {
+        const reading = doseReadingFor(this.catalog, this.planOf(item), item);
+        return reading ? [[item.id, reading] as const] : [];
+      }),
     );
     const weightSearches = new Map([...dosing.values()].flatMap((d) => (d.weight ? [[d.weight.name, d.weight]] : [])));
     const ordersSearch = purpose.for === 'to-do' ? toDoOrdersSearch(items) : undefined;
@@ -186,7 +181,8 @@ export class WorklistEnricher {
       unique(items.map((i) => i.carePlan)),
       now,
       {
-        proposals: unique(items.filter((i) => dosing.has(i.id)).map((i) => i.request)),
+        proposals:
+          purpose.for === 'approval' ? unique(items.filter((i) => dosing.has(i.id)).map((i) => i.request)) : [],
         searches: [...weightSearches.values(), ...(ordersSearch ? [ordersSearch] : [])],
       },
     );
@@ -195,6 +191,10 @@ export class WorklistEnricher {
       const reading = dosing.get(item.id);
       if (!reading) return {};
       const weight = reading.weight && doseSearches[reading.weight.name];
+      if (purpose.for === 'to-do') {
+        const order = orders.get(item.id);
+        return order ? { dose: doseView(reading, order, weight) } : {};
+      }
       return { dose: doseView(reading, item.request ? proposals.get(item.request) : undefined, weight) };
     };
     const orderedDoseOf = (item: T) => {

@@ -5,6 +5,7 @@ import {
   ArrayMinSize,
   IsArray,
   IsBoolean,
+  IsDefined,
   IsISO8601,
   IsNumber,
   IsObject,
@@ -103,6 +104,34 @@ export class RescheduleDto extends IntersectionType(VersionedDto, InfusionDoseDt
   @ApiProperty({ example: '2027-02-22T17:00:00Z' })
   @IsISO8601({ strict: true })
   end!: string;
+}
+
+/** `$change-dose`: the whole dose an approved infusion's new order gives. */
+export class ChangeDoseDto extends VersionedDto {
+  @ApiProperty({
+    type: RateDto,
+    description: "The rate per kg, within its protocol's range; the new order gives it times the latest body weight.",
+  })
+  @IsDefined({ message: 'rate is required: the rate per kg the new order gives' })
+  @ValidateNested()
+  @Type(() => RateDto)
+  rate!: RateDto;
+
+  @ApiPropertyOptional({
+    type: BolusDto,
+    description:
+      "A bolus per kg at the infusion's start, up to its protocol's ceiling; absent, the new order gives none.",
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => BolusDto)
+  bolus?: BolusDto;
+
+  @ApiPropertyOptional({ example: 'Dissociation at the last session; lowering the rate' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 1000)
+  reason?: string;
 }
 
 export class BulkItemDto {

@@ -6,6 +6,8 @@ import { ContraindicationGuard } from './contraindication-guard';
 import { ContraindicationOverrideController } from './contraindication-override.controller';
 import { ContraindicationOverrideService } from './contraindication-override.service';
 import { CurrentContraindications } from './current-contraindications';
+import { DoseChangeController } from './dose-change.controller';
+import { DoseChangeService } from './dose-change.service';
 import { ReminderNoticeController } from './reminder-notice.controller';
 import { TaskAssignmentController } from './task-assignment.controller';
 import { TaskAssignmentService } from './task-assignment.service';
@@ -29,6 +31,7 @@ import { WorklistService } from './worklist.service';
     ReminderNoticeController,
     TaskCompletionController,
     TaskAssignmentController,
+    DoseChangeController,
   ],
   providers: [
     DecisionWriter,
@@ -39,6 +42,7 @@ import { WorklistService } from './worklist.service';
     CurrentContraindications,
     TaskDecisionService,
     TaskAssignmentService,
+    DoseChangeService,
     TaskReminders,
   ],
 })

@@ -1,38 +1,17 @@
 import { Injectable } from '@nestjs/common';
-import type {
-  CarePlan,
-  DetectedIssue,
-  Dosage,
-  MedicationRequest,
-  Period,
-  Reference,
-  Resource,
-  Task,
-} from '@medplum/fhirtypes';
+import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
-import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
-import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
-import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
+import { unprocessable } from '@kc/common';
+import { FhirClient, updateEntry } from '@kc/fhir';
+import { carePlanReferenceOf } from '@kc/followups';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
-import {
-  cancelledProposal,
-  isApproved,
-  isAuthorisable,
-  needsRequester,
-  orderFromProposal,
-  orderKeyFor,
-  orderKeySearch,
-  type AuthorisableRequest,
-} from '@kc/task-states';
+import { cancelledProposal, isApproved, orderFromProposal, orderKeyFor, orderKeySearch } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
 import { CurrentContraindications } from './current-contraindications';
 import { approve, holdsWhatWasAsked, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
+import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
 import { DecisionWriter, type Consequence } from './task-review.service';
-
-const PRESCRIBER = new RegExp(`^(Practitioner|PractitionerRole)/${RESOURCE_ID_PATTERN}$`);
-
-type Proposal = AuthorisableRequest & { id: string };
 
 /** A rate per kg a clinician asks for (`$approve`'s `rate`), or a bolus per kg (`bolus`). */
 export interface AskedRate {
@@ -93,8 +72,9 @@ export class TaskDecisionService {
     change: (task: Task) => Task,
     { asked, dose: { rate, bolus } }: { asked: (task: Task) => boolean | Promise<boolean>; dose: AskedDose },
   ): Promise<Task> {
-    const { task, proposal, carePlan, issues } = await this.readWithFocus(input.taskId);
-    this.assertAuthorisable({ task, proposal, carePlan, issues, caller: input.caller });
+    const under = await readTaskUnderReview(this.writer, input.taskId);
+    const { task, proposal, carePlan, issues } = under;
+    assertAuthorisable(under, input.caller);
     // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);
@@ -104,7 +84,7 @@ export class TaskDecisionService {
     // Approved before, at the version this clinician saw (not a retry of theirs): its order is written already.
     if ((rate || bolus) && isApproved(task) && task.meta?.versionId === input.seenVersion)
       throw unprocessable(
-        `This task was approved before: its order is written, and its ${what} is changed in the EHR (or the task rejected and proposed again). Send it without a ${what}.`,
+        `This task was approved before: its order is written. Send it without a ${what}, and change the dose with $change-dose (Change dose on the to-do list).`,
       );
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
     // judge (the same approval retried is answered as done, anything else refused).
@@ -129,7 +109,7 @@ export class TaskDecisionService {
   }
 
   async reject(input: DecisionInput & { reason: string }): Promise<Task> {
-    const { task, proposal, carePlan } = await this.readWithFocus(input.taskId);
+    const { task, proposal, carePlan } = await readTaskUnderReview(this.writer, input.taskId);
     const reminders = await this.reminders.contextFor(task, carePlan);
     // An approved Task (ready, or held for a contraindication) has its order: rejecting it withdraws the order too.
     const order = proposal && task.status !== 'draft' ? await this.openOrderOf(task, proposal) : undefined;
@@ -147,52 +127,6 @@ export class TaskDecisionService {
         () => this.reminders.afterRejection(reminders, input.reason),
       ],
     });
-  }
-
-  /**
-   * Checks made before anything is written: the plan still holds care (not stopped, over or paused), it is clear of
-   * contraindications, and an order has a prescriber.
-   */
-  private assertAuthorisable(input: {
-    task: Task;
-    proposal: Proposal | undefined;
-    carePlan: CarePlan | undefined;
-    issues: DetectedIssue[];
-    caller: Caller;
-  }): void {
-    const { task, proposal, carePlan, issues, caller } = input;
-    const plan = carePlan && carePlanHoldsCare(carePlan);
-    if (plan && !plan.ok)
-      throw conflict(`This task cannot be approved or rescheduled: ${plan.reason}. It can still be rejected.`);
-    assertClearOf(carePlanReferenceOf(task), issues);
-    if (proposal && needsRequester(proposal) && !PRESCRIBER.test(caller.fhirUser ?? '')) {
-      throw unprocessable(
-        `Approving this Task orders a ${proposal.resourceType}, which needs a prescriber: sign in as a Practitioner (token claim fhirUser)`,
-      );
-    }
-  }
-
-  /**
-   * One request: the Task, the request it authorises (`_include=Task:focus`) if that is a proposal, its CarePlan
-   * (`_include=Task:based-on`, for the protocol's reminder rules) and the DetectedIssues implicating it
-   * (`_revinclude:iterate`, supported by Medplum and HAPI).
-   */
-  private async readWithFocus(
-    taskId: string,
-  ): Promise<{ task: Task; proposal?: Proposal; carePlan?: CarePlan; issues: DetectedIssue[] }> {
-    const bundle = await this.writer.search<Task | Resource>('Task', {
-      _id: taskId,
-      _include: ['Task:focus', 'Task:based-on'],
-      // The contraindications of its CarePlan (included just above) for the approval guard, in the same request.
-      '_revinclude:iterate': 'DetectedIssue:implicated',
-    });
-    const task = matchesOf<Task>(bundle).find((t) => t.id === taskId);
-    if (!task) throw notFound(`Task/${taskId} not found`);
-    const included = includedOf(bundle);
-    const focus = included.find((r) => `${r.resourceType}/${r.id}` === task.focus?.reference);
-    const carePlan = included.find((r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task));
-    const issues = included.filter((r): r is DetectedIssue => r.resourceType === 'DetectedIssue');
-    return { task, proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined, carePlan, issues };
   }
 
   /**

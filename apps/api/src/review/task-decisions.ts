@@ -17,6 +17,11 @@ export function assign(task: Task, owner: Task['owner'], now: Date): Task {
   return transition(task, { event: 'assign', now, owner });
 }
 
+/** Another dose for an approved session not given yet: the Task stays as it is (its new order says the dose). */
+export function changeDose(task: Task, now: Date): Task {
+  return transition(task, { event: 'change-dose', now });
+}
+
 export function reject(task: Task, reason: string, now: Date): Task {
   return transition(task, { event: 'reject', now, reason });
 }

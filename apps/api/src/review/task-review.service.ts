@@ -159,7 +159,8 @@ function agentIs(provenance: Provenance, caller: Caller): boolean {
   return caller.fhirUser ? who?.reference === caller.fhirUser : who?.identifier?.value === caller.id;
 }
 
-function decide<T>(change: (current: T) => T, current: T): T {
+/** A decision's change of the resource, its refusals as HTTP answers (an invalid transition 409, a refusal 422). */
+export function decide<T>(change: (current: T) => T, current: T): T {
   try {
     return change(current);
   } catch (err) {

@@ -1,0 +1,145 @@
+import { Injectable } from '@nestjs/common';
+import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { conflict, unprocessable } from '@kc/common';
+import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
+import { carePlanReferenceOf } from '@kc/followups';
+import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg, orderRateText } from '@kc/protocols';
+import { cancelledProposal, orderFromProposal, orderKeyFor, orderKeySearch } from '@kc/task-states';
+import { assertClearOf } from './contraindication-guard';
+import { CurrentContraindications } from './current-contraindications';
+import type { AskedRate, DecisionInput } from './task-decision.service';
+import { changeDose } from './task-decisions';
+import { decide, DecisionWriter, type Consequence } from './task-review.service';
+import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
+
+export interface DoseChangeInput extends DecisionInput {
+  /** The rate per kg to order from now on. */
+  rate: AskedRate;
+  /** The bolus at the start; absent: none (the new order states the whole dose). */
+  bolus?: AskedRate;
+  reason?: string;
+}
+
+/** An administration that says the session has begun (the pump ran on this order). */
+const GIVEN: readonly MedicationAdministration['status'][] = ['in-progress', 'on-hold', 'completed'];
+
+/**
+ * Another dose for an approved infusion not given yet (`$change-dose`): the weight changed, the last session's
+ * effects call for a lower rate. An order is what was signed, so it is replaced, not edited: the new order (signed by
+ * this clinician, at the rate asked times the weight on record now, `priorPrescription` the old one) and the old one
+ * cancelled, with the Task's If-Match and a Provenance, in one transaction. The patient's data is checked again as at
+ * approval. A session the pump has started is the pump's to change; its rate starts the next proposal.
+ */
+@Injectable()
+export class DoseChangeService {
+  constructor(
+    private readonly writer: DecisionWriter,
+    private readonly fhir: FhirClient,
+    private readonly contraindications: CurrentContraindications,
+  ) {}
+
+  async change(input: DoseChangeInput): Promise<Task> {
+    const under = await readTaskUnderReview(this.writer, input.taskId);
+    const { task, proposal, carePlan, issues } = under;
+    const write = { current: task, seenVersion: input.seenVersion, caller: input.caller, decision: 'change-dose' };
+    const asked = (t: Task) => this.ordersAsAsked(t, input);
+    // Not the version this clinician saw: the writer tells their retry (answered as done) from a stale decision (412).
+    if (task.meta?.versionId !== input.seenVersion) return this.writer.write({ ...write, change: (t) => t, asked });
+    if (proposal?.resourceType !== 'MedicationRequest')
+      throw unprocessable('This task orders no medication: it has no dose to change');
+    const now = new Date();
+    decide((t: Task) => changeDose(t, now), task);
+    assertAuthorisable(under, input.caller);
+    const checked = await this.contraindications.found(task, carePlan, issues, proposal);
+    assertClearOf(carePlanReferenceOf(task), checked.found);
+    const order = await this.orderToReplace(task);
+    const dose = dosageToOrder({
+      proposal,
+      activity: checked.activity,
+      asked: input.rate,
+      bolus: input.bolus,
+      variables: checked.variables,
+    });
+    if (dose.refusal) throw unprocessable(dose.refusal);
+    const newDose = dose.dosage && orderRateText({ ...order, dosageInstruction: dose.dosage });
+    if (!newDose) throw unprocessable('This order is not given at a rate per kg: change its dose in the EHR');
+    if (newDose === orderRateText(order))
+      throw unprocessable(`The order already gives ${newDose}: there is nothing to change`);
+    const replacement = orderFromProposal({
+      proposal,
+      dosage: dose.dosage,
+      supportingInformation: dose.weighed ? [dose.weighed] : undefined,
+      carePlan: carePlanReferenceOf(task) ? { reference: carePlanReferenceOf(task) } : undefined,
+      requester: { reference: input.caller.fhirUser, display: input.caller.display },
+      now,
+      key: orderKeyFor(task.id!),
+      replaces: { reference: `MedicationRequest/${order.id}`, display: orderRateText(order) },
+      note: `Dose changed before the session${input.reason ? `: ${input.reason}` : ''}`,
+    });
+    return this.writer.write({
+      ...write,
+      reason: input.reason,
+      change: (t) => changeDose(t, now),
+      asked,
+      consequences: [
+        () => replaced(order, newDose),
+        (): Consequence => ({ resource: replacement, request: { method: 'POST', url: 'MedicationRequest' } }),
+      ],
+    });
+  }
+
+  /**
+   * The Task's order still to be given, with what the pump recorded of it: refused when there is none (given,
+   * stopped or cancelled in the EHR), when it is held, or when the session has begun.
+   */
+  private async orderToReplace(task: Task): Promise<Proposal & MedicationRequest> {
+    const found = await this.fhir.search<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(task.id!),
+      status: 'active,on-hold',
+      _revinclude: 'MedicationAdministration:request',
+    });
+    const [order] = matchesOf<MedicationRequest>(found);
+    if (!order?.id)
+      throw conflict(
+        "This task's order is no longer to be given (given, stopped or cancelled): there is no dose to change",
+      );
+    if (order.status === 'on-hold')
+      throw conflict(
+        `Its order is on hold (${order.statusReason?.text ?? 'a contraindication'}): override it or reject the task first`,
+      );
+    const started = includedOf<MedicationAdministration>(found).find(
+      (a) =>
+        a.resourceType === 'MedicationAdministration' &&
+        a.request?.reference === `MedicationRequest/${order.id}` &&
+        GIVEN.includes(a.status),
+    );
+    if (started) {
+      const when = started.effectivePeriod?.start ?? started.effectiveDateTime;
+      throw conflict(
+        `This session has begun${when ? ` (the pump recorded it at ${when})` : ''}: change its rate at the pump; the next session is proposed from the rate given`,
+      );
+    }
+    return order as Proposal & MedicationRequest;
+  }
+
+  /** The same change sent again (its answer lost): the open order gives the rate and the bolus asked, and no other. */
+  private async ordersAsAsked(task: Task, { rate, bolus }: DoseChangeInput): Promise<boolean> {
+    const orders = await this.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(task.id!),
+      status: 'active,on-hold',
+    });
+    return orders.some(
+      (o) =>
+        orderedRatePerKg(o, rate.unit) === rate.value &&
+        (bolus ? orderedBolusPerKg(o, bolus.unit) === bolus.value : (o.dosageInstruction?.length ?? 0) <= 1),
+    );
+  }
+}
+
+/** The order replaced, cancelled (never given) with its If-Match, saying by what. */
+function replaced(order: Proposal, newDose: string): Consequence {
+  return updateEntry(
+    cancelledProposal(order, `Replaced by a new order at ${newDose}: the dose was changed before the session`),
+    order.meta?.versionId,
+  );
+}

@@ -1,0 +1,216 @@
+import request from 'supertest';
+import type {
+  Dosage,
+  MedicationAdministration,
+  MedicationRequest,
+  OperationOutcome,
+  Provenance,
+  Task,
+} from '@medplum/fhirtypes';
+import { mintToken } from '@kc/auth';
+import { orderKeySearch } from '@kc/task-states';
+import { bloodPressure, bodyWeight } from './fixtures/patient-data';
+import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
+import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
+
+const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
+
+/** The value of a dosage's doseAndRate entry of this dose-rate-type, in the field asked. */
+function ordered(dosage: Dosage | undefined, type: 'ordered' | 'calculated', field: 'rateQuantity' | 'doseQuantity') {
+  return dosage?.doseAndRate?.find((d) =>
+    d.type?.coding?.some((c) => c.system === DOSE_RATE_TYPE && c.code === type),
+  )?.[field]?.value;
+}
+
+const message = (res: request.Response) => (res.body as OperationOutcome).issue[0].details?.text;
+
+/**
+ * `$change-dose`: a clinician changes the dose of an approved infusion before its session (the patient weighed again,
+ * the last session's effects). The order is replaced, never edited: what an EHR or a pump reads in standard fields
+ * is one active order at the new dose, naming the one it replaces (`priorPrescription`), that one cancelled.
+ */
+describe('changing the dose of an approved infusion before its session', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(() => service.stop());
+
+  const clinician = () => service.as('clinician');
+
+  async function approvedSession(weightKg = 80): Promise<{ task: Task; patient: string; carePlanId: string }> {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg });
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+    const approved = await request(service.url)
+      .post(`/tasks/${draft.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: draft.meta!.versionId })
+      .expect(200);
+    return { task: approved.body as Task, ...enrolment };
+  }
+
+  const changeDose = (task: Task, body: object, as = clinician()) =>
+    request(service.url)
+      .post(`/tasks/${task.id}/$change-dose`)
+      .set(as)
+      .send({ versionId: task.meta!.versionId, ...body });
+
+  const ordersOf = (task: Task, status?: string) =>
+    service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(task.id!),
+      ...(status ? { status } : {}),
+      _sort: '_lastUpdated',
+    });
+
+  const rate = (value: number) => ({ rate: { value, unit: 'mg/kg/h' } });
+  const bolus = (value: number) => ({ bolus: { value, unit: 'mg/kg' } });
+
+  it('a new order at the rate and bolus asked, at today’s weight, replacing the old one, with a Provenance', async () => {
+    const { task, patient } = await approvedSession(80);
+    const [first] = await ordersOf(task);
+    expect(ordered(first.dosageInstruction?.[0], 'calculated', 'rateQuantity')).toBe(40);
+    // Weighed again since the approval: the new order is computed from this weight.
+    await service.fhir.create(bodyWeight(90, '2026-12-01T09:00:00Z', patient));
+
+    const reason = 'Dissociation at the last session; lowering the rate';
+    const res = await changeDose(task, { ...rate(0.75), ...bolus(0.25), reason }).expect(200);
+    const changed = res.body as Task;
+    // The Task is still approved and to be done; its version moved (the decision's lock).
+    expect(changed).toMatchObject({ status: 'ready', businessStatus: { coding: [{ code: 'approved' }] } });
+    expect(changed.meta?.versionId).not.toBe(task.meta?.versionId);
+
+    const open = await ordersOf(task, 'active');
+    expect(open).toHaveLength(1);
+    const [replacement] = open;
+    const [infusion, atStart] = replacement.dosageInstruction!;
+    expect(ordered(infusion, 'ordered', 'rateQuantity')).toBe(0.75);
+    expect(ordered(infusion, 'calculated', 'rateQuantity')).toBe(67.5);
+    expect(ordered(atStart, 'ordered', 'doseQuantity')).toBe(0.25);
+    expect(ordered(atStart, 'calculated', 'doseQuantity')).toBe(22.5);
+    expect(replacement).toMatchObject({
+      intent: 'order',
+      requester: { reference: 'Practitioner/dr-test' },
+      priorPrescription: { reference: `MedicationRequest/${first.id}`, display: '0.5 mg/kg/h (40 mg/h)' },
+      note: [{ text: `Dose changed before the session: ${reason}` }],
+    });
+    expect(replacement.supportingInformation).toContainEqual(
+      expect.objectContaining({ display: 'Body weight 90 kg (2026-12-01)' }),
+    );
+    const replaced = await service.fhir.read<MedicationRequest>('MedicationRequest', first.id!);
+    expect(replaced.status).toBe('cancelled');
+    expect(replaced.statusReason?.text).toBe(
+      'Replaced by a new order at 0.75 mg/kg/h (67.5 mg/h), bolus 0.25 mg/kg (22.5 mg): the dose was changed before the session',
+    );
+
+    // Who changed it, when, why, and what it wrote: one Provenance.
+    const provenances = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${task.id}` });
+    const decision = provenances.find((p) => p.activity?.text === 'change-dose')!;
+    expect(decision.reason?.[0].text).toBe(reason);
+    expect(decision.agent?.[0].who?.reference).toBe('Practitioner/dr-test');
+    expect(decision.target.map((t) => t.reference).sort()).toEqual(
+      [`Task/${task.id}`, `MedicationRequest/${first.id}`, `MedicationRequest/${replacement.id}`].sort(),
+    );
+
+    // Sent again (its answer lost): answered as done, nothing more written. Another dose on that version: stale.
+    await changeDose(task, { ...rate(0.75), ...bolus(0.25), reason }).expect(200);
+    const stale = await changeDose(task, rate(1)).expect(412);
+    expect(message(stale)).toMatch(/changed since you loaded it/);
+    expect(await ordersOf(task)).toHaveLength(2);
+
+    // The dose sent states it whole: without a bolus, the next order gives none. The same dose again: nothing to do.
+    const again = (await changeDose(changed, rate(0.75)).expect(200)).body as Task;
+    const [latest] = await ordersOf(task, 'active');
+    expect(latest.dosageInstruction).toHaveLength(1);
+    expect(latest.priorPrescription?.reference).toBe(`MedicationRequest/${replacement.id}`);
+    const same = await changeDose(again, rate(0.75)).expect(422);
+    expect(message(same)).toBe('The order already gives 0.75 mg/kg/h (67.5 mg/h): there is nothing to change');
+
+    // Outside the protocol, or not a dose: refused, nothing written.
+    expect(message(await changeDose(again, rate(2.5)).expect(422))).toMatch(/within 0\.5-2 mg\/kg\/h/);
+    expect(message(await changeDose(again, { ...rate(0.75), ...bolus(0.5) }).expect(422))).toMatch(/up to 0\.35/);
+    await changeDose(again, {}).expect(400);
+    await changeDose(again, { rate: { value: -1, unit: 'mg/kg/h' } }).expect(400);
+    await changeDose(again, { ...rate(0.75), dose: 5 }).expect(400);
+    expect(await ordersOf(task)).toHaveLength(3);
+
+    // The to-do list shows the order to give, and offers its dose to change from.
+    const toDo = await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200);
+    const row = (
+      toDo.body.items as { id: string; view: { orderedDose?: string; dose?: { ratePerKg: number } } }[]
+    ).find((i) => i.id === task.id);
+    expect(row?.view.orderedDose).toBe('0.75 mg/kg/h (67.5 mg/h)');
+    expect(row?.view.dose?.ratePerKg).toBe(0.75);
+  });
+
+  it('the infusion given completes the new order, and the next session is proposed at its rate', async () => {
+    const { task, patient, carePlanId } = await approvedSession(80);
+    await changeDose(task, rate(1)).expect(200);
+    const procedureId = await completeInfusion(service, { patient, carePlanId }, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    const orders = await ordersOf(task);
+    expect(orders.map((o) => o.status)).toEqual(['cancelled', 'completed']);
+    const next = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'next-induction-session')!;
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      next.focus!.reference!.split('/')[1],
+    );
+    expect(ordered(proposal.dosageInstruction?.[0], 'ordered', 'rateQuantity')).toBe(1);
+  });
+
+  it('refused before its approval, for a check, without a prescriber, once the session has begun', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+    expect(message(await changeDose(draft, rate(0.75)).expect(409))).toMatch(
+      /not approved yet: approve it at the dose/,
+    );
+
+    const { task, patient } = await approvedSession(80);
+    // A clinician who is no prescriber (no Practitioner in the token) cannot sign the new order.
+    const nurse = await mintToken({ sub: 'nurse', roles: ['clinician'], name: 'Nurse' }, { secret: TEST_JWT_SECRET });
+    const unsigned = await changeDose(task, rate(0.75), { Authorization: `Bearer ${nurse}` }).expect(422);
+    expect(message(unsigned)).toMatch(/needs a prescriber/);
+
+    // The pump has started the session: its rate is changed at the pump.
+    const [order] = await ordersOf(task);
+    const started: MedicationAdministration = {
+      resourceType: 'MedicationAdministration',
+      status: 'in-progress',
+      medicationCodeableConcept: order.medicationCodeableConcept,
+      subject: { reference: patient },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start: '2027-01-04T09:00:00.000Z' },
+    };
+    await service.fhir.create(started);
+    const begun = await changeDose(task, rate(0.75)).expect(409);
+    expect(message(begun)).toBe(
+      'This session has begun (the pump recorded it at 2027-01-04T09:00:00.000Z): change its rate at the pump; the next session is proposed from the rate given',
+    );
+    expect((await ordersOf(task)).map((o) => o.status)).toEqual(['active']);
+
+    // A check orders no medication: it has no dose.
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    const check = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'post-infusion-check')!;
+    expect(message(await changeDose(check, rate(0.75)).expect(422))).toBe(
+      'This task orders no medication: it has no dose to change',
+    );
+  });
+
+  it('a contraindication recorded since the approval refuses the change, and holds the order', async () => {
+    const { task, patient } = await approvedSession(80);
+    await service.fhir.create(bloodPressure(195, 115, new Date().toISOString(), patient));
+    const refused = await changeDose(task, rate(0.75)).expect(422);
+    expect(message(refused)).toMatch(/hypertension/i);
+    const orders = await ordersOf(task);
+    expect(orders.map((o) => [o.status, ordered(o.dosageInstruction?.[0], 'ordered', 'rateQuantity')])).toEqual([
+      ['on-hold', 0.5],
+    ]);
+    // Held now: still refused, whatever the version.
+    const held = await service.fhir.read<Task>('Task', task.id!);
+    expect(held.status).toBe('on-hold');
+    expect((await changeDose(held, rate(0.75))).status).toBeGreaterThanOrEqual(409);
+    expect(await ordersOf(task)).toHaveLength(1);
+  });
+});
