@@ -616,6 +616,67 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('changes the dose of an approved infusion from the to-do list: the order replaced at the rate and bolus chosen', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Dee',
+      family: 'Change',
+      birthDate: '1971-07-07',
+    });
+    const { session } = await awaitingApproval(enrolled.patient);
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId, bolus: { value: 0.2, unit: 'mg/kg' } })
+      .expect(200);
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click('#list-to-do');
+    await page.selectOption('#f-kind', 'infusion-session');
+    await page.click('#filters button[type=submit]');
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    await row.locator('button:has-text("Change dose")').click();
+    await page.waitForSelector('#change-dialog[open]');
+    // It starts from what the order gives now.
+    expect(await page.textContent('#change-current')).toBe(
+      'Ordered now at 0.5 mg/kg/h (35 mg/h), bolus 0.2 mg/kg (14 mg)',
+    );
+    expect(await page.inputValue('#change-rate')).toBe('0.5');
+    expect(await page.inputValue('#change-bolus')).toBe('0.2');
+    // Outside the protocol's range: said on the page, nothing sent.
+    await page.fill('#change-rate', '2.5');
+    await page.click('#change-confirm');
+    expect(await page.textContent('#change-error')).toBe('Choose a rate from 0.5 to 2 mg/kg/h.');
+    const ordersNow = () =>
+      service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+        identifier: orderKeySearch(session.id!),
+        _sort: '_lastUpdated',
+      });
+    expect(await ordersNow()).toHaveLength(1);
+
+    await page.fill('#change-rate', '0.75');
+    expect(await page.textContent('#change-dose')).toBe(
+      'Dose 0.75 mg/kg/h, about 52.5 mg/h for 70 kg (weighed 2026-11-01)',
+    );
+    await page.fill('#change-bolus', '');
+    await page.fill('#change-reason', 'Dizzy after the last session');
+    await screenshot(page, 'change-dose-dialog');
+    await page.click('#change-confirm');
+    await page.locator(`tr[data-task-id="${session.id}"] .dose`, { hasText: '0.75' }).waitFor();
+    expect(await row.locator('.dose').textContent()).toBe('Ordered at 0.75 mg/kg/h (52.5 mg/h)');
+    expect(await page.textContent('#message')).toMatch(/^Dose changed: /);
+    const orders = await ordersNow();
+    const replaced = orders.find((o) => o.status === 'cancelled')!;
+    const replacement = orders.find((o) => o.status !== 'cancelled')!;
+    expect(replacement).toMatchObject({
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${replaced.id}` },
+      note: [{ text: 'Dose changed before the session: Dizzy after the last session' }],
+    });
+    expect(replacement.dosageInstruction).toHaveLength(1);
+    await page.close();
+  }, 60_000);
+
   it('a next session proposed at the rate the pump gave last session says so on its row and in the approve dialog', async () => {
     const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Pam',

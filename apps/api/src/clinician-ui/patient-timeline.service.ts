@@ -343,7 +343,8 @@ function decisionText(provenance: Provenance, tasks: Task[]): string {
   const target = provenance.target?.[0]?.reference?.replace(/\/_history\/.*$/, '');
   const task = tasks.find((t) => `Task/${t.id}` === target);
   const what = task?.description ?? target ?? '';
-  const activity = provenance.activity?.text ?? 'update';
+  // "change-dose" -> "change dose": the decision as words.
+  const activity = (provenance.activity?.text ?? 'update').replace(/-/g, ' ');
   return (activity === 'complete' ? `Recorded: ${what}` : `Decision: ${activity} ${what}`).trim();
 }
 

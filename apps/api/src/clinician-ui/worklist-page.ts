@@ -6,7 +6,7 @@ import { CALCULATED_EXPRESSION_EXTENSION, MAX_VALUE_EXTENSION, MIN_VALUE_EXTENSI
  * Connect (authorization code + PKCE, S256) against the configured issuer, or is launched as a SMART on FHIR app
  * (`/ui?iss=<this API>/fhir[&launch=...]`). The tokens stay in sessionStorage (the access token refreshed with the
  * refresh token when the issuer gives one); every call goes to the same API as any client: /worklist/view and
- * /to-do/view (following their `next` links), /tasks/:id/$approve|$reject|$reschedule, /tasks/$bulk-approve,
+ * /to-do/view (following their `next` links), /tasks/:id/$approve|$reject|$reschedule|$change-dose, /tasks/$bulk-approve,
  * /tasks/:id/questionnaire and /tasks/:id/$complete (a check), /patients/:id/timeline, /ui/config (sign-in settings
  * and the kinds of Task to filter by). Dates are shown and picked in UTC.
  */
@@ -145,6 +145,28 @@ export const WORKLIST_PAGE = `<!doctype html>
     <p id="approve-error" class="overdue" role="alert"></p>
     <button type="submit" value="confirm" id="approve-confirm">Approve and order</button>
     <button type="button" id="approve-cancel">Cancel</button>
+  </form>
+</dialog>
+
+<dialog id="change-dialog" aria-labelledby="change-title">
+  <form method="dialog" id="change-form" novalidate>
+    <h2 id="change-title">Change dose</h2>
+    <p id="change-what"></p>
+    <p id="change-current" class="muted"></p>
+    <label for="change-rate" id="change-rate-label">Rate per kg</label>
+    <input id="change-rate" type="number" step="0.05" required aria-describedby="change-dose change-error">
+    <p id="change-dose" aria-live="polite"></p>
+    <div id="change-bolus-block" hidden>
+      <label for="change-bolus" id="change-bolus-label">Bolus at the start, per kg (optional)</label>
+      <input id="change-bolus" type="number" step="0.05" min="0" aria-describedby="change-bolus-dose change-error">
+      <p id="change-bolus-dose" aria-live="polite"></p>
+    </div>
+    <label for="change-reason">Reason (optional, kept on the new order)</label>
+    <textarea id="change-reason" rows="2" maxlength="1000"></textarea>
+    <p class="muted">The order is replaced: the new one is signed by you, at the weight on record now.</p>
+    <p id="change-error" class="overdue" role="alert"></p>
+    <button type="submit" value="confirm" id="change-confirm">Replace the order</button>
+    <button type="button" id="change-cancel">Cancel</button>
   </form>
 </dialog>
 
@@ -549,6 +571,8 @@ function row(item) {
   if (approvable && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
     actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
   if (recordCheck && !toDo) actions.append(recordCheck);
+  // An approved infusion not given yet: its order can be replaced at another dose (not while held).
+  if (toDo && view.dose && !held) actions.append(button('Change dose', 'Change the dose of ' + what + ' for ' + name, () => askChangeDose(item)));
   // Who is to do it (Task.owner): a clinician takes a Task or gives it back; on the to-do list that is the point.
   const mine = Boolean(item.owner && item.owner.reference && item.owner.reference === (session() || {}).fhirUser);
   if (mine) actions.append(button('Give back', 'Give back ' + what + ' for ' + name, () => decide(item, 'unassign')));
@@ -602,7 +626,7 @@ async function decide(item, decision, extra) {
   try {
     await api('/tasks/' + encodeURIComponent(item.id) + '/$' + decision, { method: 'POST', body: JSON.stringify(body) });
     // Taking a Task (assign: Task.owner the caller) or giving it back is sent and answered as a decision is.
-    const verb = { approve: 'Approved: ', reject: 'Rejected: ', reschedule: 'Rescheduled: ', assign: 'Taken: ', unassign: 'Given back: ' }[decision];
+    const verb = { approve: 'Approved: ', reject: 'Rejected: ', reschedule: 'Rescheduled: ', assign: 'Taken: ', unassign: 'Given back: ', 'change-dose': 'Dose changed: ' }[decision];
     await afterDecision(verb + describe(item), 'ok');
     return true;
   } catch (error) {
@@ -654,15 +678,15 @@ function chosenRate(name, dose, error) {
 }
 
 // The optional bolus at the infusion's start of a dialog (#<name>-bolus, its block, label and dose), shown when the
-// protocol allows one: empty by default (none is proposed), its dose shown as it is typed, and one above the
-// protocol's ceiling refused on the page.
-function showBolusField(name, dose) {
+// protocol allows one: empty by default (none is proposed; a dose change starts from its order's), its dose shown as
+// it is typed, and one above the protocol's ceiling refused on the page.
+function showBolusField(name, dose, value) {
   $('#' + name + '-bolus-block').hidden = !dose.bolus;
   if (!dose.bolus) return;
   const input = $('#' + name + '-bolus');
   $('#' + name + '-bolus-label').textContent = 'Bolus at the start, per kg (optional; ' + dose.bolus.unit + ', the protocol allows up to ' + dose.bolus.high + ')';
   input.max = String(dose.bolus.high);
-  input.value = '';
+  input.value = value === undefined ? '' : String(value);
   input.removeAttribute('aria-invalid');
   showBolusDose(name, dose);
 }
@@ -727,6 +751,39 @@ $('#approve-form').addEventListener('submit', async (event) => {
   await decide(item, 'approve', bolus ? { rate, bolus } : { rate });
 });
 $('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close());
+
+// Change dose (the to-do list): the order's rate and bolus to start from, what they give at today's weight as typed.
+let changing = null;
+function askChangeDose(item) {
+  changing = item;
+  const dose = item.view.dose;
+  $('#change-what').textContent = describe(item);
+  $('#change-current').textContent = item.view.orderedDose ? 'Ordered now at ' + item.view.orderedDose : '';
+  $('#change-error').textContent = '';
+  $('#change-reason').value = '';
+  showRateField('change', dose);
+  showBolusField('change', dose, dose.bolusPerKg);
+  $('#change-dialog').showModal();
+  $('#change-rate').focus();
+}
+$('#change-rate').addEventListener('input', () => {
+  $('#change-rate').removeAttribute('aria-invalid');
+  $('#change-error').textContent = '';
+  showRateDose('change', changing.view.dose);
+});
+onBolusInput('change', 'change-error', () => changing);
+$('#change-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const item = changing;
+  const rate = chosenRate('change', item.view.dose, 'change-error');
+  if (!rate) return;
+  const bolus = chosenBolus('change', item.view.dose, 'change-error');
+  if (bolus === null) return;
+  const reason = $('#change-reason').value.trim();
+  $('#change-dialog').close();
+  await decide(item, 'change-dose', { rate, ...(bolus ? { bolus } : {}), ...(reason ? { reason } : {}) });
+});
+$('#change-cancel').addEventListener('click', () => $('#change-dialog').close());
 
 let rejecting = null;
 // The reject and override dialogs (#<name>-dialog, -reason, -error): opened empty; an empty reason is refused on the
