@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type {
   Dosage,
+  Medication,
   MedicationAdministration,
   MedicationRequest,
   OperationOutcome,
@@ -245,6 +246,61 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     expect(given.map((e) => e.text)).toEqual([
       'Given: Ketamine at 80 mg/h (1 mg/kg/h)',
       'Given: Ketamine at 60 mg/h (0.75 mg/kg/h)',
+    ]);
+  });
+
+  it('a pump run in mL/h is read through the concentration of the bag given (its Medication on the server)', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task } = await firstSession(enrolment.carePlanId);
+    await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
+    const [order] = await ordersOf(task);
+    // 500 mg of ketamine in 250 mL of saline (2 mg/mL), as the EHR's pharmacy records the bag.
+    const { resource: bag } = await service.fhir.create<Medication>({
+      resourceType: 'Medication',
+      code: { text: 'Ketamine 500 mg in 250 mL NaCl 0.9%' },
+      ingredient: [
+        {
+          itemCodeableConcept: order.medicationCodeableConcept,
+          strength: {
+            numerator: { value: 500, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' },
+            denominator: { value: 250, unit: 'mL', system: 'http://unitsofmeasure.org', code: 'mL' },
+          },
+        },
+      ],
+    });
+    // The pump is programmed in mL/h: 40 mL/h (80 mg/h) at the start, lowered to 30 mL/h (60 mg/h).
+    const atPump = (mlPerHour: number, start: string): MedicationAdministration => ({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationReference: { reference: `Medication/${bag.id}` },
+      subject: { reference: enrolment.patient },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start },
+      dosage: { rateQuantity: { value: mlPerHour, unit: 'mL/h', system: 'http://unitsofmeasure.org', code: 'mL/h' } },
+    });
+    await service.fhir.create(atPump(40, '2027-01-04T09:00:00.000Z'));
+    const { resource: lowered } = await service.fhir.create(atPump(30, '2027-01-04T09:20:00.000Z'));
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    const next = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'next-induction-session')!;
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      next.focus!.reference!.split('/')[1],
+    );
+    // 30 mL/h x 2 mg/mL = 60 mg/h, for the 80 kg the order was computed for: 0.75 mg/kg/h.
+    expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
+    expect(proposal.supportingInformation).toContainEqual({
+      reference: `MedicationAdministration/${lowered.id}`,
+      display: 'Last session given at 30 mL/h of 2 mg/mL (0.75 mg/kg/h); ordered at 1 mg/kg/h',
+    });
+    const timeline = await request(service.url)
+      .get(`/patients/${enrolment.patient.split('/')[1]}/timeline`)
+      .set(clinician())
+      .expect(200);
+    const given = (timeline.body.events as { type: string; text: string }[]).filter((e) => e.type === 'administration');
+    expect(given.map((e) => e.text)).toEqual([
+      'Given: Ketamine at 40 mL/h of 2 mg/mL (1 mg/kg/h)',
+      'Given: Ketamine at 30 mL/h of 2 mg/mL (0.75 mg/kg/h)',
     ]);
   });
 

@@ -15,7 +15,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
-import { rateGivenReference, ratePerKgGiven, type LastGiven } from './rate-given';
+import { rateGiven, type LastGiven } from './rate-given';
 import { RATE_PER_KG_VARIABLE, rateTitrationOf, rateToPropose } from './rate-titration';
 import { UnsupportedElementError } from './unsupported';
 import { stripUndefined } from './strip-undefined';
@@ -56,11 +56,11 @@ export function buildRequest(ctx: RequestContext): BuiltRequest {
   // A titrated infusion's dynamicValues read its rate per kg: the plan's last given (at the pump, else as ordered),
   // else the protocol's start.
   const titration = rateTitrationOf(activity);
-  const lastRate = titration && ratePerKgGiven(ctx.lastGiven, titration.unit);
-  const rate = titration && rateToPropose(titration, lastRate);
+  const last = titration && rateGiven(ctx.lastGiven, titration.unit);
+  const rate = titration && rateToPropose(titration, last?.ratePerKg);
   const variables = rate !== undefined ? { ...ctx.variables, [RATE_PER_KG_VARIABLE]: rate } : ctx.variables;
   // A rate the pump gave last session, proposed again: the request names that administration (why this rate).
-  const givenAt = titration && rate === lastRate ? rateGivenReference(ctx.lastGiven, titration.unit) : undefined;
+  const givenAt = last && rate === last.ratePerKg ? last.reference : undefined;
   if (givenAt && resource.resourceType === 'MedicationRequest')
     resource.supportingInformation = [...(resource.supportingInformation ?? []), givenAt];
   const fromActivity = applyDynamicValues(

@@ -1,5 +1,5 @@
-import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
-import { administeredRatePerKg, rateGivenReference, ratePerKgGiven } from './rate-given';
+import type { Medication, MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import { administeredRate, rateGivenReference, ratePerKgGiven } from './rate-given';
 
 const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
 
@@ -53,7 +53,7 @@ describe('the rate an infusion was given at (MedicationAdministration), which th
   it('per hour: divided by the weight the order was computed for, to 0.01', () => {
     // 44 mg/h for 73.33 kg (55 / 0.75): 0.6 mg/kg/h, lowered at the pump.
     const administrations = [given({ value: 44, code: 'mg/h' }, '2027-01-04T09:10:00Z')];
-    expect(administeredRatePerKg({ order, administrations }, 'mg/kg/h')).toBe(0.6);
+    expect(administeredRate({ order, administrations }, 'mg/kg/h')?.ratePerKg).toBe(0.6);
   });
 
   it("the order's rate when nothing usable was recorded", () => {
@@ -100,5 +100,74 @@ describe('the rate an infusion was given at (MedicationAdministration), which th
     // The order's own rate, or nothing recorded: no administration to name.
     expect(rateGivenReference({ order, administrations: [] }, 'mg/kg/h')).toBeUndefined();
     expect(rateGivenReference(undefined, 'mg/kg/h')).toBeUndefined();
+  });
+
+  describe('a pump run in mL/h: converted with the concentration of the bag given (its Medication)', () => {
+    const KETAMINE = { system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '6130', display: 'ketamine' };
+    const orderOfKetamine: MedicationRequest = { ...order, medicationCodeableConcept: { coding: [KETAMINE] } };
+    /** 500 mg of ketamine in a 250 mL bag of saline: 2 mg/mL (the saline listed too, with its own strength). */
+    const bag = (id: string): Medication => ({
+      resourceType: 'Medication',
+      id,
+      ingredient: [
+        {
+          itemCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '387390002', display: 'NaCl' }] },
+          strength: { numerator: { value: 9, code: 'mg' }, denominator: { value: 1, code: 'mL' } },
+        },
+        {
+          itemCodeableConcept: { coding: [KETAMINE] },
+          strength: { numerator: { value: 500, code: 'mg' }, denominator: { value: 250, code: 'mL' } },
+        },
+      ],
+    });
+    const inMlPerHour = (extra: Partial<MedicationAdministration>) => ({
+      ...given({ value: 22, code: 'mL/h' }, '2027-01-04T09:10:00Z'),
+      id: 'ma-ml',
+      medicationCodeableConcept: undefined,
+      ...extra,
+    });
+
+    it('a contained bag: 22 mL/h of 2 mg/mL is 44 mg/h, 0.6 mg/kg/h for the 73.33 kg ordered for', () => {
+      const administration = inMlPerHour({ contained: [bag('bag')], medicationReference: { reference: '#bag' } });
+      const last = { order: orderOfKetamine, administrations: [administration] };
+      expect(ratePerKgGiven(last, 'mg/kg/h')).toBe(0.6);
+      expect(rateGivenReference(last, 'mg/kg/h')?.display).toBe(
+        'Last session given at 22 mL/h of 2 mg/mL (0.6 mg/kg/h); ordered at 0.75 mg/kg/h',
+      );
+    });
+
+    it('a bag on the server, read with the administrations (_include:iterate)', () => {
+      const administration = inMlPerHour({ medicationReference: { reference: 'Medication/bag-1' } });
+      const last = { order: orderOfKetamine, administrations: [administration], medications: [bag('bag-1')] };
+      expect(ratePerKgGiven(last, 'mg/kg/h')).toBe(0.6);
+      // A strength in g per L converts as well (0.5 g in 0.25 L).
+      const inGrams: Medication = {
+        resourceType: 'Medication',
+        id: 'bag-2',
+        ingredient: [
+          {
+            itemCodeableConcept: { coding: [KETAMINE] },
+            strength: { numerator: { value: 0.5, code: 'g' }, denominator: { value: 0.25, code: 'L' } },
+          },
+        ],
+      };
+      const other = inMlPerHour({ medicationReference: { reference: 'Medication/bag-2' } });
+      expect(
+        ratePerKgGiven({ order: orderOfKetamine, administrations: [other], medications: [inGrams] }, 'mg/kg/h'),
+      ).toBe(0.6);
+    });
+
+    it("the order's rate when the bag's concentration of the ordered drug is not recorded", () => {
+      const none = (administration: MedicationAdministration, medications: Medication[] = []) =>
+        ratePerKgGiven({ order: orderOfKetamine, administrations: [administration], medications }, 'mg/kg/h');
+      // No Medication, one not read, or one whose only ingredient with a strength is another drug (of two).
+      expect(none(inMlPerHour({}))).toBe(0.75);
+      expect(none(inMlPerHour({ medicationReference: { reference: 'Medication/unknown' } }))).toBe(0.75);
+      const salineOnly: Medication = {
+        ...bag('bag-3'),
+        ingredient: [bag('x').ingredient![0], { itemCodeableConcept: { text: 'other' } }],
+      };
+      expect(none(inMlPerHour({ medicationReference: { reference: 'Medication/bag-3' } }), [salineOnly])).toBe(0.75);
+    });
   });
 });

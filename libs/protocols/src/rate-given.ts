@@ -1,4 +1,11 @@
-import type { MedicationAdministration, MedicationRequest, Reference } from '@medplum/fhirtypes';
+import type {
+  Coding,
+  Medication,
+  MedicationAdministration,
+  MedicationRequest,
+  Quantity,
+  Reference,
+} from '@medplum/fhirtypes';
 import { orderedRatePerKg } from './rate-titration';
 
 /**
@@ -9,20 +16,34 @@ import { orderedRatePerKg } from './rate-titration';
 export interface LastGiven {
   order: MedicationRequest;
   administrations?: MedicationAdministration[];
+  /**
+   * The Medications the administrations name by reference (`_include:iterate=MedicationAdministration:medication`):
+   * the bag, whose concentration turns a pump's mL/h into mg/h. A contained one is read from the administration.
+   */
+  medications?: Medication[];
 }
 
 /** Administrations that record a rate the patient was given (not one entered in error, not done or stopped). */
 const GIVEN: ReadonlySet<MedicationAdministration['status']> = new Set(['completed', 'in-progress']);
 
-/** The rate per kg the next session is proposed at: the last rate given at the pump, else the order's. */
-export function ratePerKgGiven(last: LastGiven | undefined, unit: string): number | undefined {
+/**
+ * The rate per kg the next session starts from: the last rate given at the pump (with `reference`, the administration
+ * it was read from, in words), else the order's (no `reference`). Undefined: no order, or none per kg.
+ */
+export function rateGiven(
+  last: LastGiven | undefined,
+  unit: string,
+): { ratePerKg: number; reference?: Reference } | undefined {
   if (!last) return undefined;
-  return administeredRate(last, unit)?.ratePerKg ?? orderedRatePerKg(last.order, unit);
+  const given = administeredRate(last, unit);
+  if (given) return { ratePerKg: given.ratePerKg, reference: givenReference(last, unit, given) };
+  const ordered = orderedRatePerKg(last.order, unit);
+  return ordered === undefined ? undefined : { ratePerKg: ordered };
 }
 
-/** The rate per kg of the order's latest administration, when it records one that converts (see administeredRate). */
-export function administeredRatePerKg(last: LastGiven, unit: string): number | undefined {
-  return administeredRate(last, unit)?.ratePerKg;
+/** The rate per kg the next session is proposed at: the last rate given at the pump, else the order's. */
+export function ratePerKgGiven(last: LastGiven | undefined, unit: string): number | undefined {
+  return rateGiven(last, unit)?.ratePerKg;
 }
 
 /**
@@ -30,29 +51,45 @@ export function administeredRatePerKg(last: LastGiven, unit: string): number | u
  * "Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h". Undefined when the rate is the order's.
  */
 export function rateGivenReference(last: LastGiven | undefined, unit: string): Reference | undefined {
-  if (!last) return undefined;
-  const given = administeredRate(last, unit);
-  if (!given?.administration.id) return undefined;
-  const recorded = given.administration.dosage?.rateQuantity;
-  const asRecorded = recorded?.code === unit ? '' : `${recorded?.value} ${recorded?.code} (`;
+  return rateGiven(last, unit)?.reference;
+}
+
+/** The administration a rate given was read from, in words (as recorded, per kg, and the order's when it differs). */
+function givenReference(last: LastGiven, unit: string, given: AdministeredRate): Reference | undefined {
+  if (!given.administration.id) return undefined;
   const ordered = orderedRatePerKg(last.order, unit);
   return {
     reference: `MedicationAdministration/${given.administration.id}`,
-    display: `Last session given at ${asRecorded}${given.ratePerKg} ${unit}${asRecorded ? ')' : ''}${
+    display: `Last session given at ${rateInWords(given, unit)}${
       ordered !== undefined && ordered !== given.ratePerKg ? `; ordered at ${ordered} ${unit}` : ''
     }`,
   };
 }
 
+/** "60 mg/h (0.75 mg/kg/h)", "30 mL/h of 2 mg/mL (0.75 mg/kg/h)", "0.75 mg/kg/h": as recorded, then per kg. */
+export function rateInWords(given: AdministeredRate, unit: string): string {
+  const recorded = given.administration.dosage?.rateQuantity;
+  if (recorded?.code === unit) return `${given.ratePerKg} ${unit}`;
+  const of = given.concentration ? ` of ${given.concentration}` : '';
+  return `${recorded?.value} ${recorded?.code}${of} (${given.ratePerKg} ${unit})`;
+}
+
+export interface AdministeredRate {
+  ratePerKg: number;
+  administration: MedicationAdministration;
+  /** The bag's concentration a rate in mL/h was converted with, in words ("2 mg/mL"). */
+  concentration?: string;
+}
+
 /**
- * The order's latest administration (by when it started) and its rate per kg, when it records one: per kg as it is,
- * or per hour divided by the weight the order was computed for (its `calculated` rate over its `ordered` one), to
- * 0.01. Undefined: none recorded, or in a unit that does not convert (mL/h needs the bag's concentration).
+ * The order's latest administration (by when it started) and its rate per kg, when it records one: per kg as it is;
+ * per hour divided by the weight the order was computed for (its `calculated` rate over its `ordered` one); or in
+ * mL/h, times the concentration of the bag given (its Medication's ingredient of the ordered drug, in mg per mL), then
+ * per kg as per hour; to 0.01. Undefined: none recorded, or in a unit that does not convert (mL/h of a bag whose
+ * concentration is not recorded).
  */
-function administeredRate(
-  { order, administrations = [] }: LastGiven,
-  unit: string,
-): { ratePerKg: number; administration: MedicationAdministration } | undefined {
+export function administeredRate(last: LastGiven, unit: string): AdministeredRate | undefined {
+  const { order, administrations = [] } = last;
   const reference = `MedicationRequest/${order.id}`;
   const latest = administrations
     .filter((a) => a.request?.reference === reference && GIVEN.has(a.status))
@@ -64,8 +101,62 @@ function administeredRate(
   if (!latest || typeof rate?.value !== 'number') return undefined;
   if (rate.code === unit) return { ratePerKg: rate.value, administration: latest };
   const kg = orderWeightKg(order, unit);
-  if (rate.code !== unit.replace('/kg', '') || !kg) return undefined;
-  return { ratePerKg: Math.round((rate.value / kg) * 100) / 100, administration: latest };
+  if (!kg) return undefined;
+  const perHour = unit.replace('/kg', '');
+  if (rate.code === perHour) return { ratePerKg: round2(rate.value / kg), administration: latest };
+  const bag = rate.code === 'mL/h' ? concentrationOf(latest, last) : undefined;
+  if (!bag || perHour !== `${bag.mass}/h`) return undefined;
+  return {
+    ratePerKg: round2((rate.value * bag.perMl) / kg),
+    administration: latest,
+    concentration: `${bag.perMl} ${bag.mass}/mL`,
+  };
+}
+
+const round2 = (value: number) => Math.round(value * 100) / 100;
+
+/** UCUM masses and volumes a bag's strength may be written in, in mg and mL. */
+const MG: Record<string, number> = { g: 1000, mg: 1, ug: 0.001 };
+const ML: Record<string, number> = { L: 1000, dL: 100, mL: 1 };
+
+/**
+ * The concentration of the ordered drug in the bag an administration gave, in mg per mL: its Medication (contained,
+ * or included by reference), the ingredient coded as the order's medication (or the only ingredient).
+ */
+function concentrationOf(
+  administration: MedicationAdministration,
+  { order, medications = [] }: LastGiven,
+): { perMl: number; mass: 'mg' } | undefined {
+  const ref = administration.medicationReference?.reference;
+  if (!ref) return undefined;
+  const medication = ref.startsWith('#')
+    ? administration.contained?.find((c): c is Medication => c.resourceType === 'Medication' && `#${c.id}` === ref)
+    : medications.find((m) => `Medication/${m.id}` === ref);
+  const ingredients = medication?.ingredient ?? [];
+  const ordered = order.medicationCodeableConcept?.coding ?? [];
+  const ingredient =
+    ingredients.find((i) => i.itemCodeableConcept?.coding?.some((c) => ordered.some((o) => sameCode(c, o)))) ??
+    (ingredients.length === 1 ? ingredients[0] : undefined);
+  const { numerator, denominator } = ingredient?.strength ?? {};
+  const mg = massInMg(numerator);
+  const ml = volumeInMl(denominator);
+  if (mg === undefined || !ml) return undefined;
+  return { perMl: Math.round((mg / ml) * 1000) / 1000, mass: 'mg' };
+}
+
+function massInMg(q: Quantity | undefined): number | undefined {
+  const factor = q?.code !== undefined ? MG[q.code] : undefined;
+  return factor !== undefined && typeof q?.value === 'number' ? q.value * factor : undefined;
+}
+
+function volumeInMl(q: Quantity | undefined): number | undefined {
+  const factor = q?.code !== undefined ? ML[q.code] : undefined;
+  // A denominator of 1 is often left without a value (a Ratio of 2 mg per mL).
+  return factor !== undefined ? (q?.value ?? 1) * factor : undefined;
+}
+
+function sameCode(a: Coding, b: Coding): boolean {
+  return a.system === b.system && a.code === b.code;
 }
 
 /** The weight an order's rate was computed for: its rate per hour (`calculated`) over its rate per kg (`ordered`). */

@@ -4,6 +4,7 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
+  Medication,
   MedicationAdministration,
   MedicationRequest,
   Practitioner,
@@ -20,7 +21,8 @@ import { notFound } from '@kc/common';
 import { carePlanReferenceOf } from '@kc/followups';
 import {
   orderRateText,
-  administeredRatePerKg,
+  administeredRate,
+  rateInWords,
   answersByLinkId,
   DECISION_KEY_SYSTEM,
   decisionKey,
@@ -102,6 +104,8 @@ export class PatientTimelineService {
           intent: 'order',
           _count: 200,
           _revinclude: 'MedicationAdministration:request',
+          // And the bags they name (a pump's mL/h is read through the bag's concentration).
+          '_include:iterate': 'MedicationAdministration:medication',
         },
       },
       { name: 'responses', resourceType: 'QuestionnaireResponse', params: { subject: patient, _count: 200 } },
@@ -119,6 +123,7 @@ export class PatientTimelineService {
     const administrations = includedOf<MedicationAdministration>(found.orders).filter(
       (r) => r.resourceType === 'MedicationAdministration',
     );
+    const medications = includedOf<Medication>(found.orders).filter((r) => r.resourceType === 'Medication');
     const responses = new Map(
       matchesOf<QuestionnaireResponse>(found.responses).map((r) => [`QuestionnaireResponse/${r.id}`, r]),
     );
@@ -199,7 +204,7 @@ export class PatientTimelineService {
       ...administrations.map((a) => ({
         date: a.effectivePeriod?.start ?? a.effectiveDateTime,
         type: 'administration' as const,
-        text: administrationText(a, orders),
+        text: administrationText(a, orders, medications),
         status: a.status,
         reference: `MedicationAdministration/${a.id}`,
       })),
@@ -374,23 +379,31 @@ function answerInWords(answer: QuestionnaireResponseItemAnswer, question: Questi
   );
 }
 
-/** "Given: Ketamine at 60 mg/h (0.75 mg/kg/h)": the rate recorded, and per kg for the weight its order was computed for. */
-function administrationText(administration: MedicationAdministration, orders: MedicationRequest[]): string {
+/**
+ * "Given: Ketamine at 60 mg/h (0.75 mg/kg/h)", "Given: Ketamine at 30 mL/h of 2 mg/mL (0.75 mg/kg/h)": the rate
+ * recorded, and per kg for the weight its order was computed for (a rate in mL/h through the bag's concentration).
+ */
+function administrationText(
+  administration: MedicationAdministration,
+  orders: MedicationRequest[],
+  medications: Medication[],
+): string {
   const order = orders.find((o) => `MedicationRequest/${o.id}` === administration.request?.reference);
   const medication =
     administration.medicationCodeableConcept?.text ??
     administration.medicationCodeableConcept?.coding?.[0]?.display ??
     order?.medicationCodeableConcept?.text ??
     'medication';
-  const rate = administration.dosage?.rateQuantity;
-  // The order's rate per kg unit (its `ordered` rate, e.g. mg/kg/h), for a rate recorded per hour.
+  // The order's rate per kg unit (its `ordered` rate, e.g. mg/kg/h).
   const perKgUnit = order?.dosageInstruction?.[0]?.doseAndRate
     ?.map((d) => d.rateQuantity?.code)
     .find((c) => c?.includes('/kg'));
-  const perKg =
-    order && perKgUnit && rate?.code !== perKgUnit
-      ? administeredRatePerKg({ order, administrations: [administration] }, perKgUnit)
+  const given =
+    order && perKgUnit
+      ? administeredRate({ order, administrations: [administration], medications }, perKgUnit)
       : undefined;
-  const given = rate?.value !== undefined ? ` at ${rate.value} ${rate.unit ?? rate.code ?? ''}`.trimEnd() : '';
-  return `Given: ${medication}${given}${perKg !== undefined ? ` (${perKg} ${perKgUnit})` : ''}`;
+  if (given && perKgUnit) return `Given: ${medication} at ${rateInWords(given, perKgUnit)}`;
+  const rate = administration.dosage?.rateQuantity;
+  const recorded = rate?.value !== undefined ? ` at ${rate.value} ${rate.unit ?? rate.code ?? ''}`.trimEnd() : '';
+  return `Given: ${medication}${recorded}`;
 }

@@ -3,6 +3,7 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
+  Medication,
   MedicationAdministration,
   MedicationRequest,
   Patient,
@@ -148,6 +149,7 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[]) {
         administrations: includedOf<MedicationAdministration>(found.orders).filter(
           (r) => r.resourceType === 'MedicationAdministration',
         ),
+        medications: includedOf<Medication>(found.orders).filter((r) => r.resourceType === 'Medication'),
       };
     }),
   );
@@ -187,8 +189,10 @@ function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanD
         intent: 'order',
         status: 'active,on-hold',
         _count: PAGE,
-        // In the same search: the administrations recorded of them (no round trip more).
+        // In the same search: the administrations recorded of them (no round trip more), and the bags they name (a
+        // pump's mL/h is read through the bag's concentration).
         _revinclude: 'MedicationAdministration:request',
+        '_include:iterate': 'MedicationAdministration:medication',
       },
     },
     {

@@ -5,6 +5,7 @@ import type {
   BundleEntry,
   CarePlan,
   DetectedIssue,
+  Medication,
   MedicationAdministration,
   MedicationRequest,
   Procedure,
@@ -281,7 +282,7 @@ export class FollowUpService {
       infusionPhase: infusionPhase(fulfilled, event.procedureId, plan),
       // What this infusion gave: the next sessions are proposed at the rate per kg last given (titrated by the
       // clinician, at approval or at the pump).
-      given: givenBy(orderOf(givenTask, around.orders), around.administrations),
+      given: givenBy(orderOf(givenTask, around.orders), around),
       // A primary-nurse clinic: the follow-ups are whoever's the infusion's Task was (else nobody's until taken).
       owner: this.config.followUpOwner === 'infusion' ? givenTask?.owner : undefined,
       now,
@@ -458,12 +459,12 @@ function progressOf(event: FollowUpEvent): ProgressReporter {
   return event.progress ?? noProgress;
 }
 
-/** An order given, with what was recorded of it at the pump. */
+/** An order given, with what was recorded of it at the pump (and the bags those records name). */
 function givenBy(
   order: MedicationRequest | undefined,
-  administrations: MedicationAdministration[],
+  { administrations, medications }: { administrations: MedicationAdministration[]; medications: Medication[] },
 ): LastGiven | undefined {
-  return order && { order, administrations };
+  return order && { order, administrations, medications };
 }
 
 /** The order an approval of this Task wrote, among the patient's orders still to be given. */
