@@ -230,7 +230,7 @@ describe('alerts to the clinic', () => {
       const alertMetric = async (outcome: string) => {
         const text = (await request(cut.url).get('/metrics').set(cut.as('admin')).expect(200)).text;
         const line = new RegExp(
-          `^kc_clinic_alerts_total\\{kind="effect-reported",outcome="${outcome}"\\} (\\d+)$`,
+          `^kc_clinic_alerts_total\\{kind="effect-reported",outcome="${outcome}",channel="email"\\} (\\d+)$`,
           'm',
         );
         return Number(line.exec(text)?.[1] ?? 0);
@@ -258,4 +258,99 @@ describe('alerts to the clinic', () => {
   });
 
   const infusedPatient = () => infusedForCheck(service);
+});
+
+/**
+ * In the EHR's inbox (CLINIC_ALERT_RECIPIENTS): the alert is a Communication to the clinic's on-call role, written to
+ * the FHIR server, which is where Medplum's messaging or an EHR's inbox shows it; beside email or without it, each
+ * channel told once and on its own.
+ */
+describe("alerts to the clinic in the EHR's inbox", () => {
+  const ON_CALL = 'PractitionerRole/on-call';
+
+  const alertsOf = async (service: TestService, patient: string) =>
+    (await service.fhir.searchAll<Communication>('Communication', { subject: patient })).filter((c) =>
+      c.identifier?.some((i) => i.system === ALERT_KEY),
+    );
+
+  const reportEffect = async (service: TestService) => {
+    const p = await infusedForCheck(service);
+    await request(service.url)
+      .post(`/tasks/${p.check.id}/$complete`)
+      .set(service.as('clinician'))
+      .send({ versionId: p.check.meta!.versionId, response: checkAnswers(3, ['effect-hallucinations']) })
+      .expect(200);
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${p.carePlanId}`,
+    });
+    return { ...p, issue };
+  };
+
+  it('without email: a Communication to the on-call role, once, as a message in the inbox', async () => {
+    const service = await startTestService({ clinicAlertRecipients: [ON_CALL] });
+    try {
+      const p = await reportEffect(service);
+      const [message] = await waitFor(async () => {
+        const found = await alertsOf(service, p.patient);
+        return found.length > 0 && found;
+      }, 'the alert in the inbox');
+      expect(message).toMatchObject({
+        identifier: [{ system: ALERT_KEY, value: `inbox:DetectedIssue/${p.issue.id}` }],
+        status: 'completed',
+        priority: 'urgent',
+        category: [{ coding: [{ code: 'clinic-alert' }] }],
+        medium: [{ coding: [{ code: 'ELECTRONIC' }] }],
+        subject: { reference: p.patient },
+        about: [{ reference: `DetectedIssue/${p.issue.id}` }, { reference: `CarePlan/${p.carePlanId}` }],
+        recipient: [{ reference: ON_CALL }],
+        topic: { text: 'Ketamine care plans: hallucinations reported after an infusion, to review' },
+      });
+      // In the EHR the message is the patient's (its subject): it does not say it names none.
+      expect(message.payload?.[0].contentString).toMatch(/^A patient reported hallucinations at their post-infusion/);
+      expect(message.payload?.[0].contentString).not.toMatch(/names no patient/);
+      // The sweep looks again: told already, not again.
+      expect((await service.app.get(ContraindicationSweep).sweep()).alerted).toBe(0);
+      expect(await alertsOf(service, p.patient)).toHaveLength(1);
+    } finally {
+      await service.stop();
+    }
+  });
+
+  it('beside email, with the mail server down: the inbox is told at once, the email once the server is back', async () => {
+    const down = await startSmtpServer();
+    await down.stop();
+    const service = await startTestService({
+      smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
+      clinicAlertEmails: ['oncall@clinic.test'],
+      clinicAlertRecipients: [ON_CALL],
+    });
+    try {
+      const p = await reportEffect(service);
+      const keys = async () =>
+        (await alertsOf(service, p.patient)).map((c) => c.identifier?.[0].value).sort((a, b) => a!.localeCompare(b!));
+      await waitFor(async () => (await keys()).length > 0, 'the alert in the inbox');
+      expect(await keys()).toEqual([`inbox:DetectedIssue/${p.issue.id}`]);
+      const metric = async (channel: string, outcome: string) => {
+        const text = (await request(service.url).get('/metrics').set(service.as('admin')).expect(200)).text;
+        const line = new RegExp(
+          `^kc_clinic_alerts_total\\{kind="effect-reported",outcome="${outcome}",channel="${channel}"\\} (\\d+)$`,
+          'm',
+        );
+        return Number(line.exec(text)?.[1] ?? 0);
+      };
+      expect(await metric('inbox', 'sent')).toBe(1);
+      expect(await metric('email', 'not-sent')).toBeGreaterThanOrEqual(1);
+      const back = await startSmtpServer(Number(new URL(down.url).port));
+      try {
+        expect((await service.app.get(ContraindicationSweep).sweep()).alerted).toBe(1);
+        expect(back.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
+        expect(await keys()).toEqual([`DetectedIssue/${p.issue.id}`, `inbox:DetectedIssue/${p.issue.id}`]);
+        expect(await metric('inbox', 'sent')).toBe(1);
+      } finally {
+        await back.stop();
+      }
+    } finally {
+      await service.stop();
+    }
+  });
 });

@@ -46,6 +46,16 @@ describe('CDS Hooks config', () => {
       expect(() => loadConfig({ CDS_FHIR_SERVERS: bad })).toThrow(/CDS_FHIR_SERVERS/);
   });
 
+  it('CLINIC_ALERT_RECIPIENTS: nobody unless set; references to who may receive a message, comma-separated', () => {
+    expect(loadConfig({}).clinicAlertRecipients).toEqual([]);
+    expect(
+      loadConfig({ CLINIC_ALERT_RECIPIENTS: 'PractitionerRole/on-call, CareTeam/infusion-nurses' })
+        .clinicAlertRecipients,
+    ).toEqual(['PractitionerRole/on-call', 'CareTeam/infusion-nurses']);
+    expect(() => loadConfig({ CLINIC_ALERT_RECIPIENTS: 'Patient/p1' })).toThrow(/"Patient\/p1" is not one/);
+    expect(() => loadConfig({ CLINIC_ALERT_RECIPIENTS: 'oncall@clinic.test' })).toThrow(/is not one/);
+  });
+
   it('CLINIC_ALERT_EMAIL: nobody unless set; addresses, comma-separated, and only with SMTP_URL', () => {
     expect(loadConfig({}).clinicAlertEmails).toEqual([]);
     const smtp = { SMTP_URL: 'smtp://127.0.0.1:2525' };

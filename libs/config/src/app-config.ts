@@ -98,6 +98,12 @@ export interface AppConfig {
    */
   clinicAlertEmails: string[];
   /**
+   * Who gets each clinic alert in the EHR's inbox (CLINIC_ALERT_RECIPIENTS, comma-separated references: a
+   * PractitionerRole on call, a CareTeam, an Organization): a Communication to them, written to the FHIR server, as
+   * messaging in Medplum or an EHR reads one. Empty: none (the email alone, if any).
+   */
+  clinicAlertRecipients: string[];
+  /**
    * Follow-up batches one worker process runs at once; each takes up to `followUpBatchSize` events that arrived
    * together (a batch's reads and writes cost 3 FHIR requests whatever its size), so the worker holds up to
    * workerConcurrency x followUpBatchSize jobs.
@@ -416,6 +422,24 @@ function smtpFrom(env: NodeJS.ProcessEnv): AppConfig['smtp'] {
   return { url, from: env.SMTP_FROM ?? 'Ketamine infusion clinic <no-reply@clinic.example>' };
 }
 
+/** CLINIC_ALERT_RECIPIENTS: references to who may receive a message (Communication.recipient), comma-separated. */
+function clinicAlertRecipientsFrom(env: NodeJS.ProcessEnv): string[] {
+  const refs = (env.CLINIC_ALERT_RECIPIENTS ?? '')
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
+  const bad = refs.find((r) => !ALERT_RECIPIENT.test(r));
+  if (bad)
+    throw new ConfigError(
+      `CLINIC_ALERT_RECIPIENTS must be references like PractitionerRole/on-call or CareTeam/infusion-nurses, comma-separated; "${bad}" is not one`,
+    );
+  return refs;
+}
+
+/** Who a Communication can be sent to, by reference (R4 Communication.recipient). */
+const ALERT_RECIPIENT =
+  /^(Practitioner|PractitionerRole|Organization|CareTeam|Group|RelatedPerson|HealthcareService)\/[A-Za-z0-9\-.]{1,64}$/;
+
 /** CLINIC_ALERT_EMAIL: addresses, comma-separated; only with SMTP_URL (there is nothing to send them with otherwise). */
 function clinicAlertEmailsFrom(env: NodeJS.ProcessEnv): string[] {
   const emails = (env.CLINIC_ALERT_EMAIL ?? '')
@@ -516,6 +540,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     reminderHorizonMs: positiveInt(env, 'REMINDER_HORIZON_MS', 3600_000),
     smtp: smtpFrom(env),
     clinicAlertEmails: clinicAlertEmailsFrom(env),
+    clinicAlertRecipients: clinicAlertRecipientsFrom(env),
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),
     followUpBatchSize: positiveInt(env, 'FOLLOWUP_BATCH_SIZE', 8),
     followUpOwner: oneOf(env, 'FOLLOW_UP_OWNER', ['none', 'infusion'], 'none'),

@@ -3,7 +3,10 @@ import { CANONICAL_BASE, SERVICE_CODE_SYSTEM } from './canonical';
 import { contraindicationState } from './contraindication-state';
 import { isReportedEffect } from './reported-effects';
 
-/** Identifies the record that the clinic was told of an issue: `DetectedIssue/<id>`, one per issue. */
+/**
+ * Identifies the record that the clinic was told of an issue, one per issue and channel: `DetectedIssue/<id>` by email,
+ * `inbox:DetectedIssue/<id>` in the EHR's inbox.
+ */
 export const CLINIC_ALERT_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/clinic-alert-key`;
 
 /**
@@ -37,8 +40,14 @@ export function heldTasksOf(issue: DetectedIssue): string[] {
   return (issue.implicated ?? []).map((r) => r.reference ?? '').filter((r) => /^Task\/[^/]+$/.test(r));
 }
 
-export function clinicAlertKey(issue: { id?: string }): string {
-  return `DetectedIssue/${issue.id}`;
+/**
+ * How the clinic is told: `email` (CLINIC_ALERT_EMAIL, sent by SMTP, then recorded), `inbox` (CLINIC_ALERT_RECIPIENTS:
+ * the Communication to them, written to the FHIR server, is the message). Each is told once, on its own.
+ */
+export type ClinicAlertChannel = 'email' | 'inbox';
+
+export function clinicAlertKey(issue: { id?: string }, channel: ClinicAlertChannel = 'email'): string {
+  return `${channel === 'inbox' ? 'inbox:' : ''}DetectedIssue/${issue.id}`;
 }
 
 export interface ClinicAlertMessage {
@@ -51,6 +60,8 @@ export interface ClinicAlertContext {
   worklistUrl?: string;
   /** The earliest start of the held Tasks' due windows (`restriction.period.start`), for `orders-held`. */
   heldDueFrom?: string;
+  /** Email (the default) says it names no patient; in the EHR's inbox the message is the patient's (its subject). */
+  channel?: ClinicAlertChannel;
 }
 
 /**
@@ -63,7 +74,7 @@ export function clinicAlertMessage(issue: DetectedIssue, context: ClinicAlertCon
     : reportedEffectMessage(issue, context);
 }
 
-function reportedEffectMessage(issue: DetectedIssue, { worklistUrl }: ClinicAlertContext): ClinicAlertMessage {
+function reportedEffectMessage(issue: DetectedIssue, { worklistUrl, channel }: ClinicAlertContext): ClinicAlertMessage {
   const effect = issue.code?.coding?.[0]?.display ?? issue.code?.text ?? 'An effect';
   const day = issue.identifiedDateTime?.slice(0, 10);
   return {
@@ -72,12 +83,15 @@ function reportedEffectMessage(issue: DetectedIssue, { worklistUrl }: ClinicAler
       `A patient reported ${effect.toLowerCase()} at their post-infusion check${day ? ` of ${day}` : ''}.`,
       'Their next ketamine infusions are not approved, and their approved orders are held, until a clinician reviews it and records what was decided.',
       reviewOn(worklistUrl, 'Cannot be approved until a clinician reviews the effect reported'),
-      NO_PATIENT_NAMED,
+      ...namesNoPatient(channel),
     ].join('\n\n'),
   };
 }
 
-function heldOrdersMessage(issue: DetectedIssue, { worklistUrl, heldDueFrom }: ClinicAlertContext): ClinicAlertMessage {
+function heldOrdersMessage(
+  issue: DetectedIssue,
+  { worklistUrl, heldDueFrom, channel }: ClinicAlertContext,
+): ClinicAlertMessage {
   const found = (issue.code?.text ?? issue.code?.coding?.[0]?.display ?? 'A contraindication').replace(/\.$/, '');
   const day = issue.identifiedDateTime?.slice(0, 10);
   const orders = heldOrdersOf(issue).length;
@@ -90,7 +104,7 @@ function heldOrdersMessage(issue: DetectedIssue, { worklistUrl, heldDueFrom }: C
         ? [`The ${orders === 1 ? 'held' : 'first held'} session is due from ${heldDueFrom.slice(0, 10)}.`]
         : []),
       reviewOn(worklistUrl, 'Held: found after approval'),
-      NO_PATIENT_NAMED,
+      ...namesNoPatient(channel),
     ].join('\n\n'),
   };
 }
@@ -103,32 +117,39 @@ function reviewOn(worklistUrl: string | undefined, rowSays: string): string {
 
 const NO_PATIENT_NAMED = 'This email names no patient: the worklist does, once you sign in.';
 
+function namesNoPatient(channel: ClinicAlertChannel | undefined): string[] {
+  return channel === 'inbox' ? [] : [NO_PATIENT_NAMED];
+}
+
+const MEDIUM: Record<ClinicAlertChannel, { code: string; display: string }> = {
+  email: { code: 'EMAILWRIT', display: 'email' },
+  inbox: { code: 'ELECTRONIC', display: 'electronic data' },
+};
+
 /**
- * The record that the clinic was told (a Communication about the issue and its plan, by email, keyed by the issue), as
- * an EHR reads a message sent: who it was sent to, when, and what it said.
+ * The record that the clinic was told (a Communication about the issue and its plan, keyed by the issue and the
+ * channel), as an EHR reads a message sent: how, to whom, when, and what it said. By email, the recipients are the
+ * addresses (`display`); in the inbox, the references (CLINIC_ALERT_RECIPIENTS) whose inbox shows it.
  */
 export function clinicAlertRecord(
   issue: DetectedIssue & { id: string },
   message: ClinicAlertMessage,
-  sent: { to: string[]; now: Date },
+  sent: { channel?: ClinicAlertChannel; to: string[]; now: Date },
 ): Communication {
+  const channel = sent.channel ?? 'email';
   return {
     resourceType: 'Communication',
-    identifier: [{ system: CLINIC_ALERT_KEY_SYSTEM, value: clinicAlertKey(issue) }],
+    identifier: [{ system: CLINIC_ALERT_KEY_SYSTEM, value: clinicAlertKey(issue, channel) }],
     status: 'completed',
     category: [{ coding: [{ system: SERVICE_CODE_SYSTEM, code: 'clinic-alert', display: 'Alert to the clinic' }] }],
     priority: 'urgent',
     medium: [
-      {
-        coding: [
-          { system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationMode', code: 'EMAILWRIT', display: 'email' },
-        ],
-      },
+      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationMode', ...MEDIUM[channel] }] },
     ],
     subject: issue.patient,
-    about: [{ reference: clinicAlertKey(issue) }, ...(issue.implicated ?? [])],
+    about: [{ reference: `DetectedIssue/${issue.id}` }, ...(issue.implicated ?? [])],
     sent: sent.now.toISOString(),
-    recipient: sent.to.map((address) => ({ display: address })),
+    recipient: sent.to.map((to) => (channel === 'inbox' ? { reference: to } : { display: to })),
     topic: { text: message.subject },
     payload: [{ contentString: message.text }],
   };

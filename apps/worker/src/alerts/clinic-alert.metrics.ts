@@ -1,25 +1,26 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Registry } from 'prom-client';
-import type { ClinicAlertKind } from '@kc/protocols';
+import type { ClinicAlertChannel, ClinicAlertKind } from '@kc/protocols';
 
 /**
- * Alerts to the clinic by what they were about and whether the email went: a mail server that refuses them leaves
- * nothing on record and only a log line, so `outcome="not-sent"` rising is what an operator alerts on.
+ * Alerts to the clinic by what they were about, how they went and whether they did: a mail server (or a FHIR server)
+ * that refuses them leaves nothing on record and only a log line, so `outcome="not-sent"` rising is what an operator
+ * alerts on.
  */
 @Injectable()
 export class ClinicAlertMetrics {
-  private readonly alerts: Counter<'kind' | 'outcome'>;
+  private readonly alerts: Counter<'kind' | 'outcome' | 'channel'>;
 
   constructor(registry: Registry) {
     this.alerts = new Counter({
       name: 'kc_clinic_alerts_total',
-      help: 'Emails to the clinic (CLINIC_ALERT_EMAIL) by kind (effect-reported, orders-held) and outcome (sent, not-sent: tried again by the next sweep)',
-      labelNames: ['kind', 'outcome'],
+      help: 'Alerts to the clinic by kind (effect-reported, orders-held), outcome (sent, not-sent: tried again by the next sweep) and channel (email: CLINIC_ALERT_EMAIL; inbox: CLINIC_ALERT_RECIPIENTS)',
+      labelNames: ['kind', 'outcome', 'channel'],
       registers: [registry],
     });
   }
 
-  record(kind: ClinicAlertKind, outcome: 'sent' | 'not-sent'): void {
-    this.alerts.inc({ kind, outcome });
+  record(kind: ClinicAlertKind, outcome: 'sent' | 'not-sent', channel: ClinicAlertChannel): void {
+    this.alerts.inc({ kind, outcome, channel });
   }
 }

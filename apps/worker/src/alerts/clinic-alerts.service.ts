@@ -4,6 +4,7 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { batchResult, FhirClient, getEntry } from '@kc/fhir';
 import {
   CLINIC_ALERT_KEY_SYSTEM,
+  type ClinicAlertChannel,
   clinicAlertKey,
   clinicAlertKindOf,
   clinicAlertMessage,
@@ -15,10 +16,12 @@ import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-send
 import { ClinicAlertMetrics } from './clinic-alert.metrics';
 
 /**
- * Tells the clinic, by email, of each effect a patient reported that waits for a clinician's review, and of each
- * contraindication found after approval that holds approved orders (clinicAlertKindOf), once: the email
- * first, then its record (a Communication keyed by the issue). At least once: a worker dying between the two sends
- * it again at the next look (the plan's hold job, or the 15-minute sweep), which is what finds one not told yet.
+ * Tells the clinic of each effect a patient reported that waits for a clinician's review, and of each contraindication
+ * found after approval that holds approved orders (clinicAlertKindOf), once per channel: by email (the email first,
+ * then its record, a Communication keyed by the issue) and in the EHR's inbox (a Communication to
+ * CLINIC_ALERT_RECIPIENTS, which is the message). Each channel on its own: a mail server down does not hold back the
+ * inbox. At least once: a worker dying between an email and its record sends it again at the next look (the plan's
+ * hold job, or the 15-minute sweep), which is what finds one not told yet.
  */
 @Injectable()
 export class ClinicAlerts {
@@ -31,37 +34,61 @@ export class ClinicAlerts {
     @Optional() @Inject(CLINIC_ALERT_SENDER) private readonly sender?: ClinicAlertSender | null,
   ) {}
 
-  /** The issues among these that the clinic has not been told of, told now; how many were (an email refused: not). */
+  /** The ways the clinic is told, with whom each reaches. */
+  private channels(): { channel: ClinicAlertChannel; to: string[] }[] {
+    return [
+      ...(this.sender ? [{ channel: 'email' as const, to: this.sender.to }] : []),
+      ...(this.config.clinicAlertRecipients.length
+        ? [{ channel: 'inbox' as const, to: this.config.clinicAlertRecipients }]
+        : []),
+    ];
+  }
+
+  /** The issues among these that the clinic has not been told of, told now; how many were (by any channel). */
   async tell(issues: DetectedIssue[], now = new Date()): Promise<number> {
-    if (!this.sender) return 0;
+    const channels = this.channels();
+    if (!channels.length) return 0;
     const waiting = [...new Map(issues.filter(needsClinicAlert).map((i) => [i.id, i])).values()];
     if (!waiting.length) return 0;
     const told = await this.fhir.searchAll<Communication>('Communication', {
-      identifier: waiting.map((i) => `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(i)}`).join(','),
+      identifier: waiting
+        .flatMap((i) => channels.map((c) => `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(i, c.channel)}`))
+        .join(','),
     });
     const toldKeys = new Set(told.flatMap((c) => c.identifier?.map((i) => i.value) ?? []));
     const worklistUrl = this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
     let sent = 0;
-    for (const issue of waiting.filter((i) => !toldKeys.has(clinicAlertKey(i)))) {
+    for (const issue of waiting) {
+      const untold = channels.filter((c) => !toldKeys.has(clinicAlertKey(issue, c.channel)));
+      if (!untold.length) continue;
       const kind = clinicAlertKindOf(issue)!;
       const heldDueFrom = kind === 'orders-held' ? await this.heldDueFrom(issue) : undefined;
-      const message = clinicAlertMessage(issue, { worklistUrl, heldDueFrom });
-      try {
-        await this.sender.send(message);
-      } catch (err) {
-        this.metrics.record(kind, 'not-sent');
-        // The mail server down must not stop the holds and sweeps this runs in: nothing is recorded as sent, so the
-        // next look (the sweep, every 15 minutes) tries again.
-        this.logger.warn({ msg: 'clinic alert not sent; the sweep tries again', issue: issue.id, error: String(err) });
-        continue;
+      let any = false;
+      for (const { channel, to } of untold) {
+        const message = clinicAlertMessage(issue, { worklistUrl, heldDueFrom, channel });
+        try {
+          if (channel === 'email') await this.sender!.send(message);
+          await this.fhir.create(clinicAlertRecord(issue, message, { channel, to, now }), {
+            ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(issue, channel)}` },
+          });
+        } catch (err) {
+          this.metrics.record(kind, 'not-sent', channel);
+          // The mail server (or the FHIR server) down must not stop the holds and sweeps this runs in, nor the other
+          // channel: nothing is recorded as told by this one, so the next look (the sweep, every 15 minutes) tries again.
+          this.logger.warn({
+            msg: 'clinic alert not sent; the sweep tries again',
+            channel,
+            issue: issue.id,
+            error: String(err),
+          });
+          continue;
+        }
+        any = true;
+        this.metrics.record(kind, 'sent', channel);
+        // No patient data: the issue's id only.
+        this.logger.log({ msg: 'clinic told', kind, channel, issue: issue.id });
       }
-      await this.fhir.create(clinicAlertRecord(issue, message, { to: this.sender.to, now }), {
-        ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(issue)}` },
-      });
-      sent++;
-      this.metrics.record(kind, 'sent');
-      // No patient data: the issue's id only.
-      this.logger.log({ msg: 'clinic told', kind, issue: issue.id });
+      if (any) sent++;
     }
     return sent;
   }
