@@ -20,10 +20,12 @@ describe('follow-ups: at most 3 FHIR requests per event', () => {
   let metrics: FollowUpMetrics;
   /** Runs once before the next transaction is sent (another writer getting there first). */
   let beforeNextTransaction: (() => Promise<unknown>) | undefined;
+  /** The fetch of the FHIR clients under test: records each request. */
+  let counting: typeof fetch;
   beforeAll(async () => {
     // No in-process worker: the test drives the follow-up service itself, through a counting FHIR client.
     service = await startTestService({ runWorker: false });
-    const counting: typeof fetch = async (input, init) => {
+    counting = async (input, init) => {
       requests.push({
         method: init?.method ?? 'GET',
         url: typeof input === 'string' ? input : input instanceof URL ? input.href : input.url,
@@ -55,6 +57,25 @@ describe('follow-ups: at most 3 FHIR requests per event', () => {
       ['POST', 'transaction'],
     ]);
     expect(await followUpTasks(service, procedureId)).toHaveLength(2);
+  });
+
+  it('FOLLOW_UP_OWNER=care-team: the care team is read in the same batch (still 3 requests)', async () => {
+    const byCareTeam = new FollowUpService(
+      new FhirClient({ baseUrl: service.config.fhirBaseUrl!, fetchImpl: counting, maxAttempts: 1 }),
+      service.app.get(ProtocolCatalog),
+      metrics,
+      { ...service.config, followUpOwner: 'care-team' },
+    );
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    requests = [];
+    await byCareTeam.handle(procedureId);
+    expect(requests.map((r) => [r.method, bundleType(r.body)])).toEqual([
+      ['GET', undefined],
+      ['POST', 'batch'],
+      ['POST', 'transaction'],
+    ]);
+    expect(requests[1].body).toContain('CareTeam?subject=');
   });
 
   it('the transaction holds no conditional entry (Medplum runs it without SERIALIZABLE or the 8-entry limit) and locks the CarePlan by If-Match', async () => {

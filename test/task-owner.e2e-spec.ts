@@ -1,5 +1,6 @@
 import request from 'supertest';
-import type { Practitioner, Provenance, Task } from '@medplum/fhirtypes';
+import type { CareTeam, Patient, Practitioner, Provenance, Task } from '@medplum/fhirtypes';
+import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { mintToken } from '@kc/auth';
 import { stateOf } from '@kc/task-states';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
@@ -209,5 +210,78 @@ describe('Task owner: the follow-ups of an infusion', () => {
         .expect(200)
     ).body.items.map((i: ListItem) => i.id);
     expect(theirs).toEqual(expect.arrayContaining([check.id, next.id]));
+  });
+  it('FOLLOW_UP_OWNER=care-team: each follow-up is the care team’s member in the role the protocol names (a nurse)', async () => {
+    const service = await startTestService({ followUpOwner: 'care-team' });
+    services.push(service);
+    const practitioner = async (family: string) =>
+      `Practitioner/${(await service.fhir.create<Practitioner>({ resourceType: 'Practitioner', name: [{ family }] })).resource.id}`;
+    const [doctor, nurse, former] = await Promise.all([
+      practitioner('Doc'),
+      practitioner('Nurse'),
+      practitioner('Gone'),
+    ]);
+    // The EHR's care team for the patient, before enrolment: roles coded as the EHR codes them (SNOMED here), and a
+    // membership that ended.
+    const { resource: patient } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: 'Teamed' }],
+    });
+    const subject = `Patient/${patient.id}`;
+    await service.fhir.create(bodyWeight(80, '2026-11-01T09:00:00Z', subject));
+    await service.fhir.create(bloodPressure(124, 78, '2026-11-01T09:00:00Z', subject));
+    const role = (code: string, display: string) => [{ coding: [{ system: 'http://snomed.info/sct', code, display }] }];
+    await service.fhir.create<CareTeam>({
+      resourceType: 'CareTeam',
+      status: 'active',
+      subject: { reference: subject },
+      participant: [
+        { member: { reference: doctor, display: 'Dr Doc' }, role: role('309343006', 'Physician') },
+        {
+          member: { reference: former, display: 'RN Gone' },
+          role: role('224535009', 'Registered nurse'),
+          period: { end: '2026-06-30' },
+        },
+        { member: { reference: nurse, display: 'RN Nurse' }, role: role('224535009', 'Registered nurse') },
+      ],
+    });
+    const applied = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'subject', valueReference: { reference: subject } },
+          { name: 'startDate', valueDate: '2027-01-01' },
+          { name: 'persist', valueBoolean: true },
+        ],
+      })
+      .expect(200);
+    const enrolment = { patient: subject, carePlanId: (applied.body as { id: string }).id };
+    // Enrolment's own Tasks too: the first session is the nurse's.
+    const planTasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    expect(planTasks.find((t) => actionOf(t) === 'infusion-session')?.owner).toEqual({
+      reference: nurse,
+      display: 'RN Nurse',
+    });
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    const followUps = await followUpTasks(service, procedureId);
+    const check = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const next = followUps.find((t) => actionOf(t) === 'next-induction-session')!;
+    // Who the protocol says performs them (ActivityDefinition.participant), as the Task says, and who that is here.
+    expect(check.performerType?.[0].coding).toContainEqual(
+      expect.objectContaining({ system: 'http://snomed.info/sct', code: '224535009' }),
+    );
+    expect(check.owner).toEqual({ reference: nurse, display: 'RN Nurse' });
+    expect(next.owner).toEqual({ reference: nurse, display: 'RN Nurse' });
+
+    // A patient with no care team: nobody's, as without the setting.
+    const alone = await enrolPatient(service, 'ketamine-low-dose-series');
+    const aloneProcedure = await completeInfusion(service, alone, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, aloneProcedure);
+    const unowned = await followUpTasks(service, aloneProcedure);
+    expect(unowned.length).toBeGreaterThanOrEqual(2);
+    expect(unowned.map((t) => t.owner)).toEqual(unowned.map(() => undefined));
   });
 });

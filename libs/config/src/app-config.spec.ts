@@ -272,8 +272,9 @@ describe('loadConfig: defaults and invalid values', () => {
   it('FOLLOW_UP_OWNER: follow-ups nobody’s unless the infusion’s owner is asked for', () => {
     expect(loadConfig({}).followUpOwner).toBe('none');
     expect(loadConfig({ FOLLOW_UP_OWNER: 'infusion' }).followUpOwner).toBe('infusion');
+    expect(loadConfig({ FOLLOW_UP_OWNER: 'care-team' }).followUpOwner).toBe('care-team');
     expect(() => loadConfig({ FOLLOW_UP_OWNER: 'nurse' })).toThrow(
-      'FOLLOW_UP_OWNER must be one of none, infusion; got "nurse"',
+      'FOLLOW_UP_OWNER must be one of none, infusion, care-team; got "nurse"',
     );
   });
 

@@ -113,9 +113,10 @@ export interface AppConfig {
   /**
    * Who a follow-up Task (the check, the next session, the booster) is for when it is written (FOLLOW_UP_OWNER):
    * `none`, nobody's until someone takes it (a clinic working as a pool); `infusion`, the owner of the Task the
-   * infusion fulfilled (a primary-nurse clinic: who gave the session does its check and the next one).
+   * infusion fulfilled (a primary-nurse clinic: who gave the session does its check and the next one); `care-team`,
+   * the member of the patient's care team (CareTeam) in the role the protocol names as the Task's performer (a nurse).
    */
-  followUpOwner: 'none' | 'infusion';
+  followUpOwner: 'none' | 'infusion' | 'care-team';
   /**
    * How long answers written without their Task (a QuestionnaireResponse alone) wait before they are matched to a
    * check (CHECK_ANSWERS_GRACE_MS): a form filler that writes the answers and then completes the Task itself (SDC)
@@ -543,7 +544,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     clinicAlertRecipients: clinicAlertRecipientsFrom(env),
     workerConcurrency: positiveInt(env, 'WORKER_CONCURRENCY', 4),
     followUpBatchSize: positiveInt(env, 'FOLLOWUP_BATCH_SIZE', 8),
-    followUpOwner: oneOf(env, 'FOLLOW_UP_OWNER', ['none', 'infusion'], 'none'),
+    followUpOwner: oneOf(env, 'FOLLOW_UP_OWNER', ['none', 'infusion', 'care-team'], 'none'),
     checkAnswersGraceMs: int(env, 'CHECK_ANSWERS_GRACE_MS', 60_000),
     jobAttempts: int(env, 'JOB_ATTEMPTS', 8),
     jobBackoffMs: int(env, 'JOB_BACKOFF_MS', 2000),

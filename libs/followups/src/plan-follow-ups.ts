@@ -1,4 +1,15 @@
-import type { CarePlan, Coding, DetectedIssue, Patient, PlanDefinition, Task } from '@medplum/fhirtypes';
+import type {
+  ActivityDefinition,
+  CarePlan,
+  CareTeam,
+  CodeableConcept,
+  Coding,
+  DetectedIssue,
+  Patient,
+  PlanDefinition,
+  PlanDefinitionAction,
+  Task,
+} from '@medplum/fhirtypes';
 import {
   type LastGiven,
   carePlanKeyOf,
@@ -7,7 +18,9 @@ import {
   INFUSION_COMPLETED_TRIGGER,
   instantiateAction,
   dueWindowFor,
+  careTeamOwner,
   leaves,
+  performerTypeOf,
   selectActions,
   taskKey,
   uuidFromKey,
@@ -38,6 +51,11 @@ export interface FollowUpInput {
   given?: LastGiven;
   /** Whose the follow-up Tasks are when written (FOLLOW_UP_OWNER=infusion: the infusion's Task owner); none: nobody's. */
   owner?: Task['owner'];
+  /**
+   * The patient's care teams (FOLLOW_UP_OWNER=care-team): each follow-up is the member's in the role its protocol
+   * names as performer (careTeamOwner); nobody's when no member has it.
+   */
+  careTeams?: CareTeam[];
   now: Date;
 }
 
@@ -96,7 +114,9 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       requestReference: requestFullUrl,
       phase: input.infusionPhase,
       lastGiven: input.given,
-      owner: input.owner,
+      owner:
+        input.owner ??
+        (input.careTeams && careTeamOwner(performerTypesOf(action, selected.activity), input.careTeams, carePlan, now)),
       element: selected.element,
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };
@@ -114,6 +134,12 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       }),
     );
   return { followUps, detectedIssues };
+}
+
+/** Who performs an action, as its Task says (`performerType`): the action's participant role, else its activity's. */
+function performerTypesOf(action: PlanDefinitionAction, activity?: ActivityDefinition): CodeableConcept[] | undefined {
+  const role = performerTypeOf(action, activity);
+  return role ? [role] : undefined;
 }
 
 /** The infusion's day, as a clinician knows it (an id would mean nothing on the page or in an EHR's view). */

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import type { Patient, PlanDefinition } from '@medplum/fhirtypes';
+import type { Bundle, CareTeam, Patient, PlanDefinition } from '@medplum/fhirtypes';
 import {
   batchResult,
   CoalescedReads,
+  matchesOf,
   FhirClient,
   getEntry,
   searchEntries,
@@ -16,6 +17,8 @@ import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
 export interface PatientData {
   patient?: Patient;
   data: ProtocolVariables;
+  /** The patient's active CareTeams, when asked for (whose the new Tasks are: FOLLOW_UP_OWNER=care-team). */
+  careTeams?: CareTeam[];
 }
 
 /**
@@ -39,14 +42,21 @@ export class PatientDataLoader {
    * input without a limit that has more than a page of matches); the patient is undefined when it does not exist on
    * the server. A search that fails fails the whole load.
    */
-  async load(plan: PlanDefinition, patientId: string): Promise<PatientData> {
+  async load(plan: PlanDefinition, patientId: string, options: { careTeams?: boolean } = {}): Promise<PatientData> {
     const queries = patientDataQueries(plan, patientId);
+    const careTeams = options.careTeams
+      ? [getEntry('CareTeam', { subject: `Patient/${patientId}`, status: 'active', _count: 100 })]
+      : [];
     const answer = await this.reads.batch([
       getEntry(`Patient/${encodeURIComponent(patientId)}`),
       ...searchEntries(queries),
+      ...careTeams,
     ]);
     const patient = batchResult<Patient>(answer.entry?.[0], 'Patient');
     if (!patient) return { data: {} };
-    return { patient, data: await withRemainingPages(this.fhir, searchResults(answer, queries, 1), queries) };
+    const data = await withRemainingPages(this.fhir, searchResults(answer, queries, 1), queries);
+    if (!options.careTeams) return { patient, data };
+    const teams = batchResult<Bundle>(answer.entry?.[1 + queries.length], 'CareTeam search');
+    return { patient, data, careTeams: matchesOf<CareTeam>(teams) };
   }
 }

@@ -1,6 +1,7 @@
 import type {
   Bundle,
   CarePlan,
+  CareTeam,
   CodeableConcept,
   DetectedIssue,
   Encounter,
@@ -22,7 +23,8 @@ import type {
 import { windowFromTiming } from './action-timing';
 import { leaves, selectActions, type DefinitionResolver, type SelectedAction } from './action-tree';
 import type { Contraindication } from './applicability';
-import type { ActivityRequest } from './build-request';
+import { performerTypeOf, type ActivityRequest } from './build-request';
+import { careTeamOwner } from './care-team-owner';
 import { addDuration, iso } from './calendar';
 import { isTriggeredBy } from './triggered-actions';
 import {
@@ -62,6 +64,11 @@ export interface ApplyInput {
   context?: ApplyContext;
   /** Contraindication codes a clinician overrode on this plan (DetectedIssue.mitigation): their actions go ahead. */
   overridden?: ReadonlySet<string>;
+  /**
+   * The patient's care teams (FOLLOW_UP_OWNER=care-team): a Task no practitioner was named for is the member's in the
+   * role its protocol names as performer (careTeamOwner).
+   */
+  careTeams?: CareTeam[];
 }
 
 /** One resource of the result, with the urn:uuid other entries use to reference it. */
@@ -218,7 +225,9 @@ function instantiateLeaves(args: {
       variables,
       now: input.now,
       requestReference: requestUrl,
-      owner: wantsPractitioner(leaf) ? input.context?.practitioner : undefined,
+      owner: wantsPractitioner(leaf)
+        ? input.context?.practitioner
+        : input.careTeams && careTeamOwner(performerTypesOf(leaf), input.careTeams, {}, input.now),
       encounter: input.context?.encounter,
       element: leaf.element,
     });
@@ -413,6 +422,12 @@ function triggerNotes(roots: SelectedAction[]): OperationOutcomeIssue[] {
       },
       expression: [`${s.element}.trigger`],
     }));
+}
+
+/** Who performs a selected action, as its Task says (`performerType`). */
+function performerTypesOf(selected: SelectedAction): CodeableConcept[] | undefined {
+  const role = performerTypeOf(selected.action, selected.activity);
+  return role ? [role] : undefined;
 }
 
 function wantsPractitioner(selected: SelectedAction): boolean {

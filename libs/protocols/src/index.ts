@@ -25,3 +25,4 @@ export * from './bolus';
 export * from './rate-given';
 export * from './reported-effects';
 export * from './clinic-alert';
+export * from './care-team-owner';

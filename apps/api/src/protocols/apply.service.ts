@@ -1,4 +1,5 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type { ActivityDefinition, DetectedIssue, Patient, PlanDefinition, Resource } from '@medplum/fhirtypes';
 import { isResourceId, notFound, unprocessable } from '@kc/common';
 import { FhirClient, FhirNotFoundError } from '@kc/fhir';
@@ -41,6 +42,7 @@ export class ApplyService {
     private readonly patients: PatientDataLoader,
     private readonly fhir: FhirClient,
     private readonly writer: PlanWriter,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner'>,
   ) {}
 
   /** By id, canonical url or url|version; the catalog first, then the FHIR server (a plan an EHR posted). */
@@ -70,7 +72,15 @@ export class ApplyService {
   async apply(resolved: ResolvedPlan, request: ApplyRequest, now = new Date()): Promise<AppliedPlan> {
     const started = performance.now();
     const { plan } = resolved;
-    const { patient, data: patientData } = await this.patients.load(plan, request.patientId);
+    // A clinic routing Tasks by care team: the patient's teams, in the same batch as their data.
+    const byCareTeam = this.config.followUpOwner === 'care-team';
+    const {
+      patient,
+      data: patientData,
+      careTeams,
+    } = await this.patients.load(plan, request.patientId, {
+      careTeams: byCareTeam,
+    });
     if (!patient) throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
     const result = this.run(() =>
       applyPlanDefinition({
@@ -82,6 +92,7 @@ export class ApplyService {
         now,
         context: request.context,
         overridden: request.overridden,
+        careTeams,
       }),
     );
     const persisted = request.persist ? await this.writer.write(result) : undefined;

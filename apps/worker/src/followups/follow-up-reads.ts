@@ -1,6 +1,7 @@
 import type {
   Bundle,
   CarePlan,
+  CareTeam,
   CommunicationRequest,
   DetectedIssue,
   Medication,
@@ -103,10 +104,13 @@ function eventContext(
   return { procedure, event, carePlan, plan, infusion };
 }
 
-/** Round trip 2: for each event, everything the rules read besides the Procedure (its CarePlan again), in one batch. */
-export async function readAround(fhir: FhirClient, contexts: EventContext[]) {
+/**
+ * Round trip 2: for each event, everything the rules read besides the Procedure (its CarePlan again), in one batch;
+ * `careTeams`: the patient's active CareTeams too (FOLLOW_UP_OWNER=care-team).
+ */
+export async function readAround(fhir: FhirClient, contexts: EventContext[], options: { careTeams?: boolean } = {}) {
   const queries = contexts.map(({ event, carePlan, plan }) => {
-    const searches = eventSearches(event, carePlan, plan);
+    const searches = [...eventSearches(event, carePlan, plan), ...(options.careTeams ? [careTeamSearch(event)] : [])];
     const data = patientDataQueries(plan, event.patientId);
     const entries = [
       ...searchEntries(searches),
@@ -150,9 +154,20 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[]) {
           (r) => r.resourceType === 'MedicationAdministration',
         ),
         medications: includedOf<Medication>(found.orders).filter((r) => r.resourceType === 'Medication'),
+        careTeams: matchesOf<CareTeam>(found.careTeams),
       };
     }),
   );
+}
+
+/** The patient's care teams now: whose the follow-ups are, by the role each names as performer. */
+function careTeamSearch(event: InfusionCompleted): NamedSearch {
+  return {
+    name: 'careTeams',
+    resourceType: 'CareTeam',
+    params: { subject: `Patient/${event.patientId}`, status: 'active', _count: PAGE },
+    everyMatch: true,
+  };
 }
 
 function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanDefinition): NamedSearch[] {

@@ -168,6 +168,7 @@ export class FollowUpService {
       around = await readAround(
         this.fhir,
         round.map((r) => r.context),
+        { careTeams: this.config.followUpOwner === 'care-team' },
       );
     } catch (err) {
       for (const { index } of round) results[index] = { status: 'rejected', reason: err };
@@ -285,6 +286,8 @@ export class FollowUpService {
       given: givenBy(orderOf(givenTask, around.orders), around),
       // A primary-nurse clinic: the follow-ups are whoever's the infusion's Task was (else nobody's until taken).
       owner: this.config.followUpOwner === 'infusion' ? givenTask?.owner : undefined,
+      // A clinic with care teams: each is the member's in the role its protocol names (a nurse).
+      careTeams: this.config.followUpOwner === 'care-team' ? around.careTeams : undefined,
       now,
     });
     const writtenByKey = new Map(around.written.map((t) => [keyOf(t), t]));
