@@ -17,7 +17,15 @@ import {
   QueueUnavailableError,
 } from '@kc/queue';
 import { ChecksAnsweredElsewhere } from '../apps/worker/src/checks/checks-answered-elsewhere.service';
-import { actionOf, postWebhook, queueIdle, waitFor } from './support/clinic';
+import {
+  actionOf,
+  completeInfusion,
+  followUpTasks,
+  postWebhook,
+  queueIdle,
+  reportInfusion,
+  waitFor,
+} from './support/clinic';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -250,7 +258,12 @@ describe('a post-infusion check completed in the EHR', () => {
 
   describe('answers written without the Task (a patient portal)', () => {
     /** What a portal writes: the answers alone, the check Task untouched. */
-    async function answerInPortal(patient: string, pain: number, authored = iso(60_000)) {
+    async function answerInPortal(
+      patient: string,
+      pain: number,
+      authored = iso(60_000),
+      extra: Partial<QuestionnaireResponse> = {},
+    ) {
       const { resource } = await service.fhir.create<QuestionnaireResponse>({
         resourceType: 'QuestionnaireResponse',
         status: 'completed',
@@ -259,6 +272,7 @@ describe('a post-infusion check completed in the EHR', () => {
         authored,
         author: { reference: patient },
         item: checkAnswers(pain, ['effect-dizziness']).item,
+        ...extra,
       });
       return resource;
     }
@@ -317,6 +331,30 @@ describe('a post-infusion check completed in the EHR', () => {
       );
       const task = await service.fhir.read<Task>('Task', p.check.id!);
       expect(task.output?.map((o) => o.valueReference?.reference)).toContain(`QuestionnaireResponse/${today.id}`);
+    });
+
+    it('two checks open: answers naming none are the latest infusion’s; answers naming their infusion (partOf), that one’s', async () => {
+      const p = await infusedPatient();
+      // A second infusion yesterday, on the same plan: its own check, while the first is still open.
+      const second = await completeInfusion(service, p, iso(86_400_000));
+      await reportInfusion(service, second);
+      const secondCheck = (await followUpTasks(service, second)).find((t) => actionOf(t) === 'post-infusion-check')!;
+      const statusOf = async (task: Task) => (await service.fhir.read<Task>('Task', task.id!)).status;
+
+      // How the patient is now: after yesterday's infusion.
+      const now = await answerInPortal(p.patient, 3);
+      await notifyAnswers(now.id!);
+      expect(await statusOf(secondCheck)).toBe('completed');
+      expect(await statusOf(p.check)).toBe('draft');
+
+      // A portal that says which infusion it asks about (QuestionnaireResponse.partOf, the Procedure).
+      const late = await answerInPortal(p.patient, 5, iso(30_000), {
+        partOf: [{ reference: `Procedure/${p.procedureId}` }],
+      });
+      await notifyAnswers(late.id!);
+      const first = await service.fhir.read<Task>('Task', p.check.id!);
+      expect(first.status).toBe('completed');
+      expect(first.output?.map((o) => o.valueReference?.reference)).toContain(`QuestionnaireResponse/${late.id}`);
     });
 
     it('answers matched alone, then the EHR completes the Task with them anyway: extracted once', async () => {

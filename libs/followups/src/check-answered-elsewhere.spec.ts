@@ -25,12 +25,40 @@ const answers = (extra: Partial<QuestionnaireResponse> = {}): QuestionnaireRespo
 });
 
 describe('answers written without the Task (a portal): which check they answer', () => {
-  it("the patient's open check asking that Questionnaire, due by then, the soonest first", () => {
+  it("the patient's open check asking that Questionnaire, due by then, of the latest infusion", () => {
     const first = check('first', '2027-01-04T10:00:00Z');
     const second = check('second', '2027-01-05T10:00:00Z');
     const later = check('later', '2027-01-20T10:00:00Z');
     expect(questionnaireAsked(first)).toBe(QUESTIONNAIRE);
-    expect(checkAnsweredBy(answers(), [later, second, first])).toEqual({ task: first });
+    // Answers of the 6th: how the patient is after the infusion of the 5th, not the one of the 4th.
+    expect(checkAnsweredBy(answers(), [later, second, first])).toEqual({ task: second });
+  });
+
+  it('answers that name their infusion (partOf) or their plan (basedOn) answer that one’s check', () => {
+    const first = check('first', '2027-01-04T10:00:00Z', {
+      reasonReference: { reference: 'Procedure/infusion-1' },
+      basedOn: [{ reference: 'CarePlan/a' }],
+    });
+    const second = check('second', '2027-01-05T10:00:00Z', {
+      reasonReference: { reference: 'Procedure/infusion-2' },
+      basedOn: [{ reference: 'CarePlan/b' }],
+    });
+    const later = check('later', '2027-01-20T10:00:00Z', { reasonReference: { reference: 'Procedure/infusion-3' } });
+    const tasks = [first, second, later];
+    expect(checkAnsweredBy(answers({ partOf: [{ reference: 'Procedure/infusion-1' }] }), tasks)).toEqual({
+      task: first,
+    });
+    // Named, it is that check even before its window (a portal asking right after the session).
+    expect(checkAnsweredBy(answers({ partOf: [{ reference: 'Procedure/infusion-3' }] }), tasks)).toEqual({
+      task: later,
+    });
+    expect(checkAnsweredBy(answers({ partOf: [{ reference: 'Procedure/unknown' }] }), tasks)).toEqual({
+      none: 'the check of the infusion they name is not open',
+    });
+    expect(checkAnsweredBy(answers({ basedOn: [{ reference: 'CarePlan/a' }] }), tasks)).toEqual({ task: first });
+    expect(checkAnsweredBy(answers({ basedOn: [{ reference: 'CarePlan/other' }] }), tasks)).toEqual({
+      none: 'no open check of the plan they name asks these questions',
+    });
   });
 
   it('none: answers taken already, not final, before any check was due, or no check of theirs asks them', () => {

@@ -14,10 +14,14 @@ export type CheckAnswered = { task: Task } | { none: string };
 /**
  * The open check that answers written on their own answer: a patient portal or an EHR that writes a
  * QuestionnaireResponse and does not touch the Task (as SDC's form filler would, with Task.output). It is the patient's
- * open check asking that Questionnaire whose due window had started when the answers were given, the soonest due
- * first (two infusions in a week: the first check is answered first). Answers that a Task already names were taken
- * (a notification again, a retry, or this service's own `$complete`): none, so nothing is written twice.
- * `tasks`: the patient's Tasks of the kinds done by answering a Questionnaire, any status.
+ * open check asking that Questionnaire:
+ * - of the infusion the answers name (`partOf`, the Procedure: the check's `reasonReference`), whatever its window;
+ * - else, among those of the plan they name (`basedOn`, the CarePlan) or of every plan, the one whose due window
+ *   started last before the answers were given: two infusions in a week and one set of answers, which tell how the
+ *   patient is now, after the later infusion (the earlier check stays open, overdue, for the clinic to call about).
+ * Answers that a Task already names were taken (a notification again, a retry, or this service's own `$complete`):
+ * none, so nothing is written twice. `tasks`: the patient's Tasks of the kinds done by answering a Questionnaire, any
+ * status.
  */
 export function checkAnsweredBy(response: QuestionnaireResponse, tasks: Task[]): CheckAnswered {
   if (!response.id) return { none: 'not a stored QuestionnaireResponse' };
@@ -38,14 +42,29 @@ export function checkAnsweredBy(response: QuestionnaireResponse, tasks: Task[]):
       (t.status === 'draft' || t.status === 'ready') &&
       isOpen(t),
   );
+  const infusions = referencesOf(response.partOf, 'Procedure');
+  if (infusions.length) {
+    const ofInfusion = open.find((t) => infusions.includes(t.reasonReference?.reference ?? ''));
+    return ofInfusion ? { task: ofInfusion } : { none: 'the check of the infusion they name is not open' };
+  }
+  const plans = referencesOf(response.basedOn, 'CarePlan');
+  const candidates = plans.length
+    ? open.filter((t) => t.basedOn?.some((b) => plans.includes(b.reference ?? '')))
+    : open;
   const startOf = (t: Task) => Date.parse(t.restriction?.period?.start ?? '');
-  const due = open.filter((t) => startOf(t) <= answered).sort((a, b) => startOf(a) - startOf(b));
+  const due = candidates.filter((t) => startOf(t) <= answered).sort((a, b) => startOf(b) - startOf(a));
   if (due[0]) return { task: due[0] };
+  if (plans.length && !candidates.length) return { none: 'no open check of the plan they name asks these questions' };
   return {
-    none: open.length
+    none: candidates.length
       ? 'answered before any of its open checks was due'
       : 'no open check of the patient asks these questions',
   };
+}
+
+/** The references of these types among a list (`Procedure/1`...). */
+function referencesOf(list: { reference?: string }[] | undefined, type: string): string[] {
+  return (list ?? []).map((r) => r.reference ?? '').filter((r) => r.startsWith(`${type}/`));
 }
 
 /**
