@@ -3,6 +3,7 @@ import type {
   DetectedIssue,
   MedicationRequest,
   Observation,
+  OperationOutcome,
   Provenance,
   QuestionnaireResponse,
   Task,
@@ -17,6 +18,7 @@ import {
   QueueUnavailableError,
 } from '@kc/queue';
 import { ChecksAnsweredElsewhere } from '../apps/worker/src/checks/checks-answered-elsewhere.service';
+import { CompletedChecksPoller } from '../apps/worker/src/checks/completed-checks-poller';
 import {
   actionOf,
   completeInfusion,
@@ -254,6 +256,20 @@ describe('a post-infusion check completed in the EHR', () => {
     expect((await service.fhir.read<Task>('Task', p.check.id!)).meta?.versionId).toBe(
       (recorded.body as Task).meta?.versionId,
     );
+    // Its answers name the infusion they follow (partOf) and its plan, as a portal's may; echoed back to the webhook
+    // or found by the poll, they queue no job to match them (their Task names them).
+    const answersRef = (recorded.body as Task).output?.find((o) =>
+      o.valueReference?.reference?.startsWith('QuestionnaireResponse/'),
+    )?.valueReference?.reference;
+    const answers = await service.fhir.read<QuestionnaireResponse>('QuestionnaireResponse', answersRef!.split('/')[1]);
+    expect(answers.partOf).toEqual([{ reference: `Procedure/${p.procedureId}` }]);
+    expect(answers.basedOn).toEqual([{ reference: `CarePlan/${p.carePlanId}` }]);
+    const echoed = await postWebhook(service, JSON.stringify(answers)).expect(202);
+    expect((echoed.body as OperationOutcome).issue[0].details?.text).toMatch(/^Nothing to do/);
+    const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    expect(await queue.getJob(checkAnsweredElsewhereJobId(answers.id!))).toBeUndefined();
+    await service.app.get(CompletedChecksPoller).poll();
+    expect(await queue.getJob(checkAnsweredElsewhereJobId(answers.id!))).toBeUndefined();
   });
 
   describe('answers written without the Task (a patient portal)', () => {

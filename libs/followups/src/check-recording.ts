@@ -38,6 +38,25 @@ export interface RecordedCheck {
 }
 
 /**
+ * The tag on the answers this service records with their Task (`$complete`): the Task names them already, so the
+ * poll and the notifications of answers written alone (a portal's) leave them without a job.
+ */
+export const RECORDED_WITH_TASK_TAG = {
+  system: 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans',
+  code: 'recorded-with-task',
+  display: 'Recorded with its Task',
+};
+
+/** Whether answers were recorded here with their Task (RECORDED_WITH_TASK_TAG). */
+export function recordedWithTask(response: { meta?: { tag?: { system?: string; code?: string }[] } }): boolean {
+  return (
+    response.meta?.tag?.some(
+      (t) => t.system === RECORDED_WITH_TASK_TAG.system && t.code === RECORDED_WITH_TASK_TAG.code,
+    ) ?? false
+  );
+}
+
+/**
  * A check's answers, recorded: checked against the Questionnaire (AnswersRefused names each problem), kept as a
  * QuestionnaireResponse for the patient, the marked answers extracted as Observations (so the booster timing and any
  * EHR read the scores as they read the clinic's own), and the Task done through the state machine (InvalidTransition
@@ -49,12 +68,16 @@ export function recordCheck(input: CheckAnswers): RecordedCheck {
   const carePlan = carePlanReferenceOf(task);
   const authored = now.toISOString();
   const patient = task.for as NonNullable<Observation['subject']> | undefined;
+  // The infusion the check follows, as any reader of the answers finds it (R4 partOf: a Procedure).
+  const infusion = task.reasonReference?.reference?.startsWith('Procedure/') ? task.reasonReference : undefined;
   const response: QuestionnaireResponse = {
     resourceType: 'QuestionnaireResponse',
+    meta: { tag: [RECORDED_WITH_TASK_TAG] },
     status: 'completed',
     questionnaire: questionnaire.version ? `${questionnaire.url}|${questionnaire.version}` : questionnaire.url,
     subject: patient,
     ...(carePlan ? { basedOn: [{ reference: carePlan }] } : {}),
+    ...(infusion ? { partOf: [{ reference: infusion.reference }] } : {}),
     authored,
     ...(author ? { author } : {}),
     item: items,

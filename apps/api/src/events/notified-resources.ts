@@ -1,5 +1,6 @@
 import type { Resource, ResourceType, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
+import { recordedWithTask } from '@kc/followups';
 
 /**
  * The Procedure ids a notification body names: a Procedure itself (Medplum, HAPI with payload), or a
@@ -32,7 +33,10 @@ export function carePlanIdsIn(body: unknown): string[] {
 
 /** The answers a notification names (ids only: the worker reads each, and the patient's checks it may answer). */
 export function responseIdsIn(body: unknown): string[] {
-  return idsIn(body, 'QuestionnaireResponse');
+  // This service's own answers (`$complete`), echoed back, name their Task already.
+  return resourcesIn(body, 'QuestionnaireResponse')
+    .filter((r) => !recordedWithTask(r))
+    .map((r) => r.id!);
 }
 
 function idsIn(

@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import type { QuestionnaireResponse, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { isCheckDoneElsewhere } from '@kc/followups';
+import { isCheckDoneElsewhere, recordedWithTask } from '@kc/followups';
 import { ProtocolCatalog } from '@kc/protocols';
 import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
 import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from '../maintenance/cursor-poll';
@@ -52,10 +52,7 @@ export class CompletedChecksPoller {
     return { enqueued, answers: await this.pollAnswers() };
   }
 
-  /**
-   * The check Questionnaires' responses written since the cursor (a portal's, the EHR's; this service's own too, which
-   * their job finds taken and leaves).
-   */
+  /** The check Questionnaires' responses written since the cursor (a portal's, the EHR's), but this service's own. */
   private async pollAnswers(): Promise<number> {
     const questionnaires = this.answers.checkQuestionnaires;
     if (!this.kinds.length || !questionnaires.length) return 0;
@@ -71,7 +68,8 @@ export class CompletedChecksPoller {
           _count: 100,
         }),
       async (responses) => {
-        for (const response of responses) {
+        // This service's own (`$complete`) name their Task already: no job for them.
+        for (const response of responses.filter((r) => !recordedWithTask(r))) {
           await this.producer.enqueueAnswers(response.id!);
           queued++;
         }
