@@ -4,6 +4,8 @@ import { configuredProcessor, QUEUES, workerOptionsFrom } from '@kc/queue';
 import { FollowUpMetrics } from './followups/follow-up.metrics';
 import { ClinicAlertMetrics } from './alerts/clinic-alert.metrics';
 import { ChecksAnsweredElsewhere } from './checks/checks-answered-elsewhere.service';
+import { AppointmentBookings } from './bookings/appointment-bookings.service';
+import { AppointmentPoller } from './bookings/appointment-poller';
 import { FollowUpProcessor } from './followups/follow-up.processor';
 import { FollowUpService } from './followups/follow-up.service';
 import { MaintenanceProcessor } from './maintenance/maintenance.processor';
@@ -60,6 +62,8 @@ export class WorkerModule {
         ChecksDoneElsewhere,
         ChecksAnsweredElsewhere,
         CompletedChecksPoller,
+        AppointmentBookings,
+        AppointmentPoller,
         ClinicAlerts,
         ClinicAlertMetrics,
         // Alerts to the clinic only when someone is to be emailed (CLINIC_ALERT_EMAIL, with SMTP_URL).

@@ -10,3 +10,4 @@ export * from './stopped-plans';
 export * from './check-recording';
 export * from './check-done-elsewhere';
 export * from './check-answered-elsewhere';
+export * from './appointment-booking';

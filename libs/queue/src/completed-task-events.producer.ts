@@ -4,10 +4,12 @@ import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { withinEnqueueTimeout } from './infusion-events.producer';
 import {
+  appointmentBookedJobId,
   checkAnsweredElsewhereJobId,
   checkDoneElsewhereJobId,
   JOBS,
   retryOptions,
+  type AppointmentBookedJob,
   type CheckAnsweredElsewhereJob,
   type CheckDoneElsewhereJob,
 } from './jobs';
@@ -21,7 +23,8 @@ import { QUEUES } from './queue-names';
 @Injectable()
 export class CompletedTaskEventsProducer {
   constructor(
-    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue<CheckDoneElsewhereJob | CheckAnsweredElsewhereJob>,
+    @InjectQueue(QUEUES.maintenance)
+    private readonly queue: Queue<CheckDoneElsewhereJob | CheckAnsweredElsewhereJob | AppointmentBookedJob>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -52,6 +55,19 @@ export class CompletedTaskEventsProducer {
           removeOnComplete: true,
           removeOnFail: false,
         },
+      ),
+    );
+    return { jobId };
+  }
+
+  /** An Appointment written in the scheduling system: the job reads it and the patient's approved sessions. */
+  async enqueueAppointment(appointmentId: string): Promise<{ jobId: string }> {
+    const jobId = appointmentBookedJobId(appointmentId);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.appointmentBooked,
+        { appointmentId },
+        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
     return { jobId };

@@ -12,6 +12,7 @@ export const JOBS = {
   recheckContraindications: 'recheck-contraindications',
   checkDoneElsewhere: 'check-done-elsewhere',
   checkAnsweredElsewhere: 'check-answered-elsewhere',
+  appointmentBooked: 'appointment-booked',
 } as const;
 
 /** A Task changed on the FHIR server (notified, or found by the poll): a check an EHR completed is recorded as done. */
@@ -35,6 +36,19 @@ export interface CheckAnsweredElsewhereJob {
 /** While a response's job is pending, the same response notified again is queued once. */
 export function checkAnsweredElsewhereJobId(responseId: string): string {
   return `${JOBS.checkAnsweredElsewhere}-${jobIdPart(responseId)}`;
+}
+
+/**
+ * An Appointment written in the clinic's scheduling system (notified, or found by the poll): the approved session it
+ * books gets its time as its due window, and its reminders with it.
+ */
+export interface AppointmentBookedJob {
+  appointmentId: string;
+}
+
+/** While an appointment's job is pending, the same appointment notified again is queued once. */
+export function appointmentBookedJobId(appointmentId: string): string {
+  return `${JOBS.appointmentBooked}-${jobIdPart(appointmentId)}`;
 }
 
 /** A CarePlan changed (a Subscription said so): its Tasks awaiting approval are withdrawn if it was stopped. */

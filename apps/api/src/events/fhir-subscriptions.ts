@@ -14,6 +14,10 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[]
   },
   { criteria: 'Condition', why: 'a condition that may contraindicate what is approved or awaits approval' },
   { criteria: 'CarePlan', why: 'a plan stopped or paused in the EHR: its Tasks awaiting approval are withdrawn' },
+  {
+    criteria: 'Appointment?status=booked,arrived,checked-in',
+    why: "a session booked in the clinic's scheduling system: the approved session and its reminders take its time",
+  },
 ];
 
 /** Medplum's extension carrying the secret it signs notifications with (X-Signature, HMAC-SHA256 of the body). */

@@ -18,6 +18,7 @@ import {
   conditionIdsIn,
   observationIdsIn,
   procedureIdsIn,
+  appointmentIdsIn,
   responseIdsIn,
   tasksIn,
 } from './notified-resources';
@@ -80,12 +81,23 @@ export class FhirWebhookController {
     // Answers a portal wrote without the Task: the worker matches them to the patient's open check.
     const responseIds = responseIdsIn(parsed.value);
     for (const id of responseIds) await this.completedTasks.enqueueAnswers(id);
+    // Appointments the clinic's scheduling system booked: the worker times the approved sessions from them.
+    const appointmentIds = appointmentIdsIn(parsed.value);
+    for (const id of appointmentIds) await this.completedTasks.enqueueAppointment(id);
+    const queued =
+      ids.length ||
+      scoreIds.length ||
+      tasks.length ||
+      planIds.length ||
+      conditionIds.length ||
+      responseIds.length ||
+      appointmentIds.length;
     return operationOutcome(
       'information',
       'informational',
-      ids.length || scoreIds.length || tasks.length || planIds.length || conditionIds.length || responseIds.length
-        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s) and ${responseIds.length} QuestionnaireResponse(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
-        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan or QuestionnaireResponse in the notification',
+      queued
+        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s), ${responseIds.length} QuestionnaireResponse(s) and ${appointmentIds.length} Appointment(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
+        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse or Appointment in the notification',
     );
   }
 
@@ -106,7 +118,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse/{id}',
+      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse|Appointment/{id}',
   })
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
@@ -127,6 +139,10 @@ export class FhirWebhookController {
     if (resourceType === 'QuestionnaireResponse') {
       await this.completedTasks.enqueueAnswers(id);
       return operationOutcome('information', 'informational', 'Queued 1 QuestionnaireResponse');
+    }
+    if (resourceType === 'Appointment') {
+      await this.completedTasks.enqueueAppointment(id);
+      return operationOutcome('information', 'informational', 'Queued 1 Appointment');
     }
     if (resourceType === 'Task') {
       // HAPI sends the Task as the body when the Subscription has a payload; without one it is read back.

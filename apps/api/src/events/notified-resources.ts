@@ -32,6 +32,11 @@ export function carePlanIdsIn(body: unknown): string[] {
 }
 
 /** The answers a notification names (ids only: the worker reads each, and the patient's checks it may answer). */
+/** Appointments in a notification (the clinic's scheduling system booked a session). */
+export function appointmentIdsIn(body: unknown): string[] {
+  return idsIn(body, 'Appointment');
+}
+
 export function responseIdsIn(body: unknown): string[] {
   // This service's own answers (`$complete`), echoed back, name their Task already.
   return resourcesIn(body, 'QuestionnaireResponse')
@@ -41,7 +46,7 @@ export function responseIdsIn(body: unknown): string[] {
 
 function idsIn(
   body: unknown,
-  resourceType: 'Procedure' | 'Observation' | 'CarePlan' | 'Condition' | 'QuestionnaireResponse',
+  resourceType: 'Procedure' | 'Observation' | 'CarePlan' | 'Condition' | 'QuestionnaireResponse' | 'Appointment',
 ): string[] {
   return resourcesIn(body, resourceType).map((r) => r.id!);
 }

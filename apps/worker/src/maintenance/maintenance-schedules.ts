@@ -6,6 +6,7 @@ import { JOBS, QUEUES } from '@kc/queue';
 import { ProcedurePoller } from './procedure-poller';
 import { ScorePoller } from '../outcomes/score-poller';
 import { CompletedChecksPoller } from '../checks/completed-checks-poller';
+import { AppointmentPoller } from '../bookings/appointment-poller';
 
 /**
  * BullMQ job schedulers for the housekeeping jobs. Schedulers live in Redis, keyed by name: every worker process
@@ -23,6 +24,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     private readonly poller: ProcedurePoller,
     private readonly scores: ScorePoller,
     private readonly checks: CompletedChecksPoller,
+    private readonly appointments: AppointmentPoller,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -43,6 +45,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     await this.poller.initCursor();
     await this.scores.initCursor();
     await this.checks.initCursor();
+    await this.appointments.initCursor();
     await this.every(JOBS.pollProcedures, this.config.pollIntervalMs, keep);
     await this.every(JOBS.reconcileProcedures, this.config.reconcileEveryMs, keep);
     await this.every(JOBS.sweepReminders, this.config.reminderSweepMs, keep);

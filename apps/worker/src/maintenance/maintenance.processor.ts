@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
 import {
   JOBS,
+  type AppointmentBookedJob,
   type CheckAnsweredElsewhereJob,
   type CheckDoneElsewhereJob,
   type RecheckContraindicationsJob,
@@ -20,6 +21,8 @@ import { ScorePoller } from '../outcomes/score-poller';
 import { ChecksAnsweredElsewhere } from '../checks/checks-answered-elsewhere.service';
 import { ChecksDoneElsewhere } from '../checks/checks-done-elsewhere.service';
 import { CompletedChecksPoller } from '../checks/completed-checks-poller';
+import { AppointmentBookings } from '../bookings/appointment-bookings.service';
+import { AppointmentPoller } from '../bookings/appointment-poller';
 
 /** Housekeeping jobs on the maintenance queue (scheduled by MaintenanceSchedules). */
 @Injectable()
@@ -36,6 +39,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly completedChecks: CompletedChecksPoller,
     private readonly checksDoneElsewhere: ChecksDoneElsewhere,
     private readonly checksAnsweredElsewhere: ChecksAnsweredElsewhere,
+    private readonly bookings: AppointmentBookings,
+    private readonly appointmentsPolled: AppointmentPoller,
     queueMetrics: QueueJobMetrics,
   ) {
     super(queueMetrics);
@@ -44,10 +49,11 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
   async process(job: Job): Promise<unknown> {
     switch (job.name) {
       case JOBS.pollProcedures: {
-        // One "poll for changes" job: completed infusions, recorded scores, then checks an EHR completed.
+        // One "poll for changes" job: completed infusions, recorded scores, checks an EHR completed, then appointments.
         const infusions = await this.poller.poll();
         const scores = await this.scores.poll();
-        return { ...infusions, scores, checks: await this.completedChecks.poll() };
+        const checks = await this.completedChecks.poll();
+        return { ...infusions, scores, checks, ...(await this.appointmentsPolled.poll()) };
       }
       case JOBS.overdueSweep: {
         // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications
@@ -83,6 +89,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         });
       case JOBS.checkAnsweredElsewhere:
         return this.checksAnsweredElsewhere.handle((job.data as CheckAnsweredElsewhereJob).responseId);
+      case JOBS.appointmentBooked:
+        return this.bookings.handle((job.data as AppointmentBookedJob).appointmentId);
       case JOBS.withdrawStoppedPlan:
         return this.stoppedPlans.sweepPlan((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:

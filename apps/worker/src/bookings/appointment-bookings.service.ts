@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import type { Appointment, BundleEntry, CarePlan, CommunicationRequest, Resource, Task } from '@medplum/fhirtypes';
+import { FhirClient, ifMatchFor, includedOf, matchesOf, searchWhole, updateEntry } from '@kc/fhir';
+import {
+  aboutTask,
+  appointmentPatient,
+  bookingFor,
+  carePlanReferenceOf,
+  isReminder,
+  plannedReminders,
+  reminderChanges,
+  reminderRulesForTask,
+} from '@kc/followups';
+import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog } from '@kc/protocols';
+import { changeProvenance, THIS_SERVICE, transition } from '@kc/task-states';
+
+export type BookingOutcome = { result: 'booked'; task: string; reminders: number } | { result: 'skipped'; why: string };
+
+/**
+ * An appointment the clinic booked in its scheduling system (an EHR's Appointment, notified or polled) books the
+ * approved session it is for (bookingFor): the session's due window becomes the appointment's start and end, as a
+ * reschedule to that slot would make it, and its reminders move with it (the fasting one six hours before the
+ * appointment, not before the day), in one transaction with If-Match on the Task and each reminder and a Provenance
+ * whose author is this service, naming the appointment. A notification again, the poll or a retry finds it booked
+ * already and writes nothing. No patient data in logs: ids and reasons only.
+ */
+@Injectable()
+export class AppointmentBookings {
+  private readonly logger = new Logger(AppointmentBookings.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly catalog: ProtocolCatalog,
+  ) {}
+
+  async handle(appointmentId: string, now = new Date()): Promise<BookingOutcome> {
+    const appointment = await this.fhir.readIfExists<Appointment>('Appointment', appointmentId);
+    if (!appointment) return this.skipped(appointmentId, 'no such Appointment');
+    const patient = appointmentPatient(appointment);
+    if (!patient) return this.skipped(appointmentId, 'it names no patient');
+    // The patient's approved Tasks, with their plans (the reminder rules are the plan's protocol's).
+    const found = await searchWhole(this.fhir, 'Task', {
+      patient,
+      status: 'ready',
+      _include: 'Task:based-on',
+      _count: 200,
+    });
+    const booking = bookingFor(appointment, matchesOf<Task>(found));
+    if ('none' in booking) return this.skipped(appointmentId, booking.none);
+    const { task, window } = booking;
+    const carePlan = includedOf<Resource>(found).find(
+      (r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task),
+    );
+    const booked = transition(task, { event: 'reschedule', now, window });
+    const reminders = await this.reminderWrites({ ...booked, id: task.id! }, carePlan, now);
+    const decidedOn = decisionKey(`Task/${task.id}`, task.meta!.versionId!);
+    const entries: BundleEntry[] = [
+      {
+        resource: booked,
+        request: { method: 'PUT', url: `Task/${task.id}`, ifMatch: ifMatchFor(task.meta!.versionId!) },
+      },
+      ...reminders,
+      {
+        resource: {
+          ...changeProvenance({
+            targets: [
+              { reference: `Task/${task.id}` },
+              ...reminders.map((r) => ({ reference: r.fullUrl ?? r.request!.url })),
+            ],
+            revisionOf: { reference: decidedOn },
+            who: THIS_SERVICE,
+            activity: 'book',
+            now,
+            reason: `Booked in the scheduling system: Appointment/${appointment.id}, ${window.start} .. ${window.end}`,
+          }),
+          // As the clinic's own decisions are keyed: the patient view finds it by the version it changed.
+          meta: { tag: [{ system: DECISION_KEY_SYSTEM, code: decidedOn }] },
+        },
+        request: { method: 'POST', url: 'Provenance' },
+      },
+    ];
+    // A conflict (a clinician deciding on the Task meanwhile) fails the job, whose retry reads it again.
+    await this.fhir.transaction(entries);
+    this.logger.log({ msg: 'session booked from an appointment', appointment: appointment.id, task: task.id });
+    return { result: 'booked', task: `Task/${task.id}`, reminders: reminders.length };
+  }
+
+  /** The Task's reminders timed from its new window: those on record moved (If-Match), any missing created. */
+  private async reminderWrites(
+    task: Task & { id: string },
+    carePlan: CarePlan | undefined,
+    now: Date,
+  ): Promise<(BundleEntry & { fullUrl?: string })[]> {
+    const rules = reminderRulesForTask(task, carePlan, this.catalog);
+    if (!rules.length || !carePlan?.id) return [];
+    const onPlan = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      'based-on': `CarePlan/${carePlan.id}`,
+      _count: 200,
+    });
+    const existing = onPlan.filter((r) => isReminder(r) && aboutTask(r) === `Task/${task.id}`);
+    const { create, move } = reminderChanges(plannedReminders(task, rules, now), existing);
+    return [
+      ...create.map((resource) => ({
+        fullUrl: `urn:uuid:${randomUUID()}`,
+        resource,
+        request: { method: 'POST' as const, url: 'CommunicationRequest' },
+      })),
+      ...move.map((r) => updateEntry(r, r.meta?.versionId)),
+    ];
+  }
+
+  private skipped(appointmentId: string, why: string): BookingOutcome {
+    this.logger.log({ msg: 'appointment booked no session', appointment: appointmentId, why });
+    return { result: 'skipped', why };
+  }
+}

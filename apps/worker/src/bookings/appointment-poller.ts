@@ -1,0 +1,55 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectQueue } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import type { Appointment } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient } from '@kc/fhir';
+import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
+import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from '../maintenance/cursor-poll';
+
+/**
+ * Polling fallback for appointments booked in the clinic's scheduling system (a server that cannot notify, or a
+ * notification lost): the Appointments holding a slot changed since the cursor, on the Procedure poll's schedule, each
+ * queued for its job to find the session it books (which writes nothing when it is booked already).
+ */
+@Injectable()
+export class AppointmentPoller {
+  private readonly logger = new Logger(AppointmentPoller.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly producer: CompletedTaskEventsProducer,
+    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  private cursor(): Promise<StoredCursor> {
+    return pollCursor(this.queue, this.config, 'appointments');
+  }
+
+  async initCursor(): Promise<void> {
+    await initCursor(await this.cursor());
+  }
+
+  async poll(): Promise<{ appointments: number }> {
+    let queued = 0;
+    await pollFromCursor(
+      await this.cursor(),
+      (from) =>
+        this.fhir.searchAll<Appointment>('Appointment', {
+          status: 'booked,arrived,checked-in',
+          _lastUpdated: `ge${from}`,
+          _sort: '_lastUpdated',
+          _count: 100,
+        }),
+      async (appointments) => {
+        for (const appointment of appointments) {
+          await this.producer.enqueueAppointment(appointment.id!);
+          queued++;
+        }
+      },
+    );
+    if (queued) this.logger.log({ msg: 'poll queued appointments', count: queued });
+    return { appointments: queued };
+  }
+}

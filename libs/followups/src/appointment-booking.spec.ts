@@ -1,0 +1,93 @@
+import type { Appointment, Task } from '@medplum/fhirtypes';
+import { PROTOCOL_WINDOW_EXTENSION } from '@kc/protocols';
+import { awaitingApproval, transition } from '@kc/task-states';
+import { bookingFor } from './appointment-booking';
+
+const now = new Date('2027-01-01T00:00:00Z');
+
+/** An approved infusion session of Patient/p1: due 4-6 January, the protocol allowing 3-10 January. */
+const session = (id: string, due = { start: '2027-01-04T00:00:00Z', end: '2027-01-06T23:59:59Z' }): Task =>
+  transition(
+    {
+      resourceType: 'Task',
+      id,
+      ...awaitingApproval(),
+      for: { reference: 'Patient/p1' },
+      focus: { reference: `MedicationRequest/proposal-${id}` },
+      restriction: { period: due },
+      extension: [
+        { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: { start: '2027-01-03T00:00:00Z', end: '2027-01-10T23:59:59Z' } },
+      ],
+    },
+    { event: 'approve', now },
+  );
+
+const appointment = (extra: Partial<Appointment> = {}): Appointment => ({
+  resourceType: 'Appointment',
+  id: 'appt-1',
+  status: 'booked',
+  start: '2027-01-05T14:00:00Z',
+  end: '2027-01-05T15:00:00Z',
+  participant: [
+    { actor: { reference: 'Practitioner/nurse' }, status: 'accepted' },
+    { actor: { reference: 'Patient/p1' }, status: 'accepted' },
+  ],
+  ...extra,
+});
+
+describe('an appointment booked in the scheduling system: the session it is for', () => {
+  it("the patient's approved session whose protocol window holds it: booked at the appointment's start and end", () => {
+    const booking = bookingFor(appointment(), [session('s1')]);
+    expect(booking).toEqual({
+      task: expect.objectContaining({ id: 's1' }) as Task,
+      window: { start: '2027-01-05T14:00:00.000Z', end: '2027-01-05T15:00:00.000Z' },
+    });
+  });
+
+  it('the Task it names, else of several the one due then, else the soonest due', () => {
+    const first = session('first');
+    const second = session('second', { start: '2027-01-07T00:00:00Z', end: '2027-01-08T23:59:59Z' });
+    const taskOf = (b: ReturnType<typeof bookingFor>) => ('task' in b ? b.task.id : b.none);
+    expect(
+      taskOf(bookingFor(appointment({ supportingInformation: [{ reference: 'Task/second' }] }), [first, second])),
+    ).toBe('second');
+    expect(
+      taskOf(bookingFor(appointment({ start: '2027-01-07T09:00:00Z', end: '2027-01-07T10:00:00Z' }), [first, second])),
+    ).toBe('second');
+    expect(
+      taskOf(bookingFor(appointment({ start: '2027-01-09T09:00:00Z', end: '2027-01-09T10:00:00Z' }), [second, first])),
+    ).toBe('first');
+  });
+
+  it('none: no slot held, no times, no patient, no approved session, outside the protocol window, booked already', () => {
+    const none = (a: Appointment, tasks = [session('s1')]) => {
+      const b = bookingFor(a, tasks);
+      return 'none' in b ? b.none : b.task.id;
+    };
+    expect(none(appointment({ status: 'cancelled' }))).toBe('it holds no slot (cancelled)');
+    expect(none(appointment({ status: 'proposed' }))).toBe('it holds no slot (proposed)');
+    expect(none(appointment({ end: undefined }))).toBe('it has no start and end');
+    expect(none(appointment({ participant: [{ actor: { reference: 'Practitioner/x' }, status: 'accepted' }] }))).toBe(
+      'it names no patient',
+    );
+    const draft: Task = { ...session('d'), status: 'draft' };
+    expect(none(appointment(), [draft])).toBe('the patient has no approved session');
+    expect(none(appointment({ start: '2027-01-12T09:00:00Z', end: '2027-01-12T10:00:00Z' }))).toBe(
+      "it is outside every approved session's protocol window",
+    );
+    expect(
+      none(
+        appointment({
+          start: '2027-01-12T09:00:00Z',
+          end: '2027-01-12T10:00:00Z',
+          supportingInformation: [{ reference: 'Task/s1' }],
+        }),
+      ),
+    ).toMatch(/^it is outside the session's protocol window/);
+    expect(none(appointment({ basedOn: [{ reference: 'Task/other' }] }))).toBe(
+      'the Task it names is not an approved session of the patient',
+    );
+    const booked = session('b', { start: '2027-01-05T14:00:00.000Z', end: '2027-01-05T15:00:00.000Z' });
+    expect(none(appointment(), [booked])).toBe('the session is booked at that time already');
+  });
+});

@@ -1,0 +1,157 @@
+import request from 'supertest';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import type { Appointment, CommunicationRequest, Provenance, Task } from '@medplum/fhirtypes';
+import { appointmentBookedJobId, QUEUES } from '@kc/queue';
+import { protocolWindowOf } from '@kc/protocols';
+import { AppointmentPoller } from '../apps/worker/src/bookings/appointment-poller';
+import { actionOf, enrolPatient, postWebhook, waitFor } from './support/clinic';
+import { startTestService, type TestService } from './support/test-service';
+
+const HOUR = 3_600_000;
+
+/**
+ * A clinic books its sessions in its scheduling system (an Appointment), not here: the approved session the appointment
+ * is for takes the appointment's time as its due window, and its reminders move with it (the fasting one 18 hours
+ * before the appointment, not before the day), as a reschedule here would. Before, the clinic rescheduled each
+ * session here by hand to its slot, or the reminders were timed from the start of the day.
+ */
+describe('appointments booked in the scheduling system time the approved session', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(() => service.stop());
+
+  /** An enrolled patient's first session, approved (its reminders written), with its protocol window. */
+  async function approvedSession() {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+    const approved = (
+      await request(service.url)
+        .post(`/tasks/${draft.id}/$approve`)
+        .set(service.as('clinician'))
+        .send({ versionId: draft.meta!.versionId })
+        .expect(200)
+    ).body as Task;
+    return { ...enrolment, task: approved, allowed: protocolWindowOf(approved)! };
+  }
+
+  /** What the scheduling system writes: the patient and the nurse, booked for an hour from `start`. */
+  async function book(patient: string, start: number, extra: Partial<Appointment> = {}): Promise<Appointment> {
+    const { resource } = await service.fhir.create<Appointment>({
+      resourceType: 'Appointment',
+      status: 'booked',
+      start: new Date(start).toISOString(),
+      end: new Date(start + HOUR).toISOString(),
+      participant: [
+        { actor: { reference: patient }, status: 'accepted' },
+        { actor: { reference: 'Practitioner/infusion-nurse' }, status: 'accepted' },
+      ],
+      ...extra,
+    });
+    return resource;
+  }
+
+  /** The scheduling system's Subscription tells the service (Medplum style); returns once the job is done. */
+  async function notify(appointment: Appointment): Promise<void> {
+    await postWebhook(service, JSON.stringify(appointment)).expect(202);
+    await jobDone(appointment.id!);
+  }
+
+  async function jobDone(appointmentId: string): Promise<void> {
+    const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    await waitFor(async () => {
+      const job = await queue.getJob(appointmentBookedJobId(appointmentId));
+      if (job && (await job.isFailed())) throw new Error(`the job failed: ${job.failedReason}`);
+      return !job;
+    }, 'the worker to handle the appointment');
+  }
+
+  const remindersOf = async (task: Task, carePlanId: string) =>
+    (
+      await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+        'based-on': `CarePlan/${carePlanId}`,
+        status: 'active',
+      })
+    ).filter((r) => r.about?.some((a) => a.reference === `Task/${task.id}`));
+
+  const bookings = async (task: Task) =>
+    (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${task.id}` })).filter(
+      (p) => p.activity?.text === 'book',
+    );
+
+  it("books the session at the appointment's time: its window, its reminders, a Provenance naming the appointment", async () => {
+    const { task, patient, carePlanId, allowed } = await approvedSession();
+    const before = await remindersOf(task, carePlanId);
+    expect(before.length).toBeGreaterThanOrEqual(3);
+    // Two o'clock on the second day of the protocol's window.
+    const start = Date.parse(allowed.start!) + 24 * HOUR + 14 * HOUR;
+    const appointment = await book(patient, start);
+    await notify(appointment);
+
+    const booked = await service.fhir.read<Task>('Task', task.id!);
+    expect(booked.restriction?.period).toEqual({
+      start: new Date(start).toISOString(),
+      end: new Date(start + HOUR).toISOString(),
+    });
+    // Approved for that slot, as a reschedule here says it; still to be done.
+    expect(booked).toMatchObject({ status: 'ready', businessStatus: { coding: [{ code: 'rescheduled' }] } });
+    // The reminders as the protocol times them from the start: ride home two days before, fasting 18 hours before,
+    // no driving at the start.
+    const at = (r: CommunicationRequest) => Date.parse(r.occurrenceDateTime!);
+    const after = await remindersOf(task, carePlanId);
+    expect(after.map(at).sort((a, b) => a - b)).toEqual([start - 48 * HOUR, start - 18 * HOUR, start]);
+    expect(after.map((r) => r.id).sort()).toEqual(before.map((r) => r.id).sort());
+
+    const [provenance] = await bookings(task);
+    expect(provenance.agent?.[0].who?.identifier?.value).toBe('ketamine-careplans');
+    expect(provenance.reason?.[0].text).toBe(
+      `Booked in the scheduling system: Appointment/${appointment.id}, ${new Date(start).toISOString()} .. ${new Date(start + HOUR).toISOString()}`,
+    );
+    // Notified again: booked already, nothing written.
+    await notify(appointment);
+    expect(await bookings(task)).toHaveLength(1);
+    expect((await service.fhir.read<Task>('Task', task.id!)).meta?.versionId).toBe(booked.meta?.versionId);
+
+    // The patient view says it, as a decision by the service.
+    const timeline = await request(service.url)
+      .get(`/patients/${patient.split('/')[1]}/timeline`)
+      .set(service.as('clinician'))
+      .expect(200);
+    expect((timeline.body.events as { type: string; text: string }[]).map((e) => e.text)).toContainEqual(
+      expect.stringMatching(/^Decision: book /),
+    );
+  });
+
+  it('outside the protocol window, cancelled, or for a session not approved: nothing is booked', async () => {
+    const { task, patient, allowed } = await approvedSession();
+    const outside = await book(patient, Date.parse(allowed.end!) + 24 * HOUR);
+    await notify(outside);
+    const cancelled = await book(patient, Date.parse(allowed.start!) + 14 * HOUR, { status: 'cancelled' });
+    await notify(cancelled);
+    expect((await service.fhir.read<Task>('Task', task.id!)).meta?.versionId).toBe(task.meta?.versionId);
+    expect(await bookings(task)).toEqual([]);
+
+    // Awaiting approval: the appointment waits for the clinician (the reschedule is theirs until then).
+    const other = await enrolPatient(service, 'ketamine-low-dose-series');
+    const [draft] = (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${other.carePlanId}` })).filter(
+      (t) => actionOf(t) === 'infusion-session',
+    );
+    const early = await book(other.patient, Date.parse(protocolWindowOf(draft)!.start!) + 14 * HOUR);
+    await notify(early);
+    expect((await service.fhir.read<Task>('Task', draft.id!)).meta?.versionId).toBe(draft.meta?.versionId);
+  });
+
+  it('an appointment the scheduling system named the Task in, found by the poll without a notification', async () => {
+    const { task, patient, allowed } = await approvedSession();
+    const start = Date.parse(allowed.start!) + 9 * HOUR;
+    const appointment = await book(patient, start, { supportingInformation: [{ reference: `Task/${task.id}` }] });
+    await service.app.get(AppointmentPoller).poll();
+    await jobDone(appointment.id!);
+    expect((await service.fhir.read<Task>('Task', task.id!)).restriction?.period?.start).toBe(
+      new Date(start).toISOString(),
+    );
+  });
+});
