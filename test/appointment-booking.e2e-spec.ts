@@ -125,6 +125,42 @@ describe('appointments booked in the scheduling system time the approved session
     );
   });
 
+  it('cancelled: the session is at no time, its reminders revoked, the clinic told to book it; booked again, all back', async () => {
+    const { task, patient, carePlanId, allowed } = await approvedSession();
+    const start = Date.parse(allowed.start!) + 24 * HOUR + 10 * HOUR;
+    const appointment = await book(patient, start);
+    await notify(appointment);
+    expect((await remindersOf(task, carePlanId)).length).toBe(3);
+
+    const cancelled = await service.fhir.update<Appointment>({ ...appointment, status: 'cancelled' });
+    await notify(cancelled);
+    const unbooked = await service.fhir.read<Task>('Task', task.id!);
+    const why = `Its appointment was cancelled in the scheduling system (Appointment/${appointment.id}): book it again`;
+    expect(unbooked).toMatchObject({ status: 'ready', statusReason: { text: why } });
+    // No reminder goes out for a slot that is gone.
+    expect(await remindersOf(task, carePlanId)).toEqual([]);
+    // The to-do list tells the clinic.
+    const toDo = await request(service.url).get('/to-do').query({ patient }).set(service.as('clinician')).expect(200);
+    const item = (toDo.body.items as { id: string; attention?: string }[]).find((i) => i.id === task.id);
+    expect(item?.attention).toBe(why);
+    // Notified again: nothing more.
+    await notify(cancelled);
+    expect((await service.fhir.read<Task>('Task', task.id!)).meta?.versionId).toBe(unbooked.meta?.versionId);
+
+    // Booked again for another day: the session's new time, its reminders anew, the notice gone.
+    const again = await book(patient, start + 24 * HOUR);
+    await notify(again);
+    const rebooked = await service.fhir.read<Task>('Task', task.id!);
+    expect(rebooked.statusReason).toBeUndefined();
+    const reminders = await remindersOf(task, carePlanId);
+    expect(reminders.map((r) => Date.parse(r.occurrenceDateTime!)).sort((a, b) => a - b)).toEqual([
+      start + 24 * HOUR - 48 * HOUR,
+      start + 24 * HOUR - 18 * HOUR,
+      start + 24 * HOUR,
+    ]);
+    expect((await bookings(task)).length).toBe(2);
+  });
+
   it('outside the protocol window, cancelled, or for a session not approved: nothing is booked', async () => {
     const { task, patient, allowed } = await approvedSession();
     const outside = await book(patient, Date.parse(allowed.end!) + 24 * HOUR);

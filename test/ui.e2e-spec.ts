@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import request from 'supertest';
 import type {
+  Appointment,
   CarePlan,
   CommunicationRequest,
   MedicationAdministration,
@@ -11,6 +12,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
+import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
 import { ChecksDoneElsewhere } from '../apps/worker/src/checks/checks-done-elsewhere.service';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
@@ -674,6 +676,47 @@ describe('clinician page in a real browser', () => {
       note: [{ text: 'Dose changed before the session: Dizzy after the last session' }],
     });
     expect(replacement.dosageInstruction).toHaveLength(1);
+    await page.close();
+  }, 60_000);
+
+  it('an approved session whose appointment was cancelled in the scheduling system says so on the to-do list', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Cass',
+      family: 'Cancelled',
+      birthDate: '1980-08-08',
+    });
+    const { session } = await awaitingApproval(enrolled.patient);
+    const approved = (
+      await request(service.url)
+        .post(`/tasks/${session.id}/$approve`)
+        .set(service.as('clinician'))
+        .send({ versionId: session.meta!.versionId })
+        .expect(200)
+    ).body as Task;
+    const start = Date.parse(approved.restriction!.period!.start!) + 14 * 3_600_000;
+    const { resource: appointment } = await service.fhir.create<Appointment>({
+      resourceType: 'Appointment',
+      status: 'booked',
+      start: new Date(start).toISOString(),
+      end: new Date(start + 3_600_000).toISOString(),
+      participant: [{ actor: { reference: enrolled.patient }, status: 'accepted' }],
+    });
+    const bookings = service.app.get(AppointmentBookings);
+    expect(await bookings.handle(appointment.id!)).toMatchObject({ result: 'booked' });
+    await service.fhir.update<Appointment>({ ...appointment, status: 'cancelled' });
+    expect(await bookings.handle(appointment.id!)).toMatchObject({ result: 'cancelled' });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click('#list-to-do');
+    await page.selectOption('#f-kind', 'infusion-session');
+    await page.click('#filters button[type=submit]');
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.locator('.attention').waitFor();
+    expect(await row.locator('.attention').textContent()).toBe(
+      `Its appointment was cancelled in the scheduling system (Appointment/${appointment.id}): book it again`,
+    );
+    await screenshot(page, 'to-do-appointment-cancelled');
     await page.close();
   }, 60_000);
 

@@ -47,7 +47,7 @@ describe('an appointment booked in the scheduling system: the session it is for'
   it('the Task it names, else of several the one due then, else the soonest due', () => {
     const first = session('first');
     const second = session('second', { start: '2027-01-07T00:00:00Z', end: '2027-01-08T23:59:59Z' });
-    const taskOf = (b: ReturnType<typeof bookingFor>) => ('task' in b ? b.task.id : b.none);
+    const taskOf = (b: ReturnType<typeof bookingFor>) => ('task' in b ? b.task.id : 'none' in b ? b.none : 'cancelled');
     expect(
       taskOf(bookingFor(appointment({ supportingInformation: [{ reference: 'Task/second' }] }), [first, second])),
     ).toBe('second');
@@ -62,9 +62,9 @@ describe('an appointment booked in the scheduling system: the session it is for'
   it('none: no slot held, no times, no patient, no approved session, outside the protocol window, booked already', () => {
     const none = (a: Appointment, tasks = [session('s1')]) => {
       const b = bookingFor(a, tasks);
-      return 'none' in b ? b.none : b.task.id;
+      return 'none' in b ? b.none : 'task' in b ? b.task.id : `cancelled ${b.cancelled.id}`;
     };
-    expect(none(appointment({ status: 'cancelled' }))).toBe('it holds no slot (cancelled)');
+    expect(none(appointment({ status: 'noshow' }))).toBe('it holds no slot (noshow)');
     expect(none(appointment({ status: 'proposed' }))).toBe('it holds no slot (proposed)');
     expect(none(appointment({ end: undefined }))).toBe('it has no start and end');
     expect(none(appointment({ participant: [{ actor: { reference: 'Practitioner/x' }, status: 'accepted' }] }))).toBe(
@@ -89,5 +89,23 @@ describe('an appointment booked in the scheduling system: the session it is for'
     );
     const booked = session('b', { start: '2027-01-05T14:00:00.000Z', end: '2027-01-05T15:00:00.000Z' });
     expect(none(appointment(), [booked])).toBe('the session is booked at that time already');
+  });
+
+  it('cancelled: the session booked at its slot is at no time now (once); one never booked there is left alone', () => {
+    const slot = { start: '2027-01-05T14:00:00.000Z', end: '2027-01-05T15:00:00.000Z' };
+    const booked = session('b', slot);
+    const cancelled = appointment({ status: 'cancelled' });
+    const outcome = bookingFor(cancelled, [session('other'), booked]);
+    expect(outcome).toEqual({
+      cancelled: booked,
+      why: 'Its appointment was cancelled in the scheduling system (Appointment/appt-1): book it again',
+    });
+    // Told already (a notification again), or booked at another time since: nothing.
+    const told = { ...booked, statusReason: { text: (outcome as { why: string }).why } };
+    expect(bookingFor(cancelled, [told])).toEqual({ none: 'the session says its appointment was cancelled already' });
+    expect(bookingFor(cancelled, [session('elsewhere')])).toEqual({
+      none: 'no approved session is booked at its time',
+    });
+    expect(bookingFor(appointment({ status: 'entered-in-error' }), [booked])).toMatchObject({ cancelled: booked });
   });
 });

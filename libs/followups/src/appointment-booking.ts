@@ -4,8 +4,14 @@ import { isApproved, isOpen } from '@kc/task-states';
 
 /** An appointment that holds a slot for the patient (R4 Appointment.status). */
 const HOLDS_A_SLOT: readonly Appointment['status'][] = ['booked', 'arrived', 'checked-in'];
+/** An appointment whose slot is gone: the session booked at it is not at that time any more. */
+const GIVES_UP_THE_SLOT: readonly Appointment['status'][] = ['cancelled', 'entered-in-error'];
 
-export type Booking = { task: Task; window: Period } | { none: string };
+/**
+ * What an appointment does to the patient's approved sessions: books one at its time (`task`, `window`), gives up the
+ * time one was booked at (`cancelled`: its reminders revoked, the clinic told to book it again), or nothing (`none`).
+ */
+export type Booking = { task: Task; window: Period } | { cancelled: Task; why: string } | { none: string };
 
 /** The patient an appointment is for: its participant that is a Patient. */
 export function appointmentPatient(appointment: Appointment): string | undefined {
@@ -22,28 +28,24 @@ export function appointmentPatient(appointment: Appointment): string | undefined
  *   approved sessions;
  * - else the patient's approved session (an open Task, `ready`, ordering a medication) whose protocol window holds the
  *   appointment; of several, the one whose due window holds its start, else the soonest due.
- * None: not booked (proposed, cancelled, a no-show...), no start or end, no patient, no such session, outside the
- * protocol's window (the protocol decides when a session may be; the clinic is told on the worklist as before), or
- * booked already at that time (a notification again).
+ * None: not booked (proposed, a no-show...), no start or end, no patient, no such session, outside the protocol's
+ * window (the protocol decides when a session may be; the clinic is told on the worklist as before), or booked
+ * already at that time (a notification again). A cancelled one gives up the slot a session was booked at
+ * (slotGivenUp).
  */
 export function bookingFor(appointment: Appointment, tasks: Task[]): Booking {
-  if (!HOLDS_A_SLOT.includes(appointment.status)) return { none: `it holds no slot (${appointment.status})` };
+  const releases = GIVES_UP_THE_SLOT.includes(appointment.status);
+  if (!HOLDS_A_SLOT.includes(appointment.status) && !releases)
+    return { none: `it holds no slot (${appointment.status})` };
   const start = Date.parse(appointment.start ?? '');
   const end = Date.parse(appointment.end ?? '');
   if (Number.isNaN(start) || Number.isNaN(end) || end <= start) return { none: 'it has no start and end' };
   const patient = appointmentPatient(appointment);
   if (!patient) return { none: 'it names no patient' };
   const window = { start: new Date(start).toISOString(), end: new Date(end).toISOString() };
-  const sessions = tasks.filter(
-    (t) =>
-      t.for?.reference === patient &&
-      isApproved(t) &&
-      isOpen(t) &&
-      t.focus?.reference?.startsWith('MedicationRequest/'),
-  );
-  const named = [...(appointment.supportingInformation ?? []), ...(appointment.basedOn ?? [])]
-    .map((r) => r.reference ?? '')
-    .filter((r) => r.startsWith('Task/'));
+  const sessions = approvedSessionsOf(patient, tasks);
+  if (releases) return slotGivenUp(appointment, window, sessions);
+  const named = namedTasks(appointment);
   let task: Task | undefined;
   if (named.length) {
     task = sessions.find((t) => named.includes(`Task/${t.id}`));
@@ -66,8 +68,49 @@ export function bookingFor(appointment: Appointment, tasks: Task[]): Booking {
           : 'the patient has no approved session',
       };
   }
-  const current = task.restriction?.period;
-  if (Date.parse(current?.start ?? '') === start && Date.parse(current?.end ?? '') === end)
-    return { none: 'the session is booked at that time already' };
+  if (sameWindow(task.restriction?.period, window)) return { none: 'the session is booked at that time already' };
   return { task, window };
+}
+
+/** Why a session's time is void once its appointment is cancelled, as its Task says it (`statusReason`). */
+export function appointmentCancelledReason(appointment: Appointment): string {
+  return `Its appointment was cancelled in the scheduling system (Appointment/${appointment.id}): book it again`;
+}
+
+/**
+ * A cancelled appointment (or one entered in error): the session booked at its time (the Task it names, or the one
+ * whose due window is exactly its slot) is at no time now. None when no session is booked at it (never booked, or
+ * booked again since) or when the session says so already (a notification again).
+ */
+function slotGivenUp(appointment: Appointment, window: Period, sessions: Task[]): Booking {
+  const named = namedTasks(appointment);
+  const task = sessions.find(
+    (t) => (!named.length || named.includes(`Task/${t.id}`)) && sameWindow(t.restriction?.period, window),
+  );
+  if (!task) return { none: 'no approved session is booked at its time' };
+  const why = appointmentCancelledReason(appointment);
+  if (task.statusReason?.text === why) return { none: 'the session says its appointment was cancelled already' };
+  return { cancelled: task, why };
+}
+
+/** The patient's approved sessions still to be given: open Tasks, `ready`, ordering a medication. */
+function approvedSessionsOf(patient: string, tasks: Task[]): Task[] {
+  return tasks.filter(
+    (t) =>
+      t.for?.reference === patient &&
+      isApproved(t) &&
+      isOpen(t) &&
+      t.focus?.reference?.startsWith('MedicationRequest/'),
+  );
+}
+
+/** The Tasks an appointment names (`supportingInformation`, or `basedOn` as some systems write it). */
+function namedTasks(appointment: Appointment): string[] {
+  return [...(appointment.supportingInformation ?? []), ...(appointment.basedOn ?? [])]
+    .map((r) => r.reference ?? '')
+    .filter((r) => r.startsWith('Task/'));
+}
+
+function sameWindow(a: Period | undefined, b: Period): boolean {
+  return Date.parse(a?.start ?? '') === Date.parse(b.start!) && Date.parse(a?.end ?? '') === Date.parse(b.end!);
 }

@@ -136,8 +136,10 @@ export function transition(task: Task, input: TransitionInput): Task {
       return { ...base, status: 'ready', businessStatus: businessStatus('approved'), owner: input.owner ?? task.owner };
     case 'reschedule': {
       if (!input.window) throw new InvalidTransition(from, event, 'A reschedule needs the new window');
+      // A new window: why the old one was void (its appointment cancelled) no longer holds.
+      const { statusReason: _void, ...rest } = base;
       return {
-        ...base,
+        ...rest,
         status: 'ready',
         businessStatus: businessStatus('rescheduled'),
         owner: input.owner ?? task.owner,

@@ -27,6 +27,11 @@ export interface WorklistEntry {
    * override of the contraindication, or a rejection), so it is listed, but it cannot be approved.
    */
   onHold?: string;
+  /**
+   * What the clinic must do about an approved Task that is not held (its `statusReason`): its appointment was
+   * cancelled in the scheduling system, book it again.
+   */
+  attention?: string;
   /** The request the Task authorises (Task.focus), e.g. the proposed MedicationRequest: its dose is read from it. */
   request?: string;
 }
@@ -104,6 +109,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     businessStatus: task.businessStatus?.coding?.[0]?.code,
     owner: task.owner && { reference: task.owner.reference, display: task.owner.display },
     onHold: isTaskHeldForContraindication(task) ? (task.statusReason?.text ?? 'On hold') : undefined,
+    attention: task.status === 'ready' ? task.statusReason?.text : undefined,
     request: task.focus?.reference,
   };
 }

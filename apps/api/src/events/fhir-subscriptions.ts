@@ -15,8 +15,8 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[]
   { criteria: 'Condition', why: 'a condition that may contraindicate what is approved or awaits approval' },
   { criteria: 'CarePlan', why: 'a plan stopped or paused in the EHR: its Tasks awaiting approval are withdrawn' },
   {
-    criteria: 'Appointment?status=booked,arrived,checked-in',
-    why: "a session booked in the clinic's scheduling system: the approved session and its reminders take its time",
+    criteria: 'Appointment',
+    why: "a session booked (or cancelled) in the clinic's scheduling system: the approved session and its reminders take its time",
   },
 ];
 

@@ -11,11 +11,13 @@ import {
   plannedReminders,
   reminderChanges,
   reminderRulesForTask,
+  revokedReminder,
 } from '@kc/followups';
 import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE, transition } from '@kc/task-states';
 
-export type BookingOutcome = { result: 'booked'; task: string; reminders: number } | { result: 'skipped'; why: string };
+export type BookingOutcome =
+  { result: 'booked' | 'cancelled'; task: string; reminders: number } | { result: 'skipped'; why: string };
 
 /**
  * An appointment the clinic booked in its scheduling system (an EHR's Appointment, notified or polled) books the
@@ -48,16 +50,57 @@ export class AppointmentBookings {
     });
     const booking = bookingFor(appointment, matchesOf<Task>(found));
     if ('none' in booking) return this.skipped(appointmentId, booking.none);
-    const { task, window } = booking;
+    const task = 'task' in booking ? booking.task : booking.cancelled;
     const carePlan = includedOf<Resource>(found).find(
       (r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task),
     );
+    if ('cancelled' in booking) {
+      // The session is at no time now: its reminders must not go out, and the clinic is to book it again.
+      const active = (await this.remindersOf(task, carePlan)).filter((r) => r.status === 'active');
+      await this.write(
+        task,
+        { ...task, statusReason: { text: booking.why } },
+        {
+          reminders: active.map((r) => updateEntry(revokedReminder(r, booking.why), r.meta?.versionId)),
+          activity: 'unbook',
+          reason: booking.why,
+          now,
+        },
+      );
+      this.logger.log({
+        msg: 'session unbooked: its appointment was cancelled',
+        appointment: appointment.id,
+        task: task.id,
+      });
+      return { result: 'cancelled', task: `Task/${task.id}`, reminders: active.length };
+    }
+    const { window } = booking;
     const booked = transition(task, { event: 'reschedule', now, window });
     const reminders = await this.reminderWrites({ ...booked, id: task.id! }, carePlan, now);
+    await this.write(task, booked, {
+      reminders,
+      activity: 'book',
+      reason: `Booked in the scheduling system: Appointment/${appointment.id}, ${window.start} .. ${window.end}`,
+      now,
+    });
+    this.logger.log({ msg: 'session booked from an appointment', appointment: appointment.id, task: task.id });
+    return { result: 'booked', task: `Task/${task.id}`, reminders: reminders.length };
+  }
+
+  /**
+   * The Task's change and its reminders' in one transaction (If-Match on each), with a Provenance whose author is this
+   * service. A conflict (a clinician deciding on the Task meanwhile) fails the job, whose retry reads it again.
+   */
+  private async write(
+    task: Task,
+    changed: Task,
+    change: { reminders: (BundleEntry & { fullUrl?: string })[]; activity: string; reason: string; now: Date },
+  ): Promise<void> {
+    const { reminders, activity, reason, now } = change;
     const decidedOn = decisionKey(`Task/${task.id}`, task.meta!.versionId!);
-    const entries: BundleEntry[] = [
+    await this.fhir.transaction([
       {
-        resource: booked,
+        resource: changed,
         request: { method: 'PUT', url: `Task/${task.id}`, ifMatch: ifMatchFor(task.meta!.versionId!) },
       },
       ...reminders,
@@ -70,20 +113,26 @@ export class AppointmentBookings {
             ],
             revisionOf: { reference: decidedOn },
             who: THIS_SERVICE,
-            activity: 'book',
+            activity,
             now,
-            reason: `Booked in the scheduling system: Appointment/${appointment.id}, ${window.start} .. ${window.end}`,
+            reason,
           }),
           // As the clinic's own decisions are keyed: the patient view finds it by the version it changed.
           meta: { tag: [{ system: DECISION_KEY_SYSTEM, code: decidedOn }] },
         },
         request: { method: 'POST', url: 'Provenance' },
       },
-    ];
-    // A conflict (a clinician deciding on the Task meanwhile) fails the job, whose retry reads it again.
-    await this.fhir.transaction(entries);
-    this.logger.log({ msg: 'session booked from an appointment', appointment: appointment.id, task: task.id });
-    return { result: 'booked', task: `Task/${task.id}`, reminders: reminders.length };
+    ]);
+  }
+
+  /** The reminders on record about the Task (CommunicationRequest has no search parameter for `about`). */
+  private async remindersOf(task: Task, carePlan: CarePlan | undefined): Promise<CommunicationRequest[]> {
+    if (!carePlan?.id) return [];
+    const onPlan = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      'based-on': `CarePlan/${carePlan.id}`,
+      _count: 200,
+    });
+    return onPlan.filter((r) => isReminder(r) && aboutTask(r) === `Task/${task.id}`);
   }
 
   /** The Task's reminders timed from its new window: those on record moved (If-Match), any missing created. */
@@ -94,11 +143,7 @@ export class AppointmentBookings {
   ): Promise<(BundleEntry & { fullUrl?: string })[]> {
     const rules = reminderRulesForTask(task, carePlan, this.catalog);
     if (!rules.length || !carePlan?.id) return [];
-    const onPlan = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
-      'based-on': `CarePlan/${carePlan.id}`,
-      _count: 200,
-    });
-    const existing = onPlan.filter((r) => isReminder(r) && aboutTask(r) === `Task/${task.id}`);
+    const existing = await this.remindersOf(task, carePlan);
     const { create, move } = reminderChanges(plannedReminders(task, rules, now), existing);
     return [
       ...create.map((resource) => ({

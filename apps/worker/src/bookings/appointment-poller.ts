@@ -9,8 +9,8 @@ import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from '../ma
 
 /**
  * Polling fallback for appointments booked in the clinic's scheduling system (a server that cannot notify, or a
- * notification lost): the Appointments holding a slot changed since the cursor, on the Procedure poll's schedule, each
- * queued for its job to find the session it books (which writes nothing when it is booked already).
+ * notification lost): the Appointments changed since the cursor, on the Procedure poll's schedule, each queued for
+ * its job to find the session it books or gives up (which writes nothing when that is done already).
  */
 @Injectable()
 export class AppointmentPoller {
@@ -36,8 +36,8 @@ export class AppointmentPoller {
     await pollFromCursor(
       await this.cursor(),
       (from) =>
+        // Every status: a cancelled one gives up the time its session was booked at.
         this.fhir.searchAll<Appointment>('Appointment', {
-          status: 'booked,arrived,checked-in',
           _lastUpdated: `ge${from}`,
           _sort: '_lastUpdated',
           _count: 100,
