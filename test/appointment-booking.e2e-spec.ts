@@ -1,11 +1,9 @@
 import request from 'supertest';
-import { getQueueToken } from '@nestjs/bullmq';
-import type { Queue } from 'bullmq';
 import type { Appointment, CommunicationRequest, Provenance, Task } from '@medplum/fhirtypes';
-import { appointmentBookedJobId, QUEUES } from '@kc/queue';
+import { appointmentBookedJobId } from '@kc/queue';
 import { protocolWindowOf } from '@kc/protocols';
 import { AppointmentPoller } from '../apps/worker/src/bookings/appointment-poller';
-import { actionOf, enrolPatient, postWebhook, waitFor } from './support/clinic';
+import { actionOf, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 const HOUR = 3_600_000;
@@ -61,12 +59,7 @@ describe('appointments booked in the scheduling system time the approved session
   }
 
   async function jobDone(appointmentId: string): Promise<void> {
-    const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
-    await waitFor(async () => {
-      const job = await queue.getJob(appointmentBookedJobId(appointmentId));
-      if (job && (await job.isFailed())) throw new Error(`the job failed: ${job.failedReason}`);
-      return !job;
-    }, 'the worker to handle the appointment');
+    await maintenanceJobDone(service, appointmentBookedJobId(appointmentId), 'the worker to handle the appointment');
   }
 
   const remindersOf = async (task: Task, carePlanId: string) =>

@@ -23,6 +23,7 @@ import {
   actionOf,
   completeInfusion,
   followUpTasks,
+  maintenanceJobDone,
   postWebhook,
   queueIdle,
   reportInfusion,
@@ -84,12 +85,7 @@ describe('a post-infusion check completed in the EHR', () => {
   async function notify(task: Task): Promise<void> {
     const body = JSON.stringify(task);
     await postWebhook(service, body).expect(202);
-    const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
-    await waitFor(async () => {
-      const job = await queue.getJob(checkDoneElsewhereJobId(task.id!));
-      if (job && (await job.isFailed())) throw new Error(`the job failed: ${job.failedReason}`);
-      return !job;
-    }, 'the worker to handle the notified Task');
+    await maintenanceJobDone(service, checkDoneElsewhereJobId(task.id!), 'the worker to handle the notified Task');
   }
 
   /** The Observations extracted from a response, and their values as `code=value`, sorted. */
@@ -299,12 +295,11 @@ describe('a post-infusion check completed in the EHR', () => {
         .put(`/webhooks/fhir/QuestionnaireResponse/${responseId}`)
         .set('x-webhook-token', 'test-webhook-secret')
         .expect(202);
-      const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
-      await waitFor(async () => {
-        const job = await queue.getJob(checkAnsweredElsewhereJobId(responseId));
-        if (job && (await job.isFailed())) throw new Error(`the job failed: ${job.failedReason}`);
-        return !job;
-      }, 'the worker to handle the notified answers');
+      await maintenanceJobDone(
+        service,
+        checkAnsweredElsewhereJobId(responseId),
+        'the worker to handle the notified answers',
+      );
     }
 
     it("are matched to the patient's open check, which is recorded as done: scores extracted, the patient as who answered", async () => {

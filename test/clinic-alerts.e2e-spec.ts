@@ -227,14 +227,7 @@ describe('alerts to the clinic', () => {
       const outcome = await cut.app.get(ContraindicationSweep).sweep();
       expect(outcome.alerted).toBe(0);
       // What an operator alerts on: emails to the clinic not sent.
-      const alertMetric = async (outcome: string) => {
-        const text = (await request(cut.url).get('/metrics').set(cut.as('admin')).expect(200)).text;
-        const line = new RegExp(
-          `^kc_clinic_alerts_total\\{kind="effect-reported",outcome="${outcome}",channel="email"\\} (\\d+)$`,
-          'm',
-        );
-        return Number(line.exec(text)?.[1] ?? 0);
-      };
+      const alertMetric = (outcome: string) => effectAlerts(cut, 'email', outcome);
       expect(await alertMetric('not-sent')).toBeGreaterThanOrEqual(1);
       expect(await alertMetric('sent')).toBe(0);
       const alertsOf = async () =>
@@ -259,6 +252,16 @@ describe('alerts to the clinic', () => {
 
   const infusedPatient = () => infusedForCheck(service);
 });
+
+/** What an operator alerts on: alerts of reported effects by channel and outcome (kc_clinic_alerts_total). */
+async function effectAlerts(service: TestService, channel: string, outcome: string): Promise<number> {
+  const text = (await request(service.url).get('/metrics').set(service.as('admin')).expect(200)).text;
+  const line = new RegExp(
+    `^kc_clinic_alerts_total\\{kind="effect-reported",outcome="${outcome}",channel="${channel}"\\} (\\d+)$`,
+    'm',
+  );
+  return Number(line.exec(text)?.[1] ?? 0);
+}
 
 /**
  * In the EHR's inbox (CLINIC_ALERT_RECIPIENTS): the alert is a Communication to the clinic's on-call role, written to
@@ -330,14 +333,7 @@ describe("alerts to the clinic in the EHR's inbox", () => {
         (await alertsOf(service, p.patient)).map((c) => c.identifier?.[0].value).sort((a, b) => a!.localeCompare(b!));
       await waitFor(async () => (await keys()).length > 0, 'the alert in the inbox');
       expect(await keys()).toEqual([`inbox:DetectedIssue/${p.issue.id}`]);
-      const metric = async (channel: string, outcome: string) => {
-        const text = (await request(service.url).get('/metrics').set(service.as('admin')).expect(200)).text;
-        const line = new RegExp(
-          `^kc_clinic_alerts_total\\{kind="effect-reported",outcome="${outcome}",channel="${channel}"\\} (\\d+)$`,
-          'm',
-        );
-        return Number(line.exec(text)?.[1] ?? 0);
-      };
+      const metric = (channel: string, outcome: string) => effectAlerts(service, channel, outcome);
       expect(await metric('inbox', 'sent')).toBe(1);
       expect(await metric('email', 'not-sent')).toBeGreaterThanOrEqual(1);
       const back = await startSmtpServer(Number(new URL(down.url).port));

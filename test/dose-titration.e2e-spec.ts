@@ -48,6 +48,29 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       .set(clinician())
       .send({ versionId: task.meta!.versionId, ...body });
 
+  /** The session infused on 4 January, reported: the next session it proposed, and that proposal. */
+  async function nextSessionAfterInfusion(enrolment: { patient: string; carePlanId: string }) {
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    const next = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'next-induction-session')!;
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      next.focus!.reference!.split('/')[1],
+    );
+    return { next, proposal };
+  }
+
+  /** What the patient's timeline says was given at the pump, in order. */
+  async function givenOnTimeline(patient: string): Promise<string[]> {
+    const timeline = await request(service.url)
+      .get(`/patients/${patient.split('/')[1]}/timeline`)
+      .set(clinician())
+      .expect(200);
+    return (timeline.body.events as { type: string; text: string }[])
+      .filter((e) => e.type === 'administration')
+      .map((e) => e.text);
+  }
+
   const ordersOf = (task: Task) =>
     service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(task.id!) });
 
@@ -211,13 +234,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       administered(60, '2027-01-04T09:20:00.000Z', '2027-01-04T09:40:00.000Z'),
     );
     await service.fhir.create(administered(80, '2027-01-04T09:00:00.000Z', '2027-01-04T09:20:00.000Z'));
-    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
-    await reportInfusion(service, procedureId);
-    const next = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'next-induction-session')!;
-    const proposal = await service.fhir.read<MedicationRequest>(
-      'MedicationRequest',
-      next.focus!.reference!.split('/')[1],
-    );
+    const { next, proposal } = await nextSessionAfterInfusion(enrolment);
     // 60 mg/h for the 80 kg the order was computed for: 0.75 mg/kg/h, not the 1 mg/kg/h ordered.
     expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
     expect(rate(proposal.dosageInstruction, 'calculated')).toEqual({ value: 60, code: 'mg/h' });
@@ -238,12 +255,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     );
     expect(row?.view.dose?.lastGiven).toBe(why.display);
     // The clinician sees why on the patient's timeline: the rates recorded at the pump, in order.
-    const timeline = await request(service.url)
-      .get(`/patients/${enrolment.patient.split('/')[1]}/timeline`)
-      .set(clinician())
-      .expect(200);
-    const given = (timeline.body.events as { type: string; text: string }[]).filter((e) => e.type === 'administration');
-    expect(given.map((e) => e.text)).toEqual([
+    expect(await givenOnTimeline(enrolment.patient)).toEqual([
       'Given: Ketamine at 80 mg/h (1 mg/kg/h)',
       'Given: Ketamine at 60 mg/h (0.75 mg/kg/h)',
     ]);
@@ -280,25 +292,14 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     });
     await service.fhir.create(atPump(40, '2027-01-04T09:00:00.000Z'));
     const { resource: lowered } = await service.fhir.create(atPump(30, '2027-01-04T09:20:00.000Z'));
-    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
-    await reportInfusion(service, procedureId);
-    const next = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'next-induction-session')!;
-    const proposal = await service.fhir.read<MedicationRequest>(
-      'MedicationRequest',
-      next.focus!.reference!.split('/')[1],
-    );
+    const { proposal } = await nextSessionAfterInfusion(enrolment);
     // 30 mL/h x 2 mg/mL = 60 mg/h, for the 80 kg the order was computed for: 0.75 mg/kg/h.
     expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
     expect(proposal.supportingInformation).toContainEqual({
       reference: `MedicationAdministration/${lowered.id}`,
       display: 'Last session given at 30 mL/h of 2 mg/mL (0.75 mg/kg/h); ordered at 1 mg/kg/h',
     });
-    const timeline = await request(service.url)
-      .get(`/patients/${enrolment.patient.split('/')[1]}/timeline`)
-      .set(clinician())
-      .expect(200);
-    const given = (timeline.body.events as { type: string; text: string }[]).filter((e) => e.type === 'administration');
-    expect(given.map((e) => e.text)).toEqual([
+    expect(await givenOnTimeline(enrolment.patient)).toEqual([
       'Given: Ketamine at 40 mL/h of 2 mg/mL (1 mg/kg/h)',
       'Given: Ketamine at 30 mL/h of 2 mg/mL (0.75 mg/kg/h)',
     ]);

@@ -74,6 +74,23 @@ describe('clinician page in a real browser', () => {
     if (await page.locator('#approve-dialog[open]').isVisible()) await page.click('#approve-confirm');
   }
 
+  /** A session approved through the API (its order written), as by a clinician elsewhere. */
+  async function approvedThroughApi(session: Task, body: object = {}): Promise<Task> {
+    const approved = await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId, ...body })
+      .expect(200);
+    return approved.body as Task;
+  }
+
+  /** The page's to-do list, filtered to infusion sessions. */
+  async function showToDoInfusions(page: Page) {
+    await page.click('#list-to-do');
+    await page.selectOption('#f-kind', 'infusion-session');
+    await page.click('#filters button[type=submit]');
+  }
+
   /** The post-infusion check among `tasks`, approved through the API (so it is on the to-do list). */
   async function approvedCheck(tasks: Task[]): Promise<Task> {
     const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
@@ -557,9 +574,7 @@ describe('clinician page in a real browser', () => {
       /^Ketamine IV infusion at 0\.75 mg\/kg\/h \(52\.5 mg\/h for 70 kg\)/,
     );
     // On the to-do list, the infusion to give says what was ordered.
-    await page.click('#list-to-do');
-    await page.selectOption('#f-kind', 'infusion-session');
-    await page.click('#filters button[type=submit]');
+    await showToDoInfusions(page);
     const toDo = page.locator(`tr[data-task-id="${session.id}"]`);
     await toDo.waitFor();
     expect(await toDo.locator('.dose').textContent()).toBe('Ordered at 0.75 mg/kg/h (52.5 mg/h)');
@@ -607,9 +622,7 @@ describe('clinician page in a real browser', () => {
       'Ketamine IV bolus 0.25 mg/kg (17.5 mg for 70 kg) at the start of the infusion',
     ]);
     // The to-do list says both.
-    await page.click('#list-to-do');
-    await page.selectOption('#f-kind', 'infusion-session');
-    await page.click('#filters button[type=submit]');
+    await showToDoInfusions(page);
     const toDo = page.locator(`tr[data-task-id="${session.id}"]`);
     await toDo.waitFor();
     expect(await toDo.locator('.dose').textContent()).toBe(
@@ -625,16 +638,10 @@ describe('clinician page in a real browser', () => {
       birthDate: '1971-07-07',
     });
     const { session } = await awaitingApproval(enrolled.patient);
-    await request(service.url)
-      .post(`/tasks/${session.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: session.meta!.versionId, bolus: { value: 0.2, unit: 'mg/kg' } })
-      .expect(200);
+    await approvedThroughApi(session, { bolus: { value: 0.2, unit: 'mg/kg' } });
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.click('#list-to-do');
-    await page.selectOption('#f-kind', 'infusion-session');
-    await page.click('#filters button[type=submit]');
+    await showToDoInfusions(page);
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
     await row.waitFor();
     await row.locator('button:has-text("Change dose")').click();
@@ -686,13 +693,7 @@ describe('clinician page in a real browser', () => {
       birthDate: '1980-08-08',
     });
     const { session } = await awaitingApproval(enrolled.patient);
-    const approved = (
-      await request(service.url)
-        .post(`/tasks/${session.id}/$approve`)
-        .set(service.as('clinician'))
-        .send({ versionId: session.meta!.versionId })
-        .expect(200)
-    ).body as Task;
+    const approved = await approvedThroughApi(session);
     const start = Date.parse(approved.restriction!.period!.start!) + 14 * 3_600_000;
     const { resource: appointment } = await service.fhir.create<Appointment>({
       resourceType: 'Appointment',
@@ -708,9 +709,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.click('#list-to-do');
-    await page.selectOption('#f-kind', 'infusion-session');
-    await page.click('#filters button[type=submit]');
+    await showToDoInfusions(page);
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
     await row.locator('.attention').waitFor();
     expect(await row.locator('.attention').textContent()).toBe(
@@ -727,11 +726,7 @@ describe('clinician page in a real browser', () => {
       birthDate: '1970-07-07',
     });
     const { session } = await awaitingApproval(enrolled.patient);
-    await request(service.url)
-      .post(`/tasks/${session.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: session.meta!.versionId, rate: { value: 1, unit: 'mg/kg/h' } })
-      .expect(200);
+    await approvedThroughApi(session, { rate: { value: 1, unit: 'mg/kg/h' } });
     const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(session.id!),
     });

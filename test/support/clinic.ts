@@ -145,6 +145,16 @@ export async function queueIdle(service: TestService, name: string = QUEUES.foll
   }, `the ${name} queue to be idle`);
 }
 
+/** Waits until the maintenance queue's job of this id is done (gone); a failed one fails the wait, saying why. */
+export async function maintenanceJobDone(service: TestService, jobId: string, what: string): Promise<void> {
+  const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+  await waitFor(async () => {
+    const job = await queue.getJob(jobId);
+    if (job && (await job.isFailed())) throw new Error(`the job failed: ${job.failedReason}`);
+    return !job;
+  }, what);
+}
+
 export async function waitFor<T>(
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   what: string,

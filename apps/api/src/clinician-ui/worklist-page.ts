@@ -715,6 +715,22 @@ function chosenBolus(name, dose, error) {
   input.focus();
   return null;
 }
+// A new rate typed in a dialog: the last refusal no longer applies, and what it gives is shown.
+function onRateInput(name, error, current) {
+  $('#' + name + '-rate').addEventListener('input', () => {
+    $('#' + name + '-rate').removeAttribute('aria-invalid');
+    $('#' + error).textContent = '';
+    showRateDose(name, current().view.dose);
+  });
+}
+// The dose a dialog asks for ({rate, bolus?}), or null when the page refused it (said in #<error>).
+function chosenDose(name, dose, error) {
+  const rate = chosenRate(name, dose, error);
+  if (!rate) return null;
+  const bolus = chosenBolus(name, dose, error);
+  if (bolus === null) return null;
+  return bolus ? { rate, bolus } : { rate };
+}
 function onBolusInput(name, error, current) {
   $('#' + name + '-bolus').addEventListener('input', () => {
     $('#' + name + '-bolus').removeAttribute('aria-invalid');
@@ -735,22 +751,15 @@ function askApprove(item) {
   $('#approve-dialog').showModal();
   $('#approve-rate').focus();
 }
-$('#approve-rate').addEventListener('input', () => {
-  // A new value: the last refusal no longer applies.
-  $('#approve-rate').removeAttribute('aria-invalid');
-  $('#approve-error').textContent = '';
-  showRateDose('approve', approving.view.dose);
-});
+onRateInput('approve', 'approve-error', () => approving);
 onBolusInput('approve', 'approve-error', () => approving);
 $('#approve-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const item = approving;
-  const rate = chosenRate('approve', item.view.dose, 'approve-error');
-  if (!rate) return;
-  const bolus = chosenBolus('approve', item.view.dose, 'approve-error');
-  if (bolus === null) return;
+  const dose = chosenDose('approve', item.view.dose, 'approve-error');
+  if (!dose) return;
   $('#approve-dialog').close();
-  await decide(item, 'approve', bolus ? { rate, bolus } : { rate });
+  await decide(item, 'approve', dose);
 });
 $('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close());
 
@@ -768,22 +777,16 @@ function askChangeDose(item) {
   $('#change-dialog').showModal();
   $('#change-rate').focus();
 }
-$('#change-rate').addEventListener('input', () => {
-  $('#change-rate').removeAttribute('aria-invalid');
-  $('#change-error').textContent = '';
-  showRateDose('change', changing.view.dose);
-});
+onRateInput('change', 'change-error', () => changing);
 onBolusInput('change', 'change-error', () => changing);
 $('#change-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const item = changing;
-  const rate = chosenRate('change', item.view.dose, 'change-error');
-  if (!rate) return;
-  const bolus = chosenBolus('change', item.view.dose, 'change-error');
-  if (bolus === null) return;
+  const dose = chosenDose('change', item.view.dose, 'change-error');
+  if (!dose) return;
   const reason = $('#change-reason').value.trim();
   $('#change-dialog').close();
-  await decide(item, 'change-dose', { rate, ...(bolus ? { bolus } : {}), ...(reason ? { reason } : {}) });
+  await decide(item, 'change-dose', { ...dose, ...(reason ? { reason } : {}) });
 });
 $('#change-cancel').addEventListener('click', () => $('#change-dialog').close());
 
