@@ -9,6 +9,7 @@ import { FhirClient } from '@kc/fhir';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type {
+  Appointment,
   AuditEvent,
   Bundle,
   DetectedIssue,
@@ -172,12 +173,13 @@ describe('CDS Hooks services', () => {
     }
   }
 
-  it('discovery lists both services with their hooks and prefetch templates, without a token', async () => {
+  it('discovery lists the services with their hooks and prefetch templates, without a token', async () => {
     const res = await request(service.url).get('/cds-services').expect(200);
     const services = res.body.services as CdsServiceDefinition[];
     expect(services.map((s) => [s.hook, s.id])).toEqual([
       ['patient-view', 'ketamine-follow-ups'],
       ['order-sign', 'ketamine-order-check'],
+      ['appointment-book', 'ketamine-session-booking'],
     ]);
     for (const s of services) {
       expect(s.title).toBeTruthy();
@@ -614,6 +616,72 @@ describe('CDS Hooks services', () => {
       await expect401(`Bearer ${once}`, /jti was already used/);
       const confused = await mintCdsClientJwt({ issuer: JWKS_ISSUER, audience: endpoint(id), secret: SECRET });
       await expect401(`Bearer ${confused}`, /algorithm not allowed/);
+    });
+  });
+
+  describe('appointment-book: is the appointment a ketamine session that may be given then', () => {
+    const appointmentAt = (patientId: string, start: number): Appointment => ({
+      resourceType: 'Appointment',
+      id: `proposed-${start}`,
+      status: 'proposed',
+      start: new Date(start).toISOString(),
+      end: new Date(start + 3_600_000).toISOString(),
+      participant: [{ actor: { reference: `Patient/${patientId}` }, status: 'needs-action' }],
+    });
+    const book = async (patientId: string, start: number) =>
+      (
+        await callHook('ketamine-session-booking', {
+          hook: 'appointment-book',
+          hookInstance: randomUUID(),
+          context: {
+            userId: 'Practitioner/scheduler',
+            patientId,
+            appointments: {
+              resourceType: 'Bundle',
+              type: 'collection',
+              entry: [{ resource: appointmentAt(patientId, start) }],
+            },
+          },
+        })
+      ).body.cards as Card[];
+
+    it('warns of a session not approved yet or a time outside the protocol window; says nothing once approved', async () => {
+      const patientId = await newPatient();
+      await recordVitals(patientId, [124, 78]);
+      await applyLowDose(patientId);
+      const [session] = (await service.fhir.searchAll<Task>('Task', { patient: `Patient/${patientId}` })).filter(
+        (t) => t.focus?.reference?.startsWith('MedicationRequest/') && t.status === 'draft',
+      );
+      const allowed = session.extension!.find((e) => e.url.endsWith('/protocol-window'))!.valuePeriod!;
+      const inWindow = Date.parse(allowed.start!) + 14 * 3_600_000;
+
+      const waiting = await book(patientId, inWindow);
+      expect(waiting.map((c) => [c.indicator, c.summary])).toEqual([
+        ['warning', 'Ketamine session not approved yet: Ketamine infusion session'],
+      ]);
+      expect(waiting[0].detail).toMatch(/awaits a clinician's approval/);
+
+      const outside = await book(patientId, Date.parse(allowed.end!) + 10 * DAY);
+      expect(outside.map((c) => c.indicator)).toEqual(['warning']);
+      expect(outside[0].summary).toBe(
+        `Outside the ketamine protocol window: Ketamine infusion session may be given ${allowed.start!.slice(0, 10)} to ${allowed.end!.slice(0, 10)}`,
+      );
+
+      await request(service.url)
+        .post(`/tasks/${session.id}/$approve`)
+        .set(service.as('clinician'))
+        .send({ versionId: session.meta!.versionId })
+        .expect(200);
+      expect(await book(patientId, inWindow)).toEqual([]);
+
+      // A patient with no ketamine session: any appointment is none of this service's business.
+      expect(await book(await newPatient(), inWindow)).toEqual([]);
+      // The appointments being booked are required.
+      await request(service.url)
+        .post('/cds-services/ketamine-session-booking')
+        .set('Authorization', `Bearer ${await secretJwt('ketamine-session-booking')}`)
+        .send({ hook: 'appointment-book', hookInstance: randomUUID(), context: { patientId } })
+        .expect(400);
     });
   });
 });

@@ -11,3 +11,4 @@ export * from './check-recording';
 export * from './check-done-elsewhere';
 export * from './check-answered-elsewhere';
 export * from './appointment-booking';
+export * from './booking-advice';

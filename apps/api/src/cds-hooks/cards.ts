@@ -57,7 +57,7 @@ export function sortCards(cards: Card[]): Card[] {
 const date = (instant: string | undefined) => (instant ? instant.slice(0, 10) : 'unknown date');
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-function links(options: CardOptions, label: string): CardLink[] | undefined {
+export function links(options: CardOptions, label: string): CardLink[] | undefined {
   return options.worklistUrl ? [{ label, url: options.worklistUrl, type: 'absolute' }] : undefined;
 }
 
@@ -80,7 +80,7 @@ export function taskDueState(task: Task, now: Date): DueState | undefined {
   return undefined;
 }
 
-function taskName(task: Task, displays: Record<string, string> = {}): string {
+export function taskName(task: Task, displays: Record<string, string> = {}): string {
   const coding = task.code?.coding?.find((c) => c.system === SERVICE_CODE_SYSTEM) ?? task.code?.coding?.[0];
   return (
     task.code?.text ??

@@ -8,6 +8,7 @@ import { CdsClientGuard, publicBaseUrl, type CdsRequestWithClient } from './cds-
 import { CdsCheckMetrics } from './cds-check.metrics';
 import { CdsFeedbackMetrics } from './cds-feedback.metrics';
 import { parseFeedback } from './feedback';
+import { AppointmentBookService } from './appointment-book.service';
 import { OrderSignService } from './order-sign.service';
 import { PatientViewService } from './patient-view.service';
 import { AuditsPatientAccess } from '../audit/patient-access.decorator';
@@ -29,13 +30,14 @@ export class CdsHooksController {
   constructor(
     private readonly patientView: PatientViewService,
     private readonly orderSign: OrderSignService,
+    private readonly appointmentBook: AppointmentBookService,
     private readonly feedbackMetrics: CdsFeedbackMetrics,
     private readonly checkMetrics: CdsCheckMetrics,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   private services(): CdsServiceDefinition[] {
-    return [this.patientView.definition, this.orderSign.definition];
+    return [this.patientView.definition, this.orderSign.definition, this.appointmentBook.definition];
   }
 
   @Get()
@@ -64,6 +66,7 @@ export class CdsHooksController {
     const budget = AbortSignal.timeout(this.config.cdsReadBudgetMs);
     let result;
     if (service.hook === 'patient-view') result = await this.patientView.call(body, options, budget);
+    else if (service.hook === 'appointment-book') result = await this.appointmentBook.call(body, options, budget);
     else {
       result = await this.orderSign.call(body, options, budget);
       const { timedOut, unreadable, unresolved } = result.counts;

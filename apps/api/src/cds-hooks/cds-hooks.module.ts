@@ -8,6 +8,7 @@ import { CdsCorsMiddleware } from './cds-cors.middleware';
 import { CdsCheckMetrics } from './cds-check.metrics';
 import { CdsFeedbackMetrics } from './cds-feedback.metrics';
 import { CdsHooksController } from './cds-hooks.controller';
+import { AppointmentBookService } from './appointment-book.service';
 import { OrderSignService } from './order-sign.service';
 import { PatientViewService } from './patient-view.service';
 import { RedisJtiReplayStore } from './jti-replay-store';
@@ -31,6 +32,7 @@ import { EhrFhirServer } from './ehr-fhir-server';
     EhrFhirServer,
     PatientViewService,
     OrderSignService,
+    AppointmentBookService,
     CdsFeedbackMetrics,
     CdsCheckMetrics,
   ],
