@@ -1,6 +1,6 @@
 import request from 'supertest';
 import type { Appointment, CommunicationRequest, Provenance, Task } from '@medplum/fhirtypes';
-import { appointmentBookedJobId } from '@kc/queue';
+import { appointmentBookedJobId, sessionApprovedJobId } from '@kc/queue';
 import { protocolWindowOf } from '@kc/protocols';
 import { AppointmentPoller } from '../apps/worker/src/bookings/appointment-poller';
 import { actionOf, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
@@ -154,7 +154,7 @@ describe('appointments booked in the scheduling system time the approved session
     expect((await bookings(task)).length).toBe(2);
   });
 
-  it('outside the protocol window, cancelled, or for a session not approved: nothing is booked', async () => {
+  it('outside the protocol window, cancelled, or for a session not approved: nothing is booked, until it is approved', async () => {
     const { task, patient, allowed } = await approvedSession();
     const outside = await book(patient, Date.parse(allowed.end!) + 24 * HOUR);
     await notify(outside);
@@ -168,9 +168,25 @@ describe('appointments booked in the scheduling system time the approved session
     const [draft] = (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${other.carePlanId}` })).filter(
       (t) => actionOf(t) === 'infusion-session',
     );
-    const early = await book(other.patient, Date.parse(protocolWindowOf(draft)!.start!) + 14 * HOUR);
+    const slot = Date.parse(protocolWindowOf(draft)!.start!) + 14 * HOUR;
+    const early = await book(other.patient, slot);
     await notify(early);
     expect((await service.fhir.read<Task>('Task', draft.id!)).meta?.versionId).toBe(draft.meta?.versionId);
+    // Approved since: the appointment booked before books it now, without being written again.
+    await request(service.url)
+      .post(`/tasks/${draft.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: draft.meta!.versionId })
+      .expect(200);
+    await maintenanceJobDone(
+      service,
+      sessionApprovedJobId(draft.id!),
+      'the approved session to look for its appointment',
+    );
+    expect((await service.fhir.read<Task>('Task', draft.id!)).restriction?.period).toEqual({
+      start: new Date(slot).toISOString(),
+      end: new Date(slot + HOUR).toISOString(),
+    });
   });
 
   it('an appointment the scheduling system named the Task in, found by the poll without a notification', async () => {

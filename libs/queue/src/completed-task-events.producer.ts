@@ -5,11 +5,13 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { withinEnqueueTimeout } from './infusion-events.producer';
 import {
   appointmentBookedJobId,
+  sessionApprovedJobId,
   checkAnsweredElsewhereJobId,
   checkDoneElsewhereJobId,
   JOBS,
   retryOptions,
   type AppointmentBookedJob,
+  type SessionApprovedJob,
   type CheckAnsweredElsewhereJob,
   type CheckDoneElsewhereJob,
 } from './jobs';
@@ -24,7 +26,9 @@ import { QUEUES } from './queue-names';
 export class CompletedTaskEventsProducer {
   constructor(
     @InjectQueue(QUEUES.maintenance)
-    private readonly queue: Queue<CheckDoneElsewhereJob | CheckAnsweredElsewhereJob | AppointmentBookedJob>,
+    private readonly queue: Queue<
+      CheckDoneElsewhereJob | CheckAnsweredElsewhereJob | AppointmentBookedJob | SessionApprovedJob
+    >,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -55,6 +59,19 @@ export class CompletedTaskEventsProducer {
           removeOnComplete: true,
           removeOnFail: false,
         },
+      ),
+    );
+    return { jobId };
+  }
+
+  /** An infusion session approved: the job looks for an appointment booked for it while it awaited approval. */
+  async enqueueApprovedSession(taskId: string): Promise<{ jobId: string }> {
+    const jobId = sessionApprovedJobId(taskId);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.sessionApproved,
+        { taskId },
+        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
     return { jobId };

@@ -13,6 +13,7 @@ export const JOBS = {
   checkDoneElsewhere: 'check-done-elsewhere',
   checkAnsweredElsewhere: 'check-answered-elsewhere',
   appointmentBooked: 'appointment-booked',
+  sessionApproved: 'session-approved',
 } as const;
 
 /** A Task changed on the FHIR server (notified, or found by the poll): a check an EHR completed is recorded as done. */
@@ -49,6 +50,19 @@ export interface AppointmentBookedJob {
 /** While an appointment's job is pending, the same appointment notified again is queued once. */
 export function appointmentBookedJobId(appointmentId: string): string {
   return `${JOBS.appointmentBooked}-${jobIdPart(appointmentId)}`;
+}
+
+/**
+ * An infusion session approved: an appointment the scheduling system booked for it before (while it awaited approval)
+ * books it now.
+ */
+export interface SessionApprovedJob {
+  taskId: string;
+}
+
+/** While a session's job is pending, the same approval sent again is queued once. */
+export function sessionApprovedJobId(taskId: string): string {
+  return `${JOBS.sessionApproved}-${jobIdPart(taskId)}`;
 }
 
 /** A CarePlan changed (a Subscription said so): its Tasks awaiting approval are withdrawn if it was stopped. */

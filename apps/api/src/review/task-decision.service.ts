@@ -1,10 +1,11 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { unprocessable } from '@kc/common';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf } from '@kc/followups';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
+import { CompletedTaskEventsProducer } from '@kc/queue';
 import { cancelledProposal, isApproved, orderFromProposal, orderKeyFor, orderKeySearch } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
 import { CurrentContraindications } from './current-contraindications';
@@ -43,18 +44,37 @@ export class TaskDecisionService {
     private readonly fhir: FhirClient,
     private readonly reminders: TaskReminders,
     private readonly contraindications: CurrentContraindications,
+    private readonly sessions: CompletedTaskEventsProducer,
   ) {}
+
+  private readonly logger = new Logger(TaskDecisionService.name);
 
   /**
    * `rate`: an infusion's rate per kg the clinician orders (titration), instead of the proposal's; `bolus`: a bolus
    * per kg at its start.
    */
-  approve(input: DecisionInput & AskedDose & { owner?: Task['owner'] }): Promise<Task> {
+  async approve(input: DecisionInput & AskedDose & { owner?: Task['owner'] }): Promise<Task> {
     const { owner } = input;
-    return this.authorise(input, 'approve', (t) => approve(t, owner, new Date()), {
+    const approved = await this.authorise(input, 'approve', (t) => approve(t, owner, new Date()), {
       dose: input,
       asked: async (t) => (!owner || holdsWhatWasAsked.owner(t, owner)) && (await this.orderedAsAsked(t, input)),
     });
+    await this.bookIfAppointed(approved);
+    return approved;
+  }
+
+  /**
+   * An infusion session approved: the worker looks for an appointment the scheduling system booked for it while it
+   * awaited approval (which could not book it then). The approval stands if the queue is down; the session is then
+   * booked when its appointment is next written.
+   */
+  private async bookIfAppointed(task: Task): Promise<void> {
+    if (!task.id || !task.focus?.reference?.startsWith('MedicationRequest/')) return;
+    try {
+      await this.sessions.enqueueApprovedSession(task.id);
+    } catch (err) {
+      this.logger.warn({ msg: 'approved session not queued for its appointment', task: task.id, error: String(err) });
+    }
   }
 
   /** A reschedule approves the Task for its new window, so it authorises care like an approval. */

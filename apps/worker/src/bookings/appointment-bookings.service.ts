@@ -13,7 +13,7 @@ import {
   reminderRulesForTask,
   revokedReminder,
 } from '@kc/followups';
-import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog } from '@kc/protocols';
+import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog, protocolWindowOf } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE, transition } from '@kc/task-states';
 
 export type BookingOutcome =
@@ -85,6 +85,27 @@ export class AppointmentBookings {
     });
     this.logger.log({ msg: 'session booked from an appointment', appointment: appointment.id, task: task.id });
     return { result: 'booked', task: `Task/${task.id}`, reminders: reminders.length };
+  }
+
+  /**
+   * A session just approved: the first appointment the scheduling system booked for the patient within its protocol
+   * window (booked while the session awaited approval, when it could not be booked) books it now, as its
+   * notification would have.
+   */
+  async forApprovedSession(taskId: string): Promise<BookingOutcome> {
+    const task = await this.fhir.readIfExists<Task>('Task', taskId);
+    const allowed = task && protocolWindowOf(task);
+    if (!task?.for?.reference || !allowed?.start || !allowed.end)
+      return { result: 'skipped', why: 'no such session, or it has no protocol window' };
+    const [appointment] = await this.fhir.searchAll<Appointment>('Appointment', {
+      patient: task.for.reference,
+      date: [`ge${allowed.start}`, `le${allowed.end}`],
+      status: 'booked,arrived,checked-in',
+      _sort: 'date',
+      _count: 20,
+    });
+    if (!appointment?.id) return { result: 'skipped', why: 'no appointment booked in its window' };
+    return this.handle(appointment.id);
   }
 
   /**

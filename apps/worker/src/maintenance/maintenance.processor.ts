@@ -3,6 +3,7 @@ import type { Job } from 'bullmq';
 import {
   JOBS,
   type AppointmentBookedJob,
+  type SessionApprovedJob,
   type CheckAnsweredElsewhereJob,
   type CheckDoneElsewhereJob,
   type RecheckContraindicationsJob,
@@ -91,6 +92,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.checksAnsweredElsewhere.handle((job.data as CheckAnsweredElsewhereJob).responseId);
       case JOBS.appointmentBooked:
         return this.bookings.handle((job.data as AppointmentBookedJob).appointmentId);
+      case JOBS.sessionApproved:
+        return this.bookings.forApprovedSession((job.data as SessionApprovedJob).taskId);
       case JOBS.withdrawStoppedPlan:
         return this.stoppedPlans.sweepPlan((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:
