@@ -7,6 +7,8 @@ import { codeDisplays, contraindicationCards, links, sortCards, summary, taskNam
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import {
   checkPatientId,
+  CONTRAINDICATIONS_QUERY,
+  PATIENT_QUERY,
   PATIENT_TOKEN,
   PrefetchResolver,
   prefetchTemplates,
@@ -15,18 +17,13 @@ import {
 } from './prefetch';
 
 export const APPOINTMENT_BOOK_QUERIES: PrefetchQuery[] = [
-  { key: 'patient', resourceType: 'Patient', readPatient: true },
+  PATIENT_QUERY,
   {
     key: 'sessions',
     resourceType: 'Task',
     params: { patient: `Patient/${PATIENT_TOKEN}`, status: 'draft,ready,on-hold', _count: '200' },
   },
-  {
-    key: 'contraindications',
-    resourceType: 'DetectedIssue',
-    params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '1000' },
-    everyMatch: true,
-  },
+  CONTRAINDICATIONS_QUERY,
 ];
 
 /**

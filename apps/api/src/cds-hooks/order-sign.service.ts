@@ -34,6 +34,8 @@ import { bolusAboveCards, checkOrderBolus, uncheckedBoluses, type BolusFinding }
 import { MedicationResolver } from './medication-resolver';
 import {
   checkPatientId,
+  CONTRAINDICATIONS_QUERY,
+  PATIENT_QUERY,
   PATIENT_TOKEN,
   PrefetchResolver,
   prefetchTemplates,
@@ -41,13 +43,6 @@ import {
   type PrefetchQuery,
   type ResolvedPrefetch,
 } from './prefetch';
-
-const CONTRAINDICATIONS: PrefetchQuery = {
-  key: 'contraindications',
-  resourceType: 'DetectedIssue',
-  params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '1000' },
-  everyMatch: true,
-};
 
 /**
  * order-sign: a ketamine MedicationRequest among the draft orders, for a patient with an unresolved contraindication
@@ -75,7 +70,7 @@ export class OrderSignService {
     this.displays = codeDisplays(catalog.resources);
     this.plans = catalog.planDefinitions();
     for (const plan of this.plans) this.titrations.set(plan.id!, planTitrations(plan, catalog));
-    this.queries = [{ key: 'patient', resourceType: 'Patient', readPatient: true }, CONTRAINDICATIONS];
+    this.queries = [PATIENT_QUERY, CONTRAINDICATIONS_QUERY];
     // The protocols' own data requirements become prefetch templates, one key per variable; a variable two protocols
     // fetch differently gets a key per protocol.
     const byTemplate = new Map<string, string>();
@@ -152,7 +147,7 @@ export class OrderSignService {
       const wanted = this.queries.filter(
         (q) =>
           q.readPatient ||
-          q.key === CONTRAINDICATIONS.key ||
+          q.key === CONTRAINDICATIONS_QUERY.key ||
           plans.some((p) => [...this.keyOf.get(p.id!)!.values()].includes(q.key)),
       );
       const resolved = await this.readRecords(wanted, forRequest, patientId, budget);
@@ -173,7 +168,7 @@ export class OrderSignService {
           ),
         })),
       );
-      const issues = resourcesIn<DetectedIssue>(data[CONTRAINDICATIONS.key], 'DetectedIssue');
+      const issues = resourcesIn<DetectedIssue>(data[CONTRAINDICATIONS_QUERY.key], 'DetectedIssue');
       const rates = patientOrders.map((order) => ({ order, finding: this.rateFinding(order, plans, data) }));
       const boluses = patientOrders.map((order) => ({ order, finding: this.bolusFinding(order, plans, data) }));
       cards.push(

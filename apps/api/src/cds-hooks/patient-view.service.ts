@@ -5,6 +5,8 @@ import { codeDisplays, contraindicationCards, followUpTaskCards, sortCards, type
 import type { CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import {
   checkPatientId,
+  CONTRAINDICATIONS_QUERY,
+  PATIENT_QUERY,
   PATIENT_TOKEN,
   PrefetchResolver,
   prefetchTemplates,
@@ -13,18 +15,13 @@ import {
 } from './prefetch';
 
 export const PATIENT_VIEW_QUERIES: PrefetchQuery[] = [
-  { key: 'patient', resourceType: 'Patient', readPatient: true },
+  PATIENT_QUERY,
   {
     key: 'followUps',
     resourceType: 'Task',
     params: { patient: `Patient/${PATIENT_TOKEN}`, status: 'draft,ready', _count: '200' },
   },
-  {
-    key: 'contraindications',
-    resourceType: 'DetectedIssue',
-    params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '1000' },
-    everyMatch: true,
-  },
+  CONTRAINDICATIONS_QUERY,
 ];
 
 /** patient-view: the patient's due and overdue follow-ups and every unresolved contraindication, as cards. */

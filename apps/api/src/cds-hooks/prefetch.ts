@@ -32,6 +32,17 @@ export interface PrefetchQuery {
   everyMatch?: boolean;
 }
 
+/** The context patient, declared for clients that send it (checked against the context, never fetched). */
+export const PATIENT_QUERY: PrefetchQuery = { key: 'patient', resourceType: 'Patient', readPatient: true };
+
+/** Every DetectedIssue of the patient (a contraindication may be on any page). */
+export const CONTRAINDICATIONS_QUERY: PrefetchQuery = {
+  key: 'contraindications',
+  resourceType: 'DetectedIssue',
+  params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '1000' },
+  everyMatch: true,
+};
+
 /** The template a CDS client fills in, e.g. DetectedIssue?patient=Patient/{{context.patientId}}&_count=1000. */
 export function prefetchTemplate(query: PrefetchQuery): string {
   if (query.readPatient) return `${query.resourceType}/${PATIENT_TOKEN}`;
