@@ -12,6 +12,9 @@ import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from '../ma
  * notification lost): the Appointments changed since the cursor, on the Procedure poll's schedule, each queued for
  * its job to find the session it books or gives up (which writes nothing when that is done already).
  */
+/** How far back an appointment's start may be and still be polled: today's, whatever the hour. */
+const STILL_TO_COME_MS = 24 * 60 * 60 * 1000;
+
 @Injectable()
 export class AppointmentPoller {
   private readonly logger = new Logger(AppointmentPoller.name);
@@ -36,9 +39,11 @@ export class AppointmentPoller {
     await pollFromCursor(
       await this.cursor(),
       (from) =>
-        // Every status: a cancelled one gives up the time its session was booked at.
+        // Every status (a cancelled one gives up the time its session was booked at), but only those still to come:
+        // a shared FHIR server holds every clinic's past appointments, which book no session.
         this.fhir.searchAll<Appointment>('Appointment', {
           _lastUpdated: `ge${from}`,
+          date: `ge${new Date(Date.now() - STILL_TO_COME_MS).toISOString()}`,
           _sort: '_lastUpdated',
           _count: 100,
         }),
