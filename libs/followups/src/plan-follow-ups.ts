@@ -1,15 +1,4 @@
-import type {
-  ActivityDefinition,
-  CarePlan,
-  CareTeam,
-  CodeableConcept,
-  Coding,
-  DetectedIssue,
-  Patient,
-  PlanDefinition,
-  PlanDefinitionAction,
-  Task,
-} from '@medplum/fhirtypes';
+import type { CarePlan, CareTeam, Coding, DetectedIssue, Patient, PlanDefinition, Task } from '@medplum/fhirtypes';
 import {
   type LastGiven,
   carePlanKeyOf,
@@ -116,7 +105,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       lastGiven: input.given,
       owner:
         input.owner ??
-        (input.careTeams && careTeamOwner(performerTypesOf(action, selected.activity), input.careTeams, carePlan, now)),
+        (input.careTeams && careTeamOwner(performerTypeOf(action, selected.activity), input.careTeams, carePlan, now)),
       element: selected.element,
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };
@@ -134,12 +123,6 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       }),
     );
   return { followUps, detectedIssues };
-}
-
-/** Who performs an action, as its Task says (`performerType`): the action's participant role, else its activity's. */
-function performerTypesOf(action: PlanDefinitionAction, activity?: ActivityDefinition): CodeableConcept[] | undefined {
-  const role = performerTypeOf(action, activity);
-  return role ? [role] : undefined;
 }
 
 /** The infusion's day, as a clinician knows it (an id would mean nothing on the page or in an EHR's view). */

@@ -227,7 +227,7 @@ function instantiateLeaves(args: {
       requestReference: requestUrl,
       owner: wantsPractitioner(leaf)
         ? input.context?.practitioner
-        : input.careTeams && careTeamOwner(performerTypesOf(leaf), input.careTeams, {}, input.now),
+        : input.careTeams && careTeamOwner(performerTypeOf(leaf.action, leaf.activity), input.careTeams, {}, input.now),
       encounter: input.context?.encounter,
       element: leaf.element,
     });
@@ -422,12 +422,6 @@ function triggerNotes(roots: SelectedAction[]): OperationOutcomeIssue[] {
       },
       expression: [`${s.element}.trigger`],
     }));
-}
-
-/** Who performs a selected action, as its Task says (`performerType`). */
-function performerTypesOf(selected: SelectedAction): CodeableConcept[] | undefined {
-  const role = performerTypeOf(selected.action, selected.activity);
-  return role ? [role] : undefined;
 }
 
 function wantsPractitioner(selected: SelectedAction): boolean {

@@ -3,14 +3,12 @@ import { careTeamOwner } from './care-team-owner';
 
 const PRACTITIONER_ROLE = 'http://terminology.hl7.org/CodeSystem/practitioner-role';
 const SNOMED = 'http://snomed.info/sct';
-const NURSE: CodeableConcept[] = [
-  {
-    coding: [
-      { system: PRACTITIONER_ROLE, code: 'nurse' },
-      { system: SNOMED, code: '224535009' },
-    ],
-  },
-];
+const NURSE: CodeableConcept = {
+  coding: [
+    { system: PRACTITIONER_ROLE, code: 'nurse' },
+    { system: SNOMED, code: '224535009' },
+  ],
+};
 const now = new Date('2027-01-10T00:00:00Z');
 
 const team = (id: string, participants: CareTeam['participant'], extra: Partial<CareTeam> = {}): CareTeam => ({

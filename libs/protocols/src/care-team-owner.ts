@@ -4,19 +4,19 @@ import type { CareTeam, CarePlan, CodeableConcept, Period, Task } from '@medplum
 const MEMBER = /^(Practitioner|PractitionerRole)\/[A-Za-z0-9\-.]{1,64}$/;
 
 /**
- * Whose a new Task is on the patient's care team (FOLLOW_UP_OWNER=care-team): the first member, now, in a role the
- * Task's `performerType` names (the protocol's ActivityDefinition.participant role, e.g. a nurse; codings compared by
- * system and code). The plan's own teams (`CarePlan.careTeam`) are asked first, then the patient's other active ones,
+ * Whose a new Task is on the patient's care team (FOLLOW_UP_OWNER=care-team): the first member, now, in the role the
+ * Task's performer is (performerTypeOf: the protocol's participant role, e.g. a nurse; codings compared by system and
+ * code). The plan's own teams (`CarePlan.careTeam`) are asked first, then the patient's other active ones,
  * in the order read. Undefined: the Task names no performer, or nobody on the teams has that role (it is nobody's
  * until taken, as without a care team).
  */
 export function careTeamOwner(
-  performerType: CodeableConcept[] | undefined,
+  performer: CodeableConcept | undefined,
   teams: CareTeam[],
   carePlan: Pick<CarePlan, 'careTeam'>,
   now: Date,
 ): Task['owner'] {
-  const wanted = (performerType ?? []).flatMap((c) => c.coding ?? []).filter((c) => c.code);
+  const wanted = (performer?.coding ?? []).filter((c) => c.code);
   if (!wanted.length) return undefined;
   const planTeams = new Set((carePlan.careTeam ?? []).map((r) => r.reference));
   const ordered = [
