@@ -54,13 +54,9 @@ export function bookingFor(appointment: Appointment, tasks: Task[]): Booking {
     if (allowed && !periodWithin(window, allowed))
       return { none: `it is outside the session's protocol window (${allowed.start} .. ${allowed.end})` };
   } else {
-    const fitting = sessions.filter((t) => {
-      const allowed = protocolWindowOf(t);
-      return allowed !== undefined && periodWithin(window, allowed);
-    });
-    const startOf = (t: Task) => Date.parse(t.restriction?.period?.start ?? '');
-    const holdsStart = (t: Task) => startOf(t) <= start && start <= Date.parse(t.restriction?.period?.end ?? '');
-    task = fitting.find(holdsStart) ?? fitting.sort((a, b) => startOf(a) - startOf(b))[0];
+    const fitting = sessionsAllowedIn(window, sessions);
+    const holdsStart = (t: Task) => dueStart(t) <= start && start <= Date.parse(t.restriction?.period?.end ?? '');
+    task = fitting.find(holdsStart) ?? fitting[0];
     if (!task)
       return {
         none: sessions.length
@@ -93,15 +89,28 @@ function slotGivenUp(appointment: Appointment, window: Period, sessions: Task[])
   return { cancelled: task, why };
 }
 
-/** The patient's approved sessions still to be given: open Tasks, `ready`, ordering a medication. */
+/** The patient's sessions still to be given (open Tasks ordering a medication), soonest due first. */
+export function openSessionsOf(patient: string, tasks: Task[]): Task[] {
+  return tasks
+    .filter((t) => t.for?.reference === patient && isOpen(t) && t.focus?.reference?.startsWith('MedicationRequest/'))
+    .sort((a, b) => dueStart(a) - dueStart(b));
+}
+
+/** Those approved (`ready`): the ones an appointment books. */
 function approvedSessionsOf(patient: string, tasks: Task[]): Task[] {
-  return tasks.filter(
-    (t) =>
-      t.for?.reference === patient &&
-      isApproved(t) &&
-      isOpen(t) &&
-      t.focus?.reference?.startsWith('MedicationRequest/'),
-  );
+  return openSessionsOf(patient, tasks).filter(isApproved);
+}
+
+/** The sessions the protocol lets be given in this window (it lies within their protocol window), in their order. */
+export function sessionsAllowedIn(window: Period, sessions: Task[]): Task[] {
+  return sessions.filter((t) => {
+    const allowed = protocolWindowOf(t);
+    return allowed !== undefined && periodWithin(window, allowed);
+  });
+}
+
+function dueStart(task: Task): number {
+  return Date.parse(task.restriction?.period?.start ?? '');
 }
 
 /** The Tasks an appointment names (`supportingInformation`, or `basedOn` as some systems write it). */

@@ -1,6 +1,7 @@
 import type { Appointment, Period, Task } from '@medplum/fhirtypes';
-import { periodWithin, protocolWindowOf } from '@kc/protocols';
-import { isApproved, isOpen } from '@kc/task-states';
+import { protocolWindowOf } from '@kc/protocols';
+import { isApproved } from '@kc/task-states';
+import { openSessionsOf, sessionsAllowedIn } from './appointment-booking';
 
 /**
  * What booking an appointment means for the patient's ketamine sessions, as an EHR is about to book it (CDS Hooks
@@ -21,15 +22,9 @@ export function bookingAdvice(appointment: Appointment, patient: string, tasks: 
   const end = Date.parse(appointment.end ?? appointment.start ?? '');
   if (Number.isNaN(start) || Number.isNaN(end)) return { kind: 'unrelated' };
   const window = { start: new Date(start).toISOString(), end: new Date(end).toISOString() };
-  const startOf = (t: Task) => Date.parse(t.restriction?.period?.start ?? '');
-  const sessions = tasks
-    .filter((t) => t.for?.reference === patient && isOpen(t) && t.focus?.reference?.startsWith('MedicationRequest/'))
-    .sort((a, b) => startOf(a) - startOf(b));
+  const sessions = openSessionsOf(patient, tasks);
   if (!sessions.length) return { kind: 'unrelated' };
-  const fitting = sessions.filter((t) => {
-    const allowed = protocolWindowOf(t);
-    return allowed !== undefined && periodWithin(window, allowed);
-  });
+  const fitting = sessionsAllowedIn(window, sessions);
   const approved = fitting.find(isApproved);
   if (approved) return { kind: 'books', task: approved };
   const held = fitting.find((t) => t.status === 'on-hold');
