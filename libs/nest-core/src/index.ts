@@ -3,3 +3,4 @@ export * from './protocol-catalog.module';
 export * from './patient-data-loader';
 export * from './contraindication-recorder';
 export * from './order-holds';
+export * from './task-reminder-records';

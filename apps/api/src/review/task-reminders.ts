@@ -12,6 +12,7 @@ import {
   revokedReminder,
   type ReminderRule,
 } from '@kc/followups';
+import { remindersAboutTask } from '@kc/nest-core';
 import { ProtocolCatalog } from '@kc/protocols';
 import { ReminderQueue } from '@kc/queue';
 import { isApproved } from '@kc/task-states';
@@ -60,12 +61,7 @@ export class TaskReminders {
   async contextFor(task: Task, carePlan: CarePlan | undefined): Promise<TaskReminderContext> {
     const rules = this.rulesFor(task, carePlan);
     if (!rules.length || !isApproved(task) || !task.id || !carePlan?.id) return { rules, existing: [] };
-    const onPlan = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
-      'based-on': `CarePlan/${carePlan.id}`,
-      _count: 200,
-    });
-    const existing = onPlan.filter((r) => isReminder(r) && aboutTask(r) === `Task/${task.id}`);
-    return { rules, existing };
+    return { rules, existing: await remindersAboutTask(this.fhir, carePlan.id, task.id) };
   }
 
   afterApproval(updated: Task, context: TaskReminderContext): Consequence[] {

@@ -3,16 +3,15 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Appointment, BundleEntry, CarePlan, CommunicationRequest, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, ifMatchFor, includedOf, matchesOf, searchWhole, updateEntry } from '@kc/fhir';
 import {
-  aboutTask,
   appointmentPatient,
   bookingFor,
   carePlanReferenceOf,
-  isReminder,
   plannedReminders,
   reminderChanges,
   reminderRulesForTask,
   revokedReminder,
 } from '@kc/followups';
+import { remindersAboutTask } from '@kc/nest-core';
 import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog, protocolWindowOf } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE, transition } from '@kc/task-states';
 
@@ -146,14 +145,9 @@ export class AppointmentBookings {
     ]);
   }
 
-  /** The reminders on record about the Task (CommunicationRequest has no search parameter for `about`). */
-  private async remindersOf(task: Task, carePlan: CarePlan | undefined): Promise<CommunicationRequest[]> {
-    if (!carePlan?.id) return [];
-    const onPlan = await this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
-      'based-on': `CarePlan/${carePlan.id}`,
-      _count: 200,
-    });
-    return onPlan.filter((r) => isReminder(r) && aboutTask(r) === `Task/${task.id}`);
+  /** The reminders on record about the Task. */
+  private remindersOf(task: Task, carePlan: CarePlan | undefined): Promise<CommunicationRequest[]> {
+    return carePlan?.id ? remindersAboutTask(this.fhir, carePlan.id, task.id!) : Promise.resolve([]);
   }
 
   /** The Task's reminders timed from its new window: those on record moved (If-Match), any missing created. */
