@@ -1,5 +1,9 @@
 import type { Medication, MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
-import { administeredRate, rateGivenReference, ratePerKgGiven } from './rate-given';
+import { administeredRate, rateGiven, type LastGiven } from './rate-given';
+
+/** The rate per kg the next session is proposed at, and the administration it names when it is the pump's. */
+const ratePerKgGiven = (last: LastGiven | undefined, unit: string) => rateGiven(last, unit)?.ratePerKg;
+const rateGivenReference = (last: LastGiven | undefined, unit: string) => rateGiven(last, unit)?.reference;
 
 const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
 

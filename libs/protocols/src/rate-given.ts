@@ -41,20 +41,11 @@ export function rateGiven(
   return ordered === undefined ? undefined : { ratePerKg: ordered };
 }
 
-/** The rate per kg the next session is proposed at: the last rate given at the pump, else the order's. */
-export function ratePerKgGiven(last: LastGiven | undefined, unit: string): number | undefined {
-  return rateGiven(last, unit)?.ratePerKg;
-}
-
 /**
  * Where a proposal's rate came from when it is the pump's, as a reference an EHR follows and a clinician reads:
- * "Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h". Undefined when the rate is the order's.
+ * "Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h" (as recorded, per kg, and the order's when it
+ * differs).
  */
-export function rateGivenReference(last: LastGiven | undefined, unit: string): Reference | undefined {
-  return rateGiven(last, unit)?.reference;
-}
-
-/** The administration a rate given was read from, in words (as recorded, per kg, and the order's when it differs). */
 function givenReference(last: LastGiven, unit: string, given: AdministeredRate): Reference | undefined {
   if (!given.administration.id) return undefined;
   const ordered = orderedRatePerKg(last.order, unit);
