@@ -305,6 +305,96 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     ]);
   });
 
+  it('a dose the EHR changed (its own order replacing the one approved here) is where the next session starts', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task } = await firstSession(enrolment.carePlanId);
+    await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
+    const [approved] = await ordersOf(task);
+    // The prescriber lowers the dose in the EHR: the order approved here cancelled, the EHR's own at 0.75 mg/kg/h
+    // (60 mg/h for 80 kg) replacing it, and the session recorded under it, lowered again to 48 mg/h at the pump.
+    await service.fhir.update<MedicationRequest>({
+      ...approved,
+      status: 'cancelled',
+      statusReason: { text: 'Dose changed in the EHR' },
+    });
+    const { resource: ehrOrder } = await service.fhir.create<MedicationRequest>({
+      resourceType: 'MedicationRequest',
+      status: 'active',
+      intent: 'order',
+      medicationCodeableConcept: approved.medicationCodeableConcept,
+      subject: { reference: enrolment.patient },
+      priorPrescription: { reference: `MedicationRequest/${approved.id}` },
+      dosageInstruction: [
+        {
+          doseAndRate: [
+            {
+              type: { coding: [{ system: DOSE_RATE_TYPE, code: 'ordered' }] },
+              rateQuantity: { value: 0.75, unit: 'mg/kg/h', system: 'http://unitsofmeasure.org', code: 'mg/kg/h' },
+            },
+            {
+              type: { coding: [{ system: DOSE_RATE_TYPE, code: 'calculated' }] },
+              rateQuantity: { value: 60, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' },
+            },
+          ],
+        },
+      ],
+    });
+    const { resource: lowered } = await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: approved.medicationCodeableConcept,
+      subject: { reference: enrolment.patient },
+      request: { reference: `MedicationRequest/${ehrOrder.id}` },
+      effectivePeriod: { start: '2027-01-04T09:15:00.000Z', end: '2027-01-04T09:55:00.000Z' },
+      dosage: { rateQuantity: { value: 48, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' } },
+    });
+    const { proposal } = await nextSessionAfterInfusion(enrolment);
+    // 48 mg/h for the 80 kg the EHR's order was computed for: 0.6 mg/kg/h (not the 1 mg/kg/h approved here).
+    expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.6, code: 'mg/kg/h' });
+    expect(proposal.supportingInformation).toContainEqual({
+      reference: `MedicationAdministration/${lowered.id}`,
+      display: 'Last session given at 48 mg/h (0.6 mg/kg/h); ordered at 0.75 mg/kg/h',
+    });
+    expect(await givenOnTimeline(enrolment.patient)).toEqual(['Given: Ketamine at 48 mg/h (0.6 mg/kg/h)']);
+  });
+
+  it('administrations the EHR records without an order are read by time; another drug given then is not the rate', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task } = await firstSession(enrolment.carePlanId);
+    await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
+    const [order] = await ordersOf(task);
+    const recorded = (
+      medication: MedicationAdministration['medicationCodeableConcept'],
+      mgPerHour: number,
+      start: string,
+      extra: Partial<MedicationAdministration> = {},
+    ): MedicationAdministration => ({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: medication,
+      subject: { reference: enrolment.patient },
+      effectivePeriod: { start },
+      dosage: { rateQuantity: { value: mgPerHour, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' } },
+      ...extra,
+    });
+    const ondansetron = {
+      coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '26225', display: 'ondansetron' }],
+    };
+    // The session at 60 mg/h, no order named; an antiemetic run later in it; a ketamine record of the day before.
+    const { resource: lowered } = await service.fhir.create(
+      recorded(order.medicationCodeableConcept, 60, '2027-01-04T09:10:00.000Z'),
+    );
+    await service.fhir.create(recorded(ondansetron, 8, '2027-01-04T09:30:00.000Z'));
+    await service.fhir.create(recorded(order.medicationCodeableConcept, 20, '2027-01-03T09:30:00.000Z'));
+    const { proposal } = await nextSessionAfterInfusion(enrolment);
+    // 60 mg/h for the 80 kg the order approved here was computed for: 0.75 mg/kg/h.
+    expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
+    expect(proposal.supportingInformation).toContainEqual({
+      reference: `MedicationAdministration/${lowered.id}`,
+      display: 'Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h',
+    });
+  });
+
   it('a reschedule approves at a rate too; an approved Task takes no new rate, its order being written', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
     const { task } = await firstSession(enrolment.carePlanId);

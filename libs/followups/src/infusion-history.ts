@@ -6,6 +6,8 @@ import type { InfusionCompleted } from './infusion-event';
 export interface InfusionDefinition {
   codes: Coding[];
   canonicals: string[];
+  /** The drug infused (the ActivityDefinitions' product codes): which administrations recorded during it count. */
+  drug: Coding[];
 }
 
 /**
@@ -20,14 +22,16 @@ export function infusionDefinitionFor(plan: PlanDefinition, catalog: ProtocolCat
   const anchors = flattenActions(plan.action ?? []).filter((a) => a.id && anchorIds.has(a.id));
   const codes: Coding[] = [];
   const canonicals: string[] = [];
+  const drug: Coding[] = [];
   for (const action of anchors) {
     const activity = catalog.activityDefinition(action.definitionCanonical);
     if (!activity) continue;
     codes.push(...(activity.code?.coding ?? []).filter((c) => c.system && c.code));
     if (activity.url)
       canonicals.push(activity.url, ...(activity.version ? [`${activity.url}|${activity.version}`] : []));
+    drug.push(...(activity.productCodeableConcept?.coding ?? []).filter((c) => c.system && c.code));
   }
-  return { codes, canonicals };
+  return { codes, canonicals, drug };
 }
 
 /** A Procedure is one of the protocol's infusions when it carries the infusion's code or instantiates its definition. */

@@ -63,15 +63,9 @@ describe('the rate an infusion was given at (MedicationAdministration), which th
   it("the order's rate when nothing usable was recorded", () => {
     const none = (administrations: MedicationAdministration[]) => ratePerKgGiven({ order, administrations }, 'mg/kg/h');
     expect(none([])).toBe(0.75);
-    // mL/h needs the bag's concentration; another order's; entered in error; not done; no time.
+    // mL/h needs the bag's concentration; entered in error; not done; no time. (Which administrations are the
+    // infusion's, of its drug, is judged before: infusion-as-given.ts.)
     expect(none([given({ value: 50, code: 'mL/h' }, '2027-01-04T09:10:00Z')])).toBe(0.75);
-    expect(
-      none([
-        given({ value: 1, code: 'mg/kg/h' }, '2027-01-04T09:10:00Z', {
-          request: { reference: 'MedicationRequest/other' },
-        }),
-      ]),
-    ).toBe(0.75);
     expect(none([given({ value: 1, code: 'mg/kg/h' }, '2027-01-04T09:10:00Z', { status: 'entered-in-error' })])).toBe(
       0.75,
     );
@@ -104,6 +98,18 @@ describe('the rate an infusion was given at (MedicationAdministration), which th
     // The order's own rate, or nothing recorded: no administration to name.
     expect(rateGivenReference({ order, administrations: [] }, 'mg/kg/h')).toBeUndefined();
     expect(rateGivenReference(undefined, 'mg/kg/h')).toBeUndefined();
+  });
+
+  it("given under the EHR's order with no rate per kg: per hour over the weight the order approved here was for", () => {
+    const ehrOrder: MedicationRequest = { ...order, id: 'ehr', dosageInstruction: [{ text: '44 mg/h' }] };
+    const lowered = { ...given({ value: 44, code: 'mg/h' }, '2027-01-04T09:10:00Z'), id: 'ma-4' };
+    const last = { order: ehrOrder, approved: order, administrations: [lowered] };
+    expect(ratePerKgGiven(last, 'mg/kg/h')).toBe(0.6);
+    expect(rateGivenReference(last, 'mg/kg/h')?.display).toBe(
+      'Last session given at 44 mg/h (0.6 mg/kg/h); ordered at 0.75 mg/kg/h',
+    );
+    // Nothing recorded at the pump: the rate approved here, the EHR's order saying none per kg.
+    expect(ratePerKgGiven({ order: ehrOrder, approved: order, administrations: [] }, 'mg/kg/h')).toBe(0.75);
   });
 
   describe('a pump run in mL/h: converted with the concentration of the bag given (its Medication)', () => {

@@ -10,11 +10,18 @@ import { orderedRatePerKg } from './rate-titration';
 
 /**
  * The plan's last infusion as given: the order it was given under and what was recorded at the pump (the
- * MedicationAdministrations of that order). A rate titrated during the session, up or down, is recorded there, not on
- * the order; the next session starts at it.
+ * MedicationAdministrations of that infusion). A rate titrated during the session, up or down, is recorded there, not
+ * on the order; the next session starts at it.
  */
 export interface LastGiven {
-  order: MedicationRequest;
+  /**
+   * The order the session was given under: the one its administrations name (the EHR's, when it replaced this
+   * service's), else the session's order approved here. Undefined when neither is on record.
+   */
+  order?: MedicationRequest;
+  /** The session's order approved here, when the administrations name another: the weight its rate was computed for. */
+  approved?: MedicationRequest;
+  /** The infusion's administrations of the ordered drug (whatever order they name, or none). */
   administrations?: MedicationAdministration[];
   /**
    * The Medications the administrations name by reference (`_include:iterate=MedicationAdministration:medication`):
@@ -37,8 +44,13 @@ export function rateGiven(
   if (!last) return undefined;
   const given = administeredRate(last, unit);
   if (given) return { ratePerKg: given.ratePerKg, reference: givenReference(last, unit, given) };
-  const ordered = orderedRatePerKg(last.order, unit);
+  const ordered = orderedRateOf(last, unit);
   return ordered === undefined ? undefined : { ratePerKg: ordered };
+}
+
+/** The rate per kg the session was ordered at: the order given under, else the one approved here. */
+function orderedRateOf({ order, approved }: LastGiven, unit: string): number | undefined {
+  return (order && orderedRatePerKg(order, unit)) ?? (approved && orderedRatePerKg(approved, unit));
 }
 
 /**
@@ -48,7 +60,7 @@ export function rateGiven(
  */
 function givenReference(last: LastGiven, unit: string, given: AdministeredRate): Reference | undefined {
   if (!given.administration.id) return undefined;
-  const ordered = orderedRatePerKg(last.order, unit);
+  const ordered = orderedRateOf(last, unit);
   return {
     reference: `MedicationAdministration/${given.administration.id}`,
     display: `Last session given at ${rateInWords(given, unit)}${
@@ -73,17 +85,16 @@ export interface AdministeredRate {
 }
 
 /**
- * The order's latest administration (by when it started) and its rate per kg, when it records one: per kg as it is;
- * per hour divided by the weight the order was computed for (its `calculated` rate over its `ordered` one); or in
- * mL/h, times the concentration of the bag given (its Medication's ingredient of the ordered drug, in mg per mL), then
- * per kg as per hour; to 0.01. Undefined: none recorded, or in a unit that does not convert (mL/h of a bag whose
- * concentration is not recorded).
+ * The latest administration (by when it started) and its rate per kg, when it records one: per kg as it is; per hour
+ * divided by the weight the order was computed for (its `calculated` rate over its `ordered` one: the order given
+ * under, else the one approved here); or in mL/h, times the concentration of the bag given (its Medication's
+ * ingredient of the ordered drug, in mg per mL), then per kg as per hour; to 0.01. Undefined: none recorded, or in a
+ * unit that does not convert (mL/h of a bag whose concentration is not recorded, per hour with no order's weight).
  */
 export function administeredRate(last: LastGiven, unit: string): AdministeredRate | undefined {
-  const { order, administrations = [] } = last;
-  const reference = `MedicationRequest/${order.id}`;
+  const { administrations = [] } = last;
   const latest = administrations
-    .filter((a) => a.request?.reference === reference && GIVEN.has(a.status))
+    .filter((a) => GIVEN.has(a.status))
     .map((a) => ({ a, at: Date.parse(a.effectivePeriod?.start ?? a.effectiveDateTime ?? '') }))
     .filter(({ at }) => !Number.isNaN(at))
     .sort((x, y) => x.at - y.at)
@@ -91,7 +102,7 @@ export function administeredRate(last: LastGiven, unit: string): AdministeredRat
   const rate = latest?.dosage?.rateQuantity;
   if (!latest || typeof rate?.value !== 'number') return undefined;
   if (rate.code === unit) return { ratePerKg: rate.value, administration: latest };
-  const kg = orderWeightKg(order, unit);
+  const kg = (last.order && orderWeightKg(last.order, unit)) ?? (last.approved && orderWeightKg(last.approved, unit));
   if (!kg) return undefined;
   const perHour = unit.replace('/kg', '');
   if (rate.code === perHour) return { ratePerKg: round2(rate.value / kg), administration: latest };
@@ -116,7 +127,7 @@ const ML: Record<string, number> = { L: 1000, dL: 100, mL: 1 };
  */
 function concentrationOf(
   administration: MedicationAdministration,
-  { order, medications = [] }: LastGiven,
+  { order, approved, medications = [] }: LastGiven,
 ): { perMl: number; mass: 'mg' } | undefined {
   const ref = administration.medicationReference?.reference;
   if (!ref) return undefined;
@@ -124,7 +135,10 @@ function concentrationOf(
     ? administration.contained?.find((c): c is Medication => c.resourceType === 'Medication' && `#${c.id}` === ref)
     : medications.find((m) => `Medication/${m.id}` === ref);
   const ingredients = medication?.ingredient ?? [];
-  const ordered = order.medicationCodeableConcept?.coding ?? [];
+  const ordered = [
+    ...(order?.medicationCodeableConcept?.coding ?? []),
+    ...(approved?.medicationCodeableConcept?.coding ?? []),
+  ];
   const ingredient =
     ingredients.find((i) => i.itemCodeableConcept?.coding?.some((c) => ordered.some((o) => sameCode(c, o)))) ??
     (ingredients.length === 1 ? ingredients[0] : undefined);

@@ -95,17 +95,16 @@ export class PatientTimelineService {
       { name: 'procedures', resourceType: 'Procedure', params: { subject: patient, _count: 200 } },
       { name: 'tasks', resourceType: 'Task', params: { patient, _count: 200 } },
       { name: 'reminders', resourceType: 'CommunicationRequest', params: { subject: patient, _count: 200 } },
+      { name: 'orders', resourceType: 'MedicationRequest', params: { subject: patient, intent: 'order', _count: 200 } },
       {
-        name: 'orders',
-        resourceType: 'MedicationRequest',
-        // With what the pump recorded of them (the rate a session was titrated to), in the same search.
+        // What was given, as the EHR recorded it: under an order here, the EHR's own, or none. With the orders and the
+        // bags they name (a pump's mL/h is read through the bag's concentration).
+        name: 'administrations',
+        resourceType: 'MedicationAdministration',
         params: {
-          subject: patient,
-          intent: 'order',
+          patient,
           _count: 200,
-          _revinclude: 'MedicationAdministration:request',
-          // And the bags they name (a pump's mL/h is read through the bag's concentration).
-          '_include:iterate': 'MedicationAdministration:medication',
+          _include: ['MedicationAdministration:request', 'MedicationAdministration:medication'],
         },
       },
       { name: 'responses', resourceType: 'QuestionnaireResponse', params: { subject: patient, _count: 200 } },
@@ -120,10 +119,11 @@ export class PatientTimelineService {
     const tasks = matchesOf<Task>(found.tasks);
     const reminders = matchesOf<CommunicationRequest>(found.reminders);
     const orders = matchesOf<MedicationRequest>(found.orders);
-    const administrations = includedOf<MedicationAdministration>(found.orders).filter(
-      (r) => r.resourceType === 'MedicationAdministration',
+    const administrations = matchesOf<MedicationAdministration>(found.administrations);
+    const givenUnder = includedOf<MedicationRequest>(found.administrations).filter(
+      (r) => r.resourceType === 'MedicationRequest',
     );
-    const medications = includedOf<Medication>(found.orders).filter((r) => r.resourceType === 'Medication');
+    const medications = includedOf<Medication>(found.administrations).filter((r) => r.resourceType === 'Medication');
     const responses = new Map(
       matchesOf<QuestionnaireResponse>(found.responses).map((r) => [`QuestionnaireResponse/${r.id}`, r]),
     );
@@ -204,7 +204,7 @@ export class PatientTimelineService {
       ...administrations.map((a) => ({
         date: a.effectivePeriod?.start ?? a.effectiveDateTime,
         type: 'administration' as const,
-        text: administrationText(a, orders, medications),
+        text: administrationText(a, givenUnder, medications),
         status: a.status,
         reference: `MedicationAdministration/${a.id}`,
       })),

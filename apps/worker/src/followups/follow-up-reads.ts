@@ -25,6 +25,7 @@ import {
   type NamedSearch,
 } from '@kc/fhir';
 import {
+  administrationWindow,
   carePlanTakesFollowUps,
   infusionDefinitionFor,
   isInfusion,
@@ -149,11 +150,12 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[], opt
         issues,
         reminders: matchesOf<CommunicationRequest>(found.reminders),
         orders: matchesOf<MedicationRequest>(found.orders),
-        // What the pump recorded of them (the rate a session was titrated to): the next session starts there.
-        administrations: includedOf<MedicationAdministration>(found.orders).filter(
-          (r) => r.resourceType === 'MedicationAdministration',
-        ),
-        medications: includedOf<Medication>(found.orders).filter((r) => r.resourceType === 'Medication'),
+        // What was recorded of this infusion (the rate it was titrated to at the pump): the next session starts there.
+        given: {
+          administrations: matchesOf<MedicationAdministration>(found.given),
+          orders: includedOf<MedicationRequest>(found.given).filter((r) => r.resourceType === 'MedicationRequest'),
+          medications: includedOf<Medication>(found.given).filter((r) => r.resourceType === 'Medication'),
+        },
         careTeams: matchesOf<CareTeam>(found.careTeams),
       };
     }),
@@ -204,18 +206,37 @@ function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanD
         intent: 'order',
         status: 'active,on-hold',
         _count: PAGE,
-        // In the same search: the administrations recorded of them (no round trip more), and the bags they name (a
-        // pump's mL/h is read through the bag's concentration).
-        _revinclude: 'MedicationAdministration:request',
-        '_include:iterate': 'MedicationAdministration:medication',
       },
     },
+    ...givenSearch(event),
     {
       name: 'written',
       resourceType: 'Task',
       params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE },
     },
   ].map((s) => ({ ...s, everyMatch: true }));
+}
+
+/**
+ * What the EHR recorded of the infusion, whichever order it names (the EHR's, when it replaced the one approved here)
+ * or none: the patient's administrations within its time, with the orders and the bags they name (a pump's mL/h is
+ * read through the bag's concentration). By time, as R4 has no search by `partOf`.
+ */
+function givenSearch(event: InfusionCompleted): NamedSearch[] {
+  const window = administrationWindow(event.performed);
+  if (!window) return [];
+  return [
+    {
+      name: 'given',
+      resourceType: 'MedicationAdministration',
+      params: {
+        patient: `Patient/${event.patientId}`,
+        'effective-time': [`ge${window.from}`, `le${window.to}`],
+        _count: PAGE,
+        _include: ['MedicationAdministration:request', 'MedicationAdministration:medication'],
+      },
+    },
+  ];
 }
 
 const PAGE = 1000;

@@ -5,8 +5,6 @@ import type {
   BundleEntry,
   CarePlan,
   DetectedIssue,
-  Medication,
-  MedicationAdministration,
   MedicationRequest,
   Procedure,
   Resource,
@@ -19,6 +17,7 @@ import {
   completedInfusionCount,
   infusionFollowUpActions,
   fulfilledBy,
+  infusionAsGiven,
   infusionPhase,
   infusionTaskUpdates,
   planFollowUps,
@@ -27,14 +26,7 @@ import {
   type InfusionCompleted,
   type InfusionDefinition,
 } from '@kc/followups';
-import {
-  APPLY_KEY_SYSTEM,
-  ProtocolCatalog,
-  TASK_KEY_SYSTEM,
-  uuidFromKey,
-  withListedActivities,
-  type LastGiven,
-} from '@kc/protocols';
+import { APPLY_KEY_SYSTEM, ProtocolCatalog, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
 import { orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
@@ -283,7 +275,13 @@ export class FollowUpService {
       infusionPhase: infusionPhase(fulfilled, event.procedureId, plan),
       // What this infusion gave: the next sessions are proposed at the rate per kg last given (titrated by the
       // clinician, at approval or at the pump).
-      given: givenBy(orderOf(givenTask, around.orders), around),
+      given: infusionAsGiven({
+        procedureId: event.procedureId,
+        performed: event.performed,
+        drug: infusion.drug,
+        records: around.given,
+        approved: orderOf(givenTask, around.orders),
+      }),
       // A primary-nurse clinic: the follow-ups are whoever's the infusion's Task was (else nobody's until taken).
       owner: this.config.followUpOwner === 'infusion' ? givenTask?.owner : undefined,
       // A clinic with care teams: each is the member's in the role its protocol names (a nurse).
@@ -460,14 +458,6 @@ const noProgress: ProgressReporter = () => Promise.resolve();
 
 function progressOf(event: FollowUpEvent): ProgressReporter {
   return event.progress ?? noProgress;
-}
-
-/** An order given, with what was recorded of it at the pump (and the bags those records name). */
-function givenBy(
-  order: MedicationRequest | undefined,
-  { administrations, medications }: { administrations: MedicationAdministration[]; medications: Medication[] },
-): LastGiven | undefined {
-  return order && { order, administrations, medications };
 }
 
 /** The order an approval of this Task wrote, among the patient's orders still to be given. */
