@@ -395,6 +395,27 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     });
   });
 
+  it('a session given under no order written here: a rate per hour read for the latest body weight on record', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { proposal: first } = await firstSession(enrolment.carePlanId);
+    // Given from the EHR's own paperwork, never approved here: the pump's 60 mg/h, recorded under no order.
+    const { resource: given } = await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: first.medicationCodeableConcept,
+      subject: { reference: enrolment.patient },
+      effectivePeriod: { start: '2027-01-04T09:05:00.000Z', end: '2027-01-04T09:50:00.000Z' },
+      dosage: { rateQuantity: { value: 60, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' } },
+    });
+    const { proposal } = await nextSessionAfterInfusion(enrolment);
+    // 60 mg/h for the 80 kg on record: 0.75 mg/kg/h, not the protocol's 0.5 mg/kg/h start.
+    expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
+    expect(proposal.supportingInformation).toContainEqual({
+      reference: `MedicationAdministration/${given.id}`,
+      display: 'Last session given at 60 mg/h (0.75 mg/kg/h)',
+    });
+  });
+
   it('a reschedule approves at a rate too; an approved Task takes no new rate, its order being written', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
     const { task } = await firstSession(enrolment.carePlanId);

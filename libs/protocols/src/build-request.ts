@@ -16,7 +16,7 @@ import type {
 import { applyDynamicValues } from './dynamic-values';
 import type { ProtocolVariables } from './fhirpath-variables';
 import { rateGiven, type LastGiven } from './rate-given';
-import { RATE_PER_KG_VARIABLE, rateTitrationOf, rateToPropose } from './rate-titration';
+import { RATE_PER_KG_VARIABLE, rateTitrationOf, rateToPropose, weightForTitration } from './rate-titration';
 import { UnsupportedElementError } from './unsupported';
 import { stripUndefined } from './strip-undefined';
 
@@ -56,7 +56,7 @@ export function buildRequest(ctx: RequestContext): BuiltRequest {
   // A titrated infusion's dynamicValues read its rate per kg: the plan's last given (at the pump, else as ordered),
   // else the protocol's start.
   const titration = rateTitrationOf(activity);
-  const last = titration && rateGiven(ctx.lastGiven, titration.unit);
+  const last = titration && rateGiven(ctx.lastGiven, titration.unit, weightForTitration(titration, ctx.variables)?.kg);
   const rate = titration && rateToPropose(titration, last?.ratePerKg);
   const variables = rate !== undefined ? { ...ctx.variables, [RATE_PER_KG_VARIABLE]: rate } : ctx.variables;
   // A rate the pump gave last session, proposed again: the request names that administration (why this rate).

@@ -112,6 +112,15 @@ describe('the rate an infusion was given at (MedicationAdministration), which th
     expect(ratePerKgGiven({ order: ehrOrder, approved: order, administrations: [] }, 'mg/kg/h')).toBe(0.75);
   });
 
+  it('per hour under no order that says its weight: for the latest body weight on record, when given', () => {
+    const ehrOrder: MedicationRequest = { ...order, id: 'ehr', dosageInstruction: [{ text: '44 mg/h' }] };
+    const lowered = { ...given({ value: 44, code: 'mg/h' }, '2027-01-04T09:10:00Z'), id: 'ma-5', request: undefined };
+    expect(rateGiven({ order: ehrOrder, administrations: [lowered] }, 'mg/kg/h', 55)?.ratePerKg).toBe(0.8);
+    expect(rateGiven({ administrations: [lowered] }, 'mg/kg/h', 55)?.ratePerKg).toBe(0.8);
+    // No weight: nothing to go on.
+    expect(rateGiven({ administrations: [lowered] }, 'mg/kg/h')).toBeUndefined();
+  });
+
   describe('a pump run in mL/h: converted with the concentration of the bag given (its Medication)', () => {
     const KETAMINE = { system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '6130', display: 'ketamine' };
     const orderOfKetamine: MedicationRequest = { ...order, medicationCodeableConcept: { coding: [KETAMINE] } };

@@ -35,14 +35,17 @@ const GIVEN: ReadonlySet<MedicationAdministration['status']> = new Set(['complet
 
 /**
  * The rate per kg the next session starts from: the last rate given at the pump (with `reference`, the administration
- * it was read from, in words), else the order's (no `reference`). Undefined: no order, or none per kg.
+ * it was read from, in words), else the order's (no `reference`). Undefined: no order, or none per kg. `weightKg`: the
+ * latest body weight on record, for a rate per hour given under no order that says the weight it was computed for (an
+ * infusion recorded without an order, or under an EHR's order in mg/h).
  */
 export function rateGiven(
   last: LastGiven | undefined,
   unit: string,
+  weightKg?: number,
 ): { ratePerKg: number; reference?: Reference } | undefined {
   if (!last) return undefined;
-  const given = administeredRate(last, unit);
+  const given = administeredRate(last, unit, weightKg);
   if (given) return { ratePerKg: given.ratePerKg, reference: givenReference(last, unit, given) };
   const ordered = orderedRateOf(last, unit);
   return ordered === undefined ? undefined : { ratePerKg: ordered };
@@ -87,11 +90,11 @@ export interface AdministeredRate {
 /**
  * The latest administration (by when it started) and its rate per kg, when it records one: per kg as it is; per hour
  * divided by the weight the order was computed for (its `calculated` rate over its `ordered` one: the order given
- * under, else the one approved here); or in mL/h, times the concentration of the bag given (its Medication's
+ * under, else the one approved here; else `weightKg`); or in mL/h, times the concentration of the bag given (its Medication's
  * ingredient of the ordered drug, in mg per mL), then per kg as per hour; to 0.01. Undefined: none recorded, or in a
  * unit that does not convert (mL/h of a bag whose concentration is not recorded, per hour with no order's weight).
  */
-export function administeredRate(last: LastGiven, unit: string): AdministeredRate | undefined {
+export function administeredRate(last: LastGiven, unit: string, weightKg?: number): AdministeredRate | undefined {
   const { administrations = [] } = last;
   const latest = administrations
     .filter((a) => GIVEN.has(a.status))
@@ -102,7 +105,10 @@ export function administeredRate(last: LastGiven, unit: string): AdministeredRat
   const rate = latest?.dosage?.rateQuantity;
   if (!latest || typeof rate?.value !== 'number') return undefined;
   if (rate.code === unit) return { ratePerKg: rate.value, administration: latest };
-  const kg = (last.order && orderWeightKg(last.order, unit)) ?? (last.approved && orderWeightKg(last.approved, unit));
+  const kg =
+    (last.order && orderWeightKg(last.order, unit)) ??
+    (last.approved && orderWeightKg(last.approved, unit)) ??
+    weightKg;
   if (!kg) return undefined;
   const perHour = unit.replace('/kg', '');
   if (rate.code === perHour) return { ratePerKg: round2(rate.value / kg), administration: latest };

@@ -92,7 +92,10 @@ export function latestWeightKg(bundle: Bundle | undefined): { kg: number; when?:
 }
 
 /** The latest body weight the titration's input read from the patient's data. */
-function weightOf(titration: RateTitration, variables: ProtocolVariables): ReturnType<typeof latestWeightKg> {
+export function weightForTitration(
+  titration: RateTitration,
+  variables: ProtocolVariables,
+): ReturnType<typeof latestWeightKg> {
   const found = titration.weightInput ? variables[titration.weightInput] : undefined;
   return latestWeightKg(typeof found === 'object' && found.resourceType === 'Bundle' ? found : undefined);
 }
@@ -183,7 +186,7 @@ export function dosageToOrder(input: DosageToOrderInput): {
       : {};
   const rate = asked?.value ?? orderedRatePerKg(proposal as MedicationRequest, titration.unit) ?? titration.start;
   const { dosageInstruction, unresolved } = dosageAtRate(activity!, rate, variables, proposal.dosageInstruction);
-  const weight = weightOf(titration, variables);
+  const weight = weightForTitration(titration, variables);
   if (!unresolved.length && (!bolus || weight)) {
     const withBolus = bolus
       ? [
