@@ -1,5 +1,15 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, MedicationRequest, Patient, Provenance, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  CommunicationRequest,
+  DetectedIssue,
+  MedicationAdministration,
+  MedicationRequest,
+  Patient,
+  Provenance,
+  Task,
+} from '@medplum/fhirtypes';
+import { orderKeySearch } from '@kc/task-states';
 import { mintToken } from '@kc/auth';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
@@ -318,9 +328,9 @@ describe('clinician review', () => {
     expect(onHold.body.issue[0].details.text).toMatch(/its care plan is on hold/);
   });
 
-  it("the sweep withdraws a stopped plan's Tasks awaiting approval and cancels their proposals; paused plans and approved Tasks keep theirs", async () => {
+  it("the sweep withdraws a stopped plan's Tasks awaiting approval and cancels their proposals; paused plans keep theirs", async () => {
     const stopped = await patientWithFollowUps();
-    // The check is approved before the plan is stopped: it stays, with its order (the clinician's or EHR's to stop).
+    // The check is approved before the plan is stopped: withdrawn too (since session 28).
     await request(service.url)
       .post(`/tasks/${stopped.check.id}/$approve`)
       .set(clinician())
@@ -378,11 +388,94 @@ describe('clinician review', () => {
     expect(provenance.target.map((t) => t.reference).sort()).toEqual(
       [`Task/${stopped.next.id}`, stopped.next.focus!.reference!].sort(),
     );
-    expect((await service.fhir.read<Task>('Task', stopped.check.id!)).status).toBe('ready');
+    expect(await service.fhir.read<Task>('Task', stopped.check.id!)).toMatchObject({
+      status: 'cancelled',
+      businessStatus: { coding: [expect.objectContaining({ code: 'withdrawn' })] },
+    });
     for (const t of [paused.check, paused.next])
       expect((await service.fhir.read<Task>('Task', t.id!)).meta!.versionId).toBe(t.meta!.versionId);
     // Nothing left to do the next time.
     expect((await service.app.get(StoppedPlanSweep).sweep()).withdrawn).toBe(0);
+  });
+
+  it("a stopped plan's approved session: its order cancelled and its reminders revoked, unless the pump has begun it", async () => {
+    const approveSession = async (task: Task) =>
+      request(service.url)
+        .post(`/tasks/${task.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: task.meta!.versionId })
+        .expect(200);
+    const orderOf = async (task: Task) =>
+      (
+        await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(task.id!) })
+      )[0];
+    const remindersOf = async (carePlanId: string, task: Task) =>
+      (
+        await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+          'based-on': `CarePlan/${carePlanId}`,
+        })
+      ).filter((r) => r.about?.some((a) => a.reference === `Task/${task.id}`));
+    const onToDoList = async (p: { patient: string }) =>
+      (
+        (await request(service.url).get('/to-do/view').query({ patient: p.patient }).set(clinician()).expect(200)).body
+          .items as { id: string }[]
+      ).map((i) => i.id);
+    const stopped = await patientWithFollowUps();
+    const begun = await patientWithFollowUps();
+    await approveSession(stopped.next);
+    await approveSession(begun.next);
+    expect(await onToDoList(stopped)).toContain(stopped.next.id);
+    const order = await orderOf(stopped.next);
+    expect(order.status).toBe('active');
+    const pending = (await remindersOf(stopped.carePlanId, stopped.next)).filter((r) => r.status === 'active');
+    expect(pending.length).toBeGreaterThan(0);
+    // The other session is under way at the pump when its plan is entered in error.
+    const running = await orderOf(begun.next);
+    await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'in-progress',
+      medicationCodeableConcept: running.medicationCodeableConcept,
+      subject: { reference: begun.patient },
+      request: { reference: `MedicationRequest/${running.id}` },
+      effectivePeriod: { start: new Date().toISOString() },
+    });
+    for (const [p, status] of [
+      [stopped, 'revoked'],
+      [begun, 'entered-in-error'],
+    ] as const) {
+      const carePlan = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
+      await service.fhir.update<CarePlan>({ ...carePlan, status });
+    }
+
+    await service.app.get(StoppedPlanSweep).sweep();
+
+    const why = 'Withdrawn: its care plan was stopped (revoked)';
+    expect(await service.fhir.read<Task>('Task', stopped.next.id!)).toMatchObject({
+      status: 'cancelled',
+      businessStatus: { coding: [expect.objectContaining({ code: 'withdrawn' })] },
+      statusReason: { text: why },
+    });
+    // An EHR reading MedicationRequest.status finds no ketamine order to give under the stopped plan.
+    expect(await orderOf(stopped.next)).toMatchObject({ status: 'cancelled', statusReason: { text: why } });
+    for (const r of await remindersOf(stopped.carePlanId, stopped.next))
+      if (pending.some((p) => p.id === r.id))
+        expect(r).toMatchObject({ status: 'revoked', statusReason: { text: why } });
+    const provenance = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${stopped.next.id}` })
+    ).find((p) => p.activity?.text === 'withdraw')!;
+    expect(provenance.target.map((t) => t.reference)).toEqual(
+      expect.arrayContaining([
+        `Task/${stopped.next.id}`,
+        `MedicationRequest/${order.id}`,
+        ...pending.map((r) => `CommunicationRequest/${r.id}`),
+      ]),
+    );
+    expect(provenance.agent[0].who?.display).toBe('ketamine-careplans (automatic)');
+    // Gone from the to-do list.
+    expect(await onToDoList(stopped)).not.toContain(stopped.next.id);
+    // Begun at the pump: left to its infusion, which closes the order.
+    expect((await service.fhir.read<Task>('Task', begun.next.id!)).status).toBe('ready');
+    expect((await orderOf(begun.next)).status).toBe('active');
   });
 
   it('bulk approve reports each task, approving the current ones and refusing the stale one', async () => {

@@ -1,6 +1,7 @@
-import type { CarePlan, Task } from '@medplum/fhirtypes';
-import { cancelledProposal, isAwaitingApproval, transition, type AuthorisableRequest } from '@kc/task-states';
+import type { CarePlan, CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
+import { cancelledProposal, isAwaitingApproval, isOpen, transition, type AuthorisableRequest } from '@kc/task-states';
 import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
+import { aboutTask, isReminder, revokedReminder } from './reminders';
 
 export interface Withdrawal {
   /** The Task as read (its version is the If-Match of the write). */
@@ -8,37 +9,79 @@ export interface Withdrawal {
   withdrawn: Task;
   /** Its draft proposal, as read and cancelled. */
   proposal?: { read: AuthorisableRequest; cancelled: AuthorisableRequest };
+  /** An approved Task's order still to be given (active, or held), as read and cancelled: never to be given now. */
+  order?: { read: AuthorisableRequest; cancelled: AuthorisableRequest };
+  /** Its reminders not sent yet, as read and revoked. */
+  reminders: { read: CommunicationRequest; revoked: CommunicationRequest }[];
+}
+
+/** What was recorded of an approved Task's order: the order still to be given, and what the pump recorded of it. */
+export interface OpenOrder {
+  order: AuthorisableRequest;
+  administrations: MedicationAdministration[];
+}
+
+/** The pump has started the session (or given it): its order is the infusion's to close, not the plan's end. */
+const BEGUN: ReadonlySet<MedicationAdministration['status']> = new Set(['in-progress', 'on-hold', 'completed']);
+
+/** The approved Tasks (ready, or held) of plans that are over: those whose orders the sweep reads before withdrawing. */
+export function approvedOnEndedPlans(tasks: Task[], carePlans: Map<string, CarePlan>): Task[] {
+  return tasks.filter((task) => !isAwaitingApproval(task) && endedPlanOf(task, carePlans));
 }
 
 /**
- * The Tasks awaiting approval on plans that are over (CarePlan revoked, completed or entered in error), withdrawn
- * with why, and their draft proposals cancelled: nobody can approve them any more (the approval guard refuses), so
- * they leave the worklist. A paused plan (on-hold) keeps its Tasks; approved Tasks keep theirs (their orders are the
- * clinician's or the EHR's to stop). Pure: the worker reads the Tasks with their CarePlans and proposals.
+ * The open Tasks of plans that are over (CarePlan revoked, completed or entered in error), withdrawn with why: nobody
+ * may approve or give them any more, so they leave the worklist and the to-do list.
+ * - Awaiting approval: their draft proposals cancelled.
+ * - Approved (ready, or held for a contraindication): their orders still to be given cancelled, so an EHR reading
+ *   MedicationRequest.status finds no ketamine order under a stopped plan (before session 28 they stayed active, "the
+ *   clinician's or the EHR's to stop"). One whose session the pump has begun is left to its infusion.
+ * Their reminders not sent yet are revoked. A paused plan (on-hold) keeps its Tasks and orders. Pure: the worker reads
+ * the Tasks with their CarePlans, proposals, orders (with their administrations) and the plans' reminders.
  */
 export function withdrawalsForStoppedPlans(input: {
   tasks: Task[];
   carePlans: Map<string, CarePlan>;
   proposals: Map<string, AuthorisableRequest>;
+  /** The approved Tasks' orders still to be given, by Task id (approvedOnEndedPlans says whose to read). */
+  orders?: Map<string, OpenOrder>;
+  /** The ended plans' reminders, any Task's (those about each Task are revoked with it). */
+  reminders?: CommunicationRequest[];
   now: Date;
 }): Withdrawal[] {
   return input.tasks.flatMap((task) => {
-    if (!isAwaitingApproval(task)) return [];
-    const carePlanRef = carePlanReferenceOf(task);
-    const carePlan = carePlanRef ? input.carePlans.get(carePlanRef) : undefined;
-    const holds = carePlan && carePlanHoldsCare(carePlan);
-    if (!holds || holds.ok || !holds.closed) return [];
-    const reason = `Withdrawn: ${holds.reason}`;
+    const ended = endedPlanOf(task, input.carePlans);
+    if (!ended) return [];
+    const open = task.id ? input.orders?.get(task.id) : undefined;
+    if (open?.administrations.some((a) => BEGUN.has(a.status))) return [];
+    const reason = `Withdrawn: ${ended.reason}`;
     const proposal = task.focus?.reference ? input.proposals.get(task.focus.reference) : undefined;
+    const reminders = (input.reminders ?? []).filter(
+      (r) => r.status === 'active' && isReminder(r) && aboutTask(r) === `Task/${task.id}`,
+    );
     return [
       {
         task,
         withdrawn: transition(task, { event: 'withdraw', now: input.now, reason }),
         proposal:
-          proposal && proposal.status === 'draft'
+          isAwaitingApproval(task) && proposal && proposal.status === 'draft'
             ? { read: proposal, cancelled: cancelledProposal(proposal, reason) }
             : undefined,
+        order:
+          open && !isAwaitingApproval(task)
+            ? { read: open.order, cancelled: cancelledProposal(open.order, reason) }
+            : undefined,
+        reminders: reminders.map((r) => ({ read: r, revoked: revokedReminder(r, reason) })),
       },
     ];
   });
+}
+
+/** The plan a Task is under when that plan is over (its reason in words), else undefined. */
+function endedPlanOf(task: Task, carePlans: Map<string, CarePlan>): { reason: string } | undefined {
+  if (!isOpen(task)) return undefined;
+  const carePlanRef = carePlanReferenceOf(task);
+  const carePlan = carePlanRef ? carePlans.get(carePlanRef) : undefined;
+  const holds = carePlan && carePlanHoldsCare(carePlan);
+  return holds && !holds.ok && holds.closed ? { reason: holds.reason } : undefined;
 }

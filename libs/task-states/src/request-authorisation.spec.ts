@@ -22,7 +22,7 @@ describe('an order closed with its Task', () => {
     });
   });
 
-  it('the reconciliation closes the order of a done, superseded or rejected Task, and nothing else', () => {
+  it('the reconciliation closes the order of a done, superseded, rejected or withdrawn Task, and nothing else', () => {
     const done = transition(approved, { event: 'complete', now, output: { reference: 'Procedure/p' } });
     const moot = transition(approved, { event: 'supersede', now, output: { reference: 'Procedure/q' } });
     const rejected = transition(approved, { event: 'reject', now, reason: 'Patient declined' });
@@ -34,6 +34,11 @@ describe('an order closed with its Task', () => {
     expect(orderForClosedTask(rejected, order())).toMatchObject({
       status: 'cancelled',
       statusReason: { text: 'Patient declined' },
+    });
+    const withdrawn = transition(approved, { event: 'withdraw', now, reason: 'Withdrawn: its care plan is completed' });
+    expect(orderForClosedTask(withdrawn, order('on-hold'))).toMatchObject({
+      status: 'cancelled',
+      statusReason: { text: 'Withdrawn: its care plan is completed' },
     });
     // Open Task, or an order already closed (a pharmacist stopped it): left alone.
     expect(orderForClosedTask(approved, order())).toBeUndefined();

@@ -130,7 +130,7 @@ export function orderAnsweredBy(
 }
 
 /**
- * The order of a Task that is closed (done, superseded, rejected) but still open itself: what the infusion or the
+ * The order of a Task that is closed (done, superseded, rejected, withdrawn) but still open itself: what the infusion or the
  * rejection would have written with it (orders written before session 17 stayed active). Undefined while the Task is
  * open, or when the order is already closed.
  */
@@ -148,6 +148,9 @@ export function orderForClosedTask(task: Task, order: AuthorisableRequest): Auth
     }
     case 'rejected':
       return cancelledProposal(order, task.statusReason?.text ?? 'Rejected');
+    case 'withdrawn':
+      // Its plan ended (the stopped-plan sweep cancels the order with it; this closes one that write missed).
+      return cancelledProposal(order, task.statusReason?.text ?? 'Withdrawn: its care plan ended');
     default:
       return undefined;
   }

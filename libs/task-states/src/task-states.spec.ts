@@ -49,6 +49,8 @@ describe('task state machine', () => {
     [['supersede'], 'superseded', 'cancelled'],
     [['withdraw'], 'withdrawn', 'cancelled'],
     [['mark-overdue', 'withdraw'], 'withdrawn', 'cancelled'],
+    [['approve', 'withdraw'], 'withdrawn', 'cancelled'],
+    [['approve', 'mark-overdue', 'withdraw'], 'withdrawn', 'cancelled'],
     [['mark-overdue'], 'overdue', 'draft'],
     [['approve', 'mark-overdue'], 'overdue', 'ready'],
     [['mark-overdue', 'approve'], 'approved', 'ready'],
@@ -74,7 +76,7 @@ describe('task state machine', () => {
     [['complete'], 'reschedule'],
     [['supersede'], 'complete'],
     [['mark-overdue'], 'mark-overdue'],
-    [['approve'], 'withdraw'],
+    [['complete'], 'withdraw'],
     [['withdraw'], 'approve'],
     [['complete'], 'assign'],
     [['reject'], 'assign'],
@@ -86,10 +88,9 @@ describe('task state machine', () => {
     expect(() => after(task, event)).toThrow(InvalidTransition);
   });
 
-  it('withdraw leaves an approved Task that is overdue alone (its order is the clinician’s to stop)', () => {
-    const task = after(generated(), 'approve', 'mark-overdue');
-    expect(() => after(task, 'withdraw')).toThrow(InvalidTransition);
+  it('withdrawn, approved or not, says why', () => {
     expect(after(generated(), 'withdraw').statusReason?.text).toBe('why');
+    expect(after(generated(), 'approve', 'withdraw').statusReason?.text).toBe('why');
   });
 
   it('superseded is consistent: cancelled with a reason and the infusion that superseded it', () => {

@@ -53,8 +53,8 @@ const ALLOWED_FROM: Record<TaskEvent, readonly TaskState[]> = {
   reject: OPEN,
   complete: OPEN,
   supersede: OPEN,
-  // Only a Task nobody approved yet: an approved one has its order, which the clinician or the EHR stops.
-  withdraw: ['awaiting-approval', 'overdue'],
+  // Any open Task whose plan ended (revoked, completed, in error): approved ones with their orders (stopped-plans.ts).
+  withdraw: OPEN,
   'mark-overdue': ['awaiting-approval', 'approved', 'rescheduled'],
   // Who is to do it: any open Task, approved or not; its state and status stay as they are.
   assign: OPEN,
@@ -170,8 +170,6 @@ export function transition(task: Task, input: TransitionInput): Task {
         output: withOutput(task, 'superseded-by', input.output),
       };
     case 'withdraw':
-      if (task.status !== 'draft')
-        throw new InvalidTransition(from, event, 'Only a Task awaiting approval is withdrawn');
       return {
         ...base,
         status: 'cancelled',

@@ -1,14 +1,30 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
-import { withdrawalsForStoppedPlans } from '@kc/followups';
-import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+import type { CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
+import {
+  FhirClient,
+  FhirVersionConflictError,
+  includedOf,
+  matchesOf,
+  searchEach,
+  updateEntry,
+  type NamedSearch,
+} from '@kc/fhir';
+import { approvedOnEndedPlans, carePlanReferenceOf, withdrawalsForStoppedPlans, type OpenOrder } from '@kc/followups';
+import {
+  changeProvenance,
+  orderKeySearch,
+  orderTaskIdOf,
+  THIS_SERVICE,
+  type AuthorisableRequest,
+} from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 
 /**
- * Withdraws the Tasks awaiting approval on plans an EHR stopped (withdrawalsForStoppedPlans), each with its draft
- * proposal and a Provenance naming the service as the author in one transaction, If-Match on both writes: a clinician's decision made meanwhile wins, and the Task is looked
- * at again next time. Runs with the overdue sweep (OVERDUE_SWEEP_CRON), and for one plan when a Subscription
- * notifies a CarePlan change; until then the approval guard refuses them.
+ * Withdraws the open Tasks of plans an EHR stopped (withdrawalsForStoppedPlans): awaiting approval with their draft
+ * proposals, approved with their orders still to be given, each with its reminders not sent and a Provenance naming
+ * the service as the author, in one transaction with If-Match on every write: a clinician's decision made meanwhile
+ * wins, and the Task is looked at again next time. Runs with the overdue sweep (OVERDUE_SWEEP_CRON), and for one plan
+ * when a Subscription notifies a CarePlan change; until then the approval guard refuses them.
  */
 @Injectable()
 export class StoppedPlanSweep {
@@ -19,25 +35,27 @@ export class StoppedPlanSweep {
     private readonly reader: OpenTasksReader,
   ) {}
 
-  /** Every Task awaiting approval (with the overdue sweep, OVERDUE_SWEEP_CRON), or those of a read already made. */
-  async sweep(now = new Date(), waiting?: OpenTasks): Promise<{ withdrawn: number; checked: number }> {
-    return this.withdraw(waiting ?? (await this.reader.all()), now);
+  /** Every open Task (with the overdue sweep, OVERDUE_SWEEP_CRON), or those of a read already made. */
+  async sweep(now = new Date(), open?: OpenTasks): Promise<{ withdrawn: number; checked: number }> {
+    return this.withdraw(open ?? (await this.reader.all()), now);
   }
 
-  /** One plan's Tasks awaiting approval, when a notification says the plan changed. */
+  /** One plan's open Tasks, when a notification says the plan changed. */
   async sweepPlan(carePlanId: string, now = new Date()): Promise<{ withdrawn: number; checked: number }> {
     return this.withdraw(await this.reader.read({ 'based-on': `CarePlan/${carePlanId}` }), now);
   }
 
-  private async withdraw(
-    { awaiting: tasks, carePlans, proposals }: OpenTasks,
-    now: Date,
-  ): Promise<{ withdrawn: number; checked: number }> {
+  private async withdraw(open: OpenTasks, now: Date): Promise<{ withdrawn: number; checked: number }> {
+    const { carePlans, proposals } = open;
+    const tasks = [...open.awaiting, ...open.approved, ...open.held];
+    const { orders, reminders } = await this.ordersAndReminders(approvedOnEndedPlans(tasks, carePlans), proposals);
     let withdrawn = 0;
-    for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, now })) {
+    for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, orders, reminders, now })) {
       const writes = [
         { resource: w.withdrawn, read: w.task },
         ...(w.proposal ? [{ resource: w.proposal.cancelled, read: w.proposal.read }] : []),
+        ...(w.order ? [{ resource: w.order.cancelled, read: w.order.read }] : []),
+        ...w.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
       ];
       // Who withdrew it and why, in the same transaction: the service, not a clinician.
       const provenance = changeProvenance({
@@ -60,5 +78,56 @@ export class StoppedPlanSweep {
     }
     if (withdrawn) this.logger.log({ msg: 'withdrew tasks of stopped plans', withdrawn, checked: tasks.length });
     return { withdrawn, checked: tasks.length };
+  }
+
+  /**
+   * For the approved Tasks of stopped plans (few: each is withdrawn once), in one batch: their orders still to be
+   * given (keyed `Task/<id>`, of their proposals' types) with what the pump recorded of them, and their plans' active
+   * reminders. Nothing is read when there are none.
+   */
+  private async ordersAndReminders(
+    approved: Task[],
+    proposals: OpenTasks['proposals'],
+  ): Promise<{ orders: Map<string, OpenOrder>; reminders: CommunicationRequest[] }> {
+    if (!approved.length) return { orders: new Map(), reminders: [] };
+    const keysByType = new Map<string, string[]>();
+    for (const task of approved) {
+      const type = (task.focus?.reference && proposals.get(task.focus.reference)?.resourceType) ?? 'MedicationRequest';
+      keysByType.set(type, [...(keysByType.get(type) ?? []), orderKeySearch(task.id!)]);
+    }
+    const plans = [...new Set(approved.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)))];
+    const searches: NamedSearch[] = [
+      ...[...keysByType].map(([type, keys]) => ({
+        name: type,
+        resourceType: type,
+        params: {
+          identifier: keys.join(','),
+          status: 'active,on-hold',
+          _count: 200,
+          ...(type === 'MedicationRequest' ? { _revinclude: 'MedicationAdministration:request' } : {}),
+        },
+        everyMatch: true,
+      })),
+      {
+        name: 'reminders',
+        resourceType: 'CommunicationRequest',
+        params: { 'based-on': plans.join(','), status: 'active', _count: 200 },
+        everyMatch: true,
+      },
+    ];
+    const found = await searchEach(this.fhir, searches);
+    const orders = new Map<string, OpenOrder>();
+    for (const type of keysByType.keys()) {
+      const administrations = includedOf<MedicationAdministration>(found[type]).filter(
+        (r) => r.resourceType === 'MedicationAdministration',
+      );
+      for (const order of matchesOf<AuthorisableRequest>(found[type])) {
+        const taskId = orderTaskIdOf(order);
+        if (!taskId) continue;
+        const ref = `${order.resourceType}/${order.id}`;
+        orders.set(taskId, { order, administrations: administrations.filter((a) => a.request?.reference === ref) });
+      }
+    }
+    return { orders, reminders: matchesOf<CommunicationRequest>(found.reminders) };
   }
 }

@@ -1,0 +1,105 @@
+import type { CarePlan, CommunicationRequest, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { awaitingApproval, heldTask, stateOf, transition } from '@kc/task-states';
+import { REMINDER_KEY_SYSTEM } from '@kc/protocols';
+import { approvedOnEndedPlans, withdrawalsForStoppedPlans } from './stopped-plans';
+
+const now = new Date('2027-01-10T00:00:00Z');
+const plan = (id: string, status: CarePlan['status']): CarePlan => ({
+  resourceType: 'CarePlan',
+  id,
+  status,
+  intent: 'plan',
+  subject: { reference: 'Patient/p1' },
+});
+const carePlans = new Map([
+  ['CarePlan/revoked', plan('revoked', 'revoked')],
+  ['CarePlan/paused', plan('paused', 'on-hold')],
+]);
+const task = (id: string, carePlan: string): Task => ({
+  resourceType: 'Task',
+  id,
+  meta: { versionId: '1' },
+  ...awaitingApproval(),
+  basedOn: [{ reference: `CarePlan/${carePlan}` }],
+});
+const approved = (t: Task) => transition(t, { event: 'approve', now });
+const order = (id: string, status: MedicationRequest['status'] = 'active'): MedicationRequest => ({
+  resourceType: 'MedicationRequest',
+  id,
+  status,
+  intent: 'order',
+  subject: { reference: 'Patient/p1' },
+});
+const reminder = (
+  id: string,
+  about: string,
+  status: CommunicationRequest['status'] = 'active',
+): CommunicationRequest => ({
+  resourceType: 'CommunicationRequest',
+  id,
+  status,
+  identifier: [{ system: REMINDER_KEY_SYSTEM, value: id }],
+  about: [{ reference: about }],
+});
+
+describe("a stopped plan's open Tasks, withdrawn", () => {
+  it('approved (ready or held): the order still to be given cancelled and the reminders not sent revoked', () => {
+    const ready = approved(task('ready', 'revoked'));
+    const held = heldTask(approved(task('held', 'revoked')), order('o-held', 'on-hold'));
+    const tasks = [ready, held, approved(task('paused', 'paused'))];
+    expect(approvedOnEndedPlans(tasks, carePlans).map((t) => t.id)).toEqual(['ready', 'held']);
+    const withdrawals = withdrawalsForStoppedPlans({
+      tasks,
+      carePlans,
+      proposals: new Map(),
+      orders: new Map([
+        ['ready', { order: order('o-ready'), administrations: [] }],
+        ['held', { order: order('o-held', 'on-hold'), administrations: [] }],
+      ]),
+      reminders: [
+        reminder('r1', 'Task/ready'),
+        reminder('r2', 'Task/ready', 'completed'),
+        reminder('r3', 'Task/other'),
+      ],
+      now,
+    });
+    expect(withdrawals.map((w) => w.task.id)).toEqual(['ready', 'held']);
+    const why = 'Withdrawn: its care plan was stopped (revoked)';
+    for (const w of withdrawals) {
+      expect(stateOf(w.withdrawn)).toBe('withdrawn');
+      expect(w.withdrawn.status).toBe('cancelled');
+      expect(w.order?.cancelled).toMatchObject({ status: 'cancelled', statusReason: { text: why } });
+    }
+    // Only the reminder still to be sent about that Task.
+    expect(withdrawals[0].reminders.map((r) => [r.revoked.id, r.revoked.status])).toEqual([['r1', 'revoked']]);
+    expect(withdrawals[1].reminders).toEqual([]);
+  });
+
+  it('one whose session the pump has begun is left to its infusion; a paused plan keeps its Tasks', () => {
+    const ready = approved(task('ready', 'revoked'));
+    const withdrawals = withdrawalsForStoppedPlans({
+      tasks: [ready, task('waiting', 'paused')],
+      carePlans,
+      proposals: new Map(),
+      orders: new Map([
+        [
+          'ready',
+          {
+            order: order('o-ready'),
+            administrations: [
+              {
+                resourceType: 'MedicationAdministration',
+                status: 'in-progress',
+                subject: { reference: 'Patient/p1' },
+                medicationCodeableConcept: { text: 'Ketamine' },
+                effectiveDateTime: '2027-01-10T00:00:00Z',
+              },
+            ],
+          },
+        ],
+      ]),
+      now,
+    });
+    expect(withdrawals).toEqual([]);
+  });
+});
