@@ -16,6 +16,8 @@ import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-boo
 import { ChecksDoneElsewhere } from '../apps/worker/src/checks/checks-done-elsewhere.service';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
+import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-holds';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
@@ -274,6 +276,32 @@ describe('clinician page in a real browser', () => {
     expect(await row.locator('input.select').isChecked()).toBe(false);
     expect(await page.locator('#worklist tbody input.select:checked').count()).toBeGreaterThan(0);
     await screenshot(page, 'worklist-plan-paused');
+    await page.close();
+  }, 60_000);
+
+  it('an approved session whose plan an EHR paused: on the to-do list, not to be given now, its order held', async () => {
+    const paused = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Ines',
+      family: 'Pausedafter',
+      birthDate: '1976-04-04',
+    });
+    const { session } = await awaitingApproval(paused.patient);
+    await approvedThroughApi(session);
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', paused.carePlanId);
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'on-hold' });
+    // The sweep (or the plan's notification) holds its order.
+    const open = await service.app.get(OpenTasksReader).read({ 'based-on': `CarePlan/${paused.carePlanId}` });
+    expect(await service.app.get(PausedPlanHolds).hold(open)).toBe(1);
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await showToDoInfusions(page);
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.badge.blocked').textContent()).toBe('Not to be given now: its care plan is on hold');
+    // Nothing under it can be decided but a rejection (the server would refuse a dose change or a reschedule).
+    expect(await row.locator('td:last-child button').allTextContents()).toEqual(['Reject', 'Take']);
+    await screenshot(page, 'to-do-plan-paused');
     await page.close();
   }, 60_000);
 

@@ -1,7 +1,9 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
+import { withdrawStoppedPlanJobId } from '@kc/queue';
+import { orderKeySearch } from '@kc/task-states';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
-import { enrolPatient, postWebhook, waitFor } from './support/clinic';
+import { actionOf, enrolPatient, maintenanceJobDone, postWebhook, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -98,6 +100,67 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     }
     // Paused, not stopped: its Tasks stay (approving them is refused until it resumes).
     expect((await awaiting(paused.patient)).length).toBeGreaterThan(0);
+  });
+
+  it("a plan the EHR paused, notified: its approved session's order is held until the plan resumes", async () => {
+    const p = await enrolPatient(service, 'ketamine-low-dose-series');
+    const [session] = (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` })).filter(
+      (t) => actionOf(t) === 'infusion-session',
+    );
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId })
+      .expect(200);
+    const order = async () =>
+      (
+        await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+          identifier: orderKeySearch(session.id!),
+        })
+      )[0];
+    expect((await order()).status).toBe('active');
+    const planBecomes = async (status: CarePlan['status']) => {
+      const carePlan = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
+      await service.fhir.update<CarePlan>({ ...carePlan, status });
+      await request(service.url)
+        .put(`/webhooks/fhir/CarePlan/${p.carePlanId}`)
+        .set('x-webhook-token', 'test-webhook-secret')
+        .expect(202);
+      await maintenanceJobDone(service, withdrawStoppedPlanJobId(p.carePlanId), "the plan's job");
+    };
+    const byService = async (activity: string) =>
+      (
+        await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${(await order()).id}` })
+      ).filter((r) => r.activity?.text === activity && r.agent[0].who?.display === 'ketamine-careplans (automatic)');
+
+    await planBecomes('on-hold');
+    // An EHR, a pharmacy or a pump reading the order's status does not give it while the plan is paused.
+    expect(await order()).toMatchObject({
+      status: 'on-hold',
+      statusReason: {
+        coding: [expect.objectContaining({ code: 'held-plan-paused' })],
+        text: 'Held: its care plan is on hold. It is released when the plan resumes.',
+      },
+    });
+    expect(await byService('hold')).toHaveLength(1);
+    // The session stays on the to-do list, saying why it cannot be given now.
+    const toDo = await request(service.url)
+      .get('/to-do/view')
+      .query({ patient: p.patient })
+      .set(service.as('clinician'))
+      .expect(200);
+    const row = (toDo.body.items as { id: string; view: { blocked?: string } }[]).find((i) => i.id === session.id);
+    expect(row?.view.blocked).toBe('its care plan is on hold');
+
+    await planBecomes('active');
+    const released = await order();
+    expect(released.status).toBe('active');
+    expect(released.statusReason).toBeUndefined();
+    expect(await byService('release')).toHaveLength(1);
+    // The same notification again changes nothing.
+    const version = released.meta!.versionId;
+    await planBecomes('active');
+    expect((await order()).meta!.versionId).toBe(version);
   });
 
   it('a Condition or a blood pressure notified for a patient with Tasks awaiting approval: the contraindication is recorded on the plan at once', async () => {

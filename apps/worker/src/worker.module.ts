@@ -14,6 +14,7 @@ import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { StoppedPlanSweep } from './maintenance/stopped-plan-sweep';
+import { PausedPlanHolds } from './maintenance/paused-plan-holds';
 import { OpenTasksReader } from './maintenance/open-tasks';
 import { ProcedurePoller } from './maintenance/procedure-poller';
 import { QueueJobMetrics } from './queue-job-metrics';
@@ -50,6 +51,7 @@ export class WorkerModule {
         ProcedurePoller,
         OverdueSweep,
         StoppedPlanSweep,
+        PausedPlanHolds,
         ContraindicationSweep,
         AnsweredOrdersSweep,
         OpenTasksReader,
@@ -103,6 +105,7 @@ export class WorkerModule {
         ProcedurePoller,
         OverdueSweep,
         StoppedPlanSweep,
+        PausedPlanHolds,
         ContraindicationSweep,
         AnsweredOrdersSweep,
         ReminderSweep,

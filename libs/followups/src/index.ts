@@ -8,6 +8,7 @@ export * from './reminders';
 export * from './reminder-notice';
 export * from './booster-timing';
 export * from './stopped-plans';
+export * from './paused-plans';
 export * from './check-recording';
 export * from './check-done-elsewhere';
 export * from './check-answered-elsewhere';

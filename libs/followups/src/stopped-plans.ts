@@ -21,8 +21,12 @@ export interface OpenOrder {
   administrations: MedicationAdministration[];
 }
 
-/** The pump has started the session (or given it): its order is the infusion's to close, not the plan's end. */
+/** The pump has started the session (or given it): its order is the infusion's to close, not the plan's. */
 const BEGUN: ReadonlySet<MedicationAdministration['status']> = new Set(['in-progress', 'on-hold', 'completed']);
+
+export function sessionBegun(administrations: MedicationAdministration[]): boolean {
+  return administrations.some((a) => BEGUN.has(a.status));
+}
 
 /** The approved Tasks (ready, or held) of plans that are over: those whose orders the sweep reads before withdrawing. */
 export function approvedOnEndedPlans(tasks: Task[], carePlans: Map<string, CarePlan>): Task[] {
@@ -53,7 +57,7 @@ export function withdrawalsForStoppedPlans(input: {
     const ended = endedPlanOf(task, input.carePlans);
     if (!ended) return [];
     const open = task.id ? input.orders?.get(task.id) : undefined;
-    if (open?.administrations.some((a) => BEGUN.has(a.status))) return [];
+    if (open && sessionBegun(open.administrations)) return [];
     const reason = `Withdrawn: ${ended.reason}`;
     const proposal = task.focus?.reference ? input.proposals.get(task.focus.reference) : undefined;
     const reminders = (input.reminders ?? []).filter(

@@ -2,3 +2,4 @@ export * from './task-states';
 export * from './request-authorisation';
 export * from './provenance';
 export * from './order-holds';
+export * from './plan-pause-holds';

@@ -571,8 +571,9 @@ function row(item) {
   if (approvable && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
     actions.append(button('Reschedule', 'Reschedule ' + what + ' for ' + name, () => askReschedule(item)));
   if (recordCheck && !toDo) actions.append(recordCheck);
-  // An approved infusion not given yet: its order can be replaced at another dose (not while held).
-  if (toDo && view.dose && !held) actions.append(button('Change dose', 'Change the dose of ' + what + ' for ' + name, () => askChangeDose(item)));
+  // An approved infusion not given yet: its order can be replaced at another dose (not while held, nor while its plan
+  // is stopped or paused: the server refuses).
+  if (toDo && view.dose && !held && !view.blocked) actions.append(button('Change dose', 'Change the dose of ' + what + ' for ' + name, () => askChangeDose(item)));
   // Who is to do it (Task.owner): a clinician takes a Task or gives it back; on the to-do list that is the point.
   const mine = Boolean(item.owner && item.owner.reference && item.owner.reference === (session() || {}).fhirUser);
   if (mine) actions.append(button('Give back', 'Give back ' + what + ' for ' + name, () => decide(item, 'unassign')));
@@ -587,7 +588,8 @@ function row(item) {
   }
   // On the to-do list, what the nurse gives: the order's rate as prescribed and for this patient.
   if (view.orderedDose && toDo) task.append(el('div', 'Ordered at ' + view.orderedDose, 'muted dose'));
-  if (view.blocked) task.append(el('div', 'Cannot be approved: ' + view.blocked, 'badge blocked'));
+  // Approved under a plan now paused: its order is held until the plan resumes (a stopped plan's are withdrawn).
+  if (view.blocked) task.append(el('div', (toDo ? 'Not to be given now: ' : 'Cannot be approved: ') + view.blocked, 'badge blocked'));
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
   if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
   if (toDo) task.append(el('div', item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved', 'muted approved'));

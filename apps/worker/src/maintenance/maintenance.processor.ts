@@ -15,6 +15,7 @@ import { AnsweredOrdersSweep } from './answered-orders-sweep';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
+import { PausedPlanHolds } from './paused-plan-holds';
 import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
@@ -32,6 +33,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly poller: ProcedurePoller,
     private readonly sweep: OverdueSweep,
     private readonly stoppedPlans: StoppedPlanSweep,
+    private readonly pausedPlans: PausedPlanHolds,
     private readonly contraindications: ContraindicationSweep,
     private readonly openTasks: OpenTasksReader,
     private readonly answeredOrders: AnsweredOrdersSweep,
@@ -64,11 +66,16 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const overdue = await this.sweep.sweep();
         const open = await this.openTasks.all();
         const { withdrawn } = await this.stoppedPlans.sweep(new Date(), open);
+        // Paused plans' approved orders held; those of plans resumed (and clear) released.
+        const pausedHeld = await this.pausedPlans.hold(open);
+        const pausedReleased = await this.pausedPlans.release();
         const { recorded, held, released } = await this.contraindications.sweep(new Date(), open);
         const { closed } = await this.answeredOrders.sweep();
         return {
           ...overdue,
           withdrawn,
+          pausedHeld,
+          pausedReleased,
           contraindications: recorded,
           ordersHeld: held,
           holdsReleased: released,
@@ -95,9 +102,19 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       case JOBS.sessionApproved:
         return this.bookings.forApprovedSession((job.data as SessionApprovedJob).taskId);
       case JOBS.withdrawStoppedPlan:
-        return this.stoppedPlans.sweepPlan((job.data as WithdrawStoppedPlanJob).carePlanId);
+        return this.planChanged((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:
         throw new Error(`unknown maintenance job ${job.name}`);
     }
+  }
+
+  /** A plan an EHR changed (notified): stopped, its open Tasks withdrawn; paused, its orders held; resumed, released. */
+  private async planChanged(carePlanId: string) {
+    const now = new Date();
+    const open = await this.openTasks.read({ 'based-on': `CarePlan/${carePlanId}` });
+    const { withdrawn } = await this.stoppedPlans.sweep(now, open);
+    const pausedHeld = await this.pausedPlans.hold(open, now);
+    const pausedReleased = await this.pausedPlans.release(now, carePlanId);
+    return { withdrawn, pausedHeld, pausedReleased };
   }
 }

@@ -1,23 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
-import {
-  FhirClient,
-  FhirVersionConflictError,
-  includedOf,
-  matchesOf,
-  searchEach,
-  updateEntry,
-  type NamedSearch,
-} from '@kc/fhir';
+import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
+import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
 import { approvedOnEndedPlans, carePlanReferenceOf, withdrawalsForStoppedPlans, type OpenOrder } from '@kc/followups';
-import {
-  changeProvenance,
-  orderKeySearch,
-  orderTaskIdOf,
-  THIS_SERVICE,
-  type AuthorisableRequest,
-} from '@kc/task-states';
+import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
+import { openOrdersOf } from './task-orders';
 
 /**
  * Withdraws the open Tasks of plans an EHR stopped (withdrawalsForStoppedPlans): awaiting approval with their draft
@@ -38,11 +25,6 @@ export class StoppedPlanSweep {
   /** Every open Task (with the overdue sweep, OVERDUE_SWEEP_CRON), or those of a read already made. */
   async sweep(now = new Date(), open?: OpenTasks): Promise<{ withdrawn: number; checked: number }> {
     return this.withdraw(open ?? (await this.reader.all()), now);
-  }
-
-  /** One plan's open Tasks, when a notification says the plan changed. */
-  async sweepPlan(carePlanId: string, now = new Date()): Promise<{ withdrawn: number; checked: number }> {
-    return this.withdraw(await this.reader.read({ 'based-on': `CarePlan/${carePlanId}` }), now);
   }
 
   private async withdraw(open: OpenTasks, now: Date): Promise<{ withdrawn: number; checked: number }> {
@@ -81,53 +63,23 @@ export class StoppedPlanSweep {
   }
 
   /**
-   * For the approved Tasks of stopped plans (few: each is withdrawn once), in one batch: their orders still to be
-   * given (keyed `Task/<id>`, of their proposals' types) with what the pump recorded of them, and their plans' active
-   * reminders. Nothing is read when there are none.
+   * For the approved Tasks of stopped plans (few: each is withdrawn once): their orders still to be given, with what
+   * the pump recorded of them, and their plans' active reminders. Nothing is read when there are none.
    */
   private async ordersAndReminders(
     approved: Task[],
     proposals: OpenTasks['proposals'],
   ): Promise<{ orders: Map<string, OpenOrder>; reminders: CommunicationRequest[] }> {
     if (!approved.length) return { orders: new Map(), reminders: [] };
-    const keysByType = new Map<string, string[]>();
-    for (const task of approved) {
-      const type = (task.focus?.reference && proposals.get(task.focus.reference)?.resourceType) ?? 'MedicationRequest';
-      keysByType.set(type, [...(keysByType.get(type) ?? []), orderKeySearch(task.id!)]);
-    }
     const plans = [...new Set(approved.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)))];
-    const searches: NamedSearch[] = [
-      ...[...keysByType].map(([type, keys]) => ({
-        name: type,
-        resourceType: type,
-        params: {
-          identifier: keys.join(','),
-          status: 'active,on-hold',
-          _count: 200,
-          ...(type === 'MedicationRequest' ? { _revinclude: 'MedicationAdministration:request' } : {}),
-        },
-        everyMatch: true,
-      })),
-      {
-        name: 'reminders',
-        resourceType: 'CommunicationRequest',
-        params: { 'based-on': plans.join(','), status: 'active', _count: 200 },
-        everyMatch: true,
-      },
-    ];
-    const found = await searchEach(this.fhir, searches);
-    const orders = new Map<string, OpenOrder>();
-    for (const type of keysByType.keys()) {
-      const administrations = includedOf<MedicationAdministration>(found[type]).filter(
-        (r) => r.resourceType === 'MedicationAdministration',
-      );
-      for (const order of matchesOf<AuthorisableRequest>(found[type])) {
-        const taskId = orderTaskIdOf(order);
-        if (!taskId) continue;
-        const ref = `${order.resourceType}/${order.id}`;
-        orders.set(taskId, { order, administrations: administrations.filter((a) => a.request?.reference === ref) });
-      }
-    }
-    return { orders, reminders: matchesOf<CommunicationRequest>(found.reminders) };
+    const [orders, reminders] = await Promise.all([
+      openOrdersOf(this.fhir, approved, proposals),
+      this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+        'based-on': plans.join(','),
+        status: 'active',
+        _count: 200,
+      }),
+    ]);
+    return { orders, reminders };
   }
 }

@@ -1,0 +1,123 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { CarePlan, DetectedIssue } from '@medplum/fhirtypes';
+import {
+  FhirClient,
+  FhirVersionConflictError,
+  matchesOf,
+  readAndSearchEach,
+  updateEntry,
+  type NamedSearch,
+} from '@kc/fhir';
+import {
+  approvedOnPausedPlans,
+  carePlanReferenceOf,
+  ordersToHoldWhilePaused,
+  ordersToResume,
+  type OrderChange,
+} from '@kc/followups';
+import { changeProvenance, PLAN_PAUSED_TAG_SEARCH, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
+import type { OpenTasks } from './open-tasks';
+import { openOrdersOf } from './task-orders';
+
+/** The request types an approval orders. */
+const ORDER_TYPES = ['MedicationRequest', 'ServiceRequest', 'CommunicationRequest'] as const;
+
+/**
+ * Holds the approved orders of paused plans and releases them when their plans resume (paused-plans.ts): each plan's
+ * orders in one transaction with If-Match and a Provenance naming the service (a clinician's decision or another
+ * write made meanwhile wins; the next run looks again). Runs with the overdue sweep (OVERDUE_SWEEP_CRON), and for one
+ * plan when a Subscription notifies its change.
+ */
+@Injectable()
+export class PausedPlanHolds {
+  private readonly logger = new Logger(PausedPlanHolds.name);
+
+  constructor(private readonly fhir: FhirClient) {}
+
+  /** The approved orders of the paused plans among `open`, held. */
+  async hold(open: OpenTasks, now = new Date()): Promise<number> {
+    const tasks = approvedOnPausedPlans(open.approved, open.carePlans);
+    if (!tasks.length) return 0;
+    const orders = await openOrdersOf(this.fhir, tasks, open.proposals);
+    const held = await this.write(ordersToHoldWhilePaused([...orders.values()]), 'hold', now);
+    if (held) this.logger.log({ msg: 'held the approved orders of paused plans', held });
+    return held;
+  }
+
+  /**
+   * The orders held for paused plans that may be given again, released: every one (with the overdue sweep), or one
+   * plan's (`carePlanId`, when it is notified). One search per request type for the held orders (a tag: few), then one
+   * batch with their plans and the plans' contraindications.
+   */
+  async release(now = new Date(), carePlanId?: string): Promise<number> {
+    const held = (await this.heldOrders()).filter(
+      (o) => !carePlanId || carePlanReferenceOf(o) === `CarePlan/${carePlanId}`,
+    );
+    const plans = [...new Set(held.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)))];
+    if (!plans.length) return 0;
+    const issuesSearch: NamedSearch = {
+      name: 'issues',
+      resourceType: 'DetectedIssue',
+      params: { implicated: plans.join(','), _count: 200 },
+      everyMatch: true,
+    };
+    const { read, found } = await readAndSearchEach(this.fhir, plans, [issuesSearch]);
+    const carePlans = new Map<string, CarePlan>();
+    plans.forEach((ref, i) => {
+      const carePlan = read[i] as CarePlan | undefined;
+      if (carePlan) carePlans.set(ref, carePlan);
+    });
+    const issues = new Map<string, DetectedIssue[]>();
+    for (const issue of matchesOf<DetectedIssue>(found.issues))
+      for (const { reference } of issue.implicated ?? [])
+        if (reference && plans.includes(reference)) issues.set(reference, [...(issues.get(reference) ?? []), issue]);
+    const released = await this.write(ordersToResume({ orders: held, carePlans, issues }), 'release', now);
+    if (released) this.logger.log({ msg: 'released the orders of resumed plans', released });
+    return released;
+  }
+
+  private async heldOrders(): Promise<AuthorisableRequest[]> {
+    const pages = await Promise.all(
+      ORDER_TYPES.map((type) =>
+        this.fhir.searchAll<AuthorisableRequest>(type, {
+          status: 'on-hold',
+          _tag: PLAN_PAUSED_TAG_SEARCH,
+          _count: 200,
+        }),
+      ),
+    );
+    return pages.flat();
+  }
+
+  /** Each plan's changes in one transaction with a Provenance; returns how many orders were written. */
+  private async write(changes: OrderChange[], activity: 'hold' | 'release', now: Date): Promise<number> {
+    const byPlan = new Map<string, OrderChange[]>();
+    for (const change of changes) {
+      const plan = carePlanReferenceOf(change.read) ?? '';
+      byPlan.set(plan, [...(byPlan.get(plan) ?? []), change]);
+    }
+    let written = 0;
+    for (const [plan, planChanges] of byPlan) {
+      const provenance = changeProvenance({
+        targets: planChanges.map(({ read }) => ({ reference: `${read.resourceType}/${read.id}` })),
+        who: THIS_SERVICE,
+        activity,
+        now,
+        reason:
+          activity === 'hold'
+            ? `Held: its care plan is on hold (${plan})`
+            : `Released: its care plan was resumed (${plan})`,
+      });
+      try {
+        await this.fhir.transaction([
+          ...planChanges.map(({ read, changed }) => updateEntry(changed, read.meta?.versionId)),
+          { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+        ]);
+        written += planChanges.length;
+      } catch (err) {
+        if (!(err instanceof FhirVersionConflictError)) throw err;
+      }
+    }
+    return written;
+  }
+}

@@ -1,0 +1,48 @@
+import type { MedicationAdministration, Task } from '@medplum/fhirtypes';
+import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
+import type { OpenOrder } from '@kc/followups';
+import { orderKeySearch, orderTaskIdOf, type AuthorisableRequest } from '@kc/task-states';
+import type { OpenTasks } from './open-tasks';
+
+/**
+ * The orders approved Tasks' approvals wrote that are still to be given (active or held; keyed `Task/<id>`, of their
+ * proposals' types), each with what the pump recorded of it (`_revinclude`), by Task id: one batch, one search per
+ * request type. Nothing is read for no Tasks.
+ */
+export async function openOrdersOf(
+  fhir: FhirClient,
+  tasks: Task[],
+  proposals: OpenTasks['proposals'],
+): Promise<Map<string, OpenOrder>> {
+  const orders = new Map<string, OpenOrder>();
+  if (!tasks.length) return orders;
+  const keysByType = new Map<string, string[]>();
+  for (const task of tasks) {
+    const type = (task.focus?.reference && proposals.get(task.focus.reference)?.resourceType) ?? 'MedicationRequest';
+    keysByType.set(type, [...(keysByType.get(type) ?? []), orderKeySearch(task.id!)]);
+  }
+  const searches: NamedSearch[] = [...keysByType].map(([type, keys]) => ({
+    name: type,
+    resourceType: type,
+    params: {
+      identifier: keys.join(','),
+      status: 'active,on-hold',
+      _count: 200,
+      ...(type === 'MedicationRequest' ? { _revinclude: 'MedicationAdministration:request' } : {}),
+    },
+    everyMatch: true,
+  }));
+  const found = await searchEach(fhir, searches);
+  for (const type of keysByType.keys()) {
+    const administrations = includedOf<MedicationAdministration>(found[type]).filter(
+      (r) => r.resourceType === 'MedicationAdministration',
+    );
+    for (const order of matchesOf<AuthorisableRequest>(found[type])) {
+      const taskId = orderTaskIdOf(order);
+      if (!taskId) continue;
+      const ref = `${order.resourceType}/${order.id}`;
+      orders.set(taskId, { order, administrations: administrations.filter((a) => a.request?.reference === ref) });
+    }
+  }
+  return orders;
+}

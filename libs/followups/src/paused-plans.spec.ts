@@ -1,0 +1,112 @@
+import type { CarePlan, DetectedIssue, MedicationRequest, ServiceRequest, Task } from '@medplum/fhirtypes';
+import { awaitingApproval, isHeldForPausedPlan, pausedPlanOrder, PLAN_PAUSED_HOLD, transition } from '@kc/task-states';
+import { approvedOnPausedPlans, ordersToHoldWhilePaused, ordersToResume } from './paused-plans';
+
+const now = new Date('2027-01-10T00:00:00Z');
+const plan = (id: string, status: CarePlan['status']): CarePlan => ({
+  resourceType: 'CarePlan',
+  id,
+  status,
+  intent: 'plan',
+  subject: { reference: 'Patient/p1' },
+});
+const order = (id: string, carePlan: string, status: MedicationRequest['status'] = 'active'): MedicationRequest => ({
+  resourceType: 'MedicationRequest',
+  id,
+  status,
+  intent: 'order',
+  subject: { reference: 'Patient/p1' },
+  basedOn: [{ reference: `CarePlan/${carePlan}` }],
+});
+const unresolved = (carePlan: string): DetectedIssue => ({
+  resourceType: 'DetectedIssue',
+  status: 'final',
+  implicated: [{ reference: `CarePlan/${carePlan}` }],
+});
+
+describe("a paused plan's approved orders: held while it is paused, released when it resumes clear", () => {
+  it('holds the active orders of approved Tasks on paused plans, not one whose session the pump has begun', () => {
+    const task = (id: string, carePlan: string, approve = true): Task => {
+      const generated: Task = {
+        resourceType: 'Task',
+        id,
+        ...awaitingApproval(),
+        basedOn: [{ reference: `CarePlan/${carePlan}` }],
+      };
+      return approve ? transition(generated, { event: 'approve', now }) : generated;
+    };
+    const carePlans = new Map([
+      ['CarePlan/paused', plan('paused', 'on-hold')],
+      ['CarePlan/active', plan('active', 'active')],
+    ]);
+    const tasks = [task('a', 'paused'), task('b', 'paused', false), task('c', 'active')];
+    expect(approvedOnPausedPlans(tasks, carePlans).map((t) => t.id)).toEqual(['a']);
+
+    const held = ordersToHoldWhilePaused([
+      { order: order('o1', 'paused'), administrations: [] },
+      { order: order('o2', 'paused', 'on-hold'), administrations: [] },
+      {
+        order: order('o3', 'paused'),
+        administrations: [
+          {
+            resourceType: 'MedicationAdministration',
+            status: 'in-progress',
+            subject: { reference: 'Patient/p1' },
+            medicationCodeableConcept: { text: 'Ketamine' },
+            effectiveDateTime: '2027-01-10T00:00:00Z',
+          },
+        ],
+      },
+    ]);
+    expect(held.map((h) => h.read.id)).toEqual(['o1']);
+    expect(held[0].changed).toMatchObject({
+      status: 'on-hold',
+      statusReason: { coding: [PLAN_PAUSED_HOLD] },
+      meta: { tag: [PLAN_PAUSED_HOLD] },
+    });
+  });
+
+  it('releases when the plan holds care again and no contraindication on it is unresolved', () => {
+    const held = (id: string, carePlan: string) => pausedPlanOrder(order(id, carePlan));
+    const resumed = ordersToResume({
+      orders: [
+        held('resumed', 'resumed'),
+        held('still-paused', 'paused'),
+        held('stopped', 'stopped'),
+        held('contraindicated', 'contraindicated'),
+        // Held for something else (a pharmacist's hold): not this service's to release.
+        order('other-hold', 'resumed', 'on-hold'),
+      ],
+      carePlans: new Map([
+        ['CarePlan/resumed', plan('resumed', 'active')],
+        ['CarePlan/paused', plan('paused', 'on-hold')],
+        ['CarePlan/stopped', plan('stopped', 'revoked')],
+        ['CarePlan/contraindicated', plan('contraindicated', 'active')],
+      ]),
+      issues: new Map([['CarePlan/contraindicated', [unresolved('contraindicated')]]]),
+    });
+    expect(resumed.map((r) => r.read.id)).toEqual(['resumed']);
+    expect(resumed[0].changed.status).toBe('active');
+    expect((resumed[0].changed as MedicationRequest).statusReason).toBeUndefined();
+    expect(resumed[0].changed.meta?.tag).toBeUndefined();
+  });
+
+  it('a hold told by its reason, not its tag (HAPI keeps a tag an update drops); a ServiceRequest by its extension', () => {
+    const taggedOnly: MedicationRequest = {
+      ...order('o', 'p', 'on-hold'),
+      meta: { tag: [PLAN_PAUSED_HOLD] },
+      statusReason: { text: 'Held by the pharmacy' },
+    };
+    expect(isHeldForPausedPlan(taggedOnly)).toBe(false);
+    const service: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      id: 's',
+      status: 'active',
+      intent: 'order',
+      subject: { reference: 'Patient/p1' },
+    };
+    const heldService = pausedPlanOrder(service);
+    expect(heldService.status).toBe('on-hold');
+    expect(isHeldForPausedPlan(heldService)).toBe(true);
+  });
+});

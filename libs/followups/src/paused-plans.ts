@@ -1,0 +1,53 @@
+import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
+import { contraindicationState } from '@kc/protocols';
+import { isHeldForPausedPlan, pausedPlanOrder, resumedPlanOrder, type AuthorisableRequest } from '@kc/task-states';
+import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
+import { sessionBegun, type OpenOrder } from './stopped-plans';
+
+/**
+ * A paused plan (CarePlan `on-hold`: an EHR paused the treatment, say for a hospital stay) authorises no care: its
+ * approved orders are held until it resumes, so an EHR, a pharmacy or a pump integration reading
+ * `MedicationRequest.status` does not give them meanwhile. The Tasks stay approved (`ready`) on the to-do list, which
+ * says the plan is on hold; nobody may approve, reschedule or change a dose under it (the approval guard). Pure: the
+ * worker reads and writes.
+ */
+
+/** An order as read and as it is to be written. */
+export interface OrderChange {
+  read: AuthorisableRequest;
+  changed: AuthorisableRequest;
+}
+
+/** The approved Tasks (ready) of paused plans: those whose orders are read to be held. */
+export function approvedOnPausedPlans(tasks: Task[], carePlans: Map<string, CarePlan>): Task[] {
+  return tasks.filter((task) => {
+    const ref = carePlanReferenceOf(task);
+    return task.status === 'ready' && ref !== undefined && carePlans.get(ref)?.status === 'on-hold';
+  });
+}
+
+/** Their active orders, held; one whose session the pump has begun is left to its infusion. */
+export function ordersToHoldWhilePaused(orders: OpenOrder[]): OrderChange[] {
+  return orders
+    .filter(({ order, administrations }) => order.status === 'active' && !sessionBegun(administrations))
+    .map(({ order }) => ({ read: order, changed: pausedPlanOrder(order) }));
+}
+
+/**
+ * The orders held for a paused plan that may be given again: their plan holds care again (draft or active) and no
+ * contraindication on it is unresolved (one found meanwhile keeps them held, as a contraindication's hold does, until
+ * a clinician overrides it). A plan stopped meanwhile releases nothing: its withdrawal cancels them.
+ */
+export function ordersToResume(input: {
+  orders: AuthorisableRequest[];
+  carePlans: Map<string, CarePlan>;
+  issues: Map<string, DetectedIssue[]>;
+}): OrderChange[] {
+  return input.orders.filter(isHeldForPausedPlan).flatMap((order) => {
+    const ref = carePlanReferenceOf(order);
+    const carePlan = ref ? input.carePlans.get(ref) : undefined;
+    if (!ref || !carePlan || !carePlanHoldsCare(carePlan).ok) return [];
+    if ((input.issues.get(ref) ?? []).some((i) => contraindicationState(i) === 'unresolved')) return [];
+    return [{ read: order, changed: resumedPlanOrder(order) }];
+  });
+}
