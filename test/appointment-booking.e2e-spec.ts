@@ -1,8 +1,10 @@
 import request from 'supertest';
-import type { Appointment, CommunicationRequest, Provenance, Task } from '@medplum/fhirtypes';
+import type { Appointment, CommunicationRequest, DetectedIssue, Provenance, Task } from '@medplum/fhirtypes';
 import { appointmentBookedJobId, sessionApprovedJobId } from '@kc/queue';
 import { protocolWindowOf } from '@kc/protocols';
 import { AppointmentPoller } from '../apps/worker/src/bookings/appointment-poller';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -187,6 +189,40 @@ describe('appointments booked in the scheduling system time the approved session
       start: new Date(slot).toISOString(),
       end: new Date(slot + HOUR).toISOString(),
     });
+  });
+
+  it('an appointment written while the session was held for a contraindication books it once the override releases it', async () => {
+    const { task, patient, carePlanId, allowed } = await approvedSession();
+    // A pregnancy recorded after approval: the session and its order are held.
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], patient));
+    await service.app.get(ContraindicationSweep).recheckFor(`CarePlan/${carePlanId}`);
+    const held = await service.fhir.read<Task>('Task', task.id!);
+    expect(held.status).toBe('on-hold');
+    const slot = Date.parse(allowed.start!) + 24 * HOUR + 10 * HOUR;
+    await notify(await book(patient, slot));
+    // Held: not booked (nobody may give it now).
+    expect((await service.fhir.read<Task>('Task', task.id!)).meta?.versionId).toBe(held.meta?.versionId);
+
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlanId}`,
+    });
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(service.as('clinician'))
+      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
+      .expect(200);
+    await maintenanceJobDone(
+      service,
+      sessionApprovedJobId(task.id!),
+      'the released session to look for its appointment',
+    );
+    const booked = await service.fhir.read<Task>('Task', task.id!);
+    expect(booked).toMatchObject({ status: 'ready', businessStatus: { coding: [{ code: 'rescheduled' }] } });
+    expect(booked.restriction?.period).toEqual({
+      start: new Date(slot).toISOString(),
+      end: new Date(slot + HOUR).toISOString(),
+    });
+    expect(await bookings(task)).toHaveLength(1);
   });
 
   it('an appointment the scheduling system named the Task in, found by the poll without a notification', async () => {

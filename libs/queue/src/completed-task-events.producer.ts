@@ -1,3 +1,4 @@
+import type { Task } from '@medplum/fhirtypes';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
@@ -75,6 +76,17 @@ export class CompletedTaskEventsProducer {
       ),
     );
     return { jobId };
+  }
+
+  /**
+   * Infusion sessions (Tasks ordering a MedicationRequest) approved, or released from a contraindication's hold: for
+   * each, a job books it from an appointment in its protocol window, which the scheduling system may have booked while
+   * it awaited approval or was held (neither is booked then). Other Tasks are skipped; returns how many were queued.
+   */
+  async enqueueBookableSessions(tasks: Task[]): Promise<number> {
+    const sessions = tasks.filter((t) => t.id && t.focus?.reference?.startsWith('MedicationRequest/'));
+    for (const session of sessions) await this.enqueueApprovedSession(session.id!);
+    return sessions.length;
   }
 
   /** An Appointment written in the scheduling system: the job reads it and the patient's approved sessions. */

@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
-import type { DetectedIssue } from '@medplum/fhirtypes';
+import { Injectable, Logger } from '@nestjs/common';
+import type { DetectedIssue, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict } from '@kc/common';
 import { OrderHolds } from '@kc/nest-core';
+import { CompletedTaskEventsProducer } from '@kc/queue';
 import { PlanRegenerator } from '../protocols/plan-regenerator';
 import { isUnresolved } from './contraindication-guard';
 import { deciderOf } from './provenance';
@@ -21,11 +22,14 @@ const OVERRIDE_ACTION = {
  */
 @Injectable()
 export class ContraindicationOverrideService {
+  private readonly logger = new Logger(ContraindicationOverrideService.name);
+
   constructor(
     private readonly writer: DecisionWriter,
     private readonly regenerator: PlanRegenerator,
     private readonly holds: OrderHolds,
     private readonly reminders: TaskReminders,
+    private readonly sessions: CompletedTaskEventsProducer,
   ) {}
 
   async override(input: {
@@ -81,7 +85,21 @@ export class ContraindicationOverrideService {
       await this.reminders.afterRelease(carePlanId, released, `released-${written.id}`);
       if (input.regenerate !== false) await this.regenerator.afterOverride(carePlanId);
     }
+    await this.bookIfAppointed(released);
     return written;
+  }
+
+  /**
+   * Sessions released: each is booked from an appointment in its window, which the scheduling system may have booked
+   * while it was held. The override stands if the queue is down; a session is then booked when its appointment is
+   * next written.
+   */
+  private async bookIfAppointed(released: Task[]): Promise<void> {
+    try {
+      await this.sessions.enqueueBookableSessions(released);
+    } catch (err) {
+      this.logger.warn({ msg: 'released sessions not queued for their appointments', error: String(err) });
+    }
   }
 }
 

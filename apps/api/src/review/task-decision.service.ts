@@ -69,9 +69,8 @@ export class TaskDecisionService {
    * booked when its appointment is next written.
    */
   private async bookIfAppointed(task: Task): Promise<void> {
-    if (!task.id || !task.focus?.reference?.startsWith('MedicationRequest/')) return;
     try {
-      await this.sessions.enqueueApprovedSession(task.id);
+      await this.sessions.enqueueBookableSessions([task]);
     } catch (err) {
       this.logger.warn({ msg: 'approved session not queued for its appointment', task: task.id, error: String(err) });
     }

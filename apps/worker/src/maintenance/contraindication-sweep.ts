@@ -6,6 +6,7 @@ import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
 import { ContraindicationRecorder, OrderHolds } from '@kc/nest-core';
 import { contraindicationState, hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
 import { patientIdOf, THIS_SERVICE } from '@kc/task-states';
+import { CompletedTaskEventsProducer } from '@kc/queue';
 import { ClinicAlerts } from '../alerts/clinic-alerts.service';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 
@@ -48,6 +49,7 @@ export class ContraindicationSweep {
     private readonly reader: OpenTasksReader,
     private readonly holds: OrderHolds,
     private readonly alerts: ClinicAlerts,
+    private readonly sessions: CompletedTaskEventsProducer,
   ) {}
 
   /**
@@ -141,20 +143,24 @@ export class ContraindicationSweep {
    */
   private async releaseClearPlans({ held, issues }: OpenTasks, now: Date): Promise<number> {
     const plans = new Set(held.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)));
-    let released = 0;
+    const released: Task[] = [];
     for (const carePlan of plans) {
       if ((issues.get(carePlan) ?? []).some((i) => contraindicationState(i) === 'unresolved')) continue;
-      released += (
-        await this.holds.releaseIfClear({
+      released.push(
+        ...(await this.holds.releaseIfClear({
           carePlan,
           who: THIS_SERVICE,
           reason: 'No contraindication on its plan is unresolved any more',
           now,
-        })
-      ).length;
+        })),
+      );
     }
-    if (released) this.logger.log({ msg: 'released holds of plans now clear', released });
-    return released;
+    if (released.length) {
+      this.logger.log({ msg: 'released holds of plans now clear', released: released.length });
+      // Booked from an appointment the scheduling system wrote while they were held (the job's retries cover a blip).
+      await this.sessions.enqueueBookableSessions(released);
+    }
+    return released.length;
   }
 }
 
