@@ -213,4 +213,70 @@ describe('changing the dose of an approved infusion before its session', () => {
     expect((await changeDose(held, rate(0.75))).status).toBeGreaterThanOrEqual(409);
     expect(await ordersOf(task)).toHaveLength(1);
   });
+
+  it('the to-do list says when the EHR replaced, held or cancelled the order approved here', async () => {
+    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string; dose?: unknown } };
+    const rowOf = async (task: Task, patient: string) =>
+      (
+        (await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200)).body
+          .items as Row[]
+      ).find((i) => i.id === task.id);
+    const replaced = await approvedSession(80);
+    const held = await approvedSession(80);
+    const cancelled = await approvedSession(80);
+    for (const s of [replaced, held, cancelled]) {
+      const row = await rowOf(s.task, s.patient);
+      expect(row?.view.orderStatus).toBeUndefined();
+      expect(row?.view.orderedDose).toBe('0.5 mg/kg/h (40 mg/h)');
+    }
+    // The prescriber changes the dose in the EHR: the order approved here cancelled, the EHR's own replacing it.
+    const [ours] = await ordersOf(replaced.task);
+    await service.fhir.update<MedicationRequest>({ ...ours, status: 'cancelled', statusReason: { text: 'Replaced' } });
+    const { id: _id, meta: _meta, identifier: _identifier, ...body } = ours;
+    await service.fhir.create<MedicationRequest>({
+      ...body,
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${ours.id}` },
+      dosageInstruction: [
+        {
+          doseAndRate: [
+            {
+              type: { coding: [{ system: DOSE_RATE_TYPE, code: 'ordered' }] },
+              rateQuantity: { value: 0.75, unit: 'mg/kg/h', system: 'http://unitsofmeasure.org', code: 'mg/kg/h' },
+            },
+            {
+              type: { coding: [{ system: DOSE_RATE_TYPE, code: 'calculated' }] },
+              rateQuantity: { value: 60, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' },
+            },
+          ],
+        },
+      ],
+    });
+    // A pharmacist holds another; the third is cancelled in the EHR with nothing in its place.
+    const [toHold] = await ordersOf(held.task);
+    await service.fhir.update<MedicationRequest>({
+      ...toHold,
+      status: 'on-hold',
+      statusReason: { text: 'Pharmacy: awaiting stock' },
+    });
+    const [toCancel] = await ordersOf(cancelled.task);
+    await service.fhir.update<MedicationRequest>({
+      ...toCancel,
+      status: 'cancelled',
+      statusReason: { text: 'Patient unwell' },
+    });
+
+    const replacedRow = await rowOf(replaced.task, replaced.patient);
+    expect(replacedRow?.view.orderedDose).toBe('0.75 mg/kg/h (60 mg/h)');
+    expect(replacedRow?.view.orderStatus).toBe('Ordered in the EHR, replacing the order approved here');
+    // Its dose is the EHR's to change: not offered here.
+    expect(replacedRow?.view.dose).toBeUndefined();
+    expect((await rowOf(held.task, held.patient))?.view.orderStatus).toBe(
+      'Its order is on hold: Pharmacy: awaiting stock',
+    );
+    const cancelledRow = await rowOf(cancelled.task, cancelled.patient);
+    expect(cancelledRow?.view.orderStatus).toBe('No order to give: its order was cancelled (Patient unwell)');
+    expect(cancelledRow?.view.orderedDose).toBeUndefined();
+    expect(cancelledRow?.view.dose).toBeUndefined();
+  });
 });

@@ -305,6 +305,36 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('an approved session whose order the EHR cancelled: on the to-do list, no order to give, and no dose to change', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Otto',
+      family: 'Ordercancelled',
+      birthDate: '1977-05-05',
+    });
+    const { session } = await awaitingApproval(enrolled.patient);
+    await approvedThroughApi(session);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    await service.fhir.update<MedicationRequest>({
+      ...order,
+      status: 'cancelled',
+      statusReason: { text: 'Patient unwell' },
+    });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await showToDoInfusions(page);
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.order-status').textContent()).toBe(
+      'No order to give: its order was cancelled (Patient unwell)',
+    );
+    expect(await row.locator('td:last-child button').allTextContents()).not.toContain('Change dose');
+    await screenshot(page, 'to-do-order-cancelled-in-ehr');
+    await page.close();
+  }, 60_000);
+
   it('a pregnancy recorded after enrolment: Approve is refused saying why, and the row then lists it', async () => {
     const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Nora',

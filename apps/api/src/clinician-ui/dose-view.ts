@@ -1,5 +1,5 @@
 import type { Bundle, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
-import { matchesOf, type NamedSearch } from '@kc/fhir';
+import type { NamedSearch } from '@kc/fhir';
 import {
   flattenActions,
   latestWeightKg,
@@ -10,7 +10,6 @@ import {
   type ProtocolCatalog,
   type RateTitration,
 } from '@kc/protocols';
-import { orderKeySearch, orderTaskIdOf } from '@kc/task-states';
 
 /**
  * What a clinician approving an infusion sees of its dose: the rate per kg approving it as proposed orders, the range
@@ -90,30 +89,4 @@ export function doseView(
 function lastGivenOf(proposal: MedicationRequest | undefined): { lastGiven?: string } {
   const given = proposal?.supportingInformation?.find((r) => r.reference?.startsWith('MedicationAdministration/'));
   return given?.display ? { lastGiven: given.display } : {};
-}
-
-/** The search, under this name, for the orders of the to-do list's approved Tasks (keyed by Task: one request). */
-export const TO_DO_ORDERS = 'orders of the to-do Tasks';
-
-/** The orders of a page of approved Tasks that authorise a MedicationRequest, in one search; none to read: undefined. */
-export function toDoOrdersSearch(items: { id: string; request?: string }[]): NamedSearch | undefined {
-  const ids = items.filter((i) => i.request?.startsWith('MedicationRequest/')).map((i) => i.id);
-  if (!ids.length) return undefined;
-  return {
-    name: TO_DO_ORDERS,
-    resourceType: 'MedicationRequest',
-    // Still to be given: one per Task (an order replaced by a dose change is cancelled).
-    params: { identifier: ids.map(orderKeySearch).join(','), status: 'active,on-hold', _count: String(ids.length) },
-    everyMatch: true,
-  };
-}
-
-/** Each order found by the Task whose approval wrote it. */
-export function ordersByTask(found: Bundle | undefined): Map<string, MedicationRequest> {
-  return new Map(
-    matchesOf<MedicationRequest>(found).flatMap((o) => {
-      const task = orderTaskIdOf(o);
-      return task ? [[task, o] as const] : [];
-    }),
-  );
 }

@@ -12,7 +12,16 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
-import { doseReadingFor, doseView, ordersByTask, TO_DO_ORDERS, toDoOrdersSearch, type DoseView } from './dose-view';
+import { doseReadingFor, doseView, type DoseView } from './dose-view';
+import {
+  closedOrderTasks,
+  ordersByTask,
+  openOrdersParams,
+  TO_DO_ORDERS,
+  toDoOrderOf,
+  toDoOrdersSearch,
+  type ToDoOrder,
+} from './to-do-orders';
 import {
   carePlanHoldsCare,
   noticeIfDecidedNow,
@@ -107,6 +116,11 @@ export interface ItemView {
   dose?: DoseView;
   /** An approved Task's order, on the to-do list: its rate as prescribed and as given, e.g. "0.75 mg/kg/h (52.5 mg/h)". */
   orderedDose?: string;
+  /**
+   * On the to-do list, when its order is not simply the one approved here, active: replaced in the EHR, on hold by
+   * someone else, or closed ("No order to give: its order was cancelled (...)").
+   */
+  orderStatus?: string;
 }
 
 /** What the enricher read for a page: each patient's summary and latest scores, each plan's contraindications. */
@@ -186,21 +200,22 @@ export class WorklistEnricher {
         searches: [...weightSearches.values(), ...(ordersSearch ? [ordersSearch] : [])],
       },
     );
-    const orders = ordersByTask(doseSearches[TO_DO_ORDERS]);
+    const orders = await this.toDoOrders(items, doseSearches[TO_DO_ORDERS]);
     const doseOf = (item: T) => {
       const reading = dosing.get(item.id);
       if (!reading) return {};
       const weight = reading.weight && doseSearches[reading.weight.name];
       if (purpose.for === 'to-do') {
+        // The dose to change here is that of an order written here (the EHR changes its own).
         const order = orders.get(item.id);
-        return order ? { dose: doseView(reading, order, weight) } : {};
+        return order?.current && !order.replacedInEhr ? { dose: doseView(reading, order.current, weight) } : {};
       }
       return { dose: doseView(reading, item.request ? proposals.get(item.request) : undefined, weight) };
     };
     const orderedDoseOf = (item: T) => {
       const order = orders.get(item.id);
-      const text = order && orderRateText(order);
-      return text ? { orderedDose: text } : {};
+      const text = order?.current && orderRateText(order.current);
+      return { ...(text ? { orderedDose: text } : {}), ...(order?.status ? { orderStatus: order.status } : {}) };
     };
     return items.map((item) => ({
       ...item,
@@ -217,6 +232,20 @@ export class WorklistEnricher {
         ...orderedDoseOf(item),
       },
     }));
+  }
+
+  /**
+   * Each to-do Task's order now (to-do-orders.ts): from the orders its approval wrote, read with the page; when some
+   * have all been closed, one more search, of those patients' open orders, for the EHR's replacements.
+   */
+  private async toDoOrders(items: WorklistItemLike[], written: Bundle | undefined): Promise<Map<string, ToDoOrder>> {
+    const byTask = ordersByTask(written);
+    const closed = new Set(closedOrderTasks(byTask));
+    const patients = unique(items.filter((i) => closed.has(i.id)).map((i) => i.patient));
+    const openOrders = patients.length
+      ? await this.fhir.searchAll<MedicationRequest>('MedicationRequest', openOrdersParams(patients))
+      : [];
+    return new Map([...byTask].map(([task, orders]) => [task, toDoOrderOf(orders, openOrders)]));
   }
 
   /** The protocol the item's Task follows, by its canonical (any version: the catalog's latest of that url). */

@@ -588,6 +588,8 @@ function row(item) {
   }
   // On the to-do list, what the nurse gives: the order's rate as prescribed and for this patient.
   if (view.orderedDose && toDo) task.append(el('div', 'Ordered at ' + view.orderedDose, 'muted dose'));
+  // Its order as the EHR has it now, when not simply the one approved here: replaced there, held there, or closed.
+  if (view.orderStatus && toDo) task.append(el('div', view.orderStatus, 'badge notice order-status'));
   // Approved under a plan now paused: its order is held until the plan resumes (a stopped plan's are withdrawn).
   if (view.blocked) task.append(el('div', (toDo ? 'Not to be given now: ' : 'Cannot be approved: ') + view.blocked, 'badge blocked'));
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).

@@ -1,0 +1,100 @@
+import type { Bundle, MedicationRequest } from '@medplum/fhirtypes';
+import { matchesOf, type NamedSearch, type SearchParams } from '@kc/fhir';
+import { isHeldForContraindication, isHeldForPausedPlan, orderKeySearch, orderTaskIdOf } from '@kc/task-states';
+
+/**
+ * What the to-do list says of an approved session's order, as it is now on the FHIR server: the EHR may have replaced
+ * it (a dose changed there: its own order, `priorPrescription` the one approved here), put it on hold (a pharmacist),
+ * or cancelled it. Before session 28 the list read only the open order approved here, so a session whose order the
+ * EHR had cancelled showed no dose and nothing else: a nurse could take it as still to give.
+ */
+export interface ToDoOrder {
+  /** The order to give: the one approved here, or the EHR's that replaced it. */
+  current?: MedicationRequest;
+  /** `current` is the EHR's: its dose is changed there (not with `$change-dose`, which replaces this service's). */
+  replacedInEhr?: boolean;
+  /** Words for the clinician when the order is not simply the one approved here, active. */
+  status?: string;
+}
+
+/** The search, under this name, for the orders the page's approved Tasks' approvals wrote (any status: one request). */
+export const TO_DO_ORDERS = 'orders of the to-do Tasks';
+
+/** The orders written for a page of approved Tasks that authorise a MedicationRequest; none to read: undefined. */
+export function toDoOrdersSearch(items: { id: string; request?: string }[]): NamedSearch | undefined {
+  const ids = items.filter((i) => i.request?.startsWith('MedicationRequest/')).map((i) => i.id);
+  if (!ids.length) return undefined;
+  return {
+    name: TO_DO_ORDERS,
+    resourceType: 'MedicationRequest',
+    // Every status: a dose changed here cancels the old order (the open one is shown); one cancelled or replaced in
+    // the EHR is said so.
+    params: { identifier: ids.map(orderKeySearch).join(','), _count: '200' },
+    everyMatch: true,
+  };
+}
+
+/** Each Task's orders found, by the Task whose approval wrote them. */
+export function ordersByTask(found: Bundle | undefined): Map<string, MedicationRequest[]> {
+  const byTask = new Map<string, MedicationRequest[]>();
+  for (const order of matchesOf<MedicationRequest>(found)) {
+    const task = orderTaskIdOf(order);
+    if (task) byTask.set(task, [...(byTask.get(task) ?? []), order]);
+  }
+  return byTask;
+}
+
+/** The Tasks whose orders are all closed: only their patients' open orders are read, to find a replacement. */
+export function closedOrderTasks(byTask: Map<string, MedicationRequest[]>): string[] {
+  return [...byTask].filter(([, orders]) => !orders.some(isOpen)).map(([task]) => task);
+}
+
+/** The search for these patients' open medication orders (whoever wrote them): where the EHR's replacements are. */
+export function openOrdersParams(patients: string[]): SearchParams {
+  return { subject: patients.join(','), intent: 'order', status: 'active,on-hold', _count: 200 };
+}
+
+/**
+ * A to-do Task's order now, from the orders its approval wrote (any status) and its patient's open orders: the open one
+ * written here; else the open order replacing one written here (`priorPrescription`, one step: a replacement of a
+ * replacement is not followed); else none, saying how the last one was closed.
+ */
+export function toDoOrderOf(written: MedicationRequest[], openOrders: MedicationRequest[] = []): ToDoOrder {
+  const open = written.find(isOpen);
+  if (open) return { current: open, ...heldElsewhere(open) };
+  const ids = new Set(written.map((o) => `MedicationRequest/${o.id}`));
+  const replacement = openOrders.find((o) => ids.has(o.priorPrescription?.reference ?? ''));
+  if (replacement) {
+    const held = heldElsewhere(replacement).status;
+    return {
+      current: replacement,
+      replacedInEhr: true,
+      status: `Ordered in the EHR, replacing the order approved here${held ? `. ${held}` : ''}`,
+    };
+  }
+  const last = written
+    .slice()
+    .sort((a, b) => Date.parse(b.meta?.lastUpdated ?? '') - Date.parse(a.meta?.lastUpdated ?? ''))[0];
+  if (!last) return {};
+  const reason = last.statusReason?.text;
+  return { status: `No order to give: its order ${CLOSED[last.status] ?? last.status}${reason ? ` (${reason})` : ''}` };
+}
+
+const CLOSED: Partial<Record<MedicationRequest['status'], string>> = {
+  cancelled: 'was cancelled',
+  stopped: 'was stopped',
+  completed: 'is completed',
+  'entered-in-error': 'was entered in error',
+  draft: 'is a draft',
+  unknown: 'has an unknown status',
+};
+
+function isOpen(order: MedicationRequest): boolean {
+  return order.status === 'active' || order.status === 'on-hold';
+}
+
+/** On hold by someone else (a pharmacist): why. This service's holds are said on the row already (held, paused). */
+function heldElsewhere(order: MedicationRequest): { status?: string } {
+  if (order.status !== 'on-hold' || isHeldForContraindication(order) || isHeldForPausedPlan(order)) return {};
+  return { status: `Its order is on hold${order.statusReason?.text ? `: ${order.statusReason.text}` : ''}` };
+}
