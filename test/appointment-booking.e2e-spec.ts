@@ -120,7 +120,7 @@ describe('appointments booked in the scheduling system time the approved session
     );
   });
 
-  it('cancelled: the session is at no time, its reminders revoked, the clinic told to book it; booked again, all back', async () => {
+  it('cancelled: the session is due in its protocol window again, its reminders revoked, the clinic told to book it; booked again, all back', async () => {
     const { task, patient, carePlanId, allowed } = await approvedSession();
     const start = Date.parse(allowed.start!) + 24 * HOUR + 10 * HOUR;
     const appointment = await book(patient, start);
@@ -132,6 +132,8 @@ describe('appointments booked in the scheduling system time the approved session
     const unbooked = await service.fhir.read<Task>('Task', task.id!);
     const why = `Its appointment was cancelled in the scheduling system (Appointment/${appointment.id}): book it again`;
     expect(unbooked).toMatchObject({ status: 'ready', statusReason: { text: why } });
+    // Due within its protocol window again, not at the slot that is gone (it would go overdue when that slot passed).
+    expect(unbooked.restriction?.period).toEqual(allowed);
     // No reminder goes out for a slot that is gone.
     expect(await remindersOf(task, carePlanId)).toEqual([]);
     // The to-do list tells the clinic.

@@ -68,6 +68,20 @@ export function bookingFor(appointment: Appointment, tasks: Task[]): Booking {
   return { task, window };
 }
 
+/**
+ * A session whose appointment was cancelled: due again within its protocol window (not at the slot that is gone, which
+ * would make it overdue as soon as that slot passed, though the protocol still allows it), saying why, for the clinic
+ * to book it again. Before session 28 its window stayed at the cancelled slot.
+ */
+export function unbookedSession(task: Task, why: string): Task {
+  const allowed = protocolWindowOf(task);
+  return {
+    ...task,
+    statusReason: { text: why },
+    ...(allowed ? { restriction: { ...task.restriction, period: allowed } } : {}),
+  };
+}
+
 /** Why a session's time is void once its appointment is cancelled, as its Task says it (`statusReason`). */
 export function appointmentCancelledReason(appointment: Appointment): string {
   return `Its appointment was cancelled in the scheduling system (Appointment/${appointment.id}): book it again`;

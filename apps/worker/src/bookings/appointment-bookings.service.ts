@@ -10,6 +10,7 @@ import {
   reminderChanges,
   reminderRulesForTask,
   revokedReminder,
+  unbookedSession,
 } from '@kc/followups';
 import { remindersAboutTask } from '@kc/nest-core';
 import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog, protocolWindowOf } from '@kc/protocols';
@@ -56,16 +57,12 @@ export class AppointmentBookings {
     if ('cancelled' in booking) {
       // The session is at no time now: its reminders must not go out, and the clinic is to book it again.
       const active = (await this.remindersOf(task, carePlan)).filter((r) => r.status === 'active');
-      await this.write(
-        task,
-        { ...task, statusReason: { text: booking.why } },
-        {
-          reminders: active.map((r) => updateEntry(revokedReminder(r, booking.why), r.meta?.versionId)),
-          activity: 'unbook',
-          reason: booking.why,
-          now,
-        },
-      );
+      await this.write(task, unbookedSession(task, booking.why), {
+        reminders: active.map((r) => updateEntry(revokedReminder(r, booking.why), r.meta?.versionId)),
+        activity: 'unbook',
+        reason: booking.why,
+        now,
+      });
       this.logger.log({
         msg: 'session unbooked: its appointment was cancelled',
         appointment: appointment.id,
