@@ -12,6 +12,7 @@ import type {
   Appointment,
   AuditEvent,
   Bundle,
+  CarePlan,
   DetectedIssue,
   Medication,
   MedicationRequest,
@@ -115,13 +116,13 @@ describe('CDS Hooks services', () => {
   }
 
   /** $apply through the service itself, persisted: a contraindicated patient gets a DetectedIssue on record. */
-  async function applyLowDose(patientId: string) {
+  async function applyLowDose(patientId: string, startDate = '2031-01-01') {
     const params: FhirParameters = {
       resourceType: 'Parameters',
       parameter: [
         { name: 'subject', valueReference: { reference: `Patient/${patientId}` } },
         // Far in the future, so whatever Tasks $apply writes are not yet due.
-        { name: 'startDate', valueDate: '2031-01-01' },
+        { name: 'startDate', valueDate: startDate },
         { name: 'persist', valueBoolean: true },
       ],
     };
@@ -194,7 +195,15 @@ describe('CDS Hooks services', () => {
       'Observation?subject=Patient/{{context.patientId}}&code=http://loinc.org|85354-9&_sort=-date&_count=1',
     );
     expect(Object.keys(services[1].prefetch!).sort()).toEqual(
-      ['bloodPressure', 'bodyWeight', 'conditions', 'contraindications', 'patient', 'pregnancyStatus'].sort(),
+      [
+        'bloodPressure',
+        'bodyWeight',
+        'carePlans',
+        'conditions',
+        'contraindications',
+        'patient',
+        'pregnancyStatus',
+      ].sort(),
     );
   });
 
@@ -338,6 +347,41 @@ describe('CDS Hooks services', () => {
       type: 'delete',
       resourceId: [`MedicationRequest/${order.id}`],
     });
+  });
+
+  it('order-sign: ketamine for a patient whose ketamine care plan is paused or was stopped gets a warning saying so', async () => {
+    const planned = async () => {
+      const patientId = await newPatient();
+      await recordVitals(patientId, [124, 78]);
+      await applyLowDose(patientId);
+      const [carePlan] = await service.fhir.searchAll<CarePlan>('CarePlan', { subject: `Patient/${patientId}` });
+      return { patientId, carePlan };
+    };
+    const warnings = async (patientId: string) =>
+      (
+        (await callHook('ketamine-order-check', orderSign(patientId, [ketamineOrder(patientId)]))).body.cards as Card[]
+      ).filter((c) => c.indicator === 'warning');
+    const active = await planned();
+    expect(await warnings(active.patientId)).toEqual([]);
+
+    const paused = await planned();
+    await service.fhir.update<CarePlan>({ ...paused.carePlan, status: 'on-hold' });
+    const [pausedCard] = await warnings(paused.patientId);
+    expectWellFormed([pausedCard]);
+    expect(pausedCard.summary).toBe('Ketamine care plan on hold: the treatment is paused');
+    expect(pausedCard.detail).toMatch(
+      /care plan is on hold \(the treatment is paused; its approved orders are held\) since \d{4}-\d{2}-\d{2}\.\*\*/,
+    );
+    expect(pausedCard.suggestions?.[0]).toMatchObject({ label: 'Remove the ketamine order', isRecommended: true });
+
+    const stopped = await planned();
+    await service.fhir.update<CarePlan>({ ...stopped.carePlan, status: 'revoked' });
+    const [stoppedCard] = await warnings(stopped.patientId);
+    expect(stoppedCard.summary).toBe('Ketamine care plan stopped: the treatment was ended');
+    expect(stoppedCard.detail).toMatch(/care plan was stopped on \d{4}-\d{2}-\d{2}\.\*\*/);
+    // A new plan applied since: the treatment goes on under it, nothing to say.
+    await applyLowDose(stopped.patientId, '2031-06-01');
+    expect(await warnings(stopped.patientId)).toEqual([]);
   });
 
   it("order-sign: a ketamine rate per kg outside the protocols' range gets a warning, judged at the latest weight", async () => {

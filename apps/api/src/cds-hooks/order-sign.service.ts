@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
+import type { Bundle, CarePlan, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
 import { latestWeightKg, patientDataQueries, ProtocolCatalog, type RateTitration } from '@kc/protocols';
 import {
@@ -32,7 +32,9 @@ import {
 } from './rate-range';
 import { bolusAboveCards, checkOrderBolus, uncheckedBoluses, type BolusFinding } from './bolus-ceiling';
 import { MedicationResolver } from './medication-resolver';
+import { planStatusCards } from './plan-status';
 import {
+  CARE_PLANS_QUERY,
   checkPatientId,
   CONTRAINDICATIONS_QUERY,
   PATIENT_QUERY,
@@ -70,7 +72,7 @@ export class OrderSignService {
     this.displays = codeDisplays(catalog.resources);
     this.plans = catalog.planDefinitions();
     for (const plan of this.plans) this.titrations.set(plan.id!, planTitrations(plan, catalog));
-    this.queries = [PATIENT_QUERY, CONTRAINDICATIONS_QUERY];
+    this.queries = [PATIENT_QUERY, CONTRAINDICATIONS_QUERY, CARE_PLANS_QUERY];
     // The protocols' own data requirements become prefetch templates, one key per variable; a variable two protocols
     // fetch differently gets a key per protocol.
     const byTemplate = new Map<string, string>();
@@ -103,7 +105,8 @@ export class OrderSignService {
       description:
         `Checks draft ketamine MedicationRequests (${products}) against the patient's unresolved contraindications ` +
         "and the infusion protocols' eligibility conditions (a contraindicated order gets a critical card), and its " +
-        "rate per kg against the protocols' range and its bolus against their ceiling (outside: a warning card).",
+        "rate per kg against the protocols' range and its bolus against their ceiling (outside: a warning card), " +
+        "and says when the patient's ketamine care plan is paused or was stopped (a warning card).",
       prefetch: prefetchTemplates(this.queries),
     };
   }
@@ -148,6 +151,7 @@ export class OrderSignService {
         (q) =>
           q.readPatient ||
           q.key === CONTRAINDICATIONS_QUERY.key ||
+          q.key === CARE_PLANS_QUERY.key ||
           plans.some((p) => [...this.keyOf.get(p.id!)!.values()].includes(q.key)),
       );
       const resolved = await this.readRecords(wanted, forRequest, patientId, budget);
@@ -186,6 +190,12 @@ export class OrderSignService {
         ),
         ...rateOutsideCards(rates, cardOptions),
         ...bolusAboveCards(boluses, cardOptions),
+        ...planStatusCards({
+          orders: patientOrders,
+          carePlans: resourcesIn<CarePlan>(data[CARE_PLANS_QUERY.key], 'CarePlan'),
+          protocols: plans,
+          options: cardOptions,
+        }),
       );
     }
     return { cards: sortCards(cards), counts };

@@ -43,6 +43,14 @@ export const CONTRAINDICATIONS_QUERY: PrefetchQuery = {
   everyMatch: true,
 };
 
+/** The patient's care plans (this service's: a ketamine plan paused or stopped is said on an order). */
+export const CARE_PLANS_QUERY: PrefetchQuery = {
+  key: 'carePlans',
+  resourceType: 'CarePlan',
+  params: { subject: `Patient/${PATIENT_TOKEN}`, _count: '100' },
+  everyMatch: true,
+};
+
 /** The template a CDS client fills in, e.g. DetectedIssue?patient=Patient/{{context.patientId}}&_count=1000. */
 export function prefetchTemplate(query: PrefetchQuery): string {
   if (query.readPatient) return `${query.resourceType}/${PATIENT_TOKEN}`;
