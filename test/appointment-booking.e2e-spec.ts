@@ -227,6 +227,24 @@ describe('appointments booked in the scheduling system time the approved session
     expect(await bookings(task)).toHaveLength(1);
   });
 
+  it('an appointment for another service (its serviceType) in the window books nothing; one typed as the infusion does', async () => {
+    const { task, patient, allowed } = await approvedSession();
+    const slot = Date.parse(allowed.start!) + 24 * HOUR + 9 * HOUR;
+    const review = await book(patient, slot, {
+      serviceType: [{ coding: [{ system: 'http://snomed.info/sct', code: '394913002', display: 'Psychiatry' }] }],
+    });
+    await notify(review);
+    expect((await service.fhir.read<Task>('Task', task.id!)).meta?.versionId).toBe(task.meta?.versionId);
+    // Typed as the protocol's infusion (its ActivityDefinition's code): booked.
+    const infusion = await book(patient, slot + 3 * HOUR, {
+      serviceType: [{ coding: [{ system: 'http://snomed.info/sct', code: '14152002' }] }],
+    });
+    await notify(infusion);
+    expect((await service.fhir.read<Task>('Task', task.id!)).restriction?.period?.start).toBe(
+      new Date(slot + 3 * HOUR).toISOString(),
+    );
+  });
+
   it('an appointment the scheduling system named the Task in, found by the poll without a notification', async () => {
     const { task, patient, allowed } = await approvedSession();
     const start = Date.parse(allowed.start!) + 9 * HOUR;

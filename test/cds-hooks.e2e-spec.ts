@@ -664,15 +664,16 @@ describe('CDS Hooks services', () => {
   });
 
   describe('appointment-book: is the appointment a ketamine session that may be given then', () => {
-    const appointmentAt = (patientId: string, start: number): Appointment => ({
+    const appointmentAt = (patientId: string, start: number, extra: Partial<Appointment> = {}): Appointment => ({
       resourceType: 'Appointment',
       id: `proposed-${start}`,
       status: 'proposed',
       start: new Date(start).toISOString(),
       end: new Date(start + 3_600_000).toISOString(),
       participant: [{ actor: { reference: `Patient/${patientId}` }, status: 'needs-action' }],
+      ...extra,
     });
-    const book = async (patientId: string, start: number) =>
+    const book = async (patientId: string, start: number, extra: Partial<Appointment> = {}) =>
       (
         await callHook('ketamine-session-booking', {
           hook: 'appointment-book',
@@ -683,7 +684,7 @@ describe('CDS Hooks services', () => {
             appointments: {
               resourceType: 'Bundle',
               type: 'collection',
-              entry: [{ resource: appointmentAt(patientId, start) }],
+              entry: [{ resource: appointmentAt(patientId, start, extra) }],
             },
           },
         })
@@ -710,6 +711,11 @@ describe('CDS Hooks services', () => {
       expect(outside[0].summary).toBe(
         `Outside the ketamine protocol window: Ketamine infusion session may be given ${allowed.start!.slice(0, 10)} to ${allowed.end!.slice(0, 10)}`,
       );
+      // The same time for another service (its serviceType says so, since session 28): nothing to say.
+      const psychiatry = {
+        serviceType: [{ coding: [{ system: 'http://snomed.info/sct', code: '394913002', display: 'Psychiatry' }] }],
+      };
+      expect(await book(patientId, Date.parse(allowed.end!) + 10 * DAY, psychiatry)).toEqual([]);
 
       await request(service.url)
         .post(`/tasks/${session.id}/$approve`)

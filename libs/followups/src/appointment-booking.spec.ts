@@ -44,6 +44,23 @@ describe('an appointment booked in the scheduling system: the session it is for'
     });
   });
 
+  it('one whose serviceType says it is for another service books nothing, unless it names the session', () => {
+    const INFUSION = { system: 'http://snomed.info/sct', code: '14152002' };
+    const psychiatry = { serviceType: [{ coding: [{ system: 'http://snomed.info/sct', code: '394913002' }] }] };
+    expect(bookingFor(appointment(psychiatry), [session('s1')], [INFUSION])).toEqual({
+      none: 'it is for another service (its serviceType is not an infusion)',
+    });
+    expect(
+      bookingFor(
+        appointment({ ...psychiatry, supportingInformation: [{ reference: 'Task/s1' }] }),
+        [session('s1')],
+        [INFUSION],
+      ),
+    ).toMatchObject({ task: { id: 's1' } });
+    const infusion = { serviceType: [{ coding: [INFUSION] }] };
+    expect(bookingFor(appointment(infusion), [session('s1')], [INFUSION])).toMatchObject({ task: { id: 's1' } });
+  });
+
   it('the Task it names, else of several the one due then, else the soonest due', () => {
     const first = session('first');
     const second = session('second', { start: '2027-01-07T00:00:00Z', end: '2027-01-08T23:59:59Z' });

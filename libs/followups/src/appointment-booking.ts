@@ -1,4 +1,4 @@
-import type { Appointment, Period, Task } from '@medplum/fhirtypes';
+import type { Appointment, Coding, Period, Task } from '@medplum/fhirtypes';
 import { periodWithin, protocolWindowOf } from '@kc/protocols';
 import { isApproved, isOpen } from '@kc/task-states';
 
@@ -12,6 +12,21 @@ const GIVES_UP_THE_SLOT: readonly Appointment['status'][] = ['cancelled', 'enter
  * time one was booked at (`cancelled`: its reminders revoked, the clinic told to book it again), or nothing (`none`).
  */
 export type Booking = { task: Task; window: Period } | { cancelled: Task; why: string } | { none: string };
+
+/**
+ * Whether an appointment says it is for another service than the protocols' infusions: its `serviceType` is coded and
+ * none of its codes is an infusion's (`sessionCodes`: the infusion ActivityDefinitions' codes, SNOMED 14152002 in the
+ * shipped protocols; none known: not judged). One with no serviceType is judged by its time, as most scheduling systems
+ * leave it empty; its appointmentType (routine, follow-up) and reasonCode (the condition treated) do not say what it is
+ * for. Before session 28 any appointment in a session's protocol window booked it (a psychiatry review moved the
+ * session and its reminders).
+ */
+export function forAnotherService(appointment: Appointment, sessionCodes: Coding[]): boolean {
+  if (!sessionCodes.length) return false;
+  const codes = (appointment.serviceType ?? []).flatMap((t) => t.coding ?? []).filter((c) => c.code);
+  if (!codes.length) return false;
+  return !codes.some((c) => sessionCodes.some((s) => s.system === c.system && s.code === c.code));
+}
 
 /** The patient an appointment is for: its participant that is a Patient. */
 export function appointmentPatient(appointment: Appointment): string | undefined {
@@ -28,12 +43,12 @@ export function appointmentPatient(appointment: Appointment): string | undefined
  *   approved sessions;
  * - else the patient's approved session (an open Task, `ready`, ordering a medication) whose protocol window holds the
  *   appointment; of several, the one whose due window holds its start, else the soonest due.
- * None: not booked (proposed, a no-show...), no start or end, no patient, no such session, outside the protocol's
- * window (the protocol decides when a session may be; the clinic is told on the worklist as before), or booked
- * already at that time (a notification again). A cancelled one gives up the slot a session was booked at
- * (slotGivenUp).
+ * None: not booked (proposed, a no-show...), no start or end, no patient, for another service (forAnotherService, unless
+ * it names the Task), no such session, outside the protocol's window (the protocol decides when a session may be; the
+ * clinic is told on the worklist as before), or booked already at that time (a notification again). A cancelled one
+ * gives up the slot a session was booked at (slotGivenUp).
  */
-export function bookingFor(appointment: Appointment, tasks: Task[]): Booking {
+export function bookingFor(appointment: Appointment, tasks: Task[], sessionCodes: Coding[] = []): Booking {
   const releases = GIVES_UP_THE_SLOT.includes(appointment.status);
   if (!HOLDS_A_SLOT.includes(appointment.status) && !releases)
     return { none: `it holds no slot (${appointment.status})` };
@@ -44,8 +59,10 @@ export function bookingFor(appointment: Appointment, tasks: Task[]): Booking {
   if (!patient) return { none: 'it names no patient' };
   const window = { start: new Date(start).toISOString(), end: new Date(end).toISOString() };
   const sessions = approvedSessionsOf(patient, tasks);
-  if (releases) return slotGivenUp(appointment, window, sessions);
   const named = namedTasks(appointment);
+  if (!named.length && forAnotherService(appointment, sessionCodes))
+    return { none: 'it is for another service (its serviceType is not an infusion)' };
+  if (releases) return slotGivenUp(appointment, window, sessions);
   let task: Task | undefined;
   if (named.length) {
     task = sessions.find((t) => named.includes(`Task/${t.id}`));

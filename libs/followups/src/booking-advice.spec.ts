@@ -52,4 +52,18 @@ describe('what booking an appointment means for the patient’s ketamine session
       'unrelated',
     );
   });
+
+  it('an appointment whose serviceType says it is for another service is not judged as a session', () => {
+    const INFUSION = { system: 'http://snomed.info/sct', code: '14152002' };
+    const typed = (code: string) => ({
+      ...at('2027-01-20T14:00:00Z'),
+      serviceType: [{ coding: [{ system: 'http://snomed.info/sct', code }] }],
+    });
+    const sessions = [session('s', false)];
+    // A psychiatry review outside the session's window: no warning about the session.
+    expect(bookingAdvice(typed('394913002'), 'Patient/p1', sessions, [INFUSION]).kind).toBe('unrelated');
+    // Coded as the infusion, or not typed at all: judged by its time.
+    expect(bookingAdvice(typed('14152002'), 'Patient/p1', sessions, [INFUSION]).kind).toBe('outside-window');
+    expect(bookingAdvice(at('2027-01-20T14:00:00Z'), 'Patient/p1', sessions, [INFUSION]).kind).toBe('outside-window');
+  });
 });

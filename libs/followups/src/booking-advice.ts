@@ -1,7 +1,7 @@
-import type { Appointment, Period, Task } from '@medplum/fhirtypes';
+import type { Appointment, Coding, Period, Task } from '@medplum/fhirtypes';
 import { protocolWindowOf } from '@kc/protocols';
 import { isApproved } from '@kc/task-states';
-import { openSessionsOf, sessionsAllowedIn } from './appointment-booking';
+import { forAnotherService, openSessionsOf, sessionsAllowedIn } from './appointment-booking';
 
 /**
  * What booking an appointment means for the patient's ketamine sessions, as an EHR is about to book it (CDS Hooks
@@ -10,14 +10,21 @@ import { openSessionsOf, sessionsAllowedIn } from './appointment-booking';
  * - `on-hold`: the session that may be given then is held for a contraindication (nothing is to be given);
  * - `not-approved`: the session that may be given then awaits a clinician's approval;
  * - `outside-window`: the patient has open sessions, none of which may be given then (`allowed`: the soonest due's);
- * - `unrelated`: no open session, or no time to judge: the appointment is not for one as far as can be told.
+ * - `unrelated`: for another service (its serviceType says so: forAnotherService), no open session, or no time to
+ *   judge: the appointment is not for one as far as can be told.
  */
 export type BookingAdvice =
   | { kind: 'books' | 'on-hold' | 'not-approved'; task: Task }
   | { kind: 'outside-window'; task: Task; allowed: Period }
   | { kind: 'unrelated' };
 
-export function bookingAdvice(appointment: Appointment, patient: string, tasks: Task[]): BookingAdvice {
+export function bookingAdvice(
+  appointment: Appointment,
+  patient: string,
+  tasks: Task[],
+  sessionCodes: Coding[] = [],
+): BookingAdvice {
+  if (forAnotherService(appointment, sessionCodes)) return { kind: 'unrelated' };
   const start = Date.parse(appointment.start ?? '');
   const end = Date.parse(appointment.end ?? appointment.start ?? '');
   if (Number.isNaN(start) || Number.isNaN(end)) return { kind: 'unrelated' };

@@ -34,6 +34,14 @@ export function infusionDefinitionFor(plan: PlanDefinition, catalog: ProtocolCat
   return { codes, canonicals, drug };
 }
 
+/** Every protocol's infusion codes, once each: what an appointment for a session says it is for (serviceType). */
+export function infusionCodesOf(catalog: ProtocolCatalog): Coding[] {
+  const codes = new Map<string, Coding>();
+  for (const plan of catalog.planDefinitions())
+    for (const code of infusionDefinitionFor(plan, catalog).codes) codes.set(`${code.system}|${code.code}`, code);
+  return [...codes.values()];
+}
+
 /** A Procedure is one of the protocol's infusions when it carries the infusion's code or instantiates its definition. */
 export function isInfusion(procedure: Procedure, definition: InfusionDefinition): boolean {
   const coded = (procedure.code?.coding ?? []).some((c) =>

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import type { Appointment, Bundle, DetectedIssue, Task } from '@medplum/fhirtypes';
+import type { Appointment, Bundle, Coding, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
-import { bookingAdvice, type BookingAdvice } from '@kc/followups';
+import { bookingAdvice, infusionCodesOf, type BookingAdvice } from '@kc/followups';
 import { ProtocolCatalog, uuidFromKey } from '@kc/protocols';
 import { codeDisplays, contraindicationCards, links, sortCards, summary, taskName, type CardOptions } from './cards';
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
@@ -46,12 +46,15 @@ export class AppointmentBookService {
   };
 
   private readonly displays: Record<string, string>;
+  /** What an appointment for a session says it is for (serviceType): the protocols' infusion codes. */
+  private readonly sessionCodes: Coding[];
 
   constructor(
     private readonly prefetch: PrefetchResolver,
     catalog: ProtocolCatalog,
   ) {
     this.displays = codeDisplays(catalog.resources);
+    this.sessionCodes = infusionCodesOf(catalog);
   }
 
   async call(
@@ -76,7 +79,7 @@ export class AppointmentBookService {
     const cardOptions = { ...options, displays: this.displays };
     const advice = appointments.map((a) => ({
       appointment: a,
-      advice: bookingAdvice(a, `Patient/${patientId}`, tasks),
+      advice: bookingAdvice(a, `Patient/${patientId}`, tasks, this.sessionCodes),
     }));
     const sessionTime = advice.some((a) => a.advice.kind !== 'unrelated' && a.advice.kind !== 'outside-window');
     const cards = sortCards([

@@ -1,11 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import type { Appointment, BundleEntry, CarePlan, CommunicationRequest, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  Appointment,
+  BundleEntry,
+  CarePlan,
+  Coding,
+  CommunicationRequest,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { FhirClient, ifMatchFor, includedOf, matchesOf, searchWhole, updateEntry } from '@kc/fhir';
 import {
   appointmentPatient,
   bookingFor,
   carePlanReferenceOf,
+  infusionCodesOf,
   plannedReminders,
   reminderChanges,
   reminderRulesForTask,
@@ -31,10 +40,15 @@ export type BookingOutcome =
 export class AppointmentBookings {
   private readonly logger = new Logger(AppointmentBookings.name);
 
+  /** What an appointment for a session says it is for (serviceType): the protocols' infusion codes. */
+  private readonly sessionCodes: Coding[];
+
   constructor(
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
-  ) {}
+  ) {
+    this.sessionCodes = infusionCodesOf(catalog);
+  }
 
   async handle(appointmentId: string, now = new Date()): Promise<BookingOutcome> {
     const appointment = await this.fhir.readIfExists<Appointment>('Appointment', appointmentId);
@@ -48,7 +62,7 @@ export class AppointmentBookings {
       _include: 'Task:based-on',
       _count: 200,
     });
-    const booking = bookingFor(appointment, matchesOf<Task>(found));
+    const booking = bookingFor(appointment, matchesOf<Task>(found), this.sessionCodes);
     if ('none' in booking) return this.skipped(appointmentId, booking.none);
     const task = 'task' in booking ? booking.task : booking.cancelled;
     const carePlan = includedOf<Resource>(found).find(
