@@ -264,6 +264,14 @@ describe('loadConfig: defaults and invalid values', () => {
     );
   });
 
+  it('AUDIT_SPOOL_SYNC: as FHIR_STORE_SYNC unless set', () => {
+    expect(loadConfig({}).auditSpoolSync).toBe('normal');
+    expect(loadConfig({ FHIR_STORE_SYNC: 'full' }).auditSpoolSync).toBe('full');
+    expect(loadConfig({ FHIR_STORE_SYNC: 'full', AUDIT_SPOOL_SYNC: 'normal' }).auditSpoolSync).toBe('normal');
+    expect(loadConfig({ AUDIT_SPOOL_SYNC: 'full' }).auditSpoolSync).toBe('full');
+    expect(() => loadConfig({ AUDIT_SPOOL_SYNC: 'always' })).toThrow('AUDIT_SPOOL_SYNC must be one of normal, full');
+  });
+
   it('CHECK_ANSWERS_GRACE_MS: a minute unless set', () => {
     expect(loadConfig({}).checkAnswersGraceMs).toBe(60_000);
     expect(loadConfig({ CHECK_ANSWERS_GRACE_MS: '0' }).checkAnswersGraceMs).toBe(0);

@@ -32,6 +32,11 @@ export interface AppConfig {
    * loses none; `:memory:`: in memory only (lost with the process).
    */
   auditSpoolDir: string;
+  /**
+   * When a spooled AuditEvent reaches the disk (AUDIT_SPOOL_SYNC, default FHIR_STORE_SYNC's): `normal` (it survives the
+   * process dying) or `full` (an fsync per event: it survives a power loss too).
+   */
+  auditSpoolSync: 'normal' | 'full';
   /** The embedded FHIR server's largest `_offset` (Medplum's maxSearchOffset, 10,000); deeper pages by cursor. */
   fhirSandboxMaxSearchOffset: number;
   fhirAuth: FhirAuthConfig;
@@ -511,6 +516,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     fhirStoreSync: oneOf(env, 'FHIR_STORE_SYNC', ['normal', 'full'] as const, 'normal'),
     auditSpoolDir: auditSpoolDir(env, fhirDataDir),
+    // A deployment whose store must survive a power loss wants its access audit trail to as well.
+    auditSpoolSync: oneOf(
+      env,
+      'AUDIT_SPOOL_SYNC',
+      ['normal', 'full'] as const,
+      oneOf(env, 'FHIR_STORE_SYNC', ['normal', 'full'] as const, 'normal'),
+    ),
     fhirSandboxMaxSearchOffset: positiveInt(env, 'FHIR_SANDBOX_MAX_SEARCH_OFFSET', 10_000),
     fhirAuth: fhirAuthFrom(env),
     fhirTimeoutMs: positiveInt(env, 'FHIR_TIMEOUT_MS', 15000),

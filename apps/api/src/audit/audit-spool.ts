@@ -28,8 +28,9 @@ const SCHEMA = `
  * The AuditEvents a process has recorded and the FHIR server has not yet taken, in a file on disk, so that a process
  * that dies (killed, out of memory, a host restart) while the server is down or slow loses none of them.
  *
- * One SQLite file per process (`audit-<id>.sqlite`, WAL, synchronous=NORMAL: an insert survives the process dying,
- * not always a power loss), held with an exclusive lock until the process ends. Processes can share the directory
+ * One SQLite file per process (`audit-<id>.sqlite`, WAL; `sync` `normal`: synchronous=NORMAL, an insert survives the
+ * process dying, not always a power loss; `full`: an fsync per insert, which survives that too), held with an
+ * exclusive lock until the process ends. Processes can share the directory
  * (replicas on one volume): a file whose lock is free belongs to a process that is gone, and the next process that
  * looks adopts it, if it was written for the same FHIR server. An in-memory spool (`:memory:`) keeps nothing.
  */
@@ -51,7 +52,7 @@ export class AuditSpool {
   }
 
   /** This process's spool in `dir` (created when missing) for the AuditEvents bound for `server` (its base URL). */
-  static open(dir: string, server: string): AuditSpool {
+  static open(dir: string, server: string, options: { sync?: 'normal' | 'full' } = {}): AuditSpool {
     if (dir === NO_SPOOL) {
       const db = new DatabaseSync(NO_SPOOL);
       db.exec(SCHEMA);
@@ -62,10 +63,18 @@ export class AuditSpool {
     const db = lockedDatabase(file);
     if (!db) throw new Error(`AUDIT_SPOOL_DIR ${dir}: could not lock a new spool file`);
     db.exec('PRAGMA journal_mode = WAL');
-    db.exec('PRAGMA synchronous = NORMAL');
+    db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec(SCHEMA);
     db.prepare('INSERT INTO spool (server) VALUES (?)').run(server);
     return new AuditSpool(db, file, server);
+  }
+
+  /** When an insert reaches the disk, as SQLite was told (`synchronous`); `memory` for an in-memory spool. */
+  get sync(): 'normal' | 'full' | 'memory' {
+    if (!this.file) return 'memory';
+    return (this.db.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous >= 2
+      ? 'full'
+      : 'normal';
   }
 
   /** Where the spool is kept, or undefined in memory. */

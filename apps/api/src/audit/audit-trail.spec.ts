@@ -6,6 +6,7 @@ import { Logger } from '@nestjs/common';
 import { Registry } from 'prom-client';
 import { FhirUnavailableError, type FhirClient } from '@kc/fhir';
 import { AUDIT_KEY_SYSTEM } from '@kc/protocols';
+import { AuditSpool } from './audit-spool';
 import { AuditTrail } from './audit-trail';
 
 /** The trail's batching and retries against a FHIR client stand-in that fails when told to. */
@@ -180,6 +181,14 @@ describe('AuditTrail', () => {
       await same.trail.settled();
       expect(same.batches).toEqual([['a1']]);
       await same.trail.onApplicationShutdown();
+    });
+
+    it('fsyncs each event when asked (AUDIT_SPOOL_SYNC=full), else only survives the process dying', () => {
+      const full = AuditSpool.open(dir, 'http://fhir.test/R4', { sync: 'full' });
+      const normal = AuditSpool.open(dir, 'http://fhir.test/R4');
+      expect([full.sync, normal.sync, AuditSpool.open(':memory:', '').sync]).toEqual(['full', 'normal', 'memory']);
+      full.close();
+      normal.close();
     });
 
     it('removes its spool file when it stops with nothing waiting', async () => {

@@ -42,9 +42,10 @@ export class AuditTrail implements OnApplicationBootstrap, OnApplicationShutdown
   constructor(
     private readonly fhir: FhirClient,
     registry: Registry,
-    @Inject(APP_CONFIG) config: Pick<AppConfig, 'auditSpoolDir' | 'fhirBaseUrl'>,
+    @Inject(APP_CONFIG)
+    config: Pick<AppConfig, 'auditSpoolDir' | 'fhirBaseUrl'> & Partial<Pick<AppConfig, 'auditSpoolSync'>>,
   ) {
-    this.spool = AuditSpool.open(config.auditSpoolDir, config.fhirBaseUrl ?? '');
+    this.spool = AuditSpool.open(config.auditSpoolDir, config.fhirBaseUrl ?? '', { sync: config.auditSpoolSync });
     this.events = new Counter({
       name: 'kc_audit_events_total',
       help: 'Access AuditEvents: written to the FHIR server, refused by it (invalid), dropped (too many waiting), throttled (unauthenticated refusals past their budget), or adopted (from the spool of a process that died)',
