@@ -10,10 +10,9 @@ import type {
 import { mintToken } from '@kc/auth';
 import { orderKeySearch } from '@kc/task-states';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
+import { DOSE_RATE_TYPE, infusionDosage } from './fixtures/orders';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
-
-const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
 
 /** The value of a dosage's doseAndRate entry of this dose-rate-type, in the field asked. */
 function ordered(dosage: Dosage | undefined, type: 'ordered' | 'calculated', field: 'rateQuantity' | 'doseQuantity') {
@@ -237,20 +236,7 @@ describe('changing the dose of an approved infusion before its session', () => {
       ...body,
       status: 'active',
       priorPrescription: { reference: `MedicationRequest/${ours.id}` },
-      dosageInstruction: [
-        {
-          doseAndRate: [
-            {
-              type: { coding: [{ system: DOSE_RATE_TYPE, code: 'ordered' }] },
-              rateQuantity: { value: 0.75, unit: 'mg/kg/h', system: 'http://unitsofmeasure.org', code: 'mg/kg/h' },
-            },
-            {
-              type: { coding: [{ system: DOSE_RATE_TYPE, code: 'calculated' }] },
-              rateQuantity: { value: 60, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' },
-            },
-          ],
-        },
-      ],
+      dosageInstruction: infusionDosage(0.75, 60),
     });
     // A pharmacist holds another; the third is cancelled in the EHR with nothing in its place.
     const [toHold] = await ordersOf(held.task);

@@ -10,10 +10,9 @@ import type {
 } from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
+import { DOSE_RATE_TYPE, infusionDosage, ucum } from './fixtures/orders';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
-
-const DOSE_RATE_TYPE = 'http://terminology.hl7.org/CodeSystem/dose-rate-type';
 
 /** The rate of a dosage of this dose-rate-type (`ordered`: per kg, as prescribed; `calculated`: mg/h to give). */
 function rate(dosage: Dosage[] | undefined, type: 'ordered' | 'calculated') {
@@ -324,20 +323,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       medicationCodeableConcept: approved.medicationCodeableConcept,
       subject: { reference: enrolment.patient },
       priorPrescription: { reference: `MedicationRequest/${approved.id}` },
-      dosageInstruction: [
-        {
-          doseAndRate: [
-            {
-              type: { coding: [{ system: DOSE_RATE_TYPE, code: 'ordered' }] },
-              rateQuantity: { value: 0.75, unit: 'mg/kg/h', system: 'http://unitsofmeasure.org', code: 'mg/kg/h' },
-            },
-            {
-              type: { coding: [{ system: DOSE_RATE_TYPE, code: 'calculated' }] },
-              rateQuantity: { value: 60, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' },
-            },
-          ],
-        },
-      ],
+      dosageInstruction: infusionDosage(0.75, 60),
     });
     const { resource: lowered } = await service.fhir.create<MedicationAdministration>({
       resourceType: 'MedicationAdministration',
@@ -346,7 +332,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       subject: { reference: enrolment.patient },
       request: { reference: `MedicationRequest/${ehrOrder.id}` },
       effectivePeriod: { start: '2027-01-04T09:15:00.000Z', end: '2027-01-04T09:55:00.000Z' },
-      dosage: { rateQuantity: { value: 48, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' } },
+      dosage: { rateQuantity: ucum(48, 'mg/h') },
     });
     const { proposal } = await nextSessionAfterInfusion(enrolment);
     // 48 mg/h for the 80 kg the EHR's order was computed for: 0.6 mg/kg/h (not the 1 mg/kg/h approved here).
@@ -374,7 +360,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       medicationCodeableConcept: medication,
       subject: { reference: enrolment.patient },
       effectivePeriod: { start },
-      dosage: { rateQuantity: { value: mgPerHour, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' } },
+      dosage: { rateQuantity: ucum(mgPerHour, 'mg/h') },
       ...extra,
     });
     const ondansetron = {
@@ -405,7 +391,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       medicationCodeableConcept: first.medicationCodeableConcept,
       subject: { reference: enrolment.patient },
       effectivePeriod: { start: '2027-01-04T09:05:00.000Z', end: '2027-01-04T09:50:00.000Z' },
-      dosage: { rateQuantity: { value: 60, unit: 'mg/h', system: 'http://unitsofmeasure.org', code: 'mg/h' } },
+      dosage: { rateQuantity: ucum(60, 'mg/h') },
     });
     const { proposal } = await nextSessionAfterInfusion(enrolment);
     // 60 mg/h for the 80 kg on record: 0.75 mg/kg/h, not the protocol's 0.5 mg/kg/h start.

@@ -1,23 +1,11 @@
-import type { CarePlan, DetectedIssue, MedicationRequest, ServiceRequest, Task } from '@medplum/fhirtypes';
-import { awaitingApproval, isHeldForPausedPlan, pausedPlanOrder, PLAN_PAUSED_HOLD, transition } from '@kc/task-states';
+import type { DetectedIssue, MedicationRequest, ServiceRequest } from '@medplum/fhirtypes';
+import { isHeldForPausedPlan, pausedPlanOrder, PLAN_PAUSED_HOLD } from '@kc/task-states';
+import { carePlan as plan, medicationOrder, planTask, PUMP_RUNNING } from '../../../test/fixtures/plans';
 import { approvedOnPausedPlans, ordersToHoldWhilePaused, ordersToResume } from './paused-plans';
 
 const now = new Date('2027-01-10T00:00:00Z');
-const plan = (id: string, status: CarePlan['status']): CarePlan => ({
-  resourceType: 'CarePlan',
-  id,
-  status,
-  intent: 'plan',
-  subject: { reference: 'Patient/p1' },
-});
-const order = (id: string, carePlan: string, status: MedicationRequest['status'] = 'active'): MedicationRequest => ({
-  resourceType: 'MedicationRequest',
-  id,
-  status,
-  intent: 'order',
-  subject: { reference: 'Patient/p1' },
-  basedOn: [{ reference: `CarePlan/${carePlan}` }],
-});
+const order = (id: string, carePlan: string, status: MedicationRequest['status'] = 'active') =>
+  medicationOrder(id, status, carePlan);
 const unresolved = (carePlan: string): DetectedIssue => ({
   resourceType: 'DetectedIssue',
   status: 'final',
@@ -26,15 +14,7 @@ const unresolved = (carePlan: string): DetectedIssue => ({
 
 describe("a paused plan's approved orders: held while it is paused, released when it resumes clear", () => {
   it('holds the active orders of approved Tasks on paused plans, not one whose session the pump has begun', () => {
-    const task = (id: string, carePlan: string, approve = true): Task => {
-      const generated: Task = {
-        resourceType: 'Task',
-        id,
-        ...awaitingApproval(),
-        basedOn: [{ reference: `CarePlan/${carePlan}` }],
-      };
-      return approve ? transition(generated, { event: 'approve', now }) : generated;
-    };
+    const task = (id: string, carePlan: string, approve = true) => planTask(id, carePlan, approve ? now : undefined);
     const carePlans = new Map([
       ['CarePlan/paused', plan('paused', 'on-hold')],
       ['CarePlan/active', plan('active', 'active')],
@@ -47,15 +27,7 @@ describe("a paused plan's approved orders: held while it is paused, released whe
       { order: order('o2', 'paused', 'on-hold'), administrations: [] },
       {
         order: order('o3', 'paused'),
-        administrations: [
-          {
-            resourceType: 'MedicationAdministration',
-            status: 'in-progress',
-            subject: { reference: 'Patient/p1' },
-            medicationCodeableConcept: { text: 'Ketamine' },
-            effectiveDateTime: '2027-01-10T00:00:00Z',
-          },
-        ],
+        administrations: [PUMP_RUNNING],
       },
     ]);
     expect(held.map((h) => h.read.id)).toEqual(['o1']);

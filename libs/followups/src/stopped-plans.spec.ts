@@ -1,35 +1,17 @@
-import type { CarePlan, CommunicationRequest, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { awaitingApproval, heldTask, stateOf, transition } from '@kc/task-states';
+import type { CommunicationRequest, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { heldTask, stateOf, transition } from '@kc/task-states';
+import { carePlan as plan, medicationOrder, planTask, PUMP_RUNNING } from '../../../test/fixtures/plans';
 import { REMINDER_KEY_SYSTEM } from '@kc/protocols';
 import { approvedOnEndedPlans, withdrawalsForStoppedPlans } from './stopped-plans';
 
 const now = new Date('2027-01-10T00:00:00Z');
-const plan = (id: string, status: CarePlan['status']): CarePlan => ({
-  resourceType: 'CarePlan',
-  id,
-  status,
-  intent: 'plan',
-  subject: { reference: 'Patient/p1' },
-});
 const carePlans = new Map([
   ['CarePlan/revoked', plan('revoked', 'revoked')],
   ['CarePlan/paused', plan('paused', 'on-hold')],
 ]);
-const task = (id: string, carePlan: string): Task => ({
-  resourceType: 'Task',
-  id,
-  meta: { versionId: '1' },
-  ...awaitingApproval(),
-  basedOn: [{ reference: `CarePlan/${carePlan}` }],
-});
+const task = (id: string, carePlanId: string) => planTask(id, carePlanId);
 const approved = (t: Task) => transition(t, { event: 'approve', now });
-const order = (id: string, status: MedicationRequest['status'] = 'active'): MedicationRequest => ({
-  resourceType: 'MedicationRequest',
-  id,
-  status,
-  intent: 'order',
-  subject: { reference: 'Patient/p1' },
-});
+const order = (id: string, status: MedicationRequest['status'] = 'active') => medicationOrder(id, status);
 const reminder = (
   id: string,
   about: string,
@@ -86,15 +68,7 @@ describe("a stopped plan's open Tasks, withdrawn", () => {
           'ready',
           {
             order: order('o-ready'),
-            administrations: [
-              {
-                resourceType: 'MedicationAdministration',
-                status: 'in-progress',
-                subject: { reference: 'Patient/p1' },
-                medicationCodeableConcept: { text: 'Ketamine' },
-                effectiveDateTime: '2027-01-10T00:00:00Z',
-              },
-            ],
+            administrations: [PUMP_RUNNING],
           },
         ],
       ]),
