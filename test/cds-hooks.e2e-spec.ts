@@ -276,6 +276,24 @@ describe('CDS Hooks services', () => {
     expect(JSON.stringify(cards)).not.toContain('psychosis');
   });
 
+  it('patient-view: a plan on hold gets a warning card, and its follow-ups are not shown as due', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [124, 78]);
+    await applyLowDose(patientId, new Date().toISOString().slice(0, 10));
+    const before = (await callHook('ketamine-follow-ups', patientView(patientId))).body.cards as Card[];
+    // The plan's first session (and its instructions) are due from today.
+    expect(before.filter((c) => /^Due/.test(c.summary)).length).toBeGreaterThan(0);
+
+    const [carePlan] = await service.fhir.searchAll<CarePlan>('CarePlan', { subject: `Patient/${patientId}` });
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'on-hold' });
+    const cards = (await callHook('ketamine-follow-ups', patientView(patientId))).body.cards as Card[];
+    expectWellFormed(cards);
+    expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+      ['warning', 'Ketamine care plan on hold: Low-dose ketamine infusion series'],
+    ]);
+    expect(cards[0].detail).toMatch(/Its sessions are not to be given until it resumes/);
+  });
+
   it('a patient-view call leaves an AuditEvent: the CDS client, for the EHR user, about the context patient', async () => {
     const patientId = await newPatient();
     await callHook('ketamine-follow-ups', patientView(patientId));

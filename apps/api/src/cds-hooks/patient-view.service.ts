@@ -1,9 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import type { DetectedIssue, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { ProtocolCatalog } from '@kc/protocols';
 import { codeDisplays, contraindicationCards, followUpTaskCards, sortCards, type CardOptions } from './cards';
 import type { CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
+import { followUpsToShow, pausedPlanCards } from './plan-status';
 import {
+  CARE_PLANS_QUERY,
   checkPatientId,
   CONTRAINDICATIONS_QUERY,
   PATIENT_QUERY,
@@ -22,6 +24,7 @@ export const PATIENT_VIEW_QUERIES: PrefetchQuery[] = [
     params: { patient: `Patient/${PATIENT_TOKEN}`, status: 'draft,ready', _count: '200' },
   },
   CONTRAINDICATIONS_QUERY,
+  CARE_PLANS_QUERY,
 ];
 
 /** patient-view: the patient's due and overdue follow-ups and every unresolved contraindication, as cards. */
@@ -32,18 +35,20 @@ export class PatientViewService {
     id: 'ketamine-follow-ups',
     title: 'Ketamine infusion follow-ups and contraindications',
     description:
-      "Shows the patient's due and overdue ketamine follow-up tasks (post-infusion checks, next sessions, boosters) " +
-      'and every unresolved contraindication to ketamine on record.',
+      "Shows the patient's due and overdue ketamine follow-up tasks (post-infusion checks, next sessions, boosters), " +
+      'every unresolved contraindication to ketamine on record, and a ketamine care plan on hold.',
     prefetch: prefetchTemplates(PATIENT_VIEW_QUERIES),
   };
 
   private readonly displays: Record<string, string>;
+  private readonly protocols: PlanDefinition[];
 
   constructor(
     private readonly prefetch: PrefetchResolver,
     catalog: ProtocolCatalog,
   ) {
     this.displays = codeDisplays(catalog.resources);
+    this.protocols = catalog.planDefinitions();
   }
 
   async call(
@@ -55,9 +60,12 @@ export class PatientViewService {
     const patientId = checkPatientId(request.context?.patientId);
     const { data, prefetched, fetched } = await this.prefetch.resolve(PATIENT_VIEW_QUERIES, request, patientId, budget);
     const cardOptions = { ...options, displays: this.displays };
+    const carePlans = resourcesIn<CarePlan>(data[CARE_PLANS_QUERY.key], 'CarePlan');
+    const followUps = followUpsToShow(resourcesIn<Task>(data.followUps, 'Task'), carePlans);
     const cards = sortCards([
       ...contraindicationCards(resourcesIn<DetectedIssue>(data.contraindications, 'DetectedIssue'), cardOptions),
-      ...followUpTaskCards(resourcesIn<Task>(data.followUps, 'Task'), now, cardOptions),
+      ...pausedPlanCards(carePlans, this.protocols, cardOptions),
+      ...followUpTaskCards(followUps, now, cardOptions),
     ]);
     return { cards, counts: { prefetched, fetched } };
   }

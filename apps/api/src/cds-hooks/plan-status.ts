@@ -1,4 +1,4 @@
-import type { CarePlan, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
+import type { CarePlan, MedicationRequest, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
 import { links, summary, type CardOptions } from './cards';
 import type { Card } from './cds-types';
@@ -18,10 +18,7 @@ export function planStatusCards(input: {
 }): Card[] {
   const { orders, options } = input;
   if (!orders.length) return [];
-  const urls = new Set(input.protocols.map((p) => p.url).filter((u): u is string => Boolean(u)));
-  const ketaminePlans = input.carePlans.filter((c) =>
-    (c.instantiatesCanonical ?? []).some((canonical) => urls.has(canonical.split('|')[0])),
-  );
+  const ketaminePlans = plansOf(input.carePlans, input.protocols);
   if (ketaminePlans.some((c) => c.status === 'active' || c.status === 'draft')) return [];
   const latest = ketaminePlans
     .filter((c) => c.status === 'on-hold' || c.status === 'revoked' || c.status === 'completed')
@@ -85,3 +82,42 @@ const WORDS = {
     topic: 'withdrawn',
   },
 } as const;
+
+/**
+ * patient-view: a warning card per ketamine care plan of the patient that is on hold, saying its sessions are not to be
+ * given until it resumes (its approved orders are held). Its follow-ups are then not shown as due (followUpsToShow).
+ */
+export function pausedPlanCards(carePlans: CarePlan[], protocols: PlanDefinition[], options: CardOptions): Card[] {
+  return plansOf(carePlans, protocols)
+    .filter((c) => c.status === 'on-hold')
+    .map((c) => {
+      const since = c.meta?.lastUpdated?.slice(0, 10);
+      return {
+        uuid: uuidFromKey(`cds:careplan:${c.id}:on-hold`),
+        summary: summary(`Ketamine care plan on hold${c.title ? `: ${c.title}` : ''}`),
+        detail: [
+          `**The patient's ketamine care plan is on hold${since ? ` since ${since}` : ''}.** Its sessions are not to be given until it resumes: their approved orders are held, and nothing under it can be approved.`,
+          'Resume the care plan to go on with the treatment, or stop it.',
+        ].join('\n\n'),
+        indicator: 'warning' as const,
+        source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: 'held-plan-paused' } },
+        links: links(options, 'Open the clinician worklist'),
+      };
+    });
+}
+
+/** The follow-up Tasks whose care plan holds care (a paused or stopped plan's are not due: nothing may be done). */
+export function followUpsToShow(tasks: Task[], carePlans: CarePlan[]): Task[] {
+  const notHolding = new Set(
+    carePlans.filter((c) => c.status !== 'active' && c.status !== 'draft').map((c) => `CarePlan/${c.id}`),
+  );
+  return tasks.filter((t) => !(t.basedOn ?? []).some((b) => b.reference && notHolding.has(b.reference)));
+}
+
+/** The patient's care plans of these protocols (by `instantiatesCanonical`, any version). */
+function plansOf(carePlans: CarePlan[], protocols: PlanDefinition[]): CarePlan[] {
+  const urls = new Set(protocols.map((p) => p.url).filter((u): u is string => Boolean(u)));
+  return carePlans.filter((c) =>
+    (c.instantiatesCanonical ?? []).some((canonical) => urls.has(canonical.split('|')[0])),
+  );
+}
