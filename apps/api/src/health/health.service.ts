@@ -1,4 +1,4 @@
-import { Injectable, ServiceUnavailableException } from '@nestjs/common';
+import { Inject, Injectable, ServiceUnavailableException } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import {
   HealthCheckService,
@@ -7,7 +7,8 @@ import {
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
 import type { Queue } from 'bullmq';
-import { FhirClient } from '@kc/fhir';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient, readAndSearchEach } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
 import { QUEUES } from '@kc/queue';
 
@@ -20,14 +21,16 @@ export interface HealthCheck {
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
-  checks: { redis: HealthCheck; fhir: HealthCheck; profiles: HealthCheck };
+  checks: { redis: HealthCheck; fhir: HealthCheck; profiles: HealthCheck; alertRecipients?: HealthCheck };
 }
 
 const PROBE_TIMEOUT_MS = 3000;
 
 /**
  * Readiness through @nestjs/terminus: Redis and the FHIR server are critical indicators (down: the check fails),
- * unavailable protocol files a non-critical one (the other protocols are still served: 200, `degraded`). The report keeps this
+ * unavailable protocol files a non-critical one (the other protocols are still served: 200, `degraded`), and so are
+ * clinic alert recipients (CLINIC_ALERT_RECIPIENTS) the FHIR server does not have: alerts addressed to them reach
+ * nobody's inbox (or are refused by a server checking references), which an operator must hear of. The report keeps this
  * service's own shape, `status` and `checks`, which operators and the tests read.
  */
 @Injectable()
@@ -38,13 +41,19 @@ export class HealthService {
     private readonly fhir: FhirClient,
     @InjectQueue(QUEUES.followups) private readonly followups: Queue,
     private readonly catalog: ProtocolCatalog,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicAlertRecipients'>,
   ) {}
 
   /** The report, and whether the instance can serve (Redis and the FHIR server up). */
   async check(): Promise<{ ready: boolean; report: HealthReport }> {
     let result: HealthCheckResult;
     try {
-      result = await this.health.check([() => this.redis(), () => this.fhirServer(), () => this.profiles()]);
+      result = await this.health.check([
+        () => this.redis(),
+        () => this.fhirServer(),
+        () => this.profiles(),
+        ...(this.config.clinicAlertRecipients.length ? [() => this.alertRecipients()] : []),
+      ]);
     } catch (err) {
       // Terminus throws 503 with the full result when a critical indicator is down.
       if (!(err instanceof ServiceUnavailableException)) throw err;
@@ -54,9 +63,10 @@ export class HealthService {
       redis: toCheck(result.details.redis),
       fhir: toCheck(result.details.fhir),
       profiles: toCheck(result.details.profiles),
+      ...(result.details.alertRecipients ? { alertRecipients: toCheck(result.details.alertRecipients) } : {}),
     };
     const ready = checks.redis.status === 'up' && checks.fhir.status === 'up';
-    const ok = ready && checks.profiles.status === 'up';
+    const ok = ready && checks.profiles.status === 'up' && checks.alertRecipients?.status !== 'down';
     return { ready, report: { status: ok ? 'ok' : 'degraded', checks } };
   }
 
@@ -85,6 +95,22 @@ export class HealthService {
       responseTime: 0,
       message: `${this.catalog.unavailable.length} file(s) in fhir-profiles unavailable`,
       problems,
+    });
+  }
+
+  /** Each clinic alert recipient read (one batch): down naming those the FHIR server does not have. */
+  private async alertRecipients(): Promise<HealthIndicatorResult<'alertRecipients'>> {
+    const recipients = this.config.clinicAlertRecipients;
+    let missing: string[] = [];
+    const probed = await this.probe('alertRecipients', async () => {
+      const { read } = await readAndSearchEach(this.fhir, recipients, []);
+      missing = recipients.filter((_, i) => !read[i]);
+    });
+    if (probed.alertRecipients.status === 'down' || !missing.length) return probed;
+    return this.indicator.check('alertRecipients').down({
+      responseTime: probed.alertRecipients.responseTime,
+      message: `${missing.length} of CLINIC_ALERT_RECIPIENTS not found on the FHIR server`,
+      problems: missing.map((r) => `${r} not found`),
     });
   }
 
