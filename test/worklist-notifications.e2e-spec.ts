@@ -102,7 +102,8 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     expect((await awaiting(paused.patient)).length).toBeGreaterThan(0);
   });
 
-  it("a plan the EHR paused, notified: its approved session's order is held until the plan resumes", async () => {
+  /** A patient's first session, approved; its order now; the plan's status changed and notified, its job done. */
+  async function pausableSession() {
     const p = await enrolPatient(service, 'ketamine-low-dose-series');
     const [session] = (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` })).filter(
       (t) => actionOf(t) === 'infusion-session',
@@ -118,7 +119,6 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
           identifier: orderKeySearch(session.id!),
         })
       )[0];
-    expect((await order()).status).toBe('active');
     const planBecomes = async (status: CarePlan['status']) => {
       const carePlan = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
       await service.fhir.update<CarePlan>({ ...carePlan, status });
@@ -128,6 +128,12 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
         .expect(202);
       await maintenanceJobDone(service, withdrawStoppedPlanJobId(p.carePlanId), "the plan's job");
     };
+    return { ...p, session, order, planBecomes };
+  }
+
+  it("a plan the EHR paused, notified: its approved session's order is held until the plan resumes", async () => {
+    const { patient, session, order, planBecomes } = await pausableSession();
+    expect((await order()).status).toBe('active');
     const byService = async (activity: string) =>
       (
         await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${(await order()).id}` })
@@ -146,7 +152,7 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     // The session stays on the to-do list, saying why it cannot be given now.
     const toDo = await request(service.url)
       .get('/to-do/view')
-      .query({ patient: p.patient })
+      .query({ patient })
       .set(service.as('clinician'))
       .expect(200);
     const row = (toDo.body.items as { id: string; view: { blocked?: string } }[]).find((i) => i.id === session.id);
@@ -161,6 +167,28 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     const version = released.meta!.versionId;
     await planBecomes('active');
     expect((await order()).meta!.versionId).toBe(version);
+  });
+
+  it('a pregnancy recorded while the plan was paused keeps its orders held when it resumes; the override releases them', async () => {
+    const { patient, carePlanId, order, planBecomes } = await pausableSession();
+    await planBecomes('on-hold');
+    expect((await order()).status).toBe('on-hold');
+    // Recorded during the pause (nothing checks a paused plan), then the plan resumes: checked first, still held.
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], patient));
+    await planBecomes('active');
+    expect((await order()).status).toBe('on-hold');
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlanId}`,
+    });
+    expect(issue.code?.coding?.[0].code).toBe('pregnancy');
+    // The clinician overrides it: the plan's job releases the orders at once, not at the next sweep.
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(service.as('clinician'))
+      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
+      .expect(200);
+    await maintenanceJobDone(service, withdrawStoppedPlanJobId(carePlanId), "the plan's job");
+    expect((await order()).status).toBe('active');
   });
 
   it('a Condition or a blood pressure notified for a patient with Tasks awaiting approval: the contraindication is recorded on the plan at once', async () => {

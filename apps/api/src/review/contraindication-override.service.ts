@@ -3,7 +3,7 @@ import type { DetectedIssue, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict } from '@kc/common';
 import { OrderHolds } from '@kc/nest-core';
-import { CompletedTaskEventsProducer } from '@kc/queue';
+import { CompletedTaskEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
 import { PlanRegenerator } from '../protocols/plan-regenerator';
 import { isUnresolved } from './contraindication-guard';
 import { deciderOf } from './provenance';
@@ -30,6 +30,7 @@ export class ContraindicationOverrideService {
     private readonly holds: OrderHolds,
     private readonly reminders: TaskReminders,
     private readonly sessions: CompletedTaskEventsProducer,
+    private readonly plans: StoppedPlanEventsProducer,
   ) {}
 
   async override(input: {
@@ -86,7 +87,20 @@ export class ContraindicationOverrideService {
       if (input.regenerate !== false) await this.regenerator.afterOverride(carePlanId);
     }
     await this.bookIfAppointed(released);
+    await this.releasePausedHolds(carePlanIds);
     return written;
+  }
+
+  /**
+   * A plan resumed while this contraindication kept its orders held for the pause: the worker's plan job releases them
+   * now (else the next sweep would). The override stands if the queue is down.
+   */
+  private async releasePausedHolds(carePlanIds: string[]): Promise<void> {
+    try {
+      for (const carePlanId of carePlanIds) await this.plans.enqueue(carePlanId);
+    } catch (err) {
+      this.logger.warn({ msg: 'plans not queued to release paused holds', error: String(err) });
+    }
   }
 
   /**

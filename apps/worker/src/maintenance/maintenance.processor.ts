@@ -66,10 +66,11 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const overdue = await this.sweep.sweep();
         const open = await this.openTasks.all();
         const { withdrawn } = await this.stoppedPlans.sweep(new Date(), open);
-        // Paused plans' approved orders held; those of plans resumed (and clear) released.
+        // Paused plans' approved orders held; those of plans resumed released once clear, so after the plans'
+        // contraindications are checked (a pregnancy recorded during the pause keeps them held).
         const pausedHeld = await this.pausedPlans.hold(open);
-        const pausedReleased = await this.pausedPlans.release();
         const { recorded, held, released } = await this.contraindications.sweep(new Date(), open);
+        const pausedReleased = await this.pausedPlans.release(await this.pausedPlans.heldOrders());
         const { closed } = await this.answeredOrders.sweep();
         return {
           ...overdue,
@@ -108,13 +109,20 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     }
   }
 
-  /** A plan an EHR changed (notified): stopped, its open Tasks withdrawn; paused, its orders held; resumed, released. */
+  /**
+   * A plan an EHR changed (notified): stopped, its open Tasks withdrawn; paused, its orders held; resumed, its
+   * contraindications checked (none were while it was paused), then its orders released if it is clear.
+   */
   private async planChanged(carePlanId: string) {
     const now = new Date();
     const open = await this.openTasks.read({ 'based-on': `CarePlan/${carePlanId}` });
     const { withdrawn } = await this.stoppedPlans.sweep(now, open);
     const pausedHeld = await this.pausedPlans.hold(open, now);
-    const pausedReleased = await this.pausedPlans.release(now, carePlanId);
-    return { withdrawn, pausedHeld, pausedReleased };
+    // Orders held for a pause (most plans have none: nothing more is read for them).
+    const held = await this.pausedPlans.heldOrders(carePlanId);
+    if (!held.length) return { withdrawn, pausedHeld };
+    const { recorded } = await this.contraindications.recheckFor(`CarePlan/${carePlanId}`, now);
+    const pausedReleased = await this.pausedPlans.release(held, now);
+    return { withdrawn, pausedHeld, contraindications: recorded, pausedReleased };
   }
 }

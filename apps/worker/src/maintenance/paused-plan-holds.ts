@@ -5,6 +5,7 @@ import {
   FhirVersionConflictError,
   matchesOf,
   readAndSearchEach,
+  searchEach,
   updateEntry,
   type NamedSearch,
 } from '@kc/fhir';
@@ -45,14 +46,10 @@ export class PausedPlanHolds {
   }
 
   /**
-   * The orders held for paused plans that may be given again, released: every one (with the overdue sweep), or one
-   * plan's (`carePlanId`, when it is notified). One search per request type for the held orders (a tag: few), then one
-   * batch with their plans and the plans' contraindications.
+   * Of `held` (heldOrders), those that may be given again, released: one batch with their plans and the plans'
+   * contraindications, then each plan's writes.
    */
-  async release(now = new Date(), carePlanId?: string): Promise<number> {
-    const held = (await this.heldOrders()).filter(
-      (o) => !carePlanId || carePlanReferenceOf(o) === `CarePlan/${carePlanId}`,
-    );
+  async release(held: AuthorisableRequest[], now = new Date()): Promise<number> {
     const plans = [...new Set(held.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)))];
     if (!plans.length) return 0;
     const issuesSearch: NamedSearch = {
@@ -76,17 +73,23 @@ export class PausedPlanHolds {
     return released;
   }
 
-  private async heldOrders(): Promise<AuthorisableRequest[]> {
-    const pages = await Promise.all(
-      ORDER_TYPES.map((type) =>
-        this.fhir.searchAll<AuthorisableRequest>(type, {
-          status: 'on-hold',
-          _tag: PLAN_PAUSED_TAG_SEARCH,
-          _count: 200,
-        }),
-      ),
+  /**
+   * The orders held for paused plans: every one (with the overdue sweep), or one plan's (`carePlanId`, when it is
+   * notified). One batch, a search per request type (by the hold's tag: few).
+   */
+  async heldOrders(carePlanId?: string): Promise<AuthorisableRequest[]> {
+    const found = await searchEach(
+      this.fhir,
+      ORDER_TYPES.map((type) => ({
+        name: type,
+        resourceType: type,
+        params: { status: 'on-hold', _tag: PLAN_PAUSED_TAG_SEARCH, _count: 200 },
+        everyMatch: true,
+      })),
     );
-    return pages.flat();
+    return ORDER_TYPES.flatMap((type) => matchesOf<AuthorisableRequest>(found[type])).filter(
+      (o) => !carePlanId || carePlanReferenceOf(o) === `CarePlan/${carePlanId}`,
+    );
   }
 
   /** Each plan's changes in one transaction with a Provenance; returns how many orders were written. */
