@@ -6,7 +6,7 @@ import type {
   MedicationRequest,
   Period,
 } from '@medplum/fhirtypes';
-import type { LastGiven } from '@kc/protocols';
+import { bagOf, latestAdministration, type LastGiven } from '@kc/protocols';
 
 /**
  * How far from the infusion's recorded time an administration may be and still be its own: the pump's clock and the
@@ -63,11 +63,7 @@ export function infusionAsGiven(input: InfusionAsGivenInput): LastGiven | undefi
       ofDrug(a, input.drug, orderOf(a), records.medications) &&
       a.status !== 'entered-in-error',
   );
-  const latest = administrations
-    .map((a) => ({ a, at: Date.parse(a.effectivePeriod?.start ?? a.effectiveDateTime ?? '') }))
-    .filter(({ at }) => !Number.isNaN(at))
-    .sort((x, y) => x.at - y.at)
-    .at(-1)?.a;
+  const latest = latestAdministration(administrations);
   const order = (latest && orderOf(latest)) ?? approved;
   if (!order && administrations.length === 0) return undefined;
   return {
@@ -116,14 +112,6 @@ function ofDrug(
   const coded = concepts.some((c) => c?.coding?.length);
   if (coded) return concepts.some((c) => isOf(c, drug));
   return isOf(order?.medicationCodeableConcept, drug);
-}
-
-function bagOf(administration: MedicationAdministration, medications: Medication[]): Medication | undefined {
-  const ref = administration.medicationReference?.reference;
-  if (!ref) return undefined;
-  return ref.startsWith('#')
-    ? administration.contained?.find((c): c is Medication => c.resourceType === 'Medication' && `#${c.id}` === ref)
-    : medications.find((m) => `Medication/${m.id}` === ref);
 }
 
 function isOf(concept: CodeableConcept | undefined, drug: Coding[]): boolean {

@@ -95,13 +95,7 @@ export interface AdministeredRate {
  * unit that does not convert (mL/h of a bag whose concentration is not recorded, per hour with no order's weight).
  */
 export function administeredRate(last: LastGiven, unit: string, weightKg?: number): AdministeredRate | undefined {
-  const { administrations = [] } = last;
-  const latest = administrations
-    .filter((a) => GIVEN.has(a.status))
-    .map((a) => ({ a, at: Date.parse(a.effectivePeriod?.start ?? a.effectiveDateTime ?? '') }))
-    .filter(({ at }) => !Number.isNaN(at))
-    .sort((x, y) => x.at - y.at)
-    .at(-1)?.a;
+  const latest = latestAdministration((last.administrations ?? []).filter((a) => GIVEN.has(a.status)));
   const rate = latest?.dosage?.rateQuantity;
   if (!latest || typeof rate?.value !== 'number') return undefined;
   if (rate.code === unit) return { ratePerKg: rate.value, administration: latest };
@@ -123,6 +117,26 @@ export function administeredRate(last: LastGiven, unit: string, weightKg?: numbe
 
 const round2 = (value: number) => Math.round(value * 100) / 100;
 
+/** The administration that started last (`effectivePeriod.start`, else `effectiveDateTime`); none without a time. */
+export function latestAdministration(
+  administrations: MedicationAdministration[],
+): MedicationAdministration | undefined {
+  return administrations
+    .map((a) => ({ a, at: Date.parse(a.effectivePeriod?.start ?? a.effectiveDateTime ?? '') }))
+    .filter(({ at }) => !Number.isNaN(at))
+    .sort((x, y) => x.at - y.at)
+    .at(-1)?.a;
+}
+
+/** The Medication an administration gave by reference: contained (`#id`), else among `medications` (included). */
+export function bagOf(administration: MedicationAdministration, medications: Medication[]): Medication | undefined {
+  const ref = administration.medicationReference?.reference;
+  if (!ref) return undefined;
+  return ref.startsWith('#')
+    ? administration.contained?.find((c): c is Medication => c.resourceType === 'Medication' && `#${c.id}` === ref)
+    : medications.find((m) => `Medication/${m.id}` === ref);
+}
+
 /** UCUM masses and volumes a bag's strength may be written in, in mg and mL. */
 const MG: Record<string, number> = { g: 1000, mg: 1, ug: 0.001 };
 const ML: Record<string, number> = { L: 1000, dL: 100, mL: 1 };
@@ -135,12 +149,7 @@ function concentrationOf(
   administration: MedicationAdministration,
   { order, approved, medications = [] }: LastGiven,
 ): { perMl: number; mass: 'mg' } | undefined {
-  const ref = administration.medicationReference?.reference;
-  if (!ref) return undefined;
-  const medication = ref.startsWith('#')
-    ? administration.contained?.find((c): c is Medication => c.resourceType === 'Medication' && `#${c.id}` === ref)
-    : medications.find((m) => `Medication/${m.id}` === ref);
-  const ingredients = medication?.ingredient ?? [];
+  const ingredients = bagOf(administration, medications)?.ingredient ?? [];
   const ordered = [
     ...(order?.medicationCodeableConcept?.coding ?? []),
     ...(approved?.medicationCodeableConcept?.coding ?? []),
