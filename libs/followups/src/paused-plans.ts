@@ -1,8 +1,14 @@
 import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { contraindicationState } from '@kc/protocols';
-import { isHeldForPausedPlan, pausedPlanOrder, resumedPlanOrder, type AuthorisableRequest } from '@kc/task-states';
+import {
+  isHeldForPausedPlan,
+  pausedPlanOrder,
+  resumedPlanOrder,
+  sessionBegunBy,
+  type AuthorisableRequest,
+} from '@kc/task-states';
 import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
-import { sessionBegun, type OpenOrder } from './stopped-plans';
+import type { OpenOrder } from './stopped-plans';
 
 /**
  * A paused plan (CarePlan `on-hold`: an EHR paused the treatment, say for a hospital stay) authorises no care: its
@@ -29,7 +35,7 @@ export function approvedOnPausedPlans(tasks: Task[], carePlans: Map<string, Care
 /** Their active orders, held; one whose session the pump has begun is left to its infusion. */
 export function ordersToHoldWhilePaused(orders: OpenOrder[]): OrderChange[] {
   return orders
-    .filter(({ order, administrations }) => order.status === 'active' && !sessionBegun(administrations))
+    .filter(({ order, administrations }) => order.status === 'active' && !sessionBegunBy(administrations))
     .map(({ order }) => ({ read: order, changed: pausedPlanOrder(order) }));
 }
 

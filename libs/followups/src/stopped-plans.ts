@@ -1,5 +1,12 @@
 import type { CarePlan, CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
-import { cancelledProposal, isAwaitingApproval, isOpen, transition, type AuthorisableRequest } from '@kc/task-states';
+import {
+  cancelledProposal,
+  isAwaitingApproval,
+  isOpen,
+  sessionBegunBy,
+  transition,
+  type AuthorisableRequest,
+} from '@kc/task-states';
 import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
 import { aboutTask, isReminder, revokedReminder } from './reminders';
 
@@ -19,13 +26,6 @@ export interface Withdrawal {
 export interface OpenOrder {
   order: AuthorisableRequest;
   administrations: MedicationAdministration[];
-}
-
-/** The pump has started the session (or given it): its order is the infusion's to close, not the plan's. */
-const BEGUN: ReadonlySet<MedicationAdministration['status']> = new Set(['in-progress', 'on-hold', 'completed']);
-
-export function sessionBegun(administrations: MedicationAdministration[]): boolean {
-  return administrations.some((a) => BEGUN.has(a.status));
 }
 
 /** The approved Tasks (ready, or held) of plans that are over: those whose orders the sweep reads before withdrawing. */
@@ -57,7 +57,8 @@ export function withdrawalsForStoppedPlans(input: {
     const ended = endedPlanOf(task, input.carePlans);
     if (!ended) return [];
     const open = task.id ? input.orders?.get(task.id) : undefined;
-    if (open && sessionBegun(open.administrations)) return [];
+    // The pump has started the session (or given it): its order is the infusion's to close, not the plan's.
+    if (open && sessionBegunBy(open.administrations)) return [];
     const reason = `Withdrawn: ${ended.reason}`;
     const proposal = task.focus?.reference ? input.proposals.get(task.focus.reference) : undefined;
     const reminders = (input.reminders ?? []).filter(

@@ -1,6 +1,7 @@
 import type {
   CommunicationRequest,
   Dosage,
+  MedicationAdministration,
   MedicationRequest,
   Reference,
   Resource,
@@ -40,6 +41,17 @@ export function isAuthorisable(resource: Resource | undefined): resource is Auth
     resource?.resourceType === 'ServiceRequest' ||
     resource?.resourceType === 'CommunicationRequest'
   );
+}
+
+/** What the pump records once a session has begun: under way, paused at the pump, or given. */
+const SESSION_BEGUN: ReadonlySet<MedicationAdministration['status']> = new Set(['in-progress', 'on-hold', 'completed']);
+
+/**
+ * The administration (of an order) showing its session has begun at the pump, if any: the order is then the pump's and
+ * its infusion's (no dose change here, no withdrawal or hold for its plan).
+ */
+export function sessionBegunBy(administrations: MedicationAdministration[]): MedicationAdministration | undefined {
+  return administrations.find((a) => SESSION_BEGUN.has(a.status));
 }
 
 /** Medication and service orders need a prescriber; a communication may be sent on the clinic's behalf. */

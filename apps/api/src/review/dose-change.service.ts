@@ -4,7 +4,7 @@ import { conflict, unprocessable } from '@kc/common';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf } from '@kc/followups';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg, orderRateText } from '@kc/protocols';
-import { cancelledProposal, orderFromProposal, orderKeyFor, orderKeySearch } from '@kc/task-states';
+import { cancelledProposal, orderFromProposal, orderKeyFor, orderKeySearch, sessionBegunBy } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
 import { CurrentContraindications } from './current-contraindications';
 import type { AskedRate, DecisionInput } from './task-decision.service';
@@ -21,7 +21,6 @@ export interface DoseChangeInput extends DecisionInput {
 }
 
 /** An administration that says the session has begun (the pump ran on this order). */
-const GIVEN: readonly MedicationAdministration['status'][] = ['in-progress', 'on-hold', 'completed'];
 
 /**
  * Another dose for an approved infusion not given yet (`$change-dose`): the weight changed, the last session's
@@ -107,11 +106,11 @@ export class DoseChangeService {
       throw conflict(
         `Its order is on hold (${order.statusReason?.text ?? 'a contraindication'}): override it or reject the task first`,
       );
-    const started = includedOf<MedicationAdministration>(found).find(
-      (a) =>
-        a.resourceType === 'MedicationAdministration' &&
-        a.request?.reference === `MedicationRequest/${order.id}` &&
-        GIVEN.includes(a.status),
+    const started = sessionBegunBy(
+      includedOf<MedicationAdministration>(found).filter(
+        (a) =>
+          a.resourceType === 'MedicationAdministration' && a.request?.reference === `MedicationRequest/${order.id}`,
+      ),
     );
     if (started) {
       const when = started.effectivePeriod?.start ?? started.effectiveDateTime;
