@@ -1,4 +1,5 @@
-import type { CodeableConcept, Coding, DetectedIssue, Extension, Reference, Task } from '@medplum/fhirtypes';
+import type { CodeableConcept, Coding, DetectedIssue, Reference, Task } from '@medplum/fhirtypes';
+import { activeAgain, isHeldFor, onHoldWith, reasonCoded, sameCoding } from './order-status-reason';
 import type { AuthorisableRequest } from './request-authorisation';
 import { TASK_STATE_SYSTEM } from './task-states';
 
@@ -11,9 +12,6 @@ export const CONTRAINDICATION_HOLD: Coding = {
   code: 'held-for-contraindication',
   display: 'Held: a contraindication was found after the order was approved',
 };
-
-/** R4's standard extension for a request type without statusReason (ServiceRequest). */
-const REQUEST_STATUS_REASON = 'http://hl7.org/fhir/StructureDefinition/request-statusReason';
 
 export interface OrderHold {
   /** The order as read (its version is the If-Match of the write). */
@@ -50,12 +48,14 @@ export function ordersToRelease(input: {
  * would still say "to be done"); its businessStatus (approved, rescheduled) is kept for the release.
  */
 export function heldTask(task: Task, order: AuthorisableRequest): Task {
-  return { ...task, status: 'on-hold', statusReason: holdReasonOf(order) };
+  return { ...task, status: 'on-hold', statusReason: reasonCoded(order, CONTRAINDICATION_HOLD) };
 }
 
 /** An approved Task this service held with its order (not one somebody else put on hold). */
 export function isTaskHeldForContraindication(task: Task): boolean {
-  return task.status === 'on-hold' && Boolean(task.statusReason?.coding?.some(isHoldCoding));
+  return (
+    task.status === 'on-hold' && Boolean(task.statusReason?.coding?.some((c) => sameCoding(c, CONTRAINDICATION_HOLD)))
+  );
 }
 
 /** A Task this service held, ready again; undefined for any other Task (left as it is). */
@@ -67,7 +67,7 @@ export function releasedTask(task: Task): Task | undefined {
 
 /** On hold because this service found a contraindication (not a hold somebody else placed). */
 export function isHeldForContraindication(order: AuthorisableRequest): boolean {
-  return order.status === 'on-hold' && Boolean(holdReasonOf(order)?.coding?.some(isHoldCoding));
+  return isHeldFor(order, CONTRAINDICATION_HOLD);
 }
 
 /**
@@ -94,25 +94,13 @@ function heldOrder(order: AuthorisableRequest, issues: DetectedIssue[]): Authori
     coding: [CONTRAINDICATION_HOLD],
     text: `Held: found after approval: ${named.join('; ')}. A clinician's override with a reason releases it.`,
   };
-  if (order.resourceType === 'ServiceRequest')
-    return {
-      ...order,
-      status: 'on-hold',
-      extension: [...(order.extension ?? []), { url: REQUEST_STATUS_REASON, valueCodeableConcept: reason }],
-    };
-  if (order.resourceType === 'MedicationRequest') {
-    const known = new Set((order.detectedIssue ?? []).map((r) => r.reference));
-    const detected = issues
-      .map((i, k) => ({ reference: `DetectedIssue/${i.id}`, display: named[k] }))
-      .filter((r) => !known.has(r.reference));
-    return {
-      ...order,
-      status: 'on-hold',
-      statusReason: reason,
-      detectedIssue: [...(order.detectedIssue ?? []), ...detected],
-    };
-  }
-  return { ...order, status: 'on-hold', statusReason: reason };
+  const held = onHoldWith(order, reason);
+  if (held.resourceType !== 'MedicationRequest') return held;
+  const known = new Set((held.detectedIssue ?? []).map((r) => r.reference));
+  const detected = issues
+    .map((i, k) => ({ reference: `DetectedIssue/${i.id}`, display: named[k] }))
+    .filter((r) => !known.has(r.reference));
+  return { ...held, detectedIssue: [...(held.detectedIssue ?? []), ...detected] };
 }
 
 /** A contraindication as a person reads it: its text, without a closing full stop (it goes inside a sentence). */
@@ -121,23 +109,5 @@ export function contraindicationName(issue: DetectedIssue): string {
 }
 
 function releasedOrder(order: AuthorisableRequest): AuthorisableRequest {
-  if (order.resourceType === 'ServiceRequest') {
-    const extension = (order.extension ?? []).filter((e) => !isHoldReason(e));
-    return { ...order, status: 'active', extension: extension.length ? extension : undefined };
-  }
-  const { statusReason: _held, ...rest } = order;
-  return { ...rest, status: 'active' };
-}
-
-function holdReasonOf(order: AuthorisableRequest): CodeableConcept | undefined {
-  if (order.resourceType === 'ServiceRequest') return order.extension?.find(isHoldReason)?.valueCodeableConcept;
-  return order.statusReason;
-}
-
-function isHoldReason(extension: Extension): boolean {
-  return extension.url === REQUEST_STATUS_REASON && Boolean(extension.valueCodeableConcept?.coding?.some(isHoldCoding));
-}
-
-function isHoldCoding(coding: Coding): boolean {
-  return coding.system === CONTRAINDICATION_HOLD.system && coding.code === CONTRAINDICATION_HOLD.code;
+  return activeAgain(order, CONTRAINDICATION_HOLD);
 }

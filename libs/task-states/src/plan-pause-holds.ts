@@ -1,4 +1,5 @@
-import type { CodeableConcept, Coding, Extension, Meta } from '@medplum/fhirtypes';
+import type { CodeableConcept, Coding } from '@medplum/fhirtypes';
+import { activeAgain, isHeldFor, onHoldWith, sameCoding } from './order-status-reason';
 import type { AuthorisableRequest } from './request-authorisation';
 import { TASK_STATE_SYSTEM } from './task-states';
 
@@ -13,9 +14,6 @@ export const PLAN_PAUSED_HOLD: Coding = {
   display: 'Held: its care plan is on hold',
 };
 
-/** R4's standard extension for a request type without statusReason (ServiceRequest). */
-const REQUEST_STATUS_REASON = 'http://hl7.org/fhir/StructureDefinition/request-statusReason';
-
 /** The `_tag` search value of orders held for a paused plan. */
 export const PLAN_PAUSED_TAG_SEARCH = `${PLAN_PAUSED_HOLD.system}|${PLAN_PAUSED_HOLD.code}`;
 
@@ -28,18 +26,8 @@ export function pausedPlanOrder(order: AuthorisableRequest): AuthorisableRequest
     coding: [PLAN_PAUSED_HOLD],
     text: 'Held: its care plan is on hold. It is released when the plan resumes.',
   };
-  const meta: Meta = {
-    ...order.meta,
-    tag: [...(order.meta?.tag ?? []).filter((t) => !isPauseCoding(t)), PLAN_PAUSED_HOLD],
-  };
-  if (order.resourceType === 'ServiceRequest')
-    return {
-      ...order,
-      meta,
-      status: 'on-hold',
-      extension: [...(order.extension ?? []), { url: REQUEST_STATUS_REASON, valueCodeableConcept: reason }],
-    };
-  return { ...order, meta, status: 'on-hold', statusReason: reason };
+  const tag = [...(order.meta?.tag ?? []).filter((t) => !sameCoding(t, PLAN_PAUSED_HOLD)), PLAN_PAUSED_HOLD];
+  return { ...onHoldWith(order, reason), meta: { ...order.meta, tag } };
 }
 
 /**
@@ -47,31 +35,11 @@ export function pausedPlanOrder(order: AuthorisableRequest): AuthorisableRequest
  * status reason, not the tag, which HAPI keeps on an update that drops it (its tags are removed by `$meta-delete`).
  */
 export function isHeldForPausedPlan(order: AuthorisableRequest): boolean {
-  const reason =
-    order.resourceType === 'ServiceRequest'
-      ? order.extension?.find((e) => e.url === REQUEST_STATUS_REASON)?.valueCodeableConcept
-      : order.statusReason;
-  return order.status === 'on-hold' && Boolean(reason?.coding?.some(isPauseCoding));
+  return isHeldFor(order, PLAN_PAUSED_HOLD);
 }
 
 /** An order held for its paused plan, active again (its hold reason and tag removed). */
 export function resumedPlanOrder(order: AuthorisableRequest): AuthorisableRequest {
-  const tag = (order.meta?.tag ?? []).filter((t) => !isPauseCoding(t));
-  const meta = { ...order.meta, tag: tag.length ? tag : undefined };
-  if (order.resourceType === 'ServiceRequest') {
-    const extension = (order.extension ?? []).filter((e) => !isPauseReason(e));
-    return { ...order, meta, status: 'active', extension: extension.length ? extension : undefined };
-  }
-  const { statusReason: _held, ...rest } = order;
-  return { ...rest, meta, status: 'active' };
-}
-
-function isPauseReason(extension: Extension): boolean {
-  return (
-    extension.url === REQUEST_STATUS_REASON && Boolean(extension.valueCodeableConcept?.coding?.some(isPauseCoding))
-  );
-}
-
-function isPauseCoding(coding: Coding): boolean {
-  return coding.system === PLAN_PAUSED_HOLD.system && coding.code === PLAN_PAUSED_HOLD.code;
+  const tag = (order.meta?.tag ?? []).filter((t) => !sameCoding(t, PLAN_PAUSED_HOLD));
+  return { ...activeAgain(order, PLAN_PAUSED_HOLD), meta: { ...order.meta, tag: tag.length ? tag : undefined } };
 }
