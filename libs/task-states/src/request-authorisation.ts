@@ -35,12 +35,16 @@ export function orderTaskIdOf(
 /** Requests a Task can authorise. Appointments are booked by the scheduling system, not ordered here. */
 export type AuthorisableRequest = MedicationRequest | ServiceRequest | CommunicationRequest;
 
+/** The request types a Task's approval orders (what the sweeps search orders of). */
+export const AUTHORISABLE_TYPES = ['MedicationRequest', 'ServiceRequest', 'CommunicationRequest'] as const;
+
 export function isAuthorisable(resource: Resource | undefined): resource is AuthorisableRequest {
-  return (
-    resource?.resourceType === 'MedicationRequest' ||
-    resource?.resourceType === 'ServiceRequest' ||
-    resource?.resourceType === 'CommunicationRequest'
-  );
+  return (AUTHORISABLE_TYPES as readonly string[]).includes(resource?.resourceType ?? '');
+}
+
+/** Still to be given (or sent): active, or on hold. */
+export function isOpenOrder(order: AuthorisableRequest): boolean {
+  return order.status === 'active' || order.status === 'on-hold';
 }
 
 /** What the pump records once a session has begun: under way, paused at the pump, or given. */
@@ -147,7 +151,7 @@ export function orderAnsweredBy(
  * open, or when the order is already closed.
  */
 export function orderForClosedTask(task: Task, order: AuthorisableRequest): AuthorisableRequest | undefined {
-  if (order.status !== 'active' && order.status !== 'on-hold') return undefined;
+  if (!isOpenOrder(order)) return undefined;
   const output = (kind: string) => task.output?.find((o) => o.type?.text === kind)?.valueReference;
   switch (stateOf(task)) {
     case 'done':

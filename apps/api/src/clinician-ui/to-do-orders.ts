@@ -1,6 +1,12 @@
 import type { Bundle, MedicationRequest } from '@medplum/fhirtypes';
 import { matchesOf, type NamedSearch, type SearchParams } from '@kc/fhir';
-import { isHeldForContraindication, isHeldForPausedPlan, orderKeySearch, orderTaskIdOf } from '@kc/task-states';
+import {
+  isHeldForContraindication,
+  isHeldForPausedPlan,
+  isOpenOrder,
+  orderKeySearch,
+  orderTaskIdOf,
+} from '@kc/task-states';
 
 /**
  * What the to-do list says of an approved session's order, as it is now on the FHIR server: the EHR may have replaced
@@ -46,7 +52,7 @@ export function ordersByTask(found: Bundle | undefined): Map<string, MedicationR
 
 /** The Tasks whose orders are all closed: only their patients' open orders are read, to find a replacement. */
 export function closedOrderTasks(byTask: Map<string, MedicationRequest[]>): string[] {
-  return [...byTask].filter(([, orders]) => !orders.some(isOpen)).map(([task]) => task);
+  return [...byTask].filter(([, orders]) => !orders.some(isOpenOrder)).map(([task]) => task);
 }
 
 /** The search for these patients' open medication orders (whoever wrote them): where the EHR's replacements are. */
@@ -60,7 +66,7 @@ export function openOrdersParams(patients: string[]): SearchParams {
  * replacement is not followed); else none, saying how the last one was closed.
  */
 export function toDoOrderOf(written: MedicationRequest[], openOrders: MedicationRequest[] = []): ToDoOrder {
-  const open = written.find(isOpen);
+  const open = written.find(isOpenOrder);
   if (open) return { current: open, ...heldElsewhere(open) };
   const ids = new Set(written.map((o) => `MedicationRequest/${o.id}`));
   const replacement = openOrders.find((o) => ids.has(o.priorPrescription?.reference ?? ''));
@@ -88,10 +94,6 @@ const CLOSED: Partial<Record<MedicationRequest['status'], string>> = {
   draft: 'is a draft',
   unknown: 'has an unknown status',
 };
-
-function isOpen(order: MedicationRequest): boolean {
-  return order.status === 'active' || order.status === 'on-hold';
-}
 
 /** On hold by someone else (a pharmacist): why. This service's holds are said on the row already (held, paused). */
 function heldElsewhere(order: MedicationRequest): { status?: string } {

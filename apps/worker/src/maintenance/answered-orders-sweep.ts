@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { BundleEntry, Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
 import {
+  AUTHORISABLE_TYPES,
   changeProvenance,
   ORDER_KEY_SYSTEM,
   orderForClosedTask,
@@ -13,7 +14,6 @@ import {
 /** Orders closed per transaction: a conflict on one puts off only these until the next run. */
 const ORDERS_PER_TRANSACTION = 50;
 const TASKS_PER_SEARCH = 100;
-const ORDER_TYPES = ['MedicationRequest', 'ServiceRequest', 'CommunicationRequest'] as const;
 
 /**
  * Reconciliation of orders with their Tasks (with the overdue sweep): an order this service wrote (keyed `Task/<id>`)
@@ -64,7 +64,7 @@ export class AnsweredOrdersSweep {
   /** The orders this service wrote that are still to be given (active or held), with their Task's id. */
   private async openOrders(): Promise<{ order: AuthorisableRequest; taskId: string }[]> {
     const found: { order: AuthorisableRequest; taskId: string }[] = [];
-    for (const type of ORDER_TYPES) {
+    for (const type of AUTHORISABLE_TYPES) {
       // By `_lastUpdated`: paged by cursor on Medplum's server, whose `_offset` stops at 10,000.
       // Only this service's orders (their key's system): a shared FHIR server holds every other application's too.
       const orders = await this.fhir.searchAll<AuthorisableRequest>(type, {

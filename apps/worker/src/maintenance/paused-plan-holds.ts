@@ -16,12 +16,15 @@ import {
   ordersToResume,
   type OrderChange,
 } from '@kc/followups';
-import { changeProvenance, PLAN_PAUSED_TAG_SEARCH, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
+import {
+  AUTHORISABLE_TYPES,
+  changeProvenance,
+  PLAN_PAUSED_TAG_SEARCH,
+  THIS_SERVICE,
+  type AuthorisableRequest,
+} from '@kc/task-states';
 import type { OpenTasks } from './open-tasks';
 import { openOrdersOf } from './task-orders';
-
-/** The request types an approval orders. */
-const ORDER_TYPES = ['MedicationRequest', 'ServiceRequest', 'CommunicationRequest'] as const;
 
 /**
  * Holds the approved orders of paused plans and releases them when their plans resume (paused-plans.ts): each plan's
@@ -80,14 +83,14 @@ export class PausedPlanHolds {
   async heldOrders(carePlanId?: string): Promise<AuthorisableRequest[]> {
     const found = await searchEach(
       this.fhir,
-      ORDER_TYPES.map((type) => ({
+      AUTHORISABLE_TYPES.map((type) => ({
         name: type,
         resourceType: type,
         params: { status: 'on-hold', _tag: PLAN_PAUSED_TAG_SEARCH, _count: 200 },
         everyMatch: true,
       })),
     );
-    return ORDER_TYPES.flatMap((type) => matchesOf<AuthorisableRequest>(found[type])).filter(
+    return AUTHORISABLE_TYPES.flatMap((type) => matchesOf<AuthorisableRequest>(found[type])).filter(
       (o) => !carePlanId || carePlanReferenceOf(o) === `CarePlan/${carePlanId}`,
     );
   }
