@@ -263,7 +263,7 @@ export function orderContraindications(issues: DetectedIssue[], verdict: Eligibi
   return [...byCode.values()];
 }
 
-const orderRefs = (orders: MedicationRequest[]) =>
+export const orderRefs = (orders: MedicationRequest[]) =>
   orders.map((o) => (o.id ? `MedicationRequest/${o.id}` : 'the draft ketamine order'));
 
 /** What order-sign found for one patient's draft ketamine orders. */
@@ -294,7 +294,6 @@ function contraindicatedOrderCard(
   orderKey: string,
   options: CardOptions,
 ): Card {
-  const ids = orders.flatMap((o) => (o.id ? [`MedicationRequest/${o.id}`] : []));
   const name = contraindicationName(c.code, options);
   const orderWords = orders.length > 1 ? `these ${orders.length} ketamine orders` : 'this ketamine order';
   return {
@@ -312,21 +311,33 @@ function contraindicatedOrderCard(
     ].join('\n\n'),
     indicator: 'critical',
     source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: c.code } },
-    ...(ids.length
-      ? {
-          selectionBehavior: 'at-most-one' as const,
-          suggestions: [
-            {
-              label: 'Remove the ketamine order',
-              uuid: uuidFromKey(`cds:order-sign:${orderKey}:${c.code}:remove`),
-              isRecommended: true,
-              actions: [{ type: 'delete' as const, description: 'Remove the ketamine order', resourceId: ids }],
-            },
-          ],
-        }
-      : {}),
+    ...removeOrdersSuggestion(orders, `cds:order-sign:${orderKey}:${c.code}`),
     links: links(options, 'Open the clinician worklist'),
   } satisfies Card;
+}
+
+/**
+ * An order-sign card's suggestion to delete the draft orders (by id; none when none has an id), its uuid from
+ * `cardKey`: recommended unless said otherwise.
+ */
+export function removeOrdersSuggestion(
+  orders: MedicationRequest[],
+  cardKey: string,
+  isRecommended = true,
+): Pick<Card, 'selectionBehavior' | 'suggestions'> {
+  const ids = orders.flatMap((o) => (o.id ? [`MedicationRequest/${o.id}`] : []));
+  if (!ids.length) return {};
+  return {
+    selectionBehavior: 'at-most-one',
+    suggestions: [
+      {
+        label: 'Remove the ketamine order',
+        uuid: uuidFromKey(`${cardKey}:remove`),
+        isRecommended,
+        actions: [{ type: 'delete', description: 'Remove the ketamine order', resourceId: ids }],
+      },
+    ],
+  };
 }
 
 function uncheckedOrderCard(notCovered: UncheckedCondition[], orderKey: string, options: CardOptions): Card {

@@ -1,6 +1,7 @@
 import type { CarePlan, MedicationRequest, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
-import { links, summary, type CardOptions } from './cards';
+import { carePlanHoldsCare } from '@kc/followups';
+import { links, orderRefs, removeOrdersSuggestion, summary, type CardOptions } from './cards';
 import type { Card } from './cds-types';
 
 /**
@@ -19,18 +20,17 @@ export function planStatusCards(input: {
   const { orders, options } = input;
   if (!orders.length) return [];
   const ketaminePlans = plansOf(input.carePlans, input.protocols);
-  if (ketaminePlans.some((c) => c.status === 'active' || c.status === 'draft')) return [];
+  if (ketaminePlans.some((c) => carePlanHoldsCare(c).ok)) return [];
   const latest = ketaminePlans
     .filter((c) => c.status === 'on-hold' || c.status === 'revoked' || c.status === 'completed')
     .sort((a, b) => Date.parse(b.meta?.lastUpdated ?? '') - Date.parse(a.meta?.lastUpdated ?? ''))[0];
   if (!latest) return [];
   const words = WORDS[latest.status as keyof typeof WORDS];
   const since = latest.meta?.lastUpdated?.slice(0, 10);
-  const orderKey = orders.map((o) => o.id ?? '').join(',');
-  const ids = orders.flatMap((o) => (o.id ? [`MedicationRequest/${o.id}`] : []));
+  const cardKey = `cds:order-sign:${orderRefs(orders).join(',')}:plan:${latest.id}:${latest.status}`;
   return [
     {
-      uuid: uuidFromKey(`cds:order-sign:${orderKey}:plan:${latest.id}:${latest.status}`),
+      uuid: uuidFromKey(cardKey),
       summary: summary(`Ketamine care plan ${words.summary}`),
       detail: [
         // The plan's last change: when it was paused or stopped, unless it was written again since.
@@ -40,19 +40,7 @@ export function planStatusCards(input: {
       ].join('\n\n'),
       indicator: 'warning',
       source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: words.topic } },
-      ...(ids.length
-        ? {
-            selectionBehavior: 'at-most-one' as const,
-            suggestions: [
-              {
-                label: 'Remove the ketamine order',
-                uuid: uuidFromKey(`cds:order-sign:${orderKey}:plan:${latest.id}:remove`),
-                isRecommended: latest.status !== 'completed',
-                actions: [{ type: 'delete' as const, description: 'Remove the ketamine order', resourceId: ids }],
-              },
-            ],
-          }
-        : {}),
+      ...removeOrdersSuggestion(orders, cardKey, latest.status !== 'completed'),
       links: links(options, 'Open the clinician worklist'),
     },
   ];
@@ -108,9 +96,7 @@ export function pausedPlanCards(carePlans: CarePlan[], protocols: PlanDefinition
 
 /** The follow-up Tasks whose care plan holds care (a paused or stopped plan's are not due: nothing may be done). */
 export function followUpsToShow(tasks: Task[], carePlans: CarePlan[]): Task[] {
-  const notHolding = new Set(
-    carePlans.filter((c) => c.status !== 'active' && c.status !== 'draft').map((c) => `CarePlan/${c.id}`),
-  );
+  const notHolding = new Set(carePlans.filter((c) => !carePlanHoldsCare(c).ok).map((c) => `CarePlan/${c.id}`));
   return tasks.filter((t) => !(t.basedOn ?? []).some((b) => b.reference && notHolding.has(b.reference)));
 }
 
