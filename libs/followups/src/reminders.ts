@@ -248,6 +248,11 @@ export function aboutTask(request: CommunicationRequest): string | undefined {
   return request.about?.map((a) => a.reference).find((r) => /^Task\/[^/]+$/.test(r ?? ''));
 }
 
+/** A reminder this service planned about Task/`taskId` (not another CommunicationRequest on the plan). */
+export function isReminderAbout(request: CommunicationRequest, taskId: string | undefined): boolean {
+  return isReminder(request) && aboutTask(request) === `Task/${taskId}`;
+}
+
 /**
  * The record of a delivered reminder (R4 Communication, completed), with the channels it went out on. An EHR
  * reading Communication?based-on=CommunicationRequest/x finds exactly one.

@@ -8,7 +8,7 @@ import {
   type AuthorisableRequest,
 } from '@kc/task-states';
 import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
-import { aboutTask, isReminder, revokedReminder } from './reminders';
+import { isReminderAbout, revokedReminder } from './reminders';
 
 export interface Withdrawal {
   /** The Task as read (its version is the If-Match of the write). */
@@ -61,9 +61,7 @@ export function withdrawalsForStoppedPlans(input: {
     if (open && sessionBegunBy(open.administrations)) return [];
     const reason = `Withdrawn: ${ended.reason}`;
     const proposal = task.focus?.reference ? input.proposals.get(task.focus.reference) : undefined;
-    const reminders = (input.reminders ?? []).filter(
-      (r) => r.status === 'active' && isReminder(r) && aboutTask(r) === `Task/${task.id}`,
-    );
+    const reminders = (input.reminders ?? []).filter((r) => r.status === 'active' && isReminderAbout(r, task.id));
     return [
       {
         task,

@@ -1,6 +1,6 @@
 import type { CommunicationRequest } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { aboutTask, isReminder } from '@kc/followups';
+import { isReminderAbout } from '@kc/followups';
 
 /**
  * The reminders on record about a Task, any status: its plan's, those about it kept (CommunicationRequest has no search
@@ -16,5 +16,5 @@ export async function remindersAboutTask(
     'based-on': `CarePlan/${carePlanId}`,
     _count: 200,
   });
-  return onPlan.filter((r) => isReminder(r) && aboutTask(r) === `Task/${taskId}`);
+  return onPlan.filter((r) => isReminderAbout(r, taskId));
 }
