@@ -118,8 +118,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     const open = await this.openTasks.read({ 'based-on': `CarePlan/${carePlanId}` });
     const { withdrawn } = await this.stoppedPlans.sweep(now, open);
     const pausedHeld = await this.pausedPlans.hold(open, now);
-    // Orders held for a pause (most plans have none: nothing more is read for them).
-    const held = await this.pausedPlans.heldOrders(carePlanId);
+    // Orders held for a pause: only approved Tasks' orders are, so a plan with none (most notifications) reads nothing more.
+    const held = open.approved.length ? await this.pausedPlans.heldOrders(carePlanId) : [];
     if (!held.length) return { withdrawn, pausedHeld };
     const { recorded } = await this.contraindications.recheckFor(`CarePlan/${carePlanId}`, now);
     const pausedReleased = await this.pausedPlans.release(held, now);
