@@ -15,6 +15,7 @@ import { WorklistIndex } from '@kc/worklist-index';
 import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
 import { ChecksDoneElsewhere } from '../apps/worker/src/checks/checks-done-elsewhere.service';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
+import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-reviews';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
 import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-holds';
@@ -332,6 +333,19 @@ describe('clinician page in a real browser', () => {
     );
     expect(await row.locator('td:last-child button').allTextContents()).not.toContain('Change dose');
     await screenshot(page, 'to-do-order-cancelled-in-ehr');
+
+    // The worker judges the order (notified or polled, after ORDER_CHANGE_GRACE_MS): nothing replaced it, so the
+    // session is back with the clinician, saying why, to approve again or reject.
+    expect(await service.app.get(ClosedOrderReviews).forOrder(order.id!)).toEqual({ returned: 1 });
+    await page.click('#list-worklist');
+    await page.click('#filters button[type=submit]');
+    const back = page.locator(`tr[data-task-id="${session.id}"]`);
+    await back.waitFor();
+    expect(await back.locator('.badge.attention').textContent()).toBe(
+      'Its order was cancelled in the EHR (Patient unwell): approve it again to order the session, or reject it',
+    );
+    expect(await back.locator('td:last-child button').allTextContents()).toContain('Approve');
+    await screenshot(page, 'worklist-order-cancelled-in-ehr');
     await page.close();
   }, 60_000);
 

@@ -11,6 +11,8 @@ import { FollowUpService } from './followups/follow-up.service';
 import { MaintenanceProcessor } from './maintenance/maintenance.processor';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
+import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
+import { ClosedOrdersPoller } from './maintenance/closed-orders-poller';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { StoppedPlanSweep } from './maintenance/stopped-plan-sweep';
@@ -54,6 +56,8 @@ export class WorkerModule {
         PausedPlanHolds,
         ContraindicationSweep,
         AnsweredOrdersSweep,
+        ClosedOrderReviews,
+        ClosedOrdersPoller,
         OpenTasksReader,
         MaintenanceSchedules,
         ReminderDelivery,
@@ -108,6 +112,8 @@ export class WorkerModule {
         PausedPlanHolds,
         ContraindicationSweep,
         AnsweredOrdersSweep,
+        ClosedOrderReviews,
+        ClosedOrdersPoller,
         ReminderSweep,
         ChecksDoneElsewhere,
       ],

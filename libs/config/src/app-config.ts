@@ -128,6 +128,11 @@ export interface AppConfig {
    * is left to finish, so its check is recorded from its own Task.
    */
   checkAnswersGraceMs: number;
+  /**
+   * How long an order of an approved session closed outside this service waits before the session is returned to a
+   * clinician (ORDER_CHANGE_GRACE_MS): an EHR changing a dose may cancel the order before it writes the replacement.
+   */
+  orderChangeGraceMs: number;
   /** Attempts per follow-up job before it lands in the dead-letter view, and the first backoff delay. */
   jobAttempts: number;
   jobBackoffMs: number;
@@ -558,6 +563,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     followUpBatchSize: positiveInt(env, 'FOLLOWUP_BATCH_SIZE', 8),
     followUpOwner: oneOf(env, 'FOLLOW_UP_OWNER', ['none', 'infusion', 'care-team'], 'none'),
     checkAnswersGraceMs: int(env, 'CHECK_ANSWERS_GRACE_MS', 60_000),
+    orderChangeGraceMs: int(env, 'ORDER_CHANGE_GRACE_MS', 60_000),
     jobAttempts: int(env, 'JOB_ATTEMPTS', 8),
     jobBackoffMs: int(env, 'JOB_BACKOFF_MS', 2000),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30000),

@@ -9,6 +9,7 @@ export * from './reminder-notice';
 export * from './booster-timing';
 export * from './stopped-plans';
 export * from './paused-plans';
+export * from './orders-closed-in-ehr';
 export * from './check-recording';
 export * from './check-done-elsewhere';
 export * from './check-answered-elsewhere';

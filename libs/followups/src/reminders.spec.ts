@@ -168,6 +168,19 @@ describe('reminderChanges', () => {
     );
     expect(reminderChanges(planned, onRecord)).toEqual({ create: [], move: [] });
   });
+
+  it('makes one revoked for that very time active again (approved again after its order was closed in the EHR)', () => {
+    const onRecord = planned.map((p, i) => ({
+      ...p.request,
+      id: `cr${i}`,
+      status: i === 0 ? ('revoked' as const) : ('completed' as const),
+      statusReason: i === 0 ? { text: 'Not to be given now: its order was cancelled in the EHR' } : undefined,
+    }));
+    const { create, move } = reminderChanges(planned, onRecord);
+    expect(create).toEqual([]);
+    const { statusReason: _gone, ...again } = onRecord[0];
+    expect(move).toEqual([{ ...again, status: 'active' }]);
+  });
 });
 
 describe('deliveryDecision', () => {

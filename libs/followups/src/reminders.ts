@@ -119,8 +119,10 @@ export function plannedReminders(task: Task & { id: string }, rules: ReminderRul
 
 /**
  * What a decision does to a Task's reminders (`existing`: every reminder on record about the Task): the active one
- * of each kind moves to its new time; a kind with none active gets a new one unless one for that very time exists
- * (sent, or cancelled). So a reschedule after a reminder went out reminds the patient again for the new date.
+ * of each kind moves to its new time; a kind with none active gets a new one unless one for that very time exists:
+ * one sent is not sent again, one revoked is active again (a session returned for review when its order was closed
+ * in the EHR, approved again at the same time; its key is the time's, so it cannot be written twice). So a reschedule
+ * after a reminder went out reminds the patient again for the new date.
  */
 export function reminderChanges(
   planned: PlannedReminder[],
@@ -134,7 +136,14 @@ export function reminderChanges(
     if (active) {
       if (active.occurrenceDateTime !== request.occurrenceDateTime)
         move.push({ ...active, occurrenceDateTime: request.occurrenceDateTime });
-    } else if (!ofKind.some((r) => r.occurrenceDateTime === request.occurrenceDateTime)) create.push(request);
+      continue;
+    }
+    const same = ofKind.find((r) => r.occurrenceDateTime === request.occurrenceDateTime);
+    if (!same) create.push(request);
+    else if (same.status === 'revoked') {
+      const { statusReason: _revoked, ...rest } = same;
+      move.push({ ...rest, status: 'active' });
+    }
   }
   return { create, move };
 }

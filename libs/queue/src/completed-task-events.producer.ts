@@ -6,6 +6,7 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { withinEnqueueTimeout } from './infusion-events.producer';
 import {
   appointmentBookedJobId,
+  orderChangedJobId,
   sessionApprovedJobId,
   checkAnsweredElsewhereJobId,
   checkDoneElsewhereJobId,
@@ -15,6 +16,7 @@ import {
   type SessionApprovedJob,
   type CheckAnsweredElsewhereJob,
   type CheckDoneElsewhereJob,
+  type OrderChangedJob,
 } from './jobs';
 import { QUEUES } from './queue-names';
 
@@ -28,7 +30,7 @@ export class CompletedTaskEventsProducer {
   constructor(
     @InjectQueue(QUEUES.maintenance)
     private readonly queue: Queue<
-      CheckDoneElsewhereJob | CheckAnsweredElsewhereJob | AppointmentBookedJob | SessionApprovedJob
+      CheckDoneElsewhereJob | CheckAnsweredElsewhereJob | AppointmentBookedJob | SessionApprovedJob | OrderChangedJob
     >,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -87,6 +89,29 @@ export class CompletedTaskEventsProducer {
     const sessions = tasks.filter((t) => t.id && t.focus?.reference?.startsWith('MedicationRequest/'));
     for (const session of sessions) await this.enqueueApprovedSession(session.id!);
     return sessions.length;
+  }
+
+  /**
+   * An order this service wrote changed outside it (closed in the EHR, say): the job reads it, and returns its approved
+   * session to a clinician when nothing replaced it. Queued ORDER_CHANGE_GRACE_MS later: an EHR changing a dose may
+   * cancel the order before it writes the replacement.
+   */
+  async enqueueOrderChange(orderId: string): Promise<{ jobId: string }> {
+    const jobId = orderChangedJobId(orderId);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.orderChanged,
+        { orderId },
+        {
+          jobId,
+          delay: this.config.orderChangeGraceMs,
+          ...retryOptions(this.config),
+          removeOnComplete: true,
+          removeOnFail: false,
+        },
+      ),
+    );
+    return { jobId };
   }
 
   /** An Appointment written in the scheduling system: the job reads it and the patient's approved sessions. */

@@ -14,7 +14,21 @@ export const JOBS = {
   checkAnsweredElsewhere: 'check-answered-elsewhere',
   appointmentBooked: 'appointment-booked',
   sessionApproved: 'session-approved',
+  orderChanged: 'order-changed',
 } as const;
+
+/**
+ * An order this service wrote changed on the FHIR server (notified, or found by the poll): closed in the EHR with
+ * nothing in its place, its approved session is returned to a clinician.
+ */
+export interface OrderChangedJob {
+  orderId: string;
+}
+
+/** While an order's job is pending, the same order notified again is queued once (the job reads it as it is then). */
+export function orderChangedJobId(orderId: string): string {
+  return `${JOBS.orderChanged}-${jobIdPart(orderId)}`;
+}
 
 /** A Task changed on the FHIR server (notified, or found by the poll): a check an EHR completed is recorded as done. */
 export interface CheckDoneElsewhereJob {

@@ -3,3 +3,4 @@ export * from './request-authorisation';
 export * from './provenance';
 export * from './order-holds';
 export * from './plan-pause-holds';
+export * from './order-in-ehr';

@@ -61,6 +61,10 @@ describe('task state machine', () => {
     [['approve', 'change-dose'], 'approved', 'ready'],
     [['reschedule', 'change-dose'], 'rescheduled', 'ready'],
     [['approve', 'mark-overdue', 'change-dose'], 'overdue', 'ready'],
+    [['approve', 'return-for-review'], 'awaiting-approval', 'draft'],
+    [['reschedule', 'return-for-review'], 'awaiting-approval', 'draft'],
+    [['approve', 'mark-overdue', 'return-for-review'], 'overdue', 'draft'],
+    [['approve', 'return-for-review', 'approve'], 'approved', 'ready'],
   ])('%j -> %s (status %s)', (events, state, status) => {
     const task = after(generated(), ...events);
     expect(stateOf(task)).toBe(state);
@@ -82,10 +86,21 @@ describe('task state machine', () => {
     [['reject'], 'assign'],
     [[], 'change-dose'],
     [['approve', 'complete'], 'change-dose'],
+    [['approve', 'complete'], 'return-for-review'],
+    [['approve', 'reject'], 'return-for-review'],
   ])('after %j, %s is refused', (events, event) => {
     const task = after(generated(), ...events);
     expect(canTransition(task, event)).toBe(false);
     expect(() => after(task, event)).toThrow(InvalidTransition);
+  });
+
+  it('returned for review only when approved, saying why; approved again, the reason is gone', () => {
+    expect(() => after(generated(), 'return-for-review')).toThrow(InvalidTransition);
+    expect(() => after(generated(), 'mark-overdue', 'return-for-review')).toThrow(InvalidTransition);
+    const returned = after(generated(), 'approve', 'return-for-review');
+    expect(returned.statusReason?.text).toBe('why');
+    expect(returned.statusReason?.coding?.[0].code).toBe('order-closed-in-ehr');
+    expect(after(returned, 'approve').statusReason).toBeUndefined();
   });
 
   it('withdrawn, approved or not, says why', () => {

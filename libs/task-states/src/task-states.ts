@@ -1,4 +1,4 @@
-import type { CodeableConcept, Period, Reference, Task } from '@medplum/fhirtypes';
+import type { CodeableConcept, Coding, Period, Reference, Task } from '@medplum/fhirtypes';
 
 /**
  * The lifecycle of a generated Task, in R4 terms (docs/task-states.md). Two fields carry it:
@@ -29,7 +29,8 @@ export type TaskEvent =
   | 'withdraw'
   | 'mark-overdue'
   | 'assign'
-  | 'change-dose';
+  | 'change-dose'
+  | 'return-for-review';
 
 export const TASK_STATE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 
@@ -42,6 +43,16 @@ const DISPLAY: Record<TaskState, string> = {
   done: 'Done',
   superseded: 'Superseded',
   withdrawn: 'Withdrawn: its plan was stopped',
+};
+
+/**
+ * Why an approved session awaits a clinician again (its `statusReason`): the order its approval wrote was cancelled,
+ * stopped or entered in error outside this service, with nothing replacing it (fhir-profiles' CodeSystem).
+ */
+export const ORDER_CLOSED_IN_EHR: Coding = {
+  system: TASK_STATE_SYSTEM,
+  code: 'order-closed-in-ehr',
+  display: 'Returned for review: its order was closed in the EHR',
 };
 
 const OPEN: readonly TaskState[] = ['awaiting-approval', 'approved', 'rescheduled', 'overdue'];
@@ -60,6 +71,8 @@ const ALLOWED_FROM: Record<TaskEvent, readonly TaskState[]> = {
   assign: OPEN,
   // Another dose for an approved session not given yet (its order replaced); state and status stay as they are.
   'change-dose': ['approved', 'rescheduled', 'overdue'],
+  // An approved session whose order the EHR closed, nothing in its place: awaiting a clinician again (draft).
+  'return-for-review': ['approved', 'rescheduled', 'overdue'],
 };
 
 const NOT_APPROVED_YET = 'It is not approved yet: approve it at the dose you want';
@@ -109,7 +122,7 @@ export function awaitingApproval(): Pick<Task, 'status' | 'intent' | 'businessSt
 export interface TransitionInput {
   event: TaskEvent;
   now: Date;
-  /** reject, supersede, withdraw: why (Task.statusReason). */
+  /** reject, supersede, withdraw, return-for-review: why (Task.statusReason). */
   reason?: string;
   /** approve, reschedule: who owns it from now on (unchanged when absent); assign: the new owner, absent for none. */
   owner?: Task['owner'];
@@ -133,7 +146,12 @@ export function transition(task: Task, input: TransitionInput): Task {
   const base: Task = { ...task, lastModified: now.toISOString() };
   switch (event) {
     case 'approve':
-      return { ...base, status: 'ready', businessStatus: businessStatus('approved'), owner: input.owner ?? task.owner };
+      return {
+        ...withoutReturnReason(base),
+        status: 'ready',
+        businessStatus: businessStatus('approved'),
+        owner: input.owner ?? task.owner,
+      };
     case 'reschedule': {
       if (!input.window) throw new InvalidTransition(from, event, 'A reschedule needs the new window');
       // A new window: why the old one was void (its appointment cancelled) no longer holds.
@@ -195,7 +213,34 @@ export function transition(task: Task, input: TransitionInput): Task {
         );
       // The Task itself says nothing of the dose (its order does): the write bumps its version, the decision's lock.
       return base;
+    case 'return-for-review':
+      // Approved (ready, or held with its order): nothing else has an order the EHR could close.
+      if (task.status !== 'ready' && task.status !== 'on-hold')
+        throw new InvalidTransition(from, event, 'It is not approved: it awaits a clinician already');
+      // Draft again, so an EHR reading Task.status no longer acts on it; overdue stays overdue.
+      return {
+        ...base,
+        status: 'draft',
+        businessStatus: businessStatus(from === 'overdue' ? 'overdue' : 'awaiting-approval'),
+        statusReason: { coding: [ORDER_CLOSED_IN_EHR], text: input.reason ?? ORDER_CLOSED_IN_EHR.display },
+      };
   }
+}
+
+/** Returned for review because its order was closed in the EHR: `statusReason` says why. */
+export function isReturnedForReview(task: Task): boolean {
+  return Boolean(
+    task.statusReason?.coding?.some(
+      (c) => c.system === ORDER_CLOSED_IN_EHR.system && c.code === ORDER_CLOSED_IN_EHR.code,
+    ),
+  );
+}
+
+/** Approved again: why it was returned for review no longer holds. */
+function withoutReturnReason(task: Task): Task {
+  if (!isReturnedForReview(task)) return task;
+  const { statusReason: _returned, ...rest } = task;
+  return rest;
 }
 
 /** Whether an event is allowed now, for a UI that greys out buttons. */

@@ -1,6 +1,6 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { protocolActionOf, protocolPhaseOf, protocolWindowOf } from '@kc/protocols';
-import { isApproved, isOpen, isTaskHeldForContraindication, stateOf } from '@kc/task-states';
+import { isApproved, isOpen, isReturnedForReview, isTaskHeldForContraindication, stateOf } from '@kc/task-states';
 
 /** What a task list shows of a Task (overdue is computed when read: windows end as time passes). */
 export interface WorklistEntry {
@@ -29,7 +29,8 @@ export interface WorklistEntry {
   onHold?: string;
   /**
    * What the clinic must do about an approved Task that is not held (its `statusReason`): its appointment was
-   * cancelled in the scheduling system, book it again.
+   * cancelled in the scheduling system, book it again; or about one returned for review: its order was closed in the
+   * EHR, approve it again or reject it.
    */
   attention?: string;
   /** The request the Task authorises (Task.focus), e.g. the proposed MedicationRequest: its dose is read from it. */
@@ -109,7 +110,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     businessStatus: task.businessStatus?.coding?.[0]?.code,
     owner: task.owner && { reference: task.owner.reference, display: task.owner.display },
     onHold: isTaskHeldForContraindication(task) ? (task.statusReason?.text ?? 'On hold') : undefined,
-    attention: task.status === 'ready' ? task.statusReason?.text : undefined,
+    attention: task.status === 'ready' || isReturnedForReview(task) ? task.statusReason?.text : undefined,
     request: task.focus?.reference,
   };
 }

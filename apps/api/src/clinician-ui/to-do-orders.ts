@@ -4,6 +4,7 @@ import {
   isHeldForContraindication,
   isHeldForPausedPlan,
   isOpenOrder,
+  orderInEhr,
   orderKeySearch,
   orderTaskIdOf,
 } from '@kc/task-states';
@@ -50,37 +51,44 @@ export function ordersByTask(found: Bundle | undefined): Map<string, MedicationR
   return byTask;
 }
 
-/** The Tasks whose orders are all closed: only their patients' open orders are read, to find a replacement. */
+/** The Tasks whose orders are all closed: only their patients' orders since are read, to find a replacement. */
 export function closedOrderTasks(byTask: Map<string, MedicationRequest[]>): string[] {
   return [...byTask].filter(([, orders]) => !orders.some(isOpenOrder)).map(([task]) => task);
 }
 
-/** The search for these patients' open medication orders (whoever wrote them): where the EHR's replacements are. */
-export function openOrdersParams(patients: string[]): SearchParams {
-  return { subject: patients.join(','), intent: 'order', status: 'active,on-hold', _count: 200 };
+/**
+ * The search for these patients' medication orders (whoever wrote them, any status) updated since the earliest of
+ * `closed` was written: where the EHR's replacements are, and the replacements of replacements.
+ */
+export function replacementOrdersParams(patients: string[], closed: MedicationRequest[]): SearchParams {
+  const since = closed
+    .map((o) => o.authoredOn ?? o.meta?.lastUpdated ?? '')
+    .filter(Boolean)
+    .sort()[0];
+  return {
+    subject: patients.join(','),
+    intent: 'order',
+    ...(since ? { _lastUpdated: `ge${since}` } : {}),
+    _count: 200,
+  };
 }
 
 /**
- * A to-do Task's order now, from the orders its approval wrote (any status) and its patient's open orders: the open one
- * written here; else the open order replacing one written here (`priorPrescription`, one step: a replacement of a
- * replacement is not followed); else none, saying how the last one was closed.
+ * A to-do Task's order now, from the orders its approval wrote (any status) and its patient's orders since: the open
+ * one written here; else the latest open order replacing it (`priorPrescription`, followed at any depth:
+ * orderInEhr); else none, saying how the last one was closed.
  */
-export function toDoOrderOf(written: MedicationRequest[], openOrders: MedicationRequest[] = []): ToDoOrder {
-  const open = written.find(isOpenOrder);
-  if (open) return { current: open, ...heldElsewhere(open) };
-  const ids = new Set(written.map((o) => `MedicationRequest/${o.id}`));
-  const replacement = openOrders.find((o) => ids.has(o.priorPrescription?.reference ?? ''));
-  if (replacement) {
-    const held = heldElsewhere(replacement).status;
+export function toDoOrderOf(written: MedicationRequest[], patientOrders: MedicationRequest[] = []): ToDoOrder {
+  const { current, replacedInEhr, last } = orderInEhr(written, patientOrders);
+  if (current && !replacedInEhr) return { current, ...heldElsewhere(current) };
+  if (current) {
+    const held = heldElsewhere(current).status;
     return {
-      current: replacement,
+      current,
       replacedInEhr: true,
       status: `Ordered in the EHR, replacing the order approved here${held ? `. ${held}` : ''}`,
     };
   }
-  const last = written
-    .slice()
-    .sort((a, b) => Date.parse(b.meta?.lastUpdated ?? '') - Date.parse(a.meta?.lastUpdated ?? ''))[0];
   if (!last) return {};
   const reason = last.statusReason?.text;
   return { status: `No order to give: its order ${CLOSED[last.status] ?? last.status}${reason ? ` (${reason})` : ''}` };

@@ -16,7 +16,7 @@ import { doseReadingFor, doseView, type DoseView } from './dose-view';
 import {
   closedOrderTasks,
   ordersByTask,
-  openOrdersParams,
+  replacementOrdersParams,
   TO_DO_ORDERS,
   toDoOrderOf,
   toDoOrdersSearch,
@@ -236,16 +236,20 @@ export class WorklistEnricher {
 
   /**
    * Each to-do Task's order now (to-do-orders.ts): from the orders its approval wrote, read with the page; when some
-   * have all been closed, one more search, of those patients' open orders, for the EHR's replacements.
+   * have all been closed, one more search, of those patients' orders since, for the EHR's replacements.
    */
   private async toDoOrders(items: WorklistItemLike[], written: Bundle | undefined): Promise<Map<string, ToDoOrder>> {
     const byTask = ordersByTask(written);
     const closed = new Set(closedOrderTasks(byTask));
     const patients = unique(items.filter((i) => closed.has(i.id)).map((i) => i.patient));
-    const openOrders = patients.length
-      ? await this.fhir.searchAll<MedicationRequest>('MedicationRequest', openOrdersParams(patients))
+    const closedOrders = [...closed].flatMap((task) => byTask.get(task) ?? []);
+    const patientOrders = patients.length
+      ? await this.fhir.searchAll<MedicationRequest>(
+          'MedicationRequest',
+          replacementOrdersParams(patients, closedOrders),
+        )
       : [];
-    return new Map([...byTask].map(([task, orders]) => [task, toDoOrderOf(orders, openOrders)]));
+    return new Map([...byTask].map(([task, orders]) => [task, toDoOrderOf(orders, patientOrders)]));
   }
 
   /** The protocol the item's Task follows, by its canonical (any version: the catalog's latest of that url). */

@@ -595,8 +595,9 @@ function row(item) {
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
   if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
   if (toDo) task.append(el('div', item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved', 'muted approved'));
-  // Its appointment was cancelled in the scheduling system: at no time now, its reminders revoked.
-  if (toDo && item.attention) task.append(el('div', item.attention, 'badge notice attention'));
+  // Its appointment was cancelled in the scheduling system (at no time now, its reminders revoked), or, awaiting a
+  // decision again, its order was closed in the EHR.
+  if (item.attention) task.append(el('div', item.attention, 'badge notice attention'));
   if (item.owner) task.append(el('div', mine ? 'Yours' : 'Taken by ' + (item.owner.display || 'a colleague'), 'badge owner' + (mine ? ' mine' : '')));
   else if (toDo) task.append(el('div', 'Nobody has taken it yet', 'muted owner'));
   // The hold's reason starts "Held: ..." (as an EHR reads it on the order); the badge already says so.

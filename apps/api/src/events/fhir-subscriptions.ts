@@ -1,4 +1,5 @@
 import type { Subscription } from '@medplum/fhirtypes';
+import { ORDER_KEY_SYSTEM } from '@kc/task-states';
 
 /**
  * The FHIR Subscriptions a server needs so that the webhook (`/webhooks/fhir`) hears of what this service acts on at
@@ -17,6 +18,11 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[]
   {
     criteria: 'Appointment',
     why: "a session booked (or cancelled) in the clinic's scheduling system: the approved session and its reminders take its time",
+  },
+  {
+    // Only the orders this service wrote (their key's system), whatever their status: the webhook keeps closed ones.
+    criteria: `MedicationRequest?identifier=${ORDER_KEY_SYSTEM}|`,
+    why: 'an approved session’s order closed in the EHR: the session goes back to a clinician when nothing replaced it',
   },
 ];
 

@@ -15,6 +15,7 @@ import { isCheckDoneElsewhere } from '@kc/followups';
 import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import {
   carePlanIdsIn,
+  closedOrderIdsIn,
   conditionIdsIn,
   observationIdsIn,
   procedureIdsIn,
@@ -55,7 +56,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook: a Procedure, an Observation, a Condition, a Task, a CarePlan or a QuestionnaireResponse (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
+      'Rest-hook: a Procedure, an Observation, a Condition, a Task, a CarePlan, a QuestionnaireResponse, an Appointment or a MedicationRequest (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
   })
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
@@ -84,6 +85,9 @@ export class FhirWebhookController {
     // Appointments the clinic's scheduling system booked: the worker times the approved sessions from them.
     const appointmentIds = appointmentIdsIn(parsed.value);
     for (const id of appointmentIds) await this.completedTasks.enqueueAppointment(id);
+    // An approved session's order closed in the EHR: the worker returns the session to a clinician if nothing replaced it.
+    const orderIds = closedOrderIdsIn(parsed.value);
+    for (const id of orderIds) await this.completedTasks.enqueueOrderChange(id);
     const queued =
       ids.length ||
       scoreIds.length ||
@@ -91,13 +95,14 @@ export class FhirWebhookController {
       planIds.length ||
       conditionIds.length ||
       responseIds.length ||
-      appointmentIds.length;
+      appointmentIds.length ||
+      orderIds.length;
     return operationOutcome(
       'information',
       'informational',
       queued
-        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s), ${responseIds.length} QuestionnaireResponse(s) and ${appointmentIds.length} Appointment(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
-        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse or Appointment in the notification',
+        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s), ${responseIds.length} QuestionnaireResponse(s), ${appointmentIds.length} Appointment(s) and ${orderIds.length} closed order(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
+        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse, Appointment or closed order of this service in the notification',
     );
   }
 
@@ -118,7 +123,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse|Appointment/{id}',
+      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse|Appointment|MedicationRequest/{id}',
   })
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
@@ -143,6 +148,11 @@ export class FhirWebhookController {
     if (resourceType === 'Appointment') {
       await this.completedTasks.enqueueAppointment(id);
       return operationOutcome('information', 'informational', 'Queued 1 Appointment');
+    }
+    if (resourceType === 'MedicationRequest') {
+      // With or without a body: the job reads the order and decides (another's order, or an open one, changes nothing).
+      await this.completedTasks.enqueueOrderChange(id);
+      return operationOutcome('information', 'informational', 'Queued 1 MedicationRequest');
     }
     if (resourceType === 'Task') {
       // HAPI sends the Task as the body when the Subscription has a payload; without one it is read back.

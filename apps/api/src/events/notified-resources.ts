@@ -1,6 +1,7 @@
-import type { Resource, ResourceType, Task } from '@medplum/fhirtypes';
+import type { MedicationRequest, Resource, ResourceType, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { recordedWithTask } from '@kc/followups';
+import { isOpenOrder, orderTaskIdOf } from '@kc/task-states';
 
 /**
  * The Procedure ids a notification body names: a Procedure itself (Medplum, HAPI with payload), or a
@@ -31,12 +32,22 @@ export function carePlanIdsIn(body: unknown): string[] {
   return idsIn(body, 'CarePlan');
 }
 
-/** The answers a notification names (ids only: the worker reads each, and the patient's checks it may answer). */
 /** Appointments in a notification (the clinic's scheduling system booked a session). */
 export function appointmentIdsIn(body: unknown): string[] {
   return idsIn(body, 'Appointment');
 }
 
+/**
+ * The orders a notification names that this service wrote (their key) and that are closed now: an EHR closing an
+ * approved session's order. Ids only: the worker re-reads each. Open orders and others' orders change nothing here.
+ */
+export function closedOrderIdsIn(body: unknown): string[] {
+  return (resourcesIn(body, 'MedicationRequest') as MedicationRequest[])
+    .filter((o) => orderTaskIdOf(o) && !isOpenOrder(o))
+    .map((o) => o.id!);
+}
+
+/** The answers a notification names (ids only: the worker reads each, and the patient's checks it may answer). */
 export function responseIdsIn(body: unknown): string[] {
   // This service's own answers (`$complete`), echoed back, name their Task already.
   return resourcesIn(body, 'QuestionnaireResponse')

@@ -15,7 +15,7 @@ import {
 import { remindersAboutTask } from '@kc/nest-core';
 import { ProtocolCatalog } from '@kc/protocols';
 import { ReminderQueue } from '@kc/queue';
-import { isApproved } from '@kc/task-states';
+import { isApproved, isReturnedForReview } from '@kc/task-states';
 import type { Consequence } from './task-review.service';
 
 /** A Task's reminder rules and the reminders it already has, read before the decision is written. */
@@ -60,7 +60,9 @@ export class TaskReminders {
    */
   async contextFor(task: Task, carePlan: CarePlan | undefined): Promise<TaskReminderContext> {
     const rules = this.rulesFor(task, carePlan);
-    if (!rules.length || !isApproved(task) || !task.id || !carePlan?.id) return { rules, existing: [] };
+    // A Task never approved has none; one returned for review has those revoked then, made active again on approval.
+    const hadSome = isApproved(task) || isReturnedForReview(task);
+    if (!rules.length || !hadSome || !task.id || !carePlan?.id) return { rules, existing: [] };
     return { rules, existing: await remindersAboutTask(this.fhir, carePlan.id, task.id) };
   }
 

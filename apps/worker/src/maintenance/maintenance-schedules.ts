@@ -7,6 +7,7 @@ import { ProcedurePoller } from './procedure-poller';
 import { ScorePoller } from '../outcomes/score-poller';
 import { CompletedChecksPoller } from '../checks/completed-checks-poller';
 import { AppointmentPoller } from '../bookings/appointment-poller';
+import { ClosedOrdersPoller } from './closed-orders-poller';
 
 /**
  * BullMQ job schedulers for the housekeeping jobs. Schedulers live in Redis, keyed by name: every worker process
@@ -25,6 +26,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     private readonly scores: ScorePoller,
     private readonly checks: CompletedChecksPoller,
     private readonly appointments: AppointmentPoller,
+    private readonly closedOrders: ClosedOrdersPoller,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -46,6 +48,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     await this.scores.initCursor();
     await this.checks.initCursor();
     await this.appointments.initCursor();
+    await this.closedOrders.initCursor();
     await this.every(JOBS.pollProcedures, this.config.pollIntervalMs, keep);
     await this.every(JOBS.reconcileProcedures, this.config.reconcileEveryMs, keep);
     await this.every(JOBS.sweepReminders, this.config.reminderSweepMs, keep);

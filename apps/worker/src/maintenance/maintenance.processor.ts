@@ -6,12 +6,15 @@ import {
   type SessionApprovedJob,
   type CheckAnsweredElsewhereJob,
   type CheckDoneElsewhereJob,
+  type OrderChangedJob,
   type RecheckContraindicationsJob,
   type WithdrawStoppedPlanJob,
 } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { AnsweredOrdersSweep } from './answered-orders-sweep';
+import { ClosedOrderReviews } from './closed-order-reviews';
+import { ClosedOrdersPoller } from './closed-orders-poller';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
@@ -37,6 +40,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly contraindications: ContraindicationSweep,
     private readonly openTasks: OpenTasksReader,
     private readonly answeredOrders: AnsweredOrdersSweep,
+    private readonly closedOrders: ClosedOrderReviews,
+    private readonly closedOrdersPolled: ClosedOrdersPoller,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
     private readonly completedChecks: CompletedChecksPoller,
@@ -52,11 +57,13 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
   async process(job: Job): Promise<unknown> {
     switch (job.name) {
       case JOBS.pollProcedures: {
-        // One "poll for changes" job: completed infusions, recorded scores, checks an EHR completed, then appointments.
+        // One "poll for changes" job: completed infusions, recorded scores, checks an EHR completed, appointments, then
+        // orders closed outside the service.
         const infusions = await this.poller.poll();
         const scores = await this.scores.poll();
         const checks = await this.completedChecks.poll();
-        return { ...infusions, scores, checks, ...(await this.appointmentsPolled.poll()) };
+        const appointments = await this.appointmentsPolled.poll();
+        return { ...infusions, scores, checks, ...appointments, ...(await this.closedOrdersPolled.poll()) };
       }
       case JOBS.overdueSweep: {
         // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications
@@ -71,6 +78,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const pausedHeld = await this.pausedPlans.hold(open);
         const { recorded, held, released } = await this.contraindications.sweep(new Date(), open);
         const pausedReleased = await this.pausedPlans.release(await this.pausedPlans.heldOrders());
+        // Approved sessions whose order the EHR closed, nothing replacing it: back to a clinician.
+        const { returned } = await this.closedOrders.sweep(open);
         const { closed } = await this.answeredOrders.sweep();
         return {
           ...overdue,
@@ -81,6 +90,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           ordersHeld: held,
           holdsReleased: released,
           ordersClosed: closed,
+          returnedForReview: returned,
         };
       }
       case JOBS.reconcileProcedures: {
@@ -102,6 +112,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.bookings.handle((job.data as AppointmentBookedJob).appointmentId);
       case JOBS.sessionApproved:
         return this.bookings.forApprovedSession((job.data as SessionApprovedJob).taskId);
+      case JOBS.orderChanged:
+        return this.closedOrders.forOrder((job.data as OrderChangedJob).orderId);
       case JOBS.withdrawStoppedPlan:
         return this.planChanged((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:

@@ -1,0 +1,190 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { CommunicationRequest, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import {
+  FhirClient,
+  FhirVersionConflictError,
+  includedOf,
+  matchesOf,
+  searchEach,
+  updateEntry,
+  type NamedSearch,
+} from '@kc/fhir';
+import { approvedSessions, carePlanReferenceOf, sessionsToReturnForReview, type ReturnForReview } from '@kc/followups';
+import { changeProvenance, isOpenOrder, orderKeySearch, orderTaskIdOf, THIS_SERVICE } from '@kc/task-states';
+import { OpenTasksReader, type OpenTasks } from './open-tasks';
+
+/** Order keys per search: a sweep over thousands of approved sessions reads their orders in a few requests. */
+const KEYS_PER_SEARCH = 100;
+
+/**
+ * Returns to a clinician the approved infusion sessions whose order the EHR closed with nothing in its place
+ * (sessionsToReturnForReview): the Task back to awaiting approval with why, its reminders not sent revoked and a
+ * Provenance naming the service, in one transaction with If-Match (a decision made meanwhile wins; the next look
+ * judges it again). Runs for one order when the FHIR server notifies its change or the poll finds it (after
+ * ORDER_CHANGE_GRACE_MS), and over every approved session with the overdue sweep (orders closed longer ago than that).
+ */
+@Injectable()
+export class ClosedOrderReviews {
+  private readonly logger = new Logger(ClosedOrderReviews.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly reader: OpenTasksReader,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Every approved session of a read already made (the overdue sweep's). */
+  sweep(open: OpenTasks, now = new Date()): Promise<{ returned: number }> {
+    const closedBefore = new Date(now.getTime() - this.config.orderChangeGraceMs);
+    return this.review([...open.approved, ...open.held], now, closedBefore);
+  }
+
+  /** The session of one order (notified or polled, its grace waited out by the job's delay), if this service wrote it. */
+  async forOrder(orderId: string, now = new Date()): Promise<{ returned: number }> {
+    const order = await this.fhir.readIfExists<MedicationRequest>('MedicationRequest', orderId);
+    const taskId = order && !isOpenOrder(order) ? orderTaskIdOf(order) : undefined;
+    if (!taskId) return { returned: 0 };
+    const open = await this.reader.read({ _id: taskId });
+    return this.review([...open.approved, ...open.held], now);
+  }
+
+  private async review(tasks: Task[], now: Date, closedBefore?: Date): Promise<{ returned: number }> {
+    const sessions = approvedSessions(tasks);
+    if (!sessions.length) return { returned: 0 };
+    const { written, administrations } = await this.ordersOf(sessions);
+    // Only sessions with no order open written here can have lost theirs: few, so their patients' reads are small.
+    const closed = sessions.filter((t) => (written.get(t.id!) ?? []).length && !written.get(t.id!)!.some(isOpenOrder));
+    if (!closed.length) return { returned: 0 };
+    const since = closed.flatMap((t) => written.get(t.id!)!.map((o) => o.authoredOn ?? '')).sort()[0];
+    const around = await this.aroundClosed(closed, since);
+    const returns = sessionsToReturnForReview({
+      tasks: closed,
+      written,
+      patientOrders: around.patientOrders,
+      administrations: [...administrations, ...around.administrations],
+      reminders: around.reminders,
+      now,
+      closedBefore,
+    });
+    let returned = 0;
+    for (const r of returns) if (await this.write(r, now)) returned++;
+    if (returned) this.logger.log({ msg: 'returned sessions whose order was closed in the EHR', returned });
+    return { returned };
+  }
+
+  /** Each session's orders written here (any status) by Task id, and what the pump recorded of them. */
+  private async ordersOf(
+    sessions: Task[],
+  ): Promise<{ written: Map<string, MedicationRequest[]>; administrations: MedicationAdministration[] }> {
+    const searches: NamedSearch[] = [];
+    for (let i = 0; i < sessions.length; i += KEYS_PER_SEARCH)
+      searches.push({
+        name: String(i),
+        resourceType: 'MedicationRequest',
+        params: {
+          identifier: sessions
+            .slice(i, i + KEYS_PER_SEARCH)
+            .map((t) => orderKeySearch(t.id!))
+            .join(','),
+          _revinclude: 'MedicationAdministration:request',
+          _count: 200,
+        },
+        everyMatch: true,
+      });
+    const found = Object.values(await searchEach(this.fhir, searches));
+    const written = new Map<string, MedicationRequest[]>();
+    for (const order of found.flatMap((b) => matchesOf<MedicationRequest>(b))) {
+      const taskId = orderTaskIdOf(order);
+      if (taskId) written.set(taskId, [...(written.get(taskId) ?? []), order]);
+    }
+    return { written, administrations: found.flatMap((b) => administrationsIn(b)) };
+  }
+
+  /**
+   * For sessions whose orders are all closed: their patients' orders written since (the EHR's replacements, at any
+   * depth, with what the pump recorded of them) and their plans' active reminders. One batch.
+   */
+  private async aroundClosed(
+    sessions: Task[],
+    since: string | undefined,
+  ): Promise<{
+    patientOrders: MedicationRequest[];
+    administrations: MedicationAdministration[];
+    reminders: CommunicationRequest[];
+  }> {
+    const patients = unique(sessions.map((t) => t.for?.reference));
+    const plans = unique(sessions.map(carePlanReferenceOf));
+    const found = await searchEach(this.fhir, [
+      {
+        name: 'orders',
+        resourceType: 'MedicationRequest',
+        params: {
+          subject: patients.join(','),
+          intent: 'order',
+          ...(since ? { _lastUpdated: `ge${since}` } : {}),
+          _revinclude: 'MedicationAdministration:request',
+          _count: 200,
+        },
+        everyMatch: true,
+      },
+      ...(plans.length
+        ? [
+            {
+              name: 'reminders',
+              resourceType: 'CommunicationRequest',
+              params: { 'based-on': plans.join(','), status: 'active', _count: 200 },
+              everyMatch: true,
+            },
+          ]
+        : []),
+    ]);
+    return {
+      patientOrders: matchesOf<MedicationRequest>(found.orders),
+      administrations: administrationsIn(found.orders),
+      reminders: matchesOf<CommunicationRequest>(found.reminders),
+    };
+  }
+
+  private async write(r: ReturnForReview, now: Date): Promise<boolean> {
+    const writes = [
+      { resource: r.returned, read: r.task },
+      ...r.reminders.map((m) => ({ resource: m.revoked, read: m.read })),
+    ];
+    // Who returned it and why, in the same transaction: the service, on the EHR's closing of the order.
+    const provenance = changeProvenance({
+      targets: writes.map(({ resource }) => ({ reference: `${resource.resourceType}/${resource.id}` })),
+      revisionOf: { reference: `Task/${r.task.id}/_history/${r.task.meta!.versionId}` },
+      who: THIS_SERVICE,
+      activity: 'return for review',
+      now,
+      reason: r.returned.statusReason?.text,
+    });
+    provenance.entity = [
+      ...(provenance.entity ?? []),
+      // The order the EHR closed, as it was then: what the decision rests on.
+      {
+        role: 'source',
+        what: { reference: `MedicationRequest/${r.closedOrder.id}/_history/${r.closedOrder.meta?.versionId}` },
+      },
+    ];
+    try {
+      await this.fhir.transaction([
+        ...writes.map(({ resource, read }) => updateEntry(resource, read.meta!.versionId)),
+        { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+      ]);
+      return true;
+    } catch (err) {
+      if (err instanceof FhirVersionConflictError) return false;
+      throw err;
+    }
+  }
+}
+
+function administrationsIn(bundle: Parameters<typeof includedOf>[0]): MedicationAdministration[] {
+  return includedOf<MedicationAdministration>(bundle).filter((r) => r.resourceType === 'MedicationAdministration');
+}
+
+function unique(values: (string | undefined)[]): string[] {
+  return [...new Set(values.filter((v): v is string => Boolean(v)))];
+}

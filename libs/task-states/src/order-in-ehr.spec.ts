@@ -1,0 +1,72 @@
+import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import { medicationOrder, PUMP_RUNNING } from '../../../test/fixtures/plans';
+import { closedInEhrWords, closedUngiven, orderInEhr } from './order-in-ehr';
+
+const at = (minute: number) => `2027-01-10T10:${String(minute).padStart(2, '0')}:00Z`;
+/** An order updated at `minute`, replacing `prior` when given. */
+const order = (id: string, status: MedicationRequest['status'], minute: number, prior?: string): MedicationRequest => ({
+  ...medicationOrder(id, status),
+  meta: { versionId: '2', lastUpdated: at(minute) },
+  ...(prior ? { priorPrescription: { reference: `MedicationRequest/${prior}` } } : {}),
+});
+const given = (orderId: string, status: MedicationAdministration['status']): MedicationAdministration => ({
+  ...PUMP_RUNNING,
+  status,
+  request: { reference: `MedicationRequest/${orderId}` },
+});
+
+describe('an approved session’s order as the EHR has it', () => {
+  it('the open order written here, whatever else the patient has', () => {
+    const ours = order('ours', 'active', 1);
+    const found = orderInEhr([order('old', 'cancelled', 2), ours], [order('other', 'active', 3)]);
+    expect(found.current).toBe(ours);
+    expect(found.replacedInEhr).toBeUndefined();
+  });
+
+  it('follows the EHR’s replacements at any depth, by priorPrescription or basedOn, not other orders', () => {
+    const ours = order('ours', 'cancelled', 1);
+    const first = order('ehr-1', 'cancelled', 2, 'ours');
+    const second: MedicationRequest = {
+      ...order('ehr-2', 'active', 3),
+      basedOn: [{ reference: 'MedicationRequest/ehr-1' }],
+    };
+    const unrelated = order('antiemetic', 'active', 4);
+    // Listed newest first, as a search may answer: the chain is found whatever the order.
+    const found = orderInEhr([ours], [unrelated, second, first]);
+    expect(found.current).toBe(second);
+    expect(found.replacedInEhr).toBe(true);
+    expect(found.chain.map((o) => o.id).sort()).toEqual(['ehr-1', 'ehr-2', 'ours']);
+    expect(closedUngiven(found)).toBeUndefined();
+  });
+
+  it('nothing open: the last closed of the chain, which returns the session unless it was given or begun', () => {
+    const ours = order('ours', 'cancelled', 1);
+    const replacement = order('ehr-1', 'stopped', 5, 'ours');
+    const found = orderInEhr([ours], [replacement]);
+    expect(found.current).toBeUndefined();
+    expect(found.last).toBe(replacement);
+    expect(closedUngiven(found)).toBe(replacement);
+    // The pump began the session under the replacement: it is the infusion's, not a clinician's to decide again.
+    expect(closedUngiven(found, [given('ehr-1', 'in-progress')])).toBeUndefined();
+    // An administration of another order does not count; one not begun (not-done) neither.
+    expect(closedUngiven(found, [given('other', 'completed'), given('ours', 'not-done')])).toBe(replacement);
+    // Given under an order of the chain (completed): nothing to return.
+    expect(closedUngiven(orderInEhr([ours], [order('ehr-1', 'completed', 5, 'ours')]))).toBeUndefined();
+    // Held or a draft is not closed.
+    expect(closedUngiven(orderInEhr([order('ours', 'draft', 1)]))).toBeUndefined();
+    expect(closedUngiven(orderInEhr([]))).toBeUndefined();
+  });
+
+  it('says how the order ended, with the EHR’s reason', () => {
+    expect(closedInEhrWords({ ...order('o', 'cancelled', 1), statusReason: { text: 'Patient unwell' } })).toBe(
+      'was cancelled in the EHR (Patient unwell)',
+    );
+    expect(
+      closedInEhrWords({
+        ...order('o', 'entered-in-error', 1),
+        statusReason: { coding: [{ code: 'x', display: 'Wrong patient' }] },
+      }),
+    ).toBe('was entered in error in the EHR (Wrong patient)');
+    expect(closedInEhrWords(order('o', 'stopped', 1))).toBe('was stopped in the EHR');
+  });
+});

@@ -1,0 +1,80 @@
+import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import { isOpenOrder, sessionBegunBy } from './request-authorisation';
+
+/**
+ * An approved session's order as the EHR has it now. The EHR may have replaced the order approved here (a dose changed
+ * there: its own order, `priorPrescription` the one it replaces, and maybe replaced again), held it, or closed it.
+ */
+export interface OrderInEhr {
+  /** The order to give: the open one written here, else the latest open one replacing it in the EHR. */
+  current?: MedicationRequest;
+  /** `current` is the EHR's, replacing the one written here. */
+  replacedInEhr?: boolean;
+  /** No order open: the one of the chain (written here, or replacing it) updated last, telling how it ended. */
+  last?: MedicationRequest;
+  /** Every order of the chain: those written here and their replacements, at any depth. */
+  chain: MedicationRequest[];
+}
+
+/** An order closed so that its session is not to be given under it (not `completed`: given, or done with). */
+const CLOSED_UNGIVEN: ReadonlySet<MedicationRequest['status']> = new Set(['cancelled', 'stopped', 'entered-in-error']);
+
+/**
+ * The order of a session from the orders its approval wrote (any status) and its patient's orders written since
+ * (any status, whoever wrote them): replacements are followed at any depth, through `priorPrescription` (R4: "an
+ * earlier order") or `basedOn` naming an order of the chain, so an order changed twice in the EHR is still found.
+ */
+export function orderInEhr(written: MedicationRequest[], patientOrders: MedicationRequest[] = []): OrderInEhr {
+  const chain = new Map(written.map((o) => [`MedicationRequest/${o.id}`, o]));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const order of patientOrders) {
+      const ref = `MedicationRequest/${order.id}`;
+      if (chain.has(ref) || !replacesOneOf(order, chain)) continue;
+      chain.set(ref, order);
+      grew = true;
+    }
+  }
+  const orders = [...chain.values()];
+  const open = written.find(isOpenOrder);
+  if (open) return { current: open, chain: orders };
+  const replacement = latestFirst(orders.filter((o) => !written.includes(o) && isOpenOrder(o)))[0];
+  if (replacement) return { current: replacement, replacedInEhr: true, chain: orders };
+  return { last: latestFirst(orders)[0], chain: orders };
+}
+
+/**
+ * The order closed with its session not given, when nothing replaces it: what returns an approved session to a
+ * clinician. Not when an order of the chain is open or completed, nor when the pump has begun the session under one
+ * of them (`administrations`: those of the chain's orders).
+ */
+export function closedUngiven(
+  order: OrderInEhr,
+  administrations: MedicationAdministration[] = [],
+): MedicationRequest | undefined {
+  const { last, chain } = order;
+  if (!last || !CLOSED_UNGIVEN.has(last.status)) return undefined;
+  if (chain.some((o) => o.status === 'completed')) return undefined;
+  const refs = new Set(chain.map((o) => `MedicationRequest/${o.id}`));
+  if (sessionBegunBy(administrations.filter((a) => refs.has(a.request?.reference ?? '')))) return undefined;
+  return last;
+}
+
+/** How an order closed with its session not given ended, in words ("was cancelled in the EHR (Patient unwell)"). */
+export function closedInEhrWords(order: MedicationRequest): string {
+  const how = order.status === 'entered-in-error' ? 'was entered in error' : `was ${order.status}`;
+  const why = order.statusReason?.text ?? order.statusReason?.coding?.[0]?.display;
+  return `${how} in the EHR${why ? ` (${why})` : ''}`;
+}
+
+function replacesOneOf(order: MedicationRequest, chain: Map<string, MedicationRequest>): boolean {
+  return (
+    chain.has(order.priorPrescription?.reference ?? '') ||
+    (order.basedOn ?? []).some((b) => chain.has(b.reference ?? ''))
+  );
+}
+
+function latestFirst(orders: MedicationRequest[]): MedicationRequest[] {
+  const at = (o: MedicationRequest) => Date.parse(o.meta?.lastUpdated ?? o.authoredOn ?? '') || 0;
+  return orders.slice().sort((a, b) => at(b) - at(a));
+}

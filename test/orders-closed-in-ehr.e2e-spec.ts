@@ -1,0 +1,175 @@
+import request from 'supertest';
+import type { CommunicationRequest, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
+import { orderChangedJobId } from '@kc/queue';
+import { orderKeySearch, stateOf } from '@kc/task-states';
+import { infusionDosage } from './fixtures/orders';
+import { actionOf, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
+import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
+import { ClosedOrdersPoller } from '../apps/worker/src/maintenance/closed-orders-poller';
+import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-reviews';
+import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
+
+/**
+ * An approved session whose order is closed in the EHR (cancelled, stopped, entered in error) with nothing in its
+ * place has no order to give: left `ready`, an EHR reading Task.status and a nurse reading the to-do list would take
+ * it as still to give. It goes back to a clinician (awaiting approval, why in statusReason), its reminders revoked,
+ * with a Provenance naming the service; approved again, it is ordered again. An order the EHR replaced (a dose
+ * changed there, `priorPrescription`) keeps its session approved, however many times it was replaced.
+ */
+describe('an approved session whose order was closed in the EHR', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    // The EHR's replacements are not waited for here (a clinic waits ORDER_CHANGE_GRACE_MS, 60 s, for them).
+    service = await startTestService({ orderChangeGraceMs: 0 });
+  });
+  afterAll(() => service.stop());
+
+  const clinician = () => service.as('clinician');
+
+  async function approvedSession(): Promise<{ task: Task; order: MedicationRequest; patient: string }> {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+    const approved = await request(service.url)
+      .post(`/tasks/${draft.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: draft.meta!.versionId })
+      .expect(200);
+    const [order] = await ordersOf(approved.body as Task);
+    return { task: approved.body as Task, order, patient };
+  }
+
+  const ordersOf = (task: Task) =>
+    service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(task.id!),
+      _sort: '_lastUpdated',
+    });
+
+  const remindersOf = async (task: Task) =>
+    (
+      await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', { subject: task.for!.reference! })
+    ).filter((r) => r.about?.some((a) => a.reference === `Task/${task.id}`));
+
+  /** What the EHR does: the order cancelled, with its reason. */
+  const cancelInEhr = (order: MedicationRequest, reason = 'Patient unwell') =>
+    service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled', statusReason: { text: reason } });
+
+  /** The FHIR server's notification of the order (Medplum style, signed), and the worker's job for it done. */
+  async function notify(order: MedicationRequest): Promise<void> {
+    await postWebhook(service, JSON.stringify(order)).expect(202);
+    await maintenanceJobDone(service, orderChangedJobId(order.id!), 'the worker to judge the notified order');
+  }
+
+  const read = (task: Task) => service.fhir.read<Task>('Task', task.id!);
+
+  it('goes back to a clinician with why, its reminders revoked and a Provenance; approved again, it is ordered again', async () => {
+    const { task, order, patient } = await approvedSession();
+    const reminders = await remindersOf(task);
+    expect(reminders.length).toBeGreaterThan(0);
+    expect(reminders.every((r) => r.status === 'active')).toBe(true);
+
+    await notify(await cancelInEhr(order));
+
+    const returned = await read(task);
+    expect(returned.status).toBe('draft');
+    expect(stateOf(returned)).toBe('awaiting-approval');
+    const why =
+      'Its order was cancelled in the EHR (Patient unwell): approve it again to order the session, or reject it';
+    expect(returned.statusReason?.text).toBe(why);
+    expect(returned.statusReason?.coding?.[0].code).toBe('order-closed-in-ehr');
+    // The patient is not told to fast or to arrange a ride for a session with no order.
+    expect((await remindersOf(task)).map((r) => r.status)).toEqual(reminders.map(() => 'revoked'));
+    const [provenance] = (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${task.id}` })).filter(
+      (p) => p.activity?.text === 'return for review',
+    );
+    expect(provenance.agent[0].who?.display).toBe('ketamine-careplans (automatic)');
+    expect(provenance.reason?.[0].text).toBe(why);
+    expect(provenance.entity?.map((e) => e.what.reference)).toEqual([
+      `Task/${task.id}/_history/${task.meta!.versionId}`,
+      expect.stringMatching(new RegExp(`^MedicationRequest/${order.id}/_history/`)),
+    ]);
+
+    // On the worklist again, saying why; off the to-do list.
+    const worklist = await request(service.url).get('/worklist').query({ patient }).set(clinician()).expect(200);
+    const item = (worklist.body.items as { id: string; attention?: string }[]).find((i) => i.id === task.id);
+    expect(item?.attention).toBe(why);
+    const toDo = await request(service.url).get('/to-do').query({ patient }).set(clinician()).expect(200);
+    expect((toDo.body.items as { id: string }[]).map((i) => i.id)).not.toContain(task.id);
+
+    // The same notification again changes nothing (one Provenance, the Task as it is).
+    await notify(order);
+    expect((await read(task)).meta?.versionId).toBe(returned.meta?.versionId);
+
+    // Approved again: a new order to give, the reminders active again, nothing left of why it was returned.
+    const again = await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: returned.meta!.versionId })
+      .expect(200);
+    expect((again.body as Task).status).toBe('ready');
+    expect((again.body as Task).statusReason).toBeUndefined();
+    expect((await ordersOf(task)).map((o) => o.status)).toEqual(['cancelled', 'active']);
+    expect((await remindersOf(task)).map((r) => r.status)).toEqual(reminders.map(() => 'active'));
+  });
+
+  it('stays approved when the EHR replaced the order, even twice; the to-do list shows the last replacement', async () => {
+    const { task, order, patient } = await approvedSession();
+    // The prescriber changes the dose in the EHR, then again: each time the old order cancelled, the new one naming it.
+    const { id: _id, meta: _meta, identifier: _identifier, ...body } = order;
+    const { resource: first } = await service.fhir.create<MedicationRequest>({
+      ...body,
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${order.id}` },
+      dosageInstruction: infusionDosage(0.75, 60),
+    });
+    const cancelled = await cancelInEhr(order, 'Dose changed');
+    await cancelInEhr(first, 'Dose changed again');
+    await service.fhir.create<MedicationRequest>({
+      ...body,
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${first.id}` },
+      dosageInstruction: infusionDosage(0.6, 48),
+    });
+
+    await notify(cancelled);
+    const still = await read(task);
+    expect(still.status).toBe('ready');
+    expect(still.meta?.versionId).toBe(task.meta?.versionId);
+
+    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string } };
+    const rows = (await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200)).body
+      .items as Row[];
+    const row = rows.find((r) => r.id === task.id);
+    expect(row?.view.orderStatus).toBe('Ordered in the EHR, replacing the order approved here');
+    expect(row?.view.orderedDose).toBe('0.6 mg/kg/h (48 mg/h)');
+  });
+
+  it('found by the poll on a server that cannot notify, by the sweep, and by a HAPI-style notification', async () => {
+    // The embedded FHIR server sends no notifications: the poll finds the closed order.
+    const polled = await approvedSession();
+    await cancelInEhr(polled.order);
+    // The poll queues every order of this service closed since its cursor (the earlier tests' too).
+    expect((await service.app.get(ClosedOrdersPoller).poll()).closedOrders).toBeGreaterThanOrEqual(1);
+    await maintenanceJobDone(service, orderChangedJobId(polled.order.id!), 'the worker to judge the polled order');
+    expect((await read(polled.task)).status).toBe('draft');
+
+    // The 15-minute sweep looks at every approved session.
+    const swept = await approvedSession();
+    const untouched = await approvedSession();
+    await service.fhir.update<MedicationRequest>({ ...swept.order, status: 'stopped' });
+    const open = await service.app.get(OpenTasksReader).all();
+    expect(await service.app.get(ClosedOrderReviews).sweep(open)).toEqual({ returned: 1 });
+    expect((await read(swept.task)).statusReason?.text).toMatch(/^Its order was stopped in the EHR: approve it again/);
+    expect((await read(untouched.task)).status).toBe('ready');
+
+    // HAPI: PUT with the id, a fixed token header.
+    const hapi = await approvedSession();
+    await cancelInEhr(hapi.order);
+    await request(service.url)
+      .put(`/webhooks/fhir/MedicationRequest/${hapi.order.id}`)
+      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+      .expect(202);
+    await maintenanceJobDone(service, orderChangedJobId(hapi.order.id!), 'the worker to judge the notified order');
+    expect((await read(hapi.task)).status).toBe('draft');
+  });
+});
