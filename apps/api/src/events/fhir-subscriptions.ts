@@ -1,5 +1,4 @@
 import type { Subscription } from '@medplum/fhirtypes';
-import { ORDER_KEY_SYSTEM } from '@kc/task-states';
 
 /**
  * The FHIR Subscriptions a server needs so that the webhook (`/webhooks/fhir`) hears of what this service acts on at
@@ -20,8 +19,10 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[]
     why: "a session booked (or cancelled) in the clinic's scheduling system: the approved session and its reminders take its time",
   },
   {
-    // Only the orders this service wrote (their key's system), whatever their status: the webhook keeps closed ones.
-    criteria: `MedicationRequest?identifier=${ORDER_KEY_SYSTEM}|`,
+    // Closed orders only; the webhook keeps this service's (their key). Not `identifier=<key system>|`: a server that
+    // matches `Subscription?criteria=` by substring (Medplum's in-memory matcher, the embedded store) would find the
+    // CarePlan Subscription in it ("ketamine-careplans"), and the conditional create that keeps them single fails.
+    criteria: 'MedicationRequest?status=cancelled,stopped,entered-in-error',
     why: 'an approved session’s order closed in the EHR: the session goes back to a clinician when nothing replaced it',
   },
 ];
