@@ -144,6 +144,45 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect(row?.view.orderedDose).toBe('0.6 mg/kg/h (48 mg/h)');
   });
 
+  it('ordered in the EHR after all (a replacement written late): approving it again rests on that order', async () => {
+    const { task, order, patient } = await approvedSession();
+    await notify(await cancelInEhr(order, 'Dose to change'));
+    const returned = await read(task);
+    expect(returned.status).toBe('draft');
+    // The EHR's replacement, written after the session was returned.
+    const { id: _id, meta: _meta, identifier: _identifier, ...body } = order;
+    const { resource: replacement } = await service.fhir.create<MedicationRequest>({
+      ...body,
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${order.id}` },
+      dosageInstruction: infusionDosage(0.6, 48),
+    });
+
+    // A rate would be a second order's: refused, saying where the dose is changed.
+    const withRate = await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: returned.meta!.versionId, rate: { value: 0.75, unit: 'mg/kg/h' } })
+      .expect(422);
+    expect(withRate.body.issue[0].details.text).toBe(
+      `The EHR has ordered this session since its order was closed (MedicationRequest/${replacement.id}): approve it without a rate, and change its dose in the EHR.`,
+    );
+    await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: returned.meta!.versionId })
+      .expect(200);
+    // No second order: the one approved here stays cancelled, the EHR's is the one to give.
+    expect((await ordersOf(task)).map((o) => o.status)).toEqual(['cancelled']);
+    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string } };
+    const rows = (await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200)).body
+      .items as Row[];
+    expect(rows.find((r) => r.id === task.id)?.view).toMatchObject({
+      orderStatus: 'Ordered in the EHR, replacing the order approved here',
+      orderedDose: '0.6 mg/kg/h (48 mg/h)',
+    });
+  });
+
   it('found by the poll on a server that cannot notify, by the sweep, and by a HAPI-style notification', async () => {
     // The embedded FHIR server sends no notifications: the poll finds the closed order.
     const polled = await approvedSession();

@@ -44,6 +44,23 @@ export function orderInEhr(written: MedicationRequest[], patientOrders: Medicati
 }
 
 /**
+ * The search (MedicationRequest) for the patients' orders, whoever wrote them and in any status, updated since the
+ * earliest of `closed` was written: where the EHR's replacements of those orders are, at any depth.
+ */
+export function replacementOrdersParams(patients: string[], closed: MedicationRequest[]): Record<string, string> {
+  const since = closed
+    .map((o) => o.authoredOn ?? o.meta?.lastUpdated ?? '')
+    .filter(Boolean)
+    .sort()[0];
+  return {
+    subject: patients.join(','),
+    intent: 'order',
+    ...(since ? { _lastUpdated: `ge${since}` } : {}),
+    _count: '200',
+  };
+}
+
+/**
  * The order closed with its session not given, when nothing replaces it: what returns an approved session to a
  * clinician. Not when an order of the chain is open or completed, nor when the pump has begun the session under one
  * of them (`administrations`: those of the chain's orders).

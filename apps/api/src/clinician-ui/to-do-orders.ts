@@ -1,5 +1,5 @@
 import type { Bundle, MedicationRequest } from '@medplum/fhirtypes';
-import { matchesOf, type NamedSearch, type SearchParams } from '@kc/fhir';
+import { matchesOf, type NamedSearch } from '@kc/fhir';
 import {
   isHeldForContraindication,
   isHeldForPausedPlan,
@@ -54,23 +54,6 @@ export function ordersByTask(found: Bundle | undefined): Map<string, MedicationR
 /** The Tasks whose orders are all closed: only their patients' orders since are read, to find a replacement. */
 export function closedOrderTasks(byTask: Map<string, MedicationRequest[]>): string[] {
   return [...byTask].filter(([, orders]) => !orders.some(isOpenOrder)).map(([task]) => task);
-}
-
-/**
- * The search for these patients' medication orders (whoever wrote them, any status) updated since the earliest of
- * `closed` was written: where the EHR's replacements are, and the replacements of replacements.
- */
-export function replacementOrdersParams(patients: string[], closed: MedicationRequest[]): SearchParams {
-  const since = closed
-    .map((o) => o.authoredOn ?? o.meta?.lastUpdated ?? '')
-    .filter(Boolean)
-    .sort()[0];
-  return {
-    subject: patients.join(','),
-    intent: 'order',
-    ...(since ? { _lastUpdated: `ge${since}` } : {}),
-    _count: 200,
-  };
 }
 
 /**

@@ -16,7 +16,6 @@ import { doseReadingFor, doseView, type DoseView } from './dose-view';
 import {
   closedOrderTasks,
   ordersByTask,
-  replacementOrdersParams,
   TO_DO_ORDERS,
   toDoOrderOf,
   toDoOrdersSearch,
@@ -39,6 +38,7 @@ import {
   isReportedEffect,
   orderRateText,
 } from '@kc/protocols';
+import { replacementOrdersParams } from '@kc/task-states';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
 export interface WorklistItemLike {

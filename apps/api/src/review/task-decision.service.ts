@@ -6,7 +6,16 @@ import { FhirClient, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf } from '@kc/followups';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
-import { cancelledProposal, isApproved, orderFromProposal, orderKeyFor, orderKeySearch } from '@kc/task-states';
+import {
+  cancelledProposal,
+  isApproved,
+  isReturnedForReview,
+  orderFromProposal,
+  orderInEhr,
+  orderKeyFor,
+  orderKeySearch,
+  replacementOrdersParams,
+} from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
 import { CurrentContraindications } from './current-contraindications';
 import { approve, holdsWhatWasAsked, reject, reschedule } from './task-decisions';
@@ -105,9 +114,17 @@ export class TaskDecisionService {
       throw unprocessable(
         `This task was approved before: its order is written. Send it without a ${what}, and change the dose with $change-dose (Change dose on the to-do list).`,
       );
+    // Returned for review when the EHR closed its order, then ordered in the EHR after all (a replacement written late):
+    // the approval rests on that order, not a second one for the same session.
+    const inEhr = proposal?.resourceType === 'MedicationRequest' && isReturnedForReview(task);
+    const orderedInEhr = inEhr ? await this.orderedInEhrSince(task) : undefined;
+    if ((rate || bolus) && orderedInEhr)
+      throw unprocessable(
+        `The EHR has ordered this session since its order was closed (MedicationRequest/${orderedInEhr.id}): approve it without a ${what}, and change its dose in the EHR.`,
+      );
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
     // judge (the same approval retried is answered as done, anything else refused).
-    const ordering = proposal && !isApproved(task);
+    const ordering = proposal && !isApproved(task) && !orderedInEhr;
     const dose = ordering
       ? dosageToOrder({ proposal, activity: checked.activity, asked: rate, bolus, variables: checked.variables })
       : {};
@@ -162,6 +179,23 @@ export class TaskDecisionService {
         (!rate || orderedRatePerKg(o, rate.unit) === rate.value) &&
         (!bolus || orderedBolusPerKg(o, bolus.unit) === bolus.value),
     );
+  }
+
+  /**
+   * An order open now for a session returned for review: the one approved here, active again in the EHR, or one the
+   * EHR wrote replacing it (orderInEhr, any depth). Two reads, for such a Task's approval only.
+   */
+  private async orderedInEhrSince(task: Task): Promise<MedicationRequest | undefined> {
+    const written = await this.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(task.id!),
+    });
+    const patient = task.for?.reference;
+    if (!written.length || !patient) return undefined;
+    const since = await this.fhir.searchAll<MedicationRequest>(
+      'MedicationRequest',
+      replacementOrdersParams([patient], written),
+    );
+    return orderInEhr(written, since).current;
   }
 
   /** The order an approval of the Task wrote (keyed `Task/<id>`), while it is still to be given (active or held). */

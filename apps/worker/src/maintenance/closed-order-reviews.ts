@@ -11,7 +11,14 @@ import {
   type NamedSearch,
 } from '@kc/fhir';
 import { approvedSessions, carePlanReferenceOf, sessionsToReturnForReview, type ReturnForReview } from '@kc/followups';
-import { changeProvenance, isOpenOrder, orderKeySearch, orderTaskIdOf, THIS_SERVICE } from '@kc/task-states';
+import {
+  changeProvenance,
+  isOpenOrder,
+  orderKeySearch,
+  orderTaskIdOf,
+  replacementOrdersParams,
+  THIS_SERVICE,
+} from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 
 /** Order keys per search: a sweep over thousands of approved sessions reads their orders in a few requests. */
@@ -56,8 +63,10 @@ export class ClosedOrderReviews {
     // Only sessions with no order open written here can have lost theirs: few, so their patients' reads are small.
     const closed = sessions.filter((t) => (written.get(t.id!) ?? []).length && !written.get(t.id!)!.some(isOpenOrder));
     if (!closed.length) return { returned: 0 };
-    const since = closed.flatMap((t) => written.get(t.id!)!.map((o) => o.authoredOn ?? '')).sort()[0];
-    const around = await this.aroundClosed(closed, since);
+    const around = await this.aroundClosed(
+      closed,
+      closed.flatMap((t) => written.get(t.id!)!),
+    );
     const returns = sessionsToReturnForReview({
       tasks: closed,
       written,
@@ -107,7 +116,7 @@ export class ClosedOrderReviews {
    */
   private async aroundClosed(
     sessions: Task[],
-    since: string | undefined,
+    closedOrders: MedicationRequest[],
   ): Promise<{
     patientOrders: MedicationRequest[];
     administrations: MedicationAdministration[];
@@ -120,11 +129,8 @@ export class ClosedOrderReviews {
         name: 'orders',
         resourceType: 'MedicationRequest',
         params: {
-          subject: patients.join(','),
-          intent: 'order',
-          ...(since ? { _lastUpdated: `ge${since}` } : {}),
+          ...replacementOrdersParams(patients, closedOrders),
           _revinclude: 'MedicationAdministration:request',
-          _count: 200,
         },
         everyMatch: true,
       },
