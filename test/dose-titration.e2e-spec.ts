@@ -6,12 +6,23 @@ import type {
   MedicationRequest,
   OperationOutcome,
   Patient,
+  Provenance,
   Task,
 } from '@medplum/fhirtypes';
+import { administrationRecordedJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { DOSE_RATE_TYPE, infusionDosage, ucum } from './fixtures/orders';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
+import {
+  actionOf,
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  maintenanceJobDone,
+  postWebhook,
+  reportInfusion,
+} from './support/clinic';
+import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { startTestService, type TestService } from './support/test-service';
 
 /** The rate of a dosage of this dose-rate-type (`ordered`: per kg, as prescribed; `calculated`: mg/h to give). */
@@ -258,6 +269,65 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       'Given: Ketamine at 80 mg/h (1 mg/kg/h)',
       'Given: Ketamine at 60 mg/h (0.75 mg/kg/h)',
     ]);
+  });
+
+  it('a rate recorded at the pump after the follow-ups were written: the next session is proposed again at it', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task } = await firstSession(enrolment.carePlanId);
+    await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
+    const [order] = await ordersOf(task);
+    // Nothing recorded at the pump yet when the infusion is reported: proposed at the order's rate.
+    const { next, proposal } = await nextSessionAfterInfusion(enrolment);
+    expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 1, code: 'mg/kg/h' });
+
+    // The eMAR documents the session afterwards: lowered to 60 mg/h. Its notification queues the job.
+    const { resource: lowered } = await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: order.medicationCodeableConcept,
+      subject: { reference: enrolment.patient },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' },
+      dosage: { rateQuantity: ucum(60, 'mg/h') },
+    });
+    await postWebhook(service, JSON.stringify(lowered)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(lowered.id!), 'the late administration judged');
+
+    const again = await service.fhir.read<MedicationRequest>('MedicationRequest', proposal.id!);
+    expect(rate(again.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
+    expect(rate(again.dosageInstruction, 'calculated')).toEqual({ value: 60, code: 'mg/h' });
+    expect(again.supportingInformation).toContainEqual({
+      reference: `MedicationAdministration/${lowered.id}`,
+      display: 'Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h',
+    });
+    // The Task's version moved with it: an approval of what the clinician saw before is refused, not given unseen.
+    expect((await approve(next, {})).status).toBe(412);
+    const [provenance] = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${proposal.id}` })
+    ).filter((p) => p.activity?.text === 'propose again at the rate given');
+    expect(provenance.reason?.[0].text).toBe(
+      'Proposed at the rate the last session was given, recorded since: Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h; proposed at 1 mg/kg/h before',
+    );
+    // Notified again (or polled): nothing changes.
+    const current = await service.fhir.read<Task>('Task', next.id!);
+    await postWebhook(service, JSON.stringify(lowered)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(lowered.id!), 'the late administration judged');
+    expect((await service.fhir.read<Task>('Task', next.id!)).meta?.versionId).toBe(current.meta?.versionId);
+
+    // Entered in error later: the proposal goes back to the order's rate.
+    await service.fhir.update<MedicationAdministration>({ ...lowered, status: 'entered-in-error' });
+    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 1 });
+    const back = await service.fhir.read<MedicationRequest>('MedicationRequest', proposal.id!);
+    expect(rate(back.dosageInstruction, 'ordered')).toEqual({ value: 1, code: 'mg/kg/h' });
+    expect((back.supportingInformation ?? []).some((r) => r.reference?.startsWith('MedicationAdministration/'))).toBe(
+      false,
+    );
+
+    // Approved now, at what it shows: a later record changes nothing (the order is the clinician's).
+    const shown = await service.fhir.read<Task>('Task', next.id!);
+    await approve(shown, {}).expect(200);
+    await service.fhir.update<MedicationAdministration>({ ...lowered, status: 'completed' });
+    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 0 });
   });
 
   it('a pump run in mL/h is read through the concentration of the bag given (its Medication on the server)', async () => {

@@ -13,6 +13,8 @@ import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
 import { ClosedOrdersPoller } from './maintenance/closed-orders-poller';
+import { AdministrationsPoller } from './followups/administrations-poller';
+import { LateAdministrations } from './followups/late-administrations.service';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { StoppedPlanSweep } from './maintenance/stopped-plan-sweep';
@@ -58,6 +60,8 @@ export class WorkerModule {
         AnsweredOrdersSweep,
         ClosedOrderReviews,
         ClosedOrdersPoller,
+        AdministrationsPoller,
+        LateAdministrations,
         OpenTasksReader,
         MaintenanceSchedules,
         ReminderDelivery,
@@ -114,6 +118,8 @@ export class WorkerModule {
         AnsweredOrdersSweep,
         ClosedOrderReviews,
         ClosedOrdersPoller,
+        AdministrationsPoller,
+        LateAdministrations,
         ReminderSweep,
         ChecksDoneElsewhere,
       ],

@@ -2,6 +2,7 @@ export * from './infusion-event';
 export * from './plan-follow-ups';
 export * from './infusion-history';
 export * from './infusion-as-given';
+export * from './late-administrations';
 export * from './care-plan-state';
 export * from './superseded';
 export * from './reminders';

@@ -25,6 +25,24 @@ export function administrationWindow(performed: Period): { from: string; to: str
   };
 }
 
+/**
+ * The search (MedicationAdministration) for what the EHR recorded of an infusion, whichever order it names or none:
+ * the patient's administrations within its time, with the orders and the bags they name (a pump's mL/h is read through
+ * the bag's concentration). By time, as R4 has no search by `partOf`. Undefined: the infusion has no time.
+ */
+export function administrationsSearchParams(
+  patientId: string,
+  performed: Period,
+): Record<string, string | string[]> | undefined {
+  const window = administrationWindow(performed);
+  if (!window) return undefined;
+  return {
+    patient: `Patient/${patientId}`,
+    'effective-time': [`ge${window.from}`, `le${window.to}`],
+    _include: ['MedicationAdministration:request', 'MedicationAdministration:medication'],
+  };
+}
+
 /** What the EHR recorded around an infusion: the patient's administrations then, and the orders and bags they name. */
 export interface AdministrationRecords {
   administrations: MedicationAdministration[];
@@ -72,6 +90,15 @@ export function infusionAsGiven(input: InfusionAsGivenInput): LastGiven | undefi
     administrations,
     medications: records.medications,
   };
+}
+
+/** Recorded as part of this infusion (ofThisInfusion): what a late administration is matched to its infusion by. */
+export function isOfInfusion(
+  administration: MedicationAdministration,
+  procedureId: string,
+  performed: Period,
+): boolean {
+  return ofThisInfusion(administration, procedureId, administrationWindow(performed));
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { withinEnqueueTimeout } from './infusion-events.producer';
 import {
+  administrationRecordedJobId,
   appointmentBookedJobId,
   orderChangedJobId,
   sessionApprovedJobId,
@@ -17,6 +18,7 @@ import {
   type CheckAnsweredElsewhereJob,
   type CheckDoneElsewhereJob,
   type OrderChangedJob,
+  type AdministrationRecordedJob,
 } from './jobs';
 import { QUEUES } from './queue-names';
 
@@ -30,7 +32,12 @@ export class CompletedTaskEventsProducer {
   constructor(
     @InjectQueue(QUEUES.maintenance)
     private readonly queue: Queue<
-      CheckDoneElsewhereJob | CheckAnsweredElsewhereJob | AppointmentBookedJob | SessionApprovedJob | OrderChangedJob
+      | CheckDoneElsewhereJob
+      | CheckAnsweredElsewhereJob
+      | AppointmentBookedJob
+      | SessionApprovedJob
+      | OrderChangedJob
+      | AdministrationRecordedJob
     >,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -109,6 +116,22 @@ export class CompletedTaskEventsProducer {
           removeOnComplete: true,
           removeOnFail: false,
         },
+      ),
+    );
+    return { jobId };
+  }
+
+  /**
+   * A MedicationAdministration recorded: the job proposes the sessions awaiting approval after its infusion again at
+   * the rate it records (an eMAR that documents after the Procedure).
+   */
+  async enqueueAdministration(administrationId: string): Promise<{ jobId: string }> {
+    const jobId = administrationRecordedJobId(administrationId);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.administrationRecorded,
+        { administrationId },
+        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
     return { jobId };

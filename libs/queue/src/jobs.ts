@@ -15,7 +15,21 @@ export const JOBS = {
   appointmentBooked: 'appointment-booked',
   sessionApproved: 'session-approved',
   orderChanged: 'order-changed',
+  administrationRecorded: 'administration-recorded',
 } as const;
+
+/**
+ * A MedicationAdministration recorded (notified, or found by the poll): the sessions awaiting approval proposed after
+ * its infusion are proposed again at the rate it records, when their follow-ups were written before it.
+ */
+export interface AdministrationRecordedJob {
+  administrationId: string;
+}
+
+/** While an administration's job is pending, the same one notified again is queued once. */
+export function administrationRecordedJobId(administrationId: string): string {
+  return `${JOBS.administrationRecorded}-${jobIdPart(administrationId)}`;
+}
 
 /**
  * An order this service wrote changed on the FHIR server (notified, or found by the poll): closed in the EHR with

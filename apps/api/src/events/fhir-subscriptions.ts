@@ -25,6 +25,10 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[]
     criteria: 'MedicationRequest?status=cancelled,stopped,entered-in-error',
     why: 'an approved session’s order closed in the EHR: the session goes back to a clinician when nothing replaced it',
   },
+  {
+    criteria: 'MedicationAdministration?status=completed,in-progress,entered-in-error',
+    why: 'a rate recorded at the pump after the follow-ups: the next session awaiting approval is proposed at it',
+  },
 ];
 
 /** Medplum's extension carrying the secret it signs notifications with (X-Signature, HMAC-SHA256 of the body). */

@@ -14,6 +14,7 @@ import {
 import { isCheckDoneElsewhere } from '@kc/followups';
 import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import {
+  administrationIdsIn,
   carePlanIdsIn,
   closedOrderIdsIn,
   conditionIdsIn,
@@ -56,7 +57,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook: a Procedure, an Observation, a Condition, a Task, a CarePlan, a QuestionnaireResponse, an Appointment or a MedicationRequest (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
+      'Rest-hook: a Procedure, an Observation, a Condition, a Task, a CarePlan, a QuestionnaireResponse, an Appointment, a MedicationRequest or a MedicationAdministration (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
   })
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
@@ -88,6 +89,9 @@ export class FhirWebhookController {
     // An approved session's order closed in the EHR: the worker returns the session to a clinician if nothing replaced it.
     const orderIds = closedOrderIdsIn(parsed.value);
     for (const id of orderIds) await this.completedTasks.enqueueOrderChange(id);
+    // A rate recorded at the pump after the follow-ups: the sessions proposed since are proposed again at it.
+    const administrationIds = administrationIdsIn(parsed.value);
+    for (const id of administrationIds) await this.completedTasks.enqueueAdministration(id);
     const queued =
       ids.length ||
       scoreIds.length ||
@@ -96,13 +100,14 @@ export class FhirWebhookController {
       conditionIds.length ||
       responseIds.length ||
       appointmentIds.length ||
-      orderIds.length;
+      orderIds.length ||
+      administrationIds.length;
     return operationOutcome(
       'information',
       'informational',
       queued
-        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s), ${responseIds.length} QuestionnaireResponse(s), ${appointmentIds.length} Appointment(s) and ${orderIds.length} closed order(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
-        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse, Appointment or closed order of this service in the notification',
+        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s), ${responseIds.length} QuestionnaireResponse(s), ${appointmentIds.length} Appointment(s), ${orderIds.length} closed order(s) and ${administrationIds.length} MedicationAdministration(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
+        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse, Appointment, MedicationAdministration or closed order of this service in the notification',
     );
   }
 
@@ -123,7 +128,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse|Appointment|MedicationRequest/{id}',
+      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse|Appointment|MedicationRequest|MedicationAdministration/{id}',
   })
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
@@ -148,6 +153,10 @@ export class FhirWebhookController {
     if (resourceType === 'Appointment') {
       await this.completedTasks.enqueueAppointment(id);
       return operationOutcome('information', 'informational', 'Queued 1 Appointment');
+    }
+    if (resourceType === 'MedicationAdministration') {
+      await this.completedTasks.enqueueAdministration(id);
+      return operationOutcome('information', 'informational', 'Queued 1 MedicationAdministration');
     }
     if (resourceType === 'MedicationRequest') {
       // With or without a body: the job reads the order and decides (another's order, or an open one, changes nothing).

@@ -47,6 +47,11 @@ export function closedOrderIdsIn(body: unknown): string[] {
     .map((o) => o.id!);
 }
 
+/** The administrations a notification names (ids only: the worker reads each, and the sessions proposed after it). */
+export function administrationIdsIn(body: unknown): string[] {
+  return resourcesIn(body, 'MedicationAdministration').map((r) => r.id!);
+}
+
 /** The answers a notification names (ids only: the worker reads each, and the patient's checks it may answer). */
 export function responseIdsIn(body: unknown): string[] {
   // This service's own answers (`$complete`), echoed back, name their Task already.

@@ -25,11 +25,12 @@ import {
   type NamedSearch,
 } from '@kc/fhir';
 import {
-  administrationWindow,
+  administrationsSearchParams,
   carePlanTakesFollowUps,
   infusionDefinitionFor,
   isInfusion,
   toInfusionCompleted,
+  type AdministrationRecords,
   type InfusionCompleted,
   type InfusionDefinition,
 } from '@kc/followups';
@@ -151,11 +152,7 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[], opt
         reminders: matchesOf<CommunicationRequest>(found.reminders),
         orders: matchesOf<MedicationRequest>(found.orders),
         // What was recorded of this infusion (the rate it was titrated to at the pump): the next session starts there.
-        given: {
-          administrations: matchesOf<MedicationAdministration>(found.given),
-          orders: includedOf<MedicationRequest>(found.given).filter((r) => r.resourceType === 'MedicationRequest'),
-          medications: includedOf<Medication>(found.given).filter((r) => r.resourceType === 'Medication'),
-        },
+        given: administrationRecords(found.given),
         careTeams: matchesOf<CareTeam>(found.careTeams),
       };
     }),
@@ -217,26 +214,21 @@ function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanD
   ].map((s) => ({ ...s, everyMatch: true }));
 }
 
-/**
- * What the EHR recorded of the infusion, whichever order it names (the EHR's, when it replaced the one approved here)
- * or none: the patient's administrations within its time, with the orders and the bags they name (a pump's mL/h is
- * read through the bag's concentration). By time, as R4 has no search by `partOf`.
- */
+/** What the EHR recorded of the infusion (administrationsSearchParams): the rate it was titrated to at the pump. */
 function givenSearch(event: InfusionCompleted): NamedSearch[] {
-  const window = administrationWindow(event.performed);
-  if (!window) return [];
-  return [
-    {
-      name: 'given',
-      resourceType: 'MedicationAdministration',
-      params: {
-        patient: `Patient/${event.patientId}`,
-        'effective-time': [`ge${window.from}`, `le${window.to}`],
-        _count: PAGE,
-        _include: ['MedicationAdministration:request', 'MedicationAdministration:medication'],
-      },
-    },
-  ];
+  const params = administrationsSearchParams(event.patientId, event.performed);
+  return params
+    ? [{ name: 'given', resourceType: 'MedicationAdministration', params: { ...params, _count: PAGE } }]
+    : [];
+}
+
+/** The administrations an infusion's search found, with the orders and bags they name. */
+export function administrationRecords(found: Bundle | undefined): AdministrationRecords {
+  return {
+    administrations: matchesOf<MedicationAdministration>(found),
+    orders: includedOf<MedicationRequest>(found).filter((r) => r.resourceType === 'MedicationRequest'),
+    medications: includedOf<Medication>(found).filter((r) => r.resourceType === 'Medication'),
+  };
 }
 
 const PAGE = 1000;

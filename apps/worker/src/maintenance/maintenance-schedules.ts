@@ -8,6 +8,7 @@ import { ScorePoller } from '../outcomes/score-poller';
 import { CompletedChecksPoller } from '../checks/completed-checks-poller';
 import { AppointmentPoller } from '../bookings/appointment-poller';
 import { ClosedOrdersPoller } from './closed-orders-poller';
+import { AdministrationsPoller } from '../followups/administrations-poller';
 
 /**
  * BullMQ job schedulers for the housekeeping jobs. Schedulers live in Redis, keyed by name: every worker process
@@ -27,6 +28,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     private readonly checks: CompletedChecksPoller,
     private readonly appointments: AppointmentPoller,
     private readonly closedOrders: ClosedOrdersPoller,
+    private readonly administrations: AdministrationsPoller,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -49,6 +51,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     await this.checks.initCursor();
     await this.appointments.initCursor();
     await this.closedOrders.initCursor();
+    await this.administrations.initCursor();
     await this.every(JOBS.pollProcedures, this.config.pollIntervalMs, keep);
     await this.every(JOBS.reconcileProcedures, this.config.reconcileEveryMs, keep);
     await this.every(JOBS.sweepReminders, this.config.reminderSweepMs, keep);

@@ -7,6 +7,7 @@ import {
   type CheckAnsweredElsewhereJob,
   type CheckDoneElsewhereJob,
   type OrderChangedJob,
+  type AdministrationRecordedJob,
   type RecheckContraindicationsJob,
   type WithdrawStoppedPlanJob,
 } from '@kc/queue';
@@ -15,6 +16,8 @@ import { QueueJobMetrics } from '../queue-job-metrics';
 import { AnsweredOrdersSweep } from './answered-orders-sweep';
 import { ClosedOrderReviews } from './closed-order-reviews';
 import { ClosedOrdersPoller } from './closed-orders-poller';
+import { AdministrationsPoller } from '../followups/administrations-poller';
+import { LateAdministrations } from '../followups/late-administrations.service';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
@@ -42,6 +45,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly answeredOrders: AnsweredOrdersSweep,
     private readonly closedOrders: ClosedOrderReviews,
     private readonly closedOrdersPolled: ClosedOrdersPoller,
+    private readonly lateAdministrations: LateAdministrations,
+    private readonly administrationsPolled: AdministrationsPoller,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
     private readonly completedChecks: CompletedChecksPoller,
@@ -57,13 +62,21 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
   async process(job: Job): Promise<unknown> {
     switch (job.name) {
       case JOBS.pollProcedures: {
-        // One "poll for changes" job: completed infusions, recorded scores, checks an EHR completed, appointments, then
-        // orders closed outside the service.
+        // One "poll for changes" job: completed infusions, recorded scores, checks an EHR completed, appointments,
+        // orders closed outside the service, then administrations recorded.
         const infusions = await this.poller.poll();
         const scores = await this.scores.poll();
         const checks = await this.completedChecks.poll();
         const appointments = await this.appointmentsPolled.poll();
-        return { ...infusions, scores, checks, ...appointments, ...(await this.closedOrdersPolled.poll()) };
+        const closedOrders = await this.closedOrdersPolled.poll();
+        return {
+          ...infusions,
+          scores,
+          checks,
+          ...appointments,
+          ...closedOrders,
+          ...(await this.administrationsPolled.poll()),
+        };
       }
       case JOBS.overdueSweep: {
         // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications
@@ -112,6 +125,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.bookings.handle((job.data as AppointmentBookedJob).appointmentId);
       case JOBS.sessionApproved:
         return this.bookings.forApprovedSession((job.data as SessionApprovedJob).taskId);
+      case JOBS.administrationRecorded:
+        return this.lateAdministrations.handle((job.data as AdministrationRecordedJob).administrationId);
       case JOBS.orderChanged:
         return this.closedOrders.forOrder((job.data as OrderChangedJob).orderId);
       case JOBS.withdrawStoppedPlan:

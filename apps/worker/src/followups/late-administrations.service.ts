@@ -1,0 +1,208 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type {
+  CarePlan,
+  MedicationAdministration,
+  MedicationRequest,
+  Procedure,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
+import {
+  FhirClient,
+  FhirVersionConflictError,
+  includedOf,
+  matchesOf,
+  readAndSearchEach,
+  updateEntry,
+  type NamedSearch,
+} from '@kc/fhir';
+import {
+  administrationsSearchParams,
+  carePlanReferenceOf,
+  infusionAsGiven,
+  infusionDefinitionFor,
+  isOfInfusion,
+  reproposedAtRateGiven,
+  type RateReproposal,
+} from '@kc/followups';
+import { PatientDataLoader } from '@kc/nest-core';
+import { ProtocolCatalog, rateTitrationOf } from '@kc/protocols';
+import { changeProvenance, orderKeySearch, THIS_SERVICE } from '@kc/task-states';
+import { administrationRecords } from './follow-up-reads';
+
+/** A session awaiting approval proposed after an infusion, with what it is judged by. */
+interface ProposedSession {
+  task: Task;
+  proposal: MedicationRequest;
+  carePlan: CarePlan;
+  procedureId: string;
+}
+
+/**
+ * An administration recorded (notified, or found by the poll) after its infusion's follow-ups were written: the
+ * sessions proposed from that infusion and still awaiting approval are proposed again at the rate it records
+ * (reproposedAtRateGiven), each with its Task's version bumped (an approval of the old proposal, seen before, is then
+ * refused as stale) and a Provenance naming the service, in one If-Match transaction. Recorded before the follow-up
+ * event, an administration is read by the event itself, and this finds nothing to change.
+ */
+@Injectable()
+export class LateAdministrations {
+  private readonly logger = new Logger(LateAdministrations.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly catalog: ProtocolCatalog,
+    private readonly patientData: PatientDataLoader,
+  ) {}
+
+  async handle(administrationId: string, now = new Date()): Promise<{ reproposed: number }> {
+    const administration = await this.fhir.readIfExists<MedicationAdministration>(
+      'MedicationAdministration',
+      administrationId,
+    );
+    const patientId = /^Patient\/([^/]+)$/.exec(administration?.subject?.reference ?? '')?.[1];
+    if (!administration || !patientId) return { reproposed: 0 };
+    const sessions = await this.proposedSessions(patientId);
+    const procedures = await this.infusionsOf(sessions, administration);
+    let reproposed = 0;
+    for (const [procedureId, procedure] of procedures) {
+      const ofIt = sessions.filter((s) => s.procedureId === procedureId);
+      for (const r of await this.reproposals(ofIt, procedure, patientId))
+        if (await this.write(r.session, r.reproposal, now)) reproposed++;
+    }
+    if (reproposed) this.logger.log({ msg: 'sessions proposed again at the rate given', reproposed });
+    return { reproposed };
+  }
+
+  /** The patient's sessions awaiting approval proposed after an infusion, at a titrated rate (one search). */
+  private async proposedSessions(patientId: string): Promise<ProposedSession[]> {
+    const pages = this.fhir.searchPages<Task>('Task', {
+      patient: `Patient/${patientId}`,
+      status: 'draft',
+      _include: ['Task:focus', 'Task:based-on'],
+      _count: 200,
+    });
+    const tasks: Task[] = [];
+    const included = new Map<string, Resource>();
+    for await (const page of pages) {
+      tasks.push(...matchesOf<Task>(page));
+      for (const r of includedOf<Resource>(page)) included.set(`${r.resourceType}/${r.id}`, r);
+    }
+    return tasks.flatMap((task) => {
+      const proposal = included.get(task.focus?.reference ?? '');
+      const carePlan = included.get(carePlanReferenceOf(task) ?? '');
+      const procedureId = /^Procedure\/([^/]+)$/.exec(task.reasonReference?.reference ?? '')?.[1];
+      if (proposal?.resourceType !== 'MedicationRequest' || carePlan?.resourceType !== 'CarePlan' || !procedureId)
+        return [];
+      if (!rateTitrationOf(this.catalog.activityDefinition(proposal.instantiatesCanonical?.[0]))) return [];
+      return [{ task, proposal, carePlan, procedureId }];
+    });
+  }
+
+  /** The infusions those sessions were proposed from that the administration is part of (one batch of reads). */
+  private async infusionsOf(
+    sessions: ProposedSession[],
+    administration: MedicationAdministration,
+  ): Promise<Map<string, Procedure>> {
+    const ids = [...new Set(sessions.map((s) => s.procedureId))];
+    const { read } = await readAndSearchEach(
+      this.fhir,
+      ids.map((id) => `Procedure/${id}`),
+      [],
+    );
+    const procedures = new Map<string, Procedure>();
+    read.forEach((p, i) => {
+      const procedure = p as Procedure | undefined;
+      if (procedure?.performedPeriod && isOfInfusion(administration, ids[i], procedure.performedPeriod))
+        procedures.set(ids[i], procedure);
+    });
+    return procedures;
+  }
+
+  /**
+   * One infusion's sessions judged again: its administrations as recorded now and the patient's data (the weight the
+   * dose is computed from), in one batch.
+   */
+  private async reproposals(
+    sessions: ProposedSession[],
+    procedure: Procedure,
+    patientId: string,
+  ): Promise<{ session: ProposedSession; reproposal: RateReproposal }[]> {
+    const plan = this.catalog.planOf(sessions[0].carePlan);
+    const params = administrationsSearchParams(patientId, procedure.performedPeriod!);
+    if (!plan || !params) return [];
+    const searches: NamedSearch[] = [
+      { name: 'given', resourceType: 'MedicationAdministration', params, everyMatch: true },
+      // The session the infusion gave (completed, `output` the Procedure): its order is what it was given under.
+      {
+        name: 'done',
+        resourceType: 'Task',
+        params: { 'based-on': carePlanReferenceOf(sessions[0].task)!, status: 'completed', _count: 200 },
+        everyMatch: true,
+      },
+    ];
+    const [{ found }, data] = await Promise.all([
+      readAndSearchEach(this.fhir, [], searches),
+      this.patientData.load(plan, patientId),
+    ]);
+    const given = infusionAsGiven({
+      procedureId: procedure.id!,
+      performed: procedure.performedPeriod!,
+      drug: infusionDefinitionFor(plan, this.catalog).drug,
+      records: administrationRecords(found.given),
+      approved: await this.orderGiven(matchesOf<Task>(found.done), procedure.id!),
+    });
+    return sessions.flatMap((session) => {
+      const reproposal = reproposedAtRateGiven({
+        task: session.task,
+        proposal: session.proposal,
+        activity: this.catalog.activityDefinition(session.proposal.instantiatesCanonical?.[0]),
+        given,
+        variables: data.data,
+      });
+      return reproposal ? [{ session, reproposal }] : [];
+    });
+  }
+
+  /**
+   * The order approved here for the session an infusion gave (the Task it completed), as the follow-up event read it:
+   * the rate and weight the next session falls back on when the pump recorded nothing. One search, when there is one.
+   */
+  private async orderGiven(done: Task[], procedureId: string): Promise<MedicationRequest | undefined> {
+    const fulfilled = done.find((t) =>
+      (t.output ?? []).some((o) => o.valueReference?.reference === `Procedure/${procedureId}`),
+    );
+    if (!fulfilled) return undefined;
+    const orders = await this.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(fulfilled.id!),
+      _sort: '-_lastUpdated',
+    });
+    return orders.find((o) => o.status !== 'entered-in-error' && o.status !== 'cancelled');
+  }
+
+  private async write(session: ProposedSession, r: RateReproposal, now: Date): Promise<boolean> {
+    const { task } = session;
+    // The Task's version moves with its proposal: a clinician who saw the old rate approves nothing unseen.
+    const touched: Task = { ...task, lastModified: now.toISOString() };
+    const provenance = changeProvenance({
+      targets: [{ reference: `Task/${task.id}` }, { reference: `MedicationRequest/${r.proposal.id}` }],
+      revisionOf: { reference: `Task/${task.id}/_history/${task.meta!.versionId}` },
+      who: THIS_SERVICE,
+      activity: 'propose again at the rate given',
+      now,
+      reason: r.reason,
+    });
+    try {
+      await this.fhir.transaction([
+        updateEntry(r.reproposed, r.proposal.meta!.versionId),
+        updateEntry(touched, task.meta!.versionId),
+        { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+      ]);
+      return true;
+    } catch (err) {
+      // A decision made meanwhile wins; the proposal is judged again when the next administration is recorded.
+      if (err instanceof FhirVersionConflictError) return false;
+      throw err;
+    }
+  }
+}
