@@ -62,7 +62,14 @@ export function subscriptionsFor(input: {
   }));
 }
 
-/** The search that finds one of these already on the server (conditional create: run again, nothing is doubled). */
+/**
+ * The search that finds one of these already on the server (conditional create: run again, nothing is doubled). A
+ * comma in a search value means "or" (`status=completed,in-progress`), so the criteria's own commas are escaped (`\,`):
+ * unescaped, `entered-in-error` alone would match another Subscription's criteria and the create would fail.
+ */
 export function existingSubscriptionSearch(subscription: Subscription): { criteria: string; url: string } {
-  return { criteria: subscription.criteria, url: subscription.channel.endpoint ?? '' };
+  return {
+    criteria: subscription.criteria.replace(/[\\,]/g, '\\$&'),
+    url: (subscription.channel.endpoint ?? '').replace(/[\\,]/g, '\\$&'),
+  };
 }
