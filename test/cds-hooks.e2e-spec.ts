@@ -201,6 +201,7 @@ describe('CDS Hooks services', () => {
         'carePlans',
         'conditions',
         'contraindications',
+        'openOrders',
         'patient',
         'pregnancyStatus',
       ].sort(),
@@ -400,6 +401,59 @@ describe('CDS Hooks services', () => {
     // A new plan applied since: the treatment goes on under it, nothing to say.
     await applyLowDose(stopped.patientId, '2031-06-01');
     expect(await warnings(stopped.patientId)).toEqual([]);
+  });
+
+  it('order-sign: ketamine ordered for the time of a session already approved gets a warning, unless it replaces it', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [124, 78]);
+    await applyLowDose(patientId);
+    const [session] = (await service.fhir.searchAll<Task>('Task', { patient: `Patient/${patientId}` })).filter((t) =>
+      t.focus?.reference?.startsWith('MedicationRequest/'),
+    );
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId })
+      .expect(200);
+    const [approved] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      subject: `Patient/${patientId}`,
+      status: 'active',
+    });
+    // The order approved here is for its session's due window (its Task's).
+    const window = session.restriction!.period!;
+    const at = (start: string, end: string): MedicationRequest => ({
+      ...ketamineOrder(patientId),
+      dosageInstruction: [{ timing: { repeat: { boundsPeriod: { start, end } } } }],
+    });
+    const duplicates = async (order: MedicationRequest) =>
+      ((await callHook('ketamine-order-check', orderSign(patientId, [order]))).body.cards as Card[]).filter((c) =>
+        c.summary.startsWith('Ketamine already ordered'),
+      );
+
+    // The prescriber orders the session again in the EHR, within its window: said, with the order on record.
+    const again = at(window.start!, window.start!);
+    const [card] = await duplicates(again);
+    expectWellFormed([card]);
+    expect(card.indicator).toBe('warning');
+    expect(card.summary).toBe('Ketamine already ordered for this time: a session approved in the ketamine care plan');
+    expect(card.detail).toContain(`approved in the ketamine care plan by Dr Test (MedicationRequest/${approved.id})`);
+    // Mark the new order as replacing it (the service then follows the EHR's dose), or remove it.
+    expect(card.suggestions?.map((s) => s.label)).toEqual([
+      'Mark it as replacing the order on record',
+      'Remove this ketamine order',
+    ]);
+    expect(card.suggestions?.[0].actions?.[0]).toMatchObject({
+      type: 'update',
+      resource: { id: again.id, priorPrescription: { reference: `MedicationRequest/${approved.id}` } },
+    });
+    // Nothing to say of one that replaces it, of one for another time, or with no time set when there is no other.
+    expect(
+      await duplicates({ ...again, priorPrescription: { reference: `MedicationRequest/${approved.id}` } }),
+    ).toEqual([]);
+    expect(await duplicates(at('2040-01-01T00:00:00Z', '2040-01-02T00:00:00Z'))).toEqual([]);
+    // No window: it could be given any time, so the session on record is said, without "for this time".
+    const [untimed] = await duplicates(ketamineOrder(patientId));
+    expect(untimed.summary).toBe('Ketamine already ordered: a session approved in the ketamine care plan');
   });
 
   it("order-sign: a ketamine rate per kg outside the protocols' range gets a warning, judged at the latest weight", async () => {

@@ -1,6 +1,17 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, CarePlan, DetectedIssue, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
+import type {
+  Bundle,
+  CarePlan,
+  DetectedIssue,
+  MedicationRequest,
+  Period,
+  PlanDefinition,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
+import { FhirClient } from '@kc/fhir';
+import { orderTaskIdOf } from '@kc/task-states';
 import { latestWeightKg, patientDataQueries, ProtocolCatalog, type RateTitration } from '@kc/protocols';
 import {
   codeDisplays,
@@ -14,12 +25,14 @@ import {
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import { evaluateEligibility } from './eligibility';
 import {
+  isKetamineOrder,
   ketamineOrders,
   ketamineProductCodes,
   patientIdOf,
   protocolsForOrder,
   unresolvedMedicationOrders,
   type ProductCode,
+  type ResolvedMedications,
 } from './ketamine-orders';
 import { readFailure } from './ehr-fhir-server';
 import {
@@ -33,10 +46,12 @@ import {
 import { bolusAboveCards, checkOrderBolus, uncheckedBoluses, type BolusFinding } from './bolus-ceiling';
 import { MedicationResolver } from './medication-resolver';
 import { planStatusCards } from './plan-status';
+import { duplicateOrderCards } from './duplicate-orders';
 import {
   CARE_PLANS_QUERY,
   checkPatientId,
   CONTRAINDICATIONS_QUERY,
+  OPEN_ORDERS_QUERY,
   PATIENT_QUERY,
   PATIENT_TOKEN,
   PrefetchResolver,
@@ -66,13 +81,14 @@ export class OrderSignService {
   constructor(
     private readonly prefetch: PrefetchResolver,
     private readonly medications: MedicationResolver,
+    private readonly fhir: FhirClient,
     catalog: ProtocolCatalog,
   ) {
     this.codes = ketamineProductCodes(catalog.resources);
     this.displays = codeDisplays(catalog.resources);
     this.plans = catalog.planDefinitions();
     for (const plan of this.plans) this.titrations.set(plan.id!, planTitrations(plan, catalog));
-    this.queries = [PATIENT_QUERY, CONTRAINDICATIONS_QUERY, CARE_PLANS_QUERY];
+    this.queries = [PATIENT_QUERY, CONTRAINDICATIONS_QUERY, CARE_PLANS_QUERY, OPEN_ORDERS_QUERY];
     // The protocols' own data requirements become prefetch templates, one key per variable; a variable two protocols
     // fetch differently gets a key per protocol.
     const byTemplate = new Map<string, string>();
@@ -106,7 +122,8 @@ export class OrderSignService {
         `Checks draft ketamine MedicationRequests (${products}) against the patient's unresolved contraindications ` +
         "and the infusion protocols' eligibility conditions (a contraindicated order gets a critical card), and its " +
         "rate per kg against the protocols' range and its bolus against their ceiling (outside: a warning card), " +
-        "and says when the patient's ketamine care plan is paused or was stopped (a warning card).",
+        "says when the patient's ketamine care plan is paused or was stopped, and when ketamine is already ordered for " +
+        'that time by an order the new one does not replace (warning cards).',
       prefetch: prefetchTemplates(this.queries),
     };
   }
@@ -152,6 +169,7 @@ export class OrderSignService {
           q.readPatient ||
           q.key === CONTRAINDICATIONS_QUERY.key ||
           q.key === CARE_PLANS_QUERY.key ||
+          q.key === OPEN_ORDERS_QUERY.key ||
           plans.some((p) => [...this.keyOf.get(p.id!)!.values()].includes(q.key)),
       );
       const resolved = await this.readRecords(wanted, forRequest, patientId, budget);
@@ -196,6 +214,7 @@ export class OrderSignService {
           protocols: plans,
           options: cardOptions,
         }),
+        ...(await this.duplicateCards(patientOrders, data[OPEN_ORDERS_QUERY.key], medications, cardOptions, budget)),
       );
     }
     return { cards: sortCards(cards), counts };
@@ -236,6 +255,37 @@ export class OrderSignService {
    * call's budget) or refuses gets the clinician a card saying the check did not run, where an error (or an answer
    * after the EHR stopped waiting) would get them no card at all.
    */
+  /**
+   * The warning for ketamine already ordered for the time (duplicateOrderCards). The orders approved here carry no
+   * window of their own (their session's is its Task's): those Tasks are read from this service's FHIR server, one
+   * search, only when such orders are open; unread, those orders count as for any time.
+   */
+  private async duplicateCards(
+    orders: MedicationRequest[],
+    found: Resource | undefined,
+    medications: ResolvedMedications,
+    options: CardOptions,
+    budget: AbortSignal,
+  ): Promise<Card[]> {
+    const open = resourcesIn<MedicationRequest>(found as Bundle | undefined, 'MedicationRequest').filter((o) =>
+      isKetamineOrder(o, this.codes, undefined, medications),
+    );
+    const byTask = new Map(open.flatMap((o) => (orderTaskIdOf(o) && o.id ? [[orderTaskIdOf(o)!, o.id]] : [])));
+    const sessionWindows = new Map<string, Period>();
+    if (byTask.size)
+      try {
+        const tasks = await this.fhir
+          .within(budget)
+          .searchAll<Task>('Task', { _id: [...byTask.keys()].join(','), _count: 100 });
+        for (const task of tasks)
+          if (task.restriction?.period && byTask.has(task.id!))
+            sessionWindows.set(byTask.get(task.id!)!, task.restriction.period);
+      } catch (err) {
+        if (!readFailure(err)) throw err;
+      }
+    return duplicateOrderCards({ orders, open, sessionWindows, options });
+  }
+
   private async readRecords(
     queries: PrefetchQuery[],
     request: CdsRequest,

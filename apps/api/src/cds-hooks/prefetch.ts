@@ -51,6 +51,17 @@ export const CARE_PLANS_QUERY: PrefetchQuery = {
   everyMatch: true,
 };
 
+/**
+ * The patient's open medication orders (this service's approved sessions, and the EHR's own on a shared server): a
+ * ketamine order signed for a time another already covers is said on it.
+ */
+export const OPEN_ORDERS_QUERY: PrefetchQuery = {
+  key: 'openOrders',
+  resourceType: 'MedicationRequest',
+  params: { subject: `Patient/${PATIENT_TOKEN}`, intent: 'order', status: 'active,on-hold', _count: '100' },
+  everyMatch: true,
+};
+
 /** The template a CDS client fills in, e.g. DetectedIssue?patient=Patient/{{context.patientId}}&_count=1000. */
 export function prefetchTemplate(query: PrefetchQuery): string {
   if (query.readPatient) return `${query.resourceType}/${PATIENT_TOKEN}`;
