@@ -216,13 +216,15 @@ describe('Task owner: the follow-ups of an infusion', () => {
     services.push(service);
     const practitioner = async (family: string) =>
       `Practitioner/${(await service.fhir.create<Practitioner>({ resourceType: 'Practitioner', name: [{ family }] })).resource.id}`;
-    const [doctor, nurse, former] = await Promise.all([
+    const [doctor, nurse, former, rota] = await Promise.all([
       practitioner('Doc'),
       practitioner('Nurse'),
       practitioner('Gone'),
+      practitioner('Rota'),
     ]);
-    // The EHR's care team for the patient, before enrolment: roles coded as the EHR codes them (SNOMED here), and a
-    // membership that ended.
+    // The EHR's care team for the patient, before enrolment: roles coded as the EHR codes them (SNOMED here), a
+    // membership that ended, and a nurse on the rota from 5 January (listed first: on duty then, she takes what is due
+    // then).
     const { resource: patient } = await service.fhir.create<Patient>({
       resourceType: 'Patient',
       name: [{ family: 'Teamed' }],
@@ -241,6 +243,11 @@ describe('Task owner: the follow-ups of an infusion', () => {
           member: { reference: former, display: 'RN Gone' },
           role: role('224535009', 'Registered nurse'),
           period: { end: '2026-06-30' },
+        },
+        {
+          member: { reference: rota, display: 'RN Rota' },
+          role: role('224535009', 'Registered nurse'),
+          period: { start: '2027-01-05T00:00:00Z', end: '2027-03-01T00:00:00Z' },
         },
         { member: { reference: nurse, display: 'RN Nurse' }, role: role('224535009', 'Registered nurse') },
       ],
@@ -273,8 +280,12 @@ describe('Task owner: the follow-ups of an infusion', () => {
     expect(check.performerType?.[0].coding).toContainEqual(
       expect.objectContaining({ system: 'http://snomed.info/sct', code: '224535009' }),
     );
+    // Judged when each is due: the check from the infusion's end (4 January: before the rota starts), the next session
+    // later (the rota nurse's by then).
+    expect(check.restriction?.period?.start?.slice(0, 10)).toBe('2027-01-04');
     expect(check.owner).toEqual({ reference: nurse, display: 'RN Nurse' });
-    expect(next.owner).toEqual({ reference: nurse, display: 'RN Nurse' });
+    expect(Date.parse(next.restriction!.period!.start!)).toBeGreaterThan(Date.parse('2027-01-05T00:00:00Z'));
+    expect(next.owner).toEqual({ reference: rota, display: 'RN Rota' });
 
     // A patient with no care team: nobody's, as without the setting.
     const alone = await enrolPatient(service, 'ketamine-low-dose-series');

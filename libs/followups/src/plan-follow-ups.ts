@@ -8,6 +8,7 @@ import {
   instantiateAction,
   dueWindowFor,
   careTeamOwner,
+  onDutyAt,
   leaves,
   performerTypeOf,
   selectActions,
@@ -89,6 +90,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     const action = selected.action;
     const key = taskKey(carePlan.id!, event.procedureId, action.id!);
     const requestFullUrl = `urn:uuid:${uuidFromKey(`request|${key}`)}`;
+    const window = dueWindowFor(action, anchors, event.performed, selected.element);
     const instance = instantiateAction({
       plan,
       action,
@@ -96,7 +98,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       subject: { reference: `Patient/${event.patientId}` },
       carePlan: { reference: `CarePlan/${carePlan.id}` },
       key,
-      window: dueWindowFor(action, anchors, event.performed, selected.element),
+      window,
       variables,
       now,
       trigger: { reference: `Procedure/${event.procedureId}` },
@@ -105,7 +107,8 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       lastGiven: input.given,
       owner:
         input.owner ??
-        (input.careTeams && careTeamOwner(performerTypeOf(action, selected.activity), input.careTeams, carePlan, now)),
+        (input.careTeams &&
+          careTeamOwner(performerTypeOf(action, selected.activity), input.careTeams, carePlan, onDutyAt(window, now))),
       element: selected.element,
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };

@@ -24,7 +24,7 @@ import { windowFromTiming } from './action-timing';
 import { leaves, selectActions, type DefinitionResolver, type SelectedAction } from './action-tree';
 import type { Contraindication } from './applicability';
 import { performerTypeOf, type ActivityRequest } from './build-request';
-import { careTeamOwner } from './care-team-owner';
+import { careTeamOwner, onDutyAt } from './care-team-owner';
 import { addDuration, iso } from './calendar';
 import { isTriggeredBy } from './triggered-actions';
 import {
@@ -227,7 +227,13 @@ function instantiateLeaves(args: {
       requestReference: requestUrl,
       owner: wantsPractitioner(leaf)
         ? input.context?.practitioner
-        : input.careTeams && careTeamOwner(performerTypeOf(leaf.action, leaf.activity), input.careTeams, {}, input.now),
+        : input.careTeams &&
+          careTeamOwner(
+            performerTypeOf(leaf.action, leaf.activity),
+            input.careTeams,
+            {},
+            onDutyAt(placed.window, input.now),
+          ),
       encounter: input.context?.encounter,
       element: leaf.element,
     });

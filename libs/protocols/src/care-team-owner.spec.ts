@@ -1,5 +1,5 @@
 import type { CareTeam, CodeableConcept } from '@medplum/fhirtypes';
-import { careTeamOwner } from './care-team-owner';
+import { careTeamOwner, onDutyAt } from './care-team-owner';
 
 const PRACTITIONER_ROLE = 'http://terminology.hl7.org/CodeSystem/practitioner-role';
 const SNOMED = 'http://snomed.info/sct';
@@ -77,5 +77,25 @@ describe('whose a new Task is on the patient’s care team', () => {
         now,
       )?.reference,
     ).toBe('Practitioner/a');
+  });
+
+  it('a rota: judged when the Task is due (its window’s start), or now when it is due already', () => {
+    const nurse = { system: SNOMED, code: '224535009' };
+    const rota = [
+      team('t', [
+        member('Practitioner/january', nurse, { period: { start: '2027-01-01', end: '2027-01-31T23:59:59Z' } }),
+        member('Practitioner/february', nurse, { period: { start: '2027-02-01', end: '2027-02-28T23:59:59Z' } }),
+      ]),
+    ];
+    const dueFeb = onDutyAt({ start: '2027-02-10T09:00:00Z', end: '2027-02-12T09:00:00Z' }, new Date('2027-01-20'));
+    expect(dueFeb.toISOString()).toBe('2027-02-10T09:00:00.000Z');
+    expect(careTeamOwner(NURSE, rota, {}, dueFeb)?.reference).toBe('Practitioner/february');
+    // Due already, or no window: now.
+    expect(onDutyAt({ start: '2027-01-02T00:00:00Z' }, new Date('2027-01-20')).toISOString()).toBe(
+      '2027-01-20T00:00:00.000Z',
+    );
+    expect(onDutyAt(undefined, new Date('2027-01-20')).toISOString()).toBe('2027-01-20T00:00:00.000Z');
+    // Nobody on the rota then: nobody's, not whoever is on duty now.
+    expect(careTeamOwner(NURSE, rota, {}, new Date('2027-04-01'))).toBeUndefined();
   });
 });

@@ -4,7 +4,8 @@ import type { CareTeam, CarePlan, CodeableConcept, Period, Task } from '@medplum
 const MEMBER = /^(Practitioner|PractitionerRole)\/[A-Za-z0-9\-.]{1,64}$/;
 
 /**
- * Whose a new Task is on the patient's care team (FOLLOW_UP_OWNER=care-team): the first member, now, in the role the
+ * Whose a new Task is on the patient's care team (FOLLOW_UP_OWNER=care-team): the first member at `now` (onDutyAt: when
+ * the Task is due), in the role the
  * Task's performer is (performerTypeOf: the protocol's participant role, e.g. a nurse; codings compared by system and
  * code). The plan's own teams (`CarePlan.careTeam`) are asked first, then the patient's other active ones,
  * in the order read. Undefined: the Task names no performer, or nobody on the teams has that role (it is nobody's
@@ -35,6 +36,15 @@ export function careTeamOwner(
     }
   }
   return undefined;
+}
+
+/**
+ * When a new Task's owner is judged on the care team: when it is due (its window's start), so that membership periods
+ * kept as a rota give it to whoever is on duty then; now, when it is due already or has no window.
+ */
+export function onDutyAt(window: Period | undefined, now: Date): Date {
+  const start = Date.parse(window?.start ?? '');
+  return start > now.getTime() ? new Date(start) : now;
 }
 
 /** Whether `now` falls within the period (open ends: always). */
