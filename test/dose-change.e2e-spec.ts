@@ -11,7 +11,14 @@ import { mintToken } from '@kc/auth';
 import { orderKeySearch } from '@kc/task-states';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { DOSE_RATE_TYPE, infusionDosage } from './fixtures/orders';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
+import {
+  actionOf,
+  approveFirstSession,
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  reportInfusion,
+} from './support/clinic';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
 
 /** The value of a dosage's doseAndRate entry of this dose-rate-type, in the field asked. */
@@ -39,14 +46,7 @@ describe('changing the dose of an approved infusion before its session', () => {
 
   async function approvedSession(weightKg = 80): Promise<{ task: Task; patient: string; carePlanId: string }> {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg });
-    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
-    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
-    const approved = await request(service.url)
-      .post(`/tasks/${draft.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: draft.meta!.versionId })
-      .expect(200);
-    return { task: approved.body as Task, ...enrolment };
+    return { task: await approveFirstSession(service, enrolment.carePlanId), ...enrolment };
   }
 
   const changeDose = (task: Task, body: object, as = clinician()) =>

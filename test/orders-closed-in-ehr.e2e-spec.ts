@@ -3,7 +3,7 @@ import type { CommunicationRequest, MedicationRequest, Provenance, Task } from '
 import { orderChangedJobId } from '@kc/queue';
 import { orderKeySearch, stateOf } from '@kc/task-states';
 import { infusionDosage } from './fixtures/orders';
-import { actionOf, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
+import { approveFirstSession, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 import { ClosedOrdersPoller } from '../apps/worker/src/maintenance/closed-orders-poller';
 import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-reviews';
@@ -28,15 +28,9 @@ describe('an approved session whose order was closed in the EHR', () => {
 
   async function approvedSession(): Promise<{ task: Task; order: MedicationRequest; patient: string }> {
     const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
-    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
-    const approved = await request(service.url)
-      .post(`/tasks/${draft.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: draft.meta!.versionId })
-      .expect(200);
-    const [order] = await ordersOf(approved.body as Task);
-    return { task: approved.body as Task, order, patient };
+    const task = await approveFirstSession(service, carePlanId);
+    const [order] = await ordersOf(task);
+    return { task, order, patient };
   }
 
   const ordersOf = (task: Task) =>

@@ -40,6 +40,18 @@ export async function enrolPatient(
   return { patient, carePlanId: carePlan.id! };
 }
 
+/** The plan's first infusion session, approved through the API by the test clinician: the Task as answered. */
+export async function approveFirstSession(service: TestService, carePlanId: string): Promise<Task> {
+  const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+  const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+  const approved = await request(service.url)
+    .post(`/tasks/${draft.id}/$approve`)
+    .set(service.as('clinician'))
+    .send({ versionId: draft.meta!.versionId })
+    .expect(200);
+  return approved.body as Task;
+}
+
 export async function completeInfusion(
   service: TestService,
   enrolment: { patient: string; carePlanId: string },

@@ -1,7 +1,6 @@
-import type { CommunicationRequest, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { REMINDER_KEY_SYSTEM } from '@kc/protocols';
+import type { MedicationRequest, Task } from '@medplum/fhirtypes';
 import { heldTask, ORDER_CLOSED_IN_EHR, stateOf, transition } from '@kc/task-states';
-import { medicationOrder, planTask, PUMP_RUNNING } from '../../../test/fixtures/plans';
+import { medicationOrder, planTask, PUMP_RUNNING, reminderAbout as reminder } from '../../../test/fixtures/plans';
 import { sessionsToReturnForReview } from './orders-closed-in-ehr';
 
 const now = new Date('2027-01-10T12:00:00Z');
@@ -17,17 +16,6 @@ const order = (id: string, status: MedicationRequest['status'], closedMinutesAgo
   ...medicationOrder(id, status),
   meta: { versionId: '2', lastUpdated: minutesAgo(closedMinutesAgo) },
   statusReason: status === 'cancelled' ? { text: 'Patient unwell' } : undefined,
-});
-const reminder = (
-  id: string,
-  about: string,
-  status: CommunicationRequest['status'] = 'active',
-): CommunicationRequest => ({
-  resourceType: 'CommunicationRequest',
-  id,
-  status,
-  identifier: [{ system: REMINDER_KEY_SYSTEM, value: id }],
-  about: [{ reference: about }],
 });
 
 const judge = (

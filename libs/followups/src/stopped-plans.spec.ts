@@ -1,7 +1,12 @@
-import type { CommunicationRequest, MedicationRequest, Task } from '@medplum/fhirtypes';
+import type { MedicationRequest, Task } from '@medplum/fhirtypes';
 import { heldTask, stateOf, transition } from '@kc/task-states';
-import { carePlan as plan, medicationOrder, planTask, PUMP_RUNNING } from '../../../test/fixtures/plans';
-import { REMINDER_KEY_SYSTEM } from '@kc/protocols';
+import {
+  carePlan as plan,
+  medicationOrder,
+  planTask,
+  PUMP_RUNNING,
+  reminderAbout as reminder,
+} from '../../../test/fixtures/plans';
 import { approvedOnEndedPlans, withdrawalsForStoppedPlans } from './stopped-plans';
 
 const now = new Date('2027-01-10T00:00:00Z');
@@ -12,17 +17,6 @@ const carePlans = new Map([
 const task = (id: string, carePlanId: string) => planTask(id, carePlanId);
 const approved = (t: Task) => transition(t, { event: 'approve', now });
 const order = (id: string, status: MedicationRequest['status'] = 'active') => medicationOrder(id, status);
-const reminder = (
-  id: string,
-  about: string,
-  status: CommunicationRequest['status'] = 'active',
-): CommunicationRequest => ({
-  resourceType: 'CommunicationRequest',
-  id,
-  status,
-  identifier: [{ system: REMINDER_KEY_SYSTEM, value: id }],
-  about: [{ reference: about }],
-});
 
 describe("a stopped plan's open Tasks, withdrawn", () => {
   it('approved (ready or held): the order still to be given cancelled and the reminders not sent revoked', () => {

@@ -5,7 +5,7 @@ import type { Appointment } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
-import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from '../maintenance/cursor-poll';
+import { initCursor, pollCursor, queueChangedSince, type StoredCursor } from '../maintenance/cursor-poll';
 
 /**
  * Polling fallback for appointments booked in the clinic's scheduling system (a server that cannot notify, or a
@@ -35,8 +35,7 @@ export class AppointmentPoller {
   }
 
   async poll(): Promise<{ appointments: number }> {
-    let queued = 0;
-    await pollFromCursor(
+    const queued = await queueChangedSince(
       await this.cursor(),
       (from) =>
         // Every status (a cancelled one gives up the time its session was booked at), but only those still to come:
@@ -47,12 +46,7 @@ export class AppointmentPoller {
           _sort: '_lastUpdated',
           _count: 100,
         }),
-      async (appointments) => {
-        for (const appointment of appointments) {
-          await this.producer.enqueueAppointment(appointment.id!);
-          queued++;
-        }
-      },
+      (id) => this.producer.enqueueAppointment(id),
     );
     if (queued) this.logger.log({ msg: 'poll queued appointments', count: queued });
     return { appointments: queued };

@@ -7,7 +7,7 @@ import { FhirClient } from '@kc/fhir';
 import { isCheckDoneElsewhere, recordedWithTask } from '@kc/followups';
 import { ProtocolCatalog } from '@kc/protocols';
 import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
-import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from '../maintenance/cursor-poll';
+import { initCursor, pollCursor, queueChangedSince, type StoredCursor } from '../maintenance/cursor-poll';
 import { ChecksAnsweredElsewhere } from './checks-answered-elsewhere.service';
 
 /**
@@ -56,8 +56,7 @@ export class CompletedChecksPoller {
   private async pollAnswers(): Promise<number> {
     const questionnaires = this.answers.checkQuestionnaires;
     if (!this.kinds.length || !questionnaires.length) return 0;
-    let queued = 0;
-    await pollFromCursor(
+    const queued = await queueChangedSince(
       await this.answersCursor(),
       (from) =>
         this.fhir.searchAll<QuestionnaireResponse>('QuestionnaireResponse', {
@@ -67,13 +66,9 @@ export class CompletedChecksPoller {
           _sort: '_lastUpdated',
           _count: 100,
         }),
-      async (responses) => {
-        // This service's own (`$complete`) name their Task already: no job for them.
-        for (const response of responses.filter((r) => !recordedWithTask(r))) {
-          await this.producer.enqueueAnswers(response.id!);
-          queued++;
-        }
-      },
+      (id) => this.producer.enqueueAnswers(id),
+      // This service's own (`$complete`) name their Task already: no job for them.
+      (r) => !recordedWithTask(r),
     );
     if (queued) this.logger.log({ msg: 'poll queued answers to checks', count: queued });
     return queued;
@@ -81,8 +76,7 @@ export class CompletedChecksPoller {
 
   private async pollCompleted(): Promise<{ enqueued: number }> {
     if (!this.kinds.length) return { enqueued: 0 };
-    let enqueued = 0;
-    await pollFromCursor(
+    const enqueued = await queueChangedSince(
       await this.cursor(),
       (from) =>
         this.fhir.searchAll<Task>('Task', {
@@ -92,12 +86,8 @@ export class CompletedChecksPoller {
           _sort: '_lastUpdated',
           _count: 100,
         }),
-      async (tasks) => {
-        for (const task of tasks.filter(isCheckDoneElsewhere)) {
-          await this.producer.enqueue(task.id!);
-          enqueued++;
-        }
-      },
+      (id) => this.producer.enqueue(id),
+      isCheckDoneElsewhere,
     );
     if (enqueued) this.logger.log({ msg: 'poll queued checks completed elsewhere', count: enqueued });
     return { enqueued };

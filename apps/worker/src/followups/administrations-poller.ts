@@ -5,7 +5,7 @@ import type { MedicationAdministration } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
-import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from '../maintenance/cursor-poll';
+import { initCursor, pollCursor, queueChangedSince, type StoredCursor } from '../maintenance/cursor-poll';
 
 /**
  * Polling fallback for administrations recorded at the pump or in the eMAR (a server that cannot notify, such as the
@@ -33,8 +33,7 @@ export class AdministrationsPoller {
   }
 
   async poll(): Promise<{ administrations: number }> {
-    let queued = 0;
-    await pollFromCursor(
+    const queued = await queueChangedSince(
       await this.cursor(),
       (from) =>
         // What records a rate given (or takes one back: entered in error), not what was only planned or not done.
@@ -44,12 +43,7 @@ export class AdministrationsPoller {
           _sort: '_lastUpdated',
           _count: 100,
         }),
-      async (administrations) => {
-        for (const administration of administrations) {
-          await this.producer.enqueueAdministration(administration.id!);
-          queued++;
-        }
-      },
+      (id) => this.producer.enqueueAdministration(id),
     );
     if (queued) this.logger.log({ msg: 'poll queued administrations', count: queued });
     return { administrations: queued };

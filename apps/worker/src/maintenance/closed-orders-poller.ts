@@ -6,7 +6,7 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
 import { ORDER_KEY_SYSTEM } from '@kc/task-states';
-import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from './cursor-poll';
+import { initCursor, pollCursor, queueChangedSince, type StoredCursor } from './cursor-poll';
 
 /**
  * Polling fallback for orders this service wrote that were closed outside it (a server that cannot notify, such as the
@@ -34,8 +34,7 @@ export class ClosedOrdersPoller {
   }
 
   async poll(): Promise<{ closedOrders: number }> {
-    let queued = 0;
-    await pollFromCursor(
+    const queued = await queueChangedSince(
       await this.cursor(),
       (from) =>
         this.fhir.searchAll<MedicationRequest>('MedicationRequest', {
@@ -46,12 +45,7 @@ export class ClosedOrdersPoller {
           _sort: '_lastUpdated',
           _count: 100,
         }),
-      async (orders) => {
-        for (const order of orders) {
-          await this.producer.enqueueOrderChange(order.id!);
-          queued++;
-        }
-      },
+      (id) => this.producer.enqueueOrderChange(id),
     );
     if (queued) this.logger.log({ msg: 'poll queued closed orders', count: queued });
     return { closedOrders: queued };

@@ -53,3 +53,24 @@ export async function pollFromCursor<T extends Resource>(
   await cursor.redis.set(cursor.key, JSON.stringify(next));
   return { fresh, next };
 }
+
+/**
+ * One poll that queues each resource changed since the cursor for its job, by id (the job reads it and decides): the
+ * polls of what other systems write (appointments, orders closed in the EHR, administrations, checks and answers).
+ * `keep`: which of them have a job (the others still move the cursor). How many were queued.
+ */
+export async function queueChangedSince<T extends Resource>(
+  cursor: StoredCursor,
+  search: (fromInclusive: string) => Promise<T[]>,
+  enqueue: (id: string) => Promise<unknown>,
+  keep: (resource: T) => boolean = () => true,
+): Promise<number> {
+  let queued = 0;
+  await pollFromCursor(cursor, search, async (fresh) => {
+    for (const resource of fresh.filter(keep)) {
+      await enqueue(resource.id!);
+      queued++;
+    }
+  });
+  return queued;
+}
