@@ -177,6 +177,57 @@ describe('an approved session whose order was closed in the EHR', () => {
     });
   });
 
+  it('approving a session the EHR has already ordered for its time is refused; named alongside, both are ordered', async () => {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      session.focus!.reference!.split('/')[1],
+    );
+    const window = session.restriction!.period!;
+    // The prescriber orders ketamine in the EHR directly, within the session's window, and another for months later.
+    const ehrOrder = (start: string, end: string) =>
+      service.fhir.create<MedicationRequest>({
+        resourceType: 'MedicationRequest',
+        status: 'active',
+        intent: 'order',
+        subject: session.for as MedicationRequest['subject'],
+        medicationCodeableConcept: proposal.medicationCodeableConcept,
+        requester: { reference: 'Practitioner/ehr-prescriber', display: 'Dr EHR' },
+        dosageInstruction: [{ ...infusionDosage(0.5, 40)[0], timing: { repeat: { boundsPeriod: { start, end } } } }],
+      });
+    const { resource: same } = await ehrOrder(window.start!, window.start!);
+    await ehrOrder('2031-01-01T00:00:00Z', '2031-01-02T00:00:00Z');
+    // And one with no time set (another session's, left open): not judged here.
+    const { id: _id, ...untimed } = same;
+    await service.fhir.create<MedicationRequest>({ ...untimed, dosageInstruction: infusionDosage(0.5, 40) });
+
+    const refused = await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId })
+      .expect(409);
+    const day = window.start!.slice(0, 10);
+    expect(refused.body.issue[0].details.text).toBe(
+      `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR (MedicationRequest/${same.id}). Approving would order the session twice: cancel that order in the EHR, or reject this task; if both orders are meant, approve again naming it in "alongside".`,
+    );
+    expect(await ordersOf(session)).toEqual([]);
+    // Not a reference: refused as bad input.
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId, alongside: ['Patient/1'] })
+      .expect(400);
+    // The clinician means both: named, the session is ordered.
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId, alongside: [`MedicationRequest/${same.id}`] })
+      .expect(200);
+    expect((await ordersOf(session)).map((o) => o.status)).toEqual(['active']);
+  });
+
   it('found by the poll on a server that cannot notify, by the sweep, and by a HAPI-style notification', async () => {
     // The embedded FHIR server sends no notifications: the poll finds the closed order.
     const polled = await approvedSession();

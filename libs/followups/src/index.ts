@@ -11,6 +11,7 @@ export * from './booster-timing';
 export * from './stopped-plans';
 export * from './paused-plans';
 export * from './orders-closed-in-ehr';
+export * from './orders-for-the-time';
 export * from './check-recording';
 export * from './check-done-elsewhere';
 export * from './check-answered-elsewhere';

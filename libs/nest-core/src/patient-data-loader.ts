@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, CareTeam, Patient, PlanDefinition } from '@medplum/fhirtypes';
+import type { Bundle, CareTeam, MedicationRequest, Patient, PlanDefinition } from '@medplum/fhirtypes';
 import {
   batchResult,
   CoalescedReads,
@@ -19,6 +19,8 @@ export interface PatientData {
   data: ProtocolVariables;
   /** The patient's active CareTeams, when asked for (whose the new Tasks are: FOLLOW_UP_OWNER=care-team). */
   careTeams?: CareTeam[];
+  /** The patient's open medication orders, when asked for (an approval must not order a session twice). */
+  openOrders?: MedicationRequest[];
 }
 
 /**
@@ -42,21 +44,44 @@ export class PatientDataLoader {
    * input without a limit that has more than a page of matches); the patient is undefined when it does not exist on
    * the server. A search that fails fails the whole load.
    */
-  async load(plan: PlanDefinition, patientId: string, options: { careTeams?: boolean } = {}): Promise<PatientData> {
+  async load(
+    plan: PlanDefinition,
+    patientId: string,
+    options: { careTeams?: boolean; openOrders?: boolean } = {},
+  ): Promise<PatientData> {
     const queries = patientDataQueries(plan, patientId);
     const careTeams = options.careTeams
       ? [getEntry('CareTeam', { subject: `Patient/${patientId}`, status: 'active', _count: 100 })]
+      : [];
+    const openOrders = options.openOrders
+      ? [
+          getEntry('MedicationRequest', {
+            subject: `Patient/${patientId}`,
+            intent: 'order',
+            status: 'active,on-hold',
+            _count: 100,
+          }),
+        ]
       : [];
     const answer = await this.reads.batch([
       getEntry(`Patient/${encodeURIComponent(patientId)}`),
       ...searchEntries(queries),
       ...careTeams,
+      ...openOrders,
     ]);
     const patient = batchResult<Patient>(answer.entry?.[0], 'Patient');
     if (!patient) return { data: {} };
     const data = await withRemainingPages(this.fhir, searchResults(answer, queries, 1), queries);
-    if (!options.careTeams) return { patient, data };
-    const teams = batchResult<Bundle>(answer.entry?.[1 + queries.length], 'CareTeam search');
-    return { patient, data, careTeams: matchesOf<CareTeam>(teams) };
+    const after = 1 + queries.length;
+    const teams = options.careTeams ? batchResult<Bundle>(answer.entry?.[after], 'CareTeam search') : undefined;
+    const orders = options.openOrders
+      ? batchResult<Bundle>(answer.entry?.[after + careTeams.length], 'MedicationRequest search')
+      : undefined;
+    return {
+      patient,
+      data,
+      ...(options.careTeams ? { careTeams: matchesOf<CareTeam>(teams) } : {}),
+      ...(options.openOrders ? { openOrders: matchesOf<MedicationRequest>(orders) } : {}),
+    };
   }
 }

@@ -1,5 +1,6 @@
 import type { MedicationRequest, Period } from '@medplum/fhirtypes';
-import { orderRateText, SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
+import { orderInWords, orderWindow, windowsOverlap } from '@kc/followups';
+import { SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
 import { orderTaskIdOf } from '@kc/task-states';
 import { links, orderRefs, summary, type CardOptions } from './cards';
 import type { Card } from './cds-types';
@@ -27,11 +28,11 @@ export function duplicateOrderCards(input: {
   sessionWindows?: ReadonlyMap<string, Period>;
   options: CardOptions;
 }): Card[] {
-  const windowOf = (o: MedicationRequest) => window(o) ?? (o.id ? input.sessionWindows?.get(o.id) : undefined);
+  const windowOf = (o: MedicationRequest) => orderWindow(o) ?? (o.id ? input.sessionWindows?.get(o.id) : undefined);
   return input.orders.flatMap((draft) => {
-    const timed = Boolean(window(draft));
+    const timed = Boolean(orderWindow(draft));
     const same = input.open.filter(
-      (o) => o.id !== draft.id && !replaces(draft, o) && overlap(window(draft), windowOf(o)),
+      (o) => o.id !== draft.id && !replaces(draft, o) && windowsOverlap(orderWindow(draft), windowOf(o)),
     );
     if (!same.length) return [];
     const cardKey = `cds:order-sign:${orderRefs([draft]).join(',')}:duplicate:${same.map((o) => o.id).join(',')}`;
@@ -44,7 +45,7 @@ export function duplicateOrderCards(input: {
         ),
         detail: [
           `**The patient already has ${same.length === 1 ? 'an open ketamine order' : `${same.length} open ketamine orders`} for ${timed ? 'this time' : 'a time this order, which sets none, may be given at'}.** Signing this one as well orders the session twice.`,
-          ...same.map((o) => `- ${describe(o, windowOf(o))}`),
+          ...same.map((o) => `- ${orderInWords(o, windowOf(o))}`),
           same.length === 1
             ? 'If this order is to replace it (another dose), mark it as replacing it; if not, remove this order.'
             : 'Remove this order, or cancel the ones it is to replace first.',
@@ -62,28 +63,6 @@ export function duplicateOrderCards(input: {
 function replaces(draft: MedicationRequest, order: MedicationRequest): boolean {
   const ref = `MedicationRequest/${order.id}`;
   return draft.priorPrescription?.reference === ref || (draft.basedOn ?? []).some((b) => b.reference === ref);
-}
-
-function window(order: MedicationRequest): Period | undefined {
-  return order.dosageInstruction?.find((d) => d.timing?.repeat?.boundsPeriod)?.timing?.repeat?.boundsPeriod;
-}
-
-/** Whether two windows share a moment; a missing window, or a missing end, is open. */
-function overlap(a: Period | undefined, b: Period | undefined): boolean {
-  const start = (p: Period | undefined) => Date.parse(p?.start ?? '') || -Infinity;
-  const end = (p: Period | undefined) => Date.parse(p?.end ?? '') || Infinity;
-  return start(a) <= end(b) && start(b) <= end(a);
-}
-
-/** "Ketamine 0.75 mg/kg/h (60 mg/h), 2027-01-04 to 2027-01-06, approved in the ketamine care plan by Dr Ada (on hold)". */
-function describe(order: MedicationRequest, w: Period | undefined): string {
-  const what = order.medicationCodeableConcept?.text ?? order.medicationCodeableConcept?.coding?.[0]?.display;
-  const rate = orderRateText(order);
-  const when = w ? `${w.start?.slice(0, 10) ?? '…'} to ${w.end?.slice(0, 10) ?? '…'}` : 'no time set';
-  const who = order.requester?.display ? ` by ${order.requester.display}` : '';
-  const where = orderTaskIdOf(order) ? `approved in the ketamine care plan${who}` : `ordered${who}`;
-  const held = order.status === 'on-hold' ? ' (on hold)' : '';
-  return `${what ?? 'Ketamine'}${rate ? ` ${rate}` : ''}, ${when}, ${where}${held} (MedicationRequest/${order.id})`;
 }
 
 /** Remove the new order; or, with one order on record, make the new one its replacement. */

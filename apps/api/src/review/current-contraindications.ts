@@ -1,5 +1,12 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { ActivityDefinition, CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  ActivityDefinition,
+  CarePlan,
+  DetectedIssue,
+  MedicationRequest,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
 import { ContraindicationRecorder, OrderHolds, PatientDataLoader } from '@kc/nest-core';
 import {
   hasContraindicationChecks,
@@ -21,6 +28,8 @@ export interface CheckedNow {
   activity?: ActivityDefinition;
   /** The patient's data (%bodyWeight...), when it was read: a titrated infusion's dose is ordered from it. */
   variables?: ProtocolVariables;
+  /** The patient's open medication orders, read with that data for a medication's approval. */
+  openOrders?: MedicationRequest[];
 }
 
 /**
@@ -66,9 +75,13 @@ export class CurrentContraindications {
     const activity = activityOf(proposal, definitions);
     const checked = hasContraindicationChecks(plan, actionId, definitions);
     if (!checked && !rateTitrationOf(activity)) return { found: [], activity };
-    const loaded = await this.loader.load(plan, patientId);
+    // A medication's approval also reads the patient's open orders in the same batch: ordered already, not twice.
+    const loaded = await this.loader.load(plan, patientId, {
+      openOrders: proposal?.resourceType === 'MedicationRequest',
+    });
     const variables = loaded.patient ? { ...loaded.data, patient: loaded.patient, subject: loaded.patient } : undefined;
-    if (!checked) return { found: [], activity, variables };
+    const { openOrders } = loaded;
+    if (!checked) return { found: [], activity, variables, openOrders };
     const recorded = await this.recorder.recordOn(
       {
         plan,
@@ -95,7 +108,7 @@ export class CurrentContraindications {
       // As the hold wrote them (naming the orders held): the refusal says what is held.
       found = found.map((issue) => hold.issues.find((h) => h.id === issue.id) ?? issue);
     }
-    return { found, activity, variables };
+    return { found, activity, variables, openOrders };
   }
 
   /**

@@ -86,7 +86,25 @@ export class InfusionDoseDto {
   bolus?: BolusDto;
 }
 
-export class ApproveDto extends IntersectionType(AssignDto, InfusionDoseDto) {}
+/** Orders on record an approval's order is meant to stand beside ($approve, $reschedule of a medication). */
+export class AlongsideDto {
+  @ApiPropertyOptional({
+    example: ['MedicationRequest/123'],
+    description:
+      "Orders of the drug on record for the session's time that the new order is meant to stand beside (refused otherwise, as ordering the session twice): each named as the refusal named it.",
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(20)
+  @IsString({ each: true })
+  @Matches(/^MedicationRequest\/[A-Za-z0-9\-.]{1,64}$/, {
+    each: true,
+    message: 'alongside must name orders like MedicationRequest/123',
+  })
+  alongside?: string[];
+}
+
+export class ApproveDto extends IntersectionType(IntersectionType(AssignDto, InfusionDoseDto), AlongsideDto) {}
 
 export class RejectDto extends VersionedDto {
   @ApiProperty({ example: 'Patient reports lasting relief; no booster needed' })
@@ -96,7 +114,7 @@ export class RejectDto extends VersionedDto {
 }
 
 /** A reschedule approves the Task for its new window: an infusion awaiting approval takes a dose as $approve's. */
-export class RescheduleDto extends IntersectionType(VersionedDto, InfusionDoseDto) {
+export class RescheduleDto extends IntersectionType(IntersectionType(VersionedDto, InfusionDoseDto), AlongsideDto) {
   @ApiProperty({ example: '2027-02-20T09:00:00Z' })
   @IsISO8601({ strict: true })
   start!: string;

@@ -1,9 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
-import { unprocessable } from '@kc/common';
+import { conflict, unprocessable } from '@kc/common';
 import { FhirClient, updateEntry } from '@kc/fhir';
-import { carePlanReferenceOf } from '@kc/followups';
+import { carePlanReferenceOf, orderedElsewhereForSession, orderInWords } from '@kc/followups';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
@@ -42,6 +42,14 @@ export interface DecisionInput {
 }
 
 /**
+ * An approval's `alongside`: orders on record the clinician means the new order to stand beside (another session's
+ * ketamine ordered in the EHR with no time set, say). Any other order of the drug for the session's time refuses it.
+ */
+export interface Alongside {
+  alongside?: string[];
+}
+
+/**
  * A clinician's decision on a generated Task and what it means for the request the Task authorises: approval
  * (or a reschedule, which approves for the new window) creates the active order, signed by the approving
  * practitioner; rejection cancels the proposal. Refused while a contraindication on the plan is unresolved.
@@ -62,7 +70,7 @@ export class TaskDecisionService {
    * `rate`: an infusion's rate per kg the clinician orders (titration), instead of the proposal's; `bolus`: a bolus
    * per kg at its start.
    */
-  async approve(input: DecisionInput & AskedDose & { owner?: Task['owner'] }): Promise<Task> {
+  async approve(input: DecisionInput & AskedDose & Alongside & { owner?: Task['owner'] }): Promise<Task> {
     const { owner } = input;
     const approved = await this.authorise(input, 'approve', (t) => approve(t, owner, new Date()), {
       dose: input,
@@ -86,7 +94,7 @@ export class TaskDecisionService {
   }
 
   /** A reschedule approves the Task for its new window, so it authorises care like an approval. */
-  reschedule(input: DecisionInput & AskedDose & { window: Period }): Promise<Task> {
+  reschedule(input: DecisionInput & AskedDose & Alongside & { window: Period }): Promise<Task> {
     const { window } = input;
     return this.authorise(input, 'reschedule', (t) => reschedule(t, window, new Date()), {
       dose: input,
@@ -95,7 +103,7 @@ export class TaskDecisionService {
   }
 
   private async authorise(
-    input: DecisionInput,
+    input: DecisionInput & Alongside,
     decision: string,
     change: (task: Task) => Task,
     { asked, dose: { rate, bolus } }: { asked: (task: Task) => boolean | Promise<boolean>; dose: AskedDose },
@@ -125,6 +133,17 @@ export class TaskDecisionService {
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
     // judge (the same approval retried is answered as done, anything else refused).
     const ordering = proposal && !isApproved(task) && !orderedInEhr;
+    // The drug ordered in the EHR for this session's time, outside this care plan: a second order gives it twice.
+    if (ordering && proposal.resourceType === 'MedicationRequest') {
+      const alongside = new Set(input.alongside ?? []);
+      const elsewhere = orderedElsewhereForSession(task, proposal, checked.openOrders ?? []).filter(
+        (o) => !alongside.has(`MedicationRequest/${o.id}`),
+      );
+      if (elsewhere.length)
+        throw conflict(
+          `Already ordered outside this care plan for this session's time: ${elsewhere.map((o) => orderInWords(o)).join('; ')}. Approving would order the session twice: cancel that order in the EHR, or reject this task; if both orders are meant, approve again naming ${elsewhere.length === 1 ? 'it' : 'them'} in "alongside".`,
+        );
+    }
     const dose = ordering
       ? dosageToOrder({ proposal, activity: checked.activity, asked: rate, bolus, variables: checked.variables })
       : {};

@@ -36,6 +36,7 @@ export class TaskDecisionsController {
       owner,
       rate: body.rate,
       bolus: body.bolus,
+      alongside: body.alongside,
     });
   }
 
@@ -77,6 +78,7 @@ export class TaskDecisionsController {
       window,
       rate: body.rate,
       bolus: body.bolus,
+      alongside: body.alongside,
     });
   }
 

@@ -1,0 +1,54 @@
+import type { MedicationRequest, Task } from '@medplum/fhirtypes';
+import { orderKeyFor } from '@kc/task-states';
+import { infusionDosage } from '../../../test/fixtures/orders';
+import { planTask } from '../../../test/fixtures/plans';
+import { orderedElsewhereForSession, orderInWords } from './orders-for-the-time';
+
+const KETAMINE = {
+  coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '6130' }],
+  text: 'Ketamine',
+};
+const day = (d: number) => `2027-01-${String(d).padStart(2, '0')}T09:00:00Z`;
+const session: Task = { ...planTask('s1', 'cp1'), restriction: { period: { start: day(4), end: day(6) } } };
+const proposal: MedicationRequest = {
+  resourceType: 'MedicationRequest',
+  status: 'draft',
+  intent: 'proposal',
+  subject: { reference: 'Patient/p1' },
+  medicationCodeableConcept: KETAMINE,
+};
+const order = (id: string, from?: number, to?: number, extra: Partial<MedicationRequest> = {}): MedicationRequest => ({
+  ...proposal,
+  id,
+  status: 'active',
+  intent: 'order',
+  dosageInstruction:
+    from === undefined
+      ? infusionDosage(0.5, 40)
+      : [{ ...infusionDosage(0.5, 40)[0], timing: { repeat: { boundsPeriod: { start: day(from), end: day(to!) } } } }],
+  ...extra,
+});
+
+describe('the drug ordered elsewhere for a session’s time', () => {
+  it('an open order of the drug, timed within the session’s window, written outside this service', () => {
+    const found = orderedElsewhereForSession(session, proposal, [
+      order('within', 5, 5),
+      order('later', 10, 11),
+      order('untimed'),
+      order('held', 6, 8, { status: 'on-hold' }),
+      order('closed', 5, 5, { status: 'cancelled' }),
+      order('ours', 5, 5, { identifier: [orderKeyFor('s0')] }),
+      order('antiemetic', 5, 5, { medicationCodeableConcept: { coding: [{ code: 'ondansetron' }] } }),
+    ]);
+    expect(found.map((o) => o.id)).toEqual(['within', 'held']);
+  });
+
+  it('in words, with its time, who ordered it and whether it is held', () => {
+    expect(orderInWords(order('held', 6, 8, { status: 'on-hold', requester: { display: 'Dr EHR' } }))).toBe(
+      'Ketamine 0.5 mg/kg/h (40 mg/h), 2027-01-06 to 2027-01-08, ordered by Dr EHR (on hold) (MedicationRequest/held)',
+    );
+    expect(orderInWords(order('untimed'))).toBe(
+      'Ketamine 0.5 mg/kg/h (40 mg/h), no time set, ordered (MedicationRequest/untimed)',
+    );
+  });
+});

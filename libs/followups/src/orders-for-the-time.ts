@@ -1,0 +1,63 @@
+import type { CodeableConcept, MedicationRequest, Period, Task } from '@medplum/fhirtypes';
+import { orderRateText } from '@kc/protocols';
+import { isOpenOrder, orderTaskIdOf } from '@kc/task-states';
+
+/**
+ * Two ketamine orders for one session would be given twice. These say which open orders cover the time of a session
+ * or of another order: the CDS order-sign card (ketamine signed in the EHR) and the approval here (ketamine ordered in
+ * the EHR first) judge by them.
+ */
+
+/** When an order is to be given: its `dosageInstruction.timing.repeat.boundsPeriod`; none set, undefined. */
+export function orderWindow(order: MedicationRequest): Period | undefined {
+  return order.dosageInstruction?.find((d) => d.timing?.repeat?.boundsPeriod)?.timing?.repeat?.boundsPeriod;
+}
+
+/** Whether two windows share a moment; a missing window (given any time), or a missing end, is open. */
+export function windowsOverlap(a: Period | undefined, b: Period | undefined): boolean {
+  const start = (p: Period | undefined) => Date.parse(p?.start ?? '') || -Infinity;
+  const end = (p: Period | undefined) => Date.parse(p?.end ?? '') || Infinity;
+  return start(a) <= end(b) && start(b) <= end(a);
+}
+
+/**
+ * The open orders of the proposal's drug written outside this service (not keyed to a Task here) for a time the
+ * session's due window shares: approving the session would order it a second time. The drug is compared on its codes
+ * (an order naming a Medication by reference is not judged). An order with no window is not judged either: it may be
+ * another session's (an EHR's replacement of a session given already, left open), and refusing every approval on it
+ * would stop the plan; order-sign's card says it to the EHR's prescriber instead.
+ */
+export function orderedElsewhereForSession(
+  session: Task,
+  proposal: MedicationRequest,
+  open: MedicationRequest[],
+): MedicationRequest[] {
+  const window = session.restriction?.period;
+  return open.filter(
+    (o) =>
+      isOpenOrder(o) &&
+      !orderTaskIdOf(o) &&
+      sameDrug(o.medicationCodeableConcept, proposal.medicationCodeableConcept) &&
+      orderWindow(o) !== undefined &&
+      windowsOverlap(orderWindow(o), window),
+  );
+}
+
+/**
+ * An order in words, for a clinician deciding whether it is the same session: "Ketamine 0.75 mg/kg/h (60 mg/h),
+ * 2027-01-04 to 2027-01-06, approved in the ketamine care plan by Dr Ada (on hold) (MedicationRequest/12)".
+ * `window`: when it is to be given, when the order itself does not say (its session's, for an order approved here).
+ */
+export function orderInWords(order: MedicationRequest, window = orderWindow(order)): string {
+  const what = order.medicationCodeableConcept?.text ?? order.medicationCodeableConcept?.coding?.[0]?.display;
+  const rate = orderRateText(order);
+  const when = window ? `${window.start?.slice(0, 10) ?? '…'} to ${window.end?.slice(0, 10) ?? '…'}` : 'no time set';
+  const who = order.requester?.display ? ` by ${order.requester.display}` : '';
+  const where = orderTaskIdOf(order) ? `approved in the ketamine care plan${who}` : `ordered${who}`;
+  const held = order.status === 'on-hold' ? ' (on hold)' : '';
+  return `${what ?? 'Ketamine'}${rate ? ` ${rate}` : ''}, ${when}, ${where}${held} (MedicationRequest/${order.id})`;
+}
+
+function sameDrug(a: CodeableConcept | undefined, b: CodeableConcept | undefined): boolean {
+  return (a?.coding ?? []).some((x) => (b?.coding ?? []).some((y) => x.code === y.code && x.system === y.system));
+}
