@@ -739,6 +739,37 @@ describe('trustworthy plans', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
   });
 
+  it('a contraindication found after the EHR replaced the order holds the EHR’s order, and the override releases it', async () => {
+    const { subject, task, order } = await approvedInfusion();
+    // The prescriber changed the dose in the EHR: the order approved here cancelled, the EHR's own replacing it.
+    await service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled', statusReason: { text: 'Replaced' } });
+    const { id: _id, meta: _meta, identifier: _identifier, ...body } = order;
+    const { resource: ehrOrder } = await service.fhir.create<MedicationRequest>({
+      ...body,
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${order.id}` },
+    });
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    expect((await service.app.get(ContraindicationSweep).sweep()).held).toBeGreaterThanOrEqual(1);
+
+    // Nothing to give: the EHR's order is held with why, and the session's Task with it.
+    expect(await activeOrdersOf(subject)).toEqual([]);
+    const held = await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!);
+    expect(held.status).toBe('on-hold');
+    expect(held.statusReason?.text).toMatch(/^Held: found after approval: Pregnancy on record/);
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('on-hold');
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `MedicationRequest/${ehrOrder.id}`,
+    });
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
+      .expect(200);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
+  });
+
   it('a hold whose issue was resolved on the FHIR server itself (or whose release was cut short) is lifted by the sweep', async () => {
     const { subject, carePlan, task, order } = await approvedInfusion();
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));

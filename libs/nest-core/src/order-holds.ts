@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type {
   BundleEntry,
   DetectedIssue,
+  MedicationRequest,
   PlanDefinition,
   ProvenanceAgent,
   Reference,
@@ -20,11 +21,13 @@ import {
   heldTask,
   implicatingOrders,
   isAuthorisable,
+  orderInEhr,
   orderKeySearch,
   ordersToHold,
   ordersToRelease,
   orderTaskIdOf,
   releasedTask,
+  replacementOrdersParams,
   THIS_SERVICE,
   type AuthorisableRequest,
 } from '@kc/task-states';
@@ -81,11 +84,16 @@ export class OrderHolds {
       const action = protocolActionOf(t);
       return action !== undefined && hasContraindicationChecks(check.plan, action, check.resolver);
     });
-    const holds = ordersToHold(await this.activeOrdersOf(gated), unresolved);
+    const active = await this.activeOrdersOf(gated);
+    const holds = ordersToHold(
+      active.map((a) => a.order),
+      unresolved,
+    );
     if (!holds.length) return NOTHING_HELD;
     const tasks = new Map(gated.map((t) => [t.id, t]));
+    const taskOf = new Map(active.map((a) => [`${a.order.resourceType}/${a.order.id}`, a.taskId]));
     const taskHolds = holds.flatMap(({ held }) => {
-      const task = tasks.get(orderTaskIdOf(held) ?? '');
+      const task = tasks.get(taskOf.get(`${held.resourceType}/${held.id}`) ?? '');
       return task ? [{ read: task, held: heldTask(task, held) }] : [];
     });
     const targets = [...holds, ...taskHolds].map(({ held }) => ({ reference: `${held.resourceType}/${held.id}` }));
@@ -186,23 +194,65 @@ export class OrderHolds {
     return written ? releases.flatMap(({ held }) => (held.resourceType === 'Task' ? [held] : [])) : [];
   }
 
-  /** The active orders the approvals of these Tasks wrote (each keyed `Task/<id>`), by the type each authorises. */
-  private async activeOrdersOf(tasks: Task[]): Promise<AuthorisableRequest[]> {
+  /**
+   * The active orders of these approved Tasks, each with its Task's id: those their approvals wrote (keyed
+   * `Task/<id>`, by the type each authorises), and, for an infusion whose order the EHR replaced (a dose changed
+   * there), the EHR's order now (orderInEhr): a contraindication holds the order that would be given, whoever wrote it.
+   */
+  private async activeOrdersOf(tasks: Task[]): Promise<{ order: AuthorisableRequest; taskId: string }[]> {
     const byType = new Map<AuthorisableRequest['resourceType'], string[]>();
     for (const task of tasks) {
       const type = task.focus?.reference?.split('/')[0] as AuthorisableRequest['resourceType'] | undefined;
       if (!type || !isAuthorisable({ resourceType: type } as Resource)) continue;
       byType.set(type, [...(byType.get(type) ?? []), orderKeySearch(task.id!)]);
     }
-    const orders: AuthorisableRequest[] = [];
+    const found: { order: AuthorisableRequest; taskId: string }[] = [];
     for (const [type, keys] of byType)
-      for (let i = 0; i < keys.length; i += KEYS_PER_SEARCH)
-        orders.push(
-          ...(await this.fhir.searchAll<AuthorisableRequest>(type, {
-            identifier: keys.slice(i, i + KEYS_PER_SEARCH).join(','),
-            status: 'active',
-          })),
-        );
+      for (const order of await this.keyed<AuthorisableRequest>(type, keys, { status: 'active' }))
+        found.push({ order, taskId: orderTaskIdOf(order)! });
+    const withOrder = new Set(found.map((f) => f.taskId));
+    const replaced = tasks.filter((t) => t.focus?.reference?.startsWith('MedicationRequest/') && !withOrder.has(t.id!));
+    return replaced.length ? [...found, ...(await this.replacementsOf(replaced))] : found;
+  }
+
+  /**
+   * For infusions with no active order written here: the EHR's open replacement of their orders, when active (two
+   * searches, only then: their orders in any status, and their patients' orders since).
+   */
+  private async replacementsOf(tasks: Task[]): Promise<{ order: MedicationRequest; taskId: string }[]> {
+    const written = await this.keyed<MedicationRequest>(
+      'MedicationRequest',
+      tasks.map((t) => orderKeySearch(t.id!)),
+    );
+    if (!written.length) return [];
+    const patients = [...new Set(tasks.flatMap((t) => t.for?.reference ?? []))];
+    const since = await this.fhir.searchAll<MedicationRequest>(
+      'MedicationRequest',
+      replacementOrdersParams(patients, written),
+    );
+    return tasks.flatMap((task) => {
+      const ours = written.filter((o) => orderTaskIdOf(o) === task.id);
+      const { current, replacedInEhr } = orderInEhr(ours, since);
+      return ours.length && current && replacedInEhr && current.status === 'active'
+        ? [{ order: current, taskId: task.id! }]
+        : [];
+    });
+  }
+
+  /** The orders of a type keyed to these Tasks (`keys`: orderKeySearch values), a search per KEYS_PER_SEARCH. */
+  private async keyed<T extends AuthorisableRequest>(
+    type: T['resourceType'],
+    keys: string[],
+    params: Record<string, string> = {},
+  ): Promise<T[]> {
+    const orders: T[] = [];
+    for (let i = 0; i < keys.length; i += KEYS_PER_SEARCH)
+      orders.push(
+        ...(await this.fhir.searchAll<T>(type, {
+          identifier: keys.slice(i, i + KEYS_PER_SEARCH).join(','),
+          ...params,
+        })),
+      );
     return orders;
   }
 
