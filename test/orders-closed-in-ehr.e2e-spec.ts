@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { CommunicationRequest, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
+import type { CarePlan, CommunicationRequest, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
 import { orderChangedJobId } from '@kc/queue';
 import { orderKeySearch, stateOf } from '@kc/task-states';
 import { infusionDosage } from './fixtures/orders';
@@ -8,6 +8,8 @@ import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './suppo
 import { ClosedOrdersPoller } from '../apps/worker/src/maintenance/closed-orders-poller';
 import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-reviews';
 import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
+import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-holds';
+import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
 
 /**
  * An approved session whose order is closed in the EHR (cancelled, stopped, entered in error) with nothing in its
@@ -226,6 +228,42 @@ describe('an approved session whose order was closed in the EHR', () => {
       .send({ versionId: session.meta!.versionId, alongside: [`MedicationRequest/${same.id}`] })
       .expect(200);
     expect((await ordersOf(session)).map((o) => o.status)).toEqual(['active']);
+  });
+
+  it('the EHR’s replacement is the order a paused plan holds and a stopped plan withdraws', async () => {
+    const { task, order } = await approvedSession();
+    const carePlanId = task.basedOn!.find((b) => b.reference?.startsWith('CarePlan/'))!.reference!.split('/')[1];
+    await cancelInEhr(order, 'Dose changed');
+    const { id: _id, meta: _meta, identifier: _identifier, ...body } = order;
+    const { resource: ehrOrder } = await service.fhir.create<MedicationRequest>({
+      ...body,
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${order.id}` },
+    });
+    const setPlan = async (status: CarePlan['status']) => {
+      const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+      await service.fhir.update<CarePlan>({ ...plan, status });
+    };
+    const openOfPlan = () => service.app.get(OpenTasksReader).read({ 'based-on': `CarePlan/${carePlanId}` });
+    const ehrOrderNow = () => service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!);
+
+    // Paused: the EHR's order is held (it is the one that would be given), and released when the plan resumes.
+    await setPlan('on-hold');
+    const holds = service.app.get(PausedPlanHolds);
+    expect(await holds.hold(await openOfPlan())).toBe(1);
+    expect((await ehrOrderNow()).status).toBe('on-hold');
+    await setPlan('active');
+    expect(await holds.release(await holds.heldOrders(carePlanId))).toBe(1);
+    expect((await ehrOrderNow()).status).toBe('active');
+
+    // Stopped: the session is withdrawn with the EHR's order, so nothing is left to give under a stopped plan.
+    await setPlan('revoked');
+    // (With the plan's Tasks awaiting approval.)
+    expect((await service.app.get(StoppedPlanSweep).sweep(new Date(), await openOfPlan())).withdrawn).toBeGreaterThan(
+      1,
+    );
+    expect((await ehrOrderNow()).status).toBe('cancelled');
+    expect((await read(task)).status).toBe('cancelled');
   });
 
   it('found by the poll on a server that cannot notify, by the sweep, and by a HAPI-style notification', async () => {

@@ -2,7 +2,6 @@ import { Injectable, Logger } from '@nestjs/common';
 import type {
   BundleEntry,
   DetectedIssue,
-  MedicationRequest,
   PlanDefinition,
   ProvenanceAgent,
   Reference,
@@ -21,16 +20,15 @@ import {
   heldTask,
   implicatingOrders,
   isAuthorisable,
-  orderInEhr,
   orderKeySearch,
   ordersToHold,
   ordersToRelease,
   orderTaskIdOf,
   releasedTask,
-  replacementOrdersParams,
   THIS_SERVICE,
   type AuthorisableRequest,
 } from '@kc/task-states';
+import { ehrReplacements } from './ehr-replacements';
 
 /** Order keys per search: a URL of a few KB, far under any server's limit. */
 const KEYS_PER_SEARCH = 50;
@@ -211,32 +209,12 @@ export class OrderHolds {
       for (const order of await this.keyed<AuthorisableRequest>(type, keys, { status: 'active' }))
         found.push({ order, taskId: orderTaskIdOf(order)! });
     const withOrder = new Set(found.map((f) => f.taskId));
-    const replaced = tasks.filter((t) => t.focus?.reference?.startsWith('MedicationRequest/') && !withOrder.has(t.id!));
-    return replaced.length ? [...found, ...(await this.replacementsOf(replaced))] : found;
-  }
-
-  /**
-   * For infusions with no active order written here: the EHR's open replacement of their orders, when active (two
-   * searches, only then: their orders in any status, and their patients' orders since).
-   */
-  private async replacementsOf(tasks: Task[]): Promise<{ order: MedicationRequest; taskId: string }[]> {
-    const written = await this.keyed<MedicationRequest>(
-      'MedicationRequest',
-      tasks.map((t) => orderKeySearch(t.id!)),
+    const replaced = await ehrReplacements(
+      this.fhir,
+      tasks.filter((t) => !withOrder.has(t.id!)),
     );
-    if (!written.length) return [];
-    const patients = [...new Set(tasks.flatMap((t) => t.for?.reference ?? []))];
-    const since = await this.fhir.searchAll<MedicationRequest>(
-      'MedicationRequest',
-      replacementOrdersParams(patients, written),
-    );
-    return tasks.flatMap((task) => {
-      const ours = written.filter((o) => orderTaskIdOf(o) === task.id);
-      const { current, replacedInEhr } = orderInEhr(ours, since);
-      return ours.length && current && replacedInEhr && current.status === 'active'
-        ? [{ order: current, taskId: task.id! }]
-        : [];
-    });
+    for (const [taskId, { order }] of replaced) if (order.status === 'active') found.push({ order, taskId });
+    return found;
   }
 
   /** The orders of a type keyed to these Tasks (`keys`: orderKeySearch values), a search per KEYS_PER_SEARCH. */

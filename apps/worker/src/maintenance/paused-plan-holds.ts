@@ -43,7 +43,9 @@ export class PausedPlanHolds {
     const tasks = approvedOnPausedPlans(open.approved, open.carePlans);
     if (!tasks.length) return 0;
     const orders = await openOrdersOf(this.fhir, tasks, open.proposals);
-    const held = await this.write(ordersToHoldWhilePaused([...orders.values()]), 'hold', now);
+    // Released by its plan (carePlanReferenceOf): an EHR's replacement naming no plan would stay held for good.
+    const releasable = [...orders.values()].filter((o) => carePlanReferenceOf(o.order));
+    const held = await this.write(ordersToHoldWhilePaused(releasable), 'hold', now);
     if (held) this.logger.log({ msg: 'held the approved orders of paused plans', held });
     return held;
   }

@@ -2,12 +2,14 @@ import type { MedicationAdministration, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import type { OpenOrder } from '@kc/followups';
 import { orderKeySearch, orderTaskIdOf, type AuthorisableRequest } from '@kc/task-states';
+import { ehrReplacements } from '@kc/nest-core';
 import type { OpenTasks } from './open-tasks';
 
 /**
  * The orders approved Tasks' approvals wrote that are still to be given (active or held; keyed `Task/<id>`, of their
  * proposals' types), each with what the pump recorded of it (`_revinclude`), by Task id: one batch, one search per
- * request type. Nothing is read for no Tasks.
+ * request type. An infusion whose order the EHR replaced (a dose changed there) has the EHR's open order instead
+ * (ehrReplacements: two searches more, only for such Tasks). Nothing is read for no Tasks.
  */
 export async function openOrdersOf(
   fhir: FhirClient,
@@ -44,5 +46,10 @@ export async function openOrdersOf(
       orders.set(taskId, { order, administrations: administrations.filter((a) => a.request?.reference === ref) });
     }
   }
+  const replaced = await ehrReplacements(
+    fhir,
+    tasks.filter((t) => !orders.has(t.id!)),
+  );
+  for (const [taskId, replacement] of replaced) orders.set(taskId, replacement);
   return orders;
 }
