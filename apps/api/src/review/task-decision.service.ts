@@ -42,8 +42,8 @@ export interface DecisionInput {
 }
 
 /**
- * An approval's `alongside`: orders on record the clinician means the new order to stand beside (another session's
- * ketamine ordered in the EHR with no time set, say). Any other order of the drug for the session's time refuses it.
+ * An approval's `alongside`: orders of the drug the EHR has for the session's time that the clinician means the new
+ * order to stand beside (orderedElsewhereForSession names them in the refusal). Any other such order refuses it.
  */
 export interface Alongside {
   alongside?: string[];
