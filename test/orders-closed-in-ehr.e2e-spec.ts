@@ -212,7 +212,7 @@ describe('an approved session whose order was closed in the EHR', () => {
       .expect(409);
     const day = window.start!.slice(0, 10);
     expect(refused.body.issue[0].details.text).toBe(
-      `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR (MedicationRequest/${same.id}). Approving would order the session twice: cancel that order in the EHR, or reject this task; if both orders are meant, approve again naming it in "alongside".`,
+      `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR (MedicationRequest/${same.id}). Approving would order the session twice: cancel that order in the EHR, or reject this task; if both orders are meant, approve again naming it in "alongside"; if it is this session's, approve on it ("onOrder").`,
     );
     expect(await ordersOf(session)).toEqual([]);
     // Not a reference: refused as bad input.
@@ -228,6 +228,63 @@ describe('an approved session whose order was closed in the EHR', () => {
       .send({ versionId: session.meta!.versionId, alongside: [`MedicationRequest/${same.id}`] })
       .expect(200);
     expect((await ordersOf(session)).map((o) => o.status)).toEqual(['active']);
+  });
+
+  it('approved on the order the EHR already has for it: no order written, the to-do list gives the EHR’s', async () => {
+    const { carePlanId, patient } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      session.focus!.reference!.split('/')[1],
+    );
+    const { resource: ehrOrder } = await service.fhir.create<MedicationRequest>({
+      resourceType: 'MedicationRequest',
+      status: 'active',
+      intent: 'order',
+      subject: session.for as MedicationRequest['subject'],
+      medicationCodeableConcept: proposal.medicationCodeableConcept,
+      requester: { reference: 'Practitioner/ehr-prescriber', display: 'Dr EHR' },
+      dosageInstruction: [
+        {
+          ...infusionDosage(0.5, 40)[0],
+          timing: { repeat: { boundsPeriod: { start: session.restriction!.period!.start } } },
+        },
+      ],
+    });
+    const approve = (body: object) =>
+      request(service.url)
+        .post(`/tasks/${session.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: session.meta!.versionId, ...body });
+    const ref = `MedicationRequest/${ehrOrder.id}`;
+    // Not an open order of the drug for this patient, or with a dose of its own: refused, nothing written.
+    expect((await approve({ onOrder: 'MedicationRequest/no-such-order' })).status).toBe(422);
+    const withRate = await approve({ onOrder: ref, rate: { value: 0.75, unit: 'mg/kg/h' } }).expect(422);
+    expect(withRate.body.issue[0].details.text).toMatch(/the session is given at its dose/);
+    expect((await approve({ onOrder: 'Patient/1' })).status).toBe(400);
+
+    const approved = (await approve({ onOrder: ref }).expect(200)).body as Task;
+    expect(approved.status).toBe('ready');
+    expect(approved.basedOn?.map((b) => b.reference)).toContain(ref);
+    expect(await ordersOf(session)).toEqual([]);
+    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string; dose?: unknown } };
+    const rowOf = async () =>
+      (
+        (await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200)).body
+          .items as Row[]
+      ).find((r) => r.id === session.id);
+    expect((await rowOf())?.view).toMatchObject({
+      orderStatus: 'Approved on the order written in the EHR',
+      orderedDose: '0.5 mg/kg/h (40 mg/h)',
+    });
+    expect((await rowOf())?.view.dose).toBeUndefined();
+
+    // The EHR cancels it later: the session goes back to a clinician, as with an order written here.
+    await cancelInEhr(ehrOrder);
+    const open = await service.app.get(OpenTasksReader).read({ _id: session.id! });
+    expect(await service.app.get(ClosedOrderReviews).sweep(open)).toEqual({ returned: 1 });
+    expect((await read(session)).status).toBe('draft');
   });
 
   it('the EHR’s replacement is the order a paused plan holds and a stopped plan withdraws', async () => {

@@ -58,6 +58,11 @@ export function orderInWords(order: MedicationRequest, window = orderWindow(orde
   return `${what ?? 'Ketamine'}${rate ? ` ${rate}` : ''}, ${when}, ${where}${held} (MedicationRequest/${order.id})`;
 }
 
+/** An order of the proposal's drug (by its codes). */
+export function isSameDrugOrder(order: MedicationRequest, proposal: MedicationRequest): boolean {
+  return sameDrug(order.medicationCodeableConcept, proposal.medicationCodeableConcept);
+}
+
 function sameDrug(a: CodeableConcept | undefined, b: CodeableConcept | undefined): boolean {
   return (a?.coding ?? []).some((x) => (b?.coding ?? []).some((y) => x.code === y.code && x.system === y.system));
 }

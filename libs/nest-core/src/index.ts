@@ -4,4 +4,4 @@ export * from './patient-data-loader';
 export * from './contraindication-recorder';
 export * from './order-holds';
 export * from './task-reminder-records';
-export * from './ehr-replacements';
+export * from './ehr-orders';

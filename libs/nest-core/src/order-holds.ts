@@ -28,7 +28,7 @@ import {
   THIS_SERVICE,
   type AuthorisableRequest,
 } from '@kc/task-states';
-import { ehrReplacements } from './ehr-replacements';
+import { ehrOrdersOf } from './ehr-orders';
 
 /** Order keys per search: a URL of a few KB, far under any server's limit. */
 const KEYS_PER_SEARCH = 50;
@@ -209,7 +209,7 @@ export class OrderHolds {
       for (const order of await this.keyed<AuthorisableRequest>(type, keys, { status: 'active' }))
         found.push({ order, taskId: orderTaskIdOf(order)! });
     const withOrder = new Set(found.map((f) => f.taskId));
-    const replaced = await ehrReplacements(
+    const replaced = await ehrOrdersOf(
       this.fhir,
       tasks.filter((t) => !withOrder.has(t.id!)),
     );

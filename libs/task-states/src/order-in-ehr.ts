@@ -1,4 +1,4 @@
-import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { isOpenOrder, sessionBegunBy } from './request-authorisation';
 
 /**
@@ -94,4 +94,18 @@ function replacesOneOf(order: MedicationRequest, chain: Map<string, MedicationRe
 function latestFirst(orders: MedicationRequest[]): MedicationRequest[] {
   const at = (o: MedicationRequest) => Date.parse(o.meta?.lastUpdated ?? o.authoredOn ?? '') || 0;
   return orders.slice().sort((a, b) => at(b) - at(a));
+}
+
+/**
+ * The orders written outside this service that a session was approved on (`Task.basedOn`, MedicationRequests): the
+ * EHR had ordered the session already, so its approval wrote none and rests on that order.
+ */
+export function ordersApprovedOn(task: Task): string[] {
+  return (task.basedOn ?? []).flatMap((b) => (b.reference?.startsWith('MedicationRequest/') ? [b.reference] : []));
+}
+
+/** The Task approved on an order written outside this service: that order named in `basedOn` (what authorises it). */
+export function approvedOnOrder(task: Task, order: string): Task {
+  if (ordersApprovedOn(task).includes(order)) return task;
+  return { ...task, basedOn: [...(task.basedOn ?? []), { reference: order }] };
 }

@@ -1,6 +1,13 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { protocolActionOf, protocolPhaseOf, protocolWindowOf } from '@kc/protocols';
-import { isApproved, isOpen, isReturnedForReview, isTaskHeldForContraindication, stateOf } from '@kc/task-states';
+import {
+  isApproved,
+  isOpen,
+  isReturnedForReview,
+  isTaskHeldForContraindication,
+  ordersApprovedOn,
+  stateOf,
+} from '@kc/task-states';
 
 /** What a task list shows of a Task (overdue is computed when read: windows end as time passes). */
 export interface WorklistEntry {
@@ -35,6 +42,8 @@ export interface WorklistEntry {
   attention?: string;
   /** The request the Task authorises (Task.focus), e.g. the proposed MedicationRequest: its dose is read from it. */
   request?: string;
+  /** The EHR's orders the Task was approved on (Task.basedOn), when its approval wrote none: the to-do list reads them. */
+  approvedOn?: string[];
 }
 
 /**
@@ -112,6 +121,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     onHold: isTaskHeldForContraindication(task) ? (task.statusReason?.text ?? 'On hold') : undefined,
     attention: task.status === 'ready' || isReturnedForReview(task) ? task.statusReason?.text : undefined,
     request: task.focus?.reference,
+    ...(ordersApprovedOn(task).length ? { approvedOn: ordersApprovedOn(task) } : {}),
   };
 }
 

@@ -16,10 +16,10 @@ import {
  * EHR had cancelled showed no dose and nothing else: a nurse could take it as still to give.
  */
 export interface ToDoOrder {
-  /** The order to give: the one approved here, or the EHR's that replaced it. */
+  /** The order to give: the one approved here, or the EHR's (replacing it, or the one the session was approved on). */
   current?: MedicationRequest;
   /** `current` is the EHR's: its dose is changed there (not with `$change-dose`, which replaces this service's). */
-  replacedInEhr?: boolean;
+  ehrOrder?: boolean;
   /** Words for the clinician when the order is not simply the one approved here, active. */
   status?: string;
 }
@@ -27,27 +27,63 @@ export interface ToDoOrder {
 /** The search, under this name, for the orders the page's approved Tasks' approvals wrote (any status: one request). */
 export const TO_DO_ORDERS = 'orders of the to-do Tasks';
 
-/** The orders written for a page of approved Tasks that authorise a MedicationRequest; none to read: undefined. */
-export function toDoOrdersSearch(items: { id: string; request?: string }[]): NamedSearch | undefined {
-  const ids = items.filter((i) => i.request?.startsWith('MedicationRequest/')).map((i) => i.id);
-  if (!ids.length) return undefined;
-  return {
-    name: TO_DO_ORDERS,
-    resourceType: 'MedicationRequest',
-    // Every status: a dose changed here cancels the old order (the open one is shown); one cancelled or replaced in
-    // the EHR is said so.
-    params: { identifier: ids.map(orderKeySearch).join(','), _count: '200' },
-    everyMatch: true,
-  };
+/** The search, under this name, for the EHR's orders the page's Tasks were approved on (Task.basedOn). */
+export const TO_DO_ORDERS_APPROVED_ON = 'EHR orders the to-do Tasks were approved on';
+
+/** A to-do item as these read it: its Task, the request it authorises, and the EHR orders it was approved on. */
+export interface ToDoItem {
+  id: string;
+  request?: string;
+  approvedOn?: string[];
 }
 
-/** Each Task's orders found, by the Task whose approval wrote them. */
-export function ordersByTask(found: Bundle | undefined): Map<string, MedicationRequest[]> {
+/**
+ * The orders of a page of approved Tasks that authorise a MedicationRequest: those their approvals wrote, and the EHR's
+ * they were approved on (a second search, when any); none to read: no search.
+ */
+export function toDoOrdersSearches(items: ToDoItem[]): NamedSearch[] {
+  const sessions = items.filter((i) => i.request?.startsWith('MedicationRequest/'));
+  const approvedOn = [...new Set(sessions.flatMap((i) => i.approvedOn ?? []))].map((r) => r.split('/')[1]);
+  return [
+    ...(sessions.length
+      ? [
+          {
+            name: TO_DO_ORDERS,
+            resourceType: 'MedicationRequest',
+            // Every status: a dose changed here cancels the old order (the open one is shown); one cancelled or
+            // replaced in the EHR is said so.
+            params: { identifier: sessions.map((i) => orderKeySearch(i.id)).join(','), _count: '200' },
+            everyMatch: true,
+          },
+        ]
+      : []),
+    ...(approvedOn.length
+      ? [
+          {
+            name: TO_DO_ORDERS_APPROVED_ON,
+            resourceType: 'MedicationRequest',
+            params: { _id: approvedOn.join(','), _count: '200' },
+            everyMatch: true,
+          },
+        ]
+      : []),
+  ];
+}
+
+/** Each Task's orders found: by the Task whose approval wrote them, and the EHR's by the Tasks approved on them. */
+export function ordersByTask(
+  found: Bundle | undefined,
+  approvedOnFound?: Bundle,
+  items: ToDoItem[] = [],
+): Map<string, MedicationRequest[]> {
   const byTask = new Map<string, MedicationRequest[]>();
+  const add = (task: string, order: MedicationRequest) => byTask.set(task, [...(byTask.get(task) ?? []), order]);
   for (const order of matchesOf<MedicationRequest>(found)) {
     const task = orderTaskIdOf(order);
-    if (task) byTask.set(task, [...(byTask.get(task) ?? []), order]);
+    if (task) add(task, order);
   }
+  for (const order of matchesOf<MedicationRequest>(approvedOnFound))
+    for (const item of items) if (item.approvedOn?.includes(`MedicationRequest/${order.id}`)) add(item.id, order);
   return byTask;
 }
 
@@ -63,14 +99,13 @@ export function closedOrderTasks(byTask: Map<string, MedicationRequest[]>): stri
  */
 export function toDoOrderOf(written: MedicationRequest[], patientOrders: MedicationRequest[] = []): ToDoOrder {
   const { current, replacedInEhr, last } = orderInEhr(written, patientOrders);
-  if (current && !replacedInEhr) return { current, ...heldElsewhere(current) };
+  if (current && orderTaskIdOf(current)) return { current, ...heldElsewhere(current) };
   if (current) {
     const held = heldElsewhere(current).status;
-    return {
-      current,
-      replacedInEhr: true,
-      status: `Ordered in the EHR, replacing the order approved here${held ? `. ${held}` : ''}`,
-    };
+    const what = replacedInEhr
+      ? 'Ordered in the EHR, replacing the order approved here'
+      : 'Approved on the order written in the EHR';
+    return { current, ehrOrder: true, status: `${what}${held ? `. ${held}` : ''}` };
   }
   if (!last) return {};
   const reason = last.statusReason?.text;

@@ -17,8 +17,9 @@ import {
   closedOrderTasks,
   ordersByTask,
   TO_DO_ORDERS,
+  TO_DO_ORDERS_APPROVED_ON,
   toDoOrderOf,
-  toDoOrdersSearch,
+  toDoOrdersSearches,
   type ToDoOrder,
 } from './to-do-orders';
 import {
@@ -55,6 +56,8 @@ export interface WorklistItemLike {
   onHold?: string;
   /** The request the Task authorises (Task.focus), e.g. `MedicationRequest/<id>`. */
   request?: string;
+  /** The EHR's orders the Task was approved on (Task.basedOn), when its approval wrote none. */
+  approvedOn?: string[];
 }
 
 export interface PatientSummary {
@@ -189,7 +192,7 @@ export class WorklistEnricher {
       }),
     );
     const weightSearches = new Map([...dosing.values()].flatMap((d) => (d.weight ? [[d.weight.name, d.weight]] : [])));
-    const ordersSearch = purpose.for === 'to-do' ? toDoOrdersSearch(items) : undefined;
+    const ordersSearches = purpose.for === 'to-do' ? toDoOrdersSearches(items) : [];
     const { summaries, scores, effects, issues, planBlocked, proposals, doseSearches } = await this.records(
       unique(items.map((i) => i.patient)),
       unique(items.map((i) => i.carePlan)),
@@ -197,10 +200,10 @@ export class WorklistEnricher {
       {
         proposals:
           purpose.for === 'approval' ? unique(items.filter((i) => dosing.has(i.id)).map((i) => i.request)) : [],
-        searches: [...weightSearches.values(), ...(ordersSearch ? [ordersSearch] : [])],
+        searches: [...weightSearches.values(), ...ordersSearches],
       },
     );
-    const orders = await this.toDoOrders(items, doseSearches[TO_DO_ORDERS]);
+    const orders = await this.toDoOrders(items, doseSearches[TO_DO_ORDERS], doseSearches[TO_DO_ORDERS_APPROVED_ON]);
     const doseOf = (item: T) => {
       const reading = dosing.get(item.id);
       if (!reading) return {};
@@ -208,7 +211,7 @@ export class WorklistEnricher {
       if (purpose.for === 'to-do') {
         // The dose to change here is that of an order written here (the EHR changes its own).
         const order = orders.get(item.id);
-        return order?.current && !order.replacedInEhr ? { dose: doseView(reading, order.current, weight) } : {};
+        return order?.current && !order.ehrOrder ? { dose: doseView(reading, order.current, weight) } : {};
       }
       return { dose: doseView(reading, item.request ? proposals.get(item.request) : undefined, weight) };
     };
@@ -238,8 +241,12 @@ export class WorklistEnricher {
    * Each to-do Task's order now (to-do-orders.ts): from the orders its approval wrote, read with the page; when some
    * have all been closed, one more search, of those patients' orders since, for the EHR's replacements.
    */
-  private async toDoOrders(items: WorklistItemLike[], written: Bundle | undefined): Promise<Map<string, ToDoOrder>> {
-    const byTask = ordersByTask(written);
+  private async toDoOrders(
+    items: WorklistItemLike[],
+    written: Bundle | undefined,
+    approvedOn: Bundle | undefined,
+  ): Promise<Map<string, ToDoOrder>> {
+    const byTask = ordersByTask(written, approvedOn, items);
     const closed = new Set(closedOrderTasks(byTask));
     const patients = unique(items.filter((i) => closed.has(i.id)).map((i) => i.patient));
     const closedOrders = [...closed].flatMap((task) => byTask.get(task) ?? []);

@@ -104,7 +104,25 @@ export class AlongsideDto {
   alongside?: string[];
 }
 
-export class ApproveDto extends IntersectionType(IntersectionType(AssignDto, InfusionDoseDto), AlongsideDto) {}
+/** The EHR's order an approval of an infusion rests on, instead of writing one ($approve). */
+export class OnOrderDto {
+  @ApiPropertyOptional({
+    example: 'MedicationRequest/123',
+    description:
+      "An open order of the infusion's drug the EHR already has for this session: the approval rests on it and writes no order (the session is given at its dose).",
+  })
+  @IsOptional()
+  @IsString()
+  @Matches(/^MedicationRequest\/[A-Za-z0-9\-.]{1,64}$/, {
+    message: 'onOrder must name an order like MedicationRequest/123',
+  })
+  onOrder?: string;
+}
+
+export class ApproveDto extends IntersectionType(
+  IntersectionType(AssignDto, InfusionDoseDto),
+  IntersectionType(AlongsideDto, OnOrderDto),
+) {}
 
 export class RejectDto extends VersionedDto {
   @ApiProperty({ example: 'Patient reports lasting relief; no booster needed' })

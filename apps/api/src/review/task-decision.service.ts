@@ -3,10 +3,11 @@ import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplu
 import type { Caller } from '@kc/auth';
 import { conflict, unprocessable } from '@kc/common';
 import { FhirClient, updateEntry } from '@kc/fhir';
-import { carePlanReferenceOf, orderedElsewhereForSession, orderInWords } from '@kc/followups';
+import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
+  approvedOnOrder,
   cancelledProposal,
   isApproved,
   isReturnedForReview,
@@ -14,6 +15,7 @@ import {
   orderInEhr,
   orderKeyFor,
   orderKeySearch,
+  orderTaskIdOf,
   replacementOrdersParams,
 } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
@@ -50,6 +52,14 @@ export interface Alongside {
 }
 
 /**
+ * An approval's `onOrder`: the order the EHR already has for this session (written outside this service), on which
+ * the approval rests instead of writing one: the session is tracked here, given under the EHR's order.
+ */
+export interface OnOrder {
+  onOrder?: string;
+}
+
+/**
  * A clinician's decision on a generated Task and what it means for the request the Task authorises: approval
  * (or a reschedule, which approves for the new window) creates the active order, signed by the approving
  * practitioner; rejection cancels the proposal. Refused while a contraindication on the plan is unresolved.
@@ -70,11 +80,18 @@ export class TaskDecisionService {
    * `rate`: an infusion's rate per kg the clinician orders (titration), instead of the proposal's; `bolus`: a bolus
    * per kg at its start.
    */
-  async approve(input: DecisionInput & AskedDose & Alongside & { owner?: Task['owner'] }): Promise<Task> {
-    const { owner } = input;
-    const approved = await this.authorise(input, 'approve', (t) => approve(t, owner, new Date()), {
+  async approve(input: DecisionInput & AskedDose & Alongside & OnOrder & { owner?: Task['owner'] }): Promise<Task> {
+    const { owner, onOrder } = input;
+    const change = (t: Task) => {
+      const approved = approve(t, owner, new Date());
+      return onOrder ? approvedOnOrder(approved, onOrder) : approved;
+    };
+    const approved = await this.authorise(input, 'approve', change, {
       dose: input,
-      asked: async (t) => (!owner || holdsWhatWasAsked.owner(t, owner)) && (await this.orderedAsAsked(t, input)),
+      asked: async (t) =>
+        (!owner || holdsWhatWasAsked.owner(t, owner)) &&
+        (!onOrder || holdsWhatWasAsked.onOrder(t, onOrder)) &&
+        (await this.orderedAsAsked(t, input)),
     });
     await this.bookIfAppointed(approved);
     return approved;
@@ -103,7 +120,7 @@ export class TaskDecisionService {
   }
 
   private async authorise(
-    input: DecisionInput & Alongside,
+    input: DecisionInput & Alongside & OnOrder,
     decision: string,
     change: (task: Task) => Task,
     { asked, dose: { rate, bolus } }: { asked: (task: Task) => boolean | Promise<boolean>; dose: AskedDose },
@@ -132,7 +149,13 @@ export class TaskDecisionService {
       );
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
     // judge (the same approval retried is answered as done, anything else refused).
-    const ordering = proposal && !isApproved(task) && !orderedInEhr;
+    // Approved on the EHR's own order for the session: that order must be one of the drug, open, for this patient.
+    const onOrder = input.onOrder && !isApproved(task) ? this.ehrOrderFor(input.onOrder, proposal, checked) : undefined;
+    if ((rate || bolus) && onOrder)
+      throw unprocessable(
+        `Approved on the EHR's order (${input.onOrder}), the session is given at its dose: approve it without a ${what}, and change the dose in the EHR.`,
+      );
+    const ordering = proposal && !isApproved(task) && !orderedInEhr && !onOrder;
     // The drug ordered in the EHR for this session's time, outside this care plan: a second order gives it twice.
     if (ordering && proposal.resourceType === 'MedicationRequest') {
       const alongside = new Set(input.alongside ?? []);
@@ -141,7 +164,7 @@ export class TaskDecisionService {
       );
       if (elsewhere.length)
         throw conflict(
-          `Already ordered outside this care plan for this session's time: ${elsewhere.map((o) => orderInWords(o)).join('; ')}. Approving would order the session twice: cancel that order in the EHR, or reject this task; if both orders are meant, approve again naming ${elsewhere.length === 1 ? 'it' : 'them'} in "alongside".`,
+          `Already ordered outside this care plan for this session's time: ${elsewhere.map((o) => orderInWords(o)).join('; ')}. Approving would order the session twice: cancel that order in the EHR, or reject this task; if both orders are meant, approve again naming ${elsewhere.length === 1 ? 'it' : 'them'} in "alongside"; if ${elsewhere.length === 1 ? 'it is' : 'one is'} this session's, approve on it ("onOrder").`,
         );
     }
     const dose = ordering
@@ -198,6 +221,25 @@ export class TaskDecisionService {
         (!rate || orderedRatePerKg(o, rate.unit) === rate.value) &&
         (!bolus || orderedBolusPerKg(o, bolus.unit) === bolus.value),
     );
+  }
+
+  /**
+   * The order `onOrder` names, when it is an open order of the proposal's drug for this patient written outside this
+   * service (read with the approval's patient data); anything else is refused (422), saying why.
+   */
+  private ehrOrderFor(
+    onOrder: string,
+    proposal: Proposal | undefined,
+    checked: { openOrders?: MedicationRequest[] },
+  ): MedicationRequest {
+    if (proposal?.resourceType !== 'MedicationRequest')
+      throw unprocessable('This task orders no medication: it cannot be approved on an order');
+    const order = (checked.openOrders ?? []).find((o) => `MedicationRequest/${o.id}` === onOrder);
+    if (!order || orderTaskIdOf(order) || !isSameDrugOrder(order, proposal))
+      throw unprocessable(
+        `${onOrder} is not an open order of ${proposal.medicationCodeableConcept?.text ?? 'this drug'} for this patient written in the EHR: approve the session on such an order, or without one to order it here`,
+      );
+    return order;
   }
 
   /**

@@ -37,6 +37,7 @@ export class TaskDecisionsController {
       rate: body.rate,
       bolus: body.bolus,
       alongside: body.alongside,
+      onOrder: body.onOrder,
     });
   }
 

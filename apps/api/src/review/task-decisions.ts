@@ -1,6 +1,6 @@
 import type { Period, Task } from '@medplum/fhirtypes';
 import { periodWithin, protocolWindowOf } from '@kc/protocols';
-import { transition, type TransitionInput } from '@kc/task-states';
+import { ordersApprovedOn, transition, type TransitionInput } from '@kc/task-states';
 
 /** Why a decision cannot be taken; the HTTP layer turns it into 422. (Invalid transitions are InvalidTransition: 409.) */
 export class DecisionRefused extends Error {}
@@ -49,6 +49,7 @@ export const holdsWhatWasAsked = {
     sameInstant(task.restriction?.period?.start, window.start) &&
     sameInstant(task.restriction?.period?.end, window.end),
   reason: (task: Task, reason: string): boolean => task.statusReason?.text === reason,
+  onOrder: (task: Task, order: string): boolean => ordersApprovedOn(task).includes(order),
 };
 
 function sameInstant(a: string | undefined, b: string | undefined): boolean {

@@ -15,6 +15,7 @@ import {
   changeProvenance,
   isOpenOrder,
   orderKeySearch,
+  ordersApprovedOn,
   orderTaskIdOf,
   replacementOrdersParams,
   THIS_SERVICE,
@@ -82,7 +83,10 @@ export class ClosedOrderReviews {
     return { returned };
   }
 
-  /** Each session's orders written here (any status) by Task id, and what the pump recorded of them. */
+  /**
+   * Each session's orders (written here, or the EHR's it was approved on; any status) by Task id, and what the pump
+   * recorded of them.
+   */
   private async ordersOf(
     sessions: Task[],
   ): Promise<{ written: Map<string, MedicationRequest[]>; administrations: MedicationAdministration[] }> {
@@ -101,11 +105,32 @@ export class ClosedOrderReviews {
         },
         everyMatch: true,
       });
+    // The EHR's orders sessions were approved on (ordersApprovedOn): theirs to close as well.
+    const approvedOn = [...new Set(sessions.flatMap(ordersApprovedOn))];
+    for (let i = 0; i < approvedOn.length; i += KEYS_PER_SEARCH)
+      searches.push({
+        name: `on-${i}`,
+        resourceType: 'MedicationRequest',
+        params: {
+          _id: approvedOn
+            .slice(i, i + KEYS_PER_SEARCH)
+            .map((r) => r.split('/')[1])
+            .join(','),
+          _revinclude: 'MedicationAdministration:request',
+          _count: 200,
+        },
+        everyMatch: true,
+      });
     const found = Object.values(await searchEach(this.fhir, searches));
+    const sessionsOn = new Map<string, string[]>();
+    for (const session of sessions)
+      for (const ref of ordersApprovedOn(session)) sessionsOn.set(ref, [...(sessionsOn.get(ref) ?? []), session.id!]);
     const written = new Map<string, MedicationRequest[]>();
     for (const order of found.flatMap((b) => matchesOf<MedicationRequest>(b))) {
-      const taskId = orderTaskIdOf(order);
-      if (taskId) written.set(taskId, [...(written.get(taskId) ?? []), order]);
+      const taskIds = orderTaskIdOf(order)
+        ? [orderTaskIdOf(order)!]
+        : (sessionsOn.get(`MedicationRequest/${order.id}`) ?? []);
+      for (const taskId of taskIds) written.set(taskId, [...(written.get(taskId) ?? []), order]);
     }
     return { written, administrations: found.flatMap((b) => administrationsIn(b)) };
   }

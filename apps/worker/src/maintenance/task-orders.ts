@@ -2,14 +2,14 @@ import type { MedicationAdministration, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import type { OpenOrder } from '@kc/followups';
 import { orderKeySearch, orderTaskIdOf, type AuthorisableRequest } from '@kc/task-states';
-import { ehrReplacements } from '@kc/nest-core';
+import { ehrOrdersOf } from '@kc/nest-core';
 import type { OpenTasks } from './open-tasks';
 
 /**
  * The orders approved Tasks' approvals wrote that are still to be given (active or held; keyed `Task/<id>`, of their
  * proposals' types), each with what the pump recorded of it (`_revinclude`), by Task id: one batch, one search per
  * request type. An infusion whose order the EHR replaced (a dose changed there) has the EHR's open order instead
- * (ehrReplacements: two searches more, only for such Tasks). Nothing is read for no Tasks.
+ * (ehrOrdersOf: two searches more, only for such Tasks). Nothing is read for no Tasks.
  */
 export async function openOrdersOf(
   fhir: FhirClient,
@@ -46,7 +46,7 @@ export async function openOrdersOf(
       orders.set(taskId, { order, administrations: administrations.filter((a) => a.request?.reference === ref) });
     }
   }
-  const replaced = await ehrReplacements(
+  const replaced = await ehrOrdersOf(
     fhir,
     tasks.filter((t) => !orders.has(t.id!)),
   );
