@@ -210,9 +210,15 @@ describe('an approved session whose order was closed in the EHR', () => {
       .set(clinician())
       .send({ versionId: session.meta!.versionId })
       .expect(409);
+    // For an integrator (and the page): a duplicate, the orders by reference.
+    expect(refused.body.issue[0].code).toBe('duplicate');
+    expect(refused.body.issue[0].expression).toEqual([`MedicationRequest/${same.id}`]);
+    expect(refused.body.issue[0].diagnostics).toBe(
+      `Send "onOrder": "MedicationRequest/${same.id}" to approve the session on the EHR's order (no order is written), or "alongside": ["MedicationRequest/${same.id}"] if both orders are meant.`,
+    );
     const day = window.start!.slice(0, 10);
     expect(refused.body.issue[0].details.text).toBe(
-      `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR (MedicationRequest/${same.id}). Approving would order the session twice: cancel that order in the EHR, or reject this task; if both orders are meant, approve again naming it in "alongside"; if it is this session's, approve on it ("onOrder").`,
+      `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR (MedicationRequest/${same.id}). Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
     );
     expect(await ordersOf(session)).toEqual([]);
     // Not a reference: refused as bad input.

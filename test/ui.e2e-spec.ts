@@ -349,6 +349,57 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('a session the EHR has already ordered: Approve offers to approve it on the EHR’s order, which writes none', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Olga',
+      family: 'Orderedtwice',
+      birthDate: '1979-06-06',
+    });
+    const { session } = await awaitingApproval(enrolled.patient);
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      session.focus!.reference!.split('/')[1],
+    );
+    const { resource: ehrOrder } = await service.fhir.create<MedicationRequest>({
+      resourceType: 'MedicationRequest',
+      status: 'active',
+      intent: 'order',
+      subject: { reference: enrolled.patient },
+      medicationCodeableConcept: proposal.medicationCodeableConcept,
+      requester: { reference: 'Practitioner/ehr-prescriber', display: 'Dr EHR' },
+      dosageInstruction: [{ timing: { repeat: { boundsPeriod: { start: session.restriction!.period!.start } } } }],
+    });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Orderedtwice');
+    await page.click('#filters button[type=submit]');
+    await page.locator(`tr[data-task-id="${session.id}"]`).waitFor();
+    await approveOnPage(page, session.id!);
+    await page.locator('#ordered-dialog[open]').waitFor();
+    expect(await page.textContent('#ordered-text')).toMatch(
+      new RegExp(
+        `^Already ordered outside this care plan for this session's time: .*by Dr EHR \\(MedicationRequest/${ehrOrder.id}\\)`,
+      ),
+    );
+    await screenshot(page, 'approve-ordered-in-ehr');
+    expect(await page.locator('#ordered-choices button').allTextContents()).toEqual([
+      'Approve on the EHR’s order (it is this session’s)',
+      'Approve and order it here as well',
+    ]);
+    await page.click(
+      `#ordered-choices button[aria-label="Approve on the EHR’s order MedicationRequest/${ehrOrder.id}"]`,
+    );
+    await page.locator(`tr[data-task-id="${session.id}"]`).waitFor({ state: 'detached' });
+    const approved = await service.fhir.read<Task>('Task', session.id!);
+    expect(approved.status).toBe('ready');
+    expect(approved.basedOn?.map((b) => b.reference)).toContain(`MedicationRequest/${ehrOrder.id}`);
+    expect(
+      await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(session.id!) }),
+    ).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   it('a pregnancy recorded after enrolment: Approve is refused saying why, and the row then lists it', async () => {
     const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Nora',

@@ -148,6 +148,16 @@ export const WORKLIST_PAGE = `<!doctype html>
   </form>
 </dialog>
 
+<dialog id="ordered-dialog" aria-labelledby="ordered-title">
+  <form method="dialog" id="ordered-form">
+    <h2 id="ordered-title">Already ordered in the EHR</h2>
+    <p id="ordered-what"></p>
+    <p id="ordered-text" role="alert"></p>
+    <div id="ordered-choices"></div>
+    <button type="button" id="ordered-cancel">Cancel</button>
+  </form>
+</dialog>
+
 <dialog id="change-dialog" aria-labelledby="change-title">
   <form method="dialog" id="change-form" novalidate>
     <h2 id="change-title">Change dose</h2>
@@ -394,6 +404,7 @@ async function api(path, options, retried) {
     const text = (body.issue && body.issue[0] && body.issue[0].details && body.issue[0].details.text) || ('HTTP ' + response.status);
     const error = new Error(text);
     error.status = response.status;
+    error.issue = body.issue && body.issue[0];
     throw error;
   }
   return body;
@@ -637,6 +648,11 @@ async function decide(item, decision, extra) {
     await afterDecision(verb + describe(item), 'ok');
     return true;
   } catch (error) {
+    // The EHR has ordered this session already: the clinician chooses its order, both, or neither.
+    if (error.status === 409 && error.issue && error.issue.code === 'duplicate' && decision === 'approve') {
+      askOrderedAlready(item, error.message, error.issue.expression || [], extra);
+      return false;
+    }
     if (error.status === 409 || error.status === 412) {
       await afterDecision('Someone else changed this task first: ' + error.message + ' The list has been reloaded.', 'error');
     } else if (error.status === 422) {
@@ -767,6 +783,25 @@ $('#approve-form').addEventListener('submit', async (event) => {
   await decide(item, 'approve', dose);
 });
 $('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close());
+
+// Approving a session the EHR has already ordered for its time (refused as a duplicate): approve it on the EHR's order
+// (no order written here; its dose is the EHR's), or alongside it (both orders meant), or not at all.
+function askOrderedAlready(item, text, orders, extra) {
+  $('#ordered-what').textContent = describe(item);
+  $('#ordered-text').textContent = text;
+  const choices = $('#ordered-choices');
+  choices.replaceChildren();
+  const choose = (body) => async () => {
+    $('#ordered-dialog').close();
+    await decide(item, 'approve', body);
+  };
+  // One order: named in the text above; several: by reference, as the text names them.
+  for (const order of orders)
+    choices.append(button(orders.length === 1 ? 'Approve on the EHR’s order (it is this session’s)' : 'Approve on ' + order, 'Approve on the EHR’s order ' + order, choose({ onOrder: order })));
+  choices.append(button('Approve and order it here as well', 'Approve alongside the EHR’s order', choose({ ...(extra || {}), alongside: orders })));
+  $('#ordered-dialog').showModal();
+}
+$('#ordered-cancel').addEventListener('click', () => $('#ordered-dialog').close());
 
 // Change dose (the to-do list): the order's rate and bolus to start from, what they give at today's weight as typed.
 let changing = null;

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
-import { conflict, unprocessable } from '@kc/common';
+import { OutcomeException, unprocessable } from '@kc/common';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
@@ -162,10 +162,18 @@ export class TaskDecisionService {
       const elsewhere = orderedElsewhereForSession(task, proposal, checked.openOrders ?? []).filter(
         (o) => !alongside.has(`MedicationRequest/${o.id}`),
       );
-      if (elsewhere.length)
-        throw conflict(
-          `Already ordered outside this care plan for this session's time: ${elsewhere.map((o) => orderInWords(o)).join('; ')}. Approving would order the session twice: cancel that order in the EHR, or reject this task; if both orders are meant, approve again naming ${elsewhere.length === 1 ? 'it' : 'them'} in "alongside"; if ${elsewhere.length === 1 ? 'it is' : 'one is'} this session's, approve on it ("onOrder").`,
+      // Issue code `duplicate`, the orders in `expression`: what the page offers to approve on, or alongside. The
+      // words are the clinician's; how to ask for either, the integrator's (`diagnostics`).
+      if (elsewhere.length) {
+        const refs = elsewhere.map((o) => `MedicationRequest/${o.id}`);
+        throw new OutcomeException(
+          409,
+          'duplicate',
+          `Already ordered outside this care plan for this session's time: ${elsewhere.map((o) => orderInWords(o)).join('; ')}. Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
+          refs,
+          `Send "onOrder": "${refs[0]}" to approve the session on the EHR's order (no order is written), or "alongside": ${JSON.stringify(refs)} if both orders are meant.`,
         );
+      }
     }
     const dose = ordering
       ? dosageToOrder({ proposal, activity: checked.activity, asked: rate, bolus, variables: checked.variables })
