@@ -2,7 +2,7 @@ import request from 'supertest';
 import type { CarePlan, CommunicationRequest, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
 import { orderChangedJobId } from '@kc/queue';
 import { orderKeySearch, stateOf } from '@kc/task-states';
-import { infusionDosage } from './fixtures/orders';
+import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
 import { approveFirstSession, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 import { ClosedOrdersPoller } from '../apps/worker/src/maintenance/closed-orders-poller';
@@ -111,21 +111,10 @@ describe('an approved session whose order was closed in the EHR', () => {
   it('stays approved when the EHR replaced the order, even twice; the to-do list shows the last replacement', async () => {
     const { task, order, patient } = await approvedSession();
     // The prescriber changes the dose in the EHR, then again: each time the old order cancelled, the new one naming it.
-    const { id: _id, meta: _meta, identifier: _identifier, ...body } = order;
-    const { resource: first } = await service.fhir.create<MedicationRequest>({
-      ...body,
-      status: 'active',
-      priorPrescription: { reference: `MedicationRequest/${order.id}` },
-      dosageInstruction: infusionDosage(0.75, 60),
-    });
+    const { resource: first } = await service.fhir.create(ehrReplacementOf(order, infusionDosage(0.75, 60)));
     const cancelled = await cancelInEhr(order, 'Dose changed');
     await cancelInEhr(first, 'Dose changed again');
-    await service.fhir.create<MedicationRequest>({
-      ...body,
-      status: 'active',
-      priorPrescription: { reference: `MedicationRequest/${first.id}` },
-      dosageInstruction: infusionDosage(0.6, 48),
-    });
+    await service.fhir.create(ehrReplacementOf(first, infusionDosage(0.6, 48)));
 
     await notify(cancelled);
     const still = await read(task);
@@ -146,13 +135,7 @@ describe('an approved session whose order was closed in the EHR', () => {
     const returned = await read(task);
     expect(returned.status).toBe('draft');
     // The EHR's replacement, written after the session was returned.
-    const { id: _id, meta: _meta, identifier: _identifier, ...body } = order;
-    const { resource: replacement } = await service.fhir.create<MedicationRequest>({
-      ...body,
-      status: 'active',
-      priorPrescription: { reference: `MedicationRequest/${order.id}` },
-      dosageInstruction: infusionDosage(0.6, 48),
-    });
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order, infusionDosage(0.6, 48)));
 
     // A rate would be a second order's: refused, saying where the dose is changed.
     const withRate = await request(service.url)
@@ -189,21 +172,12 @@ describe('an approved session whose order was closed in the EHR', () => {
     );
     const window = session.restriction!.period!;
     // The prescriber orders ketamine in the EHR directly, within the session's window, and another for months later.
-    const ehrOrder = (start: string, end: string) =>
-      service.fhir.create<MedicationRequest>({
-        resourceType: 'MedicationRequest',
-        status: 'active',
-        intent: 'order',
-        subject: session.for as MedicationRequest['subject'],
-        medicationCodeableConcept: proposal.medicationCodeableConcept,
-        requester: { reference: 'Practitioner/ehr-prescriber', display: 'Dr EHR' },
-        dosageInstruction: [{ ...infusionDosage(0.5, 40)[0], timing: { repeat: { boundsPeriod: { start, end } } } }],
-      });
-    const { resource: same } = await ehrOrder(window.start!, window.start!);
-    await ehrOrder('2031-01-01T00:00:00Z', '2031-01-02T00:00:00Z');
+    const { resource: same } = await service.fhir.create(
+      ehrOrderLike(proposal, { start: window.start, end: window.start }),
+    );
+    await service.fhir.create(ehrOrderLike(proposal, { start: '2031-01-01T00:00:00Z', end: '2031-01-02T00:00:00Z' }));
     // And one with no time set (another session's, left open): not judged here.
-    const { id: _id, ...untimed } = same;
-    await service.fhir.create<MedicationRequest>({ ...untimed, dosageInstruction: infusionDosage(0.5, 40) });
+    await service.fhir.create(ehrOrderLike(proposal));
 
     const refused = await request(service.url)
       .post(`/tasks/${session.id}/$approve`)
@@ -244,20 +218,9 @@ describe('an approved session whose order was closed in the EHR', () => {
       'MedicationRequest',
       session.focus!.reference!.split('/')[1],
     );
-    const { resource: ehrOrder } = await service.fhir.create<MedicationRequest>({
-      resourceType: 'MedicationRequest',
-      status: 'active',
-      intent: 'order',
-      subject: session.for as MedicationRequest['subject'],
-      medicationCodeableConcept: proposal.medicationCodeableConcept,
-      requester: { reference: 'Practitioner/ehr-prescriber', display: 'Dr EHR' },
-      dosageInstruction: [
-        {
-          ...infusionDosage(0.5, 40)[0],
-          timing: { repeat: { boundsPeriod: { start: session.restriction!.period!.start } } },
-        },
-      ],
-    });
+    const { resource: ehrOrder } = await service.fhir.create(
+      ehrOrderLike(proposal, { start: session.restriction!.period!.start }),
+    );
     const approve = (body: object) =>
       request(service.url)
         .post(`/tasks/${session.id}/$approve`)
@@ -297,12 +260,7 @@ describe('an approved session whose order was closed in the EHR', () => {
     const { task, order } = await approvedSession();
     const carePlanId = task.basedOn!.find((b) => b.reference?.startsWith('CarePlan/'))!.reference!.split('/')[1];
     await cancelInEhr(order, 'Dose changed');
-    const { id: _id, meta: _meta, identifier: _identifier, ...body } = order;
-    const { resource: ehrOrder } = await service.fhir.create<MedicationRequest>({
-      ...body,
-      status: 'active',
-      priorPrescription: { reference: `MedicationRequest/${order.id}` },
-    });
+    const { resource: ehrOrder } = await service.fhir.create(ehrReplacementOf(order));
     const setPlan = async (status: CarePlan['status']) => {
       const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
       await service.fhir.update<CarePlan>({ ...plan, status });

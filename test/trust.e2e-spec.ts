@@ -19,6 +19,7 @@ import type {
   ServiceRequest,
   Task,
 } from '@medplum/fhirtypes';
+import { ehrReplacementOf } from './fixtures/orders';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY, PSYCHOSIS } from './fixtures/patient-data';
 import { actionOf, completeInfusion, followUpTasks, reportInfusion, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
@@ -743,12 +744,7 @@ describe('trustworthy plans', () => {
     const { subject, task, order } = await approvedInfusion();
     // The prescriber changed the dose in the EHR: the order approved here cancelled, the EHR's own replacing it.
     await service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled', statusReason: { text: 'Replaced' } });
-    const { id: _id, meta: _meta, identifier: _identifier, ...body } = order;
-    const { resource: ehrOrder } = await service.fhir.create<MedicationRequest>({
-      ...body,
-      status: 'active',
-      priorPrescription: { reference: `MedicationRequest/${order.id}` },
-    });
+    const { resource: ehrOrder } = await service.fhir.create(ehrReplacementOf(order));
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
     expect((await service.app.get(ContraindicationSweep).sweep()).held).toBeGreaterThanOrEqual(1);
 

@@ -23,6 +23,7 @@ import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { checkAnswers } from './support/checks';
+import { ehrOrderLike } from './fixtures/orders';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, createsOf, PREGNANCY } from './fixtures/patient-data';
 
@@ -360,15 +361,9 @@ describe('clinician page in a real browser', () => {
       'MedicationRequest',
       session.focus!.reference!.split('/')[1],
     );
-    const { resource: ehrOrder } = await service.fhir.create<MedicationRequest>({
-      resourceType: 'MedicationRequest',
-      status: 'active',
-      intent: 'order',
-      subject: { reference: enrolled.patient },
-      medicationCodeableConcept: proposal.medicationCodeableConcept,
-      requester: { reference: 'Practitioner/ehr-prescriber', display: 'Dr EHR' },
-      dosageInstruction: [{ timing: { repeat: { boundsPeriod: { start: session.restriction!.period!.start } } } }],
-    });
+    const { resource: ehrOrder } = await service.fhir.create(
+      ehrOrderLike(proposal, { start: session.restriction!.period!.start }),
+    );
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
