@@ -26,6 +26,17 @@ export async function freePort(): Promise<number> {
  * test can kill it like an operator pulling the plug. `env` is its environment on top of this one's.
  */
 export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
+  // A port freePort() found may be taken by another test's service before this one binds it: then on another port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(env);
+    } catch (err) {
+      if (env.PORT || attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err;
+    }
+  }
+}
+
+async function startOnce(env: Record<string, string>): Promise<ServiceProcess> {
   const port = env.PORT ?? String(await freePort());
   const child: ChildProcess = spawn(
     process.execPath,
@@ -49,7 +60,10 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
       throw new Error(`the service process did not answer /health/live within 60 s: ${stderr}`);
     }
     const live = await fetch(`${url}/health/live`).catch(() => undefined);
-    if (live?.ok) break;
+    const answer = live?.ok ? ((await live.json().catch(() => ({}))) as { pid?: number }) : undefined;
+    // Our process, not another test's service that took the port between freePort() and this one's bind (its
+    // tokens would all be refused): that one's pid differs, and ours then exits at start (the check above).
+    if (answer?.pid === child.pid) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return {

@@ -9,12 +9,12 @@ import { HealthService } from './health.service';
 export class HealthController {
   constructor(private readonly health: HealthService) {}
 
-  /** Liveness: the process answers. */
+  /** Liveness: the process answers, saying which one (its pid: behind a balancer, or a port another took). */
   @Public()
   @Get('live')
   @HttpCode(200)
   live() {
-    return { status: 'ok' };
+    return { status: 'ok', pid: process.pid };
   }
 
   /**
