@@ -1,16 +1,61 @@
 import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { FhirClient, includedOf, matchesOf, searchEach } from '@kc/fhir';
+import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import {
   isOpenOrder,
   orderInEhr,
   orderKeySearch,
   ordersApprovedOn,
+  ordersBySession,
   orderTaskIdOf,
   replacementOrdersParams,
 } from '@kc/task-states';
 
-/** Order keys per search: a URL of a few KB, far under any server's limit. */
+/** Order keys (or ids) per search: a URL of a few KB, far under any server's limit. */
 const KEYS_PER_SEARCH = 50;
+
+/** What was recorded of sessions' orders: each session's orders in any status, and the pump's administrations. */
+export interface SessionOrders {
+  bySession: Map<string, MedicationRequest[]>;
+  administrations: MedicationAdministration[];
+}
+
+/**
+ * Approved sessions' orders in any status, by Task id: those their approvals wrote (by key) and the EHR's they were
+ * approved on (by id), in one batch, with what the pump recorded of them when `administrations` is asked for.
+ */
+export async function sessionOrdersOf(
+  fhir: FhirClient,
+  sessions: Task[],
+  options: { administrations?: boolean } = {},
+): Promise<SessionOrders> {
+  const keyed = sessions.map((t) => orderKeySearch(t.id!));
+  const approvedOn = [...new Set(sessions.flatMap(ordersApprovedOn))].map((r) => r.split('/')[1]);
+  const extra = options.administrations ? { _revinclude: 'MedicationAdministration:request' } : {};
+  const searches: NamedSearch[] = [
+    ...chunks(keyed).map((keys, i) => ({ name: `keyed-${i}`, params: { identifier: keys.join(',') } })),
+    ...chunks(approvedOn).map((ids, i) => ({ name: `on-${i}`, params: { _id: ids.join(',') } })),
+  ].map(({ name, params }) => ({
+    name,
+    resourceType: 'MedicationRequest',
+    params: { ...params, ...extra, _count: 200 },
+    everyMatch: true,
+  }));
+  const found = Object.values(await searchEach(fhir, searches));
+  const orders = found.flatMap((b) => matchesOf<MedicationRequest>(b));
+  const keys = sessions.map((t) => ({ id: t.id!, approvedOn: ordersApprovedOn(t) }));
+  return { bySession: ordersBySession(orders, keys), administrations: found.flatMap(administrationsIn) };
+}
+
+/** The MedicationAdministrations a search included (`_revinclude`). */
+export function administrationsIn(bundle: Parameters<typeof includedOf>[0]): MedicationAdministration[] {
+  return includedOf<MedicationAdministration>(bundle).filter((r) => r.resourceType === 'MedicationAdministration');
+}
+
+function chunks(values: string[]): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < values.length; i += KEYS_PER_SEARCH) out.push(values.slice(i, i + KEYS_PER_SEARCH));
+  return out;
+}
 
 /** The EHR's open order a session is to be given under, with what the pump recorded of it. */
 export interface EhrOrder {
@@ -22,28 +67,15 @@ export interface EhrOrder {
  * For approved infusion sessions with no open order written here: the EHR's open order each is to be given under, by
  * Task id, with its administrations: the EHR's replacement of the orders written here (a dose changed there:
  * orderInEhr, at any depth), or the order the session was approved on (ordersApprovedOn) or its replacement. A hold, a
- * withdrawal or a pause acts on the order that would be given, whoever wrote it. Three searches at most, only for such
- * Tasks (their orders written here in any status, those they were approved on, their patients' orders since).
+ * withdrawal or a pause acts on the order that would be given, whoever wrote it. Two batches, only for such Tasks
+ * (their orders, sessionOrdersOf; their patients' orders since).
  */
 export async function ehrOrdersOf(fhir: FhirClient, tasks: Task[]): Promise<Map<string, EhrOrder>> {
   const found = new Map<string, EhrOrder>();
   const sessions = tasks.filter((t) => t.id && t.focus?.reference?.startsWith('MedicationRequest/'));
   if (!sessions.length) return found;
-  const keys = sessions.map((t) => orderKeySearch(t.id!));
-  const written: MedicationRequest[] = [];
-  for (let i = 0; i < keys.length; i += KEYS_PER_SEARCH)
-    written.push(
-      ...(await fhir.searchAll<MedicationRequest>('MedicationRequest', {
-        identifier: keys.slice(i, i + KEYS_PER_SEARCH).join(','),
-      })),
-    );
-  const approvedOn = [...new Set(sessions.flatMap(ordersApprovedOn))].map((r) => r.split('/')[1]);
-  for (let i = 0; i < approvedOn.length; i += KEYS_PER_SEARCH)
-    written.push(
-      ...(await fhir.searchAll<MedicationRequest>('MedicationRequest', {
-        _id: approvedOn.slice(i, i + KEYS_PER_SEARCH).join(','),
-      })),
-    );
+  const { bySession } = await sessionOrdersOf(fhir, sessions);
+  const written = [...bySession.values()].flat();
   if (!written.length) return found;
   const patients = [...new Set(sessions.flatMap((t) => t.for?.reference ?? []))];
   const { since } = await searchEach(fhir, [
@@ -55,12 +87,9 @@ export async function ehrOrdersOf(fhir: FhirClient, tasks: Task[]): Promise<Map<
     },
   ]);
   const patientOrders = matchesOf<MedicationRequest>(since);
-  const administrations = includedOf<MedicationAdministration>(since).filter(
-    (r) => r.resourceType === 'MedicationAdministration',
-  );
+  const administrations = administrationsIn(since);
   for (const task of sessions) {
-    const onOrders = new Set(ordersApprovedOn(task));
-    const ours = written.filter((o) => orderTaskIdOf(o) === task.id || onOrders.has(`MedicationRequest/${o.id}`));
+    const ours = bySession.get(task.id!) ?? [];
     // An open order written here is the one given: the callers read those themselves.
     if (!ours.length || ours.some((o) => isOpenOrder(o) && orderTaskIdOf(o))) continue;
     const { current } = orderInEhr(ours, patientOrders);

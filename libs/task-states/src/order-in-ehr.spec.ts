@@ -1,6 +1,7 @@
 import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
 import { medicationOrder, PUMP_RUNNING } from '../../../test/fixtures/plans';
-import { closedInEhrWords, closedUngiven, orderInEhr } from './order-in-ehr';
+import { closedInEhrWords, closedUngiven, orderInEhr, ordersBySession } from './order-in-ehr';
+import { orderKeyFor } from './request-authorisation';
 
 const at = (minute: number) => `2027-01-10T10:${String(minute).padStart(2, '0')}:00Z`;
 /** An order updated at `minute`, replacing `prior` when given. */
@@ -68,5 +69,23 @@ describe('an approved session’s order as the EHR has it', () => {
       }),
     ).toBe('was entered in error in the EHR (Wrong patient)');
     expect(closedInEhrWords(order('o', 'stopped', 1))).toBe('was stopped in the EHR');
+  });
+
+  it('orders by session: written here by their key, the EHR’s by each session approved on them', () => {
+    const ours = { ...order('ours', 'active', 1), identifier: [orderKeyFor('t1')] };
+    const ehr = order('ehr', 'active', 2);
+    const grouped = ordersBySession(
+      [ours, ehr, order('other', 'active', 3)],
+      [
+        { id: 't1' },
+        { id: 't2', approvedOn: ['MedicationRequest/ehr'] },
+        { id: 't3', approvedOn: ['MedicationRequest/ehr'] },
+      ],
+    );
+    expect([...grouped].map(([id, orders]) => [id, orders.map((o) => o.id)])).toEqual([
+      ['t1', ['ours']],
+      ['t2', ['ehr']],
+      ['t3', ['ehr']],
+    ]);
   });
 });

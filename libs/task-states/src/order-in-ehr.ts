@@ -1,5 +1,5 @@
 import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { isOpenOrder, sessionBegunBy } from './request-authorisation';
+import { isOpenOrder, orderTaskIdOf, sessionBegunBy } from './request-authorisation';
 
 /**
  * An approved session's order as the EHR has it now. The EHR may have replaced the order approved here (a dose changed
@@ -108,4 +108,30 @@ export function ordersApprovedOn(task: Task): string[] {
 export function approvedOnOrder(task: Task, order: string): Task {
   if (ordersApprovedOn(task).includes(order)) return task;
   return { ...task, basedOn: [...(task.basedOn ?? []), { reference: order }] };
+}
+
+/** A session as its orders are looked up: its Task's id, and the EHR's orders it was approved on (ordersApprovedOn). */
+export interface SessionOrderKeys {
+  id: string;
+  approvedOn?: string[];
+}
+
+/**
+ * Orders found, by the session they are of: one written here by its key (`Task/<id>`), one of the EHR's by each
+ * session approved on it. Orders of no session are left out.
+ */
+export function ordersBySession(
+  orders: MedicationRequest[],
+  sessions: SessionOrderKeys[],
+): Map<string, MedicationRequest[]> {
+  const bySession = new Map<string, MedicationRequest[]>();
+  const add = (id: string, order: MedicationRequest) => bySession.set(id, [...(bySession.get(id) ?? []), order]);
+  for (const order of orders) {
+    const key = orderTaskIdOf(order);
+    if (key) add(key, order);
+    else
+      for (const session of sessions)
+        if (session.approvedOn?.includes(`MedicationRequest/${order.id}`)) add(session.id, order);
+  }
+  return bySession;
 }

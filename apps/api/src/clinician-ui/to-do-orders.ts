@@ -6,6 +6,7 @@ import {
   isOpenOrder,
   orderInEhr,
   orderKeySearch,
+  ordersBySession,
   orderTaskIdOf,
 } from '@kc/task-states';
 
@@ -76,15 +77,10 @@ export function ordersByTask(
   approvedOnFound?: Bundle,
   items: ToDoItem[] = [],
 ): Map<string, MedicationRequest[]> {
-  const byTask = new Map<string, MedicationRequest[]>();
-  const add = (task: string, order: MedicationRequest) => byTask.set(task, [...(byTask.get(task) ?? []), order]);
-  for (const order of matchesOf<MedicationRequest>(found)) {
-    const task = orderTaskIdOf(order);
-    if (task) add(task, order);
-  }
-  for (const order of matchesOf<MedicationRequest>(approvedOnFound))
-    for (const item of items) if (item.approvedOn?.includes(`MedicationRequest/${order.id}`)) add(item.id, order);
-  return byTask;
+  return ordersBySession(
+    [...matchesOf<MedicationRequest>(found), ...matchesOf<MedicationRequest>(approvedOnFound)],
+    items,
+  );
 }
 
 /** The Tasks whose orders are all closed: only their patients' orders since are read, to find a replacement. */

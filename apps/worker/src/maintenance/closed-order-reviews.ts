@@ -1,29 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CommunicationRequest, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import {
-  FhirClient,
-  FhirVersionConflictError,
-  includedOf,
-  matchesOf,
-  searchEach,
-  updateEntry,
-  type NamedSearch,
-} from '@kc/fhir';
+import { FhirClient, FhirVersionConflictError, matchesOf, searchEach, updateEntry } from '@kc/fhir';
 import { approvedSessions, carePlanReferenceOf, sessionsToReturnForReview, type ReturnForReview } from '@kc/followups';
-import {
-  changeProvenance,
-  isOpenOrder,
-  orderKeySearch,
-  ordersApprovedOn,
-  orderTaskIdOf,
-  replacementOrdersParams,
-  THIS_SERVICE,
-} from '@kc/task-states';
+import { administrationsIn, sessionOrdersOf } from '@kc/nest-core';
+import { changeProvenance, isOpenOrder, orderTaskIdOf, replacementOrdersParams, THIS_SERVICE } from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
-
-/** Order keys per search: a sweep over thousands of approved sessions reads their orders in a few requests. */
-const KEYS_PER_SEARCH = 100;
 
 /**
  * Returns to a clinician the approved infusion sessions whose order the EHR closed with nothing in its place
@@ -60,7 +42,9 @@ export class ClosedOrderReviews {
   private async review(tasks: Task[], now: Date, closedBefore?: Date): Promise<{ returned: number }> {
     const sessions = approvedSessions(tasks);
     if (!sessions.length) return { returned: 0 };
-    const { written, administrations } = await this.ordersOf(sessions);
+    const { bySession: written, administrations } = await sessionOrdersOf(this.fhir, sessions, {
+      administrations: true,
+    });
     // Only sessions with no order open written here can have lost theirs: few, so their patients' reads are small.
     const closed = sessions.filter((t) => (written.get(t.id!) ?? []).length && !written.get(t.id!)!.some(isOpenOrder));
     if (!closed.length) return { returned: 0 };
@@ -81,58 +65,6 @@ export class ClosedOrderReviews {
     for (const r of returns) if (await this.write(r, now)) returned++;
     if (returned) this.logger.log({ msg: 'returned sessions whose order was closed in the EHR', returned });
     return { returned };
-  }
-
-  /**
-   * Each session's orders (written here, or the EHR's it was approved on; any status) by Task id, and what the pump
-   * recorded of them.
-   */
-  private async ordersOf(
-    sessions: Task[],
-  ): Promise<{ written: Map<string, MedicationRequest[]>; administrations: MedicationAdministration[] }> {
-    const searches: NamedSearch[] = [];
-    for (let i = 0; i < sessions.length; i += KEYS_PER_SEARCH)
-      searches.push({
-        name: String(i),
-        resourceType: 'MedicationRequest',
-        params: {
-          identifier: sessions
-            .slice(i, i + KEYS_PER_SEARCH)
-            .map((t) => orderKeySearch(t.id!))
-            .join(','),
-          _revinclude: 'MedicationAdministration:request',
-          _count: 200,
-        },
-        everyMatch: true,
-      });
-    // The EHR's orders sessions were approved on (ordersApprovedOn): theirs to close as well.
-    const approvedOn = [...new Set(sessions.flatMap(ordersApprovedOn))];
-    for (let i = 0; i < approvedOn.length; i += KEYS_PER_SEARCH)
-      searches.push({
-        name: `on-${i}`,
-        resourceType: 'MedicationRequest',
-        params: {
-          _id: approvedOn
-            .slice(i, i + KEYS_PER_SEARCH)
-            .map((r) => r.split('/')[1])
-            .join(','),
-          _revinclude: 'MedicationAdministration:request',
-          _count: 200,
-        },
-        everyMatch: true,
-      });
-    const found = Object.values(await searchEach(this.fhir, searches));
-    const sessionsOn = new Map<string, string[]>();
-    for (const session of sessions)
-      for (const ref of ordersApprovedOn(session)) sessionsOn.set(ref, [...(sessionsOn.get(ref) ?? []), session.id!]);
-    const written = new Map<string, MedicationRequest[]>();
-    for (const order of found.flatMap((b) => matchesOf<MedicationRequest>(b))) {
-      const taskIds = orderTaskIdOf(order)
-        ? [orderTaskIdOf(order)!]
-        : (sessionsOn.get(`MedicationRequest/${order.id}`) ?? []);
-      for (const taskId of taskIds) written.set(taskId, [...(written.get(taskId) ?? []), order]);
-    }
-    return { written, administrations: found.flatMap((b) => administrationsIn(b)) };
   }
 
   /**
@@ -210,10 +142,6 @@ export class ClosedOrderReviews {
       throw err;
     }
   }
-}
-
-function administrationsIn(bundle: Parameters<typeof includedOf>[0]): MedicationAdministration[] {
-  return includedOf<MedicationAdministration>(bundle).filter((r) => r.resourceType === 'MedicationAdministration');
 }
 
 function unique(values: (string | undefined)[]): string[] {

@@ -1,8 +1,8 @@
-import type { MedicationAdministration, Task } from '@medplum/fhirtypes';
-import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
+import type { Task } from '@medplum/fhirtypes';
+import { FhirClient, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import type { OpenOrder } from '@kc/followups';
 import { orderKeySearch, orderTaskIdOf, type AuthorisableRequest } from '@kc/task-states';
-import { ehrOrdersOf } from '@kc/nest-core';
+import { administrationsIn, ehrOrdersOf } from '@kc/nest-core';
 import type { OpenTasks } from './open-tasks';
 
 /**
@@ -36,9 +36,7 @@ export async function openOrdersOf(
   }));
   const found = await searchEach(fhir, searches);
   for (const type of keysByType.keys()) {
-    const administrations = includedOf<MedicationAdministration>(found[type]).filter(
-      (r) => r.resourceType === 'MedicationAdministration',
-    );
+    const administrations = administrationsIn(found[type]);
     for (const order of matchesOf<AuthorisableRequest>(found[type])) {
       const taskId = orderTaskIdOf(order);
       if (!taskId) continue;
