@@ -35,6 +35,26 @@ describe('an approved session whose order was closed in the EHR', () => {
     return { task, order, patient };
   }
 
+  /** A session approved on an order the EHR wrote for its time (`onOrder`): no order written here. */
+  async function approvedOnEhrOrder(): Promise<{ task: Task; order: MedicationRequest }> {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      session.focus!.reference!.split('/')[1],
+    );
+    const { resource: order } = await service.fhir.create(
+      ehrOrderLike(proposal, { start: session.restriction!.period!.start }),
+    );
+    const approved = await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId, onOrder: `MedicationRequest/${order.id}` })
+      .expect(200);
+    return { task: approved.body as Task, order };
+  }
+
   const ordersOf = (task: Task) =>
     service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(task.id!),
@@ -249,11 +269,12 @@ describe('an approved session whose order was closed in the EHR', () => {
     });
     expect((await rowOf())?.view.dose).toBeUndefined();
 
-    // The EHR cancels it later: the session goes back to a clinician, as with an order written here.
-    await cancelInEhr(ehrOrder);
-    const open = await service.app.get(OpenTasksReader).read({ _id: session.id! });
-    expect(await service.app.get(ClosedOrderReviews).sweep(open)).toEqual({ returned: 1 });
-    expect((await read(session)).status).toBe('draft');
+    // The EHR cancels it later: its notification returns the session to a clinician at once (the job finds the Task
+    // through the order's id in its basedOn), as with an order written here.
+    await notify(await cancelInEhr(ehrOrder));
+    const returned = await read(session);
+    expect(returned.status).toBe('draft');
+    expect(returned.statusReason?.text).toMatch(/^Its order was cancelled in the EHR \(Patient unwell\)/);
   });
 
   it('the EHR’s replacement is the order a paused plan holds and a stopped plan withdraws', async () => {
@@ -295,6 +316,16 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect((await service.app.get(ClosedOrdersPoller).poll()).closedOrders).toBeGreaterThanOrEqual(1);
     await maintenanceJobDone(service, orderChangedJobId(polled.order.id!), 'the worker to judge the polled order');
     expect((await read(polled.task)).status).toBe('draft');
+
+    // A session approved on the EHR's own order: the poll finds that order closed through the Task naming it.
+    const onEhrOrder = await approvedOnEhrOrder();
+    await cancelInEhr(onEhrOrder.order);
+    expect((await service.app.get(ClosedOrdersPoller).poll()).closedOrders).toBe(1);
+    await maintenanceJobDone(service, orderChangedJobId(onEhrOrder.order.id!), 'the worker to judge the polled order');
+    expect((await read(onEhrOrder.task)).status).toBe('draft');
+    // An order of the EHR's no session rests on, closed: nothing to queue.
+    await cancelInEhr((await service.fhir.create(ehrOrderLike(onEhrOrder.order))).resource);
+    expect((await service.app.get(ClosedOrdersPoller).poll()).closedOrders).toBe(0);
 
     // The 15-minute sweep looks at every approved session.
     const swept = await approvedSession();

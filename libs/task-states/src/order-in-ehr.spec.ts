@@ -1,6 +1,6 @@
-import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { medicationOrder, PUMP_RUNNING } from '../../../test/fixtures/plans';
-import { closedInEhrWords, closedUngiven, orderInEhr, ordersBySession } from './order-in-ehr';
+import { closedInEhrWords, closedUngiven, orderInEhr, ordersBySession, sessionIdsOfOrder } from './order-in-ehr';
 import { orderKeyFor } from './request-authorisation';
 
 const at = (minute: number) => `2027-01-10T10:${String(minute).padStart(2, '0')}:00Z`;
@@ -87,5 +87,26 @@ describe('an approved session’s order as the EHR has it', () => {
       ['t2', ['ehr']],
       ['t3', ['ehr']],
     ]);
+  });
+
+  it('an order is the session’s whose approval wrote it, or those approved on it; a Task merely based on a plan is not', () => {
+    const session = (id: string, basedOn: string[]): Task => ({
+      resourceType: 'Task',
+      id,
+      status: 'ready',
+      intent: 'order',
+      basedOn: basedOn.map((reference) => ({ reference })),
+    });
+    const ehr = order('ehr', 'cancelled', 1);
+    const tasks = [
+      session('t2', ['CarePlan/p', 'MedicationRequest/ehr']),
+      session('t3', ['CarePlan/p']),
+      session('t4', ['MedicationRequest/ehr-other']),
+    ];
+    expect(sessionIdsOfOrder(ehr, tasks)).toEqual(['t2']);
+    expect(sessionIdsOfOrder({ ...order('ours', 'cancelled', 1), identifier: [orderKeyFor('t1')] }, tasks)).toEqual([
+      't1',
+    ]);
+    expect(sessionIdsOfOrder(ehr, [])).toEqual([]);
   });
 });

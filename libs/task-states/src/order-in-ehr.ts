@@ -110,6 +110,16 @@ export function approvedOnOrder(task: Task, order: string): Task {
   return { ...task, basedOn: [...(task.basedOn ?? []), { reference: order }] };
 }
 
+/**
+ * The sessions an order is the order of: the one whose approval wrote it (its key), and those approved on it, of the
+ * Tasks given (e.g. the Tasks naming it in `basedOn`, `_revinclude=Task:based-on`). Ids.
+ */
+export function sessionIdsOfOrder(order: MedicationRequest, tasks: Task[]): string[] {
+  const ref = `MedicationRequest/${order.id}`;
+  const approvedOnIt = tasks.filter((t) => ordersApprovedOn(t).includes(ref)).map((t) => t.id!);
+  return [...new Set([orderTaskIdOf(order), ...approvedOnIt].filter((id): id is string => Boolean(id)))];
+}
+
 /** A session as its orders are looked up: its Task's id, and the EHR's orders it was approved on (ordersApprovedOn). */
 export interface SessionOrderKeys {
   id: string;

@@ -107,7 +107,7 @@ export class FhirWebhookController {
       'informational',
       queued
         ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s), ${responseIds.length} QuestionnaireResponse(s), ${appointmentIds.length} Appointment(s), ${orderIds.length} closed order(s) and ${administrationIds.length} MedicationAdministration(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
-        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse, Appointment, MedicationAdministration or closed order of this service in the notification',
+        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse, Appointment, MedicationAdministration or closed MedicationRequest in the notification',
     );
   }
 
@@ -159,7 +159,8 @@ export class FhirWebhookController {
       return operationOutcome('information', 'informational', 'Queued 1 MedicationAdministration');
     }
     if (resourceType === 'MedicationRequest') {
-      // With or without a body: the job reads the order and decides (another's order, or an open one, changes nothing).
+      // With or without a body: the job reads the order and the Tasks naming it, and decides (an open order, or one of no
+      // session, changes nothing).
       await this.completedTasks.enqueueOrderChange(id);
       return operationOutcome('information', 'informational', 'Queued 1 MedicationRequest');
     }

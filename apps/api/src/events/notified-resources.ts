@@ -1,7 +1,7 @@
 import type { MedicationRequest, Resource, ResourceType, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { recordedWithTask } from '@kc/followups';
-import { isOpenOrder, orderTaskIdOf } from '@kc/task-states';
+import { isOpenOrder } from '@kc/task-states';
 
 /**
  * The Procedure ids a notification body names: a Procedure itself (Medplum, HAPI with payload), or a
@@ -38,12 +38,13 @@ export function appointmentIdsIn(body: unknown): string[] {
 }
 
 /**
- * The orders a notification names that this service wrote (their key) and that are closed now: an EHR closing an
- * approved session's order. Ids only: the worker re-reads each. Open orders and others' orders change nothing here.
+ * The closed orders a notification names: an EHR closing an approved session's order, one this service wrote or one
+ * of the EHR's a session was approved on (`onOrder`; only the worker can tell, from the Tasks naming it). Ids only:
+ * the worker re-reads each. Open orders change nothing here.
  */
 export function closedOrderIdsIn(body: unknown): string[] {
   return (resourcesIn(body, 'MedicationRequest') as MedicationRequest[])
-    .filter((o) => orderTaskIdOf(o) && !isOpenOrder(o))
+    .filter((o) => !isOpenOrder(o))
     .map((o) => o.id!);
 }
 

@@ -1,10 +1,16 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CommunicationRequest, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, FhirVersionConflictError, matchesOf, searchEach, updateEntry } from '@kc/fhir';
+import { FhirClient, FhirVersionConflictError, includedOf, matchesOf, searchEach, updateEntry } from '@kc/fhir';
 import { approvedSessions, carePlanReferenceOf, sessionsToReturnForReview, type ReturnForReview } from '@kc/followups';
 import { administrationsIn, sessionOrdersOf } from '@kc/nest-core';
-import { changeProvenance, isOpenOrder, orderTaskIdOf, replacementOrdersParams, THIS_SERVICE } from '@kc/task-states';
+import {
+  changeProvenance,
+  isOpenOrder,
+  replacementOrdersParams,
+  sessionIdsOfOrder,
+  THIS_SERVICE,
+} from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 
 /**
@@ -30,12 +36,23 @@ export class ClosedOrderReviews {
     return this.review([...open.approved, ...open.held], now, closedBefore);
   }
 
-  /** The session of one order (notified or polled, its grace waited out by the job's delay), if this service wrote it. */
+  /**
+   * The sessions of one closed order (notified or polled, its grace waited out by the job's delay): the one whose
+   * approval wrote it, or those approved on it when it is the EHR's (`onOrder`: the Tasks naming it, read with it).
+   */
   async forOrder(orderId: string, now = new Date()): Promise<{ returned: number }> {
-    const order = await this.fhir.readIfExists<MedicationRequest>('MedicationRequest', orderId);
-    const taskId = order && !isOpenOrder(order) ? orderTaskIdOf(order) : undefined;
-    if (!taskId) return { returned: 0 };
-    const open = await this.reader.read({ _id: taskId });
+    const found = await this.fhir.search<MedicationRequest | Task>('MedicationRequest', {
+      _id: orderId,
+      _revinclude: 'Task:based-on',
+    });
+    const [order] = matchesOf<MedicationRequest>(found);
+    if (!order || isOpenOrder(order)) return { returned: 0 };
+    const taskIds = sessionIdsOfOrder(
+      order,
+      includedOf<Task>(found).filter((r) => r.resourceType === 'Task'),
+    );
+    if (!taskIds.length) return { returned: 0 };
+    const open = await this.reader.read({ _id: taskIds.join(',') });
     return this.review([...open.approved, ...open.held], now);
   }
 
