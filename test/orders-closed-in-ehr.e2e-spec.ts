@@ -215,6 +215,26 @@ describe('an approved session whose order was closed in the EHR', () => {
       `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR (MedicationRequest/${same.id}). Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
     );
     expect(await ordersOf(session)).toEqual([]);
+    // Approved among others ($bulk-approve): refused alike, its result naming the orders for the choice.
+    const bulk = await request(service.url)
+      .post('/tasks/$bulk-approve')
+      .set(clinician())
+      .send({ tasks: [{ id: session.id, versionId: session.meta!.versionId }] })
+      .expect(200);
+    expect(bulk.body).toEqual({
+      approved: 0,
+      results: [
+        {
+          id: session.id,
+          result: 'refused',
+          status: 409,
+          code: 'duplicate',
+          expression: [`MedicationRequest/${same.id}`],
+          message: refused.body.issue[0].details.text,
+        },
+      ],
+    });
+    expect(await ordersOf(session)).toEqual([]);
     // Not a reference: refused as bad input.
     await request(service.url)
       .post(`/tasks/${session.id}/$approve`)

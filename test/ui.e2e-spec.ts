@@ -927,6 +927,56 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('a bulk approval names what it refused, and asks about each session the EHR has ordered already', async () => {
+    const ordered = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Bruno',
+      family: 'Bulkordered',
+      birthDate: '1981-03-03',
+    });
+    const plain = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Carla',
+      family: 'Bulkordered',
+      birthDate: '1982-04-04',
+    });
+    const { session } = await awaitingApproval(ordered.patient);
+    const { session: other } = await awaitingApproval(plain.patient);
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      session.focus!.reference!.split('/')[1],
+    );
+    const { resource: ehrOrder } = await service.fhir.create(
+      ehrOrderLike(proposal, { start: session.restriction!.period!.start }),
+    );
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Bulkordered');
+    await page.click('#filters button[type=submit]');
+    for (const task of [session, other]) await page.check(`tr[data-task-id="${task.id}"] input.select`);
+    await page.click('#bulk-approve');
+    await page.locator('#ordered-dialog[open]').waitFor();
+    // The refusal names the session and its patient as the row does, not the Task's id.
+    expect(await page.textContent('#message')).toMatch(
+      /^Approved 1 of 2 task\(s\); refused: .+ for Bruno Bulkordered \(Already ordered outside this care plan/,
+    );
+    expect(await page.textContent('#message')).not.toContain(session.id!);
+    expect(await page.textContent('#ordered-what')).toMatch(/for Bruno Bulkordered$/);
+    await screenshot(page, 'bulk-approve-ordered-in-ehr');
+    await page.click(
+      `#ordered-choices button[aria-label="Approve on the EHR’s order MedicationRequest/${ehrOrder.id}"]`,
+    );
+    await page.locator(`tr[data-task-id="${session.id}"]`).waitFor({ state: 'detached' });
+    expect(await page.isVisible('#ordered-dialog[open]')).toBe(false);
+    expect((await service.fhir.read<Task>('Task', other.id!)).status).toBe('ready');
+    const approved = await service.fhir.read<Task>('Task', session.id!);
+    expect(approved.status).toBe('ready');
+    expect(approved.basedOn?.map((b) => b.reference)).toContain(`MedicationRequest/${ehrOrder.id}`);
+    expect(
+      await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(session.id!) }),
+    ).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   it('bulk approves the selected tasks', async () => {
     const { tasks } = await followUps('2027-04-04T10:00:00.000Z');
     const page = await browser.newPage();

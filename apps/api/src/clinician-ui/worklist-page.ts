@@ -794,6 +794,7 @@ function askOrderedAlready(item, text, orders, extra) {
   const choose = (body) => async () => {
     $('#ordered-dialog').close();
     await decide(item, 'approve', body);
+    askNextOrdered();
   };
   // One order: named in the text above; several: by reference, as the text names them.
   for (const order of orders)
@@ -801,7 +802,18 @@ function askOrderedAlready(item, text, orders, extra) {
   choices.append(button('Approve and order it here as well', 'Approve alongside the EHR’s order', choose({ ...(extra || {}), alongside: orders })));
   $('#ordered-dialog').showModal();
 }
-$('#ordered-cancel').addEventListener('click', () => $('#ordered-dialog').close());
+$('#ordered-cancel').addEventListener('click', () => {
+  $('#ordered-dialog').close();
+  askNextOrdered();
+});
+
+// Sessions a bulk approval refused because the EHR has ordered them already: asked about one after another.
+let orderedAfterBulk = [];
+function askNextOrdered() {
+  if ($('#ordered-dialog').open) return;
+  const next = orderedAfterBulk.shift();
+  if (next) askOrderedAlready(next.item, next.message, next.orders);
+}
 
 // Change dose (the to-do list): the order's rate and bolus to start from, what they give at today's weight as typed.
 let changing = null;
@@ -1115,8 +1127,15 @@ $('#bulk-approve').addEventListener('click', async () => {
   try {
     const result = await api('/tasks/$bulk-approve', { method: 'POST', body: JSON.stringify({ tasks: chosen.map((i) => ({ id: i.id, versionId: i.versionId })) }) });
     const refused = result.results.filter((r) => r.result !== 'approved');
+    const chosenItem = (r) => chosen.find((i) => i.id === r.id);
+    // Refusals named as their rows name them (the task and its patient), not by id.
     await afterDecision('Approved ' + result.approved + ' of ' + chosen.length + ' task(s)' +
-      (refused.length ? '; refused: ' + refused.map((r) => r.id + ' (' + r.message + ')').join('; ') : ''), refused.length ? 'error' : 'ok');
+      (refused.length ? '; refused: ' + refused.map((r) => (chosenItem(r) ? describe(chosenItem(r)) : r.id) + ' (' + r.message + ')').join('; ') : ''), refused.length ? 'error' : 'ok');
+    // The EHR has ordered some already: the clinician chooses for each, as when approving it alone.
+    orderedAfterBulk = refused
+      .filter((r) => r.code === 'duplicate' && chosenItem(r))
+      .map((r) => ({ item: chosenItem(r), message: r.message, orders: r.expression || [] }));
+    askNextOrdered();
   } catch (error) {
     say(error.message, 'error');
   }

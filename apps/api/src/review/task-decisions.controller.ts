@@ -1,6 +1,6 @@
 import { Body, Controller, Headers, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Task } from '@medplum/fhirtypes';
+import type { OperationOutcome, Task } from '@medplum/fhirtypes';
 import { CurrentCaller, Roles, type Caller } from '@kc/auth';
 import { OutcomeException } from '@kc/common';
 import { ApproveDto, BulkApproveDto, RejectDto, RescheduleDto } from './decision.dto';
@@ -100,8 +100,17 @@ export class TaskDecisionsController {
       const id = body.tasks[i].id;
       if (s.status === 'fulfilled') return { id, result: 'approved', versionId: s.value.meta?.versionId };
       const err = s.reason as OutcomeException;
-      const outcome = err.getResponse() as { issue?: { details?: { text?: string } }[] };
-      return { id, result: 'refused', status: err.getStatus(), message: outcome.issue?.[0]?.details?.text };
+      const issue = (err.getResponse() as OperationOutcome).issue?.[0];
+      // The refusal's issue code and expression, as $approve's: a `duplicate` names the EHR's orders, for the caller
+      // to approve that task alone with `onOrder` or `alongside`.
+      return {
+        id,
+        result: 'refused',
+        status: err.getStatus(),
+        message: issue?.details?.text,
+        code: issue?.code,
+        ...(issue?.expression?.length ? { expression: issue.expression } : {}),
+      };
     });
     return { approved: results.filter((r) => r.result === 'approved').length, results };
   }
