@@ -328,6 +328,38 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect((await read(task)).status).toBe('cancelled');
   });
 
+  it('the EHR’s own order a session was approved on, naming no plan, is held while the plan is paused', async () => {
+    const { task, order } = await approvedOnEhrOrder();
+    expect(order.basedOn).toBeUndefined();
+    const carePlanId = task.basedOn!.find((b) => b.reference?.startsWith('CarePlan/'))!.reference!.split('/')[1];
+    const setPlan = async (status: CarePlan['status']) => {
+      const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+      await service.fhir.update<CarePlan>({ ...plan, status });
+    };
+    const orderNow = () => service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    const holds = service.app.get(PausedPlanHolds);
+
+    await setPlan('on-hold');
+    expect(
+      await holds.hold(await service.app.get(OpenTasksReader).read({ 'based-on': `CarePlan/${carePlanId}` })),
+    ).toBe(1);
+    const held = await orderNow();
+    expect(held.status).toBe('on-hold');
+    // The hold names the plan it is for (the order names none), which is how the plan's resumption finds it.
+    expect(held.extension).toEqual([
+      {
+        url: 'https://ketamine-careplans.example/fhir/StructureDefinition/held-for-plan',
+        valueReference: { reference: `CarePlan/${carePlanId}` },
+      },
+    ]);
+    await setPlan('active');
+    expect(await holds.release(await holds.heldOrders(carePlanId))).toBe(1);
+    const released = await orderNow();
+    expect(released.status).toBe('active');
+    expect(released.extension).toBeUndefined();
+    expect(released.statusReason).toBeUndefined();
+  });
+
   it('found by the poll on a server that cannot notify, by the sweep, and by a HAPI-style notification', async () => {
     // The embedded FHIR server sends no notifications: the poll finds the closed order.
     const polled = await approvedSession();

@@ -1,7 +1,7 @@
 import type { DetectedIssue, MedicationRequest, ServiceRequest } from '@medplum/fhirtypes';
-import { isHeldForPausedPlan, pausedPlanOrder, PLAN_PAUSED_HOLD } from '@kc/task-states';
+import { HELD_FOR_PLAN_EXTENSION, isHeldForPausedPlan, pausedPlanOrder, PLAN_PAUSED_HOLD } from '@kc/task-states';
 import { carePlan as plan, medicationOrder, planTask, PUMP_RUNNING } from '../../../test/fixtures/plans';
-import { approvedOnPausedPlans, ordersToHoldWhilePaused, ordersToResume } from './paused-plans';
+import { approvedOnPausedPlans, ordersToHoldWhilePaused, ordersToResume, pausedPlanOf } from './paused-plans';
 
 const now = new Date('2027-01-10T00:00:00Z');
 const order = (id: string, carePlan: string, status: MedicationRequest['status'] = 'active') =>
@@ -80,5 +80,26 @@ describe("a paused plan's approved orders: held while it is paused, released whe
     const heldService = pausedPlanOrder(service);
     expect(heldService.status).toBe('on-hold');
     expect(isHeldForPausedPlan(heldService)).toBe(true);
+  });
+
+  it('an order of the EHR’s naming no plan is held naming its Task’s plan, released by it, and left as it was', () => {
+    const { basedOn: _none, ...ehrOrder } = order('ehr', 'paused');
+    const [hold] = ordersToHoldWhilePaused([{ order: ehrOrder, administrations: [], plan: 'CarePlan/paused' }]);
+    expect(hold.changed.extension).toEqual([
+      { url: HELD_FOR_PLAN_EXTENSION, valueReference: { reference: 'CarePlan/paused' } },
+    ]);
+    expect(pausedPlanOf(hold.changed)).toBe('CarePlan/paused');
+    // One naming the plan already gets no extension.
+    const [named] = ordersToHoldWhilePaused([
+      { order: order('ours', 'paused'), administrations: [], plan: 'CarePlan/paused' },
+    ]);
+    expect(named.changed.extension).toBeUndefined();
+
+    const [release] = ordersToResume({
+      orders: [hold.changed],
+      carePlans: new Map([['CarePlan/paused', plan('paused', 'active')]]),
+      issues: new Map(),
+    });
+    expect(release.changed).toEqual({ ...ehrOrder, meta: {} });
   });
 });

@@ -3,6 +3,7 @@ import { contraindicationState } from '@kc/protocols';
 import {
   isHeldForPausedPlan,
   pausedPlanOrder,
+  planHeldFor,
   resumedPlanOrder,
   sessionBegunBy,
   type AuthorisableRequest,
@@ -32,11 +33,19 @@ export function approvedOnPausedPlans(tasks: Task[], carePlans: Map<string, Care
   });
 }
 
-/** Their active orders, held; one whose session the pump has begun is left to its infusion. */
-export function ordersToHoldWhilePaused(orders: OpenOrder[]): OrderChange[] {
+/**
+ * Their active orders, held; one whose session the pump has begun is left to its infusion. `plan`: the paused plan
+ * of the order's Task, which a hold names on an order naming none (the EHR's), for the resumption to find it.
+ */
+export function ordersToHoldWhilePaused(orders: (OpenOrder & { plan?: string })[]): OrderChange[] {
   return orders
     .filter(({ order, administrations }) => order.status === 'active' && !sessionBegunBy(administrations))
-    .map(({ order }) => ({ read: order, changed: pausedPlanOrder(order) }));
+    .map(({ order, plan }) => ({ read: order, changed: pausedPlanOrder(order, plan) }));
+}
+
+/** The plan an order held for a paused plan is held for: the one it names, or the one its hold names. */
+export function pausedPlanOf(order: AuthorisableRequest): string | undefined {
+  return carePlanReferenceOf(order) ?? planHeldFor(order);
 }
 
 /**
@@ -50,7 +59,7 @@ export function ordersToResume(input: {
   issues: Map<string, DetectedIssue[]>;
 }): OrderChange[] {
   return input.orders.filter(isHeldForPausedPlan).flatMap((order) => {
-    const ref = carePlanReferenceOf(order);
+    const ref = pausedPlanOf(order);
     const carePlan = ref ? input.carePlans.get(ref) : undefined;
     if (!ref || !carePlan || !carePlanHoldsCare(carePlan).ok) return [];
     if ((input.issues.get(ref) ?? []).some((i) => contraindicationState(i) === 'unresolved')) return [];

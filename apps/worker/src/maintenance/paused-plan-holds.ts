@@ -14,6 +14,7 @@ import {
   carePlanReferenceOf,
   ordersToHoldWhilePaused,
   ordersToResume,
+  pausedPlanOf,
   type OrderChange,
 } from '@kc/followups';
 import {
@@ -43,9 +44,12 @@ export class PausedPlanHolds {
     const tasks = approvedOnPausedPlans(open.approved, open.carePlans);
     if (!tasks.length) return 0;
     const orders = await openOrdersOf(this.fhir, tasks, open.proposals);
-    // Released by its plan (carePlanReferenceOf): an EHR's replacement naming no plan would stay held for good.
-    const releasable = [...orders.values()].filter((o) => carePlanReferenceOf(o.order));
-    const held = await this.write(ordersToHoldWhilePaused(releasable), 'hold', now);
+    // Each with its Task's plan: an order of the EHR's naming none is held naming it, for the resumption to find.
+    const ofPlans = tasks.flatMap((t) => {
+      const open = orders.get(t.id!);
+      return open ? [{ ...open, plan: carePlanReferenceOf(t) }] : [];
+    });
+    const held = await this.write(ordersToHoldWhilePaused(ofPlans), 'hold', now);
     if (held) this.logger.log({ msg: 'held the approved orders of paused plans', held });
     return held;
   }
@@ -55,7 +59,7 @@ export class PausedPlanHolds {
    * contraindications, then each plan's writes.
    */
   async release(held: AuthorisableRequest[], now = new Date()): Promise<number> {
-    const plans = [...new Set(held.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)))];
+    const plans = [...new Set(held.map(pausedPlanOf).filter((r): r is string => Boolean(r)))];
     if (!plans.length) return 0;
     const issuesSearch: NamedSearch = {
       name: 'issues',
@@ -93,7 +97,7 @@ export class PausedPlanHolds {
       })),
     );
     return AUTHORISABLE_TYPES.flatMap((type) => matchesOf<AuthorisableRequest>(found[type])).filter(
-      (o) => !carePlanId || carePlanReferenceOf(o) === `CarePlan/${carePlanId}`,
+      (o) => !carePlanId || pausedPlanOf(o) === `CarePlan/${carePlanId}`,
     );
   }
 
@@ -101,7 +105,8 @@ export class PausedPlanHolds {
   private async write(changes: OrderChange[], activity: 'hold' | 'release', now: Date): Promise<number> {
     const byPlan = new Map<string, OrderChange[]>();
     for (const change of changes) {
-      const plan = carePlanReferenceOf(change.read) ?? '';
+      // A hold names the plan on the order it writes, a release removes it from the one it read.
+      const plan = pausedPlanOf(change.read) ?? pausedPlanOf(change.changed) ?? '';
       byPlan.set(plan, [...(byPlan.get(plan) ?? []), change]);
     }
     let written = 0;
