@@ -72,5 +72,5 @@ export function resumedPlanOrder(order: AuthorisableRequest): AuthorisableReques
     ...resumed,
     extension: extension.length ? extension : undefined,
     meta: { ...order.meta, tag: tag.length ? tag : undefined },
-  } as AuthorisableRequest;
+  };
 }
