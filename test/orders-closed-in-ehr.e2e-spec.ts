@@ -295,6 +295,16 @@ describe('an approved session whose order was closed in the EHR', () => {
     const returned = await read(session);
     expect(returned.status).toBe('draft');
     expect(returned.statusReason?.text).toMatch(/^Its order was cancelled in the EHR \(Patient unwell\)/);
+
+    // The EHR then writes a replacement of its order (no time set, so not judged a duplicate): approving the session
+    // again rests on it, as for an order written here, and writes none.
+    const { resource: replacement } = await service.fhir.create(
+      ehrReplacementOf(await service.fhir.read('MedicationRequest', ehrOrder.id!), infusionDosage(0.5, 40)),
+    );
+    await approve({ versionId: returned.meta!.versionId }).expect(200);
+    expect(await ordersOf(session)).toEqual([]);
+    expect((await rowOf())?.view).toMatchObject({ orderStatus: expect.stringMatching(/^Ordered in the EHR/) });
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('active');
   });
 
   it('the EHR’s replacement is the order a paused plan holds and a stopped plan withdraws', async () => {

@@ -4,6 +4,7 @@ import type { Caller } from '@kc/auth';
 import { OutcomeException, unprocessable } from '@kc/common';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
+import { sessionOrdersOf } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
@@ -251,13 +252,12 @@ export class TaskDecisionService {
   }
 
   /**
-   * An order open now for a session returned for review: the one approved here, active again in the EHR, or one the
-   * EHR wrote replacing it (orderInEhr, any depth). Two reads, for such a Task's approval only.
+   * An order open now for a session returned for review: its order (approved here, or the EHR's it was approved on),
+   * active again in the EHR, or one the EHR wrote replacing it (orderInEhr, any depth). Two reads, for such a Task's
+   * approval only.
    */
   private async orderedInEhrSince(task: Task): Promise<MedicationRequest | undefined> {
-    const written = await this.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      identifier: orderKeySearch(task.id!),
-    });
+    const written = (await sessionOrdersOf(this.fhir, [task])).bySession.get(task.id!) ?? [];
     const patient = task.for?.reference;
     if (!written.length || !patient) return undefined;
     const since = await this.fhir.searchAll<MedicationRequest>(
