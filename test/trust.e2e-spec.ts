@@ -2,6 +2,9 @@ import request from 'supertest';
 import { ContraindicationOverrideService } from '../apps/api/src/review/contraindication-override.service';
 import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-orders-sweep';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { ClearedIssuesPoller } from '../apps/worker/src/maintenance/cleared-issues-poller';
+import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
+import { recheckContraindicationsJobId } from '@kc/queue';
 import { transition } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
 import type {
@@ -21,7 +24,15 @@ import type {
 } from '@medplum/fhirtypes';
 import { ehrReplacementOf } from './fixtures/orders';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY, PSYCHOSIS } from './fixtures/patient-data';
-import { actionOf, completeInfusion, followUpTasks, reportInfusion, waitFor } from './support/clinic';
+import {
+  actionOf,
+  completeInfusion,
+  followUpTasks,
+  maintenanceJobDone,
+  postWebhook,
+  reportInfusion,
+  waitFor,
+} from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -792,6 +803,101 @@ describe('trustworthy plans', () => {
       await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
     ).find((p) => p.activity?.text === 'release hold: no contraindication unresolved')!;
     expect(release.agent[0].who?.identifier?.value).toBe('ketamine-careplans');
+  });
+
+  it('a contraindication resolved in the EHR lifts its holds at its notification, or at the poll', async () => {
+    const sweep = service.app.get(ContraindicationSweep);
+    const heldOnPregnancy = async () => {
+      const held = await approvedInfusion();
+      await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], held.subject));
+      await sweep.sweep();
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', held.order.id!)).status).toBe('on-hold');
+      const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+        implicated: `CarePlan/${held.carePlan.id}`,
+      });
+      return { ...held, issue };
+    };
+    const given = async (order: MedicationRequest, task: Task) => {
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+      expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
+    };
+
+    // Overridden in the EHR (a mitigation recorded there), and notified: released at once, naming the service.
+    const notified = await heldOnPregnancy();
+    const mitigated = await service.fhir.update<DetectedIssue>(
+      {
+        ...notified.issue,
+        mitigation: [{ action: { text: 'Reviewed in the EHR: test negative' }, date: new Date().toISOString() }],
+      },
+      { ifMatch: notified.issue.meta!.versionId },
+    );
+    await postWebhook(service, JSON.stringify(mitigated)).expect(202);
+    await maintenanceJobDone(
+      service,
+      recheckContraindicationsJobId(`DetectedIssue/${mitigated.id}`),
+      'the worker to lift the holds',
+    );
+    await given(notified.order, notified.task);
+    const release = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${notified.order.id}` })
+    ).find((p) => p.activity?.text === 'release hold: no contraindication unresolved')!;
+    expect(release.agent[0].who?.identifier?.value).toBe('ketamine-careplans');
+
+    // Entered in error in the EHR, on a server that cannot notify: the poll finds it.
+    const polled = await heldOnPregnancy();
+    await service.fhir.update<DetectedIssue>({ ...polled.issue, status: 'entered-in-error' });
+    expect((await service.app.get(ClearedIssuesPoller).poll()).clearedIssues).toBeGreaterThanOrEqual(1);
+    await maintenanceJobDone(
+      service,
+      recheckContraindicationsJobId(`DetectedIssue/${polled.issue.id}`),
+      'the worker to lift the holds',
+    );
+    await given(polled.order, polled.task);
+
+    // Still unresolved: a notification of it releases nothing.
+    const unresolved = await heldOnPregnancy();
+    await postWebhook(service, JSON.stringify(unresolved.issue)).expect(202);
+    expect(await service.app.get(PlanChanges).issueChanged(unresolved.issue.id!)).toEqual({
+      plans: 0,
+      holdsReleased: 0,
+      pausedReleased: 0,
+    });
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', unresolved.order.id!)).status).toBe(
+      'on-hold',
+    );
+  });
+
+  it('a paused plan resumed while a contraindication was found keeps its orders held until the EHR resolves it', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    const setPlan = async (status: CarePlan['status']) => {
+      const plan = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
+      await service.fhir.update<CarePlan>({ ...plan, status });
+    };
+    const orderNow = () => service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    const changes = service.app.get(PlanChanges);
+    await setPlan('on-hold');
+    expect((await changes.planChanged(carePlan.id!)).pausedHeld).toBe(1);
+    // A pregnancy recorded during the pause is found when the plan resumes: the order stays held.
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    await setPlan('active');
+    expect((await changes.planChanged(carePlan.id!)).pausedReleased).toBe(0);
+    expect((await orderNow()).status).toBe('on-hold');
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    // Overridden in the EHR: the pause's hold is released as well as the contraindication's.
+    const mitigated = await service.fhir.update<DetectedIssue>({
+      ...issue,
+      mitigation: [{ action: { text: 'Reviewed in the EHR' }, date: new Date().toISOString() }],
+    });
+    await postWebhook(service, JSON.stringify(mitigated)).expect(202);
+    await maintenanceJobDone(
+      service,
+      recheckContraindicationsJobId(`DetectedIssue/${mitigated.id}`),
+      'the worker to lift the holds',
+    );
+    expect((await orderNow()).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
   });
 
   it('two contraindications: the first override releases nothing, the second releases the order', async () => {

@@ -9,6 +9,8 @@ import { AppointmentPoller } from './bookings/appointment-poller';
 import { FollowUpProcessor } from './followups/follow-up.processor';
 import { FollowUpService } from './followups/follow-up.service';
 import { MaintenanceProcessor } from './maintenance/maintenance.processor';
+import { ClearedIssuesPoller } from './maintenance/cleared-issues-poller';
+import { PlanChanges } from './maintenance/plan-changes';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
@@ -60,6 +62,8 @@ export class WorkerModule {
         AnsweredOrdersSweep,
         ClosedOrderReviews,
         ClosedOrdersPoller,
+        ClearedIssuesPoller,
+        PlanChanges,
         AdministrationsPoller,
         LateAdministrations,
         OpenTasksReader,

@@ -1,5 +1,10 @@
 import type { CarePlan, DetectedIssue } from '@medplum/fhirtypes';
-import { contraindicationState, overriddenContraindications, withListedActivities } from './contraindication-state';
+import {
+  contraindicationState,
+  overriddenContraindications,
+  plansClearedBy,
+  withListedActivities,
+} from './contraindication-state';
 
 const issue = (code: string, extra: Partial<DetectedIssue> = {}): DetectedIssue => ({
   resourceType: 'DetectedIssue',
@@ -15,6 +20,14 @@ describe('contraindication state', () => {
     expect(contraindicationState(issue('pregnancy', { status: 'final', mitigation }))).toBe('overridden');
     expect(contraindicationState(issue('pregnancy', { status: 'cancelled' as never }))).toBe('withdrawn');
     expect(contraindicationState(issue('pregnancy', { status: 'entered-in-error', mitigation }))).toBe('withdrawn');
+  });
+
+  it('the plans a contraindication no longer holds back: those it implicates once overridden or withdrawn', () => {
+    const implicated = [{ reference: 'CarePlan/p1' }, { reference: 'MedicationRequest/o1' }, { reference: 'Task/t1' }];
+    expect(plansClearedBy(issue('pregnancy', { implicated }))).toEqual([]);
+    expect(plansClearedBy(issue('pregnancy', { implicated, mitigation }))).toEqual(['CarePlan/p1']);
+    expect(plansClearedBy(issue('pregnancy', { implicated, status: 'entered-in-error' }))).toEqual(['CarePlan/p1']);
+    expect(plansClearedBy(issue('pregnancy', { mitigation }))).toEqual([]);
   });
 
   it('the overridden codes are those with a mitigation', () => {

@@ -11,6 +11,16 @@ export function contraindicationState(issue: DetectedIssue): 'withdrawn' | 'over
   return issue.mitigation?.length ? 'overridden' : 'unresolved';
 }
 
+/**
+ * The plans (`CarePlan/<id>`) a contraindication no longer holds back: those it implicates, once it is withdrawn or
+ * overridden (say by a clinician in the EHR, not through `$override`), whose holds may then be lifted. None while it
+ * is unresolved.
+ */
+export function plansClearedBy(issue: DetectedIssue): string[] {
+  if (contraindicationState(issue) === 'unresolved') return [];
+  return (issue.implicated ?? []).flatMap((r) => (/^CarePlan\/[^/]+$/.test(r.reference ?? '') ? [r.reference!] : []));
+}
+
 /** Contraindication codes a clinician overrode (mitigated DetectedIssues): the actions under them go ahead. */
 export function overriddenContraindications(issues: DetectedIssue[]): Set<string> {
   return new Set(issues.filter((i) => i.mitigation?.length).flatMap((i) => (i.code?.coding ?? []).map((c) => c.code!)));

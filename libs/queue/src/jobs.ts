@@ -103,11 +103,14 @@ export function withdrawStoppedPlanJobId(carePlanId: string): string {
   return `${JOBS.withdrawStoppedPlan}-${jobIdPart(carePlanId)}`;
 }
 
-/** A Condition or an Observation of a patient changed: their plans' contraindications are checked again now. */
+/**
+ * A Condition or an Observation of a patient changed: their plans' contraindications are checked again now; or a
+ * contraindication was resolved outside this service: the holds it placed are lifted now.
+ */
 export interface RecheckContraindicationsJob {
   /**
-   * `Condition/<id>` or `Observation/<id>`: the worker reads it for its patient; `CarePlan/<id>`: that plan (ids only,
-   * never patient data).
+   * `Condition/<id>` or `Observation/<id>`: the worker reads it for its patient; `CarePlan/<id>`: that plan;
+   * `DetectedIssue/<id>`: the worker reads it for the plans it implicates (ids only, never patient data).
    */
   reference: string;
 }

@@ -9,7 +9,8 @@ import { QUEUES } from './queue-names';
 /**
  * Puts a changed Condition or Observation on the maintenance queue, so the contraindications of its patient's plans
  * with open Tasks are checked now rather than at the next sweep (the job reads the record itself); or a CarePlan a
- * follow-up found contraindicated, so the orders approved under it are held now.
+ * follow-up found contraindicated, so the orders approved under it are held now; or a DetectedIssue resolved outside
+ * this service, so what it held is released now.
  */
 @Injectable()
 export class PatientRecordEventsProducer {
@@ -18,7 +19,9 @@ export class PatientRecordEventsProducer {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async enqueue(reference: `${'Condition' | 'Observation' | 'CarePlan'}/${string}`): Promise<{ jobId: string }> {
+  async enqueue(
+    reference: `${'Condition' | 'Observation' | 'CarePlan' | 'DetectedIssue'}/${string}`,
+  ): Promise<{ jobId: string }> {
     const jobId = recheckContraindicationsJobId(reference);
     await withinEnqueueTimeout(
       this.queue.add(

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { InfusionCompletedDto } from './infusion-completed.dto';
-import { procedureIdsIn } from './notified-resources';
+import { clearedIssueIdsIn, procedureIdsIn } from './notified-resources';
 import { safeEqual, validSignature } from './webhook-signature';
 
 describe('webhook signature (hex HMAC-SHA256 of the raw body)', () => {
@@ -94,5 +94,28 @@ describe('InfusionCompletedDto (POST /events/infusion-completed)', () => {
       ` Procedure/1`,
     ])
       expect(await errors({ procedure })).toEqual(['procedure']);
+  });
+});
+
+describe('clearedIssueIdsIn (contraindications resolved in the EHR)', () => {
+  it('takes the DetectedIssues implicating a plan that are overridden or withdrawn, not those still unresolved', () => {
+    const issue = (id: string, extra: object) => ({
+      resourceType: 'DetectedIssue',
+      id,
+      status: 'final',
+      implicated: [{ reference: 'CarePlan/p1' }],
+      ...extra,
+    });
+    expect(
+      clearedIssueIdsIn({
+        resourceType: 'Bundle',
+        entry: [
+          { resource: issue('mitigated', { mitigation: [{ action: { text: 'Reviewed' } }] }) },
+          { resource: issue('withdrawn', { status: 'entered-in-error' }) },
+          { resource: issue('unresolved', {}) },
+          { resource: issue('no-plan', { status: 'cancelled', implicated: [{ reference: 'Task/t1' }] }) },
+        ],
+      }),
+    ).toEqual(['mitigated', 'withdrawn']);
   });
 });

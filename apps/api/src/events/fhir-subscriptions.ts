@@ -19,11 +19,16 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[]
     why: "a session booked (or cancelled) in the clinic's scheduling system: the approved session and its reminders take its time",
   },
   {
-    // Closed orders only; the webhook keeps this service's (their key). Not `identifier=<key system>|`: a server that
+    // Closed orders only (the worker finds their sessions: this service's by their key, the EHR's a session was
+    // approved on by the Task naming them). Not `identifier=<key system>|`: a server that
     // matches `Subscription?criteria=` by substring (Medplum's in-memory matcher, the embedded store) would find the
     // CarePlan Subscription in it ("ketamine-careplans"), and the conditional create that keeps them single fails.
     criteria: 'MedicationRequest?status=cancelled,stopped,entered-in-error',
     why: 'an approved session’s order closed in the EHR: the session goes back to a clinician when nothing replaced it',
+  },
+  {
+    criteria: 'DetectedIssue',
+    why: 'a contraindication resolved in the EHR (overridden or withdrawn there): the orders and Tasks it held are released',
   },
   {
     criteria: 'MedicationAdministration?status=completed,in-progress,entered-in-error',

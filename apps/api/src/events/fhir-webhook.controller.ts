@@ -16,6 +16,7 @@ import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import {
   administrationIdsIn,
   carePlanIdsIn,
+  clearedIssueIdsIn,
   closedOrderIdsIn,
   conditionIdsIn,
   observationIdsIn,
@@ -57,7 +58,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook: a Procedure, an Observation, a Condition, a Task, a CarePlan, a QuestionnaireResponse, an Appointment, a MedicationRequest or a MedicationAdministration (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
+      'Rest-hook: a Procedure, an Observation, a Condition, a Task, a CarePlan, a QuestionnaireResponse, an Appointment, a MedicationRequest, a MedicationAdministration or a DetectedIssue (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
   })
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
@@ -92,6 +93,9 @@ export class FhirWebhookController {
     // A rate recorded at the pump after the follow-ups: the sessions proposed since are proposed again at it.
     const administrationIds = administrationIdsIn(parsed.value);
     for (const id of administrationIds) await this.completedTasks.enqueueAdministration(id);
+    // A contraindication resolved in the EHR (overridden there, or withdrawn): what it held is released now.
+    const issueIds = clearedIssueIdsIn(parsed.value);
+    for (const id of issueIds) await this.records.enqueue(`DetectedIssue/${id}`);
     const queued =
       ids.length ||
       scoreIds.length ||
@@ -101,13 +105,14 @@ export class FhirWebhookController {
       responseIds.length ||
       appointmentIds.length ||
       orderIds.length ||
-      administrationIds.length;
+      administrationIds.length ||
+      issueIds.length;
     return operationOutcome(
       'information',
       'informational',
       queued
-        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s), ${responseIds.length} QuestionnaireResponse(s), ${appointmentIds.length} Appointment(s), ${orderIds.length} closed order(s) and ${administrationIds.length} MedicationAdministration(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
-        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse, Appointment, MedicationAdministration or closed MedicationRequest in the notification',
+        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s), ${responseIds.length} QuestionnaireResponse(s), ${appointmentIds.length} Appointment(s), ${orderIds.length} closed order(s), ${administrationIds.length} MedicationAdministration(s) and ${issueIds.length} resolved DetectedIssue(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
+        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse, Appointment, MedicationAdministration, closed MedicationRequest or resolved DetectedIssue in the notification',
     );
   }
 
@@ -128,7 +133,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse|Appointment|MedicationRequest|MedicationAdministration/{id}',
+      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse|Appointment|MedicationRequest|MedicationAdministration|DetectedIssue/{id}',
   })
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
@@ -157,6 +162,11 @@ export class FhirWebhookController {
     if (resourceType === 'MedicationAdministration') {
       await this.completedTasks.enqueueAdministration(id);
       return operationOutcome('information', 'informational', 'Queued 1 MedicationAdministration');
+    }
+    if (resourceType === 'DetectedIssue') {
+      // With or without a body: the job reads the issue and releases its plans' holds when it no longer holds them back.
+      await this.records.enqueue(`DetectedIssue/${id}`);
+      return operationOutcome('information', 'informational', 'Queued 1 DetectedIssue');
     }
     if (resourceType === 'MedicationRequest') {
       // With or without a body: the job reads the order and the Tasks naming it, and decides (an open order, or one of no

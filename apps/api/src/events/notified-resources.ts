@@ -1,6 +1,7 @@
-import type { MedicationRequest, Resource, ResourceType, Task } from '@medplum/fhirtypes';
+import type { DetectedIssue, MedicationRequest, Resource, ResourceType, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { recordedWithTask } from '@kc/followups';
+import { plansClearedBy } from '@kc/protocols';
 import { isOpenOrder } from '@kc/task-states';
 
 /**
@@ -46,6 +47,16 @@ export function closedOrderIdsIn(body: unknown): string[] {
   return (resourcesIn(body, 'MedicationRequest') as MedicationRequest[])
     .filter((o) => !isOpenOrder(o))
     .map((o) => o.id!);
+}
+
+/**
+ * The contraindications a notification names that implicate a plan and no longer hold it back (withdrawn, or overridden
+ * in the EHR rather than through `$override`): the worker lifts their holds. Ids only: the worker re-reads each.
+ */
+export function clearedIssueIdsIn(body: unknown): string[] {
+  return (resourcesIn(body, 'DetectedIssue') as DetectedIssue[])
+    .filter((i) => plansClearedBy(i).length)
+    .map((i) => i.id!);
 }
 
 /** The administrations a notification names (ids only: the worker reads each, and the sessions proposed after it). */

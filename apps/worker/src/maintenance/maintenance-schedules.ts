@@ -9,6 +9,7 @@ import { CompletedChecksPoller } from '../checks/completed-checks-poller';
 import { AppointmentPoller } from '../bookings/appointment-poller';
 import { ClosedOrdersPoller } from './closed-orders-poller';
 import { AdministrationsPoller } from '../followups/administrations-poller';
+import { ClearedIssuesPoller } from './cleared-issues-poller';
 
 /**
  * BullMQ job schedulers for the housekeeping jobs. Schedulers live in Redis, keyed by name: every worker process
@@ -29,6 +30,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     private readonly appointments: AppointmentPoller,
     private readonly closedOrders: ClosedOrdersPoller,
     private readonly administrations: AdministrationsPoller,
+    private readonly clearedIssues: ClearedIssuesPoller,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -52,6 +54,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     await this.appointments.initCursor();
     await this.closedOrders.initCursor();
     await this.administrations.initCursor();
+    await this.clearedIssues.initCursor();
     await this.every(JOBS.pollProcedures, this.config.pollIntervalMs, keep);
     await this.every(JOBS.reconcileProcedures, this.config.reconcileEveryMs, keep);
     await this.every(JOBS.sweepReminders, this.config.reminderSweepMs, keep);

@@ -22,6 +22,8 @@ import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
 import { PausedPlanHolds } from './paused-plan-holds';
+import { PlanChanges } from './plan-changes';
+import { ClearedIssuesPoller } from './cleared-issues-poller';
 import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
@@ -54,6 +56,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly checksAnsweredElsewhere: ChecksAnsweredElsewhere,
     private readonly bookings: AppointmentBookings,
     private readonly appointmentsPolled: AppointmentPoller,
+    private readonly planChanges: PlanChanges,
+    private readonly clearedIssuesPolled: ClearedIssuesPoller,
     queueMetrics: QueueJobMetrics,
   ) {
     super(queueMetrics);
@@ -63,19 +67,21 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     switch (job.name) {
       case JOBS.pollProcedures: {
         // One "poll for changes" job: completed infusions, recorded scores, checks an EHR completed, appointments,
-        // orders closed outside the service, then administrations recorded.
+        // orders closed outside the service, administrations recorded, then contraindications resolved outside it.
         const infusions = await this.poller.poll();
         const scores = await this.scores.poll();
         const checks = await this.completedChecks.poll();
         const appointments = await this.appointmentsPolled.poll();
         const closedOrders = await this.closedOrdersPolled.poll();
+        const administrations = await this.administrationsPolled.poll();
         return {
           ...infusions,
           scores,
           checks,
           ...appointments,
           ...closedOrders,
-          ...(await this.administrationsPolled.poll()),
+          ...administrations,
+          ...(await this.clearedIssuesPolled.poll()),
         };
       }
       case JOBS.overdueSweep: {
@@ -113,8 +119,12 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       }
       case JOBS.sweepReminders:
         return this.reminders.sweep();
-      case JOBS.recheckContraindications:
-        return this.contraindications.recheckFor((job.data as RecheckContraindicationsJob).reference);
+      case JOBS.recheckContraindications: {
+        const { reference } = job.data as RecheckContraindicationsJob;
+        // A contraindication resolved outside this service: its plans' holds are lifted.
+        if (reference.startsWith('DetectedIssue/')) return this.planChanges.issueChanged(reference.split('/')[1]);
+        return this.contraindications.recheckFor(reference);
+      }
       case JOBS.checkDoneElsewhere:
         return this.checksDoneElsewhere.handle((job.data as CheckDoneElsewhereJob).taskId, new Date(), {
           retry: job.attemptsMade > 0,
@@ -130,26 +140,9 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       case JOBS.orderChanged:
         return this.closedOrders.forOrder((job.data as OrderChangedJob).orderId);
       case JOBS.withdrawStoppedPlan:
-        return this.planChanged((job.data as WithdrawStoppedPlanJob).carePlanId);
+        return this.planChanges.planChanged((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:
         throw new Error(`unknown maintenance job ${job.name}`);
     }
-  }
-
-  /**
-   * A plan an EHR changed (notified): stopped, its open Tasks withdrawn; paused, its orders held; resumed, its
-   * contraindications checked (none were while it was paused), then its orders released if it is clear.
-   */
-  private async planChanged(carePlanId: string) {
-    const now = new Date();
-    const open = await this.openTasks.read({ 'based-on': `CarePlan/${carePlanId}` });
-    const { withdrawn } = await this.stoppedPlans.sweep(now, open);
-    const pausedHeld = await this.pausedPlans.hold(open, now);
-    // Orders held for a pause: only approved Tasks' orders are, so a plan with none (most notifications) reads nothing more.
-    const held = open.approved.length ? await this.pausedPlans.heldOrders(carePlanId) : [];
-    if (!held.length) return { withdrawn, pausedHeld };
-    const { recorded } = await this.contraindications.recheckFor(`CarePlan/${carePlanId}`, now);
-    const pausedReleased = await this.pausedPlans.release(held, now);
-    return { withdrawn, pausedHeld, contraindications: recorded, pausedReleased };
   }
 }

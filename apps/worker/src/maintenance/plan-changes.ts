@@ -1,0 +1,63 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { DetectedIssue } from '@medplum/fhirtypes';
+import { FhirClient } from '@kc/fhir';
+import { plansClearedBy } from '@kc/protocols';
+import { ContraindicationSweep } from './contraindication-sweep';
+import { OpenTasksReader } from './open-tasks';
+import { PausedPlanHolds } from './paused-plan-holds';
+import { StoppedPlanSweep } from './stopped-plan-sweep';
+
+/**
+ * What one plan's change calls for, at once rather than at the next sweep: the plan notified (stopped: its open Tasks
+ * withdrawn; paused: its approved orders held; resumed: released once clear), or a contraindication on it resolved
+ * outside this service (the holds it placed lifted, those of a contraindication and those of a pause it kept).
+ */
+@Injectable()
+export class PlanChanges {
+  private readonly logger = new Logger(PlanChanges.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly openTasks: OpenTasksReader,
+    private readonly stoppedPlans: StoppedPlanSweep,
+    private readonly pausedPlans: PausedPlanHolds,
+    private readonly contraindications: ContraindicationSweep,
+  ) {}
+
+  /**
+   * A plan an EHR changed (notified): stopped, its open Tasks withdrawn; paused, its orders held; resumed, its
+   * contraindications checked (none were while it was paused), then its orders released if it is clear.
+   */
+  async planChanged(carePlanId: string, now = new Date()) {
+    const open = await this.openTasks.read({ 'based-on': `CarePlan/${carePlanId}` });
+    const { withdrawn } = await this.stoppedPlans.sweep(now, open);
+    const pausedHeld = await this.pausedPlans.hold(open, now);
+    // Orders held for a pause: only approved Tasks' orders are, so a plan with none (most notifications) reads nothing more.
+    const held = open.approved.length ? await this.pausedPlans.heldOrders(carePlanId) : [];
+    // Tasks held for a contraindication: released by the recheck once none on the plan is unresolved.
+    if (!held.length && !open.held.length) return { withdrawn, pausedHeld };
+    const { recorded, released } = await this.contraindications.recheckFor(`CarePlan/${carePlanId}`, now);
+    const pausedReleased = held.length ? await this.pausedPlans.release(held, now) : 0;
+    return { withdrawn, pausedHeld, contraindications: recorded, holdsReleased: released, pausedReleased };
+  }
+
+  /** A contraindication resolved outside this service (overridden or withdrawn in the EHR): each plan it held, looked at. */
+  async issueChanged(issueId: string, now = new Date()) {
+    const issue = await this.fhir.readIfExists<DetectedIssue>('DetectedIssue', issueId);
+    const plans = issue ? plansClearedBy(issue) : [];
+    let holdsReleased = 0;
+    let pausedReleased = 0;
+    for (const plan of plans) {
+      const outcome = await this.planChanged(plan.split('/')[1], now);
+      holdsReleased += outcome.holdsReleased ?? 0;
+      pausedReleased += outcome.pausedReleased ?? 0;
+    }
+    if (holdsReleased || pausedReleased)
+      this.logger.log({
+        msg: 'released holds after a contraindication resolved outside',
+        holdsReleased,
+        pausedReleased,
+      });
+    return { plans: plans.length, holdsReleased, pausedReleased };
+  }
+}
