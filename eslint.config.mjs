@@ -48,9 +48,38 @@ export default tseslint.config(
   {
     // Plain CommonJS/ESM config files: no type information.
     files: ['**/*.{js,cjs,mjs}'],
+    ignores: ['apps/api/src/clinician-ui/page/**'],
     extends: [js.configs.recommended],
     languageOptions: {
       globals: { module: 'writable', require: 'readonly', process: 'readonly', __dirname: 'readonly' },
+    },
+  },
+  {
+    // The clinician page's script: plain browser JavaScript (a classic script, no modules), no type information.
+    files: ['apps/api/src/clinician-ui/page/**/*.js'],
+    extends: [js.configs.recommended],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        history: 'readonly',
+        sessionStorage: 'readonly',
+        crypto: 'readonly',
+        fetch: 'readonly',
+        URL: 'readonly',
+        URLSearchParams: 'readonly',
+        TextEncoder: 'readonly',
+        btoa: 'readonly',
+        atob: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        console: 'readonly',
+        Intl: 'readonly',
+        Event: 'readonly',
+        HTMLElement: 'readonly',
+      },
     },
   },
 );

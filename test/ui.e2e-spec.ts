@@ -1269,6 +1269,30 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('runs from its own files with no inline script or style allowed, and nothing on it is refused', async () => {
+    const html = await request(service.url).get('/ui').expect(200);
+    expect(html.headers['content-security-policy']).toMatch(/script-src 'self'; style-src 'self';/);
+    expect(html.headers['content-security-policy']).not.toContain('unsafe-inline');
+    expect(html.text).not.toMatch(/<script>|<style>/);
+    await request(service.url)
+      .get('/ui/worklist.js')
+      .expect(200)
+      .expect('content-type', /javascript/);
+    await request(service.url).get('/ui/worklist.css').expect(200).expect('content-type', /css/);
+
+    const page = await browser.newPage();
+    // A refusal by the policy (or any script error) is reported on the console.
+    const errors: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(message.text());
+    });
+    page.on('pageerror', (error) => errors.push(error.message));
+    await signInOnPage(page, service);
+    expect(await page.evaluate('getComputedStyle(document.body).fontFamily')).toContain('system-ui');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   it('approves with the keyboard only', async () => {
     const {
       tasks: [task],

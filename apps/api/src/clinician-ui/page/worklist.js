@@ -1,236 +1,13 @@
-// The check dialog reads the Questionnaire with the same extension URLs the server checks answers with.
-import { CALCULATED_EXPRESSION_EXTENSION, MAX_VALUE_EXTENSION, MIN_VALUE_EXTENSION } from '@kc/protocols';
+// The clinician worklist page's script: plain JavaScript, no build step (served as /ui/worklist.js). The clinician
+// signs in through OpenID Connect (authorization code + PKCE, S256) against the configured issuer, or is launched as a
+// SMART on FHIR app (`/ui?iss=<this API>/fhir[&launch=...]`). The tokens stay in sessionStorage (the access token
+// refreshed with the refresh token when the issuer gives one); every call goes to the same API as any client:
+// /worklist/view and /to-do/view (following their `next` links), /tasks/:id/$approve|$reject|$reschedule|$change-dose,
+// /tasks/$bulk-approve, /tasks/:id/questionnaire and /tasks/:id/$complete (a check), /patients/:id/timeline,
+// /ui/config (sign-in settings, the kinds of Task to filter by, the Questionnaire extensions). Dates are shown and
+// picked in UTC.
+'use strict';
 
-/**
- * The clinician worklist page: plain HTML and JavaScript, no build step. The clinician signs in through OpenID
- * Connect (authorization code + PKCE, S256) against the configured issuer, or is launched as a SMART on FHIR app
- * (`/ui?iss=<this API>/fhir[&launch=...]`). The tokens stay in sessionStorage (the access token refreshed with the
- * refresh token when the issuer gives one); every call goes to the same API as any client: /worklist/view and
- * /to-do/view (following their `next` links), /tasks/:id/$approve|$reject|$reschedule|$change-dose, /tasks/$bulk-approve,
- * /tasks/:id/questionnaire and /tasks/:id/$complete (a check), /patients/:id/timeline, /ui/config (sign-in settings
- * and the kinds of Task to filter by). Dates are shown and picked in UTC.
- */
-export const WORKLIST_PAGE = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Ketamine care plans: worklist</title>
-<style>
-  body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem 2rem; color: #1d2433; }
-  h1 { font-size: 1.4rem; margin: 0 0 .4rem; }
-  h2 { font-size: 1.15rem; }
-  header { display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; border-bottom: 1px solid #dde3ec; padding-bottom: .6rem; }
-  #who { margin-left: auto; }
-  table { border-collapse: collapse; width: 100%; margin-top: .8rem; }
-  caption { text-align: left; font-weight: 600; padding: .3rem 0; }
-  th, td { text-align: left; padding: .45rem .55rem; border-bottom: 1px solid #dde3ec; vertical-align: top; }
-  th { background: #f3f6fa; font-weight: 600; }
-  tr.is-overdue td.due { background: #fdecea; }
-  .overdue { color: #a4262c; font-weight: 600; }
-  .badge { display: inline-block; padding: 0 .4rem; border-radius: .6rem; font-size: .8rem; background: #e8edf4; }
-  .badge.overdue { background: #a4262c; color: #fff; }
-  .badge.blocked { background: #fde7e9; color: #a4262c; }
-  .badge.notice { background: #fff4ce; color: #5c4400; }
-  .badge.maintenance { background: #dbe9f8; }
-  .badge.induction { background: #e4f3e6; }
-  .badge.owner.mine { background: #e4f3e6; color: #1e4620; }
-  .ci-unresolved { color: #a4262c; font-weight: 600; }
-  .ci-overridden { color: #6b5b00; }
-  .muted { color: #5b6475; }
-  ul.plain { list-style: none; padding: 0; margin: 0; }
-  button { cursor: pointer; margin: 0 .25rem .25rem 0; font: inherit; padding: .15rem .55rem; }
-  button.link { background: none; border: none; color: #0b5cad; text-decoration: underline; padding: 0; }
-  :focus-visible { outline: 3px solid #0b5cad; outline-offset: 2px; }
-  #message { min-height: 1.4rem; margin-top: .8rem; }
-  #message.error { color: #a4262c; }
-  #message.ok { color: #1e6b34; }
-  #lists button[aria-pressed=true] { background: #0b5cad; color: #fff; border: 1px solid #0b5cad; }
-  #lists { margin-top: .6rem; }
-  form#filters { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: end; margin-top: .8rem; }
-  form#filters label { display: flex; flex-direction: column; font-size: .85rem; }
-  dialog { border: 1px solid #9aa5b5; border-radius: .4rem; max-width: 32rem; }
-  dialog label { display: block; margin: .4rem 0; }
-  textarea { width: 100%; }
-  #timeline li { margin: .3rem 0; }
-  #check-questions fieldset { border: 1px solid #dde3ec; margin: .5rem 0; }
-  #check-questions label.option { display: inline-block; margin: .2rem 1rem .2rem 0; }
-  #check-questions input[type=number] { width: 5rem; }
-  #timeline .type { display: inline-block; min-width: 9.5rem; font-weight: 600; }
-</style>
-</head>
-<body>
-<header>
-  <h1>Ketamine care plans: follow-up tasks</h1>
-  <span id="who" aria-live="polite"></span>
-  <button type="button" id="sign-in" hidden>Sign in</button>
-  <button type="button" id="sign-out" hidden>Sign out</button>
-</header>
-<div id="message" role="status" aria-live="polite"></div>
-
-<main id="app" hidden>
-<section id="worklist-view" aria-labelledby="worklist-heading">
-  <nav id="lists" aria-label="Task lists">
-    <button type="button" id="list-worklist" aria-pressed="true">Awaiting approval</button>
-    <button type="button" id="list-to-do" aria-pressed="false">To do (approved)</button>
-  </nav>
-  <h2 id="worklist-heading">Awaiting approval</h2>
-  <form id="filters" role="search" aria-label="Filter the list">
-    <label for="f-protocol">Protocol
-      <select id="f-protocol" name="protocol"><option value="">All protocols</option></select></label>
-    <label for="f-kind">Task
-      <select id="f-kind" name="kind"><option value="">All tasks</option></select></label>
-    <label for="f-owner">Whose
-      <select id="f-owner" name="owner"><option value="">Anyone's</option><option value="me">Mine</option><option value="none">Nobody's yet</option></select></label>
-    <label for="f-due-after">Due from (UTC)<input id="f-due-after" name="due-after" type="date"></label>
-    <label for="f-due-before">Due until (UTC)<input id="f-due-before" name="due-before" type="date"></label>
-    <label for="f-overdue">Overdue
-      <select id="f-overdue" name="overdue"><option value="">Any</option><option value="true">Overdue only</option><option value="false">Not overdue</option></select></label>
-    <label for="f-name">Patient name<input id="f-name" name="name" type="search" autocomplete="off"></label>
-    <button type="submit">Apply filters</button>
-  </form>
-  <p id="bulk"><button type="button" id="bulk-approve" disabled>Approve selected</button></p>
-  <p id="owners" class="muted" hidden></p>
-  <table id="worklist" hidden>
-    <caption id="list-caption">Tasks awaiting approval, soonest due first</caption>
-    <thead><tr>
-      <th scope="col"><input type="checkbox" id="select-all" aria-label="Select all tasks on this page"></th>
-      <th scope="col">Patient</th><th scope="col">Protocol and phase</th><th scope="col">Task</th>
-      <th scope="col">Due window (UTC)</th><th scope="col">Contraindications, effects to review</th><th scope="col">Latest scores</th>
-      <th scope="col">Actions</th>
-    </tr></thead>
-    <tbody></tbody>
-  </table>
-  <p><button type="button" id="more" hidden>Load more</button></p>
-</section>
-
-<section id="patient-view" aria-labelledby="patient-heading" hidden>
-  <h2 id="patient-heading" tabindex="-1">Patient</h2>
-  <p id="patient-summary"></p>
-  <h3>Care plans</h3>
-  <ul id="careplans"></ul>
-  <h3>Latest scores</h3>
-  <p id="patient-scores"></p>
-  <h3>Timeline</h3>
-  <ol id="timeline" aria-label="Care plan timeline"></ol>
-  <button type="button" id="back">Back to the list</button>
-</section>
-</main>
-
-<dialog id="reject-dialog" aria-labelledby="reject-title">
-  <form method="dialog" id="reject-form" novalidate>
-    <h2 id="reject-title">Reject task</h2>
-    <p id="reject-what"></p>
-    <label for="reject-reason">Reason (required)</label>
-    <textarea id="reject-reason" rows="3" required maxlength="1000" aria-describedby="reject-error"></textarea>
-    <p id="reject-error" class="overdue" role="alert"></p>
-    <button type="submit" value="confirm" id="reject-confirm">Reject task</button>
-    <button type="button" id="reject-cancel">Cancel</button>
-  </form>
-</dialog>
-
-<dialog id="approve-dialog" aria-labelledby="approve-title">
-  <form method="dialog" id="approve-form" novalidate>
-    <h2 id="approve-title">Approve infusion</h2>
-    <p id="approve-what"></p>
-    <label for="approve-rate" id="approve-rate-label">Rate per kg</label>
-    <input id="approve-rate" type="number" step="0.05" required aria-describedby="approve-dose approve-error">
-    <p id="approve-dose" aria-live="polite"></p>
-    <p id="approve-last-given" class="muted"></p>
-    <div id="approve-bolus-block" hidden>
-      <label for="approve-bolus" id="approve-bolus-label">Bolus at the start, per kg (optional)</label>
-      <input id="approve-bolus" type="number" step="0.05" min="0" aria-describedby="approve-bolus-dose approve-error">
-      <p id="approve-bolus-dose" aria-live="polite"></p>
-    </div>
-    <p id="approve-error" class="overdue" role="alert"></p>
-    <button type="submit" value="confirm" id="approve-confirm">Approve and order</button>
-    <button type="button" id="approve-cancel">Cancel</button>
-  </form>
-</dialog>
-
-<dialog id="ordered-dialog" aria-labelledby="ordered-title">
-  <form method="dialog" id="ordered-form">
-    <h2 id="ordered-title">Already ordered in the EHR</h2>
-    <p id="ordered-what"></p>
-    <p id="ordered-text" role="alert"></p>
-    <div id="ordered-choices"></div>
-    <button type="button" id="ordered-cancel">Cancel</button>
-  </form>
-</dialog>
-
-<dialog id="change-dialog" aria-labelledby="change-title">
-  <form method="dialog" id="change-form" novalidate>
-    <h2 id="change-title">Change dose</h2>
-    <p id="change-what"></p>
-    <p id="change-current" class="muted"></p>
-    <label for="change-rate" id="change-rate-label">Rate per kg</label>
-    <input id="change-rate" type="number" step="0.05" required aria-describedby="change-dose change-error">
-    <p id="change-dose" aria-live="polite"></p>
-    <div id="change-bolus-block" hidden>
-      <label for="change-bolus" id="change-bolus-label">Bolus at the start, per kg (optional)</label>
-      <input id="change-bolus" type="number" step="0.05" min="0" aria-describedby="change-bolus-dose change-error">
-      <p id="change-bolus-dose" aria-live="polite"></p>
-    </div>
-    <label for="change-reason">Reason (optional, kept on the new order)</label>
-    <textarea id="change-reason" rows="2" maxlength="1000"></textarea>
-    <p class="muted">The order is replaced: the new one is signed by you, at the weight on record now.</p>
-    <p id="change-error" class="overdue" role="alert"></p>
-    <button type="submit" value="confirm" id="change-confirm">Replace the order</button>
-    <button type="button" id="change-cancel">Cancel</button>
-  </form>
-</dialog>
-
-<dialog id="override-dialog" aria-labelledby="override-title">
-  <form method="dialog" id="override-form" novalidate>
-    <h2 id="override-title">Override contraindication</h2>
-    <p id="override-what"></p>
-    <p id="override-holds"></p>
-    <label for="override-reason">Clinical reason (required; recorded with your name)</label>
-    <textarea id="override-reason" rows="3" required maxlength="1000" aria-describedby="override-error"></textarea>
-    <p id="override-error" class="overdue" role="alert"></p>
-    <button type="submit" value="confirm" id="override-confirm">Override and proceed</button>
-    <button type="button" id="override-cancel">Cancel</button>
-  </form>
-</dialog>
-
-<dialog id="reschedule-dialog" aria-labelledby="reschedule-title">
-  <form method="dialog" id="reschedule-form" novalidate>
-    <h2 id="reschedule-title">Reschedule task</h2>
-    <p id="reschedule-what"></p>
-    <p id="reschedule-range"></p>
-    <label for="rs-start">New window starts (UTC date)</label>
-    <input id="rs-start" type="date" required aria-describedby="reschedule-range">
-    <label for="rs-end">New window ends (UTC date)</label>
-    <input id="rs-end" type="date" required aria-describedby="reschedule-range">
-    <div id="rs-rate-block" hidden>
-      <label for="rs-rate" id="rs-rate-label">Rate per kg</label>
-      <input id="rs-rate" type="number" step="0.05" aria-describedby="rs-dose">
-      <p id="rs-dose" aria-live="polite"></p>
-      <div id="rs-bolus-block" hidden>
-        <label for="rs-bolus" id="rs-bolus-label">Bolus at the start, per kg (optional)</label>
-        <input id="rs-bolus" type="number" step="0.05" min="0" aria-describedby="rs-bolus-dose reschedule-error">
-        <p id="rs-bolus-dose" aria-live="polite"></p>
-      </div>
-    </div>
-    <p id="reschedule-notice" class="badge notice" aria-live="polite" hidden></p>
-    <p id="reschedule-error" class="overdue" role="alert"></p>
-    <button type="submit" value="confirm" id="reschedule-confirm">Reschedule</button>
-    <button type="button" id="reschedule-cancel">Cancel</button>
-  </form>
-</dialog>
-
-<dialog id="check-dialog" aria-labelledby="check-title">
-  <form method="dialog" id="check-form" novalidate>
-    <h2 id="check-title">Record check</h2>
-    <p id="check-what"></p>
-    <div id="check-questions"></div>
-    <p id="check-error" class="overdue" role="alert"></p>
-    <button type="submit" value="confirm" id="check-confirm">Record and complete</button>
-    <button type="button" id="check-cancel">Cancel</button>
-  </form>
-</dialog>
-
-<script>
 const $ = (selector) => document.querySelector(selector);
 const SESSION = 'kc-session';
 const LOGIN = 'kc-login';
@@ -240,8 +17,16 @@ let items = new Map();
 // Which list is shown: awaiting approval (/worklist) or approved and not yet done (/to-do).
 let currentList = 'worklist';
 const LISTS = {
-  worklist: { heading: 'Awaiting approval', caption: 'Tasks awaiting approval, soonest due first', counted: ' task(s) awaiting approval' },
-  'to-do': { heading: 'To do: approved, not yet done', caption: 'Approved tasks not yet done, soonest due first', counted: ' approved task(s) to do' },
+  worklist: {
+    heading: 'Awaiting approval',
+    caption: 'Tasks awaiting approval, soonest due first',
+    counted: ' task(s) awaiting approval',
+  },
+  'to-do': {
+    heading: 'To do: approved, not yet done',
+    caption: 'Approved tasks not yet done, soonest due first',
+    counted: ' approved task(s) to do',
+  },
 };
 
 function showList(name) {
@@ -263,7 +48,11 @@ function say(text, kind) {
 }
 
 function session() {
-  try { return JSON.parse(sessionStorage.getItem(SESSION) || 'null'); } catch (e) { return null; }
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION) || 'null');
+  } catch {
+    return null;
+  }
 }
 
 function b64url(bytes) {
@@ -272,13 +61,17 @@ function b64url(bytes) {
   return btoa(text).split('+').join('-').split('/').join('_').replace(/=+$/, '');
 }
 
-function random(n) { return b64url(crypto.getRandomValues(new Uint8Array(n))); }
+function random(n) {
+  return b64url(crypto.getRandomValues(new Uint8Array(n)));
+}
 
 function claimsOf(jwt) {
   try {
     const part = jwt.split('.')[1].split('-').join('+').split('_').join('/');
     return JSON.parse(decodeURIComponent(escape(atob(part))));
-  } catch (e) { return {}; }
+  } catch {
+    return {};
+  }
 }
 
 async function getJson(url) {
@@ -292,8 +85,9 @@ async function signIn(launch) {
   let endpoints;
   let aud;
   if (launch && launch.iss) {
-    if (launch.iss.replace(/\\/+$/, '') !== settings.fhirBase) throw new Error('Unknown iss: this app launches only from ' + settings.fhirBase);
-    endpoints = await getJson(launch.iss.replace(/\\/+$/, '') + '/.well-known/smart-configuration');
+    if (launch.iss.replace(/\/+$/, '') !== settings.fhirBase)
+      throw new Error('Unknown iss: this app launches only from ' + settings.fhirBase);
+    endpoints = await getJson(launch.iss.replace(/\/+$/, '') + '/.well-known/smart-configuration');
     aud = launch.iss;
   } else {
     if (!settings.issuer) throw new Error('No OpenID issuer is configured (OIDC_ISSUER or DEV_ISSUER)');
@@ -307,10 +101,21 @@ async function signIn(launch) {
   let scope = settings.scope;
   if (launch && launch.launch) scope += ' launch';
   else if (launch && launch.iss) scope += ' launch/patient';
-  sessionStorage.setItem(LOGIN, JSON.stringify({ state, verifier, nonce, redirectUri, tokenEndpoint: endpoints.token_endpoint }));
+  sessionStorage.setItem(
+    LOGIN,
+    JSON.stringify({ state, verifier, nonce, redirectUri, tokenEndpoint: endpoints.token_endpoint }),
+  );
   const url = new URL(endpoints.authorization_endpoint);
-  const params = { response_type: 'code', client_id: settings.clientId, redirect_uri: redirectUri, scope, state, nonce,
-    code_challenge: challenge, code_challenge_method: 'S256' };
+  const params = {
+    response_type: 'code',
+    client_id: settings.clientId,
+    redirect_uri: redirectUri,
+    scope,
+    state,
+    nonce,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  };
   if (aud) params.aud = aud;
   if (launch && launch.launch) params.launch = launch.launch;
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
@@ -322,27 +127,42 @@ async function finishSignIn(query) {
   const pending = JSON.parse(sessionStorage.getItem(LOGIN) || 'null');
   sessionStorage.removeItem(LOGIN);
   history.replaceState(null, '', '/ui');
-  if (query.get('error')) throw new Error('Sign-in refused: ' + query.get('error') + ' ' + (query.get('error_description') || ''));
-  if (!pending || pending.state !== query.get('state')) throw new Error('Sign-in failed: the state does not match; sign in again.');
-  const form = new URLSearchParams({ grant_type: 'authorization_code', code: query.get('code'), redirect_uri: pending.redirectUri,
-    client_id: settings.clientId, code_verifier: pending.verifier });
-  const response = await fetch(pending.tokenEndpoint, { method: 'POST', body: form,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' } });
+  if (query.get('error'))
+    throw new Error('Sign-in refused: ' + query.get('error') + ' ' + (query.get('error_description') || ''));
+  if (!pending || pending.state !== query.get('state'))
+    throw new Error('Sign-in failed: the state does not match; sign in again.');
+  const form = new URLSearchParams({
+    grant_type: 'authorization_code',
+    code: query.get('code'),
+    redirect_uri: pending.redirectUri,
+    client_id: settings.clientId,
+    code_verifier: pending.verifier,
+  });
+  const response = await fetch(pending.tokenEndpoint, {
+    method: 'POST',
+    body: form,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+  });
   const tokens = await response.json().catch(() => ({}));
-  if (!response.ok || !tokens.access_token) throw new Error('Sign-in failed: ' + (tokens.error_description || tokens.error || 'HTTP ' + response.status));
+  if (!response.ok || !tokens.access_token)
+    throw new Error('Sign-in failed: ' + (tokens.error_description || tokens.error || 'HTTP ' + response.status));
   const id = tokens.id_token ? claimsOf(tokens.id_token) : {};
-  if (tokens.id_token && id.nonce !== pending.nonce) throw new Error('Sign-in failed: the ID token nonce does not match.');
+  if (tokens.id_token && id.nonce !== pending.nonce)
+    throw new Error('Sign-in failed: the ID token nonce does not match.');
   const access = claimsOf(tokens.access_token);
   sessionStorage.removeItem('kc-launched');
-  sessionStorage.setItem(SESSION, JSON.stringify({
-    accessToken: tokens.access_token,
-    refreshToken: tokens.refresh_token,
-    tokenEndpoint: pending.tokenEndpoint,
-    name: id.name || access.name || access.sub,
-    fhirUser: tokens.fhirUser || id.fhirUser || access.fhirUser,
-    patient: tokens.patient,
-    expiresAt: Date.now() + 1000 * (tokens.expires_in || 3600),
-  }));
+  sessionStorage.setItem(
+    SESSION,
+    JSON.stringify({
+      accessToken: tokens.access_token,
+      refreshToken: tokens.refresh_token,
+      tokenEndpoint: pending.tokenEndpoint,
+      name: id.name || access.name || access.sub,
+      fhirUser: tokens.fhirUser || id.fhirUser || access.fhirUser,
+      patient: tokens.patient,
+      expiresAt: Date.now() + 1000 * (tokens.expires_in || 3600),
+    }),
+  );
 }
 
 /**
@@ -352,26 +172,40 @@ async function finishSignIn(query) {
  */
 let refreshing = null;
 function refreshSession() {
-  if (!refreshing) refreshing = exchangeRefreshToken().finally(() => { refreshing = null; });
+  if (!refreshing)
+    refreshing = exchangeRefreshToken().finally(() => {
+      refreshing = null;
+    });
   return refreshing;
 }
 
 async function exchangeRefreshToken() {
   const current = session();
   if (!current || !current.refreshToken || !current.tokenEndpoint) return false;
-  const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: current.refreshToken, client_id: settings.clientId });
-  const response = await fetch(current.tokenEndpoint, { method: 'POST', body: form,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' } }).catch(() => undefined);
+  const form = new URLSearchParams({
+    grant_type: 'refresh_token',
+    refresh_token: current.refreshToken,
+    client_id: settings.clientId,
+  });
+  const response = await fetch(current.tokenEndpoint, {
+    method: 'POST',
+    body: form,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+  }).catch(() => undefined);
   const tokens = response ? await response.json().catch(() => ({})) : {};
   if (!response || !response.ok || !tokens.access_token) {
     sessionStorage.removeItem(SESSION);
     return false;
   }
-  sessionStorage.setItem(SESSION, JSON.stringify({ ...current,
-    accessToken: tokens.access_token,
-    refreshToken: tokens.refresh_token || current.refreshToken,
-    expiresAt: Date.now() + 1000 * (tokens.expires_in || 3600),
-  }));
+  sessionStorage.setItem(
+    SESSION,
+    JSON.stringify({
+      ...current,
+      accessToken: tokens.access_token,
+      refreshToken: tokens.refresh_token || current.refreshToken,
+      expiresAt: Date.now() + 1000 * (tokens.expires_in || 3600),
+    }),
+  );
   return true;
 }
 
@@ -393,15 +227,22 @@ function showSignedOut(text, kind) {
 /** A call to the API with the session's token: refreshed first when about to expire, and once more on a 401. */
 async function api(path, options, retried) {
   let current = session();
-  if (current && current.refreshToken && current.expiresAt - 30000 < Date.now() && await refreshSession()) current = session();
+  if (current && current.refreshToken && current.expiresAt - 30000 < Date.now() && (await refreshSession()))
+    current = session();
   const response = await fetch(path, {
     ...options,
-    headers: { 'content-type': 'application/json', authorization: 'Bearer ' + (current ? current.accessToken : ''), ...(options && options.headers) },
+    headers: {
+      'content-type': 'application/json',
+      authorization: 'Bearer ' + (current ? current.accessToken : ''),
+      ...(options && options.headers),
+    },
   });
-  if (response.status === 401 && !retried && current && current.refreshToken && await refreshSession()) return api(path, options, true);
+  if (response.status === 401 && !retried && current && current.refreshToken && (await refreshSession()))
+    return api(path, options, true);
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const text = (body.issue && body.issue[0] && body.issue[0].details && body.issue[0].details.text) || ('HTTP ' + response.status);
+    const text =
+      (body.issue && body.issue[0] && body.issue[0].details && body.issue[0].details.text) || 'HTTP ' + response.status;
     const error = new Error(text);
     error.status = response.status;
     error.issue = body.issue && body.issue[0];
@@ -410,8 +251,12 @@ async function api(path, options, retried) {
   return body;
 }
 
-function day(iso) { return iso ? new Date(iso).toISOString().slice(0, 10) : ''; }
-function minute(iso) { return iso ? new Date(iso).toISOString().slice(0, 16).replace('T', ' ') : ''; }
+function day(iso) {
+  return iso ? new Date(iso).toISOString().slice(0, 10) : '';
+}
+function minute(iso) {
+  return iso ? new Date(iso).toISOString().slice(0, 16).replace('T', ' ') : '';
+}
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -429,13 +274,21 @@ function button(text, label, onClick) {
 }
 
 function scoresText(scores) {
-  return (scores || []).map((s) => s.label + ' ' + s.value + (s.unit && s.unit !== '{score}' ? ' ' + s.unit : '') + ' (' + day(s.date) + ')').join('; ');
+  return (scores || [])
+    .map(
+      (s) => s.label + ' ' + s.value + (s.unit && s.unit !== '{score}' ? ' ' + s.unit : '') + ' (' + day(s.date) + ')',
+    )
+    .join('; ');
 }
 
 // The effects reported at the latest check: highlighted when there were any (the clinician approving the next
 // infusion should see them), quiet when the patient reported none.
 function effectsNote(effects) {
-  return el('div', 'Effects reported ' + day(effects.date) + ': ' + effects.reported.join(', '), effects.any ? 'badge notice effects' : 'muted effects');
+  return el(
+    'div',
+    'Effects reported ' + day(effects.date) + ': ' + effects.reported.join(', '),
+    effects.any ? 'badge notice effects' : 'muted effects',
+  );
 }
 
 function filterQuery() {
@@ -478,8 +331,14 @@ async function load(append) {
       currentList === 'to-do' ? api('/to-do/owners') : null,
     ]);
     const body = $('#worklist tbody');
-    if (!append) { body.replaceChildren(); items = new Map(); }
-    for (const item of list.items) { items.set(item.id, item); body.append(row(item)); }
+    if (!append) {
+      body.replaceChildren();
+      items = new Map();
+    }
+    for (const item of list.items) {
+      items.set(item.id, item);
+      body.append(row(item));
+    }
     nextLink = list.next || null;
     $('#worklist').dataset.query = query;
     $('#more').hidden = !nextLink;
@@ -489,11 +348,20 @@ async function load(append) {
     updateBulk();
     showOwners(owners);
     const shown = (list.total !== undefined ? list.total : items.size) + LISTS[currentList].counted;
-    if (list.morePatients) say(shown + ' for the first ' + list.patientsMatched + ' patients matching the name: type more of it to narrow the search', 'ok');
+    if (list.morePatients)
+      say(
+        shown +
+          ' for the first ' +
+          list.patientsMatched +
+          ' patients matching the name: type more of it to narrow the search',
+        'ok',
+      );
     else say(shown, 'ok');
   } catch (error) {
-    if (error.status === 401) { sessionStorage.removeItem(SESSION); showSignedOut('Your token is missing, invalid or expired. Sign in again.', 'error'); }
-    else say(error.message, 'error');
+    if (error.status === 401) {
+      sessionStorage.removeItem(SESSION);
+      showSignedOut('Your token is missing, invalid or expired. Sign in again.', 'error');
+    } else say(error.message, 'error');
   }
 }
 
@@ -505,7 +373,8 @@ function showOwners(answer) {
   const owners = answer.owners;
   const taken = owners.filter((o) => o.owner).map((o) => (o.display || 'a colleague') + ' ' + o.count);
   const nobody = owners.find((o) => !o.owner);
-  line.textContent = 'Taken: ' + (taken.length ? taken.join(', ') : 'none') + ". Nobody's yet: " + (nobody ? nobody.count : 0) + '.';
+  line.textContent =
+    'Taken: ' + (taken.length ? taken.join(', ') : 'none') + ". Nobody's yet: " + (nobody ? nobody.count : 0) + '.';
 }
 
 function row(item) {
@@ -541,11 +410,17 @@ function row(item) {
 
   const protocol = document.createElement('td');
   const phase = view.protocol ? view.protocol.phase : '';
-  protocol.append(el('div', view.protocol ? view.protocol.title : (item.protocol || '')));
+  protocol.append(el('div', view.protocol ? view.protocol.title : item.protocol || ''));
   if (phase) protocol.append(el('span', phase, 'badge phase ' + phase));
 
   const due = el('td', '', 'due');
-  due.append(el('div', minute(item.due && item.due.start) + ' .. ' + minute(item.due && item.due.end), item.overdue ? 'overdue' : ''));
+  due.append(
+    el(
+      'div',
+      minute(item.due && item.due.start) + ' .. ' + minute(item.due && item.due.end),
+      item.overdue ? 'overdue' : '',
+    ),
+  );
   if (item.overdue) due.append(el('span', 'Overdue', 'badge overdue'));
 
   const ci = document.createElement('td');
@@ -556,24 +431,32 @@ function row(item) {
     const list = el('ul', undefined, 'plain');
     for (const issue of issues) {
       // "Pregnancy on record (...): unresolved", not "...). (unresolved)": the text may end a sentence.
-      const li = el('li', issue.text.replace(/\\.$/, '') + ': ' + issue.state, 'ci-' + issue.state);
+      const li = el('li', issue.text.replace(/\.$/, '') + ': ' + issue.state, 'ci-' + issue.state);
       if (issue.evidence && issue.evidence.length) li.title = issue.evidence.join('; ');
-      if (issue.holds && issue.holds.length) li.append(el('div', 'Holds ' + issue.holds.length + ' approved order(s)', 'badge blocked'));
+      if (issue.holds && issue.holds.length)
+        li.append(el('div', 'Holds ' + issue.holds.length + ' approved order(s)', 'badge blocked'));
       if (issue.state === 'unresolved') li.append(overrideButton(issue, name));
       list.append(li);
     }
     ci.append(list);
   }
 
-  const scores = el('td', scoresText(view.scores) || 'None recorded', view.scores && view.scores.length ? 'scores' : 'scores muted');
+  const scores = el(
+    'td',
+    scoresText(view.scores) || 'None recorded',
+    view.scores && view.scores.length ? 'scores' : 'scores muted',
+  );
   if (view.effects) scores.append(effectsNote(view.effects));
 
   const actions = document.createElement('td');
   // A check is done by asking its questions: recording the answers completes it (approved or not). On the to-do
   // list that is what the row is for, so it comes first.
-  const recordCheck = view.task && view.task.answers
-    ? button('Record check', 'Record ' + view.task.answers + ' for ' + name, () => askCheck({ id: item.id, versionId: item.versionId, what: describe(item) }))
-    : null;
+  const recordCheck =
+    view.task && view.task.answers
+      ? button('Record check', 'Record ' + view.task.answers + ' for ' + name, () =>
+          askCheck({ id: item.id, versionId: item.versionId, what: describe(item) }),
+        )
+      : null;
   if (recordCheck && toDo) actions.append(recordCheck);
   // An infusion titrated per kg is approved at a rate the clinician confirms or changes (its dialog); others at once.
   const approve = view.dose ? () => askApprove(item) : () => decide(item, 'approve');
@@ -584,11 +467,13 @@ function row(item) {
   if (recordCheck && !toDo) actions.append(recordCheck);
   // An approved infusion not given yet: its order can be replaced at another dose (not while held, nor while its plan
   // is stopped or paused: the server refuses).
-  if (toDo && view.dose && !held && !view.blocked) actions.append(button('Change dose', 'Change the dose of ' + what + ' for ' + name, () => askChangeDose(item)));
+  if (toDo && view.dose && !held && !view.blocked)
+    actions.append(button('Change dose', 'Change the dose of ' + what + ' for ' + name, () => askChangeDose(item)));
   // Who is to do it (Task.owner): a clinician takes a Task or gives it back; on the to-do list that is the point.
   const mine = Boolean(item.owner && item.owner.reference && item.owner.reference === (session() || {}).fhirUser);
   if (mine) actions.append(button('Give back', 'Give back ' + what + ' for ' + name, () => decide(item, 'unassign')));
-  else if (toDo || item.owner) actions.append(button('Take', 'Take ' + what + ' for ' + name, () => decide(item, 'assign')));
+  else if (toDo || item.owner)
+    actions.append(button('Take', 'Take ' + what + ' for ' + name, () => decide(item, 'assign')));
 
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
@@ -602,25 +487,40 @@ function row(item) {
   // Its order as the EHR has it now, when not simply the one approved here: replaced there, held there, or closed.
   if (view.orderStatus && toDo) task.append(el('div', view.orderStatus, 'badge notice order-status'));
   // Approved under a plan now paused: its order is held until the plan resumes (a stopped plan's are withdrawn).
-  if (view.blocked) task.append(el('div', (toDo ? 'Not to be given now: ' : 'Cannot be approved: ') + view.blocked, 'badge blocked'));
+  if (view.blocked)
+    task.append(el('div', (toDo ? 'Not to be given now: ' : 'Cannot be approved: ') + view.blocked, 'badge blocked'));
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
   if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
-  if (toDo) task.append(el('div', item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved', 'muted approved'));
+  if (toDo)
+    task.append(
+      el('div', item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved', 'muted approved'),
+    );
   // Its appointment was cancelled in the scheduling system (at no time now, its reminders revoked), or, awaiting a
   // decision again, its order was closed in the EHR.
   if (item.attention) task.append(el('div', item.attention, 'badge notice attention'));
-  if (item.owner) task.append(el('div', mine ? 'Yours' : 'Taken by ' + (item.owner.display || 'a colleague'), 'badge owner' + (mine ? ' mine' : '')));
+  if (item.owner)
+    task.append(
+      el(
+        'div',
+        mine ? 'Yours' : 'Taken by ' + (item.owner.display || 'a colleague'),
+        'badge owner' + (mine ? ' mine' : ''),
+      ),
+    );
   else if (toDo) task.append(el('div', 'Nobody has taken it yet', 'muted owner'));
   // The hold's reason starts "Held: ..." (as an EHR reads it on the order); the badge already says so.
-  if (held) task.append(el('div', 'Approved, now on hold: ' + item.onHold.replace(/^Held: /, ''), 'badge blocked on-hold'));
-  else if (contraindicated && !view.blocked) task.append(el('div', waitingFor(view.contraindications), 'badge blocked'));
+  if (held)
+    task.append(el('div', 'Approved, now on hold: ' + item.onHold.replace(/^Held: /, ''), 'badge blocked on-hold'));
+  else if (contraindicated && !view.blocked)
+    task.append(el('div', waitingFor(view.contraindications), 'badge blocked'));
 
   tr.append(select, who, protocol, task, due, ci, scores, actions);
   return tr;
 }
 
 function selected() {
-  return [...document.querySelectorAll('#worklist tbody input.select:checked')].map((box) => box.closest('tr').dataset.taskId);
+  return [...document.querySelectorAll('#worklist tbody input.select:checked')].map(
+    (box) => box.closest('tr').dataset.taskId,
+  );
 }
 
 function updateBulk() {
@@ -631,7 +531,9 @@ function updateBulk() {
 
 function describe(item) {
   const view = item.view || {};
-  return (item.description || item.kind || item.id) + (view.patient && view.patient.name ? ' for ' + view.patient.name : '');
+  return (
+    (item.description || item.kind || item.id) + (view.patient && view.patient.name ? ' for ' + view.patient.name : '')
+  );
 }
 
 async function afterDecision(text, kind) {
@@ -642,9 +544,19 @@ async function afterDecision(text, kind) {
 async function decide(item, decision, extra) {
   const body = { versionId: item.versionId, ...(extra || {}) };
   try {
-    await api('/tasks/' + encodeURIComponent(item.id) + '/$' + decision, { method: 'POST', body: JSON.stringify(body) });
+    await api('/tasks/' + encodeURIComponent(item.id) + '/$' + decision, {
+      method: 'POST',
+      body: JSON.stringify(body),
+    });
     // Taking a Task (assign: Task.owner the caller) or giving it back is sent and answered as a decision is.
-    const verb = { approve: 'Approved: ', reject: 'Rejected: ', reschedule: 'Rescheduled: ', assign: 'Taken: ', unassign: 'Given back: ', 'change-dose': 'Dose changed: ' }[decision];
+    const verb = {
+      approve: 'Approved: ',
+      reject: 'Rejected: ',
+      reschedule: 'Rescheduled: ',
+      assign: 'Taken: ',
+      unassign: 'Given back: ',
+      'change-dose': 'Dose changed: ',
+    }[decision];
     await afterDecision(verb + describe(item), 'ok');
     return true;
   } catch (error) {
@@ -654,7 +566,10 @@ async function decide(item, decision, extra) {
       return false;
     }
     if (error.status === 409 || error.status === 412) {
-      await afterDecision('Someone else changed this task first: ' + error.message + ' The list has been reloaded.', 'error');
+      await afterDecision(
+        'Someone else changed this task first: ' + error.message + ' The list has been reloaded.',
+        'error',
+      );
     } else if (error.status === 422) {
       // Refused for the patient's sake (a contraindication, perhaps found just now and recorded): show it on the row.
       await afterDecision(error.message, 'error');
@@ -665,19 +580,33 @@ async function decide(item, decision, extra) {
 
 // A titrated infusion's dose in words: the rate per kg and, with a weight on record, about what it gives in mg/h (the
 // server computes the order's own, from the latest weight, when the clinician approves).
-function rounded(value) { return Math.round(value * 10) / 10; }
+function rounded(value) {
+  return Math.round(value * 10) / 10;
+}
 function doseText(dose, ratePerKg) {
   const rate = ratePerKg + ' ' + dose.unit;
   if (dose.weightKg === undefined) return 'Dose ' + rate + ': no body weight on record';
-  return 'Dose ' + rate + ', about ' + rounded(ratePerKg * dose.weightKg) + ' ' + dose.unit.replace('/kg', '') +
-    ' for ' + dose.weightKg + ' kg (weighed ' + day(dose.weighed) + ')';
+  return (
+    'Dose ' +
+    rate +
+    ', about ' +
+    rounded(ratePerKg * dose.weightKg) +
+    ' ' +
+    dose.unit.replace('/kg', '') +
+    ' for ' +
+    dose.weightKg +
+    ' kg (weighed ' +
+    day(dose.weighed) +
+    ')'
+  );
 }
 
 // A rate-per-kg field of a dialog (#<name>-rate, its label #<name>-rate-label, its dose #<name>-dose): set up for a
 // dose (the proposal's rate, the range in the label), its dose shown as the rate is typed, and the rate chosen.
 function showRateField(name, dose) {
   const input = $('#' + name + '-rate');
-  $('#' + name + '-rate-label').textContent = 'Rate per kg (' + dose.unit + '; the protocol allows ' + dose.low + ' to ' + dose.high + ')';
+  $('#' + name + '-rate-label').textContent =
+    'Rate per kg (' + dose.unit + '; the protocol allows ' + dose.low + ' to ' + dose.high + ')';
   input.min = String(dose.low);
   input.max = String(dose.high);
   input.value = String(dose.ratePerKg);
@@ -693,7 +622,8 @@ function showRateDose(name, dose) {
 function chosenRate(name, dose, error) {
   const input = $('#' + name + '-rate');
   const value = Number(input.value);
-  if (input.value && Number.isFinite(value) && value >= dose.low && value <= dose.high) return { value, unit: dose.unit };
+  if (input.value && Number.isFinite(value) && value >= dose.low && value <= dose.high)
+    return { value, unit: dose.unit };
   input.setAttribute('aria-invalid', 'true');
   $('#' + error).textContent = 'Choose a rate from ' + dose.low + ' to ' + dose.high + ' ' + dose.unit + '.';
   input.focus();
@@ -707,7 +637,8 @@ function showBolusField(name, dose, value) {
   $('#' + name + '-bolus-block').hidden = !dose.bolus;
   if (!dose.bolus) return;
   const input = $('#' + name + '-bolus');
-  $('#' + name + '-bolus-label').textContent = 'Bolus at the start, per kg (optional; ' + dose.bolus.unit + ', the protocol allows up to ' + dose.bolus.high + ')';
+  $('#' + name + '-bolus-label').textContent =
+    'Bolus at the start, per kg (optional; ' + dose.bolus.unit + ', the protocol allows up to ' + dose.bolus.high + ')';
   input.max = String(dose.bolus.high);
   input.value = value === undefined ? '' : String(value);
   input.removeAttribute('aria-invalid');
@@ -719,9 +650,20 @@ function showBolusDose(name, dose) {
   const unit = dose && dose.bolus && dose.bolus.unit;
   let text = '';
   if (unit && input.value && Number.isFinite(value))
-    text = dose.weightKg === undefined
-      ? 'Bolus ' + value + ' ' + unit + ': no body weight on record'
-      : 'Bolus ' + value + ' ' + unit + ', about ' + rounded(value * dose.weightKg) + ' ' + unit.replace('/kg', '') + ' for ' + dose.weightKg + ' kg, at the start of the infusion';
+    text =
+      dose.weightKg === undefined
+        ? 'Bolus ' + value + ' ' + unit + ': no body weight on record'
+        : 'Bolus ' +
+          value +
+          ' ' +
+          unit +
+          ', about ' +
+          rounded(value * dose.weightKg) +
+          ' ' +
+          unit.replace('/kg', '') +
+          ' for ' +
+          dose.weightKg +
+          ' kg, at the start of the infusion';
   $('#' + name + '-bolus-dose').textContent = text;
 }
 // The bolus to send ({value, unit}); undefined: none asked; null: refused on the page, said in #<error>.
@@ -730,9 +672,11 @@ function chosenBolus(name, dose, error) {
   if (!dose.bolus || !input.value.trim()) return undefined;
   const value = Number(input.value);
   const low = dose.bolus.low === undefined ? 0 : dose.bolus.low;
-  if (Number.isFinite(value) && value > 0 && value >= low && value <= dose.bolus.high) return { value, unit: dose.bolus.unit };
+  if (Number.isFinite(value) && value > 0 && value >= low && value <= dose.bolus.high)
+    return { value, unit: dose.bolus.unit };
   input.setAttribute('aria-invalid', 'true');
-  $('#' + error).textContent = 'Choose a bolus up to ' + dose.bolus.high + ' ' + dose.bolus.unit + ', or leave it empty.';
+  $('#' + error).textContent =
+    'Choose a bolus up to ' + dose.bolus.high + ' ' + dose.bolus.unit + ', or leave it empty.';
   input.focus();
   return null;
 }
@@ -798,8 +742,20 @@ function askOrderedAlready(item, text, orders, extra) {
   };
   // One order: named in the text above; several: by reference, as the text names them.
   for (const order of orders)
-    choices.append(button(orders.length === 1 ? 'Approve on the EHR’s order (it is this session’s)' : 'Approve on ' + order, 'Approve on the EHR’s order ' + order, choose({ onOrder: order })));
-  choices.append(button('Approve and order it here as well', 'Approve alongside the EHR’s order', choose({ ...(extra || {}), alongside: orders })));
+    choices.append(
+      button(
+        orders.length === 1 ? 'Approve on the EHR’s order (it is this session’s)' : 'Approve on ' + order,
+        'Approve on the EHR’s order ' + order,
+        choose({ onOrder: order }),
+      ),
+    );
+  choices.append(
+    button(
+      'Approve and order it here as well',
+      'Approve alongside the EHR’s order',
+      choose({ ...(extra || {}), alongside: orders }),
+    ),
+  );
   $('#ordered-dialog').showModal();
 }
 $('#ordered-cancel').addEventListener('click', () => {
@@ -881,8 +837,15 @@ function waitingFor(issues) {
   const open = issues.filter((i) => i.state === 'unresolved');
   const contraindication = open.some((i) => i.kind !== 'reported-effect');
   const effect = open.some((i) => i.kind === 'reported-effect');
-  return 'Cannot be approved until ' + [contraindication ? 'its contraindication is overridden' : '', effect ? 'a clinician reviews the effect reported' : '']
-    .filter(Boolean).join(' and ');
+  return (
+    'Cannot be approved until ' +
+    [
+      contraindication ? 'its contraindication is overridden' : '',
+      effect ? 'a clinician reviews the effect reported' : '',
+    ]
+      .filter(Boolean)
+      .join(' and ')
+  );
 }
 
 // Overriding a contraindication: the clinician's reason, If-Match on the version shown. The orders it held go back to
@@ -890,10 +853,20 @@ function waitingFor(issues) {
 let overriding = null;
 // An effect reported at a check is overridden the same way, as the clinician's review: what was decided, and why.
 const OVERRIDE_WORDS = {
-  contraindication: { button: 'Override', title: 'Override contraindication', confirm: 'Override and proceed',
-    label: 'Clinical reason (required; recorded with your name)', required: 'A clinical reason is required to override a contraindication.' },
-  'reported-effect': { button: 'Review', title: 'Review a reported effect', confirm: 'Record the review and proceed',
-    label: 'What was decided, and why (required; recorded with your name)', required: 'Say what was decided: it is recorded with your name.' },
+  contraindication: {
+    button: 'Override',
+    title: 'Override contraindication',
+    confirm: 'Override and proceed',
+    label: 'Clinical reason (required; recorded with your name)',
+    required: 'A clinical reason is required to override a contraindication.',
+  },
+  'reported-effect': {
+    button: 'Review',
+    title: 'Review a reported effect',
+    confirm: 'Record the review and proceed',
+    label: 'What was decided, and why (required; recorded with your name)',
+    required: 'Say what was decided: it is recorded with your name.',
+  },
 };
 function overrideWords(issue) {
   return OVERRIDE_WORDS[issue.kind] || OVERRIDE_WORDS.contraindication;
@@ -908,8 +881,15 @@ function askOverride(issue, name) {
   $('#override-title').textContent = words.title;
   $('#override-confirm').textContent = words.confirm;
   $('label[for=override-reason]').textContent = words.label;
-  $('#override-what').textContent = issue.text + ' for ' + name + (issue.evidence && issue.evidence.length ? ' (' + issue.evidence.join('; ') + ')' : '');
-  $('#override-holds').textContent = issue.holds && issue.holds.length ? 'It holds ' + issue.holds.length + ' approved order(s): overriding releases them.' : '';
+  $('#override-what').textContent =
+    issue.text +
+    ' for ' +
+    name +
+    (issue.evidence && issue.evidence.length ? ' (' + issue.evidence.join('; ') + ')' : '');
+  $('#override-holds').textContent =
+    issue.holds && issue.holds.length
+      ? 'It holds ' + issue.holds.length + ' approved order(s): overriding releases them.'
+      : '';
   openReasonDialog('override');
 }
 $('#override-form').addEventListener('submit', async (event) => {
@@ -922,10 +902,22 @@ $('#override-form').addEventListener('submit', async (event) => {
       method: 'POST',
       body: JSON.stringify({ versionId: issue.versionId, reason }),
     });
-    await afterDecision((issue.kind === 'reported-effect' ? 'Reviewed: ' : 'Overridden: ') + issue.text.replace(/\\.$/, '') + ' for ' + name + (issue.holds && issue.holds.length ? '; its held orders are active again' : ''), 'ok');
+    await afterDecision(
+      (issue.kind === 'reported-effect' ? 'Reviewed: ' : 'Overridden: ') +
+        issue.text.replace(/\.$/, '') +
+        ' for ' +
+        name +
+        (issue.holds && issue.holds.length ? '; its held orders are active again' : ''),
+      'ok',
+    );
   } catch (error) {
     const changed = error.status === 409 || error.status === 412;
-    await afterDecision((changed ? 'Someone else changed this contraindication first: ' : '') + error.message + (changed ? ' The list has been reloaded.' : ''), 'error');
+    await afterDecision(
+      (changed ? 'Someone else changed this contraindication first: ' : '') +
+        error.message +
+        (changed ? ' The list has been reloaded.' : ''),
+      'error',
+    );
   }
   if (!$('#patient-view').hidden && shownPatient) await showPatient(shownPatient);
 });
@@ -936,7 +928,8 @@ function askReschedule(item) {
   rescheduling = item;
   const allowed = item.allowedWindow;
   $('#reschedule-what').textContent = describe(item);
-  $('#reschedule-range').textContent = 'Allowed by the protocol: ' + day(allowed.start) + ' to ' + day(allowed.end) + ' (UTC)';
+  $('#reschedule-range').textContent =
+    'Allowed by the protocol: ' + day(allowed.start) + ' to ' + day(allowed.end) + ' (UTC)';
   for (const id of ['#rs-start', '#rs-end']) {
     const input = $(id);
     input.min = day(allowed.start);
@@ -976,13 +969,18 @@ async function previewReschedule() {
   const item = rescheduling;
   const chosen = item && chosenWindow(item);
   const notice = $('#reschedule-notice');
-  if (!chosen) { notice.hidden = true; return; }
+  if (!chosen) {
+    notice.hidden = true;
+    return;
+  }
   try {
-    const answer = await api('/tasks/' + encodeURIComponent(item.id) + '/reminder-notice?' + new URLSearchParams(chosen));
+    const answer = await api(
+      '/tasks/' + encodeURIComponent(item.id) + '/reminder-notice?' + new URLSearchParams(chosen),
+    );
     if (rescheduling !== item) return;
     notice.textContent = answer.notice || '';
     notice.hidden = !answer.notice;
-  } catch (e) {
+  } catch {
     notice.hidden = true;
   }
 }
@@ -1002,7 +1000,12 @@ $('#reschedule-form').addEventListener('submit', async (event) => {
   const bad = [start, end].filter((input) => !input.value || !input.checkValidity());
   for (const input of [start, end]) input.setAttribute('aria-invalid', String(bad.includes(input)));
   if (bad.length || start.value > end.value) {
-    $('#reschedule-error').textContent = 'Choose dates within the allowed range ' + day(allowed.start) + ' to ' + day(allowed.end) + ', the start not after the end.';
+    $('#reschedule-error').textContent =
+      'Choose dates within the allowed range ' +
+      day(allowed.start) +
+      ' to ' +
+      day(allowed.end) +
+      ', the start not after the end.';
     (bad[0] || start).focus();
     return;
   }
@@ -1035,13 +1038,14 @@ async function askCheck(task) {
     say(error.message, 'error');
   }
 }
-const CALCULATED = '${CALCULATED_EXPRESSION_EXTENSION}';
+// The Questionnaire extensions the server checks answers with (/ui/config): computed items, and numeric bounds.
 function extensionValue(item, url) {
   const e = (item.extension || []).find((x) => x.url === url);
   return e ? (e.valueInteger !== undefined ? e.valueInteger : e.valueDecimal) : undefined;
 }
 function questionField(item) {
-  if (item.readOnly || (item.extension || []).some((e) => e.url === CALCULATED)) return null;
+  if (item.readOnly || (item.extension || []).some((e) => e.url === settings.questionnaireExtensions.calculated))
+    return null;
   const id = 'q-' + item.linkId;
   const text = item.text + (item.required ? ' (required)' : '');
   if (item.type === 'group') {
@@ -1076,8 +1080,8 @@ function questionField(item) {
   if (item.type === 'integer' || item.type === 'decimal') {
     input.type = 'number';
     input.step = item.type === 'integer' ? '1' : 'any';
-    const min = extensionValue(item, '${MIN_VALUE_EXTENSION}');
-    const max = extensionValue(item, '${MAX_VALUE_EXTENSION}');
+    const min = extensionValue(item, settings.questionnaireExtensions.minValue);
+    const max = extensionValue(item, settings.questionnaireExtensions.maxValue);
     if (min !== undefined) input.min = String(min);
     if (max !== undefined) input.max = String(max);
   } else if (item.type === 'text') input.rows = 2;
@@ -1090,11 +1094,17 @@ function checkAnswers() {
   for (const input of document.querySelectorAll('#check-questions [data-link-id]')) {
     const linkId = input.dataset.linkId;
     if (input.dataset.type === 'choice') {
-      const chosen = [...input.querySelectorAll('input:checked')].map((box) => ({ valueCoding: { system: box.dataset.system, code: box.value } }));
+      const chosen = [...input.querySelectorAll('input:checked')].map((box) => ({
+        valueCoding: { system: box.dataset.system, code: box.value },
+      }));
       if (chosen.length) items.push({ linkId, answer: chosen });
     } else if (input.value.trim() !== '') {
-      const value = input.dataset.type === 'integer' ? { valueInteger: Number(input.value) }
-        : input.dataset.type === 'decimal' ? { valueDecimal: Number(input.value) } : { valueString: input.value.trim() };
+      const value =
+        input.dataset.type === 'integer'
+          ? { valueInteger: Number(input.value) }
+          : input.dataset.type === 'decimal'
+            ? { valueDecimal: Number(input.value) }
+            : { valueString: input.value.trim() };
       items.push({ linkId, answer: [value] });
     }
   }
@@ -1105,7 +1115,10 @@ $('#check-form').addEventListener('submit', async (event) => {
   const task = checking;
   const response = { resourceType: 'QuestionnaireResponse', status: 'completed', item: checkAnswers() };
   try {
-    await api('/tasks/' + encodeURIComponent(task.id) + '/$complete', { method: 'POST', body: JSON.stringify({ versionId: task.versionId, response }) });
+    await api('/tasks/' + encodeURIComponent(task.id) + '/$complete', {
+      method: 'POST',
+      body: JSON.stringify({ versionId: task.versionId, response }),
+    });
     $('#check-dialog').close();
     await afterDecision('Recorded: ' + task.what, 'ok');
   } catch (error) {
@@ -1114,7 +1127,11 @@ $('#check-form').addEventListener('submit', async (event) => {
       return;
     }
     $('#check-dialog').close();
-    if (error.status === 409 || error.status === 412) await afterDecision('Someone else changed this task first: ' + error.message + ' The list has been reloaded.', 'error');
+    if (error.status === 409 || error.status === 412)
+      await afterDecision(
+        'Someone else changed this task first: ' + error.message + ' The list has been reloaded.',
+        'error',
+      );
     else say(error.message, 'error');
   }
   if (!$('#patient-view').hidden && shownPatient) await showPatient(shownPatient);
@@ -1122,15 +1139,30 @@ $('#check-form').addEventListener('submit', async (event) => {
 $('#check-cancel').addEventListener('click', () => $('#check-dialog').close());
 
 $('#bulk-approve').addEventListener('click', async () => {
-  const chosen = selected().map((id) => items.get(id)).filter(Boolean);
+  const chosen = selected()
+    .map((id) => items.get(id))
+    .filter(Boolean);
   if (!chosen.length) return;
   try {
-    const result = await api('/tasks/$bulk-approve', { method: 'POST', body: JSON.stringify({ tasks: chosen.map((i) => ({ id: i.id, versionId: i.versionId })) }) });
+    const result = await api('/tasks/$bulk-approve', {
+      method: 'POST',
+      body: JSON.stringify({ tasks: chosen.map((i) => ({ id: i.id, versionId: i.versionId })) }),
+    });
     const refused = result.results.filter((r) => r.result !== 'approved');
     const chosenItem = (r) => chosen.find((i) => i.id === r.id);
     // Refusals named as their rows name them (the task and its patient), not by id.
-    await afterDecision('Approved ' + result.approved + ' of ' + chosen.length + ' task(s)' +
-      (refused.length ? '; refused: ' + refused.map((r) => (chosenItem(r) ? describe(chosenItem(r)) : r.id) + ' (' + r.message + ')').join('; ') : ''), refused.length ? 'error' : 'ok');
+    await afterDecision(
+      'Approved ' +
+        result.approved +
+        ' of ' +
+        chosen.length +
+        ' task(s)' +
+        (refused.length
+          ? '; refused: ' +
+            refused.map((r) => (chosenItem(r) ? describe(chosenItem(r)) : r.id) + ' (' + r.message + ')').join('; ')
+          : ''),
+      refused.length ? 'error' : 'ok',
+    );
     // The EHR has ordered some already: the clinician chooses for each, as when approving it alone.
     orderedAfterBulk = refused
       .filter((r) => r.code === 'duplicate' && chosenItem(r))
@@ -1142,7 +1174,8 @@ $('#bulk-approve').addEventListener('click', async () => {
 });
 
 $('#select-all').addEventListener('change', () => {
-  for (const box of document.querySelectorAll('#worklist tbody input.select:not(:disabled)')) box.checked = $('#select-all').checked;
+  for (const box of document.querySelectorAll('#worklist tbody input.select:not(:disabled)'))
+    box.checked = $('#select-all').checked;
   updateBulk();
 });
 
@@ -1157,31 +1190,59 @@ async function showPatient(reference) {
     $('#patient-heading').textContent = (p.name || reference) + (p.age !== undefined ? ', ' + p.age + ' years' : '');
     // Ids are for support, not for reading: in the title (hover), not the text.
     const summary = [p.birthDate ? 'born ' + p.birthDate : '', p.gender || ''].filter(Boolean).join(', ');
-    $('#patient-summary').textContent = summary ? summary[0].toUpperCase() + summary.slice(1) : 'No birth date or gender on record';
+    $('#patient-summary').textContent = summary
+      ? summary[0].toUpperCase() + summary.slice(1)
+      : 'No birth date or gender on record';
     $('#patient-summary').title = reference;
-    $('#careplans').replaceChildren(...timeline.carePlans.map((c) => {
-      const li = el('li', (c.title || 'Care plan') + ': ' + (PLAN_STATUS[c.status] || c.status));
-      li.title = 'CarePlan/' + c.id + ' (status ' + c.status + ')';
-      return li;
-    }));
+    $('#careplans').replaceChildren(
+      ...timeline.carePlans.map((c) => {
+        const li = el('li', (c.title || 'Care plan') + ': ' + (PLAN_STATUS[c.status] || c.status));
+        li.title = 'CarePlan/' + c.id + ' (status ' + c.status + ')';
+        return li;
+      }),
+    );
     $('#patient-scores').textContent = scoresText(timeline.scores) || 'None recorded';
     if (timeline.effects) $('#patient-scores').append(effectsNote(timeline.effects));
-    $('#timeline').replaceChildren(...timeline.events.map((e) => {
-      const li = el('li');
-      li.dataset.type = e.type;
-      li.append(el('span', minute(e.date), 'muted'), document.createTextNode(' '), el('span', e.type, 'type'),
-        document.createTextNode(e.text + (e.status ? ' [' + e.status + ']' : '') + (e.who ? ', by ' + e.who : '') + (e.reason ? ': ' + e.reason : '')));
-      if ((e.type === 'order' && e.status === 'on-hold') || e.attention) li.className = 'ci-unresolved';
-      if (e.type === 'follow-up' && e.answers) {
-        const task = { id: e.reference.split('/')[1], versionId: e.versionId, what: e.text + ' for ' + (p.name || reference) };
-        li.append(document.createTextNode(' '), button('Record check', 'Record ' + e.answers + ' for ' + (p.name || reference), () => askCheck(task)));
-      }
-      if (e.type === 'contraindication' && e.status === 'unresolved') {
-        const issue = { id: e.reference.split('/')[1], versionId: e.versionId, kind: e.kind, text: e.text.replace(/^(Contraindication|Effect to review): /, ''), holds: e.holds };
-        li.append(document.createTextNode(' '), overrideButton(issue, p.name || reference));
-      }
-      return li;
-    }));
+    $('#timeline').replaceChildren(
+      ...timeline.events.map((e) => {
+        const li = el('li');
+        li.dataset.type = e.type;
+        li.append(
+          el('span', minute(e.date), 'muted'),
+          document.createTextNode(' '),
+          el('span', e.type, 'type'),
+          document.createTextNode(
+            e.text +
+              (e.status ? ' [' + e.status + ']' : '') +
+              (e.who ? ', by ' + e.who : '') +
+              (e.reason ? ': ' + e.reason : ''),
+          ),
+        );
+        if ((e.type === 'order' && e.status === 'on-hold') || e.attention) li.className = 'ci-unresolved';
+        if (e.type === 'follow-up' && e.answers) {
+          const task = {
+            id: e.reference.split('/')[1],
+            versionId: e.versionId,
+            what: e.text + ' for ' + (p.name || reference),
+          };
+          li.append(
+            document.createTextNode(' '),
+            button('Record check', 'Record ' + e.answers + ' for ' + (p.name || reference), () => askCheck(task)),
+          );
+        }
+        if (e.type === 'contraindication' && e.status === 'unresolved') {
+          const issue = {
+            id: e.reference.split('/')[1],
+            versionId: e.versionId,
+            kind: e.kind,
+            text: e.text.replace(/^(Contraindication|Effect to review): /, ''),
+            holds: e.holds,
+          };
+          li.append(document.createTextNode(' '), overrideButton(issue, p.name || reference));
+        }
+        return li;
+      }),
+    );
     shownPatient = reference;
     $('#worklist-view').hidden = true;
     $('#patient-view').hidden = false;
@@ -1197,7 +1258,10 @@ $('#back').addEventListener('click', () => {
   $('#worklist-view').hidden = false;
   $('#f-protocol').focus();
 });
-$('#filters').addEventListener('submit', (event) => { event.preventDefault(); load(false); });
+$('#filters').addEventListener('submit', (event) => {
+  event.preventDefault();
+  load(false);
+});
 for (const id of Object.keys(LISTS)) $('#list-' + id).addEventListener('click', () => showList(id));
 $('#more').addEventListener('click', () => load(true));
 $('#sign-in').addEventListener('click', () => signIn().catch((error) => say(error.message, 'error')));
@@ -1219,7 +1283,7 @@ async function start() {
   if (query.get('code') || query.get('error')) await finishSignIn(query);
   else if (query.get('iss')) return signIn({ iss: query.get('iss'), launch: query.get('launch') || undefined });
   let current = session();
-  if (current && current.expiresAt < Date.now() && await refreshSession()) current = session();
+  if (current && current.expiresAt < Date.now() && (await refreshSession())) current = session();
   if (!current || current.expiresAt < Date.now()) return showSignedOut();
   // The name for the clinician; the FHIR user reference only on hover (an integrator checking who is signed in).
   $('#who').textContent = 'Signed in as ' + current.name;
@@ -1234,8 +1298,6 @@ async function start() {
     await showPatient('Patient/' + current.patient);
   }
 }
-start().catch((error) => { showSignedOut(error.message, 'error'); });
-</script>
-</body>
-</html>
-`;
+start().catch((error) => {
+  showSignedOut(error.message, 'error');
+});
