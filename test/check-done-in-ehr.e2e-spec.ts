@@ -201,7 +201,7 @@ describe('a post-infusion check completed in the EHR', () => {
     ).toHaveLength(1);
   });
 
-  it('answers that do not fit the Questionnaire are not guessed at: the check is done, and the Provenance says why', async () => {
+  it('answers that do not fit the Questionnaire are not guessed at: the check is done, the Provenance says why, and a clinician reads them', async () => {
     const p = await infusedPatient();
     const completed = await completeInEhr(p.check, 12);
     await notify(completed);
@@ -213,6 +213,54 @@ describe('a post-infusion check completed in the EHR', () => {
     expect(provenance.reason?.[0].text).toMatch(
       /^Recorded in the EHR; nothing was extracted: its answers do not fit the Post-infusion check: .*12 is outside 0 \.\. 10/,
     );
+    // The effects they name were not judged: a clinician reads them (the issue names them as its evidence).
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${p.carePlanId}`,
+    });
+    expect(issue.code?.coding?.[0].code).toBe('check-answers-unread');
+    expect(issue.evidence?.[0].detail?.[0].reference).toBe(responseRef);
+    expect(provenance.target.map((t) => t.reference)).toContain(`DetectedIssue/${issue.id}`);
+  });
+
+  it('done in the EHR with no answers linked: the next infusions wait until a clinician has read them there', async () => {
+    const p = await infusedPatient();
+    const order = await approvedSessionOrder(service, p.session);
+    // The EHR completes the check with nothing in its output (say its nurse wrote the answers in a note).
+    await notify(await service.fhir.update<Task>({ ...p.check, status: 'completed' }));
+    expect((await service.fhir.read<Task>('Task', p.check.id!)).businessStatus?.coding?.[0].code).toBe('done');
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${p.carePlanId}`,
+    });
+    expect(issue).toMatchObject({
+      status: 'preliminary',
+      severity: 'moderate',
+      code: {
+        coding: [{ system: CS, code: 'check-answers-unread' }],
+        text: 'Answers to the Post-infusion check not read',
+      },
+      evidence: [{ detail: [{ reference: `Task/${p.check.id}` }] }],
+    });
+    expect(issue.detail).toMatch(/could not be read here \(no answers to the Post-infusion check are linked to it/);
+    // The approved session's order is held, and the booster cannot be approved, until then.
+    await waitFor(
+      async () => (await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status === 'on-hold',
+      'the approved session order to be held',
+    );
+    const refused = await request(service.url)
+      .post(`/tasks/${p.booster.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: p.booster.meta!.versionId })
+      .expect(422);
+    expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(
+      /^Waiting for a clinician to read in the EHR the answers that could not be read here: Answers to the Post-infusion check not read\./,
+    );
+    // Read in the EHR, reviewed here with what was decided: the order is active again.
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(service.as('clinician'))
+      .send({ versionId: issue.meta!.versionId, reason: 'Read in the EHR: no effects reported' })
+      .expect(200);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
   });
 
   it('without a notification, the poll finds it', async () => {

@@ -1132,6 +1132,35 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('a check done in the EHR whose answers could not be read: the next infusion waits for a clinician to read them', async () => {
+    const { tasks } = await followUps('2027-07-18T10:00:00.000Z');
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const next = tasks.find((t) => actionOf(t) === 'next-induction-session')!;
+    // The EHR completes the check with no answers linked; the worker takes it as done.
+    await service.fhir.update<Task>({ ...check, status: 'completed' });
+    expect(await service.app.get(ChecksDoneElsewhere).handle(check.id!)).toMatchObject({ result: 'recorded' });
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${next.id}"]`);
+    await row.locator('td.contraindications li.ci-unresolved').waitFor();
+    expect(await row.locator('td.task').textContent()).toMatch(
+      /Cannot be approved until a clinician reads the check's answers$/,
+    );
+    await row.locator('td.contraindications button:has-text("Review")').click();
+    await page.waitForSelector('#override-dialog[open]');
+    expect(await page.textContent('#override-title')).toBe('Review the answers read in the EHR');
+    expect(await page.textContent('#override-what')).toMatch(
+      /^Answers to the Post-infusion check not read for .* \(The Post-infusion check of \d{4}-\d{2}-\d{2}\)$/,
+    );
+    await screenshot(page, 'review-unread-check-answers');
+    await page.fill('#override-reason', 'Read in the EHR: pain 3, no effects. Go on.');
+    await page.click('#override-confirm');
+    await page.waitForSelector('#message.ok:has-text("Reviewed")');
+    expect(await page.textContent('#message')).toMatch(/^Reviewed: Answers to the Post-infusion check not read/);
+    await row.locator('button:has-text("Approve")').waitFor();
+    await page.close();
+  }, 60_000);
+
   it('records an approved check from the patient view, where it no longer is on the worklist', async () => {
     const { tasks } = await followUps('2027-08-04T10:00:00.000Z');
     const check = await approvedCheck(tasks);

@@ -1,6 +1,12 @@
 import * as path from 'node:path';
 import type { QuestionnaireResponse, Task } from '@medplum/fhirtypes';
-import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog } from '@kc/protocols';
+import {
+  CHECK_ANSWERS_UNREAD,
+  isReportedEffect,
+  PROTOCOL_ACTION_EXTENSION,
+  ProtocolCatalog,
+  REPORTED_EFFECT_KEY_SYSTEM,
+} from '@kc/protocols';
 import { businessStatus, stateOf } from '@kc/task-states';
 import { adoptCheckDoneElsewhere, isCheckDoneElsewhere, responseReferenceOf } from './check-done-elsewhere';
 
@@ -93,6 +99,25 @@ describe('a check completed in the EHR', () => {
       expect(stateOf(adopted.task)).toBe('done');
       expect(adopted.observations).toEqual([]);
       expect(adopted.notTaken).toMatch(why);
+      // The effects it asks about were not judged: reviewed as a moderate effect (the Questionnaire's effect-review).
+      expect(adopted.issues).toEqual([
+        expect.objectContaining({
+          identifier: [{ system: REPORTED_EFFECT_KEY_SYSTEM, value: 'Task/check-1:check-answers-unread' }],
+          code: { coding: [CHECK_ANSWERS_UNREAD], text: 'Answers to the Post-infusion check not read' },
+          severity: 'moderate',
+          implicated: [{ reference: 'CarePlan/cp1' }],
+          detail: expect.stringContaining(`could not be read here (${adopted.notTaken})`),
+        }),
+      ]);
+      expect(isReportedEffect(adopted.issues[0])).toBe(true);
     }
+  });
+
+  it('answers read here already, or a Questionnaire that does not ask for it: no review of unread answers', () => {
+    expect(
+      adoptCheckDoneElsewhere({ task: completedInEhr(), questionnaire, answersRecordedAlready: true, now: NOW }).issues,
+    ).toEqual([]);
+    const { extension: _none, ...asIs } = questionnaire;
+    expect(adoptCheckDoneElsewhere({ task: completedInEhr(), questionnaire: asIs, now: NOW }).issues).toEqual([]);
   });
 });

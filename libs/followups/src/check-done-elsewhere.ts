@@ -1,5 +1,11 @@
 import type { DetectedIssue, Observation, Questionnaire, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
-import { AnswersRefused, checkAnswers, extractObservations } from '@kc/protocols';
+import {
+  AnswersRefused,
+  checkAnswers,
+  extractObservations,
+  unreadAnswersIssue,
+  unreadAnswersSeverity,
+} from '@kc/protocols';
 import { isOpen, transition } from '@kc/task-states';
 import { carePlanReferenceOf } from './care-plan-state';
 import { effectIssues } from './check-recording';
@@ -28,6 +34,8 @@ export interface CheckDoneElsewhere {
   questionnaire: Questionnaire;
   /** The answers its output names, as read from the FHIR server; absent when it names none or they are gone. */
   response?: QuestionnaireResponse;
+  /** Its answers were read here already (matched alone before the EHR completed the Task with them). */
+  answersRecordedAlready?: boolean;
   now: Date;
 }
 
@@ -36,7 +44,10 @@ export interface AdoptedCheck {
   task: Task;
   /** The scores and effects extracted from the EHR's answers, as from the clinic's own ($complete). */
   observations: Observation[];
-  /** The effects reported that the Questionnaire marks for review, as from the clinic's own (recordCheck). */
+  /**
+   * The effects reported that the Questionnaire marks for review, as from the clinic's own (recordCheck); or, its
+   * answers not read here, that they were not (unreadAnswersIssue), when the Questionnaire asks for it.
+   */
   issues: DetectedIssue[];
   /**
    * Why nothing was extracted, in words, when nothing was (no answers, another questionnaire, answers that do not
@@ -86,6 +97,38 @@ export function adoptCheckDoneElsewhere(input: CheckDoneElsewhere): AdoptedCheck
       notTaken = `its answers do not fit the ${title}: ${err.message}`;
     }
   }
+  if (notTaken && !input.answersRecordedAlready) issues = unreadAnswers(input, notTaken);
   // No output added: the EHR's output already names its answers.
   return { task: transition(task, { event: 'complete', now }), observations, issues, notTaken };
+}
+
+/**
+ * A check done with answers not read here: the effects it asks about were not judged, so, when its Questionnaire says
+ * so (unreadAnswersSeverity), they wait for a clinician's review as a reported effect would.
+ */
+function unreadAnswers(input: CheckDoneElsewhere, why: string): DetectedIssue[] {
+  const { task, questionnaire, response, now } = input;
+  const severity = unreadAnswersSeverity(questionnaire);
+  const carePlan = carePlanReferenceOf(task);
+  const patient = task.for?.reference?.startsWith('Patient/') ? (task.for as DetectedIssue['patient']) : undefined;
+  if (!severity || !carePlan || !patient) return [];
+  const title = questionnaire.title ?? 'check';
+  const done = task.executionPeriod?.end ?? task.meta?.lastUpdated ?? now.toISOString();
+  return [
+    unreadAnswersIssue(severity, {
+      check: `Task/${task.id}`,
+      patient,
+      carePlan,
+      identified: now.toISOString(),
+      title,
+      why,
+      // What the clinician reads them in: the answers the EHR linked, else the check itself.
+      evidence: response?.id
+        ? {
+            reference: `QuestionnaireResponse/${response.id}`,
+            display: `Answers to the ${title} of ${done.slice(0, 10)}`,
+          }
+        : { reference: `Task/${task.id}`, display: `The ${title} of ${done.slice(0, 10)}` },
+    }),
+  ];
 }

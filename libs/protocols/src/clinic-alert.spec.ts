@@ -1,6 +1,6 @@
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { clinicAlertKindOf, clinicAlertMessage, heldOrdersOf } from './clinic-alert';
-import { REPORTED_EFFECT_KEY_SYSTEM } from './reported-effects';
+import { REPORTED_EFFECT_KEY_SYSTEM, unreadAnswersIssue } from './reported-effects';
 
 const pregnancy = (implicated: string[], extra: Partial<DetectedIssue> = {}): DetectedIssue => ({
   resourceType: 'DetectedIssue',
@@ -83,5 +83,26 @@ describe('what the clinic is emailed of a hold', () => {
     expect(clinicAlertMessage(hallucinations).subject).toBe(
       'Ketamine care plans: hallucinations reported after an infusion, to review',
     );
+  });
+
+  it('a check whose answers could not be read: told as such, not as an effect the patient reported', () => {
+    const unread = {
+      ...unreadAnswersIssue('moderate', {
+        check: 'Task/check-1',
+        patient: { reference: 'Patient/p1' },
+        carePlan: 'CarePlan/plan-1',
+        identified: '2026-12-03T08:00:00Z',
+        title: 'Post-infusion check',
+        why: 'no answers are linked to it',
+        evidence: { reference: 'Task/check-1' },
+      }),
+      id: 'issue-3',
+    };
+    expect(clinicAlertKindOf(unread)).toBe('effect-reported');
+    const message = clinicAlertMessage(unread, { worklistUrl: 'https://clinic.example/ui' });
+    expect(message.subject).toBe("Ketamine care plans: a post-infusion check's answers could not be read, to review");
+    expect(message.text).toMatch(/^A patient's post-infusion check was done in the EHR \(recorded here 2026-12-03\)/);
+    expect(message.text).toContain('"Cannot be approved until a clinician reads the check\'s answers"');
+    expect(message.text).not.toMatch(/Patient\/p1|reported/);
   });
 });

@@ -1,7 +1,7 @@
 import type { Communication, DetectedIssue } from '@medplum/fhirtypes';
 import { CANONICAL_BASE, SERVICE_CODE_SYSTEM } from './canonical';
 import { contraindicationState } from './contraindication-state';
-import { isReportedEffect } from './reported-effects';
+import { isReportedEffect, isUnreadAnswers } from './reported-effects';
 
 /**
  * Identifies the record that the clinic was told of an issue, one per issue and channel: `DetectedIssue/<id>` by email,
@@ -69,9 +69,21 @@ export interface ClinicAlertContext {
  * name, identifier or record reference (email leaves the clinic's systems): the worklist, behind sign-in, names them.
  */
 export function clinicAlertMessage(issue: DetectedIssue, context: ClinicAlertContext = {}): ClinicAlertMessage {
-  return clinicAlertKindOf(issue) === 'orders-held'
-    ? heldOrdersMessage(issue, context)
-    : reportedEffectMessage(issue, context);
+  if (clinicAlertKindOf(issue) === 'orders-held') return heldOrdersMessage(issue, context);
+  return isUnreadAnswers(issue) ? unreadAnswersMessage(issue, context) : reportedEffectMessage(issue, context);
+}
+
+function unreadAnswersMessage(issue: DetectedIssue, { worklistUrl, channel }: ClinicAlertContext): ClinicAlertMessage {
+  const day = issue.identifiedDateTime?.slice(0, 10);
+  return {
+    subject: "Ketamine care plans: a post-infusion check's answers could not be read, to review",
+    text: [
+      `A patient's post-infusion check was done in the EHR${day ? ` (recorded here ${day})` : ''}, but its answers could not be read here, so the effects it asks about were not judged.`,
+      'Their next ketamine infusions are not approved, and their approved orders are held, until a clinician reads the answers in the EHR and records what was decided.',
+      reviewOn(worklistUrl, "Cannot be approved until a clinician reads the check's answers"),
+      ...namesNoPatient(channel),
+    ].join('\n\n'),
+  };
 }
 
 function reportedEffectMessage(issue: DetectedIssue, { worklistUrl, channel }: ClinicAlertContext): ClinicAlertMessage {

@@ -8,7 +8,13 @@ import type {
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { contraindicationState, isReportedEffect, SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
+import {
+  contraindicationState,
+  isReportedEffect,
+  isUnreadAnswers,
+  SERVICE_CODE_SYSTEM,
+  uuidFromKey,
+} from '@kc/protocols';
 import type { Card, CardLink, Indicator } from './cds-types';
 import type { EligibilityVerdict, UncheckedCondition } from './eligibility';
 
@@ -161,9 +167,11 @@ function severityIndicator(issue: DetectedIssue): Indicator {
  * DetectedIssue itself holds them, in implicated and evidence).
  */
 function issueEvidence(issue: DetectedIssue): string {
-  const recorded = isReportedEffect(issue)
-    ? `Reported at a post-infusion check on ${date(issue.identifiedDateTime)}, not reviewed yet`
-    : `Recorded as a contraindication on ${date(issue.identifiedDateTime)}, not resolved`;
+  const recorded = isUnreadAnswers(issue)
+    ? `Recorded on ${date(issue.identifiedDateTime)}, not reviewed yet`
+    : isReportedEffect(issue)
+      ? `Reported at a post-infusion check on ${date(issue.identifiedDateTime)}, not reviewed yet`
+      : `Recorded as a contraindication on ${date(issue.identifiedDateTime)}, not resolved`;
   return `${recorded}${issue.detail ? `: ${issue.detail}` : ''}`;
 }
 
@@ -176,7 +184,11 @@ export function contraindicationCards(issues: DetectedIssue[], options: CardOpti
     return {
       uuid: uuidFromKey(`cds:detectedissue:${issue.id}`),
       summary: summary(
-        effect ? `Reported after ketamine, awaiting review: ${name}` : `Unresolved ketamine contraindication: ${name}`,
+        isUnreadAnswers(issue)
+          ? `Ketamine check not read, awaiting review: ${name}`
+          : effect
+            ? `Reported after ketamine, awaiting review: ${name}`
+            : `Unresolved ketamine contraindication: ${name}`,
       ),
       detail: [
         issue.code?.text ? `**${issue.code.text}**` : `**${name}**`,

@@ -71,6 +71,12 @@ export interface PatientTimeline {
   events: TimelineEvent[];
 }
 
+/** How the patient view names each kind of issue on the plan. */
+const ISSUE_KIND_WORDS: Record<ContraindicationView['kind'], string> = {
+  contraindication: 'Contraindication',
+  'reported-effect': 'Effect to review',
+  'unread-answers': 'Answers to review',
+};
 /**
  * A patient's CarePlan history: infusions done, follow-ups, the medication orders (held or not), contraindications
  * and who decided what (Provenance).
@@ -181,7 +187,7 @@ export class PatientTimelineService {
         return {
           date: i.identifiedDateTime ?? i.meta?.lastUpdated,
           type: 'contraindication' as const,
-          text: `${view.kind === 'reported-effect' ? 'Effect to review' : 'Contraindication'}: ${view.text}`,
+          text: `${ISSUE_KIND_WORDS[view.kind]}: ${view.text}`,
           status: view.state,
           who: by ? (names.get(by) ?? override?.author?.display ?? by) : undefined,
           reason: override?.action?.text,

@@ -37,6 +37,7 @@ import {
   contraindicationState,
   extractedChoices,
   isReportedEffect,
+  isUnreadAnswers,
   orderRateText,
 } from '@kc/protocols';
 import { replacementOrdersParams } from '@kc/task-states';
@@ -71,7 +72,8 @@ export interface PatientSummary {
 export interface ContraindicationView {
   id: string;
   /** A contraindication found in the patient's data, or an effect reported at a check for a clinician to review. */
-  kind: 'contraindication' | 'reported-effect';
+  /** A contraindication, an effect reported at a check, or a check whose answers could not be read here. */
+  kind: 'contraindication' | 'reported-effect' | 'unread-answers';
   text: string;
   severity?: string;
   /** unresolved blocks approval; overridden = a clinician's mitigation is on record */
@@ -440,7 +442,7 @@ const VIEW_STATE = { withdrawn: 'closed', overridden: 'overridden', unresolved: 
 export function issueView(issue: DetectedIssue): ContraindicationView {
   return {
     id: issue.id!,
-    kind: isReportedEffect(issue) ? 'reported-effect' : 'contraindication',
+    kind: isUnreadAnswers(issue) ? 'unread-answers' : isReportedEffect(issue) ? 'reported-effect' : 'contraindication',
     text: issue.code?.text ?? issue.code?.coding?.[0]?.display ?? issue.code?.coding?.[0]?.code ?? 'Contraindication',
     severity: issue.severity,
     state: VIEW_STATE[contraindicationState(issue)],

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { unprocessable } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
-import { contraindicationState, heldOrdersOf, isReportedEffect } from '@kc/protocols';
+import { contraindicationState, heldOrdersOf, isReportedEffect, isUnreadAnswers } from '@kc/protocols';
 import { contraindicationName } from '@kc/task-states';
 
 /** Unresolved: not withdrawn and no clinician override (mitigation) on record. */
@@ -81,8 +81,23 @@ function ordersHeld(open: DetectedIssue[]): string {
     : `${held.size} orders approved before under this care plan are on hold until then.`;
 }
 
-/** Effects reported at a check: the same guard, in the words of a review (its override records what was decided). */
+/**
+ * Effects reported at a check, or a check whose answers could not be read here: the same guard, in the words of a
+ * review (its override records what was decided).
+ */
 function waitingForReview(effects: DetectedIssue[]): string {
   if (!effects.length) return '';
-  return `Waiting for a clinician's review of what the patient reported: ${effects.map(contraindicationName).join('; ')}. A clinician reviews it by overriding it, saying what was decided.`;
+  const reported = effects.filter((i) => !isUnreadAnswers(i));
+  const unread = effects.filter(isUnreadAnswers);
+  return [
+    reported.length
+      ? `Waiting for a clinician's review of what the patient reported: ${reported.map(contraindicationName).join('; ')}.`
+      : '',
+    unread.length
+      ? `Waiting for a clinician to read in the EHR the answers that could not be read here: ${unread.map(contraindicationName).join('; ')}.`
+      : '',
+    'A clinician reviews it by overriding it, saying what was decided.',
+  ]
+    .filter(Boolean)
+    .join(' ');
 }

@@ -86,7 +86,13 @@ export class ChecksDoneElsewhere {
     // Answers already extracted (matched alone, then the EHR completed the Task with them anyway): not twice.
     const taken = input.response && (await this.extractedAlready(input.response));
     const response = taken ? undefined : input.response;
-    const adopted = adoptCheckDoneElsewhere({ task, questionnaire, response, now });
+    const adopted = adoptCheckDoneElsewhere({
+      task,
+      questionnaire,
+      response,
+      answersRecordedAlready: Boolean(taken),
+      now,
+    });
     const notTaken = taken ? 'its answers were recorded already' : adopted.notTaken;
 
     const observationUrls = adopted.observations.map(() => `urn:uuid:${randomUUID()}`);
@@ -129,7 +135,8 @@ export class ChecksDoneElsewhere {
     ];
     const written = await this.fhir.transaction(entries);
     await this.scores.enqueueEach(scoreIdsWritten(written.entry ?? []), 'poll');
-    // An effect to review: the plan's approved orders are held now (its own job; the sweep would find it too).
+    // An effect to review (or answers not read here): the plan's approved orders are held now (its own job; the sweep
+    // would find it too).
     const carePlanRef = carePlanReferenceOf(task);
     if (adopted.issues.length && carePlanRef) await this.records.holdOrdersOf(carePlanRef);
     // No patient data: ids and counts only.

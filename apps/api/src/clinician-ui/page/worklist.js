@@ -835,13 +835,15 @@ $('#reject-cancel').addEventListener('click', () => $('#reject-dialog').close())
 // What an unapprovable row waits for: a contraindication's override, or a clinician's review of a reported effect.
 function waitingFor(issues) {
   const open = issues.filter((i) => i.state === 'unresolved');
-  const contraindication = open.some((i) => i.kind !== 'reported-effect');
+  const contraindication = open.some((i) => i.kind === 'contraindication');
   const effect = open.some((i) => i.kind === 'reported-effect');
+  const unread = open.some((i) => i.kind === 'unread-answers');
   return (
     'Cannot be approved until ' +
     [
       contraindication ? 'its contraindication is overridden' : '',
       effect ? 'a clinician reviews the effect reported' : '',
+      unread ? "a clinician reads the check's answers" : '',
     ]
       .filter(Boolean)
       .join(' and ')
@@ -866,6 +868,14 @@ const OVERRIDE_WORDS = {
     confirm: 'Record the review and proceed',
     label: 'What was decided, and why (required; recorded with your name)',
     required: 'Say what was decided: it is recorded with your name.',
+  },
+  // A check done in the EHR whose answers could not be read here: the clinician reads them there.
+  'unread-answers': {
+    button: 'Review',
+    title: 'Review the answers read in the EHR',
+    confirm: 'Record the review and proceed',
+    label: 'What the answers say and what was decided (required; recorded with your name)',
+    required: 'Say what the answers say and what was decided: it is recorded with your name.',
   },
 };
 function overrideWords(issue) {
@@ -903,7 +913,7 @@ $('#override-form').addEventListener('submit', async (event) => {
       body: JSON.stringify({ versionId: issue.versionId, reason }),
     });
     await afterDecision(
-      (issue.kind === 'reported-effect' ? 'Reviewed: ' : 'Overridden: ') +
+      (issue.kind === 'contraindication' ? 'Overridden: ' : 'Reviewed: ') +
         issue.text.replace(/\.$/, '') +
         ' for ' +
         name +
