@@ -436,7 +436,9 @@ describe('CDS Hooks services', () => {
     expectWellFormed([card]);
     expect(card.indicator).toBe('warning');
     expect(card.summary).toBe('Ketamine already ordered for this time: a session approved in the ketamine care plan');
-    expect(card.detail).toContain(`approved in the ketamine care plan by Dr Test (MedicationRequest/${approved.id})`);
+    expect(card.detail).toContain('approved in the ketamine care plan by Dr Test');
+    // Words for the clinician reading the card: no ids (the suggestion's actions carry the references).
+    expect(card.detail).not.toContain('MedicationRequest/');
     // Mark the new order as replacing it (the service then follows the EHR's dose), or remove it.
     expect(card.suggestions?.map((s) => s.label)).toEqual([
       'Mark it as replacing the order on record',

@@ -3,7 +3,7 @@ import type { CarePlan, CommunicationRequest, MedicationRequest, Provenance, Tas
 import { orderChangedJobId } from '@kc/queue';
 import { orderKeySearch, stateOf } from '@kc/task-states';
 import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
-import { approveFirstSession, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
+import { approveFirstSession, enrolPatient, maintenanceJobDone, orderedInEhrFor, postWebhook } from './support/clinic';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 import { ClosedOrdersPoller } from '../apps/worker/src/maintenance/closed-orders-poller';
 import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-reviews';
@@ -40,13 +40,7 @@ describe('an approved session whose order was closed in the EHR', () => {
     const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
     const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
-    const proposal = await service.fhir.read<MedicationRequest>(
-      'MedicationRequest',
-      session.focus!.reference!.split('/')[1],
-    );
-    const { resource: order } = await service.fhir.create(
-      ehrOrderLike(proposal, { start: session.restriction!.period!.start }),
-    );
+    const { ehrOrder: order } = await orderedInEhrFor(service, session);
     const approved = await request(service.url)
       .post(`/tasks/${session.id}/$approve`)
       .set(clinician())
@@ -163,9 +157,10 @@ describe('an approved session whose order was closed in the EHR', () => {
       .set(clinician())
       .send({ versionId: returned.meta!.versionId, rate: { value: 0.75, unit: 'mg/kg/h' } })
       .expect(422);
-    expect(withRate.body.issue[0].details.text).toBe(
-      `The EHR has ordered this session since its order was closed (MedicationRequest/${replacement.id}): approve it without a rate, and change its dose in the EHR.`,
+    expect(withRate.body.issue[0].details.text).toMatch(
+      /^The EHR has ordered this session since its order was closed \(Ketamine 0\.6 mg\/kg\/h \(48 mg\/h\), .*\): approve it without a rate, and change its dose in the EHR\.$/,
     );
+    expect(withRate.body.issue[0].expression).toEqual([`MedicationRequest/${replacement.id}`]);
     await request(service.url)
       .post(`/tasks/${task.id}/$approve`)
       .set(clinician())
@@ -212,8 +207,18 @@ describe('an approved session whose order was closed in the EHR', () => {
     );
     const day = window.start!.slice(0, 10);
     expect(refused.body.issue[0].details.text).toBe(
-      `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR (MedicationRequest/${same.id}). Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
+      `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR. Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
     );
+    // Each order in words (no ids in the clinician's text), with its reference: what the page labels its choices with.
+    const sameInWords = `Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR`;
+    expect(refused.body.issue.slice(1)).toEqual([
+      {
+        severity: 'information',
+        code: 'duplicate',
+        details: { text: sameInWords },
+        expression: [`MedicationRequest/${same.id}`],
+      },
+    ]);
     expect(await ordersOf(session)).toEqual([]);
     // Approved among others ($bulk-approve): refused alike, its result naming the orders for the choice.
     const bulk = await request(service.url)
@@ -230,6 +235,7 @@ describe('an approved session whose order was closed in the EHR', () => {
           status: 409,
           code: 'duplicate',
           expression: [`MedicationRequest/${same.id}`],
+          orders: [{ reference: `MedicationRequest/${same.id}`, text: sameInWords }],
           message: refused.body.issue[0].details.text,
         },
       ],
@@ -254,13 +260,7 @@ describe('an approved session whose order was closed in the EHR', () => {
     const { carePlanId, patient } = await enrolPatient(service, 'ketamine-low-dose-series');
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
     const session = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
-    const proposal = await service.fhir.read<MedicationRequest>(
-      'MedicationRequest',
-      session.focus!.reference!.split('/')[1],
-    );
-    const { resource: ehrOrder } = await service.fhir.create(
-      ehrOrderLike(proposal, { start: session.restriction!.period!.start }),
-    );
+    const { ehrOrder } = await orderedInEhrFor(service, session);
     const approve = (body: object) =>
       request(service.url)
         .post(`/tasks/${session.id}/$approve`)

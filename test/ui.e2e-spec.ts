@@ -20,10 +20,9 @@ import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindi
 import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
 import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-holds';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import { actionOf, completeInfusion, enrolPatient, followUpTasks, orderedInEhrFor, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { checkAnswers } from './support/checks';
-import { ehrOrderLike } from './fixtures/orders';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, createsOf, PREGNANCY } from './fixtures/patient-data';
 
@@ -357,13 +356,7 @@ describe('clinician page in a real browser', () => {
       birthDate: '1979-06-06',
     });
     const { session } = await awaitingApproval(enrolled.patient);
-    const proposal = await service.fhir.read<MedicationRequest>(
-      'MedicationRequest',
-      session.focus!.reference!.split('/')[1],
-    );
-    const { resource: ehrOrder } = await service.fhir.create(
-      ehrOrderLike(proposal, { start: session.restriction!.period!.start }),
-    );
+    const { ehrOrder } = await orderedInEhrFor(service, session);
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
@@ -374,7 +367,7 @@ describe('clinician page in a real browser', () => {
     await page.locator('#ordered-dialog[open]').waitFor();
     expect(await page.textContent('#ordered-text')).toMatch(
       new RegExp(
-        `^Already ordered outside this care plan for this session's time: .*by Dr EHR \\(MedicationRequest/${ehrOrder.id}\\)`,
+        `^Already ordered outside this care plan for this session's time: .*ordered by Dr EHR\\. Approving would order the session twice`,
       ),
     );
     await screenshot(page, 'approve-ordered-in-ehr');
@@ -382,9 +375,7 @@ describe('clinician page in a real browser', () => {
       'Approve on the EHR’s order (it is this session’s)',
       'Approve and order it here as well',
     ]);
-    await page.click(
-      `#ordered-choices button[aria-label="Approve on the EHR’s order MedicationRequest/${ehrOrder.id}"]`,
-    );
+    await page.click('#ordered-choices button:has-text("Approve on the EHR’s order (it is this session’s)")');
     await page.locator(`tr[data-task-id="${session.id}"]`).waitFor({ state: 'detached' });
     const approved = await service.fhir.read<Task>('Task', session.id!);
     expect(approved.status).toBe('ready');
@@ -940,13 +931,7 @@ describe('clinician page in a real browser', () => {
     });
     const { session } = await awaitingApproval(ordered.patient);
     const { session: other } = await awaitingApproval(plain.patient);
-    const proposal = await service.fhir.read<MedicationRequest>(
-      'MedicationRequest',
-      session.focus!.reference!.split('/')[1],
-    );
-    const { resource: ehrOrder } = await service.fhir.create(
-      ehrOrderLike(proposal, { start: session.restriction!.period!.start }),
-    );
+    const { ehrOrder } = await orderedInEhrFor(service, session);
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
@@ -962,9 +947,7 @@ describe('clinician page in a real browser', () => {
     expect(await page.textContent('#message')).not.toContain(session.id!);
     expect(await page.textContent('#ordered-what')).toMatch(/for Bruno Bulkordered$/);
     await screenshot(page, 'bulk-approve-ordered-in-ehr');
-    await page.click(
-      `#ordered-choices button[aria-label="Approve on the EHR’s order MedicationRequest/${ehrOrder.id}"]`,
-    );
+    await page.click('#ordered-choices button:has-text("Approve on the EHR’s order (it is this session’s)")');
     await page.locator(`tr[data-task-id="${session.id}"]`).waitFor({ state: 'detached' });
     expect(await page.isVisible('#ordered-dialog[open]')).toBe(false);
     expect((await service.fhir.read<Task>('Task', other.id!)).status).toBe('ready');

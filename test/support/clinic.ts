@@ -2,7 +2,8 @@ import request from 'supertest';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue, Worker } from 'bullmq';
 import { infusionJobId, QUEUES } from '@kc/queue';
-import type { CarePlan, Parameters, Patient, Procedure, Task } from '@medplum/fhirtypes';
+import type { CarePlan, MedicationRequest, Parameters, Patient, Procedure, Task } from '@medplum/fhirtypes';
+import { ehrOrderLike } from '../fixtures/orders';
 import { bloodPressure, bodyWeight } from '../fixtures/patient-data';
 import { FollowUpProcessor } from '../../apps/worker/src/followups/follow-up.processor';
 import { MaintenanceProcessor } from '../../apps/worker/src/maintenance/maintenance.processor';
@@ -38,6 +39,24 @@ export async function enrolPatient(
   // $apply answers with the CarePlan itself (R4).
   const carePlan = res.body as CarePlan;
   return { patient, carePlanId: carePlan.id! };
+}
+
+/**
+ * What a prescriber does in the EHR directly: an order of the session's drug, timed from the start of its due window
+ * (ehrOrderLike), written outside this service. With the proposal it copies.
+ */
+export async function orderedInEhrFor(
+  service: TestService,
+  session: Task,
+): Promise<{ proposal: MedicationRequest; ehrOrder: MedicationRequest }> {
+  const proposal = await service.fhir.read<MedicationRequest>(
+    'MedicationRequest',
+    session.focus!.reference!.split('/')[1],
+  );
+  const { resource: ehrOrder } = await service.fhir.create(
+    ehrOrderLike(proposal, { start: session.restriction!.period!.start }),
+  );
+  return { proposal, ehrOrder };
 }
 
 /** The plan's first infusion session, approved through the API by the test clinician: the Task as answered. */

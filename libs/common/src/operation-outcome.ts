@@ -30,8 +30,17 @@ export function operationOutcome(
 
 /** An HTTP error whose body is a FHIR OperationOutcome; throw it from anywhere in a request. */
 export class OutcomeException extends HttpException {
-  constructor(status: number, code: IssueCode, text: string, expression?: string[], diagnostics?: string) {
-    super(operationOutcome('error', code, text, expression, diagnostics), status);
+  /** `related`: issues after the first, each about one thing it names (an order the refusal is about, say). */
+  constructor(
+    status: number,
+    code: IssueCode,
+    text: string,
+    expression?: string[],
+    diagnostics?: string,
+    related: OperationOutcomeIssue[] = [],
+  ) {
+    const outcome = operationOutcome('error', code, text, expression, diagnostics);
+    super({ ...outcome, issue: [...outcome.issue, ...related] }, status);
   }
 }
 

@@ -45,7 +45,8 @@ export function orderedElsewhereForSession(
 
 /**
  * An order in words, for a clinician deciding whether it is the same session: "Ketamine 0.75 mg/kg/h (60 mg/h),
- * 2027-01-04 to 2027-01-06, approved in the ketamine care plan by Dr Ada (on hold) (MedicationRequest/12)".
+ * 2027-01-04 to 2027-01-06, approved in the ketamine care plan by Dr Ada (on hold)". No id: a clinician reads it (an
+ * integrator reads the references beside it).
  * `window`: when it is to be given, when the order itself does not say (its session's, for an order approved here).
  */
 export function orderInWords(order: MedicationRequest, window = orderWindow(order)): string {
@@ -55,7 +56,7 @@ export function orderInWords(order: MedicationRequest, window = orderWindow(orde
   const who = order.requester?.display ? ` by ${order.requester.display}` : '';
   const where = orderTaskIdOf(order) ? `approved in the ketamine care plan${who}` : `ordered${who}`;
   const held = order.status === 'on-hold' ? ' (on hold)' : '';
-  return `${what ?? 'Ketamine'}${rate ? ` ${rate}` : ''}, ${when}, ${where}${held} (MedicationRequest/${order.id})`;
+  return `${what ?? 'Ketamine'}${rate ? ` ${rate}` : ''}, ${when}, ${where}${held}`;
 }
 
 /** An order of the proposal's drug (by its codes). */

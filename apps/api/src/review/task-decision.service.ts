@@ -146,7 +146,8 @@ export class TaskDecisionService {
     const orderedInEhr = inEhr ? await this.orderedInEhrSince(task) : undefined;
     if ((rate || bolus) && orderedInEhr)
       throw unprocessable(
-        `The EHR has ordered this session since its order was closed (MedicationRequest/${orderedInEhr.id}): approve it without a ${what}, and change its dose in the EHR.`,
+        `The EHR has ordered this session since its order was closed (${orderInWords(orderedInEhr)}): approve it without a ${what}, and change its dose in the EHR.`,
+        [`MedicationRequest/${orderedInEhr.id}`],
       );
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
     // judge (the same approval retried is answered as done, anything else refused).
@@ -164,7 +165,8 @@ export class TaskDecisionService {
         (o) => !alongside.has(`MedicationRequest/${o.id}`),
       );
       // Issue code `duplicate`, the orders in `expression`: what the page offers to approve on, or alongside. The
-      // words are the clinician's; how to ask for either, the integrator's (`diagnostics`).
+      // words are the clinician's (no ids: one more issue per order pairs its words with its reference); how to ask
+      // for either, the integrator's (`diagnostics`).
       if (elsewhere.length) {
         const refs = elsewhere.map((o) => `MedicationRequest/${o.id}`);
         throw new OutcomeException(
@@ -173,6 +175,12 @@ export class TaskDecisionService {
           `Already ordered outside this care plan for this session's time: ${elsewhere.map((o) => orderInWords(o)).join('; ')}. Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
           refs,
           `Send "onOrder": "${refs[0]}" to approve the session on the EHR's order (no order is written), or "alongside": ${JSON.stringify(refs)} if both orders are meant.`,
+          elsewhere.map((o, i) => ({
+            severity: 'information',
+            code: 'duplicate',
+            details: { text: orderInWords(o) },
+            expression: [refs[i]],
+          })),
         );
       }
     }

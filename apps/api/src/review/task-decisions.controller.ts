@@ -100,9 +100,12 @@ export class TaskDecisionsController {
       const id = body.tasks[i].id;
       if (s.status === 'fulfilled') return { id, result: 'approved', versionId: s.value.meta?.versionId };
       const err = s.reason as OutcomeException;
-      const issue = (err.getResponse() as OperationOutcome).issue?.[0];
-      // The refusal's issue code and expression, as $approve's: a `duplicate` names the EHR's orders, for the caller
-      // to approve that task alone with `onOrder` or `alongside`.
+      const [issue, ...related] = (err.getResponse() as OperationOutcome).issue ?? [];
+      // The refusal's issue code and expression, as $approve's: a `duplicate` names the EHR's orders (and each in
+      // words, `orders`), for the caller to approve that task alone with `onOrder` or `alongside`.
+      const orders = related
+        .filter((r) => r.code === 'duplicate' && r.expression?.length)
+        .map((r) => ({ reference: r.expression![0], text: r.details?.text }));
       return {
         id,
         result: 'refused',
@@ -110,6 +113,7 @@ export class TaskDecisionsController {
         message: issue?.details?.text,
         code: issue?.code,
         ...(issue?.expression?.length ? { expression: issue.expression } : {}),
+        ...(orders.length ? { orders } : {}),
       };
     });
     return { approved: results.filter((r) => r.result === 'approved').length, results };

@@ -246,6 +246,8 @@ async function api(path, options, retried) {
     const error = new Error(text);
     error.status = response.status;
     error.issue = body.issue && body.issue[0];
+    // Issues after the first: each about one thing the refusal names (the EHR's orders of a duplicate).
+    error.related = (body.issue || []).slice(1);
     throw error;
   }
   return body;
@@ -562,7 +564,7 @@ async function decide(item, decision, extra) {
   } catch (error) {
     // The EHR has ordered this session already: the clinician chooses its order, both, or neither.
     if (error.status === 409 && error.issue && error.issue.code === 'duplicate' && decision === 'approve') {
-      askOrderedAlready(item, error.message, error.issue.expression || [], extra);
+      askOrderedAlready(item, error.message, ordersNamed(error.related, error.issue.expression), extra);
       return false;
     }
     if (error.status === 409 || error.status === 412) {
@@ -728,6 +730,15 @@ $('#approve-form').addEventListener('submit', async (event) => {
 });
 $('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close());
 
+// The EHR's orders a duplicate refusal names, each with its words ({reference, text}): from the issues after the first
+// (or a bulk result's `orders`), else by reference alone.
+function ordersNamed(related, references) {
+  const named = (related || [])
+    .filter((r) => r.code === 'duplicate' && r.expression && r.expression.length)
+    .map((r) => ({ reference: r.expression[0], text: (r.details && r.details.text) || r.expression[0] }));
+  return named.length ? named : (references || []).map((reference) => ({ reference, text: reference }));
+}
+
 // Approving a session the EHR has already ordered for its time (refused as a duplicate): approve it on the EHR's order
 // (no order written here; its dose is the EHR's), or alongside it (both orders meant), or not at all.
 function askOrderedAlready(item, text, orders, extra) {
@@ -740,20 +751,20 @@ function askOrderedAlready(item, text, orders, extra) {
     await decide(item, 'approve', body);
     askNextOrdered();
   };
-  // One order: named in the text above; several: by reference, as the text names them.
+  // One order: named in the text above; several: each in its words.
   for (const order of orders)
     choices.append(
       button(
-        orders.length === 1 ? 'Approve on the EHR’s order (it is this session’s)' : 'Approve on ' + order,
-        'Approve on the EHR’s order ' + order,
-        choose({ onOrder: order }),
+        orders.length === 1 ? 'Approve on the EHR’s order (it is this session’s)' : 'Approve on: ' + order.text,
+        'Approve on the EHR’s order: ' + order.text,
+        choose({ onOrder: order.reference }),
       ),
     );
   choices.append(
     button(
       'Approve and order it here as well',
       'Approve alongside the EHR’s order',
-      choose({ ...(extra || {}), alongside: orders }),
+      choose({ ...(extra || {}), alongside: orders.map((order) => order.reference) }),
     ),
   );
   $('#ordered-dialog').showModal();
@@ -1176,7 +1187,14 @@ $('#bulk-approve').addEventListener('click', async () => {
     // The EHR has ordered some already: the clinician chooses for each, as when approving it alone.
     orderedAfterBulk = refused
       .filter((r) => r.code === 'duplicate' && chosenItem(r))
-      .map((r) => ({ item: chosenItem(r), message: r.message, orders: r.expression || [] }));
+      .map((r) => ({
+        item: chosenItem(r),
+        message: r.message,
+        orders: ordersNamed(
+          (r.orders || []).map((o) => ({ code: 'duplicate', expression: [o.reference], details: { text: o.text } })),
+          r.expression,
+        ),
+      }));
     askNextOrdered();
   } catch (error) {
     say(error.message, 'error');
