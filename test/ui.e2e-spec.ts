@@ -23,6 +23,7 @@ import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, orderedInEhrFor, waitFor } from './support/clinic';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { checkAnswers } from './support/checks';
+import { ehrOrderLike } from './fixtures/orders';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, createsOf, PREGNANCY } from './fixtures/patient-data';
 
@@ -356,13 +357,21 @@ describe('clinician page in a real browser', () => {
       birthDate: '1979-06-06',
     });
     const { session } = await awaitingApproval(enrolled.patient);
-    const { ehrOrder } = await orderedInEhrFor(service, session);
+    const { ehrOrder, proposal } = await orderedInEhrFor(service, session);
+    // And one with no time set (not refused: it may be another session's), which the row mentions too.
+    await service.fhir.create(ehrOrderLike(proposal));
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
     await page.fill('#f-name', 'Orderedtwice');
     await page.click('#filters button[type=submit]');
-    await page.locator(`tr[data-task-id="${session.id}"]`).waitFor();
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    // Before Approve is clicked, the row says what the EHR has.
+    expect(await row.locator('.ehr-orders').textContent()).toMatch(
+      /^Already ordered in the EHR for this session's time: Ketamine .*, ordered by Dr EHR\. The EHR has an open order of this drug with no time set: Ketamine .*, no time set, ordered by Dr EHR; check it is not this session's\.$/,
+    );
+    await screenshot(page, 'worklist-ordered-in-ehr');
     await approveOnPage(page, session.id!);
     await page.locator('#ordered-dialog[open]').waitFor();
     expect(await page.textContent('#ordered-text')).toMatch(

@@ -2,7 +2,7 @@ import type { MedicationRequest, Task } from '@medplum/fhirtypes';
 import { orderKeyFor } from '@kc/task-states';
 import { infusionDosage } from '../../../test/fixtures/orders';
 import { planTask } from '../../../test/fixtures/plans';
-import { orderedElsewhereForSession, orderInWords } from './orders-for-the-time';
+import { ehrOrdersForSession, ehrOrdersNotice, orderedElsewhereForSession, orderInWords } from './orders-for-the-time';
 
 const KETAMINE = {
   coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '6130' }],
@@ -48,5 +48,21 @@ describe('the drug ordered elsewhere for a session’s time', () => {
       'Ketamine 0.5 mg/kg/h (40 mg/h), 2027-01-06 to 2027-01-08, ordered by Dr EHR (on hold)',
     );
     expect(orderInWords(order('untimed'))).toBe('Ketamine 0.5 mg/kg/h (40 mg/h), no time set, ordered');
+  });
+
+  it('before approval: the timed ones (approving will ask) and the untimed ones (a look first), in words', () => {
+    const found = ehrOrdersForSession(session, proposal, [
+      order('within', 5, 5, { requester: { display: 'Dr EHR' } }),
+      order('untimed'),
+      order('later', 10, 11),
+      order('ours-untimed', undefined, undefined, { identifier: [orderKeyFor('s0')] }),
+    ]);
+    expect(found.timed.map((o) => o.id)).toEqual(['within']);
+    expect(found.untimed.map((o) => o.id)).toEqual(['untimed']);
+    expect(ehrOrdersNotice(found)).toBe(
+      "Already ordered in the EHR for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), 2027-01-05 to 2027-01-05, ordered by Dr EHR. " +
+        "The EHR has an open order of this drug with no time set: Ketamine 0.5 mg/kg/h (40 mg/h), no time set, ordered; check it is not this session's.",
+    );
+    expect(ehrOrdersNotice({ timed: [], untimed: [] })).toBeUndefined();
   });
 });

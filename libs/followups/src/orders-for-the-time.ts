@@ -32,15 +32,44 @@ export function orderedElsewhereForSession(
   proposal: MedicationRequest,
   open: MedicationRequest[],
 ): MedicationRequest[] {
+  return ehrOrdersForSession(session, proposal, open).timed;
+}
+
+/**
+ * The EHR's open orders of the proposal's drug (written outside this service) a clinician approving the session should
+ * know of: `timed` for a time its due window shares (approving is refused, asking whether one is this session's), and
+ * `untimed`, with no time set (not refused, as it may be another session's, but worth a look first).
+ */
+export function ehrOrdersForSession(
+  session: Task,
+  proposal: MedicationRequest,
+  open: MedicationRequest[],
+): { timed: MedicationRequest[]; untimed: MedicationRequest[] } {
   const window = session.restriction?.period;
-  return open.filter(
+  const ofTheDrug = open.filter(
     (o) =>
-      isOpenOrder(o) &&
-      !orderTaskIdOf(o) &&
-      sameDrug(o.medicationCodeableConcept, proposal.medicationCodeableConcept) &&
-      orderWindow(o) !== undefined &&
-      windowsOverlap(orderWindow(o), window),
+      isOpenOrder(o) && !orderTaskIdOf(o) && sameDrug(o.medicationCodeableConcept, proposal.medicationCodeableConcept),
   );
+  return {
+    timed: ofTheDrug.filter((o) => orderWindow(o) !== undefined && windowsOverlap(orderWindow(o), window)),
+    untimed: ofTheDrug.filter((o) => orderWindow(o) === undefined),
+  };
+}
+
+/** Those orders in a clinician's words, for the session's row before it is approved; undefined when there are none. */
+export function ehrOrdersNotice(orders: {
+  timed: MedicationRequest[];
+  untimed: MedicationRequest[];
+}): string | undefined {
+  const said = [
+    orders.timed.length
+      ? `Already ordered in the EHR for this session's time: ${orders.timed.map((o) => orderInWords(o)).join('; ')}`
+      : '',
+    orders.untimed.length
+      ? `The EHR has an open order of this drug with no time set: ${orders.untimed.map((o) => orderInWords(o)).join('; ')}; check it is not this session's`
+      : '',
+  ].filter(Boolean);
+  return said.length ? `${said.join('. ')}.` : undefined;
 }
 
 /**

@@ -24,6 +24,8 @@ import {
 } from './to-do-orders';
 import {
   carePlanHoldsCare,
+  ehrOrdersForSession,
+  ehrOrdersNotice,
   noticeIfDecidedNow,
   observedAt,
   outcomeScores,
@@ -71,7 +73,6 @@ export interface PatientSummary {
 
 export interface ContraindicationView {
   id: string;
-  /** A contraindication found in the patient's data, or an effect reported at a check for a clinician to review. */
   /** A contraindication, an effect reported at a check, or a check whose answers could not be read here. */
   kind: 'contraindication' | 'reported-effect' | 'unread-answers';
   text: string;
@@ -114,6 +115,11 @@ export interface ItemView {
   blocked?: string;
   /** A reminder approving it now would send with less notice than it needs (the fasting one, near the window). */
   reminderNotice?: string;
+  /**
+   * Awaiting approval, an infusion whose drug the EHR has an open order of (written outside this service): for its
+   * time (approving asks whether it is this session's) or with no time set (worth a look first). In words.
+   */
+  ehrOrders?: string;
   /**
    * An infusion titrated per kg: awaiting approval, the rate it would be ordered at; approved (the to-do list), the rate
    * and bolus its order gives; with its range and the weight now.
@@ -195,6 +201,9 @@ export class WorklistEnricher {
     );
     const weightSearches = new Map([...dosing.values()].flatMap((d) => (d.weight ? [[d.weight.name, d.weight]] : [])));
     const ordersSearches = purpose.for === 'to-do' ? toDoOrdersSearches(items) : [];
+    // Awaiting approval, the infusions' patients' open orders (one search more in the batch), for the EHR's of the drug.
+    const sessions = purpose.for === 'approval' ? items.filter((i) => dosing.has(i.id) && !i.onHold) : [];
+    const openOrdersSearch = openOrdersOf(unique(sessions.map((i) => i.patient)));
     const { summaries, scores, effects, issues, planBlocked, proposals, doseSearches } = await this.records(
       unique(items.map((i) => i.patient)),
       unique(items.map((i) => i.carePlan)),
@@ -202,9 +211,23 @@ export class WorklistEnricher {
       {
         proposals:
           purpose.for === 'approval' ? unique(items.filter((i) => dosing.has(i.id)).map((i) => i.request)) : [],
-        searches: [...weightSearches.values(), ...ordersSearches],
+        searches: [...weightSearches.values(), ...ordersSearches, ...openOrdersSearch],
       },
     );
+    const openOrders = matchesOf<MedicationRequest>(doseSearches[OPEN_ORDERS]);
+    const ehrOrdersOf = (item: T): Pick<ItemView, 'ehrOrders'> => {
+      const proposal = item.request ? proposals.get(item.request) : undefined;
+      if (!sessions.includes(item) || !proposal) return {};
+      const session: Task = {
+        resourceType: 'Task',
+        status: 'draft',
+        intent: 'plan',
+        restriction: { period: item.due },
+      };
+      const ofPatient = openOrders.filter((o) => o.subject?.reference === item.patient);
+      const notice = ehrOrdersNotice(ehrOrdersForSession(session, proposal, ofPatient));
+      return notice ? { ehrOrders: notice } : {};
+    };
     const orders = await this.toDoOrders(items, doseSearches[TO_DO_ORDERS], doseSearches[TO_DO_ORDERS_APPROVED_ON]);
     const doseOf = (item: T) => {
       const reading = dosing.get(item.id);
@@ -233,6 +256,7 @@ export class WorklistEnricher {
         ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
         ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
         ...(purpose.for === 'approval' ? this.reminderNotice(item, now) : {}),
+        ...ehrOrdersOf(item),
         ...doseOf(item),
         ...orderedDoseOf(item),
       },
@@ -438,6 +462,21 @@ const CARE_PLAN_REFERENCE = /^CarePlan\/[^/]+$/;
 const MEDICATION_REQUEST_REFERENCE = /^MedicationRequest\/[^/]+$/;
 
 const VIEW_STATE = { withdrawn: 'closed', overridden: 'overridden', unresolved: 'unresolved' } as const;
+
+/** The search of the page's infusion patients' open orders (any writer's), in the batch; none for no patients. */
+const OPEN_ORDERS = 'open orders';
+function openOrdersOf(patients: string[]): NamedSearch[] {
+  const readable = patients.filter((ref) => PATIENT_REFERENCE.test(ref));
+  if (!readable.length) return [];
+  return [
+    {
+      name: OPEN_ORDERS,
+      resourceType: 'MedicationRequest',
+      params: { subject: readable.join(','), intent: 'order', status: 'active,on-hold', _count: 200 },
+      everyMatch: true,
+    },
+  ];
+}
 
 export function issueView(issue: DetectedIssue): ContraindicationView {
   return {

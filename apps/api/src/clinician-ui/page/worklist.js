@@ -493,6 +493,8 @@ function row(item) {
     task.append(el('div', (toDo ? 'Not to be given now: ' : 'Cannot be approved: ') + view.blocked, 'badge blocked'));
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
   if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
+  // Approvable, but the EHR has an open order of its drug: for its time, or with no time set.
+  if (view.ehrOrders && approvable) task.append(el('div', view.ehrOrders, 'badge notice ehr-orders'));
   if (toDo)
     task.append(
       el('div', item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved', 'muted approved'),
