@@ -4,27 +4,11 @@ import type { Request } from 'express';
 import { Public } from '@kc/auth';
 import { badRequest, isResourceId, operationOutcome, OutcomeException, parseBoundedJson } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import {
-  CompletedTaskEventsProducer,
-  InfusionEventsProducer,
-  PatientRecordEventsProducer,
-  ScoreEventsProducer,
-  StoppedPlanEventsProducer,
-} from '@kc/queue';
+import { CompletedTaskEventsProducer } from '@kc/queue';
 import { isCheckDoneElsewhere } from '@kc/followups';
 import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
-import {
-  administrationIdsIn,
-  carePlanIdsIn,
-  clearedIssueIdsIn,
-  closedOrderIdsIn,
-  conditionIdsIn,
-  observationIdsIn,
-  procedureIdsIn,
-  appointmentIdsIn,
-  responseIdsIn,
-  tasksIn,
-} from './notified-resources';
+import { NotifiedJobs } from './notified-jobs';
+import { tasksIn } from './notified-resources';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
 
@@ -43,10 +27,7 @@ export const WEBHOOK_PATH = '/webhooks/fhir';
 @Controller(WEBHOOK_PATH.slice(1))
 export class FhirWebhookController {
   constructor(
-    private readonly producer: InfusionEventsProducer,
-    private readonly scores: ScoreEventsProducer,
-    private readonly plans: StoppedPlanEventsProducer,
-    private readonly records: PatientRecordEventsProducer,
+    private readonly jobs: NotifiedJobs,
     private readonly pollTrigger: PollTrigger,
     private readonly worklist: WorklistIndex,
     private readonly toDo: ToDoIndex,
@@ -69,50 +50,23 @@ export class FhirWebhookController {
     }
     const parsed = parseBoundedJson(raw.toString('utf8'));
     if ('error' in parsed) throw badRequest(parsed.error);
-    const ids = procedureIdsIn(parsed.value);
-    for (const id of ids) await this.producer.enqueue(id, 'webhook');
-    const scoreIds = observationIdsIn(parsed.value);
-    for (const id of scoreIds) await this.scores.enqueue(id, 'webhook');
-    // A Condition or an Observation (a blood pressure, a pregnancy status) may contraindicate what awaits approval.
-    const conditionIds = conditionIdsIn(parsed.value);
-    for (const id of conditionIds) await this.records.enqueue(`Condition/${id}`);
-    for (const id of scoreIds) await this.records.enqueue(`Observation/${id}`);
+    // Each kind's jobs, then the Tasks brought up to date on the lists.
+    const counts: string[] = [];
+    let queued = 0;
+    for (const kind of this.jobs.kinds) {
+      const ids = kind.idsIn(parsed.value);
+      for (const id of ids) await kind.enqueue(id);
+      counts.push(`${ids.length} ${kind.counted}`);
+      queued += ids.length;
+    }
     const tasks = tasksIn(parsed.value);
     if (tasks.length) await this.refreshLists(tasks);
-    const planIds = carePlanIdsIn(parsed.value);
-    for (const id of planIds) await this.plans.enqueue(id);
-    // Answers a portal wrote without the Task: the worker matches them to the patient's open check.
-    const responseIds = responseIdsIn(parsed.value);
-    for (const id of responseIds) await this.completedTasks.enqueueAnswers(id);
-    // Appointments the clinic's scheduling system booked: the worker times the approved sessions from them.
-    const appointmentIds = appointmentIdsIn(parsed.value);
-    for (const id of appointmentIds) await this.completedTasks.enqueueAppointment(id);
-    // An approved session's order closed in the EHR: the worker returns the session to a clinician if nothing replaced it.
-    const orderIds = closedOrderIdsIn(parsed.value);
-    for (const id of orderIds) await this.completedTasks.enqueueOrderChange(id);
-    // A rate recorded at the pump after the follow-ups: the sessions proposed since are proposed again at it.
-    const administrationIds = administrationIdsIn(parsed.value);
-    for (const id of administrationIds) await this.completedTasks.enqueueAdministration(id);
-    // A contraindication resolved in the EHR (overridden there, or withdrawn): what it held is released now.
-    const issueIds = clearedIssueIdsIn(parsed.value);
-    for (const id of issueIds) await this.records.enqueue(`DetectedIssue/${id}`);
-    const queued =
-      ids.length ||
-      scoreIds.length ||
-      tasks.length ||
-      planIds.length ||
-      conditionIds.length ||
-      responseIds.length ||
-      appointmentIds.length ||
-      orderIds.length ||
-      administrationIds.length ||
-      issueIds.length;
     return operationOutcome(
       'information',
       'informational',
-      queued
-        ? `Queued ${ids.length} infusion event(s), ${scoreIds.length} Observation(s), ${conditionIds.length} Condition(s), ${planIds.length} CarePlan(s), ${responseIds.length} QuestionnaireResponse(s), ${appointmentIds.length} Appointment(s), ${orderIds.length} closed order(s), ${administrationIds.length} MedicationAdministration(s) and ${issueIds.length} resolved DetectedIssue(s); ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
-        : 'Nothing to do: no Procedure, Observation, Condition, Task, CarePlan, QuestionnaireResponse, Appointment, MedicationAdministration, closed MedicationRequest or resolved DetectedIssue in the notification',
+      queued || tasks.length
+        ? `Queued ${counts.join(', ')}; ${tasks.length} Task(s) brought up to date on the worklist and the to-do list`
+        : `Nothing to do: no Task, nor ${this.jobs.kinds.map((k) => k.counted.replace('(s)', '')).join(', ')} in the notification`,
     );
   }
 
@@ -138,41 +92,10 @@ export class FhirWebhookController {
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
     if (!isResourceId(id)) throw badRequest('Not a valid resource id');
-    if (resourceType === 'Observation') {
-      await this.scores.enqueue(id, 'webhook');
-      await this.records.enqueue(`Observation/${id}`);
-      return operationOutcome('information', 'informational', 'Queued 1 Observation');
-    }
-    if (resourceType === 'Condition') {
-      await this.records.enqueue(`Condition/${id}`);
-      return operationOutcome('information', 'informational', 'Queued 1 Condition');
-    }
-    if (resourceType === 'CarePlan') {
-      await this.plans.enqueue(id);
-      return operationOutcome('information', 'informational', 'Queued 1 CarePlan');
-    }
-    if (resourceType === 'QuestionnaireResponse') {
-      await this.completedTasks.enqueueAnswers(id);
-      return operationOutcome('information', 'informational', 'Queued 1 QuestionnaireResponse');
-    }
-    if (resourceType === 'Appointment') {
-      await this.completedTasks.enqueueAppointment(id);
-      return operationOutcome('information', 'informational', 'Queued 1 Appointment');
-    }
-    if (resourceType === 'MedicationAdministration') {
-      await this.completedTasks.enqueueAdministration(id);
-      return operationOutcome('information', 'informational', 'Queued 1 MedicationAdministration');
-    }
-    if (resourceType === 'DetectedIssue') {
-      // With or without a body: the job reads the issue and releases its plans' holds when it no longer holds them back.
-      await this.records.enqueue(`DetectedIssue/${id}`);
-      return operationOutcome('information', 'informational', 'Queued 1 DetectedIssue');
-    }
-    if (resourceType === 'MedicationRequest') {
-      // With or without a body: the job reads the order and the Tasks naming it, and decides (an open order, or one of no
-      // session, changes nothing).
-      await this.completedTasks.enqueueOrderChange(id);
-      return operationOutcome('information', 'informational', 'Queued 1 MedicationRequest');
+    const kind = this.jobs.of(resourceType);
+    if (kind) {
+      await kind.enqueue(id);
+      return operationOutcome('information', 'informational', `Queued 1 ${resourceType}`);
     }
     if (resourceType === 'Task') {
       // HAPI sends the Task as the body when the Subscription has a payload; without one it is read back.
@@ -185,10 +108,7 @@ export class FhirWebhookController {
         'Task brought up to date on the worklist and the to-do list',
       );
     }
-    if (resourceType !== 'Procedure')
-      return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);
-    await this.producer.enqueue(id, 'webhook');
-    return operationOutcome('information', 'informational', 'Queued 1 infusion event');
+    return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);
   }
 
   private authenticate(req: Request, raw: Buffer): void {

@@ -1,0 +1,96 @@
+import { Injectable } from '@nestjs/common';
+import {
+  CompletedTaskEventsProducer,
+  InfusionEventsProducer,
+  PatientRecordEventsProducer,
+  ScoreEventsProducer,
+  StoppedPlanEventsProducer,
+} from '@kc/queue';
+import {
+  administrationIdsIn,
+  appointmentIdsIn,
+  carePlanIdsIn,
+  clearedIssueIdsIn,
+  closedOrderIdsIn,
+  conditionIdsIn,
+  observationIdsIn,
+  procedureIdsIn,
+  responseIdsIn,
+} from './notified-resources';
+
+/** One kind of resource a notification may carry that gets a worker's job (Tasks go to the lists: the controller's). */
+export interface NotifiedKind {
+  resourceType: string;
+  /** How the webhook's answer counts them ("closed order(s)"). */
+  counted: string;
+  /** Of a notification's body, the ids that call for a job (ids only: the worker re-reads each). */
+  idsIn(body: unknown): string[];
+  /** The job(s) for one, by id: a HAPI-style PUT names one, with or without its body, and is always queued. */
+  enqueue(id: string): Promise<void>;
+}
+
+/**
+ * What the webhook queues for each kind of resource it is told of (FhirWebhookController), in one table: the POST's
+ * bodies and the PUT's resource types are both read from it, so a kind subscribed to is acted on either way.
+ */
+@Injectable()
+export class NotifiedJobs {
+  readonly kinds: readonly NotifiedKind[];
+
+  constructor(
+    infusions: InfusionEventsProducer,
+    scores: ScoreEventsProducer,
+    plans: StoppedPlanEventsProducer,
+    records: PatientRecordEventsProducer,
+    completedTasks: CompletedTaskEventsProducer,
+  ) {
+    const kind = (
+      resourceType: string,
+      counted: string,
+      idsIn: (body: unknown) => string[],
+      enqueue: (id: string) => Promise<unknown>,
+    ): NotifiedKind => ({
+      resourceType,
+      counted,
+      idsIn,
+      enqueue: async (id) => {
+        await enqueue(id);
+      },
+    });
+    this.kinds = [
+      kind('Procedure', 'infusion event(s)', procedureIdsIn, (id) => infusions.enqueue(id, 'webhook')),
+      // A score (the booster timing), or a blood pressure or pregnancy status (the contraindication checks).
+      kind('Observation', 'Observation(s)', observationIdsIn, async (id) => {
+        await scores.enqueue(id, 'webhook');
+        await records.enqueue(`Observation/${id}`);
+      }),
+      // A Condition may contraindicate what is approved or awaits approval.
+      kind('Condition', 'Condition(s)', conditionIdsIn, (id) => records.enqueue(`Condition/${id}`)),
+      // A plan stopped, paused or resumed in the EHR.
+      kind('CarePlan', 'CarePlan(s)', carePlanIdsIn, (id) => plans.enqueue(id)),
+      // Answers a portal wrote without the Task: the worker matches them to the patient's open check.
+      kind('QuestionnaireResponse', 'QuestionnaireResponse(s)', responseIdsIn, (id) =>
+        completedTasks.enqueueAnswers(id),
+      ),
+      // Appointments the clinic's scheduling system booked: the worker times the approved sessions from them.
+      kind('Appointment', 'Appointment(s)', appointmentIdsIn, (id) => completedTasks.enqueueAppointment(id)),
+      // An approved session's order closed in the EHR: the worker returns the session to a clinician if nothing
+      // replaced it (the job reads the order and the Tasks naming it; an open order, or one of no session, changes
+      // nothing).
+      kind('MedicationRequest', 'closed order(s)', closedOrderIdsIn, (id) => completedTasks.enqueueOrderChange(id)),
+      // A rate recorded at the pump after the follow-ups: the sessions proposed since are proposed again at it.
+      kind('MedicationAdministration', 'MedicationAdministration(s)', administrationIdsIn, (id) =>
+        completedTasks.enqueueAdministration(id),
+      ),
+      // A contraindication resolved in the EHR (overridden there, or withdrawn): what it held is released now.
+      kind('DetectedIssue', 'resolved DetectedIssue(s)', clearedIssueIdsIn, (id) =>
+        records.enqueue(`DetectedIssue/${id}`),
+      ),
+    ];
+  }
+
+  /** The kind of a resource type, if it gets a job. */
+  of(resourceType: string): NotifiedKind | undefined {
+    return this.kinds.find((k) => k.resourceType === resourceType);
+  }
+}
