@@ -349,4 +349,57 @@ describe("alerts to the clinic in the EHR's inbox", () => {
       await service.stop();
     }
   });
+
+  it('reviewed: whoever was alerted is told once that it is dealt with, the inbox answering the alert with what was decided', async () => {
+    const smtp = await startSmtpServer();
+    const service = await startTestService({
+      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
+      clinicAlertEmails: ['oncall@clinic.test'],
+      clinicAlertRecipients: [ON_CALL],
+    });
+    try {
+      const p = await reportEffect(service);
+      const byKey = async () =>
+        new Map((await alertsOf(service, p.patient)).map((c) => [c.identifier?.[0].value, c] as const));
+      await waitFor(async () => (await byKey()).size === 2, 'the alert by email and in the inbox');
+      const alert = (await byKey()).get(`inbox:DetectedIssue/${p.issue.id}`)!;
+      // Not before it is dealt with: the sweep looks and sends no notice.
+      await service.app.get(ContraindicationSweep).sweep();
+      expect((await byKey()).size).toBe(2);
+
+      await request(service.url)
+        .post(`/detected-issues/${p.issue.id}/$override`)
+        .set(service.as('clinician'))
+        .send({ versionId: p.issue.meta!.versionId, reason: 'Called the patient: gone by the evening. Go on.' })
+        .expect(200);
+      await waitFor(async () => (await byKey()).size === 4, 'the notices that it is dealt with');
+      const notices = await byKey();
+      const inbox = notices.get(`inbox:resolved:DetectedIssue/${p.issue.id}`)!;
+      expect(inbox).toMatchObject({
+        status: 'completed',
+        priority: 'routine',
+        inResponseTo: [{ reference: `Communication/${alert.id}` }],
+        recipient: [{ reference: ON_CALL }],
+        topic: { text: 'Ketamine care plans: reviewed: hallucinations reported after an infusion' },
+      });
+      expect(inbox.payload?.[0].contentString).toContain('What was decided: ');
+      expect(inbox.payload?.[0].contentString).toContain('Called the patient: gone by the evening. Go on.');
+      const mails = smtp.received.map((m) => m.body.replace(/=\r?\n/g, '').replace(/\r?\n[ \t]/g, ' '));
+      expect(mails).toHaveLength(2);
+      expect(mails[1]).toMatch(/Subject: Ketamine care plans: reviewed: hallucinations reported after an infusion/);
+      // By email, neither the patient nor the clinician's words (they may name the patient).
+      expect(mails[1]).not.toContain('Called the patient');
+      expect(notices.get(`resolved:DetectedIssue/${p.issue.id}`)?.recipient).toEqual([
+        { display: 'oncall@clinic.test' },
+      ]);
+
+      // Told once: the sweep looks again and sends nothing more.
+      await service.app.get(ContraindicationSweep).sweep();
+      expect((await byKey()).size).toBe(4);
+      expect(smtp.received).toHaveLength(2);
+    } finally {
+      await service.stop();
+      await smtp.stop();
+    }
+  });
 });

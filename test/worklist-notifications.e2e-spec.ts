@@ -1,6 +1,6 @@
 import request from 'supertest';
 import type { CarePlan, DetectedIssue, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
-import { withdrawStoppedPlanJobId } from '@kc/queue';
+import { recheckContraindicationsJobId, withdrawStoppedPlanJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, enrolPatient, maintenanceJobDone, postWebhook, waitFor } from './support/clinic';
@@ -181,13 +181,14 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
       implicated: `CarePlan/${carePlanId}`,
     });
     expect(issue.code?.coding?.[0].code).toBe('pregnancy');
-    // The clinician overrides it: the plan's job releases the orders at once, not at the next sweep.
+    // The clinician overrides it: the resolved issue's job (its plans' changes) releases the orders at once, not at
+    // the next sweep.
     await request(service.url)
       .post(`/detected-issues/${issue.id}/$override`)
       .set(service.as('clinician'))
       .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
       .expect(200);
-    await maintenanceJobDone(service, withdrawStoppedPlanJobId(carePlanId), "the plan's job");
+    await maintenanceJobDone(service, recheckContraindicationsJobId(`DetectedIssue/${issue.id}`), "the issue's job");
     expect((await order()).status).toBe('active');
   });
 

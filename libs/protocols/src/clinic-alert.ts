@@ -146,15 +146,22 @@ const MEDIUM: Record<ClinicAlertChannel, { code: string; display: string }> = {
 export function clinicAlertRecord(
   issue: DetectedIssue & { id: string },
   message: ClinicAlertMessage,
-  sent: { channel?: ClinicAlertChannel; to: string[]; now: Date },
+  sent: {
+    channel?: ClinicAlertChannel;
+    to: string[];
+    now: Date;
+    /** A notice that the issue is resolved (its key, the alert it follows), rather than the alert itself. */
+    resolved?: { key: string; alert?: string };
+  },
 ): Communication {
   const channel = sent.channel ?? 'email';
   return {
     resourceType: 'Communication',
-    identifier: [{ system: CLINIC_ALERT_KEY_SYSTEM, value: clinicAlertKey(issue, channel) }],
+    identifier: [{ system: CLINIC_ALERT_KEY_SYSTEM, value: sent.resolved?.key ?? clinicAlertKey(issue, channel) }],
+    ...(sent.resolved?.alert ? { inResponseTo: [{ reference: sent.resolved.alert }] } : {}),
     status: 'completed',
     category: [{ coding: [{ system: SERVICE_CODE_SYSTEM, code: 'clinic-alert', display: 'Alert to the clinic' }] }],
-    priority: 'urgent',
+    priority: sent.resolved ? 'routine' : 'urgent',
     medium: [
       { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationMode', ...MEDIUM[channel] }] },
     ],

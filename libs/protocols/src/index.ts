@@ -25,4 +25,5 @@ export * from './bolus';
 export * from './rate-given';
 export * from './reported-effects';
 export * from './clinic-alert';
+export * from './clinic-alert-resolved';
 export * from './care-team-owner';

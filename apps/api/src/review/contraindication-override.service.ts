@@ -3,7 +3,7 @@ import type { DetectedIssue, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict } from '@kc/common';
 import { OrderHolds } from '@kc/nest-core';
-import { CompletedTaskEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
+import { CompletedTaskEventsProducer, PatientRecordEventsProducer } from '@kc/queue';
 import { PlanRegenerator } from '../protocols/plan-regenerator';
 import { isUnresolved } from './contraindication-guard';
 import { deciderOf } from './provenance';
@@ -30,7 +30,7 @@ export class ContraindicationOverrideService {
     private readonly holds: OrderHolds,
     private readonly reminders: TaskReminders,
     private readonly sessions: CompletedTaskEventsProducer,
-    private readonly plans: StoppedPlanEventsProducer,
+    private readonly records: PatientRecordEventsProducer,
   ) {}
 
   async override(input: {
@@ -87,19 +87,20 @@ export class ContraindicationOverrideService {
       if (input.regenerate !== false) await this.regenerator.afterOverride(carePlanId);
     }
     await this.bookIfAppointed(released);
-    await this.releasePausedHolds(carePlanIds);
+    await this.afterResolved(written);
     return written;
   }
 
   /**
-   * A plan resumed while this contraindication kept its orders held for the pause: the worker's plan job releases them
-   * now (else the next sweep would). The override stands if the queue is down.
+   * The worker's job for an issue resolved (PlanChanges.issueChanged): a plan resumed while this contraindication
+   * kept its orders held for the pause has them released now (else the next sweep would), and the clinic, if it was
+   * alerted to the issue, is told it is dealt with. The override stands if the queue is down.
    */
-  private async releasePausedHolds(carePlanIds: string[]): Promise<void> {
+  private async afterResolved(issue: DetectedIssue): Promise<void> {
     try {
-      for (const carePlanId of carePlanIds) await this.plans.enqueue(carePlanId);
+      await this.records.enqueue(`DetectedIssue/${issue.id}`);
     } catch (err) {
-      this.logger.warn({ msg: 'plans not queued to release paused holds', error: String(err) });
+      this.logger.warn({ msg: 'resolved issue not queued for its plans and alerts', error: String(err) });
     }
   }
 

@@ -10,7 +10,10 @@ import {
   clinicAlertMessage,
   clinicAlertRecord,
   heldTasksOf,
+  mayNeedResolvedNotice,
   needsClinicAlert,
+  resolvedNoticeKey,
+  resolvedNoticeMessage,
 } from '@kc/protocols';
 import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-sender';
 import { ClinicAlertMetrics } from './clinic-alert.metrics';
@@ -44,18 +47,29 @@ export class ClinicAlerts {
     ];
   }
 
-  /** The issues among these that the clinic has not been told of, told now; how many were (by any channel). */
+  /**
+   * The issues among these that the clinic has not been told of, told now; and those resolved lately whose alert went,
+   * followed by a notice that they are dealt with (tellResolved). How many alerts were sent (by any channel).
+   */
   async tell(issues: DetectedIssue[], now = new Date()): Promise<number> {
     const channels = this.channels();
     if (!channels.length) return 0;
     const waiting = [...new Map(issues.filter(needsClinicAlert).map((i) => [i.id, i])).values()];
-    if (!waiting.length) return 0;
+    const resolved = [...new Map(issues.filter((i) => mayNeedResolvedNotice(i, now)).map((i) => [i.id, i])).values()];
+    if (!waiting.length && !resolved.length) return 0;
+    // One search: the alerts' records (of those waiting, and of those resolved) and the resolved ones' notices.
+    const keys = [
+      ...[...waiting, ...resolved].flatMap((i) => channels.map((c) => clinicAlertKey(i, c.channel))),
+      ...resolved.flatMap((i) => channels.map((c) => resolvedNoticeKey(i, c.channel))),
+    ];
     const told = await this.fhir.searchAll<Communication>('Communication', {
-      identifier: waiting
-        .flatMap((i) => channels.map((c) => `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(i, c.channel)}`))
-        .join(','),
+      identifier: keys.map((key) => `${CLINIC_ALERT_KEY_SYSTEM}|${key}`).join(','),
     });
-    const toldKeys = new Set(told.flatMap((c) => c.identifier?.map((i) => i.value) ?? []));
+    const toldBy = new Map(
+      told.flatMap((c) => (c.identifier ?? []).flatMap((i) => (i.value ? [[i.value, c] as const] : []))),
+    );
+    const toldKeys = new Set(toldBy.keys());
+    await this.noticeResolved(resolved, channels, toldBy, now);
     const worklistUrl = this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
     let sent = 0;
     for (const issue of waiting) {
@@ -91,6 +105,51 @@ export class ClinicAlerts {
       if (any) sent++;
     }
     return sent;
+  }
+
+  /**
+   * Of issues resolved lately, those whose alert went by a channel and whose notice has not: the notice, that way, in
+   * the inbox as an answer to the alert (`inResponseTo`). A notice not sent is tried again by the next look (the
+   * 15-minute sweep) for a day.
+   */
+  private async noticeResolved(
+    resolved: (DetectedIssue & { id: string })[],
+    channels: { channel: ClinicAlertChannel; to: string[] }[],
+    told: Map<string, Communication>,
+    now: Date,
+  ): Promise<void> {
+    const worklistUrl = this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
+    for (const issue of resolved)
+      for (const { channel, to } of channels) {
+        const alert = told.get(clinicAlertKey(issue, channel));
+        const key = resolvedNoticeKey(issue, channel);
+        if (!alert || told.has(key)) continue;
+        const message = resolvedNoticeMessage(issue, { channel, worklistUrl });
+        try {
+          if (channel === 'email') await this.sender!.send(message);
+          await this.fhir.create(
+            clinicAlertRecord(issue, message, {
+              channel,
+              to,
+              now,
+              resolved: { key, alert: alert.id ? `Communication/${alert.id}` : undefined },
+            }),
+            { ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}` } },
+          );
+        } catch (err) {
+          this.metrics.record('resolved', 'not-sent', channel);
+          this.logger.warn({
+            msg: 'resolved notice not sent; the sweep tries again',
+            channel,
+            issue: issue.id,
+            error: String(err),
+          });
+          continue;
+        }
+        this.metrics.record('resolved', 'sent', channel);
+        // No patient data: the issue's id only.
+        this.logger.log({ msg: 'clinic told an alert is dealt with', channel, issue: issue.id });
+      }
   }
 
   /**

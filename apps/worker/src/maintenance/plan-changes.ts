@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { plansClearedBy } from '@kc/protocols';
+import { ClinicAlerts } from '../alerts/clinic-alerts.service';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OpenTasksReader } from './open-tasks';
 import { PausedPlanHolds } from './paused-plan-holds';
@@ -22,6 +23,7 @@ export class PlanChanges {
     private readonly stoppedPlans: StoppedPlanSweep,
     private readonly pausedPlans: PausedPlanHolds,
     private readonly contraindications: ContraindicationSweep,
+    private readonly alerts: ClinicAlerts,
   ) {}
 
   /**
@@ -41,7 +43,10 @@ export class PlanChanges {
     return { withdrawn, pausedHeld, contraindications: recorded, holdsReleased: released, pausedReleased };
   }
 
-  /** A contraindication resolved outside this service (overridden or withdrawn in the EHR): each plan it held, looked at. */
+  /**
+   * A contraindication resolved (overridden here or in the EHR, or withdrawn): each plan it held looked at, and the
+   * clinic told it is dealt with if it was alerted to it.
+   */
   async issueChanged(issueId: string, now = new Date()) {
     const issue = await this.fhir.readIfExists<DetectedIssue>('DetectedIssue', issueId);
     const plans = issue ? plansClearedBy(issue) : [];
@@ -53,11 +58,9 @@ export class PlanChanges {
       pausedReleased += outcome.pausedReleased ?? 0;
     }
     if (holdsReleased || pausedReleased)
-      this.logger.log({
-        msg: 'released holds after a contraindication resolved outside',
-        holdsReleased,
-        pausedReleased,
-      });
+      this.logger.log({ msg: 'released holds after a contraindication resolved', holdsReleased, pausedReleased });
+    // Whoever was alerted to it is told it is dealt with (once; nothing when no alert went).
+    if (issue && plans.length) await this.alerts.tell([issue], now);
     return { plans: plans.length, holdsReleased, pausedReleased };
   }
 }
