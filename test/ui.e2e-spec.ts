@@ -25,7 +25,7 @@ import { enrolNamedPatient, launchChromium, score, signInOnPage } from './suppor
 import { checkAnswers } from './support/checks';
 import { ehrOrderLike } from './fixtures/orders';
 import { startTestService, type TestService } from './support/test-service';
-import { activeCondition, createsOf, PREGNANCY } from './fixtures/patient-data';
+import { activeCondition, bodyWeight, createsOf, PREGNANCY } from './fixtures/patient-data';
 
 const DEV_ISSUER = {
   devIssuer: true,
@@ -516,7 +516,7 @@ describe('clinician page in a real browser', () => {
     await page.click('#filters button[type=submit]');
     await page.waitForSelector(`tr[data-task-id="${next.id}"]`);
     const row = page.locator(`tr[data-task-id="${next.id}"]`);
-    expect(await row.locator('.badge.notice').textContent()).toMatch(
+    expect(await row.locator('.reminder-notice').textContent()).toMatch(
       /^Approving now sends “Reminder: nothing to eat or drink for 6 hours before” 2 h \d+ min before the window opens; it needs 6 hours of notice\.$/,
     );
     // Still approvable: the clinician decides, knowing.
@@ -699,6 +699,47 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('a weight older than the protocol wants: the row and the approve dialog say to weigh the patient, and so does the order', async () => {
+    const old = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Wanda',
+      family: 'Weighedlong',
+      birthDate: '1978-02-02',
+    });
+    const recent = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Rita',
+      family: 'Weighedlong',
+      birthDate: '1978-03-03',
+    });
+    // Weighed again yesterday: within the protocol's 30 days.
+    await service.fhir.create(bodyWeight(72, new Date(Date.now() - 86_400_000).toISOString(), recent.patient));
+    const { session } = await awaitingApproval(old.patient);
+    const { session: recentSession } = await awaitingApproval(recent.patient);
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Weighedlong');
+    await page.click('#filters button[type=submit]');
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    const advice =
+      'Weighed 2026-11-01, more than 30 days ago: weigh the patient before the session (the rate in mg/h is computed from the latest weight)';
+    expect(await row.locator('.weight-notice').textContent()).toBe(advice);
+    expect(await page.locator(`tr[data-task-id="${recentSession.id}"] .weight-notice`).count()).toBe(0);
+    await screenshot(page, 'worklist-weight-notice');
+
+    await row.locator('button:has-text("Approve")').click();
+    await page.waitForSelector('#approve-dialog[open]');
+    expect(await page.textContent('#approve-weight-notice')).toBe(advice);
+    await page.click('#approve-confirm');
+    await row.waitFor({ state: 'detached' });
+    // The order still gives the rate at the latest weight, and tells whoever gives it to weigh the patient first.
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    expect(order.dosageInstruction?.[0].text).toMatch(/\(35 mg\/h for 70 kg\)/);
+    expect(order.note?.map((n) => n.text)).toContain(advice);
+    await page.close();
+  }, 60_000);
+
   it('approves an infusion with a bolus at its start, up to the protocol ceiling, seeing the dose it gives', async () => {
     const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Bo',
@@ -798,7 +839,11 @@ describe('clinician page in a real browser', () => {
     expect(replacement).toMatchObject({
       status: 'active',
       priorPrescription: { reference: `MedicationRequest/${replaced.id}` },
-      note: [{ text: 'Dose changed before the session: Dizzy after the last session' }],
+      note: [
+        { text: 'Dose changed before the session: Dizzy after the last session' },
+        // The patients here were weighed on 2026-11-01: the nurse reads on the order to weigh them first.
+        { text: expect.stringMatching(/^Weighed 2026-11-01, more than 30 days ago: weigh the patient/) },
+      ],
     });
     expect(replacement.dosageInstruction).toHaveLength(1);
     await page.close();

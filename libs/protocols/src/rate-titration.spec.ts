@@ -11,6 +11,7 @@ import {
   rateRefusal,
   rateTitrationOf,
   rateToPropose,
+  weightNotice,
 } from './rate-titration';
 
 const definition = (name: string) =>
@@ -66,9 +67,39 @@ describe('infusion rate titrated per kg (fhir-profiles rate-titration)', () => {
     const weightInput = 'bodyWeight';
     // The guideline's bolus: up to 0.35 mg/kg.
     const bolus = { unit: 'mg/kg', high: 0.35 };
-    expect(rateTitrationOf(lowDose)).toEqual({ unit: 'mg/kg/h', start: 0.5, low: 0.5, high: 2, weightInput, bolus });
-    expect(rateTitrationOf(highDose)).toEqual({ unit: 'mg/kg/h', start: 1, low: 0.5, high: 2, weightInput, bolus });
+    // A weight taken within 30 days, else advice to weigh the patient.
+    const weightWithinDays = 30;
+    expect(rateTitrationOf(lowDose)).toEqual({
+      unit: 'mg/kg/h',
+      start: 0.5,
+      low: 0.5,
+      high: 2,
+      weightInput,
+      bolus,
+      weightWithinDays,
+    });
+    expect(rateTitrationOf(highDose)).toEqual({
+      unit: 'mg/kg/h',
+      start: 1,
+      low: 0.5,
+      high: 2,
+      weightInput,
+      bolus,
+      weightWithinDays,
+    });
     expect(rateTitrationOf(definition('post-infusion-check'))).toBeUndefined();
+  });
+
+  it('advises weighing the patient when the weight is older than the protocol wants, not before', () => {
+    const t = rateTitrationOf(lowDose)!;
+    const now = new Date('2026-12-04T12:00:00Z');
+    expect(weightNotice(t, '2026-11-10T09:00:00Z', now)).toBeUndefined();
+    expect(weightNotice(t, '2026-11-01T09:00:00Z', now)).toBe(
+      'Weighed 2026-11-01, more than 30 days ago: weigh the patient before the session (the rate in mg/h is computed from the latest weight)',
+    );
+    expect(weightNotice(t, undefined, now)).toBeUndefined();
+    // A protocol that says nothing of it asks for nothing.
+    expect(weightNotice({ ...t, weightWithinDays: undefined }, '2020-01-01T00:00:00Z', now)).toBeUndefined();
   });
 
   it('proposes at the rate last ordered when it is within the range, else at the start', () => {

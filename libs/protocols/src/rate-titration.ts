@@ -2,6 +2,7 @@ import type {
   ActivityDefinition,
   Bundle,
   Dosage,
+  Duration,
   MedicationRequest,
   Observation,
   Range,
@@ -28,6 +29,8 @@ export interface RateTitration {
   weightInput?: string;
   /** The bolus per kg a clinician may order at the infusion's start; none when the protocol declares none. */
   bolus?: BolusLimit;
+  /** How recent the body weight should be, in days (`weightWithin`): an older one is used, with advice to weigh. */
+  weightWithinDays?: number;
 }
 
 /** The titration an ActivityDefinition declares; undefined when it has none or it is incomplete (no titration then). */
@@ -42,6 +45,7 @@ export function rateTitrationOf(activity: ActivityDefinition | undefined): RateT
   if (range.low.code !== unit || range.high.code !== unit) return undefined;
   const weightInput = part('weight')?.valueId;
   const bolus = bolusLimitOf(part('bolus')?.valueRange);
+  const weightWithinDays = daysOf(part('weightWithin')?.valueDuration);
   return {
     unit,
     start: start.value,
@@ -49,7 +53,29 @@ export function rateTitrationOf(activity: ActivityDefinition | undefined): RateT
     high: range.high.value,
     ...(weightInput ? { weightInput } : {}),
     ...(bolus ? { bolus } : {}),
+    ...(weightWithinDays !== undefined ? { weightWithinDays } : {}),
   };
+}
+
+/** A UCUM duration in days (d, wk); undefined for any other unit, so a duration it cannot read asks for nothing. */
+function daysOf(duration: Duration | undefined): number | undefined {
+  const per: Record<string, number> = { d: 1, wk: 7 };
+  const days = duration?.code && per[duration.code];
+  return days && duration.value !== undefined && duration.value > 0 ? duration.value * days : undefined;
+}
+
+/**
+ * Advice when the body weight a rate is computed from is older than the protocol wants (`weightWithin`) now, when the
+ * dose is ordered (as order entry judges a dosing weight; judged against the session's date, every booster proposed
+ * weeks ahead would carry it): the weight is still used (the latest on record), and whoever approves or gives the
+ * session is asked to weigh the patient first.
+ */
+export function weightNotice(titration: RateTitration, weighed: string | undefined, now: Date): string | undefined {
+  const days = titration.weightWithinDays;
+  const taken = Date.parse(weighed ?? '');
+  if (days === undefined || Number.isNaN(taken) || now.getTime() - taken <= days * 24 * 60 * 60 * 1000)
+    return undefined;
+  return `Weighed ${weighed!.slice(0, 10)}, more than ${days} days ago: weigh the patient before the session (the rate in mg/h is computed from the latest weight)`;
 }
 
 function bolusLimitOf(range: Range | undefined): BolusLimit | undefined {
@@ -156,6 +182,8 @@ export interface DosageToOrderInput {
   bolus?: { value: number; unit: string };
   /** The patient's data as read at approval, when read. */
   variables?: ProtocolVariables;
+  /** When the dose is ordered (how old the weight is is judged against it). */
+  now?: Date;
 }
 
 /**
@@ -169,6 +197,8 @@ export function dosageToOrder(input: DosageToOrderInput): {
   dosage?: Dosage[];
   /** The weight the dose was computed from (the Observation, named in words), for the order's supportingInformation. */
   weighed?: Reference;
+  /** That weight is older than the protocol wants (weightNotice): for the order's note. */
+  weightNotice?: string;
   refusal?: string;
 } {
   const { proposal, activity, asked, bolus, variables } = input;
@@ -199,7 +229,8 @@ export function dosageToOrder(input: DosageToOrderInput): {
           }),
         ]
       : dosageInstruction;
-    return { dosage: withBolus, ...weighedOn(weight) };
+    const notice = weight && weightNotice(titration, weight.when, input.now ?? new Date());
+    return { dosage: withBolus, ...weighedOn(weight), ...(notice ? { weightNotice: notice } : {}) };
   }
   if (!askedSomething) return {};
   const missing = unresolved.length

@@ -77,8 +77,8 @@ export interface OrderInput {
   supportingInformation?: Reference[];
   /** The order this one replaces, cancelled with it (a dose changed before the session): `priorPrescription`. */
   replaces?: Reference;
-  /** Why it was written, for whoever gives it (a dose change's reason). */
-  note?: string;
+  /** For whoever gives it: why it was written (a dose change's reason), advice (a weight to take again). */
+  notes?: string[];
 }
 
 /**
@@ -106,7 +106,7 @@ export function orderFromProposal(input: OrderInput): AuthorisableRequest {
             ? { supportingInformation: [...(body.supportingInformation ?? []), ...input.supportingInformation] }
             : {}),
           ...(input.replaces ? { priorPrescription: input.replaces } : {}),
-          ...(input.note ? { note: [...(body.note ?? []), { text: input.note }] } : {}),
+          ...(input.notes?.length ? { note: [...(body.note ?? []), ...input.notes.map((text) => ({ text }))] } : {}),
         }
       : {};
   return { ...body, ...common, ...medication, status: 'active', intent: 'order' } as MedicationRequest | ServiceRequest;

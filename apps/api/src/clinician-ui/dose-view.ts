@@ -7,6 +7,7 @@ import {
   orderedRatePerKg,
   patientDataQueries,
   rateTitrationOf,
+  weightNotice,
   type ProtocolCatalog,
   type RateTitration,
 } from '@kc/protocols';
@@ -34,6 +35,8 @@ export interface DoseView {
    * "Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h".
    */
   lastGiven?: string;
+  /** The weight is older than the protocol wants (weightNotice): weigh the patient before the session. */
+  weightNotice?: string;
 }
 
 /** How an item's dose is read: its titration, and the search for its patient's latest weight (the protocol's input). */
@@ -70,8 +73,10 @@ export function doseView(
   { titration }: DoseReading,
   request: MedicationRequest | undefined,
   weights: Bundle | undefined,
+  now = new Date(),
 ): DoseView {
   const weight = latestWeightKg(weights);
+  const notice = weight && weightNotice(titration, weight.when, now);
   const bolusPerKg = titration.bolus && orderedBolusPerKg(request, titration.bolus.unit);
   return {
     ratePerKg: orderedRatePerKg(request, titration.unit) ?? titration.start,
@@ -82,6 +87,7 @@ export function doseView(
     ...(titration.bolus ? { bolus: titration.bolus } : {}),
     ...(bolusPerKg !== undefined ? { bolusPerKg } : {}),
     ...lastGivenOf(request),
+    ...(notice ? { weightNotice: notice } : {}),
   };
 }
 

@@ -236,9 +236,11 @@ export class WorklistEnricher {
       if (purpose.for === 'to-do') {
         // The dose to change here is that of an order written here (the EHR changes its own).
         const order = orders.get(item.id);
-        return order?.current && !order.ehrOrder ? { dose: doseView(reading, order.current, weight) } : {};
+        return order?.current && !order.ehrOrder ? { dose: doseView(reading, order.current, weight, now) } : {};
       }
-      return { dose: doseView(reading, item.request ? proposals.get(item.request) : undefined, weight) };
+      return {
+        dose: doseView(reading, item.request ? proposals.get(item.request) : undefined, weight, now),
+      };
     };
     const orderedDoseOf = (item: T) => {
       const order = orders.get(item.id);

@@ -73,7 +73,10 @@ export class DoseChangeService {
       now,
       key: orderKeyFor(task.id!),
       replaces: { reference: `MedicationRequest/${order.id}`, display: orderRateText(order) },
-      note: `Dose changed before the session${input.reason ? `: ${input.reason}` : ''}`,
+      notes: [
+        `Dose changed before the session${input.reason ? `: ${input.reason}` : ''}`,
+        ...(dose.weightNotice ? [dose.weightNotice] : []),
+      ],
     });
     return this.writer.write({
       ...write,

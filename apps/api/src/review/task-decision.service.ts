@@ -292,13 +292,15 @@ export class TaskDecisionService {
     task: Task,
     proposal: Proposal,
     caller: Caller,
-    dose: { dosage?: Dosage[]; weighed?: Reference },
+    dose: { dosage?: Dosage[]; weighed?: Reference; weightNotice?: string },
   ): Consequence {
     const carePlan = carePlanReferenceOf(task);
     const order = orderFromProposal({
       proposal,
       dosage: dose.dosage,
       supportingInformation: dose.weighed ? [dose.weighed] : undefined,
+      // The weight it was computed from is older than the protocol wants: the nurse reads it on the order.
+      notes: dose.weightNotice ? [dose.weightNotice] : undefined,
       carePlan: carePlan ? { reference: carePlan } : undefined,
       requester: caller.fhirUser ? { reference: caller.fhirUser, display: caller.display } : undefined,
       now: new Date(),

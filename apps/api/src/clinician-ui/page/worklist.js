@@ -484,6 +484,8 @@ function row(item) {
     // Why this rate, when it is the one the pump gave last session (lowered or raised from the order).
     if (view.dose.lastGiven) task.append(el('div', view.dose.lastGiven, 'muted last-given'));
   }
+  // The weight the mg/h is computed from is older than the protocol wants: weigh the patient first (approved or not).
+  if (view.dose && view.dose.weightNotice) task.append(el('div', view.dose.weightNotice, 'badge notice weight-notice'));
   // On the to-do list, what the nurse gives: the order's rate as prescribed and for this patient.
   if (view.orderedDose && toDo) task.append(el('div', 'Ordered at ' + view.orderedDose, 'muted dose'));
   // Its order as the EHR has it now, when not simply the one approved here: replaced there, held there, or closed.
@@ -492,7 +494,7 @@ function row(item) {
   if (view.blocked)
     task.append(el('div', (toDo ? 'Not to be given now: ' : 'Cannot be approved: ') + view.blocked, 'badge blocked'));
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
-  if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice'));
+  if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice reminder-notice'));
   // Approvable, but the EHR has an open order of its drug: for its time, or with no time set.
   if (view.ehrOrders && approvable) task.append(el('div', view.ehrOrders, 'badge notice ehr-orders'));
   if (toDo)
@@ -716,6 +718,7 @@ function askApprove(item) {
   $('#approve-error').textContent = '';
   showRateField('approve', item.view.dose);
   $('#approve-last-given').textContent = item.view.dose.lastGiven || '';
+  $('#approve-weight-notice').textContent = item.view.dose.weightNotice || '';
   showBolusField('approve', item.view.dose);
   $('#approve-dialog').showModal();
   $('#approve-rate').focus();
