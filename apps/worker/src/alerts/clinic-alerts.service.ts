@@ -49,7 +49,7 @@ export class ClinicAlerts {
 
   /**
    * The issues among these that the clinic has not been told of, told now; and those resolved lately whose alert went,
-   * followed by a notice that they are dealt with (tellResolved). How many alerts were sent (by any channel).
+   * followed by a notice that they are dealt with (noticeResolved). How many alerts were sent (by any channel).
    */
   async tell(issues: DetectedIssue[], now = new Date()): Promise<number> {
     const channels = this.channels();

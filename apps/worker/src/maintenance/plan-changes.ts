@@ -10,8 +10,9 @@ import { StoppedPlanSweep } from './stopped-plan-sweep';
 
 /**
  * What one plan's change calls for, at once rather than at the next sweep: the plan notified (stopped: its open Tasks
- * withdrawn; paused: its approved orders held; resumed: released once clear), or a contraindication on it resolved
- * outside this service (the holds it placed lifted, those of a contraindication and those of a pause it kept).
+ * withdrawn; paused: its approved orders held; resumed: released once clear), or a contraindication on it resolved,
+ * here or in the EHR (the holds it placed lifted, those of a contraindication and those of a pause it kept, and the
+ * clinic told if it was alerted to it).
  */
 @Injectable()
 export class PlanChanges {
