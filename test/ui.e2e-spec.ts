@@ -113,6 +113,15 @@ describe('clinician page in a real browser', () => {
     return { enrolment, tasks: await followUpTasks(service, procedureId) };
   }
 
+  /**
+   * The worklist from a day on (its due filter): a test's own follow-ups, due after its infusion, rather than the first
+   * page of every Task the earlier tests left awaiting approval (a page holds 50).
+   */
+  async function showDueFrom(page: Page, start: string) {
+    await page.fill('#f-due-after', start.slice(0, 10));
+    await page.click('#filters button[type=submit]');
+  }
+
   it('shows the worklist, approves one task and rejects another with a reason', async () => {
     const {
       tasks: [check, next],
@@ -1018,6 +1027,7 @@ describe('clinician page in a real browser', () => {
     const { tasks } = await followUps('2027-04-04T10:00:00.000Z');
     const page = await browser.newPage();
     await signInOnPage(page, service);
+    await showDueFrom(page, '2027-04-04');
     for (const task of tasks) await page.check(`tr[data-task-id="${task.id}"] input.select`);
     expect(await page.textContent('#bulk-approve')).toBe(`Approve selected (${tasks.length})`);
     await page.click('#bulk-approve');
@@ -1032,15 +1042,15 @@ describe('clinician page in a real browser', () => {
 
   it('opens the patient view: CarePlan timeline with infusions, follow-ups and who decided', async () => {
     const {
-      tasks: [session],
+      tasks: [session, other],
     } = await followUps('2027-05-04T10:00:00.000Z');
     const page = await browser.newPage();
     await signInOnPage(page, service);
+    await showDueFrom(page, '2027-05-04');
     await approveOnPage(page, session.id!);
     await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
-    // Another of the same patient's tasks is still listed: open the patient from it.
+    // Another of the same infusion's follow-ups is still listed: open the patient from it.
     const patient = session.for!.reference!;
-    const [other] = await service.fhir.searchAll<Task>('Task', { patient, status: 'draft' });
     await page.click(`tr[data-task-id="${other.id}"] .patient-link`);
     await page.waitForSelector('#patient-view:not([hidden])');
     expect(await page.isHidden('#worklist-view')).toBe(true);
@@ -1072,6 +1082,7 @@ describe('clinician page in a real browser', () => {
     const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
     const page = await browser.newPage();
     await signInOnPage(page, service);
+    await showDueFrom(page, '2027-07-04');
     await page.click(`tr[data-task-id="${check.id}"] button:has-text("Record check")`);
     await page.waitForSelector('#check-dialog[open]');
     // The questions are the Questionnaire's (fhir-profiles): the PEG score is calculated, not asked.
@@ -1127,6 +1138,7 @@ describe('clinician page in a real browser', () => {
     const next = tasks.find((t) => actionOf(t) === 'next-induction-session')!;
     const page = await browser.newPage();
     await signInOnPage(page, service);
+    await showDueFrom(page, '2027-07-11');
     await page.click(`tr[data-task-id="${check.id}"] button:has-text("Record check")`);
     await page.waitForSelector('#check-dialog[open]');
     for (const [id, value] of [
@@ -1178,6 +1190,7 @@ describe('clinician page in a real browser', () => {
     expect(await service.app.get(ChecksDoneElsewhere).handle(check.id!)).toMatchObject({ result: 'recorded' });
     const page = await browser.newPage();
     await signInOnPage(page, service);
+    await showDueFrom(page, '2027-07-18');
     const row = page.locator(`tr[data-task-id="${next.id}"]`);
     await row.locator('td.contraindications li.ci-unresolved').waitFor();
     expect(await row.locator('td.task').textContent()).toMatch(
@@ -1203,6 +1216,7 @@ describe('clinician page in a real browser', () => {
     const check = await approvedCheck(tasks);
     const page = await browser.newPage();
     await signInOnPage(page, service);
+    await showDueFrom(page, '2027-08-04');
     await page.click(`tr[data-task-id="${tasks.find((t) => t !== check)!.id}"] .patient-link`);
     await page.waitForSelector('#patient-view:not([hidden])');
     const item = page.locator('#timeline li[data-type="follow-up"]', { hasText: 'Post-infusion check' });
@@ -1226,6 +1240,7 @@ describe('clinician page in a real browser', () => {
     const check = await approvedCheck(tasks);
     const page = await browser.newPage();
     await signInOnPage(page, service);
+    await showDueFrom(page, '2027-09-06');
     // Approved: not on the worklist any more, but on the to-do list.
     await page.waitForSelector(`tr[data-task-id="${tasks.find((t) => t !== check)!.id}"]`);
     expect(await page.locator(`tr[data-task-id="${check.id}"]`).count()).toBe(0);
@@ -1277,6 +1292,7 @@ describe('clinician page in a real browser', () => {
     const check = await approvedCheck(tasks);
     const page = await browser.newPage();
     await signInOnPage(page, service);
+    await showDueFrom(page, '2027-09-20');
     await page.click('#list-to-do');
     const row = page.locator(`tr[data-task-id="${check.id}"]`);
     await row.waitFor();
@@ -1368,6 +1384,7 @@ describe('clinician page in a real browser', () => {
     } = await followUps('2027-06-04T10:00:00.000Z');
     const page = await browser.newPage();
     await signInOnPage(page, service);
+    await showDueFrom(page, '2027-06-04');
     await page.waitForSelector(`tr[data-task-id="${task.id}"]`);
     const target = `tr[data-task-id="${task.id}"] button[aria-label^="Approve "]`;
     const focused = `document.activeElement === document.querySelector(${JSON.stringify(target)})`;
