@@ -1,6 +1,6 @@
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { mayNeedResolvedNotice, resolvedAt, resolvedNoticeKey, resolvedNoticeMessage } from './clinic-alert-resolved';
-import { REPORTED_EFFECT_KEY_SYSTEM } from './reported-effects';
+import { REPORTED_EFFECT_KEY_SYSTEM, unreadAnswersIssue } from './reported-effects';
 
 const NOW = new Date('2026-12-04T12:00:00Z');
 const hallucinations = (extra: Partial<DetectedIssue> = {}): DetectedIssue => ({
@@ -43,6 +43,27 @@ describe('the notice that an alerted issue is dealt with', () => {
     expect(inbox.text).toContain('What was decided: Clinician override: called the patient, gone by the evening');
     expect(resolvedNoticeMessage(hallucinations({ status: 'cancelled' as never })).subject).toBe(
       'Ketamine care plans: withdrawn: hallucinations reported after an infusion',
+    );
+  });
+
+  it('a check whose answers could not be read is named as such', () => {
+    const unread = unreadAnswersIssue('moderate', {
+      check: 'Task/check-1',
+      patient: { reference: 'Patient/p1' },
+      carePlan: 'CarePlan/plan-1',
+      identified: '2026-12-04T08:00:00Z',
+      title: 'Post-infusion check',
+      why: 'no answers are linked to it',
+      evidence: { reference: 'Task/check-1' },
+    });
+    const reviewedUnread = {
+      ...unread,
+      id: 'issue-2',
+      status: 'final' as const,
+      mitigation: [{ action: { text: 'Read in the EHR' }, date: '2026-12-04T10:00:00Z' }],
+    };
+    expect(resolvedNoticeMessage(reviewedUnread).subject).toBe(
+      "Ketamine care plans: reviewed: a post-infusion check's answers that could not be read",
     );
   });
 });

@@ -1,4 +1,4 @@
-import { reportedEffectIssue } from '@kc/protocols';
+import { reportedEffectIssue, unreadAnswersIssue } from '@kc/protocols';
 import { businessStatus } from '@kc/task-states';
 import type { DetectedIssue, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { bloodPressure, activeCondition, PREGNANCY } from '../../../../test/fixtures/patient-data';
@@ -202,6 +202,31 @@ describe('card builder (pure)', () => {
     expect(cards[0].detail).toContain('- Reported at a post-infusion check on 2027-03-02, not reviewed yet');
     expect(cards[0].detail).toContain('Sign this ketamine order only after a clinician has reviewed what the patient');
     expect(cards[1].detail).toContain('only with a documented clinical override');
+  });
+
+  it('a check whose answers could not be read reads as such on both hooks, not as an effect the patient reported', () => {
+    const unread = {
+      ...unreadAnswersIssue('moderate', {
+        check: 'Task/check1',
+        patient: { reference: 'Patient/p1' },
+        carePlan: 'CarePlan/cp1',
+        identified: '2027-03-02T10:00:00Z',
+        title: 'Post-infusion check',
+        why: 'no answers to the Post-infusion check are linked to it (Task.output)',
+        evidence: { reference: 'Task/check1' },
+      }),
+      id: 'di10',
+    };
+    const [card] = contraindicationCards([unread], options);
+    expect(card.summary).toMatch(/^Ketamine check not read, awaiting review: /);
+    expect(card.indicator).toBe('warning');
+    expect(card.detail).toContain('Recorded on 2027-03-02, not reviewed yet');
+    expect(card.detail).not.toMatch(/reported at a post-infusion check/i);
+
+    const found = orderContraindications([unread], { failed: [], unchecked: [] });
+    const [signCard] = orderSignCards({ orders: [order], contraindications: found, unchecked: [] }, options);
+    expect(signCard.summary).toBe('Ketamine order: Answers to the Post-infusion check not read, not reviewed yet');
+    expect(signCard.detail).toContain("only after a clinician has read the check's answers in the EHR");
   });
 
   it('codeDisplays reads the service CodeSystem only', () => {

@@ -250,6 +250,8 @@ export interface Contraindication {
   description: string;
   /** An effect the patient reported at a check, waiting for a clinician's review, rather than a contraindication. */
   reportedEffect?: boolean;
+  /** A check whose answers could not be read here, waiting for a clinician to read them (a reported effect too). */
+  unreadAnswers?: boolean;
   /** One line per record (DetectedIssue, Observation, Condition) that shows it. */
   evidence: string[];
 }
@@ -270,6 +272,7 @@ export function orderContraindications(issues: DetectedIssue[], verdict: Eligibi
   for (const issue of issues.filter(isUnresolvedContraindication)) {
     const c = entry(issueCode(issue), issue.code?.text ?? issue.detail ?? issueCode(issue));
     if (isReportedEffect(issue)) c.reportedEffect = true;
+    if (isUnreadAnswers(issue)) c.unreadAnswers = true;
     c.evidence.push(issueEvidence(issue));
   }
   return [...byCode.values()];
@@ -312,14 +315,20 @@ function contraindicatedOrderCard(
     uuid: uuidFromKey(`cds:order-sign:${orderKey}:${c.code}`),
     // An effect reported after an infusion is not a contraindication: it waits for a clinician's review.
     summary: summary(
-      c.reportedEffect ? `Ketamine order: ${name} reported, not reviewed yet` : `Ketamine contraindicated: ${name}`,
+      c.unreadAnswers
+        ? `Ketamine order: ${c.description}, not reviewed yet`
+        : c.reportedEffect
+          ? `Ketamine order: ${name} reported, not reviewed yet`
+          : `Ketamine contraindicated: ${name}`,
     ),
     detail: [
       `**${c.description}**`,
       `Evidence:\n${c.evidence.map((line) => `- ${line}`).join('\n')}`,
-      c.reportedEffect
-        ? `Sign ${orderWords} only after a clinician has reviewed what the patient reported and recorded what was decided.`
-        : `Sign ${orderWords} only with a documented clinical override.`,
+      c.unreadAnswers
+        ? `Sign ${orderWords} only after a clinician has read the check's answers in the EHR and recorded what was decided.`
+        : c.reportedEffect
+          ? `Sign ${orderWords} only after a clinician has reviewed what the patient reported and recorded what was decided.`
+          : `Sign ${orderWords} only with a documented clinical override.`,
     ].join('\n\n'),
     indicator: 'critical',
     source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: c.code } },
