@@ -1,6 +1,7 @@
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { mayNeedResolvedNotice, resolvedAt, resolvedNoticeKey, resolvedNoticeMessage } from './clinic-alert-resolved';
-import { REPORTED_EFFECT_KEY_SYSTEM, unreadAnswersIssue } from './reported-effects';
+import { unreadCheckIssue } from '../../../test/fixtures/plans';
+import { REPORTED_EFFECT_KEY_SYSTEM } from './reported-effects';
 
 const NOW = new Date('2026-12-04T12:00:00Z');
 const hallucinations = (extra: Partial<DetectedIssue> = {}): DetectedIssue => ({
@@ -47,18 +48,8 @@ describe('the notice that an alerted issue is dealt with', () => {
   });
 
   it('a check whose answers could not be read is named as such', () => {
-    const unread = unreadAnswersIssue('moderate', {
-      check: 'Task/check-1',
-      patient: { reference: 'Patient/p1' },
-      carePlan: 'CarePlan/plan-1',
-      identified: '2026-12-04T08:00:00Z',
-      title: 'Post-infusion check',
-      why: 'no answers are linked to it',
-      evidence: { reference: 'Task/check-1' },
-    });
     const reviewedUnread = {
-      ...unread,
-      id: 'issue-2',
+      ...unreadCheckIssue('issue-2', '2026-12-04T08:00:00Z'),
       status: 'final' as const,
       mitigation: [{ action: { text: 'Read in the EHR' }, date: '2026-12-04T10:00:00Z' }],
     };

@@ -1,6 +1,7 @@
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { clinicAlertKindOf, clinicAlertMessage, heldOrdersOf } from './clinic-alert';
-import { REPORTED_EFFECT_KEY_SYSTEM, unreadAnswersIssue } from './reported-effects';
+import { unreadCheckIssue } from '../../../test/fixtures/plans';
+import { REPORTED_EFFECT_KEY_SYSTEM } from './reported-effects';
 
 const pregnancy = (implicated: string[], extra: Partial<DetectedIssue> = {}): DetectedIssue => ({
   resourceType: 'DetectedIssue',
@@ -86,18 +87,7 @@ describe('what the clinic is emailed of a hold', () => {
   });
 
   it('a check whose answers could not be read: told as such, not as an effect the patient reported', () => {
-    const unread = {
-      ...unreadAnswersIssue('moderate', {
-        check: 'Task/check-1',
-        patient: { reference: 'Patient/p1' },
-        carePlan: 'CarePlan/plan-1',
-        identified: '2026-12-03T08:00:00Z',
-        title: 'Post-infusion check',
-        why: 'no answers are linked to it',
-        evidence: { reference: 'Task/check-1' },
-      }),
-      id: 'issue-3',
-    };
+    const unread = unreadCheckIssue('issue-3', '2026-12-03T08:00:00Z');
     expect(clinicAlertKindOf(unread)).toBe('effect-reported');
     const message = clinicAlertMessage(unread, { worklistUrl: 'https://clinic.example/ui' });
     expect(message.subject).toBe("Ketamine care plans: a post-infusion check's answers could not be read, to review");

@@ -1,7 +1,8 @@
-import { reportedEffectIssue, unreadAnswersIssue } from '@kc/protocols';
+import { reportedEffectIssue } from '@kc/protocols';
 import { businessStatus } from '@kc/task-states';
 import type { DetectedIssue, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { bloodPressure, activeCondition, PREGNANCY } from '../../../../test/fixtures/patient-data';
+import { unreadCheckIssue } from '../../../../test/fixtures/plans';
 import {
   codeDisplays,
   contraindicationCards,
@@ -205,18 +206,7 @@ describe('card builder (pure)', () => {
   });
 
   it('a check whose answers could not be read reads as such on both hooks, not as an effect the patient reported', () => {
-    const unread = {
-      ...unreadAnswersIssue('moderate', {
-        check: 'Task/check1',
-        patient: { reference: 'Patient/p1' },
-        carePlan: 'CarePlan/cp1',
-        identified: '2027-03-02T10:00:00Z',
-        title: 'Post-infusion check',
-        why: 'no answers to the Post-infusion check are linked to it (Task.output)',
-        evidence: { reference: 'Task/check1' },
-      }),
-      id: 'di10',
-    };
+    const unread = unreadCheckIssue('di10', '2027-03-02T10:00:00Z');
     const [card] = contraindicationCards([unread], options);
     expect(card.summary).toMatch(/^Ketamine check not read, awaiting review: /);
     expect(card.indicator).toBe('warning');
