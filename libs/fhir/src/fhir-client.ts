@@ -481,9 +481,12 @@ export function matchesOf<T extends Resource>(bundle: Bundle | undefined): T[] {
     .map((e) => e.resource as T);
 }
 
-/** The _include-d resources of a searchset Bundle. */
-export function includedOf<T extends Resource>(bundle: Bundle | undefined): T[] {
-  return (bundle?.entry ?? []).filter((e) => e.resource && e.search?.mode === 'include').map((e) => e.resource as T);
+/** The _include-d resources of a searchset Bundle; of one type only when `resourceType` is given. */
+export function includedOf<T extends Resource>(bundle: Bundle | undefined, resourceType?: T['resourceType']): T[] {
+  return (bundle?.entry ?? [])
+    .filter((e) => e.resource && e.search?.mode === 'include')
+    .map((e) => e.resource as T)
+    .filter((r) => !resourceType || r.resourceType === resourceType);
 }
 
 /** Whether a searchset Bundle left matches out (a next link, or fewer entries than its total). */

@@ -48,7 +48,7 @@ export async function sessionOrdersOf(
 
 /** The MedicationAdministrations a search included (`_revinclude`). */
 export function administrationsIn(bundle: Parameters<typeof includedOf>[0]): MedicationAdministration[] {
-  return includedOf<MedicationAdministration>(bundle).filter((r) => r.resourceType === 'MedicationAdministration');
+  return includedOf<MedicationAdministration>(bundle, 'MedicationAdministration');
 }
 
 function chunks(values: string[]): string[][] {

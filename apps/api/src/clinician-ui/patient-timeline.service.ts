@@ -126,10 +126,8 @@ export class PatientTimelineService {
     const reminders = matchesOf<CommunicationRequest>(found.reminders);
     const orders = matchesOf<MedicationRequest>(found.orders);
     const administrations = matchesOf<MedicationAdministration>(found.administrations);
-    const givenUnder = includedOf<MedicationRequest>(found.administrations).filter(
-      (r) => r.resourceType === 'MedicationRequest',
-    );
-    const medications = includedOf<Medication>(found.administrations).filter((r) => r.resourceType === 'Medication');
+    const givenUnder = includedOf<MedicationRequest>(found.administrations, 'MedicationRequest');
+    const medications = includedOf<Medication>(found.administrations, 'Medication');
     const responses = new Map(
       matchesOf<QuestionnaireResponse>(found.responses).map((r) => [`QuestionnaireResponse/${r.id}`, r]),
     );

@@ -110,9 +110,8 @@ export class DoseChangeService {
         `Its order is on hold (${order.statusReason?.text ?? 'a contraindication'}): override it or reject the task first`,
       );
     const started = sessionBegunBy(
-      includedOf<MedicationAdministration>(found).filter(
-        (a) =>
-          a.resourceType === 'MedicationAdministration' && a.request?.reference === `MedicationRequest/${order.id}`,
+      includedOf<MedicationAdministration>(found, 'MedicationAdministration').filter(
+        (a) => a.request?.reference === `MedicationRequest/${order.id}`,
       ),
     );
     if (started) {

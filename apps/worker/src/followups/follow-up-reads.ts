@@ -226,8 +226,8 @@ function givenSearch(event: InfusionCompleted): NamedSearch[] {
 export function administrationRecords(found: Bundle | undefined): AdministrationRecords {
   return {
     administrations: matchesOf<MedicationAdministration>(found),
-    orders: includedOf<MedicationRequest>(found).filter((r) => r.resourceType === 'MedicationRequest'),
-    medications: includedOf<Medication>(found).filter((r) => r.resourceType === 'Medication'),
+    orders: includedOf<MedicationRequest>(found, 'MedicationRequest'),
+    medications: includedOf<Medication>(found, 'Medication'),
   };
 }
 

@@ -47,10 +47,7 @@ export class ClosedOrderReviews {
     });
     const [order] = matchesOf<MedicationRequest>(found);
     if (!order || isOpenOrder(order)) return { returned: 0 };
-    const taskIds = sessionIdsOfOrder(
-      order,
-      includedOf<Task>(found).filter((r) => r.resourceType === 'Task'),
-    );
+    const taskIds = sessionIdsOfOrder(order, includedOf<Task>(found, 'Task'));
     if (!taskIds.length) return { returned: 0 };
     const open = await this.reader.read({ _id: taskIds.join(',') });
     return this.review([...open.approved, ...open.held], now);

@@ -51,7 +51,7 @@ export class ClosedOrdersPoller {
         });
         for await (const page of pages) {
           orders.push(...matchesOf<MedicationRequest>(page));
-          naming.push(...includedOf<Task>(page).filter((r) => r.resourceType === 'Task'));
+          naming.push(...includedOf<Task>(page, 'Task'));
         }
         return orders;
       },
