@@ -37,6 +37,11 @@ export class ClinicAlerts {
     @Optional() @Inject(CLINIC_ALERT_SENDER) private readonly sender?: ClinicAlertSender | null,
   ) {}
 
+  /** Where the clinic reviews what it is told of (the page), when the service knows its public address. */
+  private worklistUrl(): string | undefined {
+    return this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
+  }
+
   /** The ways the clinic is told, with whom each reaches. */
   private channels(): { channel: ClinicAlertChannel; to: string[] }[] {
     return [
@@ -68,12 +73,11 @@ export class ClinicAlerts {
     const toldBy = new Map(
       told.flatMap((c) => (c.identifier ?? []).flatMap((i) => (i.value ? [[i.value, c] as const] : []))),
     );
-    const toldKeys = new Set(toldBy.keys());
     await this.noticeResolved(resolved, channels, toldBy, now);
-    const worklistUrl = this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
+    const worklistUrl = this.worklistUrl();
     let sent = 0;
     for (const issue of waiting) {
-      const untold = channels.filter((c) => !toldKeys.has(clinicAlertKey(issue, c.channel)));
+      const untold = channels.filter((c) => !toldBy.has(clinicAlertKey(issue, c.channel)));
       if (!untold.length) continue;
       const kind = clinicAlertKindOf(issue)!;
       const heldDueFrom = kind === 'orders-held' ? await this.heldDueFrom(issue) : undefined;
@@ -118,7 +122,7 @@ export class ClinicAlerts {
     told: Map<string, Communication>,
     now: Date,
   ): Promise<void> {
-    const worklistUrl = this.config.publicUrl ? `${this.config.publicUrl}/ui` : undefined;
+    const worklistUrl = this.worklistUrl();
     for (const issue of resolved)
       for (const { channel, to } of channels) {
         const alert = told.get(clinicAlertKey(issue, channel));
