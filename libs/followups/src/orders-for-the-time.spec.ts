@@ -51,7 +51,7 @@ describe('the drug ordered elsewhere for a session’s time', () => {
   });
 
   it('before approval: the timed ones (approving will ask) and the untimed ones (a look first), in words', () => {
-    const found = ehrOrdersForSession(session, proposal, [
+    const found = ehrOrdersForSession(session.restriction?.period, proposal, [
       order('within', 5, 5, { requester: { display: 'Dr EHR' } }),
       order('untimed'),
       order('later', 10, 11),

@@ -32,20 +32,20 @@ export function orderedElsewhereForSession(
   proposal: MedicationRequest,
   open: MedicationRequest[],
 ): MedicationRequest[] {
-  return ehrOrdersForSession(session, proposal, open).timed;
+  return ehrOrdersForSession(session.restriction?.period, proposal, open).timed;
 }
 
 /**
  * The EHR's open orders of the proposal's drug (written outside this service) a clinician approving the session should
  * know of: `timed` for a time its due window shares (approving is refused, asking whether one is this session's), and
- * `untimed`, with no time set (not refused, as it may be another session's, but worth a look first).
+ * `untimed`, with no time set (not refused, as it may be another session's, but worth a look first). `window`: the
+ * session's due window (Task.restriction.period).
  */
 export function ehrOrdersForSession(
-  session: Task,
+  window: Period | undefined,
   proposal: MedicationRequest,
   open: MedicationRequest[],
 ): { timed: MedicationRequest[]; untimed: MedicationRequest[] } {
-  const window = session.restriction?.period;
   const ofTheDrug = open.filter(
     (o) =>
       isOpenOrder(o) && !orderTaskIdOf(o) && sameDrug(o.medicationCodeableConcept, proposal.medicationCodeableConcept),

@@ -218,14 +218,8 @@ export class WorklistEnricher {
     const ehrOrdersOf = (item: T): Pick<ItemView, 'ehrOrders'> => {
       const proposal = item.request ? proposals.get(item.request) : undefined;
       if (!sessions.includes(item) || !proposal) return {};
-      const session: Task = {
-        resourceType: 'Task',
-        status: 'draft',
-        intent: 'plan',
-        restriction: { period: item.due },
-      };
       const ofPatient = openOrders.filter((o) => o.subject?.reference === item.patient);
-      const notice = ehrOrdersNotice(ehrOrdersForSession(session, proposal, ofPatient));
+      const notice = ehrOrdersNotice(ehrOrdersForSession(item.due, proposal, ofPatient));
       return notice ? { ehrOrders: notice } : {};
     };
     const orders = await this.toDoOrders(items, doseSearches[TO_DO_ORDERS], doseSearches[TO_DO_ORDERS_APPROVED_ON]);
