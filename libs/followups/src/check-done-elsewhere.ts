@@ -8,7 +8,7 @@ import {
 } from '@kc/protocols';
 import { isOpen, transition } from '@kc/task-states';
 import { carePlanReferenceOf } from './care-plan-state';
-import { effectIssues } from './check-recording';
+import { checkIssueTarget, effectIssues } from './check-recording';
 
 const PERFORMER = /^(Practitioner|PractitionerRole|Patient|RelatedPerson)\//;
 
@@ -109,16 +109,14 @@ export function adoptCheckDoneElsewhere(input: CheckDoneElsewhere): AdoptedCheck
 function unreadAnswers(input: CheckDoneElsewhere, why: string): DetectedIssue[] {
   const { task, questionnaire, response, now } = input;
   const severity = unreadAnswersSeverity(questionnaire);
-  const carePlan = carePlanReferenceOf(task);
-  const patient = task.for?.reference?.startsWith('Patient/') ? (task.for as DetectedIssue['patient']) : undefined;
-  if (!severity || !carePlan || !patient) return [];
+  const target = checkIssueTarget(task);
+  if (!severity || !target) return [];
   const title = questionnaire.title ?? 'check';
   const done = task.executionPeriod?.end ?? task.meta?.lastUpdated ?? now.toISOString();
   return [
     unreadAnswersIssue(severity, {
       check: `Task/${task.id}`,
-      patient,
-      carePlan,
+      ...target,
       identified: now.toISOString(),
       title,
       why,

@@ -108,6 +108,16 @@ export function recordCheck(input: CheckAnswers): RecordedCheck {
 const ISSUE_AUTHOR = /^(Practitioner|PractitionerRole)\//;
 
 /**
+ * What an issue recorded at a check is about: the check's plan (what it holds back) and patient. None for a check on
+ * no plan or no patient: there is nothing to hold.
+ */
+export function checkIssueTarget(task: Task): { carePlan: string; patient: Reference<Patient> } | undefined {
+  const carePlan = carePlanReferenceOf(task);
+  const patient = task.for?.reference?.startsWith('Patient/') ? (task.for as Reference<Patient>) : undefined;
+  return carePlan && patient ? { carePlan, patient } : undefined;
+}
+
+/**
  * The effects reported at a check that its Questionnaire marks for review, as DetectedIssues implicating the check's
  * plan (none for a check on no plan or no patient: there is nothing to hold).
  */
@@ -121,15 +131,13 @@ export function effectIssues(
     author?: { reference?: string; display?: string };
   },
 ): DetectedIssue[] {
-  const carePlan = carePlanReferenceOf(at.task);
-  const patient = at.task.for?.reference?.startsWith('Patient/') ? (at.task.for as Reference<Patient>) : undefined;
-  if (!carePlan || !patient) return [];
+  const target = checkIssueTarget(at.task);
+  if (!target) return [];
   const author = at.author?.reference && ISSUE_AUTHOR.test(at.author.reference) ? at.author : undefined;
   return effectsToReview(questionnaire, items).map((reported) =>
     reportedEffectIssue(reported, {
       check: `Task/${at.task.id}`,
-      patient,
-      carePlan,
+      ...target,
       identified: at.identified,
       // Named for the clinician who reads the issue (the page shows evidence by its display).
       response: {
