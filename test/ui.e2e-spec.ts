@@ -78,6 +78,16 @@ describe('clinician page in a real browser', () => {
     if (await page.locator('#approve-dialog[open]').isVisible()) await page.click('#approve-confirm');
   }
 
+  /** The session approved on the EHR's order: it names that order (basedOn), and no order was written here. */
+  async function expectApprovedOnEhrOrder(session: Task, ehrOrder: MedicationRequest) {
+    const approved = await service.fhir.read<Task>('Task', session.id!);
+    expect(approved.status).toBe('ready');
+    expect(approved.basedOn?.map((b) => b.reference)).toContain(`MedicationRequest/${ehrOrder.id}`);
+    expect(
+      await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(session.id!) }),
+    ).toEqual([]);
+  }
+
   /** A session approved through the API (its order written), as by a clinician elsewhere. */
   async function approvedThroughApi(session: Task, body: object = {}): Promise<Task> {
     const approved = await request(service.url)
@@ -395,12 +405,7 @@ describe('clinician page in a real browser', () => {
     ]);
     await page.click('#ordered-choices button:has-text("Approve on the EHR’s order (it is this session’s)")');
     await page.locator(`tr[data-task-id="${session.id}"]`).waitFor({ state: 'detached' });
-    const approved = await service.fhir.read<Task>('Task', session.id!);
-    expect(approved.status).toBe('ready');
-    expect(approved.basedOn?.map((b) => b.reference)).toContain(`MedicationRequest/${ehrOrder.id}`);
-    expect(
-      await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(session.id!) }),
-    ).toEqual([]);
+    await expectApprovedOnEhrOrder(session, ehrOrder);
     await page.close();
   }, 60_000);
 
@@ -1014,12 +1019,7 @@ describe('clinician page in a real browser', () => {
     await page.locator(`tr[data-task-id="${session.id}"]`).waitFor({ state: 'detached' });
     expect(await page.isVisible('#ordered-dialog[open]')).toBe(false);
     expect((await service.fhir.read<Task>('Task', other.id!)).status).toBe('ready');
-    const approved = await service.fhir.read<Task>('Task', session.id!);
-    expect(approved.status).toBe('ready');
-    expect(approved.basedOn?.map((b) => b.reference)).toContain(`MedicationRequest/${ehrOrder.id}`);
-    expect(
-      await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(session.id!) }),
-    ).toEqual([]);
+    await expectApprovedOnEhrOrder(session, ehrOrder);
     await page.close();
   }, 60_000);
 

@@ -735,8 +735,8 @@ $('#approve-form').addEventListener('submit', async (event) => {
 });
 $('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close());
 
-// The EHR's orders a duplicate refusal names, each with its words ({reference, text}): from the issues after the first
-// (or a bulk result's `orders`), else by reference alone.
+// The EHR's orders a duplicate refusal names, each with its words ({reference, text}): from the issues after the first,
+// else by reference alone.
 function ordersNamed(related, references) {
   const named = (related || [])
     .filter((r) => r.code === 'duplicate' && r.expression && r.expression.length)
@@ -1195,10 +1195,8 @@ $('#bulk-approve').addEventListener('click', async () => {
       .map((r) => ({
         item: chosenItem(r),
         message: r.message,
-        orders: ordersNamed(
-          (r.orders || []).map((o) => ({ code: 'duplicate', expression: [o.reference], details: { text: o.text } })),
-          r.expression,
-        ),
+        // The result names each order in words ({reference, text}); else by reference alone.
+        orders: r.orders && r.orders.length ? r.orders : ordersNamed([], r.expression),
       }));
     askNextOrdered();
   } catch (error) {
