@@ -26,7 +26,7 @@ export interface NotifiedKind {
   /** Of a notification's body, the ids that call for a job (ids only: the worker re-reads each). */
   idsIn(body: unknown): string[];
   /** The job(s) for one, by id: a HAPI-style PUT names one, with or without its body, and is always queued. */
-  enqueue(id: string): Promise<void>;
+  enqueue(id: string): Promise<unknown>;
 }
 
 /**
@@ -49,14 +49,7 @@ export class NotifiedJobs {
       counted: string,
       idsIn: (body: unknown) => string[],
       enqueue: (id: string) => Promise<unknown>,
-    ): NotifiedKind => ({
-      resourceType,
-      counted,
-      idsIn,
-      enqueue: async (id) => {
-        await enqueue(id);
-      },
-    });
+    ): NotifiedKind => ({ resourceType, counted, idsIn, enqueue });
     this.kinds = [
       kind('Procedure', 'infusion event(s)', procedureIdsIn, (id) => infusions.enqueue(id, 'webhook')),
       // A score (the booster timing), or a blood pressure or pregnancy status (the contraindication checks).
