@@ -6,6 +6,7 @@ import { loadConfig, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { InfusionEventsProducer, JOBS, QUEUES, redisConnection } from '@kc/queue';
 import { getQueueToken } from '@nestjs/bullmq';
+import { PollCursors } from '../apps/worker/src/maintenance/change-polls';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { startFakeServer, type FakeServer } from './support/fake-fhir-servers';
@@ -68,13 +69,15 @@ describe('polling fallback against a HAPI-shaped server, cursor in real Redis', 
     const followups = new Queue(QUEUES.followups, { connection: redisConnection(REDIS_URL), prefix });
     const maintenance = new Queue(QUEUES.maintenance, { connection: redisConnection(REDIS_URL), prefix });
     queues.push(followups, maintenance);
+    const cursors = new PollCursors(maintenance, config);
     return {
       poller: new ProcedurePoller(
         new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 }),
         new InfusionEventsProducer(followups, config),
-        maintenance,
+        cursors,
         config,
       ),
+      cursors,
       followups,
     };
   };
@@ -96,22 +99,22 @@ describe('polling fallback against a HAPI-shaped server, cursor in real Redis', 
     completed('b', '2027-01-02T10:00:00.000Z');
     completed('c', '2027-01-02T10:00:01.000Z');
     const first = newPoller();
-    await first.poller.initCursor();
-    expect((await first.poller.poll()).enqueued).toBe(3);
+    await first.cursors.start(first.poller);
+    expect((await first.poller.poll()).queued).toBe(3);
     expect(server.requests[0].url).toContain('_lastUpdated=ge2027-01-01T09%3A59%3A50.000Z');
     expect(server.requests.some((r) => r.url.includes('_getpagesoffset=2'))).toBe(true); // followed the foreign-host next link
-    expect((await first.poller.poll()).enqueued).toBe(0);
+    expect((await first.poller.poll()).queued).toBe(0);
 
     // Same millisecond as b, and one stamped 4 s before the cursor but committed only now (HAPI stamps at transaction start).
     completed('d', '2027-01-02T10:00:01.000Z');
     completed('late', '2027-01-02T09:59:57.000Z');
-    expect((await first.poller.poll()).enqueued).toBe(2);
+    expect((await first.poller.poll()).queued).toBe(2);
 
     // Restart: a new process resumes from the Redis cursor.
     completed('e', '2027-01-02T11:00:00.000Z');
     const restarted = newPoller();
-    await restarted.poller.initCursor(); // must not reset the stored cursor
-    expect((await restarted.poller.poll()).enqueued).toBe(1);
+    await restarted.cursors.start(restarted.poller); // must not reset the stored cursor
+    expect((await restarted.poller.poll()).queued).toBe(1);
     expect(await queuedIds(restarted.followups)).toEqual(['a', 'b', 'c', 'd', 'e', 'late']);
     // Queued once each, by job id: even a poll that re-reads everything adds nothing.
     const jobs = await restarted.followups.getJobs(['waiting']);
@@ -142,6 +145,34 @@ describe('polling runs by itself as a BullMQ job scheduler', () => {
     await waitFor(
       async () => (await followUpTasks(service, procedureId)).length === 2,
       'follow-ups found by the scheduled poll',
+    );
+  });
+
+  it('each scheduled poll runs every fallback, each from its own cursor', async () => {
+    const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    let polled: Record<string, { queued: number }> | undefined;
+    await waitFor(async () => {
+      const done = await queue.getJobs(['completed']);
+      polled = done.find((j) => j.name === JOBS.pollProcedures)?.returnvalue as typeof polled;
+      return Boolean(polled);
+    }, 'a completed poll job');
+    // What other systems change, each polled: a fallback dropped from the list would leave its changes unseen.
+    expect(Object.keys(polled!).sort()).toEqual(
+      ['administrations', 'appointments', 'checks', 'clearedIssues', 'closedOrders', 'infusions', 'scores'].sort(),
+    );
+    for (const result of Object.values(polled!)) expect(typeof result.queued).toBe('number');
+    const cursors = await (await queue.client).keys(`${service.config.queuePrefix}:poll-cursor:*`);
+    expect(cursors.map((k) => k.split(':').at(-1)).sort()).toEqual(
+      [
+        'administrations',
+        'appointments',
+        'check-answers',
+        'cleared-issues',
+        'closed-orders',
+        'completed-checks',
+        'procedures',
+        'scores',
+      ].sort(),
     );
   });
 });

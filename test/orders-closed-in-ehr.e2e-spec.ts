@@ -375,19 +375,19 @@ describe('an approved session whose order was closed in the EHR', () => {
     const polled = await approvedSession();
     await cancelInEhr(polled.order);
     // The poll queues every order of this service closed since its cursor (the earlier tests' too).
-    expect((await service.app.get(ClosedOrdersPoller).poll()).closedOrders).toBeGreaterThanOrEqual(1);
+    expect((await service.app.get(ClosedOrdersPoller).poll()).queued).toBeGreaterThanOrEqual(1);
     await maintenanceJobDone(service, orderChangedJobId(polled.order.id!), 'the worker to judge the polled order');
     expect((await read(polled.task)).status).toBe('draft');
 
     // A session approved on the EHR's own order: the poll finds that order closed through the Task naming it.
     const onEhrOrder = await approvedOnEhrOrder();
     await cancelInEhr(onEhrOrder.order);
-    expect((await service.app.get(ClosedOrdersPoller).poll()).closedOrders).toBe(1);
+    expect((await service.app.get(ClosedOrdersPoller).poll()).queued).toBe(1);
     await maintenanceJobDone(service, orderChangedJobId(onEhrOrder.order.id!), 'the worker to judge the polled order');
     expect((await read(onEhrOrder.task)).status).toBe('draft');
     // An order of the EHR's no session rests on, closed: nothing to queue.
     await cancelInEhr((await service.fhir.create(ehrOrderLike(onEhrOrder.order))).resource);
-    expect((await service.app.get(ClosedOrdersPoller).poll()).closedOrders).toBe(0);
+    expect((await service.app.get(ClosedOrdersPoller).poll()).queued).toBe(0);
 
     // The 15-minute sweep looks at every approved session.
     const swept = await approvedSession();

@@ -846,7 +846,7 @@ describe('trustworthy plans', () => {
     // Entered in error in the EHR, on a server that cannot notify: the poll finds it.
     const polled = await heldOnPregnancy();
     await service.fhir.update<DetectedIssue>({ ...polled.issue, status: 'entered-in-error' });
-    expect((await service.app.get(ClearedIssuesPoller).poll()).clearedIssues).toBeGreaterThanOrEqual(1);
+    expect((await service.app.get(ClearedIssuesPoller).poll()).queued).toBeGreaterThanOrEqual(1);
     await maintenanceJobDone(
       service,
       recheckContraindicationsJobId(`DetectedIssue/${polled.issue.id}`),

@@ -148,15 +148,15 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     const first = await start({ fhirBaseUrl: sandbox.baseUrl, queuePrefix });
     const enrolment = await enrolPatient(first, 'ketamine-low-dose-series');
     await completeInfusion(first, enrolment, '2027-03-04T10:00:00.000Z');
-    expect((await first.app.get(ProcedurePoller).poll()).enqueued).toBeGreaterThan(0);
-    expect((await first.app.get(ProcedurePoller).poll()).enqueued).toBe(0);
+    expect((await first.app.get(ProcedurePoller).poll()).queued).toBeGreaterThan(0);
+    expect((await first.app.get(ProcedurePoller).poll()).queued).toBe(0);
     await first.stop();
     running.splice(running.indexOf(first), 1);
 
     const later = await completeInfusion(first, enrolment, '2027-03-08T10:00:00.000Z');
     const restarted = await start({ fhirBaseUrl: sandbox.baseUrl, queuePrefix });
-    const { enqueued } = await restarted.app.get(ProcedurePoller).poll();
-    expect(enqueued).toBe(1);
+    const { queued } = await restarted.app.get(ProcedurePoller).poll();
+    expect(queued).toBe(1);
     await waitFor(
       async () => (await followUpTasks(restarted, later)).length === 2,
       'follow-ups of the infusion recorded while down',

@@ -37,6 +37,18 @@ import { ClinicAlerts } from './alerts/clinic-alerts.service';
 import { ReminderSweep } from './reminders/reminder-sweep';
 import { ChecksDoneElsewhere } from './checks/checks-done-elsewhere.service';
 import { CompletedChecksPoller } from './checks/completed-checks-poller';
+import { CHANGE_POLLS, PollCursors, type ChangePoll } from './maintenance/change-polls';
+
+/** The polls for changes other systems make, in the order the poll job runs them: completed infusions first. */
+const CHANGE_POLL_CLASSES = [
+  ProcedurePoller,
+  ScorePoller,
+  CompletedChecksPoller,
+  AppointmentPoller,
+  ClosedOrdersPoller,
+  AdministrationsPoller,
+  ClearedIssuesPoller,
+];
 
 /**
  * The background workers (@nestjs/bullmq processors): follow-up generation, patient reminders, outcome-driven
@@ -54,17 +66,16 @@ export class WorkerModule {
         QueueJobMetrics,
         FollowUpMetrics,
         FollowUpService,
-        ProcedurePoller,
+        PollCursors,
+        ...CHANGE_POLL_CLASSES,
+        { provide: CHANGE_POLLS, useFactory: (...polls: ChangePoll[]) => polls, inject: CHANGE_POLL_CLASSES },
         OverdueSweep,
         StoppedPlanSweep,
         PausedPlanHolds,
         ContraindicationSweep,
         AnsweredOrdersSweep,
         ClosedOrderReviews,
-        ClosedOrdersPoller,
-        ClearedIssuesPoller,
         PlanChanges,
-        AdministrationsPoller,
         LateAdministrations,
         OpenTasksReader,
         MaintenanceSchedules,
@@ -72,12 +83,9 @@ export class WorkerModule {
         FhirCommunicationRecord,
         ReminderSweep,
         BoosterOutcomes,
-        ScorePoller,
         ChecksDoneElsewhere,
         ChecksAnsweredElsewhere,
-        CompletedChecksPoller,
         AppointmentBookings,
-        AppointmentPoller,
         ClinicAlerts,
         ClinicAlertMetrics,
         // Alerts to the clinic only when someone is to be emailed (CLINIC_ALERT_EMAIL, with SMTP_URL).

@@ -1,42 +1,36 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { InjectQueue } from '@nestjs/bullmq';
-import type { Queue } from 'bullmq';
+import { Injectable, Logger } from '@nestjs/common';
 import type { Appointment } from '@medplum/fhirtypes';
-import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
-import { initCursor, pollCursor, queueChangedSince, type StoredCursor } from '../maintenance/cursor-poll';
+import { CompletedTaskEventsProducer } from '@kc/queue';
+import { PollCursors, type ChangePoll } from '../maintenance/change-polls';
+import { queueChangedSince } from '../maintenance/cursor-poll';
 
-/**
- * Polling fallback for appointments booked in the clinic's scheduling system (a server that cannot notify, or a
- * notification lost): the Appointments changed since the cursor, on the Procedure poll's schedule, each queued for
- * its job to find the session it books or gives up (which writes nothing when that is done already).
- */
 /** How far back an appointment's start may be and still be polled: today's, whatever the hour. */
 const STILL_TO_COME_MS = 24 * 60 * 60 * 1000;
 
+/** Its cursor's key in Redis. */
+const CURSOR = 'appointments';
+
+/**
+ * Polling fallback for appointments booked in the clinic's scheduling system: the Appointments changed since the
+ * cursor, each queued for its job to find the session it books or gives up (which writes nothing when that is done
+ * already).
+ */
 @Injectable()
-export class AppointmentPoller {
+export class AppointmentPoller implements ChangePoll {
+  readonly name = 'appointments';
+  readonly cursors = [CURSOR];
   private readonly logger = new Logger(AppointmentPoller.name);
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly producer: CompletedTaskEventsProducer,
-    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly pollCursors: PollCursors,
   ) {}
 
-  private cursor(): Promise<StoredCursor> {
-    return pollCursor(this.queue, this.config, 'appointments');
-  }
-
-  async initCursor(): Promise<void> {
-    await initCursor(await this.cursor());
-  }
-
-  async poll(): Promise<{ appointments: number }> {
+  async poll(): Promise<{ queued: number }> {
     const queued = await queueChangedSince(
-      await this.cursor(),
+      await this.pollCursors.of(CURSOR),
       (from) =>
         // Every status (a cancelled one gives up the time its session was booked at), but only those still to come:
         // a shared FHIR server holds every clinic's past appointments, which book no session.
@@ -49,6 +43,6 @@ export class AppointmentPoller {
       (id) => this.producer.enqueueAppointment(id),
     );
     if (queued) this.logger.log({ msg: 'poll queued appointments', count: queued });
-    return { appointments: queued };
+    return { queued };
   }
 }

@@ -1,55 +1,45 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { InjectQueue } from '@nestjs/bullmq';
-import type { Queue } from 'bullmq';
+import { Injectable, Logger } from '@nestjs/common';
 import type { QuestionnaireResponse, Task } from '@medplum/fhirtypes';
-import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { isCheckDoneElsewhere, recordedWithTask } from '@kc/followups';
 import { ProtocolCatalog } from '@kc/protocols';
-import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
-import { initCursor, pollCursor, queueChangedSince, type StoredCursor } from '../maintenance/cursor-poll';
+import { CompletedTaskEventsProducer } from '@kc/queue';
+import { PollCursors, type ChangePoll } from '../maintenance/change-polls';
+import { queueChangedSince } from '../maintenance/cursor-poll';
 import { ChecksAnsweredElsewhere } from './checks-answered-elsewhere.service';
 
+/** Its cursors' keys in Redis: the completed Tasks', the answers'. */
+const TASKS_CURSOR = 'completed-checks';
+const ANSWERS_CURSOR = 'check-answers';
+
 /**
- * Polling fallback for checks an EHR completed itself (a server that cannot notify, or a notification lost): the
- * completed Tasks of the kinds done by answering a Questionnaire, changed since the cursor, on the Procedure poll's
- * schedule. Only those this service has not recorded as done are queued. And the answers to those Questionnaires
+ * Polling fallback for checks an EHR completed itself: the completed Tasks of the kinds done by answering a
+ * Questionnaire, changed since the cursor. Only those this service has not recorded as done are queued. And the answers to those Questionnaires
  * written since their own cursor (a portal that writes the QuestionnaireResponse alone), each queued to be matched.
  */
 @Injectable()
-export class CompletedChecksPoller {
+export class CompletedChecksPoller implements ChangePoll {
+  readonly name = 'checks';
+  readonly cursors: string[];
   private readonly logger = new Logger(CompletedChecksPoller.name);
   private readonly kinds: string[];
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly producer: CompletedTaskEventsProducer,
-    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly pollCursors: PollCursors,
     private readonly answers: ChecksAnsweredElsewhere,
     catalog: ProtocolCatalog,
   ) {
     this.kinds = catalog.questionnaireTaskKinds();
-  }
-
-  private cursor(): Promise<StoredCursor> {
-    return pollCursor(this.queue, this.config, 'completed-checks');
-  }
-
-  private answersCursor(): Promise<StoredCursor> {
-    return pollCursor(this.queue, this.config, 'check-answers');
-  }
-
-  async initCursor(): Promise<void> {
-    if (!this.kinds.length) return;
-    await initCursor(await this.cursor());
-    await initCursor(await this.answersCursor());
+    this.cursors = this.kinds.length ? [TASKS_CURSOR, ANSWERS_CURSOR] : [];
   }
 
   /** Checks completed in the EHR, then answers written without their Task: each queued for its job to decide. */
-  async poll(): Promise<{ enqueued: number; answers: number }> {
-    const { enqueued } = await this.pollCompleted();
-    return { enqueued, answers: await this.pollAnswers() };
+  async poll(): Promise<{ queued: number; tasks: number; answers: number }> {
+    const tasks = await this.pollCompleted();
+    const answers = await this.pollAnswers();
+    return { queued: tasks + answers, tasks, answers };
   }
 
   /** The check Questionnaires' responses written since the cursor (a portal's, the EHR's), but this service's own. */
@@ -57,7 +47,7 @@ export class CompletedChecksPoller {
     const questionnaires = this.answers.checkQuestionnaires;
     if (!this.kinds.length || !questionnaires.length) return 0;
     const queued = await queueChangedSince(
-      await this.answersCursor(),
+      await this.pollCursors.of(ANSWERS_CURSOR),
       (from) =>
         this.fhir.searchAll<QuestionnaireResponse>('QuestionnaireResponse', {
           questionnaire: questionnaires.join(','),
@@ -74,10 +64,10 @@ export class CompletedChecksPoller {
     return queued;
   }
 
-  private async pollCompleted(): Promise<{ enqueued: number }> {
-    if (!this.kinds.length) return { enqueued: 0 };
+  private async pollCompleted(): Promise<number> {
+    if (!this.kinds.length) return 0;
     const enqueued = await queueChangedSince(
-      await this.cursor(),
+      await this.pollCursors.of(TASKS_CURSOR),
       (from) =>
         this.fhir.searchAll<Task>('Task', {
           status: 'completed',
@@ -90,6 +80,6 @@ export class CompletedChecksPoller {
       isCheckDoneElsewhere,
     );
     if (enqueued) this.logger.log({ msg: 'poll queued checks completed elsewhere', count: enqueued });
-    return { enqueued };
+    return enqueued;
   }
 }

@@ -1,40 +1,33 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { InjectQueue } from '@nestjs/bullmq';
-import type { Queue } from 'bullmq';
+import { Injectable, Logger } from '@nestjs/common';
 import type { MedicationAdministration } from '@medplum/fhirtypes';
-import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { CompletedTaskEventsProducer, QUEUES } from '@kc/queue';
-import { initCursor, pollCursor, queueChangedSince, type StoredCursor } from '../maintenance/cursor-poll';
+import { CompletedTaskEventsProducer } from '@kc/queue';
+import { PollCursors, type ChangePoll } from '../maintenance/change-polls';
+import { queueChangedSince } from '../maintenance/cursor-poll';
+
+/** Its cursor's key in Redis. */
+const CURSOR = 'administrations';
 
 /**
- * Polling fallback for administrations recorded at the pump or in the eMAR (a server that cannot notify, such as the
- * embedded one, or a notification lost): those changed since the cursor, on the Procedure poll's schedule, each queued
- * for its job (LateAdministrations), which proposes the sessions awaiting approval after its infusion again at the
- * rate it records. One recorded before its infusion's follow-ups changes nothing there.
+ * Polling fallback for administrations recorded at the pump or in the eMAR: those changed since the cursor, each
+ * queued for its job (LateAdministrations), which proposes the sessions awaiting approval after its infusion again at
+ * the rate it records. One recorded before its infusion's follow-ups changes nothing there.
  */
 @Injectable()
-export class AdministrationsPoller {
+export class AdministrationsPoller implements ChangePoll {
+  readonly name = 'administrations';
+  readonly cursors = [CURSOR];
   private readonly logger = new Logger(AdministrationsPoller.name);
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly producer: CompletedTaskEventsProducer,
-    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly pollCursors: PollCursors,
   ) {}
 
-  private cursor(): Promise<StoredCursor> {
-    return pollCursor(this.queue, this.config, 'administrations');
-  }
-
-  async initCursor(): Promise<void> {
-    await initCursor(await this.cursor());
-  }
-
-  async poll(): Promise<{ administrations: number }> {
+  async poll(): Promise<{ queued: number }> {
     const queued = await queueChangedSince(
-      await this.cursor(),
+      await this.pollCursors.of(CURSOR),
       (from) =>
         // What records a rate given (or takes one back: entered in error), not what was only planned or not done.
         this.fhir.searchAll<MedicationAdministration>('MedicationAdministration', {
@@ -46,6 +39,6 @@ export class AdministrationsPoller {
       (id) => this.producer.enqueueAdministration(id),
     );
     if (queued) this.logger.log({ msg: 'poll queued administrations', count: queued });
-    return { administrations: queued };
+    return { queued };
   }
 }

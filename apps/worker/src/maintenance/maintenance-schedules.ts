@@ -3,13 +3,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { JOBS, QUEUES } from '@kc/queue';
-import { ProcedurePoller } from './procedure-poller';
-import { ScorePoller } from '../outcomes/score-poller';
-import { CompletedChecksPoller } from '../checks/completed-checks-poller';
-import { AppointmentPoller } from '../bookings/appointment-poller';
-import { ClosedOrdersPoller } from './closed-orders-poller';
-import { AdministrationsPoller } from '../followups/administrations-poller';
-import { ClearedIssuesPoller } from './cleared-issues-poller';
+import { CHANGE_POLLS, PollCursors, type ChangePoll } from './change-polls';
 
 /**
  * BullMQ job schedulers for the housekeeping jobs. Schedulers live in Redis, keyed by name: every worker process
@@ -24,13 +18,8 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
   constructor(
     @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly poller: ProcedurePoller,
-    private readonly scores: ScorePoller,
-    private readonly checks: CompletedChecksPoller,
-    private readonly appointments: AppointmentPoller,
-    private readonly closedOrders: ClosedOrdersPoller,
-    private readonly administrations: AdministrationsPoller,
-    private readonly clearedIssues: ClearedIssuesPoller,
+    @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
+    private readonly pollCursors: PollCursors,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -47,14 +36,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
   /** Idempotent: the same schedulers, whoever runs it and however often. */
   async ensure(): Promise<void> {
     const keep = { removeOnComplete: 100, removeOnFail: 100 };
-    // The cursor starts now (or POLL_SINCE) the first time: polling must not turn years of old infusions into Tasks.
-    await this.poller.initCursor();
-    await this.scores.initCursor();
-    await this.checks.initCursor();
-    await this.appointments.initCursor();
-    await this.closedOrders.initCursor();
-    await this.administrations.initCursor();
-    await this.clearedIssues.initCursor();
+    for (const poll of this.polls) await this.pollCursors.start(poll);
     await this.every(JOBS.pollProcedures, this.config.pollIntervalMs, keep);
     await this.every(JOBS.reconcileProcedures, this.config.reconcileEveryMs, keep);
     await this.every(JOBS.sweepReminders, this.config.reminderSweepMs, keep);

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
 import {
   JOBS,
@@ -15,24 +15,20 @@ import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { AnsweredOrdersSweep } from './answered-orders-sweep';
 import { ClosedOrderReviews } from './closed-order-reviews';
-import { ClosedOrdersPoller } from './closed-orders-poller';
-import { AdministrationsPoller } from '../followups/administrations-poller';
 import { LateAdministrations } from '../followups/late-administrations.service';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
 import { PausedPlanHolds } from './paused-plan-holds';
 import { PlanChanges } from './plan-changes';
-import { ClearedIssuesPoller } from './cleared-issues-poller';
+import { CHANGE_POLLS, type ChangePoll } from './change-polls';
 import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
 import { ScorePoller } from '../outcomes/score-poller';
 import { ChecksAnsweredElsewhere } from '../checks/checks-answered-elsewhere.service';
 import { ChecksDoneElsewhere } from '../checks/checks-done-elsewhere.service';
-import { CompletedChecksPoller } from '../checks/completed-checks-poller';
 import { AppointmentBookings } from '../bookings/appointment-bookings.service';
-import { AppointmentPoller } from '../bookings/appointment-poller';
 
 /** Housekeeping jobs on the maintenance queue (scheduled by MaintenanceSchedules). */
 @Injectable()
@@ -46,18 +42,14 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly openTasks: OpenTasksReader,
     private readonly answeredOrders: AnsweredOrdersSweep,
     private readonly closedOrders: ClosedOrderReviews,
-    private readonly closedOrdersPolled: ClosedOrdersPoller,
     private readonly lateAdministrations: LateAdministrations,
-    private readonly administrationsPolled: AdministrationsPoller,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
-    private readonly completedChecks: CompletedChecksPoller,
     private readonly checksDoneElsewhere: ChecksDoneElsewhere,
     private readonly checksAnsweredElsewhere: ChecksAnsweredElsewhere,
     private readonly bookings: AppointmentBookings,
-    private readonly appointmentsPolled: AppointmentPoller,
     private readonly planChanges: PlanChanges,
-    private readonly clearedIssuesPolled: ClearedIssuesPoller,
+    @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
     queueMetrics: QueueJobMetrics,
   ) {
     super(queueMetrics);
@@ -66,23 +58,10 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
   async process(job: Job): Promise<unknown> {
     switch (job.name) {
       case JOBS.pollProcedures: {
-        // One "poll for changes" job: completed infusions, recorded scores, checks an EHR completed, appointments,
-        // orders closed outside the service, administrations recorded, then contraindications resolved outside it.
-        const infusions = await this.poller.poll();
-        const scores = await this.scores.poll();
-        const checks = await this.completedChecks.poll();
-        const appointments = await this.appointmentsPolled.poll();
-        const closedOrders = await this.closedOrdersPolled.poll();
-        const administrations = await this.administrationsPolled.poll();
-        return {
-          ...infusions,
-          scores,
-          checks,
-          ...appointments,
-          ...closedOrders,
-          ...administrations,
-          ...(await this.clearedIssuesPolled.poll()),
-        };
+        // One "poll for changes" job: every ChangePoll in turn (completed infusions first), each under its name.
+        const polled: Record<string, unknown> = {};
+        for (const poll of this.polls) polled[poll.name] = await poll.poll();
+        return polled;
       }
       case JOBS.overdueSweep: {
         // One sweep of the open Tasks: overdue ones marked, those of stopped plans withdrawn, and the contraindications

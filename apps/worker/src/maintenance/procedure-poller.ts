@@ -1,39 +1,35 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { InjectQueue } from '@nestjs/bullmq';
-import type { Queue } from 'bullmq';
 import type { Procedure } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { InfusionEventsProducer, QUEUES } from '@kc/queue';
-import { initCursor, pollCursor, pollFromCursor, type StoredCursor } from './cursor-poll';
+import { InfusionEventsProducer } from '@kc/queue';
+import { PollCursors, type ChangePoll } from './change-polls';
+import { pollFromCursor } from './cursor-poll';
 import type { PollCursor } from './poll-cursor';
+
+/** Its cursor's key in Redis. */
+const CURSOR = 'procedures';
 
 /**
  * Polling fallback for FHIR servers without subscriptions: completed Procedures by _lastUpdated. The cursor lives
  * in Redis, so a restart resumes where it stopped (cursor-poll: saved only after the events are queued).
  */
 @Injectable()
-export class ProcedurePoller {
+export class ProcedurePoller implements ChangePoll {
+  readonly name = 'infusions';
+  readonly cursors = [CURSOR];
   private readonly logger = new Logger(ProcedurePoller.name);
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly producer: InfusionEventsProducer,
-    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
+    private readonly pollCursors: PollCursors,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  private cursor(): Promise<StoredCursor> {
-    return pollCursor(this.queue, this.config, 'procedures');
-  }
-
-  async initCursor(): Promise<void> {
-    await initCursor(await this.cursor());
-  }
-
-  async poll(): Promise<{ enqueued: number; cursor: PollCursor }> {
+  async poll(): Promise<{ queued: number; cursor: PollCursor }> {
     const { fresh, next } = await pollFromCursor(
-      await this.cursor(),
+      await this.pollCursors.of(CURSOR),
       (from) =>
         this.fhir.searchAll<Procedure>('Procedure', {
           status: 'completed',
@@ -46,7 +42,7 @@ export class ProcedurePoller {
       },
     );
     if (fresh.length) this.logger.log({ msg: 'poll queued infusion events', count: fresh.length });
-    return { enqueued: fresh.length, cursor: next };
+    return { queued: fresh.length, cursor: next };
   }
 
   /**
