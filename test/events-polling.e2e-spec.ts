@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Bundle, Procedure } from '@medplum/fhirtypes';
 import { loadConfig, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
@@ -161,7 +162,8 @@ describe('polling runs by itself as a BullMQ job scheduler', () => {
       ['administrations', 'appointments', 'checks', 'clearedIssues', 'closedOrders', 'infusions', 'scores'].sort(),
     );
     for (const result of Object.values(polled!)) expect(typeof result.queued).toBe('number');
-    const cursors = await (await queue.client).keys(`${service.config.queuePrefix}:poll-cursor:*`);
+    const redis = (await queue.client) as unknown as Redis;
+    const cursors = await redis.keys(`${service.config.queuePrefix}:poll-cursor:*`);
     expect(cursors.map((k) => k.split(':').at(-1)).sort()).toEqual(
       [
         'administrations',

@@ -370,6 +370,30 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect(released.statusReason).toBeUndefined();
   });
 
+  it('held so, and rewritten whole by the EHR without the hold’s extension: the plan’s resumption still releases it', async () => {
+    const { task, order } = await approvedOnEhrOrder();
+    const carePlanId = task.basedOn!.find((b) => b.reference?.startsWith('CarePlan/'))!.reference!.split('/')[1];
+    const setPlan = async (status: CarePlan['status']) => {
+      const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+      await service.fhir.update<CarePlan>({ ...plan, status });
+    };
+    const holds = service.app.get(PausedPlanHolds);
+    await setPlan('on-hold');
+    await holds.hold(await service.app.get(OpenTasksReader).read({ 'based-on': `CarePlan/${carePlanId}` }));
+    // The EHR writes the order back as it knows it: status, reason and tag kept, the extension it does not know gone.
+    const { extension: _unknown, ...asTheEhrKnowsIt } = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      order.id!,
+    );
+    await service.fhir.update<MedicationRequest>({ ...asTheEhrKnowsIt, note: [{ text: 'Pharmacy checked' }] });
+
+    await setPlan('active');
+    expect(await holds.release(await holds.heldOrders(carePlanId))).toBe(1);
+    const released = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect(released.status).toBe('active');
+    expect(released.note).toEqual([{ text: 'Pharmacy checked' }]);
+  });
+
   it('found by the poll on a server that cannot notify, by the sweep, and by a HAPI-style notification', async () => {
     // The embedded FHIR server sends no notifications: the poll finds the closed order.
     const polled = await approvedSession();

@@ -1,7 +1,13 @@
 import type { DetectedIssue, MedicationRequest, ServiceRequest } from '@medplum/fhirtypes';
 import { HELD_FOR_PLAN_EXTENSION, isHeldForPausedPlan, pausedPlanOrder, PLAN_PAUSED_HOLD } from '@kc/task-states';
 import { carePlan as plan, medicationOrder, planTask, PUMP_RUNNING } from '../../../test/fixtures/plans';
-import { approvedOnPausedPlans, ordersToHoldWhilePaused, ordersToResume, pausedPlanOf } from './paused-plans';
+import {
+  approvedOnPausedPlans,
+  heldNamingItsPlan,
+  ordersToHoldWhilePaused,
+  ordersToResume,
+  pausedPlanOf,
+} from './paused-plans';
 
 const now = new Date('2027-01-10T00:00:00Z');
 const order = (id: string, carePlan: string, status: MedicationRequest['status'] = 'active') =>
@@ -101,5 +107,28 @@ describe("a paused plan's approved orders: held while it is paused, released whe
       issues: new Map(),
     });
     expect(release.changed).toEqual({ ...ehrOrder, meta: {} });
+  });
+
+  it('an order of the EHR’s whose hold lost its plan (rewritten whole) takes it from the session approved on it', () => {
+    const { basedOn: _none, ...ehrOrder } = order('ehr', 'paused');
+    const [hold] = ordersToHoldWhilePaused([{ order: ehrOrder, administrations: [], plan: 'CarePlan/paused' }]);
+    const { extension: _dropped, ...rewritten } = hold.changed;
+    expect(pausedPlanOf(rewritten)).toBeUndefined();
+    const session = planTask('session', 'paused', new Date('2027-01-01T09:00:00Z'));
+    const approvedOnIt = { ...session, basedOn: [...session.basedOn!, { reference: 'MedicationRequest/ehr' }] };
+    const other = planTask('other', 'other', new Date('2027-01-01T09:00:00Z'));
+
+    const named = heldNamingItsPlan(rewritten, [other, approvedOnIt]);
+    expect(pausedPlanOf(named)).toBe('CarePlan/paused');
+    const [release] = ordersToResume({
+      orders: [named],
+      carePlans: new Map([['CarePlan/paused', plan('paused', 'active')]]),
+      issues: new Map(),
+    });
+    expect(release.changed.status).toBe('active');
+    expect(release.changed.extension).toBeUndefined();
+    // No session rests on it, or it is not held for a paused plan: left as it is.
+    expect(heldNamingItsPlan(rewritten, [other])).toBe(rewritten);
+    expect(heldNamingItsPlan(ehrOrder, [approvedOnIt])).toBe(ehrOrder);
   });
 });

@@ -49,6 +49,22 @@ export function pausedPlanOf(order: AuthorisableRequest): string | undefined {
 }
 
 /**
+ * An order held for a paused plan whose hold lost the plan it named (an EHR rewrote the order whole while it was held,
+ * dropping the extension it does not know), with that plan named again: the plan of a session approved on the order,
+ * among the Tasks naming it (`_revinclude=Task:based-on`). So the plan's resumption still finds and releases it. Any
+ * other order, as it is.
+ */
+export function heldNamingItsPlan(order: AuthorisableRequest, naming: Task[]): AuthorisableRequest {
+  if (!isHeldForPausedPlan(order) || pausedPlanOf(order)) return order;
+  const ref = `${order.resourceType}/${order.id}`;
+  const plan = naming
+    .filter((t) => t.basedOn?.some((b) => b.reference === ref))
+    .map(carePlanReferenceOf)
+    .find(Boolean);
+  return plan ? pausedPlanOrder(order, plan) : order;
+}
+
+/**
  * The orders held for a paused plan that may be given again: their plan holds care again (draft or active) and no
  * contraindication on it is unresolved (one found meanwhile keeps them held, as a contraindication's hold does, until
  * a clinician overrides it). A plan stopped meanwhile releases nothing: its withdrawal cancels them.

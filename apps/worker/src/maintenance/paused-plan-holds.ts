@@ -1,8 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, DetectedIssue } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
 import {
   FhirClient,
   FhirVersionConflictError,
+  includedOf,
   matchesOf,
   readAndSearchEach,
   searchEach,
@@ -12,6 +13,7 @@ import {
 import {
   approvedOnPausedPlans,
   carePlanReferenceOf,
+  heldNamingItsPlan,
   ordersToHoldWhilePaused,
   ordersToResume,
   pausedPlanOf,
@@ -84,7 +86,8 @@ export class PausedPlanHolds {
 
   /**
    * The orders held for paused plans: every one (with the overdue sweep), or one plan's (`carePlanId`, when it is
-   * notified). One batch, a search per request type (by the hold's tag: few).
+   * notified). One batch, a search per request type (by the hold's tag: few), with the Tasks naming them: an order
+   * whose hold lost the plan it named takes it from the session approved on it (heldNamingItsPlan).
    */
   async heldOrders(carePlanId?: string): Promise<AuthorisableRequest[]> {
     const found = await searchEach(
@@ -92,13 +95,15 @@ export class PausedPlanHolds {
       AUTHORISABLE_TYPES.map((type) => ({
         name: type,
         resourceType: type,
-        params: { status: 'on-hold', _tag: PLAN_PAUSED_TAG_SEARCH, _count: 200 },
+        params: { status: 'on-hold', _tag: PLAN_PAUSED_TAG_SEARCH, _count: 200, _revinclude: 'Task:based-on' },
         everyMatch: true,
       })),
     );
-    return AUTHORISABLE_TYPES.flatMap((type) => matchesOf<AuthorisableRequest>(found[type])).filter(
-      (o) => !carePlanId || pausedPlanOf(o) === `CarePlan/${carePlanId}`,
-    );
+    return AUTHORISABLE_TYPES.flatMap((type) =>
+      matchesOf<AuthorisableRequest>(found[type]).map((o) =>
+        heldNamingItsPlan(o, includedOf<Task>(found[type], 'Task')),
+      ),
+    ).filter((o) => !carePlanId || pausedPlanOf(o) === `CarePlan/${carePlanId}`);
   }
 
   /** Each plan's changes in one transaction with a Provenance; returns how many orders were written. */
