@@ -106,6 +106,44 @@ describe('alerts to the clinic', () => {
     expect(mail.body).toContain('A patient reported raised blood pressure at their post-infusion check');
   });
 
+  it('reviewed in the EHR on a plan with nothing open, its notice not sent by a job: the sweep sends it, once', async () => {
+    const p = await infusedPatient();
+    const open = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${p.carePlanId}`,
+      status: 'draft,ready',
+    });
+    for (const task of open.filter((t) => t.id !== p.check.id))
+      await request(service.url)
+        .post(`/tasks/${task.id}/$reject`)
+        .set(service.as('clinician'))
+        .send({ versionId: task.meta!.versionId, reason: 'Series ended early at the patient request' })
+        .expect(200);
+    const before = toClinic().length;
+    await complete(p.check, ['effect-hallucinations']).expect(200);
+    await waitFor(() => Promise.resolve(toClinic().length > before), 'the alert email');
+    // Reviewed in the EHR (no $override here, no notification: the embedded server sends none, and no poll runs).
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${p.carePlanId}`,
+    });
+    await service.fhir.update<DetectedIssue>(
+      {
+        ...issue,
+        status: 'final',
+        mitigation: [{ action: { text: 'Called the patient: settled' }, date: new Date().toISOString() }],
+      },
+      { ifMatch: issue.meta!.versionId },
+    );
+    expect(toClinic().slice(before)).toHaveLength(1);
+
+    // The plan has no open Task left: the sweep looks at what was resolved lately all the same.
+    await service.app.get(ContraindicationSweep).sweep();
+    const mails = toClinic().slice(before);
+    expect(mails).toHaveLength(2);
+    expect(mails[1].body).toMatch(/Subject: Ketamine care plans: reviewed: hallucinations reported after an infusion/);
+    await service.app.get(ContraindicationSweep).sweep();
+    expect(toClinic().slice(before)).toHaveLength(2);
+  });
+
   it("a contraindication found in the patient's data is not emailed: the approving clinician is told, on the page", async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     await service.fhir.create(activeCondition(...PREGNANCY, enrolment.patient));

@@ -1,5 +1,11 @@
 import type { DetectedIssue } from '@medplum/fhirtypes';
-import { mayNeedResolvedNotice, resolvedAt, resolvedNoticeKey, resolvedNoticeMessage } from './clinic-alert-resolved';
+import {
+  mayNeedResolvedNotice,
+  resolvedAt,
+  resolvedNoticeKey,
+  resolvedNoticeMessage,
+  wasAlertable,
+} from './clinic-alert-resolved';
 import { unreadCheckIssue } from '../../../test/fixtures/plans';
 import { REPORTED_EFFECT_KEY_SYSTEM } from './reported-effects';
 
@@ -29,6 +35,23 @@ describe('the notice that an alerted issue is dealt with', () => {
     expect(mayNeedResolvedNotice(reviewed('2026-12-02T10:00:00Z'), NOW)).toBe(false);
     expect(mayNeedResolvedNotice(hallucinations(), NOW)).toBe(false);
     expect(resolvedNoticeKey({ id: 'issue-1' }, 'inbox')).toBe('inbox:resolved:DetectedIssue/issue-1');
+  });
+
+  it('is looked for again on the kinds the clinic is alerted to: effects, unread answers, holds of approved orders', () => {
+    expect(wasAlertable(reviewed('2026-12-04T10:00:00Z'))).toBe(true);
+    expect(wasAlertable(unreadCheckIssue('issue-2', '2026-12-04T09:00:00Z'))).toBe(true);
+    const contraindication: DetectedIssue = {
+      resourceType: 'DetectedIssue',
+      status: 'final',
+      implicated: [{ reference: 'CarePlan/plan-1' }],
+    };
+    // Found before approval, it held nothing, and was shown to the approving clinician, not sent.
+    expect(wasAlertable(contraindication)).toBe(false);
+    const holding = {
+      ...contraindication,
+      implicated: [...contraindication.implicated!, { reference: 'MedicationRequest/o1' }],
+    };
+    expect(wasAlertable(holding)).toBe(true);
   });
 
   it('says what the alert was about and when it was dealt with; what was decided only in the inbox', () => {

@@ -25,6 +25,14 @@ export function mayNeedResolvedNotice(issue: DetectedIssue, now: Date): issue is
   return Boolean(issue.id) && at > now.getTime() - RESOLVED_NOTICE_WITHIN_MS;
 }
 
+/**
+ * Of the kinds the clinic is alerted to (clinicAlertKindOf, once resolved): an effect reported at a check (or answers
+ * not read), or a contraindication that held approved orders. What the sweep looks at again for notices.
+ */
+export function wasAlertable(issue: DetectedIssue): boolean {
+  return isReportedEffect(issue) || heldOrdersOf(issue).length > 0;
+}
+
 /** The key of the notice, per issue and channel, beside the alert's (`resolved:DetectedIssue/<id>`). */
 export function resolvedNoticeKey(issue: { id?: string }, channel: ClinicAlertChannel = 'email'): string {
   return `${channel === 'inbox' ? 'inbox:' : ''}resolved:DetectedIssue/${issue.id}`;

@@ -12,8 +12,10 @@ import {
   heldTasksOf,
   mayNeedResolvedNotice,
   needsClinicAlert,
+  RESOLVED_NOTICE_WITHIN_MS,
   resolvedNoticeKey,
   resolvedNoticeMessage,
+  wasAlertable,
 } from '@kc/protocols';
 import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-sender';
 import { ClinicAlertMetrics } from './clinic-alert.metrics';
@@ -109,6 +111,22 @@ export class ClinicAlerts {
       if (any) sent++;
     }
     return sent;
+  }
+
+  /**
+   * The sweep's look again at the notices that alerts are dealt with: every alertable issue resolved lately
+   * (RESOLVED_NOTICE_WITHIN_MS), whatever its plan still holds, so a notice whose job was lost goes now. One search of
+   * the DetectedIssues changed since, and only when the clinic is told anything.
+   */
+  async noticeLatelyResolved(now = new Date()): Promise<void> {
+    if (!this.channels().length) return;
+    const changed = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      _lastUpdated: `ge${new Date(now.getTime() - RESOLVED_NOTICE_WITHIN_MS).toISOString()}`,
+      _sort: '_lastUpdated',
+      _count: 100,
+    });
+    const resolved = changed.filter((i) => wasAlertable(i) && mayNeedResolvedNotice(i, now));
+    if (resolved.length) await this.tell(resolved, now);
   }
 
   /**

@@ -57,7 +57,10 @@ export class ContraindicationSweep {
    * already made. A plan with approved Tasks costs one batch of patient data per run, like a waiting one.
    */
   async sweep(now = new Date(), waiting?: OpenTasks): Promise<SweepOutcome> {
-    return this.check(waiting ?? (await this.reader.all()), now);
+    const outcome = await this.check(waiting ?? (await this.reader.all()), now);
+    // The notices that alerts are dealt with, looked at again whatever the issues' plans hold (their jobs send them).
+    await this.alerts.noticeLatelyResolved(now);
+    return outcome;
   }
 
   /**
