@@ -315,6 +315,14 @@ describe('loadConfig: defaults and invalid values', () => {
     );
   });
 
+  it('CLINIC_TIME_ZONE is an IANA zone, UTC unless set; a name the runtime does not know is refused at start', () => {
+    expect(loadConfig({}).clinicTimeZone).toBe('UTC');
+    expect(loadConfig({ CLINIC_TIME_ZONE: 'America/New_York' }).clinicTimeZone).toBe('America/New_York');
+    expect(() => loadConfig({ CLINIC_TIME_ZONE: 'Mars/Olympus_Mons' })).toThrow(
+      'CLINIC_TIME_ZONE must be an IANA time zone like Europe/London or America/New_York, got "Mars/Olympus_Mons"',
+    );
+  });
+
   it('POLL_SINCE must be an ISO date or instant', () => {
     expect(loadConfig({ POLL_SINCE: '2027-01-01' }).pollSince).toBe('2027-01-01T00:00:00.000Z');
     expect(loadConfig({ POLL_SINCE: '2027-01-01T10:00:00+02:00' }).pollSince).toBe('2027-01-01T08:00:00.000Z');

@@ -81,6 +81,11 @@ export interface AppConfig {
   /** Where polling starts the first time (ISO instant); default: when the worker first starts. */
   pollSince?: string;
   /**
+   * The clinic's IANA time zone (CLINIC_TIME_ZONE, default UTC): the days and times clinicians read, the day a date
+   * given alone stands for (a plan's start, a filter), and the calendar days, weeks and months protocols count in.
+   */
+  clinicTimeZone: string;
+  /**
    * How often completed Procedures and outcome scores of the last `reconcileLookbackMs` are re-queued whatever the
    * poll cursor says (0 = never): an accepted event lost with Redis' memory still gets its follow-ups, and a score
    * still moves its booster. Queuing an infusion (or a score version) whose job Redis still remembers is a no-op, and
@@ -274,6 +279,17 @@ function instant(env: NodeJS.ProcessEnv, name: string): string | undefined {
     throw new ConfigError(`${name} must be an ISO date or instant like 2027-01-01T00:00:00Z, got "${raw}"`);
   }
   return new Date(raw).toISOString();
+}
+
+/** An IANA time zone name the runtime knows (Europe/London), UTC when unset. */
+function timeZone(env: NodeJS.ProcessEnv, name: string): string {
+  const raw = env[name]?.trim();
+  if (!raw) return 'UTC';
+  try {
+    return new Intl.DateTimeFormat('en', { timeZone: raw }).resolvedOptions().timeZone;
+  } catch {
+    throw new ConfigError(`${name} must be an IANA time zone like Europe/London or America/New_York, got "${raw}"`);
+  }
 }
 
 /** A directory that is (or can become) a directory, or `:memory:`. Relative paths are taken from the working directory. */
@@ -552,6 +568,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     worklistReconcileMs: int(env, 'WORKLIST_RECONCILE_MS', 300000),
     pollOverlapMs: int(env, 'POLL_OVERLAP_MS', 10000),
     pollSince: instant(env, 'POLL_SINCE'),
+    clinicTimeZone: timeZone(env, 'CLINIC_TIME_ZONE'),
     reconcileEveryMs: int(env, 'RECONCILE_EVERY_MS', 15 * 60_000),
     reconcileLookbackMs: positiveInt(env, 'RECONCILE_LOOKBACK_MS', 7 * 24 * 3600_000),
     reminderSweepMs: int(env, 'REMINDER_SWEEP_MS', 60_000),

@@ -98,6 +98,8 @@ export interface BoosterInput {
   lastInfusionEnd: string;
   /** The protocol's window for the booster: a proposal never leaves it. */
   protocolWindow?: Period;
+  /** The clinic's time zone: the calendar weeks the window counts in (clinic-time). UTC unless given. */
+  zone?: string;
 }
 
 /** The booster to propose from the scores, or undefined when they say neither earlier nor later. */
@@ -119,6 +121,8 @@ export function boosterProposal(input: BoosterInput): BoosterProposal | undefine
     dueWindow(
       { start: input.lastInfusionEnd, end: input.lastInfusionEnd },
       { relationship: 'after-end', offsetRange: rule[direction] },
+      'relatedAction',
+      input.zone,
     ),
     input.protocolWindow,
   );

@@ -47,6 +47,8 @@ export interface FollowUpInput {
    */
   careTeams?: CareTeam[];
   now: Date;
+  /** The clinic's time zone: the calendar days and weeks the windows count in (clinic-time). UTC unless given. */
+  zone?: string;
 }
 
 export interface FollowUp extends ActionInstance {
@@ -90,7 +92,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     const action = selected.action;
     const key = taskKey(carePlan.id!, event.procedureId, action.id!);
     const requestFullUrl = `urn:uuid:${uuidFromKey(`request|${key}`)}`;
-    const window = dueWindowFor(action, anchors, event.performed, selected.element);
+    const window = dueWindowFor(action, anchors, event.performed, selected.element, input.zone);
     const instance = instantiateAction({
       plan,
       action,

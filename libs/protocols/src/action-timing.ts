@@ -1,5 +1,6 @@
 import type { Period, PlanDefinitionAction, Timing } from '@medplum/fhirtypes';
 import { addDuration, iso, timeUnit } from './calendar';
+import { UTC_ZONE } from './clinic-time';
 import { UnsupportedElementError } from './unsupported';
 
 export interface ActionTiming {
@@ -22,61 +23,66 @@ export function windowFromTiming(
   start: number,
   birthDate: string | undefined,
   element: string,
+  zone: string = UTC_ZONE,
 ): ActionTiming | undefined {
   if (action.timingDateTime)
-    return { window: fromInstant(Date.parse(action.timingDateTime), `${element}.timingDateTime`) };
+    return { window: fromInstant(Date.parse(action.timingDateTime), `${element}.timingDateTime`, zone) };
   if (action.timingPeriod) {
     const from = Date.parse(action.timingPeriod.start ?? action.timingPeriod.end ?? '');
     const to = action.timingPeriod.end
       ? Date.parse(action.timingPeriod.end)
-      : addDuration(from, INSTANT_TOLERANCE, element);
+      : addDuration(from, INSTANT_TOLERANCE, element, 1, zone);
     return { window: { start: iso(from), end: iso(to) } };
   }
   if (action.timingDuration) {
     return {
-      window: { start: iso(start), end: iso(addDuration(start, action.timingDuration, `${element}.timingDuration`)) },
+      window: {
+        start: iso(start),
+        end: iso(addDuration(start, action.timingDuration, `${element}.timingDuration`, 1, zone)),
+      },
     };
   }
   if (action.timingRange) {
     const at = `${element}.timingRange`;
-    const low = addDuration(start, action.timingRange.low, at);
-    return {
-      window: { start: iso(low), end: iso(addDuration(start, action.timingRange.high ?? action.timingRange.low, at)) },
-    };
+    const low = addDuration(start, action.timingRange.low, at, 1, zone);
+    const high = addDuration(start, action.timingRange.high ?? action.timingRange.low, at, 1, zone);
+    return { window: { start: iso(low), end: iso(high) } };
   }
   if (action.timingAge) {
     const at = `${element}.timingAge`;
     if (!birthDate) throw new UnsupportedElementError('timingAge needs the patient birthDate', at);
-    const from = addDuration(Date.parse(birthDate), action.timingAge, at);
+    const from = addDuration(Date.parse(birthDate), action.timingAge, at, 1, zone);
     // "At age 50" is the year of life that starts then, in the Age's own unit.
-    const to = addDuration(from, { value: 1, code: timeUnit(action.timingAge, at) }, at);
+    const to = addDuration(from, { value: 1, code: timeUnit(action.timingAge, at) }, at, 1, zone);
     return { window: { start: iso(from), end: iso(to) } };
   }
-  if (action.timingTiming) return timingWindow(action.timingTiming, start, `${element}.timingTiming`);
+  if (action.timingTiming) return timingWindow(action.timingTiming, start, `${element}.timingTiming`, zone);
   return undefined;
 }
 
 /** An instant widened to a day, so every Task has a window to act in. */
-export function fromInstant(instant: number, element: string): Period {
+export function fromInstant(instant: number, element: string, zone: string = UTC_ZONE): Period {
   if (Number.isNaN(instant)) throw new UnsupportedElementError('Not a dateTime', element);
-  return { start: iso(instant), end: iso(addDuration(instant, INSTANT_TOLERANCE, element)) };
+  return { start: iso(instant), end: iso(addDuration(instant, INSTANT_TOLERANCE, element, 1, zone)) };
 }
 
-function timingWindow(timing: Timing, start: number, element: string): ActionTiming {
+function timingWindow(timing: Timing, start: number, element: string, zone: string): ActionTiming {
+  const add = (from: number, quantity: Parameters<typeof addDuration>[1], at: string) =>
+    addDuration(from, quantity, at, 1, zone);
   const repeat = timing.repeat;
   const firstEvent = timing.event?.length ? Math.min(...timing.event.map((e) => Date.parse(e))) : undefined;
   const from = repeat?.boundsPeriod?.start ? Date.parse(repeat.boundsPeriod.start) : (firstEvent ?? start);
   let to: number;
   if (repeat?.boundsPeriod?.end) to = Date.parse(repeat.boundsPeriod.end);
-  else if (repeat?.boundsDuration) to = addDuration(from, repeat.boundsDuration, `${element}.repeat.boundsDuration`);
+  else if (repeat?.boundsDuration) to = add(from, repeat.boundsDuration, `${element}.repeat.boundsDuration`);
   else if (repeat?.boundsRange)
-    to = addDuration(from, repeat.boundsRange.high ?? repeat.boundsRange.low, `${element}.repeat.boundsRange`);
+    to = add(from, repeat.boundsRange.high ?? repeat.boundsRange.low, `${element}.repeat.boundsRange`);
   else if (repeat?.period !== undefined && repeat.periodUnit) {
     // count occurrences at `frequency` per period: the schedule lasts ceil(count / frequency) periods.
     const periods = Math.max(1, Math.ceil((repeat.count ?? 1) / (repeat.frequency ?? 1)));
-    to = addDuration(from, { value: repeat.period * periods, code: repeat.periodUnit }, `${element}.repeat.period`);
+    to = add(from, { value: repeat.period * periods, code: repeat.periodUnit }, `${element}.repeat.period`);
   } else if (timing.event?.length)
-    to = addDuration(Math.max(...timing.event.map((e) => Date.parse(e))), INSTANT_TOLERANCE, element);
+    to = add(Math.max(...timing.event.map((e) => Date.parse(e))), INSTANT_TOLERANCE, element);
   else throw new UnsupportedElementError('timingTiming needs events, bounds or a period', element);
   return { window: { start: iso(from), end: iso(to) }, timing };
 }

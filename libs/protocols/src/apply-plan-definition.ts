@@ -26,6 +26,7 @@ import type { Contraindication } from './applicability';
 import { performerTypeOf, type ActivityRequest } from './build-request';
 import { careTeamOwner, onDutyAt } from './care-team-owner';
 import { addDuration, iso } from './calendar';
+import { clinicDay, UTC_ZONE } from './clinic-time';
 import { isTriggeredBy } from './triggered-actions';
 import {
   CANONICAL_BASE,
@@ -61,6 +62,8 @@ export interface ApplyInput {
   /** When the plan starts: the anchor for actions without timing or relatedAction. */
   startDate: Date;
   now: Date;
+  /** The clinic's time zone: its calendar days, weeks and months (clinic-time). UTC unless given. */
+  zone?: string;
   context?: ApplyContext;
   /** Contraindication codes a clinician overrode on this plan (DetectedIssue.mitigation): their actions go ahead. */
   overridden?: ReadonlySet<string>;
@@ -113,13 +116,14 @@ export function applyPlanDefinition(input: ApplyInput): ApplyResult {
   });
   const blocking = selection.contraindications.filter((c) => !c.overridden);
   const detectedIssues = blocking.map((c) => detectedIssue(c, ids, now));
+  const zone = input.zone ?? UTC_ZONE;
   const start: Period = {
     start: startDate.toISOString(),
-    end: iso(addDuration(startDate.getTime(), { value: 1, code: 'd' }, 'start')),
+    end: iso(addDuration(startDate.getTime(), { value: 1, code: 'd' }, 'start', 1, zone)),
   };
-  const windows = placeWindows(leaves(selection.roots), start, patient.birthDate);
+  const windows = placeWindows(leaves(selection.roots), start, patient.birthDate, zone);
   const instantiated = instantiateLeaves({ input, ids, variables, leaves: leaves(selection.roots), windows });
-  const goals = (plan.goal ?? []).map((goal, i) => goalEntry(goal, i, ids, startDate));
+  const goals = (plan.goal ?? []).map((goal, i) => goalEntry(goal, i, ids, startDate, zone));
   const warnings: OperationOutcomeIssue[] = [
     // Most recent contraindication first, as they were always listed.
     ...blocking.map(contraindicationWarning).reverse(),
@@ -343,7 +347,7 @@ function bindVariables(input: ApplyInput): ProtocolVariables {
 }
 
 /** Windows for every instantiated action: its own timing[x], else relative to the actions it relates to, else the plan's start. */
-function placeWindows(selected: SelectedAction[], start: Period, birthDate: string | undefined) {
+function placeWindows(selected: SelectedAction[], start: Period, birthDate: string | undefined, zone: string) {
   const placed = new Map<
     SelectedAction,
     {
@@ -365,8 +369,8 @@ function placeWindows(selected: SelectedAction[], start: Period, birthDate: stri
     );
     if (index < 0) index = 0; // a cycle: the first one falls back to the plan's start
     const [s] = pending.splice(index, 1);
-    const own = windowFromTiming(s.action, Date.parse(start.start!), birthDate, s.element);
-    const window = own?.window ?? dueWindowFor(s.action, anchors, start, s.element);
+    const own = windowFromTiming(s.action, Date.parse(start.start!), birthDate, s.element, zone);
+    const window = own?.window ?? dueWindowFor(s.action, anchors, start, s.element, zone);
     placed.set(s, { window, timing: own?.timing });
     if (s.action.id) anchors[s.action.id] = window;
   }
@@ -481,6 +485,7 @@ function goalEntry(
   i: number,
   ids: ApplyIdentity,
   startDate: Date,
+  zone: string,
 ): AppliedEntry<Goal> {
   const key = `${ids.carePlanKey}:goal:${goal.id ?? i}`;
   return {
@@ -494,7 +499,7 @@ function goalEntry(
       priority: goal.priority,
       description: goal.description,
       subject: ids.subject,
-      startDate: startDate.toISOString().slice(0, 10),
+      startDate: clinicDay(startDate.getTime(), zone),
       addresses: undefined,
       target: goal.target?.map((t) =>
         stripUndefined({
@@ -503,7 +508,7 @@ function goalEntry(
           detailRange: t.detailRange,
           detailCodeableConcept: t.detailCodeableConcept,
           dueDate: t.due
-            ? iso(addDuration(startDate.getTime(), t.due, `PlanDefinition.goal[${i}].target.due`)).slice(0, 10)
+            ? clinicDay(addDuration(startDate.getTime(), t.due, `PlanDefinition.goal[${i}].target.due`, 1, zone), zone)
             : undefined,
         }),
       ),

@@ -1,4 +1,5 @@
 import type { Quantity } from '@medplum/fhirtypes';
+import { addClinicCalendar, UTC_ZONE } from './clinic-time';
 import { UnsupportedElementError } from './unsupported';
 
 const FIXED_MS: Record<string, number> = {
@@ -9,7 +10,6 @@ const FIXED_MS: Record<string, number> = {
   d: 86_400_000,
   wk: 7 * 86_400_000,
 };
-const MONTHS: Record<string, number> = { mo: 1, a: 12 };
 /** Human spellings some authors put in `unit` when `code` is absent. */
 const ALIASES: Record<string, string> = {
   second: 's',
@@ -32,34 +32,41 @@ const ALIASES: Record<string, string> = {
 export function timeUnit(quantity: Quantity, element: string): string {
   const raw = quantity.code ?? quantity.unit ?? '';
   const unit = ALIASES[raw] ?? raw;
-  if (FIXED_MS[unit] === undefined && MONTHS[unit] === undefined) {
+  if (FIXED_MS[unit] === undefined && CALENDAR[unit] === undefined) {
     throw new UnsupportedElementError(`"${raw}" is not a UCUM time unit (ms, s, min, h, d, wk, mo, a)`, element);
   }
   return unit;
 }
 
+/** The calendar units a duration counts in the clinic's own days (whole ones; a fraction is a fixed share of one). */
+const CALENDAR: Record<string, { unit: 'days' | 'months'; per: number; fractionMs: number }> = {
+  d: { unit: 'days', per: 1, fractionMs: FIXED_MS.d },
+  wk: { unit: 'days', per: 7, fractionMs: FIXED_MS.d },
+  mo: { unit: 'months', per: 1, fractionMs: 30 * FIXED_MS.d },
+  a: { unit: 'months', per: 12, fractionMs: 30 * FIXED_MS.d },
+};
+
 /**
- * `instant` moved by `sign * quantity`. Months and years are calendar steps (Jan 31 + 1 mo = Feb 28), as a
- * clinic reads "monthly"; fractional months are taken as 30-day units for the fraction.
+ * `instant` moved by `sign * quantity`. Days, weeks, months and years are calendar steps in the clinic's time zone
+ * (`zone`): the same wall-clock time that many days later, across a change to or from summer time too, and
+ * Jan 31 + 1 mo = Feb 28, as a clinic reads "monthly". A fraction of a day or week is that share of 24 hours, of a
+ * month or year 30-day units. Hours and shorter are exact.
  */
-export function addDuration(instant: number, quantity: Quantity | undefined, element: string, sign = 1): number {
+export function addDuration(
+  instant: number,
+  quantity: Quantity | undefined,
+  element: string,
+  sign = 1,
+  zone: string = UTC_ZONE,
+): number {
   if (!quantity || quantity.value === undefined) return instant;
   const unit = timeUnit(quantity, element);
   const value = quantity.value * sign;
-  if (FIXED_MS[unit] !== undefined) return instant + value * FIXED_MS[unit];
-  const months = value * MONTHS[unit];
-  const whole = Math.trunc(months);
-  return addMonths(instant, whole) + (months - whole) * 30 * FIXED_MS.d;
-}
-
-function addMonths(instant: number, months: number): number {
-  const date = new Date(instant);
-  const day = date.getUTCDate();
-  date.setUTCDate(1);
-  date.setUTCMonth(date.getUTCMonth() + months);
-  const lastDay = new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 0)).getUTCDate();
-  date.setUTCDate(Math.min(day, lastDay));
-  return date.getTime();
+  const calendar = CALENDAR[unit];
+  if (!calendar) return instant + value * FIXED_MS[unit];
+  const counted = value * calendar.per;
+  const whole = Math.trunc(counted);
+  return addClinicCalendar(instant, { [calendar.unit]: whole }, zone) + (counted - whole) * calendar.fractionMs;
 }
 
 export function iso(instant: number): string {

@@ -1,6 +1,7 @@
 import type { Period, PlanDefinitionActionRelatedAction, Range } from '@medplum/fhirtypes';
 import { fromInstant } from './action-timing';
 import { addDuration, iso } from './calendar';
+import { UTC_ZONE } from './clinic-time';
 import { UnsupportedElementError } from './unsupported';
 
 /**
@@ -11,18 +12,20 @@ export function dueWindow(
   anchor: Period,
   related: Pick<PlanDefinitionActionRelatedAction, 'relationship' | 'offsetDuration' | 'offsetRange'>,
   element = 'relatedAction',
+  zone: string = UTC_ZONE,
 ): Period {
   const range: Range = related.offsetRange ?? { low: related.offsetDuration, high: related.offsetDuration };
   const low = range.low;
   const high = range.high ?? range.low;
   // An instant (offsetDuration, or a range of zero width) leaves the rest of that day to act: never an empty window.
-  const widen = (p: Period): Period => (p.start === p.end ? fromInstant(Date.parse(p.start!), element) : p);
+  const widen = (p: Period): Period => (p.start === p.end ? fromInstant(Date.parse(p.start!), element, zone) : p);
   const anchorStart = Date.parse(anchor.start ?? anchor.end ?? '');
   const anchorEnd = Date.parse(anchor.end ?? anchor.start ?? '');
   if (Number.isNaN(anchorStart) || Number.isNaN(anchorEnd))
     throw new Error('dueWindow needs an anchor with a start or end');
-  const after = (from: number) => period(addDuration(from, low, element), addDuration(from, high, element));
-  const before = (from: number) => period(addDuration(from, high, element, -1), addDuration(from, low, element, -1));
+  const add = (from: number, by: typeof low, sign: number) => addDuration(from, by, element, sign, zone);
+  const after = (from: number) => period(add(from, low, 1), add(from, high, 1));
+  const before = (from: number) => period(add(from, high, -1), add(from, low, -1));
   switch (related.relationship) {
     case 'after-end':
     case 'concurrent-with-end':

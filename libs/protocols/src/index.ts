@@ -1,5 +1,6 @@
 export * from './canonical';
 export * from './calendar';
+export * from './clinic-time';
 export * from './due-window';
 export * from './action-timing';
 export * from './catalog';

@@ -28,6 +28,7 @@ import {
   TASK_KEY_SYSTEM,
 } from './canonical';
 import { dueWindow } from './due-window';
+import { UTC_ZONE } from './clinic-time';
 import type { ProtocolVariables } from './fhirpath-variables';
 import type { LastGiven } from './rate-given';
 import { stripUndefined } from './strip-undefined';
@@ -80,11 +81,12 @@ export function dueWindowFor(
   anchors: Record<string, Period>,
   defaultAnchor: Period,
   element = 'action',
+  zone: string = UTC_ZONE,
 ): Period {
   const index = action.relatedAction?.findIndex((r) => anchors[r.actionId]) ?? -1;
   if (index < 0) return defaultAnchor;
   const related = action.relatedAction![index];
-  return dueWindow(anchors[related.actionId], related, `${element}.relatedAction[${index}]`);
+  return dueWindow(anchors[related.actionId], related, `${element}.relatedAction[${index}]`, zone);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Parameters, ParametersParameter, PlanDefinition } from '@medplum/fhirtypes';
-import type { ApplyContext } from '@kc/protocols';
+import { clinicInstant, UTC_ZONE, type ApplyContext } from '@kc/protocols';
 import { badRequest, RESOURCE_ID_PATTERN } from '@kc/common';
 
 export interface ApplyRequest {
@@ -21,9 +21,10 @@ const PATIENT_REFERENCE = new RegExp(`^Patient/(${RESOURCE_ID_PATTERN})$`);
 
 /**
  * Reads the $apply input Parameters. Beyond the R4 operation's own (subject, planDefinition) it takes
- * `startDate` (when the plan starts; default now) and `persist` (write the result in one transaction).
+ * `startDate` (when the plan starts; default now; a date alone is that day from midnight in the clinic's time zone,
+ * `zone`) and `persist` (write the result in one transaction).
  */
-export function parseApplyParameters(body: unknown): ApplyRequest {
+export function parseApplyParameters(body: unknown, zone = UTC_ZONE): ApplyRequest {
   const list = parameterList(body);
   // Checked in this order, so a body with several mistakes is told about the same one as before.
   const patientId = subjectId(list);
@@ -34,7 +35,7 @@ export function parseApplyParameters(body: unknown): ApplyRequest {
     organization: reference(list, 'organization', 'Organization'),
     setting: single(list, 'setting')?.valueCodeableConcept,
   };
-  const startDate = startDateOf(list);
+  const startDate = startDateOf(list, zone);
   const persist = persistOf(list);
   return { patientId, ...plan, startDate, persist, context, output: outputOf(list) };
 }
@@ -89,11 +90,11 @@ function planOf(list: ParametersParameter[]): Pick<ApplyRequest, 'planDefinition
   return { planDefinition, planResource };
 }
 
-function startDateOf(list: ParametersParameter[]): Date | undefined {
+function startDateOf(list: ParametersParameter[], zone: string): Date | undefined {
   const start = single(list, 'startDate');
   if (!start) return undefined;
   const raw = start.valueDateTime ?? start.valueDate;
-  const startDate = typeof raw === 'string' && /^\d{4}-\d{2}-\d{2}/.test(raw) ? new Date(raw) : undefined;
+  const startDate = typeof raw === 'string' && /^\d{4}-\d{2}-\d{2}/.test(raw) ? clinicInstant(raw, zone) : undefined;
   if (!startDate || Number.isNaN(startDate.getTime()))
     throw badRequest('startDate must be a valueDate (YYYY-MM-DD) or valueDateTime', ['Parameters.parameter.startDate']);
   return startDate;

@@ -42,7 +42,7 @@ export class ApplyService {
     private readonly patients: PatientDataLoader,
     private readonly fhir: FhirClient,
     private readonly writer: PlanWriter,
-    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner'>,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner' | 'clinicTimeZone'>,
   ) {}
 
   /** By id, canonical url or url|version; the catalog first, then the FHIR server (a plan an EHR posted). */
@@ -90,6 +90,7 @@ export class ApplyService {
         patientData,
         startDate: request.startDate ?? now,
         now,
+        zone: this.config.clinicTimeZone,
         context: request.context,
         overridden: request.overridden,
         careTeams,

@@ -1,7 +1,8 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { CarePlan, Parameters } from '@medplum/fhirtypes';
 import { Roles } from '@kc/auth';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { badRequest } from '@kc/common';
 import { parseApplyParameters, queryToParameters, type ApplyRequest } from './apply-parameters';
 import { applyResultCarePlan } from './apply-result-careplan';
@@ -20,7 +21,15 @@ import { applyAccess } from '../audit/patient-accesses';
 @Roles('clinician', 'integration')
 @Controller('fhir/PlanDefinition')
 export class PlanDefinitionApplyController {
-  constructor(private readonly applyService: ApplyService) {}
+  constructor(
+    private readonly applyService: ApplyService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** The request's Parameters, a start date given alone taken as that day in the clinic. */
+  private parse(body: unknown): ApplyRequest {
+    return parseApplyParameters(body, this.config.clinicTimeZone);
+  }
 
   @Post(':id/\\$apply')
   @AuditsPatientAccess(applyAccess)
@@ -29,7 +38,7 @@ export class PlanDefinitionApplyController {
     summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)',
   })
   applyInstance(@Param('id') id: string, @Body() body: unknown): Promise<CarePlan | Parameters> {
-    return this.instance(id, parseApplyParameters(body));
+    return this.instance(id, this.parse(body));
   }
 
   @Get(':id/\\$apply')
@@ -39,7 +48,7 @@ export class PlanDefinitionApplyController {
       'GET form of the instance-level $apply (subject, startDate, persist, encounter, practitioner, ... as query parameters)',
   })
   applyInstanceGet(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CarePlan | Parameters> {
-    return this.instance(id, parseApplyParameters(queryToParameters(query)));
+    return this.instance(id, this.parse(queryToParameters(query)));
   }
 
   @Post('\\$apply')
@@ -47,14 +56,14 @@ export class PlanDefinitionApplyController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Type-level $apply: planDefinition (canonical or resource) or url names the protocol' })
   applyType(@Body() body: unknown): Promise<CarePlan | Parameters> {
-    return this.type(parseApplyParameters(body));
+    return this.type(this.parse(body));
   }
 
   @Get('\\$apply')
   @AuditsPatientAccess(applyAccess)
   @ApiOperation({ summary: 'GET form of the type-level $apply (url or planDefinition, subject, ...)' })
   applyTypeGet(@Query() query: Record<string, unknown>): Promise<CarePlan | Parameters> {
-    return this.type(parseApplyParameters(queryToParameters(query)));
+    return this.type(this.parse(queryToParameters(query)));
   }
 
   private async instance(id: string, request: ApplyRequest): Promise<CarePlan | Parameters> {

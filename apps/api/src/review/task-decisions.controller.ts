@@ -1,8 +1,10 @@
-import { Body, Controller, Headers, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Headers, HttpCode, Inject, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { OperationOutcome, Task } from '@medplum/fhirtypes';
 import { CurrentCaller, Roles, type Caller } from '@kc/auth';
-import { OutcomeException } from '@kc/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { badRequest, OutcomeException } from '@kc/common';
+import { clinicInstant } from '@kc/protocols';
 import { ApproveDto, BulkApproveDto, RejectDto, RescheduleDto } from './decision.dto';
 import { checkId, seenVersion } from './seen-version';
 import { TaskDecisionService } from './task-decision.service';
@@ -14,7 +16,10 @@ import { strictBody } from './validation';
 @Roles('clinician')
 @Controller('tasks')
 export class TaskDecisionsController {
-  constructor(private readonly decisions: TaskDecisionService) {}
+  constructor(
+    private readonly decisions: TaskDecisionService,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+  ) {}
 
   @Post(':id/\\$approve')
   @HttpCode(200)
@@ -71,7 +76,13 @@ export class TaskDecisionsController {
     @Body(strictBody) body: RescheduleDto,
     @CurrentCaller() caller: Caller,
   ): Promise<Task> {
-    const window = { start: new Date(body.start).toISOString(), end: new Date(body.end).toISOString() };
+    // A day given alone is the clinic's (from its midnight), as the page's dates are.
+    const instant = (value: string, name: string) => {
+      const at = clinicInstant(value, this.config.clinicTimeZone);
+      if (!at) throw badRequest(`${name} must be a date (YYYY-MM-DD) or dateTime`);
+      return at.toISOString();
+    };
+    const window = { start: instant(body.start, 'start'), end: instant(body.end, 'end') };
     return this.decisions.reschedule({
       taskId: checkId(id),
       seenVersion: seenVersion(ifMatch, body.versionId),

@@ -3,7 +3,6 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Roles, type AuthenticatedRequest } from '@kc/auth';
 import { UNASSIGNED } from '@kc/worklist-index';
-import { parseWorklistQuery } from './worklist-query';
 import { WorklistService } from './worklist.service';
 import { taskListAnswer } from './task-list-answer';
 import { ApiTaskListQuery } from './task-list-query.decorator';
@@ -31,9 +30,7 @@ export class ToDoController {
       'to-do',
       query,
       req,
-      await this.lists.toDo(
-        parseWorklistQuery(query, this.lists.kindCodes, (req as AuthenticatedRequest).caller?.fhirUser),
-      ),
+      await this.lists.toDo(this.lists.parse(query, (req as AuthenticatedRequest).caller?.fhirUser)),
     );
   }
 

@@ -42,6 +42,17 @@ describe('parseWorklistQuery: filters', () => {
       expect(refusal({ 'due-before': value })).toBe('due-before must be a date (YYYY-MM-DD) or dateTime');
   });
 
+  it("a date alone is that day from the clinic's midnight (CLINIC_TIME_ZONE); a dateTime stays its instant", () => {
+    const q = parseWorklistQuery(
+      { 'due-before': '2027-03-01', 'due-after': '2027-02-01T10:00:00Z' },
+      [],
+      undefined,
+      'America/New_York',
+    );
+    expect(q.dueBefore?.toISOString()).toBe('2027-03-01T05:00:00.000Z');
+    expect(q.dueAfter?.toISOString()).toBe('2027-02-01T10:00:00.000Z');
+  });
+
   it('overdue is true or false', () => {
     expect(parseWorklistQuery({ overdue: 'true' }).overdue).toBe(true);
     expect(parseWorklistQuery({ overdue: 'false' }).overdue).toBe(false);

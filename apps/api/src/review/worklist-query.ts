@@ -1,4 +1,5 @@
 import { badRequest, RESOURCE_ID_PATTERN, TASK_OWNER_REFERENCE } from '@kc/common';
+import { clinicInstant, UTC_ZONE } from '@kc/protocols';
 import { decodeCursor, UNASSIGNED, type WorklistIndexQuery } from '@kc/worklist-index';
 
 /**
@@ -18,6 +19,7 @@ export function parseWorklistQuery(
   query: Record<string, unknown>,
   kinds: readonly string[] = [],
   me?: string,
+  zone = UTC_ZONE,
 ): WorklistQuery {
   const allowed = new Set([
     'patient',
@@ -45,8 +47,8 @@ export function parseWorklistQuery(
     protocol: q.protocol,
     kind: q.kind,
     owner: owner(q.owner, me),
-    dueBefore: date(q['due-before'], 'due-before'),
-    dueAfter: date(q['due-after'], 'due-after'),
+    dueBefore: date(q['due-before'], 'due-before', zone),
+    dueAfter: date(q['due-after'], 'due-after', zone),
     overdue: q.overdue === undefined ? undefined : bool(q.overdue),
     count: int(q.count, 'count', 20, 1, 100),
     after: cursor(q.cursor),
@@ -76,10 +78,11 @@ function cursor(value: string | undefined): string | undefined {
   return after;
 }
 
-function date(value: string | undefined, name: string): Date | undefined {
+/** A date alone is that day from midnight in the clinic (`zone`); a dateTime is its instant. */
+function date(value: string | undefined, name: string, zone: string): Date | undefined {
   if (value === undefined) return undefined;
-  const parsed = /^\d{4}-\d{2}-\d{2}/.test(value) ? new Date(value) : new Date(NaN);
-  if (Number.isNaN(parsed.getTime())) throw badRequest(`${name} must be a date (YYYY-MM-DD) or dateTime`);
+  const parsed = /^\d{4}-\d{2}-\d{2}/.test(value) ? clinicInstant(value, zone) : undefined;
+  if (!parsed) throw badRequest(`${name} must be a date (YYYY-MM-DD) or dateTime`);
   return parsed;
 }
 

@@ -2,7 +2,6 @@ import { Controller, Get, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Roles, type AuthenticatedRequest } from '@kc/auth';
-import { parseWorklistQuery } from './worklist-query';
 import { WorklistService } from './worklist.service';
 import { taskListAnswer } from './task-list-answer';
 import { ApiTaskListQuery } from './task-list-query.decorator';
@@ -25,9 +24,7 @@ export class WorklistController {
       'worklist',
       query,
       req,
-      await this.worklist.worklist(
-        parseWorklistQuery(query, this.worklist.kindCodes, (req as AuthenticatedRequest).caller?.fhirUser),
-      ),
+      await this.worklist.worklist(this.worklist.parse(query, (req as AuthenticatedRequest).caller?.fhirUser)),
     );
   }
 }

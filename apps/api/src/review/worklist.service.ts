@@ -1,7 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { ProtocolCatalog } from '@kc/protocols';
 import { ToDoIndex, WorklistIndex, type OwnerCount, type WorklistEntry } from '@kc/worklist-index';
-import type { WorklistQuery } from './worklist-query';
+import { parseWorklistQuery, type WorklistQuery } from './worklist-query';
 
 export interface WorklistItem extends WorklistEntry {
   overdue: boolean;
@@ -33,8 +34,14 @@ export class WorklistService {
     private readonly awaiting: WorklistIndex,
     private readonly toDoIndex: ToDoIndex,
     private readonly catalog: ProtocolCatalog,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {
     this.kindCodes = catalog.taskKinds().map((k) => k.code);
+  }
+
+  /** A worklist or to-do request's query (parseWorklistQuery): its kinds the protocols', its days the clinic's. */
+  parse(query: Record<string, unknown>, me?: string): WorklistQuery {
+    return parseWorklistQuery(query, this.kindCodes, me, this.config.clinicTimeZone);
   }
 
   worklist(query: WorklistQuery, now = new Date()): Promise<Worklist> {

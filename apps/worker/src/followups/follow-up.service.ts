@@ -75,7 +75,7 @@ export class FollowUpService {
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
     private readonly metrics: FollowUpMetrics,
-    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner'>,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner' | 'clinicTimeZone'>,
   ) {}
 
   /** One event (handleMany with one): its outcome, or the error that failed it (a job retries it). */
@@ -287,6 +287,7 @@ export class FollowUpService {
       // A clinic with care teams: each is the member's in the role its protocol names (a nurse).
       careTeams: this.config.followUpOwner === 'care-team' ? around.careTeams : undefined,
       now,
+      zone: this.config.clinicTimeZone,
     });
     const writtenByKey = new Map(around.written.map((t) => [keyOf(t), t]));
     const alreadyWritten = planned.followUps

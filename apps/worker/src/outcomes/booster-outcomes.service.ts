@@ -1,6 +1,7 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Observation, PlanDefinition, Procedure, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, searchEach, searchWhole } from '@kc/fhir';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import {
   boosterProposal,
   carePlanTakesFollowUps,
@@ -38,6 +39,7 @@ export class BoosterOutcomes {
   constructor(
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   async handle(observationId: string): Promise<BoosterOutcome> {
@@ -122,6 +124,7 @@ export class BoosterOutcomes {
       firstInfusionStart: starts.sort((a, b) => Date.parse(a) - Date.parse(b))[0],
       lastInfusionEnd: lastEnd,
       protocolWindow: protocolWindowOf(task),
+      zone: this.config.clinicTimeZone,
     });
     return reproposedBooster(task, proposal);
   }

@@ -1,0 +1,60 @@
+import { DateTime, IANAZone } from 'luxon';
+
+/**
+ * The clinic's calendar: the days and times clinicians and patients read are the clinic's own (CLINIC_TIME_ZONE, an
+ * IANA zone), while every instant the service stores stays UTC (FHIR instants with `Z`). A date given alone (a plan's
+ * start, a filter's day) is that day in the clinic, from its local midnight. `UTC` keeps days as UTC days.
+ */
+export const UTC_ZONE = 'UTC';
+
+const DAY_MS = 86_400_000;
+
+/** An IANA time zone name this runtime knows (`Europe/London`, `America/New_York`, `UTC`). */
+export function isTimeZone(zone: string): boolean {
+  return IANAZone.isValidZone(zone);
+}
+
+function inZone(instant: string | number, zone: string): DateTime {
+  const at = typeof instant === 'number' ? DateTime.fromMillis(instant) : DateTime.fromISO(instant, { setZone: true });
+  return at.setZone(zone);
+}
+
+/** The clinic's day of an instant, `yyyy-MM-dd` (undefined for none or an unreadable one). */
+export function clinicDay(instant: string | number | undefined, zone: string = UTC_ZONE): string | undefined {
+  if (instant === undefined || instant === '') return undefined;
+  const at = inZone(instant, zone);
+  return at.isValid ? at.toISODate()! : undefined;
+}
+
+/** The clinic's day and time of an instant, `yyyy-MM-dd HH:mm` (undefined for none or an unreadable one). */
+export function clinicDateTime(instant: string | number | undefined, zone: string = UTC_ZONE): string | undefined {
+  if (instant === undefined || instant === '') return undefined;
+  const at = inZone(instant, zone);
+  return at.isValid ? at.toFormat('yyyy-MM-dd HH:mm') : undefined;
+}
+
+/**
+ * The instant a day given alone starts in the clinic (`2027-01-04` in America/New_York: 05:00Z); a dateTime with its
+ * own time or offset is that instant. Undefined when it is not a date.
+ */
+export function clinicInstant(value: string, zone: string = UTC_ZONE): Date | undefined {
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
+  const at = dateOnly ? DateTime.fromISO(value, { zone }) : DateTime.fromISO(value, { zone, setZone: true });
+  return at.isValid ? at.toJSDate() : undefined;
+}
+
+/**
+ * `instant` moved by whole calendar units in the clinic (days, weeks, months, years): the same wall-clock time that
+ * many days later, across a change to or from summer time too (a day is then 23 or 25 hours). Months end-clamped
+ * (Jan 31 + 1 month = Feb 28).
+ */
+export function addClinicCalendar(
+  instant: number,
+  units: { days?: number; weeks?: number; months?: number; years?: number },
+  zone: string = UTC_ZONE,
+): number {
+  // UTC has no summer time: its days are 24 hours, and the follow-up path adds many of them.
+  if (zone === UTC_ZONE && !units.months && !units.years)
+    return instant + ((units.days ?? 0) + (units.weeks ?? 0) * 7) * DAY_MS;
+  return DateTime.fromMillis(instant, { zone }).plus(units).toMillis();
+}
