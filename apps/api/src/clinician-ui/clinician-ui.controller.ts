@@ -62,7 +62,7 @@ export class ClinicianUiController {
   /**
    * What the page needs to sign in (the issuer, its client id and scopes, the FHIR base it accepts as `iss`), to
    * offer its filters (the kinds of Task the protocols generate: no patient data) and to render a check's questions
-   * as the server checks their answers (the Questionnaire extensions it reads).
+   * as the server checks their answers (the Questionnaire extensions it reads), and the clinic's time zone.
    */
   @Get('config')
   settings(@Req() req: Request) {
@@ -78,6 +78,8 @@ export class ClinicianUiController {
         minValue: MIN_VALUE_EXTENSION,
         maxValue: MAX_VALUE_EXTENSION,
       },
+      // The clinic's calendar: the page shows and picks its days and times there.
+      timeZone: this.config.clinicTimeZone,
     };
   }
 }

@@ -4,8 +4,8 @@
 // refreshed with the refresh token when the issuer gives one); every call goes to the same API as any client:
 // /worklist/view and /to-do/view (following their `next` links), /tasks/:id/$approve|$reject|$reschedule|$change-dose,
 // /tasks/$bulk-approve, /tasks/:id/questionnaire and /tasks/:id/$complete (a check), /patients/:id/timeline,
-// /ui/config (sign-in settings, the kinds of Task to filter by, the Questionnaire extensions). Dates are shown and
-// picked in UTC.
+// /ui/config (sign-in settings, the kinds of Task to filter by, the Questionnaire extensions, the clinic's time zone).
+// Dates and times are shown and picked in the clinic's time zone (CLINIC_TIME_ZONE), named beside them.
 'use strict';
 
 const $ = (selector) => document.querySelector(selector);
@@ -253,11 +253,45 @@ async function api(path, options, retried) {
   return body;
 }
 
+// The clinic's calendar, whoever's browser shows it: an instant's day and time in the clinic's zone, and the instant a
+// clinic day starts (its midnight there, found from the zone's offset, which summer time moves).
+let clinicFormat = null;
+function clinicParts(at) {
+  const timeZone = (settings && settings.timeZone) || 'UTC';
+  if (!clinicFormat || clinicFormat.resolvedOptions().timeZone !== timeZone)
+    clinicFormat = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    });
+  return Object.fromEntries(clinicFormat.formatToParts(new Date(at)).map((p) => [p.type, p.value]));
+}
 function day(iso) {
-  return iso ? new Date(iso).toISOString().slice(0, 10) : '';
+  if (!iso) return '';
+  const p = clinicParts(Date.parse(iso));
+  return p.year + '-' + p.month + '-' + p.day;
 }
 function minute(iso) {
-  return iso ? new Date(iso).toISOString().slice(0, 16).replace('T', ' ') : '';
+  if (!iso) return '';
+  const p = clinicParts(Date.parse(iso));
+  return day(iso) + ' ' + p.hour + ':' + p.minute;
+}
+function zoneOffsetAt(at) {
+  const p = clinicParts(at);
+  return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - Math.floor(at / 1000) * 1000;
+}
+function dayStart(date) {
+  const utcMidnight = Date.parse(date + 'T00:00:00.000Z');
+  const first = utcMidnight - zoneOffsetAt(utcMidnight);
+  return utcMidnight - zoneOffsetAt(first);
+}
+function nextDay(date) {
+  return new Date(Date.parse(date + 'T00:00:00.000Z') + 86400000).toISOString().slice(0, 10);
 }
 
 function el(tag, text, className) {
@@ -955,7 +989,7 @@ function askReschedule(item) {
   const allowed = item.allowedWindow;
   $('#reschedule-what').textContent = describe(item);
   $('#reschedule-range').textContent =
-    'Allowed by the protocol: ' + day(allowed.start) + ' to ' + day(allowed.end) + ' (UTC)';
+    'Allowed by the protocol: ' + day(allowed.start) + ' to ' + day(allowed.end) + ' (' + settings.timeZone + ')';
   for (const id of ['#rs-start', '#rs-end']) {
     const input = $(id);
     input.min = day(allowed.start);
@@ -978,14 +1012,14 @@ function askReschedule(item) {
   void previewReschedule();
 }
 
-// The window the dialog's dates stand for: whole UTC days, clipped to the protocol window at its edges.
+// The window the dialog's dates stand for: whole days in the clinic, clipped to the protocol window at its edges.
 function chosenWindow(item) {
   const allowed = item.allowedWindow;
   const start = $('#rs-start').value;
   const end = $('#rs-end').value;
   if (!start || !end || start > end) return null;
-  const from = start === day(allowed.start) ? allowed.start : start + 'T00:00:00.000Z';
-  const to = end === day(allowed.end) ? allowed.end : end + 'T23:59:59.000Z';
+  const from = start === day(allowed.start) ? Date.parse(allowed.start) : dayStart(start);
+  const to = end === day(allowed.end) ? Date.parse(allowed.end) : dayStart(nextDay(end)) - 1000;
   return { start: new Date(from).toISOString(), end: new Date(to).toISOString() };
 }
 
@@ -1310,6 +1344,7 @@ const PLAN_STATUS = {
 
 async function start() {
   settings = await getJson('/ui/config');
+  for (const zone of document.querySelectorAll('.clinic-zone')) zone.textContent = settings.timeZone;
   const query = new URLSearchParams(location.search);
   if (query.get('code') || query.get('error')) await finishSignIn(query);
   else if (query.get('iss')) return signIn({ iss: query.get('iss'), launch: query.get('launch') || undefined });

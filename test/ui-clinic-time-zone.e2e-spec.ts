@@ -1,0 +1,72 @@
+import * as fs from 'node:fs';
+import type { Browser } from 'playwright-core';
+import type { Task } from '@medplum/fhirtypes';
+import { enrolNamedPatient, launchChromium, signInOnPage } from './support/clinician';
+import { startTestService, type TestService } from './support/test-service';
+
+/**
+ * A clinic in New York whose clinician's browser is set to Tokyo (a laptop back from a conference, say): the page shows
+ * and picks the clinic's days and times, named as such, whatever the browser's zone; the clocks go forward on
+ * 14 March 2027.
+ */
+describe("the clinician page in the clinic's time zone", () => {
+  let service: TestService;
+  let browser: Browser;
+  beforeAll(async () => {
+    service = await startTestService({
+      oidc: {
+        devIssuer: true,
+        clientId: 'ketamine-careplans-ui',
+        scope: 'openid fhirUser profile',
+        devTokenSeconds: 3600,
+      },
+      clinicTimeZone: 'America/New_York',
+    });
+    browser = await launchChromium();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await service?.stop();
+  });
+
+  it("shows the clinic's due windows, named by its zone, and reschedules to the clinic's days across summer time", async () => {
+    const enrolled = await enrolNamedPatient(
+      service,
+      'ketamine-low-dose-series',
+      { given: 'Nora', family: 'Newyork', birthDate: '1979-05-05' },
+      '2027-03-01',
+    );
+    const [session] = (
+      await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' })
+    ).filter((t) => t.focus?.reference?.startsWith('MedicationRequest/'));
+    const context = await browser.newContext({ timezoneId: 'Asia/Tokyo' });
+    const page = await context.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    expect(await page.textContent('#worklist th:nth-child(5)')).toBe('Due window (America/New_York)');
+    expect(await page.textContent('#zone-note')).toBe("Days and times are the clinic's: America/New_York.");
+    // Midnight 2 March (EST) to midnight 15 March (EDT): the clinic's, not UTC's 05:00 and 04:00, nor Tokyo's.
+    expect(await row.textContent()).toContain('2027-03-02 00:00 .. 2027-03-15 00:00');
+    fs.mkdirSync('test-results', { recursive: true });
+    await page.screenshot({ path: 'test-results/worklist-clinic-time-zone.png', fullPage: true });
+
+    await row.locator('button:has-text("Reschedule")').click();
+    await page.waitForSelector('#reschedule-dialog[open]');
+    expect(await page.textContent('#reschedule-range')).toBe(
+      'Allowed by the protocol: 2027-03-02 to 2027-03-15 (America/New_York)',
+    );
+    // Sunday 14 March, the day the clocks go forward at 02:00: a 23-hour day.
+    await page.fill('#rs-start', '2027-03-14');
+    await page.fill('#rs-end', '2027-03-14');
+    await page.click('#reschedule-confirm');
+    await row.waitFor({ state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Rescheduled/);
+    const rescheduled = await service.fhir.read<Task>('Task', session.id!);
+    expect(rescheduled.restriction?.period).toEqual({
+      start: '2027-03-14T05:00:00.000Z',
+      end: '2027-03-15T03:59:59.000Z',
+    });
+    await context.close();
+  }, 60_000);
+});
