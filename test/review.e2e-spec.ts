@@ -273,7 +273,9 @@ describe('clinician review', () => {
       .set(clinician())
       .send({ versionId: inside.body.meta.versionId, start: '2027-01-09T09:00:00Z', end: '2027-01-09T17:00:00Z' })
       .expect(422);
-    expect(outside.body.issue[0].details.text).toContain('2027-01-06T10:00:00.000Z .. 2027-01-08T10:00:00.000Z');
+    expect(outside.body.issue[0].details.text).toContain(
+      "within the protocol's window 2027-01-06 10:00 .. 2027-01-08 10:00 (UTC)",
+    );
     await request(service.url)
       .post(`/tasks/${p.next.id}/$reschedule`)
       .set(clinician())

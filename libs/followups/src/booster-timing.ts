@@ -10,6 +10,7 @@ import type {
   TaskInput,
 } from '@medplum/fhirtypes';
 import {
+  clinicDay,
   dueWindow,
   flattenActions,
   OUTCOME_TIMING_EXTENSION,
@@ -86,6 +87,8 @@ export interface BoosterProposal {
   window: Period;
   changes: ScoreChange[];
   rationale: string;
+  /** The scores behind it, as the Task's inputs (each named with its value and the clinic's day). */
+  evidence: TaskInput[];
 }
 
 export interface BoosterInput {
@@ -126,7 +129,13 @@ export function boosterProposal(input: BoosterInput): BoosterProposal | undefine
     ),
     input.protocolWindow,
   );
-  return { direction, window, changes: used, rationale: rationale(direction, used, rule) };
+  return {
+    direction,
+    window,
+    changes: used,
+    rationale: rationale(direction, used, rule, input.zone),
+    evidence: evidenceInputs(used, input.zone),
+  };
 }
 
 /**
@@ -156,7 +165,7 @@ export function reproposedBooster(task: Task, proposal: BoosterProposal | undefi
           ],
           text: proposal.rationale,
         },
-        input: [...(others.input ?? []), ...evidenceInputs(proposal.changes)],
+        input: [...(others.input ?? []), ...proposal.evidence],
       }
     : {
         ...task,
@@ -179,7 +188,7 @@ function isOutcomeReason(c: { system?: string; code?: string }): boolean {
   return c.system === SERVICE_CODE_SYSTEM && (c.code === 'booster-earlier' || c.code === 'booster-later');
 }
 
-function evidenceInputs(changes: ScoreChange[]): TaskInput[] {
+function evidenceInputs(changes: ScoreChange[], zone?: string): TaskInput[] {
   return changes.flatMap((c) =>
     [c.baseline, c.latest].map((r) => ({
       type: {
@@ -188,7 +197,7 @@ function evidenceInputs(changes: ScoreChange[]): TaskInput[] {
       },
       valueReference: {
         reference: `Observation/${r.observation.id}`,
-        display: `${c.score} ${r.value} on ${observedAt(r.observation)?.slice(0, 10)}`,
+        display: `${c.score} ${r.value} on ${clinicDay(observedAt(r.observation), zone)}`,
       },
     })),
   );
@@ -242,11 +251,16 @@ function clamp(window: Period, bounds: Period | undefined): Period {
   return start < end ? { start: new Date(start).toISOString(), end: new Date(end).toISOString() } : bounds;
 }
 
-function rationale(direction: 'earlier' | 'later', changes: ScoreChange[], rule: OutcomeTimingRule): string {
+function rationale(
+  direction: 'earlier' | 'later',
+  changes: ScoreChange[],
+  rule: OutcomeTimingRule,
+  zone?: string,
+): string {
   const each = changes
     .map(
       (c) =>
-        `${c.score} ${c.latest.value} on ${observedAt(c.latest.observation)!.slice(0, 10)} against a baseline of ${c.baseline.value} (${Math.round(c.improvement * 100)}% better)`,
+        `${c.score} ${c.latest.value} on ${clinicDay(observedAt(c.latest.observation), zone)} against a baseline of ${c.baseline.value} (${Math.round(c.improvement * 100)}% better)`,
     )
     .join('; ');
   const why =

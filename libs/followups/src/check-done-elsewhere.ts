@@ -2,6 +2,7 @@ import type { DetectedIssue, Observation, Questionnaire, QuestionnaireResponse, 
 import {
   AnswersRefused,
   checkAnswers,
+  clinicDay,
   extractObservations,
   unreadAnswersIssue,
   unreadAnswersSeverity,
@@ -37,6 +38,8 @@ export interface CheckDoneElsewhere {
   /** Its answers were read here already (matched alone before the EHR completed the Task with them). */
   answersRecordedAlready?: boolean;
   now: Date;
+  /** The clinic's time zone: the day the answers are named by. UTC unless given. */
+  zone?: string;
 }
 
 export interface AdoptedCheck {
@@ -91,7 +94,13 @@ export function adoptCheckDoneElsewhere(input: CheckDoneElsewhere): AdoptedCheck
         derivedFrom: answers,
         basedOn: carePlan ? { reference: carePlan } : undefined,
       });
-      issues = effectIssues(questionnaire, items, { task, identified: effective, response: answers, author });
+      issues = effectIssues(questionnaire, items, {
+        task,
+        identified: effective,
+        response: answers,
+        author,
+        zone: input.zone,
+      });
     } catch (err) {
       if (!(err instanceof AnswersRefused)) throw err;
       notTaken = `its answers do not fit the ${title}: ${err.message}`;
@@ -124,9 +133,9 @@ function unreadAnswers(input: CheckDoneElsewhere, why: string): DetectedIssue[] 
       evidence: response?.id
         ? {
             reference: `QuestionnaireResponse/${response.id}`,
-            display: `Answers to the ${title} of ${done.slice(0, 10)}`,
+            display: `Answers to the ${title} of ${clinicDay(done, input.zone)}`,
           }
-        : { reference: `Task/${task.id}`, display: `The ${title} of ${done.slice(0, 10)}` },
+        : { reference: `Task/${task.id}`, display: `The ${title} of ${clinicDay(done, input.zone)}` },
     }),
   ];
 }

@@ -9,7 +9,7 @@ import type {
   Reference,
   Task,
 } from '@medplum/fhirtypes';
-import { checkAnswers, effectsToReview, extractObservations, reportedEffectIssue } from '@kc/protocols';
+import { checkAnswers, clinicDay, effectsToReview, extractObservations, reportedEffectIssue } from '@kc/protocols';
 import { transition } from '@kc/task-states';
 import { carePlanReferenceOf } from './care-plan-state';
 
@@ -25,6 +25,8 @@ export interface CheckAnswers {
   now: Date;
   /** The response's place in the transaction that writes all three (urn:uuid), so the others can point at it. */
   responseUrl: string;
+  /** The clinic's time zone: the day the answers are named by. UTC unless given. */
+  zone?: string;
 }
 
 export interface RecordedCheck {
@@ -101,6 +103,7 @@ export function recordCheck(input: CheckAnswers): RecordedCheck {
     identified: authored,
     response: { reference: responseUrl },
     author,
+    zone: input.zone,
   });
   return { task: done, response, observations, issues };
 }
@@ -129,6 +132,7 @@ export function effectIssues(
     identified: string;
     response: { reference: string };
     author?: { reference?: string; display?: string };
+    zone?: string;
   },
 ): DetectedIssue[] {
   const target = checkIssueTarget(at.task);
@@ -142,7 +146,7 @@ export function effectIssues(
       // Named for the clinician who reads the issue (the page shows evidence by its display).
       response: {
         ...at.response,
-        display: `Answers to the ${questionnaire.title ?? 'check'} of ${at.identified.slice(0, 10)}`,
+        display: `Answers to the ${questionnaire.title ?? 'check'} of ${clinicDay(at.identified, at.zone)}`,
       },
       author: author,
     }),

@@ -48,6 +48,19 @@ describe('the drug ordered elsewhere for a session’s time', () => {
       'Ketamine 0.5 mg/kg/h (40 mg/h), 2027-01-06 to 2027-01-08, ordered by Dr EHR (on hold)',
     );
     expect(orderInWords(order('untimed'))).toBe('Ketamine 0.5 mg/kg/h (40 mg/h), no time set, ordered');
+    // In the clinic's days: a window from 02:00 UTC starts the evening before in New York.
+    const late = {
+      ...order('late'),
+      dosageInstruction: [
+        {
+          ...infusionDosage(0.5, 40)[0],
+          timing: { repeat: { boundsPeriod: { start: '2027-01-06T02:00:00Z', end: '2027-01-06T06:00:00Z' } } },
+        },
+      ],
+    };
+    expect(orderInWords(late, undefined, 'America/New_York')).toBe(
+      'Ketamine 0.5 mg/kg/h (40 mg/h), 2027-01-05 to 2027-01-06, ordered',
+    );
   });
 
   it('before approval: the timed ones (approving will ask) and the untimed ones (a look first), in words', () => {

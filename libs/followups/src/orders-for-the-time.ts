@@ -1,5 +1,5 @@
 import type { CodeableConcept, MedicationRequest, Period, Task } from '@medplum/fhirtypes';
-import { orderRateText } from '@kc/protocols';
+import { clinicDay, orderRateText } from '@kc/protocols';
 import { isOpenOrder, orderTaskIdOf } from '@kc/task-states';
 
 /**
@@ -57,16 +57,16 @@ export function ehrOrdersForSession(
 }
 
 /** Those orders in a clinician's words, for the session's row before it is approved; undefined when there are none. */
-export function ehrOrdersNotice(orders: {
-  timed: MedicationRequest[];
-  untimed: MedicationRequest[];
-}): string | undefined {
+export function ehrOrdersNotice(
+  orders: { timed: MedicationRequest[]; untimed: MedicationRequest[] },
+  zone?: string,
+): string | undefined {
   const said = [
     orders.timed.length
-      ? `Already ordered in the EHR for this session's time: ${orders.timed.map((o) => orderInWords(o)).join('; ')}`
+      ? `Already ordered in the EHR for this session's time: ${orders.timed.map((o) => orderInWords(o, orderWindow(o), zone)).join('; ')}`
       : '',
     orders.untimed.length
-      ? `The EHR has an open order of this drug with no time set: ${orders.untimed.map((o) => orderInWords(o)).join('; ')}; check it is not this session's`
+      ? `The EHR has an open order of this drug with no time set: ${orders.untimed.map((o) => orderInWords(o, orderWindow(o), zone)).join('; ')}; check it is not this session's`
       : '',
   ].filter(Boolean);
   return said.length ? `${said.join('. ')}.` : undefined;
@@ -78,10 +78,11 @@ export function ehrOrdersNotice(orders: {
  * integrator reads the references beside it).
  * `window`: when it is to be given, when the order itself does not say (its session's, for an order approved here).
  */
-export function orderInWords(order: MedicationRequest, window = orderWindow(order)): string {
+export function orderInWords(order: MedicationRequest, window = orderWindow(order), zone?: string): string {
   const what = order.medicationCodeableConcept?.text ?? order.medicationCodeableConcept?.coding?.[0]?.display;
   const rate = orderRateText(order);
-  const when = window ? `${window.start?.slice(0, 10) ?? '…'} to ${window.end?.slice(0, 10) ?? '…'}` : 'no time set';
+  const day = (instant: string | undefined) => clinicDay(instant, zone) ?? '…';
+  const when = window ? `${day(window.start)} to ${day(window.end)}` : 'no time set';
   const who = order.requester?.display ? ` by ${order.requester.display}` : '';
   const where = orderTaskIdOf(order) ? `approved in the ketamine care plan${who}` : `ordered${who}`;
   const held = order.status === 'on-hold' ? ' (on hold)' : '';

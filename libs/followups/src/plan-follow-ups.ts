@@ -8,6 +8,7 @@ import {
   instantiateAction,
   dueWindowFor,
   careTeamOwner,
+  clinicDay,
   onDutyAt,
   leaves,
   performerTypeOf,
@@ -124,13 +125,13 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
         carePlan: { reference: `CarePlan/${carePlan.id}` },
         patient: { reference: `Patient/${event.patientId}` },
         now,
-        detail: `Found after the infusion of ${infusionDay(event)}: no further infusion is proposed until a clinician overrides it with a reason.`,
+        detail: `Found after the infusion of ${infusionDay(event, input.zone)}: no further infusion is proposed until a clinician overrides it with a reason.`,
       }),
     );
   return { followUps, detectedIssues };
 }
 
 /** The infusion's day, as a clinician knows it (an id would mean nothing on the page or in an EHR's view). */
-function infusionDay(event: InfusionCompleted): string {
-  return (event.performed.end ?? event.performed.start ?? '').slice(0, 10) || 'an unrecorded day';
+function infusionDay(event: InfusionCompleted, zone?: string): string {
+  return clinicDay(event.performed.end ?? event.performed.start, zone) ?? 'an unrecorded day';
 }

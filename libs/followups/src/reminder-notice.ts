@@ -1,5 +1,12 @@
 import type { Quantity, Task } from '@medplum/fhirtypes';
-import { addDuration, dueWindow, MINIMUM_NOTICE_EXTENSION, protocolWindowOf } from '@kc/protocols';
+import {
+  addDuration,
+  clinicDateTime,
+  dueWindow,
+  MINIMUM_NOTICE_EXTENSION,
+  protocolWindowOf,
+  UTC_ZONE,
+} from '@kc/protocols';
 import type { ReminderRule } from './reminders';
 
 /**
@@ -20,8 +27,14 @@ interface Shortfall {
 }
 
 /** Why a reminder going out at `now` gives less notice than it needs, for the clinic to confirm before the session. */
-export function shortNotice(input: { rule?: ReminderRule; task?: Task; now: Date }): string | undefined {
-  const short = shortfall(input.rule, input.task, input.now);
+export function shortNotice(input: {
+  rule?: ReminderRule;
+  task?: Task;
+  now: Date;
+  /** The clinic's time zone, which the window's start is read in. UTC unless given. */
+  zone?: string;
+}): string | undefined {
+  const short = shortfall(input.rule, input.task, input.now, input.zone ?? UTC_ZONE);
   if (!short) return undefined;
   const sent = short.given > 0 ? `${durationInWords(short.given)} before` : 'after';
   return (
@@ -40,13 +53,16 @@ export function noticeIfDecidedNow(input: {
   now: Date;
   /** The decision, as the sentence starts: "Approving now" (default), "Rescheduling to these dates". */
   as?: string;
+  /** The clinic's time zone: its calendar days, which a reminder's time may count in. UTC unless given. */
+  zone?: string;
 }): string | undefined {
+  const zone = input.zone ?? UTC_ZONE;
   const window = input.task.restriction?.period;
   if (!window?.start) return undefined;
   const warnings = input.rules.flatMap((rule) => {
-    const planned = Date.parse(dueWindow(window, rule.related).start!);
+    const planned = Date.parse(dueWindow(window, rule.related, 'relatedAction', zone).start!);
     const sendAt = new Date(Math.max(planned, input.now.getTime()));
-    const short = shortfall(rule, input.task, sendAt);
+    const short = shortfall(rule, input.task, sendAt, zone);
     if (!short) return [];
     const when =
       short.given > 0 ? `${durationInWords(short.given)} before the window opens` : 'after the window opened';
@@ -57,7 +73,12 @@ export function noticeIfDecidedNow(input: {
   return warnings.length ? warnings.join(' ') : undefined;
 }
 
-function shortfall(rule: ReminderRule | undefined, task: Task | undefined, at: Date): Shortfall | undefined {
+function shortfall(
+  rule: ReminderRule | undefined,
+  task: Task | undefined,
+  at: Date,
+  zone: string,
+): Shortfall | undefined {
   const needed = rule?.activity.extension?.find((e) => e.url === MINIMUM_NOTICE_EXTENSION)?.valueDuration;
   const start = task?.restriction?.period?.start;
   if (!needed || !start || !task) return undefined;
@@ -69,7 +90,7 @@ function shortfall(rule: ReminderRule | undefined, task: Task | undefined, at: D
   return {
     given,
     needed,
-    opens: `${start.slice(0, 10)} ${start.slice(11, 16)} UTC`,
+    opens: `${clinicDateTime(start, zone)} ${zone}`,
     what: task.description ?? 'the session',
   };
 }

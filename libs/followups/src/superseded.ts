@@ -1,5 +1,5 @@
 import type { Coding, PlanDefinition, Procedure, Reference, Task } from '@medplum/fhirtypes';
-import { actionPhase, flattenActions, protocolActionOf, type ProtocolCatalog } from '@kc/protocols';
+import { actionPhase, clinicDay, flattenActions, protocolActionOf, type ProtocolCatalog } from '@kc/protocols';
 import { isOpen, transition } from '@kc/task-states';
 import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
@@ -41,6 +41,8 @@ export function infusionTaskUpdates(input: {
   history: Procedure[];
   definition: InfusionDefinition;
   infusionActions: Set<string>;
+  /** The clinic's time zone: the day an infusion is named by. UTC unless given. */
+  zone?: string;
 }): InfusionTaskUpdate[] {
   const infusions = new Map<string, { end: number; procedure: Procedure }>();
   for (const procedure of input.history) {
@@ -68,7 +70,7 @@ export function infusionTaskUpdates(input: {
         (t) => named.has(`Task/${t.id}`) || (t.focus?.reference !== undefined && named.has(t.focus.reference)),
       ) ?? [...tasks].sort((a, b) => windowStart(a) - windowStart(b))[0];
     // Named by its day too: the reason a revoked reminder or a superseded Task gives is read by clinicians.
-    const day = new Date(infusions.get(procedureId)!.end).toISOString().slice(0, 10);
+    const day = clinicDay(infusions.get(procedureId)!.end, input.zone);
     const by = { reference: `Procedure/${procedureId}`, display: `infusion of ${day}` };
     for (const task of tasks) updates.push({ task, outcome: task === done ? 'done' : 'superseded', by });
   }

@@ -1,5 +1,6 @@
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { type ClinicAlertChannel, type ClinicAlertMessage, heldOrdersOf } from './clinic-alert';
+import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
 import { isReportedEffect, isUnreadAnswers } from './reported-effects';
 
@@ -45,10 +46,10 @@ export function resolvedNoticeKey(issue: { id?: string }, channel: ClinicAlertCh
  */
 export function resolvedNoticeMessage(
   issue: DetectedIssue,
-  context: { channel?: ClinicAlertChannel; worklistUrl?: string } = {},
+  context: { channel?: ClinicAlertChannel; worklistUrl?: string; zone?: string } = {},
 ): ClinicAlertMessage {
   const what = alertedAbout(issue);
-  const day = resolvedAt(issue)?.slice(0, 10);
+  const day = clinicDay(resolvedAt(issue), context.zone);
   const withdrawn = contraindicationState(issue) === 'withdrawn';
   const how = withdrawn ? 'withdrawn' : 'reviewed';
   const decided = withdrawn ? undefined : issue.mitigation?.at(-1)?.action?.text;

@@ -71,6 +71,15 @@ describe('what the clinic is emailed of a hold', () => {
     expect(message.text).not.toMatch(/plan-1|order-1|task-1/);
   });
 
+  it("names the clinic's days (CLINIC_TIME_ZONE): found late on the 1st in New York is the 1st, not UTC's 2nd", () => {
+    const message = clinicAlertMessage(
+      pregnancy(['CarePlan/plan-1', 'MedicationRequest/order-1'], { identifiedDateTime: '2026-12-02T03:30:00Z' }),
+      { heldDueFrom: '2026-12-05T04:00:00Z', zone: 'America/New_York' },
+    );
+    expect(message.text).toContain('Pregnancy on record (found 2026-12-01).');
+    expect(message.text).toContain('The held session is due from 2026-12-04.');
+  });
+
   it('two orders held, no due date known', () => {
     const message = clinicAlertMessage(
       pregnancy(['CarePlan/plan-1', 'MedicationRequest/order-1', 'MedicationRequest/order-2']),

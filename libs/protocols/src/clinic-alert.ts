@@ -1,5 +1,6 @@
 import type { Communication, DetectedIssue } from '@medplum/fhirtypes';
 import { CANONICAL_BASE, SERVICE_CODE_SYSTEM } from './canonical';
+import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
 import { isReportedEffect, isUnreadAnswers } from './reported-effects';
 
@@ -62,6 +63,8 @@ export interface ClinicAlertContext {
   heldDueFrom?: string;
   /** Email (the default) says it names no patient; in the EHR's inbox the message is the patient's (its subject). */
   channel?: ClinicAlertChannel;
+  /** The clinic's time zone: the days the message names are its own. UTC unless given. */
+  zone?: string;
 }
 
 /**
@@ -73,8 +76,11 @@ export function clinicAlertMessage(issue: DetectedIssue, context: ClinicAlertCon
   return isUnreadAnswers(issue) ? unreadAnswersMessage(issue, context) : reportedEffectMessage(issue, context);
 }
 
-function unreadAnswersMessage(issue: DetectedIssue, { worklistUrl, channel }: ClinicAlertContext): ClinicAlertMessage {
-  const day = issue.identifiedDateTime?.slice(0, 10);
+function unreadAnswersMessage(
+  issue: DetectedIssue,
+  { worklistUrl, channel, zone }: ClinicAlertContext,
+): ClinicAlertMessage {
+  const day = clinicDay(issue.identifiedDateTime, zone);
   return {
     subject: "Ketamine care plans: a post-infusion check's answers could not be read, to review",
     text: [
@@ -86,9 +92,12 @@ function unreadAnswersMessage(issue: DetectedIssue, { worklistUrl, channel }: Cl
   };
 }
 
-function reportedEffectMessage(issue: DetectedIssue, { worklistUrl, channel }: ClinicAlertContext): ClinicAlertMessage {
+function reportedEffectMessage(
+  issue: DetectedIssue,
+  { worklistUrl, channel, zone }: ClinicAlertContext,
+): ClinicAlertMessage {
   const effect = issue.code?.coding?.[0]?.display ?? issue.code?.text ?? 'An effect';
-  const day = issue.identifiedDateTime?.slice(0, 10);
+  const day = clinicDay(issue.identifiedDateTime, zone);
   return {
     subject: `Ketamine care plans: ${effect.toLowerCase()} reported after an infusion, to review`,
     text: [
@@ -102,10 +111,10 @@ function reportedEffectMessage(issue: DetectedIssue, { worklistUrl, channel }: C
 
 function heldOrdersMessage(
   issue: DetectedIssue,
-  { worklistUrl, heldDueFrom, channel }: ClinicAlertContext,
+  { worklistUrl, heldDueFrom, channel, zone }: ClinicAlertContext,
 ): ClinicAlertMessage {
   const found = (issue.code?.text ?? issue.code?.coding?.[0]?.display ?? 'A contraindication').replace(/\.$/, '');
-  const day = issue.identifiedDateTime?.slice(0, 10);
+  const day = clinicDay(issue.identifiedDateTime, zone);
   const orders = heldOrdersOf(issue).length;
   return {
     subject: `Ketamine care plans: an approved infusion is on hold (${found.toLowerCase()}), to review`,
@@ -113,7 +122,7 @@ function heldOrdersMessage(
       `A contraindication was found in a patient's record after their ketamine infusion was approved: ${found}${day ? ` (found ${day})` : ''}.`,
       `${orders === 1 ? 'Their approved order is' : `${orders} of their approved orders are`} on hold, with the Task${orders === 1 ? '' : 's'}, so nothing is to be given until a clinician reviews it: an override with a reason releases ${orders === 1 ? 'it' : 'them'}, or the Task is rejected.`,
       ...(heldDueFrom
-        ? [`The ${orders === 1 ? 'held' : 'first held'} session is due from ${heldDueFrom.slice(0, 10)}.`]
+        ? [`The ${orders === 1 ? 'held' : 'first held'} session is due from ${clinicDay(heldDueFrom, zone)}.`]
         : []),
       reviewOn(worklistUrl, 'Held: found after approval'),
       ...namesNoPatient(channel),

@@ -1,4 +1,4 @@
-import { DateTime, IANAZone } from 'luxon';
+import { DateTime } from 'luxon';
 
 /**
  * The clinic's calendar: the days and times clinicians and patients read are the clinic's own (CLINIC_TIME_ZONE, an
@@ -9,26 +9,29 @@ export const UTC_ZONE = 'UTC';
 
 const DAY_MS = 86_400_000;
 
-/** An IANA time zone name this runtime knows (`Europe/London`, `America/New_York`, `UTC`). */
-export function isTimeZone(zone: string): boolean {
-  return IANAZone.isValidZone(zone);
-}
-
 function inZone(instant: string | number, zone: string): DateTime {
   const at = typeof instant === 'number' ? DateTime.fromMillis(instant) : DateTime.fromISO(instant, { setZone: true });
   return at.setZone(zone);
 }
 
-/** The clinic's day of an instant, `yyyy-MM-dd` (undefined for none or an unreadable one). */
+/** A FHIR date (`2026`, `2026-10`, `2026-10-01`): a day or more on a calendar already, no instant to move. */
+const DATE_ONLY = /^\d{4}(-\d{2}(-\d{2})?)?$/;
+
+/**
+ * The clinic's day of an instant, `yyyy-MM-dd` (undefined for none or an unreadable one). A date alone (a condition's
+ * onset, say) is that date as written.
+ */
 export function clinicDay(instant: string | number | undefined, zone: string = UTC_ZONE): string | undefined {
   if (instant === undefined || instant === '') return undefined;
+  if (typeof instant === 'string' && DATE_ONLY.test(instant)) return instant;
   const at = inZone(instant, zone);
   return at.isValid ? at.toISODate()! : undefined;
 }
 
-/** The clinic's day and time of an instant, `yyyy-MM-dd HH:mm` (undefined for none or an unreadable one). */
+/** The clinic's day and time of an instant, `yyyy-MM-dd HH:mm` (undefined for none or an unreadable one; a date alone as written). */
 export function clinicDateTime(instant: string | number | undefined, zone: string = UTC_ZONE): string | undefined {
   if (instant === undefined || instant === '') return undefined;
+  if (typeof instant === 'string' && DATE_ONLY.test(instant)) return instant;
   const at = inZone(instant, zone);
   return at.isValid ? at.toFormat('yyyy-MM-dd HH:mm') : undefined;
 }

@@ -98,6 +98,8 @@ describe('infusion rate titrated per kg (fhir-profiles rate-titration)', () => {
       'Weighed 2026-11-01, more than 30 days ago: weigh the patient before the session (the rate in mg/h is computed from the latest weight)',
     );
     expect(weightNotice(t, undefined, now)).toBeUndefined();
+    // The day as the clinic reads it: 02:00 UTC on 1 November is the evening of 31 October in New York.
+    expect(weightNotice(t, '2026-11-01T02:00:00Z', now, 'America/New_York')).toMatch(/^Weighed 2026-10-31, /);
     // A protocol that says nothing of it asks for nothing.
     expect(weightNotice({ ...t, weightWithinDays: undefined }, '2020-01-01T00:00:00Z', now)).toBeUndefined();
   });

@@ -9,6 +9,7 @@ import type {
   Reference,
 } from '@medplum/fhirtypes';
 import { CANONICAL_BASE } from './canonical';
+import { clinicDay, UTC_ZONE } from './clinic-time';
 import { bolusDosage, bolusRefusal, type BolusLimit } from './bolus';
 import { orderedValue } from './dose-rate';
 import { applyDynamicValues } from './dynamic-values';
@@ -70,12 +71,17 @@ function daysOf(duration: Duration | undefined): number | undefined {
  * weeks ahead would carry it): the weight is still used (the latest on record), and whoever approves or gives the
  * session is asked to weigh the patient first.
  */
-export function weightNotice(titration: RateTitration, weighed: string | undefined, now: Date): string | undefined {
+export function weightNotice(
+  titration: RateTitration,
+  weighed: string | undefined,
+  now: Date,
+  zone: string = UTC_ZONE,
+): string | undefined {
   const days = titration.weightWithinDays;
   const taken = Date.parse(weighed ?? '');
   if (days === undefined || Number.isNaN(taken) || now.getTime() - taken <= days * 24 * 60 * 60 * 1000)
     return undefined;
-  return `Weighed ${weighed!.slice(0, 10)}, more than ${days} days ago: weigh the patient before the session (the rate in mg/h is computed from the latest weight)`;
+  return `Weighed ${clinicDay(weighed, zone)}, more than ${days} days ago: weigh the patient before the session (the rate in mg/h is computed from the latest weight)`;
 }
 
 function bolusLimitOf(range: Range | undefined): BolusLimit | undefined {
@@ -127,9 +133,9 @@ export function weightForTitration(
 }
 
 /** The weight a dose was computed from, as a reference an EHR follows: "Body weight 64 kg (2026-12-01)". */
-function weighedOn(weight: ReturnType<typeof latestWeightKg>): { weighed?: Reference } {
+function weighedOn(weight: ReturnType<typeof latestWeightKg>, zone: string): { weighed?: Reference } {
   if (!weight?.id) return {};
-  const day = weight.when?.slice(0, 10);
+  const day = clinicDay(weight.when, zone);
   return {
     weighed: { reference: `Observation/${weight.id}`, display: `Body weight ${weight.kg} kg${day ? ` (${day})` : ''}` },
   };
@@ -184,6 +190,8 @@ export interface DosageToOrderInput {
   variables?: ProtocolVariables;
   /** When the dose is ordered (how old the weight is is judged against it). */
   now?: Date;
+  /** The clinic's time zone: the days the order's words name. UTC unless given. */
+  zone?: string;
 }
 
 /**
@@ -229,8 +237,9 @@ export function dosageToOrder(input: DosageToOrderInput): {
           }),
         ]
       : dosageInstruction;
-    const notice = weight && weightNotice(titration, weight.when, input.now ?? new Date());
-    return { dosage: withBolus, ...weighedOn(weight), ...(notice ? { weightNotice: notice } : {}) };
+    const zone = input.zone ?? UTC_ZONE;
+    const notice = weight && weightNotice(titration, weight.when, input.now ?? new Date(), zone);
+    return { dosage: withBolus, ...weighedOn(weight, zone), ...(notice ? { weightNotice: notice } : {}) };
   }
   if (!askedSomething) return {};
   const missing = unresolved.length

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Appointment, Bundle, Coding, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
 import { bookingAdvice, infusionCodesOf, type BookingAdvice } from '@kc/followups';
-import { ProtocolCatalog, uuidFromKey } from '@kc/protocols';
+import { clinicDateTime, clinicDay, ProtocolCatalog, UTC_ZONE, uuidFromKey } from '@kc/protocols';
 import { codeDisplays, contraindicationCards, links, sortCards, summary, taskName, type CardOptions } from './cards';
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import {
@@ -93,13 +93,13 @@ export class AppointmentBookService {
   }
 }
 
-const minute = (instant: string | undefined) => (instant ? instant.slice(0, 16).replace('T', ' ') : 'an unknown time');
-const day = (instant: string | undefined) => (instant ? instant.slice(0, 10) : 'unknown');
-
 function adviceCards(appointment: Appointment, advice: BookingAdvice, options: CardOptions): Card[] {
   if (advice.kind === 'unrelated' || advice.kind === 'books') return [];
   const name = taskName(advice.task, options.displays);
-  const at = `${minute(appointment.start)} UTC`;
+  const at = appointment.start
+    ? `${clinicDateTime(appointment.start, options.zone)} ${options.zone ?? UTC_ZONE}`
+    : 'an unknown time';
+  const day = (instant: string | undefined) => clinicDay(instant, options.zone) ?? 'unknown';
   const due = advice.task.restriction?.period;
   const card = (indicator: Card['indicator'], title: string, detail: string): Card => ({
     uuid: uuidFromKey(`cds:booking:${appointment.id ?? at}:${advice.task.id}:${advice.kind}`),

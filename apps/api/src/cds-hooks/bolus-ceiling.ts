@@ -86,7 +86,7 @@ export function bolusAboveCards(
         {
           summary: `Ketamine bolus above the protocols' ceiling: ${perKg} ${limit.unit}`,
           detail: [
-            `**${judgedAt(dose, weight)}${perKg} ${limit.unit}** is above ${limit.high} ${limit.unit}, the largest bolus the clinic's ketamine infusion protocols allow.`,
+            `**${judgedAt(dose, weight, options.zone)}${perKg} ${limit.unit}** is above ${limit.high} ${limit.unit}, the largest bolus the clinic's ketamine infusion protocols allow.`,
             'Sign it only if this bolus is intended.',
           ].join('\n\n'),
         },

@@ -142,6 +142,19 @@ describe('card builder (pure)', () => {
     expect(describeEvidence({ ...activeCondition(...PREGNANCY), id: 'c1' })).toBe('Condition: Pregnancy, active');
   });
 
+  it("cards name the clinic's days (CLINIC_TIME_ZONE), not UTC's", () => {
+    const zoned = { ...options, zone: 'America/New_York' };
+    const [card] = contraindicationCards(
+      [issue('late', 'pregnancy', { identifiedDateTime: '2027-03-02T03:00:00Z' })],
+      zoned,
+    );
+    expect(card.detail).toContain('Recorded as a contraindication on 2027-03-01, not resolved');
+    // A blood pressure taken at 01:00 UTC on the 9th was taken on the evening of the 8th in New York.
+    expect(describeEvidence({ ...bloodPressure(195, 115, '2027-03-09T01:00:00Z'), id: 'bp1' }, zoned.zone)).toMatch(
+      /\(2027-03-08\)$/,
+    );
+  });
+
   it('order-sign: one critical card per contraindication, merging the DetectedIssue and the failed condition', () => {
     const contraindications = orderContraindications([issue('di1', 'pregnancy')], {
       failed: [

@@ -9,6 +9,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import {
+  clinicDay,
   contraindicationState,
   isReportedEffect,
   isUnreadAnswers,
@@ -30,6 +31,8 @@ export interface CardOptions {
   worklistUrl?: string;
   /** Code -> display of the service CodeSystem (task kinds, contraindications). */
   displays?: Record<string, string>;
+  /** The clinic's time zone: the days cards name are its own (CLINIC_TIME_ZONE). UTC unless given. */
+  zone?: string;
 }
 
 export const MAX_SUMMARY = 139;
@@ -60,7 +63,8 @@ export function sortCards(cards: Card[]): Card[] {
   return [...cards].sort((a, b) => INDICATOR_ORDER[a.indicator] - INDICATOR_ORDER[b.indicator]);
 }
 
-const date = (instant: string | undefined) => (instant ? instant.slice(0, 10) : 'unknown date');
+/** A day as the clinic reads it. */
+export const date = (instant: string | undefined, zone?: string) => clinicDay(instant, zone) ?? 'unknown date';
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export function links(options: CardOptions, label: string): CardLink[] | undefined {
@@ -113,7 +117,7 @@ export function followUpTaskCards(tasks: Task[], now: Date, options: CardOptions
   return open.map(({ task, state }) => {
     const name = taskName(task, options.displays);
     const period = task.restriction!.period!;
-    const window = `${date(period.start)} to ${period.end ? date(period.end) : 'open-ended'}`;
+    const window = `${date(period.start, options.zone)} to ${period.end ? date(period.end, options.zone) : 'open-ended'}`;
     const daysOver = period.end ? Math.floor((now.getTime() - Date.parse(period.end)) / DAY_MS) : 0;
     const closed = daysOver < 1 ? 'today' : `${plural(daysOver, 'day')} ago`;
     const lines = [
@@ -127,7 +131,7 @@ export function followUpTaskCards(tasks: Task[], now: Date, options: CardOptions
       uuid: uuidFromKey(`cds:task:${task.id}:${state}`),
       summary: summary(
         state === 'overdue'
-          ? `Overdue: ${name} (window closed ${date(period.end)})`
+          ? `Overdue: ${name} (window closed ${date(period.end, options.zone)})`
           : `Due now: ${name} (window ${window})`,
       ),
       detail: lines.join('\n\n'),
@@ -166,12 +170,13 @@ function severityIndicator(issue: DetectedIssue): Indicator {
  * A contraindication on record, in words: cards are read by a clinician inside the EHR, so no references (the
  * DetectedIssue itself holds them, in implicated and evidence).
  */
-function issueEvidence(issue: DetectedIssue): string {
+function issueEvidence(issue: DetectedIssue, zone?: string): string {
+  const on = date(issue.identifiedDateTime, zone);
   const recorded = isUnreadAnswers(issue)
-    ? `Recorded on ${date(issue.identifiedDateTime)}, not reviewed yet`
+    ? `Recorded on ${on}, not reviewed yet`
     : isReportedEffect(issue)
-      ? `Reported at a post-infusion check on ${date(issue.identifiedDateTime)}, not reviewed yet`
-      : `Recorded as a contraindication on ${date(issue.identifiedDateTime)}, not resolved`;
+      ? `Reported at a post-infusion check on ${on}, not reviewed yet`
+      : `Recorded as a contraindication on ${on}, not resolved`;
   return `${recorded}${issue.detail ? `: ${issue.detail}` : ''}`;
 }
 
@@ -192,7 +197,7 @@ export function contraindicationCards(issues: DetectedIssue[], options: CardOpti
       ),
       detail: [
         issue.code?.text ? `**${issue.code.text}**` : `**${name}**`,
-        issueEvidence(issue) + '.',
+        issueEvidence(issue, options.zone) + '.',
         effect
           ? "The patient's ketamine care plan waits until a clinician reviews what was reported and records what was decided."
           : 'Ketamine care plans for this patient stay blocked until a clinician resolves the issue or overrides it with a reason.',
@@ -220,7 +225,7 @@ function valueText(v: Observation | ObservationComponent): string | undefined {
 }
 
 /** One line naming a record and what it says, e.g. "Blood pressure panel: Systolic 195 mmHg, ... (2026-11-10)". */
-export function describeEvidence(resource: Resource): string {
+export function describeEvidence(resource: Resource, zone?: string): string {
   if (resource.resourceType === 'Observation') {
     const o = resource;
     const values = [
@@ -231,13 +236,13 @@ export function describeEvidence(resource: Resource): string {
       }),
     ].filter(Boolean);
     const when = o.effectiveDateTime ?? o.effectivePeriod?.start ?? o.effectiveInstant ?? o.issued;
-    return `${conceptText(o.code)}: ${values.join(', ') || 'no value'} (${date(when)})`;
+    return `${conceptText(o.code)}: ${values.join(', ') || 'no value'} (${date(when, zone)})`;
   }
   if (resource.resourceType === 'Condition') {
     const c = resource;
     const status = c.clinicalStatus?.coding?.[0]?.code;
     const when = c.onsetDateTime ?? c.recordedDate;
-    return `Condition: ${conceptText(c.code)}${status ? `, ${status}` : ''}${when ? ` (since ${date(when)})` : ''}`;
+    return `Condition: ${conceptText(c.code)}${status ? `, ${status}` : ''}${when ? ` (since ${date(when, zone)})` : ''}`;
   }
   if (resource.resourceType === 'DetectedIssue') return issueEvidence(resource);
   return `A ${resource.resourceType} on record`;
@@ -257,7 +262,11 @@ export interface Contraindication {
 }
 
 /** Unresolved DetectedIssues and failed eligibility conditions, merged by contraindication code. */
-export function orderContraindications(issues: DetectedIssue[], verdict: EligibilityVerdict): Contraindication[] {
+export function orderContraindications(
+  issues: DetectedIssue[],
+  verdict: EligibilityVerdict,
+  zone?: string,
+): Contraindication[] {
   const byCode = new Map<string, Contraindication>();
   const entry = (code: string, description: string) => {
     const found = byCode.get(code) ?? { code, description, evidence: [] };
@@ -266,14 +275,14 @@ export function orderContraindications(issues: DetectedIssue[], verdict: Eligibi
   };
   for (const failed of verdict.failed) {
     const c = entry(failed.code, failed.description);
-    c.evidence.push(...failed.evidence.map(describeEvidence));
+    c.evidence.push(...failed.evidence.map((record) => describeEvidence(record, zone)));
     c.evidence.push(...failed.emptyVariables.map((name) => `No ${name} on record`));
   }
   for (const issue of issues.filter(isUnresolvedContraindication)) {
     const c = entry(issueCode(issue), issue.code?.text ?? issue.detail ?? issueCode(issue));
     if (isReportedEffect(issue)) c.reportedEffect = true;
     if (isUnreadAnswers(issue)) c.unreadAnswers = true;
-    c.evidence.push(issueEvidence(issue));
+    c.evidence.push(issueEvidence(issue, zone));
   }
   return [...byCode.values()];
 }

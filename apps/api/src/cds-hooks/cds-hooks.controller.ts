@@ -61,7 +61,11 @@ export class CdsHooksController {
     if (!service) throw notFound(`No CDS service ${id.slice(0, 64)}; GET /cds-services lists them`);
     checkRequest(body, service);
     const started = performance.now();
-    const options = { sourceLabel: SOURCE_LABEL, worklistUrl: `${publicBaseUrl(this.config, req)}/ui` };
+    const options = {
+      sourceLabel: SOURCE_LABEL,
+      worklistUrl: `${publicBaseUrl(this.config, req)}/ui`,
+      zone: this.config.clinicTimeZone,
+    };
     // The EHR waits a few seconds for cards: FHIR reads stop at the budget, so an answer comes while it waits.
     const budget = AbortSignal.timeout(this.config.cdsReadBudgetMs);
     let result;

@@ -45,7 +45,7 @@ export function duplicateOrderCards(input: {
         ),
         detail: [
           `**The patient already has ${same.length === 1 ? 'an open ketamine order' : `${same.length} open ketamine orders`} for ${timed ? 'this time' : 'a time this order, which sets none, may be given at'}.** Signing this one as well orders the session twice.`,
-          ...same.map((o) => `- ${orderInWords(o, windowOf(o))}`),
+          ...same.map((o) => `- ${orderInWords(o, windowOf(o), input.options.zone)}`),
           same.length === 1
             ? 'If this order is to replace it (another dose), mark it as replacing it; if not, remove this order.'
             : 'Remove this order, or cancel the ones it is to replace first.',

@@ -197,7 +197,7 @@ export class OrderSignService {
         ...orderSignCards(
           {
             orders: patientOrders,
-            contraindications: orderContraindications(issues, verdict),
+            contraindications: orderContraindications(issues, verdict, options.zone),
             unchecked: [
               ...verdict.unchecked,
               ...uncheckedRates(rates.map((r) => r.finding)),

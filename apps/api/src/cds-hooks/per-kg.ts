@@ -1,5 +1,5 @@
 import type { MedicationRequest, Quantity } from '@medplum/fhirtypes';
-import { uuidFromKey } from '@kc/protocols';
+import { clinicDay, uuidFromKey } from '@kc/protocols';
 import type { Card } from './cds-types';
 import { summary, type CardOptions } from './cards';
 
@@ -29,9 +29,10 @@ export function perKgOf(perKg: Quantity | undefined, absolute: Quantity | undefi
 }
 
 /** "250 mg/h for 80 kg (weighed 2026-11-10), ": the absolute amount and the weight it was judged at, when it was. */
-export function judgedAt(absolute: string | undefined, weight: Weight | undefined): string {
+export function judgedAt(absolute: string | undefined, weight: Weight | undefined, zone?: string): string {
   if (!absolute || !weight) return '';
-  return `${absolute} for ${weight.kg} kg${weight.when ? ` (weighed ${weight.when.slice(0, 10)})` : ''}, `;
+  const day = clinicDay(weight.when, zone);
+  return `${absolute} for ${weight.kg} kg${day ? ` (weighed ${day})` : ''}, `;
 }
 
 /** A warning card about one draft order's dose, keyed by the order and what was checked (one per order and check). */

@@ -1,5 +1,5 @@
 import type { CarePlan, MedicationRequest, PlanDefinition, Task } from '@medplum/fhirtypes';
-import { SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
+import { clinicDay, SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
 import { carePlanHoldsCare } from '@kc/followups';
 import { links, orderRefs, removeOrdersSuggestion, summary, type CardOptions } from './cards';
 import type { Card } from './cds-types';
@@ -26,7 +26,7 @@ export function planStatusCards(input: {
     .sort((a, b) => Date.parse(b.meta?.lastUpdated ?? '') - Date.parse(a.meta?.lastUpdated ?? ''))[0];
   if (!latest) return [];
   const words = WORDS[latest.status as keyof typeof WORDS];
-  const since = latest.meta?.lastUpdated?.slice(0, 10);
+  const since = clinicDay(latest.meta?.lastUpdated, options.zone);
   const cardKey = `cds:order-sign:${orderRefs(orders).join(',')}:plan:${latest.id}:${latest.status}`;
   return [
     {
@@ -79,7 +79,7 @@ export function pausedPlanCards(carePlans: CarePlan[], protocols: PlanDefinition
   return plansOf(carePlans, protocols)
     .filter((c) => c.status === 'on-hold')
     .map((c) => {
-      const since = c.meta?.lastUpdated?.slice(0, 10);
+      const since = clinicDay(c.meta?.lastUpdated, options.zone);
       return {
         uuid: uuidFromKey(`cds:careplan:${c.id}:on-hold`),
         summary: summary(`Ketamine care plan on hold${c.title ? `: ${c.title}` : ''}`),

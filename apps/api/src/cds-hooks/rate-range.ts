@@ -107,7 +107,7 @@ export function rateOutsideCards(
         {
           summary: `Ketamine rate ${side} the protocols' range: ${perKg} ${range.unit}`,
           detail: [
-            `**${judgedAt(rate, weight)}${perKg} ${range.unit}** is ${side} ${range.low}-${range.high} ${range.unit}, the rate per kg the clinic's ketamine infusion protocols may be ordered at.`,
+            `**${judgedAt(rate, weight, options.zone)}${perKg} ${range.unit}** is ${side} ${range.low}-${range.high} ${range.unit}, the rate per kg the clinic's ketamine infusion protocols may be ordered at.`,
             'Sign it only if this rate is intended.',
           ].join('\n\n'),
         },

@@ -74,9 +74,10 @@ export function doseView(
   request: MedicationRequest | undefined,
   weights: Bundle | undefined,
   now = new Date(),
+  zone?: string,
 ): DoseView {
   const weight = latestWeightKg(weights);
-  const notice = weight && weightNotice(titration, weight.when, now);
+  const notice = weight && weightNotice(titration, weight.when, now, zone);
   const bolusPerKg = titration.bolus && orderedBolusPerKg(request, titration.bolus.unit);
   return {
     ratePerKg: orderedRatePerKg(request, titration.unit) ?? titration.start,

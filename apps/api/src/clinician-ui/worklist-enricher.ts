@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type {
   Bundle,
   CarePlan,
@@ -175,6 +176,7 @@ export class WorklistEnricher {
   constructor(
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {
     this.scores = outcomeScores(catalog.planDefinitions());
     this.effectCodes = extractedChoices(catalog.questionnaires());
@@ -219,10 +221,11 @@ export class WorklistEnricher {
       const proposal = item.request ? proposals.get(item.request) : undefined;
       if (!sessions.includes(item) || !proposal) return {};
       const ofPatient = openOrders.filter((o) => o.subject?.reference === item.patient);
-      const notice = ehrOrdersNotice(ehrOrdersForSession(item.due, proposal, ofPatient));
+      const notice = ehrOrdersNotice(ehrOrdersForSession(item.due, proposal, ofPatient), this.config.clinicTimeZone);
       return notice ? { ehrOrders: notice } : {};
     };
     const orders = await this.toDoOrders(items, doseSearches[TO_DO_ORDERS], doseSearches[TO_DO_ORDERS_APPROVED_ON]);
+    const zone = this.config.clinicTimeZone;
     const doseOf = (item: T) => {
       const reading = dosing.get(item.id);
       if (!reading) return {};
@@ -230,10 +233,10 @@ export class WorklistEnricher {
       if (purpose.for === 'to-do') {
         // The dose to change here is that of an order written here (the EHR changes its own).
         const order = orders.get(item.id);
-        return order?.current && !order.ehrOrder ? { dose: doseView(reading, order.current, weight, now) } : {};
+        return order?.current && !order.ehrOrder ? { dose: doseView(reading, order.current, weight, now, zone) } : {};
       }
       return {
-        dose: doseView(reading, item.request ? proposals.get(item.request) : undefined, weight, now),
+        dose: doseView(reading, item.request ? proposals.get(item.request) : undefined, weight, now, zone),
       };
     };
     const orderedDoseOf = (item: T) => {
@@ -305,7 +308,7 @@ export class WorklistEnricher {
       restriction: { period: item.due },
       extension: item.allowedWindow ? [{ url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: item.allowedWindow }] : [],
     };
-    const notice = noticeIfDecidedNow({ rules, task, now });
+    const notice = noticeIfDecidedNow({ rules, task, now, zone: this.config.clinicTimeZone });
     return notice ? { reminderNotice: notice } : {};
   }
 

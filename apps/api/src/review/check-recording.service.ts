@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type {
   BundleEntry,
   CarePlan,
@@ -51,6 +52,7 @@ export class CheckRecordingService {
     private readonly catalog: ProtocolCatalog,
     private readonly scores: ScoreEventsProducer,
     private readonly records: PatientRecordEventsProducer,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   /** The Questionnaire the Task is done with; 409 for a Task done otherwise (an infusion, by its Procedure). */
@@ -80,6 +82,7 @@ export class CheckRecordingService {
             author: performerOf(input.caller),
             now: new Date(),
             responseUrl,
+            zone: this.config.clinicTimeZone,
           }),
         );
         return recorded.task;

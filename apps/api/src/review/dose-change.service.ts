@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { conflict, unprocessable } from '@kc/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf } from '@kc/followups';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg, orderRateText } from '@kc/protocols';
@@ -35,6 +36,7 @@ export class DoseChangeService {
     private readonly writer: DecisionWriter,
     private readonly fhir: FhirClient,
     private readonly contraindications: CurrentContraindications,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   async change(input: DoseChangeInput): Promise<Task> {
@@ -58,6 +60,7 @@ export class DoseChangeService {
       asked: input.rate,
       bolus: input.bolus,
       variables: checked.variables,
+      zone: this.config.clinicTimeZone,
     });
     if (dose.refusal) throw unprocessable(dose.refusal);
     const newDose = dose.dosage && orderRateText({ ...order, dosageInstruction: dose.dosage });

@@ -1,7 +1,8 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { OutcomeException, unprocessable } from '@kc/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
 import { sessionOrdersOf } from '@kc/nest-core';
@@ -73,6 +74,7 @@ export class TaskDecisionService {
     private readonly reminders: TaskReminders,
     private readonly contraindications: CurrentContraindications,
     private readonly sessions: CompletedTaskEventsProducer,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   private readonly logger = new Logger(TaskDecisionService.name);
@@ -114,7 +116,7 @@ export class TaskDecisionService {
   /** A reschedule approves the Task for its new window, so it authorises care like an approval. */
   reschedule(input: DecisionInput & AskedDose & Alongside & { window: Period }): Promise<Task> {
     const { window } = input;
-    return this.authorise(input, 'reschedule', (t) => reschedule(t, window, new Date()), {
+    return this.authorise(input, 'reschedule', (t) => reschedule(t, window, new Date(), this.config.clinicTimeZone), {
       dose: input,
       asked: async (t) => holdsWhatWasAsked.window(t, window) && (await this.orderedAsAsked(t, input)),
     });
@@ -146,7 +148,7 @@ export class TaskDecisionService {
     const orderedInEhr = inEhr ? await this.orderedInEhrSince(task) : undefined;
     if ((rate || bolus) && orderedInEhr)
       throw unprocessable(
-        `The EHR has ordered this session since its order was closed (${orderInWords(orderedInEhr)}): approve it without a ${what}, and change its dose in the EHR.`,
+        `The EHR has ordered this session since its order was closed (${orderInWords(orderedInEhr, undefined, this.config.clinicTimeZone)}): approve it without a ${what}, and change its dose in the EHR.`,
         [`MedicationRequest/${orderedInEhr.id}`],
       );
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
@@ -172,20 +174,27 @@ export class TaskDecisionService {
         throw new OutcomeException(
           409,
           'duplicate',
-          `Already ordered outside this care plan for this session's time: ${elsewhere.map((o) => orderInWords(o)).join('; ')}. Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
+          `Already ordered outside this care plan for this session's time: ${elsewhere.map((o) => orderInWords(o, undefined, this.config.clinicTimeZone)).join('; ')}. Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
           refs,
           `Send "onOrder": "${refs[0]}" to approve the session on the EHR's order (no order is written), or "alongside": ${JSON.stringify(refs)} if both orders are meant.`,
           elsewhere.map((o, i) => ({
             severity: 'information',
             code: 'duplicate',
-            details: { text: orderInWords(o) },
+            details: { text: orderInWords(o, undefined, this.config.clinicTimeZone) },
             expression: [refs[i]],
           })),
         );
       }
     }
     const dose = ordering
-      ? dosageToOrder({ proposal, activity: checked.activity, asked: rate, bolus, variables: checked.variables })
+      ? dosageToOrder({
+          proposal,
+          activity: checked.activity,
+          asked: rate,
+          bolus,
+          variables: checked.variables,
+          zone: this.config.clinicTimeZone,
+        })
       : {};
     if (dose.refusal) throw unprocessable(dose.refusal);
     const reminders = await this.reminders.contextFor(task, carePlan);

@@ -1,5 +1,5 @@
 import type { Period, Task } from '@medplum/fhirtypes';
-import { periodWithin, protocolWindowOf } from '@kc/protocols';
+import { clinicDateTime, periodWithin, protocolWindowOf, UTC_ZONE } from '@kc/protocols';
 import { ordersApprovedOn, transition, type TransitionInput } from '@kc/task-states';
 
 /** Why a decision cannot be taken; the HTTP layer turns it into 422. (Invalid transitions are InvalidTransition: 409.) */
@@ -27,12 +27,20 @@ export function reject(task: Task, reason: string, now: Date): Task {
 }
 
 /** Moves the due window, only inside the window the protocol allows (kept on the Task as an extension). */
-export function reschedule(task: Task, period: Period, now: Date, owner?: TransitionInput['owner']): Task {
+export function reschedule(
+  task: Task,
+  period: Period,
+  now: Date,
+  zone: string = UTC_ZONE,
+  owner?: TransitionInput['owner'],
+): Task {
   const allowed = protocolWindowOf(task);
   if (!allowed) throw new DecisionRefused('Task has no protocol window to reschedule within');
   if (!periodWithin(period, allowed)) {
+    // In the clinic's days and times, as the page shows them (the zone named).
+    const at = (instant: string | undefined) => clinicDateTime(instant, zone) ?? '…';
     throw new DecisionRefused(
-      `The new window must lie within the protocol's window ${allowed.start} .. ${allowed.end}`,
+      `The new window must lie within the protocol's window ${at(allowed.start)} .. ${at(allowed.end)} (${zone})`,
     );
   }
   if (Date.parse(period.end!) <= now.getTime()) throw new DecisionRefused('The new window must end in the future');

@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { CarePlan, CommunicationRequest, Task } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import {
   aboutTask,
@@ -34,6 +35,7 @@ export class TaskReminders {
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
     private readonly queue: ReminderQueue,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   /**
@@ -95,7 +97,13 @@ export class TaskReminders {
     window = task.restriction?.period,
   ): string | undefined {
     const moved: Task = { ...task, restriction: { ...task.restriction, period: window } };
-    return noticeIfDecidedNow({ rules: this.rulesFor(task, carePlan), task: moved, now: new Date(), as });
+    return noticeIfDecidedNow({
+      rules: this.rulesFor(task, carePlan),
+      task: moved,
+      now: new Date(),
+      as,
+      zone: this.config.clinicTimeZone,
+    });
   }
 
   private rulesFor(task: Task, carePlan: CarePlan | undefined): ReminderRule[] {

@@ -85,7 +85,12 @@ export class ClinicAlerts {
       const heldDueFrom = kind === 'orders-held' ? await this.heldDueFrom(issue) : undefined;
       let any = false;
       for (const { channel, to } of untold) {
-        const message = clinicAlertMessage(issue, { worklistUrl, heldDueFrom, channel });
+        const message = clinicAlertMessage(issue, {
+          worklistUrl,
+          heldDueFrom,
+          channel,
+          zone: this.config.clinicTimeZone,
+        });
         try {
           if (channel === 'email') await this.sender!.send(message);
           await this.fhir.create(clinicAlertRecord(issue, message, { channel, to, now }), {
@@ -146,7 +151,7 @@ export class ClinicAlerts {
         const alert = told.get(clinicAlertKey(issue, channel));
         const key = resolvedNoticeKey(issue, channel);
         if (!alert || told.has(key)) continue;
-        const message = resolvedNoticeMessage(issue, { channel, worklistUrl });
+        const message = resolvedNoticeMessage(issue, { channel, worklistUrl, zone: this.config.clinicTimeZone });
         try {
           if (channel === 'email') await this.sender!.send(message);
           await this.fhir.create(

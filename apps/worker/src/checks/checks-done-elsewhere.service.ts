@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type {
   BundleEntry,
   CarePlan,
@@ -51,6 +52,7 @@ export class ChecksDoneElsewhere {
     private readonly catalog: ProtocolCatalog,
     private readonly scores: ScoreEventsProducer,
     private readonly records: PatientRecordEventsProducer,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   /** `retry`: an earlier attempt failed, perhaps after writing the check and before queueing its hold. */
@@ -92,6 +94,7 @@ export class ChecksDoneElsewhere {
       response,
       answersRecordedAlready: Boolean(taken),
       now,
+      zone: this.config.clinicTimeZone,
     });
     const notTaken = taken ? 'its answers were recorded already' : adopted.notTaken;
 

@@ -260,6 +260,7 @@ export class FollowUpService {
       history: around.history,
       definition: infusion,
       infusionActions,
+      zone: this.config.clinicTimeZone,
     });
     // The session or booster Task this infusion gave: its order's rate and, on request, its owner carry forward.
     const givenTask = fulfilledBy(fulfilled, event.procedureId);
@@ -380,6 +381,7 @@ export class FollowUpService {
           history: input.around.history,
           definition: input.infusion,
           infusionActions,
+          zone: this.config.clinicTimeZone,
         })
       : [];
     const pending = new Map(newTasks.map((f) => [f.task, f]));

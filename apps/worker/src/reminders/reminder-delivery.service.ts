@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, CommunicationRequest, DetectedIssue, Patient, Task } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, FhirVersionConflictError, matchesOf, readAndSearchEach } from '@kc/fhir';
 import {
   aboutTask,
@@ -37,6 +38,7 @@ export class ReminderDelivery {
     @Inject(REMINDER_SENDERS) private readonly senders: ReminderSender[],
     private readonly record: FhirCommunicationRecord,
     private readonly catalog: ProtocolCatalog,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   async deliver(requestId: string, plannedAt: string): Promise<ReminderOutcome> {
@@ -56,7 +58,7 @@ export class ReminderDelivery {
         return this.revoke(request, decision.why);
       case 'send': {
         const rule = task && reminderRuleOf(request, reminderRulesForTask(task, carePlan, this.catalog));
-        const late = shortNotice({ rule, task, now });
+        const late = shortNotice({ rule, task, now, zone: this.config.clinicTimeZone });
         return this.send({ ...request, id: request.id }, patient, late);
       }
     }
