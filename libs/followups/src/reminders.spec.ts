@@ -31,9 +31,9 @@ function approvedTask(action: string, start: string, end: string): Task & { id: 
   return { ...transition(draft, { event: 'approve', now: NOW }), id: draft.id! };
 }
 
-function remindersOf(task: Task & { id: string }, now = NOW): Record<string, PlannedReminder> {
+function remindersOf(task: Task & { id: string }, now = NOW, zone?: string): Record<string, PlannedReminder> {
   const rules = reminderRulesFor(lowDose, protocolActionOf(task), (c) => catalog.activityDefinition(c));
-  return Object.fromEntries(plannedReminders(task, rules, now).map((r) => [r.actionId, r]));
+  return Object.fromEntries(plannedReminders(task, rules, now, zone).map((r) => [r.actionId, r]));
 }
 
 describe('reminder rules (fhir-profiles)', () => {
@@ -45,6 +45,18 @@ describe('reminder rules (fhir-profiles)', () => {
       expect(planned['reminder-fasting'].request.occurrenceDateTime).toBe('2027-01-09T15:00:00.000Z');
       expect(planned['reminder-no-driving'].request.occurrenceDateTime).toBe('2027-01-10T09:00:00.000Z');
     }
+  });
+
+  it("days before a session count on the clinic's calendar: the ride home two days before 09:00 is at 09:00", () => {
+    // 09:00 EDT on Monday 15 March 2027; the clocks went forward on Sunday the 14th.
+    const planned = remindersOf(
+      approvedTask('infusion-session', '2027-03-15T13:00:00.000Z', '2027-03-15T16:00:00.000Z'),
+      NOW,
+      'America/New_York',
+    );
+    expect(planned['reminder-ride-home'].request.occurrenceDateTime).toBe('2027-03-13T14:00:00.000Z'); // 09:00 EST
+    // Hours are hours: the fasting reminder 18 h before the start.
+    expect(planned['reminder-fasting'].request.occurrenceDateTime).toBe('2027-03-14T19:00:00.000Z');
   });
 
   it('the post-infusion check gets its reminder 5 days into its window; instructions get none', () => {

@@ -90,14 +90,20 @@ function actionOfKey(key: string | undefined): string | undefined {
 }
 
 /**
- * The reminders of an approved Task, timed from its current due window. None once that window has closed: a
+ * The reminders of an approved Task, timed from its current due window (days before it counted on the clinic's
+ * calendar, `zone`: two days before a 09:00 session is 09:00, summer time or not). None once that window has closed: a
  * reminder about a session that can no longer happen would only confuse the patient.
  */
-export function plannedReminders(task: Task & { id: string }, rules: ReminderRule[], now: Date): PlannedReminder[] {
+export function plannedReminders(
+  task: Task & { id: string },
+  rules: ReminderRule[],
+  now: Date,
+  zone?: string,
+): PlannedReminder[] {
   const window = task.restriction?.period;
   if (!window?.start || !window.end || Date.parse(window.end) <= now.getTime()) return [];
   return rules.map((rule) => {
-    const sendAt = sendTimeFor(window, rule.related);
+    const sendAt = sendTimeFor(window, rule.related, zone);
     const key = reminderKey(task.id, rule, sendAt);
     const request: CommunicationRequest = {
       resourceType: 'CommunicationRequest',
@@ -291,8 +297,8 @@ export function deliveredCommunication(input: {
   });
 }
 
-function sendTimeFor(window: Period, related: PlanDefinitionActionRelatedAction): string {
-  return dueWindow(window, related).start!;
+function sendTimeFor(window: Period, related: PlanDefinitionActionRelatedAction, zone?: string): string {
+  return dueWindow(window, related, 'relatedAction', zone).start!;
 }
 
 function keyOf(request: CommunicationRequest): string | undefined {

@@ -71,7 +71,7 @@ export class TaskReminders {
   afterApproval(updated: Task, context: TaskReminderContext): Consequence[] {
     if (!updated.id) return [];
     const { create, move } = reminderChanges(
-      plannedReminders({ ...updated, id: updated.id }, context.rules, new Date()),
+      plannedReminders({ ...updated, id: updated.id }, context.rules, new Date(), this.config.clinicTimeZone),
       context.existing,
     );
     return [

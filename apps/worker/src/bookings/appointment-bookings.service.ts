@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type {
   Appointment,
   BundleEntry,
@@ -46,6 +47,7 @@ export class AppointmentBookings {
   constructor(
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {
     this.sessionCodes = infusionCodesOf(catalog);
   }
@@ -170,7 +172,7 @@ export class AppointmentBookings {
     const rules = reminderRulesForTask(task, carePlan, this.catalog);
     if (!rules.length || !carePlan?.id) return [];
     const existing = await this.remindersOf(task, carePlan);
-    const { create, move } = reminderChanges(plannedReminders(task, rules, now), existing);
+    const { create, move } = reminderChanges(plannedReminders(task, rules, now, this.config.clinicTimeZone), existing);
     return [
       ...create.map((resource) => ({
         fullUrl: `urn:uuid:${randomUUID()}`,
