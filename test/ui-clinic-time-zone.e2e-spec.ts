@@ -46,17 +46,19 @@ describe("the clinician page in the clinic's time zone", () => {
     await row.waitFor();
     expect(await page.textContent('#worklist th:nth-child(5)')).toBe('Due window (America/New_York)');
     expect(await page.textContent('#zone-note')).toBe("Days and times are the clinic's: America/New_York.");
-    // Midnight 2 March (EST) to midnight 15 March (EDT): the clinic's, not UTC's 05:00 and 04:00, nor Tokyo's.
-    expect(await row.textContent()).toContain('2027-03-02 00:00 .. 2027-03-15 00:00');
+    // Midnight 2 March (EST) to midnight 15 March (EDT): 2 to 14 March in the clinic, whole days (not UTC's 05:00 and
+    // 04:00, nor Tokyo's evenings).
+    expect(await row.locator('td.due').textContent()).toContain('2027-03-02 to 2027-03-14');
     fs.mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/worklist-clinic-time-zone.png', fullPage: true });
 
     await row.locator('button:has-text("Reschedule")').click();
     await page.waitForSelector('#reschedule-dialog[open]');
     expect(await page.textContent('#reschedule-range')).toBe(
-      'Allowed by the protocol: 2027-03-02 to 2027-03-15 (America/New_York)',
+      'Allowed by the protocol: 2027-03-02 to 2027-03-14 (America/New_York)',
     );
-    // Sunday 14 March, the day the clocks go forward at 02:00: a 23-hour day.
+    // Sunday 14 March, the day the clocks go forward at 02:00 (a 23-hour day), the window's last day.
+    expect(await page.getAttribute('#rs-end', 'max')).toBe('2027-03-14');
     await page.fill('#rs-start', '2027-03-14');
     await page.fill('#rs-end', '2027-03-14');
     await page.click('#reschedule-confirm');
@@ -65,7 +67,7 @@ describe("the clinician page in the clinic's time zone", () => {
     const rescheduled = await service.fhir.read<Task>('Task', session.id!);
     expect(rescheduled.restriction?.period).toEqual({
       start: '2027-03-14T05:00:00.000Z',
-      end: '2027-03-15T03:59:59.000Z',
+      end: '2027-03-15T04:00:00.000Z',
     });
     await context.close();
   }, 60_000);

@@ -231,7 +231,9 @@ describe('clinician page in a real browser', () => {
     expect(await row.locator('.phase').textContent()).toBe('induction');
     expect(await row.getAttribute('class')).toContain('is-overdue');
     expect(await row.locator('.badge.overdue').textContent()).toBe('Overdue');
-    expect(await row.locator('td.due').textContent()).toContain('2026-01-01 00:00 .. 2026-01-02 00:00');
+    // A window of whole days is shown as its days: this one is 1 January, midnight to midnight.
+    expect(await row.locator('td.due').textContent()).toContain('2026-01-01');
+    expect(await row.locator('td.due').textContent()).not.toContain('2026-01-02');
     expect(await row.locator('td.scores').textContent()).toBe('Pain NRS 6 (2026-11-10); PHQ-9 9 (2026-11-10)');
     expect(await row.locator('td.contraindications').textContent()).toBe('None on record');
     // Accessible names on every action.

@@ -290,6 +290,23 @@ function dayStart(date) {
   const first = utcMidnight - zoneOffsetAt(utcMidnight);
   return utcMidnight - zoneOffsetAt(first);
 }
+// The last day a window's end closes: the day before it when it ends at the clinic's midnight (a window of whole days
+// ends at the midnight after its last day), else the end's own day.
+function lastDay(iso) {
+  if (!iso) return '';
+  const p = clinicParts(Date.parse(iso));
+  return p.hour === '00' && p.minute === '00' ? day(new Date(Date.parse(iso) - 1).toISOString()) : day(iso);
+}
+// A due window as a clinician reads it: whole days as days ("2027-03-02 to 2027-03-14", one day alone), else from
+// minute to minute. Its parts, each kept on one line.
+function windowParts(due) {
+  if (!due || !due.start || !due.end) return [];
+  const midnight = (iso) => minute(iso).endsWith(' 00:00');
+  if (!midnight(due.start) || !midnight(due.end)) return [minute(due.start), ' .. ', minute(due.end)];
+  const first = day(due.start);
+  const last = lastDay(due.end);
+  return first === last ? [first] : [first, ' to ', last];
+}
 function nextDay(date) {
   return new Date(Date.parse(date + 'T00:00:00.000Z') + 86400000).toISOString().slice(0, 10);
 }
@@ -450,13 +467,9 @@ function row(item) {
   if (phase) protocol.append(el('span', phase, 'badge phase ' + phase));
 
   const due = el('td', '', 'due');
-  due.append(
-    el(
-      'div',
-      minute(item.due && item.due.start) + ' .. ' + minute(item.due && item.due.end),
-      item.overdue ? 'overdue' : '',
-    ),
-  );
+  const dueWindow = el('div', '', item.overdue ? 'overdue' : '');
+  for (const part of windowParts(item.due)) dueWindow.append(part.trim() ? el('span', part, 'nowrap') : part);
+  due.append(dueWindow);
   if (item.overdue) due.append(el('span', 'Overdue', 'badge overdue'));
 
   const ci = document.createElement('td');
@@ -989,15 +1002,15 @@ function askReschedule(item) {
   const allowed = item.allowedWindow;
   $('#reschedule-what').textContent = describe(item);
   $('#reschedule-range').textContent =
-    'Allowed by the protocol: ' + day(allowed.start) + ' to ' + day(allowed.end) + ' (' + settings.timeZone + ')';
+    'Allowed by the protocol: ' + day(allowed.start) + ' to ' + lastDay(allowed.end) + ' (' + settings.timeZone + ')';
   for (const id of ['#rs-start', '#rs-end']) {
     const input = $(id);
     input.min = day(allowed.start);
-    input.max = day(allowed.end);
+    input.max = lastDay(allowed.end);
     input.removeAttribute('aria-invalid');
   }
   $('#rs-start').value = day(item.due && item.due.start) || day(allowed.start);
-  $('#rs-end').value = day(item.due && item.due.end) || day(allowed.end);
+  $('#rs-end').value = lastDay(item.due && item.due.end) || lastDay(allowed.end);
   $('#reschedule-error').textContent = '';
   $('#reschedule-notice').hidden = true;
   // An infusion awaiting approval is approved for the new window: at a rate per kg the clinician confirms or changes.
@@ -1019,7 +1032,7 @@ function chosenWindow(item) {
   const end = $('#rs-end').value;
   if (!start || !end || start > end) return null;
   const from = start === day(allowed.start) ? Date.parse(allowed.start) : dayStart(start);
-  const to = end === day(allowed.end) ? Date.parse(allowed.end) : dayStart(nextDay(end)) - 1000;
+  const to = end === lastDay(allowed.end) ? Date.parse(allowed.end) : dayStart(nextDay(end)) - 1000;
   return { start: new Date(from).toISOString(), end: new Date(to).toISOString() };
 }
 
@@ -1064,7 +1077,7 @@ $('#reschedule-form').addEventListener('submit', async (event) => {
       'Choose dates within the allowed range ' +
       day(allowed.start) +
       ' to ' +
-      day(allowed.end) +
+      lastDay(allowed.end) +
       ', the start not after the end.';
     (bad[0] || start).focus();
     return;
