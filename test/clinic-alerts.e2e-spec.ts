@@ -42,6 +42,20 @@ describe('alerts to the clinic', () => {
       .set(service.as('clinician'))
       .send({ versionId: task.meta!.versionId, response: checkAnswers(3, effects) });
 
+  /** The clinic closes everything else on the plan: only the infusion's check is left open. */
+  async function onlyTheCheckLeft(p: { carePlanId: string; check: Task }) {
+    const open = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${p.carePlanId}`,
+      status: 'draft,ready',
+    });
+    for (const task of open.filter((t) => t.id !== p.check.id))
+      await request(service.url)
+        .post(`/tasks/${task.id}/$reject`)
+        .set(service.as('clinician'))
+        .send({ versionId: task.meta!.versionId, reason: 'Series ended early at the patient request' })
+        .expect(200);
+  }
+
   it('an effect to review: the clinic is emailed once, naming no patient, and the email is on record', async () => {
     const before = toClinic().length;
     const p = await infusedPatient();
@@ -86,17 +100,7 @@ describe('alerts to the clinic', () => {
 
   it('a plan with nothing else open: its check was the last Task, and the clinic still hears of the effect', async () => {
     const p = await infusedPatient();
-    // The clinic closes everything else on the plan: only the check is left.
-    const open = await service.fhir.searchAll<Task>('Task', {
-      'based-on': `CarePlan/${p.carePlanId}`,
-      status: 'draft,ready',
-    });
-    for (const task of open.filter((t) => t.id !== p.check.id))
-      await request(service.url)
-        .post(`/tasks/${task.id}/$reject`)
-        .set(service.as('clinician'))
-        .send({ versionId: task.meta!.versionId, reason: 'Series ended early at the patient request' })
-        .expect(200);
+    await onlyTheCheckLeft(p);
     const before = toClinic().length;
     await complete(p.check, ['effect-raised-blood-pressure']).expect(200);
     const [mail] = await waitFor(() => {
@@ -108,16 +112,7 @@ describe('alerts to the clinic', () => {
 
   it('reviewed in the EHR on a plan with nothing open, its notice not sent by a job: the sweep sends it, once', async () => {
     const p = await infusedPatient();
-    const open = await service.fhir.searchAll<Task>('Task', {
-      'based-on': `CarePlan/${p.carePlanId}`,
-      status: 'draft,ready',
-    });
-    for (const task of open.filter((t) => t.id !== p.check.id))
-      await request(service.url)
-        .post(`/tasks/${task.id}/$reject`)
-        .set(service.as('clinician'))
-        .send({ versionId: task.meta!.versionId, reason: 'Series ended early at the patient request' })
-        .expect(200);
+    await onlyTheCheckLeft(p);
     const before = toClinic().length;
     await complete(p.check, ['effect-hallucinations']).expect(200);
     await waitFor(() => Promise.resolve(toClinic().length > before), 'the alert email');
