@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { Browser } from 'playwright-core';
 import type { Task } from '@medplum/fhirtypes';
-import { enrolNamedPatient, launchChromium, signInOnPage } from './support/clinician';
+import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -36,6 +36,9 @@ describe("the clinician page in the clinic's time zone", () => {
       { given: 'Nora', family: 'Newyork', birthDate: '1979-05-05' },
       '2027-03-01',
     );
+    // Scores as EHRs record them: a day alone, and an instant late in the clinic's evening (03:00 UTC the next day).
+    await score(service, enrolled.patient, '72514-3', 6, '2026-11-10');
+    await score(service, enrolled.patient, '44261-6', 9, '2026-11-11T03:00:00Z');
     const [session] = (
       await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' })
     ).filter((t) => t.focus?.reference?.startsWith('MedicationRequest/'));
@@ -49,6 +52,7 @@ describe("the clinician page in the clinic's time zone", () => {
     // Midnight 2 March (EST) to midnight 15 March (EDT): 2 to 14 March in the clinic, whole days (not UTC's 05:00 and
     // 04:00, nor Tokyo's evenings).
     expect(await row.locator('td.due').textContent()).toContain('2027-03-02 to 2027-03-14');
+    expect(await row.locator('td.scores').textContent()).toBe('Pain NRS 6 (2026-11-10); PHQ-9 9 (2026-11-10)');
     fs.mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/worklist-clinic-time-zone.png', fullPage: true });
 

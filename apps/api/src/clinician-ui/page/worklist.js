@@ -271,13 +271,17 @@ function clinicParts(at) {
     });
   return Object.fromEntries(clinicFormat.formatToParts(new Date(at)).map((p) => [p.type, p.value]));
 }
+// A FHIR date alone (a score taken "2026-11-10") is a calendar day already: shown as written, not moved to a zone.
+const DATE_ONLY = /^\d{4}(-\d{2}(-\d{2})?)?$/;
 function day(iso) {
   if (!iso) return '';
+  if (DATE_ONLY.test(iso)) return iso;
   const p = clinicParts(Date.parse(iso));
   return p.year + '-' + p.month + '-' + p.day;
 }
 function minute(iso) {
   if (!iso) return '';
+  if (DATE_ONLY.test(iso)) return iso;
   const p = clinicParts(Date.parse(iso));
   return day(iso) + ' ' + p.hour + ':' + p.minute;
 }
