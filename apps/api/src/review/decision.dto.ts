@@ -133,11 +133,17 @@ export class RejectDto extends VersionedDto {
 
 /** A reschedule approves the Task for its new window: an infusion awaiting approval takes a dose as $approve's. */
 export class RescheduleDto extends IntersectionType(IntersectionType(VersionedDto, InfusionDoseDto), AlongsideDto) {
-  @ApiProperty({ example: '2027-02-20T09:00:00Z' })
+  @ApiProperty({
+    example: '2027-02-20T09:00:00Z',
+    description: "a dateTime, or a date alone: that day from midnight in the clinic's time zone (CLINIC_TIME_ZONE)",
+  })
   @IsISO8601({ strict: true })
   start!: string;
 
-  @ApiProperty({ example: '2027-02-22T17:00:00Z' })
+  @ApiProperty({
+    example: '2027-02-22T17:00:00Z',
+    description: "a dateTime, or a date alone: that day's midnight in the clinic's time zone (its start)",
+  })
   @IsISO8601({ strict: true })
   end!: string;
 }

@@ -13,8 +13,16 @@ export function ApiTaskListQuery(): MethodDecorator {
       description:
         "whose Tasks (Task.owner): me (the caller's fhirUser), none (nobody's yet), or e.g. Practitioner/123",
     }),
-    ApiQuery({ name: 'due-before', required: false }),
-    ApiQuery({ name: 'due-after', required: false }),
+    ApiQuery({
+      name: 'due-before',
+      required: false,
+      description: "a dateTime, or a date alone: that day from midnight in the clinic's time zone (CLINIC_TIME_ZONE)",
+    }),
+    ApiQuery({
+      name: 'due-after',
+      required: false,
+      description: "a dateTime, or a date alone: that day from midnight in the clinic's time zone (CLINIC_TIME_ZONE)",
+    }),
     ApiQuery({ name: 'overdue', required: false, enum: ['true', 'false'] }),
     ApiQuery({ name: 'count', required: false }),
     ApiQuery({ name: 'cursor', required: false, description: "from the previous page's next link" }),
