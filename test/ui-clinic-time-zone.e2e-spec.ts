@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import type { Browser } from 'playwright-core';
+import request from 'supertest';
 import type { Task } from '@medplum/fhirtypes';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
@@ -39,9 +40,9 @@ describe("the clinician page in the clinic's time zone", () => {
     // Scores as EHRs record them: a day alone, and an instant late in the clinic's evening (03:00 UTC the next day).
     await score(service, enrolled.patient, '72514-3', 6, '2026-11-10');
     await score(service, enrolled.patient, '44261-6', 9, '2026-11-11T03:00:00Z');
-    const [session] = (
-      await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' })
-    ).filter((t) => t.focus?.reference?.startsWith('MedicationRequest/'));
+    const drafts = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
+    const session = drafts.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    const instructions = drafts.find((t) => t !== session)!;
     const context = await browser.newContext({ timezoneId: 'Asia/Tokyo' });
     const page = await context.newPage();
     await signInOnPage(page, service);
@@ -73,6 +74,23 @@ describe("the clinician page in the clinic's time zone", () => {
       start: '2027-03-14T05:00:00.000Z',
       end: '2027-03-15T04:00:00.000Z',
     });
+
+    // The instructions approved for 10:00-15:00 on 1 March (through the API, as by a colleague): "Due until 1 March" on
+    // the to-do list includes that whole day, not only what starts at its midnight; the session (14 March) is not.
+    await request(service.url)
+      .post(`/tasks/${instructions.id}/$reschedule`)
+      .set(service.as('clinician'))
+      .send({ versionId: instructions.meta!.versionId, start: '2027-03-01T15:00:00Z', end: '2027-03-01T20:00:00Z' })
+      .expect(200);
+    await page.click('#list-to-do');
+    await row.waitFor();
+    await page.fill('#f-due-before', '2027-03-01');
+    await page.click('#filters button[type=submit]');
+    await row.waitFor({ state: 'detached' });
+    const shown = await page
+      .locator('#worklist tbody tr')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')));
+    expect(shown).toEqual([instructions.id]);
     await context.close();
   }, 60_000);
 });

@@ -352,7 +352,8 @@ function filterQuery() {
   const params = new URLSearchParams();
   for (const id of ['protocol', 'kind', 'owner', 'due-after', 'due-before', 'overdue', 'name']) {
     const value = $('#f-' + id).value.trim();
-    if (value) params.set(id, value);
+    // "Due until" a day includes the whole day: due-before (windows starting at or before it) is its last instant.
+    if (value) params.set(id, id === 'due-before' ? new Date(dayStart(nextDay(value)) - 1).toISOString() : value);
   }
   params.set('count', '50');
   return params;
