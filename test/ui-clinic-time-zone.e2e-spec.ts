@@ -54,6 +54,15 @@ describe("the clinician page in the clinic's time zone", () => {
     // 04:00, nor Tokyo's evenings).
     expect(await row.locator('td.due').textContent()).toContain('2027-03-02 to 2027-03-14');
     expect(await row.locator('td.scores').textContent()).toBe('Pain NRS 6 (2026-11-10); PHQ-9 9 (2026-11-10)');
+    // "Due from 2 March": the session, not the instructions, whose window ended at 2 March's midnight.
+    const instructionsRow = page.locator(`tr[data-task-id="${instructions.id}"]`);
+    await page.fill('#f-due-after', '2027-03-02');
+    await page.click('#filters button[type=submit]');
+    await instructionsRow.waitFor({ state: 'detached' });
+    await row.waitFor();
+    await page.fill('#f-due-after', '');
+    await page.click('#filters button[type=submit]');
+    await instructionsRow.waitFor();
     fs.mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/worklist-clinic-time-zone.png', fullPage: true });
 

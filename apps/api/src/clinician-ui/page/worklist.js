@@ -348,12 +348,19 @@ function effectsNote(effects) {
   );
 }
 
+// The filters' days as the API's bounds, in the clinic: "Due from" a day is due-after (windows ending at or after it)
+// just past its midnight, so a window that ended at that midnight (the day before's) is not listed; "Due until" a
+// day is due-before (windows starting at or before it) at its last instant, so the whole day is.
+const DAY_BOUNDS = {
+  'due-after': (date) => dayStart(date) + 1,
+  'due-before': (date) => dayStart(nextDay(date)) - 1,
+};
+
 function filterQuery() {
   const params = new URLSearchParams();
   for (const id of ['protocol', 'kind', 'owner', 'due-after', 'due-before', 'overdue', 'name']) {
     const value = $('#f-' + id).value.trim();
-    // "Due until" a day includes the whole day: due-before (windows starting at or before it) is its last instant.
-    if (value) params.set(id, id === 'due-before' ? new Date(dayStart(nextDay(value)) - 1).toISOString() : value);
+    if (value) params.set(id, id in DAY_BOUNDS ? new Date(DAY_BOUNDS[id](value)).toISOString() : value);
   }
   params.set('count', '50');
   return params;
