@@ -781,9 +781,12 @@ describe('CDS Hooks services', () => {
       expect(waiting[0].detail).toMatch(/awaits a clinician's approval/);
 
       const outside = await book(patientId, Date.parse(allowed.end!) + 10 * DAY);
+      // A window of whole days (UTC here) ends at the midnight after its last day.
+      expect(allowed.end).toMatch(/T00:00:00(\.000)?Z$/);
+      const lastDay = new Date(Date.parse(allowed.end!) - 1).toISOString().slice(0, 10);
       expect(outside.map((c) => c.indicator)).toEqual(['warning']);
       expect(outside[0].summary).toBe(
-        `Outside the ketamine protocol window: Ketamine infusion session may be given ${allowed.start!.slice(0, 10)} to ${allowed.end!.slice(0, 10)}`,
+        `Outside the ketamine protocol window: Ketamine infusion session may be given ${allowed.start!.slice(0, 10)} to ${lastDay}`,
       );
       // The same time for another service (its serviceType says so, since session 28): nothing to say.
       const psychiatry = {

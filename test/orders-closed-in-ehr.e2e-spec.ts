@@ -207,10 +207,10 @@ describe('an approved session whose order was closed in the EHR', () => {
     );
     const day = window.start!.slice(0, 10);
     expect(refused.body.issue[0].details.text).toBe(
-      `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR. Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
+      `Already ordered outside this care plan for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), ${day}, ordered by Dr EHR. Approving would order the session twice: approve it on that order if it is this session's, cancel that order in the EHR, or reject this task.`,
     );
     // Each order in words (no ids in the clinician's text), with its reference: what the page labels its choices with.
-    const sameInWords = `Ketamine 0.5 mg/kg/h (40 mg/h), ${day} to ${day}, ordered by Dr EHR`;
+    const sameInWords = `Ketamine 0.5 mg/kg/h (40 mg/h), ${day}, ordered by Dr EHR`;
     expect(refused.body.issue.slice(1)).toEqual([
       {
         severity: 'information',

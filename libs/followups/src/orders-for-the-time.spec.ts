@@ -73,7 +73,7 @@ describe('the drug ordered elsewhere for a session’s time', () => {
     expect(found.timed.map((o) => o.id)).toEqual(['within']);
     expect(found.untimed.map((o) => o.id)).toEqual(['untimed']);
     expect(ehrOrdersNotice(found)).toBe(
-      "Already ordered in the EHR for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), 2027-01-05 to 2027-01-05, ordered by Dr EHR. " +
+      "Already ordered in the EHR for this session's time: Ketamine 0.5 mg/kg/h (40 mg/h), 2027-01-05, ordered by Dr EHR. " +
         "The EHR has an open order of this drug with no time set: Ketamine 0.5 mg/kg/h (40 mg/h), no time set, ordered; check it is not this session's.",
     );
     expect(ehrOrdersNotice({ timed: [], untimed: [] })).toBeUndefined();

@@ -1,5 +1,5 @@
 import type { CodeableConcept, MedicationRequest, Period, Task } from '@medplum/fhirtypes';
-import { clinicDay, orderRateText } from '@kc/protocols';
+import { clinicDays, orderRateText } from '@kc/protocols';
 import { isOpenOrder, orderTaskIdOf } from '@kc/task-states';
 
 /**
@@ -81,8 +81,7 @@ export function ehrOrdersNotice(
 export function orderInWords(order: MedicationRequest, window = orderWindow(order), zone?: string): string {
   const what = order.medicationCodeableConcept?.text ?? order.medicationCodeableConcept?.coding?.[0]?.display;
   const rate = orderRateText(order);
-  const day = (instant: string | undefined) => clinicDay(instant, zone) ?? '…';
-  const when = window ? `${day(window.start)} to ${day(window.end)}` : 'no time set';
+  const when = window ? clinicDays(window, zone) : 'no time set';
   const who = order.requester?.display ? ` by ${order.requester.display}` : '';
   const where = orderTaskIdOf(order) ? `approved in the ketamine care plan${who}` : `ordered${who}`;
   const held = order.status === 'on-hold' ? ' (on hold)' : '';

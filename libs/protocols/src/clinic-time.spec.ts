@@ -1,5 +1,5 @@
 import { addDuration } from './calendar';
-import { addClinicCalendar, clinicDateTime, clinicDay, clinicInstant } from './clinic-time';
+import { addClinicCalendar, clinicDateTime, clinicDay, clinicDays, clinicInstant } from './clinic-time';
 import { dueWindow } from './due-window';
 
 const NEW_YORK = 'America/New_York';
@@ -27,6 +27,15 @@ describe("the clinic's calendar", () => {
     expect(clinicDateTime('2026-10', NEW_YORK)).toBe('2026-10');
     expect(clinicDay(undefined, NEW_YORK)).toBeUndefined();
     expect(clinicDay('not a date', NEW_YORK)).toBeUndefined();
+  });
+
+  it("a window's days: whole days end the day before their closing midnight; any other end is its own day", () => {
+    expect(clinicDays({ start: '2027-03-02T05:00:00Z', end: '2027-03-15T04:00:00Z' }, NEW_YORK)).toBe(
+      '2027-03-02 to 2027-03-14',
+    );
+    expect(clinicDays({ start: '2027-03-01T05:00:00Z', end: '2027-03-02T05:00:00Z' }, NEW_YORK)).toBe('2027-03-01');
+    expect(clinicDays({ start: '2027-01-06T10:00:00Z', end: '2027-01-08T10:00:00Z' })).toBe('2027-01-06 to 2027-01-08');
+    expect(clinicDays({ start: '2027-01-06T10:00:00Z' })).toBe('2027-01-06 to …');
   });
 
   it('days, weeks and months are calendar steps in the clinic, across the change to summer time too', () => {

@@ -37,6 +37,22 @@ export function clinicDateTime(instant: string | number | undefined, zone: strin
 }
 
 /**
+ * A window's days as the clinic reads them: "2027-03-02 to 2027-03-14", or one day alone. A window of whole days ends
+ * at the midnight after its last day, so an end at the clinic's midnight closes the day before; any other end, its
+ * own day. Open ends read "…".
+ */
+export function clinicDays(window: { start?: string; end?: string }, zone: string = UTC_ZONE): string {
+  const first = clinicDay(window.start, zone) ?? '…';
+  const end = window.end ? inZone(window.end, zone) : undefined;
+  const last =
+    end?.isValid && !DATE_ONLY.test(window.end!)
+      ? (end.hour === 0 && end.minute === 0 && end.second === 0 ? end.minus({ days: 1 }) : end).toISODate()!
+      : (clinicDay(window.end, zone) ?? '…');
+  // An empty window (an instant) is its start's day.
+  return first === last || last < first ? first : `${first} to ${last}`;
+}
+
+/**
  * The instant a day given alone starts in the clinic (`2027-01-04` in America/New_York: 05:00Z); a dateTime with its
  * own time or offset is that instant. Undefined when it is not a date.
  */

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Appointment, Bundle, Coding, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
 import { bookingAdvice, infusionCodesOf, type BookingAdvice } from '@kc/followups';
-import { clinicDateTime, clinicDay, ProtocolCatalog, UTC_ZONE, uuidFromKey } from '@kc/protocols';
+import { clinicDateTime, clinicDays, ProtocolCatalog, UTC_ZONE, uuidFromKey } from '@kc/protocols';
 import { codeDisplays, contraindicationCards, links, sortCards, summary, taskName, type CardOptions } from './cards';
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import {
@@ -99,7 +99,6 @@ function adviceCards(appointment: Appointment, advice: BookingAdvice, options: C
   const at = appointment.start
     ? `${clinicDateTime(appointment.start, options.zone)} ${options.zone ?? UTC_ZONE}`
     : 'an unknown time';
-  const day = (instant: string | undefined) => clinicDay(instant, options.zone) ?? 'unknown';
   const due = advice.task.restriction?.period;
   const card = (indicator: Card['indicator'], title: string, detail: string): Card => ({
     uuid: uuidFromKey(`cds:booking:${appointment.id ?? at}:${advice.task.id}:${advice.kind}`),
@@ -115,7 +114,7 @@ function adviceCards(appointment: Appointment, advice: BookingAdvice, options: C
         card(
           'warning',
           `Ketamine session not approved yet: ${name}`,
-          `The appointment at ${at} is in the window of **${name}** (due ${day(due?.start)} to ${day(due?.end)}), which awaits a clinician's approval. Approve it on the worklist before the session: its order and the patient's reminders are written then, timed from this appointment.`,
+          `The appointment at ${at} is in the window of **${name}** (due ${clinicDays(due ?? {}, options.zone)}), which awaits a clinician's approval. Approve it on the worklist before the session: its order and the patient's reminders are written then, timed from this appointment.`,
         ),
       ];
     case 'on-hold':
@@ -130,8 +129,8 @@ function adviceCards(appointment: Appointment, advice: BookingAdvice, options: C
       return [
         card(
           'warning',
-          `Outside the ketamine protocol window: ${name} may be given ${day(advice.allowed.start)} to ${day(advice.allowed.end)}`,
-          `The appointment at ${at} falls outside the window the protocol allows for **${name}** (${day(advice.allowed.start)} to ${day(advice.allowed.end)}), and of every other open session of the patient's. Book it within the window, or reschedule the session on the worklist.`,
+          `Outside the ketamine protocol window: ${name} may be given ${clinicDays(advice.allowed, options.zone)}`,
+          `The appointment at ${at} falls outside the window the protocol allows for **${name}** (${clinicDays(advice.allowed, options.zone)}), and of every other open session of the patient's. Book it within the window, or reschedule the session on the worklist.`,
         ),
       ];
   }

@@ -92,7 +92,7 @@ describe('card builder (pure)', () => {
     );
     expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
       ['warning', 'Overdue: Post-infusion check (window closed 2027-03-07)'],
-      ['info', 'Due now: Post-infusion check (window 2027-03-09 to 2027-03-12)'],
+      ['info', 'Due now: Post-infusion check (window 2027-03-09 to 2027-03-11)'],
     ]);
     expect(cards[0].detail).toContain('closed 3 days ago');
     expect(cards[0].detail).toContain('Status: Awaiting clinician approval.');

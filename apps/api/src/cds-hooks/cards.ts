@@ -10,6 +10,7 @@ import type {
 } from '@medplum/fhirtypes';
 import {
   clinicDay,
+  clinicDays,
   contraindicationState,
   isReportedEffect,
   isUnreadAnswers,
@@ -117,7 +118,7 @@ export function followUpTaskCards(tasks: Task[], now: Date, options: CardOptions
   return open.map(({ task, state }) => {
     const name = taskName(task, options.displays);
     const period = task.restriction!.period!;
-    const window = `${date(period.start, options.zone)} to ${period.end ? date(period.end, options.zone) : 'open-ended'}`;
+    const window = period.end ? clinicDays(period, options.zone) : `${date(period.start, options.zone)} to open-ended`;
     const daysOver = period.end ? Math.floor((now.getTime() - Date.parse(period.end)) / DAY_MS) : 0;
     const closed = daysOver < 1 ? 'today' : `${plural(daysOver, 'day')} ago`;
     const lines = [

@@ -35,7 +35,7 @@ describe('ketamine already ordered for the time (order-sign)', () => {
     const [card] = cards(order('draft', 5, 6), [approvedHere('ours')], [['ours', 4, 8]]);
     expect(card.summary).toBe('Ketamine already ordered for this time: a session approved in the ketamine care plan');
     expect(card.detail).toContain(
-      '- Ketamine 0.75 mg/kg/h (60 mg/h), 2027-01-04 to 2027-01-08, approved in the ketamine care plan by Dr Ada',
+      '- Ketamine 0.75 mg/kg/h (60 mg/h), 2027-01-04 to 2027-01-07, approved in the ketamine care plan by Dr Ada',
     );
     expect(card.suggestions?.map((s) => s.label)).toEqual([
       'Mark it as replacing the order on record',
