@@ -36,6 +36,8 @@ async function main(): Promise<void> {
     fhirBaseUrl: service.config.fhirBaseUrl,
     embeddedFhir: service.sandbox ? `runs in ${service.sandbox.runsIn}` : false,
     worker: config.runWorker,
+    // The days clinicians read and the protocols count: an operator checks it once, before the clinic goes live.
+    clinicTimeZone: service.config.clinicTimeZone,
   });
 }
 

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel).child({ context: 'Bootstrap' });
   exitIfShutdownHangs(config.shutdownTimeoutMs, (message) => logger.error(message));
   await startWorker(config);
-  logger.info({ fhirBaseUrl: config.fhirBaseUrl }, 'worker started');
+  logger.info({ fhirBaseUrl: config.fhirBaseUrl, clinicTimeZone: config.clinicTimeZone }, 'worker started');
 }
 
 void main();
