@@ -36,6 +36,9 @@ describe("the clinic's calendar", () => {
     expect(clinicDays({ start: '2027-03-01T05:00:00Z', end: '2027-03-02T05:00:00Z' }, NEW_YORK)).toBe('2027-03-01');
     expect(clinicDays({ start: '2027-01-06T10:00:00Z', end: '2027-01-08T10:00:00Z' })).toBe('2027-01-06 to 2027-01-08');
     expect(clinicDays({ start: '2027-01-06T10:00:00Z' })).toBe('2027-01-06 to …');
+    expect(clinicDays({ end: '2027-01-06T10:00:00Z' })).toBe('… to 2027-01-06');
+    // An instant at midnight: its day, not the day before.
+    expect(clinicDays({ start: '2027-01-06T00:00:00Z', end: '2027-01-06T00:00:00Z' })).toBe('2027-01-06');
   });
 
   it('days, weeks and months are calendar steps in the clinic, across the change to summer time too', () => {

@@ -28,7 +28,10 @@ export function clinicDay(instant: string | number | undefined, zone: string = U
   return at.isValid ? at.toISODate()! : undefined;
 }
 
-/** The clinic's day and time of an instant, `yyyy-MM-dd HH:mm` (undefined for none or an unreadable one; a date alone as written). */
+/**
+ * The clinic's day and time of an instant, `yyyy-MM-dd HH:mm` (undefined for none or an unreadable one). A date alone
+ * is that date as written.
+ */
 export function clinicDateTime(instant: string | number | undefined, zone: string = UTC_ZONE): string | undefined {
   if (instant === undefined || instant === '') return undefined;
   if (typeof instant === 'string' && DATE_ONLY.test(instant)) return instant;
@@ -49,7 +52,8 @@ export function clinicDays(window: { start?: string; end?: string }, zone: strin
       ? (end.hour === 0 && end.minute === 0 && end.second === 0 ? end.minus({ days: 1 }) : end).toISODate()!
       : (clinicDay(window.end, zone) ?? '…');
   // An empty window (an instant) is its start's day.
-  return first === last || last < first ? first : `${first} to ${last}`;
+  if (first === last || (first !== '…' && last !== '…' && last < first)) return first;
+  return `${first} to ${last}`;
 }
 
 /**
