@@ -71,21 +71,22 @@ describe("the clinician page in the clinic's time zone", () => {
     expect(await page.textContent('#reschedule-range')).toBe(
       'Allowed by the protocol: 2027-03-02 to 2027-03-14 (America/New_York)',
     );
-    // Sunday 14 March, the day the clocks go forward at 02:00 (a 23-hour day), the window's last day.
+    // The window's last day is Sunday 14 March, when the clocks go forward at 02:00. Chosen: Friday 12 to Saturday 13,
+    // whole days in the clinic (to the midnight after the 13th), shown as such on the to-do list.
     expect(await page.getAttribute('#rs-end', 'max')).toBe('2027-03-14');
-    await page.fill('#rs-start', '2027-03-14');
-    await page.fill('#rs-end', '2027-03-14');
+    await page.fill('#rs-start', '2027-03-12');
+    await page.fill('#rs-end', '2027-03-13');
     await page.click('#reschedule-confirm');
     await row.waitFor({ state: 'detached' });
     expect(await page.textContent('#message')).toMatch(/^Rescheduled/);
     const rescheduled = await service.fhir.read<Task>('Task', session.id!);
     expect(rescheduled.restriction?.period).toEqual({
-      start: '2027-03-14T05:00:00.000Z',
-      end: '2027-03-15T04:00:00.000Z',
+      start: '2027-03-12T05:00:00.000Z',
+      end: '2027-03-14T05:00:00.000Z',
     });
 
     // The instructions approved for 10:00-15:00 on 1 March (through the API, as by a colleague): "Due until 1 March" on
-    // the to-do list includes that whole day, not only what starts at its midnight; the session (14 March) is not.
+    // the to-do list includes that whole day, not only what starts at its midnight; the session (12 March) is not.
     await request(service.url)
       .post(`/tasks/${instructions.id}/$reschedule`)
       .set(service.as('clinician'))
@@ -93,6 +94,7 @@ describe("the clinician page in the clinic's time zone", () => {
       .expect(200);
     await page.click('#list-to-do');
     await row.waitFor();
+    expect(await row.locator('td.due').textContent()).toContain('2027-03-12 to 2027-03-13');
     await page.fill('#f-due-before', '2027-03-01');
     await page.click('#filters button[type=submit]');
     await row.waitFor({ state: 'detached' });

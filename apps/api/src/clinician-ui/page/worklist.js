@@ -1044,7 +1044,7 @@ function chosenWindow(item) {
   const end = $('#rs-end').value;
   if (!start || !end || start > end) return null;
   const from = start === day(allowed.start) ? Date.parse(allowed.start) : dayStart(start);
-  const to = end === lastDay(allowed.end) ? Date.parse(allowed.end) : dayStart(nextDay(end)) - 1000;
+  const to = end === lastDay(allowed.end) ? Date.parse(allowed.end) : dayStart(nextDay(end));
   return { start: new Date(from).toISOString(), end: new Date(to).toISOString() };
 }
 
