@@ -23,7 +23,7 @@ import { applyAccess } from '../audit/patient-accesses';
 export class PlanDefinitionApplyController {
   constructor(
     private readonly applyService: ApplyService,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   /** The request's Parameters, a start date given alone taken as that day in the clinic. */
