@@ -20,6 +20,9 @@ import {
 import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-sender';
 import { ClinicAlertMetrics } from './clinic-alert.metrics';
 
+/** How many resolved issues one look at their notices takes (noticeLatelyResolved). */
+const NOTICES_PER_LOOK = 25;
+
 /**
  * Tells the clinic of each effect a patient reported that waits for a clinician's review, and of each contraindication
  * found after approval that holds approved orders (clinicAlertKindOf), once per channel: by email (the email first,
@@ -131,7 +134,9 @@ export class ClinicAlerts {
       _count: 100,
     });
     const resolved = changed.filter((i) => wasAlertable(i) && mayNeedResolvedNotice(i, now));
-    if (resolved.length) await this.tell(resolved, now);
+    // A few at a time: each look searches the records of their alerts and notices by identifier, in one URL.
+    for (let i = 0; i < resolved.length; i += NOTICES_PER_LOOK)
+      await this.tell(resolved.slice(i, i + NOTICES_PER_LOOK), now);
   }
 
   /**
