@@ -178,6 +178,15 @@ describe('patient reminders', () => {
       'Reminder: no driving for 24 hours',
       'Reminder: nothing to eat or drink for 6 hours before',
     ]);
+    // Each tells the patient when the session is booked (the clinic's time: UTC here), after its instruction.
+    for (const mail of mails)
+      expect(mail.body.replace(/=\r?\n/g, '').replace(/\r?\n/g, ' ')).toContain(
+        'It is booked for Tuesday 5 January 2027 at 09:00 UTC.',
+      );
+    for (const record of sent)
+      expect(record.payload?.at(-1)).toEqual({
+        contentString: 'It is booked for Tuesday 5 January 2027 at 09:00 UTC.',
+      });
   });
 
   it('a session rescheduled after a reminder went out: that reminder again, for the new date; the sent one stays', async () => {

@@ -5,6 +5,7 @@ import { awaitingApproval, heldTask, ordersToHold, transition } from '@kc/task-s
 import {
   deliveryDecision,
   plannedReminders,
+  reminderAsSent,
   reminderChanges,
   reminderRuleOf,
   reminderRulesFor,
@@ -57,6 +58,17 @@ describe('reminder rules (fhir-profiles)', () => {
     expect(planned['reminder-ride-home'].request.occurrenceDateTime).toBe('2027-03-13T14:00:00.000Z'); // 09:00 EST
     // Hours are hours: the fasting reminder 18 h before the start.
     expect(planned['reminder-fasting'].request.occurrenceDateTime).toBe('2027-03-14T19:00:00.000Z');
+  });
+
+  it('goes out saying when what it is about is, in the clinic’s days; as planned when the Task has no window', () => {
+    const task = approvedTask('infusion-session', '2027-03-15T13:00:00.000Z', '2027-03-15T16:00:00.000Z');
+    const ride = remindersOf(task)['reminder-ride-home'].request;
+    const sent = reminderAsSent(ride, task, 'America/New_York');
+    expect(sent.payload?.map((p) => p.contentString)).toEqual([
+      ride.payload![0].contentString,
+      'It is booked for Monday 15 March 2027 at 09:00 EDT.',
+    ]);
+    expect(reminderAsSent(ride, { ...task, restriction: undefined })).toBe(ride);
   });
 
   it('the post-infusion check gets its reminder 5 days into its window; instructions get none', () => {

@@ -21,6 +21,7 @@ import {
   SERVICE_CODE_SYSTEM,
   stripUndefined,
   TASK_APPROVED_TRIGGER,
+  whenInWords,
   type ProtocolCatalog,
 } from '@kc/protocols';
 import { isApproved, isOpen, isTaskHeldForContraindication } from '@kc/task-states';
@@ -272,6 +273,18 @@ export function isReminderAbout(request: CommunicationRequest, taskId: string | 
  * The record of a delivered reminder (R4 Communication, completed), with the channels it went out on. An EHR
  * reading Communication?based-on=CommunicationRequest/x finds exactly one.
  */
+/**
+ * The reminder as it goes out: its instruction, then when what it is about is, from the Task's window as it stands now
+ * (booked, a day, or the days it may be given) in the clinic's days and time: "It is booked for Tuesday 5 January 2027 at
+ * 09:00 UTC." A patient reads the time of their session, not only that one is coming. As it is when the Task has no
+ * window.
+ */
+export function reminderAsSent<T extends CommunicationRequest>(request: T, task: Task | undefined, zone?: string): T {
+  const when = task?.restriction?.period && whenInWords(task.restriction.period, zone);
+  if (!when || !request.payload?.length) return request;
+  return { ...request, payload: [...request.payload, { contentString: `It ${when}.` }] };
+}
+
 export function deliveredCommunication(input: {
   request: CommunicationRequest & { id: string };
   sent: Date;

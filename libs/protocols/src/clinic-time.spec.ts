@@ -1,5 +1,5 @@
 import { addDuration } from './calendar';
-import { addClinicCalendar, clinicDateTime, clinicDay, clinicDays, clinicInstant } from './clinic-time';
+import { addClinicCalendar, clinicDateTime, clinicDay, clinicDays, clinicInstant, whenInWords } from './clinic-time';
 import { dueWindow } from './due-window';
 
 const NEW_YORK = 'America/New_York';
@@ -39,6 +39,28 @@ describe("the clinic's calendar", () => {
     expect(clinicDays({ end: '2027-01-06T10:00:00Z' })).toBe('… to 2027-01-06');
     // An instant at midnight: its day, not the day before.
     expect(clinicDays({ start: '2027-01-06T00:00:00Z', end: '2027-01-06T00:00:00Z' })).toBe('2027-01-06');
+  });
+
+  it('when a window is, for a patient: a booked slot with its time, a whole day, or the days it spans', () => {
+    expect(whenInWords({ start: '2027-01-05T09:00:00Z', end: '2027-01-05T12:00:00Z' })).toBe(
+      'is booked for Tuesday 5 January 2027 at 09:00 UTC',
+    );
+    expect(whenInWords({ start: '2027-03-15T13:00:00Z', end: '2027-03-15T16:00:00Z' }, NEW_YORK)).toBe(
+      'is booked for Monday 15 March 2027 at 09:00 EDT',
+    );
+    expect(whenInWords({ start: '2027-03-01T05:00:00Z', end: '2027-03-02T05:00:00Z' }, NEW_YORK)).toBe(
+      'is planned for Monday 1 March 2027',
+    );
+    expect(whenInWords({ start: '2027-03-02T05:00:00Z', end: '2027-03-15T04:00:00Z' }, NEW_YORK)).toBe(
+      'is due between Tuesday 2 March and Sunday 14 March 2027',
+    );
+    expect(whenInWords({ start: '2027-01-06T10:00:00Z', end: '2027-01-08T10:00:00Z' })).toBe(
+      'is due between Wednesday 6 January and Friday 8 January 2027',
+    );
+    expect(whenInWords({ start: '2026-12-30T10:00:00Z', end: '2027-01-02T10:00:00Z' })).toBe(
+      'is due between Wednesday 30 December 2026 and Saturday 2 January 2027',
+    );
+    expect(whenInWords({ start: '2027-01-06T10:00:00Z' })).toBeUndefined();
   });
 
   it('days, weeks and months are calendar steps in the clinic, across the change to summer time too', () => {

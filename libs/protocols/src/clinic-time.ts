@@ -57,6 +57,26 @@ export function clinicDays(window: { start?: string; end?: string }, zone: strin
 }
 
 /**
+ * When a window is, in words for a patient, in the clinic's zone: a booked slot (a day or less, not a whole day) "is
+ * booked for Tuesday 5 January 2027 at 09:00 UTC", a whole day "is planned for Tuesday 5 January 2027", anything longer
+ * "is due between Wednesday 6 January and Friday 8 January 2027" (a window of whole days up to its last day).
+ */
+export function whenInWords(window: { start?: string; end?: string }, zone: string = UTC_ZONE): string | undefined {
+  const start = window.start ? inZone(window.start, zone) : undefined;
+  const end = window.end ? inZone(window.end, zone) : undefined;
+  if (!start?.isValid || !end?.isValid || end < start) return undefined;
+  const day = (at: DateTime) => at.toFormat('cccc d LLLL yyyy');
+  const midnight = (at: DateTime) => at.hour === 0 && at.minute === 0 && at.second === 0;
+  const wholeDays = midnight(start) && midnight(end);
+  if (wholeDays && +end.minus({ days: 1 }) <= +start) return `is planned for ${day(start)}`;
+  if (!wholeDays && end.diff(start, 'hours').hours <= 24)
+    return `is booked for ${day(start)} at ${start.toFormat('HH:mm ZZZZ')}`;
+  const last = midnight(end) ? end.minus({ days: 1 }) : end;
+  const first = start.year === last.year ? start.toFormat('cccc d LLLL') : day(start);
+  return `is due between ${first} and ${day(last)}`;
+}
+
+/**
  * The instant a day given alone starts in the clinic (`2027-01-04` in America/New_York: 05:00Z); a dateTime with its
  * own time or offset is that instant. Undefined when it is not a date.
  */

@@ -6,6 +6,7 @@ import {
   aboutTask,
   carePlanReferenceOf,
   deliveryDecision,
+  reminderAsSent,
   reminderRuleOf,
   reminderRulesForTask,
   revokedReminder,
@@ -59,7 +60,8 @@ export class ReminderDelivery {
       case 'send': {
         const rule = task && reminderRuleOf(request, reminderRulesForTask(task, carePlan, this.catalog));
         const late = shortNotice({ rule, task, now, zone: this.config.clinicTimeZone });
-        return this.send({ ...request, id: request.id }, patient, late);
+        const asSent = reminderAsSent({ ...request, id: request.id }, task, this.config.clinicTimeZone);
+        return this.send(asSent, patient, late);
       }
     }
   }
