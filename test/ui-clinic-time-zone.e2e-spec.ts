@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import type { Task } from '@medplum/fhirtypes';
+import { clinicInstant } from '@kc/protocols';
 import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -102,6 +103,16 @@ describe("the clinician page in the clinic's time zone", () => {
       .locator('#worklist tbody tr')
       .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')));
     expect(shown).toEqual([instructions.id]);
+
+    // A zone whose clocks jump at midnight (Santiago, 5 September 2027: 00:00 does not exist): the page's days start
+    // at their first instant, as the server's do (clinicInstant).
+    const starts = await page.evaluate(
+      "settings.timeZone = 'America/Santiago'; ['2027-09-04', '2027-09-05', '2027-09-06'].map((d) => new Date(dayStart(d)).toISOString())",
+    );
+    expect(starts).toEqual(['2027-09-04T04:00:00.000Z', '2027-09-05T04:00:00.000Z', '2027-09-06T03:00:00.000Z']);
+    expect(
+      ['2027-09-04', '2027-09-05', '2027-09-06'].map((d) => clinicInstant(d, 'America/Santiago')?.toISOString()),
+    ).toEqual(starts);
     await context.close();
   }, 60_000);
 });

@@ -292,7 +292,10 @@ function zoneOffsetAt(at) {
 function dayStart(date) {
   const utcMidnight = Date.parse(date + 'T00:00:00.000Z');
   const first = utcMidnight - zoneOffsetAt(utcMidnight);
-  return utcMidnight - zoneOffsetAt(first);
+  const start = utcMidnight - zoneOffsetAt(first);
+  // Where the clocks jump at midnight (Santiago in September), that midnight does not exist: the day starts at its
+  // first instant, the jump, not an hour before it on the day before.
+  return day(new Date(start).toISOString()) === date ? start : first;
 }
 // The last day a window's end closes: the day before it when it ends at the clinic's midnight (a window of whole days
 // ends at the midnight after its last day), else the end's own day.
