@@ -1,8 +1,8 @@
 import type { DetectedIssue } from '@medplum/fhirtypes';
-import { type ClinicAlertChannel, type ClinicAlertMessage, heldOrdersOf } from './clinic-alert';
+import { alertKindOf, type ClinicAlertChannel, type ClinicAlertMessage } from './clinic-alert';
 import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
-import { isReportedEffect, isUnreadAnswers } from './reported-effects';
+import { isUnreadAnswers } from './reported-effects';
 
 /**
  * The clinic told that an issue it was alerted to is dealt with: reviewed (a clinician's override, here or in the EHR)
@@ -31,7 +31,7 @@ export function mayNeedResolvedNotice(issue: DetectedIssue, now: Date): issue is
  * not read), or a contraindication that held approved orders. What the sweep looks at again for notices.
  */
 export function wasAlertable(issue: DetectedIssue): boolean {
-  return isReportedEffect(issue) || heldOrdersOf(issue).length > 0;
+  return alertKindOf(issue) !== undefined;
 }
 
 /** The key of the notice, per issue and channel, beside the alert's (`resolved:DetectedIssue/<id>`). */
@@ -70,6 +70,7 @@ export function resolvedNoticeMessage(
 function alertedAbout(issue: DetectedIssue): string {
   if (isUnreadAnswers(issue)) return "a post-infusion check's answers that could not be read";
   const name = (issue.code?.coding?.[0]?.display ?? issue.code?.text ?? 'an issue').replace(/\.$/, '').toLowerCase();
-  if (isReportedEffect(issue)) return `${name} reported after an infusion`;
-  return heldOrdersOf(issue).length ? `an approved infusion held (${name})` : name;
+  const kind = alertKindOf(issue);
+  if (kind === 'effect-reported') return `${name} reported after an infusion`;
+  return kind === 'orders-held' ? `an approved infusion held (${name})` : name;
 }

@@ -21,6 +21,11 @@ export type ClinicAlertKind = 'effect-reported' | 'orders-held';
 
 export function clinicAlertKindOf(issue: DetectedIssue): ClinicAlertKind | undefined {
   if (!issue.id || contraindicationState(issue) !== 'unresolved') return undefined;
+  return alertKindOf(issue);
+}
+
+/** The kind of alert an issue is, whatever its state now (a resolved one was alerted as this kind, if at all). */
+export function alertKindOf(issue: DetectedIssue): ClinicAlertKind | undefined {
   if (isReportedEffect(issue)) return 'effect-reported';
   return heldOrdersOf(issue).length ? 'orders-held' : undefined;
 }
