@@ -65,7 +65,7 @@ export function sortCards(cards: Card[]): Card[] {
 }
 
 /** A day as the clinic reads it. */
-export const date = (instant: string | undefined, zone?: string) => clinicDay(instant, zone) ?? 'unknown date';
+const date = (instant: string | undefined, zone?: string) => clinicDay(instant, zone) ?? 'unknown date';
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export function links(options: CardOptions, label: string): CardLink[] | undefined {

@@ -14,8 +14,9 @@ const ANSWERS_CURSOR = 'check-answers';
 
 /**
  * Polling fallback for checks an EHR completed itself: the completed Tasks of the kinds done by answering a
- * Questionnaire, changed since the cursor. Only those this service has not recorded as done are queued. And the answers to those Questionnaires
- * written since their own cursor (a portal that writes the QuestionnaireResponse alone), each queued to be matched.
+ * Questionnaire, changed since the cursor. Only those this service has not recorded as done are queued. And the
+ * answers to those Questionnaires written since their own cursor (a portal that writes the QuestionnaireResponse
+ * alone), each queued to be matched.
  */
 @Injectable()
 export class CompletedChecksPoller implements ChangePoll {

@@ -297,19 +297,21 @@ function dayStart(date) {
   // first instant, the jump, not an hour before it on the day before.
   return day(new Date(start).toISOString()) === date ? start : first;
 }
+function atMidnight(iso) {
+  const p = clinicParts(Date.parse(iso));
+  return p.hour === '00' && p.minute === '00';
+}
 // The last day a window's end closes: the day before it when it ends at the clinic's midnight (a window of whole days
 // ends at the midnight after its last day), else the end's own day.
 function lastDay(iso) {
   if (!iso) return '';
-  const p = clinicParts(Date.parse(iso));
-  return p.hour === '00' && p.minute === '00' ? day(new Date(Date.parse(iso) - 1).toISOString()) : day(iso);
+  return atMidnight(iso) ? day(new Date(Date.parse(iso) - 1).toISOString()) : day(iso);
 }
 // A due window as a clinician reads it: whole days as days ("2027-03-02 to 2027-03-14", one day alone), else from
 // minute to minute. Its parts, each kept on one line.
 function windowParts(due) {
   if (!due || !due.start || !due.end) return [];
-  const midnight = (iso) => minute(iso).endsWith(' 00:00');
-  if (!midnight(due.start) || !midnight(due.end)) return [minute(due.start), ' .. ', minute(due.end)];
+  if (!atMidnight(due.start) || !atMidnight(due.end)) return [minute(due.start), ' .. ', minute(due.end)];
   const first = day(due.start);
   const last = lastDay(due.end);
   return first === last ? [first] : [first, ' to ', last];
