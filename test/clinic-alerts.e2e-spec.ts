@@ -2,7 +2,7 @@ import request from 'supertest';
 import type { Communication, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
-import { enrolPatient, waitFor } from './support/clinic';
+import { enrolPatient, reviewedInEhr, waitFor } from './support/clinic';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
 import { startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
@@ -117,17 +117,7 @@ describe('alerts to the clinic', () => {
     await complete(p.check, ['effect-hallucinations']).expect(200);
     await waitFor(() => Promise.resolve(toClinic().length > before), 'the alert email');
     // Reviewed in the EHR (no $override here, no notification: the embedded server sends none, and no poll runs).
-    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
-      implicated: `CarePlan/${p.carePlanId}`,
-    });
-    await service.fhir.update<DetectedIssue>(
-      {
-        ...issue,
-        status: 'final',
-        mitigation: [{ action: { text: 'Called the patient: settled' }, date: new Date().toISOString() }],
-      },
-      { ifMatch: issue.meta!.versionId },
-    );
+    await reviewedInEhr(service, p.carePlanId, 'Called the patient: settled');
     expect(toClinic().slice(before)).toHaveLength(1);
 
     // The plan has no open Task left: the sweep looks at what was resolved lately all the same.

@@ -6,15 +6,8 @@ import type { Practitioner, Provenance } from '@medplum/fhirtypes';
 import { ConfigError, loadConfig } from '@kc/config';
 import { mintToken } from '@kc/auth';
 import { startService } from '../service/start-service';
-import { devSignIn, enrolNamedPatient, launchChromium, pkce, signInOnPage } from './support/clinician';
+import { DEV_ISSUER, devSignIn, enrolNamedPatient, launchChromium, pkce, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
-
-const DEV_ISSUER = {
-  devIssuer: true,
-  clientId: 'ketamine-careplans-ui',
-  scope: 'openid fhirUser profile user/*.read',
-  devTokenSeconds: 3600,
-};
 
 describe('clinician sign-in: dev OpenID issuer, OIDC code + PKCE, SMART launch', () => {
   let service: TestService;

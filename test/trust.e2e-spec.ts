@@ -31,6 +31,7 @@ import {
   maintenanceJobDone,
   postWebhook,
   reportInfusion,
+  reviewedInEhr,
   waitFor,
 } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
@@ -784,17 +785,7 @@ describe('trustworthy plans', () => {
     await sweep.sweep();
     expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('on-hold');
     // An EHR records the mitigation itself, not through $override: nothing released the hold.
-    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
-      implicated: `CarePlan/${carePlan.id}`,
-    });
-    await service.fhir.update<DetectedIssue>(
-      {
-        ...issue,
-        status: 'final',
-        mitigation: [{ action: { text: 'Reviewed in the EHR: test negative' }, date: new Date().toISOString() }],
-      },
-      { ifMatch: issue.meta!.versionId },
-    );
+    await reviewedInEhr(service, carePlan.id!, 'Reviewed in the EHR: test negative');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
     expect((await sweep.sweep()).released).toBeGreaterThanOrEqual(1);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');

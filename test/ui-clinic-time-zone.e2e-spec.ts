@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import type { Task } from '@medplum/fhirtypes';
 import { clinicInstant } from '@kc/protocols';
-import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
+import { DEV_ISSUER, enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -16,12 +16,7 @@ describe("the clinician page in the clinic's time zone", () => {
   let browser: Browser;
   beforeAll(async () => {
     service = await startTestService({
-      oidc: {
-        devIssuer: true,
-        clientId: 'ketamine-careplans-ui',
-        scope: 'openid fhirUser profile',
-        devTokenSeconds: 3600,
-      },
+      oidc: DEV_ISSUER,
       clinicTimeZone: 'America/New_York',
     });
     browser = await launchChromium();

@@ -21,18 +21,11 @@ import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
 import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-holds';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import { actionOf, completeInfusion, enrolPatient, followUpTasks, orderedInEhrFor, waitFor } from './support/clinic';
-import { enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
+import { DEV_ISSUER, enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { checkAnswers } from './support/checks';
 import { ehrOrderLike } from './fixtures/orders';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, bodyWeight, createsOf, PREGNANCY } from './fixtures/patient-data';
-
-const DEV_ISSUER = {
-  devIssuer: true,
-  clientId: 'ketamine-careplans-ui',
-  scope: 'openid fhirUser profile user/*.read',
-  devTokenSeconds: 3600,
-};
 
 /** Writes a screenshot and checks a real image file came out (the assertions are on the DOM; this is the record). */
 async function screenshot(page: Page, name: string): Promise<void> {

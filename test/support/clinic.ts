@@ -2,7 +2,15 @@ import request from 'supertest';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue, Worker } from 'bullmq';
 import { infusionJobId, QUEUES } from '@kc/queue';
-import type { CarePlan, MedicationRequest, Parameters, Patient, Procedure, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  DetectedIssue,
+  MedicationRequest,
+  Parameters,
+  Patient,
+  Procedure,
+  Task,
+} from '@medplum/fhirtypes';
 import { ehrOrderLike } from '../fixtures/orders';
 import { bloodPressure, bodyWeight } from '../fixtures/patient-data';
 import { FollowUpProcessor } from '../../apps/worker/src/followups/follow-up.processor';
@@ -89,6 +97,20 @@ export async function completeInfusion(
 }
 
 /** Follow-up Tasks the worker generated for an infusion (reasonReference = the Procedure), on its CarePlan. */
+/**
+ * A plan's contraindication (or reported effect) reviewed in the EHR itself: a mitigation recorded there, not through
+ * `$override`, so nothing here is told of it but what notices, polls or sweeps. The issue as written.
+ */
+export async function reviewedInEhr(service: TestService, carePlanId: string, text: string): Promise<DetectedIssue> {
+  const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+    implicated: `CarePlan/${carePlanId}`,
+  });
+  return service.fhir.update<DetectedIssue>(
+    { ...issue, status: 'final', mitigation: [{ action: { text }, date: new Date().toISOString() }] },
+    { ifMatch: issue.meta!.versionId },
+  );
+}
+
 export async function followUpTasks(service: TestService, procedureId: string): Promise<Task[]> {
   const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
   const carePlan = procedure.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference;

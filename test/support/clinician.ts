@@ -10,6 +10,14 @@ import type { TestService } from './test-service';
 
 export const LOINC = 'http://loinc.org';
 
+/** The dev issuer the clinician page signs in with (DEV_ISSUER=true), as the page's tests configure it. */
+export const DEV_ISSUER = {
+  devIssuer: true,
+  clientId: 'ketamine-careplans-ui',
+  scope: 'openid fhirUser profile user/*.read',
+  devTokenSeconds: 3600,
+};
+
 export async function enrolNamedPatient(
   service: TestService,
   planId: string,
