@@ -1050,7 +1050,7 @@ describe('trustworthy plans', () => {
         .expect(200);
     });
 
-    it('a plan applied inline (its PlanDefinition on no server): its Tasks are still approved', async () => {
+    it('a plan applied inline (its PlanDefinition kept on the FHIR server since): its Tasks are approved', async () => {
       const subject = await patient({});
       const plan = ehrPlan({
         url: `http://ehr.example/PlanDefinition/inline-${Date.now()}`,

@@ -5,3 +5,4 @@ export * from './contraindication-recorder';
 export * from './order-holds';
 export * from './task-reminder-records';
 export * from './ehr-orders';
+export * from './plan-definitions';

@@ -4,12 +4,13 @@ import { ProtocolCatalog } from '@kc/protocols';
 import { ContraindicationRecorder } from './contraindication-recorder';
 import { OrderHolds } from './order-holds';
 import { PatientDataLoader } from './patient-data-loader';
+import { PlanDefinitions } from './plan-definitions';
 
 /**
  * Loads and validates fhir-profiles/ once per process. A broken file is left out and logged; /health reports the
  * service degraded with the problems, and GET /protocols lists what is unavailable. With it, the reader of the
  * patient data the protocols' inputs declare, the recorder of the contraindications found on it, and
- * the holds they put on orders approved before.
+ * the holds they put on orders approved before, and where a plan's definition is found again (PlanDefinitions).
  */
 @Global()
 @Module({
@@ -27,7 +28,8 @@ import { PatientDataLoader } from './patient-data-loader';
     PatientDataLoader,
     ContraindicationRecorder,
     OrderHolds,
+    PlanDefinitions,
   ],
-  exports: [ProtocolCatalog, PatientDataLoader, ContraindicationRecorder, OrderHolds],
+  exports: [ProtocolCatalog, PatientDataLoader, ContraindicationRecorder, OrderHolds, PlanDefinitions],
 })
 export class ProtocolCatalogModule {}

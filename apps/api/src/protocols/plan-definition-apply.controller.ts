@@ -7,7 +7,8 @@ import { badRequest } from '@kc/common';
 import { parseApplyParameters, queryToParameters, type ApplyRequest } from './apply-parameters';
 import { applyResultCarePlan } from './apply-result-careplan';
 import { applyResultParameters } from './apply-result-parameters';
-import { ApplyService, type ResolvedPlan } from './apply.service';
+import type { ResolvedPlan } from '@kc/nest-core';
+import { ApplyService } from './apply.service';
 import { AuditsPatientAccess } from '../audit/patient-access.decorator';
 import { applyAccess } from '../audit/patient-accesses';
 
@@ -82,7 +83,7 @@ export class PlanDefinitionApplyController {
 
   private async type(request: ApplyRequest): Promise<CarePlan | Parameters> {
     const resolved = request.planResource
-      ? await this.applyService.inline(request.planResource)
+      ? await this.applyService.inline(request.planResource, request.persist)
       : await this.applyService.findPlan(request.planDefinition);
     return this.run(resolved, request);
   }

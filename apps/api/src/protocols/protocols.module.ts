@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { API_REDIS } from '../api-redis.module';
 import { ApplyService } from './apply.service';
+import { InlinePlanDefinitions } from './inline-plan-definitions';
 import { PlanDefinitionApplyController } from './plan-definition-apply.controller';
 import { PlanRegenerator } from './plan-regenerator';
 import { PlanWriteLock } from './plan-write-lock';
@@ -17,6 +18,7 @@ import { ProtocolsController } from './protocols.controller';
     ApplyService,
     PlanRegenerator,
     PlanWriter,
+    InlinePlanDefinitions,
     {
       provide: PlanWriteLock,
       inject: [API_REDIS, APP_CONFIG],

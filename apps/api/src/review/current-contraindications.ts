@@ -7,7 +7,8 @@ import type {
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { ContraindicationRecorder, OrderHolds, PatientDataLoader } from '@kc/nest-core';
+import { ContraindicationRecorder, OrderHolds, PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
+import { unprocessable } from '@kc/common';
 import {
   hasContraindicationChecks,
   protocolActionOf,
@@ -17,7 +18,6 @@ import {
 } from '@kc/protocols';
 import { PatientRecordEventsProducer } from '@kc/queue';
 import { patientIdOf } from '@kc/task-states';
-import { ApplyService } from '../protocols/apply.service';
 import { implicating } from './contraindication-guard';
 
 /** What an approval learns from the patient's data as it is now. */
@@ -44,7 +44,7 @@ export class CurrentContraindications {
   private readonly logger = new Logger(CurrentContraindications.name);
 
   constructor(
-    private readonly plans: ApplyService,
+    private readonly plans: PlanDefinitions,
     private readonly loader: PatientDataLoader,
     private readonly recorder: ContraindicationRecorder,
     private readonly holds: OrderHolds,
@@ -68,9 +68,9 @@ export class CurrentContraindications {
     const patientId = patientIdOf(task);
     const canonical = carePlan?.instantiatesCanonical?.[0];
     if (!carePlan || !actionId || !patientId || !canonical) return { found: [] };
-    // A plan applied inline has its definition nowhere to read again: its checks ran at $apply, and cannot now.
-    const known = await this.plans.knownPlan(canonical);
-    if (!known) return { found: [] };
+    const known = await this.plans.ofCarePlan(carePlan);
+    // Its checks cannot be run again: nothing is authorised on a patient's data read against no rules.
+    if (!known) throw protocolNotFound(canonical);
     const { plan, definitions } = known;
     const activity = activityOf(proposal, definitions);
     const checked = hasContraindicationChecks(plan, actionId, definitions);
@@ -122,6 +122,14 @@ export class CurrentContraindications {
       this.logger.warn({ msg: 'hold job not queued; the sweep tells the clinic', carePlan, error: String(err) });
     }
   }
+}
+
+/** 422: the plan's protocol is nowhere to be read (a PlanDefinition deleted from the FHIR server, say). */
+function protocolNotFound(canonical: string): Error {
+  return unprocessable(
+    `This care plan’s protocol (${canonical}) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again for its contraindications before this decision. Post the PlanDefinition to the FHIR server again, or reject the task.`,
+    ['CarePlan.instantiatesCanonical'],
+  );
 }
 
 /** The ActivityDefinition a request instantiates (its instantiatesCanonical), among the plan's definitions. */

@@ -3,8 +3,8 @@ import type { CarePlan, Condition, DetectedIssue, Observation, Task } from '@med
 import { isResourceId } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
-import { ContraindicationRecorder, OrderHolds } from '@kc/nest-core';
-import { contraindicationState, hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
+import { ContraindicationRecorder, OrderHolds, PlanDefinitions } from '@kc/nest-core';
+import { contraindicationState, hasContraindicationChecks, protocolActionOf } from '@kc/protocols';
 import { patientIdOf, THIS_SERVICE } from '@kc/task-states';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import { ClinicAlerts } from '../alerts/clinic-alerts.service';
@@ -44,7 +44,7 @@ export class ContraindicationSweep {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly catalog: ProtocolCatalog,
+    private readonly plans: PlanDefinitions,
     private readonly recorder: ContraindicationRecorder,
     private readonly reader: OpenTasksReader,
     private readonly holds: OrderHolds,
@@ -92,18 +92,25 @@ export class ContraindicationSweep {
     let plans = 0;
     let recorded = 0;
     let held = 0;
+    const unreadable = new Set<string>();
     // The issues as the holds wrote them: implicating the orders held, which the clinic is told of.
     const holding: DetectedIssue[] = [];
     for (const { carePlan, patientId, actionIds, approved, issues } of waitingPlans(waiting).values()) {
-      const plan = this.catalog.planOf(carePlan);
-      const gated = plan ? [...actionIds].filter((id) => hasContraindicationChecks(plan, id, this.catalog)) : [];
-      if (!plan || !gated.length) continue;
+      // The catalog's protocols, and those an EHR posted or sent inline (kept on the FHIR server).
+      const resolved = await this.plans.ofCarePlan(carePlan);
+      if (!resolved) {
+        unreadable.add(carePlan.instantiatesCanonical?.[0] ?? 'none');
+        continue;
+      }
+      const { plan, definitions } = resolved;
+      const gated = [...actionIds].filter((id) => hasContraindicationChecks(plan, id, definitions));
+      if (!gated.length) continue;
       const ordered = approved.some((t) => gated.includes(protocolActionOf(t)!));
       plans++;
       const found = await this.recorder.record(
         {
           plan,
-          resolver: this.catalog,
+          resolver: definitions,
           carePlan,
           patientId,
           actionIds: gated,
@@ -121,7 +128,7 @@ export class ContraindicationSweep {
           {
             carePlanId: carePlan.id!,
             plan,
-            resolver: this.catalog,
+            resolver: definitions,
             issues: [...issues, ...found.map((f) => f.issue).filter((f) => !issues.some((i) => i.id === f.id))],
             approvedTasks: approved,
           },
@@ -132,6 +139,9 @@ export class ContraindicationSweep {
       }
     }
     if (recorded || held) this.logger.warn({ msg: 'contraindications found on open plans', recorded, held, plans });
+    // Their approvals are refused (nothing to check them against); the protocols are named, no patient.
+    if (unreadable.size)
+      this.logger.warn({ msg: 'plans not checked: their protocol is not found', protocols: [...unreadable] });
     const released = await this.releaseClearPlans(waiting, now);
     // Effects reported at a check and not reviewed yet, and contraindications holding approved orders: the clinic is
     // emailed of each once (this job is queued when one is recorded, and the sweep looks again). A hold's issues last:

@@ -1,0 +1,124 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { ActivityDefinition, CarePlan, PlanDefinition } from '@medplum/fhirtypes';
+import { isResourceId } from '@kc/common';
+import { FhirClient, FhirNotFoundError } from '@kc/fhir';
+import { flattenActions, ProtocolCatalog, type CanonicalResource, type DefinitionResolver } from '@kc/protocols';
+
+/** A PlanDefinition and every definition it reaches, from the catalog or the FHIR server. */
+export interface ResolvedPlan {
+  plan: PlanDefinition;
+  definitions: DefinitionResolver;
+}
+
+/** How long a plan read from the FHIR server is reused: a sweep over many plans of one EHR protocol reads it once. */
+const SERVER_PLAN_TTL_MS = 30_000;
+const MAX_CACHED = 200;
+
+/**
+ * Where a protocol's definition is found again: the catalog (fhir-profiles/) first, then the FHIR server (a
+ * PlanDefinition an EHR posted, or one sent inline to a persisted $apply, which stores it there). The approval's and
+ * the sweep's contraindication checks read the plan a CarePlan instantiates through this, whichever kind it is.
+ */
+@Injectable()
+export class PlanDefinitions {
+  private readonly logger = new Logger(PlanDefinitions.name);
+  private readonly cached = new Map<string, { at: number; plan: Promise<ResolvedPlan | undefined> }>();
+
+  constructor(
+    private readonly catalog: ProtocolCatalog,
+    private readonly fhir: FhirClient,
+  ) {}
+
+  /** By id, canonical url or url|version; undefined when neither the catalog nor the FHIR server has it. */
+  async find(idOrCanonical: string): Promise<ResolvedPlan | undefined> {
+    const known = this.catalog.findPlanDefinition(idOrCanonical);
+    if (known) return { plan: known, definitions: this.catalog };
+    const plan = await this.fromServer(idOrCanonical);
+    return plan ? this.withDefinitions(plan) : undefined;
+  }
+
+  /**
+   * The protocol a CarePlan follows, to check its patient again: the version it instantiates, else the latest one of
+   * its url (a version retired since: its checks as the clinic keeps them now). Plans read from the server are reused
+   * for a short while, so checking many plans of one protocol reads it once.
+   */
+  async ofCarePlan(carePlan: CarePlan): Promise<ResolvedPlan | undefined> {
+    const canonical = carePlan.instantiatesCanonical?.[0];
+    if (!canonical) return undefined;
+    const now = Date.now();
+    const hit = this.cached.get(canonical);
+    if (hit && now - hit.at < SERVER_PLAN_TTL_MS) return hit.plan;
+    const plan = this.exactOrLatest(canonical);
+    if (this.cached.size >= MAX_CACHED) this.cached.delete(this.cached.keys().next().value!);
+    this.cached.set(canonical, { at: now, plan });
+    // A failed read is not kept: the next check reads again.
+    plan.catch(() => this.cached.delete(canonical));
+    return plan;
+  }
+
+  /** Fetches what a plan's definitionCanonicals name, recursively, so the pure engine resolves them without I/O. */
+  async withDefinitions(plan: PlanDefinition): Promise<ResolvedPlan> {
+    const fetched: CanonicalResource[] = [];
+    const pending = [plan];
+    const seen = new Set<string>();
+    while (pending.length) {
+      const next = pending.pop()!;
+      for (const action of flattenActions(next.action ?? [])) {
+        const canonical = action.definitionCanonical;
+        if (!canonical || seen.has(canonical) || this.catalog.resolve(canonical)) continue;
+        seen.add(canonical);
+        const type = canonical.includes('/PlanDefinition/') ? 'PlanDefinition' : 'ActivityDefinition';
+        const found =
+          (await this.byCanonical<ActivityDefinition | PlanDefinition>(type, canonical)) ??
+          (await this.byCanonical(type === 'PlanDefinition' ? 'ActivityDefinition' : 'PlanDefinition', canonical));
+        if (!found) continue; // the engine answers 422 naming the element
+        fetched.push({ ...found, version: canonical.split('|')[1] ?? found.version });
+        if (found.resourceType === 'PlanDefinition') pending.push(found);
+      }
+    }
+    const local = new ProtocolCatalog(fetched);
+    return {
+      plan,
+      definitions: { resolve: (canonical) => this.catalog.resolve(canonical) ?? local.resolve(canonical) },
+    };
+  }
+
+  /** Exactly this url (and version, when given), the latest version first; undefined when the server has none. */
+  async byCanonical<T extends CanonicalResource>(
+    type: 'PlanDefinition' | 'ActivityDefinition',
+    canonical: string,
+  ): Promise<T | undefined> {
+    const [url, version] = canonical.split('|');
+    const found = await this.fhir.searchAll<T>(type, version ? { url, version } : { url });
+    // Exactly this url: a server answering `url` as Medplum's matcher does (a substring: the embedded store) also
+    // returns `<url>-v2` and the like.
+    return found
+      .filter((r) => r.url === url && (!version || r.version === version))
+      .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''))[0];
+  }
+
+  private async exactOrLatest(canonical: string): Promise<ResolvedPlan | undefined> {
+    const exact = await this.find(canonical);
+    if (exact || !canonical.includes('|')) return exact;
+    const latest = await this.find(canonical.split('|')[0]);
+    if (latest)
+      this.logger.warn({
+        msg: 'plan version not found: checked with the latest',
+        canonical,
+        version: latest.plan.version,
+      });
+    return latest;
+  }
+
+  private async fromServer(idOrCanonical: string): Promise<PlanDefinition | undefined> {
+    if (isResourceId(idOrCanonical)) {
+      try {
+        return await this.fhir.read<PlanDefinition>('PlanDefinition', idOrCanonical);
+      } catch (err) {
+        if (!(err instanceof FhirNotFoundError)) throw err;
+        return undefined;
+      }
+    }
+    return this.byCanonical<PlanDefinition>('PlanDefinition', idOrCanonical);
+  }
+}

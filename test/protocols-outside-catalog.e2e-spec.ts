@@ -1,0 +1,226 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import request from 'supertest';
+import type {
+  CarePlan,
+  DetectedIssue,
+  MedicationRequest,
+  OperationOutcome,
+  Patient,
+  PlanDefinition,
+  Task,
+} from '@medplum/fhirtypes';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
+import { actionOf } from './support/clinic';
+import { startTestService, type TestService } from './support/test-service';
+
+/**
+ * A protocol that is not one of the catalog's (an EHR's PlanDefinition, posted to the FHIR server or sent inline to
+ * $apply) is held to the same rule as the catalog's: a patient found contraindicated after enrolment gets no order,
+ * and an order approved before is held.
+ */
+describe('protocols outside the catalog', () => {
+  let service: TestService;
+  beforeAll(async () => {
+    service = await startTestService();
+  });
+  afterAll(async () => {
+    await service.stop();
+  });
+
+  const clinician = () => service.as('clinician');
+  const catalogSeries = JSON.parse(
+    readFileSync(join(__dirname, '../fhir-profiles/PlanDefinition-ketamine-low-dose-series.json'), 'utf8'),
+  ) as PlanDefinition;
+  let serial = 0;
+
+  /** The EHR's own copy of the low-dose series (the catalog's contraindications and infusions), under its url. */
+  function ehrSeries(version = '1', extra: Partial<PlanDefinition> = {}): PlanDefinition {
+    const { id: _id, meta: _meta, text: _text, ...definition } = catalogSeries;
+    return {
+      ...definition,
+      url: `http://ehr.example/PlanDefinition/ketamine-series-${Date.now()}-${++serial}`,
+      version,
+      ...extra,
+    };
+  }
+
+  /** An eligible 80 kg patient. */
+  async function eligiblePatient(): Promise<string> {
+    const { resource } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: 'Outside', given: ['Pat'] }],
+      birthDate: '1980-03-01',
+    });
+    const ref = `Patient/${resource.id}`;
+    await service.fhir.create(bodyWeight(80, '2026-11-01T09:00:00Z', ref));
+    await service.fhir.create(bloodPressure(122, 76, '2026-11-10T09:00:00Z', ref));
+    return ref;
+  }
+
+  function applyParameters(subject: string, plan: { resource: PlanDefinition } | { url: string }, persist = true) {
+    return {
+      resourceType: 'Parameters',
+      parameter: [
+        'resource' in plan ? { name: 'planDefinition', resource: plan.resource } : { name: 'url', valueUri: plan.url },
+        { name: 'subject', valueReference: { reference: subject } },
+        { name: 'startDate', valueDate: '2027-01-01' },
+        { name: 'persist', valueBoolean: persist },
+      ],
+    };
+  }
+
+  async function apply(subject: string, plan: { resource: PlanDefinition } | { url: string }, persist = true) {
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('integration'))
+      .send(applyParameters(subject, plan, persist))
+      .expect(200);
+    return res.body as CarePlan;
+  }
+
+  async function firstSession(carePlan: CarePlan): Promise<Task> {
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlan.id}` });
+    return tasks.find((t) => actionOf(t) === 'infusion-session')!;
+  }
+
+  async function ordersOf(carePlan: CarePlan): Promise<MedicationRequest[]> {
+    const all = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      subject: carePlan.subject.reference!,
+      intent: 'order',
+    });
+    return all.filter((m) => m.basedOn?.some((b) => b.reference === `CarePlan/${carePlan.id}`));
+  }
+
+  const storedAs = (url: string) =>
+    service.fhir.searchAll<PlanDefinition>('PlanDefinition', { url }).then((all) => all.filter((p) => p.url === url));
+
+  it('a PlanDefinition sent inline to a persisted $apply is kept on the FHIR server once; another under its canonical is refused', async () => {
+    const plan = ehrSeries('3');
+    const first = await apply(await eligiblePatient(), { resource: plan });
+    await apply(await eligiblePatient(), { resource: plan });
+    // What the CarePlans instantiate, an EHR finds: once, as sent.
+    expect(first.instantiatesCanonical).toEqual([`${plan.url}|3`]);
+    const stored = await storedAs(plan.url!);
+    expect(stored).toHaveLength(1);
+    expect({ ...stored[0], id: undefined, meta: undefined }).toEqual({ ...plan, id: undefined, meta: undefined });
+
+    // Another definition under the same canonical: the plans applied before would be checked against it.
+    const subject = await eligiblePatient();
+    const changed = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('integration'))
+      .send(applyParameters(subject, { resource: { ...plan, title: 'Changed in the EHR' } }))
+      .expect(409);
+    const [issue] = (changed.body as OperationOutcome).issue;
+    expect(issue.details?.text).toMatch(
+      new RegExp(`^A different PlanDefinition ${plan.url}\\|3 is on the FHIR server`),
+    );
+    // The catalog's own protocol, changed and sent inline under its canonical: refused alike.
+    const ours = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('integration'))
+      .send(applyParameters(subject, { resource: { ...catalogSeries, title: 'Our variant' } }))
+      .expect(409);
+    expect(ours.body.issue[0].details.text).toMatch(/is one of this service’s protocols/);
+    expect(await service.fhir.searchAll<CarePlan>('CarePlan', { subject })).toEqual([]);
+
+    // No url: nothing to instantiate it by, so nothing persisted; evaluated only, it is fine and nothing is kept.
+    const { url: _url, ...noUrl } = ehrSeries();
+    const refused = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('integration'))
+      .send(applyParameters(subject, { resource: noUrl }))
+      .expect(400);
+    expect(refused.body.issue[0].details.text).toMatch(
+      /^A PlanDefinition sent inline to a persisted \$apply needs a url/,
+    );
+    await apply(subject, { resource: noUrl }, false);
+    const notPersisted = ehrSeries();
+    await apply(subject, { resource: notPersisted }, false);
+    expect(await storedAs(notPersisted.url!)).toEqual([]);
+  });
+
+  it('an inline plan’s session is not approved once the patient is found pregnant', async () => {
+    const subject = await eligiblePatient();
+    const carePlan = await apply(subject, { resource: ehrSeries() });
+    const task = await firstSession(carePlan);
+    expect(task.status).toBe('draft');
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const refused = await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId })
+      .expect(422);
+    expect(refused.body.issue[0].details.text).toMatch(
+      /^Blocked by an unresolved contraindication on this care plan: Pregnancy on record/,
+    );
+    expect(await ordersOf(carePlan)).toEqual([]);
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    expect(issue.code?.coding?.[0].code).toBe('pregnancy');
+  });
+
+  it('an order approved under an EHR’s posted protocol is held by the sweep when a contraindication is recorded', async () => {
+    const plan = ehrSeries();
+    await service.fhir.create(plan);
+    const subject = await eligiblePatient();
+    const carePlan = await apply(subject, { url: plan.url! });
+    const task = await firstSession(carePlan);
+    await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId })
+      .expect(200);
+    const [order] = await ordersOf(carePlan);
+    expect(order.status).toBe('active');
+
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    expect((await service.app.get(ContraindicationSweep).sweep()).held).toBeGreaterThanOrEqual(1);
+    const held = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect([held.status, held.statusReason?.text]).toEqual(['on-hold', expect.stringMatching(/Pregnancy on record/)]);
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('on-hold');
+  });
+
+  it('a protocol whose version the EHR replaced is checked with the version it keeps now', async () => {
+    const plan = ehrSeries('1');
+    const { resource: posted } = await service.fhir.create(plan);
+    const subject = await eligiblePatient();
+    const carePlan = await apply(subject, { url: plan.url! });
+    expect(carePlan.instantiatesCanonical).toEqual([`${plan.url}|1`]);
+    await service.fhir.update<PlanDefinition>({ ...posted, version: '2' });
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const task = await firstSession(carePlan);
+    const refused = await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId })
+      .expect(422);
+    expect(refused.body.issue[0].details.text).toMatch(/Pregnancy on record/);
+  });
+
+  it('a plan whose protocol is gone from the FHIR server: its sessions are not approved, and can be rejected', async () => {
+    const plan = ehrSeries();
+    const { resource: posted } = await service.fhir.create(plan);
+    const carePlan = await apply(await eligiblePatient(), { url: plan.url! });
+    const deleted = await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
+    expect(deleted.ok).toBe(true);
+    const task = await firstSession(carePlan);
+    const refused = await request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId })
+      .expect(422);
+    expect(refused.body.issue[0].details.text).toBe(
+      `This care plan’s protocol (${plan.url}|1) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again for its contraindications before this decision. Post the PlanDefinition to the FHIR server again, or reject the task.`,
+    );
+    expect(await ordersOf(carePlan)).toEqual([]);
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId, reason: 'Protocol withdrawn' })
+      .expect(200);
+  });
+});
