@@ -223,4 +223,26 @@ describe('protocols outside the catalog', () => {
       .send({ versionId: task.meta!.versionId, reason: 'Protocol withdrawn' })
       .expect(200);
   });
+
+  it('a plan whose protocol is gone: a clinician’s override of its contraindication is recorded all the same', async () => {
+    const plan = ehrSeries();
+    const { resource: posted } = await service.fhir.create(plan);
+    const subject = await eligiblePatient();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const carePlan = await apply(subject, { url: plan.url! });
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    expect(issue.code?.coding?.[0].code).toBe('pregnancy');
+    await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Condition entered in error' })
+      .expect(200);
+    const overridden = await service.fhir.read<DetectedIssue>('DetectedIssue', issue.id!);
+    expect(overridden.mitigation?.[0].action.coding?.[0].code).toBe('OE');
+    // Nothing held back was proposed: there is no protocol to propose it from.
+    expect(await firstSession(carePlan)).toBeUndefined();
+  });
 });

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Reference, Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirVersionConflictError } from '@kc/fhir';
+import { PlanDefinitions } from '@kc/nest-core';
 import { withListedActivities } from '@kc/protocols';
 import { ApplyService } from './apply.service';
 
@@ -15,6 +16,7 @@ export class PlanRegenerator {
 
   constructor(
     private readonly applyService: ApplyService,
+    private readonly definitions: PlanDefinitions,
     private readonly fhir: FhirClient,
   ) {}
 
@@ -31,7 +33,12 @@ export class PlanRegenerator {
     ) {
       return { tasks: 0 };
     }
-    const resolved = await this.applyService.findPlan(canonical);
+    // Its protocol gone from the FHIR server: the override stands, and nothing held back can be proposed (nor approved).
+    const resolved = await this.definitions.find(canonical);
+    if (!resolved) {
+      this.logger.warn({ msg: 'plan not regenerated: its protocol is not found', carePlan: carePlanId, canonical });
+      return { tasks: 0 };
+    }
     const overridden = await this.applyService.overriddenOn(carePlanId);
     const applied = await this.applyService.apply(resolved, {
       patientId,
