@@ -1,6 +1,7 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { Registry } from 'prom-client';
 import { FhirClient } from '@kc/fhir';
+import { PlanDefinitions } from '@kc/nest-core';
 import { ProtocolCatalog } from '@kc/protocols';
 import { FollowUpMetrics } from '../apps/worker/src/followups/follow-up.metrics';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
@@ -40,7 +41,13 @@ describe('follow-ups: at most 3 FHIR requests per event', () => {
     };
     const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, fetchImpl: counting, maxAttempts: 1 });
     metrics = new FollowUpMetrics(new Registry());
-    followUps = new FollowUpService(fhir, service.app.get(ProtocolCatalog), metrics, service.config);
+    // The catalog's protocols are found with no request (an EHR's would be read from the server, then kept 30 s).
+    followUps = new FollowUpService(
+      fhir,
+      new PlanDefinitions(service.app.get(ProtocolCatalog), fhir),
+      metrics,
+      service.config,
+    );
   });
   beforeEach(() => (requests = []));
   afterAll(() => service.stop());
@@ -60,12 +67,11 @@ describe('follow-ups: at most 3 FHIR requests per event', () => {
   });
 
   it('FOLLOW_UP_OWNER=care-team: the care team is read in the same batch (still 3 requests)', async () => {
-    const byCareTeam = new FollowUpService(
-      new FhirClient({ baseUrl: service.config.fhirBaseUrl!, fetchImpl: counting, maxAttempts: 1 }),
-      service.app.get(ProtocolCatalog),
-      metrics,
-      { ...service.config, followUpOwner: 'care-team' },
-    );
+    const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, fetchImpl: counting, maxAttempts: 1 });
+    const byCareTeam = new FollowUpService(fhir, new PlanDefinitions(service.app.get(ProtocolCatalog), fhir), metrics, {
+      ...service.config,
+      followUpOwner: 'care-team',
+    });
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
     requests = [];

@@ -12,7 +12,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
-import { actionOf } from './support/clinic';
+import { actionOf, completeInfusion, followUpTasks, reportInfusion } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -244,5 +244,30 @@ describe('protocols outside the catalog', () => {
     expect(overridden.mitigation?.[0].action.coding?.[0].code).toBe('OE');
     // Nothing held back was proposed: there is no protocol to propose it from.
     expect(await firstSession(carePlan)).toBeUndefined();
+  });
+
+  it('an infusion under an EHR’s protocol gets that protocol’s follow-ups: its check and next session', async () => {
+    const plan = ehrSeries();
+    await service.fhir.create(plan);
+    const patient = await eligiblePatient();
+    const carePlan = await apply(patient, { url: plan.url! });
+    const session = await firstSession(carePlan);
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId })
+      .expect(200);
+    const procedureId = await completeInfusion(
+      service,
+      { patient, carePlanId: carePlan.id! },
+      '2027-01-04T10:00:00.000Z',
+    );
+    expect(await reportInfusion(service, procedureId)).toMatchObject({ status: 'created', fulfilled: 1 });
+    const followUps = await followUpTasks(service, procedureId);
+    expect(followUps.map(actionOf).sort()).toEqual(['next-induction-session', 'post-infusion-check']);
+    // Its windows are the protocol's: the check within the week after the infusion.
+    const check = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
+    expect(check.restriction?.period?.start).toBe('2027-01-04T10:00:00.000Z');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
   });
 });

@@ -1,5 +1,12 @@
 import type { Coding, PlanDefinition, Procedure } from '@medplum/fhirtypes';
-import { flattenActions, INFUSION_COMPLETED_TRIGGER, triggeredActions, type ProtocolCatalog } from '@kc/protocols';
+import {
+  activityDefinitionIn,
+  flattenActions,
+  INFUSION_COMPLETED_TRIGGER,
+  triggeredActions,
+  type DefinitionResolver,
+  type ProtocolCatalog,
+} from '@kc/protocols';
 import type { InfusionCompleted } from './infusion-event';
 
 /** What an infusion of this protocol looks like as a Procedure: its codes, or the ActivityDefinition it instantiates. */
@@ -15,7 +22,7 @@ export interface InfusionDefinition {
  * its ActivityDefinition's code (SNOMED 14152002 in the shipped protocols) names the Procedure to look for. Read
  * from the protocol, so a clinic using another code changes fhir-profiles/, not this file.
  */
-export function infusionDefinitionFor(plan: PlanDefinition, catalog: ProtocolCatalog): InfusionDefinition {
+export function infusionDefinitionFor(plan: PlanDefinition, definitions: DefinitionResolver): InfusionDefinition {
   const anchorIds = new Set(
     triggeredActions(plan, INFUSION_COMPLETED_TRIGGER).flatMap((a) => (a.relatedAction ?? []).map((r) => r.actionId)),
   );
@@ -24,7 +31,7 @@ export function infusionDefinitionFor(plan: PlanDefinition, catalog: ProtocolCat
   const canonicals: string[] = [];
   const drug: Coding[] = [];
   for (const action of anchors) {
-    const activity = catalog.activityDefinition(action.definitionCanonical);
+    const activity = activityDefinitionIn(definitions, action.definitionCanonical);
     if (!activity) continue;
     codes.push(...(activity.code?.coding ?? []).filter((c) => c.system && c.code));
     if (activity.url)

@@ -1,5 +1,12 @@
 import type { Coding, PlanDefinition, Procedure, Reference, Task } from '@medplum/fhirtypes';
-import { actionPhase, clinicDay, flattenActions, protocolActionOf, type ProtocolCatalog } from '@kc/protocols';
+import {
+  actionPhase,
+  activityDefinitionIn,
+  clinicDay,
+  flattenActions,
+  protocolActionOf,
+  type DefinitionResolver,
+} from '@kc/protocols';
 import { isOpen, transition } from '@kc/task-states';
 import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
@@ -7,12 +14,12 @@ import { isInfusion, type InfusionDefinition } from './infusion-history';
 /** Actions that plan an infusion (first session, next session, booster), as opposed to a check or instructions. */
 export function infusionFollowUpActions(
   plan: PlanDefinition,
-  catalog: ProtocolCatalog,
+  definitions: DefinitionResolver,
   definition: InfusionDefinition,
 ): Set<string> {
   const ids = flattenActions(plan.action ?? [])
     .filter((action) => {
-      const activity = catalog.activityDefinition(action.definitionCanonical);
+      const activity = activityDefinitionIn(definitions, action.definitionCanonical);
       return activity?.url !== undefined && definition.canonicals.includes(activity.url);
     })
     .map((action) => action.id!);

@@ -38,22 +38,23 @@ export class PlanDefinitions {
   }
 
   /**
-   * The protocol a CarePlan follows, to check its patient again: the version it instantiates, else the latest one of
-   * its url (a version retired since: its checks as the clinic keeps them now). Plans read from the server are reused
-   * for a short while, so checking many plans of one protocol reads it once.
+   * The protocol a CarePlan follows: the version it instantiates, else (`latestIfGone`, to check its patient again)
+   * the latest one of its url, a version retired since: its checks as the clinic keeps them now. Plans read from the
+   * server are reused for a short while, so checking many plans of one protocol reads it once.
    */
-  async ofCarePlan(carePlan: CarePlan): Promise<ResolvedPlan | undefined> {
+  async ofCarePlan(carePlan: CarePlan, { latestIfGone = true } = {}): Promise<ResolvedPlan | undefined> {
     const canonical = carePlan.instantiatesCanonical?.[0];
     if (!canonical) return undefined;
-    const now = Date.now();
-    const hit = this.cached.get(canonical);
-    if (hit && now - hit.at < SERVER_PLAN_TTL_MS) return hit.plan;
-    const plan = this.exactOrLatest(canonical);
-    if (this.cached.size >= MAX_CACHED) this.cached.delete(this.cached.keys().next().value!);
-    this.cached.set(canonical, { at: now, plan });
-    // A failed read is not kept: the next check reads again.
-    plan.catch(() => this.cached.delete(canonical));
-    return plan;
+    const exact = await this.recentlyFound(canonical);
+    if (exact || !latestIfGone || !canonical.includes('|')) return exact;
+    const latest = await this.recentlyFound(canonical.split('|')[0]);
+    if (latest)
+      this.logger.warn({
+        msg: 'plan version not found: checked with the latest',
+        canonical,
+        version: latest.plan.version,
+      });
+    return latest;
   }
 
   /** Fetches what a plan's definitionCanonicals name, recursively, so the pure engine resolves them without I/O. */
@@ -97,17 +98,17 @@ export class PlanDefinitions {
       .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''))[0];
   }
 
-  private async exactOrLatest(canonical: string): Promise<ResolvedPlan | undefined> {
-    const exact = await this.find(canonical);
-    if (exact || !canonical.includes('|')) return exact;
-    const latest = await this.find(canonical.split('|')[0]);
-    if (latest)
-      this.logger.warn({
-        msg: 'plan version not found: checked with the latest',
-        canonical,
-        version: latest.plan.version,
-      });
-    return latest;
+  /** `find`, its answer kept for SERVER_PLAN_TTL_MS (the catalog's answers cost nothing to find again). */
+  private recentlyFound(canonical: string): Promise<ResolvedPlan | undefined> {
+    const now = Date.now();
+    const hit = this.cached.get(canonical);
+    if (hit && now - hit.at < SERVER_PLAN_TTL_MS) return hit.plan;
+    const plan = this.find(canonical);
+    if (this.cached.size >= MAX_CACHED) this.cached.delete(this.cached.keys().next().value!);
+    this.cached.set(canonical, { at: now, plan });
+    // A failed read is not kept: the next check reads again.
+    plan.catch(() => this.cached.delete(canonical));
+    return plan;
   }
 
   private async fromServer(idOrCanonical: string): Promise<PlanDefinition | undefined> {

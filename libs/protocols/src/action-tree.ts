@@ -14,6 +14,15 @@ export interface DefinitionResolver {
   resolve(canonical: string): { resourceType: string } | undefined;
 }
 
+/** The ActivityDefinition a canonical names among a plan's definitions; undefined for anything else or nothing. */
+export function activityDefinitionIn(
+  definitions: DefinitionResolver,
+  canonical: string | undefined,
+): ActivityDefinition | undefined {
+  const found = canonical ? definitions.resolve(canonical) : undefined;
+  return found?.resourceType === 'ActivityDefinition' ? (found as ActivityDefinition) : undefined;
+}
+
 /** Which actions a walk instantiates: $apply takes untriggered ones, the follow-up worker one named event's. */
 export type ActionFilter = (action: PlanDefinitionAction) => 'instantiate' | 'skip' | 'placeholder';
 

@@ -10,10 +10,10 @@ import type {
 import { ContraindicationRecorder, OrderHolds, PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
 import { unprocessable } from '@kc/common';
 import {
+  activityDefinitionIn,
   hasContraindicationChecks,
   protocolActionOf,
   rateTitrationOf,
-  type DefinitionResolver,
   type ProtocolVariables,
 } from '@kc/protocols';
 import { PatientRecordEventsProducer } from '@kc/queue';
@@ -72,7 +72,7 @@ export class CurrentContraindications {
     // Its checks cannot be run again: nothing is authorised on a patient's data read against no rules.
     if (!known) throw protocolNotFound(canonical);
     const { plan, definitions } = known;
-    const activity = activityOf(proposal, definitions);
+    const activity = activityDefinitionIn(definitions, instantiatedBy(proposal));
     const checked = hasContraindicationChecks(plan, actionId, definitions);
     if (!checked && !rateTitrationOf(activity)) return { found: [], activity };
     // A medication's approval also reads the patient's open orders in the same batch: ordered already, not twice.
@@ -132,9 +132,7 @@ function protocolNotFound(canonical: string): Error {
   );
 }
 
-/** The ActivityDefinition a request instantiates (its instantiatesCanonical), among the plan's definitions. */
-function activityOf(request: Resource | undefined, definitions: DefinitionResolver): ActivityDefinition | undefined {
-  const canonical = (request as { instantiatesCanonical?: string[] } | undefined)?.instantiatesCanonical?.[0];
-  const found = canonical ? definitions.resolve(canonical) : undefined;
-  return found?.resourceType === 'ActivityDefinition' ? (found as ActivityDefinition) : undefined;
+/** The canonical a proposed request instantiates (its ActivityDefinition), when it names one. */
+function instantiatedBy(request: Resource | undefined): string | undefined {
+  return (request as { instantiatesCanonical?: string[] } | undefined)?.instantiatesCanonical?.[0];
 }

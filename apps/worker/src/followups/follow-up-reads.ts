@@ -39,11 +39,12 @@ import {
   INFUSION_COMPLETED_TRIGGER,
   overriddenContraindications,
   patientDataQueries,
-  ProtocolCatalog,
   TASK_KEY_SYSTEM,
+  type DefinitionResolver,
   taskKey,
   triggeredActions,
 } from '@kc/protocols';
+import type { ResolvedPlan } from '@kc/nest-core';
 
 /**
  * The follow-up service's two reads, for one event or a batch of them: (1) the Procedures with their CarePlans
@@ -56,16 +57,26 @@ export interface EventContext {
   event: InfusionCompleted;
   carePlan: CarePlan;
   plan: PlanDefinition;
+  /** What the plan's actions name (its ActivityDefinitions), from the catalog or the FHIR server. */
+  definitions: DefinitionResolver;
   infusion: InfusionDefinition;
 }
 
 /** Everything the rules read about an event besides its Procedure and CarePlan. */
 export type EventSurroundings = Awaited<ReturnType<typeof readAround>>[number];
 
-/** Round trip 1: each Procedure with its CarePlan, and whether this service follows it up at all (or why not). */
+/** Where an event's protocol is found: the catalog, or the FHIR server for an EHR's (PlanDefinitions). */
+export interface ProtocolSource {
+  ofCarePlan(carePlan: CarePlan, options: { latestIfGone: boolean }): Promise<ResolvedPlan | undefined>;
+}
+
+/**
+ * Round trip 1: each Procedure with its CarePlan, and whether this service follows it up at all (or why not). A
+ * protocol outside the catalog costs a read of its definitions from the FHIR server, kept 30 s by the source.
+ */
 export async function readEvents(
   fhir: FhirClient,
-  catalog: ProtocolCatalog,
+  protocols: ProtocolSource,
   procedureIds: string[],
 ): Promise<Map<string, EventContext | { ignored: string }>> {
   const found = await fhir.search<Procedure | CarePlan>('Procedure', {
@@ -83,14 +94,24 @@ export async function readEvents(
       .filter((r) => r.resourceType === 'CarePlan')
       .map((c) => [c.id!, c]),
   );
-  return new Map(procedureIds.map((id) => [id, eventContext(catalog, procedures.get(id), carePlans)]));
+  const contexts = procedureIds.map(async (id) => {
+    const followed = followedEvent(procedures.get(id), carePlans);
+    if ('ignored' in followed) return [id, followed] as const;
+    // The version it was applied with: its follow-ups are that protocol's, whatever the clinic keeps now.
+    const resolved = await protocols.ofCarePlan(followed.carePlan, { latestIfGone: false });
+    return [
+      id,
+      resolved ? eventContext(followed, resolved) : { ignored: 'CarePlan does not instantiate a known protocol' },
+    ] as const;
+  });
+  return new Map(await Promise.all(contexts));
 }
 
-function eventContext(
-  catalog: ProtocolCatalog,
+/** An infusion's completion on a CarePlan still taking follow-ups, or why the event is not followed up. */
+function followedEvent(
   procedure: Procedure | undefined,
   carePlans: Map<string, CarePlan>,
-): EventContext | { ignored: string } {
+): Pick<EventContext, 'procedure' | 'event' | 'carePlan'> | { ignored: string } {
   if (!procedure) return { ignored: 'Procedure not found' };
   const check = toInfusionCompleted(procedure);
   if (!check.ok) return { ignored: check.reason };
@@ -99,11 +120,16 @@ function eventContext(
   if (!carePlan) return { ignored: 'CarePlan not found' };
   const open = carePlanTakesFollowUps(carePlan);
   if (!open.ok) return { ignored: open.reason };
-  const plan = catalog.planOf(carePlan);
-  if (!plan) return { ignored: 'CarePlan does not instantiate a known protocol' };
-  const infusion = infusionDefinitionFor(plan, catalog);
-  if (!isInfusion(procedure, infusion)) return { ignored: "not an infusion of the CarePlan's protocol" };
-  return { procedure, event, carePlan, plan, infusion };
+  return { procedure, event, carePlan };
+}
+
+function eventContext(
+  followed: Pick<EventContext, 'procedure' | 'event' | 'carePlan'>,
+  { plan, definitions }: ResolvedPlan,
+): EventContext | { ignored: string } {
+  const infusion = infusionDefinitionFor(plan, definitions);
+  if (!isInfusion(followed.procedure, infusion)) return { ignored: "not an infusion of the CarePlan's protocol" };
+  return { ...followed, plan, definitions, infusion };
 }
 
 /**

@@ -26,7 +26,8 @@ import {
   type InfusionCompleted,
   type InfusionDefinition,
 } from '@kc/followups';
-import { APPLY_KEY_SYSTEM, ProtocolCatalog, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
+import { PlanDefinitions } from '@kc/nest-core';
+import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
 import { orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
@@ -73,7 +74,7 @@ export class FollowUpService {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     private readonly metrics: FollowUpMetrics,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner' | 'clinicTimeZone'>,
   ) {}
@@ -103,7 +104,7 @@ export class FollowUpService {
     const results = new Array<PromiseSettledResult<FollowUpOutcome>>(events.length);
     let found: Awaited<ReturnType<typeof readEvents>>;
     try {
-      found = await readEvents(this.fhir, this.catalog, [...new Set(events.map((e) => e.procedureId))]);
+      found = await readEvents(this.fhir, this.protocols, [...new Set(events.map((e) => e.procedureId))]);
     } catch (err) {
       return events.map(() => ({ status: 'rejected', reason: err }));
     }
@@ -249,8 +250,8 @@ export class FollowUpService {
 
   /** An event's follow-ups worked out by the pure rules, as transaction entries and how to read their answers. */
   private planWrites(context: EventContext, around: EventSurroundings, now: Date): PlannedWrites {
-    const { procedure, event, carePlan, plan, infusion } = context;
-    const infusionActions = infusionFollowUpActions(plan, this.catalog, infusion);
+    const { procedure, event, carePlan, plan, definitions, infusion } = context;
+    const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
     // What this infusion fulfils (its session or booster) gives its phase, and so its check's. answeredTasks judges
     // again with the new Tasks included; this infusion fulfils none of those (they follow it).
     const fulfilled = infusionTaskUpdates({
@@ -268,7 +269,7 @@ export class FollowUpService {
       event,
       carePlan,
       plan,
-      catalog: this.catalog,
+      catalog: definitions,
       completedInfusionCount: completedInfusionCount(event, around.history, infusion),
       patientData: around.patientData,
       patient: around.patient,
