@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import request from 'supertest';
 import type {
   CarePlan,
+  CommunicationRequest,
   DetectedIssue,
   MedicationRequest,
   OperationOutcome,
@@ -246,7 +247,7 @@ describe('protocols outside the catalog', () => {
     expect(await firstSession(carePlan)).toBeUndefined();
   });
 
-  it('an infusion under an EHR’s protocol gets that protocol’s follow-ups: its check and next session', async () => {
+  it('a session under an EHR’s protocol gets that protocol’s reminders, and its infusion the follow-ups', async () => {
     const plan = ehrSeries();
     await service.fhir.create(plan);
     const patient = await eligiblePatient();
@@ -257,6 +258,15 @@ describe('protocols outside the catalog', () => {
       .set(clinician())
       .send({ versionId: session.meta!.versionId })
       .expect(200);
+    // The patient's reminders, at the protocol's times (a ride home 2 days before the window opens, fasting 18 h).
+    const reminders = (
+      await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', { subject: patient })
+    ).filter((r) => r.about?.some((a) => a.reference === `Task/${session.id}`));
+    expect(Object.fromEntries(reminders.map((r) => [r.category![0].coding![0].code, r.occurrenceDateTime]))).toEqual({
+      'reminder-fasting': '2027-01-01T06:00:00.000Z',
+      'reminder-no-driving': '2027-01-02T00:00:00.000Z',
+      'reminder-ride-home': '2026-12-31T00:00:00.000Z',
+    });
     const procedureId = await completeInfusion(
       service,
       { patient, carePlanId: carePlan.id! },

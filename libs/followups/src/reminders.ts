@@ -22,7 +22,8 @@ import {
   stripUndefined,
   TASK_APPROVED_TRIGGER,
   whenInWords,
-  type ProtocolCatalog,
+  activityDefinitionIn,
+  type ResolvedPlan,
 } from '@kc/protocols';
 import { isApproved, isOpen, isTaskHeldForContraindication } from '@kc/task-states';
 import { carePlanHoldsCare } from './care-plan-state';
@@ -65,16 +66,13 @@ export function reminderRulesFor(
 }
 
 /**
- * The reminder rules of a Task on its CarePlan: the plan's protocol (from the catalog) and the Task's protocol action.
- * None when the plan follows no protocol the catalog knows.
+ * The reminder rules of a Task: its plan's protocol (the catalog's, or an EHR's on the FHIR server) and the Task's
+ * protocol action. None when its plan's protocol is not found.
  */
-export function reminderRulesForTask(
-  task: Task,
-  carePlan: CarePlan | undefined,
-  catalog: Pick<ProtocolCatalog, 'planOf' | 'activityDefinition'>,
-): ReminderRule[] {
-  const plan = carePlan && catalog.planOf(carePlan);
-  return plan ? reminderRulesFor(plan, protocolActionOf(task), (c) => catalog.activityDefinition(c)) : [];
+export function reminderRulesForTask(task: Task, protocol: ResolvedPlan | undefined): ReminderRule[] {
+  return protocol
+    ? reminderRulesFor(protocol.plan, protocolActionOf(task), (c) => activityDefinitionIn(protocol.definitions, c))
+    : [];
 }
 
 /**

@@ -2,13 +2,9 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { ActivityDefinition, CarePlan, PlanDefinition } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { FhirClient, FhirNotFoundError } from '@kc/fhir';
-import { flattenActions, ProtocolCatalog, type CanonicalResource, type DefinitionResolver } from '@kc/protocols';
+import { flattenActions, ProtocolCatalog, type CanonicalResource, type ResolvedPlan } from '@kc/protocols';
 
-/** A PlanDefinition and every definition it reaches, from the catalog or the FHIR server. */
-export interface ResolvedPlan {
-  plan: PlanDefinition;
-  definitions: DefinitionResolver;
-}
+export type { ResolvedPlan } from '@kc/protocols';
 
 /** How long a plan read from the FHIR server is reused: a sweep over many plans of one EHR protocol reads it once. */
 const SERVER_PLAN_TTL_MS = 30_000;

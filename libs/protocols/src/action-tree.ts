@@ -14,6 +14,12 @@ export interface DefinitionResolver {
   resolve(canonical: string): { resourceType: string } | undefined;
 }
 
+/** A PlanDefinition and every definition it reaches, from the catalog or the FHIR server. */
+export interface ResolvedPlan {
+  plan: PlanDefinition;
+  definitions: DefinitionResolver;
+}
+
 /** The ActivityDefinition a canonical names among a plan's definitions; undefined for anything else or nothing. */
 export function activityDefinitionIn(
   definitions: DefinitionResolver,

@@ -37,7 +37,7 @@ export class ReminderNoticeController {
     const task = matchesOf<Task>(found).find((t) => t.resourceType === 'Task');
     if (!task) throw notFound(`Task/${id} not found`);
     const carePlan = includedOf<CarePlan>(found).find((r) => `CarePlan/${r.id}` === carePlanReferenceOf(task));
-    const notice = this.reminders.noticeOf(task, carePlan, 'Rescheduling to these dates', {
+    const notice = await this.reminders.noticeOf(task, carePlan, 'Rescheduling to these dates', {
       start: new Date(start).toISOString(),
       end: new Date(end).toISOString(),
     });

@@ -13,8 +13,7 @@ import {
   revokedReminder,
   type ReminderRule,
 } from '@kc/followups';
-import { remindersAboutTask } from '@kc/nest-core';
-import { ProtocolCatalog } from '@kc/protocols';
+import { PlanDefinitions, remindersAboutTask } from '@kc/nest-core';
 import { ReminderQueue } from '@kc/queue';
 import { isApproved, isReturnedForReview } from '@kc/task-states';
 import type { Consequence } from './task-review.service';
@@ -33,7 +32,7 @@ export interface TaskReminderContext {
 export class TaskReminders {
   constructor(
     private readonly fhir: FhirClient,
-    private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     private readonly queue: ReminderQueue,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
@@ -61,7 +60,7 @@ export class TaskReminders {
    * plan's reminders, those about this Task kept (CommunicationRequest has no search parameter for `about`).
    */
   async contextFor(task: Task, carePlan: CarePlan | undefined): Promise<TaskReminderContext> {
-    const rules = this.rulesFor(task, carePlan);
+    const rules = await this.rulesFor(task, carePlan);
     // A Task never approved has none; one returned for review has those revoked then, made active again on approval.
     const hadSome = isApproved(task) || isReturnedForReview(task);
     if (!rules.length || !hadSome || !task.id || !carePlan?.id) return { rules, existing: [] };
@@ -90,15 +89,15 @@ export class TaskReminders {
    * What deciding on `task` now would do to its reminders' notice (`as` names the decision: "Approving now",
    * "Rescheduling to these dates"), with `window` as its window if it is to move.
    */
-  noticeOf(
+  async noticeOf(
     task: Task,
     carePlan: CarePlan | undefined,
     as: string,
     window = task.restriction?.period,
-  ): string | undefined {
+  ): Promise<string | undefined> {
     const moved: Task = { ...task, restriction: { ...task.restriction, period: window } };
     return noticeIfDecidedNow({
-      rules: this.rulesFor(task, carePlan),
+      rules: await this.rulesFor(task, carePlan),
       task: moved,
       now: new Date(),
       as,
@@ -106,8 +105,10 @@ export class TaskReminders {
     });
   }
 
-  private rulesFor(task: Task, carePlan: CarePlan | undefined): ReminderRule[] {
-    return reminderRulesForTask(task, carePlan, this.catalog);
+  /** The rules of the protocol its plan was applied with (the catalog's, or an EHR's read from the FHIR server). */
+  private async rulesFor(task: Task, carePlan: CarePlan | undefined): Promise<ReminderRule[]> {
+    const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan, { latestIfGone: false }));
+    return reminderRulesForTask(task, protocol);
   }
 }
 

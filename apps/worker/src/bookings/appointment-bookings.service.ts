@@ -22,7 +22,7 @@ import {
   revokedReminder,
   unbookedSession,
 } from '@kc/followups';
-import { remindersAboutTask } from '@kc/nest-core';
+import { PlanDefinitions, remindersAboutTask } from '@kc/nest-core';
 import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog, protocolWindowOf } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE, transition } from '@kc/task-states';
 
@@ -46,8 +46,9 @@ export class AppointmentBookings {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+    catalog: ProtocolCatalog,
   ) {
     this.sessionCodes = infusionCodesOf(catalog);
   }
@@ -169,7 +170,8 @@ export class AppointmentBookings {
     carePlan: CarePlan | undefined,
     now: Date,
   ): Promise<(BundleEntry & { fullUrl?: string })[]> {
-    const rules = reminderRulesForTask(task, carePlan, this.catalog);
+    const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan, { latestIfGone: false }));
+    const rules = reminderRulesForTask(task, protocol);
     if (!rules.length || !carePlan?.id) return [];
     const existing = await this.remindersOf(task, carePlan);
     const { create, move } = reminderChanges(plannedReminders(task, rules, now, this.config.clinicTimeZone), existing);

@@ -13,7 +13,8 @@ import {
   shortNotice,
   type DeliveryDecision,
 } from '@kc/followups';
-import { contraindicationState, hasContraindicationChecks, ProtocolCatalog, protocolActionOf } from '@kc/protocols';
+import { PlanDefinitions } from '@kc/nest-core';
+import { contraindicationState, hasContraindicationChecks, protocolActionOf, type ResolvedPlan } from '@kc/protocols';
 import { ReminderQueue } from '@kc/queue';
 import { contraindicationName } from '@kc/task-states';
 import { FhirCommunicationRecord } from './fhir-communication-record';
@@ -38,7 +39,7 @@ export class ReminderDelivery {
     private readonly queue: ReminderQueue,
     @Inject(REMINDER_SENDERS) private readonly senders: ReminderSender[],
     private readonly record: FhirCommunicationRecord,
-    private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
@@ -46,7 +47,9 @@ export class ReminderDelivery {
     const request = await this.fhir.readIfExists<CommunicationRequest>('CommunicationRequest', requestId);
     if (!request?.id) return { status: 'skip', why: 'request not found' };
     const { task, carePlan, patient, issues } = await this.context(request);
-    const contraindications = this.gating(task, carePlan, issues);
+    // The catalog's protocol, or an EHR's read from the FHIR server (kept 30 s).
+    const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan));
+    const contraindications = gating(task, protocol, issues);
     const now = new Date();
     const decision = deliveryDecision({ request, plannedAt, task, carePlan, contraindications, now });
     switch (decision.action) {
@@ -58,7 +61,7 @@ export class ReminderDelivery {
       case 'revoke':
         return this.revoke(request, decision.why);
       case 'send': {
-        const rule = task && reminderRuleOf(request, reminderRulesForTask(task, carePlan, this.catalog));
+        const rule = task && reminderRuleOf(request, reminderRulesForTask(task, protocol));
         const late = shortNotice({ rule, task, now, zone: this.config.clinicTimeZone });
         const asSent = reminderAsSent({ ...request, id: request.id }, task, this.config.clinicTimeZone);
         return this.send(asSent, patient, late);
@@ -98,18 +101,6 @@ export class ReminderDelivery {
   }
 
   /**
-   * The plan's unresolved contraindications, named, when a contraindication check of its protocol gates the Task the
-   * reminder is about (a session's "no driving afterwards", not the post-infusion check's).
-   */
-  private gating(task: Task | undefined, carePlan: CarePlan | undefined, issues: DetectedIssue[]): string[] {
-    const unresolved = issues.filter((i) => contraindicationState(i) === 'unresolved');
-    const plan = carePlan && this.catalog.planOf(carePlan);
-    const actionId = task && protocolActionOf(task);
-    if (!unresolved.length || !plan || !actionId || !hasContraindicationChecks(plan, actionId, this.catalog)) return [];
-    return unresolved.map(contraindicationName);
-  }
-
-  /**
    * One batch: the Task the reminder is about, the CarePlan it is based on and the contraindications implicating it,
    * and, when a channel needs contact details, the patient.
    */
@@ -132,4 +123,17 @@ export class ReminderDelivery {
       issues: searched.issues ? matchesOf<DetectedIssue>(searched.issues) : [],
     };
   }
+}
+
+/**
+ * The plan's unresolved contraindications, named, when a contraindication check of its protocol gates the Task the
+ * reminder is about (a session's "no driving afterwards", not the post-infusion check's). A protocol not found gates
+ * every Task: nothing says which its checks spare.
+ */
+function gating(task: Task | undefined, protocol: ResolvedPlan | undefined, issues: DetectedIssue[]): string[] {
+  const unresolved = issues.filter((i) => contraindicationState(i) === 'unresolved');
+  const actionId = task && protocolActionOf(task);
+  if (!unresolved.length || !actionId) return [];
+  if (protocol && !hasContraindicationChecks(protocol.plan, actionId, protocol.definitions)) return [];
+  return unresolved.map(contraindicationName);
 }
