@@ -5,6 +5,7 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
+  MedicationAdministration,
   MedicationRequest,
   OperationOutcome,
   Patient,
@@ -13,7 +14,11 @@ import type {
 } from '@medplum/fhirtypes';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, completeInfusion, followUpTasks, reportInfusion } from './support/clinic';
+import { actionOf, completeInfusion, followUpTasks, queueIdle, reportInfusion } from './support/clinic';
+import { score } from './support/clinician';
+import { ucum } from './fixtures/orders';
+import { QUEUES } from '@kc/queue';
+import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -31,14 +36,17 @@ describe('protocols outside the catalog', () => {
   });
 
   const clinician = () => service.as('clinician');
-  const catalogSeries = JSON.parse(
-    readFileSync(join(__dirname, '../fhir-profiles/PlanDefinition-ketamine-low-dose-series.json'), 'utf8'),
-  ) as PlanDefinition;
+  const catalogPlan = (id: string) =>
+    JSON.parse(readFileSync(join(__dirname, `../fhir-profiles/PlanDefinition-${id}.json`), 'utf8')) as PlanDefinition;
+  const catalogSeries = catalogPlan('ketamine-low-dose-series');
   let serial = 0;
 
-  /** The EHR's own copy of the low-dose series (the catalog's contraindications and infusions), under its url. */
-  function ehrSeries(version = '1', extra: Partial<PlanDefinition> = {}): PlanDefinition {
-    const { id: _id, meta: _meta, text: _text, ...definition } = catalogSeries;
+  /**
+   * The EHR's own copy of a catalog protocol (its contraindications, infusions, follow-ups and reminders), under its
+   * url: by default the low-dose series.
+   */
+  function ehrSeries(version = '1', extra: Partial<PlanDefinition> = {}, of = catalogSeries): PlanDefinition {
+    const { id: _id, meta: _meta, text: _text, ...definition } = of;
     return {
       ...definition,
       url: `http://ehr.example/PlanDefinition/ketamine-series-${Date.now()}-${++serial}`,
@@ -279,5 +287,72 @@ describe('protocols outside the catalog', () => {
     const check = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
     expect(check.restriction?.period?.start).toBe('2027-01-04T10:00:00.000Z');
     expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
+  });
+
+  it('an EHR’s as-needed protocol: its booster moves with the patient’s scores as the catalog’s does', async () => {
+    const plan = ehrSeries('1', {}, catalogPlan('ketamine-high-dose-as-needed'));
+    await service.fhir.create(plan);
+    const patient = await eligiblePatient();
+    const carePlan = await apply(patient, { url: plan.url! });
+    await score(service, patient, '72514-3', 8, '2026-12-20T09:00:00Z');
+    const procedureId = await completeInfusion(
+      service,
+      { patient, carePlanId: carePlan.id! },
+      '2027-01-04T10:00:00.000Z',
+    );
+    await reportInfusion(service, procedureId);
+    const booster = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'maintenance-booster')!;
+    expect(booster.restriction?.period).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-03-01T10:00:00.000Z' });
+    // Pain back toward its baseline: proposed earlier in its window.
+    const latest = await score(service, patient, '72514-3', 7, '2027-01-25T09:00:00Z');
+    await request(service.url)
+      .post('/events/score-recorded')
+      .set(service.as('integration'))
+      .send({ observation: `Observation/${latest}` })
+      .expect(202);
+    await queueIdle(service, QUEUES.outcomes);
+    expect((await service.fhir.read<Task>('Task', booster.id!)).restriction?.period).toEqual({
+      start: '2027-02-15T10:00:00.000Z',
+      end: '2027-02-22T10:00:00.000Z',
+    });
+  });
+
+  it('an EHR’s protocol: a rate recorded at the pump after the follow-ups proposes the next session again at it', async () => {
+    const plan = ehrSeries();
+    await service.fhir.create(plan);
+    const patient = await eligiblePatient();
+    const carePlan = await apply(patient, { url: plan.url! });
+    const session = await firstSession(carePlan);
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId, rate: { value: 1, unit: 'mg/kg/h' } })
+      .expect(200);
+    const [order] = await ordersOf(carePlan);
+    const procedureId = await completeInfusion(
+      service,
+      { patient, carePlanId: carePlan.id! },
+      '2027-01-04T10:00:00.000Z',
+    );
+    await reportInfusion(service, procedureId);
+    const next = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'next-induction-session')!;
+    const { resource: lowered } = await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: order.medicationCodeableConcept,
+      subject: { reference: patient },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' },
+      dosage: { rateQuantity: ucum(60, 'mg/h') },
+    });
+    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 1 });
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      next.focus!.reference!.split('/')[1],
+    );
+    expect(proposal.supportingInformation).toContainEqual({
+      reference: `MedicationAdministration/${lowered.id}`,
+      display: 'Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h',
+    });
   });
 });

@@ -25,8 +25,8 @@ import {
   reproposedAtRateGiven,
   type RateReproposal,
 } from '@kc/followups';
-import { PatientDataLoader } from '@kc/nest-core';
-import { ProtocolCatalog, rateTitrationOf } from '@kc/protocols';
+import { PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
+import { activityDefinitionIn, rateTitrationOf, type ResolvedPlan } from '@kc/protocols';
 import { changeProvenance, orderKeySearch, THIS_SERVICE } from '@kc/task-states';
 import { administrationRecords } from './follow-up-reads';
 
@@ -35,6 +35,8 @@ interface ProposedSession {
   task: Task;
   proposal: MedicationRequest;
   carePlan: CarePlan;
+  /** The protocol the plan was applied with (the catalog's, or an EHR's on the FHIR server). */
+  protocol: ResolvedPlan;
   procedureId: string;
 }
 
@@ -51,7 +53,7 @@ export class LateAdministrations {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     private readonly patientData: PatientDataLoader,
   ) {}
 
@@ -88,15 +90,18 @@ export class LateAdministrations {
       tasks.push(...matchesOf<Task>(page));
       for (const r of includedOf<Resource>(page)) included.set(`${r.resourceType}/${r.id}`, r);
     }
-    return tasks.flatMap((task) => {
+    const sessions = tasks.map(async (task): Promise<ProposedSession[]> => {
       const proposal = included.get(task.focus?.reference ?? '');
       const carePlan = included.get(carePlanReferenceOf(task) ?? '');
       const procedureId = /^Procedure\/([^/]+)$/.exec(task.reasonReference?.reference ?? '')?.[1];
       if (proposal?.resourceType !== 'MedicationRequest' || carePlan?.resourceType !== 'CarePlan' || !procedureId)
         return [];
-      if (!rateTitrationOf(this.catalog.activityDefinition(proposal.instantiatesCanonical?.[0]))) return [];
-      return [{ task, proposal, carePlan, procedureId }];
+      const protocol = await this.protocols.ofCarePlan(carePlan, { latestIfGone: false });
+      const activity = protocol && activityDefinitionIn(protocol.definitions, proposal.instantiatesCanonical?.[0]);
+      if (!protocol || !rateTitrationOf(activity)) return [];
+      return [{ task, proposal, carePlan, protocol, procedureId }];
     });
+    return (await Promise.all(sessions)).flat();
   }
 
   /** The infusions those sessions were proposed from that the administration is part of (one batch of reads). */
@@ -128,9 +133,9 @@ export class LateAdministrations {
     procedure: Procedure,
     patientId: string,
   ): Promise<{ session: ProposedSession; reproposal: RateReproposal }[]> {
-    const plan = this.catalog.planOf(sessions[0].carePlan);
+    const { plan, definitions } = sessions[0].protocol;
     const params = administrationsSearchParams(patientId, procedure.performedPeriod!);
-    if (!plan || !params) return [];
+    if (!params) return [];
     const searches: NamedSearch[] = [
       { name: 'given', resourceType: 'MedicationAdministration', params, everyMatch: true },
       // The session the infusion gave (completed, `output` the Procedure): its order is what it was given under.
@@ -148,7 +153,7 @@ export class LateAdministrations {
     const given = infusionAsGiven({
       procedureId: procedure.id!,
       performed: procedure.performedPeriod!,
-      drug: infusionDefinitionFor(plan, this.catalog).drug,
+      drug: infusionDefinitionFor(plan, definitions).drug,
       records: administrationRecords(found.given),
       approved: await this.orderGiven(matchesOf<Task>(found.done), procedure.id!),
     });
@@ -156,7 +161,7 @@ export class LateAdministrations {
       const reproposal = reproposedAtRateGiven({
         task: session.task,
         proposal: session.proposal,
-        activity: this.catalog.activityDefinition(session.proposal.instantiatesCanonical?.[0]),
+        activity: activityDefinitionIn(definitions, session.proposal.instantiatesCanonical?.[0]),
         given,
         variables: data.data,
       });

@@ -12,7 +12,13 @@ import {
   scoreCodes,
   type OutcomeTimingRule,
 } from '@kc/followups';
-import { flattenActions, protocolActionOf, protocolWindowOf, ProtocolCatalog } from '@kc/protocols';
+import { PlanDefinitions } from '@kc/nest-core';
+import {
+  flattenActions,
+  protocolActionOf,
+  protocolWindowOf,
+  type DefinitionResolver,
+} from '@kc/protocols';
 
 export type BoosterOutcome =
   { status: 'ignored'; reason: string } | { status: 'evaluated'; moved: string[]; unchanged: string[] };
@@ -21,6 +27,7 @@ interface Candidate {
   task: Task & { id: string };
   carePlan: CarePlan;
   plan: PlanDefinition;
+  definitions: DefinitionResolver;
   rule: OutcomeTimingRule;
 }
 
@@ -38,7 +45,7 @@ export class BoosterOutcomes {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
@@ -78,18 +85,20 @@ export class BoosterOutcomes {
         .filter((r): r is CarePlan => r.resourceType === 'CarePlan')
         .map((c) => [`CarePlan/${c.id}`, c]),
     );
-    return matchesOf<Task>(bundle).flatMap((task) => {
+    const candidates = matchesOf<Task>(bundle).map(async (task): Promise<Candidate[]> => {
       const carePlan = task.basedOn?.map((b) => carePlans.get(b.reference ?? '')).find(Boolean);
-      const plan = carePlan && this.catalog.planOf(carePlan);
-      const action = plan && flattenActions(plan.action ?? []).find((a) => a.id === protocolActionOf(task));
-      const rule = outcomeTimingRule(action);
-      return rule && plan && carePlan && carePlanTakesFollowUps(carePlan).ok && task.id
-        ? [{ task: { ...task, id: task.id }, carePlan, plan, rule }]
-        : [];
+      if (!carePlan || !task.id || !carePlanTakesFollowUps(carePlan).ok) return [];
+      // The protocol the plan was applied with: the catalog's, or an EHR's on the FHIR server (kept 30 s).
+      const protocol = await this.protocols.ofCarePlan(carePlan, { latestIfGone: false });
+      if (!protocol) return [];
+      const { plan, definitions } = protocol;
+      const rule = outcomeTimingRule(flattenActions(plan.action ?? []).find((a) => a.id === protocolActionOf(task)));
+      return rule ? [{ task: { ...task, id: task.id }, carePlan, plan, definitions, rule }] : [];
     });
+    return (await Promise.all(candidates)).flat();
   }
 
-  private async reproposal({ task, carePlan, plan, rule }: Candidate, patient: string): Promise<Task | undefined> {
+  private async reproposal({ task, carePlan, plan, definitions, rule }: Candidate, patient: string): Promise<Task | undefined> {
     const last = task.reasonReference?.reference;
     if (!last?.startsWith('Procedure/')) return undefined;
     // One batch; every score and every infusion counts (the baseline is the first, the latest decides), so a search
@@ -110,7 +119,7 @@ export class BoosterOutcomes {
     ]);
     const observations = matchesOf<Observation>(found.scores);
     // Only the protocol's infusions count (a consult recorded on the plan is not a first infusion).
-    const definition = infusionDefinitionFor(plan, this.catalog);
+    const definition = infusionDefinitionFor(plan, definitions);
     const infusions = matchesOf<Procedure>(found.infusions).filter((p) => isInfusion(p, definition));
     const lastInfusion = infusions.find((p) => `Procedure/${p.id}` === last);
     const starts = infusions
