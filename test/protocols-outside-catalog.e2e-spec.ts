@@ -355,4 +355,21 @@ describe('protocols outside the catalog', () => {
       display: 'Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h',
     });
   });
+
+  it('the page shows an EHR’s protocol by its title, with the dose per kg and the weight it is ordered from', async () => {
+    const plan = ehrSeries('1', { title: 'Ketamine series (the EHR’s)' });
+    await service.fhir.create(plan);
+    const patient = await eligiblePatient();
+    const carePlan = await apply(patient, { url: plan.url! });
+    const session = await firstSession(carePlan);
+    const view = await request(service.url).get('/worklist/view').query({ patient }).set(clinician()).expect(200);
+    const row = (
+      view.body.items as {
+        id: string;
+        view: { protocol?: { title?: string }; dose?: { ratePerKg: number; unit: string; weightKg?: number } };
+      }[]
+    ).find((i) => i.id === session.id)!;
+    expect(row.view.protocol?.title).toBe('Ketamine series (the EHR’s)');
+    expect(row.view.dose).toMatchObject({ unit: 'mg/kg/h', weightKg: 80 });
+  });
 });

@@ -38,9 +38,13 @@ export class PlanDefinitions {
    * the latest one of its url, a version retired since: its checks as the clinic keeps them now. Plans read from the
    * server are reused for a short while, so checking many plans of one protocol reads it once.
    */
-  async ofCarePlan(carePlan: CarePlan, { latestIfGone = true } = {}): Promise<ResolvedPlan | undefined> {
+  ofCarePlan(carePlan: CarePlan, options: { latestIfGone?: boolean } = {}): Promise<ResolvedPlan | undefined> {
     const canonical = carePlan.instantiatesCanonical?.[0];
-    if (!canonical) return undefined;
+    return canonical ? this.ofCanonical(canonical, options) : Promise.resolve(undefined);
+  }
+
+  /** The same, by the canonical a CarePlan (or a worklist item) names. */
+  async ofCanonical(canonical: string, { latestIfGone = true } = {}): Promise<ResolvedPlan | undefined> {
     const exact = await this.recentlyFound(canonical);
     if (exact || !latestIfGone || !canonical.includes('|')) return exact;
     const latest = await this.recentlyFound(canonical.split('|')[0]);

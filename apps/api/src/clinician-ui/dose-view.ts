@@ -1,6 +1,7 @@
-import type { Bundle, MedicationRequest, PlanDefinition } from '@medplum/fhirtypes';
+import type { Bundle, MedicationRequest } from '@medplum/fhirtypes';
 import type { NamedSearch } from '@kc/fhir';
 import {
+  activityDefinitionIn,
   flattenActions,
   latestWeightKg,
   orderedBolusPerKg,
@@ -8,8 +9,8 @@ import {
   patientDataQueries,
   rateTitrationOf,
   weightNotice,
-  type ProtocolCatalog,
   type RateTitration,
+  type ResolvedPlan,
 } from '@kc/protocols';
 
 /**
@@ -50,13 +51,13 @@ export interface DoseReading {
  * weight search the approval itself reads (the PlanDefinition input the titration names). Undefined for any other Task.
  */
 export function doseReadingFor(
-  catalog: ProtocolCatalog,
-  plan: PlanDefinition | undefined,
+  protocol: ResolvedPlan | undefined,
   item: { action?: string; patient?: string; request?: string },
 ): DoseReading | undefined {
-  if (!plan || !item.action || !item.request?.startsWith('MedicationRequest/')) return undefined;
+  if (!protocol || !item.action || !item.request?.startsWith('MedicationRequest/')) return undefined;
+  const { plan, definitions } = protocol;
   const action = flattenActions(plan.action ?? []).find((a) => a.id === item.action);
-  const titration = rateTitrationOf(catalog.activityDefinition(action?.definitionCanonical));
+  const titration = rateTitrationOf(activityDefinitionIn(definitions, action?.definitionCanonical));
   if (!titration) return undefined;
   const patientId = /^Patient\/([^/]+)$/.exec(item.patient ?? '')?.[1];
   const query = patientId

@@ -9,7 +9,6 @@ import type {
   MedicationRequest,
   Observation,
   Patient,
-  PlanDefinition,
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
@@ -34,14 +33,17 @@ import {
   scoreCodes,
   scoreValue,
 } from '@kc/followups';
+import { PlanDefinitions } from '@kc/nest-core';
 import {
   PROTOCOL_WINDOW_EXTENSION,
   ProtocolCatalog,
+  activityDefinitionIn,
   contraindicationState,
   extractedChoices,
   isReportedEffect,
   isUnreadAnswers,
   orderRateText,
+  type ResolvedPlan,
 } from '@kc/protocols';
 import { replacementOrdersParams } from '@kc/task-states';
 
@@ -151,6 +153,9 @@ export interface PageRecords {
   doseSearches: Record<string, Bundle>;
 }
 
+/** The protocols a page's items follow, by the canonical each names. */
+type Protocols = Map<string, ResolvedPlan>;
+
 /** Besides patients and plans, what a page needs for its doses: proposals to read, weights or orders to search. */
 export interface DoseReads {
   proposals: string[];
@@ -177,6 +182,7 @@ export class WorklistEnricher {
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+    private readonly protocols: PlanDefinitions,
   ) {
     this.scores = outcomeScores(catalog.planDefinitions());
     this.effectCodes = extractedChoices(catalog.questionnaires());
@@ -195,9 +201,10 @@ export class WorklistEnricher {
   ): Promise<(T & { view: ItemView })[]> {
     // An infusion titrated per kg: awaiting approval, the dose approving it orders (its proposal's); on the to-do
     // list, the dose its order gives, which a clinician may change before the session.
+    const protocols = await this.protocolsOf(items);
     const dosing = new Map(
       items.flatMap((item) => {
-        const reading = doseReadingFor(this.catalog, this.planOf(item), item);
+        const reading = doseReadingFor(protocols.get(item.protocol ?? ''), item);
         return reading ? [[item.id, reading] as const] : [];
       }),
     );
@@ -248,13 +255,16 @@ export class WorklistEnricher {
       ...item,
       view: {
         patient: item.patient ? summaries.get(item.patient) : undefined,
-        protocol: this.protocol(item),
-        task: { label: (item.kind && this.kindLabels.get(item.kind)) ?? item.kind ?? 'Task', ...this.answers(item) },
+        protocol: this.protocol(item, protocols),
+        task: {
+          label: (item.kind && this.kindLabels.get(item.kind)) ?? item.kind ?? 'Task',
+          ...this.answers(item, protocols),
+        },
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
         ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
         ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
-        ...(purpose.for === 'approval' ? this.reminderNotice(item, now) : {}),
+        ...(purpose.for === 'approval' ? this.reminderNotice(item, now, protocols) : {}),
         ...ehrOrdersOf(item),
         ...doseOf(item),
         ...orderedDoseOf(item),
@@ -284,22 +294,27 @@ export class WorklistEnricher {
     return new Map([...byTask].map(([task, orders]) => [task, toDoOrderOf(orders, patientOrders)]));
   }
 
-  /** The protocol the item's Task follows, by its canonical (any version: the catalog's latest of that url). */
-  private planOf(item: WorklistItemLike): PlanDefinition | undefined {
-    return item.protocol ? this.catalog.findPlanDefinition(item.protocol.split('|')[0]) : undefined;
+  /**
+   * The protocols the items' Tasks follow, by their canonicals: the catalog's, or an EHR's on the FHIR server (read
+   * once, kept 30 s); the latest version of the url when the one applied is gone.
+   */
+  private async protocolsOf(items: WorklistItemLike[]): Promise<Protocols> {
+    const canonicals = unique(items.flatMap((i) => (i.protocol ? [i.protocol] : [])));
+    const found = await Promise.all(canonicals.map((c) => this.protocols.ofCanonical(c)));
+    return new Map(canonicals.flatMap((c, i) => (found[i] ? [[c, found[i]] as const] : [])));
   }
 
-  private answers(item: WorklistItemLike): { answers?: string } {
-    const plan = this.planOf(item);
+  private answers(item: WorklistItemLike, protocols: Protocols): { answers?: string } {
+    const plan = protocols.get(item.protocol ?? '')?.plan;
     const questionnaire = this.catalog.questionnaireOf(plan, item.action);
     return questionnaire ? { answers: questionnaire.title ?? questionnaire.name ?? 'Questionnaire' } : {};
   }
 
   /** Awaiting approval (not held: approved already), with reminders that approving now would send short. */
-  private reminderNotice(item: WorklistItemLike, now: Date): Pick<ItemView, 'reminderNotice'> {
-    const plan = this.planOf(item);
-    if (!plan || !item.action || !item.due?.start || item.onHold) return {};
-    const rules = reminderRulesFor(plan, item.action, (c) => this.catalog.activityDefinition(c));
+  private reminderNotice(item: WorklistItemLike, now: Date, protocols: Protocols): Pick<ItemView, 'reminderNotice'> {
+    const protocol = protocols.get(item.protocol ?? '');
+    if (!protocol || !item.action || !item.due?.start || item.onHold) return {};
+    const rules = reminderRulesFor(protocol.plan, item.action, (c) => activityDefinitionIn(protocol.definitions, c));
     const task: Task = {
       resourceType: 'Task',
       status: 'draft',
@@ -382,9 +397,9 @@ export class WorklistEnricher {
     };
   }
 
-  private protocol(item: WorklistItemLike): ItemView['protocol'] {
+  private protocol(item: WorklistItemLike, protocols: Protocols): ItemView['protocol'] {
     if (!item.protocol) return undefined;
-    const plan = this.planOf(item);
+    const plan = protocols.get(item.protocol)?.plan;
     const id = plan?.id ?? item.protocol.split('/').pop()?.split('|')[0];
     // As the Task records it (its protocol action's, or its infusion's for a check): none for patient instructions,
     // a check after an unplanned infusion, or a Task written before session 13 (the guess from the kind and the

@@ -13,12 +13,7 @@ import {
   type OutcomeTimingRule,
 } from '@kc/followups';
 import { PlanDefinitions } from '@kc/nest-core';
-import {
-  flattenActions,
-  protocolActionOf,
-  protocolWindowOf,
-  type DefinitionResolver,
-} from '@kc/protocols';
+import { flattenActions, protocolActionOf, protocolWindowOf, type DefinitionResolver } from '@kc/protocols';
 
 export type BoosterOutcome =
   { status: 'ignored'; reason: string } | { status: 'evaluated'; moved: string[]; unchanged: string[] };
@@ -98,7 +93,10 @@ export class BoosterOutcomes {
     return (await Promise.all(candidates)).flat();
   }
 
-  private async reproposal({ task, carePlan, plan, definitions, rule }: Candidate, patient: string): Promise<Task | undefined> {
+  private async reproposal(
+    { task, carePlan, plan, definitions, rule }: Candidate,
+    patient: string,
+  ): Promise<Task | undefined> {
     const last = task.reasonReference?.reference;
     if (!last?.startsWith('Procedure/')) return undefined;
     // One batch; every score and every infusion counts (the baseline is the first, the latest decides), so a search
