@@ -15,6 +15,7 @@ import type {
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, completeInfusion, followUpTasks, queueIdle, reportInfusion } from './support/clinic';
+import { checkAnswers } from './support/checks';
 import { score } from './support/clinician';
 import { ucum } from './fixtures/orders';
 import { QUEUES } from '@kc/queue';
@@ -287,6 +288,27 @@ describe('protocols outside the catalog', () => {
     const check = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
     expect(check.restriction?.period?.start).toBe('2027-01-04T10:00:00.000Z');
     expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
+    // The check is done by answering its protocol's Questionnaire, as the catalog's is: on the page, or by the API.
+    const timeline = await request(service.url)
+      .get(`/patients/${patient.split('/')[1]}/timeline`)
+      .set(clinician());
+    expect(timeline.status).toBe(200);
+    expect(
+      (timeline.body.events as { reference?: string; answers?: string }[]).find(
+        (e) => e.reference === `Task/${check.id}`,
+      )?.answers,
+    ).toBe('Post-infusion check');
+    const questionnaire = await request(service.url)
+      .get(`/tasks/${check.id}/questionnaire`)
+      .set(clinician())
+      .expect(200);
+    expect(questionnaire.body.url).toBe('https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check');
+    const done = await request(service.url)
+      .post(`/tasks/${check.id}/$complete`)
+      .set(clinician())
+      .send({ versionId: check.meta!.versionId, response: checkAnswers(3, ['effect-nausea']) })
+      .expect(200);
+    expect(done.body.status).toBe('completed');
   });
 
   it('an EHR’s as-needed protocol: its booster moves with the patient’s scores as the catalog’s does', async () => {

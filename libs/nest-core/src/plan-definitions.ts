@@ -1,8 +1,15 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { ActivityDefinition, CarePlan, PlanDefinition } from '@medplum/fhirtypes';
+import type { ActivityDefinition, CarePlan, PlanDefinition, Questionnaire, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { FhirClient, FhirNotFoundError } from '@kc/fhir';
-import { flattenActions, ProtocolCatalog, type CanonicalResource, type ResolvedPlan } from '@kc/protocols';
+import {
+  flattenActions,
+  ProtocolCatalog,
+  protocolActionOf,
+  questionnaireCanonicalOf,
+  type CanonicalResource,
+  type ResolvedPlan,
+} from '@kc/protocols';
 
 export type { ResolvedPlan } from '@kc/protocols';
 
@@ -57,6 +64,20 @@ export class PlanDefinitions {
     return latest;
   }
 
+  /**
+   * The Questionnaire a Task is done with: its plan's protocol (the version applied), the Task's action, that action's
+   * ActivityDefinition and the Questionnaire it collects with, the catalog's or one on the FHIR server.
+   */
+  async questionnaireOfTask(task: Task, carePlan: CarePlan | undefined): Promise<Questionnaire | undefined> {
+    const protocol = carePlan && (await this.ofCarePlan(carePlan, { latestIfGone: false }));
+    const canonical = protocol && questionnaireCanonicalOf(protocol, protocolActionOf(task));
+    if (!canonical) return undefined;
+    return (
+      this.catalog.resolve<Questionnaire>(canonical, 'Questionnaire') ??
+      (await this.byCanonical<Questionnaire>('Questionnaire', canonical))
+    );
+  }
+
   /** Fetches what a plan's definitionCanonicals name, recursively, so the pure engine resolves them without I/O. */
   async withDefinitions(plan: PlanDefinition): Promise<ResolvedPlan> {
     const fetched: CanonicalResource[] = [];
@@ -86,7 +107,7 @@ export class PlanDefinitions {
 
   /** Exactly this url (and version, when given), the latest version first; undefined when the server has none. */
   async byCanonical<T extends CanonicalResource>(
-    type: 'PlanDefinition' | 'ActivityDefinition',
+    type: 'PlanDefinition' | 'ActivityDefinition' | 'Questionnaire',
     canonical: string,
   ): Promise<T | undefined> {
     const [url, version] = canonical.split('|');

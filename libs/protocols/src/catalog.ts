@@ -3,19 +3,18 @@ import * as path from 'node:path';
 import { parseFhirPath, validateResource } from '@medplum/core';
 import type {
   ActivityDefinition,
-  CarePlan,
   CodeSystem,
   PlanDefinition,
   PlanDefinitionAction,
   Questionnaire,
   Resource,
-  Task,
 } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { collectWithOf, TASK_APPROVED_TRIGGER } from './canonical';
-import { protocolActionOf, taskKind } from './instantiate-action';
+import { taskKind } from './instantiate-action';
 import { isTriggeredBy } from './action-trigger';
 import { CALCULATED_EXPRESSION_EXTENSION, flattenItems } from './questionnaire-answers';
+import { activityDefinitionIn, type ResolvedPlan } from './action-tree';
 
 /** A conformance or knowledge resource that has a canonical url and version. */
 export type CanonicalResource = Resource & { url?: string; version?: string; id?: string };
@@ -149,11 +148,6 @@ export class ProtocolCatalog {
     return byCanonical ?? this.planDefinitions().find((p) => p.id === idOrCanonical);
   }
 
-  /** The protocol a CarePlan instantiates, when it is one of the catalog's. */
-  planOf(carePlan: CarePlan): PlanDefinition | undefined {
-    return carePlan.instantiatesCanonical?.map((c) => this.findPlanDefinition(c)).find(Boolean);
-  }
-
   resolve<T extends CanonicalResource>(canonical: string, resourceType?: T['resourceType']): T | undefined {
     const found = this.byCanonical.get(canonical);
     return found && (!resourceType || found.resourceType === resourceType) ? (found as T) : undefined;
@@ -168,14 +162,8 @@ export class ProtocolCatalog {
    * check's answers). Undefined for actions done otherwise (an infusion is done by its Procedure).
    */
   questionnaireOf(plan: PlanDefinition | undefined, actionId: string | undefined): Questionnaire | undefined {
-    const action = actionId ? flattenActions(plan?.action ?? []).find((a) => a.id === actionId) : undefined;
-    const canonical = collectWithOf(this.activityDefinition(action?.definitionCanonical));
+    const canonical = plan && questionnaireCanonicalOf({ plan, definitions: this }, actionId);
     return canonical ? this.resolve<Questionnaire>(canonical, 'Questionnaire') : undefined;
-  }
-
-  /** The Questionnaire a Task is done with: its plan's protocol and its protocol action (questionnaireOf). */
-  questionnaireOfTask(task: Task, carePlan: CarePlan | undefined): Questionnaire | undefined {
-    return carePlan ? this.questionnaireOf(this.planOf(carePlan), protocolActionOf(task)) : undefined;
   }
 
   /** Cross-checks of one resource: canonical references resolve, relatedAction ids exist, FHIRPath parses. */
@@ -223,6 +211,15 @@ export class ProtocolCatalog {
     }
     return problems;
   }
+}
+
+/**
+ * The canonical of the Questionnaire an action of the protocol is done with (its ActivityDefinition's `collectWith`),
+ * when it is done by answering one (the post-infusion check).
+ */
+export function questionnaireCanonicalOf(protocol: ResolvedPlan, actionId: string | undefined): string | undefined {
+  const action = actionId ? flattenActions(protocol.plan.action ?? []).find((a) => a.id === actionId) : undefined;
+  return action && collectWithOf(activityDefinitionIn(protocol.definitions, action.definitionCanonical));
 }
 
 /** A file of fhir-profiles/ the service could not use. */

@@ -30,6 +30,7 @@ import {
   flattenItems,
   ProtocolCatalog,
 } from '@kc/protocols';
+import { PlanDefinitions } from '@kc/nest-core';
 import { isOpen } from '@kc/task-states';
 import {
   displayName,
@@ -86,6 +87,7 @@ export class PatientTimelineService {
   constructor(
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     private readonly enricher: WorklistEnricher,
   ) {}
 
@@ -132,6 +134,7 @@ export class PatientTimelineService {
       matchesOf<QuestionnaireResponse>(found.responses).map((r) => [`QuestionnaireResponse/${r.id}`, r]),
     );
     const planById = new Map(plans.map((p) => [`CarePlan/${p.id}`, p]));
+    const toRecord = await this.checksToRecord(tasks, planById);
     const { issues, decisionKeys } = await this.issuesAndDecidedVersions(plans, tasks);
     const decisions = await this.decisions(decisionKeys);
     // Who decided: the decisions' authors and the clinicians who overrode a contraindication (its mitigation).
@@ -162,7 +165,7 @@ export class PatientTimelineService {
         // A check recorded says what the patient answered.
         reason: this.answered(t, responses) ?? t.reasonCode?.text,
         reference: `Task/${t.id}`,
-        ...this.toRecord(t, planById),
+        ...recordWith(t, toRecord),
       })),
       // Proposals (draft) are not messages yet: only what is scheduled, sent or cancelled.
       ...reminders
@@ -238,11 +241,17 @@ export class PatientTimelineService {
     };
   }
 
-  /** An open follow-up done by answering a Questionnaire: what the page needs to record it (title, version seen). */
-  private toRecord(task: Task, plans: Map<string, CarePlan>): Pick<TimelineEvent, 'answers' | 'versionId'> {
-    const plan = plans.get(carePlanReferenceOf(task) ?? '');
-    const questionnaire = isOpen(task) ? this.catalog.questionnaireOfTask(task, plan) : undefined;
-    return questionnaire ? { answers: questionnaire.title ?? 'Questionnaire', versionId: task.meta?.versionId } : {};
+  /** The open follow-ups done by answering a Questionnaire (of the catalog's protocols or an EHR's), by Task id. */
+  private async checksToRecord(tasks: Task[], plans: Map<string, CarePlan>): Promise<Map<string, Questionnaire>> {
+    const found = await Promise.all(
+      tasks
+        .filter(isOpen)
+        .map(
+          async (t) =>
+            [t.id!, await this.protocols.questionnaireOfTask(t, plans.get(carePlanReferenceOf(t) ?? ''))] as const,
+        ),
+    );
+    return new Map(found.flatMap(([id, q]) => (q ? [[id, q] as const] : [])));
   }
 
   /** A recorded check's answers in a line: those the Questionnaire extracts (scores, effects), then any note. */
@@ -410,4 +419,10 @@ function administrationText(
   const rate = administration.dosage?.rateQuantity;
   const recorded = rate?.value !== undefined ? ` at ${rate.value} ${rate.unit ?? rate.code ?? ''}`.trimEnd() : '';
   return `Given: ${medication}${recorded}`;
+}
+
+/** An open follow-up done by answering a Questionnaire: what the page needs to record it (title, version seen). */
+function recordWith(task: Task, toRecord: Map<string, Questionnaire>): Pick<TimelineEvent, 'answers' | 'versionId'> {
+  const questionnaire = toRecord.get(task.id ?? '');
+  return questionnaire ? { answers: questionnaire.title ?? 'Questionnaire', versionId: task.meta?.versionId } : {};
 }

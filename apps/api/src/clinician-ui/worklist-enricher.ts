@@ -9,6 +9,7 @@ import type {
   MedicationRequest,
   Observation,
   Patient,
+  Questionnaire,
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
@@ -43,6 +44,7 @@ import {
   isReportedEffect,
   isUnreadAnswers,
   orderRateText,
+  questionnaireCanonicalOf,
   type ResolvedPlan,
 } from '@kc/protocols';
 import { replacementOrdersParams } from '@kc/task-states';
@@ -305,9 +307,12 @@ export class WorklistEnricher {
   }
 
   private answers(item: WorklistItemLike, protocols: Protocols): { answers?: string } {
-    const plan = protocols.get(item.protocol ?? '')?.plan;
-    const questionnaire = this.catalog.questionnaireOf(plan, item.action);
-    return questionnaire ? { answers: questionnaire.title ?? questionnaire.name ?? 'Questionnaire' } : {};
+    const protocol = protocols.get(item.protocol ?? '');
+    const canonical = protocol && questionnaireCanonicalOf(protocol, item.action);
+    if (!canonical) return {};
+    // A Questionnaire on the FHIR server (an EHR's own) is named as such: it is read when the check is recorded.
+    const questionnaire = this.catalog.resolve<Questionnaire>(canonical, 'Questionnaire');
+    return { answers: questionnaire?.title ?? questionnaire?.name ?? 'Questionnaire' };
   }
 
   /** Awaiting approval (not held: approved already), with reminders that approving now would send short. */

@@ -22,7 +22,8 @@ import {
   type CheckAnswers,
   type RecordedCheck,
 } from '@kc/followups';
-import { AnswersRefused, checkAnswers, effectsToReview, ProtocolCatalog } from '@kc/protocols';
+import { PlanDefinitions } from '@kc/nest-core';
+import { AnswersRefused, checkAnswers, effectsToReview } from '@kc/protocols';
 import { PatientRecordEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { deciderOf } from './provenance';
 import { DecisionWriter } from './task-review.service';
@@ -49,7 +50,7 @@ export interface CheckInput {
 export class CheckRecordingService {
   constructor(
     private readonly writer: DecisionWriter,
-    private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     private readonly scores: ScoreEventsProducer,
     private readonly records: PatientRecordEventsProducer,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
@@ -63,7 +64,7 @@ export class CheckRecordingService {
 
   async record(input: CheckInput): Promise<Task> {
     const { task, carePlan } = await this.read(input.taskId);
-    const questionnaire = this.questionnaireOf(task, carePlan);
+    const questionnaire = await this.questionnaireOf(task, carePlan);
     const responseUrl = `urn:uuid:${randomUUID()}`;
     let recorded: RecordedCheck | undefined;
     let written: BundleEntry[] = [];
@@ -151,8 +152,8 @@ export class CheckRecordingService {
     return { task, carePlan };
   }
 
-  private questionnaireOf(task: Task, carePlan: CarePlan | undefined): Questionnaire {
-    const questionnaire = this.catalog.questionnaireOfTask(task, carePlan);
+  private async questionnaireOf(task: Task, carePlan: CarePlan | undefined): Promise<Questionnaire> {
+    const questionnaire = await this.protocols.questionnaireOfTask(task, carePlan);
     if (!questionnaire)
       throw conflict(
         `${task.description ?? 'This task'} is not done by answering a questionnaire: an infusion is done when its Procedure is recorded`,

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, QuestionnaireResponse, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, searchWhole } from '@kc/fhir';
 import { answeredCheck, carePlanReferenceOf, checkAnsweredBy } from '@kc/followups';
+import { PlanDefinitions } from '@kc/nest-core';
 import { ProtocolCatalog } from '@kc/protocols';
 import { ChecksDoneElsewhere, type CheckDoneElsewhereOutcome } from './checks-done-elsewhere.service';
 
@@ -26,7 +27,8 @@ export class ChecksAnsweredElsewhere {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly catalog: ProtocolCatalog,
+    catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     private readonly checks: ChecksDoneElsewhere,
   ) {
     this.kinds = catalog.questionnaireTaskKinds();
@@ -59,7 +61,7 @@ export class ChecksAnsweredElsewhere {
     const carePlan = includedOf<Resource>(found).find(
       (r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(match.task),
     );
-    const questionnaire = this.catalog.questionnaireOfTask(match.task, carePlan);
+    const questionnaire = await this.protocols.questionnaireOfTask(match.task, carePlan);
     if (!questionnaire) return { result: 'skipped', why: 'its check is done with no known questionnaire' };
     this.logger.log({ msg: 'answers matched to a check', response: responseId, task: match.task.id });
     return this.checks.record({

@@ -20,7 +20,8 @@ import {
   responseReferenceOf,
   scoreIdsWritten,
 } from '@kc/followups';
-import { contraindicationState, DECISION_KEY_SYSTEM, decisionKey, isReportedAt, ProtocolCatalog } from '@kc/protocols';
+import { PlanDefinitions } from '@kc/nest-core';
+import { contraindicationState, DECISION_KEY_SYSTEM, decisionKey, isReportedAt } from '@kc/protocols';
 import { PatientRecordEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 
@@ -49,7 +50,7 @@ export class ChecksDoneElsewhere {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     private readonly scores: ScoreEventsProducer,
     private readonly records: PatientRecordEventsProducer,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
@@ -68,7 +69,7 @@ export class ChecksDoneElsewhere {
     const carePlan = includedOf(bundle).find(
       (r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task),
     );
-    const questionnaire = this.catalog.questionnaireOfTask(task, carePlan);
+    const questionnaire = await this.protocols.questionnaireOfTask(task, carePlan);
     if (!questionnaire) return { result: 'skipped', why: 'not a Task done by answering a questionnaire' };
     return this.record({ task, questionnaire, response: await this.responseOf(task), now });
   }
