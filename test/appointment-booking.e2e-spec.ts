@@ -102,8 +102,10 @@ describe('appointments booked in the scheduling system time the approved session
 
     const [provenance] = await bookings(task);
     expect(provenance.agent?.[0].who?.identifier?.value).toBe('ketamine-careplans');
+    // In the clinic's days and times (UTC here), as the page shows them.
+    expect(allowed.start).toBe('2027-01-02T00:00:00.000Z');
     expect(provenance.reason?.[0].text).toBe(
-      `Booked in the scheduling system: Appointment/${appointment.id}, ${new Date(start).toISOString()} .. ${new Date(start + HOUR).toISOString()}`,
+      `Booked in the scheduling system: Appointment/${appointment.id}, 2027-01-03 14:00 .. 2027-01-03 15:00 (UTC)`,
     );
     // Notified again: booked already, nothing written.
     await notify(appointment);

@@ -136,6 +136,15 @@ describe('protocols outside the catalog', () => {
     expect(ours.body.issue[0].details.text).toMatch(/is one of this service’s protocols/);
     expect(await service.fhir.searchAll<CarePlan>('CarePlan', { subject })).toEqual([]);
 
+    // Not valid R4 (the FHIR server's validation, as it answered): a 400, and nothing kept or applied.
+    const invalid = ehrSeries('1', { title: 42 as unknown as string });
+    const rejected = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('integration'))
+      .send(applyParameters(subject, { resource: invalid }))
+      .expect(400);
+    expect(JSON.stringify((rejected.body as OperationOutcome).issue)).toMatch(/title/);
+    expect(await storedAs(invalid.url!)).toEqual([]);
     // No url: nothing to instantiate it by, so nothing persisted; evaluated only, it is fine and nothing is kept.
     const { url: _url, ...noUrl } = ehrSeries();
     const refused = await request(service.url)

@@ -100,7 +100,22 @@ describe('an appointment booked in the scheduling system: the session it is for'
           supportingInformation: [{ reference: 'Task/s1' }],
         }),
       ),
-    ).toMatch(/^it is outside the session's protocol window/);
+    ).toBe("it is outside the session's protocol window, 2027-01-03 00:00 .. 2027-01-10 23:59 (UTC)");
+    // In the clinic's days and times.
+    expect(
+      bookingFor(
+        appointment({
+          start: '2027-01-12T09:00:00Z',
+          end: '2027-01-12T10:00:00Z',
+          supportingInformation: [{ reference: 'Task/s1' }],
+        }),
+        [session('s1')],
+        [],
+        'America/New_York',
+      ),
+    ).toEqual({
+      none: "it is outside the session's protocol window, 2027-01-02 19:00 .. 2027-01-10 18:59 (America/New_York)",
+    });
     expect(none(appointment({ basedOn: [{ reference: 'Task/other' }] }))).toBe(
       'the Task it names is not an approved session of the patient',
     );

@@ -1,5 +1,5 @@
 import type { Appointment, Coding, Period, Task } from '@medplum/fhirtypes';
-import { periodWithin, protocolWindowOf } from '@kc/protocols';
+import { clinicPeriod, periodWithin, protocolWindowOf } from '@kc/protocols';
 import { isApproved, isOpen } from '@kc/task-states';
 
 /** An appointment that holds a slot for the patient (R4 Appointment.status). */
@@ -48,7 +48,12 @@ export function appointmentPatient(appointment: Appointment): string | undefined
  * clinic is told on the worklist as before), or booked already at that time (a notification again). A cancelled one
  * gives up the slot a session was booked at (slotGivenUp).
  */
-export function bookingFor(appointment: Appointment, tasks: Task[], sessionCodes: Coding[] = []): Booking {
+export function bookingFor(
+  appointment: Appointment,
+  tasks: Task[],
+  sessionCodes: Coding[] = [],
+  zone?: string,
+): Booking {
   const releases = GIVES_UP_THE_SLOT.includes(appointment.status);
   if (!HOLDS_A_SLOT.includes(appointment.status) && !releases)
     return { none: `it holds no slot (${appointment.status})` };
@@ -69,7 +74,7 @@ export function bookingFor(appointment: Appointment, tasks: Task[], sessionCodes
     if (!task) return { none: 'the Task it names is not an approved session of the patient' };
     const allowed = protocolWindowOf(task);
     if (allowed && !periodWithin(window, allowed))
-      return { none: `it is outside the session's protocol window (${allowed.start} .. ${allowed.end})` };
+      return { none: `it is outside the session's protocol window, ${clinicPeriod(allowed, zone)}` };
   } else {
     const fitting = sessionsAllowedIn(window, sessions);
     const holdsStart = (t: Task) => dueStart(t) <= start && start <= Date.parse(t.restriction?.period?.end ?? '');

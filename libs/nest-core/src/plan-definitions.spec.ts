@@ -81,4 +81,15 @@ describe('PlanDefinitions', () => {
     server.fail(false);
     expect((await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`)))?.plan.id).toBe('series-1');
   });
+
+  it('"not found" is kept too, until the definition is stored here (an inline PlanDefinition kept on the server)', async () => {
+    const stored: PlanDefinition[] = [];
+    const server = serverWith(stored);
+    const plans = new PlanDefinitions(catalog, server.fhir);
+    expect(await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`))).toBeUndefined();
+    stored.push(ehrPlan('1'));
+    expect(await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`))).toBeUndefined();
+    plans.forget(`${EHR_URL}|1`);
+    expect((await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`)))?.plan.id).toBe('series-1');
+  });
 });

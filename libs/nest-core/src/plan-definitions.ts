@@ -78,6 +78,12 @@ export class PlanDefinitions {
     );
   }
 
+  /** A definition just stored under this canonical: found again from now on, not "not found" for 30 s. */
+  forget(canonical: string): void {
+    this.cached.delete(canonical);
+    this.cached.delete(canonical.split('|')[0]);
+  }
+
   /** Fetches what a plan's definitionCanonicals name, recursively, so the pure engine resolves them without I/O. */
   async withDefinitions(plan: PlanDefinition): Promise<ResolvedPlan> {
     const fetched: CanonicalResource[] = [];

@@ -1,5 +1,13 @@
 import { addDuration } from './calendar';
-import { addClinicCalendar, clinicDateTime, clinicDay, clinicDays, clinicInstant, whenInWords } from './clinic-time';
+import {
+  addClinicCalendar,
+  clinicDateTime,
+  clinicDay,
+  clinicDays,
+  clinicInstant,
+  clinicPeriod,
+  whenInWords,
+} from './clinic-time';
 import { dueWindow } from './due-window';
 
 const NEW_YORK = 'America/New_York';
@@ -27,6 +35,13 @@ describe("the clinic's calendar", () => {
     expect(clinicDateTime('2026-10', NEW_YORK)).toBe('2026-10');
     expect(clinicDay(undefined, NEW_YORK)).toBeUndefined();
     expect(clinicDay('not a date', NEW_YORK)).toBeUndefined();
+  });
+
+  it("a period's instants, its zone named; an open end read as such", () => {
+    const period = { start: '2027-01-06T15:00:00Z', end: '2027-01-08T15:00:00Z' };
+    expect(clinicPeriod(period)).toBe('2027-01-06 15:00 .. 2027-01-08 15:00 (UTC)');
+    expect(clinicPeriod(period, NEW_YORK)).toBe('2027-01-06 10:00 .. 2027-01-08 10:00 (America/New_York)');
+    expect(clinicPeriod({ start: period.start })).toBe('2027-01-06 15:00 .. … (UTC)');
   });
 
   it("a window's days: whole days end the day before their closing midnight; any other end is its own day", () => {

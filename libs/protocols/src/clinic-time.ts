@@ -39,6 +39,12 @@ export function clinicDateTime(instant: string | number | undefined, zone: strin
   return at.isValid ? at.toFormat('yyyy-MM-dd HH:mm') : undefined;
 }
 
+/** A period's instants in the clinic's days and times, its zone named: "2027-01-06 10:00 .. 2027-01-08 10:00 (UTC)". */
+export function clinicPeriod(period: { start?: string; end?: string }, zone: string = UTC_ZONE): string {
+  const at = (instant: string | undefined) => clinicDateTime(instant, zone) ?? '…';
+  return `${at(period.start)} .. ${at(period.end)} (${zone})`;
+}
+
 /**
  * A window's days as the clinic reads them: "2027-03-02 to 2027-03-14", or one day alone. A window of whole days ends
  * at the midnight after its last day, so an end at the clinic's midnight closes the day before; any other end, its

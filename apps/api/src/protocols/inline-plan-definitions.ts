@@ -39,6 +39,7 @@ export class InlinePlanDefinitions {
       const stored = await this.definitions.byCanonical<PlanDefinition>('PlanDefinition', canonical);
       if (stored) return this.assertSame(plan, stored, canonical, 'is on the FHIR server');
       const { resource } = await this.fhir.create<PlanDefinition>(definitionOf(plan));
+      this.definitions.forget(canonical);
       this.logger.log({ msg: 'inline PlanDefinition stored', canonical, id: resource.id });
     });
   }

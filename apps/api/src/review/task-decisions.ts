@@ -1,5 +1,5 @@
 import type { Period, Task } from '@medplum/fhirtypes';
-import { clinicDateTime, periodWithin, protocolWindowOf, UTC_ZONE } from '@kc/protocols';
+import { clinicPeriod, periodWithin, protocolWindowOf, UTC_ZONE } from '@kc/protocols';
 import { ordersApprovedOn, transition, type TransitionInput } from '@kc/task-states';
 
 /** Why a decision cannot be taken; the HTTP layer turns it into 422. (Invalid transitions are InvalidTransition: 409.) */
@@ -38,10 +38,7 @@ export function reschedule(
   if (!allowed) throw new DecisionRefused('Task has no protocol window to reschedule within');
   if (!periodWithin(period, allowed)) {
     // In the clinic's days and times, as the page shows them (the zone named).
-    const at = (instant: string | undefined) => clinicDateTime(instant, zone) ?? '…';
-    throw new DecisionRefused(
-      `The new window must lie within the protocol's window ${at(allowed.start)} .. ${at(allowed.end)} (${zone})`,
-    );
+    throw new DecisionRefused(`The new window must lie within the protocol's window ${clinicPeriod(allowed, zone)}`);
   }
   if (Date.parse(period.end!) <= now.getTime()) throw new DecisionRefused('The new window must end in the future');
   return transition(task, { event: 'reschedule', now, window: period, owner });

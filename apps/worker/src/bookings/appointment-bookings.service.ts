@@ -23,7 +23,7 @@ import {
   unbookedSession,
 } from '@kc/followups';
 import { PlanDefinitions, remindersAboutTask } from '@kc/nest-core';
-import { DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog, protocolWindowOf } from '@kc/protocols';
+import { clinicPeriod, DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog, protocolWindowOf } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE, transition } from '@kc/task-states';
 
 export type BookingOutcome =
@@ -65,7 +65,7 @@ export class AppointmentBookings {
       _include: 'Task:based-on',
       _count: 200,
     });
-    const booking = bookingFor(appointment, matchesOf<Task>(found), this.sessionCodes);
+    const booking = bookingFor(appointment, matchesOf<Task>(found), this.sessionCodes, this.config.clinicTimeZone);
     if ('none' in booking) return this.skipped(appointmentId, booking.none);
     const task = 'task' in booking ? booking.task : booking.cancelled;
     const carePlan = includedOf<Resource>(found).find(
@@ -93,7 +93,7 @@ export class AppointmentBookings {
     await this.write(task, booked, {
       reminders,
       activity: 'book',
-      reason: `Booked in the scheduling system: Appointment/${appointment.id}, ${window.start} .. ${window.end}`,
+      reason: `Booked in the scheduling system: Appointment/${appointment.id}, ${clinicPeriod(window, this.config.clinicTimeZone)}`,
       now,
     });
     this.logger.log({ msg: 'session booked from an appointment', appointment: appointment.id, task: task.id });
