@@ -90,6 +90,22 @@ describe('protocols outside the catalog', () => {
     return res.body as CarePlan;
   }
 
+  /** A clinician's approval of the Task as read (a rate per kg with it, for an infusion titrated by the clinician). */
+  const approve = (task: Task, body: object = {}) =>
+    request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId, ...body });
+
+  /** The EHR's copy of the series posted to the FHIR server, an eligible patient applied to it by url. */
+  async function enrolledOnEhrProtocol() {
+    const plan = ehrSeries();
+    await service.fhir.create(plan);
+    const patient = await eligiblePatient();
+    const carePlan = await apply(patient, { url: plan.url! });
+    return { plan, patient, carePlan, session: await firstSession(carePlan) };
+  }
+
   async function firstSession(carePlan: CarePlan): Promise<Task> {
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlan.id}` });
     return tasks.find((t) => actionOf(t) === 'infusion-session')!;
@@ -167,11 +183,7 @@ describe('protocols outside the catalog', () => {
     const task = await firstSession(carePlan);
     expect(task.status).toBe('draft');
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
-    const refused = await request(service.url)
-      .post(`/tasks/${task.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: task.meta!.versionId })
-      .expect(422);
+    const refused = await approve(task).expect(422);
     expect(refused.body.issue[0].details.text).toMatch(
       /^Blocked by an unresolved contraindication on this care plan: Pregnancy on record/,
     );
@@ -183,16 +195,8 @@ describe('protocols outside the catalog', () => {
   });
 
   it('an order approved under an EHR’s posted protocol is held by the sweep when a contraindication is recorded', async () => {
-    const plan = ehrSeries();
-    await service.fhir.create(plan);
-    const subject = await eligiblePatient();
-    const carePlan = await apply(subject, { url: plan.url! });
-    const task = await firstSession(carePlan);
-    await request(service.url)
-      .post(`/tasks/${task.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: task.meta!.versionId })
-      .expect(200);
+    const { patient: subject, carePlan, session: task } = await enrolledOnEhrProtocol();
+    await approve(task).expect(200);
     const [order] = await ordersOf(carePlan);
     expect(order.status).toBe('active');
 
@@ -212,11 +216,7 @@ describe('protocols outside the catalog', () => {
     await service.fhir.update<PlanDefinition>({ ...posted, version: '2' });
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
     const task = await firstSession(carePlan);
-    const refused = await request(service.url)
-      .post(`/tasks/${task.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: task.meta!.versionId })
-      .expect(422);
+    const refused = await approve(task).expect(422);
     expect(refused.body.issue[0].details.text).toMatch(/Pregnancy on record/);
   });
 
@@ -227,11 +227,7 @@ describe('protocols outside the catalog', () => {
     const deleted = await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
     expect(deleted.ok).toBe(true);
     const task = await firstSession(carePlan);
-    const refused = await request(service.url)
-      .post(`/tasks/${task.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: task.meta!.versionId })
-      .expect(422);
+    const refused = await approve(task).expect(422);
     expect(refused.body.issue[0].details.text).toBe(
       `This care plan’s protocol (${plan.url}|1) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again for its contraindications before this decision. Post the PlanDefinition to the FHIR server again, or reject the task.`,
     );
@@ -266,16 +262,8 @@ describe('protocols outside the catalog', () => {
   });
 
   it('a session under an EHR’s protocol gets that protocol’s reminders, and its infusion the follow-ups', async () => {
-    const plan = ehrSeries();
-    await service.fhir.create(plan);
-    const patient = await eligiblePatient();
-    const carePlan = await apply(patient, { url: plan.url! });
-    const session = await firstSession(carePlan);
-    await request(service.url)
-      .post(`/tasks/${session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: session.meta!.versionId })
-      .expect(200);
+    const { patient, carePlan, session } = await enrolledOnEhrProtocol();
+    await approve(session).expect(200);
     // The patient's reminders, at the protocol's times (a ride home 2 days before the window opens, fasting 18 h).
     const reminders = (
       await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', { subject: patient })
@@ -349,16 +337,8 @@ describe('protocols outside the catalog', () => {
   });
 
   it('an EHR’s protocol: a rate recorded at the pump after the follow-ups proposes the next session again at it', async () => {
-    const plan = ehrSeries();
-    await service.fhir.create(plan);
-    const patient = await eligiblePatient();
-    const carePlan = await apply(patient, { url: plan.url! });
-    const session = await firstSession(carePlan);
-    await request(service.url)
-      .post(`/tasks/${session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: session.meta!.versionId, rate: { value: 1, unit: 'mg/kg/h' } })
-      .expect(200);
+    const { patient, carePlan, session } = await enrolledOnEhrProtocol();
+    await approve(session, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
     const [order] = await ordersOf(carePlan);
     const procedureId = await completeInfusion(
       service,

@@ -66,9 +66,10 @@ describe('PlanDefinitions', () => {
   });
 
   it('a version gone: the latest of its url to check the patient, nothing to plan follow-ups from', async () => {
-    const server = serverWith([ehrPlan('2'), ehrPlan('3')]);
+    const server = serverWith([ehrPlan('9'), ehrPlan('10'), ehrPlan('2')]);
     const plans = new PlanDefinitions(catalog, server.fhir);
-    expect((await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`)))?.plan.version).toBe('3');
+    // Versions in their numeric order: 10 after 9.
+    expect((await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`)))?.plan.version).toBe('10');
     expect(await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`), { latestIfGone: false })).toBeUndefined();
     expect(await plans.ofCarePlan(carePlanOf('http://ehr.example/PlanDefinition/nowhere|1'))).toBeUndefined();
   });

@@ -19,8 +19,9 @@ const MAX_CACHED = 200;
 
 /**
  * Where a protocol's definition is found again: the catalog (fhir-profiles/) first, then the FHIR server (a
- * PlanDefinition an EHR posted, or one sent inline to a persisted $apply, which stores it there). The approval's and
- * the sweep's contraindication checks read the plan a CarePlan instantiates through this, whichever kind it is.
+ * PlanDefinition an EHR posted, or one sent inline to a persisted $apply, which stores it there). Whatever reads the
+ * protocol a CarePlan instantiates (contraindication checks, follow-ups, reminders, boosters, checks, the page) reads
+ * it through this, so an EHR's protocol is held to the same rules as the catalog's.
  */
 @Injectable()
 export class PlanDefinitions {
@@ -122,7 +123,7 @@ export class PlanDefinitions {
     // returns `<url>-v2` and the like.
     return found
       .filter((r) => r.url === url && (!version || r.version === version))
-      .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''))[0];
+      .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? '', undefined, { numeric: true }))[0];
   }
 
   /** `find`, its answer kept for SERVER_PLAN_TTL_MS (the catalog's answers cost nothing to find again). */
@@ -134,7 +135,9 @@ export class PlanDefinitions {
     if (this.cached.size >= MAX_CACHED) this.cached.delete(this.cached.keys().next().value!);
     this.cached.set(canonical, { at: now, plan });
     // A failed read is not kept: the next check reads again.
-    plan.catch(() => this.cached.delete(canonical));
+    plan.catch(() => {
+      if (this.cached.get(canonical)?.plan === plan) this.cached.delete(canonical);
+    });
     return plan;
   }
 
