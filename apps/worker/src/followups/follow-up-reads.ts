@@ -41,10 +41,10 @@ import {
   patientDataQueries,
   TASK_KEY_SYSTEM,
   type DefinitionResolver,
+  type ResolvedPlan,
   taskKey,
   triggeredActions,
 } from '@kc/protocols';
-import type { ResolvedPlan } from '@kc/nest-core';
 
 /**
  * The follow-up service's two reads, for one event or a batch of them: (1) the Procedures with their CarePlans
