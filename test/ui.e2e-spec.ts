@@ -228,6 +228,10 @@ describe('clinician page in a real browser', () => {
     expect(await row.locator('td.due').textContent()).toContain('2026-01-01');
     expect(await row.locator('td.due').textContent()).not.toContain('2026-01-02');
     expect(await row.locator('td.scores').textContent()).toBe('Pain NRS 6 (2026-11-10); PHQ-9 9 (2026-11-10)');
+    // Each score's day on one line, however narrow the column.
+    for (const at of await row.locator('td.scores .nowrap').all())
+      expect(await at.evaluate((e) => e.getClientRects().length)).toBe(1);
+    expect(await row.locator('td.scores .nowrap').count()).toBe(2);
     expect(await row.locator('td.contraindications').textContent()).toBe('None on record');
     // Accessible names on every action.
     expect(await row.locator('button:has-text("Approve")').getAttribute('aria-label')).toMatch(
@@ -673,6 +677,8 @@ describe('clinician page in a real browser', () => {
     expect(await row.locator('.dose').textContent()).toBe(
       'Dose 0.5 mg/kg/h, about 35 mg/h for 70 kg (weighed 2026-11-01)',
     );
+    // The weighing date on one line, however narrow the column (one box: not broken at its hyphens).
+    expect(await row.locator('.dose .nowrap').evaluate((e) => e.getClientRects().length)).toBe(1);
 
     await row.locator('button:has-text("Approve")').click();
     await page.waitForSelector('#approve-dialog[open]');

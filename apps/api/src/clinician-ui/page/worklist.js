@@ -335,12 +335,17 @@ function button(text, label, onClick) {
   return b;
 }
 
-function scoresText(scores) {
-  return (scores || [])
-    .map(
-      (s) => s.label + ' ' + s.value + (s.unit && s.unit !== '{score}' ? ' ' + s.unit : '') + ' (' + day(s.date) + ')',
-    )
-    .join('; ');
+// The latest scores, each with its day kept on one line (a narrow column broke it at its hyphens); "None recorded".
+function showScores(node, scores) {
+  if (!scores || !scores.length) {
+    node.textContent = 'None recorded';
+    return;
+  }
+  node.textContent = '';
+  scores.forEach((s, i) => {
+    const value = s.label + ' ' + s.value + (s.unit && s.unit !== '{score}' ? ' ' + s.unit : '') + ' ';
+    node.append(i ? '; ' + value : value, el('span', '(' + day(s.date) + ')', 'nowrap'));
+  });
 }
 
 // The effects reported at the latest check: highlighted when there were any (the clinician approving the next
@@ -507,11 +512,8 @@ function row(item) {
     ci.append(list);
   }
 
-  const scores = el(
-    'td',
-    scoresText(view.scores) || 'None recorded',
-    view.scores && view.scores.length ? 'scores' : 'scores muted',
-  );
+  const scores = el('td', undefined, view.scores && view.scores.length ? 'scores' : 'scores muted');
+  showScores(scores, view.scores);
   if (view.effects) scores.append(effectsNote(view.effects));
 
   const actions = document.createElement('td');
@@ -544,7 +546,7 @@ function row(item) {
   const task = el('td', what, 'task');
   if (item.reason) task.append(el('div', 'Why: ' + item.reason, 'muted reason'));
   if (view.dose && !toDo) {
-    task.append(el('div', doseText(view.dose, view.dose.ratePerKg), 'muted dose'));
+    task.append(doseLine(view.dose, 'muted dose'));
     // Why this rate, when it is the one the pump gave last session (lowered or raised from the order).
     if (view.dose.lastGiven) task.append(el('div', view.dose.lastGiven, 'muted last-given'));
   }
@@ -669,6 +671,16 @@ function doseText(dose, ratePerKg) {
     day(dose.weighed) +
     ')'
   );
+}
+
+// A row's dose: its weighing date kept on one line (a narrow column broke it at its hyphens).
+function doseLine(dose, className) {
+  const text = doseText(dose, dose.ratePerKg);
+  const node = el('div', undefined, className);
+  const weighed = text.lastIndexOf(' (weighed ');
+  if (weighed < 0) node.textContent = text;
+  else node.append(text.slice(0, weighed + 1), el('span', text.slice(weighed + 1), 'nowrap'));
+  return node;
 }
 
 // A rate-per-kg field of a dialog (#<name>-rate, its label #<name>-rate-label, its dose #<name>-dose): set up for a
@@ -1296,7 +1308,7 @@ async function showPatient(reference) {
         return li;
       }),
     );
-    $('#patient-scores').textContent = scoresText(timeline.scores) || 'None recorded';
+    showScores($('#patient-scores'), timeline.scores);
     if (timeline.effects) $('#patient-scores').append(effectsNote(timeline.effects));
     $('#timeline').replaceChildren(
       ...timeline.events.map((e) => {
