@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { CarePlan, PlanDefinition } from '@medplum/fhirtypes';
+import type { ActivityDefinition, Bundle, BundleEntry, CarePlan, PlanDefinition, Resource } from '@medplum/fhirtypes';
 import type { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
 import { PlanDefinitions } from './plan-definitions';
@@ -92,5 +92,85 @@ describe('PlanDefinitions', () => {
     expect(await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`))).toBeUndefined();
     plans.forget(`${EHR_URL}|1`);
     expect((await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`)))?.plan.id).toBe('series-1');
+  });
+
+  it('reads an EHR protocol’s definitions in one batch per level of nesting, each exactly by its canonical', async () => {
+    const activity = (name: string, version = '1'): ActivityDefinition => ({
+      resourceType: 'ActivityDefinition',
+      url: `http://ehr.example/ActivityDefinition/${name}`,
+      version,
+      status: 'active',
+      kind: 'Task',
+      title: `${name} v${version}`,
+    });
+    const nested: PlanDefinition = {
+      resourceType: 'PlanDefinition',
+      url: 'http://ehr.example/PlanDefinition/aftercare',
+      version: '1',
+      status: 'active',
+      action: [{ id: 'check', definitionCanonical: 'http://ehr.example/ActivityDefinition/check|1' }],
+    };
+    const stored: Resource[] = [
+      activity('call'),
+      activity('call', '2'),
+      activity('call-v2'),
+      activity('visit'),
+      activity('check'),
+      nested,
+    ];
+    const batches: string[][] = [];
+    const fhir = {
+      batch: (entries: BundleEntry[]) => {
+        batches.push(entries.map((e) => e.request!.url));
+        return Promise.resolve({
+          resourceType: 'Bundle',
+          type: 'batch-response',
+          entry: entries.map((e) => {
+            const [type, query] = e.request!.url.split('?');
+            const params = new URLSearchParams(query);
+            const matches = stored.filter(
+              (r) =>
+                r.resourceType === type &&
+                (r as PlanDefinition).url!.includes(params.get('url')!) &&
+                (!params.get('version') || (r as PlanDefinition).version === params.get('version')),
+            );
+            return {
+              response: { status: '200 OK' },
+              resource: { resourceType: 'Bundle', type: 'searchset', entry: matches.map((resource) => ({ resource })) },
+            };
+          }),
+        } as Bundle);
+      },
+    } as unknown as FhirClient;
+    const plans = new PlanDefinitions(catalog, fhir);
+    const { definitions } = await plans.withDefinitions({
+      ...ehrPlan('1'),
+      action: [
+        { id: 'call', definitionCanonical: 'http://ehr.example/ActivityDefinition/call' },
+        { id: 'visit', definitionCanonical: 'http://ehr.example/ActivityDefinition/visit|1' },
+        { id: 'aftercare', definitionCanonical: 'http://ehr.example/PlanDefinition/aftercare|1' },
+        // The catalog's own: not asked for.
+        {
+          id: 'check',
+          definitionCanonical: 'https://ketamine-careplans.example/fhir/ActivityDefinition/post-infusion-check|1.0.0',
+        },
+      ],
+    });
+    expect(batches).toHaveLength(2);
+    expect(batches[1]).toEqual([
+      'PlanDefinition?url=http%3A%2F%2Fehr.example%2FActivityDefinition%2Fcheck&version=1',
+      'ActivityDefinition?url=http%3A%2F%2Fehr.example%2FActivityDefinition%2Fcheck&version=1',
+    ]);
+    // Exactly the url (not `call-v2`), its latest version when none is named.
+    expect((definitions.resolve('http://ehr.example/ActivityDefinition/call') as ActivityDefinition).title).toBe(
+      'call v2',
+    );
+    expect((definitions.resolve('http://ehr.example/ActivityDefinition/visit|1') as ActivityDefinition).title).toBe(
+      'visit v1',
+    );
+    expect(definitions.resolve('http://ehr.example/ActivityDefinition/check|1')?.resourceType).toBe(
+      'ActivityDefinition',
+    );
+    expect(definitions.resolve('http://ehr.example/PlanDefinition/aftercare|1')?.resourceType).toBe('PlanDefinition');
   });
 });

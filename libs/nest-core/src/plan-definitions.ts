@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { ActivityDefinition, CarePlan, PlanDefinition, Questionnaire, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
-import { FhirClient, FhirNotFoundError } from '@kc/fhir';
+import { FhirClient, FhirNotFoundError, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import {
   flattenActions,
   ProtocolCatalog,
@@ -85,24 +85,35 @@ export class PlanDefinitions {
     this.cached.delete(canonical.split('|')[0]);
   }
 
-  /** Fetches what a plan's definitionCanonicals name, recursively, so the pure engine resolves them without I/O. */
+  /**
+   * Fetches what a plan's definitionCanonicals name, recursively, so the pure engine resolves them without I/O: one
+   * batch per level of nesting (an ActivityDefinition or a nested PlanDefinition, whichever the server has), not one
+   * search per definition.
+   */
   async withDefinitions(plan: PlanDefinition): Promise<ResolvedPlan> {
     const fetched: CanonicalResource[] = [];
-    const pending = [plan];
     const seen = new Set<string>();
-    while (pending.length) {
-      const next = pending.pop()!;
-      for (const action of flattenActions(next.action ?? [])) {
-        const canonical = action.definitionCanonical;
-        if (!canonical || seen.has(canonical) || this.catalog.resolve(canonical)) continue;
-        seen.add(canonical);
-        const type = canonical.includes('/PlanDefinition/') ? 'PlanDefinition' : 'ActivityDefinition';
-        const found =
-          (await this.byCanonical<ActivityDefinition | PlanDefinition>(type, canonical)) ??
-          (await this.byCanonical(type === 'PlanDefinition' ? 'ActivityDefinition' : 'PlanDefinition', canonical));
-        if (!found) continue; // the engine answers 422 naming the element
-        fetched.push({ ...found, version: canonical.split('|')[1] ?? found.version });
-        if (found.resourceType === 'PlanDefinition') pending.push(found);
+    for (let level = [plan]; level.length;) {
+      const wanted = [
+        ...new Set(level.flatMap((p) => flattenActions(p.action ?? []).map((a) => a.definitionCanonical))),
+      ].filter((c): c is string => Boolean(c) && !seen.has(c!) && !this.catalog.resolve(c!));
+      wanted.forEach((c) => seen.add(c));
+      const found = await searchEach(
+        this.fhir,
+        wanted.flatMap((canonical) => DEFINITION_TYPES.map((type) => definitionSearch(type, canonical))),
+      );
+      level = [];
+      for (const canonical of wanted) {
+        // The kind its url names first (…/PlanDefinition/…), else the other; missing: the engine answers 422 naming it.
+        const kinds = canonical.includes('/PlanDefinition/') ? DEFINITION_TYPES : [...DEFINITION_TYPES].reverse();
+        const definition = kinds
+          .map((type) =>
+            exactly<ActivityDefinition | PlanDefinition>(matchesOf(found[`${type} ${canonical}`]), canonical),
+          )
+          .find(Boolean);
+        if (!definition) continue;
+        fetched.push({ ...definition, version: canonical.split('|')[1] ?? definition.version });
+        if (definition.resourceType === 'PlanDefinition') level.push(definition);
       }
     }
     const local = new ProtocolCatalog(fetched);
@@ -117,13 +128,8 @@ export class PlanDefinitions {
     type: 'PlanDefinition' | 'ActivityDefinition' | 'Questionnaire',
     canonical: string,
   ): Promise<T | undefined> {
-    const [url, version] = canonical.split('|');
-    const found = await this.fhir.searchAll<T>(type, version ? { url, version } : { url });
-    // Exactly this url: a server answering `url` as Medplum's matcher does (a substring: the embedded store) also
-    // returns `<url>-v2` and the like.
-    return found
-      .filter((r) => r.url === url && (!version || r.version === version))
-      .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? '', undefined, { numeric: true }))[0];
+    const { params } = definitionSearch(type, canonical);
+    return exactly(await this.fhir.searchAll<T>(type, params), canonical);
   }
 
   /** `find`, its answer kept for SERVER_PLAN_TTL_MS (the catalog's answers cost nothing to find again). */
@@ -152,4 +158,28 @@ export class PlanDefinitions {
     }
     return this.byCanonical<PlanDefinition>('PlanDefinition', idOrCanonical);
   }
+}
+
+const DEFINITION_TYPES = ['PlanDefinition', 'ActivityDefinition'] as const;
+
+/** The search for a definition by its canonical (`url`, and `version` when it names one), named for a batch. */
+function definitionSearch(type: string, canonical: string): NamedSearch {
+  const [url, version] = canonical.split('|');
+  return {
+    name: `${type} ${canonical}`,
+    resourceType: type,
+    params: version ? { url, version } : { url },
+    everyMatch: true,
+  };
+}
+
+/**
+ * Of what a search by url found, exactly that url (and version, when named), the latest version first: a server
+ * answering `url` as Medplum's matcher does (a substring: the embedded store) also returns `<url>-v2` and the like.
+ */
+function exactly<T extends CanonicalResource>(found: T[], canonical: string): T | undefined {
+  const [url, version] = canonical.split('|');
+  return found
+    .filter((r) => r.url === url && (!version || r.version === version))
+    .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? '', undefined, { numeric: true }))[0];
 }
