@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { ActivityDefinition, Bundle, BundleEntry, CarePlan, PlanDefinition, Resource } from '@medplum/fhirtypes';
 import type { FhirClient } from '@kc/fhir';
+import { Registry } from 'prom-client';
 import { ProtocolCatalog } from '@kc/protocols';
 import { PlanDefinitions } from './plan-definitions';
 
@@ -67,11 +68,24 @@ describe('PlanDefinitions', () => {
 
   it('a version gone: the latest of its url to check the patient, nothing to plan follow-ups from', async () => {
     const server = serverWith([ehrPlan('9'), ehrPlan('10'), ehrPlan('2')]);
-    const plans = new PlanDefinitions(catalog, server.fhir);
+    const registry = new Registry();
+    const plans = new PlanDefinitions(catalog, server.fhir, registry);
     // Versions in their numeric order: 10 after 9.
     expect((await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`)))?.plan.version).toBe('10');
     expect(await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`), { latestIfGone: false })).toBeUndefined();
     expect(await plans.ofCarePlan(carePlanOf('http://ehr.example/PlanDefinition/nowhere|1'))).toBeUndefined();
+    // What an operator sees: where each plan's protocol was found, and those found nowhere.
+    await plans.ofCarePlan(carePlanOf(`${EHR_URL}|9`));
+    await plans.ofCarePlan(
+      carePlanOf('https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-low-dose-series|1.0.0'),
+    );
+    const counted = (await registry.getSingleMetric('kc_protocol_lookups_total')!.get()).values;
+    expect(Object.fromEntries(counted.map((v) => [v.labels.found, v.value]))).toEqual({
+      'latest-version': 1,
+      'not-found': 2,
+      'fhir-server': 1,
+      catalog: 1,
+    });
   });
 
   it('a failed read is not kept: the next check reads again', async () => {

@@ -1,4 +1,5 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
+import { Counter, Registry } from 'prom-client';
 import type { ActivityDefinition, CarePlan, PlanDefinition, Questionnaire, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { FhirClient, FhirNotFoundError, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
@@ -27,11 +28,22 @@ const MAX_CACHED = 200;
 export class PlanDefinitions {
   private readonly logger = new Logger(PlanDefinitions.name);
   private readonly cached = new Map<string, { at: number; plan: Promise<ResolvedPlan | undefined> }>();
+  private readonly lookups?: Counter<'found'>;
 
   constructor(
     private readonly catalog: ProtocolCatalog,
     private readonly fhir: FhirClient,
-  ) {}
+    @Optional() registry?: Registry,
+  ) {
+    this.lookups = registry
+      ? new Counter({
+          name: 'kc_protocol_lookups_total',
+          help: "The protocols CarePlans were read with, by where each was found: catalog, fhir-server (an EHR's), latest-version (the version applied is gone: checked with the latest of its url) or not-found (nothing under the plan can be approved: an operator restores its PlanDefinition)",
+          labelNames: ['found'],
+          registers: [registry],
+        })
+      : undefined;
+  }
 
   /** By id, canonical url or url|version; undefined when neither the catalog nor the FHIR server has it. */
   async find(idOrCanonical: string): Promise<ResolvedPlan | undefined> {
@@ -54,7 +66,8 @@ export class PlanDefinitions {
   /** The same, by the canonical a CarePlan (or a worklist item) names. */
   async ofCanonical(canonical: string, { latestIfGone = true } = {}): Promise<ResolvedPlan | undefined> {
     const exact = await this.recentlyFound(canonical);
-    if (exact || !latestIfGone || !canonical.includes('|')) return exact;
+    if (exact || !latestIfGone || !canonical.includes('|'))
+      return this.counted(exact, exact?.definitions === this.catalog ? 'catalog' : 'fhir-server');
     const latest = await this.recentlyFound(canonical.split('|')[0]);
     if (latest)
       this.logger.warn({
@@ -62,7 +75,12 @@ export class PlanDefinitions {
         canonical,
         version: latest.plan.version,
       });
-    return latest;
+    return this.counted(latest, 'latest-version');
+  }
+
+  private counted(found: ResolvedPlan | undefined, where: string): ResolvedPlan | undefined {
+    this.lookups?.inc({ found: found ? where : 'not-found' });
+    return found;
   }
 
   /**
