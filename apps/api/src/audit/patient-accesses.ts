@@ -14,7 +14,7 @@ export const timelineAccess: DescribeAccess = (request) => ({
 /**
  * GET /worklist and /worklist/view when looking for one patient (`patient`) or by name (`name`): the patients whose
  * Tasks were shown. The clinic's whole work queue (no patient or name) is not audited: every clinician opens it all
- * day, and it shows no more than the task list (see README, "Access audit").
+ * day, and it shows no more than the task list (see docs/guide/access-audit.md).
  */
 export const worklistAccess: DescribeAccess = (request, answer) => {
   const { patient, name } = request.query;

@@ -16,7 +16,7 @@ import { PrefetchResolver } from './prefetch';
 import { MedicationResolver } from './medication-resolver';
 import { EhrFhirServer } from './ehr-fhir-server';
 
-/** CDS Hooks 2.0 services (patient-view, order-sign) for EHRs; see README "CDS Hooks". */
+/** CDS Hooks 2.0 services (patient-view, order-sign) for EHRs; see docs/guide/cds-hooks.md. */
 @Module({
   controllers: [CdsHooksController],
   providers: [
