@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
 import type {
+  Bundle,
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
   MedicationAdministration,
   MedicationRequest,
   OperationOutcome,
+  Parameters,
   Patient,
   PlanDefinition,
   Task,
@@ -382,5 +384,34 @@ describe('protocols outside the catalog', () => {
     ).find((i) => i.id === session.id)!;
     expect(row.view.protocol?.title).toBe('Ketamine series (the EHR’s)');
     expect(row.view.dose).toMatchObject({ unit: 'mg/kg/h', weightKg: 80 });
+  });
+
+  it('an inline plan not persisted: its ready-to-post transaction writes the PlanDefinition too, so it is checked again', async () => {
+    const subject = await eligiblePatient();
+    const plan = ehrSeries('4');
+    const body = applyParameters(subject, { resource: plan }, false);
+    body.parameter.push({ name: 'output', valueCode: 'parameters' } as (typeof body.parameter)[number]);
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('integration'))
+      .send(body)
+      .expect(200);
+    const transaction = (res.body as Parameters).parameter!.find((p) => p.name === 'transaction')!.resource as Bundle;
+    expect(transaction.entry![0].request).toEqual({
+      method: 'POST',
+      url: 'PlanDefinition',
+      ifNoneExist: new URLSearchParams({ url: plan.url!, version: '4' }).toString(),
+    });
+    expect(await storedAs(plan.url!)).toEqual([]);
+    // The EHR posts it, twice: one plan, one definition.
+    await service.fhir.transaction(transaction.entry!);
+    await service.fhir.transaction(transaction.entry!);
+    expect(await storedAs(plan.url!)).toHaveLength(1);
+    const [carePlan] = await service.fhir.searchAll<CarePlan>('CarePlan', { subject });
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const refused = await approve(await firstSession(carePlan)).expect(422);
+    expect(refused.body.issue[0].details.text).toMatch(
+      /^Blocked by an unresolved contraindication .*Pregnancy on record/,
+    );
   });
 });

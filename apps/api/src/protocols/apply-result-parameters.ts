@@ -1,12 +1,18 @@
-import type { Bundle, Parameters, Resource } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, Parameters, PlanDefinition, Resource } from '@medplum/fhirtypes';
 import type { ApplyResult } from '@kc/protocols';
 import { appliedEntries } from '@kc/protocols';
 
 /**
  * The $apply output: `return` is the CarePlan (as the R4 operation defines), followed by what it refers to,
- * the warnings, and `transaction`, a ready-to-post Bundle for clients that persist it themselves.
+ * the warnings, and `transaction`, a ready-to-post Bundle for clients that persist it themselves. `inline`: the
+ * PlanDefinition the request sent, which that Bundle writes too (the CarePlan instantiates it; the service checks the
+ * patient against it again before each approval).
  */
-export function applyResultParameters(result: ApplyResult, persisted?: Map<string, Resource>): Parameters {
+export function applyResultParameters(
+  result: ApplyResult,
+  persisted?: Map<string, Resource>,
+  inline?: PlanDefinition,
+): Parameters {
   const resource = <T extends Resource>(entry: { fullUrl: string; resource: T }) =>
     (persisted?.get(entry.fullUrl) as T | undefined) ?? entry.resource;
   const parameter: NonNullable<Parameters['parameter']> = [
@@ -19,19 +25,31 @@ export function applyResultParameters(result: ApplyResult, persisted?: Map<strin
     { name: 'eligible', valueBoolean: result.eligible },
     { name: 'outcome', resource: result.outcome },
   ];
-  if (!persisted) parameter.push({ name: 'transaction', resource: transactionBundle(result) });
+  if (!persisted) parameter.push({ name: 'transaction', resource: transactionBundle(result, inline) });
   return { resourceType: 'Parameters', parameter };
 }
 
-/** One transaction, conditional creates throughout: posting it twice leaves one plan. */
-export function transactionBundle(result: ApplyResult): Bundle {
+/**
+ * One transaction, conditional creates throughout: posting it twice leaves one plan (and one PlanDefinition, when
+ * it was sent inline with a url: created unless the server has one of that url and version).
+ */
+export function transactionBundle(result: ApplyResult, inline?: PlanDefinition): Bundle {
   return {
     resourceType: 'Bundle',
     type: 'transaction',
-    entry: appliedEntries(result).map((e) => ({
-      fullUrl: e.fullUrl,
-      resource: e.resource,
-      request: { method: 'POST', url: e.resource.resourceType, ifNoneExist: e.ifNoneExist },
-    })),
+    entry: [
+      ...(inline?.url ? [inlineDefinitionEntry(inline, inline.url)] : []),
+      ...appliedEntries(result).map((e) => ({
+        fullUrl: e.fullUrl,
+        resource: e.resource,
+        request: { method: 'POST' as const, url: e.resource.resourceType, ifNoneExist: e.ifNoneExist },
+      })),
+    ],
   };
+}
+
+function inlineDefinitionEntry(plan: PlanDefinition, url: string): BundleEntry {
+  const { id: _id, meta: _meta, ...definition } = plan;
+  const query = new URLSearchParams({ url, ...(plan.version ? { version: plan.version } : {}) });
+  return { resource: definition, request: { method: 'POST', url: 'PlanDefinition', ifNoneExist: query.toString() } };
 }
