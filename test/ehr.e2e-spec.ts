@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { Bundle, CapabilityStatement } from '@medplum/fhirtypes';
+import type { Bundle, CapabilityStatement, CarePlan, PlanDefinition } from '@medplum/fhirtypes';
 import { enrolPatient } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -88,6 +88,48 @@ describe('EHR read API', () => {
     for (const link of links) expect(link).toMatch(/^http:\/\/[^/]+\/fhir\/Task\?.*_cursor=2-\d+/);
   });
 
+  it('an EHR resolves what a CarePlan instantiates through this API: its PlanDefinition by canonical, exactly', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const carePlan = (
+      await request(service.url)
+        .get(`/fhir/CarePlan/${enrolment.carePlanId}`)
+        .set(service.as('integration'))
+        .expect(200)
+    ).body as CarePlan;
+    const [url, version] = carePlan.instantiatesCanonical![0].split('|');
+    // A definition whose url only begins with it (the embedded store, as Medplum's matcher, finds it by `url`).
+    await service.fhir.create<PlanDefinition>({
+      resourceType: 'PlanDefinition',
+      url: `${url}-copy`,
+      version,
+      status: 'draft',
+    });
+    const found = await request(service.url)
+      .get('/fhir/PlanDefinition')
+      .query({ url, version })
+      .set(service.as('integration'))
+      .expect(200);
+    expect((found.body as Bundle).entry!.map((e) => [e.resource!.id, (e.resource as PlanDefinition).url])).toEqual([
+      ['ketamine-low-dose-series', url],
+    ]);
+    await request(service.url)
+      .get('/fhir/PlanDefinition/ketamine-low-dose-series')
+      .set(service.as('clinician'))
+      .expect(200);
+    // The check's Questionnaire and the infusion's ActivityDefinition alike.
+    for (const [type, canonical] of [
+      ['Questionnaire', 'https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check'],
+      ['ActivityDefinition', 'https://ketamine-careplans.example/fhir/ActivityDefinition/ketamine-low-dose-infusion'],
+    ]) {
+      const res = await request(service.url)
+        .get(`/fhir/${type}`)
+        .query({ url: canonical })
+        .set(service.as('integration'))
+        .expect(200);
+      expect((res.body as Bundle).entry!.map((e) => e.resource!.resourceType)).toEqual([type]);
+    }
+  });
+
   it('refuses other types, unknown parameters and odd values with a 400 OperationOutcome', async () => {
     for (const path of [
       '/fhir/Patient',
@@ -110,6 +152,10 @@ describe('EHR read API', () => {
     expect(statement.resourceType).toBe('CapabilityStatement');
     const types = statement.rest![0].resource!.map((r) => r.type);
     expect(types).toEqual(expect.arrayContaining(['CarePlan', 'Task', 'PlanDefinition']));
-    expect(statement.rest![0].resource!.find((r) => r.type === 'PlanDefinition')!.operation![0].name).toBe('apply');
+    // PlanDefinition once: read and searched by url (a uri), and $apply.
+    const planDefinitions = statement.rest![0].resource!.filter((r) => r.type === 'PlanDefinition');
+    expect(planDefinitions).toHaveLength(1);
+    expect(planDefinitions[0].operation![0].name).toBe('apply');
+    expect(planDefinitions[0].searchParam).toContainEqual({ name: 'url', type: 'uri' });
   });
 });

@@ -389,8 +389,8 @@ describe('protocols outside the catalog', () => {
   it('an inline plan not persisted: its ready-to-post transaction writes the PlanDefinition too, so it is checked again', async () => {
     const subject = await eligiblePatient();
     const plan = ehrSeries('4');
-    const body = applyParameters(subject, { resource: plan }, false);
-    body.parameter.push({ name: 'output', valueCode: 'parameters' } as (typeof body.parameter)[number]);
+    const asked = applyParameters(subject, { resource: plan }, false);
+    const body = { ...asked, parameter: [...asked.parameter, { name: 'output', valueCode: 'parameters' }] };
     const res = await request(service.url)
       .post('/fhir/PlanDefinition/$apply')
       .set(service.as('integration'))

@@ -19,32 +19,30 @@ export function apiCapabilityStatement(baseUrl: string, planDefinitions: string[
             { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'OAuth' }] },
           ],
         },
-        resource: [
-          ...Object.entries(READABLE_TYPES).map(([type, params]) => ({
-            type: type as 'Task',
-            interaction: [{ code: 'read' as const }, { code: 'search-type' as const }],
-            searchParam: params.map((name) => ({
-              name,
-              type: (name.startsWith('_last') || name === 'date'
-                ? 'date'
-                : name === 'patient' ||
-                    name === 'subject' ||
-                    name === 'based-on' ||
-                    name === 'focus' ||
-                    name === 'owner' ||
-                    name === 'requester' ||
-                    name === 'implicated'
-                  ? 'reference'
-                  : 'token') as 'token',
-            })),
-          })),
-          {
-            type: 'PlanDefinition',
-            supportedProfile: planDefinitions,
-            operation: [{ name: 'apply', definition: 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply' }],
-          },
-        ],
+        resource: Object.entries(READABLE_TYPES).map(([type, params]) => ({
+          type: type as 'Task',
+          interaction: [{ code: 'read' as const }, { code: 'search-type' as const }],
+          searchParam: params.map((name) => ({ name, type: searchParamType(name) })),
+          ...(type === 'PlanDefinition'
+            ? {
+                supportedProfile: planDefinitions,
+                operation: [
+                  { name: 'apply', definition: 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply' },
+                ],
+              }
+            : {}),
+        })),
       },
     ],
   });
+}
+
+const REFERENCES = new Set(['patient', 'subject', 'based-on', 'focus', 'owner', 'requester', 'implicated']);
+
+function searchParamType(name: string): 'date' | 'reference' | 'uri' | 'string' | 'token' {
+  if (name.startsWith('_last') || name === 'date') return 'date';
+  if (REFERENCES.has(name)) return 'reference';
+  if (name === 'url') return 'uri';
+  if (name === 'name') return 'string';
+  return 'token';
 }

@@ -7,7 +7,13 @@ import { badRequest, isResourceId, OutcomeException } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
 import { apiCapabilityStatement } from './api-capability-statement';
-import { ADMIN_ONLY_TYPES, onlyEntriesOf, readableType, readSearchParams } from './read-search-params';
+import {
+  ADMIN_ONLY_TYPES,
+  exactlyTheUrlAsked,
+  onlyEntriesOf,
+  readableType,
+  readSearchParams,
+} from './read-search-params';
 import { AuditsPatientAccess } from '../audit/patient-access.decorator';
 import { ehrReadAccess, ehrSearchAccess } from '../audit/patient-accesses';
 
@@ -47,11 +53,14 @@ export class FhirReadController {
     onlyAdminsRead(resourceType, req);
     const params = readSearchParams(resourceType, query);
     // HAPI pages through the base URL (?_getpages=...), not the type.
-    const bundle = onlyEntriesOf(
-      params._getpages
-        ? await this.fhir.operation<Bundle>(`?${new URLSearchParams(params).toString()}`)
-        : await this.fhir.search(resourceType, params),
-      resourceType,
+    const bundle = exactlyTheUrlAsked(
+      onlyEntriesOf(
+        params._getpages
+          ? await this.fhir.operation<Bundle>(`?${new URLSearchParams(params).toString()}`)
+          : await this.fhir.search(resourceType, params),
+        resourceType,
+      ),
+      params.url,
     );
     const here = `${req.protocol}://${req.get('host')}/fhir/${resourceType}`;
     return {

@@ -33,6 +33,11 @@ export const READABLE_TYPES = {
     '_lastUpdated',
   ],
   Observation: ['patient', 'subject', 'code', 'date', 'derived-from', 'based-on', 'category', '_id', '_lastUpdated'],
+  // What a CarePlan instantiates and its requests and checks follow (instantiatesCanonical, questionnaire): the
+  // catalog's, published to the FHIR server at start, and an EHR's own. By url, exactly (exactlyTheUrlAsked).
+  PlanDefinition: ['url', 'version', 'name', 'status', '_id', '_lastUpdated'],
+  ActivityDefinition: ['url', 'version', 'name', 'status', '_id', '_lastUpdated'],
+  Questionnaire: ['url', 'version', 'name', 'status', '_id', '_lastUpdated'],
   // The access audit trail (apps/api/src/audit): for administrators only (ADMIN_ONLY_TYPES).
   AuditEvent: ['entity', 'agent', 'date', 'action', 'outcome', 'subtype', '_id', '_lastUpdated'],
 } as const;
@@ -104,6 +109,16 @@ export function readSearchParams(type: ReadableType, query: Record<string, unkno
  * Only what this API serves leaves it: entries of the searched type (and the server's search outcome). A paging
  * link (`_getpages`, a server-wide page id) could otherwise be pointed at another search's page of any type.
  */
+/**
+ * A definition searched by `url` (a FHIR uri: that url exactly): a server answering it as Medplum's matcher does (a
+ * substring, as the embedded store does) also finds `<url>-v2` and the like, left out here.
+ */
+export function exactlyTheUrlAsked(bundle: Bundle, url: string | undefined): Bundle {
+  if (url === undefined) return bundle;
+  const entry = bundle.entry?.filter((e) => !e.resource || !('url' in e.resource) || e.resource.url === url);
+  return { ...bundle, entry };
+}
+
 export function onlyEntriesOf(bundle: Bundle, type: ReadableType): Bundle {
   const entry = bundle.entry?.filter(
     (e) =>
