@@ -134,6 +134,12 @@ describe('protocols outside the catalog', () => {
     expect(stored).toHaveLength(1);
     expect({ ...stored[0], id: undefined, meta: undefined }).toEqual({ ...plan, id: undefined, meta: undefined });
 
+    // Sent by several $apply calls at once (an EHR enrolling a group): stored once all the same.
+    const together = ehrSeries('5');
+    const patients = await Promise.all([1, 2, 3, 4, 5].map(() => eligiblePatient()));
+    await Promise.all(patients.map((p) => apply(p, { resource: together })));
+    expect(await storedAs(together.url!)).toHaveLength(1);
+
     // Another definition under the same canonical: the plans applied before would be checked against it.
     const subject = await eligiblePatient();
     const changed = await request(service.url)
