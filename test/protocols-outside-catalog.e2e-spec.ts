@@ -235,6 +235,17 @@ describe('protocols outside the catalog', () => {
     const deleted = await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
     expect(deleted.ok).toBe(true);
     const task = await firstSession(carePlan);
+    // The page says so, and offers no Approve (the row is blocked); Reject stays.
+    const view = await request(service.url)
+      .get('/worklist/view')
+      .query({ patient: carePlan.subject.reference })
+      .set(clinician())
+      .expect(200);
+    expect(
+      (view.body.items as { id: string; view: { blocked?: string } }[]).find((i) => i.id === task.id)?.view.blocked,
+    ).toBe(
+      `its protocol (${plan.url}|1) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again: reject it, or have the PlanDefinition posted again`,
+    );
     const refused = await approve(task).expect(422);
     expect(refused.body.issue[0].details.text).toBe(
       `This care plan’s protocol (${plan.url}|1) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again for its contraindications before this decision. Post the PlanDefinition to the FHIR server again, or reject the task.`,

@@ -7,6 +7,7 @@ import type {
   CommunicationRequest,
   MedicationAdministration,
   MedicationRequest,
+  PlanDefinition,
   QuestionnaireResponse,
   Task,
 } from '@medplum/fhirtypes';
@@ -271,6 +272,41 @@ describe('clinician page in a real browser', () => {
       '0 task(s) awaiting approval for the first 20 patients matching the name: type more of it to narrow the search',
     );
     await screenshot(page, 'worklist-common-name');
+    await page.close();
+  }, 60_000);
+
+  it('a Task whose protocol is gone from the FHIR server says it cannot be approved, and offers only Reject', async () => {
+    // The EHR's own copy of the series, posted, applied by its id, then deleted on the FHIR server.
+    const series = JSON.parse(
+      fs.readFileSync(`${__dirname}/../fhir-profiles/PlanDefinition-ketamine-low-dose-series.json`, 'utf8'),
+    ) as PlanDefinition;
+    const { resource: posted } = await service.fhir.create<PlanDefinition>({
+      ...series,
+      id: undefined,
+      url: `http://ehr.example/PlanDefinition/series-${Date.now()}`,
+      version: '1',
+    });
+    const gone = await enrolNamedPatient(service, posted.id!, {
+      given: 'Gus',
+      family: 'Goneprotocol',
+      birthDate: '1970-01-01',
+    });
+    const deleted = await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
+    expect(deleted.ok).toBe(true);
+    const [task] = (await service.fhir.searchAll<Task>('Task', { patient: gone.patient, status: 'draft' })).filter(
+      (t) => actionOf(t) === 'infusion-session',
+    );
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    const row = page.locator(`tr[data-task-id="${task.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.badge.blocked').textContent()).toBe(
+      `Cannot be approved: its protocol (${posted.url}|1) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again: reject it, or have the PlanDefinition posted again`,
+    );
+    expect(await row.locator('td:last-child button').allTextContents()).toEqual(['Reject']);
+    expect(await row.locator('input.select').isDisabled()).toBe(true);
+    await screenshot(page, 'worklist-protocol-gone');
     await page.close();
   }, 60_000);
 

@@ -116,7 +116,10 @@ export interface ItemView {
   scores: ScoreView[];
   /** What the patient reported after their last infusion, for the clinician approving the next one. */
   effects?: EffectsView;
-  /** Why the Task cannot be approved whatever its contraindications: its plan was stopped or paused (an EHR did). */
+  /**
+   * Why the Task cannot be approved whatever its contraindications: its plan was stopped or paused (an EHR did), or
+   * (awaiting approval) its protocol is nowhere to be read, so the patient cannot be checked again.
+   */
   blocked?: string;
   /** A reminder approving it now would send with less notice than it needs (the fasting one, near the window). */
   reminderNotice?: string;
@@ -265,7 +268,11 @@ export class WorklistEnricher {
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
         ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
-        ...(item.carePlan && planBlocked.has(item.carePlan) ? { blocked: planBlocked.get(item.carePlan) } : {}),
+        ...(item.carePlan && planBlocked.has(item.carePlan)
+          ? { blocked: planBlocked.get(item.carePlan) }
+          : purpose.for === 'approval'
+            ? protocolGone(item, protocols)
+            : {}),
         ...(purpose.for === 'approval' ? this.reminderNotice(item, now, protocols) : {}),
         ...ehrOrdersOf(item),
         ...doseOf(item),
@@ -541,4 +548,15 @@ function codingRank(score: CodeableConcept, o: Observation): number {
 
 function unique(values: (string | undefined)[]): string[] {
   return [...new Set(values.filter((v): v is string => Boolean(v)))];
+}
+
+/**
+ * A protocol action's Task whose protocol is neither the catalog's nor on the FHIR server (a PlanDefinition deleted
+ * there): the approval refuses it (CurrentContraindications), so the page says so rather than offer Approve.
+ */
+function protocolGone(item: WorklistItemLike, protocols: Protocols): Pick<ItemView, 'blocked'> {
+  if (!item.protocol || !item.action || protocols.has(item.protocol)) return {};
+  return {
+    blocked: `its protocol (${item.protocol}) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again: reject it, or have the PlanDefinition posted again`,
+  };
 }
