@@ -244,11 +244,15 @@ describe('protocols outside the catalog', () => {
     expect(
       (view.body.items as { id: string; view: { blocked?: string } }[]).find((i) => i.id === task.id)?.view.blocked,
     ).toBe(
-      `its protocol (${plan.url}|1) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again: reject it, or have the PlanDefinition posted again`,
+      'its protocol is not found any more, so the patient cannot be checked again: reject it, or have the protocol posted again',
     );
     const refused = await approve(task).expect(422);
+    // In words for the clinician (no ids), by reference for the integrator.
     expect(refused.body.issue[0].details.text).toBe(
-      `This care plan’s protocol (${plan.url}|1) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again for its contraindications before this decision. Post the PlanDefinition to the FHIR server again, or reject the task.`,
+      'This care plan’s protocol is not found any more (neither one of this service’s nor on the FHIR server), so the patient cannot be checked again for its contraindications before this decision. Have the protocol posted again, or reject the task.',
+    );
+    expect(refused.body.issue[0].diagnostics).toBe(
+      `CarePlan/${carePlan.id} instantiates ${plan.url}|1: neither in fhir-profiles/ nor on the FHIR server; post that PlanDefinition again`,
     );
     expect(await ordersOf(carePlan)).toEqual([]);
     await request(service.url)

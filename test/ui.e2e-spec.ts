@@ -302,7 +302,7 @@ describe('clinician page in a real browser', () => {
     const row = page.locator(`tr[data-task-id="${task.id}"]`);
     await row.waitFor();
     expect(await row.locator('.badge.blocked').textContent()).toBe(
-      `Cannot be approved: its protocol (${posted.url}|1) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again: reject it, or have the PlanDefinition posted again`,
+      'Cannot be approved: its protocol is not found any more, so the patient cannot be checked again: reject it, or have the protocol posted again',
     );
     expect(await row.locator('td:last-child button').allTextContents()).toEqual(['Reject']);
     expect(await row.locator('input.select').isDisabled()).toBe(true);

@@ -557,6 +557,7 @@ function unique(values: (string | undefined)[]): string[] {
 function protocolGone(item: WorklistItemLike, protocols: Protocols): Pick<ItemView, 'blocked'> {
   if (!item.protocol || !item.action || protocols.has(item.protocol)) return {};
   return {
-    blocked: `its protocol (${item.protocol}) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again: reject it, or have the PlanDefinition posted again`,
+    blocked:
+      'its protocol is not found any more, so the patient cannot be checked again: reject it, or have the protocol posted again',
   };
 }

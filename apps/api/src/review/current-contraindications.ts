@@ -70,7 +70,7 @@ export class CurrentContraindications {
     if (!carePlan || !actionId || !patientId || !canonical) return { found: [] };
     const known = await this.plans.ofCarePlan(carePlan);
     // Its checks cannot be run again: nothing is authorised on a patient's data read against no rules.
-    if (!known) throw protocolNotFound(canonical);
+    if (!known) throw protocolNotFound(`CarePlan/${carePlan.id}`, canonical);
     const { plan, definitions } = known;
     const activity = activityDefinitionIn(definitions, instantiatedBy(proposal));
     const checked = hasContraindicationChecks(plan, actionId, definitions);
@@ -124,11 +124,15 @@ export class CurrentContraindications {
   }
 }
 
-/** 422: the plan's protocol is nowhere to be read (a PlanDefinition deleted from the FHIR server, say). */
-function protocolNotFound(canonical: string): Error {
+/**
+ * 422: the plan's protocol is nowhere to be read (a PlanDefinition deleted from the FHIR server, say). In words for the
+ * clinician; the canonical for the integrator (diagnostics).
+ */
+function protocolNotFound(carePlan: string, canonical: string): Error {
   return unprocessable(
-    `This care plan’s protocol (${canonical}) is neither one of this service’s nor on the FHIR server, so the patient cannot be checked again for its contraindications before this decision. Post the PlanDefinition to the FHIR server again, or reject the task.`,
+    'This care plan’s protocol is not found any more (neither one of this service’s nor on the FHIR server), so the patient cannot be checked again for its contraindications before this decision. Have the protocol posted again, or reject the task.',
     ['CarePlan.instantiatesCanonical'],
+    `${carePlan} instantiates ${canonical}: neither in fhir-profiles/ nor on the FHIR server; post that PlanDefinition again`,
   );
 }
 
