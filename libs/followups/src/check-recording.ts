@@ -9,7 +9,14 @@ import type {
   Reference,
   Task,
 } from '@medplum/fhirtypes';
-import { checkAnswers, clinicDay, effectsToReview, extractObservations, reportedEffectIssue } from '@kc/protocols';
+import {
+  canonicalOf,
+  checkAnswers,
+  clinicDay,
+  effectsToReview,
+  extractObservations,
+  reportedEffectIssue,
+} from '@kc/protocols';
 import { transition } from '@kc/task-states';
 import { carePlanReferenceOf } from './care-plan-state';
 
@@ -76,7 +83,7 @@ export function recordCheck(input: CheckAnswers): RecordedCheck {
     resourceType: 'QuestionnaireResponse',
     meta: { tag: [RECORDED_WITH_TASK_TAG] },
     status: 'completed',
-    questionnaire: questionnaire.version ? `${questionnaire.url}|${questionnaire.version}` : questionnaire.url,
+    questionnaire: canonicalOf(questionnaire),
     subject: patient,
     ...(carePlan ? { basedOn: [{ reference: carePlan }] } : {}),
     ...(infusion ? { partOf: [{ reference: infusion.reference }] } : {}),

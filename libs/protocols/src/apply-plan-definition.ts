@@ -30,6 +30,7 @@ import { clinicDay, UTC_ZONE } from './clinic-time';
 import { isTriggeredBy } from './triggered-actions';
 import {
   CANONICAL_BASE,
+  canonicalOf,
   INFUSION_COMPLETED_TRIGGER,
   TASK_APPROVED_TRIGGER,
   SERVICE_CODE_SYSTEM,
@@ -166,7 +167,7 @@ interface ApplyIdentity {
 }
 
 function applyIdentity(plan: PlanDefinition, patient: Patient & { id: string }, startDate: Date): ApplyIdentity {
-  const planCanonical = plan.version ? `${plan.url}|${plan.version}` : (plan.url ?? `PlanDefinition/${plan.id}`);
+  const planCanonical = canonicalOf(plan) ?? `PlanDefinition/${plan.id}`;
   const carePlanKey = shortHash(`${planCanonical}|${patient.id}|${startDate.toISOString()}`);
   return {
     subject: { reference: `Patient/${patient.id}` },

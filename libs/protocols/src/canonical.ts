@@ -54,6 +54,12 @@ export const COLLECT_WITH_EXTENSION = 'http://hl7.org/fhir/uv/cpg/StructureDefin
 export const CPG_ACTIVITY_TYPE_SYSTEM = 'http://hl7.org/fhir/uv/cpg/CodeSystem/cpg-activity-type';
 export const COLLECT_INFORMATION = 'collect-information';
 
+/** A definition's canonical as others name it: `url|version`, or its url alone when it has no version. */
+export function canonicalOf(definition: { url?: string; version?: string }): string | undefined {
+  if (!definition.url) return undefined;
+  return definition.version ? `${definition.url}|${definition.version}` : definition.url;
+}
+
 /** The Questionnaire (url|version) an ActivityDefinition's cpg-collectWith names, if any. */
 export function collectWithOf(activity: ActivityDefinition | undefined): string | undefined {
   return activity?.extension?.find((e) => e.url === COLLECT_WITH_EXTENSION)?.valueCanonical;

@@ -4,7 +4,7 @@ import type { PlanDefinition } from '@medplum/fhirtypes';
 import { badRequest, conflict } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { PlanDefinitions } from '@kc/nest-core';
-import { ProtocolCatalog } from '@kc/protocols';
+import { canonicalOf, ProtocolCatalog } from '@kc/protocols';
 import { PlanWriteLock } from './plan-write-lock';
 
 /**
@@ -26,12 +26,12 @@ export class InlinePlanDefinitions {
   ) {}
 
   async keep(plan: PlanDefinition): Promise<void> {
-    if (!plan.url)
+    const canonical = canonicalOf(plan);
+    if (!canonical)
       throw badRequest(
         'A PlanDefinition sent inline to a persisted $apply needs a url: its CarePlan instantiates it by that canonical, and the service checks the patient again against it before each approval',
         ['Parameters.parameter[planDefinition].resource.url'],
       );
-    const canonical = plan.version ? `${plan.url}|${plan.version}` : plan.url;
     const ours = this.catalog.findPlanDefinition(canonical);
     if (ours) return this.assertSame(plan, ours, canonical, 'is one of this service’s protocols');
     // One writer per canonical: two $apply calls sending a new definition at once store it once.
