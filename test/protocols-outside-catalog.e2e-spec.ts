@@ -125,7 +125,10 @@ describe('protocols outside the catalog', () => {
     service.fhir.searchAll<PlanDefinition>('PlanDefinition', { url }).then((all) => all.filter((p) => p.url === url));
 
   it('a PlanDefinition sent inline to a persisted $apply is kept on the FHIR server once; another under its canonical is refused', async () => {
-    const plan = ehrSeries('3');
+    // With its narrative, kept as sent.
+    const plan = ehrSeries('3', {
+      text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">The EHR’s series</div>' },
+    });
     const first = await apply(await eligiblePatient(), { resource: plan });
     await apply(await eligiblePatient(), { resource: plan });
     // What the CarePlans instantiate, an EHR finds: once, as sent.

@@ -1,6 +1,7 @@
 import type { Bundle, BundleEntry, Parameters, PlanDefinition, Resource } from '@medplum/fhirtypes';
 import type { ApplyResult } from '@kc/protocols';
 import { appliedEntries } from '@kc/protocols';
+import { asSent } from './inline-plan-definitions';
 
 /**
  * The $apply output: `return` is the CarePlan (as the R4 operation defines), followed by what it refers to,
@@ -49,7 +50,6 @@ export function transactionBundle(result: ApplyResult, inline?: PlanDefinition):
 }
 
 function inlineDefinitionEntry(plan: PlanDefinition, url: string): BundleEntry {
-  const { id: _id, meta: _meta, ...definition } = plan;
   const query = new URLSearchParams({ url, ...(plan.version ? { version: plan.version } : {}) });
-  return { resource: definition, request: { method: 'POST', url: 'PlanDefinition', ifNoneExist: query.toString() } };
+  return { resource: asSent(plan), request: { method: 'POST', url: 'PlanDefinition', ifNoneExist: query.toString() } };
 }

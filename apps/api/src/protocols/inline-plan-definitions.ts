@@ -38,14 +38,14 @@ export class InlinePlanDefinitions {
     await this.lock.around(`plan-definition|${canonical}`, async () => {
       const stored = await this.definitions.byCanonical<PlanDefinition>('PlanDefinition', canonical);
       if (stored) return this.assertSame(plan, stored, canonical, 'is on the FHIR server');
-      const { resource } = await this.fhir.create<PlanDefinition>(definitionOf(plan));
+      const { resource } = await this.fhir.create<PlanDefinition>(asSent(plan));
       this.definitions.forget(canonical);
       this.logger.log({ msg: 'inline PlanDefinition stored', canonical, id: resource.id });
     });
   }
 
   private assertSame(sent: PlanDefinition, kept: PlanDefinition, canonical: string, where: string): void {
-    if (deepEquals(definitionOf(sent), definitionOf(kept))) return;
+    if (deepEquals(rulesOf(sent), rulesOf(kept))) return;
     throw conflict(
       `A different PlanDefinition ${canonical} ${where}: plans applied from it are checked against it. Give this one its own version (or url), or apply the one kept by its canonical.`,
       409,
@@ -54,8 +54,14 @@ export class InlinePlanDefinitions {
   }
 }
 
-/** What a definition says, without what a server gave it (id, versions, narrative). */
-function definitionOf(plan: PlanDefinition): PlanDefinition {
-  const { id: _id, meta: _meta, text: _text, ...definition } = plan;
+/** A definition as the request sent it, without what a server gives one (its id, its meta): what is stored. */
+export function asSent(plan: PlanDefinition): PlanDefinition {
+  const { id: _id, meta: _meta, ...definition } = plan;
   return definition;
+}
+
+/** What a definition says, to compare two: also without its narrative, which a server may write its own of. */
+function rulesOf(plan: PlanDefinition): PlanDefinition {
+  const { text: _text, ...rules } = asSent(plan);
+  return rules;
 }
