@@ -33,7 +33,7 @@ function approvedTask(action: string, start: string, end: string): Task & { id: 
 }
 
 function remindersOf(task: Task & { id: string }, now = NOW, zone?: string): Record<string, PlannedReminder> {
-  const rules = reminderRulesFor(lowDose, protocolActionOf(task), (c) => catalog.activityDefinition(c));
+  const rules = reminderRulesFor({ plan: lowDose, definitions: catalog }, protocolActionOf(task));
   return Object.fromEntries(plannedReminders(task, rules, now, zone).map((r) => [r.actionId, r]));
 }
 
@@ -95,7 +95,7 @@ describe('reminder rules (fhir-profiles)', () => {
 
 describe('shortNotice (fhir-profiles: the fasting instruction needs 6 hours)', () => {
   const session = approvedTask('infusion-session', '2027-01-10T09:00:00.000Z', '2027-01-10T12:00:00.000Z');
-  const rules = reminderRulesFor(lowDose, 'infusion-session', (c) => catalog.activityDefinition(c));
+  const rules = reminderRulesFor({ plan: lowDose, definitions: catalog }, 'infusion-session');
   const planned = remindersOf(session);
   const ruleFor = (kind: string) => reminderRuleOf({ ...planned[kind].request, id: kind }, rules);
   const at = (iso: string) => new Date(iso);
@@ -145,7 +145,7 @@ describe('shortNotice (fhir-profiles: the fasting instruction needs 6 hours)', (
 });
 
 describe('noticeIfDecidedNow (the worklist warns before a clinician approves)', () => {
-  const rules = reminderRulesFor(lowDose, 'infusion-session', (c) => catalog.activityDefinition(c));
+  const rules = reminderRulesFor({ plan: lowDose, definitions: catalog }, 'infusion-session');
   // Awaiting approval, its window the protocol's (not booked): 2027-01-10 09:00 to 12:00.
   const awaiting: Task = {
     ...approvedTask('infusion-session', '2027-01-10T09:00:00.000Z', '2027-01-10T12:00:00.000Z'),

@@ -6,7 +6,6 @@ import type {
   CommunicationRequest,
   Period,
   Patient,
-  PlanDefinition,
   PlanDefinitionAction,
   PlanDefinitionActionRelatedAction,
   Reference,
@@ -49,18 +48,17 @@ export interface PlannedReminder {
   request: CommunicationRequest;
 }
 
-/** The reminder rules that follow the Tasks of one protocol action (by the action's id). */
+/** The reminder rules of a protocol that follow the Tasks of one of its actions (by the action's id). */
 export function reminderRulesFor(
-  plan: PlanDefinition,
+  { plan, definitions }: ResolvedPlan,
   protocolActionId: string | undefined,
-  activityOf: (canonical: string | undefined) => ActivityDefinition | undefined,
 ): ReminderRule[] {
   if (!protocolActionId) return [];
   return flattenActions(plan.action ?? [])
     .filter((action) => isTriggeredBy(action, TASK_APPROVED_TRIGGER))
     .flatMap((action) => {
       const related = action.relatedAction?.find((r) => r.actionId === protocolActionId);
-      const activity = activityOf(action.definitionCanonical);
+      const activity = activityDefinitionIn(definitions, action.definitionCanonical);
       return related && activity?.kind === 'CommunicationRequest' ? [{ action, related, activity }] : [];
     });
 }
@@ -70,9 +68,7 @@ export function reminderRulesFor(
  * protocol action. None when its plan's protocol is not found.
  */
 export function reminderRulesForTask(task: Task, protocol: ResolvedPlan | undefined): ReminderRule[] {
-  return protocol
-    ? reminderRulesFor(protocol.plan, protocolActionOf(task), (c) => activityDefinitionIn(protocol.definitions, c))
-    : [];
+  return protocol ? reminderRulesFor(protocol, protocolActionOf(task)) : [];
 }
 
 /**

@@ -38,7 +38,6 @@ import { PlanDefinitions } from '@kc/nest-core';
 import {
   PROTOCOL_WINDOW_EXTENSION,
   ProtocolCatalog,
-  activityDefinitionIn,
   contraindicationState,
   extractedChoices,
   isReportedEffect,
@@ -326,7 +325,7 @@ export class WorklistEnricher {
   private reminderNotice(item: WorklistItemLike, now: Date, protocols: Protocols): Pick<ItemView, 'reminderNotice'> {
     const protocol = protocols.get(item.protocol ?? '');
     if (!protocol || !item.action || !item.due?.start || item.onHold) return {};
-    const rules = reminderRulesFor(protocol.plan, item.action, (c) => activityDefinitionIn(protocol.definitions, c));
+    const rules = reminderRulesFor(protocol, item.action);
     const task: Task = {
       resourceType: 'Task',
       status: 'draft',
