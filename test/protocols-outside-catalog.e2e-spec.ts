@@ -108,6 +108,17 @@ describe('protocols outside the catalog', () => {
     return { plan, patient, carePlan, session: await firstSession(carePlan) };
   }
 
+  /** An infusion of the plan ended 4 January at 10:00, reported as an EHR would: the job's result and its follow-ups. */
+  async function infused(patient: string, carePlan: CarePlan) {
+    const procedureId = await completeInfusion(
+      service,
+      { patient, carePlanId: carePlan.id! },
+      '2027-01-04T10:00:00.000Z',
+    );
+    const outcome = await reportInfusion(service, procedureId);
+    return { outcome, followUps: await followUpTasks(service, procedureId) };
+  }
+
   async function firstSession(carePlan: CarePlan): Promise<Task> {
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlan.id}` });
     return tasks.find((t) => actionOf(t) === 'infusion-session')!;
@@ -299,13 +310,8 @@ describe('protocols outside the catalog', () => {
       'reminder-no-driving': '2027-01-02T00:00:00.000Z',
       'reminder-ride-home': '2026-12-31T00:00:00.000Z',
     });
-    const procedureId = await completeInfusion(
-      service,
-      { patient, carePlanId: carePlan.id! },
-      '2027-01-04T10:00:00.000Z',
-    );
-    expect(await reportInfusion(service, procedureId)).toMatchObject({ status: 'created', fulfilled: 1 });
-    const followUps = await followUpTasks(service, procedureId);
+    const { outcome, followUps } = await infused(patient, carePlan);
+    expect(outcome).toMatchObject({ status: 'created', fulfilled: 1 });
     expect(followUps.map(actionOf).sort()).toEqual(['next-induction-session', 'post-infusion-check']);
     // Its windows are the protocol's: the check within the week after the infusion.
     const check = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
@@ -340,13 +346,7 @@ describe('protocols outside the catalog', () => {
     const patient = await eligiblePatient();
     const carePlan = await apply(patient, { url: plan.url! });
     await score(service, patient, '72514-3', 8, '2026-12-20T09:00:00Z');
-    const procedureId = await completeInfusion(
-      service,
-      { patient, carePlanId: carePlan.id! },
-      '2027-01-04T10:00:00.000Z',
-    );
-    await reportInfusion(service, procedureId);
-    const booster = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'maintenance-booster')!;
+    const booster = (await infused(patient, carePlan)).followUps.find((t) => actionOf(t) === 'maintenance-booster')!;
     expect(booster.restriction?.period).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-03-01T10:00:00.000Z' });
     // Pain back toward its baseline: proposed earlier in its window.
     const latest = await score(service, patient, '72514-3', 7, '2027-01-25T09:00:00Z');
@@ -366,13 +366,7 @@ describe('protocols outside the catalog', () => {
     const { patient, carePlan, session } = await enrolledOnEhrProtocol();
     await approve(session, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
     const [order] = await ordersOf(carePlan);
-    const procedureId = await completeInfusion(
-      service,
-      { patient, carePlanId: carePlan.id! },
-      '2027-01-04T10:00:00.000Z',
-    );
-    await reportInfusion(service, procedureId);
-    const next = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'next-induction-session')!;
+    const next = (await infused(patient, carePlan)).followUps.find((t) => actionOf(t) === 'next-induction-session')!;
     const { resource: lowered } = await service.fhir.create<MedicationAdministration>({
       resourceType: 'MedicationAdministration',
       status: 'completed',
