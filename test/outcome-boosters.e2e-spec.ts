@@ -4,7 +4,15 @@ import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { QUEUES, reconciledScoreJobId, scoreJobId } from '@kc/queue';
 import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
-import { actionOf, completeInfusion, enrolPatient, queueIdle, reportInfusion, waitFor } from './support/clinic';
+import {
+  actionOf,
+  completeInfusion,
+  enrolPatient,
+  queueIdle,
+  reportInfusion,
+  reportScore,
+  waitFor,
+} from './support/clinic';
 import { score as recordedScore } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 import { createsOf, outcomeScore } from './fixtures/patient-data';
@@ -28,14 +36,7 @@ describe('outcome-driven boosters', () => {
   const score = (patient: string, code: string, value: number, when: string) =>
     recordedScore(service, patient, code, value, when);
 
-  async function recordScore(observationId: string): Promise<void> {
-    await request(service.url)
-      .post('/events/score-recorded')
-      .set(service.as('integration'))
-      .send({ observation: `Observation/${observationId}` })
-      .expect(202);
-    await queueIdle(service, QUEUES.outcomes);
-  }
+  const recordScore = (observationId: string) => reportScore(service, observationId);
 
   /**
    * Pain 8/10 before the first infusion; after it, the booster awaits approval in its whole 6-8 week window.

@@ -16,11 +16,10 @@ import type {
 } from '@medplum/fhirtypes';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, completeInfusion, followUpTasks, queueIdle, reportInfusion } from './support/clinic';
+import { actionOf, completeInfusion, followUpTasks, reportInfusion, reportScore } from './support/clinic';
 import { checkAnswers } from './support/checks';
 import { score } from './support/clinician';
 import { ucum } from './fixtures/orders';
-import { QUEUES } from '@kc/queue';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -350,12 +349,7 @@ describe('protocols outside the catalog', () => {
     expect(booster.restriction?.period).toEqual({ start: '2027-02-15T10:00:00.000Z', end: '2027-03-01T10:00:00.000Z' });
     // Pain back toward its baseline: proposed earlier in its window.
     const latest = await score(service, patient, '72514-3', 7, '2027-01-25T09:00:00Z');
-    await request(service.url)
-      .post('/events/score-recorded')
-      .set(service.as('integration'))
-      .send({ observation: `Observation/${latest}` })
-      .expect(202);
-    await queueIdle(service, QUEUES.outcomes);
+    await reportScore(service, latest);
     expect((await service.fhir.read<Task>('Task', booster.id!)).restriction?.period).toEqual({
       start: '2027-02-15T10:00:00.000Z',
       end: '2027-02-22T10:00:00.000Z',

@@ -119,6 +119,16 @@ export async function followUpTasks(service: TestService, procedureId: string): 
   return tasks.filter((t) => t.reasonReference?.reference === `Procedure/${procedureId}`);
 }
 
+/** Reports a recorded score through the API, as an EHR would, and waits until the outcome jobs have run. */
+export async function reportScore(service: TestService, observationId: string): Promise<void> {
+  await request(service.url)
+    .post('/events/score-recorded')
+    .set(service.as('integration'))
+    .send({ observation: `Observation/${observationId}` })
+    .expect(202);
+  await queueIdle(service, QUEUES.outcomes);
+}
+
 /** Reports a completed infusion through the API, as an EHR would, and waits until its follow-up job has finished. */
 export async function reportInfusion(service: TestService, procedureId: string): Promise<unknown> {
   await request(service.url)
