@@ -12,8 +12,10 @@ import type {
   Parameters,
   Patient,
   PlanDefinition,
+  Provenance,
   Task,
 } from '@medplum/fhirtypes';
+import { PlanDefinitions } from '@kc/nest-core';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, completeInfusion, followUpTasks, reportInfusion, reportScore } from './support/clinic';
@@ -21,6 +23,7 @@ import { checkAnswers } from './support/checks';
 import { score } from './support/clinician';
 import { ucum } from './fixtures/orders';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
+import { startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -30,11 +33,17 @@ import { startTestService, type TestService } from './support/test-service';
  */
 describe('protocols outside the catalog', () => {
   let service: TestService;
+  let smtp: SmtpServer;
   beforeAll(async () => {
-    service = await startTestService();
+    smtp = await startSmtpServer();
+    service = await startTestService({
+      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
+      clinicAlertEmails: ['oncall@clinic.test'],
+    });
   });
   afterAll(async () => {
     await service.stop();
+    await smtp.stop();
   });
 
   const clinician = () => service.as('clinician');
@@ -425,5 +434,105 @@ describe('protocols outside the catalog', () => {
     expect(refused.body.issue[0].details.text).toMatch(
       /^Blocked by an unresolved contraindication .*Pregnancy on record/,
     );
+  });
+
+  /**
+   * An EHR's protocol deleted from the FHIR server after an order was approved under it, seen by the sweep as it would
+   * be 30 s later (when the service reads the protocol again).
+   */
+  async function protocolDeletedAfterApproval() {
+    const enrolled = await enrolledOnEhrProtocol();
+    await approve(enrolled.session).expect(200);
+    const [order] = await ordersOf(enrolled.carePlan);
+    expect(order.status).toBe('active');
+    const [posted] = await storedAs(enrolled.plan.url!);
+    const deleted = await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
+    expect(deleted.ok).toBe(true);
+    service.app.get(PlanDefinitions).forget(enrolled.carePlan.instantiatesCanonical![0]);
+    return { ...enrolled, order };
+  }
+
+  const planIssues = (carePlan: CarePlan) =>
+    service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlan.id}` });
+  /** The subjects of the emails to the clinic since `before`, folded headers unfolded. */
+  const subjectsSince = (before: number) =>
+    smtp.received
+      .slice(before)
+      .filter((m) => m.to.includes('oncall@clinic.test'))
+      .map((m) => /^Subject: (.*)$/m.exec(m.body.replace(/\r?\n[ \t]/g, ' '))?.[1]);
+
+  it('an order approved under a protocol deleted since is held by the sweep, the clinic told; posted again, it is released', async () => {
+    const { plan, carePlan, session, order } = await protocolDeletedAfterApproval();
+    const before = smtp.received.length;
+    const sweep = service.app.get(ContraindicationSweep);
+    expect(await sweep.sweep()).toMatchObject({ held: 1 });
+    // An EHR, a pharmacy or a pump reading the order's status sees nothing is to be given; the issue says why.
+    const held = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect([held.status, held.statusReason?.text]).toEqual([
+      'on-hold',
+      "Held: found after approval: Care plan’s protocol not found. A clinician's override with a reason releases it.",
+    ]);
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('on-hold');
+    const [issue] = await planIssues(carePlan);
+    expect(held.detectedIssue?.map((r) => r.reference)).toEqual([`DetectedIssue/${issue.id}`]);
+    expect(issue).toMatchObject({
+      status: 'preliminary',
+      severity: 'high',
+      code: { coding: [{ code: 'protocol-not-found' }] },
+    });
+    expect(issue.implicated?.map((r) => r.reference)).toEqual(
+      expect.arrayContaining([`CarePlan/${carePlan.id}`, `MedicationRequest/${order.id}`, `Task/${session.id}`]),
+    );
+    expect(issue.detail).toContain(`This care plan’s protocol (${plan.url}|1) is not found any more`);
+    const hold = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
+    ).find((p) => p.activity?.text === 'hold for contraindication')!;
+    expect(hold.reason?.[0].text).toBe(`Care plan’s protocol not found after approval: DetectedIssue/${issue.id}`);
+    expect(subjectsSince(before)).toEqual([
+      "Ketamine care plans: an approved infusion is on hold (its care plan's protocol is not found), to review",
+    ]);
+    // Once: the next sweep records, holds and tells nothing again.
+    expect(await sweep.sweep()).toMatchObject({ recorded: 0, held: 0, alerted: 0 });
+    expect(await planIssues(carePlan)).toHaveLength(1);
+    expect(subjectsSince(before)).toHaveLength(1);
+
+    // The EHR posts the protocol again: the plan is checked against it as before, and the order goes back to active.
+    await service.fhir.create(plan);
+    service.app.get(PlanDefinitions).forget(carePlan.instantiatesCanonical![0]);
+    expect(await sweep.sweep()).toMatchObject({ released: 1 });
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
+    const resolved = await service.fhir.read<DetectedIssue>('DetectedIssue', issue.id!);
+    expect(resolved.status).toBe('final');
+    expect(resolved.mitigation?.map((m) => m.action.coding?.[0].code)).toEqual(['protocol-found-again']);
+    expect(subjectsSince(before).slice(1)).toEqual([
+      "Ketamine care plans: resolved: an approved infusion held (its care plan's protocol not found)",
+    ]);
+
+    // Deleted again: the same issue is unresolved again (one per plan), and holds the order again.
+    const [again] = await storedAs(plan.url!);
+    await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${again.id}`, { method: 'DELETE' });
+    service.app.get(PlanDefinitions).forget(carePlan.instantiatesCanonical![0]);
+    expect(await sweep.sweep()).toMatchObject({ held: 1 });
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+    expect((await planIssues(carePlan)).map((i) => [i.id, i.status, i.mitigation])).toEqual([
+      [issue.id, 'preliminary', undefined],
+    ]);
+  });
+
+  it('a plan whose protocol is gone: a clinician’s override releases the order it held, and the next sweep leaves it so', async () => {
+    const { carePlan, order } = await protocolDeletedAfterApproval();
+    const sweep = service.app.get(ContraindicationSweep);
+    expect(await sweep.sweep()).toMatchObject({ held: 1 });
+    const [issue] = await planIssues(carePlan);
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Protocol retired; this last session goes ahead as planned' })
+      .expect(200);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect(await sweep.sweep()).toMatchObject({ recorded: 0, held: 0 });
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect(await planIssues(carePlan)).toHaveLength(1);
   });
 });

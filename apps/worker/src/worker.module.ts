@@ -18,6 +18,7 @@ import { ClosedOrdersPoller } from './maintenance/closed-orders-poller';
 import { AdministrationsPoller } from './followups/administrations-poller';
 import { LateAdministrations } from './followups/late-administrations.service';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
+import { ProtocolNotFoundIssues } from './maintenance/protocol-not-found-issues';
 import { OverdueSweep } from './maintenance/overdue-sweep';
 import { StoppedPlanSweep } from './maintenance/stopped-plan-sweep';
 import { PausedPlanHolds } from './maintenance/paused-plan-holds';
@@ -73,6 +74,7 @@ export class WorkerModule {
         StoppedPlanSweep,
         PausedPlanHolds,
         ContraindicationSweep,
+        ProtocolNotFoundIssues,
         AnsweredOrdersSweep,
         ClosedOrderReviews,
         PlanChanges,

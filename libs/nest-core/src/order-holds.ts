@@ -36,8 +36,11 @@ const KEYS_PER_SEARCH = 50;
 /** A plan with unresolved contraindications, and what is needed to find the orders they hold. */
 export interface HoldCheck {
   carePlanId: string;
-  plan: PlanDefinition;
-  resolver: DefinitionResolver;
+  /**
+   * The plan's protocol: the orders of the actions its contraindication checks gate are held. None (its protocol is
+   * not found): every approved order of the plan is, since none can be told apart.
+   */
+  protocol?: { plan: PlanDefinition; resolver: DefinitionResolver };
   /** The DetectedIssues implicating the plan (any state: the unresolved ones hold). */
   issues: DetectedIssue[];
   /** The plan's approved Tasks (status ready) when already read; read here otherwise. */
@@ -78,9 +81,10 @@ export class OrderHolds {
     if (!unresolved.length) return NOTHING_HELD;
     const approved =
       check.approvedTasks ?? (await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, status: 'ready' }));
+    const { protocol } = check;
     const gated = approved.filter((t) => {
       const action = protocolActionOf(t);
-      return action !== undefined && hasContraindicationChecks(check.plan, action, check.resolver);
+      return !protocol || (action !== undefined && hasContraindicationChecks(protocol.plan, action, protocol.resolver));
     });
     const active = await this.activeOrdersOf(gated);
     const holds = ordersToHold(
@@ -104,7 +108,7 @@ export class OrderHolds {
       who: THIS_SERVICE,
       activity: 'hold for contraindication',
       now,
-      reason: `Contraindication found after approval: ${unresolved.map((i) => `DetectedIssue/${i.id}`).join(', ')}`,
+      reason: `${protocol ? 'Contraindication found' : 'Care plan’s protocol not found'} after approval: ${unresolved.map((i) => `DetectedIssue/${i.id}`).join(', ')}`,
     });
     const written = await this.writeOrSkip([
       ...updatesOf(holds),

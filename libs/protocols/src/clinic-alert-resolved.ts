@@ -2,6 +2,7 @@ import type { DetectedIssue } from '@medplum/fhirtypes';
 import { alertKindOf, type ClinicAlertChannel, type ClinicAlertMessage } from './clinic-alert';
 import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
+import { isFoundAgain, isProtocolNotFound } from './protocol-not-found';
 import { isUnreadAnswers } from './reported-effects';
 
 /**
@@ -51,12 +52,14 @@ export function resolvedNoticeMessage(
   const what = alertedAbout(issue);
   const day = clinicDay(resolvedAt(issue), context.zone);
   const withdrawn = contraindicationState(issue) === 'withdrawn';
-  const how = withdrawn ? 'withdrawn' : 'reviewed';
+  // Resolved by the service itself: nobody reviewed it, its protocol was posted again.
+  const foundAgain = !withdrawn && isFoundAgain(issue);
+  const how = withdrawn ? 'withdrawn' : foundAgain ? 'resolved' : 'reviewed';
   const decided = withdrawn ? undefined : issue.mitigation?.at(-1)?.action?.text;
   return {
     subject: `Ketamine care plans: ${how}: ${what}`,
     text: [
-      `The alert you were sent about ${what} is dealt with: it was ${how}${day ? ` on ${day}` : ''}. Nothing more is asked of you by that alert.`,
+      `The alert you were sent about ${what} is dealt with: it was ${how}${day ? ` on ${day}` : ''}${foundAgain ? ', its protocol being found again (the held orders are released)' : ''}. Nothing more is asked of you by that alert.`,
       ...(context.channel === 'inbox' && decided ? [`What was decided: ${decided}`] : []),
       context.worklistUrl
         ? `The patient's plan is on the worklist: ${context.worklistUrl}.`
@@ -69,6 +72,7 @@ export function resolvedNoticeMessage(
 /** What the alert was about, in the words its subject used. */
 function alertedAbout(issue: DetectedIssue): string {
   if (isUnreadAnswers(issue)) return "a post-infusion check's answers that could not be read";
+  if (isProtocolNotFound(issue)) return "an approved infusion held (its care plan's protocol not found)";
   const name = (issue.code?.coding?.[0]?.display ?? issue.code?.text ?? 'an issue').replace(/\.$/, '').toLowerCase();
   const kind = alertKindOf(issue);
   if (kind === 'effect-reported') return `${name} reported after an infusion`;

@@ -2,6 +2,7 @@ import type { Communication, DetectedIssue } from '@medplum/fhirtypes';
 import { CANONICAL_BASE, SERVICE_CODE_SYSTEM } from './canonical';
 import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
+import { isProtocolNotFound } from './protocol-not-found';
 import { isReportedEffect, isUnreadAnswers } from './reported-effects';
 
 /**
@@ -77,7 +78,8 @@ export interface ClinicAlertContext {
  * name, identifier or record reference (email leaves the clinic's systems): the worklist, behind sign-in, names them.
  */
 export function clinicAlertMessage(issue: DetectedIssue, context: ClinicAlertContext = {}): ClinicAlertMessage {
-  if (clinicAlertKindOf(issue) === 'orders-held') return heldOrdersMessage(issue, context);
+  if (clinicAlertKindOf(issue) === 'orders-held')
+    return isProtocolNotFound(issue) ? protocolNotFoundMessage(issue, context) : heldOrdersMessage(issue, context);
   return isUnreadAnswers(issue) ? unreadAnswersMessage(issue, context) : reportedEffectMessage(issue, context);
 }
 
@@ -126,6 +128,26 @@ function heldOrdersMessage(
     text: [
       `A contraindication was found in a patient's record after their ketamine infusion was approved: ${found}${day ? ` (found ${day})` : ''}.`,
       `${orders === 1 ? 'Their approved order is' : `${orders} of their approved orders are`} on hold, with the Task${orders === 1 ? '' : 's'}, so nothing is to be given until a clinician reviews it: an override with a reason releases ${orders === 1 ? 'it' : 'them'}, or the Task is rejected.`,
+      ...(heldDueFrom
+        ? [`The ${orders === 1 ? 'held' : 'first held'} session is due from ${clinicDay(heldDueFrom, zone)}.`]
+        : []),
+      reviewOn(worklistUrl, 'Held: found after approval'),
+      ...namesNoPatient(channel),
+    ].join('\n\n'),
+  };
+}
+
+function protocolNotFoundMessage(
+  issue: DetectedIssue,
+  { worklistUrl, heldDueFrom, channel, zone }: ClinicAlertContext,
+): ClinicAlertMessage {
+  const day = clinicDay(issue.identifiedDateTime, zone);
+  const orders = heldOrdersOf(issue).length;
+  return {
+    subject: "Ketamine care plans: an approved infusion is on hold (its care plan's protocol is not found), to review",
+    text: [
+      `The protocol a patient's ketamine care plan follows is not found any more${day ? ` (found ${day})` : ''}: neither one of this service's nor on the FHIR server, so their record cannot be checked against its contraindications.`,
+      `${orders === 1 ? 'Their approved order is' : `${orders} of their approved orders are`} on hold, with the Task${orders === 1 ? '' : 's'}, so nothing is to be given until the protocol is posted again (${orders === 1 ? 'it is' : 'they are'} then released) or a clinician reviews it: an override with a reason releases ${orders === 1 ? 'it' : 'them'}, or the Task is rejected.`,
       ...(heldDueFrom
         ? [`The ${orders === 1 ? 'held' : 'first held'} session is due from ${clinicDay(heldDueFrom, zone)}.`]
         : []),

@@ -28,3 +28,4 @@ export * from './reported-effects';
 export * from './clinic-alert';
 export * from './clinic-alert-resolved';
 export * from './care-team-owner';
+export * from './protocol-not-found';

@@ -100,8 +100,7 @@ export class CurrentContraindications {
     if (recorded.length) {
       const hold = await this.holds.hold({
         carePlanId: carePlan.id!,
-        plan,
-        resolver: definitions,
+        protocol: { plan, resolver: definitions },
         issues: [...issues, ...found],
       });
       if (hold.held) await this.tellClinicOfHold(`CarePlan/${carePlan.id}`);

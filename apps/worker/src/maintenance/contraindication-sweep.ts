@@ -4,11 +4,12 @@ import { isResourceId } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
 import { ContraindicationRecorder, OrderHolds, PlanDefinitions } from '@kc/nest-core';
-import { contraindicationState, hasContraindicationChecks, protocolActionOf } from '@kc/protocols';
+import { contraindicationState, hasContraindicationChecks, isProtocolNotFound, protocolActionOf } from '@kc/protocols';
 import { patientIdOf, THIS_SERVICE } from '@kc/task-states';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import { ClinicAlerts } from '../alerts/clinic-alerts.service';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
+import { ProtocolNotFoundIssues } from './protocol-not-found-issues';
 
 /** What a run did: plans checked, contraindications recorded, orders held and released, clinic alerts sent. */
 export interface SweepOutcome {
@@ -50,6 +51,7 @@ export class ContraindicationSweep {
     private readonly holds: OrderHolds,
     private readonly alerts: ClinicAlerts,
     private readonly sessions: CompletedTaskEventsProducer,
+    private readonly protocolNotFound: ProtocolNotFoundIssues,
   ) {}
 
   /**
@@ -88,7 +90,8 @@ export class ContraindicationSweep {
     return this.check(await this.reader.read({ patient }), now);
   }
 
-  private async check(waiting: OpenTasks, now: Date): Promise<SweepOutcome> {
+  private async check(read: OpenTasks, now: Date): Promise<SweepOutcome> {
+    const waiting = { ...read, issues: await this.resolveWhereFound(read, now) };
     let plans = 0;
     let recorded = 0;
     let held = 0;
@@ -99,7 +102,22 @@ export class ContraindicationSweep {
       // The catalog's protocols, and those an EHR posted or sent inline (kept on the FHIR server).
       const resolved = await this.plans.ofCarePlan(carePlan);
       if (!resolved) {
-        unreadable.add(carePlan.instantiatesCanonical?.[0] ?? 'none');
+        const canonical = carePlan.instantiatesCanonical?.[0] ?? 'none';
+        unreadable.add(canonical);
+        // Nothing tells whether its approved orders are contraindicated now: held, as a contraindication holds them.
+        if (!approved.length) continue;
+        const issue = await this.protocolNotFound.record({ carePlan, patientId, canonical, issues }, now);
+        if (!issue) continue;
+        const outcome = await this.holds.hold(
+          {
+            carePlanId: carePlan.id!,
+            issues: [...issues.filter((i) => i.id !== issue.id), issue],
+            approvedTasks: approved,
+          },
+          now,
+        );
+        held += outcome.held;
+        holding.push(...outcome.issues);
         continue;
       }
       const { plan, definitions } = resolved;
@@ -127,8 +145,7 @@ export class ContraindicationSweep {
         const outcome = await this.holds.hold(
           {
             carePlanId: carePlan.id!,
-            plan,
-            resolver: definitions,
+            protocol: { plan, resolver: definitions },
             issues: [...issues, ...found.map((f) => f.issue).filter((f) => !issues.some((i) => i.id === f.id))],
             approvedTasks: approved,
           },
@@ -148,6 +165,24 @@ export class ContraindicationSweep {
     // they are the versions naming the orders.
     const alerted = await this.alerts.tell([...[...waiting.issues.values()].flat(), ...holding], now);
     return { plans, recorded, held, released, alerted };
+  }
+
+  /**
+   * The plans' issues, a protocol-not-found one resolved where the plan's protocol is found again (posted again on the
+   * FHIR server): its patient is checked against it as before, and the holds it alone kept are released below.
+   */
+  private async resolveWhereFound({ issues, carePlans }: OpenTasks, now: Date): Promise<Map<string, DetectedIssue[]>> {
+    const current = new Map(issues);
+    for (const [ref, planIssues] of issues) {
+      const carePlan = carePlans.get(ref);
+      const waitsForProtocol = planIssues.some(
+        (i) => isProtocolNotFound(i) && contraindicationState(i) === 'unresolved',
+      );
+      if (!carePlan || !waitsForProtocol || !(await this.plans.ofCarePlan(carePlan))) continue;
+      current.set(ref, await this.protocolNotFound.resolveFound(planIssues, now));
+      this.logger.log({ msg: 'protocol found again: its plan is checked as before', carePlan: carePlan.id });
+    }
+    return current;
   }
 
   /**
