@@ -475,6 +475,18 @@ describe('protocols outside the catalog', () => {
     expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('on-hold');
     const [issue] = await planIssues(carePlan);
     expect(held.detectedIssue?.map((r) => r.reference)).toEqual([`DetectedIssue/${issue.id}`]);
+    // The page lists the held session with the issue, to override or reject.
+    const view = await request(service.url)
+      .get('/worklist/view')
+      .query({ patient: carePlan.subject.reference })
+      .set(clinician())
+      .expect(200);
+    const row = (
+      view.body.items as { id: string; view: { contraindications: { id: string; text: string; state: string }[] } }[]
+    ).find((i) => i.id === session.id);
+    expect(row?.view.contraindications).toEqual([
+      expect.objectContaining({ id: issue.id, state: 'unresolved', text: expect.stringMatching(/protocol not found/) }),
+    ]);
     expect(issue).toMatchObject({
       status: 'preliminary',
       severity: 'high',
