@@ -810,6 +810,40 @@ describe('CDS Hooks services', () => {
         .send({ hook: 'appointment-book', hookInstance: randomUUID(), context: { patientId } })
         .expect(400);
     });
+
+    it("a session of an EHR's protocol, whose infusion the catalog does not code: an appointment coded its own way is judged by its time", async () => {
+      const patientId = await newPatient();
+      const allowed = { start: '2027-03-01T00:00:00.000Z', end: '2027-03-08T00:00:00.000Z' };
+      // As $apply writes a session of a protocol the EHR posted, with its own infusion ActivityDefinition.
+      await service.fhir.create<Task>({
+        resourceType: 'Task',
+        status: 'draft',
+        intent: 'proposal',
+        instantiatesCanonical: 'http://ehr.example/ActivityDefinition/ketamine-infusion|1',
+        for: { reference: `Patient/${patientId}` },
+        focus: { reference: 'MedicationRequest/ehr-proposal' },
+        description: 'Ketamine infusion session',
+        businessStatus: {
+          coding: [
+            {
+              system: 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans',
+              code: 'awaiting-approval',
+            },
+          ],
+        },
+        restriction: { period: allowed },
+        extension: [
+          { url: 'https://ketamine-careplans.example/fhir/StructureDefinition/protocol-window', valuePeriod: allowed },
+        ],
+      });
+      const localCode = { system: 'http://ehr.example/CodeSystem/services', code: 'KET-INF' };
+      const cards = await book(patientId, Date.parse(allowed.start) + 14 * 3_600_000, {
+        serviceType: [{ coding: [localCode] }],
+      });
+      expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+        ['warning', 'Ketamine session not approved yet: Ketamine infusion session'],
+      ]);
+    });
   });
 });
 

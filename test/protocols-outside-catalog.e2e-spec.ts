@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
 import type {
+  ActivityDefinition,
+  Appointment,
   Bundle,
   CarePlan,
   CommunicationRequest,
@@ -16,6 +18,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { PlanDefinitions } from '@kc/nest-core';
+import { protocolWindowOf } from '@kc/protocols';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, completeInfusion, followUpTasks, reportInfusion, reportScore } from './support/clinic';
@@ -23,6 +26,7 @@ import { checkAnswers } from './support/checks';
 import { score } from './support/clinician';
 import { ucum } from './fixtures/orders';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
+import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
 import { startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -546,5 +550,47 @@ describe('protocols outside the catalog', () => {
     expect(await sweep.sweep()).toMatchObject({ recorded: 0, held: 0 });
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
     expect(await planIssues(carePlan)).toHaveLength(1);
+  });
+
+  it('an EHR’s protocol coding its infusion its own way: an appointment of that code books the session', async () => {
+    // The EHR's infusion: the catalog's low-dose infusion under its own url and local code.
+    const catalogInfusion = JSON.parse(
+      readFileSync(join(__dirname, '../fhir-profiles/ActivityDefinition-ketamine-low-dose-infusion.json'), 'utf8'),
+    ) as ActivityDefinition;
+    const localCode = {
+      system: 'http://ehr.example/CodeSystem/services',
+      code: 'KET-INF',
+      display: 'Ketamine infusion',
+    };
+    const { id: _id, meta: _meta, text: _text, ...infusion } = catalogInfusion;
+    const ownUrl = `http://ehr.example/ActivityDefinition/ketamine-infusion-${Date.now()}`;
+    await service.fhir.create<ActivityDefinition>({
+      ...infusion,
+      url: ownUrl,
+      version: '1',
+      code: { coding: [localCode] },
+    });
+    const plan = JSON.parse(
+      JSON.stringify(ehrSeries()).replaceAll(`${catalogInfusion.url}|${catalogInfusion.version}`, `${ownUrl}|1`),
+    ) as PlanDefinition;
+    await service.fhir.create(plan);
+    const patient = await eligiblePatient();
+    const carePlan = await apply(patient, { url: plan.url! });
+    const session = await firstSession(carePlan);
+    await approve(session).expect(200);
+    const start = Date.parse(protocolWindowOf(session)!.start!) + 9 * 3_600_000;
+    const { resource: appointment } = await service.fhir.create<Appointment>({
+      resourceType: 'Appointment',
+      status: 'booked',
+      serviceType: [{ coding: [localCode] }],
+      start: new Date(start).toISOString(),
+      end: new Date(start + 3_600_000).toISOString(),
+      participant: [{ actor: { reference: patient }, status: 'accepted' }],
+    });
+    expect(await service.app.get(AppointmentBookings).handle(appointment.id!)).toMatchObject({
+      result: 'booked',
+      task: `Task/${session.id}`,
+    });
+    expect((await service.fhir.read<Task>('Task', session.id!)).restriction?.period?.start).toBe(appointment.start);
   });
 });

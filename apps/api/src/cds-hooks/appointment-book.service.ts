@@ -51,7 +51,7 @@ export class AppointmentBookService {
 
   constructor(
     private readonly prefetch: PrefetchResolver,
-    catalog: ProtocolCatalog,
+    private readonly catalog: ProtocolCatalog,
   ) {
     this.displays = codeDisplays(catalog.resources);
     this.sessionCodes = infusionCodesOf(catalog);
@@ -79,7 +79,7 @@ export class AppointmentBookService {
     const cardOptions = { ...options, displays: this.displays };
     const advice = appointments.map((a) => ({
       appointment: a,
-      advice: bookingAdvice(a, `Patient/${patientId}`, tasks, this.sessionCodes),
+      advice: bookingAdvice(a, `Patient/${patientId}`, tasks, this.sessionCodesFor(tasks)),
     }));
     const sessionTime = advice.some((a) => a.advice.kind !== 'unrelated' && a.advice.kind !== 'outside-window');
     const cards = sortCards([
@@ -90,6 +90,16 @@ export class AppointmentBookService {
         : []),
     ]);
     return { cards, counts: { prefetched, fetched } };
+  }
+
+  /**
+   * The catalog's infusion codes; none (the appointment judged by its time alone) when one of the patient's sessions
+   * is of an activity the catalog does not define (an EHR's protocol, which may code its infusion otherwise): the
+   * card would rather say too much than call that protocol's session another service's.
+   */
+  private sessionCodesFor(tasks: Task[]): Coding[] {
+    const unknown = tasks.some((t) => t.instantiatesCanonical && !this.catalog.resolve(t.instantiatesCanonical));
+    return unknown ? [] : this.sessionCodes;
   }
 }
 

@@ -16,6 +16,7 @@ import {
   bookingFor,
   carePlanReferenceOf,
   infusionCodesOf,
+  infusionDefinitionFor,
   plannedReminders,
   reminderChanges,
   reminderRulesForTask,
@@ -41,8 +42,8 @@ export type BookingOutcome =
 export class AppointmentBookings {
   private readonly logger = new Logger(AppointmentBookings.name);
 
-  /** What an appointment for a session says it is for (serviceType): the protocols' infusion codes. */
-  private readonly sessionCodes: Coding[];
+  /** What an appointment for a session says it is for (serviceType): the catalog's infusion codes. */
+  private readonly catalogSessionCodes: Coding[];
 
   constructor(
     private readonly fhir: FhirClient,
@@ -50,7 +51,7 @@ export class AppointmentBookings {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
     catalog: ProtocolCatalog,
   ) {
-    this.sessionCodes = infusionCodesOf(catalog);
+    this.catalogSessionCodes = infusionCodesOf(catalog);
   }
 
   async handle(appointmentId: string, now = new Date()): Promise<BookingOutcome> {
@@ -65,7 +66,8 @@ export class AppointmentBookings {
       _include: 'Task:based-on',
       _count: 200,
     });
-    const booking = bookingFor(appointment, matchesOf<Task>(found), this.sessionCodes, this.config.clinicTimeZone);
+    const sessionCodes = await this.sessionCodesOf(includedOf<Resource>(found));
+    const booking = bookingFor(appointment, matchesOf<Task>(found), sessionCodes, this.config.clinicTimeZone);
     if ('none' in booking) return this.skipped(appointmentId, booking.none);
     const task = 'task' in booking ? booking.task : booking.cancelled;
     const carePlan = includedOf<Resource>(found).find(
@@ -183,6 +185,22 @@ export class AppointmentBookings {
       })),
       ...move.map((r) => updateEntry(r, r.meta?.versionId)),
     ];
+  }
+
+  /**
+   * The infusion codes an appointment for one of the patient's sessions may carry: the catalog's, and those of the
+   * protocols the patient's plans follow (an EHR's may code its infusion otherwise: its appointments are its sessions'
+   * too). A plan whose protocol is not found adds none.
+   */
+  private async sessionCodesOf(included: Resource[]): Promise<Coding[]> {
+    const codes = new Map(this.catalogSessionCodes.map((c) => [`${c.system}|${c.code}`, c]));
+    for (const carePlan of included.filter((r): r is CarePlan => r.resourceType === 'CarePlan')) {
+      const protocol = await this.protocols.ofCarePlan(carePlan, { latestIfGone: false });
+      if (protocol)
+        for (const code of infusionDefinitionFor(protocol.plan, protocol.definitions).codes)
+          codes.set(`${code.system}|${code.code}`, code);
+    }
+    return [...codes.values()];
   }
 
   private skipped(appointmentId: string, why: string): BookingOutcome {
