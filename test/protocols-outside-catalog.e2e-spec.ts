@@ -21,7 +21,14 @@ import { PlanDefinitions } from '@kc/nest-core';
 import { protocolWindowOf } from '@kc/protocols';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, completeInfusion, followUpTasks, reportInfusion, reportScore } from './support/clinic';
+import {
+  actionOf,
+  completeInfusion,
+  followUpJobDone,
+  followUpTasks,
+  reportInfusion,
+  reportScore,
+} from './support/clinic';
 import { checkAnswers } from './support/checks';
 import { score } from './support/clinician';
 import { ucum } from './fixtures/orders';
@@ -592,5 +599,34 @@ describe('protocols outside the catalog', () => {
       task: `Task/${session.id}`,
     });
     expect((await service.fhir.read<Task>('Task', session.id!)).restriction?.period?.start).toBe(appointment.start);
+  });
+
+  it('an infusion under a protocol deleted since is not lost: its job fails, and once the protocol is back an operator’s retry writes its follow-ups', async () => {
+    const { plan, carePlan } = await protocolDeletedAfterApproval();
+    const procedureId = await completeInfusion(
+      service,
+      { patient: carePlan.subject.reference!, carePlanId: carePlan.id! },
+      '2027-01-04T10:00:00.000Z',
+    );
+    // Before, the event was taken as done ("ignored"): the patient's post-infusion check was never planned.
+    // Its job ends failed, with no result (was: done, `ignored`).
+    expect(await reportInfusion(service, procedureId)).toBeFalsy();
+    expect(await followUpTasks(service, procedureId)).toEqual([]);
+    const dead = await request(service.url).get('/operations/dead-letters').set(service.as('admin')).expect(200);
+    const letter = (dead.body as { jobId: string; procedure: string; failedReason: string }[]).find(
+      (d) => d.procedure === `Procedure/${procedureId}`,
+    )!;
+    expect(letter.failedReason).toBe(
+      `CarePlan/${carePlan.id} instantiates ${plan.url}|1: neither in fhir-profiles/ nor on the FHIR server, so its infusion cannot be followed up; post that PlanDefinition again, then retry this job`,
+    );
+
+    await service.fhir.create(plan);
+    service.app.get(PlanDefinitions).forget(carePlan.instantiatesCanonical![0]);
+    await request(service.url)
+      .post(`/operations/dead-letters/${letter.jobId}/$retry`)
+      .set(service.as('admin'))
+      .expect(202);
+    expect(await followUpJobDone(service, procedureId)).toMatchObject({ status: 'created' });
+    expect((await followUpTasks(service, procedureId)).map(actionOf)).toContain('post-infusion-check');
   });
 });

@@ -71,14 +71,30 @@ export interface ProtocolSource {
 }
 
 /**
- * Round trip 1: each Procedure with its CarePlan, and whether this service follows it up at all (or why not). A
- * protocol outside the catalog costs a read of its definitions from the FHIR server, kept 30 s by the source.
+ * An infusion of a plan whose protocol is nowhere to be read (its PlanDefinition deleted from the FHIR server): its
+ * follow-ups (the post-infusion check) cannot be planned, and must not be lost, so its job fails, is retried (the
+ * protocol may be posted again meanwhile) and then waits in the dead letters for an operator. Ids only: no patient data.
+ */
+export class ProtocolNotFoundError extends Error {
+  constructor(carePlanId: string, canonical: string | undefined) {
+    super(
+      `CarePlan/${carePlanId} instantiates ${canonical ?? 'no protocol'}: neither in fhir-profiles/ nor on the FHIR ` +
+        'server, so its infusion cannot be followed up; post that PlanDefinition again, then retry this job',
+    );
+    this.name = 'ProtocolNotFoundError';
+  }
+}
+
+/**
+ * Round trip 1: each Procedure with its CarePlan, and whether this service follows it up at all (or why not; or the
+ * error its job fails with). A protocol outside the catalog costs a read of its definitions from the FHIR server,
+ * kept 30 s by the source.
  */
 export async function readEvents(
   fhir: FhirClient,
   protocols: ProtocolSource,
   procedureIds: string[],
-): Promise<Map<string, EventContext | { ignored: string }>> {
+): Promise<Map<string, EventContext | { ignored: string } | { failed: Error }>> {
   const found = await fhir.search<Procedure | CarePlan>('Procedure', {
     _id: procedureIds.join(','),
     _include: 'Procedure:based-on',
@@ -98,10 +114,13 @@ export async function readEvents(
     const followed = followedEvent(procedures.get(id), carePlans);
     if ('ignored' in followed) return [id, followed] as const;
     // The version it was applied with: its follow-ups are that protocol's, whatever the clinic keeps now.
-    const resolved = await protocols.ofCarePlan(followed.carePlan, { latestIfGone: false });
+    const { carePlan } = followed;
+    const resolved = await protocols.ofCarePlan(carePlan, { latestIfGone: false });
     return [
       id,
-      resolved ? eventContext(followed, resolved) : { ignored: 'CarePlan does not instantiate a known protocol' },
+      resolved
+        ? eventContext(followed, resolved)
+        : { failed: new ProtocolNotFoundError(carePlan.id!, carePlan.instantiatesCanonical?.[0]) },
     ] as const;
   });
   return new Map(await Promise.all(contexts));

@@ -120,6 +120,10 @@ export class FollowUpService {
         results[index] = fulfilled(this.ignore(e.procedureId, context.ignored));
         return;
       }
+      if ('failed' in context) {
+        results[index] = { status: 'rejected', reason: context.failed };
+        return;
+      }
       const busy = this.plansBeingWritten.get(context.carePlan.id!);
       if (busy || round.some((r) => r.context.carePlan.id === context.carePlan.id)) {
         later.push(index);
