@@ -629,4 +629,20 @@ describe('protocols outside the catalog', () => {
     expect(await followUpJobDone(service, procedureId)).toMatchObject({ status: 'created' });
     expect((await followUpTasks(service, procedureId)).map(actionOf)).toContain('post-infusion-check');
   });
+
+  it('a post-infusion check of a plan whose protocol is gone since is still recorded, by its own Questionnaire', async () => {
+    const { plan, patient, carePlan, session } = await enrolledOnEhrProtocol();
+    await approve(session).expect(200);
+    const { followUps } = await infused(patient, carePlan);
+    const check = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const [posted] = await storedAs(plan.url!);
+    await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
+    service.app.get(PlanDefinitions).forget(carePlan.instantiatesCanonical![0]);
+    const done = await request(service.url)
+      .post(`/tasks/${check.id}/$complete`)
+      .set(clinician())
+      .send({ versionId: check.meta!.versionId, response: checkAnswers(3, ['effect-nausea']) })
+      .expect(200);
+    expect(done.body.status).toBe('completed');
+  });
 });

@@ -4,6 +4,7 @@ import type { ActivityDefinition, CarePlan, PlanDefinition, Questionnaire, Task 
 import { isResourceId } from '@kc/common';
 import { FhirClient, FhirNotFoundError, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import {
+  collectWithOf,
   flattenActions,
   ProtocolCatalog,
   protocolActionOf,
@@ -85,15 +86,29 @@ export class PlanDefinitions {
 
   /**
    * The Questionnaire a Task is done with: its plan's protocol (the version applied), the Task's action, that action's
-   * ActivityDefinition and the Questionnaire it collects with, the catalog's or one on the FHIR server.
+   * ActivityDefinition and the Questionnaire it collects with, the catalog's or one on the FHIR server. A protocol
+   * gone from the server: the ActivityDefinition the Task says it instantiates, so a patient's check after an
+   * infusion is still recorded (what it asks about is the check's, not the protocol's).
    */
   async questionnaireOfTask(task: Task, carePlan: CarePlan | undefined): Promise<Questionnaire | undefined> {
     const protocol = carePlan && (await this.ofCarePlan(carePlan, { latestIfGone: false }));
-    const canonical = protocol && questionnaireCanonicalOf(protocol, protocolActionOf(task));
+    const canonical = protocol
+      ? questionnaireCanonicalOf(protocol, protocolActionOf(task))
+      : collectWithOf(await this.activityOfTask(task));
     if (!canonical) return undefined;
     return (
       this.catalog.resolve<Questionnaire>(canonical, 'Questionnaire') ??
       (await this.byCanonical<Questionnaire>('Questionnaire', canonical))
+    );
+  }
+
+  /** The ActivityDefinition a Task was made from (its `instantiatesCanonical`), the catalog's or the FHIR server's. */
+  private async activityOfTask(task: Task): Promise<ActivityDefinition | undefined> {
+    const canonical = task.instantiatesCanonical;
+    if (!canonical) return undefined;
+    return (
+      this.catalog.resolve<ActivityDefinition>(canonical, 'ActivityDefinition') ??
+      (await this.byCanonical<ActivityDefinition>('ActivityDefinition', canonical))
     );
   }
 
