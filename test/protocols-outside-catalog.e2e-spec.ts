@@ -638,6 +638,17 @@ describe('protocols outside the catalog', () => {
     const [posted] = await storedAs(plan.url!);
     await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
     service.app.get(PlanDefinitions).forget(carePlan.instantiatesCanonical![0]);
+    // The page offers to record it, and its dialog gets the check's questions.
+    const view = await request(service.url).get('/worklist/view').query({ patient }).set(clinician()).expect(200);
+    const row = (view.body.items as { id: string; view: { task: { answers?: string } } }[]).find(
+      (i) => i.id === check.id,
+    );
+    expect(row?.view.task.answers).toBe('Post-infusion check');
+    const questionnaire = await request(service.url)
+      .get(`/tasks/${check.id}/questionnaire`)
+      .set(clinician())
+      .expect(200);
+    expect(questionnaire.body.url).toBe('https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check');
     const done = await request(service.url)
       .post(`/tasks/${check.id}/$complete`)
       .set(clinician())

@@ -181,6 +181,8 @@ export class WorklistEnricher {
   private readonly observationCodeQuery: string;
   /** What a clinician calls each kind of Task (the protocols' CodeSystem). */
   private readonly kindLabels: Map<string, string>;
+  /** The kinds of Task done by answering a Questionnaire (the check). */
+  private readonly checkKinds: Set<string>;
 
   constructor(
     private readonly fhir: FhirClient,
@@ -192,6 +194,7 @@ export class WorklistEnricher {
     this.effectCodes = extractedChoices(catalog.questionnaires());
     this.observationCodeQuery = [...scoreCodes({ scores: this.scores }), ...this.effectCodes.codes].join(',');
     this.kindLabels = new Map(catalog.taskKinds().map((k) => [k.code, k.display]));
+    this.checkKinds = new Set(catalog.questionnaireTaskKinds());
   }
 
   /**
@@ -314,7 +317,13 @@ export class WorklistEnricher {
 
   private answers(item: WorklistItemLike, protocols: Protocols): { answers?: string } {
     const protocol = protocols.get(item.protocol ?? '');
-    const canonical = protocol && questionnaireCanonicalOf(protocol, item.action);
+    // Its protocol gone: a kind the catalog's checks are is still recorded (by the Questionnaire its Task's activity
+    // collects with, found when the dialog asks for it).
+    if (!protocol)
+      return item.kind && this.checkKinds.has(item.kind)
+        ? { answers: this.kindLabels.get(item.kind) ?? item.kind }
+        : {};
+    const canonical = questionnaireCanonicalOf(protocol, item.action);
     if (!canonical) return {};
     // A Questionnaire on the FHIR server (an EHR's own) is named as such: it is read when the check is recorded.
     const questionnaire = this.catalog.resolve<Questionnaire>(canonical, 'Questionnaire');
