@@ -20,15 +20,18 @@ import type {
 import { PlanDefinitions } from '@kc/nest-core';
 import { protocolWindowOf } from '@kc/protocols';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
-import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
+import { activeCondition, bloodPressure, bodyWeight, outcomeScore, PREGNANCY } from './fixtures/patient-data';
 import {
   actionOf,
   completeInfusion,
   followUpJobDone,
   followUpTasks,
+  queueIdle,
   reportInfusion,
   reportScore,
 } from './support/clinic';
+import { QUEUES } from '@kc/queue';
+import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
 import { checkAnswers } from './support/checks';
 import { score } from './support/clinician';
 import { ucum } from './fixtures/orders';
@@ -655,5 +658,33 @@ describe('protocols outside the catalog', () => {
       .send({ versionId: check.meta!.versionId, response: checkAnswers(3, ['effect-nausea']) })
       .expect(200);
     expect(done.body.status).toBe('completed');
+  });
+
+  it('an EHR’s as-needed protocol scoring pain with its own code: a score nobody notified is found by the polling fallback', async () => {
+    const local = { system: 'http://ehr.example/CodeSystem/scores', code: 'pain-0-10' };
+    const plan = JSON.parse(
+      JSON.stringify(ehrSeries('1', {}, catalogPlan('ketamine-high-dose-as-needed'))).replaceAll(
+        '{"system":"http://loinc.org","code":"72514-3"',
+        `{"system":"${local.system}","code":"${local.code}"`,
+      ),
+    ) as PlanDefinition;
+    await service.fhir.create(plan);
+    const patient = await eligiblePatient();
+    const carePlan = await apply(patient, { url: plan.url! });
+    const painScore = async (value: number, when: string) =>
+      (await service.fhir.create({ ...outcomeScore(patient, '72514-3', value, when), code: { coding: [local] } }))
+        .resource.id!;
+    await painScore(8, '2026-12-20T09:00:00Z');
+    const booster = (await infused(patient, carePlan)).followUps.find((t) => actionOf(t) === 'maintenance-booster')!;
+    // The worker's sweep reads the protocol of every plan awaiting a decision, as its schedule does.
+    await service.app.get(ContraindicationSweep).sweep();
+    // Pain back toward its baseline, recorded on a server that notifies nobody: the poll finds it.
+    await painScore(7, '2027-01-25T09:00:00Z');
+    await service.app.get(ScorePoller).poll();
+    await queueIdle(service, QUEUES.outcomes);
+    expect((await service.fhir.read<Task>('Task', booster.id!)).restriction?.period).toEqual({
+      start: '2027-02-15T10:00:00.000Z',
+      end: '2027-02-22T10:00:00.000Z',
+    });
   });
 });

@@ -58,6 +58,16 @@ export function scoreCodes(rule: Pick<OutcomeTimingRule, 'scores'>): string[] {
   return rule.scores.flatMap((s) => (s.coding ?? []).map((c) => `${c.system}|${c.code}`));
 }
 
+/**
+ * Every code (system|code) of every score the protocols' outcome-driven timing reads, once each: what to search
+ * Observations by. Not through outcomeScores, which keeps one score per name (two protocols may code "Pain NRS"
+ * differently).
+ */
+export function outcomeScoreCodes(plans: PlanDefinition[]): string[] {
+  const rules = plans.flatMap((p) => flattenActions(p.action ?? []).map(outcomeTimingRule));
+  return [...new Set(rules.flatMap((rule) => (rule ? scoreCodes(rule) : [])))];
+}
+
 /** Every score the protocols' outcome-driven timing reads, once each (by its text), in the order first listed. */
 export function outcomeScores(plans: PlanDefinition[]): CodeableConcept[] {
   const byName = new Map<string, CodeableConcept>();

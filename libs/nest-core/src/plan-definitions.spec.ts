@@ -55,6 +55,19 @@ describe('PlanDefinitions', () => {
     expect(server.searches).toEqual([]);
   });
 
+  it('lists the EHR’s protocols it has read, once each, and none of the catalog’s, for the polls to watch', async () => {
+    const server = serverWith([ehrPlan('1'), ehrPlan('2')]);
+    const plans = new PlanDefinitions(catalog, server.fhir);
+    await plans.ofCarePlan(
+      carePlanOf('https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-low-dose-series|1.0.0'),
+    );
+    await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`));
+    await plans.ofCarePlan(carePlanOf(`${EHR_URL}|2`));
+    // The version gone, checked with the latest: the latest is the one kept (read under the url alone).
+    await plans.ofCarePlan(carePlanOf(`${EHR_URL}|3`));
+    expect((await plans.seenOnServer()).map((p) => p.plan.version).sort()).toEqual(['1', '2']);
+  });
+
   it('reads an EHR’s protocol once for many plans, and again once 30 s have passed', async () => {
     jest.useFakeTimers({ now: new Date('2027-01-01T09:00:00Z') });
     const server = serverWith([ehrPlan('1'), { ...ehrPlan('1'), id: 'other', url: `${EHR_URL}-v2` }]);

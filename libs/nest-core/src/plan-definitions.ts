@@ -112,6 +112,22 @@ export class PlanDefinitions {
     );
   }
 
+  /**
+   * The protocols this process has read from the FHIR server (an EHR's), latest first; what a poll watches for besides
+   * the catalog's. The contraindication sweep reads every plan with open Tasks, so after one sweep these are the
+   * protocols of every plan awaiting a decision.
+   */
+  async seenOnServer(): Promise<ResolvedPlan[]> {
+    const found = await Promise.allSettled([...this.cached.values()].reverse().map((c) => c.plan));
+    const seen = new Map<string, ResolvedPlan>();
+    for (const result of found)
+      if (result.status === 'fulfilled' && result.value && result.value.definitions !== this.catalog) {
+        const { url, version } = result.value.plan;
+        seen.set(`${url}|${version}`, seen.get(`${url}|${version}`) ?? result.value);
+      }
+    return [...seen.values()];
+  }
+
   /** A definition just stored under this canonical: found again from now on, not "not found" for 30 s. */
   forget(canonical: string): void {
     this.cached.delete(canonical);

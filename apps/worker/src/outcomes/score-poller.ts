@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { Observation } from '@medplum/fhirtypes';
+import type { Observation, PlanDefinition } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { outcomeScores, scoreCodes } from '@kc/followups';
+import { PlanDefinitions } from '@kc/nest-core';
+import { outcomeScoreCodes } from '@kc/followups';
 import { ProtocolCatalog } from '@kc/protocols';
 import { ScoreEventsProducer } from '@kc/queue';
 import { PollCursors, type ChangePoll } from '../maintenance/change-polls';
@@ -12,34 +13,43 @@ import { pollFromCursor } from '../maintenance/cursor-poll';
 const CURSOR = 'scores';
 
 /**
- * Polling fallback for score Observations (the codes the protocols' outcome-driven timing reads): a server that
- * cannot notify still gets its boosters re-proposed.
+ * Polling fallback for score Observations (the codes the protocols' outcome-driven timing reads: the catalog's, and
+ * those of the EHR's protocols this worker has read, which the contraindication sweep reads for every plan awaiting a
+ * decision): a server that cannot notify still gets its boosters re-proposed.
  */
 @Injectable()
 export class ScorePoller implements ChangePoll {
   readonly name = 'scores';
   readonly cursors: string[];
   private readonly logger = new Logger(ScorePoller.name);
-  private readonly codes: string[];
+  private readonly catalogPlans: PlanDefinition[];
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly producer: ScoreEventsProducer,
     private readonly pollCursors: PollCursors,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly protocols: PlanDefinitions,
     catalog: ProtocolCatalog,
   ) {
-    this.codes = scoreCodes({ scores: outcomeScores(catalog.planDefinitions()) });
-    this.cursors = this.codes.length ? [CURSOR] : [];
+    this.catalogPlans = catalog.planDefinitions();
+    this.cursors = [CURSOR];
+  }
+
+  /** The score codes to ask for: the catalog's protocols', and the EHR's this worker has read. */
+  private async codes(): Promise<string[]> {
+    const seen = (await this.protocols.seenOnServer()).map((p) => p.plan);
+    return outcomeScoreCodes([...this.catalogPlans, ...seen]);
   }
 
   async poll(): Promise<{ queued: number }> {
-    if (!this.codes.length) return { queued: 0 };
+    const codes = await this.codes();
+    if (!codes.length) return { queued: 0 };
     const { fresh } = await pollFromCursor(
       await this.pollCursors.of(CURSOR),
       (from) =>
         this.fhir.searchAll<Observation>('Observation', {
-          code: this.codes.join(','),
+          code: codes.join(','),
           _lastUpdated: `ge${from}`,
           _sort: '_lastUpdated',
           _count: 100,
@@ -57,10 +67,11 @@ export class ScorePoller implements ChangePoll {
    * accepted and Redis then lost (restarted without persistence, failed over) is not waited for until the next score.
    */
   async reconcile(now = Date.now()): Promise<{ checked: number }> {
-    if (!this.codes.length) return { checked: 0 };
+    const codes = await this.codes();
+    if (!codes.length) return { checked: 0 };
     const since = new Date(now - this.config.reconcileLookbackMs).toISOString();
     const recorded = await this.fhir.searchAll<Observation>('Observation', {
-      code: this.codes.join(','),
+      code: codes.join(','),
       _lastUpdated: `ge${since}`,
       // Paged by cursor on Medplum's server, whose `_offset` stops at 10,000.
       _sort: '_lastUpdated',
