@@ -660,7 +660,7 @@ describe('protocols outside the catalog', () => {
     expect(done.body.status).toBe('completed');
   });
 
-  it('an EHR’s as-needed protocol scoring pain with its own code: a score nobody notified is found by the polling fallback', async () => {
+  it('an EHR’s as-needed protocol scoring pain with its own code: a score nobody notified is found by the polling fallback, and the page shows it', async () => {
     const local = { system: 'http://ehr.example/CodeSystem/scores', code: 'pain-0-10' };
     const plan = JSON.parse(
       JSON.stringify(ehrSeries('1', {}, catalogPlan('ketamine-high-dose-as-needed'))).replaceAll(
@@ -686,5 +686,11 @@ describe('protocols outside the catalog', () => {
       start: '2027-02-15T10:00:00.000Z',
       end: '2027-02-22T10:00:00.000Z',
     });
+    // The page's latest scores show it by its name.
+    const view = await request(service.url).get('/worklist/view').query({ patient }).set(clinician()).expect(200);
+    const row = (view.body.items as { id: string; view: { scores: { label: string; value: number }[] } }[]).find(
+      (i) => i.id === booster.id,
+    );
+    expect(row?.view.scores).toEqual([expect.objectContaining({ label: 'Pain NRS', value: 7, code: local.code })]);
   });
 });

@@ -1,7 +1,14 @@
 import * as path from 'node:path';
-import type { Observation, Task } from '@medplum/fhirtypes';
+import type { Observation, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { flattenActions, PROTOCOL_WINDOW_EXTENSION, ProtocolCatalog } from '@kc/protocols';
-import { boosterProposal, outcomeTimingRule, reproposedBooster, type OutcomeTimingRule } from './booster-timing';
+import {
+  boosterProposal,
+  outcomeScores,
+  outcomeTimingRule,
+  reproposedBooster,
+  scoreCodes,
+  type OutcomeTimingRule,
+} from './booster-timing';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
 function ruleOf(planId: string): OutcomeTimingRule {
@@ -101,5 +108,21 @@ describe('outcome-driven booster timing (thresholds from fhir-profiles)', () => 
     expect(restored.reasonCode).toBeUndefined();
     expect(restored.input).toBeUndefined();
     expect(reproposedBooster(task, undefined)).toBeUndefined();
+  });
+
+  it('lists each score once by name, with every coding the protocols give it (an EHR’s local code included)', () => {
+    const plans = catalog.planDefinitions();
+    const local = { system: 'http://ehr.example/CodeSystem/scores', code: 'pain-0-10' };
+    const ehr = JSON.parse(
+      JSON.stringify(catalog.findPlanDefinition('ketamine-high-dose-as-needed')).replaceAll(
+        '{"system":"http://loinc.org","code":"72514-3"',
+        `{"system":"${local.system}","code":"${local.code}"`,
+      ),
+    ) as PlanDefinition;
+    const catalogScores = outcomeScores(plans);
+    const merged = outcomeScores([...plans, ehr]);
+    expect(merged.map((s) => s.text)).toEqual(catalogScores.map((s) => s.text));
+    const pain = merged.find((s) => s.coding?.some((c) => c.code === '72514-3'))!;
+    expect(scoreCodes({ scores: [pain] })).toEqual(['http://loinc.org|72514-3', `${local.system}|${local.code}`]);
   });
 });

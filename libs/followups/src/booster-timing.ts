@@ -59,22 +59,18 @@ export function scoreCodes(rule: Pick<OutcomeTimingRule, 'scores'>): string[] {
 }
 
 /**
- * Every code (system|code) of every score the protocols' outcome-driven timing reads, once each: what to search
- * Observations by. Not through outcomeScores, which keeps one score per name (two protocols may code "Pain NRS"
- * differently).
+ * Every score the protocols' outcome-driven timing reads, once each (by its text), in the order first listed, with
+ * every coding any of them gives it (two protocols may code "Pain NRS" differently: an EHR's with a local code).
  */
-export function outcomeScoreCodes(plans: PlanDefinition[]): string[] {
-  const rules = plans.flatMap((p) => flattenActions(p.action ?? []).map(outcomeTimingRule));
-  return [...new Set(rules.flatMap((rule) => (rule ? scoreCodes(rule) : [])))];
-}
-
-/** Every score the protocols' outcome-driven timing reads, once each (by its text), in the order first listed. */
 export function outcomeScores(plans: PlanDefinition[]): CodeableConcept[] {
   const byName = new Map<string, CodeableConcept>();
   for (const rule of plans.flatMap((p) => flattenActions(p.action ?? []).map(outcomeTimingRule)))
     for (const score of rule?.scores ?? []) {
       const name = score.text ?? scoreCodes({ scores: [score] }).join(',');
-      if (!byName.has(name)) byName.set(name, score);
+      const known = byName.get(name);
+      const listed = new Set(scoreCodes({ scores: known ? [known] : [] }));
+      const added = (score.coding ?? []).filter((c) => !listed.has(`${c.system}|${c.code}`));
+      byName.set(name, known ? { ...known, coding: [...(known.coding ?? []), ...added] } : score);
     }
   return [...byName.values()];
 }

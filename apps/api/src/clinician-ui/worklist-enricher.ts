@@ -9,6 +9,7 @@ import type {
   MedicationRequest,
   Observation,
   Patient,
+  PlanDefinition,
   Questionnaire,
   Task,
 } from '@medplum/fhirtypes';
@@ -173,12 +174,10 @@ export interface DoseReads {
  */
 @Injectable()
 export class WorklistEnricher {
-  /** The scores the protocols judge response by (their outcome-driven timing, fhir-profiles), and their codes. */
-  private readonly scores: CodeableConcept[];
+  /** The catalog's protocols, whose outcome-driven timing names the scores they judge response by. */
+  private readonly catalogPlans: PlanDefinition[];
   /** The effects reported at checks (fhir-profiles' check Questionnaire): their codes, and those meaning none. */
   private readonly effectCodes: ReturnType<typeof extractedChoices>;
-  /** One search per patient reads both. */
-  private readonly observationCodeQuery: string;
   /** What a clinician calls each kind of Task (the protocols' CodeSystem). */
   private readonly kindLabels: Map<string, string>;
   /** The kinds of Task done by answering a Questionnaire (the check). */
@@ -190,9 +189,8 @@ export class WorklistEnricher {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
     private readonly protocols: PlanDefinitions,
   ) {
-    this.scores = outcomeScores(catalog.planDefinitions());
+    this.catalogPlans = catalog.planDefinitions();
     this.effectCodes = extractedChoices(catalog.questionnaires());
-    this.observationCodeQuery = [...scoreCodes({ scores: this.scores }), ...this.effectCodes.codes].join(',');
     this.kindLabels = new Map(catalog.taskKinds().map((k) => [k.code, k.display]));
     this.checkKinds = new Set(catalog.questionnaireTaskKinds());
   }
@@ -361,12 +359,17 @@ export class WorklistEnricher {
     const readable = patients.filter((ref) => PATIENT_REFERENCE.test(ref));
     const readablePlans = plans.filter((ref) => CARE_PLAN_REFERENCE.test(ref));
     const readableProposals = doses.proposals.filter((ref) => MEDICATION_REQUEST_REFERENCE.test(ref));
+    // The scores the protocols judge response by: the catalog's, and the EHR's protocols this process has read (the
+    // page's items' protocols are read before this; two protocols may code one score differently). One search per
+    // patient reads them with the effects.
+    const scores = outcomeScores([...this.catalogPlans, ...(await this.protocols.seenOnServer()).map((p) => p.plan)]);
+    const observationCodes = [...scoreCodes({ scores }), ...this.effectCodes.codes].join(',');
     const searches: NamedSearch[] = [
-      ...(this.observationCodeQuery
+      ...(observationCodes
         ? patients.map((ref) => ({
             name: `scores ${ref}`,
             resourceType: 'Observation',
-            params: { subject: ref, code: this.observationCodeQuery, _count: 200 },
+            params: { subject: ref, code: observationCodes, _count: 200 },
             everyMatch: true,
           }))
         : []),
@@ -397,7 +400,7 @@ export class WorklistEnricher {
       summaries: new Map(patients.map((ref) => [ref, summaryOf(ref, byReference.get(ref), now)])),
       missing: new Set(patients.filter((ref) => !byReference.get(ref))),
       scores: new Map(
-        patients.map((ref) => [ref, latestScores(this.scores, matchesOf<Observation>(found[`scores ${ref}`]))]),
+        patients.map((ref) => [ref, latestScores(scores, matchesOf<Observation>(found[`scores ${ref}`]))]),
       ),
       effects: new Map(
         patients.flatMap((ref) => {

@@ -3,7 +3,7 @@ import type { Observation, PlanDefinition } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { PlanDefinitions } from '@kc/nest-core';
-import { outcomeScoreCodes } from '@kc/followups';
+import { outcomeScores, scoreCodes } from '@kc/followups';
 import { ProtocolCatalog } from '@kc/protocols';
 import { ScoreEventsProducer } from '@kc/queue';
 import { PollCursors, type ChangePoll } from '../maintenance/change-polls';
@@ -39,7 +39,7 @@ export class ScorePoller implements ChangePoll {
   /** The score codes to ask for: the catalog's protocols', and the EHR's this worker has read. */
   private async codes(): Promise<string[]> {
     const seen = (await this.protocols.seenOnServer()).map((p) => p.plan);
-    return outcomeScoreCodes([...this.catalogPlans, ...seen]);
+    return scoreCodes({ scores: outcomeScores([...this.catalogPlans, ...seen]) });
   }
 
   async poll(): Promise<{ queued: number }> {
