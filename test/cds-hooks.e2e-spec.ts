@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
@@ -9,6 +11,7 @@ import { FhirClient } from '@kc/fhir';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type {
+  ActivityDefinition,
   Appointment,
   AuditEvent,
   Bundle,
@@ -493,6 +496,39 @@ describe('CDS Hooks services', () => {
     );
     const warning = (unchecked.body.cards as Card[]).find((c) => c.indicator === 'warning')!;
     expect(warning.detail).toContain('The ketamine rate per kg (100 mg/h; no body weight in kg on record)');
+  });
+
+  it("order-sign: an order of an EHR's own infusion definition is judged against that definition's range", async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [118, 76]); // 80 kg
+    // The EHR's infusion: the catalog's low-dose one under its own url, allowing 0.5-1 mg/kg/h (the catalog's 0.5-2).
+    const catalogInfusion = JSON.parse(
+      readFileSync(join(__dirname, '../fhir-profiles/ActivityDefinition-ketamine-low-dose-infusion.json'), 'utf8'),
+    ) as ActivityDefinition;
+    const url = `http://ehr.example/ActivityDefinition/narrow-infusion-${randomUUID()}`;
+    const { id: _id, ...infusion } = JSON.parse(
+      JSON.stringify(catalogInfusion).replace(
+        '"high":{"value":2,"unit":"mg/kg/h"',
+        '"high":{"value":1,"unit":"mg/kg/h"',
+      ),
+    ) as ActivityDefinition;
+    await service.fhir.create<ActivityDefinition>({ ...infusion, url, version: '1' });
+    const order: MedicationRequest = {
+      ...ketamineOrder(patientId, 'ehr-protocol'),
+      instantiatesCanonical: [`${url}|1`],
+      dosageInstruction: [
+        {
+          doseAndRate: [
+            { rateQuantity: { value: 1.5, unit: 'mg/kg/h', code: 'mg/kg/h', system: 'http://unitsofmeasure.org' } },
+          ],
+        },
+      ],
+    };
+    const cards = (await callHook('ketamine-order-check', orderSign(patientId, [order]))).body.cards as Card[];
+    expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+      ['warning', "Ketamine rate above the protocols' range: 1.5 mg/kg/h"],
+    ]);
+    expect(cards[0].detail).toContain('is above 0.5-1 mg/kg/h');
   });
 
   it("order-sign: a ketamine bolus above the protocols' 0.35 mg/kg gets a warning, judged at the latest weight", async () => {

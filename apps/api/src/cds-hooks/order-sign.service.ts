@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type {
+  ActivityDefinition,
   Bundle,
   CarePlan,
   DetectedIssue,
@@ -12,7 +13,13 @@ import type {
 import { badRequest } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { orderTaskIdOf } from '@kc/task-states';
-import { latestWeightKg, patientDataQueries, ProtocolCatalog, type RateTitration } from '@kc/protocols';
+import {
+  latestWeightKg,
+  patientDataQueries,
+  ProtocolCatalog,
+  rateTitrationOf,
+  type RateTitration,
+} from '@kc/protocols';
 import {
   codeDisplays,
   orderContraindications,
@@ -61,6 +68,15 @@ import {
   type ResolvedPrefetch,
 } from './prefetch';
 
+type Titrations = ReturnType<typeof planTitrations>;
+
+/** What an order's rate and bolus are judged against: its protocols' ranges, and its EHR definition's when read. */
+interface OrderRanges {
+  plans: PlanDefinition[];
+  ehrTitrations: Titrations;
+  data: ResolvedPrefetch['data'];
+}
+
 /**
  * order-sign: a ketamine MedicationRequest among the draft orders, for a patient with an unresolved contraindication
  * on record or failing the protocol's eligibility conditions (fhir-profiles/), gets a critical card naming the
@@ -82,7 +98,7 @@ export class OrderSignService {
     private readonly prefetch: PrefetchResolver,
     private readonly medications: MedicationResolver,
     private readonly fhir: FhirClient,
-    catalog: ProtocolCatalog,
+    private readonly catalog: ProtocolCatalog,
   ) {
     this.codes = ketamineProductCodes(catalog.resources);
     this.displays = codeDisplays(catalog.resources);
@@ -160,6 +176,7 @@ export class OrderSignService {
     }
     const cardOptions = { ...options, displays: this.displays };
     const cards: Card[] = unresolvedMedicationCard(unresolved, cardOptions);
+    const ehrTitrations = await this.ehrTitrations(orders, budget);
     for (const [patientId, patientOrders] of byPatient) {
       // Prefetch describes the context patient only; another patient's data is read from the server.
       const forRequest = patientId === contextPatient ? request : { ...request, prefetch: undefined };
@@ -191,8 +208,9 @@ export class OrderSignService {
         })),
       );
       const issues = resourcesIn<DetectedIssue>(data[CONTRAINDICATIONS_QUERY.key], 'DetectedIssue');
-      const rates = patientOrders.map((order) => ({ order, finding: this.rateFinding(order, plans, data) }));
-      const boluses = patientOrders.map((order) => ({ order, finding: this.bolusFinding(order, plans, data) }));
+      const ranges = { plans, ehrTitrations, data };
+      const rates = patientOrders.map((order) => ({ order, finding: this.rateFinding(order, ranges) }));
+      const boluses = patientOrders.map((order) => ({ order, finding: this.bolusFinding(order, ranges) }));
       cards.push(
         ...orderSignCards(
           {
@@ -221,26 +239,49 @@ export class OrderSignService {
   }
 
   /** An order's rate per kg against its protocols' range, judged at the weight their weight input read. */
-  private rateFinding(order: MedicationRequest, plans: PlanDefinition[], data: ResolvedPrefetch['data']): RateFinding {
-    const range = this.rangeFor(order, plans);
-    return range ? checkOrderRate(order, range, this.weightFor(range, plans, data)) : { kind: 'within' };
+  private rateFinding(order: MedicationRequest, ranges: OrderRanges): RateFinding {
+    const range = this.rangeFor(order, ranges);
+    return range ? checkOrderRate(order, range, this.weightFor(range, ranges.plans, ranges.data)) : { kind: 'within' };
   }
 
   /** An order's bolus per kg against its protocols' ceiling, judged at the same weight. */
-  private bolusFinding(
-    order: MedicationRequest,
-    plans: PlanDefinition[],
-    data: ResolvedPrefetch['data'],
-  ): BolusFinding {
-    const range = this.rangeFor(order, plans);
-    return range ? checkOrderBolus(order, range.bolus, this.weightFor(range, plans, data)) : { kind: 'within' };
+  private bolusFinding(order: MedicationRequest, ranges: OrderRanges): BolusFinding {
+    const range = this.rangeFor(order, ranges);
+    return range
+      ? checkOrderBolus(order, range.bolus, this.weightFor(range, ranges.plans, ranges.data))
+      : { kind: 'within' };
   }
 
-  private rangeFor(order: MedicationRequest, plans: PlanDefinition[]): RateTitration | undefined {
-    return rangeForOrder(
-      order,
-      plans.flatMap((p) => this.titrations.get(p.id!) ?? []),
-    );
+  private rangeFor(order: MedicationRequest, { plans, ehrTitrations }: OrderRanges): RateTitration | undefined {
+    return rangeForOrder(order, [...plans.flatMap((p) => this.titrations.get(p.id!) ?? []), ...ehrTitrations]);
+  }
+
+  /**
+   * The rate-titrations of the ActivityDefinitions the orders name that are not the catalog's (an EHR's protocol's,
+   * on the FHIR server): such an order is checked against its own definition's range, not the widest of the
+   * catalog's. One search per such definition, in the call's budget; one not read (or with no titration) leaves the
+   * catalog's range.
+   */
+  private async ehrTitrations(orders: MedicationRequest[], budget: AbortSignal): Promise<Titrations> {
+    const named = [...new Set(orders.flatMap((o) => o.instantiatesCanonical ?? []))];
+    const found: Titrations = [];
+    for (const canonical of named.filter((c) => !this.catalog.resolve(c))) {
+      const [url, version] = canonical.split('|');
+      try {
+        const definitions = await this.fhir
+          .within(budget)
+          .searchAll<ActivityDefinition>('ActivityDefinition', version ? { url, version } : { url });
+        // Exactly that url (a server may match `url` as a substring), the latest version when none is named.
+        const definition = definitions
+          .filter((d) => d.url === url && (!version || d.version === version))
+          .sort((a, b) => (b.meta?.lastUpdated ?? '').localeCompare(a.meta?.lastUpdated ?? ''))[0];
+        const titration = rateTitrationOf(definition);
+        if (titration) found.push({ canonical, titration });
+      } catch (err) {
+        if (!readFailure(err)) throw err;
+      }
+    }
+    return found;
   }
 
   /** The latest weight the protocols' weight input read for the patient. */
