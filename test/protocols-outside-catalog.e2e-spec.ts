@@ -141,6 +141,21 @@ describe('protocols outside the catalog', () => {
     return { outcome, followUps: await followUpTasks(service, procedureId) };
   }
 
+  /** A check recorded as the page's dialog does: its Questionnaire asked for (the catalog's), then answered. */
+  async function recordedByItsQuestionnaire(check: Task) {
+    const questionnaire = await request(service.url)
+      .get(`/tasks/${check.id}/questionnaire`)
+      .set(clinician())
+      .expect(200);
+    expect(questionnaire.body.url).toBe('https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check');
+    const done = await request(service.url)
+      .post(`/tasks/${check.id}/$complete`)
+      .set(clinician())
+      .send({ versionId: check.meta!.versionId, response: checkAnswers(3, ['effect-nausea']) })
+      .expect(200);
+    expect(done.body.status).toBe('completed');
+  }
+
   async function firstSession(carePlan: CarePlan): Promise<Task> {
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlan.id}` });
     return tasks.find((t) => actionOf(t) === 'infusion-session')!;
@@ -349,17 +364,7 @@ describe('protocols outside the catalog', () => {
         (e) => e.reference === `Task/${check.id}`,
       )?.answers,
     ).toBe('Post-infusion check');
-    const questionnaire = await request(service.url)
-      .get(`/tasks/${check.id}/questionnaire`)
-      .set(clinician())
-      .expect(200);
-    expect(questionnaire.body.url).toBe('https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check');
-    const done = await request(service.url)
-      .post(`/tasks/${check.id}/$complete`)
-      .set(clinician())
-      .send({ versionId: check.meta!.versionId, response: checkAnswers(3, ['effect-nausea']) })
-      .expect(200);
-    expect(done.body.status).toBe('completed');
+    await recordedByItsQuestionnaire(check);
   });
 
   it('an EHR’s as-needed protocol: its booster moves with the patient’s scores as the catalog’s does', async () => {
@@ -647,17 +652,7 @@ describe('protocols outside the catalog', () => {
       (i) => i.id === check.id,
     );
     expect(row?.view.task.answers).toBe('Post-infusion check');
-    const questionnaire = await request(service.url)
-      .get(`/tasks/${check.id}/questionnaire`)
-      .set(clinician())
-      .expect(200);
-    expect(questionnaire.body.url).toBe('https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check');
-    const done = await request(service.url)
-      .post(`/tasks/${check.id}/$complete`)
-      .set(clinician())
-      .send({ versionId: check.meta!.versionId, response: checkAnswers(3, ['effect-nausea']) })
-      .expect(200);
-    expect(done.body.status).toBe('completed');
+    await recordedByItsQuestionnaire(check);
   });
 
   it('an EHR’s as-needed protocol scoring pain with its own code: a score nobody notified is found by the polling fallback, and the page shows it', async () => {
