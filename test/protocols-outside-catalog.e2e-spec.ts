@@ -484,7 +484,7 @@ describe('protocols outside the catalog', () => {
     const { plan, carePlan, session, order } = await protocolDeletedAfterApproval();
     const before = smtp.received.length;
     const sweep = service.app.get(ContraindicationSweep);
-    expect(await sweep.sweep()).toMatchObject({ held: 1 });
+    expect(await sweep.sweep()).toMatchObject({ recorded: 1, held: 1 });
     // An EHR, a pharmacy or a pump reading the order's status sees nothing is to be given; the issue says why.
     const held = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect([held.status, held.statusReason?.text]).toEqual([

@@ -106,8 +106,10 @@ export class ContraindicationSweep {
         unreadable.add(canonical);
         // Nothing tells whether its approved orders are contraindicated now: held, as a contraindication holds them.
         if (!approved.length) continue;
-        const issue = await this.protocolNotFound.record({ carePlan, patientId, canonical, issues }, now);
-        if (!issue) continue;
+        const notFound = await this.protocolNotFound.record({ carePlan, patientId, canonical, issues }, now);
+        if (!notFound) continue;
+        const { issue } = notFound;
+        if (notFound.created) recorded++;
         const outcome = await this.holds.hold(
           {
             carePlanId: carePlan.id!,

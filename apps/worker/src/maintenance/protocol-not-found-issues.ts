@@ -23,13 +23,14 @@ export class ProtocolNotFoundIssues {
   constructor(private readonly fhir: FhirClient) {}
 
   /**
-   * The plan's issue, unresolved: recorded once (a conditional create on its key), or reopened when it was resolved
-   * before. Undefined when a clinician overrode it: their decision stands for the orders it held.
+   * The plan's issue, unresolved (and whether this wrote it): recorded once (a conditional create on its key), or
+   * reopened when it was resolved before. Undefined when a clinician overrode it: their decision stands for the orders
+   * it held.
    */
   async record(
     input: { carePlan: CarePlan; patientId: string; canonical: string; issues: DetectedIssue[] },
     now: Date,
-  ): Promise<DetectedIssue | undefined> {
+  ): Promise<{ issue: DetectedIssue; created: boolean } | undefined> {
     const carePlan = `CarePlan/${input.carePlan.id}`;
     const onRecord = input.issues.find(isProtocolNotFound);
     const { resource: issue, created } = onRecord
@@ -45,11 +46,12 @@ export class ProtocolNotFoundIssues {
         );
     if (created) this.logger.warn({ msg: 'protocol not found: approved orders to hold', carePlan: input.carePlan.id });
     const reopened = reopenedProtocolNotFound(issue, now.toISOString());
-    if (!reopened) return contraindicationState(issue) === 'unresolved' ? issue : undefined;
-    return this.write(reopened, issue, now, {
+    if (!reopened) return contraindicationState(issue) === 'unresolved' ? { issue, created } : undefined;
+    const written = await this.write(reopened, issue, now, {
       activity: 'protocol not found again',
       reason: 'The care plan’s protocol is not found again: its approved orders are held',
     });
+    return written && { issue: written, created: false };
   }
 
   /** The plan's unresolved protocol-not-found issue resolved (its protocol is found again); the others as they are. */
