@@ -1,4 +1,5 @@
 import { DateTime } from 'luxon';
+import { addZonedDays } from './zone-offsets';
 
 /**
  * The clinic's calendar: the days and times clinicians and patients read are the clinic's own (CLINIC_TIME_ZONE, an
@@ -102,8 +103,10 @@ export function addClinicCalendar(
   units: { days?: number; weeks?: number; months?: number; years?: number },
   zone: string = UTC_ZONE,
 ): number {
-  // UTC has no summer time: its days are 24 hours, and the follow-up path adds many of them.
-  if (zone === UTC_ZONE && !units.months && !units.years)
-    return instant + ((units.days ?? 0) + (units.weeks ?? 0) * 7) * DAY_MS;
+  const days = (units.days ?? 0) + (units.weeks ?? 0) * 7;
+  if (!units.months && !units.years && Number.isInteger(days))
+    // UTC has no summer time: its days are 24 hours, and the follow-up path adds many of them. Another zone's offsets
+    // are kept per year (zone-offsets.ts), luxon's arithmetic without asking Intl at each step.
+    return zone === UTC_ZONE ? instant + days * DAY_MS : addZonedDays(instant, days, zone);
   return DateTime.fromMillis(instant, { zone }).plus(units).toMillis();
 }
