@@ -22,6 +22,7 @@ import type {
   Observation,
   Parameters as FhirParameters,
   Patient,
+  PlanDefinition,
   Reference,
   Resource,
   Task,
@@ -529,6 +530,59 @@ describe('CDS Hooks services', () => {
       ['warning', "Ketamine rate above the protocols' range: 1.5 mg/kg/h"],
     ]);
     expect(cards[0].detail).toContain('is above 0.5-1 mg/kg/h');
+  });
+
+  it("order-sign: an order of an EHR's own protocol is judged by that protocol's conditions too", async () => {
+    // The EHR's series: the catalog's, with its own infusion, and a stricter blood pressure (140/90, the catalog 180/110).
+    const series = JSON.parse(
+      readFileSync(join(__dirname, '../fhir-profiles/PlanDefinition-ketamine-low-dose-series.json'), 'utf8'),
+    ) as PlanDefinition;
+    const infusion = JSON.parse(
+      readFileSync(join(__dirname, '../fhir-profiles/ActivityDefinition-ketamine-low-dose-infusion.json'), 'utf8'),
+    ) as ActivityDefinition;
+    const tag = randomUUID();
+    const ownInfusion = `http://ehr.example/ActivityDefinition/infusion-${tag}|1`;
+    const { id: _adId, ...adBody } = infusion;
+    await service.fhir.create<ActivityDefinition>({ ...adBody, url: ownInfusion.split('|')[0], version: '1' });
+    const {
+      id: _pdId,
+      text: _text,
+      ...pdBody
+    } = JSON.parse(
+      JSON.stringify(series)
+        .replaceAll(`${infusion.url}|${infusion.version}`, ownInfusion)
+        .replaceAll('value.value >= 180', 'value.value >= 140')
+        .replaceAll('value.value >= 110', 'value.value >= 90'),
+    ) as PlanDefinition;
+    const planUrl = `http://ehr.example/PlanDefinition/strict-series-${tag}`;
+    await service.fhir.create<PlanDefinition>({ ...pdBody, url: planUrl, version: '1' });
+    const patientId = await newPatient();
+    await recordVitals(patientId, [122, 76]);
+    await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('clinician'))
+      .send({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'url', valueUri: planUrl },
+          { name: 'subject', valueReference: { reference: `Patient/${patientId}` } },
+          { name: 'startDate', valueDate: '2031-01-01' },
+          { name: 'persist', valueBoolean: true },
+        ],
+      })
+      .expect(200);
+    // 150/95 since: clear under the catalog's protocols, contraindicated under the EHR's.
+    await recordVitals(patientId, [150, 95], '2026-11-20T09:00:00Z');
+    const order = { ...ketamineOrder(patientId), instantiatesCanonical: [ownInfusion] };
+    const cards = (await callHook('ketamine-order-check', orderSign(patientId, [order]))).body.cards as Card[];
+    expectWellFormed(cards);
+    expect(cards.filter((c) => c.indicator === 'critical').map((c) => c.summary)).toEqual([
+      'Ketamine contraindicated: Uncontrolled hypertension',
+    ]);
+    // The same order for the catalog's protocol: nothing to say of that blood pressure.
+    const catalogOrder = ketamineOrder(patientId);
+    const clear = (await callHook('ketamine-order-check', orderSign(patientId, [catalogOrder]))).body.cards as Card[];
+    expect(clear.filter((c) => c.indicator === 'critical')).toEqual([]);
   });
 
   it("order-sign: a ketamine bolus above the protocols' 0.35 mg/kg gets a warning, judged at the latest weight", async () => {

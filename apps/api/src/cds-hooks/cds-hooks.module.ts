@@ -13,6 +13,7 @@ import { OrderSignService } from './order-sign.service';
 import { PatientViewService } from './patient-view.service';
 import { RedisJtiReplayStore } from './jti-replay-store';
 import { PrefetchResolver } from './prefetch';
+import { EhrProtocolEligibility } from './ehr-protocol-eligibility';
 import { MedicationResolver } from './medication-resolver';
 import { EhrFhirServer } from './ehr-fhir-server';
 
@@ -28,6 +29,7 @@ import { EhrFhirServer } from './ehr-fhir-server';
     },
     CdsClientGuard,
     PrefetchResolver,
+    EhrProtocolEligibility,
     MedicationResolver,
     EhrFhirServer,
     PatientViewService,

@@ -52,6 +52,7 @@ import {
 } from './rate-range';
 import { bolusAboveCards, checkOrderBolus, uncheckedBoluses, type BolusFinding } from './bolus-ceiling';
 import { MedicationResolver } from './medication-resolver';
+import { EhrProtocolEligibility } from './ehr-protocol-eligibility';
 import { planStatusCards } from './plan-status';
 import { duplicateOrderCards } from './duplicate-orders';
 import {
@@ -99,6 +100,7 @@ export class OrderSignService {
     private readonly medications: MedicationResolver,
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
+    private readonly ehrProtocols: EhrProtocolEligibility,
   ) {
     this.codes = ketamineProductCodes(catalog.resources);
     this.displays = codeDisplays(catalog.resources);
@@ -199,14 +201,24 @@ export class OrderSignService {
       const { data, prefetched, fetched } = resolved;
       counts.prefetched += prefetched;
       counts.fetched += fetched;
-      const verdict = evaluateEligibility(
-        plans.map((plan) => ({
+      // An order of an EHR's own protocol: that protocol's conditions too, on the data its inputs declare.
+      const ehr = await this.ehrProtocols.inputsFor(
+        patientOrders,
+        data[CARE_PLANS_QUERY.key],
+        forRequest,
+        patientId,
+        budget,
+      );
+      counts.fetched += ehr.fetched;
+      const verdict = evaluateEligibility([
+        ...plans.map((plan) => ({
           plan,
           variables: Object.fromEntries(
             [...this.keyOf.get(plan.id!)!].map(([name, key]) => [name, data[key] as Bundle]),
           ),
         })),
-      );
+        ...ehr.inputs,
+      ]);
       const issues = resourcesIn<DetectedIssue>(data[CONTRAINDICATIONS_QUERY.key], 'DetectedIssue');
       const ranges = { plans, ehrTitrations, data };
       const rates = patientOrders.map((order) => ({ order, finding: this.rateFinding(order, ranges) }));
@@ -218,6 +230,7 @@ export class OrderSignService {
             contraindications: orderContraindications(issues, verdict, options.zone),
             unchecked: [
               ...verdict.unchecked,
+              ...ehr.unchecked,
               ...uncheckedRates(rates.map((r) => r.finding)),
               ...uncheckedBoluses(boluses.map((b) => b.finding)),
             ],
