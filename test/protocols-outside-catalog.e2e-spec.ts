@@ -688,4 +688,37 @@ describe('protocols outside the catalog', () => {
     );
     expect(row?.view.scores).toEqual([expect.objectContaining({ label: 'Pain NRS', value: 7, code: local.code })]);
   });
+
+  it('a retired protocol enrols nobody more; a plan applied before keeps following it', async () => {
+    const { plan, carePlan, session } = await enrolledOnEhrProtocol();
+    // Another patient, enrolled while found pregnant: nothing proposed until a clinician overrides it.
+    const held = await eligiblePatient();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], held));
+    const heldPlan = await apply(held, { url: plan.url! });
+    expect(await firstSession(heldPlan)).toBeUndefined();
+    const [posted] = await storedAs(plan.url!);
+    await service.fhir.update<PlanDefinition>({ ...posted, status: 'retired' });
+    service.app.get(PlanDefinitions).forget(`${plan.url}|1`);
+    const refused = await request(service.url)
+      .post('/fhir/PlanDefinition/$apply')
+      .set(service.as('integration'))
+      .send(applyParameters(await eligiblePatient(), { url: plan.url! }))
+      .expect(422);
+    expect(refused.body.issue[0].details.text).toBe(
+      'Low-dose ketamine infusion series is retired: no patient is enrolled on it any more (care plans applied before keep following it). Apply the protocol that replaces it.',
+    );
+    expect(refused.body.issue[0].expression).toEqual(['PlanDefinition.status']);
+    // The patient enrolled before is still approved under it, and followed up.
+    await approve(session).expect(200);
+    const { followUps } = await infused(carePlan.subject.reference!, carePlan);
+    expect(followUps.map(actionOf)).toContain('post-infusion-check');
+    // The override proposes what the retired protocol held back for the patient enrolled before.
+    const [issue] = await planIssues(heldPlan);
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
+      .expect(200);
+    expect((await firstSession(heldPlan)).status).toBe('draft');
+  });
 });

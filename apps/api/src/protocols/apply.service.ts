@@ -57,6 +57,22 @@ export class ApplyService {
     return this.definitions.withDefinitions(plan);
   }
 
+  /**
+   * A patient enrolled ($apply): as apply, on a protocol still in use. One withdrawn from use (FHIR's `retired`)
+   * enrols nobody; the plans applied before keep following it (their follow-ups, approvals and proposals after an
+   * override apply it again through apply).
+   */
+  async enrol(resolved: ResolvedPlan, request: ApplyRequest): Promise<AppliedPlan> {
+    const { plan } = resolved;
+    if (plan.status === 'retired')
+      throw unprocessable(
+        `${plan.title ?? plan.name ?? 'This protocol'} is retired: no patient is enrolled on it any more (care plans applied before keep following it). Apply the protocol that replaces it.`,
+        ['PlanDefinition.status'],
+        `${plan.url ?? `PlanDefinition/${plan.id}`}${plan.version ? `|${plan.version}` : ''} has status retired`,
+      );
+    return this.apply(resolved, request);
+  }
+
   async apply(resolved: ResolvedPlan, request: ApplyRequest, now = new Date()): Promise<AppliedPlan> {
     const started = performance.now();
     const { plan } = resolved;

@@ -89,7 +89,7 @@ export class PlanDefinitionApplyController {
   }
 
   private async run(resolved: ResolvedPlan, request: ApplyRequest): Promise<CarePlan | Parameters> {
-    const applied = await this.applyService.apply(resolved, request);
+    const applied = await this.applyService.enrol(resolved, request);
     return request.output === 'parameters'
       ? applyResultParameters(applied.result, applied.persisted, request.persist ? undefined : request.planResource)
       : applyResultCarePlan(applied.result, applied.persisted);
