@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Bundle, CarePlan, MedicationRequest, Resource } from '@medplum/fhirtypes';
+import { FhirOutOfTimeError } from '@kc/fhir';
 import { PlanDefinitions, type ResolvedPlan } from '@kc/nest-core';
 import { flattenActions, patientDataQueries, ProtocolCatalog } from '@kc/protocols';
 import type { CdsRequest } from './cds-types';
@@ -41,7 +42,18 @@ export class EhrProtocolEligibility {
   ): Promise<EhrProtocolInputs> {
     const named = new Set(orders.flatMap((o) => o.instantiatesCanonical ?? []).filter((c) => !this.catalog.resolve(c)));
     if (!named.size) return NONE;
-    const plans = await this.protocolsUsing(named, resourcesIn<CarePlan>(carePlans, 'CarePlan'));
+    let plans: ResolvedPlan[];
+    try {
+      // Read through the service's cache, so within the call's budget here: a slow server gets the warning card.
+      plans = await withinBudget(this.protocolsUsing(named, resourcesIn<CarePlan>(carePlans, 'CarePlan')), budget);
+    } catch (err) {
+      const failure = readFailure(err);
+      if (!failure) throw err;
+      return {
+        ...NONE,
+        unchecked: [{ code: 'ehr-protocols', description: `The conditions of the EHR’s protocols (${failure.why})` }],
+      };
+    }
     const found: EhrProtocolInputs = { inputs: [], unchecked: [], fetched: 0 };
     for (const { plan } of plans) {
       const queries = patientDataQueries(plan, PATIENT_TOKEN);
@@ -87,4 +99,15 @@ export class EhrProtocolEligibility {
         byCanonical.set(`${protocol.plan.url}|${protocol.plan.version}`, protocol);
     return [...byCanonical.values()];
   }
+}
+
+/** The work, or FhirOutOfTimeError once the call's budget is spent (the work goes on: what it reads is kept). */
+function withinBudget<T>(work: Promise<T>, budget: AbortSignal): Promise<T> {
+  const outOfTime = () => new FhirOutOfTimeError('the protocols were not read within the call’s time budget');
+  if (budget.aborted) return Promise.reject(outOfTime());
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(outOfTime());
+    budget.addEventListener('abort', stop, { once: true });
+    work.then(resolve, reject).finally(() => budget.removeEventListener('abort', stop));
+  });
 }
