@@ -12,6 +12,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
+import { PlanDefinitions } from '@kc/nest-core';
 import { WorklistIndex } from '@kc/worklist-index';
 import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
 import { ChecksDoneElsewhere } from '../apps/worker/src/checks/checks-done-elsewhere.service';
@@ -307,6 +308,52 @@ describe('clinician page in a real browser', () => {
     expect(await row.locator('td:last-child button').allTextContents()).toEqual(['Reject']);
     expect(await row.locator('input.select').isDisabled()).toBe(true);
     await screenshot(page, 'worklist-protocol-gone');
+    await page.close();
+  }, 60_000);
+
+  it('an approved session whose protocol is gone since is held on the page, with the issue to override', async () => {
+    const series = JSON.parse(
+      fs.readFileSync(`${__dirname}/../fhir-profiles/PlanDefinition-ketamine-low-dose-series.json`, 'utf8'),
+    ) as PlanDefinition;
+    const { resource: posted } = await service.fhir.create<PlanDefinition>({
+      ...series,
+      id: undefined,
+      url: `http://ehr.example/PlanDefinition/series-${Date.now()}`,
+      version: '1',
+    });
+    const gone = await enrolNamedPatient(service, posted.id!, {
+      given: 'Hal',
+      family: 'Heldnoprotocol',
+      birthDate: '1971-02-02',
+    });
+    const [session] = (await service.fhir.searchAll<Task>('Task', { patient: gone.patient, status: 'draft' })).filter(
+      (t) => actionOf(t) === 'infusion-session',
+    );
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId })
+      .expect(200);
+    await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
+    // As 30 s later, when the service reads the protocol again.
+    service.app.get(PlanDefinitions).forget(`${posted.url}|1`);
+    expect(await service.app.get(ContraindicationSweep).sweep()).toMatchObject({ held: 1 });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Heldnoprotocol');
+    await page.click('#filters button[type=submit]');
+    const heldRow = page.locator(`tr[data-task-id="${session.id}"]`);
+    await heldRow.waitFor();
+    // Held after its approval: said once, with what holds it (not also "cannot be approved").
+    expect(await heldRow.locator('td.task .badge.blocked').allTextContents()).toEqual([
+      "Approved, now on hold: found after approval: Care plan’s protocol not found. A clinician's override with a reason releases it.",
+    ]);
+    expect(await heldRow.locator('td.contraindications').textContent()).toMatch(
+      /Care plan’s protocol not found: unresolvedHolds 1 approved order\(s\)Override/,
+    );
+    expect(await heldRow.locator('button').allTextContents()).toEqual(['Hal Heldnoprotocol', 'Override', 'Reject']);
+    await screenshot(page, 'worklist-protocol-gone-held');
     await page.close();
   }, 60_000);
 

@@ -270,7 +270,8 @@ export class WorklistEnricher {
         ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
         ...(item.carePlan && planBlocked.has(item.carePlan)
           ? { blocked: planBlocked.get(item.carePlan) }
-          : purpose.for === 'approval'
+          : // Held after approval, the row says so with the issue holding it (not "cannot be approved").
+            purpose.for === 'approval' && !item.onHold
             ? protocolGone(item, protocols)
             : {}),
         ...(purpose.for === 'approval' ? this.reminderNotice(item, now, protocols) : {}),
