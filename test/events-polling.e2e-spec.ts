@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Bundle, Procedure } from '@medplum/fhirtypes';
 import { loadConfig, type AppConfig } from '@kc/config';
@@ -8,6 +8,7 @@ import { FhirClient } from '@kc/fhir';
 import { InfusionEventsProducer, JOBS, QUEUES, redisConnection } from '@kc/queue';
 import { getQueueToken } from '@nestjs/bullmq';
 import { PollCursors } from '../apps/worker/src/maintenance/change-polls';
+import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import { completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
 import { startFakeServer, type FakeServer } from './support/fake-fhir-servers';
@@ -138,6 +139,18 @@ describe('polling runs by itself as a BullMQ job scheduler', () => {
     expect(schedulers.map((s) => s.key).sort()).toEqual([JOBS.overdueSweep, JOBS.pollProcedures]);
     expect(schedulers.find((s) => s.key === JOBS.pollProcedures)?.every).toBe(300);
     expect(schedulers.find((s) => s.key === JOBS.overdueSweep)?.pattern).toBe(service.config.overdueSweepEvery);
+  });
+
+  it('the overdue sweep shows its steps on the queue dashboard as it goes', async () => {
+    await enrolPatient(service, 'ketamine-low-dose-series');
+    const shown: unknown[] = [];
+    const job = {
+      name: JOBS.overdueSweep,
+      data: {},
+      updateProgress: (progress: unknown) => Promise.resolve(void shown.push(progress)),
+    } as unknown as Job;
+    await service.app.get(MaintenanceProcessor).process(job);
+    expect(shown).toEqual([10, 30, 40, 80, 90, 100]);
   });
 
   it('an infusion recorded on the FHIR server, with no webhook and no API call, gets its follow-ups', async () => {

@@ -68,17 +68,25 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         // found since the waiting ones were proposed recorded on their plans (holding the orders approved before).
         // The last two judge one read of the open Tasks (a stopped plan's are skipped by the second).
         // Then the orders still open whose Task is closed are closed.
+        // Its steps on the dashboard (a clinic's thousands of open plans take a while; once per run, so always).
+        const step = (percent: number) => job.updateProgress(percent);
         const overdue = await this.sweep.sweep();
+        await step(10);
         const open = await this.openTasks.all();
+        await step(30);
         const { withdrawn } = await this.stoppedPlans.sweep(new Date(), open);
         // Paused plans' approved orders held; those of plans resumed released once clear, so after the plans'
         // contraindications are checked (a pregnancy recorded during the pause keeps them held).
         const pausedHeld = await this.pausedPlans.hold(open);
+        await step(40);
         const { recorded, held, released } = await this.contraindications.sweep(new Date(), open);
+        await step(80);
         const pausedReleased = await this.pausedPlans.release(await this.pausedPlans.heldOrders());
         // Approved sessions whose order the EHR closed, nothing replacing it: back to a clinician.
         const { returned } = await this.closedOrders.sweep(open);
+        await step(90);
         const { closed } = await this.answeredOrders.sweep();
+        await step(100);
         return {
           ...overdue,
           withdrawn,
