@@ -721,4 +721,15 @@ describe('protocols outside the catalog', () => {
       .expect(200);
     expect((await firstSession(heldPlan)).status).toBe('draft');
   });
+
+  it('a protocol whose version the EHR replaced in place: an infusion under the version applied is followed up with the latest', async () => {
+    const { plan, patient, carePlan, session } = await enrolledOnEhrProtocol();
+    await approve(session).expect(200);
+    const [posted] = await storedAs(plan.url!);
+    await service.fhir.update<PlanDefinition>({ ...posted, version: '2' });
+    service.app.get(PlanDefinitions).forget(`${plan.url}|1`);
+    const { outcome, followUps } = await infused(patient, carePlan);
+    expect(outcome).toMatchObject({ status: 'created' });
+    expect(followUps.map(actionOf).sort()).toEqual(['next-induction-session', 'post-infusion-check']);
+  });
 });

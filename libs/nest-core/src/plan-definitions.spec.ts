@@ -79,13 +79,12 @@ describe('PlanDefinitions', () => {
     expect(server.searches).toHaveLength(2);
   });
 
-  it('a version gone: the latest of its url to check the patient, nothing to plan follow-ups from', async () => {
+  it('a version gone: the latest of its url, to check the patient and plan the follow-ups', async () => {
     const server = serverWith([ehrPlan('9'), ehrPlan('10'), ehrPlan('2')]);
     const registry = new Registry();
     const plans = new PlanDefinitions(catalog, server.fhir, registry);
     // Versions in their numeric order: 10 after 9.
     expect((await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`)))?.plan.version).toBe('10');
-    expect(await plans.ofCarePlan(carePlanOf(`${EHR_URL}|1`), { latestIfGone: false })).toBeUndefined();
     expect(await plans.ofCarePlan(carePlanOf('http://ehr.example/PlanDefinition/nowhere|1'))).toBeUndefined();
     // What an operator sees: where each plan's protocol was found, and those found nowhere.
     await plans.ofCarePlan(carePlanOf(`${EHR_URL}|9`));
@@ -95,7 +94,7 @@ describe('PlanDefinitions', () => {
     const counted = (await registry.getSingleMetric('kc_protocol_lookups_total')!.get()).values;
     expect(Object.fromEntries(counted.map((v) => [v.labels.found, v.value]))).toEqual({
       'latest-version': 1,
-      'not-found': 2,
+      'not-found': 1,
       'fhir-server': 1,
       catalog: 1,
     });

@@ -55,24 +55,25 @@ export class PlanDefinitions {
   }
 
   /**
-   * The protocol a CarePlan follows: the version it instantiates, else (`latestIfGone`, to check its patient again)
-   * the latest one of its url, a version retired since: its checks as the clinic keeps them now. Plans read from the
-   * server are reused for a short while, so checking many plans of one protocol reads it once.
+   * The protocol a CarePlan follows: the version it instantiates, else the latest one of its url (a version the EHR
+   * replaced since: its patient checked, followed up and reminded as the clinic keeps the protocol now, rather than
+   * not at all). Plans read from the server are reused for a short while, so checking many plans of one protocol
+   * reads it once.
    */
-  ofCarePlan(carePlan: CarePlan, options: { latestIfGone?: boolean } = {}): Promise<ResolvedPlan | undefined> {
+  ofCarePlan(carePlan: CarePlan): Promise<ResolvedPlan | undefined> {
     const canonical = carePlan.instantiatesCanonical?.[0];
-    return canonical ? this.ofCanonical(canonical, options) : Promise.resolve(undefined);
+    return canonical ? this.ofCanonical(canonical) : Promise.resolve(undefined);
   }
 
   /** The same, by the canonical a CarePlan (or a worklist item) names. */
-  async ofCanonical(canonical: string, { latestIfGone = true } = {}): Promise<ResolvedPlan | undefined> {
+  async ofCanonical(canonical: string): Promise<ResolvedPlan | undefined> {
     const exact = await this.recentlyFound(canonical);
-    if (exact || !latestIfGone || !canonical.includes('|'))
+    if (exact || !canonical.includes('|'))
       return this.counted(exact, exact?.definitions === this.catalog ? 'catalog' : 'fhir-server');
     const latest = await this.recentlyFound(canonical.split('|')[0]);
     if (latest)
       this.logger.warn({
-        msg: 'plan version not found: checked with the latest',
+        msg: 'plan version not found: the latest of its url used',
         canonical,
         version: latest.plan.version,
       });
@@ -91,7 +92,7 @@ export class PlanDefinitions {
    * infusion is still recorded (what it asks about is the check's, not the protocol's).
    */
   async questionnaireOfTask(task: Task, carePlan: CarePlan | undefined): Promise<Questionnaire | undefined> {
-    const protocol = carePlan && (await this.ofCarePlan(carePlan, { latestIfGone: false }));
+    const protocol = carePlan && (await this.ofCarePlan(carePlan));
     const canonical = protocol
       ? questionnaireCanonicalOf(protocol, protocolActionOf(task))
       : collectWithOf(await this.activityOfTask(task));

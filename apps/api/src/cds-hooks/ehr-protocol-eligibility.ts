@@ -92,7 +92,7 @@ export class EhrProtocolEligibility {
       flattenActions(plan.action ?? []).some(
         (a) => a.definitionCanonical && bare.has(a.definitionCanonical.split('|')[0]),
       );
-    const resolved = await Promise.all(carePlans.map((cp) => this.protocols.ofCarePlan(cp, { latestIfGone: true })));
+    const resolved = await Promise.all(carePlans.map((cp) => this.protocols.ofCarePlan(cp)));
     const byCanonical = new Map<string, ResolvedPlan>();
     for (const protocol of resolved)
       if (protocol && !this.catalog.resolve(`${protocol.plan.url}|${protocol.plan.version}`) && uses(protocol))

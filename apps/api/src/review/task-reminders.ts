@@ -107,7 +107,7 @@ export class TaskReminders {
 
   /** The rules of the protocol its plan was applied with (the catalog's, or an EHR's read from the FHIR server). */
   private async rulesFor(task: Task, carePlan: CarePlan | undefined): Promise<ReminderRule[]> {
-    const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan, { latestIfGone: false }));
+    const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan));
     return reminderRulesForTask(task, protocol);
   }
 }

@@ -172,7 +172,7 @@ export class AppointmentBookings {
     carePlan: CarePlan | undefined,
     now: Date,
   ): Promise<(BundleEntry & { fullUrl?: string })[]> {
-    const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan, { latestIfGone: false }));
+    const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan));
     const rules = reminderRulesForTask(task, protocol);
     if (!rules.length || !carePlan?.id) return [];
     const existing = await this.remindersOf(task, carePlan);
@@ -195,7 +195,7 @@ export class AppointmentBookings {
   private async sessionCodesOf(included: Resource[]): Promise<Coding[]> {
     const codes = new Map(this.catalogSessionCodes.map((c) => [`${c.system}|${c.code}`, c]));
     for (const carePlan of included.filter((r): r is CarePlan => r.resourceType === 'CarePlan')) {
-      const protocol = await this.protocols.ofCarePlan(carePlan, { latestIfGone: false });
+      const protocol = await this.protocols.ofCarePlan(carePlan);
       if (protocol)
         for (const code of infusionDefinitionFor(protocol.plan, protocol.definitions).codes)
           codes.set(`${code.system}|${code.code}`, code);

@@ -67,7 +67,7 @@ export type EventSurroundings = Awaited<ReturnType<typeof readAround>>[number];
 
 /** Where an event's protocol is found: the catalog, or the FHIR server for an EHR's (PlanDefinitions). */
 export interface ProtocolSource {
-  ofCarePlan(carePlan: CarePlan, options: { latestIfGone: boolean }): Promise<ResolvedPlan | undefined>;
+  ofCarePlan(carePlan: CarePlan): Promise<ResolvedPlan | undefined>;
 }
 
 /**
@@ -115,7 +115,7 @@ export async function readEvents(
     if ('ignored' in followed) return [id, followed] as const;
     // The version it was applied with: its follow-ups are that protocol's, whatever the clinic keeps now.
     const { carePlan } = followed;
-    const resolved = await protocols.ofCarePlan(carePlan, { latestIfGone: false });
+    const resolved = await protocols.ofCarePlan(carePlan);
     return [
       id,
       resolved

@@ -96,7 +96,7 @@ export class LateAdministrations {
       const procedureId = /^Procedure\/([^/]+)$/.exec(task.reasonReference?.reference ?? '')?.[1];
       if (proposal?.resourceType !== 'MedicationRequest' || carePlan?.resourceType !== 'CarePlan' || !procedureId)
         return [];
-      const protocol = await this.protocols.ofCarePlan(carePlan, { latestIfGone: false });
+      const protocol = await this.protocols.ofCarePlan(carePlan);
       const activity = protocol && activityDefinitionIn(protocol.definitions, proposal.instantiatesCanonical?.[0]);
       if (!protocol || !rateTitrationOf(activity)) return [];
       return [{ task, proposal, carePlan, protocol, procedureId }];

@@ -84,7 +84,7 @@ export class BoosterOutcomes {
       const carePlan = task.basedOn?.map((b) => carePlans.get(b.reference ?? '')).find(Boolean);
       if (!carePlan || !task.id || !carePlanTakesFollowUps(carePlan).ok) return [];
       // The protocol the plan was applied with: the catalog's, or an EHR's on the FHIR server (kept 30 s).
-      const protocol = await this.protocols.ofCarePlan(carePlan, { latestIfGone: false });
+      const protocol = await this.protocols.ofCarePlan(carePlan);
       if (!protocol) return [];
       const { plan, definitions } = protocol;
       const rule = outcomeTimingRule(flattenActions(plan.action ?? []).find((a) => a.id === protocolActionOf(task)));
