@@ -15,6 +15,7 @@ import type {
   Patient,
   PlanDefinition,
   Provenance,
+  Questionnaire,
   Task,
 } from '@medplum/fhirtypes';
 import { PlanDefinitions } from '@kc/nest-core';
@@ -731,5 +732,57 @@ describe('protocols outside the catalog', () => {
     const { outcome, followUps } = await infused(patient, carePlan);
     expect(outcome).toMatchObject({ status: 'created' });
     expect(followUps.map(actionOf).sort()).toEqual(['next-induction-session', 'post-infusion-check']);
+  });
+
+  it('an EHR’s own check Questionnaire: the page names it on the check’s row and shows the effects reported with it', async () => {
+    const profile = <T>(file: string) =>
+      JSON.parse(readFileSync(join(__dirname, `../fhir-profiles/${file}.json`), 'utf8')) as T;
+    const tag = `${Date.now()}-${++serial}`;
+    // The catalog's check under the EHR's urls, its effects coded the EHR's way.
+    const ownQuestionnaire = `http://ehr.example/Questionnaire/check-${tag}`;
+    const { id: _q, ...questionnaire } = JSON.parse(
+      JSON.stringify(profile<Questionnaire>('Questionnaire-post-infusion-check')).replace(
+        '"code":"infusion-effect"',
+        '"code":"ehr-effects-since-infusion"',
+      ),
+    ) as Questionnaire;
+    await service.fhir.create<Questionnaire>({
+      ...questionnaire,
+      url: ownQuestionnaire,
+      version: '1',
+      title: 'The EHR’s after-infusion call',
+    });
+    const catalogCheck = profile<ActivityDefinition>('ActivityDefinition-post-infusion-check');
+    const ownCheck = `http://ehr.example/ActivityDefinition/check-${tag}`;
+    const { id: _a, ...check } = JSON.parse(
+      JSON.stringify(catalogCheck).replace(
+        `"${questionnaire.url}|${questionnaire.version}"`,
+        `"${ownQuestionnaire}|1"`,
+      ),
+    ) as ActivityDefinition;
+    await service.fhir.create<ActivityDefinition>({ ...check, url: ownCheck, version: '1' });
+    const plan = JSON.parse(
+      JSON.stringify(ehrSeries()).replaceAll(`${catalogCheck.url}|${catalogCheck.version}`, `${ownCheck}|1`),
+    ) as PlanDefinition;
+    await service.fhir.create(plan);
+    const patient = await eligiblePatient();
+    const carePlan = await apply(patient, { url: plan.url! });
+    await approve(await firstSession(carePlan)).expect(200);
+    const { followUps } = await infused(patient, carePlan);
+    const checkTask = followUps.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const rowOf = async (id: string) => {
+      const view = await request(service.url).get('/worklist/view').query({ patient }).set(clinician()).expect(200);
+      return (
+        view.body.items as { id: string; view: { task: { answers?: string }; effects?: { reported: string[] } } }[]
+      ).find((i) => i.id === id)!;
+    };
+    expect((await rowOf(checkTask.id!)).view.task.answers).toBe('The EHR’s after-infusion call');
+    await request(service.url)
+      .post(`/tasks/${checkTask.id}/$complete`)
+      .set(clinician())
+      .send({ versionId: checkTask.meta!.versionId, response: checkAnswers(3, ['effect-nausea']) })
+      .expect(200);
+    const next = followUps.find((t) => actionOf(t) === 'next-induction-session')!;
+    expect((await rowOf(next.id!)).view.effects?.reported).toEqual(['Nausea']);
   });
 });

@@ -3,6 +3,7 @@ import { Counter, Registry } from 'prom-client';
 import type { ActivityDefinition, CarePlan, PlanDefinition, Questionnaire, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { FhirClient, FhirNotFoundError, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
+import { RecentReads } from './recent-reads';
 import {
   collectWithOf,
   flattenActions,
@@ -28,7 +29,8 @@ const MAX_CACHED = 200;
 @Injectable()
 export class PlanDefinitions {
   private readonly logger = new Logger(PlanDefinitions.name);
-  private readonly cached = new Map<string, { at: number; plan: Promise<ResolvedPlan | undefined> }>();
+  private readonly plans = new RecentReads<ResolvedPlan | undefined>(SERVER_PLAN_TTL_MS, MAX_CACHED);
+  private readonly questionnaires = new RecentReads<Questionnaire | undefined>(SERVER_PLAN_TTL_MS, MAX_CACHED);
   private readonly lookups?: Counter<'found'>;
 
   constructor(
@@ -96,11 +98,22 @@ export class PlanDefinitions {
     const canonical = protocol
       ? questionnaireCanonicalOf(protocol, protocolActionOf(task))
       : collectWithOf(await this.activityOfTask(task));
-    if (!canonical) return undefined;
-    return (
-      this.catalog.resolve<Questionnaire>(canonical, 'Questionnaire') ??
-      (await this.byCanonical<Questionnaire>('Questionnaire', canonical))
-    );
+    return canonical ? this.questionnaire(canonical) : undefined;
+  }
+
+  /** A Questionnaire by canonical: the catalog's, else the FHIR server's (an EHR's, kept as its protocols are). */
+  questionnaire(canonical: string): Promise<Questionnaire | undefined> {
+    const known = this.catalog.resolve<Questionnaire>(canonical, 'Questionnaire');
+    if (known) return Promise.resolve(known);
+    return this.questionnaires.get(canonical, () => this.byCanonical<Questionnaire>('Questionnaire', canonical));
+  }
+
+  /** The Questionnaires this process has read from the FHIR server (an EHR's checks): what the page shows answers of. */
+  async questionnairesSeenOnServer(): Promise<Questionnaire[]> {
+    const seen = new Map<string, Questionnaire>();
+    for (const q of await this.questionnaires.answers())
+      if (q && !seen.has(`${q.url}|${q.version}`)) seen.set(`${q.url}|${q.version}`, q);
+    return [...seen.values()];
   }
 
   /** The ActivityDefinition a Task was made from (its `instantiatesCanonical`), the catalog's or the FHIR server's. */
@@ -119,20 +132,19 @@ export class PlanDefinitions {
    * protocols of every plan awaiting a decision.
    */
   async seenOnServer(): Promise<ResolvedPlan[]> {
-    const found = await Promise.allSettled([...this.cached.values()].reverse().map((c) => c.plan));
     const seen = new Map<string, ResolvedPlan>();
-    for (const result of found)
-      if (result.status === 'fulfilled' && result.value && result.value.definitions !== this.catalog) {
-        const { url, version } = result.value.plan;
-        seen.set(`${url}|${version}`, seen.get(`${url}|${version}`) ?? result.value);
+    for (const found of await this.plans.answers())
+      if (found && found.definitions !== this.catalog) {
+        const { url, version } = found.plan;
+        if (!seen.has(`${url}|${version}`)) seen.set(`${url}|${version}`, found);
       }
     return [...seen.values()];
   }
 
   /** A definition just stored under this canonical: found again from now on, not "not found" for 30 s. */
   forget(canonical: string): void {
-    this.cached.delete(canonical);
-    this.cached.delete(canonical.split('|')[0]);
+    this.plans.delete(canonical);
+    this.plans.delete(canonical.split('|')[0]);
   }
 
   /**
@@ -184,17 +196,7 @@ export class PlanDefinitions {
 
   /** `find`, its answer kept for SERVER_PLAN_TTL_MS (the catalog's answers cost nothing to find again). */
   private recentlyFound(canonical: string): Promise<ResolvedPlan | undefined> {
-    const now = Date.now();
-    const hit = this.cached.get(canonical);
-    if (hit && now - hit.at < SERVER_PLAN_TTL_MS) return hit.plan;
-    const plan = this.find(canonical);
-    if (this.cached.size >= MAX_CACHED) this.cached.delete(this.cached.keys().next().value!);
-    this.cached.set(canonical, { at: now, plan });
-    // A failed read is not kept: the next check reads again.
-    plan.catch(() => {
-      if (this.cached.get(canonical)?.plan === plan) this.cached.delete(canonical);
-    });
-    return plan;
+    return this.plans.get(canonical, () => this.find(canonical));
   }
 
   private async fromServer(idOrCanonical: string): Promise<PlanDefinition | undefined> {

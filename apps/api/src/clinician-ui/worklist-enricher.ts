@@ -177,7 +177,8 @@ export class WorklistEnricher {
   /** The catalog's protocols, whose outcome-driven timing names the scores they judge response by. */
   private readonly catalogPlans: PlanDefinition[];
   /** The effects reported at checks (fhir-profiles' check Questionnaire): their codes, and those meaning none. */
-  private readonly effectCodes: ReturnType<typeof extractedChoices>;
+  /** The catalog's Questionnaires, whose extracted choices are the effects a check reports. */
+  private readonly catalogQuestionnaires: Questionnaire[];
   /** What a clinician calls each kind of Task (the protocols' CodeSystem). */
   private readonly kindLabels: Map<string, string>;
   /** The kinds of Task done by answering a Questionnaire (the check). */
@@ -190,7 +191,7 @@ export class WorklistEnricher {
     private readonly protocols: PlanDefinitions,
   ) {
     this.catalogPlans = catalog.planDefinitions();
-    this.effectCodes = extractedChoices(catalog.questionnaires());
+    this.catalogQuestionnaires = catalog.questionnaires();
     this.kindLabels = new Map(catalog.taskKinds().map((k) => [k.code, k.display]));
     this.checkKinds = new Set(catalog.questionnaireTaskKinds());
   }
@@ -207,6 +208,7 @@ export class WorklistEnricher {
     // An infusion titrated per kg: awaiting approval, the dose approving it orders (its proposal's); on the to-do
     // list, the dose its order gives, which a clinician may change before the session.
     const protocols = await this.protocolsOf(items);
+    const questionnaires = await this.questionnairesOf(items, protocols);
     const dosing = new Map(
       items.flatMap((item) => {
         const reading = doseReadingFor(protocols.get(item.protocol ?? ''), item);
@@ -263,7 +265,7 @@ export class WorklistEnricher {
         protocol: this.protocol(item, protocols),
         task: {
           label: (item.kind && this.kindLabels.get(item.kind)) ?? item.kind ?? 'Task',
-          ...this.answers(item, protocols),
+          ...this.answers(item, protocols, questionnaires),
         },
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
@@ -314,7 +316,26 @@ export class WorklistEnricher {
     return new Map(canonicals.flatMap((c, i) => (found[i] ? [[c, found[i]] as const] : [])));
   }
 
-  private answers(item: WorklistItemLike, protocols: Protocols): { answers?: string } {
+  /**
+   * The Questionnaires the page's check rows are answered with, an EHR's read from the FHIR server (kept as its
+   * protocols are): their titles for the rows, their effects for the patients' notes.
+   */
+  private async questionnairesOf(items: WorklistItemLike[], protocols: Protocols): Promise<Map<string, Questionnaire>> {
+    const canonicals = unique(
+      items.map((item) => {
+        const protocol = protocols.get(item.protocol ?? '');
+        return protocol && questionnaireCanonicalOf(protocol, item.action);
+      }),
+    );
+    const found = await Promise.all(canonicals.map((c) => this.protocols.questionnaire(c)));
+    return new Map(canonicals.flatMap((c, i) => (found[i] ? [[c, found[i]] as const] : [])));
+  }
+
+  private answers(
+    item: WorklistItemLike,
+    protocols: Protocols,
+    questionnaires: Map<string, Questionnaire>,
+  ): { answers?: string } {
     const protocol = protocols.get(item.protocol ?? '');
     // Its protocol gone: a kind the catalog's checks are is still recorded (by the Questionnaire its Task's activity
     // collects with, found when the dialog asks for it).
@@ -324,8 +345,7 @@ export class WorklistEnricher {
         : {};
     const canonical = questionnaireCanonicalOf(protocol, item.action);
     if (!canonical) return {};
-    // A Questionnaire on the FHIR server (an EHR's own) is named as such: it is read when the check is recorded.
-    const questionnaire = this.catalog.resolve<Questionnaire>(canonical, 'Questionnaire');
+    const questionnaire = questionnaires.get(canonical);
     return { answers: questionnaire?.title ?? questionnaire?.name ?? 'Questionnaire' };
   }
 
@@ -364,7 +384,13 @@ export class WorklistEnricher {
     // page's items' protocols are read before this; two protocols may code one score differently). One search per
     // patient reads them with the effects.
     const scores = outcomeScores([...this.catalogPlans, ...(await this.protocols.seenOnServer()).map((p) => p.plan)]);
-    const observationCodes = [...scoreCodes({ scores }), ...this.effectCodes.codes].join(',');
+    // The effects a check reports: the catalog's Questionnaires' and the EHR's this process has read (the page's check
+    // rows' are read before this).
+    const effectCodes = extractedChoices([
+      ...this.catalogQuestionnaires,
+      ...(await this.protocols.questionnairesSeenOnServer()),
+    ]);
+    const observationCodes = [...scoreCodes({ scores }), ...effectCodes.codes].join(',');
     const searches: NamedSearch[] = [
       ...(observationCodes
         ? patients.map((ref) => ({
@@ -405,7 +431,7 @@ export class WorklistEnricher {
       ),
       effects: new Map(
         patients.flatMap((ref) => {
-          const latest = latestEffects(this.effectCodes, matchesOf<Observation>(found[`scores ${ref}`]));
+          const latest = latestEffects(effectCodes, matchesOf<Observation>(found[`scores ${ref}`]));
           return latest ? [[ref, latest] as const] : [];
         }),
       ),
