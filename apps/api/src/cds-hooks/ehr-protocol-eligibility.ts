@@ -103,11 +103,11 @@ export class EhrProtocolEligibility {
 
 /** The work, or FhirOutOfTimeError once the call's budget is spent (the work goes on: what it reads is kept). */
 function withinBudget<T>(work: Promise<T>, budget: AbortSignal): Promise<T> {
-  const outOfTime = () => new FhirOutOfTimeError('the protocols were not read within the call’s time budget');
-  if (budget.aborted) return Promise.reject(outOfTime());
   return new Promise<T>((resolve, reject) => {
-    const stop = () => reject(outOfTime());
-    budget.addEventListener('abort', stop, { once: true });
+    const stop = () => reject(new FhirOutOfTimeError('the protocols were not read within the call’s time budget'));
+    if (budget.aborted) stop();
+    else budget.addEventListener('abort', stop, { once: true });
+    // Handled either way: a read failing after the budget is spent is not an unhandled rejection.
     work.then(resolve, reject).finally(() => budget.removeEventListener('abort', stop));
   });
 }
