@@ -276,8 +276,11 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
-  it('a Task whose protocol is gone from the FHIR server says it cannot be approved, and offers only Reject', async () => {
-    // The EHR's own copy of the series, posted, applied by its id, then deleted on the FHIR server.
+  /**
+   * A patient enrolled on the EHR's own copy of the series (posted, applied by its id): the patient, the protocol as
+   * posted, and the first session awaiting approval.
+   */
+  async function enrolledOnEhrSeries(name: { given: string; family: string; birthDate: string }) {
     const series = JSON.parse(
       fs.readFileSync(`${__dirname}/../fhir-profiles/PlanDefinition-ketamine-low-dose-series.json`, 'utf8'),
     ) as PlanDefinition;
@@ -287,16 +290,26 @@ describe('clinician page in a real browser', () => {
       url: `http://ehr.example/PlanDefinition/series-${Date.now()}`,
       version: '1',
     });
-    const gone = await enrolNamedPatient(service, posted.id!, {
+    const { patient } = await enrolNamedPatient(service, posted.id!, name);
+    const [session] = (await service.fhir.searchAll<Task>('Task', { patient, status: 'draft' })).filter(
+      (t) => actionOf(t) === 'infusion-session',
+    );
+    return { posted, session };
+  }
+
+  /** The protocol deleted on the FHIR server. */
+  async function deleted(posted: PlanDefinition) {
+    const res = await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
+    expect(res.ok).toBe(true);
+  }
+
+  it('a Task whose protocol is gone from the FHIR server says it cannot be approved, and offers only Reject', async () => {
+    const { posted, session: task } = await enrolledOnEhrSeries({
       given: 'Gus',
       family: 'Goneprotocol',
       birthDate: '1970-01-01',
     });
-    const deleted = await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
-    expect(deleted.ok).toBe(true);
-    const [task] = (await service.fhir.searchAll<Task>('Task', { patient: gone.patient, status: 'draft' })).filter(
-      (t) => actionOf(t) === 'infusion-session',
-    );
+    await deleted(posted);
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
@@ -312,29 +325,17 @@ describe('clinician page in a real browser', () => {
   }, 60_000);
 
   it('an approved session whose protocol is gone since is held on the page, with the issue to override', async () => {
-    const series = JSON.parse(
-      fs.readFileSync(`${__dirname}/../fhir-profiles/PlanDefinition-ketamine-low-dose-series.json`, 'utf8'),
-    ) as PlanDefinition;
-    const { resource: posted } = await service.fhir.create<PlanDefinition>({
-      ...series,
-      id: undefined,
-      url: `http://ehr.example/PlanDefinition/series-${Date.now()}`,
-      version: '1',
-    });
-    const gone = await enrolNamedPatient(service, posted.id!, {
+    const { posted, session } = await enrolledOnEhrSeries({
       given: 'Hal',
       family: 'Heldnoprotocol',
       birthDate: '1971-02-02',
     });
-    const [session] = (await service.fhir.searchAll<Task>('Task', { patient: gone.patient, status: 'draft' })).filter(
-      (t) => actionOf(t) === 'infusion-session',
-    );
     await request(service.url)
       .post(`/tasks/${session.id}/$approve`)
       .set(service.as('clinician'))
       .send({ versionId: session.meta!.versionId })
       .expect(200);
-    await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
+    await deleted(posted);
     // As 30 s later, when the service reads the protocol again.
     service.app.get(PlanDefinitions).forget(`${posted.url}|1`);
     expect(await service.app.get(ContraindicationSweep).sweep()).toMatchObject({ held: 1 });
