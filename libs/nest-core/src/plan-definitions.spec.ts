@@ -65,7 +65,12 @@ describe('PlanDefinitions', () => {
     await plans.ofCarePlan(carePlanOf(`${EHR_URL}|2`));
     // The version gone, checked with the latest: the latest is the one kept (read under the url alone).
     await plans.ofCarePlan(carePlanOf(`${EHR_URL}|3`));
-    expect((await plans.seenOnServer()).map((p) => p.plan.version).sort()).toEqual(['1', '2']);
+    expect(
+      plans
+        .seenOnServer()
+        .map((p) => p.plan.version)
+        .sort(),
+    ).toEqual(['1', '2']);
   });
 
   it('reads an EHR’s protocol once for many plans, and again once 30 s have passed', async () => {

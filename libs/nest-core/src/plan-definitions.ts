@@ -109,9 +109,9 @@ export class PlanDefinitions {
   }
 
   /** The Questionnaires this process has read from the FHIR server (an EHR's checks): what the page shows answers of. */
-  async questionnairesSeenOnServer(): Promise<Questionnaire[]> {
+  questionnairesSeenOnServer(): Questionnaire[] {
     const seen = new Map<string, Questionnaire>();
-    for (const q of await this.questionnaires.answers())
+    for (const q of this.questionnaires.answers())
       if (q && !seen.has(`${q.url}|${q.version}`)) seen.set(`${q.url}|${q.version}`, q);
     return [...seen.values()];
   }
@@ -131,9 +131,9 @@ export class PlanDefinitions {
    * the catalog's. The contraindication sweep reads every plan with open Tasks, so after one sweep these are the
    * protocols of every plan awaiting a decision.
    */
-  async seenOnServer(): Promise<ResolvedPlan[]> {
+  seenOnServer(): ResolvedPlan[] {
     const seen = new Map<string, ResolvedPlan>();
-    for (const found of await this.plans.answers())
+    for (const found of this.plans.answers())
       if (found && found.definitions !== this.catalog) {
         const { url, version } = found.plan;
         if (!seen.has(`${url}|${version}`)) seen.set(`${url}|${version}`, found);

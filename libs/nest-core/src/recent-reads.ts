@@ -3,7 +3,7 @@
  * it once), the oldest dropped past a bound. A failed read is not kept: the next asker reads again.
  */
 export class RecentReads<T> {
-  private readonly kept = new Map<string, { at: number; answer: Promise<T> }>();
+  private readonly kept = new Map<string, { at: number; answer: Promise<T>; read?: { value: T } }>();
 
   constructor(
     private readonly keepMs: number,
@@ -13,22 +13,27 @@ export class RecentReads<T> {
   get(key: string, read: () => Promise<T>, now = Date.now()): Promise<T> {
     const hit = this.kept.get(key);
     if (hit && now - hit.at < this.keepMs) return hit.answer;
-    const answer = read();
+    const entry: { at: number; answer: Promise<T>; read?: { value: T } } = { at: now, answer: read() };
     if (this.kept.size >= this.most) this.kept.delete(this.kept.keys().next().value!);
-    this.kept.set(key, { at: now, answer });
-    answer.catch(() => {
-      if (this.kept.get(key)?.answer === answer) this.kept.delete(key);
-    });
-    return answer;
+    this.kept.set(key, entry);
+    entry.answer.then(
+      (value) => (entry.read = { value }),
+      () => {
+        if (this.kept.get(key) === entry) this.kept.delete(key);
+      },
+    );
+    return entry.answer;
   }
 
   delete(key: string): void {
     this.kept.delete(key);
   }
 
-  /** Every answer kept (kept past its time too: what this process has read), latest first; failed reads left out. */
-  async answers(): Promise<T[]> {
-    const settled = await Promise.allSettled([...this.kept.values()].reverse().map((k) => k.answer));
-    return settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  /**
+   * Every answer read and kept (kept past its time too: what this process has read), latest first. A read still under
+   * way is left out rather than waited for: a page asking must not wait on a slow server's read made for another.
+   */
+  answers(): T[] {
+    return [...this.kept.values()].reverse().flatMap((k) => (k.read ? [k.read.value] : []));
   }
 }

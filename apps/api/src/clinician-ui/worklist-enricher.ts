@@ -383,12 +383,12 @@ export class WorklistEnricher {
     // The scores the protocols judge response by: the catalog's, and the EHR's protocols this process has read (the
     // page's items' protocols are read before this; two protocols may code one score differently). One search per
     // patient reads them with the effects.
-    const scores = outcomeScores([...this.catalogPlans, ...(await this.protocols.seenOnServer()).map((p) => p.plan)]);
+    const scores = outcomeScores([...this.catalogPlans, ...this.protocols.seenOnServer().map((p) => p.plan)]);
     // The effects a check reports: the catalog's Questionnaires' and the EHR's this process has read (the page's check
     // rows' are read before this).
     const effectCodes = extractedChoices([
       ...this.catalogQuestionnaires,
-      ...(await this.protocols.questionnairesSeenOnServer()),
+      ...this.protocols.questionnairesSeenOnServer(),
     ]);
     const observationCodes = [...scoreCodes({ scores }), ...effectCodes.codes].join(',');
     const searches: NamedSearch[] = [

@@ -37,13 +37,13 @@ export class ScorePoller implements ChangePoll {
   }
 
   /** The score codes to ask for: the catalog's protocols', and the EHR's this worker has read. */
-  private async codes(): Promise<string[]> {
-    const seen = (await this.protocols.seenOnServer()).map((p) => p.plan);
+  private codes(): string[] {
+    const seen = this.protocols.seenOnServer().map((p) => p.plan);
     return scoreCodes({ scores: outcomeScores([...this.catalogPlans, ...seen]) });
   }
 
   async poll(): Promise<{ queued: number }> {
-    const codes = await this.codes();
+    const codes = this.codes();
     if (!codes.length) return { queued: 0 };
     const { fresh } = await pollFromCursor(
       await this.pollCursors.of(CURSOR),
@@ -67,7 +67,7 @@ export class ScorePoller implements ChangePoll {
    * accepted and Redis then lost (restarted without persistence, failed over) is not waited for until the next score.
    */
   async reconcile(now = Date.now()): Promise<{ checked: number }> {
-    const codes = await this.codes();
+    const codes = this.codes();
     if (!codes.length) return { checked: 0 };
     const since = new Date(now - this.config.reconcileLookbackMs).toISOString();
     const recorded = await this.fhir.searchAll<Observation>('Observation', {
