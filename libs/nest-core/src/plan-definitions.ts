@@ -185,13 +185,17 @@ export class PlanDefinitions {
     };
   }
 
-  /** Exactly this url (and version, when given), the latest version first; undefined when the server has none. */
+  /**
+   * Exactly this url (and version, when given), the latest version first; undefined when the server has none. `via`:
+   * the client to read with (one bounded by a CDS call's time budget).
+   */
   async byCanonical<T extends CanonicalResource>(
     type: 'PlanDefinition' | 'ActivityDefinition' | 'Questionnaire',
     canonical: string,
+    via: FhirClient = this.fhir,
   ): Promise<T | undefined> {
     const { params } = definitionSearch(type, canonical);
-    return exactly(await this.fhir.searchAll<T>(type, params), canonical);
+    return exactly(await via.searchAll<T>(type, params), canonical);
   }
 
   /** `find`, its answer kept for SERVER_PLAN_TTL_MS (the catalog's answers cost nothing to find again). */

@@ -12,6 +12,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
+import { PlanDefinitions } from '@kc/nest-core';
 import { orderTaskIdOf } from '@kc/task-states';
 import {
   latestWeightKg,
@@ -100,6 +101,7 @@ export class OrderSignService {
     private readonly medications: MedicationResolver,
     private readonly fhir: FhirClient,
     private readonly catalog: ProtocolCatalog,
+    private readonly protocols: PlanDefinitions,
     private readonly ehrProtocols: EhrProtocolEligibility,
   ) {
     this.codes = ketamineProductCodes(catalog.resources);
@@ -279,15 +281,12 @@ export class OrderSignService {
     const named = [...new Set(orders.flatMap((o) => o.instantiatesCanonical ?? []))];
     const found: Titrations = [];
     for (const canonical of named.filter((c) => !this.catalog.resolve(c))) {
-      const [url, version] = canonical.split('|');
       try {
-        const definitions = await this.fhir
-          .within(budget)
-          .searchAll<ActivityDefinition>('ActivityDefinition', version ? { url, version } : { url });
-        // Exactly that url (a server may match `url` as a substring), the latest version when none is named.
-        const definition = definitions
-          .filter((d) => d.url === url && (!version || d.version === version))
-          .sort((a, b) => (b.meta?.lastUpdated ?? '').localeCompare(a.meta?.lastUpdated ?? ''))[0];
+        const definition = await this.protocols.byCanonical<ActivityDefinition>(
+          'ActivityDefinition',
+          canonical,
+          this.fhir.within(budget),
+        );
         const titration = rateTitrationOf(definition);
         if (titration) found.push({ canonical, titration });
       } catch (err) {
