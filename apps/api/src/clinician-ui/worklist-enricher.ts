@@ -310,25 +310,25 @@ export class WorklistEnricher {
    * The protocols the items' Tasks follow, by their canonicals: the catalog's, or an EHR's on the FHIR server (read
    * once, kept 30 s); the latest version of the url when the one applied is gone.
    */
-  private async protocolsOf(items: WorklistItemLike[]): Promise<Protocols> {
-    const canonicals = unique(items.flatMap((i) => (i.protocol ? [i.protocol] : [])));
-    const found = await Promise.all(canonicals.map((c) => this.protocols.ofCanonical(c)));
-    return new Map(canonicals.flatMap((c, i) => (found[i] ? [[c, found[i]] as const] : [])));
+  private protocolsOf(items: WorklistItemLike[]): Promise<Protocols> {
+    return foundEach(
+      items.map((i) => i.protocol),
+      (c) => this.protocols.ofCanonical(c),
+    );
   }
 
   /**
    * The Questionnaires the page's check rows are answered with, an EHR's read from the FHIR server (kept as its
    * protocols are): their titles for the rows, their effects for the patients' notes.
    */
-  private async questionnairesOf(items: WorklistItemLike[], protocols: Protocols): Promise<Map<string, Questionnaire>> {
-    const canonicals = unique(
+  private questionnairesOf(items: WorklistItemLike[], protocols: Protocols): Promise<Map<string, Questionnaire>> {
+    return foundEach(
       items.map((item) => {
         const protocol = protocols.get(item.protocol ?? '');
         return protocol && questionnaireCanonicalOf(protocol, item.action);
       }),
+      (c) => this.protocols.questionnaire(c),
     );
-    const found = await Promise.all(canonicals.map((c) => this.protocols.questionnaire(c)));
-    return new Map(canonicals.flatMap((c, i) => (found[i] ? [[c, found[i]] as const] : [])));
   }
 
   private answers(
@@ -582,6 +582,16 @@ function codingRank(score: CodeableConcept, o: Observation): number {
     o.code?.coding?.some((oc) => oc.system === c.system && oc.code === c.code),
   );
   return rank < 0 ? Number.MAX_SAFE_INTEGER : rank;
+}
+
+/** What each key (once) reads as, by key; keys read as nothing left out. */
+async function foundEach<T>(
+  keys: (string | undefined)[],
+  read: (key: string) => Promise<T | undefined>,
+): Promise<Map<string, T>> {
+  const wanted = unique(keys);
+  const found = await Promise.all(wanted.map(read));
+  return new Map(wanted.flatMap((key, i) => (found[i] ? [[key, found[i]] as const] : [])));
 }
 
 function unique(values: (string | undefined)[]): string[] {
