@@ -78,8 +78,7 @@ export interface ClinicAlertContext {
  * name, identifier or record reference (email leaves the clinic's systems): the worklist, behind sign-in, names them.
  */
 export function clinicAlertMessage(issue: DetectedIssue, context: ClinicAlertContext = {}): ClinicAlertMessage {
-  if (clinicAlertKindOf(issue) === 'orders-held')
-    return isProtocolNotFound(issue) ? protocolNotFoundMessage(issue, context) : heldOrdersMessage(issue, context);
+  if (clinicAlertKindOf(issue) === 'orders-held') return heldOrdersMessage(issue, context);
   return isUnreadAnswers(issue) ? unreadAnswersMessage(issue, context) : reportedEffectMessage(issue, context);
 }
 
@@ -120,14 +119,14 @@ function heldOrdersMessage(
   issue: DetectedIssue,
   { worklistUrl, heldDueFrom, channel, zone }: ClinicAlertContext,
 ): ClinicAlertMessage {
-  const found = (issue.code?.text ?? issue.code?.coding?.[0]?.display ?? 'A contraindication').replace(/\.$/, '');
   const day = clinicDay(issue.identifiedDateTime, zone);
   const orders = heldOrdersOf(issue).length;
+  const { what, found, releasedBy } = whyHeld(issue, day ? ` (found ${day})` : '', orders);
   return {
-    subject: `Ketamine care plans: an approved infusion is on hold (${found.toLowerCase()}), to review`,
+    subject: `Ketamine care plans: an approved infusion is on hold (${what}), to review`,
     text: [
-      `A contraindication was found in a patient's record after their ketamine infusion was approved: ${found}${day ? ` (found ${day})` : ''}.`,
-      `${orders === 1 ? 'Their approved order is' : `${orders} of their approved orders are`} on hold, with the Task${orders === 1 ? '' : 's'}, so nothing is to be given until a clinician reviews it: an override with a reason releases ${orders === 1 ? 'it' : 'them'}, or the Task is rejected.`,
+      found,
+      `${orders === 1 ? 'Their approved order is' : `${orders} of their approved orders are`} on hold, with the Task${orders === 1 ? '' : 's'}, so nothing is to be given until ${releasedBy}a clinician reviews it: an override with a reason releases ${orders === 1 ? 'it' : 'them'}, or the Task is rejected.`,
       ...(heldDueFrom
         ? [`The ${orders === 1 ? 'held' : 'first held'} session is due from ${clinicDay(heldDueFrom, zone)}.`]
         : []),
@@ -137,23 +136,26 @@ function heldOrdersMessage(
   };
 }
 
-function protocolNotFoundMessage(
+/**
+ * Why approved orders are held, in the alert's words: what (its subject), what was found (`when`: " (found <day>)"),
+ * and what besides a clinician's review releases them (a protocol posted again does, for a protocol not found).
+ */
+function whyHeld(
   issue: DetectedIssue,
-  { worklistUrl, heldDueFrom, channel, zone }: ClinicAlertContext,
-): ClinicAlertMessage {
-  const day = clinicDay(issue.identifiedDateTime, zone);
-  const orders = heldOrdersOf(issue).length;
+  when: string,
+  orders: number,
+): { what: string; found: string; releasedBy: string } {
+  if (isProtocolNotFound(issue))
+    return {
+      what: "its care plan's protocol is not found",
+      found: `The protocol a patient's ketamine care plan follows is not found any more${when}: neither one of this service's nor on the FHIR server, so their record cannot be checked against its contraindications.`,
+      releasedBy: `the protocol is posted again (${orders === 1 ? 'it is' : 'they are'} then released) or `,
+    };
+  const name = (issue.code?.text ?? issue.code?.coding?.[0]?.display ?? 'A contraindication').replace(/\.$/, '');
   return {
-    subject: "Ketamine care plans: an approved infusion is on hold (its care plan's protocol is not found), to review",
-    text: [
-      `The protocol a patient's ketamine care plan follows is not found any more${day ? ` (found ${day})` : ''}: neither one of this service's nor on the FHIR server, so their record cannot be checked against its contraindications.`,
-      `${orders === 1 ? 'Their approved order is' : `${orders} of their approved orders are`} on hold, with the Task${orders === 1 ? '' : 's'}, so nothing is to be given until the protocol is posted again (${orders === 1 ? 'it is' : 'they are'} then released) or a clinician reviews it: an override with a reason releases ${orders === 1 ? 'it' : 'them'}, or the Task is rejected.`,
-      ...(heldDueFrom
-        ? [`The ${orders === 1 ? 'held' : 'first held'} session is due from ${clinicDay(heldDueFrom, zone)}.`]
-        : []),
-      reviewOn(worklistUrl, 'Held: found after approval'),
-      ...namesNoPatient(channel),
-    ].join('\n\n'),
+    what: name.toLowerCase(),
+    found: `A contraindication was found in a patient's record after their ketamine infusion was approved: ${name}${when}.`,
+    releasedBy: '',
   };
 }
 
