@@ -113,7 +113,7 @@ export async function readEvents(
   const contexts = procedureIds.map(async (id) => {
     const followed = followedEvent(procedures.get(id), carePlans);
     if ('ignored' in followed) return [id, followed] as const;
-    // The version it was applied with: its follow-ups are that protocol's, whatever the clinic keeps now.
+    // The version it was applied with, else the latest of its url (a version the EHR replaced in place).
     const { carePlan } = followed;
     const resolved = await protocols.ofCarePlan(carePlan);
     return [
