@@ -4,7 +4,7 @@ import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindi
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { enrolPatient, reviewedInEhr, waitFor } from './support/clinic';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
-import { startSmtpServer, type SmtpServer } from './support/smtp-server';
+import { mailsTo, readable, startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 const ALERT_KEY = 'https://ketamine-careplans.example/fhir/NamingSystem/clinic-alert-key';
@@ -30,11 +30,8 @@ describe('alerts to the clinic', () => {
     await smtp.stop();
   });
 
-  /** The emails to the clinic, as read: folded headers unfolded, quoted-printable soft line breaks joined. */
-  const toClinic = () =>
-    smtp.received
-      .filter((m) => m.to.includes('oncall@clinic.test'))
-      .map((m) => ({ ...m, body: m.body.replace(/=\r?\n/g, '').replace(/\r?\n[ \t]/g, ' ') }));
+  /** The emails to the clinic, as read. */
+  const toClinic = () => mailsTo(smtp, 'oncall@clinic.test');
 
   const complete = (task: Task, effects: string[]) =>
     request(service.url)
@@ -407,7 +404,7 @@ describe("alerts to the clinic in the EHR's inbox", () => {
       });
       expect(inbox.payload?.[0].contentString).toContain('What was decided: ');
       expect(inbox.payload?.[0].contentString).toContain('Called the patient: gone by the evening. Go on.');
-      const mails = smtp.received.map((m) => m.body.replace(/=\r?\n/g, '').replace(/\r?\n[ \t]/g, ' '));
+      const mails = smtp.received.map((m) => readable(m).body);
       expect(mails).toHaveLength(2);
       expect(mails[1]).toMatch(/Subject: Ketamine care plans: reviewed: hallucinations reported after an infusion/);
       // By email, neither the patient nor the clinician's words (they may name the patient).

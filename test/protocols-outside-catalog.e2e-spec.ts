@@ -38,7 +38,7 @@ import { score } from './support/clinician';
 import { ucum } from './fixtures/orders';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
-import { startSmtpServer, type SmtpServer } from './support/smtp-server';
+import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -474,12 +474,9 @@ describe('protocols outside the catalog', () => {
 
   const planIssues = (carePlan: CarePlan) =>
     service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlan.id}` });
-  /** The subjects of the emails to the clinic since `before`, folded headers unfolded. */
+  /** The subjects of the emails to the clinic since `before`. */
   const subjectsSince = (before: number) =>
-    smtp.received
-      .slice(before)
-      .filter((m) => m.to.includes('oncall@clinic.test'))
-      .map((m) => /^Subject: (.*)$/m.exec(m.body.replace(/\r?\n[ \t]/g, ' '))?.[1]);
+    mailsTo(smtp, 'oncall@clinic.test', before).map((m) => /^Subject: (.*)$/m.exec(m.body)?.[1]);
 
   it('an order approved under a protocol deleted since is held by the sweep, the clinic told; posted again, it is released', async () => {
     const { plan, carePlan, session, order } = await protocolDeletedAfterApproval();

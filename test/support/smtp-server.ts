@@ -43,3 +43,16 @@ export async function startSmtpServer(port = 0): Promise<SmtpServer> {
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+/** A mail's raw text as read: quoted-printable soft line breaks joined, folded headers unfolded. */
+export function readable(mail: ReceivedMail): ReceivedMail {
+  return { ...mail, body: mail.body.replace(/=\r?\n/g, '').replace(/\r?\n[ \t]/g, ' ') };
+}
+
+/** The mails one address received (from the `since`-th received on), as read. */
+export function mailsTo(smtp: SmtpServer, address: string, since = 0): ReceivedMail[] {
+  return smtp.received
+    .slice(since)
+    .filter((m) => m.to.includes(address))
+    .map(readable);
+}
