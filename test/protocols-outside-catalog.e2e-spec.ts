@@ -19,7 +19,9 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { PlanDefinitions } from '@kc/nest-core';
-import { protocolWindowOf } from '@kc/protocols';
+import { protocolWindowOf, ProtocolCatalog } from '@kc/protocols';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient } from '@kc/fhir';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, bloodPressure, bodyWeight, outcomeScore, PREGNANCY } from './fixtures/patient-data';
 import {
@@ -31,7 +33,8 @@ import {
   reportInfusion,
   reportScore,
 } from './support/clinic';
-import { QUEUES } from '@kc/queue';
+import { QUEUES, ScoreEventsProducer } from '@kc/queue';
+import { PollCursors } from '../apps/worker/src/maintenance/change-polls';
 import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
 import { checkAnswers } from './support/checks';
 import { score } from './support/clinician';
@@ -653,6 +656,20 @@ describe('protocols outside the catalog', () => {
     await recordedByItsQuestionnaire(check);
   });
 
+  /** The score poller of a worker replica just started: it has read no protocol from the FHIR server yet. */
+  const justStartedReplicasPoller = () => {
+    const fhir = service.app.get(FhirClient);
+    const catalog = service.app.get(ProtocolCatalog);
+    return new ScorePoller(
+      fhir,
+      service.app.get(ScoreEventsProducer),
+      service.app.get(PollCursors),
+      service.app.get<AppConfig>(APP_CONFIG),
+      new PlanDefinitions(catalog, fhir),
+      catalog,
+    );
+  };
+
   it('an EHR’s as-needed protocol scoring pain with its own code: a score nobody notified is found by the polling fallback, and the page shows it', async () => {
     const local = { system: 'http://ehr.example/CodeSystem/scores', code: 'pain-0-10' };
     const plan = JSON.parse(
@@ -669,11 +686,10 @@ describe('protocols outside the catalog', () => {
         .resource.id!;
     await painScore(8, '2026-12-20T09:00:00Z');
     const booster = (await infused(patient, carePlan)).followUps.find((t) => actionOf(t) === 'maintenance-booster')!;
-    // The worker's sweep reads the protocol of every plan awaiting a decision, as its schedule does.
-    await service.app.get(ContraindicationSweep).sweep();
-    // Pain back toward its baseline, recorded on a server that notifies nobody: the poll finds it.
+    // Pain back toward its baseline, recorded on a server that notifies nobody: the poll finds it, though the worker
+    // replica polling has just started and read no protocol yet (before, it asked only for the catalog's codes then).
     await painScore(7, '2027-01-25T09:00:00Z');
-    await service.app.get(ScorePoller).poll();
+    await justStartedReplicasPoller().poll();
     await queueIdle(service, QUEUES.outcomes);
     expect((await service.fhir.read<Task>('Task', booster.id!)).restriction?.period).toEqual({
       start: '2027-02-15T10:00:00.000Z',

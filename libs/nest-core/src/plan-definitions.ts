@@ -31,6 +31,7 @@ export class PlanDefinitions {
   private readonly logger = new Logger(PlanDefinitions.name);
   private readonly plans = new RecentReads<ResolvedPlan | undefined>(SERVER_PLAN_TTL_MS, MAX_CACHED);
   private readonly questionnaires = new RecentReads<Questionnaire | undefined>(SERVER_PLAN_TTL_MS, MAX_CACHED);
+  private readonly everyPlanOnServer = new RecentReads<PlanDefinition[]>(SERVER_PLAN_TTL_MS, 1);
   private readonly lookups?: Counter<'found'>;
 
   constructor(
@@ -139,6 +140,18 @@ export class PlanDefinitions {
         if (!seen.has(`${url}|${version}`)) seen.set(`${url}|${version}`, found);
       }
     return [...seen.values()];
+  }
+
+  /**
+   * Every PlanDefinition on the FHIR server, of any status (a plan applied before follows a retired one too), read
+   * again at most every 30 s: what a poll watches for besides the catalog's. Read from the server, not from what this
+   * process has read, so every replica asks for the same, from the moment it starts.
+   */
+  onServer(): Promise<PlanDefinition[]> {
+    return this.everyPlanOnServer.get('every', () =>
+      // Sorted so that Medplum pages by cursor (its `_offset` stops at 10,000).
+      this.fhir.searchAll<PlanDefinition>('PlanDefinition', { _sort: '_lastUpdated', _count: 100 }),
+    );
   }
 
   /** A definition just stored under this canonical: found again from now on, not "not found" for 30 s. */

@@ -14,8 +14,8 @@ const CURSOR = 'scores';
 
 /**
  * Polling fallback for score Observations (the codes the protocols' outcome-driven timing reads: the catalog's, and
- * those of the EHR's protocols this worker has read, which the contraindication sweep reads for every plan awaiting a
- * decision): a server that cannot notify still gets its boosters re-proposed.
+ * those of every PlanDefinition on the FHIR server, an EHR's own): a server that cannot notify still gets its boosters
+ * re-proposed, whichever replica polls and however lately it started.
  */
 @Injectable()
 export class ScorePoller implements ChangePoll {
@@ -36,14 +36,13 @@ export class ScorePoller implements ChangePoll {
     this.cursors = [CURSOR];
   }
 
-  /** The score codes to ask for: the catalog's protocols', and the EHR's this worker has read. */
-  private codes(): string[] {
-    const seen = this.protocols.seenOnServer().map((p) => p.plan);
-    return scoreCodes({ scores: outcomeScores([...this.catalogPlans, ...seen]) });
+  /** The score codes to ask for: the catalog's protocols', and those of every protocol on the FHIR server. */
+  private async codes(): Promise<string[]> {
+    return scoreCodes({ scores: outcomeScores([...this.catalogPlans, ...(await this.protocols.onServer())]) });
   }
 
   async poll(): Promise<{ queued: number }> {
-    const codes = this.codes();
+    const codes = await this.codes();
     if (!codes.length) return { queued: 0 };
     const { fresh } = await pollFromCursor(
       await this.pollCursors.of(CURSOR),
@@ -67,7 +66,7 @@ export class ScorePoller implements ChangePoll {
    * accepted and Redis then lost (restarted without persistence, failed over) is not waited for until the next score.
    */
   async reconcile(now = Date.now()): Promise<{ checked: number }> {
-    const codes = this.codes();
+    const codes = await this.codes();
     if (!codes.length) return { checked: 0 };
     const since = new Date(now - this.config.reconcileLookbackMs).toISOString();
     const recorded = await this.fhir.searchAll<Observation>('Observation', {
