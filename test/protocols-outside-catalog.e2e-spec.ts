@@ -29,11 +29,12 @@ import {
   completeInfusion,
   followUpJobDone,
   followUpTasks,
+  maintenanceJobDone,
   queueIdle,
   reportInfusion,
   reportScore,
 } from './support/clinic';
-import { QUEUES, ScoreEventsProducer } from '@kc/queue';
+import { QUEUES, recheckContraindicationsJobId, ScoreEventsProducer } from '@kc/queue';
 import { PollCursors } from '../apps/worker/src/maintenance/change-polls';
 import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
 import { checkAnswers } from './support/checks';
@@ -42,7 +43,7 @@ import { ucum } from './fixtures/orders';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
 import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
-import { startTestService, type TestService } from './support/test-service';
+import { signWebhook, startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 
 /**
  * A protocol that is not one of the catalog's (an EHR's PlanDefinition, posted to the FHIR server or sent inline to
@@ -701,6 +702,106 @@ describe('protocols outside the catalog', () => {
       (i) => i.id === booster.id,
     );
     expect(row?.view.scores).toEqual([expect.objectContaining({ label: 'Pain NRS', value: 7, code: local.code })]);
+  });
+
+  /** Medplum's notification of a deletion: `{}`, signed, naming the resource in a header. */
+  const medplumDeleted = (reference: string) =>
+    request(service.url)
+      .post('/webhooks/fhir')
+      .set('content-type', 'application/fhir+json')
+      .set('x-signature', signWebhook('{}'))
+      .set('x-medplum-deleted-resource', reference)
+      .send('{}')
+      .expect(202);
+  /** The worker's job for a deleted contraindication or protocol, done. */
+  const deletionHandled = (reference: string) =>
+    maintenanceJobDone(service, recheckContraindicationsJobId(reference), `the worker to handle ${reference}`);
+  const deleteOnServer = async (reference: string) =>
+    expect((await fetch(`${service.config.fhirBaseUrl}/${reference}`, { method: 'DELETE' })).ok).toBe(true);
+
+  it('a protocol deleted on the FHIR server, notified: its plans’ approved orders are held at once, not at the sweep', async () => {
+    const { plan, carePlan, session } = await enrolledOnEhrProtocol();
+    await approve(session).expect(200);
+    const [order] = await ordersOf(carePlan);
+    const [posted] = await storedAs(plan.url!);
+    await deleteOnServer(`PlanDefinition/${posted.id}`);
+    // No sweep, and nothing forgotten by hand: the notification alone (before, `{}` was "nothing to do").
+    await medplumDeleted(`PlanDefinition/${posted.id}`);
+    await deletionHandled(`PlanDefinition/${posted.id}`);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+    expect((await planIssues(carePlan)).map((i) => i.code?.coding?.[0].code)).toEqual(['protocol-not-found']);
+  });
+
+  it('a contraindication deleted in the EHR, notified: checked again at once, held while the patient’s data still says so, released once it does not', async () => {
+    const { patient, carePlan, session } = await enrolledOnEhrProtocol();
+    await approve(session).expect(200);
+    const [order] = await ordersOf(carePlan);
+    const { resource: pregnancy } = await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], patient));
+    expect((await service.app.get(ContraindicationSweep).sweep()).held).toBeGreaterThanOrEqual(1);
+    const [first] = await planIssues(carePlan);
+
+    // Deleted while the pregnancy is still on record: found again, and the order stays held under the new issue.
+    await deleteOnServer(`DetectedIssue/${first.id}`);
+    await medplumDeleted(`DetectedIssue/${first.id}`);
+    await deletionHandled(`DetectedIssue/${first.id}`);
+    const [again] = await planIssues(carePlan);
+    expect([again.id === first.id, again.code?.coding?.[0].code]).toEqual([false, 'pregnancy']);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+
+    // The pregnancy deleted as recorded in error, and the issue deleted: the order is active again, with no sweep.
+    // (Before, nothing released it, the sweep included: what to release was read from the issues on record.)
+    await deleteOnServer(`Condition/${pregnancy.id}`);
+    await deleteOnServer(`DetectedIssue/${again.id}`);
+    await medplumDeleted(`DetectedIssue/${again.id}`);
+    await deletionHandled(`DetectedIssue/${again.id}`);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
+    expect(await planIssues(carePlan)).toEqual([]);
+  });
+
+  it('a contraindication deleted in the EHR with nothing left to contraindicate: the sweep releases what it held (before, nothing did)', async () => {
+    const { patient, carePlan, session } = await enrolledOnEhrProtocol();
+    await approve(session).expect(200);
+    const [order] = await ordersOf(carePlan);
+    const { resource: pregnancy } = await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], patient));
+    const sweep = service.app.get(ContraindicationSweep);
+    expect((await sweep.sweep()).held).toBeGreaterThanOrEqual(1);
+    const [issue] = await planIssues(carePlan);
+    await deleteOnServer(`Condition/${pregnancy.id}`);
+    await deleteOnServer(`DetectedIssue/${issue.id}`);
+    expect(await sweep.sweep()).toMatchObject({ recorded: 0, released: 1 });
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
+  });
+
+  it('a Task deleted in the EHR leaves the worklist at its notification (HAPI’s DELETE, Medplum’s header), not at the next reconciliation', async () => {
+    const onWorklist = async (patient: string) =>
+      (
+        (await request(service.url).get('/worklist').query({ patient }).set(clinician()).expect(200)).body.items as {
+          id: string;
+        }[]
+      ).map((i) => i.id);
+    const hapi = await enrolledOnEhrProtocol();
+    expect(await onWorklist(hapi.patient)).toContain(hapi.session.id);
+    await deleteOnServer(`Task/${hapi.session.id}`);
+    await request(service.url)
+      .delete(`/webhooks/fhir/Task/${hapi.session.id}`)
+      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+      .expect(202);
+    expect(await onWorklist(hapi.patient)).not.toContain(hapi.session.id);
+
+    const medplum = await enrolledOnEhrProtocol();
+    await deleteOnServer(`Task/${medplum.session.id}`);
+    await medplumDeleted(`Task/${medplum.session.id}`);
+    expect(await onWorklist(medplum.patient)).not.toContain(medplum.session.id);
+    // A deletion notification must name a resource: anything else is refused, signed or not.
+    await request(service.url)
+      .post('/webhooks/fhir')
+      .set('x-signature', signWebhook('{}'))
+      .set('x-medplum-deleted-resource', 'Task')
+      .set('content-type', 'application/fhir+json')
+      .send('{}')
+      .expect(400);
   });
 
   it('a retired protocol enrols nobody more; a plan applied before keeps following it', async () => {

@@ -11,6 +11,7 @@ import { FollowUpService } from './followups/follow-up.service';
 import { MaintenanceProcessor } from './maintenance/maintenance.processor';
 import { ClearedIssuesPoller } from './maintenance/cleared-issues-poller';
 import { PlanChanges } from './maintenance/plan-changes';
+import { ProtocolChanges } from './maintenance/protocol-changes';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
@@ -78,6 +79,7 @@ export class WorkerModule {
         AnsweredOrdersSweep,
         ClosedOrderReviews,
         PlanChanges,
+        ProtocolChanges,
         LateAdministrations,
         OpenTasksReader,
         MaintenanceSchedules,

@@ -1356,6 +1356,20 @@ describe('durability', () => {
     }
   });
 
+  it('a deleted resource answers its history, as Medplum’s server does: what a deletion notification names is read there', async () => {
+    const repo = new SqliteRepository(dir);
+    try {
+      const v1 = await repo.createResource<Task>({ resourceType: 'Task', status: 'draft', intent: 'plan' });
+      const v2 = await repo.updateResource<Task>({ ...v1, status: 'ready' });
+      await repo.deleteResource('Task', v1.id);
+      await expect(repo.readResource('Task', v1.id)).rejects.toThrow('Not found');
+      expect((await repo.readHistory<Task>('Task', v1.id)).entry?.map((e) => e.resource)).toEqual([v2, v1]);
+      await expect(repo.readHistory('Task', 'never-written')).rejects.toThrow('Not found');
+    } finally {
+      repo.close();
+    }
+  });
+
   it('a version is stored once: the current one in the resource table, the ones it superseded in the history', async () => {
     const rowsIn = (table: string) => {
       const db = new DatabaseSync(path.join(dir, DB_FILE), { readOnly: true });

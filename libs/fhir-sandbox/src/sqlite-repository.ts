@@ -469,14 +469,13 @@ export class SqliteRepository extends FhirRepository {
     return this.ops.run(() => {
       const current = this.stmt('SELECT content FROM resource WHERE type = ? AND id = ?').get(resourceType, id) as
         { content: string } | undefined;
-      if (!current) throw new OperationOutcomeError(notFound);
-      const rows = [
-        current,
-        ...(this.stmt('SELECT content FROM history WHERE type = ? AND id = ? ORDER BY n DESC').all(
-          resourceType,
-          id,
-        ) as { content: string }[]),
-      ];
+      const kept = this.stmt('SELECT content FROM history WHERE type = ? AND id = ? ORDER BY n DESC').all(
+        resourceType,
+        id,
+      ) as { content: string }[];
+      // A deleted resource keeps answering its history, as on Medplum's server: what a deletion removed is read there.
+      if (!current && !kept.length) throw new OperationOutcomeError(notFound);
+      const rows = current ? [current, ...kept] : kept;
       const entry = rows.map((r) => ({ resource: JSON.parse(r.content) as WithId<T> }));
       return { resourceType: 'Bundle' as const, type: 'history' as const, entry };
     });

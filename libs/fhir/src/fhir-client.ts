@@ -232,6 +232,21 @@ export class FhirClient {
     return body!;
   }
 
+  /**
+   * The latest version the server keeps of a resource, deleted or not (its instance history, newest first: Medplum's
+   * and HAPI's answer it for a deleted resource, the deletion itself an entry without one); undefined when it has
+   * none. What a deletion notification names no longer reads, and only its last version says what it was.
+   */
+  async lastVersionOf<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T | undefined> {
+    try {
+      const { body } = await this.request<Bundle<T>>('GET', `${resourceType}/${encodeURIComponent(id)}/_history`);
+      return body?.entry?.find((e) => e.resource)?.resource;
+    } catch (err) {
+      if (err instanceof FhirNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
   /** Invoke a FHIR operation, e.g. operation('PlanDefinition/x/$apply', parameters). */
   async operation<T extends Resource>(path: string, parameters?: Resource): Promise<T> {
     const { body } = await this.request<T>(parameters ? 'POST' : 'GET', path, parameters);

@@ -20,6 +20,7 @@ import {
   heldTask,
   implicatingOrders,
   isAuthorisable,
+  isTaskHeldForContraindication,
   orderKeySearch,
   ordersToHold,
   ordersToRelease,
@@ -162,16 +163,19 @@ export class OrderHolds {
     const stillUnresolved = planIssues.filter(
       (i) => i.id !== overridden?.id && contraindicationState(i) === 'unresolved',
     );
-    // What any of the plan's issues held (each hold named what it held on the issues then unresolved).
+    if (stillUnresolved.length) return [];
+    // What any of the plan's issues held (each hold named what it held on the issues then unresolved), and what its
+    // held Tasks hold: an issue deleted on the FHIR server no longer names what it held.
     const refs = [
-      ...new Set(
-        [...(overridden ? [overridden] : []), ...planIssues]
+      ...new Set([
+        ...[...(overridden ? [overridden] : []), ...planIssues]
           .flatMap((i) => i.implicated ?? [])
           .map((r) => r.reference ?? '')
           .filter((r) => /^(MedicationRequest|ServiceRequest|CommunicationRequest|Task)\/[^/]+$/.test(r)),
-      ),
+        ...(await this.heldUnderPlan(carePlan)),
+      ]),
     ];
-    if (stillUnresolved.length || !refs.length) return [];
+    if (!refs.length) return [];
     const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
     const found = (read.entry ?? []).flatMap((e, i) => batchResult<Resource>(e, refs[i]) ?? []);
     const releases = [
@@ -202,16 +206,10 @@ export class OrderHolds {
    * there), the EHR's order now (orderInEhr): a contraindication holds the order that would be given, whoever wrote it.
    */
   private async activeOrdersOf(tasks: Task[]): Promise<{ order: AuthorisableRequest; taskId: string }[]> {
-    const byType = new Map<AuthorisableRequest['resourceType'], string[]>();
-    for (const task of tasks) {
-      const type = task.focus?.reference?.split('/')[0] as AuthorisableRequest['resourceType'] | undefined;
-      if (!type || !isAuthorisable({ resourceType: type } as Resource)) continue;
-      byType.set(type, [...(byType.get(type) ?? []), orderKeySearch(task.id!)]);
-    }
-    const found: { order: AuthorisableRequest; taskId: string }[] = [];
-    for (const [type, keys] of byType)
-      for (const order of await this.keyed<AuthorisableRequest>(type, keys, { status: 'active' }))
-        found.push({ order, taskId: orderTaskIdOf(order)! });
+    const found = (await this.keyedOrdersOf(tasks, 'active')).map((order) => ({
+      order,
+      taskId: orderTaskIdOf(order)!,
+    }));
     const withOrder = new Set(found.map((f) => f.taskId));
     const replaced = await ehrOrdersOf(
       this.fhir,
@@ -222,6 +220,28 @@ export class OrderHolds {
   }
 
   /** The orders of a type keyed to these Tasks (`keys`: orderKeySearch values), a search per KEYS_PER_SEARCH. */
+  /** The plan's Tasks held for a contraindication, and the orders their approvals wrote, held with them. */
+  private async heldUnderPlan(carePlan: string): Promise<string[]> {
+    const tasks = (await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, status: 'on-hold' })).filter(
+      isTaskHeldForContraindication,
+    );
+    const orders = await this.keyedOrdersOf(tasks, 'on-hold');
+    return [...tasks.map((t) => `Task/${t.id}`), ...orders.map((o) => `${o.resourceType}/${o.id}`)];
+  }
+
+  /** The orders these Tasks' approvals wrote (found by their keys), of one status. */
+  private async keyedOrdersOf(tasks: Task[], status: string): Promise<AuthorisableRequest[]> {
+    const byType = new Map<AuthorisableRequest['resourceType'], string[]>();
+    for (const task of tasks) {
+      const type = task.focus?.reference?.split('/')[0] as AuthorisableRequest['resourceType'] | undefined;
+      if (type && isAuthorisable({ resourceType: type } as Resource))
+        byType.set(type, [...(byType.get(type) ?? []), orderKeySearch(task.id!)]);
+    }
+    const orders: AuthorisableRequest[] = [];
+    for (const [type, keys] of byType) orders.push(...(await this.keyed<AuthorisableRequest>(type, keys, { status })));
+    return orders;
+  }
+
   private async keyed<T extends AuthorisableRequest>(
     type: T['resourceType'],
     keys: string[],

@@ -154,6 +154,15 @@ export class PlanDefinitions {
     );
   }
 
+  /**
+   * Every protocol read from the FHIR server read again from now on (a PlanDefinition notified changed or deleted,
+   * which a deletion names by id alone): the next reader sees what the server has, not what was kept for 30 s.
+   */
+  forgetServerPlans(): void {
+    this.plans.clear();
+    this.everyPlanOnServer.clear();
+  }
+
   /** A definition just stored under this canonical: found again from now on, not "not found" for 30 s. */
   forget(canonical: string): void {
     this.plans.delete(canonical);

@@ -29,6 +29,10 @@ export class RecentReads<T> {
     this.kept.delete(key);
   }
 
+  clear(): void {
+    this.kept.clear();
+  }
+
   /**
    * Every answer read and kept (kept past its time too: what this process has read), latest first. A read still under
    * way is left out rather than waited for: a page asking must not wait on a slow server's read made for another.

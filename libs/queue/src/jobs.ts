@@ -110,7 +110,8 @@ export function withdrawStoppedPlanJobId(carePlanId: string): string {
 export interface RecheckContraindicationsJob {
   /**
    * `Condition/<id>` or `Observation/<id>`: the worker reads it for its patient; `CarePlan/<id>`: that plan;
-   * `DetectedIssue/<id>`: the worker reads it for the plans it implicates (ids only, never patient data).
+   * `DetectedIssue/<id>`: the worker reads it (its last version, deleted) for the plans it implicates;
+   * `PlanDefinition/<id>`: the plans following it (ids only, never patient data).
    */
   reference: string;
 }

@@ -10,7 +10,8 @@ import { QUEUES } from './queue-names';
  * Puts a changed Condition or Observation on the maintenance queue, so the contraindications of its patient's plans
  * with open Tasks are checked now rather than at the next sweep (the job reads the record itself); or a CarePlan a
  * follow-up found contraindicated, so the orders approved under it are held now; or a DetectedIssue resolved outside
- * this service, so what it held is released now.
+ * this service (or deleted there), so what it held is released now; or a PlanDefinition changed or deleted on the
+ * FHIR server, so the plans following it are checked against it now.
  */
 @Injectable()
 export class PatientRecordEventsProducer {
@@ -20,7 +21,7 @@ export class PatientRecordEventsProducer {
   ) {}
 
   async enqueue(
-    reference: `${'Condition' | 'Observation' | 'CarePlan' | 'DetectedIssue'}/${string}`,
+    reference: `${'Condition' | 'Observation' | 'CarePlan' | 'DetectedIssue' | 'PlanDefinition'}/${string}`,
   ): Promise<{ jobId: string }> {
     const jobId = recheckContraindicationsJobId(reference);
     await withinEnqueueTimeout(

@@ -4,9 +4,13 @@ import type { Subscription } from '@medplum/fhirtypes';
  * The FHIR Subscriptions a server needs so that the webhook (`/webhooks/fhir`) hears of what this service acts on at
  * once, rather than at the next poll or sweep: one per criteria, each what FhirWebhookController takes.
  */
-export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[] = [
+export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string; deletions?: true }[] = [
   { criteria: 'Procedure?status=completed', why: 'an infusion done: its follow-ups are written' },
-  { criteria: 'Task', why: 'a Task written by the EHR: the worklist and to-do list, a check completed there' },
+  {
+    criteria: 'Task',
+    why: 'a Task written (or deleted) by the EHR: the worklist and to-do list, a check completed there',
+    deletions: true,
+  },
   { criteria: 'QuestionnaireResponse', why: 'answers to a check written without its Task (a patient portal)' },
   {
     criteria: 'Observation',
@@ -28,7 +32,13 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[]
   },
   {
     criteria: 'DetectedIssue',
-    why: 'a contraindication resolved in the EHR (overridden or withdrawn there): the orders and Tasks it held are released',
+    why: 'a contraindication resolved in the EHR (overridden, withdrawn or deleted there): the orders and Tasks it held are released',
+    deletions: true,
+  },
+  {
+    criteria: 'PlanDefinition',
+    why: "an EHR's protocol changed or deleted: read again at once, and its plans checked (a deleted one's approved orders held)",
+    deletions: true,
   },
   {
     criteria: 'MedicationAdministration?status=completed,in-progress,entered-in-error',
@@ -38,6 +48,12 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string }[]
 
 /** Medplum's extension carrying the secret it signs notifications with (X-Signature, HMAC-SHA256 of the body). */
 const MEDPLUM_SECRET = 'https://www.medplum.com/fhir/StructureDefinition/subscription-secret';
+/**
+ * HAPI sends a deletion (`DELETE {endpoint}/{type}/{id}`) only to a Subscription whose channel carries this; Medplum
+ * sends one to every Subscription without its interaction extension (a POST of `{}` naming the resource in
+ * `X-Medplum-Deleted-Resource`).
+ */
+const HAPI_SEND_DELETES = 'http://hapifhir.io/fhir/StructureDefinition/subscription-send-delete-messages';
 
 export type SubscriptionFlavour = 'medplum' | 'hapi';
 
@@ -52,7 +68,7 @@ export function subscriptionsFor(input: {
   flavour: SubscriptionFlavour;
 }): Subscription[] {
   const { endpoint, secret, flavour } = input;
-  return SUBSCRIPTION_CRITERIA.map(({ criteria, why }) => ({
+  return SUBSCRIPTION_CRITERIA.map(({ criteria, why, deletions }) => ({
     resourceType: 'Subscription',
     status: flavour === 'medplum' ? 'active' : 'requested',
     reason: `ketamine-careplans: ${why}`,
@@ -62,6 +78,7 @@ export function subscriptionsFor(input: {
       endpoint,
       payload: 'application/fhir+json',
       ...(flavour === 'hapi' ? { header: [`X-Webhook-Token: ${secret}`] } : {}),
+      ...(flavour === 'hapi' && deletions ? { extension: [{ url: HAPI_SEND_DELETES, valueBoolean: true }] } : {}),
     },
     ...(flavour === 'medplum' ? { extension: [{ url: MEDPLUM_SECRET, valueString: secret }] } : {}),
   }));

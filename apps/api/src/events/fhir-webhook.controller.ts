@@ -1,4 +1,4 @@
-import { Controller, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
+import { Controller, Delete, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Public } from '@kc/auth';
@@ -8,7 +8,7 @@ import { CompletedTaskEventsProducer } from '@kc/queue';
 import { isCheckDoneElsewhere } from '@kc/followups';
 import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import { NotifiedJobs } from './notified-jobs';
-import { tasksIn } from './notified-resources';
+import { deletedResourceOf, tasksIn } from './notified-resources';
 import { PollTrigger } from './poll-trigger';
 import { safeEqual, validSignature } from './webhook-signature';
 
@@ -44,6 +44,10 @@ export class FhirWebhookController {
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
     this.authenticate(req, raw);
+    // Medplum tells of a deletion with the resource's reference in a header and `{}` as the body.
+    const deleted = deletedResourceOf(req.header('x-medplum-deleted-resource'));
+    if (deleted instanceof Error) throw badRequest(deleted.message);
+    if (deleted) return this.heardDeleted(deleted.resourceType, deleted.id);
     if (raw.length === 0) {
       await this.pollTrigger.pollNow();
       return operationOutcome('information', 'informational', 'Empty notification: polling for changes');
@@ -109,6 +113,35 @@ export class FhirWebhookController {
       );
     }
     return operationOutcome('information', 'informational', `Nothing to do for ${resourceType}`);
+  }
+
+  @Delete(':resourceType/:id')
+  @HttpCode(202)
+  @ApiOperation({
+    summary:
+      'Rest-hook, HAPI style, of a deletion (a Subscription with subscription-send-delete-messages): DELETE {endpoint}/Task|DetectedIssue|PlanDefinition/{id}',
+  })
+  async notifyDeleted(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
+    this.authenticate(req, rawBodyOf(req));
+    if (!isResourceId(id)) throw badRequest('Not a valid resource id');
+    return this.heardDeleted(resourceType, id);
+  }
+
+  /**
+   * A resource deleted on the FHIR server: a Task leaves the lists now (not at the next reconciliation); a
+   * contraindication or a protocol gets its job (the worker reads what it was from its history). Other kinds wait for
+   * their sweeps, as before.
+   */
+  private async heardDeleted(resourceType: string, id: string) {
+    if (resourceType === 'Task') {
+      await WorklistIndex.refreshAll([this.worklist, this.toDo], [id]);
+      return operationOutcome('information', 'informational', 'Deleted Task taken off the worklist and the to-do list');
+    }
+    const kind = this.jobs.of(resourceType);
+    if (!kind?.deleted)
+      return operationOutcome('information', 'informational', `Nothing to do for a deleted ${resourceType}`);
+    await kind.deleted(id);
+    return operationOutcome('information', 'informational', `Queued the deleted ${resourceType}`);
   }
 
   private authenticate(req: Request, raw: Buffer): void {

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { PlanDefinitions } from '@kc/nest-core';
 import {
   CompletedTaskEventsProducer,
   InfusionEventsProducer,
@@ -14,6 +15,7 @@ import {
   closedOrderIdsIn,
   conditionIdsIn,
   observationIdsIn,
+  planDefinitionIdsIn,
   procedureIdsIn,
   responseIdsIn,
 } from './notified-resources';
@@ -27,6 +29,8 @@ export interface NotifiedKind {
   idsIn(body: unknown): string[];
   /** The job(s) for one, by id: a HAPI-style PUT names one, with or without its body, and is always queued. */
   enqueue(id: string): Promise<unknown>;
+  /** The job(s) for one deleted on the server (by id: only its history reads), where a deletion calls for any. */
+  deleted?(id: string): Promise<unknown>;
 }
 
 /**
@@ -43,13 +47,20 @@ export class NotifiedJobs {
     plans: StoppedPlanEventsProducer,
     records: PatientRecordEventsProducer,
     completedTasks: CompletedTaskEventsProducer,
+    protocols: PlanDefinitions,
   ) {
     const kind = (
       resourceType: string,
       counted: string,
       idsIn: (body: unknown) => string[],
       enqueue: (id: string) => Promise<unknown>,
-    ): NotifiedKind => ({ resourceType, counted, idsIn, enqueue });
+      deleted?: (id: string) => Promise<unknown>,
+    ): NotifiedKind => ({ resourceType, counted, idsIn, enqueue, ...(deleted ? { deleted } : {}) });
+    // A protocol changed or deleted: read again here from now on, and its plans checked by the worker.
+    const protocolChanged = (id: string) => {
+      protocols.forgetServerPlans();
+      return records.enqueue(`PlanDefinition/${id}`);
+    };
     this.kinds = [
       kind('Procedure', 'infusion event(s)', procedureIdsIn, (id) => infusions.enqueue(id, 'webhook')),
       // A score (the booster timing), or a blood pressure or pregnancy status (the contraindication checks).
@@ -76,9 +87,15 @@ export class NotifiedJobs {
         completedTasks.enqueueAdministration(id),
       ),
       // A contraindication resolved in the EHR (overridden there, or withdrawn): what it held is released now.
-      kind('DetectedIssue', 'resolved DetectedIssue(s)', clearedIssueIdsIn, (id) =>
-        records.enqueue(`DetectedIssue/${id}`),
+      // Deleted, the plans it implicated are checked again: released where nothing contraindicates them any more.
+      kind(
+        'DetectedIssue',
+        'resolved DetectedIssue(s)',
+        clearedIssueIdsIn,
+        (id) => records.enqueue(`DetectedIssue/${id}`),
+        (id) => records.enqueue(`DetectedIssue/${id}`),
       ),
+      kind('PlanDefinition', 'PlanDefinition(s)', planDefinitionIdsIn, protocolChanged, protocolChanged),
     ];
   }
 

@@ -72,9 +72,29 @@ export function responseIdsIn(body: unknown): string[] {
     .map((r) => r.id!);
 }
 
+/** The protocols a notification names (an EHR's PlanDefinition changed: ids only, the worker reads each). */
+export function planDefinitionIdsIn(body: unknown): string[] {
+  return idsIn(body, 'PlanDefinition');
+}
+
+/**
+ * The resource a Medplum deletion notification names (`X-Medplum-Deleted-Resource: <Type>/<id>`; its body is `{}`);
+ * undefined when the header is absent, an Error when it is not a reference.
+ */
+export function deletedResourceOf(
+  header: string | undefined,
+): { resourceType: string; id: string } | Error | undefined {
+  if (header === undefined) return undefined;
+  const [resourceType, id, ...rest] = header.trim().split('/');
+  if (rest.length || !/^[A-Z][A-Za-z]{1,63}$/.test(resourceType) || !isResourceId(id))
+    return new Error('X-Medplum-Deleted-Resource is not a <Type>/<id> reference');
+  return { resourceType, id };
+}
+
 function idsIn(
   body: unknown,
-  resourceType: 'Procedure' | 'Observation' | 'CarePlan' | 'Condition' | 'QuestionnaireResponse' | 'Appointment',
+  resourceType:
+    'Procedure' | 'Observation' | 'CarePlan' | 'Condition' | 'QuestionnaireResponse' | 'Appointment' | 'PlanDefinition',
 ): string[] {
   return resourcesIn(body, resourceType).map((r) => r.id!);
 }

@@ -21,6 +21,7 @@ import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
 import { PausedPlanHolds } from './paused-plan-holds';
 import { PlanChanges } from './plan-changes';
+import { ProtocolChanges } from './protocol-changes';
 import { CHANGE_POLLS, type ChangePoll } from './change-polls';
 import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
@@ -49,6 +50,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly checksAnsweredElsewhere: ChecksAnsweredElsewhere,
     private readonly bookings: AppointmentBookings,
     private readonly planChanges: PlanChanges,
+    private readonly protocolChanges: ProtocolChanges,
     @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
     queueMetrics: QueueJobMetrics,
   ) {
@@ -110,6 +112,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const { reference } = job.data as RecheckContraindicationsJob;
         // A contraindication resolved outside this service: its plans' holds are lifted.
         if (reference.startsWith('DetectedIssue/')) return this.planChanges.issueChanged(reference.split('/')[1]);
+        // A protocol changed or deleted on the FHIR server: the plans following it checked against it now.
+        if (reference.startsWith('PlanDefinition/')) return this.protocolChanges.changed(reference.split('/')[1]);
         return this.contraindications.recheckFor(reference);
       }
       case JOBS.checkDoneElsewhere:

@@ -50,7 +50,8 @@ export class PlanChanges {
    */
   async issueChanged(issueId: string, now = new Date()) {
     const issue = await this.fhir.readIfExists<DetectedIssue>('DetectedIssue', issueId);
-    const plans = issue ? plansClearedBy(issue) : [];
+    if (!issue) return this.issueDeleted(issueId, now);
+    const plans = plansClearedBy(issue);
     let holdsReleased = 0;
     let pausedReleased = 0;
     for (const plan of plans) {
@@ -61,7 +62,28 @@ export class PlanChanges {
     if (holdsReleased || pausedReleased)
       this.logger.log({ msg: 'released holds after a contraindication resolved', holdsReleased, pausedReleased });
     // Whoever was alerted to it is told it is dealt with (once; nothing when no alert went).
-    if (issue && plans.length) await this.alerts.tell([issue], now);
+    if (plans.length) await this.alerts.tell([issue], now);
     return { plans: plans.length, holdsReleased, pausedReleased };
+  }
+
+  /**
+   * A contraindication deleted on the FHIR server (an EHR withdrawing it that way): the plans its last version
+   * implicated are checked again now. Their holds are lifted where the patient's data no longer contraindicates
+   * anything; where it still does, the check records the contraindication again and the orders stay held.
+   */
+  private async issueDeleted(issueId: string, now: Date) {
+    const last = await this.fhir.lastVersionOf<DetectedIssue>('DetectedIssue', issueId);
+    const plans = (last?.implicated ?? []).flatMap((r) =>
+      /^CarePlan\/[^/]+$/.test(r.reference ?? '') ? [r.reference!] : [],
+    );
+    let recorded = 0;
+    let holdsReleased = 0;
+    for (const plan of plans) {
+      const outcome = await this.contraindications.recheckFor(plan, now);
+      recorded += outcome.recorded;
+      holdsReleased += outcome.released;
+    }
+    if (plans.length) this.logger.log({ msg: 'plans of a deleted contraindication checked', recorded, holdsReleased });
+    return { plans: plans.length, contraindications: recorded, holdsReleased, pausedReleased: 0 };
   }
 }
