@@ -746,7 +746,15 @@ describe('protocols outside the catalog', () => {
     await deletionHandled(`DetectedIssue/${first.id}`);
     const [again] = await planIssues(carePlan);
     expect([again.id === first.id, again.code?.coding?.[0].code]).toEqual([false, 'pregnancy']);
-    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+    // The order says so in standard fields: held, by the issue on record now, which implicates it.
+    const held = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect([held.status, held.detectedIssue?.map((r) => r.reference)]).toEqual([
+      'on-hold',
+      expect.arrayContaining([`DetectedIssue/${again.id}`]),
+    ]);
+    expect(again.implicated?.map((r) => r.reference)).toEqual(
+      expect.arrayContaining([`MedicationRequest/${order.id}`, `Task/${session.id}`]),
+    );
 
     // The pregnancy deleted as recorded in error, and the issue deleted: the order is active again, with no sweep.
     // (Before, nothing released it, the sweep included: what to release was read from the issues on record.)
@@ -757,6 +765,36 @@ describe('protocols outside the catalog', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
     expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
     expect(await planIssues(carePlan)).toEqual([]);
+  });
+
+  it('a contraindication deleted in the EHR and found again by the sweep: the held order names the new issue, whose override releases it', async () => {
+    const { patient, carePlan, session } = await enrolledOnEhrProtocol();
+    await approve(session).expect(200);
+    const [order] = await ordersOf(carePlan);
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], patient));
+    const sweep = service.app.get(ContraindicationSweep);
+    expect((await sweep.sweep()).held).toBeGreaterThanOrEqual(1);
+    const [first] = await planIssues(carePlan);
+    await deleteOnServer(`DetectedIssue/${first.id}`);
+    // The embedded store notifies nothing: the sweep finds it again. Before, the new issue named no order, and the
+    // override of it released nothing.
+    expect(await sweep.sweep()).toMatchObject({ recorded: 1 });
+    const [again] = await planIssues(carePlan);
+    expect(
+      (await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).detectedIssue?.map(
+        (r) => r.reference,
+      ),
+    ).toContain(`DetectedIssue/${again.id}`);
+    await request(service.url)
+      .post(`/detected-issues/${again.id}/$override`)
+      .set(clinician())
+      .send({
+        versionId: (await service.fhir.read<DetectedIssue>('DetectedIssue', again.id!)).meta!.versionId,
+        reason: 'Test negative today',
+      })
+      .expect(200);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
   });
 
   it('a contraindication deleted in the EHR with nothing left to contraindicate: the sweep releases what it held (before, nothing did)', async () => {

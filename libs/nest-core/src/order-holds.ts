@@ -18,6 +18,7 @@ import {
 import {
   changeProvenance,
   heldTask,
+  holdsToRestate,
   implicatingOrders,
   isAuthorisable,
   isTaskHeldForContraindication,
@@ -46,6 +47,11 @@ export interface HoldCheck {
   issues: DetectedIssue[];
   /** The plan's approved Tasks (status ready) when already read; read here otherwise. */
   approvedTasks?: Task[];
+  /**
+   * The plan's Tasks held for a contraindication already: their orders are held again by the issues unresolved now
+   * where none of those names them (the issue that held them was deleted on the FHIR server).
+   */
+  heldTasks?: Task[];
 }
 
 /** What a hold wrote: the orders held, and the issues holding them (as written, implicating the orders). */
@@ -92,14 +98,22 @@ export class OrderHolds {
       active.map((a) => a.order),
       unresolved,
     );
-    if (!holds.length) return NOTHING_HELD;
-    const tasks = new Map(gated.map((t) => [t.id, t]));
-    const taskOf = new Map(active.map((a) => [`${a.order.resourceType}/${a.order.id}`, a.taskId]));
-    const taskHolds = holds.flatMap(({ held }) => {
+    const heldTasks = check.heldTasks ?? [];
+    const restated = heldTasks.length ? holdsToRestate(await this.keyedOrdersOf(heldTasks, 'on-hold'), unresolved) : [];
+    if (!holds.length && !restated.length) return NOTHING_HELD;
+    const tasks = new Map([...gated, ...heldTasks].map((t) => [t.id, t]));
+    const taskOf = new Map([
+      ...active.map((a): [string, string] => [`${a.order.resourceType}/${a.order.id}`, a.taskId]),
+      ...restated.map(({ read }): [string, string] => [`${read.resourceType}/${read.id}`, orderTaskIdOf(read)!]),
+    ]);
+    const taskHolds = [...holds, ...restated].flatMap(({ held }) => {
       const task = tasks.get(taskOf.get(`${held.resourceType}/${held.id}`) ?? '');
       return task ? [{ read: task, held: heldTask(task, held) }] : [];
     });
-    const targets = [...holds, ...taskHolds].map(({ held }) => ({ reference: `${held.resourceType}/${held.id}` }));
+    const orderChanges = [...holds, ...restated.filter(({ read, held }) => read !== held)];
+    const targets = [...holds, ...restated, ...taskHolds].map(({ held }) => ({
+      reference: `${held.resourceType}/${held.id}`,
+    }));
     const implicating = unresolved.flatMap((issue) => {
       const updated = implicatingOrders(issue, targets);
       return updated ? [{ read: issue, held: updated }] : [];
@@ -112,7 +126,7 @@ export class OrderHolds {
       reason: `${protocol ? 'Contraindication found' : 'Care plan’s protocol not found'} after approval: ${unresolved.map((i) => `DetectedIssue/${i.id}`).join(', ')}`,
     });
     const written = await this.writeOrSkip([
-      ...updatesOf(holds),
+      ...updatesOf(orderChanges),
       ...updatesOf(taskHolds),
       ...updatesOf(implicating),
       create(provenance),

@@ -2,6 +2,7 @@ import type { DetectedIssue, MedicationRequest, ServiceRequest, Task } from '@me
 import {
   CONTRAINDICATION_HOLD,
   heldTask,
+  holdsToRestate,
   implicatingOrders,
   isHeldForContraindication,
   ordersToHold,
@@ -46,6 +47,22 @@ describe('orders held for a contraindication found after approval', () => {
     const again = ordersToHold([{ ...held, status: 'active' }], [issue('i1', []), issue('i2', [])])[0]
       .held as MedicationRequest;
     expect(again.detectedIssue?.map((r) => r.reference)).toEqual(['DetectedIssue/i1', 'DetectedIssue/i2']);
+  });
+
+  it('an order held by an issue deleted since is held again by the one found now; one it implicates, or held by others, is left', () => {
+    const [heldByGone] = ordersToHold([order('a')], [issue('gone', ['CarePlan/cp'])]).map((h) => h.held);
+    const [alreadyNamed] = ordersToHold([order('b')], [issue('now', ['CarePlan/cp'])]).map((h) => h.held);
+    const heldByOthers = { ...order('c'), status: 'on-hold' as const };
+    const now = issue('now', ['CarePlan/cp', 'MedicationRequest/b']);
+    const restated = holdsToRestate([heldByGone, alreadyNamed, heldByOthers], [now]);
+    expect(restated.map((h) => h.read.id)).toEqual(['a']);
+    const held = restated[0].held as MedicationRequest;
+    expect([held.status, held.detectedIssue?.map((r) => r.reference)]).toEqual([
+      'on-hold',
+      ['DetectedIssue/gone', 'DetectedIssue/now'],
+    ]);
+    expect(isHeldForContraindication(held)).toBe(true);
+    expect(holdsToRestate([heldByGone], [])).toEqual([]);
   });
 
   it('holds nothing without an unresolved issue', () => {

@@ -30,6 +30,24 @@ export function ordersToHold(orders: AuthorisableRequest[], unresolved: Detected
 }
 
 /**
+ * Orders already held for a contraindication that an unresolved issue does not implicate yet (the issue that held them
+ * was deleted on the FHIR server and the contraindication found again under a new one): held again by the issues
+ * unresolved now, so the order names why it is held (a MedicationRequest's `detectedIssue` and reason) and an
+ * override of those issues finds it. Other requests carry no `detectedIssue`: they are returned as they are, for the
+ * issues to implicate them. Pure.
+ */
+export function holdsToRestate(orders: AuthorisableRequest[], unresolved: DetectedIssue[]): OrderHold[] {
+  const reference = (o: AuthorisableRequest) => `${o.resourceType}/${o.id}`;
+  return orders
+    .filter(
+      (o) =>
+        isHeldForContraindication(o) &&
+        unresolved.some((i) => !(i.implicated ?? []).some((r) => r.reference === reference(o))),
+    )
+    .map((read) => ({ read, held: read.resourceType === 'MedicationRequest' ? heldOrder(read, unresolved) : read }));
+}
+
+/**
  * The orders an override releases: those this service held, once no contraindication on the plan is unresolved (as
  * the approval guard, a hold is the plan's: any unresolved issue keeps every order held). Each goes back to active,
  * its hold reason removed.

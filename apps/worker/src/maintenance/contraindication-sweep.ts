@@ -28,6 +28,8 @@ interface WaitingPlan {
   actionIds: Set<string>;
   /** Its approved Tasks not done yet: their orders are what a contraindication found now holds. */
   approved: Task[];
+  /** Its Tasks held for a contraindication: held again by a new issue where the one that held them was deleted. */
+  held: Task[];
   issues: DetectedIssue[];
 }
 
@@ -98,14 +100,16 @@ export class ContraindicationSweep {
     const unreadable = new Set<string>();
     // The issues as the holds wrote them: implicating the orders held, which the clinic is told of.
     const holding: DetectedIssue[] = [];
-    for (const { carePlan, patientId, actionIds, approved, issues } of waitingPlans(waiting).values()) {
+    for (const { carePlan, patientId, actionIds, approved, held: heldTasks, issues } of waitingPlans(
+      waiting,
+    ).values()) {
       // The catalog's protocols, and those an EHR posted or sent inline (kept on the FHIR server).
       const resolved = await this.plans.ofCarePlan(carePlan);
       if (!resolved) {
         const canonical = carePlan.instantiatesCanonical?.[0] ?? 'none';
         unreadable.add(canonical);
         // Nothing tells whether its approved orders are contraindicated now: held, as a contraindication holds them.
-        if (!approved.length) continue;
+        if (!approved.length && !heldTasks.length) continue;
         const notFound = await this.protocolNotFound.record({ carePlan, patientId, canonical, issues }, now);
         if (!notFound) continue;
         const { issue } = notFound;
@@ -115,6 +119,7 @@ export class ContraindicationSweep {
             carePlanId: carePlan.id!,
             issues: [...issues.filter((i) => i.id !== issue.id), issue],
             approvedTasks: approved,
+            heldTasks,
           },
           now,
         );
@@ -125,7 +130,7 @@ export class ContraindicationSweep {
       const { plan, definitions } = resolved;
       const gated = [...actionIds].filter((id) => hasContraindicationChecks(plan, id, definitions));
       if (!gated.length) continue;
-      const ordered = approved.some((t) => gated.includes(protocolActionOf(t)!));
+      const ordered = [...approved, ...heldTasks].some((t) => gated.includes(protocolActionOf(t)!));
       plans++;
       const found = await this.recorder.record(
         {
@@ -143,13 +148,14 @@ export class ContraindicationSweep {
       );
       recorded += found.filter((f) => f.created).length;
       // Found now or on record since an earlier sweep (a hold that lost a race with a clinician is tried again).
-      if (approved.length) {
+      if (approved.length || heldTasks.length) {
         const outcome = await this.holds.hold(
           {
             carePlanId: carePlan.id!,
             protocol: { plan, resolver: definitions },
             issues: [...issues, ...found.map((f) => f.issue).filter((f) => !issues.some((i) => i.id === f.id))],
             approvedTasks: approved,
+            heldTasks,
           },
           now,
         );
@@ -218,10 +224,11 @@ export class ContraindicationSweep {
  * The plans (still holding care) with Tasks awaiting approval or approved and not done, each with its patient, the
  * Tasks' actions, its approved Tasks and its issues.
  */
-function waitingPlans({ awaiting, approved, carePlans, issues }: OpenTasks): Map<string, WaitingPlan> {
+function waitingPlans({ awaiting, approved, held, carePlans, issues }: OpenTasks): Map<string, WaitingPlan> {
   const waiting = new Map<string, WaitingPlan>();
   const approvedIds = new Set(approved.map((t) => t.id));
-  for (const task of [...awaiting, ...approved]) {
+  const heldIds = new Set(held.map((t) => t.id));
+  for (const task of [...awaiting, ...approved, ...held]) {
     const ref = carePlanReferenceOf(task);
     const carePlan = ref ? carePlans.get(ref) : undefined;
     const actionId = protocolActionOf(task);
@@ -232,10 +239,12 @@ function waitingPlans({ awaiting, approved, carePlans, issues }: OpenTasks): Map
       patientId,
       actionIds: new Set<string>(),
       approved: [],
+      held: [],
       issues: issues.get(ref) ?? [],
     };
     entry.actionIds.add(actionId);
     if (approvedIds.has(task.id)) entry.approved.push(task);
+    if (heldIds.has(task.id)) entry.held.push(task);
     waiting.set(ref, entry);
   }
   return waiting;
