@@ -5,7 +5,7 @@ import { protocolWindowOf } from '@kc/protocols';
 import { AppointmentPoller } from '../apps/worker/src/bookings/appointment-poller';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
+import { actionOf, enrolPatient, maintenanceJobDone, postDeletion, postWebhook } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 const HOUR = 3_600_000;
@@ -158,6 +158,24 @@ describe('appointments booked in the scheduling system time the approved session
       start + 24 * HOUR,
     ]);
     expect((await bookings(task)).length).toBe(2);
+  });
+
+  it('deleted in the scheduling system, notified: as cancelled, the session is at no time and no reminder goes out', async () => {
+    const { task, patient, carePlanId, allowed } = await approvedSession();
+    const appointment = await book(patient, Date.parse(allowed.start!) + 24 * HOUR + 10 * HOUR);
+    await notify(appointment);
+    expect((await remindersOf(task, carePlanId)).length).toBe(3);
+    const deleted = await fetch(`${service.config.fhirBaseUrl}/Appointment/${appointment.id}`, { method: 'DELETE' });
+    expect(deleted.ok).toBe(true);
+    // Medplum's way: `{}`, naming it in a header (before, "nothing to do": reminders went out for a slot that is gone).
+    await postDeletion(service, `Appointment/${appointment.id}`).expect(202);
+    await jobDone(appointment.id!);
+    const unbooked = await service.fhir.read<Task>('Task', task.id!);
+    expect(unbooked.statusReason?.text).toBe(
+      `Its appointment was cancelled in the scheduling system (Appointment/${appointment.id}): book it again`,
+    );
+    expect(unbooked.restriction?.period).toEqual(allowed);
+    expect(await remindersOf(task, carePlanId)).toEqual([]);
   });
 
   it('outside the protocol window, cancelled, or for a session not approved: nothing is booked, until it is approved', async () => {

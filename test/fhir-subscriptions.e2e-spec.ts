@@ -71,6 +71,32 @@ describe('the FHIR Subscriptions the service needs', () => {
       expect([type, answer.body.issue[0].details.text]).not.toEqual([type, `Nothing to do for ${type}`]);
     }
   });
+
+  it('HAPI is asked for the deletions the webhook acts on (DELETE, by id), and only those', async () => {
+    const hapi = await runScript(['hapi', endpoint], env());
+    const subscriptions = (JSON.parse(hapi.stdout) as Bundle<Subscription>).entry!.map((e) => e.resource!);
+    for (const { criteria, channel } of subscriptions) {
+      const type = criteria.split('?')[0];
+      const asked = (channel.extension ?? []).some(
+        (e) =>
+          e.url === 'http://hapifhir.io/fhir/StructureDefinition/subscription-send-delete-messages' &&
+          e.valueBoolean === true,
+      );
+      const answer = await request(service.url)
+        .delete(`/webhooks/fhir/${type}/no-such-id`)
+        .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+        .expect(202);
+      const actedOn = answer.body.issue[0].details.text !== `Nothing to do for a deleted ${type}`;
+      expect([type, asked]).toEqual([type, actedOn]);
+    }
+    expect(subscriptions.filter((s) => s.channel.extension).map((s) => s.criteria)).toEqual([
+      'Task',
+      'CarePlan',
+      'Appointment',
+      'DetectedIssue',
+      'PlanDefinition',
+    ]);
+  }, 60_000);
 });
 
 const runScript = (args: string[], env: Record<string, string>) => runOperatorScript('fhir-subscriptions', args, env);

@@ -30,6 +30,7 @@ import {
   followUpJobDone,
   followUpTasks,
   maintenanceJobDone,
+  postDeletion,
   queueIdle,
   reportInfusion,
   reportScore,
@@ -43,7 +44,7 @@ import { ucum } from './fixtures/orders';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
 import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
-import { signWebhook, startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
+import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 
 /**
  * A protocol that is not one of the catalog's (an EHR's PlanDefinition, posted to the FHIR server or sent inline to
@@ -704,15 +705,7 @@ describe('protocols outside the catalog', () => {
     expect(row?.view.scores).toEqual([expect.objectContaining({ label: 'Pain NRS', value: 7, code: local.code })]);
   });
 
-  /** Medplum's notification of a deletion: `{}`, signed, naming the resource in a header. */
-  const medplumDeleted = (reference: string) =>
-    request(service.url)
-      .post('/webhooks/fhir')
-      .set('content-type', 'application/fhir+json')
-      .set('x-signature', signWebhook('{}'))
-      .set('x-medplum-deleted-resource', reference)
-      .send('{}')
-      .expect(202);
+  const medplumDeleted = (reference: string) => postDeletion(service, reference).expect(202);
   /** The worker's job for a deleted contraindication or protocol, done. */
   const deletionHandled = (reference: string) =>
     maintenanceJobDone(service, recheckContraindicationsJobId(reference), `the worker to handle ${reference}`);
@@ -833,13 +826,7 @@ describe('protocols outside the catalog', () => {
     await medplumDeleted(`Task/${medplum.session.id}`);
     expect(await onWorklist(medplum.patient)).not.toContain(medplum.session.id);
     // A deletion notification must name a resource: anything else is refused, signed or not.
-    await request(service.url)
-      .post('/webhooks/fhir')
-      .set('x-signature', signWebhook('{}'))
-      .set('x-medplum-deleted-resource', 'Task')
-      .set('content-type', 'application/fhir+json')
-      .send('{}')
-      .expect(400);
+    await postDeletion(service, 'Task').expect(400);
   });
 
   it('a retired protocol enrols nobody more; a plan applied before keeps following it', async () => {

@@ -3,7 +3,7 @@ import type { CarePlan, DetectedIssue, MedicationRequest, Provenance, Task } fro
 import { recheckContraindicationsJobId, withdrawStoppedPlanJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, enrolPatient, maintenanceJobDone, postWebhook, waitFor } from './support/clinic';
+import { actionOf, enrolPatient, maintenanceJobDone, postDeletion, postWebhook, waitFor } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -100,6 +100,29 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     }
     // Paused, not stopped: its Tasks stay (approving them is refused until it resumes).
     expect((await awaiting(paused.patient)).length).toBeGreaterThan(0);
+  });
+
+  it('a CarePlan deleted in the EHR, notified: its open Tasks are withdrawn as a revoked plan’s, its approved order cancelled', async () => {
+    const p = await enrolPatient(service, 'ketamine-low-dose-series');
+    const [session] = (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` })).filter(
+      (t) => actionOf(t) === 'infusion-session',
+    );
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId })
+      .expect(200);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    expect(order.status).toBe('active');
+    expect((await fetch(`${service.config.fhirBaseUrl}/CarePlan/${p.carePlanId}`, { method: 'DELETE' })).ok).toBe(true);
+    // Before, `{}` was "nothing to do": the order stayed active under a plan that is gone.
+    await postDeletion(service, `CarePlan/${p.carePlanId}`).expect(202);
+    await maintenanceJobDone(service, withdrawStoppedPlanJobId(p.carePlanId), 'the deleted plan’s job');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` });
+    expect(tasks.filter((t) => t.status === 'draft' || t.status === 'ready')).toEqual([]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
   });
 
   /** A patient's first session, approved; its order now; the plan's status changed and notified, its job done. */

@@ -250,6 +250,16 @@ export async function requestsBesidesAudit(
   return (await sent()) - trail.requests;
 }
 
+/** Medplum's notification of a deletion: `{}`, signed, naming the resource in `X-Medplum-Deleted-Resource`. */
+export function postDeletion(service: TestService, reference: string) {
+  return request(service.url)
+    .post('/webhooks/fhir')
+    .set('content-type', 'application/fhir+json')
+    .set('x-signature', signWebhook('{}'))
+    .set('x-medplum-deleted-resource', reference)
+    .send('{}');
+}
+
 /** A FHIR server's notification (Medplum-style: the resource in the body, signed) to `POST /webhooks/fhir`. */
 export function postWebhook(service: TestService, body: string) {
   return request(service.url)

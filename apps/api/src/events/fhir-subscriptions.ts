@@ -17,10 +17,15 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string; de
     why: 'a score (the booster timing), or a blood pressure or pregnancy status (the contraindication checks)',
   },
   { criteria: 'Condition', why: 'a condition that may contraindicate what is approved or awaits approval' },
-  { criteria: 'CarePlan', why: 'a plan stopped or paused in the EHR: its Tasks awaiting approval are withdrawn' },
+  {
+    criteria: 'CarePlan',
+    why: 'a plan stopped, paused or deleted in the EHR: its Tasks awaiting approval are withdrawn',
+    deletions: true,
+  },
   {
     criteria: 'Appointment',
-    why: "a session booked (or cancelled) in the clinic's scheduling system: the approved session and its reminders take its time",
+    why: "a session booked (or cancelled, or deleted) in the clinic's scheduling system: the approved session and its reminders take its time",
+    deletions: true,
   },
   {
     // Closed orders only (the worker finds their sessions: this service's by their key, the EHR's a session was

@@ -119,7 +119,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook, HAPI style, of a deletion (a Subscription with subscription-send-delete-messages): DELETE {endpoint}/Task|DetectedIssue|PlanDefinition/{id}',
+      'Rest-hook, HAPI style, of a deletion (a Subscription with subscription-send-delete-messages): DELETE {endpoint}/Task|DetectedIssue|PlanDefinition|Appointment|CarePlan/{id}',
   })
   async notifyDeleted(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
@@ -129,8 +129,8 @@ export class FhirWebhookController {
 
   /**
    * A resource deleted on the FHIR server: a Task leaves the lists now (not at the next reconciliation); a
-   * contraindication or a protocol gets its job (the worker reads what it was from its history). Other kinds wait for
-   * their sweeps, as before.
+   * contraindication, a protocol, an appointment or a plan gets its job (the worker reads what it was from its history).
+   * Other kinds wait for their sweeps, as before.
    */
   private async heardDeleted(resourceType: string, id: string) {
     if (resourceType === 'Task') {

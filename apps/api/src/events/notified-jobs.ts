@@ -71,13 +71,27 @@ export class NotifiedJobs {
       // A Condition may contraindicate what is approved or awaits approval.
       kind('Condition', 'Condition(s)', conditionIdsIn, (id) => records.enqueue(`Condition/${id}`)),
       // A plan stopped, paused or resumed in the EHR.
-      kind('CarePlan', 'CarePlan(s)', carePlanIdsIn, (id) => plans.enqueue(id)),
+      // Deleted, as revoked: its open Tasks are withdrawn.
+      kind(
+        'CarePlan',
+        'CarePlan(s)',
+        carePlanIdsIn,
+        (id) => plans.enqueue(id),
+        (id) => plans.enqueue(id),
+      ),
       // Answers a portal wrote without the Task: the worker matches them to the patient's open check.
       kind('QuestionnaireResponse', 'QuestionnaireResponse(s)', responseIdsIn, (id) =>
         completedTasks.enqueueAnswers(id),
       ),
       // Appointments the clinic's scheduling system booked: the worker times the approved sessions from them.
-      kind('Appointment', 'Appointment(s)', appointmentIdsIn, (id) => completedTasks.enqueueAppointment(id)),
+      // Deleted, as cancelled: the session booked at it is at no time now.
+      kind(
+        'Appointment',
+        'Appointment(s)',
+        appointmentIdsIn,
+        (id) => completedTasks.enqueueAppointment(id),
+        (id) => completedTasks.enqueueAppointment(id),
+      ),
       // An approved session's order closed in the EHR: the worker returns the session to a clinician if nothing
       // replaced it (the job reads the order and the Tasks naming it; an open order, or one of no session, changes
       // nothing).

@@ -55,7 +55,7 @@ export class AppointmentBookings {
   }
 
   async handle(appointmentId: string, now = new Date()): Promise<BookingOutcome> {
-    const appointment = await this.fhir.readIfExists<Appointment>('Appointment', appointmentId);
+    const appointment = await this.appointmentOrDeleted(appointmentId);
     if (!appointment) return this.skipped(appointmentId, 'no such Appointment');
     const patient = appointmentPatient(appointment);
     if (!patient) return this.skipped(appointmentId, 'it names no patient');
@@ -201,6 +201,17 @@ export class AppointmentBookings {
           codes.set(`${code.system}|${code.code}`, code);
     }
     return [...codes.values()];
+  }
+
+  /**
+   * The appointment; one deleted in the scheduling system (notified by id), its last version as cancelled: the slot a
+   * session was booked at is gone either way, and its reminders must not go out.
+   */
+  private async appointmentOrDeleted(appointmentId: string): Promise<Appointment | undefined> {
+    const appointment = await this.fhir.readIfExists<Appointment>('Appointment', appointmentId);
+    if (appointment) return appointment;
+    const last = await this.fhir.lastVersionOf<Appointment>('Appointment', appointmentId);
+    return last && { ...last, status: 'cancelled' };
   }
 
   private skipped(appointmentId: string, why: string): BookingOutcome {

@@ -1,10 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { DetectedIssue } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { plansClearedBy } from '@kc/protocols';
 import { ClinicAlerts } from '../alerts/clinic-alerts.service';
 import { ContraindicationSweep } from './contraindication-sweep';
-import { OpenTasksReader } from './open-tasks';
+import { OpenTasksReader, type OpenTasks } from './open-tasks';
 import { PausedPlanHolds } from './paused-plan-holds';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
 
@@ -32,7 +32,10 @@ export class PlanChanges {
    * contraindications checked (none were while it was paused), then its orders released if it is clear.
    */
   async planChanged(carePlanId: string, now = new Date()) {
-    const open = await this.openTasks.read({ 'based-on': `CarePlan/${carePlanId}` });
+    const open = await this.withDeletedPlan(
+      await this.openTasks.read({ 'based-on': `CarePlan/${carePlanId}` }),
+      carePlanId,
+    );
     const { withdrawn } = await this.stoppedPlans.sweep(now, open);
     const pausedHeld = await this.pausedPlans.hold(open, now);
     // Orders held for a pause: only approved Tasks' orders are, so a plan with none (most notifications) reads nothing more.
@@ -42,6 +45,25 @@ export class PlanChanges {
     const { recorded, released } = await this.contraindications.recheckFor(`CarePlan/${carePlanId}`, now);
     const pausedReleased = held.length ? await this.pausedPlans.release(held, now) : 0;
     return { withdrawn, pausedHeld, contraindications: recorded, holdsReleased: released, pausedReleased };
+  }
+
+  /**
+   * Open Tasks of a plan deleted on the FHIR server (notified by id) are judged as a revoked plan's: withdrawn, their
+   * orders cancelled and reminders revoked. The plan's last version (its history) stands for it; a plan that is only
+   * missing from the read's includes, or never was, is left as read.
+   */
+  private async withDeletedPlan(open: OpenTasks, carePlanId: string): Promise<OpenTasks> {
+    const reference = `CarePlan/${carePlanId}`;
+    const tasks = open.awaiting.length + open.approved.length + open.held.length;
+    if (!tasks || open.carePlans.has(reference)) return open;
+    if (await this.fhir.readIfExists<CarePlan>('CarePlan', carePlanId)) return open;
+    const last = await this.fhir.lastVersionOf<CarePlan>('CarePlan', carePlanId);
+    if (!last) return open;
+    this.logger.log({
+      msg: 'plan deleted on the FHIR server: its open Tasks withdrawn as a revoked plan’s',
+      carePlanId,
+    });
+    return { ...open, carePlans: new Map([...open.carePlans, [reference, { ...last, status: 'revoked' }]]) };
   }
 
   /**
