@@ -4,6 +4,7 @@ import { recheckContraindicationsJobId, withdrawStoppedPlanJobId } from '@kc/que
 import { orderKeySearch } from '@kc/task-states';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, enrolPatient, maintenanceJobDone, postDeletion, postWebhook, waitFor } from './support/clinic';
+import { approvedSessionOrder } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -107,14 +108,7 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     const [session] = (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` })).filter(
       (t) => actionOf(t) === 'infusion-session',
     );
-    await request(service.url)
-      .post(`/tasks/${session.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: session.meta!.versionId })
-      .expect(200);
-    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      identifier: orderKeySearch(session.id!),
-    });
+    const order = await approvedSessionOrder(service, session);
     expect(order.status).toBe('active');
     expect((await fetch(`${service.config.fhirBaseUrl}/CarePlan/${p.carePlanId}`, { method: 'DELETE' })).ok).toBe(true);
     // Before, `{}` was "nothing to do": the order stayed active under a plan that is gone.

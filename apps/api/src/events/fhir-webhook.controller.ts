@@ -138,9 +138,9 @@ export class FhirWebhookController {
       return operationOutcome('information', 'informational', 'Deleted Task taken off the worklist and the to-do list');
     }
     const kind = this.jobs.of(resourceType);
-    if (!kind?.deleted)
+    if (!kind?.whenDeleted)
       return operationOutcome('information', 'informational', `Nothing to do for a deleted ${resourceType}`);
-    await kind.deleted(id);
+    await kind.enqueue(id);
     return operationOutcome('information', 'informational', `Queued the deleted ${resourceType}`);
   }
 

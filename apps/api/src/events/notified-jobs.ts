@@ -29,8 +29,11 @@ export interface NotifiedKind {
   idsIn(body: unknown): string[];
   /** The job(s) for one, by id: a HAPI-style PUT names one, with or without its body, and is always queued. */
   enqueue(id: string): Promise<unknown>;
-  /** The job(s) for one deleted on the server (by id: only its history reads), where a deletion calls for any. */
-  deleted?(id: string): Promise<unknown>;
+  /**
+   * Whether one deleted on the server gets the same job (by id: the worker finds it gone and reads its last version
+   * from its history); otherwise a deletion is nothing to do.
+   */
+  whenDeleted: boolean;
 }
 
 /**
@@ -54,8 +57,8 @@ export class NotifiedJobs {
       counted: string,
       idsIn: (body: unknown) => string[],
       enqueue: (id: string) => Promise<unknown>,
-      deleted?: (id: string) => Promise<unknown>,
-    ): NotifiedKind => ({ resourceType, counted, idsIn, enqueue, ...(deleted ? { deleted } : {}) });
+      whenDeleted = false,
+    ): NotifiedKind => ({ resourceType, counted, idsIn, enqueue, whenDeleted });
     // A protocol changed or deleted: read again here from now on, and its plans checked by the worker.
     const protocolChanged = (id: string) => {
       protocols.forgetServerPlans();
@@ -72,26 +75,14 @@ export class NotifiedJobs {
       kind('Condition', 'Condition(s)', conditionIdsIn, (id) => records.enqueue(`Condition/${id}`)),
       // A plan stopped, paused or resumed in the EHR.
       // Deleted, as revoked: its open Tasks are withdrawn.
-      kind(
-        'CarePlan',
-        'CarePlan(s)',
-        carePlanIdsIn,
-        (id) => plans.enqueue(id),
-        (id) => plans.enqueue(id),
-      ),
+      kind('CarePlan', 'CarePlan(s)', carePlanIdsIn, (id) => plans.enqueue(id), true),
       // Answers a portal wrote without the Task: the worker matches them to the patient's open check.
       kind('QuestionnaireResponse', 'QuestionnaireResponse(s)', responseIdsIn, (id) =>
         completedTasks.enqueueAnswers(id),
       ),
       // Appointments the clinic's scheduling system booked: the worker times the approved sessions from them.
       // Deleted, as cancelled: the session booked at it is at no time now.
-      kind(
-        'Appointment',
-        'Appointment(s)',
-        appointmentIdsIn,
-        (id) => completedTasks.enqueueAppointment(id),
-        (id) => completedTasks.enqueueAppointment(id),
-      ),
+      kind('Appointment', 'Appointment(s)', appointmentIdsIn, (id) => completedTasks.enqueueAppointment(id), true),
       // An approved session's order closed in the EHR: the worker returns the session to a clinician if nothing
       // replaced it (the job reads the order and the Tasks naming it; an open order, or one of no session, changes
       // nothing).
@@ -107,9 +98,9 @@ export class NotifiedJobs {
         'resolved DetectedIssue(s)',
         clearedIssueIdsIn,
         (id) => records.enqueue(`DetectedIssue/${id}`),
-        (id) => records.enqueue(`DetectedIssue/${id}`),
+        true,
       ),
-      kind('PlanDefinition', 'PlanDefinition(s)', planDefinitionIdsIn, protocolChanged, protocolChanged),
+      kind('PlanDefinition', 'PlanDefinition(s)', planDefinitionIdsIn, protocolChanged, true),
     ];
   }
 
