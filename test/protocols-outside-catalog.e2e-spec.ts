@@ -31,6 +31,7 @@ import {
   followUpTasks,
   maintenanceJobDone,
   postDeletion,
+  postWebhook,
   queueIdle,
   reportInfusion,
   reportScore,
@@ -706,13 +707,13 @@ describe('protocols outside the catalog', () => {
   });
 
   const medplumDeleted = (reference: string) => postDeletion(service, reference).expect(202);
-  /** The worker's job for a deleted contraindication or protocol, done. */
+  /** The worker's job for a deleted contraindication, or a protocol changed or deleted, done. */
   const deletionHandled = (reference: string) =>
     maintenanceJobDone(service, recheckContraindicationsJobId(reference), `the worker to handle ${reference}`);
   const deleteOnServer = async (reference: string) =>
     expect((await fetch(`${service.config.fhirBaseUrl}/${reference}`, { method: 'DELETE' })).ok).toBe(true);
 
-  it('a protocol deleted on the FHIR server, notified: its plans’ approved orders are held at once, not at the sweep', async () => {
+  it('a protocol deleted on the FHIR server, notified: its plans’ approved orders are held at once, not at the sweep; posted again, released at once', async () => {
     const { plan, carePlan, session } = await enrolledOnEhrProtocol();
     await approve(session).expect(200);
     const [order] = await ordersOf(carePlan);
@@ -723,6 +724,13 @@ describe('protocols outside the catalog', () => {
     await deletionHandled(`PlanDefinition/${posted.id}`);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
     expect((await planIssues(carePlan)).map((i) => i.code?.coding?.[0].code)).toEqual(['protocol-not-found']);
+
+    // Posted again, notified as Medplum does (the resource in the body): released at once, not at the sweep.
+    const { resource: again } = await service.fhir.create(plan);
+    await postWebhook(service, JSON.stringify(again)).expect(202);
+    await deletionHandled(`PlanDefinition/${again.id}`);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await planIssues(carePlan)).map((i) => i.status)).toEqual(['final']);
   });
 
   it('a contraindication deleted in the EHR, notified: checked again at once, held while the patient’s data still says so, released once it does not', async () => {
