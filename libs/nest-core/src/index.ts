@@ -6,3 +6,4 @@ export * from './order-holds';
 export * from './task-reminder-records';
 export * from './ehr-orders';
 export * from './plan-definitions';
+export * from './protocol-change-broadcast';

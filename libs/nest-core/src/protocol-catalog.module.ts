@@ -5,6 +5,7 @@ import { ContraindicationRecorder } from './contraindication-recorder';
 import { OrderHolds } from './order-holds';
 import { PatientDataLoader } from './patient-data-loader';
 import { PlanDefinitions } from './plan-definitions';
+import { ProtocolChangeBroadcast } from './protocol-change-broadcast';
 
 /**
  * Loads and validates fhir-profiles/ once per process. A broken file is left out and logged; /health reports the
@@ -29,7 +30,15 @@ import { PlanDefinitions } from './plan-definitions';
     ContraindicationRecorder,
     OrderHolds,
     PlanDefinitions,
+    ProtocolChangeBroadcast,
   ],
-  exports: [ProtocolCatalog, PatientDataLoader, ContraindicationRecorder, OrderHolds, PlanDefinitions],
+  exports: [
+    ProtocolCatalog,
+    PatientDataLoader,
+    ContraindicationRecorder,
+    OrderHolds,
+    PlanDefinitions,
+    ProtocolChangeBroadcast,
+  ],
 })
 export class ProtocolCatalogModule {}

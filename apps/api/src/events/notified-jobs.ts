@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { PlanDefinitions } from '@kc/nest-core';
+import { ProtocolChangeBroadcast } from '@kc/nest-core';
 import {
   CompletedTaskEventsProducer,
   InfusionEventsProducer,
@@ -50,7 +50,7 @@ export class NotifiedJobs {
     plans: StoppedPlanEventsProducer,
     records: PatientRecordEventsProducer,
     completedTasks: CompletedTaskEventsProducer,
-    protocols: PlanDefinitions,
+    protocols: ProtocolChangeBroadcast,
   ) {
     const kind = (
       resourceType: string,
@@ -59,9 +59,9 @@ export class NotifiedJobs {
       enqueue: (id: string) => Promise<unknown>,
       whenDeleted = false,
     ): NotifiedKind => ({ resourceType, counted, idsIn, enqueue, whenDeleted });
-    // A protocol changed or deleted: read again here from now on, and its plans checked by the worker.
-    const protocolChanged = (id: string) => {
-      protocols.forgetServerPlans();
+    // A protocol changed or deleted: read again by every process from now on, and its plans checked by the worker.
+    const protocolChanged = async (id: string) => {
+      await protocols.changed();
       return records.enqueue(`PlanDefinition/${id}`);
     };
     this.kinds = [

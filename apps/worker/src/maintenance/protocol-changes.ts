@@ -1,15 +1,16 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, PlanDefinition } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { PlanDefinitions } from '@kc/nest-core';
+import { ProtocolChangeBroadcast } from '@kc/nest-core';
 import { canonicalOf, ProtocolCatalog } from '@kc/protocols';
 import { ContraindicationSweep } from './contraindication-sweep';
 
 /**
- * A PlanDefinition the FHIR server notified as changed or deleted (an EHR's protocol): read again from now on, and
- * the plans following it checked against what the server has now rather than at the next sweep. Deleted, with no
- * other version of its url left, their approved orders are held (`protocol-not-found`); posted again, released.
- * The catalog's are left alone: their definitions are fhir-profiles/'s, whatever a copy on the server says.
+ * A PlanDefinition the FHIR server notified as changed or deleted (an EHR's protocol): read again from now on, by
+ * every process (ProtocolChangeBroadcast), and the plans following it checked against what the server has now rather
+ * than at the next sweep. Deleted, with no other version of its url left, their approved orders are held
+ * (`protocol-not-found`); posted again, released. The catalog's are left alone: their definitions are
+ * fhir-profiles/'s, whatever a copy on the server says.
  */
 @Injectable()
 export class ProtocolChanges {
@@ -17,7 +18,7 @@ export class ProtocolChanges {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly protocols: PlanDefinitions,
+    private readonly broadcast: ProtocolChangeBroadcast,
     private readonly catalog: ProtocolCatalog,
     private readonly contraindications: ContraindicationSweep,
   ) {}
@@ -31,7 +32,7 @@ export class ProtocolChanges {
     const definition =
       (await this.fhir.readIfExists<PlanDefinition>('PlanDefinition', id)) ??
       (await this.fhir.lastVersionOf<PlanDefinition>('PlanDefinition', id));
-    this.protocols.forgetServerPlans();
+    await this.broadcast.changed();
     const canonical = definition && canonicalOf(definition);
     if (!definition?.url || !canonical || this.catalog.findPlanDefinition(canonical)) return none;
     // Plans applied with this version, or with its url alone (the latest version), still open: a draft one is what
