@@ -106,18 +106,26 @@ export class OrderHolds {
       ...active.map((a): [string, string] => [`${a.order.resourceType}/${a.order.id}`, a.taskId]),
       ...restated.map(({ read }): [string, string] => [`${read.resourceType}/${read.id}`, orderTaskIdOf(read)!]),
     ]);
-    const taskHolds = [...holds, ...restated].flatMap(({ held }) => {
+    const heldTasksOf = [...holds, ...restated].flatMap(({ held }) => {
       const task = tasks.get(taskOf.get(`${held.resourceType}/${held.id}`) ?? '');
       return task ? [{ read: task, held: heldTask(task, held) }] : [];
     });
+    // A Task held already whose reason reads the same is not written again; the issue implicates it all the same.
+    const taskHolds = heldTasksOf.filter(
+      ({ read, held }) => read.status !== 'on-hold' || read.statusReason?.text !== held.statusReason?.text,
+    );
     const orderChanges = [...holds, ...restated.filter(({ read, held }) => read !== held)];
-    const targets = [...holds, ...restated, ...taskHolds].map(({ held }) => ({
-      reference: `${held.resourceType}/${held.id}`,
-    }));
+    const referenceOf = ({ held }: { held: Resource }) => ({ reference: `${held.resourceType}/${held.id}` });
+    // What this hold writes (the Provenance's targets), and what the issues implicate: every order and Task they hold.
+    const implicated = [...holds, ...restated, ...heldTasksOf].map(referenceOf);
     const implicating = unresolved.flatMap((issue) => {
-      const updated = implicatingOrders(issue, targets);
+      const updated = implicatingOrders(issue, implicated);
       return updated ? [{ read: issue, held: updated }] : [];
     });
+    // A hold restated on requests that carry no issue themselves writes the issues alone: they are its targets then.
+    const changed = [...orderChanges, ...taskHolds];
+    if (!changed.length && !implicating.length) return NOTHING_HELD;
+    const targets = (changed.length ? changed : implicating).map(referenceOf);
     const provenance = changeProvenance({
       targets,
       who: THIS_SERVICE,
