@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Bundle, Procedure } from '@medplum/fhirtypes';
 import { loadConfig, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { InfusionEventsProducer, JOBS, QUEUES, redisConnection } from '@kc/queue';
+import { InfusionEventsProducer, JOBS, PatientRecordEventsProducer, QUEUES, redisConnection } from '@kc/queue';
 import { getQueueToken } from '@nestjs/bullmq';
 import { PollCursors } from '../apps/worker/src/maintenance/change-polls';
 import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
@@ -76,6 +76,7 @@ describe('polling fallback against a HAPI-shaped server, cursor in real Redis', 
       poller: new ProcedurePoller(
         new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 }),
         new InfusionEventsProducer(followups, config),
+        new PatientRecordEventsProducer(maintenance, config),
         cursors,
         config,
       ),

@@ -90,6 +90,7 @@ describe('the FHIR Subscriptions the service needs', () => {
       expect([type, asked]).toEqual([type, actedOn]);
     }
     expect(subscriptions.filter((s) => s.channel.extension).map((s) => s.criteria)).toEqual([
+      'Procedure?status=completed,entered-in-error',
       'Task',
       'CarePlan',
       'Appointment',

@@ -12,6 +12,7 @@ import { MaintenanceProcessor } from './maintenance/maintenance.processor';
 import { ClearedIssuesPoller } from './maintenance/cleared-issues-poller';
 import { PlanChanges } from './maintenance/plan-changes';
 import { ProtocolChanges } from './maintenance/protocol-changes';
+import { InfusionsInError } from './maintenance/infusions-in-error';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
@@ -80,6 +81,7 @@ export class WorkerModule {
         ClosedOrderReviews,
         PlanChanges,
         ProtocolChanges,
+        InfusionsInError,
         LateAdministrations,
         OpenTasksReader,
         MaintenanceSchedules,

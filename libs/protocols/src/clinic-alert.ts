@@ -2,6 +2,7 @@ import type { Communication, DetectedIssue } from '@medplum/fhirtypes';
 import { CANONICAL_BASE, SERVICE_CODE_SYSTEM } from './canonical';
 import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
+import { isInfusionInError } from './infusion-in-error';
 import { isProtocolNotFound } from './protocol-not-found';
 import { isReportedEffect, isUnreadAnswers } from './reported-effects';
 
@@ -150,6 +151,12 @@ function whyHeld(
       what: "its care plan's protocol is not found",
       found: `The protocol a patient's ketamine care plan follows is not found any more${when}: neither one of this service's nor on the FHIR server, so their record cannot be checked against its contraindications.`,
       releasedBy: `the protocol is posted again (${orders === 1 ? 'it is' : 'they are'} then released) or `,
+    };
+  if (isInfusionInError(issue))
+    return {
+      what: 'an infusion was recorded in error',
+      found: `An infusion on a patient's ketamine care plan was recorded in error after its follow-ups were planned${when}: what it planned is timed from an infusion that did not happen, and the session it answered is marked done.`,
+      releasedBy: 'the plan is put right and ',
     };
   const name = (issue.code?.text ?? issue.code?.coding?.[0]?.display ?? 'A contraindication').replace(/\.$/, '');
   return {

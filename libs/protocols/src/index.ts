@@ -29,3 +29,4 @@ export * from './clinic-alert';
 export * from './clinic-alert-resolved';
 export * from './care-team-owner';
 export * from './protocol-not-found';
+export * from './infusion-in-error';

@@ -11,7 +11,8 @@ import { QUEUES } from './queue-names';
  * with open Tasks are checked now rather than at the next sweep (the job reads the record itself); or a CarePlan a
  * follow-up found contraindicated, so the orders approved under it are held now; or a DetectedIssue resolved outside
  * this service (or deleted there), so what it held is released now; or a PlanDefinition changed or deleted on the
- * FHIR server, so the plans following it are checked against it now.
+ * FHIR server, so the plans following it are checked against it now; or an infusion recorded in error (or deleted),
+ * so its plan is held until a clinician puts it right.
  */
 @Injectable()
 export class PatientRecordEventsProducer {
@@ -21,7 +22,7 @@ export class PatientRecordEventsProducer {
   ) {}
 
   async enqueue(
-    reference: `${'Condition' | 'Observation' | 'CarePlan' | 'DetectedIssue' | 'PlanDefinition'}/${string}`,
+    reference: `${'Condition' | 'Observation' | 'CarePlan' | 'DetectedIssue' | 'PlanDefinition' | 'Procedure'}/${string}`,
   ): Promise<{ jobId: string }> {
     const jobId = recheckContraindicationsJobId(reference);
     await withinEnqueueTimeout(

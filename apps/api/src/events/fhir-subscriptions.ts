@@ -5,7 +5,11 @@ import type { Subscription } from '@medplum/fhirtypes';
  * once, rather than at the next poll or sweep: one per criteria, each what FhirWebhookController takes.
  */
 export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string; deletions?: true }[] = [
-  { criteria: 'Procedure?status=completed', why: 'an infusion done: its follow-ups are written' },
+  {
+    criteria: 'Procedure?status=completed,entered-in-error',
+    why: 'an infusion done: its follow-ups are written; recorded in error (or deleted) since: its plan is held until a clinician puts it right',
+    deletions: true,
+  },
   {
     criteria: 'Task',
     why: 'a Task written (or deleted) by the EHR: the worklist and to-do list, a check completed there',

@@ -96,9 +96,10 @@ export class FhirWebhookController {
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
     if (!isResourceId(id)) throw badRequest('Not a valid resource id');
-    const kind = this.jobs.of(resourceType);
-    if (kind) {
-      await kind.enqueue(id);
+    // By id alone, the status is not known here: each job of the type reads it (a Procedure's two, say).
+    const kinds = this.jobs.of(resourceType);
+    if (kinds.length) {
+      for (const kind of kinds) await kind.enqueue(id);
       return operationOutcome('information', 'informational', `Queued 1 ${resourceType}`);
     }
     if (resourceType === 'Task') {
@@ -119,7 +120,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook, HAPI style, of a deletion (a Subscription with subscription-send-delete-messages): DELETE {endpoint}/Task|DetectedIssue|PlanDefinition|Appointment|CarePlan/{id}',
+      'Rest-hook, HAPI style, of a deletion (a Subscription with subscription-send-delete-messages): DELETE {endpoint}/Task|DetectedIssue|PlanDefinition|Appointment|CarePlan|Procedure/{id}',
   })
   async notifyDeleted(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));
@@ -129,7 +130,7 @@ export class FhirWebhookController {
 
   /**
    * A resource deleted on the FHIR server: a Task leaves the lists now (not at the next reconciliation); a
-   * contraindication, a protocol, an appointment or a plan gets its job (the worker reads what it was from its history).
+   * contraindication, a protocol, an appointment, a plan or an infusion gets its job (the worker reads what it was from its history).
    * Other kinds wait for their sweeps, as before.
    */
   private async heardDeleted(resourceType: string, id: string) {
@@ -137,10 +138,10 @@ export class FhirWebhookController {
       await WorklistIndex.refreshAll([this.worklist, this.toDo], [id]);
       return operationOutcome('information', 'informational', 'Deleted Task taken off the worklist and the to-do list');
     }
-    const kind = this.jobs.of(resourceType);
-    if (!kind?.whenDeleted)
+    const kinds = this.jobs.of(resourceType).filter((k) => k.whenDeleted);
+    if (!kinds.length)
       return operationOutcome('information', 'informational', `Nothing to do for a deleted ${resourceType}`);
-    await kind.enqueue(id);
+    for (const kind of kinds) await kind.enqueue(id);
     return operationOutcome('information', 'informational', `Queued the deleted ${resourceType}`);
   }
 

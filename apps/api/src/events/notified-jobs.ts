@@ -17,6 +17,7 @@ import {
   observationIdsIn,
   planDefinitionIdsIn,
   procedureIdsIn,
+  procedureInErrorIdsIn,
   responseIdsIn,
 } from './notified-resources';
 
@@ -66,6 +67,15 @@ export class NotifiedJobs {
     };
     this.kinds = [
       kind('Procedure', 'infusion event(s)', procedureIdsIn, (id) => infusions.enqueue(id, 'webhook')),
+      // An infusion recorded in error, or deleted, after its follow-ups: its plan held until a clinician puts it right
+      // (a job of its own: the infusion's job id is kept a week after it ran, so queueing that again does nothing).
+      kind(
+        'Procedure',
+        'infusion(s) recorded in error',
+        procedureInErrorIdsIn,
+        (id) => records.enqueue(`Procedure/${id}`),
+        true,
+      ),
       // A score (the booster timing), or a blood pressure or pregnancy status (the contraindication checks).
       kind('Observation', 'Observation(s)', observationIdsIn, async (id) => {
         await scores.enqueue(id, 'webhook');
@@ -104,8 +114,8 @@ export class NotifiedJobs {
     ];
   }
 
-  /** The kind of a resource type, if it gets a job. */
-  of(resourceType: string): NotifiedKind | undefined {
-    return this.kinds.find((k) => k.resourceType === resourceType);
+  /** The kinds of a resource type that get a job (a Procedure has two: completed, and recorded in error). */
+  of(resourceType: string): NotifiedKind[] {
+    return this.kinds.filter((k) => k.resourceType === resourceType);
   }
 }

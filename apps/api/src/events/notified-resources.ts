@@ -1,4 +1,4 @@
-import type { DetectedIssue, MedicationRequest, Resource, ResourceType, Task } from '@medplum/fhirtypes';
+import type { DetectedIssue, MedicationRequest, Procedure, Resource, ResourceType, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { recordedWithTask } from '@kc/followups';
 import { plansClearedBy } from '@kc/protocols';
@@ -11,6 +11,13 @@ import { isOpenOrder } from '@kc/task-states';
  */
 export function procedureIdsIn(body: unknown): string[] {
   return idsIn(body, 'Procedure');
+}
+
+/** The infusions a notification says were recorded in error (ids only: the worker reads each, and its plan's Tasks). */
+export function procedureInErrorIdsIn(body: unknown): string[] {
+  return resourcesIn(body, 'Procedure')
+    .filter((p) => (p as Procedure).status === 'entered-in-error')
+    .map((p) => p.id!);
 }
 
 /** The same for Observations (recorded scores): ids only, re-read by the worker. */

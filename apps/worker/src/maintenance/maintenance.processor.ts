@@ -22,6 +22,7 @@ import { StoppedPlanSweep } from './stopped-plan-sweep';
 import { PausedPlanHolds } from './paused-plan-holds';
 import { PlanChanges } from './plan-changes';
 import { ProtocolChanges } from './protocol-changes';
+import { InfusionsInError } from './infusions-in-error';
 import { CHANGE_POLLS, type ChangePoll } from './change-polls';
 import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
@@ -51,6 +52,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly bookings: AppointmentBookings,
     private readonly planChanges: PlanChanges,
     private readonly protocolChanges: ProtocolChanges,
+    private readonly infusionsInError: InfusionsInError,
     @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
     queueMetrics: QueueJobMetrics,
   ) {
@@ -114,6 +116,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         if (reference.startsWith('DetectedIssue/')) return this.planChanges.issueChanged(reference.split('/')[1]);
         // A protocol changed or deleted on the FHIR server: the plans following it checked against it now.
         if (reference.startsWith('PlanDefinition/')) return this.protocolChanges.changed(reference.split('/')[1]);
+        // An infusion recorded in error (or deleted) after its follow-ups: its plan held until a clinician puts it right.
+        if (reference.startsWith('Procedure/')) return this.infusionsInError.heard(reference.split('/')[1]);
         return this.contraindications.recheckFor(reference);
       }
       case JOBS.checkDoneElsewhere:

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Procedure } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { InfusionEventsProducer } from '@kc/queue';
+import { InfusionEventsProducer, PatientRecordEventsProducer } from '@kc/queue';
 import { PollCursors, type ChangePoll } from './change-polls';
 import { pollFromCursor } from './cursor-poll';
 import type { PollCursor } from './poll-cursor';
@@ -11,7 +11,8 @@ import type { PollCursor } from './poll-cursor';
 const CURSOR = 'procedures';
 
 /**
- * Polling fallback for FHIR servers without subscriptions: completed Procedures by _lastUpdated. The cursor lives
+ * Polling fallback for FHIR servers without subscriptions: completed Procedures by _lastUpdated (and those recorded in
+ * error, for their plans to be held). The cursor lives
  * in Redis, so a restart resumes where it stopped (cursor-poll: saved only after the events are queued).
  */
 @Injectable()
@@ -23,6 +24,7 @@ export class ProcedurePoller implements ChangePoll {
   constructor(
     private readonly fhir: FhirClient,
     private readonly producer: InfusionEventsProducer,
+    private readonly records: PatientRecordEventsProducer,
     private readonly pollCursors: PollCursors,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -32,13 +34,16 @@ export class ProcedurePoller implements ChangePoll {
       await this.pollCursors.of(CURSOR),
       (from) =>
         this.fhir.searchAll<Procedure>('Procedure', {
-          status: 'completed',
+          // An infusion recorded in error since (after its follow-ups) holds its plan: its own job, not the infusion's.
+          status: 'completed,entered-in-error',
           _lastUpdated: `ge${from}`,
           _sort: '_lastUpdated',
           _count: 100,
         }),
       async (procedures) => {
-        for (const procedure of procedures) await this.producer.enqueue(procedure.id!, 'poll');
+        for (const procedure of procedures)
+          if (procedure.status === 'entered-in-error') await this.records.enqueue(`Procedure/${procedure.id}`);
+          else await this.producer.enqueue(procedure.id!, 'poll');
       },
     );
     if (fresh.length) this.logger.log({ msg: 'poll queued infusion events', count: fresh.length });

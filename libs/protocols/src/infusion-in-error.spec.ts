@@ -1,0 +1,50 @@
+import type { Procedure, Task } from '@medplum/fhirtypes';
+import { infusionInErrorIssue, isInfusionInError, tasksOfInfusion } from './infusion-in-error';
+
+const task = (id: string, extra: Partial<Task> = {}): Task => ({
+  resourceType: 'Task',
+  id,
+  status: 'draft',
+  intent: 'plan',
+  ...extra,
+});
+const procedure: Procedure = { resourceType: 'Procedure', id: 'p1', status: 'entered-in-error', subject: {} };
+
+describe('an infusion recorded in error', () => {
+  it('left behind what it planned and what it answered; other infusions’ Tasks are not its', () => {
+    const planned = task('check', { reasonReference: { reference: 'Procedure/p1' } });
+    const done = task('session', {
+      status: 'completed',
+      output: [{ type: { text: 'fulfilled-by' }, valueReference: { reference: 'Procedure/p1' } }],
+    });
+    const other = task('next', { reasonReference: { reference: 'Procedure/p2' } });
+    const left = tasksOfInfusion('p1', [planned, done, other]);
+    expect([left.planned.map((t) => t.id), left.answered.map((t) => t.id)]).toEqual([['check'], ['session']]);
+
+    const issue = infusionInErrorIssue({
+      procedure,
+      carePlan: 'CarePlan/cp',
+      patient: { reference: 'Patient/x' },
+      ...left,
+      identified: '2027-01-05T10:00:00.000Z',
+    })!;
+    expect(isInfusionInError(issue)).toBe(true);
+    // Unresolved (preliminary), keyed by the infusion so it is recorded once.
+    expect(issue.status).toBe('preliminary');
+    expect(issue.identifier?.[0].value).toBe('Procedure/p1');
+    expect(issue.implicated?.map((r) => r.reference)).toEqual(['CarePlan/cp', 'Task/check', 'Task/session']);
+  });
+
+  it('an infusion that left nothing behind records nothing', () => {
+    expect(
+      infusionInErrorIssue({
+        procedure,
+        carePlan: 'CarePlan/cp',
+        patient: { reference: 'Patient/x' },
+        planned: [],
+        answered: [],
+        identified: '2027-01-05T10:00:00.000Z',
+      }),
+    ).toBeUndefined();
+  });
+});
