@@ -2,6 +2,7 @@ import type { DetectedIssue } from '@medplum/fhirtypes';
 import { clinicAlertKindOf, clinicAlertMessage, heldOrdersOf } from './clinic-alert';
 import { unreadCheckIssue } from '../../../test/fixtures/plans';
 import { REPORTED_EFFECT_KEY_SYSTEM } from './reported-effects';
+import { infusionInErrorIssue } from './infusion-in-error';
 
 const pregnancy = (implicated: string[], extra: Partial<DetectedIssue> = {}): DetectedIssue => ({
   resourceType: 'DetectedIssue',
@@ -93,6 +94,31 @@ describe('what the clinic is emailed of a hold', () => {
     expect(clinicAlertMessage(hallucinations).subject).toBe(
       'Ketamine care plans: hallucinations reported after an infusion, to review',
     );
+  });
+
+  it('an infusion recorded in error holding an approved order: told in its own words, no patient', () => {
+    const issue = {
+      ...infusionInErrorIssue({
+        procedure: { resourceType: 'Procedure', id: 'p1', status: 'entered-in-error', subject: {} },
+        carePlan: 'CarePlan/plan-1',
+        patient: { reference: 'Patient/p1' },
+        planned: [{ resourceType: 'Task', id: 'booster-1', status: 'ready', intent: 'plan' }],
+        answered: [],
+        identified: '2026-12-03T08:00:00Z',
+      })!,
+      id: 'issue-4',
+    };
+    issue.implicated!.push({ reference: 'MedicationRequest/order-1' });
+    expect(clinicAlertKindOf(issue)).toBe('orders-held');
+    const message = clinicAlertMessage(issue);
+    expect(message.subject).toBe(
+      'Ketamine care plans: an approved infusion is on hold (an infusion was recorded in error), to review',
+    );
+    expect(message.text).toMatch(
+      /^An infusion on a patient's ketamine care plan was recorded in error after its follow-ups were planned \(found 2026-12-03\)/,
+    );
+    expect(message.text).toContain('until the plan is put right and a clinician reviews it');
+    expect(message.text).not.toMatch(/Patient\/p1/);
   });
 
   it('a check whose answers could not be read: told as such, not as an effect the patient reported', () => {
