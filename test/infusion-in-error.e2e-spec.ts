@@ -30,7 +30,7 @@ describe('an infusion recorded in error after its follow-ups', () => {
     service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${carePlanId}` });
 
   it('entered in error and notified: its plan is held (the approved order, the other proposals), until a clinician overrides it', async () => {
-    const { carePlanId, procedureId, check, booster, session } = await infusedForCheck(service);
+    const { patient, carePlanId, procedureId, check, booster, session } = await infusedForCheck(service);
     const order = await approvedSessionOrder(service, session);
 
     const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
@@ -64,6 +64,18 @@ describe('an infusion recorded in error after its follow-ups', () => {
       .send({ versionId: booster1.meta!.versionId })
       .expect(422);
     expect(refused.body.issue[0].details.text).toMatch(/Infusion recorded in error/);
+    // The page shows the clinician why on the booster's row: the issue on record, which the row offers to override
+    // (or the Task to reject) instead of Approve.
+    const view = await request(service.url).get('/worklist/view').query({ patient }).set(clinician()).expect(200);
+    const row = (
+      view.body.items as {
+        id: string;
+        view: { contraindications: { id: string; text: string; state: string }[] };
+      }[]
+    ).find((i) => i.id === booster.id);
+    expect(row?.view.contraindications).toEqual([
+      expect.objectContaining({ id: issue.id, state: 'unresolved', text: expect.stringMatching(/recorded in error/i) }),
+    ]);
     // Notified again: recorded once.
     await postWebhook(service, JSON.stringify(inError)).expect(202);
     await heard(procedureId);
