@@ -233,11 +233,24 @@ export class FhirClient {
   }
 
   /**
-   * The latest version the server keeps of a resource, deleted or not (its instance history, newest first: Medplum's
-   * and HAPI's answer it for a deleted resource, the deletion itself an entry without one); undefined when it has
-   * none. What a deletion notification names no longer reads, and only its last version says what it was.
+   * A resource as it is, or, deleted, as it was last (`deleted: true`); undefined when the server has no trace of it.
+   * What a deletion notification names no longer reads: only its last version says what it was.
    */
-  async lastVersionOf<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T | undefined> {
+  async readEvenIfDeleted<T extends Resource>(
+    resourceType: T['resourceType'],
+    id: string,
+  ): Promise<{ resource: T; deleted: boolean } | undefined> {
+    const resource = await this.readIfExists<T>(resourceType, id);
+    if (resource) return { resource, deleted: false };
+    const last = await this.lastVersionOf<T>(resourceType, id);
+    return last && { resource: last, deleted: true };
+  }
+
+  /**
+   * The latest version the server keeps of a resource (its instance history, newest first: Medplum's and HAPI's answer
+   * it for a deleted resource, the deletion itself an entry without one); undefined when it has none.
+   */
+  private async lastVersionOf<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T | undefined> {
     try {
       const { body } = await this.request<Bundle<T>>('GET', `${resourceType}/${encodeURIComponent(id)}/_history`);
       return body?.entry?.find((e) => e.resource)?.resource;

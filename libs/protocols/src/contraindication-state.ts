@@ -17,7 +17,11 @@ export function contraindicationState(issue: DetectedIssue): 'withdrawn' | 'over
  * is unresolved.
  */
 export function plansClearedBy(issue: DetectedIssue): string[] {
-  if (contraindicationState(issue) === 'unresolved') return [];
+  return contraindicationState(issue) === 'unresolved' ? [] : plansImplicatedBy(issue);
+}
+
+/** The CarePlans an issue implicates (`CarePlan/<id>`), whatever its state. */
+export function plansImplicatedBy(issue: DetectedIssue): string[] {
   return (issue.implicated ?? []).flatMap((r) => (/^CarePlan\/[^/]+$/.test(r.reference ?? '') ? [r.reference!] : []));
 }
 

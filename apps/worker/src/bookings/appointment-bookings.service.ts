@@ -208,10 +208,8 @@ export class AppointmentBookings {
    * session was booked at is gone either way, and its reminders must not go out.
    */
   private async appointmentOrDeleted(appointmentId: string): Promise<Appointment | undefined> {
-    const appointment = await this.fhir.readIfExists<Appointment>('Appointment', appointmentId);
-    if (appointment) return appointment;
-    const last = await this.fhir.lastVersionOf<Appointment>('Appointment', appointmentId);
-    return last && { ...last, status: 'cancelled' };
+    const found = await this.fhir.readEvenIfDeleted<Appointment>('Appointment', appointmentId);
+    return found && (found.deleted ? { ...found.resource, status: 'cancelled' } : found.resource);
   }
 
   private skipped(appointmentId: string, why: string): BookingOutcome {

@@ -21,12 +21,12 @@ export class InfusionsInError {
 
   async heard(procedureId: string, now = new Date()): Promise<{ recorded: number; held: number }> {
     const none = { recorded: 0, held: 0 };
-    const current = await this.fhir.readIfExists<Procedure>('Procedure', procedureId);
-    if (current && current.status !== 'entered-in-error') return none;
-    const procedure = current ?? (await this.fhir.lastVersionOf<Procedure>('Procedure', procedureId));
-    const carePlan = procedure?.basedOn?.find((r) => /^CarePlan\/[^/]+$/.test(r.reference ?? ''))?.reference;
-    const patient = procedure?.subject?.reference;
-    if (!procedure || !carePlan || !patient) return none;
+    const found = await this.fhir.readEvenIfDeleted<Procedure>('Procedure', procedureId);
+    if (!found || (!found.deleted && found.resource.status !== 'entered-in-error')) return none;
+    const procedure = found.resource;
+    const carePlan = procedure.basedOn?.find((r) => /^CarePlan\/[^/]+$/.test(r.reference ?? ''))?.reference;
+    const patient = procedure.subject?.reference;
+    if (!carePlan || !patient) return none;
     const tasks = await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, _count: 200 });
     const issue = infusionInErrorIssue({
       procedure: { ...procedure, id: procedureId },

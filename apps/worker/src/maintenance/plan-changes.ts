@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, DetectedIssue } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { plansClearedBy } from '@kc/protocols';
+import { plansClearedBy, plansImplicatedBy } from '@kc/protocols';
 import { ClinicAlerts } from '../alerts/clinic-alerts.service';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
@@ -56,14 +56,13 @@ export class PlanChanges {
     const reference = `CarePlan/${carePlanId}`;
     const tasks = open.awaiting.length + open.approved.length + open.held.length;
     if (!tasks || open.carePlans.has(reference)) return open;
-    if (await this.fhir.readIfExists<CarePlan>('CarePlan', carePlanId)) return open;
-    const last = await this.fhir.lastVersionOf<CarePlan>('CarePlan', carePlanId);
-    if (!last) return open;
+    const found = await this.fhir.readEvenIfDeleted<CarePlan>('CarePlan', carePlanId);
+    if (!found?.deleted) return open;
     this.logger.log({
       msg: 'plan deleted on the FHIR server: its open Tasks withdrawn as a revoked plan’s',
       carePlanId,
     });
-    return { ...open, carePlans: new Map([...open.carePlans, [reference, { ...last, status: 'revoked' }]]) };
+    return { ...open, carePlans: new Map([...open.carePlans, [reference, { ...found.resource, status: 'revoked' }]]) };
   }
 
   /**
@@ -71,8 +70,10 @@ export class PlanChanges {
    * clinic told it is dealt with if it was alerted to it.
    */
   async issueChanged(issueId: string, now = new Date()) {
-    const issue = await this.fhir.readIfExists<DetectedIssue>('DetectedIssue', issueId);
-    if (!issue) return this.issueDeleted(issueId, now);
+    const found = await this.fhir.readEvenIfDeleted<DetectedIssue>('DetectedIssue', issueId);
+    if (!found) return { plans: 0, holdsReleased: 0, pausedReleased: 0 };
+    if (found.deleted) return this.issueDeleted(found.resource, now);
+    const issue = found.resource;
     const plans = plansClearedBy(issue);
     let holdsReleased = 0;
     let pausedReleased = 0;
@@ -93,11 +94,8 @@ export class PlanChanges {
    * implicated are checked again now. Their holds are lifted where the patient's data no longer contraindicates
    * anything; where it still does, the check records the contraindication again and the orders stay held.
    */
-  private async issueDeleted(issueId: string, now: Date) {
-    const last = await this.fhir.lastVersionOf<DetectedIssue>('DetectedIssue', issueId);
-    const plans = (last?.implicated ?? []).flatMap((r) =>
-      /^CarePlan\/[^/]+$/.test(r.reference ?? '') ? [r.reference!] : [],
-    );
+  private async issueDeleted(last: DetectedIssue, now: Date) {
+    const plans = plansImplicatedBy(last);
     let recorded = 0;
     let holdsReleased = 0;
     for (const plan of plans) {

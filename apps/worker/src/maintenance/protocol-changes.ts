@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, PlanDefinition } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { ProtocolChangeBroadcast } from '@kc/nest-core';
+import { PlanDefinitions } from '@kc/nest-core';
 import { canonicalOf, ProtocolCatalog } from '@kc/protocols';
 import { ContraindicationSweep } from './contraindication-sweep';
 
@@ -18,7 +18,7 @@ export class ProtocolChanges {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly broadcast: ProtocolChangeBroadcast,
+    private readonly protocols: PlanDefinitions,
     private readonly catalog: ProtocolCatalog,
     private readonly contraindications: ContraindicationSweep,
   ) {}
@@ -29,10 +29,10 @@ export class ProtocolChanges {
   ): Promise<{ plans: number; recorded: number; held: number; released: number }> {
     const none = { plans: 0, recorded: 0, held: 0, released: 0 };
     // A deleted one no longer reads: its last version (the instance history) says which protocol it was.
-    const definition =
-      (await this.fhir.readIfExists<PlanDefinition>('PlanDefinition', id)) ??
-      (await this.fhir.lastVersionOf<PlanDefinition>('PlanDefinition', id));
-    await this.broadcast.changed();
+    const definition = (await this.fhir.readEvenIfDeleted<PlanDefinition>('PlanDefinition', id))?.resource;
+    // The process notified told every process already (ProtocolChangeBroadcast); forgotten here too, in case this job
+    // runs before that message arrives.
+    this.protocols.forgetServerPlans();
     const canonical = definition && canonicalOf(definition);
     if (!definition?.url || !canonical || this.catalog.findPlanDefinition(canonical)) return none;
     // Plans applied with this version, or with its url alone (the latest version), still open: a draft one is what
