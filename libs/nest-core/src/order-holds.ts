@@ -106,18 +106,18 @@ export class OrderHolds {
       ...active.map((a): [string, string] => [`${a.order.resourceType}/${a.order.id}`, a.taskId]),
       ...restated.map(({ read }): [string, string] => [`${read.resourceType}/${read.id}`, orderTaskIdOf(read)!]),
     ]);
-    const heldTasksOf = [...holds, ...restated].flatMap(({ held }) => {
+    const tasksOfHolds = [...holds, ...restated].flatMap(({ held }) => {
       const task = tasks.get(taskOf.get(`${held.resourceType}/${held.id}`) ?? '');
       return task ? [{ read: task, held: heldTask(task, held) }] : [];
     });
     // A Task held already whose reason reads the same is not written again; the issue implicates it all the same.
-    const taskHolds = heldTasksOf.filter(
+    const taskHolds = tasksOfHolds.filter(
       ({ read, held }) => read.status !== 'on-hold' || read.statusReason?.text !== held.statusReason?.text,
     );
     const orderChanges = [...holds, ...restated.filter(({ read, held }) => read !== held)];
     const referenceOf = ({ held }: { held: Resource }) => ({ reference: `${held.resourceType}/${held.id}` });
     // What this hold writes (the Provenance's targets), and what the issues implicate: every order and Task they hold.
-    const implicated = [...holds, ...restated, ...heldTasksOf].map(referenceOf);
+    const implicated = [...holds, ...restated, ...tasksOfHolds].map(referenceOf);
     const implicating = unresolved.flatMap((issue) => {
       const updated = implicatingOrders(issue, implicated);
       return updated ? [{ read: issue, held: updated }] : [];
@@ -241,7 +241,6 @@ export class OrderHolds {
     return found;
   }
 
-  /** The orders of a type keyed to these Tasks (`keys`: orderKeySearch values), a search per KEYS_PER_SEARCH. */
   /** The plan's Tasks held for a contraindication, and the orders their approvals wrote, held with them. */
   private async heldUnderPlan(carePlan: string): Promise<string[]> {
     const tasks = (await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, status: 'on-hold' })).filter(
@@ -264,6 +263,7 @@ export class OrderHolds {
     return orders;
   }
 
+  /** The orders of a type keyed to these Tasks (`keys`: orderKeySearch values), a search per KEYS_PER_SEARCH. */
   private async keyed<T extends AuthorisableRequest>(
     type: T['resourceType'],
     keys: string[],

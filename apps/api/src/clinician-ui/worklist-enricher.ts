@@ -176,7 +176,6 @@ export interface DoseReads {
 export class WorklistEnricher {
   /** The catalog's protocols, whose outcome-driven timing names the scores they judge response by. */
   private readonly catalogPlans: PlanDefinition[];
-  /** The effects reported at checks (fhir-profiles' check Questionnaire): their codes, and those meaning none. */
   /** The catalog's Questionnaires, whose extracted choices are the effects a check reports. */
   private readonly catalogQuestionnaires: Questionnaire[];
   /** What a clinician calls each kind of Task (the protocols' CodeSystem). */
