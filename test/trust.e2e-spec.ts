@@ -7,6 +7,7 @@ import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
 import { recheckContraindicationsJobId } from '@kc/queue';
 import { transition } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
+import { FhirClient } from '@kc/fhir';
 import type {
   ActivityDefinition,
   CarePlan,
@@ -530,6 +531,39 @@ describe('trustworthy plans', () => {
       .set(clinician())
       .send({ versionId: instructions.meta!.versionId })
       .expect(200);
+  });
+
+  it('a contraindication found by the infusion and by another finder at the same moment is recorded once', async () => {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject);
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const procedureId = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-04T10:00:00.000Z',
+    );
+    // The sweep (as a notified Condition's job would) records the pregnancy after the infusion's job has read the
+    // plan's issues and before its transaction lands: the moment two finders meet.
+    const fhir = service.app.get(FhirClient);
+    const send = fhir.transaction.bind(fhir);
+    let raced = false;
+    const spy = jest.spyOn(fhir, 'transaction').mockImplementation(async (entries) => {
+      if (!raced && entries.some((e) => e.resource?.resourceType === 'DetectedIssue')) {
+        raced = true;
+        expect((await service.app.get(ContraindicationSweep).sweep()).recorded).toBeGreaterThanOrEqual(1);
+      }
+      return send(entries);
+    });
+    try {
+      expect(await reportInfusion(service, procedureId)).toMatchObject({ contraindications: 1 });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(raced).toBe(true);
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
   });
 
   it('an infusion event that finds a contraindication has the orders approved under the plan held at once', async () => {

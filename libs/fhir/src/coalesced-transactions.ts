@@ -3,6 +3,12 @@ import { MicroBatcher, settledOf, slicesOf, type MicroBatcherOptions } from '@kc
 import type { FhirClient } from './fhir-client';
 import { FhirUnavailableError } from './fhir-errors';
 
+/**
+ * Medplum's server runs a transaction holding a conditional entry under SERIALIZABLE isolation and refuses one of
+ * more entries than this (fhir-router's `maxSerializableTransactionEntries`).
+ */
+export const MAX_SERIALIZABLE_TRANSACTION_ENTRIES = 8;
+
 /** Medplum's fhir-router takes at most 50 updates in one transaction. */
 const MAX_UPDATES_PER_TRANSACTION = 50;
 

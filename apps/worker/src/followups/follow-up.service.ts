@@ -10,7 +10,13 @@ import type {
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { FhirClient, FhirUnavailableError, sharedGroups, updateEntry } from '@kc/fhir';
+import {
+  FhirClient,
+  FhirUnavailableError,
+  MAX_SERIALIZABLE_TRANSACTION_ENTRIES,
+  sharedGroups,
+  updateEntry,
+} from '@kc/fhir';
 import {
   applyInfusionUpdate,
   carePlanTakesFollowUps,
@@ -57,6 +63,8 @@ export interface FollowUpEvent {
 
 /** An event's writes, planned: its transaction entries, and its outcome once the server answered them. */
 interface PlannedWrites {
+  /** Contraindications written before the entries, in a transaction of their own (rare: see planWrites). */
+  issuesFirst: BundleEntry[];
   entries: BundleEntry[];
   outcome: (answers: BundleEntry[]) => FollowUpOutcome;
 }
@@ -226,9 +234,18 @@ export class FollowUpService {
       }
       settled.push([index, result]);
     };
-    for (const { index, writes } of planned.filter((p) => !p.writes.entries.length))
+    const issuesWritten: typeof planned = [];
+    for (const p of planned) {
+      try {
+        if (p.writes.issuesFirst.length) await this.fhir.transaction(p.writes.issuesFirst);
+        issuesWritten.push(p);
+      } catch (err) {
+        settled.push([p.index, { status: 'rejected', reason: err }]);
+      }
+    }
+    for (const { index, writes } of issuesWritten.filter((p) => !p.writes.entries.length))
       await settle(index, () => writes.outcome([]));
-    const writing = planned.filter((p) => p.writes.entries.length);
+    const writing = issuesWritten.filter((p) => p.writes.entries.length);
     // As few transactions as the server takes (Medplum: a conditional entry alone, at most 50 updates in one).
     for (const chunk of sharedGroups(writing.map((p) => p.writes.entries)).map((g) => g.map((i) => writing[i]))) {
       let answers: BundleEntry[];
@@ -304,21 +321,25 @@ export class FollowUpService {
       .map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
     const answered = this.answeredTasks({ event, procedure, infusion, infusionActions, around, newTasks, now });
     const carePlanUpdate = activityEntry(carePlan, [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)]);
-    // With the CarePlan's If-Match update in the transaction, two writers for the same plan cannot both land (one gets
-    // 412, its job retries and re-reads), so creates need no If-None-Exist: no conditional entry, so Medplum runs the
-    // transaction without SERIALIZABLE isolation or its 8-entry limit, and events of different patients never
-    // conflict. Without it (a contraindication found, no new Task) the DetectedIssue stays a conditional create.
-    const locked = carePlanUpdate.length > 0;
-    const entries = [
+    // With the CarePlan's If-Match update in the transaction, two follow-up writers for the same plan cannot both land
+    // (one gets 412, its job retries and re-reads), so Tasks need no If-None-Exist: no conditional entry, so Medplum
+    // runs the transaction without SERIALIZABLE isolation or its 8-entry limit, and events of different patients never
+    // conflict. A contraindication is a conditional create on its key all the same: the approvals' re-check, the
+    // sweep and the notified records find it too, and write it without touching the plan (two of them were written
+    // when a notified Condition and the infusion came together). Past the 8 entries, it is written first, alone.
+    const issues = newIssues(planned.detectedIssues, around.issues).map((i): BundleEntry => ({
+      resource: i.resource,
+      request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: i.ifNoneExist },
+    }));
+    const rest = [
       ...newTasks.flatMap((f) => toEntries(f, f.fullUrl, answered.created.get(f.fullUrl)!)),
-      ...newIssues(planned.detectedIssues, around.issues).map((i): BundleEntry => ({
-        resource: i.resource,
-        request: { method: 'POST', url: 'DetectedIssue', ifNoneExist: locked ? undefined : i.ifNoneExist },
-      })),
       ...answered.updateEntries,
       ...carePlanUpdate,
     ];
+    const together = issues.length + rest.length <= MAX_SERIALIZABLE_TRANSACTION_ENTRIES;
+    const entries = together ? [...issues, ...rest] : rest;
     return {
+      issuesFirst: together ? [] : issues,
       entries,
       outcome: (answers) => {
         const taskResponses = answers.filter(
