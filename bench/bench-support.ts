@@ -33,6 +33,9 @@ export async function startBenchService(overrides: Partial<AppConfig> = {}): Pro
     auditSpoolDir: tempDataDir ? `${tempDataDir}-audit-spool` : ':memory:',
     queuePrefix: `kc-bench-${randomUUID().slice(0, 8)}`,
     auth: { jwtSecret: BENCH_SECRET },
+    // The store's notifications to the service (every write echoed to the webhook) only when asked: the benches'
+    // baselines and earlier sessions' numbers are without them. BENCH_SUBSCRIPTIONS=1 measures with them.
+    fhirSandboxSubscriptions: process.env.BENCH_SUBSCRIPTIONS === '1',
     pollIntervalMs: 0,
     reconcileEveryMs: 0,
     reminderSweepMs: 0,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +14,8 @@ import {
   type FhirSandbox,
 } from '@kc/fhir-sandbox';
 import { withDevIssuer, type AppConfig } from '@kc/config';
-import { createApiApp } from '../apps/api/src';
+import { FhirClient } from '@kc/fhir';
+import { createApiApp, subscribeToEmbeddedStore, WEBHOOK_PATH } from '../apps/api/src';
 import { ServiceModule } from './service.module';
 
 export interface RunningService {
@@ -61,6 +63,10 @@ export async function startService(config: AppConfig, options: { logger?: false 
       config.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`,
     );
   }
+  // The embedded store tells the webhook of its changes (its Subscriptions, below), signed with this secret: the
+  // deployment's WEBHOOK_SECRET, else one of this process's own (nothing else posts to the webhook then).
+  const subscribe = sandbox && config.fhirSandboxSubscriptions;
+  if (subscribe && !config.webhookSecret) config = { ...config, webhookSecret: randomBytes(32).toString('base64url') };
   const storeBackups = backupsOf(sandbox, config);
   const app = await createApiApp(ServiceModule.api(config, { storeBackups }), config, options);
   if (sandbox) registerStoreMetrics(app.get(Registry), sandbox);
@@ -68,6 +74,7 @@ export async function startService(config: AppConfig, options: { logger?: false 
   await app.listen(config.port, config.host);
   storeBackups?.start();
   const url = (await app.getUrl()).replace('[::1]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
+  if (subscribe) await subscribeWebhook(app, `${url}${WEBHOOK_PATH}`, config.webhookSecret!);
   return {
     app,
     config,
@@ -79,6 +86,15 @@ export async function startService(config: AppConfig, options: { logger?: false 
       await sandbox?.close();
     },
   };
+}
+
+/**
+ * The embedded store's Subscriptions, pointed at this process's webhook (its address may have changed since the
+ * last start). Writes made before this are found by the polls, as on any server.
+ */
+async function subscribeWebhook(app: INestApplication, endpoint: string, secret: string): Promise<void> {
+  const changed = await subscribeToEmbeddedStore(app.get(FhirClient), { endpoint, secret });
+  new NestLogger('FhirStoreSubscriptions').log({ msg: 'Subscribed to the embedded FHIR store', ...changed });
 }
 
 /** The embedded store's backups (FHIR_BACKUP_*), when this process holds a store and has somewhere to put them. */

@@ -36,6 +36,8 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     queuePrefix: `kc-test-${randomUUID().slice(0, 8)}`,
     auth: { jwtSecret: TEST_JWT_SECRET },
     webhookSecret: TEST_WEBHOOK_SECRET,
+    // No notifications from the embedded store unless a test asks: the tests post a server's notifications themselves.
+    fhirSandboxSubscriptions: false,
     // No background polling unless a test asks; fast retries so failure tests take seconds.
     pollIntervalMs: 0,
     reconcileEveryMs: 0,

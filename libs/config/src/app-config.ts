@@ -18,6 +18,11 @@ export interface AppConfig {
   /** The embedded server's data directory (FHIR_DATA_DIR), or `:memory:`; unused with fhirBaseUrl. */
   fhirDataDir: string;
   /**
+   * The service subscribes to the embedded store's changes at start (FHIR_SANDBOX_SUBSCRIPTIONS, default on), as
+   * `npm run fhir:subscriptions` does on Medplum: told at once, where it would wait for its polls and sweeps.
+   */
+  fhirSandboxSubscriptions: boolean;
+  /**
    * Backups of the embedded store (a durable one, or any with FHIR_BACKUP_DIR set): where, how often (0: only when an
    * admin asks), how many are kept. No `dir`: none (an in-memory store without FHIR_BACKUP_DIR).
    */
@@ -530,6 +535,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     fhirBaseUrl: env.FHIR_BASE_URL ? env.FHIR_BASE_URL.replace(/\/+$/, '') : undefined,
     fhirSandboxPort: int(env, 'FHIR_SANDBOX_PORT', 8103),
     fhirDataDir,
+    fhirSandboxSubscriptions: bool(env, 'FHIR_SANDBOX_SUBSCRIPTIONS', true),
     fhirBackup: {
       dir: backupDir(env, fhirDataDir),
       everyMs: int(env, 'FHIR_BACKUP_EVERY_HOURS', 24) * 3600_000,

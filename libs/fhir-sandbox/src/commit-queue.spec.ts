@@ -87,4 +87,36 @@ describe('CommitQueue', () => {
     expect(values(db)).toEqual(['last']);
     await expect(queue.run(() => 1)).rejects.toThrow('FHIR store is closed');
   });
+
+  it('tells of the changes a commit made, in order, and never of those rolled back with their savepoint', async () => {
+    db.exec('CREATE TABLE t (v TEXT)');
+    const told: string[][] = [];
+    const queue = new CommitQueue<string>(db, {
+      durable: false,
+      onRollback: () => undefined,
+      onCommitted: (changes) => told.push(changes),
+    });
+    const write = (v: string) =>
+      queue.atomic(() => {
+        db.prepare('INSERT INTO t (v) VALUES (?)').run(v);
+        queue.record(v);
+      });
+    await Promise.allSettled([
+      queue.run(() => write('a')),
+      queue.run(() =>
+        queue.atomic(() => {
+          write('undone');
+          throw new Error('this write fails');
+        }),
+      ),
+      queue.transaction(async () => {
+        write('in a failed transaction');
+        await queue.run(() => write('nested, in it too'));
+        throw new Error('a later entry failed');
+      }),
+      queue.transaction(() => Promise.resolve(write('b'))),
+    ]);
+    expect(values(db)).toEqual(['a', 'b']);
+    expect(told).toEqual([['a', 'b']]);
+  });
 });

@@ -12,9 +12,10 @@ const IDLE_CHECKPOINT_MS = 250;
  * only once what it wrote or read is committed (group commit), and the WAL copied into the database file in the
  * quiet spells between them. Calls made inside an operation (FhirRouter passes the repository back in) are
  * recognised through AsyncLocalStorage and run at once. What an operation does is the repository's business
- * (sqlite-repository.ts); this knows only transactions, savepoints and when to commit.
+ * (sqlite-repository.ts); this knows only transactions, savepoints and when to commit, and which of the changes
+ * recorded (`record`) were committed: those of a savepoint rolled back are forgotten with it.
  */
-export class CommitQueue {
+export class CommitQueue<Change = never> {
   private readonly context = new AsyncLocalStorage<{ active: boolean }>();
   private lockTail: Promise<void> = Promise.resolve();
   private closed = false;
@@ -26,6 +27,8 @@ export class CommitQueue {
   private groupOpen = false;
   private waitingForCommit: { ok: () => void; fail: (err: unknown) => void }[] = [];
   private savepointDepth = 0;
+  /** Changes recorded since the last commit, in order; cut back to a savepoint's mark when it rolls back. */
+  private changes: Change[] = [];
   private commitScheduled = false;
   private uncheckpointed = false;
   private idleCheckpoint?: NodeJS.Timeout;
@@ -35,11 +38,21 @@ export class CommitQueue {
   /**
    * @param options.durable - a file with a WAL to checkpoint (not `:memory:`)
    * @param options.onRollback - after any rollback: in-memory state derived from the database is reloaded
+   * @param options.onCommitted - after each commit, the changes recorded in it (FHIR Subscriptions are told of them)
    */
   constructor(
     private readonly db: DatabaseSync,
-    private readonly options: { durable: boolean; onRollback: () => void },
+    private readonly options: {
+      durable: boolean;
+      onRollback: () => void;
+      onCommitted?: (changes: Change[]) => void;
+    },
   ) {}
+
+  /** Notes a change made by the write under way: told to onCommitted once committed, never if rolled back. */
+  record(change: Change): void {
+    if (this.options.onCommitted) this.changes.push(change);
+  }
 
   /** Commits what is waiting and stops the idle checkpoint; operations after this are refused. */
   close(): void {
@@ -102,12 +115,14 @@ export class CommitQueue {
           return result;
         } catch (err) {
           this.db.exec('ROLLBACK');
+          this.changes = [];
           this.options.onRollback();
           throw err;
         }
       }
       this.openGroup();
     }
+    const mark = this.changes.length;
     this.db.exec('SAVEPOINT w');
     try {
       const result = fn();
@@ -116,6 +131,7 @@ export class CommitQueue {
     } catch (err) {
       this.db.exec('ROLLBACK TO w');
       this.db.exec('RELEASE w');
+      this.changes.length = mark;
       this.options.onRollback();
       throw err;
     }
@@ -129,6 +145,7 @@ export class CommitQueue {
     return this.run(async () => {
       this.openGroup();
       const savepoint = `tx${++this.savepointDepth}`;
+      const mark = this.changes.length;
       this.db.exec(`SAVEPOINT ${savepoint}`);
       try {
         const result = await callback();
@@ -139,6 +156,7 @@ export class CommitQueue {
           this.db.exec(`ROLLBACK TO ${savepoint}`);
           this.db.exec(`RELEASE ${savepoint}`);
         }
+        this.changes.length = mark;
         this.options.onRollback();
         throw err;
       } finally {
@@ -213,14 +231,27 @@ export class CommitQueue {
     for (const w of waiting) w.ok();
   }
 
-  /** After a commit: the WAL holds writes the database file does not (durable stores only). */
+  /**
+   * After a commit: its changes are told (a listener's failure must not fail the writes, already committed), and
+   * the WAL holds writes the database file does not (durable stores only).
+   */
   private committed(): void {
+    if (this.changes.length) {
+      const changes = this.changes;
+      this.changes = [];
+      try {
+        this.options.onCommitted?.(changes);
+      } catch {
+        // The listener reports its own failures; the commit stands.
+      }
+    }
     if (!this.options.durable) return;
     this.uncheckpointed = true;
     if (this.inFlight === 0) this.checkpointWhenIdle();
   }
 
   private failGroup(err: unknown): void {
+    this.changes = [];
     this.options.onRollback();
     const waiting = this.waitingForCommit;
     this.waitingForCommit = [];

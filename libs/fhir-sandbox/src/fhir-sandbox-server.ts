@@ -14,6 +14,7 @@ import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { capabilityStatement } from './capability-statement';
 import { IN_MEMORY, SqliteRepository, type IndexBuilt, type StoreStats, type StoreSync } from './sqlite-repository';
 import type { BackupProgress, StoreBackup } from './store-backup';
+import { SubscriptionNotifier, type SubscriptionNotifierOptions } from './subscription-notifier';
 
 export interface FhirSandbox {
   /** e.g. http://127.0.0.1:8103/fhir/R4 */
@@ -28,6 +29,11 @@ export interface FhirSandbox {
   storageStats?: () => Promise<StoreStats>;
   /** Writes a checked copy of the whole store to `file` while it keeps serving (SqliteRepository.backupTo). */
   backupTo?: (file: string, onProgress?: BackupProgress) => Promise<StoreBackup>;
+  /**
+   * Resolves once the writes committed so far have been matched against the store's Subscriptions (their
+   * notifications queued, not yet delivered); only when the store lives in this thread.
+   */
+  notified?: () => Promise<void>;
   /** Stops listening and closes the store (committed data stays in the data directory). */
   close(): Promise<void>;
 }
@@ -48,6 +54,8 @@ export interface FhirSandboxOptions {
   maxSearchOffset?: number;
   /** When commits reach the disk (SqliteRepository's `sync`; default `normal`). */
   sync?: StoreSync;
+  /** How Subscription notifications are retried (tests shorten the waits; defaults as Medplum's). */
+  notifier?: Pick<SubscriptionNotifierOptions, 'backoffMs' | 'maxAttempts' | 'timeoutMs'>;
 }
 
 const BASE_PATH = '/fhir/R4';
@@ -62,15 +70,23 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
  */
 export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promise<FhirSandbox> {
   indexFhirDefinitions();
+  // The store's own FHIR Subscriptions (rest-hook, as Medplum runs them): told of every commit.
+  let notifier: SubscriptionNotifier | undefined;
   const repo =
     options.repository ??
     new SqliteRepository(options.dataDir ?? IN_MEMORY, {
       onIndexBuilt: logLongIndexBuild,
       maxSearchOffset: options.maxSearchOffset,
       sync: options.sync,
+      onCommitted: (changes) => notifier?.changed(changes),
     });
+  if (!options.repository) {
+    notifier = new SubscriptionNotifier({ ...options.notifier, repo, log: logNotification });
+    await notifier.start();
+  }
   // A repository passed in belongs to the caller; the one made here is closed with the server.
   const closeRepo = () => {
+    notifier?.close();
     if (!options.repository && repo instanceof SqliteRepository) repo.close();
   };
   const sandbox: SandboxContext = {
@@ -97,7 +113,11 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
     baseUrl: sandbox.baseUrl,
     repo,
     runsIn: 'this thread',
-    storageStats: repo instanceof SqliteRepository ? () => Promise.resolve(repo.storageStats()) : undefined,
+    storageStats:
+      repo instanceof SqliteRepository
+        ? () => Promise.resolve({ ...repo.storageStats(), notifications: notifier?.stats() })
+        : undefined,
+    notified: notifier && (() => notifier.matched()),
     backupTo: repo instanceof SqliteRepository ? (file, onProgress) => repo.backupTo(file, onProgress) : undefined,
     close: () =>
       new Promise<void>((resolve) => {
@@ -328,6 +348,12 @@ function send(res: http.ServerResponse, status: number, body: Resource, headers:
  * why the store paused. One JSON line in the service's log shape (the store's thread has no Nest logger); a
  * parameter key and counts, no patient data.
  */
+/** A notification failed or given up: the Subscription, the resource type and why (never the resource). */
+function logNotification(level: 'info' | 'warn', msg: string, fields: Record<string, unknown>): void {
+  const line = { level, time: new Date().toISOString(), context: 'FhirStoreSubscriptions', msg, ...fields };
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
 function logLongIndexBuild(built: IndexBuilt): void {
   if (built.resources < LOGGED_INDEX_BUILD) return;
   const line = {

@@ -5,3 +5,6 @@ export * from './store-metrics';
 export * from './store-backup';
 export * from './store-backups';
 export * from './store-restore';
+export * from './subscription-notifier';
+export * from './rest-hook-request';
+export * from './store-change';

@@ -41,6 +41,8 @@ import {
 import { MEDPLUM_MAX_SEARCH_OFFSET, withMedplumPageSize } from './search-paging';
 import { SqliteSearch } from './sqlite-search';
 import { backupStore, type BackupProgress, type StoreBackup } from './store-backup';
+import type { StoreChange } from './store-change';
+import type { NotifierStats } from './subscription-notifier';
 
 /** Where the data lives: a directory (the file `fhir.sqlite` inside it), or `:memory:`. */
 export const IN_MEMORY = ':memory:';
@@ -69,6 +71,8 @@ export interface StoreStats {
   groupCommits: number;
   /** Search parameters the index keeps rows for (each built on its first search). */
   indexedParameters: number;
+  /** The store's Subscriptions and their notifications (the server adds them; none when it has no notifier). */
+  notifications?: NotifierStats;
 }
 
 /** A parameter's index, built on its first search over the resources already stored. */
@@ -198,7 +202,7 @@ export class SqliteRepository extends FhirRepository {
   readonly location: string;
   private readonly db: DatabaseSync;
   /** One operation at a time, answered once committed (commit-queue.ts). */
-  private readonly ops: CommitQueue;
+  private readonly ops: CommitQueue<StoreChange>;
   private readonly statements = new Map<string, StatementSync>();
   private readonly paramsByType = new Map<string, IndexedParam[]>();
   /** Keys (`Task:status`) of the parameters the index keeps rows for: those searched at least once (ensureIndexed). */
@@ -210,19 +214,28 @@ export class SqliteRepository extends FhirRepository {
   private readonly searcher: SqliteSearch;
   private seeding = false;
   private closed = false;
+  /** Someone is told of commits (onCommitted): deletions read the version they remove. */
+  private readonly listening: boolean;
 
   /**
    * @param location - a directory (created when missing) or `:memory:`
    * @param options.onIndexBuilt - told when a parameter's first search built its index over the stored resources
    * @param options.maxSearchOffset - the largest `_offset` answered (Medplum's server: 10,000); deeper pages by cursor
    * @param options.sync - when commits reach the disk (StoreSync; default `normal`)
+   * @param options.onCommitted - told of each commit's creates, updates and deletes, in order (Subscriptions)
    */
   constructor(
     location: string = IN_MEMORY,
-    options: { onIndexBuilt?: (built: IndexBuilt) => void; maxSearchOffset?: number; sync?: StoreSync } = {},
+    options: {
+      onIndexBuilt?: (built: IndexBuilt) => void;
+      maxSearchOffset?: number;
+      sync?: StoreSync;
+      onCommitted?: (changes: StoreChange[]) => void;
+    } = {},
   ) {
     super();
     this.onIndexBuilt = options.onIndexBuilt;
+    this.listening = !!options.onCommitted;
     this.searcher = new SqliteSearch({
       stmt: (sql) => this.stmt(sql),
       params: (resourceType) => this.params(resourceType),
@@ -263,6 +276,7 @@ export class SqliteRepository extends FhirRepository {
     this.ops = new CommitQueue(this.db, {
       durable: location !== IN_MEMORY,
       onRollback: () => this.loadIndexedParams(),
+      onCommitted: options.onCommitted,
     });
     this.db.exec(SCHEMA);
     this.loadIndexedParams();
@@ -394,6 +408,7 @@ export class SqliteRepository extends FhirRepository {
       if (options?.ifMatch && existing.version_id !== options.ifMatch)
         throw new OperationOutcomeError(preconditionFailed);
       this.ops.atomic(() => {
+        this.ops.record({ interaction: 'delete', resourceType, id, content: this.lastVersionOf(existing.seq) });
         this.keepAsHistory(existing.seq);
         this.unindex(existing.seq);
         this.stmt('DELETE FROM resource WHERE seq = ?').run(existing.seq);
@@ -615,6 +630,7 @@ export class SqliteRepository extends FhirRepository {
       }
       if (existing) this.updateIndexRows(seq, rows, resourceType);
       else this.insertIndexRows(seq, rows);
+      this.ops.record({ interaction: existing ? 'update' : 'create', resourceType, id, content });
     });
     return result;
   }
@@ -627,6 +643,12 @@ export class SqliteRepository extends FhirRepository {
     this.stmt(
       'INSERT INTO history (type, id, version_id, content) SELECT type, id, version_id, content FROM resource WHERE seq = ?',
     ).run(seq);
+  }
+
+  /** A deleted resource's last version, for the changes told (read only when someone listens). */
+  private lastVersionOf(seq: number): string {
+    if (!this.listening) return '';
+    return (this.stmt('SELECT content FROM resource WHERE seq = ?').get(seq) as { content: string }).content;
   }
 
   /** Stores from before keepAsHistory held every current version twice: the copies in `history` go, once. */

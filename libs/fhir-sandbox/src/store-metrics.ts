@@ -2,6 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FhirSandbox } from './fhir-sandbox-server';
 import type { StoreStats } from './sqlite-repository';
 import type { StoreBackups } from './store-backups';
+import type { NotifierStats } from './subscription-notifier';
 
 /**
  * The embedded store on /metrics, read at each scrape: the database file and the WAL on disk (the data directory
@@ -46,6 +47,29 @@ export function registerStoreMetrics(registry: Registry, sandbox: Pick<FhirSandb
   };
   monotonic('kc_fhir_store_commits_total', 'Embedded FHIR store: commits (each answers one or more operations)', () =>
     read().then((s) => s.groupCommits),
+  );
+  // The store's Subscriptions (its notifications to the service's webhook and to anyone else subscribed).
+  const notifications = (pick: (n: NotifierStats) => number) => () =>
+    read().then((s) => (s.notifications ? pick(s.notifications) : 0));
+  monotonic(
+    'kc_fhir_store_notifications_delivered_total',
+    'Embedded FHIR store: Subscription notifications accepted by their endpoint',
+    notifications((n) => n.delivered),
+  );
+  monotonic(
+    'kc_fhir_store_notification_failures_total',
+    'Embedded FHIR store: Subscription notification attempts refused or unanswered (each retried with backoff)',
+    notifications((n) => n.failedAttempts),
+  );
+  monotonic(
+    'kc_fhir_store_notifications_dropped_total',
+    'Embedded FHIR store: Subscription notifications given up (attempts run out, or the queue full): the polls find them',
+    notifications((n) => n.dropped),
+  );
+  gauge(
+    'kc_fhir_store_notifications_pending',
+    'Embedded FHIR store: Subscription notifications queued, in flight or waiting to be retried',
+    (s) => s.notifications?.pending ?? 0,
   );
   const cpuMs = sandbox.cpuMs;
   if (cpuMs)

@@ -66,6 +66,9 @@ const HAPI_SEND_DELETES = 'http://hapifhir.io/fhir/StructureDefinition/subscript
 
 export type SubscriptionFlavour = 'medplum' | 'hapi';
 
+/** How this service's Subscriptions begin their `reason`: those it wrote, which it may replace. */
+export const OWN_REASON_PREFIX = 'ketamine-careplans: ';
+
 /**
  * The Subscriptions for one server, as it authenticates them: Medplum signs each body with the secret (its
  * extension); HAPI can only add a fixed header, so it sends `X-Webhook-Token: <secret>`. Both post the resource
@@ -80,7 +83,7 @@ export function subscriptionsFor(input: {
   return SUBSCRIPTION_CRITERIA.map(({ criteria, why, deletions }) => ({
     resourceType: 'Subscription',
     status: flavour === 'medplum' ? 'active' : 'requested',
-    reason: `ketamine-careplans: ${why}`,
+    reason: `${OWN_REASON_PREFIX}${why}`,
     criteria,
     channel: {
       type: 'rest-hook',
@@ -103,4 +106,50 @@ export function existingSubscriptionSearch(subscription: Subscription): { criter
     criteria: subscription.criteria.replace(/[\\,]/g, '\\$&'),
     url: (subscription.channel.endpoint ?? '').replace(/[\\,]/g, '\\$&'),
   };
+}
+
+/**
+ * What brings a store the service alone writes to (the embedded one) to exactly the Subscriptions wanted: one per
+ * criteria. Its own from an earlier start (another port, another secret, criteria since dropped, a second copy) are
+ * changed or deleted; anyone else's (an EHR's own Subscriptions) are left alone.
+ */
+export function ownSubscriptionChanges(
+  existing: readonly Subscription[],
+  wanted: readonly Subscription[],
+): { create: Subscription[]; update: Subscription[]; remove: string[] } {
+  const own = existing.filter(
+    (s): s is Subscription & { id: string } => !!s.id && !!s.reason?.startsWith(OWN_REASON_PREFIX),
+  );
+  const kept = new Set<string>();
+  const create: Subscription[] = [];
+  const update: Subscription[] = [];
+  for (const subscription of wanted) {
+    const found = own.find((s) => s.criteria === subscription.criteria && !kept.has(s.id));
+    if (!found) {
+      create.push(subscription);
+      continue;
+    }
+    kept.add(found.id);
+    const written = { ...subscription, id: found.id };
+    if (!sameSubscription(found, written)) update.push(written);
+  }
+  return { create, update, remove: own.filter((s) => !kept.has(s.id)).map((s) => s.id) };
+}
+
+/** The same as written, meta aside (the server's). */
+function sameSubscription(stored: Subscription, written: Subscription): boolean {
+  const { meta: _meta, ...rest } = stored;
+  return JSON.stringify(canonical(rest)) === JSON.stringify(canonical(written));
+}
+
+/** Keys sorted at every depth, so two equal resources serialise alike whatever order the server kept. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object')
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
+    );
+  return value;
 }
