@@ -4,7 +4,7 @@
 # - writes a Patient to the embedded FHIR server, stops the service (SIGTERM), starts it again on the same data
 #   directory and reads the Patient back: compiled, the embedded server runs in a worker thread of its own
 #   (libs/fhir-sandbox/src/fhir-sandbox-thread.ts), which the tests (TypeScript sources, in-process) do not run;
-# - reads the store's gauges on /metrics, which come from that thread;
+# - reads the store's gauges on /metrics, which come from that thread, and sees it notify the webhook (Subscriptions);
 # - finds the store's first scheduled backup (written at start when there is none), also made in that thread;
 # - restores it with the compiled `npm run fhir-store:restore` command: refused while the service runs, done once it
 #   is stopped (the Patient written after the backup is gone, the replaced store kept beside the restored one).
@@ -86,6 +86,18 @@ metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
 grep -Eq '^kc_fhir_store_database_bytes [1-9]' <<<"$metrics" && grep -Eq '^kc_fhir_store_cpu_seconds_total [0-9.]*[1-9]' <<<"$metrics" ||
   { echo "smoke: /metrics lacks the embedded store's gauges" >&2; grep kc_fhir_store <<<"$metrics" >&2 || true; exit 1; }
 echo "smoke: /metrics: $(grep -E '^kc_fhir_store_(database_bytes|commits_total)' <<<"$metrics" | tr '\n' ' ')"
+# The store's Subscriptions run in its thread too: a Task written straight to the store reaches the webhook.
+grep -q '"msg":"Subscribed to the embedded FHIR store"' "$log" ||
+  { echo "smoke: the service did not subscribe to the embedded store" >&2; cat "$log" >&2; exit 1; }
+curl -sf -X POST -H 'content-type: application/fhir+json' \
+  -d '{"resourceType":"Task","status":"requested","intent":"order","description":"Smoke"}' "$fhir/Task" >/dev/null
+for _ in $(seq 1 50); do
+  delivered=$(curl -sf "http://127.0.0.1:$PORT/metrics" | grep -E '^kc_fhir_store_notifications_delivered_total ' | cut -d' ' -f2)
+  [ "${delivered:-0}" != 0 ] && break
+  sleep 0.2
+done
+[ "${delivered:-0}" != 0 ] || { echo "smoke: no notification delivered by the store's thread" >&2; cat "$log" >&2; exit 1; }
+echo "smoke: the store's thread notified the webhook ($delivered delivered)"
 restore() {
   # The service's own environment: the restore also resets that service's state in Redis (its QUEUE_PREFIX only).
   FHIR_DATA_DIR="$data" FHIR_BACKUP_DIR="$backups" QUEUE_PREFIX="kc-smoke-$$" \
