@@ -33,9 +33,10 @@ export async function startBenchService(overrides: Partial<AppConfig> = {}): Pro
     auditSpoolDir: tempDataDir ? `${tempDataDir}-audit-spool` : ':memory:',
     queuePrefix: `kc-bench-${randomUUID().slice(0, 8)}`,
     auth: { jwtSecret: BENCH_SECRET },
-    // The store's notifications to the service (every write echoed to the webhook) only when asked: the benches'
-    // baselines and earlier sessions' numbers are without them. BENCH_SUBSCRIPTIONS=1 measures with them.
-    fhirSandboxSubscriptions: process.env.BENCH_SUBSCRIPTIONS === '1',
+    // Without the store's notifications to the service: the benches send the events themselves (with them, the store
+    // would notify each infusion the bench writes before the bench posts it), and earlier sessions' numbers are
+    // without them.
+    fhirSandboxSubscriptions: false,
     pollIntervalMs: 0,
     reconcileEveryMs: 0,
     reminderSweepMs: 0,

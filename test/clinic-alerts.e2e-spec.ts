@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type { Communication, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import { ClinicAlerts } from '../apps/worker/src/alerts/clinic-alerts.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { enrolPatient, reviewedInEhr, waitFor } from './support/clinic';
@@ -222,6 +223,40 @@ describe('alerts to the clinic', () => {
       return Promise.resolve(mails.length > 0 && mails);
     }, 'the hold alert email after a refused approval');
     expect(mail.body).toMatch(/Subject: Ketamine care plans: an approved infusion is on hold \(pregnancy/);
+  });
+
+  it('two looks at the same moment (an alert job and the sweep, once the mail server is back) email the clinic once', async () => {
+    const down = await startSmtpServer();
+    await down.stop();
+    const cut = await startTestService({
+      smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
+      clinicAlertEmails: ['oncall@clinic.test'],
+    });
+    try {
+      const p = await infusedForCheck(cut);
+      await request(cut.url)
+        .post(`/tasks/${p.check.id}/$complete`)
+        .set(cut.as('clinician'))
+        .send({ versionId: p.check.meta!.versionId, response: checkAnswers(3, ['effect-hallucinations']) })
+        .expect(200);
+      const [issue] = await waitFor(async () => {
+        const found = await cut.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+          implicated: `CarePlan/${p.carePlanId}`,
+        });
+        return found.length > 0 && found;
+      }, 'the effect to review');
+      const back = await startSmtpServer(Number(new URL(down.url).port));
+      try {
+        const alerts = cut.app.get(ClinicAlerts);
+        const sent = await Promise.all([alerts.tell([issue]), alerts.tell([issue]), alerts.tell([issue])]);
+        expect(sent.reduce((a, b) => a + b, 0)).toBe(1);
+        expect(back.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
+      } finally {
+        await back.stop();
+      }
+    } finally {
+      await cut.stop();
+    }
   });
 
   it('the mail server down: the plan is still held and the sweep still runs; the email goes once the server is back', async () => {

@@ -37,6 +37,7 @@ import { ReminderProcessor } from './reminders/reminder.processor';
 import { REMINDER_SENDERS } from './reminders/reminder-sender';
 import { CLINIC_ALERT_SENDER, EmailClinicAlertSender } from './alerts/clinic-alert-sender';
 import { ClinicAlerts } from './alerts/clinic-alerts.service';
+import { AlertSendClaims } from './alerts/alert-send-claims';
 import { ReminderSweep } from './reminders/reminder-sweep';
 import { ChecksDoneElsewhere } from './checks/checks-done-elsewhere.service';
 import { CompletedChecksPoller } from './checks/completed-checks-poller';
@@ -94,6 +95,7 @@ export class WorkerModule {
         AppointmentBookings,
         ClinicAlerts,
         ClinicAlertMetrics,
+        AlertSendClaims,
         // Alerts to the clinic only when someone is to be emailed (CLINIC_ALERT_EMAIL, with SMTP_URL).
         {
           provide: CLINIC_ALERT_SENDER,

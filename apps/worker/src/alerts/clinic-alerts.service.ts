@@ -17,6 +17,7 @@ import {
   resolvedNoticeMessage,
   wasAlertable,
 } from '@kc/protocols';
+import { AlertSendClaims } from './alert-send-claims';
 import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-sender';
 import { ClinicAlertMetrics } from './clinic-alert.metrics';
 
@@ -28,8 +29,9 @@ const NOTICES_PER_LOOK = 25;
  * found after approval that holds approved orders (clinicAlertKindOf), once per channel: by email (the email first,
  * then its record, a Communication keyed by the issue) and in the EHR's inbox (a Communication to
  * CLINIC_ALERT_RECIPIENTS, which is the message). Each channel on its own: a mail server down does not hold back the
- * inbox. At least once: a worker dying between an email and its record sends it again at the next look (the plan's
- * hold job, or the 15-minute sweep), which is what finds one not told yet.
+ * inbox. One sender at a time per alert (AlertSendClaims, in Redis). At least once: a worker dying between an email and
+ * its record sends it again at the next look (the plan's hold job, or the 15-minute sweep), which is what finds one not
+ * told yet.
  */
 @Injectable()
 export class ClinicAlerts {
@@ -39,6 +41,7 @@ export class ClinicAlerts {
     private readonly fhir: FhirClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly metrics: ClinicAlertMetrics,
+    private readonly claims: AlertSendClaims,
     @Optional() @Inject(CLINIC_ALERT_SENDER) private readonly sender?: ClinicAlertSender | null,
   ) {}
 
@@ -94,11 +97,15 @@ export class ClinicAlerts {
           channel,
           zone: this.config.clinicTimeZone,
         });
+        const key = clinicAlertKey(issue, channel);
         try {
-          if (channel === 'email') await this.sender!.send(message);
-          await this.fhir.create(clinicAlertRecord(issue, message, { channel, to, now }), {
-            ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${clinicAlertKey(issue, channel)}` },
+          const sent = await this.sendOnce(key, async () => {
+            if (channel === 'email') await this.sender!.send(message);
+            await this.fhir.create(clinicAlertRecord(issue, message, { channel, to, now }), {
+              ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}` },
+            });
           });
+          if (!sent) continue;
         } catch (err) {
           this.metrics.record(kind, 'not-sent', channel);
           // The mail server (or the FHIR server) down must not stop the holds and sweeps this runs in, nor the other
@@ -119,6 +126,32 @@ export class ClinicAlerts {
       if (any) sent++;
     }
     return sent;
+  }
+
+  /**
+   * Sends an alert or a notice and records it, unless another sender has it in hand (the sweep and a job looking at
+   * once both found it untold, and both emailed it) or it was recorded since this look read the records. False when
+   * left to the other; a failure is thrown, and the next look tries again.
+   */
+  private async sendOnce(key: string, sendAndRecord: () => Promise<void>): Promise<boolean> {
+    const release = await this.claims.claim(key);
+    if (!release) return false;
+    try {
+      if (await this.recorded(key)) return false;
+      await sendAndRecord();
+      return true;
+    } finally {
+      await release();
+    }
+  }
+
+  /** An alert's record is on the FHIR server (read again once claimed: the look before may be out of date). */
+  private async recorded(key: string): Promise<boolean> {
+    const found = await this.fhir.search<Communication>('Communication', {
+      identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}`,
+      _count: 1,
+    });
+    return (found.entry?.length ?? 0) > 0;
   }
 
   /**
@@ -158,16 +191,19 @@ export class ClinicAlerts {
         if (!alert || told.has(key)) continue;
         const message = resolvedNoticeMessage(issue, { channel, worklistUrl, zone: this.config.clinicTimeZone });
         try {
-          if (channel === 'email') await this.sender!.send(message);
-          await this.fhir.create(
-            clinicAlertRecord(issue, message, {
-              channel,
-              to,
-              now,
-              resolved: { key, alert: alert.id ? `Communication/${alert.id}` : undefined },
-            }),
-            { ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}` } },
-          );
+          const sent = await this.sendOnce(key, async () => {
+            if (channel === 'email') await this.sender!.send(message);
+            await this.fhir.create(
+              clinicAlertRecord(issue, message, {
+                channel,
+                to,
+                now,
+                resolved: { key, alert: alert.id ? `Communication/${alert.id}` : undefined },
+              }),
+              { ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}` } },
+            );
+          });
+          if (!sent) continue;
         } catch (err) {
           this.metrics.record('resolved', 'not-sent', channel);
           this.logger.warn({
