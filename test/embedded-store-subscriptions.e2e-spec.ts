@@ -2,9 +2,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
-import type { CommunicationRequest, Subscription, Task } from '@medplum/fhirtypes';
+import type { CommunicationRequest, MedicationRequest, Subscription, Task } from '@medplum/fhirtypes';
+import { orderKeySearch } from '@kc/task-states';
 import { SUBSCRIPTION_CRITERIA } from '../apps/api/src/events/fhir-subscriptions';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, waitFor } from './support/clinic';
+import {
+  actionOf,
+  approveFirstSession,
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  waitFor,
+} from './support/clinic';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -20,7 +28,12 @@ describe('the embedded store tells the service of its changes', () => {
 
   beforeAll(async () => {
     // No WEBHOOK_SECRET: the service signs its Subscriptions with a secret of its own.
-    service = await startTestService({ fhirSandboxSubscriptions: true, webhookSecret: undefined });
+    // No grace for an EHR's replacement order (a clinic waits ORDER_CHANGE_GRACE_MS, 60 s).
+    service = await startTestService({
+      fhirSandboxSubscriptions: true,
+      webhookSecret: undefined,
+      orderChangeGraceMs: 0,
+    });
   });
   afterAll(async () => {
     await service?.stop();
@@ -76,6 +89,22 @@ describe('the embedded store tells the service of its changes', () => {
       return now.status === 'on-hold' && now;
     }, 'the approved order to be held');
     expect(held.statusReason?.coding?.[0].code).toBe('held-for-contraindication');
+  });
+
+  it('returns an approved session to a clinician when its order is deleted in the store', async () => {
+    const enrolment = await enrolPatient(service, PLAN);
+    const session = await approveFirstSession(service, enrolment.carePlanId);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    expect(
+      (await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${order.id}`, { method: 'DELETE' })).status,
+    ).toBe(200);
+    const returned = await waitFor(async () => {
+      const task = await service.fhir.read<Task>('Task', session.id!);
+      return task.status === 'draft' && task;
+    }, 'the session back to awaiting approval');
+    expect(returned.statusReason?.text).toMatch(/^Its order was cancelled in the EHR \(deleted on the FHIR server\)/);
   });
 
   it('takes a Task deleted in the store off the worklist', async () => {

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
-import { SUBSCRIPTION_CRITERIA } from '../apps/api/src/events/fhir-subscriptions';
+import { SUBSCRIPTION_CRITERIA, subscriptionCriteriaFor } from '../apps/api/src/events/fhir-subscriptions';
 import { runOperatorScript } from './support/operator-script';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 
@@ -52,13 +52,19 @@ describe('the FHIR Subscriptions the service needs', () => {
   }, 60_000);
 
   it('created on the FHIR server once: run again, each is found and none is doubled', async () => {
-    const first = await runScript(['hapi', endpoint, '--create'], env());
-    expect(first.stderr).toBe('');
-    expect(first.stdout.trim().split('\n')).toEqual(SUBSCRIPTION_CRITERIA.map((c) => `created  ${c.criteria}`));
-    const again = await runScript(['hapi', endpoint, '--create'], env());
-    expect(again.stdout.trim().split('\n')).toEqual(SUBSCRIPTION_CRITERIA.map((c) => `exists   ${c.criteria}`));
-    const stored = await service.fhir.searchAll<Subscription>('Subscription', { url: endpoint });
-    expect(stored.map((s) => s.criteria).sort()).toEqual(SUBSCRIPTION_CRITERIA.map((c) => c.criteria).sort());
+    for (const flavour of ['hapi', 'medplum'] as const) {
+      const at = `${endpoint}/${flavour}`;
+      const criteria = subscriptionCriteriaFor(flavour).map((c) => c.criteria);
+      const first = await runScript([flavour, at, '--create'], env());
+      expect(first.stderr).toBe('');
+      expect(first.stdout.trim().split('\n')).toEqual(criteria.map((c) => `created  ${c}`));
+      // Found by their exact criteria: `MedicationRequest` (deletions) is not taken for the closed orders' one.
+      const again = await runScript([flavour, at, '--create'], env());
+      expect(again.stdout.trim().split('\n')).toEqual(criteria.map((c) => `exists   ${c}`));
+      const stored = await service.fhir.searchAll<Subscription>('Subscription', { url: at });
+      expect(stored.map((s) => s.criteria).sort()).toEqual(criteria.sort());
+    }
+    expect(subscriptionCriteriaFor('medplum')).toEqual(SUBSCRIPTION_CRITERIA);
   }, 60_000);
 
   it('each resource type subscribed to is one the webhook acts on (HAPI style, by id)', async () => {
@@ -87,7 +93,8 @@ describe('the FHIR Subscriptions the service needs', () => {
         .set('x-webhook-token', TEST_WEBHOOK_SECRET)
         .expect(202);
       const actedOn = answer.body.issue[0].details.text !== `Nothing to do for a deleted ${type}`;
-      expect([type, asked]).toEqual([type, actedOn]);
+      // Orders: HAPI cannot be asked for their deletions alone (Medplum is, below).
+      expect([type, asked]).toEqual([type, actedOn && type !== 'MedicationRequest']);
     }
     expect(subscriptions.filter((s) => s.channel.extension).map((s) => s.criteria)).toEqual([
       'Procedure?status=completed,entered-in-error',
@@ -97,6 +104,24 @@ describe('the FHIR Subscriptions the service needs', () => {
       'DetectedIssue',
       'PlanDefinition',
     ]);
+  }, 60_000);
+
+  it('Medplum is asked for the deletions of open orders on their own (its supported-interaction extension)', async () => {
+    const medplum = await runScript(['medplum', endpoint], env());
+    const subscriptions = (JSON.parse(medplum.stdout) as Bundle<Subscription>).entry!.map((e) => e.resource!);
+    const deletionsOnly = subscriptions.filter((s) =>
+      s.extension?.some(
+        (e) =>
+          e.url === 'https://medplum.com/fhir/StructureDefinition/subscription-supported-interaction' &&
+          e.valueCode === 'delete',
+      ),
+    );
+    expect(deletionsOnly.map((s) => s.criteria)).toEqual(['MedicationRequest']);
+    const answer = await request(service.url)
+      .delete('/webhooks/fhir/MedicationRequest/no-such-id')
+      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+      .expect(202);
+    expect(answer.body.issue[0].details.text).toBe('Queued the deleted MedicationRequest');
   }, 60_000);
 });
 

@@ -3,7 +3,14 @@ import type { CarePlan, CommunicationRequest, MedicationRequest, Provenance, Tas
 import { orderChangedJobId } from '@kc/queue';
 import { orderKeySearch, stateOf } from '@kc/task-states';
 import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
-import { approveFirstSession, enrolPatient, maintenanceJobDone, orderedInEhrFor, postWebhook } from './support/clinic';
+import {
+  approveFirstSession,
+  enrolPatient,
+  maintenanceJobDone,
+  orderedInEhrFor,
+  postDeletion,
+  postWebhook,
+} from './support/clinic';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 import { ClosedOrdersPoller } from '../apps/worker/src/maintenance/closed-orders-poller';
 import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-reviews';
@@ -71,6 +78,34 @@ describe('an approved session whose order was closed in the EHR', () => {
   }
 
   const read = (task: Task) => service.fhir.read<Task>('Task', task.id!);
+
+  it('deleted in the EHR, as cancelled there: back to a clinician, told Medplum’s way or HAPI’s (an EHR’s order too)', async () => {
+    const deleteOnServer = async (order: MedicationRequest) =>
+      expect(
+        (await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${order.id}`, { method: 'DELETE' })).status,
+      ).toBe(200);
+    const why =
+      'Its order was cancelled in the EHR (deleted on the FHIR server): approve it again to order the session, or reject it';
+
+    // Medplum: `{}` naming the order in X-Medplum-Deleted-Resource.
+    const { task, order } = await approvedSession();
+    await deleteOnServer(order);
+    await postDeletion(service, `MedicationRequest/${order.id}`).expect(202);
+    await maintenanceJobDone(service, orderChangedJobId(order.id!), 'the worker to judge the deleted order');
+    const returned = await read(task);
+    expect([returned.status, returned.statusReason?.text]).toEqual(['draft', why]);
+    expect((await remindersOf(task)).every((r) => r.status === 'revoked')).toBe(true);
+
+    // HAPI: DELETE {endpoint}/MedicationRequest/{id}; the EHR's own order a session was approved on.
+    const onEhrOrder = await approvedOnEhrOrder();
+    await deleteOnServer(onEhrOrder.order);
+    await request(service.url)
+      .delete(`/webhooks/fhir/MedicationRequest/${onEhrOrder.order.id}`)
+      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+      .expect(202);
+    await maintenanceJobDone(service, orderChangedJobId(onEhrOrder.order.id!), 'the worker to judge the deleted order');
+    expect((await read(onEhrOrder.task)).status).toBe('draft');
+  });
 
   it('goes back to a clinician with why, its reminders revoked and a Provenance; approved again, it is ordered again', async () => {
     const { task, order, patient } = await approvedSession();

@@ -150,6 +150,11 @@ export function indexRowsOf(resource: Resource, params: IndexedParam[]): IndexRo
   return { tokens, refs, dates, absent, strings };
 }
 
+/** A string parameter's values on the resource as they are (not lowercased): what `:exact` compares. */
+export function stringValuesOf(resource: Resource, param: IndexedParam): string[] {
+  return convertToSearchableStrings(valuesOf(resource, [toTypedValue(resource)], param));
+}
+
 /**
  * The values a parameter's expression gives on the resource; none when it navigates only from properties the
  * resource lacks (not evaluated), or when the evaluation fails.

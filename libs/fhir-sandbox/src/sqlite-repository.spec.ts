@@ -770,7 +770,6 @@ const STRING_QUERIES = [
   'Patient?name=anna%20smith',
   'Patient?name=a%20smith',
   'Patient?name:contains=enn&_count=20',
-  'Patient?name:exact=Benn&_count=20',
   'Patient?name=be&_count=20',
   'Patient?name=anna,smith&_count=30',
   'Patient?name=an,smith&_count=30',
@@ -864,6 +863,58 @@ describe('string and uri searches answer as MemoryRepository does, from a trigra
       expect(summary(actual.body)).toEqual(summary(expected.body));
     }
     expect((await getSearch(sqlite, 'Patient?name=renamed')).body.entry?.map((e) => e.resource?.id)).toEqual(['n1']);
+  });
+});
+
+describe("`:exact` on a string compares the whole value, as Medplum's and HAPI's servers do", () => {
+  // Medplum's in-memory matcher (and MemoryRepository) take `:exact` for a substring, as they do every string search;
+  // its Postgres server and HAPI compare the whole value, case and accents included.
+  it('matches the value whole, case included, any of several; the trigram index still narrows', async () => {
+    const repo = new SqliteRepository(':memory:');
+    try {
+      for (const family of ['Benn', 'Bennett', 'benn', 'Ben'])
+        await repo.createResource<Patient>({ resourceType: 'Patient', name: [{ family }] });
+      const families = async (query: string) =>
+        ((await repo.search(parseSearchRequest(query))).entry ?? [])
+          .map((e) => (e.resource as Patient).name![0].family)
+          .sort();
+      expect(await families('Patient?family=benn')).toEqual(['Benn', 'Bennett', 'benn']);
+      expect(await families('Patient?family:exact=Benn')).toEqual(['Benn']);
+      expect(await families('Patient?family:exact=Benn,Ben')).toEqual(['Ben', 'Benn']);
+      expect(await families('Patient?family:exact=Be')).toEqual([]);
+      expect(await families('Patient?family:exact=benn&_count=1')).toEqual(['benn']);
+    } finally {
+      repo.close();
+    }
+  });
+
+  it('finds a Subscription by its exact criteria, escaped commas and all, and not one its criteria begin', async () => {
+    const repo = new SqliteRepository(':memory:');
+    try {
+      const subscription = (criteria: string) =>
+        repo.createResource({
+          resourceType: 'Subscription',
+          status: 'active',
+          reason: 'test',
+          criteria,
+          channel: { type: 'rest-hook', endpoint: 'https://example.org/hook' },
+        });
+      await subscription('MedicationRequest?status=cancelled,stopped');
+      await subscription('MedicationRequest');
+      const found = async (query: string) =>
+        ((await repo.search(parseSearchRequest(query))).entry ?? []).map(
+          (e) => (e.resource as { criteria: string }).criteria,
+        );
+      expect(await found('Subscription?criteria:exact=MedicationRequest')).toEqual(['MedicationRequest']);
+      expect(
+        await found(
+          `Subscription?criteria:exact=${encodeURIComponent('MedicationRequest?status=cancelled\\,stopped')}`,
+        ),
+      ).toEqual(['MedicationRequest?status=cancelled,stopped']);
+      expect((await found('Subscription?criteria=MedicationRequest')).length).toBe(2);
+    } finally {
+      repo.close();
+    }
   });
 });
 

@@ -10,6 +10,7 @@ import {
   getParsedExpressionForResourceType,
   globalSchema,
   matchesSearchRequest,
+  splitSearchOnComma,
   type Filter,
   type parseFhirPath,
   type SearchRequest,
@@ -29,7 +30,7 @@ import {
   type Sql,
 } from './date-sort';
 import { indexCondition, parseChainedFilter, type ChainedFilter, type IndexedFilter } from './search-filters';
-import { absentKey, type IndexedParam } from './search-index';
+import { absentKey, stringValuesOf, type IndexedParam } from './search-index';
 import { assertOffsetWithin, cursorAfter, formatCursor, pagesByCursor, parseCursor } from './search-paging';
 import { BOUND_LIMIT } from './sql-limit';
 
@@ -181,6 +182,7 @@ export class SqliteSearch {
     const indexed: IndexedFilter[] = [];
     const residual: Filter[] = [];
     const chained: ChainedFilter[] = [];
+    const exact: { param: IndexedParam; values: string[] }[] = [];
     for (const filter of searchRequest.filters ?? EMPTY) {
       const chain = parseChainedFilter(resourceType, filter);
       if (chain) {
@@ -189,10 +191,14 @@ export class SqliteSearch {
       }
       const byIndex = this.indexedFilter(resourceType, filter);
       if (byIndex) indexed.push(byIndex);
-      else residual.push(filter);
+      // `:exact` on a string: the trigram index narrows (a substring), the whole value then decides, as on Medplum's
+      // and HAPI's servers (Medplum's in-memory matcher takes it for a substring).
+      const param = filter.operator === Operator.EXACT ? this.stringParam(resourceType, filter.code) : undefined;
+      if (param) exact.push({ param, values: splitSearchOnComma(filter.value) });
+      else if (!byIndex) residual.push(filter);
     }
     // Every filter answered by the index: a page (sorted by a date or `_id`, or unsorted) is read from it.
-    const allIndexed = !residual.length && !chained.length;
+    const allIndexed = !residual.length && !chained.length && !exact.length;
     const dateSort = allIndexed ? this.dateSortOf(resourceType, searchRequest) : undefined;
     if (dateSort) return this.sortedByDate(resourceType, indexed, dateSort, searchRequest);
     const idSort = allIndexed ? idSortOf(searchRequest) : undefined;
@@ -229,7 +235,9 @@ export class SqliteSearch {
     const residualRequest: SearchRequest = { resourceType, filters: residual };
     const matches = (resource: WithId<T>): boolean =>
       (!residual.length || matchesSearchRequest(resource, residualRequest)) &&
-      chained.every((chain) => this.matchesChainedFilter(resource, chain));
+      chained.every((chain) => this.matchesChainedFilter(resource, chain)) &&
+      exact.every(({ param, values }) => stringValuesOf(resource, param).some((v) => values.includes(v)));
+    const checked = residual.length || chained.length || exact.length;
     if (firstOnly)
       return this.firstMatches(searchRequest, query.broad ? this.insertionWalk(resourceType, indexed) : query, matches);
 
@@ -240,7 +248,7 @@ export class SqliteSearch {
     );
     const loaded = new Map<number, WithId<T>>();
     let seqs: number[];
-    if (residual.length || chained.length || sortsOnContent) {
+    if (checked || sortsOnContent) {
       const rows = this.store.stmt(query.select('r.seq AS seq, r.content AS content')).all(...query.params) as {
         seq: number;
         content: string;
@@ -261,7 +269,7 @@ export class SqliteSearch {
       }
       return resource;
     };
-    if (residual.length || chained.length) seqs = seqs.filter((seq) => matches(load(seq)));
+    if (checked) seqs = seqs.filter((seq) => matches(load(seq)));
     const total = seqs.length;
 
     for (const sortRule of searchRequest.sortRules ?? EMPTY) seqs = this.sortSeqs(resourceType, seqs, sortRule, load);
@@ -552,6 +560,12 @@ export class SqliteSearch {
     // `:missing=true` reads the parameter's `absent` companion.
     if (condition?.table === 'absent') this.ensureIndexedByKey(resourceType, condition.key);
     return condition;
+  }
+
+  /** The string parameter of this code (not a uri: its values are compared whole already), if the type has one. */
+  private stringParam(resourceType: string, code: string): IndexedParam | undefined {
+    if (globalSchema.types[resourceType]?.searchParams?.[code]?.type !== 'string') return undefined;
+    return this.store.params(resourceType).find((p) => p.code === code && p.kind === 'string');
   }
 
   /** Indexes the parameter with this key (a date parameter's `absent` companion) from its first use on. */

@@ -4,7 +4,16 @@ import type { Subscription } from '@medplum/fhirtypes';
  * The FHIR Subscriptions a server needs so that the webhook (`/webhooks/fhir`) hears of what this service acts on at
  * once, rather than at the next poll or sweep: one per criteria, each what FhirWebhookController takes.
  */
-export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string; deletions?: true }[] = [
+export const SUBSCRIPTION_CRITERIA: readonly {
+  criteria: string;
+  why: string;
+  deletions?: true;
+  /**
+   * Deletions only: Medplum's supported-interaction extension (and the embedded store's, which runs it). HAPI cannot
+   * be asked for deletions alone (it would send every change too), so it gets none of these.
+   */
+  onlyDeletions?: true;
+}[] = [
   {
     criteria: 'Procedure?status=completed,entered-in-error',
     why: 'an infusion done: its follow-ups are written; recorded in error (or deleted) since: its plan is held until a clinician puts it right',
@@ -40,6 +49,14 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string; de
     why: 'an approved session’s order closed in the EHR: the session goes back to a clinician when nothing replaced it',
   },
   {
+    // Deleted while open, an order matches none of the closed statuses above (criteria are matched on the version
+    // deleted), so its deletion is asked for on its own.
+    criteria: 'MedicationRequest',
+    why: 'an approved session’s order deleted in the EHR: taken as cancelled there',
+    deletions: true,
+    onlyDeletions: true,
+  },
+  {
     criteria: 'DetectedIssue',
     why: 'a contraindication resolved in the EHR (overridden, withdrawn or deleted there): the orders and Tasks it held are released',
     deletions: true,
@@ -57,6 +74,8 @@ export const SUBSCRIPTION_CRITERIA: readonly { criteria: string; why: string; de
 
 /** Medplum's extension carrying the secret it signs notifications with (X-Signature, HMAC-SHA256 of the body). */
 const MEDPLUM_SECRET = 'https://www.medplum.com/fhir/StructureDefinition/subscription-secret';
+/** Medplum's extension limiting a Subscription to some interactions (its URL has no `www.`, unlike the secret's). */
+const MEDPLUM_INTERACTION = 'https://medplum.com/fhir/StructureDefinition/subscription-supported-interaction';
 /**
  * HAPI sends a deletion (`DELETE {endpoint}/{type}/{id}`) only to a Subscription whose channel carries this; Medplum
  * sends one to every Subscription without its interaction extension (a POST of `{}` naming the resource in
@@ -80,7 +99,7 @@ export function subscriptionsFor(input: {
   flavour: SubscriptionFlavour;
 }): Subscription[] {
   const { endpoint, secret, flavour } = input;
-  return SUBSCRIPTION_CRITERIA.map(({ criteria, why, deletions }) => ({
+  return subscriptionCriteriaFor(flavour).map(({ criteria, why, deletions, onlyDeletions }) => ({
     resourceType: 'Subscription',
     status: flavour === 'medplum' ? 'active' : 'requested',
     reason: `${OWN_REASON_PREFIX}${why}`,
@@ -92,18 +111,31 @@ export function subscriptionsFor(input: {
       ...(flavour === 'hapi' ? { header: [`X-Webhook-Token: ${secret}`] } : {}),
       ...(flavour === 'hapi' && deletions ? { extension: [{ url: HAPI_SEND_DELETES, valueBoolean: true }] } : {}),
     },
-    ...(flavour === 'medplum' ? { extension: [{ url: MEDPLUM_SECRET, valueString: secret }] } : {}),
+    ...(flavour === 'medplum'
+      ? {
+          extension: [
+            { url: MEDPLUM_SECRET, valueString: secret },
+            ...(onlyDeletions ? [{ url: MEDPLUM_INTERACTION, valueCode: 'delete' }] : []),
+          ],
+        }
+      : {}),
   }));
+}
+
+/** The criteria a server of this flavour is subscribed to (HAPI: none asking for deletions alone). */
+export function subscriptionCriteriaFor(flavour: SubscriptionFlavour): typeof SUBSCRIPTION_CRITERIA {
+  return SUBSCRIPTION_CRITERIA.filter((c) => flavour === 'medplum' || !c.onlyDeletions);
 }
 
 /**
  * The search that finds one of these already on the server (conditional create: run again, nothing is doubled). A
  * comma in a search value means "or" (`status=completed,in-progress`), so the criteria's own commas are escaped (`\,`):
- * unescaped, `entered-in-error` alone would match another Subscription's criteria and the create would fail.
+ * unescaped, `entered-in-error` alone would match another Subscription's criteria and the create would fail. `:exact`,
+ * since a string search matches by prefix (Medplum, HAPI): `MedicationRequest` would find the closed orders' one too.
  */
-export function existingSubscriptionSearch(subscription: Subscription): { criteria: string; url: string } {
+export function existingSubscriptionSearch(subscription: Subscription): { 'criteria:exact': string; url: string } {
   return {
-    criteria: subscription.criteria.replace(/[\\,]/g, '\\$&'),
+    'criteria:exact': subscription.criteria.replace(/[\\,]/g, '\\$&'),
     url: (subscription.channel.endpoint ?? '').replace(/[\\,]/g, '\\$&'),
   };
 }

@@ -96,7 +96,15 @@ export class NotifiedJobs {
       // An approved session's order closed in the EHR: the worker returns the session to a clinician if nothing
       // replaced it (the job reads the order and the Tasks naming it; an open order, or one of no session, changes
       // nothing).
-      kind('MedicationRequest', 'closed order(s)', closedOrderIdsIn, (id) => completedTasks.enqueueOrderChange(id)),
+      // Deleted, as cancelled in the EHR (Medplum and the embedded store tell of it; HAPI cannot be asked for the
+      // deletions alone).
+      kind(
+        'MedicationRequest',
+        'closed order(s)',
+        closedOrderIdsIn,
+        (id) => completedTasks.enqueueOrderChange(id),
+        true,
+      ),
       // A rate recorded at the pump after the follow-ups: the sessions proposed since are proposed again at it.
       kind('MedicationAdministration', 'MedicationAdministration(s)', administrationIdsIn, (id) =>
         completedTasks.enqueueAdministration(id),

@@ -46,19 +46,47 @@ export class ClosedOrderReviews {
       _revinclude: 'Task:based-on',
     });
     const [order] = matchesOf<MedicationRequest>(found);
-    if (!order || isOpenOrder(order)) return { returned: 0 };
+    if (!order) return this.forDeletedOrder(orderId, now);
+    if (isOpenOrder(order)) return { returned: 0 };
     const taskIds = sessionIdsOfOrder(order, includedOf<Task>(found, 'Task'));
     if (!taskIds.length) return { returned: 0 };
     const open = await this.reader.read({ _id: taskIds.join(',') });
     return this.review([...open.approved, ...open.held], now);
   }
 
-  private async review(tasks: Task[], now: Date, closedBefore?: Date): Promise<{ returned: number }> {
+  /**
+   * An order deleted on the FHIR server (its deletion notified): judged as cancelled there, from its last version, for
+   * the sessions it was of (the Tasks naming it still do). Gone without a trace, or never an order of a session:
+   * nothing to do.
+   */
+  private async forDeletedOrder(orderId: string, now: Date): Promise<{ returned: number }> {
+    const last = await this.fhir.readEvenIfDeleted<MedicationRequest>('MedicationRequest', orderId);
+    if (!last?.deleted) return { returned: 0 };
+    const gone: MedicationRequest = {
+      ...last.resource,
+      status: 'cancelled',
+      statusReason: { text: 'deleted on the FHIR server' },
+    };
+    const naming = await this.fhir.searchAll<Task>('Task', { 'based-on': `MedicationRequest/${orderId}` });
+    const taskIds = sessionIdsOfOrder(gone, naming);
+    if (!taskIds.length) return { returned: 0 };
+    const open = await this.reader.read({ _id: taskIds.join(',') });
+    return this.review([...open.approved, ...open.held], now, undefined, gone);
+  }
+
+  /** `gone`: an order deleted on the server, which no search finds any more, counted among its sessions' orders. */
+  private async review(
+    tasks: Task[],
+    now: Date,
+    closedBefore?: Date,
+    gone?: MedicationRequest,
+  ): Promise<{ returned: number }> {
     const sessions = approvedSessions(tasks);
     if (!sessions.length) return { returned: 0 };
     const { bySession: written, administrations } = await sessionOrdersOf(this.fhir, sessions, {
       administrations: true,
     });
+    if (gone) for (const id of sessionIdsOfOrder(gone, sessions)) written.set(id, [...(written.get(id) ?? []), gone]);
     // Only sessions with no order open written here can have lost theirs: few, so their patients' reads are small.
     const closed = sessions.filter((t) => (written.get(t.id!) ?? []).length && !written.get(t.id!)!.some(isOpenOrder));
     if (!closed.length) return { returned: 0 };
