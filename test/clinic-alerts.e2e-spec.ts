@@ -15,6 +15,17 @@ const ALERT_KEY = 'https://ketamine-careplans.example/fhir/NamingSystem/clinic-a
  * a contraindication found after approval holds an approved order (CLINIC_ALERT_EMAIL): once per issue, with no
  * patient named, and the sending recorded as a FHIR Communication.
  */
+/** A service whose SMTP server does not answer (its port closed), and that server, to start again on the same port. */
+async function serviceWithMailDown(): Promise<{ down: SmtpServer; cut: TestService }> {
+  const down = await startSmtpServer();
+  await down.stop();
+  const cut = await startTestService({
+    smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
+    clinicAlertEmails: ['oncall@clinic.test'],
+  });
+  return { down, cut };
+}
+
 describe('alerts to the clinic', () => {
   let service: TestService;
   let smtp: SmtpServer;
@@ -226,12 +237,7 @@ describe('alerts to the clinic', () => {
   });
 
   it('two looks at the same moment (an alert job and the sweep, once the mail server is back) email the clinic once', async () => {
-    const down = await startSmtpServer();
-    await down.stop();
-    const cut = await startTestService({
-      smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
-    });
+    const { down, cut } = await serviceWithMailDown();
     try {
       const p = await infusedForCheck(cut);
       await request(cut.url)
@@ -260,13 +266,7 @@ describe('alerts to the clinic', () => {
   });
 
   it('the mail server down: the plan is still held and the sweep still runs; the email goes once the server is back', async () => {
-    const down = await startSmtpServer();
-    await down.stop();
-    // A service whose SMTP server does not answer (the port is closed).
-    const cut = await startTestService({
-      smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
-    });
+    const { down, cut } = await serviceWithMailDown();
     try {
       const p = await infusedForCheck(cut);
       const order = await approvedSessionOrder(cut, p.session);
