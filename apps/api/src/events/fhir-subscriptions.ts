@@ -10,7 +10,7 @@ export const SUBSCRIPTION_CRITERIA: readonly {
   deletions?: true;
   /**
    * Deletions only: Medplum's supported-interaction extension (and the embedded store's, which runs it). HAPI cannot
-   * be asked for deletions alone (it would send every change too), so it gets none of these.
+   * be asked for deletions alone: it is sent every change too (each a cheap job, one per resource at a time).
    */
   onlyDeletions?: true;
 }[] = [
@@ -99,7 +99,7 @@ export function subscriptionsFor(input: {
   flavour: SubscriptionFlavour;
 }): Subscription[] {
   const { endpoint, secret, flavour } = input;
-  return subscriptionCriteriaFor(flavour).map(({ criteria, why, deletions, onlyDeletions }) => ({
+  return SUBSCRIPTION_CRITERIA.map(({ criteria, why, deletions, onlyDeletions }) => ({
     resourceType: 'Subscription',
     status: flavour === 'medplum' ? 'active' : 'requested',
     reason: `${OWN_REASON_PREFIX}${why}`,
@@ -120,11 +120,6 @@ export function subscriptionsFor(input: {
         }
       : {}),
   }));
-}
-
-/** The criteria a server of this flavour is subscribed to (HAPI: none asking for deletions alone). */
-export function subscriptionCriteriaFor(flavour: SubscriptionFlavour): typeof SUBSCRIPTION_CRITERIA {
-  return SUBSCRIPTION_CRITERIA.filter((c) => flavour === 'medplum' || !c.onlyDeletions);
 }
 
 /**
