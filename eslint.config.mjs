@@ -24,7 +24,7 @@ export default tseslint.config(
     // Layer rule (docs/architecture.md): only libs/fhir talks to a FHIR server, so no other production code fetches.
     // The embedded FHIR server's Subscriptions are the server posting to their endpoints, not the service calling one.
     files: ['apps/**/*.ts', 'libs/**/*.ts', 'service/**/*.ts'],
-    ignores: ['libs/fhir/**', 'libs/fhir-sandbox/src/subscription-notifier.ts', '**/*.spec.ts', '**/*.e2e-spec.ts'],
+    ignores: ['libs/fhir/**', 'libs/fhir-sandbox/src/rest-hook-deliveries.ts', '**/*.spec.ts', '**/*.e2e-spec.ts'],
     rules: {
       'no-restricted-globals': [
         'error',

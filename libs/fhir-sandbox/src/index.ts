@@ -8,3 +8,4 @@ export * from './store-restore';
 export * from './subscription-notifier';
 export * from './rest-hook-request';
 export * from './store-change';
+export * from './rest-hook-deliveries';
