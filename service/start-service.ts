@@ -90,11 +90,20 @@ export async function startService(config: AppConfig, options: { logger?: false 
 
 /**
  * The embedded store's Subscriptions, pointed at this process's webhook (its address may have changed since the
- * last start). Writes made before this are found by the polls, as on any server.
+ * last start). Writes made before this are found by the polls, as on any server; so is everything if this fails,
+ * which is logged and does not stop the service.
  */
 async function subscribeWebhook(app: INestApplication, endpoint: string, secret: string): Promise<void> {
-  const changed = await subscribeToEmbeddedStore(app.get(FhirClient), { endpoint, secret });
-  new NestLogger('FhirStoreSubscriptions').log({ msg: 'Subscribed to the embedded FHIR store', ...changed });
+  const logger = new NestLogger('FhirStoreSubscriptions');
+  try {
+    const changed = await subscribeToEmbeddedStore(app.get(FhirClient), { endpoint, secret });
+    logger.log({ msg: 'Subscribed to the embedded FHIR store', ...changed });
+  } catch (err) {
+    logger.warn({
+      msg: 'Not subscribed to the embedded FHIR store: its changes are found by the polls and sweeps alone',
+      error: String(err),
+    });
+  }
 }
 
 /** The embedded store's backups (FHIR_BACKUP_*), when this process holds a store and has somewhere to put them. */
