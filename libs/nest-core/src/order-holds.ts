@@ -26,9 +26,12 @@ import {
   ordersToHold,
   ordersToRelease,
   orderTaskIdOf,
+  otherIssuesNamed,
   releasedTask,
   THIS_SERVICE,
+  withoutIssues,
   type AuthorisableRequest,
+  type OrderHold,
 } from '@kc/task-states';
 import { ehrOrdersOf } from './ehr-orders';
 
@@ -99,7 +102,10 @@ export class OrderHolds {
       unresolved,
     );
     const heldTasks = check.heldTasks ?? [];
-    const restated = heldTasks.length ? holdsToRestate(await this.keyedOrdersOf(heldTasks, 'on-hold'), unresolved) : [];
+    const restated = await this.withoutGoneIssues(
+      heldTasks.length ? holdsToRestate(await this.keyedOrdersOf(heldTasks, 'on-hold'), unresolved) : [],
+      check.issues,
+    );
     if (!holds.length && !restated.length) return NOTHING_HELD;
     const tasks = new Map([...gated, ...heldTasks].map((t) => [t.id, t]));
     const taskOf = new Map([
@@ -201,7 +207,10 @@ export class OrderHolds {
     const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
     const found = (read.entry ?? []).flatMap((e, i) => batchResult<Resource>(e, refs[i]) ?? []);
     const releases = [
-      ...ordersToRelease({ orders: found.filter(isAuthorisable), stillUnresolved }),
+      ...(await this.withoutGoneIssues(ordersToRelease({ orders: found.filter(isAuthorisable), stillUnresolved }), [
+        ...planIssues,
+        ...(overridden ? [overridden] : []),
+      ])),
       ...found
         .filter((r): r is Task => r.resourceType === 'Task')
         .flatMap((task) => {
@@ -239,6 +248,27 @@ export class OrderHolds {
     );
     for (const [taskId, { order }] of replaced) if (order.status === 'active') found.push({ order, taskId });
     return found;
+  }
+
+  /**
+   * The orders as written, without the DetectedIssues deleted on the FHIR server that they name (a hold restated, or
+   * released, after the issue that held them was deleted). Only names besides the plan's issues on record are asked
+   * after, in one batch; a failed read keeps them.
+   */
+  private async withoutGoneIssues(holds: OrderHold[], known: DetectedIssue[]): Promise<OrderHold[]> {
+    const others = otherIssuesNamed(
+      holds.map(({ held }) => held),
+      known,
+    );
+    if (!others.length) return holds;
+    let gone: Set<string>;
+    try {
+      const read = await this.fhir.batch(others.map((r) => getEntry(r)));
+      gone = new Set(others.filter((r, i) => !batchResult<DetectedIssue>(read.entry?.[i], r)));
+    } catch {
+      return holds;
+    }
+    return holds.map(({ read, held }) => ({ read, held: withoutIssues(held, gone) }));
   }
 
   /** The plan's Tasks held for a contraindication, and the orders their approvals wrote, held with them. */

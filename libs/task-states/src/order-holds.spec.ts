@@ -6,8 +6,10 @@ import {
   implicatingOrders,
   isHeldForContraindication,
   ordersToHold,
+  otherIssuesNamed,
   ordersToRelease,
   releasedTask,
+  withoutIssues,
 } from './order-holds';
 
 const order = (id: string, status: MedicationRequest['status'] = 'active'): MedicationRequest => ({
@@ -130,5 +132,27 @@ describe('orders held for a contraindication found after approval', () => {
     const updated = implicatingOrders(issue('i1', ['CarePlan/cp']), [{ reference: 'MedicationRequest/a' }]);
     expect(updated?.implicated?.map((r) => r.reference)).toEqual(['CarePlan/cp', 'MedicationRequest/a']);
     expect(implicatingOrders(updated!, [{ reference: 'MedicationRequest/a' }])).toBeUndefined();
+  });
+
+  it('an order names issues besides the plan’s on record; without those deleted, it names the others only', () => {
+    const named = {
+      ...order('o1', 'on-hold'),
+      detectedIssue: [
+        { reference: 'DetectedIssue/on-record' },
+        { reference: 'DetectedIssue/deleted' },
+        { reference: 'DetectedIssue/ehrs' },
+      ],
+    };
+    expect(otherIssuesNamed([named, order('o2')], [issue('on-record', [])])).toEqual([
+      'DetectedIssue/deleted',
+      'DetectedIssue/ehrs',
+    ]);
+    expect(withoutIssues(named, new Set(['DetectedIssue/deleted'])).detectedIssue).toEqual([
+      { reference: 'DetectedIssue/on-record' },
+      { reference: 'DetectedIssue/ehrs' },
+    ]);
+    const onlyDeleted = { ...order('o3', 'on-hold'), detectedIssue: [{ reference: 'DetectedIssue/deleted' }] };
+    expect('detectedIssue' in withoutIssues(onlyDeleted, new Set(['DetectedIssue/deleted']))).toBe(false);
+    expect(withoutIssues(named, new Set())).toBe(named);
   });
 });

@@ -1,4 +1,4 @@
-import type { CodeableConcept, Coding, DetectedIssue, Reference, Task } from '@medplum/fhirtypes';
+import type { CodeableConcept, Coding, DetectedIssue, Reference, Resource, Task } from '@medplum/fhirtypes';
 import { activeAgain, isHeldFor, onHoldWith, reasonCoded, sameCoding } from './order-status-reason';
 import type { AuthorisableRequest } from './request-authorisation';
 import { TASK_STATE_SYSTEM } from './task-states';
@@ -45,6 +45,35 @@ export function holdsToRestate(orders: AuthorisableRequest[], unresolved: Detect
         unresolved.some((i) => !(i.implicated ?? []).some((r) => r.reference === reference(o))),
     )
     .map((read) => ({ read, held: read.resourceType === 'MedicationRequest' ? heldOrder(read, unresolved) : read }));
+}
+
+/**
+ * The DetectedIssues an order names (`detectedIssue`) besides these: an issue deleted on the FHIR server since it held
+ * the order, or one the EHR named. The caller asks the server which of them are gone (withoutIssues).
+ */
+export function otherIssuesNamed(orders: Resource[], known: DetectedIssue[]): string[] {
+  const ids = new Set(known.map((i) => `DetectedIssue/${i.id}`));
+  return [
+    ...new Set(
+      orders.flatMap((o) =>
+        o.resourceType === 'MedicationRequest'
+          ? (o.detectedIssue ?? []).flatMap((r) => (r.reference && !ids.has(r.reference) ? [r.reference] : []))
+          : [],
+      ),
+    ),
+  ];
+}
+
+/**
+ * An order without the DetectedIssues deleted on the FHIR server (`gone`): an EHR following its `detectedIssue`
+ * finds each one it names (a deleted one answers 410). Others' references, and the rest of the order, as they are.
+ */
+export function withoutIssues<T extends Resource>(order: T, gone: ReadonlySet<string>): T {
+  if (order.resourceType !== 'MedicationRequest' || !gone.size) return order;
+  const kept = (order.detectedIssue ?? []).filter((r) => !gone.has(r.reference ?? ''));
+  if (kept.length === (order.detectedIssue ?? []).length) return order;
+  const { detectedIssue: _gone, ...rest } = order;
+  return (kept.length ? { ...rest, detectedIssue: kept } : rest) as T;
 }
 
 /**
