@@ -143,6 +143,25 @@ describe('the embedded store notifies its Subscriptions', () => {
     expect(hook.received.map((r) => r.headers['x-medplum-interaction'])).toEqual(['delete']);
   });
 
+  it('honours Medplum’s FHIRPath criteria, %previous being the version the update replaced', async () => {
+    await subscribe('Observation', {
+      extension: [
+        { url: SECRET_URL, valueString: SECRET },
+        {
+          url: 'https://medplum.com/fhir/StructureDefinition/fhir-path-criteria-expression',
+          valueString: "%previous.status = 'preliminary' and %current.status = 'final'",
+        },
+      ],
+    });
+    const written = await fhir<Observation>('POST', 'Observation', observation('preliminary'));
+    const final = await fhir<Observation>('PUT', `Observation/${written.id}`, { ...written, status: 'final' });
+    await fhir('PUT', `Observation/${written.id}`, { ...final, status: 'amended' });
+    await settled();
+    expect(hook.received.map((r) => (JSON.parse(r.body) as Observation).meta?.versionId)).toEqual([
+      final.meta!.versionId,
+    ]);
+  });
+
   it('tells nothing of a transaction that failed, and everything of one that committed', async () => {
     await subscribe('Observation');
     const failed = await fhir<Bundle>('POST', '', {

@@ -32,7 +32,6 @@ export class SubscriptionNotifier {
   private readonly byId = new Map<string, ActiveSubscription>();
   private matching: Promise<void> = Promise.resolve();
   private closed = false;
-
   private readonly deliveries: RestHookDeliveries;
 
   constructor(private readonly options: SubscriptionNotifierOptions) {
@@ -88,7 +87,7 @@ export class SubscriptionNotifier {
             resource: parse(),
             subscription,
             context: { interaction: change.interaction },
-            getPreviousResource: () => this.previousVersion(change),
+            getPreviousResource: () => this.previousVersion(change, parse().meta?.versionId),
           });
         } catch {
           // Criteria this server cannot evaluate match nothing (Medplum logs and goes on).
@@ -125,10 +124,13 @@ export class SubscriptionNotifier {
     for (const ofType of this.byType.values()) ofType.delete(id);
   }
 
-  /** The version before an update (only a Subscription with FHIRPath criteria asks). */
-  private async previousVersion(change: StoreChange): Promise<Resource | undefined> {
+  /** The version this update replaced (only a Subscription with FHIRPath criteria asks), from the history. */
+  private async previousVersion(change: StoreChange, versionId: string | undefined): Promise<Resource | undefined> {
     if (change.interaction !== 'update') return undefined;
     const history = await this.options.repo.readHistory(change.resourceType, change.id).catch(() => undefined);
-    return history?.entry?.[1]?.resource;
+    const versions = history?.entry ?? [];
+    // Newest first: the one after this change's version (later updates may have come since).
+    const at = versions.findIndex((e) => e.resource?.meta?.versionId === versionId);
+    return at >= 0 ? versions[at + 1]?.resource : undefined;
   }
 }
