@@ -36,7 +36,7 @@ import {
   reportInfusion,
   reportScore,
 } from './support/clinic';
-import { QUEUES, recheckContraindicationsJobId, ScoreEventsProducer } from '@kc/queue';
+import { QUEUES, recheckContraindicationsJobId, ScoreEventsProducer, sessionApprovedJobId } from '@kc/queue';
 import { PollCursors } from '../apps/worker/src/maintenance/change-polls';
 import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
 import { checkAnswers } from './support/checks';
@@ -597,6 +597,12 @@ describe('protocols outside the catalog', () => {
     const carePlan = await apply(patient, { url: plan.url! });
     const session = await firstSession(carePlan);
     await approve(session).expect(200);
+    // The approval's own look for an appointment done first (it would book the one below at the same moment: a 412).
+    await maintenanceJobDone(
+      service,
+      sessionApprovedJobId(session.id!),
+      'the approved session to look for its appointment',
+    );
     const start = Date.parse(protocolWindowOf(session)!.start!) + 9 * 3_600_000;
     const { resource: appointment } = await service.fhir.create<Appointment>({
       resourceType: 'Appointment',

@@ -11,6 +11,7 @@ import type {
   QuestionnaireResponse,
   Task,
 } from '@medplum/fhirtypes';
+import { sessionApprovedJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { PlanDefinitions } from '@kc/nest-core';
 import { WorklistIndex } from '@kc/worklist-index';
@@ -22,7 +23,15 @@ import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindi
 import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
 import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-holds';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, orderedInEhrFor, waitFor } from './support/clinic';
+import {
+  actionOf,
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  maintenanceJobDone,
+  orderedInEhrFor,
+  waitFor,
+} from './support/clinic';
 import { DEV_ISSUER, enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { checkAnswers } from './support/checks';
 import { ehrOrderLike } from './fixtures/orders';
@@ -956,6 +965,13 @@ describe('clinician page in a real browser', () => {
     });
     const { session } = await awaitingApproval(enrolled.patient);
     const approved = await approvedThroughApi(session);
+    // The approval's own look for an appointment done first: it would book the one written below at the same moment
+    // as the bookings called here, one of them then refused (412).
+    await maintenanceJobDone(
+      service,
+      sessionApprovedJobId(session.id!),
+      'the approved session to look for its appointment',
+    );
     const start = Date.parse(approved.restriction!.period!.start!) + 14 * 3_600_000;
     const { resource: appointment } = await service.fhir.create<Appointment>({
       resourceType: 'Appointment',
