@@ -12,6 +12,7 @@ import {
   enrolPatient,
   followUpTasks,
   waitFor,
+  worklistIdsOf,
 } from './support/clinic';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { startTestService, type TestService } from './support/test-service';
@@ -109,16 +110,7 @@ describe('the embedded store tells the service of its changes', () => {
 
   it('takes a Task deleted in the store off the worklist', async () => {
     const enrolment = await enrolPatient(service, PLAN);
-    const listed = async () =>
-      (
-        (
-          await request(service.url)
-            .get('/worklist')
-            .query({ patient: enrolment.patient })
-            .set(service.as('clinician'))
-            .expect(200)
-        ).body as { items: { id: string }[] }
-      ).items.map((i) => i.id);
+    const listed = () => worklistIdsOf(service, enrolment.patient);
     const [gone] = await listed();
     expect(gone).toBeDefined();
     // Straight to the store, as an EHR deletes it: the service's own API is not told.

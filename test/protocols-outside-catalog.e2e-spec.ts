@@ -35,6 +35,7 @@ import {
   queueIdle,
   reportInfusion,
   reportScore,
+  worklistIdsOf,
 } from './support/clinic';
 import { QUEUES, recheckContraindicationsJobId, ScoreEventsProducer, sessionApprovedJobId } from '@kc/queue';
 import { PollCursors } from '../apps/worker/src/maintenance/change-polls';
@@ -824,12 +825,7 @@ describe('protocols outside the catalog', () => {
   });
 
   it('a Task deleted in the EHR leaves the worklist at its notification (HAPI’s DELETE, Medplum’s header), not at the next reconciliation', async () => {
-    const onWorklist = async (patient: string) =>
-      (
-        (await request(service.url).get('/worklist').query({ patient }).set(clinician()).expect(200)).body.items as {
-          id: string;
-        }[]
-      ).map((i) => i.id);
+    const onWorklist = (patient: string) => worklistIdsOf(service, patient);
     const hapi = await enrolledOnEhrProtocol();
     expect(await onWorklist(hapi.patient)).toContain(hapi.session.id);
     await deleteOnServer(`Task/${hapi.session.id}`);

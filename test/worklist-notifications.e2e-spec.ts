@@ -3,7 +3,15 @@ import type { CarePlan, DetectedIssue, MedicationRequest, Provenance, Task } fro
 import { recheckContraindicationsJobId, withdrawStoppedPlanJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, enrolPatient, maintenanceJobDone, postDeletion, postWebhook, waitFor } from './support/clinic';
+import {
+  actionOf,
+  enrolPatient,
+  maintenanceJobDone,
+  postDeletion,
+  postWebhook,
+  waitFor,
+  worklistIdsOf,
+} from './support/clinic';
 import { approvedSessionOrder } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -22,16 +30,7 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
 
   it('a Task posted with its resource is listed at once; cancelled and notified by id it goes; a stale echo changes nothing', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const listed = async () =>
-      (
-        (
-          await request(service.url)
-            .get('/worklist')
-            .query({ patient: enrolment.patient })
-            .set(service.as('clinician'))
-            .expect(200)
-        ).body as { items: { id: string }[] }
-      ).items.map((i) => i.id);
+    const listed = () => worklistIdsOf(service, enrolment.patient);
     // Straight to the FHIR server, as an EHR writes it: this service does not see the write.
     const { resource: task } = await service.fhir.create<Task>({
       resourceType: 'Task',
@@ -66,11 +65,7 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
   });
 
   it('a CarePlan the EHR stopped, notified (Medplum POST or HAPI PUT): its Tasks awaiting approval are withdrawn and leave the worklist', async () => {
-    const awaiting = async (patient: string) =>
-      (
-        (await request(service.url).get('/worklist').query({ patient }).set(service.as('clinician')).expect(200))
-          .body as { items: { id: string }[] }
-      ).items.map((i) => i.id);
+    const awaiting = (patient: string) => worklistIdsOf(service, patient);
     const medplum = await enrolPatient(service, 'ketamine-low-dose-series');
     const hapi = await enrolPatient(service, 'ketamine-low-dose-series');
     const paused = await enrolPatient(service, 'ketamine-low-dose-series');

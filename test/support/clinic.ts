@@ -232,6 +232,12 @@ export async function waitFor<T>(
   }
 }
 
+/** The ids of a patient's Tasks on the worklist (GET /worklist?patient=, as the test clinician). */
+export async function worklistIdsOf(service: TestService, patient: string): Promise<string[]> {
+  const res = await request(service.url).get('/worklist').query({ patient }).set(service.as('clinician')).expect(200);
+  return (res.body as { items: { id: string }[] }).items.map((i) => i.id);
+}
+
 export function actionOf(task: Task): string | undefined {
   return task.extension?.find((e) => e.url.endsWith('/protocol-action'))?.valueString;
 }
