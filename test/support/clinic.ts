@@ -155,7 +155,7 @@ export async function reportInfusionThroughFailover(service: TestService, proced
     'the event to be accepted',
     30_000,
   );
-  return followUpJobDone(service, procedureId);
+  return followUpJobDone(service, procedureId, 30_000);
 }
 
 /**
@@ -176,23 +176,34 @@ export async function everyWorkerConnected(service: TestService): Promise<void> 
   };
   const queues = Object.values(QUEUES).map((name) => service.app.get<Queue>(getQueueToken(name)));
   await waitFor(
-    async () =>
-      [
-        ...(await Promise.all(workers.map(status))).flat(),
-        ...(await Promise.all(queues.map((q) => q.client))).map((c) => c.status),
-      ].every((s) => s === 'ready'),
+    async () => {
+      try {
+        return [
+          ...(await Promise.all(workers.map(status))).flat(),
+          ...(await Promise.all(queues.map((q) => q.client))).map((c) => c.status),
+        ].every((s) => s === 'ready');
+      } catch {
+        // A client still failing over may reject: not ready yet.
+        return false;
+      }
+    },
     "every worker's and queue's Redis connections to be ready",
     45_000,
   );
 }
 
 /** Waits until the follow-up job of an infusion has finished (every write it makes is done), and returns its result. */
-export async function followUpJobDone(service: TestService, procedureId: string): Promise<unknown> {
+export async function followUpJobDone(service: TestService, procedureId: string, timeoutMs = 10_000): Promise<unknown> {
   const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
-  const job = await waitFor(async () => {
-    const found = await queue.getJob(infusionJobId(procedureId));
-    return found?.finishedOn !== undefined && found;
-  }, `the follow-up job of Procedure/${procedureId} to finish`);
+  const job = await waitFor(
+    async () => {
+      // A command caught by a connection closing (a Redis failover: "Connection is closed.") is asked again.
+      const found = await queue.getJob(infusionJobId(procedureId)).catch(() => undefined);
+      return found?.finishedOn !== undefined && found;
+    },
+    `the follow-up job of Procedure/${procedureId} to finish`,
+    timeoutMs,
+  );
   return job.returnvalue;
 }
 
