@@ -49,9 +49,14 @@ export class CommitQueue<Change = never> {
     },
   ) {}
 
+  /** Someone is told of commits: a change worth reading for them (a deletion's last version) is recorded. */
+  get recording(): boolean {
+    return this.options.onCommitted !== undefined;
+  }
+
   /** Notes a change made by the write under way: told to onCommitted once committed, never if rolled back. */
   record(change: Change): void {
-    if (this.options.onCommitted) this.changes.push(change);
+    if (this.recording) this.changes.push(change);
   }
 
   /** Commits what is waiting and stops the idle checkpoint; operations after this are refused. */

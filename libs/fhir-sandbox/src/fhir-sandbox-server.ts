@@ -343,27 +343,25 @@ function send(res: http.ServerResponse, status: number, body: Resource, headers:
   res.end(JSON.stringify(body));
 }
 
-/**
- * A search parameter's first search built its index over many stored resources (seconds at 100k): the operator sees
- * why the store paused. One JSON line in the service's log shape (the store's thread has no Nest logger); a
- * parameter key and counts, no patient data.
- */
 /** A notification failed or given up: the Subscription, the resource type and why (never the resource). */
 function logNotification(level: 'info' | 'warn', msg: string, fields: Record<string, unknown>): void {
-  const line = { level, time: new Date().toISOString(), context: 'FhirStoreSubscriptions', msg, ...fields };
-  process.stdout.write(`${JSON.stringify(line)}\n`);
+  logLine(level, 'FhirStoreSubscriptions', msg, fields);
 }
 
+/**
+ * A search parameter's first search built its index over many stored resources (seconds at 100k): the operator sees
+ * why the store paused. A parameter key and counts, no patient data.
+ */
 function logLongIndexBuild(built: IndexBuilt): void {
   if (built.resources < LOGGED_INDEX_BUILD) return;
-  const line = {
-    level: 'info',
-    time: new Date().toISOString(),
-    context: 'FhirStore',
-    msg: 'search parameter indexed on its first search',
+  logLine('info', 'FhirStore', 'search parameter indexed on its first search', {
     parameter: built.parameter,
     resources: built.resources,
     ms: Math.round(built.ms),
-  };
-  process.stdout.write(`${JSON.stringify(line)}\n`);
+  });
+}
+
+/** One JSON line in the service's log shape: the store's thread has no Nest logger. */
+function logLine(level: 'info' | 'warn', context: string, msg: string, fields: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify({ level, time: new Date().toISOString(), context, msg, ...fields })}\n`);
 }

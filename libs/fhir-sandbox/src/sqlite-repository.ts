@@ -214,8 +214,6 @@ export class SqliteRepository extends FhirRepository {
   private readonly searcher: SqliteSearch;
   private seeding = false;
   private closed = false;
-  /** Someone is told of commits (onCommitted): deletions read the version they remove. */
-  private readonly listening: boolean;
 
   /**
    * @param location - a directory (created when missing) or `:memory:`
@@ -235,7 +233,6 @@ export class SqliteRepository extends FhirRepository {
   ) {
     super();
     this.onIndexBuilt = options.onIndexBuilt;
-    this.listening = !!options.onCommitted;
     this.searcher = new SqliteSearch({
       stmt: (sql) => this.stmt(sql),
       params: (resourceType) => this.params(resourceType),
@@ -647,7 +644,7 @@ export class SqliteRepository extends FhirRepository {
 
   /** A deleted resource's last version, for the changes told (read only when someone listens). */
   private lastVersionOf(seq: number): string {
-    if (!this.listening) return '';
+    if (!this.ops.recording) return '';
     return (this.stmt('SELECT content FROM resource WHERE seq = ?').get(seq) as { content: string }).content;
   }
 

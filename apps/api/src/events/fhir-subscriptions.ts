@@ -1,3 +1,4 @@
+import { deepEquals } from '@medplum/core';
 import type { Subscription } from '@medplum/fhirtypes';
 
 /**
@@ -163,20 +164,8 @@ export function ownSubscriptionChanges(
   return { create, update, remove: own.filter((s) => !kept.has(s.id)).map((s) => s.id) };
 }
 
-/** The same as written, meta aside (the server's). */
+/** The same as written, the server's meta aside (Medplum's deepEquals: key order and empty values do not count). */
 function sameSubscription(stored: Subscription, written: Subscription): boolean {
   const { meta: _meta, ...rest } = stored;
-  return JSON.stringify(canonical(rest)) === JSON.stringify(canonical(written));
-}
-
-/** Keys sorted at every depth, so two equal resources serialise alike whatever order the server kept. */
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value && typeof value === 'object')
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
-    );
-  return value;
+  return deepEquals(rest, written);
 }

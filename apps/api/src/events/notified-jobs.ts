@@ -96,8 +96,8 @@ export class NotifiedJobs {
       // An approved session's order closed in the EHR: the worker returns the session to a clinician if nothing
       // replaced it (the job reads the order and the Tasks naming it; an open order, or one of no session, changes
       // nothing).
-      // Deleted, as cancelled in the EHR (Medplum and the embedded store tell of it; HAPI cannot be asked for the
-      // deletions alone).
+      // Deleted, as cancelled in the EHR (Medplum and the embedded store are asked for orders' deletions alone; HAPI,
+      // which cannot be, for every order's change).
       kind(
         'MedicationRequest',
         'closed order(s)',
