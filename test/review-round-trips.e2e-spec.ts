@@ -114,6 +114,40 @@ describe('$bulk-approve: the decisions of one request share theirs', () => {
       expect(orders).toHaveLength(t === stale ? 0 : 1);
     }
   });
+  it('a Task an EHR deletes between its read and the write: that one refused (404), the others approved', async () => {
+    const { infusions } = await infusionTasksOneStale(4, 3);
+    const deleted = infusions[1];
+    // The EHR deletes it once the decisions are read, just before their transaction reaches the store.
+    let deletes = 0;
+    proxy.intercept = (method, _path, body) => {
+      if (method !== 'POST' || !body.includes('"transaction"') || !body.includes(`"Task/${deleted.id}"`))
+        return undefined;
+      if (deletes++ === 0) void fetch(`${behind.sandbox.baseUrl}/Task/${deleted.id}`, { method: 'DELETE' });
+      return {
+        status: 404,
+        body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'not-found' }] },
+      };
+    };
+    try {
+      const bulk = await request(service.url)
+        .post('/tasks/$bulk-approve')
+        .set(service.as('clinician'))
+        .send({ tasks: infusions.slice(0, 3).map((t) => ({ id: t.id, versionId: t.meta!.versionId })) })
+        .expect(200);
+      expect(bulk.body.results.map((r: { result: string; status?: number }) => [r.result, r.status])).toEqual([
+        ['approved', undefined],
+        ['refused', 404],
+        ['approved', undefined],
+      ]);
+      expect(bulk.body.results[1].message).toMatch(/was deleted on the FHIR server since you loaded it/);
+    } finally {
+      proxy.intercept = () => undefined;
+    }
+    for (const [i, t] of infusions.slice(0, 3).entries()) {
+      const orders = await service.fhir.searchAll('MedicationRequest', { identifier: orderKeySearch(t.id!) });
+      expect(orders).toHaveLength(i === 1 ? 0 : 1);
+    }
+  });
 });
 
 /**

@@ -115,6 +115,9 @@ export class DecisionWriter {
         { fullUrl: `urn:uuid:${randomUUID()}`, resource: provenance, request: { method: 'POST', url: 'Provenance' } },
       ]);
     } catch (err) {
+      // Deleted on the FHIR server (an EHR) after it was read: a refusal of this decision alone, not a failure of the
+      // request ($bulk-approve answers the others).
+      if (err instanceof FhirNotFoundError) throw deletedSinceRead(current);
       if (!(err instanceof FhirVersionConflictError)) throw err;
       // Someone else changed it first, or this very decision landed and its answer was lost: tell them apart.
       return this.alreadyDecided(input, await this.read<T>(current.resourceType, current.id!));
@@ -145,6 +148,18 @@ export class DecisionWriter {
       `${ref} is at version ${now.meta?.versionId}; the decision was taken on version ${input.seenVersion}`,
     );
   }
+}
+
+/** 404: the resource, or a request the decision changes with it, was deleted on the FHIR server since it was read. */
+function deletedSinceRead(current: Resource): OutcomeException {
+  const ref = `${current.resourceType}/${current.id}`;
+  return new OutcomeException(
+    404,
+    'not-found',
+    `${WHAT_CHANGED[current.resourceType] ?? 'This record'}, or a request the decision changes with it, was deleted on the FHIR server since you loaded it; reload the list`,
+    [ref],
+    `The transaction writing the decision on ${ref} was answered 404/410`,
+  );
 }
 
 /** A stale decision's subject, as the clinician who took it calls it (the reference goes to the integrator's fields). */
