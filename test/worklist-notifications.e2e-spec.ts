@@ -1,7 +1,16 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
-import { recheckContraindicationsJobId, withdrawStoppedPlanJobId } from '@kc/queue';
-import { orderKeySearch } from '@kc/task-states';
+import type {
+  CarePlan,
+  CommunicationRequest,
+  DetectedIssue,
+  MedicationRequest,
+  Provenance,
+  Task,
+} from '@medplum/fhirtypes';
+import { DELETED_TASK_REASON, isReminderAbout } from '@kc/followups';
+import { recheckContraindicationsJobId, taskDeletedJobId, withdrawStoppedPlanJobId } from '@kc/queue';
+import { orderKeySearch, THIS_SERVICE } from '@kc/task-states';
+import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-orders-sweep';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
 import {
   actionOf,
@@ -112,6 +121,65 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` });
     expect(tasks.filter((t) => t.status === 'draft' || t.status === 'ready')).toEqual([]);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
+  });
+
+  /** A patient's first session, approved: its order and its reminders, as written. */
+  async function approvedSessionWithReminders() {
+    const p = await enrolPatient(service, 'ketamine-low-dose-series');
+    const [session] = (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${p.carePlanId}` })).filter(
+      (t) => actionOf(t) === 'infusion-session',
+    );
+    const order = await approvedSessionOrder(service, session);
+    const reminders = (
+      await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+        'based-on': `CarePlan/${p.carePlanId}`,
+      })
+    ).filter((r) => isReminderAbout(r, session.id));
+    expect(order.status).toBe('active');
+    expect(reminders.length).toBeGreaterThan(0);
+    expect(reminders.every((r) => r.status === 'active')).toBe(true);
+    return { ...p, session, order, reminders };
+  }
+
+  /** The order cancelled and the reminders revoked for the deleted Task, with one Provenance naming the service. */
+  async function expectWithdrawn(p: Awaited<ReturnType<typeof approvedSessionWithReminders>>) {
+    const order = await service.fhir.read<MedicationRequest>('MedicationRequest', p.order.id!);
+    expect(order).toMatchObject({ status: 'cancelled', statusReason: { text: DELETED_TASK_REASON } });
+    for (const r of p.reminders)
+      expect((await service.fhir.read<CommunicationRequest>('CommunicationRequest', r.id!)).status).toBe('revoked');
+    // Besides the approval's: one withdrawal, by the service.
+    const [provenance, ...more] = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${p.order.id}` })
+    ).filter((r) => r.activity?.text === 'withdraw');
+    expect(more).toEqual([]);
+    expect(provenance).toMatchObject({
+      agent: [{ who: THIS_SERVICE }],
+      activity: { text: 'withdraw' },
+      entity: [{ role: 'revision', what: { reference: `Task/${p.session.id}/_history/${p.session.meta!.versionId}` } }],
+    });
+    expect(await worklistIdsOf(service, p.patient)).not.toContain(p.session.id);
+  }
+
+  it('an approved Task deleted in the EHR, notified: its order to give is cancelled and its reminders revoked', async () => {
+    const p = await approvedSessionWithReminders();
+    // The Task as approved (its last version before the deletion).
+    p.session = await service.fhir.read<Task>('Task', p.session.id!);
+    expect((await fetch(`${service.config.fhirBaseUrl}/Task/${p.session.id}`, { method: 'DELETE' })).ok).toBe(true);
+    // Before, the Task only left the lists: its order stayed active, answering no Task, beyond any hold or sweep.
+    await postDeletion(service, `Task/${p.session.id}`).expect(202);
+    await maintenanceJobDone(service, taskDeletedJobId(p.session.id!), 'the deleted Task’s job');
+    await expectWithdrawn(p);
+  });
+
+  it('an approved Task deleted in the EHR, its notification missed: the sweep withdraws its order and reminders', async () => {
+    const p = await approvedSessionWithReminders();
+    p.session = await service.fhir.read<Task>('Task', p.session.id!);
+    expect((await fetch(`${service.config.fhirBaseUrl}/Task/${p.session.id}`, { method: 'DELETE' })).ok).toBe(true);
+    const { withdrawn } = await service.app.get(AnsweredOrdersSweep).sweep();
+    expect(withdrawn).toBe(1);
+    await expectWithdrawn(p);
+    // Once: the next run finds nothing left to withdraw.
+    expect((await service.app.get(AnsweredOrdersSweep).sweep()).withdrawn).toBe(0);
   });
 
   /** A patient's first session, approved; its order now; the plan's status changed and notified, its job done. */

@@ -13,6 +13,7 @@ import { ClearedIssuesPoller } from './maintenance/cleared-issues-poller';
 import { PlanChanges } from './maintenance/plan-changes';
 import { ProtocolChanges } from './maintenance/protocol-changes';
 import { InfusionsInError } from './maintenance/infusions-in-error';
+import { DeletedTasks } from './maintenance/deleted-tasks';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
@@ -83,6 +84,7 @@ export class WorkerModule {
         PlanChanges,
         ProtocolChanges,
         InfusionsInError,
+        DeletedTasks,
         LateAdministrations,
         OpenTasksReader,
         MaintenanceSchedules,

@@ -9,6 +9,7 @@ export * from './reminders';
 export * from './reminder-notice';
 export * from './booster-timing';
 export * from './stopped-plans';
+export * from './deleted-tasks';
 export * from './paused-plans';
 export * from './orders-closed-in-ehr';
 export * from './orders-for-the-time';

@@ -60,24 +60,40 @@ export function withdrawalsForStoppedPlans(input: {
     // The pump has started the session (or given it): its order is the infusion's to close, not the plan's.
     if (open && sessionBegunBy(open.administrations)) return [];
     const reason = `Withdrawn: ${ended.reason}`;
-    const proposal = task.focus?.reference ? input.proposals.get(task.focus.reference) : undefined;
-    const reminders = (input.reminders ?? []).filter((r) => r.status === 'active' && isReminderAbout(r, task.id));
     return [
       {
         task,
         withdrawn: transition(task, { event: 'withdraw', now: input.now, reason }),
-        proposal:
-          isAwaitingApproval(task) && proposal && proposal.status === 'draft'
-            ? { read: proposal, cancelled: cancelledProposal(proposal, reason) }
-            : undefined,
-        order:
-          open && !isAwaitingApproval(task)
-            ? { read: open.order, cancelled: cancelledProposal(open.order, reason) }
-            : undefined,
-        reminders: reminders.map((r) => ({ read: r, revoked: revokedReminder(r, reason) })),
+        ...requestsWithdrawn(task, reason, {
+          proposal: task.focus?.reference ? input.proposals.get(task.focus.reference) : undefined,
+          open,
+          reminders: input.reminders ?? [],
+        }),
       },
     ];
   });
+}
+
+/**
+ * What withdrawing an open Task cancels with it: awaiting approval, its draft proposal; approved, its order still to
+ * be given (the caller has left out one whose session the pump has begun); and its reminders not sent. Pure.
+ */
+export function requestsWithdrawn(
+  task: Task,
+  reason: string,
+  of: { proposal?: AuthorisableRequest; open?: OpenOrder; reminders: CommunicationRequest[] },
+): Pick<Withdrawal, 'proposal' | 'order' | 'reminders'> {
+  const { proposal, open } = of;
+  const reminders = of.reminders.filter((r) => r.status === 'active' && isReminderAbout(r, task.id));
+  return {
+    proposal:
+      isAwaitingApproval(task) && proposal && proposal.status === 'draft'
+        ? { read: proposal, cancelled: cancelledProposal(proposal, reason) }
+        : undefined,
+    order:
+      open && !isAwaitingApproval(task) ? { read: open.order, cancelled: cancelledProposal(open.order, reason) } : undefined,
+    reminders: reminders.map((r) => ({ read: r, revoked: revokedReminder(r, reason) })),
+  };
 }
 
 /** The plan a Task is under when that plan is over (its reason in words), else undefined. */

@@ -9,6 +9,7 @@ import {
   appointmentBookedJobId,
   orderChangedJobId,
   sessionApprovedJobId,
+  taskDeletedJobId,
   checkAnsweredElsewhereJobId,
   checkDoneElsewhereJobId,
   JOBS,
@@ -19,6 +20,7 @@ import {
   type CheckDoneElsewhereJob,
   type OrderChangedJob,
   type AdministrationRecordedJob,
+  type TaskDeletedJob,
 } from './jobs';
 import { QUEUES } from './queue-names';
 
@@ -38,6 +40,7 @@ export class CompletedTaskEventsProducer {
       | SessionApprovedJob
       | OrderChangedJob
       | AdministrationRecordedJob
+      | TaskDeletedJob
     >,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -144,6 +147,19 @@ export class CompletedTaskEventsProducer {
       this.queue.add(
         JOBS.appointmentBooked,
         { appointmentId },
+        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
+      ),
+    );
+    return { jobId };
+  }
+
+  /** A Task deleted on the FHIR server: the job reads its last version and withdraws what it authorised. */
+  async enqueueDeletedTask(taskId: string): Promise<{ jobId: string }> {
+    const jobId = taskDeletedJobId(taskId);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.taskDeleted,
+        { taskId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );

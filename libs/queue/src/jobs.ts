@@ -16,7 +16,21 @@ export const JOBS = {
   sessionApproved: 'session-approved',
   orderChanged: 'order-changed',
   administrationRecorded: 'administration-recorded',
+  taskDeleted: 'task-deleted',
 } as const;
+
+/**
+ * A Task deleted on the FHIR server (notified, or an open order found naming a Task that is gone): what it authorised
+ * and had not happened yet (its order, its proposal, its reminders) is withdrawn.
+ */
+export interface TaskDeletedJob {
+  taskId: string;
+}
+
+/** While a deleted Task's job is pending, the same deletion notified again is queued once. */
+export function taskDeletedJobId(taskId: string): string {
+  return `${JOBS.taskDeleted}-${jobIdPart(taskId)}`;
+}
 
 /**
  * A MedicationAdministration recorded (notified, or found by the poll): the sessions awaiting approval proposed after

@@ -129,14 +129,21 @@ export class FhirWebhookController {
   }
 
   /**
-   * A resource deleted on the FHIR server: a Task leaves the lists now (not at the next reconciliation); a
+   * A resource deleted on the FHIR server: a Task leaves the lists now (not at the next reconciliation), and its job
+   * withdraws its order and reminders; a
    * contraindication, a protocol, an appointment, a plan or an infusion gets its job (the worker reads what it was from its history).
    * Other kinds wait for their sweeps, as before.
    */
   private async heardDeleted(resourceType: string, id: string) {
     if (resourceType === 'Task') {
       await WorklistIndex.refreshAll([this.worklist, this.toDo], [id]);
-      return operationOutcome('information', 'informational', 'Deleted Task taken off the worklist and the to-do list');
+      // What it authorised and has not happened (its order, its reminders) is withdrawn by the worker.
+      await this.completedTasks.enqueueDeletedTask(id);
+      return operationOutcome(
+        'information',
+        'informational',
+        'Deleted Task taken off the worklist and the to-do list; what it authorised is being withdrawn',
+      );
     }
     const kinds = this.jobs.of(resourceType).filter((k) => k.whenDeleted);
     if (!kinds.length)

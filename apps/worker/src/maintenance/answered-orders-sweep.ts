@@ -10,6 +10,7 @@ import {
   THIS_SERVICE,
   type AuthorisableRequest,
 } from '@kc/task-states';
+import { DeletedTasks } from './deleted-tasks';
 
 /** Orders closed per transaction: a conflict on one puts off only these until the next run. */
 const ORDERS_PER_TRANSACTION = 50;
@@ -18,7 +19,7 @@ const TASKS_PER_SEARCH = 100;
 /**
  * Reconciliation of orders with their Tasks (with the overdue sweep): an order this service wrote (keyed `Task/<id>`)
  * that is still active or held while its Task is done, superseded or rejected is closed as the infusion or the
- * rejection closes it now. Orders written before session 17 stayed active after their infusion; this closes them on
+ * rejection closes it now; one whose Task was deleted is withdrawn (DeletedTasks). Orders written before session 17 stayed active after their infusion; this closes them on
  * the first run after an upgrade, and any an EHR left open by closing a Task behind the service's back. One read of
  * the open orders, one of their Tasks, then If-Match updates with a Provenance naming the service.
  */
@@ -26,11 +27,18 @@ const TASKS_PER_SEARCH = 100;
 export class AnsweredOrdersSweep {
   private readonly logger = new Logger(AnsweredOrdersSweep.name);
 
-  constructor(private readonly fhir: FhirClient) {}
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly deletedTasks: DeletedTasks,
+  ) {}
 
-  async sweep(now = new Date()): Promise<{ open: number; closed: number }> {
+  async sweep(now = new Date()): Promise<{ open: number; closed: number; withdrawn: number }> {
     const orders = await this.openOrders();
     const tasks = await this.tasksOf(orders.map((o) => o.taskId));
+    const withdrawn = await this.withdrawForDeletedTasks(
+      orders.map((o) => o.taskId).filter((id) => !tasks.has(id)),
+      now,
+    );
     const closures = orders.flatMap(({ order, taskId }) => {
       const task = tasks.get(taskId);
       const closed = task && orderForClosedTask(task, order);
@@ -58,7 +66,23 @@ export class AnsweredOrdersSweep {
       }
     }
     if (closed) this.logger.log({ msg: 'closed the orders of closed Tasks', closed, open: orders.length });
-    return { open: orders.length, closed };
+    return { open: orders.length, closed, withdrawn };
+  }
+
+  /**
+   * Open orders whose Task is gone (deleted on the FHIR server, its notification missed): withdrawn as the deletion's
+   * job withdraws them. A conflict leaves that one to the next run.
+   */
+  private async withdrawForDeletedTasks(taskIds: string[], now: Date): Promise<number> {
+    let withdrawn = 0;
+    for (const taskId of new Set(taskIds)) {
+      try {
+        withdrawn += (await this.deletedTasks.heard(taskId, now)).withdrawn;
+      } catch (err) {
+        if (!(err instanceof FhirVersionConflictError)) throw err;
+      }
+    }
+    return withdrawn;
   }
 
   /** The orders this service wrote that are still to be given (active or held), with their Task's id. */

@@ -10,6 +10,7 @@ import {
   type AdministrationRecordedJob,
   type RecheckContraindicationsJob,
   type WithdrawStoppedPlanJob,
+  type TaskDeletedJob,
 } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
@@ -23,6 +24,7 @@ import { PausedPlanHolds } from './paused-plan-holds';
 import { PlanChanges } from './plan-changes';
 import { ProtocolChanges } from './protocol-changes';
 import { InfusionsInError } from './infusions-in-error';
+import { DeletedTasks } from './deleted-tasks';
 import { CHANGE_POLLS, type ChangePoll } from './change-polls';
 import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
@@ -53,6 +55,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly planChanges: PlanChanges,
     private readonly protocolChanges: ProtocolChanges,
     private readonly infusionsInError: InfusionsInError,
+    private readonly deletedTasks: DeletedTasks,
     @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
     queueMetrics: QueueJobMetrics,
   ) {
@@ -89,7 +92,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         // Approved sessions whose order the EHR closed, nothing replacing it: back to a clinician.
         const { returned } = await this.closedOrders.sweep(open);
         await step(90);
-        const { closed } = await this.answeredOrders.sweep();
+        // And those of Tasks deleted on the FHIR server, whose notification was missed, withdrawn.
+        const { closed, withdrawn: deletedTasksWithdrawn } = await this.answeredOrders.sweep();
         await step(100);
         return {
           ...overdue,
@@ -100,6 +104,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           ordersHeld: held,
           holdsReleased: released,
           ordersClosed: closed,
+          deletedTasksWithdrawn,
           returnedForReview: returned,
         };
       }
@@ -134,6 +139,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.lateAdministrations.handle((job.data as AdministrationRecordedJob).administrationId);
       case JOBS.orderChanged:
         return this.closedOrders.forOrder((job.data as OrderChangedJob).orderId);
+      case JOBS.taskDeleted:
+        return this.deletedTasks.heard((job.data as TaskDeletedJob).taskId);
       case JOBS.withdrawStoppedPlan:
         return this.planChanges.planChanged((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:
