@@ -91,7 +91,9 @@ export function requestsWithdrawn(
         ? { read: proposal, cancelled: cancelledProposal(proposal, reason) }
         : undefined,
     order:
-      open && !isAwaitingApproval(task) ? { read: open.order, cancelled: cancelledProposal(open.order, reason) } : undefined,
+      open && !isAwaitingApproval(task)
+        ? { read: open.order, cancelled: cancelledProposal(open.order, reason) }
+        : undefined,
     reminders: reminders.map((r) => ({ read: r, revoked: revokedReminder(r, reason) })),
   };
 }
