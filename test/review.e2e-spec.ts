@@ -15,6 +15,7 @@ import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, followUpJobDone, followUpTasks, waitFor } from './support/clinic';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
 import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
+import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
 
 describe('clinician review', () => {
   let service: TestService;
@@ -398,6 +399,19 @@ describe('clinician review', () => {
       expect((await service.fhir.read<Task>('Task', t.id!)).meta!.versionId).toBe(t.meta!.versionId);
     // Nothing left to do the next time.
     expect((await service.app.get(StoppedPlanSweep).sweep()).withdrawn).toBe(0);
+  });
+
+  it("a Task the EHR deletes between the sweep's read and its write: that one skipped, the others withdrawn, the sweep not failed", async () => {
+    const stopped = await patientWithFollowUps();
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', stopped.carePlanId);
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
+    const open = await service.app.get(OpenTasksReader).read({ 'based-on': `CarePlan/${stopped.carePlanId}` });
+    expect(open.awaiting.map((t) => t.id)).toEqual(expect.arrayContaining([stopped.check.id, stopped.next.id]));
+    // Deleted after the read (before, its 404 failed the whole sweep: every later step waited for the next run).
+    expect((await fetch(`${service.config.fhirBaseUrl}/Task/${stopped.check.id}`, { method: 'DELETE' })).ok).toBe(true);
+    const { withdrawn } = await service.app.get(StoppedPlanSweep).sweep(new Date(), open);
+    expect(withdrawn).toBe(open.awaiting.length - 1);
+    expect((await service.fhir.read<Task>('Task', stopped.next.id!)).status).toBe('cancelled');
   });
 
   it("a stopped plan's approved session: its order cancelled and its reminders revoked, unless the pump has begun it", async () => {

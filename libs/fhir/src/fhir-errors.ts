@@ -19,6 +19,14 @@ export class FhirVersionConflictError extends FhirHttpError {}
 
 export class FhirNotFoundError extends FhirHttpError {}
 
+/**
+ * A write of what was read, refused because it changed (409/412) or was deleted (404/410) since: someone else acted
+ * first. A sweep leaves it to its next run, which reads it again.
+ */
+export function isStaleWrite(err: unknown): err is FhirVersionConflictError | FhirNotFoundError {
+  return err instanceof FhirVersionConflictError || err instanceof FhirNotFoundError;
+}
+
 /** The server could not be reached, or kept failing after retries. */
 export class FhirUnavailableError extends Error {
   constructor(

@@ -8,7 +8,7 @@ import type {
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { batchResult, FhirClient, FhirVersionConflictError, getEntry, updateEntry } from '@kc/fhir';
+import { batchResult, FhirClient, isStaleWrite, getEntry, updateEntry } from '@kc/fhir';
 import {
   contraindicationState,
   hasContraindicationChecks,
@@ -316,7 +316,7 @@ export class OrderHolds {
       await this.fhir.transaction(entries);
       return true;
     } catch (err) {
-      if (err instanceof FhirVersionConflictError) return false;
+      if (isStaleWrite(err)) return false;
       throw err;
     }
   }

@@ -9,7 +9,7 @@ import type {
 } from '@medplum/fhirtypes';
 import {
   FhirClient,
-  FhirVersionConflictError,
+  isStaleWrite,
   includedOf,
   matchesOf,
   readAndSearchEach,
@@ -206,7 +206,7 @@ export class LateAdministrations {
       return true;
     } catch (err) {
       // A decision made meanwhile wins; the proposal is judged again when the next administration is recorded.
-      if (err instanceof FhirVersionConflictError) return false;
+      if (isStaleWrite(err)) return false;
       throw err;
     }
   }

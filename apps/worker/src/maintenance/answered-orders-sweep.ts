@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { BundleEntry, Task } from '@medplum/fhirtypes';
-import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
+import { FhirClient, isStaleWrite, updateEntry } from '@kc/fhir';
 import {
   AUTHORISABLE_TYPES,
   changeProvenance,
@@ -62,7 +62,7 @@ export class AnsweredOrdersSweep {
         await this.fhir.transaction(entries);
         closed += chunk.length;
       } catch (err) {
-        if (!(err instanceof FhirVersionConflictError)) throw err;
+        if (!isStaleWrite(err)) throw err;
       }
     }
     if (closed) this.logger.log({ msg: 'closed the orders of closed Tasks', closed, open: orders.length });
@@ -79,7 +79,7 @@ export class AnsweredOrdersSweep {
       try {
         withdrawn += (await this.deletedTasks.heard(taskId, now)).withdrawn;
       } catch (err) {
-        if (!(err instanceof FhirVersionConflictError)) throw err;
+        if (!isStaleWrite(err)) throw err;
       }
     }
     return withdrawn;

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CommunicationRequest, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, FhirVersionConflictError, includedOf, matchesOf, searchEach, updateEntry } from '@kc/fhir';
+import { FhirClient, isStaleWrite, includedOf, matchesOf, searchEach, updateEntry } from '@kc/fhir';
 import { approvedSessions, carePlanReferenceOf, sessionsToReturnForReview, type ReturnForReview } from '@kc/followups';
 import { administrationsIn, sessionOrdersOf } from '@kc/nest-core';
 import {
@@ -180,7 +180,7 @@ export class ClosedOrderReviews {
       ]);
       return true;
     } catch (err) {
-      if (err instanceof FhirVersionConflictError) return false;
+      if (isStaleWrite(err)) return false;
       throw err;
     }
   }

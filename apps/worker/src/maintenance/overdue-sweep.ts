@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
-import { FhirClient, FhirVersionConflictError } from '@kc/fhir';
+import { FhirClient, isStaleWrite } from '@kc/fhir';
 import { TASK_KEY_SYSTEM } from '@kc/protocols';
 import { canTransition, hasEnded, stateOf, transition } from '@kc/task-states';
 
@@ -24,7 +24,7 @@ export class OverdueSweep {
         await this.fhir.update(transition(task, { event: 'mark-overdue', now }), { ifMatch: task.meta?.versionId });
         marked++;
       } catch (err) {
-        if (!(err instanceof FhirVersionConflictError)) throw err;
+        if (!isStaleWrite(err)) throw err;
       }
     }
     if (marked) this.logger.log({ msg: 'marked overdue tasks', marked, checked: open.length });

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
 import {
   FhirClient,
-  FhirVersionConflictError,
+  isStaleWrite,
   includedOf,
   matchesOf,
   readAndSearchEach,
@@ -133,7 +133,7 @@ export class PausedPlanHolds {
         ]);
         written += planChanges.length;
       } catch (err) {
-        if (!(err instanceof FhirVersionConflictError)) throw err;
+        if (!isStaleWrite(err)) throw err;
       }
     }
     return written;

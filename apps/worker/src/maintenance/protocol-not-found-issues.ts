@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, DetectedIssue } from '@medplum/fhirtypes';
-import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
+import { FhirClient, isStaleWrite, updateEntry } from '@kc/fhir';
 import {
   contraindicationState,
   isProtocolNotFound,
@@ -88,7 +88,7 @@ export class ProtocolNotFoundIssues {
       ]);
       return (written.entry?.[0]?.resource as DetectedIssue | undefined) ?? changed;
     } catch (err) {
-      if (err instanceof FhirVersionConflictError) return undefined;
+      if (isStaleWrite(err)) return undefined;
       throw err;
     }
   }

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { FhirClient, FhirVersionConflictError, updateEntry } from '@kc/fhir';
+import { FhirClient, isStaleWrite, updateEntry } from '@kc/fhir';
 import { approvedOnEndedPlans, carePlanReferenceOf, withdrawalsForStoppedPlans, type OpenOrder } from '@kc/followups';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
@@ -55,7 +55,7 @@ export class StoppedPlanSweep {
         ]);
         withdrawn++;
       } catch (err) {
-        if (!(err instanceof FhirVersionConflictError)) throw err;
+        if (!isStaleWrite(err)) throw err;
       }
     }
     if (withdrawn) this.logger.log({ msg: 'withdrew tasks of stopped plans', withdrawn, checked: tasks.length });
