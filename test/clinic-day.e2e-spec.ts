@@ -1,0 +1,481 @@
+import request from 'supertest';
+import type {
+  CarePlan,
+  CommunicationRequest,
+  Condition,
+  DetectedIssue,
+  MedicationRequest,
+  Patient,
+  Procedure,
+  Provenance,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Job, Queue } from 'bullmq';
+import { JOBS, QUEUES } from '@kc/queue';
+import { ORDER_KEY_SYSTEM } from '@kc/task-states';
+import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
+import { activeCondition, bloodPressure, bodyWeight, PREGNANCY } from './fixtures/patient-data';
+import { actionOf, completeInfusion, waitFor } from './support/clinic';
+import { expectEverythingValid } from './support/fhir-validation';
+import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
+import { checkAnswers } from './support/checks';
+import { isUnresolved } from '../apps/api/src/review/contraindication-guard';
+import { startTestService, type TestService } from './support/test-service';
+
+/**
+ * Deterministic pseudo-random numbers. The actors share them, so a seed fixes the day's mix of actions, not their
+ * interleaving: run a failing seed (CLINIC_DAY_SEED) a few times, and larger days with CLINIC_DAY_PATIENTS and
+ * CLINIC_DAY_STEPS.
+ */
+function prng(seed: number): () => number {
+  return () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+}
+
+const PROTOCOLS = ['ketamine-low-dose-series', 'ketamine-monthly-maintenance', 'ketamine-high-dose-as-needed'];
+const DAY_MS = 86_400_000;
+/** Answers a clinician may get when someone else got there first, or the patient cannot have it: never 4xx else, never 5xx. */
+const EXPECTED_REFUSALS = [404, 409, 412, 422];
+
+interface Enrolled {
+  patient: string;
+  carePlanId: string;
+  infusions: string[];
+  contraindicated: boolean;
+}
+
+interface Decision {
+  taskId: string;
+  /** The Task's version the clinician decided on. */
+  seenVersion: string;
+  decision: string;
+}
+
+/**
+ * A clinic's day at once, as the quick start runs it (the embedded store notifying the service). Straight to the store,
+ * an EHR records infusions (some also told through the event API), pregnancies and infusions in error, cancels and
+ * deletes orders, pauses, resumes and stops plans, deletes Tasks and contraindications; two clinicians approve (one at
+ * a time and in bulk), reject, reschedule, record checks, override contraindications and activate plans from their
+ * worklists and to-do lists, on the versions the lists showed; the sweeps and the lists' reconciliation run beside
+ * them. Once everything has settled, what a clinic and an EHR rely on holds whatever the interleaving: no answer
+ * outside what a caller may get (never a 5xx); a plan with an open issue, paused or ended has no order to give and
+ * nothing a clinician could approve; a clear plan holds nothing; every pregnancy is found; every decision has its
+ * Provenance; each infusion is followed up once per action; every order to give answers an approved Task and every
+ * approved session has its one order; the lists show exactly what the store holds; everything written is valid R4.
+ * Found, when written: a $bulk-approve failed whole by a Task deleted meanwhile, an order left active by its deleted
+ * Task beyond any hold, a sweep failed whole by one deletion.
+ */
+describe('a clinic day, everything at once', () => {
+  const SEED = Number(process.env.CLINIC_DAY_SEED ?? 20261204);
+  const PATIENTS = Number(process.env.CLINIC_DAY_PATIENTS ?? 16);
+  const EHR_STEPS = Number(process.env.CLINIC_DAY_STEPS ?? 80);
+  const CLINICIAN_STEPS = Math.round(EHR_STEPS * 1.1);
+  let service: TestService;
+  const random = prng(SEED);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
+  const enrolled: Enrolled[] = [];
+  const decisions: Decision[] = [];
+  /** DetectedIssues a clinician was told were overridden. */
+  const overrides: string[] = [];
+  /** Answers outside what a clinician or an EHR may get: a 5xx, a 400 on a well-formed call. */
+  const unexpected: string[] = [];
+
+  beforeAll(async () => {
+    // No grace for an EHR's replacement order: a cancelled order is judged at once (a clinic waits 60 s).
+    service = await startTestService({ fhirSandboxSubscriptions: true, orderChangeGraceMs: 0 });
+  });
+  afterAll(async () => {
+    await service?.stop();
+  });
+
+  const clinician = () => service.as('clinician');
+
+  async function newPatient(i: number): Promise<string> {
+    const { resource } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: `Day${i}`, given: ['Pat'] }],
+      birthDate: '1980-03-01',
+    });
+    const ref = `Patient/${resource.id}`;
+    await service.fhir.create(bodyWeight(60 + i, '2026-11-01T09:00:00Z', ref));
+    await service.fhir.create(bloodPressure(120, 78, '2026-11-01T09:00:00Z', ref));
+    return ref;
+  }
+
+  async function enrol(i: number): Promise<Enrolled> {
+    const patient = await newPatient(i);
+    const res = await request(service.url)
+      .post(`/fhir/PlanDefinition/${PROTOCOLS[i % PROTOCOLS.length]}/$apply`)
+      .set(clinician())
+      .send({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'subject', valueReference: { reference: patient } },
+          { name: 'startDate', valueDate: '2027-01-01' },
+          { name: 'persist', valueBoolean: true },
+        ],
+      })
+      .expect(200);
+    return { patient, carePlanId: res.body.id as string, infusions: [], contraindicated: false };
+  }
+
+  function note(what: string, res: request.Response, allowed: number[]): void {
+    if (!allowed.includes(res.status)) unexpected.push(`${what}: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+
+  /**
+   * The EHR's side, straight to the store: an infusion given (the most common), a pregnancy found, an order cancelled
+   * or deleted, a plan paused, resumed or stopped, a Task deleted, an infusion recorded in error.
+   */
+  async function ehrStep(): Promise<void> {
+    const who = pick(enrolled);
+    const roll = random();
+    if (roll < 0.45) {
+      const end = new Date(Date.parse('2027-01-04T10:00:00Z') + who.infusions.length * 3 * DAY_MS).toISOString();
+      const procedure = await completeInfusion(service, who, end);
+      who.infusions.push(procedure);
+      // Some EHRs also tell the service (the event API) of what the store notifies: heard twice, followed up once.
+      if (random() < 0.3) {
+        const told = await request(service.url)
+          .post('/events/infusion-completed')
+          .set(service.as('integration'))
+          .send({ procedure: `Procedure/${procedure}` });
+        note('POST /events/infusion-completed', told, [202]);
+      }
+    } else if (roll < 0.55) {
+      if (who.contraindicated) return;
+      who.contraindicated = true;
+      await service.fhir.create<Condition>(activeCondition(PREGNANCY[0], PREGNANCY[1], who.patient));
+    } else if (roll < 0.7) {
+      const orders = (
+        await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { subject: who.patient, status: 'active' })
+      ).filter((o) => o.intent === 'order');
+      if (orders.length === 0) return;
+      const order = pick(orders);
+      if (random() < 0.3) await deleteInStore(`MedicationRequest/${order.id}`);
+      // As an EHR cancels: If-Match on what it read; somebody else's change first is the EHR's to retry.
+      else await ehrUpdate({ ...order, status: 'cancelled' });
+    } else if (roll < 0.8) {
+      // Plans a clinician activated ($activate) are paused, resumed and now and then stopped; a draft one stopped.
+      const plan = await service.fhir.read<CarePlan>('CarePlan', who.carePlanId);
+      if (plan.status === 'revoked') return;
+      const next =
+        plan.status === 'on-hold' ? 'active' : plan.status === 'draft' || random() < 0.2 ? 'revoked' : 'on-hold';
+      if (plan.status === 'draft' && random() < 0.8) return;
+      await ehrUpdate({ ...plan, status: next });
+    } else if (roll < 0.87) {
+      const open = await service.fhir.searchAll<Task>('Task', {
+        'based-on': `CarePlan/${who.carePlanId}`,
+        status: 'draft,ready,on-hold',
+      });
+      if (open.length) await deleteInStore(`Task/${pick(open).id}`);
+    } else if (roll < 0.92) {
+      // A contraindication deleted while the patient's record still shows it: found again.
+      const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+        implicated: `CarePlan/${who.carePlanId}`,
+      });
+      if (issues.length) await deleteInStore(`DetectedIssue/${pick(issues).id}`);
+    } else {
+      if (who.infusions.length === 0) return;
+      const procedure = await service.fhir.read<Procedure>('Procedure', pick(who.infusions));
+      await ehrUpdate({ ...procedure, status: 'entered-in-error' });
+    }
+  }
+
+  async function ehrUpdate<T extends Resource>(resource: T): Promise<void> {
+    await service.fhir.update<T>(resource, { ifMatch: resource.meta!.versionId }).catch(() => undefined);
+  }
+
+  async function deleteInStore(reference: string): Promise<void> {
+    await fetch(`${service.config.fhirBaseUrl}/${reference}`, { method: 'DELETE' });
+  }
+
+  /** A clinician's side: a list read, then a decision on one of its items, on the version the list showed. */
+  async function clinicianStep(): Promise<void> {
+    if (random() < 0.08) return overrideStep();
+    if (random() < 0.08) return activateStep();
+    const list = random() < 0.75 ? '/worklist' : '/to-do';
+    const query: Record<string, string> = { count: '20' };
+    if (random() < 0.3) query.patient = pick(enrolled).patient;
+    const page = await request(service.url).get(list).query(query).set(clinician());
+    note(`GET ${list}`, page, [200]);
+    const items = (page.body.items ?? []) as WorklistEntry[];
+    if (items.length === 0) return;
+    const item = pick(items);
+    const roll = random();
+    if (list === '/worklist' && roll < 0.15) {
+      const some = items.slice(0, 3).map((i) => ({ id: i.id, versionId: i.versionId }));
+      const res = await request(service.url).post('/tasks/$bulk-approve').set(clinician()).send({ tasks: some });
+      note('$bulk-approve', res, [200]);
+      for (const r of (res.body.results ?? []) as { id: string; result: string; status?: number }[])
+        if (r.result === 'approved')
+          decisions.push({
+            taskId: r.id,
+            seenVersion: some.find((s) => s.id === r.id)!.versionId!,
+            decision: 'approve',
+          });
+        else if (!EXPECTED_REFUSALS.includes(r.status!)) unexpected.push(`$bulk-approve item: ${JSON.stringify(r)}`);
+      return;
+    }
+    if (item.action === 'post-infusion-check' && roll < 0.5) {
+      // The check's answers recorded: pain, and now and then an effect a clinician must review.
+      const effects = [random() < 0.7 ? 'effect-none' : pick(['effect-nausea', 'effect-hallucinations'])];
+      const res = await request(service.url)
+        .post(`/tasks/${item.id}/$complete`)
+        .set(clinician())
+        .send({ versionId: item.versionId, response: checkAnswers(Math.floor(random() * 10), effects) });
+      note('$complete', res, [200, ...EXPECTED_REFUSALS]);
+      if (res.status === 200) decisions.push({ taskId: item.id, seenVersion: item.versionId!, decision: 'complete' });
+      return;
+    }
+    const window = item.allowedWindow ?? item.due ?? {};
+    const [decision, body] =
+      list === '/worklist' && roll < 0.7
+        ? ['approve', {}]
+        : roll < 0.85
+          ? ['reschedule', { start: window.start, end: window.end }]
+          : ['reject', { reason: 'not today' }];
+    const res = await request(service.url)
+      .post(`/tasks/${item.id}/$${decision}`)
+      .set(clinician())
+      .send({ versionId: item.versionId, ...body });
+    note(`$${decision}`, res, [200, ...EXPECTED_REFUSALS]);
+    if (res.status === 200) decisions.push({ taskId: item.id, seenVersion: item.versionId!, decision });
+  }
+
+  /** A clinician activates a draft plan ($activate on the version read); refused while contraindicated. */
+  async function activateStep(): Promise<void> {
+    const who = pick(enrolled);
+    const plan = await service.fhir.read<CarePlan>('CarePlan', who.carePlanId);
+    if (plan.status !== 'draft') return;
+    const res = await request(service.url)
+      .post(`/careplans/${plan.id}/$activate`)
+      .set(clinician())
+      .send({ versionId: plan.meta!.versionId });
+    note('$activate', res, [200, 409, 412, 422]);
+  }
+
+  /** A clinician overrides one of a plan's open issues, with a reason, on the version read. */
+  async function overrideStep(): Promise<void> {
+    const who = pick(enrolled);
+    const open = (
+      await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: `CarePlan/${who.carePlanId}` })
+    ).filter(isUnresolved);
+    if (open.length === 0) return;
+    const issue = pick(open);
+    const res = await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .set('If-Match', `W/"${issue.meta!.versionId}"`)
+      .send({ reason: 'Reviewed with the patient today' });
+    note('$override', res, [200, 404, 409, 412]);
+    if (res.status === 200) overrides.push(issue.id!);
+  }
+
+  /**
+   * What runs beside them on a schedule: the sweep (overdue, stopped and paused plans, contraindications, closed
+   * orders) and the lists' reconciliation from the store.
+   */
+  async function maintenanceStep(): Promise<void> {
+    const roll = random();
+    if (roll < 0.5) {
+      const sweep = { name: JOBS.overdueSweep, updateProgress: () => Promise.resolve() } as unknown as Job;
+      await service.app.get(MaintenanceProcessor).process(sweep);
+    } else if (roll < 0.75) await service.app.get(WorklistIndex).rebuild();
+    else await service.app.get(ToDoIndex).rebuild();
+  }
+
+  async function steps(n: number, step: () => Promise<void>): Promise<void> {
+    for (let i = 0; i < n; i++) await step();
+  }
+
+  /** Nothing left to do: the store has delivered every notification and no queue has a job to run (but its crons). */
+  async function settled(): Promise<void> {
+    const pendingNotifications = async () => {
+      const metrics = (await request(service.url).get('/metrics').expect(200)).text;
+      return Number(/^kc_fhir_store_notifications_pending (\d+)/m.exec(metrics)?.[1] ?? NaN);
+    };
+    const busy = async () => {
+      let jobs = 0;
+      for (const name of Object.values(QUEUES)) {
+        const queue = service.app.get<Queue>(getQueueToken(name));
+        const counts = await queue.getJobCounts('waiting', 'prioritized', 'waiting-children', 'active');
+        jobs += Object.values(counts).reduce((a, b) => a + b, 0);
+        // Delayed jobs but the repeatable sweeps' next runs (a retry's backoff, a job timed soon).
+        const delayed = await queue.getDelayed();
+        jobs += delayed.filter((j) => !j.repeatJobKey && Number(j.opts.delay ?? 0) < 60_000).length;
+      }
+      return jobs + (await pendingNotifications());
+    };
+    // Twice idle in a row: a job's writes notify again, and that notification queues a job.
+    let idleProbes = 0;
+    await waitFor(
+      async () => {
+        idleProbes = (await busy()) === 0 ? idleProbes + 1 : 0;
+        return idleProbes >= 3;
+      },
+      'the store and the queues to settle',
+      60_000,
+    );
+  }
+
+  async function allPages(list: string): Promise<string[]> {
+    const ids: string[] = [];
+    let url: string | undefined = `${list}?count=50`;
+    while (url) {
+      const res: request.Response = await request(service.url).get(url).set(clinician()).expect(200);
+      ids.push(...(res.body.items as WorklistEntry[]).map((i) => i.id));
+      url = (res.body.next as string | undefined)?.replace(/^.*?(\/(worklist|to-do))/, '$1');
+    }
+    return ids.sort();
+  }
+
+  it(`holds what a clinic relies on (seed ${SEED})`, async () => {
+    for (let i = 0; i < PATIENTS; i++) enrolled.push(await enrol(i));
+    await Promise.all([
+      steps(EHR_STEPS, ehrStep),
+      steps(EHR_STEPS, ehrStep),
+      steps(CLINICIAN_STEPS, clinicianStep),
+      steps(CLINICIAN_STEPS, clinicianStep),
+      steps(Math.ceil(EHR_STEPS / 8), maintenanceStep),
+    ]);
+    await settled();
+    expect(unexpected).toEqual([]);
+    expect(decisions.length).toBeGreaterThan(10);
+
+    const tasks = await service.fhir.searchAll<Task>('Task', { _count: 1000 });
+    const orders = [
+      ...(await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { _count: 1000 })).filter(
+        (o) => o.intent === 'order',
+      ),
+      // R4 CommunicationRequest has no intent: the service's orders carry its order key.
+      ...(await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', { _count: 1000 })).filter((o) =>
+        o.identifier?.some((i) => i.system === ORDER_KEY_SYSTEM),
+      ),
+    ];
+    const plans = await service.fhir.searchAll<CarePlan>('CarePlan', { _count: 1000 });
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { _count: 1000 });
+    const planOf = (r: { basedOn?: { reference?: string }[] }) =>
+      r.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference;
+    const openIssuesOf = (plan: string) =>
+      issues.filter((i) => isUnresolved(i) && i.implicated?.some((r) => r.reference === plan));
+
+    // Every pregnancy the EHR recorded was found where it matters: an issue on the patient's plan (open, or overridden
+    // by a clinician) while the plan holds care and has anything open that a contraindication gates.
+    const OPEN = ['draft', 'ready', 'on-hold'];
+    for (const who of enrolled.filter((e) => e.contraindicated)) {
+      const ref = `CarePlan/${who.carePlanId}`;
+      const plan = plans.find((p) => p.id === who.carePlanId)!;
+      const open = tasks
+        .filter((t) => planOf(t) === ref && OPEN.includes(t.status) && actionOf(t) !== 'post-infusion-check')
+        .map((t) => `${t.id} ${t.status} ${actionOf(t)}`);
+      if (open.length === 0 || plan.status === 'on-hold' || plan.status === 'revoked') continue;
+      const found = issues.some(
+        (i) => i.implicated?.some((r) => r.reference === ref) && i.code?.coding?.some((c) => c.code === 'pregnancy'),
+      );
+      expect({ patient: who.patient, plan: plan.status, open, found }).toEqual({
+        patient: who.patient,
+        plan: plan.status,
+        open,
+        found: true,
+      });
+    }
+
+    // A plan with an open issue (a contraindication, an infusion in error), paused or ended has no order to give,
+    // and nothing under it a clinician could approve.
+    for (const plan of plans) {
+      const ref = `CarePlan/${plan.id}`;
+      const blocked = openIssuesOf(ref).length > 0;
+      // A plan from $apply stays draft until activated; its Tasks are approved all the same. Clear and holding care:
+      // nothing of it is held (a hold outlived by its reason would keep a session from the patient).
+      if (!blocked && (plan.status === 'active' || plan.status === 'draft')) {
+        const held = orders.filter((o) => planOf(o) === ref && o.status === 'on-hold');
+        expect({ plan: ref, status: plan.status, held: held.map((o) => o.id) }).toEqual({
+          plan: ref,
+          status: plan.status,
+          held: [],
+        });
+        continue;
+      }
+      const toGive = orders.filter((o) => planOf(o) === ref && o.status === 'active');
+      expect({ plan: ref, status: plan.status, blocked, toGive: toGive.map((o) => o.id) }).toEqual({
+        plan: ref,
+        status: plan.status,
+        blocked,
+        toGive: [],
+      });
+      for (const task of tasks.filter((t) => planOf(t) === ref && t.status === 'draft')) {
+        const res: request.Response = await request(service.url)
+          .post(`/tasks/${task.id}/$approve`)
+          .set(clinician())
+          .send({ versionId: task.meta!.versionId });
+        expect({ task: task.id, action: actionOf(task), refused: res.status }).toEqual({
+          task: task.id,
+          action: actionOf(task),
+          // A plan paused or ended refuses first (409), then an open issue (422).
+          refused: plan.status === 'active' || plan.status === 'draft' ? 422 : 409,
+        });
+      }
+      // Stopped: nothing of it stays open.
+      if (plan.status === 'revoked')
+        expect(tasks.filter((t) => planOf(t) === ref && OPEN.includes(t.status))).toEqual([]);
+    }
+
+    // Every decision a clinician was told was recorded has its one Provenance: the Task as target, the version
+    // decided on as the revision. So has every override.
+    const provenances = await service.fhir.searchAll<Provenance>('Provenance', { _count: 1000 });
+    const recorded = (d: Decision) =>
+      provenances.filter(
+        (p) =>
+          p.target.some((t) => t.reference === `Task/${d.taskId}`) &&
+          p.entity?.some(
+            (e) => e.role === 'revision' && e.what.reference === `Task/${d.taskId}/_history/${d.seenVersion}`,
+          ),
+      ).length;
+    expect(decisions.filter((d) => recorded(d) !== 1)).toEqual([]);
+    expect(
+      overrides.filter((id) => !provenances.some((p) => p.target.some((t) => t.reference === `DetectedIssue/${id}`))),
+    ).toEqual([]);
+
+    // Each infusion is followed up once: one Task per protocol action, one check.
+    for (const procedure of enrolled.flatMap((e) => e.infusions)) {
+      const actions = tasks
+        .filter((t) => t.reasonReference?.reference === `Procedure/${procedure}`)
+        .map((t) => actionOf(t) ?? '?');
+      expect({ procedure, actions }).toEqual({ procedure, actions: [...new Set(actions)] });
+    }
+
+    // An order to give answers an approved Task; an approved session has its one order, active or held.
+    const orderKey = (o: { identifier?: { system?: string; value?: string }[] }) =>
+      o.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
+    const byId = new Map(tasks.map((t) => [`Task/${t.id}`, t]));
+    for (const order of orders.filter((o) => o.status === 'active')) {
+      const task = byId.get(orderKey(order) ?? '');
+      if (!task) continue; // an EHR's own order
+      expect({ order: order.id, task: task.id, status: task.status }).toEqual({
+        order: order.id,
+        task: task.id,
+        status: 'ready',
+      });
+    }
+    for (const task of tasks.filter((t) => t.status === 'ready' || t.status === 'on-hold')) {
+      if (!task.focus?.reference?.startsWith('MedicationRequest/') || task.basedOn?.length !== 1) continue;
+      const its = orders.filter((o) => orderKey(o) === `Task/${task.id}` && ['active', 'on-hold'].includes(o.status));
+      expect({ task: task.id, orders: its.length }).toEqual({ task: task.id, orders: 1 });
+    }
+
+    // The lists show exactly what the store holds: awaiting approval (or held) on the worklist, approved on the
+    // to-do list.
+    const onWorklist = tasks.filter((t) => t.status === 'draft' || (t.status === 'on-hold' && t.statusReason));
+    expect(await allPages('/worklist')).toEqual(onWorklist.map((t) => t.id!).sort());
+    expect(await allPages('/to-do')).toEqual(
+      tasks
+        .filter((t) => t.status === 'ready')
+        .map((t) => t.id!)
+        .sort(),
+    );
+
+    expect(await expectEverythingValid(service)).toBeGreaterThan(0);
+  }, 300_000);
+});
