@@ -1,6 +1,7 @@
 import request from 'supertest';
-import type { CarePlan, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, Patient, Task } from '@medplum/fhirtypes';
 import { orderKeySearch, stateOf } from '@kc/task-states';
+import { activeCondition, bodyWeight, PREGNANCY } from './fixtures/patient-data';
 import { enrolPatient, requestsBesidesAudit } from './support/clinic';
 import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
@@ -147,6 +148,53 @@ describe('$bulk-approve: the decisions of one request share theirs', () => {
       const orders = await service.fhir.searchAll('MedicationRequest', { identifier: orderKeySearch(t.id!) });
       expect(orders).toHaveLength(i === 1 ? 0 : 1);
     }
+  });
+});
+
+/**
+ * `$activate` without an override judges the plan's contraindications on the one read it also writes overrides on.
+ * It read them twice: when the second read missed an issue the first had found (deleted and found again meanwhile), it
+ * went on to override the first read's issues with no reason and activate the plan.
+ */
+describe('$activate: the contraindications read once', () => {
+  it('an issue found at the first read refuses the activation even when a second read would miss it', async () => {
+    const { resource: patient } = await service.fhir.create<Patient>({ resourceType: 'Patient' });
+    const subject = `Patient/${patient.id}`;
+    await service.fhir.create(bodyWeight(70, '2026-11-01T09:00:00Z', subject));
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const applied = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'subject', valueReference: { reference: subject } },
+          { name: 'persist', valueBoolean: true },
+        ],
+      })
+      .expect(200);
+    const carePlan = applied.body as CarePlan;
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    expect(issue).toBeDefined();
+    // Every read of the plan's issues after the first answers none, as if deleted in the EHR in between.
+    let reads = 0;
+    proxy.intercept = (method, path) =>
+      method === 'GET' && path.includes('/DetectedIssue?') && reads++ > 0
+        ? { status: 200, body: { resourceType: 'Bundle', type: 'searchset', total: 0, entry: [] } }
+        : undefined;
+    try {
+      await request(service.url)
+        .post(`/careplans/${carePlan.id}/$activate`)
+        .set(service.as('clinician'))
+        .send({ versionId: carePlan.meta!.versionId })
+        .expect(422);
+    } finally {
+      proxy.intercept = () => undefined;
+    }
+    expect((await service.fhir.read<CarePlan>('CarePlan', carePlan.id!)).status).toBe('draft');
+    expect((await service.fhir.read<DetectedIssue>('DetectedIssue', issue.id!)).mitigation).toBeUndefined();
   });
 });
 

@@ -4,7 +4,7 @@ import type { CarePlan } from '@medplum/fhirtypes';
 import { CurrentCaller, Roles, type Caller } from '@kc/auth';
 import { badRequest, conflict } from '@kc/common';
 import { PlanRegenerator } from '../protocols/plan-regenerator';
-import { ContraindicationGuard } from './contraindication-guard';
+import { assertClearOf, ContraindicationGuard } from './contraindication-guard';
 import { ContraindicationOverrideService } from './contraindication-override.service';
 import { ActivateDto } from './decision.dto';
 import { checkId, seenVersion } from './seen-version';
@@ -44,7 +44,8 @@ export class CarePlanActivationController {
     if (body.override && !body.reason) throw badRequest('An override needs a reason');
     if (carePlan.status !== 'draft') throw conflict(`CarePlan is ${carePlan.status}, not draft`);
     const open = await this.guard.unresolved(`CarePlan/${carePlan.id}`);
-    if (open.length && !body.override) await this.guard.assertClear(`CarePlan/${carePlan.id}`);
+    // Judged on this one read, which the overrides below write on: never a plan activated over an issue it read.
+    if (!body.override) assertClearOf(`CarePlan/${carePlan.id}`, open);
     for (const issue of open) {
       await this.overrides.override({
         issue,
