@@ -5,7 +5,7 @@ import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindi
 import { ClearedIssuesPoller } from '../apps/worker/src/maintenance/cleared-issues-poller';
 import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
 import { recheckContraindicationsJobId } from '@kc/queue';
-import { transition } from '@kc/task-states';
+import { orderKeySearch, transition } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
 import { FhirClient } from '@kc/fhir';
 import type {
@@ -828,6 +828,35 @@ describe('trustworthy plans', () => {
       await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
     ).find((p) => p.activity?.text === 'release hold: no contraindication unresolved')!;
     expect(release.agent[0].who?.identifier?.value).toBe('ketamine-careplans');
+  });
+
+  it('a held session rescheduled after its issue was resolved, before the release: no second order, one to give after it', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    const sweep = service.app.get(ContraindicationSweep);
+    await sweep.sweep();
+    const held = await service.fhir.read<Task>('Task', task.id!);
+    expect(held.status).toBe('on-hold');
+    // Resolved in the EHR; nothing has released the hold yet (the sweep's next run, or a notification, will).
+    await reviewedInEhr(service, carePlan.id!, 'Reviewed in the EHR: test negative');
+    const window = held.restriction!.period!;
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reschedule`)
+      .set(clinician())
+      .send({ versionId: held.meta!.versionId, start: window.start, end: window.end })
+      .expect(200);
+    // Its order is the one approved, still held: the reschedule wrote no second order (before, a second active one:
+    // after the release two orders for one session, and a rejection cancelled only one of them).
+    const orders = () =>
+      service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(task.id!) });
+    expect((await orders()).map((o) => [o.id, o.status])).toEqual([[order.id, 'on-hold']]);
+    // Still held with its order until the release (which the sweep still finds), then ready in its new window.
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('on-hold');
+    await sweep.sweep();
+    expect((await orders()).map((o) => [o.id, o.status])).toEqual([[order.id, 'active']]);
+    expect((await activeOrdersOf(subject)).map((o) => o.id)).toEqual([order.id]);
+    const released = await service.fhir.read<Task>('Task', task.id!);
+    expect([released.status, released.businessStatus?.coding?.[0].code]).toEqual(['ready', 'rescheduled']);
   });
 
   it('a contraindication resolved in the EHR lifts its holds at its notification, or at the poll', async () => {

@@ -5,6 +5,7 @@ import {
   holdsToRestate,
   implicatingOrders,
   isHeldForContraindication,
+  keptOnHold,
   ordersToHold,
   otherIssuesNamed,
   ordersToRelease,
@@ -120,6 +121,21 @@ describe('orders held for a contraindication found after approval', () => {
     expect(
       releasedTask({ ...task, status: 'on-hold', statusReason: { text: 'EHR: patient travelling' } }),
     ).toBeUndefined();
+  });
+
+  it('a decision on a held Task keeps the hold (the release makes it ready with its order); on any other, nothing kept', () => {
+    const task: Task = { resourceType: 'Task', id: 't', status: 'ready', intent: 'plan' };
+    const [{ held }] = ordersToHold([order('a')], [issue('i1', ['CarePlan/cp'])]);
+    const heldOne = heldTask(task, held);
+    const rescheduled: Task = { ...task, businessStatus: { text: 'Rescheduled' }, restriction: { period: {} } };
+    expect(keptOnHold(heldOne, rescheduled)).toEqual({
+      ...rescheduled,
+      status: 'on-hold',
+      statusReason: heldOne.statusReason,
+    });
+    expect(keptOnHold(task, rescheduled)).toBe(rescheduled);
+    const othersHold: Task = { ...task, status: 'on-hold', statusReason: { text: 'EHR: patient travelling' } };
+    expect(keptOnHold(othersHold, rescheduled)).toBe(rescheduled);
   });
 
   it('a hold somebody else placed (no hold reason of ours) is never released', () => {

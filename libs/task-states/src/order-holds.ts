@@ -105,6 +105,16 @@ export function isTaskHeldForContraindication(task: Task): boolean {
   );
 }
 
+/**
+ * A decision on a Task held with its order (its contraindication resolved, the hold not released yet: a reschedule, an
+ * approval of an overdue one) keeps the hold: only the release, once the plan is clear, makes the Task ready with its
+ * order, so the sweep still finds what to release and the order is never left held under a ready Task.
+ */
+export function keptOnHold(before: Task, after: Task): Task {
+  if (!isTaskHeldForContraindication(before)) return after;
+  return { ...after, status: before.status, statusReason: before.statusReason };
+}
+
 /** A Task this service held, ready again; undefined for any other Task (left as it is). */
 export function releasedTask(task: Task): Task | undefined {
   if (!isTaskHeldForContraindication(task)) return undefined;

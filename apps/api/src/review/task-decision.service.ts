@@ -12,6 +12,7 @@ import {
   approvedOnOrder,
   cancelledProposal,
   isApproved,
+  isTaskHeldForContraindication,
   isReturnedForReview,
   orderFromProposal,
   orderInEhr,
@@ -135,10 +136,13 @@ export class TaskDecisionService {
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);
     const what = rate ? 'rate' : 'bolus';
+    // Its approval's order is written: active, or held with the Task for a contraindication (a held Task whose issue is
+    // resolved may be rescheduled before the hold is released, and must not get a second order).
+    const ordered = isApproved(task) || isTaskHeldForContraindication(task);
     if ((rate || bolus) && !proposal)
       throw unprocessable(`This task orders no medication: approve it without a ${what}`);
     // Approved before, at the version this clinician saw (not a retry of theirs): its order is written already.
-    if ((rate || bolus) && isApproved(task) && task.meta?.versionId === input.seenVersion)
+    if ((rate || bolus) && ordered && task.meta?.versionId === input.seenVersion)
       throw unprocessable(
         `This task was approved before: its order is written. Send it without a ${what}, and change the dose with $change-dose (Change dose on the to-do list).`,
       );
@@ -154,12 +158,12 @@ export class TaskDecisionService {
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
     // judge (the same approval retried is answered as done, anything else refused).
     // Approved on the EHR's own order for the session: that order must be one of the drug, open, for this patient.
-    const onOrder = input.onOrder && !isApproved(task) ? this.ehrOrderFor(input.onOrder, proposal, checked) : undefined;
+    const onOrder = input.onOrder && !ordered ? this.ehrOrderFor(input.onOrder, proposal, checked) : undefined;
     if ((rate || bolus) && onOrder)
       throw unprocessable(
         `Approved on the EHR's order (${input.onOrder}), the session is given at its dose: approve it without a ${what}, and change the dose in the EHR.`,
       );
-    const ordering = proposal && !isApproved(task) && !orderedInEhr && !onOrder;
+    const ordering = proposal && !ordered && !orderedInEhr && !onOrder;
     // The drug ordered in the EHR for this session's time, outside this care plan: a second order gives it twice.
     if (ordering && proposal.resourceType === 'MedicationRequest') {
       const alongside = new Set(input.alongside ?? []);

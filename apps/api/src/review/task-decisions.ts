@@ -1,6 +1,6 @@
 import type { Period, Task } from '@medplum/fhirtypes';
 import { clinicPeriod, periodWithin, protocolWindowOf, UTC_ZONE } from '@kc/protocols';
-import { ordersApprovedOn, transition, type TransitionInput } from '@kc/task-states';
+import { keptOnHold, ordersApprovedOn, transition, type TransitionInput } from '@kc/task-states';
 
 /** Why a decision cannot be taken; the HTTP layer turns it into 422. (Invalid transitions are InvalidTransition: 409.) */
 export class DecisionRefused extends Error {}
@@ -9,7 +9,7 @@ export type Decision = 'approve' | 'reject' | 'reschedule';
 
 /** The clinician's decisions on a Task, through the state machine (libs/task-states, docs/task-states.md). */
 export function approve(task: Task, owner: Task['owner'], now: Date): Task {
-  return transition(task, { event: 'approve', now, owner });
+  return keptOnHold(task, transition(task, { event: 'approve', now, owner }));
 }
 
 /** Who is to do it from now on (Task.owner), or nobody (undefined). */
@@ -41,7 +41,7 @@ export function reschedule(
     throw new DecisionRefused(`The new window must lie within the protocol's window ${clinicPeriod(allowed, zone)}`);
   }
   if (Date.parse(period.end!) <= now.getTime()) throw new DecisionRefused('The new window must end in the future');
-  return transition(task, { event: 'reschedule', now, window: period, owner });
+  return keptOnHold(task, transition(task, { event: 'reschedule', now, window: period, owner }));
 }
 
 /**
