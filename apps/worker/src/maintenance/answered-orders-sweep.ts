@@ -19,9 +19,10 @@ const TASKS_PER_SEARCH = 100;
 /**
  * Reconciliation of orders with their Tasks (with the overdue sweep): an order this service wrote (keyed `Task/<id>`)
  * that is still active or held while its Task is done, superseded or rejected is closed as the infusion or the
- * rejection closes it now; one whose Task was deleted is withdrawn (DeletedTasks). Orders written before session 17 stayed active after their infusion; this closes them on
- * the first run after an upgrade, and any an EHR left open by closing a Task behind the service's back. One read of
- * the open orders, one of their Tasks, then If-Match updates with a Provenance naming the service.
+ * rejection closes it now; one whose Task was deleted is withdrawn (DeletedTasks). Orders written before session 17
+ * stayed active after their infusion; this closes them on the first run after an upgrade, and any an EHR left open by
+ * closing a Task behind the service's back. One read of the open orders, one of their Tasks, then If-Match updates
+ * with a Provenance naming the service.
  */
 @Injectable()
 export class AnsweredOrdersSweep {
