@@ -130,9 +130,8 @@ export class FhirWebhookController {
 
   /**
    * A resource deleted on the FHIR server: a Task leaves the lists now (not at the next reconciliation), and its job
-   * withdraws its order and reminders; a
-   * contraindication, a protocol, an appointment, a plan or an infusion gets its job (the worker reads what it was from its history).
-   * Other kinds wait for their sweeps, as before.
+   * withdraws its order and reminders; a contraindication, a protocol, an appointment, a plan or an infusion gets its
+   * job (the worker reads what it was from its history). Other kinds wait for their sweeps, as before.
    */
   private async heardDeleted(resourceType: string, id: string) {
     if (resourceType === 'Task') {
