@@ -22,7 +22,7 @@ export const SUBSCRIPTION_CRITERIA: readonly {
   },
   {
     criteria: 'Task',
-    why: 'a Task written (or deleted) by the EHR: the worklist and to-do list, a check completed there',
+    why: 'a Task written (or deleted) by the EHR: the worklist and to-do list, a check completed there, what a deleted one authorised withdrawn',
     deletions: true,
   },
   { criteria: 'QuestionnaireResponse', why: 'answers to a check written without its Task (a patient portal)' },
