@@ -13,6 +13,7 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
+  MedicationAdministration,
   MedicationRequest,
   OperationOutcome,
   Parameters,
@@ -369,6 +370,43 @@ describe('trustworthy plans', () => {
       (p) => p.activity?.text === 'reject',
     )!;
     expect(provenance.target.map((t) => t.reference)).toContain(`MedicationRequest/${order.id}`);
+  });
+
+  it('an approved session the pump has begun is not rejected (409): its order stays, the infusion under way', async () => {
+    const { subject, task, order } = await approvedInfusion();
+    await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'in-progress',
+      medicationCodeableConcept: order.medicationCodeableConcept,
+      subject: { reference: subject },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start: '2027-01-02T09:00:00Z' },
+    });
+    // Before, the order was cancelled mid-infusion, and the infusion's record could not complete a rejected Task.
+    const refused = await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId, reason: 'Patient unwell' })
+      .expect(409);
+    expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(
+      /^This session has begun \(the pump recorded it at 2027-01-02T09:00:00Z\): stop it at the pump/,
+    );
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
+  });
+
+  it('a rejection cancels every open order of its session (two, as a build before session 36 could write)', async () => {
+    const { subject, task, order } = await approvedInfusion();
+    const { id: _id, meta: _meta, ...copy } = order;
+    const { resource: second } = await service.fhir.create<MedicationRequest>(copy);
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: task.meta!.versionId, reason: 'Patient moved away' })
+      .expect(200);
+    for (const o of [order, second])
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', o.id!)).status).toBe('cancelled');
+    expect(await activeOrdersOf(subject)).toEqual([]);
   });
 
   it('each infusion fulfils the Task that planned it; a completed Task can be neither approved nor rejected', async () => {

@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplum/fhirtypes';
+import type { Dosage, MedicationAdministration, MedicationRequest, Period, Reference, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
-import { OutcomeException, unprocessable } from '@kc/common';
+import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, updateEntry } from '@kc/fhir';
+import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
 import { sessionOrdersOf } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
@@ -20,6 +20,7 @@ import {
   orderKeySearch,
   orderTaskIdOf,
   replacementOrdersParams,
+  sessionBegunBy,
 } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
 import { CurrentContraindications } from './current-contraindications';
@@ -219,8 +220,9 @@ export class TaskDecisionService {
   async reject(input: DecisionInput & { reason: string }): Promise<Task> {
     const { task, proposal, carePlan } = await readTaskUnderReview(this.writer, input.taskId);
     const reminders = await this.reminders.contextFor(task, carePlan);
-    // An approved Task (ready, or held for a contraindication) has its order: rejecting it withdraws the order too.
-    const order = proposal && task.status !== 'draft' ? await this.openOrderOf(task, proposal) : undefined;
+    // An approved Task (ready, or held for a contraindication) has its order: rejecting it withdraws the order too (every
+    // one open, should an earlier build have written two), unless the pump has begun the session.
+    const orders = proposal && task.status !== 'draft' ? await this.openOrdersOf(task, proposal) : [];
     return this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
@@ -231,7 +233,7 @@ export class TaskDecisionService {
       asked: (t) => holdsWhatWasAsked.reason(t, input.reason),
       consequences: [
         ...(proposal && proposal.status === 'draft' ? [() => cancel(proposal, input.reason)] : []),
-        ...(order ? [() => cancel(order, input.reason)] : []),
+        ...orders.map((order) => () => cancel(order, input.reason)),
         () => this.reminders.afterRejection(reminders, input.reason),
       ],
     });
@@ -288,13 +290,25 @@ export class TaskDecisionService {
     return orderInEhr(written, since).current;
   }
 
-  /** The order an approval of the Task wrote (keyed `Task/<id>`), while it is still to be given (active or held). */
-  private async openOrderOf(task: Task, proposal: Proposal): Promise<Proposal | undefined> {
-    const orders = await this.fhir.searchAll<Proposal>(proposal.resourceType, {
+  /**
+   * The orders an approval of the Task wrote (keyed `Task/<id>`) still to be given (active or held); refused (409) when
+   * the pump has begun the session: it is the infusion's to finish or stop at the pump, and its record completes the
+   * Task (a rejected one could not be), as a stopped plan leaves such a session to its infusion.
+   */
+  private async openOrdersOf(task: Task, proposal: Proposal): Promise<Proposal[]> {
+    const found = await this.fhir.search<Proposal | MedicationAdministration>(proposal.resourceType, {
       identifier: orderKeySearch(task.id!),
       status: 'active,on-hold',
+      ...(proposal.resourceType === 'MedicationRequest' ? { _revinclude: 'MedicationAdministration:request' } : {}),
     });
-    return orders[0];
+    const started = sessionBegunBy(includedOf<MedicationAdministration>(found, 'MedicationAdministration'));
+    if (started) {
+      const when = started.effectivePeriod?.start ?? started.effectiveDateTime;
+      throw conflict(
+        `This session has begun${when ? ` (the pump recorded it at ${when})` : ''}: stop it at the pump if it must not go on; the infusion, once recorded, completes this task`,
+      );
+    }
+    return matchesOf<Proposal>(found);
   }
 
   /**

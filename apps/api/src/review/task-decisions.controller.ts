@@ -49,7 +49,8 @@ export class TaskDecisionsController {
   @Post(':id/\\$reject')
   @HttpCode(200)
   @ApiOperation({
-    summary: 'Reject a generated task with a reason; its proposed request is cancelled with that reason',
+    summary:
+      'Reject a generated task with a reason; its proposed request (an approved one: its orders) is cancelled with that reason. 409 once the pump has begun the session',
   })
   async reject(
     @Param('id') id: string,
