@@ -532,6 +532,49 @@ describe('trustworthy plans', () => {
     expect(await activeOrdersOf(subject)).toEqual([]);
   });
 
+  it('the infusion fulfils the session whose order the pump gave, not the one due soonest', async () => {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject, 'ketamine-high-dose-as-needed');
+    const enrolment = { patient: subject, carePlanId: carePlan.id! };
+    const approve = (task: Task) =>
+      request(service.url)
+        .post(`/tasks/${task.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: task.meta!.versionId })
+        .expect(200);
+    const session = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    await approve(session);
+    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, first);
+    const offered = (await followUpTasks(service, first)).filter((t) => actionOf(t) !== 'post-infusion-check');
+    for (const task of offered) await approve(task);
+    // The booster is due later than the next session; the pump records giving the booster's order.
+    const booster = offered.find((t) => actionOf(t) === 'maintenance-booster')!;
+    const next = offered.find((t) => actionOf(t) === 'next-induction-session')!;
+    expect(Date.parse(booster.restriction!.period!.start!)).toBeGreaterThan(
+      Date.parse(next.restriction!.period!.start!),
+    );
+    const [boosterOrder] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(booster.id!),
+    });
+    await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: boosterOrder.medicationCodeableConcept,
+      subject: { reference: subject },
+      request: { reference: `MedicationRequest/${boosterOrder.id}` },
+      effectivePeriod: { start: '2027-01-20T09:05:00Z', end: '2027-01-20T09:55:00Z' },
+    });
+    const second = await completeInfusion(service, enrolment, '2027-01-20T10:00:00.000Z');
+    await reportInfusion(service, second);
+    // Before, the next session (due soonest) was done and the booster the pump gave superseded, its order cancelled.
+    expect((await service.fhir.read<Task>('Task', booster.id!)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', boosterOrder.id!)).status).toBe(
+      'completed',
+    );
+    expect((await service.fhir.read<Task>('Task', next.id!)).status).toBe('cancelled');
+  });
+
   it('a contraindication recorded after enrolment: the follow-up flags it, no next session is proposed, and approvals on the plan wait for an override', async () => {
     const subject = await patient({ weightKg: 80, bp: [124, 78] });
     const { carePlan } = await apply(subject);

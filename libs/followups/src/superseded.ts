@@ -7,7 +7,8 @@ import {
   protocolActionOf,
   type DefinitionResolver,
 } from '@kc/protocols';
-import { isOpen, transition } from '@kc/task-states';
+import { isOpen, orderTaskIdOf, ordersApprovedOn, sessionBegunBy, transition } from '@kc/task-states';
+import type { AdministrationRecords } from './infusion-as-given';
 import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
 
@@ -37,7 +38,9 @@ export interface InfusionTaskUpdate {
  * What the infusions on record do to the open Tasks that planned infusions on a CarePlan. Each such Task is
  * answered by the first infusion after it was planned ($apply's first session: the first infusion at all). That
  * infusion fulfils it (done, output -> the Procedure); when several Tasks are answered by the same infusion, the
- * one the Procedure names in basedOn, else the one due soonest, is done and the others are superseded. Judged
+ * one the Procedure names in basedOn, else the one whose order the pump recorded giving, else the one due soonest, is
+ * done and the others are superseded (since session 36 the pump's record counts: before, a session given under its
+ * own order but due later than another was superseded and its order cancelled as moot). Judged
  * on every infusion on record, so the outcome is the same in whatever order events are handled. Post-infusion
  * checks are never touched (each infusion needs its own).
  */
@@ -48,6 +51,11 @@ export function infusionTaskUpdates(input: {
   history: Procedure[];
   definition: InfusionDefinition;
   infusionActions: Set<string>;
+  /**
+   * The Tasks whose order the pump recorded giving during this infusion (tasksThePumpGave): of the Tasks it answers,
+   * the one done when the Procedure names none.
+   */
+  givenTaskIds?: ReadonlySet<string>;
   /** The clinic's time zone: the day an infusion is named by. UTC unless given. */
   zone?: string;
 }): InfusionTaskUpdate[] {
@@ -72,16 +80,37 @@ export function infusionTaskUpdates(input: {
   const updates: InfusionTaskUpdate[] = [];
   for (const [procedureId, tasks] of answeredBy) {
     const named = new Set((infusions.get(procedureId)!.procedure.basedOn ?? []).map((b) => b.reference));
+    // What the pump recorded is known for this event's infusion only (earlier ones were judged by their own events).
+    const given = procedureId === input.event.procedureId ? input.givenTaskIds : undefined;
     const done =
       tasks.find(
         (t) => named.has(`Task/${t.id}`) || (t.focus?.reference !== undefined && named.has(t.focus.reference)),
-      ) ?? [...tasks].sort((a, b) => windowStart(a) - windowStart(b))[0];
+      ) ??
+      tasks.find((t) => t.id !== undefined && given?.has(t.id)) ??
+      [...tasks].sort((a, b) => windowStart(a) - windowStart(b))[0];
     // Named by its day too: the reason a revoked reminder or a superseded Task gives is read by clinicians.
     const day = clinicDay(infusions.get(procedureId)!.end, input.zone);
     const by = { reference: `Procedure/${procedureId}`, display: `infusion of ${day}` };
     for (const task of tasks) updates.push({ task, outcome: task === done ? 'done' : 'superseded', by });
   }
   return updates;
+}
+
+/**
+ * The Tasks whose order the pump recorded giving during an infusion (its administrations begun or given, by
+ * `request`): the session this service ordered (its order key), or one approved on the EHR's order (`basedOn`).
+ */
+export function tasksThePumpGave(given: AdministrationRecords, openTasks: Task[]): Set<string> {
+  const gave = new Set(
+    given.administrations.filter((a) => sessionBegunBy([a])).flatMap((a) => a.request?.reference ?? []),
+  );
+  const ids = new Set<string>();
+  for (const order of given.orders) {
+    const taskId = orderTaskIdOf(order);
+    if (taskId && gave.has(`MedicationRequest/${order.id}`)) ids.add(taskId);
+  }
+  for (const task of openTasks) if (task.id && ordersApprovedOn(task).some((r) => gave.has(r))) ids.add(task.id);
+  return ids;
 }
 
 /**

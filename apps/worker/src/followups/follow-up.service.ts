@@ -26,6 +26,7 @@ import {
   infusionAsGiven,
   infusionPhase,
   infusionTaskUpdates,
+  tasksThePumpGave,
   planFollowUps,
   remindersEndedBy,
   type FollowUp,
@@ -282,6 +283,7 @@ export class FollowUpService {
       history: around.history,
       definition: infusion,
       infusionActions,
+      givenTaskIds: tasksThePumpGave(around.given, around.openTasks),
       zone: this.config.clinicTimeZone,
     });
     // The session or booster Task this infusion gave: its order's rate and, on request, its owner carry forward.
@@ -407,6 +409,7 @@ export class FollowUpService {
           history: input.around.history,
           definition: input.infusion,
           infusionActions,
+          givenTaskIds: tasksThePumpGave(input.around.given, input.around.openTasks),
           zone: this.config.clinicTimeZone,
         })
       : [];

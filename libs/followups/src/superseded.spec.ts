@@ -1,0 +1,45 @@
+import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { orderKeyFor } from '@kc/task-states';
+import { tasksThePumpGave } from './superseded';
+
+const administration = (request: string, status: MedicationAdministration['status']): MedicationAdministration => ({
+  resourceType: 'MedicationAdministration',
+  status,
+  subject: { reference: 'Patient/p1' },
+  medicationCodeableConcept: { text: 'Ketamine' },
+  effectiveDateTime: '2027-01-20T09:00:00Z',
+  request: { reference: request },
+});
+const order = (id: string, taskId?: string): MedicationRequest => ({
+  resourceType: 'MedicationRequest',
+  id,
+  status: 'active',
+  intent: 'order',
+  subject: { reference: 'Patient/p1' },
+  identifier: taskId ? [orderKeyFor(taskId)] : undefined,
+});
+
+describe('the sessions the pump gave during an infusion', () => {
+  it('by the order key of the orders it gave, or an EHR order a Task was approved on; not what it never began', () => {
+    const onEhrOrder: Task = {
+      resourceType: 'Task',
+      id: 'on-ehr',
+      status: 'ready',
+      intent: 'plan',
+      basedOn: [{ reference: 'MedicationRequest/ehr' }],
+    };
+    const given = tasksThePumpGave(
+      {
+        administrations: [
+          administration('MedicationRequest/ours', 'completed'),
+          administration('MedicationRequest/ehr', 'in-progress'),
+          administration('MedicationRequest/never', 'not-done'),
+        ],
+        orders: [order('ours', 'booster'), order('ehr'), order('never', 'next')],
+        medications: [],
+      },
+      [onEhrOrder],
+    );
+    expect([...given].sort()).toEqual(['booster', 'on-ehr']);
+  });
+});
