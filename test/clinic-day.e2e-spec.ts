@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import request from 'supertest';
 import type { AppConfig } from '@kc/config';
 import type {
+  Appointment,
   CarePlan,
   CommunicationRequest,
   Condition,
@@ -17,6 +18,7 @@ import type {
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
 import { JOBS, QUEUES } from '@kc/queue';
+import { protocolWindowOf } from '@kc/protocols';
 import { ORDER_KEY_SYSTEM } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
@@ -37,7 +39,8 @@ function prng(seed: number): () => number {
 }
 
 const PROTOCOLS = ['ketamine-low-dose-series', 'ketamine-monthly-maintenance', 'ketamine-high-dose-as-needed'];
-const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 /** Answers a clinician may get when someone else got there first, or the patient cannot have it: never 4xx else, never 5xx. */
 const EXPECTED_REFUSALS = [404, 409, 412, 422];
 
@@ -86,6 +89,7 @@ describe.each([
   const decisions: Decision[] = [];
   /** DetectedIssues a clinician was told were overridden. */
   const overrides: string[] = [];
+  const appointments: Appointment[] = [];
   /** Answers outside what a clinician or an EHR may get: a 5xx, a 400 on a well-formed call. */
   const unexpected: string[] = [];
 
@@ -176,6 +180,42 @@ describe.each([
       if (who.infusions.length === 0) return;
       const procedure = await service.fhir.read<Procedure>('Procedure', pick(who.infusions));
       await ehrUpdate({ ...procedure, status: 'entered-in-error' });
+    }
+  }
+
+  /**
+   * The scheduling system, straight to the store: it books an approved session in its protocol window, or cancels or
+   * deletes a booking.
+   */
+  async function schedulingStep(): Promise<void> {
+    const who = pick(enrolled);
+    const roll = random();
+    if (roll < 0.5) {
+      const sessions = (
+        await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${who.carePlanId}`, status: 'ready' })
+      ).filter((t) => t.focus?.reference?.startsWith('MedicationRequest/'));
+      if (!sessions.length) return;
+      const window = protocolWindowOf(pick(sessions));
+      if (!window?.start) return;
+      const start = Date.parse(window.start) + HOUR_MS;
+      const { resource } = await service.fhir.create<Appointment>({
+        resourceType: 'Appointment',
+        status: 'booked',
+        start: new Date(start).toISOString(),
+        end: new Date(start + HOUR_MS).toISOString(),
+        participant: [
+          { actor: { reference: who.patient }, status: 'accepted' },
+          { actor: { reference: 'Practitioner/infusion-nurse' }, status: 'accepted' },
+        ],
+      });
+      appointments.push(resource);
+    } else {
+      const mine = appointments.filter((a) => a.participant.some((p) => p.actor?.reference === who.patient));
+      if (!mine.length) return;
+      const booked = await service.fhir.readIfExists<Appointment>('Appointment', pick(mine).id!);
+      if (!booked || booked.status !== 'booked') return;
+      if (random() < 0.3) await deleteInStore(`Appointment/${booked.id}`);
+      else await ehrUpdate({ ...booked, status: 'cancelled' });
     }
   }
 
@@ -339,6 +379,7 @@ describe.each([
         steps(EHR_STEPS / 2, ehrStep),
         steps(CLINICIAN_STEPS / 2, clinicianStep),
         steps(CLINICIAN_STEPS / 2, clinicianStep),
+        steps(EHR_STEPS / 4, schedulingStep),
         steps(EHR_STEPS / 16, maintenanceStep),
       ]);
     await halfDay();
