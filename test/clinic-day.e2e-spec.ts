@@ -5,10 +5,12 @@ import request from 'supertest';
 import type { AppConfig } from '@kc/config';
 import type {
   Appointment,
+  Bundle,
   CarePlan,
   CommunicationRequest,
   Condition,
   DetectedIssue,
+  MedicationAdministration,
   MedicationRequest,
   Procedure,
   Provenance,
@@ -19,7 +21,7 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
 import { JOBS, QUEUES } from '@kc/queue';
 import { protocolWindowOf } from '@kc/protocols';
-import { ORDER_KEY_SYSTEM } from '@kc/task-states';
+import { ORDER_KEY_SYSTEM, orderKeySearch } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, waitFor } from './support/clinic';
@@ -60,19 +62,21 @@ interface Decision {
 
 /**
  * A clinic's day at once, as the quick start runs it (the embedded store notifying the service). Straight to the store,
- * an EHR records infusions (some also told through the event API), pregnancies and infusions in error, cancels and
- * deletes orders, pauses, resumes and stops plans, deletes Tasks and contraindications; two clinicians approve (one at
- * a time and in bulk), reject, reschedule, record checks, override contraindications and activate plans from their
- * worklists and to-do lists, on the versions the lists showed; the sweeps and the lists' reconciliation run beside
- * them. Once everything has settled, what a clinic and an EHR rely on holds whatever the interleaving: no answer
- * outside what a caller may get (never a 5xx); a plan with an open issue, paused or ended has no order to give and
- * nothing a clinician could approve; a clear plan holds nothing; every pregnancy is found; every decision has its
- * Provenance; each infusion is followed up once per action; every order to give answers an approved Task and every
- * approved session has its one order; the lists show exactly what the store holds; everything written is valid R4.
- * Found, when written: a $bulk-approve failed whole by a Task deleted meanwhile, an order left active by its deleted
- * Task beyond any hold, a sweep failed whole by one deletion, an $activate that read the issues twice, a held session
- * rescheduled into a second order. The restart variant stops the service mid-day with its work in flight and checks
- * the same once the polls and the sweep have run.
+ * an EHR gives approved sessions at the pump and records infusions (some also told through the event API), records
+ * pregnancies and infusions in error, cancels and deletes orders, pauses, resumes and stops plans, deletes Tasks and
+ * contraindications; a scheduling system books, cancels and deletes appointments; two clinicians approve (one at a time
+ * and in bulk), reject, reschedule, record checks, override contraindications and activate plans from their worklists
+ * and to-do lists, on the versions the lists showed; the sweeps and the lists' reconciliation run beside them. Once
+ * everything has settled, what a clinic and an EHR rely on holds whatever the interleaving: no answer outside what a
+ * caller may get (never a 5xx); a plan with an open issue, paused or ended has no order to give and nothing a clinician
+ * could approve; a clear plan holds nothing; every pregnancy is found; every decision has its Provenance; each infusion
+ * is followed up once per action; an order the pump gave is never closed by the service after; every order to give
+ * answers an approved Task, never two for one Task, and every approved session has its one order; the lists show
+ * exactly what the store holds; everything written is valid R4. Found, when written: a $bulk-approve failed whole by a
+ * Task deleted meanwhile, an order left active by its deleted Task beyond any hold, a sweep failed whole by one
+ * deletion, an $activate that read the issues twice, a held session rescheduled into a second order, a session the
+ * pump gave superseded as moot. The restart variant stops the service mid-day with its work in flight and checks the
+ * same once the polls and the sweep have run.
  */
 describe.each([
   ['in one run', false],
@@ -90,6 +94,9 @@ describe.each([
   /** DetectedIssues a clinician was told were overridden. */
   const overrides: string[] = [];
   const appointments: Appointment[] = [];
+  /** Orders the EHR cancelled or deleted itself; orders the pump gave, with when it recorded them. */
+  const ehrClosed = new Set<string>();
+  const given: { order: string; recorded: string }[] = [];
   /** Answers outside what a clinician or an EHR may get: a 5xx, a 400 on a well-formed call. */
   const unexpected: string[] = [];
 
@@ -132,7 +139,10 @@ describe.each([
     const who = pick(enrolled);
     const roll = random();
     if (roll < 0.45) {
-      const end = new Date(Date.parse('2027-01-04T10:00:00Z') + who.infusions.length * 3 * DAY_MS).toISOString();
+      // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
+      const given = random() < 0.8 ? await givenAtThePump(who) : undefined;
+      const end =
+        given ?? new Date(Date.parse('2027-01-04T10:00:00Z') + who.infusions.length * 3 * DAY_MS).toISOString();
       const procedure = await completeInfusion(service, who, end);
       who.infusions.push(procedure);
       // Some EHRs also tell the service (the event API) of what the store notifies: heard twice, followed up once.
@@ -144,7 +154,8 @@ describe.each([
         note('POST /events/infusion-completed', told, [202]);
       }
     } else if (roll < 0.55) {
-      if (who.contraindicated) return;
+      // A third of the clinic's patients at most, so most plans carry on and reach the pump.
+      if (who.contraindicated || enrolled.filter((e) => e.contraindicated).length >= PATIENTS / 3) return;
       who.contraindicated = true;
       await service.fhir.create<Condition>(activeCondition(PREGNANCY[0], PREGNANCY[1], who.patient));
     } else if (roll < 0.7) {
@@ -153,6 +164,7 @@ describe.each([
       ).filter((o) => o.intent === 'order');
       if (orders.length === 0) return;
       const order = pick(orders);
+      ehrClosed.add(order.id!);
       if (random() < 0.3) await deleteInStore(`MedicationRequest/${order.id}`);
       // As an EHR cancels: If-Match on what it read; somebody else's change first is the EHR's to retry.
       else await ehrUpdate({ ...order, status: 'cancelled' });
@@ -219,6 +231,34 @@ describe.each([
     }
   }
 
+  /**
+   * The pump gives an approved session's order an hour into its window (a MedicationAdministration naming the order):
+   * when the infusion ends, for its Procedure; undefined when the patient has no session to give.
+   */
+  async function givenAtThePump(who: Enrolled): Promise<string | undefined> {
+    const sessions = (
+      await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${who.carePlanId}`, status: 'ready' })
+    ).filter((t) => t.focus?.reference?.startsWith('MedicationRequest/') && t.restriction?.period?.start);
+    if (!sessions.length) return undefined;
+    const session = pick(sessions);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+      status: 'active',
+    });
+    if (!order) return undefined;
+    const start = Date.parse(session.restriction!.period!.start!) + HOUR_MS;
+    const { resource } = await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: order.medicationCodeableConcept,
+      subject: { reference: who.patient },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start: new Date(start).toISOString(), end: new Date(start + HOUR_MS - 60_000).toISOString() },
+    });
+    given.push({ order: order.id!, recorded: resource.meta!.lastUpdated! });
+    return new Date(start + HOUR_MS).toISOString();
+  }
+
   async function ehrUpdate<T extends Resource>(resource: T): Promise<void> {
     await service.fhir.update<T>(resource, { ifMatch: resource.meta!.versionId }).catch(() => undefined);
   }
@@ -238,7 +278,9 @@ describe.each([
     note(`GET ${list}`, page, [200]);
     const items = (page.body.items ?? []) as WorklistEntry[];
     if (items.length === 0) return;
-    const item = pick(items);
+    // Sessions (a medication to order) half the time, when the page has any: the checks come due first.
+    const sessions = items.filter((i) => i.request?.startsWith('MedicationRequest/'));
+    const item = sessions.length && random() < 0.5 ? pick(sessions) : pick(items);
     const roll = random();
     if (list === '/worklist' && roll < 0.15) {
       const some = items.slice(0, 3).map((i) => ({ id: i.id, versionId: i.versionId }));
@@ -516,6 +558,22 @@ describe.each([
         status: 'ready',
       });
     }
+    // An order the pump gave is the infusion's: nothing but the EHR closes it after the pump recorded it (completed
+    // by the infusion's record, never cancelled as moot, withdrawn or rejected).
+    const closedAfterGiven: string[] = [];
+    for (const { order, recorded } of given.filter((g) => !ehrClosed.has(g.order))) {
+      const history = (await (
+        await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${order}/_history`)
+      ).json()) as Bundle<MedicationRequest>;
+      const closing = (history.entry ?? [])
+        .map((e) => e.resource)
+        .filter((r): r is MedicationRequest => ['cancelled', 'stopped', 'entered-in-error'].includes(r?.status ?? ''))
+        .sort((a, b) => a.meta!.lastUpdated!.localeCompare(b.meta!.lastUpdated!))[0];
+      if (closing && closing.meta!.lastUpdated! > recorded)
+        closedAfterGiven.push(`${order} ${closing.status}: ${closing.statusReason?.text}`);
+    }
+    expect(closedAfterGiven).toEqual([]);
+
     // Never two orders to give for one Task (a rejection, a hold or a withdrawal reaches one of them).
     const openByTask = new Map<string, string[]>();
     for (const o of orders.filter((o) => o.status === 'active' || o.status === 'on-hold'))

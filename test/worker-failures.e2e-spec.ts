@@ -3,9 +3,22 @@ import request from 'supertest';
 import { Worker, type Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { QUEUES, redisConnection } from '@kc/queue';
+import { QUEUES, recheckContraindicationsJobId, redisConnection } from '@kc/queue';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import { completeInfusion, enrolPatient, followUpJobDone, followUpTasks, queueIdle, waitFor } from './support/clinic';
+import type { MedicationRequest, Task } from '@medplum/fhirtypes';
+import { activeCondition, PREGNANCY } from './fixtures/patient-data';
+import { approvedSessionOrder } from './support/checks';
+import {
+  actionOf,
+  completeInfusion,
+  enrolPatient,
+  followUpJobDone,
+  followUpTasks,
+  maintenanceJobDone,
+  postWebhook,
+  queueIdle,
+  waitFor,
+} from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -161,5 +174,35 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
       async () => (await followUpTasks(restarted, later)).length === 2,
       'follow-ups of the infusion recorded while down',
     );
+  });
+  it('a hold that lost a race (an order or Task changed as it wrote) is tried again by its job, not left to the sweep', async () => {
+    const service = await start({ fhirBaseUrl: proxy.baseUrl, jobAttempts: 5, jobBackoffMs: 100 });
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const session = (
+      await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` })
+    ).find((t) => actionOf(t) === 'infusion-session')!;
+    const order = await approvedSessionOrder(service, session);
+    const { resource: pregnancy } = await service.fhir.create(
+      activeCondition(PREGNANCY[0], PREGNANCY[1], enrolment.patient),
+    );
+    // The hold's first write is refused as a concurrent change would be (412); the next goes through.
+    let refused = 0;
+    proxy.intercept = (method, _path, body) =>
+      method === 'POST' && body.includes('hold for contraindication') && refused++ === 0
+        ? { status: 412, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict' }] } }
+        : undefined;
+    try {
+      await postWebhook(service, JSON.stringify(pregnancy)).expect(202);
+      await maintenanceJobDone(
+        service,
+        recheckContraindicationsJobId(`Condition/${pregnancy.id}`),
+        'the notified pregnancy’s check',
+      );
+    } finally {
+      proxy.intercept = () => undefined;
+    }
+    expect(refused).toBeGreaterThanOrEqual(2);
+    // Before, the job ended with the order still active, until the next sweep (15 min).
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
   });
 });

@@ -61,6 +61,8 @@ export interface HoldCheck {
 export interface HoldOutcome {
   held: number;
   issues: DetectedIssue[];
+  /** Something it read changed before it wrote (a clinician, an EHR): nothing was held; read again and hold. */
+  lostRace?: true;
 }
 
 const NOTHING_HELD: HoldOutcome = { held: 0, issues: [] };
@@ -145,7 +147,7 @@ export class OrderHolds {
       ...updatesOf(implicating),
       create(provenance),
     ]);
-    if (!written) return NOTHING_HELD;
+    if (!written) return { ...NOTHING_HELD, lostRace: true };
     this.logger.warn({ msg: 'orders held for a contraindication', carePlan: check.carePlanId, held: holds.length });
     return { held: holds.length, issues: implicating.map(({ held }) => held) };
   }

@@ -18,7 +18,15 @@ export interface SweepOutcome {
   held: number;
   released: number;
   alerted: number;
+  /** Holds that lost a race (what they read changed before they wrote): nothing of those plans was held. */
+  lostRaces?: number;
 }
+
+/**
+ * A notified record's check found orders to hold but lost the race to write them: its job fails, so BullMQ tries it
+ * again in seconds (reading again) instead of leaving the orders to give until the next sweep.
+ */
+export class HoldLostRaceError extends Error {}
 
 /** A plan with Tasks awaiting approval or approved ones not done: what the sweep needs to check it. */
 interface WaitingPlan {
@@ -73,6 +81,13 @@ export class ContraindicationSweep {
    * no patient, checks nothing. `CarePlan/<id>`: that plan, which an infusion event found contraindicated.
    */
   async recheckFor(reference: string, now = new Date()): Promise<SweepOutcome> {
+    const outcome = await this.recheck(reference, now);
+    if (outcome.lostRaces)
+      throw new HoldLostRaceError(`${reference}: orders to hold changed before they were held; checking again`);
+    return outcome;
+  }
+
+  private async recheck(reference: string, now: Date): Promise<SweepOutcome> {
     const none = { plans: 0, recorded: 0, held: 0, released: 0, alerted: 0 };
     const [type, id] = reference.split('/');
     if (!isResourceId(id)) return none;
@@ -97,6 +112,7 @@ export class ContraindicationSweep {
     let plans = 0;
     let recorded = 0;
     let held = 0;
+    let lostRaces = 0;
     const unreadable = new Set<string>();
     // The issues as the holds wrote them: implicating the orders held, which the clinic is told of.
     const holding: DetectedIssue[] = [];
@@ -124,6 +140,7 @@ export class ContraindicationSweep {
           now,
         );
         held += outcome.held;
+        if (outcome.lostRace) lostRaces++;
         holding.push(...outcome.issues);
         continue;
       }
@@ -160,6 +177,7 @@ export class ContraindicationSweep {
           now,
         );
         held += outcome.held;
+        if (outcome.lostRace) lostRaces++;
         holding.push(...outcome.issues);
       }
     }
@@ -172,7 +190,7 @@ export class ContraindicationSweep {
     // emailed of each once (this job is queued when one is recorded, and the sweep looks again). A hold's issues last:
     // they are the versions naming the orders.
     const alerted = await this.alerts.tell([...[...waiting.issues.values()].flat(), ...holding], now);
-    return { plans, recorded, held, released, alerted };
+    return { plans, recorded, held, released, alerted, ...(lostRaces ? { lostRaces } : {}) };
   }
 
   /**
