@@ -3,9 +3,9 @@ import request from 'supertest';
 import { Worker, type Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { QUEUES, recheckContraindicationsJobId, redisConnection } from '@kc/queue';
+import { QUEUES, recheckContraindicationsJobId, redisConnection, withdrawStoppedPlanJobId } from '@kc/queue';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import type { MedicationRequest, Task } from '@medplum/fhirtypes';
+import type { CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { approvedSessionOrder } from './support/checks';
 import {
@@ -20,7 +20,7 @@ import {
   waitFor,
 } from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
-import { startTestService, type TestService } from './support/test-service';
+import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -203,6 +203,32 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     }
     expect(refused).toBeGreaterThanOrEqual(2);
     // Before, the job ended with the order still active, until the next sweep (15 min).
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+  });
+  it('a paused plan’s hold that lost a race is tried again by the plan’s job', async () => {
+    const service = await start({ fhirBaseUrl: proxy.baseUrl, jobAttempts: 5, jobBackoffMs: 100 });
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const session = (
+      await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` })
+    ).find((t) => actionOf(t) === 'infusion-session')!;
+    const order = await approvedSessionOrder(service, session);
+    const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'on-hold' });
+    let refused = 0;
+    proxy.intercept = (method, _path, body) =>
+      method === 'POST' && body.includes('its care plan is on hold') && refused++ === 0
+        ? { status: 412, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict' }] } }
+        : undefined;
+    try {
+      await request(service.url)
+        .put(`/webhooks/fhir/CarePlan/${enrolment.carePlanId}`)
+        .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+        .expect(202);
+      await maintenanceJobDone(service, withdrawStoppedPlanJobId(enrolment.carePlanId), 'the paused plan’s job');
+    } finally {
+      proxy.intercept = () => undefined;
+    }
+    expect(refused).toBeGreaterThanOrEqual(2);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
   });
 });

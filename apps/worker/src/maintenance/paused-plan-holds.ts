@@ -35,14 +35,20 @@ import { openOrdersOf } from './task-orders';
  * write made meanwhile wins; the next run looks again). Runs with the overdue sweep (OVERDUE_SWEEP_CRON), and for one
  * plan when a Subscription notifies its change.
  */
+/** A write refused because what it read changed since: left to the next sweep, or failed for its job to run again. */
+export type RaceHandling = 'skip' | 'fail';
+
 @Injectable()
 export class PausedPlanHolds {
   private readonly logger = new Logger(PausedPlanHolds.name);
 
   constructor(private readonly fhir: FhirClient) {}
 
-  /** The approved orders of the paused plans among `open`, held. */
-  async hold(open: OpenTasks, now = new Date()): Promise<number> {
+  /**
+   * The approved orders of the paused plans among `open`, held. `raced: 'fail'` (a job told of the plan): a write that
+   * lost a race to a change made meanwhile fails, for the job to run again; else it is left to the next sweep.
+   */
+  async hold(open: OpenTasks, now = new Date(), raced: RaceHandling = 'skip'): Promise<number> {
     const tasks = approvedOnPausedPlans(open.approved, open.carePlans);
     if (!tasks.length) return 0;
     const orders = await openOrdersOf(this.fhir, tasks, open.proposals);
@@ -51,7 +57,7 @@ export class PausedPlanHolds {
       const open = orders.get(t.id!);
       return open ? [{ ...open, plan: carePlanReferenceOf(t) }] : [];
     });
-    const held = await this.write(ordersToHoldWhilePaused(ofPlans), 'hold', now);
+    const held = await this.write(ordersToHoldWhilePaused(ofPlans), 'hold', now, raced);
     if (held) this.logger.log({ msg: 'held the approved orders of paused plans', held });
     return held;
   }
@@ -60,7 +66,7 @@ export class PausedPlanHolds {
    * Of `held` (heldOrders), those that may be given again, released: one batch with their plans and the plans'
    * contraindications, then each plan's writes.
    */
-  async release(held: AuthorisableRequest[], now = new Date()): Promise<number> {
+  async release(held: AuthorisableRequest[], now = new Date(), raced: RaceHandling = 'skip'): Promise<number> {
     const plans = [...new Set(held.map(pausedPlanOf).filter((r): r is string => Boolean(r)))];
     if (!plans.length) return 0;
     const issuesSearch: NamedSearch = {
@@ -79,7 +85,7 @@ export class PausedPlanHolds {
     for (const issue of matchesOf<DetectedIssue>(found.issues))
       for (const { reference } of issue.implicated ?? [])
         if (reference && plans.includes(reference)) issues.set(reference, [...(issues.get(reference) ?? []), issue]);
-    const released = await this.write(ordersToResume({ orders: held, carePlans, issues }), 'release', now);
+    const released = await this.write(ordersToResume({ orders: held, carePlans, issues }), 'release', now, raced);
     if (released) this.logger.log({ msg: 'released the orders of resumed plans', released });
     return released;
   }
@@ -107,7 +113,12 @@ export class PausedPlanHolds {
   }
 
   /** Each plan's changes in one transaction with a Provenance; returns how many orders were written. */
-  private async write(changes: OrderChange[], activity: 'hold' | 'release', now: Date): Promise<number> {
+  private async write(
+    changes: OrderChange[],
+    activity: 'hold' | 'release',
+    now: Date,
+    raced: RaceHandling,
+  ): Promise<number> {
     const byPlan = new Map<string, OrderChange[]>();
     for (const change of changes) {
       // A hold names the plan on the order it writes, a release removes it from the one it read.
@@ -133,7 +144,7 @@ export class PausedPlanHolds {
         ]);
         written += planChanges.length;
       } catch (err) {
-        if (!isStaleWrite(err)) throw err;
+        if (!isStaleWrite(err) || raced === 'fail') throw err;
       }
     }
     return written;

@@ -4,6 +4,7 @@ import { FhirClient, isStaleWrite, updateEntry } from '@kc/fhir';
 import { approvedOnEndedPlans, carePlanReferenceOf, withdrawalsForStoppedPlans, type OpenOrder } from '@kc/followups';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
+import type { RaceHandling } from './paused-plan-holds';
 import { openOrdersOf } from './task-orders';
 
 /**
@@ -22,12 +23,23 @@ export class StoppedPlanSweep {
     private readonly reader: OpenTasksReader,
   ) {}
 
-  /** Every open Task (with the overdue sweep, OVERDUE_SWEEP_CRON), or those of a read already made. */
-  async sweep(now = new Date(), open?: OpenTasks): Promise<{ withdrawn: number; checked: number }> {
-    return this.withdraw(open ?? (await this.reader.all()), now);
+  /**
+   * Every open Task (with the overdue sweep, OVERDUE_SWEEP_CRON), or those of a read already made. `raced: 'fail'` (a
+   * job told of the plan): a withdrawal that lost a race fails, for the job to run again.
+   */
+  async sweep(
+    now = new Date(),
+    open?: OpenTasks,
+    raced: RaceHandling = 'skip',
+  ): Promise<{ withdrawn: number; checked: number }> {
+    return this.withdraw(open ?? (await this.reader.all()), now, raced);
   }
 
-  private async withdraw(open: OpenTasks, now: Date): Promise<{ withdrawn: number; checked: number }> {
+  private async withdraw(
+    open: OpenTasks,
+    now: Date,
+    raced: RaceHandling,
+  ): Promise<{ withdrawn: number; checked: number }> {
     const { carePlans, proposals } = open;
     const tasks = [...open.awaiting, ...open.approved, ...open.held];
     const { orders, reminders } = await this.ordersAndReminders(approvedOnEndedPlans(tasks, carePlans), proposals);
@@ -55,7 +67,7 @@ export class StoppedPlanSweep {
         ]);
         withdrawn++;
       } catch (err) {
-        if (!isStaleWrite(err)) throw err;
+        if (!isStaleWrite(err) || raced === 'fail') throw err;
       }
     }
     if (withdrawn) this.logger.log({ msg: 'withdrew tasks of stopped plans', withdrawn, checked: tasks.length });
