@@ -575,6 +575,45 @@ describe('trustworthy plans', () => {
     expect((await service.fhir.read<Task>('Task', next.id!)).status).toBe('cancelled');
   });
 
+  it('a session the pump has begun is answered by its own infusion only, not superseded by another', async () => {
+    const subject = await patient({ weightKg: 80, bp: [124, 78] });
+    const { carePlan } = await apply(subject, 'ketamine-high-dose-as-needed');
+    const enrolment = { patient: subject, carePlanId: carePlan.id! };
+    const approve = (task: Task) =>
+      request(service.url)
+        .post(`/tasks/${task.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: task.meta!.versionId })
+        .expect(200);
+    const session = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
+    await approve(session);
+    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, first);
+    const offered = (await followUpTasks(service, first)).filter((t) => actionOf(t) !== 'post-infusion-check');
+    for (const task of offered) await approve(task);
+    const booster = offered.find((t) => actionOf(t) === 'maintenance-booster')!;
+    const next = offered.find((t) => actionOf(t) === 'next-induction-session')!;
+    const [boosterOrder] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(booster.id!),
+    });
+    // The pump records the booster under way in its own window; an infusion is recorded at another time meanwhile.
+    const boosterStart = Date.parse(booster.restriction!.period!.start!) + 3600_000;
+    await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'in-progress',
+      medicationCodeableConcept: boosterOrder.medicationCodeableConcept,
+      subject: { reference: subject },
+      request: { reference: `MedicationRequest/${boosterOrder.id}` },
+      effectivePeriod: { start: new Date(boosterStart).toISOString() },
+    });
+    const other = await completeInfusion(service, enrolment, next.restriction!.period!.end!);
+    await reportInfusion(service, other);
+    // Before, the booster was superseded by that infusion and its order cancelled under the running pump.
+    expect((await service.fhir.read<Task>('Task', next.id!)).status).toBe('completed');
+    expect((await service.fhir.read<Task>('Task', booster.id!)).status).toBe('ready');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', boosterOrder.id!)).status).toBe('active');
+  });
+
   it('a contraindication recorded after enrolment: the follow-up flags it, no next session is proposed, and approvals on the plan wait for an override', async () => {
     const subject = await patient({ weightKg: 80, bp: [124, 78] });
     const { carePlan } = await apply(subject);

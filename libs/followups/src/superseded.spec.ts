@@ -1,6 +1,6 @@
 import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { orderKeyFor } from '@kc/task-states';
-import { tasksThePumpGave } from './superseded';
+import { tasksThePumpBegan, tasksThePumpGave } from './superseded';
 
 const administration = (request: string, status: MedicationAdministration['status']): MedicationAdministration => ({
   resourceType: 'MedicationAdministration',
@@ -41,5 +41,18 @@ describe('the sessions the pump gave during an infusion', () => {
       [onEhrOrder],
     );
     expect([...given].sort()).toEqual(['booster', 'on-ehr']);
+  });
+
+  it('the sessions the pump has begun at any time: by the order key of orders with an administration begun or given', () => {
+    const begun = tasksThePumpBegan(
+      [order('running', 'booster'), order('given', 'next'), order('waiting', 'third'), order('ehr')],
+      [
+        administration('MedicationRequest/running', 'in-progress'),
+        administration('MedicationRequest/given', 'completed'),
+        administration('MedicationRequest/ehr', 'completed'),
+        administration('MedicationRequest/waiting', 'not-done'),
+      ],
+    );
+    expect([...begun].sort()).toEqual(['booster', 'next']);
   });
 });

@@ -1,4 +1,12 @@
-import type { Coding, PlanDefinition, Procedure, Reference, Task } from '@medplum/fhirtypes';
+import type {
+  Coding,
+  MedicationAdministration,
+  MedicationRequest,
+  PlanDefinition,
+  Procedure,
+  Reference,
+  Task,
+} from '@medplum/fhirtypes';
 import {
   actionPhase,
   activityDefinitionIn,
@@ -56,6 +64,11 @@ export function infusionTaskUpdates(input: {
    * the one done when the Procedure names none.
    */
   givenTaskIds?: ReadonlySet<string>;
+  /**
+   * The Tasks whose order the pump has begun at any time (tasksThePumpBegan): each is answered only by the infusion
+   * during which the pump gave it (givenTaskIds), never superseded by another.
+   */
+  begunTaskIds?: ReadonlySet<string>;
   /** The clinic's time zone: the day an infusion is named by. UTC unless given. */
   zone?: string;
 }): InfusionTaskUpdate[] {
@@ -70,7 +83,11 @@ export function infusionTaskUpdates(input: {
     .sort((a, b) => a[1].end - b[1].end);
 
   const answeredBy = new Map<string, Task[]>();
-  for (const task of input.openTasks.filter((t) => isOpen(t) && input.infusionActions.has(protocolActionOf(t) ?? ''))) {
+  const answerable = (t: Task) =>
+    isOpen(t) &&
+    input.infusionActions.has(protocolActionOf(t) ?? '') &&
+    (!t.id || !input.begunTaskIds?.has(t.id) || Boolean(input.givenTaskIds?.has(t.id)));
+  for (const task of input.openTasks.filter(answerable)) {
     const trigger = triggerOf(task);
     const plannedAt = trigger === undefined ? -Infinity : infusions.get(trigger)?.end;
     if (plannedAt === undefined) continue; // planned by an infusion no longer on record: leave it to the clinician
@@ -94,6 +111,23 @@ export function infusionTaskUpdates(input: {
     for (const task of tasks) updates.push({ task, outcome: task === done ? 'done' : 'superseded', by });
   }
   return updates;
+}
+
+/**
+ * The Tasks whose order (this service's, by its key) the pump has begun or given, from the patient's open orders and
+ * what the pump recorded of them.
+ */
+export function tasksThePumpBegan(
+  orders: MedicationRequest[],
+  administrations: MedicationAdministration[],
+): Set<string> {
+  const begun = new Set(administrations.filter((a) => sessionBegunBy([a])).flatMap((a) => a.request?.reference ?? []));
+  return new Set(
+    orders.flatMap((o) => {
+      const taskId = orderTaskIdOf(o);
+      return taskId && begun.has(`MedicationRequest/${o.id}`) ? [taskId] : [];
+    }),
+  );
 }
 
 /**

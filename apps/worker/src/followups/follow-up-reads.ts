@@ -196,6 +196,7 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[], opt
         issues,
         reminders: matchesOf<CommunicationRequest>(found.reminders),
         orders: matchesOf<MedicationRequest>(found.orders),
+        ordersAdministered: includedOf<MedicationAdministration>(found.orders, 'MedicationAdministration'),
         // What was recorded of this infusion (the rate it was titrated to at the pump): the next session starts there.
         given: administrationRecords(found.given),
         careTeams: matchesOf<CareTeam>(found.careTeams),
@@ -240,13 +241,15 @@ function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanD
       params: { 'based-on': carePlanRef, status: 'active', _count: PAGE },
     },
     {
-      // The patient's orders still to be given: those of the Tasks this infusion answers are closed with them.
+      // The patient's orders still to be given: those of the Tasks this infusion answers are closed with them; with
+      // what the pump recorded of them (a session it began is answered by its own infusion only).
       name: 'orders',
       resourceType: 'MedicationRequest',
       params: {
         subject: `Patient/${event.patientId}`,
         intent: 'order',
         status: 'active,on-hold',
+        _revinclude: 'MedicationAdministration:request',
         _count: PAGE,
       },
     },

@@ -26,6 +26,7 @@ import {
   infusionAsGiven,
   infusionPhase,
   infusionTaskUpdates,
+  tasksThePumpBegan,
   tasksThePumpGave,
   planFollowUps,
   remindersEndedBy,
@@ -284,6 +285,7 @@ export class FollowUpService {
       definition: infusion,
       infusionActions,
       givenTaskIds: tasksThePumpGave(around.given, around.openTasks),
+      begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered),
       zone: this.config.clinicTimeZone,
     });
     // The session or booster Task this infusion gave: its order's rate and, on request, its owner carry forward.
@@ -410,6 +412,7 @@ export class FollowUpService {
           definition: input.infusion,
           infusionActions,
           givenTaskIds: tasksThePumpGave(input.around.given, input.around.openTasks),
+          begunTaskIds: tasksThePumpBegan(input.around.orders, input.around.ordersAdministered),
           zone: this.config.clinicTimeZone,
         })
       : [];
