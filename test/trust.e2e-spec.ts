@@ -532,7 +532,11 @@ describe('trustworthy plans', () => {
     expect(await activeOrdersOf(subject)).toEqual([]);
   });
 
-  it('the infusion fulfils the session whose order the pump gave, not the one due soonest', async () => {
+  /**
+   * High-dose, after its first infusion: the next session and the booster both approved, each with its order (the
+   * booster due later). The next infusion answers both: it fulfils one and supersedes the other.
+   */
+  async function nextSessionAndBoosterApproved() {
     const subject = await patient({ weightKg: 80, bp: [124, 78] });
     const { carePlan } = await apply(subject, 'ketamine-high-dose-as-needed');
     const enrolment = { patient: subject, carePlanId: carePlan.id! };
@@ -548,7 +552,6 @@ describe('trustworthy plans', () => {
     await reportInfusion(service, first);
     const offered = (await followUpTasks(service, first)).filter((t) => actionOf(t) !== 'post-infusion-check');
     for (const task of offered) await approve(task);
-    // The booster is due later than the next session; the pump records giving the booster's order.
     const booster = offered.find((t) => actionOf(t) === 'maintenance-booster')!;
     const next = offered.find((t) => actionOf(t) === 'next-induction-session')!;
     expect(Date.parse(booster.restriction!.period!.start!)).toBeGreaterThan(
@@ -557,6 +560,12 @@ describe('trustworthy plans', () => {
     const [boosterOrder] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(booster.id!),
     });
+    return { subject, enrolment, next, booster, boosterOrder };
+  }
+
+  it('the infusion fulfils the session whose order the pump gave, not the one due soonest', async () => {
+    const { subject, enrolment, next, booster, boosterOrder } = await nextSessionAndBoosterApproved();
+    // The pump records giving the booster's order, the session due later.
     await service.fhir.create<MedicationAdministration>({
       resourceType: 'MedicationAdministration',
       status: 'completed',
@@ -576,26 +585,7 @@ describe('trustworthy plans', () => {
   });
 
   it('a session the pump has begun is answered by its own infusion only, not superseded by another', async () => {
-    const subject = await patient({ weightKg: 80, bp: [124, 78] });
-    const { carePlan } = await apply(subject, 'ketamine-high-dose-as-needed');
-    const enrolment = { patient: subject, carePlanId: carePlan.id! };
-    const approve = (task: Task) =>
-      request(service.url)
-        .post(`/tasks/${task.id}/$approve`)
-        .set(clinician())
-        .send({ versionId: task.meta!.versionId })
-        .expect(200);
-    const session = (await onPlan<Task>('Task', carePlan.id!)).find((t) => actionOf(t) === 'infusion-session')!;
-    await approve(session);
-    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
-    await reportInfusion(service, first);
-    const offered = (await followUpTasks(service, first)).filter((t) => actionOf(t) !== 'post-infusion-check');
-    for (const task of offered) await approve(task);
-    const booster = offered.find((t) => actionOf(t) === 'maintenance-booster')!;
-    const next = offered.find((t) => actionOf(t) === 'next-induction-session')!;
-    const [boosterOrder] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      identifier: orderKeySearch(booster.id!),
-    });
+    const { subject, enrolment, next, booster, boosterOrder } = await nextSessionAndBoosterApproved();
     // The pump records the booster under way in its own window; an infusion is recorded at another time meanwhile.
     const boosterStart = Date.parse(booster.restriction!.period!.start!) + 3600_000;
     await service.fhir.create<MedicationAdministration>({

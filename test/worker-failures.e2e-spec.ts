@@ -175,13 +175,21 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
       'follow-ups of the infusion recorded while down',
     );
   });
-  it('a hold that lost a race (an order or Task changed as it wrote) is tried again by its job, not left to the sweep', async () => {
+
+  /**
+   * A service behind the proxy whose jobs retry at once, and a patient's first session approved: its order, active.
+   */
+  async function approvedSessionBehindProxy() {
     const service = await start({ fhirBaseUrl: proxy.baseUrl, jobAttempts: 5, jobBackoffMs: 100 });
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const session = (
       await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` })
     ).find((t) => actionOf(t) === 'infusion-session')!;
-    const order = await approvedSessionOrder(service, session);
+    return { service, enrolment, order: await approvedSessionOrder(service, session) };
+  }
+
+  it('a hold that lost a race (an order or Task changed as it wrote) is tried again by its job, not left to the sweep', async () => {
+    const { service, enrolment, order } = await approvedSessionBehindProxy();
     const { resource: pregnancy } = await service.fhir.create(
       activeCondition(PREGNANCY[0], PREGNANCY[1], enrolment.patient),
     );
@@ -206,12 +214,7 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
   });
   it('a paused plan’s hold that lost a race is tried again by the plan’s job', async () => {
-    const service = await start({ fhirBaseUrl: proxy.baseUrl, jobAttempts: 5, jobBackoffMs: 100 });
-    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const session = (
-      await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` })
-    ).find((t) => actionOf(t) === 'infusion-session')!;
-    const order = await approvedSessionOrder(service, session);
+    const { service, enrolment, order } = await approvedSessionBehindProxy();
     const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
     await service.fhir.update<CarePlan>({ ...plan, status: 'on-hold' });
     let refused = 0;
