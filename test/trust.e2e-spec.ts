@@ -4,6 +4,7 @@ import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-ord
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { ClearedIssuesPoller } from '../apps/worker/src/maintenance/cleared-issues-poller';
 import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
+import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
 import { recheckContraindicationsJobId } from '@kc/queue';
 import { orderKeySearch, transition } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
@@ -602,6 +603,33 @@ describe('trustworthy plans', () => {
     expect((await service.fhir.read<Task>('Task', next.id!)).status).toBe('completed');
     expect((await service.fhir.read<Task>('Task', booster.id!)).status).toBe('ready');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', boosterOrder.id!)).status).toBe('active');
+  });
+
+  it('a session the pump gave under a plan stopped meanwhile: its infusion still completes it and its order, nothing new', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: order.medicationCodeableConcept,
+      subject: { reference: subject },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' },
+    });
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    // The withdrawal leaves the session to its infusion (the pump began it).
+    await service.app.get(StoppedPlanSweep).sweep();
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
+    const infusion = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-02T10:00:00Z',
+    );
+    // Before, an infusion under a stopped plan was ignored: the session stayed open and its order active.
+    expect(await reportInfusion(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1, tasks: [] });
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    expect(await followUpTasks(service, infusion)).toEqual([]);
   });
 
   it('a contraindication recorded after enrolment: the follow-up flags it, no next session is proposed, and approvals on the plan wait for an override', async () => {

@@ -26,7 +26,6 @@ import {
 } from '@kc/fhir';
 import {
   administrationsSearchParams,
-  carePlanTakesFollowUps,
   infusionDefinitionFor,
   isInfusion,
   toInfusionCompleted,
@@ -137,8 +136,7 @@ function followedEvent(
   const { event } = check;
   const carePlan = carePlans.get(event.carePlanId);
   if (!carePlan) return { ignored: 'CarePlan not found' };
-  const open = carePlanTakesFollowUps(carePlan);
-  if (!open.ok) return { ignored: open.reason };
+  // A stopped plan takes no follow-ups, but a session the pump gave under it is still answered (handleRound).
   return { procedure, event, carePlan };
 }
 

@@ -186,12 +186,19 @@ export class FollowUpService {
     round.forEach(({ index, context }, i) => {
       const carePlan = around[i].carePlan;
       const open = carePlan ? carePlanTakesFollowUps(carePlan) : { ok: false as const, reason: 'CarePlan not found' };
-      if (!open.ok) {
+      // A stopped plan takes no follow-ups; a session the pump gave under it (left to its infusion by the withdrawal)
+      // is still answered: done, its order completed.
+      const gaveOnStopped =
+        carePlan && !open.ok ? this.answersOnly({ ...context, carePlan }, around[i], now) : undefined;
+      if (!open.ok && !gaveOnStopped) {
         results[index] = fulfilled(this.ignore(context.event.procedureId, open.reason));
         return;
       }
       try {
-        planned.push({ index, writes: this.planWrites({ ...context, carePlan: carePlan! }, around[i], now) });
+        planned.push({
+          index,
+          writes: gaveOnStopped ?? this.planWrites({ ...context, carePlan: carePlan! }, around[i], now),
+        });
       } catch (err) {
         results[index] = { status: 'rejected', reason: err };
       }
@@ -199,6 +206,52 @@ export class FollowUpService {
     const { settled, alone } = await this.writeAll(planned, events);
     for (const [index, result] of settled) results[index] = result;
     return alone;
+  }
+
+  /**
+   * An infusion under a stopped plan: only the Tasks the pump gave during it are answered (done, their orders
+   * completed, their reminders ended); nothing new is planned and nothing else superseded. Undefined when the pump
+   * gave none of the plan's open Tasks.
+   */
+  private answersOnly(context: EventContext, around: EventSurroundings, now: Date): PlannedWrites | undefined {
+    const { event, procedure, infusion, plan, definitions } = context;
+    const given = tasksThePumpGave(around.given, around.openTasks);
+    const openTasks = around.openTasks.filter((t) => t.id && given.has(t.id));
+    if (!openTasks.length) return undefined;
+    const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
+    const answered = this.answeredTasks({
+      event,
+      procedure,
+      infusion,
+      infusionActions,
+      around: { ...around, openTasks },
+      newTasks: [],
+      now,
+    });
+    if (!answered.updateEntries.length) return undefined;
+    return {
+      issuesFirst: [],
+      entries: answered.updateEntries,
+      outcome: () => {
+        const { done, superseded, remindersRevoked, ordersClosed } = answered.counts;
+        this.logger.log({
+          msg: 'infusion under a stopped plan: its given session answered',
+          procedure: event.procedureId,
+          done,
+        });
+        return {
+          status: 'created',
+          carePlanId: context.carePlan.id!,
+          tasks: [],
+          alreadyExisted: 0,
+          superseded,
+          fulfilled: done,
+          contraindications: 0,
+          remindersRevoked,
+          ordersClosed,
+        };
+      },
+    };
   }
 
   /**
