@@ -87,9 +87,8 @@ describe.each([
   const EHR_STEPS = Number(process.env.CLINIC_DAY_STEPS ?? 80);
   const CLINICIAN_STEPS = Math.round(EHR_STEPS * 1.1);
   /**
-   * Sessions given at the pump (CLINIC_DAY_PUMP=1): off by default, since a session the pump began under a plan stopped
-   * or paused before its infusion is followed up is a known limit (docs/known-limits.md, session 36) that such a day
-   * meets in about one run in ten; the pump's own rules have their deterministic tests (test/trust.e2e-spec.ts).
+   * Sessions given at the pump (CLINIC_DAY_PUMP=1): off by default, since such a day still meets a known fault in about
+   * one run in twelve (docs/known-limits.md, session 36); the pump's rules have deterministic tests (trust.e2e-spec).
    */
   const PUMP = process.env.CLINIC_DAY_PUMP === '1';
   let service: TestService;
