@@ -27,6 +27,17 @@ export function isStaleWrite(err: unknown): err is FhirVersionConflictError | Fh
   return err instanceof FhirVersionConflictError || err instanceof FhirNotFoundError;
 }
 
+/**
+ * What a writer does with a stale write (isStaleWrite): `skip` it, for the next periodic run to read again (a sweep), or
+ * `fail`, for a job told of the change to run again in seconds instead of leaving it to that run.
+ */
+export type RaceHandling = 'skip' | 'fail';
+
+/** Whether `err` is a stale write this writer leaves to its next run; anything else is thrown on. */
+export function skipsStaleWrite(err: unknown, raced: RaceHandling): boolean {
+  return raced === 'skip' && isStaleWrite(err);
+}
+
 /** The server could not be reached, or kept failing after retries. */
 export class FhirUnavailableError extends Error {
   constructor(

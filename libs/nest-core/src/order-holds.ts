@@ -8,7 +8,7 @@ import type {
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { batchResult, FhirClient, isStaleWrite, getEntry, updateEntry } from '@kc/fhir';
+import { batchResult, FhirClient, getEntry, skipsStaleWrite, updateEntry, type RaceHandling } from '@kc/fhir';
 import {
   contraindicationState,
   hasContraindicationChecks,
@@ -61,8 +61,6 @@ export interface HoldCheck {
 export interface HoldOutcome {
   held: number;
   issues: DetectedIssue[];
-  /** Something it read changed before it wrote (a clinician, an EHR): nothing was held; read again and hold. */
-  lostRace?: true;
 }
 
 const NOTHING_HELD: HoldOutcome = { held: 0, issues: [] };
@@ -85,7 +83,11 @@ export class OrderHolds {
    * The plan's active gated orders, held while any contraindication implicating the plan is unresolved. Answers how
    * many were held, and the issues as the hold wrote them (now implicating the orders: what the clinic is told of).
    */
-  async hold(check: HoldCheck, now = new Date()): Promise<HoldOutcome> {
+  /**
+   * `raced: 'fail'` (a job told of a record): a hold that lost a race to a change made meanwhile fails, for the job to
+   * run again; else nothing is held, for the next sweep.
+   */
+  async hold(check: HoldCheck, now = new Date(), raced: RaceHandling = 'skip'): Promise<HoldOutcome> {
     const carePlan = `CarePlan/${check.carePlanId}`;
     const unresolved = check.issues.filter(
       (i) => contraindicationState(i) === 'unresolved' && i.implicated?.some((r) => r.reference === carePlan),
@@ -141,13 +143,11 @@ export class OrderHolds {
       now,
       reason: `${protocol ? 'Contraindication found' : 'Care plan’s protocol not found'} after approval: ${unresolved.map((i) => `DetectedIssue/${i.id}`).join(', ')}`,
     });
-    const written = await this.writeOrSkip([
-      ...updatesOf(orderChanges),
-      ...updatesOf(taskHolds),
-      ...updatesOf(implicating),
-      create(provenance),
-    ]);
-    if (!written) return { ...NOTHING_HELD, lostRace: true };
+    const written = await this.writeOrSkip(
+      [...updatesOf(orderChanges), ...updatesOf(taskHolds), ...updatesOf(implicating), create(provenance)],
+      raced,
+    );
+    if (!written) return NOTHING_HELD;
     this.logger.warn({ msg: 'orders held for a contraindication', carePlan: check.carePlanId, held: holds.length });
     return { held: holds.length, issues: implicating.map(({ held }) => held) };
   }
@@ -313,12 +313,12 @@ export class OrderHolds {
   }
 
   /** A change made meanwhile (a clinician, an EHR) wins: nothing is written, and the next sweep looks again. */
-  private async writeOrSkip(entries: BundleEntry[]): Promise<boolean> {
+  private async writeOrSkip(entries: BundleEntry[], raced: RaceHandling = 'skip'): Promise<boolean> {
     try {
       await this.fhir.transaction(entries);
       return true;
     } catch (err) {
-      if (isStaleWrite(err)) return false;
+      if (skipsStaleWrite(err, raced)) return false;
       throw err;
     }
   }

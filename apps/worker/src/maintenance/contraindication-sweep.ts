@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Condition, DetectedIssue, Observation, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
-import { FhirClient } from '@kc/fhir';
+import { FhirClient, type RaceHandling } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
 import { ContraindicationRecorder, OrderHolds, PlanDefinitions } from '@kc/nest-core';
 import { contraindicationState, hasContraindicationChecks, isProtocolNotFound, protocolActionOf } from '@kc/protocols';
@@ -11,6 +11,12 @@ import { ClinicAlerts } from '../alerts/clinic-alerts.service';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 import { ProtocolNotFoundIssues } from './protocol-not-found-issues';
 
+/**
+ * A notified record's check (a job): a hold that lost a race to a change made meanwhile fails the job, which BullMQ runs
+ * again in seconds, reading again, instead of leaving the orders to give until the next sweep.
+ */
+const RACES_FAIL_THE_JOB: RaceHandling = 'fail';
+
 /** What a run did: plans checked, contraindications recorded, orders held and released, clinic alerts sent. */
 export interface SweepOutcome {
   plans: number;
@@ -18,15 +24,7 @@ export interface SweepOutcome {
   held: number;
   released: number;
   alerted: number;
-  /** Holds that lost a race (what they read changed before they wrote): nothing of those plans was held. */
-  lostRaces?: number;
 }
-
-/**
- * A notified record's check found orders to hold but lost the race to write them: its job fails, so BullMQ tries it
- * again in seconds (reading again) instead of leaving the orders to give until the next sweep.
- */
-export class HoldLostRaceError extends Error {}
 
 /** A plan with Tasks awaiting approval or approved ones not done: what the sweep needs to check it. */
 interface WaitingPlan {
@@ -81,20 +79,13 @@ export class ContraindicationSweep {
    * no patient, checks nothing. `CarePlan/<id>`: that plan, which an infusion event found contraindicated.
    */
   async recheckFor(reference: string, now = new Date()): Promise<SweepOutcome> {
-    const outcome = await this.recheck(reference, now);
-    if (outcome.lostRaces)
-      throw new HoldLostRaceError(`${reference}: orders to hold changed before they were held; checking again`);
-    return outcome;
-  }
-
-  private async recheck(reference: string, now: Date): Promise<SweepOutcome> {
     const none = { plans: 0, recorded: 0, held: 0, released: 0, alerted: 0 };
     const [type, id] = reference.split('/');
     if (!isResourceId(id)) return none;
     // A plan a follow-up found contraindicated, or whose check reported an effect: its approved orders are held now.
     if (type === 'CarePlan') {
       const waiting = await this.reader.read({ 'based-on': `CarePlan/${id}` });
-      const outcome = await this.check(waiting, now);
+      const outcome = await this.check(waiting, now, RACES_FAIL_THE_JOB);
       // A plan with no open Task has no issues in that read; an effect reported on it is still the clinic's to hear of.
       if (waiting.issues.has(reference)) return outcome;
       const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: reference });
@@ -104,15 +95,14 @@ export class ContraindicationSweep {
     const record = await this.fhir.readIfExists<Condition | Observation>(type, id);
     const patient = record?.subject?.reference;
     if (!patient || !/^Patient\/[^/]+$/.test(patient)) return none;
-    return this.check(await this.reader.read({ patient }), now);
+    return this.check(await this.reader.read({ patient }), now, RACES_FAIL_THE_JOB);
   }
 
-  private async check(read: OpenTasks, now: Date): Promise<SweepOutcome> {
+  private async check(read: OpenTasks, now: Date, raced: RaceHandling = 'skip'): Promise<SweepOutcome> {
     const waiting = { ...read, issues: await this.resolveWhereFound(read, now) };
     let plans = 0;
     let recorded = 0;
     let held = 0;
-    let lostRaces = 0;
     const unreadable = new Set<string>();
     // The issues as the holds wrote them: implicating the orders held, which the clinic is told of.
     const holding: DetectedIssue[] = [];
@@ -138,9 +128,9 @@ export class ContraindicationSweep {
             heldTasks,
           },
           now,
+          raced,
         );
         held += outcome.held;
-        if (outcome.lostRace) lostRaces++;
         holding.push(...outcome.issues);
         continue;
       }
@@ -175,9 +165,9 @@ export class ContraindicationSweep {
             heldTasks,
           },
           now,
+          raced,
         );
         held += outcome.held;
-        if (outcome.lostRace) lostRaces++;
         holding.push(...outcome.issues);
       }
     }
@@ -190,7 +180,7 @@ export class ContraindicationSweep {
     // emailed of each once (this job is queued when one is recorded, and the sweep looks again). A hold's issues last:
     // they are the versions naming the orders.
     const alerted = await this.alerts.tell([...[...waiting.issues.values()].flat(), ...holding], now);
-    return { plans, recorded, held, released, alerted, ...(lostRaces ? { lostRaces } : {}) };
+    return { plans, recorded, held, released, alerted };
   }
 
   /**

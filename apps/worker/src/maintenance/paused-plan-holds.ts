@@ -2,13 +2,14 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
 import {
   FhirClient,
-  isStaleWrite,
+  skipsStaleWrite,
   includedOf,
   matchesOf,
   readAndSearchEach,
   searchEach,
   updateEntry,
   type NamedSearch,
+  type RaceHandling,
 } from '@kc/fhir';
 import {
   approvedOnPausedPlans,
@@ -35,9 +36,6 @@ import { openOrdersOf } from './task-orders';
  * write made meanwhile wins; the next run looks again). Runs with the overdue sweep (OVERDUE_SWEEP_CRON), and for one
  * plan when a Subscription notifies its change.
  */
-/** A write refused because what it read changed since: left to the next sweep, or failed for its job to run again. */
-export type RaceHandling = 'skip' | 'fail';
-
 @Injectable()
 export class PausedPlanHolds {
   private readonly logger = new Logger(PausedPlanHolds.name);
@@ -144,7 +142,7 @@ export class PausedPlanHolds {
         ]);
         written += planChanges.length;
       } catch (err) {
-        if (!isStaleWrite(err) || raced === 'fail') throw err;
+        if (!skipsStaleWrite(err, raced)) throw err;
       }
     }
     return written;

@@ -1,10 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { FhirClient, isStaleWrite, updateEntry } from '@kc/fhir';
+import { FhirClient, skipsStaleWrite, updateEntry, type RaceHandling } from '@kc/fhir';
 import { approvedOnEndedPlans, carePlanReferenceOf, withdrawalsForStoppedPlans, type OpenOrder } from '@kc/followups';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
-import type { RaceHandling } from './paused-plan-holds';
 import { openOrdersOf } from './task-orders';
 
 /**
@@ -67,7 +66,7 @@ export class StoppedPlanSweep {
         ]);
         withdrawn++;
       } catch (err) {
-        if (!isStaleWrite(err) || raced === 'fail') throw err;
+        if (!skipsStaleWrite(err, raced)) throw err;
       }
     }
     if (withdrawn) this.logger.log({ msg: 'withdrew tasks of stopped plans', withdrawn, checked: tasks.length });
