@@ -121,13 +121,7 @@ export function tasksThePumpBegan(
   orders: MedicationRequest[],
   administrations: MedicationAdministration[],
 ): Set<string> {
-  const begun = new Set(administrations.filter((a) => sessionBegunBy([a])).flatMap((a) => a.request?.reference ?? []));
-  return new Set(
-    orders.flatMap((o) => {
-      const taskId = orderTaskIdOf(o);
-      return taskId && begun.has(`MedicationRequest/${o.id}`) ? [taskId] : [];
-    }),
-  );
+  return new Set(tasksOrderingAny(orders, requestsBegun(administrations)));
 }
 
 /**
@@ -135,16 +129,24 @@ export function tasksThePumpBegan(
  * `request`): the session this service ordered (its order key), or one approved on the EHR's order (`basedOn`).
  */
 export function tasksThePumpGave(given: AdministrationRecords, openTasks: Task[]): Set<string> {
-  const gave = new Set(
-    given.administrations.filter((a) => sessionBegunBy([a])).flatMap((a) => a.request?.reference ?? []),
-  );
-  const ids = new Set<string>();
-  for (const order of given.orders) {
-    const taskId = orderTaskIdOf(order);
-    if (taskId && gave.has(`MedicationRequest/${order.id}`)) ids.add(taskId);
-  }
-  for (const task of openTasks) if (task.id && ordersApprovedOn(task).some((r) => gave.has(r))) ids.add(task.id);
-  return ids;
+  const gave = requestsBegun(given.administrations);
+  const approvedOnThem = openTasks
+    .filter((t) => t.id && ordersApprovedOn(t).some((r) => gave.has(r)))
+    .map((t) => t.id!);
+  return new Set([...tasksOrderingAny(given.orders, gave), ...approvedOnThem]);
+}
+
+/** The orders the pump has begun or given (the `request` of its administrations in progress, on hold or done). */
+function requestsBegun(administrations: MedicationAdministration[]): Set<string> {
+  return new Set(administrations.filter((a) => sessionBegunBy([a])).flatMap((a) => a.request?.reference ?? []));
+}
+
+/** The Tasks whose approval wrote one of `orders` (by its key) that is among `requests`. */
+function tasksOrderingAny(orders: MedicationRequest[], requests: Set<string>): string[] {
+  return orders.flatMap((o) => {
+    const taskId = orderTaskIdOf(o);
+    return taskId && requests.has(`MedicationRequest/${o.id}`) ? [taskId] : [];
+  });
 }
 
 /**

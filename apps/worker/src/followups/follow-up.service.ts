@@ -215,8 +215,8 @@ export class FollowUpService {
    */
   private answersOnly(context: EventContext, around: EventSurroundings, now: Date): PlannedWrites | undefined {
     const { event, procedure, infusion, plan, definitions } = context;
-    const given = tasksThePumpGave(around.given, around.openTasks);
-    const openTasks = around.openTasks.filter((t) => t.id && given.has(t.id));
+    const pump = pumpRecordsOf(around);
+    const openTasks = around.openTasks.filter((t) => t.id && pump.givenTaskIds.has(t.id));
     if (!openTasks.length) return undefined;
     const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
     const answered = this.answeredTasks({
@@ -225,6 +225,7 @@ export class FollowUpService {
       infusion,
       infusionActions,
       around: { ...around, openTasks },
+      pump,
       newTasks: [],
       now,
     });
@@ -328,6 +329,7 @@ export class FollowUpService {
   private planWrites(context: EventContext, around: EventSurroundings, now: Date): PlannedWrites {
     const { procedure, event, carePlan, plan, definitions, infusion } = context;
     const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
+    const pump = pumpRecordsOf(around);
     // What this infusion fulfils (its session or booster) gives its phase, and so its check's. answeredTasks judges
     // again with the new Tasks included; this infusion fulfils none of those (they follow it).
     const fulfilled = infusionTaskUpdates({
@@ -337,8 +339,7 @@ export class FollowUpService {
       history: around.history,
       definition: infusion,
       infusionActions,
-      givenTaskIds: tasksThePumpGave(around.given, around.openTasks),
-      begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered),
+      ...pump,
       zone: this.config.clinicTimeZone,
     });
     // The session or booster Task this infusion gave: its order's rate and, on request, its owner carry forward.
@@ -376,7 +377,7 @@ export class FollowUpService {
     const newTasks = planned.followUps
       .filter((f) => !writtenByKey.has(f.key))
       .map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
-    const answered = this.answeredTasks({ event, procedure, infusion, infusionActions, around, newTasks, now });
+    const answered = this.answeredTasks({ event, procedure, infusion, infusionActions, around, pump, newTasks, now });
     const carePlanUpdate = activityEntry(carePlan, [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)]);
     // With the CarePlan's If-Match update in the transaction, two follow-up writers for the same plan cannot both land
     // (one gets 412, its job retries and re-reads), so Tasks need no If-None-Exist: no conditional entry, so Medplum
@@ -452,6 +453,7 @@ export class FollowUpService {
     infusion: InfusionDefinition;
     infusionActions: Set<string>;
     around: EventSurroundings;
+    pump: PumpRecords;
     newTasks: (FollowUp & { fullUrl: string })[];
     now: Date;
   }) {
@@ -464,8 +466,7 @@ export class FollowUpService {
           history: input.around.history,
           definition: input.infusion,
           infusionActions,
-          givenTaskIds: tasksThePumpGave(input.around.given, input.around.openTasks),
-          begunTaskIds: tasksThePumpBegan(input.around.orders, input.around.ordersAdministered),
+          ...input.pump,
           zone: this.config.clinicTimeZone,
         })
       : [];
@@ -546,6 +547,19 @@ const noProgress: ProgressReporter = () => Promise.resolve();
 
 function progressOf(event: FollowUpEvent): ProgressReporter {
   return event.progress ?? noProgress;
+}
+
+/** What the pump recorded of the patient's sessions, as infusionTaskUpdates weighs it: read once per event. */
+interface PumpRecords {
+  givenTaskIds: Set<string>;
+  begunTaskIds: Set<string>;
+}
+
+function pumpRecordsOf(around: EventSurroundings): PumpRecords {
+  return {
+    givenTaskIds: tasksThePumpGave(around.given, around.openTasks),
+    begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered),
+  };
 }
 
 /** The order an approval of this Task wrote, among the patient's orders still to be given. */
