@@ -2,7 +2,7 @@ import request from 'supertest';
 import type { CarePlan, DetectedIssue, Patient, Task } from '@medplum/fhirtypes';
 import { orderKeySearch, stateOf } from '@kc/task-states';
 import { activeCondition, bodyWeight, PREGNANCY } from './fixtures/patient-data';
-import { enrolPatient, requestsBesidesAudit } from './support/clinic';
+import { applyPlan, enrolPatient, requestsBesidesAudit } from './support/clinic';
 import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -162,18 +162,7 @@ describe('$activate: the contraindications read once', () => {
     const subject = `Patient/${patient.id}`;
     await service.fhir.create(bodyWeight(70, '2026-11-01T09:00:00Z', subject));
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
-    const applied = await request(service.url)
-      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
-      .set(service.as('clinician'))
-      .send({
-        resourceType: 'Parameters',
-        parameter: [
-          { name: 'subject', valueReference: { reference: subject } },
-          { name: 'persist', valueBoolean: true },
-        ],
-      })
-      .expect(200);
-    const carePlan = applied.body as CarePlan;
+    const carePlan = await applyPlan(service, 'ketamine-low-dose-series', subject);
     const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
       implicated: `CarePlan/${carePlan.id}`,
     });

@@ -3,7 +3,7 @@ import type { CareTeam, Patient, Practitioner, Provenance, Task } from '@medplum
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { mintToken } from '@kc/auth';
 import { stateOf } from '@kc/task-states';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
+import { actionOf, applyPlan, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
 
 interface ListItem {
@@ -252,19 +252,8 @@ describe('Task owner: the follow-ups of an infusion', () => {
         { member: { reference: nurse, display: 'RN Nurse' }, role: role('224535009', 'Registered nurse') },
       ],
     });
-    const applied = await request(service.url)
-      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
-      .set(service.as('clinician'))
-      .send({
-        resourceType: 'Parameters',
-        parameter: [
-          { name: 'subject', valueReference: { reference: subject } },
-          { name: 'startDate', valueDate: '2027-01-01' },
-          { name: 'persist', valueBoolean: true },
-        ],
-      })
-      .expect(200);
-    const enrolment = { patient: subject, carePlanId: (applied.body as { id: string }).id };
+    const applied = await applyPlan(service, 'ketamine-low-dose-series', subject);
+    const enrolment = { patient: subject, carePlanId: applied.id! };
     // Enrolment's own Tasks too: the first session is the nurse's.
     const planTasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
     expect(planTasks.find((t) => actionOf(t) === 'infusion-session')?.owner).toEqual({

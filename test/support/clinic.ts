@@ -31,11 +31,22 @@ export async function enrolPatient(
   const patient = `Patient/${resource.id}`;
   await service.fhir.create(bodyWeight(opts.weightKg ?? 80, '2026-11-01T09:00:00Z', patient));
   await service.fhir.create(bloodPressure(124, 78, '2026-11-01T09:00:00Z', patient));
+  const carePlan = await applyPlan(service, planId, patient, opts.startDate);
+  return { patient, carePlanId: carePlan.id! };
+}
+
+/** `$apply` of a catalog protocol to a patient, persisted, as the test clinician: the CarePlan it answers with (R4). */
+export async function applyPlan(
+  service: TestService,
+  planId: string,
+  patient: string,
+  startDate = '2027-01-01',
+): Promise<CarePlan> {
   const params: Parameters = {
     resourceType: 'Parameters',
     parameter: [
       { name: 'subject', valueReference: { reference: patient } },
-      { name: 'startDate', valueDate: opts.startDate ?? '2027-01-01' },
+      { name: 'startDate', valueDate: startDate },
       { name: 'persist', valueBoolean: true },
     ],
   };
@@ -44,9 +55,7 @@ export async function enrolPatient(
     .set(service.as('clinician'))
     .send(params)
     .expect(200);
-  // $apply answers with the CarePlan itself (R4).
-  const carePlan = res.body as CarePlan;
-  return { patient, carePlanId: carePlan.id! };
+  return res.body as CarePlan;
 }
 
 /**
