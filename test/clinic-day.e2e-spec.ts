@@ -10,7 +10,6 @@ import type {
   CommunicationRequest,
   Condition,
   DetectedIssue,
-  MedicationAdministration,
   MedicationRequest,
   Procedure,
   Provenance,
@@ -23,6 +22,7 @@ import { JOBS, QUEUES } from '@kc/queue';
 import { protocolWindowOf } from '@kc/protocols';
 import { ORDER_KEY_SYSTEM, orderKeySearch } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
+import { administrationOf } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
@@ -252,14 +252,12 @@ describe.each([
     });
     if (!order) return undefined;
     const start = Date.parse(session.restriction!.period!.start!) + HOUR_MS;
-    const { resource } = await service.fhir.create<MedicationAdministration>({
-      resourceType: 'MedicationAdministration',
-      status: 'completed',
-      medicationCodeableConcept: order.medicationCodeableConcept,
-      subject: { reference: who.patient },
-      request: { reference: `MedicationRequest/${order.id}` },
-      effectivePeriod: { start: new Date(start).toISOString(), end: new Date(start + HOUR_MS - 60_000).toISOString() },
-    });
+    const { resource } = await service.fhir.create(
+      administrationOf(order, 'completed', {
+        start: new Date(start).toISOString(),
+        end: new Date(start + HOUR_MS - 60_000).toISOString(),
+      }),
+    );
     given.push({ order: order.id!, recorded: resource.meta!.lastUpdated! });
     return new Date(start + HOUR_MS).toISOString();
   }

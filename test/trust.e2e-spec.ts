@@ -14,7 +14,6 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
-  MedicationAdministration,
   MedicationRequest,
   OperationOutcome,
   Parameters,
@@ -25,7 +24,7 @@ import type {
   ServiceRequest,
   Task,
 } from '@medplum/fhirtypes';
-import { ehrReplacementOf } from './fixtures/orders';
+import { administrationOf, ehrReplacementOf } from './fixtures/orders';
 import { activeCondition, bloodPressure, bodyWeight, PREGNANCY, PSYCHOSIS } from './fixtures/patient-data';
 import {
   actionOf,
@@ -374,15 +373,8 @@ describe('trustworthy plans', () => {
   });
 
   it('an approved session the pump has begun is not rejected (409): its order stays, the infusion under way', async () => {
-    const { subject, task, order } = await approvedInfusion();
-    await service.fhir.create<MedicationAdministration>({
-      resourceType: 'MedicationAdministration',
-      status: 'in-progress',
-      medicationCodeableConcept: order.medicationCodeableConcept,
-      subject: { reference: subject },
-      request: { reference: `MedicationRequest/${order.id}` },
-      effectivePeriod: { start: '2027-01-02T09:00:00Z' },
-    });
+    const { task, order } = await approvedInfusion();
+    await service.fhir.create(administrationOf(order, 'in-progress', { start: '2027-01-02T09:00:00Z' }));
     // Before, the order was cancelled mid-infusion, and the infusion's record could not complete a rejected Task.
     const refused = await request(service.url)
       .post(`/tasks/${task.id}/$reject`)
@@ -561,20 +553,15 @@ describe('trustworthy plans', () => {
     const [boosterOrder] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(booster.id!),
     });
-    return { subject, enrolment, next, booster, boosterOrder };
+    return { enrolment, next, booster, boosterOrder };
   }
 
   it('the infusion fulfils the session whose order the pump gave, not the one due soonest', async () => {
-    const { subject, enrolment, next, booster, boosterOrder } = await nextSessionAndBoosterApproved();
+    const { enrolment, next, booster, boosterOrder } = await nextSessionAndBoosterApproved();
     // The pump records giving the booster's order, the session due later.
-    await service.fhir.create<MedicationAdministration>({
-      resourceType: 'MedicationAdministration',
-      status: 'completed',
-      medicationCodeableConcept: boosterOrder.medicationCodeableConcept,
-      subject: { reference: subject },
-      request: { reference: `MedicationRequest/${boosterOrder.id}` },
-      effectivePeriod: { start: '2027-01-20T09:05:00Z', end: '2027-01-20T09:55:00Z' },
-    });
+    await service.fhir.create(
+      administrationOf(boosterOrder, 'completed', { start: '2027-01-20T09:05:00Z', end: '2027-01-20T09:55:00Z' }),
+    );
     const second = await completeInfusion(service, enrolment, '2027-01-20T10:00:00.000Z');
     await reportInfusion(service, second);
     // Before, the next session (due soonest) was done and the booster the pump gave superseded, its order cancelled.
@@ -586,17 +573,12 @@ describe('trustworthy plans', () => {
   });
 
   it('a session the pump has begun is answered by its own infusion only, not superseded by another', async () => {
-    const { subject, enrolment, next, booster, boosterOrder } = await nextSessionAndBoosterApproved();
+    const { enrolment, next, booster, boosterOrder } = await nextSessionAndBoosterApproved();
     // The pump records the booster under way in its own window; an infusion is recorded at another time meanwhile.
     const boosterStart = Date.parse(booster.restriction!.period!.start!) + 3600_000;
-    await service.fhir.create<MedicationAdministration>({
-      resourceType: 'MedicationAdministration',
-      status: 'in-progress',
-      medicationCodeableConcept: boosterOrder.medicationCodeableConcept,
-      subject: { reference: subject },
-      request: { reference: `MedicationRequest/${boosterOrder.id}` },
-      effectivePeriod: { start: new Date(boosterStart).toISOString() },
-    });
+    await service.fhir.create(
+      administrationOf(boosterOrder, 'in-progress', { start: new Date(boosterStart).toISOString() }),
+    );
     const other = await completeInfusion(service, enrolment, next.restriction!.period!.end!);
     await reportInfusion(service, other);
     // Before, the booster was superseded by that infusion and its order cancelled under the running pump.
@@ -607,14 +589,9 @@ describe('trustworthy plans', () => {
 
   it('a session the pump gave under a plan stopped meanwhile: its infusion still completes it and its order, nothing new', async () => {
     const { subject, carePlan, task, order } = await approvedInfusion();
-    await service.fhir.create<MedicationAdministration>({
-      resourceType: 'MedicationAdministration',
-      status: 'completed',
-      medicationCodeableConcept: order.medicationCodeableConcept,
-      subject: { reference: subject },
-      request: { reference: `MedicationRequest/${order.id}` },
-      effectivePeriod: { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' },
-    });
+    await service.fhir.create(
+      administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
+    );
     const plan = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
     await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
     // The withdrawal leaves the session to its infusion (the pump began it).
