@@ -1,9 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { FhirClient, updateEntry } from '@kc/fhir';
-import { carePlanReferenceOf, DELETED_TASK_REASON, withdrawalOfDeletedTask } from '@kc/followups';
-import { AUTHORISABLE_TYPES, changeProvenance, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
-import { openOrdersOf } from './task-orders';
+import type { Task } from '@medplum/fhirtypes';
+import { FhirClient } from '@kc/fhir';
+import { DELETED_TASK_REASON, withdrawalOfDeletedTask } from '@kc/followups';
+import { AUTHORISABLE_TYPES, type AuthorisableRequest } from '@kc/task-states';
+import { ordersAndRemindersOf, requestWrites, withdrawalEntries } from './withdrawal-writes';
 
 /**
  * A Task deleted on the FHIR server (withdrawalOfDeletedTask): its order still to be given, its draft proposal and its
@@ -24,36 +24,11 @@ export class DeletedTasks {
     const task = { ...found.resource, id: taskId };
     const proposal = await this.proposalOf(task);
     const proposals = new Map(proposal ? [[task.focus!.reference!, proposal]] : []);
-    const carePlan = carePlanReferenceOf(task);
-    const [orders, reminders] = await Promise.all([
-      openOrdersOf(this.fhir, [task], proposals),
-      carePlan
-        ? this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
-            'based-on': carePlan,
-            status: 'active',
-            _count: 200,
-          })
-        : [],
-    ]);
+    const { orders, reminders } = await ordersAndRemindersOf(this.fhir, [task], proposals);
     const withdrawal = withdrawalOfDeletedTask({ task, proposal, open: orders.get(taskId), reminders });
     if (!withdrawal) return { withdrawn: 0 };
-    const writes = [
-      ...(withdrawal.proposal ? [{ resource: withdrawal.proposal.cancelled, read: withdrawal.proposal.read }] : []),
-      ...(withdrawal.order ? [{ resource: withdrawal.order.cancelled, read: withdrawal.order.read }] : []),
-      ...withdrawal.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
-    ];
-    const provenance = changeProvenance({
-      targets: writes.map(({ resource }) => ({ reference: `${resource.resourceType}/${resource.id}` })),
-      revisionOf: { reference: `Task/${taskId}/_history/${task.meta?.versionId}` },
-      who: THIS_SERVICE,
-      activity: 'withdraw',
-      now,
-      reason: DELETED_TASK_REASON,
-    });
-    await this.fhir.transaction([
-      ...writes.map(({ resource, read }) => updateEntry(resource, read.meta!.versionId)),
-      { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
-    ]);
+    const writes = requestWrites(withdrawal);
+    await this.fhir.transaction(withdrawalEntries(writes, task, DELETED_TASK_REASON, now));
     this.logger.log({ msg: 'withdrew what a deleted Task authorised', task: taskId, writes: writes.length });
     return { withdrawn: 1 };
   }

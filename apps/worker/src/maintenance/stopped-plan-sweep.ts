@@ -1,10 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { FhirClient, skipsStaleWrite, updateEntry, type RaceHandling } from '@kc/fhir';
-import { approvedOnEndedPlans, carePlanReferenceOf, withdrawalsForStoppedPlans, type OpenOrder } from '@kc/followups';
-import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+import { FhirClient, skipsStaleWrite, type RaceHandling } from '@kc/fhir';
+import { approvedOnEndedPlans, withdrawalsForStoppedPlans } from '@kc/followups';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
-import { openOrdersOf } from './task-orders';
+import { ordersAndRemindersOf, requestWrites, withdrawalEntries } from './withdrawal-writes';
 
 /**
  * Withdraws the open Tasks of plans an EHR stopped (withdrawalsForStoppedPlans): awaiting approval with their draft
@@ -41,29 +39,18 @@ export class StoppedPlanSweep {
   ): Promise<{ withdrawn: number; checked: number }> {
     const { carePlans, proposals } = open;
     const tasks = [...open.awaiting, ...open.approved, ...open.held];
-    const { orders, reminders } = await this.ordersAndReminders(approvedOnEndedPlans(tasks, carePlans), proposals);
+    // The approved Tasks of stopped plans (few: each is withdrawn once) have orders and reminders to read.
+    const { orders, reminders } = await ordersAndRemindersOf(
+      this.fhir,
+      approvedOnEndedPlans(tasks, carePlans),
+      proposals,
+    );
     let withdrawn = 0;
     for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, orders, reminders, now })) {
-      const writes = [
-        { resource: w.withdrawn, read: w.task },
-        ...(w.proposal ? [{ resource: w.proposal.cancelled, read: w.proposal.read }] : []),
-        ...(w.order ? [{ resource: w.order.cancelled, read: w.order.read }] : []),
-        ...w.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
-      ];
+      const writes = [{ resource: w.withdrawn, read: w.task }, ...requestWrites(w)];
       // Who withdrew it and why, in the same transaction: the service, not a clinician.
-      const provenance = changeProvenance({
-        targets: writes.map(({ resource }) => ({ reference: `${resource.resourceType}/${resource.id}` })),
-        revisionOf: { reference: `Task/${w.task.id}/_history/${w.task.meta!.versionId}` },
-        who: THIS_SERVICE,
-        activity: 'withdraw',
-        now,
-        reason: w.withdrawn.statusReason?.text,
-      });
       try {
-        await this.fhir.transaction([
-          ...writes.map(({ resource, read }) => updateEntry(resource, read.meta!.versionId)),
-          { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
-        ]);
+        await this.fhir.transaction(withdrawalEntries(writes, w.task, w.withdrawn.statusReason?.text, now));
         withdrawn++;
       } catch (err) {
         if (!skipsStaleWrite(err, raced)) throw err;
@@ -71,26 +58,5 @@ export class StoppedPlanSweep {
     }
     if (withdrawn) this.logger.log({ msg: 'withdrew tasks of stopped plans', withdrawn, checked: tasks.length });
     return { withdrawn, checked: tasks.length };
-  }
-
-  /**
-   * For the approved Tasks of stopped plans (few: each is withdrawn once): their orders still to be given, with what
-   * the pump recorded of them, and their plans' active reminders. Nothing is read when there are none.
-   */
-  private async ordersAndReminders(
-    approved: Task[],
-    proposals: OpenTasks['proposals'],
-  ): Promise<{ orders: Map<string, OpenOrder>; reminders: CommunicationRequest[] }> {
-    if (!approved.length) return { orders: new Map(), reminders: [] };
-    const plans = [...new Set(approved.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)))];
-    const [orders, reminders] = await Promise.all([
-      openOrdersOf(this.fhir, approved, proposals),
-      this.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
-        'based-on': plans.join(','),
-        status: 'active',
-        _count: 200,
-      }),
-    ]);
-    return { orders, reminders };
   }
 }
