@@ -566,19 +566,27 @@ describe.each([
         status: 'ready',
       });
     }
-    // An order the pump gave is the infusion's: nothing but the EHR closes it after the pump recorded it (completed
-    // by the infusion's record, never cancelled as moot, withdrawn or rejected).
+    // An order the pump gave is the infusion's: nothing but the EHR leaves it closed (it ends completed by the
+    // infusion's record, never cancelled as moot, withdrawn or rejected). A closing by the service that crossed the
+    // pump's record (FHIR has no lock spanning the two writes) is undone, with its Provenance.
+    const CLOSED = ['cancelled', 'stopped', 'entered-in-error'];
     const closedAfterGiven: string[] = [];
     for (const { order, recorded } of given.filter((g) => !ehrClosed.has(g.order))) {
+      const current = orders.find((o) => o.id === order);
+      if (current && CLOSED.includes(current.status))
+        closedAfterGiven.push(`${order} left ${current.status}: ${(current as MedicationRequest).statusReason?.text}`);
       const history = (await (
         await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${order}/_history`)
       ).json()) as Bundle<MedicationRequest>;
-      const closing = (history.entry ?? [])
+      const crossing = (history.entry ?? [])
         .map((e) => e.resource)
-        .filter((r): r is MedicationRequest => ['cancelled', 'stopped', 'entered-in-error'].includes(r?.status ?? ''))
-        .sort((a, b) => a.meta!.lastUpdated!.localeCompare(b.meta!.lastUpdated!))[0];
-      if (closing && closing.meta!.lastUpdated! > recorded)
-        closedAfterGiven.push(`${order} ${closing.status}: ${closing.statusReason?.text}`);
+        .filter((r): r is MedicationRequest => CLOSED.includes(r?.status ?? '') && r!.meta!.lastUpdated! > recorded);
+      const undone = provenances.some(
+        (p) =>
+          p.activity?.text === 'undo a closing that crossed the pump' &&
+          p.target.some((t) => t.reference === `MedicationRequest/${order}`),
+      );
+      if (crossing.length && !undone) closedAfterGiven.push(`${order} closed after the pump, not undone`);
     }
     expect(closedAfterGiven).toEqual([]);
 

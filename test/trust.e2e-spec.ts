@@ -19,6 +19,7 @@ import type {
   Parameters,
   Patient,
   PlanDefinition,
+  Procedure,
   Provenance,
   Resource,
   ServiceRequest,
@@ -585,6 +586,23 @@ describe('trustworthy plans', () => {
     expect((await service.fhir.read<Task>('Task', next.id!)).status).toBe('completed');
     expect((await service.fhir.read<Task>('Task', booster.id!)).status).toBe('ready');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', boosterOrder.id!)).status).toBe('active');
+  });
+
+  it('a session the pump gave is done by its infusion even when the infusion that planned it was entered in error', async () => {
+    const { enrolment, next, booster, boosterOrder } = await nextSessionAndBoosterApproved();
+    const planner = next.reasonReference!.reference!.split('/')[1];
+    const given = { start: '2027-01-20T09:05:00Z', end: '2027-01-20T09:55:00Z' };
+    await service.fhir.create(administrationOf(boosterOrder, 'completed', given));
+    const infusion = await service.fhir.read<Procedure>('Procedure', planner);
+    await service.fhir.update<Procedure>({ ...infusion, status: 'entered-in-error' });
+    const second = await completeInfusion(service, enrolment, '2027-01-20T10:00:00.000Z');
+    await reportInfusion(service, second);
+    // Before, a session planned by an infusion no longer on record was left open: approved, its order active to be
+    // given again after the pump gave it.
+    expect((await service.fhir.read<Task>('Task', booster.id!)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', boosterOrder.id!)).status).toBe(
+      'completed',
+    );
   });
 
   it('a session the pump gave under a plan stopped meanwhile: its infusion still completes it and its order, nothing new', async () => {

@@ -3,9 +3,18 @@ import request from 'supertest';
 import { Worker, type Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { QUEUES, recheckContraindicationsJobId, redisConnection, withdrawStoppedPlanJobId } from '@kc/queue';
+import {
+  administrationRecordedJobId,
+  orderChangedJobId,
+  QUEUES,
+  recheckContraindicationsJobId,
+  redisConnection,
+  withdrawStoppedPlanJobId,
+} from '@kc/queue';
+import { orderTaskIdOf, stateOf } from '@kc/task-states';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import type { CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
+import type { CarePlan, MedicationAdministration, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
+import { administrationOf } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { approvedSessionOrder } from './support/checks';
 import {
@@ -40,6 +49,7 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
   });
   afterEach(async () => {
     proxy.down = false;
+    proxy.beforeForward = () => undefined;
     proxy.answerDelayMs = () => 0;
     await Promise.all(running.splice(0).map((s) => s.stop()));
   });
@@ -179,8 +189,8 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
   /**
    * A service behind the proxy whose jobs retry at once, and a patient's first session approved: its order, active.
    */
-  async function approvedSessionBehindProxy() {
-    const service = await start({ fhirBaseUrl: proxy.baseUrl, jobAttempts: 5, jobBackoffMs: 100 });
+  async function approvedSessionBehindProxy(overrides: Parameters<typeof startTestService>[0] = {}) {
+    const service = await start({ fhirBaseUrl: proxy.baseUrl, jobAttempts: 5, jobBackoffMs: 100, ...overrides });
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const session = (
       await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` })
@@ -233,5 +243,98 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     }
     expect(refused).toBeGreaterThanOrEqual(2);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+  });
+  /**
+   * A patient's approved session behind the proxy, its plan stopped in the EHR as the pump begins the session: the pump
+   * records the administration after the withdrawal read the orders and before its write lands (the proxy holds the
+   * write back until it is recorded). The withdrawal lands across the pump's record, as it could before the fix.
+   */
+  async function withdrawnAcrossThePump(status: MedicationAdministration['status']) {
+    const { service, enrolment, order } = await approvedSessionBehindProxy({ orderChangeGraceMs: 0 });
+    const taskId = orderTaskIdOf(order)!;
+    let administration: MedicationAdministration | undefined;
+    proxy.beforeForward = async (method, _path, body) => {
+      if (method !== 'POST' || !body.includes('Withdrawn:') || administration) return;
+      // Straight to the server, as the pump's system writes.
+      const recorded = await fetch(`${sandbox.baseUrl}/MedicationAdministration`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json' },
+        body: JSON.stringify(
+          administrationOf(order, status, { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
+        ),
+      });
+      administration = (await recorded.json()) as MedicationAdministration;
+    };
+    const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    await request(service.url)
+      .put(`/webhooks/fhir/CarePlan/${enrolment.carePlanId}`)
+      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+      .expect(202);
+    await maintenanceJobDone(service, withdrawStoppedPlanJobId(enrolment.carePlanId), 'the stopped plan’s job');
+    proxy.beforeForward = () => undefined;
+    const withdrawn = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect(withdrawn.status).toBe('cancelled');
+    expect(administration?.meta?.lastUpdated?.localeCompare(withdrawn.meta!.lastUpdated!)).toBe(-1);
+    return { service, enrolment, order: withdrawn, taskId, administration: administration! };
+  }
+
+  const undoneBy = async (service: TestService, taskId: string) =>
+    (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${taskId}` })).filter(
+      (p) => p.activity?.text === 'undo a closing that crossed the pump',
+    );
+
+  it('a withdrawal that crossed the pump beginning the session is undone when the pump’s record is notified; its infusion then completes it', async () => {
+    const { service, enrolment, order, taskId, administration } = await withdrawnAcrossThePump('in-progress');
+    await postWebhook(service, JSON.stringify(administration)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(administration.id!), 'the administration’s job');
+    // Before, the session stayed withdrawn and its order cancelled under the running pump.
+    const task = await service.fhir.read<Task>('Task', taskId);
+    expect([task.status, stateOf(task)]).toEqual(['ready', 'approved']);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    const [provenance, ...more] = await undoneBy(service, taskId);
+    expect(more).toEqual([]);
+    expect(provenance.entity?.map((e) => e.what.reference)).toContain(`MedicationAdministration/${administration.id}`);
+    expect(provenance.target.map((t) => t.reference)).toEqual([`Task/${taskId}`, `MedicationRequest/${order.id}`]);
+    // The infusion the pump gave it during, recorded under the stopped plan: the session done, its order completed.
+    const infusion = await completeInfusion(service, enrolment, '2027-01-02T10:00:00.000Z');
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${infusion}` })
+      .expect(202);
+    await followUpJobDone(service, infusion);
+    expect((await service.fhir.read<Task>('Task', taskId)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+  });
+
+  it('a withdrawal that crossed the pump, its order’s closing notified once the infusion is on record: answered by that infusion', async () => {
+    const { service, enrolment, order, taskId } = await withdrawnAcrossThePump('completed');
+    const infusion = await completeInfusion(service, enrolment, '2027-01-02T10:00:00.000Z');
+    await postWebhook(service, JSON.stringify(order)).expect(202);
+    await maintenanceJobDone(service, orderChangedJobId(order.id!), 'the closed order’s job');
+    const task = await service.fhir.read<Task>('Task', taskId);
+    expect([task.status, stateOf(task)]).toEqual(['completed', 'done']);
+    expect(task.output?.map((o) => o.valueReference?.reference)).toContain(`Procedure/${infusion}`);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    expect(await undoneBy(service, taskId)).toHaveLength(1);
+  });
+
+  it('the pump giving an order after it was withdrawn is not a crossing: the withdrawal stands', async () => {
+    const { service, enrolment, order } = await approvedSessionBehindProxy({ orderChangeGraceMs: 0 });
+    const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    await request(service.url)
+      .put(`/webhooks/fhir/CarePlan/${enrolment.carePlanId}`)
+      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+      .expect(202);
+    await maintenanceJobDone(service, withdrawStoppedPlanJobId(enrolment.carePlanId), 'the stopped plan’s job');
+    const { resource: late } = await service.fhir.create(
+      administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
+    );
+    await postWebhook(service, JSON.stringify(late)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(late.id!), 'the administration’s job');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
+    expect(await undoneBy(service, orderTaskIdOf(order)!)).toEqual([]);
   });
 });

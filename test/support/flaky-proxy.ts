@@ -19,6 +19,11 @@ export interface FlakyProxy {
   answerDelayMs: (method: string, bundleType?: string, body?: string) => number;
   /** Requests forwarded so far. */
   forwarded: number;
+  /**
+   * Runs before a request is forwarded, which waits for it: another writer's change landing between a reader's read
+   * and its write (a race made deterministic).
+   */
+  beforeForward: (method: string, path: string, body: string) => Promise<void> | void;
   /** Answers a request itself instead of forwarding it (a server quirk or a hostile answer); undefined = forward. */
   intercept: (method: string, path: string, body: string) => { status: number; body: unknown } | undefined;
   close(): Promise<void>;
@@ -48,6 +53,7 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
       res.writeHead(own.status, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(own.body));
       return;
     }
+    await proxy.beforeForward(req.method ?? 'GET', req.url ?? '/', sent.toString('utf8'));
     proxy.forwarded++;
     const answerDelay = proxy.answerDelayMs(req.method ?? 'GET', bundleTypeOf(sent), sent.toString('utf8'));
     const path = (req.url ?? '/').replace(/^\/fhir\/R4/, '');
@@ -81,6 +87,7 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
     answerDelayMs: () => 0,
     forwarded: 0,
     intercept: () => undefined,
+    beforeForward: () => undefined,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -20,6 +20,7 @@ import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
 import { ClosedOrdersPoller } from './maintenance/closed-orders-poller';
 import { AdministrationsPoller } from './followups/administrations-poller';
 import { LateAdministrations } from './followups/late-administrations.service';
+import { CrossedClosings } from './followups/crossed-closings.service';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { ProtocolNotFoundIssues } from './maintenance/protocol-not-found-issues';
 import { OverdueSweep } from './maintenance/overdue-sweep';
@@ -86,6 +87,7 @@ export class WorkerModule {
         InfusionsInError,
         DeletedTasks,
         LateAdministrations,
+        CrossedClosings,
         OpenTasksReader,
         MaintenanceSchedules,
         ReminderDelivery,
@@ -142,6 +144,7 @@ export class WorkerModule {
         ClosedOrdersPoller,
         AdministrationsPoller,
         LateAdministrations,
+        CrossedClosings,
         ReminderSweep,
         ChecksDoneElsewhere,
       ],

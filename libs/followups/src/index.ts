@@ -18,3 +18,4 @@ export * from './check-done-elsewhere';
 export * from './check-answered-elsewhere';
 export * from './appointment-booking';
 export * from './booking-advice';
+export * from './crossed-closings';

@@ -180,4 +180,49 @@ describe('infusionTaskUpdates', () => {
     });
     expect(result.find((u) => u.outcome === 'done')?.task.id).toBe('booster-from-i1');
   });
+
+  describe("a session the pump recorded giving during this infusion is this infusion's, done", () => {
+    const approved = (t: Task): Task => ({
+      ...t,
+      status: 'ready',
+      businessStatus: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'approved' }] },
+    });
+    const given = (event: Procedure, tasks: Task[], recorded: Procedure[], givenTaskIds: string[]) =>
+      infusionTaskUpdates({
+        event: eventOf(event),
+        procedure: event,
+        openTasks: tasks,
+        history: recorded,
+        definition: lowDose,
+        infusionActions: actions,
+        givenTaskIds: new Set(givenTaskIds),
+        begunTaskIds: new Set(givenTaskIds),
+      }).map((u) => [u.task.id, u.outcome, u.by.reference]);
+
+    it('when the infusion that planned it is no longer on record (entered in error): not left open', () => {
+      // Before: "planned by an infusion no longer on record" left it to the clinician, approved with its order active
+      // after the pump gave it (found by the clinic day, its plan then stopped with the session open).
+      const session = approved(task('next-from-i1', 'next-induction-session', 'Procedure/i1', '2027-01-03T00:00:00Z'));
+      expect(given(history[1], [session], [history[1]], ['next-from-i1'])).toEqual([
+        ['next-from-i1', 'done', 'Procedure/i2'],
+      ]);
+    });
+
+    it('when another infusion came between its planning and this one: this one gave it', () => {
+      const session = approved(task('next-from-i1', 'next-induction-session', 'Procedure/i1', '2027-01-03T00:00:00Z'));
+      const between = infusion('i1b', '2027-01-02T10:00:00Z');
+      expect(given(history[1], [session], [history[0], between, history[1]], ['next-from-i1'])).toEqual([
+        ['next-from-i1', 'done', 'Procedure/i2'],
+      ]);
+    });
+
+    it('two sessions it gave in one infusion are both done, neither superseded (their orders were given)', () => {
+      const next = approved(task('next-from-i1', 'next-induction-session', 'Procedure/i1', '2027-01-03T00:00:00Z'));
+      const booster = approved(task('booster-from-i1', 'maintenance-booster', 'Procedure/i1', '2027-02-10T00:00:00Z'));
+      expect(given(history[1], [next, booster], history, ['next-from-i1', 'booster-from-i1'])).toEqual([
+        ['next-from-i1', 'done', 'Procedure/i2'],
+        ['booster-from-i1', 'done', 'Procedure/i2'],
+      ]);
+    });
+  });
 });

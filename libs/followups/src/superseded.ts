@@ -48,7 +48,8 @@ export interface InfusionTaskUpdate {
  * infusion fulfils it (done, output -> the Procedure); when several Tasks are answered by the same infusion, the
  * one the Procedure names in basedOn, else the one whose order the pump recorded giving, else the one due soonest, is
  * done and the others are superseded (since session 36 the pump's record counts: before, a session given under its
- * own order but due later than another was superseded and its order cancelled as moot). Judged
+ * own order but due later than another was superseded and its order cancelled as moot). A session the pump recorded
+ * giving during this infusion is answered by it, done, whatever infusion planned it (since session 37). Judged
  * on every infusion on record, so the outcome is the same in whatever order events are handled. Post-infusion
  * checks are never touched (each infusion needs its own).
  */
@@ -87,12 +88,20 @@ export function infusionTaskUpdates(input: {
     isOpen(t) &&
     input.infusionActions.has(protocolActionOf(t) ?? '') &&
     (!t.id || !input.begunTaskIds?.has(t.id) || Boolean(input.givenTaskIds?.has(t.id)));
+  const answer = (procedureId: string, task: Task) =>
+    answeredBy.set(procedureId, [...(answeredBy.get(procedureId) ?? []), task]);
   for (const task of input.openTasks.filter(answerable)) {
+    // The pump's record says which infusion gave it, whatever came between its planning and now, and even when the
+    // infusion that planned it is no longer on record (before session 37 such a session stayed open, order active).
+    if (task.id && input.givenTaskIds?.has(task.id)) {
+      answer(input.event.procedureId, task);
+      continue;
+    }
     const trigger = triggerOf(task);
     const plannedAt = trigger === undefined ? -Infinity : infusions.get(trigger)?.end;
     if (plannedAt === undefined) continue; // planned by an infusion no longer on record: leave it to the clinician
     const first = inOrder.find(([, i]) => i.end > plannedAt);
-    if (first) answeredBy.set(first[0], [...(answeredBy.get(first[0]) ?? []), task]);
+    if (first) answer(first[0], task);
   }
   const updates: InfusionTaskUpdate[] = [];
   for (const [procedureId, tasks] of answeredBy) {
@@ -105,12 +114,20 @@ export function infusionTaskUpdates(input: {
       ) ??
       tasks.find((t) => t.id !== undefined && given?.has(t.id)) ??
       [...tasks].sort((a, b) => windowStart(a) - windowStart(b))[0];
-    // Named by its day too: the reason a revoked reminder or a superseded Task gives is read by clinicians.
-    const day = clinicDay(infusions.get(procedureId)!.end, input.zone);
-    const by = { reference: `Procedure/${procedureId}`, display: `infusion of ${day}` };
-    for (const task of tasks) updates.push({ task, outcome: task === done ? 'done' : 'superseded', by });
+    const by = answeredByInfusion(procedureId, infusions.get(procedureId)!.end, input.zone);
+    // Every session the pump gave is done (its order was given), never superseded.
+    const isDone = (t: Task) => t === done || (t.id !== undefined && Boolean(given?.has(t.id)));
+    for (const task of tasks) updates.push({ task, outcome: isDone(task) ? 'done' : 'superseded', by });
   }
   return updates;
+}
+
+/**
+ * The infusion that answered a Task, as its output names it: named by its day too, since the reason a revoked reminder
+ * or a superseded Task gives is read by clinicians.
+ */
+export function answeredByInfusion(procedureId: string, end: number, zone?: string): Reference {
+  return { reference: `Procedure/${procedureId}`, display: `infusion of ${clinicDay(end, zone)}` };
 }
 
 /**

@@ -17,6 +17,7 @@ import { QueueJobMetrics } from '../queue-job-metrics';
 import { AnsweredOrdersSweep } from './answered-orders-sweep';
 import { ClosedOrderReviews } from './closed-order-reviews';
 import { LateAdministrations } from '../followups/late-administrations.service';
+import { CrossedClosings } from '../followups/crossed-closings.service';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
@@ -47,6 +48,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly answeredOrders: AnsweredOrdersSweep,
     private readonly closedOrders: ClosedOrderReviews,
     private readonly lateAdministrations: LateAdministrations,
+    private readonly crossedClosings: CrossedClosings,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
     private readonly checksDoneElsewhere: ChecksDoneElsewhere,
@@ -135,10 +137,18 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.bookings.handle((job.data as AppointmentBookedJob).appointmentId);
       case JOBS.sessionApproved:
         return this.bookings.forApprovedSession((job.data as SessionApprovedJob).taskId);
-      case JOBS.administrationRecorded:
-        return this.lateAdministrations.handle((job.data as AdministrationRecordedJob).administrationId);
-      case JOBS.orderChanged:
-        return this.closedOrders.forOrder((job.data as OrderChangedJob).orderId);
+      // Whichever of the pump's record and this service's closing of its order lands last finds the other: a closing
+      // that crossed the pump is undone first (the session open again, or answered by its infusion).
+      case JOBS.administrationRecorded: {
+        const { administrationId } = job.data as AdministrationRecordedJob;
+        const crossed = await this.crossedClosings.ofAdministration(administrationId);
+        return { ...crossed, ...(await this.lateAdministrations.handle(administrationId)) };
+      }
+      case JOBS.orderChanged: {
+        const { orderId } = job.data as OrderChangedJob;
+        const crossed = await this.crossedClosings.ofOrder(orderId);
+        return { ...crossed, ...(await this.closedOrders.forOrder(orderId)) };
+      }
       case JOBS.taskDeleted:
         return this.deletedTasks.heard((job.data as TaskDeletedJob).taskId);
       case JOBS.withdrawStoppedPlan:

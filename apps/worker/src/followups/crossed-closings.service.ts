@@ -1,0 +1,138 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type {
+  Bundle,
+  MedicationAdministration,
+  MedicationRequest,
+  Procedure,
+  Resource,
+  Task,
+} from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient, includedOf, matchesOf, readAndSearchEach, updateEntry, type NamedSearch } from '@kc/fhir';
+import { carePlanReferenceOf, crossedClosingOf, type CrossedClosing } from '@kc/followups';
+import { changeProvenance, orderTaskIdOf, sessionBegunBy, stateOf, THIS_SERVICE } from '@kc/task-states';
+
+/**
+ * Undoes a closing of an approved session by this service that crossed the pump beginning it (crossedClosingOf): run
+ * when an administration is recorded (notified or polled) and when one of this service's orders is closed (notified
+ * or polled), so whichever of the two writes lands last finds the other. The Task and order are written back with
+ * If-Match and a Provenance naming the service and the pump's record; a write refused as stale fails the job, which
+ * runs again in seconds and judges anew.
+ */
+@Injectable()
+export class CrossedClosings {
+  private readonly logger = new Logger(CrossedClosings.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+  ) {}
+
+  /** An administration recorded: the order it names, when this service closed it after the pump began it. */
+  async ofAdministration(administrationId: string, now = new Date()): Promise<{ undone: number }> {
+    const administration = await this.fhir.readIfExists<MedicationAdministration>(
+      'MedicationAdministration',
+      administrationId,
+    );
+    const orderId = /^MedicationRequest\/([^/]+)$/.exec(administration?.request?.reference ?? '')?.[1];
+    if (!administration || !orderId || !sessionBegunBy([administration])) return { undone: 0 };
+    return this.ofOrder(orderId, now);
+  }
+
+  /**
+   * One order: one search (the order if cancelled, with the pump's records of it); only when the pump began a
+   * cancelled order of this service, one batch more (the order's, its Task's and the records' histories, and the
+   * plan's infusions) and the write.
+   */
+  async ofOrder(orderId: string, now = new Date()): Promise<{ undone: number }> {
+    const found = await this.fhir.search<MedicationRequest | MedicationAdministration>('MedicationRequest', {
+      _id: orderId,
+      status: 'cancelled',
+      _revinclude: 'MedicationAdministration:request',
+    });
+    const [order] = matchesOf<MedicationRequest>(found);
+    const begun = includedOf<MedicationAdministration>(found, 'MedicationAdministration').filter((a) =>
+      sessionBegunBy([a]),
+    );
+    const taskId = order && orderTaskIdOf(order);
+    if (!order || !taskId || !begun.length) return { undone: 0 };
+    const plan = carePlanReferenceOf(order);
+    const searches: NamedSearch[] = plan
+      ? [
+          {
+            name: 'infusions',
+            resourceType: 'Procedure',
+            params: { 'based-on': plan, status: 'completed', _count: 200 },
+            everyMatch: true,
+          },
+        ]
+      : [];
+    const { read, found: around } = await readAndSearchEach(
+      this.fhir,
+      [
+        `MedicationRequest/${orderId}/_history`,
+        `Task/${taskId}/_history`,
+        ...begun.map((a) => `MedicationAdministration/${a.id}/_history`),
+      ],
+      searches,
+    );
+    const [orderHistory, taskHistory, ...administrationHistories] = read.map((b) => versionsIn(b as Bundle));
+    const crossed = crossedClosingOf({
+      orderVersions: orderHistory as MedicationRequest[],
+      taskVersions: taskHistory as Task[],
+      administrations: begun.map((administration, i) => ({
+        administration,
+        versions: administrationHistories[i] as MedicationAdministration[],
+      })),
+      infusions: plan ? matchesOf<Procedure>(around.infusions) : [],
+      now,
+      zone: this.config.clinicTimeZone,
+    });
+    if (!crossed) return { undone: 0 };
+    await this.write(crossed, now);
+    this.logger.log({
+      msg: 'a closing that crossed the pump undone',
+      task: crossed.task.read.id,
+      answered: Boolean(crossed.answeredBy),
+    });
+    return { undone: 1 };
+  }
+
+  private async write(crossed: CrossedClosing, now: Date): Promise<void> {
+    const { task, order, administration, answeredBy } = crossed;
+    const provenance = changeProvenance({
+      targets: [{ reference: `Task/${task.read.id}` }, { reference: `MedicationRequest/${order.read.id}` }],
+      revisionOf: { reference: `Task/${task.read.id}/_history/${task.read.meta!.versionId}` },
+      who: THIS_SERVICE,
+      activity: 'undo a closing that crossed the pump',
+      now,
+      reason:
+        `The pump recorded beginning this session's order before the service's ${stateWord(task.read)} landed: ` +
+        (answeredBy ? `given during the ${answeredBy.display}` : 'left to its infusion'),
+    });
+    provenance.entity = [
+      ...(provenance.entity ?? []),
+      { role: 'source', what: { reference: `MedicationAdministration/${administration.id}` } },
+    ];
+    // A change meanwhile refuses the write (If-Match): the job fails and runs again on what is there then.
+    await this.fhir.transaction([
+      updateEntry(task.written, task.read.meta!.versionId),
+      updateEntry(order.written, order.read.meta!.versionId),
+      { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+    ]);
+  }
+}
+
+/** An instance history's versions, newest first; none when it was deleted last (its newest entry carries no resource). */
+function versionsIn(history: Bundle | undefined): Resource[] {
+  const entries = history?.entry ?? [];
+  if (entries.length && !entries[0].resource) return [];
+  return entries
+    .map((e) => e.resource)
+    .filter((r): r is Resource => Boolean(r))
+    .sort((a, b) => (b.meta?.lastUpdated ?? '').localeCompare(a.meta?.lastUpdated ?? ''));
+}
+
+function stateWord(task: Task): string {
+  return stateOf(task) === 'withdrawn' ? 'withdrawal' : 'superseding';
+}

@@ -1,0 +1,110 @@
+import type { MedicationAdministration, MedicationRequest, Procedure, Reference, Task } from '@medplum/fhirtypes';
+import {
+  isOpen,
+  isOpenOrder,
+  orderAnsweredBy,
+  orderTaskIdOf,
+  sessionBegunBy,
+  stateOf,
+  transition,
+} from '@kc/task-states';
+import { isOfInfusion } from './infusion-as-given';
+import { answeredByInfusion } from './superseded';
+
+/**
+ * An approved session this service closed (superseded by another infusion, withdrawn with its stopped plan) on a read
+ * of the patient's orders that did not show the pump beginning it yet: the pump recorded the administration after the
+ * read and before the closing write landed. FHIR has no lock spanning an administration's create and an order's
+ * update, so the crossing cannot be prevented; it is undone, as the read would have judged had it seen the record:
+ * the session is its infusion's. Its Task and order are written back as they were before the closing (approved, the
+ * order to give), or, when the infusion the pump gave it during is on record, answered by it (done, the order
+ * completed).
+ */
+export interface CrossedClosing {
+  /** The Task as read (closed: its version is the write's If-Match), and as written back. */
+  task: { read: Task; written: Task };
+  order: { read: MedicationRequest; written: MedicationRequest };
+  /** The pump's record the closing crossed. */
+  administration: MedicationAdministration;
+  /** The infusion on record that gave the session, which answers it; undefined: left to its infusion. */
+  answeredBy?: Reference;
+}
+
+/** An administration of the order, with its versions newest first when read (its first begun one is when it was recorded). */
+export interface PumpRecord {
+  administration: MedicationAdministration;
+  versions?: MedicationAdministration[];
+}
+
+/**
+ * The crossing to undo for one of this service's orders, if any. Only a closing by this service (the Task superseded
+ * or withdrawn, the order cancelled with the Task's reason in the same write) that landed after the pump recorded
+ * beginning the order: one recorded after the order was closed is the pump giving a cancelled order, the EHR's to
+ * answer. Pure: the caller reads the versions (instance histories, newest first) and the plan's infusions.
+ */
+export function crossedClosingOf(input: {
+  orderVersions: MedicationRequest[];
+  taskVersions: Task[];
+  administrations: PumpRecord[];
+  infusions: Procedure[];
+  now: Date;
+  zone?: string;
+}): CrossedClosing | undefined {
+  const [order] = input.orderVersions;
+  const [task] = input.taskVersions;
+  if (!order || !task || order.status !== 'cancelled' || orderTaskIdOf(order) !== task.id) return undefined;
+  const state = stateOf(task);
+  if (state !== 'superseded' && state !== 'withdrawn') return undefined;
+  // The order closed by the same write as the Task: cancelled with the Task's reason (an EHR's cancel is not undone).
+  if (!order.statusReason?.text?.startsWith(task.statusReason?.text ?? '\u0000')) return undefined;
+  const orderBefore = newestWhere(input.orderVersions, isOpenOrder);
+  const taskBefore = newestWhere(input.taskVersions, isOpen);
+  const closedAt = closingTime(input.orderVersions, orderBefore);
+  if (!orderBefore || !taskBefore || closedAt === undefined) return undefined;
+  const crossed = input.administrations.find(
+    (r) =>
+      r.administration.request?.reference === `MedicationRequest/${order.id}` &&
+      sessionBegunBy([r.administration]) &&
+      firstBegunAt(r) < closedAt,
+  )?.administration;
+  if (!crossed) return undefined;
+
+  const reopened: Task = { ...taskBefore, meta: task.meta, lastModified: input.now.toISOString() };
+  const reopenedOrder: MedicationRequest = { ...orderBefore, meta: order.meta };
+  const infusion = input.infusions.find(
+    (p) => p.id && p.status === 'completed' && p.performedPeriod && isOfInfusion(crossed, p.id, p.performedPeriod),
+  );
+  if (!infusion)
+    return {
+      task: { read: task, written: reopened },
+      order: { read: order, written: reopenedOrder },
+      administration: crossed,
+    };
+  const { start, end } = infusion.performedPeriod!;
+  const by = answeredByInfusion(infusion.id!, Date.parse(end ?? start ?? ''), input.zone);
+  return {
+    task: { read: task, written: transition(reopened, { event: 'complete', now: input.now, output: by }) },
+    order: { read: order, written: orderAnsweredBy(reopenedOrder, 'done', by) as MedicationRequest },
+    administration: crossed,
+    answeredBy: by,
+  };
+}
+
+function newestWhere<T>(versions: T[], test: (version: T) => boolean): T | undefined {
+  return versions.find(test);
+}
+
+/** When the order was closed: the version right after its newest open one (versions newest first). */
+function closingTime(versions: MedicationRequest[], before: MedicationRequest | undefined): number | undefined {
+  const index = before ? versions.indexOf(before) : -1;
+  const closing = index > 0 ? versions[index - 1] : undefined;
+  const at = Date.parse(closing?.meta?.lastUpdated ?? '');
+  return Number.isFinite(at) ? at : undefined;
+}
+
+/** When the pump's record of a begun session was first written: its oldest begun version, else as read. */
+function firstBegunAt(record: PumpRecord): number {
+  const begun = (record.versions ?? []).filter((v) => sessionBegunBy([v]));
+  const first = begun.length ? begun[begun.length - 1] : record.administration;
+  return Date.parse(first.meta?.lastUpdated ?? '') || Infinity;
+}
