@@ -107,6 +107,25 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect((await read(onEhrOrder.task)).status).toBe('draft');
   });
 
+  it('deleted with its notification lost (the service restarting, say): the sweep finds the session with no order and returns it', async () => {
+    const ours = await approvedSession();
+    const onEhrOrder = await approvedOnEhrOrder();
+    const untouched = await approvedSession();
+    for (const order of [ours.order, onEhrOrder.order])
+      expect(
+        (await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${order.id}`, { method: 'DELETE' })).status,
+      ).toBe(200);
+    const open = await service.app.get(OpenTasksReader).all();
+    expect(await service.app.get(ClosedOrderReviews).sweep(open)).toEqual({ returned: 2 });
+    // Before, a session whose only order was gone stayed approved: on the to-do list with nothing to give.
+    expect([(await read(ours.task)).status, (await read(ours.task)).statusReason?.text]).toEqual([
+      'draft',
+      'Its order was cancelled in the EHR (deleted on the FHIR server): approve it again to order the session, or reject it',
+    ]);
+    expect((await read(onEhrOrder.task)).status).toBe('draft');
+    expect((await read(untouched.task)).status).toBe('ready');
+  });
+
   it('goes back to a clinician with why, its reminders revoked and a Provenance; approved again, it is ordered again', async () => {
     const { task, order, patient } = await approvedSession();
     const reminders = await remindersOf(task);

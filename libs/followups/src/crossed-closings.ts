@@ -57,8 +57,9 @@ export function crossedClosingOf(input: {
   if (state !== 'superseded' && state !== 'withdrawn') return undefined;
   // The order closed by the same write as the Task: cancelled with the Task's reason (an EHR's cancel is not undone).
   if (!order.statusReason?.text?.startsWith(task.statusReason?.text ?? '\u0000')) return undefined;
-  const orderBefore = newestWhere(input.orderVersions, isOpenOrder);
-  const taskBefore = newestWhere(input.taskVersions, isOpen);
+  // Versions newest first: the newest open one is what the closing closed.
+  const orderBefore = input.orderVersions.find(isOpenOrder);
+  const taskBefore = input.taskVersions.find(isOpen);
   const closedAt = closingTime(input.orderVersions, orderBefore);
   if (!orderBefore || !taskBefore || closedAt === undefined) return undefined;
   const crossed = input.administrations.find(
@@ -88,10 +89,6 @@ export function crossedClosingOf(input: {
     administration: crossed,
     answeredBy: by,
   };
-}
-
-function newestWhere<T>(versions: T[], test: (version: T) => boolean): T | undefined {
-  return versions.find(test);
 }
 
 /** When the order was closed: the version right after its newest open one (versions newest first). */

@@ -1,5 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { CommunicationRequest, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import type {
+  CommunicationRequest,
+  MedicationAdministration,
+  MedicationRequest,
+  Provenance,
+  Task,
+} from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, isStaleWrite, includedOf, matchesOf, searchEach, updateEntry } from '@kc/fhir';
 import { approvedSessions, carePlanReferenceOf, sessionsToReturnForReview, type ReturnForReview } from '@kc/followups';
@@ -7,6 +13,7 @@ import { administrationsIn, sessionOrdersOf } from '@kc/nest-core';
 import {
   changeProvenance,
   isOpenOrder,
+  ordersApprovedOn,
   replacementOrdersParams,
   sessionIdsOfOrder,
   THIS_SERVICE,
@@ -60,13 +67,8 @@ export class ClosedOrderReviews {
    * nothing to do.
    */
   private async forDeletedOrder(orderId: string, now: Date): Promise<{ returned: number }> {
-    const last = await this.fhir.readEvenIfDeleted<MedicationRequest>('MedicationRequest', orderId);
-    if (!last?.deleted) return { returned: 0 };
-    const gone: MedicationRequest = {
-      ...last.resource,
-      status: 'cancelled',
-      statusReason: { text: 'deleted on the FHIR server' },
-    };
+    const gone = await this.asCancelledIfDeleted(orderId);
+    if (!gone) return { returned: 0 };
     const naming = await this.fhir.searchAll<Task>('Task', { 'based-on': `MedicationRequest/${orderId}` });
     const taskIds = sessionIdsOfOrder(gone, naming);
     if (!taskIds.length) return { returned: 0 };
@@ -86,7 +88,10 @@ export class ClosedOrderReviews {
     const { bySession: written, administrations } = await sessionOrdersOf(this.fhir, sessions, {
       administrations: true,
     });
-    if (gone) for (const id of sessionIdsOfOrder(gone, sessions)) written.set(id, [...(written.get(id) ?? []), gone]);
+    const orderless = sessions.filter((t) => !(written.get(t.id!) ?? []).length);
+    const deleted = gone ? [gone] : await this.deletedOrdersOf(orderless);
+    for (const order of deleted)
+      for (const id of sessionIdsOfOrder(order, sessions)) written.set(id, [...(written.get(id) ?? []), order]);
     // Only sessions with no order open written here can have lost theirs: few, so their patients' reads are small.
     const closed = sessions.filter((t) => (written.get(t.id!) ?? []).length && !written.get(t.id!)!.some(isOpenOrder));
     if (!closed.length) return { returned: 0 };
@@ -107,6 +112,33 @@ export class ClosedOrderReviews {
     for (const r of returns) if (await this.write(r, now)) returned++;
     if (returned) this.logger.log({ msg: 'returned sessions whose order was closed in the EHR', returned });
     return { returned };
+  }
+
+  /**
+   * The orders approved sessions with no order left to find were approved with or on, deleted on the FHIR server with
+   * the deletion's notification lost (a restart, say): before, such a session stayed approved with nothing to give.
+   * Named by the sessions' Provenances (an approval's targets its order) and Tasks (`basedOn`, an EHR's order), each
+   * read as it was last (instance history). Few: only sessions with no order at all.
+   */
+  private async deletedOrdersOf(orderless: Task[]): Promise<MedicationRequest[]> {
+    if (!orderless.length) return [];
+    const provenances = await this.fhir.searchAll<Provenance>('Provenance', {
+      target: orderless.map((t) => `Task/${t.id}`).join(','),
+    });
+    const proposals = new Set(orderless.map((t) => t.focus?.reference));
+    const named = unique([
+      ...provenances.flatMap((p) => p.target.map((t) => t.reference?.replace(/\/_history\/.*$/, ''))),
+      ...orderless.flatMap(ordersApprovedOn),
+    ]).filter((r) => r.startsWith('MedicationRequest/') && !proposals.has(r));
+    const gone = await Promise.all(named.map((r) => this.asCancelledIfDeleted(r.split('/')[1])));
+    return gone.filter((o): o is MedicationRequest => Boolean(o));
+  }
+
+  /** An order deleted on the FHIR server, as its last version cancelled there; undefined when it is not deleted. */
+  private async asCancelledIfDeleted(orderId: string): Promise<MedicationRequest | undefined> {
+    const last = await this.fhir.readEvenIfDeleted<MedicationRequest>('MedicationRequest', orderId);
+    if (!last?.deleted) return undefined;
+    return { ...last.resource, status: 'cancelled', statusReason: { text: 'deleted on the FHIR server' } };
   }
 
   /**
