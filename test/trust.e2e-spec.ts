@@ -605,6 +605,25 @@ describe('trustworthy plans', () => {
     );
   });
 
+  it('a session the pump gave whose Task the EHR then deleted: its infusion completes the order (never left to give again)', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    await service.fhir.create(
+      administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
+    );
+    // Deleted once the pump began: the deletion leaves the order to its infusion.
+    expect((await fetch(`${service.config.fhirBaseUrl}/Task/${task.id}`, { method: 'DELETE' })).status).toBe(200);
+    const infusion = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-02T10:00:00Z',
+    );
+    await reportInfusion(service, infusion);
+    // Before, it stayed active with no Task to answer it: to be given again.
+    const given = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect(given.status).toBe('completed');
+    expect(await activeOrdersOf(subject)).toEqual([]);
+  });
+
   it('a session the pump gave under a plan stopped meanwhile: its infusion still completes it and its order, nothing new', async () => {
     const { subject, carePlan, task, order } = await approvedInfusion();
     await service.fhir.create(

@@ -1,6 +1,6 @@
 import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { orderKeyFor } from '@kc/task-states';
-import { tasksThePumpBegan, tasksThePumpGave } from './superseded';
+import { ordersGivenWithoutOpenTask, tasksThePumpBegan, tasksThePumpGave } from './superseded';
 
 const administration = (request: string, status: MedicationAdministration['status']): MedicationAdministration => ({
   resourceType: 'MedicationAdministration',
@@ -54,5 +54,30 @@ describe('the sessions the pump gave during an infusion', () => {
       ],
     );
     expect([...begun].sort()).toEqual(['booster', 'next']);
+  });
+
+  it('the orders it gave whose Task is not open (deleted on the server): completed by the infusion itself', () => {
+    const open: Task = { resourceType: 'Task', id: 'open', status: 'ready', intent: 'plan' };
+    const orphans = ordersGivenWithoutOpenTask(
+      {
+        administrations: [
+          administration('MedicationRequest/of-deleted', 'completed'),
+          administration('MedicationRequest/of-open', 'completed'),
+          administration('MedicationRequest/ehr', 'completed'),
+          administration('MedicationRequest/closed', 'completed'),
+          administration('MedicationRequest/never', 'not-done'),
+        ],
+        orders: [
+          order('of-deleted', 'deleted'),
+          order('of-open', 'open'),
+          order('ehr'),
+          { ...order('closed', 'gone'), status: 'completed' },
+          order('never', 'other-gone'),
+        ],
+        medications: [],
+      },
+      [open],
+    );
+    expect(orphans.map((o) => o.id)).toEqual(['of-deleted']);
   });
 });

@@ -15,7 +15,7 @@ import {
   protocolActionOf,
   type DefinitionResolver,
 } from '@kc/protocols';
-import { isOpen, orderTaskIdOf, ordersApprovedOn, sessionBegunBy, transition } from '@kc/task-states';
+import { isOpen, isOpenOrder, orderTaskIdOf, ordersApprovedOn, sessionBegunBy, transition } from '@kc/task-states';
 import type { AdministrationRecords } from './infusion-as-given';
 import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
@@ -151,6 +151,21 @@ export function tasksThePumpGave(given: AdministrationRecords, openTasks: Task[]
     .filter((t) => t.id && ordersApprovedOn(t).some((r) => gave.has(r)))
     .map((t) => t.id!);
   return new Set([...tasksOrderingAny(given.orders, gave), ...approvedOnThem]);
+}
+
+/**
+ * This service's orders the pump recorded giving during an infusion, still open, whose Task is not among the plan's open
+ * ones (deleted on the FHIR server, or closed): the infusion completes them itself, since no Task of theirs will. Before
+ * session 37 an order given under a Task the EHR deleted stayed active (the deletion leaves a begun session to its
+ * infusion, and the infusion reached orders only through their Tasks).
+ */
+export function ordersGivenWithoutOpenTask(given: AdministrationRecords, openTasks: Task[]): MedicationRequest[] {
+  const gave = requestsBegun(given.administrations);
+  const open = new Set(openTasks.map((t) => t.id));
+  return given.orders.filter((o) => {
+    const taskId = orderTaskIdOf(o);
+    return taskId && !open.has(taskId) && isOpenOrder(o) && gave.has(`MedicationRequest/${o.id}`);
+  });
 }
 
 /** The orders the pump has begun or given (the `request` of its administrations in progress, on hold or done). */

@@ -26,6 +26,8 @@ import {
   infusionAsGiven,
   infusionPhase,
   infusionTaskUpdates,
+  answeredByInfusion,
+  ordersGivenWithoutOpenTask,
   tasksThePumpBegan,
   tasksThePumpGave,
   planFollowUps,
@@ -210,14 +212,13 @@ export class FollowUpService {
 
   /**
    * An infusion under a stopped plan: only the Tasks the pump gave during it are answered (done, their orders
-   * completed, their reminders ended); nothing new is planned and nothing else superseded. Undefined when the pump
-   * gave none of the plan's open Tasks.
+   * completed, their reminders ended), and the orders it gave whose Task is gone completed; nothing new is planned and
+   * nothing else superseded. Undefined when the pump gave none of them.
    */
   private answersOnly(context: EventContext, around: EventSurroundings, now: Date): PlannedWrites | undefined {
     const { event, procedure, infusion, plan, definitions } = context;
     const pump = pumpRecordsOf(around);
     const openTasks = around.openTasks.filter((t) => t.id && pump.givenTaskIds.has(t.id));
-    if (!openTasks.length) return undefined;
     const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
     const answered = this.answeredTasks({
       event,
@@ -488,6 +489,18 @@ export class FollowUpService {
         updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
         counts.ordersClosed++;
       }
+    }
+    // Orders the pump gave during this infusion that no open Task answers (their Task deleted on the server): given.
+    const closing = new Set(updateEntries.map((e) => e.resource && `${e.resource.resourceType}/${e.resource.id}`));
+    const by = answeredByInfusion(
+      input.event.procedureId,
+      Date.parse(input.event.performed.end!),
+      this.config.clinicTimeZone,
+    );
+    for (const order of ordersGivenWithoutOpenTask(input.around.given, input.around.openTasks)) {
+      if (closing.has(`MedicationRequest/${order.id}`)) continue;
+      updateEntries.push(updateEntry(orderAnsweredBy(order, 'done', by), order.meta?.versionId));
+      counts.ordersClosed++;
     }
     // New Tasks have no reminders yet (a Task gets them when approved).
     const revoked = remindersEndedBy(
