@@ -12,6 +12,7 @@ import {
   withdrawStoppedPlanJobId,
 } from '@kc/queue';
 import { orderTaskIdOf, stateOf } from '@kc/task-states';
+import { FhirClient } from '@kc/fhir';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import type { CarePlan, MedicationAdministration, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
 import { administrationOf } from './fixtures/orders';
@@ -318,6 +319,32 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     expect(task.output?.map((o) => o.valueReference?.reference)).toContain(`Procedure/${infusion}`);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
     expect(await undoneBy(service, taskId)).toHaveLength(1);
+  });
+
+  it('its infusion recorded as the withdrawal is undone (its follow-up saw the session closed): the undo answers it with that infusion', async () => {
+    const { service, enrolment, order, taskId, administration } = await withdrawnAcrossThePump('completed');
+    let infusion: string | undefined;
+    // The infusion lands after the undo read the plan's infusions, before its write (its own follow-up would read the
+    // session closed, and answer nothing).
+    proxy.beforeForward = async (method, _path, body) => {
+      if (method !== 'POST' || !body.includes('undo a closing that crossed the pump') || infusion) return;
+      infusion = await completeInfusion(
+        { ...service, fhir: new FhirClient({ baseUrl: sandbox.baseUrl }) },
+        enrolment,
+        '2027-01-02T10:00:00.000Z',
+      );
+    };
+    await postWebhook(service, JSON.stringify(administration)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(administration.id!), 'the administration’s job');
+    proxy.beforeForward = () => undefined;
+    expect(infusion).toBeDefined();
+    // Before, the session stayed reopened (approved, its order active) after it was given.
+    const task = await service.fhir.read<Task>('Task', taskId);
+    expect([task.status, task.output?.map((o) => o.valueReference?.reference)]).toEqual([
+      'completed',
+      [`Procedure/${infusion}`],
+    ]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 
   it('the pump giving an order after it was withdrawn is not a crossing: the withdrawal stands', async () => {

@@ -72,26 +72,48 @@ export function crossedClosingOf(input: {
 
   const reopened: Task = { ...taskBefore, meta: task.meta, lastModified: input.now.toISOString() };
   const reopenedOrder: MedicationRequest = { ...orderBefore, meta: order.meta };
-  const infusion = input.infusions.find(
-    (p) => p.id && p.status === 'completed' && p.performedPeriod && isOfInfusion(crossed, p.id, p.performedPeriod),
-  );
-  if (!infusion)
-    return {
-      task: { read: task, written: reopened },
-      order: { read: order, written: reopenedOrder },
-      administration: crossed,
-    };
-  const { start, end } = infusion.performedPeriod!;
-  const by = answeredByInfusion(infusion.id!, Date.parse(end ?? start ?? ''), input.zone);
+  const infusion = infusionThatGave(crossed, input.infusions);
+  const answered = infusion && answeredByInfusionGiven({ task: reopened, order: reopenedOrder, infusion, ...input });
   return {
-    task: { read: task, written: transition(reopened, { event: 'complete', now: input.now, output: by }) },
-    order: { read: order, written: orderAnsweredBy(reopenedOrder, 'done', by) as MedicationRequest },
+    task: { read: task, written: answered?.task ?? reopened },
+    order: { read: order, written: answered?.order ?? reopenedOrder },
     administration: crossed,
-    answeredBy: by,
+    answeredBy: answered?.by,
   };
 }
 
-/** When the order was closed: the version right after its newest open one (versions newest first). */
+/** The completed infusion on record the pump's record is part of (isOfInfusion), if any. */
+export function infusionThatGave(
+  administration: MedicationAdministration,
+  infusions: Procedure[],
+): Procedure | undefined {
+  return infusions.find(
+    (p) =>
+      p.id && p.status === 'completed' && p.performedPeriod && isOfInfusion(administration, p.id, p.performedPeriod),
+  );
+}
+
+/**
+ * An open session and its order answered by the infusion that gave it: the Task done (output the Procedure), the order
+ * completed, as the infusion's follow-up answers them. Undefined when either is no longer open.
+ */
+export function answeredByInfusionGiven(input: {
+  task: Task;
+  order: MedicationRequest;
+  infusion: Procedure;
+  now: Date;
+  zone?: string;
+}): { task: Task; order: MedicationRequest; by: Reference } | undefined {
+  if (!isOpen(input.task) || !isOpenOrder(input.order)) return undefined;
+  const { start, end } = input.infusion.performedPeriod ?? {};
+  const by = answeredByInfusion(input.infusion.id!, Date.parse(end ?? start ?? ''), input.zone);
+  return {
+    task: transition(input.task, { event: 'complete', now: input.now, output: by }),
+    order: orderAnsweredBy(input.order, 'done', by) as MedicationRequest,
+    by,
+  };
+}
+
 function closingTime(versions: MedicationRequest[], before: MedicationRequest | undefined): number | undefined {
   const index = before ? versions.indexOf(before) : -1;
   const closing = index > 0 ? versions[index - 1] : undefined;

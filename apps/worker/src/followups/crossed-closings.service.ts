@@ -9,7 +9,13 @@ import type {
 } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, readAndSearchEach, updateEntry, type NamedSearch } from '@kc/fhir';
-import { carePlanReferenceOf, crossedClosingOf, type CrossedClosing } from '@kc/followups';
+import {
+  answeredByInfusionGiven,
+  carePlanReferenceOf,
+  crossedClosingOf,
+  infusionThatGave,
+  type CrossedClosing,
+} from '@kc/followups';
 import { changeProvenance, orderTaskIdOf, sessionBegunBy, stateOf, THIS_SERVICE } from '@kc/task-states';
 
 /**
@@ -57,16 +63,7 @@ export class CrossedClosings {
     const taskId = order && orderTaskIdOf(order);
     if (!order || !taskId || !begun.length) return { undone: 0 };
     const plan = carePlanReferenceOf(order);
-    const searches: NamedSearch[] = plan
-      ? [
-          {
-            name: 'infusions',
-            resourceType: 'Procedure',
-            params: { 'based-on': plan, status: 'completed', _count: 200 },
-            everyMatch: true,
-          },
-        ]
-      : [];
+    const searches: NamedSearch[] = plan ? [infusionsSearch(plan)] : [];
     const { read, found: around } = await readAndSearchEach(
       this.fhir,
       [
@@ -90,12 +87,37 @@ export class CrossedClosings {
     });
     if (!crossed) return { undone: 0 };
     await this.write(crossed, now);
-    this.logger.log({
-      msg: 'a closing that crossed the pump undone',
-      task: crossed.task.read.id,
-      answered: Boolean(crossed.answeredBy),
-    });
+    // Reopened, left to its infusion: one recorded since the read above had its follow-up read the session closed.
+    const answered =
+      crossed.answeredBy !== undefined || (plan ? await this.answerIfGivenSince(crossed, plan, now) : false);
+    this.logger.log({ msg: 'a closing that crossed the pump undone', task: crossed.task.read.id, answered });
     return { undone: 1 };
+  }
+
+  /**
+   * A session reopened for its infusion: that infusion, recorded between the read above and the reopening (its follow-up
+   * saw the session closed, and answered nothing), answers it now. One batch (the Task, the order, the plan's
+   * infusions), and a write only then. Whatever is recorded after the reopening has its own follow-up read it open.
+   */
+  private async answerIfGivenSince(crossed: CrossedClosing, plan: string, now: Date): Promise<boolean> {
+    const taskId = crossed.task.read.id!;
+    const orderId = crossed.order.read.id!;
+    const { read, found } = await readAndSearchEach(
+      this.fhir,
+      [`Task/${taskId}`, `MedicationRequest/${orderId}`],
+      [infusionsSearch(plan)],
+    );
+    const [task, order] = read as [Task | undefined, MedicationRequest | undefined];
+    const infusion = infusionThatGave(crossed.administration, matchesOf<Procedure>(found.infusions));
+    if (!task || !order || !infusion) return false;
+    const answered = answeredByInfusionGiven({ task, order, infusion, now, zone: this.config.clinicTimeZone });
+    if (!answered) return false;
+    // If-Match: a change meanwhile fails the job, which judges again.
+    await this.fhir.transaction([
+      updateEntry(answered.task, task.meta!.versionId),
+      updateEntry(answered.order, order.meta!.versionId),
+    ]);
+    return true;
   }
 
   private async write(crossed: CrossedClosing, now: Date): Promise<void> {
@@ -135,4 +157,14 @@ function versionsIn(history: Bundle | undefined): Resource[] {
 
 function stateWord(task: Task): string {
   return stateOf(task) === 'withdrawn' ? 'withdrawal' : 'superseding';
+}
+
+/** A plan's completed infusions (the one the pump's record is part of answers the session). */
+function infusionsSearch(plan: string): NamedSearch {
+  return {
+    name: 'infusions',
+    resourceType: 'Procedure',
+    params: { 'based-on': plan, status: 'completed', _count: 200 },
+    everyMatch: true,
+  };
 }
