@@ -27,12 +27,15 @@ import {
   maintenanceJobDone,
   postWebhook,
   queueIdle,
+  reportInfusion,
   waitFor,
 } from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** When the pump gave the session, within the infusion recorded as ending 2027-01-02T10:00Z. */
+const PUMP_GAVE = { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' };
 
 describe('worker failures: nothing lost, nothing duplicated', () => {
   let sandbox: FhirSandbox;
@@ -260,24 +263,27 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
       const recorded = await fetch(`${sandbox.baseUrl}/MedicationAdministration`, {
         method: 'POST',
         headers: { 'content-type': 'application/fhir+json' },
-        body: JSON.stringify(
-          administrationOf(order, status, { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
-        ),
+        body: JSON.stringify(administrationOf(order, status, PUMP_GAVE)),
       });
       administration = (await recorded.json()) as MedicationAdministration;
     };
-    const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
-    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
-    await request(service.url)
-      .put(`/webhooks/fhir/CarePlan/${enrolment.carePlanId}`)
-      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
-      .expect(202);
-    await maintenanceJobDone(service, withdrawStoppedPlanJobId(enrolment.carePlanId), 'the stopped plan’s job');
+    await stoppedInEhr(service, enrolment.carePlanId);
     proxy.beforeForward = () => undefined;
     const withdrawn = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect(withdrawn.status).toBe('cancelled');
     expect(administration?.meta?.lastUpdated?.localeCompare(withdrawn.meta!.lastUpdated!)).toBe(-1);
     return { service, enrolment, order: withdrawn, taskId, administration: administration! };
+  }
+
+  /** The plan stopped in the EHR, its change notified (HAPI style), and the plan's job done. */
+  async function stoppedInEhr(service: TestService, carePlanId: string): Promise<void> {
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    await request(service.url)
+      .put(`/webhooks/fhir/CarePlan/${carePlanId}`)
+      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+      .expect(202);
+    await maintenanceJobDone(service, withdrawStoppedPlanJobId(carePlanId), 'the stopped plan’s job');
   }
 
   const undoneBy = async (service: TestService, taskId: string) =>
@@ -298,13 +304,7 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     expect(provenance.entity?.map((e) => e.what.reference)).toContain(`MedicationAdministration/${administration.id}`);
     expect(provenance.target.map((t) => t.reference)).toEqual([`Task/${taskId}`, `MedicationRequest/${order.id}`]);
     // The infusion the pump gave it during, recorded under the stopped plan: the session done, its order completed.
-    const infusion = await completeInfusion(service, enrolment, '2027-01-02T10:00:00.000Z');
-    await request(service.url)
-      .post('/events/infusion-completed')
-      .set(service.as('integration'))
-      .send({ procedure: `Procedure/${infusion}` })
-      .expect(202);
-    await followUpJobDone(service, infusion);
+    await reportInfusion(service, await completeInfusion(service, enrolment, '2027-01-02T10:00:00.000Z'));
     expect((await service.fhir.read<Task>('Task', taskId)).status).toBe('completed');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
@@ -349,16 +349,8 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
 
   it('the pump giving an order after it was withdrawn is not a crossing: the withdrawal stands', async () => {
     const { service, enrolment, order } = await approvedSessionBehindProxy({ orderChangeGraceMs: 0 });
-    const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
-    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
-    await request(service.url)
-      .put(`/webhooks/fhir/CarePlan/${enrolment.carePlanId}`)
-      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
-      .expect(202);
-    await maintenanceJobDone(service, withdrawStoppedPlanJobId(enrolment.carePlanId), 'the stopped plan’s job');
-    const { resource: late } = await service.fhir.create(
-      administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
-    );
+    await stoppedInEhr(service, enrolment.carePlanId);
+    const { resource: late } = await service.fhir.create(administrationOf(order, 'completed', PUMP_GAVE));
     await postWebhook(service, JSON.stringify(late)).expect(202);
     await maintenanceJobDone(service, administrationRecordedJobId(late.id!), 'the administration’s job');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
