@@ -22,7 +22,7 @@ import { JOBS, QUEUES } from '@kc/queue';
 import { protocolWindowOf } from '@kc/protocols';
 import { ORDER_KEY_SYSTEM, orderKeySearch } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
-import { administrationOf } from './fixtures/orders';
+import { administrationOf, ehrReplacementOf } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
@@ -94,6 +94,11 @@ describe.each([
    * found a fault in about one such day in twelve). CLINIC_DAY_PUMP=0 leaves the pump out.
    */
   const PUMP = process.env.CLINIC_DAY_PUMP !== '0';
+  /**
+   * Doses changed (session 37): the EHR replaces orders (priorPrescription) and the clinicians use `$change-dose`. Off by
+   * default: it found two faults (fixed, trust.e2e-spec) and had run too few days when the session ended to be in CI.
+   */
+  const DOSE_CHANGES = process.env.CLINIC_DAY_DOSE_CHANGES === '1';
   let service: TestService;
   const random = prng(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
@@ -173,7 +178,13 @@ describe.each([
       if (orders.length === 0) return;
       const order = pick(orders);
       ehrClosed.add(order.id!);
-      if (random() < 0.3) await deleteInStore(`MedicationRequest/${order.id}`);
+      const how = random();
+      if (how < 0.25) await deleteInStore(`MedicationRequest/${order.id}`);
+      else if (DOSE_CHANGES && how < 0.5) {
+        // A dose changed in the EHR: its replacement written (priorPrescription), then the order cancelled.
+        await service.fhir.create(ehrReplacementOf(order));
+        await ehrUpdate({ ...order, status: 'cancelled' });
+      }
       // As an EHR cancels: If-Match on what it read; somebody else's change first is the EHR's to retry.
       else await ehrUpdate({ ...order, status: 'cancelled' });
     } else if (roll < 0.8) {
@@ -288,6 +299,17 @@ describe.each([
     const sessions = items.filter((i) => i.request?.startsWith('MedicationRequest/'));
     const item = sessions.length && random() < 0.5 ? pick(sessions) : pick(items);
     const roll = random();
+    if (DOSE_CHANGES && list === '/to-do' && item.request?.startsWith('MedicationRequest/') && roll < 0.25) {
+      // The dose of an approved session changed before it is given (its order replaced).
+      const res = await request(service.url)
+        .post(`/tasks/${item.id}/$change-dose`)
+        .set(clinician())
+        .send({ versionId: item.versionId, rate: { value: 0.5, unit: 'mg/kg/h' }, reason: 'weighed again' });
+      note('$change-dose', res, [200, ...EXPECTED_REFUSALS]);
+      if (res.status === 200)
+        decisions.push({ taskId: item.id, seenVersion: item.versionId!, decision: 'change-dose' });
+      return;
+    }
     if (list === '/worklist' && roll < 0.15) {
       const some = items.slice(0, 3).map((i) => ({ id: i.id, versionId: i.versionId }));
       const res = await request(service.url).post('/tasks/$bulk-approve').set(clinician()).send({ tasks: some });
@@ -589,17 +611,34 @@ describe.each([
     }
     expect(closedAfterGiven).toEqual([]);
 
+    // A session's orders: those its approvals wrote (its key) and the EHR's replacements of them, at any depth.
+    const ordersOfSession = (taskId: string) => {
+      const chain = orders.filter((o) => orderKey(o) === `Task/${taskId}`);
+      for (let more = true; more;) {
+        const ids = new Set(chain.map((o) => `MedicationRequest/${o.id}`));
+        const next = orders.filter(
+          (o) => !chain.includes(o) && ids.has((o as MedicationRequest).priorPrescription?.reference ?? ''),
+        );
+        chain.push(...next);
+        more = next.length > 0;
+      }
+      return chain;
+    };
+    const toGiveOrHeld = (o: { status: string }) => o.status === 'active' || o.status === 'on-hold';
     // Never two orders to give for one Task (a rejection, a hold or a withdrawal reaches one of them).
-    const openByTask = new Map<string, string[]>();
-    for (const o of orders.filter((o) => o.status === 'active' || o.status === 'on-hold'))
-      if (orderKey(o)) openByTask.set(orderKey(o)!, [...(openByTask.get(orderKey(o)!) ?? []), o.id!]);
-    expect([...openByTask].filter(([, ids]) => ids.length > 1)).toEqual([]);
+    const twice = tasks.map((t) => ({
+      task: t.id,
+      open: ordersOfSession(t.id!)
+        .filter(toGiveOrHeld)
+        .map((o) => o.id),
+    }));
+    expect(twice.filter((t) => t.open.length > 1)).toEqual([]);
     for (const task of tasks.filter((t) => t.status === 'ready' || t.status === 'on-hold')) {
       if (!task.focus?.reference?.startsWith('MedicationRequest/') || task.basedOn?.length !== 1) continue;
+      const chain = ordersOfSession(task.id!);
       // A session the pump began is the infusion's: the EHR closing its order leaves it approved (docs/task-states.md).
-      if (orders.some((o) => orderKey(o) === `Task/${task.id}` && given.some((g) => g.order === o.id))) continue;
-      const its = orders.filter((o) => orderKey(o) === `Task/${task.id}` && ['active', 'on-hold'].includes(o.status));
-      expect({ task: task.id, orders: its.length }).toEqual({ task: task.id, orders: 1 });
+      if (chain.some((o) => given.some((g) => g.order === o.id))) continue;
+      expect({ task: task.id, orders: chain.filter(toGiveOrHeld).length }).toEqual({ task: task.id, orders: 1 });
     }
 
     // The lists show exactly what the store holds: awaiting approval (or held) on the worklist, approved on the

@@ -605,6 +605,37 @@ describe('trustworthy plans', () => {
     );
   });
 
+  it('a session whose order the EHR replaced (a dose changed there): its infusion completes the replacement, not only the order written here', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
+    await service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled' });
+    const infusion = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-02T10:00:00Z',
+    );
+    await reportInfusion(service, infusion);
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
+    // Before, the EHR's replacement stayed active after the session was given: to be given again.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('completed');
+    expect(await activeOrdersOf(subject)).toEqual([]);
+  });
+
+  it('a session whose order the EHR replaced, rejected: the replacement is cancelled with it', async () => {
+    const { subject, task, order } = await approvedInfusion();
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
+    await service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled' });
+    const current = await service.fhir.read<Task>('Task', task.id!);
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: current.meta!.versionId, reason: 'Not now' })
+      .expect(200);
+    // Before, the EHR's replacement stayed active under a rejected session.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('cancelled');
+    expect(await activeOrdersOf(subject)).toEqual([]);
+  });
+
   it('a session the pump gave whose Task the EHR then deleted: its infusion completes the order (never left to give again)', async () => {
     const { subject, carePlan, task, order } = await approvedInfusion();
     await service.fhir.create(

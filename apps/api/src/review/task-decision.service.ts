@@ -5,13 +5,14 @@ import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
-import { sessionOrdersOf } from '@kc/nest-core';
+import { ehrOrdersOf, sessionOrdersOf } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
   approvedOnOrder,
   cancelledProposal,
   isApproved,
+  isOpenOrder,
   isTaskHeldForContraindication,
   isReturnedForReview,
   orderFromProposal,
@@ -301,14 +302,24 @@ export class TaskDecisionService {
       status: 'active,on-hold',
       ...(proposal.resourceType === 'MedicationRequest' ? { _revinclude: 'MedicationAdministration:request' } : {}),
     });
-    const started = sessionBegunBy(includedOf<MedicationAdministration>(found, 'MedicationAdministration'));
+    const keyed = matchesOf<Proposal>(found);
+    // None written here still open: the EHR's replacement of it (a dose changed there) is the order that would be
+    // given, and goes with the rejection (before session 37 it stayed active under a rejected session).
+    const inEhr =
+      !keyed.length && proposal.resourceType === 'MedicationRequest'
+        ? (await ehrOrdersOf(this.fhir, [task])).get(task.id!)
+        : undefined;
+    const started = sessionBegunBy([
+      ...includedOf<MedicationAdministration>(found, 'MedicationAdministration'),
+      ...(inEhr?.administrations ?? []),
+    ]);
     if (started) {
       const when = started.effectivePeriod?.start ?? started.effectiveDateTime;
       throw conflict(
         `This session has begun${when ? ` (the pump recorded it at ${when})` : ''}: stop it at the pump if it must not go on; the infusion, once recorded, completes this task`,
       );
     }
-    return matchesOf<Proposal>(found);
+    return inEhr && isOpenOrder(inEhr.order) ? [...keyed, inEhr.order as Proposal] : keyed;
   }
 
   /**

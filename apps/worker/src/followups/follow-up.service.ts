@@ -36,11 +36,17 @@ import {
   type InfusionCompleted,
   type InfusionDefinition,
 } from '@kc/followups';
-import { PlanDefinitions } from '@kc/nest-core';
+import { ehrOrdersOf, PlanDefinitions, type EhrOrder } from '@kc/nest-core';
 import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
-import { orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
+import { isOpenOrder, orderAnsweredBy, orderTaskIdOf, sessionBegunBy } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
+
+/**
+ * What an event's reads found, and the EHR's replacements of approved sessions' orders (a dose changed in the EHR), read
+ * only when the patient has one open: the order an answered session's infusion closes, and the one the pump gives.
+ */
+type Surroundings = EventSurroundings & { ehrOrders?: Map<string, EhrOrder> };
 
 export type FollowUpOutcome =
   | {
@@ -105,7 +111,7 @@ export class FollowUpService {
    * for this infusion), (3) one transaction holding every event's creates, the If-Match updates of the Tasks each
    * infusion fulfils or supersedes (and of their pending reminders, revoked, and their orders, closed) and each
    * CarePlan's activity list. More only when a search has more than one page (a CarePlan with over 1,000
-   * infusions), or as below.
+   * infusions), when the patient has an open order the EHR wrote to replace another (withEhrReplacements), or as below.
    *
    * Each event's result is its own: one that fails to read or plan fails alone. Events of one CarePlan (or one
    * Procedure twice) are handled one after another, each reading what the one before wrote. A transaction of several
@@ -172,13 +178,14 @@ export class FollowUpService {
     if (!round.length) return [];
     this.metrics.batchEvents.observe(round.length);
     await Promise.all(round.map(({ index }) => progressOf(events[index])(20, 'read infusion')));
-    let around: EventSurroundings[];
+    let around: Surroundings[];
     try {
-      around = await readAround(
+      const read = await readAround(
         this.fhir,
         round.map((r) => r.context),
         { careTeams: this.config.followUpOwner === 'care-team' },
       );
+      around = await Promise.all(read.map((a) => this.withEhrReplacements(a)));
     } catch (err) {
       for (const { index } of round) results[index] = { status: 'rejected', reason: err };
       return [];
@@ -215,7 +222,7 @@ export class FollowUpService {
    * completed, their reminders ended), and the orders it gave whose Task is gone completed; nothing new is planned and
    * nothing else superseded. Undefined when the pump gave none of them.
    */
-  private answersOnly(context: EventContext, around: EventSurroundings, now: Date): PlannedWrites | undefined {
+  private answersOnly(context: EventContext, around: Surroundings, now: Date): PlannedWrites | undefined {
     const { event, procedure, infusion, plan, definitions } = context;
     const pump = pumpRecordsOf(around);
     const openTasks = around.openTasks.filter((t) => t.id && pump.givenTaskIds.has(t.id));
@@ -254,6 +261,23 @@ export class FollowUpService {
         };
       },
     };
+  }
+
+  /**
+   * The EHR's open replacements of the orders approved sessions were given here (ehrOrdersOf: two batches), only when
+   * the patient has an open order replacing another and an approved session with no open order of this service's
+   * (rare: an event otherwise keeps its three round trips). Before session 37 the infusion that answered such a session
+   * closed only the order written here, already closed, and left the EHR's replacement active, to be given again.
+   */
+  private async withEhrReplacements(around: Surroundings): Promise<Surroundings> {
+    if (!around.orders.some((o) => !orderTaskIdOf(o) && o.priorPrescription?.reference)) return around;
+    const ordered = new Set(around.orders.flatMap((o) => orderTaskIdOf(o) ?? []));
+    const sessions = around.openTasks.filter(
+      (t) => t.id && !ordered.has(t.id) && t.status !== 'draft' && t.focus?.reference?.startsWith('MedicationRequest/'),
+    );
+    if (!sessions.length) return around;
+    const found = await ehrOrdersOf(this.fhir, sessions);
+    return { ...around, ehrOrders: new Map([...found].filter(([, e]) => isOpenOrder(e.order))) };
   }
 
   /**
@@ -327,7 +351,7 @@ export class FollowUpService {
   }
 
   /** An event's follow-ups worked out by the pure rules, as transaction entries and how to read their answers. */
-  private planWrites(context: EventContext, around: EventSurroundings, now: Date): PlannedWrites {
+  private planWrites(context: EventContext, around: Surroundings, now: Date): PlannedWrites {
     const { procedure, event, carePlan, plan, definitions, infusion } = context;
     const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
     const pump = pumpRecordsOf(around);
@@ -453,7 +477,7 @@ export class FollowUpService {
     procedure: Procedure;
     infusion: InfusionDefinition;
     infusionActions: Set<string>;
-    around: EventSurroundings;
+    around: Surroundings;
     pump: PumpRecords;
     newTasks: (FollowUp & { fullUrl: string })[];
     now: Date;
@@ -484,7 +508,9 @@ export class FollowUpService {
       else updateEntries.push(updateEntry(next, update.task.meta!.versionId));
       counts[update.outcome === 'done' ? 'done' : 'superseded']++;
       // An approved Task's order: given, or no longer to be given.
-      const order = update.task.id ? orders.get(update.task.id) : undefined;
+      const order = update.task.id
+        ? (orders.get(update.task.id) ?? input.around.ehrOrders?.get(update.task.id)?.order)
+        : undefined;
       if (order) {
         updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
         counts.ordersClosed++;
@@ -568,11 +594,18 @@ interface PumpRecords {
   begunTaskIds: Set<string>;
 }
 
-function pumpRecordsOf(around: EventSurroundings): PumpRecords {
-  return {
-    givenTaskIds: tasksThePumpGave(around.given, around.openTasks),
-    begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered),
-  };
+function pumpRecordsOf(around: Surroundings): PumpRecords {
+  const givenTaskIds = tasksThePumpGave(around.given, around.openTasks);
+  const begunTaskIds = tasksThePumpBegan(around.orders, around.ordersAdministered);
+  // The EHR's replacement of a session's order, begun or given at the pump, counts as the session's own.
+  const givenNow = new Set(
+    around.given.administrations.filter((a) => sessionBegunBy([a])).map((a) => a.request?.reference),
+  );
+  for (const [taskId, { order, administrations }] of around.ehrOrders ?? []) {
+    if (sessionBegunBy(administrations)) begunTaskIds.add(taskId);
+    if (givenNow.has(`MedicationRequest/${order.id}`)) givenTaskIds.add(taskId);
+  }
+  return { givenTaskIds, begunTaskIds };
 }
 
 /** The order an approval of this Task wrote, among the patient's orders still to be given. */
