@@ -1,15 +1,7 @@
 import type { MedicationAdministration, MedicationRequest, Procedure, Reference, Task } from '@medplum/fhirtypes';
-import {
-  isOpen,
-  isOpenOrder,
-  orderAnsweredBy,
-  orderTaskIdOf,
-  sessionBegunBy,
-  stateOf,
-  transition,
-} from '@kc/task-states';
+import { isOpen, isOpenOrder, orderAnsweredBy, orderTaskIdOf, sessionBegunBy, stateOf } from '@kc/task-states';
 import { isOfInfusion } from './infusion-as-given';
-import { answeredByInfusion } from './superseded';
+import { answeredByInfusion, applyInfusionUpdate } from './superseded';
 
 /**
  * An approved session this service closed (superseded by another infusion, withdrawn with its stopped plan) on a read
@@ -108,7 +100,7 @@ export function answeredByInfusionGiven(input: {
   const { start, end } = input.infusion.performedPeriod ?? {};
   const by = answeredByInfusion(input.infusion.id!, Date.parse(end ?? start ?? ''), input.zone);
   return {
-    task: transition(input.task, { event: 'complete', now: input.now, output: by }),
+    task: applyInfusionUpdate({ task: input.task, outcome: 'done', by }, input.now),
     order: orderAnsweredBy(input.order, 'done', by) as MedicationRequest,
     by,
   };

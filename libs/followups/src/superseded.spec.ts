@@ -80,4 +80,28 @@ describe('the sessions the pump gave during an infusion', () => {
     );
     expect(orphans.map((o) => o.id)).toEqual(['of-deleted']);
   });
+
+  it('the EHR’s replacement of a session’s order, begun or given at the pump, counts as the session’s own', () => {
+    const replacements = new Map([
+      [
+        'replaced',
+        {
+          order: order('ehr-replacement'),
+          administrations: [administration('MedicationRequest/ehr-replacement', 'in-progress')],
+        },
+      ],
+      ['waiting', { order: order('ehr-waiting'), administrations: [] }],
+    ]);
+    expect([...tasksThePumpBegan([], [], replacements)]).toEqual(['replaced']);
+    const given = tasksThePumpGave(
+      {
+        administrations: [administration('MedicationRequest/ehr-replacement', 'completed')],
+        orders: [order('ehr-replacement')],
+        medications: [],
+      },
+      [],
+      replacements,
+    );
+    expect([...given]).toEqual(['replaced']);
+  });
 });

@@ -17,6 +17,12 @@ import {
 } from '@kc/protocols';
 import { isOpen, isOpenOrder, orderTaskIdOf, ordersApprovedOn, sessionBegunBy, transition } from '@kc/task-states';
 import type { AdministrationRecords } from './infusion-as-given';
+
+/** The EHR's open replacement of the order a session was given here (a dose changed there), with the pump's records of it. */
+export interface ReplacementOrder {
+  order: MedicationRequest;
+  administrations: MedicationAdministration[];
+}
 import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
 
@@ -131,26 +137,37 @@ export function answeredByInfusion(procedureId: string, end: number, zone?: stri
 }
 
 /**
- * The Tasks whose order (this service's, by its key) the pump has begun or given, from the patient's open orders and
- * what the pump recorded of them.
+ * The Tasks whose order the pump has begun or given, from the patient's open orders and what the pump recorded of
+ * them: this service's (its order key), or the EHR's replacement of it (`replacements`, by Task id, with what the pump
+ * recorded of each).
  */
 export function tasksThePumpBegan(
   orders: MedicationRequest[],
   administrations: MedicationAdministration[],
+  replacements: ReadonlyMap<string, ReplacementOrder> = new Map(),
 ): Set<string> {
-  return new Set(tasksOrderingAny(orders, requestsBegun(administrations)));
+  const begunReplacements = [...replacements].filter(([, r]) => sessionBegunBy(r.administrations)).map(([id]) => id);
+  return new Set([...tasksOrderingAny(orders, requestsBegun(administrations)), ...begunReplacements]);
 }
 
 /**
  * The Tasks whose order the pump recorded giving during an infusion (its administrations begun or given, by
- * `request`): the session this service ordered (its order key), or one approved on the EHR's order (`basedOn`).
+ * `request`): the session this service ordered (its order key), one approved on the EHR's order (`basedOn`), or one
+ * whose order the EHR replaced (`replacements`, by Task id).
  */
-export function tasksThePumpGave(given: AdministrationRecords, openTasks: Task[]): Set<string> {
+export function tasksThePumpGave(
+  given: AdministrationRecords,
+  openTasks: Task[],
+  replacements: ReadonlyMap<string, ReplacementOrder> = new Map(),
+): Set<string> {
   const gave = requestsBegun(given.administrations);
   const approvedOnThem = openTasks
     .filter((t) => t.id && ordersApprovedOn(t).some((r) => gave.has(r)))
     .map((t) => t.id!);
-  return new Set([...tasksOrderingAny(given.orders, gave), ...approvedOnThem]);
+  const replacedThem = [...replacements]
+    .filter(([, r]) => gave.has(`${r.order.resourceType}/${r.order.id}`))
+    .map(([id]) => id);
+  return new Set([...tasksOrderingAny(given.orders, gave), ...approvedOnThem, ...replacedThem]);
 }
 
 /**

@@ -38,7 +38,7 @@ import {
 } from '@kc/followups';
 import { ehrOrdersOf, PlanDefinitions, type EhrOrder } from '@kc/nest-core';
 import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
-import { isOpenOrder, orderAnsweredBy, orderTaskIdOf, sessionBegunBy } from '@kc/task-states';
+import { isOpenOrder, orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 
@@ -595,17 +595,11 @@ interface PumpRecords {
 }
 
 function pumpRecordsOf(around: Surroundings): PumpRecords {
-  const givenTaskIds = tasksThePumpGave(around.given, around.openTasks);
-  const begunTaskIds = tasksThePumpBegan(around.orders, around.ordersAdministered);
   // The EHR's replacement of a session's order, begun or given at the pump, counts as the session's own.
-  const givenNow = new Set(
-    around.given.administrations.filter((a) => sessionBegunBy([a])).map((a) => a.request?.reference),
-  );
-  for (const [taskId, { order, administrations }] of around.ehrOrders ?? []) {
-    if (sessionBegunBy(administrations)) begunTaskIds.add(taskId);
-    if (givenNow.has(`MedicationRequest/${order.id}`)) givenTaskIds.add(taskId);
-  }
-  return { givenTaskIds, begunTaskIds };
+  return {
+    givenTaskIds: tasksThePumpGave(around.given, around.openTasks, around.ehrOrders),
+    begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered, around.ehrOrders),
+  };
 }
 
 /** The order an approval of this Task wrote, among the patient's orders still to be given. */
