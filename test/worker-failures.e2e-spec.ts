@@ -191,6 +191,30 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
   });
 
   /**
+   * The first transaction whose body holds `marker` refused at the proxy as a concurrent change would be (412); later
+   * ones go through. `tried` counts every such write (the caller clears `proxy.intercept`).
+   */
+  function refuseFirstWriteHolding(marker: string): { tried: number } {
+    const writes = { tried: 0 };
+    proxy.intercept = (method, _path, body) =>
+      method === 'POST' && body.includes(marker) && writes.tried++ === 0
+        ? { status: 412, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict' }] } }
+        : undefined;
+    return writes;
+  }
+
+  /** The plan paused or stopped in the EHR, its change notified (HAPI style), and the plan's job done. */
+  async function planChangedInEhr(service: TestService, carePlanId: string, status: CarePlan['status']): Promise<void> {
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status });
+    await request(service.url)
+      .put(`/webhooks/fhir/CarePlan/${carePlanId}`)
+      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
+      .expect(202);
+    await maintenanceJobDone(service, withdrawStoppedPlanJobId(carePlanId), 'the plan’s job');
+  }
+
+  /**
    * A service behind the proxy whose jobs retry at once, and a patient's first session approved: its order, active.
    */
   async function approvedSessionBehindProxy(overrides: Parameters<typeof startTestService>[0] = {}) {
@@ -208,11 +232,7 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
       activeCondition(PREGNANCY[0], PREGNANCY[1], enrolment.patient),
     );
     // The hold's first write is refused as a concurrent change would be (412); the next goes through.
-    let refused = 0;
-    proxy.intercept = (method, _path, body) =>
-      method === 'POST' && body.includes('hold for contraindication') && refused++ === 0
-        ? { status: 412, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict' }] } }
-        : undefined;
+    const writes = refuseFirstWriteHolding('hold for contraindication');
     try {
       await postWebhook(service, JSON.stringify(pregnancy)).expect(202);
       await maintenanceJobDone(
@@ -223,29 +243,19 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     } finally {
       proxy.intercept = () => undefined;
     }
-    expect(refused).toBeGreaterThanOrEqual(2);
+    expect(writes.tried).toBeGreaterThanOrEqual(2);
     // Before, the job ended with the order still active, until the next sweep (15 min).
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
   });
   it('a paused plan’s hold that lost a race is tried again by the plan’s job', async () => {
     const { service, enrolment, order } = await approvedSessionBehindProxy();
-    const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
-    await service.fhir.update<CarePlan>({ ...plan, status: 'on-hold' });
-    let refused = 0;
-    proxy.intercept = (method, _path, body) =>
-      method === 'POST' && body.includes('its care plan is on hold') && refused++ === 0
-        ? { status: 412, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict' }] } }
-        : undefined;
+    const writes = refuseFirstWriteHolding('its care plan is on hold');
     try {
-      await request(service.url)
-        .put(`/webhooks/fhir/CarePlan/${enrolment.carePlanId}`)
-        .set('x-webhook-token', TEST_WEBHOOK_SECRET)
-        .expect(202);
-      await maintenanceJobDone(service, withdrawStoppedPlanJobId(enrolment.carePlanId), 'the paused plan’s job');
+      await planChangedInEhr(service, enrolment.carePlanId, 'on-hold');
     } finally {
       proxy.intercept = () => undefined;
     }
-    expect(refused).toBeGreaterThanOrEqual(2);
+    expect(writes.tried).toBeGreaterThanOrEqual(2);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
   });
   /**
@@ -267,23 +277,12 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
       });
       administration = (await recorded.json()) as MedicationAdministration;
     };
-    await stoppedInEhr(service, enrolment.carePlanId);
+    await planChangedInEhr(service, enrolment.carePlanId, 'revoked');
     proxy.beforeForward = () => undefined;
     const withdrawn = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect(withdrawn.status).toBe('cancelled');
     expect(administration?.meta?.lastUpdated?.localeCompare(withdrawn.meta!.lastUpdated!)).toBe(-1);
     return { service, enrolment, order: withdrawn, taskId, administration: administration! };
-  }
-
-  /** The plan stopped in the EHR, its change notified (HAPI style), and the plan's job done. */
-  async function stoppedInEhr(service: TestService, carePlanId: string): Promise<void> {
-    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
-    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
-    await request(service.url)
-      .put(`/webhooks/fhir/CarePlan/${carePlanId}`)
-      .set('x-webhook-token', TEST_WEBHOOK_SECRET)
-      .expect(202);
-    await maintenanceJobDone(service, withdrawStoppedPlanJobId(carePlanId), 'the stopped plan’s job');
   }
 
   const undoneBy = async (service: TestService, taskId: string) =>
@@ -349,7 +348,7 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
 
   it('the pump giving an order after it was withdrawn is not a crossing: the withdrawal stands', async () => {
     const { service, enrolment, order } = await approvedSessionBehindProxy({ orderChangeGraceMs: 0 });
-    await stoppedInEhr(service, enrolment.carePlanId);
+    await planChangedInEhr(service, enrolment.carePlanId, 'revoked');
     const { resource: late } = await service.fhir.create(administrationOf(order, 'completed', PUMP_GAVE));
     await postWebhook(service, JSON.stringify(late)).expect(202);
     await maintenanceJobDone(service, administrationRecordedJobId(late.id!), 'the administration’s job');
