@@ -441,6 +441,38 @@ describe.each([
     return ids.sort();
   }
 
+  /**
+   * Orders left to give under a plan that authorises none, written to /tmp/kc-debug-<seed>-<time>.json with what explains
+   * them: the plan's and each order's history (and the order written here it replaces), the pump's records, its
+   * session's history, the Provenances naming them, the patient's infusions.
+   */
+  async function dumpOrdersToGive(plan: CarePlan, toGive: MedicationRequest[]): Promise<void> {
+    const get = async (url: string) => (await fetch(`${service.config.fhirBaseUrl}/${url}`)).json();
+    const provenances = await service.fhir.searchAll<Provenance>('Provenance', { _count: 1000 });
+    const orders = [];
+    for (const order of toGive) {
+      let ours = order;
+      while (ours.priorPrescription?.reference && !ours.identifier?.some((i) => i.system === ORDER_KEY_SYSTEM))
+        ours = (await get(ours.priorPrescription.reference)) as MedicationRequest;
+      const key = ours.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
+      const named = [`MedicationRequest/${order.id}`, `MedicationRequest/${ours.id}`, key];
+      orders.push({
+        history: await get(`MedicationRequest/${order.id}/_history`),
+        replacedHistory: ours !== order ? await get(`MedicationRequest/${ours.id}/_history`) : undefined,
+        administrations: await get(`MedicationAdministration?request=MedicationRequest/${order.id}`),
+        taskHistory: key ? await get(`${key}/_history`) : undefined,
+        provenances: provenances.filter((p) => p.target.some((t) => named.includes(t.reference))),
+      });
+    }
+    const dump = {
+      plan: await get(`CarePlan/${plan.id}/_history`),
+      orders,
+      infusions: await get(`Procedure?patient=${plan.subject.reference}`),
+      given,
+    };
+    fs.writeFileSync(`/tmp/kc-debug-${SEED}-${Date.now()}.json`, JSON.stringify(dump, null, 1));
+  }
+
   it(`holds what a clinic relies on (seed ${SEED})`, async () => {
     for (let i = 0; i < PATIENTS; i++) enrolled.push(await enrol(i));
     const halfDay = () =>
@@ -526,6 +558,8 @@ describe.each([
         continue;
       }
       const toGive = orders.filter((o) => planOf(o) === ref && o.status === 'active');
+      // Seen once in ~100 days each (sessions 37, 38), not reproduced: CLINIC_DAY_DEBUG=1 keeps what explains it.
+      if (toGive.length && process.env.CLINIC_DAY_DEBUG) await dumpOrdersToGive(plan, toGive as MedicationRequest[]);
       expect({ plan: ref, status: plan.status, blocked, toGive: toGive.map((o) => o.id) }).toEqual({
         plan: ref,
         status: plan.status,

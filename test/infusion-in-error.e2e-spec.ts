@@ -1,8 +1,9 @@
 import request from 'supertest';
-import type { DetectedIssue, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, MedicationRequest, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import { administrationOf } from './fixtures/orders';
 import { recheckContraindicationsJobId } from '@kc/queue';
 import { approvedSessionOrder, infusedForCheck } from './support/checks';
-import { maintenanceJobDone, postDeletion, postWebhook } from './support/clinic';
+import { completeInfusion, maintenanceJobDone, postDeletion, postWebhook, reportInfusion } from './support/clinic';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -105,6 +106,63 @@ describe('an infusion recorded in error after its follow-ups', () => {
     await service.app.get(ProcedurePoller).poll();
     await heard(procedureId);
     expect((await issuesOf(carePlanId)).map((i) => i.code?.coding?.[0].code)).toEqual(['infusion-recorded-in-error']);
+  });
+
+  it('taken back before its follow-up, after the pump gave a session during it: the session done as the pump recorded, its order completed, the plan held', async () => {
+    const { patient, carePlanId, session } = await infusedForCheck(service);
+    const order = await approvedSessionOrder(service, session);
+    const start = Date.parse(session.restriction!.period!.start!) + 3600_000;
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', { start: iso(start + 300_000), end: iso(start + 3_300_000) }),
+    );
+    const second = await completeInfusion(service, { patient, carePlanId }, iso(start + 3_600_000));
+    const recorded = await service.fhir.read<Procedure>('Procedure', second);
+    const inError = await service.fhir.update<Procedure>({ ...recorded, status: 'entered-in-error' });
+    // Its follow-up runs after it was taken back: it follows up nothing.
+    expect(await reportInfusion(service, second)).toMatchObject({ status: 'ignored' });
+    await postWebhook(service, JSON.stringify(inError)).expect(202);
+    await heard(second);
+
+    // Before, nothing answered the session: approved, its order active after the pump gave it, to be given again (or
+    // held with a paused plan and released to active by an override).
+    const done = await service.fhir.read<Task>('Task', session.id!);
+    expect(done.status).toBe('completed');
+    expect(done.output).toEqual([
+      expect.objectContaining({
+        valueReference: expect.objectContaining({ reference: `MedicationAdministration/${given.id}` }),
+      }),
+    ]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    const [provenance] = await service.fhir
+      .searchAll<Provenance>('Provenance', { target: `Task/${session.id}` })
+      .then((all) => all.filter((p) => p.activity?.text === 'given at the pump'));
+    expect(provenance.entity).toEqual([
+      { role: 'source', what: { reference: `MedicationAdministration/${given.id}` } },
+    ]);
+    // The clinic is told: no check or next session was planned from it.
+    const issues = (await issuesOf(carePlanId)).filter((i) =>
+      i.evidence?.some((e) => e.detail?.some((d) => d.reference === `Procedure/${second}`)),
+    );
+    expect(issues).toHaveLength(1);
+    expect(issues[0].implicated).toEqual(expect.arrayContaining([{ reference: `Task/${session.id}` }]));
+    expect(issues[0].detail).toMatch(
+      /before its follow-ups were planned, but the pump recorded giving 1 approved session/,
+    );
+    // Notified again: nothing more.
+    await postWebhook(service, JSON.stringify(inError)).expect(202);
+    await heard(second);
+    expect(await issuesOf(carePlanId)).toHaveLength(issues.length);
+
+    // Paused, then overridden: the order the pump gave stays completed.
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'on-hold' });
+    await request(service.url)
+      .post(`/detected-issues/${issues[0].id}/$override`)
+      .set(clinician())
+      .send({ versionId: issues[0].meta!.versionId, reason: 'Infusion recorded again by hand' })
+      .expect(200);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 
   it('a completed infusion notified again changes nothing', async () => {

@@ -621,6 +621,47 @@ describe('trustworthy plans', () => {
     expect(await activeOrdersOf(subject)).toEqual([]);
   });
 
+  it('a session whose order the EHR replaced but left open too (its cancel not written): its infusion closes both', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
+    const infusion = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-02T10:00:00Z',
+    );
+    await reportInfusion(service, infusion);
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    // Before, the EHR's replacement stayed active under the done session, beyond any hold of its plan: to be given again.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('completed');
+    expect(await activeOrdersOf(subject)).toEqual([]);
+  });
+
+  it('a session whose order the EHR replaced but left open too, rejected: both cancelled; 409 once the pump began the replacement', async () => {
+    const { subject, task, order } = await approvedInfusion();
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
+    const current = await service.fhir.read<Task>('Task', task.id!);
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: current.meta!.versionId, reason: 'Not now' })
+      .expect(200);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
+    // Before, the EHR's replacement stayed active under the rejected session.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('cancelled');
+    expect(await activeOrdersOf(subject)).toEqual([]);
+
+    const begun = await approvedInfusion();
+    const { resource: running } = await service.fhir.create(ehrReplacementOf(begun.order));
+    await service.fhir.create(administrationOf(running, 'in-progress', { start: '2027-01-02T09:05:00Z' }));
+    const task2 = await service.fhir.read<Task>('Task', begun.task.id!);
+    await request(service.url)
+      .post(`/tasks/${begun.task.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: task2.meta!.versionId, reason: 'Not now' })
+      .expect(409);
+  });
+
   it('a session whose order the EHR replaced, rejected: the replacement is cancelled with it', async () => {
     const { subject, task, order } = await approvedInfusion();
     const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));

@@ -19,3 +19,4 @@ export * from './check-answered-elsewhere';
 export * from './appointment-booking';
 export * from './booking-advice';
 export * from './crossed-closings';
+export * from './given-during-infusion-in-error';

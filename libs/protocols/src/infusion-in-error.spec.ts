@@ -47,4 +47,21 @@ describe('an infusion recorded in error', () => {
       }),
     ).toBeUndefined();
   });
+
+  it('taken back before its follow-ups, with a session the pump gave during it: the issue names the session and says nothing was planned', () => {
+    const issue = infusionInErrorIssue({
+      procedure,
+      carePlan: 'CarePlan/cp',
+      patient: { reference: 'Patient/x' },
+      planned: [],
+      answered: [],
+      givenAtThePump: [task('session', { status: 'completed' })],
+      identified: '2027-01-05T10:00:00.000Z',
+    })!;
+    expect(issue.implicated?.map((r) => r.reference)).toEqual(['CarePlan/cp', 'Task/session']);
+    expect(issue.detail).toMatch(
+      /^The infusion Procedure\/p1 was recorded in error before its follow-ups were planned/,
+    );
+    expect(issue.detail).toMatch(/no post-infusion check or next session was planned/);
+  });
 });

@@ -8,7 +8,7 @@ export const INFUSION_IN_ERROR_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/infu
 export const INFUSION_RECORDED_IN_ERROR: Coding = {
   system: SERVICE_CODE_SYSTEM,
   code: 'infusion-recorded-in-error',
-  display: 'Infusion recorded in error after its follow-ups were planned',
+  display: 'Infusion recorded in error after its follow-ups were planned or its session was given',
 };
 
 /**
@@ -31,6 +31,11 @@ export interface InfusionInErrorAt {
   patient: NonNullable<DetectedIssue['patient']>;
   planned: Task[];
   answered: Task[];
+  /**
+   * Sessions the pump gave during it, answered here by the pump's record since it was taken back before its follow-up
+   * ran (sessionsGivenDuringInfusionInError): their post-infusion check and next sessions were never planned.
+   */
+  givenAtThePump?: Task[];
   identified: string;
 }
 
@@ -42,9 +47,11 @@ export interface InfusionInErrorAt {
  * and overrides it with what was decided. Undefined when the infusion left nothing behind.
  */
 export function infusionInErrorIssue(at: InfusionInErrorAt): DetectedIssue | undefined {
-  const tasks = [...at.planned, ...at.answered];
+  const given = at.givenAtThePump ?? [];
+  const tasks = [...at.planned, ...at.answered, ...given];
   if (!tasks.length) return undefined;
   const reference = `Procedure/${at.procedure.id}`;
+  const followedUp = at.planned.length + at.answered.length > 0;
   return {
     resourceType: 'DetectedIssue',
     identifier: [{ system: INFUSION_IN_ERROR_KEY_SYSTEM, value: reference }],
@@ -56,11 +63,16 @@ export function infusionInErrorIssue(at: InfusionInErrorAt): DetectedIssue | und
     implicated: [{ reference: at.carePlan }, ...tasks.map((t) => ({ reference: `Task/${t.id}` }))],
     evidence: [{ detail: [{ reference }] }],
     detail:
-      `The infusion ${reference} was recorded in error after its follow-ups were planned: ` +
-      `${at.planned.length} Task(s) it planned are timed from it, and ${at.answered.length} it answered are done or ` +
-      'superseded although it did not happen. Its approved orders are held, and nothing more under the plan is ' +
-      'approved, until a clinician has put the plan right (reject, reschedule or approve again) and overrides this ' +
-      'with what was decided.',
+      (followedUp
+        ? `The infusion ${reference} was recorded in error after its follow-ups were planned: ` +
+          `${at.planned.length} Task(s) it planned are timed from it, and ${at.answered.length} it answered are done ` +
+          'or superseded although it did not happen. '
+        : `The infusion ${reference} was recorded in error before its follow-ups were planned, but the pump recorded ` +
+          `giving ${given.length} approved session(s) during it: they are done and their orders completed as the ` +
+          'pump recorded, and no post-infusion check or next session was planned from it (record the infusion ' +
+          'again to plan them). ') +
+      'Its approved orders are held, and nothing more under the plan is approved, until a clinician has put the plan ' +
+      'right (reject, reschedule or approve again) and overrides this with what was decided.',
   };
 }
 

@@ -1,6 +1,13 @@
 import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { medicationOrder, PUMP_RUNNING } from '../../../test/fixtures/plans';
-import { closedInEhrWords, closedUngiven, orderInEhr, ordersBySession, sessionIdsOfOrder } from './order-in-ehr';
+import {
+  closedInEhrWords,
+  closedUngiven,
+  openReplacementsOf,
+  orderInEhr,
+  ordersBySession,
+  sessionIdsOfOrder,
+} from './order-in-ehr';
 import { orderKeyFor } from './request-authorisation';
 
 const at = (minute: number) => `2027-01-10T10:${String(minute).padStart(2, '0')}:00Z`;
@@ -108,5 +115,17 @@ describe('an approved session’s order as the EHR has it', () => {
       't1',
     ]);
     expect(sessionIdsOfOrder(ehr, [])).toEqual([]);
+  });
+});
+
+describe('the EHR’s replacements left open beside the orders they replace', () => {
+  it('are found at any depth, open only, and not the orders being closed themselves', () => {
+    const ours = order('ours', 'active', 1);
+    const first = order('first', 'active', 2, 'ours');
+    const second = order('second', 'on-hold', 3, 'first');
+    const closed = order('closed', 'cancelled', 4, 'ours');
+    const unrelated = order('unrelated', 'active', 5, 'other');
+    const found = openReplacementsOf(new Set(['MedicationRequest/ours']), [ours, first, second, closed, unrelated]);
+    expect(found.map((o) => o.id)).toEqual(['first', 'second']);
   });
 });

@@ -5,7 +5,7 @@ import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
-import { ehrOrdersOf, sessionOrdersOf } from '@kc/nest-core';
+import { ehrOrdersOf, sessionOrdersOf, type EhrOrder } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
@@ -19,6 +19,7 @@ import {
   orderInEhr,
   orderKeyFor,
   orderKeySearch,
+  openReplacementsOf,
   orderTaskIdOf,
   replacementOrdersParams,
   sessionBegunBy,
@@ -304,14 +305,15 @@ export class TaskDecisionService {
     });
     const keyed = matchesOf<Proposal>(found);
     // None written here still open: the EHR's replacement of it (a dose changed there) is the order that would be
-    // given, and goes with the rejection (before session 37 it stayed active under a rejected session).
-    const inEhr =
-      !keyed.length && proposal.resourceType === 'MedicationRequest'
-        ? (await ehrOrdersOf(this.fhir, [task])).get(task.id!)
-        : undefined;
+    // given, and goes with the rejection (before session 37 it stayed active under a rejected session). Some open: so
+    // do the EHR's replacements of them it left open beside them (its cancel not written; session 38).
+    const isMedication = proposal.resourceType === 'MedicationRequest';
+    const inEhr = !keyed.length && isMedication ? (await ehrOrdersOf(this.fhir, [task])).get(task.id!) : undefined;
+    const leftOpen = keyed.length && isMedication ? await this.replacementsLeftOpen(keyed as MedicationRequest[]) : [];
     const started = sessionBegunBy([
       ...includedOf<MedicationAdministration>(found, 'MedicationAdministration'),
       ...(inEhr?.administrations ?? []),
+      ...leftOpen.flatMap((r) => r.administrations),
     ]);
     if (started) {
       const when = started.effectivePeriod?.start ?? started.effectiveDateTime;
@@ -319,7 +321,32 @@ export class TaskDecisionService {
         `This session has begun${when ? ` (the pump recorded it at ${when})` : ''}: stop it at the pump if it must not go on; the infusion, once recorded, completes this task`,
       );
     }
-    return inEhr && isOpenOrder(inEhr.order) ? [...keyed, inEhr.order as Proposal] : keyed;
+    if (inEhr && isOpenOrder(inEhr.order)) return [...keyed, inEhr.order as Proposal];
+    return [...keyed, ...leftOpen.map((r) => r.order as Proposal)];
+  }
+
+  /**
+   * The EHR's replacements of open orders written here (`priorPrescription`, at any depth) that it left open beside
+   * them, with what the pump recorded of them: one search of the patient's open orders.
+   */
+  private async replacementsLeftOpen(keyed: MedicationRequest[]): Promise<EhrOrder[]> {
+    const patient = keyed[0].subject?.reference;
+    if (!patient) return [];
+    const found = await this.fhir.search<MedicationRequest | MedicationAdministration>('MedicationRequest', {
+      subject: patient,
+      intent: 'order',
+      status: 'active,on-hold',
+      _revinclude: 'MedicationAdministration:request',
+      _count: 200,
+    });
+    const administrations = includedOf<MedicationAdministration>(found, 'MedicationAdministration');
+    return openReplacementsOf(
+      new Set(keyed.map((o) => `MedicationRequest/${o.id}`)),
+      matchesOf<MedicationRequest>(found),
+    ).map((order) => ({
+      order,
+      administrations: administrations.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`),
+    }));
   }
 
   /**

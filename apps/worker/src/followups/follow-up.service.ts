@@ -38,7 +38,7 @@ import {
 } from '@kc/followups';
 import { ehrOrdersOf, PlanDefinitions, type EhrOrder } from '@kc/nest-core';
 import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
-import { isOpenOrder, orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
+import { isOpenOrder, openReplacementsOf, orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 
@@ -514,6 +514,14 @@ export class FollowUpService {
       if (order) {
         updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
         counts.ordersClosed++;
+        // The EHR's replacement of it left open beside it goes with the session too.
+        for (const replacement of openReplacementsOf(new Set([`MedicationRequest/${order.id}`]), input.around.orders)) {
+          if (updateEntries.some((e) => e.resource?.id === replacement.id)) continue;
+          updateEntries.push(
+            updateEntry(orderAnsweredBy(replacement, update.outcome, update.by), replacement.meta?.versionId),
+          );
+          counts.ordersClosed++;
+        }
       }
     }
     // Orders the pump gave during this infusion that no open Task answers (their Task deleted on the server): given.

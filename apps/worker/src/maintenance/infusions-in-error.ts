@@ -1,14 +1,20 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Procedure, Task } from '@medplum/fhirtypes';
-import { FhirClient } from '@kc/fhir';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient, updateEntry } from '@kc/fhir';
+import { sessionsGivenDuringInfusionInError, type GivenAtThePump } from '@kc/followups';
 import { INFUSION_IN_ERROR_KEY_SYSTEM, infusionInErrorIssue, tasksOfInfusion } from '@kc/protocols';
+import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { ContraindicationSweep } from './contraindication-sweep';
+import { openOrdersOf } from './task-orders';
 
 /**
  * An infusion the EHR marked entered-in-error, or deleted, after its follow-ups were written: recorded once as an
  * `infusion-recorded-in-error` issue on its plan (infusion-in-error.ts), then the plan is checked now, so its approved
  * orders are held, nothing under it is approved and the clinic is told, until a clinician puts it right and overrides
- * the issue. A completed infusion, or one that left nothing behind, changes nothing.
+ * the issue. Taken back before its follow-ups ran, an infusion the pump gave approved sessions during has them answered
+ * by the pump's records (sessionsGivenDuringInfusionInError), with the same issue. A completed infusion, or one that
+ * left nothing behind, changes nothing.
  */
 @Injectable()
 export class InfusionsInError {
@@ -17,6 +23,7 @@ export class InfusionsInError {
   constructor(
     private readonly fhir: FhirClient,
     private readonly contraindications: ContraindicationSweep,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   async heard(procedureId: string, now = new Date()): Promise<{ recorded: number; held: number }> {
@@ -28,19 +35,70 @@ export class InfusionsInError {
     const patient = procedure.subject?.reference;
     if (!carePlan || !patient) return none;
     const tasks = await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, _count: 200 });
+    const leftBehind = tasksOfInfusion(procedureId, tasks);
+    const nothingLeft = !leftBehind.planned.length && !leftBehind.answered.length;
+    const given = nothingLeft ? await this.givenDuring({ ...procedure, id: procedureId }, tasks, now) : [];
     const issue = infusionInErrorIssue({
       procedure: { ...procedure, id: procedureId },
       carePlan,
       patient: { reference: patient },
-      ...tasksOfInfusion(procedureId, tasks),
+      ...leftBehind,
+      givenAtThePump: given.map((g) => g.task.read),
       identified: now.toISOString(),
     });
     if (!issue) return none;
+    // The issue first (conditional: once), then the sessions: a job cut short between them answers them when run again.
     const { created } = await this.fhir.create(issue, {
       ifNoneExist: { identifier: `${INFUSION_IN_ERROR_KEY_SYSTEM}|Procedure/${procedureId}` },
     });
+    if (given.length) await this.answer(given, procedureId, now);
     if (created) this.logger.warn({ msg: 'infusion recorded in error after its follow-ups: plan held', carePlan });
     const { held } = await this.contraindications.recheckFor(carePlan, now);
     return { recorded: created ? 1 : 0, held };
+  }
+
+  /** The plan's approved sessions the pump gave during the infusion: one batch (their open orders, the pump's records). */
+  private async givenDuring(procedure: Procedure, tasks: Task[], now: Date): Promise<GivenAtThePump[]> {
+    const approved = tasks.filter((t) => t.status === 'ready' || t.status === 'on-hold');
+    const orders = await openOrdersOf(this.fhir, approved, new Map());
+    return sessionsGivenDuringInfusionInError({
+      procedureId: procedure.id!,
+      performed: procedure.performedPeriod ?? { start: procedure.performedDateTime, end: procedure.performedDateTime },
+      sessions: approved.flatMap((task) => {
+        const open = orders.get(task.id!);
+        return open ? [{ task, open }] : [];
+      }),
+      now,
+      zone: this.config.clinicTimeZone,
+    });
+  }
+
+  /**
+   * Each session done and its order completed, with If-Match (a change meanwhile, the infusion's own follow-up say,
+   * fails the job, which judges again) and a Provenance naming the service and the pump's records.
+   */
+  private async answer(given: GivenAtThePump[], procedureId: string, now: Date): Promise<void> {
+    const provenance = changeProvenance({
+      targets: given.flatMap(({ task, order }) => [
+        { reference: `Task/${task.read.id}` },
+        { reference: `${order.read.resourceType}/${order.read.id}` },
+      ]),
+      who: THIS_SERVICE,
+      activity: 'given at the pump',
+      now,
+      reason: `Given at the pump during the infusion Procedure/${procedureId}, recorded in error before its follow-ups`,
+    });
+    provenance.entity = given.map(({ administration }) => ({
+      role: 'source',
+      what: { reference: `MedicationAdministration/${administration.id}` },
+    }));
+    await this.fhir.transaction([
+      ...given.flatMap(({ task, order }) => [
+        updateEntry(task.written, task.read.meta?.versionId),
+        updateEntry(order.written, order.read.meta?.versionId),
+      ]),
+      { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+    ]);
+    this.logger.warn({ msg: 'sessions given at the pump during an infusion in error answered', given: given.length });
   }
 }
