@@ -21,6 +21,7 @@ import { ClosedOrdersPoller } from './maintenance/closed-orders-poller';
 import { AdministrationsPoller } from './followups/administrations-poller';
 import { LateAdministrations } from './followups/late-administrations.service';
 import { CrossedClosings } from './followups/crossed-closings.service';
+import { AdministrationRecorded } from './followups/administration-recorded';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { ProtocolNotFoundIssues } from './maintenance/protocol-not-found-issues';
 import { OverdueSweep } from './maintenance/overdue-sweep';
@@ -88,6 +89,7 @@ export class WorkerModule {
         DeletedTasks,
         LateAdministrations,
         CrossedClosings,
+        AdministrationRecorded,
         OpenTasksReader,
         MaintenanceSchedules,
         ReminderDelivery,

@@ -34,12 +34,11 @@ export class CrossedClosings {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
-  /** An administration recorded: the order it names, when this service closed it after the pump began it. */
-  async ofAdministration(administrationId: string, now = new Date()): Promise<{ undone: number }> {
-    const administration = await this.fhir.readIfExists<MedicationAdministration>(
-      'MedicationAdministration',
-      administrationId,
-    );
+  /** An administration recorded (as read; gone: undefined): the order it names, when this service closed it after the pump began it. */
+  async ofAdministration(
+    administration: MedicationAdministration | undefined,
+    now = new Date(),
+  ): Promise<{ undone: number }> {
     const orderId = /^MedicationRequest\/([^/]+)$/.exec(administration?.request?.reference ?? '')?.[1];
     if (!administration || !orderId || !sessionBegunBy([administration])) return { undone: 0 };
     return this.ofOrder(orderId, now);

@@ -62,6 +62,14 @@ export class LateAdministrations {
       'MedicationAdministration',
       administrationId,
     );
+    return this.forAdministration(administration, now);
+  }
+
+  /** The administration as read (gone: undefined). */
+  async forAdministration(
+    administration: MedicationAdministration | undefined,
+    now = new Date(),
+  ): Promise<{ reproposed: number }> {
     const patientId = /^Patient\/([^/]+)$/.exec(administration?.subject?.reference ?? '')?.[1];
     if (!administration || !patientId) return { reproposed: 0 };
     const sessions = await this.proposedSessions(patientId);

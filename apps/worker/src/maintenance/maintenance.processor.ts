@@ -16,7 +16,7 @@ import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { AnsweredOrdersSweep } from './answered-orders-sweep';
 import { ClosedOrderReviews } from './closed-order-reviews';
-import { LateAdministrations } from '../followups/late-administrations.service';
+import { AdministrationRecorded } from '../followups/administration-recorded';
 import { CrossedClosings } from '../followups/crossed-closings.service';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
@@ -47,7 +47,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly openTasks: OpenTasksReader,
     private readonly answeredOrders: AnsweredOrdersSweep,
     private readonly closedOrders: ClosedOrderReviews,
-    private readonly lateAdministrations: LateAdministrations,
+    private readonly administrations: AdministrationRecorded,
     private readonly crossedClosings: CrossedClosings,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
@@ -140,9 +140,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       // Whichever of the pump's record and this service's closing of its order lands last finds the other: a closing
       // that crossed the pump is undone first (the session open again, or answered by its infusion).
       case JOBS.administrationRecorded: {
-        const { administrationId } = job.data as AdministrationRecordedJob;
-        const crossed = await this.crossedClosings.ofAdministration(administrationId);
-        return { ...crossed, ...(await this.lateAdministrations.handle(administrationId)) };
+        return this.administrations.heard((job.data as AdministrationRecordedJob).administrationId);
       }
       case JOBS.orderChanged: {
         const { orderId } = job.data as OrderChangedJob;
