@@ -67,6 +67,7 @@ describe('the embedded store tells the service of its changes', () => {
     const delivered = Number(/^kc_fhir_store_notifications_delivered_total (\d+)/m.exec(metrics)?.[1]);
     expect(delivered).toBeGreaterThan(0);
     expect(metrics).toMatch(/^kc_fhir_store_notifications_pending \d+/m);
+    expect(metrics).toMatch(/^kc_fhir_store_notification_outbox \d+/m);
   });
 
   it('holds an approved order at once when a contraindication is recorded in the store', async () => {

@@ -79,9 +79,11 @@ export async function startFhirSandbox(options: FhirSandboxOptions = {}): Promis
       maxSearchOffset: options.maxSearchOffset,
       sync: options.sync,
       onCommitted: (changes) => notifier?.changed(changes),
+      outbox: (resourceType) => notifier?.wants(resourceType) ?? false,
     });
   if (!options.repository) {
-    notifier = new SubscriptionNotifier({ ...options.notifier, repo, log: logNotification });
+    const outbox = repo instanceof SqliteRepository ? repo : undefined;
+    notifier = new SubscriptionNotifier({ ...options.notifier, repo, outbox, log: logNotification });
     await notifier.start();
   }
   // A repository passed in belongs to the caller; the one made here is closed with the server.

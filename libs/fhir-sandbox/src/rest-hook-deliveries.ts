@@ -48,12 +48,18 @@ export interface RestHookDeliveryOptions {
   concurrency?: number;
   /** How long an endpoint has to answer. */
   timeoutMs?: number;
+  /**
+   * Told when a notification is done with for good: sent, given up, dropped, its Subscription gone, or its resource
+   * changed since (not retried). Not when the deliveries close first: it is still to be sent.
+   */
+  settled?: (delivery: Delivery) => void;
 }
 
 /**
  * The POSTs of rest-hook notifications (rest-hook-request.ts), as Medplum's subscription worker sends them: at least
  * once, unordered, a few in flight, a refused or unanswered one retried with exponential backoff while its version
- * is still the resource's current one, given up after the Subscription's attempts. In memory.
+ * is still the resource's current one, given up after the Subscription's attempts. In memory; the store's outbox
+ * (SubscriptionNotifier) keeps what is not settled across a stop.
  */
 export class RestHookDeliveries {
   private readonly queue: Delivery[] = [];
@@ -96,6 +102,7 @@ export class RestHookDeliveries {
     if (this.closed) return;
     if (this.stats().pending >= this.maxPending) {
       this.counts.dropped++;
+      this.options.settled?.(delivery);
       if (this.counts.dropped % 1000 === 1)
         this.options.log('warn', 'Subscription notifications dropped: the queue is full', {
           maxPending: this.maxPending,
@@ -115,7 +122,7 @@ export class RestHookDeliveries {
   private async deliver(delivery: Delivery): Promise<void> {
     // A Subscription deleted or turned off since is told nothing more (Medplum reads it again at delivery).
     const subscription = this.options.subscription(delivery.subscriptionId);
-    if (!subscription) return;
+    if (!subscription) return this.options.settled?.(delivery);
     const controller = new AbortController();
     this.inFlight.add(controller);
     let failure: string | undefined;
@@ -127,7 +134,8 @@ export class RestHookDeliveries {
     } finally {
       this.inFlight.delete(controller);
     }
-    if (failure !== undefined && !this.closed) this.retryOrDrop(subscription, delivery, failure);
+    if (failure === undefined) this.options.settled?.(delivery);
+    else if (!this.closed) this.retryOrDrop(subscription, delivery, failure);
     this.pump();
   }
 
@@ -182,6 +190,7 @@ export class RestHookDeliveries {
     };
     if (delivery.attempt >= attempts) {
       this.counts.dropped++;
+      this.options.settled?.(delivery);
       this.options.log('warn', 'Subscription notification given up after its last attempt', fields);
       return;
     }

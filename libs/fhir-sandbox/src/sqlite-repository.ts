@@ -71,6 +71,8 @@ export interface StoreStats {
   groupCommits: number;
   /** Search parameters the index keeps rows for (each built on its first search). */
   indexedParameters: number;
+  /** Changes in the notification outbox: committed, their Subscriptions' notifications not all settled yet. */
+  outbox: number;
   /** The store's Subscriptions and their notifications (the server adds them; none when it has no notifier). */
   notifications?: NotifierStats;
 }
@@ -92,6 +94,7 @@ export interface IndexBuilt {
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, change TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS indexed_param (p TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS resource (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -214,6 +217,7 @@ export class SqliteRepository extends FhirRepository {
   private readonly searcher: SqliteSearch;
   private seeding = false;
   private closed = false;
+  private readonly outbox?: (resourceType: string) => boolean;
 
   /**
    * @param location - a directory (created when missing) or `:memory:`
@@ -221,6 +225,8 @@ export class SqliteRepository extends FhirRepository {
    * @param options.maxSearchOffset - the largest `_offset` answered (Medplum's server: 10,000); deeper pages by cursor
    * @param options.sync - when commits reach the disk (StoreSync; default `normal`)
    * @param options.onCommitted - told of each commit's creates, updates and deletes, in order (Subscriptions)
+   * @param options.outbox - whether a change of this type is kept in the outbox, in its own commit, until the one told
+   *   of it says it is done with it (outboxDone): Subscriptions' notifications that survive a stop
    */
   constructor(
     location: string = IN_MEMORY,
@@ -229,10 +235,12 @@ export class SqliteRepository extends FhirRepository {
       maxSearchOffset?: number;
       sync?: StoreSync;
       onCommitted?: (changes: StoreChange[]) => void;
+      outbox?: (resourceType: string) => boolean;
     } = {},
   ) {
     super();
     this.onIndexBuilt = options.onIndexBuilt;
+    this.outbox = options.outbox;
     this.searcher = new SqliteSearch({
       stmt: (sql) => this.stmt(sql),
       params: (resourceType) => this.params(resourceType),
@@ -321,7 +329,9 @@ export class SqliteRepository extends FhirRepository {
 
   /** Removes every resource, version and index row. */
   clear(): void {
-    this.ops.atomic(() => this.db.exec(`DELETE FROM resource; DELETE FROM history; ${CLEAR_INDEX}`));
+    this.ops.atomic(() =>
+      this.db.exec(`DELETE FROM resource; DELETE FROM history; DELETE FROM outbox; ${CLEAR_INDEX}`),
+    );
     this.spans.clear();
   }
 
@@ -405,7 +415,7 @@ export class SqliteRepository extends FhirRepository {
       if (options?.ifMatch && existing.version_id !== options.ifMatch)
         throw new OperationOutcomeError(preconditionFailed);
       this.ops.atomic(() => {
-        this.ops.record({ interaction: 'delete', resourceType, id, content: this.lastVersionOf(existing.seq) });
+        this.record({ interaction: 'delete', resourceType, id, content: this.lastVersionOf(existing.seq) });
         this.keepAsHistory(existing.seq);
         this.unindex(existing.seq);
         this.stmt('DELETE FROM resource WHERE seq = ?').run(existing.seq);
@@ -558,6 +568,7 @@ export class SqliteRepository extends FhirRepository {
       walBytes: wal && fs.existsSync(wal) ? fs.statSync(wal).size : 0,
       groupCommits: this.ops.groupCommits,
       indexedParameters: this.indexed.size,
+      outbox: this.outboxSize(),
     };
   }
 
@@ -627,7 +638,7 @@ export class SqliteRepository extends FhirRepository {
       }
       if (existing) this.updateIndexRows(seq, rows, resourceType);
       else this.insertIndexRows(seq, rows);
-      this.ops.record({ interaction: existing ? 'update' : 'create', resourceType, id, content });
+      this.record({ interaction: existing ? 'update' : 'create', resourceType, id, content });
     });
     return result;
   }
@@ -640,6 +651,41 @@ export class SqliteRepository extends FhirRepository {
     this.stmt(
       'INSERT INTO history (type, id, version_id, content) SELECT type, id, version_id, content FROM resource WHERE seq = ?',
     ).run(seq);
+  }
+
+  /**
+   * A change for those told of commits; in the outbox too (inside the write's savepoint: rolled back with it) when its
+   * type is subscribed to.
+   */
+  private record(change: StoreChange): void {
+    if (!this.ops.recording) return;
+    if (this.outbox?.(change.resourceType))
+      change.outboxId = Number(
+        this.stmt('INSERT INTO outbox (change) VALUES (?)').run(JSON.stringify(change)).lastInsertRowid,
+      );
+    this.ops.record(change);
+  }
+
+  /** The changes in the outbox (a previous run's, not yet notified), oldest first. */
+  outboxed(): StoreChange[] {
+    const rows = this.stmt('SELECT id, change FROM outbox ORDER BY id').all() as { id: number; change: string }[];
+    return rows.map((r) => ({ ...(JSON.parse(r.change) as StoreChange), outboxId: Number(r.id) }));
+  }
+
+  /** Changes whose notifications were sent or given up: out of the outbox (a write of its own, committed as any). */
+  outboxDone(ids: number[]): Promise<void> {
+    if (!ids.length || this.closed) return Promise.resolve();
+    return this.ops.run(() =>
+      this.ops.atomic(() => {
+        const remove = this.stmt('DELETE FROM outbox WHERE id = ?');
+        for (const id of ids) remove.run(id);
+      }),
+    );
+  }
+
+  /** Rows in the outbox: changes whose notifications are not all sent yet. */
+  outboxSize(): number {
+    return Number((this.stmt('SELECT count(*) AS n FROM outbox').get() as { n: number }).n);
   }
 
   /** A deleted resource's last version, for the changes told (read only when someone listens). */

@@ -71,6 +71,11 @@ export function registerStoreMetrics(registry: Registry, sandbox: Pick<FhirSandb
     'Embedded FHIR store: Subscription notifications queued, in flight or waiting to be retried',
     (s) => s.notifications?.pending ?? 0,
   );
+  gauge(
+    'kc_fhir_store_notification_outbox',
+    'Embedded FHIR store: committed changes whose Subscription notifications are not all settled (kept across a restart)',
+    (s) => s.outbox,
+  );
   const cpuMs = sandbox.cpuMs;
   if (cpuMs)
     monotonic('kc_fhir_store_cpu_seconds_total', 'Embedded FHIR store: CPU of its own thread', () =>

@@ -232,4 +232,67 @@ describe('the embedded store notifies its Subscriptions', () => {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  describe('across a stop (the outbox)', () => {
+    let dataDir: string;
+    beforeEach(async () => {
+      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-notifier-'));
+      await sandbox.close();
+      sandbox = await startFhirSandbox({ dataDir, notifier: { backoffMs: 60_000, maxAttempts: 3 } });
+    });
+    afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+    const outboxRows = async () => {
+      const stats = await sandbox.storageStats!();
+      return stats.outbox;
+    };
+
+    it('a notification not yet sent when the store stops is sent at its next start, once', async () => {
+      await subscribe('Observation');
+      // Refused once: its retry waits a minute, longer than the store runs.
+      hook.answers.push(503);
+      const written = await fhir<Observation>('POST', 'Observation', observation('final'));
+      await sandbox.notified!();
+      await waitUntil(() => hook.received.length === 1);
+      expect(await outboxRows()).toBe(1);
+      await sandbox.close();
+
+      // Before session 38 it was lost with the process: the receiver heard only the refused attempt.
+      sandbox = await startFhirSandbox({ dataDir, notifier: { backoffMs: 20, maxAttempts: 3 } });
+      await settled();
+      expect(hook.received).toHaveLength(2);
+      expect((JSON.parse(hook.received[1].body) as Observation).meta?.versionId).toBe(written.meta!.versionId);
+      await waitUntil(async () => (await outboxRows()) === 0);
+      await sandbox.close();
+      sandbox = await startFhirSandbox({ dataDir, notifier: { backoffMs: 20, maxAttempts: 3 } });
+      await settled();
+      expect(hook.received).toHaveLength(2);
+    });
+
+    it('keeps nothing for what nobody subscribes to, nor for a write rolled back', async () => {
+      await subscribe('Observation?status=final');
+      await fhir('POST', 'Patient', { resourceType: 'Patient' });
+      await fhir<Bundle>('POST', '', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { resource: observation('final'), request: { method: 'POST', url: 'Observation' } },
+          { request: { method: 'DELETE', url: 'Observation/not-there' } },
+        ],
+      });
+      // Subscribed to by type, not matched by the criteria: kept until matched, then gone.
+      await fhir('POST', 'Observation', observation('preliminary'));
+      await settled();
+      await waitUntil(async () => (await outboxRows()) === 0);
+      expect(hook.received).toHaveLength(0);
+    });
+  });
 });
+
+async function waitUntil(done: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await done()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('timed out');
+}

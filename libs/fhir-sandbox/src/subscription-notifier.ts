@@ -14,18 +14,31 @@ export interface NotifierStats extends DeliveryStats {
   subscriptions: number;
 }
 
-export interface SubscriptionNotifierOptions extends Omit<RestHookDeliveryOptions, 'repo' | 'subscription'> {
+export interface SubscriptionNotifierOptions extends Omit<
+  RestHookDeliveryOptions,
+  'repo' | 'subscription' | 'settled'
+> {
   /** Where the Subscriptions are read at start, a previous version read, and a retried resource checked current. */
   repo: Pick<FhirRepository, 'searchResources' | 'readResource' | 'readHistory'>;
+  /**
+   * The store's outbox (SqliteRepository): the changes a previous run left unsent, told again at start, and each
+   * change's row removed once its notifications are settled. None: notifications are kept in memory only.
+   */
+  outbox?: { outboxed(): StoreChange[]; outboxDone(ids: number[]): Promise<void> };
 }
+
+/** How long settled outbox rows wait to be removed together (one store write for many). */
+const OUTBOX_FLUSH_MS = 50;
 
 /**
  * The embedded store's FHIR Subscriptions, rest-hook only, as Medplum's server runs them: each committed create,
  * update or delete is matched against the active Subscriptions at that moment (Medplum's own
  * resourceMatchesSubscriptionCriteria: criteria, the supported-interaction extension, FHIRPath criteria), and each
  * match is POSTed (rest-hook-request.ts) at least once, unordered, retried with exponential backoff. A deletion is
- * matched against the version it removed. Kept in memory: a notification not yet delivered when the store stops is
- * lost, as it would be for a receiver that was down past its attempts; those who subscribe also poll.
+ * matched against the version it removed. A change of a type subscribed to is written to the store's outbox in the
+ * commit that made it, and leaves it once its notifications are sent or given up: one not sent when the store stops
+ * (or crashes) is sent at the next start (since session 38; before, it was lost with the process, as Medplum keeps
+ * its notification jobs in Redis across a restart).
  */
 export class SubscriptionNotifier {
   private readonly byType = new Map<string, Map<string, ActiveSubscription>>();
@@ -33,9 +46,22 @@ export class SubscriptionNotifier {
   private matching: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly deliveries: RestHookDeliveries;
+  /** Outbox rows with notifications still to settle, by row id: how many. */
+  private readonly unsettled = new Map<number, number>();
+  private settledRows: number[] = [];
+  private flushTimer?: NodeJS.Timeout;
 
   constructor(private readonly options: SubscriptionNotifierOptions) {
-    this.deliveries = new RestHookDeliveries({ ...options, subscription: (id) => this.byId.get(id) });
+    this.deliveries = new RestHookDeliveries({
+      ...options,
+      subscription: (id) => this.byId.get(id),
+      settled: (delivery) => this.settledOne(delivery.change.outboxId),
+    });
+  }
+
+  /** Whether a change of this type is matched by any active Subscription's type: then it goes to the outbox. */
+  wants(resourceType: string): boolean {
+    return (this.byType.get(resourceType)?.size ?? 0) > 0;
   }
 
   /** Reads the active Subscriptions already stored (before the store takes requests). */
@@ -46,6 +72,12 @@ export class SubscriptionNotifier {
       count: 1000,
     });
     for (const subscription of stored) this.keep(subscription);
+    // What the last run committed and did not finish telling (stopped, or crashed): told now, at least once.
+    const left = this.options.outbox?.outboxed() ?? [];
+    if (left.length) {
+      this.options.log('info', 'Subscription notifications left by the last run sent again', { changes: left.length });
+      this.changed(left);
+    }
   }
 
   /** A commit's changes (SqliteRepository's onCommitted): matched in commit order, delivered as they can be. */
@@ -63,9 +95,13 @@ export class SubscriptionNotifier {
     return { ...this.deliveries.stats(), subscriptions: this.byId.size };
   }
 
-  /** Stops: queued notifications and retries are dropped, those in flight aborted. */
+  /**
+   * Stops: queued notifications and retries are dropped, those in flight aborted (their outbox rows stay, for the next
+   * start); rows already settled are removed first.
+   */
   close(): void {
     this.closed = true;
+    this.flush();
     this.deliveries.close();
   }
 
@@ -79,8 +115,8 @@ export class SubscriptionNotifier {
         else this.keep(parse() as ActiveSubscription);
       }
       const candidates = this.byType.get(change.resourceType);
-      if (!candidates?.size) continue;
-      for (const subscription of candidates.values()) {
+      let queued = 0;
+      for (const subscription of candidates?.values() ?? []) {
         let matches: boolean;
         try {
           matches = await resourceMatchesSubscriptionCriteria({
@@ -93,15 +129,38 @@ export class SubscriptionNotifier {
           // Criteria this server cannot evaluate match nothing (Medplum logs and goes on).
           matches = false;
         }
-        if (matches)
-          this.deliveries.add({
-            subscriptionId: subscription.id,
-            change,
-            versionId: parse().meta?.versionId,
-            attempt: 1,
-          });
+        if (!matches) continue;
+        queued++;
+        if (change.outboxId !== undefined)
+          this.unsettled.set(change.outboxId, (this.unsettled.get(change.outboxId) ?? 0) + 1);
+        this.deliveries.add({
+          subscriptionId: subscription.id,
+          change,
+          versionId: parse().meta?.versionId,
+          attempt: 1,
+        });
       }
+      if (!queued) this.settledOne(change.outboxId, 0);
     }
+  }
+
+  /** A notification of an outbox row settled (or, `by` 0, none to send): the row goes once none is left. */
+  private settledOne(outboxId: number | undefined, by = 1): void {
+    if (outboxId === undefined) return;
+    const left = (this.unsettled.get(outboxId) ?? 0) - by;
+    if (left > 0) return void this.unsettled.set(outboxId, left);
+    this.unsettled.delete(outboxId);
+    this.settledRows.push(outboxId);
+    this.flushTimer ??= setTimeout(() => this.flush(), OUTBOX_FLUSH_MS).unref();
+  }
+
+  /** Settled rows out of the outbox, in one write (a failure leaves them to be told again at the next start). */
+  private flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const rows = this.settledRows;
+    this.settledRows = [];
+    if (rows.length) this.options.outbox?.outboxDone(rows).catch(() => undefined);
   }
 
   private keep(subscription: ActiveSubscription): void {
