@@ -2,6 +2,7 @@ import request from 'supertest';
 import { ContraindicationOverrideService } from '../apps/api/src/review/contraindication-override.service';
 import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-orders-sweep';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { DeletedTasks } from '../apps/worker/src/maintenance/deleted-tasks';
 import { ClearedIssuesPoller } from '../apps/worker/src/maintenance/cleared-issues-poller';
 import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
 import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
@@ -1176,6 +1177,58 @@ describe('trustworthy plans', () => {
     );
     expect((await orderNow()).status).toBe('active');
     expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
+  });
+
+  describe('the EHR’s replacement of an order left open beside it (its cancel not written)', () => {
+    async function replacedButLeftOpen() {
+      const approved = await approvedInfusion();
+      const { resource: replacement } = await service.fhir.create(ehrReplacementOf(approved.order));
+      // The order written here, then the EHR's replacement.
+      const statuses = () =>
+        Promise.all(
+          [approved.order.id!, replacement.id!].map(
+            async (id) => (await service.fhir.read<MedicationRequest>('MedicationRequest', id)).status,
+          ),
+        );
+      return { ...approved, statuses };
+    }
+    const setPlan = async (carePlanId: string, status: CarePlan['status']) => {
+      const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+      await service.fhir.update<CarePlan>({ ...plan, status });
+      return service.app.get(PlanChanges).planChanged(carePlanId);
+    };
+
+    // Before session 38 each of these acted on the order written here only: the replacement stayed active under a
+    // contraindication, a paused plan or a stopped one, to be given.
+    it('a contraindication holds both', async () => {
+      const { subject, statuses } = await replacedButLeftOpen();
+      await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+      await service.app.get(ContraindicationSweep).sweep();
+      expect(await statuses()).toEqual(['on-hold', 'on-hold']);
+    });
+
+    it('a paused plan holds both, and its resumption releases both', async () => {
+      const { carePlan, statuses } = await replacedButLeftOpen();
+      expect((await setPlan(carePlan.id!, 'on-hold')).pausedHeld).toBe(2);
+      expect(await statuses()).toEqual(['on-hold', 'on-hold']);
+      expect((await setPlan(carePlan.id!, 'active')).pausedReleased).toBe(2);
+      expect(await statuses()).toEqual(['active', 'active']);
+    });
+
+    it('a Task deleted in the EHR has both withdrawn', async () => {
+      const { task, statuses } = await replacedButLeftOpen();
+      expect((await fetch(`${service.config.fhirBaseUrl}/Task/${task.id}`, { method: 'DELETE' })).status).toBe(200);
+      await service.app.get(DeletedTasks).heard(task.id!);
+      expect(await statuses()).toEqual(['cancelled', 'cancelled']);
+    });
+
+    it('a stopped plan cancels both', async () => {
+      const { carePlan, task, statuses } = await replacedButLeftOpen();
+      await setPlan(carePlan.id!, 'revoked');
+      await service.app.get(StoppedPlanSweep).sweep();
+      expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('cancelled');
+      expect(await statuses()).toEqual(['cancelled', 'cancelled']);
+    });
   });
 
   it('two contraindications: the first override releases nothing, the second releases the order', async () => {

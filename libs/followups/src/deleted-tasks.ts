@@ -1,12 +1,12 @@
 import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { isOpen, sessionBegunBy, type AuthorisableRequest } from '@kc/task-states';
-import { requestsWithdrawn, type OpenOrder, type Withdrawal } from './stopped-plans';
+import { isOpen, type AuthorisableRequest } from '@kc/task-states';
+import { requestsWithdrawn, sessionBegunAtThePump, type OpenOrder, type Withdrawal } from './stopped-plans';
 
 /** Why the requests of a Task deleted on the FHIR server are cancelled (their statusReason, the Provenance's reason). */
 export const DELETED_TASK_REASON = 'Withdrawn: its Task was deleted on the FHIR server';
 
 /** What a deleted Task leaves to cancel: its requests as read and as withdrawn (the Task itself is gone). */
-export type DeletedTaskWithdrawal = Pick<Withdrawal, 'task' | 'proposal' | 'order' | 'reminders'>;
+export type DeletedTaskWithdrawal = Pick<Withdrawal, 'task' | 'proposal' | 'order' | 'replacements' | 'reminders'>;
 
 /**
  * A Task deleted on the FHIR server (an EHR) while open took the clinic's decision with it, but not what it
@@ -24,7 +24,7 @@ export function withdrawalOfDeletedTask(input: {
 }): DeletedTaskWithdrawal | undefined {
   const { task, open } = input;
   if (!isOpen(task)) return undefined;
-  if (open && sessionBegunBy(open.administrations)) return undefined;
+  if (sessionBegunAtThePump(open)) return undefined;
   const withdrawal = { task, ...requestsWithdrawn(task, DELETED_TASK_REASON, input) };
   return withdrawal.proposal || withdrawal.order || withdrawal.reminders.length ? withdrawal : undefined;
 }

@@ -2,6 +2,7 @@ import type { MedicationAdministration } from '@medplum/fhirtypes';
 import { orderKeyFor, stateOf } from '@kc/task-states';
 import { medicationOrder, planTask } from '../../../test/fixtures/plans';
 import { sessionsGivenDuringInfusionInError } from './given-during-infusion-in-error';
+import type { OpenOrder } from './stopped-plans';
 
 const now = new Date('2027-01-10T12:00:00Z');
 const performed = { start: '2027-01-10T09:00:00Z', end: '2027-01-10T10:00:00Z' };
@@ -21,7 +22,8 @@ function pumpRecord(status: MedicationAdministration['status'], start: string): 
 function session(administrations: MedicationAdministration[], orderStatus: 'active' | 'on-hold' | 'completed') {
   const task = planTask('session', 'plan', new Date('2027-01-08T10:00:00Z'));
   const order = { ...medicationOrder('order', orderStatus, 'plan'), identifier: [orderKeyFor('session')] };
-  return { task, open: { order, administrations } };
+  const open: OpenOrder = { order, administrations };
+  return { task, open };
 }
 
 const given = (sessions: ReturnType<typeof session>[]) =>
@@ -40,7 +42,7 @@ describe('sessions the pump gave during an infusion recorded in error before its
         },
       },
     ]);
-    expect(answered.order.written.status).toBe('completed');
+    expect(answered.orders.map((o) => o.written.status)).toEqual(['completed']);
     expect(answered.administration.id).toBe('ma-completed');
   });
 
@@ -64,5 +66,26 @@ describe('sessions the pump gave during an infusion recorded in error before its
         now,
       }),
     ).toEqual([]);
+  });
+});
+
+describe('a session with the EHR’s replacement left open beside its order', () => {
+  it('given under either: the session done, both orders completed', () => {
+    const base = session([], 'active');
+    const replacement = {
+      ...medicationOrder('replacement', 'active', 'plan'),
+      priorPrescription: { reference: 'MedicationRequest/order' },
+    };
+    const record = {
+      ...pumpRecord('completed', '2027-01-10T09:05:00Z'),
+      request: { reference: 'MedicationRequest/replacement' },
+    };
+    const [answered] = given([
+      { ...base, open: { ...base.open, leftOpen: [{ order: replacement, administrations: [record] }] } },
+    ]);
+    expect(answered.orders.map((o) => [o.read.id, o.written.status])).toEqual([
+      ['order', 'completed'],
+      ['replacement', 'completed'],
+    ]);
   });
 });

@@ -3,7 +3,7 @@ import { clinicDay } from '@kc/protocols';
 import { isOpen, isOpenOrder, orderAnsweredBy, type AuthorisableRequest } from '@kc/task-states';
 import { isOfInfusion } from './infusion-as-given';
 import { applyInfusionUpdate } from './superseded';
-import type { OpenOrder } from './stopped-plans';
+import { openOrdersOfSession, type OpenOrder } from './stopped-plans';
 
 /**
  * A session the pump recorded giving (its administration `completed`) during an infusion the EHR then recorded in
@@ -14,7 +14,8 @@ import type { OpenOrder } from './stopped-plans';
  */
 export interface GivenAtThePump {
   task: { read: Task; written: Task };
-  order: { read: AuthorisableRequest; written: AuthorisableRequest };
+  /** Its open orders (the one written here, the EHR's replacements left open beside it), completed. */
+  orders: { read: AuthorisableRequest; written: AuthorisableRequest }[];
   /** The pump's record that gave it. */
   administration: MedicationAdministration;
 }
@@ -35,16 +36,17 @@ export function sessionsGivenDuringInfusionInError(input: {
   const { procedureId, performed, now, zone } = input;
   if (!performed?.start && !performed?.end) return [];
   return input.sessions.flatMap(({ task, open }) => {
-    if (!isOpen(task) || !isOpenOrder(open.order)) return [];
-    const administration = open.administrations.find(
-      (a) => a.status === 'completed' && isOfInfusion(a, procedureId, performed),
-    );
+    const orders = openOrdersOfSession(open).filter((o) => isOpenOrder(o.order));
+    if (!isOpen(task) || !orders.length) return [];
+    const administration = orders
+      .flatMap((o) => o.administrations)
+      .find((a) => a.status === 'completed' && isOfInfusion(a, procedureId, performed));
     if (!administration?.id) return [];
     const by = givenBy(administration, zone);
     return [
       {
         task: { read: task, written: applyInfusionUpdate({ task, outcome: 'done', by }, now) },
-        order: { read: open.order, written: orderAnsweredBy(open.order, 'done', by) },
+        orders: orders.map(({ order }) => ({ read: order, written: orderAnsweredBy(order, 'done', by) })),
         administration,
       },
     ];

@@ -18,6 +18,8 @@ export interface Withdrawal {
   proposal?: { read: AuthorisableRequest; cancelled: AuthorisableRequest };
   /** An approved Task's order still to be given (active, or held), as read and cancelled: never to be given now. */
   order?: { read: AuthorisableRequest; cancelled: AuthorisableRequest };
+  /** The EHR's replacements of that order it left open beside it (OpenOrder.leftOpen), cancelled with it. */
+  replacements?: { read: AuthorisableRequest; cancelled: AuthorisableRequest }[];
   /** Its reminders not sent yet, as read and revoked. */
   reminders: { read: CommunicationRequest; revoked: CommunicationRequest }[];
 }
@@ -26,6 +28,21 @@ export interface Withdrawal {
 export interface OpenOrder {
   order: AuthorisableRequest;
   administrations: MedicationAdministration[];
+  /**
+   * The EHR's replacements of it (a dose changed there: `priorPrescription`) that it left open beside it, its cancel
+   * not written: two orders to give for one session, so what is done to the order is done to them (session 38).
+   */
+  leftOpen?: OpenOrder[];
+}
+
+/** A session's open orders: the one written here (or the EHR's it is given under) and the replacements left open. */
+export function openOrdersOfSession(open: OpenOrder | undefined): OpenOrder[] {
+  return open ? [open, ...(open.leftOpen ?? [])] : [];
+}
+
+/** The pump's record showing it has begun (or given) any of a session's open orders. */
+export function sessionBegunAtThePump(open: OpenOrder | undefined): boolean {
+  return openOrdersOfSession(open).some((o) => sessionBegunBy(o.administrations));
 }
 
 /** The approved Tasks (ready, or held) of plans that are over: those whose orders the sweep reads before withdrawing. */
@@ -58,7 +75,7 @@ export function withdrawalsForStoppedPlans(input: {
     if (!ended) return [];
     const open = task.id ? input.orders?.get(task.id) : undefined;
     // The pump has started the session (or given it): its order is the infusion's to close, not the plan's.
-    if (open && sessionBegunBy(open.administrations)) return [];
+    if (sessionBegunAtThePump(open)) return [];
     const reason = `Withdrawn: ${ended.reason}`;
     return [
       {
@@ -82,7 +99,7 @@ export function requestsWithdrawn(
   task: Task,
   reason: string,
   of: { proposal?: AuthorisableRequest; open?: OpenOrder; reminders: CommunicationRequest[] },
-): Pick<Withdrawal, 'proposal' | 'order' | 'reminders'> {
+): Pick<Withdrawal, 'proposal' | 'order' | 'replacements' | 'reminders'> {
   const { proposal, open } = of;
   const reminders = of.reminders.filter((r) => r.status === 'active' && isReminderAbout(r, task.id));
   return {
@@ -94,6 +111,10 @@ export function requestsWithdrawn(
       open && !isAwaitingApproval(task)
         ? { read: open.order, cancelled: cancelledProposal(open.order, reason) }
         : undefined,
+    replacements:
+      open && !isAwaitingApproval(task)
+        ? (open.leftOpen ?? []).map((r) => ({ read: r.order, cancelled: cancelledProposal(r.order, reason) }))
+        : [],
     reminders: reminders.map((r) => ({ read: r, revoked: revokedReminder(r, reason) })),
   };
 }

@@ -2,6 +2,7 @@ import type { MedicationAdministration, MedicationRequest, Task } from '@medplum
 import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import {
   isOpenOrder,
+  openReplacementsOf,
   orderInEhr,
   orderKeySearch,
   ordersApprovedOn,
@@ -101,4 +102,59 @@ export async function ehrOrdersOf(fhir: FhirClient, tasks: Task[]): Promise<Map<
     });
   }
   return found;
+}
+
+/**
+ * The search of the patients' open medication orders, with what the pump recorded of them: what
+ * replacementsLeftOpenIn reads. One search, to join a batch.
+ */
+export function patientsOpenOrdersSearch(name: string, patients: string[]): NamedSearch {
+  return {
+    name,
+    resourceType: 'MedicationRequest',
+    params: {
+      subject: patients.join(','),
+      intent: 'order',
+      status: 'active,on-hold',
+      _revinclude: 'MedicationAdministration:request',
+      _count: 200,
+    },
+    everyMatch: true,
+  };
+}
+
+/**
+ * For each open order written here (`keyed`), the EHR's replacements of it (`priorPrescription`, at any depth) that it
+ * left open beside it, its cancel not written (openReplacementsOf), each with what the pump recorded of it, by the
+ * order's reference; from the patients' open orders (patientsOpenOrdersSearch). Orders with none are left out.
+ */
+export function replacementsLeftOpenIn(
+  keyed: { resourceType: string; id?: string }[],
+  found: Parameters<typeof matchesOf>[0],
+): Map<string, EhrOrder[]> {
+  const open = matchesOf<MedicationRequest>(found);
+  const administrations = administrationsIn(found);
+  const left = new Map<string, EhrOrder[]>();
+  for (const order of keyed) {
+    if (order.resourceType !== 'MedicationRequest') continue;
+    const ref = `MedicationRequest/${order.id}`;
+    const replacements = openReplacementsOf(new Set([ref]), open).map((r) => ({
+      order: r,
+      administrations: administrations.filter((a) => a.request?.reference === `MedicationRequest/${r.id}`),
+    }));
+    if (replacements.length) left.set(ref, replacements);
+  }
+  return left;
+}
+
+/** replacementsLeftOpenIn, read: one search of the orders' patients' open orders (none for no MedicationRequest). */
+export async function replacementsLeftOpenOf(
+  fhir: FhirClient,
+  keyed: { resourceType: string; id?: string; subject?: { reference?: string } }[],
+): Promise<Map<string, EhrOrder[]>> {
+  const medication = keyed.filter((o) => o.resourceType === 'MedicationRequest');
+  const patients = [...new Set(medication.flatMap((o) => o.subject?.reference ?? []))];
+  if (!patients.length) return new Map();
+  const { open } = await searchEach(fhir, [patientsOpenOrdersSearch('open', patients)]);
+  return replacementsLeftOpenIn(medication, open);
 }

@@ -33,7 +33,7 @@ import {
   type AuthorisableRequest,
   type OrderHold,
 } from '@kc/task-states';
-import { ehrOrdersOf } from './ehr-orders';
+import { ehrOrdersOf, replacementsLeftOpenOf } from './ehr-orders';
 
 /** Order keys per search: a URL of a few KB, far under any server's limit. */
 const KEYS_PER_SEARCH = 50;
@@ -116,10 +116,15 @@ export class OrderHolds {
       ...active.map((a): [string, string] => [`${a.order.resourceType}/${a.order.id}`, a.taskId]),
       ...restated.map(({ read }): [string, string] => [`${read.resourceType}/${read.id}`, orderTaskIdOf(read)!]),
     ]);
-    const tasksOfHolds = [...holds, ...restated].flatMap(({ held }) => {
-      const task = tasks.get(taskOf.get(`${held.resourceType}/${held.id}`) ?? '');
-      return task ? [{ read: task, held: heldTask(task, held) }] : [];
-    });
+    // One write per Task, though it may hold two orders (one the EHR's replacement left open beside the other).
+    const tasksOfHolds = [
+      ...new Map(
+        [...holds, ...restated].flatMap(({ held }) => {
+          const task = tasks.get(taskOf.get(`${held.resourceType}/${held.id}`) ?? '');
+          return task ? [[task.id, { read: task, held: heldTask(task, held) }] as const] : [];
+        }),
+      ).values(),
+    ];
     // A Task held already whose reason reads the same is not written again; the issue implicates it all the same.
     const taskHolds = tasksOfHolds.filter(
       ({ read, held }) => read.status !== 'on-hold' || read.statusReason?.text !== held.statusReason?.text,
@@ -244,6 +249,14 @@ export class OrderHolds {
       taskId: orderTaskIdOf(order)!,
     }));
     const withOrder = new Set(found.map((f) => f.taskId));
+    // The EHR's replacements of them it left open beside them (its cancel not written) are held with them.
+    const leftOpen = await replacementsLeftOpenOf(
+      this.fhir,
+      found.map((f) => f.order),
+    );
+    for (const { order, taskId } of [...found])
+      for (const r of leftOpen.get(`${order.resourceType}/${order.id}`) ?? [])
+        if (r.order.status === 'active') found.push({ order: r.order, taskId });
     const replaced = await ehrOrdersOf(
       this.fhir,
       tasks.filter((t) => !withOrder.has(t.id!)),

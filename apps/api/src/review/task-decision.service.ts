@@ -5,7 +5,7 @@ import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
-import { ehrOrdersOf, sessionOrdersOf, type EhrOrder } from '@kc/nest-core';
+import { ehrOrdersOf, replacementsLeftOpenOf, sessionOrdersOf } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
@@ -19,7 +19,6 @@ import {
   orderInEhr,
   orderKeyFor,
   orderKeySearch,
-  openReplacementsOf,
   orderTaskIdOf,
   replacementOrdersParams,
   sessionBegunBy,
@@ -309,7 +308,7 @@ export class TaskDecisionService {
     // do the EHR's replacements of them it left open beside them (its cancel not written; session 38).
     const isMedication = proposal.resourceType === 'MedicationRequest';
     const inEhr = !keyed.length && isMedication ? (await ehrOrdersOf(this.fhir, [task])).get(task.id!) : undefined;
-    const leftOpen = keyed.length && isMedication ? await this.replacementsLeftOpen(keyed as MedicationRequest[]) : [];
+    const leftOpen = isMedication ? [...(await replacementsLeftOpenOf(this.fhir, keyed)).values()].flat() : [];
     const started = sessionBegunBy([
       ...includedOf<MedicationAdministration>(found, 'MedicationAdministration'),
       ...(inEhr?.administrations ?? []),
@@ -323,30 +322,6 @@ export class TaskDecisionService {
     }
     if (inEhr && isOpenOrder(inEhr.order)) return [...keyed, inEhr.order as Proposal];
     return [...keyed, ...leftOpen.map((r) => r.order as Proposal)];
-  }
-
-  /**
-   * The EHR's replacements of open orders written here (`priorPrescription`, at any depth) that it left open beside
-   * them, with what the pump recorded of them: one search of the patient's open orders.
-   */
-  private async replacementsLeftOpen(keyed: MedicationRequest[]): Promise<EhrOrder[]> {
-    const patient = keyed[0].subject?.reference;
-    if (!patient) return [];
-    const found = await this.fhir.search<MedicationRequest | MedicationAdministration>('MedicationRequest', {
-      subject: patient,
-      intent: 'order',
-      status: 'active,on-hold',
-      _revinclude: 'MedicationAdministration:request',
-      _count: 200,
-    });
-    const administrations = includedOf<MedicationAdministration>(found, 'MedicationAdministration');
-    return openReplacementsOf(
-      new Set(keyed.map((o) => `MedicationRequest/${o.id}`)),
-      matchesOf<MedicationRequest>(found),
-    ).map((order) => ({
-      order,
-      administrations: administrations.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`),
-    }));
   }
 
   /**

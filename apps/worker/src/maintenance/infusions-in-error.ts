@@ -79,9 +79,9 @@ export class InfusionsInError {
    */
   private async answer(given: GivenAtThePump[], procedureId: string, now: Date): Promise<void> {
     const provenance = changeProvenance({
-      targets: given.flatMap(({ task, order }) => [
+      targets: given.flatMap(({ task, orders }) => [
         { reference: `Task/${task.read.id}` },
-        { reference: `${order.read.resourceType}/${order.read.id}` },
+        ...orders.map(({ read }) => ({ reference: `${read.resourceType}/${read.id}` })),
       ]),
       who: THIS_SERVICE,
       activity: 'given at the pump',
@@ -93,9 +93,9 @@ export class InfusionsInError {
       what: { reference: `MedicationAdministration/${administration.id}` },
     }));
     await this.fhir.transaction([
-      ...given.flatMap(({ task, order }) => [
+      ...given.flatMap(({ task, orders }) => [
         updateEntry(task.written, task.read.meta?.versionId),
-        updateEntry(order.written, order.read.meta?.versionId),
+        ...orders.map(({ read, written }) => updateEntry(written, read.meta?.versionId)),
       ]),
       { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
     ]);

@@ -15,6 +15,7 @@ import {
   approvedOnPausedPlans,
   carePlanReferenceOf,
   heldNamingItsPlan,
+  openOrdersOfSession,
   ordersToHoldWhilePaused,
   ordersToResume,
   pausedPlanOf,
@@ -51,10 +52,10 @@ export class PausedPlanHolds {
     if (!tasks.length) return 0;
     const orders = await openOrdersOf(this.fhir, tasks, open.proposals);
     // Each with its Task's plan: an order of the EHR's naming none is held naming it, for the resumption to find.
-    const ofPlans = tasks.flatMap((t) => {
-      const open = orders.get(t.id!);
-      return open ? [{ ...open, plan: carePlanReferenceOf(t) }] : [];
-    });
+    // The EHR's replacements left open beside an order are held with it.
+    const ofPlans = tasks.flatMap((t) =>
+      openOrdersOfSession(orders.get(t.id!)).map((open) => ({ ...open, plan: carePlanReferenceOf(t) })),
+    );
     const held = await this.write(ordersToHoldWhilePaused(ofPlans), 'hold', now, raced);
     if (held) this.logger.log({ msg: 'held the approved orders of paused plans', held });
     return held;

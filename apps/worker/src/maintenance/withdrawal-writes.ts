@@ -31,11 +31,12 @@ export async function ordersAndRemindersOf(
 
 /** The requests a withdrawal changes, each with the version it was read at (its If-Match). */
 export function requestWrites(
-  w: Pick<Withdrawal, 'proposal' | 'order' | 'reminders'>,
+  w: Pick<Withdrawal, 'proposal' | 'order' | 'replacements' | 'reminders'>,
 ): { resource: Resource; read: Resource }[] {
   return [
     ...(w.proposal ? [{ resource: w.proposal.cancelled, read: w.proposal.read }] : []),
     ...(w.order ? [{ resource: w.order.cancelled, read: w.order.read }] : []),
+    ...(w.replacements ?? []).map((r) => ({ resource: r.cancelled, read: r.read })),
     ...w.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
   ];
 }
