@@ -22,6 +22,7 @@ import { AdministrationsPoller } from './followups/administrations-poller';
 import { LateAdministrations } from './followups/late-administrations.service';
 import { CrossedClosings } from './followups/crossed-closings.service';
 import { AdministrationRecorded } from './followups/administration-recorded';
+import { OrderChanged } from './maintenance/order-changed';
 import { ContraindicationSweep } from './maintenance/contraindication-sweep';
 import { ProtocolNotFoundIssues } from './maintenance/protocol-not-found-issues';
 import { OverdueSweep } from './maintenance/overdue-sweep';
@@ -90,6 +91,7 @@ export class WorkerModule {
         LateAdministrations,
         CrossedClosings,
         AdministrationRecorded,
+        OrderChanged,
         OpenTasksReader,
         MaintenanceSchedules,
         ReminderDelivery,

@@ -55,12 +55,18 @@ export class CrossedClosings {
       status: 'cancelled',
       _revinclude: 'MedicationAdministration:request',
     });
-    const [order] = matchesOf<MedicationRequest>(found);
+    return this.ofOrderFound(found, now);
+  }
+
+  /** ofOrder on a search already made: the order by `_id`, with `_revinclude=MedicationAdministration:request`. */
+  async ofOrderFound(found: Bundle, now = new Date()): Promise<{ undone: number }> {
+    const [order] = matchesOf<MedicationRequest>(found).filter((o) => o.status === 'cancelled');
     const begun = includedOf<MedicationAdministration>(found, 'MedicationAdministration').filter((a) =>
       sessionBegunBy([a]),
     );
     const taskId = order && orderTaskIdOf(order);
-    if (!order || !taskId || !begun.length) return { undone: 0 };
+    if (!order?.id || !taskId || !begun.length) return { undone: 0 };
+    const orderId = order.id;
     const plan = carePlanReferenceOf(order);
     const searches: NamedSearch[] = plan ? [infusionsSearch(plan)] : [];
     const { read, found: around } = await readAndSearchEach(

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type {
+  Bundle,
   CommunicationRequest,
   MedicationAdministration,
   MedicationRequest,
@@ -52,6 +53,11 @@ export class ClosedOrderReviews {
       _id: orderId,
       _revinclude: 'Task:based-on',
     });
+    return this.forOrderFound(orderId, found, now);
+  }
+
+  /** forOrder on a search already made: the order by `_id`, with `_revinclude=Task:based-on`. */
+  async forOrderFound(orderId: string, found: Bundle, now = new Date()): Promise<{ returned: number }> {
     const [order] = matchesOf<MedicationRequest>(found);
     if (!order) return this.forDeletedOrder(orderId, now);
     if (isOpenOrder(order)) return { returned: 0 };

@@ -17,7 +17,7 @@ import { QueueJobMetrics } from '../queue-job-metrics';
 import { AnsweredOrdersSweep } from './answered-orders-sweep';
 import { ClosedOrderReviews } from './closed-order-reviews';
 import { AdministrationRecorded } from '../followups/administration-recorded';
-import { CrossedClosings } from '../followups/crossed-closings.service';
+import { OrderChanged } from './order-changed';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
@@ -48,7 +48,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly answeredOrders: AnsweredOrdersSweep,
     private readonly closedOrders: ClosedOrderReviews,
     private readonly administrations: AdministrationRecorded,
-    private readonly crossedClosings: CrossedClosings,
+    private readonly ordersChanged: OrderChanged,
     private readonly reminders: ReminderSweep,
     private readonly scores: ScorePoller,
     private readonly checksDoneElsewhere: ChecksDoneElsewhere,
@@ -143,9 +143,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.administrations.heard((job.data as AdministrationRecordedJob).administrationId);
       }
       case JOBS.orderChanged: {
-        const { orderId } = job.data as OrderChangedJob;
-        const crossed = await this.crossedClosings.ofOrder(orderId);
-        return { ...crossed, ...(await this.closedOrders.forOrder(orderId)) };
+        return this.ordersChanged.heard((job.data as OrderChangedJob).orderId);
       }
       case JOBS.taskDeleted:
         return this.deletedTasks.heard((job.data as TaskDeletedJob).taskId);
