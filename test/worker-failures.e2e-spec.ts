@@ -13,8 +13,16 @@ import {
 } from '@kc/queue';
 import { orderTaskIdOf, stateOf } from '@kc/task-states';
 import { FhirClient } from '@kc/fhir';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import type { CarePlan, MedicationAdministration, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  DetectedIssue,
+  MedicationAdministration,
+  MedicationRequest,
+  Provenance,
+  Task,
+} from '@medplum/fhirtypes';
 import { administrationOf } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { approvedSessionOrder } from './support/checks';
@@ -191,13 +199,13 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
   });
 
   /**
-   * The first transaction whose body holds `marker` refused at the proxy as a concurrent change would be (412); later
-   * ones go through. `tried` counts every such write (the caller clears `proxy.intercept`).
+   * The first transaction (or the first `refused`) whose body holds `marker` refused at the proxy as a concurrent change
+   * would be (412); later ones go through. `tried` counts every such write (the caller clears `proxy.intercept`).
    */
-  function refuseFirstWriteHolding(marker: string): { tried: number } {
+  function refuseFirstWriteHolding(marker: string, refused = 1): { tried: number } {
     const writes = { tried: 0 };
     proxy.intercept = (method, _path, body) =>
-      method === 'POST' && body.includes(marker) && writes.tried++ === 0
+      method === 'POST' && body.includes(marker) && writes.tried++ < refused
         ? { status: 412, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict' }] } }
         : undefined;
     return writes;
@@ -246,6 +254,30 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     expect(writes.tried).toBeGreaterThanOrEqual(2);
     // Before, the job ended with the order still active, until the next sweep (15 min).
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+  });
+  it('an override whose release lost a race, and whose job’s first release lost one too, is released by the job’s retry', async () => {
+    const { service, enrolment, order } = await approvedSessionBehindProxy();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], enrolment.patient));
+    await service.app.get(ContraindicationSweep).sweep();
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${enrolment.carePlanId}`,
+    });
+    // The release in the request, then the one of the issue's job, refused as concurrent changes would be.
+    const writes = refuseFirstWriteHolding('release hold', 2);
+    try {
+      await request(service.url)
+        .post(`/detected-issues/${issue.id}/$override`)
+        .set(service.as('clinician'))
+        .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
+        .expect(200);
+      await maintenanceJobDone(service, recheckContraindicationsJobId(`DetectedIssue/${issue.id}`), 'the issue’s job');
+    } finally {
+      proxy.intercept = () => undefined;
+    }
+    expect(writes.tried).toBeGreaterThanOrEqual(3);
+    // Before, the job's lost release was skipped and the order stayed held until the next sweep (15 min).
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
   });
   it('a paused plan’s hold that lost a race is tried again by the plan’s job', async () => {
     const { service, enrolment, order } = await approvedSessionBehindProxy();

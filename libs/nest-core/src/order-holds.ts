@@ -192,8 +192,10 @@ export class OrderHolds {
     overridden?: DetectedIssue;
     revisionOf?: Reference;
     now?: Date;
+    /** `fail` (a job): a release that lost a race to a change made meanwhile fails, for the job to run again. */
+    raced?: RaceHandling;
   }): Promise<Task[]> {
-    const { carePlan, overridden, who, reason, revisionOf, now = new Date() } = input;
+    const { carePlan, overridden, who, reason, revisionOf, now = new Date(), raced = 'skip' } = input;
     const planIssues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: carePlan });
     const stillUnresolved = planIssues.filter(
       (i) => i.id !== overridden?.id && contraindicationState(i) === 'unresolved',
@@ -234,7 +236,7 @@ export class OrderHolds {
       now,
       reason,
     });
-    const written = await this.writeOrSkip([...updatesOf(releases), create(provenance)]);
+    const written = await this.writeOrSkip([...updatesOf(releases), create(provenance)], raced);
     return written ? releases.flatMap(({ held }) => (held.resourceType === 'Task' ? [held] : [])) : [];
   }
 

@@ -175,7 +175,7 @@ export class ContraindicationSweep {
     // Their approvals are refused (nothing to check them against); the protocols are named, no patient.
     if (unreadable.size)
       this.logger.warn({ msg: 'plans not checked: their protocol is not found', protocols: [...unreadable] });
-    const released = await this.releaseClearPlans(waiting, now);
+    const released = await this.releaseClearPlans(waiting, now, raced);
     // Effects reported at a check and not reviewed yet, and contraindications holding approved orders: the clinic is
     // emailed of each once (this job is queued when one is recorded, and the sweep looks again). A hold's issues last:
     // they are the versions naming the orders.
@@ -205,7 +205,7 @@ export class ContraindicationSweep {
    * Holds whose plan no longer has an unresolved contraindication (its override's release cut short, or the issue
    * resolved on the FHIR server by someone else) are lifted, the service named as who released them.
    */
-  private async releaseClearPlans({ held, issues }: OpenTasks, now: Date): Promise<number> {
+  private async releaseClearPlans({ held, issues }: OpenTasks, now: Date, raced: RaceHandling): Promise<number> {
     const plans = new Set(held.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)));
     const released: Task[] = [];
     for (const carePlan of plans) {
@@ -216,6 +216,7 @@ export class ContraindicationSweep {
           who: THIS_SERVICE,
           reason: 'No contraindication on its plan is unresolved any more',
           now,
+          raced,
         })),
       );
     }
