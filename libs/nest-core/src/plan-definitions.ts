@@ -4,6 +4,7 @@ import type { ActivityDefinition, CarePlan, PlanDefinition, Questionnaire, Task 
 import { isResourceId } from '@kc/common';
 import { FhirClient, FhirNotFoundError, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import { RecentReads } from './recent-reads';
+import { ServerPlanList } from './server-plan-list';
 import {
   collectWithOf,
   flattenActions,
@@ -31,7 +32,14 @@ export class PlanDefinitions {
   private readonly logger = new Logger(PlanDefinitions.name);
   private readonly plans = new RecentReads<ResolvedPlan | undefined>(SERVER_PLAN_TTL_MS, MAX_CACHED);
   private readonly questionnaires = new RecentReads<Questionnaire | undefined>(SERVER_PLAN_TTL_MS, MAX_CACHED);
-  private readonly everyPlanOnServer = new RecentReads<PlanDefinition[]>(SERVER_PLAN_TTL_MS, 1);
+  private readonly everyPlanOnServer = new ServerPlanList((since) =>
+    // Sorted so that Medplum pages by cursor (its `_offset` stops at 10,000).
+    this.fhir.searchAll<PlanDefinition>('PlanDefinition', {
+      ...(since ? { _lastUpdated: `ge${since}` } : {}),
+      _sort: '_lastUpdated',
+      _count: 100,
+    }),
+  );
   private readonly lookups?: Counter<'found'>;
 
   constructor(
@@ -143,15 +151,13 @@ export class PlanDefinitions {
   }
 
   /**
-   * Every PlanDefinition on the FHIR server, of any status (a plan applied before follows a retired one too), read
-   * again at most every 30 s: what a poll watches for besides the catalog's. Read from the server, not from what this
-   * process has read, so every replica asks for the same, from the moment it starts.
+   * Every PlanDefinition on the FHIR server, of any status (a plan applied before follows a retired one too), brought
+   * up to date at most every 30 s by what changed (ServerPlanList): what a poll watches for besides the catalog's. Read
+   * from the server, not from what this process has read, so every replica asks for the same, from the moment it
+   * starts.
    */
   onServer(): Promise<PlanDefinition[]> {
-    return this.everyPlanOnServer.get('every', () =>
-      // Sorted so that Medplum pages by cursor (its `_offset` stops at 10,000).
-      this.fhir.searchAll<PlanDefinition>('PlanDefinition', { _sort: '_lastUpdated', _count: 100 }),
-    );
+    return this.everyPlanOnServer.get();
   }
 
   /**
