@@ -17,6 +17,12 @@ import {
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { startTestService, type TestService } from './support/test-service';
 
+/** The service's own Subscriptions on its embedded store. */
+const ownSubscriptions = async (on: TestService) =>
+  (await on.fhir.searchAll<Subscription>('Subscription', {})).filter((s) =>
+    s.reason?.startsWith('ketamine-careplans: '),
+  );
+
 /**
  * With no FHIR server configured, the service subscribes to its embedded store's changes at start, as it is
  * subscribed to Medplum's: what is written to the store by anyone (an EHR, a pump, a portal) reaches the service at
@@ -39,11 +45,6 @@ describe('the embedded store tells the service of its changes', () => {
   afterAll(async () => {
     await service?.stop();
   });
-
-  const ownSubscriptions = async (on: TestService) =>
-    (await on.fhir.searchAll<Subscription>('Subscription', {})).filter((s) =>
-      s.reason?.startsWith('ketamine-careplans: '),
-    );
 
   it('subscribes its webhook to every kind it acts on, once', async () => {
     const subscriptions = await ownSubscriptions(service);
@@ -149,6 +150,36 @@ describe('the embedded store’s Subscriptions across restarts', () => {
       await waitFor(
         async () => (await followUpTasks(service, procedureId)).length > 0,
         'the follow-ups after the restart',
+      );
+    } finally {
+      await service.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('an infusion whose notification a stop cut short is followed up after the restart, with no poll', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-subscriptions-'));
+    const options = { fhirSandboxSubscriptions: true, fhirDataDir: dataDir, auditSpoolDir: ':memory:' };
+    let service = await startTestService(options);
+    try {
+      const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+      // The store's Subscriptions signed with a secret the webhook does not know (changed behind the service's back):
+      // what the store sends from now on is refused, and waits for its retry.
+      for (const subscription of await ownSubscriptions(service))
+        await service.fhir.update<Subscription>({
+          ...subscription,
+          extension: subscription.extension?.map((e) =>
+            e.url.endsWith('subscription-secret') ? { ...e, valueString: 'not-the-webhooks' } : e,
+          ),
+        });
+      const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+      await service.stop();
+      // Before session 38 its notification was lost with the process: with no poll, never followed up.
+      service = await startTestService(options);
+      await waitFor(
+        async () => (await followUpTasks(service, procedureId)).length > 0,
+        'the follow-ups of the infusion whose notification the stop cut short',
+        20_000,
       );
     } finally {
       await service.stop();

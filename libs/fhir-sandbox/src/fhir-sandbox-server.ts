@@ -55,7 +55,7 @@ export interface FhirSandboxOptions {
   /** When commits reach the disk (SqliteRepository's `sync`; default `normal`). */
   sync?: StoreSync;
   /** How Subscription notifications are retried (tests shorten the waits; defaults as Medplum's). */
-  notifier?: Pick<SubscriptionNotifierOptions, 'backoffMs' | 'maxAttempts' | 'timeoutMs'>;
+  notifier?: Pick<SubscriptionNotifierOptions, 'backoffMs' | 'maxAttempts' | 'timeoutMs' | 'replayDelayMs'>;
 }
 
 const BASE_PATH = '/fhir/R4';

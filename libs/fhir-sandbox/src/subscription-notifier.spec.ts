@@ -257,16 +257,42 @@ describe('the embedded store notifies its Subscriptions', () => {
       expect(await outboxRows()).toBe(1);
       await sandbox.close();
 
-      // Before session 38 it was lost with the process: the receiver heard only the refused attempt.
-      sandbox = await startFhirSandbox({ dataDir, notifier: { backoffMs: 20, maxAttempts: 3 } });
+      // Before session 38 it was lost with the process: the receiver heard only the refused attempt. It waits for its
+      // subscriber to re-point its Subscriptions, or a while.
+      sandbox = await startFhirSandbox({ dataDir, notifier: { backoffMs: 20, maxAttempts: 3, replayDelayMs: 100 } });
+      await waitUntil(() => hook.received.length === 2);
       await settled();
       expect(hook.received).toHaveLength(2);
       expect((JSON.parse(hook.received[1].body) as Observation).meta?.versionId).toBe(written.meta!.versionId);
       await waitUntil(async () => (await outboxRows()) === 0);
       await sandbox.close();
-      sandbox = await startFhirSandbox({ dataDir, notifier: { backoffMs: 20, maxAttempts: 3 } });
+      sandbox = await startFhirSandbox({ dataDir, notifier: { backoffMs: 20, maxAttempts: 3, replayDelayMs: 0 } });
+      await new Promise((resolve) => setTimeout(resolve, 50));
       await settled();
       expect(hook.received).toHaveLength(2);
+    });
+
+    it('what a stop cut short waits for its Subscription to be re-pointed, and goes where it points now', async () => {
+      const subscription = await subscribe('Observation');
+      hook.answers.push(503);
+      await fhir('POST', 'Observation', observation('final'));
+      await waitUntil(() => hook.received.length === 1);
+      await sandbox.close();
+      const moved = await receiver();
+      try {
+        sandbox = await startFhirSandbox({
+          dataDir,
+          notifier: { backoffMs: 20, maxAttempts: 3, replayDelayMs: 60_000 },
+        });
+        await fhir('PUT', `Subscription/${subscription.id}`, {
+          ...subscription,
+          channel: { ...subscription.channel, endpoint: moved.url },
+        });
+        await waitUntil(() => moved.received.length === 1);
+        expect(hook.received).toHaveLength(1);
+      } finally {
+        await moved.close();
+      }
     });
 
     it('keeps nothing for what nobody subscribes to, nor for a write rolled back', async () => {

@@ -25,6 +25,11 @@ export interface SubscriptionNotifierOptions extends Omit<
    * change's row removed once its notifications are settled. None: notifications are kept in memory only.
    */
   outbox?: { outboxed(): StoreChange[]; outboxDone(ids: number[]): Promise<void> };
+  /**
+   * How long what the last run left waits at start for its subscriber to re-point its Subscriptions (a new address or
+   * secret); sent at once when a Subscription is written first (default 10 s).
+   */
+  replayDelayMs?: number;
 }
 
 /** How long settled outbox rows wait to be removed together (one store write for many). */
@@ -50,6 +55,9 @@ export class SubscriptionNotifier {
   private readonly unsettled = new Map<number, number>();
   private settledRows: number[] = [];
   private flushTimer?: NodeJS.Timeout;
+  /** What the last run left, until it is sent (replay). */
+  private left?: StoreChange[];
+  private replayTimer?: NodeJS.Timeout;
 
   constructor(private readonly options: SubscriptionNotifierOptions) {
     this.deliveries = new RestHookDeliveries({
@@ -72,12 +80,24 @@ export class SubscriptionNotifier {
       count: 1000,
     });
     for (const subscription of stored) this.keep(subscription);
-    // What the last run committed and did not finish telling (stopped, or crashed): told now, at least once.
+    // What the last run committed and did not finish telling (stopped, or crashed), told again, at least once: once its
+    // subscriber has re-pointed its Subscriptions (a service subscribes at every start, perhaps at another address or
+    // with another secret, which the old ones would be refused with), or after a while when it has nothing to change.
     const left = this.options.outbox?.outboxed() ?? [];
     if (left.length) {
-      this.options.log('info', 'Subscription notifications left by the last run sent again', { changes: left.length });
-      this.changed(left);
+      this.left = left;
+      this.replayTimer = setTimeout(() => this.replay(), this.options.replayDelayMs ?? 10_000);
+      this.replayTimer.unref();
     }
+  }
+
+  private replay(): void {
+    clearTimeout(this.replayTimer);
+    const left = this.left;
+    this.left = undefined;
+    if (!left || this.closed) return;
+    this.options.log('info', 'Subscription notifications left by the last run sent again', { changes: left.length });
+    this.changed(left);
   }
 
   /** A commit's changes (SqliteRepository's onCommitted): matched in commit order, delivered as they can be. */
@@ -101,6 +121,7 @@ export class SubscriptionNotifier {
    */
   close(): void {
     this.closed = true;
+    clearTimeout(this.replayTimer);
     this.flush();
     this.deliveries.close();
   }
@@ -113,6 +134,8 @@ export class SubscriptionNotifier {
       if (change.resourceType === 'Subscription') {
         if (change.interaction === 'delete') this.forget(change.id);
         else this.keep(parse() as ActiveSubscription);
+        // Re-pointed: what the last run left goes to where they point now (matched after this commit's changes).
+        if (this.left) queueMicrotask(() => this.replay());
       }
       const candidates = this.byType.get(change.resourceType);
       let queued = 0;
