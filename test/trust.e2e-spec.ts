@@ -606,37 +606,30 @@ describe('trustworthy plans', () => {
     );
   });
 
-  it('a session whose order the EHR replaced (a dose changed there): its infusion completes the replacement, not only the order written here', async () => {
-    const { subject, carePlan, task, order } = await approvedInfusion();
-    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
-    await service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled' });
-    const infusion = await completeInfusion(
-      service,
-      { patient: subject, carePlanId: carePlan.id! },
-      '2027-01-02T10:00:00Z',
-    );
-    await reportInfusion(service, infusion);
-    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
-    // Before, the EHR's replacement stayed active after the session was given: to be given again.
-    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('completed');
-    expect(await activeOrdersOf(subject)).toEqual([]);
-  });
-
-  it('a session whose order the EHR replaced but left open too (its cancel not written): its infusion closes both', async () => {
-    const { subject, carePlan, task, order } = await approvedInfusion();
-    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
-    const infusion = await completeInfusion(
-      service,
-      { patient: subject, carePlanId: carePlan.id! },
-      '2027-01-02T10:00:00Z',
-    );
-    await reportInfusion(service, infusion);
-    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
-    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
-    // Before, the EHR's replacement stayed active under the done session, beyond any hold of its plan: to be given again.
-    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('completed');
-    expect(await activeOrdersOf(subject)).toEqual([]);
-  });
+  it.each([
+    ['cancelling it', true],
+    ['leaving it open too (its cancel not written)', false],
+  ])(
+    'a session whose order the EHR replaced (a dose changed there), %s: its infusion completes the replacement, not only the order written here',
+    async (_, cancelled) => {
+      const { subject, carePlan, task, order } = await approvedInfusion();
+      const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
+      if (cancelled) await service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled' });
+      const infusion = await completeInfusion(
+        service,
+        { patient: subject, carePlanId: carePlan.id! },
+        '2027-01-02T10:00:00Z',
+      );
+      await reportInfusion(service, infusion);
+      expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
+      // Before (session 37 with the order cancelled, 38 with it left open), the EHR's replacement stayed active after
+      // the session was given: to be given again.
+      const status = async (id: string) => (await service.fhir.read<MedicationRequest>('MedicationRequest', id)).status;
+      expect(await status(replacement.id!)).toBe('completed');
+      expect(await status(order.id!)).toBe(cancelled ? 'cancelled' : 'completed');
+      expect(await activeOrdersOf(subject)).toEqual([]);
+    },
+  );
 
   it('a session whose order the EHR replaced but left open too, rejected: both cancelled; 409 once the pump began the replacement', async () => {
     const { subject, task, order } = await approvedInfusion();
