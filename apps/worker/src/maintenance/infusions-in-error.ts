@@ -59,7 +59,11 @@ export class InfusionsInError {
 
   /** The plan's approved sessions the pump gave during the infusion: one batch (their open orders, the pump's records). */
   private async givenDuring(procedure: Procedure, tasks: Task[], now: Date): Promise<GivenAtThePump[]> {
-    const approved = tasks.filter((t) => t.status === 'ready' || t.status === 'on-hold');
+    // Infusion sessions only: what the pump gives is a medication order.
+    const approved = tasks.filter(
+      (t) => (t.status === 'ready' || t.status === 'on-hold') && t.focus?.reference?.startsWith('MedicationRequest/'),
+    );
+    if (!approved.length) return [];
     const orders = await openOrdersOf(this.fhir, approved, new Map());
     return sessionsGivenDuringInfusionInError({
       procedureId: procedure.id!,
