@@ -138,7 +138,7 @@ export class SubscriptionNotifier {
         if (this.left) queueMicrotask(() => this.replay());
       }
       const candidates = this.byType.get(change.resourceType);
-      let queued = 0;
+      const matched: ActiveSubscription[] = [];
       for (const subscription of candidates?.values() ?? []) {
         let matches: boolean;
         try {
@@ -152,18 +152,18 @@ export class SubscriptionNotifier {
           // Criteria this server cannot evaluate match nothing (Medplum logs and goes on).
           matches = false;
         }
-        if (!matches) continue;
-        queued++;
-        if (change.outboxId !== undefined)
-          this.unsettled.set(change.outboxId, (this.unsettled.get(change.outboxId) ?? 0) + 1);
+        if (matches) matched.push(subscription);
+      }
+      // Counted before any is queued: one settled at once (the queue full) must not take the row with the others due.
+      if (change.outboxId !== undefined && matched.length) this.unsettled.set(change.outboxId, matched.length);
+      for (const subscription of matched)
         this.deliveries.add({
           subscriptionId: subscription.id,
           change,
           versionId: parse().meta?.versionId,
           attempt: 1,
         });
-      }
-      if (!queued) this.settledOne(change.outboxId, 0);
+      if (!matched.length) this.settledOne(change.outboxId, 0);
     }
   }
 
