@@ -1215,6 +1215,37 @@ describe('trustworthy plans', () => {
       expect(await statuses()).toEqual(['cancelled', 'cancelled']);
     });
 
+    /** Replaced twice: the first replacement left open, the second written with the order's cancel. */
+    async function replacedTwiceFirstLeftOpen() {
+      const approved = await approvedInfusion();
+      const { resource: first } = await service.fhir.create(ehrReplacementOf(approved.order));
+      const { resource: second } = await service.fhir.create(ehrReplacementOf(approved.order));
+      await service.fhir.update<MedicationRequest>({ ...approved.order, status: 'cancelled' });
+      const statuses = () =>
+        Promise.all(
+          [first.id!, second.id!].map(
+            async (id) => (await service.fhir.read<MedicationRequest>('MedicationRequest', id)).status,
+          ),
+        );
+      return { ...approved, statuses };
+    }
+
+    it('replaced twice, the first replacement left open: a paused plan holds both replacements, a rejection cancels both', async () => {
+      const paused = await replacedTwiceFirstLeftOpen();
+      expect((await setPlan(paused.carePlan.id!, 'on-hold')).pausedHeld).toBe(2);
+      expect(await paused.statuses()).toEqual(['on-hold', 'on-hold']);
+
+      const rejected = await replacedTwiceFirstLeftOpen();
+      const task = await service.fhir.read<Task>('Task', rejected.task.id!);
+      await request(service.url)
+        .post(`/tasks/${task.id}/$reject`)
+        .set(clinician())
+        .send({ versionId: task.meta!.versionId, reason: 'Not now' })
+        .expect(200);
+      // Before, only the latest replacement (the order the session was given under) was reached.
+      expect(await rejected.statuses()).toEqual(['cancelled', 'cancelled']);
+    });
+
     it('a stopped plan cancels both', async () => {
       const { carePlan, task, statuses } = await replacedButLeftOpen();
       await setPlan(carePlan.id!, 'revoked');

@@ -62,6 +62,11 @@ function chunks(values: string[]): string[][] {
 export interface EhrOrder {
   order: MedicationRequest;
   administrations: MedicationAdministration[];
+  /**
+   * The EHR's other open orders of the session's chain, left open beside it (one replaced twice, the first
+   * replacement's cancel never sent): what is done to the order is done to them.
+   */
+  leftOpen?: EhrOrder[];
 }
 
 /**
@@ -93,13 +98,14 @@ export async function ehrOrdersOf(fhir: FhirClient, tasks: Task[]): Promise<Map<
     const ours = bySession.get(task.id!) ?? [];
     // An open order written here is the one given: the callers read those themselves.
     if (!ours.length || ours.some((o) => isOpenOrder(o) && orderTaskIdOf(o))) continue;
-    const { current } = orderInEhr(ours, patientOrders);
+    const { current, chain } = orderInEhr(ours, patientOrders);
     if (!current || orderTaskIdOf(current)) continue;
-    const ref = `MedicationRequest/${current.id}`;
-    found.set(task.id!, {
-      order: current,
-      administrations: administrations.filter((a) => a.request?.reference === ref),
+    const recorded = (order: MedicationRequest): EhrOrder => ({
+      order,
+      administrations: administrations.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`),
     });
+    const beside = chain.filter((o) => o !== current && isOpenOrder(o) && !orderTaskIdOf(o)).map(recorded);
+    found.set(task.id!, { ...recorded(current), ...(beside.length ? { leftOpen: beside } : {}) });
   }
   return found;
 }

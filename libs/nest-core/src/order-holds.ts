@@ -263,7 +263,9 @@ export class OrderHolds {
       this.fhir,
       tasks.filter((t) => !withOrder.has(t.id!)),
     );
-    for (const [taskId, { order }] of replaced) if (order.status === 'active') found.push({ order, taskId });
+    for (const [taskId, ehr] of replaced)
+      for (const { order } of [ehr, ...(ehr.leftOpen ?? [])])
+        if (order.status === 'active') found.push({ order, taskId });
     return found;
   }
 

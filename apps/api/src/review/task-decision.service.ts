@@ -309,10 +309,11 @@ export class TaskDecisionService {
     const isMedication = proposal.resourceType === 'MedicationRequest';
     const inEhr = !keyed.length && isMedication ? (await ehrOrdersOf(this.fhir, [task])).get(task.id!) : undefined;
     const leftOpen = isMedication ? [...(await replacementsLeftOpenOf(this.fhir, keyed)).values()].flat() : [];
+    const besideEhr = inEhr?.leftOpen ?? [];
     const started = sessionBegunBy([
       ...includedOf<MedicationAdministration>(found, 'MedicationAdministration'),
       ...(inEhr?.administrations ?? []),
-      ...leftOpen.flatMap((r) => r.administrations),
+      ...[...leftOpen, ...besideEhr].flatMap((r) => r.administrations),
     ]);
     if (started) {
       const when = started.effectivePeriod?.start ?? started.effectiveDateTime;
@@ -320,7 +321,8 @@ export class TaskDecisionService {
         `This session has begun${when ? ` (the pump recorded it at ${when})` : ''}: stop it at the pump if it must not go on; the infusion, once recorded, completes this task`,
       );
     }
-    if (inEhr && isOpenOrder(inEhr.order)) return [...keyed, inEhr.order as Proposal];
+    if (inEhr && isOpenOrder(inEhr.order))
+      return [...keyed, inEhr.order as Proposal, ...besideEhr.map((r) => r.order as Proposal)];
     return [...keyed, ...leftOpen.map((r) => r.order as Proposal)];
   }
 

@@ -514,8 +514,12 @@ export class FollowUpService {
       if (order) {
         updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
         counts.ordersClosed++;
-        // The EHR's replacement of it left open beside it goes with the session too.
-        for (const replacement of openReplacementsOf(new Set([`MedicationRequest/${order.id}`]), input.around.orders)) {
+        // The EHR's orders of the session left open beside it (replacing it, or replaced with it) go with it too.
+        const beside = [
+          ...openReplacementsOf(new Set([`MedicationRequest/${order.id}`]), input.around.orders),
+          ...(input.around.ehrOrders?.get(update.task.id!)?.leftOpen ?? []).map((e) => e.order),
+        ];
+        for (const replacement of beside) {
           if (updateEntries.some((e) => e.resource?.id === replacement.id)) continue;
           updateEntries.push(
             updateEntry(orderAnsweredBy(replacement, update.outcome, update.by), replacement.meta?.versionId),
