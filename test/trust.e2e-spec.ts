@@ -634,12 +634,7 @@ describe('trustworthy plans', () => {
   it('a session whose order the EHR replaced but left open too, rejected: both cancelled; 409 once the pump began the replacement', async () => {
     const { subject, task, order } = await approvedInfusion();
     const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
-    const current = await service.fhir.read<Task>('Task', task.id!);
-    await request(service.url)
-      .post(`/tasks/${task.id}/$reject`)
-      .set(clinician())
-      .send({ versionId: current.meta!.versionId, reason: 'Not now' })
-      .expect(200);
+    expect((await rejectNow(task.id!)).status).toBe(200);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
     // Before, the EHR's replacement stayed active under the rejected session.
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('cancelled');
@@ -648,24 +643,14 @@ describe('trustworthy plans', () => {
     const begun = await approvedInfusion();
     const { resource: running } = await service.fhir.create(ehrReplacementOf(begun.order));
     await service.fhir.create(administrationOf(running, 'in-progress', { start: '2027-01-02T09:05:00Z' }));
-    const task2 = await service.fhir.read<Task>('Task', begun.task.id!);
-    await request(service.url)
-      .post(`/tasks/${begun.task.id}/$reject`)
-      .set(clinician())
-      .send({ versionId: task2.meta!.versionId, reason: 'Not now' })
-      .expect(409);
+    expect((await rejectNow(begun.task.id!)).status).toBe(409);
   });
 
   it('a session whose order the EHR replaced, rejected: the replacement is cancelled with it', async () => {
     const { subject, task, order } = await approvedInfusion();
     const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
     await service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled' });
-    const current = await service.fhir.read<Task>('Task', task.id!);
-    await request(service.url)
-      .post(`/tasks/${task.id}/$reject`)
-      .set(clinician())
-      .send({ versionId: current.meta!.versionId, reason: 'Not now' })
-      .expect(200);
+    expect((await rejectNow(task.id!)).status).toBe(200);
     // Before, the EHR's replacement stayed active under a rejected session.
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('cancelled');
     expect(await activeOrdersOf(subject)).toEqual([]);
@@ -915,6 +900,15 @@ describe('trustworthy plans', () => {
     );
     expect(order.status).toBe('active');
     return { subject, carePlan, task: approved.body as Task, order };
+  }
+
+  /** A clinician rejects the Task as it is now (its current version, read first): the API's answer. */
+  async function rejectNow(taskId: string, reason = 'Not now') {
+    const current = await service.fhir.read<Task>('Task', taskId);
+    return request(service.url)
+      .post(`/tasks/${taskId}/$reject`)
+      .set(clinician())
+      .send({ versionId: current.meta!.versionId, reason });
   }
 
   /** What an EHR asking for the patient's ketamine orders to give finds. */
@@ -1236,12 +1230,7 @@ describe('trustworthy plans', () => {
       expect(await paused.statuses()).toEqual(['on-hold', 'on-hold']);
 
       const rejected = await replacedTwiceFirstLeftOpen();
-      const task = await service.fhir.read<Task>('Task', rejected.task.id!);
-      await request(service.url)
-        .post(`/tasks/${task.id}/$reject`)
-        .set(clinician())
-        .send({ versionId: task.meta!.versionId, reason: 'Not now' })
-        .expect(200);
+      expect((await rejectNow(rejected.task.id!)).status).toBe(200);
       // Before, only the latest replacement (the order the session was given under) was reached.
       expect(await rejected.statuses()).toEqual(['cancelled', 'cancelled']);
     });
