@@ -1235,6 +1235,32 @@ describe('trustworthy plans', () => {
       expect(await rejected.statuses()).toEqual(['cancelled', 'cancelled']);
     });
 
+    it('a dose changed here ($change-dose) replaces both; a replacement of the old order written after it is answered by the infusion', async () => {
+      const { subject, carePlan, task, order } = await approvedInfusion();
+      const { resource: leftOpen } = await service.fhir.create(ehrReplacementOf(order));
+      const current = await service.fhir.read<Task>('Task', task.id!);
+      await request(service.url)
+        .post(`/tasks/${task.id}/$change-dose`)
+        .set(clinician())
+        .send({ versionId: current.meta!.versionId, rate: { value: 0.75, unit: 'mg/kg/h' }, reason: 'weighed again' })
+        .expect(200);
+      const status = async (id: string) => (await service.fhir.read<MedicationRequest>('MedicationRequest', id)).status;
+      // Before, the EHR's replacement of the old dose stayed active beside the new order.
+      expect([await status(order.id!), await status(leftOpen.id!)]).toEqual(['cancelled', 'cancelled']);
+      // An EHR acting on what it read before the change replaces the old order again, and leaves it open.
+      const { resource: stale } = await service.fhir.create(ehrReplacementOf(order));
+      const infusion = await completeInfusion(
+        service,
+        { patient: subject, carePlanId: carePlan.id! },
+        '2027-01-02T10:00:00Z',
+      );
+      await reportInfusion(service, infusion);
+      expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
+      // Before, the infusion closed the new order only: the EHR's replacement of the old one stayed active.
+      expect(await status(stale.id!)).toBe('completed');
+      expect(await activeOrdersOf(subject)).toEqual([]);
+    });
+
     it('a stopped plan cancels both', async () => {
       const { carePlan, task, statuses } = await replacedButLeftOpen();
       await setPlan(carePlan.id!, 'revoked');

@@ -128,4 +128,11 @@ describe('the EHR’s replacements left open beside the orders they replace', ()
     const found = openReplacementsOf(new Set(['MedicationRequest/ours']), [ours, first, second, closed, unrelated]);
     expect(found.map((o) => o.id)).toEqual(['first', 'second']);
   });
+
+  it('and those replacing the order one of them replaced (a dose changed here since: the EHR’s sibling of it)', () => {
+    const changedHere = order('changed', 'active', 3, 'ours');
+    const ehrs = order('ehrs', 'active', 2, 'ours');
+    const found = openReplacementsOf(new Set(['MedicationRequest/changed']), [changedHere, ehrs]);
+    expect(found.map((o) => o.id)).toEqual(['ehrs']);
+  });
 });

@@ -4,6 +4,7 @@ import { conflict, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf } from '@kc/followups';
+import { replacementsLeftOpenOf } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg, orderRateText } from '@kc/protocols';
 import { cancelledProposal, orderFromProposal, orderKeyFor, orderKeySearch, sessionBegunBy } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
@@ -54,6 +55,13 @@ export class DoseChangeService {
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);
     const order = await this.orderToReplace(task);
+    // The EHR's replacements of it left open beside it (its cancel never went) are replaced by the new order too.
+    const beside = [...(await replacementsLeftOpenOf(this.fhir, [order])).values()].flat();
+    const begun = sessionBegunBy(beside.flatMap((b) => b.administrations));
+    if (begun)
+      throw conflict(
+        `This session has begun under the EHR's order (${begun.request?.reference ?? 'its replacement'}): change its rate at the pump`,
+      );
     const dose = dosageToOrder({
       proposal,
       activity: checked.activity,
@@ -88,6 +96,7 @@ export class DoseChangeService {
       asked,
       consequences: [
         () => replaced(order, newDose),
+        ...beside.map((b) => () => replaced(b.order as Proposal, newDose)),
         (): Consequence => ({ resource: replacement, request: { method: 'POST', url: 'MedicationRequest' } }),
       ],
     });
