@@ -644,13 +644,15 @@ describe.each([
     }
     // An order the pump gave is the infusion's: the service closes it after the pump recorded it only across that
     // record (FHIR has no lock spanning the two writes), and then undoes the closing, with its Provenance (never left
-    // cancelled as moot or withdrawn). A clinician's rejection landing as the pump began is a clinician's decision and
-    // stands; the pump giving an order already closed is the EHR's to answer (docs/task-states.md).
+    // cancelled as moot or withdrawn). A clinician's rejection or dose change landing as the pump began is a clinician's
+    // decision and stands; the pump giving an order already closed is the EHR's to answer (docs/task-states.md).
     const CLOSED = ['cancelled', 'stopped', 'entered-in-error'];
     const closedAfterGiven: string[] = [];
     for (const { order, recorded } of given.filter((g) => !ehrClosed.has(g.order))) {
       const current = orders.find((o) => o.id === order);
       if (!current || tasks.find((t) => `Task/${t.id}` === orderKey(current))?.status === 'rejected') continue;
+      // A clinician's dose change that crossed the pump stands as a rejection does (the order given, replaced).
+      if (current.statusReason?.text?.startsWith('Replaced by a new order')) continue;
       const history = (await (
         await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${order}/_history`)
       ).json()) as Bundle<MedicationRequest>;
@@ -662,8 +664,26 @@ describe.each([
           p.activity?.text === 'undo a closing that crossed the pump' &&
           p.target.some((t) => t.reference === `MedicationRequest/${order}`),
       );
-      if (crossed && (!undone || CLOSED.includes(current.status)))
+      if (crossed && (!undone || CLOSED.includes(current.status))) {
         closedAfterGiven.push(`${order} ${current.status}, undone: ${undone}`);
+        if (process.env.CLINIC_DAY_DEBUG) {
+          const get = async (url: string) => (await fetch(`${service.config.fhirBaseUrl}/${url}`)).json();
+          const key = orderKey(current);
+          fs.writeFileSync(
+            `/tmp/kc-debug-given-${SEED}-${Date.now()}.json`,
+            JSON.stringify({
+              history,
+              recorded,
+              administrations: await get(`MedicationAdministration?request=MedicationRequest/${order}`),
+              taskHistory: key ? await get(`${key}/_history`) : undefined,
+              provenances: provenances.filter((p) =>
+                p.target.some((t) => [`MedicationRequest/${order}`, key].includes(t.reference)),
+              ),
+              patientOrders: await get(`MedicationRequest?subject=${current.subject?.reference}&_count=200`),
+            }),
+          );
+        }
+      }
     }
     expect(closedAfterGiven).toEqual([]);
 
