@@ -615,12 +615,7 @@ describe('trustworthy plans', () => {
       const { subject, carePlan, task, order } = await approvedInfusion();
       const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order));
       if (cancelled) await service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled' });
-      const infusion = await completeInfusion(
-        service,
-        { patient: subject, carePlanId: carePlan.id! },
-        '2027-01-02T10:00:00Z',
-      );
-      await reportInfusion(service, infusion);
+      await infusionRecorded(subject, carePlan.id!);
       expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
       // Before (session 37 with the order cancelled, 38 with it left open), the EHR's replacement stayed active after
       // the session was given: to be given again.
@@ -663,12 +658,7 @@ describe('trustworthy plans', () => {
     );
     // Deleted once the pump began: the deletion leaves the order to its infusion.
     expect((await fetch(`${service.config.fhirBaseUrl}/Task/${task.id}`, { method: 'DELETE' })).status).toBe(200);
-    const infusion = await completeInfusion(
-      service,
-      { patient: subject, carePlanId: carePlan.id! },
-      '2027-01-02T10:00:00Z',
-    );
-    await reportInfusion(service, infusion);
+    await infusionRecorded(subject, carePlan.id!);
     // Before, it stayed active with no Task to answer it: to be given again.
     const given = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect(given.status).toBe('completed');
@@ -900,6 +890,13 @@ describe('trustworthy plans', () => {
     );
     expect(order.status).toBe('active');
     return { subject, carePlan, task: approved.body as Task, order };
+  }
+
+  /** The session's infusion recorded (ending 2027-01-02 10:00Z, after the pump's record) and its follow-up done. */
+  async function infusionRecorded(subject: string, carePlanId: string): Promise<string> {
+    const infusion = await completeInfusion(service, { patient: subject, carePlanId }, '2027-01-02T10:00:00Z');
+    await reportInfusion(service, infusion);
+    return infusion;
   }
 
   /** A clinician rejects the Task as it is now (its current version, read first): the API's answer. */
@@ -1249,12 +1246,7 @@ describe('trustworthy plans', () => {
       expect([await status(order.id!), await status(leftOpen.id!)]).toEqual(['cancelled', 'cancelled']);
       // An EHR acting on what it read before the change replaces the old order again, and leaves it open.
       const { resource: stale } = await service.fhir.create(ehrReplacementOf(order));
-      const infusion = await completeInfusion(
-        service,
-        { patient: subject, carePlanId: carePlan.id! },
-        '2027-01-02T10:00:00Z',
-      );
-      await reportInfusion(service, infusion);
+      await infusionRecorded(subject, carePlan.id!);
       expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
       // Before, the infusion closed the new order only: the EHR's replacement of the old one stayed active.
       expect(await status(stale.id!)).toBe('completed');
