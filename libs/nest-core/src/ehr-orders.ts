@@ -100,12 +100,10 @@ export async function ehrOrdersOf(fhir: FhirClient, tasks: Task[]): Promise<Map<
     if (!ours.length || ours.some((o) => isOpenOrder(o) && orderTaskIdOf(o))) continue;
     const { current, chain } = orderInEhr(ours, patientOrders);
     if (!current || orderTaskIdOf(current)) continue;
-    const recorded = (order: MedicationRequest): EhrOrder => ({
-      order,
-      administrations: administrations.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`),
-    });
-    const beside = chain.filter((o) => o !== current && isOpenOrder(o) && !orderTaskIdOf(o)).map(recorded);
-    found.set(task.id!, { ...recorded(current), ...(beside.length ? { leftOpen: beside } : {}) });
+    const beside = chain
+      .filter((o) => o !== current && isOpenOrder(o) && !orderTaskIdOf(o))
+      .map((o) => withRecordsOf(o, administrations));
+    found.set(task.id!, { ...withRecordsOf(current, administrations), ...(beside.length ? { leftOpen: beside } : {}) });
   }
   return found;
 }
@@ -144,10 +142,7 @@ export function replacementsLeftOpenIn(
   for (const order of keyed) {
     if (order.resourceType !== 'MedicationRequest') continue;
     const ref = `MedicationRequest/${order.id}`;
-    const replacements = openReplacementsOf(new Set([ref]), open).map((r) => ({
-      order: r,
-      administrations: administrations.filter((a) => a.request?.reference === `MedicationRequest/${r.id}`),
-    }));
+    const replacements = openReplacementsOf(new Set([ref]), open).map((r) => withRecordsOf(r, administrations));
     if (replacements.length) left.set(ref, replacements);
   }
   return left;
@@ -163,4 +158,10 @@ export async function replacementsLeftOpenOf(
   if (!patients.length) return new Map();
   const { open } = await searchEach(fhir, [patientsOpenOrdersSearch('open', patients)]);
   return replacementsLeftOpenIn(medication, open);
+}
+
+/** An order with what the pump recorded of it, among `administrations`. */
+function withRecordsOf(order: MedicationRequest, administrations: MedicationAdministration[]): EhrOrder {
+  const ref = `MedicationRequest/${order.id}`;
+  return { order, administrations: administrations.filter((a) => a.request?.reference === ref) };
 }
