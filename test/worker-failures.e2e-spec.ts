@@ -199,16 +199,21 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
   });
 
   /**
-   * The first transaction (or the first `refused`) whose body holds `marker` refused at the proxy as a concurrent change
-   * would be (412); later ones go through. `tried` counts every such write (the caller clears `proxy.intercept`).
+   * Runs `during` with the first transaction (or the first `refused`) whose body holds `marker` refused at the proxy as
+   * a concurrent change would be (412); later ones go through. Answers how many such writes were tried.
    */
-  function refuseFirstWriteHolding(marker: string, refused = 1): { tried: number } {
-    const writes = { tried: 0 };
+  async function writesTriedRefusing(marker: string, during: () => Promise<unknown>, refused = 1): Promise<number> {
+    let tried = 0;
     proxy.intercept = (method, _path, body) =>
-      method === 'POST' && body.includes(marker) && writes.tried++ < refused
+      method === 'POST' && body.includes(marker) && tried++ < refused
         ? { status: 412, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict' }] } }
         : undefined;
-    return writes;
+    try {
+      await during();
+    } finally {
+      proxy.intercept = () => undefined;
+    }
+    return tried;
   }
 
   /** The plan paused or stopped in the EHR, its change notified (HAPI style), and the plan's job done. */
@@ -240,18 +245,15 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
       activeCondition(PREGNANCY[0], PREGNANCY[1], enrolment.patient),
     );
     // The hold's first write is refused as a concurrent change would be (412); the next goes through.
-    const writes = refuseFirstWriteHolding('hold for contraindication');
-    try {
+    const tried = await writesTriedRefusing('hold for contraindication', async () => {
       await postWebhook(service, JSON.stringify(pregnancy)).expect(202);
       await maintenanceJobDone(
         service,
         recheckContraindicationsJobId(`Condition/${pregnancy.id}`),
         'the notified pregnancy’s check',
       );
-    } finally {
-      proxy.intercept = () => undefined;
-    }
-    expect(writes.tried).toBeGreaterThanOrEqual(2);
+    });
+    expect(tried).toBeGreaterThanOrEqual(2);
     // Before, the job ended with the order still active, until the next sweep (15 min).
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
   });
@@ -264,30 +266,32 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
       implicated: `CarePlan/${enrolment.carePlanId}`,
     });
     // The release in the request, then the one of the issue's job, refused as concurrent changes would be.
-    const writes = refuseFirstWriteHolding('release hold', 2);
-    try {
-      await request(service.url)
-        .post(`/detected-issues/${issue.id}/$override`)
-        .set(service.as('clinician'))
-        .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
-        .expect(200);
-      await maintenanceJobDone(service, recheckContraindicationsJobId(`DetectedIssue/${issue.id}`), 'the issue’s job');
-    } finally {
-      proxy.intercept = () => undefined;
-    }
-    expect(writes.tried).toBeGreaterThanOrEqual(3);
+    const tried = await writesTriedRefusing(
+      'release hold',
+      async () => {
+        await request(service.url)
+          .post(`/detected-issues/${issue.id}/$override`)
+          .set(service.as('clinician'))
+          .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
+          .expect(200);
+        await maintenanceJobDone(
+          service,
+          recheckContraindicationsJobId(`DetectedIssue/${issue.id}`),
+          'the issue’s job',
+        );
+      },
+      2,
+    );
+    expect(tried).toBeGreaterThanOrEqual(3);
     // Before, the job's lost release was skipped and the order stayed held until the next sweep (15 min).
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
   });
   it('a paused plan’s hold that lost a race is tried again by the plan’s job', async () => {
     const { service, enrolment, order } = await approvedSessionBehindProxy();
-    const writes = refuseFirstWriteHolding('its care plan is on hold');
-    try {
-      await planChangedInEhr(service, enrolment.carePlanId, 'on-hold');
-    } finally {
-      proxy.intercept = () => undefined;
-    }
-    expect(writes.tried).toBeGreaterThanOrEqual(2);
+    const tried = await writesTriedRefusing('its care plan is on hold', () =>
+      planChangedInEhr(service, enrolment.carePlanId, 'on-hold'),
+    );
+    expect(tried).toBeGreaterThanOrEqual(2);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
   });
   /**
