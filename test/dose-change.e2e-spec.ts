@@ -232,7 +232,7 @@ describe('changing the dose of an approved infusion before its session', () => {
     const [ours] = await ordersOf(replaced.task);
     await service.fhir.update<MedicationRequest>({ ...ours, status: 'cancelled', statusReason: { text: 'Replaced' } });
     const { id: _id, meta: _meta, identifier: _identifier, ...body } = ours;
-    await service.fhir.create<MedicationRequest>({
+    const { resource: ehrs } = await service.fhir.create<MedicationRequest>({
       ...body,
       status: 'active',
       priorPrescription: { reference: `MedicationRequest/${ours.id}` },
@@ -264,5 +264,15 @@ describe('changing the dose of an approved infusion before its session', () => {
     expect(cancelledRow?.view.orderStatus).toBe('No order to give: its order was cancelled (Patient unwell)');
     expect(cancelledRow?.view.orderedDose).toBeUndefined();
     expect(cancelledRow?.view.dose).toBeUndefined();
+
+    // Asked anyway (an integration calling the operation): the dose is changed where the order now is.
+    const now = async (t: Task) => service.fhir.read<Task>('Task', t.id!);
+    expect(message(await changeDose(await now(replaced.task), rate(1)).expect(409))).toBe(
+      `The EHR replaced this task's order with its own (MedicationRequest/${ehrs.id}): change its dose in the EHR`,
+    );
+    expect(message(await changeDose(await now(cancelled.task), rate(1)).expect(409))).toBe(
+      "This task's order is no longer to be given (given, stopped or cancelled): there is no dose to change",
+    );
+    expect(await ordersOf(replaced.task, 'active')).toEqual([]);
   });
 });

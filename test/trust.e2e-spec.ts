@@ -1232,6 +1232,41 @@ describe('trustworthy plans', () => {
       expect(await rejected.statuses()).toEqual(['cancelled', 'cancelled']);
     });
 
+    /**
+     * Replaced twice, the order written here left open (its cancel refused): the first replacement was cancelled when
+     * the second replaced it, so the session's open orders are the one written here and the second replacement.
+     */
+    async function replacedTwiceOrderLeftOpen() {
+      const approved = await approvedInfusion();
+      const { resource: first } = await service.fhir.create(ehrReplacementOf(approved.order));
+      const { resource: second } = await service.fhir.create(ehrReplacementOf(first));
+      await service.fhir.update<MedicationRequest>({ ...first, status: 'cancelled' });
+      const statuses = () =>
+        Promise.all(
+          [approved.order.id!, second.id!].map(
+            async (id) => (await service.fhir.read<MedicationRequest>('MedicationRequest', id)).status,
+          ),
+        );
+      return { ...approved, statuses };
+    }
+
+    // Before session 39 the EHR's replacements left open were found among the open orders alone: the second
+    // replacement names a cancelled order, so each of these acted on the order written here only.
+    it('replaced twice through a cancelled replacement, the order written here left open: a hold, a rejection and a pause reach both', async () => {
+      const held = await replacedTwiceOrderLeftOpen();
+      await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], held.subject));
+      await service.app.get(ContraindicationSweep).sweep();
+      expect(await held.statuses()).toEqual(['on-hold', 'on-hold']);
+
+      const rejected = await replacedTwiceOrderLeftOpen();
+      expect((await rejectNow(rejected.task.id!)).status).toBe(200);
+      expect(await rejected.statuses()).toEqual(['cancelled', 'cancelled']);
+
+      const paused = await replacedTwiceOrderLeftOpen();
+      expect((await setPlan(paused.carePlan.id!, 'on-hold')).pausedHeld).toBe(2);
+      expect(await paused.statuses()).toEqual(['on-hold', 'on-hold']);
+    });
+
     it('a dose changed here ($change-dose) replaces both; a replacement of the old order written after it is answered by the infusion', async () => {
       const { subject, carePlan, task, order } = await approvedInfusion();
       const { resource: leftOpen } = await service.fhir.create(ehrReplacementOf(order));

@@ -1,6 +1,6 @@
 import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { isOpen, type AuthorisableRequest } from '@kc/task-states';
-import { requestsWithdrawn, sessionBegunAtThePump, type OpenOrder, type Withdrawal } from './stopped-plans';
+import { isOpen, type AuthorisableRequest, type OpenOrder } from '@kc/task-states';
+import { requestsWithdrawn, sessionBegunAtThePump, type Withdrawal } from './stopped-plans';
 
 /** Why the requests of a Task deleted on the FHIR server are cancelled (their statusReason, the Provenance's reason). */
 export const DELETED_TASK_REASON = 'Withdrawn: its Task was deleted on the FHIR server';

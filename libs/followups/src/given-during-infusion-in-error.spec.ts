@@ -1,8 +1,7 @@
 import type { MedicationAdministration } from '@medplum/fhirtypes';
-import { orderKeyFor, stateOf } from '@kc/task-states';
+import { orderKeyFor, stateOf, type OpenOrder } from '@kc/task-states';
 import { medicationOrder, planTask } from '../../../test/fixtures/plans';
 import { sessionsGivenDuringInfusionInError } from './given-during-infusion-in-error';
-import type { OpenOrder } from './stopped-plans';
 
 const now = new Date('2027-01-10T12:00:00Z');
 const performed = { start: '2027-01-10T09:00:00Z', end: '2027-01-10T10:00:00Z' };

@@ -1,9 +1,15 @@
 import type { MedicationAdministration, Period, Reference, Task } from '@medplum/fhirtypes';
 import { clinicDay } from '@kc/protocols';
-import { isOpen, isOpenOrder, orderAnsweredBy, type AuthorisableRequest } from '@kc/task-states';
+import {
+  isOpen,
+  isOpenOrder,
+  openOrdersOfSession,
+  orderAnsweredBy,
+  type AuthorisableRequest,
+  type OpenOrder,
+} from '@kc/task-states';
 import { isOfInfusion } from './infusion-as-given';
 import { applyInfusionUpdate } from './superseded';
-import { openOrdersOfSession, type OpenOrder } from './stopped-plans';
 
 /**
  * A session the pump recorded giving (its administration `completed`) during an infusion the EHR then recorded in

@@ -7,9 +7,9 @@ import {
   resumedPlanOrder,
   sessionBegunBy,
   type AuthorisableRequest,
+  type OpenOrder,
 } from '@kc/task-states';
 import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
-import type { OpenOrder } from './stopped-plans';
 
 /**
  * A paused plan (CarePlan `on-hold`: an EHR paused the treatment, say for a hospital stay) authorises no care: its

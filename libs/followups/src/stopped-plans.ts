@@ -1,4 +1,4 @@
-import type { CarePlan, CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
+import type { CarePlan, CommunicationRequest, Task } from '@medplum/fhirtypes';
 import {
   cancelledProposal,
   isAwaitingApproval,
@@ -6,6 +6,8 @@ import {
   sessionBegunBy,
   transition,
   type AuthorisableRequest,
+  openOrdersOfSession,
+  type OpenOrder,
 } from '@kc/task-states';
 import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
 import { isReminderAbout, revokedReminder } from './reminders';
@@ -22,22 +24,6 @@ export interface Withdrawal {
   replacements?: { read: AuthorisableRequest; cancelled: AuthorisableRequest }[];
   /** Its reminders not sent yet, as read and revoked. */
   reminders: { read: CommunicationRequest; revoked: CommunicationRequest }[];
-}
-
-/** What was recorded of an approved Task's order: the order still to be given, and what the pump recorded of it. */
-export interface OpenOrder {
-  order: AuthorisableRequest;
-  administrations: MedicationAdministration[];
-  /**
-   * The EHR's replacements of it (a dose changed there: `priorPrescription`) that it left open beside it, its cancel
-   * not written: two orders to give for one session, so what is done to the order is done to them (session 38).
-   */
-  leftOpen?: OpenOrder[];
-}
-
-/** A session's open orders: the one written here (or the EHR's it is given under) and the replacements left open. */
-export function openOrdersOfSession(open: OpenOrder | undefined): OpenOrder[] {
-  return open ? [open, ...(open.leftOpen ?? [])] : [];
 }
 
 /** The pump's record showing it has begun (or given) any of a session's open orders. */

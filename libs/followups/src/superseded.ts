@@ -15,14 +15,17 @@ import {
   protocolActionOf,
   type DefinitionResolver,
 } from '@kc/protocols';
-import { isOpen, isOpenOrder, orderTaskIdOf, ordersApprovedOn, sessionBegunBy, transition } from '@kc/task-states';
+import {
+  isOpen,
+  isOpenOrder,
+  orderTaskIdOf,
+  ordersApprovedOn,
+  sessionBegunBy,
+  transition,
+  type OpenOrder,
+} from '@kc/task-states';
 import type { AdministrationRecords } from './infusion-as-given';
 
-/** The EHR's open replacement of the order a session was given here (a dose changed there), with the pump's records of it. */
-export interface ReplacementOrder {
-  order: MedicationRequest;
-  administrations: MedicationAdministration[];
-}
 import type { InfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
 
@@ -144,7 +147,7 @@ export function answeredByInfusion(procedureId: string, end: number, zone?: stri
 export function tasksThePumpBegan(
   orders: MedicationRequest[],
   administrations: MedicationAdministration[],
-  replacements: ReadonlyMap<string, ReplacementOrder> = new Map(),
+  replacements: ReadonlyMap<string, OpenOrder> = new Map(),
 ): Set<string> {
   const begunReplacements = [...replacements].filter(([, r]) => sessionBegunBy(r.administrations)).map(([id]) => id);
   return new Set([...tasksOrderingAny(orders, requestsBegun(administrations)), ...begunReplacements]);
@@ -158,7 +161,7 @@ export function tasksThePumpBegan(
 export function tasksThePumpGave(
   given: AdministrationRecords,
   openTasks: Task[],
-  replacements: ReadonlyMap<string, ReplacementOrder> = new Map(),
+  replacements: ReadonlyMap<string, OpenOrder> = new Map(),
 ): Set<string> {
   const gave = requestsBegun(given.administrations);
   const approvedOnThem = openTasks

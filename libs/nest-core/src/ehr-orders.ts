@@ -1,14 +1,14 @@
-import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import type { MedicationAdministration, MedicationRequest, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import {
-  isOpenOrder,
-  openReplacementsOf,
-  orderInEhr,
+  isAuthorisable,
   orderKeySearch,
   ordersApprovedOn,
   ordersBySession,
   orderTaskIdOf,
-  replacementOrdersParams,
+  sessionOpenOrder,
+  type AuthorisableRequest,
+  type OpenOrder,
 } from '@kc/task-states';
 
 /** Order keys (or ids) per search: a URL of a few KB, far under any server's limit. */
@@ -58,110 +58,105 @@ function chunks(values: string[]): string[][] {
   return out;
 }
 
-/** The EHR's open order a session is to be given under, with what the pump recorded of it. */
-export interface EhrOrder {
-  order: MedicationRequest;
-  administrations: MedicationAdministration[];
-  /**
-   * The EHR's other open orders of the session's chain, left open beside it (one replaced twice, the first
-   * replacement's cancel never sent): what is done to the order is done to them.
-   */
-  leftOpen?: EhrOrder[];
-}
+/** Before the earliest of a batch's sessions was planned, a margin for the FHIR server's clock against this one's. */
+const CLOCK_MARGIN_MS = 10 * 60_000;
 
 /**
- * For approved infusion sessions with no open order written here: the EHR's open order each is to be given under, by
- * Task id, with its administrations: the EHR's replacement of the orders written here (a dose changed there:
- * orderInEhr, at any depth), or the order the session was approved on (ordersApprovedOn) or its replacement. A hold, a
- * withdrawal or a pause acts on the order that would be given, whoever wrote it. Two batches, only for such Tasks
- * (their orders, sessionOrdersOf; their patients' orders since).
+ * Every order approved sessions are still to be given under (active, or held), by Task id, each with what the pump
+ * recorded of it (sessionOpenOrder): the open order written here, else the EHR's it was approved on, else the EHR's
+ * latest open replacement of those (a dose changed there, at any depth), and every other open order of the session's
+ * chain left open beside it. What a hold, a withdrawal, a pause, a rejection or a dose change acts on: the orders that
+ * would be given, whoever wrote them. One batch: the orders written for the sessions (by key, any status; the EHR's
+ * they were approved on, by id) and their patients' orders written since the sessions were planned. Sessions with no
+ * order to give are left out; nothing is read for no Task with an order's proposal.
  */
-export async function ehrOrdersOf(fhir: FhirClient, tasks: Task[]): Promise<Map<string, EhrOrder>> {
-  const found = new Map<string, EhrOrder>();
-  const sessions = tasks.filter((t) => t.id && t.focus?.reference?.startsWith('MedicationRequest/'));
+export async function openOrdersOfSessions(fhir: FhirClient, tasks: Task[]): Promise<Map<string, OpenOrder>> {
+  const sessions = tasks.filter((t) => t.id && orderTypeOf(t));
+  const found = new Map<string, OpenOrder>();
   if (!sessions.length) return found;
-  const { bySession } = await sessionOrdersOf(fhir, sessions);
-  const written = [...bySession.values()].flat();
-  if (!written.length) return found;
-  const patients = [...new Set(sessions.flatMap((t) => t.for?.reference ?? []))];
-  const { since } = await searchEach(fhir, [
-    {
-      name: 'since',
+  const keysByType = new Map<string, string[]>();
+  for (const task of sessions)
+    keysByType.set(orderTypeOf(task)!, [...(keysByType.get(orderTypeOf(task)!) ?? []), orderKeySearch(task.id!)]);
+  const medication = sessions.filter((t) => orderTypeOf(t) === 'MedicationRequest');
+  const approvedOn = [...new Set(medication.flatMap(ordersApprovedOn))].map((r) => r.split('/')[1]);
+  const withRecords = (type: string) => (type === 'MedicationRequest' ? { _revinclude: RECORDS_OF_ORDERS } : {});
+  const searches: NamedSearch[] = [
+    ...[...keysByType].flatMap(([type, keys]) =>
+      chunks(keys).map((k, i) => ({
+        name: `${type}-${i}`,
+        resourceType: type,
+        params: { identifier: k.join(','), ...withRecords(type) },
+      })),
+    ),
+    ...chunks(approvedOn).map((ids, i) => ({
+      name: `on-${i}`,
       resourceType: 'MedicationRequest',
-      params: { ...replacementOrdersParams(patients, written), _revinclude: 'MedicationAdministration:request' },
-      everyMatch: true,
-    },
-  ]);
-  const patientOrders = matchesOf<MedicationRequest>(since);
-  const administrations = administrationsIn(since);
+      params: { _id: ids.join(','), ...withRecords('MedicationRequest') },
+    })),
+    ...patientChunks(medication).map((chunk, i) => ({
+      name: `since-${i}`,
+      resourceType: 'MedicationRequest',
+      params: { ...patientsOrdersSince(chunk), ...withRecords('MedicationRequest') },
+    })),
+  ].map((s) => ({ ...s, params: { ...s.params, _count: 200 }, everyMatch: true }));
+  const bundles = Object.entries(await searchEach(fhir, searches));
+  const administrations = [...new Map(bundles.flatMap(([, b]) => administrationsIn(b)).map((a) => [a.id, a])).values()];
+  const since = bundles
+    .filter(([name]) => name.startsWith('since-'))
+    .flatMap(([, b]) => matchesOf<MedicationRequest>(b));
+  const written = bundles
+    .filter(([name]) => !name.startsWith('since-'))
+    .flatMap(([, b]) => matchesOf<AuthorisableRequest>(b));
+  const bySession = ordersBySession(
+    written,
+    sessions.map((t) => ({ id: t.id!, approvedOn: ordersApprovedOn(t) })),
+  );
   for (const task of sessions) {
-    const ours = bySession.get(task.id!) ?? [];
-    // An open order written here is the one given: the callers read those themselves.
-    if (!ours.length || ours.some((o) => isOpenOrder(o) && orderTaskIdOf(o))) continue;
-    const { current, chain } = orderInEhr(ours, patientOrders);
-    if (!current || orderTaskIdOf(current)) continue;
-    const beside = chain
-      .filter((o) => o !== current && isOpenOrder(o) && !orderTaskIdOf(o))
-      .map((o) => withRecordsOf(o, administrations));
-    found.set(task.id!, { ...withRecordsOf(current, administrations), ...(beside.length ? { leftOpen: beside } : {}) });
+    const patient = task.for?.reference;
+    const patientOrders = since.filter((o) => o.subject?.reference === patient);
+    const open = sessionOpenOrder(bySession.get(task.id!) ?? [], patientOrders, administrations);
+    if (open) found.set(task.id!, open);
   }
   return found;
 }
 
+/** What the pump recorded of an order, included with it. */
+const RECORDS_OF_ORDERS = 'MedicationAdministration:request';
+
+/** The type of order an approval of the Task writes: its proposal's (`focus`), when one an approval authorises. */
+function orderTypeOf(task: Task): AuthorisableRequest['resourceType'] | undefined {
+  const type = task.focus?.reference?.split('/')[0];
+  return type && isAuthorisable({ resourceType: type } as Resource)
+    ? (type as AuthorisableRequest['resourceType'])
+    : undefined;
+}
+
+/** The sessions in groups of at most KEYS_PER_SEARCH patients. */
+function patientChunks(sessions: Task[]): Task[][] {
+  const patients = chunks([...new Set(sessions.flatMap((t) => t.for?.reference ?? []))]);
+  return patients.map((group) => sessions.filter((t) => group.includes(t.for?.reference ?? '')));
+}
+
 /**
- * The search of the patients' open medication orders, with what the pump recorded of them: what
- * replacementsLeftOpenIn reads. One search, to join a batch.
+ * The search for these sessions' patients' orders (any status, whoever wrote them) written since the earliest was
+ * planned (Task.authoredOn, less CLOCK_MARGIN_MS): every order of theirs and every replacement of one is later. All of
+ * the patients' orders when one was approved on the EHR's order (written before it was planned) or has no date.
  */
-export function patientsOpenOrdersSearch(name: string, patients: string[]): NamedSearch {
+function patientsOrdersSince(sessions: Task[]): Record<string, string> {
+  const planned = sessions.map((t) => (ordersApprovedOn(t).length ? NaN : Date.parse(t.authoredOn ?? '')));
+  const earliest = Math.min(...planned);
   return {
-    name,
-    resourceType: 'MedicationRequest',
-    params: {
-      subject: patients.join(','),
-      intent: 'order',
-      status: 'active,on-hold',
-      _revinclude: 'MedicationAdministration:request',
-      _count: 200,
-    },
-    everyMatch: true,
+    subject: [...new Set(sessions.flatMap((t) => t.for?.reference ?? []))].join(','),
+    intent: 'order',
+    ...(Number.isFinite(earliest) ? { _lastUpdated: `ge${new Date(earliest - CLOCK_MARGIN_MS).toISOString()}` } : {}),
   };
 }
 
 /**
- * For each open order written here (`keyed`), the EHR's replacements of it (`priorPrescription`, at any depth) that it
- * left open beside it, its cancel not written (openReplacementsOf), each with what the pump recorded of it, by the
- * order's reference; from the patients' open orders (patientsOpenOrdersSearch). Orders with none are left out.
+ * For approved infusion sessions with no open order written here: the EHR's open order each is to be given under
+ * (openOrdersOfSessions), by Task id. What an infusion answers for a session whose order the EHR replaced.
  */
-export function replacementsLeftOpenIn(
-  keyed: { resourceType: string; id?: string }[],
-  found: Parameters<typeof matchesOf>[0],
-): Map<string, EhrOrder[]> {
-  const open = matchesOf<MedicationRequest>(found);
-  const administrations = administrationsIn(found);
-  const left = new Map<string, EhrOrder[]>();
-  for (const order of keyed) {
-    if (order.resourceType !== 'MedicationRequest') continue;
-    const ref = `MedicationRequest/${order.id}`;
-    const replacements = openReplacementsOf(new Set([ref]), open).map((r) => withRecordsOf(r, administrations));
-    if (replacements.length) left.set(ref, replacements);
-  }
-  return left;
-}
-
-/** replacementsLeftOpenIn, read: one search of the orders' patients' open orders (none for no MedicationRequest). */
-export async function replacementsLeftOpenOf(
-  fhir: FhirClient,
-  keyed: { resourceType: string; id?: string; subject?: { reference?: string } }[],
-): Promise<Map<string, EhrOrder[]>> {
-  const medication = keyed.filter((o) => o.resourceType === 'MedicationRequest');
-  const patients = [...new Set(medication.flatMap((o) => o.subject?.reference ?? []))];
-  if (!patients.length) return new Map();
-  const { open } = await searchEach(fhir, [patientsOpenOrdersSearch('open', patients)]);
-  return replacementsLeftOpenIn(medication, open);
-}
-
-/** An order with what the pump recorded of it, among `administrations`. */
-function withRecordsOf(order: MedicationRequest, administrations: MedicationAdministration[]): EhrOrder {
-  const ref = `MedicationRequest/${order.id}`;
-  return { order, administrations: administrations.filter((a) => a.request?.reference === ref) };
+export async function ehrOrdersOf(fhir: FhirClient, tasks: Task[]): Promise<Map<string, OpenOrder>> {
+  const open = await openOrdersOfSessions(fhir, tasks);
+  return new Map([...open].filter(([, o]) => !orderTaskIdOf(o.order)));
 }

@@ -22,21 +22,18 @@ import {
   implicatingOrders,
   isAuthorisable,
   isTaskHeldForContraindication,
-  orderKeySearch,
   ordersToHold,
   ordersToRelease,
-  orderTaskIdOf,
   otherIssuesNamed,
   releasedTask,
   THIS_SERVICE,
   withoutIssues,
+  openOrdersOfSession,
   type AuthorisableRequest,
+  type OpenOrder,
   type OrderHold,
 } from '@kc/task-states';
-import { ehrOrdersOf, replacementsLeftOpenOf } from './ehr-orders';
-
-/** Order keys per search: a URL of a few KB, far under any server's limit. */
-const KEYS_PER_SEARCH = 50;
+import { openOrdersOfSessions } from './ehr-orders';
 
 /** A plan with unresolved contraindications, and what is needed to find the orders they hold. */
 export interface HoldCheck {
@@ -100,22 +97,27 @@ export class OrderHolds {
       const action = protocolActionOf(t);
       return !protocol || (action !== undefined && hasContraindicationChecks(protocol.plan, action, protocol.resolver));
     });
-    const active = await this.activeOrdersOf(gated);
+    const heldTasks = check.heldTasks ?? [];
+    // A contraindication holds the orders that would be given, whoever wrote them (openOrdersOfSessions).
+    const orders = await openOrdersOfSessions(this.fhir, [...gated, ...heldTasks]);
+    const active = ordersOfStatus(orders, gated, 'active');
+    const heldAlready = ordersOfStatus(orders, heldTasks, 'on-hold');
     const holds = ordersToHold(
       active.map((a) => a.order),
       unresolved,
     );
-    const heldTasks = check.heldTasks ?? [];
     const restated = await this.withoutGoneIssues(
-      heldTasks.length ? holdsToRestate(await this.keyedOrdersOf(heldTasks, 'on-hold'), unresolved) : [],
+      holdsToRestate(
+        heldAlready.map((a) => a.order),
+        unresolved,
+      ),
       check.issues,
     );
     if (!holds.length && !restated.length) return NOTHING_HELD;
     const tasks = new Map([...gated, ...heldTasks].map((t) => [t.id, t]));
-    const taskOf = new Map([
-      ...active.map((a): [string, string] => [`${a.order.resourceType}/${a.order.id}`, a.taskId]),
-      ...restated.map(({ read }): [string, string] => [`${read.resourceType}/${read.id}`, orderTaskIdOf(read)!]),
-    ]);
+    const taskOf = new Map(
+      [...active, ...heldAlready].map((a): [string, string] => [`${a.order.resourceType}/${a.order.id}`, a.taskId]),
+    );
     // One write per Task, though it may hold two orders (one the EHR's replacement left open beside the other).
     const tasksOfHolds = [
       ...new Map(
@@ -241,35 +243,6 @@ export class OrderHolds {
   }
 
   /**
-   * The active orders of these approved Tasks, each with its Task's id: those their approvals wrote (keyed
-   * `Task/<id>`, by the type each authorises), and, for an infusion whose order the EHR replaced (a dose changed
-   * there), the EHR's order now (orderInEhr): a contraindication holds the order that would be given, whoever wrote it.
-   */
-  private async activeOrdersOf(tasks: Task[]): Promise<{ order: AuthorisableRequest; taskId: string }[]> {
-    const found = (await this.keyedOrdersOf(tasks, 'active')).map((order) => ({
-      order,
-      taskId: orderTaskIdOf(order)!,
-    }));
-    const withOrder = new Set(found.map((f) => f.taskId));
-    // The EHR's replacements of them it left open beside them (its cancel not written) are held with them.
-    const leftOpen = await replacementsLeftOpenOf(
-      this.fhir,
-      found.map((f) => f.order),
-    );
-    for (const { order, taskId } of [...found])
-      for (const r of leftOpen.get(`${order.resourceType}/${order.id}`) ?? [])
-        if (r.order.status === 'active') found.push({ order: r.order, taskId });
-    const replaced = await ehrOrdersOf(
-      this.fhir,
-      tasks.filter((t) => !withOrder.has(t.id!)),
-    );
-    for (const [taskId, ehr] of replaced)
-      for (const { order } of [ehr, ...(ehr.leftOpen ?? [])])
-        if (order.status === 'active') found.push({ order, taskId });
-    return found;
-  }
-
-  /**
    * The orders as written, without the DetectedIssues deleted on the FHIR server that they name (a hold restated, or
    * released, after the issue that held them was deleted). Only names besides the plan's issues on record are asked
    * after, in one batch; a failed read keeps them.
@@ -295,38 +268,8 @@ export class OrderHolds {
     const tasks = (await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, status: 'on-hold' })).filter(
       isTaskHeldForContraindication,
     );
-    const orders = await this.keyedOrdersOf(tasks, 'on-hold');
-    return [...tasks.map((t) => `Task/${t.id}`), ...orders.map((o) => `${o.resourceType}/${o.id}`)];
-  }
-
-  /** The orders these Tasks' approvals wrote (found by their keys), of one status. */
-  private async keyedOrdersOf(tasks: Task[], status: string): Promise<AuthorisableRequest[]> {
-    const byType = new Map<AuthorisableRequest['resourceType'], string[]>();
-    for (const task of tasks) {
-      const type = task.focus?.reference?.split('/')[0] as AuthorisableRequest['resourceType'] | undefined;
-      if (type && isAuthorisable({ resourceType: type } as Resource))
-        byType.set(type, [...(byType.get(type) ?? []), orderKeySearch(task.id!)]);
-    }
-    const orders: AuthorisableRequest[] = [];
-    for (const [type, keys] of byType) orders.push(...(await this.keyed<AuthorisableRequest>(type, keys, { status })));
-    return orders;
-  }
-
-  /** The orders of a type keyed to these Tasks (`keys`: orderKeySearch values), a search per KEYS_PER_SEARCH. */
-  private async keyed<T extends AuthorisableRequest>(
-    type: T['resourceType'],
-    keys: string[],
-    params: Record<string, string> = {},
-  ): Promise<T[]> {
-    const orders: T[] = [];
-    for (let i = 0; i < keys.length; i += KEYS_PER_SEARCH)
-      orders.push(
-        ...(await this.fhir.searchAll<T>(type, {
-          identifier: keys.slice(i, i + KEYS_PER_SEARCH).join(','),
-          ...params,
-        })),
-      );
-    return orders;
+    const orders = ordersOfStatus(await openOrdersOfSessions(this.fhir, tasks), tasks, 'on-hold');
+    return [...tasks.map((t) => `Task/${t.id}`), ...orders.map(({ order }) => `${order.resourceType}/${order.id}`)];
   }
 
   /** A change made meanwhile (a clinician, an EHR) wins: nothing is written, and the next sweep looks again. */
@@ -339,6 +282,19 @@ export class OrderHolds {
       throw err;
     }
   }
+}
+
+/** The open orders of these Tasks' sessions (openOrdersOfSessions) in one status, each with its Task's id. */
+function ordersOfStatus(
+  found: Map<string, OpenOrder>,
+  tasks: Task[],
+  status: AuthorisableRequest['status'],
+): { order: AuthorisableRequest; taskId: string }[] {
+  return tasks.flatMap((task) =>
+    openOrdersOfSession(found.get(task.id!))
+      .filter(({ order }) => order.status === status)
+      .map(({ order }) => ({ order, taskId: task.id! })),
+  );
 }
 
 function updatesOf(changes: { read: Resource; held: Resource }[]): BundleEntry[] {

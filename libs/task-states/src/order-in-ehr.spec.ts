@@ -1,4 +1,4 @@
-import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import type { MedicationAdministration, MedicationRequest, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { medicationOrder, PUMP_RUNNING } from '../../../test/fixtures/plans';
 import {
   closedInEhrWords,
@@ -7,6 +7,7 @@ import {
   orderInEhr,
   ordersBySession,
   sessionIdsOfOrder,
+  sessionOpenOrder,
 } from './order-in-ehr';
 import { orderKeyFor } from './request-authorisation';
 
@@ -134,5 +135,51 @@ describe('the EHR’s replacements left open beside the orders they replace', ()
     const ehrs = order('ehrs', 'active', 2, 'ours');
     const found = openReplacementsOf(new Set(['MedicationRequest/changed']), [changedHere, ehrs]);
     expect(found.map((o) => o.id)).toEqual(['ehrs']);
+  });
+});
+
+describe('a session’s orders still to be given (sessionOpenOrder)', () => {
+  const records = [given('ours', 'in-progress'), given('second', 'completed'), given('other', 'completed')];
+
+  it('the open order written here first, with its records, and every other open order of its chain beside it', () => {
+    const ours = order('ours', 'active', 1);
+    const first = order('first', 'cancelled', 2, 'ours');
+    const second = order('second', 'active', 3, 'first');
+    const unrelated = order('unrelated', 'active', 4, 'other');
+    const found = sessionOpenOrder([ours], [ours, first, second, unrelated], records)!;
+    expect(found.order).toBe(ours);
+    expect(found.administrations.map((a) => a.status)).toEqual(['in-progress']);
+    // Through the cancelled first replacement: openReplacementsOf, over open orders alone, could not see it.
+    expect(found.leftOpen?.map((o) => [o.order.id, o.administrations.length])).toEqual([['second', 1]]);
+  });
+
+  it('the EHR’s sibling of a dose changed here (the replacement of the session’s earlier order) is beside it', () => {
+    const earlier = order('earlier', 'cancelled', 1);
+    const changedHere = order('changed', 'active', 3, 'earlier');
+    const sibling = order('sibling', 'active', 2, 'earlier');
+    const found = sessionOpenOrder([earlier, changedHere], [sibling], [])!;
+    expect([found.order.id, found.leftOpen?.map((o) => o.order.id)]).toEqual(['changed', ['sibling']]);
+  });
+
+  it('none written here open: the EHR’s latest open replacement, the others beside it; nothing when none is open', () => {
+    const ours = order('ours', 'cancelled', 1);
+    const older = order('older', 'on-hold', 2, 'ours');
+    const latest = order('latest', 'active', 3, 'ours');
+    const found = sessionOpenOrder([ours], [older, latest], [])!;
+    expect([found.order.id, found.leftOpen?.map((o) => o.order.id)]).toEqual(['latest', ['older']]);
+    expect(sessionOpenOrder([ours], [order('given', 'completed', 2, 'ours')], [])).toBeUndefined();
+    expect(sessionOpenOrder([], [latest], [])).toBeUndefined();
+  });
+
+  it('an order other than medication has no chain: the open one written', () => {
+    const referral: ServiceRequest = {
+      resourceType: 'ServiceRequest',
+      id: 'sr',
+      status: 'active',
+      intent: 'order',
+      subject: { reference: 'Patient/p' },
+    };
+    const found = sessionOpenOrder([referral], [order('x', 'active', 1, 'sr')], [])!;
+    expect([found.order.id, found.leftOpen]).toEqual(['sr', undefined]);
   });
 });

@@ -1,5 +1,5 @@
 import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { isOpenOrder, orderTaskIdOf, sessionBegunBy } from './request-authorisation';
+import { isOpenOrder, orderTaskIdOf, sessionBegunBy, type AuthorisableRequest } from './request-authorisation';
 
 /**
  * An approved session's order as the EHR has it now. The EHR may have replaced the order approved here (a dose changed
@@ -41,6 +41,50 @@ export function orderInEhr(written: MedicationRequest[], patientOrders: Medicati
   const replacement = latestFirst(orders.filter((o) => !written.includes(o) && isOpenOrder(o)))[0];
   if (replacement) return { current: replacement, replacedInEhr: true, chain: orders };
   return { last: latestFirst(orders)[0], chain: orders };
+}
+
+/** An order an approved session is still to be given under (active, or held), with what the pump recorded of it. */
+export interface OpenOrder {
+  order: AuthorisableRequest;
+  administrations: MedicationAdministration[];
+  /**
+   * The session's other open orders, of the same chain: the EHR's replacement of an order left open beside it (a dose
+   * changed there, its cancel not written), or an order replaced twice with its first replacement left open. Two orders
+   * to give for one session, so what is done to the order is done to them (session 38).
+   */
+  leftOpen?: OpenOrder[];
+}
+
+/** A session's open orders: the one to give and those left open beside it. */
+export function openOrdersOfSession(open: OpenOrder | undefined): OpenOrder[] {
+  return open ? [open, ...(open.leftOpen ?? [])] : [];
+}
+
+/**
+ * An approved session's orders still to be given, from the orders written for it (those its approval wrote, in any
+ * status, and the EHR's it was approved on), its patient's orders written since (any status, whoever wrote them) and
+ * what the pump recorded of them: the order to give (orderInEhr's `current`: the open one written for it, else the
+ * EHR's latest open replacement of those, at any depth), and every other open order of its chain left open beside it.
+ * Undefined when none is open. Orders other than medication have no chain: the open one written.
+ */
+export function sessionOpenOrder(
+  written: AuthorisableRequest[],
+  patientOrders: MedicationRequest[],
+  administrations: MedicationAdministration[],
+): OpenOrder | undefined {
+  const records = (order: AuthorisableRequest): OpenOrder => ({
+    order,
+    administrations: administrations.filter((a) => a.request?.reference === `${order.resourceType}/${order.id}`),
+  });
+  const medication = written.filter((o): o is MedicationRequest => o.resourceType === 'MedicationRequest');
+  if (!medication.length) {
+    const open = written.find(isOpenOrder);
+    return open && records(open);
+  }
+  const { current, chain } = orderInEhr(medication, patientOrders);
+  if (!current) return undefined;
+  const beside = chain.filter((o) => o !== current && isOpenOrder(o)).map(records);
+  return { ...records(current), ...(beside.length ? { leftOpen: beside } : {}) };
 }
 
 /**
@@ -130,12 +174,12 @@ export interface SessionOrderKeys {
  * Orders found, by the session they are of: one written here by its key (`Task/<id>`), one of the EHR's by each
  * session approved on it. Orders of no session are left out.
  */
-export function ordersBySession(
-  orders: MedicationRequest[],
+export function ordersBySession<T extends AuthorisableRequest>(
+  orders: T[],
   sessions: SessionOrderKeys[],
-): Map<string, MedicationRequest[]> {
-  const bySession = new Map<string, MedicationRequest[]>();
-  const add = (id: string, order: MedicationRequest) => bySession.set(id, [...(bySession.get(id) ?? []), order]);
+): Map<string, T[]> {
+  const bySession = new Map<string, T[]>();
+  const add = (id: string, order: T) => bySession.set(id, [...(bySession.get(id) ?? []), order]);
   for (const order of orders) {
     const key = orderTaskIdOf(order);
     if (key) add(key, order);

@@ -1,12 +1,20 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import type { MedicationRequest, Task } from '@medplum/fhirtypes';
 import { conflict, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
+import { FhirClient, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf } from '@kc/followups';
-import { replacementsLeftOpenOf } from '@kc/nest-core';
+import { openOrdersOfSessions } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg, orderRateText } from '@kc/protocols';
-import { cancelledProposal, orderFromProposal, orderKeyFor, orderKeySearch, sessionBegunBy } from '@kc/task-states';
+import {
+  cancelledProposal,
+  orderFromProposal,
+  orderKeyFor,
+  orderKeySearch,
+  orderTaskIdOf,
+  sessionBegunBy,
+  type OpenOrder,
+} from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
 import { CurrentContraindications } from './current-contraindications';
 import type { AskedRate, DecisionInput } from './task-decision.service';
@@ -54,14 +62,7 @@ export class DoseChangeService {
     assertAuthorisable(under, input.caller);
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);
-    const order = await this.orderToReplace(task);
-    // The EHR's replacements of it left open beside it (its cancel never went) are replaced by the new order too.
-    const beside = [...(await replacementsLeftOpenOf(this.fhir, [order])).values()].flat();
-    const begun = sessionBegunBy(beside.flatMap((b) => b.administrations));
-    if (begun)
-      throw conflict(
-        `This session has begun under the EHR's order (${begun.request?.reference ?? 'its replacement'}): change its rate at the pump`,
-      );
+    const { order, beside } = await this.ordersToReplace(task);
     const dose = dosageToOrder({
       proposal,
       activity: checked.activity,
@@ -103,36 +104,40 @@ export class DoseChangeService {
   }
 
   /**
-   * The Task's order still to be given, with what the pump recorded of it: refused when there is none (given,
-   * stopped or cancelled in the EHR), when it is held, or when the session has begun.
+   * The Task's order still to be given (openOrdersOfSessions), and the EHR's replacements of it left open beside it (its
+   * cancel never went), replaced by the new order too: refused when there is none (given, stopped or cancelled), when
+   * the EHR's own order replaced it (a dose changed there: changed there again), when it is held, or when the session
+   * has begun under any of them.
    */
-  private async orderToReplace(task: Task): Promise<Proposal & MedicationRequest> {
-    const found = await this.fhir.search<MedicationRequest>('MedicationRequest', {
-      identifier: orderKeySearch(task.id!),
-      status: 'active,on-hold',
-      _revinclude: 'MedicationAdministration:request',
-    });
-    const [order] = matchesOf<MedicationRequest>(found);
-    if (!order?.id)
+  private async ordersToReplace(task: Task): Promise<{ order: Proposal & MedicationRequest; beside: OpenOrder[] }> {
+    const open = (await openOrdersOfSessions(this.fhir, [task])).get(task.id!);
+    if (!open)
       throw conflict(
         "This task's order is no longer to be given (given, stopped or cancelled): there is no dose to change",
+      );
+    const { administrations, leftOpen: beside = [] } = open;
+    const order = open.order as Proposal & MedicationRequest;
+    if (!orderTaskIdOf(order))
+      throw conflict(
+        `The EHR replaced this task's order with its own (${order.resourceType}/${order.id}): change its dose in the EHR`,
       );
     if (order.status === 'on-hold')
       throw conflict(
         `Its order is on hold (${order.statusReason?.text ?? 'a contraindication'}): override it or reject the task first`,
       );
-    const started = sessionBegunBy(
-      includedOf<MedicationAdministration>(found, 'MedicationAdministration').filter(
-        (a) => a.request?.reference === `MedicationRequest/${order.id}`,
-      ),
-    );
+    const started = sessionBegunBy(administrations);
     if (started) {
       const when = started.effectivePeriod?.start ?? started.effectiveDateTime;
       throw conflict(
         `This session has begun${when ? ` (the pump recorded it at ${when})` : ''}: change its rate at the pump; the next session is proposed from the rate given`,
       );
     }
-    return order as Proposal & MedicationRequest;
+    const begun = sessionBegunBy(beside.flatMap((b) => b.administrations));
+    if (begun)
+      throw conflict(
+        `This session has begun under the EHR's order (${begun.request?.reference ?? 'its replacement'}): change its rate at the pump`,
+      );
+    return { order, beside };
   }
 
   /** The same change sent again (its answer lost): the open order gives the rate and the bolus asked, and no other. */

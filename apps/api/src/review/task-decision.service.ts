@@ -1,19 +1,19 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { Dosage, MedicationAdministration, MedicationRequest, Period, Reference, Task } from '@medplum/fhirtypes';
+import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
+import { FhirClient, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
-import { ehrOrdersOf, replacementsLeftOpenOf, sessionOrdersOf } from '@kc/nest-core';
+import { openOrdersOfSessions, sessionOrdersOf } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
   approvedOnOrder,
   cancelledProposal,
   isApproved,
-  isOpenOrder,
   isTaskHeldForContraindication,
+  openOrdersOfSession,
   isReturnedForReview,
   orderFromProposal,
   orderInEhr,
@@ -223,7 +223,7 @@ export class TaskDecisionService {
     const reminders = await this.reminders.contextFor(task, carePlan);
     // An approved Task (ready, or held for a contraindication) has its order: rejecting it withdraws the order too (every
     // one open, should an earlier build have written two), unless the pump has begun the session.
-    const orders = proposal && task.status !== 'draft' ? await this.openOrdersOf(task, proposal) : [];
+    const orders = proposal && task.status !== 'draft' ? await this.openOrdersOf(task) : [];
     return this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
@@ -292,38 +292,21 @@ export class TaskDecisionService {
   }
 
   /**
-   * The orders an approval of the Task wrote (keyed `Task/<id>`) still to be given (active or held); refused (409) when
-   * the pump has begun the session: it is the infusion's to finish or stop at the pump, and its record completes the
-   * Task (a rejected one could not be), as a stopped plan leaves such a session to its infusion.
+   * The orders the session is still to be given under (active or held: openOrdersOfSessions, whoever wrote them: the
+   * order written here, or the EHR's replacement of it, and any left open beside it); refused (409) when the pump has
+   * begun the session under one: it is the infusion's to finish or stop at the pump, and its record completes the Task
+   * (a rejected one could not be), as a stopped plan leaves such a session to its infusion.
    */
-  private async openOrdersOf(task: Task, proposal: Proposal): Promise<Proposal[]> {
-    const found = await this.fhir.search<Proposal | MedicationAdministration>(proposal.resourceType, {
-      identifier: orderKeySearch(task.id!),
-      status: 'active,on-hold',
-      ...(proposal.resourceType === 'MedicationRequest' ? { _revinclude: 'MedicationAdministration:request' } : {}),
-    });
-    const keyed = matchesOf<Proposal>(found);
-    // None written here still open: the EHR's replacement of it (a dose changed there) is the order that would be
-    // given, and goes with the rejection (before session 37 it stayed active under a rejected session). Some open: so
-    // do the EHR's replacements of them it left open beside them (its cancel not written; session 38).
-    const isMedication = proposal.resourceType === 'MedicationRequest';
-    const inEhr = !keyed.length && isMedication ? (await ehrOrdersOf(this.fhir, [task])).get(task.id!) : undefined;
-    const leftOpen = isMedication ? [...(await replacementsLeftOpenOf(this.fhir, keyed)).values()].flat() : [];
-    const besideEhr = inEhr?.leftOpen ?? [];
-    const started = sessionBegunBy([
-      ...includedOf<MedicationAdministration>(found, 'MedicationAdministration'),
-      ...(inEhr?.administrations ?? []),
-      ...[...leftOpen, ...besideEhr].flatMap((r) => r.administrations),
-    ]);
+  private async openOrdersOf(task: Task): Promise<Proposal[]> {
+    const open = openOrdersOfSession((await openOrdersOfSessions(this.fhir, [task])).get(task.id!));
+    const started = sessionBegunBy(open.flatMap((o) => o.administrations));
     if (started) {
       const when = started.effectivePeriod?.start ?? started.effectiveDateTime;
       throw conflict(
         `This session has begun${when ? ` (the pump recorded it at ${when})` : ''}: stop it at the pump if it must not go on; the infusion, once recorded, completes this task`,
       );
     }
-    if (inEhr && isOpenOrder(inEhr.order))
-      return [...keyed, inEhr.order as Proposal, ...besideEhr.map((r) => r.order as Proposal)];
-    return [...keyed, ...leftOpen.map((r) => r.order as Proposal)];
+    return open.map((o) => o.order as Proposal);
   }
 
   /**

@@ -36,9 +36,9 @@ import {
   type InfusionCompleted,
   type InfusionDefinition,
 } from '@kc/followups';
-import { ehrOrdersOf, PlanDefinitions, type EhrOrder } from '@kc/nest-core';
+import { ehrOrdersOf, PlanDefinitions } from '@kc/nest-core';
 import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
-import { isOpenOrder, openReplacementsOf, orderAnsweredBy, orderTaskIdOf } from '@kc/task-states';
+import { isOpenOrder, openReplacementsOf, orderAnsweredBy, orderTaskIdOf, type OpenOrder } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 
@@ -46,7 +46,7 @@ import { readAround, readEvents, type EventContext, type EventSurroundings } fro
  * What an event's reads found, and the EHR's replacements of approved sessions' orders (a dose changed in the EHR), read
  * only when the patient has one open: the order an answered session's infusion closes, and the one the pump gives.
  */
-type Surroundings = EventSurroundings & { ehrOrders?: Map<string, EhrOrder> };
+type Surroundings = EventSurroundings & { ehrOrders?: Map<string, OpenOrder> };
 
 export type FollowUpOutcome =
   | {
@@ -264,7 +264,7 @@ export class FollowUpService {
   }
 
   /**
-   * The EHR's open replacements of the orders approved sessions were given here (ehrOrdersOf: two batches), only when
+   * The EHR's open replacements of the orders approved sessions were given here (ehrOrdersOf: one batch), only when
    * the patient has an open order replacing another and an approved session with no open order of this service's
    * (rare: an event otherwise keeps its three round trips). Before session 37 the infusion that answered such a session
    * closed only the order written here, already closed, and left the EHR's replacement active, to be given again.

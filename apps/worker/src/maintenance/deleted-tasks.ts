@@ -23,8 +23,7 @@ export class DeletedTasks {
     if (!found?.deleted) return { withdrawn: 0 };
     const task = { ...found.resource, id: taskId };
     const proposal = await this.proposalOf(task);
-    const proposals = new Map(proposal ? [[task.focus!.reference!, proposal]] : []);
-    const { orders, reminders } = await ordersAndRemindersOf(this.fhir, [task], proposals);
+    const { orders, reminders } = await ordersAndRemindersOf(this.fhir, [task]);
     const withdrawal = withdrawalOfDeletedTask({ task, proposal, open: orders.get(taskId), reminders });
     if (!withdrawal) return { withdrawn: 0 };
     const writes = requestWrites(withdrawal);

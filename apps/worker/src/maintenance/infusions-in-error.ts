@@ -2,11 +2,11 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
+import { openOrdersOfSessions } from '@kc/nest-core';
 import { sessionsGivenDuringInfusionInError, type GivenAtThePump } from '@kc/followups';
 import { INFUSION_IN_ERROR_KEY_SYSTEM, infusionInErrorIssue, tasksOfInfusion } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { ContraindicationSweep } from './contraindication-sweep';
-import { openOrdersOf } from './task-orders';
 
 /**
  * An infusion the EHR marked entered-in-error, or deleted, after its follow-ups were written: recorded once as an
@@ -64,7 +64,7 @@ export class InfusionsInError {
       (t) => (t.status === 'ready' || t.status === 'on-hold') && t.focus?.reference?.startsWith('MedicationRequest/'),
     );
     if (!approved.length) return [];
-    const orders = await openOrdersOf(this.fhir, approved, new Map());
+    const orders = await openOrdersOfSessions(this.fhir, approved);
     return sessionsGivenDuringInfusionInError({
       procedureId: procedure.id!,
       performed: procedure.performedPeriod ?? { start: procedure.performedDateTime, end: procedure.performedDateTime },

@@ -15,21 +15,21 @@ import {
   approvedOnPausedPlans,
   carePlanReferenceOf,
   heldNamingItsPlan,
-  openOrdersOfSession,
   ordersToHoldWhilePaused,
   ordersToResume,
   pausedPlanOf,
   type OrderChange,
 } from '@kc/followups';
+import { openOrdersOfSessions } from '@kc/nest-core';
 import {
   AUTHORISABLE_TYPES,
   changeProvenance,
+  openOrdersOfSession,
   PLAN_PAUSED_TAG_SEARCH,
   THIS_SERVICE,
   type AuthorisableRequest,
 } from '@kc/task-states';
 import type { OpenTasks } from './open-tasks';
-import { openOrdersOf } from './task-orders';
 
 /**
  * Holds the approved orders of paused plans and releases them when their plans resume (paused-plans.ts): each plan's
@@ -50,7 +50,7 @@ export class PausedPlanHolds {
   async hold(open: OpenTasks, now = new Date(), raced: RaceHandling = 'skip'): Promise<number> {
     const tasks = approvedOnPausedPlans(open.approved, open.carePlans);
     if (!tasks.length) return 0;
-    const orders = await openOrdersOf(this.fhir, tasks, open.proposals);
+    const orders = await openOrdersOfSessions(this.fhir, tasks);
     // Each with its Task's plan: an order of the EHR's naming none is held naming it, for the resumption to find.
     // The EHR's replacements left open beside an order are held with it.
     const ofPlans = tasks.flatMap((t) =>

@@ -40,11 +40,7 @@ export class StoppedPlanSweep {
     const { carePlans, proposals } = open;
     const tasks = [...open.awaiting, ...open.approved, ...open.held];
     // The approved Tasks of stopped plans (few: each is withdrawn once) have orders and reminders to read.
-    const { orders, reminders } = await ordersAndRemindersOf(
-      this.fhir,
-      approvedOnEndedPlans(tasks, carePlans),
-      proposals,
-    );
+    const { orders, reminders } = await ordersAndRemindersOf(this.fhir, approvedOnEndedPlans(tasks, carePlans));
     let withdrawn = 0;
     for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, orders, reminders, now })) {
       const writes = [{ resource: w.withdrawn, read: w.task }, ...requestWrites(w)];

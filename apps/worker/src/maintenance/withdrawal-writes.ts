@@ -1,9 +1,8 @@
 import type { BundleEntry, CommunicationRequest, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, updateEntry } from '@kc/fhir';
-import { carePlanReferenceOf, type OpenOrder, type Withdrawal } from '@kc/followups';
-import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
-import type { OpenTasks } from './open-tasks';
-import { openOrdersOf } from './task-orders';
+import { carePlanReferenceOf, type Withdrawal } from '@kc/followups';
+import { openOrdersOfSessions } from '@kc/nest-core';
+import { changeProvenance, THIS_SERVICE, type OpenOrder } from '@kc/task-states';
 
 /**
  * What withdrawing Tasks reads: their orders still to be given (with what the pump recorded of them) and their plans'
@@ -12,12 +11,11 @@ import { openOrdersOf } from './task-orders';
 export async function ordersAndRemindersOf(
   fhir: FhirClient,
   tasks: Task[],
-  proposals: OpenTasks['proposals'],
 ): Promise<{ orders: Map<string, OpenOrder>; reminders: CommunicationRequest[] }> {
   if (!tasks.length) return { orders: new Map(), reminders: [] };
   const plans = [...new Set(tasks.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)))];
   const [orders, reminders] = await Promise.all([
-    openOrdersOf(fhir, tasks, proposals),
+    openOrdersOfSessions(fhir, tasks),
     plans.length
       ? fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
           'based-on': plans.join(','),
