@@ -1267,6 +1267,15 @@ describe('trustworthy plans', () => {
       expect(await paused.statuses()).toEqual(['on-hold', 'on-hold']);
     });
 
+    it('replaced twice through a cancelled replacement, the order written here left open: the infusion closes both', async () => {
+      const { subject, carePlan, task, statuses } = await replacedTwiceOrderLeftOpen();
+      await infusionRecorded(subject, carePlan.id!);
+      expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
+      // Before, the infusion reached the replacements among the patient's open orders alone: the second stayed active.
+      expect(await statuses()).toEqual(['completed', 'completed']);
+      expect(await activeOrdersOf(subject)).toEqual([]);
+    });
+
     it('a dose changed here ($change-dose) replaces both; a replacement of the old order written after it is answered by the infusion', async () => {
       const { subject, carePlan, task, order } = await approvedInfusion();
       const { resource: leftOpen } = await service.fhir.create(ehrReplacementOf(order));

@@ -104,4 +104,34 @@ describe('the sessions the pump gave during an infusion', () => {
     );
     expect([...given]).toEqual(['replaced']);
   });
+
+  it('so does an order of its chain left open beside the one to give (the EHR’s replacement, its cancel not written)', () => {
+    const sessionOrders = new Map([
+      [
+        'session',
+        {
+          order: order('ours', 'session'),
+          administrations: [],
+          leftOpen: [
+            {
+              order: order('left-open'),
+              administrations: [administration('MedicationRequest/left-open', 'completed')],
+            },
+          ],
+        },
+      ],
+    ]);
+    expect([...tasksThePumpBegan([], [], sessionOrders)]).toEqual(['session']);
+    const given = tasksThePumpGave(
+      {
+        administrations: [administration('MedicationRequest/left-open', 'completed')],
+        orders: [order('left-open')],
+        medications: [],
+      },
+      [],
+      sessionOrders,
+    );
+    // Before session 39 only the order to give was looked at: the session was not the pump's.
+    expect([...given]).toEqual(['session']);
+  });
 });

@@ -18,6 +18,7 @@ import {
 import {
   isOpen,
   isOpenOrder,
+  openOrdersOfSession,
   orderTaskIdOf,
   ordersApprovedOn,
   sessionBegunBy,
@@ -141,34 +142,36 @@ export function answeredByInfusion(procedureId: string, end: number, zone?: stri
 
 /**
  * The Tasks whose order the pump has begun or given, from the patient's open orders and what the pump recorded of
- * them: this service's (its order key), or the EHR's replacement of it (`replacements`, by Task id, with what the pump
- * recorded of each).
+ * them: this service's (its order key), or another open order of the session's chain (`sessionOrders`, by Task id:
+ * the EHR's replacement of it, or one left open beside it, with what the pump recorded of each).
  */
 export function tasksThePumpBegan(
   orders: MedicationRequest[],
   administrations: MedicationAdministration[],
-  replacements: ReadonlyMap<string, OpenOrder> = new Map(),
+  sessionOrders: ReadonlyMap<string, OpenOrder> = new Map(),
 ): Set<string> {
-  const begunReplacements = [...replacements].filter(([, r]) => sessionBegunBy(r.administrations)).map(([id]) => id);
+  const begunReplacements = [...sessionOrders]
+    .filter(([, open]) => openOrdersOfSession(open).some((o) => sessionBegunBy(o.administrations)))
+    .map(([id]) => id);
   return new Set([...tasksOrderingAny(orders, requestsBegun(administrations)), ...begunReplacements]);
 }
 
 /**
  * The Tasks whose order the pump recorded giving during an infusion (its administrations begun or given, by
  * `request`): the session this service ordered (its order key), one approved on the EHR's order (`basedOn`), or one
- * whose order the EHR replaced (`replacements`, by Task id).
+ * given under another open order of its chain (`sessionOrders`, by Task id: the EHR's replacement, or one left open).
  */
 export function tasksThePumpGave(
   given: AdministrationRecords,
   openTasks: Task[],
-  replacements: ReadonlyMap<string, OpenOrder> = new Map(),
+  sessionOrders: ReadonlyMap<string, OpenOrder> = new Map(),
 ): Set<string> {
   const gave = requestsBegun(given.administrations);
   const approvedOnThem = openTasks
     .filter((t) => t.id && ordersApprovedOn(t).some((r) => gave.has(r)))
     .map((t) => t.id!);
-  const replacedThem = [...replacements]
-    .filter(([, r]) => gave.has(`${r.order.resourceType}/${r.order.id}`))
+  const replacedThem = [...sessionOrders]
+    .filter(([, open]) => openOrdersOfSession(open).some(({ order }) => gave.has(`${order.resourceType}/${order.id}`)))
     .map(([id]) => id);
   return new Set([...tasksOrderingAny(given.orders, gave), ...approvedOnThem, ...replacedThem]);
 }

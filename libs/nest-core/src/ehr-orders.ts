@@ -5,7 +5,6 @@ import {
   orderKeySearch,
   ordersApprovedOn,
   ordersBySession,
-  orderTaskIdOf,
   sessionOpenOrder,
   type AuthorisableRequest,
   type OpenOrder,
@@ -150,13 +149,4 @@ function patientsOrdersSince(sessions: Task[]): Record<string, string> {
     intent: 'order',
     ...(Number.isFinite(earliest) ? { _lastUpdated: `ge${new Date(earliest - CLOCK_MARGIN_MS).toISOString()}` } : {}),
   };
-}
-
-/**
- * For approved infusion sessions with no open order written here: the EHR's open order each is to be given under
- * (openOrdersOfSessions), by Task id. What an infusion answers for a session whose order the EHR replaced.
- */
-export async function ehrOrdersOf(fhir: FhirClient, tasks: Task[]): Promise<Map<string, OpenOrder>> {
-  const open = await openOrdersOfSessions(fhir, tasks);
-  return new Map([...open].filter(([, o]) => !orderTaskIdOf(o.order)));
 }

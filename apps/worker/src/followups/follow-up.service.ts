@@ -36,9 +36,15 @@ import {
   type InfusionCompleted,
   type InfusionDefinition,
 } from '@kc/followups';
-import { ehrOrdersOf, PlanDefinitions } from '@kc/nest-core';
+import { openOrdersOfSessions, PlanDefinitions } from '@kc/nest-core';
 import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
-import { isOpenOrder, openReplacementsOf, orderAnsweredBy, orderTaskIdOf, type OpenOrder } from '@kc/task-states';
+import {
+  openOrdersOfSession,
+  openReplacementsOf,
+  orderAnsweredBy,
+  orderTaskIdOf,
+  type OpenOrder,
+} from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 
@@ -46,7 +52,8 @@ import { readAround, readEvents, type EventContext, type EventSurroundings } fro
  * What an event's reads found, and the EHR's replacements of approved sessions' orders (a dose changed in the EHR), read
  * only when the patient has one open: the order an answered session's infusion closes, and the one the pump gives.
  */
-type Surroundings = EventSurroundings & { ehrOrders?: Map<string, OpenOrder> };
+/** `sessionOrders`: every open order of the approved sessions' chains, by Task id, when read (withSessionOrders). */
+type Surroundings = EventSurroundings & { sessionOrders?: Map<string, OpenOrder> };
 
 export type FollowUpOutcome =
   | {
@@ -111,7 +118,7 @@ export class FollowUpService {
    * for this infusion), (3) one transaction holding every event's creates, the If-Match updates of the Tasks each
    * infusion fulfils or supersedes (and of their pending reminders, revoked, and their orders, closed) and each
    * CarePlan's activity list. More only when a search has more than one page (a CarePlan with over 1,000
-   * infusions), when the patient has an open order the EHR wrote to replace another (withEhrReplacements), or as below.
+   * infusions), when the patient has an open order the EHR wrote to replace another (withSessionOrders), or as below.
    *
    * Each event's result is its own: one that fails to read or plan fails alone. Events of one CarePlan (or one
    * Procedure twice) are handled one after another, each reading what the one before wrote. A transaction of several
@@ -185,7 +192,7 @@ export class FollowUpService {
         round.map((r) => r.context),
         { careTeams: this.config.followUpOwner === 'care-team' },
       );
-      around = await Promise.all(read.map((a) => this.withEhrReplacements(a)));
+      around = await Promise.all(read.map((a) => this.withSessionOrders(a)));
     } catch (err) {
       for (const { index } of round) results[index] = { status: 'rejected', reason: err };
       return [];
@@ -264,20 +271,20 @@ export class FollowUpService {
   }
 
   /**
-   * The EHR's open replacements of the orders approved sessions were given here (ehrOrdersOf: one batch), only when
-   * the patient has an open order replacing another and an approved session with no open order of this service's
-   * (rare: an event otherwise keeps its three round trips). Before session 37 the infusion that answered such a session
-   * closed only the order written here, already closed, and left the EHR's replacement active, to be given again.
+   * Every open order of the approved sessions' chains (openOrdersOfSessions: one batch), only when the patient has an
+   * open order the EHR wrote replacing another (rare: an event otherwise keeps its three round trips): the EHR's
+   * replacement of a session's order closed here, and the EHR's orders left open beside the order written here, also
+   * those reached only through a cancelled order (replaced twice), which the patient's open orders cannot show. Before
+   * session 37 the infusion closed only the order written here and left the EHR's replacement active, to be given
+   * again; before session 39, one naming a cancelled replacement.
    */
-  private async withEhrReplacements(around: Surroundings): Promise<Surroundings> {
-    if (!around.orders.some((o) => !orderTaskIdOf(o) && o.priorPrescription?.reference)) return around;
-    const ordered = new Set(around.orders.flatMap((o) => orderTaskIdOf(o) ?? []));
+  private async withSessionOrders(around: Surroundings): Promise<Surroundings> {
+    if (!around.orders.some((o) => !orderTaskIdOf(o) && replacesAnOrder(o))) return around;
     const sessions = around.openTasks.filter(
-      (t) => t.id && !ordered.has(t.id) && t.status !== 'draft' && t.focus?.reference?.startsWith('MedicationRequest/'),
+      (t) => t.id && t.status !== 'draft' && t.focus?.reference?.startsWith('MedicationRequest/'),
     );
     if (!sessions.length) return around;
-    const found = await ehrOrdersOf(this.fhir, sessions);
-    return { ...around, ehrOrders: new Map([...found].filter(([, e]) => isOpenOrder(e.order))) };
+    return { ...around, sessionOrders: await openOrdersOfSessions(this.fhir, sessions) };
   }
 
   /**
@@ -509,7 +516,7 @@ export class FollowUpService {
       counts[update.outcome === 'done' ? 'done' : 'superseded']++;
       // An approved Task's order: given, or no longer to be given.
       const order = update.task.id
-        ? (orders.get(update.task.id) ?? input.around.ehrOrders?.get(update.task.id)?.order)
+        ? (orders.get(update.task.id) ?? input.around.sessionOrders?.get(update.task.id)?.order)
         : undefined;
       if (order) {
         updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
@@ -517,7 +524,7 @@ export class FollowUpService {
         // The EHR's orders of the session left open beside it (replacing it, or replaced with it) go with it too.
         const beside = [
           ...openReplacementsOf(new Set([`MedicationRequest/${order.id}`]), input.around.orders),
-          ...(input.around.ehrOrders?.get(update.task.id!)?.leftOpen ?? []).map((e) => e.order),
+          ...openOrdersOfSession(input.around.sessionOrders?.get(update.task.id!)).map((e) => e.order),
         ];
         for (const replacement of beside) {
           if (updateEntries.some((e) => e.resource?.id === replacement.id)) continue;
@@ -609,9 +616,16 @@ interface PumpRecords {
 function pumpRecordsOf(around: Surroundings): PumpRecords {
   // The EHR's replacement of a session's order, begun or given at the pump, counts as the session's own.
   return {
-    givenTaskIds: tasksThePumpGave(around.given, around.openTasks, around.ehrOrders),
-    begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered, around.ehrOrders),
+    givenTaskIds: tasksThePumpGave(around.given, around.openTasks, around.sessionOrders),
+    begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered, around.sessionOrders),
   };
+}
+
+/** An order naming the one it replaces (`priorPrescription`) or an order it is based on: a link of a session's chain. */
+function replacesAnOrder(order: MedicationRequest): boolean {
+  return Boolean(
+    order.priorPrescription?.reference || order.basedOn?.some((b) => b.reference?.startsWith('MedicationRequest/')),
+  );
 }
 
 /** The order an approval of this Task wrote, among the patient's orders still to be given. */
