@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, Patient, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
 import { orderKeySearch, stateOf } from '@kc/task-states';
 import { activeCondition, bodyWeight, PREGNANCY } from './fixtures/patient-data';
 import { applyPlan, enrolPatient, requestsBesidesAudit } from './support/clinic';
@@ -40,6 +40,37 @@ describe('$approve: 3 FHIR requests', () => {
       .send({ versionId: infusion.meta!.versionId })
       .expect(200);
     expect((await forwarded()) - before).toBe(3);
+  });
+});
+
+/**
+ * Rejecting an approved session withdraws the orders it would be given under: since session 39 one batch finds them all
+ * (the order written here, the EHR's replacements of it at any depth, what the pump recorded of each); before, two
+ * to four searches one after another.
+ */
+describe('$reject of an approved session: its orders found in one request', () => {
+  it('rejecting an approved infusion sends 4 requests: the Task, its reminders, its orders, one transaction', async () => {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const infusion = tasks.find(
+      (t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval',
+    )!;
+    const approved = await request(service.url)
+      .post(`/tasks/${infusion.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: infusion.meta!.versionId })
+      .expect(200);
+    const before = await forwarded();
+    await request(service.url)
+      .post(`/tasks/${infusion.id}/$reject`)
+      .set(service.as('clinician'))
+      .send({ versionId: (approved.body as Task).meta!.versionId, reason: 'Not now' })
+      .expect(200);
+    expect((await forwarded()) - before).toBe(4);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(infusion.id!),
+    });
+    expect(order.status).toBe('cancelled');
   });
 });
 
