@@ -275,4 +275,26 @@ describe('changing the dose of an approved infusion before its session', () => {
     );
     expect(await ordersOf(replaced.task, 'active')).toEqual([]);
   });
+
+  it('the to-do list says when the EHR’s replacement was left open beside the order approved here: two orders to give', async () => {
+    const { task, patient } = await approvedSession(80);
+    const [ours] = await ordersOf(task);
+    // The EHR changes the dose, but its cancel of the order approved here is refused and never sent again.
+    const { id: _id, meta: _meta, identifier: _identifier, ...body } = ours;
+    await service.fhir.create<MedicationRequest>({
+      ...body,
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${ours.id}` },
+      dosageInstruction: infusionDosage(0.75, 60),
+    });
+    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string } };
+    const rows = (await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200)).body
+      .items as Row[];
+    const row = rows.find((i) => i.id === task.id);
+    expect(row?.view.orderedDose).toBe('0.5 mg/kg/h (40 mg/h)');
+    // Before session 39 the row showed the order approved here alone, as if it were the only one to give.
+    expect(row?.view.orderStatus).toBe(
+      'Also open for this session: 0.75 mg/kg/h (60 mg/h), ordered in the EHR. Two orders to give: cancel one in the EHR',
+    );
+  });
 });

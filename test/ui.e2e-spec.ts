@@ -34,7 +34,7 @@ import {
 } from './support/clinic';
 import { DEV_ISSUER, enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
 import { checkAnswers } from './support/checks';
-import { ehrOrderLike } from './fixtures/orders';
+import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, bodyWeight, createsOf, PREGNANCY } from './fixtures/patient-data';
 
@@ -417,6 +417,32 @@ describe('clinician page in a real browser', () => {
     await screenshot(page, 'to-do-plan-paused');
     await page.close();
   }, 60_000);
+
+  it('an approved session whose order the EHR replaced but left open: the to-do list says there are two orders to give', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Tessa',
+      family: 'Twoorders',
+      birthDate: '1981-03-03',
+    });
+    const { session } = await awaitingApproval(enrolled.patient);
+    await approvedThroughApi(session);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    // The EHR's dose change, its cancel of the order approved here never sent.
+    await service.fhir.create<MedicationRequest>(ehrReplacementOf(order, infusionDosage(0.75, 60)));
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await showToDoInfusions(page);
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.order-status').textContent()).toBe(
+      'Also open for this session: 0.75 mg/kg/h (60 mg/h), ordered in the EHR. Two orders to give: cancel one in the EHR',
+    );
+    await screenshot(page, 'to-do-two-orders-to-give');
+    await page.close();
+  });
 
   it('an approved session whose order the EHR cancelled: on the to-do list, no order to give, and no dose to change', async () => {
     const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {

@@ -1,5 +1,6 @@
 import type { Bundle, MedicationRequest } from '@medplum/fhirtypes';
 import { matchesOf, type NamedSearch } from '@kc/fhir';
+import { orderRateText } from '@kc/protocols';
 import {
   isHeldForContraindication,
   isHeldForPausedPlan,
@@ -28,24 +29,43 @@ export interface ToDoOrder {
 /** The search, under this name, for the orders the page's approved Tasks' approvals wrote (any status: one request). */
 export const TO_DO_ORDERS = 'orders of the to-do Tasks';
 
+/**
+ * The search, under this name, for the page's infusion patients' open orders (any writer's): the EHR's replacements
+ * of a session's order left open beside it.
+ */
+export const TO_DO_PATIENTS_OPEN_ORDERS = 'open orders of the to-do Tasks’ patients';
+
 /** The search, under this name, for the EHR's orders the page's Tasks were approved on (Task.basedOn). */
 export const TO_DO_ORDERS_APPROVED_ON = 'EHR orders the to-do Tasks were approved on';
 
 /** A to-do item as these read it: its Task, the request it authorises, and the EHR orders it was approved on. */
 export interface ToDoItem {
   id: string;
+  patient?: string;
   request?: string;
   approvedOn?: string[];
 }
 
 /**
- * The orders of a page of approved Tasks that authorise a MedicationRequest: those their approvals wrote, and the EHR's
- * they were approved on (a second search, when any); none to read: no search.
+ * The orders of a page of approved Tasks that authorise a MedicationRequest: those their approvals wrote, their
+ * patients' open orders (for the EHR's left open beside them), and the EHR's they were approved on (when any); none to
+ * read: no search. All in the page's batch.
  */
 export function toDoOrdersSearches(items: ToDoItem[]): NamedSearch[] {
   const sessions = items.filter((i) => i.request?.startsWith('MedicationRequest/'));
   const approvedOn = [...new Set(sessions.flatMap((i) => i.approvedOn ?? []))].map((r) => r.split('/')[1]);
+  const patients = [...new Set(sessions.flatMap((i) => (i.patient?.startsWith('Patient/') ? [i.patient] : [])))];
   return [
+    ...(patients.length
+      ? [
+          {
+            name: TO_DO_PATIENTS_OPEN_ORDERS,
+            resourceType: 'MedicationRequest',
+            params: { subject: patients.join(','), intent: 'order', status: 'active,on-hold', _count: '200' },
+            everyMatch: true,
+          },
+        ]
+      : []),
     ...(sessions.length
       ? [
           {
@@ -94,14 +114,19 @@ export function closedOrderTasks(byTask: Map<string, MedicationRequest[]>): stri
  * orderInEhr); else none, saying how the last one was closed.
  */
 export function toDoOrderOf(written: MedicationRequest[], patientOrders: MedicationRequest[] = []): ToDoOrder {
-  const { current, replacedInEhr, last } = orderInEhr(written, patientOrders);
-  if (current && orderTaskIdOf(current)) return { current, ...heldElsewhere(current) };
+  const { current, replacedInEhr, last, chain } = orderInEhr(written, patientOrders);
+  const beside = chain.filter((o) => o !== current && isOpenOrder(o));
+  const alsoOpen = beside.length ? leftOpenWords(beside) : undefined;
+  const joined = (...parts: (string | undefined)[]) => parts.filter(Boolean).join('. ') || undefined;
+  if (current && orderTaskIdOf(current)) {
+    const status = joined(heldElsewhere(current).status, alsoOpen);
+    return { current, ...(status ? { status } : {}) };
+  }
   if (current) {
-    const held = heldElsewhere(current).status;
     const what = replacedInEhr
       ? 'Ordered in the EHR, replacing the order approved here'
       : 'Approved on the order written in the EHR';
-    return { current, ehrOrder: true, status: `${what}${held ? `. ${held}` : ''}` };
+    return { current, ehrOrder: true, status: joined(what, heldElsewhere(current).status, alsoOpen) };
   }
   if (!last) return {};
   const reason = last.statusReason?.text;
@@ -116,6 +141,19 @@ const CLOSED: Partial<Record<MedicationRequest['status'], string>> = {
   draft: 'is a draft',
   unknown: 'has an unknown status',
 };
+
+/**
+ * The session's other open orders, in words: the EHR's replacement written while the order it replaces stayed open
+ * (its cancel refused or never sent) is a second order to give for one session. The service acts on both (holds,
+ * closes both at the infusion), but a nurse at the pump reading the EHR sees two, so the row says so (session 39).
+ */
+function leftOpenWords(orders: MedicationRequest[]): string {
+  const each = orders.map((o) => {
+    const rate = orderRateText(o);
+    return `${rate ? `${rate}, ` : ''}${orderTaskIdOf(o) ? 'approved here' : 'ordered in the EHR'}`;
+  });
+  return `Also open for this session: ${each.join('; ')}. Two orders to give: cancel one in the EHR`;
+}
 
 /** On hold by someone else (a pharmacist): why. This service's holds are said on the row already (held, paused). */
 function heldElsewhere(order: MedicationRequest): { status?: string } {

@@ -19,6 +19,7 @@ import {
   closedOrderTasks,
   ordersByTask,
   TO_DO_ORDERS,
+  TO_DO_PATIENTS_OPEN_ORDERS,
   TO_DO_ORDERS_APPROVED_ON,
   toDoOrderOf,
   toDoOrdersSearches,
@@ -237,7 +238,11 @@ export class WorklistEnricher {
       const notice = ehrOrdersNotice(ehrOrdersForSession(item.due, proposal, ofPatient), this.config.clinicTimeZone);
       return notice ? { ehrOrders: notice } : {};
     };
-    const orders = await this.toDoOrders(items, doseSearches[TO_DO_ORDERS], doseSearches[TO_DO_ORDERS_APPROVED_ON]);
+    const orders = await this.toDoOrders(items, {
+      written: doseSearches[TO_DO_ORDERS],
+      approvedOn: doseSearches[TO_DO_ORDERS_APPROVED_ON],
+      patientsOpen: doseSearches[TO_DO_PATIENTS_OPEN_ORDERS],
+    });
     const zone = this.config.clinicTimeZone;
     const doseOf = (item: T) => {
       const reading = dosing.get(item.id);
@@ -284,14 +289,15 @@ export class WorklistEnricher {
   }
 
   /**
-   * Each to-do Task's order now (to-do-orders.ts): from the orders its approval wrote, read with the page; when some
-   * have all been closed, one more search, of those patients' orders since, for the EHR's replacements.
+   * Each to-do Task's order now (to-do-orders.ts): from the orders its approval wrote and its patient's open orders,
+   * read with the page; when some have all been closed, one more search, of those patients' orders since, for the
+   * EHR's replacements.
    */
   private async toDoOrders(
     items: WorklistItemLike[],
-    written: Bundle | undefined,
-    approvedOn: Bundle | undefined,
+    found: { written?: Bundle; approvedOn?: Bundle; patientsOpen?: Bundle },
   ): Promise<Map<string, ToDoOrder>> {
+    const { written, approvedOn } = found;
     const byTask = ordersByTask(written, approvedOn, items);
     const closed = new Set(closedOrderTasks(byTask));
     const patients = unique(items.filter((i) => closed.has(i.id)).map((i) => i.patient));
@@ -302,7 +308,19 @@ export class WorklistEnricher {
           replacementOrdersParams(patients, closedOrders),
         )
       : [];
-    return new Map([...byTask].map(([task, orders]) => [task, toDoOrderOf(orders, patientOrders)]));
+    const open = matchesOf<MedicationRequest>(found.patientsOpen);
+    const patientOf = new Map(items.map((i) => [i.id, i.patient]));
+    return new Map(
+      [...byTask].map(([task, orders]) => [
+        task,
+        toDoOrderOf(orders, [
+          ...patientOrders,
+          ...open.filter(
+            (o) => o.subject?.reference === patientOf.get(task) && !patientOrders.some((p) => p.id === o.id),
+          ),
+        ]),
+      ]),
+    );
   }
 
   /**
