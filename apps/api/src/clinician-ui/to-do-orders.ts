@@ -29,43 +29,24 @@ export interface ToDoOrder {
 /** The search, under this name, for the orders the page's approved Tasks' approvals wrote (any status: one request). */
 export const TO_DO_ORDERS = 'orders of the to-do Tasks';
 
-/**
- * The search, under this name, for the page's infusion patients' open orders (any writer's): the EHR's replacements
- * of a session's order left open beside it.
- */
-export const TO_DO_PATIENTS_OPEN_ORDERS = 'open orders of the to-do Tasks’ patients';
-
 /** The search, under this name, for the EHR's orders the page's Tasks were approved on (Task.basedOn). */
 export const TO_DO_ORDERS_APPROVED_ON = 'EHR orders the to-do Tasks were approved on';
 
 /** A to-do item as these read it: its Task, the request it authorises, and the EHR orders it was approved on. */
 export interface ToDoItem {
   id: string;
-  patient?: string;
   request?: string;
   approvedOn?: string[];
 }
 
 /**
- * The orders of a page of approved Tasks that authorise a MedicationRequest: those their approvals wrote, their
- * patients' open orders (for the EHR's left open beside them), and the EHR's they were approved on (when any); none to
- * read: no search. All in the page's batch.
+ * The orders of a page of approved Tasks that authorise a MedicationRequest: those their approvals wrote, and the EHR's
+ * they were approved on (a second search, when any); none to read: no search.
  */
 export function toDoOrdersSearches(items: ToDoItem[]): NamedSearch[] {
   const sessions = items.filter((i) => i.request?.startsWith('MedicationRequest/'));
   const approvedOn = [...new Set(sessions.flatMap((i) => i.approvedOn ?? []))].map((r) => r.split('/')[1]);
-  const patients = [...new Set(sessions.flatMap((i) => (i.patient?.startsWith('Patient/') ? [i.patient] : [])))];
   return [
-    ...(patients.length
-      ? [
-          {
-            name: TO_DO_PATIENTS_OPEN_ORDERS,
-            resourceType: 'MedicationRequest',
-            params: { subject: patients.join(','), intent: 'order', status: 'active,on-hold', _count: '200' },
-            everyMatch: true,
-          },
-        ]
-      : []),
     ...(sessions.length
       ? [
           {

@@ -19,7 +19,6 @@ import {
   closedOrderTasks,
   ordersByTask,
   TO_DO_ORDERS,
-  TO_DO_PATIENTS_OPEN_ORDERS,
   TO_DO_ORDERS_APPROVED_ON,
   toDoOrderOf,
   toDoOrdersSearches,
@@ -217,9 +216,12 @@ export class WorklistEnricher {
     );
     const weightSearches = new Map([...dosing.values()].flatMap((d) => (d.weight ? [[d.weight.name, d.weight]] : [])));
     const ordersSearches = purpose.for === 'to-do' ? toDoOrdersSearches(items) : [];
-    // Awaiting approval, the infusions' patients' open orders (one search more in the batch), for the EHR's of the drug.
+    // The infusions' patients' open orders (one search more in the batch): awaiting approval, for the EHR's of the
+    // drug; on the to-do list, for the EHR's replacements left open beside a session's order.
     const sessions = purpose.for === 'approval' ? items.filter((i) => dosing.has(i.id) && !i.onHold) : [];
-    const openOrdersSearch = openOrdersOf(unique(sessions.map((i) => i.patient)));
+    const toDoSessions =
+      purpose.for === 'to-do' ? items.filter((i) => i.request?.startsWith('MedicationRequest/')) : [];
+    const openOrdersSearch = openOrdersOf(unique([...sessions, ...toDoSessions].map((i) => i.patient)));
     const { summaries, scores, effects, issues, planBlocked, proposals, doseSearches } = await this.records(
       unique(items.map((i) => i.patient)),
       unique(items.map((i) => i.carePlan)),
@@ -241,7 +243,7 @@ export class WorklistEnricher {
     const orders = await this.toDoOrders(items, {
       written: doseSearches[TO_DO_ORDERS],
       approvedOn: doseSearches[TO_DO_ORDERS_APPROVED_ON],
-      patientsOpen: doseSearches[TO_DO_PATIENTS_OPEN_ORDERS],
+      patientsOpen: doseSearches[OPEN_ORDERS],
     });
     const zone = this.config.clinicTimeZone;
     const doseOf = (item: T) => {
