@@ -19,6 +19,13 @@ afterAll(() => behind?.stop());
 /** Requests the proxy forwarded so far, besides the access audit's (written in the background, across requests). */
 const forwarded = () => requestsBesidesAudit(service, () => proxy.forwarded);
 
+/** A new enrolment's infusion Task awaiting approval. */
+async function newInfusionAwaitingApproval(): Promise<Task> {
+  const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+  const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+  return tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval')!;
+}
+
 /**
  * Issue 10 ($approve >= 0.5x a raw If-Match update): an approval costs 3 FHIR requests, counted at a proxy in front
  * of the FHIR server: the Task with the request it authorises, its CarePlan and the plan's contraindications
@@ -28,11 +35,7 @@ const forwarded = () => requestsBesidesAudit(service, () => proxy.forwarded);
  */
 describe('$approve: 3 FHIR requests', () => {
   it('approving the infusion Task (which creates the order) sends 3 requests to the FHIR server', async () => {
-    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
-    const infusion = tasks.find(
-      (t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval',
-    )!;
+    const infusion = await newInfusionAwaitingApproval();
     const before = await forwarded();
     await request(service.url)
       .post(`/tasks/${infusion.id}/$approve`)
@@ -50,11 +53,7 @@ describe('$approve: 3 FHIR requests', () => {
  */
 describe('$reject of an approved session: its orders found in one request', () => {
   it('rejecting an approved infusion sends 4 requests: the Task, its reminders, its orders, one transaction', async () => {
-    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
-    const infusion = tasks.find(
-      (t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval',
-    )!;
+    const infusion = await newInfusionAwaitingApproval();
     const approved = await request(service.url)
       .post(`/tasks/${infusion.id}/$approve`)
       .set(service.as('clinician'))
@@ -78,11 +77,7 @@ describe('$reject of an approved session: its orders found in one request', () =
 async function infusionTasksOneStale(count: number, staleAt: number): Promise<{ infusions: Task[]; stale: Task }> {
   const infusions: Task[] = [];
   for (let i = 0; i < count; i++) {
-    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
-    infusions.push(
-      tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval')!,
-    );
+    infusions.push(await newInfusionAwaitingApproval());
   }
   const stale = infusions[staleAt];
   await service.fhir.update({ ...stale, description: 'edited meanwhile' }, { ifMatch: stale.meta!.versionId });

@@ -418,25 +418,37 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
-  it('an approved session whose order the EHR replaced but left open: the to-do list says there are two orders to give', async () => {
-    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
-      given: 'Tessa',
-      family: 'Twoorders',
-      birthDate: '1981-03-03',
-    });
+  /** A named patient's first infusion session, approved through the API, and the order its approval wrote. */
+  async function approvedSessionOf(name: { given: string; family: string; birthDate: string }) {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', name);
     const { session } = await awaitingApproval(enrolled.patient);
     await approvedThroughApi(session);
     const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(session.id!),
     });
-    // The EHR's dose change, its cancel of the order approved here never sent.
-    await service.fhir.create<MedicationRequest>(ehrReplacementOf(order, infusionDosage(0.75, 60)));
+    return { session, order };
+  }
 
+  /** The session's row on a signed-in clinician's to-do list of infusions, once shown. */
+  async function toDoRowOf(session: Task) {
     const page = await browser.newPage();
     await signInOnPage(page, service);
     await showToDoInfusions(page);
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
     await row.waitFor();
+    return { page, row };
+  }
+
+  it('an approved session whose order the EHR replaced but left open: the to-do list says there are two orders to give', async () => {
+    const { session, order } = await approvedSessionOf({
+      given: 'Tessa',
+      family: 'Twoorders',
+      birthDate: '1981-03-03',
+    });
+    // The EHR's dose change, its cancel of the order approved here never sent.
+    await service.fhir.create<MedicationRequest>(ehrReplacementOf(order, infusionDosage(0.75, 60)));
+
+    const { page, row } = await toDoRowOf(session);
     expect(await row.locator('.order-status').textContent()).toBe(
       'Also open for this session: 0.75 mg/kg/h (60 mg/h), ordered in the EHR. Two orders to give: cancel one in the EHR',
     );
@@ -445,15 +457,10 @@ describe('clinician page in a real browser', () => {
   });
 
   it('an approved session whose order the EHR cancelled: on the to-do list, no order to give, and no dose to change', async () => {
-    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+    const { session, order } = await approvedSessionOf({
       given: 'Otto',
       family: 'Ordercancelled',
       birthDate: '1977-05-05',
-    });
-    const { session } = await awaitingApproval(enrolled.patient);
-    await approvedThroughApi(session);
-    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      identifier: orderKeySearch(session.id!),
     });
     await service.fhir.update<MedicationRequest>({
       ...order,
@@ -461,11 +468,7 @@ describe('clinician page in a real browser', () => {
       statusReason: { text: 'Patient unwell' },
     });
 
-    const page = await browser.newPage();
-    await signInOnPage(page, service);
-    await showToDoInfusions(page);
-    const row = page.locator(`tr[data-task-id="${session.id}"]`);
-    await row.waitFor();
+    const { page, row } = await toDoRowOf(session);
     expect(await row.locator('.order-status').textContent()).toBe(
       'No order to give: its order was cancelled (Patient unwell)',
     );
