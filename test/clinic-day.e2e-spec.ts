@@ -701,9 +701,23 @@ describe.each([
       return chain;
     };
     const toGiveOrHeld = (o: { status: string }) => o.status === 'active' || o.status === 'on-hold';
+    // The order and its replacements at any depth, within a session's chain.
+    const descendantsOf = (order: (typeof orders)[number], chain: typeof orders) => {
+      const found = [order];
+      for (let more = true; more;) {
+        const ids = new Set(found.map((o) => `MedicationRequest/${o.id}`));
+        const next = chain.filter(
+          (o) => !found.includes(o) && ids.has((o as MedicationRequest).priorPrescription?.reference ?? ''),
+        );
+        found.push(...next);
+        more = next.length > 0;
+      }
+      return found;
+    };
     // A session's orders to give (or held). An order the EHR replaced but left open beside its replacement is the
     // EHR's to close: the two count as one (what the service does to one it does to both, which the plans' checks
-    // above hold it to).
+    // above hold it to), also when the EHR replaced its replacement again since (session 39: the open one names a
+    // cancelled replacement).
     const ordersToGive = (chain: typeof orders) =>
       chain.filter(
         (o) =>
@@ -711,8 +725,8 @@ describe.each([
           !chain.some(
             (r) =>
               leftOpen.has(r.id!) &&
-              toGiveOrHeld(r) &&
-              (r as MedicationRequest).priorPrescription?.reference === `MedicationRequest/${o.id}`,
+              (r as MedicationRequest).priorPrescription?.reference === `MedicationRequest/${o.id}` &&
+              descendantsOf(r, chain).some(toGiveOrHeld),
           ),
       );
     // Never two orders to give for one Task (a rejection, a hold or a withdrawal reaches one of them).
