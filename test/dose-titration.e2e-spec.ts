@@ -316,18 +316,81 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
 
     // Entered in error later: the proposal goes back to the order's rate.
     await service.fhir.update<MedicationAdministration>({ ...lowered, status: 'entered-in-error' });
-    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 1 });
+    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 1, noted: 0 });
     const back = await service.fhir.read<MedicationRequest>('MedicationRequest', proposal.id!);
     expect(rate(back.dosageInstruction, 'ordered')).toEqual({ value: 1, code: 'mg/kg/h' });
     expect((back.supportingInformation ?? []).some((r) => r.reference?.startsWith('MedicationAdministration/'))).toBe(
       false,
     );
 
-    // Approved now, at what it shows: a later record changes nothing (the order is the clinician's).
+    // Approved now, at what it shows: a later record proposes nothing again (the order is the clinician's; it is
+    // noted instead, below).
     const shown = await service.fhir.read<Task>('Task', next.id!);
     await approve(shown, {}).expect(200);
     await service.fhir.update<MedicationAdministration>({ ...lowered, status: 'completed' });
-    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 0 });
+    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 0, noted: 1 });
+  });
+
+  it('a rate recorded at the pump after the next session was approved: its order is noted, and the to-do list says so until the dose is changed', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task } = await firstSession(enrolment.carePlanId);
+    await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
+    const [order] = await ordersOf(task);
+    const { next } = await nextSessionAfterInfusion(enrolment);
+    const approved = (await approve(next, {}).expect(200)).body as Task;
+    const [nextOrder] = await ordersOf(next);
+    expect(rate(nextOrder.dosageInstruction, 'ordered')).toEqual({ value: 1, code: 'mg/kg/h' });
+
+    // The eMAR documents the first session afterwards: lowered to 60 mg/h.
+    const { resource: lowered } = await service.fhir.create<MedicationAdministration>({
+      resourceType: 'MedicationAdministration',
+      status: 'completed',
+      medicationCodeableConcept: order.medicationCodeableConcept,
+      subject: { reference: enrolment.patient },
+      request: { reference: `MedicationRequest/${order.id}` },
+      effectivePeriod: { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' },
+      dosage: { rateQuantity: ucum(60, 'mg/h') },
+    });
+    await postWebhook(service, JSON.stringify(lowered)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(lowered.id!), 'the late administration judged');
+
+    // The order is the clinician's: its dose stands, its note says what the pump recorded (an EHR reads it too).
+    const noted = await service.fhir.read<MedicationRequest>('MedicationRequest', nextOrder.id!);
+    expect([noted.status, rate(noted.dosageInstruction, 'ordered')]).toEqual(['active', { value: 1, code: 'mg/kg/h' }]);
+    const words =
+      'Recorded at the pump after this session was approved: Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h. Its protocol proposes 0.75 mg/kg/h from it; this order gives 1 mg/kg/h: change the dose if needed';
+    expect(noted.note?.map((n) => n.text)).toEqual([...(nextOrder.note ?? []).map((n) => n.text), words]);
+    const [provenance] = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${nextOrder.id}` })
+    ).filter((p) => p.activity?.text === 'note the rate given since approval');
+    expect(provenance.reason?.[0].text).toBe(words);
+    // Before session 39 the to-do list showed the order's rate alone.
+    type Row = { id: string; view: { orderStatus?: string } };
+    const row = async () =>
+      (
+        (
+          await request(service.url)
+            .get('/to-do/view')
+            .query({ patient: enrolment.patient })
+            .set(clinician())
+            .expect(200)
+        ).body.items as Row[]
+      ).find((i) => i.id === next.id);
+    expect((await row())?.view.orderStatus).toBe(words);
+    // Heard again: noted once.
+    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 0, noted: 0 });
+
+    // The clinician changes the dose: the new order gives what the protocol proposes, and the row says nothing more.
+    await request(service.url)
+      .post(`/tasks/${next.id}/$change-dose`)
+      .set(clinician())
+      .send({
+        versionId: approved.meta!.versionId,
+        rate: { value: 0.75, unit: 'mg/kg/h' },
+        reason: 'as given last time',
+      })
+      .expect(200);
+    expect((await row())?.view.orderStatus).toBeUndefined();
   });
 
   it('a pump run in mL/h is read through the concentration of the bag given (its Medication on the server)', async () => {

@@ -406,7 +406,7 @@ describe('protocols outside the catalog', () => {
       effectivePeriod: { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' },
       dosage: { rateQuantity: ucum(60, 'mg/h') },
     });
-    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 1 });
+    expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 1, noted: 0 });
     const proposal = await service.fhir.read<MedicationRequest>(
       'MedicationRequest',
       next.focus!.reference!.split('/')[1],

@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ActivityDefinition, Bundle, MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
 import { orderedRatePerKg, type LastGiven } from '@kc/protocols';
-import { transition } from '@kc/task-states';
+import { orderKeyFor, transition } from '@kc/task-states';
 import { infusionDosage, ucum } from '../../../test/fixtures/orders';
 import { medicationOrder, planTask, PUMP_RUNNING } from '../../../test/fixtures/plans';
-import { reproposedAtRateGiven } from './late-administrations';
+import { rateNotedOn, rateNoticeSinceApproval, reproposedAtRateGiven } from './late-administrations';
 
 const lowDose = JSON.parse(
   fs.readFileSync(
@@ -93,5 +93,35 @@ describe('a session proposed again at the rate its infusion was given, recorded 
     const r = judge({ order, administrations: [pumped('ma1', 20)] })!;
     expect(orderedRatePerKg(r.reproposed, 'mg/kg/h')).toBe(0.5);
     expect(r.reproposed.supportingInformation).toBeUndefined();
+  });
+});
+
+describe('an approved session’s order told of the rate its infusion was given, recorded after the approval', () => {
+  /** The next session's order, approved at 1 mg/kg/h (written here: its key). */
+  const approvedOrder: MedicationRequest = {
+    ...medicationOrder('next-order', 'active'),
+    identifier: [orderKeyFor('t-next')],
+    dosageInstruction: infusionDosage(1, 80),
+  };
+  const notice = (given: LastGiven | undefined, o = approvedOrder) =>
+    rateNoticeSinceApproval({ order: o, activity: lowDose, given, variables: weighed(80), now });
+
+  it('lowered at the pump: the order is not changed but noted, with the rate proposed now, once', () => {
+    const n = notice({ order, administrations: [pumped('ma1', 60)] })!;
+    expect(orderedRatePerKg(n.noted, 'mg/kg/h')).toBe(1);
+    expect(n.reason).toBe(
+      'Recorded at the pump after this session was approved: Last session given at 60 mg/h (0.75 mg/kg/h); ordered at 1 mg/kg/h. Its protocol proposes 0.75 mg/kg/h from it; this order gives 1 mg/kg/h: change the dose if needed',
+    );
+    expect(rateNotedOn(n.noted)).toEqual({ value: 0.75, unit: 'mg/kg/h', text: n.reason });
+    // Judged again with nothing new: nothing to write.
+    expect(notice({ order, administrations: [pumped('ma1', 60)] }, n.noted)).toBeUndefined();
+  });
+
+  it('nothing when the protocol proposes what the order gives, nothing recorded at the pump, or not an open order written here', () => {
+    expect(notice({ order, administrations: [pumped('ma1', 80)] })).toBeUndefined();
+    expect(notice({ order, administrations: [] })).toBeUndefined();
+    const given = { order, administrations: [pumped('ma1', 60)] };
+    expect(notice(given, { ...approvedOrder, status: 'cancelled' })).toBeUndefined();
+    expect(notice(given, { ...approvedOrder, identifier: undefined })).toBeUndefined();
   });
 });

@@ -1,7 +1,8 @@
-import type { ActivityDefinition, MedicationRequest, Reference, Task } from '@medplum/fhirtypes';
+import type { ActivityDefinition, Annotation, MedicationRequest, Reference, Task } from '@medplum/fhirtypes';
 import {
   dosageAtRate,
   orderedRatePerKg,
+  RATE_SINCE_APPROVAL_EXTENSION,
   rateGiven,
   rateTitrationOf,
   rateToPropose,
@@ -9,7 +10,7 @@ import {
   type LastGiven,
   type ProtocolVariables,
 } from '@kc/protocols';
-import { isAwaitingApproval } from '@kc/task-states';
+import { isAwaitingApproval, isOpenOrder, orderTaskIdOf } from '@kc/task-states';
 
 /** A session awaiting approval proposed again at the rate its infusion was given, as recorded since. */
 export interface RateReproposal {
@@ -63,6 +64,67 @@ export function reproposedAtRateGiven(input: {
     ? `Proposed at the rate the last session was given, recorded since: ${givenAt.display ?? `${rate} ${titration.unit}`}${before}`
     : `Proposed at ${rate} ${titration.unit}: the administration it was proposed from is no longer on record as given${before}`;
   return { proposal, reproposed, reason };
+}
+
+/** An approved session's order with a note saying the rate its protocol proposes now, from the pump's late record. */
+export interface RateNotice {
+  order: MedicationRequest;
+  noted: MedicationRequest;
+  /** The note's words: what the pump recorded, what the protocol proposes from it, what the order gives. */
+  reason: string;
+}
+
+/**
+ * An approved session proposed after an infusion whose pump record arrived after the approval: its order is the
+ * clinician's (changed with `$change-dose`), so it is not changed, but when the rate its protocol proposes from the
+ * infusion as now recorded differs from the rate it gives (the patient was given less, say), the order gets a note
+ * saying so (RATE_SINCE_APPROVAL_EXTENSION carrying that rate), which an EHR reads on the order and the to-do list shows
+ * while the order gives another rate. Before session 39 nothing told the clinician. Only an open order written here,
+ * only a rate read from the pump's record, once per rate proposed. Pure.
+ */
+export function rateNoticeSinceApproval(input: {
+  order: MedicationRequest;
+  activity: ActivityDefinition | undefined;
+  given: LastGiven | undefined;
+  variables: ProtocolVariables;
+  now: Date;
+}): RateNotice | undefined {
+  const { order, activity, given, variables, now } = input;
+  const titration = rateTitrationOf(activity);
+  if (!titration || !isOpenOrder(order) || !orderTaskIdOf(order) || !given?.administrations?.length) return undefined;
+  const last = rateGiven(given, titration.unit, weightForTitration(titration, variables)?.kg);
+  if (!last?.reference) return undefined;
+  const rate = rateToPropose(titration, last.ratePerKg);
+  const orderedAt = orderedRatePerKg(order, titration.unit);
+  if (orderedAt === undefined || rate === orderedAt || rateNotedOn(order)?.value === rate) return undefined;
+  const { unit } = titration;
+  const reason =
+    `Recorded at the pump after this session was approved: ${last.reference.display ?? `${last.ratePerKg} ${unit}`}. ` +
+    `Its protocol proposes ${rate} ${unit} from it; this order gives ${orderedAt} ${unit}: change the dose if needed`;
+  const note: Annotation = {
+    extension: [
+      {
+        url: RATE_SINCE_APPROVAL_EXTENSION,
+        valueQuantity: { value: rate, unit, system: 'http://unitsofmeasure.org', code: unit },
+      },
+    ],
+    authorString: 'ketamine-careplans (automatic)',
+    time: now.toISOString(),
+    text: reason,
+  };
+  return { order, noted: { ...order, note: [...(order.note ?? []), note] }, reason };
+}
+
+/**
+ * The latest rate a note of the order says its protocol proposes since the session's approval (rateNoticeSinceApproval),
+ * with the note's words; undefined when none does.
+ */
+export function rateNotedOn(order: MedicationRequest): { value: number; unit?: string; text: string } | undefined {
+  for (const note of [...(order.note ?? [])].reverse()) {
+    const quantity = note.extension?.find((e) => e.url === RATE_SINCE_APPROVAL_EXTENSION)?.valueQuantity;
+    if (quantity?.value !== undefined) return { value: quantity.value, unit: quantity.code, text: note.text };
+  }
+  return undefined;
 }
 
 function isAdministration(ref: Reference): boolean {

@@ -7,7 +7,7 @@ import { LateAdministrations } from './late-administrations.service';
 /**
  * An administration recorded at the pump (notified, or found by the poll), read once for what depends on it: first a
  * closing of its order by this service that crossed it is undone (CrossedClosings), then the sessions proposed from
- * its infusion are proposed again at the rate it records (LateAdministrations).
+ * its infusion are proposed again at the rate it records, or their orders noted when approved (LateAdministrations).
  */
 @Injectable()
 export class AdministrationRecorded {
@@ -17,7 +17,10 @@ export class AdministrationRecorded {
     private readonly lateAdministrations: LateAdministrations,
   ) {}
 
-  async heard(administrationId: string, now = new Date()): Promise<{ undone: number; reproposed: number }> {
+  async heard(
+    administrationId: string,
+    now = new Date(),
+  ): Promise<{ undone: number; reproposed: number; noted: number }> {
     const administration = await this.fhir.readIfExists<MedicationAdministration>(
       'MedicationAdministration',
       administrationId,

@@ -22,15 +22,17 @@ import {
   infusionAsGiven,
   infusionDefinitionFor,
   isOfInfusion,
+  rateNoticeSinceApproval,
   reproposedAtRateGiven,
+  type RateNotice,
   type RateReproposal,
 } from '@kc/followups';
 import { PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
 import { activityDefinitionIn, rateTitrationOf, type ResolvedPlan } from '@kc/protocols';
-import { changeProvenance, orderKeySearch, THIS_SERVICE } from '@kc/task-states';
+import { changeProvenance, orderKeySearch, orderTaskIdOf, sessionBegunBy, THIS_SERVICE } from '@kc/task-states';
 import { administrationRecords } from './follow-up-reads';
 
-/** A session awaiting approval proposed after an infusion, with what it is judged by. */
+/** A session proposed after an infusion (awaiting approval, or approved), with what it is judged by. */
 interface ProposedSession {
   task: Task;
   proposal: MedicationRequest;
@@ -44,8 +46,10 @@ interface ProposedSession {
  * An administration recorded (notified, or found by the poll) after its infusion's follow-ups were written: the
  * sessions proposed from that infusion and still awaiting approval are proposed again at the rate it records
  * (reproposedAtRateGiven), each with its Task's version bumped (an approval of the old proposal, seen before, is then
- * refused as stale) and a Provenance naming the service, in one If-Match transaction. Recorded before the follow-up
- * event, an administration is read by the event itself, and this finds nothing to change.
+ * refused as stale) and a Provenance naming the service, in one If-Match transaction. Those approved already keep
+ * their order (the clinician's), which gets a note when the rate proposed from the infusion now differs from the rate
+ * it gives (rateNoticeSinceApproval; since session 39), with a Provenance; not once the pump has begun it. Recorded
+ * before the follow-up event, an administration is read by the event itself, and this finds nothing to change.
  */
 @Injectable()
 export class LateAdministrations {
@@ -69,26 +73,32 @@ export class LateAdministrations {
   async forAdministration(
     administration: MedicationAdministration | undefined,
     now = new Date(),
-  ): Promise<{ reproposed: number }> {
+  ): Promise<{ reproposed: number; noted: number }> {
     const patientId = /^Patient\/([^/]+)$/.exec(administration?.subject?.reference ?? '')?.[1];
-    if (!administration || !patientId) return { reproposed: 0 };
+    if (!administration || !patientId) return { reproposed: 0, noted: 0 };
     const sessions = await this.proposedSessions(patientId);
     const procedures = await this.infusionsOf(sessions, administration);
     let reproposed = 0;
+    let noted = 0;
     for (const [procedureId, procedure] of procedures) {
       const ofIt = sessions.filter((s) => s.procedureId === procedureId);
-      for (const r of await this.reproposals(ofIt, procedure, patientId))
-        if (await this.write(r.session, r.reproposal, now)) reproposed++;
+      const judged = await this.reproposals(ofIt, procedure, patientId, now);
+      for (const r of judged.reproposals) if (await this.write(r.session, r.reproposal, now)) reproposed++;
+      for (const n of judged.notices) if (await this.note(n, now)) noted++;
     }
     if (reproposed) this.logger.log({ msg: 'sessions proposed again at the rate given', reproposed });
-    return { reproposed };
+    if (noted) this.logger.log({ msg: 'approved sessions told of the rate given since', noted });
+    return { reproposed, noted };
   }
 
-  /** The patient's sessions awaiting approval proposed after an infusion, at a titrated rate (one search). */
+  /**
+   * The patient's sessions proposed after an infusion at a titrated rate, awaiting approval or approved (one
+   * search).
+   */
   private async proposedSessions(patientId: string): Promise<ProposedSession[]> {
     const pages = this.fhir.searchPages<Task>('Task', {
       patient: `Patient/${patientId}`,
-      status: 'draft',
+      status: 'draft,ready',
       _include: ['Task:focus', 'Task:based-on'],
       _count: 200,
     });
@@ -133,18 +143,35 @@ export class LateAdministrations {
   }
 
   /**
-   * One infusion's sessions judged again: its administrations as recorded now and the patient's data (the weight the
-   * dose is computed from), in one batch.
+   * One infusion's sessions judged again: its administrations as recorded now, the approved sessions' orders with the
+   * pump's records of them, and the patient's data (the weight the dose is computed from), in one batch.
    */
   private async reproposals(
     sessions: ProposedSession[],
     procedure: Procedure,
     patientId: string,
-  ): Promise<{ session: ProposedSession; reproposal: RateReproposal }[]> {
+    now: Date,
+  ): Promise<{ reproposals: { session: ProposedSession; reproposal: RateReproposal }[]; notices: RateNotice[] }> {
     const { plan, definitions } = sessions[0].protocol;
     const params = administrationsSearchParams(patientId, procedure.performedPeriod!);
-    if (!params) return [];
+    if (!params) return { reproposals: [], notices: [] };
+    const approved = sessions.filter((s) => s.task.status === 'ready');
     const searches: NamedSearch[] = [
+      ...(approved.length
+        ? [
+            {
+              name: 'orders',
+              resourceType: 'MedicationRequest',
+              params: {
+                identifier: approved.map((s) => orderKeySearch(s.task.id!)).join(','),
+                status: 'active,on-hold',
+                _revinclude: 'MedicationAdministration:request',
+                _count: 200,
+              },
+              everyMatch: true,
+            },
+          ]
+        : []),
       { name: 'given', resourceType: 'MedicationAdministration', params, everyMatch: true },
       // The session the infusion gave (completed, `output` the Procedure): its order is what it was given under.
       {
@@ -165,16 +192,58 @@ export class LateAdministrations {
       records: administrationRecords(found.given),
       approved: await this.orderGiven(matchesOf<Task>(found.done), procedure.id!),
     });
-    return sessions.flatMap((session) => {
+    const activityOf = (s: ProposedSession) => activityDefinitionIn(definitions, s.proposal.instantiatesCanonical?.[0]);
+    const reproposals = sessions.flatMap((session) => {
       const reproposal = reproposedAtRateGiven({
         task: session.task,
         proposal: session.proposal,
-        activity: activityDefinitionIn(definitions, session.proposal.instantiatesCanonical?.[0]),
+        activity: activityOf(session),
         given,
         variables: data.data,
       });
       return reproposal ? [{ session, reproposal }] : [];
     });
+    // An approved session's order, unless the pump has begun it (the infusion's then, and the next one's rate).
+    const orders = matchesOf<MedicationRequest>(found.orders);
+    const begun = includedOf<MedicationAdministration>(found.orders, 'MedicationAdministration');
+    const notices = approved.flatMap((session) => {
+      const order = orders.find((o) => orderTaskIdOf(o) === session.task.id);
+      const ref = `MedicationRequest/${order?.id}`;
+      if (!order || sessionBegunBy(begun.filter((a) => a.request?.reference === ref))) return [];
+      const notice = rateNoticeSinceApproval({
+        order,
+        activity: activityOf(session),
+        given,
+        variables: data.data,
+        now,
+      });
+      return notice ? [notice] : [];
+    });
+    return { reproposals, notices };
+  }
+
+  /** The note on the approved session's order, with its If-Match and a Provenance naming the service. */
+  private async note(notice: RateNotice, now: Date): Promise<boolean> {
+    const { order, noted, reason } = notice;
+    const provenance = changeProvenance({
+      targets: [{ reference: `MedicationRequest/${order.id}` }],
+      revisionOf: { reference: `MedicationRequest/${order.id}/_history/${order.meta!.versionId}` },
+      who: THIS_SERVICE,
+      activity: 'note the rate given since approval',
+      now,
+      reason,
+    });
+    try {
+      await this.fhir.transaction([
+        updateEntry(noted, order.meta!.versionId),
+        { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+      ]);
+      return true;
+    } catch (err) {
+      // Changed meanwhile (a dose change, a hold): judged again when the next administration is recorded.
+      if (isStaleWrite(err)) return false;
+      throw err;
+    }
   }
 
   /**
