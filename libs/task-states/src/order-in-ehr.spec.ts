@@ -3,7 +3,6 @@ import { medicationOrder, PUMP_RUNNING } from '../../../test/fixtures/plans';
 import {
   closedInEhrWords,
   closedUngiven,
-  openReplacementsOf,
   orderInEhr,
   ordersBySession,
   sessionIdsOfOrder,
@@ -119,25 +118,6 @@ describe('an approved session’s order as the EHR has it', () => {
   });
 });
 
-describe('the EHR’s replacements left open beside the orders they replace', () => {
-  it('are found at any depth, open only, and not the orders being closed themselves', () => {
-    const ours = order('ours', 'active', 1);
-    const first = order('first', 'active', 2, 'ours');
-    const second = order('second', 'on-hold', 3, 'first');
-    const closed = order('closed', 'cancelled', 4, 'ours');
-    const unrelated = order('unrelated', 'active', 5, 'other');
-    const found = openReplacementsOf(new Set(['MedicationRequest/ours']), [ours, first, second, closed, unrelated]);
-    expect(found.map((o) => o.id)).toEqual(['first', 'second']);
-  });
-
-  it('and those replacing the order one of them replaced (a dose changed here since: the EHR’s sibling of it)', () => {
-    const changedHere = order('changed', 'active', 3, 'ours');
-    const ehrs = order('ehrs', 'active', 2, 'ours');
-    const found = openReplacementsOf(new Set(['MedicationRequest/changed']), [changedHere, ehrs]);
-    expect(found.map((o) => o.id)).toEqual(['ehrs']);
-  });
-});
-
 describe('a session’s orders still to be given (sessionOpenOrder)', () => {
   const records = [given('ours', 'in-progress'), given('second', 'completed'), given('other', 'completed')];
 
@@ -149,7 +129,7 @@ describe('a session’s orders still to be given (sessionOpenOrder)', () => {
     const found = sessionOpenOrder([ours], [ours, first, second, unrelated], records)!;
     expect(found.order).toBe(ours);
     expect(found.administrations.map((a) => a.status)).toEqual(['in-progress']);
-    // Through the cancelled first replacement: openReplacementsOf, over open orders alone, could not see it.
+    // Through the cancelled first replacement: before session 39 the open orders alone were searched, missing it.
     expect(found.leftOpen?.map((o) => [o.order.id, o.administrations.length])).toEqual([['second', 1]]);
   });
 

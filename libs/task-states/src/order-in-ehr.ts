@@ -189,28 +189,3 @@ export function ordersBySession<T extends AuthorisableRequest>(
   }
   return bySession;
 }
-
-/**
- * Of the patient's open orders, those replacing one of `closing` (`priorPrescription`, at any depth), or the order one
- * of `closing` itself replaced (a dose changed here: the session's earlier order, the sibling an EHR's replacement of
- * that one is): the EHR's replacement of a session's order (a dose changed there) written while the order it replaces
- * was left open, its cancel not written. They go with the session. Before session 38 the infusion closed only the
- * order written here and left the replacement active under the done session, beyond any hold of its plan (a hold
- * reaches a session's orders).
- */
-export function openReplacementsOf(closing: ReadonlySet<string>, orders: MedicationRequest[]): MedicationRequest[] {
-  const replaced = new Set(closing);
-  for (const o of orders)
-    if (closing.has(`MedicationRequest/${o.id}`) && o.priorPrescription?.reference)
-      replaced.add(o.priorPrescription.reference);
-  const found: MedicationRequest[] = [];
-  for (let more = true; more;) {
-    const next = orders.filter(
-      (o) => isOpenOrder(o) && !found.includes(o) && replaced.has(o.priorPrescription?.reference ?? ''),
-    );
-    for (const o of next) replaced.add(`MedicationRequest/${o.id}`);
-    found.push(...next);
-    more = next.length > 0;
-  }
-  return found.filter((o) => !closing.has(`MedicationRequest/${o.id}`));
-}

@@ -38,13 +38,7 @@ import {
 } from '@kc/followups';
 import { openOrdersOfSessions, PlanDefinitions } from '@kc/nest-core';
 import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
-import {
-  openOrdersOfSession,
-  openReplacementsOf,
-  orderAnsweredBy,
-  orderTaskIdOf,
-  type OpenOrder,
-} from '@kc/task-states';
+import { openOrdersOfSession, orderAnsweredBy, orderTaskIdOf, type OpenOrder } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 
@@ -521,11 +515,9 @@ export class FollowUpService {
       if (order) {
         updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
         counts.ordersClosed++;
-        // The EHR's orders of the session left open beside it (replacing it, or replaced with it) go with it too.
-        const beside = [
-          ...openReplacementsOf(new Set([`MedicationRequest/${order.id}`]), input.around.orders),
-          ...openOrdersOfSession(input.around.sessionOrders?.get(update.task.id!)).map((e) => e.order),
-        ];
+        // The EHR's orders of the session left open beside it (replacing it, or replaced with it) go with it too: read
+        // whenever the patient has an open EHR order naming another (withSessionOrders), which any of them is.
+        const beside = openOrdersOfSession(input.around.sessionOrders?.get(update.task.id!)).map((e) => e.order);
         for (const replacement of beside) {
           if (updateEntries.some((e) => e.resource?.id === replacement.id)) continue;
           updateEntries.push(
