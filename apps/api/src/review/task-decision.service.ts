@@ -5,7 +5,7 @@ import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
-import { openOrdersOfSessions, sessionOrdersOf } from '@kc/nest-core';
+import { openOrdersOfSessions } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
@@ -16,11 +16,9 @@ import {
   openOrdersOfSession,
   isReturnedForReview,
   orderFromProposal,
-  orderInEhr,
   orderKeyFor,
   orderKeySearch,
   orderTaskIdOf,
-  replacementOrdersParams,
   sessionBegunBy,
 } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
@@ -277,18 +275,11 @@ export class TaskDecisionService {
 
   /**
    * An order open now for a session returned for review: its order (approved here, or the EHR's it was approved on),
-   * active again in the EHR, or one the EHR wrote replacing it (orderInEhr, any depth). Two reads, for such a Task's
-   * approval only.
+   * active again in the EHR, or one the EHR wrote replacing it (openOrdersOfSessions: at any depth). One read, for such
+   * a Task's approval only (two before session 39).
    */
   private async orderedInEhrSince(task: Task): Promise<MedicationRequest | undefined> {
-    const written = (await sessionOrdersOf(this.fhir, [task])).bySession.get(task.id!) ?? [];
-    const patient = task.for?.reference;
-    if (!written.length || !patient) return undefined;
-    const since = await this.fhir.searchAll<MedicationRequest>(
-      'MedicationRequest',
-      replacementOrdersParams([patient], written),
-    );
-    return orderInEhr(written, since).current;
+    return (await openOrdersOfSessions(this.fhir, [task])).get(task.id!)?.order as MedicationRequest | undefined;
   }
 
   /**
