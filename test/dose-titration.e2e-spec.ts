@@ -377,6 +377,14 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
         ).body.items as Row[]
       ).find((i) => i.id === next.id);
     expect((await row())?.view.orderStatus).toBe(words);
+    const timeline = await request(service.url)
+      .get(`/patients/${enrolment.patient.split('/')[1]}/timeline`)
+      .set(clinician())
+      .expect(200);
+    const onTimeline = (timeline.body.events as { reference: string; reason?: string }[]).find(
+      (e) => e.reference === `MedicationRequest/${nextOrder.id}`,
+    );
+    expect(onTimeline?.reason).toBe(words);
     // Heard again: noted once.
     expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 0, noted: 0 });
 

@@ -127,6 +127,17 @@ export function rateNotedOn(order: MedicationRequest): { value: number; unit?: s
   return undefined;
 }
 
+/**
+ * The words of the order's rate notice (rateNoticeSinceApproval) while they still apply: the order gives another rate
+ * than its protocol proposes since (a dose change writes a new order, without the note). What the to-do list and the
+ * patient's timeline show.
+ */
+export function standingRateNotice(order: MedicationRequest): string | undefined {
+  const noted = rateNotedOn(order);
+  if (!noted?.unit || orderedRatePerKg(order, noted.unit) === noted.value) return undefined;
+  return noted.text;
+}
+
 function isAdministration(ref: Reference): boolean {
   return Boolean(ref.reference?.startsWith('MedicationAdministration/'));
 }

@@ -18,7 +18,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, readAndSearchEach, searchEach, type NamedSearch } from '@kc/fhir';
 import { notFound } from '@kc/common';
-import { carePlanReferenceOf } from '@kc/followups';
+import { carePlanReferenceOf, standingRateNotice } from '@kc/followups';
 import {
   orderRateText,
   administeredRate,
@@ -31,7 +31,7 @@ import {
   ProtocolCatalog,
 } from '@kc/protocols';
 import { PlanDefinitions } from '@kc/nest-core';
-import { isOpen } from '@kc/task-states';
+import { isOpen, isOpenOrder } from '@kc/task-states';
 import {
   displayName,
   issueView,
@@ -204,7 +204,8 @@ export class PatientTimelineService {
         type: 'order' as const,
         text: `Order: ${o.medicationCodeableConcept?.text ?? o.medicationCodeableConcept?.coding?.[0]?.display ?? 'medication'}${orderRateText(o) ? ` at ${orderRateText(o)}` : ''}`,
         status: o.status,
-        reason: o.statusReason?.text,
+        // Closed: why. Open: what the pump recorded of the last session since its approval, while it applies.
+        reason: o.statusReason?.text ?? (isOpenOrder(o) ? standingRateNotice(o) : undefined),
         reference: `MedicationRequest/${o.id}`,
       })),
       // What was given, as recorded at the pump: a rate changed during a session shows here (and starts the next).

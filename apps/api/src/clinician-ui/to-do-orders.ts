@@ -1,7 +1,7 @@
 import type { Bundle, MedicationRequest } from '@medplum/fhirtypes';
 import { matchesOf, type NamedSearch } from '@kc/fhir';
-import { rateNotedOn } from '@kc/followups';
-import { orderedRatePerKg, orderRateText } from '@kc/protocols';
+import { standingRateNotice } from '@kc/followups';
+import { orderRateText } from '@kc/protocols';
 import {
   isHeldForContraindication,
   isHeldForPausedPlan,
@@ -101,7 +101,7 @@ export function toDoOrderOf(written: MedicationRequest[], patientOrders: Medicat
   const alsoOpen = beside.length ? leftOpenWords(beside) : undefined;
   const joined = (...parts: (string | undefined)[]) => parts.filter(Boolean).join('. ') || undefined;
   if (current && orderTaskIdOf(current)) {
-    const status = joined(heldElsewhere(current).status, rateGivenSince(current), alsoOpen);
+    const status = joined(heldElsewhere(current).status, standingRateNotice(current), alsoOpen);
     return { current, ...(status ? { status } : {}) };
   }
   if (current) {
@@ -135,16 +135,6 @@ function leftOpenWords(orders: MedicationRequest[]): string {
     return `${rate ? `${rate}, ` : ''}${orderTaskIdOf(o) ? 'approved here' : 'ordered in the EHR'}`;
   });
   return `Also open for this session: ${each.join('; ')}. Two orders to give: cancel one in the EHR`;
-}
-
-/**
- * What the pump recorded of the last session after this one was approved, when its protocol proposes another rate
- * from it than the order gives (the note rateNoticeSinceApproval wrote); gone once the dose is changed.
- */
-function rateGivenSince(order: MedicationRequest): string | undefined {
-  const noted = rateNotedOn(order);
-  if (!noted?.unit || orderedRatePerKg(order, noted.unit) === noted.value) return undefined;
-  return noted.text;
 }
 
 /** On hold by someone else (a pharmacist): why. This service's holds are said on the row already (held, paused). */
