@@ -687,26 +687,12 @@ describe.each([
     }
     expect(closedAfterGiven).toEqual([]);
 
-    // A session's orders: those its approvals wrote (its key) and the EHR's replacements of them, at any depth.
-    const ordersOfSession = (taskId: string) => {
-      const chain = orders.filter((o) => orderKey(o) === `Task/${taskId}`);
-      for (let more = true; more;) {
-        const ids = new Set(chain.map((o) => `MedicationRequest/${o.id}`));
-        const next = orders.filter(
-          (o) => !chain.includes(o) && ids.has((o as MedicationRequest).priorPrescription?.reference ?? ''),
-        );
-        chain.push(...next);
-        more = next.length > 0;
-      }
-      return chain;
-    };
-    const toGiveOrHeld = (o: { status: string }) => o.status === 'active' || o.status === 'on-hold';
-    // The order and its replacements at any depth, within a session's chain.
-    const descendantsOf = (order: (typeof orders)[number], chain: typeof orders) => {
-      const found = [order];
+    // Orders and their replacements (priorPrescription) at any depth, among `within`.
+    const descendantsOf = (roots: typeof orders, within: typeof orders) => {
+      const found = [...roots];
       for (let more = true; more;) {
         const ids = new Set(found.map((o) => `MedicationRequest/${o.id}`));
-        const next = chain.filter(
+        const next = within.filter(
           (o) => !found.includes(o) && ids.has((o as MedicationRequest).priorPrescription?.reference ?? ''),
         );
         found.push(...next);
@@ -714,6 +700,13 @@ describe.each([
       }
       return found;
     };
+    // A session's orders: those its approvals wrote (its key) and the EHR's replacements of them, at any depth.
+    const ordersOfSession = (taskId: string) =>
+      descendantsOf(
+        orders.filter((o) => orderKey(o) === `Task/${taskId}`),
+        orders,
+      );
+    const toGiveOrHeld = (o: { status: string }) => o.status === 'active' || o.status === 'on-hold';
     // A session's orders to give (or held). An order the EHR replaced but left open beside its replacement is the
     // EHR's to close: the two count as one (what the service does to one it does to both, which the plans' checks
     // above hold it to), also when the EHR replaced its replacement again since (session 39: the open one names a
@@ -726,7 +719,7 @@ describe.each([
             (r) =>
               leftOpen.has(r.id!) &&
               (r as MedicationRequest).priorPrescription?.reference === `MedicationRequest/${o.id}` &&
-              descendantsOf(r, chain).some(toGiveOrHeld),
+              descendantsOf([r], chain).some(toGiveOrHeld),
           ),
       );
     // Never two orders to give for one Task (a rejection, a hold or a withdrawal reaches one of them).

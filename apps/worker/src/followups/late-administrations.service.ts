@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type {
+  BundleEntry,
   CarePlan,
   MedicationAdministration,
   MedicationRequest,
@@ -233,17 +234,10 @@ export class LateAdministrations {
       now,
       reason,
     });
-    try {
-      await this.fhir.transaction([
-        updateEntry(noted, order.meta!.versionId),
-        { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
-      ]);
-      return true;
-    } catch (err) {
-      // Changed meanwhile (a dose change, a hold): judged again when the next administration is recorded.
-      if (isStaleWrite(err)) return false;
-      throw err;
-    }
+    return this.writeUnlessStale([
+      updateEntry(noted, order.meta!.versionId),
+      { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+    ]);
   }
 
   /**
@@ -274,15 +268,22 @@ export class LateAdministrations {
       now,
       reason: r.reason,
     });
+    return this.writeUnlessStale([
+      updateEntry(r.reproposed, r.proposal.meta!.versionId),
+      updateEntry(touched, task.meta!.versionId),
+      { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+    ]);
+  }
+
+  /**
+   * One If-Match transaction. A change made meanwhile (a decision, a dose change, a hold) wins: nothing is written,
+   * and the session is judged again when the next administration is recorded.
+   */
+  private async writeUnlessStale(entries: BundleEntry[]): Promise<boolean> {
     try {
-      await this.fhir.transaction([
-        updateEntry(r.reproposed, r.proposal.meta!.versionId),
-        updateEntry(touched, task.meta!.versionId),
-        { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
-      ]);
+      await this.fhir.transaction(entries);
       return true;
     } catch (err) {
-      // A decision made meanwhile wins; the proposal is judged again when the next administration is recorded.
       if (isStaleWrite(err)) return false;
       throw err;
     }
