@@ -233,6 +233,12 @@ describe('loadConfig: defaults and invalid values', () => {
     expect(() => loadConfig({ REDIS_SENTINELS: 's1' })).toThrow('REDIS_SENTINELS must be host:port pairs');
   });
 
+  it('REDIS_COMMAND_STACKS: true or false (false unless set)', () => {
+    expect(loadConfig({}).redisCommandStacks).toBe(false);
+    expect(loadConfig({ REDIS_COMMAND_STACKS: 'true' }).redisCommandStacks).toBe(true);
+    expect(() => loadConfig({ REDIS_COMMAND_STACKS: 'yes' })).toThrow(/REDIS_COMMAND_STACKS/);
+  });
+
   it('REDIS_TLS_CA_FILE: read at start, a PEM certificate, only with rediss://', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-ca-'));
     try {

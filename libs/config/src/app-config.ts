@@ -59,6 +59,12 @@ export interface AppConfig {
    * sentinels' TLS certificates, for a private CA; unset: the system's CAs. Used with `rediss://` only.
    */
   redisTlsCa?: string;
+  /**
+   * REDIS_COMMAND_STACKS=true (diagnosis): each Redis client error carries the stack of the code that sent the command
+   * (ioredis's showFriendlyErrorStack; a stack captured per command, so not for production). The tests run with it,
+   * to find what leaves a command pending on a client that ends (docs/known-limits.md, session 39).
+   */
+  redisCommandStacks: boolean;
   /** BullMQ key prefix; lets tests and tenants share one Redis without colliding. */
   queuePrefix: string;
   runWorker: boolean;
@@ -556,6 +562,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     redisUrl: redisUrl(env),
     redisSentinel: redisSentinel(env),
     redisTlsCa: redisTlsCa(env),
+    redisCommandStacks: oneOf(env, 'REDIS_COMMAND_STACKS', ['true', 'false'] as const, 'false') === 'true',
     queuePrefix: env.QUEUE_PREFIX ?? 'kc',
     runWorker: (env.RUN_WORKER ?? 'true') !== 'false',
     profilesDir: env.FHIR_PROFILES_DIR ?? path.join(REPO_ROOT, 'fhir-profiles'),

@@ -51,6 +51,11 @@ describe('redisOptions: every Redis client reaches the same server the same way'
       sentinelPassword: 'sentinel-secret',
     });
   });
+
+  it('REDIS_COMMAND_STACKS: errors name the code that sent the command (diagnosis); off unless asked', () => {
+    expect(redisOptions({ redisUrl: 'redis://h:6379', redisCommandStacks: true }).showFriendlyErrorStack).toBe(true);
+    expect(redisOptions({ redisUrl: 'redis://h:6379' })).not.toHaveProperty('showFriendlyErrorStack');
+  });
 });
 
 describe('redisConnection', () => {

@@ -3,7 +3,8 @@ import type { RedisOptions } from 'ioredis';
 import type { AppConfig } from '@kc/config';
 
 /** Where Redis is: the URL, and Sentinel when one is configured. */
-export type RedisTarget = Pick<AppConfig, 'redisUrl' | 'redisSentinel' | 'redisTlsCa'>;
+export type RedisTarget = Pick<AppConfig, 'redisUrl' | 'redisSentinel' | 'redisTlsCa'> &
+  Partial<Pick<AppConfig, 'redisCommandStacks'>>;
 
 /**
  * ioredis options for every Redis client of the service (BullMQ's, the worklist index's, the sign-in store's), so
@@ -13,14 +14,17 @@ export type RedisTarget = Pick<AppConfig, 'redisUrl' | 'redisSentinel' | 'redisT
  * servers they name.
  */
 export function redisOptions(target: RedisTarget | string): RedisOptions {
-  const { redisUrl, redisSentinel, redisTlsCa } =
-    typeof target === 'string' ? { redisUrl: target, redisSentinel: undefined, redisTlsCa: undefined } : target;
+  const { redisUrl, redisSentinel, redisTlsCa, redisCommandStacks } =
+    typeof target === 'string'
+      ? { redisUrl: target, redisSentinel: undefined, redisTlsCa: undefined, redisCommandStacks: false }
+      : target;
   const url = new URL(redisUrl);
   const tls = url.protocol === 'rediss:' ? (redisTlsCa ? { ca: redisTlsCa } : {}) : undefined;
   const credentials: RedisOptions = {
     username: url.username ? decodeURIComponent(url.username) : undefined,
     password: url.password ? decodeURIComponent(url.password) : undefined,
     db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
+    ...(redisCommandStacks ? { showFriendlyErrorStack: true } : {}),
   };
   if (redisSentinel)
     return {
