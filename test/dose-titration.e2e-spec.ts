@@ -12,7 +12,7 @@ import type {
 import { administrationRecordedJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
-import { DOSE_RATE_TYPE, infusionDosage, ucum } from './fixtures/orders';
+import { administrationOf, DOSE_RATE_TYPE, infusionDosage, ucum } from './fixtures/orders';
 import {
   actionOf,
   completeInfusion,
@@ -85,14 +85,9 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
    * The session infused on 4 January under `order`, documented at the pump afterwards (lowered to 60 mg/h), its
    * notification heard and its job done: the administration.
    */
-  async function recordedLateAtThePump(order: MedicationRequest, patient: string): Promise<MedicationAdministration> {
+  async function recordedLateAtThePump(order: MedicationRequest): Promise<MedicationAdministration> {
     const { resource: lowered } = await service.fhir.create<MedicationAdministration>({
-      resourceType: 'MedicationAdministration',
-      status: 'completed',
-      medicationCodeableConcept: order.medicationCodeableConcept,
-      subject: { reference: patient },
-      request: { reference: `MedicationRequest/${order.id}` },
-      effectivePeriod: { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' },
+      ...administrationOf(order, 'completed', { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' }),
       dosage: { rateQuantity: ucum(60, 'mg/h') },
     });
     await postWebhook(service, JSON.stringify(lowered)).expect(202);
@@ -300,7 +295,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     expect(rate(proposal.dosageInstruction, 'ordered')).toEqual({ value: 1, code: 'mg/kg/h' });
 
     // The eMAR documents the session afterwards: lowered to 60 mg/h. Its notification queues the job.
-    const lowered = await recordedLateAtThePump(order, enrolment.patient);
+    const lowered = await recordedLateAtThePump(order);
 
     const again = await service.fhir.read<MedicationRequest>('MedicationRequest', proposal.id!);
     expect(rate(again.dosageInstruction, 'ordered')).toEqual({ value: 0.75, code: 'mg/kg/h' });
@@ -351,7 +346,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
     expect(rate(nextOrder.dosageInstruction, 'ordered')).toEqual({ value: 1, code: 'mg/kg/h' });
 
     // The eMAR documents the first session afterwards: lowered to 60 mg/h.
-    const lowered = await recordedLateAtThePump(order, enrolment.patient);
+    const lowered = await recordedLateAtThePump(order);
 
     // The order is the clinician's: its dose stands, its note says what the pump recorded (an EHR reads it too).
     const noted = await service.fhir.read<MedicationRequest>('MedicationRequest', nextOrder.id!);

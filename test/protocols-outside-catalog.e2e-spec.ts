@@ -42,7 +42,7 @@ import { PollCursors } from '../apps/worker/src/maintenance/change-polls';
 import { ScorePoller } from '../apps/worker/src/outcomes/score-poller';
 import { checkAnswers } from './support/checks';
 import { score } from './support/clinician';
-import { ucum } from './fixtures/orders';
+import { administrationOf, ucum } from './fixtures/orders';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
 import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
@@ -398,12 +398,7 @@ describe('protocols outside the catalog', () => {
     const [order] = await ordersOf(carePlan);
     const next = (await infused(patient, carePlan)).followUps.find((t) => actionOf(t) === 'next-induction-session')!;
     const { resource: lowered } = await service.fhir.create<MedicationAdministration>({
-      resourceType: 'MedicationAdministration',
-      status: 'completed',
-      medicationCodeableConcept: order.medicationCodeableConcept,
-      subject: { reference: patient },
-      request: { reference: `MedicationRequest/${order.id}` },
-      effectivePeriod: { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' },
+      ...administrationOf(order, 'completed', { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' }),
       dosage: { rateQuantity: ucum(60, 'mg/h') },
     });
     expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 1, noted: 0 });
