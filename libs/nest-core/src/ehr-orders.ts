@@ -28,22 +28,43 @@ export async function sessionOrdersOf(
   sessions: Task[],
   options: { administrations?: boolean } = {},
 ): Promise<SessionOrders> {
-  const keyed = sessions.map((t) => orderKeySearch(t.id!));
-  const approvedOn = [...new Set(sessions.flatMap(ordersApprovedOn))].map((r) => r.split('/')[1]);
-  const extra = options.administrations ? { _revinclude: 'MedicationAdministration:request' } : {};
-  const searches: NamedSearch[] = [
-    ...chunks(keyed).map((keys, i) => ({ name: `keyed-${i}`, params: { identifier: keys.join(',') } })),
-    ...chunks(approvedOn).map((ids, i) => ({ name: `on-${i}`, params: { _id: ids.join(',') } })),
-  ].map(({ name, params }) => ({
-    name,
-    resourceType: 'MedicationRequest',
-    params: { ...params, ...extra, _count: 200 },
-    everyMatch: true,
-  }));
-  const found = Object.values(await searchEach(fhir, searches));
+  const found = Object.values(
+    await searchEach(fhir, writtenOrdersSearches(sessions, options.administrations ?? false)),
+  );
   const orders = found.flatMap((b) => matchesOf<MedicationRequest>(b));
   const keys = sessions.map((t) => ({ id: t.id!, approvedOn: ordersApprovedOn(t) }));
   return { bySession: ordersBySession(orders, keys), administrations: found.flatMap(administrationsIn) };
+}
+
+/**
+ * The searches, to join a batch, for the orders written for sessions in any status: those their approvals wrote (by
+ * key, of the type each authorises: orderTypeOf, medication when it names none) and the EHR's the infusion sessions
+ * were approved on (by id); with what the pump recorded of the medication orders when `records` is asked for. Each
+ * named `written-…`, every match wanted.
+ */
+function writtenOrdersSearches(sessions: Task[], records: boolean): NamedSearch[] {
+  const typeOf = (task: Task) => orderTypeOf(task) ?? 'MedicationRequest';
+  const keysByType = new Map<string, string[]>();
+  for (const task of sessions)
+    keysByType.set(typeOf(task), [...(keysByType.get(typeOf(task)) ?? []), orderKeySearch(task.id!)]);
+  const medication = sessions.filter((t) => typeOf(t) === 'MedicationRequest');
+  const approvedOn = [...new Set(medication.flatMap(ordersApprovedOn))].map((r) => r.split('/')[1]);
+  const withRecords = (type: string) =>
+    records && type === 'MedicationRequest' ? { _revinclude: RECORDS_OF_ORDERS } : {};
+  return [
+    ...[...keysByType].flatMap(([type, keys]) =>
+      chunks(keys).map((k, i) => ({
+        name: `written-${type}-${i}`,
+        resourceType: type,
+        params: { identifier: k.join(',') },
+      })),
+    ),
+    ...chunks(approvedOn).map((ids, i) => ({
+      name: `written-on-${i}`,
+      resourceType: 'MedicationRequest',
+      params: { _id: ids.join(',') },
+    })),
+  ].map((s) => ({ ...s, params: { ...s.params, ...withRecords(s.resourceType), _count: 200 }, everyMatch: true }));
 }
 
 /** The MedicationAdministrations a search included (`_revinclude`). */
@@ -73,38 +94,23 @@ export async function openOrdersOfSessions(fhir: FhirClient, tasks: Task[]): Pro
   const sessions = tasks.filter((t) => t.id && orderTypeOf(t));
   const found = new Map<string, OpenOrder>();
   if (!sessions.length) return found;
-  const keysByType = new Map<string, string[]>();
-  for (const task of sessions)
-    keysByType.set(orderTypeOf(task)!, [...(keysByType.get(orderTypeOf(task)!) ?? []), orderKeySearch(task.id!)]);
   const medication = sessions.filter((t) => orderTypeOf(t) === 'MedicationRequest');
-  const approvedOn = [...new Set(medication.flatMap(ordersApprovedOn))].map((r) => r.split('/')[1]);
-  const withRecords = (type: string) => (type === 'MedicationRequest' ? { _revinclude: RECORDS_OF_ORDERS } : {});
   const searches: NamedSearch[] = [
-    ...[...keysByType].flatMap(([type, keys]) =>
-      chunks(keys).map((k, i) => ({
-        name: `${type}-${i}`,
-        resourceType: type,
-        params: { identifier: k.join(','), ...withRecords(type) },
-      })),
-    ),
-    ...chunks(approvedOn).map((ids, i) => ({
-      name: `on-${i}`,
-      resourceType: 'MedicationRequest',
-      params: { _id: ids.join(','), ...withRecords('MedicationRequest') },
-    })),
+    ...writtenOrdersSearches(sessions, true),
     ...patientChunks(medication).map((chunk, i) => ({
       name: `since-${i}`,
       resourceType: 'MedicationRequest',
-      params: { ...patientsOrdersSince(chunk), ...withRecords('MedicationRequest') },
+      params: { ...patientsOrdersSince(chunk), _revinclude: RECORDS_OF_ORDERS, _count: 200 },
+      everyMatch: true,
     })),
-  ].map((s) => ({ ...s, params: { ...s.params, _count: 200 }, everyMatch: true }));
+  ];
   const bundles = Object.entries(await searchEach(fhir, searches));
   const administrations = [...new Map(bundles.flatMap(([, b]) => administrationsIn(b)).map((a) => [a.id, a])).values()];
   const since = bundles
     .filter(([name]) => name.startsWith('since-'))
     .flatMap(([, b]) => matchesOf<MedicationRequest>(b));
   const written = bundles
-    .filter(([name]) => !name.startsWith('since-'))
+    .filter(([name]) => name.startsWith('written-'))
     .flatMap(([, b]) => matchesOf<AuthorisableRequest>(b));
   const bySession = ordersBySession(
     written,
