@@ -128,11 +128,18 @@ export function closedInEhrWords(order: MedicationRequest): string {
   return `${how} in the EHR${why ? ` (${why})` : ''}`;
 }
 
-function replacesOneOf(order: MedicationRequest, chain: Map<string, MedicationRequest>): boolean {
-  return (
-    chain.has(order.priorPrescription?.reference ?? '') ||
-    (order.basedOn ?? []).some((b) => chain.has(b.reference ?? ''))
+/**
+ * The orders an order names as the ones it follows on: the one it replaces (`priorPrescription`, R4's "an earlier
+ * order") and the orders it is based on. What links a session's chain (orderInEhr); none: an order of its own.
+ */
+export function ordersFollowedOn(order: MedicationRequest): string[] {
+  return [order.priorPrescription?.reference, ...(order.basedOn ?? []).map((b) => b.reference)].filter(
+    (r): r is string => Boolean(r?.startsWith('MedicationRequest/')),
   );
+}
+
+function replacesOneOf(order: MedicationRequest, chain: Map<string, MedicationRequest>): boolean {
+  return ordersFollowedOn(order).some((r) => chain.has(r));
 }
 
 function latestFirst(orders: MedicationRequest[]): MedicationRequest[] {

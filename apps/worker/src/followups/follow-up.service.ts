@@ -38,7 +38,7 @@ import {
 } from '@kc/followups';
 import { openOrdersOfSessions, PlanDefinitions } from '@kc/nest-core';
 import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
-import { openOrdersOfSession, orderAnsweredBy, orderTaskIdOf, type OpenOrder } from '@kc/task-states';
+import { openOrdersOfSession, orderAnsweredBy, ordersFollowedOn, orderTaskIdOf, type OpenOrder } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 
@@ -273,7 +273,7 @@ export class FollowUpService {
    * again; before session 39, one naming a cancelled replacement.
    */
   private async withSessionOrders(around: Surroundings): Promise<Surroundings> {
-    if (!around.orders.some((o) => !orderTaskIdOf(o) && replacesAnOrder(o))) return around;
+    if (!around.orders.some((o) => !orderTaskIdOf(o) && ordersFollowedOn(o).length)) return around;
     const sessions = around.openTasks.filter(
       (t) => t.id && t.status !== 'draft' && t.focus?.reference?.startsWith('MedicationRequest/'),
     );
@@ -611,13 +611,6 @@ function pumpRecordsOf(around: Surroundings): PumpRecords {
     givenTaskIds: tasksThePumpGave(around.given, around.openTasks, around.sessionOrders),
     begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered, around.sessionOrders),
   };
-}
-
-/** An order naming the one it replaces (`priorPrescription`) or an order it is based on: a link of a session's chain. */
-function replacesAnOrder(order: MedicationRequest): boolean {
-  return Boolean(
-    order.priorPrescription?.reference || order.basedOn?.some((b) => b.reference?.startsWith('MedicationRequest/')),
-  );
 }
 
 /** The order an approval of this Task wrote, among the patient's orders still to be given. */
