@@ -14,6 +14,11 @@ export interface OrderInEhr {
   last?: MedicationRequest;
   /** Every order of the chain: those written here and their replacements, at any depth. */
   chain: MedicationRequest[];
+  /**
+   * The chain's other open orders beside `current`: a replacement the EHR wrote while the order it replaces stayed open
+   * (its cancel refused or never sent), a second order to give for one session.
+   */
+  leftOpen: MedicationRequest[];
 }
 
 /** An order closed so that its session is not to be given under it (not `completed`: given, or done with). */
@@ -36,11 +41,12 @@ export function orderInEhr(written: MedicationRequest[], patientOrders: Medicati
     }
   }
   const orders = [...chain.values()];
+  const beside = (current: MedicationRequest) => orders.filter((o) => o !== current && isOpenOrder(o));
   const open = written.find(isOpenOrder);
-  if (open) return { current: open, chain: orders };
+  if (open) return { current: open, chain: orders, leftOpen: beside(open) };
   const replacement = latestFirst(orders.filter((o) => !written.includes(o) && isOpenOrder(o)))[0];
-  if (replacement) return { current: replacement, replacedInEhr: true, chain: orders };
-  return { last: latestFirst(orders)[0], chain: orders };
+  if (replacement) return { current: replacement, replacedInEhr: true, chain: orders, leftOpen: beside(replacement) };
+  return { last: latestFirst(orders)[0], chain: orders, leftOpen: [] };
 }
 
 /** An order an approved session is still to be given under (active, or held), with what the pump recorded of it. */
@@ -81,9 +87,9 @@ export function sessionOpenOrder(
     const open = written.find(isOpenOrder);
     return open && records(open);
   }
-  const { current, chain } = orderInEhr(medication, patientOrders);
+  const { current, leftOpen } = orderInEhr(medication, patientOrders);
   if (!current) return undefined;
-  const beside = chain.filter((o) => o !== current && isOpenOrder(o)).map(records);
+  const beside = leftOpen.map(records);
   return { ...records(current), ...(beside.length ? { leftOpen: beside } : {}) };
 }
 

@@ -96,9 +96,8 @@ export function closedOrderTasks(byTask: Map<string, MedicationRequest[]>): stri
  * orderInEhr); else none, saying how the last one was closed.
  */
 export function toDoOrderOf(written: MedicationRequest[], patientOrders: MedicationRequest[] = []): ToDoOrder {
-  const { current, replacedInEhr, last, chain } = orderInEhr(written, patientOrders);
-  const beside = chain.filter((o) => o !== current && isOpenOrder(o));
-  const alsoOpen = beside.length ? leftOpenWords(beside) : undefined;
+  const { current, replacedInEhr, last, leftOpen } = orderInEhr(written, patientOrders);
+  const alsoOpen = leftOpen.length ? leftOpenWords(leftOpen) : undefined;
   const joined = (...parts: (string | undefined)[]) => parts.filter(Boolean).join('. ') || undefined;
   if (current && orderTaskIdOf(current)) {
     const status = joined(heldElsewhere(current).status, standingRateNotice(current), alsoOpen);
