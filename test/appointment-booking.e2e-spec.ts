@@ -5,7 +5,7 @@ import { protocolWindowOf } from '@kc/protocols';
 import { AppointmentPoller } from '../apps/worker/src/bookings/appointment-poller';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, enrolPatient, maintenanceJobDone, postDeletion, postWebhook } from './support/clinic';
+import { actionOf, enrolPatient, maintenanceJobDone, overrideIssue, postDeletion, postWebhook } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 const HOUR = 3_600_000;
@@ -228,11 +228,7 @@ describe('appointments booked in the scheduling system time the approved session
     const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
       implicated: `CarePlan/${carePlanId}`,
     });
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(service.as('clinician'))
-      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Test negative today').expect(200);
     await maintenanceJobDone(
       service,
       sessionApprovedJobId(task.id!),

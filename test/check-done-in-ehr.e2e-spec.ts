@@ -24,6 +24,7 @@ import {
   completeInfusion,
   followUpTasks,
   maintenanceJobDone,
+  overrideIssue,
   postWebhook,
   queueIdle,
   reportInfusion,
@@ -255,11 +256,7 @@ describe('a post-infusion check completed in the EHR', () => {
       /^Waiting for a clinician to read in the EHR the answers that could not be read here: Answers to the Post-infusion check not read\./,
     );
     // Read in the EHR, reviewed here with what was decided: the order is active again.
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(service.as('clinician'))
-      .send({ versionId: issue.meta!.versionId, reason: 'Read in the EHR: no effects reported' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Read in the EHR: no effects reported').expect(200);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
   });
 

@@ -3,7 +3,7 @@ import type { Communication, DetectedIssue, MedicationRequest, Patient, Task } f
 import { ClinicAlerts } from '../apps/worker/src/alerts/clinic-alerts.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
-import { enrolPatient, reviewedInEhr, waitFor } from './support/clinic';
+import { enrolPatient, overrideIssue, reviewedInEhr, waitFor } from './support/clinic';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
 import { mailsTo, readable, startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
@@ -422,11 +422,7 @@ describe("alerts to the clinic in the EHR's inbox", () => {
       await service.app.get(ContraindicationSweep).sweep();
       expect((await byKey()).size).toBe(2);
 
-      await request(service.url)
-        .post(`/detected-issues/${p.issue.id}/$override`)
-        .set(service.as('clinician'))
-        .send({ versionId: p.issue.meta!.versionId, reason: 'Called the patient: gone by the evening. Go on.' })
-        .expect(200);
+      await overrideIssue(service, p.issue, 'Called the patient: gone by the evening. Go on.').expect(200);
       await waitFor(async () => (await byKey()).size === 4, 'the notices that it is dealt with');
       const notices = await byKey();
       const inbox = notices.get(`inbox:resolved:DetectedIssue/${p.issue.id}`)!;

@@ -3,7 +3,14 @@ import type { CarePlan, DetectedIssue, MedicationRequest, Procedure, Provenance,
 import { administrationOf } from './fixtures/orders';
 import { recheckContraindicationsJobId } from '@kc/queue';
 import { approvedSessionOrder, infusedForCheck } from './support/checks';
-import { completeInfusion, maintenanceJobDone, postDeletion, postWebhook, reportInfusion } from './support/clinic';
+import {
+  completeInfusion,
+  maintenanceJobDone,
+  overrideIssue,
+  postDeletion,
+  postWebhook,
+  reportInfusion,
+} from './support/clinic';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -83,11 +90,7 @@ describe('an infusion recorded in error after its follow-ups', () => {
     expect(await issuesOf(carePlanId)).toHaveLength(1);
 
     // The clinician puts the plan right by hand, then overrides it: the order goes back to active.
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .send({ versionId: issue.meta!.versionId, reason: 'Booster rescheduled from the real infusion date' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Booster rescheduled from the real infusion date').expect(200);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
   });
 
@@ -157,11 +160,7 @@ describe('an infusion recorded in error after its follow-ups', () => {
     // Paused, then overridden: the order the pump gave stays completed.
     const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
     await service.fhir.update<CarePlan>({ ...plan, status: 'on-hold' });
-    await request(service.url)
-      .post(`/detected-issues/${issues[0].id}/$override`)
-      .set(clinician())
-      .send({ versionId: issues[0].meta!.versionId, reason: 'Infusion recorded again by hand' })
-      .expect(200);
+    await overrideIssue(service, issues[0], 'Infusion recorded again by hand').expect(200);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 

@@ -30,6 +30,7 @@ import {
   followUpJobDone,
   followUpTasks,
   maintenanceJobDone,
+  overrideIssue,
   postDeletion,
   postWebhook,
   queueIdle,
@@ -332,11 +333,7 @@ describe('protocols outside the catalog', () => {
     });
     expect(issue.code?.coding?.[0].code).toBe('pregnancy');
     await fetch(`${service.config.fhirBaseUrl}/PlanDefinition/${posted.id}`, { method: 'DELETE' });
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .send({ versionId: issue.meta!.versionId, reason: 'Condition entered in error' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Condition entered in error').expect(200);
     const overridden = await service.fhir.read<DetectedIssue>('DetectedIssue', issue.id!);
     expect(overridden.mitigation?.[0].action.coding?.[0].code).toBe('OE');
     // Nothing held back was proposed: there is no protocol to propose it from.
@@ -556,11 +553,7 @@ describe('protocols outside the catalog', () => {
     const sweep = service.app.get(ContraindicationSweep);
     expect(await sweep.sweep()).toMatchObject({ held: 1 });
     const [issue] = await planIssues(carePlan);
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .send({ versionId: issue.meta!.versionId, reason: 'Protocol retired; this last session goes ahead as planned' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Protocol retired; this last session goes ahead as planned').expect(200);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
     expect(await sweep.sweep()).toMatchObject({ recorded: 0, held: 0 });
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
@@ -790,14 +783,8 @@ describe('protocols outside the catalog', () => {
         (r) => r.reference,
       ),
     ).toEqual([`DetectedIssue/${again.id}`]);
-    await request(service.url)
-      .post(`/detected-issues/${again.id}/$override`)
-      .set(clinician())
-      .send({
-        versionId: (await service.fhir.read<DetectedIssue>('DetectedIssue', again.id!)).meta!.versionId,
-        reason: 'Test negative today',
-      })
-      .expect(200);
+    const againAsRead = await service.fhir.read<DetectedIssue>('DetectedIssue', again.id!);
+    await overrideIssue(service, againAsRead, 'Test negative today').expect(200);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
     expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
   });
@@ -863,11 +850,7 @@ describe('protocols outside the catalog', () => {
     expect(followUps.map(actionOf)).toContain('post-infusion-check');
     // The override proposes what the retired protocol held back for the patient enrolled before.
     const [issue] = await planIssues(heldPlan);
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Test negative today').expect(200);
     expect((await firstSession(heldPlan)).status).toBe('draft');
   });
 

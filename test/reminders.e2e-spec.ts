@@ -6,7 +6,15 @@ import { QUEUES, reminderJobId, type DeliverReminderJob } from '@kc/queue';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import { ReminderSweep } from '../apps/worker/src/reminders/reminder-sweep';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, queueIdle, reportInfusion } from './support/clinic';
+import {
+  actionOf,
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  overrideIssue,
+  queueIdle,
+  reportInfusion,
+} from './support/clinic';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
@@ -306,11 +314,7 @@ describe('patient reminders', () => {
     expect(await service.fhir.searchAll<Communication>('Communication', { subject: p.patient })).toEqual([]);
     expect(smtp.received.filter((m) => m.to.includes('nadia@example.test'))).toEqual([]);
     // The clinician overrides: the session is released, and its reminders, whose jobs ran while it was held, go out.
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Test negative today').expect(200);
     expect((await service.fhir.read<Task>('Task', p.session.id!)).status).toBe('ready');
     await timePasses();
     expect((await remindersOf(p.session)).map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);

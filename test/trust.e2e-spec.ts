@@ -33,6 +33,7 @@ import {
   completeInfusion,
   followUpTasks,
   maintenanceJobDone,
+  overrideIssue,
   postWebhook,
   reportInfusion,
   reviewedInEhr,
@@ -714,11 +715,7 @@ describe('trustworthy plans', () => {
     expect(issue.code?.coding?.[0].code).toBe('pregnancy');
     expect(await followUpTasks(service, procedureId)).toHaveLength(1);
     await expectAuthorisingRefused(instructions, new RegExp(`DetectedIssue/${issue.id}`));
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .send({ versionId: issue.meta!.versionId, reason: 'Discussed with obstetrics; proceed' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Discussed with obstetrics; proceed').expect(200);
     await request(service.url)
       .post(`/tasks/${instructions.id}/$approve`)
       .set(clinician())
@@ -819,11 +816,7 @@ describe('trustworthy plans', () => {
       expect(orders).toEqual([]);
       expect(await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${task.id}` })).toEqual([]);
       // The override path then lets the clinician proceed, with a reason.
-      await request(service.url)
-        .post(`/detected-issues/${issues[0].id}/$override`)
-        .set(clinician())
-        .send({ versionId: issues[0].meta!.versionId, reason: 'Reviewed; proceed' })
-        .expect(200);
+      await overrideIssue(service, issues[0], 'Reviewed; proceed').expect(200);
       await request(service.url)
         .post(`/tasks/${task.id}/$approve`)
         .set(clinician())
@@ -970,11 +963,7 @@ describe('trustworthy plans', () => {
     );
 
     // The clinician overrides with a reason: the order is active again, and the release names the clinician.
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today; condition entered in error' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Test negative today; condition entered in error').expect(200);
     const released = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect(released.status).toBe('active');
     expect(released.statusReason).toBeUndefined();
@@ -1012,11 +1001,7 @@ describe('trustworthy plans', () => {
     const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
       implicated: `MedicationRequest/${ehrOrder.id}`,
     });
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Test negative today').expect(200);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('active');
     expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
   });
@@ -1319,11 +1304,7 @@ describe('trustworthy plans', () => {
         implicated: `CarePlan/${carePlan.id}`,
       });
       const issue = issues.find((i) => i.code?.coding?.[0].code === code)!;
-      await request(service.url)
-        .post(`/detected-issues/${issue.id}/$override`)
-        .set(clinician())
-        .send({ versionId: issue.meta!.versionId, reason: `Reviewed ${code}` })
-        .expect(200);
+      await overrideIssue(service, issue, `Reviewed ${code}`).expect(200);
     };
     await override('pregnancy');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
@@ -1375,11 +1356,7 @@ describe('trustworthy plans', () => {
     const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
       implicated: `CarePlan/${carePlan.id}`,
     });
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .send({ versionId: issue.meta!.versionId, reason: 'Reviewed; proceed' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Reviewed; proceed').expect(200);
     const after = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect([after.status, after.statusReason?.text]).toEqual(['on-hold', 'Pharmacy: awaiting stock']);
   });

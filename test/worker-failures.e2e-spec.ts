@@ -33,6 +33,7 @@ import {
   followUpJobDone,
   followUpTasks,
   maintenanceJobDone,
+  overrideIssue,
   postWebhook,
   queueIdle,
   reportInfusion,
@@ -269,11 +270,7 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     const tried = await writesTriedRefusing(
       'release hold',
       async () => {
-        await request(service.url)
-          .post(`/detected-issues/${issue.id}/$override`)
-          .set(service.as('clinician'))
-          .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
-          .expect(200);
+        await overrideIssue(service, issue, 'Test negative today').expect(200);
         await maintenanceJobDone(
           service,
           recheckContraindicationsJobId(`DetectedIssue/${issue.id}`),

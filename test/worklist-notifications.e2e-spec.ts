@@ -16,6 +16,7 @@ import {
   actionOf,
   enrolPatient,
   maintenanceJobDone,
+  overrideIssue,
   postDeletion,
   postWebhook,
   waitFor,
@@ -263,11 +264,7 @@ describe('Tasks written by others reach the worklist by Subscription notificatio
     expect(issue.code?.coding?.[0].code).toBe('pregnancy');
     // The clinician overrides it: the resolved issue's job (its plans' changes) releases the orders at once, not at
     // the next sweep.
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(service.as('clinician'))
-      .send({ versionId: issue.meta!.versionId, reason: 'Test negative today' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Test negative today').expect(200);
     await maintenanceJobDone(service, recheckContraindicationsJobId(`DetectedIssue/${issue.id}`), "the issue's job");
     expect((await order()).status).toBe('active');
   });

@@ -105,7 +105,6 @@ export async function completeInfusion(
   return resource.id!;
 }
 
-/** Follow-up Tasks the worker generated for an infusion (reasonReference = the Procedure), on its CarePlan. */
 /**
  * A plan's contraindication (or reported effect) reviewed in the EHR itself: a mitigation recorded there, not through
  * `$override`, so nothing here is told of it but what notices, polls or sweeps. The issue as written.
@@ -120,6 +119,18 @@ export async function reviewedInEhr(service: TestService, carePlanId: string, te
   );
 }
 
+/**
+ * A clinician overrides a contraindication or reported effect (`$override`), naming the issue's version as read (the
+ * If-Match of the body). The request, to `.expect()` its status.
+ */
+export function overrideIssue(service: TestService, issue: DetectedIssue, reason: string): request.Test {
+  return request(service.url)
+    .post(`/detected-issues/${issue.id}/$override`)
+    .set(service.as('clinician'))
+    .send({ versionId: issue.meta!.versionId, reason });
+}
+
+/** Follow-up Tasks the worker generated for an infusion (reasonReference = the Procedure), on its CarePlan. */
 export async function followUpTasks(service: TestService, procedureId: string): Promise<Task[]> {
   const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
   const carePlan = procedure.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference;
