@@ -297,4 +297,34 @@ describe('changing the dose of an approved infusion before its session', () => {
       'Also open for this session: 0.75 mg/kg/h (60 mg/h), ordered in the EHR. Two orders to give: cancel one in the EHR',
     );
   });
+
+  it('the to-do list names the EHR’s second replacement, left open beside the order approved here through a cancelled first one', async () => {
+    const { task, patient } = await approvedSession(80);
+    const [ours] = await ordersOf(task);
+    // The EHR replaces the order twice; its cancel of the order approved here is refused, and the second replacement
+    // cancels the first: the one open beside ours names a cancelled order, not ours.
+    const { id: _id, meta: _meta, identifier: _identifier, ...body } = ours;
+    const first = await service.fhir.create<MedicationRequest>({
+      ...body,
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${ours.id}` },
+      dosageInstruction: infusionDosage(0.75, 60),
+    });
+    await service.fhir.create<MedicationRequest>({
+      ...body,
+      status: 'active',
+      priorPrescription: { reference: `MedicationRequest/${first.resource.id}` },
+      dosageInstruction: infusionDosage(0.625, 50),
+    });
+    await service.fhir.update<MedicationRequest>({ ...first.resource, status: 'cancelled' });
+    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string } };
+    const rows = (await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200)).body
+      .items as Row[];
+    const row = rows.find((i) => i.id === task.id);
+    expect(row?.view.orderedDose).toBe('0.5 mg/kg/h (40 mg/h)');
+    // Before session 40 the row read the patient's open orders alone and named nothing: the nurse saw two in the EHR.
+    expect(row?.view.orderStatus).toBe(
+      'Also open for this session: 0.625 mg/kg/h (50 mg/h), ordered in the EHR. Two orders to give: cancel one in the EHR',
+    );
+  });
 });

@@ -95,10 +95,10 @@ export function sessionOpenOrder(
 
 /**
  * The search (MedicationRequest) for the patients' orders, whoever wrote them and in any status, updated since the
- * earliest of `closed` was written: where the EHR's replacements of those orders are, at any depth.
+ * earliest of `orders` was written: where the EHR's replacements of those orders are, at any depth.
  */
-export function replacementOrdersParams(patients: string[], closed: MedicationRequest[]): Record<string, string> {
-  const since = closed
+export function replacementOrdersParams(patients: string[], orders: MedicationRequest[]): Record<string, string> {
+  const since = orders
     .map((o) => o.authoredOn ?? o.meta?.lastUpdated ?? '')
     .filter(Boolean)
     .sort()[0];

@@ -7,6 +7,7 @@ import {
   isHeldForPausedPlan,
   isOpenOrder,
   orderInEhr,
+  ordersFollowedOn,
   orderKeySearch,
   ordersBySession,
   orderTaskIdOf,
@@ -85,9 +86,24 @@ export function ordersByTask(
   );
 }
 
-/** The Tasks whose orders are all closed: only their patients' orders since are read, to find a replacement. */
-export function closedOrderTasks(byTask: Map<string, MedicationRequest[]>): string[] {
-  return [...byTask].filter(([, orders]) => !orders.some(isOpenOrder)).map(([task]) => task);
+/**
+ * The Tasks whose patients' orders since are read, a search more, to follow their chains: those whose orders are all
+ * closed (a replacement may give the session), and those whose patient has an open order naming one the page has not
+ * read (an EHR that replaced twice: the replacement left open names a replacement it cancelled, which the open orders
+ * alone cannot tie to the session; before session 40 the row never named it).
+ */
+export function tasksToFollowSince(
+  byTask: Map<string, MedicationRequest[]>,
+  patientsOpen: MedicationRequest[],
+  patientOf: (task: string) => string | undefined,
+): string[] {
+  const read = new Set([...[...byTask.values()].flat(), ...patientsOpen].map((o) => `MedicationRequest/${o.id}`));
+  const namingUnread = new Set(
+    patientsOpen.filter((o) => ordersFollowedOn(o).some((r) => !read.has(r))).map((o) => o.subject?.reference),
+  );
+  return [...byTask]
+    .filter(([task, orders]) => !orders.some(isOpenOrder) || namingUnread.has(patientOf(task)))
+    .map(([task]) => task);
 }
 
 /**

@@ -16,8 +16,8 @@ import type {
 import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
 import { doseReadingFor, doseView, type DoseView } from './dose-view';
 import {
-  closedOrderTasks,
   ordersByTask,
+  tasksToFollowSince,
   TO_DO_ORDERS,
   TO_DO_ORDERS_APPROVED_ON,
   toDoOrderOf,
@@ -301,17 +301,17 @@ export class WorklistEnricher {
   ): Promise<Map<string, ToDoOrder>> {
     const { written, approvedOn } = found;
     const byTask = ordersByTask(written, approvedOn, items);
-    const closed = new Set(closedOrderTasks(byTask));
-    const patients = unique(items.filter((i) => closed.has(i.id)).map((i) => i.patient));
-    const closedOrders = [...closed].flatMap((task) => byTask.get(task) ?? []);
+    const open = matchesOf<MedicationRequest>(found.patientsOpen);
+    const patientOf = new Map(items.map((i) => [i.id, i.patient]));
+    const toFollow = new Set(tasksToFollowSince(byTask, open, (task) => patientOf.get(task)));
+    const patients = unique(items.filter((i) => toFollow.has(i.id)).map((i) => i.patient));
+    const theirOrders = [...toFollow].flatMap((task) => byTask.get(task) ?? []);
     const patientOrders = patients.length
       ? await this.fhir.searchAll<MedicationRequest>(
           'MedicationRequest',
-          replacementOrdersParams(patients, closedOrders),
+          replacementOrdersParams(patients, theirOrders),
         )
       : [];
-    const open = matchesOf<MedicationRequest>(found.patientsOpen);
-    const patientOf = new Map(items.map((i) => [i.id, i.patient]));
     return new Map(
       [...byTask].map(([task, orders]) => [
         task,
