@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { Redis } from 'ioredis';
+import { PlanDefinitions } from '@kc/nest-core';
 import {
   completeInfusion,
   enrolPatient,
@@ -58,6 +59,15 @@ describe('Redis Sentinel: the service follows a failover', () => {
     try {
       expect(await promoted.info('replication')).toMatch(/role:master/);
       expect((await promoted.keys(`${service.config.queuePrefix}:followups:*`)).length).toBeGreaterThan(0);
+      // The protocol-change subscriber subscribed again on the promoted master: a change another replica tells is
+      // heard (its connection ended for good mid-failover would leave this process judging with stale protocols).
+      const forget = jest.spyOn(service.app.get(PlanDefinitions), 'forgetServerPlans');
+      await waitFor(
+        async () =>
+          (await promoted.publish(`${service!.config.queuePrefix}:protocols-changed`, 'changed')) > 0 &&
+          forget.mock.calls.length > 0,
+        'the protocol-change subscriber on the promoted master',
+      );
     } finally {
       promoted.disconnect();
     }
