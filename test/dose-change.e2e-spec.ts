@@ -44,6 +44,13 @@ describe('changing the dose of an approved infusion before its session', () => {
 
   const clinician = () => service.as('clinician');
 
+  /** The session's row on the patient's to-do list, as the page shows it. */
+  async function toDoRowOf(task: Task, patient: string) {
+    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string; dose?: unknown } };
+    const res = await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200);
+    return (res.body.items as Row[]).find((i) => i.id === task.id);
+  }
+
   async function approvedSession(weightKg = 80): Promise<{ task: Task; patient: string; carePlanId: string }> {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg });
     return { task: await approveFirstSession(service, enrolment.carePlanId), ...enrolment };
@@ -214,17 +221,11 @@ describe('changing the dose of an approved infusion before its session', () => {
   });
 
   it('the to-do list says when the EHR replaced, held or cancelled the order approved here', async () => {
-    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string; dose?: unknown } };
-    const rowOf = async (task: Task, patient: string) =>
-      (
-        (await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200)).body
-          .items as Row[]
-      ).find((i) => i.id === task.id);
     const replaced = await approvedSession(80);
     const held = await approvedSession(80);
     const cancelled = await approvedSession(80);
     for (const s of [replaced, held, cancelled]) {
-      const row = await rowOf(s.task, s.patient);
+      const row = await toDoRowOf(s.task, s.patient);
       expect(row?.view.orderStatus).toBeUndefined();
       expect(row?.view.orderedDose).toBe('0.5 mg/kg/h (40 mg/h)');
     }
@@ -252,15 +253,15 @@ describe('changing the dose of an approved infusion before its session', () => {
       statusReason: { text: 'Patient unwell' },
     });
 
-    const replacedRow = await rowOf(replaced.task, replaced.patient);
+    const replacedRow = await toDoRowOf(replaced.task, replaced.patient);
     expect(replacedRow?.view.orderedDose).toBe('0.75 mg/kg/h (60 mg/h)');
     expect(replacedRow?.view.orderStatus).toBe('Ordered in the EHR, replacing the order approved here');
     // Its dose is the EHR's to change: not offered here.
     expect(replacedRow?.view.dose).toBeUndefined();
-    expect((await rowOf(held.task, held.patient))?.view.orderStatus).toBe(
+    expect((await toDoRowOf(held.task, held.patient))?.view.orderStatus).toBe(
       'Its order is on hold: Pharmacy: awaiting stock',
     );
-    const cancelledRow = await rowOf(cancelled.task, cancelled.patient);
+    const cancelledRow = await toDoRowOf(cancelled.task, cancelled.patient);
     expect(cancelledRow?.view.orderStatus).toBe('No order to give: its order was cancelled (Patient unwell)');
     expect(cancelledRow?.view.orderedDose).toBeUndefined();
     expect(cancelledRow?.view.dose).toBeUndefined();
@@ -287,10 +288,7 @@ describe('changing the dose of an approved infusion before its session', () => {
       priorPrescription: { reference: `MedicationRequest/${ours.id}` },
       dosageInstruction: infusionDosage(0.75, 60),
     });
-    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string } };
-    const rows = (await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200)).body
-      .items as Row[];
-    const row = rows.find((i) => i.id === task.id);
+    const row = await toDoRowOf(task, patient);
     expect(row?.view.orderedDose).toBe('0.5 mg/kg/h (40 mg/h)');
     // Before session 39 the row showed the order approved here alone, as if it were the only one to give.
     expect(row?.view.orderStatus).toBe(
@@ -317,10 +315,7 @@ describe('changing the dose of an approved infusion before its session', () => {
       dosageInstruction: infusionDosage(0.625, 50),
     });
     await service.fhir.update<MedicationRequest>({ ...first.resource, status: 'cancelled' });
-    type Row = { id: string; view: { orderedDose?: string; orderStatus?: string } };
-    const rows = (await request(service.url).get('/to-do/view').query({ patient }).set(clinician()).expect(200)).body
-      .items as Row[];
-    const row = rows.find((i) => i.id === task.id);
+    const row = await toDoRowOf(task, patient);
     expect(row?.view.orderedDose).toBe('0.5 mg/kg/h (40 mg/h)');
     // Before session 40 the row read the patient's open orders alone and named nothing: the nurse saw two in the EHR.
     expect(row?.view.orderStatus).toBe(
