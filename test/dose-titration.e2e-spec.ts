@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type {
+  Communication,
   Dosage,
   Medication,
   MedicationAdministration,
@@ -24,6 +25,7 @@ import {
 } from './support/clinic';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { startTestService, type TestService } from './support/test-service';
+import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
 
 /** The rate of a dosage of this dose-rate-type (`ordered`: per kg, as prescribed; `calculated`: mg/h to give). */
 function rate(dosage: Dosage[] | undefined, type: 'ordered' | 'calculated') {
@@ -35,10 +37,23 @@ function rate(dosage: Dosage[] | undefined, type: 'ordered' | 'calculated') {
 
 describe('dose titration: an infusion is ordered at a rate per kg within its protocol range, and the next proposed at it', () => {
   let service: TestService;
+  let smtp: SmtpServer;
+  // The clinic is told (by email and in the EHR's inbox) of an approved order that a late pump record puts at odds with
+  // its protocol.
+  const ON_CALL = 'PractitionerRole/on-call';
   beforeAll(async () => {
-    service = await startTestService();
+    smtp = await startSmtpServer();
+    service = await startTestService({
+      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
+      clinicAlertEmails: ['oncall@clinic.test'],
+      clinicAlertRecipients: [ON_CALL],
+      publicUrl: 'https://careplans.clinic.test',
+    });
   });
-  afterAll(() => service.stop());
+  afterAll(async () => {
+    await service.stop();
+    await smtp.stop();
+  });
 
   const clinician = () => service.as('clinician');
 
@@ -86,13 +101,39 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
    * notification heard and its job done: the administration.
    */
   async function recordedLateAtThePump(order: MedicationRequest): Promise<MedicationAdministration> {
-    const { resource: lowered } = await service.fhir.create<MedicationAdministration>({
-      ...administrationOf(order, 'completed', { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' }),
-      dosage: { rateQuantity: ucum(60, 'mg/h') },
-    });
+    const lowered = await loweredAtThePump(order);
     await postWebhook(service, JSON.stringify(lowered)).expect(202);
     await maintenanceJobDone(service, administrationRecordedJobId(lowered.id!), 'the late administration judged');
     return lowered;
+  }
+
+  /** The session infused on 4 January under `order`, documented at the pump afterwards, lowered to 60 mg/h. */
+  async function loweredAtThePump(order: MedicationRequest): Promise<MedicationAdministration> {
+    const { resource } = await service.fhir.create<MedicationAdministration>({
+      ...administrationOf(order, 'completed', { start: '2027-01-04T09:20:00.000Z', end: '2027-01-04T09:50:00.000Z' }),
+      dosage: { rateQuantity: ucum(60, 'mg/h') },
+    });
+    return resource;
+  }
+
+  /** The messages in the EHR's inbox about this order (the clinic's alerts; the email's records aside). */
+  const inboxAbout = async (patient: string, order: MedicationRequest) =>
+    (await service.fhir.searchAll<Communication>('Communication', { subject: patient })).filter(
+      (c) =>
+        c.about?.some((a) => a.reference === `MedicationRequest/${order.id}`) &&
+        c.identifier?.some((i) => i.value?.startsWith('inbox:')),
+    );
+
+  /** A patient at 80 kg given their first session at 1 mg/kg/h, and their next session approved at it. */
+  async function nextSessionApproved() {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const { task } = await firstSession(enrolment.carePlanId);
+    await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
+    const [order] = await ordersOf(task);
+    const { next } = await nextSessionAfterInfusion(enrolment);
+    const approved = (await approve(next, {}).expect(200)).body as Task;
+    const [nextOrder] = await ordersOf(next);
+    return { enrolment, order, next, approved, nextOrder };
   }
 
   const ordersOf = (task: Task) =>
@@ -336,14 +377,10 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
   });
 
   it('a rate recorded at the pump after the next session was approved: its order is noted, and the to-do list says so until the dose is changed', async () => {
-    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
-    const { task } = await firstSession(enrolment.carePlanId);
-    await approve(task, { rate: { value: 1, unit: 'mg/kg/h' } }).expect(200);
-    const [order] = await ordersOf(task);
-    const { next } = await nextSessionAfterInfusion(enrolment);
-    const approved = (await approve(next, {}).expect(200)).body as Task;
-    const [nextOrder] = await ordersOf(next);
+    const { enrolment, order, next, approved, nextOrder } = await nextSessionApproved();
     expect(rate(nextOrder.dosageInstruction, 'ordered')).toEqual({ value: 1, code: 'mg/kg/h' });
+    const mailed = () => mailsTo(smtp, 'oncall@clinic.test', mailsBefore);
+    const mailsBefore = smtp.received.length;
 
     // The eMAR documents the first session afterwards: lowered to 60 mg/h.
     const lowered = await recordedLateAtThePump(order);
@@ -379,8 +416,36 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       (e) => e.reference === `MedicationRequest/${nextOrder.id}`,
     );
     expect(onTimeline?.reason).toBe(words);
-    // Heard again: noted once.
+    // The clinic is told, once per channel (session 40): a note on an order is read only by who opens it.
+    const subject =
+      "Ketamine care plans: an approved infusion's order gives more than its protocol now proposes, to review";
+    const toldInInbox = () => inboxAbout(enrolment.patient, nextOrder);
+    const [inbox] = await toldInInbox();
+    expect(inbox).toMatchObject({
+      identifier: [{ value: `inbox:rate-since-approval:MedicationRequest/${nextOrder.id}:0.75` }],
+      status: 'completed',
+      category: [{ coding: [{ code: 'clinic-alert' }] }],
+      subject: { reference: enrolment.patient },
+      about: [{ reference: `MedicationRequest/${nextOrder.id}` }, { reference: `Task/${next.id}` }],
+      recipient: [{ reference: ON_CALL }],
+      topic: { text: subject },
+    });
+    expect(inbox.payload?.[0].contentString).toContain(
+      'From the rate it records, their protocol proposes 0.75 mg/kg/h; the approved order gives 1 mg/kg/h.',
+    );
+    const [mail] = mailed();
+    expect(mail.body).toContain(`Subject: ${subject}`);
+    expect(mail.body).toContain(
+      'Review it on the to-do list: https://careplans.clinic.test/ui (the patient\'s row says "Recorded at the pump after this session was approved").',
+    );
+    // Email leaves the clinic's systems: no patient, no record reference.
+    expect(mail.body).toContain('This email names no patient');
+    for (const id of [enrolment.patient.split('/')[1], nextOrder.id!, next.id!]) expect(mail.body).not.toContain(id);
+
+    // Heard again: noted once, told once.
     expect(await service.app.get(LateAdministrations).handle(lowered.id!)).toEqual({ reproposed: 0, noted: 0 });
+    expect(await toldInInbox()).toHaveLength(1);
+    expect(mailed()).toHaveLength(1);
 
     // The clinician changes the dose: the new order gives what the protocol proposes, and the row says nothing more.
     await request(service.url)
@@ -393,6 +458,30 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       })
       .expect(200);
     expect((await row())?.view.orderStatus).toBeUndefined();
+  });
+
+  it('the mail server down when the late record is heard: the inbox is told, the job fails to run again, and the email goes then', async () => {
+    const { enrolment, order, nextOrder } = await nextSessionApproved();
+    const port = Number(new URL(smtp.url).port);
+    await smtp.stop();
+    let down = true;
+    try {
+      const lowered = await loweredAtThePump(order);
+      const late = service.app.get(LateAdministrations);
+      await expect(late.handle(lowered.id!)).rejects.toThrow();
+      expect(await inboxAbout(enrolment.patient, nextOrder)).toHaveLength(1);
+      smtp = await startSmtpServer(port);
+      down = false;
+      // Run again (the job's next attempt): noted before, so nothing is noted again; the email goes now, once.
+      expect(await late.handle(lowered.id!)).toEqual({ reproposed: 0, noted: 0 });
+      const mails = mailsTo(smtp, 'oncall@clinic.test');
+      expect(mails).toHaveLength(1);
+      expect(mails[0].body).toContain('their protocol proposes 0.75 mg/kg/h; the approved order gives 1 mg/kg/h.');
+      expect(await inboxAbout(enrolment.patient, nextOrder)).toHaveLength(1);
+    } finally {
+      // The suite's mail server is running again, whatever happened.
+      if (down) smtp = await startSmtpServer(port);
+    }
   });
 
   it('a pump run in mL/h is read through the concentration of the bag given (its Medication on the server)', async () => {

@@ -138,6 +138,20 @@ export function standingRateNotice(order: MedicationRequest): string | undefined
   return noted.text;
 }
 
+/**
+ * The order's rate notice while it applies (standingRateNotice), with its rates: the one its protocol proposes since
+ * the session's approval and the one the order gives, in `unit`; none when the order's rate cannot be read in that
+ * unit. What the clinic is told of (session 40).
+ */
+export function standingNoticeRates(
+  order: MedicationRequest,
+): { proposed: number; ordered: number; unit: string } | undefined {
+  const noted = rateNotedOn(order);
+  const ordered = noted?.unit ? orderedRatePerKg(order, noted.unit) : undefined;
+  if (!noted?.unit || ordered === undefined || ordered === noted.value) return undefined;
+  return { proposed: noted.value, ordered, unit: noted.unit };
+}
+
 function isAdministration(ref: Reference): boolean {
   return Boolean(ref.reference?.startsWith('MedicationAdministration/'));
 }

@@ -166,19 +166,21 @@ function whyHeld(
   };
 }
 
-function reviewOn(worklistUrl: string | undefined, rowSays: string): string {
+export function reviewOn(worklistUrl: string | undefined, rowSays: string, list = 'worklist'): string {
   return worklistUrl
-    ? `Review it on the worklist: ${worklistUrl} (the patient's row says "${rowSays}").`
-    : 'Review it on the clinician worklist.';
+    ? `Review it on the ${list}: ${worklistUrl} (the patient's row says "${rowSays}").`
+    : `Review it on the clinician ${list}.`;
 }
 
 const NO_PATIENT_NAMED = 'This email names no patient: the worklist does, once you sign in.';
 
-function namesNoPatient(channel: ClinicAlertChannel | undefined): string[] {
+/** The email's closing line, that it names no patient (the inbox's message is the patient's: none there). */
+export function namesNoPatient(channel: ClinicAlertChannel | undefined): string[] {
   return channel === 'inbox' ? [] : [NO_PATIENT_NAMED];
 }
 
-const MEDIUM: Record<ClinicAlertChannel, { code: string; display: string }> = {
+/** How each channel's record says the message went (v3 ParticipationMode). */
+export const ALERT_MEDIUM: Record<ClinicAlertChannel, { code: string; display: string }> = {
   email: { code: 'EMAILWRIT', display: 'email' },
   inbox: { code: 'ELECTRONIC', display: 'electronic data' },
 };
@@ -208,7 +210,7 @@ export function clinicAlertRecord(
     category: [{ coding: [{ system: SERVICE_CODE_SYSTEM, code: 'clinic-alert', display: 'Alert to the clinic' }] }],
     priority: sent.resolved ? 'routine' : 'urgent',
     medium: [
-      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationMode', ...MEDIUM[channel] }] },
+      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationMode', ...ALERT_MEDIUM[channel] }] },
     ],
     subject: issue.patient,
     about: [{ reference: `DetectedIssue/${issue.id}` }, ...(issue.implicated ?? [])],

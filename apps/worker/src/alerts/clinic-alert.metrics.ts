@@ -14,13 +14,17 @@ export class ClinicAlertMetrics {
   constructor(registry: Registry) {
     this.alerts = new Counter({
       name: 'kc_clinic_alerts_total',
-      help: 'Alerts to the clinic by kind (effect-reported, orders-held; resolved: the notice that one is dealt with), outcome (sent, not-sent: tried again by the next sweep) and channel (email: CLINIC_ALERT_EMAIL; inbox: CLINIC_ALERT_RECIPIENTS)',
+      help: "Alerts to the clinic by kind (effect-reported, orders-held; resolved: the notice that one is dealt with; rate-since-approval: an approved order giving another rate than its protocol proposes since the pump's late record), outcome (sent, not-sent: tried again by the next sweep, or by its job) and channel (email: CLINIC_ALERT_EMAIL; inbox: CLINIC_ALERT_RECIPIENTS)",
       labelNames: ['kind', 'outcome', 'channel'],
       registers: [registry],
     });
   }
 
-  record(kind: ClinicAlertKind | 'resolved', outcome: 'sent' | 'not-sent', channel: ClinicAlertChannel): void {
+  record(
+    kind: ClinicAlertKind | 'resolved' | 'rate-since-approval',
+    outcome: 'sent' | 'not-sent',
+    channel: ClinicAlertChannel,
+  ): void {
     this.alerts.inc({ kind, outcome, channel });
   }
 }

@@ -12,6 +12,10 @@ import {
   heldTasksOf,
   mayNeedResolvedNotice,
   needsClinicAlert,
+  rateNoticeAlertKey,
+  rateNoticeAlertMessage,
+  rateNoticeAlertRecord,
+  type RateNoticeAlert,
   RESOLVED_NOTICE_WITHIN_MS,
   resolvedNoticeKey,
   resolvedNoticeMessage,
@@ -125,6 +129,56 @@ export class ClinicAlerts {
       }
       if (any) sent++;
     }
+    return sent;
+  }
+
+  /**
+   * Tells the clinic of approved sessions' orders whose rate differs from what their protocol proposes since the pump's
+   * late record (their rate notice; LateAdministrations), once per order, rate and channel. One search of the records
+   * first. A channel that fails is thrown once the others are tried, so that the job which found the notice runs again
+   * (nothing sweeps for these). How many alerts were sent.
+   */
+  async tellRateNotices(alerts: RateNoticeAlert[], now = new Date()): Promise<number> {
+    const channels = this.channels();
+    if (!channels.length || !alerts.length) return 0;
+    const keys = alerts.flatMap((a) => channels.map((c) => rateNoticeAlertKey(a, c.channel)));
+    const told = await this.fhir.searchAll<Communication>('Communication', {
+      identifier: keys.map((key) => `${CLINIC_ALERT_KEY_SYSTEM}|${key}`).join(','),
+    });
+    const toldKeys = new Set(told.flatMap((c) => (c.identifier ?? []).flatMap((i) => i.value ?? [])));
+    const worklistUrl = this.worklistUrl();
+    let sent = 0;
+    let failed: Error | undefined;
+    for (const alert of alerts)
+      for (const { channel, to } of channels) {
+        const key = rateNoticeAlertKey(alert, channel);
+        if (toldKeys.has(key)) continue;
+        const message = rateNoticeAlertMessage(alert, { worklistUrl, channel, zone: this.config.clinicTimeZone });
+        try {
+          const went = await this.sendOnce(key, async () => {
+            if (channel === 'email') await this.sender!.send(message);
+            await this.fhir.create(rateNoticeAlertRecord(alert, message, { channel, to, now }), {
+              ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}` },
+            });
+          });
+          if (!went) continue;
+        } catch (err) {
+          this.metrics.record('rate-since-approval', 'not-sent', channel);
+          this.logger.warn({
+            msg: 'rate notice alert not sent; its job tries again',
+            channel,
+            order: alert.order.id,
+            error: String(err),
+          });
+          failed ??= err instanceof Error ? err : new Error(String(err));
+          continue;
+        }
+        sent++;
+        this.metrics.record('rate-since-approval', 'sent', channel);
+        // No patient data: the order's id only.
+        this.logger.log({ msg: 'clinic told', kind: 'rate-since-approval', channel, order: alert.order.id });
+      }
+    if (failed) throw failed;
     return sent;
   }
 

@@ -25,12 +25,14 @@ import {
   isOfInfusion,
   rateNoticeSinceApproval,
   reproposedAtRateGiven,
+  standingNoticeRates,
   type RateNotice,
   type RateReproposal,
 } from '@kc/followups';
 import { PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
-import { activityDefinitionIn, rateTitrationOf, type ResolvedPlan } from '@kc/protocols';
+import { activityDefinitionIn, rateTitrationOf, type RateNoticeAlert, type ResolvedPlan } from '@kc/protocols';
 import { changeProvenance, orderKeySearch, orderTaskIdOf, sessionBegunBy, THIS_SERVICE } from '@kc/task-states';
+import { ClinicAlerts } from '../alerts/clinic-alerts.service';
 import { administrationRecords } from './follow-up-reads';
 
 /** A session proposed after an infusion (awaiting approval, or approved), with what it is judged by. */
@@ -49,8 +51,10 @@ interface ProposedSession {
  * (reproposedAtRateGiven), each with its Task's version bumped (an approval of the old proposal, seen before, is then
  * refused as stale) and a Provenance naming the service, in one If-Match transaction. Those approved already keep
  * their order (the clinician's), which gets a note when the rate proposed from the infusion now differs from the rate
- * it gives (rateNoticeSinceApproval; since session 39), with a Provenance; not once the pump has begun it. Recorded
- * before the follow-up event, an administration is read by the event itself, and this finds nothing to change.
+ * it gives (rateNoticeSinceApproval; since session 39), with a Provenance; not once the pump has begun it. Since
+ * session 40 the clinic is told of each such order (ClinicAlerts, by email and in the EHR's inbox, once per rate): a
+ * note on an order is read only by who opens it. Recorded before the follow-up event, an administration is read by
+ * the event itself, and this finds nothing to change.
  */
 @Injectable()
 export class LateAdministrations {
@@ -60,6 +64,7 @@ export class LateAdministrations {
     private readonly fhir: FhirClient,
     private readonly protocols: PlanDefinitions,
     private readonly patientData: PatientDataLoader,
+    private readonly alerts: ClinicAlerts,
   ) {}
 
   async handle(administrationId: string, now = new Date()): Promise<{ reproposed: number }> {
@@ -81,14 +86,27 @@ export class LateAdministrations {
     const procedures = await this.infusionsOf(sessions, administration);
     let reproposed = 0;
     let noted = 0;
+    const alerts: RateNoticeAlert[] = [];
     for (const [procedureId, procedure] of procedures) {
       const ofIt = sessions.filter((s) => s.procedureId === procedureId);
       const judged = await this.reproposals(ofIt, procedure, patientId, now);
       for (const r of judged.reproposals) if (await this.write(r.session, r.reproposal, now)) reproposed++;
-      for (const n of judged.notices) if (await this.note(n, now)) noted++;
+      const notedNow = new Map<string, MedicationRequest>();
+      for (const n of judged.notices)
+        if (await this.note(n, now)) {
+          noted++;
+          notedNow.set(n.order.id!, n.noted);
+        }
+      // Every order whose notice stands, noted now or before (a run whose alert failed is run again for it).
+      for (const { session, order } of judged.ordersToGive) {
+        const current = notedNow.get(order.id!) ?? order;
+        const rates = standingNoticeRates(current);
+        if (rates) alerts.push({ order: current, ...rates, task: session.task });
+      }
     }
     if (reproposed) this.logger.log({ msg: 'sessions proposed again at the rate given', reproposed });
     if (noted) this.logger.log({ msg: 'approved sessions told of the rate given since', noted });
+    await this.alerts.tellRateNotices(alerts, now);
     return { reproposed, noted };
   }
 
@@ -152,10 +170,15 @@ export class LateAdministrations {
     procedure: Procedure,
     patientId: string,
     now: Date,
-  ): Promise<{ reproposals: { session: ProposedSession; reproposal: RateReproposal }[]; notices: RateNotice[] }> {
+  ): Promise<{
+    reproposals: { session: ProposedSession; reproposal: RateReproposal }[];
+    notices: RateNotice[];
+    /** The approved sessions' orders the pump has not begun, as read. */
+    ordersToGive: { session: ProposedSession; order: MedicationRequest }[];
+  }> {
     const { plan, definitions } = sessions[0].protocol;
     const params = administrationsSearchParams(patientId, procedure.performedPeriod!);
-    if (!params) return { reproposals: [], notices: [] };
+    if (!params) return { reproposals: [], notices: [], ordersToGive: [] };
     const approved = sessions.filter((s) => s.task.status === 'ready');
     const searches: NamedSearch[] = [
       ...(approved.length
@@ -207,10 +230,13 @@ export class LateAdministrations {
     // An approved session's order, unless the pump has begun it (the infusion's then, and the next one's rate).
     const orders = matchesOf<MedicationRequest>(found.orders);
     const begun = includedOf<MedicationAdministration>(found.orders, 'MedicationAdministration');
-    const notices = approved.flatMap((session) => {
+    const ordersToGive = approved.flatMap((session) => {
       const order = orders.find((o) => orderTaskIdOf(o) === session.task.id);
       const ref = `MedicationRequest/${order?.id}`;
       if (!order || sessionBegunBy(begun.filter((a) => a.request?.reference === ref))) return [];
+      return [{ session, order }];
+    });
+    const notices = ordersToGive.flatMap(({ session, order }) => {
       const notice = rateNoticeSinceApproval({
         order,
         activity: activityOf(session),
@@ -220,7 +246,7 @@ export class LateAdministrations {
       });
       return notice ? [notice] : [];
     });
-    return { reproposals, notices };
+    return { reproposals, notices, ordersToGive };
   }
 
   /** The note on the approved session's order, with its If-Match and a Provenance naming the service. */
