@@ -2,6 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { Counter, Registry } from 'prom-client';
 import type { ClinicAlertChannel, ClinicAlertKind } from '@kc/protocols';
 
+/** What an alert was about: an issue's kind, the notice that one is dealt with, or an order's rate notice. */
+export type AlertKind = ClinicAlertKind | 'resolved' | 'rate-since-approval';
+
 /**
  * Alerts to the clinic by what they were about, how they went and whether they did: a mail server (or a FHIR server)
  * that refuses them leaves nothing on record and only a log line, so `outcome="not-sent"` rising is what an operator

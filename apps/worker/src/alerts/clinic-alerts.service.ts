@@ -5,6 +5,7 @@ import { batchResult, FhirClient, getEntry } from '@kc/fhir';
 import {
   CLINIC_ALERT_KEY_SYSTEM,
   type ClinicAlertChannel,
+  type ClinicAlertMessage,
   clinicAlertKey,
   clinicAlertKindOf,
   clinicAlertMessage,
@@ -23,7 +24,7 @@ import {
 } from '@kc/protocols';
 import { AlertSendClaims } from './alert-send-claims';
 import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-sender';
-import { ClinicAlertMetrics } from './clinic-alert.metrics';
+import { ClinicAlertMetrics, type AlertKind } from './clinic-alert.metrics';
 
 /** How many resolved issues one look at their notices takes (noticeLatelyResolved). */
 const NOTICES_PER_LOOK = 25;
@@ -101,31 +102,18 @@ export class ClinicAlerts {
           channel,
           zone: this.config.clinicTimeZone,
         });
-        const key = clinicAlertKey(issue, channel);
-        try {
-          const sent = await this.sendOnce(key, async () => {
-            if (channel === 'email') await this.sender!.send(message);
-            await this.fhir.create(clinicAlertRecord(issue, message, { channel, to, now }), {
-              ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}` },
-            });
-          });
-          if (!sent) continue;
-        } catch (err) {
-          this.metrics.record(kind, 'not-sent', channel);
-          // The mail server (or the FHIR server) down must not stop the holds and sweeps this runs in, nor the other
-          // channel: nothing is recorded as told by this one, so the next look (the sweep, every 15 minutes) tries again.
-          this.logger.warn({
-            msg: 'clinic alert not sent; the sweep tries again',
-            channel,
-            issue: issue.id,
-            error: String(err),
-          });
-          continue;
-        }
-        any = true;
-        this.metrics.record(kind, 'sent', channel);
-        // No patient data: the issue's id only.
-        this.logger.log({ msg: 'clinic told', kind, channel, issue: issue.id });
+        // The mail server (or the FHIR server) down must not stop the holds and sweeps this runs in, nor the other
+        // channel: nothing is recorded as told by this one, so the next look (the sweep, every 15 minutes) tries again.
+        const outcome = await this.deliver({
+          kind,
+          channel,
+          key: clinicAlertKey(issue, channel),
+          message,
+          record: clinicAlertRecord(issue, message, { channel, to, now }),
+          about: { issue: issue.id },
+          retriedBy: 'the sweep',
+        });
+        if (outcome === 'sent') any = true;
       }
       if (any) sent++;
     }
@@ -154,32 +142,57 @@ export class ClinicAlerts {
         const key = rateNoticeAlertKey(alert, channel);
         if (toldKeys.has(key)) continue;
         const message = rateNoticeAlertMessage(alert, { worklistUrl, channel, zone: this.config.clinicTimeZone });
-        try {
-          const went = await this.sendOnce(key, async () => {
-            if (channel === 'email') await this.sender!.send(message);
-            await this.fhir.create(rateNoticeAlertRecord(alert, message, { channel, to, now }), {
-              ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}` },
-            });
-          });
-          if (!went) continue;
-        } catch (err) {
-          this.metrics.record('rate-since-approval', 'not-sent', channel);
-          this.logger.warn({
-            msg: 'rate notice alert not sent; its job tries again',
-            channel,
-            order: alert.order.id,
-            error: String(err),
-          });
-          failed ??= err instanceof Error ? err : new Error(String(err));
-          continue;
-        }
-        sent++;
-        this.metrics.record('rate-since-approval', 'sent', channel);
-        // No patient data: the order's id only.
-        this.logger.log({ msg: 'clinic told', kind: 'rate-since-approval', channel, order: alert.order.id });
+        const outcome = await this.deliver({
+          kind: 'rate-since-approval',
+          channel,
+          key,
+          message,
+          record: rateNoticeAlertRecord(alert, message, { channel, to, now }),
+          about: { order: alert.order.id },
+          retriedBy: 'its job',
+        });
+        if (outcome === 'sent') sent++;
+        else if (outcome instanceof Error) failed ??= outcome;
       }
     if (failed) throw failed;
     return sent;
+  }
+
+  /**
+   * One message by one channel: emailed (for `email`) and recorded, once (sendOnce), counted and logged by ids alone
+   * (no patient data). `sent`; `left` to another sender, or recorded since the look; or why it was not sent (nothing
+   * is recorded then, so `retriedBy` sends it again).
+   */
+  private async deliver(d: {
+    kind: AlertKind;
+    channel: ClinicAlertChannel;
+    key: string;
+    message: ClinicAlertMessage;
+    record: Communication;
+    about: Record<string, string | undefined>;
+    retriedBy: string;
+  }): Promise<'sent' | 'left' | Error> {
+    const { kind, channel, key } = d;
+    try {
+      const sent = await this.sendOnce(key, async () => {
+        if (channel === 'email') await this.sender!.send(d.message);
+        await this.fhir.create(d.record, { ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}` } });
+      });
+      if (!sent) return 'left';
+    } catch (err) {
+      this.metrics.record(kind, 'not-sent', channel);
+      this.logger.warn({
+        msg: `clinic not told; ${d.retriedBy} tries again`,
+        kind,
+        channel,
+        ...d.about,
+        error: String(err),
+      });
+      return err instanceof Error ? err : new Error(String(err));
+    }
+    this.metrics.record(kind, 'sent', channel);
+    this.logger.log({ msg: 'clinic told', kind, channel, ...d.about });
+    return 'sent';
   }
 
   /**
@@ -244,33 +257,16 @@ export class ClinicAlerts {
         const key = resolvedNoticeKey(issue, channel);
         if (!alert || told.has(key)) continue;
         const message = resolvedNoticeMessage(issue, { channel, worklistUrl, zone: this.config.clinicTimeZone });
-        try {
-          const sent = await this.sendOnce(key, async () => {
-            if (channel === 'email') await this.sender!.send(message);
-            await this.fhir.create(
-              clinicAlertRecord(issue, message, {
-                channel,
-                to,
-                now,
-                resolved: { key, alert: alert.id ? `Communication/${alert.id}` : undefined },
-              }),
-              { ifNoneExist: { identifier: `${CLINIC_ALERT_KEY_SYSTEM}|${key}` } },
-            );
-          });
-          if (!sent) continue;
-        } catch (err) {
-          this.metrics.record('resolved', 'not-sent', channel);
-          this.logger.warn({
-            msg: 'resolved notice not sent; the sweep tries again',
-            channel,
-            issue: issue.id,
-            error: String(err),
-          });
-          continue;
-        }
-        this.metrics.record('resolved', 'sent', channel);
-        // No patient data: the issue's id only.
-        this.logger.log({ msg: 'clinic told an alert is dealt with', channel, issue: issue.id });
+        const answered = { key, alert: alert.id ? `Communication/${alert.id}` : undefined };
+        await this.deliver({
+          kind: 'resolved',
+          channel,
+          key,
+          message,
+          record: clinicAlertRecord(issue, message, { channel, to, now, resolved: answered }),
+          about: { issue: issue.id },
+          retriedBy: 'the sweep',
+        });
       }
   }
 
