@@ -8,8 +8,8 @@ import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
  * The process's one Redis subscriber (protocol changes told to every replica) subscribes again by itself when its
  * connection comes back. A connection that closes for good while that subscription is on its way (the process
  * stopping during a Redis failover) rejected it with no one listening: ioredis 6.0 sent it unguarded, and on Node 24 an
- * unhandled rejection ends the process. It is what failed the Sentinel failover tests now and then (sessions 38-40:
- * "Connection is closed.", a stack with no frame of the service's). The shared Redis, behind a proxy of the test's own
+ * unhandled rejection ends the process. It fits what failed the Sentinel failover tests now and then (sessions 38-40:
+ * "Connection is closed.", a stack of ioredis's ready check alone, as the resubscribe's is). The shared Redis, behind a proxy of the test's own
  * that cuts the connection and swallows the subscription's second SUBSCRIBE, so that it is pending when the process
  * stops.
  */
