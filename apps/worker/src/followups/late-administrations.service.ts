@@ -97,12 +97,7 @@ export class LateAdministrations {
           noted++;
           notedNow.set(n.order.id!, n.noted);
         }
-      // Every order whose notice stands, noted now or before (a run whose alert failed is run again for it).
-      for (const { session, order } of judged.ordersToGive) {
-        const current = notedNow.get(order.id!) ?? order;
-        const rates = standingNoticeRates(current);
-        if (rates) alerts.push({ order: current, ...rates, task: session.task });
-      }
+      alerts.push(...rateAlertsOf(judged.ordersToGive, notedNow));
     }
     if (reproposed) this.logger.log({ msg: 'sessions proposed again at the rate given', reproposed });
     if (noted) this.logger.log({ msg: 'approved sessions told of the rate given since', noted });
@@ -314,4 +309,19 @@ export class LateAdministrations {
       throw err;
     }
   }
+}
+
+/**
+ * What the clinic is told of: every order to give whose rate notice stands, noted now (`notedNow`, as written) or
+ * before, so that a run whose alert failed, run again, tells it (the alerts' records keep it to once).
+ */
+function rateAlertsOf(
+  ordersToGive: { session: ProposedSession; order: MedicationRequest }[],
+  notedNow: Map<string, MedicationRequest>,
+): RateNoticeAlert[] {
+  return ordersToGive.flatMap(({ session, order }) => {
+    const current = notedNow.get(order.id!) ?? order;
+    const rates = standingNoticeRates(current);
+    return rates ? [{ order: current, ...rates, task: session.task }] : [];
+  });
 }
