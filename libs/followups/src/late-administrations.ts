@@ -138,14 +138,19 @@ export function standingRateNotice(order: MedicationRequest): string | undefined
   return noted.text;
 }
 
+/** The rate an order's notice says its protocol proposes, and the rate the order gives, both in `unit`. */
+export interface NoticeRates {
+  proposed: number;
+  ordered: number;
+  unit: string;
+}
+
 /**
  * The order's rate notice while it applies (standingRateNotice), with its rates: the one its protocol proposes since
  * the session's approval and the one the order gives, in `unit`; none when the order's rate cannot be read in that
  * unit. What the clinic is told of (session 40).
  */
-export function standingNoticeRates(
-  order: MedicationRequest,
-): { proposed: number; ordered: number; unit: string } | undefined {
+export function standingNoticeRates(order: MedicationRequest): NoticeRates | undefined {
   const noted = rateNotedOn(order);
   const ordered = noted?.unit ? orderedRatePerKg(order, noted.unit) : undefined;
   if (!noted?.unit || ordered === undefined || ordered === noted.value) return undefined;

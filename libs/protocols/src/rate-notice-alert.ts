@@ -26,6 +26,12 @@ export interface RateNoticeAlert {
   task?: Task;
 }
 
+/**
+ * How long after an order's rate notice was written the sweep still sends an alert its job could not (a mail server
+ * down longer than the job's retries): a day, as for a resolved notice.
+ */
+export const RATE_NOTICE_ALERT_WITHIN_MS = 24 * 60 * 60 * 1000;
+
 /** One alert per order, rate proposed and channel: a later record proposing another rate is told again. */
 export function rateNoticeAlertKey(alert: RateNoticeAlert, channel: ClinicAlertChannel = 'email'): string {
   return `${channel === 'inbox' ? 'inbox:' : ''}rate-since-approval:MedicationRequest/${alert.order.id}:${alert.proposed}`;

@@ -1,7 +1,15 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import type { Communication, DetectedIssue, Task } from '@medplum/fhirtypes';
+import type {
+  Communication,
+  DetectedIssue,
+  MedicationAdministration,
+  MedicationRequest,
+  Task,
+} from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { batchResult, FhirClient, getEntry } from '@kc/fhir';
+import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
+import { standingNoticeRates, type NoticeRates } from '@kc/followups';
+import { ORDER_KEY_SYSTEM, orderTaskIdOf, sessionBegunBy } from '@kc/task-states';
 import {
   CLINIC_ALERT_KEY_SYSTEM,
   type ClinicAlertChannel,
@@ -13,6 +21,7 @@ import {
   heldTasksOf,
   mayNeedResolvedNotice,
   needsClinicAlert,
+  RATE_NOTICE_ALERT_WITHIN_MS,
   rateNoticeAlertKey,
   rateNoticeAlertMessage,
   rateNoticeAlertRecord,
@@ -124,7 +133,7 @@ export class ClinicAlerts {
    * Tells the clinic of approved sessions' orders whose rate differs from what their protocol proposes since the pump's
    * late record (their rate notice; LateAdministrations), once per order, rate and channel. One search of the records
    * first. A channel that fails is thrown once the others are tried, so that the job which found the notice runs again
-   * (nothing sweeps for these). How many alerts were sent.
+   * (and the sweep, for a day: tellRateNoticesLately). How many orders the clinic was told of, by any channel.
    */
   async tellRateNotices(alerts: RateNoticeAlert[], now = new Date()): Promise<number> {
     const channels = this.channels();
@@ -137,7 +146,8 @@ export class ClinicAlerts {
     const worklistUrl = this.worklistUrl();
     let sent = 0;
     let failed: Error | undefined;
-    for (const alert of alerts)
+    for (const alert of alerts) {
+      let any = false;
       for (const { channel, to } of channels) {
         const key = rateNoticeAlertKey(alert, channel);
         if (toldKeys.has(key)) continue;
@@ -149,13 +159,57 @@ export class ClinicAlerts {
           message,
           record: rateNoticeAlertRecord(alert, message, { channel, to, now }),
           about: { order: alert.order.id },
-          retriedBy: 'its job',
+          retriedBy: 'its job or the sweep',
         });
-        if (outcome === 'sent') sent++;
+        if (outcome === 'sent') any = true;
         else if (outcome instanceof Error) failed ??= outcome;
       }
+      if (any) sent++;
+    }
     if (failed) throw failed;
     return sent;
+  }
+
+  /**
+   * The sweep's look again at rate notices whose alert did not go (its job gave up: a mail server down longer than the
+   * job's retries): the open orders written here and updated within RATE_NOTICE_ALERT_WITHIN_MS whose notice stands
+   * and which the pump has not begun, told as their job would have (tellRateNotices keeps it to once). One search of
+   * the orders (with the pump's records of them), and one batch of their Tasks when a notice stands. A failure is
+   * logged, and the next sweep looks again. Only when the clinic is told anything.
+   */
+  async tellRateNoticesLately(now = new Date()): Promise<number> {
+    if (!this.channels().length) return 0;
+    const since = new Date(now.getTime() - RATE_NOTICE_ALERT_WITHIN_MS).toISOString();
+    try {
+      const pages = this.fhir.searchPages<MedicationRequest>('MedicationRequest', {
+        identifier: `${ORDER_KEY_SYSTEM}|`,
+        status: 'active,on-hold',
+        _lastUpdated: `ge${since}`,
+        _revinclude: 'MedicationAdministration:request',
+        _count: 200,
+      });
+      const standing: { order: MedicationRequest; task: string; rates: NoticeRates }[] = [];
+      for await (const page of pages) {
+        const given = includedOf<MedicationAdministration>(page, 'MedicationAdministration');
+        for (const order of matchesOf<MedicationRequest>(page)) {
+          const rates = standingNoticeRates(order);
+          const task = orderTaskIdOf(order);
+          const begun = given.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`);
+          if (rates && task && !sessionBegunBy(begun)) standing.push({ order, task, rates });
+        }
+      }
+      if (!standing.length) return 0;
+      const refs = standing.map((s) => `Task/${s.task}`);
+      const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
+      const tasks = (read.entry ?? []).map((e, i) => batchResult<Task>(e, refs[i]));
+      return await this.tellRateNotices(
+        standing.map((s, i) => ({ order: s.order, ...s.rates, task: tasks[i] })),
+        now,
+      );
+    } catch (err) {
+      this.logger.warn({ msg: 'rate notice alerts not looked at again; the next sweep tries', error: String(err) });
+      return 0;
+    }
   }
 
   /**

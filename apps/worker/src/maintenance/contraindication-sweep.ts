@@ -68,9 +68,11 @@ export class ContraindicationSweep {
    */
   async sweep(now = new Date(), waiting?: OpenTasks): Promise<SweepOutcome> {
     const outcome = await this.check(waiting ?? (await this.reader.all()), now);
-    // The notices that alerts are dealt with, looked at again whatever the issues' plans hold (their jobs send them).
+    // The notices that alerts are dealt with, looked at again whatever the issues' plans hold (their jobs send them);
+    // and the rate notices' alerts whose jobs gave up.
     await this.alerts.noticeLatelyResolved(now);
-    return outcome;
+    const rateAlerts = await this.alerts.tellRateNoticesLately(now);
+    return { ...outcome, alerted: outcome.alerted + rateAlerts };
   }
 
   /**
