@@ -7,9 +7,11 @@ import type {
   Appointment,
   Bundle,
   CarePlan,
+  Communication,
   CommunicationRequest,
   Condition,
   DetectedIssue,
+  MedicationAdministration,
   MedicationRequest,
   Procedure,
   Provenance,
@@ -20,10 +22,17 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
 import { updateEntry } from '@kc/fhir';
 import { JOBS, QUEUES } from '@kc/queue';
-import { protocolWindowOf } from '@kc/protocols';
+import { standingNoticeRates } from '@kc/followups';
+import {
+  CLINIC_ALERT_KEY_SYSTEM,
+  clinicAlertKey,
+  needsClinicAlert,
+  protocolWindowOf,
+  rateNoticeAlertKey,
+} from '@kc/protocols';
 import { ORDER_KEY_SYSTEM, orderKeySearch } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
-import { administrationOf, ehrReplacementOf } from './fixtures/orders';
+import { administrationOf, ehrReplacementOf, ucum } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
@@ -43,6 +52,8 @@ function prng(seed: number): () => number {
 
 const PROTOCOLS = ['ketamine-low-dose-series', 'ketamine-monthly-maintenance', 'ketamine-high-dose-as-needed'];
 const HOUR_MS = 3_600_000;
+/** The EHR inbox the clinic's alerts go to. */
+const ON_CALL = 'PractitionerRole/on-call';
 const DAY_MS = 24 * HOUR_MS;
 /** Answers a clinician may get when someone else got there first, or the patient cannot have it: never 4xx else, never 5xx. */
 const EXPECTED_REFUSALS = [404, 409, 412, 422];
@@ -73,7 +84,9 @@ interface Decision {
  * nothing a clinician could approve; a clear plan holds nothing; every pregnancy is found; every decision has its
  * Provenance; each infusion is followed up once per action; an order the pump gave is never left closed by the service
  * (a closing that crossed the pump's record is undone); every order to give answers an approved Task, never two for one
- * Task, and every approved session has its one order; the lists show exactly what the store holds; everything written
+ * Task, and every approved session has its one order; the lists show exactly what the store holds; the clinic is told
+ * (its EHR inbox) once of each alert, and of every held order, reported effect and approved order at odds with a pump
+ * record the eMAR documented late (session 40: a third of the pump's records come later, lowered); everything written
  * is valid R4. Found, when written (session 36): a $bulk-approve failed whole by a Task deleted meanwhile, an order left
  * active by its deleted Task beyond any hold, a sweep failed whole by one deletion, an $activate that read the issues
  * twice, a held session rescheduled into a second order, a session the pump gave superseded as moot; with the pump on
@@ -116,6 +129,11 @@ describe.each([
   /** The EHR's replacements written beside the order they replace, left open (its cancel never went). */
   const leftOpen = new Set<string>();
   const given: { order: string; recorded: string }[] = [];
+  /**
+   * Pump records the eMAR documents late (session 40), at a rate lowered at the pump: written by a later EHR step,
+   * after the infusion was recorded and followed up (its next session proposed, or approved already).
+   */
+  const documentedLate: MedicationAdministration[] = [];
   /** Answers outside what a clinician or an EHR may get: a 5xx, a 400 on a well-formed call. */
   const unexpected: string[] = [];
 
@@ -127,6 +145,8 @@ describe.each([
   const config = (): Partial<AppConfig> => ({
     fhirSandboxSubscriptions: true,
     orderChangeGraceMs: 0,
+    // The clinic is told in the EHR's inbox (session 40): what it is told, and how often, is checked at the end.
+    clinicAlertRecipients: [ON_CALL],
     ...(restart ? { fhirDataDir: dataDir, pollIntervalMs: 2000 } : {}),
   });
 
@@ -155,6 +175,11 @@ describe.each([
    * or deleted, a plan paused, resumed or stopped, a Task deleted, an infusion recorded in error.
    */
   async function ehrStep(): Promise<void> {
+    if (documentedLate.length && random() < 0.15) {
+      const { resource } = await service.fhir.create(documentedLate.shift()!);
+      given.push({ order: resource.request!.reference!.split('/')[1], recorded: resource.meta!.lastUpdated! });
+      return;
+    }
     const who = pick(enrolled);
     const roll = random();
     if (roll < 0.45) {
@@ -287,12 +312,18 @@ describe.each([
     });
     if (!order) return undefined;
     const start = Date.parse(session.restriction!.period!.start!) + HOUR_MS;
-    const { resource } = await service.fhir.create(
-      administrationOf(order, 'completed', {
-        start: new Date(start).toISOString(),
-        end: new Date(start + HOUR_MS - 60_000).toISOString(),
-      }),
-    );
+    const administration = administrationOf(order, 'completed', {
+      start: new Date(start).toISOString(),
+      end: new Date(start + HOUR_MS - 60_000).toISOString(),
+    });
+    const ordered = order.dosageInstruction?.[0]?.doseAndRate?.find((d) => d.rateQuantity?.code === 'mg/h')
+      ?.rateQuantity?.value;
+    if (ordered && random() < 0.35) {
+      // Documented later, lowered at the pump to three quarters: the next session's rate is judged again then.
+      documentedLate.push({ ...administration, dosage: { rateQuantity: ucum(Math.round(ordered * 0.75), 'mg/h') } });
+      return new Date(start + HOUR_MS).toISOString();
+    }
+    const { resource } = await service.fhir.create(administration);
     given.push({ order: order.id!, recorded: resource.meta!.lastUpdated! });
     return new Date(start + HOUR_MS).toISOString();
   }
@@ -746,6 +777,32 @@ describe.each([
         .map((t) => t.id!)
         .sort(),
     );
+
+    // The clinic is told once of each alert, never twice (a job and the sweep looking at once each claim it), and is
+    // told of every issue that waits for a clinician with approved orders held or an effect reported, and of every
+    // approved order still to give that a late pump record put at odds with its protocol.
+    const communications = await service.fhir.searchAll<Communication>('Communication', { _count: 1000 });
+    const told = communications.flatMap(
+      (c) => c.identifier?.flatMap((i) => (i.system === CLINIC_ALERT_KEY_SYSTEM && i.value ? [i.value] : [])) ?? [],
+    );
+    expect(told.filter((key, i) => told.indexOf(key) !== i)).toEqual([]);
+    const untold = issues
+      .filter(needsClinicAlert)
+      .map((i) => clinicAlertKey(i, 'inbox'))
+      .filter((key) => !told.includes(key));
+    const ratesUntold = orders
+      .filter((o): o is MedicationRequest => o.resourceType === 'MedicationRequest' && toGiveOrHeld(o))
+      .filter((o) => orderKey(o) && !given.some((g) => g.order === o.id))
+      .flatMap((order) => {
+        const rates = standingNoticeRates(order);
+        return rates ? [rateNoticeAlertKey({ order, ...rates }, 'inbox')] : [];
+      })
+      .filter((key) => !told.includes(key));
+    expect({ untold, ratesUntold }).toEqual({ untold: [], ratesUntold: [] });
+    if (process.env.CLINIC_DAY_DEBUG)
+      console.log(
+        `clinic alerts told: ${told.length} (rate notices: ${told.filter((k) => k.includes('rate-since')).length})`,
+      );
 
     expect(await expectEverythingValid(service)).toBeGreaterThan(0);
   }, 300_000);
