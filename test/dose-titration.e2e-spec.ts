@@ -459,6 +459,30 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       })
       .expect(200);
     expect((await row())?.view.orderStatus).toBeUndefined();
+
+    // Whoever was told is told it is dealt with (the 15-minute sweep), the same way, once, in answer to the alert.
+    const sweep = service.app.get(ContraindicationSweep);
+    await sweep.sweep();
+    await sweep.sweep();
+    const dealtWith = (
+      await service.fhir.searchAll<Communication>('Communication', { subject: enrolment.patient })
+    ).filter((c) =>
+      c.identifier?.some(
+        (i) => i.value === `inbox:resolved:rate-since-approval:MedicationRequest/${nextOrder.id}:0.75`,
+      ),
+    );
+    expect(dealtWith).toHaveLength(1);
+    expect(dealtWith[0]).toMatchObject({
+      inResponseTo: [{ reference: `Communication/${inbox.id}` }],
+      priority: 'routine',
+    });
+    expect(dealtWith[0].payload?.[0].contentString).toContain(
+      "The alert you were sent about an approved infusion's order (its protocol proposing 0.75 mg/kg/h since the pump's late record) is dealt with: its dose was changed.",
+    );
+    const dealtWithMails = mailed().filter((m) => m.body.includes('Subject: Ketamine care plans: dealt with:'));
+    expect(dealtWithMails).toHaveLength(1);
+    for (const id of [enrolment.patient.split('/')[1], nextOrder.id!, next.id!])
+      expect(dealtWithMails[0].body).not.toContain(id);
   });
 
   it('the mail server down when the late record is heard: the inbox is told and the job fails to run again; the email goes at its next attempt, or the sweep', async () => {

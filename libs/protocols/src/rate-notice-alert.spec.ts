@@ -1,9 +1,13 @@
 import type { MedicationRequest, Task } from '@medplum/fhirtypes';
+import { doseChangeReason } from '@kc/task-states';
 import { CLINIC_ALERT_KEY_SYSTEM } from './clinic-alert';
 import {
   rateNoticeAlertKey,
   rateNoticeAlertMessage,
   rateNoticeAlertRecord,
+  rateNoticeDealtWithKey,
+  rateNoticeDealtWithMessage,
+  rateNoticeEnding,
   type RateNoticeAlert,
 } from './rate-notice-alert';
 
@@ -61,6 +65,45 @@ describe('the clinic told of an approved order at odds with its protocol since a
       recipient: [{ reference: 'PractitionerRole/on-call' }],
       medium: [{ coding: [{ code: 'ELECTRONIC' }] }],
       sent: '2027-01-05T08:00:00.000Z',
+    });
+  });
+});
+
+describe('the clinic told that a rate alert is dealt with', () => {
+  const ended = (o: Partial<MedicationRequest>, begun = false) =>
+    rateNoticeEnding({ ...order, ...o }, { proposed: 0.75 }, { standing: false, begun });
+
+  it('how the notice stopped applying, in words; nothing while it stands', () => {
+    expect(rateNoticeEnding(order, { proposed: 0.75 }, { standing: true, begun: false })).toBeUndefined();
+    expect(ended({ status: 'cancelled', statusReason: { text: doseChangeReason('0.75 mg/kg/h (60 mg/h)') } })).toBe(
+      'its dose was changed',
+    );
+    expect(ended({ status: 'completed' })).toBe('the session was given at the pump');
+    expect(ended({ status: 'active' }, true)).toBe('the session was given at the pump');
+    expect(ended({ status: 'active' })).toBe('the order now gives another rate');
+    expect(ended({ status: 'cancelled', statusReason: { text: 'Patient unwell' } })).toBe(
+      'the order is no longer to be given (cancelled)',
+    );
+  });
+
+  it('its key beside the alert\u2019s; by email no patient; recorded in answer to the alert, routine', () => {
+    expect(rateNoticeDealtWithKey(alert, 'inbox')).toBe(
+      'inbox:resolved:rate-since-approval:MedicationRequest/order-1:0.75',
+    );
+    const message = rateNoticeDealtWithMessage({ proposed: 0.75, unit: 'mg/kg/h' }, 'its dose was changed');
+    expect(message.text).toContain('is dealt with: its dose was changed. Nothing more is asked of you by that alert.');
+    expect(message.text).toContain('This email names no patient');
+    const record = rateNoticeAlertRecord(alert, message, {
+      channel: 'email',
+      to: ['oncall@clinic.test'],
+      now: new Date('2027-01-05T08:00:00Z'),
+      resolved: { key: rateNoticeDealtWithKey(alert), alert: 'Communication/alert-1' },
+    });
+    expect(record).toMatchObject({
+      identifier: [{ value: 'resolved:rate-since-approval:MedicationRequest/order-1:0.75' }],
+      inResponseTo: [{ reference: 'Communication/alert-1' }],
+      priority: 'routine',
+      recipient: [{ display: 'oncall@clinic.test' }],
     });
   });
 });

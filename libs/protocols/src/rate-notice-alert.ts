@@ -9,6 +9,7 @@ import {
   type ClinicAlertContext,
   type ClinicAlertMessage,
 } from './clinic-alert';
+import { replacedByDoseChange } from '@kc/task-states';
 import { clinicDay } from './clinic-time';
 
 /**
@@ -33,7 +34,10 @@ export interface RateNoticeAlert {
 export const RATE_NOTICE_ALERT_WITHIN_MS = 24 * 60 * 60 * 1000;
 
 /** One alert per order, rate proposed and channel: a later record proposing another rate is told again. */
-export function rateNoticeAlertKey(alert: RateNoticeAlert, channel: ClinicAlertChannel = 'email'): string {
+export function rateNoticeAlertKey(
+  alert: Pick<RateNoticeAlert, 'order' | 'proposed'>,
+  channel: ClinicAlertChannel = 'email',
+): string {
   return `${channel === 'inbox' ? 'inbox:' : ''}rate-since-approval:MedicationRequest/${alert.order.id}:${alert.proposed}`;
 }
 
@@ -56,19 +60,25 @@ export function rateNoticeAlertMessage(
   };
 }
 
-/** The record that the clinic was told, as an EHR reads a message sent (clinicAlertRecord's shape, about the order). */
+/**
+ * The record that the clinic was told, as an EHR reads a message sent (clinicAlertRecord's shape, about the order); a
+ * notice that the alert is dealt with (`resolved`: its key, the alert it answers) rather than the alert itself.
+ */
 export function rateNoticeAlertRecord(
-  alert: RateNoticeAlert,
+  alert: Pick<RateNoticeAlert, 'order' | 'proposed' | 'task'>,
   message: ClinicAlertMessage,
-  sent: { channel: ClinicAlertChannel; to: string[]; now: Date },
+  sent: { channel: ClinicAlertChannel; to: string[]; now: Date; resolved?: { key: string; alert?: string } },
 ): Communication {
   const { order, task } = alert;
   return {
     resourceType: 'Communication',
-    identifier: [{ system: CLINIC_ALERT_KEY_SYSTEM, value: rateNoticeAlertKey(alert, sent.channel) }],
+    identifier: [
+      { system: CLINIC_ALERT_KEY_SYSTEM, value: sent.resolved?.key ?? rateNoticeAlertKey(alert, sent.channel) },
+    ],
+    ...(sent.resolved?.alert ? { inResponseTo: [{ reference: sent.resolved.alert }] } : {}),
     status: 'completed',
     category: [{ coding: [{ system: SERVICE_CODE_SYSTEM, code: 'clinic-alert', display: 'Alert to the clinic' }] }],
-    priority: 'urgent',
+    priority: sent.resolved ? 'routine' : 'urgent',
     medium: [
       {
         coding: [
@@ -82,5 +92,52 @@ export function rateNoticeAlertRecord(
     recipient: sent.to.map((to) => (sent.channel === 'inbox' ? { reference: to } : { display: to })),
     topic: { text: message.subject },
     payload: [{ contentString: message.text }],
+  };
+}
+
+/**
+ * The key of the notice that a rate alert is dealt with, per order, rate and channel, beside the alert's
+ * (`resolved:rate-since-approval:...`).
+ */
+export function rateNoticeDealtWithKey(
+  alert: Pick<RateNoticeAlert, 'order' | 'proposed'>,
+  channel: ClinicAlertChannel = 'email',
+): string {
+  return `${channel === 'inbox' ? 'inbox:' : ''}resolved:${rateNoticeAlertKey(alert, 'email')}`;
+}
+
+/**
+ * How an order's rate notice stopped applying, in words, when it did: its dose changed (here, a new order replacing
+ * it; or in place), the session given or begun at the pump, or the order no longer to be given. Undefined while the
+ * notice stands (`standing`: the order open, the pump not begun, its rate still another than the one noted).
+ */
+export function rateNoticeEnding(
+  order: MedicationRequest,
+  noted: { proposed: number; unit?: string },
+  state: { standing: boolean; begun: boolean },
+): string | undefined {
+  if (state.standing) return undefined;
+  if (order.status === 'completed' || state.begun) return 'the session was given at the pump';
+  if (order.status === 'active' || order.status === 'on-hold') return 'the order now gives another rate';
+  if (replacedByDoseChange(order)) return 'its dose was changed';
+  return `the order is no longer to be given (${order.status})`;
+}
+
+/** What the clinic is told when a rate alert is dealt with: which alert, how. By email, no patient. */
+export function rateNoticeDealtWithMessage(
+  alert: { proposed: number; unit?: string },
+  ending: string,
+  { worklistUrl, channel }: ClinicAlertContext = {},
+): ClinicAlertMessage {
+  const rate = `${alert.proposed}${alert.unit ? ` ${alert.unit}` : ''}`;
+  return {
+    subject: "Ketamine care plans: dealt with: an approved infusion's order at odds with its protocol",
+    text: [
+      `The alert you were sent about an approved infusion's order (its protocol proposing ${rate} since the pump's late record) is dealt with: ${ending}. Nothing more is asked of you by that alert.`,
+      worklistUrl
+        ? `The patient's sessions are on the to-do list: ${worklistUrl}.`
+        : "The patient's sessions are on the clinician to-do list.",
+      ...namesNoPatient(channel),
+    ].join('\n\n'),
   };
 }

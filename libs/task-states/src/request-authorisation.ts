@@ -112,6 +112,19 @@ export function orderFromProposal(input: OrderInput): AuthorisableRequest {
   return { ...body, ...common, ...medication, status: 'active', intent: 'order' } as MedicationRequest | ServiceRequest;
 }
 
+/** How a dose change here begins the reason of the order it replaces (cancelled, never given): what tells it apart. */
+const REPLACED_BY_DOSE_CHANGE = 'Replaced by a new order at';
+
+/** The reason a dose change here gives the order it replaces (`$change-dose`). */
+export function doseChangeReason(newDose: string): string {
+  return `${REPLACED_BY_DOSE_CHANGE} ${newDose}: the dose was changed before the session`;
+}
+
+/** The order was replaced by a dose change here (doseChangeReason), not cancelled for another reason. */
+export function replacedByDoseChange(order: MedicationRequest): boolean {
+  return order.status === 'cancelled' && Boolean(order.statusReason?.text?.startsWith(REPLACED_BY_DOSE_CHANGE));
+}
+
 /**
  * A proposal (or an order not given yet) closed with why, in the fields each type has: rejected by a clinician,
  * withdrawn with its plan, or made moot by a later infusion.

@@ -8,6 +8,7 @@ import { openOrdersOfSessions } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg, orderRateText } from '@kc/protocols';
 import {
   cancelledProposal,
+  doseChangeReason,
   orderFromProposal,
   orderKeyFor,
   orderKeySearch,
@@ -156,8 +157,5 @@ export class DoseChangeService {
 
 /** The order replaced, cancelled (never given) with its If-Match, saying by what. */
 function replaced(order: Proposal, newDose: string): Consequence {
-  return updateEntry(
-    cancelledProposal(order, `Replaced by a new order at ${newDose}: the dose was changed before the session`),
-    order.meta?.versionId,
-  );
+  return updateEntry(cancelledProposal(order, doseChangeReason(newDose)), order.meta?.versionId);
 }

@@ -8,8 +8,8 @@ import type {
 } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
-import { standingNoticeRates, type NoticeRates } from '@kc/followups';
-import { ORDER_KEY_SYSTEM, orderTaskIdOf, sessionBegunBy } from '@kc/task-states';
+import { rateNotedOn, standingNoticeRates, type NoticeRates } from '@kc/followups';
+import { isOpenOrder, ORDER_KEY_SYSTEM, orderTaskIdOf, sessionBegunBy } from '@kc/task-states';
 import {
   CLINIC_ALERT_KEY_SYSTEM,
   type ClinicAlertChannel,
@@ -25,6 +25,9 @@ import {
   rateNoticeAlertKey,
   rateNoticeAlertMessage,
   rateNoticeAlertRecord,
+  rateNoticeDealtWithKey,
+  rateNoticeDealtWithMessage,
+  rateNoticeEnding,
   type RateNoticeAlert,
   RESOLVED_NOTICE_WITHIN_MS,
   resolvedNoticeKey,
@@ -171,45 +174,103 @@ export class ClinicAlerts {
   }
 
   /**
-   * The sweep's look again at rate notices whose alert did not go (its job gave up: a mail server down longer than the
-   * job's retries): the open orders written here and updated within RATE_NOTICE_ALERT_WITHIN_MS whose notice stands
-   * and which the pump has not begun, told as their job would have (tellRateNotices keeps it to once). One search of
-   * the orders (with the pump's records of them), and one batch of their Tasks when a notice stands. A failure is
-   * logged, and the next sweep looks again. Only when the clinic is told anything.
+   * The sweep's look again at rate notices, for a day after their orders last changed (RATE_NOTICE_ALERT_WITHIN_MS):
+   * an alert its job could not send (a mail server down longer than the job's retries), for an open order whose notice
+   * stands and which the pump has not begun, told as the job would have (tellRateNotices keeps it to once); and, for an
+   * order whose notice no longer applies (its dose changed, the session given, the order closed), a notice to whoever
+   * was told that it is dealt with. One search of the orders written here changed since, with the pump's records of
+   * them; then one batch of the Tasks of those whose notice stands, and one search of the alerts' records of those
+   * whose notice ended. A failure is logged, and the next sweep looks again. Only when the clinic is told anything.
+   * How many orders the clinic was told of (the notices that alerts are dealt with aside, as for issues).
    */
-  async tellRateNoticesLately(now = new Date()): Promise<number> {
+  async lookAgainAtRateNotices(now = new Date()): Promise<number> {
     if (!this.channels().length) return 0;
     const since = new Date(now.getTime() - RATE_NOTICE_ALERT_WITHIN_MS).toISOString();
     try {
       const pages = this.fhir.searchPages<MedicationRequest>('MedicationRequest', {
         identifier: `${ORDER_KEY_SYSTEM}|`,
-        status: 'active,on-hold',
         _lastUpdated: `ge${since}`,
         _revinclude: 'MedicationAdministration:request',
         _count: 200,
       });
       const standing: { order: MedicationRequest; task: string; rates: NoticeRates }[] = [];
+      const ended: { order: MedicationRequest; proposed: number; unit?: string; ending: string }[] = [];
       for await (const page of pages) {
         const given = includedOf<MedicationAdministration>(page, 'MedicationAdministration');
         for (const order of matchesOf<MedicationRequest>(page)) {
-          const rates = standingNoticeRates(order);
+          const noted = rateNotedOn(order);
           const task = orderTaskIdOf(order);
-          const begun = given.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`);
-          if (rates && task && !sessionBegunBy(begun)) standing.push({ order, task, rates });
+          if (!noted || !task) continue;
+          const begun = Boolean(
+            sessionBegunBy(given.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`)),
+          );
+          const rates = isOpenOrder(order) && !begun ? standingNoticeRates(order) : undefined;
+          const ending = rateNoticeEnding(order, { proposed: noted.value }, { standing: Boolean(rates), begun });
+          if (rates) standing.push({ order, task, rates });
+          else if (ending) ended.push({ order, proposed: noted.value, unit: noted.unit, ending });
         }
       }
-      if (!standing.length) return 0;
-      const refs = standing.map((s) => `Task/${s.task}`);
-      const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
-      const tasks = (read.entry ?? []).map((e, i) => batchResult<Task>(e, refs[i]));
-      return await this.tellRateNotices(
-        standing.map((s, i) => ({ order: s.order, ...s.rates, task: tasks[i] })),
-        now,
-      );
+      const told = await this.tellStanding(standing, now);
+      await this.noticeEnded(ended, now);
+      return told;
     } catch (err) {
-      this.logger.warn({ msg: 'rate notice alerts not looked at again; the next sweep tries', error: String(err) });
+      this.logger.warn({ msg: 'rate notices not looked at again; the next sweep tries', error: String(err) });
       return 0;
     }
+  }
+
+  /** The alerts of notices that stand, with their sessions' Tasks (when they are due): one batch read. */
+  private async tellStanding(
+    standing: { order: MedicationRequest; task: string; rates: NoticeRates }[],
+    now: Date,
+  ): Promise<number> {
+    if (!standing.length) return 0;
+    const refs = standing.map((s) => `Task/${s.task}`);
+    const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
+    const tasks = (read.entry ?? []).map((e, i) => batchResult<Task>(e, refs[i]));
+    return this.tellRateNotices(
+      standing.map((s, i) => ({ order: s.order, ...s.rates, task: tasks[i] })),
+      now,
+    );
+  }
+
+  /**
+   * Of rate notices that no longer apply, those whose alert went by a channel and whose notice has not: the notice,
+   * that way, as an answer to the alert (`inResponseTo`). One search of the records.
+   */
+  private async noticeEnded(
+    ended: { order: MedicationRequest; proposed: number; unit?: string; ending: string }[],
+    now: Date,
+  ): Promise<void> {
+    const channels = this.channels();
+    if (!ended.length) return;
+    const keys = ended.flatMap((e) =>
+      channels.flatMap((c) => [rateNoticeAlertKey(e, c.channel), rateNoticeDealtWithKey(e, c.channel)]),
+    );
+    const records = await this.fhir.searchAll<Communication>('Communication', {
+      identifier: keys.map((key) => `${CLINIC_ALERT_KEY_SYSTEM}|${key}`).join(','),
+    });
+    const told = new Map(
+      records.flatMap((c) => (c.identifier ?? []).flatMap((i) => (i.value ? [[i.value, c] as const] : []))),
+    );
+    const worklistUrl = this.worklistUrl();
+    for (const e of ended)
+      for (const { channel, to } of channels) {
+        const alert = told.get(rateNoticeAlertKey(e, channel));
+        const key = rateNoticeDealtWithKey(e, channel);
+        if (!alert || told.has(key)) continue;
+        const message = rateNoticeDealtWithMessage(e, e.ending, { worklistUrl, channel });
+        const answered = { key, alert: alert.id ? `Communication/${alert.id}` : undefined };
+        await this.deliver({
+          kind: 'resolved',
+          channel,
+          key,
+          message,
+          record: rateNoticeAlertRecord(e, message, { channel, to, now, resolved: answered }),
+          about: { order: e.order.id },
+          retriedBy: 'the sweep',
+        });
+      }
   }
 
   /**

@@ -69,9 +69,9 @@ export class ContraindicationSweep {
   async sweep(now = new Date(), waiting?: OpenTasks): Promise<SweepOutcome> {
     const outcome = await this.check(waiting ?? (await this.reader.all()), now);
     // The notices that alerts are dealt with, looked at again whatever the issues' plans hold (their jobs send them);
-    // and the rate notices' alerts whose jobs gave up.
+    // and the rate notices' alerts whose jobs gave up, and the notices that those which ended are dealt with.
     await this.alerts.noticeLatelyResolved(now);
-    const rateAlerts = await this.alerts.tellRateNoticesLately(now);
+    const rateAlerts = await this.alerts.lookAgainAtRateNotices(now);
     return { ...outcome, alerted: outcome.alerted + rateAlerts };
   }
 
