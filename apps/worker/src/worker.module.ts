@@ -40,7 +40,9 @@ import { ReminderDelivery } from './reminders/reminder-delivery.service';
 import { ReminderProcessor } from './reminders/reminder.processor';
 import { REMINDER_SENDERS } from './reminders/reminder-sender';
 import { CLINIC_ALERT_SENDER, EmailClinicAlertSender } from './alerts/clinic-alert-sender';
+import { AlertDelivery } from './alerts/alert-delivery';
 import { ClinicAlerts } from './alerts/clinic-alerts.service';
+import { RateNoticeAlerts } from './alerts/rate-notice-alerts';
 import { AlertSendClaims } from './alerts/alert-send-claims';
 import { ReminderSweep } from './reminders/reminder-sweep';
 import { ChecksDoneElsewhere } from './checks/checks-done-elsewhere.service';
@@ -101,7 +103,9 @@ export class WorkerModule {
         ChecksDoneElsewhere,
         ChecksAnsweredElsewhere,
         AppointmentBookings,
+        AlertDelivery,
         ClinicAlerts,
+        RateNoticeAlerts,
         ClinicAlertMetrics,
         AlertSendClaims,
         // Alerts to the clinic only when someone is to be emailed (CLINIC_ALERT_EMAIL, with SMTP_URL).

@@ -71,10 +71,10 @@ describe('the clinic told of an approved order at odds with its protocol since a
 
 describe('the clinic told that a rate alert is dealt with', () => {
   const ended = (o: Partial<MedicationRequest>, begun = false) =>
-    rateNoticeEnding({ ...order, ...o }, { proposed: 0.75 }, { standing: false, begun });
+    rateNoticeEnding({ ...order, ...o }, { standing: false, begun });
 
   it('how the notice stopped applying, in words; nothing while it stands', () => {
-    expect(rateNoticeEnding(order, { proposed: 0.75 }, { standing: true, begun: false })).toBeUndefined();
+    expect(rateNoticeEnding(order, { standing: true, begun: false })).toBeUndefined();
     expect(ended({ status: 'cancelled', statusReason: { text: doseChangeReason('0.75 mg/kg/h (60 mg/h)') } })).toBe(
       'its dose was changed',
     );

@@ -113,7 +113,6 @@ export function rateNoticeDealtWithKey(
  */
 export function rateNoticeEnding(
   order: MedicationRequest,
-  noted: { proposed: number; unit?: string },
   state: { standing: boolean; begun: boolean },
 ): string | undefined {
   if (state.standing) return undefined;

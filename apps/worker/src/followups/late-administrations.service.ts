@@ -32,7 +32,7 @@ import {
 import { PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
 import { activityDefinitionIn, rateTitrationOf, type RateNoticeAlert, type ResolvedPlan } from '@kc/protocols';
 import { changeProvenance, orderKeySearch, orderTaskIdOf, sessionBegunBy, THIS_SERVICE } from '@kc/task-states';
-import { ClinicAlerts } from '../alerts/clinic-alerts.service';
+import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { administrationRecords } from './follow-up-reads';
 
 /** A session proposed after an infusion (awaiting approval, or approved), with what it is judged by. */
@@ -52,7 +52,7 @@ interface ProposedSession {
  * refused as stale) and a Provenance naming the service, in one If-Match transaction. Those approved already keep
  * their order (the clinician's), which gets a note when the rate proposed from the infusion now differs from the rate
  * it gives (rateNoticeSinceApproval; since session 39), with a Provenance; not once the pump has begun it. Since
- * session 40 the clinic is told of each such order (ClinicAlerts, by email and in the EHR's inbox, once per rate): a
+ * session 40 the clinic is told of each such order (RateNoticeAlerts, by email and in the EHR's inbox, once per rate): a
  * note on an order is read only by who opens it. Recorded before the follow-up event, an administration is read by
  * the event itself, and this finds nothing to change.
  */
@@ -64,7 +64,7 @@ export class LateAdministrations {
     private readonly fhir: FhirClient,
     private readonly protocols: PlanDefinitions,
     private readonly patientData: PatientDataLoader,
-    private readonly alerts: ClinicAlerts,
+    private readonly alerts: RateNoticeAlerts,
   ) {}
 
   async handle(administrationId: string, now = new Date()): Promise<{ reproposed: number }> {
@@ -101,7 +101,7 @@ export class LateAdministrations {
     }
     if (reproposed) this.logger.log({ msg: 'sessions proposed again at the rate given', reproposed });
     if (noted) this.logger.log({ msg: 'approved sessions told of the rate given since', noted });
-    await this.alerts.tellRateNotices(alerts, now);
+    await this.alerts.tell(alerts, now);
     return { reproposed, noted };
   }
 

@@ -8,6 +8,7 @@ import { contraindicationState, hasContraindicationChecks, isProtocolNotFound, p
 import { patientIdOf, THIS_SERVICE } from '@kc/task-states';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import { ClinicAlerts } from '../alerts/clinic-alerts.service';
+import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 import { ProtocolNotFoundIssues } from './protocol-not-found-issues';
 
@@ -58,6 +59,7 @@ export class ContraindicationSweep {
     private readonly reader: OpenTasksReader,
     private readonly holds: OrderHolds,
     private readonly alerts: ClinicAlerts,
+    private readonly rateNoticeAlerts: RateNoticeAlerts,
     private readonly sessions: CompletedTaskEventsProducer,
     private readonly protocolNotFound: ProtocolNotFoundIssues,
   ) {}
@@ -71,7 +73,7 @@ export class ContraindicationSweep {
     // The notices that alerts are dealt with, looked at again whatever the issues' plans hold (their jobs send them);
     // and the rate notices' alerts whose jobs gave up, and the notices that those which ended are dealt with.
     await this.alerts.noticeLatelyResolved(now);
-    const rateAlerts = await this.alerts.lookAgainAtRateNotices(now);
+    const rateAlerts = await this.rateNoticeAlerts.lookAgainAtRateNotices(now);
     return { ...outcome, alerted: outcome.alerted + rateAlerts };
   }
 

@@ -1,0 +1,166 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
+import { rateNotedOn, standingNoticeRates, type NoticeRates } from '@kc/followups';
+import {
+  RATE_NOTICE_ALERT_WITHIN_MS,
+  rateNoticeAlertKey,
+  rateNoticeAlertMessage,
+  rateNoticeAlertRecord,
+  rateNoticeDealtWithKey,
+  rateNoticeDealtWithMessage,
+  rateNoticeEnding,
+  type RateNoticeAlert,
+} from '@kc/protocols';
+import { isOpenOrder, ORDER_KEY_SYSTEM, orderTaskIdOf, sessionBegunBy } from '@kc/task-states';
+import { AlertDelivery } from './alert-delivery';
+
+/**
+ * Tells the clinic of approved orders that a late pump record put at odds with their protocol (their rate notice,
+ * session 39; told since session 40), and that such an alert is dealt with once the notice stops applying: by the
+ * channels of the clinic's other alerts (AlertDelivery), once per order, rate and channel.
+ */
+@Injectable()
+export class RateNoticeAlerts {
+  private readonly logger = new Logger(RateNoticeAlerts.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly delivery: AlertDelivery,
+  ) {}
+
+  /**
+   * Tells the clinic of approved sessions' orders whose rate differs from what their protocol proposes since the pump's
+   * late record (their rate notice; LateAdministrations), once per order, rate and channel. One search of the records
+   * first. A channel that fails is thrown once the others are tried, so that the job which found the notice runs again
+   * (and the sweep, for a day: lookAgainAtRateNotices). How many orders the clinic was told of, by any channel.
+   */
+  async tell(alerts: RateNoticeAlert[], now = new Date()): Promise<number> {
+    const channels = this.delivery.channels();
+    if (!channels.length || !alerts.length) return 0;
+    const keys = alerts.flatMap((a) => channels.map((c) => rateNoticeAlertKey(a, c.channel)));
+    const told = await this.delivery.recordsOf(keys);
+    const worklistUrl = this.delivery.worklistUrl();
+    let sent = 0;
+    let failed: Error | undefined;
+    for (const alert of alerts) {
+      let any = false;
+      for (const { channel, to } of channels) {
+        const key = rateNoticeAlertKey(alert, channel);
+        if (told.has(key)) continue;
+        const message = rateNoticeAlertMessage(alert, { worklistUrl, channel, zone: this.config.clinicTimeZone });
+        const outcome = await this.delivery.deliver({
+          kind: 'rate-since-approval',
+          channel,
+          key,
+          message,
+          record: rateNoticeAlertRecord(alert, message, { channel, to, now }),
+          about: { order: alert.order.id },
+          retriedBy: 'its job or the sweep',
+        });
+        if (outcome === 'sent') any = true;
+        else if (outcome instanceof Error) failed ??= outcome;
+      }
+      if (any) sent++;
+    }
+    if (failed) throw failed;
+    return sent;
+  }
+
+  /**
+   * The sweep's look again at rate notices, for a day after their orders last changed (RATE_NOTICE_ALERT_WITHIN_MS):
+   * an alert its job could not send (a mail server down longer than the job's retries), for an open order whose notice
+   * stands and which the pump has not begun, told as the job would have (tell keeps it to once); and, for an
+   * order whose notice no longer applies (its dose changed, the session given, the order closed), a notice to whoever
+   * was told that it is dealt with. One search of the orders written here changed since, with the pump's records of
+   * them; then one batch of the Tasks of those whose notice stands, and one search of the alerts' records of those
+   * whose notice ended. A failure is logged, and the next sweep looks again. Only when the clinic is told anything.
+   * How many orders the clinic was told of (the notices that alerts are dealt with aside, as for issues).
+   */
+  async lookAgainAtRateNotices(now = new Date()): Promise<number> {
+    if (!this.delivery.channels().length) return 0;
+    const since = new Date(now.getTime() - RATE_NOTICE_ALERT_WITHIN_MS).toISOString();
+    try {
+      const pages = this.fhir.searchPages<MedicationRequest>('MedicationRequest', {
+        identifier: `${ORDER_KEY_SYSTEM}|`,
+        _lastUpdated: `ge${since}`,
+        _revinclude: 'MedicationAdministration:request',
+        _count: 200,
+      });
+      const standing: { order: MedicationRequest; task: string; rates: NoticeRates }[] = [];
+      const ended: { order: MedicationRequest; proposed: number; unit?: string; ending: string }[] = [];
+      for await (const page of pages) {
+        const given = includedOf<MedicationAdministration>(page, 'MedicationAdministration');
+        for (const order of matchesOf<MedicationRequest>(page)) {
+          const noted = rateNotedOn(order);
+          const task = orderTaskIdOf(order);
+          if (!noted || !task) continue;
+          const begun = Boolean(
+            sessionBegunBy(given.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`)),
+          );
+          const rates = isOpenOrder(order) && !begun ? standingNoticeRates(order) : undefined;
+          const ending = rateNoticeEnding(order, { standing: Boolean(rates), begun });
+          if (rates) standing.push({ order, task, rates });
+          else if (ending) ended.push({ order, proposed: noted.value, unit: noted.unit, ending });
+        }
+      }
+      const told = await this.tellStanding(standing, now);
+      await this.noticeEnded(ended, now);
+      return told;
+    } catch (err) {
+      this.logger.warn({ msg: 'rate notices not looked at again; the next sweep tries', error: String(err) });
+      return 0;
+    }
+  }
+
+  /** The alerts of notices that stand, with their sessions' Tasks (when they are due): one batch read. */
+  private async tellStanding(
+    standing: { order: MedicationRequest; task: string; rates: NoticeRates }[],
+    now: Date,
+  ): Promise<number> {
+    if (!standing.length) return 0;
+    const refs = standing.map((s) => `Task/${s.task}`);
+    const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
+    const tasks = (read.entry ?? []).map((e, i) => batchResult<Task>(e, refs[i]));
+    return this.tell(
+      standing.map((s, i) => ({ order: s.order, ...s.rates, task: tasks[i] })),
+      now,
+    );
+  }
+
+  /**
+   * Of rate notices that no longer apply, those whose alert went by a channel and whose notice has not: the notice,
+   * that way, as an answer to the alert (`inResponseTo`). One search of the records.
+   */
+  private async noticeEnded(
+    ended: { order: MedicationRequest; proposed: number; unit?: string; ending: string }[],
+    now: Date,
+  ): Promise<void> {
+    const channels = this.delivery.channels();
+    if (!ended.length) return;
+    const keys = ended.flatMap((e) =>
+      channels.flatMap((c) => [rateNoticeAlertKey(e, c.channel), rateNoticeDealtWithKey(e, c.channel)]),
+    );
+    const told = await this.delivery.recordsOf(keys);
+    const worklistUrl = this.delivery.worklistUrl();
+    for (const e of ended)
+      for (const { channel, to } of channels) {
+        const alert = told.get(rateNoticeAlertKey(e, channel));
+        const key = rateNoticeDealtWithKey(e, channel);
+        if (!alert || told.has(key)) continue;
+        const message = rateNoticeDealtWithMessage(e, e.ending, { worklistUrl, channel });
+        const answered = { key, alert: alert.id ? `Communication/${alert.id}` : undefined };
+        await this.delivery.deliver({
+          kind: 'resolved',
+          channel,
+          key,
+          message,
+          record: rateNoticeAlertRecord(e, message, { channel, to, now, resolved: answered }),
+          about: { order: e.order.id },
+          retriedBy: 'the sweep',
+        });
+      }
+  }
+}
