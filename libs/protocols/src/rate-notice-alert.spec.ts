@@ -78,8 +78,8 @@ describe('the clinic told that a rate alert is dealt with', () => {
     expect(ended({ status: 'cancelled', statusReason: { text: doseChangeReason('0.75 mg/kg/h (60 mg/h)') } })).toBe(
       'its dose was changed',
     );
-    expect(ended({ status: 'completed' })).toBe('the session was given at the pump');
-    expect(ended({ status: 'active' }, true)).toBe('the session was given at the pump');
+    expect(ended({ status: 'completed' })).toBe('the session was given');
+    expect(ended({ status: 'active' }, true)).toBe('the session was begun at the pump');
     expect(ended({ status: 'active' })).toBe('the order now gives another rate');
     expect(ended({ status: 'cancelled', statusReason: { text: 'Patient unwell' } })).toBe(
       'the order is no longer to be given (cancelled)',

@@ -116,7 +116,8 @@ export function rateNoticeEnding(
   state: { standing: boolean; begun: boolean },
 ): string | undefined {
   if (state.standing) return undefined;
-  if (order.status === 'completed' || state.begun) return 'the session was given at the pump';
+  if (order.status === 'completed') return 'the session was given';
+  if (state.begun) return 'the session was begun at the pump';
   if (order.status === 'active' || order.status === 'on-hold') return 'the order now gives another rate';
   if (replacedByDoseChange(order)) return 'its dose was changed';
   return `the order is no longer to be given (${order.status})`;
