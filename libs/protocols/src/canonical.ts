@@ -41,12 +41,12 @@ export function taskKey(carePlanId: string, triggerId: string, actionId: string)
   return `${carePlanId}:${triggerId}:${actionId}`;
 }
 /** The least notice a reminder's instruction needs (fhir-profiles/StructureDefinition-minimum-notice.json). */
+export const MINIMUM_NOTICE_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/minimum-notice`;
 /**
  * On an approved session's order's note: the rate per kg its protocol proposes from the pump's record of the last
  * session, written after the approval (fhir-profiles/StructureDefinition-rate-given-since-approval.json).
  */
 export const RATE_SINCE_APPROVAL_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/rate-given-since-approval`;
-export const MINIMUM_NOTICE_EXTENSION = `${CANONICAL_BASE}/StructureDefinition/minimum-notice`;
 /** Tags each access AuditEvent with its own key: a batch written twice (its answer lost) can be told apart. */
 export const AUDIT_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/audit-key`;
 
