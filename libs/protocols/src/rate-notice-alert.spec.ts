@@ -70,11 +70,9 @@ describe('the clinic told of an approved order at odds with its protocol since a
 });
 
 describe('the clinic told that a rate alert is dealt with', () => {
-  const ended = (o: Partial<MedicationRequest>, begun = false) =>
-    rateNoticeEnding({ ...order, ...o }, { standing: false, begun });
+  const ended = (o: Partial<MedicationRequest>, begun = false) => rateNoticeEnding({ ...order, ...o }, begun);
 
-  it('how the notice stopped applying, in words; nothing while it stands', () => {
-    expect(rateNoticeEnding(order, { standing: true, begun: false })).toBeUndefined();
+  it('how the notice stopped applying, in words (the sweep asks only once it no longer stands)', () => {
     expect(ended({ status: 'cancelled', statusReason: { text: doseChangeReason('0.75 mg/kg/h (60 mg/h)') } })).toBe(
       'its dose was changed',
     );

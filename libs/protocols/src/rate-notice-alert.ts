@@ -107,17 +107,13 @@ export function rateNoticeDealtWithKey(
 }
 
 /**
- * How an order's rate notice stopped applying, in words, when it did: its dose changed (here, a new order replacing
- * it; or in place), the session given or begun at the pump, or the order no longer to be given. Undefined while the
- * notice stands (`standing`: the order open, the pump not begun, its rate still another than the one noted).
+ * How an order's rate notice stopped applying, in words (asked once it no longer stands: the order closed, the pump
+ * begun, or its rate now the one noted): its dose changed (here, a new order replacing it; or in place), the session
+ * given or begun at the pump (`begun`), or the order no longer to be given.
  */
-export function rateNoticeEnding(
-  order: MedicationRequest,
-  state: { standing: boolean; begun: boolean },
-): string | undefined {
-  if (state.standing) return undefined;
+export function rateNoticeEnding(order: MedicationRequest, begun: boolean): string {
   if (order.status === 'completed') return 'the session was given';
-  if (state.begun) return 'the session was begun at the pump';
+  if (begun) return 'the session was begun at the pump';
   if (order.status === 'active' || order.status === 'on-hold') return 'the order now gives another rate';
   if (replacedByDoseChange(order)) return 'its dose was changed';
   return `the order is no longer to be given (${order.status})`;

@@ -101,9 +101,8 @@ export class RateNoticeAlerts {
             sessionBegunBy(given.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`)),
           );
           const rates = isOpenOrder(order) && !begun ? standingNoticeRates(order) : undefined;
-          const ending = rateNoticeEnding(order, { standing: Boolean(rates), begun });
           if (rates) standing.push({ order, task, rates });
-          else if (ending) ended.push({ order, proposed: noted.value, unit: noted.unit, ending });
+          else ended.push({ order, proposed: noted.value, unit: noted.unit, ending: rateNoticeEnding(order, begun) });
         }
       }
       const told = await this.tellStanding(standing, now);
