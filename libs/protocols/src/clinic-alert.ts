@@ -1,4 +1,4 @@
-import type { Communication, DetectedIssue } from '@medplum/fhirtypes';
+import type { Communication, DetectedIssue, Reference } from '@medplum/fhirtypes';
 import { CANONICAL_BASE, SERVICE_CODE_SYSTEM } from './canonical';
 import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
@@ -180,40 +180,60 @@ export function namesNoPatient(channel: ClinicAlertChannel | undefined): string[
 }
 
 /** How each channel's record says the message went (v3 ParticipationMode). */
-export const ALERT_MEDIUM: Record<ClinicAlertChannel, { code: string; display: string }> = {
+const MEDIUM: Record<ClinicAlertChannel, { code: string; display: string }> = {
   email: { code: 'EMAILWRIT', display: 'email' },
   inbox: { code: 'ELECTRONIC', display: 'electronic data' },
 };
 
+/** How a message to the clinic went: by which channel, to whom, when; a notice answering an alert (`resolved`). */
+export interface AlertSent {
+  channel?: ClinicAlertChannel;
+  to: string[];
+  now: Date;
+  /** A notice that what was alerted is dealt with (its key, the alert it follows), rather than the alert itself. */
+  resolved?: { key: string; alert?: string };
+}
+
 /**
  * The record that the clinic was told (a Communication about the issue and its plan, keyed by the issue and the
- * channel), as an EHR reads a message sent: how, to whom, when, and what it said. By email, the recipients are the
- * addresses (`display`); in the inbox, the references (CLINIC_ALERT_RECIPIENTS) whose inbox shows it.
+ * channel), as an EHR reads a message sent: how, to whom, when, and what it said.
  */
 export function clinicAlertRecord(
   issue: DetectedIssue & { id: string },
   message: ClinicAlertMessage,
-  sent: {
-    channel?: ClinicAlertChannel;
-    to: string[];
-    now: Date;
-    /** A notice that the issue is resolved (its key, the alert it follows), rather than the alert itself. */
-    resolved?: { key: string; alert?: string };
-  },
+  sent: AlertSent,
+): Communication {
+  return alertCommunication(message, sent, {
+    key: clinicAlertKey(issue, sent.channel ?? 'email'),
+    subject: issue.patient,
+    about: [{ reference: `DetectedIssue/${issue.id}` }, ...(issue.implicated ?? [])],
+  });
+}
+
+/**
+ * A message to the clinic as its record (alerts and their notices, whatever they are about): keyed by `key`, or by the
+ * notice's own key; urgent, or routine for a notice, which answers its alert (`inResponseTo`). By email, the
+ * recipients are the addresses (`display`); in the inbox, the references (CLINIC_ALERT_RECIPIENTS) whose inbox shows
+ * it, the patient its subject.
+ */
+export function alertCommunication(
+  message: ClinicAlertMessage,
+  sent: AlertSent,
+  what: { key: string; subject?: Communication['subject']; about: Reference[] },
 ): Communication {
   const channel = sent.channel ?? 'email';
   return {
     resourceType: 'Communication',
-    identifier: [{ system: CLINIC_ALERT_KEY_SYSTEM, value: sent.resolved?.key ?? clinicAlertKey(issue, channel) }],
+    identifier: [{ system: CLINIC_ALERT_KEY_SYSTEM, value: sent.resolved?.key ?? what.key }],
     ...(sent.resolved?.alert ? { inResponseTo: [{ reference: sent.resolved.alert }] } : {}),
     status: 'completed',
     category: [{ coding: [{ system: SERVICE_CODE_SYSTEM, code: 'clinic-alert', display: 'Alert to the clinic' }] }],
     priority: sent.resolved ? 'routine' : 'urgent',
     medium: [
-      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationMode', ...ALERT_MEDIUM[channel] }] },
+      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationMode', ...MEDIUM[channel] }] },
     ],
-    subject: issue.patient,
-    about: [{ reference: `DetectedIssue/${issue.id}` }, ...(issue.implicated ?? [])],
+    subject: what.subject,
+    about: what.about,
     sent: sent.now.toISOString(),
     recipient: sent.to.map((to) => (channel === 'inbox' ? { reference: to } : { display: to })),
     topic: { text: message.subject },

@@ -1,10 +1,9 @@
 import type { Communication, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { SERVICE_CODE_SYSTEM } from './canonical';
 import {
-  ALERT_MEDIUM,
-  CLINIC_ALERT_KEY_SYSTEM,
+  alertCommunication,
   namesNoPatient,
   reviewOn,
+  type AlertSent,
   type ClinicAlertChannel,
   type ClinicAlertContext,
   type ClinicAlertMessage,
@@ -61,38 +60,20 @@ export function rateNoticeAlertMessage(
 }
 
 /**
- * The record that the clinic was told, as an EHR reads a message sent (clinicAlertRecord's shape, about the order); a
- * notice that the alert is dealt with (`resolved`: its key, the alert it answers) rather than the alert itself.
+ * The record that the clinic was told (alertCommunication, about the order and its session's Task), or a notice that
+ * the alert is dealt with (`resolved`: its key, the alert it answers).
  */
 export function rateNoticeAlertRecord(
   alert: Pick<RateNoticeAlert, 'order' | 'proposed' | 'task'>,
   message: ClinicAlertMessage,
-  sent: { channel: ClinicAlertChannel; to: string[]; now: Date; resolved?: { key: string; alert?: string } },
+  sent: AlertSent & { channel: ClinicAlertChannel },
 ): Communication {
   const { order, task } = alert;
-  return {
-    resourceType: 'Communication',
-    identifier: [
-      { system: CLINIC_ALERT_KEY_SYSTEM, value: sent.resolved?.key ?? rateNoticeAlertKey(alert, sent.channel) },
-    ],
-    ...(sent.resolved?.alert ? { inResponseTo: [{ reference: sent.resolved.alert }] } : {}),
-    status: 'completed',
-    category: [{ coding: [{ system: SERVICE_CODE_SYSTEM, code: 'clinic-alert', display: 'Alert to the clinic' }] }],
-    priority: sent.resolved ? 'routine' : 'urgent',
-    medium: [
-      {
-        coding: [
-          { system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationMode', ...ALERT_MEDIUM[sent.channel] },
-        ],
-      },
-    ],
+  return alertCommunication(message, sent, {
+    key: rateNoticeAlertKey(alert, sent.channel),
     subject: order.subject,
     about: [{ reference: `MedicationRequest/${order.id}` }, ...(task?.id ? [{ reference: `Task/${task.id}` }] : [])],
-    sent: sent.now.toISOString(),
-    recipient: sent.to.map((to) => (sent.channel === 'inbox' ? { reference: to } : { display: to })),
-    topic: { text: message.subject },
-    payload: [{ contentString: message.text }],
-  };
+  });
 }
 
 /**
