@@ -66,11 +66,11 @@ export function rateNoticeAlertMessage(
 export function rateNoticeAlertRecord(
   alert: Pick<RateNoticeAlert, 'order' | 'proposed' | 'task'>,
   message: ClinicAlertMessage,
-  sent: AlertSent & { channel: ClinicAlertChannel },
+  sent: AlertSent,
 ): Communication {
   const { order, task } = alert;
   return alertCommunication(message, sent, {
-    key: rateNoticeAlertKey(alert, sent.channel),
+    key: rateNoticeAlertKey(alert, sent.channel ?? 'email'),
     subject: order.subject,
     about: [{ reference: `MedicationRequest/${order.id}` }, ...(task?.id ? [{ reference: `Task/${task.id}` }] : [])],
   });

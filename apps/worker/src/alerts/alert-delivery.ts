@@ -2,7 +2,12 @@ import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { Communication } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { CLINIC_ALERT_KEY_SYSTEM, type ClinicAlertChannel, type ClinicAlertMessage } from '@kc/protocols';
+import {
+  CLINIC_ALERT_KEY_SYSTEM,
+  type AlertSent,
+  type ClinicAlertChannel,
+  type ClinicAlertMessage,
+} from '@kc/protocols';
 import { AlertSendClaims } from './alert-send-claims';
 import { CLINIC_ALERT_SENDER, type ClinicAlertSender } from './clinic-alert-sender';
 import { ClinicAlertMetrics, type AlertKind } from './clinic-alert.metrics';
@@ -47,6 +52,40 @@ export class AlertDelivery {
       identifier: keys.map((key) => `${CLINIC_ALERT_KEY_SYSTEM}|${key}`).join(','),
     });
     return new Map(found.flatMap((c) => (c.identifier ?? []).flatMap((i) => (i.value ? [[i.value, c] as const] : []))));
+  }
+
+  /**
+   * The notice that an alert is dealt with, by each channel the alert went (its record among `told`) and the notice has
+   * not: the same way, in answer to it (`inResponseTo`), routine. A notice not sent is left to the next look (the
+   * 15-minute sweep).
+   */
+  async noticeDealtWith(
+    told: Map<string, Communication>,
+    notice: {
+      alertKey(channel: ClinicAlertChannel): string;
+      key(channel: ClinicAlertChannel): string;
+      message(channel: ClinicAlertChannel): ClinicAlertMessage;
+      record(message: ClinicAlertMessage, sent: AlertSent): Communication;
+      about: Record<string, string | undefined>;
+      now: Date;
+    },
+  ): Promise<void> {
+    for (const { channel, to } of this.channels()) {
+      const alert = told.get(notice.alertKey(channel));
+      const key = notice.key(channel);
+      if (!alert || told.has(key)) continue;
+      const message = notice.message(channel);
+      const resolved = { key, alert: alert.id ? `Communication/${alert.id}` : undefined };
+      await this.deliver({
+        kind: 'resolved',
+        channel,
+        key,
+        message,
+        record: notice.record(message, { channel, to, now: notice.now, resolved }),
+        about: notice.about,
+        retriedBy: 'the sweep',
+      });
+    }
   }
 
   /**

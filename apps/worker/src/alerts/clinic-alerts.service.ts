@@ -3,7 +3,6 @@ import type { Communication, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { batchResult, FhirClient, getEntry } from '@kc/fhir';
 import {
-  type ClinicAlertChannel,
   clinicAlertKey,
   clinicAlertKindOf,
   clinicAlertMessage,
@@ -54,7 +53,7 @@ export class ClinicAlerts {
       ...resolved.flatMap((i) => channels.map((c) => resolvedNoticeKey(i, c.channel))),
     ];
     const toldBy = await this.delivery.recordsOf(keys);
-    await this.noticeResolved(resolved, channels, toldBy, now);
+    await this.noticeResolved(resolved, toldBy, now);
     const worklistUrl = this.delivery.worklistUrl();
     let sent = 0;
     for (const issue of waiting) {
@@ -106,35 +105,22 @@ export class ClinicAlerts {
       await this.tell(resolved.slice(i, i + NOTICES_PER_LOOK), now);
   }
 
-  /**
-   * Of issues resolved lately, those whose alert went by a channel and whose notice has not: the notice, that way, in
-   * the inbox as an answer to the alert (`inResponseTo`). A notice not sent is tried again by the next look (the
-   * 15-minute sweep) for a day.
-   */
+  /** Of issues resolved lately, the notice that each is dealt with where its alert went (AlertDelivery). */
   private async noticeResolved(
     resolved: (DetectedIssue & { id: string })[],
-    channels: { channel: ClinicAlertChannel; to: string[] }[],
     told: Map<string, Communication>,
     now: Date,
   ): Promise<void> {
-    const worklistUrl = this.delivery.worklistUrl();
+    const context = { worklistUrl: this.delivery.worklistUrl(), zone: this.config.clinicTimeZone };
     for (const issue of resolved)
-      for (const { channel, to } of channels) {
-        const alert = told.get(clinicAlertKey(issue, channel));
-        const key = resolvedNoticeKey(issue, channel);
-        if (!alert || told.has(key)) continue;
-        const message = resolvedNoticeMessage(issue, { channel, worklistUrl, zone: this.config.clinicTimeZone });
-        const answered = { key, alert: alert.id ? `Communication/${alert.id}` : undefined };
-        await this.delivery.deliver({
-          kind: 'resolved',
-          channel,
-          key,
-          message,
-          record: clinicAlertRecord(issue, message, { channel, to, now, resolved: answered }),
-          about: { issue: issue.id },
-          retriedBy: 'the sweep',
-        });
-      }
+      await this.delivery.noticeDealtWith(told, {
+        alertKey: (channel) => clinicAlertKey(issue, channel),
+        key: (channel) => resolvedNoticeKey(issue, channel),
+        message: (channel) => resolvedNoticeMessage(issue, { ...context, channel }),
+        record: (message, sent) => clinicAlertRecord(issue, message, sent),
+        about: { issue: issue.id },
+        now,
+      });
   }
 
   /**

@@ -129,37 +129,26 @@ export class RateNoticeAlerts {
     );
   }
 
-  /**
-   * Of rate notices that no longer apply, those whose alert went by a channel and whose notice has not: the notice,
-   * that way, as an answer to the alert (`inResponseTo`). One search of the records.
-   */
+  /** Of rate notices that no longer apply, the notice that each is dealt with where its alert went (AlertDelivery). */
   private async noticeEnded(
     ended: { order: MedicationRequest; proposed: number; unit?: string; ending: string }[],
     now: Date,
   ): Promise<void> {
-    const channels = this.delivery.channels();
     if (!ended.length) return;
+    const channels = this.delivery.channels();
     const keys = ended.flatMap((e) =>
       channels.flatMap((c) => [rateNoticeAlertKey(e, c.channel), rateNoticeDealtWithKey(e, c.channel)]),
     );
     const told = await this.delivery.recordsOf(keys);
     const worklistUrl = this.delivery.worklistUrl();
     for (const e of ended)
-      for (const { channel, to } of channels) {
-        const alert = told.get(rateNoticeAlertKey(e, channel));
-        const key = rateNoticeDealtWithKey(e, channel);
-        if (!alert || told.has(key)) continue;
-        const message = rateNoticeDealtWithMessage(e, e.ending, { worklistUrl, channel });
-        const answered = { key, alert: alert.id ? `Communication/${alert.id}` : undefined };
-        await this.delivery.deliver({
-          kind: 'resolved',
-          channel,
-          key,
-          message,
-          record: rateNoticeAlertRecord(e, message, { channel, to, now, resolved: answered }),
-          about: { order: e.order.id },
-          retriedBy: 'the sweep',
-        });
-      }
+      await this.delivery.noticeDealtWith(told, {
+        alertKey: (channel) => rateNoticeAlertKey(e, channel),
+        key: (channel) => rateNoticeDealtWithKey(e, channel),
+        message: (channel) => rateNoticeDealtWithMessage(e, e.ending, { worklistUrl, channel }),
+        record: (message, sent) => rateNoticeAlertRecord(e, message, sent),
+        about: { order: e.order.id },
+        now,
+      });
   }
 }
