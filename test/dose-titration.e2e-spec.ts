@@ -10,7 +10,7 @@ import type {
   Provenance,
   Task,
 } from '@medplum/fhirtypes';
-import { administrationRecordedJobId } from '@kc/queue';
+import { administrationRecordedJobId, orderChangedJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { administrationOf, DOSE_RATE_TYPE, infusionDosage, ucum } from './fixtures/orders';
@@ -49,6 +49,8 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       clinicAlertEmails: ['oncall@clinic.test'],
       clinicAlertRecipients: [ON_CALL],
       publicUrl: 'https://careplans.clinic.test',
+      // An order closed is judged at its notification (its grace for an EHR's replacement is another suite's).
+      orderChangeGraceMs: 0,
     });
   });
   afterAll(async () => {
@@ -123,6 +125,12 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       (c) =>
         c.about?.some((a) => a.reference === `MedicationRequest/${order.id}`) &&
         c.identifier?.some((i) => i.value?.startsWith('inbox:')),
+    );
+
+  /** The notice in the EHR's inbox that an alert is dealt with, by its key. */
+  const dealtWithInInbox = async (patient: string, key: string) =>
+    (await service.fhir.searchAll<Communication>('Communication', { subject: patient })).filter((c) =>
+      c.identifier?.some((i) => i.value === key),
     );
 
   /** A patient at 80 kg given their first session at 1 mg/kg/h, and their next session approved at it. */
@@ -460,29 +468,56 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
       .expect(200);
     expect((await row())?.view.orderStatus).toBeUndefined();
 
-    // Whoever was told is told it is dealt with (the 15-minute sweep), the same way, once, in answer to the alert.
-    const sweep = service.app.get(ContraindicationSweep);
-    await sweep.sweep();
-    await sweep.sweep();
-    const dealtWith = (
-      await service.fhir.searchAll<Communication>('Communication', { subject: enrolment.patient })
-    ).filter((c) =>
-      c.identifier?.some(
-        (i) => i.value === `inbox:resolved:rate-since-approval:MedicationRequest/${nextOrder.id}:0.75`,
-      ),
-    );
-    expect(dealtWith).toHaveLength(1);
-    expect(dealtWith[0]).toMatchObject({
+    // Whoever was told is told it is dealt with, the same way, once, in answer to the alert: when the FHIR server
+    // notifies the order the dose change cancelled (before session 41, only at the 15-minute sweep).
+    const replaced = await service.fhir.read<MedicationRequest>('MedicationRequest', nextOrder.id!);
+    expect(replaced.status).toBe('cancelled');
+    await postWebhook(service, JSON.stringify(replaced)).expect(202);
+    await maintenanceJobDone(service, orderChangedJobId(nextOrder.id!), 'the worker to hear the replaced order');
+    const dealtWithKey = `inbox:resolved:rate-since-approval:MedicationRequest/${nextOrder.id}:0.75`;
+    const [dealtWith] = await dealtWithInInbox(enrolment.patient, dealtWithKey);
+    expect(dealtWith).toMatchObject({
       inResponseTo: [{ reference: `Communication/${inbox.id}` }],
       priority: 'routine',
     });
-    expect(dealtWith[0].payload?.[0].contentString).toContain(
+    expect(dealtWith.payload?.[0].contentString).toContain(
       "The alert you were sent about an approved infusion's order (its protocol proposing 0.75 mg/kg/h since the pump's late record) is dealt with: its dose was changed.",
     );
-    const dealtWithMails = mailed().filter((m) => m.body.includes('Subject: Ketamine care plans: dealt with:'));
-    expect(dealtWithMails).toHaveLength(1);
+    const dealtWithMails = () => mailed().filter((m) => m.body.includes('Subject: Ketamine care plans: dealt with:'));
+    expect(dealtWithMails()).toHaveLength(1);
     for (const id of [enrolment.patient.split('/')[1], nextOrder.id!, next.id!])
-      expect(dealtWithMails[0].body).not.toContain(id);
+      expect(dealtWithMails()[0].body).not.toContain(id);
+    // The sweep, looking again, tells no one twice.
+    const sweep = service.app.get(ContraindicationSweep);
+    await sweep.sweep();
+    expect(await dealtWithInInbox(enrolment.patient, dealtWithKey)).toHaveLength(1);
+    expect(dealtWithMails()).toHaveLength(1);
+  });
+
+  it('the noted session begun at the pump: whoever was told is told it is dealt with when the pump’s record is heard', async () => {
+    const { enrolment, order, nextOrder } = await nextSessionApproved();
+    await recordedLateAtThePump(order);
+    const [alert] = await inboxAbout(enrolment.patient, nextOrder);
+    expect(alert).toBeDefined();
+    const mailsBefore = smtp.received.length;
+
+    // The nurse starts the pump under the noted order, at its rate: the session is the pump's now.
+    const { resource: running } = await service.fhir.create<MedicationAdministration>({
+      ...administrationOf(nextOrder, 'in-progress', { start: '2027-01-11T09:00:00.000Z' }),
+      dosage: { rateQuantity: ucum(80, 'mg/h') },
+    });
+    await postWebhook(service, JSON.stringify(running)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(running.id!), 'the pump’s record heard');
+
+    const dealtWithKey = `inbox:resolved:rate-since-approval:MedicationRequest/${nextOrder.id}:0.75`;
+    const [dealtWith] = await dealtWithInInbox(enrolment.patient, dealtWithKey);
+    expect(dealtWith).toMatchObject({ inResponseTo: [{ reference: `Communication/${alert.id}` }] });
+    expect(dealtWith.payload?.[0].contentString).toContain('is dealt with: the session was begun at the pump.');
+    const mails = mailsTo(smtp, 'oncall@clinic.test', mailsBefore);
+    expect(mails.map((m) => m.body.includes('Subject: Ketamine care plans: dealt with:'))).toEqual([true]);
+    // The order stays the pump's: active, its note kept.
+    const given = await service.fhir.read<MedicationRequest>('MedicationRequest', nextOrder.id!);
+    expect(given.status).toBe('active');
   });
 
   it('the mail server down when the late record is heard: the inbox is told and the job fails to run again; the email goes at its next attempt, or the sweep', async () => {

@@ -3,6 +3,7 @@ export * from './plan-follow-ups';
 export * from './infusion-history';
 export * from './infusion-as-given';
 export * from './late-administrations';
+export * from './rate-notice-now';
 export * from './care-plan-state';
 export * from './superseded';
 export * from './reminders';

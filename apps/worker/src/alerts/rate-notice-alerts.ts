@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import type { Bundle, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
-import { rateNotedOn, standingNoticeRates, type NoticeRates } from '@kc/followups';
+import { rateNoticeNow, type RateNoticeNow } from '@kc/followups';
 import {
   RATE_NOTICE_ALERT_WITHIN_MS,
   rateNoticeAlertKey,
@@ -10,10 +10,9 @@ import {
   rateNoticeAlertRecord,
   rateNoticeDealtWithKey,
   rateNoticeDealtWithMessage,
-  rateNoticeEnding,
   type RateNoticeAlert,
 } from '@kc/protocols';
-import { isOpenOrder, ORDER_KEY_SYSTEM, orderTaskIdOf, sessionBegunBy } from '@kc/task-states';
+import { ORDER_KEY_SYSTEM } from '@kc/task-states';
 import { AlertDelivery } from './alert-delivery';
 
 /**
@@ -89,22 +88,12 @@ export class RateNoticeAlerts {
         _revinclude: 'MedicationAdministration:request',
         _count: 200,
       });
-      const standing: { order: MedicationRequest; task: string; rates: NoticeRates }[] = [];
-      const ended: { order: MedicationRequest; proposed: number; unit?: string; ending: string }[] = [];
+      const judged: RateNoticeNow[] = [];
       for await (const page of pages) {
         const given = includedOf<MedicationAdministration>(page, 'MedicationAdministration');
-        for (const order of matchesOf<MedicationRequest>(page)) {
-          const noted = rateNotedOn(order);
-          const task = orderTaskIdOf(order);
-          if (!noted || !task) continue;
-          const begun = Boolean(
-            sessionBegunBy(given.filter((a) => a.request?.reference === `MedicationRequest/${order.id}`)),
-          );
-          const rates = isOpenOrder(order) && !begun ? standingNoticeRates(order) : undefined;
-          if (rates) standing.push({ order, task, rates });
-          else ended.push({ order, proposed: noted.value, unit: noted.unit, ending: rateNoticeEnding(order, begun) });
-        }
+        judged.push(...matchesOf<MedicationRequest>(page).flatMap((order) => rateNoticeNow(order, given) ?? []));
       }
+      const { standing, ended } = split(judged);
       const told = await this.tellStanding(standing, now);
       await this.noticeEnded(ended, now);
       return told;
@@ -114,34 +103,46 @@ export class RateNoticeAlerts {
     }
   }
 
+  /**
+   * An order heard of (closed, or its session begun at the pump: OrderChanged, AdministrationRecorded), as searched
+   * there with the pump's records of it: when its rate notice no longer applies, whoever was told of it is told now
+   * that it is dealt with, not at the sweep up to 15 minutes later. Nothing is asked of the FHIR server for an order
+   * with no notice. A failure is logged and left to the sweep (the job's own work is done).
+   */
+  async heardOfOrder(found: Bundle, now = new Date()): Promise<void> {
+    if (!this.delivery.channels().length) return;
+    const given = includedOf<MedicationAdministration>(found, 'MedicationAdministration');
+    const { ended } = split(matchesOf<MedicationRequest>(found).flatMap((order) => rateNoticeNow(order, given) ?? []));
+    try {
+      await this.noticeEnded(ended, now);
+    } catch (err) {
+      this.logger.warn({ msg: 'rate notice not told dealt with; the sweep tries', error: String(err) });
+    }
+  }
+
   /** The alerts of notices that stand, with their sessions' Tasks (when they are due): one batch read. */
-  private async tellStanding(
-    standing: { order: MedicationRequest; task: string; rates: NoticeRates }[],
-    now: Date,
-  ): Promise<number> {
+  private async tellStanding(standing: StandingNotice[], now: Date): Promise<number> {
     if (!standing.length) return 0;
     const refs = standing.map((s) => `Task/${s.task}`);
     const read = await this.fhir.batch(refs.map((r) => getEntry(r)));
     const tasks = (read.entry ?? []).map((e, i) => batchResult<Task>(e, refs[i]));
     return this.tell(
-      standing.map((s, i) => ({ order: s.order, ...s.rates, task: tasks[i] })),
+      standing.map((s, i) => ({ order: s.order, ...s.standing, task: tasks[i] })),
       now,
     );
   }
 
   /** Of rate notices that no longer apply, the notice that each is dealt with where its alert went (AlertDelivery). */
-  private async noticeEnded(
-    ended: { order: MedicationRequest; proposed: number; unit?: string; ending: string }[],
-    now: Date,
-  ): Promise<void> {
+  private async noticeEnded(ended: EndedNotice[], now: Date): Promise<void> {
     if (!ended.length) return;
     const channels = this.delivery.channels();
-    const keys = ended.flatMap((e) =>
+    const alerts = ended.map((e) => ({ order: e.order, ...e.ended }));
+    const keys = alerts.flatMap((e) =>
       channels.flatMap((c) => [rateNoticeAlertKey(e, c.channel), rateNoticeDealtWithKey(e, c.channel)]),
     );
     const told = await this.delivery.recordsOf(keys);
     const worklistUrl = this.delivery.worklistUrl();
-    for (const e of ended)
+    for (const e of alerts)
       await this.delivery.noticeDealtWith(told, {
         alertKey: (channel) => rateNoticeAlertKey(e, channel),
         key: (channel) => rateNoticeDealtWithKey(e, channel),
@@ -151,4 +152,14 @@ export class RateNoticeAlerts {
         now,
       });
   }
+}
+
+type StandingNotice = Extract<RateNoticeNow, { standing: unknown }>;
+type EndedNotice = Extract<RateNoticeNow, { ended: unknown }>;
+
+function split(judged: RateNoticeNow[]): { standing: StandingNotice[]; ended: EndedNotice[] } {
+  return {
+    standing: judged.filter((j): j is StandingNotice => 'standing' in j),
+    ended: judged.filter((j): j is EndedNotice => 'ended' in j),
+  };
 }

@@ -1,13 +1,17 @@
 import { Injectable } from '@nestjs/common';
-import type { MedicationAdministration } from '@medplum/fhirtypes';
+import type { Bundle, MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
+import { sessionBegunBy } from '@kc/task-states';
+import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
 import { LateAdministrations } from './late-administrations.service';
 
 /**
- * An administration recorded at the pump (notified, or found by the poll), read once for what depends on it: first a
- * closing of its order by this service that crossed it is undone (CrossedClosings), then the sessions proposed from
- * its infusion are proposed again at the rate it records, or their orders noted when approved (LateAdministrations).
+ * An administration recorded at the pump (notified, or found by the poll), read once for what depends on it. When it
+ * begins a session under an order, that order is searched once, with the pump's records of it: a closing of it by this
+ * service that crossed the pump is undone (CrossedClosings), and the clinic, told of its rate notice, is told it is
+ * dealt with (RateNoticeAlerts; since session 41, before only by the sweep). Then the sessions proposed from its
+ * infusion are proposed again at the rate it records, or their orders noted when approved (LateAdministrations).
  */
 @Injectable()
 export class AdministrationRecorded {
@@ -15,6 +19,7 @@ export class AdministrationRecorded {
     private readonly fhir: FhirClient,
     private readonly crossedClosings: CrossedClosings,
     private readonly lateAdministrations: LateAdministrations,
+    private readonly rateAlerts: RateNoticeAlerts,
   ) {}
 
   async heard(
@@ -25,7 +30,19 @@ export class AdministrationRecorded {
       'MedicationAdministration',
       administrationId,
     );
-    const crossed = await this.crossedClosings.ofAdministration(administration, now);
+    const order = await this.orderBegun(administration);
+    const crossed = order ? await this.crossedClosings.ofOrderFound(order, now) : { undone: 0 };
+    if (order) await this.rateAlerts.heardOfOrder(order, now);
     return { ...crossed, ...(await this.lateAdministrations.forAdministration(administration, now)) };
+  }
+
+  /** The order whose session the administration begins, with the pump's records of it (one search); else undefined. */
+  private async orderBegun(administration: MedicationAdministration | undefined): Promise<Bundle | undefined> {
+    const orderId = /^MedicationRequest\/([^/]+)$/.exec(administration?.request?.reference ?? '')?.[1];
+    if (!administration || !orderId || !sessionBegunBy([administration])) return undefined;
+    return this.fhir.search<MedicationRequest | MedicationAdministration>('MedicationRequest', {
+      _id: orderId,
+      _revinclude: 'MedicationAdministration:request',
+    });
   }
 }

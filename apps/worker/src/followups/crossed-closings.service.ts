@@ -34,31 +34,11 @@ export class CrossedClosings {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
-  /** An administration recorded (as read; gone: undefined): the order it names, when this service closed it after the pump began it. */
-  async ofAdministration(
-    administration: MedicationAdministration | undefined,
-    now = new Date(),
-  ): Promise<{ undone: number }> {
-    const orderId = /^MedicationRequest\/([^/]+)$/.exec(administration?.request?.reference ?? '')?.[1];
-    if (!administration || !orderId || !sessionBegunBy([administration])) return { undone: 0 };
-    return this.ofOrder(orderId, now);
-  }
-
   /**
-   * One order: one search (the order if cancelled, with the pump's records of it); only when the pump began a
-   * cancelled order of this service, one batch more (the order's, its Task's and the records' histories, and the
-   * plan's infusions) and the write.
+   * An order searched by `_id`, with `_revinclude=MedicationAdministration:request` (by the job that heard of it): when
+   * this service cancelled it and the pump began it, one batch more (the order's, its Task's and the records'
+   * histories, and the plan's infusions) and the write.
    */
-  async ofOrder(orderId: string, now = new Date()): Promise<{ undone: number }> {
-    const found = await this.fhir.search<MedicationRequest | MedicationAdministration>('MedicationRequest', {
-      _id: orderId,
-      status: 'cancelled',
-      _revinclude: 'MedicationAdministration:request',
-    });
-    return this.ofOrderFound(found, now);
-  }
-
-  /** ofOrder on a search already made: the order by `_id`, with `_revinclude=MedicationAdministration:request`. */
   async ofOrderFound(found: Bundle, now = new Date()): Promise<{ undone: number }> {
     const [order] = matchesOf<MedicationRequest>(found).filter((o) => o.status === 'cancelled');
     const begun = includedOf<MedicationAdministration>(found, 'MedicationAdministration').filter((a) =>
