@@ -688,6 +688,45 @@ describe('trustworthy plans', () => {
     expect(await followUpTasks(service, infusion)).toEqual([]);
   });
 
+  it('a session the pump gave under a stopped plan, charted after its infusion was followed up: the withdrawal answers it', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    // The infusion is recorded before the pump's record: under a stopped plan, with nothing given at the pump on
+    // record, its follow-up answers nothing.
+    const infusion = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-02T10:00:00Z',
+    );
+    expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'ignored' });
+    // The eMAR charts the pump's record afterwards; the plan's withdrawal (its notification's job, or the sweep) runs
+    // after it, and finds the session begun.
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
+    );
+    await service.app.get(StoppedPlanSweep).sweep();
+    // Before session 41 it was left to its infusion, which had been followed up already: the session stayed approved
+    // and its order active after the drug went in (clinic day, seed 1618).
+    const done = await service.fhir.read<Task>('Task', task.id!);
+    expect([done.status, done.output?.[0]?.valueReference?.reference]).toEqual(['completed', `Procedure/${infusion}`]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    expect(await activeOrdersOf(subject)).toEqual([]);
+    const [provenance] = await service.fhir
+      .searchAll<Provenance>('Provenance', { target: `Task/${task.id}` })
+      .then((all) => all.filter((p) => p.activity?.text === 'given at the pump'));
+    expect(provenance).toMatchObject({
+      agent: [{ who: { display: expect.stringContaining('ketamine-careplans') } }],
+      entity: expect.arrayContaining([
+        { role: 'source', what: { reference: `MedicationAdministration/${given.id}` } },
+        { role: 'source', what: { reference: `Procedure/${infusion}` } },
+      ]),
+    });
+    expect(await followUpTasks(service, infusion)).toEqual([]);
+    // Looked at again: nothing more to write.
+    expect(await service.app.get(StoppedPlanSweep).sweep()).toMatchObject({ withdrawn: 0 });
+  });
+
   it('a contraindication recorded after enrolment: the follow-up flags it, no next session is proposed, and approvals on the plan wait for an override', async () => {
     const subject = await patient({ weightKg: 80, bp: [124, 78] });
     const { carePlan } = await apply(subject);

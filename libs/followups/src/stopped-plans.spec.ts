@@ -1,4 +1,4 @@
-import type { MedicationRequest, Task } from '@medplum/fhirtypes';
+import type { MedicationAdministration, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
 import { heldTask, stateOf, transition } from '@kc/task-states';
 import {
   carePlan as plan,
@@ -7,7 +7,12 @@ import {
   PUMP_RUNNING,
   reminderAbout as reminder,
 } from '../../../test/fixtures/plans';
-import { approvedOnEndedPlans, withdrawalsForStoppedPlans } from './stopped-plans';
+import {
+  approvedOnEndedPlans,
+  sessionGivenAtThePump,
+  sessionsGivenOnStoppedPlans,
+  withdrawalsForStoppedPlans,
+} from './stopped-plans';
 
 const now = new Date('2027-01-10T00:00:00Z');
 const carePlans = new Map([
@@ -69,5 +74,55 @@ describe("a stopped plan's open Tasks, withdrawn", () => {
       now,
     });
     expect(withdrawals).toEqual([]);
+  });
+});
+
+describe("a stopped plan's session the pump gave, charted after its infusion was followed up", () => {
+  const infusion = (id: string, carePlanId: string): Procedure => ({
+    resourceType: 'Procedure',
+    id,
+    status: 'completed',
+    subject: { reference: 'Patient/p1' },
+    basedOn: [{ reference: `CarePlan/${carePlanId}` }],
+    performedPeriod: { start: '2027-01-09T09:00:00Z', end: '2027-01-09T10:00:00Z' },
+  });
+  const pumped = (status: MedicationAdministration['status']): MedicationAdministration => ({
+    ...PUMP_RUNNING,
+    id: `ma-${status}`,
+    status,
+    request: { reference: 'MedicationRequest/o-ready' },
+    effectivePeriod: { start: '2027-01-09T09:05:00Z', end: '2027-01-09T09:55:00Z' },
+  });
+  const ready = approved(task('ready', 'revoked'));
+  const given = (administrations: MedicationAdministration[], infusions: Procedure[], tasks = [ready]) =>
+    sessionsGivenOnStoppedPlans({
+      tasks,
+      carePlans,
+      orders: new Map([['ready', { order: order('o-ready'), administrations }]]),
+      infusions,
+      reminders: [reminder('r1', 'Task/ready'), reminder('r3', 'Task/other')],
+      now,
+      zone: 'UTC',
+    });
+
+  it('done by the infusion on record, its order completed and its reminders not sent revoked', () => {
+    const [answered] = given([pumped('completed')], [infusion('inf', 'revoked')]);
+    expect(stateOf(answered.task.written)).toBe('done');
+    expect(answered.task.written.output?.[0].valueReference).toEqual({
+      reference: 'Procedure/inf',
+      display: 'infusion of 2027-01-09',
+    });
+    expect(answered.orders.map((o) => [o.read.id, o.written.status])).toEqual([['o-ready', 'completed']]);
+    expect(answered.reminders.map((r) => [r.revoked.id, r.revoked.status])).toEqual([['r1', 'revoked']]);
+    expect(answered.administration.id).toBe('ma-completed');
+  });
+
+  it('left while the pump runs, before its infusion is recorded (its follow-up answers it), or on a plan still held', () => {
+    expect(sessionGivenAtThePump({ order: order('o-ready'), administrations: [pumped('in-progress')] })).toBe(false);
+    expect(given([pumped('in-progress')], [infusion('inf', 'revoked')])).toEqual([]);
+    expect(given([pumped('completed')], [])).toEqual([]);
+    // Another plan's infusion at that time did not give it.
+    expect(given([pumped('completed')], [infusion('inf', 'paused')])).toEqual([]);
+    expect(given([pumped('completed')], [infusion('inf', 'paused')], [approved(task('ready', 'paused'))])).toEqual([]);
   });
 });

@@ -1,8 +1,17 @@
-import type { CarePlan, CommunicationRequest, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  CommunicationRequest,
+  MedicationAdministration,
+  Procedure,
+  Reference,
+  Task,
+} from '@medplum/fhirtypes';
 import {
   cancelledProposal,
   isAwaitingApproval,
   isOpen,
+  isOpenOrder,
+  orderAnsweredBy,
   sessionBegunBy,
   transition,
   type AuthorisableRequest,
@@ -10,7 +19,9 @@ import {
   type OpenOrder,
 } from '@kc/task-states';
 import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
-import { isReminderAbout, revokedReminder } from './reminders';
+import { infusionThatGave } from './crossed-closings';
+import { isReminderAbout, remindersEndedBy, revokedReminder } from './reminders';
+import { answeredByInfusion, applyInfusionUpdate } from './superseded';
 
 export interface Withdrawal {
   /** The Task as read (its version is the If-Match of the write). */
@@ -29,6 +40,11 @@ export interface Withdrawal {
 /** The pump's record showing it has begun (or given) any of a session's open orders. */
 export function sessionBegunAtThePump(open: OpenOrder | undefined): boolean {
   return openOrdersOfSession(open).some((o) => sessionBegunBy(o.administrations));
+}
+
+/** The pump's record showing it has given any of a session's open orders (completed). */
+export function sessionGivenAtThePump(open: OpenOrder | undefined): boolean {
+  return openOrdersOfSession(open).some((o) => o.administrations.some((a) => a.status === 'completed'));
 }
 
 /** The approved Tasks (ready, or held) of plans that are over: those whose orders the sweep reads before withdrawing. */
@@ -103,6 +119,70 @@ export function requestsWithdrawn(
         : [],
     reminders: reminders.map((r) => ({ read: r, revoked: revokedReminder(r, reason) })),
   };
+}
+
+/**
+ * An approved session of a plan that is over, which the pump gave during an infusion on record: answered as that
+ * infusion's follow-up answers a session under a stopped plan.
+ */
+export interface GivenOnStoppedPlan {
+  task: { read: Task; written: Task };
+  /** Its open orders (the one written here, the EHR's replacements left open beside it), completed. */
+  orders: { read: AuthorisableRequest; written: AuthorisableRequest }[];
+  /** Its reminders not sent yet, as read and revoked. */
+  reminders: { read: CommunicationRequest; revoked: CommunicationRequest }[];
+  /** The pump's record that gave it, and the infusion it is part of. */
+  administration: MedicationAdministration;
+  infusion: Reference;
+}
+
+/**
+ * The approved sessions of plans that are over (withdrawalsForStoppedPlans leaves them to their infusion) which the
+ * pump gave (a completed administration of one of their open orders) during an infusion of their plan on record:
+ * done by that infusion, their open orders completed and their reminders not sent revoked, as the infusion's
+ * follow-up answers them under a stopped plan. The follow-up does so when the pump's record is there before it runs;
+ * one the eMAR charted after it left the session approved and its order active after the drug went in, to be given
+ * again (session 41; clinic day, seed 1618). A session the pump is still running, or whose infusion is not recorded
+ * yet (its follow-up will answer it), is left. Pure: `infusions` are the plans' completed Procedures.
+ */
+export function sessionsGivenOnStoppedPlans(input: {
+  tasks: Task[];
+  carePlans: Map<string, CarePlan>;
+  orders: Map<string, OpenOrder>;
+  infusions: Procedure[];
+  reminders?: CommunicationRequest[];
+  now: Date;
+  zone?: string;
+}): GivenOnStoppedPlan[] {
+  return input.tasks.flatMap((task) => {
+    const open = task.id ? input.orders.get(task.id) : undefined;
+    if (!endedPlanOf(task, input.carePlans) || isAwaitingApproval(task)) return [];
+    const plan = carePlanReferenceOf(task);
+    const orders = openOrdersOfSession(open).filter((o) => isOpenOrder(o.order));
+    const ofPlan = input.infusions.filter((p) => p.basedOn?.some((r) => r.reference === plan));
+    const given = orders
+      .flatMap((o) => o.administrations)
+      .filter((a) => a.status === 'completed')
+      .map((administration) => ({ administration, infusion: infusionThatGave(administration, ofPlan) }))
+      .find((g) => g.infusion);
+    if (!given?.infusion?.id) return [];
+    const { start, end } = given.infusion.performedPeriod ?? {};
+    const by = answeredByInfusion(given.infusion.id, Date.parse(end ?? start ?? ''), input.zone);
+    const revoked = remindersEndedBy([{ task, outcome: 'done', by }], input.reminders ?? []);
+    const reminders = (input.reminders ?? []).flatMap((read) => {
+      const written = revoked.find((r) => r.id === read.id);
+      return written ? [{ read, revoked: written }] : [];
+    });
+    return [
+      {
+        task: { read: task, written: applyInfusionUpdate({ task, outcome: 'done', by }, input.now) },
+        orders: orders.map(({ order }) => ({ read: order, written: orderAnsweredBy(order, 'done', by) })),
+        reminders,
+        administration: given.administration,
+        infusion: by,
+      },
+    ];
+  });
 }
 
 /** The plan a Task is under when that plan is over (its reason in words), else undefined. */

@@ -83,7 +83,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         await step(10);
         const open = await this.openTasks.all();
         await step(30);
-        const { withdrawn } = await this.stoppedPlans.sweep(new Date(), open);
+        const { withdrawn, answered: givenOnStoppedPlans } = await this.stoppedPlans.sweep(new Date(), open);
         // Paused plans' approved orders held; those of plans resumed released once clear, so after the plans'
         // contraindications are checked (a pregnancy recorded during the pause keeps them held).
         const pausedHeld = await this.pausedPlans.hold(open);
@@ -100,6 +100,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return {
           ...overdue,
           withdrawn,
+          givenOnStoppedPlans,
           pausedHeld,
           pausedReleased,
           contraindications: recorded,

@@ -37,15 +37,15 @@ export class PlanChanges {
       carePlanId,
     );
     // Told of this plan: a write that lost a race to a change made meanwhile fails the job, which runs again in seconds.
-    const { withdrawn } = await this.stoppedPlans.sweep(now, open, 'fail');
+    const { withdrawn, answered } = await this.stoppedPlans.sweep(now, open, 'fail');
     const pausedHeld = await this.pausedPlans.hold(open, now, 'fail');
     // Orders held for a pause: only approved Tasks' orders are, so a plan with none (most notifications) reads nothing more.
     const held = open.approved.length ? await this.pausedPlans.heldOrders(carePlanId) : [];
     // Tasks held for a contraindication: released by the recheck once none on the plan is unresolved.
-    if (!held.length && !open.held.length) return { withdrawn, pausedHeld };
+    if (!held.length && !open.held.length) return { withdrawn, answered, pausedHeld };
     const { recorded, released } = await this.contraindications.recheckFor(`CarePlan/${carePlanId}`, now);
     const pausedReleased = held.length ? await this.pausedPlans.release(held, now, 'fail') : 0;
-    return { withdrawn, pausedHeld, contraindications: recorded, holdsReleased: released, pausedReleased };
+    return { withdrawn, answered, pausedHeld, contraindications: recorded, holdsReleased: released, pausedReleased };
   }
 
   /**

@@ -1,6 +1,16 @@
-import { Injectable, Logger } from '@nestjs/common';
-import { FhirClient, skipsStaleWrite, type RaceHandling } from '@kc/fhir';
-import { approvedOnEndedPlans, withdrawalsForStoppedPlans } from '@kc/followups';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { CommunicationRequest, Procedure, Task } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient, skipsStaleWrite, updateEntry, type RaceHandling } from '@kc/fhir';
+import {
+  approvedOnEndedPlans,
+  carePlanReferenceOf,
+  sessionGivenAtThePump,
+  sessionsGivenOnStoppedPlans,
+  withdrawalsForStoppedPlans,
+  type GivenOnStoppedPlan,
+} from '@kc/followups';
+import { changeProvenance, THIS_SERVICE, type OpenOrder } from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 import { ordersAndRemindersOf, requestWrites, withdrawalEntries } from './withdrawal-writes';
 
@@ -9,7 +19,9 @@ import { ordersAndRemindersOf, requestWrites, withdrawalEntries } from './withdr
  * proposals, approved with their orders still to be given, each with its reminders not sent and a Provenance naming
  * the service as the author, in one transaction with If-Match on every write: a clinician's decision made meanwhile
  * wins, and the Task is looked at again next time. Runs with the overdue sweep (OVERDUE_SWEEP_CRON), and for one plan
- * when a Subscription notifies a CarePlan change; until then the approval guard refuses them.
+ * when a Subscription notifies a CarePlan change; until then the approval guard refuses them. A session the pump has
+ * begun is left to its infusion; since session 41, one the pump gave during an infusion already on record (the eMAR
+ * charting it after the infusion's follow-up ran) is answered here, as that follow-up would have.
  */
 @Injectable()
 export class StoppedPlanSweep {
@@ -18,6 +30,7 @@ export class StoppedPlanSweep {
   constructor(
     private readonly fhir: FhirClient,
     private readonly reader: OpenTasksReader,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   /**
@@ -28,7 +41,7 @@ export class StoppedPlanSweep {
     now = new Date(),
     open?: OpenTasks,
     raced: RaceHandling = 'skip',
-  ): Promise<{ withdrawn: number; checked: number }> {
+  ): Promise<{ withdrawn: number; answered: number; checked: number }> {
     return this.withdraw(open ?? (await this.reader.all()), now, raced);
   }
 
@@ -36,11 +49,12 @@ export class StoppedPlanSweep {
     open: OpenTasks,
     now: Date,
     raced: RaceHandling,
-  ): Promise<{ withdrawn: number; checked: number }> {
+  ): Promise<{ withdrawn: number; answered: number; checked: number }> {
     const { carePlans, proposals } = open;
     const tasks = [...open.awaiting, ...open.approved, ...open.held];
     // The approved Tasks of stopped plans (few: each is withdrawn once) have orders and reminders to read.
-    const { orders, reminders } = await ordersAndRemindersOf(this.fhir, approvedOnEndedPlans(tasks, carePlans));
+    const approved = approvedOnEndedPlans(tasks, carePlans);
+    const { orders, reminders } = await ordersAndRemindersOf(this.fhir, approved);
     let withdrawn = 0;
     for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, orders, reminders, now })) {
       const writes = [{ resource: w.withdrawn, read: w.task }, ...requestWrites(w)];
@@ -52,7 +66,76 @@ export class StoppedPlanSweep {
         if (!skipsStaleWrite(err, raced)) throw err;
       }
     }
+    const answered = await this.answerGiven(approved, open, orders, reminders, now, raced);
     if (withdrawn) this.logger.log({ msg: 'withdrew tasks of stopped plans', withdrawn, checked: tasks.length });
-    return { withdrawn, checked: tasks.length };
+    return { withdrawn, answered, checked: tasks.length };
   }
+
+  /**
+   * The sessions of stopped plans the pump gave during an infusion on record (sessionsGivenOnStoppedPlans): one search
+   * of their plans' infusions, only when the pump's record says it gave one; each answered in one transaction with
+   * If-Match, with a Provenance naming the service, the pump's record and the infusion.
+   */
+  private async answerGiven(
+    approved: Task[],
+    open: OpenTasks,
+    orders: Map<string, OpenOrder>,
+    reminders: CommunicationRequest[],
+    now: Date,
+    raced: RaceHandling,
+  ): Promise<number> {
+    const given = approved.filter((t) => t.id && sessionGivenAtThePump(orders.get(t.id)));
+    const plans = [...new Set(given.map(carePlanReferenceOf).filter((r): r is string => Boolean(r)))];
+    if (!plans.length) return 0;
+    const infusions = await this.fhir.searchAll<Procedure>('Procedure', {
+      'based-on': plans.join(','),
+      status: 'completed',
+      _count: 200,
+    });
+    let answered = 0;
+    for (const g of sessionsGivenOnStoppedPlans({
+      tasks: given,
+      carePlans: open.carePlans,
+      orders,
+      infusions,
+      reminders,
+      now,
+      zone: this.config.clinicTimeZone,
+    })) {
+      try {
+        await this.fhir.transaction(answerEntries(g, now));
+        answered++;
+      } catch (err) {
+        if (!skipsStaleWrite(err, raced)) throw err;
+      }
+    }
+    if (answered) this.logger.log({ msg: 'sessions the pump gave under stopped plans answered', answered });
+    return answered;
+  }
+}
+
+/** A given session's writes, each with If-Match on what was read, and a Provenance naming what showed it was given. */
+function answerEntries(g: GivenOnStoppedPlan, now: Date) {
+  const writes = [
+    { resource: g.task.written, read: g.task.read },
+    ...g.orders.map((o) => ({ resource: o.written, read: o.read })),
+    ...g.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
+  ];
+  const provenance = changeProvenance({
+    targets: writes.map(({ resource }) => ({ reference: `${resource.resourceType}/${resource.id}` })),
+    revisionOf: { reference: `Task/${g.task.read.id}/_history/${g.task.read.meta?.versionId}` },
+    who: THIS_SERVICE,
+    activity: 'given at the pump',
+    now,
+    reason: `Given at the pump during the ${g.infusion.display ?? g.infusion.reference}, under a plan stopped since`,
+  });
+  provenance.entity = [
+    ...(provenance.entity ?? []),
+    { role: 'source', what: { reference: `MedicationAdministration/${g.administration.id}` } },
+    { role: 'source', what: { reference: g.infusion.reference } },
+  ];
+  return [
+    ...writes.map(({ resource, read }) => updateEntry(resource, read.meta?.versionId)),
+    { resource: provenance, request: { method: 'POST' as const, url: 'Provenance' } },
+  ];
 }
