@@ -6,7 +6,7 @@ import { DeletedTasks } from '../apps/worker/src/maintenance/deleted-tasks';
 import { ClearedIssuesPoller } from '../apps/worker/src/maintenance/cleared-issues-poller';
 import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
 import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
-import { recheckContraindicationsJobId } from '@kc/queue';
+import { administrationRecordedJobId, recheckContraindicationsJobId, withdrawStoppedPlanJobId } from '@kc/queue';
 import { orderKeySearch, transition } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
 import { FhirClient } from '@kc/fhir';
@@ -725,6 +725,27 @@ describe('trustworthy plans', () => {
     expect(await followUpTasks(service, infusion)).toEqual([]);
     // Looked at again: nothing more to write.
     expect(await service.app.get(StoppedPlanSweep).sweep()).toMatchObject({ withdrawn: 0 });
+  });
+
+  it('the same, the plan’s own notification never heard: the pump’s record, heard, has the plan looked at now', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    const infusion = await completeInfusion(
+      service,
+      { patient: subject, carePlanId: carePlan.id! },
+      '2027-01-02T10:00:00Z',
+    );
+    expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'ignored' });
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
+    );
+    await postWebhook(service, JSON.stringify(given)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(given.id!), 'the pump’s record heard');
+    await maintenanceJobDone(service, withdrawStoppedPlanJobId(carePlan.id!), 'the stopped plan looked at');
+    // Before, the session waited for the 15-minute sweep, its order active after the drug went in.
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
+    expect(await activeOrdersOf(subject)).toEqual([]);
   });
 
   it('a contraindication recorded after enrolment: the follow-up flags it, no next session is proposed, and approvals on the plan wait for an override', async () => {

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
-import { FhirClient } from '@kc/fhir';
+import type { Bundle, CarePlan, MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import { FhirClient, matchesOf } from '@kc/fhir';
+import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
+import { StoppedPlanEventsProducer } from '@kc/queue';
 import { sessionBegunBy } from '@kc/task-states';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
@@ -10,7 +12,9 @@ import { LateAdministrations } from './late-administrations.service';
  * An administration recorded at the pump (notified, or found by the poll), read once for what depends on it. When it
  * begins a session under an order, that order is searched once, with the pump's records of it: a closing of it by this
  * service that crossed the pump is undone (CrossedClosings), and the clinic, told of its rate notice, is told it is
- * dealt with (RateNoticeAlerts; since session 41, before only by the sweep). Then the sessions proposed from its
+ * dealt with (RateNoticeAlerts; since session 41, before only by the sweep); and, given under a plan stopped since, the
+ * plan's withdrawal is queued, which answers the session when its infusion was followed up before this record was
+ * charted (sessionsGivenOnStoppedPlans; since session 41, before left open). Then the sessions proposed from its
  * infusion are proposed again at the rate it records, or their orders noted when approved (LateAdministrations).
  */
 @Injectable()
@@ -20,6 +24,7 @@ export class AdministrationRecorded {
     private readonly crossedClosings: CrossedClosings,
     private readonly lateAdministrations: LateAdministrations,
     private readonly rateAlerts: RateNoticeAlerts,
+    private readonly stoppedPlans: StoppedPlanEventsProducer,
   ) {}
 
   async heard(
@@ -33,6 +38,7 @@ export class AdministrationRecorded {
     const order = await this.orderBegun(administration);
     const crossed = order ? await this.crossedClosings.ofOrderFound(order, now) : { undone: 0 };
     if (order) await this.rateAlerts.heardOfOrder(order, now);
+    if (administration?.status === 'completed' && order) await this.lookAtPlanIfStopped(order);
     return { ...crossed, ...(await this.lateAdministrations.forAdministration(administration, now)) };
   }
 
@@ -44,5 +50,17 @@ export class AdministrationRecorded {
       _id: orderId,
       _revinclude: 'MedicationAdministration:request',
     });
+  }
+
+  /**
+   * The plan of the order given (one read; R4 has no search parameter to include it with the order), its withdrawal
+   * queued when that plan is over (stopped, completed, in error).
+   */
+  private async lookAtPlanIfStopped(found: Bundle): Promise<void> {
+    const [order] = matchesOf<MedicationRequest>(found);
+    const planId = /^CarePlan\/([^/]+)$/.exec((order && carePlanReferenceOf(order)) ?? '')?.[1];
+    const plan = planId ? await this.fhir.readIfExists<CarePlan>('CarePlan', planId) : undefined;
+    const holds = plan && carePlanHoldsCare(plan);
+    if (planId && holds && !holds.ok && holds.closed) await this.stoppedPlans.enqueue(planId);
   }
 }
