@@ -21,3 +21,4 @@ export * from './appointment-booking';
 export * from './booking-advice';
 export * from './crossed-closings';
 export * from './given-during-infusion-in-error';
+export * from './replan-without-infusion';

@@ -180,6 +180,9 @@ export function orderForClosedTask(task: Task, order: AuthorisableRequest): Auth
     case 'withdrawn':
       // Its plan ended (the stopped-plan sweep cancels the order with it; this closes one that write missed).
       return cancelledProposal(order, task.statusReason?.text ?? 'Withdrawn: its care plan ended');
+    case 'recorded-in-error':
+      // The infusion that closed it did not happen: proposed again as another Task, whose approval orders it anew.
+      return cancelledProposal(order, task.statusReason?.text ?? 'Not given: recorded in error');
     default:
       return undefined;
   }

@@ -65,6 +65,8 @@ describe('task state machine', () => {
     [['reschedule', 'return-for-review'], 'awaiting-approval', 'draft'],
     [['approve', 'mark-overdue', 'return-for-review'], 'overdue', 'draft'],
     [['approve', 'return-for-review', 'approve'], 'approved', 'ready'],
+    [['approve', 'complete', 'record-in-error'], 'recorded-in-error', 'entered-in-error'],
+    [['supersede', 'record-in-error'], 'recorded-in-error', 'entered-in-error'],
   ])('%j -> %s (status %s)', (events, state, status) => {
     const task = after(generated(), ...events);
     expect(stateOf(task)).toBe(state);
@@ -88,6 +90,12 @@ describe('task state machine', () => {
     [['approve', 'complete'], 'change-dose'],
     [['approve', 'complete'], 'return-for-review'],
     [['approve', 'reject'], 'return-for-review'],
+    // Only what an infusion closed: an open Task is withdrawn instead, a rejection was a clinician's.
+    [[], 'record-in-error'],
+    [['approve'], 'record-in-error'],
+    [['reject'], 'record-in-error'],
+    [['withdraw'], 'record-in-error'],
+    [['complete', 'record-in-error'], 'approve'],
   ])('after %j, %s is refused', (events, event) => {
     const task = after(generated(), ...events);
     expect(canTransition(task, event)).toBe(false);

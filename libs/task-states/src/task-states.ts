@@ -17,6 +17,7 @@ export const TASK_STATES = [
   'done',
   'superseded',
   'withdrawn',
+  'recorded-in-error',
 ] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
@@ -30,7 +31,8 @@ export type TaskEvent =
   | 'mark-overdue'
   | 'assign'
   | 'change-dose'
-  | 'return-for-review';
+  | 'return-for-review'
+  | 'record-in-error';
 
 export const TASK_STATE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
 
@@ -43,6 +45,7 @@ const DISPLAY: Record<TaskState, string> = {
   done: 'Done',
   superseded: 'Superseded',
   withdrawn: 'Withdrawn: its plan was stopped',
+  'recorded-in-error': 'Recorded in error: the infusion that closed it did not happen',
 };
 
 /**
@@ -73,6 +76,9 @@ const ALLOWED_FROM: Record<TaskEvent, readonly TaskState[]> = {
   'change-dose': ['approved', 'rescheduled', 'overdue'],
   // An approved session whose order the EHR closed, nothing in its place: awaiting a clinician again (draft).
   'return-for-review': ['approved', 'rescheduled', 'overdue'],
+  // Done or superseded by an infusion recorded in error since, when a clinician plans again without it (it is proposed
+  // again as a new Task): what this record says happened did not.
+  'record-in-error': ['done', 'superseded'],
 };
 
 const NOT_APPROVED_YET = 'It is not approved yet: approve it at the dose you want';
@@ -223,6 +229,14 @@ export function transition(task: Task, input: TransitionInput): Task {
         status: 'draft',
         businessStatus: businessStatus(from === 'overdue' ? 'overdue' : 'awaiting-approval'),
         statusReason: { coding: [ORDER_CLOSED_IN_EHR], text: input.reason ?? ORDER_CLOSED_IN_EHR.display },
+      };
+    case 'record-in-error':
+      // R4's entered-in-error: an EHR reading Task.status no longer counts the session as given (or as moot).
+      return {
+        ...base,
+        status: 'entered-in-error',
+        businessStatus: businessStatus('recorded-in-error'),
+        statusReason: text(input.reason ?? DISPLAY['recorded-in-error']),
       };
   }
 }
