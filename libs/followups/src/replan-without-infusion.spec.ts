@@ -101,15 +101,19 @@ describe('planning again without an infusion recorded in error', () => {
       ['booster', 'entered-in-error', 'recorded-in-error'],
     ]);
     // The order it completed was not given: cancelled, saying why (an EHR reading its status alone reads it right).
-    expect(replan.inError[0].orders.map((o) => [o.written.id, o.written.status, o.written.statusReason?.text])).toEqual(
+    expect(
+      replan.inError[0].orders.map((o) => [
+        o.written.id,
+        o.written.status,
+        (o.written as MedicationRequest).statusReason?.text,
+      ]),
+    ).toEqual([
       [
-        [
-          'o-first',
-          'cancelled',
-          'Not given: the infusion Procedure/inf-x of 2027-01-05, which completed it, was recorded in error',
-        ],
+        'o-first',
+        'cancelled',
+        'Not given: the infusion Procedure/inf-x of 2027-01-05, which completed it, was recorded in error',
       ],
-    );
+    ]);
     const [first, booster] = replan.proposedAgain;
     expect(first.replaces.id).toBe('first');
     expect(first.task).toMatchObject({
