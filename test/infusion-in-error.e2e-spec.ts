@@ -4,7 +4,9 @@ import { administrationOf } from './fixtures/orders';
 import { recheckContraindicationsJobId } from '@kc/queue';
 import { approvedSessionOrder, infusedForCheck } from './support/checks';
 import {
+  actionOf,
   completeInfusion,
+  enrolPatient,
   maintenanceJobDone,
   overrideIssue,
   postDeletion,
@@ -13,6 +15,8 @@ import {
 } from './support/clinic';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import { startTestService, type TestService } from './support/test-service';
+
+const DAY = 86_400_000;
 
 /**
  * An infusion the EHR marks entered-in-error (or deletes) after its follow-ups were written: what it planned is timed
@@ -92,6 +96,141 @@ describe('an infusion recorded in error after its follow-ups', () => {
     // The clinician puts the plan right by hand, then overrides it: the order goes back to active.
     await overrideIssue(service, issue, 'Booster rescheduled from the real infusion date').expect(200);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+  });
+
+  it('planned again without it: what it planned withdrawn, the session it closed entered in error and proposed again, the issue resolved, in one decision', async () => {
+    // The first session approved, then recorded as given (its order completed), and followed up.
+    const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed', {
+      startDate: new Date(Date.now() - 10 * DAY).toISOString().slice(0, 10),
+    });
+    const { patient, carePlanId } = enrolment;
+    const onPlan = () => service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const first = (await onPlan()).find((t) => actionOf(t) === 'infusion-session')!;
+    const firstOrder = await approvedSessionOrder(service, first);
+    const procedureId = await completeInfusion(service, enrolment, new Date(Date.now() - 2 * DAY).toISOString());
+    await reportInfusion(service, procedureId);
+    const planned = (await onPlan()).filter((t) => t.reasonReference?.reference === `Procedure/${procedureId}`);
+    const [check, booster, session] = ['post-infusion-check', 'maintenance-booster', 'next-induction-session'].map(
+      (action) => planned.find((t) => actionOf(t) === action)!,
+    );
+    const order = await approvedSessionOrder(service, session);
+    const closed = await service.fhir.read<Task>('Task', first.id!);
+    expect([closed.status, closed.description]).toEqual(['completed', 'First infusion session']);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', firstOrder.id!)).status).toBe('completed');
+    const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
+    const inError = await service.fhir.update<Procedure>({ ...procedure, status: 'entered-in-error' });
+    await postWebhook(service, JSON.stringify(inError)).expect(202);
+    await heard(procedureId);
+    const [issue] = await issuesOf(carePlanId);
+
+    const replan = (body: object) =>
+      request(service.url).post(`/detected-issues/${issue.id}/$replan`).set(clinician()).send(body);
+    const reason = 'Infusion charted on the wrong patient';
+    const resolved = (await replan({ versionId: issue.meta!.versionId, reason }).expect(200)).body as DetectedIssue;
+    expect(resolved.status).toBe('final');
+    expect(resolved.mitigation?.[0]).toMatchObject({
+      action: {
+        coding: [expect.objectContaining({ code: 'replanned-without-infusion' })],
+        text: `Planned again without the infusion: 3 Task(s) it planned withdrawn; 1 it closed proposed again for approval. ${reason}`,
+      },
+      author: { reference: 'Practitioner/dr-test' },
+    });
+
+    // What it planned (the check, the booster, the next session approved) is withdrawn; the order is not to be given.
+    for (const t of [check, booster, session]) {
+      const now = await service.fhir.read<Task>('Task', t.id!);
+      expect([now.status, now.statusReason?.text]).toEqual([
+        'cancelled',
+        expect.stringMatching(new RegExp(`^Withdrawn: it was planned from the infusion Procedure/${procedureId} of `)),
+      ]);
+    }
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
+    // The session it closed did not happen: its record is entered in error, its order not given, and it is proposed
+    // again (an EHR reading Task.status and MedicationRequest.status alone reads that right).
+    expect((await service.fhir.read<Task>('Task', closed.id!)).status).toBe('entered-in-error');
+    const notGiven = await service.fhir.read<MedicationRequest>('MedicationRequest', firstOrder.id!);
+    expect([notGiven.status, notGiven.statusReason?.text]).toEqual([
+      'cancelled',
+      expect.stringMatching(
+        new RegExp(
+          `^Not given: the infusion Procedure/${procedureId} of .*, which completed it, was recorded in error$`,
+        ),
+      ),
+    ]);
+    const again = (await onPlan()).filter((t) => t.status === 'draft' && t.description === 'First infusion session');
+    expect(again).toHaveLength(1);
+    expect(again[0].identifier?.[0].value).toBe(`${carePlanId}:in-error-${procedureId}:${closed.id}`);
+    const proposal = await service.fhir.read<MedicationRequest>(
+      'MedicationRequest',
+      again[0].focus!.reference!.split('/')[1],
+    );
+    expect([proposal.status, proposal.intent]).toEqual(['draft', 'proposal']);
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    expect(plan.activity?.map((a) => a.reference?.reference)).toContain(`Task/${again[0].id}`);
+    // One Provenance, the clinician's, names every write.
+    const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${again[0].id}` });
+    expect(provenance).toMatchObject({
+      activity: { text: 'plan again without the infusion recorded in error' },
+      agent: [{ who: { reference: 'Practitioner/dr-test' } }],
+    });
+    expect(provenance.target.map((r) => r.reference)).toEqual(
+      expect.arrayContaining([
+        `DetectedIssue/${issue.id}`,
+        `Task/${closed.id}`,
+        `Task/${check.id}`,
+        `MedicationRequest/${order.id}`,
+        `MedicationRequest/${firstOrder.id}`,
+        `MedicationRequest/${proposal.id}`,
+        `CarePlan/${carePlanId}`,
+      ]),
+    );
+
+    // Sent again (the answer lost): the same decision, nothing written twice. Another decision on that version: 409.
+    expect((await replan({ versionId: issue.meta!.versionId, reason }).expect(200)).body.id).toBe(issue.id);
+    expect(
+      (await onPlan()).filter((t) => t.status === 'draft' && t.description === 'First infusion session'),
+    ).toHaveLength(1);
+    await overrideIssue(service, resolved, 'by hand').expect(409);
+
+    // The plan is clear: the session proposed again is on the worklist and can be approved.
+    const view = await request(service.url).get('/worklist/view').query({ patient }).set(clinician()).expect(200);
+    const row = (view.body.items as { id: string; view: { contraindications: unknown[]; blocked?: unknown } }[]).find(
+      (i) => i.id === again[0].id,
+    );
+    expect(row?.view.blocked).toBeUndefined();
+    await request(service.url)
+      .post(`/tasks/${again[0].id}/$approve`)
+      .set(clinician())
+      .send({ versionId: again[0].meta!.versionId })
+      .expect(200);
+  });
+
+  it('only an infusion recorded in error is planned again, by a clinician, with a reason', async () => {
+    const { carePlanId, patient } = await infusedForCheck(service);
+    const { resource: other } = await service.fhir.create<DetectedIssue>({
+      resourceType: 'DetectedIssue',
+      status: 'preliminary',
+      code: { text: 'Something else' },
+      patient: { reference: patient },
+      implicated: [{ reference: `CarePlan/${carePlanId}` }],
+    });
+    const refused = await request(service.url)
+      .post(`/detected-issues/${other.id}/$replan`)
+      .set(clinician())
+      .send({ versionId: other.meta!.versionId, reason: 'x' })
+      .expect(422);
+    expect(refused.body).toMatchObject({ resourceType: 'OperationOutcome' });
+    expect(refused.body.issue[0].details.text).toMatch(/Only an infusion recorded in error/);
+    await request(service.url)
+      .post(`/detected-issues/${other.id}/$replan`)
+      .set(service.as('integration'))
+      .send({ versionId: other.meta!.versionId, reason: 'x' })
+      .expect(403);
+    await request(service.url)
+      .post(`/detected-issues/${other.id}/$replan`)
+      .set(clinician())
+      .send({ versionId: other.meta!.versionId })
+      .expect(400);
   });
 
   it('deleted in the EHR, notified: the same', async () => {

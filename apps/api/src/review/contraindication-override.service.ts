@@ -73,7 +73,21 @@ export class ContraindicationOverrideService {
         };
       },
     });
-    // Also when this is the same override sent again after a crash cut it short: releasing twice writes nothing.
+    await this.afterResolution(written, input);
+    return written;
+  }
+
+  /**
+   * What follows an issue a clinician resolved ($override, or $replan of an infusion in error): the orders it held
+   * released (unless another issue holds them) with their reminders, the plan's held-back actions proposed (unless
+   * `regenerate` is false), sessions released booked from their appointments, and the worker told (the clinic, if it
+   * was alerted, told it is dealt with). Also when this is the same decision sent again after a crash cut it short:
+   * releasing twice writes nothing.
+   */
+  async afterResolution(
+    written: DetectedIssue,
+    input: { caller: Caller; reason: string; regenerate?: boolean },
+  ): Promise<void> {
     const released = await this.holds.releaseAfterOverride({
       issue: written,
       who: deciderOf(input.caller),
@@ -88,7 +102,6 @@ export class ContraindicationOverrideService {
     }
     await this.bookIfAppointed(released);
     await this.afterResolved(written);
-    return written;
   }
 
   /**

@@ -5,6 +5,8 @@ import { CheckRecordingService } from './check-recording.service';
 import { ContraindicationGuard } from './contraindication-guard';
 import { ContraindicationOverrideController } from './contraindication-override.controller';
 import { ContraindicationOverrideService } from './contraindication-override.service';
+import { InfusionReplanController } from './infusion-replan.controller';
+import { InfusionReplanService } from './infusion-replan.service';
 import { CurrentContraindications } from './current-contraindications';
 import { DoseChangeController } from './dose-change.controller';
 import { DoseChangeService } from './dose-change.service';
@@ -28,6 +30,7 @@ import { WorklistService } from './worklist.service';
     TaskDecisionsController,
     CarePlanActivationController,
     ContraindicationOverrideController,
+    InfusionReplanController,
     ReminderNoticeController,
     TaskCompletionController,
     TaskAssignmentController,
@@ -39,6 +42,7 @@ import { WorklistService } from './worklist.service';
     WorklistService,
     ContraindicationGuard,
     ContraindicationOverrideService,
+    InfusionReplanService,
     CurrentContraindications,
     TaskDecisionService,
     TaskAssignmentService,
