@@ -8,6 +8,7 @@ import type {
   MedicationAdministration,
   MedicationRequest,
   PlanDefinition,
+  Procedure,
   QuestionnaireResponse,
   Task,
 } from '@medplum/fhirtypes';
@@ -18,6 +19,7 @@ import { WorklistIndex } from '@kc/worklist-index';
 import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
 import { ChecksDoneElsewhere } from '../apps/worker/src/checks/checks-done-elsewhere.service';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
+import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-reviews';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
@@ -1338,6 +1340,60 @@ describe('clinician page in a real browser', () => {
     await page.waitForSelector('#message.ok:has-text("Reviewed")');
     expect(await page.textContent('#message')).toMatch(/^Reviewed: Answers to the Post-infusion check not read/);
     await row.locator('button:has-text("Approve")').waitFor();
+    await page.close();
+  }, 60_000);
+
+  it('an infusion recorded in error: Plan again without it withdraws what it planned and proposes again what it closed', async () => {
+    const { carePlanId } = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Ines',
+      family: 'Wrongchart',
+      birthDate: '1980-03-03',
+    });
+    const enrolment = { patient: '', carePlanId };
+    enrolment.patient = (await service.fhir.read<CarePlan>('CarePlan', carePlanId)).subject!.reference!;
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-02T10:00:00.000Z');
+    await service.app.get(FollowUpService).handle(procedureId);
+    const planned = await followUpTasks(service, procedureId);
+    const next = planned.find((t) => actionOf(t) === 'next-induction-session')!;
+    const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
+    await service.fhir.update<Procedure>({ ...procedure, status: 'entered-in-error' });
+    expect(await service.app.get(InfusionsInError).heard(procedureId)).toMatchObject({ recorded: 1 });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Wrongchart');
+    await page.click('#filters button[type=submit]');
+    const row = page.locator(`tr[data-task-id="${next.id}"]`);
+    await row.locator('td.contraindications li.ci-unresolved').waitFor();
+    expect(await row.locator('td.task').textContent()).toMatch(
+      /Cannot be approved until the plan is put right after the infusion recorded in error$/,
+    );
+    expect(await row.locator('td.contraindications button').allTextContents()).toEqual([
+      'Plan again without it',
+      'Resolve by hand',
+    ]);
+    await row.locator('button:has-text("Plan again without it")').click();
+    await page.waitForSelector('#replan-dialog[open]');
+    expect(await page.textContent('#replan-what')).toMatch(/^Infusion recorded in error for Ines Wrongchart/);
+    await screenshot(page, 'replan-infusion-in-error-dialog');
+    // A reason is asked for: nothing is sent without one.
+    await page.click('#replan-confirm');
+    expect(await page.textContent('#replan-error')).toBe('Say why: it is recorded with your name.');
+    await page.fill('#replan-reason', 'Charted on the wrong patient');
+    await page.click('#replan-confirm');
+    await page.waitForSelector('#message.ok:has-text("Planned again without the infusion")');
+    expect(await page.textContent('#message')).toBe(
+      'For Ines Wrongchart: Planned again without the infusion: 2 Task(s) it planned withdrawn; 1 it closed proposed again for approval.',
+    );
+    // The sessions it planned are gone from the list; the first session, proposed again, can be approved.
+    await row.waitFor({ state: 'detached' });
+    const again = (
+      await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}`, status: 'draft' })
+    ).find((t) => t.description === 'First infusion session')!;
+    const againRow = page.locator(`tr[data-task-id="${again.id}"]`);
+    await againRow.locator('button:has-text("Approve")').waitFor();
+    expect(await againRow.locator('td.contraindications').textContent()).toBe('Infusion recorded in error: resolved');
+    await screenshot(page, 'replan-infusion-in-error-done');
     await page.close();
   }, 60_000);
 

@@ -77,6 +77,7 @@ const ISSUE_KIND_WORDS: Record<ContraindicationView['kind'], string> = {
   contraindication: 'Contraindication',
   'reported-effect': 'Effect to review',
   'unread-answers': 'Answers to review',
+  'infusion-in-error': 'Infusion recorded in error',
 };
 /**
  * A patient's CarePlan history: infusions done, follow-ups, the medication orders (held or not), contraindications

@@ -41,6 +41,7 @@ import {
   ProtocolCatalog,
   contraindicationState,
   extractedChoices,
+  isInfusionInError,
   isReportedEffect,
   isUnreadAnswers,
   orderRateText,
@@ -78,8 +79,11 @@ export interface PatientSummary {
 
 export interface ContraindicationView {
   id: string;
-  /** A contraindication, an effect reported at a check, or a check whose answers could not be read here. */
-  kind: 'contraindication' | 'reported-effect' | 'unread-answers';
+  /**
+   * A contraindication, an effect reported at a check, a check whose answers could not be read here, or an infusion
+   * recorded in error after its follow-ups (planned again without it: POST /detected-issues/{id}/$replan).
+   */
+  kind: 'contraindication' | 'reported-effect' | 'unread-answers' | 'infusion-in-error';
   text: string;
   severity?: string;
   /** unresolved blocks approval; overridden = a clinician's mitigation is on record */
@@ -564,7 +568,7 @@ function openOrdersOf(patients: string[]): NamedSearch[] {
 export function issueView(issue: DetectedIssue): ContraindicationView {
   return {
     id: issue.id!,
-    kind: isUnreadAnswers(issue) ? 'unread-answers' : isReportedEffect(issue) ? 'reported-effect' : 'contraindication',
+    kind: issueKind(issue),
     text: issue.code?.text ?? issue.code?.coding?.[0]?.display ?? issue.code?.coding?.[0]?.code ?? 'Contraindication',
     severity: issue.severity,
     state: VIEW_STATE[contraindicationState(issue)],
@@ -578,6 +582,13 @@ export function issueView(issue: DetectedIssue): ContraindicationView {
       .map((r) => r.reference ?? '')
       .filter((r) => /^(MedicationRequest|ServiceRequest|CommunicationRequest)\//.test(r)),
   };
+}
+
+function issueKind(issue: DetectedIssue): ContraindicationView['kind'] {
+  if (isUnreadAnswers(issue)) return 'unread-answers';
+  if (isReportedEffect(issue)) return 'reported-effect';
+  if (isInfusionInError(issue)) return 'infusion-in-error';
+  return 'contraindication';
 }
 
 export function displayName(names: HumanName[] | undefined): string | undefined {

@@ -502,7 +502,9 @@ function row(item) {
     const list = el('ul', undefined, 'plain');
     for (const issue of issues) {
       // "Pregnancy on record (...): unresolved", not "...). (unresolved)": the text may end a sentence.
-      const li = el('li', issue.text.replace(/\.$/, '') + ': ' + issue.state, 'ci-' + issue.state);
+      // An infusion in error is resolved (planned again, or put right by hand), not overridden.
+      const state = issue.kind === 'infusion-in-error' && issue.state === 'overridden' ? 'resolved' : issue.state;
+      const li = el('li', issue.text.replace(/\.$/, '') + ': ' + state, 'ci-' + issue.state);
       if (issue.evidence && issue.evidence.length) li.title = issue.evidence.join('; ');
       if (issue.holds && issue.holds.length)
         li.append(el('div', 'Holds ' + issue.holds.length + ' approved order(s)', 'badge blocked'));
@@ -930,12 +932,14 @@ function waitingFor(issues) {
   const contraindication = open.some((i) => i.kind === 'contraindication');
   const effect = open.some((i) => i.kind === 'reported-effect');
   const unread = open.some((i) => i.kind === 'unread-answers');
+  const inError = open.some((i) => i.kind === 'infusion-in-error');
   return (
     'Cannot be approved until ' +
     [
       contraindication ? 'its contraindication is overridden' : '',
       effect ? 'a clinician reviews the effect reported' : '',
       unread ? "a clinician reads the check's answers" : '',
+      inError ? 'the plan is put right after the infusion recorded in error' : '',
     ]
       .filter(Boolean)
       .join(' and ')
@@ -969,14 +973,68 @@ const OVERRIDE_WORDS = {
     label: 'What the answers say and what was decided (required; recorded with your name)',
     required: 'Say what the answers say and what was decided: it is recorded with your name.',
   },
+  // An infusion recorded in error after its follow-ups: planned again without it (replanButton), or put right by hand.
+  'infusion-in-error': {
+    button: 'Resolve by hand',
+    title: 'Resolve an infusion recorded in error by hand',
+    confirm: 'Record and proceed',
+    label: 'What you put right by hand, and why (required; recorded with your name)',
+    required: 'Say what you put right: it is recorded with your name.',
+  },
 };
 function overrideWords(issue) {
   return OVERRIDE_WORDS[issue.kind] || OVERRIDE_WORDS.contraindication;
 }
 function overrideButton(issue, name) {
   const words = overrideWords(issue);
-  return button(words.button, words.title + ' ' + issue.text + ' for ' + name, () => askOverride(issue, name));
+  const override = button(words.button, words.title + ' ' + issue.text + ' for ' + name, () =>
+    askOverride(issue, name),
+  );
+  if (issue.kind !== 'infusion-in-error') return override;
+  const both = document.createElement('span');
+  both.append(replanButton(issue, name), document.createTextNode(' '), override);
+  return both;
 }
+
+// Planning again without an infusion recorded in error: one decision (POST .../$replan, If-Match on the version shown),
+// whose answer's mitigation says what was withdrawn and proposed again; the worklist and any patient view reload.
+let replanning = null;
+function replanButton(issue, name) {
+  return button('Plan again without it', 'Plan again without the infusion recorded in error for ' + name, () => {
+    replanning = { issue, name };
+    $('#replan-what').textContent =
+      issue.text +
+      ' for ' +
+      name +
+      (issue.evidence && issue.evidence.length ? ' (' + issue.evidence.join('; ') + ')' : '');
+    openReasonDialog('replan');
+  });
+}
+$('#replan-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const { issue, name } = replanning;
+  const reason = requiredReason('replan', 'Say why: it is recorded with your name.');
+  if (!reason) return;
+  try {
+    const resolved = await api('/detected-issues/' + encodeURIComponent(issue.id) + '/$replan', {
+      method: 'POST',
+      body: JSON.stringify({ versionId: issue.versionId, reason }),
+    });
+    const mitigation = (resolved.mitigation || []).slice(-1)[0];
+    const done = mitigation && mitigation.action ? mitigation.action.text.replace(' ' + reason, '') : '';
+    await afterDecision('For ' + name + ': ' + done, 'ok');
+  } catch (error) {
+    const changed = error.status === 409 || error.status === 412;
+    await afterDecision(
+      (changed ? 'Someone else changed this plan first: ' : '') +
+        error.message +
+        (changed ? ' The list has been reloaded.' : ''),
+      'error',
+    );
+  }
+  if (!$('#patient-view').hidden && shownPatient) await showPatient(shownPatient);
+});
+$('#replan-cancel').addEventListener('click', () => $('#replan-dialog').close());
 function askOverride(issue, name) {
   overriding = { issue, name };
   const words = overrideWords(issue);
@@ -1342,7 +1400,10 @@ async function showPatient(reference) {
             id: e.reference.split('/')[1],
             versionId: e.versionId,
             kind: e.kind,
-            text: e.text.replace(/^(Contraindication|Effect to review): /, ''),
+            text: e.text.replace(
+              /^(Contraindication|Effect to review|Answers to review|Infusion recorded in error): /,
+              '',
+            ),
             holds: e.holds,
           };
           li.append(document.createTextNode(' '), overrideButton(issue, p.name || reference));
