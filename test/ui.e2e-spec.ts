@@ -1344,13 +1344,12 @@ describe('clinician page in a real browser', () => {
   }, 60_000);
 
   it('an infusion recorded in error: Plan again without it withdraws what it planned and proposes again what it closed', async () => {
-    const { carePlanId } = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+    const enrolment = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Ines',
       family: 'Wrongchart',
       birthDate: '1980-03-03',
     });
-    const enrolment = { patient: '', carePlanId };
-    enrolment.patient = (await service.fhir.read<CarePlan>('CarePlan', carePlanId)).subject!.reference!;
+    const { carePlanId } = enrolment;
     const procedureId = await completeInfusion(service, enrolment, '2027-01-02T10:00:00.000Z');
     await service.app.get(FollowUpService).handle(procedureId);
     const planned = await followUpTasks(service, procedureId);
