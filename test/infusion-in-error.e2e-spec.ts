@@ -303,6 +303,52 @@ describe('an infusion recorded in error after its follow-ups', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 
+  it('a pump record charted after its follow-up left a session open, then the infusion in error: the session done as the pump recorded', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const onPlan = () => service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const first = (await onPlan()).find((t) => actionOf(t) === 'infusion-session')!;
+    await approvedSessionOrder(service, first);
+    const before = await completeInfusion(service, enrolment, '2027-01-02T02:00:00.000Z');
+    await reportInfusion(service, before);
+    const session = (await onPlan()).find(
+      (t) => actionOf(t) === 'next-induction-session' && t.reasonReference?.reference === `Procedure/${before}`,
+    )!;
+    const order = await approvedSessionOrder(service, session);
+    // The pump's record of the session begun a day early (a wrong clock): the infusion's follow-up, which reads the
+    // pump as begun but not during it, leaves the session to the infusion the pump gave it in.
+    await service.fhir.create(
+      administrationOf(order, 'in-progress', { start: '2027-01-06T09:00:00.000Z', end: '2027-01-06T09:10:00.000Z' }),
+    );
+    const infusion = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
+    expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'created', fulfilled: 0 });
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
+    // The eMAR then charts the session given during it, and the infusion is taken back.
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', { start: '2027-01-07T09:05:00.000Z', end: '2027-01-07T09:55:00.000Z' }),
+    );
+    const recorded = await service.fhir.read<Procedure>('Procedure', infusion);
+    await postWebhook(
+      service,
+      JSON.stringify(await service.fhir.update<Procedure>({ ...recorded, status: 'entered-in-error' })),
+    ).expect(202);
+    await heard(infusion);
+
+    // Before, only an infusion that had left nothing behind had such sessions answered: this one stayed approved, its
+    // order active after the drug went in (and not held with its plan, the pump having begun it).
+    const done = await service.fhir.read<Task>('Task', session.id!);
+    expect([done.status, done.output?.[0]?.valueReference?.reference]).toEqual([
+      'completed',
+      `MedicationAdministration/${given.id}`,
+    ]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    const [issue] = (await issuesOf(enrolment.carePlanId)).filter((i) =>
+      i.evidence?.some((e) => e.detail?.some((d) => d.reference === `Procedure/${infusion}`)),
+    );
+    expect(issue.detail).toMatch(
+      /The pump recorded giving 1 approved session\(s\) during it that its follow-up had not answered/,
+    );
+  });
+
   it('a completed infusion notified again changes nothing', async () => {
     const { carePlanId, procedureId } = await infusedForCheck(service);
     const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);

@@ -64,4 +64,21 @@ describe('an infusion recorded in error', () => {
     );
     expect(issue.detail).toMatch(/no post-infusion check or next session was planned/);
   });
+
+  it('followed up, with a session the pump gave during it that its follow-up left open: the issue says both', () => {
+    const issue = infusionInErrorIssue({
+      procedure,
+      carePlan: 'CarePlan/cp',
+      patient: { reference: 'Patient/x' },
+      planned: [task('check', { reasonReference: { reference: 'Procedure/p1' } })],
+      answered: [],
+      givenAtThePump: [task('session', { status: 'completed' })],
+      identified: '2027-01-05T10:00:00.000Z',
+    })!;
+    expect(issue.implicated?.map((r) => r.reference)).toEqual(['CarePlan/cp', 'Task/check', 'Task/session']);
+    expect(issue.detail).toMatch(/^The infusion Procedure\/p1 was recorded in error after its follow-ups were planned/);
+    expect(issue.detail).toMatch(
+      /The pump recorded giving 1 approved session\(s\) during it that its follow-up had not answered: they are done/,
+    );
+  });
 });

@@ -66,7 +66,11 @@ export function infusionInErrorIssue(at: InfusionInErrorAt): DetectedIssue | und
       (followedUp
         ? `The infusion ${reference} was recorded in error after its follow-ups were planned: ` +
           `${at.planned.length} Task(s) it planned are timed from it, and ${at.answered.length} it answered are done ` +
-          'or superseded although it did not happen. '
+          'or superseded although it did not happen. ' +
+          (given.length
+            ? `The pump recorded giving ${given.length} approved session(s) during it that its follow-up had not ` +
+              'answered: they are done and their orders completed as the pump recorded. '
+            : '')
         : `The infusion ${reference} was recorded in error before its follow-ups were planned, but the pump recorded ` +
           `giving ${given.length} approved session(s) during it: they are done and their orders completed as the ` +
           'pump recorded, and no post-infusion check or next session was planned from it (record the infusion ' +

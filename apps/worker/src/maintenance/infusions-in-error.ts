@@ -13,8 +13,9 @@ import { ContraindicationSweep } from './contraindication-sweep';
  * `infusion-recorded-in-error` issue on its plan (infusion-in-error.ts), then the plan is checked now, so its approved
  * orders are held, nothing under it is approved and the clinic is told, until a clinician puts it right and overrides
  * the issue. Taken back before its follow-ups ran, an infusion the pump gave approved sessions during has them answered
- * by the pump's records (sessionsGivenDuringInfusionInError), with the same issue. A completed infusion, or one that
- * left nothing behind, changes nothing.
+ * by the pump's records (sessionsGivenDuringInfusionInError), with the same issue; so, since session 41, are those a
+ * pump record charted after its follow-up left open. A completed infusion, or one that left nothing behind, changes
+ * nothing.
  */
 @Injectable()
 export class InfusionsInError {
@@ -36,8 +37,10 @@ export class InfusionsInError {
     if (!carePlan || !patient) return none;
     const tasks = await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, _count: 200 });
     const leftBehind = tasksOfInfusion(procedureId, tasks);
-    const nothingLeft = !leftBehind.planned.length && !leftBehind.answered.length;
-    const given = nothingLeft ? await this.givenDuring({ ...procedure, id: procedureId }, tasks, now) : [];
+    // Sessions the pump gave during it that are still open: taken back before its follow-up ran, or a pump record
+    // charted after that follow-up (since session 41; before, only when it had left nothing behind, and such a session
+    // stayed approved with its order active after the drug went in: clinic day, seed 1656).
+    const given = await this.givenDuring({ ...procedure, id: procedureId }, tasks, now);
     const issue = infusionInErrorIssue({
       procedure: { ...procedure, id: procedureId },
       carePlan,
