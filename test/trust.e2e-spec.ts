@@ -688,23 +688,29 @@ describe('trustworthy plans', () => {
     expect(await followUpTasks(service, infusion)).toEqual([]);
   });
 
-  it('a session the pump gave under a stopped plan, charted after its infusion was followed up: the withdrawal answers it', async () => {
+  /**
+   * An approved session under a plan stopped since, whose infusion was recorded and followed up before the eMAR charted
+   * the pump's record of it: the follow-up, finding nothing given under a stopped plan, answered nothing.
+   */
+  async function givenUnderStoppedPlanChartedLate() {
     const { subject, carePlan, task, order } = await approvedInfusion();
     const plan = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
     await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
-    // The infusion is recorded before the pump's record: under a stopped plan, with nothing given at the pump on
-    // record, its follow-up answers nothing.
     const infusion = await completeInfusion(
       service,
       { patient: subject, carePlanId: carePlan.id! },
       '2027-01-02T10:00:00Z',
     );
     expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'ignored' });
-    // The eMAR charts the pump's record afterwards; the plan's withdrawal (its notification's job, or the sweep) runs
-    // after it, and finds the session begun.
     const { resource: given } = await service.fhir.create(
       administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
     );
+    return { subject, carePlan, task, order, infusion, given };
+  }
+
+  it('a session the pump gave under a stopped plan, charted after its infusion was followed up: the withdrawal answers it', async () => {
+    const { subject, task, order, infusion, given } = await givenUnderStoppedPlanChartedLate();
+    // The plan's withdrawal (its notification's job, or the sweep) runs after the pump's record: the session is begun.
     await service.app.get(StoppedPlanSweep).sweep();
     // Before session 41 it was left to its infusion, which had been followed up already: the session stayed approved
     // and its order active after the drug went in (clinic day, seed 1618).
@@ -724,22 +730,11 @@ describe('trustworthy plans', () => {
     });
     expect(await followUpTasks(service, infusion)).toEqual([]);
     // Looked at again: nothing more to write.
-    expect(await service.app.get(StoppedPlanSweep).sweep()).toMatchObject({ withdrawn: 0 });
+    expect(await service.app.get(StoppedPlanSweep).sweep()).toMatchObject({ withdrawn: 0, answered: 0 });
   });
 
   it('the same, the plan’s own notification never heard: the pump’s record, heard, has the plan looked at now', async () => {
-    const { subject, carePlan, task, order } = await approvedInfusion();
-    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
-    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
-    const infusion = await completeInfusion(
-      service,
-      { patient: subject, carePlanId: carePlan.id! },
-      '2027-01-02T10:00:00Z',
-    );
-    expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'ignored' });
-    const { resource: given } = await service.fhir.create(
-      administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
-    );
+    const { subject, carePlan, task, given } = await givenUnderStoppedPlanChartedLate();
     await postWebhook(service, JSON.stringify(given)).expect(202);
     await maintenanceJobDone(service, administrationRecordedJobId(given.id!), 'the pump’s record heard');
     await maintenanceJobDone(service, withdrawStoppedPlanJobId(carePlan.id!), 'the stopped plan looked at');

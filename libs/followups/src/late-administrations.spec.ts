@@ -1,37 +1,14 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { ActivityDefinition, Bundle, MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
 import { orderedRatePerKg, type LastGiven } from '@kc/protocols';
 import { orderKeyFor, transition } from '@kc/task-states';
 import { infusionDosage, ucum } from '../../../test/fixtures/orders';
+import { catalogActivity, weighed } from '../../../test/fixtures/protocol-data';
 import { medicationOrder, planTask, PUMP_RUNNING } from '../../../test/fixtures/plans';
 import { rateNotedOn, rateNoticeSinceApproval, reproposedAtRateGiven } from './late-administrations';
 
-const lowDose = JSON.parse(
-  fs.readFileSync(
-    path.join(__dirname, '..', '..', '..', 'fhir-profiles', 'ActivityDefinition-ketamine-low-dose-infusion.json'),
-    'utf8',
-  ),
-) as ActivityDefinition;
+const lowDose = catalogActivity('ketamine-low-dose-infusion');
 const now = new Date('2027-01-05T00:00:00Z');
-const weighed = (kg: number): { bodyWeight: Bundle } => ({
-  bodyWeight: {
-    resourceType: 'Bundle',
-    type: 'searchset',
-    entry: [
-      {
-        resource: {
-          resourceType: 'Observation',
-          id: 'w',
-          status: 'final',
-          code: { text: 'Body weight' },
-          effectiveDateTime: '2027-01-01T08:00:00Z',
-          valueQuantity: ucum(kg, 'kg'),
-        },
-      },
-    ],
-  },
-});
+const weighedOn = (kg: number) => weighed(kg, '2027-01-01T08:00:00Z');
 /** The session infused at 1 mg/kg/h for 80 kg, under order `o1`. */
 const order: MedicationRequest = { ...medicationOrder('o1', 'completed'), dosageInstruction: infusionDosage(1, 80) };
 const pumped = (id: string, mgPerHour: number, status: MedicationAdministration['status'] = 'completed') => ({
@@ -53,7 +30,7 @@ const proposal: MedicationRequest = {
 };
 const task = planTask('t-next', 'cp1');
 const judge = (given: LastGiven | undefined, p = proposal, t = task) =>
-  reproposedAtRateGiven({ task: t, proposal: p, activity: lowDose, given, variables: weighed(80) });
+  reproposedAtRateGiven({ task: t, proposal: p, activity: lowDose, given, variables: weighedOn(80) });
 
 describe('a session proposed again at the rate its infusion was given, recorded after the follow-ups', () => {
   it('lowered at the pump: the rate given, computed for today’s weight, naming the administration', () => {
@@ -104,7 +81,7 @@ describe('an approved session’s order told of the rate its infusion was given,
     dosageInstruction: infusionDosage(1, 80),
   };
   const notice = (given: LastGiven | undefined, o = approvedOrder) =>
-    rateNoticeSinceApproval({ order: o, activity: lowDose, given, variables: weighed(80), now });
+    rateNoticeSinceApproval({ order: o, activity: lowDose, given, variables: weighedOn(80), now });
 
   it('lowered at the pump: the order is not changed but noted, with the rate proposed now, once', () => {
     const n = notice({ order, administrations: [pumped('ma1', 60)] })!;

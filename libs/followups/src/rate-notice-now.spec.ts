@@ -1,36 +1,12 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { ActivityDefinition, Bundle, MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import type { MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
 import { doseChangeReason, orderKeyFor } from '@kc/task-states';
 import { infusionDosage, ucum } from '../../../test/fixtures/orders';
 import { medicationOrder, PUMP_RUNNING } from '../../../test/fixtures/plans';
+import { catalogActivity, weighed } from '../../../test/fixtures/protocol-data';
 import { rateNoticeSinceApproval } from './late-administrations';
 import { rateNoticeNow } from './rate-notice-now';
 
-const lowDose = JSON.parse(
-  fs.readFileSync(
-    path.join(__dirname, '..', '..', '..', 'fhir-profiles', 'ActivityDefinition-ketamine-low-dose-infusion.json'),
-    'utf8',
-  ),
-) as ActivityDefinition;
-const weighed: { bodyWeight: Bundle } = {
-  bodyWeight: {
-    resourceType: 'Bundle',
-    type: 'searchset',
-    entry: [
-      {
-        resource: {
-          resourceType: 'Observation',
-          id: 'w',
-          status: 'final',
-          code: { text: 'Body weight' },
-          effectiveDateTime: '2027-01-01T08:00:00Z',
-          valueQuantity: ucum(80, 'kg'),
-        },
-      },
-    ],
-  },
-};
+const lowDose = catalogActivity('ketamine-low-dose-infusion');
 const pumped = (orderId: string, status: MedicationAdministration['status'], mgPerHour = 60) => ({
   ...PUMP_RUNNING,
   id: `ma-${orderId}-${status}`,
@@ -50,7 +26,7 @@ const noted: MedicationRequest = rateNoticeSinceApproval({
     order: { ...medicationOrder('o1', 'completed'), dosageInstruction: infusionDosage(1, 80) },
     administrations: [pumped('o1', 'completed')],
   },
-  variables: weighed,
+  variables: weighed(80, '2027-01-01T08:00:00Z'),
   now: new Date('2027-01-05T00:00:00Z'),
 })!.noted;
 

@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { ActivityDefinition, Bundle, MedicationRequest } from '@medplum/fhirtypes';
+import type { Bundle, MedicationRequest } from '@medplum/fhirtypes';
 import { bodyWeight } from '../../../test/fixtures/patient-data';
+import { catalogActivity, weighed } from '../../../test/fixtures/protocol-data';
 import { bolusRefusal, orderedBolusPerKg } from './bolus';
 import {
   dosageAtRate,
@@ -14,34 +13,8 @@ import {
   weightNotice,
 } from './rate-titration';
 
-const definition = (name: string) =>
-  JSON.parse(
-    fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-profiles', `ActivityDefinition-${name}.json`), 'utf8'),
-  ) as ActivityDefinition;
-const lowDose = definition('ketamine-low-dose-infusion');
-const highDose = definition('ketamine-high-dose-infusion');
-
-const weighed = (kg?: number): { bodyWeight: Bundle } => ({
-  bodyWeight: {
-    resourceType: 'Bundle',
-    type: 'searchset',
-    entry:
-      kg === undefined
-        ? []
-        : [
-            {
-              resource: {
-                resourceType: 'Observation',
-                id: `weight-${kg}`,
-                status: 'final',
-                effectiveDateTime: '2027-02-01T08:00:00Z',
-                code: { text: 'Body weight' },
-                valueQuantity: { value: kg, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
-              },
-            },
-          ],
-  },
-});
+const lowDose = catalogActivity('ketamine-low-dose-infusion');
+const highDose = catalogActivity('ketamine-high-dose-infusion');
 
 const proposalAt = (ratePerKg: number): MedicationRequest => ({
   resourceType: 'MedicationRequest',
@@ -87,7 +60,7 @@ describe('infusion rate titrated per kg (fhir-profiles rate-titration)', () => {
       bolus,
       weightWithinDays,
     });
-    expect(rateTitrationOf(definition('post-infusion-check'))).toBeUndefined();
+    expect(rateTitrationOf(catalogActivity('post-infusion-check'))).toBeUndefined();
   });
 
   it('advises weighing the patient when the weight is older than the protocol wants, not before', () => {

@@ -1024,13 +1024,7 @@ $('#replan-form').addEventListener('submit', async (event) => {
     const done = mitigation && mitigation.action ? mitigation.action.text.replace(' ' + reason, '') : '';
     await afterDecision('For ' + name + ': ' + done, 'ok');
   } catch (error) {
-    const changed = error.status === 409 || error.status === 412;
-    await afterDecision(
-      (changed ? 'Someone else changed this plan first: ' : '') +
-        error.message +
-        (changed ? ' The list has been reloaded.' : ''),
-      'error',
-    );
+    await afterIssueRefused(error, 'this plan');
   }
   if (!$('#patient-view').hidden && shownPatient) await showPatient(shownPatient);
 });
@@ -1071,17 +1065,22 @@ $('#override-form').addEventListener('submit', async (event) => {
       'ok',
     );
   } catch (error) {
-    const changed = error.status === 409 || error.status === 412;
-    await afterDecision(
-      (changed ? 'Someone else changed this contraindication first: ' : '') +
-        error.message +
-        (changed ? ' The list has been reloaded.' : ''),
-      'error',
-    );
+    await afterIssueRefused(error, 'this contraindication');
   }
   if (!$('#patient-view').hidden && shownPatient) await showPatient(shownPatient);
 });
 $('#override-cancel').addEventListener('click', () => $('#override-dialog').close());
+
+// A decision on an issue refused: said, and the list reloaded; changed by someone else first (409, 412), said so.
+async function afterIssueRefused(error, what) {
+  const changed = error.status === 409 || error.status === 412;
+  await afterDecision(
+    (changed ? 'Someone else changed ' + what + ' first: ' : '') +
+      error.message +
+      (changed ? ' The list has been reloaded.' : ''),
+    'error',
+  );
+}
 
 let rescheduling = null;
 function askReschedule(item) {
