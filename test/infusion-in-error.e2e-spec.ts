@@ -1,5 +1,13 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, MedicationRequest, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  DetectedIssue,
+  MedicationAdministration,
+  MedicationRequest,
+  Procedure,
+  Provenance,
+  Task,
+} from '@medplum/fhirtypes';
 import { administrationOf } from './fixtures/orders';
 import { recheckContraindicationsJobId } from '@kc/queue';
 import { approvedSessionOrder, infusedForCheck } from './support/checks';
@@ -13,6 +21,7 @@ import {
   postWebhook,
   reportInfusion,
 } from './support/clinic';
+import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -303,7 +312,12 @@ describe('an infusion recorded in error after its follow-ups', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 
-  it('a pump record charted after its follow-up left a session open, then the infusion in error: the session done as the pump recorded', async () => {
+  /**
+   * A session approved after an infusion, begun at the pump a day early by its record (a wrong clock), then given during
+   * the next infusion, which its follow-up (reading the pump as begun, not during it) leaves to the infusion the pump
+   * gave it in: the session, its order, and that infusion.
+   */
+  async function sessionLeftOpenByItsInfusion() {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const onPlan = () => service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
     const first = (await onPlan()).find((t) => actionOf(t) === 'infusion-session')!;
@@ -314,39 +328,62 @@ describe('an infusion recorded in error after its follow-ups', () => {
       (t) => actionOf(t) === 'next-induction-session' && t.reasonReference?.reference === `Procedure/${before}`,
     )!;
     const order = await approvedSessionOrder(service, session);
-    // The pump's record of the session begun a day early (a wrong clock): the infusion's follow-up, which reads the
-    // pump as begun but not during it, leaves the session to the infusion the pump gave it in.
     await service.fhir.create(
       administrationOf(order, 'in-progress', { start: '2027-01-06T09:00:00.000Z', end: '2027-01-06T09:10:00.000Z' }),
     );
     const infusion = await completeInfusion(service, enrolment, '2027-01-07T10:00:00.000Z');
     expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'created', fulfilled: 0 });
     expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
-    // The eMAR then charts the session given during it, and the infusion is taken back.
-    const { resource: given } = await service.fhir.create(
-      administrationOf(order, 'completed', { start: '2027-01-07T09:05:00.000Z', end: '2027-01-07T09:55:00.000Z' }),
-    );
+    return { enrolment, session, order, infusion };
+  }
+  const chartedGiven = (order: MedicationRequest) =>
+    service.fhir
+      .create(
+        administrationOf(order, 'completed', { start: '2027-01-07T09:05:00.000Z', end: '2027-01-07T09:55:00.000Z' }),
+      )
+      .then((c) => c.resource);
+  async function takenBack(infusion: string): Promise<void> {
     const recorded = await service.fhir.read<Procedure>('Procedure', infusion);
     await postWebhook(
       service,
       JSON.stringify(await service.fhir.update<Procedure>({ ...recorded, status: 'entered-in-error' })),
     ).expect(202);
     await heard(infusion);
-
-    // Before, only an infusion that had left nothing behind had such sessions answered: this one stayed approved, its
-    // order active after the drug went in (and not held with its plan, the pump having begun it).
+  }
+  async function expectDoneByThePump(session: Task, order: MedicationRequest, given: MedicationAdministration) {
     const done = await service.fhir.read<Task>('Task', session.id!);
     expect([done.status, done.output?.[0]?.valueReference?.reference]).toEqual([
       'completed',
       `MedicationAdministration/${given.id}`,
     ]);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+  }
+
+  it('a pump record charted after its follow-up left a session open, then the infusion in error: the session done as the pump recorded', async () => {
+    const { enrolment, session, order, infusion } = await sessionLeftOpenByItsInfusion();
+    // The eMAR charts the session given during it, then the infusion is taken back.
+    const given = await chartedGiven(order);
+    await takenBack(infusion);
+    // Before, only an infusion that had left nothing behind had such sessions answered: this one stayed approved, its
+    // order active after the drug went in (and not held with its plan, the pump having begun it).
+    await expectDoneByThePump(session, order, given);
     const [issue] = (await issuesOf(enrolment.carePlanId)).filter((i) =>
       i.evidence?.some((e) => e.detail?.some((d) => d.reference === `Procedure/${infusion}`)),
     );
     expect(issue.detail).toMatch(
       /The pump recorded giving 1 approved session\(s\) during it that its follow-up had not answered/,
     );
+  });
+
+  it('the same, charted after the infusion was taken back: the sweep answers it', async () => {
+    const { session, order, infusion } = await sessionLeftOpenByItsInfusion();
+    await takenBack(infusion);
+    const given = await chartedGiven(order);
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).not.toBe('completed');
+    // The 15-minute sweep looks again at the infusions in error not yet resolved.
+    expect(await service.app.get(InfusionsInError).lookAgain()).toBeGreaterThanOrEqual(1);
+    await expectDoneByThePump(session, order, given);
+    expect(await service.app.get(InfusionsInError).lookAgain()).toBe(0);
   });
 
   it('a completed infusion notified again changes nothing', async () => {

@@ -1,10 +1,15 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { Procedure, Task } from '@medplum/fhirtypes';
+import type { DetectedIssue, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { openOrdersOfSessions } from '@kc/nest-core';
 import { sessionsGivenDuringInfusionInError, type GivenAtThePump } from '@kc/followups';
-import { INFUSION_IN_ERROR_KEY_SYSTEM, infusionInErrorIssue, tasksOfInfusion } from '@kc/protocols';
+import {
+  INFUSION_IN_ERROR_KEY_SYSTEM,
+  INFUSION_RECORDED_IN_ERROR,
+  infusionInErrorIssue,
+  tasksOfInfusion,
+} from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { ContraindicationSweep } from './contraindication-sweep';
 
@@ -27,8 +32,8 @@ export class InfusionsInError {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
-  async heard(procedureId: string, now = new Date()): Promise<{ recorded: number; held: number }> {
-    const none = { recorded: 0, held: 0 };
+  async heard(procedureId: string, now = new Date()): Promise<{ recorded: number; held: number; answered: number }> {
+    const none = { recorded: 0, held: 0, answered: 0 };
     const found = await this.fhir.readEvenIfDeleted<Procedure>('Procedure', procedureId);
     if (!found || (!found.deleted && found.resource.status !== 'entered-in-error')) return none;
     const procedure = found.resource;
@@ -57,7 +62,32 @@ export class InfusionsInError {
     if (given.length) await this.answer(given, procedureId, now);
     if (created) this.logger.warn({ msg: 'infusion recorded in error after its follow-ups: plan held', carePlan });
     const { held } = await this.contraindications.recheckFor(carePlan, now);
-    return { recorded: created ? 1 : 0, held };
+    return { recorded: created ? 1 : 0, held, answered: given.length };
+  }
+
+  /**
+   * The sweep's look again at the infusions in error whose issue is unresolved: a pump record charted after their job
+   * ran (a session given during one, left open and its order held with the plan) is answered now (heard again: the
+   * issue is recorded once). One search of the unresolved issues; the rest only for each (few: a clinician resolves
+   * them). A failure is logged, and the next sweep looks again. How many sessions were answered.
+   */
+  async lookAgain(now = new Date()): Promise<number> {
+    try {
+      const issues = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+        code: `${INFUSION_RECORDED_IN_ERROR.system}|${INFUSION_RECORDED_IN_ERROR.code}`,
+        status: 'preliminary',
+        _count: 200,
+      });
+      let answered = 0;
+      for (const issue of issues) {
+        const procedureId = /^Procedure\/([^/]+)$/.exec(issue.evidence?.[0]?.detail?.[0]?.reference ?? '')?.[1];
+        if (procedureId) answered += (await this.heard(procedureId, now)).answered;
+      }
+      return answered;
+    } catch (err) {
+      this.logger.warn({ msg: 'infusions in error not looked at again; the next sweep tries', error: String(err) });
+      return 0;
+    }
   }
 
   /** The plan's approved sessions the pump gave during the infusion: one batch (their open orders, the pump's records). */

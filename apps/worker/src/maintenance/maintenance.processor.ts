@@ -84,6 +84,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const open = await this.openTasks.all();
         await step(30);
         const { withdrawn, answered: givenOnStoppedPlans } = await this.stoppedPlans.sweep(new Date(), open);
+        // Sessions the pump gave during an infusion in error, charted after its job ran: answered before the holds.
+        const givenDuringInfusionsInError = await this.infusionsInError.lookAgain();
         // Paused plans' approved orders held; those of plans resumed released once clear, so after the plans'
         // contraindications are checked (a pregnancy recorded during the pause keeps them held).
         const pausedHeld = await this.pausedPlans.hold(open);
@@ -101,6 +103,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           ...overdue,
           withdrawn,
           givenOnStoppedPlans,
+          givenDuringInfusionsInError,
           pausedHeld,
           pausedReleased,
           contraindications: recorded,
