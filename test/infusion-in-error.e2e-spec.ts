@@ -9,12 +9,13 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { administrationOf } from './fixtures/orders';
-import { recheckContraindicationsJobId } from '@kc/queue';
+import { administrationRecordedJobId, recheckContraindicationsJobId } from '@kc/queue';
 import { approvedSessionOrder, infusedForCheck } from './support/checks';
 import {
   actionOf,
   completeInfusion,
   enrolPatient,
+  followUpJobDone,
   maintenanceJobDone,
   overrideIssue,
   postDeletion,
@@ -336,12 +337,10 @@ describe('an infusion recorded in error after its follow-ups', () => {
     expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
     return { enrolment, session, order, infusion };
   }
+  const chartedGivenAt = (order: MedicationRequest, period: { start: string; end: string }) =>
+    service.fhir.create(administrationOf(order, 'completed', period)).then((c) => c.resource);
   const chartedGiven = (order: MedicationRequest) =>
-    service.fhir
-      .create(
-        administrationOf(order, 'completed', { start: '2027-01-07T09:05:00.000Z', end: '2027-01-07T09:55:00.000Z' }),
-      )
-      .then((c) => c.resource);
+    chartedGivenAt(order, { start: '2027-01-07T09:05:00.000Z', end: '2027-01-07T09:55:00.000Z' });
   async function takenBack(infusion: string): Promise<void> {
     const recorded = await service.fhir.read<Procedure>('Procedure', infusion);
     await postWebhook(
@@ -384,6 +383,39 @@ describe('an infusion recorded in error after its follow-ups', () => {
     expect(await service.app.get(InfusionsInError).lookAgain()).toBeGreaterThanOrEqual(1);
     await expectDoneByThePump(session, order, given);
     expect(await service.app.get(InfusionsInError).lookAgain()).toBe(0);
+  });
+
+  it('a session planned by an infusion since recorded in error (kept by a clinician), its pump record charted after the next infusion was followed up: followed up again, done', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const onPlan = () => service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const first = (await onPlan()).find((t) => actionOf(t) === 'infusion-session')!;
+    await approvedSessionOrder(service, first);
+    const wrong = await completeInfusion(service, enrolment, '2027-01-02T02:00:00.000Z');
+    await reportInfusion(service, wrong);
+    const session = (await onPlan()).find(
+      (t) => actionOf(t) === 'next-induction-session' && t.reasonReference?.reference === `Procedure/${wrong}`,
+    )!;
+    // The infusion is taken back; the clinician keeps what it planned and overrides the issue.
+    await takenBack(wrong);
+    const [issue] = (await issuesOf(enrolment.carePlanId)).filter((i) =>
+      i.evidence?.some((e) => e.detail?.some((d) => d.reference === `Procedure/${wrong}`)),
+    );
+    await overrideIssue(service, issue, 'Reviewed: the session stays as planned').expect(200);
+    const order = await approvedSessionOrder(service, await service.fhir.read<Task>('Task', session.id!));
+    // Given at the next infusion; its follow-up runs before the eMAR charts the pump's record, and cannot tie the
+    // session to it (the infusion that planned it is in error).
+    const infusion = await completeInfusion(service, enrolment, '2027-01-05T10:00:00.000Z');
+    await reportInfusion(service, infusion);
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
+    const given = await chartedGivenAt(order, { start: '2027-01-05T09:05:00.000Z', end: '2027-01-05T09:55:00.000Z' });
+    await postWebhook(service, JSON.stringify(given)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(given.id!), 'the pump’s record heard');
+    expect(await followUpJobDone(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
+
+    // Before, it stayed approved with its order active after the drug went in (clinic day, seed 1702).
+    const done = await service.fhir.read<Task>('Task', session.id!);
+    expect([done.status, done.output?.[0]?.valueReference?.reference]).toEqual(['completed', `Procedure/${infusion}`]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 
   it('a completed infusion notified again changes nothing', async () => {

@@ -29,13 +29,24 @@ export class InfusionEventsProducer {
     return { jobId };
   }
 
-  private async add(procedureId: string, source: EventSource, jobId: string): Promise<void> {
+  /**
+   * The infusion followed up again, for a pump record charted after its follow-up ran (the session it gave was left
+   * open): once that run completed, its job is added again (a pending one reads the record when it runs). Idempotent
+   * like any duplicate event: the Tasks' keys keep one set, and what the record changes is judged afresh.
+   */
+  async followUpAgain(procedureId: string): Promise<{ jobId: string }> {
+    const jobId = infusionJobId(procedureId);
+    await withinEnqueueTimeout(this.add(procedureId, 'pump-record', jobId, true));
+    return { jobId };
+  }
+
+  private async add(procedureId: string, source: EventSource, jobId: string, again = false): Promise<void> {
     const earlier = await this.queue.getJob(jobId);
     if (earlier && (await earlier.isFailed())) {
       await earlier.retry();
       return;
     }
-    if (earlier && didNothing(earlier.returnvalue) && (await earlier.isCompleted())) await earlier.remove();
+    if (earlier && (again || didNothing(earlier.returnvalue)) && (await earlier.isCompleted())) await earlier.remove();
     await this.queue.add(
       JOBS.infusionCompleted,
       { procedureId, source },

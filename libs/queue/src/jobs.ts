@@ -161,7 +161,8 @@ export function reminderJobId(communicationRequestId: string, sendAt: string): s
   return `${JOBS.deliverReminder}-${jobIdPart(communicationRequestId)}-${Date.parse(sendAt)}`;
 }
 
-export type EventSource = 'webhook' | 'poll' | 'api';
+/** Where an event came from; `pump-record`: an infusion followed up again for a pump record charted after it. */
+export type EventSource = 'webhook' | 'poll' | 'api' | 'pump-record';
 
 /** How every event job retries (JOB_ATTEMPTS, exponential from JOB_BACKOFF_MS) before it is kept as failed. */
 export function retryOptions(config: Pick<AppConfig, 'jobAttempts' | 'jobBackoffMs'>): {

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, CarePlan, MedicationAdministration, MedicationRequest } from '@medplum/fhirtypes';
+import type { Bundle, CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf } from '@kc/fhir';
-import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
-import { StoppedPlanEventsProducer } from '@kc/queue';
-import { sessionBegunBy } from '@kc/task-states';
+import { administrationWindow, carePlanHoldsCare, carePlanReferenceOf, infusionThatGave } from '@kc/followups';
+import { InfusionEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
+import { isOpenOrder, orderTaskIdOf, sessionBegunBy } from '@kc/task-states';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
 import { LateAdministrations } from './late-administrations.service';
@@ -25,6 +25,7 @@ export class AdministrationRecorded {
     private readonly lateAdministrations: LateAdministrations,
     private readonly rateAlerts: RateNoticeAlerts,
     private readonly stoppedPlans: StoppedPlanEventsProducer,
+    private readonly infusions: InfusionEventsProducer,
   ) {}
 
   async heard(
@@ -38,7 +39,10 @@ export class AdministrationRecorded {
     const order = await this.orderBegun(administration);
     const crossed = order ? await this.crossedClosings.ofOrderFound(order, now) : { undone: 0 };
     if (order) await this.rateAlerts.heardOfOrder(order, now);
-    if (administration?.status === 'completed' && order) await this.lookAtPlanIfStopped(order);
+    if (administration?.status === 'completed' && order) {
+      await this.lookAtPlanIfStopped(order);
+      await this.followUpAgainIfLeftOpen(administration, order);
+    }
     return { ...crossed, ...(await this.lateAdministrations.forAdministration(administration, now)) };
   }
 
@@ -50,6 +54,34 @@ export class AdministrationRecorded {
       _id: orderId,
       _revinclude: 'MedicationAdministration:request',
     });
+  }
+
+  /**
+   * A session given (this completed record) whose order is still open, during an infusion already on record: that
+   * infusion's follow-up ran before the record was charted and left the session open (it answers a session by the
+   * pump's record when the infusion that planned it is gone, in error since, or the pump's clock put it elsewhere), so
+   * its order stayed active after the drug went in (clinic day, seeds 1656, 1702). The infusion is followed up again
+   * (InfusionEventsProducer.followUpAgain), which judges the record as if it had been there. One search of the
+   * patient's infusions around the record, only for a completed record of an open order written here or replacing one.
+   */
+  private async followUpAgainIfLeftOpen(administration: MedicationAdministration, found: Bundle): Promise<void> {
+    const [order] = matchesOf<MedicationRequest>(found);
+    const window = administrationWindow(
+      administration.effectivePeriod ?? {
+        start: administration.effectiveDateTime,
+        end: administration.effectiveDateTime,
+      },
+    );
+    const session = order && (orderTaskIdOf(order) || order.priorPrescription);
+    if (!order || !isOpenOrder(order) || !session || !window || !order.subject?.reference) return;
+    const infusions = await this.fhir.searchAll<Procedure>('Procedure', {
+      subject: order.subject.reference,
+      status: 'completed',
+      date: [`ge${window.from}`, `le${window.to}`],
+      _count: 50,
+    });
+    const infusion = infusionThatGave(administration, infusions);
+    if (infusion?.id && carePlanReferenceOf(infusion)) await this.infusions.followUpAgain(infusion.id);
   }
 
   /**
