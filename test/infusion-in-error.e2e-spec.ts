@@ -241,6 +241,27 @@ describe('an infusion recorded in error after its follow-ups', () => {
       .set(clinician())
       .send({ versionId: other.meta!.versionId })
       .expect(400);
+
+    // Its plan stopped since: nothing is proposed again under it (409), the issue stays for an override.
+    const stopped = await infusedForCheck(service);
+    const procedure = await service.fhir.read<Procedure>('Procedure', stopped.procedureId);
+    await postWebhook(
+      service,
+      JSON.stringify(await service.fhir.update<Procedure>({ ...procedure, status: 'entered-in-error' })),
+    ).expect(202);
+    await heard(stopped.procedureId);
+    const [issue] = await issuesOf(stopped.carePlanId);
+    const plan = await service.fhir.read<CarePlan>('CarePlan', stopped.carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    const refusedStopped = await request(service.url)
+      .post(`/detected-issues/${issue.id}/$replan`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'x' })
+      .expect(409);
+    expect(refusedStopped.body.issue[0].details.text).toBe(
+      'Nothing is planned again: its care plan was stopped (revoked). Override this issue instead',
+    );
+    expect((await service.fhir.read<DetectedIssue>('DetectedIssue', issue.id!)).status).toBe('preliminary');
   });
 
   it('deleted in the EHR, notified: the same', async () => {

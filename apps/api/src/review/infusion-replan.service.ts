@@ -14,7 +14,7 @@ import type { Caller } from '@kc/auth';
 import { conflict, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
-import { replanWithoutInfusion, type Replan } from '@kc/followups';
+import { carePlanHoldsCare, replanWithoutInfusion, type Replan } from '@kc/followups';
 import { openOrdersOfSessions } from '@kc/nest-core';
 import { isInfusionInError, SERVICE_CODE_SYSTEM, tasksOfInfusion, withListedActivities } from '@kc/protocols';
 import { orderKeySearch, type AuthorisableRequest } from '@kc/task-states';
@@ -74,6 +74,12 @@ export class InfusionReplanService {
       ]);
     const now = new Date();
     const { replan, carePlan } = await this.judge(procedureId, carePlanId, now);
+    // A plan over proposes nothing: what it held is withdrawn with it (the stopped-plan sweep), and the issue overridden.
+    const holds = carePlanHoldsCare(carePlan);
+    if (!holds.ok && holds.closed)
+      throw conflict(`Nothing is planned again: ${holds.reason}. Override this issue instead`, 409, [
+        `CarePlan/${carePlanId}`,
+      ]);
     const action = actionText(replan, input.reason);
     const written = await this.writer.write<DetectedIssue>({
       current: issue,
