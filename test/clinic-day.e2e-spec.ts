@@ -26,9 +26,11 @@ import { standingNoticeRates } from '@kc/followups';
 import {
   CLINIC_ALERT_KEY_SYSTEM,
   clinicAlertKey,
+  isInfusionInError,
   needsClinicAlert,
   protocolWindowOf,
   rateNoticeAlertKey,
+  TASK_KEY_SYSTEM,
 } from '@kc/protocols';
 import { ORDER_KEY_SYSTEM, orderKeySearch } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
@@ -123,6 +125,8 @@ describe.each([
   const decisions: Decision[] = [];
   /** DetectedIssues a clinician was told were overridden. */
   const overrides: string[] = [];
+  /** Infusions in error planned again without them ($replan): their issues. */
+  const replanned: string[] = [];
   const appointments: Appointment[] = [];
   /** Orders the EHR cancelled or deleted itself; orders the pump gave, with when it recorded them. */
   const ehrClosed = new Set<string>();
@@ -422,13 +426,16 @@ describe.each([
     ).filter(isUnresolved);
     if (open.length === 0) return;
     const issue = pick(open);
+    // An infusion recorded in error: half the time planned again without it (session 41), else kept as planned.
+    const replan = isInfusionInError(issue) && random() < 0.5;
     const res = await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
+      .post(`/detected-issues/${issue.id}/${replan ? '$replan' : '$override'}`)
       .set(clinician())
       .set('If-Match', `W/"${issue.meta!.versionId}"`)
-      .send({ reason: 'Reviewed with the patient today' });
-    note('$override', res, [200, 404, 409, 412]);
+      .send({ reason: replan ? 'Charted on the wrong patient' : 'Reviewed with the patient today' });
+    note(replan ? '$replan' : '$override', res, [200, 404, 409, 412]);
     if (res.status === 200) overrides.push(issue.id!);
+    if (res.status === 200 && replan) replanned.push(issue.id!);
   }
 
   /**
@@ -663,9 +670,25 @@ describe.each([
       overrides.filter((id) => !provenances.some((p) => p.target.some((t) => t.reference === `DetectedIssue/${id}`))),
     ).toEqual([]);
 
-    // Each infusion is followed up once: one Task per protocol action, one check.
+    // Each infusion planned again without is resolved, and what it closed was proposed again once each.
+    for (const id of replanned) {
+      const issue = issues.find((i) => i.id === id)!;
+      expect({ id, status: issue.status }).toEqual({ id, status: 'final' });
+      const procedure = /^Procedure\/(.+)$/.exec(issue.evidence?.[0]?.detail?.[0]?.reference ?? '')?.[1];
+      const keys = tasks
+        .flatMap((t) => t.identifier ?? [])
+        .filter((i) => i.system === TASK_KEY_SYSTEM && i.value?.includes(`:in-error-${procedure}:`))
+        .map((i) => i.value);
+      expect({ id, keys }).toEqual({ id, keys: [...new Set(keys)] });
+    }
+    if (process.env.CLINIC_DAY_DEBUG) console.log(`infusions in error planned again: ${replanned.length}`);
+
+    // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
+    // Task recorded in error aside: it keeps the infusion it followed).
     for (const procedure of enrolled.flatMap((e) => e.infusions)) {
       const actions = tasks
+        .filter((t) => t.status !== 'entered-in-error')
+        .filter((t) => !t.identifier?.some((i) => i.system === TASK_KEY_SYSTEM && i.value?.includes(':in-error-')))
         .filter((t) => t.reasonReference?.reference === `Procedure/${procedure}`)
         .map((t) => actionOf(t) ?? '?');
       expect({ procedure, actions }).toEqual({ procedure, actions: [...new Set(actions)] });
