@@ -5,12 +5,15 @@ import { orderKeySearch, stateOf } from '@kc/task-states';
 import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
 import {
   approveFirstSession,
+  completeInfusion,
   enrolPatient,
   maintenanceJobDone,
   orderedInEhrFor,
   postDeletion,
   postWebhook,
+  reportInfusion,
 } from './support/clinic';
+import { carePlanReferenceOf } from '@kc/followups';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 import { ClosedOrdersPoller } from '../apps/worker/src/maintenance/closed-orders-poller';
 import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-reviews';
@@ -195,6 +198,30 @@ describe('an approved session whose order was closed in the EHR', () => {
     const row = rows.find((r) => r.id === task.id);
     expect(row?.view.orderStatus).toBe('Ordered in the EHR, replacing the order approved here');
     expect(row?.view.orderedDose).toBe('0.6 mg/kg/h (48 mg/h)');
+  });
+
+  it('replaced in the EHR, the replaced order then deleted there: the replacement is still the session’s, closed when it is given', async () => {
+    const { task, order, patient } = await approvedSession();
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order, infusionDosage(0.75, 60)));
+    expect((await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${order.id}`, { method: 'DELETE' })).ok).toBe(
+      true,
+    );
+    await postDeletion(service, `MedicationRequest/${order.id}`).expect(202);
+    await maintenanceJobDone(service, orderChangedJobId(order.id!), 'the worker to judge the deleted order');
+    // Replaced: the session stays approved.
+    expect((await read(task)).status).toBe('ready');
+    // Given: the infusion answers the session, and closes the replacement with it. Before session 41 the replacement,
+    // naming an order no longer on the server, was tied to no session, and stayed active after the drug went in (clinic
+    // day, seed 1789).
+    const start = Date.parse(task.restriction!.period!.start!) + 3_600_000;
+    const infusion = await completeInfusion(
+      service,
+      { patient, carePlanId: carePlanReferenceOf(task)!.split('/')[1] },
+      new Date(start).toISOString(),
+    );
+    await reportInfusion(service, infusion);
+    expect((await read(task)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('completed');
   });
 
   it('ordered in the EHR after all (a replacement written late): approving it again rests on that order', async () => {

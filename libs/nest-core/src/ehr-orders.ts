@@ -2,7 +2,9 @@ import type { MedicationAdministration, MedicationRequest, Resource, Task } from
 import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import {
   isAuthorisable,
+  isOpenOrder,
   orderKeySearch,
+  orderTaskIdOf,
   ordersApprovedOn,
   ordersBySession,
   sessionOpenOrder,
@@ -112,6 +114,7 @@ export async function openOrdersOfSessions(fhir: FhirClient, tasks: Task[]): Pro
   const written = bundles
     .filter(([name]) => name.startsWith('written-'))
     .flatMap(([, b]) => matchesOf<AuthorisableRequest>(b));
+  written.push(...(await deletedOrdersReplaced(fhir, since, [...since, ...written])));
   const bySession = ordersBySession(
     written,
     sessions.map((t) => ({ id: t.id!, approvedOn: ordersApprovedOn(t) })),
@@ -123,6 +126,35 @@ export async function openOrdersOfSessions(fhir: FhirClient, tasks: Task[]): Pro
     if (open) found.set(task.id!, open);
   }
   return found;
+}
+
+/**
+ * The orders the EHR's open orders replace (`priorPrescription`) that the batch did not find: deleted on the FHIR
+ * server since (an EHR that replaced a session's order, then deleted it). Their last versions, as cancelled (a
+ * deletion is read as a cancellation in the EHR), so the replacement is still tied to its session through them: before
+ * session 41 it was tied to none, and stayed active after the session was given (clinic day, seed 1789). One read of
+ * each one's history, only then (rare).
+ */
+async function deletedOrdersReplaced(
+  fhir: FhirClient,
+  patientOrders: MedicationRequest[],
+  known: AuthorisableRequest[],
+): Promise<MedicationRequest[]> {
+  const found = new Set(known.map((o) => `${o.resourceType}/${o.id}`));
+  const missing = [
+    ...new Set(
+      patientOrders
+        .filter((o) => isOpenOrder(o) && !orderTaskIdOf(o))
+        .flatMap((o) => o.priorPrescription?.reference ?? [])
+        .filter((r) => /^MedicationRequest\/[^/]+$/.test(r) && !found.has(r)),
+    ),
+  ];
+  const read = await Promise.all(
+    missing.map((r) => fhir.readEvenIfDeleted<MedicationRequest>('MedicationRequest', r.split('/')[1])),
+  );
+  return read.flatMap((r, i) =>
+    r?.deleted ? [{ ...r.resource, id: missing[i].split('/')[1], status: 'cancelled' as const }] : [],
+  );
 }
 
 /** What the pump recorded of an order, included with it. */
