@@ -26,6 +26,7 @@ import { standingNoticeRates } from '@kc/followups';
 import {
   CLINIC_ALERT_KEY_SYSTEM,
   clinicAlertKey,
+  infusionInErrorOf,
   isInfusionInError,
   needsClinicAlert,
   protocolWindowOf,
@@ -675,7 +676,7 @@ describe.each([
       const issue = issues.find((i) => i.id === id);
       if (!issue) continue; // deleted in the EHR since
       expect({ id, status: issue.status }).toEqual({ id, status: 'final' });
-      const procedure = /^Procedure\/(.+)$/.exec(issue.evidence?.[0]?.detail?.[0]?.reference ?? '')?.[1];
+      const procedure = infusionInErrorOf(issue);
       const keys = tasks
         .flatMap((t) => t.identifier ?? [])
         .filter((i) => i.system === TASK_KEY_SYSTEM && i.value?.includes(`:in-error-${procedure}:`))

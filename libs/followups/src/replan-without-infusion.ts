@@ -3,7 +3,9 @@ import {
   APPLY_KEY_SYSTEM,
   clinicDay,
   notBefore,
+  periodUnion,
   PROTOCOL_WINDOW_EXTENSION,
+  stripUndefined,
   TASK_KEY_SYSTEM,
   tasksOfInfusion,
   uuidFromKey,
@@ -149,24 +151,17 @@ function proposeAgain(task: Task, input: ReplanInput, infusion: string): Propose
     restriction: window ? { ...task.restriction, period: window } : task.restriction,
     extension: (task.extension ?? []).map((e) =>
       e.url === PROTOCOL_WINDOW_EXTENSION && e.valuePeriod && window
-        ? { ...e, valuePeriod: union(e.valuePeriod, window) }
+        ? { ...e, valuePeriod: periodUnion(e.valuePeriod, window) }
         : e,
     ),
   };
-  return { replaces: task, task: stripped(again), fullUrl, proposal };
+  return { replaces: task, task: stripUndefined(again), fullUrl, proposal };
 }
 
 function windowAgain(restriction: TaskRestriction | undefined, now: Date): Period | undefined {
   const period = restriction?.period;
   if (!period?.start || !period.end) return period;
   return notBefore(period, now.getTime());
-}
-
-function union(a: Period, b: Period): Period {
-  return {
-    start: Date.parse(a.start ?? '') <= Date.parse(b.start ?? '') ? a.start : b.start,
-    end: Date.parse(a.end ?? '') >= Date.parse(b.end ?? '') ? a.end : b.end,
-  };
 }
 
 /** A session closed by the infusion whose order the pump recorded begun or given: it happened after all. */
@@ -183,8 +178,4 @@ function ordersOf(task: Task, orders: AuthorisableRequest[]): AuthorisableReques
 function withoutRecord<T extends { id?: string; meta?: unknown }>(resource: T): Omit<T, 'id' | 'meta'> {
   const { id: _id, meta: _meta, ...rest } = resource;
   return rest;
-}
-
-function stripped(task: Task): Task {
-  return Object.fromEntries(Object.entries(task).filter(([, v]) => v !== undefined)) as Task;
 }

@@ -4,6 +4,7 @@ import type {
   MedicationAdministration,
   Procedure,
   Reference,
+  Resource,
   Task,
 } from '@medplum/fhirtypes';
 import {
@@ -35,6 +36,18 @@ export interface Withdrawal {
   replacements?: { read: AuthorisableRequest; cancelled: AuthorisableRequest }[];
   /** Its reminders not sent yet, as read and revoked. */
   reminders: { read: CommunicationRequest; revoked: CommunicationRequest }[];
+}
+
+/** The requests a withdrawal changes, each with the version it was read at (its If-Match). */
+export function requestWrites(
+  w: Pick<Withdrawal, 'proposal' | 'order' | 'replacements' | 'reminders'>,
+): { resource: Resource; read: Resource }[] {
+  return [
+    ...(w.proposal ? [{ resource: w.proposal.cancelled, read: w.proposal.read }] : []),
+    ...(w.order ? [{ resource: w.order.cancelled, read: w.order.read }] : []),
+    ...(w.replacements ?? []).map((r) => ({ resource: r.cancelled, read: r.read })),
+    ...w.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
+  ];
 }
 
 /** The pump's record showing it has begun (or given) any of a session's open orders. */

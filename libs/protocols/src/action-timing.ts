@@ -97,3 +97,11 @@ export function notBefore(window: Period, created: number): Period {
   if (end > created) return window;
   return { start: iso(created), end: iso(created + Math.max(end - start, 86_400_000)) };
 }
+
+/** The smallest period holding both: the earlier start, the later end. */
+export function periodUnion(a: Period, b: Period): Period {
+  return {
+    start: Date.parse(a.start!) <= Date.parse(b.start!) ? a.start : b.start,
+    end: Date.parse(a.end!) >= Date.parse(b.end!) ? a.end : b.end,
+  };
+}

@@ -87,3 +87,8 @@ export function isInfusionInError(issue: DetectedIssue): boolean {
     ),
   );
 }
+
+/** The id of the infusion an `infusion-recorded-in-error` issue is about (its evidence: `Procedure/<id>`). */
+export function infusionInErrorOf(issue: DetectedIssue): string | undefined {
+  return /^Procedure\/([^/]+)$/.exec(issue.evidence?.[0]?.detail?.[0]?.reference ?? '')?.[1];
+}

@@ -14,7 +14,7 @@ import type {
   Timing,
 } from '@medplum/fhirtypes';
 import { awaitingApproval } from '@kc/task-states';
-import { notBefore } from './action-timing';
+import { notBefore, periodUnion } from './action-timing';
 import { buildRequest, performerTypeOf, type ActivityRequest } from './build-request';
 import {
   collectWithOf,
@@ -130,7 +130,7 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
     input: questionnaireInput(activity),
     restriction: { period: window },
     extension: [
-      { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: union(input.window, window) },
+      { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: periodUnion(input.window, window) },
       // The action's id, or where it sits when the author gave it none.
       { url: PROTOCOL_ACTION_EXTENSION, valueString: action.id ?? input.element },
       ...(phase ? [{ url: PROTOCOL_PHASE_EXTENSION, valueCoding: phase }] : []),
@@ -176,11 +176,4 @@ function isPhase(coding: Coding): boolean {
 export function taskKind(action: PlanDefinitionAction): CodeableConcept | undefined {
   const kinds = action.code?.filter((c) => !c.coding?.some(isPhase));
   return kinds?.find((c) => c.coding?.some((coding) => coding.system === SERVICE_CODE_SYSTEM)) ?? kinds?.[0];
-}
-
-function union(a: Period, b: Period): Period {
-  return {
-    start: Date.parse(a.start!) <= Date.parse(b.start!) ? a.start : b.start,
-    end: Date.parse(a.end!) >= Date.parse(b.end!) ? a.end : b.end,
-  };
 }

@@ -14,10 +14,17 @@ import type { Caller } from '@kc/auth';
 import { conflict, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
-import { carePlanHoldsCare, replanWithoutInfusion, type Replan } from '@kc/followups';
+import { carePlanHoldsCare, replanWithoutInfusion, requestWrites, type Replan } from '@kc/followups';
 import { openOrdersOfSessions } from '@kc/nest-core';
-import { isInfusionInError, SERVICE_CODE_SYSTEM, tasksOfInfusion, withListedActivities } from '@kc/protocols';
-import { orderKeySearch, type AuthorisableRequest } from '@kc/task-states';
+import {
+  infusionInErrorOf,
+  isInfusionInError,
+  plansImplicatedBy,
+  SERVICE_CODE_SYSTEM,
+  tasksOfInfusion,
+  withListedActivities,
+} from '@kc/protocols';
+import { isAuthorisable, orderKeySearch, type AuthorisableRequest } from '@kc/task-states';
 import { isUnresolved } from './contraindication-guard';
 import { ContraindicationOverrideService } from './contraindication-override.service';
 import { DecisionWriter, type Consequence } from './task-review.service';
@@ -61,10 +68,8 @@ export class InfusionReplanService {
         'Only an infusion recorded in error is planned again without it; override this issue instead',
         [`DetectedIssue/${issue.id}`],
       );
-    const procedureId = /^Procedure\/([^/]+)$/.exec(issue.evidence?.[0]?.detail?.[0]?.reference ?? '')?.[1];
-    const carePlanId = (issue.implicated ?? [])
-      .map((r) => /^CarePlan\/([^/]+)$/.exec(r.reference ?? '')?.[1])
-      .find(Boolean);
+    const procedureId = infusionInErrorOf(issue);
+    const carePlanId = plansImplicatedBy(issue)[0]?.slice('CarePlan/'.length);
     if (!procedureId || !carePlanId)
       throw unprocessable('This issue names no infusion or no care plan to plan again', [`DetectedIssue/${issue.id}`]);
     // Resolved since the version the clinician saw: the writer tells this same decision retried from a conflict.
@@ -175,13 +180,7 @@ export class InfusionReplanService {
       _count: 200,
     })) {
       tasks.push(...matchesOf<Task>(page));
-      for (const r of includedOf<Resource>(page))
-        if (
-          r.resourceType === 'MedicationRequest' ||
-          r.resourceType === 'ServiceRequest' ||
-          r.resourceType === 'CommunicationRequest'
-        )
-          proposals.set(`${r.resourceType}/${r.id}`, r);
+      for (const r of includedOf<Resource>(page)) if (isAuthorisable(r)) proposals.set(`${r.resourceType}/${r.id}`, r);
     }
     return { tasks, proposals };
   }
@@ -193,13 +192,11 @@ export class InfusionReplanService {
  */
 function consequencesOf(replan: Replan, carePlan: CarePlan): Consequence[] {
   const updates: BundleEntry[] = [
-    ...replan.withdrawn.flatMap((w) => [
-      updateEntry(w.withdrawn, w.task.meta?.versionId),
-      ...[w.proposal, w.order, ...(w.replacements ?? [])]
-        .filter((r) => r !== undefined)
-        .map((r) => updateEntry(r.cancelled, r.read.meta?.versionId)),
-      ...w.reminders.map((r) => updateEntry(r.revoked, r.read.meta?.versionId)),
-    ]),
+    ...replan.withdrawn.flatMap((w) =>
+      [{ resource: w.withdrawn, read: w.task }, ...requestWrites(w)].map(({ resource, read }) =>
+        updateEntry(resource, read.meta?.versionId),
+      ),
+    ),
     ...replan.inError.flatMap((e) => [
       updateEntry(e.task.written, e.task.read.meta?.versionId),
       ...e.orders.map((o) => updateEntry(o.written, o.read.meta?.versionId)),

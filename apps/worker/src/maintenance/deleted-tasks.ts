@@ -1,9 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { DELETED_TASK_REASON, withdrawalOfDeletedTask } from '@kc/followups';
+import { DELETED_TASK_REASON, requestWrites, withdrawalOfDeletedTask } from '@kc/followups';
 import { AUTHORISABLE_TYPES, type AuthorisableRequest } from '@kc/task-states';
-import { ordersAndRemindersOf, requestWrites, withdrawalEntries } from './withdrawal-writes';
+import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes';
 
 /**
  * A Task deleted on the FHIR server (withdrawalOfDeletedTask): its order still to be given, its draft proposal and its
@@ -27,7 +27,9 @@ export class DeletedTasks {
     const withdrawal = withdrawalOfDeletedTask({ task, proposal, open: orders.get(taskId), reminders });
     if (!withdrawal) return { withdrawn: 0 };
     const writes = requestWrites(withdrawal);
-    await this.fhir.transaction(withdrawalEntries(writes, task, DELETED_TASK_REASON, now));
+    await this.fhir.transaction(
+      serviceChangeEntries(writes, task, { activity: 'withdraw', reason: DELETED_TASK_REASON }, now),
+    );
     this.logger.log({ msg: 'withdrew what a deleted Task authorised', task: taskId, writes: writes.length });
     return { withdrawn: 1 };
   }

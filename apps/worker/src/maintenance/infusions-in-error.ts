@@ -8,6 +8,7 @@ import {
   INFUSION_IN_ERROR_KEY_SYSTEM,
   INFUSION_RECORDED_IN_ERROR,
   infusionInErrorIssue,
+  infusionInErrorOf,
   tasksOfInfusion,
 } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
@@ -80,7 +81,7 @@ export class InfusionsInError {
       });
       let answered = 0;
       for (const issue of issues) {
-        const procedureId = /^Procedure\/([^/]+)$/.exec(issue.evidence?.[0]?.detail?.[0]?.reference ?? '')?.[1];
+        const procedureId = infusionInErrorOf(issue);
         if (procedureId) answered += (await this.heard(procedureId, now)).answered;
       }
       return answered;

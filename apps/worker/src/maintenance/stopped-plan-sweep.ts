@@ -1,18 +1,19 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CommunicationRequest, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, skipsStaleWrite, updateEntry, type RaceHandling } from '@kc/fhir';
+import { FhirClient, skipsStaleWrite, type RaceHandling } from '@kc/fhir';
 import {
   approvedOnEndedPlans,
   carePlanReferenceOf,
+  requestWrites,
   sessionGivenAtThePump,
   sessionsGivenOnStoppedPlans,
   withdrawalsForStoppedPlans,
   type GivenOnStoppedPlan,
 } from '@kc/followups';
-import { changeProvenance, THIS_SERVICE, type OpenOrder } from '@kc/task-states';
+import type { OpenOrder } from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
-import { ordersAndRemindersOf, requestWrites, withdrawalEntries } from './withdrawal-writes';
+import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes';
 
 /**
  * Withdraws the open Tasks of plans an EHR stopped (withdrawalsForStoppedPlans): awaiting approval with their draft
@@ -60,7 +61,9 @@ export class StoppedPlanSweep {
       const writes = [{ resource: w.withdrawn, read: w.task }, ...requestWrites(w)];
       // Who withdrew it and why, in the same transaction: the service, not a clinician.
       try {
-        await this.fhir.transaction(withdrawalEntries(writes, w.task, w.withdrawn.statusReason?.text, now));
+        await this.fhir.transaction(
+          serviceChangeEntries(writes, w.task, { activity: 'withdraw', reason: w.withdrawn.statusReason?.text }, now),
+        );
         withdrawn++;
       } catch (err) {
         if (!skipsStaleWrite(err, raced)) throw err;
@@ -114,28 +117,21 @@ export class StoppedPlanSweep {
   }
 }
 
-/** A given session's writes, each with If-Match on what was read, and a Provenance naming what showed it was given. */
+/** A given session's writes, with a Provenance naming what showed it was given: the pump's record and the infusion. */
 function answerEntries(g: GivenOnStoppedPlan, now: Date) {
   const writes = [
     { resource: g.task.written, read: g.task.read },
     ...g.orders.map((o) => ({ resource: o.written, read: o.read })),
     ...g.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
   ];
-  const provenance = changeProvenance({
-    targets: writes.map(({ resource }) => ({ reference: `${resource.resourceType}/${resource.id}` })),
-    revisionOf: { reference: `Task/${g.task.read.id}/_history/${g.task.read.meta?.versionId}` },
-    who: THIS_SERVICE,
-    activity: 'given at the pump',
+  return serviceChangeEntries(
+    writes,
+    g.task.read,
+    {
+      activity: 'given at the pump',
+      reason: `Given at the pump during the ${g.infusion.display ?? g.infusion.reference}, under a plan stopped since`,
+      sources: [`MedicationAdministration/${g.administration.id}`, g.infusion.reference!],
+    },
     now,
-    reason: `Given at the pump during the ${g.infusion.display ?? g.infusion.reference}, under a plan stopped since`,
-  });
-  provenance.entity = [
-    ...(provenance.entity ?? []),
-    { role: 'source', what: { reference: `MedicationAdministration/${g.administration.id}` } },
-    { role: 'source', what: { reference: g.infusion.reference } },
-  ];
-  return [
-    ...writes.map(({ resource, read }) => updateEntry(resource, read.meta?.versionId)),
-    { resource: provenance, request: { method: 'POST' as const, url: 'Provenance' } },
-  ];
+  );
 }

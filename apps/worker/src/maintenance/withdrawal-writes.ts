@@ -1,6 +1,6 @@
 import type { BundleEntry, CommunicationRequest, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, updateEntry } from '@kc/fhir';
-import { carePlanReferenceOf, type Withdrawal } from '@kc/followups';
+import { carePlanReferenceOf } from '@kc/followups';
 import { openOrdersOfSessions } from '@kc/nest-core';
 import { changeProvenance, THIS_SERVICE, type OpenOrder } from '@kc/task-states';
 
@@ -27,36 +27,30 @@ export async function ordersAndRemindersOf(
   return { orders, reminders };
 }
 
-/** The requests a withdrawal changes, each with the version it was read at (its If-Match). */
-export function requestWrites(
-  w: Pick<Withdrawal, 'proposal' | 'order' | 'replacements' | 'reminders'>,
-): { resource: Resource; read: Resource }[] {
-  return [
-    ...(w.proposal ? [{ resource: w.proposal.cancelled, read: w.proposal.read }] : []),
-    ...(w.order ? [{ resource: w.order.cancelled, read: w.order.read }] : []),
-    ...(w.replacements ?? []).map((r) => ({ resource: r.cancelled, read: r.read })),
-    ...w.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
-  ];
-}
-
 /**
- * A withdrawal's transaction: each write with If-Match on what was read, and a Provenance naming the service as who
- * withdrew them, from which version of the Task (`revision`) and why.
+ * The service's change of a Task's requests (a withdrawal, a session answered) as one transaction: each write with
+ * If-Match on what was read, and a Provenance naming the service as who changed them, from which version of the Task
+ * (`revision`), why, and what showed it (`sources`).
  */
-export function withdrawalEntries(
+export function serviceChangeEntries(
   writes: { resource: Resource; read: Resource }[],
   task: Task,
-  reason: string | undefined,
+  why: { activity: string; reason?: string; sources?: string[] },
   now: Date,
 ): BundleEntry[] {
   const provenance = changeProvenance({
     targets: writes.map(({ resource }) => ({ reference: `${resource.resourceType}/${resource.id}` })),
     revisionOf: { reference: `Task/${task.id}/_history/${task.meta?.versionId}` },
     who: THIS_SERVICE,
-    activity: 'withdraw',
+    activity: why.activity,
     now,
-    reason,
+    reason: why.reason,
   });
+  if (why.sources?.length)
+    provenance.entity = [
+      ...(provenance.entity ?? []),
+      ...why.sources.map((reference) => ({ role: 'source' as const, what: { reference } })),
+    ];
   return [
     ...writes.map(({ resource, read }) => updateEntry(resource, read.meta?.versionId)),
     { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
