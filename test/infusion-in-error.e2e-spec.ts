@@ -9,7 +9,10 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { administrationOf } from './fixtures/orders';
-import { administrationRecordedJobId, recheckContraindicationsJobId } from '@kc/queue';
+import type { Queue } from 'bullmq';
+import { getQueueToken } from '@nestjs/bullmq';
+import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
+import { administrationRecordedJobId, QUEUES, recheckContraindicationsJobId } from '@kc/queue';
 import { approvedSessionOrder, infusedForCheck } from './support/checks';
 import {
   actionOf,
@@ -21,9 +24,11 @@ import {
   postDeletion,
   postWebhook,
   reportInfusion,
+  waitFor,
 } from './support/clinic';
 import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
+import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
 const DAY = 86_400_000;
@@ -36,10 +41,22 @@ const DAY = 86_400_000;
  */
 describe('an infusion recorded in error after its follow-ups', () => {
   let service: TestService;
+  // Behind a proxy, so a test can hold a follow-up's write back (a race made deterministic).
+  let sandbox: FhirSandbox;
+  let proxy: FlakyProxy;
   beforeAll(async () => {
-    service = await startTestService();
+    sandbox = await startFhirSandbox();
+    proxy = await startFlakyProxy(sandbox.baseUrl);
+    service = await startTestService({ fhirBaseUrl: proxy.baseUrl });
   });
-  afterAll(() => service.stop());
+  afterEach(() => {
+    proxy.beforeForward = () => undefined;
+  });
+  afterAll(async () => {
+    await service.stop();
+    await proxy.close();
+    await sandbox.close();
+  });
 
   const clinician = () => service.as('clinician');
   const heard = (procedureId: string) =>
@@ -406,7 +423,12 @@ describe('an infusion recorded in error after its follow-ups', () => {
     expect(await service.app.get(InfusionsInError).lookAgain()).toBe(0);
   });
 
-  it('a session planned by an infusion since recorded in error (kept by a clinician), its pump record charted after the next infusion was followed up: followed up again, done', async () => {
+  /**
+   * A session planned by an infusion since recorded in error, kept by a clinician (who overrides the issue), approved,
+   * and given at the next infusion (its Procedure written, not reported yet). The follow-up of that infusion cannot tie
+   * the session to it without the pump's record (the infusion that planned it is in error).
+   */
+  async function sessionKeptFromInfusionInError() {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const onPlan = () => service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
     const first = (await onPlan()).find((t) => actionOf(t) === 'infusion-session')!;
@@ -423,20 +445,63 @@ describe('an infusion recorded in error after its follow-ups', () => {
     );
     await overrideIssue(service, issue, 'Reviewed: the session stays as planned').expect(200);
     const order = await approvedSessionOrder(service, await service.fhir.read<Task>('Task', session.id!));
-    // Given at the next infusion; its follow-up runs before the eMAR charts the pump's record, and cannot tie the
-    // session to it (the infusion that planned it is in error).
     const infusion = await completeInfusion(service, enrolment, '2027-01-05T10:00:00.000Z');
-    await reportInfusion(service, infusion);
-    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
-    const given = await chartedGivenAt(order, { start: '2027-01-05T09:05:00.000Z', end: '2027-01-05T09:55:00.000Z' });
-    await postWebhook(service, JSON.stringify(given)).expect(202);
-    await maintenanceJobDone(service, administrationRecordedJobId(given.id!), 'the pump’s record heard');
-    expect(await followUpJobDone(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
+    const given = () => chartedGivenAt(order, { start: '2027-01-05T09:05:00.000Z', end: '2027-01-05T09:55:00.000Z' });
+    return { session, order, infusion, given };
+  }
 
-    // Before, it stayed approved with its order active after the drug went in (clinic day, seed 1702).
+  async function expectDoneByInfusion(session: Task, order: MedicationRequest, infusion: string) {
     const done = await service.fhir.read<Task>('Task', session.id!);
     expect([done.status, done.output?.[0]?.valueReference?.reference]).toEqual(['completed', `Procedure/${infusion}`]);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+  }
+
+  it('a session planned by an infusion since recorded in error (kept by a clinician), its pump record charted after the next infusion was followed up: followed up again, done', async () => {
+    const { session, order, infusion, given } = await sessionKeptFromInfusionInError();
+    // Its follow-up runs before the eMAR charts the pump's record.
+    await reportInfusion(service, infusion);
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
+    const record = await given();
+    await postWebhook(service, JSON.stringify(record)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(record.id!), 'the pump’s record heard');
+    expect(await followUpJobDone(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
+
+    // Before, it stayed approved with its order active after the drug went in (clinic day, seed 1702).
+    await expectDoneByInfusion(session, order, infusion);
+  });
+
+  it('the same, the pump’s record heard while that follow-up is running (it read before the record): followed up again once it has finished', async () => {
+    const { session, order, infusion, given } = await sessionKeptFromInfusionInError();
+    // The follow-up's write is held back until the record is charted and its job has run once.
+    let reached: () => void = () => undefined;
+    const writing = new Promise<void>((resolve) => (reached = resolve));
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    proxy.beforeForward = async (method, _path, body) => {
+      if (method !== 'POST' || !body.includes('"transaction"') || !body.includes(`Procedure/${infusion}`)) return;
+      proxy.beforeForward = () => undefined;
+      reached();
+      await released;
+    };
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${infusion}` })
+      .expect(202);
+    await writing;
+    const record = await given();
+    await postWebhook(service, JSON.stringify(record)).expect(202);
+    const maintenance = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    await waitFor(async () => {
+      const job = await maintenance.getJob(administrationRecordedJobId(record.id!));
+      return !job || job.attemptsMade > 0;
+    }, 'the pump’s record heard once');
+    release();
+    // The run that read before the record leaves the session open; the record's job, run again, has it followed up
+    // again. Before, its ask was dropped while the follow-up ran, and the order stayed active after the drug went in.
+    await maintenanceJobDone(service, administrationRecordedJobId(record.id!), 'the pump’s record heard again');
+    expect(await followUpJobDone(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
+    await expectDoneByInfusion(session, order, infusion);
   });
 
   it('a completed infusion notified again changes nothing', async () => {

@@ -32,12 +32,19 @@ export class InfusionEventsProducer {
   /**
    * The infusion followed up again, for a pump record charted after its follow-up ran (the session it gave was left
    * open): once that run completed, its job is added again (a pending one reads the record when it runs). Idempotent
-   * like any duplicate event: the Tasks' keys keep one set, and what the record changes is judged afresh.
+   * like any duplicate event: the Tasks' keys keep one set, and what the record changes is judged afresh. Not while
+   * that follow-up is running (`running`): it may have read before the record, and BullMQ keeps one job per id, so an
+   * add now would be dropped; the caller asks again once it has finished (before session 42 the ask was lost).
    */
-  async followUpAgain(procedureId: string): Promise<{ jobId: string }> {
+  async followUpAgain(procedureId: string): Promise<{ jobId: string; running: boolean }> {
     const jobId = infusionJobId(procedureId);
-    await withinEnqueueTimeout(this.add(procedureId, 'pump-record', jobId, true));
-    return { jobId };
+    const running = await withinEnqueueTimeout(this.isRunning(jobId));
+    if (!running) await withinEnqueueTimeout(this.add(procedureId, 'pump-record', jobId, true));
+    return { jobId, running };
+  }
+
+  private async isRunning(jobId: string): Promise<boolean> {
+    return (await this.queue.getJobState(jobId)) === 'active';
   }
 
   private async add(procedureId: string, source: EventSource, jobId: string, again = false): Promise<void> {

@@ -39,11 +39,14 @@ export class AdministrationRecorded {
     const order = await this.orderBegun(administration);
     const crossed = order ? await this.crossedClosings.ofOrderFound(order, now) : { undone: 0 };
     if (order) await this.rateAlerts.heardOfOrder(order, now);
+    let again: { procedureId: string; running: boolean } | undefined;
     if (administration?.status === 'completed' && order) {
       await this.lookAtPlanIfStopped(order);
-      await this.followUpAgainIfLeftOpen(administration, order);
+      again = await this.followUpAgainIfLeftOpen(administration, order);
     }
-    return { ...crossed, ...(await this.lateAdministrations.forAdministration(administration, now)) };
+    const late = await this.lateAdministrations.forAdministration(administration, now);
+    if (again?.running) throw new FollowUpRunningError(again.procedureId);
+    return { ...crossed, ...late };
   }
 
   /** The order whose session the administration begins, with the pump's records of it (one search); else undefined. */
@@ -63,8 +66,14 @@ export class AdministrationRecorded {
    * its order stayed active after the drug went in (clinic day, seeds 1656, 1702). The infusion is followed up again
    * (InfusionEventsProducer.followUpAgain), which judges the record as if it had been there. One search of the
    * patient's infusions around the record, only for a completed record of an open order written here or replacing one.
+   * When that follow-up is running at the moment (it may have read before the record), this job fails after its other
+   * work and runs again after its backoff, by when it has finished (since session 42; before, the ask was dropped and
+   * the session waited for another record or a clinician).
    */
-  private async followUpAgainIfLeftOpen(administration: MedicationAdministration, found: Bundle): Promise<void> {
+  private async followUpAgainIfLeftOpen(
+    administration: MedicationAdministration,
+    found: Bundle,
+  ): Promise<{ procedureId: string; running: boolean } | undefined> {
     const [order] = matchesOf<MedicationRequest>(found);
     const window = administrationWindow(
       administration.effectivePeriod ?? {
@@ -73,7 +82,7 @@ export class AdministrationRecorded {
       },
     );
     const session = order && (orderTaskIdOf(order) || order.priorPrescription);
-    if (!order || !isOpenOrder(order) || !session || !window || !order.subject?.reference) return;
+    if (!order || !isOpenOrder(order) || !session || !window || !order.subject?.reference) return undefined;
     const infusions = await this.fhir.searchAll<Procedure>('Procedure', {
       subject: order.subject.reference,
       status: 'completed',
@@ -81,7 +90,9 @@ export class AdministrationRecorded {
       _count: 50,
     });
     const infusion = infusionThatGave(administration, infusions);
-    if (infusion?.id && carePlanReferenceOf(infusion)) await this.infusions.followUpAgain(infusion.id);
+    if (!infusion?.id || !carePlanReferenceOf(infusion)) return undefined;
+    const { running } = await this.infusions.followUpAgain(infusion.id);
+    return { procedureId: infusion.id, running };
   }
 
   /**
@@ -94,5 +105,15 @@ export class AdministrationRecorded {
     const plan = planId ? await this.fhir.readIfExists<CarePlan>('CarePlan', planId) : undefined;
     const holds = plan && carePlanHoldsCare(plan);
     if (planId && holds && !holds.ok && holds.closed) await this.stoppedPlans.enqueue(planId);
+  }
+}
+
+/**
+ * The infusion's follow-up was running when its pump record was heard: the record's job is retried (its backoff) to
+ * ask for the follow-up again once that run has finished. Ids only in the message (it is logged).
+ */
+export class FollowUpRunningError extends Error {
+  constructor(procedureId: string) {
+    super(`the follow-up of Procedure/${procedureId} is running: the pump record is heard again once it has finished`);
   }
 }
