@@ -8,7 +8,7 @@ import type {
   Provenance,
   Task,
 } from '@medplum/fhirtypes';
-import { administrationOf } from './fixtures/orders';
+import { administrationOf, ehrReplacementOf } from './fixtures/orders';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
@@ -20,6 +20,7 @@ import {
   enrolPatient,
   followUpJobDone,
   maintenanceJobDone,
+  orderedInEhrFor,
   overrideIssue,
   postDeletion,
   postWebhook,
@@ -230,6 +231,92 @@ describe('an infusion recorded in error after its follow-ups', () => {
       .set(clinician())
       .send({ versionId: again[0].meta!.versionId })
       .expect(200);
+  });
+
+  /**
+   * A plan's first session approved (here, on an order the EHR wrote, or here and then replaced in the EHR with the
+   * order approved here left open beside it), given at the pump during an infusion or not, the infusion followed up
+   * and then recorded in error: the orders the session had, and the issue.
+   */
+  async function closedByInfusionInError(how: 'on-ehr-order' | 'replaced-in-ehr', pump: 'given' | 'not recorded') {
+    const enrolment = await enrolPatient(service, 'ketamine-high-dose-as-needed', {
+      startDate: new Date(Date.now() - 10 * DAY).toISOString().slice(0, 10),
+    });
+    const onPlan = () => service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const first = (await onPlan()).find((t) => actionOf(t) === 'infusion-session')!;
+    let orders: MedicationRequest[];
+    if (how === 'on-ehr-order') {
+      const { ehrOrder } = await orderedInEhrFor(service, first);
+      await request(service.url)
+        .post(`/tasks/${first.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: first.meta!.versionId, onOrder: `MedicationRequest/${ehrOrder.id}` })
+        .expect(200);
+      orders = [ehrOrder];
+    } else {
+      const order = await approvedSessionOrder(service, first);
+      orders = [order, (await service.fhir.create(ehrReplacementOf(order))).resource];
+    }
+    const end = Date.now() - 2 * DAY;
+    const procedureId = await completeInfusion(service, enrolment, new Date(end).toISOString());
+    if (pump === 'given')
+      await service.fhir.create(
+        administrationOf(orders.at(-1)!, 'completed', {
+          start: new Date(end - 50 * 60_000).toISOString(),
+          end: new Date(end - 5 * 60_000).toISOString(),
+        }),
+      );
+    await reportInfusion(service, procedureId);
+    for (const order of orders)
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    expect((await service.fhir.read<Task>('Task', first.id!)).status).toBe('completed');
+    await takenBack(procedureId);
+    const [issue] = await issuesOf(enrolment.carePlanId);
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$replan`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Infusion charted on the wrong patient' })
+      .expect(200);
+    const proposedAgain = (await onPlan()).filter(
+      (t) => t.status === 'draft' && t.description === 'First infusion session',
+    );
+    return { first, orders, procedureId, proposedAgain };
+  }
+
+  it('planned again without it, a session it closed that was approved on the EHR’s order: that order not given either', async () => {
+    const { first, orders, procedureId, proposedAgain } = await closedByInfusionInError('on-ehr-order', 'not recorded');
+    expect((await service.fhir.read<Task>('Task', first.id!)).status).toBe('entered-in-error');
+    expect(proposedAgain).toHaveLength(1);
+    // Before, only an order written here was cancelled: the EHR's read completed (given) for a session not given.
+    const ehrOrder = await service.fhir.read<MedicationRequest>('MedicationRequest', orders[0].id!);
+    expect([ehrOrder.status, ehrOrder.statusReason?.text]).toEqual([
+      'cancelled',
+      expect.stringMatching(new RegExp(`^Not given: the infusion Procedure/${procedureId} of .*recorded in error$`)),
+    ]);
+  });
+
+  it('planned again without it, a session it closed whose order the EHR had replaced (the first left open): both orders not given', async () => {
+    const { orders, proposedAgain } = await closedByInfusionInError('replaced-in-ehr', 'not recorded');
+    expect(proposedAgain).toHaveLength(1);
+    for (const order of orders)
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
+  });
+
+  it('planned again without it, a session it closed that the pump recorded giving under the EHR’s order: it happened, and stays done', async () => {
+    const { first, orders, proposedAgain } = await closedByInfusionInError('on-ehr-order', 'given');
+    // Before, the pump's record of an order written elsewhere was not looked at: the session was marked in error and
+    // proposed again (a second dose to approve), its order left completed.
+    expect((await service.fhir.read<Task>('Task', first.id!)).status).toBe('completed');
+    expect(proposedAgain).toEqual([]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', orders[0].id!)).status).toBe('completed');
+  });
+
+  it('the same, given under the EHR’s replacement of the order approved here: stays done', async () => {
+    const { first, orders, proposedAgain } = await closedByInfusionInError('replaced-in-ehr', 'given');
+    expect((await service.fhir.read<Task>('Task', first.id!)).status).toBe('completed');
+    expect(proposedAgain).toEqual([]);
+    for (const order of orders)
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 
   it('only an infusion recorded in error is planned again, by a clinician, with a reason', async () => {

@@ -388,6 +388,22 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('active');
   });
 
+  it('approved on the EHR’s order, given: that order is completed with its session', async () => {
+    const { task, order } = await approvedOnEhrOrder();
+    const start = Date.parse(task.restriction!.period!.start!) + 3_600_000;
+    const infusion = await completeInfusion(
+      service,
+      { patient: task.for!.reference!, carePlanId: carePlanReferenceOf(task)!.split('/')[1] },
+      new Date(start).toISOString(),
+    );
+    await reportInfusion(service, infusion);
+    expect((await read(task)).status).toBe('completed');
+    // Before session 42 the EHR's order stayed active after its session was given (only an order written here, or an
+    // EHR replacement left open beside one, was closed with it): an order still to give, for a session given.
+    const given = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect(given.status).toBe('completed');
+  });
+
   it('the EHR’s replacement is the order a paused plan holds and a stopped plan withdraws', async () => {
     const { task, order } = await approvedSession();
     const carePlanId = task.basedOn!.find((b) => b.reference?.startsWith('CarePlan/'))!.reference!.split('/')[1];

@@ -68,8 +68,9 @@ const input = (over: Partial<ReplanInput> = {}): ReplanInput => ({
       },
     ],
   ]),
-  closedOrders: [keyed(medicationOrder('o-first', 'completed'), 'first')],
-  administrations: [],
+  closedOrders: new Map([
+    ['first', { orders: [keyed(medicationOrder('o-first', 'completed'), 'first')], administrations: [] }],
+  ]),
   reminders: [reminderAbout('r-next', 'Task/next'), reminderAbout('r-check', 'Task/check')],
   now,
   zone: 'UTC',
@@ -153,7 +154,13 @@ describe('planning again without an infusion recorded in error', () => {
       status: 'completed',
       request: { reference: 'MedicationRequest/o-first' },
     };
-    const replan = replanWithoutInfusion(input({ administrations: [given] }));
+    const replan = replanWithoutInfusion(
+      input({
+        closedOrders: new Map([
+          ['first', { orders: [keyed(medicationOrder('o-first', 'completed'), 'first')], administrations: [given] }],
+        ]),
+      }),
+    );
     expect(replan.givenAtThePump.map((t) => t.id)).toEqual(['first']);
     expect(replan.inError.map((e) => e.task.read.id)).toEqual(['booster']);
     expect(replan.proposedAgain.map((p) => p.replaces.id)).toEqual(['booster']);

@@ -14,7 +14,6 @@ import {
   awaitingApproval,
   cancelledProposal,
   isOpen,
-  orderTaskIdOf,
   sessionBegunBy,
   stateOf,
   transition,
@@ -66,9 +65,11 @@ export interface ReplanInput {
   proposals: Map<string, AuthorisableRequest>;
   /** The open orders (with what the pump recorded of them) of the approved Tasks it planned, by Task id. */
   openOrders: Map<string, OpenOrder>;
-  /** The orders written here for the Tasks it closed (their approvals'), any status, and the pump's records of them. */
-  closedOrders: AuthorisableRequest[];
-  administrations: MedicationAdministration[];
+  /**
+   * The orders of the sessions it closed, by Task id, any status, whoever wrote them (written here, the EHR's it was
+   * approved on, the EHR's replacements of those), with the pump's records of them.
+   */
+  closedOrders: Map<string, { orders: AuthorisableRequest[]; administrations: MedicationAdministration[] }>;
   /** The plan's reminders not sent yet. */
   reminders: CommunicationRequest[];
   now: Date;
@@ -103,7 +104,7 @@ export function replanWithoutInfusion(input: ReplanInput): Replan {
   const inErrorReason = `Recorded in error: ${infusion}, which closed it, was recorded in error; proposed again`;
   const inError = undone.map((task) => ({
     task: { read: task, written: transition(task, { event: 'record-in-error', now, reason: inErrorReason }) },
-    orders: ordersOf(task, input.closedOrders)
+    orders: (input.closedOrders.get(task.id!)?.orders ?? [])
       .filter((o) => o.status === 'completed')
       .map((read) => ({
         read,
@@ -164,14 +165,12 @@ function windowAgain(restriction: TaskRestriction | undefined, now: Date): Perio
   return notBefore(period, now.getTime());
 }
 
-/** A session closed by the infusion whose order the pump recorded begun or given: it happened after all. */
+/**
+ * A session closed by the infusion that the pump recorded begun or given under one of its orders (written here, or the
+ * EHR's: before session 42 only those written here were looked at): it happened after all.
+ */
 function givenAtThePumpUnder(task: Task, input: ReplanInput): boolean {
-  const orders = new Set(ordersOf(task, input.closedOrders).map((o) => `${o.resourceType}/${o.id}`));
-  return Boolean(sessionBegunBy(input.administrations.filter((a) => orders.has(a.request?.reference ?? ''))));
-}
-
-function ordersOf(task: Task, orders: AuthorisableRequest[]): AuthorisableRequest[] {
-  return orders.filter((o) => task.id && orderTaskIdOf(o) === task.id);
+  return Boolean(sessionBegunBy(input.closedOrders.get(task.id!)?.administrations ?? []));
 }
 
 /** A resource as a new one: no id, no server metadata. */

@@ -56,6 +56,23 @@ describe('the sessions the pump gave during an infusion', () => {
     expect([...begun].sort()).toEqual(['booster', 'next']);
   });
 
+  it('a session approved on the EHR’s order the pump has begun: begun (its order is closed with it, so not as moot)', () => {
+    const onEhrOrder: Task = {
+      resourceType: 'Task',
+      id: 'on-ehr',
+      status: 'ready',
+      intent: 'order',
+      basedOn: [{ reference: 'MedicationRequest/ehr' }],
+    };
+    const begun = tasksThePumpBegan(
+      [order('ehr')],
+      [administration('MedicationRequest/ehr', 'in-progress')],
+      new Map(),
+      [onEhrOrder],
+    );
+    expect([...begun]).toEqual(['on-ehr']);
+  });
+
   it('the orders it gave whose Task is not open (deleted on the server): completed by the infusion itself', () => {
     const open: Task = { resourceType: 'Task', id: 'open', status: 'ready', intent: 'plan' };
     const orphans = ordersGivenWithoutOpenTask(

@@ -142,18 +142,21 @@ export function answeredByInfusion(procedureId: string, end: number, zone?: stri
 
 /**
  * The Tasks whose order the pump has begun or given, from the patient's open orders and what the pump recorded of
- * them: this service's (its order key), or another open order of the session's chain (`sessionOrders`, by Task id:
- * the EHR's replacement of it, or one left open beside it, with what the pump recorded of each).
+ * them: this service's (its order key), one approved on the EHR's order (`basedOn`, of `openTasks`; since session 42,
+ * as its order is now closed with its session), or another open order of the session's chain (`sessionOrders`, by
+ * Task id: the EHR's replacement of it, or one left open beside it, with what the pump recorded of each).
  */
 export function tasksThePumpBegan(
   orders: MedicationRequest[],
   administrations: MedicationAdministration[],
   sessionOrders: ReadonlyMap<string, OpenOrder> = new Map(),
+  openTasks: Task[] = [],
 ): Set<string> {
+  const begun = requestsBegun(administrations);
   const begunReplacements = [...sessionOrders]
     .filter(([, open]) => openOrdersOfSession(open).some((o) => sessionBegunBy(o.administrations)))
     .map(([id]) => id);
-  return new Set([...tasksOrderingAny(orders, requestsBegun(administrations)), ...begunReplacements]);
+  return new Set([...tasksOrderingAny(orders, begun), ...tasksApprovedOnAny(openTasks, begun), ...begunReplacements]);
 }
 
 /**
@@ -167,9 +170,7 @@ export function tasksThePumpGave(
   sessionOrders: ReadonlyMap<string, OpenOrder> = new Map(),
 ): Set<string> {
   const gave = requestsBegun(given.administrations);
-  const approvedOnThem = openTasks
-    .filter((t) => t.id && ordersApprovedOn(t).some((r) => gave.has(r)))
-    .map((t) => t.id!);
+  const approvedOnThem = tasksApprovedOnAny(openTasks, gave);
   const replacedThem = [...sessionOrders]
     .filter(([, open]) => openOrdersOfSession(open).some(({ order }) => gave.has(`${order.resourceType}/${order.id}`)))
     .map(([id]) => id);
@@ -197,6 +198,11 @@ function requestsBegun(administrations: MedicationAdministration[]): Set<string>
 }
 
 /** The Tasks whose approval wrote one of `orders` (by its key) that is among `requests`. */
+/** The Tasks approved on one of the EHR's orders `requests` names (ordersApprovedOn): ids. */
+function tasksApprovedOnAny(tasks: Task[], requests: Set<string>): string[] {
+  return tasks.filter((t) => t.id && ordersApprovedOn(t).some((r) => requests.has(r))).map((t) => t.id!);
+}
+
 function tasksOrderingAny(orders: MedicationRequest[], requests: Set<string>): string[] {
   return orders.flatMap((o) => {
     const taskId = orderTaskIdOf(o);

@@ -3,6 +3,7 @@ import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from 
 import {
   isAuthorisable,
   isOpenOrder,
+  orderInEhr,
   orderKeySearch,
   orderTaskIdOf,
   ordersApprovedOn,
@@ -88,14 +89,63 @@ const CLOCK_MARGIN_MS = 10 * 60_000;
  * recorded of it (sessionOpenOrder): the open order written here, else the EHR's it was approved on, else the EHR's
  * latest open replacement of those (a dose changed there, at any depth), and every other open order of the session's
  * chain left open beside it. What a hold, a withdrawal, a pause, a rejection or a dose change acts on: the orders that
- * would be given, whoever wrote them. One batch: the orders written for the sessions (by key, any status; the EHR's
- * they were approved on, by id) and their patients' orders written since the sessions were planned. Sessions with no
- * order to give are left out; nothing is read for no Task with an order's proposal.
+ * would be given, whoever wrote them. One batch (readSessionOrders). Sessions with no order to give are left out;
+ * nothing is read for no Task with an order's proposal.
  */
 export async function openOrdersOfSessions(fhir: FhirClient, tasks: Task[]): Promise<Map<string, OpenOrder>> {
-  const sessions = tasks.filter((t) => t.id && orderTypeOf(t));
   const found = new Map<string, OpenOrder>();
-  if (!sessions.length) return found;
+  for (const { task, written, patientOrders, administrations } of await readSessionOrders(fhir, tasks)) {
+    const open = sessionOpenOrder(written, patientOrders, administrations);
+    if (open) found.set(task.id!, open);
+  }
+  return found;
+}
+
+/** Every order of a session, in any status, and what the pump recorded of them. */
+export interface SessionOrderChain {
+  orders: AuthorisableRequest[];
+  administrations: MedicationAdministration[];
+}
+
+/**
+ * Every order of sessions' chains in any status, by Task id, with what the pump recorded of each: the orders written
+ * for them (here, or the EHR's they were approved on) and the EHR's replacements of those at any depth (orderInEhr).
+ * What undoing a closed session acts on: an order given, or closed with it, whoever wrote it. One batch
+ * (readSessionOrders); sessions with no order are left out.
+ */
+export async function sessionOrderChainsOf(fhir: FhirClient, tasks: Task[]): Promise<Map<string, SessionOrderChain>> {
+  const found = new Map<string, SessionOrderChain>();
+  for (const { task, written, patientOrders, administrations } of await readSessionOrders(fhir, tasks)) {
+    const medication = written.filter((o): o is MedicationRequest => o.resourceType === 'MedicationRequest');
+    const orders = medication.length ? orderInEhr(medication, patientOrders).chain : written;
+    if (!orders.length) continue;
+    const refs = new Set(orders.map((o) => `${o.resourceType}/${o.id}`));
+    found.set(task.id!, {
+      orders,
+      administrations: administrations.filter((a) => refs.has(a.request?.reference ?? '')),
+    });
+  }
+  return found;
+}
+
+/**
+ * The orders of sessions (Tasks with an order's proposal), in one batch: the orders written for them (by key, any
+ * status; the EHR's they were approved on, by id) and their patients' orders written since the sessions were planned,
+ * with what the pump recorded of them. Per session: its orders written, its patient's orders since, and every record.
+ */
+async function readSessionOrders(
+  fhir: FhirClient,
+  tasks: Task[],
+): Promise<
+  {
+    task: Task;
+    written: AuthorisableRequest[];
+    patientOrders: MedicationRequest[];
+    administrations: MedicationAdministration[];
+  }[]
+> {
+  const sessions = tasks.filter((t) => t.id && orderTypeOf(t));
+  if (!sessions.length) return [];
   const medication = sessions.filter((t) => orderTypeOf(t) === 'MedicationRequest');
   const searches: NamedSearch[] = [
     ...writtenOrdersSearches(sessions, true),
@@ -119,13 +169,12 @@ export async function openOrdersOfSessions(fhir: FhirClient, tasks: Task[]): Pro
     written,
     sessions.map((t) => ({ id: t.id!, approvedOn: ordersApprovedOn(t) })),
   );
-  for (const task of sessions) {
-    const patient = task.for?.reference;
-    const patientOrders = since.filter((o) => o.subject?.reference === patient);
-    const open = sessionOpenOrder(bySession.get(task.id!) ?? [], patientOrders, administrations);
-    if (open) found.set(task.id!, open);
-  }
-  return found;
+  return sessions.map((task) => ({
+    task,
+    written: bySession.get(task.id!) ?? [],
+    patientOrders: since.filter((o) => o.subject?.reference === task.for?.reference),
+    administrations,
+  }));
 }
 
 /**

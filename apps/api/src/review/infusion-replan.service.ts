@@ -4,8 +4,6 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
-  MedicationAdministration,
-  MedicationRequest,
   Procedure,
   Resource,
   Task,
@@ -15,7 +13,7 @@ import { conflict, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import { carePlanHoldsCare, replanWithoutInfusion, requestWrites, type Replan } from '@kc/followups';
-import { openOrdersOfSessions } from '@kc/nest-core';
+import { openOrdersOfSessions, sessionOrderChainsOf } from '@kc/nest-core';
 import {
   infusionInErrorOf,
   isInfusionInError,
@@ -24,7 +22,7 @@ import {
   tasksOfInfusion,
   withListedActivities,
 } from '@kc/protocols';
-import { isAuthorisable, orderKeySearch, type AuthorisableRequest } from '@kc/task-states';
+import { isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
 import { isUnresolved } from './contraindication-guard';
 import { ContraindicationOverrideService } from './contraindication-override.service';
 import { DecisionWriter, type Consequence } from './task-review.service';
@@ -146,13 +144,7 @@ export class InfusionReplanService {
         this.fhir,
         planned.filter((t) => t.status === 'ready' || t.status === 'on-hold'),
       ),
-      answered.length
-        ? this.fhir.search<MedicationRequest | MedicationAdministration>('MedicationRequest', {
-            identifier: answered.map((t) => orderKeySearch(t.id!)).join(','),
-            _revinclude: 'MedicationAdministration:request',
-            _count: 200,
-          })
-        : undefined,
+      sessionOrderChainsOf(this.fhir, answered),
     ]);
     const replan = replanWithoutInfusion({
       procedureId,
@@ -160,8 +152,7 @@ export class InfusionReplanService {
       tasks,
       proposals,
       openOrders,
-      closedOrders: matchesOf<MedicationRequest>(closed),
-      administrations: includedOf<MedicationAdministration>(closed, 'MedicationAdministration'),
+      closedOrders: closed,
       reminders,
       now,
       zone: this.config.clinicTimeZone,

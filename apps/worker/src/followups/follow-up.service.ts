@@ -38,7 +38,14 @@ import {
 } from '@kc/followups';
 import { openOrdersOfSessions, PlanDefinitions } from '@kc/nest-core';
 import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
-import { openOrdersOfSession, orderAnsweredBy, ordersFollowedOn, orderTaskIdOf, type OpenOrder } from '@kc/task-states';
+import {
+  openOrdersOfSession,
+  orderAnsweredBy,
+  ordersApprovedOn,
+  ordersFollowedOn,
+  orderTaskIdOf,
+  type OpenOrder,
+} from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 
@@ -500,17 +507,21 @@ export class FollowUpService {
     const created = new Map(newTasks.map((f) => [f.fullUrl, f.task]));
     const updateEntries: BundleEntry[] = [];
     const counts = { done: 0, superseded: 0, remindersRevoked: 0, ordersClosed: 0 };
-    // Each order by the Task whose approval wrote it.
+    // Each order by the Task whose approval wrote it; the EHR's open orders by reference, for sessions approved on one.
     const orders = new Map(input.around.orders.map((o) => [orderTaskIdOf(o), o]));
+    const openOrders = new Map(input.around.orders.map((o) => [`MedicationRequest/${o.id}`, o]));
     for (const update of updates) {
       const next = applyInfusionUpdate(update, now);
       const newOne = pending.get(update.task);
       if (newOne) created.set(newOne.fullUrl, next);
       else updateEntries.push(updateEntry(next, update.task.meta!.versionId));
       counts[update.outcome === 'done' ? 'done' : 'superseded']++;
-      // An approved Task's order: given, or no longer to be given.
+      // An approved Task's order: given, or no longer to be given. The EHR's order it was approved on (`onOrder`) too:
+      // before session 42 that stayed active after its session was given, to be given again.
       const order = update.task.id
-        ? (orders.get(update.task.id) ?? input.around.sessionOrders?.get(update.task.id)?.order)
+        ? (orders.get(update.task.id) ??
+          input.around.sessionOrders?.get(update.task.id)?.order ??
+          approvedOnOpen(update.task, openOrders))
         : undefined;
       if (order) {
         updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
@@ -609,7 +620,7 @@ function pumpRecordsOf(around: Surroundings): PumpRecords {
   // The EHR's replacement of a session's order, begun or given at the pump, counts as the session's own.
   return {
     givenTaskIds: tasksThePumpGave(around.given, around.openTasks, around.sessionOrders),
-    begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered, around.sessionOrders),
+    begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered, around.sessionOrders, around.openTasks),
   };
 }
 
@@ -624,4 +635,11 @@ function fulfilled<T>(value: T): PromiseFulfilledResult<T> {
 
 function keyOf(task: Task): string | undefined {
   return task.identifier?.find((i) => i.system === TASK_KEY_SYSTEM)?.value;
+}
+
+/** The open order written outside this service that a session was approved on (ordersApprovedOn), when read. */
+function approvedOnOpen(task: Task, openOrders: Map<string, MedicationRequest>): MedicationRequest | undefined {
+  return ordersApprovedOn(task)
+    .map((r) => openOrders.get(r))
+    .find((o) => o !== undefined);
 }
