@@ -33,9 +33,9 @@ import {
   rateNoticeAlertKey,
   TASK_KEY_SYSTEM,
 } from '@kc/protocols';
-import { ORDER_KEY_SYSTEM, orderKeySearch } from '@kc/task-states';
+import { ORDER_KEY_SYSTEM, orderKeySearch, ordersApprovedOn } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
-import { administrationOf, ehrReplacementOf, ucum } from './fixtures/orders';
+import { administrationOf, ehrOrderLike, ehrReplacementOf, ucum } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, completeInfusion, enrolPatient, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
@@ -119,6 +119,12 @@ describe.each([
    * CLINIC_DAY_DOSE_CHANGES=0 leaves them out.
    */
   const DOSE_CHANGES = process.env.CLINIC_DAY_DOSE_CHANGES !== '0';
+  /**
+   * Sessions ordered in the EHR directly (session 42): a prescriber there orders a session awaiting approval, for its
+   * time, and the clinician whose approval is refused as a duplicate approves it on that order (`onOrder`), as the
+   * page's dialog offers. CLINIC_DAY_EHR_ORDERS=0 leaves them out.
+   */
+  const EHR_ORDERS = process.env.CLINIC_DAY_EHR_ORDERS !== '0';
   let service: TestService;
   const random = prng(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
@@ -126,6 +132,8 @@ describe.each([
   const decisions: Decision[] = [];
   /** DetectedIssues a clinician was told were overridden. */
   const overrides: string[] = [];
+  /** Sessions approved on an order the EHR wrote for them (`onOrder`). */
+  let approvedOnEhrOrders = 0;
   /** Infusions in error planned again without them ($replan): their issues. */
   const replanned: string[] = [];
   const appointments: Appointment[] = [];
@@ -186,6 +194,7 @@ describe.each([
       return;
     }
     const who = pick(enrolled);
+    if (EHR_ORDERS && random() < 0.15) return orderedInEhr(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -301,6 +310,20 @@ describe.each([
     }
   }
 
+  /** A prescriber orders one of the patient's sessions awaiting approval in the EHR itself, for its time. */
+  async function orderedInEhr(who: Enrolled): Promise<void> {
+    const drafts = (
+      await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${who.carePlanId}`, status: 'draft' })
+    ).filter((t) => t.focus?.reference?.startsWith('MedicationRequest/') && t.restriction?.period?.start);
+    if (!drafts.length) return;
+    const session = pick(drafts);
+    const proposal = await service.fhir.readIfExists<MedicationRequest>(
+      'MedicationRequest',
+      session.focus!.reference!.split('/')[1],
+    );
+    if (proposal) await service.fhir.create(ehrOrderLike(proposal, { start: session.restriction!.period!.start }));
+  }
+
   /**
    * The pump gives an approved session's order an hour into its window (a MedicationAdministration naming the order):
    * when the infusion ends, for its Procedure; undefined when the patient has no session to give.
@@ -311,8 +334,15 @@ describe.each([
     ).filter((t) => t.focus?.reference?.startsWith('MedicationRequest/') && t.restriction?.period?.start);
     if (!sessions.length) return undefined;
     const session = pick(sessions);
+    // The order its approval wrote, else the EHR's it was approved on.
     const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      identifier: orderKeySearch(session.id!),
+      ...(ordersApprovedOn(session).length
+        ? {
+            _id: ordersApprovedOn(session)
+              .map((r) => r.split('/')[1])
+              .join(','),
+          }
+        : { identifier: orderKeySearch(session.id!) }),
       status: 'active',
     });
     if (!order) return undefined;
@@ -405,6 +435,21 @@ describe.each([
       .send({ versionId: item.versionId, ...body });
     note(`$${decision}`, res, [200, ...EXPECTED_REFUSALS]);
     if (res.status === 200) decisions.push({ taskId: item.id, seenVersion: item.versionId!, decision });
+    // Already ordered in the EHR for its time: approved on that order, as the page's dialog offers.
+    const ordered = (res.body?.issue as { code?: string; expression?: string[] }[] | undefined)?.find(
+      (i) => i.code === 'duplicate',
+    )?.expression?.[0];
+    if (decision === 'approve' && res.status === 409 && ordered && random() < 0.8) {
+      const onOrder = await request(service.url)
+        .post(`/tasks/${item.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: item.versionId, onOrder: ordered });
+      note('$approve onOrder', onOrder, [200, ...EXPECTED_REFUSALS]);
+      if (onOrder.status === 200) {
+        decisions.push({ taskId: item.id, seenVersion: item.versionId!, decision });
+        approvedOnEhrOrders++;
+      }
+    }
   }
 
   /** A clinician activates a draft plan ($activate on the version read); refused while contraindicated. */
@@ -586,6 +631,18 @@ describe.each([
     const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { _count: 1000 });
     const planOf = (r: { basedOn?: { reference?: string }[] }) =>
       r.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference;
+    // An order's session: the Task whose approval wrote it (its key), or that was approved on it (`onOrder`), or that
+    // of the order it replaces (priorPrescription), at any depth; and so its plan, for the EHR's own orders too.
+    const sessionOfOrder = (o: (typeof orders)[number], seen = new Set<string>()): Task | undefined => {
+      const key = o.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
+      if (key) return tasks.find((t) => `Task/${t.id}` === key);
+      const on = tasks.find((t) => ordersApprovedOn(t).includes(`MedicationRequest/${o.id}`));
+      if (on) return on;
+      const prior = (o as MedicationRequest).priorPrescription?.reference;
+      const replaced = orders.find((x) => `MedicationRequest/${x.id}` === prior);
+      return replaced && !seen.has(prior!) ? sessionOfOrder(replaced, seen.add(prior!)) : undefined;
+    };
+    const planOfOrder = (o: (typeof orders)[number]) => planOf(o) ?? planOf(sessionOfOrder(o) ?? {});
     const openIssuesOf = (plan: string) =>
       issues.filter((i) => isUnresolved(i) && i.implicated?.some((r) => r.reference === plan));
 
@@ -618,7 +675,7 @@ describe.each([
       // A plan from $apply stays draft until activated; its Tasks are approved all the same. Clear and holding care:
       // nothing of it is held (a hold outlived by its reason would keep a session from the patient).
       if (!blocked && (plan.status === 'active' || plan.status === 'draft')) {
-        const held = orders.filter((o) => planOf(o) === ref && o.status === 'on-hold');
+        const held = orders.filter((o) => planOfOrder(o) === ref && o.status === 'on-hold');
         expect({ plan: ref, status: plan.status, held: held.map((o) => o.id) }).toEqual({
           plan: ref,
           status: plan.status,
@@ -626,7 +683,7 @@ describe.each([
         });
         continue;
       }
-      const toGive = orders.filter((o) => planOf(o) === ref && o.status === 'active');
+      const toGive = orders.filter((o) => planOfOrder(o) === ref && o.status === 'active');
       // Seen once in ~100 days each (sessions 37, 38); session 41's dumps explained two: a session the pump gave under a
       // plan stopped meanwhile, charted after its infusion's follow-up (seed 1618, trust.e2e-spec.ts), and one given
       // during an infusion then taken back, left open by its follow-up (seed 1656, infusion-in-error.e2e-spec.ts).
@@ -683,7 +740,10 @@ describe.each([
         .map((i) => i.value);
       expect({ id, keys }).toEqual({ id, keys: [...new Set(keys)] });
     }
-    if (process.env.CLINIC_DAY_DEBUG) console.log(`infusions in error planned again: ${replanned.length}`);
+    if (process.env.CLINIC_DAY_DEBUG)
+      console.log(
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}`,
+      );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
     // Task recorded in error aside: it keeps the infusion it followed).
@@ -701,8 +761,10 @@ describe.each([
       o.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
     const byId = new Map(tasks.map((t) => [`Task/${t.id}`, t]));
     for (const order of orders.filter((o) => o.status === 'active')) {
-      const task = byId.get(orderKey(order) ?? '');
-      if (!task) continue; // an EHR's own order
+      const task =
+        byId.get(orderKey(order) ?? '') ??
+        tasks.find((t) => ordersApprovedOn(t).includes(`MedicationRequest/${order.id}`));
+      if (!task) continue; // an EHR's own order, approved on by no session
       expect({ order: order.id, task: task.id, status: task.status }).toEqual({
         order: order.id,
         task: task.id,
@@ -717,7 +779,7 @@ describe.each([
     const closedAfterGiven: string[] = [];
     for (const { order, recorded } of given.filter((g) => !ehrClosed.has(g.order))) {
       const current = orders.find((o) => o.id === order);
-      if (!current || tasks.find((t) => `Task/${t.id}` === orderKey(current))?.status === 'rejected') continue;
+      if (!current || sessionOfOrder(current)?.status === 'rejected') continue;
       // A clinician's dose change that crossed the pump stands as a rejection does (the order given, replaced).
       if (current.statusReason?.text?.startsWith('Replaced by a new order')) continue;
       const history = (await (
@@ -767,12 +829,15 @@ describe.each([
       }
       return found;
     };
-    // A session's orders: those its approvals wrote (its key) and the EHR's replacements of them, at any depth.
-    const ordersOfSession = (taskId: string) =>
-      descendantsOf(
-        orders.filter((o) => orderKey(o) === `Task/${taskId}`),
+    // A session's orders: those its approvals wrote (its key), the EHR's it was approved on, and the EHR's replacements
+    // of them, at any depth.
+    const ordersOfSession = (taskId: string) => {
+      const approvedOn = ordersApprovedOn(byId.get(`Task/${taskId}`) ?? ({ resourceType: 'Task' } as Task));
+      return descendantsOf(
+        orders.filter((o) => orderKey(o) === `Task/${taskId}` || approvedOn.includes(`MedicationRequest/${o.id}`)),
         orders,
       );
+    };
     const toGiveOrHeld = (o: { status: string }) => o.status === 'active' || o.status === 'on-hold';
     // A session's orders to give (or held). An order the EHR replaced but left open beside its replacement is the
     // EHR's to close: the two count as one (what the service does to one it does to both, which the plans' checks
@@ -796,7 +861,8 @@ describe.each([
     }));
     expect(twice.filter((t) => t.open.length > 1)).toEqual([]);
     for (const task of tasks.filter((t) => t.status === 'ready' || t.status === 'on-hold')) {
-      if (!task.focus?.reference?.startsWith('MedicationRequest/') || task.basedOn?.length !== 1) continue;
+      const plans = task.basedOn?.filter((b) => b.reference?.startsWith('CarePlan/')) ?? [];
+      if (!task.focus?.reference?.startsWith('MedicationRequest/') || plans.length !== 1) continue;
       const chain = ordersOfSession(task.id!);
       // A session the pump began is the infusion's: the EHR closing its order leaves it approved (docs/task-states.md).
       if (chain.some((o) => given.some((g) => g.order === o.id))) continue;
