@@ -12,6 +12,7 @@ import { administrationOf, ehrReplacementOf } from './fixtures/orders';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
+import { carePlanReferenceOf } from '@kc/followups';
 import { administrationRecordedJobId, QUEUES, recheckContraindicationsJobId } from '@kc/queue';
 import { approvedSessionOrder, infusedForCheck } from './support/checks';
 import {
@@ -27,6 +28,7 @@ import {
   reportInfusion,
   waitFor,
 } from './support/clinic';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
@@ -505,9 +507,15 @@ describe('an infusion recorded in error after its follow-ups', () => {
     const given = await chartedGiven(order);
     expect((await service.fhir.read<Task>('Task', session.id!)).status).not.toBe('completed');
     // The 15-minute sweep looks again at the infusions in error not yet resolved.
+    const recheck = jest.spyOn(service.app.get(ContraindicationSweep), 'recheckFor');
     expect(await service.app.get(InfusionsInError).lookAgain()).toBeGreaterThanOrEqual(1);
+    expect(recheck).toHaveBeenCalledWith(`CarePlan/${carePlanReferenceOf(session)!.split('/')[1]}`, expect.any(Date));
     await expectDoneByThePump(session, order, given);
+    // Nothing changed since: no plan is rechecked (the sweep's own step rechecks every plan next).
+    recheck.mockClear();
     expect(await service.app.get(InfusionsInError).lookAgain()).toBe(0);
+    expect(recheck).not.toHaveBeenCalled();
+    recheck.mockRestore();
   });
 
   /**

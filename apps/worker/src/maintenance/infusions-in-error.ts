@@ -33,7 +33,15 @@ export class InfusionsInError {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
-  async heard(procedureId: string, now = new Date()): Promise<{ recorded: number; held: number; answered: number }> {
+  /**
+   * `lookingAgain`: the sweep's look (lookAgain), whose own contraindication step rechecks every plan next, so the plan
+   * is rechecked here only when this changed it (an issue recorded, a session answered).
+   */
+  async heard(
+    procedureId: string,
+    now = new Date(),
+    { lookingAgain = false }: { lookingAgain?: boolean } = {},
+  ): Promise<{ recorded: number; held: number; answered: number }> {
     const none = { recorded: 0, held: 0, answered: 0 };
     const found = await this.fhir.readEvenIfDeleted<Procedure>('Procedure', procedureId);
     if (!found || (!found.deleted && found.resource.status !== 'entered-in-error')) return none;
@@ -62,6 +70,7 @@ export class InfusionsInError {
     });
     if (given.length) await this.answer(given, procedureId, now);
     if (created) this.logger.warn({ msg: 'infusion recorded in error after its follow-ups: plan held', carePlan });
+    if (lookingAgain && !created && !given.length) return { ...none };
     const { held } = await this.contraindications.recheckFor(carePlan, now);
     return { recorded: created ? 1 : 0, held, answered: given.length };
   }
@@ -70,7 +79,8 @@ export class InfusionsInError {
    * The sweep's look again at the infusions in error whose issue is unresolved: a pump record charted after their job
    * ran (a session given during one, left open and its order held with the plan) is answered now (heard again: the
    * issue is recorded once). One search of the unresolved issues; the rest only for each (few: a clinician resolves
-   * them). A failure is logged, and the next sweep looks again. How many sessions were answered.
+   * them; the plan's recheck only when something changed, since session 42: the sweep rechecks every plan next). A
+   * failure is logged, and the next sweep looks again. How many sessions were answered.
    */
   async lookAgain(now = new Date()): Promise<number> {
     try {
@@ -82,7 +92,7 @@ export class InfusionsInError {
       let answered = 0;
       for (const issue of issues) {
         const procedureId = infusionInErrorOf(issue);
-        if (procedureId) answered += (await this.heard(procedureId, now)).answered;
+        if (procedureId) answered += (await this.heard(procedureId, now, { lookingAgain: true })).answered;
       }
       return answered;
     } catch (err) {
