@@ -33,6 +33,7 @@ import {
   followUpJobDone,
   followUpTasks,
   maintenanceJobDone,
+  orderedInEhrFor,
   overrideIssue,
   postWebhook,
   queueIdle,
@@ -231,13 +232,24 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
   /**
    * A service behind the proxy whose jobs retry at once, and a patient's first session approved: its order, active.
    */
-  async function approvedSessionBehindProxy(overrides: Parameters<typeof startTestService>[0] = {}) {
+  async function approvedSessionBehindProxy(
+    overrides: Parameters<typeof startTestService>[0] = {},
+    { onEhrOrder = false }: { onEhrOrder?: boolean } = {},
+  ) {
     const service = await start({ fhirBaseUrl: proxy.baseUrl, jobAttempts: 5, jobBackoffMs: 100, ...overrides });
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const session = (
       await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` })
     ).find((t) => actionOf(t) === 'infusion-session')!;
-    return { service, enrolment, order: await approvedSessionOrder(service, session) };
+    if (!onEhrOrder) return { service, enrolment, session, order: await approvedSessionOrder(service, session) };
+    // Approved on the order a prescriber wrote in the EHR for it (`onOrder`): no order written here.
+    const { ehrOrder } = await orderedInEhrFor(service, session);
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId, onOrder: `MedicationRequest/${ehrOrder.id}` })
+      .expect(200);
+    return { service, enrolment, session, order: ehrOrder };
   }
 
   it('a hold that lost a race (an order or Task changed as it wrote) is tried again by its job, not left to the sweep', async () => {
@@ -296,9 +308,12 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
    * records the administration after the withdrawal read the orders and before its write lands (the proxy holds the
    * write back until it is recorded). The withdrawal lands across the pump's record, as it could before the fix.
    */
-  async function withdrawnAcrossThePump(status: MedicationAdministration['status']) {
-    const { service, enrolment, order } = await approvedSessionBehindProxy({ orderChangeGraceMs: 0 });
-    const taskId = orderTaskIdOf(order)!;
+  async function withdrawnAcrossThePump(status: MedicationAdministration['status'], onEhrOrder = false) {
+    const { service, enrolment, order, session } = await approvedSessionBehindProxy(
+      { orderChangeGraceMs: 0 },
+      { onEhrOrder },
+    );
+    const taskId = session.id!;
     let administration: MedicationAdministration | undefined;
     proxy.beforeForward = async (method, _path, body) => {
       if (method !== 'POST' || !body.includes('Withdrawn:') || administration) return;
@@ -339,6 +354,17 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     await reportInfusion(service, await completeInfusion(service, enrolment, '2027-01-02T10:00:00.000Z'));
     expect((await service.fhir.read<Task>('Task', taskId)).status).toBe('completed');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+  });
+
+  it('the same for a session approved on the EHR’s order: the withdrawal that cancelled that order under the pump is undone', async () => {
+    const { service, order, taskId, administration } = await withdrawnAcrossThePump('in-progress', true);
+    await postWebhook(service, JSON.stringify(administration)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(administration.id!), 'the administration’s job');
+    // Before, only an order written here was looked at: the EHR's order stayed cancelled under the running pump.
+    const task = await service.fhir.read<Task>('Task', taskId);
+    expect([task.status, stateOf(task)]).toEqual(['ready', 'approved']);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect(await undoneBy(service, taskId)).toHaveLength(1);
   });
 
   it('a withdrawal that crossed the pump, its order’s closing notified once the infusion is on record: answered by that infusion', async () => {

@@ -1,5 +1,13 @@
 import type { MedicationAdministration, MedicationRequest, Procedure, Reference, Task } from '@medplum/fhirtypes';
-import { isOpen, isOpenOrder, orderAnsweredBy, orderTaskIdOf, sessionBegunBy, stateOf } from '@kc/task-states';
+import {
+  isOpen,
+  isOpenOrder,
+  orderAnsweredBy,
+  ordersApprovedOn,
+  orderTaskIdOf,
+  sessionBegunBy,
+  stateOf,
+} from '@kc/task-states';
 import { isOfInfusion } from './infusion-as-given';
 import { answeredByInfusion, applyInfusionUpdate } from './superseded';
 
@@ -29,7 +37,7 @@ export interface PumpRecord {
 }
 
 /**
- * The crossing to undo for one of this service's orders, if any. Only a closing by this service (the Task superseded
+ * The crossing to undo for a session's order (written here, or the EHR's it was approved on), if any. Only a closing by this service (the Task superseded
  * or withdrawn, the order cancelled with the Task's reason in the same write) that landed after the pump recorded
  * beginning the order: one recorded after the order was closed is the pump giving a cancelled order, the EHR's to
  * answer. Pure: the caller reads the versions (instance histories, newest first) and the plan's infusions.
@@ -44,7 +52,7 @@ export function crossedClosingOf(input: {
 }): CrossedClosing | undefined {
   const [order] = input.orderVersions;
   const [task] = input.taskVersions;
-  if (!order || !task || order.status !== 'cancelled' || orderTaskIdOf(order) !== task.id) return undefined;
+  if (!order || !task || order.status !== 'cancelled' || !isOrderOf(order, task)) return undefined;
   const state = stateOf(task);
   if (state !== 'superseded' && state !== 'withdrawn') return undefined;
   // The order closed by the same write as the Task: cancelled with the Task's reason (an EHR's cancel is not undone).
@@ -72,6 +80,14 @@ export function crossedClosingOf(input: {
     administration: crossed,
     answeredBy: answered?.by,
   };
+}
+
+/**
+ * The order is the session's: written by its approval (its key), or the EHR's it was approved on (since session 42, as
+ * a withdrawal or a superseding closes that order too; before, its closing across the pump was not undone).
+ */
+function isOrderOf(order: MedicationRequest, task: Task): boolean {
+  return orderTaskIdOf(order) === task.id || ordersApprovedOn(task).includes(`MedicationRequest/${order.id}`);
 }
 
 /** The completed infusion on record the pump's record is part of (isOfInfusion), if any. */

@@ -55,7 +55,8 @@ export class AdministrationRecorded {
     if (!administration || !orderId || !sessionBegunBy([administration])) return undefined;
     return this.fhir.search<MedicationRequest | MedicationAdministration>('MedicationRequest', {
       _id: orderId,
-      _revinclude: 'MedicationAdministration:request',
+      // The Tasks approved on it too (an EHR's order): CrossedClosings finds its session through them.
+      _revinclude: ['MedicationAdministration:request', 'Task:based-on'],
     });
   }
 

@@ -16,7 +16,7 @@ import {
   infusionThatGave,
   type CrossedClosing,
 } from '@kc/followups';
-import { changeProvenance, orderTaskIdOf, sessionBegunBy, stateOf, THIS_SERVICE } from '@kc/task-states';
+import { changeProvenance, sessionBegunBy, sessionIdsOfOrder, stateOf, THIS_SERVICE } from '@kc/task-states';
 
 /**
  * Undoes a closing of an approved session by this service that crossed the pump beginning it (crossedClosingOf): run
@@ -35,19 +35,21 @@ export class CrossedClosings {
   ) {}
 
   /**
-   * An order searched by `_id`, with `_revinclude=MedicationAdministration:request` (by the job that heard of it): when
-   * this service cancelled it and the pump began it, one batch more (the order's, its Task's and the records'
-   * histories, and the plan's infusions) and the write.
+   * An order searched by `_id`, with `_revinclude=MedicationAdministration:request` and `_revinclude=Task:based-on` (by
+   * the job that heard of it; the Tasks approved on it, for an EHR's order): when this service cancelled it and the pump
+   * began it, one batch more (the order's, its Task's and the records' histories, and the plan's infusions) and the
+   * write.
    */
   async ofOrderFound(found: Bundle, now = new Date()): Promise<{ undone: number }> {
     const [order] = matchesOf<MedicationRequest>(found).filter((o) => o.status === 'cancelled');
     const begun = includedOf<MedicationAdministration>(found, 'MedicationAdministration').filter((a) =>
       sessionBegunBy([a]),
     );
-    const taskId = order && orderTaskIdOf(order);
+    const taskId = order && sessionIdsOfOrder(order, includedOf<Task>(found, 'Task'))[0];
     if (!order?.id || !taskId || !begun.length) return { undone: 0 };
     const orderId = order.id;
-    const plan = carePlanReferenceOf(order);
+    // An EHR's order names no plan: its session's does.
+    const plan = carePlanReferenceOf(order) ?? includedPlanOf(found, taskId);
     const searches: NamedSearch[] = plan ? [infusionsSearch(plan)] : [];
     const { read, found: around } = await readAndSearchEach(
       this.fhir,
@@ -152,4 +154,10 @@ function infusionsSearch(plan: string): NamedSearch {
     params: { 'based-on': plan, status: 'completed', _count: 200 },
     everyMatch: true,
   };
+}
+
+/** The plan of the Task a search included (`Task:based-on`), by id. */
+function includedPlanOf(found: Bundle, taskId: string): string | undefined {
+  const task = includedOf<Task>(found, 'Task').find((t) => t.id === taskId);
+  return task && carePlanReferenceOf(task);
 }
