@@ -523,7 +523,7 @@ describe('an infusion recorded in error after its follow-ups', () => {
    * and given at the next infusion (its Procedure written, not reported yet). The follow-up of that infusion cannot tie
    * the session to it without the pump's record (the infusion that planned it is in error).
    */
-  async function sessionKeptFromInfusionInError() {
+  async function sessionKeptFromInfusionInError({ onEhrOrder = false } = {}) {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const onPlan = () => service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
     const first = (await onPlan()).find((t) => actionOf(t) === 'infusion-session')!;
@@ -539,10 +539,22 @@ describe('an infusion recorded in error after its follow-ups', () => {
       i.evidence?.some((e) => e.detail?.some((d) => d.reference === `Procedure/${wrong}`)),
     );
     await overrideIssue(service, issue, 'Reviewed: the session stays as planned').expect(200);
-    const order = await approvedSessionOrder(service, await service.fhir.read<Task>('Task', session.id!));
+    const kept = await service.fhir.read<Task>('Task', session.id!);
+    const order = onEhrOrder ? await approvedOnOrderedInEhr(kept) : await approvedSessionOrder(service, kept);
     const infusion = await completeInfusion(service, enrolment, '2027-01-05T10:00:00.000Z');
     const given = () => chartedGivenAt(order, { start: '2027-01-05T09:05:00.000Z', end: '2027-01-05T09:55:00.000Z' });
     return { session, order, infusion, given };
+  }
+
+  /** A session approved on the order a prescriber wrote for it in the EHR (`onOrder`): that order. */
+  async function approvedOnOrderedInEhr(session: Task): Promise<MedicationRequest> {
+    const { ehrOrder } = await orderedInEhrFor(service, session);
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId, onOrder: `MedicationRequest/${ehrOrder.id}` })
+      .expect(200);
+    return ehrOrder;
   }
 
   async function expectDoneByInfusion(session: Task, order: MedicationRequest, infusion: string) {
@@ -562,6 +574,18 @@ describe('an infusion recorded in error after its follow-ups', () => {
     expect(await followUpJobDone(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
 
     // Before, it stayed approved with its order active after the drug went in (clinic day, seed 1702).
+    await expectDoneByInfusion(session, order, infusion);
+  });
+
+  it('the same, the session approved on the order the EHR wrote for it: followed up again, that order completed', async () => {
+    const { session, order, infusion, given } = await sessionKeptFromInfusionInError({ onEhrOrder: true });
+    await reportInfusion(service, infusion);
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
+    const record = await given();
+    await postWebhook(service, JSON.stringify(record)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(record.id!), 'the pump’s record heard');
+    // Before, an EHR's order naming no other was not followed: the session stayed approved, that order active.
+    expect(await followUpJobDone(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
     await expectDoneByInfusion(session, order, infusion);
   });
 

@@ -1,9 +1,16 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
-import { FhirClient, matchesOf } from '@kc/fhir';
+import type {
+  Bundle,
+  CarePlan,
+  MedicationAdministration,
+  MedicationRequest,
+  Procedure,
+  Task,
+} from '@medplum/fhirtypes';
+import { FhirClient, includedOf, matchesOf } from '@kc/fhir';
 import { administrationWindow, carePlanHoldsCare, carePlanReferenceOf, infusionThatGave } from '@kc/followups';
 import { InfusionEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
-import { isOpenOrder, orderTaskIdOf, sessionBegunBy } from '@kc/task-states';
+import { isOpenOrder, orderTaskIdOf, sessionBegunBy, sessionIdsOfOrder } from '@kc/task-states';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
 import { LateAdministrations } from './late-administrations.service';
@@ -66,7 +73,8 @@ export class AdministrationRecorded {
    * pump's record when the infusion that planned it is gone, in error since, or the pump's clock put it elsewhere), so
    * its order stayed active after the drug went in (clinic day, seeds 1656, 1702). The infusion is followed up again
    * (InfusionEventsProducer.followUpAgain), which judges the record as if it had been there. One search of the
-   * patient's infusions around the record, only for a completed record of an open order written here or replacing one.
+   * patient's infusions around the record, only for a completed record of an open order written here, replacing one, or
+   * one a session was approved on (since session 42).
    * When that follow-up is running at the moment (it may have read before the record), this job fails after its other
    * work and runs again after its backoff, by when it has finished (since session 42; before, the ask was dropped and
    * the session waited for another record or a clinician).
@@ -82,7 +90,10 @@ export class AdministrationRecorded {
         end: administration.effectiveDateTime,
       },
     );
-    const session = order && (orderTaskIdOf(order) || order.priorPrescription);
+    // A session's order: written here, replacing one, or one a session was approved on (the Tasks the search included).
+    const session =
+      order &&
+      (orderTaskIdOf(order) || order.priorPrescription || sessionIdsOfOrder(order, includedOf<Task>(found, 'Task'))[0]);
     if (!order || !isOpenOrder(order) || !session || !window || !order.subject?.reference) return undefined;
     const infusions = await this.fhir.searchAll<Procedure>('Procedure', {
       subject: order.subject.reference,
