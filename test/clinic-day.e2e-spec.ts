@@ -33,7 +33,7 @@ import {
   rateNoticeAlertKey,
   TASK_KEY_SYSTEM,
 } from '@kc/protocols';
-import { ORDER_KEY_SYSTEM, orderKeySearch, ordersApprovedOn } from '@kc/task-states';
+import { ORDER_KEY_SYSTEM, ordersApprovedOn } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
 import { administrationOf, ehrOrderLike, ehrReplacementOf, ucum } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
@@ -134,6 +134,8 @@ describe.each([
   const overrides: string[] = [];
   /** Sessions approved on an order the EHR wrote for them (`onOrder`). */
   let approvedOnEhrOrders = 0;
+  /** Sessions the pump gave under an order the EHR wrote (one approved on, or a replacement). */
+  let ehrOrdersGiven = 0;
   /** Infusions in error planned again without them ($replan): their issues. */
   const replanned: string[] = [];
   const appointments: Appointment[] = [];
@@ -334,18 +336,27 @@ describe.each([
     ).filter((t) => t.focus?.reference?.startsWith('MedicationRequest/') && t.restriction?.period?.start);
     if (!sessions.length) return undefined;
     const session = pick(sessions);
-    // The order its approval wrote, else the EHR's it was approved on.
-    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      ...(ordersApprovedOn(session).length
-        ? {
-            _id: ordersApprovedOn(session)
-              .map((r) => r.split('/')[1])
-              .join(','),
-          }
-        : { identifier: orderKeySearch(session.id!) }),
-      status: 'active',
+    // The order the nurse gives: the one its approval wrote, or the EHR's it was approved on, else the EHR's latest
+    // replacement of those (a dose changed there), at any depth.
+    const patientOrders = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      subject: who.patient,
+      intent: 'order',
+      _count: 200,
     });
+    const chain = patientOrders.filter(
+      (o) =>
+        o.identifier?.some((i) => i.system === ORDER_KEY_SYSTEM && i.value === `Task/${session.id}`) ||
+        ordersApprovedOn(session).includes(`MedicationRequest/${o.id}`),
+    );
+    for (let grew = true; grew;) {
+      const refs = new Set(chain.map((o) => `MedicationRequest/${o.id}`));
+      const next = patientOrders.filter((o) => !chain.includes(o) && refs.has(o.priorPrescription?.reference ?? ''));
+      chain.push(...next);
+      grew = next.length > 0;
+    }
+    const order = chain.filter((o) => o.status === 'active').at(-1);
     if (!order) return undefined;
+    if (!order.identifier?.some((i) => i.system === ORDER_KEY_SYSTEM)) ehrOrdersGiven++;
     const start = Date.parse(session.restriction!.period!.start!) + HOUR_MS;
     const administration = administrationOf(order, 'completed', {
       start: new Date(start).toISOString(),
@@ -742,7 +753,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
