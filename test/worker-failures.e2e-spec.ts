@@ -12,7 +12,7 @@ import {
   withdrawStoppedPlanJobId,
 } from '@kc/queue';
 import { orderTaskIdOf, stateOf } from '@kc/task-states';
-import { FhirClient } from '@kc/fhir';
+import { FhirClient, updateEntry } from '@kc/fhir';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import type {
@@ -23,7 +23,7 @@ import type {
   Provenance,
   Task,
 } from '@medplum/fhirtypes';
-import { administrationOf } from './fixtures/orders';
+import { administrationOf, ehrReplacementOf } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { approvedSessionOrder } from './support/checks';
 import {
@@ -308,11 +308,24 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
    * records the administration after the withdrawal read the orders and before its write lands (the proxy holds the
    * write back until it is recorded). The withdrawal lands across the pump's record, as it could before the fix.
    */
-  async function withdrawnAcrossThePump(status: MedicationAdministration['status'], onEhrOrder = false) {
-    const { service, enrolment, order, session } = await approvedSessionBehindProxy(
+  async function withdrawnAcrossThePump(
+    status: MedicationAdministration['status'],
+    how: 'written here' | 'on the EHR’s order' | 'replaced in the EHR' = 'written here',
+  ) {
+    const approved = await approvedSessionBehindProxy(
       { orderChangeGraceMs: 0 },
-      { onEhrOrder },
+      { onEhrOrder: how === 'on the EHR’s order' },
     );
+    const { service, enrolment, session } = approved;
+    let order = approved.order;
+    if (how === 'replaced in the EHR') {
+      // A dose changed in the EHR: its replacement written and the order cancelled, in one transaction.
+      const { entry } = await service.fhir.transaction([
+        { resource: ehrReplacementOf(order), request: { method: 'POST', url: 'MedicationRequest' } },
+        updateEntry({ ...order, status: 'cancelled' }, order.meta!.versionId),
+      ]);
+      order = entry![0].resource as MedicationRequest;
+    }
     const taskId = session.id!;
     let administration: MedicationAdministration | undefined;
     proxy.beforeForward = async (method, _path, body) => {
@@ -357,10 +370,28 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
   });
 
   it('the same for a session approved on the EHR’s order: the withdrawal that cancelled that order under the pump is undone', async () => {
-    const { service, order, taskId, administration } = await withdrawnAcrossThePump('in-progress', true);
+    const { service, order, taskId, administration } = await withdrawnAcrossThePump(
+      'in-progress',
+      'on the EHR’s order',
+    );
     await postWebhook(service, JSON.stringify(administration)).expect(202);
     await maintenanceJobDone(service, administrationRecordedJobId(administration.id!), 'the administration’s job');
     // Before, only an order written here was looked at: the EHR's order stayed cancelled under the running pump.
+    const task = await service.fhir.read<Task>('Task', taskId);
+    expect([task.status, stateOf(task)]).toEqual(['ready', 'approved']);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect(await undoneBy(service, taskId)).toHaveLength(1);
+  });
+
+  it('the same for a session whose order the EHR replaced: the withdrawal that cancelled the replacement under the pump is undone', async () => {
+    const { service, order, taskId, administration } = await withdrawnAcrossThePump(
+      'in-progress',
+      'replaced in the EHR',
+    );
+    await postWebhook(service, JSON.stringify(administration)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(administration.id!), 'the administration’s job');
+    // Before, only an order written here or approved on was looked at: the replacement stayed cancelled under the
+    // running pump.
     const task = await service.fhir.read<Task>('Task', taskId);
     expect([task.status, stateOf(task)]).toEqual(['ready', 'approved']);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');

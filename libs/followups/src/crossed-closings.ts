@@ -37,7 +37,8 @@ export interface PumpRecord {
 }
 
 /**
- * The crossing to undo for a session's order (written here, or the EHR's it was approved on), if any. Only a closing by this service (the Task superseded
+ * The crossing to undo for a session's order (written here, the EHR's it was approved on, or the EHR's replacement of
+ * one of those), if any. Only a closing by this service (the Task superseded
  * or withdrawn, the order cancelled with the Task's reason in the same write) that landed after the pump recorded
  * beginning the order: one recorded after the order was closed is the pump giving a cancelled order, the EHR's to
  * answer. Pure: the caller reads the versions (instance histories, newest first) and the plan's infusions.
@@ -47,12 +48,15 @@ export function crossedClosingOf(input: {
   taskVersions: Task[];
   administrations: PumpRecord[];
   infusions: Procedure[];
+  /** The order is the EHR's replacement of the session's (the caller followed the orders it replaces to the Task). */
+  replacesSessionOrder?: boolean;
   now: Date;
   zone?: string;
 }): CrossedClosing | undefined {
   const [order] = input.orderVersions;
   const [task] = input.taskVersions;
-  if (!order || !task || order.status !== 'cancelled' || !isOrderOf(order, task)) return undefined;
+  if (!order || !task || order.status !== 'cancelled') return undefined;
+  if (!input.replacesSessionOrder && !isOrderOf(order, task)) return undefined;
   const state = stateOf(task);
   if (state !== 'superseded' && state !== 'withdrawn') return undefined;
   // The order closed by the same write as the Task: cancelled with the Task's reason (an EHR's cancel is not undone).

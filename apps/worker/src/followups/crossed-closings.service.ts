@@ -45,11 +45,13 @@ export class CrossedClosings {
     const begun = includedOf<MedicationAdministration>(found, 'MedicationAdministration').filter((a) =>
       sessionBegunBy([a]),
     );
-    const taskId = order && sessionIdsOfOrder(order, includedOf<Task>(found, 'Task'))[0];
-    if (!order?.id || !taskId || !begun.length) return { undone: 0 };
+    if (!order?.id || !begun.length) return { undone: 0 };
+    const session = sessionOf(order, includedOf<Task>(found, 'Task')) ?? (await this.sessionReplacedBy(order));
+    if (!session) return { undone: 0 };
+    const { taskId } = session;
     const orderId = order.id;
-    // An EHR's order names no plan: its session's does.
-    const plan = carePlanReferenceOf(order) ?? includedPlanOf(found, taskId);
+    // An EHR's order may name no plan: its session's does.
+    const plan = carePlanReferenceOf(order) ?? session.plan;
     const searches: NamedSearch[] = plan ? [infusionsSearch(plan)] : [];
     const { read, found: around } = await readAndSearchEach(
       this.fhir,
@@ -69,6 +71,7 @@ export class CrossedClosings {
         versions: administrationHistories[i] as MedicationAdministration[],
       })),
       infusions: plan ? matchesOf<Procedure>(around.infusions) : [],
+      replacesSessionOrder: session.replacement,
       now,
       zone: this.config.clinicTimeZone,
     });
@@ -79,6 +82,30 @@ export class CrossedClosings {
       crossed.answeredBy !== undefined || (plan ? await this.answerIfGivenSince(crossed, plan, now) : false);
     this.logger.log({ msg: 'a closing that crossed the pump undone', task: crossed.task.read.id, answered });
     return { undone: 1 };
+  }
+
+  /**
+   * The session of an EHR order that replaces another (`priorPrescription`), through the orders it replaces: the first
+   * written here or approved on. One search per order followed (each with the Tasks approved on it), only for a
+   * replacement this service cancelled and the pump began (since session 42; before, its crossing was not undone).
+   */
+  private async sessionReplacedBy(order: MedicationRequest): Promise<OrderSession | undefined> {
+    const seen = new Set([`MedicationRequest/${order.id}`]);
+    for (let prior = order.priorPrescription?.reference; prior && !seen.has(prior);) {
+      seen.add(prior);
+      const id = /^MedicationRequest\/([^/]+)$/.exec(prior)?.[1];
+      if (!id) return undefined;
+      const found = await this.fhir.search<MedicationRequest | Task>('MedicationRequest', {
+        _id: id,
+        _revinclude: 'Task:based-on',
+      });
+      const [replaced] = matchesOf<MedicationRequest>(found);
+      if (!replaced) return undefined;
+      const session = sessionOf(replaced, includedOf<Task>(found, 'Task'));
+      if (session) return { ...session, plan: session.plan ?? carePlanReferenceOf(replaced), replacement: true };
+      prior = replaced.priorPrescription?.reference;
+    }
+    return undefined;
   }
 
   /**
@@ -156,8 +183,16 @@ function infusionsSearch(plan: string): NamedSearch {
   };
 }
 
-/** The plan of the Task a search included (`Task:based-on`), by id. */
-function includedPlanOf(found: Bundle, taskId: string): string | undefined {
-  const task = includedOf<Task>(found, 'Task').find((t) => t.id === taskId);
-  return task && carePlanReferenceOf(task);
+/** The session (Task) an order is of, as the search found it; `replacement`: through an order it replaces. */
+interface OrderSession {
+  taskId: string;
+  plan?: string;
+  replacement?: boolean;
+}
+
+/** The session an order is of: by its key, or a Task approved on it among those a search included (Task:based-on). */
+function sessionOf(order: MedicationRequest, tasks: Task[]): OrderSession | undefined {
+  const taskId = sessionIdsOfOrder(order, tasks)[0];
+  const task = tasks.find((t) => t.id === taskId);
+  return taskId ? { taskId, plan: task && carePlanReferenceOf(task) } : undefined;
 }
