@@ -14,6 +14,7 @@ import {
   reportInfusion,
 } from './support/clinic';
 import { carePlanReferenceOf } from '@kc/followups';
+import { infusedForCheck } from './support/checks';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 import { ClosedOrdersPoller } from '../apps/worker/src/maintenance/closed-orders-poller';
 import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-reviews';
@@ -402,6 +403,44 @@ describe('an approved session whose order was closed in the EHR', () => {
     // EHR replacement left open beside one, was closed with it): an order still to give, for a session given.
     const given = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect(given.status).toBe('completed');
+  });
+
+  it('an order the EHR wrote that one session was approved on is that session’s: another is not approved on it, nor refused for it', async () => {
+    // An infusion plans the next session and a booster; a prescriber orders the session in the EHR (from its window's
+    // start, no end set), and it is approved on that order.
+    const { session, booster } = await infusedForCheck(service);
+    const { ehrOrder } = await orderedInEhrFor(service, session);
+    const ref = `MedicationRequest/${ehrOrder.id}`;
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId, onOrder: ref })
+      .expect(200);
+    // The booster's row says nothing of it (before: "Already ordered in the EHR for this session's time").
+    const view = await request(service.url)
+      .get('/worklist/view')
+      .query({ patient: booster.for!.reference })
+      .set(clinician())
+      .expect(200);
+    const row = (view.body.items as { id: string; view: { ehrOrders?: string } }[]).find((i) => i.id === booster.id);
+    expect(row).toBeDefined();
+    expect(row!.view.ehrOrders).toBeUndefined();
+    // Approving the booster on it would have one dose answer two sessions: refused.
+    const onIt = await request(service.url)
+      .post(`/tasks/${booster.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: booster.meta!.versionId, onOrder: ref })
+      .expect(409);
+    expect(onIt.body.issue[0].details.text).toMatch(/is the order of another session of this patient/);
+    // Approving it plainly is not refused as ordered twice (before, the order it names was offered to approve on): its
+    // own order is written.
+    const approved = await request(service.url)
+      .post(`/tasks/${booster.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: booster.meta!.versionId })
+      .expect(200);
+    expect((approved.body as Task).basedOn?.map((b) => b.reference)).not.toContain(ref);
+    expect(await ordersOf(booster)).toHaveLength(1);
   });
 
   it('the EHR’s replacement is the order a paused plan holds and a stopped plan withdraws', async () => {

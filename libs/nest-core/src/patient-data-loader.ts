@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, CareTeam, MedicationRequest, Patient, PlanDefinition } from '@medplum/fhirtypes';
+import type { Bundle, CareTeam, MedicationRequest, Patient, PlanDefinition, Task } from '@medplum/fhirtypes';
 import {
   batchResult,
   CoalescedReads,
+  includedOf,
   matchesOf,
   FhirClient,
   getEntry,
@@ -21,6 +22,8 @@ export interface PatientData {
   careTeams?: CareTeam[];
   /** The patient's open medication orders, when asked for (an approval must not order a session twice). */
   openOrders?: MedicationRequest[];
+  /** With them, the Tasks approved on one of them (`Task:based-on`): the EHR's orders that are a session's. */
+  openOrderSessions?: Task[];
 }
 
 /**
@@ -59,6 +62,7 @@ export class PatientDataLoader {
             subject: `Patient/${patientId}`,
             intent: 'order',
             status: 'active,on-hold',
+            _revinclude: 'Task:based-on',
             _count: 100,
           }),
         ]
@@ -81,7 +85,9 @@ export class PatientDataLoader {
       patient,
       data,
       ...(options.careTeams ? { careTeams: matchesOf<CareTeam>(teams) } : {}),
-      ...(options.openOrders ? { openOrders: matchesOf<MedicationRequest>(orders) } : {}),
+      ...(options.openOrders
+        ? { openOrders: matchesOf<MedicationRequest>(orders), openOrderSessions: includedOf<Task>(orders, 'Task') }
+        : {}),
     };
   }
 }

@@ -161,6 +161,15 @@ export function ordersApprovedOn(task: Task): string[] {
   return (task.basedOn ?? []).flatMap((b) => (b.reference?.startsWith('MedicationRequest/') ? [b.reference] : []));
 }
 
+/**
+ * The EHR's orders sessions other than `taskId` were approved on (`basedOn`, of `tasks`): each is that session's order,
+ * one dose, so neither another session's to be approved on nor an order "outside this care plan" its approval would
+ * duplicate (session 42: before, an order approved on by one session, set with no end, was offered to every later one).
+ */
+export function ordersOfOtherSessions(tasks: Task[], taskId: string | undefined): Set<string> {
+  return new Set(tasks.filter((t) => t.id !== taskId).flatMap(ordersApprovedOn));
+}
+
 /** The Task approved on an order written outside this service: that order named in `basedOn` (what authorises it). */
 export function approvedOnOrder(task: Task, order: string): Task {
   if (ordersApprovedOn(task).includes(order)) return task;

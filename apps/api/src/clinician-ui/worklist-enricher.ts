@@ -13,7 +13,7 @@ import type {
   Questionnaire,
   Task,
 } from '@medplum/fhirtypes';
-import { FhirClient, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
+import { FhirClient, includedOf, matchesOf, readAndSearchEach, type NamedSearch } from '@kc/fhir';
 import { doseReadingFor, doseView, type DoseView } from './dose-view';
 import {
   ordersByTask,
@@ -48,7 +48,7 @@ import {
   questionnaireCanonicalOf,
   type ResolvedPlan,
 } from '@kc/protocols';
-import { replacementOrdersParams } from '@kc/task-states';
+import { ordersOfOtherSessions, replacementOrdersParams } from '@kc/task-states';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
 export interface WorklistItemLike {
@@ -237,10 +237,14 @@ export class WorklistEnricher {
       },
     );
     const openOrders = matchesOf<MedicationRequest>(doseSearches[OPEN_ORDERS]);
+    const openOrderSessions = includedOf<Task>(doseSearches[OPEN_ORDERS], 'Task');
     const ehrOrdersOf = (item: T): Pick<ItemView, 'ehrOrders'> => {
       const proposal = item.request ? proposals.get(item.request) : undefined;
       if (!sessions.includes(item) || !proposal) return {};
-      const ofPatient = openOrders.filter((o) => o.subject?.reference === item.patient);
+      const theirs = ordersOfOtherSessions(openOrderSessions, item.id);
+      const ofPatient = openOrders.filter(
+        (o) => o.subject?.reference === item.patient && !theirs.has(`MedicationRequest/${o.id}`),
+      );
       const notice = ehrOrdersNotice(ehrOrdersForSession(item.due, proposal, ofPatient), this.config.clinicTimeZone);
       return notice ? { ehrOrders: notice } : {};
     };
@@ -559,7 +563,14 @@ function openOrdersOf(patients: string[]): NamedSearch[] {
     {
       name: OPEN_ORDERS,
       resourceType: 'MedicationRequest',
-      params: { subject: readable.join(','), intent: 'order', status: 'active,on-hold', _count: 200 },
+      // With the Tasks approved on them: an EHR's order a session was approved on is that session's (not the EHR's own).
+      params: {
+        subject: readable.join(','),
+        intent: 'order',
+        status: 'active,on-hold',
+        _revinclude: 'Task:based-on',
+        _count: 200,
+      },
       everyMatch: true,
     },
   ];

@@ -30,6 +30,8 @@ export interface CheckedNow {
   variables?: ProtocolVariables;
   /** The patient's open medication orders, read with that data for a medication's approval. */
   openOrders?: MedicationRequest[];
+  /** The Tasks approved on one of those (the EHR's orders that are a session's). */
+  openOrderSessions?: Task[];
 }
 
 /**
@@ -80,8 +82,8 @@ export class CurrentContraindications {
       openOrders: proposal?.resourceType === 'MedicationRequest',
     });
     const variables = loaded.patient ? { ...loaded.data, patient: loaded.patient, subject: loaded.patient } : undefined;
-    const { openOrders } = loaded;
-    if (!checked) return { found: [], activity, variables, openOrders };
+    const { openOrders, openOrderSessions } = loaded;
+    if (!checked) return { found: [], activity, variables, openOrders, openOrderSessions };
     const recorded = await this.recorder.recordOn(
       {
         plan,
@@ -107,7 +109,7 @@ export class CurrentContraindications {
       // As the hold wrote them (naming the orders held): the refusal says what is held.
       found = found.map((issue) => hold.issues.find((h) => h.id === issue.id) ?? issue);
     }
-    return { found, activity, variables, openOrders };
+    return { found, activity, variables, openOrders, openOrderSessions };
   }
 
   /**

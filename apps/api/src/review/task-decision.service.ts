@@ -18,6 +18,7 @@ import {
   orderFromProposal,
   orderKeyFor,
   orderKeySearch,
+  ordersOfOtherSessions,
   orderTaskIdOf,
   sessionBegunBy,
 } from '@kc/task-states';
@@ -158,7 +159,9 @@ export class TaskDecisionService {
     // A Task approved before (then rescheduled) already has its order: a rate sent for it again is the writer's to
     // judge (the same approval retried is answered as done, anything else refused).
     // Approved on the EHR's own order for the session: that order must be one of the drug, open, for this patient.
-    const onOrder = input.onOrder && !ordered ? this.ehrOrderFor(input.onOrder, proposal, checked) : undefined;
+    // The EHR's orders other sessions were approved on: theirs, one dose each (not this one's, nor a duplicate of it).
+    const theirs = ordersOfOtherSessions(checked.openOrderSessions ?? [], task.id);
+    const onOrder = input.onOrder && !ordered ? this.ehrOrderFor(input.onOrder, proposal, checked, theirs) : undefined;
     if ((rate || bolus) && onOrder)
       throw unprocessable(
         `Approved on the EHR's order (${input.onOrder}), the session is given at its dose: approve it without a ${what}, and change the dose in the EHR.`,
@@ -168,7 +171,7 @@ export class TaskDecisionService {
     if (ordering && proposal.resourceType === 'MedicationRequest') {
       const alongside = new Set(input.alongside ?? []);
       const elsewhere = orderedElsewhereForSession(task, proposal, checked.openOrders ?? []).filter(
-        (o) => !alongside.has(`MedicationRequest/${o.id}`),
+        (o) => !alongside.has(`MedicationRequest/${o.id}`) && !theirs.has(`MedicationRequest/${o.id}`),
       );
       // Issue code `duplicate`, the orders in `expression`: what the page offers to approve on, or alongside. The
       // words are the clinician's (no ids: one more issue per order pairs its words with its reference); how to ask
@@ -262,9 +265,14 @@ export class TaskDecisionService {
     onOrder: string,
     proposal: Proposal | undefined,
     checked: { openOrders?: MedicationRequest[] },
+    theirs: Set<string>,
   ): MedicationRequest {
     if (proposal?.resourceType !== 'MedicationRequest')
       throw unprocessable('This task orders no medication: it cannot be approved on an order');
+    if (theirs.has(onOrder))
+      throw conflict(
+        `${onOrder} is the order of another session of this patient (approved on it): one dose answers one session. Approve this session without it, to order it here, or on an order of its own.`,
+      );
     const order = (checked.openOrders ?? []).find((o) => `MedicationRequest/${o.id}` === onOrder);
     if (!order || orderTaskIdOf(order) || !isSameDrugOrder(order, proposal))
       throw unprocessable(
