@@ -1,7 +1,18 @@
 import request from 'supertest';
-import type { CarePlan, CommunicationRequest, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
-import { orderChangedJobId } from '@kc/queue';
-import { orderKeySearch, stateOf } from '@kc/task-states';
+import type {
+  CarePlan,
+  CommunicationRequest,
+  DetectedIssue,
+  MedicationRequest,
+  Procedure,
+  Provenance,
+  Task,
+} from '@medplum/fhirtypes';
+import { orderChangedJobId, recheckContraindicationsJobId } from '@kc/queue';
+import { approvedOnOrder, orderKeySearch, stateOf } from '@kc/task-states';
+import { approve } from '../apps/api/src/review/task-decisions';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
 import {
   approveFirstSession,
@@ -441,6 +452,74 @@ describe('an approved session whose order was closed in the EHR', () => {
       .expect(200);
     expect((approved.body as Task).basedOn?.map((b) => b.reference)).not.toContain(ref);
     expect(await ordersOf(booster)).toHaveLength(1);
+  });
+
+  it('two sessions approved on one EHR order (as a build before session 42 allowed): a contraindication holds it, and both', async () => {
+    const { session, booster, patient, carePlanId } = await infusedForCheck(service);
+    const { ehrOrder } = await orderedInEhrFor(service, session);
+    const ref = `MedicationRequest/${ehrOrder.id}`;
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId, onOrder: ref })
+      .expect(200);
+    // The booster approved on the same order, as such a build wrote it.
+    await service.fhir.update<Task>(approvedOnOrder(approve(booster, undefined, new Date()), ref), {
+      ifMatch: booster.meta!.versionId,
+    });
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], patient));
+    await service.app.get(ContraindicationSweep).sweep();
+    // Before, the order's update went twice into the hold's transaction, which failed whole: nothing was held.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('on-hold');
+    for (const task of [session, booster]) expect((await read(task)).status).toBe('on-hold');
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlanId}`,
+    });
+    expect(issue.implicated?.map((r) => r.reference)).toEqual(expect.arrayContaining([ref]));
+  });
+
+  it('two sessions approved on one EHR order (as a build before session 42 allowed): an infusion answering both closes it once, planning again without that infusion cancels it once', async () => {
+    const { session, booster, patient, carePlanId } = await infusedForCheck(service);
+    const { ehrOrder } = await orderedInEhrFor(service, session);
+    const ref = `MedicationRequest/${ehrOrder.id}`;
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: session.meta!.versionId, onOrder: ref })
+      .expect(200);
+    await service.fhir.update<Task>(approvedOnOrder(approve(booster, undefined, new Date()), ref), {
+      ifMatch: booster.meta!.versionId,
+    });
+    const infusion = await completeInfusion(
+      service,
+      { patient, carePlanId },
+      new Date(Date.parse(session.restriction!.period!.start!) + 3_600_000).toISOString(),
+    );
+    const outcome = await reportInfusion(service, infusion);
+    expect(outcome).toMatchObject({ status: 'created' });
+    expect([(await read(session)).status, (await read(booster)).status]).toEqual(['completed', 'cancelled']);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('completed');
+
+    // The infusion then recorded in error, and planned again without it: the order is not given, cancelled once.
+    const procedure = await service.fhir.read<Procedure>('Procedure', infusion);
+    await postWebhook(
+      service,
+      JSON.stringify(await service.fhir.update<Procedure>({ ...procedure, status: 'entered-in-error' })),
+    ).expect(202);
+    await maintenanceJobDone(service, recheckContraindicationsJobId(`Procedure/${infusion}`), 'the infusion in error');
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlanId}`,
+    });
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$replan`)
+      .set(clinician())
+      .send({ versionId: issue.meta!.versionId, reason: 'Charted on the wrong patient' })
+      .expect(200);
+    expect([(await read(session)).status, (await read(booster)).status]).toEqual([
+      'entered-in-error',
+      'entered-in-error',
+    ]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('cancelled');
   });
 
   it('the EHR’s replacement is the order a paused plan holds and a stopped plan withdraws', async () => {

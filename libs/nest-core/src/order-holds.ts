@@ -102,29 +102,26 @@ export class OrderHolds {
     const orders = await openOrdersOfSessions(this.fhir, [...gated, ...heldTasks]);
     const active = ordersOfStatus(orders, gated, 'active');
     const heldAlready = ordersOfStatus(orders, heldTasks, 'on-hold');
-    const holds = ordersToHold(
-      active.map((a) => a.order),
-      unresolved,
-    );
-    const restated = await this.withoutGoneIssues(
-      holdsToRestate(
-        heldAlready.map((a) => a.order),
-        unresolved,
-      ),
-      check.issues,
-    );
+    // An order is held once, however many sessions it is the order of (two approved on one EHR order, as a build before
+    // session 42 allowed: its update written twice failed the whole hold).
+    const holds = ordersToHold(uniqueOrders(active), unresolved);
+    const restated = await this.withoutGoneIssues(holdsToRestate(uniqueOrders(heldAlready), unresolved), check.issues);
     if (!holds.length && !restated.length) return NOTHING_HELD;
     const tasks = new Map([...gated, ...heldTasks].map((t) => [t.id, t]));
-    const taskOf = new Map(
-      [...active, ...heldAlready].map((a): [string, string] => [`${a.order.resourceType}/${a.order.id}`, a.taskId]),
-    );
+    const tasksOf = new Map<string, string[]>();
+    for (const { order, taskId } of [...active, ...heldAlready]) {
+      const ref = `${order.resourceType}/${order.id}`;
+      tasksOf.set(ref, [...(tasksOf.get(ref) ?? []), taskId]);
+    }
     // One write per Task, though it may hold two orders (one the EHR's replacement left open beside the other).
     const tasksOfHolds = [
       ...new Map(
-        [...holds, ...restated].flatMap(({ held }) => {
-          const task = tasks.get(taskOf.get(`${held.resourceType}/${held.id}`) ?? '');
-          return task ? [[task.id, { read: task, held: heldTask(task, held) }] as const] : [];
-        }),
+        [...holds, ...restated].flatMap(({ held }) =>
+          (tasksOf.get(`${held.resourceType}/${held.id}`) ?? []).flatMap((id) => {
+            const task = tasks.get(id);
+            return task ? [[task.id, { read: task, held: heldTask(task, held) }] as const] : [];
+          }),
+        ),
       ).values(),
     ];
     // A Task held already whose reason reads the same is not written again; the issue implicates it all the same.
@@ -295,6 +292,11 @@ function ordersOfStatus(
       .filter(({ order }) => order.status === status)
       .map(({ order }) => ({ order, taskId: task.id! })),
   );
+}
+
+/** The orders, each once. */
+function uniqueOrders(found: { order: AuthorisableRequest }[]): AuthorisableRequest[] {
+  return [...new Map(found.map(({ order }) => [`${order.resourceType}/${order.id}`, order])).values()];
 }
 
 function updatesOf(changes: { read: Resource; held: Resource }[]): BundleEntry[] {

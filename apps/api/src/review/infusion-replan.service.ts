@@ -209,7 +209,16 @@ function consequencesOf(replan: Replan, carePlan: CarePlan): Consequence[] {
     carePlan,
     replan.proposedAgain.map((p) => p.fullUrl),
   );
-  return [...updates, ...creates, ...(listed ? [updateEntry(listed, carePlan.meta?.versionId)] : [])];
+  return [...onceEach(updates), ...creates, ...(listed ? [updateEntry(listed, carePlan.meta?.versionId)] : [])];
+}
+
+/**
+ * Each resource updated once: an order two sessions were approved on (as a build before session 42 allowed) is
+ * withdrawn or cancelled with the first (a second If-Match update of it refused the whole decision, 412).
+ */
+function onceEach(updates: BundleEntry[]): BundleEntry[] {
+  const urls = updates.map((e) => e.request?.url);
+  return updates.filter((e, i) => urls.indexOf(e.request?.url) === i);
 }
 
 /** What the mitigation says was done, and why. */

@@ -523,14 +523,16 @@ export class FollowUpService {
           input.around.sessionOrders?.get(update.task.id)?.order ??
           approvedOnOpen(update.task, openOrders))
         : undefined;
-      if (order) {
+      // Written once, however many sessions it is the order of (two approved on one EHR order, as a build before session
+      // 42 allowed: a second update of it failed the whole transaction).
+      if (order && !writes(updateEntries, order)) {
         updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
         counts.ordersClosed++;
         // The EHR's orders of the session left open beside it (replacing it, or replaced with it) go with it too: read
         // whenever the patient has an open EHR order naming another (withSessionOrders), which any of them is.
         const beside = openOrdersOfSession(input.around.sessionOrders?.get(update.task.id!)).map((e) => e.order);
         for (const replacement of beside) {
-          if (updateEntries.some((e) => e.resource?.id === replacement.id)) continue;
+          if (writes(updateEntries, replacement)) continue;
           updateEntries.push(
             updateEntry(orderAnsweredBy(replacement, update.outcome, update.by), replacement.meta?.versionId),
           );
@@ -635,6 +637,11 @@ function fulfilled<T>(value: T): PromiseFulfilledResult<T> {
 
 function keyOf(task: Task): string | undefined {
   return task.identifier?.find((i) => i.system === TASK_KEY_SYSTEM)?.value;
+}
+
+/** Whether the transaction's entries write this resource already. */
+function writes(entries: BundleEntry[], resource: Resource): boolean {
+  return entries.some((e) => e.resource?.resourceType === resource.resourceType && e.resource.id === resource.id);
 }
 
 /** The open order written outside this service that a session was approved on (ordersApprovedOn), when read. */
