@@ -563,31 +563,25 @@ describe('an infusion recorded in error after its follow-ups', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   }
 
-  it('a session planned by an infusion since recorded in error (kept by a clinician), its pump record charted after the next infusion was followed up: followed up again, done', async () => {
-    const { session, order, infusion, given } = await sessionKeptFromInfusionInError();
-    // Its follow-up runs before the eMAR charts the pump's record.
-    await reportInfusion(service, infusion);
-    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
-    const record = await given();
-    await postWebhook(service, JSON.stringify(record)).expect(202);
-    await maintenanceJobDone(service, administrationRecordedJobId(record.id!), 'the pump’s record heard');
-    expect(await followUpJobDone(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
-
-    // Before, it stayed approved with its order active after the drug went in (clinic day, seed 1702).
-    await expectDoneByInfusion(session, order, infusion);
-  });
-
-  it('the same, the session approved on the order the EHR wrote for it: followed up again, that order completed', async () => {
-    const { session, order, infusion, given } = await sessionKeptFromInfusionInError({ onEhrOrder: true });
-    await reportInfusion(service, infusion);
-    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
-    const record = await given();
-    await postWebhook(service, JSON.stringify(record)).expect(202);
-    await maintenanceJobDone(service, administrationRecordedJobId(record.id!), 'the pump’s record heard');
-    // Before, an EHR's order naming no other was not followed: the session stayed approved, that order active.
-    expect(await followUpJobDone(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
-    await expectDoneByInfusion(session, order, infusion);
-  });
+  // Before, it stayed approved with its order active after the drug went in (clinic day, seed 1702; approved on the EHR's
+  // order, before session 42, as that order named no other).
+  it.each([
+    ['its order written here', false],
+    ['approved on the order the EHR wrote for it', true],
+  ])(
+    'a session planned by an infusion since recorded in error (kept by a clinician; %s), its pump record charted after the next infusion was followed up: followed up again, done',
+    async (_, onEhrOrder) => {
+      const { session, order, infusion, given } = await sessionKeptFromInfusionInError({ onEhrOrder });
+      // Its follow-up runs before the eMAR charts the pump's record.
+      await reportInfusion(service, infusion);
+      expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
+      const record = await given();
+      await postWebhook(service, JSON.stringify(record)).expect(202);
+      await maintenanceJobDone(service, administrationRecordedJobId(record.id!), 'the pump’s record heard');
+      expect(await followUpJobDone(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1 });
+      await expectDoneByInfusion(session, order, infusion);
+    },
+  );
 
   it('the same, the pump’s record heard while that follow-up is running (it read before the record): followed up again once it has finished', async () => {
     const { session, order, infusion, given } = await sessionKeptFromInfusionInError();

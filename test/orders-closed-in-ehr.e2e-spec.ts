@@ -416,17 +416,30 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect(given.status).toBe('completed');
   });
 
-  it('an order the EHR wrote that one session was approved on is that session’s: another is not approved on it, nor refused for it', async () => {
-    // An infusion plans the next session and a booster; a prescriber orders the session in the EHR (from its window's
-    // start, no end set), and it is approved on that order.
-    const { session, booster } = await infusedForCheck(service);
-    const { ehrOrder } = await orderedInEhrFor(service, session);
+  /**
+   * An infused patient (infusedForCheck: the next session and a booster planned), the next session approved on the
+   * order a prescriber wrote for it in the EHR (from its window's start, no end set).
+   */
+  async function nextSessionOnEhrOrder() {
+    const infused = await infusedForCheck(service);
+    const { ehrOrder } = await orderedInEhrFor(service, infused.session);
     const ref = `MedicationRequest/${ehrOrder.id}`;
     await request(service.url)
-      .post(`/tasks/${session.id}/$approve`)
+      .post(`/tasks/${infused.session.id}/$approve`)
       .set(clinician())
-      .send({ versionId: session.meta!.versionId, onOrder: ref })
+      .send({ versionId: infused.session.meta!.versionId, onOrder: ref })
       .expect(200);
+    return { ...infused, ehrOrder, ref };
+  }
+
+  /** A Task approved on that order too, as a build before session 42 could write it. */
+  const approvedOnItToo = (task: Task, ref: string) =>
+    service.fhir.update<Task>(approvedOnOrder(approve(task, undefined, new Date()), ref), {
+      ifMatch: task.meta!.versionId,
+    });
+
+  it('an order the EHR wrote that one session was approved on is that session’s: another is not approved on it, nor refused for it', async () => {
+    const { booster, ref } = await nextSessionOnEhrOrder();
     // The booster's row says nothing of it (before: "Already ordered in the EHR for this session's time").
     const view = await request(service.url)
       .get('/worklist/view')
@@ -455,18 +468,8 @@ describe('an approved session whose order was closed in the EHR', () => {
   });
 
   it('two sessions approved on one EHR order (as a build before session 42 allowed): a contraindication holds it, and both', async () => {
-    const { session, booster, patient, carePlanId } = await infusedForCheck(service);
-    const { ehrOrder } = await orderedInEhrFor(service, session);
-    const ref = `MedicationRequest/${ehrOrder.id}`;
-    await request(service.url)
-      .post(`/tasks/${session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: session.meta!.versionId, onOrder: ref })
-      .expect(200);
-    // The booster approved on the same order, as such a build wrote it.
-    await service.fhir.update<Task>(approvedOnOrder(approve(booster, undefined, new Date()), ref), {
-      ifMatch: booster.meta!.versionId,
-    });
+    const { session, booster, patient, carePlanId, ehrOrder, ref } = await nextSessionOnEhrOrder();
+    await approvedOnItToo(booster, ref);
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], patient));
     await service.app.get(ContraindicationSweep).sweep();
     // Before, the order's update went twice into the hold's transaction, which failed whole: nothing was held.
@@ -479,17 +482,8 @@ describe('an approved session whose order was closed in the EHR', () => {
   });
 
   it('two sessions approved on one EHR order (as a build before session 42 allowed): an infusion answering both closes it once, planning again without that infusion cancels it once', async () => {
-    const { session, booster, patient, carePlanId } = await infusedForCheck(service);
-    const { ehrOrder } = await orderedInEhrFor(service, session);
-    const ref = `MedicationRequest/${ehrOrder.id}`;
-    await request(service.url)
-      .post(`/tasks/${session.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: session.meta!.versionId, onOrder: ref })
-      .expect(200);
-    await service.fhir.update<Task>(approvedOnOrder(approve(booster, undefined, new Date()), ref), {
-      ifMatch: booster.meta!.versionId,
-    });
+    const { session, booster, patient, carePlanId, ehrOrder, ref } = await nextSessionOnEhrOrder();
+    await approvedOnItToo(booster, ref);
     const infusion = await completeInfusion(
       service,
       { patient, carePlanId },

@@ -369,34 +369,23 @@ describe('worker failures: nothing lost, nothing duplicated', () => {
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 
-  it('the same for a session approved on the EHR’s order: the withdrawal that cancelled that order under the pump is undone', async () => {
-    const { service, order, taskId, administration } = await withdrawnAcrossThePump(
-      'in-progress',
-      'on the EHR’s order',
-    );
-    await postWebhook(service, JSON.stringify(administration)).expect(202);
-    await maintenanceJobDone(service, administrationRecordedJobId(administration.id!), 'the administration’s job');
-    // Before, only an order written here was looked at: the EHR's order stayed cancelled under the running pump.
-    const task = await service.fhir.read<Task>('Task', taskId);
-    expect([task.status, stateOf(task)]).toEqual(['ready', 'approved']);
-    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
-    expect(await undoneBy(service, taskId)).toHaveLength(1);
-  });
-
-  it('the same for a session whose order the EHR replaced: the withdrawal that cancelled the replacement under the pump is undone', async () => {
-    const { service, order, taskId, administration } = await withdrawnAcrossThePump(
-      'in-progress',
-      'replaced in the EHR',
-    );
-    await postWebhook(service, JSON.stringify(administration)).expect(202);
-    await maintenanceJobDone(service, administrationRecordedJobId(administration.id!), 'the administration’s job');
-    // Before, only an order written here or approved on was looked at: the replacement stayed cancelled under the
-    // running pump.
-    const task = await service.fhir.read<Task>('Task', taskId);
-    expect([task.status, stateOf(task)]).toEqual(['ready', 'approved']);
-    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
-    expect(await undoneBy(service, taskId)).toHaveLength(1);
-  });
+  // Before session 42 only an order written here was looked at: the EHR's order (approved on, or replacing the one
+  // written here) stayed cancelled under the running pump.
+  it.each([
+    ['approved on the EHR’s order', 'on the EHR’s order'],
+    ['whose order the EHR replaced', 'replaced in the EHR'],
+  ] as const)(
+    'the same for a session %s: the withdrawal that cancelled that order under the pump is undone',
+    async (_, how) => {
+      const { service, order, taskId, administration } = await withdrawnAcrossThePump('in-progress', how);
+      await postWebhook(service, JSON.stringify(administration)).expect(202);
+      await maintenanceJobDone(service, administrationRecordedJobId(administration.id!), 'the administration’s job');
+      const task = await service.fhir.read<Task>('Task', taskId);
+      expect([task.status, stateOf(task)]).toEqual(['ready', 'approved']);
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+      expect(await undoneBy(service, taskId)).toHaveLength(1);
+    },
+  );
 
   it('a withdrawal that crossed the pump, its order’s closing notified once the infusion is on record: answered by that infusion', async () => {
     const { service, enrolment, order, taskId } = await withdrawnAcrossThePump('completed');
