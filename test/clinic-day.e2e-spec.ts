@@ -77,8 +77,9 @@ interface Decision {
 
 /**
  * A clinic's day at once, as the quick start runs it (the embedded store notifying the service). Straight to the store,
- * an EHR gives approved sessions at the pump and records infusions (some also told through the
- * event API), records pregnancies and infusions in error, cancels and deletes orders, pauses, resumes and stops plans,
+ * an EHR gives approved sessions at the pump (under the order a nurse finds: the EHR's replacement when the dose was
+ * changed there) and records infusions (some also told through the event API), orders sessions awaiting approval
+ * itself, records pregnancies and infusions in error, cancels and deletes orders, pauses, resumes and stops plans,
  * deletes Tasks and contraindications; a scheduling system books, cancels and deletes appointments; two clinicians
  * approve (one at a time and in bulk), reject, reschedule, record checks, override contraindications and activate plans
  * from their worklists and to-do lists, on the versions the lists showed; the sweeps and the lists' reconciliation run
@@ -97,7 +98,9 @@ interface Decision {
  * order given under a deleted Task left active, a session whose order was deleted in a restart left approved; with
  * dose changes (sessions 37-38): the EHR's replacement left active after its session was given or rejected, or left
  * open beside the order it replaced under a paused plan, and a session the pump gave during an infusion taken back
- * before its follow-up. The restart variant stops the service mid-day with its work in
+ * before its follow-up; with the EHR's own orders (session 42): the order a session was approved on left active after
+ * the session was given, and one order approved on by two sessions, which failed the hold. The restart variant stops
+ * the service mid-day with its work in
  * flight and checks the same once the polls and the sweep have run.
  */
 describe.each([
