@@ -481,6 +481,16 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect(issue.implicated?.map((r) => r.reference)).toEqual(expect.arrayContaining([ref]));
   });
 
+  it('two sessions approved on one EHR order (as a build before session 42 allowed): a paused plan holds it', async () => {
+    const { booster, carePlanId, ehrOrder, ref } = await nextSessionOnEhrOrder();
+    await approvedOnItToo(booster, ref);
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'on-hold' });
+    await service.app.get(PausedPlanHolds).hold(await service.app.get(OpenTasksReader).all());
+    // Before, the order's update went twice into the plan's transaction, which failed whole: it stayed active.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('on-hold');
+  });
+
   it('two sessions approved on one EHR order (as a build before session 42 allowed): an infusion answering both closes it once, planning again without that infusion cancels it once', async () => {
     const { session, booster, patient, carePlanId, ehrOrder, ref } = await nextSessionOnEhrOrder();
     await approvedOnItToo(booster, ref);
