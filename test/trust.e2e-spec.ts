@@ -1204,6 +1204,13 @@ describe('trustworthy plans', () => {
   });
 
   describe('the EHR’s replacement of an order left open beside it (its cancel not written)', () => {
+    /** The order written here and the EHR's replacements of it, oldest first. */
+    const orderChainOf = async (order: MedicationRequest) => [
+      order,
+      ...(await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { subject: order.subject.reference }))
+        .filter((o) => o.priorPrescription?.reference === `MedicationRequest/${order.id}`)
+        .sort((a, b) => a.meta!.lastUpdated!.localeCompare(b.meta!.lastUpdated!)),
+    ];
     async function replacedButLeftOpen() {
       const approved = await approvedInfusion();
       const { resource: replacement } = await service.fhir.create(ehrReplacementOf(approved.order));
@@ -1244,6 +1251,20 @@ describe('trustworthy plans', () => {
       expect((await fetch(`${service.config.fhirBaseUrl}/Task/${task.id}`, { method: 'DELETE' })).status).toBe(200);
       await service.app.get(DeletedTasks).heard(task.id!);
       expect(await statuses()).toEqual(['cancelled', 'cancelled']);
+    });
+
+    it('a Task deleted in the EHR after the pump gave its session (under the replacement), its plan stopped: both completed', async () => {
+      const { task, carePlan, order, statuses } = await replacedButLeftOpen();
+      const [, replacement] = await orderChainOf(order);
+      await service.fhir.create(
+        administrationOf(replacement, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
+      );
+      await setPlan(carePlan.id!, 'revoked');
+      expect((await fetch(`${service.config.fhirBaseUrl}/Task/${task.id}`, { method: 'DELETE' })).status).toBe(200);
+      expect(await service.app.get(DeletedTasks).heard(task.id!)).toMatchObject({ given: 1 });
+      // Before, both were left to the infusion, whose follow-up reaches an order through its Task and does not run
+      // under a stopped plan: active after the drug went in (clinic day, seed 2123).
+      expect(await statuses()).toEqual(['completed', 'completed']);
     });
 
     /** Replaced twice: the first replacement left open, the second written with the order's cancel. */

@@ -1,5 +1,14 @@
-import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { isOpen, type AuthorisableRequest, type OpenOrder } from '@kc/task-states';
+import type { CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
+import {
+  isOpen,
+  isOpenOrder,
+  openOrdersOfSession,
+  orderAnsweredBy,
+  type AuthorisableRequest,
+  type OpenOrder,
+} from '@kc/task-states';
+import { givenBy } from './given-during-infusion-in-error';
+import { remindersEndedBy } from './reminders';
 import { requestsWithdrawn, sessionBegunAtThePump, type Withdrawal } from './stopped-plans';
 
 /** Why the requests of a Task deleted on the FHIR server are cancelled (their statusReason, the Provenance's reason). */
@@ -27,4 +36,42 @@ export function withdrawalOfDeletedTask(input: {
   if (sessionBegunAtThePump(open)) return undefined;
   const withdrawal = { task, ...requestsWithdrawn(task, DELETED_TASK_REASON, input) };
   return withdrawal.proposal || withdrawal.order || withdrawal.reminders.length ? withdrawal : undefined;
+}
+
+/** What a deleted Task's session given at the pump leaves to close: its open orders completed, its reminders revoked. */
+export interface DeletedTaskGiven {
+  orders: { read: AuthorisableRequest; written: AuthorisableRequest }[];
+  reminders: { read: CommunicationRequest; revoked: CommunicationRequest }[];
+  /** The pump's record that gave it. */
+  administration: MedicationAdministration;
+}
+
+/**
+ * A Task deleted on the FHIR server whose session the pump recorded giving (a completed administration of one of its
+ * open orders: the one written here, or the EHR's): the drug went in, so its open orders are completed, as its
+ * infusion's follow-up would have done had the Task stayed. Before session 42 they were left to that follow-up, which
+ * reaches an order only through its Task (the EHR's replacement) or does not run under a plan stopped since, so they
+ * stayed active (clinic day, seed 2123). One still running at the pump is left to it. Pure.
+ */
+export function givenOfDeletedTask(input: {
+  task: Task;
+  open?: OpenOrder;
+  reminders: CommunicationRequest[];
+  zone?: string;
+}): DeletedTaskGiven | undefined {
+  const { task } = input;
+  if (!isOpen(task)) return undefined;
+  const orders = openOrdersOfSession(input.open).filter((o) => isOpenOrder(o.order));
+  const administration = orders.flatMap((o) => o.administrations).find((a) => a.status === 'completed');
+  if (!administration?.id) return undefined;
+  const by = givenBy(administration, input.zone);
+  const revoked = remindersEndedBy([{ task, outcome: 'done', by }], input.reminders);
+  return {
+    orders: orders.map(({ order }) => ({ read: order, written: orderAnsweredBy(order, 'done', by) })),
+    reminders: input.reminders.flatMap((read) => {
+      const written = revoked.find((r) => r.id === read.id);
+      return written ? [{ read, revoked: written }] : [];
+    }),
+    administration,
+  };
 }

@@ -60,7 +60,7 @@ export function sessionsGivenDuringInfusionInError(input: {
 }
 
 /** The pump's record as what fulfilled a session: `MedicationAdministration/<id>`, "given at the pump on <day>". */
-function givenBy(administration: MedicationAdministration, zone?: string): Reference {
+export function givenBy(administration: MedicationAdministration, zone?: string): Reference {
   const when =
     administration.effectivePeriod?.end ?? administration.effectivePeriod?.start ?? administration.effectiveDateTime;
   const day = clinicDay(when, zone);

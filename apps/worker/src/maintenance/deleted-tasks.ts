@@ -1,13 +1,15 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { DELETED_TASK_REASON, requestWrites, withdrawalOfDeletedTask } from '@kc/followups';
+import { DELETED_TASK_REASON, givenOfDeletedTask, requestWrites, withdrawalOfDeletedTask } from '@kc/followups';
 import { AUTHORISABLE_TYPES, type AuthorisableRequest } from '@kc/task-states';
 import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes';
 
 /**
  * A Task deleted on the FHIR server (withdrawalOfDeletedTask): its order still to be given, its draft proposal and its
- * reminders not sent are withdrawn, with a Provenance naming the service, in one transaction with If-Match. Run when
+ * reminders not sent are withdrawn; a session the pump recorded giving has its orders completed instead
+ * (givenOfDeletedTask), with a Provenance naming the service, in one transaction with If-Match. Run when
  * the server notifies the deletion, and by the answered-orders sweep for an open order whose Task is gone (a
  * notification missed). A conflict (the EHR changed an order meanwhile) fails the job, whose retry reads again.
  */
@@ -15,15 +17,40 @@ import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes'
 export class DeletedTasks {
   private readonly logger = new Logger(DeletedTasks.name);
 
-  constructor(private readonly fhir: FhirClient) {}
+  constructor(
+    private readonly fhir: FhirClient,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+  ) {}
 
-  async heard(taskId: string, now = new Date()): Promise<{ withdrawn: number }> {
+  async heard(taskId: string, now = new Date()): Promise<{ withdrawn: number; given?: number }> {
     const found = await this.fhir.readEvenIfDeleted<Task>('Task', taskId);
     // There (written again since), or never this server's: nothing was deleted.
     if (!found?.deleted) return { withdrawn: 0 };
     const task = { ...found.resource, id: taskId };
     const proposal = await this.proposalOf(task);
     const { orders, reminders } = await ordersAndRemindersOf(this.fhir, [task]);
+    // Given at the pump (since session 42): its orders completed, as its infusion would have had the Task stayed.
+    const given = givenOfDeletedTask({ task, open: orders.get(taskId), reminders, zone: this.config.clinicTimeZone });
+    if (given) {
+      const writes = [
+        ...given.orders.map((o) => ({ resource: o.written, read: o.read })),
+        ...given.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
+      ];
+      await this.fhir.transaction(
+        serviceChangeEntries(
+          writes,
+          task,
+          {
+            activity: 'given at the pump',
+            reason: 'Given at the pump; its Task was deleted on the FHIR server',
+            sources: [`MedicationAdministration/${given.administration.id}`],
+          },
+          now,
+        ),
+      );
+      this.logger.log({ msg: 'completed the orders a deleted Task’s session was given under', task: taskId });
+      return { withdrawn: 0, given: 1 };
+    }
     const withdrawal = withdrawalOfDeletedTask({ task, proposal, open: orders.get(taskId), reminders });
     if (!withdrawal) return { withdrawn: 0 };
     const writes = requestWrites(withdrawal);
