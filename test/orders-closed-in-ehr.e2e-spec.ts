@@ -11,6 +11,7 @@ import type {
 import { orderChangedJobId, recheckContraindicationsJobId } from '@kc/queue';
 import { approvedOnOrder, orderKeySearch, stateOf } from '@kc/task-states';
 import { approve } from '../apps/api/src/review/task-decisions';
+import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-orders-sweep';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
@@ -465,6 +466,18 @@ describe('an approved session whose order was closed in the EHR', () => {
       .expect(200);
     expect((approved.body as Task).basedOn?.map((b) => b.reference)).not.toContain(ref);
     expect(await ordersOf(booster)).toHaveLength(1);
+  });
+
+  it('approved on the EHR’s order, its Task then completed by the EHR itself: the reconciliation completes that order', async () => {
+    const { session, ehrOrder } = await nextSessionOnEhrOrder();
+    const approved = await read(session);
+    await service.fhir.update<Task>({ ...approved, status: 'completed' }, { ifMatch: approved.meta!.versionId });
+    const swept = await service.app.get(AnsweredOrdersSweep).sweep();
+    // Before, only the orders written here were reconciled: the EHR's stayed active under a completed session.
+    expect(swept.closed).toBeGreaterThanOrEqual(1);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('completed');
+    // Looked at again: nothing more to write.
+    expect((await service.app.get(AnsweredOrdersSweep).sweep()).closed).toBe(0);
   });
 
   it('two sessions approved on one EHR order (as a build before session 42 allowed): a contraindication holds it, and both', async () => {

@@ -40,6 +40,13 @@ describe('an order closed with its Task', () => {
       status: 'cancelled',
       statusReason: { text: 'Withdrawn: its care plan is completed' },
     });
+    // Closed by an EHR setting Task.status alone (its business state still approved): as the status says.
+    expect(orderForClosedTask({ ...approved, status: 'completed' }, order())?.status).toBe('completed');
+    expect(orderForClosedTask({ ...approved, status: 'cancelled' }, order())).toMatchObject({
+      status: 'cancelled',
+      statusReason: { text: 'Its Task was cancelled in the EHR' },
+    });
+    expect(orderForClosedTask({ ...approved, status: 'on-hold' }, order())).toBeUndefined();
     // Open Task, or an order already closed (a pharmacist stopped it): left alone.
     expect(orderForClosedTask(approved, order())).toBeUndefined();
     expect(orderForClosedTask(done, order('stopped'))).toBeUndefined();

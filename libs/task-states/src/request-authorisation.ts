@@ -8,7 +8,7 @@ import type {
   ServiceRequest,
   Task,
 } from '@medplum/fhirtypes';
-import { stateOf } from './task-states';
+import { isOpen, stateOf } from './task-states';
 
 /** The identifier an approval writes on its order (`Task/<id>`): how the order of an approved Task is found. */
 export const ORDER_KEY_SYSTEM = 'https://ketamine-careplans.example/fhir/NamingSystem/order-key';
@@ -184,6 +184,19 @@ export function orderForClosedTask(task: Task, order: AuthorisableRequest): Auth
       // The infusion that closed it did not happen: proposed again as another Task, whose approval orders it anew.
       return cancelledProposal(order, task.statusReason?.text ?? 'Not given: recorded in error');
     default:
-      return undefined;
+      return closedElsewhere(task, order);
   }
+}
+
+/**
+ * Open as this service last wrote it (its business state), closed since by someone else (an EHR setting Task.status,
+ * the field an EHR reads): completed, as given; cancelled, rejected or failed, as not to be given. Since session 42;
+ * before, such a Task's order stayed active.
+ */
+function closedElsewhere(task: Task, order: AuthorisableRequest): AuthorisableRequest | undefined {
+  if (!isOpen(task)) return undefined;
+  if (task.status === 'completed') return orderAnsweredBy(order, 'done', {});
+  if (task.status === 'cancelled' || task.status === 'rejected' || task.status === 'failed')
+    return cancelledProposal(order, task.statusReason?.text ?? `Its Task was ${task.status} in the EHR`);
+  return undefined;
 }

@@ -1,11 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { BundleEntry, Task } from '@medplum/fhirtypes';
-import { FhirClient, isStaleWrite, updateEntry } from '@kc/fhir';
+import type { BundleEntry, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { FhirClient, includedOf, isStaleWrite, matchesOf, updateEntry } from '@kc/fhir';
 import {
   AUTHORISABLE_TYPES,
   changeProvenance,
+  isOpenOrder,
   ORDER_KEY_SYSTEM,
   orderForClosedTask,
+  ordersApprovedOn,
   orderTaskIdOf,
   THIS_SERVICE,
   type AuthorisableRequest,
@@ -15,14 +17,17 @@ import { DeletedTasks } from './deleted-tasks';
 /** Orders closed per transaction: a conflict on one puts off only these until the next run. */
 const ORDERS_PER_TRANSACTION = 50;
 const TASKS_PER_SEARCH = 100;
+/** How far back Tasks closed elsewhere are looked at for the EHR's orders they were approved on (runs every 15 min). */
+const CLOSED_TASKS_LOOKBACK_MS = 24 * 3600_000;
 
 /**
  * Reconciliation of orders with their Tasks (with the overdue sweep): an order this service wrote (keyed `Task/<id>`)
  * that is still active or held while its Task is done, superseded or rejected is closed as the infusion or the
  * rejection closes it now; one whose Task was deleted is withdrawn (DeletedTasks). Orders written before session 17
  * stayed active after their infusion; this closes them on the first run after an upgrade, and any an EHR left open by
- * closing a Task behind the service's back. One read of the open orders, one of their Tasks, then If-Match updates
- * with a Provenance naming the service.
+ * closing a Task behind the service's back; since session 42 also the EHR's orders sessions were approved on, whose Task
+ * was closed in the last day. One read of the open orders, one of their Tasks, one of the Tasks closed in the last day
+ * with the orders they name, then If-Match updates with a Provenance naming the service.
  */
 @Injectable()
 export class AnsweredOrdersSweep {
@@ -34,8 +39,11 @@ export class AnsweredOrdersSweep {
   ) {}
 
   async sweep(now = new Date()): Promise<{ open: number; closed: number; withdrawn: number }> {
-    const orders = await this.openOrders();
-    const tasks = await this.tasksOf(orders.map((o) => o.taskId));
+    const written = await this.openOrders();
+    const tasks = await this.tasksOf(written.map((o) => o.taskId));
+    const approvedOn = await this.ordersApprovedOnClosedTasks(now);
+    for (const { task } of approvedOn) tasks.set(task.id!, task);
+    const orders = [...written, ...approvedOn];
     const withdrawn = await this.withdrawForDeletedTasks(
       orders.map((o) => o.taskId).filter((id) => !tasks.has(id)),
       now,
@@ -102,6 +110,35 @@ export class AnsweredOrdersSweep {
         const taskId = orderTaskIdOf(order);
         if (taskId) found.push({ order, taskId });
       }
+    }
+    return found;
+  }
+
+  /**
+   * The EHR's orders sessions were approved on (`onOrder`, named in the Task's `basedOn`), still open while their Task
+   * was closed in the last day: by the EHR itself, say (since session 42; before, only orders written here were
+   * reconciled). One paged search of the Tasks closed since, with the orders they name.
+   */
+  private async ordersApprovedOnClosedTasks(
+    now: Date,
+  ): Promise<{ order: AuthorisableRequest; taskId: string; task: Task }[]> {
+    const found: { order: AuthorisableRequest; taskId: string; task: Task }[] = [];
+    for await (const page of this.fhir.searchPages<Task>('Task', {
+      status: 'completed,cancelled,rejected,failed',
+      _lastUpdated: `ge${new Date(now.getTime() - CLOSED_TASKS_LOOKBACK_MS).toISOString()}`,
+      _include: 'Task:based-on',
+      _count: 200,
+    })) {
+      const open = new Map(
+        includedOf<MedicationRequest>(page, 'MedicationRequest')
+          .filter((o) => isOpenOrder(o) && !orderTaskIdOf(o))
+          .map((o) => [`MedicationRequest/${o.id}`, o]),
+      );
+      for (const task of matchesOf<Task>(page))
+        for (const ref of ordersApprovedOn(task)) {
+          const order = open.get(ref);
+          if (order && task.id) found.push({ order, taskId: task.id, task });
+        }
     }
     return found;
   }
