@@ -26,6 +26,7 @@ import {
   reportInfusion,
 } from './support/clinic';
 import { carePlanReferenceOf } from '@kc/followups';
+import { updateEntry } from '@kc/fhir';
 import { infusedForCheck } from './support/checks';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 import { ClosedOrdersPoller } from '../apps/worker/src/maintenance/closed-orders-poller';
@@ -399,6 +400,18 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect(await ordersOf(session)).toEqual([]);
     expect((await rowOf())?.view).toMatchObject({ orderStatus: expect.stringMatching(/^Ordered in the EHR/) });
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('active');
+  });
+
+  it('approved on the EHR’s order, which the EHR then replaces (its replacement and cancel in one transaction): stays approved', async () => {
+    const { task, order } = await approvedOnEhrOrder();
+    const { entry } = await service.fhir.transaction([
+      { resource: ehrReplacementOf(order), request: { method: 'POST', url: 'MedicationRequest' } },
+      updateEntry({ ...order, status: 'cancelled' }, order.meta!.versionId),
+    ]);
+    await notify(entry![1].resource as MedicationRequest);
+    // Before, the replacement was looked for among orders written since the cancel (the EHR's order has no authoredOn),
+    // which it preceded by a millisecond in the same transaction: the session went back to a clinician (seed 2249).
+    expect((await read(task)).status).toBe('ready');
   });
 
   it('approved on the EHR’s order, given: that order is completed with its session', async () => {

@@ -95,13 +95,18 @@ export function sessionOpenOrder(
 
 /**
  * The search (MedicationRequest) for the patients' orders, whoever wrote them and in any status, updated since the
- * earliest of `orders` was written: where the EHR's replacements of those orders are, at any depth.
+ * earliest of `orders` was written: where the EHR's replacements of those orders are, at any depth. Every order of the
+ * patients when one has no `authoredOn` (an EHR's own): its `meta.lastUpdated` is its closing, which a replacement
+ * written in the same transaction precedes (before session 42 it was the bound, and such a replacement was missed:
+ * clinic day, seed 2249).
  */
 export function replacementOrdersParams(patients: string[], orders: MedicationRequest[]): Record<string, string> {
-  const since = orders
-    .map((o) => o.authoredOn ?? o.meta?.lastUpdated ?? '')
-    .filter(Boolean)
-    .sort()[0];
+  const since = orders.some((o) => !o.authoredOn)
+    ? undefined
+    : orders
+        .map((o) => o.authoredOn ?? '')
+        .filter(Boolean)
+        .sort()[0];
   return {
     subject: patients.join(','),
     intent: 'order',
