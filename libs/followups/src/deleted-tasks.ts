@@ -1,15 +1,13 @@
 import type { CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
-import {
-  isOpen,
-  isOpenOrder,
-  openOrdersOfSession,
-  orderAnsweredBy,
-  type AuthorisableRequest,
-  type OpenOrder,
-} from '@kc/task-states';
+import { isOpen, isOpenOrder, openOrdersOfSession, type AuthorisableRequest, type OpenOrder } from '@kc/task-states';
 import { givenBy } from './given-during-infusion-in-error';
-import { remindersEndedBy } from './reminders';
-import { requestsWithdrawn, sessionBegunAtThePump, type Withdrawal } from './stopped-plans';
+import {
+  givenSessionChanges,
+  requestsWithdrawn,
+  sessionBegunAtThePump,
+  type GivenSessionChanges,
+  type Withdrawal,
+} from './stopped-plans';
 
 /** Why the requests of a Task deleted on the FHIR server are cancelled (their statusReason, the Provenance's reason). */
 export const DELETED_TASK_REASON = 'Withdrawn: its Task was deleted on the FHIR server';
@@ -39,9 +37,7 @@ export function withdrawalOfDeletedTask(input: {
 }
 
 /** What a deleted Task's session given at the pump leaves to close: its open orders completed, its reminders revoked. */
-export interface DeletedTaskGiven {
-  orders: { read: AuthorisableRequest; written: AuthorisableRequest }[];
-  reminders: { read: CommunicationRequest; revoked: CommunicationRequest }[];
+export interface DeletedTaskGiven extends GivenSessionChanges {
   /** The pump's record that gave it. */
   administration: MedicationAdministration;
 }
@@ -65,13 +61,13 @@ export function givenOfDeletedTask(input: {
   const administration = orders.flatMap((o) => o.administrations).find((a) => a.status === 'completed');
   if (!administration?.id) return undefined;
   const by = givenBy(administration, input.zone);
-  const revoked = remindersEndedBy([{ task, outcome: 'done', by }], input.reminders);
   return {
-    orders: orders.map(({ order }) => ({ read: order, written: orderAnsweredBy(order, 'done', by) })),
-    reminders: input.reminders.flatMap((read) => {
-      const written = revoked.find((r) => r.id === read.id);
-      return written ? [{ read, revoked: written }] : [];
-    }),
+    ...givenSessionChanges(
+      task,
+      orders.map((o) => o.order),
+      by,
+      input.reminders,
+    ),
     administration,
   };
 }

@@ -50,6 +50,38 @@ export function requestWrites(
   ];
 }
 
+/** What closing a session the pump gave writes: its open orders completed, its reminders revoked. */
+export interface GivenSessionChanges {
+  orders: { read: AuthorisableRequest; written: AuthorisableRequest }[];
+  /** Its reminders not sent yet, as read and revoked. */
+  reminders: { read: CommunicationRequest; revoked: CommunicationRequest }[];
+}
+
+/** A session the pump gave, closed as given by `by` (the infusion, or the pump's record): what it writes. */
+export function givenSessionChanges(
+  task: Task,
+  orders: AuthorisableRequest[],
+  by: Reference,
+  reminders: CommunicationRequest[],
+): GivenSessionChanges {
+  const revoked = remindersEndedBy([{ task, outcome: 'done', by }], reminders);
+  return {
+    orders: orders.map((order) => ({ read: order, written: orderAnsweredBy(order, 'done', by) })),
+    reminders: reminders.flatMap((read) => {
+      const written = revoked.find((r) => r.id === read.id);
+      return written ? [{ read, revoked: written }] : [];
+    }),
+  };
+}
+
+/** Those changes as writes, each with the version it was read at (its If-Match). */
+export function givenSessionWrites(g: GivenSessionChanges): { resource: Resource; read: Resource }[] {
+  return [
+    ...g.orders.map((o) => ({ resource: o.written, read: o.read })),
+    ...g.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
+  ];
+}
+
 /** The pump's record showing it has begun (or given) any of a session's open orders. */
 export function sessionBegunAtThePump(open: OpenOrder | undefined): boolean {
   return openOrdersOfSession(open).some((o) => sessionBegunBy(o.administrations));
@@ -138,12 +170,8 @@ export function requestsWithdrawn(
  * An approved session of a plan that is over, which the pump gave during an infusion on record: answered as that
  * infusion's follow-up answers a session under a stopped plan.
  */
-export interface GivenOnStoppedPlan {
+export interface GivenOnStoppedPlan extends GivenSessionChanges {
   task: { read: Task; written: Task };
-  /** Its open orders (the one written here, the EHR's replacements left open beside it), completed. */
-  orders: { read: AuthorisableRequest; written: AuthorisableRequest }[];
-  /** Its reminders not sent yet, as read and revoked. */
-  reminders: { read: CommunicationRequest; revoked: CommunicationRequest }[];
   /** The pump's record that gave it, and the infusion it is part of. */
   administration: MedicationAdministration;
   infusion: Reference;
@@ -181,16 +209,15 @@ export function sessionsGivenOnStoppedPlans(input: {
     if (!given?.infusion?.id) return [];
     const { start, end } = given.infusion.performedPeriod ?? {};
     const by = answeredByInfusion(given.infusion.id, Date.parse(end ?? start ?? ''), input.zone);
-    const revoked = remindersEndedBy([{ task, outcome: 'done', by }], input.reminders ?? []);
-    const reminders = (input.reminders ?? []).flatMap((read) => {
-      const written = revoked.find((r) => r.id === read.id);
-      return written ? [{ read, revoked: written }] : [];
-    });
     return [
       {
         task: { read: task, written: applyInfusionUpdate({ task, outcome: 'done', by }, input.now) },
-        orders: orders.map(({ order }) => ({ read: order, written: orderAnsweredBy(order, 'done', by) })),
-        reminders,
+        ...givenSessionChanges(
+          task,
+          orders.map((o) => o.order),
+          by,
+          input.reminders ?? [],
+        ),
         administration: given.administration,
         infusion: by,
       },

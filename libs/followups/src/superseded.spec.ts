@@ -19,15 +19,17 @@ const order = (id: string, taskId?: string): MedicationRequest => ({
   identifier: taskId ? [orderKeyFor(taskId)] : undefined,
 });
 
+/** A session approved on the EHR's order `MedicationRequest/ehr` (`onOrder`). */
+const onEhrOrder: Task = {
+  resourceType: 'Task',
+  id: 'on-ehr',
+  status: 'ready',
+  intent: 'plan',
+  basedOn: [{ reference: 'MedicationRequest/ehr' }],
+};
+
 describe('the sessions the pump gave during an infusion', () => {
   it('by the order key of the orders it gave, or an EHR order a Task was approved on; not what it never began', () => {
-    const onEhrOrder: Task = {
-      resourceType: 'Task',
-      id: 'on-ehr',
-      status: 'ready',
-      intent: 'plan',
-      basedOn: [{ reference: 'MedicationRequest/ehr' }],
-    };
     const given = tasksThePumpGave(
       {
         administrations: [
@@ -57,13 +59,6 @@ describe('the sessions the pump gave during an infusion', () => {
   });
 
   it('a session approved on the EHR’s order the pump has begun: begun (its order is closed with it, so not as moot)', () => {
-    const onEhrOrder: Task = {
-      resourceType: 'Task',
-      id: 'on-ehr',
-      status: 'ready',
-      intent: 'order',
-      basedOn: [{ reference: 'MedicationRequest/ehr' }],
-    };
     const begun = tasksThePumpBegan(
       [order('ehr')],
       [administration('MedicationRequest/ehr', 'in-progress')],

@@ -197,12 +197,12 @@ function requestsBegun(administrations: MedicationAdministration[]): Set<string>
   return new Set(administrations.filter((a) => sessionBegunBy([a])).flatMap((a) => a.request?.reference ?? []));
 }
 
-/** The Tasks whose approval wrote one of `orders` (by its key) that is among `requests`. */
 /** The Tasks approved on one of the EHR's orders `requests` names (ordersApprovedOn): ids. */
 function tasksApprovedOnAny(tasks: Task[], requests: Set<string>): string[] {
   return tasks.filter((t) => t.id && ordersApprovedOn(t).some((r) => requests.has(r))).map((t) => t.id!);
 }
 
+/** The Tasks whose approval wrote one of `orders` (by its key) that is among `requests`. */
 function tasksOrderingAny(orders: MedicationRequest[], requests: Set<string>): string[] {
   return orders.flatMap((o) => {
     const taskId = orderTaskIdOf(o);

@@ -17,6 +17,7 @@ import {
 } from '@kc/protocols';
 import {
   changeProvenance,
+  eachOrderOnce,
   heldTask,
   holdsToRestate,
   implicatingOrders,
@@ -102,10 +103,10 @@ export class OrderHolds {
     const orders = await openOrdersOfSessions(this.fhir, [...gated, ...heldTasks]);
     const active = ordersOfStatus(orders, gated, 'active');
     const heldAlready = ordersOfStatus(orders, heldTasks, 'on-hold');
-    // An order is held once, however many sessions it is the order of (two approved on one EHR order, as a build before
-    // session 42 allowed: its update written twice failed the whole hold).
-    const holds = ordersToHold(uniqueOrders(active), unresolved);
-    const restated = await this.withoutGoneIssues(holdsToRestate(uniqueOrders(heldAlready), unresolved), check.issues);
+    // An order is held once, however many sessions it is the order of.
+    const ordersOf = (found: { order: AuthorisableRequest }[]) => eachOrderOnce(found).map((f) => f.order);
+    const holds = ordersToHold(ordersOf(active), unresolved);
+    const restated = await this.withoutGoneIssues(holdsToRestate(ordersOf(heldAlready), unresolved), check.issues);
     if (!holds.length && !restated.length) return NOTHING_HELD;
     const tasks = new Map([...gated, ...heldTasks].map((t) => [t.id, t]));
     const tasksOf = new Map<string, string[]>();
@@ -292,11 +293,6 @@ function ordersOfStatus(
       .filter(({ order }) => order.status === status)
       .map(({ order }) => ({ order, taskId: task.id! })),
   );
-}
-
-/** The orders, each once. */
-function uniqueOrders(found: { order: AuthorisableRequest }[]): AuthorisableRequest[] {
-  return [...new Map(found.map(({ order }) => [`${order.resourceType}/${order.id}`, order])).values()];
 }
 
 function updatesOf(changes: { read: Resource; held: Resource }[]): BundleEntry[] {

@@ -61,6 +61,15 @@ export interface OpenOrder {
   leftOpen?: OpenOrder[];
 }
 
+/**
+ * Each order once, however many sessions it is the order of (two approved on one EHR order, as a build before session
+ * 42 allowed: an update of it written twice fails the whole transaction). The last one given for an order, in the
+ * place of its first.
+ */
+export function eachOrderOnce<T extends { order: AuthorisableRequest }>(found: T[]): T[] {
+  return [...new Map(found.map((f) => [`${f.order.resourceType}/${f.order.id}`, f])).values()];
+}
+
 /** A session's open orders: the one to give and those left open beside it. */
 export function openOrdersOfSession(open: OpenOrder | undefined): OpenOrder[] {
   return open ? [open, ...(open.leftOpen ?? [])] : [];

@@ -541,14 +541,13 @@ export class FollowUpService {
       }
     }
     // Orders the pump gave during this infusion that no open Task answers (their Task deleted on the server): given.
-    const closing = new Set(updateEntries.map((e) => e.resource && `${e.resource.resourceType}/${e.resource.id}`));
     const by = answeredByInfusion(
       input.event.procedureId,
       Date.parse(input.event.performed.end!),
       this.config.clinicTimeZone,
     );
     for (const order of ordersGivenWithoutOpenTask(input.around.given, input.around.openTasks)) {
-      if (closing.has(`MedicationRequest/${order.id}`)) continue;
+      if (writes(updateEntries, order)) continue;
       updateEntries.push(updateEntry(orderAnsweredBy(order, 'done', by), order.meta?.versionId));
       counts.ordersClosed++;
     }

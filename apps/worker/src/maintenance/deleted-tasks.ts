@@ -2,7 +2,13 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
-import { DELETED_TASK_REASON, givenOfDeletedTask, requestWrites, withdrawalOfDeletedTask } from '@kc/followups';
+import {
+  DELETED_TASK_REASON,
+  givenOfDeletedTask,
+  givenSessionWrites,
+  requestWrites,
+  withdrawalOfDeletedTask,
+} from '@kc/followups';
 import { AUTHORISABLE_TYPES, type AuthorisableRequest } from '@kc/task-states';
 import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes';
 
@@ -32,13 +38,9 @@ export class DeletedTasks {
     // Given at the pump (since session 42): its orders completed, as its infusion would have had the Task stayed.
     const given = givenOfDeletedTask({ task, open: orders.get(taskId), reminders, zone: this.config.clinicTimeZone });
     if (given) {
-      const writes = [
-        ...given.orders.map((o) => ({ resource: o.written, read: o.read })),
-        ...given.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
-      ];
       await this.fhir.transaction(
         serviceChangeEntries(
-          writes,
+          givenSessionWrites(given),
           task,
           {
             activity: 'given at the pump',

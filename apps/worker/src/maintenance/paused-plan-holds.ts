@@ -24,6 +24,7 @@ import { openOrdersOfSessions } from '@kc/nest-core';
 import {
   AUTHORISABLE_TYPES,
   changeProvenance,
+  eachOrderOnce,
   openOrdersOfSession,
   PLAN_PAUSED_TAG_SEARCH,
   THIS_SERVICE,
@@ -53,18 +54,12 @@ export class PausedPlanHolds {
     const orders = await openOrdersOfSessions(this.fhir, tasks);
     // Each with its Task's plan: an order of the EHR's naming none is held naming it, for the resumption to find.
     // The EHR's replacements left open beside an order are held with it.
-    // Each order once, however many sessions it is the order of (two approved on one EHR order, as a build before
-    // session 42 allowed: its update written twice failed the plan's transaction).
-    const ofPlans = [
-      ...new Map(
-        tasks.flatMap((t) =>
-          openOrdersOfSession(orders.get(t.id!)).map(
-            (open) =>
-              [`${open.order.resourceType}/${open.order.id}`, { ...open, plan: carePlanReferenceOf(t) }] as const,
-          ),
-        ),
-      ).values(),
-    ];
+    // Each order once, however many sessions it is the order of.
+    const ofPlans = eachOrderOnce(
+      tasks.flatMap((t) =>
+        openOrdersOfSession(orders.get(t.id!)).map((open) => ({ ...open, plan: carePlanReferenceOf(t) })),
+      ),
+    );
     const held = await this.write(ordersToHoldWhilePaused(ofPlans), 'hold', now, raced);
     if (held) this.logger.log({ msg: 'held the approved orders of paused plans', held });
     return held;

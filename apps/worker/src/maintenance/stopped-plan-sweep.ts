@@ -5,6 +5,7 @@ import { FhirClient, skipsStaleWrite, type RaceHandling } from '@kc/fhir';
 import {
   approvedOnEndedPlans,
   carePlanReferenceOf,
+  givenSessionWrites,
   requestWrites,
   sessionGivenAtThePump,
   sessionsGivenOnStoppedPlans,
@@ -119,11 +120,7 @@ export class StoppedPlanSweep {
 
 /** A given session's writes, with a Provenance naming what showed it was given: the pump's record and the infusion. */
 function answerEntries(g: GivenOnStoppedPlan, now: Date) {
-  const writes = [
-    { resource: g.task.written, read: g.task.read },
-    ...g.orders.map((o) => ({ resource: o.written, read: o.read })),
-    ...g.reminders.map((r) => ({ resource: r.revoked, read: r.read })),
-  ];
+  const writes = [{ resource: g.task.written, read: g.task.read }, ...givenSessionWrites(g)];
   return serviceChangeEntries(
     writes,
     g.task.read,
