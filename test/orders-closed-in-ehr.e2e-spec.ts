@@ -493,6 +493,19 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect((await service.app.get(AnsweredOrdersSweep).sweep()).closed).toBe(0);
   });
 
+  it('approved on the EHR’s order, its Task completed by the EHR while no reconciliation ran for two days: the next one completes that order', async () => {
+    const sweep = service.app.get(AnsweredOrdersSweep);
+    await sweep.sweep();
+    const { session, ehrOrder } = await nextSessionOnEhrOrder();
+    const approved = await read(session);
+    await service.fhir.update<Task>({ ...approved, status: 'completed' }, { ifMatch: approved.meta!.versionId });
+    // The worker down for two days: the next sweep reads the Tasks closed since the last one began (before, only those
+    // of the last day, and the EHR's order stayed active under a completed session).
+    const twoDaysOn = new Date(Date.now() + 2 * 24 * 3600_000);
+    expect((await sweep.sweep(twoDaysOn)).closed).toBeGreaterThanOrEqual(1);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('completed');
+  });
+
   it('two sessions approved on one EHR order (as a build before session 42 allowed): a contraindication holds it, and both', async () => {
     const { session, booster, patient, carePlanId, ehrOrder, ref } = await nextSessionOnEhrOrder();
     await approvedOnItToo(booster, ref);
@@ -549,6 +562,26 @@ describe('an approved session whose order was closed in the EHR', () => {
       'entered-in-error',
       'entered-in-error',
     ]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('cancelled');
+  });
+
+  it('two sessions approved on one EHR order (as a build before session 42 allowed): a stopped plan withdraws both and cancels it', async () => {
+    const { session, booster, carePlanId, ehrOrder, ref } = await nextSessionOnEhrOrder();
+    await approvedOnItToo(booster, ref);
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    const open = () => service.app.get(OpenTasksReader).read({ 'based-on': `CarePlan/${carePlanId}` });
+    const sweep = service.app.get(StoppedPlanSweep);
+    // One transaction a Task: the second Task's cancel of the shared order may lose its If-Match to the first, and
+    // is written again at the next run, reading the order cancelled.
+    const stillOpen = async () => {
+      const { approved, awaiting, held } = await open();
+      return approved.length + awaiting.length + held.length;
+    };
+    await sweep.sweep(new Date(), await open());
+    if (await stillOpen()) await sweep.sweep(new Date(), await open());
+    expect(await stillOpen()).toBe(0);
+    expect([(await read(session)).status, (await read(booster)).status]).toEqual(['cancelled', 'cancelled']);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', ehrOrder.id!)).status).toBe('cancelled');
   });
 

@@ -1,6 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectQueue } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
 import type { BundleEntry, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, isStaleWrite, matchesOf, updateEntry } from '@kc/fhir';
+import { QUEUES } from '@kc/queue';
 import {
   AUTHORISABLE_TYPES,
   changeProvenance,
@@ -17,8 +21,29 @@ import { DeletedTasks } from './deleted-tasks';
 /** Orders closed per transaction: a conflict on one puts off only these until the next run. */
 const ORDERS_PER_TRANSACTION = 50;
 const TASKS_PER_SEARCH = 100;
-/** How far back Tasks closed elsewhere are looked at for the EHR's orders they were approved on (runs every 15 min). */
+/**
+ * How far back, at least, Tasks closed elsewhere are looked at for the EHR's orders they were approved on (runs every
+ * 15 min): a closing that lost a race is tried again for a day.
+ */
 const CLOSED_TASKS_LOOKBACK_MS = 24 * 3600_000;
+/** Its Redis key (after the queue prefix): when the last sweep that finished began. */
+const SWEPT_MARK = 'sweep-mark:answered-orders';
+
+/**
+ * From when Tasks closed elsewhere are read: a day back, or further back to when the last finished sweep began (less
+ * the polls' overlap for the server's clock), so sweeps missed for longer (a worker down for days) are made up; with no
+ * sweep on record (a first run, a Redis that lost its data), the reconciliation's lookback (RECONCILE_LOOKBACK_MS).
+ */
+export function closedTasksFrom(
+  now: Date,
+  lastSweepBegan: string | undefined,
+  config: Pick<AppConfig, 'pollOverlapMs' | 'reconcileLookbackMs'>,
+): Date {
+  const dayBack = now.getTime() - CLOSED_TASKS_LOOKBACK_MS;
+  const last = lastSweepBegan ? Date.parse(lastSweepBegan) : NaN;
+  if (!Number.isFinite(last)) return new Date(Math.min(dayBack, now.getTime() - config.reconcileLookbackMs));
+  return new Date(Math.min(dayBack, last - config.pollOverlapMs));
+}
 
 /**
  * Reconciliation of orders with their Tasks (with the overdue sweep): an order this service wrote (keyed `Task/<id>`)
@@ -26,8 +51,9 @@ const CLOSED_TASKS_LOOKBACK_MS = 24 * 3600_000;
  * rejection closes it now; one whose Task was deleted is withdrawn (DeletedTasks). Orders written before session 17
  * stayed active after their infusion; this closes them on the first run after an upgrade, and any an EHR left open by
  * closing a Task behind the service's back; since session 42 also the EHR's orders sessions were approved on, whose Task
- * was closed in the last day. One read of the open orders, one of their Tasks, one of the Tasks closed in the last day
- * with the orders they name, then If-Match updates with a Provenance naming the service.
+ * was closed since the last sweep (closedTasksFrom; since session 43, before only the last day). One read of the open
+ * orders, one of their Tasks, one of the Tasks closed since with the orders they name, then If-Match updates with a
+ * Provenance naming the service.
  */
 @Injectable()
 export class AnsweredOrdersSweep {
@@ -36,12 +62,18 @@ export class AnsweredOrdersSweep {
   constructor(
     private readonly fhir: FhirClient,
     private readonly deletedTasks: DeletedTasks,
+    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
+    @Inject(APP_CONFIG)
+    private readonly config: Pick<AppConfig, 'pollOverlapMs' | 'reconcileLookbackMs' | 'queuePrefix'>,
   ) {}
 
   async sweep(now = new Date()): Promise<{ open: number; closed: number; withdrawn: number }> {
+    const redis = await this.queue.client;
+    const markKey = `${this.config.queuePrefix}:${SWEPT_MARK}`;
+    const lastSweepBegan = (await redis.get(markKey)) ?? undefined;
     const written = await this.openOrders();
     const tasks = await this.tasksOf(written.map((o) => o.taskId));
-    const approvedOn = await this.ordersApprovedOnClosedTasks(now);
+    const approvedOn = await this.ordersApprovedOnClosedTasks(closedTasksFrom(now, lastSweepBegan, this.config));
     for (const { task } of approvedOn) tasks.set(task.id!, task);
     const orders = [...written, ...approvedOn];
     const withdrawn = await this.withdrawForDeletedTasks(
@@ -75,6 +107,8 @@ export class AnsweredOrdersSweep {
       }
     }
     if (closed) this.logger.log({ msg: 'closed the orders of closed Tasks', closed, open: orders.length });
+    // Only a sweep that finished moves the mark: one that failed is made up by the next.
+    await redis.set(markKey, now.toISOString());
     return { open: orders.length, closed, withdrawn };
   }
 
@@ -116,16 +150,18 @@ export class AnsweredOrdersSweep {
 
   /**
    * The EHR's orders sessions were approved on (`onOrder`, named in the Task's `basedOn`), still open while their Task
-   * was closed in the last day: by the EHR itself, say (since session 42; before, only orders written here were
+   * was closed since `from`: by the EHR itself, say (since session 42; before, only orders written here were
    * reconciled). One paged search of the Tasks closed since, with the orders they name.
    */
   private async ordersApprovedOnClosedTasks(
-    now: Date,
+    from: Date,
   ): Promise<{ order: AuthorisableRequest; taskId: string; task: Task }[]> {
     const found: { order: AuthorisableRequest; taskId: string; task: Task }[] = [];
     for await (const page of this.fhir.searchPages<Task>('Task', {
       status: 'completed,cancelled,rejected,failed',
-      _lastUpdated: `ge${new Date(now.getTime() - CLOSED_TASKS_LOOKBACK_MS).toISOString()}`,
+      _lastUpdated: `ge${from.toISOString()}`,
+      // Paged by cursor on Medplum's server, whose `_offset` stops at 10,000 (days of closings made up at once).
+      _sort: '_lastUpdated',
       _include: 'Task:based-on',
       _count: 200,
     })) {
