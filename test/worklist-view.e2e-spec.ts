@@ -249,7 +249,15 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
     expect(seen).toEqual((all.body.items as ViewItem[]).map((i) => i.id));
   });
 
-  it('a name many patients share reads one page of them and asks for more of the name', async () => {
+  it('a name many patients share lists the Tasks of every one of them, soonest due first, paged by its next link', async () => {
+    const manyfold = (given: string, startDate: string) =>
+      enrolNamedPatient(
+        service,
+        'ketamine-low-dose-series',
+        { given, family: 'Manyfold', birthDate: '1975-03-04' },
+        startDate,
+      );
+    const first = await manyfold('Ada', '2027-02-01');
     await service.fhir.transaction(
       createsOf(
         Array.from({ length: 45 }, (_, i) => ({
@@ -258,12 +266,54 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
         })),
       ),
     );
-    const common = await request(service.url)
+    // Matched past the first 20 (before, only their Tasks were read, with a request for more of the name).
+    const last = await manyfold('Zoe', '2027-01-15');
+    const seen: ViewItem[] = [];
+    let link: string | undefined = '/worklist/view?name=manyfold&count=1';
+    while (link) {
+      const page = await request(service.url).get(link).set(service.as('clinician')).expect(200);
+      expect(page.body).toMatchObject({ patientsMatched: 47, morePatients: false });
+      expect(page.body.items.length).toBeLessThanOrEqual(1);
+      seen.push(...(page.body.items as ViewItem[]));
+      if (page.body.next) expect(page.body.next).toMatch(/^\/worklist\/view\?.*name=manyfold/);
+      link = page.body.next as string | undefined;
+      expect(seen.length).toBeLessThan(50);
+    }
+    const listOf = async (patient: string) =>
+      (await request(service.url).get('/worklist').query({ patient, count: 100 }).set(service.as('clinician'))).body
+        .items as ViewItem[];
+    const expected = [...(await listOf(first.patient)), ...(await listOf(last.patient))].sort(
+      (a, b) => Date.parse(a.due.start) - Date.parse(b.due.start) || (a.id < b.id ? -1 : 1),
+    );
+    expect(new Set(seen.map((i) => i.patient))).toEqual(new Set([first.patient, last.patient]));
+    expect(seen.map((i) => i.id)).toEqual(expected.map((i) => i.id));
+    expect(seen[0].patient).toBe(last.patient); // due first: its series starts sooner
+
+    // Filters apply across them: the one patient's protocol, a due bound.
+    const due = await request(service.url)
       .get('/worklist/view')
-      .query({ name: 'manyfold' })
+      .query({ name: 'manyfold', 'due-before': '2027-01-31' })
       .set(service.as('clinician'))
       .expect(200);
-    expect(common.body).toMatchObject({ patientsMatched: 20, morePatients: true });
+    expect(due.body.total).toBeGreaterThan(0);
+    expect((due.body.items as ViewItem[]).every((i) => i.patient === last.patient)).toBe(true);
+  });
+
+  it('a name more patients share than it reads lists the first 500 and asks for more of the name', async () => {
+    await service.fhir.transaction(
+      createsOf(
+        Array.from({ length: 501 }, (_, i) => ({
+          resourceType: 'Patient' as const,
+          name: [{ given: [`C${i}`], family: 'Crowdwell' }],
+        })),
+      ),
+    );
+    const common = await request(service.url)
+      .get('/worklist/view')
+      .query({ name: 'crowdwell' })
+      .set(service.as('clinician'))
+      .expect(200);
+    expect(common.body).toMatchObject({ patientsMatched: 500, morePatients: true });
     const narrow = await request(service.url)
       .get('/worklist/view')
       .query({ name: 'ortiz' })

@@ -142,6 +142,40 @@ describe('WorklistIndex.record', () => {
     expect(roundTrips).toEqual(['pipeline']);
     expect((await lists[0].query({ count: 10 })).items.map((i) => i.id)).toEqual(['t-7']);
   });
+
+  it('lists the Tasks of several patients (a name matches) soonest due first, exactly filtered, paged by cursor', async () => {
+    const of = (id: string, patient: string, day: number, owner?: string): Task => ({
+      ...task(id),
+      for: { reference: `Patient/${patient}` },
+      owner: owner ? { reference: owner } : undefined,
+      restriction: { period: { start: `2027-01-${day}T00:00:00Z`, end: `2027-01-${day + 1}T00:00:00Z` } },
+    });
+    await index.record([
+      of('a-late', 'p-a', 20),
+      of('b-soon', 'p-b', 11, 'Practitioner/dr-1'),
+      of('c-mid', 'p-c', 15),
+      of('a-soon', 'p-a', 12, 'Practitioner/dr-1'),
+      carePlan,
+    ]);
+    const ids = async (q: Parameters<WorklistIndex['query']>[0]) => {
+      const seen: string[] = [];
+      let after: string | undefined;
+      do {
+        const page = await index.query({ ...q, after });
+        seen.push(...page.items.map((i) => i.id));
+        after = page.next;
+      } while (after);
+      return seen;
+    };
+    expect(await ids({ patients: ['p-a', 'p-b'], count: 1 })).toEqual(['b-soon', 'a-soon', 'a-late']);
+    expect((await index.query({ patients: ['p-a', 'p-b'], count: 1 })).total).toBe(3);
+    expect(await ids({ patients: ['p-a', 'p-c'], owner: 'Practitioner/dr-1', count: 5 })).toEqual(['a-soon']);
+    expect(await ids({ patients: ['p-a', 'p-c'], dueBefore: new Date('2027-01-16T00:00:00Z'), count: 5 })).toEqual([
+      'a-soon',
+      'c-mid',
+    ]);
+    expect(await index.query({ patients: [], count: 5 })).toEqual({ total: 0, items: [], next: undefined });
+  });
 });
 
 describe('dropWorklistIndex', () => {

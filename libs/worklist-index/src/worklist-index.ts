@@ -22,6 +22,8 @@ import {
 
 export interface WorklistIndexQuery {
   patient?: string;
+  /** Any of these patients (ids): those a name matches. Not with `patient`. */
+  patients?: readonly string[];
   /** A protocol canonical, with or without |version. */
   protocol?: string;
   /** The Task's kind (Task.code), e.g. post-infusion-check. */
@@ -493,17 +495,20 @@ export class WorklistIndex {
     const set = this.p + setName;
     const max = q.dueBefore ? `(${startBound(q.dueBefore)}` : '+';
     const setFilters = [q.patient, q.owner, q.kind, protocolUrl].filter(Boolean).length;
-    if (exactProtocol || setFilters > 1)
+    const byEntry = (s: StoredEntry) =>
+      (!q.kind || s.kd === q.kind) &&
+      (!q.owner || s.ow === q.owner) &&
+      (exactProtocol ? s.e.protocol === exactProtocol : !protocolUrl || s.pr === protocolUrl);
+    // Several patients: their sets read together, the other filters from the entries.
+    if (q.patients)
       return this.queryByEntry(
         q,
-        set,
+        q.patients.map((id) => `${this.p}pt:${id}`),
         max,
         now,
-        (s) =>
-          (!q.kind || s.kd === q.kind) &&
-          (!q.owner || s.ow === q.owner) &&
-          (exactProtocol ? s.e.protocol === exactProtocol : !protocolUrl || s.pr === protocolUrl),
+        q.owner || q.kind || protocolUrl ? byEntry : undefined,
       );
+    if (exactProtocol || setFilters > 1) return this.queryByEntry(q, [set], max, now, byEntry);
     const page = (
       this.redis as unknown as Record<string, (...args: string[]) => Promise<[number, string[], (string | null)[]]>>
     ).kcWorklistPage;
@@ -555,38 +560,57 @@ export class WorklistIndex {
   }
 
   /**
-   * A page filtered on the entries themselves (a protocol's version, or two of patient, owner, kind and protocol): reads
-   * every member of the set in range, so it costs what that set holds (a patient's: small; a kind's: most of a
-   * clinic's open Tasks of that kind).
+   * A page of several sets (the patients a name matches), or filtered on the entries themselves (a protocol's version,
+   * or two of patient, owner, kind and protocol): reads every member of the sets in range, so it costs what those sets
+   * hold (a patient's: small; a kind's: most of a clinic's open Tasks of that kind), and every entry only when
+   * `entryFilter` is given.
    */
   private async queryByEntry(
     q: WorklistIndexQuery,
-    set: string,
+    sets: string[],
     max: string,
     now: Date,
-    entryFilter: (s: StoredEntry) => boolean,
+    entryFilter?: (s: StoredEntry) => boolean,
   ): Promise<WorklistIndexPage> {
     const byMember = (m: ParsedMember) =>
       (!q.dueAfter || (m.end !== undefined && m.end >= q.dueAfter.getTime())) &&
       (q.overdue === undefined || isOverdue(m, now) === q.overdue);
-    const members = (await this.redis.zrangebylex(set, '-', max)).filter((m) => {
+    const members = (await this.membersOf(sets, max)).filter((m) => {
       const parsed = parseMember(m);
       return parsed !== undefined && byMember(parsed);
     });
-    const matching: { member: string; entry: StoredEntry }[] = [];
-    for (let i = 0; i < members.length; i += 1000) {
-      const chunk = members.slice(i, i + 1000);
-      (await this.entries(chunk)).forEach((s, j) => {
-        if (s && entryFilter(s)) matching.push({ member: chunk[j], entry: s });
-      });
+    let matching = members;
+    if (entryFilter) {
+      matching = [];
+      for (let i = 0; i < members.length; i += 1000) {
+        const chunk = members.slice(i, i + 1000);
+        (await this.entries(chunk)).forEach((s, j) => {
+          if (s && entryFilter(s)) matching.push(chunk[j]);
+        });
+      }
     }
-    const after = matching.filter((m) => !q.after || m.member > q.after);
+    const after = matching.filter((m) => !q.after || m > q.after);
     const page = after.slice(0, q.count);
+    const entries = await this.entries(page);
     return {
       total: matching.length,
-      items: page.map((m) => ({ ...m.entry.e, overdue: isOverdue(parseMember(m.member)!, now) })),
-      next: after.length > q.count ? page[page.length - 1]?.member : undefined,
+      // An entry written between the reads is skipped (it is listed under its new member).
+      items: page.flatMap((m, i) => {
+        const stored = entries[i];
+        return stored ? [{ ...stored.e, overdue: isOverdue(parseMember(m)!, now) }] : [];
+      }),
+      next: after.length > q.count ? page[page.length - 1] : undefined,
     };
+  }
+
+  /** The members of the sets up to `max`, in the lists' order (soonest due first), each once. */
+  private async membersOf(sets: string[], max: string): Promise<string[]> {
+    if (sets.length === 1) return this.redis.zrangebylex(sets[0], '-', max);
+    const pipeline = this.redis.pipeline();
+    for (const set of sets) pipeline.zrangebylex(set, '-', max);
+    const replies = sets.length ? await execOrThrow(pipeline) : [];
+    // Members sort by due, then id, as strings: the union sorted the same way keeps the lists' order and cursor.
+    return [...new Set((replies as string[][]).flat())].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   private async entries(members: string[]): Promise<(StoredEntry | undefined)[]> {

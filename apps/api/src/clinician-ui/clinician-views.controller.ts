@@ -3,11 +3,13 @@ import { ModuleRef } from '@nestjs/core';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import type { Patient } from '@medplum/fhirtypes';
-import { Roles } from '@kc/auth';
+import { Roles, type AuthenticatedRequest } from '@kc/auth';
 import { badRequest } from '@kc/common';
 import { FhirClient, hasMorePages, matchesOf } from '@kc/fhir';
 import { ToDoController } from '../review/to-do.controller';
 import { WorklistController } from '../review/worklist.controller';
+import { WorklistService } from '../review/worklist.service';
+import { taskListAnswer } from '../review/task-list-answer';
 import { PatientTimelineService } from './patient-timeline.service';
 import { WorklistEnricher, type WorklistItemLike } from './worklist-enricher';
 import { AuditsPatientAccess } from '../audit/patient-access.decorator';
@@ -20,15 +22,20 @@ interface WorklistAnswer {
   [key: string]: unknown;
 }
 
-/** Patients a name search shows the Tasks of: the first page of matches; more means the name should be refined. */
-const MAX_NAME_MATCHES = 20;
+/**
+ * Patients a name search shows the Tasks of, at most: every one the name matches up to this (read 100 a page); past
+ * it, the page asks for more of the name.
+ */
+const MAX_NAME_MATCHES = 500;
+const NAME_MATCHES_PER_PAGE = 100;
 
 /** The task lists the page shows: awaiting approval, and approved but not yet done. */
 type TaskListPath = 'worklist' | 'to-do';
 
 /**
  * What the clinician page shows, as JSON: GET /worklist/view is GET /worklist (same parameters, same paging, its
- * `next` link pointing here) with each item decorated by WorklistEnricher, plus `name` (patient name search);
+ * `next` link pointing here) with each item decorated by WorklistEnricher, plus `name` (the Tasks of every patient the
+ * name matches, up to MAX_NAME_MATCHES, in one list paged the same way);
  * GET /to-do/view is the same over GET /to-do; GET /patients/{id}/timeline is the patient view.
  */
 @ApiTags('review')
@@ -66,23 +73,16 @@ export class ClinicianViewsController {
     let answer: WorklistAnswer;
     if (typeof name === 'string') {
       if (rest.patient !== undefined) throw badRequest('Use either name or patient');
-      // One page of matches: a common name ("ann") can match thousands of patients, every page of which searchAll
-      // would read (and past its page limit, fail) only for the first 20 to be shown.
-      const found = await this.fhir.search<Patient>('Patient', { name: name.trim(), _count: MAX_NAME_MATCHES });
-      const patients = matchesOf<Patient>(found).slice(0, MAX_NAME_MATCHES);
-      const lists = [];
-      // One worklist read per matching patient (their first page each); paging by name is not offered.
-      for (const p of patients)
-        lists.push(await this.list(list, { ...rest, patient: p.id!, count: '100', page: undefined }, req));
-      const items = lists.flatMap((l) => l.items).sort(byDue);
+      // The Tasks of every patient the name matches, in one list: soonest due first, paged by the list's cursor.
+      const { ids, more } = await this.patientsNamed(name.trim());
+      const lists = this.moduleRef.get(WorklistService, { strict: false });
+      const parsed = { ...lists.parse(rest, (req as AuthenticatedRequest).caller?.fhirUser), patients: ids };
+      const page = list === 'worklist' ? await lists.worklist(parsed) : await lists.toDo(parsed);
       answer = {
-        total: items.length,
-        count: items.length,
-        items,
-        next: undefined,
-        patientsMatched: patients.length,
-        // More patients match than were searched: the page asks for a longer name.
-        morePatients: hasMorePages(found),
+        ...taskListAnswer(`${list}/view`, query, req, page),
+        patientsMatched: ids.length,
+        // More patients match than are read: the page asks for more of the name.
+        morePatients: more,
       };
     } else {
       answer = await this.list(list, rest, req);
@@ -92,6 +92,18 @@ export class ClinicianViewsController {
       items: await this.enricher.enrich(answer.items, new Date(), { for: list === 'to-do' ? 'to-do' : 'approval' }),
       next: answer.next?.replace(`/${list}?`, `/${list}/view?`),
     };
+  }
+
+  /** The ids of the patients a name matches (FHIR `Patient?name=`), up to MAX_NAME_MATCHES, and whether more match. */
+  private async patientsNamed(name: string): Promise<{ ids: string[]; more: boolean }> {
+    const ids: string[] = [];
+    for await (const page of this.fhir.searchPages<Patient>('Patient', { name, _count: NAME_MATCHES_PER_PAGE })) {
+      for (const patient of matchesOf<Patient>(page)) if (patient.id) ids.push(patient.id);
+      // A common name ("ann") can match thousands: past the most shown, stop reading them.
+      if (ids.length > MAX_NAME_MATCHES) return { ids: ids.slice(0, MAX_NAME_MATCHES), more: true };
+      if (ids.length === MAX_NAME_MATCHES) return { ids, more: hasMorePages(page) };
+    }
+    return { ids, more: false };
   }
 
   @Get('patients/:id/timeline')
@@ -113,8 +125,4 @@ export class ClinicianViewsController {
     const answer: unknown = await controller.list(clean, req);
     return answer as WorklistAnswer;
   }
-}
-
-function byDue(a: WorklistItemLike & { due?: { start?: string } }, b: WorklistItemLike & { due?: { start?: string } }) {
-  return Date.parse(a.due?.start ?? '9999') - Date.parse(b.due?.start ?? '9999') || a.id.localeCompare(b.id);
 }

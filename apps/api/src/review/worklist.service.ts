@@ -61,6 +61,7 @@ export class WorklistService {
     const page = await index.query(
       {
         patient: query.patient,
+        patients: query.patients,
         protocol: query.protocol ? this.canonicalOf(query.protocol) : undefined,
         kind: query.kind,
         owner: query.owner,
