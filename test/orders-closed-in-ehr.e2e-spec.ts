@@ -8,13 +8,13 @@ import type {
   Provenance,
   Task,
 } from '@medplum/fhirtypes';
-import { orderChangedJobId, recheckContraindicationsJobId } from '@kc/queue';
+import { administrationRecordedJobId, orderChangedJobId, recheckContraindicationsJobId } from '@kc/queue';
 import { approvedOnOrder, orderKeySearch, stateOf } from '@kc/task-states';
 import { approve } from '../apps/api/src/review/task-decisions';
 import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-orders-sweep';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
-import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
+import { administrationOf, ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
 import {
   approveFirstSession,
   completeInfusion,
@@ -24,6 +24,7 @@ import {
   postDeletion,
   postWebhook,
   reportInfusion,
+  waitFor,
 } from './support/clinic';
 import { carePlanReferenceOf } from '@kc/followups';
 import { updateEntry } from '@kc/fhir';
@@ -614,6 +615,34 @@ describe('an approved session whose order was closed in the EHR', () => {
     );
     expect((await ehrOrderNow()).status).toBe('cancelled');
     expect((await read(task)).status).toBe('cancelled');
+  });
+
+  it('the EHR’s own order a session was approved on, naming no plan, given under a plan stopped since and charted after its infusion was followed up: the pump’s record has the infusion followed up again, which answers it', async () => {
+    const { task, order } = await approvedOnEhrOrder();
+    expect(order.basedOn).toBeUndefined();
+    const carePlanId = carePlanReferenceOf(task)!.split('/')[1];
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    const infusion = await completeInfusion(
+      service,
+      { patient: task.for!.reference!, carePlanId },
+      new Date(Date.parse(task.restriction!.period!.start!) + 3_600_000).toISOString(),
+    );
+    expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'ignored' });
+    const start = Date.parse(task.restriction!.period!.start!) + 5 * 60_000;
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', {
+        start: new Date(start).toISOString(),
+        end: new Date(start + 50 * 60_000).toISOString(),
+      }),
+    );
+    await postWebhook(service, JSON.stringify(given)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(given.id!), 'the pump’s record heard');
+    // The order names no plan, so the plan's withdrawal is not asked for; the infusion is followed up again, which
+    // answers a session the pump gave during it under a stopped plan.
+    await waitFor(async () => (await read(task)).status === 'completed', 'the session answered');
+    expect((await read(task)).output?.[0]?.valueReference?.reference).toBe(`Procedure/${infusion}`);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
   });
 
   it('the EHR’s own order a session was approved on, naming no plan, is held while the plan is paused', async () => {
