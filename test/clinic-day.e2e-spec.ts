@@ -128,6 +128,12 @@ describe.each([
    * page's dialog offers. CLINIC_DAY_EHR_ORDERS=0 leaves them out.
    */
   const EHR_ORDERS = process.env.CLINIC_DAY_EHR_ORDERS !== '0';
+  /**
+   * Tasks closed in the EHR by their status alone (session 43): an EHR marks an approved session completed or
+   * cancelled, or a proposal cancelled, writing nothing else; the reconciliation closes their orders as that status
+   * says. CLINIC_DAY_EHR_TASK_CLOSINGS=0 leaves them out.
+   */
+  const EHR_TASK_CLOSINGS = process.env.CLINIC_DAY_EHR_TASK_CLOSINGS !== '0';
   let service: TestService;
   const random = prng(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
@@ -139,6 +145,8 @@ describe.each([
   let approvedOnEhrOrders = 0;
   /** Sessions the pump gave under an order the EHR wrote (one approved on, or a replacement). */
   let ehrOrdersGiven = 0;
+  /** Tasks the EHR closed by their status alone, with that status. */
+  const closedByEhr = new Map<string, Task['status']>();
   /** Infusions in error planned again without them ($replan): their issues. */
   const replanned: string[] = [];
   const appointments: Appointment[] = [];
@@ -200,6 +208,7 @@ describe.each([
     }
     const who = pick(enrolled);
     if (EHR_ORDERS && random() < 0.15) return orderedInEhr(who);
+    if (EHR_TASK_CLOSINGS && random() < 0.05) return closedInEhr(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -328,6 +337,36 @@ describe.each([
       session.focus!.reference!.split('/')[1],
     );
     if (proposal) await service.fhir.create(ehrOrderLike(proposal, { start: session.restriction!.period!.start }));
+  }
+
+  /**
+   * The EHR closes one of the patient's open Tasks by its status alone: an approved session completed or cancelled, a
+   * proposal cancelled. Its orders are the EHR's to have closed from then on (the reconciliation closes them as the
+   * status says).
+   */
+  async function closedInEhr(who: Enrolled): Promise<void> {
+    const open = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${who.carePlanId}`,
+      status: 'draft,ready',
+    });
+    if (!open.length) return;
+    const task = pick(open);
+    const status = task.status === 'ready' && random() < 0.5 ? 'completed' : 'cancelled';
+    const orders = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      subject: who.patient,
+      intent: 'order',
+      _count: 200,
+    });
+    for (const o of orders)
+      if (
+        o.identifier?.some((i) => i.system === ORDER_KEY_SYSTEM && i.value === `Task/${task.id}`) ||
+        ordersApprovedOn(task).includes(`MedicationRequest/${o.id}`)
+      )
+        ehrClosed.add(o.id!);
+    const closed = await service.fhir
+      .update<Task>({ ...task, status }, { ifMatch: task.meta!.versionId })
+      .catch(() => undefined);
+    if (closed) closedByEhr.set(task.id!, status);
   }
 
   /**
@@ -757,7 +796,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
@@ -883,6 +922,13 @@ describe.each([
       if (chain.some((o) => given.some((g) => g.order === o.id))) continue;
       expect({ task: task.id, orders: ordersToGive(chain).length }).toEqual({ task: task.id, orders: 1 });
     }
+
+    // A Task the EHR closed stays as it closed it: the service does not reopen it, supersede it or mark it in error.
+    const changed = [...closedByEhr].flatMap(([id, status]) => {
+      const now = byId.get(`Task/${id}`);
+      return now && now.status !== status ? [`${id} ${status} -> ${now.status}`] : [];
+    });
+    expect(changed).toEqual([]);
 
     // The lists show exactly what the store holds: awaiting approval (or held) on the worklist, approved on the
     // to-do list.

@@ -173,7 +173,16 @@ describe('polling runs by itself as a BullMQ job scheduler', () => {
     }, 'a completed poll job');
     // What other systems change, each polled: a fallback dropped from the list would leave its changes unseen.
     expect(Object.keys(polled!).sort()).toEqual(
-      ['administrations', 'appointments', 'checks', 'clearedIssues', 'closedOrders', 'infusions', 'scores'].sort(),
+      [
+        'administrations',
+        'appointments',
+        'checks',
+        'clearedIssues',
+        'closedOrders',
+        'infusions',
+        'scores',
+        'sessionsClosedInEhr',
+      ].sort(),
     );
     for (const result of Object.values(polled!)) expect(typeof result.queued).toBe('number');
     const redis = (await queue.client) as unknown as Redis;
@@ -188,6 +197,7 @@ describe('polling runs by itself as a BullMQ job scheduler', () => {
         'completed-checks',
         'procedures',
         'scores',
+        'sessions-closed-in-ehr',
       ].sort(),
     );
   });

@@ -8,7 +8,12 @@ import type {
   Provenance,
   Task,
 } from '@medplum/fhirtypes';
-import { administrationRecordedJobId, orderChangedJobId, recheckContraindicationsJobId } from '@kc/queue';
+import {
+  administrationRecordedJobId,
+  orderChangedJobId,
+  recheckContraindicationsJobId,
+  sessionClosedInEhrJobId,
+} from '@kc/queue';
 import { approvedOnOrder, orderKeySearch, stateOf } from '@kc/task-states';
 import { approve } from '../apps/api/src/review/task-decisions';
 import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-orders-sweep';
@@ -35,6 +40,7 @@ import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-
 import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
 import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-holds';
 import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
+import { SessionsClosedInEhrPoller } from '../apps/worker/src/maintenance/sessions-closed-in-ehr-poller';
 
 /**
  * An approved session whose order is closed in the EHR (cancelled, stopped, entered in error) with nothing in its
@@ -480,6 +486,60 @@ describe('an approved session whose order was closed in the EHR', () => {
       .expect(200);
     expect((approved.body as Task).basedOn?.map((b) => b.reference)).not.toContain(ref);
     expect(await ordersOf(booster)).toHaveLength(1);
+  });
+
+  it('its Task cancelled in the EHR (status alone): at its notification, its order cancelled and its reminders revoked, with a Provenance', async () => {
+    const { task, order } = await approvedSession();
+    expect((await remindersOf(task)).some((r) => r.status === 'active')).toBe(true);
+    const cancelled = await service.fhir.update<Task>(
+      { ...(await read(task)), status: 'cancelled' },
+      { ifMatch: task.meta!.versionId },
+    );
+    await postWebhook(service, JSON.stringify(cancelled)).expect(202);
+    await maintenanceJobDone(service, sessionClosedInEhrJobId(task.id!), 'the session closed in the EHR');
+    // Before, the order stayed active until the 15-minute reconciliation, and the reminders until their delivery.
+    const now = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect([now.status, now.statusReason?.text]).toEqual(['cancelled', 'Its Task was cancelled in the EHR']);
+    expect((await remindersOf(task)).filter((r) => r.status === 'active')).toEqual([]);
+    const [provenance] = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
+    ).filter((p) => p.activity?.text === 'close the order of a closed Task');
+    expect(provenance?.reason?.[0].text).toBe('Its Task was cancelled in the EHR');
+    // The EHR's closing stands: the Task is left as it wrote it.
+    expect((await read(task)).meta?.versionId).toBe(cancelled.meta?.versionId);
+    // Notified again (or by id alone): nothing more to write.
+    await postWebhook(service, JSON.stringify(cancelled)).expect(202);
+    await maintenanceJobDone(service, sessionClosedInEhrJobId(task.id!), 'the session closed in the EHR, again');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).meta?.versionId).toBe(
+      now.meta?.versionId,
+    );
+  });
+
+  it('approved on the EHR’s order, its Task completed in the EHR, found by the poll on a server that cannot notify: that order completed', async () => {
+    const poller = service.app.get(SessionsClosedInEhrPoller);
+    await poller.poll();
+    const { task, order } = await approvedOnEhrOrder();
+    const approved = await read(task);
+    await service.fhir.update<Task>({ ...approved, status: 'completed' }, { ifMatch: approved.meta!.versionId });
+    expect((await poller.poll()).queued).toBe(1);
+    await maintenanceJobDone(service, sessionClosedInEhrJobId(task.id!), 'the session closed in the EHR');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    // Its own closings (an approval's, the reconciliation's) are not queued.
+    expect((await poller.poll()).queued).toBe(0);
+  });
+
+  it('its order replaced in the EHR, then its Task cancelled there, the notification lost: the reconciliation cancels the replacement (clinic day, seed 2303)', async () => {
+    const { task, order } = await approvedSession();
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(order, infusionDosage(0.75, 60)));
+    await cancelInEhr(order, 'Dose changed');
+    const approved = await read(task);
+    await service.fhir.update<Task>({ ...approved, status: 'cancelled' }, { ifMatch: approved.meta!.versionId });
+    const swept = await service.app.get(AnsweredOrdersSweep).sweep();
+    // Before, only the orders written here and those a session was approved on were looked at: the EHR's replacement
+    // stayed active under a cancelled session (and, its plan stopped later, under a stopped plan).
+    expect(swept.closed).toBeGreaterThanOrEqual(1);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', replacement.id!)).status).toBe('cancelled');
+    expect((await remindersOf(task)).filter((r) => r.status === 'active')).toEqual([]);
   });
 
   it('approved on the EHR’s order, its Task then completed by the EHR itself: the reconciliation completes that order', async () => {

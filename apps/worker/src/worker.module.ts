@@ -14,6 +14,8 @@ import { PlanChanges } from './maintenance/plan-changes';
 import { ProtocolChanges } from './maintenance/protocol-changes';
 import { InfusionsInError } from './maintenance/infusions-in-error';
 import { DeletedTasks } from './maintenance/deleted-tasks';
+import { SessionsClosedInEhr } from './maintenance/sessions-closed-in-ehr';
+import { SessionsClosedInEhrPoller } from './maintenance/sessions-closed-in-ehr-poller';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
@@ -58,6 +60,7 @@ const CHANGE_POLL_CLASSES = [
   ClosedOrdersPoller,
   AdministrationsPoller,
   ClearedIssuesPoller,
+  SessionsClosedInEhrPoller,
 ];
 
 /**
@@ -90,6 +93,7 @@ export class WorkerModule {
         ProtocolChanges,
         InfusionsInError,
         DeletedTasks,
+        SessionsClosedInEhr,
         LateAdministrations,
         CrossedClosings,
         AdministrationRecorded,

@@ -22,3 +22,4 @@ export * from './booking-advice';
 export * from './crossed-closings';
 export * from './given-during-infusion-in-error';
 export * from './replan-without-infusion';
+export * from './sessions-closed-in-ehr';

@@ -10,6 +10,7 @@ import {
   orderChangedJobId,
   sessionApprovedJobId,
   taskDeletedJobId,
+  sessionClosedInEhrJobId,
   checkAnsweredElsewhereJobId,
   checkDoneElsewhereJobId,
   JOBS,
@@ -21,6 +22,7 @@ import {
   type OrderChangedJob,
   type AdministrationRecordedJob,
   type TaskDeletedJob,
+  type SessionClosedInEhrJob,
 } from './jobs';
 import { QUEUES } from './queue-names';
 
@@ -41,6 +43,7 @@ export class CompletedTaskEventsProducer {
       | OrderChangedJob
       | AdministrationRecordedJob
       | TaskDeletedJob
+      | SessionClosedInEhrJob
     >,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -159,6 +162,19 @@ export class CompletedTaskEventsProducer {
     await withinEnqueueTimeout(
       this.queue.add(
         JOBS.taskDeleted,
+        { taskId },
+        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
+      ),
+    );
+    return { jobId };
+  }
+
+  /** An infusion session's Task an EHR closed by its status: the job reads it and closes its orders (ids only). */
+  async enqueueSessionClosedInEhr(taskId: string): Promise<{ jobId: string }> {
+    const jobId = sessionClosedInEhrJobId(taskId);
+    await withinEnqueueTimeout(
+      this.queue.add(
+        JOBS.sessionClosedInEhr,
         { taskId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),

@@ -17,6 +17,7 @@ export const JOBS = {
   orderChanged: 'order-changed',
   administrationRecorded: 'administration-recorded',
   taskDeleted: 'task-deleted',
+  sessionClosedInEhr: 'session-closed-in-ehr',
 } as const;
 
 /**
@@ -30,6 +31,19 @@ export interface TaskDeletedJob {
 /** While a deleted Task's job is pending, the same deletion notified again is queued once. */
 export function taskDeletedJobId(taskId: string): string {
   return `${JOBS.taskDeleted}-${jobIdPart(taskId)}`;
+}
+
+/**
+ * An infusion session's Task an EHR closed by its status alone (completed, cancelled, rejected, failed; notified, or
+ * found by the poll): its orders still to give are closed as that status says, its reminders revoked.
+ */
+export interface SessionClosedInEhrJob {
+  taskId: string;
+}
+
+/** While a closed session's job is pending, the same Task notified again is queued once. */
+export function sessionClosedInEhrJobId(taskId: string): string {
+  return `${JOBS.sessionClosedInEhr}-${jobIdPart(taskId)}`;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Queue } from 'bullmq';
 import type { BundleEntry, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, isStaleWrite, matchesOf, updateEntry } from '@kc/fhir';
+import { isSessionClosedInEhr } from '@kc/followups';
 import { QUEUES } from '@kc/queue';
 import {
   AUTHORISABLE_TYPES,
@@ -17,6 +18,7 @@ import {
   type AuthorisableRequest,
 } from '@kc/task-states';
 import { DeletedTasks } from './deleted-tasks';
+import { SessionsClosedInEhr } from './sessions-closed-in-ehr';
 
 /** Orders closed per transaction: a conflict on one puts off only these until the next run. */
 const ORDERS_PER_TRANSACTION = 50;
@@ -62,6 +64,7 @@ export class AnsweredOrdersSweep {
   constructor(
     private readonly fhir: FhirClient,
     private readonly deletedTasks: DeletedTasks,
+    private readonly sessionsClosedInEhr: SessionsClosedInEhr,
     @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
     @Inject(APP_CONFIG)
     private readonly config: Pick<AppConfig, 'pollOverlapMs' | 'reconcileLookbackMs' | 'queuePrefix'>,
@@ -71,9 +74,12 @@ export class AnsweredOrdersSweep {
     const redis = await this.queue.client;
     const markKey = `${this.config.queuePrefix}:${SWEPT_MARK}`;
     const lastSweepBegan = (await redis.get(markKey)) ?? undefined;
+    const { approvedOn, closedInEhr } = await this.closedTasksSince(closedTasksFrom(now, lastSweepBegan, this.config));
+    // Sessions an EHR closed by their status, whose notification and poll were missed: closed whole (their orders, the
+    // EHR's replacements too, and reminders) before the orders still open are read.
+    const inEhr = await this.sessionsClosedInEhr.close(closedInEhr, now);
     const written = await this.openOrders();
     const tasks = await this.tasksOf(written.map((o) => o.taskId));
-    const approvedOn = await this.ordersApprovedOnClosedTasks(closedTasksFrom(now, lastSweepBegan, this.config));
     for (const { task } of approvedOn) tasks.set(task.id!, task);
     const orders = [...written, ...approvedOn];
     const withdrawn = await this.withdrawForDeletedTasks(
@@ -106,6 +112,7 @@ export class AnsweredOrdersSweep {
         if (!isStaleWrite(err)) throw err;
       }
     }
+    closed += inEhr.closed;
     if (closed) this.logger.log({ msg: 'closed the orders of closed Tasks', closed, open: orders.length });
     // Only a sweep that finished moves the mark: one that failed is made up by the next.
     await redis.set(markKey, now.toISOString());
@@ -149,14 +156,17 @@ export class AnsweredOrdersSweep {
   }
 
   /**
-   * The EHR's orders sessions were approved on (`onOrder`, named in the Task's `basedOn`), still open while their Task
-   * was closed since `from`: by the EHR itself, say (since session 42; before, only orders written here were
-   * reconciled). One paged search of the Tasks closed since, with the orders they name.
+   * The Tasks closed since `from`, in one paged search with the orders they name: the infusion sessions an EHR closed
+   * by their status (isSessionClosedInEhr), and of the others the EHR's orders sessions were approved on (`onOrder`,
+   * named in the Task's `basedOn`) still open: closed by the service with its order missed, say (since session 42;
+   * before, only orders written here were reconciled).
    */
-  private async ordersApprovedOnClosedTasks(
-    from: Date,
-  ): Promise<{ order: AuthorisableRequest; taskId: string; task: Task }[]> {
-    const found: { order: AuthorisableRequest; taskId: string; task: Task }[] = [];
+  private async closedTasksSince(from: Date): Promise<{
+    approvedOn: { order: AuthorisableRequest; taskId: string; task: Task }[];
+    closedInEhr: Task[];
+  }> {
+    const approvedOn: { order: AuthorisableRequest; taskId: string; task: Task }[] = [];
+    const closedInEhr: Task[] = [];
     for await (const page of this.fhir.searchPages<Task>('Task', {
       status: 'completed,cancelled,rejected,failed',
       _lastUpdated: `ge${from.toISOString()}`,
@@ -170,13 +180,18 @@ export class AnsweredOrdersSweep {
           .filter((o) => isOpenOrder(o) && !orderTaskIdOf(o))
           .map((o) => [`MedicationRequest/${o.id}`, o]),
       );
-      for (const task of matchesOf<Task>(page))
+      for (const task of matchesOf<Task>(page)) {
+        if (isSessionClosedInEhr(task)) {
+          closedInEhr.push(task);
+          continue;
+        }
         for (const ref of ordersApprovedOn(task)) {
           const order = open.get(ref);
-          if (order && task.id) found.push({ order, taskId: task.id, task });
+          if (order && task.id) approvedOn.push({ order, taskId: task.id, task });
         }
+      }
     }
-    return found;
+    return { approvedOn, closedInEhr };
   }
 
   private async tasksOf(ids: string[]): Promise<Map<string, Task>> {

@@ -1,0 +1,71 @@
+import type { MedicationRequest, Task } from '@medplum/fhirtypes';
+import { transition } from '@kc/task-states';
+import { medicationOrder, planTask, PUMP_RUNNING, reminderAbout as reminder } from '../../../test/fixtures/plans';
+import { changesOfSessionClosedInEhr, isSessionClosedInEhr } from './sessions-closed-in-ehr';
+
+const now = new Date('2027-01-10T00:00:00Z');
+const session = (): Task => ({
+  ...transition(planTask('t1', 'plan'), { event: 'approve', now }),
+  focus: { reference: 'MedicationRequest/p1' },
+  description: 'Infusion session',
+});
+const order = (id: string, status: MedicationRequest['status'] = 'active') => medicationOrder(id, status);
+const closedInEhr = (status: Task['status']): Task => ({ ...session(), status });
+
+describe('an infusion session an EHR closed by its Task status alone', () => {
+  it('is one the service still has open, closed by its status, of an infusion (not a check, not its own closing)', () => {
+    expect(isSessionClosedInEhr(closedInEhr('cancelled'))).toBe(true);
+    expect(isSessionClosedInEhr(closedInEhr('completed'))).toBe(true);
+    expect(isSessionClosedInEhr(session())).toBe(false); // still ready
+    expect(isSessionClosedInEhr({ ...closedInEhr('cancelled'), focus: { reference: 'ServiceRequest/s1' } })).toBe(
+      false,
+    );
+    const rejectedHere = transition(session(), { event: 'reject', now, reason: 'not today' });
+    expect(isSessionClosedInEhr(rejectedHere)).toBe(false);
+  });
+
+  it('cancelled: its order and the EHR’s replacement left open are cancelled, its reminders not sent revoked', () => {
+    const changes = changesOfSessionClosedInEhr({
+      task: closedInEhr('cancelled'),
+      open: { order: order('o1'), administrations: [], leftOpen: [{ order: order('o2'), administrations: [] }] },
+      reminders: [reminder('r1', 'Task/t1'), reminder('r2', 'Task/t1', 'completed'), reminder('r3', 'Task/other')],
+    });
+    expect(
+      changes?.orders.map((o) => [o.written.id, o.written.status, (o.written as MedicationRequest).statusReason?.text]),
+    ).toEqual([
+      ['o1', 'cancelled', 'Its Task was cancelled in the EHR'],
+      ['o2', 'cancelled', 'Its Task was cancelled in the EHR'],
+    ]);
+    expect(changes?.reminders.map((r) => [r.revoked.id, r.revoked.status])).toEqual([['r1', 'revoked']]);
+  });
+
+  it('completed: its order completed, as given', () => {
+    const changes = changesOfSessionClosedInEhr({
+      task: closedInEhr('completed'),
+      open: { order: order('o1'), administrations: [] },
+      reminders: [],
+    });
+    expect(changes?.orders.map((o) => [o.written.id, o.written.status])).toEqual([['o1', 'completed']]);
+  });
+
+  it('cancelled while the pump runs it: left to its infusion; completed so, its order completed', () => {
+    const running = { order: order('o1'), administrations: [PUMP_RUNNING] };
+    expect(changesOfSessionClosedInEhr({ task: closedInEhr('cancelled'), open: running, reminders: [] })).toBe(
+      undefined,
+    );
+    expect(
+      changesOfSessionClosedInEhr({ task: closedInEhr('completed'), open: running, reminders: [] })?.orders,
+    ).toHaveLength(1);
+  });
+
+  it('nothing left open (its orders closed already, no reminders): nothing to write', () => {
+    expect(changesOfSessionClosedInEhr({ task: closedInEhr('cancelled'), reminders: [] })).toBeUndefined();
+    expect(
+      changesOfSessionClosedInEhr({
+        task: closedInEhr('cancelled'),
+        open: { order: order('o1', 'cancelled'), administrations: [] },
+        reminders: [],
+      }),
+    ).toBeUndefined();
+  });
+});
