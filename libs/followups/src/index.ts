@@ -23,3 +23,4 @@ export * from './crossed-closings';
 export * from './given-during-infusion-in-error';
 export * from './replan-without-infusion';
 export * from './sessions-closed-in-ehr';
+export * from './unlinked-infusions';

@@ -11,6 +11,9 @@ export interface InfusionCompleted {
 
 export type InfusionEventCheck = { ok: true; event: InfusionCompleted } | { ok: false; reason: string };
 
+/** Why an infusion naming no plan is not followed up as it is (UnlinkedInfusions looks for its plan). */
+export const NOT_BASED_ON_A_CAREPLAN = 'not based on a CarePlan';
+
 /**
  * Decides whether a Procedure is an infusion this service follows up: completed, for a patient, based on a
  * CarePlan, with a time. Anything else (a planned infusion, an unrelated procedure) is ignored, not failed.
@@ -21,16 +24,20 @@ export function toInfusionCompleted(procedure: Procedure): InfusionEventCheck {
   const patientId = /^Patient\/([^/]+)$/.exec(procedure.subject?.reference ?? '')?.[1];
   if (!patientId) return { ok: false, reason: 'subject is not a Patient reference' };
   const carePlanId = procedure.basedOn?.map((b) => /^CarePlan\/([^/]+)$/.exec(b.reference ?? '')?.[1]).find(Boolean);
-  if (!carePlanId) return { ok: false, reason: 'not based on a CarePlan' };
+  const performed = performedOf(procedure);
+  if (!performed) return { ok: false, reason: 'no performed time' };
+  if (!carePlanId) return { ok: false, reason: NOT_BASED_ON_A_CAREPLAN };
+  return { ok: true, event: { procedureId: procedure.id, patientId, carePlanId, performed } };
+}
+
+/** When a Procedure happened (its period, or its instant as one), with an end; undefined without a valid time. */
+export function performedOf(procedure: Procedure): Period | undefined {
   const performed =
     procedure.performedPeriod ??
     (procedure.performedDateTime
       ? { start: procedure.performedDateTime, end: procedure.performedDateTime }
       : undefined);
   const end = performed?.end ?? performed?.start;
-  if (!end || Number.isNaN(Date.parse(end))) return { ok: false, reason: 'no performed time' };
-  return {
-    ok: true,
-    event: { procedureId: procedure.id, patientId, carePlanId, performed: { start: performed!.start ?? end, end } },
-  };
+  if (!end || Number.isNaN(Date.parse(end))) return undefined;
+  return { start: performed!.start ?? end, end };
 }

@@ -28,6 +28,7 @@ import {
   administrationsSearchParams,
   infusionDefinitionFor,
   isInfusion,
+  isUnlinkedInfusion,
   toInfusionCompleted,
   type AdministrationRecords,
   type InfusionCompleted,
@@ -84,16 +85,19 @@ export class ProtocolNotFoundError extends Error {
   }
 }
 
+/** An event as read: followed up, ignored (why), failed (the error its job fails with), or naming no plan. */
+export type ReadEvent = EventContext | { ignored: string } | { failed: Error } | { unlinked: Procedure };
+
 /**
  * Round trip 1: each Procedure with its CarePlan, and whether this service follows it up at all (or why not; or the
- * error its job fails with). A protocol outside the catalog costs a read of its definitions from the FHIR server,
+ * error its job fails with; or, naming no CarePlan, that its plan is to be looked for). A protocol outside the catalog costs a read of its definitions from the FHIR server,
  * kept 30 s by the source.
  */
 export async function readEvents(
   fhir: FhirClient,
   protocols: ProtocolSource,
   procedureIds: string[],
-): Promise<Map<string, EventContext | { ignored: string } | { failed: Error }>> {
+): Promise<Map<string, ReadEvent>> {
   const found = await fhir.search<Procedure | CarePlan>('Procedure', {
     _id: procedureIds.join(','),
     _include: 'Procedure:based-on',
@@ -109,9 +113,9 @@ export async function readEvents(
       .filter((r) => r.resourceType === 'CarePlan')
       .map((c) => [c.id!, c]),
   );
-  const contexts = procedureIds.map(async (id) => {
+  const contexts = procedureIds.map(async (id): Promise<[string, ReadEvent]> => {
     const followed = followedEvent(procedures.get(id), carePlans);
-    if ('ignored' in followed) return [id, followed] as const;
+    if ('ignored' in followed || 'unlinked' in followed) return [id, followed];
     // The version it was applied with, else the latest of its url (a version the EHR replaced in place).
     const { carePlan } = followed;
     const resolved = await protocols.ofCarePlan(carePlan);
@@ -120,7 +124,7 @@ export async function readEvents(
       resolved
         ? eventContext(followed, resolved)
         : { failed: new ProtocolNotFoundError(carePlan.id!, carePlan.instantiatesCanonical?.[0]) },
-    ] as const;
+    ];
   });
   return new Map(await Promise.all(contexts));
 }
@@ -129,10 +133,11 @@ export async function readEvents(
 function followedEvent(
   procedure: Procedure | undefined,
   carePlans: Map<string, CarePlan>,
-): Pick<EventContext, 'procedure' | 'event' | 'carePlan'> | { ignored: string } {
+): Pick<EventContext, 'procedure' | 'event' | 'carePlan'> | { ignored: string } | { unlinked: Procedure } {
   if (!procedure) return { ignored: 'Procedure not found' };
   const check = toInfusionCompleted(procedure);
-  if (!check.ok) return { ignored: check.reason };
+  // Naming no plan: its plan is looked for (linkUnlinkedInfusion) before it is followed up.
+  if (!check.ok) return isUnlinkedInfusion(procedure) ? { unlinked: procedure } : { ignored: check.reason };
   const { event } = check;
   const carePlan = carePlans.get(event.carePlanId);
   if (!carePlan) return { ignored: 'CarePlan not found' };

@@ -48,6 +48,7 @@ import {
 } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
 import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
+import { linkUnlinkedInfusion } from './unlinked-infusions';
 
 /**
  * What an event's reads found, and the EHR's replacements of approved sessions' orders (a dose changed in the EHR), read
@@ -126,7 +127,7 @@ export class FollowUpService {
    * events that the server refuses (a conflict, an invalid entry) is retried event by event, so one event's problem
    * never fails the others; a server that cannot be reached fails them all (their jobs retry).
    */
-  async handleMany(events: FollowUpEvent[]): Promise<PromiseSettledResult<FollowUpOutcome>[]> {
+  async handleMany(events: FollowUpEvent[], { linking = true } = {}): Promise<PromiseSettledResult<FollowUpOutcome>[]> {
     const results = new Array<PromiseSettledResult<FollowUpOutcome>>(events.length);
     let found: Awaited<ReturnType<typeof readEvents>>;
     try {
@@ -140,8 +141,14 @@ export class FollowUpService {
     // once that batch is done: they read what it wrote (two batches writing one plan would fail on its If-Match).
     const later: number[] = [];
     const busyPlans = new Set<Promise<void>>();
+    const unlinked: { index: number; procedure: Procedure }[] = [];
     events.forEach((e, index) => {
       const context = found.get(e.procedureId)!;
+      if ('unlinked' in context) {
+        if (linking) unlinked.push({ index, procedure: context.unlinked });
+        else results[index] = fulfilled(this.ignore(e.procedureId, 'not based on a CarePlan'));
+        return;
+      }
       if ('ignored' in context) {
         results[index] = fulfilled(this.ignore(e.procedureId, context.ignored));
         return;
@@ -170,7 +177,27 @@ export class FollowUpService {
       const again = await this.handleMany(later.map((i) => events[i]));
       later.forEach((index, k) => (results[index] = again[k]));
     }
+    for (const { index, procedure } of unlinked) results[index] = await this.followUnlinked(events[index], procedure);
     return results;
+  }
+
+  /**
+   * An infusion the EHR recorded naming no plan: linked to the one plan tied to it (linkUnlinkedInfusion), then
+   * followed up as any infusion (read again); else ignored, with why. Since session 43; before, always ignored.
+   */
+  private async followUnlinked(
+    event: FollowUpEvent,
+    procedure: Procedure,
+  ): Promise<PromiseSettledResult<FollowUpOutcome>> {
+    try {
+      const linked = await linkUnlinkedInfusion(this.fhir, this.protocols, procedure, new Date());
+      if ('ignored' in linked) return fulfilled(this.ignore(event.procedureId, linked.ignored));
+      this.logger.log({ msg: 'infusion linked to its care plan', procedure: event.procedureId, to: linked.linked });
+    } catch (err) {
+      return { status: 'rejected', reason: err };
+    }
+    const [result] = await this.handleMany([event], { linking: false });
+    return result;
   }
 
   /**

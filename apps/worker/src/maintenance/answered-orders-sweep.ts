@@ -53,9 +53,10 @@ export function closedTasksFrom(
  * rejection closes it now; one whose Task was deleted is withdrawn (DeletedTasks). Orders written before session 17
  * stayed active after their infusion; this closes them on the first run after an upgrade, and any an EHR left open by
  * closing a Task behind the service's back; since session 42 also the EHR's orders sessions were approved on, whose Task
- * was closed since the last sweep (closedTasksFrom; since session 43, before only the last day). One read of the open
- * orders, one of their Tasks, one of the Tasks closed since with the orders they name, then If-Match updates with a
- * Provenance naming the service.
+ * was closed since the last sweep (closedTasksFrom; since session 43, before only the last day), and since session 43
+ * the sessions an EHR closed by their status whose notification and poll were missed (SessionsClosedInEhr: the EHR's
+ * replacements too). One read of the Tasks closed since with the orders they name, one of the open orders, one of their
+ * Tasks, then If-Match updates with a Provenance naming the service.
  */
 @Injectable()
 export class AnsweredOrdersSweep {

@@ -1,0 +1,66 @@
+import type { BundleEntry, CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
+import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
+import {
+  administrationsSearchParams,
+  infusionDefinitionFor,
+  linkedToPlan,
+  performedOf,
+  planOfUnlinkedInfusion,
+  type PlanCandidate,
+} from '@kc/followups';
+import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+import type { ProtocolSource } from './follow-up-reads';
+
+/**
+ * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's open plans read (one search),
+ * the pump's records around it when it names no protocol (one search), and when one plan is tied to it, the plan
+ * added to its `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in
+ * one transaction. The follow-up then reads it again and goes on as for any infusion: three round trips more than a
+ * linked one. Ids only in what it answers: no patient data.
+ */
+export async function linkUnlinkedInfusion(
+  fhir: FhirClient,
+  protocols: ProtocolSource,
+  procedure: Procedure,
+  now: Date,
+): Promise<{ linked: string } | { ignored: string }> {
+  const patient = procedure.subject.reference!;
+  const plans = await fhir.searchAll<CarePlan>('CarePlan', {
+    subject: patient,
+    status: 'active,draft,on-hold',
+    _count: 50,
+  });
+  const candidates: PlanCandidate[] = [];
+  for (const carePlan of plans) {
+    const resolved = await protocols.ofCarePlan(carePlan);
+    if (resolved) candidates.push({ carePlan, infusion: infusionDefinitionFor(resolved.plan, resolved.definitions) });
+  }
+  let administrations: MedicationAdministration[] = [];
+  let orders: MedicationRequest[] = [];
+  const performed = performedOf(procedure);
+  const params = performed && administrationsSearchParams(patient.split('/')[1], performed);
+  if (candidates.length && !procedure.instantiatesCanonical?.length && params) {
+    const found = await fhir.search<MedicationAdministration | MedicationRequest>('MedicationAdministration', {
+      ...params,
+      _count: 100,
+    });
+    administrations = matchesOf<MedicationAdministration>(found);
+    orders = includedOf<MedicationRequest>(found, 'MedicationRequest');
+  }
+  const found = planOfUnlinkedInfusion({ procedure, candidates, administrations, orders });
+  if ('why' in found) return { ignored: found.why };
+  const provenance = changeProvenance({
+    targets: [{ reference: `Procedure/${procedure.id}` }],
+    who: THIS_SERVICE,
+    activity: 'link the infusion to its care plan',
+    now,
+    reason: `It named no care plan; ${found.evidence}`,
+  });
+  provenance.entity = [{ role: 'source', what: { reference: found.source } }];
+  const entries: BundleEntry[] = [
+    updateEntry(linkedToPlan(procedure, found.carePlan), procedure.meta?.versionId),
+    { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+  ];
+  await fhir.transaction(entries);
+  return { linked: `CarePlan/${found.carePlan.id}` };
+}

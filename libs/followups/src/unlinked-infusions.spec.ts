@@ -1,0 +1,93 @@
+import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
+import type { InfusionDefinition } from './infusion-history';
+import { isUnlinkedInfusion, linkedToPlan, planOfUnlinkedInfusion } from './unlinked-infusions';
+
+const IV = { system: 'http://snomed.info/sct', code: '14152002' };
+const infusion = (canonical: string): InfusionDefinition => ({ codes: [IV], canonicals: [canonical], drug: [] });
+const plan = (id: string, start = '2027-01-01'): CarePlan => ({
+  resourceType: 'CarePlan',
+  id,
+  status: 'active',
+  intent: 'plan',
+  subject: { reference: 'Patient/p1' },
+  period: { start },
+});
+const procedure = (extra: Partial<Procedure> = {}): Procedure => ({
+  resourceType: 'Procedure',
+  id: 'proc',
+  status: 'completed',
+  code: { coding: [IV] },
+  subject: { reference: 'Patient/p1' },
+  performedPeriod: { start: '2027-01-04T09:00:00Z', end: '2027-01-04T10:00:00Z' },
+  ...extra,
+});
+const orderOf = (id: string, carePlanId: string): MedicationRequest => ({
+  resourceType: 'MedicationRequest',
+  id,
+  status: 'active',
+  intent: 'order',
+  subject: { reference: 'Patient/p1' },
+  basedOn: [{ reference: `CarePlan/${carePlanId}` }],
+});
+const given = (id: string, orderId: string, at = '2027-01-04T09:30:00Z'): MedicationAdministration => ({
+  resourceType: 'MedicationAdministration',
+  id,
+  status: 'completed',
+  subject: { reference: 'Patient/p1' },
+  request: { reference: `MedicationRequest/${orderId}` },
+  effectiveDateTime: at,
+});
+const candidates = [
+  { carePlan: plan('a'), infusion: infusion('https://x/ActivityDefinition/a') },
+  { carePlan: plan('b'), infusion: infusion('https://x/ActivityDefinition/b') },
+];
+
+describe('the plan of an infusion an EHR recorded naming none', () => {
+  it('is an infusion naming no plan: completed, of a patient, with a time', () => {
+    expect(isUnlinkedInfusion(procedure())).toBe(true);
+    expect(isUnlinkedInfusion(procedure({ basedOn: [{ reference: 'CarePlan/a' }] }))).toBe(false);
+    expect(isUnlinkedInfusion(procedure({ status: 'in-progress' }))).toBe(false);
+    expect(isUnlinkedInfusion(procedure({ performedPeriod: undefined }))).toBe(false);
+  });
+
+  it('the plan whose infusion it instantiates', () => {
+    const found = planOfUnlinkedInfusion({
+      procedure: procedure({ instantiatesCanonical: ['https://x/ActivityDefinition/b'] }),
+      candidates,
+    });
+    expect('carePlan' in found && found.carePlan.id).toBe('b');
+  });
+
+  it('the plan whose order the pump gave during it; not one given outside its time', () => {
+    const found = planOfUnlinkedInfusion({
+      procedure: procedure(),
+      candidates,
+      administrations: [given('ma1', 'o-b'), given('ma2', 'o-a', '2027-01-05T09:30:00Z')],
+      orders: [orderOf('o-a', 'a'), orderOf('o-b', 'b')],
+    });
+    expect(found).toMatchObject({ carePlan: { id: 'b' }, source: 'MedicationAdministration/ma1' });
+  });
+
+  it('nothing by its code alone, nor when two plans are tied to it, nor by a plan begun after it', () => {
+    expect(planOfUnlinkedInfusion({ procedure: procedure(), candidates })).toHaveProperty('why');
+    expect(
+      planOfUnlinkedInfusion({
+        procedure: procedure(),
+        candidates,
+        administrations: [given('ma1', 'o-a'), given('ma2', 'o-b')],
+        orders: [orderOf('o-a', 'a'), orderOf('o-b', 'b')],
+      }),
+    ).toHaveProperty('why', expect.stringMatching(/more than one/));
+    expect(
+      planOfUnlinkedInfusion({
+        procedure: procedure({ instantiatesCanonical: ['https://x/ActivityDefinition/a'] }),
+        candidates: [{ carePlan: plan('a', '2027-02-01'), infusion: infusion('https://x/ActivityDefinition/a') }],
+      }),
+    ).toHaveProperty('why');
+  });
+
+  it('linked: its plan added to basedOn, whatever else it is based on kept', () => {
+    const linked = linkedToPlan(procedure({ basedOn: [{ reference: 'ServiceRequest/s1' }] }), plan('a'));
+    expect(linked.basedOn).toEqual([{ reference: 'ServiceRequest/s1' }, { reference: 'CarePlan/a' }]);
+  });
+});

@@ -1,0 +1,88 @@
+import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
+import { isOfInfusion } from './infusion-as-given';
+import { NOT_BASED_ON_A_CAREPLAN, performedOf, toInfusionCompleted } from './infusion-event';
+import { isInfusion, type InfusionDefinition } from './infusion-history';
+
+/** One of the patient's open plans, with the infusion its protocol follows up. */
+export interface PlanCandidate {
+  carePlan: CarePlan;
+  infusion: InfusionDefinition;
+}
+
+/** The plan an infusion naming none is tied to, and what ties it (a reference, for the link's Provenance). */
+export type UnlinkedInfusionPlan = { carePlan: CarePlan; source: string; evidence: string } | { why: string };
+
+/** A completed infusion of a patient, with a time, that names no CarePlan: an EHR that does not link its Procedures. */
+export function isUnlinkedInfusion(procedure: Procedure): boolean {
+  const check = toInfusionCompleted(procedure);
+  return !check.ok && check.reason === NOT_BASED_ON_A_CAREPLAN;
+}
+
+/**
+ * The plan an infusion that names none belongs to (since session 43; before, it was ignored: no post-infusion check,
+ * no next session). Only on evidence that ties it to one plan, never on its code alone (an IV infusion of anything
+ * else carries the same code): it names the plan's infusion definition (`instantiatesCanonical`), or the pump recorded
+ * one of that plan's orders during it (a MedicationAdministration within its time or `partOf` it, whose order is based
+ * on the plan). The plan must follow up this kind of infusion and have begun before it ended. Evidence for two plans,
+ * or for none, links nothing. Pure: the worker reads the patient's open plans and the pump's records around it.
+ */
+export function planOfUnlinkedInfusion(input: {
+  procedure: Procedure;
+  candidates: PlanCandidate[];
+  /** The patient's administrations around the infusion, with the orders they name. */
+  administrations?: MedicationAdministration[];
+  orders?: MedicationRequest[];
+}): UnlinkedInfusionPlan {
+  const { procedure } = input;
+  const performed = performedOf(procedure);
+  if (!isUnlinkedInfusion(procedure) || !performed) return { why: 'not an infusion naming no plan' };
+  const ended = Date.parse(performed.end!);
+  const plans = input.candidates.filter(
+    ({ carePlan, infusion }) => isInfusion(procedure, infusion) && begunBy(carePlan, ended),
+  );
+  const named = plans.filter(({ infusion }) =>
+    (procedure.instantiatesCanonical ?? []).some((c) => infusion.canonicals.includes(c)),
+  );
+  if (named.length === 1)
+    return {
+      carePlan: named[0].carePlan,
+      source: `CarePlan/${named[0].carePlan.id}`,
+      evidence: `it instantiates the infusion of this plan's protocol`,
+    };
+  const given = plans.flatMap(({ carePlan }) => {
+    const administration = (input.administrations ?? []).find(
+      (a) =>
+        (a.status === 'completed' || a.status === 'in-progress') &&
+        isOfInfusion(a, procedure.id!, performed) &&
+        (input.orders ?? []).some(
+          (o) =>
+            `MedicationRequest/${o.id}` === a.request?.reference &&
+            o.basedOn?.some((b) => b.reference === `CarePlan/${carePlan.id}`),
+        ),
+    );
+    return administration ? [{ carePlan, administration }] : [];
+  });
+  if (given.length === 1)
+    return {
+      carePlan: given[0].carePlan,
+      source: `MedicationAdministration/${given[0].administration.id}`,
+      evidence: "the pump recorded this plan's order during it",
+    };
+  return {
+    why:
+      `${NOT_BASED_ON_A_CAREPLAN}, and ${given.length > 1 || named.length > 1 ? 'more than one' : 'none'} of the ` +
+      "patient's open plans is tied to it (by instantiatesCanonical, or the pump's record of the plan's order): link " +
+      'it with Procedure.basedOn',
+  };
+}
+
+/** The infusion as linked: its plan added to `basedOn`, so every reader (history, replan, the pump's records) finds it. */
+export function linkedToPlan(procedure: Procedure, carePlan: CarePlan): Procedure {
+  return { ...procedure, basedOn: [...(procedure.basedOn ?? []), { reference: `CarePlan/${carePlan.id}` }] };
+}
+
+/** A plan begun by then (its period's start, else when it was created; neither: taken as begun). */
+function begunBy(carePlan: CarePlan, at: number): boolean {
+  const start = Date.parse(carePlan.period?.start ?? carePlan.created ?? '');
+  return Number.isNaN(start) || start <= at;
+}

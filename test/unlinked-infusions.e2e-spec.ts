@@ -1,0 +1,99 @@
+import type { MedicationRequest, Patient, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import { orderKeySearch } from '@kc/task-states';
+import { administrationOf } from './fixtures/orders';
+import { actionOf, approveFirstSession, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
+import { startTestService, type TestService } from './support/test-service';
+
+/** What the shipped protocols code an infusion with (their ActivityDefinitions), as an EHR charts one. */
+const IV_INFUSION = { system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' };
+const LOW_DOSE_INFUSION = 'https://ketamine-careplans.example/fhir/ActivityDefinition/ketamine-low-dose-infusion';
+
+/**
+ * An infusion an EHR records naming no CarePlan (`Procedure.basedOn` empty: an EHR that does not link its charting to
+ * plans). Before session 43 it was ignored: no post-infusion check, no next session, the approved session left open
+ * with its order active. Now the service links it to the one plan tied to it by evidence (the pump's record of that
+ * plan's order during it, or its `instantiatesCanonical`), never by its code alone, and follows it up.
+ */
+describe('an infusion the EHR recorded naming no care plan', () => {
+  let service: TestService;
+
+  beforeAll(async () => {
+    service = await startTestService();
+  }, 60_000);
+  afterAll(() => service.stop());
+
+  const unlinkedInfusion = async (patient: string, end: string, extra: Partial<Procedure> = {}) => {
+    const { resource } = await service.fhir.create<Procedure>({
+      resourceType: 'Procedure',
+      status: 'completed',
+      code: { coding: [IV_INFUSION] },
+      subject: { reference: patient },
+      performedPeriod: { start: new Date(Date.parse(end) - 3_600_000).toISOString(), end },
+      ...extra,
+    });
+    return resource;
+  };
+  const readProcedure = (id: string) => service.fhir.read<Procedure>('Procedure', id);
+
+  it('the pump recorded the plan’s order during it: linked to that plan, with a Provenance, and followed up', async () => {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const session = await approveFirstSession(service, carePlanId);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    const start = Date.parse(session.restriction!.period!.start!) + 3_600_000;
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', {
+        start: new Date(start + 5 * 60_000).toISOString(),
+        end: new Date(start + 55 * 60_000).toISOString(),
+      }),
+    );
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
+
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created' });
+    const linked = await readProcedure(infusion.id!);
+    expect(linked.basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
+    // Followed up as any infusion: its check planned, the session it gave done, its order completed.
+    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    const [provenance] = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `Procedure/${infusion.id}` })
+    ).filter((p) => p.activity?.text === 'link the infusion to its care plan');
+    expect(provenance).toMatchObject({
+      agent: [{ who: { display: expect.stringContaining('ketamine-careplans') } }],
+      entity: [{ role: 'source', what: { reference: `MedicationAdministration/${given.id}` } }],
+    });
+  });
+
+  it('naming its protocol’s infusion (instantiatesCanonical): linked to the plan following that protocol', async () => {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z', {
+      instantiatesCanonical: [LOW_DOSE_INFUSION],
+    });
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created' });
+    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
+  });
+
+  it('nothing ties it to a plan (an IV infusion by its code alone: of another drug, say): ignored, left as charted', async () => {
+    const { patient } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z');
+    const outcome = (await reportInfusion(service, infusion.id!)) as { status: string; reason: string };
+    expect(outcome.status).toBe('ignored');
+    expect(outcome.reason).toMatch(/none of the patient's open plans is tied to it.*link it with Procedure.basedOn/);
+    const after = await readProcedure(infusion.id!);
+    expect([after.meta?.versionId, after.basedOn]).toEqual([infusion.meta?.versionId, undefined]);
+  });
+
+  it('a patient with no plan: ignored, left as charted', async () => {
+    const { resource: patient } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: 'Planless' }],
+    });
+    const infusion = await unlinkedInfusion(`Patient/${patient.id}`, '2027-01-04T10:00:00Z', {
+      instantiatesCanonical: [LOW_DOSE_INFUSION],
+    });
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'ignored' });
+    expect((await readProcedure(infusion.id!)).meta?.versionId).toBe(infusion.meta?.versionId);
+  });
+});
