@@ -1,7 +1,17 @@
 import type { MedicationRequest, Patient, Procedure, Provenance, Task } from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
 import { administrationOf } from './fixtures/orders';
-import { actionOf, approveFirstSession, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
+import { administrationRecordedJobId } from '@kc/queue';
+import {
+  actionOf,
+  approveFirstSession,
+  enrolPatient,
+  followUpTasks,
+  maintenanceJobDone,
+  postWebhook,
+  reportInfusion,
+  waitFor,
+} from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /** What the shipped protocols code an infusion with (their ActivityDefinitions), as an EHR charts one. */
@@ -64,6 +74,32 @@ describe('an infusion the EHR recorded naming no care plan', () => {
       agent: [{ who: { display: expect.stringContaining('ketamine-careplans') } }],
       entity: [{ role: 'source', what: { reference: `MedicationAdministration/${given.id}` } }],
     });
+  });
+
+  it('charted before the pump’s record: ignored, then linked and followed up when that record is heard', async () => {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const session = await approveFirstSession(service, carePlanId);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    const start = Date.parse(session.restriction!.period!.start!) + 3_600_000;
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'ignored' });
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', {
+        start: new Date(start + 5 * 60_000).toISOString(),
+        end: new Date(start + 55 * 60_000).toISOString(),
+      }),
+    );
+    await postWebhook(service, JSON.stringify(given)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(given.id!), 'the pump’s record heard');
+    // Before, the record looked only for infusions naming a plan: this one stayed ignored, its session open.
+    await waitFor(
+      async () => (await service.fhir.read<Task>('Task', session.id!)).status === 'completed',
+      'the session',
+    );
+    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
+    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
   });
 
   it('naming its protocol’s infusion (instantiatesCanonical): linked to the plan following that protocol', async () => {

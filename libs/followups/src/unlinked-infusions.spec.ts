@@ -1,6 +1,6 @@
 import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
 import type { InfusionDefinition } from './infusion-history';
-import { isUnlinkedInfusion, linkedToPlan, planOfUnlinkedInfusion } from './unlinked-infusions';
+import { isUnlinkedInfusion, linkedToPlan, ordersPlans, planOfUnlinkedInfusion } from './unlinked-infusions';
 
 const IV = { system: 'http://snomed.info/sct', code: '14152002' };
 const infusion = (canonical: string): InfusionDefinition => ({ codes: [IV], canonicals: [canonical], drug: [] });
@@ -63,7 +63,7 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
       procedure: procedure(),
       candidates,
       administrations: [given('ma1', 'o-b'), given('ma2', 'o-a', '2027-01-05T09:30:00Z')],
-      orders: [orderOf('o-a', 'a'), orderOf('o-b', 'b')],
+      planOfOrder: ordersPlans([orderOf('o-a', 'a'), orderOf('o-b', 'b')], []),
     });
     expect(found).toMatchObject({ carePlan: { id: 'b' }, source: 'MedicationAdministration/ma1' });
   });
@@ -75,7 +75,7 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
         procedure: procedure(),
         candidates,
         administrations: [given('ma1', 'o-a'), given('ma2', 'o-b')],
-        orders: [orderOf('o-a', 'a'), orderOf('o-b', 'b')],
+        planOfOrder: ordersPlans([orderOf('o-a', 'a'), orderOf('o-b', 'b')], []),
       }),
     ).toHaveProperty('why', expect.stringMatching(/more than one/));
     expect(
@@ -84,6 +84,20 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
         candidates: [{ carePlan: plan('a', '2027-02-01'), infusion: infusion('https://x/ActivityDefinition/a') }],
       }),
     ).toHaveProperty('why');
+  });
+
+  it('an order’s plan: the one it is based on, else that of the Task approved on it (the EHR’s own order)', () => {
+    const ehrOrder = { ...orderOf('o-ehr', 'x'), basedOn: undefined };
+    const approvedOnIt = {
+      resourceType: 'Task' as const,
+      status: 'ready' as const,
+      intent: 'order' as const,
+      basedOn: [{ reference: 'CarePlan/b' }, { reference: 'MedicationRequest/o-ehr' }],
+    };
+    expect([...ordersPlans([orderOf('o-a', 'a'), ehrOrder], [approvedOnIt])]).toEqual([
+      ['MedicationRequest/o-a', 'CarePlan/a'],
+      ['MedicationRequest/o-ehr', 'CarePlan/b'],
+    ]);
   });
 
   it('linked: its plan added to basedOn, whatever else it is based on kept', () => {

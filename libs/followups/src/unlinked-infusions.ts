@@ -1,4 +1,6 @@
-import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
+import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
+import { ordersApprovedOn } from '@kc/task-states';
+import { carePlanReferenceOf } from './care-plan-state';
 import { isOfInfusion } from './infusion-as-given';
 import { NOT_BASED_ON_A_CAREPLAN, performedOf, toInfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
@@ -23,15 +25,16 @@ export function isUnlinkedInfusion(procedure: Procedure): boolean {
  * no next session). Only on evidence that ties it to one plan, never on its code alone (an IV infusion of anything
  * else carries the same code): it names the plan's infusion definition (`instantiatesCanonical`), or the pump recorded
  * one of that plan's orders during it (a MedicationAdministration within its time or `partOf` it, whose order is based
- * on the plan). The plan must follow up this kind of infusion and have begun before it ended. Evidence for two plans,
+ * on the plan, or is the EHR's a session of the plan was approved on). The plan must follow up this kind of infusion and have begun before it ended. Evidence for two plans,
  * or for none, links nothing. Pure: the worker reads the patient's open plans and the pump's records around it.
  */
 export function planOfUnlinkedInfusion(input: {
   procedure: Procedure;
   candidates: PlanCandidate[];
-  /** The patient's administrations around the infusion, with the orders they name. */
+  /** The patient's administrations around the infusion. */
   administrations?: MedicationAdministration[];
-  orders?: MedicationRequest[];
+  /** The plan (`CarePlan/<id>`) of each order they name (`MedicationRequest/<id>`), where known: ordersPlans. */
+  planOfOrder?: Map<string, string>;
 }): UnlinkedInfusionPlan {
   const { procedure } = input;
   const performed = performedOf(procedure);
@@ -54,11 +57,7 @@ export function planOfUnlinkedInfusion(input: {
       (a) =>
         (a.status === 'completed' || a.status === 'in-progress') &&
         isOfInfusion(a, procedure.id!, performed) &&
-        (input.orders ?? []).some(
-          (o) =>
-            `MedicationRequest/${o.id}` === a.request?.reference &&
-            o.basedOn?.some((b) => b.reference === `CarePlan/${carePlan.id}`),
-        ),
+        input.planOfOrder?.get(a.request?.reference ?? '') === `CarePlan/${carePlan.id}`,
     );
     return administration ? [{ carePlan, administration }] : [];
   });
@@ -79,6 +78,22 @@ export function planOfUnlinkedInfusion(input: {
 /** The infusion as linked: its plan added to `basedOn`, so every reader (history, replan, the pump's records) finds it. */
 export function linkedToPlan(procedure: Procedure, carePlan: CarePlan): Procedure {
   return { ...procedure, basedOn: [...(procedure.basedOn ?? []), { reference: `CarePlan/${carePlan.id}` }] };
+}
+
+/**
+ * The plan of each order: the one it is based on (the service's orders; an EHR's replacement that keeps it), else that
+ * of the Task approved on it (an EHR's own order a session was approved on, which names none).
+ */
+export function ordersPlans(orders: MedicationRequest[], tasksApprovedOn: Task[]): Map<string, string> {
+  const plans = new Map<string, string>();
+  for (const order of orders) {
+    const ref = `MedicationRequest/${order.id}`;
+    const plan =
+      order.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference ??
+      carePlanReferenceOf(tasksApprovedOn.find((t) => ordersApprovedOn(t).includes(ref)) ?? {});
+    if (plan) plans.set(ref, plan);
+  }
+  return plans;
 }
 
 /** A plan begun by then (its period's start, else when it was created; neither: taken as begun). */

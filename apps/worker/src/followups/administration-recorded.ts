@@ -8,7 +8,13 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf } from '@kc/fhir';
-import { administrationWindow, carePlanHoldsCare, carePlanReferenceOf, infusionThatGave } from '@kc/followups';
+import {
+  administrationWindow,
+  carePlanHoldsCare,
+  carePlanReferenceOf,
+  infusionThatGave,
+  isUnlinkedInfusion,
+} from '@kc/followups';
 import { InfusionEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
 import { isOpenOrder, orderTaskIdOf, sessionBegunBy, sessionIdsOfOrder } from '@kc/task-states';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
@@ -102,7 +108,8 @@ export class AdministrationRecorded {
       _count: 50,
     });
     const infusion = infusionThatGave(administration, infusions);
-    if (!infusion?.id || !carePlanReferenceOf(infusion)) return undefined;
+    // One naming no plan too: this record may be what ties it to its plan (since session 43).
+    if (!infusion?.id || (!carePlanReferenceOf(infusion) && !isUnlinkedInfusion(infusion))) return undefined;
     const { running } = await this.infusions.followUpAgain(infusion.id);
     return { procedureId: infusion.id, running };
   }

@@ -1,7 +1,16 @@
-import type { BundleEntry, CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
+import type {
+  BundleEntry,
+  CarePlan,
+  MedicationAdministration,
+  MedicationRequest,
+  Procedure,
+  Task,
+} from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import {
   administrationsSearchParams,
+  carePlanReferenceOf,
+  ordersPlans,
   infusionDefinitionFor,
   linkedToPlan,
   performedOf,
@@ -13,7 +22,8 @@ import type { ProtocolSource } from './follow-up-reads';
 
 /**
  * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's open plans read (one search),
- * the pump's records around it when it names no protocol (one search), and when one plan is tied to it, the plan
+ * the pump's records around it when it names no protocol (one search; one more for the Tasks approved on the EHR's
+ * own orders they name), and when one plan is tied to it, the plan
  * added to its `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in
  * one transaction. The follow-up then reads it again and goes on as for any infusion: three round trips more than a
  * linked one. Ids only in what it answers: no patient data.
@@ -36,7 +46,7 @@ export async function linkUnlinkedInfusion(
     if (resolved) candidates.push({ carePlan, infusion: infusionDefinitionFor(resolved.plan, resolved.definitions) });
   }
   let administrations: MedicationAdministration[] = [];
-  let orders: MedicationRequest[] = [];
+  let planOfOrder = new Map<string, string>();
   const performed = performedOf(procedure);
   const params = performed && administrationsSearchParams(patient.split('/')[1], performed);
   if (candidates.length && !procedure.instantiatesCanonical?.length && params) {
@@ -45,9 +55,15 @@ export async function linkUnlinkedInfusion(
       _count: 100,
     });
     administrations = matchesOf<MedicationAdministration>(found);
-    orders = includedOf<MedicationRequest>(found, 'MedicationRequest');
+    const orders = includedOf<MedicationRequest>(found, 'MedicationRequest');
+    // The EHR's own orders name no plan: the Tasks approved on them do (one search more, only for such orders).
+    const unplanned = orders.filter((o) => !carePlanReferenceOf(o)).map((o) => `MedicationRequest/${o.id}`);
+    const approvedOn = unplanned.length
+      ? await fhir.searchAll<Task>('Task', { 'based-on': unplanned.join(','), _count: 100 })
+      : [];
+    planOfOrder = ordersPlans(orders, approvedOn);
   }
-  const found = planOfUnlinkedInfusion({ procedure, candidates, administrations, orders });
+  const found = planOfUnlinkedInfusion({ procedure, candidates, administrations, planOfOrder });
   if ('why' in found) return { ignored: found.why };
   const provenance = changeProvenance({
     targets: [{ reference: `Procedure/${procedure.id}` }],
