@@ -99,7 +99,9 @@ interface Decision {
  * dose changes (sessions 37-38): the EHR's replacement left active after its session was given or rejected, or left
  * open beside the order it replaced under a paused plan, and a session the pump gave during an infusion taken back
  * before its follow-up; with the EHR's own orders (session 42): the order a session was approved on left active after
- * the session was given, and one order approved on by two sessions, which failed the hold. The restart variant stops
+ * the session was given, and one order approved on by two sessions, which failed the hold; with the EHR closing Tasks by
+ * their status and charting infusions naming no plan (session 43): the EHR's replacement of a session's order left
+ * active under the Task the EHR cancelled (seed 2303). The restart variant stops
  * the service mid-day with its work in
  * flight and checks the same once the polls and the sweep have run.
  */
@@ -134,6 +136,12 @@ describe.each([
    * says. CLINIC_DAY_EHR_TASK_CLOSINGS=0 leaves them out.
    */
   const EHR_TASK_CLOSINGS = process.env.CLINIC_DAY_EHR_TASK_CLOSINGS !== '0';
+  /**
+   * Infusions charted naming no plan (session 43): a quarter of those the pump gave a session during are recorded
+   * without `basedOn`, as an EHR that does not link its charting; the service links them by the pump's record.
+   * CLINIC_DAY_UNLINKED=0 leaves them out.
+   */
+  const UNLINKED = process.env.CLINIC_DAY_UNLINKED !== '0';
   let service: TestService;
   const random = prng(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
@@ -145,6 +153,10 @@ describe.each([
   let approvedOnEhrOrders = 0;
   /** Sessions the pump gave under an order the EHR wrote (one approved on, or a replacement). */
   let ehrOrdersGiven = 0;
+  /** Infusions charted naming no plan, each with whether the pump's record of the session it gave was charted first. */
+  const unlinkedCharted = new Map<string, boolean>();
+  /** Whether the last session given at the pump had its record charted at once (not documented late). */
+  let pumpRecordedNow = false;
   /** Tasks the EHR closed by their status alone, with that status. */
   const closedByEhr = new Map<string, Task['status']>();
   /** Infusions in error planned again without them ($replan): their issues. */
@@ -212,10 +224,14 @@ describe.each([
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
+      pumpRecordedNow = false;
       const given = PUMP && random() < 0.8 ? await givenAtThePump(who) : undefined;
       const end =
         given ?? new Date(Date.parse('2027-01-04T10:00:00Z') + who.infusions.length * 3 * DAY_MS).toISOString();
-      const procedure = await completeInfusion(service, who, end);
+      const procedure =
+        UNLINKED && given && random() < 0.25
+          ? await chartedUnlinked(who, end, pumpRecordedNow)
+          : await completeInfusion(service, who, end);
       who.infusions.push(procedure);
       // Some EHRs also tell the service (the event API) of what the store notifies: heard twice, followed up once.
       if (random() < 0.3) {
@@ -339,6 +355,19 @@ describe.each([
     if (proposal) await service.fhir.create(ehrOrderLike(proposal, { start: session.restriction!.period!.start }));
   }
 
+  /** An infusion charted as an EHR that does not link its charting: no `basedOn`. */
+  async function chartedUnlinked(who: Enrolled, end: string, recorded: boolean): Promise<string> {
+    const { resource } = await service.fhir.create<Procedure>({
+      resourceType: 'Procedure',
+      status: 'completed',
+      code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' }] },
+      subject: { reference: who.patient },
+      performedPeriod: { start: new Date(Date.parse(end) - HOUR_MS).toISOString(), end },
+    });
+    unlinkedCharted.set(resource.id!, recorded);
+    return resource.id!;
+  }
+
   /**
    * The EHR closes one of the patient's open Tasks by its status alone: an approved session completed or cancelled, a
    * proposal cancelled. Its orders are the EHR's to have closed from then on (the reconciliation closes them as the
@@ -414,6 +443,7 @@ describe.each([
     }
     const { resource } = await service.fhir.create(administration);
     given.push({ order: order.id!, recorded: resource.meta!.lastUpdated! });
+    pumpRecordedNow = true;
     return new Date(start + HOUR_MS).toISOString();
   }
 
@@ -796,7 +826,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
@@ -922,6 +952,16 @@ describe.each([
       if (chain.some((o) => given.some((g) => g.order === o.id))) continue;
       expect({ task: task.id, orders: ordersToGive(chain).length }).toEqual({ task: task.id, orders: 1 });
     }
+
+    // An infusion charted naming no plan, the pump's record of the session it gave charted before it, is linked to
+    // its plan (and so followed up), unless taken back since.
+    const unlinkedLeft: string[] = [];
+    for (const [id, recorded] of unlinkedCharted) {
+      const procedure = await service.fhir.readIfExists<Procedure>('Procedure', id);
+      if (!recorded || procedure?.status !== 'completed') continue;
+      if (!procedure.basedOn?.some((b) => b.reference?.startsWith('CarePlan/'))) unlinkedLeft.push(id);
+    }
+    expect(unlinkedLeft).toEqual([]);
 
     // A Task the EHR closed stays as it closed it: the service does not reopen it, supersede it or mark it in error.
     const changed = [...closedByEhr].flatMap(([id, status]) => {

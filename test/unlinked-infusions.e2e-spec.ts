@@ -116,7 +116,7 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z');
     const outcome = (await reportInfusion(service, infusion.id!)) as { status: string; reason: string };
     expect(outcome.status).toBe('ignored');
-    expect(outcome.reason).toMatch(/none of the patient's open plans is tied to it.*link it with Procedure.basedOn/);
+    expect(outcome.reason).toMatch(/none of the patient's plans is tied to it.*link it with Procedure.basedOn/);
     const after = await readProcedure(infusion.id!);
     expect([after.meta?.versionId, after.basedOn]).toEqual([infusion.meta?.versionId, undefined]);
   });

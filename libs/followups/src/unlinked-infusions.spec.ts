@@ -86,6 +86,26 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
     ).toHaveProperty('why');
   });
 
+  it('the pump’s record ties it to a plan stopped since; its protocol named alone, only to an open plan', () => {
+    const stopped = [
+      { carePlan: { ...plan('a'), status: 'revoked' as const }, infusion: infusion('https://x/ActivityDefinition/a') },
+    ];
+    expect(
+      planOfUnlinkedInfusion({
+        procedure: procedure(),
+        candidates: stopped,
+        administrations: [given('ma1', 'o-a')],
+        planOfOrder: ordersPlans([orderOf('o-a', 'a')], []),
+      }),
+    ).toMatchObject({ carePlan: { id: 'a' } });
+    expect(
+      planOfUnlinkedInfusion({
+        procedure: procedure({ instantiatesCanonical: ['https://x/ActivityDefinition/a'] }),
+        candidates: stopped,
+      }),
+    ).toHaveProperty('why');
+  });
+
   it('an order’s plan: the one it is based on, else that of the Task approved on it (the EHR’s own order)', () => {
     const ehrOrder = { ...orderOf('o-ehr', 'x'), basedOn: undefined };
     const approvedOnIt = {

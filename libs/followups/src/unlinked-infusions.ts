@@ -5,7 +5,10 @@ import { isOfInfusion } from './infusion-as-given';
 import { NOT_BASED_ON_A_CAREPLAN, performedOf, toInfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
 
-/** One of the patient's open plans, with the infusion its protocol follows up. */
+/** The statuses of a plan an infusion may be charted under by its protocol alone. */
+const OPEN_PLAN: readonly CarePlan['status'][] = ['active', 'draft', 'on-hold'];
+
+/** One of the patient's plans, with the infusion its protocol follows up. */
 export interface PlanCandidate {
   carePlan: CarePlan;
   infusion: InfusionDefinition;
@@ -25,7 +28,8 @@ export function isUnlinkedInfusion(procedure: Procedure): boolean {
  * no next session). Only on evidence that ties it to one plan, never on its code alone (an IV infusion of anything
  * else carries the same code): it names the plan's infusion definition (`instantiatesCanonical`), or the pump recorded
  * one of that plan's orders during it (a MedicationAdministration within its time or `partOf` it, whose order is based
- * on the plan, or is the EHR's a session of the plan was approved on). The plan must follow up this kind of infusion and have begun before it ended. Evidence for two plans,
+ * on the plan, or is the EHR's a session of the plan was approved on). The first only for an open plan (active, draft,
+ * paused); the second for a plan stopped since too, whose session the pump gave is still answered by its infusion. The plan must follow up this kind of infusion and have begun before it ended. Evidence for two plans,
  * or for none, links nothing. Pure: the worker reads the patient's open plans and the pump's records around it.
  */
 export function planOfUnlinkedInfusion(input: {
@@ -43,8 +47,11 @@ export function planOfUnlinkedInfusion(input: {
   const plans = input.candidates.filter(
     ({ carePlan, infusion }) => isInfusion(procedure, infusion) && begunBy(carePlan, ended),
   );
-  const named = plans.filter(({ infusion }) =>
-    (procedure.instantiatesCanonical ?? []).some((c) => infusion.canonicals.includes(c)),
+  // Named by its protocol: among open plans only (an older plan of the same protocol, over, would be named too).
+  const named = plans.filter(
+    ({ carePlan, infusion }) =>
+      OPEN_PLAN.includes(carePlan.status) &&
+      (procedure.instantiatesCanonical ?? []).some((c) => infusion.canonicals.includes(c)),
   );
   if (named.length === 1)
     return {
@@ -70,7 +77,7 @@ export function planOfUnlinkedInfusion(input: {
   return {
     why:
       `${NOT_BASED_ON_A_CAREPLAN}, and ${given.length > 1 || named.length > 1 ? 'more than one' : 'none'} of the ` +
-      "patient's open plans is tied to it (by instantiatesCanonical, or the pump's record of the plan's order): link " +
+      "patient's plans is tied to it (by instantiatesCanonical, or the pump's record of the plan's order): link " +
       'it with Procedure.basedOn',
   };
 }

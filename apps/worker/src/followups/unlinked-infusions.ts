@@ -21,11 +21,10 @@ import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import type { ProtocolSource } from './follow-up-reads';
 
 /**
- * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's open plans read (one search),
- * the pump's records around it when it names no protocol (one search; one more for the Tasks approved on the EHR's
- * own orders they name), and when one plan is tied to it, the plan
- * added to its `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in
- * one transaction. The follow-up then reads it again and goes on as for any infusion: three round trips more than a
+ * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's plans read (one search), the
+ * pump's records around it when it names no protocol (one search; one more for the Tasks approved on the EHR's own
+ * orders they name), and when one plan is tied to it, the plan added to its `basedOn` (If-Match on the version read)
+ * with a Provenance naming the service and what tied them, in one transaction. The follow-up then reads it again and goes on as for any infusion: three round trips more than a
  * linked one. Ids only in what it answers: no patient data.
  */
 export async function linkUnlinkedInfusion(
@@ -37,7 +36,8 @@ export async function linkUnlinkedInfusion(
   const patient = procedure.subject.reference!;
   const plans = await fhir.searchAll<CarePlan>('CarePlan', {
     subject: patient,
-    status: 'active,draft,on-hold',
+    // Stopped and completed ones too: a session the pump gave under a plan stopped since is still the infusion's.
+    status: 'active,draft,on-hold,revoked,completed',
     _count: 50,
   });
   const candidates: PlanCandidate[] = [];
