@@ -964,10 +964,25 @@ describe.each([
     expect(unlinkedLeft).toEqual([]);
 
     // A Task the EHR closed stays as it closed it: the service does not reopen it, supersede it or mark it in error.
+    // One whose session the pump gave (the EHR's closing crossed the pump) may read completed: the drug went in.
     const changed = [...closedByEhr].flatMap(([id, status]) => {
       const now = byId.get(`Task/${id}`);
+      const givenAtPump = ordersOfSession(id).some((o) => given.some((g) => g.order === o.id));
+      if (now?.status === 'completed' && givenAtPump) return [];
       return now && now.status !== status ? [`${id} ${status} -> ${now.status}`] : [];
     });
+    if (changed.length && process.env.CLINIC_DAY_DEBUG)
+      for (const line of changed) {
+        const id = line.split(' ')[0];
+        const get = async (url: string) => (await fetch(`${service.config.fhirBaseUrl}/${url}`)).json();
+        fs.writeFileSync(
+          `/tmp/kc-debug-closed-${SEED}-${id}.json`,
+          JSON.stringify({
+            history: await get(`Task/${id}/_history`),
+            provenances: provenances.filter((p) => p.target.some((t) => t.reference === `Task/${id}`)),
+          }),
+        );
+      }
     expect(changed).toEqual([]);
 
     // The lists show exactly what the store holds: awaiting approval (or held) on the worklist, approved on the

@@ -515,6 +515,27 @@ describe('an approved session whose order was closed in the EHR', () => {
     );
   });
 
+  it('approved on the EHR’s order, its Task cancelled in the EHR as the pump gave it (seed 5009): that order completed as given', async () => {
+    const { task, order } = await approvedOnEhrOrder();
+    const approved = await read(task);
+    await service.fhir.update<Task>({ ...approved, status: 'cancelled' }, { ifMatch: approved.meta!.versionId });
+    const start = Date.parse(task.restriction!.period!.start!) + 3_600_000;
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', {
+        start: new Date(start).toISOString(),
+        end: new Date(start + 50 * 60_000).toISOString(),
+      }),
+    );
+    await service.app.get(AnsweredOrdersSweep).sweep();
+    // Before, a session the pump had begun was left to its infusion, whose follow-up reads only open Tasks: the order
+    // stayed active after the drug went in (and under the plan once stopped).
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    const [provenance] = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
+    ).filter((p) => p.activity?.text === 'given at the pump');
+    expect(provenance?.entity?.map((e) => e.what.reference)).toContain(`MedicationAdministration/${given.id}`);
+  });
+
   it('approved on the EHR’s order, its Task completed in the EHR, found by the poll on a server that cannot notify: that order completed', async () => {
     const poller = service.app.get(SessionsClosedInEhrPoller);
     await poller.poll();

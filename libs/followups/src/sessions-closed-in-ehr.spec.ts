@@ -48,7 +48,7 @@ describe('an infusion session an EHR closed by its Task status alone', () => {
     expect(changes?.orders.map((o) => [o.written.id, o.written.status])).toEqual([['o1', 'completed']]);
   });
 
-  it('cancelled while the pump runs it: left to its infusion; completed so, its order completed', () => {
+  it('cancelled while the pump runs it: left for now; completed so, its order completed', () => {
     const running = { order: order('o1'), administrations: [PUMP_RUNNING] };
     expect(changesOfSessionClosedInEhr({ task: closedInEhr('cancelled'), open: running, reminders: [] })).toBe(
       undefined,
@@ -56,6 +56,18 @@ describe('an infusion session an EHR closed by its Task status alone', () => {
     expect(
       changesOfSessionClosedInEhr({ task: closedInEhr('completed'), open: running, reminders: [] })?.orders,
     ).toHaveLength(1);
+  });
+
+  it('cancelled after the pump gave it (the EHR’s cancel crossed the pump): its orders completed as given', () => {
+    const given = { ...PUMP_RUNNING, id: 'ma1', status: 'completed' as const };
+    const changes = changesOfSessionClosedInEhr({
+      task: closedInEhr('cancelled'),
+      open: { order: order('o1'), administrations: [given] },
+      reminders: [reminder('r1', 'Task/t1')],
+    });
+    expect(changes?.orders.map((o) => [o.written.id, o.written.status])).toEqual([['o1', 'completed']]);
+    expect(changes?.administration?.id).toBe('ma1');
+    expect(changes?.reminders.map((r) => r.revoked.status)).toEqual(['revoked']);
   });
 
   it('nothing left open (its orders closed already, no reminders): nothing to write', () => {

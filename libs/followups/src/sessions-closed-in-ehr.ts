@@ -1,7 +1,8 @@
-import type { CommunicationRequest, Task } from '@medplum/fhirtypes';
-import { isOpen, openOrdersOfSession, orderForClosedTask, type OpenOrder } from '@kc/task-states';
+import type { CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
+import { isOpen, isOpenOrder, openOrdersOfSession, orderForClosedTask, type OpenOrder } from '@kc/task-states';
+import { givenBy } from './given-during-infusion-in-error';
 import { isReminderAbout, revokedReminder } from './reminders';
-import { sessionBegunAtThePump, type GivenSessionChanges } from './stopped-plans';
+import { givenSessionChanges, sessionBegunAtThePump, type GivenSessionChanges } from './stopped-plans';
 
 /** The Task.status values an EHR closes a Task with. */
 const CLOSED_STATUSES: readonly Task['status'][] = ['completed', 'cancelled', 'rejected', 'failed'];
@@ -23,18 +24,32 @@ export function isSessionClosedInEhr(task: Task): boolean {
  * before, only the 15-minute reconciliation closed its orders, and none of its reminders): its orders still to give
  * (the one written here, the EHR's it was approved on, the EHR's replacements left open) closed as that status says
  * (completed, as given; else cancelled, not to give: orderForClosedTask), its reminders not sent yet revoked. One the
- * pump has begun, cancelled in the EHR, is left to its infusion, as a withdrawal leaves it. Pure.
+ * pump recorded giving has its orders completed as given by that record, whatever the status (the drug went in: the
+ * EHR's cancel crossed the pump, clinic day seed 5009). One the pump is still running, closed as not given, is left for
+ * now (the reconciliation looks again while the Task was closed in the last day). Pure.
  */
 export function changesOfSessionClosedInEhr(input: {
   task: Task;
   open?: OpenOrder;
   reminders: CommunicationRequest[];
-}): GivenSessionChanges | undefined {
+  zone?: string;
+}): (GivenSessionChanges & { administration?: MedicationAdministration }) | undefined {
   const { task } = input;
   if (!isSessionClosedInEhr(task)) return undefined;
+  const open = openOrdersOfSession(input.open).filter((o) => isOpenOrder(o.order));
+  const administration = open.flatMap((o) => o.administrations).find((a) => a.status === 'completed');
+  if (administration?.id) {
+    const changes = givenSessionChanges(
+      task,
+      open.map((o) => o.order),
+      givenBy(administration, input.zone),
+      input.reminders,
+    );
+    return changes.orders.length || changes.reminders.length ? { ...changes, administration } : undefined;
+  }
   const done = task.status === 'completed';
   if (!done && sessionBegunAtThePump(input.open)) return undefined;
-  const orders = openOrdersOfSession(input.open).flatMap(({ order }) => {
+  const orders = open.flatMap(({ order }) => {
     const written = orderForClosedTask(task, order);
     return written ? [{ read: order, written }] : [];
   });

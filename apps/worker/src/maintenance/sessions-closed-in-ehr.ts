@@ -1,4 +1,5 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient, skipsStaleWrite, type RaceHandling } from '@kc/fhir';
 import { changesOfSessionClosedInEhr, givenSessionWrites, isSessionClosedInEhr } from '@kc/followups';
@@ -16,7 +17,10 @@ import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes'
 export class SessionsClosedInEhr {
   private readonly logger = new Logger(SessionsClosedInEhr.name);
 
-  constructor(private readonly fhir: FhirClient) {}
+  constructor(
+    private readonly fhir: FhirClient,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+  ) {}
 
   async heard(taskId: string, now = new Date()): Promise<{ closed: number; revoked: number }> {
     const task = await this.fhir.readIfExists<Task>('Task', taskId);
@@ -37,14 +41,25 @@ export class SessionsClosedInEhr {
     if (!sessions.length) return result;
     const { orders, reminders } = await ordersAndRemindersOf(this.fhir, sessions);
     for (const task of sessions) {
-      const changes = changesOfSessionClosedInEhr({ task, open: orders.get(task.id!), reminders });
+      const changes = changesOfSessionClosedInEhr({
+        task,
+        open: orders.get(task.id!),
+        reminders,
+        zone: this.config.clinicTimeZone,
+      });
       if (!changes) continue;
       try {
         await this.fhir.transaction(
           serviceChangeEntries(
             givenSessionWrites(changes),
             task,
-            { activity: 'close the order of a closed Task', reason: `Its Task was ${task.status} in the EHR` },
+            changes.administration
+              ? {
+                  activity: 'given at the pump',
+                  reason: `Given at the pump; its Task was ${task.status} in the EHR`,
+                  sources: [`MedicationAdministration/${changes.administration.id}`],
+                }
+              : { activity: 'close the order of a closed Task', reason: `Its Task was ${task.status} in the EHR` },
             now,
           ),
         );
