@@ -78,12 +78,12 @@ interface Decision {
 /**
  * A clinic's day at once, as the quick start runs it (the embedded store notifying the service). Straight to the store,
  * an EHR gives approved sessions at the pump (under the order a nurse finds: the EHR's replacement when the dose was
- * changed there) and records infusions (some also told through the event API), orders sessions awaiting approval
- * itself, records pregnancies and infusions in error, cancels and deletes orders, pauses, resumes and stops plans,
- * deletes Tasks and contraindications; a scheduling system books, cancels and deletes appointments; two clinicians
- * approve (one at a time and in bulk), reject, reschedule, record checks, override contraindications and activate plans
- * from their worklists and to-do lists, on the versions the lists showed; the sweeps and the lists' reconciliation run
- * beside them. Once everything has settled, what a clinic and an EHR rely on holds whatever the interleaving: no answer
+ * changed there) and records infusions (some also told through the event API, some naming no plan), orders sessions
+ * awaiting approval itself, records pregnancies and infusions in error, cancels and deletes orders, pauses, resumes and
+ * stops plans, deletes Tasks and contraindications, closes Tasks by their status; a scheduling system books, cancels
+ * and deletes appointments; two clinicians approve (one at a time and in bulk), reject, reschedule, record checks,
+ * override contraindications and activate plans from their worklists and to-do lists, on the versions the lists
+ * showed; the sweeps and the lists' reconciliation run beside them. Once everything has settled, what a clinic and an EHR rely on holds whatever the interleaving: no answer
  * outside what a caller may get (never a 5xx); a plan with an open issue, paused or ended has no order to give and
  * nothing a clinician could approve; a clear plan holds nothing; every pregnancy is found; every decision has its
  * Provenance; each infusion is followed up once per action; an order the pump gave is never left closed by the service

@@ -19,6 +19,7 @@ import {
 } from '@kc/fhir';
 import {
   applyInfusionUpdate,
+  NOT_BASED_ON_A_CAREPLAN,
   carePlanTakesFollowUps,
   completedInfusionCount,
   infusionFollowUpActions,
@@ -120,7 +121,8 @@ export class FollowUpService {
    * for this infusion), (3) one transaction holding every event's creates, the If-Match updates of the Tasks each
    * infusion fulfils or supersedes (and of their pending reminders, revoked, and their orders, closed) and each
    * CarePlan's activity list. More only when a search has more than one page (a CarePlan with over 1,000
-   * infusions), when the patient has an open order the EHR wrote to replace another (withSessionOrders), or as below.
+   * infusions), when the patient has an open order the EHR wrote to replace another (withSessionOrders), for an
+   * infusion charted naming no plan (followUnlinked: its plan looked for and linked first), or as below.
    *
    * Each event's result is its own: one that fails to read or plan fails alone. Events of one CarePlan (or one
    * Procedure twice) are handled one after another, each reading what the one before wrote. A transaction of several
@@ -146,7 +148,7 @@ export class FollowUpService {
       const context = found.get(e.procedureId)!;
       if ('unlinked' in context) {
         if (linking) unlinked.push({ index, procedure: context.unlinked });
-        else results[index] = fulfilled(this.ignore(e.procedureId, 'not based on a CarePlan'));
+        else results[index] = fulfilled(this.ignore(e.procedureId, NOT_BASED_ON_A_CAREPLAN));
         return;
       }
       if ('ignored' in context) {
