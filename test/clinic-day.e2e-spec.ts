@@ -83,8 +83,8 @@ interface Decision {
  * stops plans, deletes Tasks and contraindications, closes Tasks by their status; a scheduling system books, cancels
  * and deletes appointments; two clinicians approve (one at a time and in bulk), reject, reschedule, record checks,
  * override contraindications and activate plans from their worklists and to-do lists, on the versions the lists
- * showed; the sweeps and the lists' reconciliation run beside them. Once everything has settled, what a clinic and an EHR rely on holds whatever the interleaving: no answer
- * outside what a caller may get (never a 5xx); a plan with an open issue, paused or ended has no order to give and
+ * showed; the sweeps and the lists' reconciliation run beside them. Once everything has settled, what a clinic and an
+ * EHR rely on holds whatever the interleaving: no answer outside what a caller may get (never a 5xx); a plan with an open issue, paused or ended has no order to give and
  * nothing a clinician could approve; a clear plan holds nothing; every pregnancy is found; every decision has its
  * Provenance; each infusion is followed up once per action; an order the pump gave is never left closed by the service
  * (a closing that crossed the pump's record is undone); every order to give answers an approved Task, never two for one
