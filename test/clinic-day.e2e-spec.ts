@@ -82,28 +82,28 @@ interface Decision {
  * awaiting approval itself, records pregnancies and infusions in error, cancels and deletes orders, pauses, resumes and
  * stops plans, deletes Tasks and contraindications, closes Tasks by their status; a scheduling system books, cancels
  * and deletes appointments; two clinicians approve (one at a time and in bulk), reject, reschedule, record checks,
- * override contraindications and activate plans from their worklists and to-do lists, on the versions the lists
- * showed; the sweeps and the lists' reconciliation run beside them. Once everything has settled, what a clinic and an
- * EHR rely on holds whatever the interleaving: no answer outside what a caller may get (never a 5xx); a plan with an open issue, paused or ended has no order to give and
- * nothing a clinician could approve; a clear plan holds nothing; every pregnancy is found; every decision has its
- * Provenance; each infusion is followed up once per action; an order the pump gave is never left closed by the service
- * (a closing that crossed the pump's record is undone); every order to give answers an approved Task, never two for one
- * Task, and every approved session has its one order; the lists show exactly what the store holds; the clinic is told
- * (its EHR inbox) once of each alert, and of every held order, reported effect and approved order at odds with a pump
- * record the eMAR documented late (session 40: a third of the pump's records come later, lowered); everything written
- * is valid R4. Found, when written (session 36): a $bulk-approve failed whole by a Task deleted meanwhile, an order left
- * active by its deleted Task beyond any hold, a sweep failed whole by one deletion, an $activate that read the issues
- * twice, a held session rescheduled into a second order, a session the pump gave superseded as moot; with the pump on
- * (session 37): closings that crossed the pump, a given session planned by an infusion since in error left open, an
- * order given under a deleted Task left active, a session whose order was deleted in a restart left approved; with
- * dose changes (sessions 37-38): the EHR's replacement left active after its session was given or rejected, or left
- * open beside the order it replaced under a paused plan, and a session the pump gave during an infusion taken back
- * before its follow-up; with the EHR's own orders (session 42): the order a session was approved on left active after
- * the session was given, and one order approved on by two sessions, which failed the hold; with the EHR closing Tasks by
- * their status and charting infusions naming no plan (session 43): the EHR's replacement of a session's order left
- * active under the Task the EHR cancelled (seed 2303). The restart variant stops
- * the service mid-day with its work in
- * flight and checks the same once the polls and the sweep have run.
+ * override contraindications and activate plans from their worklists and to-do lists, on the versions the lists showed;
+ * the sweeps and the lists' reconciliation run beside them. Once everything has settled, what a clinic and an EHR rely
+ * on holds whatever the interleaving: no answer outside what a caller may get (never a 5xx); a plan with an open issue,
+ * paused or ended has no order to give and nothing a clinician could approve; a clear plan holds nothing; every
+ * pregnancy is found; every decision has its Provenance; each infusion is followed up once per action; an order the
+ * pump gave is never left closed by the service (a closing that crossed the pump's record is undone); every order to
+ * give answers an approved Task, never two for one Task, and every approved session has its one order; the lists show
+ * exactly what the store holds; the clinic is told (its EHR inbox) once of each alert, and of every held order,
+ * reported effect and approved order at odds with a pump record the eMAR documented late (session 40: a third of the
+ * pump's records come later, lowered); everything written is valid R4. Found, when written (session 36): a
+ * $bulk-approve failed whole by a Task deleted meanwhile, an order left active by its deleted Task beyond any hold, a
+ * sweep failed whole by one deletion, an $activate that read the issues twice, a held session rescheduled into a second
+ * order, a session the pump gave superseded as moot; with the pump on (session 37): closings that crossed the pump, a
+ * given session planned by an infusion since in error left open, an order given under a deleted Task left active, a
+ * session whose order was deleted in a restart left approved; with dose changes (sessions 37-38): the EHR's replacement
+ * left active after its session was given or rejected, or left open beside the order it replaced under a paused plan,
+ * and a session the pump gave during an infusion taken back before its follow-up; with the EHR's own orders (session
+ * 42): the order a session was approved on left active after the session was given, and one order approved on by two
+ * sessions, which failed the hold; with the EHR closing Tasks by their status and charting infusions naming no plan
+ * (session 43): the EHR's replacement of a session's order left active under the Task the EHR cancelled (seed 2303).
+ * The restart variant stops the service mid-day with its work in flight and checks the same once the polls and the
+ * sweep have run.
  */
 describe.each([
   ['in one run', false],
