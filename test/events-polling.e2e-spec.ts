@@ -181,7 +181,7 @@ describe('polling runs by itself as a BullMQ job scheduler', () => {
         'closedOrders',
         'infusions',
         'scores',
-        'sessionsClosedInEhr',
+        'tasksChangedInEhr',
       ].sort(),
     );
     for (const result of Object.values(polled!)) expect(typeof result.queued).toBe('number');
@@ -197,7 +197,7 @@ describe('polling runs by itself as a BullMQ job scheduler', () => {
         'completed-checks',
         'procedures',
         'scores',
-        'sessions-closed-in-ehr',
+        'tasks-changed-in-ehr',
       ].sort(),
     );
   });

@@ -12,7 +12,7 @@ import {
   administrationRecordedJobId,
   orderChangedJobId,
   recheckContraindicationsJobId,
-  sessionClosedInEhrJobId,
+  taskChangedInEhrJobId,
 } from '@kc/queue';
 import { approvedOnOrder, orderKeySearch, stateOf } from '@kc/task-states';
 import { approve } from '../apps/api/src/review/task-decisions';
@@ -40,7 +40,7 @@ import { ClosedOrderReviews } from '../apps/worker/src/maintenance/closed-order-
 import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
 import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-holds';
 import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
-import { SessionsClosedInEhrPoller } from '../apps/worker/src/maintenance/sessions-closed-in-ehr-poller';
+import { TasksChangedInEhrPoller } from '../apps/worker/src/maintenance/tasks-changed-in-ehr-poller';
 
 /**
  * An approved session whose order is closed in the EHR (cancelled, stopped, entered in error) with nothing in its
@@ -496,7 +496,7 @@ describe('an approved session whose order was closed in the EHR', () => {
       { ifMatch: task.meta!.versionId },
     );
     await postWebhook(service, JSON.stringify(cancelled)).expect(202);
-    await maintenanceJobDone(service, sessionClosedInEhrJobId(task.id!), 'the session closed in the EHR');
+    await maintenanceJobDone(service, taskChangedInEhrJobId(task.id!), 'the session closed in the EHR');
     // Before, the order stayed active until the 15-minute reconciliation, and the reminders until their delivery.
     const now = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect([now.status, now.statusReason?.text]).toEqual(['cancelled', 'Its Task was cancelled in the EHR']);
@@ -509,7 +509,7 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect((await read(task)).meta?.versionId).toBe(cancelled.meta?.versionId);
     // Notified again (or by id alone): nothing more to write.
     await postWebhook(service, JSON.stringify(cancelled)).expect(202);
-    await maintenanceJobDone(service, sessionClosedInEhrJobId(task.id!), 'the session closed in the EHR, again');
+    await maintenanceJobDone(service, taskChangedInEhrJobId(task.id!), 'the session closed in the EHR, again');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).meta?.versionId).toBe(
       now.meta?.versionId,
     );
@@ -537,13 +537,13 @@ describe('an approved session whose order was closed in the EHR', () => {
   });
 
   it('approved on the EHR’s order, its Task completed in the EHR, found by the poll on a server that cannot notify: that order completed', async () => {
-    const poller = service.app.get(SessionsClosedInEhrPoller);
+    const poller = service.app.get(TasksChangedInEhrPoller);
     await poller.poll();
     const { task, order } = await approvedOnEhrOrder();
     const approved = await read(task);
     await service.fhir.update<Task>({ ...approved, status: 'completed' }, { ifMatch: approved.meta!.versionId });
     expect((await poller.poll()).queued).toBe(1);
-    await maintenanceJobDone(service, sessionClosedInEhrJobId(task.id!), 'the session closed in the EHR');
+    await maintenanceJobDone(service, taskChangedInEhrJobId(task.id!), 'the session closed in the EHR');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
     // Its own closings (an approval's, the reconciliation's) are not queued.
     expect((await poller.poll()).queued).toBe(0);

@@ -15,7 +15,8 @@ import { ProtocolChanges } from './maintenance/protocol-changes';
 import { InfusionsInError } from './maintenance/infusions-in-error';
 import { DeletedTasks } from './maintenance/deleted-tasks';
 import { SessionsClosedInEhr } from './maintenance/sessions-closed-in-ehr';
-import { SessionsClosedInEhrPoller } from './maintenance/sessions-closed-in-ehr-poller';
+import { TasksChangedInEhr } from './maintenance/tasks-changed-in-ehr';
+import { TasksChangedInEhrPoller } from './maintenance/tasks-changed-in-ehr-poller';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
@@ -60,7 +61,7 @@ const CHANGE_POLL_CLASSES = [
   ClosedOrdersPoller,
   AdministrationsPoller,
   ClearedIssuesPoller,
-  SessionsClosedInEhrPoller,
+  TasksChangedInEhrPoller,
 ];
 
 /**
@@ -94,6 +95,7 @@ export class WorkerModule {
         InfusionsInError,
         DeletedTasks,
         SessionsClosedInEhr,
+        TasksChangedInEhr,
         LateAdministrations,
         CrossedClosings,
         AdministrationRecorded,

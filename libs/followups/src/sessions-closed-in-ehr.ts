@@ -1,5 +1,12 @@
 import type { CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
-import { isOpen, isOpenOrder, openOrdersOfSession, orderForClosedTask, type OpenOrder } from '@kc/task-states';
+import {
+  approvedOutside,
+  isOpen,
+  isOpenOrder,
+  openOrdersOfSession,
+  orderForClosedTask,
+  type OpenOrder,
+} from '@kc/task-states';
 import { givenBy } from './given-during-infusion-in-error';
 import { isReminderAbout, revokedReminder } from './reminders';
 import { givenSessionChanges, sessionBegunAtThePump, type GivenSessionChanges } from './stopped-plans';
@@ -17,6 +24,14 @@ export function isSessionClosedInEhr(task: Task): boolean {
     isOpen(task) &&
     Boolean(task.focus?.reference?.startsWith('MedicationRequest/'))
   );
+}
+
+/**
+ * A Task an EHR changed by its status alone that the service acts on (TasksChangedInEhr): an infusion session it
+ * closed, or a Task it set to be done while it awaited approval here (approvedOutside).
+ */
+export function isTaskChangedInEhr(task: Task): boolean {
+  return isSessionClosedInEhr(task) || approvedOutside(task);
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   orderChangedJobId,
   sessionApprovedJobId,
   taskDeletedJobId,
-  sessionClosedInEhrJobId,
+  taskChangedInEhrJobId,
   checkAnsweredElsewhereJobId,
   checkDoneElsewhereJobId,
   JOBS,
@@ -22,7 +22,7 @@ import {
   type OrderChangedJob,
   type AdministrationRecordedJob,
   type TaskDeletedJob,
-  type SessionClosedInEhrJob,
+  type TaskChangedInEhrJob,
 } from './jobs';
 import { QUEUES } from './queue-names';
 
@@ -43,7 +43,7 @@ export class CompletedTaskEventsProducer {
       | OrderChangedJob
       | AdministrationRecordedJob
       | TaskDeletedJob
-      | SessionClosedInEhrJob
+      | TaskChangedInEhrJob
     >,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -169,12 +169,12 @@ export class CompletedTaskEventsProducer {
     return { jobId };
   }
 
-  /** An infusion session's Task an EHR closed by its status: the job reads it and closes its orders (ids only). */
-  async enqueueSessionClosedInEhr(taskId: string): Promise<{ jobId: string }> {
-    const jobId = sessionClosedInEhrJobId(taskId);
+  /** A Task an EHR changed by its status (a session closed, a Task set to be done unapproved): the job reads it. */
+  async enqueueTaskChangedInEhr(taskId: string): Promise<{ jobId: string }> {
+    const jobId = taskChangedInEhrJobId(taskId);
     await withinEnqueueTimeout(
       this.queue.add(
-        JOBS.sessionClosedInEhr,
+        JOBS.taskChangedInEhr,
         { taskId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),

@@ -17,7 +17,7 @@ export const JOBS = {
   orderChanged: 'order-changed',
   administrationRecorded: 'administration-recorded',
   taskDeleted: 'task-deleted',
-  sessionClosedInEhr: 'session-closed-in-ehr',
+  taskChangedInEhr: 'task-changed-in-ehr',
 } as const;
 
 /**
@@ -34,16 +34,17 @@ export function taskDeletedJobId(taskId: string): string {
 }
 
 /**
- * An infusion session's Task an EHR closed by its status alone (completed, cancelled, rejected, failed; notified, or
- * found by the poll): its orders still to give are closed as that status says, its reminders revoked.
+ * A Task an EHR changed by its status alone (notified, or found by the poll): an infusion session it closed (its orders
+ * still to give closed as that status says, its reminders revoked), or one it set to be done while it awaited approval
+ * here (returned for approval).
  */
-export interface SessionClosedInEhrJob {
+export interface TaskChangedInEhrJob {
   taskId: string;
 }
 
-/** While a closed session's job is pending, the same Task notified again is queued once. */
-export function sessionClosedInEhrJobId(taskId: string): string {
-  return `${JOBS.sessionClosedInEhr}-${jobIdPart(taskId)}`;
+/** While a changed Task's job is pending, the same Task notified again is queued once. */
+export function taskChangedInEhrJobId(taskId: string): string {
+  return `${JOBS.taskChangedInEhr}-${jobIdPart(taskId)}`;
 }
 
 /**

@@ -1,10 +1,12 @@
 import type { Task } from '@medplum/fhirtypes';
 import {
+  approvedOutside,
   awaitingApproval,
   canTransition,
   InvalidTransition,
   isApproved,
   isAwaitingApproval,
+  isReturnedUnapproved,
   stateOf,
   transition,
   type TaskEvent,
@@ -108,6 +110,24 @@ describe('task state machine', () => {
     const returned = after(generated(), 'approve', 'return-for-review');
     expect(returned.statusReason?.text).toBe('why');
     expect(returned.statusReason?.coding?.[0].code).toBe('order-closed-in-ehr');
+    expect(after(returned, 'approve').statusReason).toBeUndefined();
+  });
+
+  it('set to be done outside while it awaited approval: returned for approval, saying why; approved here, the reason is gone', () => {
+    const setReady: Task = { ...generated(), status: 'ready' };
+    expect(approvedOutside(setReady)).toBe(true);
+    expect(approvedOutside({ ...generated(), status: 'in-progress' })).toBe(true);
+    expect(approvedOutside(generated())).toBe(false);
+    expect(approvedOutside(after(generated(), 'approve'))).toBe(false);
+    const returned = after(setReady, 'return-unapproved');
+    expect([returned.status, stateOf(returned), returned.statusReason?.coding?.[0].code]).toEqual([
+      'draft',
+      'awaiting-approval',
+      'approved-outside',
+    ]);
+    expect(isReturnedUnapproved(returned)).toBe(true);
+    expect(() => after(generated(), 'return-unapproved')).toThrow(InvalidTransition);
+    expect(() => after(generated(), 'approve', 'return-unapproved')).toThrow(InvalidTransition);
     expect(after(returned, 'approve').statusReason).toBeUndefined();
   });
 

@@ -32,6 +32,7 @@ export type TaskEvent =
   | 'assign'
   | 'change-dose'
   | 'return-for-review'
+  | 'return-unapproved'
   | 'record-in-error';
 
 export const TASK_STATE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
@@ -58,6 +59,20 @@ export const ORDER_CLOSED_IN_EHR: Coding = {
   display: 'Returned for review: its order was closed in the EHR',
 };
 
+/**
+ * Why a Task awaits a clinician again (its `statusReason`): something outside this service set it to be done (Task.status
+ * ready, accepted, in progress) while it still awaited approval here, so no contraindication was checked and no order
+ * written (fhir-profiles' CodeSystem).
+ */
+export const APPROVED_OUTSIDE: Coding = {
+  system: TASK_STATE_SYSTEM,
+  code: 'approved-outside',
+  display: 'Returned for approval: it was set to be done outside ketamine-careplans, without its checks or order',
+};
+
+/** The Task.status values that say a Task is to be done (an EHR acting on it), as opposed to awaiting or closed. */
+const TO_BE_DONE: readonly Task['status'][] = ['requested', 'received', 'accepted', 'ready', 'in-progress'];
+
 const OPEN: readonly TaskState[] = ['awaiting-approval', 'approved', 'rescheduled', 'overdue'];
 
 /** Which states each event may leave from. Anything else is an invalid transition (HTTP 409). */
@@ -76,6 +91,8 @@ const ALLOWED_FROM: Record<TaskEvent, readonly TaskState[]> = {
   'change-dose': ['approved', 'rescheduled', 'overdue'],
   // An approved session whose order the EHR closed, nothing in its place: awaiting a clinician again (draft).
   'return-for-review': ['approved', 'rescheduled', 'overdue'],
+  // Set to be done outside this service while it awaited approval here (approvedOutside): draft again.
+  'return-unapproved': ['awaiting-approval'],
   // Done or superseded by an infusion recorded in error since, when a clinician plans again without it (it is proposed
   // again as a new Task): what this record says happened did not.
   'record-in-error': ['done', 'superseded'],
@@ -230,6 +247,15 @@ export function transition(task: Task, input: TransitionInput): Task {
         businessStatus: businessStatus(from === 'overdue' ? 'overdue' : 'awaiting-approval'),
         statusReason: { coding: [ORDER_CLOSED_IN_EHR], text: input.reason ?? ORDER_CLOSED_IN_EHR.display },
       };
+    case 'return-unapproved':
+      if (!approvedOutside(task))
+        throw new InvalidTransition(from, event, 'It was not set to be done outside: it awaits a clinician already');
+      // Draft again, so an EHR reading Task.status does not act on an approval nobody made here.
+      return {
+        ...base,
+        status: 'draft',
+        statusReason: { coding: [APPROVED_OUTSIDE], text: input.reason ?? APPROVED_OUTSIDE.display },
+      };
     case 'record-in-error':
       // R4's entered-in-error: an EHR reading Task.status no longer counts the session as given (or as moot).
       return {
@@ -250,9 +276,24 @@ export function isReturnedForReview(task: Task): boolean {
   );
 }
 
-/** Approved again: why it was returned for review no longer holds. */
+/**
+ * Awaiting approval here (its businessStatus) while its status says it is to be done: an EHR (or a person in it) set
+ * it ready, accepted or in progress itself, bypassing the approval, which checks contraindications and writes the order.
+ */
+export function approvedOutside(task: Task): boolean {
+  return stateOf(task) === 'awaiting-approval' && TO_BE_DONE.includes(task.status);
+}
+
+/** Returned for approval because it was set to be done outside this service: `statusReason` says so. */
+export function isReturnedUnapproved(task: Task): boolean {
+  return Boolean(
+    task.statusReason?.coding?.some((c) => c.system === APPROVED_OUTSIDE.system && c.code === APPROVED_OUTSIDE.code),
+  );
+}
+
+/** Approved again: why it was returned for review (or for approval) no longer holds. */
 function withoutReturnReason(task: Task): Task {
-  if (!isReturnedForReview(task)) return task;
+  if (!isReturnedForReview(task) && !isReturnedUnapproved(task)) return task;
   const { statusReason: _returned, ...rest } = task;
   return rest;
 }

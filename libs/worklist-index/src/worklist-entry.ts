@@ -4,6 +4,8 @@ import {
   isApproved,
   isOpen,
   isReturnedForReview,
+  isReturnedUnapproved,
+  approvedOutside,
   isTaskHeldForContraindication,
   ordersApprovedOn,
   stateOf,
@@ -51,7 +53,7 @@ export interface WorklistEntry {
  * for a contraindication found since (status on-hold with this service's reason; not a hold somebody else placed).
  */
 export function onWorklist(task: Task): boolean {
-  return task.status === 'draft' || isTaskHeldForContraindication(task);
+  return task.status === 'draft' || isTaskHeldForContraindication(task) || approvedOutside(task);
 }
 
 /**
@@ -60,7 +62,8 @@ export function onWorklist(task: Task): boolean {
  * (completed, rejected, cancelled) leaves the list.
  */
 export function onToDo(task: Task): boolean {
-  return isApproved(task) && isOpen(task);
+  // Set ready outside this service while it awaited approval here: not approved (TasksChangedInEhr returns it).
+  return isApproved(task) && isOpen(task) && !approvedOutside(task);
 }
 
 /** A list of Tasks kept in due order in Redis (WorklistIndex): which Tasks belong, and how a rebuild finds them. */
@@ -119,7 +122,10 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     businessStatus: task.businessStatus?.coding?.[0]?.code,
     owner: task.owner && { reference: task.owner.reference, display: task.owner.display },
     onHold: isTaskHeldForContraindication(task) ? (task.statusReason?.text ?? 'On hold') : undefined,
-    attention: task.status === 'ready' || isReturnedForReview(task) ? task.statusReason?.text : undefined,
+    attention:
+      task.status === 'ready' || isReturnedForReview(task) || isReturnedUnapproved(task)
+        ? task.statusReason?.text
+        : undefined,
     request: task.focus?.reference,
     ...(ordersApprovedOn(task).length ? { approvedOn: ordersApprovedOn(task) } : {}),
   };

@@ -5,7 +5,7 @@ import { Public } from '@kc/auth';
 import { badRequest, isResourceId, operationOutcome, OutcomeException, parseBoundedJson } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { CompletedTaskEventsProducer } from '@kc/queue';
-import { isCheckDoneElsewhere, isSessionClosedInEhr } from '@kc/followups';
+import { isCheckDoneElsewhere, isTaskChangedInEhr } from '@kc/followups';
 import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import { NotifiedJobs } from './notified-jobs';
 import { deletedResourceOf, tasksIn } from './notified-resources';
@@ -78,7 +78,8 @@ export class FhirWebhookController {
    * A Task an EHR approved, completed or cancelled joins or leaves the worklist and the to-do list; one an EHR
    * completed while this service still has it open (or an id alone: the jobs read it) goes to the worker, which
    * records a check the EHR did as done; an infusion session an EHR closed by its status has its orders closed and its
-   * reminders revoked (since session 43; before, by the 15-minute reconciliation). The service's own completions,
+   * reminders revoked (since session 43; before, by the 15-minute reconciliation), and a Task it set to be done while it
+   * awaited approval here is returned for approval (since session 43; before, it went on the to-do list unapproved). The service's own completions,
    * echoed back, are done already and not queued (a follow-up burst must not fill the maintenance queue with them).
    */
   private async refreshLists(tasks: Parameters<WorklistIndex['refresh']>[0]): Promise<void> {
@@ -87,8 +88,7 @@ export class FhirWebhookController {
       const id = typeof task === 'string' ? task : task.id;
       if (!id) continue;
       if (typeof task === 'string' || isCheckDoneElsewhere(task)) await this.completedTasks.enqueue(id);
-      if (typeof task === 'string' || isSessionClosedInEhr(task))
-        await this.completedTasks.enqueueSessionClosedInEhr(id);
+      if (typeof task === 'string' || isTaskChangedInEhr(task)) await this.completedTasks.enqueueTaskChangedInEhr(id);
     }
   }
 

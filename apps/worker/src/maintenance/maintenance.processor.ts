@@ -11,7 +11,7 @@ import {
   type RecheckContraindicationsJob,
   type WithdrawStoppedPlanJob,
   type TaskDeletedJob,
-  type SessionClosedInEhrJob,
+  type TaskChangedInEhrJob,
 } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
@@ -27,7 +27,7 @@ import { PlanChanges } from './plan-changes';
 import { ProtocolChanges } from './protocol-changes';
 import { InfusionsInError } from './infusions-in-error';
 import { DeletedTasks } from './deleted-tasks';
-import { SessionsClosedInEhr } from './sessions-closed-in-ehr';
+import { TasksChangedInEhr } from './tasks-changed-in-ehr';
 import { CHANGE_POLLS, type ChangePoll } from './change-polls';
 import { OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
@@ -60,7 +60,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly protocolChanges: ProtocolChanges,
     private readonly infusionsInError: InfusionsInError,
     private readonly deletedTasks: DeletedTasks,
-    private readonly sessionsClosedInEhr: SessionsClosedInEhr,
+    private readonly tasksChangedInEhr: TasksChangedInEhr,
     @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
     queueMetrics: QueueJobMetrics,
   ) {
@@ -154,8 +154,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       }
       case JOBS.taskDeleted:
         return this.deletedTasks.heard((job.data as TaskDeletedJob).taskId);
-      case JOBS.sessionClosedInEhr:
-        return this.sessionsClosedInEhr.heard((job.data as SessionClosedInEhrJob).taskId);
+      case JOBS.taskChangedInEhr:
+        return this.tasksChangedInEhr.heard((job.data as TaskChangedInEhrJob).taskId);
       case JOBS.withdrawStoppedPlan:
         return this.planChanges.planChanged((job.data as WithdrawStoppedPlanJob).carePlanId);
       default:

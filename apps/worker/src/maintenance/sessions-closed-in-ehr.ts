@@ -7,7 +7,7 @@ import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes'
 
 /**
  * An infusion session's Task an EHR closed by its status alone (changesOfSessionClosedInEhr), heard from its
- * notification or the poll: its orders still to give closed as that status says and its reminders revoked, with a
+ * notification or the poll (TasksChangedInEhr): its orders still to give closed as that status says and its reminders revoked, with a
  * Provenance naming the service, in one transaction with If-Match. A conflict (the EHR changed an order meanwhile)
  * fails the job, whose retry reads again; a Task open again, or already dealt with, writes nothing. The 15-minute
  * reconciliation (AnsweredOrdersSweep) runs it too over the Tasks closed since its last run, for what a missed
@@ -21,11 +21,6 @@ export class SessionsClosedInEhr {
     private readonly fhir: FhirClient,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
-
-  async heard(taskId: string, now = new Date()): Promise<{ closed: number; revoked: number }> {
-    const task = await this.fhir.readIfExists<Task>('Task', taskId);
-    return this.close(task ? [task] : [], now, 'fail');
-  }
 
   /**
    * Those of `tasks` that are sessions closed in the EHR (one batch of their orders and reminders, then a transaction

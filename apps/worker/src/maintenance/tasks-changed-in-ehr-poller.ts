@@ -1,0 +1,46 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Task } from '@medplum/fhirtypes';
+import { FhirClient } from '@kc/fhir';
+import { isTaskChangedInEhr } from '@kc/followups';
+import { CompletedTaskEventsProducer } from '@kc/queue';
+import { PollCursors, type ChangePoll } from './change-polls';
+import { queueChangedSince } from './cursor-poll';
+
+/** Its cursor's key in Redis. */
+const CURSOR = 'tasks-changed-in-ehr';
+
+/**
+ * Polling fallback for Tasks an EHR changed by their status alone (isTaskChangedInEhr): the Tasks changed since the
+ * cursor to a status an EHR closes or acts on, those this service still has open (a session closed, a Task awaiting
+ * approval set to be done) each queued for its job (TasksChangedInEhr). The service's own writes say the same in their
+ * business state, so they are not queued.
+ */
+@Injectable()
+export class TasksChangedInEhrPoller implements ChangePoll {
+  readonly name = 'tasksChangedInEhr';
+  readonly cursors = [CURSOR];
+  private readonly logger = new Logger(TasksChangedInEhrPoller.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly producer: CompletedTaskEventsProducer,
+    private readonly pollCursors: PollCursors,
+  ) {}
+
+  async poll(): Promise<{ queued: number }> {
+    const queued = await queueChangedSince(
+      await this.pollCursors.of(CURSOR),
+      (from) =>
+        this.fhir.searchAll<Task>('Task', {
+          status: 'completed,cancelled,rejected,failed,requested,received,accepted,ready,in-progress',
+          _lastUpdated: `ge${from}`,
+          _sort: '_lastUpdated',
+          _count: 100,
+        }),
+      (id) => this.producer.enqueueTaskChangedInEhr(id),
+      isTaskChangedInEhr,
+    );
+    if (queued) this.logger.log({ msg: 'poll queued Tasks changed in the EHR', count: queued });
+    return { queued };
+  }
+}

@@ -1,0 +1,52 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Task } from '@medplum/fhirtypes';
+import { FhirClient } from '@kc/fhir';
+import { isSessionClosedInEhr } from '@kc/followups';
+import { approvedOutside, transition } from '@kc/task-states';
+import { serviceChangeEntries } from './withdrawal-writes';
+import { SessionsClosedInEhr } from './sessions-closed-in-ehr';
+
+/** Why a Task set to be done outside this service awaits a clinician again (its statusReason, the Provenance's reason). */
+export const SET_TO_BE_DONE_OUTSIDE =
+  'Set to be done outside ketamine-careplans while it awaited approval: approve it here, which checks ' +
+  'contraindications and writes its order';
+
+/**
+ * A Task an EHR changed by its status alone (notified, or found by the poll), read once:
+ * - an infusion session it closed: its orders closed and reminders revoked (SessionsClosedInEhr);
+ * - a Task it set to be done (ready, accepted, in progress) while it awaited approval here (approvedOutside): draft
+ *   again, awaiting a clinician, why in its statusReason, with a Provenance naming the service (If-Match on the version
+ *   read). Before session 43 such a Task went on the to-do list unapproved: no contraindication checked, no order
+ *   written, and an EHR reading Task.status took it as approved.
+ * A conflict fails the job, whose retry reads again; anything else writes nothing.
+ */
+@Injectable()
+export class TasksChangedInEhr {
+  private readonly logger = new Logger(TasksChangedInEhr.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly sessionsClosed: SessionsClosedInEhr,
+  ) {}
+
+  async heard(
+    taskId: string,
+    now = new Date(),
+  ): Promise<{ closed: number; revoked: number; returnedForApproval: number }> {
+    const task = await this.fhir.readIfExists<Task>('Task', taskId);
+    if (task && isSessionClosedInEhr(task))
+      return { ...(await this.sessionsClosed.close([task], now, 'fail')), returnedForApproval: 0 };
+    if (!task || !approvedOutside(task)) return { closed: 0, revoked: 0, returnedForApproval: 0 };
+    const returned = transition(task, { event: 'return-unapproved', now, reason: SET_TO_BE_DONE_OUTSIDE });
+    await this.fhir.transaction(
+      serviceChangeEntries(
+        [{ resource: returned, read: task }],
+        task,
+        { activity: 'return for approval', reason: SET_TO_BE_DONE_OUTSIDE },
+        now,
+      ),
+    );
+    this.logger.log({ msg: 'returned for approval a Task set to be done outside', task: taskId, status: task.status });
+    return { closed: 0, revoked: 0, returnedForApproval: 1 };
+  }
+}
