@@ -33,7 +33,7 @@ import {
   rateNoticeAlertKey,
   TASK_KEY_SYSTEM,
 } from '@kc/protocols';
-import { ORDER_KEY_SYSTEM, ordersApprovedOn } from '@kc/task-states';
+import { approvedOutside, ORDER_KEY_SYSTEM, ordersApprovedOn } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
 import { administrationOf, ehrOrderLike, ehrReplacementOf, ucum } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
@@ -153,6 +153,8 @@ describe.each([
   let approvedOnEhrOrders = 0;
   /** Sessions the pump gave under an order the EHR wrote (one approved on, or a replacement). */
   let ehrOrdersGiven = 0;
+  /** Tasks awaiting approval the EHR set to be done itself. */
+  let setToBeDone = 0;
   /** Infusions charted naming no plan, each with whether the pump's record of the session it gave was charted first. */
   const unlinkedCharted = new Map<string, boolean>();
   /** Whether the last session given at the pump had its record charted at once (not documented late). */
@@ -221,6 +223,7 @@ describe.each([
     const who = pick(enrolled);
     if (EHR_ORDERS && random() < 0.15) return orderedInEhr(who);
     if (EHR_TASK_CLOSINGS && random() < 0.05) return closedInEhr(who);
+    if (EHR_TASK_CLOSINGS && random() < 0.03) return setToBeDoneInEhr(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -353,6 +356,18 @@ describe.each([
       session.focus!.reference!.split('/')[1],
     );
     if (proposal) await service.fhir.create(ehrOrderLike(proposal, { start: session.restriction!.period!.start }));
+  }
+
+  /** The EHR sets one of the patient's Tasks awaiting approval to be done itself (ready, in progress), unapproved. */
+  async function setToBeDoneInEhr(who: Enrolled): Promise<void> {
+    const drafts = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${who.carePlanId}`,
+      status: 'draft',
+    });
+    if (!drafts.length) return;
+    const task = pick(drafts);
+    await ehrUpdate({ ...task, status: random() < 0.7 ? 'ready' : 'in-progress' });
+    setToBeDone++;
   }
 
   /** An infusion charted as an EHR that does not link its charting: no `basedOn`. */
@@ -826,7 +841,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
@@ -962,6 +977,9 @@ describe.each([
       if (!procedure.basedOn?.some((b) => b.reference?.startsWith('CarePlan/'))) unlinkedLeft.push(id);
     }
     expect(unlinkedLeft).toEqual([]);
+
+    // A Task the EHR set to be done while it awaited approval was returned for approval (or approved here since).
+    expect(tasks.filter(approvedOutside).map((t) => `${t.id} ${t.status}`)).toEqual([]);
 
     // A Task the EHR closed stays as it closed it: the service does not reopen it, supersede it or mark it in error.
     // One whose session the pump gave (the EHR's closing crossed the pump) may read completed: the drug went in.
