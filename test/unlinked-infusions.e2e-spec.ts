@@ -45,19 +45,29 @@ describe('an infusion the EHR recorded naming no care plan', () => {
   };
   const readProcedure = (id: string) => service.fhir.read<Procedure>('Procedure', id);
 
-  it('the pump recorded the plan’s order during it: linked to that plan, with a Provenance, and followed up', async () => {
+  /** A patient's first session approved; `start`: an hour into its window; `pumpGave`: its order given from then. */
+  async function approvedSession() {
     const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
     const session = await approveFirstSession(service, carePlanId);
     const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(session.id!),
     });
     const start = Date.parse(session.restriction!.period!.start!) + 3_600_000;
-    const { resource: given } = await service.fhir.create(
-      administrationOf(order, 'completed', {
-        start: new Date(start + 5 * 60_000).toISOString(),
-        end: new Date(start + 55 * 60_000).toISOString(),
-      }),
-    );
+    const pumpGave = async () =>
+      (
+        await service.fhir.create(
+          administrationOf(order, 'completed', {
+            start: new Date(start + 5 * 60_000).toISOString(),
+            end: new Date(start + 55 * 60_000).toISOString(),
+          }),
+        )
+      ).resource;
+    return { patient, carePlanId, session, order, start, pumpGave };
+  }
+
+  it('the pump recorded the plan’s order during it: linked to that plan, with a Provenance, and followed up', async () => {
+    const { patient, carePlanId, session, order, start, pumpGave } = await approvedSession();
+    const given = await pumpGave();
     const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
 
     expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created' });
@@ -77,20 +87,10 @@ describe('an infusion the EHR recorded naming no care plan', () => {
   });
 
   it('charted before the pump’s record: ignored, then linked and followed up when that record is heard', async () => {
-    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-    const session = await approveFirstSession(service, carePlanId);
-    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      identifier: orderKeySearch(session.id!),
-    });
-    const start = Date.parse(session.restriction!.period!.start!) + 3_600_000;
+    const { patient, carePlanId, session, start, pumpGave } = await approvedSession();
     const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
     expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'ignored' });
-    const { resource: given } = await service.fhir.create(
-      administrationOf(order, 'completed', {
-        start: new Date(start + 5 * 60_000).toISOString(),
-        end: new Date(start + 55 * 60_000).toISOString(),
-      }),
-    );
+    const given = await pumpGave();
     await postWebhook(service, JSON.stringify(given)).expect(202);
     await maintenanceJobDone(service, administrationRecordedJobId(given.id!), 'the pump’s record heard');
     // Before, the record looked only for infusions naming a plan: this one stayed ignored, its session open.
