@@ -1,11 +1,13 @@
 import request from 'supertest';
 import type { MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
-import { taskChangedInEhrJobId } from '@kc/queue';
+import type { Job } from 'bullmq';
+import { JOBS, taskChangedInEhrJobId } from '@kc/queue';
+import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
 import { orderKeySearch, stateOf } from '@kc/task-states';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { TasksChangedInEhrPoller } from '../apps/worker/src/maintenance/tasks-changed-in-ehr-poller';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
+import { actionOf, approveFirstSession, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -19,7 +21,7 @@ describe('a Task awaiting approval set to be done in the EHR', () => {
   let service: TestService;
 
   beforeAll(async () => {
-    service = await startTestService();
+    service = await startTestService({ orderChangeGraceMs: 0 });
   }, 60_000);
   afterAll(() => service.stop());
 
@@ -95,5 +97,28 @@ describe('a Task awaiting approval set to be done in the EHR', () => {
     expect(
       await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(session.id!) }),
     ).toEqual([]);
+  });
+
+  it('returned for review (its order cancelled in the EHR), then set ready in the EHR: the sweep still runs, and returns it for approval', async () => {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const session = await approveFirstSession(service, carePlanId);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    await service.fhir.update<MedicationRequest>({ ...order, status: 'cancelled' }, { ifMatch: order.meta!.versionId });
+    const sweep = () =>
+      service.app
+        .get(MaintenanceProcessor)
+        .process({ name: JOBS.overdueSweep, updateProgress: () => Promise.resolve() } as unknown as Job);
+    await sweep();
+    const returned = await read(session);
+    expect(returned.status).toBe('draft');
+    await service.fhir.update<Task>({ ...returned, status: 'ready' }, { ifMatch: returned.meta!.versionId });
+    // Before, the sweep took it for an approved session whose order was closed and failed whole, returning it for
+    // review again from awaiting approval (clinic day big seed 5054).
+    await sweep();
+    expect((await service.app.get(TasksChangedInEhrPoller).poll()).queued).toBeGreaterThanOrEqual(1);
+    await maintenanceJobDone(service, taskChangedInEhrJobId(session.id!), 'the Task changed in the EHR');
+    expect((await read(session)).statusReason?.coding?.[0].code).toBe('approved-outside');
   });
 });

@@ -116,6 +116,7 @@ describe('task state machine', () => {
   it('set to be done outside while it awaited approval: returned for approval, saying why; approved here, the reason is gone', () => {
     const setReady: Task = { ...generated(), status: 'ready' };
     expect(approvedOutside(setReady)).toBe(true);
+    expect(isAwaitingApproval(setReady)).toBe(true);
     expect(approvedOutside({ ...generated(), status: 'in-progress' })).toBe(true);
     expect(approvedOutside(generated())).toBe(false);
     expect(approvedOutside(after(generated(), 'approve'))).toBe(false);

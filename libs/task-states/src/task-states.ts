@@ -132,9 +132,13 @@ export function isApproved(task: Task): boolean {
   return task.status === 'ready';
 }
 
-/** Awaiting a clinician's decision, overdue or not (status draft). */
+/**
+ * Awaiting a clinician's decision, overdue or not (status draft); also one set to be done outside this service while it
+ * awaited approval here (approvedOutside): nobody approved it, whatever its status says (since session 43: the sweep
+ * failed whole trying to return such a Task for review as an approved session, clinic day big seed 5054).
+ */
 export function isAwaitingApproval(task: Task): boolean {
-  return isOpen(task) && task.status === 'draft';
+  return isOpen(task) && (task.status === 'draft' || approvedOutside(task));
 }
 
 /** A new Task, as generated: awaiting approval, not yet ready. */
