@@ -21,7 +21,7 @@ import type {
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
 import { updateEntry } from '@kc/fhir';
-import { JOBS, QUEUES } from '@kc/queue';
+import { infusionJobId, JOBS, QUEUES } from '@kc/queue';
 import { standingNoticeRates } from '@kc/followups';
 import {
   CLINIC_ALERT_KEY_SYSTEM,
@@ -975,6 +975,24 @@ describe.each([
       const procedure = await service.fhir.readIfExists<Procedure>('Procedure', id);
       if (!recorded || procedure?.status !== 'completed') continue;
       if (!procedure.basedOn?.some((b) => b.reference?.startsWith('CarePlan/'))) unlinkedLeft.push(id);
+    }
+    if (unlinkedLeft.length && process.env.CLINIC_DAY_DEBUG) {
+      const get = async (url: string) => (await fetch(`${service.config.fhirBaseUrl}/${url}`)).json();
+      for (const id of unlinkedLeft) {
+        const procedure = await service.fhir.read<Procedure>('Procedure', id);
+        const patient = procedure.subject.reference!;
+        fs.writeFileSync(
+          `/tmp/kc-debug-unlinked-${SEED}-${id}.json`,
+          JSON.stringify({
+            procedure,
+            administrations: await get(`MedicationAdministration?patient=${patient}&_count=200`),
+            orders: await get(`MedicationRequest?subject=${patient}&_count=200`),
+            tasks: await get(`Task?patient=${patient}&_count=200`),
+            plans: await get(`CarePlan?subject=${patient}`),
+            job: (await service.app.get<Queue>(getQueueToken(QUEUES.followups)).getJob(infusionJobId(id)))?.returnvalue,
+          }),
+        );
+      }
     }
     expect(unlinkedLeft).toEqual([]);
 

@@ -1,6 +1,7 @@
+import request from 'supertest';
 import type { MedicationRequest, Patient, Procedure, Provenance, Task } from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
-import { administrationOf } from './fixtures/orders';
+import { administrationOf, ehrReplacementOf } from './fixtures/orders';
 import { administrationRecordedJobId } from '@kc/queue';
 import {
   actionOf,
@@ -8,6 +9,7 @@ import {
   enrolPatient,
   followUpTasks,
   maintenanceJobDone,
+  orderedInEhrFor,
   postWebhook,
   reportInfusion,
   waitFor,
@@ -100,6 +102,31 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     );
     expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
     expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
+  });
+
+  it('the pump gave the EHR’s replacement of its own order a session was approved on: linked to that session’s plan (likely seed 2359)', async () => {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+    const { ehrOrder } = await orderedInEhrFor(service, draft);
+    await request(service.url)
+      .post(`/tasks/${draft.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: draft.meta!.versionId, onOrder: `MedicationRequest/${ehrOrder.id}` })
+      .expect(200);
+    // The EHR changes the dose: its replacement names no plan, only the order it replaces.
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(ehrOrder));
+    await service.fhir.update<MedicationRequest>({ ...ehrOrder, status: 'cancelled' });
+    const start = Date.parse(draft.restriction!.period!.start!) + 3_600_000;
+    await service.fhir.create(
+      administrationOf(replacement, 'completed', {
+        start: new Date(start + 5 * 60_000).toISOString(),
+        end: new Date(start + 55 * 60_000).toISOString(),
+      }),
+    );
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created' });
+    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
   });
 
   it('naming its protocol’s infusion (instantiatesCanonical): linked to the plan following that protocol', async () => {

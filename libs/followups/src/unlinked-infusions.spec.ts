@@ -1,6 +1,12 @@
 import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
 import type { InfusionDefinition } from './infusion-history';
-import { isUnlinkedInfusion, linkedToPlan, ordersPlans, planOfUnlinkedInfusion } from './unlinked-infusions';
+import {
+  isUnlinkedInfusion,
+  linkedToPlan,
+  ordersNamingNoPlan,
+  ordersPlans,
+  planOfUnlinkedInfusion,
+} from './unlinked-infusions';
 
 const IV = { system: 'http://snomed.info/sct', code: '14152002' };
 const infusion = (canonical: string): InfusionDefinition => ({ codes: [IV], canonicals: [canonical], drug: [] });
@@ -114,9 +120,16 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
       intent: 'order' as const,
       basedOn: [{ reference: 'CarePlan/b' }, { reference: 'MedicationRequest/o-ehr' }],
     };
-    expect([...ordersPlans([orderOf('o-a', 'a'), ehrOrder], [approvedOnIt])]).toEqual([
+    const replacement = { ...ehrOrder, id: 'o-ehr2', priorPrescription: { reference: 'MedicationRequest/o-ehr' } };
+    expect([...ordersPlans([orderOf('o-a', 'a'), ehrOrder, replacement], [approvedOnIt])]).toEqual([
       ['MedicationRequest/o-a', 'CarePlan/a'],
       ['MedicationRequest/o-ehr', 'CarePlan/b'],
+      ['MedicationRequest/o-ehr2', 'CarePlan/b'],
+    ]);
+    expect(ordersNamingNoPlan([orderOf('o-a', 'a'), ehrOrder, replacement])).toEqual([
+      'MedicationRequest/o-ehr',
+      'MedicationRequest/o-ehr2',
+      'MedicationRequest/o-ehr',
     ]);
   });
 

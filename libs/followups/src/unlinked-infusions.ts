@@ -89,18 +89,30 @@ export function linkedToPlan(procedure: Procedure, carePlan: CarePlan): Procedur
 
 /**
  * The plan of each order: the one it is based on (the service's orders; an EHR's replacement that keeps it), else that
- * of the Task approved on it (an EHR's own order a session was approved on, which names none).
+ * of the Task approved on it (an EHR's own order a session was approved on, which names none), or on the order it
+ * replaces (the EHR's replacement of such an order: the likely cause of clinic day seed 2359).
  */
 export function ordersPlans(orders: MedicationRequest[], tasksApprovedOn: Task[]): Map<string, string> {
+  const planOfSessionOn = (ref: string | undefined) =>
+    ref ? carePlanReferenceOf(tasksApprovedOn.find((t) => ordersApprovedOn(t).includes(ref)) ?? {}) : undefined;
   const plans = new Map<string, string>();
   for (const order of orders) {
     const ref = `MedicationRequest/${order.id}`;
     const plan =
-      order.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference ??
-      carePlanReferenceOf(tasksApprovedOn.find((t) => ordersApprovedOn(t).includes(ref)) ?? {});
+      carePlanReferenceOf(order) ?? planOfSessionOn(ref) ?? planOfSessionOn(order.priorPrescription?.reference);
     if (plan) plans.set(ref, plan);
   }
   return plans;
+}
+
+/** The orders whose plan only the Tasks approved on them (or on the orders they replace) can tell: to search for. */
+export function ordersNamingNoPlan(orders: MedicationRequest[]): string[] {
+  return orders
+    .filter((o) => !carePlanReferenceOf(o))
+    .flatMap((o) => [
+      `MedicationRequest/${o.id}`,
+      ...(o.priorPrescription?.reference ? [o.priorPrescription.reference] : []),
+    ]);
 }
 
 /** A plan begun by then (its period's start, else when it was created; neither: taken as begun). */

@@ -9,7 +9,7 @@ import type {
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import {
   administrationsSearchParams,
-  carePlanReferenceOf,
+  ordersNamingNoPlan,
   ordersPlans,
   infusionDefinitionFor,
   linkedToPlan,
@@ -57,7 +57,7 @@ export async function linkUnlinkedInfusion(
     administrations = matchesOf<MedicationAdministration>(found);
     const orders = includedOf<MedicationRequest>(found, 'MedicationRequest');
     // The EHR's own orders name no plan: the Tasks approved on them do (one search more, only for such orders).
-    const unplanned = orders.filter((o) => !carePlanReferenceOf(o)).map((o) => `MedicationRequest/${o.id}`);
+    const unplanned = ordersNamingNoPlan(orders);
     const approvedOn = unplanned.length
       ? await fhir.searchAll<Task>('Task', { 'based-on': unplanned.join(','), _count: 100 })
       : [];
