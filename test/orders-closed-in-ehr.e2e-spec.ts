@@ -496,7 +496,8 @@ describe('an approved session whose order was closed in the EHR', () => {
       { ifMatch: task.meta!.versionId },
     );
     await postWebhook(service, JSON.stringify(cancelled)).expect(202);
-    await maintenanceJobDone(service, taskChangedInEhrJobId(task.id!), 'the session closed in the EHR');
+    const jobId = taskChangedInEhrJobId(task.id!, cancelled.meta!.versionId);
+    await maintenanceJobDone(service, jobId, 'the session closed in the EHR');
     // Before, the order stayed active until the 15-minute reconciliation, and the reminders until their delivery.
     const now = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect([now.status, now.statusReason?.text]).toEqual(['cancelled', 'Its Task was cancelled in the EHR']);
@@ -509,7 +510,7 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect((await read(task)).meta?.versionId).toBe(cancelled.meta?.versionId);
     // Notified again (or by id alone): nothing more to write.
     await postWebhook(service, JSON.stringify(cancelled)).expect(202);
-    await maintenanceJobDone(service, taskChangedInEhrJobId(task.id!), 'the session closed in the EHR, again');
+    await maintenanceJobDone(service, jobId, 'the session closed in the EHR, again');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).meta?.versionId).toBe(
       now.meta?.versionId,
     );
@@ -541,9 +542,16 @@ describe('an approved session whose order was closed in the EHR', () => {
     await poller.poll();
     const { task, order } = await approvedOnEhrOrder();
     const approved = await read(task);
-    await service.fhir.update<Task>({ ...approved, status: 'completed' }, { ifMatch: approved.meta!.versionId });
+    const completed = await service.fhir.update<Task>(
+      { ...approved, status: 'completed' },
+      { ifMatch: approved.meta!.versionId },
+    );
     expect((await poller.poll()).queued).toBe(1);
-    await maintenanceJobDone(service, taskChangedInEhrJobId(task.id!), 'the session closed in the EHR');
+    await maintenanceJobDone(
+      service,
+      taskChangedInEhrJobId(task.id!, completed.meta!.versionId),
+      'the session closed in the EHR',
+    );
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
     // Its own closings (an approval's, the reconciliation's) are not queued.
     expect((await poller.poll()).queued).toBe(0);

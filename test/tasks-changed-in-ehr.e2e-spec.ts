@@ -46,7 +46,11 @@ describe('a Task awaiting approval set to be done in the EHR', () => {
   it('off the to-do list at once, returned for approval at its notification; approved here, it is ordered', async () => {
     const { patient, session, set } = await sessionSetReadyInEhr();
     await postWebhook(service, JSON.stringify(set)).expect(202);
-    await maintenanceJobDone(service, taskChangedInEhrJobId(session.id!), 'the Task changed in the EHR');
+    await maintenanceJobDone(
+      service,
+      taskChangedInEhrJobId(session.id!, set.meta!.versionId),
+      'the Task changed in the EHR',
+    );
     const returned = await read(session);
     expect([returned.status, stateOf(returned), returned.statusReason?.coding?.[0].code]).toEqual([
       'draft',
@@ -76,7 +80,11 @@ describe('a Task awaiting approval set to be done in the EHR', () => {
     expect(orders.map((o) => o.status)).toEqual(['active']);
     // Its own approval, notified back, is not returned.
     await postWebhook(service, JSON.stringify(approved.body)).expect(202);
-    await maintenanceJobDone(service, taskChangedInEhrJobId(session.id!), 'the approval notified back');
+    await maintenanceJobDone(
+      service,
+      taskChangedInEhrJobId(session.id!, (approved.body as Task).meta!.versionId),
+      'the approval notified back',
+    );
     expect((await read(session)).status).toBe('ready');
   });
 
@@ -85,8 +93,13 @@ describe('a Task awaiting approval set to be done in the EHR', () => {
     await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], patient));
     await service.app.get(ContraindicationSweep).sweep();
     // Found by the poll on a server that cannot notify.
+    const polled = await read(session);
     expect((await service.app.get(TasksChangedInEhrPoller).poll()).queued).toBeGreaterThanOrEqual(1);
-    await maintenanceJobDone(service, taskChangedInEhrJobId(session.id!), 'the Task changed in the EHR');
+    await maintenanceJobDone(
+      service,
+      taskChangedInEhrJobId(session.id!, polled.meta!.versionId),
+      'the Task changed in the EHR',
+    );
     const returned = await read(session);
     expect(returned.status).toBe('draft');
     await request(service.url)
@@ -113,12 +126,34 @@ describe('a Task awaiting approval set to be done in the EHR', () => {
     await sweep();
     const returned = await read(session);
     expect(returned.status).toBe('draft');
-    await service.fhir.update<Task>({ ...returned, status: 'ready' }, { ifMatch: returned.meta!.versionId });
+    const setAgain = await service.fhir.update<Task>(
+      { ...returned, status: 'ready' },
+      { ifMatch: returned.meta!.versionId },
+    );
     // Before, the sweep took it for an approved session whose order was closed and failed whole, returning it for
     // review again from awaiting approval (clinic day big seed 5054).
     await sweep();
     expect((await service.app.get(TasksChangedInEhrPoller).poll()).queued).toBeGreaterThanOrEqual(1);
-    await maintenanceJobDone(service, taskChangedInEhrJobId(session.id!), 'the Task changed in the EHR');
+    await maintenanceJobDone(
+      service,
+      taskChangedInEhrJobId(session.id!, setAgain.meta!.versionId),
+      'the Task changed in the EHR',
+    );
     expect((await read(session)).statusReason?.coding?.[0].code).toBe('approved-outside');
+  });
+
+  it('approved here before it was returned: its order is written, as any approval (CI, the clinic day)', async () => {
+    const { session, set } = await sessionSetReadyInEhr();
+    const approved = await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: set.meta!.versionId })
+      .expect(200);
+    expect(stateOf(approved.body as Task)).toBe('approved');
+    // Before, the approval took it for approved already (status ready), its order written: none was.
+    const orders = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    expect(orders.map((o) => o.status)).toEqual(['active']);
   });
 });

@@ -170,8 +170,8 @@ export class CompletedTaskEventsProducer {
   }
 
   /** A Task an EHR changed by its status (a session closed, a Task set to be done unapproved): the job reads it. */
-  async enqueueTaskChangedInEhr(taskId: string): Promise<{ jobId: string }> {
-    const jobId = taskChangedInEhrJobId(taskId);
+  async enqueueTaskChangedInEhr(taskId: string, versionId?: string): Promise<{ jobId: string }> {
+    const jobId = taskChangedInEhrJobId(taskId, versionId);
     await withinEnqueueTimeout(
       this.queue.add(
         JOBS.taskChangedInEhr,

@@ -42,9 +42,13 @@ export interface TaskChangedInEhrJob {
   taskId: string;
 }
 
-/** While a changed Task's job is pending, the same Task notified again is queued once. */
-export function taskChangedInEhrJobId(taskId: string): string {
-  return `${JOBS.taskChangedInEhr}-${jobIdPart(taskId)}`;
+/**
+ * One job per version of the Task (when known): the same version notified again is queued once, while a newer one is
+ * queued even as the job of the one before is running (BullMQ drops an add whose id a running job holds: an EHR setting
+ * a Task ready again just as its job returned it would go unheard; the clinic day in CI).
+ */
+export function taskChangedInEhrJobId(taskId: string, versionId?: string): string {
+  return `${JOBS.taskChangedInEhr}-${jobIdPart(taskId)}${versionId ? `-${jobIdPart(versionId)}` : ''}`;
 }
 
 /**

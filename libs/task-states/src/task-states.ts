@@ -127,9 +127,14 @@ export function isOpen(task: Task): boolean {
   return state !== undefined && OPEN.includes(state);
 }
 
-/** True when a clinician approved it: the only Tasks an EHR may act on (status ready). */
+/**
+ * True when a clinician approved it: the only Tasks an EHR may act on (status ready). Not one set ready outside this
+ * service while it awaited approval here (approvedOutside): since session 43; before, approving such a Task took it
+ * for one approved already, whose order was written, and wrote none (clinic day in CI: an approved session with no
+ * order to give).
+ */
 export function isApproved(task: Task): boolean {
-  return task.status === 'ready';
+  return task.status === 'ready' && !approvedOutside(task);
 }
 
 /**

@@ -62,8 +62,8 @@ export function onWorklist(task: Task): boolean {
  * (completed, rejected, cancelled) leaves the list.
  */
 export function onToDo(task: Task): boolean {
-  // Set ready outside this service while it awaited approval here: not approved (TasksChangedInEhr returns it).
-  return isApproved(task) && isOpen(task) && !approvedOutside(task);
+  // Not one set ready outside this service while it awaited approval here (isApproved; TasksChangedInEhr returns it).
+  return isApproved(task) && isOpen(task);
 }
 
 /** A list of Tasks kept in due order in Redis (WorklistIndex): which Tasks belong, and how a rebuild finds them. */

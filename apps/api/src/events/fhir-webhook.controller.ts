@@ -88,7 +88,8 @@ export class FhirWebhookController {
       const id = typeof task === 'string' ? task : task.id;
       if (!id) continue;
       if (typeof task === 'string' || isCheckDoneElsewhere(task)) await this.completedTasks.enqueue(id);
-      if (typeof task === 'string' || isTaskChangedInEhr(task)) await this.completedTasks.enqueueTaskChangedInEhr(id);
+      if (typeof task === 'string') await this.completedTasks.enqueueTaskChangedInEhr(id);
+      else if (isTaskChangedInEhr(task)) await this.completedTasks.enqueueTaskChangedInEhr(id, task.meta?.versionId);
     }
   }
 

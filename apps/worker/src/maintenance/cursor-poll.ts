@@ -62,13 +62,14 @@ export async function pollFromCursor<T extends Resource>(
 export async function queueChangedSince<T extends Resource>(
   cursor: StoredCursor,
   search: (fromInclusive: string) => Promise<T[]>,
-  enqueue: (id: string) => Promise<unknown>,
+  /** The resource's id, and the resource as the poll found it. */
+  enqueue: (id: string, resource: T) => Promise<unknown>,
   keep: (resource: T) => boolean = () => true,
 ): Promise<number> {
   let queued = 0;
   await pollFromCursor(cursor, search, async (fresh) => {
     for (const resource of fresh.filter(keep)) {
-      await enqueue(resource.id!);
+      await enqueue(resource.id!, resource);
       queued++;
     }
   });

@@ -37,7 +37,7 @@ export class TasksChangedInEhrPoller implements ChangePoll {
           _sort: '_lastUpdated',
           _count: 100,
         }),
-      (id) => this.producer.enqueueTaskChangedInEhr(id),
+      (id, task) => this.producer.enqueueTaskChangedInEhr(id, task.meta?.versionId),
       isTaskChangedInEhr,
     );
     if (queued) this.logger.log({ msg: 'poll queued Tasks changed in the EHR', count: queued });
