@@ -95,6 +95,12 @@ describe('planning again without an infusion recorded in error', () => {
     expect(replan.begun.map((t) => t.id)).toEqual(['running']);
   });
 
+  it('a session it planned that the EHR closed by its status stays as the EHR closed it', () => {
+    const completedInEhr = { ...next, status: 'completed' as const };
+    const replan = replanWithoutInfusion(input({ tasks: [done, moot, check, completedInEhr, running, other] }));
+    expect(replan.withdrawn.map((w) => w.task.id)).toEqual(['check']);
+  });
+
   it('what it closed is entered in error and proposed again, awaiting approval, with a copy of its proposal', () => {
     const replan = replanWithoutInfusion(input());
     expect(replan.inError.map((e) => [e.task.read.id, e.task.written.status, stateOf(e.task.written)])).toEqual([

@@ -13,6 +13,7 @@ import {
 import {
   awaitingApproval,
   cancelledProposal,
+  isClosedByStatus,
   isOpen,
   sessionBegunBy,
   stateOf,
@@ -84,7 +85,9 @@ export function replanWithoutInfusion(input: ReplanInput): Replan {
   const infusion = `the infusion Procedure/${procedureId}${day ? ` of ${day}` : ''}`;
 
   const withdrawReason = `Withdrawn: it was planned from ${infusion}, recorded in error`;
-  const stillOpen = planned.filter(isOpen);
+  // Open here, and not closed by the EHR (its status): the EHR's closing stands (clinic day big seed 5082: a session
+  // the EHR completed was withdrawn, cancelled).
+  const stillOpen = planned.filter((t) => isOpen(t) && !isClosedByStatus(t));
   const begun = stillOpen.filter((t) => sessionBegunAtThePump(t.id ? input.openOrders.get(t.id) : undefined));
   const withdrawn = stillOpen
     .filter((t) => !begun.includes(t))

@@ -129,8 +129,13 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
     expect(ordersNamingNoPlan([orderOf('o-a', 'a'), ehrOrder, replacement])).toEqual([
       'MedicationRequest/o-ehr',
       'MedicationRequest/o-ehr2',
-      'MedicationRequest/o-ehr',
     ]);
+    // Replaced twice: through the patient's orders, at any depth.
+    const again = { ...ehrOrder, id: 'o-ehr3', priorPrescription: { reference: 'MedicationRequest/o-ehr2' } };
+    expect(ordersPlans([again], [approvedOnIt], [ehrOrder, replacement, again]).get('MedicationRequest/o-ehr3')).toBe(
+      'CarePlan/b',
+    );
+    expect(ordersPlans([again], [approvedOnIt]).get('MedicationRequest/o-ehr3')).toBeUndefined();
   });
 
   it('linked: its plan added to basedOn, whatever else it is based on kept', () => {

@@ -89,30 +89,51 @@ export function linkedToPlan(procedure: Procedure, carePlan: CarePlan): Procedur
 
 /**
  * The plan of each order: the one it is based on (the service's orders; an EHR's replacement that keeps it), else that
- * of the Task approved on it (an EHR's own order a session was approved on, which names none), or on the order it
- * replaces (the EHR's replacement of such an order: the likely cause of clinic day seed 2359).
+ * of the Task approved on it (an EHR's own order a session was approved on, which names none), else the same of the
+ * orders it replaces, at any depth through `patientOrders` (the EHR's replacements of such an order, which name none:
+ * clinic day seeds 2359 and, twice replaced, big seed 5097).
  */
-export function ordersPlans(orders: MedicationRequest[], tasksApprovedOn: Task[]): Map<string, string> {
-  const planOfSessionOn = (ref: string | undefined) =>
-    ref ? carePlanReferenceOf(tasksApprovedOn.find((t) => ordersApprovedOn(t).includes(ref)) ?? {}) : undefined;
+export function ordersPlans(
+  orders: MedicationRequest[],
+  tasksApprovedOn: Task[],
+  patientOrders: MedicationRequest[] = [],
+): Map<string, string> {
+  const planOfSessionOn = (ref: string) =>
+    carePlanReferenceOf(tasksApprovedOn.find((t) => ordersApprovedOn(t).includes(ref)) ?? {});
   const plans = new Map<string, string>();
   for (const order of orders) {
     const ref = `MedicationRequest/${order.id}`;
-    const plan =
-      carePlanReferenceOf(order) ?? planOfSessionOn(ref) ?? planOfSessionOn(order.priorPrescription?.reference);
+    let plan: string | undefined;
+    for (const link of replacedChain(order, patientOrders)) {
+      plan = (link.order && carePlanReferenceOf(link.order)) ?? planOfSessionOn(link.ref);
+      if (plan) break;
+    }
     if (plan) plans.set(ref, plan);
   }
   return plans;
 }
 
 /** The orders whose plan only the Tasks approved on them (or on the orders they replace) can tell: to search for. */
-export function ordersNamingNoPlan(orders: MedicationRequest[]): string[] {
-  return orders
-    .filter((o) => !carePlanReferenceOf(o))
-    .flatMap((o) => [
-      `MedicationRequest/${o.id}`,
-      ...(o.priorPrescription?.reference ? [o.priorPrescription.reference] : []),
-    ]);
+export function ordersNamingNoPlan(orders: MedicationRequest[], patientOrders: MedicationRequest[] = []): string[] {
+  return [
+    ...new Set(
+      orders.filter((o) => !carePlanReferenceOf(o)).flatMap((o) => replacedChain(o, patientOrders).map((l) => l.ref)),
+    ),
+  ];
+}
+
+/** An order and those it replaces (`priorPrescription`), newest first; one not among `patientOrders` ends it by ref. */
+function replacedChain(
+  order: MedicationRequest,
+  patientOrders: MedicationRequest[],
+): { ref: string; order?: MedicationRequest }[] {
+  const chain: { ref: string; order?: MedicationRequest }[] = [{ ref: `MedicationRequest/${order.id}`, order }];
+  for (let prior = order.priorPrescription?.reference; prior && !chain.some((l) => l.ref === prior);) {
+    const found = patientOrders.find((o) => `MedicationRequest/${o.id}` === prior);
+    chain.push({ ref: prior, order: found });
+    prior = found?.priorPrescription?.reference;
+  }
+  return chain;
 }
 
 /** A plan begun by then (its period's start, else when it was created; neither: taken as begun). */

@@ -293,6 +293,14 @@ export function approvedOutside(task: Task): boolean {
   return stateOf(task) === 'awaiting-approval' && TO_BE_DONE.includes(task.status);
 }
 
+/**
+ * Closed by its Task.status (completed, cancelled, rejected, failed, entered in error), whatever its business state
+ * says: an EHR closed it, and what the service writes leaves it as the EHR closed it.
+ */
+export function isClosedByStatus(task: Task): boolean {
+  return ['completed', 'cancelled', 'rejected', 'failed', 'entered-in-error'].includes(task.status);
+}
+
 /** Returned for approval because it was set to be done outside this service: `statusReason` says so. */
 export function isReturnedUnapproved(task: Task): boolean {
   return Boolean(

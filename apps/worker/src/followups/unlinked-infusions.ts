@@ -9,6 +9,7 @@ import type {
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import {
   administrationsSearchParams,
+  carePlanReferenceOf,
   ordersNamingNoPlan,
   ordersPlans,
   infusionDefinitionFor,
@@ -22,10 +23,11 @@ import type { ProtocolSource } from './follow-up-reads';
 
 /**
  * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's plans read (one search), the
- * pump's records around it when it names no protocol (one search; one more for the Tasks approved on the EHR's own
- * orders they name), and when one plan is tied to it, the plan added to its `basedOn` (If-Match on the version read)
- * with a Provenance naming the service and what tied them, in one transaction. The follow-up then reads it again and goes on as for any infusion: three round trips more than a
- * linked one. Ids only in what it answers: no patient data.
+ * pump's records around it when it names no protocol (one search; two more, the patient's orders and the Tasks approved
+ * on them, when those records name an EHR's own order), and when one plan is tied to it, the plan added to its
+ * `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in one transaction.
+ * The follow-up then reads it again and goes on as for any infusion: three to five round trips more than a linked one.
+ * Ids only in what it answers: no patient data.
  */
 export async function linkUnlinkedInfusion(
   fhir: FhirClient,
@@ -56,12 +58,16 @@ export async function linkUnlinkedInfusion(
     });
     administrations = matchesOf<MedicationAdministration>(found);
     const orders = includedOf<MedicationRequest>(found, 'MedicationRequest');
-    // The EHR's own orders name no plan: the Tasks approved on them do (one search more, only for such orders).
-    const unplanned = ordersNamingNoPlan(orders);
+    // The EHR's own orders name no plan: the Tasks approved on them, or on the orders they replace at any depth (the
+    // patient's orders, read only then), do.
+    const patientOrders = orders.some((o) => !carePlanReferenceOf(o))
+      ? await fhir.searchAll<MedicationRequest>('MedicationRequest', { subject: patient, intent: 'order', _count: 200 })
+      : [];
+    const unplanned = ordersNamingNoPlan(orders, patientOrders);
     const approvedOn = unplanned.length
       ? await fhir.searchAll<Task>('Task', { 'based-on': unplanned.join(','), _count: 100 })
       : [];
-    planOfOrder = ordersPlans(orders, approvedOn);
+    planOfOrder = ordersPlans(orders, approvedOn, patientOrders);
   }
   const found = planOfUnlinkedInfusion({ procedure, candidates, administrations, planOfOrder });
   if ('why' in found) return { ignored: found.why };
