@@ -1,6 +1,6 @@
 import type { CommunicationRequest, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { closedInEhrWords, closedUngiven, isAwaitingApproval, isOpen, orderInEhr, transition } from '@kc/task-states';
-import { isReminderAbout, revokedReminder } from './reminders';
+import { remindersRevokedFor } from './reminders';
 
 /** An approved session returned to a clinician, with what goes with it. */
 export interface ReturnForReview {
@@ -55,9 +55,7 @@ export function sessionsToReturnForReview(input: {
         task,
         returned,
         closedOrder,
-        reminders: input.reminders
-          .filter((r) => r.status === 'active' && isReminderAbout(r, task.id))
-          .map((r) => ({ read: r, revoked: revokedReminder(r, revoke) })),
+        reminders: remindersRevokedFor(task, input.reminders, revoke),
       },
     ];
   });

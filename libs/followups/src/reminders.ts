@@ -154,6 +154,17 @@ export function revokedReminder(request: CommunicationRequest, reason: string): 
   return { ...request, status: 'revoked', statusReason: { text: reason } };
 }
 
+/** The active reminders about `task` among `reminders`, each as read and revoked with `reason`. */
+export function remindersRevokedFor(
+  task: Task,
+  reminders: CommunicationRequest[],
+  reason: string,
+): { read: CommunicationRequest; revoked: CommunicationRequest }[] {
+  return reminders
+    .filter((r) => r.status === 'active' && isReminderAbout(r, task.id))
+    .map((read) => ({ read, revoked: revokedReminder(read, reason) }));
+}
+
 /**
  * The active reminders about Tasks an infusion has answered (its session took place, or a later infusion made it
  * moot), revoked with why. Delivery would revoke each at its time (deliveryDecision); revoking them with the Tasks'

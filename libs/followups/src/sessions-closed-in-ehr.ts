@@ -1,29 +1,22 @@
 import type { CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
 import {
   approvedOutside,
-  isOpen,
+  isClosedElsewhere,
   isOpenOrder,
   openOrdersOfSession,
   orderForClosedTask,
   type OpenOrder,
 } from '@kc/task-states';
 import { givenBy } from './given-during-infusion-in-error';
-import { isReminderAbout, revokedReminder } from './reminders';
+import { remindersRevokedFor } from './reminders';
 import { givenSessionChanges, sessionBegunAtThePump, type GivenSessionChanges } from './stopped-plans';
-
-/** The Task.status values an EHR closes a Task with. */
-const CLOSED_STATUSES: readonly Task['status'][] = ['completed', 'cancelled', 'rejected', 'failed'];
 
 /**
  * An infusion session's Task open as this service last wrote it (its business state) and closed since by its status
  * alone: an EHR completed, cancelled, rejected or failed it, writing nothing else.
  */
 export function isSessionClosedInEhr(task: Task): boolean {
-  return (
-    CLOSED_STATUSES.includes(task.status) &&
-    isOpen(task) &&
-    Boolean(task.focus?.reference?.startsWith('MedicationRequest/'))
-  );
+  return isClosedElsewhere(task) && Boolean(task.focus?.reference?.startsWith('MedicationRequest/'));
 }
 
 /**
@@ -71,8 +64,6 @@ export function changesOfSessionClosedInEhr(input: {
   const reason = done
     ? `Not sent: the ${task.description ?? 'session'} was done`
     : `Not sent: its Task was ${task.status} in the EHR`;
-  const reminders = input.reminders
-    .filter((r) => r.status === 'active' && isReminderAbout(r, task.id))
-    .map((read) => ({ read, revoked: revokedReminder(read, reason) }));
+  const reminders = remindersRevokedFor(task, input.reminders, reason);
   return orders.length || reminders.length ? { orders, reminders } : undefined;
 }

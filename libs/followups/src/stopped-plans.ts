@@ -21,7 +21,7 @@ import {
 } from '@kc/task-states';
 import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
 import { infusionThatGave } from './crossed-closings';
-import { isReminderAbout, remindersEndedBy, revokedReminder } from './reminders';
+import { remindersEndedBy, remindersRevokedFor } from './reminders';
 import { answeredByInfusion, applyInfusionUpdate } from './superseded';
 
 export interface Withdrawal {
@@ -148,7 +148,6 @@ export function requestsWithdrawn(
   of: { proposal?: AuthorisableRequest; open?: OpenOrder; reminders: CommunicationRequest[] },
 ): Pick<Withdrawal, 'proposal' | 'order' | 'replacements' | 'reminders'> {
   const { proposal, open } = of;
-  const reminders = of.reminders.filter((r) => r.status === 'active' && isReminderAbout(r, task.id));
   return {
     proposal:
       isAwaitingApproval(task) && proposal && proposal.status === 'draft'
@@ -162,7 +161,7 @@ export function requestsWithdrawn(
       open && !isAwaitingApproval(task)
         ? (open.leftOpen ?? []).map((r) => ({ read: r.order, cancelled: cancelledProposal(r.order, reason) }))
         : [],
-    reminders: reminders.map((r) => ({ read: r, revoked: revokedReminder(r, reason) })),
+    reminders: remindersRevokedFor(task, of.reminders, reason),
   };
 }
 

@@ -8,7 +8,7 @@ import type {
   ServiceRequest,
   Task,
 } from '@medplum/fhirtypes';
-import { isOpen, stateOf } from './task-states';
+import { isClosedElsewhere, stateOf } from './task-states';
 
 /** The identifier an approval writes on its order (`Task/<id>`): how the order of an approved Task is found. */
 export const ORDER_KEY_SYSTEM = 'https://ketamine-careplans.example/fhir/NamingSystem/order-key';
@@ -194,9 +194,7 @@ export function orderForClosedTask(task: Task, order: AuthorisableRequest): Auth
  * before, such a Task's order stayed active.
  */
 function closedElsewhere(task: Task, order: AuthorisableRequest): AuthorisableRequest | undefined {
-  if (!isOpen(task)) return undefined;
+  if (!isClosedElsewhere(task)) return undefined;
   if (task.status === 'completed') return orderAnsweredBy(order, 'done', {});
-  if (task.status === 'cancelled' || task.status === 'rejected' || task.status === 'failed')
-    return cancelledProposal(order, task.statusReason?.text ?? `Its Task was ${task.status} in the EHR`);
-  return undefined;
+  return cancelledProposal(order, task.statusReason?.text ?? `Its Task was ${task.status} in the EHR`);
 }

@@ -71,7 +71,10 @@ export const APPROVED_OUTSIDE: Coding = {
 };
 
 /** The Task.status values that say a Task is to be done (an EHR acting on it), as opposed to awaiting or closed. */
-const TO_BE_DONE: readonly Task['status'][] = ['requested', 'received', 'accepted', 'ready', 'in-progress'];
+export const TO_BE_DONE: readonly Task['status'][] = ['requested', 'received', 'accepted', 'ready', 'in-progress'];
+
+/** The Task.status values an EHR closes a Task with (R4's entered-in-error aside: a record, not a closing). */
+export const CLOSED_BY_EHR: readonly Task['status'][] = ['completed', 'cancelled', 'rejected', 'failed'];
 
 const OPEN: readonly TaskState[] = ['awaiting-approval', 'approved', 'rescheduled', 'overdue'];
 
@@ -298,7 +301,15 @@ export function approvedOutside(task: Task): boolean {
  * says: an EHR closed it, and what the service writes leaves it as the EHR closed it.
  */
 export function isClosedByStatus(task: Task): boolean {
-  return ['completed', 'cancelled', 'rejected', 'failed', 'entered-in-error'].includes(task.status);
+  return CLOSED_BY_EHR.includes(task.status) || task.status === 'entered-in-error';
+}
+
+/**
+ * Open as this service last wrote it (its business state), closed since by someone else setting Task.status alone (the
+ * field an EHR reads): completed, cancelled, rejected or failed.
+ */
+export function isClosedElsewhere(task: Task): boolean {
+  return isOpen(task) && CLOSED_BY_EHR.includes(task.status);
 }
 
 /** Returned for approval because it was set to be done outside this service: `statusReason` says so. */

@@ -9,6 +9,7 @@ import { QUEUES } from '@kc/queue';
 import {
   AUTHORISABLE_TYPES,
   changeProvenance,
+  CLOSED_BY_EHR,
   isOpenOrder,
   ORDER_KEY_SYSTEM,
   orderForClosedTask,
@@ -169,7 +170,7 @@ export class AnsweredOrdersSweep {
     const approvedOn: { order: AuthorisableRequest; taskId: string; task: Task }[] = [];
     const closedInEhr: Task[] = [];
     for await (const page of this.fhir.searchPages<Task>('Task', {
-      status: 'completed,cancelled,rejected,failed',
+      status: CLOSED_BY_EHR.join(','),
       _lastUpdated: `ge${from.toISOString()}`,
       // Paged by cursor on Medplum's server, whose `_offset` stops at 10,000 (days of closings made up at once).
       _sort: '_lastUpdated',

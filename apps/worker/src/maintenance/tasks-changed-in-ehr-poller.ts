@@ -3,6 +3,7 @@ import type { Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { isTaskChangedInEhr } from '@kc/followups';
 import { CompletedTaskEventsProducer } from '@kc/queue';
+import { CLOSED_BY_EHR, TO_BE_DONE } from '@kc/task-states';
 import { PollCursors, type ChangePoll } from './change-polls';
 import { queueChangedSince } from './cursor-poll';
 
@@ -32,7 +33,7 @@ export class TasksChangedInEhrPoller implements ChangePoll {
       await this.pollCursors.of(CURSOR),
       (from) =>
         this.fhir.searchAll<Task>('Task', {
-          status: 'completed,cancelled,rejected,failed,requested,received,accepted,ready,in-progress',
+          status: [...CLOSED_BY_EHR, ...TO_BE_DONE].join(','),
           _lastUpdated: `ge${from}`,
           _sort: '_lastUpdated',
           _count: 100,
