@@ -22,7 +22,14 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
 import { updateEntry } from '@kc/fhir';
 import { infusionJobId, JOBS, QUEUES } from '@kc/queue';
-import { standingNoticeRates } from '@kc/followups';
+import {
+  hasReminders,
+  isReminderAbout,
+  plannedReminders,
+  reminderRulesForTask,
+  standingNoticeRates,
+} from '@kc/followups';
+import { PlanDefinitions } from '@kc/nest-core';
 import {
   CLINIC_ALERT_KEY_SYSTEM,
   clinicAlertKey,
@@ -33,7 +40,15 @@ import {
   rateNoticeAlertKey,
   TASK_KEY_SYSTEM,
 } from '@kc/protocols';
-import { approvedOutside, ORDER_KEY_SYSTEM, ordersApprovedOn } from '@kc/task-states';
+import {
+  approvedOutside,
+  hasEnded,
+  isOpen,
+  ORDER_KEY_SYSTEM,
+  ordersApprovedOn,
+  stateOf,
+  windowMovedOutside,
+} from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
 import { administrationOf, ehrOrderLike, ehrReplacementOf, ucum } from './fixtures/orders';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
@@ -142,6 +157,12 @@ describe.each([
    * CLINIC_DAY_UNLINKED=0 leaves them out.
    */
   const UNLINKED = process.env.CLINIC_DAY_UNLINKED !== '0';
+  /**
+   * Windows moved in the EHR (session 44): a scheduler there edits an open Task's due window, a day or days earlier or
+   * later, now and then beyond its protocol window; the service times the session's reminders from it.
+   * CLINIC_DAY_EHR_WINDOW_MOVES=0 leaves them out.
+   */
+  const EHR_WINDOW_MOVES = process.env.CLINIC_DAY_EHR_WINDOW_MOVES !== '0';
   let service: TestService;
   const random = prng(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
@@ -159,6 +180,8 @@ describe.each([
   const unlinkedCharted = new Map<string, boolean>();
   /** Whether the last session given at the pump had its record charted at once (not documented late). */
   let pumpRecordedNow = false;
+  /** Tasks whose window the EHR moved. */
+  let windowsMoved = 0;
   /** Tasks the EHR closed by their status alone, with that status. */
   const closedByEhr = new Map<string, Task['status']>();
   /** Infusions in error planned again without them ($replan): their issues. */
@@ -224,6 +247,7 @@ describe.each([
     if (EHR_ORDERS && random() < 0.15) return orderedInEhr(who);
     if (EHR_TASK_CLOSINGS && random() < 0.05) return closedInEhr(who);
     if (EHR_TASK_CLOSINGS && random() < 0.03) return setToBeDoneInEhr(who);
+    if (EHR_WINDOW_MOVES && random() < 0.05) return movedInEhr(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -368,6 +392,23 @@ describe.each([
     const task = pick(drafts);
     await ehrUpdate({ ...task, status: random() < 0.7 ? 'ready' : 'in-progress' });
     setToBeDone++;
+  }
+
+  /**
+   * The EHR moves one of the patient's open Tasks to another window, as long as it was: one to three days earlier or
+   * later, now and then (a fifth) two weeks later, past what its protocol allows.
+   */
+  async function movedInEhr(who: Enrolled): Promise<void> {
+    const open = (
+      await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${who.carePlanId}`, status: 'draft,ready' })
+    ).filter((t) => t.restriction?.period?.start && t.restriction.period.end);
+    if (!open.length) return;
+    const task = pick(open);
+    const days = random() < 0.2 ? 14 : pick([-3, -2, -1, 1, 2, 3]);
+    const { start, end } = task.restriction!.period!;
+    const by = (at: string) => new Date(Date.parse(at) + days * DAY_MS).toISOString();
+    await ehrUpdate({ ...task, restriction: { ...task.restriction, period: { start: by(start!), end: by(end!) } } });
+    windowsMoved++;
   }
 
   /** An infusion charted as an EHR that does not link its charting: no `basedOn`. */
@@ -841,7 +882,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; windows moved in the EHR: ${windowsMoved}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
@@ -1020,6 +1061,33 @@ describe.each([
         );
       }
     expect(changed).toEqual([]);
+
+    // A window the EHR moved is followed: the window as set is the one the Task has, an approved session's reminders
+    // still to send are timed from it (never from a window it no longer has), and nothing due again reads overdue.
+    expect(tasks.filter(windowMovedOutside).map((t) => t.id)).toEqual([]);
+    const settledAt = new Date();
+    const reminders = await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      status: 'active',
+      _count: 1000,
+    });
+    const mistimed: string[] = [];
+    for (const task of tasks.filter((t) => hasReminders(t) && isOpen(t))) {
+      const plan = plans.find((p) => `CarePlan/${p.id}` === planOf(task));
+      const protocol = plan && (await service.app.get(PlanDefinitions).ofCarePlan(plan));
+      const planned = plannedReminders(
+        { ...task, id: task.id! },
+        reminderRulesForTask(task, protocol),
+        settledAt,
+        service.config.clinicTimeZone,
+      ).map((r) => r.request.occurrenceDateTime);
+      for (const r of reminders.filter((r) => isReminderAbout(r, task.id)))
+        if (!planned.includes(r.occurrenceDateTime))
+          mistimed.push(`${task.id} ${JSON.stringify(task.restriction?.period)}: ${r.id} at ${r.occurrenceDateTime}`);
+    }
+    expect(mistimed).toEqual([]);
+    expect(
+      tasks.filter((t) => stateOf(t) === 'overdue' && !hasEnded(t, settledAt)).map((t) => `${t.id} ${t.status}`),
+    ).toEqual([]);
 
     // The lists show exactly what the store holds: awaiting approval (or held) on the worklist, approved on the
     // to-do list.

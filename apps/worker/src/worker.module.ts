@@ -16,6 +16,7 @@ import { InfusionsInError } from './maintenance/infusions-in-error';
 import { DeletedTasks } from './maintenance/deleted-tasks';
 import { SessionsClosedInEhr } from './maintenance/sessions-closed-in-ehr';
 import { TasksChangedInEhr } from './maintenance/tasks-changed-in-ehr';
+import { WindowsMovedInEhr } from './maintenance/windows-moved-in-ehr';
 import { TasksChangedInEhrPoller } from './maintenance/tasks-changed-in-ehr-poller';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
@@ -96,6 +97,7 @@ export class WorkerModule {
         DeletedTasks,
         SessionsClosedInEhr,
         TasksChangedInEhr,
+        WindowsMovedInEhr,
         LateAdministrations,
         CrossedClosings,
         AdministrationRecorded,

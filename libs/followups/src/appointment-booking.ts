@@ -1,6 +1,6 @@
 import type { Appointment, Coding, Period, Task } from '@medplum/fhirtypes';
 import { clinicPeriod, periodWithin, protocolWindowOf } from '@kc/protocols';
-import { isApproved, isOpen } from '@kc/task-states';
+import { isApproved, isOpen, withWindow } from '@kc/task-states';
 
 /** An appointment that holds a slot for the patient (R4 Appointment.status). */
 const HOLDS_A_SLOT: readonly Appointment['status'][] = ['booked', 'arrived', 'checked-in'];
@@ -97,11 +97,7 @@ export function bookingFor(
  */
 export function unbookedSession(task: Task, why: string): Task {
   const allowed = protocolWindowOf(task);
-  return {
-    ...task,
-    statusReason: { text: why },
-    ...(allowed ? { restriction: { ...task.restriction, period: allowed } } : {}),
-  };
+  return { ...withWindow(task, allowed), statusReason: { text: why } };
 }
 
 /** Why a session's time is void once its appointment is cancelled, as its Task says it (`statusReason`). */

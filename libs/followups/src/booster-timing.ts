@@ -17,6 +17,7 @@ import {
   protocolWindowOf,
   SERVICE_CODE_SYSTEM,
 } from '@kc/protocols';
+import { withWindow } from '@kc/task-states';
 
 /**
  * Outcome-driven boosters: the scores a patient reports after an infusion (pain NRS, PEG, PHQ-9) against their
@@ -159,8 +160,7 @@ export function reproposedBooster(task: Task, proposal: BoosterProposal | undefi
   const protocolWindow = protocolWindowOf(task);
   const next: Task = proposal
     ? {
-        ...task,
-        restriction: { ...task.restriction, period: proposal.window },
+        ...withWindow(task, proposal.window),
         reasonCode: {
           coding: [
             {
@@ -174,8 +174,7 @@ export function reproposedBooster(task: Task, proposal: BoosterProposal | undefi
         input: [...(others.input ?? []), ...proposal.evidence],
       }
     : {
-        ...task,
-        restriction: protocolWindow ? { ...task.restriction, period: protocolWindow } : task.restriction,
+        ...withWindow(task, protocolWindow),
         reasonCode: others.reasonCode,
         input: others.input,
       };

@@ -24,3 +24,4 @@ export * from './given-during-infusion-in-error';
 export * from './replan-without-infusion';
 export * from './sessions-closed-in-ehr';
 export * from './unlinked-infusions';
+export * from './windows-moved-in-ehr';

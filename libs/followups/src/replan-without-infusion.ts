@@ -20,6 +20,7 @@ import {
   transition,
   type AuthorisableRequest,
   type OpenOrder,
+  withWindow,
 } from '@kc/task-states';
 import { carePlanReferenceOf } from './care-plan-state';
 import { requestsWithdrawn, sessionBegunAtThePump, type Withdrawal } from './stopped-plans';
@@ -144,21 +145,23 @@ function proposeAgain(task: Task, input: ReplanInput, infusion: string): Propose
     businessStatus: _state,
     ...rest
   } = withoutRecord(task);
-  const again: Task = {
-    ...rest,
-    ...awaitingApproval(),
-    identifier: [{ system: TASK_KEY_SYSTEM, value: key }],
-    statusReason: { text: `Proposed again: ${infusion}, which closed it, was recorded in error` },
-    authoredOn: input.now.toISOString(),
-    lastModified: input.now.toISOString(),
-    focus: proposal ? { reference: proposal.fullUrl } : undefined,
-    restriction: window ? { ...task.restriction, period: window } : task.restriction,
-    extension: (task.extension ?? []).map((e) =>
-      e.url === PROTOCOL_WINDOW_EXTENSION && e.valuePeriod && window
-        ? { ...e, valuePeriod: periodUnion(e.valuePeriod, window) }
-        : e,
-    ),
-  };
+  const again: Task = withWindow(
+    {
+      ...rest,
+      ...awaitingApproval(),
+      identifier: [{ system: TASK_KEY_SYSTEM, value: key }],
+      statusReason: { text: `Proposed again: ${infusion}, which closed it, was recorded in error` },
+      authoredOn: input.now.toISOString(),
+      lastModified: input.now.toISOString(),
+      focus: proposal ? { reference: proposal.fullUrl } : undefined,
+      extension: (task.extension ?? []).map((e) =>
+        e.url === PROTOCOL_WINDOW_EXTENSION && e.valuePeriod && window
+          ? { ...e, valuePeriod: periodUnion(e.valuePeriod, window) }
+          : e,
+      ),
+    },
+    window,
+  );
   return { replaces: task, task: stripUndefined(again), fullUrl, proposal };
 }
 

@@ -6,6 +6,7 @@ import {
   openOrdersOfSession,
   orderForClosedTask,
   type OpenOrder,
+  windowMovedOutside,
 } from '@kc/task-states';
 import { givenBy } from './given-during-infusion-in-error';
 import { remindersRevokedFor } from './reminders';
@@ -20,11 +21,12 @@ export function isSessionClosedInEhr(task: Task): boolean {
 }
 
 /**
- * A Task an EHR changed by its status alone that the service acts on (TasksChangedInEhr): an infusion session it
- * closed, or a Task it set to be done while it awaited approval here (approvedOutside).
+ * A Task an EHR changed that the service acts on (TasksChangedInEhr): an infusion session it closed by its status, a
+ * Task it set to be done while it awaited approval here (approvedOutside), or an open Task whose due window it moved
+ * (windowMovedOutside, since session 44).
  */
 export function isTaskChangedInEhr(task: Task): boolean {
-  return isSessionClosedInEhr(task) || approvedOutside(task);
+  return isSessionClosedInEhr(task) || approvedOutside(task) || windowMovedOutside(task);
 }
 
 /**

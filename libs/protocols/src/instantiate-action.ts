@@ -13,7 +13,7 @@ import type {
   Task,
   Timing,
 } from '@medplum/fhirtypes';
-import { awaitingApproval } from '@kc/task-states';
+import { awaitingApproval, withWindow } from '@kc/task-states';
 import { notBefore, periodUnion } from './action-timing';
 import { buildRequest, performerTypeOf, type ActivityRequest } from './build-request';
 import {
@@ -110,32 +110,35 @@ export function instantiateAction(input: InstantiateActionInput): ActionInstance
   });
   const performerType = performerTypeOf(action, activity);
   const phase = actionPhase(action) ?? input.phase;
-  const task: Task = {
-    resourceType: 'Task',
-    identifier: [{ system: TASK_KEY_SYSTEM, value: input.key }],
-    ...awaitingApproval(),
-    priority: action.priority ?? 'routine',
-    code: taskKind(action) ?? activity?.code,
-    description: action.title ?? activity?.title ?? action.description,
-    for: subject,
-    basedOn: input.requestGroup ? [input.carePlan, input.requestGroup] : [input.carePlan],
-    focus: built.resource ? { reference: input.requestReference } : undefined,
-    reasonReference: input.trigger,
-    encounter: input.encounter,
-    instantiatesCanonical: activity?.url ? `${activity.url}|${activity.version}` : `${plan.url}|${plan.version}`,
-    authoredOn: now.toISOString(),
-    performerType: performerType ? [performerType] : undefined,
-    owner: input.owner,
-    // What to ask, for any form filler (CPG cpg-questionnairetask): the Questionnaire the activity collects with.
-    input: questionnaireInput(activity),
-    restriction: { period: window },
-    extension: [
-      { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: periodUnion(input.window, window) },
-      // The action's id, or where it sits when the author gave it none.
-      { url: PROTOCOL_ACTION_EXTENSION, valueString: action.id ?? input.element },
-      ...(phase ? [{ url: PROTOCOL_PHASE_EXTENSION, valueCoding: phase }] : []),
-    ],
-  };
+  const task: Task = withWindow(
+    {
+      resourceType: 'Task',
+      identifier: [{ system: TASK_KEY_SYSTEM, value: input.key }],
+      ...awaitingApproval(),
+      priority: action.priority ?? 'routine',
+      code: taskKind(action) ?? activity?.code,
+      description: action.title ?? activity?.title ?? action.description,
+      for: subject,
+      basedOn: input.requestGroup ? [input.carePlan, input.requestGroup] : [input.carePlan],
+      focus: built.resource ? { reference: input.requestReference } : undefined,
+      reasonReference: input.trigger,
+      encounter: input.encounter,
+      instantiatesCanonical: activity?.url ? `${activity.url}|${activity.version}` : `${plan.url}|${plan.version}`,
+      authoredOn: now.toISOString(),
+      performerType: performerType ? [performerType] : undefined,
+      owner: input.owner,
+      // What to ask, for any form filler (CPG cpg-questionnairetask): the Questionnaire the activity collects with.
+      input: questionnaireInput(activity),
+      restriction: { period: window },
+      extension: [
+        { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: periodUnion(input.window, window) },
+        // The action's id, or where it sits when the author gave it none.
+        { url: PROTOCOL_ACTION_EXTENSION, valueString: action.id ?? input.element },
+        ...(phase ? [{ url: PROTOCOL_PHASE_EXTENSION, valueCoding: phase }] : []),
+      ],
+    },
+    window,
+  );
   return { task: stripUndefined(task), request: built.resource, unresolved: built.unresolved };
 }
 

@@ -4,3 +4,4 @@ export * from './provenance';
 export * from './order-holds';
 export * from './plan-pause-holds';
 export * from './order-in-ehr';
+export * from './window-as-set';

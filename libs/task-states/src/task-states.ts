@@ -1,4 +1,5 @@
 import type { CodeableConcept, Coding, Period, Reference, Task } from '@medplum/fhirtypes';
+import { windowDiffersFromSet, withWindow } from './window-as-set';
 
 /**
  * The lifecycle of a generated Task, in R4 terms (docs/task-states.md). Two fields carry it:
@@ -33,6 +34,7 @@ export type TaskEvent =
   | 'change-dose'
   | 'return-for-review'
   | 'return-unapproved'
+  | 'follow-window'
   | 'record-in-error';
 
 export const TASK_STATE_SYSTEM = 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans';
@@ -96,6 +98,8 @@ const ALLOWED_FROM: Record<TaskEvent, readonly TaskState[]> = {
   'return-for-review': ['approved', 'rescheduled', 'overdue'],
   // Set to be done outside this service while it awaited approval here (approvedOutside): draft again.
   'return-unapproved': ['awaiting-approval'],
+  // Its window moved outside this service (windowMovedOutside): followed, whatever its state; its status stays.
+  'follow-window': OPEN,
   // Done or superseded by an infusion recorded in error since, when a clinician plans again without it (it is proposed
   // again as a new Task): what this record says happened did not.
   'record-in-error': ['done', 'superseded'],
@@ -191,13 +195,10 @@ export function transition(task: Task, input: TransitionInput): Task {
       if (!input.window) throw new InvalidTransition(from, event, 'A reschedule needs the new window');
       // A new window: why the old one was void (its appointment cancelled) no longer holds.
       const { statusReason: _void, ...rest } = base;
-      return {
-        ...rest,
-        status: 'ready',
-        businessStatus: businessStatus('rescheduled'),
-        owner: input.owner ?? task.owner,
-        restriction: { ...task.restriction, period: input.window },
-      };
+      return withWindow(
+        { ...rest, status: 'ready', businessStatus: businessStatus('rescheduled'), owner: input.owner ?? task.owner },
+        input.window,
+      );
     }
     case 'reject':
       return {
@@ -268,6 +269,16 @@ export function transition(task: Task, input: TransitionInput): Task {
         status: 'draft',
         statusReason: { coding: [APPROVED_OUTSIDE], text: input.reason ?? APPROVED_OUTSIDE.display },
       };
+    case 'follow-window': {
+      // The window as moved, now the one set here. Overdue no more once it ends later than now: an approved one is
+      // approved for its new window (as a reschedule says it), one awaiting approval awaits it still.
+      const followed = withWindow(base, task.restriction?.period);
+      if (from !== 'overdue' || hasEnded(task, now)) return followed;
+      return {
+        ...followed,
+        businessStatus: businessStatus(task.status === 'draft' ? 'awaiting-approval' : 'rescheduled'),
+      };
+    }
     case 'record-in-error':
       // R4's entered-in-error: an EHR reading Task.status no longer counts the session as given (or as moot).
       return {
@@ -310,6 +321,15 @@ export function isClosedByStatus(task: Task): boolean {
  */
 export function isClosedElsewhere(task: Task): boolean {
   return isOpen(task) && CLOSED_BY_EHR.includes(task.status);
+}
+
+/**
+ * An open Task whose due window someone outside this service moved (an EHR editing Task.restriction.period): its
+ * reminders still time the window it had, and an overdue one may be due again. Not one closed by its status since (the
+ * closing is what the service follows then).
+ */
+export function windowMovedOutside(task: Task): boolean {
+  return isOpen(task) && !isClosedElsewhere(task) && windowDiffersFromSet(task);
 }
 
 /** Returned for approval because it was set to be done outside this service: `statusReason` says so. */

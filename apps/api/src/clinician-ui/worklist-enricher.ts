@@ -26,6 +26,7 @@ import {
 } from './to-do-orders';
 import {
   carePlanHoldsCare,
+  dueOutsideProtocolWindow,
   ehrOrdersForSession,
   ehrOrdersNotice,
   noticeIfDecidedNow,
@@ -127,6 +128,8 @@ export interface ItemView {
   blocked?: string;
   /** A reminder approving it now would send with less notice than it needs (the fasting one, near the window). */
   reminderNotice?: string;
+  /** Due outside its protocol window (moved so in the EHR: nothing here sets one), with the window the protocol allows. */
+  windowNotice?: string;
   /**
    * Awaiting approval, an infusion whose drug the EHR has an open order of (written outside this service): for its
    * time (approving asks whether it is this session's) or with no time set (worth a look first). In words.
@@ -291,6 +294,7 @@ export class WorklistEnricher {
             ? protocolGone(item, protocols)
             : {}),
         ...(purpose.for === 'approval' ? this.reminderNotice(item, now, protocols) : {}),
+        ...windowNoticeOf(item, zone),
         ...ehrOrdersOf(item),
         ...doseOf(item),
         ...orderedDoseOf(item),
@@ -649,4 +653,10 @@ function protocolGone(item: WorklistItemLike, protocols: Protocols): Pick<ItemVi
     blocked:
       'its protocol is not found any more, so the patient cannot be checked again: reject it, or have the protocol posted again',
   };
+}
+
+/** A Task due outside its protocol window (moved so in the EHR), on either list. */
+function windowNoticeOf(item: WorklistItemLike, zone: string): Pick<ItemView, 'windowNotice'> {
+  const notice = dueOutsideProtocolWindow(item.due, item.allowedWindow, zone);
+  return notice ? { windowNotice: notice } : {};
 }

@@ -11,10 +11,10 @@ import { queueChangedSince } from './cursor-poll';
 const CURSOR = 'tasks-changed-in-ehr';
 
 /**
- * Polling fallback for Tasks an EHR changed by their status alone (isTaskChangedInEhr): the Tasks changed since the
- * cursor to a status an EHR closes or acts on, those this service still has open (a session closed, a Task awaiting
- * approval set to be done) each queued for its job (TasksChangedInEhr). The service's own writes say the same in their
- * business state, so they are not queued.
+ * Polling fallback for Tasks an EHR changed (isTaskChangedInEhr): the Tasks changed since the cursor, those this
+ * service still has open that an EHR closed by their status, set to be done while awaiting approval, or moved to
+ * another window, each queued for its job (TasksChangedInEhr). The service's own writes say the same in their business
+ * state and their window as set, so they are not queued.
  */
 @Injectable()
 export class TasksChangedInEhrPoller implements ChangePoll {
@@ -33,7 +33,8 @@ export class TasksChangedInEhrPoller implements ChangePoll {
       await this.pollCursors.of(CURSOR),
       (from) =>
         this.fhir.searchAll<Task>('Task', {
-          status: [...CLOSED_BY_EHR, ...TO_BE_DONE].join(','),
+          // Open ones too: a window moved (windowMovedOutside) on a Task awaiting approval or held.
+          status: [...CLOSED_BY_EHR, ...TO_BE_DONE, 'draft', 'on-hold'].join(','),
           _lastUpdated: `ge${from}`,
           _sort: '_lastUpdated',
           _count: 100,

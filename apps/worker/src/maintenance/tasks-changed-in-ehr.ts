@@ -2,9 +2,10 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { isSessionClosedInEhr } from '@kc/followups';
-import { approvedOutside, transition } from '@kc/task-states';
+import { approvedOutside, transition, windowMovedOutside } from '@kc/task-states';
 import { serviceChangeEntries } from './withdrawal-writes';
 import { SessionsClosedInEhr } from './sessions-closed-in-ehr';
+import { WindowsMovedInEhr } from './windows-moved-in-ehr';
 
 /** Why a Task set to be done outside this service awaits a clinician again (its statusReason, the Provenance's reason). */
 export const SET_TO_BE_DONE_OUTSIDE =
@@ -18,6 +19,8 @@ export const SET_TO_BE_DONE_OUTSIDE =
  *   again, awaiting a clinician, why in its statusReason, with a Provenance naming the service (If-Match on the version
  *   read). Before session 43 such a Task went on the to-do list unapproved: no contraindication checked, no order
  *   written, and an EHR reading Task.status took it as approved.
+ * - an open Task whose due window it moved (windowMovedOutside): followed (WindowsMovedInEhr), its reminders timed
+ *   from the new window. A Task returned for approval is followed at its own notification, if it was moved too.
  * A conflict fails the job, whose retry reads again; anything else writes nothing.
  */
 @Injectable()
@@ -27,16 +30,19 @@ export class TasksChangedInEhr {
   constructor(
     private readonly fhir: FhirClient,
     private readonly sessionsClosed: SessionsClosedInEhr,
+    private readonly windowsMoved: WindowsMovedInEhr,
   ) {}
 
-  async heard(
-    taskId: string,
-    now = new Date(),
-  ): Promise<{ closed: number; revoked: number; returnedForApproval: number }> {
+  async heard(taskId: string, now = new Date()): Promise<HeardOutcome> {
+    const none = { closed: 0, revoked: 0, returnedForApproval: 0, windowsFollowed: 0, remindersMoved: 0 };
     const task = await this.fhir.readIfExists<Task>('Task', taskId);
     if (task && isSessionClosedInEhr(task))
-      return { ...(await this.sessionsClosed.close([task], now, 'fail')), returnedForApproval: 0 };
-    if (!task || !approvedOutside(task)) return { closed: 0, revoked: 0, returnedForApproval: 0 };
+      return { ...none, ...(await this.sessionsClosed.close([task], now, 'fail')) };
+    if (task?.id && !approvedOutside(task) && windowMovedOutside(task)) {
+      const { followed, reminders } = await this.windowsMoved.follow({ ...task, id: task.id }, now);
+      return { ...none, windowsFollowed: followed, remindersMoved: reminders };
+    }
+    if (!task || !approvedOutside(task)) return none;
     const returned = transition(task, { event: 'return-unapproved', now, reason: SET_TO_BE_DONE_OUTSIDE });
     await this.fhir.transaction(
       serviceChangeEntries(
@@ -47,6 +53,14 @@ export class TasksChangedInEhr {
       ),
     );
     this.logger.log({ msg: 'returned for approval a Task set to be done outside', task: taskId, status: task.status });
-    return { closed: 0, revoked: 0, returnedForApproval: 1 };
+    return { ...none, returnedForApproval: 1 };
   }
+}
+
+export interface HeardOutcome {
+  closed: number;
+  revoked: number;
+  returnedForApproval: number;
+  windowsFollowed: number;
+  remindersMoved: number;
 }

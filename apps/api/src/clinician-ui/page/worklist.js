@@ -569,6 +569,8 @@ function row(item) {
     task.append(
       el('div', item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved', 'muted approved'),
     );
+  // Moved in the EHR to a window its protocol does not allow (nothing here sets one): the clinician is to know.
+  if (view.windowNotice) task.append(el('div', view.windowNotice, 'badge notice window-notice'));
   // Its appointment was cancelled in the scheduling system (at no time now, its reminders revoked), or, awaiting a
   // decision again, its order was closed in the EHR.
   if (item.attention) task.append(el('div', item.attention, 'badge notice attention'));
