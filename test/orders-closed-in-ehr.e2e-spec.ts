@@ -516,6 +516,36 @@ describe('an approved session whose order was closed in the EHR', () => {
     );
   });
 
+  it('patient instructions approved, their Task cancelled in the EHR: at its notification, the instructions’ order is revoked', async () => {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const draft = tasks.find((t) => t.focus?.reference?.startsWith('CommunicationRequest/'))!;
+    const approved = (
+      await request(service.url)
+        .post(`/tasks/${draft.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: draft.meta!.versionId })
+        .expect(200)
+    ).body as Task;
+    const ordered = () =>
+      service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', { identifier: orderKeySearch(draft.id!) });
+    expect((await ordered()).map((o) => o.status)).toEqual(['active']);
+    const cancelled = await service.fhir.update<Task>(
+      { ...approved, status: 'cancelled' },
+      { ifMatch: approved.meta!.versionId },
+    );
+    await postWebhook(service, JSON.stringify(cancelled)).expect(202);
+    await maintenanceJobDone(
+      service,
+      taskChangedInEhrJobId(draft.id!, cancelled.meta!.versionId),
+      'the instructions closed in the EHR',
+    );
+    // Before session 44, only infusion sessions: the instructions stayed active until the 15-minute reconciliation.
+    expect((await ordered()).map((o) => [o.status, o.statusReason?.text])).toEqual([
+      ['revoked', 'Its Task was cancelled in the EHR'],
+    ]);
+  });
+
   it('approved on the EHR’s order, its Task cancelled in the EHR as the pump gave it (seed 5009): that order completed as given', async () => {
     const { task, order } = await approvedOnEhrOrder();
     const approved = await read(task);

@@ -14,7 +14,7 @@ import { PlanChanges } from './maintenance/plan-changes';
 import { ProtocolChanges } from './maintenance/protocol-changes';
 import { InfusionsInError } from './maintenance/infusions-in-error';
 import { DeletedTasks } from './maintenance/deleted-tasks';
-import { SessionsClosedInEhr } from './maintenance/sessions-closed-in-ehr';
+import { TasksClosedInEhr } from './maintenance/tasks-closed-in-ehr';
 import { TasksChangedInEhr } from './maintenance/tasks-changed-in-ehr';
 import { WindowsMovedInEhr } from './maintenance/windows-moved-in-ehr';
 import { TasksChangedInEhrPoller } from './maintenance/tasks-changed-in-ehr-poller';
@@ -95,7 +95,7 @@ export class WorkerModule {
         ProtocolChanges,
         InfusionsInError,
         DeletedTasks,
-        SessionsClosedInEhr,
+        TasksClosedInEhr,
         TasksChangedInEhr,
         WindowsMovedInEhr,
         LateAdministrations,

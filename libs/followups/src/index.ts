@@ -22,6 +22,6 @@ export * from './booking-advice';
 export * from './crossed-closings';
 export * from './given-during-infusion-in-error';
 export * from './replan-without-infusion';
-export * from './sessions-closed-in-ehr';
+export * from './tasks-closed-in-ehr';
 export * from './unlinked-infusions';
 export * from './windows-moved-in-ehr';

@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import type { BundleEntry, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, isStaleWrite, matchesOf, updateEntry } from '@kc/fhir';
-import { isSessionClosedInEhr } from '@kc/followups';
+import { isTaskClosedInEhr } from '@kc/followups';
 import { QUEUES } from '@kc/queue';
 import {
   AUTHORISABLE_TYPES,
@@ -19,7 +19,7 @@ import {
   type AuthorisableRequest,
 } from '@kc/task-states';
 import { DeletedTasks } from './deleted-tasks';
-import { SessionsClosedInEhr } from './sessions-closed-in-ehr';
+import { TasksClosedInEhr } from './tasks-closed-in-ehr';
 
 /** Orders closed per transaction: a conflict on one puts off only these until the next run. */
 const ORDERS_PER_TRANSACTION = 50;
@@ -55,7 +55,7 @@ export function closedTasksFrom(
  * stayed active after their infusion; this closes them on the first run after an upgrade, and any an EHR left open by
  * closing a Task behind the service's back; since session 42 also the EHR's orders sessions were approved on, whose Task
  * was closed since the last sweep (closedTasksFrom; since session 43, before only the last day), and since session 43
- * the sessions an EHR closed by their status whose notification and poll were missed (SessionsClosedInEhr: the EHR's
+ * the sessions an EHR closed by their status whose notification and poll were missed (TasksClosedInEhr: the EHR's
  * replacements too). One read of the Tasks closed since with the orders they name, one of the open orders, one of their
  * Tasks, then If-Match updates with a Provenance naming the service.
  */
@@ -66,7 +66,7 @@ export class AnsweredOrdersSweep {
   constructor(
     private readonly fhir: FhirClient,
     private readonly deletedTasks: DeletedTasks,
-    private readonly sessionsClosedInEhr: SessionsClosedInEhr,
+    private readonly sessionsClosedInEhr: TasksClosedInEhr,
     @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
     @Inject(APP_CONFIG)
     private readonly config: Pick<AppConfig, 'pollOverlapMs' | 'reconcileLookbackMs' | 'queuePrefix'>,
@@ -159,7 +159,7 @@ export class AnsweredOrdersSweep {
 
   /**
    * The Tasks closed since `from`, in one paged search with the orders they name: the infusion sessions an EHR closed
-   * by their status (isSessionClosedInEhr), and of the others the EHR's orders sessions were approved on (`onOrder`,
+   * by their status (isTaskClosedInEhr), and of the others the EHR's orders sessions were approved on (`onOrder`,
    * named in the Task's `basedOn`) still open: closed by the service with its order missed, say (since session 42;
    * before, only orders written here were reconciled).
    */
@@ -183,7 +183,7 @@ export class AnsweredOrdersSweep {
           .map((o) => [`MedicationRequest/${o.id}`, o]),
       );
       for (const task of matchesOf<Task>(page)) {
-        if (isSessionClosedInEhr(task)) {
+        if (isTaskClosedInEhr(task)) {
           closedInEhr.push(task);
           continue;
         }

@@ -1,10 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { isSessionClosedInEhr } from '@kc/followups';
+import { isTaskClosedInEhr } from '@kc/followups';
 import { approvedOutside, transition, windowMovedOutside } from '@kc/task-states';
 import { serviceChangeEntries } from './withdrawal-writes';
-import { SessionsClosedInEhr } from './sessions-closed-in-ehr';
+import { TasksClosedInEhr } from './tasks-closed-in-ehr';
 import { WindowsMovedInEhr } from './windows-moved-in-ehr';
 
 /** Why a Task set to be done outside this service awaits a clinician again (its statusReason, the Provenance's reason). */
@@ -14,7 +14,7 @@ export const SET_TO_BE_DONE_OUTSIDE =
 
 /**
  * A Task an EHR changed by its status alone (notified, or found by the poll), read once:
- * - an infusion session it closed: its orders closed and reminders revoked (SessionsClosedInEhr);
+ * - an infusion session it closed: its orders closed and reminders revoked (TasksClosedInEhr);
  * - a Task it set to be done (ready, accepted, in progress) while it awaited approval here (approvedOutside): draft
  *   again, awaiting a clinician, why in its statusReason, with a Provenance naming the service (If-Match on the version
  *   read). Before session 43 such a Task went on the to-do list unapproved: no contraindication checked, no order
@@ -29,15 +29,14 @@ export class TasksChangedInEhr {
 
   constructor(
     private readonly fhir: FhirClient,
-    private readonly sessionsClosed: SessionsClosedInEhr,
+    private readonly tasksClosed: TasksClosedInEhr,
     private readonly windowsMoved: WindowsMovedInEhr,
   ) {}
 
   async heard(taskId: string, now = new Date()): Promise<HeardOutcome> {
     const none = { closed: 0, revoked: 0, returnedForApproval: 0, windowsFollowed: 0, remindersMoved: 0 };
     const task = await this.fhir.readIfExists<Task>('Task', taskId);
-    if (task && isSessionClosedInEhr(task))
-      return { ...none, ...(await this.sessionsClosed.close([task], now, 'fail')) };
+    if (task && isTaskClosedInEhr(task)) return { ...none, ...(await this.tasksClosed.close([task], now, 'fail')) };
     if (task?.id && !approvedOutside(task) && windowMovedOutside(task)) {
       const { followed, reminders } = await this.windowsMoved.follow({ ...task, id: task.id }, now);
       return { ...none, windowsFollowed: followed, remindersMoved: reminders };

@@ -1,7 +1,7 @@
 import type { MedicationRequest, Task } from '@medplum/fhirtypes';
 import { transition } from '@kc/task-states';
 import { medicationOrder, planTask, PUMP_RUNNING, reminderAbout as reminder } from '../../../test/fixtures/plans';
-import { changesOfSessionClosedInEhr, isSessionClosedInEhr } from './sessions-closed-in-ehr';
+import { changesOfTaskClosedInEhr, isTaskClosedInEhr } from './tasks-closed-in-ehr';
 
 const now = new Date('2027-01-10T00:00:00Z');
 const session = (): Task => ({
@@ -13,19 +13,23 @@ const order = (id: string, status: MedicationRequest['status'] = 'active') => me
 const closedInEhr = (status: Task['status']): Task => ({ ...session(), status });
 
 describe('an infusion session an EHR closed by its Task status alone', () => {
-  it('is one the service still has open, closed by its status, of an infusion (not a check, not its own closing)', () => {
-    expect(isSessionClosedInEhr(closedInEhr('cancelled'))).toBe(true);
-    expect(isSessionClosedInEhr(closedInEhr('completed'))).toBe(true);
-    expect(isSessionClosedInEhr(session())).toBe(false); // still ready
-    expect(isSessionClosedInEhr({ ...closedInEhr('cancelled'), focus: { reference: 'ServiceRequest/s1' } })).toBe(
-      false,
-    );
+  it('is one the service still has open, closed by its status (not its own closing, not a check done in the EHR)', () => {
+    expect(isTaskClosedInEhr(closedInEhr('cancelled'))).toBe(true);
+    expect(isTaskClosedInEhr(closedInEhr('completed'))).toBe(true);
+    expect(isTaskClosedInEhr(session())).toBe(false); // still ready
+    // Since session 44, whatever its approval orders (patient instructions: a CommunicationRequest).
+    const instructions = { ...closedInEhr('cancelled'), focus: { reference: 'CommunicationRequest/c1' } };
+    expect(isTaskClosedInEhr(instructions)).toBe(true);
+    // A check orders nothing: cancelled, its reminders are revoked; completed, it is recorded as done (CheckDoneElsewhere).
+    const { focus: _none, ...check } = closedInEhr('cancelled');
+    expect(isTaskClosedInEhr(check)).toBe(true);
+    expect(isTaskClosedInEhr({ ...check, status: 'completed' })).toBe(false);
     const rejectedHere = transition(session(), { event: 'reject', now, reason: 'not today' });
-    expect(isSessionClosedInEhr(rejectedHere)).toBe(false);
+    expect(isTaskClosedInEhr(rejectedHere)).toBe(false);
   });
 
   it('cancelled: its order and the EHR’s replacement left open are cancelled, its reminders not sent revoked', () => {
-    const changes = changesOfSessionClosedInEhr({
+    const changes = changesOfTaskClosedInEhr({
       task: closedInEhr('cancelled'),
       open: { order: order('o1'), administrations: [], leftOpen: [{ order: order('o2'), administrations: [] }] },
       reminders: [reminder('r1', 'Task/t1'), reminder('r2', 'Task/t1', 'completed'), reminder('r3', 'Task/other')],
@@ -40,7 +44,7 @@ describe('an infusion session an EHR closed by its Task status alone', () => {
   });
 
   it('completed: its order completed, as given', () => {
-    const changes = changesOfSessionClosedInEhr({
+    const changes = changesOfTaskClosedInEhr({
       task: closedInEhr('completed'),
       open: { order: order('o1'), administrations: [] },
       reminders: [],
@@ -50,17 +54,15 @@ describe('an infusion session an EHR closed by its Task status alone', () => {
 
   it('cancelled while the pump runs it: left for now; completed so, its order completed', () => {
     const running = { order: order('o1'), administrations: [PUMP_RUNNING] };
-    expect(changesOfSessionClosedInEhr({ task: closedInEhr('cancelled'), open: running, reminders: [] })).toBe(
-      undefined,
-    );
+    expect(changesOfTaskClosedInEhr({ task: closedInEhr('cancelled'), open: running, reminders: [] })).toBe(undefined);
     expect(
-      changesOfSessionClosedInEhr({ task: closedInEhr('completed'), open: running, reminders: [] })?.orders,
+      changesOfTaskClosedInEhr({ task: closedInEhr('completed'), open: running, reminders: [] })?.orders,
     ).toHaveLength(1);
   });
 
   it('cancelled after the pump gave it (the EHR’s cancel crossed the pump): its orders completed as given', () => {
     const given = { ...PUMP_RUNNING, id: 'ma1', status: 'completed' as const };
-    const changes = changesOfSessionClosedInEhr({
+    const changes = changesOfTaskClosedInEhr({
       task: closedInEhr('cancelled'),
       open: { order: order('o1'), administrations: [given] },
       reminders: [reminder('r1', 'Task/t1')],
@@ -71,9 +73,9 @@ describe('an infusion session an EHR closed by its Task status alone', () => {
   });
 
   it('nothing left open (its orders closed already, no reminders): nothing to write', () => {
-    expect(changesOfSessionClosedInEhr({ task: closedInEhr('cancelled'), reminders: [] })).toBeUndefined();
+    expect(changesOfTaskClosedInEhr({ task: closedInEhr('cancelled'), reminders: [] })).toBeUndefined();
     expect(
-      changesOfSessionClosedInEhr({
+      changesOfTaskClosedInEhr({
         task: closedInEhr('cancelled'),
         open: { order: order('o1', 'cancelled'), administrations: [] },
         reminders: [],

@@ -2,11 +2,11 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient, skipsStaleWrite, type RaceHandling } from '@kc/fhir';
-import { changesOfSessionClosedInEhr, givenSessionWrites, isSessionClosedInEhr } from '@kc/followups';
+import { changesOfTaskClosedInEhr, givenSessionWrites, isTaskClosedInEhr } from '@kc/followups';
 import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes';
 
 /**
- * An infusion session's Task an EHR closed by its status alone (changesOfSessionClosedInEhr), heard from its
+ * An infusion session's Task an EHR closed by its status alone (changesOfTaskClosedInEhr), heard from its
  * notification or the poll (TasksChangedInEhr): its orders still to give closed as that status says and its reminders revoked, with a
  * Provenance naming the service, in one transaction with If-Match. A conflict (the EHR changed an order meanwhile)
  * fails the job, whose retry reads again; a Task open again, or already dealt with, writes nothing. The 15-minute
@@ -14,8 +14,8 @@ import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes'
  * notification and poll left.
  */
 @Injectable()
-export class SessionsClosedInEhr {
-  private readonly logger = new Logger(SessionsClosedInEhr.name);
+export class TasksClosedInEhr {
+  private readonly logger = new Logger(TasksClosedInEhr.name);
 
   constructor(
     private readonly fhir: FhirClient,
@@ -31,12 +31,12 @@ export class SessionsClosedInEhr {
     now = new Date(),
     raced: RaceHandling = 'skip',
   ): Promise<{ closed: number; revoked: number }> {
-    const sessions = tasks.filter(isSessionClosedInEhr);
+    const sessions = tasks.filter(isTaskClosedInEhr);
     const result = { closed: 0, revoked: 0 };
     if (!sessions.length) return result;
     const { orders, reminders } = await ordersAndRemindersOf(this.fhir, sessions);
     for (const task of sessions) {
-      const changes = changesOfSessionClosedInEhr({
+      const changes = changesOfTaskClosedInEhr({
         task,
         open: orders.get(task.id!),
         reminders,
