@@ -1,8 +1,19 @@
 import request from 'supertest';
-import type { MedicationRequest, Patient, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  DetectedIssue,
+  MedicationRequest,
+  Patient,
+  Procedure,
+  Provenance,
+  Task,
+} from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
 import { administrationOf, ehrReplacementOf } from './fixtures/orders';
-import { administrationRecordedJobId } from '@kc/queue';
+import { administrationRecordedJobId, recheckContraindicationsJobId } from '@kc/queue';
+import { AdministrationRecorded } from '../apps/worker/src/followups/administration-recorded';
+import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
+import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
 import {
   actionOf,
   approveFirstSession,
@@ -127,6 +138,101 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
     expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created' });
     expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
+  });
+
+  it.each([
+    ['the order written here', false],
+    ['the EHR’s order the session was approved on (seed 2428)', true],
+  ])(
+    'the order the pump gave deleted in the EHR before the infusion was charted (%s): still linked, by its last version',
+    async (_, onEhrOrder) => {
+      const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+      const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+      const { ehrOrder } = await orderedInEhrFor(service, draft);
+      await request(service.url)
+        .post(`/tasks/${draft.id}/$approve`)
+        .set(service.as('clinician'))
+        .send({
+          versionId: draft.meta!.versionId,
+          ...(onEhrOrder ? { onOrder: `MedicationRequest/${ehrOrder.id}` } : {}),
+        })
+        .expect(onEhrOrder ? 200 : 409);
+      if (!onEhrOrder) {
+        // Approved here once the EHR's own order is gone: the order written here is the one given.
+        await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${ehrOrder.id}`, { method: 'DELETE' });
+        await approveFirstSession(service, carePlanId);
+      }
+      const [given] = onEhrOrder
+        ? [ehrOrder]
+        : await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+            identifier: orderKeySearch(draft.id!),
+          });
+      const start = Date.parse(draft.restriction!.period!.start!) + 3_600_000;
+      await service.fhir.create(
+        administrationOf(given, 'completed', {
+          start: new Date(start + 5 * 60_000).toISOString(),
+          end: new Date(start + 55 * 60_000).toISOString(),
+        }),
+      );
+      await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${given.id}`, { method: 'DELETE' });
+      const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
+      // Before, the pump's record named an order the search no longer included: ignored.
+      expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created' });
+      expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
+    },
+  );
+
+  it('taken back before its follow-up, the pump having given a session during it under a plan paused meanwhile: that session is done as the pump recorded (seed 2425)', async () => {
+    // Before, the in-error job found no plan on it and stopped: the order stayed active under the paused plan after
+    // the drug went in (the hold leaves a session the pump began to its infusion; the follow-up ignores one in error).
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const session = await approveFirstSession(service, carePlanId);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    const start = Date.parse(session.restriction!.period!.start!) + 3_600_000;
+    const iso = (ms: number) => new Date(ms).toISOString();
+
+    // The EHR pauses the plan; before its job runs, the pump gives the session.
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'on-hold' });
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', { start: iso(start), end: iso(start + 3_600_000 - 60_000) }),
+    );
+    // The infusion charted naming no plan, then recorded in error before its follow-up ran.
+    const { resource: charted } = await service.fhir.create<Procedure>({
+      resourceType: 'Procedure',
+      status: 'completed',
+      code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' }] },
+      subject: { reference: patient },
+      performedPeriod: { start: iso(start), end: iso(start + 3_600_000) },
+    });
+    const inError = await service.fhir.update<Procedure>({ ...charted, status: 'entered-in-error' });
+
+    // Every job in turn, as they ran that day: the plan's pause (the pump began the session: left to its infusion),
+    // the pump's record, the infusion's follow-up (ignored: in error), the infusion in error, the sweep's look again.
+    await service.app.get(PlanChanges).planChanged(carePlanId);
+    await service.app.get(AdministrationRecorded).heard(given.id!);
+    expect(await reportInfusion(service, charted.id!)).toMatchObject({ status: 'ignored' });
+    await postWebhook(service, JSON.stringify(inError)).expect(202);
+    await maintenanceJobDone(
+      service,
+      recheckContraindicationsJobId(`Procedure/${charted.id}`),
+      'the worker to hear of the infusion in error',
+    );
+    await service.app.get(InfusionsInError).lookAgain();
+    await service.app.get(PlanChanges).planChanged(carePlanId);
+
+    // The invariant: a paused plan has no order to give. Before the fix the order stayed active, its Task approved.
+    const orderNow = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    const taskNow = await service.fhir.read<Task>('Task', session.id!);
+    expect([orderNow.status, taskNow.status]).toEqual(['completed', 'completed']);
+    expect(taskNow.output?.[0]?.valueReference?.reference).toBe(`MedicationAdministration/${given.id}`);
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlanId}`,
+    });
+    expect(issues.map((i) => i.evidence?.[0]?.detail?.[0]?.reference)).toEqual([`Procedure/${charted.id}`]);
   });
 
   it('naming its protocol’s infusion (instantiatesCanonical): linked to the plan following that protocol', async () => {

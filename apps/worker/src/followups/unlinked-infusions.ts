@@ -17,6 +17,7 @@ import {
   performedOf,
   planOfUnlinkedInfusion,
   type PlanCandidate,
+  type UnlinkedInfusionPlan,
 } from '@kc/followups';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import type { ProtocolSource } from './follow-up-reads';
@@ -24,7 +25,7 @@ import type { ProtocolSource } from './follow-up-reads';
 /**
  * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's plans read (one search), the
  * pump's records around it when it names no protocol (one search; two more, the patient's orders and the Tasks approved
- * on them, when those records name an EHR's own order), and when one plan is tied to it, the plan added to its
+ * on them, when those records name an EHR's own order; a history read of an order they name that was deleted since), and when one plan is tied to it, the plan added to its
  * `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in one transaction.
  * The follow-up then reads it again and goes on as for any infusion: three to five round trips more than a linked one.
  * Ids only in what it answers: no patient data.
@@ -35,6 +36,34 @@ export async function linkUnlinkedInfusion(
   procedure: Procedure,
   now: Date,
 ): Promise<{ linked: string } | { ignored: string }> {
+  const found = await planTiedToUnlinkedInfusion(fhir, protocols, procedure);
+  if ('why' in found) return { ignored: found.why };
+  const provenance = changeProvenance({
+    targets: [{ reference: `Procedure/${procedure.id}` }],
+    who: THIS_SERVICE,
+    activity: 'link the infusion to its care plan',
+    now,
+    reason: `It named no care plan; ${found.evidence}`,
+  });
+  provenance.entity = [{ role: 'source', what: { reference: found.source } }];
+  const entries: BundleEntry[] = [
+    updateEntry(linkedToPlan(procedure, found.carePlan), procedure.meta?.versionId),
+    { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+  ];
+  await fhir.transaction(entries);
+  return { linked: `CarePlan/${found.carePlan.id}` };
+}
+
+/**
+ * The plan an infusion naming none is tied to (planOfUnlinkedInfusion), from the patient's plans and the pump's records
+ * around it; reads only. Also for one recorded in error before its follow-up linked it (InfusionsInError, clinic day
+ * seed 2425): pass it as it was charted (completed).
+ */
+export async function planTiedToUnlinkedInfusion(
+  fhir: FhirClient,
+  protocols: ProtocolSource,
+  procedure: Procedure,
+): Promise<UnlinkedInfusionPlan> {
   const patient = procedure.subject.reference!;
   const plans = await fhir.searchAll<CarePlan>('CarePlan', {
     subject: patient,
@@ -58,6 +87,7 @@ export async function linkUnlinkedInfusion(
     });
     administrations = matchesOf<MedicationAdministration>(found);
     const orders = includedOf<MedicationRequest>(found, 'MedicationRequest');
+    orders.push(...(await ordersDeletedSince(fhir, administrations, orders)));
     // The EHR's own orders name no plan: the Tasks approved on them, or on the orders they replace at any depth (the
     // patient's orders, read only then), do.
     const patientOrders = orders.some((o) => !carePlanReferenceOf(o))
@@ -69,20 +99,29 @@ export async function linkUnlinkedInfusion(
       : [];
     planOfOrder = ordersPlans(orders, approvedOn, patientOrders);
   }
-  const found = planOfUnlinkedInfusion({ procedure, candidates, administrations, planOfOrder });
-  if ('why' in found) return { ignored: found.why };
-  const provenance = changeProvenance({
-    targets: [{ reference: `Procedure/${procedure.id}` }],
-    who: THIS_SERVICE,
-    activity: 'link the infusion to its care plan',
-    now,
-    reason: `It named no care plan; ${found.evidence}`,
-  });
-  provenance.entity = [{ role: 'source', what: { reference: found.source } }];
-  const entries: BundleEntry[] = [
-    updateEntry(linkedToPlan(procedure, found.carePlan), procedure.meta?.versionId),
-    { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+  return planOfUnlinkedInfusion({ procedure, candidates, administrations, planOfOrder });
+}
+
+/**
+ * The orders the pump's records name that the search did not include: deleted in the EHR after the pump gave them
+ * (clinic day seed 2428, an EHR's order a session was approved on), read as they last were. Their plan, or the Task
+ * approved on them, still ties the infusion to its plan. One read of each one's history, only then (rare).
+ */
+async function ordersDeletedSince(
+  fhir: FhirClient,
+  administrations: MedicationAdministration[],
+  included: MedicationRequest[],
+): Promise<MedicationRequest[]> {
+  const found = new Set(included.map((o) => o.id));
+  const missing = [
+    ...new Set(
+      administrations
+        .map((a) => /^MedicationRequest\/([^/]+)$/.exec(a.request?.reference ?? '')?.[1])
+        .filter((id): id is string => Boolean(id) && !found.has(id)),
+    ),
   ];
-  await fhir.transaction(entries);
-  return { linked: `CarePlan/${found.carePlan.id}` };
+  const read = await Promise.all(
+    missing.map((id) => fhir.readEvenIfDeleted<MedicationRequest>('MedicationRequest', id)),
+  );
+  return read.flatMap((r, i) => (r?.deleted ? [{ ...r.resource, id: missing[i] }] : []));
 }

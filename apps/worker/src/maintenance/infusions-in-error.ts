@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { DetectedIssue, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
-import { openOrdersOfSessions } from '@kc/nest-core';
+import { openOrdersOfSessions, PlanDefinitions } from '@kc/nest-core';
 import { sessionsGivenDuringInfusionInError, type GivenAtThePump } from '@kc/followups';
 import {
   INFUSION_IN_ERROR_KEY_SYSTEM,
@@ -12,6 +12,7 @@ import {
   tasksOfInfusion,
 } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+import { planTiedToUnlinkedInfusion } from '../followups/unlinked-infusions';
 import { ContraindicationSweep } from './contraindication-sweep';
 
 /**
@@ -30,6 +31,7 @@ export class InfusionsInError {
   constructor(
     private readonly fhir: FhirClient,
     private readonly contraindications: ContraindicationSweep,
+    private readonly protocols: PlanDefinitions,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
@@ -46,8 +48,10 @@ export class InfusionsInError {
     const found = await this.fhir.readEvenIfDeleted<Procedure>('Procedure', procedureId);
     if (!found || (!found.deleted && found.resource.status !== 'entered-in-error')) return none;
     const procedure = found.resource;
-    const carePlan = procedure.basedOn?.find((r) => /^CarePlan\/[^/]+$/.test(r.reference ?? ''))?.reference;
     const patient = procedure.subject?.reference;
+    const carePlan =
+      procedure.basedOn?.find((r) => /^CarePlan\/[^/]+$/.test(r.reference ?? ''))?.reference ??
+      (patient ? await this.planOfUnlinked({ ...procedure, id: procedureId }) : undefined);
     if (!carePlan || !patient) return none;
     const tasks = await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, _count: 200 });
     const leftBehind = tasksOfInfusion(procedureId, tasks);
@@ -99,6 +103,15 @@ export class InfusionsInError {
       this.logger.warn({ msg: 'infusions in error not looked at again; the next sweep tries', error: String(err) });
       return 0;
     }
+  }
+
+  /**
+   * An infusion charted naming no plan and taken back before its follow-up linked it (clinic day seed 2425): the plan
+   * the pump's records during it tie it to, judged as it was charted (completed); else undefined.
+   */
+  private async planOfUnlinked(procedure: Procedure): Promise<string | undefined> {
+    const found = await planTiedToUnlinkedInfusion(this.fhir, this.protocols, { ...procedure, status: 'completed' });
+    return 'carePlan' in found ? `CarePlan/${found.carePlan.id}` : undefined;
   }
 
   /** The plan's approved sessions the pump gave during the infusion: one batch (their open orders, the pump's records). */
