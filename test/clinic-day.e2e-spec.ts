@@ -158,9 +158,10 @@ describe.each([
    */
   const UNLINKED = process.env.CLINIC_DAY_UNLINKED !== '0';
   /**
-   * Windows moved in the EHR (session 44): a scheduler there edits an open Task's due window, a day or days earlier or
-   * later, now and then beyond its protocol window; the service times the session's reminders from it.
-   * CLINIC_DAY_EHR_WINDOW_MOVES=0 leaves them out.
+   * Windows moved and Tasks reassigned in the EHR (session 44): a scheduler there edits an open Task's due window, a day
+   * or days earlier or later, now and then beyond its protocol window (the service times the session's reminders from
+   * it), or gives the Task to someone else (Task.owner; the lists show whose it is). CLINIC_DAY_EHR_WINDOW_MOVES=0 leaves
+   * them out.
    */
   const EHR_WINDOW_MOVES = process.env.CLINIC_DAY_EHR_WINDOW_MOVES !== '0';
   let service: TestService;
@@ -180,8 +181,9 @@ describe.each([
   const unlinkedCharted = new Map<string, boolean>();
   /** Whether the last session given at the pump had its record charted at once (not documented late). */
   let pumpRecordedNow = false;
-  /** Tasks whose window the EHR moved. */
+  /** Tasks whose window the EHR moved; Tasks it gave someone else. */
   let windowsMoved = 0;
+  let reassigned = 0;
   /** Tasks the EHR closed by their status alone, with that status. */
   const closedByEhr = new Map<string, Task['status']>();
   /** Infusions in error planned again without them ($replan): their issues. */
@@ -248,6 +250,7 @@ describe.each([
     if (EHR_TASK_CLOSINGS && random() < 0.05) return closedInEhr(who);
     if (EHR_TASK_CLOSINGS && random() < 0.03) return setToBeDoneInEhr(who);
     if (EHR_WINDOW_MOVES && random() < 0.05) return movedInEhr(who);
+    if (EHR_WINDOW_MOVES && random() < 0.03) return reassignedInEhr(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -409,6 +412,20 @@ describe.each([
     const by = (at: string) => new Date(Date.parse(at) + days * DAY_MS).toISOString();
     await ehrUpdate({ ...task, restriction: { ...task.restriction, period: { start: by(start!), end: by(end!) } } });
     windowsMoved++;
+  }
+
+  /** The EHR gives one of the patient's open Tasks to someone else (Task.owner), or to nobody. */
+  async function reassignedInEhr(who: Enrolled): Promise<void> {
+    const open = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${who.carePlanId}`,
+      status: 'draft,ready',
+    });
+    if (!open.length) return;
+    const task = pick(open);
+    const owner = pick(['Practitioner/infusion-nurse', 'Practitioner/on-call-psychiatrist', undefined]);
+    const { owner: _previous, ...rest } = task;
+    await ehrUpdate(owner ? { ...rest, owner: { reference: owner } } : rest);
+    reassigned++;
   }
 
   /** An infusion charted as an EHR that does not link its charting: no `basedOn`. */
@@ -675,15 +692,21 @@ describe.each([
     );
   }
 
+  /** Every item of a list, each as `<id> <due window> <owner>`: what a clinician reads of it. */
   async function allPages(list: string): Promise<string[]> {
-    const ids: string[] = [];
+    const items: string[] = [];
     let url: string | undefined = `${list}?count=50`;
     while (url) {
       const res: request.Response = await request(service.url).get(url).set(clinician()).expect(200);
-      ids.push(...(res.body.items as WorklistEntry[]).map((i) => i.id));
+      items.push(...(res.body.items as WorklistEntry[]).map((i) => listed(i.id, i.due, i.owner?.reference)));
       url = (res.body.next as string | undefined)?.replace(/^.*?(\/(worklist|to-do))/, '$1');
     }
-    return ids.sort();
+    return items.sort();
+  }
+
+  function listed(id: string, due: { start?: string; end?: string } | undefined, owner: string | undefined): string {
+    const at = (instant: string | undefined) => (instant ? new Date(instant).toISOString() : '-');
+    return `${id} ${at(due?.start)}..${at(due?.end)} ${owner ?? 'nobody'}`;
   }
 
   /**
@@ -882,7 +905,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; windows moved in the EHR: ${windowsMoved}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
@@ -1090,13 +1113,14 @@ describe.each([
     ).toEqual([]);
 
     // The lists show exactly what the store holds: awaiting approval (or held) on the worklist, approved on the
-    // to-do list.
+    // to-do list, each when it is due and whose it is as the Task says (a window or an owner the EHR changed too).
+    const asListed = (t: Task) => listed(t.id!, t.restriction?.period, t.owner?.reference);
     const onWorklist = tasks.filter((t) => t.status === 'draft' || (t.status === 'on-hold' && t.statusReason));
-    expect(await allPages('/worklist')).toEqual(onWorklist.map((t) => t.id!).sort());
+    expect(await allPages('/worklist')).toEqual(onWorklist.map(asListed).sort());
     expect(await allPages('/to-do')).toEqual(
       tasks
         .filter((t) => t.status === 'ready')
-        .map((t) => t.id!)
+        .map(asListed)
         .sort(),
     );
 
