@@ -13,6 +13,7 @@ import type {
   DetectedIssue,
   MedicationAdministration,
   MedicationRequest,
+  Patient,
   Procedure,
   Provenance,
   Resource,
@@ -164,6 +165,11 @@ describe.each([
    * them out.
    */
   const EHR_WINDOW_MOVES = process.env.CLINIC_DAY_EHR_WINDOW_MOVES !== '0';
+  /**
+   * Deaths recorded in the EHR (session 44): now and then a patient's record says deceased; their plans end, with
+   * everything they hold. CLINIC_DAY_DECEASED=0 leaves them out.
+   */
+  const DECEASED = process.env.CLINIC_DAY_DECEASED !== '0';
   let service: TestService;
   const random = prng(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
@@ -184,6 +190,8 @@ describe.each([
   /** Tasks whose window the EHR moved; Tasks it gave someone else. */
   let windowsMoved = 0;
   let reassigned = 0;
+  /** Patients the EHR recorded as deceased. */
+  const deceased = new Set<string>();
   /** Tasks the EHR closed by their status alone, with that status. */
   const closedByEhr = new Map<string, Task['status']>();
   /** Infusions in error planned again without them ($replan): their issues. */
@@ -251,6 +259,7 @@ describe.each([
     if (EHR_TASK_CLOSINGS && random() < 0.03) return setToBeDoneInEhr(who);
     if (EHR_WINDOW_MOVES && random() < 0.05) return movedInEhr(who);
     if (EHR_WINDOW_MOVES && random() < 0.03) return reassignedInEhr(who);
+    if (DECEASED && random() < 0.01) return recordedDeceased(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -412,6 +421,14 @@ describe.each([
     const by = (at: string) => new Date(Date.parse(at) + days * DAY_MS).toISOString();
     await ehrUpdate({ ...task, restriction: { ...task.restriction, period: { start: by(start!), end: by(end!) } } });
     windowsMoved++;
+  }
+
+  /** The EHR records the patient as deceased: one patient in eight at most, so most plans carry on. */
+  async function recordedDeceased(who: Enrolled): Promise<void> {
+    if (deceased.has(who.patient) || deceased.size >= PATIENTS / 8) return;
+    const patient = await service.fhir.read<Patient>('Patient', who.patient.split('/')[1]);
+    await ehrUpdate({ ...patient, deceasedDateTime: '2026-12-01T08:00:00Z' });
+    deceased.add(who.patient);
   }
 
   /** The EHR gives one of the patient's open Tasks to someone else (Task.owner), or to nobody. */
@@ -636,7 +653,8 @@ describe.each([
       .set(clinician())
       .set('If-Match', `W/"${issue.meta!.versionId}"`)
       .send({ reason: replan ? 'Charted on the wrong patient' : 'Reviewed with the patient today' });
-    note(replan ? '$replan' : '$override', res, [200, 404, 409, 412]);
+    // 422: the patient was recorded as deceased since (nothing is approved for them).
+    note(replan ? '$replan' : '$override', res, [200, 404, 409, 412, 422]);
     if (res.status === 200) overrides.push(issue.id!);
     if (res.status === 200 && replan) replanned.push(issue.id!);
   }
@@ -905,7 +923,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
@@ -1111,6 +1129,40 @@ describe.each([
     expect(
       tasks.filter((t) => stateOf(t) === 'overdue' && !hasEnded(t, settledAt)).map((t) => `${t.id} ${t.status}`),
     ).toEqual([]);
+
+    // A patient recorded as deceased has no plan holding care, nothing open, no order of the service's to give and no
+    // reminder to come.
+    for (const patient of deceased) {
+      const theirs = (r: { subject?: { reference?: string }; for?: { reference?: string } }) =>
+        (r.subject ?? r.for)?.reference === patient;
+      if (process.env.CLINIC_DAY_DEBUG && reminders.some(theirs)) {
+        const get = async (url: string) => (await fetch(`${service.config.fhirBaseUrl}/${url}`)).json();
+        const left = reminders.filter(theirs);
+        fs.writeFileSync(
+          `/tmp/kc-debug-deceased-${SEED}-${Date.now()}.json`,
+          JSON.stringify({
+            reminders: await Promise.all(left.map((r) => get(`CommunicationRequest/${r.id}/_history`))),
+            tasks: await Promise.all(left.map((r) => get(`${r.about?.[0]?.reference}/_history`))),
+            plans: await get(`CarePlan?subject=${patient}`),
+            planHistories: await Promise.all(plans.filter(theirs).map((p) => get(`CarePlan/${p.id}/_history`))),
+            patient: await get(`${patient}/_history`),
+            provenances: provenances.filter((p) =>
+              p.target.some((t) =>
+                left.some((r) => [`CommunicationRequest/${r.id}`, r.about?.[0]?.reference].includes(t.reference)),
+              ),
+            ),
+          }),
+        );
+      }
+      expect({
+        patient,
+        plans: plans.filter((p) => theirs(p) && ['active', 'draft', 'on-hold'].includes(p.status)).map((p) => p.id),
+        open: tasks.filter((t) => theirs(t) && OPEN.includes(t.status)).map((t) => t.id),
+        // The service's (its sessions', and the EHR's it approved on or that replace those); the EHR's own are its own.
+        orders: orders.filter((o) => theirs(o) && planOfOrder(o) && toGiveOrHeld(o)).map((o) => o.id),
+        reminders: reminders.filter((r) => theirs(r)).map((r) => r.id),
+      }).toEqual({ patient, plans: [], open: [], orders: [], reminders: [] });
+    }
 
     // The lists show exactly what the store holds: awaiting approval (or held) on the worklist, approved on the
     // to-do list, each when it is due and whose it is as the Task says (a window or an owner the EHR changed too).

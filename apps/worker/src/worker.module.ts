@@ -13,11 +13,13 @@ import { ClearedIssuesPoller } from './maintenance/cleared-issues-poller';
 import { PlanChanges } from './maintenance/plan-changes';
 import { ProtocolChanges } from './maintenance/protocol-changes';
 import { InfusionsInError } from './maintenance/infusions-in-error';
+import { DeceasedPatients } from './maintenance/deceased-patients';
 import { DeletedTasks } from './maintenance/deleted-tasks';
 import { TasksClosedInEhr } from './maintenance/tasks-closed-in-ehr';
 import { TasksChangedInEhr } from './maintenance/tasks-changed-in-ehr';
 import { WindowsMovedInEhr } from './maintenance/windows-moved-in-ehr';
 import { TasksChangedInEhrPoller } from './maintenance/tasks-changed-in-ehr-poller';
+import { DeceasedPatientsPoller } from './maintenance/deceased-patients-poller';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
@@ -63,6 +65,7 @@ const CHANGE_POLL_CLASSES = [
   AdministrationsPoller,
   ClearedIssuesPoller,
   TasksChangedInEhrPoller,
+  DeceasedPatientsPoller,
 ];
 
 /**
@@ -94,6 +97,7 @@ export class WorkerModule {
         PlanChanges,
         ProtocolChanges,
         InfusionsInError,
+        DeceasedPatients,
         DeletedTasks,
         TasksClosedInEhr,
         TasksChangedInEhr,

@@ -25,3 +25,4 @@ export * from './replan-without-infusion';
 export * from './tasks-closed-in-ehr';
 export * from './unlinked-infusions';
 export * from './windows-moved-in-ehr';
+export * from './deceased-patients';

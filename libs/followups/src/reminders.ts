@@ -26,6 +26,7 @@ import {
 } from '@kc/protocols';
 import { isApproved, isOpen, isTaskHeldForContraindication } from '@kc/task-states';
 import { carePlanHoldsCare } from './care-plan-state';
+import { isRecordedDeceased } from './deceased-patients';
 import type { InfusionTaskUpdate } from './superseded';
 
 /**
@@ -229,10 +230,14 @@ export function deliveryDecision(input: {
    * was approved): held, not sent, while a clinician has not decided.
    */
   contraindications?: string[];
+  /** The patient it goes to, when read: one recorded as deceased is sent nothing (since session 44). */
+  patient?: Pick<Patient, 'deceasedBoolean' | 'deceasedDateTime'>;
   now: Date;
 }): DeliveryDecision {
   const { request, task, now } = input;
   if (request.status !== 'active') return { action: 'skip', why: `request is ${request.status}` };
+  if (input.patient && isRecordedDeceased(input.patient))
+    return { action: 'revoke', why: 'Not sent: the patient is recorded as deceased' };
   const sendAt = sendTimeOf(request);
   if (!sendAt) return { action: 'skip', why: 'request has no occurrence' };
   if (Date.parse(sendAt) !== Date.parse(input.plannedAt)) return { action: 'reschedule', sendAt };

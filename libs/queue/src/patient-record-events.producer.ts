@@ -22,7 +22,7 @@ export class PatientRecordEventsProducer {
   ) {}
 
   async enqueue(
-    reference: `${'Condition' | 'Observation' | 'CarePlan' | 'DetectedIssue' | 'PlanDefinition' | 'Procedure'}/${string}`,
+    reference: `${'Condition' | 'Observation' | 'CarePlan' | 'DetectedIssue' | 'PlanDefinition' | 'Procedure' | 'Patient'}/${string}`,
   ): Promise<{ jobId: string }> {
     const jobId = recheckContraindicationsJobId(reference);
     await withinEnqueueTimeout(

@@ -68,6 +68,10 @@ export const SUBSCRIPTION_CRITERIA: readonly {
     deletions: true,
   },
   {
+    criteria: 'Patient?deceased=true',
+    why: 'a patient recorded as deceased: the plans this service follows for them end, their sessions withdrawn, their reminders revoked',
+  },
+  {
     criteria: 'MedicationAdministration?status=completed,in-progress,entered-in-error',
     why: 'a rate recorded at the pump after the follow-ups: the next session awaiting approval is proposed at it',
   },

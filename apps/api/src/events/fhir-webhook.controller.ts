@@ -39,7 +39,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook: a Procedure, an Observation, a Condition, a Task, a CarePlan, a QuestionnaireResponse, an Appointment, a MedicationRequest, a MedicationAdministration or a DetectedIssue (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
+      'Rest-hook: a Procedure, an Observation, a Condition, a Task, a CarePlan, a QuestionnaireResponse, an Appointment, a MedicationRequest, a MedicationAdministration, a DetectedIssue or a Patient (Medplum), or an empty ping (HAPI without payload: triggers a poll)',
   })
   async notify(@Req() req: Request) {
     const raw = rawBodyOf(req);
@@ -97,7 +97,7 @@ export class FhirWebhookController {
   @HttpCode(202)
   @ApiOperation({
     summary:
-      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse|Appointment|MedicationRequest|MedicationAdministration|DetectedIssue/{id}',
+      'Rest-hook, HAPI style: PUT {endpoint}/Procedure|Observation|Condition|Task|CarePlan|QuestionnaireResponse|Appointment|MedicationRequest|MedicationAdministration|DetectedIssue|Patient/{id}',
   })
   async notifyResource(@Req() req: Request, @Param('resourceType') resourceType: string, @Param('id') id: string) {
     this.authenticate(req, rawBodyOf(req));

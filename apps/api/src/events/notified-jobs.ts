@@ -14,6 +14,7 @@ import {
   clearedIssueIdsIn,
   closedOrderIdsIn,
   conditionIdsIn,
+  deceasedPatientIdsIn,
   observationIdsIn,
   planDefinitionIdsIn,
   procedureIdsIn,
@@ -119,6 +120,8 @@ export class NotifiedJobs {
         true,
       ),
       kind('PlanDefinition', 'PlanDefinition(s)', planDefinitionIdsIn, protocolChanged, true),
+      // A patient recorded as deceased: the plans this service follows for them ended, what they hold withdrawn.
+      kind('Patient', 'deceased patient(s)', deceasedPatientIdsIn, (id) => records.enqueue(`Patient/${id}`)),
     ];
   }
 

@@ -1,6 +1,14 @@
-import type { DetectedIssue, MedicationRequest, Procedure, Resource, ResourceType, Task } from '@medplum/fhirtypes';
+import type {
+  DetectedIssue,
+  MedicationRequest,
+  Patient,
+  Procedure,
+  Resource,
+  ResourceType,
+  Task,
+} from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
-import { recordedWithTask } from '@kc/followups';
+import { isRecordedDeceased, recordedWithTask } from '@kc/followups';
 import { plansClearedBy } from '@kc/protocols';
 import { isOpenOrder } from '@kc/task-states';
 
@@ -17,6 +25,13 @@ export function procedureIdsIn(body: unknown): string[] {
 export function procedureInErrorIdsIn(body: unknown): string[] {
   return resourcesIn(body, 'Procedure')
     .filter((p) => (p as Procedure).status === 'entered-in-error')
+    .map((p) => p.id!);
+}
+
+/** Patients recorded as deceased (Patient.deceased[x]): ids only, re-read by the worker. */
+export function deceasedPatientIdsIn(body: unknown): string[] {
+  return resourcesIn(body, 'Patient')
+    .filter((p) => isRecordedDeceased(p as Patient))
     .map((p) => p.id!);
 }
 

@@ -9,6 +9,7 @@ import {
   type ApplyResult,
   overriddenContraindications,
 } from '@kc/protocols';
+import { DECEASED_REFUSAL, isRecordedDeceased } from '@kc/followups';
 import type { ApplyRequest } from './apply-parameters';
 import { PatientDataLoader, PlanDefinitions, type ResolvedPlan } from '@kc/nest-core';
 import { InlinePlanDefinitions } from './inline-plan-definitions';
@@ -86,6 +87,12 @@ export class ApplyService {
       careTeams: byCareTeam,
     });
     if (!patient) throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
+    if (isRecordedDeceased(patient))
+      throw unprocessable(
+        DECEASED_REFUSAL,
+        ['Patient.deceased'],
+        `Patient/${request.patientId} is recorded as deceased`,
+      );
     const result = this.run(() =>
       applyPlanDefinition({
         plan,

@@ -9,6 +9,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { ContraindicationRecorder, OrderHolds, PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
 import { unprocessable } from '@kc/common';
+import { DECEASED_REFUSAL, isRecordedDeceased } from '@kc/followups';
 import {
   activityDefinitionIn,
   hasContraindicationChecks,
@@ -81,6 +82,11 @@ export class CurrentContraindications {
     const loaded = await this.loader.load(plan, patientId, {
       openOrders: proposal?.resourceType === 'MedicationRequest',
     });
+    if (loaded.patient && isRecordedDeceased(loaded.patient)) {
+      // Its plans end with the worker's job (told now too, should the FHIR server not notify of Patients).
+      await this.records.enqueue(`Patient/${patientId}`).catch(() => undefined);
+      throw unprocessable(DECEASED_REFUSAL, ['Patient.deceased'], `Patient/${patientId} is recorded as deceased`);
+    }
     const variables = loaded.patient ? { ...loaded.data, patient: loaded.patient, subject: loaded.patient } : undefined;
     const { openOrders, openOrderSessions } = loaded;
     if (!checked) return { found: [], activity, variables, openOrders, openOrderSessions };

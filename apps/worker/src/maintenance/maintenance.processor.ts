@@ -26,6 +26,7 @@ import { PausedPlanHolds } from './paused-plan-holds';
 import { PlanChanges } from './plan-changes';
 import { ProtocolChanges } from './protocol-changes';
 import { InfusionsInError } from './infusions-in-error';
+import { DeceasedPatients } from './deceased-patients';
 import { DeletedTasks } from './deleted-tasks';
 import { TasksChangedInEhr } from './tasks-changed-in-ehr';
 import { CHANGE_POLLS, type ChangePoll } from './change-polls';
@@ -59,6 +60,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly planChanges: PlanChanges,
     private readonly protocolChanges: ProtocolChanges,
     private readonly infusionsInError: InfusionsInError,
+    private readonly deceasedPatients: DeceasedPatients,
     private readonly deletedTasks: DeletedTasks,
     private readonly tasksChangedInEhr: TasksChangedInEhr,
     @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
@@ -132,6 +134,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         if (reference.startsWith('PlanDefinition/')) return this.protocolChanges.changed(reference.split('/')[1]);
         // An infusion recorded in error (or deleted) after its follow-ups: its plan held until a clinician puts it right.
         if (reference.startsWith('Procedure/')) return this.infusionsInError.heard(reference.split('/')[1]);
+        // A patient recorded as deceased: the plans this service follows for them ended, what they hold withdrawn.
+        if (reference.startsWith('Patient/')) return this.deceasedPatients.heard(reference.split('/')[1]);
         return this.contraindications.recheckFor(reference);
       }
       case JOBS.checkDoneElsewhere:

@@ -51,7 +51,7 @@ export class ReminderDelivery {
     const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan));
     const contraindications = gating(task, protocol, issues);
     const now = new Date();
-    const decision = deliveryDecision({ request, plannedAt, task, carePlan, contraindications, now });
+    const decision = deliveryDecision({ request, plannedAt, task, carePlan, contraindications, patient, now });
     switch (decision.action) {
       case 'skip':
         return { status: 'skip', why: decision.why };
@@ -102,14 +102,14 @@ export class ReminderDelivery {
 
   /**
    * One batch: the Task the reminder is about, the CarePlan it is based on and the contraindications implicating it,
-   * and, when a channel needs contact details, the patient.
+   * and the patient (contact details for a channel; since session 44 also whether they are recorded as deceased).
    */
   private async context(
     request: CommunicationRequest,
   ): Promise<{ task?: Task; carePlan?: CarePlan; patient?: Patient; issues: DetectedIssue[] }> {
     const taskRef = aboutTask(request);
     const carePlanRef = carePlanReferenceOf(request);
-    const patientRef = this.senders.length ? request.recipient?.[0]?.reference : undefined;
+    const patientRef = request.recipient?.[0]?.reference;
     const refs = [taskRef, carePlanRef, patientRef].filter((r): r is string => Boolean(r));
     const searches = carePlanRef
       ? [{ name: 'issues', resourceType: 'DetectedIssue', params: { implicated: carePlanRef }, everyMatch: true }]

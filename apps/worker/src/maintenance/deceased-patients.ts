@@ -1,0 +1,71 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { CarePlan, Patient } from '@medplum/fhirtypes';
+import { FhirClient, updateEntry } from '@kc/fhir';
+import { ENDED_FOR_DEATH, isRecordedDeceased, planEndedForDeath } from '@kc/followups';
+import { CAREPLAN_KEY_SYSTEM } from '@kc/protocols';
+import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+import { OpenTasksReader } from './open-tasks';
+import { PlanChanges } from './plan-changes';
+
+/**
+ * A patient the EHR recorded as deceased (notified, or found by the poll): each of their plans this service follows (one
+ * $apply wrote, or one its open Tasks are under) still holding care is ended (planEndedForDeath) with a Provenance naming
+ * the service and the Patient, If-Match on the plan read; then each is judged as a plan stopped in the EHR (PlanChanges),
+ * so its open Tasks are withdrawn, their orders cancelled and their reminders revoked. Ids only in the logs. A plan
+ * written meanwhile fails the job, whose retry reads again; a plan over already is left as it is.
+ */
+@Injectable()
+export class DeceasedPatients {
+  private readonly logger = new Logger(DeceasedPatients.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly openTasks: OpenTasksReader,
+    private readonly planChanges: PlanChanges,
+  ) {}
+
+  async heard(patientId: string, now = new Date()): Promise<{ ended: number; withdrawn: number }> {
+    const patient = await this.fhir.readIfExists<Patient>('Patient', patientId);
+    if (!patient || !isRecordedDeceased(patient)) return { ended: 0, withdrawn: 0 };
+    let ended = 0;
+    let withdrawn = 0;
+    for (const carePlan of await this.plansFollowed(`Patient/${patientId}`)) {
+      const over = planEndedForDeath(carePlan, now);
+      if (over) {
+        const provenance = changeProvenance({
+          targets: [{ reference: `CarePlan/${carePlan.id}` }],
+          revisionOf: { reference: `CarePlan/${carePlan.id}/_history/${carePlan.meta?.versionId}` },
+          who: THIS_SERVICE,
+          activity: 'end the plan of a patient recorded as deceased',
+          now,
+          reason: ENDED_FOR_DEATH,
+        });
+        provenance.entity = [
+          ...(provenance.entity ?? []),
+          { role: 'source', what: { reference: `Patient/${patientId}` } },
+        ];
+        await this.fhir.transaction([
+          updateEntry(over, carePlan.meta?.versionId),
+          { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+        ]);
+        ended++;
+      }
+      // Ended now or before (by the EHR, or a job cut short after the write): what it still has open is withdrawn.
+      withdrawn += (await this.planChanges.planChanged(carePlan.id!, now)).withdrawn;
+    }
+    if (ended) this.logger.log({ msg: 'plans ended: patient recorded as deceased', patient: patientId, ended });
+    return { ended, withdrawn };
+  }
+
+  /** The patient's plans $apply wrote (its careplan-key), and those their open Tasks are under. */
+  private async plansFollowed(patient: string): Promise<CarePlan[]> {
+    const [holding, open] = await Promise.all([
+      this.fhir.searchAll<CarePlan>('CarePlan', { subject: patient, status: 'active,draft,on-hold', _count: 100 }),
+      this.openTasks.read({ patient }),
+    ]);
+    const applied = holding.filter((p) => p.identifier?.some((i) => i.system === CAREPLAN_KEY_SYSTEM));
+    const plans = new Map(applied.map((p) => [`CarePlan/${p.id}`, p]));
+    for (const [ref, plan] of open.carePlans) if (!plans.has(ref)) plans.set(ref, plan);
+    return [...plans.values()];
+  }
+}
