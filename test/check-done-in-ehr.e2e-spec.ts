@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type {
+  CommunicationRequest,
   DetectedIssue,
   MedicationRequest,
   Observation,
@@ -144,6 +145,25 @@ describe('a post-infusion check completed in the EHR', () => {
     await notify(completed);
     expect(await provenanceOf(task)).toHaveLength(1);
     expect(await service.fhir.searchAll<Observation>('Observation', { 'derived-from': responseRef })).toHaveLength(3);
+  });
+
+  it('approved here, then completed in the EHR: its one-week reminder not sent yet is revoked with it', async () => {
+    const p = await infusedPatient();
+    const approved = (
+      await request(service.url)
+        .post(`/tasks/${p.check.id}/$approve`)
+        .set(service.as('clinician'))
+        .send({ versionId: p.check.meta!.versionId })
+        .expect(200)
+    ).body as Task;
+    await notify(await completeInEhr(approved, 4, ['effect-none']));
+    const reminders = (
+      await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+        'based-on': `CarePlan/${p.carePlanId}`,
+      })
+    ).filter((r) => r.about?.some((a) => a.reference === `Task/${p.check.id}`));
+    // Before session 44 it stayed active until its delivery time.
+    expect(reminders.map((r) => r.status)).toEqual(['revoked']);
   });
 
   it('an effect marked for review, reported in the EHR, waits for a clinician as one reported here does', async () => {

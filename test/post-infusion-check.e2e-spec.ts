@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type {
   Bundle,
+  CommunicationRequest,
   DetectedIssue,
   MedicationRequest,
   Observation,
@@ -127,6 +128,29 @@ describe('recording the post-infusion check', () => {
       .set(service.as('clinician'))
       .expect(200);
     expect(worklist.body.items.map((i: { id: string }) => i.id)).not.toContain(p.check.id);
+  });
+
+  it('approved, then recorded: its one-week reminder not sent yet is revoked with it, so no EHR reads it pending', async () => {
+    const p = await infusedPatient();
+    const approved = (
+      await request(service.url)
+        .post(`/tasks/${p.check.id}/$approve`)
+        .set(service.as('clinician'))
+        .send({ versionId: p.check.meta!.versionId })
+        .expect(200)
+    ).body as Task;
+    const aboutCheck = async () =>
+      (
+        await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+          'based-on': `CarePlan/${p.carePlanId}`,
+        })
+      ).filter((r) => r.about?.some((a) => a.reference === `Task/${p.check.id}`));
+    expect((await aboutCheck()).map((r) => r.status)).toEqual(['active']);
+    await complete(approved, answers(3, ['effect-none'])).expect(200);
+    // Before session 44 it stayed active until its delivery time, when the delivery revoked it.
+    expect((await aboutCheck()).map((r) => [r.status, r.statusReason?.text])).toEqual([
+      ['revoked', 'Not sent: the Post-infusion check within one week was recorded as done'],
+    ]);
   });
 
   it('an EHR reads the recorded check through the FHIR read API: the answers, and the scores derived from them', async () => {

@@ -166,6 +166,11 @@ export function remindersRevokedFor(
     .map((read) => ({ read, revoked: revokedReminder(read, reason) }));
 }
 
+/** Why a check's reminders not sent yet are revoked once it is recorded as done (here, or in the EHR). */
+export function checkDoneWhy(task: Task): string {
+  return `Not sent: the ${task.description ?? 'check'} was recorded as done`;
+}
+
 /**
  * The active reminders about Tasks an infusion has answered (its session took place, or a later infusion made it
  * moot), revoked with why. Delivery would revoke each at its time (deliveryDecision); revoking them with the Tasks'

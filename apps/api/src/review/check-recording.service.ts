@@ -27,6 +27,7 @@ import { AnswersRefused, checkAnswers, effectsToReview } from '@kc/protocols';
 import { PatientRecordEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { deciderOf } from './provenance';
 import { DecisionWriter } from './task-review.service';
+import { TaskReminders } from './task-reminders';
 
 const PERFORMER = /^(Practitioner|PractitionerRole)\//;
 
@@ -50,6 +51,7 @@ export interface CheckInput {
 export class CheckRecordingService {
   constructor(
     private readonly writer: DecisionWriter,
+    private readonly reminders: TaskReminders,
     private readonly protocols: PlanDefinitions,
     private readonly scores: ScoreEventsProducer,
     private readonly records: PatientRecordEventsProducer,
@@ -65,6 +67,7 @@ export class CheckRecordingService {
   async record(input: CheckInput): Promise<Task> {
     const { task, carePlan } = await this.read(input.taskId);
     const questionnaire = await this.questionnaireOf(task, carePlan);
+    const reminders = await this.reminders.contextFor(task, carePlan);
     const responseUrl = `urn:uuid:${randomUUID()}`;
     let recorded: RecordedCheck | undefined;
     let written: BundleEntry[] = [];
@@ -104,6 +107,7 @@ export class CheckRecordingService {
             request: { method: 'POST' as const, url: 'DetectedIssue' },
           })),
         ],
+        (updated: Task) => this.reminders.afterCompletion(updated, reminders),
       ],
       written: (entries) => (written = entries),
     });

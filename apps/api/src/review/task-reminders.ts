@@ -4,12 +4,14 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import {
   aboutTask,
+  checkDoneWhy,
   isReminder,
   noticeIfDecidedNow,
   sendTimeOf,
   plannedReminders,
   reminderChanges,
   reminderRulesForTask,
+  remindersRevokedFor,
   revokedReminder,
   type ReminderRule,
 } from '@kc/followups';
@@ -77,6 +79,14 @@ export class TaskReminders {
       ...create.map((resource) => ({ resource, request: { method: 'POST' as const, url: 'CommunicationRequest' } })),
       ...move.map(updateOf),
     ];
+  }
+
+  /**
+   * A check recorded here (`$complete`): its reminders not sent yet revoked with it (since session 44; before, an EHR
+   * reading CommunicationRequest.status saw the one-week-check reminder pending until its delivery revoked it).
+   */
+  afterCompletion(task: Task, context: TaskReminderContext): Consequence[] {
+    return remindersRevokedFor(task, context.existing, checkDoneWhy(task)).map(({ revoked }) => updateOf(revoked));
   }
 
   afterRejection(context: TaskReminderContext, reason: string): Consequence[] {

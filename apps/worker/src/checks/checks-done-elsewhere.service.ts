@@ -12,15 +12,17 @@ import type {
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { FhirClient, FhirHttpError, ifMatchFor, includedOf, matchesOf } from '@kc/fhir';
+import { FhirClient, FhirHttpError, ifMatchFor, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import {
   adoptCheckDoneElsewhere,
   carePlanReferenceOf,
+  checkDoneWhy,
   isCheckDoneElsewhere,
+  remindersRevokedFor,
   responseReferenceOf,
   scoreIdsWritten,
 } from '@kc/followups';
-import { PlanDefinitions } from '@kc/nest-core';
+import { PlanDefinitions, remindersAboutTask } from '@kc/nest-core';
 import { contraindicationState, DECISION_KEY_SYSTEM, decisionKey, isReportedAt } from '@kc/protocols';
 import { PatientRecordEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
@@ -103,6 +105,11 @@ export class ChecksDoneElsewhere {
     const issueUrls = adopted.issues.map(() => `urn:uuid:${randomUUID()}`);
     const decidedOn = decisionKey(`Task/${task.id}`, task.meta!.versionId!);
     const who = agentOf(response?.author) ?? agentOf(task.owner) ?? THIS_SERVICE;
+    // Its reminders not sent yet revoked with it (since session 44; before, pending until their delivery revoked them).
+    const plan = carePlanReferenceOf(task)?.slice('CarePlan/'.length);
+    const reminders = plan
+      ? remindersRevokedFor(task, await remindersAboutTask(this.fhir, plan, task.id!), checkDoneWhy(task))
+      : [];
     const entries: BundleEntry[] = [
       {
         resource: adopted.task,
@@ -118,12 +125,14 @@ export class ChecksDoneElsewhere {
         resource,
         request: { method: 'POST' as const, url: 'DetectedIssue' },
       })),
+      ...reminders.map(({ revoked, read }) => updateEntry(revoked, read.meta?.versionId)),
       {
         resource: {
           ...changeProvenance({
             targets: [
               { reference: `Task/${task.id}` },
               ...[...observationUrls, ...issueUrls].map((reference) => ({ reference })),
+              ...reminders.map(({ read }) => ({ reference: `CommunicationRequest/${read.id}` })),
             ],
             revisionOf: { reference: decidedOn },
             who,
