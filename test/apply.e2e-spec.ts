@@ -297,6 +297,36 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     expect(await service.fhir.searchAll('MedicationRequest', { subject })).toHaveLength(1);
   });
 
+  it('a second enrolment on the same protocol while the first plan holds care is refused (409), naming it; once that plan is stopped, or on another protocol, it is not', async () => {
+    const subject = await createPatient(service, { weightKg: 90, bp: [125, 80] });
+    const enrol = (protocol: string, startDate: string) =>
+      request(service.url)
+        .post(`/fhir/PlanDefinition/${protocol}/$apply`)
+        .set(service.as('clinician'))
+        .send({
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'subject', valueReference: { reference: subject } },
+            { name: 'startDate', valueDate: startDate },
+            { name: 'persist', valueBoolean: true },
+          ],
+        });
+    const first = (await enrol('ketamine-low-dose-series', START_DATE).expect(200)).body as CarePlan;
+    // Another start date: another plan of the same protocol, two sessions proposed at once. Before session 44, written.
+    const refused = await enrol('ketamine-low-dose-series', dateFromToday(9)).expect(409);
+    expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(
+      new RegExp(`^The patient is already enrolled on .+ \\(CarePlan/${first.id}, draft`),
+    );
+    expect(await service.fhir.searchAll('CarePlan', { subject })).toHaveLength(1);
+    // The same enrolment sent again is the same plan.
+    expect(((await enrol('ketamine-low-dose-series', START_DATE).expect(200)).body as CarePlan).id).toBe(first.id);
+    // Another protocol is the clinic's call; the first plan stopped, the same protocol again too.
+    await enrol('ketamine-monthly-maintenance', START_DATE).expect(200);
+    const stored = await service.fhir.read<CarePlan>('CarePlan', first.id!);
+    await service.fhir.update<CarePlan>({ ...stored, status: 'revoked' });
+    await enrol('ketamine-low-dose-series', dateFromToday(9)).expect(200);
+  });
+
   it('the protocols are published to the FHIR server by canonical url + version', async () => {
     const plans = await service.fhir.searchAll('PlanDefinition', {
       url: 'https://ketamine-careplans.example/fhir/PlanDefinition/ketamine-low-dose-series',

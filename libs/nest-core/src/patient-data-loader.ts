@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, CareTeam, MedicationRequest, Patient, PlanDefinition, Task } from '@medplum/fhirtypes';
+import type { Bundle, CarePlan, CareTeam, MedicationRequest, Patient, PlanDefinition, Task } from '@medplum/fhirtypes';
 import {
   batchResult,
   CoalescedReads,
@@ -24,6 +24,8 @@ export interface PatientData {
   openOrders?: MedicationRequest[];
   /** With them, the Tasks approved on one of them (`Task:based-on`): the EHR's orders that are a session's. */
   openOrderSessions?: Task[];
+  /** The patient's plans still holding care (active, draft, paused), when asked for (an enrolment: not twice). */
+  plansHoldingCare?: CarePlan[];
 }
 
 /**
@@ -50,7 +52,7 @@ export class PatientDataLoader {
   async load(
     plan: PlanDefinition,
     patientId: string,
-    options: { careTeams?: boolean; openOrders?: boolean } = {},
+    options: { careTeams?: boolean; openOrders?: boolean; plans?: boolean } = {},
   ): Promise<PatientData> {
     const queries = patientDataQueries(plan, patientId);
     const careTeams = options.careTeams
@@ -67,11 +69,15 @@ export class PatientDataLoader {
           }),
         ]
       : [];
+    const plans = options.plans
+      ? [getEntry('CarePlan', { subject: `Patient/${patientId}`, status: 'active,draft,on-hold', _count: 100 })]
+      : [];
     const answer = await this.reads.batch([
       getEntry(`Patient/${encodeURIComponent(patientId)}`),
       ...searchEntries(queries),
       ...careTeams,
       ...openOrders,
+      ...plans,
     ]);
     const patient = batchResult<Patient>(answer.entry?.[0], 'Patient');
     if (!patient) return { data: {} };
@@ -81,6 +87,9 @@ export class PatientDataLoader {
     const orders = options.openOrders
       ? batchResult<Bundle>(answer.entry?.[after + careTeams.length], 'MedicationRequest search')
       : undefined;
+    const holding = options.plans
+      ? batchResult<Bundle>(answer.entry?.[after + careTeams.length + openOrders.length], 'CarePlan search')
+      : undefined;
     return {
       patient,
       data,
@@ -88,6 +97,7 @@ export class PatientDataLoader {
       ...(options.openOrders
         ? { openOrders: matchesOf<MedicationRequest>(orders), openOrderSessions: includedOf<Task>(orders, 'Task') }
         : {}),
+      ...(options.plans ? { plansHoldingCare: matchesOf<CarePlan>(holding) } : {}),
     };
   }
 }

@@ -1,10 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import type { DetectedIssue, Patient, PlanDefinition, Resource } from '@medplum/fhirtypes';
-import { notFound, unprocessable } from '@kc/common';
+import type { CarePlan, DetectedIssue, Patient, PlanDefinition, Resource } from '@medplum/fhirtypes';
+import { conflict, notFound, unprocessable } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import {
   applyPlanDefinition,
+  CAREPLAN_KEY_SYSTEM,
   UnsupportedElementError,
   type ApplyResult,
   overriddenContraindications,
@@ -71,10 +72,19 @@ export class ApplyService {
         ['PlanDefinition.status'],
         `${plan.url ?? `PlanDefinition/${plan.id}`}${plan.version ? `|${plan.version}` : ''} has status retired`,
       );
-    return this.apply(resolved, request);
+    return this.apply(resolved, request, new Date(), { enrolling: true });
   }
 
-  async apply(resolved: ResolvedPlan, request: ApplyRequest, now = new Date()): Promise<AppliedPlan> {
+  /**
+   * `enrolling`: a new enrolment ($apply), persisted, is refused while the patient has another plan of this protocol
+   * still holding care (secondEnrolment); a plan applied again (an override's regeneration) is not one.
+   */
+  async apply(
+    resolved: ResolvedPlan,
+    request: ApplyRequest,
+    now = new Date(),
+    { enrolling = false }: { enrolling?: boolean } = {},
+  ): Promise<AppliedPlan> {
     const started = performance.now();
     const { plan } = resolved;
     // A clinic routing Tasks by care team: the patient's teams, in the same batch as their data.
@@ -83,8 +93,10 @@ export class ApplyService {
       patient,
       data: patientData,
       careTeams,
+      plansHoldingCare,
     } = await this.patients.load(plan, request.patientId, {
       careTeams: byCareTeam,
+      plans: enrolling && request.persist,
     });
     if (!patient) throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
     if (isRecordedDeceased(patient))
@@ -107,6 +119,8 @@ export class ApplyService {
         careTeams,
       }),
     );
+    const enrolled = plansHoldingCare && secondEnrolment(result, plansHoldingCare);
+    if (enrolled) throw enrolledAlready(enrolled, plan.title ?? plan.name);
     const persisted = request.persist ? await this.writer.write(result) : undefined;
     this.logger.log({
       msg: '$apply',
@@ -134,4 +148,32 @@ export class ApplyService {
       throw err;
     }
   }
+}
+
+/**
+ * Another plan of the same protocol (its canonical url, any version) still holding care for the patient, that this
+ * $apply is not (a different start date: another key). Two would propose two sessions at once, each approved and
+ * ordered on its own (since session 44 refused; before, a second enrolment ran beside the first). The same $apply sent
+ * again (its key) is the same plan, answered as before.
+ */
+function secondEnrolment(result: ApplyResult, holding: CarePlan[]): CarePlan | undefined {
+  const key = result.carePlan.resource.identifier?.find((i) => i.system === CAREPLAN_KEY_SYSTEM)?.value;
+  const url = result.carePlan.resource.instantiatesCanonical?.[0]?.split('|')[0];
+  if (!url) return undefined;
+  return holding.find(
+    (p) =>
+      p.instantiatesCanonical?.some((c) => c.split('|')[0] === url) &&
+      !p.identifier?.some((i) => i.system === CAREPLAN_KEY_SYSTEM && i.value === key),
+  );
+}
+
+/** 409: enrolled already, naming the plan; the clinician stops it first, or keeps following it. */
+function enrolledAlready(plan: CarePlan, protocol: string | undefined): Error {
+  return conflict(
+    `The patient is already enrolled on ${protocol ?? 'this protocol'} (CarePlan/${plan.id}, ${plan.status}${
+      plan.period?.start ? `, from ${plan.period.start.slice(0, 10)}` : ''
+    }): two plans of it would propose two sessions at once. Stop that plan first, or keep following it.`,
+    409,
+    ['subject'],
+  );
 }
