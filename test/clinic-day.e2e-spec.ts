@@ -1047,6 +1047,25 @@ describe.each([
       const chain = ordersOfSession(task.id!);
       // A session the pump began is the infusion's: the EHR closing its order leaves it approved (docs/task-states.md).
       if (chain.some((o) => given.some((g) => g.order === o.id))) continue;
+      if (ordersToGive(chain).length !== 1 && process.env.CLINIC_DAY_DEBUG) {
+        const get = async (url: string) => (await fetch(`${service.config.fhirBaseUrl}/${url}`)).json();
+        fs.writeFileSync(
+          `/tmp/kc-debug-approved-${SEED}-${task.id}.json`,
+          JSON.stringify({
+            taskHistory: await get(`Task/${task.id}/_history`),
+            chain: await Promise.all(chain.map((o) => get(`${o.resourceType}/${o.id}/_history`))),
+            patientOrders: await get(`MedicationRequest?subject=${task.for?.reference}&_count=200`),
+            provenances: provenances.filter((p) =>
+              p.target.some((t) =>
+                [`Task/${task.id}`, ...chain.map((o) => `${o.resourceType}/${o.id}`)].includes(t.reference!),
+              ),
+            ),
+            plan: await get(
+              `${plans[0] ? task.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference : ''}/_history`,
+            ),
+          }),
+        );
+      }
       expect({ task: task.id, orders: ordersToGive(chain).length }).toEqual({ task: task.id, orders: 1 });
     }
 
