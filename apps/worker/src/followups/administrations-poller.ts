@@ -1,12 +1,9 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { MedicationAdministration } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { CompletedTaskEventsProducer } from '@kc/queue';
-import { PollCursors, type ChangePoll } from '../maintenance/change-polls';
-import { queueChangedSince } from '../maintenance/cursor-poll';
-
-/** Its cursor's key in Redis. */
-const CURSOR = 'administrations';
+import { PollCursors } from '../maintenance/change-polls';
+import { QueuingPoll } from '../maintenance/queuing-poll';
 
 /**
  * Polling fallback for administrations recorded at the pump or in the eMAR: those changed since the cursor, each
@@ -14,31 +11,30 @@ const CURSOR = 'administrations';
  * the rate it records. One recorded before its infusion's follow-ups changes nothing there.
  */
 @Injectable()
-export class AdministrationsPoller implements ChangePoll {
+export class AdministrationsPoller extends QueuingPoll<MedicationAdministration> {
   readonly name = 'administrations';
-  readonly cursors = [CURSOR];
-  private readonly logger = new Logger(AdministrationsPoller.name);
+  protected readonly cursor = 'administrations';
+  protected readonly queuedWhat = 'administrations';
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly producer: CompletedTaskEventsProducer,
-    private readonly pollCursors: PollCursors,
-  ) {}
+    pollCursors: PollCursors,
+  ) {
+    super(pollCursors);
+  }
 
-  async poll(): Promise<{ queued: number }> {
-    const queued = await queueChangedSince(
-      await this.pollCursors.of(CURSOR),
-      (from) =>
-        // What records a rate given (or takes one back: entered in error), not what was only planned or not done.
-        this.fhir.searchAll<MedicationAdministration>('MedicationAdministration', {
-          status: 'completed,in-progress,entered-in-error',
-          _lastUpdated: `ge${from}`,
-          _sort: '_lastUpdated',
-          _count: 100,
-        }),
-      (id) => this.producer.enqueueAdministration(id),
-    );
-    if (queued) this.logger.log({ msg: 'poll queued administrations', count: queued });
-    return { queued };
+  protected changedSince(from: string): Promise<MedicationAdministration[]> {
+    // What records a rate given (or takes one back: entered in error), not what was only planned or not done.
+    return this.fhir.searchAll<MedicationAdministration>('MedicationAdministration', {
+      status: 'completed,in-progress,entered-in-error',
+      _lastUpdated: `ge${from}`,
+      _sort: '_lastUpdated',
+      _count: 100,
+    });
+  }
+
+  protected enqueue(id: string): Promise<unknown> {
+    return this.producer.enqueueAdministration(id);
   }
 }

@@ -1,13 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { DetectedIssue } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { PatientRecordEventsProducer } from '@kc/queue';
 import { plansClearedBy } from '@kc/protocols';
-import { PollCursors, type ChangePoll } from './change-polls';
-import { queueChangedSince } from './cursor-poll';
-
-/** Its cursor's key in Redis. */
-const CURSOR = 'cleared-issues';
+import { PollCursors } from './change-polls';
+import { QueuingPoll } from './queuing-poll';
 
 /**
  * Polling fallback for contraindications resolved outside this service: the DetectedIssues changed since the cursor;
@@ -15,30 +12,32 @@ const CURSOR = 'cleared-issues';
  * lifts the holds they placed. This service's own overrides are queued too and find nothing left to release.
  */
 @Injectable()
-export class ClearedIssuesPoller implements ChangePoll {
+export class ClearedIssuesPoller extends QueuingPoll<DetectedIssue> {
   readonly name = 'clearedIssues';
-  readonly cursors = [CURSOR];
-  private readonly logger = new Logger(ClearedIssuesPoller.name);
+  protected readonly cursor = 'cleared-issues';
+  protected readonly queuedWhat = 'contraindications resolved outside';
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly records: PatientRecordEventsProducer,
-    private readonly pollCursors: PollCursors,
-  ) {}
+    pollCursors: PollCursors,
+  ) {
+    super(pollCursors);
+  }
 
-  async poll(): Promise<{ queued: number }> {
-    const queued = await queueChangedSince(
-      await this.pollCursors.of(CURSOR),
-      (from) =>
-        this.fhir.searchAll<DetectedIssue>('DetectedIssue', {
-          _lastUpdated: `ge${from}`,
-          _sort: '_lastUpdated',
-          _count: 100,
-        }),
-      (id) => this.records.enqueue(`DetectedIssue/${id}`),
-      (issue) => plansClearedBy(issue).length > 0,
-    );
-    if (queued) this.logger.log({ msg: 'poll queued contraindications resolved outside', count: queued });
-    return { queued };
+  protected changedSince(from: string): Promise<DetectedIssue[]> {
+    return this.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      _lastUpdated: `ge${from}`,
+      _sort: '_lastUpdated',
+      _count: 100,
+    });
+  }
+
+  protected enqueue(id: string): Promise<unknown> {
+    return this.records.enqueue(`DetectedIssue/${id}`);
+  }
+
+  protected override keep(issue: DetectedIssue): boolean {
+    return plansClearedBy(issue).length > 0;
   }
 }

@@ -1,13 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { MedicationRequest, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf } from '@kc/fhir';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import { sessionIdsOfOrder } from '@kc/task-states';
-import { PollCursors, type ChangePoll } from './change-polls';
-import { queueChangedSince } from './cursor-poll';
-
-/** Its cursor's key in Redis. */
-const CURSOR = 'closed-orders';
+import { PollCursors } from './change-polls';
+import { QueuingPoll } from './queuing-poll';
 
 /**
  * Polling fallback for approved sessions' orders closed outside this service: the orders closed since the cursor,
@@ -16,42 +13,45 @@ const CURSOR = 'closed-orders';
  * the order. This service's own closings (a rejection, a dose change) are queued too and change nothing.
  */
 @Injectable()
-export class ClosedOrdersPoller implements ChangePoll {
+export class ClosedOrdersPoller extends QueuingPoll<MedicationRequest> {
   readonly name = 'closedOrders';
-  readonly cursors = [CURSOR];
-  private readonly logger = new Logger(ClosedOrdersPoller.name);
+  protected readonly cursor = 'closed-orders';
+  protected readonly queuedWhat = 'closed orders';
+  /** The Tasks naming the orders the last search found (read with them): which orders are a session's. */
+  private naming: Task[] = [];
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly producer: CompletedTaskEventsProducer,
-    private readonly pollCursors: PollCursors,
-  ) {}
+    pollCursors: PollCursors,
+  ) {
+    super(pollCursors);
+  }
 
-  async poll(): Promise<{ queued: number }> {
+  protected async changedSince(from: string): Promise<MedicationRequest[]> {
     // Every closed order is read (a shared server's other applications' too): an order of the EHR's can be a session's
     // only through the Tasks naming it, included with it.
-    const naming: Task[] = [];
-    const queued = await queueChangedSince(
-      await this.pollCursors.of(CURSOR),
-      async (from) => {
-        const orders: MedicationRequest[] = [];
-        const pages = this.fhir.searchPages<MedicationRequest>('MedicationRequest', {
-          status: 'cancelled,stopped,entered-in-error',
-          _lastUpdated: `ge${from}`,
-          _sort: '_lastUpdated',
-          _count: 100,
-          _revinclude: 'Task:based-on',
-        });
-        for await (const page of pages) {
-          orders.push(...matchesOf<MedicationRequest>(page));
-          naming.push(...includedOf<Task>(page, 'Task'));
-        }
-        return orders;
-      },
-      (id) => this.producer.enqueueOrderChange(id),
-      (order) => sessionIdsOfOrder(order, naming).length > 0,
-    );
-    if (queued) this.logger.log({ msg: 'poll queued closed orders', count: queued });
-    return { queued };
+    const orders: MedicationRequest[] = [];
+    this.naming = [];
+    const pages = this.fhir.searchPages<MedicationRequest>('MedicationRequest', {
+      status: 'cancelled,stopped,entered-in-error',
+      _lastUpdated: `ge${from}`,
+      _sort: '_lastUpdated',
+      _count: 100,
+      _revinclude: 'Task:based-on',
+    });
+    for await (const page of pages) {
+      orders.push(...matchesOf<MedicationRequest>(page));
+      this.naming.push(...includedOf<Task>(page, 'Task'));
+    }
+    return orders;
+  }
+
+  protected enqueue(id: string): Promise<unknown> {
+    return this.producer.enqueueOrderChange(id);
+  }
+
+  protected override keep(order: MedicationRequest): boolean {
+    return sessionIdsOfOrder(order, this.naming).length > 0;
   }
 }

@@ -1,13 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Patient } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { isRecordedDeceased } from '@kc/followups';
 import { PatientRecordEventsProducer } from '@kc/queue';
-import { PollCursors, type ChangePoll } from './change-polls';
-import { queueChangedSince } from './cursor-poll';
-
-/** Its cursor's key in Redis. */
-const CURSOR = 'deceased-patients';
+import { PollCursors } from './change-polls';
+import { QueuingPoll } from './queuing-poll';
 
 /**
  * Polling fallback for patients recorded as deceased in the EHR (Patient.deceased[x]): those changed since the cursor,
@@ -15,31 +12,33 @@ const CURSOR = 'deceased-patients';
  * finds nothing to end.
  */
 @Injectable()
-export class DeceasedPatientsPoller implements ChangePoll {
+export class DeceasedPatientsPoller extends QueuingPoll<Patient> {
   readonly name = 'deceasedPatients';
-  readonly cursors = [CURSOR];
-  private readonly logger = new Logger(DeceasedPatientsPoller.name);
+  protected readonly cursor = 'deceased-patients';
+  protected readonly queuedWhat = 'patients recorded as deceased';
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly records: PatientRecordEventsProducer,
-    private readonly pollCursors: PollCursors,
-  ) {}
+    pollCursors: PollCursors,
+  ) {
+    super(pollCursors);
+  }
 
-  async poll(): Promise<{ queued: number }> {
-    const queued = await queueChangedSince(
-      await this.pollCursors.of(CURSOR),
-      (from) =>
-        this.fhir.searchAll<Patient>('Patient', {
-          deceased: 'true',
-          _lastUpdated: `ge${from}`,
-          _sort: '_lastUpdated',
-          _count: 100,
-        }),
-      (id) => this.records.enqueue(`Patient/${id}`),
-      (patient) => isRecordedDeceased(patient),
-    );
-    if (queued) this.logger.log({ msg: 'poll queued patients recorded as deceased', count: queued });
-    return { queued };
+  protected changedSince(from: string): Promise<Patient[]> {
+    return this.fhir.searchAll<Patient>('Patient', {
+      deceased: 'true',
+      _lastUpdated: `ge${from}`,
+      _sort: '_lastUpdated',
+      _count: 100,
+    });
+  }
+
+  protected enqueue(id: string): Promise<unknown> {
+    return this.records.enqueue(`Patient/${id}`);
+  }
+
+  protected override keep(patient: Patient): boolean {
+    return isRecordedDeceased(patient);
   }
 }

@@ -1,14 +1,11 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { isTaskChangedInEhr } from '@kc/followups';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import { CLOSED_BY_EHR, TO_BE_DONE } from '@kc/task-states';
-import { PollCursors, type ChangePoll } from './change-polls';
-import { queueChangedSince } from './cursor-poll';
-
-/** Its cursor's key in Redis. */
-const CURSOR = 'tasks-changed-in-ehr';
+import { PollCursors } from './change-polls';
+import { QueuingPoll } from './queuing-poll';
 
 /**
  * Polling fallback for Tasks an EHR changed (isTaskChangedInEhr): the Tasks changed since the cursor, those this
@@ -17,32 +14,34 @@ const CURSOR = 'tasks-changed-in-ehr';
  * state and their window as set, so they are not queued.
  */
 @Injectable()
-export class TasksChangedInEhrPoller implements ChangePoll {
+export class TasksChangedInEhrPoller extends QueuingPoll<Task> {
   readonly name = 'tasksChangedInEhr';
-  readonly cursors = [CURSOR];
-  private readonly logger = new Logger(TasksChangedInEhrPoller.name);
+  protected readonly cursor = 'tasks-changed-in-ehr';
+  protected readonly queuedWhat = 'Tasks changed in the EHR';
 
   constructor(
     private readonly fhir: FhirClient,
     private readonly producer: CompletedTaskEventsProducer,
-    private readonly pollCursors: PollCursors,
-  ) {}
+    pollCursors: PollCursors,
+  ) {
+    super(pollCursors);
+  }
 
-  async poll(): Promise<{ queued: number }> {
-    const queued = await queueChangedSince(
-      await this.pollCursors.of(CURSOR),
-      (from) =>
-        this.fhir.searchAll<Task>('Task', {
-          // Open ones too: a window moved (windowMovedOutside) on a Task awaiting approval or held.
-          status: [...CLOSED_BY_EHR, ...TO_BE_DONE, 'draft', 'on-hold'].join(','),
-          _lastUpdated: `ge${from}`,
-          _sort: '_lastUpdated',
-          _count: 100,
-        }),
-      (id, task) => this.producer.enqueueTaskChangedInEhr(id, task.meta?.versionId),
-      isTaskChangedInEhr,
-    );
-    if (queued) this.logger.log({ msg: 'poll queued Tasks changed in the EHR', count: queued });
-    return { queued };
+  protected changedSince(from: string): Promise<Task[]> {
+    return this.fhir.searchAll<Task>('Task', {
+      // Open ones too: a window moved (windowMovedOutside) on a Task awaiting approval or held.
+      status: [...CLOSED_BY_EHR, ...TO_BE_DONE, 'draft', 'on-hold'].join(','),
+      _lastUpdated: `ge${from}`,
+      _sort: '_lastUpdated',
+      _count: 100,
+    });
+  }
+
+  protected enqueue(id: string, task: Task): Promise<unknown> {
+    return this.producer.enqueueTaskChangedInEhr(id, task.meta?.versionId);
+  }
+
+  protected override keep(task: Task): boolean {
+    return isTaskChangedInEhr(task);
   }
 }
