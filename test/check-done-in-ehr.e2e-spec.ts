@@ -22,6 +22,7 @@ import { ChecksAnsweredElsewhere } from '../apps/worker/src/checks/checks-answer
 import { CompletedChecksPoller } from '../apps/worker/src/checks/completed-checks-poller';
 import {
   actionOf,
+  approveTask,
   completeInfusion,
   followUpTasks,
   maintenanceJobDone,
@@ -149,13 +150,7 @@ describe('a post-infusion check completed in the EHR', () => {
 
   it('approved here, then completed in the EHR: its one-week reminder not sent yet is revoked with it', async () => {
     const p = await infusedPatient();
-    const approved = (
-      await request(service.url)
-        .post(`/tasks/${p.check.id}/$approve`)
-        .set(service.as('clinician'))
-        .send({ versionId: p.check.meta!.versionId })
-        .expect(200)
-    ).body as Task;
+    const approved = await approveTask(service, p.check);
     await notify(await completeInEhr(approved, 4, ['effect-none']));
     const reminders = (
       await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {

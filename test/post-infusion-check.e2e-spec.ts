@@ -13,7 +13,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { PatientRecordEventsProducer, QUEUES, QueueUnavailableError } from '@kc/queue';
-import { queueIdle, waitFor } from './support/clinic';
+import { approveTask, queueIdle, waitFor } from './support/clinic';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -132,13 +132,7 @@ describe('recording the post-infusion check', () => {
 
   it('approved, then recorded: its one-week reminder not sent yet is revoked with it, so no EHR reads it pending', async () => {
     const p = await infusedPatient();
-    const approved = (
-      await request(service.url)
-        .post(`/tasks/${p.check.id}/$approve`)
-        .set(service.as('clinician'))
-        .send({ versionId: p.check.meta!.versionId })
-        .expect(200)
-    ).body as Task;
+    const approved = await approveTask(service, p.check);
     const aboutCheck = async () =>
       (
         await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {

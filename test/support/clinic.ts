@@ -76,6 +76,16 @@ export async function orderedInEhrFor(
   return { proposal, ehrOrder };
 }
 
+/** A Task approved through the API by the test clinician, on the version given: the Task as answered. */
+export async function approveTask(service: TestService, task: Task): Promise<Task> {
+  const approved = await request(service.url)
+    .post(`/tasks/${task.id}/$approve`)
+    .set(service.as('clinician'))
+    .send({ versionId: task.meta!.versionId })
+    .expect(200);
+  return approved.body as Task;
+}
+
 /** The plan's first infusion session, approved through the API by the test clinician: the Task as answered. */
 export async function approveFirstSession(service: TestService, carePlanId: string): Promise<Task> {
   const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
