@@ -84,6 +84,13 @@ describe('a patient recorded as deceased in the EHR', () => {
       .send({ versionId: draft.meta!.versionId })
       .expect(422);
     expect((refused.body as OperationOutcome).issue[0].details?.text).toMatch(/recorded as deceased/);
+    // So is one whose approval reads no patient data (patient instructions: no contraindication check gates them).
+    const instructions = tasks.find((t) => actionOf(t) === 'patient-instructions')!;
+    await request(service.url)
+      .post(`/tasks/${instructions.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: instructions.meta!.versionId })
+      .expect(422);
     expect(
       await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { identifier: orderKeySearch(draft.id!) }),
     ).toEqual([]);

@@ -9,7 +9,6 @@ import type {
 } from '@medplum/fhirtypes';
 import { ContraindicationRecorder, OrderHolds, PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
 import { unprocessable } from '@kc/common';
-import { DECEASED_REFUSAL, isRecordedDeceased } from '@kc/followups';
 import {
   activityDefinitionIn,
   hasContraindicationChecks,
@@ -20,6 +19,7 @@ import {
 import { PatientRecordEventsProducer } from '@kc/queue';
 import { patientIdOf } from '@kc/task-states';
 import { implicating } from './contraindication-guard';
+import { DeceasedGuard } from './deceased-guard';
 
 /** What an approval learns from the patient's data as it is now. */
 export interface CheckedNow {
@@ -52,6 +52,7 @@ export class CurrentContraindications {
     private readonly recorder: ContraindicationRecorder,
     private readonly holds: OrderHolds,
     private readonly records: PatientRecordEventsProducer,
+    private readonly deceased: DeceasedGuard,
   ) {}
 
   /**
@@ -82,11 +83,8 @@ export class CurrentContraindications {
     const loaded = await this.loader.load(plan, patientId, {
       openOrders: proposal?.resourceType === 'MedicationRequest',
     });
-    if (loaded.patient && isRecordedDeceased(loaded.patient)) {
-      // Its plans end with the worker's job (told now too, should the FHIR server not notify of Patients).
-      await this.records.enqueue(`Patient/${patientId}`).catch(() => undefined);
-      throw unprocessable(DECEASED_REFUSAL, ['Patient.deceased'], `Patient/${patientId} is recorded as deceased`);
-    }
+    // Read with its data, as it is now (the decision's own read may be older).
+    await this.deceased.assertNotDeceased(loaded.patient);
     const variables = loaded.patient ? { ...loaded.data, patient: loaded.patient, subject: loaded.patient } : undefined;
     const { openOrders, openOrderSessions } = loaded;
     if (!checked) return { found: [], activity, variables, openOrders, openOrderSessions };

@@ -1,4 +1,4 @@
-import type { CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, Patient, Resource, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { includedOf, matchesOf } from '@kc/fhir';
@@ -19,17 +19,20 @@ export interface TaskUnderReview {
   carePlan?: CarePlan;
   /** The DetectedIssues implicating its CarePlan (the approval guard's). */
   issues: DetectedIssue[];
+  /** The patient it is for (`Task.for`), when the server included them. */
+  patient?: Patient;
 }
 
 /**
- * One request: the Task, the request it authorises (`_include=Task:focus`) if that is a proposal, its CarePlan
+ * One request: the Task, its patient (`_include=Task:patient`), the request it authorises (`_include=Task:focus`) if that is a proposal, its CarePlan
  * (`_include=Task:based-on`, for the protocol's reminder rules) and the DetectedIssues implicating it
  * (`_revinclude:iterate`, supported by Medplum and HAPI).
  */
 export async function readTaskUnderReview(writer: DecisionWriter, taskId: string): Promise<TaskUnderReview> {
   const bundle = await writer.search<Task | Resource>('Task', {
     _id: taskId,
-    _include: ['Task:focus', 'Task:based-on'],
+    // The patient too (since session 44): nothing is authorised for one recorded as deceased (DeceasedGuard).
+    _include: ['Task:focus', 'Task:based-on', 'Task:patient'],
     // The contraindications of its CarePlan (included just above) for the approval guard, in the same request.
     '_revinclude:iterate': 'DetectedIssue:implicated',
   });
@@ -39,7 +42,14 @@ export async function readTaskUnderReview(writer: DecisionWriter, taskId: string
   const focus = included.find((r) => `${r.resourceType}/${r.id}` === task.focus?.reference);
   const carePlan = included.find((r): r is CarePlan => `${r.resourceType}/${r.id}` === carePlanReferenceOf(task));
   const issues = included.filter((r): r is DetectedIssue => r.resourceType === 'DetectedIssue');
-  return { task, proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined, carePlan, issues };
+  const patient = included.find((r): r is Patient => `${r.resourceType}/${r.id}` === task.for?.reference);
+  return {
+    task,
+    proposal: focus && isAuthorisable(focus) ? (focus as Proposal) : undefined,
+    carePlan,
+    issues,
+    patient,
+  };
 }
 
 /**
