@@ -298,6 +298,26 @@ describe('patient reminders', () => {
     expect(smtp.received.filter((m) => m.to.includes('ines@example.test'))).toEqual([]);
   });
 
+  it('a session held for a contraindication, then rejected: its reminders are revoked with it (clinic day seed 2478)', async () => {
+    const p = await enrolledPatient('hana@example.test');
+    await approveSession(p.session);
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], p.patient));
+    await service.app.get(ContraindicationSweep).sweep();
+    const held = await service.fhir.read<Task>('Task', p.session.id!);
+    expect(held.status).toBe('on-hold');
+    await request(service.url)
+      .post(`/tasks/${p.session.id}/$reject`)
+      .set(clinician())
+      .send({ versionId: held.meta!.versionId, reason: 'Not while pregnant' })
+      .expect(200);
+    // Before session 44 they stayed active (revoked only when their delivery found the Task rejected).
+    expect((await remindersOf(p.session)).map((r) => [r.status, r.statusReason?.text])).toEqual([
+      ['revoked', 'Session rejected: Not while pregnant'],
+      ['revoked', 'Session rejected: Not while pregnant'],
+      ['revoked', 'Session rejected: Not while pregnant'],
+    ]);
+  });
+
   it('a pregnancy recorded after the session was approved: its reminders are held, not sent, while the contraindication awaits a clinician; the override sends them', async () => {
     const p = await enrolledPatient('nadia@example.test');
     await approveSession(p.session);

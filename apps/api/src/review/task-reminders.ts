@@ -5,6 +5,7 @@ import { FhirClient, updateEntry } from '@kc/fhir';
 import {
   aboutTask,
   checkDoneWhy,
+  hasReminders,
   isReminder,
   noticeIfDecidedNow,
   sendTimeOf,
@@ -17,7 +18,7 @@ import {
 } from '@kc/followups';
 import { PlanDefinitions, remindersAboutTask } from '@kc/nest-core';
 import { ReminderQueue } from '@kc/queue';
-import { isApproved, isReturnedForReview } from '@kc/task-states';
+import { isReturnedForReview } from '@kc/task-states';
 import type { Consequence } from './task-review.service';
 
 /** A Task's reminder rules and the reminders it already has, read before the decision is written. */
@@ -64,7 +65,8 @@ export class TaskReminders {
   async contextFor(task: Task, carePlan: CarePlan | undefined): Promise<TaskReminderContext> {
     const rules = await this.rulesFor(task, carePlan);
     // A Task never approved has none; one returned for review has those revoked then, made active again on approval.
-    const hadSome = isApproved(task) || isReturnedForReview(task);
+    // One held with its order has them too, waiting (since session 44: before, rejecting it left them active).
+    const hadSome = hasReminders(task) || isReturnedForReview(task);
     if (!rules.length || !hadSome || !task.id || !carePlan?.id) return { rules, existing: [] };
     return { rules, existing: await remindersAboutTask(this.fhir, carePlan.id, task.id) };
   }
