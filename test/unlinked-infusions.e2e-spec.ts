@@ -235,6 +235,46 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     expect(issues.map((i) => i.evidence?.[0]?.detail?.[0]?.reference)).toEqual([`Procedure/${charted.id}`]);
   });
 
+  it.each([
+    ['naming no plan', false],
+    ['linked to its plan', true],
+  ])(
+    'taken back before its follow-up, the pump’s record of a session given during it charted only then (%s): that session is done as the pump recorded (seed 2471)',
+    async (_, linked) => {
+      const { patient, carePlanId, session, order, start } = await approvedSession();
+      const end = new Date(start + 3_600_000).toISOString();
+      const charted = await unlinkedInfusion(
+        patient,
+        end,
+        linked ? { basedOn: [{ reference: `CarePlan/${carePlanId}` }] } : {},
+      );
+      await service.fhir.update<Procedure>({ ...charted, status: 'entered-in-error' });
+      // Its in-error job runs first: nothing given during it is on record yet.
+      await service.app.get(InfusionsInError).heard(charted.id!);
+      expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
+      // The eMAR charts the pump's record late.
+      const { resource: given } = await service.fhir.create(
+        administrationOf(order, 'completed', {
+          start: new Date(start + 5 * 60_000).toISOString(),
+          end: new Date(start + 55 * 60_000).toISOString(),
+        }),
+      );
+      await service.app.get(AdministrationRecorded).heard(given.id!);
+      await maintenanceJobDone(
+        service,
+        recheckContraindicationsJobId(`Procedure/${charted.id}`),
+        'the infusion in error judged again',
+      );
+      // Before, nothing asked the in-error job again: the session stayed approved, its order active after the drug went in.
+      const done = await service.fhir.read<Task>('Task', session.id!);
+      expect([done.status, done.output?.at(-1)?.valueReference?.reference]).toEqual([
+        'completed',
+        `MedicationAdministration/${given.id}`,
+      ]);
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    },
+  );
+
   it('naming its protocol’s infusion (instantiatesCanonical): linked to the plan following that protocol', async () => {
     const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
     const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z', {

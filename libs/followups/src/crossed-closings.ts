@@ -106,6 +106,24 @@ export function infusionThatGave(
 }
 
 /**
+ * The infusion the administration was given during, recorded in error (or taken back) since: its in-error job judges
+ * the sessions the pump gave during it (sessionsGivenDuringInfusionInError), and must be asked again when the pump's
+ * record is charted after that job ran (since session 44: clinic day seed 2471).
+ */
+export function infusionInErrorThatGave(
+  administration: MedicationAdministration,
+  infusions: Procedure[],
+): Procedure | undefined {
+  return infusions.find(
+    (p) =>
+      p.id &&
+      p.status === 'entered-in-error' &&
+      p.performedPeriod &&
+      isOfInfusion(administration, p.id, p.performedPeriod),
+  );
+}
+
+/**
  * An open session and its order answered by the infusion that gave it: the Task done (output the Procedure), the order
  * completed, as the infusion's follow-up answers them. Undefined when either is no longer open.
  */

@@ -12,10 +12,11 @@ import {
   administrationWindow,
   carePlanHoldsCare,
   carePlanReferenceOf,
+  infusionInErrorThatGave,
   infusionThatGave,
   isUnlinkedInfusion,
 } from '@kc/followups';
-import { InfusionEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
+import { InfusionEventsProducer, PatientRecordEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
 import { isOpenOrder, orderTaskIdOf, sessionBegunBy, sessionIdsOfOrder } from '@kc/task-states';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
@@ -39,6 +40,7 @@ export class AdministrationRecorded {
     private readonly rateAlerts: RateNoticeAlerts,
     private readonly stoppedPlans: StoppedPlanEventsProducer,
     private readonly infusions: InfusionEventsProducer,
+    private readonly records: PatientRecordEventsProducer,
   ) {}
 
   async heard(
@@ -103,11 +105,19 @@ export class AdministrationRecorded {
     if (!order || !isOpenOrder(order) || !session || !window || !order.subject?.reference) return undefined;
     const infusions = await this.fhir.searchAll<Procedure>('Procedure', {
       subject: order.subject.reference,
-      status: 'completed',
+      status: 'completed,entered-in-error',
       date: [`ge${window.from}`, `le${window.to}`],
       _count: 50,
     });
     const infusion = infusionThatGave(administration, infusions);
+    // Given during an infusion recorded in error since, whose job ran before this record was charted (and so found
+    // nothing the pump gave): that job again, which answers the session by this record (clinic day seed 2471: before,
+    // the session stayed open with its order active under a plan paused meanwhile).
+    const takenBack = !infusion && infusionInErrorThatGave(administration, infusions);
+    if (takenBack && takenBack.id) {
+      await this.records.enqueue(`Procedure/${takenBack.id}`);
+      return undefined;
+    }
     // One naming no plan too: this record may be what ties it to its plan (since session 43).
     if (!infusion?.id || (!carePlanReferenceOf(infusion) && !isUnlinkedInfusion(infusion))) return undefined;
     const { running } = await this.infusions.followUpAgain(infusion.id);
