@@ -92,6 +92,16 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
     ).toHaveProperty('why');
   });
 
+  it('the pump’s record of a plan’s order ties it to that plan even before the plan’s start (a session the EHR moved earlier)', () => {
+    const found = planOfUnlinkedInfusion({
+      procedure: procedure(),
+      candidates: [{ carePlan: plan('a', '2027-02-01'), infusion: infusion('https://x/ActivityDefinition/a') }],
+      administrations: [given('ma1', 'o-a')],
+      planOfOrder: ordersPlans([orderOf('o-a', 'a')], []),
+    });
+    expect(found).toMatchObject({ carePlan: { id: 'a' }, source: 'MedicationAdministration/ma1' });
+  });
+
   it('the pump’s record ties it to a plan stopped since; its protocol named alone, only to an open plan', () => {
     const stopped = [
       { carePlan: { ...plan('a'), status: 'revoked' as const }, infusion: infusion('https://x/ActivityDefinition/a') },

@@ -44,13 +44,14 @@ export function planOfUnlinkedInfusion(input: {
   const performed = performedOf(procedure);
   if (!isUnlinkedInfusion(procedure) || !performed) return { why: 'not an infusion naming no plan' };
   const ended = Date.parse(performed.end!);
-  const plans = input.candidates.filter(
-    ({ carePlan, infusion }) => isInfusion(procedure, infusion) && begunBy(carePlan, ended),
-  );
-  // Named by its protocol: among open plans only (an older plan of the same protocol, over, would be named too).
+  const plans = input.candidates.filter(({ infusion }) => isInfusion(procedure, infusion));
+  // Named by its protocol: among open plans begun by then only (an older plan of the same protocol, over, or a newer
+  // one, would be named too). The pump's record of a plan's order needs neither: the order is that plan's, whenever
+  // its session was given (one the EHR moved before the plan's start: clinic day seed 2479).
   const named = plans.filter(
     ({ carePlan, infusion }) =>
       OPEN_PLAN.includes(carePlan.status) &&
+      begunBy(carePlan, ended) &&
       (procedure.instantiatesCanonical ?? []).some((c) => infusion.canonicals.includes(c)),
   );
   if (named.length === 1)
