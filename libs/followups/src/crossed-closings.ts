@@ -94,32 +94,18 @@ function isOrderOf(order: MedicationRequest, task: Task): boolean {
   return orderTaskIdOf(order) === task.id || ordersApprovedOn(task).includes(`MedicationRequest/${order.id}`);
 }
 
-/** The completed infusion on record the pump's record is part of (isOfInfusion), if any. */
+/**
+ * The infusion on record the pump's record is part of (isOfInfusion), if any: a completed one, or with `status`
+ * `entered-in-error` one recorded in error since, whose in-error job judges the sessions the pump gave during it and
+ * must be asked again when the pump's record is charted after that job ran (since session 44: clinic day seed 2471).
+ */
 export function infusionThatGave(
   administration: MedicationAdministration,
   infusions: Procedure[],
+  status: Extract<Procedure['status'], 'completed' | 'entered-in-error'> = 'completed',
 ): Procedure | undefined {
   return infusions.find(
-    (p) =>
-      p.id && p.status === 'completed' && p.performedPeriod && isOfInfusion(administration, p.id, p.performedPeriod),
-  );
-}
-
-/**
- * The infusion the administration was given during, recorded in error (or taken back) since: its in-error job judges
- * the sessions the pump gave during it (sessionsGivenDuringInfusionInError), and must be asked again when the pump's
- * record is charted after that job ran (since session 44: clinic day seed 2471).
- */
-export function infusionInErrorThatGave(
-  administration: MedicationAdministration,
-  infusions: Procedure[],
-): Procedure | undefined {
-  return infusions.find(
-    (p) =>
-      p.id &&
-      p.status === 'entered-in-error' &&
-      p.performedPeriod &&
-      isOfInfusion(administration, p.id, p.performedPeriod),
+    (p) => p.id && p.status === status && p.performedPeriod && isOfInfusion(administration, p.id, p.performedPeriod),
   );
 }
 

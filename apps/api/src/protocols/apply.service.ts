@@ -10,10 +10,10 @@ import {
   type ApplyResult,
   overriddenContraindications,
 } from '@kc/protocols';
-import { DECEASED_REFUSAL, isRecordedDeceased } from '@kc/followups';
 import type { ApplyRequest } from './apply-parameters';
 import { PatientDataLoader, PlanDefinitions, type ResolvedPlan } from '@kc/nest-core';
 import { InlinePlanDefinitions } from './inline-plan-definitions';
+import { DeceasedGuard } from './deceased-guard';
 import { PlanWriter } from './plan-writer';
 
 export interface AppliedPlan {
@@ -36,6 +36,7 @@ export class ApplyService {
     private readonly writer: PlanWriter,
     private readonly definitions: PlanDefinitions,
     private readonly inlinePlans: InlinePlanDefinitions,
+    private readonly deceased: DeceasedGuard,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner' | 'clinicTimeZone'>,
   ) {}
 
@@ -99,12 +100,7 @@ export class ApplyService {
       plans: enrolling && request.persist,
     });
     if (!patient) throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
-    if (isRecordedDeceased(patient))
-      throw unprocessable(
-        DECEASED_REFUSAL,
-        ['Patient.deceased'],
-        `Patient/${request.patientId} is recorded as deceased`,
-      );
+    await this.deceased.assertNotDeceased(patient);
     const result = this.run(() =>
       applyPlanDefinition({
         plan,

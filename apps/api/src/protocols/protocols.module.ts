@@ -8,6 +8,7 @@ import { PlanDefinitionApplyController } from './plan-definition-apply.controlle
 import { PlanRegenerator } from './plan-regenerator';
 import { PlanWriteLock } from './plan-write-lock';
 import { PlanWriter } from './plan-writer';
+import { DeceasedGuard } from './deceased-guard';
 import { ProfilePublisher } from './profile-publisher';
 import { ProtocolsController } from './protocols.controller';
 
@@ -19,12 +20,13 @@ import { ProtocolsController } from './protocols.controller';
     PlanRegenerator,
     PlanWriter,
     InlinePlanDefinitions,
+    DeceasedGuard,
     {
       provide: PlanWriteLock,
       inject: [API_REDIS, APP_CONFIG],
       useFactory: (redis: Redis, config: AppConfig) => new PlanWriteLock(redis, config.queuePrefix),
     },
   ],
-  exports: [ApplyService, PlanRegenerator],
+  exports: [ApplyService, PlanRegenerator, DeceasedGuard],
 })
 export class ProtocolsModule {}

@@ -19,7 +19,6 @@ import {
 import { PatientRecordEventsProducer } from '@kc/queue';
 import { patientIdOf } from '@kc/task-states';
 import { implicating } from './contraindication-guard';
-import { DeceasedGuard } from './deceased-guard';
 
 /** What an approval learns from the patient's data as it is now. */
 export interface CheckedNow {
@@ -52,7 +51,6 @@ export class CurrentContraindications {
     private readonly recorder: ContraindicationRecorder,
     private readonly holds: OrderHolds,
     private readonly records: PatientRecordEventsProducer,
-    private readonly deceased: DeceasedGuard,
   ) {}
 
   /**
@@ -83,8 +81,6 @@ export class CurrentContraindications {
     const loaded = await this.loader.load(plan, patientId, {
       openOrders: proposal?.resourceType === 'MedicationRequest',
     });
-    // Read with its data, as it is now (the decision's own read may be older).
-    await this.deceased.assertNotDeceased(loaded.patient);
     const variables = loaded.patient ? { ...loaded.data, patient: loaded.patient, subject: loaded.patient } : undefined;
     const { openOrders, openOrderSessions } = loaded;
     if (!checked) return { found: [], activity, variables, openOrders, openOrderSessions };

@@ -22,6 +22,7 @@ import type { AskedRate, DecisionInput } from './task-decision.service';
 import { changeDose } from './task-decisions';
 import { decide, DecisionWriter, type Consequence } from './task-review.service';
 import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
+import { DeceasedGuard } from '../protocols/deceased-guard';
 
 export interface DoseChangeInput extends DecisionInput {
   /** The rate per kg to order from now on. */
@@ -46,6 +47,7 @@ export class DoseChangeService {
     private readonly writer: DecisionWriter,
     private readonly fhir: FhirClient,
     private readonly contraindications: CurrentContraindications,
+    private readonly deceased: DeceasedGuard,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
@@ -61,6 +63,7 @@ export class DoseChangeService {
     const now = new Date();
     decide((t: Task) => changeDose(t, now), task);
     assertAuthorisable(under, input.caller);
+    await this.deceased.assertNotDeceased(under.patient);
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);
     const { order, beside } = await this.ordersToReplace(task);

@@ -17,7 +17,6 @@ import { TaskCompletionController } from './task-completion.controller';
 import { TaskDecisionService } from './task-decision.service';
 import { TaskDecisionsController } from './task-decisions.controller';
 import { TaskReminders } from './task-reminders';
-import { DeceasedGuard } from './deceased-guard';
 import { DecisionWriter } from './task-review.service';
 import { ToDoController } from './to-do.controller';
 import { WorklistController } from './worklist.controller';
@@ -49,7 +48,6 @@ import { WorklistService } from './worklist.service';
     TaskAssignmentService,
     DoseChangeService,
     TaskReminders,
-    DeceasedGuard,
   ],
 })
 export class ReviewModule {}

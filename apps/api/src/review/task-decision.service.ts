@@ -27,7 +27,7 @@ import { CurrentContraindications } from './current-contraindications';
 import { approve, holdsWhatWasAsked, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
 import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
-import { DeceasedGuard } from './deceased-guard';
+import { DeceasedGuard } from '../protocols/deceased-guard';
 import { DecisionWriter, type Consequence } from './task-review.service';
 
 /** A rate per kg a clinician asks for (`$approve`'s `rate`), or a bolus per kg (`bolus`). */

@@ -12,7 +12,6 @@ import {
   administrationWindow,
   carePlanHoldsCare,
   carePlanReferenceOf,
-  infusionInErrorThatGave,
   infusionThatGave,
   isUnlinkedInfusion,
 } from '@kc/followups';
@@ -113,7 +112,7 @@ export class AdministrationRecorded {
     // Given during an infusion recorded in error since, whose job ran before this record was charted (and so found
     // nothing the pump gave): that job again, which answers the session by this record (clinic day seed 2471: before,
     // the session stayed open with its order active under a plan paused meanwhile).
-    const takenBack = !infusion && infusionInErrorThatGave(administration, infusions);
+    const takenBack = !infusion && infusionThatGave(administration, infusions, 'entered-in-error');
     if (takenBack && takenBack.id) {
       await this.records.enqueue(`Procedure/${takenBack.id}`);
       return undefined;

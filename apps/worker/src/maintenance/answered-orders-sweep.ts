@@ -55,7 +55,7 @@ export function closedTasksFrom(
  * stayed active after their infusion; this closes them on the first run after an upgrade, and any an EHR left open by
  * closing a Task behind the service's back; since session 42 also the EHR's orders sessions were approved on, whose Task
  * was closed since the last sweep (closedTasksFrom; since session 43, before only the last day), and since session 43
- * the sessions an EHR closed by their status whose notification and poll were missed (TasksClosedInEhr: the EHR's
+ * the Tasks an EHR closed by their status whose notification and poll were missed (TasksClosedInEhr: the EHR's
  * replacements too). One read of the Tasks closed since with the orders they name, one of the open orders, one of their
  * Tasks, then If-Match updates with a Provenance naming the service.
  */
@@ -66,7 +66,7 @@ export class AnsweredOrdersSweep {
   constructor(
     private readonly fhir: FhirClient,
     private readonly deletedTasks: DeletedTasks,
-    private readonly sessionsClosedInEhr: TasksClosedInEhr,
+    private readonly tasksClosedInEhr: TasksClosedInEhr,
     @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
     @Inject(APP_CONFIG)
     private readonly config: Pick<AppConfig, 'pollOverlapMs' | 'reconcileLookbackMs' | 'queuePrefix'>,
@@ -79,7 +79,7 @@ export class AnsweredOrdersSweep {
     const { approvedOn, closedInEhr } = await this.closedTasksSince(closedTasksFrom(now, lastSweepBegan, this.config));
     // Sessions an EHR closed by their status, whose notification and poll were missed: closed whole (their orders, the
     // EHR's replacements too, and reminders) before the orders still open are read.
-    const inEhr = await this.sessionsClosedInEhr.close(closedInEhr, now);
+    const inEhr = await this.tasksClosedInEhr.close(closedInEhr, now);
     const written = await this.openOrders();
     const tasks = await this.tasksOf(written.map((o) => o.taskId));
     for (const { task } of approvedOn) tasks.set(task.id!, task);

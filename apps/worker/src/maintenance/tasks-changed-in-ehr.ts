@@ -14,7 +14,7 @@ export const SET_TO_BE_DONE_OUTSIDE =
 
 /**
  * A Task an EHR changed by its status alone (notified, or found by the poll), read once:
- * - an infusion session it closed: its orders closed and reminders revoked (TasksClosedInEhr);
+ * - a Task it closed by its status: its orders closed and reminders revoked (TasksClosedInEhr);
  * - a Task it set to be done (ready, accepted, in progress) while it awaited approval here (approvedOutside): draft
  *   again, awaiting a clinician, why in its statusReason, with a Provenance naming the service (If-Match on the version
  *   read). Before session 43 such a Task went on the to-do list unapproved: no contraindication checked, no order

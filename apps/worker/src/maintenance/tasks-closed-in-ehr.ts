@@ -6,7 +6,7 @@ import { changesOfTaskClosedInEhr, givenSessionWrites, isTaskClosedInEhr } from 
 import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes';
 
 /**
- * An infusion session's Task an EHR closed by its status alone (changesOfTaskClosedInEhr), heard from its
+ * A Task an EHR closed by its status alone (changesOfTaskClosedInEhr), heard from its
  * notification or the poll (TasksChangedInEhr): its orders still to give closed as that status says and its reminders revoked, with a
  * Provenance naming the service, in one transaction with If-Match. A conflict (the EHR changed an order meanwhile)
  * fails the job, whose retry reads again; a Task open again, or already dealt with, writes nothing. The 15-minute
