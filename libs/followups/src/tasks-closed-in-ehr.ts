@@ -1,7 +1,7 @@
-import type { CommunicationRequest, MedicationAdministration, Resource, Task } from '@medplum/fhirtypes';
+import type { CommunicationRequest, MedicationAdministration, Task } from '@medplum/fhirtypes';
 import {
   approvedOutside,
-  isAuthorisable,
+  orderTypeOf,
   isClosedElsewhere,
   isOpenOrder,
   openOrdersOfSession,
@@ -22,8 +22,7 @@ import { givenSessionChanges, sessionBegunAtThePump, type GivenSessionChanges } 
  */
 export function isTaskClosedInEhr(task: Task): boolean {
   if (!isClosedElsewhere(task)) return false;
-  const focus = task.focus?.reference?.split('/')[0];
-  return isAuthorisable({ resourceType: focus } as Resource) || task.status !== 'completed';
+  return orderTypeOf(task) !== undefined || task.status !== 'completed';
 }
 
 /**

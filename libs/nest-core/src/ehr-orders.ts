@@ -1,10 +1,10 @@
-import type { MedicationAdministration, MedicationRequest, Resource, Task } from '@medplum/fhirtypes';
+import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
 import {
-  isAuthorisable,
   isOpenOrder,
   orderInEhr,
   orderKeySearch,
+  orderTypeOf,
   orderTaskIdOf,
   ordersApprovedOn,
   ordersBySession,
@@ -208,14 +208,6 @@ async function deletedOrdersReplaced(
 
 /** What the pump recorded of an order, included with it. */
 const RECORDS_OF_ORDERS = 'MedicationAdministration:request';
-
-/** The type of order an approval of the Task writes: its proposal's (`focus`), when one an approval authorises. */
-function orderTypeOf(task: Task): AuthorisableRequest['resourceType'] | undefined {
-  const type = task.focus?.reference?.split('/')[0];
-  return type && isAuthorisable({ resourceType: type } as Resource)
-    ? (type as AuthorisableRequest['resourceType'])
-    : undefined;
-}
 
 /** The sessions in groups of at most KEYS_PER_SEARCH patients. */
 function patientChunks(sessions: Task[]): Task[][] {

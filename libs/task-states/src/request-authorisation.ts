@@ -42,6 +42,14 @@ export function isAuthorisable(resource: Resource | undefined): resource is Auth
   return (AUTHORISABLE_TYPES as readonly string[]).includes(resource?.resourceType ?? '');
 }
 
+/** The type of order an approval of the Task writes: its proposal's (`focus`), when one an approval authorises. */
+export function orderTypeOf(task: Task): AuthorisableRequest['resourceType'] | undefined {
+  const type = task.focus?.reference?.split('/')[0];
+  return (AUTHORISABLE_TYPES as readonly string[]).includes(type ?? '')
+    ? (type as AuthorisableRequest['resourceType'])
+    : undefined;
+}
+
 /** Still to be given (or sent): active, or on hold. */
 export function isOpenOrder(order: AuthorisableRequest): boolean {
   return order.status === 'active' || order.status === 'on-hold';
