@@ -13,6 +13,7 @@ import { ClearedIssuesPoller } from './maintenance/cleared-issues-poller';
 import { PlanChanges } from './maintenance/plan-changes';
 import { ProtocolChanges } from './maintenance/protocol-changes';
 import { InfusionsInError } from './maintenance/infusions-in-error';
+import { RetimedInfusions } from './followups/retimed-infusions';
 import { DeceasedPatients } from './maintenance/deceased-patients';
 import { DeletedTasks } from './maintenance/deleted-tasks';
 import { TasksClosedInEhr } from './maintenance/tasks-closed-in-ehr';
@@ -97,6 +98,7 @@ export class WorkerModule {
         PlanChanges,
         ProtocolChanges,
         InfusionsInError,
+        RetimedInfusions,
         DeceasedPatients,
         DeletedTasks,
         TasksClosedInEhr,

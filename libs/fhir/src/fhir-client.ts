@@ -251,11 +251,20 @@ export class FhirClient {
    * it for a deleted resource, the deletion itself an entry without one); undefined when it has none.
    */
   private async lastVersionOf<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T | undefined> {
+    return (await this.versionsOf<T>(resourceType, id))[0];
+  }
+
+  /**
+   * The versions the server keeps of a resource, newest first (its instance history's first page: Medplum's and HAPI's
+   * hold the latest 20 or more, which is what a correction is read against); none when it has no trace of it. A
+   * deletion is an entry without a resource, left out.
+   */
+  async versionsOf<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T[]> {
     try {
       const { body } = await this.request<Bundle<T>>('GET', `${resourceType}/${encodeURIComponent(id)}/_history`);
-      return body?.entry?.find((e) => e.resource)?.resource;
+      return (body?.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
     } catch (err) {
-      if (err instanceof FhirNotFoundError) return undefined;
+      if (err instanceof FhirNotFoundError) return [];
       throw err;
     }
   }

@@ -26,3 +26,4 @@ export * from './tasks-closed-in-ehr';
 export * from './unlinked-infusions';
 export * from './windows-moved-in-ehr';
 export * from './deceased-patients';
+export * from './retimed-infusions';

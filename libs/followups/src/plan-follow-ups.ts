@@ -1,4 +1,14 @@
-import type { CarePlan, CareTeam, Coding, DetectedIssue, Patient, PlanDefinition, Task } from '@medplum/fhirtypes';
+import type {
+  CarePlan,
+  CareTeam,
+  Coding,
+  DetectedIssue,
+  Patient,
+  Period,
+  PlanDefinition,
+  PlanDefinitionAction,
+  Task,
+} from '@medplum/fhirtypes';
 import {
   type LastGiven,
   carePlanKeyOf,
@@ -88,12 +98,11 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     resolver: catalog,
     filter: (action) => (isTriggeredBy(action, INFUSION_COMPLETED_TRIGGER) ? 'instantiate' : 'skip'),
   });
-  const anchors = { 'infusion-session': event.performed };
   const followUps = leaves(selection.roots).map((selected) => {
     const action = selected.action;
     const key = taskKey(carePlan.id!, event.procedureId, action.id!);
     const requestFullUrl = `urn:uuid:${uuidFromKey(`request|${key}`)}`;
-    const window = dueWindowFor(action, anchors, event.performed, selected.element, input.zone);
+    const window = followUpWindow(action, event.performed, input.zone, selected.element);
     const instance = instantiateAction({
       plan,
       action,
@@ -129,6 +138,20 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
       }),
     );
   return { followUps, detectedIssues };
+}
+
+/**
+ * The window the protocol gives a follow-up of an infusion performed then: its action's relatedAction offset from the
+ * infusion (`infusion-session`), else the infusion's own time. Before a new Task's "not before it is written"
+ * (instantiateAction); a re-timed infusion's follow-ups are counted again from it (retimed-infusions.ts).
+ */
+export function followUpWindow(
+  action: PlanDefinitionAction,
+  performed: Period,
+  zone?: string,
+  element = 'action',
+): Period {
+  return dueWindowFor(action, { 'infusion-session': performed }, performed, element, zone);
 }
 
 /** The infusion's day, as a clinician knows it (an id would mean nothing on the page or in an EHR's view). */

@@ -33,8 +33,25 @@ export function changesOfWindowMovedInEhr(input: {
   now: Date;
   zone?: string;
 }): WindowFollowed | undefined {
-  const { task, now, zone } = input;
+  const { task, zone } = input;
   if (!windowMovedOutside(task)) return undefined;
+  return changesOfNewWindow({ ...input, reason: movedWhy(task, zone) });
+}
+
+/**
+ * A Task's due window as it now reads (Task.restriction.period, moved by the EHR or by this service's own recount)
+ * made the one set here, with what follows from it: overdue no more when it ends later than now, and an approved
+ * session's reminders timed from it (moved, or new for one sent for the old time). Pure.
+ */
+export function changesOfNewWindow(input: {
+  task: Task & { id: string };
+  rules: ReminderRule[];
+  reminders: CommunicationRequest[];
+  now: Date;
+  zone?: string;
+  reason: string;
+}): WindowFollowed {
+  const { task, now, zone } = input;
   const followed = { ...transition(task, { event: 'follow-window', now }), id: task.id };
   const { create, move } = hasReminders(task)
     ? reminderChanges(
@@ -42,7 +59,7 @@ export function changesOfWindowMovedInEhr(input: {
         input.reminders.filter((r) => isReminderAbout(r, task.id)),
       )
     : { create: [], move: [] };
-  return { task: followed, create, move, reason: movedWhy(task, zone) };
+  return { task: followed, create, move, reason: input.reason };
 }
 
 /** A Task reminders are planned for: an approved session, or one held with its order (its reminders wait, unsent). */

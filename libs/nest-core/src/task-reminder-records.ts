@@ -1,5 +1,6 @@
-import type { CommunicationRequest } from '@medplum/fhirtypes';
-import { FhirClient } from '@kc/fhir';
+import { randomUUID } from 'node:crypto';
+import type { BundleEntry, CommunicationRequest } from '@medplum/fhirtypes';
+import { FhirClient, updateEntry } from '@kc/fhir';
 import { isReminderAbout } from '@kc/followups';
 
 /**
@@ -17,4 +18,22 @@ export async function remindersAboutTask(
     _count: 200,
   });
   return onPlan.filter((r) => isReminderAbout(r, taskId));
+}
+
+/**
+ * A Task's reminder changes as transaction entries: those on record moved (If-Match on the version read), those
+ * missing created (POST under a urn:uuid, for a Provenance in the same transaction to name).
+ */
+export function reminderEntries(changes: {
+  create: CommunicationRequest[];
+  move: CommunicationRequest[];
+}): (BundleEntry & { fullUrl?: string })[] {
+  return [
+    ...changes.move.map((r) => updateEntry(r, r.meta?.versionId)),
+    ...changes.create.map((resource) => ({
+      fullUrl: `urn:uuid:${randomUUID()}`,
+      resource,
+      request: { method: 'POST' as const, url: 'CommunicationRequest' },
+    })),
+  ];
 }

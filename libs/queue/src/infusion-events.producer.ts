@@ -43,6 +43,14 @@ export class InfusionEventsProducer {
     return { jobId, running };
   }
 
+  /**
+   * Whether the infusion's follow-up is running now: it may have read the infusion before a change the caller heard of,
+   * and write what it planned from that read after the caller looked.
+   */
+  async isFollowingUp(procedureId: string): Promise<boolean> {
+    return withinEnqueueTimeout(this.isRunning(infusionJobId(procedureId)));
+  }
+
   private async isRunning(jobId: string): Promise<boolean> {
     return (await this.queue.getJobState(jobId)) === 'active';
   }

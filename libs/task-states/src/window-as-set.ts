@@ -33,8 +33,12 @@ export function windowAsSet(task: Task): Period | undefined {
 export function windowDiffersFromSet(task: Task): boolean {
   const set = windowAsSet(task);
   if (!set) return false;
-  const now = task.restriction?.period;
-  return !sameInstant(set.start, now?.start) || !sameInstant(set.end, now?.end);
+  return !samePeriod(set, task.restriction?.period);
+}
+
+/** Whether two periods are the same, compared as instants (`+00:00` and `Z` are the same time). */
+export function samePeriod(a: Period | undefined, b: Period | undefined): boolean {
+  return sameInstant(a?.start, b?.start) && sameInstant(a?.end, b?.end);
 }
 
 function sameInstant(a: string | undefined, b: string | undefined): boolean {

@@ -18,7 +18,7 @@ import {
   observationIdsIn,
   planDefinitionIdsIn,
   procedureIdsIn,
-  procedureInErrorIdsIn,
+  procedureRecordIdsIn,
   responseIdsIn,
 } from './notified-resources';
 
@@ -68,15 +68,10 @@ export class NotifiedJobs {
     };
     this.kinds = [
       kind('Procedure', 'infusion event(s)', procedureIdsIn, (id) => infusions.enqueue(id, 'webhook')),
-      // An infusion recorded in error, or deleted, after its follow-ups: its plan held until a clinician puts it right
-      // (a job of its own: the infusion's job id is kept a week after it ran, so queueing that again does nothing).
-      kind(
-        'Procedure',
-        'infusion(s) recorded in error',
-        procedureInErrorIdsIn,
-        (id) => records.enqueue(`Procedure/${id}`),
-        true,
-      ),
+      // An infusion recorded in error, or deleted, after its follow-ups: its plan held until a clinician puts it right;
+      // re-timed after them: their windows counted again from its time now (a job of its own: the infusion's job id is
+      // kept a week after it ran, so queueing that again does nothing).
+      kind('Procedure', 'infusion record(s)', procedureRecordIdsIn, (id) => records.enqueue(`Procedure/${id}`), true),
       // A score (the booster timing), or a blood pressure or pregnancy status (the contraindication checks).
       kind('Observation', 'Observation(s)', observationIdsIn, async (id) => {
         await scores.enqueue(id, 'webhook');

@@ -21,10 +21,13 @@ export function procedureIdsIn(body: unknown): string[] {
   return idsIn(body, 'Procedure');
 }
 
-/** The infusions a notification says were recorded in error (ids only: the worker reads each, and its plan's Tasks). */
-export function procedureInErrorIdsIn(body: unknown): string[] {
+/**
+ * The infusions a notification says were recorded in error, or are completed (ids only: the worker reads each, and its
+ * history: taken back, or re-timed, after its follow-ups).
+ */
+export function procedureRecordIdsIn(body: unknown): string[] {
   return resourcesIn(body, 'Procedure')
-    .filter((p) => (p as Procedure).status === 'entered-in-error')
+    .filter((p) => ['entered-in-error', 'completed'].includes((p as Procedure).status ?? ''))
     .map((p) => p.id!);
 }
 

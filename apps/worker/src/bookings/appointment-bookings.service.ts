@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type {
@@ -23,7 +22,7 @@ import {
   revokedReminder,
   unbookedSession,
 } from '@kc/followups';
-import { PlanDefinitions, remindersAboutTask } from '@kc/nest-core';
+import { PlanDefinitions, reminderEntries, remindersAboutTask } from '@kc/nest-core';
 import { clinicPeriod, DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog, protocolWindowOf } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE, transition } from '@kc/task-states';
 
@@ -176,15 +175,7 @@ export class AppointmentBookings {
     const rules = reminderRulesForTask(task, protocol);
     if (!rules.length || !carePlan?.id) return [];
     const existing = await this.remindersOf(task, carePlan);
-    const { create, move } = reminderChanges(plannedReminders(task, rules, now, this.config.clinicTimeZone), existing);
-    return [
-      ...create.map((resource) => ({
-        fullUrl: `urn:uuid:${randomUUID()}`,
-        resource,
-        request: { method: 'POST' as const, url: 'CommunicationRequest' },
-      })),
-      ...move.map((r) => updateEntry(r, r.meta?.versionId)),
-    ];
+    return reminderEntries(reminderChanges(plannedReminders(task, rules, now, this.config.clinicTimeZone), existing));
   }
 
   /**

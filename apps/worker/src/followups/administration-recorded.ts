@@ -59,7 +59,7 @@ export class AdministrationRecorded {
       again = await this.followUpAgainIfLeftOpen(administration, order);
     }
     const late = await this.lateAdministrations.forAdministration(administration, now);
-    if (again?.running) throw new FollowUpRunningError(again.procedureId);
+    if (again?.running) throw new FollowUpRunningError(again.procedureId, 'pump record');
     return { ...crossed, ...late };
   }
 
@@ -137,11 +137,12 @@ export class AdministrationRecorded {
 }
 
 /**
- * The infusion's follow-up was running when its pump record was heard: the record's job is retried (its backoff) to
- * ask for the follow-up again once that run has finished. Ids only in the message (it is logged).
+ * An infusion's follow-up was running when something it may have read before was heard (a pump record charted, the
+ * infusion re-timed): the job that heard it is retried (its backoff), once that run has finished. Ids only in the
+ * message (it is logged).
  */
 export class FollowUpRunningError extends Error {
-  constructor(procedureId: string) {
-    super(`the follow-up of Procedure/${procedureId} is running: the pump record is heard again once it has finished`);
+  constructor(procedureId: string, heard: string) {
+    super(`the follow-up of Procedure/${procedureId} is running: the ${heard} is heard again once it has finished`);
   }
 }

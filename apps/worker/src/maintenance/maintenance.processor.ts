@@ -26,6 +26,7 @@ import { PausedPlanHolds } from './paused-plan-holds';
 import { PlanChanges } from './plan-changes';
 import { ProtocolChanges } from './protocol-changes';
 import { InfusionsInError } from './infusions-in-error';
+import { RetimedInfusions } from '../followups/retimed-infusions';
 import { DeceasedPatients } from './deceased-patients';
 import { DeletedTasks } from './deleted-tasks';
 import { TasksChangedInEhr } from './tasks-changed-in-ehr';
@@ -60,6 +61,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly planChanges: PlanChanges,
     private readonly protocolChanges: ProtocolChanges,
     private readonly infusionsInError: InfusionsInError,
+    private readonly retimedInfusions: RetimedInfusions,
     private readonly deceasedPatients: DeceasedPatients,
     private readonly deletedTasks: DeletedTasks,
     private readonly tasksChangedInEhr: TasksChangedInEhr,
@@ -133,7 +135,14 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         // A protocol changed or deleted on the FHIR server: the plans following it checked against it now.
         if (reference.startsWith('PlanDefinition/')) return this.protocolChanges.changed(reference.split('/')[1]);
         // An infusion recorded in error (or deleted) after its follow-ups: its plan held until a clinician puts it right.
-        if (reference.startsWith('Procedure/')) return this.infusionsInError.heard(reference.split('/')[1]);
+        // Re-timed after them: their windows counted again from its time now. Each finds nothing to do in the other case.
+        if (reference.startsWith('Procedure/')) {
+          const procedureId = reference.split('/')[1];
+          return {
+            ...(await this.infusionsInError.heard(procedureId)),
+            ...(await this.retimedInfusions.heard(procedureId)),
+          };
+        }
         // A patient recorded as deceased: the plans this service follows for them ended, what they hold withdrawn.
         if (reference.startsWith('Patient/')) return this.deceasedPatients.heard(reference.split('/')[1]);
         return this.contraindications.recheckFor(reference);

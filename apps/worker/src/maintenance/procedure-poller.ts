@@ -12,7 +12,7 @@ const CURSOR = 'procedures';
 
 /**
  * Polling fallback for FHIR servers without subscriptions: completed Procedures by _lastUpdated (and those recorded in
- * error, for their plans to be held). The cursor lives
+ * error, for their plans to be held; either, re-timed after their follow-ups, for those to be counted again). The cursor lives
  * in Redis, so a restart resumes where it stopped (cursor-poll: saved only after the events are queued).
  */
 @Injectable()
@@ -41,9 +41,11 @@ export class ProcedurePoller implements ChangePoll {
           _count: 100,
         }),
       async (procedures) => {
-        for (const procedure of procedures)
-          if (procedure.status === 'entered-in-error') await this.records.enqueue(`Procedure/${procedure.id}`);
-          else await this.producer.enqueue(procedure.id!, 'poll');
+        for (const procedure of procedures) {
+          if (procedure.status === 'completed') await this.producer.enqueue(procedure.id!, 'poll');
+          // Recorded in error, or re-timed, after its follow-ups (the record's job reads its history to tell).
+          await this.records.enqueue(`Procedure/${procedure.id}`);
+        }
       },
     );
     if (fresh.length) this.logger.log({ msg: 'poll queued infusion events', count: fresh.length });

@@ -1,10 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { BundleEntry, CarePlan, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
-import { carePlanReferenceOf, changesOfWindowMovedInEhr, hasReminders, reminderRulesForTask } from '@kc/followups';
-import { PlanDefinitions, remindersAboutTask } from '@kc/nest-core';
+import {
+  carePlanReferenceOf,
+  changesOfWindowMovedInEhr,
+  hasReminders,
+  reminderRulesForTask,
+  type WindowFollowed,
+} from '@kc/followups';
+import { PlanDefinitions, reminderEntries, remindersAboutTask } from '@kc/nest-core';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 
 /**
@@ -28,25 +33,7 @@ export class WindowsMovedInEhr {
     const { rules, reminders } = await this.remindersOf(task);
     const changes = changesOfWindowMovedInEhr({ task, rules, reminders, now, zone: this.config.clinicTimeZone });
     if (!changes) return { followed: 0, reminders: 0 };
-    const created = changes.create.map((resource) => ({
-      fullUrl: `urn:uuid:${randomUUID()}`,
-      resource,
-      request: { method: 'POST' as const, url: 'CommunicationRequest' },
-    }));
-    const written: (BundleEntry & { fullUrl?: string })[] = [
-      updateEntry(changes.task, task.meta?.versionId),
-      ...changes.move.map((r) => updateEntry(r, r.meta?.versionId)),
-      ...created,
-    ];
-    const provenance = changeProvenance({
-      targets: written.map((e) => ({ reference: e.fullUrl ?? e.request!.url })),
-      revisionOf: { reference: `Task/${task.id}/_history/${task.meta?.versionId}` },
-      who: THIS_SERVICE,
-      activity: 'follow a window moved in the EHR',
-      now,
-      reason: changes.reason,
-    });
-    await this.fhir.transaction([...written, { resource: provenance, request: { method: 'POST', url: 'Provenance' } }]);
+    await this.fhir.transaction(windowFollowedWrites(task, changes, 'follow a window moved in the EHR', now));
     const moved = changes.move.length + changes.create.length;
     this.logger.log({ msg: 'followed a window moved outside the service', task: task.id, reminders: moved });
     return { followed: 1, reminders: moved };
@@ -61,4 +48,29 @@ export class WindowsMovedInEhr {
     const rules = reminderRulesForTask(task, protocol);
     return { rules, reminders: rules.length ? await remindersAboutTask(this.fhir, plan, task.id) : [] };
   }
+}
+
+/**
+ * A window followed, as transaction entries: the Task (If-Match on the version read), its reminders moved or created,
+ * and a Provenance naming the service, the version it changed and why (changesOfNewWindow's reason).
+ */
+export function windowFollowedWrites(
+  read: Task & { id: string },
+  changes: WindowFollowed,
+  activity: string,
+  now: Date,
+): BundleEntry[] {
+  const written: (BundleEntry & { fullUrl?: string })[] = [
+    updateEntry(changes.task, read.meta?.versionId),
+    ...reminderEntries(changes),
+  ];
+  const provenance = changeProvenance({
+    targets: written.map((e) => ({ reference: e.fullUrl ?? e.request!.url })),
+    revisionOf: { reference: `Task/${read.id}/_history/${read.meta?.versionId}` },
+    who: THIS_SERVICE,
+    activity,
+    now,
+    reason: changes.reason,
+  });
+  return [...written, { resource: provenance, request: { method: 'POST', url: 'Provenance' } }];
 }

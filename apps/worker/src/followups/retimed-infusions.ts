@@ -1,0 +1,99 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { CarePlan, Procedure, Task } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient } from '@kc/fhir';
+import {
+  carePlanReferenceOf,
+  changesOfNewWindow,
+  followUpsOfRetimedInfusion,
+  hasReminders,
+  performedTimesOf,
+  reminderRulesForTask,
+  type RetimedFollowUp,
+} from '@kc/followups';
+import { PlanDefinitions, remindersAboutTask } from '@kc/nest-core';
+import { InfusionEventsProducer } from '@kc/queue';
+import { windowFollowedWrites } from '../maintenance/windows-moved-in-ehr';
+import { FollowUpRunningError } from './administration-recorded';
+
+/** Its Provenances' activity: what an EHR reading them sees was done. */
+export const RECOUNT_FROM_RETIMED_INFUSION = 'recount a window from its re-timed infusion';
+
+/**
+ * An infusion whose time the EHR corrected after its follow-ups were planned: their windows counted again from the time
+ * it says now (followUpsOfRetimedInfusion), each followed as a window set here (changesOfNewWindow: overdue no more when
+ * due again, an approved session's reminders timed from it), in one transaction with If-Match on every Task and reminder
+ * and a Provenance each naming the service, the version it changed and why. Heard at the infusion's notification or the
+ * poll, as a patient-record job. One read of the infusion's history; the rest only when it was re-timed. A conflict (a
+ * clinician deciding meanwhile) fails the job, whose retry reads again.
+ */
+@Injectable()
+export class RetimedInfusions {
+  private readonly logger = new Logger(RetimedInfusions.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly protocols: PlanDefinitions,
+    private readonly infusions: InfusionEventsProducer,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+  ) {}
+
+  async heard(procedureId: string, now = new Date()): Promise<{ recounted: number; reminders: number }> {
+    const none = { recounted: 0, reminders: 0 };
+    const versions = await this.fhir.versionsOf<Procedure>('Procedure', procedureId);
+    // Deleted since (its history's newest entry a deletion, which versionsOf leaves out): InfusionsInError's.
+    if (performedTimesOf(versions).length < 2 || !(await this.fhir.readIfExists<Procedure>('Procedure', procedureId)))
+      return none;
+    // Its follow-up running now may have planned from the time before: this job runs again after its backoff, once that
+    // has written (else those Tasks would keep the old windows until the infusion changed again).
+    if (await this.infusions.isFollowingUp(procedureId)) throw new FollowUpRunningError(procedureId, 're-timing');
+    const planId = carePlanReferenceOf(versions[0])?.slice('CarePlan/'.length);
+    const carePlan = planId ? await this.fhir.readIfExists<CarePlan>('CarePlan', planId) : undefined;
+    const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan));
+    if (!carePlan?.id || !protocol) return none;
+    const tasks = await this.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${carePlan.id}`,
+      status: 'draft,ready,on-hold',
+      _count: 200,
+    });
+    const recounted = followUpsOfRetimedInfusion({
+      procedureId,
+      versions,
+      tasks,
+      plan: protocol.plan,
+      zone: this.config.clinicTimeZone,
+    });
+    if (!recounted.length) return none;
+    const writes = [];
+    let reminders = 0;
+    for (const retimed of recounted) {
+      const changes = changesOfNewWindow({
+        task: retimed.task,
+        rules: reminderRulesForTask(retimed.task, protocol),
+        reminders: await this.remindersOf(retimed, carePlan.id),
+        now,
+        zone: this.config.clinicTimeZone,
+        reason: retimed.reason,
+      });
+      reminders += changes.create.length + changes.move.length;
+      const read = tasks.find((t) => t.id === retimed.task.id)!;
+      writes.push(
+        ...windowFollowedWrites({ ...read, id: retimed.task.id }, changes, RECOUNT_FROM_RETIMED_INFUSION, now),
+      );
+    }
+    await this.fhir.transaction(writes);
+    // Ids only (no patient data in logs).
+    this.logger.log({
+      msg: 'follow-ups recounted from a re-timed infusion',
+      procedure: procedureId,
+      tasks: recounted.length,
+    });
+    return { recounted: recounted.length, reminders };
+  }
+
+  /** The reminders on record about a Task whose due window moved and that has them; none read otherwise. */
+  private async remindersOf(retimed: RetimedFollowUp, carePlanId: string) {
+    if (!retimed.dueMoved || !hasReminders(retimed.task)) return [];
+    return remindersAboutTask(this.fhir, carePlanId, retimed.task.id);
+  }
+}

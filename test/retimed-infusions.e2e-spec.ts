@@ -1,0 +1,190 @@
+import request from 'supertest';
+import type { CommunicationRequest, Period, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import type { Queue } from 'bullmq';
+import { getQueueToken } from '@nestjs/bullmq';
+import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
+import { isReminderAbout } from '@kc/followups';
+import { protocolWindowOf } from '@kc/protocols';
+import { QUEUES, recheckContraindicationsJobId } from '@kc/queue';
+import { stateOf, windowAsSet } from '@kc/task-states';
+import { RECOUNT_FROM_RETIMED_INFUSION } from '../apps/worker/src/followups/retimed-infusions';
+import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
+import {
+  actionOf,
+  approveTask,
+  completeInfusion,
+  enrolPatient,
+  followUpJobDone,
+  followUpTasks,
+  maintenanceJobDone,
+  postWebhook,
+  reportInfusion,
+  waitFor,
+} from './support/clinic';
+import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { startTestService, type TestService } from './support/test-service';
+
+const DAY_MS = 24 * 3_600_000;
+
+/**
+ * An infusion whose time the EHR corrects after its follow-ups were written (Procedure.performedPeriod edited: charted
+ * on the wrong day, or its end put right). Before session 45 nothing changed: the post-infusion check stayed due in the
+ * week after the time first charted, so it could fall due eight days after the infusion it checks, and the next
+ * session and its reminders kept their days. Now the follow-ups are counted again from the time the infusion says.
+ */
+describe('an infusion re-timed in the EHR after its follow-ups', () => {
+  let service: TestService;
+  // Behind a proxy, so a test can hold a follow-up's write back (a race made deterministic).
+  let sandbox: FhirSandbox;
+  let proxy: FlakyProxy;
+  beforeAll(async () => {
+    sandbox = await startFhirSandbox();
+    proxy = await startFlakyProxy(sandbox.baseUrl);
+    service = await startTestService({ fhirBaseUrl: proxy.baseUrl });
+  }, 60_000);
+  afterEach(() => {
+    proxy.beforeForward = () => undefined;
+  });
+  afterAll(async () => {
+    await service.stop();
+    await proxy.close();
+    await sandbox.close();
+  });
+
+  const shifted = (p: Period | undefined, ms: number): Period => ({
+    start: new Date(Date.parse(p!.start!) + ms).toISOString(),
+    end: new Date(Date.parse(p!.end!) + ms).toISOString(),
+  });
+  const read = (id: string) => service.fhir.read<Task>('Task', id);
+  const heard = (procedureId: string) =>
+    maintenanceJobDone(service, recheckContraindicationsJobId(`Procedure/${procedureId}`), 'the re-timing heard');
+  async function retimedInEhr(procedureId: string, ms: number): Promise<Procedure> {
+    const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
+    return service.fhir.update<Procedure>(
+      { ...procedure, performedPeriod: shifted(procedure.performedPeriod, ms) },
+      { ifMatch: procedure.meta!.versionId },
+    );
+  }
+  const recountProvenances = async (taskId: string) =>
+    (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${taskId}` })).filter(
+      (p) => p.activity?.text === RECOUNT_FROM_RETIMED_INFUSION,
+    );
+  const activeReminders = async (carePlanId: string, taskId: string) =>
+    (
+      await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+        'based-on': `CarePlan/${carePlanId}`,
+        status: 'active',
+      })
+    )
+      .filter((r) => isReminderAbout(r, taskId))
+      .map((r) => Date.parse(r.occurrenceDateTime!))
+      .sort();
+  /** A patient's first infusion, charted and followed up: its check and next session, by action. */
+  async function followedUp(end = '2027-01-04T10:00:00.000Z') {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, end);
+    await reportInfusion(service, procedureId);
+    const tasks = await followUpTasks(service, procedureId);
+    const check = tasks.find((t) => actionOf(t) === 'post-infusion-check')!;
+    const session = tasks.find((t) => actionOf(t) === 'next-induction-session')!;
+    expect([check, session].every(Boolean)).toBe(true);
+    return { ...enrolment, procedureId, check, session };
+  }
+
+  it('charted a day late and put right: its check and approved next session due a day earlier, the session’s reminders with it, a Provenance each', async () => {
+    const { carePlanId, procedureId, check, session } = await followedUp();
+    const approved = await approveTask(service, session);
+    const reminders = await activeReminders(carePlanId, session.id!);
+    expect(reminders.length).toBeGreaterThan(0);
+
+    const retimed = await retimedInEhr(procedureId, -DAY_MS);
+    await postWebhook(service, JSON.stringify(retimed)).expect(202);
+    await heard(procedureId);
+
+    for (const before of [check, approved]) {
+      const after = await read(before.id!);
+      // What an EHR reads (the due window) and what a clinician may reschedule within (the protocol window): a day
+      // earlier, stamped as set here; its state as it was.
+      expect(after.restriction?.period).toEqual(shifted(before.restriction?.period, -DAY_MS));
+      expect(protocolWindowOf(after)).toEqual(shifted(protocolWindowOf(before), -DAY_MS));
+      expect(windowAsSet(after)).toEqual(after.restriction?.period);
+      expect([after.status, stateOf(after)]).toEqual([before.status, stateOf(before)]);
+      const [provenance, ...more] = await recountProvenances(before.id!);
+      expect(more).toEqual([]);
+      expect(provenance.entity?.[0].what.reference).toBe(`Task/${before.id}/_history/${before.meta!.versionId}`);
+      expect(provenance.reason?.[0].text).toMatch(/^The infusion it follows was re-timed in the EHR, from 2027-01-04 /);
+    }
+    expect(await activeReminders(carePlanId, session.id!)).toEqual(reminders.map((t) => t - DAY_MS));
+
+    // Notified again (nothing new), or the infusion changed in another way: nothing counted again.
+    const noted = await service.fhir.update<Procedure>({ ...retimed, note: [{ text: 'tolerated well' }] });
+    await postWebhook(service, JSON.stringify(noted)).expect(202);
+    await heard(procedureId);
+    expect(await recountProvenances(check.id!)).toHaveLength(1);
+  });
+
+  it('found by the poll, put a day later: a clinician’s reschedule stands, its protocol window moves with the infusion', async () => {
+    const { procedureId, check, session } = await followedUp();
+    // Rescheduled to the last day of its protocol window (two days long).
+    const window = session.restriction!.period!;
+    const lastDay = { start: shifted(window, -DAY_MS).end, end: window.end };
+    const rescheduled = await request(service.url)
+      .post(`/tasks/${session.id}/$reschedule`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId, ...lastDay })
+      .expect(200);
+
+    await retimedInEhr(procedureId, DAY_MS);
+    expect((await service.app.get(ProcedurePoller).poll()).queued).toBeGreaterThanOrEqual(1);
+    await heard(procedureId);
+
+    const after = await read(session.id!);
+    expect(after.restriction?.period).toEqual(lastDay);
+    expect(protocolWindowOf(after)).toEqual(shifted(protocolWindowOf(rescheduled.body as Task), DAY_MS));
+    expect(stateOf(after)).toBe('rescheduled');
+    const [provenance] = await recountProvenances(session.id!);
+    expect(provenance.reason?.[0].text).toMatch(/set by the clinic, stands$/);
+    expect((await read(check.id!)).restriction?.period).toEqual(shifted(check.restriction?.period, DAY_MS));
+  });
+
+  it('re-timed while its follow-up is running (it read the old time): counted again once that follow-up has written', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const end = '2027-01-04T10:00:00.000Z';
+    const procedureId = await completeInfusion(service, enrolment, end);
+    // The follow-up's write is held back until the infusion is re-timed and that is heard once.
+    let reached: () => void = () => undefined;
+    const writing = new Promise<void>((resolve) => (reached = resolve));
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    proxy.beforeForward = async (method, _path, body) => {
+      if (method !== 'POST' || !body.includes('"transaction"') || !body.includes(`Procedure/${procedureId}`)) return;
+      proxy.beforeForward = () => undefined;
+      reached();
+      await released;
+    };
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
+    await writing;
+    const retimed = await retimedInEhr(procedureId, -DAY_MS);
+    await postWebhook(service, JSON.stringify(retimed)).expect(202);
+    const maintenance = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    await waitFor(async () => {
+      const job = await maintenance.getJob(recheckContraindicationsJobId(`Procedure/${procedureId}`));
+      return !job || job.attemptsMade > 0;
+    }, 'the re-timing heard once');
+    release();
+    await followUpJobDone(service, procedureId);
+    await heard(procedureId);
+
+    // Written from the time it read, then counted again from the time the infusion says.
+    const check = (await followUpTasks(service, procedureId)).find((t) => actionOf(t) === 'post-infusion-check')!;
+    expect(check.restriction?.period).toEqual({
+      start: retimed.performedPeriod!.end,
+      end: new Date(Date.parse(retimed.performedPeriod!.end!) + 7 * DAY_MS).toISOString(),
+    });
+    expect(await recountProvenances(check.id!)).toHaveLength(1);
+  });
+});
