@@ -170,6 +170,12 @@ describe.each([
    * everything they hold. CLINIC_DAY_DECEASED=0 leaves them out.
    */
   const DECEASED = process.env.CLINIC_DAY_DECEASED !== '0';
+  /**
+   * Infusions re-timed in the EHR (session 45): a nurse puts a charted infusion's time right after its follow-ups were
+   * written: it ran longer, or began earlier, or (linked ones) was charted on the wrong day. Its follow-ups are counted
+   * again from the time it says. CLINIC_DAY_EHR_RETIMES=0 leaves them out.
+   */
+  const EHR_RETIMES = process.env.CLINIC_DAY_EHR_RETIMES !== '0';
   let service: TestService;
   const random = prng(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
@@ -192,6 +198,8 @@ describe.each([
   let reassigned = 0;
   /** Patients the EHR recorded as deceased. */
   const deceased = new Set<string>();
+  /** Infusions the EHR re-timed. */
+  const retimed = new Set<string>();
   /** Tasks the EHR closed by their status alone, with that status. */
   const closedByEhr = new Map<string, Task['status']>();
   /** Infusions in error planned again without them ($replan): their issues. */
@@ -260,6 +268,7 @@ describe.each([
     if (EHR_WINDOW_MOVES && random() < 0.05) return movedInEhr(who);
     if (EHR_WINDOW_MOVES && random() < 0.03) return reassignedInEhr(who);
     if (DECEASED && random() < 0.01) return recordedDeceased(who);
+    if (EHR_RETIMES && random() < 0.04) return retimedInEhr(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -421,6 +430,28 @@ describe.each([
     const by = (at: string) => new Date(Date.parse(at) + days * DAY_MS).toISOString();
     await ehrUpdate({ ...task, restriction: { ...task.restriction, period: { start: by(start!), end: by(end!) } } });
     windowsMoved++;
+  }
+
+  /**
+   * The EHR puts one of the patient's completed infusions' time right: its end one to three hours later, its start an
+   * hour or two earlier, or (a linked one, a third of the time) the whole of it a day earlier or later. Widening keeps the
+   * pump's records of it within it; a whole day only for one linked to its plan (an unlinked one is tied by them).
+   */
+  async function retimedInEhr(who: Enrolled): Promise<void> {
+    if (!who.infusions.length) return;
+    const procedure = await service.fhir.read<Procedure>('Procedure', pick(who.infusions));
+    const { start, end } = procedure.performedPeriod ?? {};
+    if (procedure.status !== 'completed' || !start || !end) return;
+    const at = (instant: string, ms: number) => new Date(Date.parse(instant) + ms).toISOString();
+    const how = random();
+    const period =
+      procedure.basedOn?.length && how < 0.33
+        ? ((d) => ({ start: at(start, d), end: at(end, d) }))(pick([-1, 1]) * DAY_MS)
+        : how < 0.66
+          ? { start, end: at(end, pick([1, 2, 3]) * HOUR_MS) }
+          : { start: at(start, -pick([1, 2]) * HOUR_MS), end };
+    await ehrUpdate({ ...procedure, performedPeriod: period });
+    retimed.add(procedure.id!);
   }
 
   /** The EHR records the patient as deceased: one patient in eight at most, so most plans carry on. */
@@ -923,7 +954,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}; infusions re-timed: ${retimed.size}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
@@ -1148,6 +1179,19 @@ describe.each([
     expect(
       tasks.filter((t) => stateOf(t) === 'overdue' && !hasEnded(t, settledAt)).map((t) => `${t.id} ${t.status}`),
     ).toEqual([]);
+
+    // Every open post-infusion check is counted from its infusion as the EHR has it now (re-timed or not): its protocol
+    // window begins when the infusion ended.
+    const infusionsNow = await service.fhir.searchAll<Procedure>('Procedure', { status: 'completed', _count: 1000 });
+    const checksMistimed = tasks
+      .filter((t) => isOpen(t) && actionOf(t) === 'post-infusion-check')
+      .flatMap((t) => {
+        const infusion = infusionsNow.find((p) => `Procedure/${p.id}` === t.reasonReference?.reference);
+        const from = protocolWindowOf(t)?.start;
+        if (!infusion || !from || Date.parse(from) === Date.parse(infusion.performedPeriod?.end ?? '')) return [];
+        return [`${t.id} from ${from}, ${infusion.id} ended ${infusion.performedPeriod?.end}`];
+      });
+    expect(checksMistimed).toEqual([]);
 
     // A patient recorded as deceased has no plan holding care, nothing open, no order of the service's to give and no
     // reminder to come.
