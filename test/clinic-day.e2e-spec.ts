@@ -1191,6 +1191,19 @@ describe.each([
         if (!infusion || !from || Date.parse(from) === Date.parse(infusion.performedPeriod?.end ?? '')) return [];
         return [`${t.id} from ${from}, ${infusion.id} ended ${infusion.performedPeriod?.end}`];
       });
+    if (checksMistimed.length && process.env.CLINIC_DAY_DEBUG)
+      for (const line of checksMistimed) {
+        const [task, , , infusion] = line.split(' ');
+        const get = async (url: string) => (await fetch(`${service.config.fhirBaseUrl}/${url}`)).json();
+        fs.writeFileSync(
+          `/tmp/kc-debug-retimed-${SEED}-${task}.json`,
+          JSON.stringify({
+            task: await get(`Task/${task}/_history`),
+            infusion: await get(`Procedure/${infusion.replace(/,$/, '')}/_history`),
+            provenances: provenances.filter((p) => p.target.some((t) => t.reference === `Task/${task}`)),
+          }),
+        );
+      }
     expect(checksMistimed).toEqual([]);
 
     // A patient recorded as deceased has no plan holding care, nothing open, no order of the service's to give and no

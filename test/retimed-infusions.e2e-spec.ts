@@ -44,6 +44,7 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
   }, 60_000);
   afterEach(() => {
     proxy.beforeForward = () => undefined;
+    proxy.intercept = () => undefined;
   });
   afterAll(async () => {
     await service.stop();
@@ -186,5 +187,55 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
       end: new Date(Date.parse(retimed.performedPeriod!.end!) + 7 * DAY_MS).toISOString(),
     });
     expect(await recountProvenances(check.id!)).toHaveLength(1);
+  });
+  it('re-timed again while the job of its first re-timing runs (it read the time before): counted from the latest', async () => {
+    const { procedureId, check } = await followedUp();
+    // The first re-timing's write is held back until the second is written and notified.
+    let reached: () => void = () => undefined;
+    const writing = new Promise<void>((resolve) => (reached = resolve));
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    proxy.beforeForward = async (method, _path, body) => {
+      if (method !== 'POST' || !body.includes(RECOUNT_FROM_RETIMED_INFUSION)) return;
+      proxy.beforeForward = () => undefined;
+      reached();
+      await released;
+    };
+    await postWebhook(service, JSON.stringify(await retimedInEhr(procedureId, -DAY_MS))).expect(202);
+    await writing;
+    const latest = await retimedInEhr(procedureId, -DAY_MS);
+    await postWebhook(service, JSON.stringify(latest)).expect(202);
+    release();
+    // Every job of the infusion's record done, whatever its id.
+    const maintenance = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    const ofInfusion = recheckContraindicationsJobId(`Procedure/${procedureId}`);
+    await waitFor(async () => {
+      const jobs = await maintenance.getJobs(['waiting', 'active', 'delayed', 'prioritized']);
+      return !jobs.some((j) => j?.id?.startsWith(ofInfusion));
+    }, 'the re-timings heard');
+
+    // Two days earlier in all. Before, the second notification was dropped (a job of that infusion was running, so
+    // BullMQ ignored a job of the same id), and the check stayed a day off.
+    const after = await read(check.id!);
+    expect(protocolWindowOf(after)).toEqual(shifted(protocolWindowOf(check), -2 * DAY_MS));
+    expect(after.restriction?.period).toEqual(shifted(check.restriction?.period, -2 * DAY_MS));
+  });
+  it('its job failed for good (the history could not be read), then re-timed again: heard again, counted from the latest', async () => {
+    const { procedureId, check } = await followedUp();
+    const history = `/Procedure/${procedureId}/_history`;
+    proxy.intercept = (method, path) =>
+      method === 'GET' && path.endsWith(history)
+        ? { status: 400, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] } }
+        : undefined;
+    await postWebhook(service, JSON.stringify(await retimedInEhr(procedureId, -DAY_MS))).expect(202);
+    const maintenance = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    const jobId = recheckContraindicationsJobId(`Procedure/${procedureId}`);
+    await waitFor(async () => (await maintenance.getJob(jobId))?.isFailed(), 'the job to fail for good');
+    proxy.intercept = () => undefined;
+
+    await postWebhook(service, JSON.stringify(await retimedInEhr(procedureId, -DAY_MS))).expect(202);
+    await heard(procedureId);
+    // Before, the failed job's id held back every later change of the infusion.
+    expect(protocolWindowOf(await read(check.id!))).toEqual(shifted(protocolWindowOf(check), -2 * DAY_MS));
   });
 });

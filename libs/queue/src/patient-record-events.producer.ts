@@ -12,7 +12,7 @@ import { QUEUES } from './queue-names';
  * follow-up found contraindicated, so the orders approved under it are held now; or a DetectedIssue resolved outside
  * this service (or deleted there), so what it held is released now; or a PlanDefinition changed or deleted on the
  * FHIR server, so the plans following it are checked against it now; or an infusion recorded in error (or deleted),
- * so its plan is held until a clinician puts it right.
+ * so its plan is held until a clinician puts it right, or re-timed, so its follow-ups are counted again.
  */
 @Injectable()
 export class PatientRecordEventsProducer {
@@ -24,15 +24,32 @@ export class PatientRecordEventsProducer {
   async enqueue(
     reference: `${'Condition' | 'Observation' | 'CarePlan' | 'DetectedIssue' | 'PlanDefinition' | 'Procedure' | 'Patient'}/${string}`,
   ): Promise<{ jobId: string }> {
-    const jobId = recheckContraindicationsJobId(reference);
-    await withinEnqueueTimeout(
-      this.queue.add(
-        JOBS.recheckContraindications,
-        { reference },
-        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
-      ),
-    );
+    const jobId = await withinEnqueueTimeout(this.add(reference));
     return { jobId };
+  }
+
+  /**
+   * One job per record while it waits (its run reads the record as it is then, whatever changed meanwhile). A job of
+   * the record running now may have read it before this change: BullMQ would drop an add under its id, so the change is
+   * heard by another job, after it (since session 45; before, it was lost until the record changed again or the sweep:
+   * the clinic day, an infusion re-timed twice in a row; and a record whose job had failed for good was never heard
+   * again).
+   */
+  private async add(reference: string): Promise<string> {
+    const id = recheckContraindicationsJobId(reference);
+    const state = await this.queue.getJobState(id);
+    // Kept as failed (its attempts spent, on the operators' dead letters): run again, as the infusions' own are.
+    if (state === 'failed') {
+      await (await this.queue.getJob(id))?.retry();
+      return id;
+    }
+    const jobId = state === 'active' ? `${id}-after-${Date.now()}` : id;
+    await this.queue.add(
+      JOBS.recheckContraindications,
+      { reference },
+      { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
+    );
+    return jobId;
   }
 
   /**
