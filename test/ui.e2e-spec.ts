@@ -9,10 +9,12 @@ import type {
   MedicationRequest,
   PlanDefinition,
   Procedure,
+  Provenance,
   QuestionnaireResponse,
   Task,
 } from '@medplum/fhirtypes';
-import { sessionApprovedJobId } from '@kc/queue';
+import { protocolWindowOf } from '@kc/protocols';
+import { sessionApprovedJobId, taskChangedInEhrJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { PlanDefinitions } from '@kc/nest-core';
 import { WorklistIndex } from '@kc/worklist-index';
@@ -32,6 +34,7 @@ import {
   followUpTasks,
   maintenanceJobDone,
   orderedInEhrFor,
+  postWebhook,
   waitFor,
 } from './support/clinic';
 import { DEV_ISSUER, enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
@@ -791,6 +794,54 @@ describe('clinician page in a real browser', () => {
       { id: next.id!, versionId: next.meta!.versionId! },
     );
     expect(status).toBe(422);
+    await page.close();
+  }, 60_000);
+
+  it('a session moved outside its protocol window in the EHR: Approve asks why it is approved there, then its dose', async () => {
+    const { tasks } = await followUps('2027-03-24T10:00:00.000Z');
+    const next = tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    // The EHR moves it three weeks on, past what its protocol allows; the service follows the move (its notification).
+    const allowed = protocolWindowOf(next)!;
+    const at = (iso: string) => new Date(Date.parse(iso) + 21 * 86_400_000).toISOString();
+    const window = { start: at(allowed.start!), end: at(allowed.end!) };
+    const moved = await service.fhir.update<Task>({ ...next, restriction: { period: window } });
+    await postWebhook(service, JSON.stringify(moved)).expect(202);
+    await maintenanceJobDone(service, taskChangedInEhrJobId(next.id!, moved.meta!.versionId), 'the move followed');
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await showDueFrom(page, window.start);
+    const row = `tr[data-task-id="${next.id}"]`;
+    await page.waitForSelector(row);
+    expect(await page.textContent(`${row} .window-notice`)).toMatch(/^Due outside its protocol window/);
+    // Not for the bulk approval, which would refuse it.
+    expect(await page.isDisabled(`${row} input.select`)).toBe(true);
+    await page.click(`${row} button:has-text("Approve")`);
+    await page.waitForSelector('#outside-dialog[open]');
+    expect(await page.textContent('#outside-notice')).toMatch(
+      /^Due outside its protocol window .*reschedule it instead/,
+    );
+    // No reason: asked for one, nothing sent.
+    await page.click('#outside-confirm');
+    expect(await page.textContent('#outside-error')).toBe(
+      'A reason is required to approve a task outside its protocol window.',
+    );
+    expect((await service.fhir.read<Task>('Task', next.id!)).status).toBe('draft');
+    const reason = 'Surgery in between; the prescriber agreed to wait';
+    await page.fill('#outside-reason', reason);
+    await screenshot(page, 'approve-outside-window');
+    await page.click('#outside-confirm');
+    // Then its dose, as any infusion.
+    await page.waitForSelector('#approve-dialog[open]');
+    await page.click('#approve-confirm');
+    await page.waitForSelector(row, { state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Approved/);
+    const approved = await service.fhir.read<Task>('Task', next.id!);
+    expect([approved.status, approved.restriction?.period]).toEqual(['ready', window]);
+    const provenances = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${next.id}` });
+    expect(provenances.find((p) => p.activity?.text === 'approve')?.reason?.[0].text).toMatch(
+      new RegExp(`: ${reason}$`),
+    );
     await page.close();
   }, 60_000);
 

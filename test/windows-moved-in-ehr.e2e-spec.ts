@@ -129,4 +129,46 @@ describe('a due window moved in the EHR', () => {
     // Its protocol window is as the protocol put it: the move does not widen what a clinician may reschedule to.
     expect(protocolWindowOf(followed)).toEqual(protocolWindowOf(overdue));
   });
+  it('a session awaiting approval moved outside its protocol window: approved there only with a reason, which its Provenance keeps', async () => {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    const session = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+    // Two weeks later than the protocol allows it.
+    const moved = await movedInEhr(session, shifted(protocolWindowOf(session)!, 14 * DAY_MS));
+    await heard(moved);
+    const followed = await read(session.id!);
+
+    const refused = await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: followed.meta!.versionId })
+      .expect(422);
+    const [issue] = refused.body.issue;
+    expect(issue.code).toBe('business-rule');
+    expect(issue.details.text).toMatch(/^Due outside its protocol window \(.*\): approving keeps it due then/);
+    expect(issue.expression).toEqual(['Task.restriction.period']);
+    expect(issue.diagnostics).toMatch(/outsideWindowReason/);
+    // The bulk approval refuses it the same way (it has no reason to give).
+    const bulk = await request(service.url)
+      .post('/tasks/$bulk-approve')
+      .set(clinician())
+      .send({ tasks: [{ id: session.id, versionId: followed.meta!.versionId }] })
+      .expect(200);
+    expect(bulk.body.results[0]).toMatchObject({ result: 'refused', status: 422, code: 'business-rule' });
+    const unchanged = await read(session.id!);
+    expect([unchanged.status, unchanged.meta?.versionId]).toEqual(['draft', followed.meta!.versionId]);
+
+    const reason = 'Patient abroad until then; agreed with the prescriber';
+    const approved = await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: followed.meta!.versionId, outsideWindowReason: reason })
+      .expect(200);
+    expect([approved.body.status, approved.body.restriction.period]).toEqual(['ready', moved.restriction!.period]);
+    const provenances = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${session.id}` });
+    const decision = provenances.find((p) => p.activity?.text === 'approve')!;
+    expect(decision.reason?.[0].text).toMatch(
+      new RegExp(`^Approved where it is due \\(.*\\), due outside its protocol window \\(.*\\): ${reason}$`),
+    );
+  });
 });

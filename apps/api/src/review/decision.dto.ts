@@ -119,9 +119,22 @@ export class OnOrderDto {
   onOrder?: string;
 }
 
+/** Why a Task due outside its protocol window is approved there all the same ($approve). */
+export class OutsideWindowDto {
+  @ApiPropertyOptional({
+    example: 'Patient travelling until the 20th; two days later than the protocol allows agreed with Dr Ruiz',
+    description:
+      "Needed to approve a Task due outside its protocol window (moved so in the EHR, or its infusion re-timed since): why it is approved there. Recorded as the approval's Provenance reason.",
+  })
+  @IsOptional()
+  @IsString()
+  @Length(1, 1000)
+  outsideWindowReason?: string;
+}
+
 export class ApproveDto extends IntersectionType(
-  IntersectionType(AssignDto, InfusionDoseDto),
-  IntersectionType(AlongsideDto, OnOrderDto),
+  IntersectionType(IntersectionType(AssignDto, InfusionDoseDto), IntersectionType(AlongsideDto, OnOrderDto)),
+  OutsideWindowDto,
 ) {}
 
 export class RejectDto extends VersionedDto {

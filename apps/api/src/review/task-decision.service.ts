@@ -4,9 +4,15 @@ import type { Caller } from '@kc/auth';
 import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
-import { carePlanReferenceOf, isSameDrugOrder, orderedElsewhereForSession, orderInWords } from '@kc/followups';
+import {
+  carePlanReferenceOf,
+  dueOutsideProtocolWindow,
+  isSameDrugOrder,
+  orderedElsewhereForSession,
+  orderInWords,
+} from '@kc/followups';
 import { openOrdersOfSessions } from '@kc/nest-core';
-import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg } from '@kc/protocols';
+import { clinicPeriod, dosageToOrder, orderedBolusPerKg, orderedRatePerKg, protocolWindowOf } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
   approvedOnOrder,
@@ -64,6 +70,11 @@ export interface OnOrder {
   onOrder?: string;
 }
 
+/** An approval's reason for a Task due outside its protocol window (outsideWindow). */
+export interface OutsideWindow {
+  outsideWindowReason?: string;
+}
+
 /**
  * A clinician's decision on a generated Task and what it means for the request the Task authorises: approval
  * (or a reschedule, which approves for the new window) creates the active order, signed by the approving
@@ -87,7 +98,9 @@ export class TaskDecisionService {
    * `rate`: an infusion's rate per kg the clinician orders (titration), instead of the proposal's; `bolus`: a bolus
    * per kg at its start.
    */
-  async approve(input: DecisionInput & AskedDose & Alongside & OnOrder & { owner?: Task['owner'] }): Promise<Task> {
+  async approve(
+    input: DecisionInput & AskedDose & Alongside & OnOrder & OutsideWindow & { owner?: Task['owner'] },
+  ): Promise<Task> {
     const { owner, onOrder } = input;
     const change = (t: Task) => {
       const approved = approve(t, owner, new Date());
@@ -127,7 +140,7 @@ export class TaskDecisionService {
   }
 
   private async authorise(
-    input: DecisionInput & Alongside & OnOrder,
+    input: DecisionInput & Alongside & OnOrder & OutsideWindow,
     decision: string,
     change: (task: Task) => Task,
     { asked, dose: { rate, bolus } }: { asked: (task: Task) => boolean | Promise<boolean>; dose: AskedDose },
@@ -139,6 +152,8 @@ export class TaskDecisionService {
     // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);
+    // A reschedule stays within the protocol window (its own check); an approval keeps the window the Task has.
+    const outside = decision === 'approve' ? this.outsideWindow(task, input) : undefined;
     const what = rate ? 'rate' : 'bolus';
     // Its approval's order is written: active, or held with the Task for a contraindication (a held Task whose issue is
     // resolved may be rescheduled before the hold is released, and must not get a second order).
@@ -213,6 +228,7 @@ export class TaskDecisionService {
       seenVersion: input.seenVersion,
       caller: input.caller,
       decision,
+      reason: outside,
       change,
       asked,
       consequences: [
@@ -220,6 +236,30 @@ export class TaskDecisionService {
         (updated: Task) => this.reminders.afterApproval(updated, reminders),
       ],
     });
+  }
+
+  /**
+   * A Task due outside its protocol window (moved so in the EHR, or its infusion re-timed since) is approved there only
+   * with the clinician's reason, which its Provenance records with the windows (since session 45; before, approved as
+   * any other, the lists' notice aside). The protocol lets a clinician move a session within its window (PROTOCOLS.md:
+   * intervals are per patient within the protocol's range); outside it is a deviation someone answers for. A Task
+   * approved already (a retry, a held one) is not asked again. Undefined when within, or when either window is unknown.
+   */
+  private outsideWindow(task: Task, input: OutsideWindow): string | undefined {
+    if (isApproved(task)) return undefined;
+    const outside = dueOutsideProtocolWindow(
+      task.restriction?.period,
+      protocolWindowOf(task),
+      this.config.clinicTimeZone,
+    );
+    if (!outside) return undefined;
+    if (!input.outsideWindowReason)
+      throw unprocessable(
+        `${outside}: approving keeps it due then, outside what its protocol allows. Reschedule it within that window, or approve it there with your reason.`,
+        ['Task.restriction.period'],
+        'Send "outsideWindowReason" with the approval to approve it where it is due.',
+      );
+    return `Approved where it is due (${clinicPeriod(task.restriction!.period!, this.config.clinicTimeZone)}), ${outside.charAt(0).toLowerCase()}${outside.slice(1)}: ${input.outsideWindowReason}`;
   }
 
   async reject(input: DecisionInput & { reason: string }): Promise<Task> {

@@ -25,7 +25,7 @@ export class TaskDecisionsController {
   @HttpCode(200)
   @ApiOperation({
     summary:
-      "Approve a generated task (status ready, businessStatus approved); a proposed MedicationRequest/ServiceRequest becomes an active order signed by the caller (an infusion at `rate` per kg if given, within its protocol's range, times the latest body weight). 422 while a contraindication is unresolved or for a rate outside the range, 409 from a closed state",
+      "Approve a generated task (status ready, businessStatus approved); a proposed MedicationRequest/ServiceRequest becomes an active order signed by the caller (an infusion at `rate` per kg if given, within its protocol's range, times the latest body weight). 422 while a contraindication is unresolved, for a rate outside the range, or for a task due outside its protocol window without `outsideWindowReason`; 409 from a closed state",
   })
   async approve(
     @Param('id') id: string,
@@ -43,6 +43,7 @@ export class TaskDecisionsController {
       bolus: body.bolus,
       alongside: body.alongside,
       onOrder: body.onOrder,
+      outsideWindowReason: body.outsideWindowReason,
     });
   }
 

@@ -475,7 +475,8 @@ function row(item) {
   const approvable = !view.blocked && !held && !contraindicated;
   // On the to-do list a Task is approved already; it can still be rescheduled, rejected or, a check, recorded.
   const toDo = currentList === 'to-do';
-  if (!approvable || toDo) box.disabled = true;
+  // Due outside its protocol window: approved alone, with its reason (the bulk approval would be refused for it).
+  if (!approvable || toDo || view.windowNotice) box.disabled = true;
   if (!toDo) select.append(box);
 
   const who = document.createElement('td');
@@ -529,7 +530,12 @@ function row(item) {
       : null;
   if (recordCheck && toDo) actions.append(recordCheck);
   // An infusion titrated per kg is approved at a rate the clinician confirms or changes (its dialog); others at once.
-  const approve = view.dose ? () => askApprove(item) : () => decide(item, 'approve');
+  // Due outside its protocol window: approved there only with the clinician's reason (asked first), else as usual.
+  const approve = view.windowNotice
+    ? () => askOutsideWindow(item)
+    : view.dose
+      ? () => askApprove(item)
+      : () => decide(item, 'approve');
   if (approvable && !toDo) actions.append(button('Approve', 'Approve ' + what + ' for ' + name, approve));
   actions.append(button('Reject', 'Reject ' + what + ' for ' + name, () => askReject(item)));
   if (approvable && item.allowedWindow && item.allowedWindow.start && item.allowedWindow.end)
@@ -792,8 +798,11 @@ function onBolusInput(name, error, current) {
 }
 
 let approving = null;
-function askApprove(item) {
+// What the approval carries besides its dose (the reason for approving outside the protocol window).
+let approvingWith = {};
+function askApprove(item, extra) {
   approving = item;
+  approvingWith = extra || {};
   $('#approve-what').textContent = describe(item);
   $('#approve-error').textContent = '';
   showRateField('approve', item.view.dose);
@@ -811,7 +820,7 @@ $('#approve-form').addEventListener('submit', async (event) => {
   const dose = chosenDose('approve', item.view.dose, 'approve-error');
   if (!dose) return;
   $('#approve-dialog').close();
-  await decide(item, 'approve', dose);
+  await decide(item, 'approve', { ...approvingWith, ...dose });
 });
 $('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close());
 
@@ -842,7 +851,7 @@ function askOrderedAlready(item, text, orders, extra) {
       button(
         orders.length === 1 ? 'Approve on the EHR’s order (it is this session’s)' : 'Approve on: ' + order.text,
         'Approve on the EHR’s order: ' + order.text,
-        choose({ onOrder: order.reference }),
+        choose({ onOrder: order.reference, ...outsideWindowOf(extra) }),
       ),
     );
   choices.append(
@@ -914,6 +923,29 @@ function requiredReason(name, message) {
   $('#' + name + '-error').textContent = message;
   $('#' + name + '-reason').focus();
   return undefined;
+}
+
+// A Task due outside its protocol window: the clinician says why it is approved there, then approves as usual (an
+// infusion's dose dialog next). Rescheduling it within the window needs no reason.
+let approvingOutside = null;
+function askOutsideWindow(item) {
+  approvingOutside = item;
+  $('#outside-what').textContent = describe(item);
+  $('#outside-notice').textContent =
+    item.view.windowNotice + '. Approving keeps it due then; reschedule it instead to keep to the protocol.';
+  openReasonDialog('outside');
+}
+$('#outside-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const reason = requiredReason('outside', 'A reason is required to approve a task outside its protocol window.');
+  if (!reason) return;
+  const item = approvingOutside;
+  if (item.view.dose) askApprove(item, { outsideWindowReason: reason });
+  else await decide(item, 'approve', { outsideWindowReason: reason });
+});
+$('#outside-cancel').addEventListener('click', () => $('#outside-dialog').close());
+function outsideWindowOf(extra) {
+  return extra && extra.outsideWindowReason ? { outsideWindowReason: extra.outsideWindowReason } : {};
 }
 
 function askReject(item) {
