@@ -198,8 +198,9 @@ describe.each([
   let reassigned = 0;
   /** Patients the EHR recorded as deceased. */
   const deceased = new Set<string>();
-  /** Infusions the EHR re-timed. */
+  /** Infusions the EHR re-timed; Tasks approved outside their protocol window, with a reason. */
   const retimed = new Set<string>();
+  let approvedOutsideWindow = 0;
   /** Tasks the EHR closed by their status alone, with that status. */
   const closedByEhr = new Map<string, Task['status']>();
   /** Infusions in error planned again without them ($replan): their issues. */
@@ -655,6 +656,22 @@ describe.each([
         approvedOnEhrOrders++;
       }
     }
+    // Due outside its protocol window (moved in the EHR, or its infusion re-timed): mostly approved there with a reason,
+    // as the page's dialog asks.
+    const outside = (res.body?.issue as { expression?: string[] }[] | undefined)?.some((i) =>
+      i.expression?.includes('Task.restriction.period'),
+    );
+    if (decision === 'approve' && res.status === 422 && outside && random() < 0.7) {
+      const there = await request(service.url)
+        .post(`/tasks/${item.id}/$approve`)
+        .set(clinician())
+        .send({ versionId: item.versionId, outsideWindowReason: 'Agreed with the prescriber' });
+      note('$approve outside its window', there, [200, ...EXPECTED_REFUSALS]);
+      if (there.status === 200) {
+        decisions.push({ taskId: item.id, seenVersion: item.versionId!, decision });
+        approvedOutsideWindow++;
+      }
+    }
   }
 
   /** A clinician activates a draft plan ($activate on the version read); refused while contraindicated. */
@@ -954,7 +971,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}; infusions re-timed: ${retimed.size}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}; infusions re-timed: ${retimed.size}; approved outside their window: ${approvedOutsideWindow}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
