@@ -31,7 +31,7 @@ import {
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { holdFirst, startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
 const DAY = 86_400_000;
@@ -586,22 +586,17 @@ describe('an infusion recorded in error after its follow-ups', () => {
   it('the same, the pump’s record heard while that follow-up is running (it read before the record): followed up again once it has finished', async () => {
     const { session, order, infusion, given } = await sessionKeptFromInfusionInError();
     // The follow-up's write is held back until the record is charted and its job has run once.
-    let reached: () => void = () => undefined;
-    const writing = new Promise<void>((resolve) => (reached = resolve));
-    let release: () => void = () => undefined;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    proxy.beforeForward = async (method, _path, body) => {
-      if (method !== 'POST' || !body.includes('"transaction"') || !body.includes(`Procedure/${infusion}`)) return;
-      proxy.beforeForward = () => undefined;
-      reached();
-      await released;
-    };
+    const write = holdFirst(
+      proxy,
+      (method, _path, body) =>
+        method === 'POST' && body.includes('"transaction"') && body.includes(`Procedure/${infusion}`),
+    );
     await request(service.url)
       .post('/events/infusion-completed')
       .set(service.as('integration'))
       .send({ procedure: `Procedure/${infusion}` })
       .expect(202);
-    await writing;
+    await write.reached;
     const record = await given();
     await postWebhook(service, JSON.stringify(record)).expect(202);
     const maintenance = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
@@ -609,7 +604,7 @@ describe('an infusion recorded in error after its follow-ups', () => {
       const job = await maintenance.getJob(administrationRecordedJobId(record.id!));
       return !job || job.attemptsMade > 0;
     }, 'the pump’s record heard once');
-    release();
+    write.release();
     // The run that read before the record leaves the session open; the record's job, run again, has it followed up
     // again. Before, its ask was dropped while the follow-up ran, and the order stayed active after the drug went in.
     await maintenanceJobDone(service, administrationRecordedJobId(record.id!), 'the pump’s record heard again');

@@ -1,15 +1,15 @@
 import request from 'supertest';
-import type { CommunicationRequest, Period, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import type { Period, Procedure, Provenance, Task } from '@medplum/fhirtypes';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { isReminderAbout } from '@kc/followups';
 import { protocolWindowOf } from '@kc/protocols';
 import { QUEUES, recheckContraindicationsJobId } from '@kc/queue';
 import { stateOf, windowAsSet } from '@kc/task-states';
 import { RECOUNT_FROM_RETIMED_INFUSION } from '../apps/worker/src/followups/retimed-infusions';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import {
+  activeReminderTimes,
   actionOf,
   approveTask,
   completeInfusion,
@@ -21,7 +21,7 @@ import {
   reportInfusion,
   waitFor,
 } from './support/clinic';
-import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { holdFirst, startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
 const DAY_MS = 24 * 3_600_000;
@@ -70,16 +70,7 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
     (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${taskId}` })).filter(
       (p) => p.activity?.text === RECOUNT_FROM_RETIMED_INFUSION,
     );
-  const activeReminders = async (carePlanId: string, taskId: string) =>
-    (
-      await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
-        'based-on': `CarePlan/${carePlanId}`,
-        status: 'active',
-      })
-    )
-      .filter((r) => isReminderAbout(r, taskId))
-      .map((r) => Date.parse(r.occurrenceDateTime!))
-      .sort();
+  const activeReminders = (carePlanId: string, taskId: string) => activeReminderTimes(service, carePlanId, taskId);
   /** A patient's first infusion, charted and followed up: its check and next session, by action. */
   async function followedUp(end = '2027-01-04T10:00:00.000Z') {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
@@ -153,22 +144,17 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
     const end = '2027-01-04T10:00:00.000Z';
     const procedureId = await completeInfusion(service, enrolment, end);
     // The follow-up's write is held back until the infusion is re-timed and that is heard once.
-    let reached: () => void = () => undefined;
-    const writing = new Promise<void>((resolve) => (reached = resolve));
-    let release: () => void = () => undefined;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    proxy.beforeForward = async (method, _path, body) => {
-      if (method !== 'POST' || !body.includes('"transaction"') || !body.includes(`Procedure/${procedureId}`)) return;
-      proxy.beforeForward = () => undefined;
-      reached();
-      await released;
-    };
+    const write = holdFirst(
+      proxy,
+      (method, _path, body) =>
+        method === 'POST' && body.includes('"transaction"') && body.includes(`Procedure/${procedureId}`),
+    );
     await request(service.url)
       .post('/events/infusion-completed')
       .set(service.as('integration'))
       .send({ procedure: `Procedure/${procedureId}` })
       .expect(202);
-    await writing;
+    await write.reached;
     const retimed = await retimedInEhr(procedureId, -DAY_MS);
     await postWebhook(service, JSON.stringify(retimed)).expect(202);
     const maintenance = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
@@ -176,7 +162,7 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
       const job = await maintenance.getJob(recheckContraindicationsJobId(`Procedure/${procedureId}`));
       return !job || job.attemptsMade > 0;
     }, 'the re-timing heard once');
-    release();
+    write.release();
     await followUpJobDone(service, procedureId);
     await heard(procedureId);
 
@@ -191,21 +177,15 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
   it('re-timed again while the job of its first re-timing runs (it read the time before): counted from the latest', async () => {
     const { procedureId, check } = await followedUp();
     // The first re-timing's write is held back until the second is written and notified.
-    let reached: () => void = () => undefined;
-    const writing = new Promise<void>((resolve) => (reached = resolve));
-    let release: () => void = () => undefined;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    proxy.beforeForward = async (method, _path, body) => {
-      if (method !== 'POST' || !body.includes(RECOUNT_FROM_RETIMED_INFUSION)) return;
-      proxy.beforeForward = () => undefined;
-      reached();
-      await released;
-    };
+    const write = holdFirst(
+      proxy,
+      (method, _path, body) => method === 'POST' && body.includes(RECOUNT_FROM_RETIMED_INFUSION),
+    );
     await postWebhook(service, JSON.stringify(await retimedInEhr(procedureId, -DAY_MS))).expect(202);
-    await writing;
+    await write.reached;
     const latest = await retimedInEhr(procedureId, -DAY_MS);
     await postWebhook(service, JSON.stringify(latest)).expect(202);
-    release();
+    write.release();
     // Every job of the infusion's record done, whatever its id.
     const maintenance = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
     const ofInfusion = recheckContraindicationsJobId(`Procedure/${procedureId}`);

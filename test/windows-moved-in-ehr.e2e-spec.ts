@@ -1,12 +1,18 @@
 import request from 'supertest';
-import type { CommunicationRequest, Period, Provenance, Task } from '@medplum/fhirtypes';
-import { isReminderAbout } from '@kc/followups';
+import type { Period, Provenance, Task } from '@medplum/fhirtypes';
 import { protocolWindowOf } from '@kc/protocols';
 import { taskChangedInEhrJobId } from '@kc/queue';
 import { stateOf, windowAsSet } from '@kc/task-states';
 import { OverdueSweep } from '../apps/worker/src/maintenance/overdue-sweep';
 import { TasksChangedInEhrPoller } from '../apps/worker/src/maintenance/tasks-changed-in-ehr-poller';
-import { actionOf, approveFirstSession, enrolPatient, maintenanceJobDone, postWebhook } from './support/clinic';
+import {
+  activeReminderTimes,
+  actionOf,
+  approveFirstSession,
+  enrolPatient,
+  maintenanceJobDone,
+  postWebhook,
+} from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 const DAY_MS = 24 * 3_600_000;
@@ -31,16 +37,7 @@ describe('a due window moved in the EHR', () => {
     start: new Date(Date.parse(p.start!) + ms).toISOString(),
     end: new Date(Date.parse(p.end!) + ms).toISOString(),
   });
-  const activeReminders = async (carePlanId: string, taskId: string) =>
-    (
-      await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
-        'based-on': `CarePlan/${carePlanId}`,
-        status: 'active',
-      })
-    )
-      .filter((r) => isReminderAbout(r, taskId))
-      .map((r) => Date.parse(r.occurrenceDateTime!))
-      .sort();
+  const activeReminders = (carePlanId: string, taskId: string) => activeReminderTimes(service, carePlanId, taskId);
   const followedProvenances = async (taskId: string) =>
     (await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${taskId}` })).filter(
       (p) => p.activity?.text === 'follow a window moved in the EHR',

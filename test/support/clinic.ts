@@ -1,9 +1,11 @@
 import request from 'supertest';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue, Worker } from 'bullmq';
+import { isReminderAbout } from '@kc/followups';
 import { infusionJobId, QUEUES } from '@kc/queue';
 import type {
   CarePlan,
+  CommunicationRequest,
   DetectedIssue,
   MedicationRequest,
   Parameters,
@@ -314,4 +316,16 @@ export function postWebhook(service: TestService, body: string) {
     .set('content-type', 'application/fhir+json')
     .set('x-signature', signWebhook(body))
     .send(body);
+}
+
+/** When each active reminder about a Task (on its plan) is to go out, as instants in ms, soonest first. */
+export async function activeReminderTimes(service: TestService, carePlanId: string, taskId: string): Promise<number[]> {
+  const onPlan = await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+    'based-on': `CarePlan/${carePlanId}`,
+    status: 'active',
+  });
+  return onPlan
+    .filter((r) => isReminderAbout(r, taskId))
+    .map((r) => Date.parse(r.occurrenceDateTime!))
+    .sort();
 }

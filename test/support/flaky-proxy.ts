@@ -97,6 +97,28 @@ export async function startFlakyProxy(targetBaseUrl: string): Promise<FlakyProxy
   return proxy;
 }
 
+/**
+ * Holds the first request `matches` picks back (the others pass): `reached` resolves when it arrives, and it is
+ * forwarded once `release()` is called. A writer paused between its read and its write, so that something else lands
+ * there (a race made deterministic).
+ */
+export function holdFirst(
+  proxy: FlakyProxy,
+  matches: (method: string, path: string, body: string) => boolean,
+): { reached: Promise<void>; release: () => void } {
+  let arrived: () => void = () => undefined;
+  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  proxy.beforeForward = async (method, path, body) => {
+    if (!matches(method, path, body)) return;
+    proxy.beforeForward = () => undefined;
+    arrived();
+    await released;
+  };
+  return { reached, release };
+}
+
 /** Unref'd: an answer held back past a test's end must not keep the test process alive. */
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 

@@ -255,8 +255,8 @@ export class FhirClient {
   }
 
   /**
-   * The versions the server keeps of a resource, newest first (its instance history's first page: Medplum's and HAPI's
-   * hold the latest 20 or more, which is what a correction is read against); none when it has no trace of it. A
+   * The versions the server keeps of a resource, newest first (its instance history's first page, the server's default
+   * page size: the latest versions, which is what a correction is read against); none when it has no trace of it. A
    * deletion is an entry without a resource, left out.
    */
   async versionsOf<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T[]> {

@@ -120,7 +120,8 @@ describe('follow-ups of an infusion re-timed in the EHR', () => {
     expect(recount([charted], tasks)).toEqual([]);
     const done = { ...transition(tasks[0], { event: 'complete', now: new Date() }), id: tasks[0].id };
     const ofAnother = { ...tasks[1], reasonReference: { reference: 'Procedure/other' } };
-    expect(recount([retimed(-DAY_MS), charted], [done, ofAnother])).toEqual([]);
+    const cancelledInEhr = { ...tasks[0], status: 'cancelled' as const };
+    expect(recount([retimed(-DAY_MS), charted], [done, ofAnother, cancelledInEhr])).toEqual([]);
   });
 
   it('re-timed twice: counted from the latest, whichever time the Task was counted from', () => {

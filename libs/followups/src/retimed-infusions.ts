@@ -9,7 +9,7 @@ import {
   protocolWindowOf,
   triggeredActions,
 } from '@kc/protocols';
-import { isOpen, samePeriod, windowAsSet } from '@kc/task-states';
+import { isClosedByStatus, isOpen, samePeriod, windowAsSet } from '@kc/task-states';
 import { performedOf } from './infusion-event';
 import { followUpWindow } from './plan-follow-ups';
 import { dueOutsideProtocolWindow } from './windows-moved-in-ehr';
@@ -56,7 +56,9 @@ export function followUpsOfRetimedInfusion(input: {
   const reference = `Procedure/${procedureId}`;
   return input.tasks.flatMap((task): RetimedFollowUp[] => {
     const action = actions.get(protocolActionOf(task));
-    if (!task.id || !isOpen(task) || task.reasonReference?.reference !== reference || !action) return [];
+    // Open here and in the EHR: one it closed by its status is the EHR's (TasksClosedInEhr), not to be counted again.
+    if (!task.id || !isOpen(task) || isClosedByStatus(task) || task.reasonReference?.reference !== reference || !action)
+      return [];
     const from = earlier.find((performed) => plannedFrom(task, action, performed, zone));
     const window = followUpWindow(action, now, zone);
     if (!from || samePeriod(protocolWindowOf(task), window)) return [];
