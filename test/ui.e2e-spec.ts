@@ -29,6 +29,7 @@ import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-hold
 import { ReminderDelivery } from '../apps/worker/src/reminders/reminder-delivery.service';
 import {
   actionOf,
+  applyPlan,
   completeInfusion,
   enrolPatient,
   followUpTasks,
@@ -539,6 +540,41 @@ describe('clinician page in a real browser', () => {
     await page.click('#ordered-choices button:has-text("Approve on the EHR’s order (it is this session’s)")');
     await page.locator(`tr[data-task-id="${session.id}"]`).waitFor({ state: 'detached' });
     await expectApprovedOnEhrOrder(session, ehrOrder);
+    await page.close();
+  }, 60_000);
+
+  it('a session another of the patient’s plans has approved for the same days: Approve says so, and approves beside it only when asked', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Tomas',
+      family: 'Twoplans',
+      birthDate: '1971-03-03',
+    });
+    const { session: seriesSession } = await awaitingApproval(enrolled.patient);
+    await approvedThroughApi(seriesSession);
+    const maintenance = await applyPlan(service, 'ketamine-monthly-maintenance', enrolled.patient);
+    const { session } = await awaitingApproval(enrolled.patient);
+    expect(session.basedOn?.[0].reference).toBe(`CarePlan/${maintenance.id}`);
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Twoplans');
+    await page.click('#filters button[type=submit]');
+    await page.locator(`tr[data-task-id="${session.id}"]`).waitFor();
+    await approveOnPage(page, session.id!);
+    await page.locator('#ordered-dialog[open]').waitFor();
+    expect(await page.textContent('#ordered-title')).toBe('Already approved under another care plan');
+    expect(await page.textContent('#ordered-text')).toMatch(
+      /^Another care plan of this patient has a session approved for days this one's window shares: .*approved in the ketamine care plan/,
+    );
+    // Not the EHR's order, so not "this session's": only beside it, or not at all.
+    expect(await page.locator('#ordered-choices button').allTextContents()).toEqual([
+      'Approve and order it here as well',
+    ]);
+    await screenshot(page, 'approve-beside-other-plan');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('draft');
+    await page.click('#ordered-choices button');
+    await page.locator(`tr[data-task-id="${session.id}"]`).waitFor({ state: 'detached' });
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('ready');
     await page.close();
   }, 60_000);
 

@@ -1,8 +1,15 @@
 import type { MedicationRequest, Task } from '@medplum/fhirtypes';
-import { orderKeyFor } from '@kc/task-states';
+import { orderKeyFor, transition } from '@kc/task-states';
 import { infusionDosage } from '../../../test/fixtures/orders';
 import { planTask } from '../../../test/fixtures/plans';
-import { ehrOrdersForSession, ehrOrdersNotice, orderedElsewhereForSession, orderInWords } from './orders-for-the-time';
+import {
+  ehrOrdersForSession,
+  ehrOrdersNotice,
+  orderedElsewhereForSession,
+  orderInWords,
+  ordersOfOtherPlans,
+  sessionsOfOtherPlansAt,
+} from './orders-for-the-time';
 
 const KETAMINE = {
   coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '6130' }],
@@ -77,5 +84,41 @@ describe('the drug ordered elsewhere for a session’s time', () => {
         "The EHR has an open order of this drug with no time set: Ketamine 0.5 mg/kg/h (40 mg/h), no time set, ordered; check it is not this session's.",
     );
     expect(ehrOrdersNotice({ timed: [], untimed: [] })).toBeUndefined();
+  });
+});
+
+describe('another care plan’s sessions approved for a session’s days', () => {
+  const ours = (taskId: string, carePlanId: string, extra: Partial<MedicationRequest> = {}) =>
+    order(`o-${taskId}`, undefined, undefined, {
+      identifier: [orderKeyFor(taskId)],
+      basedOn: [{ reference: `CarePlan/${carePlanId}` }],
+      ...extra,
+    });
+  const approvedAt = (id: string, carePlanId: string, from: number, to: number): Task => ({
+    ...planTask(id, carePlanId, new Date(day(1))),
+    restriction: { period: { start: day(from), end: day(to) } },
+  });
+
+  it('this service’s open orders of the drug under another plan, whose open session shares a day with the window', () => {
+    const open = [
+      ours('other-plan', 'cp2'),
+      ours('same-plan', 'cp1'),
+      ours('s1', 'cp2'),
+      ours('closed', 'cp2', { status: 'completed' }),
+      ours('other-drug', 'cp2', { medicationCodeableConcept: { coding: [{ system: 'x', code: 'y' }] } }),
+      order('ehr', 5, 5),
+      ours('later', 'cp3'),
+      ours('rejected', 'cp3'),
+    ];
+    const candidates = ordersOfOtherPlans(session, proposal, open);
+    expect(candidates.map((o) => o.id)).toEqual(['o-other-plan', 'o-later', 'o-rejected']);
+    const sessions = [
+      approvedAt('other-plan', 'cp2', 5, 7),
+      approvedAt('later', 'cp3', 10, 12),
+      { ...transition(approvedAt('rejected', 'cp3', 4, 6), { event: 'reject', now: new Date(), reason: 'no' }) },
+    ];
+    expect(sessionsOfOtherPlansAt(session.restriction?.period, candidates, sessions).map((s) => s.session.id)).toEqual([
+      'other-plan',
+    ]);
   });
 });

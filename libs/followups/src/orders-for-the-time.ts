@@ -1,6 +1,7 @@
 import type { CodeableConcept, MedicationRequest, Period, Task } from '@medplum/fhirtypes';
 import { clinicDays, orderRateText } from '@kc/protocols';
-import { isOpenOrder, orderTaskIdOf } from '@kc/task-states';
+import { isClosedByStatus, isOpen, isOpenOrder, orderTaskIdOf } from '@kc/task-states';
+import { carePlanReferenceOf } from './care-plan-state';
 
 /**
  * Two ketamine orders for one session would be given twice. These say which open orders cover the time of a session
@@ -86,6 +87,46 @@ export function orderInWords(order: MedicationRequest, window = orderWindow(orde
   const where = orderTaskIdOf(order) ? `approved in the ketamine care plan${who}` : `ordered${who}`;
   const held = order.status === 'on-hold' ? ' (on hold)' : '';
   return `${what ?? 'Ketamine'}${rate ? ` ${rate}` : ''}, ${when}, ${where}${held}`;
+}
+
+/**
+ * The orders this service wrote for sessions of the patient's other care plans (keyed to a Task there) of the
+ * proposal's drug, still to be given: a patient on two protocols at once (a series and its maintenance begun early)
+ * could be approved two infusions for the same days, which the EHR-order check cannot see (those orders are this
+ * service's). Their sessions' windows say which share the session's days (sessionsOfOtherPlansAt). Since session 45.
+ */
+export function ordersOfOtherPlans(
+  session: Task,
+  proposal: MedicationRequest,
+  open: MedicationRequest[],
+): MedicationRequest[] {
+  const plan = carePlanReferenceOf(session);
+  return open.filter((o) => {
+    const taskId = orderTaskIdOf(o);
+    return (
+      isOpenOrder(o) &&
+      taskId !== undefined &&
+      taskId !== session.id &&
+      carePlanReferenceOf(o) !== plan &&
+      isSameDrugOrder(o, proposal)
+    );
+  });
+}
+
+/**
+ * Of those orders, the ones whose session (its Task, read: still open) is due in days the window shares, each with its
+ * session. An order whose Task is gone or closed is not judged (the reconciliation closes it).
+ */
+export function sessionsOfOtherPlansAt(
+  window: Period | undefined,
+  orders: MedicationRequest[],
+  sessions: Task[],
+): { order: MedicationRequest; session: Task }[] {
+  return orders.flatMap((order) => {
+    const session = sessions.find((t) => t.id === orderTaskIdOf(order));
+    if (!session || !isOpen(session) || isClosedByStatus(session)) return [];
+    return windowsOverlap(session.restriction?.period, window) ? [{ order, session }] : [];
+  });
 }
 
 /** An order of the proposal's drug (by its codes). */

@@ -10,6 +10,8 @@ import {
   isSameDrugOrder,
   orderedElsewhereForSession,
   orderInWords,
+  ordersOfOtherPlans,
+  sessionsOfOtherPlansAt,
 } from '@kc/followups';
 import { openOrdersOfSessions } from '@kc/nest-core';
 import { clinicPeriod, dosageToOrder, orderedBolusPerKg, orderedRatePerKg, protocolWindowOf } from '@kc/protocols';
@@ -211,6 +213,8 @@ export class TaskDecisionService {
         );
       }
     }
+    if (ordering && proposal.resourceType === 'MedicationRequest')
+      await this.assertNoOtherPlanAt(task, proposal, checked, input);
     const dose = ordering
       ? dosageToOrder({
           proposal,
@@ -236,6 +240,48 @@ export class TaskDecisionService {
         (updated: Task) => this.reminders.afterApproval(updated, reminders),
       ],
     });
+  }
+
+  /**
+   * The patient's other care plans' sessions approved for days this session's window shares (their orders this
+   * service's, so the EHR-order check above cannot see them): approving would order two infusions for the same days.
+   * Refused, 409 `conflict` naming those orders, unless the clinician names them in `alongside` (both meant). One
+   * more read (those sessions' Tasks), only when the patient has such an order open: a patient on two plans at once.
+   * Since session 45; before, a series and a maintenance plan begun early could both be approved for the same week.
+   */
+  private async assertNoOtherPlanAt(
+    task: Task,
+    proposal: MedicationRequest,
+    checked: { openOrders?: MedicationRequest[] },
+    input: Alongside,
+  ): Promise<void> {
+    const alongside = new Set(input.alongside ?? []);
+    const orders = ordersOfOtherPlans(task, proposal, checked.openOrders ?? []).filter(
+      (o) => !alongside.has(`MedicationRequest/${o.id}`),
+    );
+    if (!orders.length) return;
+    const sessions = await this.fhir.searchAll<Task>('Task', {
+      _id: [...new Set(orders.map(orderTaskIdOf))].join(','),
+      _count: 100,
+    });
+    const same = sessionsOfOtherPlansAt(task.restriction?.period, orders, sessions);
+    if (!same.length) return;
+    const zone = this.config.clinicTimeZone;
+    const words = same.map(({ order, session }) => orderInWords(order, session.restriction?.period, zone));
+    const refs = same.map(({ order }) => `MedicationRequest/${order.id}`);
+    throw new OutcomeException(
+      409,
+      'conflict',
+      `Another care plan of this patient has a session approved for days this one's window shares: ${words.join('; ')}. Approving would order two infusions for the same days: reject or reschedule one of them, or approve this one beside it if both are meant.`,
+      refs,
+      `Send "alongside": ${JSON.stringify(refs)} to approve it beside those orders.`,
+      same.map(({ session }, i) => ({
+        severity: 'information',
+        code: 'conflict',
+        details: { text: words[i] },
+        expression: [refs[i], `Task/${session.id}`],
+      })),
+    );
   }
 
   /**

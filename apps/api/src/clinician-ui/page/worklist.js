@@ -647,6 +647,17 @@ async function decide(item, decision, extra) {
       askOrderedAlready(item, error.message, ordersNamed(error.related, error.issue.expression), extra);
       return false;
     }
+    // Another of the patient's plans has a session approved for these days: approved beside it only if both are meant.
+    if (error.status === 409 && error.issue && error.issue.code === 'conflict' && decision === 'approve') {
+      askOrderedAlready(
+        item,
+        error.message,
+        ordersNamed(error.related, error.issue.expression, 'conflict'),
+        extra,
+        false,
+      );
+      return false;
+    }
     if (error.status === 409 || error.status === 412) {
       await afterDecision(
         'Someone else changed this task first: ' + error.message + ' The list has been reloaded.',
@@ -826,16 +837,18 @@ $('#approve-cancel').addEventListener('click', () => $('#approve-dialog').close(
 
 // The EHR's orders a duplicate refusal names, each with its words ({reference, text}): from the issues after the first,
 // else by reference alone.
-function ordersNamed(related, references) {
+function ordersNamed(related, references, code) {
   const named = (related || [])
-    .filter((r) => r.code === 'duplicate' && r.expression && r.expression.length)
+    .filter((r) => r.code === (code || 'duplicate') && r.expression && r.expression.length)
     .map((r) => ({ reference: r.expression[0], text: (r.details && r.details.text) || r.expression[0] }));
   return named.length ? named : (references || []).map((reference) => ({ reference, text: reference }));
 }
 
 // Approving a session the EHR has already ordered for its time (refused as a duplicate): approve it on the EHR's order
 // (no order written here; its dose is the EHR's), or alongside it (both orders meant), or not at all.
-function askOrderedAlready(item, text, orders, extra) {
+// `ehr` false: another of the patient's care plans ordered it (its own session), so only "beside it" is offered.
+function askOrderedAlready(item, text, orders, extra, ehr = true) {
+  $('#ordered-title').textContent = ehr ? 'Already ordered in the EHR' : 'Already approved under another care plan';
   $('#ordered-what').textContent = describe(item);
   $('#ordered-text').textContent = text;
   const choices = $('#ordered-choices');
@@ -846,7 +859,7 @@ function askOrderedAlready(item, text, orders, extra) {
     askNextOrdered();
   };
   // One order: named in the text above; several: each in its words.
-  for (const order of orders)
+  for (const order of ehr ? orders : [])
     choices.append(
       button(
         orders.length === 1 ? 'Approve on the EHR’s order (it is this session’s)' : 'Approve on: ' + order.text,
@@ -854,11 +867,13 @@ function askOrderedAlready(item, text, orders, extra) {
         choose({ onOrder: order.reference, ...outsideWindowOf(extra) }),
       ),
     );
+  // Beside them, and beside any the clinician already chose to stand beside (a refusal for each kind in turn).
+  const beside = [...((extra && extra.alongside) || []), ...orders.map((order) => order.reference)];
   choices.append(
     button(
       'Approve and order it here as well',
-      'Approve alongside the EHR’s order',
-      choose({ ...(extra || {}), alongside: orders.map((order) => order.reference) }),
+      ehr ? 'Approve alongside the EHR’s order' : 'Approve beside the other care plan’s session',
+      choose({ ...(extra || {}), alongside: beside }),
     ),
   );
   $('#ordered-dialog').showModal();
@@ -873,7 +888,7 @@ let orderedAfterBulk = [];
 function askNextOrdered() {
   if ($('#ordered-dialog').open) return;
   const next = orderedAfterBulk.shift();
-  if (next) askOrderedAlready(next.item, next.message, next.orders);
+  if (next) askOrderedAlready(next.item, next.message, next.orders, undefined, next.ehr);
 }
 
 // Change dose (the to-do list): the order's rate and bolus to start from, what they give at today's weight as typed.
@@ -1358,12 +1373,14 @@ $('#bulk-approve').addEventListener('click', async () => {
     );
     // The EHR has ordered some already: the clinician chooses for each, as when approving it alone.
     orderedAfterBulk = refused
-      .filter((r) => r.code === 'duplicate' && chosenItem(r))
+      .filter((r) => (r.code === 'duplicate' || r.code === 'conflict') && chosenItem(r))
       .map((r) => ({
         item: chosenItem(r),
         message: r.message,
         // The result names each order in words ({reference, text}); else by reference alone.
         orders: r.orders && r.orders.length ? r.orders : ordersNamed([], r.expression),
+        // Another care plan's session: only "beside it" (it is not this session's order).
+        ehr: r.code === 'duplicate',
       }));
     askNextOrdered();
   } catch (error) {
