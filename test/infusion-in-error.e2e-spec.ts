@@ -16,6 +16,7 @@ import { carePlanReferenceOf } from '@kc/followups';
 import { administrationRecordedJobId, QUEUES, recheckContraindicationsJobId } from '@kc/queue';
 import { approvedSessionOrder, infusedForCheck } from './support/checks';
 import {
+  tellInfusionHoldingItsWrite,
   actionOf,
   completeInfusion,
   enrolPatient,
@@ -31,7 +32,7 @@ import {
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import { holdFirst, startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
 const DAY = 86_400_000;
@@ -586,17 +587,7 @@ describe('an infusion recorded in error after its follow-ups', () => {
   it('the same, the pump’s record heard while that follow-up is running (it read before the record): followed up again once it has finished', async () => {
     const { session, order, infusion, given } = await sessionKeptFromInfusionInError();
     // The follow-up's write is held back until the record is charted and its job has run once.
-    const write = holdFirst(
-      proxy,
-      (method, _path, body) =>
-        method === 'POST' && body.includes('"transaction"') && body.includes(`Procedure/${infusion}`),
-    );
-    await request(service.url)
-      .post('/events/infusion-completed')
-      .set(service.as('integration'))
-      .send({ procedure: `Procedure/${infusion}` })
-      .expect(202);
-    await write.reached;
+    const write = await tellInfusionHoldingItsWrite(service, proxy, infusion);
     const record = await given();
     await postWebhook(service, JSON.stringify(record)).expect(202);
     const maintenance = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));

@@ -9,6 +9,7 @@ import { stateOf, windowAsSet } from '@kc/task-states';
 import { RECOUNT_FROM_RETIMED_INFUSION } from '../apps/worker/src/followups/retimed-infusions';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
 import {
+  tellInfusionHoldingItsWrite,
   activeReminderTimes,
   actionOf,
   approveTask,
@@ -144,17 +145,7 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
     const end = '2027-01-04T10:00:00.000Z';
     const procedureId = await completeInfusion(service, enrolment, end);
     // The follow-up's write is held back until the infusion is re-timed and that is heard once.
-    const write = holdFirst(
-      proxy,
-      (method, _path, body) =>
-        method === 'POST' && body.includes('"transaction"') && body.includes(`Procedure/${procedureId}`),
-    );
-    await request(service.url)
-      .post('/events/infusion-completed')
-      .set(service.as('integration'))
-      .send({ procedure: `Procedure/${procedureId}` })
-      .expect(202);
-    await write.reached;
+    const write = await tellInfusionHoldingItsWrite(service, proxy, procedureId);
     const retimed = await retimedInEhr(procedureId, -DAY_MS);
     await postWebhook(service, JSON.stringify(retimed)).expect(202);
     const maintenance = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));

@@ -20,6 +20,7 @@ import { MaintenanceProcessor } from '../../apps/worker/src/maintenance/maintena
 import { BoosterOutcomesProcessor } from '../../apps/worker/src/outcomes/booster-outcomes.processor';
 import { ReminderProcessor } from '../../apps/worker/src/reminders/reminder.processor';
 import { AuditTrail } from '../../apps/api/src/audit/audit-trail';
+import { holdFirst, type FlakyProxy } from './flaky-proxy';
 import { signWebhook, type TestService } from './test-service';
 
 /** Clinic-shaped steps for end-to-end tests: enrol a patient, record an infusion, wait for the worker. */
@@ -328,4 +329,28 @@ export async function activeReminderTimes(service: TestService, carePlanId: stri
     .filter((r) => isReminderAbout(r, taskId))
     .map((r) => Date.parse(r.occurrenceDateTime!))
     .sort();
+}
+
+/**
+ * An infusion told through the events API while the FHIR server's proxy holds its follow-up's write back: answers once
+ * that follow-up has read everything and is about to write (a change made now is one it did not read), with the
+ * release that lets its write through.
+ */
+export async function tellInfusionHoldingItsWrite(
+  service: TestService,
+  proxy: FlakyProxy,
+  procedureId: string,
+): Promise<{ release: () => void }> {
+  const write = holdFirst(
+    proxy,
+    (method, _path, body) =>
+      method === 'POST' && body.includes('"transaction"') && body.includes(`Procedure/${procedureId}`),
+  );
+  await request(service.url)
+    .post('/events/infusion-completed')
+    .set(service.as('integration'))
+    .send({ procedure: `Procedure/${procedureId}` })
+    .expect(202);
+  await write.reached;
+  return write;
 }
