@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type { MedicationRequest, Task } from '@medplum/fhirtypes';
+import { protocolWindowOf } from '@kc/protocols';
 import { orderKeySearch } from '@kc/task-states';
 import { actionOf, applyPlan, approveFirstSession, enrolPatient } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
@@ -83,5 +84,36 @@ describe('sessions of two care plans of one patient', () => {
       .send({ versionId: approved.meta!.versionId, reason: 'series ended; maintenance instead' })
       .expect(200);
     await approveFirstSession(service, sameDays.id!);
+  });
+  it('a session rescheduled into days another plan’s approved session holds: refused the same way, approved already or not', async () => {
+    const { patient, carePlanId: series } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const maintenance = await applyPlan(service, 'ketamine-monthly-maintenance', patient);
+    const [a, b] = [await firstSession(series), await firstSession(maintenance.id!)];
+    // Each protocol window's first day, and its last two, as instants.
+    const at = (task: Task, fromStart: number, fromEnd?: number) => {
+      const allowed = protocolWindowOf(task)!;
+      const instant = (base: string, days: number) => new Date(Date.parse(base) + days * 86_400_000).toISOString();
+      return fromEnd === undefined
+        ? { start: allowed.start!, end: instant(allowed.start!, fromStart) }
+        : { start: instant(allowed.end!, -fromEnd), end: allowed.end! };
+    };
+    const reschedule = (task: Task, window: { start: string; end: string }, body: object = {}) =>
+      request(service.url)
+        .post(`/tasks/${task.id}/$reschedule`)
+        .set(clinician())
+        .send({ versionId: task.meta!.versionId, ...window, ...body });
+
+    const aFirstDay = (await reschedule(a, at(a, 1)).expect(200)).body as Task;
+    // Not approved yet, into A's day: refused, at its new window.
+    const refused = await reschedule(b, at(b, 1)).expect(409);
+    expect(refused.body.issue[0].code).toBe('conflict');
+    expect(refused.body.issue[0].details.text).toMatch(/Rescheduling it there would order two infusions/);
+    const bLastDays = (await reschedule(b, at(b, 0, 2)).expect(200)).body as Task;
+    const [bOrder] = await ordersOf(bLastDays);
+
+    // Approved already, into B's days: refused, naming B's order; beside it when asked.
+    const again = await reschedule(aFirstDay, at(aFirstDay, 0, 2)).expect(409);
+    expect(again.body.issue[0].expression).toEqual([`MedicationRequest/${bOrder.id}`]);
+    await reschedule(aFirstDay, at(aFirstDay, 0, 2), { alongside: [`MedicationRequest/${bOrder.id}`] }).expect(200);
   });
 });

@@ -142,7 +142,7 @@ export class TaskDecisionService {
   }
 
   private async authorise(
-    input: DecisionInput & Alongside & OnOrder & OutsideWindow,
+    input: DecisionInput & Alongside & OnOrder & OutsideWindow & { window?: Period },
     decision: string,
     change: (task: Task) => Task,
     { asked, dose: { rate, bolus } }: { asked: (task: Task) => boolean | Promise<boolean>; dose: AskedDose },
@@ -213,8 +213,9 @@ export class TaskDecisionService {
         );
       }
     }
-    if (ordering && proposal.resourceType === 'MedicationRequest')
-      await this.assertNoOtherPlanAt(task, proposal, checked, input);
+    // A reschedule of a session approved already is compared too, at its new window (its order stands, for new days).
+    if (proposal?.resourceType === 'MedicationRequest' && (ordering || decision === 'reschedule'))
+      await this.assertNoOtherPlanAt(task, proposal, checked, input, decision);
     const dose = ordering
       ? dosageToOrder({
           proposal,
@@ -245,7 +246,8 @@ export class TaskDecisionService {
   /**
    * The patient's other care plans' sessions approved for days this session's window shares (their orders this
    * service's, so the EHR-order check above cannot see them): approving would order two infusions for the same days.
-   * Refused, 409 `conflict` naming those orders, unless the clinician names them in `alongside` (both meant). One
+   * Refused, 409 `conflict` naming those orders, unless the clinician names them in `alongside` (both meant); a
+   * reschedule at its new window, approved already or not. One
    * more read (those sessions' Tasks), only when the patient has such an order open: a patient on two plans at once.
    * Since session 45; before, a series and a maintenance plan begun early could both be approved for the same week.
    */
@@ -253,7 +255,8 @@ export class TaskDecisionService {
     task: Task,
     proposal: MedicationRequest,
     checked: { openOrders?: MedicationRequest[] },
-    input: Alongside,
+    input: Alongside & { window?: Period },
+    decision: string,
   ): Promise<void> {
     const alongside = new Set(input.alongside ?? []);
     const orders = ordersOfOtherPlans(task, proposal, checked.openOrders ?? []).filter(
@@ -264,7 +267,7 @@ export class TaskDecisionService {
       _id: [...new Set(orders.map(orderTaskIdOf))].join(','),
       _count: 100,
     });
-    const same = sessionsOfOtherPlansAt(task.restriction?.period, orders, sessions);
+    const same = sessionsOfOtherPlansAt(input.window ?? task.restriction?.period, orders, sessions);
     if (!same.length) return;
     const zone = this.config.clinicTimeZone;
     const words = same.map(({ order, session }) => orderInWords(order, session.restriction?.period, zone));
@@ -272,9 +275,9 @@ export class TaskDecisionService {
     throw new OutcomeException(
       409,
       'conflict',
-      `Another care plan of this patient has a session approved for days this one's window shares: ${words.join('; ')}. Approving would order two infusions for the same days: reject or reschedule one of them, or approve this one beside it if both are meant.`,
+      `Another care plan of this patient has a session approved for days this one's window shares: ${words.join('; ')}. ${decision === 'reschedule' ? 'Rescheduling it there' : 'Approving'} would order two infusions for the same days: reject or reschedule one of them, or ${decision === 'reschedule' ? 'reschedule' : 'approve'} this one beside it if both are meant.`,
       refs,
-      `Send "alongside": ${JSON.stringify(refs)} to approve it beside those orders.`,
+      `Send "alongside": ${JSON.stringify(refs)} to ${decision === 'reschedule' ? 'reschedule' : 'approve'} it beside those orders.`,
       same.map(({ session }, i) => ({
         severity: 'information',
         code: 'conflict',

@@ -648,7 +648,8 @@ async function decide(item, decision, extra) {
       return false;
     }
     // Another of the patient's plans has a session approved for these days: approved beside it only if both are meant.
-    if (error.status === 409 && error.issue && error.issue.code === 'conflict' && decision === 'approve') {
+    const otherPlans = error.status === 409 && namesOtherPlansSessions(error.issue, error.related);
+    if (otherPlans && decision === 'approve') {
       askOrderedAlready(
         item,
         error.message,
@@ -656,6 +657,11 @@ async function decide(item, decision, extra) {
         extra,
         false,
       );
+      return false;
+    }
+    // A reschedule into days another of the patient's plans has a session approved for: said as the server says it.
+    if (otherPlans) {
+      await afterDecision(error.message, 'error');
       return false;
     }
     if (error.status === 409 || error.status === 412) {
@@ -842,6 +848,21 @@ function ordersNamed(related, references, code) {
     .filter((r) => r.code === (code || 'duplicate') && r.expression && r.expression.length)
     .map((r) => ({ reference: r.expression[0], text: (r.details && r.details.text) || r.expression[0] }));
   return named.length ? named : (references || []).map((reference) => ({ reference, text: reference }));
+}
+
+// A refusal because another of the patient's care plans has a session approved for these days (409 `conflict`, each
+// related issue naming that session's order and its Task), not another conflict (a closed Task, a stopped plan).
+function namesOtherPlansSessions(issue, related) {
+  return Boolean(
+    issue &&
+    issue.code === 'conflict' &&
+    (related || []).some((r) => r.code === 'conflict' && (r.expression || []).some((e) => e.startsWith('Task/'))),
+  );
+}
+// The same in a bulk approval's result (its first issue's code and expression: the orders).
+function namesOrders(result) {
+  const refs = result.expression || [];
+  return result.code === 'conflict' && refs.length > 0 && refs.every((e) => e.startsWith('MedicationRequest/'));
 }
 
 // Approving a session the EHR has already ordered for its time (refused as a duplicate): approve it on the EHR's order
@@ -1373,7 +1394,7 @@ $('#bulk-approve').addEventListener('click', async () => {
     );
     // The EHR has ordered some already: the clinician chooses for each, as when approving it alone.
     orderedAfterBulk = refused
-      .filter((r) => (r.code === 'duplicate' || r.code === 'conflict') && chosenItem(r))
+      .filter((r) => (r.code === 'duplicate' || namesOrders(r)) && chosenItem(r))
       .map((r) => ({
         item: chosenItem(r),
         message: r.message,
