@@ -116,8 +116,8 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
     expect(await recountProvenances(check.id!)).toHaveLength(1);
   });
 
-  it('found by the poll, put a day later: a clinician’s reschedule stands, its protocol window moves with the infusion', async () => {
-    const { procedureId, check, session } = await followedUp();
+  it('found by the poll, put a day later: a clinician’s reschedule stands with its reminders, its protocol window moves with the infusion', async () => {
+    const { carePlanId, procedureId, check, session } = await followedUp();
     // Rescheduled to the last day of its protocol window (two days long).
     const window = session.restriction!.period!;
     const lastDay = { start: shifted(window, -DAY_MS).end, end: window.end };
@@ -126,6 +126,8 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
       .set(service.as('clinician'))
       .send({ versionId: session.meta!.versionId, ...lastDay })
       .expect(200);
+    const reminders = await activeReminders(carePlanId, session.id!);
+    expect(reminders.length).toBeGreaterThan(0);
 
     await retimedInEhr(procedureId, DAY_MS);
     expect((await service.app.get(ProcedurePoller).poll()).queued).toBeGreaterThanOrEqual(1);
@@ -137,7 +139,28 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
     expect(stateOf(after)).toBe('rescheduled');
     const [provenance] = await recountProvenances(session.id!);
     expect(provenance.reason?.[0].text).toMatch(/set by the clinic, stands$/);
+    // Its reminders as they were: none written again beside them (before, a second set, as if it had none).
+    expect(await activeReminders(carePlanId, session.id!)).toEqual(reminders);
     expect((await read(check.id!)).restriction?.period).toEqual(shifted(check.restriction?.period, DAY_MS));
+  });
+
+  it('an approved session moved in the EHR, then its infusion re-timed before that move was followed: its reminders follow the move', async () => {
+    const { carePlanId, procedureId, session } = await followedUp();
+    const approved = await approveTask(service, session);
+    const reminders = await activeReminders(carePlanId, session.id!);
+    // The EHR moves it two days later; the service has not heard of that when the infusion's re-timing is heard.
+    const moved = await service.fhir.update<Task>(
+      { ...approved, restriction: { period: shifted(approved.restriction?.period, 2 * DAY_MS) } },
+      { ifMatch: approved.meta!.versionId },
+    );
+    await postWebhook(service, JSON.stringify(await retimedInEhr(procedureId, -DAY_MS))).expect(202);
+    await heard(procedureId);
+
+    const after = await read(session.id!);
+    expect(after.restriction?.period).toEqual(moved.restriction?.period);
+    expect(windowAsSet(after)).toEqual(moved.restriction?.period);
+    // Timed from the window it has, none left at the old times (before, they stayed, beside a second set).
+    expect(await activeReminders(carePlanId, session.id!)).toEqual(reminders.map((t) => t + 2 * DAY_MS));
   });
 
   it('re-timed while its follow-up is running (it read the old time): counted again once that follow-up has written', async () => {

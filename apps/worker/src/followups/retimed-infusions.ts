@@ -91,9 +91,14 @@ export class RetimedInfusions {
     return { recounted: recounted.length, reminders };
   }
 
-  /** The reminders on record about a Task whose due window moved and that has them; none read otherwise. */
+  /**
+   * The reminders on record about a Task that has them, whether its due window moved or not: they are what its new
+   * window's reminders are compared with (moved, kept, or written where missing). Before, none were read when the due
+   * window stood, so its reminders were all written again beside those on record; and for a window the EHR had moved
+   * unheard, the old ones stayed (the clinic day, seed 2594).
+   */
   private async remindersOf(retimed: RetimedFollowUp, carePlanId: string) {
-    if (!retimed.dueMoved || !hasReminders(retimed.task)) return [];
+    if (!hasReminders(retimed.task)) return [];
     return remindersAboutTask(this.fhir, carePlanId, retimed.task.id);
   }
 }
