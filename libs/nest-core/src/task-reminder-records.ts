@@ -13,11 +13,15 @@ export async function remindersAboutTask(
   carePlanId: string,
   taskId: string,
 ): Promise<CommunicationRequest[]> {
-  const onPlan = await fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+  return (await remindersOfPlan(fhir, carePlanId)).filter((r) => isReminderAbout(r, taskId));
+}
+
+/** The reminders on record under a plan, any status, about any of its Tasks: one search. */
+export function remindersOfPlan(fhir: FhirClient, carePlanId: string): Promise<CommunicationRequest[]> {
+  return fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
     'based-on': `CarePlan/${carePlanId}`,
     _count: 200,
   });
-  return onPlan.filter((r) => isReminderAbout(r, taskId));
 }
 
 /**

@@ -272,12 +272,14 @@ export class TaskDecisionService {
     const zone = this.config.clinicTimeZone;
     const words = same.map(({ order, session }) => orderInWords(order, session.restriction?.period, zone));
     const refs = same.map(({ order }) => `MedicationRequest/${order.id}`);
+    const [doing, verb] =
+      decision === 'reschedule' ? ['Rescheduling it there', 'reschedule'] : ['Approving', 'approve'];
     throw new OutcomeException(
       409,
       'conflict',
-      `Another care plan of this patient has a session approved for days this one's window shares: ${words.join('; ')}. ${decision === 'reschedule' ? 'Rescheduling it there' : 'Approving'} would order two infusions for the same days: reject or reschedule one of them, or ${decision === 'reschedule' ? 'reschedule' : 'approve'} this one beside it if both are meant.`,
+      `Another care plan of this patient has a session approved for days this one's window shares: ${words.join('; ')}. ${doing} would order two infusions for the same days: reject or reschedule one of them, or ${verb} this one beside it if both are meant.`,
       refs,
-      `Send "alongside": ${JSON.stringify(refs)} to ${decision === 'reschedule' ? 'reschedule' : 'approve'} it beside those orders.`,
+      `Send "alongside": ${JSON.stringify(refs)} to ${verb} it beside those orders.`,
       same.map(({ session }, i) => ({
         severity: 'information',
         code: 'conflict',

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, Procedure, Task } from '@medplum/fhirtypes';
+import type { CarePlan, CommunicationRequest, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import {
@@ -11,7 +11,7 @@ import {
   reminderRulesForTask,
   type RetimedFollowUp,
 } from '@kc/followups';
-import { PlanDefinitions, remindersAboutTask } from '@kc/nest-core';
+import { PlanDefinitions, remindersOfPlan } from '@kc/nest-core';
 import { InfusionEventsProducer } from '@kc/queue';
 import { windowFollowedWrites } from '../maintenance/windows-moved-in-ehr';
 import { FollowUpRunningError } from './administration-recorded';
@@ -64,13 +64,15 @@ export class RetimedInfusions {
       zone: this.config.clinicTimeZone,
     });
     if (!recounted.length) return none;
+    const onPlan = await this.remindersOf(recounted, carePlan.id);
     const writes = [];
     let reminders = 0;
     for (const retimed of recounted) {
       const changes = changesOfNewWindow({
         task: retimed.task,
         rules: reminderRulesForTask(retimed.task, protocol),
-        reminders: await this.remindersOf(retimed, carePlan.id),
+        // Its own among them (changesOfNewWindow keeps those about it).
+        reminders: onPlan,
         now,
         zone: this.config.clinicTimeZone,
         reason: retimed.reason,
@@ -92,13 +94,13 @@ export class RetimedInfusions {
   }
 
   /**
-   * The reminders on record about a Task that has them, whether its due window moved or not: they are what its new
-   * window's reminders are compared with (moved, kept, or written where missing). Before, none were read when the due
-   * window stood, so its reminders were all written again beside those on record; and for a window the EHR had moved
-   * unheard, the old ones stayed (the clinic day, seed 2594).
+   * The plan's reminders, read once, when any recounted Task has them, whether its due window moved or not: they are
+   * what its new window's reminders are compared with (moved, kept, or written where missing). Before, none were read
+   * when the due window stood, so its reminders were all written again beside those on record; and for a window the
+   * EHR had moved unheard, the old ones stayed (the clinic day, seed 2594).
    */
-  private async remindersOf(retimed: RetimedFollowUp, carePlanId: string) {
-    if (!hasReminders(retimed.task)) return [];
-    return remindersAboutTask(this.fhir, carePlanId, retimed.task.id);
+  private async remindersOf(recounted: RetimedFollowUp[], carePlanId: string): Promise<CommunicationRequest[]> {
+    if (!recounted.some((r) => hasReminders(r.task))) return [];
+    return remindersOfPlan(this.fhir, carePlanId);
   }
 }
