@@ -578,6 +578,48 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('a reschedule into days another of the patient’s plans has a session approved for: the page asks, and reschedules it there only when asked', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Ines',
+      family: 'Twoplans',
+      birthDate: '1968-08-08',
+    });
+    const { session: seriesSession } = await awaitingApproval(enrolled.patient);
+    const seriesApproved = await approvedThroughApi(seriesSession);
+    await applyPlan(service, 'ketamine-monthly-maintenance', enrolled.patient);
+    const { session } = await awaitingApproval(enrolled.patient);
+    // The maintenance session moved to the first day the series' approved session is due.
+    const day = seriesApproved.restriction!.period!.start!.slice(0, 10);
+    expect(Date.parse(day)).toBeGreaterThanOrEqual(Date.parse(protocolWindowOf(session)!.start!.slice(0, 10)));
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Twoplans');
+    await page.click('#filters button[type=submit]');
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.locator('button:has-text("Reschedule")').click();
+    await page.waitForSelector('#reschedule-dialog[open]');
+    await page.fill('#rs-start', day);
+    await page.fill('#rs-end', day);
+    await page.fill('#rs-rate', '1');
+    await page.click('#reschedule-confirm');
+    await page.locator('#ordered-dialog[open]').waitFor();
+    expect(await page.textContent('#ordered-title')).toBe('Already approved under another care plan');
+    expect(await page.textContent('#ordered-text')).toMatch(
+      /^Another care plan of this patient has a session approved for days this one's window shares: .*Rescheduling it there would order two infusions/,
+    );
+    expect(await page.locator('#ordered-choices button').allTextContents()).toEqual(['Reschedule it there as well']);
+    await screenshot(page, 'reschedule-beside-other-plan');
+    expect((await service.fhir.read<Task>('Task', session.id!)).meta!.versionId).toBe(session.meta!.versionId);
+    await page.click('#ordered-choices button');
+    await row.waitFor({ state: 'detached' });
+    expect(await page.textContent('#message')).toMatch(/^Rescheduled/);
+    const task = await service.fhir.read<Task>('Task', session.id!);
+    expect(task.businessStatus?.coding?.[0].code).toBe('rescheduled');
+    expect(task.restriction?.period?.start).toBe(`${day}T00:00:00.000Z`);
+    await page.close();
+  }, 60_000);
+
   it('a pregnancy recorded after enrolment: Approve is refused saying why, and the row then lists it', async () => {
     const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Nora',

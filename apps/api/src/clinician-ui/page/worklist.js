@@ -648,20 +648,11 @@ async function decide(item, decision, extra) {
       return false;
     }
     // Another of the patient's plans has a session approved for these days: approved beside it only if both are meant.
+    // A reschedule into such days likewise: rescheduled there beside it only if both are meant.
     const otherPlans = error.status === 409 && namesOtherPlansSessions(error.issue, error.related);
-    if (otherPlans && decision === 'approve') {
-      askOrderedAlready(
-        item,
-        error.message,
-        ordersNamed(error.related, error.issue.expression, 'conflict'),
-        extra,
-        false,
-      );
-      return false;
-    }
-    // A reschedule into days another of the patient's plans has a session approved for: said as the server says it.
-    if (otherPlans) {
-      await afterDecision(error.message, 'error');
+    if (otherPlans && (decision === 'approve' || decision === 'reschedule')) {
+      const orders = ordersNamed(error.related, error.issue.expression, 'conflict');
+      askOrderedAlready(item, error.message, orders, extra, false, decision);
       return false;
     }
     if (error.status === 409 || error.status === 412) {
@@ -867,8 +858,9 @@ function namesOrders(result) {
 
 // Approving a session the EHR has already ordered for its time (refused as a duplicate): approve it on the EHR's order
 // (no order written here; its dose is the EHR's), or alongside it (both orders meant), or not at all.
-// `ehr` false: another of the patient's care plans ordered it (its own session), so only "beside it" is offered.
-function askOrderedAlready(item, text, orders, extra, ehr = true) {
+// `ehr` false: another of the patient's care plans ordered it (its own session), so only "beside it" is offered; the
+// `decision` refused so (an approval, or a reschedule into that session's days) is the one sent again beside it.
+function askOrderedAlready(item, text, orders, extra, ehr = true, decision = 'approve') {
   $('#ordered-title').textContent = ehr ? 'Already ordered in the EHR' : 'Already approved under another care plan';
   $('#ordered-what').textContent = describe(item);
   $('#ordered-text').textContent = text;
@@ -876,7 +868,7 @@ function askOrderedAlready(item, text, orders, extra, ehr = true) {
   choices.replaceChildren();
   const choose = (body) => async () => {
     $('#ordered-dialog').close();
-    await decide(item, 'approve', body);
+    await decide(item, decision, body);
     askNextOrdered();
   };
   // One order: named in the text above; several: each in its words.
@@ -890,10 +882,13 @@ function askOrderedAlready(item, text, orders, extra, ehr = true) {
     );
   // Beside them, and beside any the clinician already chose to stand beside (a refusal for each kind in turn).
   const beside = [...((extra && extra.alongside) || []), ...orders.map((order) => order.reference)];
+  const rescheduling = decision === 'reschedule';
   choices.append(
     button(
-      'Approve and order it here as well',
-      ehr ? 'Approve alongside the EHR’s order' : 'Approve beside the other care plan’s session',
+      rescheduling ? 'Reschedule it there as well' : 'Approve and order it here as well',
+      ehr
+        ? 'Approve alongside the EHR’s order'
+        : (rescheduling ? 'Reschedule' : 'Approve') + ' beside the other care plan’s session',
       choose({ ...(extra || {}), alongside: beside }),
     ),
   );
