@@ -11,7 +11,6 @@ import type {
 import { administrationOf, ehrReplacementOf } from './fixtures/orders';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
-import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { carePlanReferenceOf } from '@kc/followups';
 import { administrationRecordedJobId, QUEUES, recheckContraindicationsJobId } from '@kc/queue';
 import { approvedSessionOrder, infusedForCheck } from './support/checks';
@@ -32,7 +31,7 @@ import {
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
-import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
 const DAY = 86_400_000;
@@ -46,21 +45,16 @@ const DAY = 86_400_000;
 describe('an infusion recorded in error after its follow-ups', () => {
   let service: TestService;
   // Behind a proxy, so a test can hold a follow-up's write back (a race made deterministic).
-  let sandbox: FhirSandbox;
   let proxy: FlakyProxy;
+  let behind: ServiceBehindProxy<TestService>;
   beforeAll(async () => {
-    sandbox = await startFhirSandbox();
-    proxy = await startFlakyProxy(sandbox.baseUrl);
-    service = await startTestService({ fhirBaseUrl: proxy.baseUrl });
+    behind = await startBehindProxy((fhirBaseUrl) => startTestService({ fhirBaseUrl }));
+    ({ service, proxy } = behind);
   });
   afterEach(() => {
     proxy.beforeForward = () => undefined;
   });
-  afterAll(async () => {
-    await service.stop();
-    await proxy.close();
-    await sandbox.close();
-  });
+  afterAll(() => behind.stop());
 
   const clinician = () => service.as('clinician');
   const heard = (procedureId: string) =>

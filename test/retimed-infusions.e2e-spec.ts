@@ -2,7 +2,6 @@ import request from 'supertest';
 import type { Period, Procedure, Provenance, Task } from '@medplum/fhirtypes';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
-import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { protocolWindowOf } from '@kc/protocols';
 import { QUEUES, recheckContraindicationsJobId } from '@kc/queue';
 import { stateOf, windowAsSet } from '@kc/task-states';
@@ -22,7 +21,7 @@ import {
   reportInfusion,
   waitFor,
 } from './support/clinic';
-import { holdFirst, startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { holdFirst, startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
 const DAY_MS = 24 * 3_600_000;
@@ -36,22 +35,17 @@ const DAY_MS = 24 * 3_600_000;
 describe('an infusion re-timed in the EHR after its follow-ups', () => {
   let service: TestService;
   // Behind a proxy, so a test can hold a follow-up's write back (a race made deterministic).
-  let sandbox: FhirSandbox;
   let proxy: FlakyProxy;
+  let behind: ServiceBehindProxy<TestService>;
   beforeAll(async () => {
-    sandbox = await startFhirSandbox();
-    proxy = await startFlakyProxy(sandbox.baseUrl);
-    service = await startTestService({ fhirBaseUrl: proxy.baseUrl });
+    behind = await startBehindProxy((fhirBaseUrl) => startTestService({ fhirBaseUrl }));
+    ({ service, proxy } = behind);
   }, 60_000);
   afterEach(() => {
     proxy.beforeForward = () => undefined;
     proxy.intercept = () => undefined;
   });
-  afterAll(async () => {
-    await service.stop();
-    await proxy.close();
-    await sandbox.close();
-  });
+  afterAll(() => behind.stop());
 
   const shifted = (p: Period | undefined, ms: number): Period => ({
     start: new Date(Date.parse(p!.start!) + ms).toISOString(),
