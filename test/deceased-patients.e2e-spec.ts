@@ -1,6 +1,8 @@
 import request from 'supertest';
+import type { Job } from 'bullmq';
 import type {
   CarePlan,
+  Communication,
   CommunicationRequest,
   MedicationRequest,
   OperationOutcome,
@@ -8,9 +10,10 @@ import type {
   Provenance,
   Task,
 } from '@medplum/fhirtypes';
-import { recheckContraindicationsJobId } from '@kc/queue';
+import { JOBS, recheckContraindicationsJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { DeceasedPatientsPoller } from '../apps/worker/src/maintenance/deceased-patients-poller';
+import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
 import {
   actionOf,
   approveFirstSession,
@@ -19,6 +22,7 @@ import {
   postWebhook,
   worklistIdsOf,
 } from './support/clinic';
+import { mailsTo, startSmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -120,5 +124,150 @@ describe('a patient recorded as deceased in the EHR', () => {
       .expect(422);
     expect((res.body as OperationOutcome).issue[0].details?.text).toMatch(/^The patient is recorded as deceased/);
     expect(await service.fhir.searchAll<CarePlan>('CarePlan', { subject: patient })).toHaveLength(1);
+  });
+});
+
+/**
+ * A death recorded in error and taken back in the EHR (Patient.deceased[x] removed). The plans the death ended stay
+ * ended (what they held was withdrawn; only a clinician knows what the patient's care is now), but before session 46
+ * nobody was told: the patient's care stopped, and the plan's note said only that they had died. Now the 15-minute
+ * sweep finds such a plan (its tag), the clinic is told by each channel once, and the plan's note says what to do.
+ */
+describe('a death recorded in error, taken back in the EHR', () => {
+  const ON_CALL = 'PractitionerRole/on-call';
+
+  async function deathRecorded(service: TestService, patient: string, deceased: boolean): Promise<void> {
+    const read = await service.fhir.read<Patient>('Patient', patient.split('/')[1]);
+    const { deceasedDateTime: _, deceasedBoolean: __, ...alive } = read;
+    await service.fhir.update<Patient>(deceased ? { ...read, deceasedDateTime: '2026-12-01T08:00:00Z' } : alive);
+  }
+  async function endedForDeath(service: TestService): Promise<{ patient: string; carePlanId: string }> {
+    const enrolled = await enrolPatient(service, 'ketamine-low-dose-series');
+    await approveFirstSession(service, enrolled.carePlanId);
+    await deathRecorded(service, enrolled.patient, true);
+    await postWebhook(
+      service,
+      JSON.stringify(await service.fhir.read<Patient>('Patient', enrolled.patient.split('/')[1])),
+    ).expect(202);
+    await maintenanceJobDone(
+      service,
+      recheckContraindicationsJobId(enrolled.patient),
+      'the worker to hear of the death',
+    );
+    return enrolled;
+  }
+  /** The 15-minute sweep, run at once as its schedule runs it. */
+  async function sweep(service: TestService): Promise<{ deathsTakenBack: number }> {
+    const job = { name: JOBS.overdueSweep, updateProgress: () => Promise.resolve() } as unknown as Job;
+    return (await service.app.get(MaintenanceProcessor).process(job)) as { deathsTakenBack: number };
+  }
+  /** The messages to the clinic about the plan (R4 has no search on Communication.about: by its patient). */
+  const alertsAbout = async (service: TestService, carePlanId: string) =>
+    (await service.fhir.searchAll<Communication>('Communication', { category: 'clinic-alert' })).filter((c) =>
+      c.about?.some((a) => a.reference === `CarePlan/${carePlanId}`),
+    );
+
+  it('the clinic is told once, by email and in the inbox; the plan stays ended, its note saying to apply the protocol again', async () => {
+    const smtp = await startSmtpServer();
+    const service = await startTestService({
+      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
+      clinicAlertEmails: ['oncall@clinic.test'],
+      clinicAlertRecipients: [ON_CALL],
+      publicUrl: 'https://careplans.clinic.test',
+    });
+    try {
+      const { patient, carePlanId } = await endedForDeath(service);
+      // Still recorded as deceased: nothing to tell.
+      expect((await sweep(service)).deathsTakenBack).toBe(0);
+      expect(mailsTo(smtp, 'oncall@clinic.test')).toEqual([]);
+
+      await deathRecorded(service, patient, false);
+      expect((await sweep(service)).deathsTakenBack).toBe(1);
+      const [mail] = mailsTo(smtp, 'oncall@clinic.test');
+      expect(mail.body).toMatch(
+        /Subject: Ketamine care plans: a patient's death record was taken back; their care plan stays ended, to review/,
+      );
+      expect(mail.body).toMatch(/was ended on \d{4}-\d{2}-\d{2} because the EHR recorded them as deceased/);
+      expect(mail.body).toMatch(/apply the protocol again for them/);
+      expect(mail.body).toMatch(/This email names no patient/);
+      const patientRead = await service.fhir.read<Patient>('Patient', patient.split('/')[1]);
+      for (const name of [patientRead.name?.[0]?.family, patient.split('/')[1]].filter(Boolean))
+        expect(mail.body).not.toContain(name);
+      const inbox = (await alertsAbout(service, carePlanId)).find((c) => c.recipient?.[0]?.reference === ON_CALL);
+      expect(inbox).toMatchObject({ subject: { reference: patient }, priority: 'urgent' });
+      expect(inbox?.payload?.[0].contentString).toMatch(/This message names the patient/);
+
+      const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+      expect(plan.status).toBe('revoked');
+      expect(plan.note?.at(-1)?.text).toMatch(
+        /^The EHR no longer records the patient as deceased: this plan stays ended/,
+      );
+      expect(plan.meta?.tag?.map((t) => t.code)).toContain('death-record-corrected');
+      const provenances = await service.fhir.searchAll<Provenance>('Provenance', { target: `CarePlan/${carePlanId}` });
+      expect(provenances.map((p) => p.activity?.text)).toContain(
+        'note that the death which ended the plan was taken back',
+      );
+      // What a clinician sees on the patient view: the plan stopped, and why, and what to do.
+      const timeline = await request(service.url)
+        .get(`/patients/${patient.split('/')[1]}/timeline`)
+        .set(service.as('clinician'))
+        .expect(200);
+      expect(timeline.body.carePlans).toEqual([
+        expect.objectContaining({ id: carePlanId, status: 'revoked', note: plan.note?.at(-1)?.text }),
+      ]);
+
+      // Told once: the next sweep tells nobody again.
+      expect((await sweep(service)).deathsTakenBack).toBe(0);
+      expect(mailsTo(smtp, 'oncall@clinic.test')).toHaveLength(1);
+      expect(await alertsAbout(service, carePlanId)).toHaveLength(2);
+      // The clinic goes on: the protocol applied again.
+      await request(service.url)
+        .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+        .set(service.as('clinician'))
+        .send({
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'subject', valueReference: { reference: patient } },
+            { name: 'persist', valueBoolean: true },
+          ],
+        })
+        .expect(200);
+    } finally {
+      await service.stop();
+      await smtp.stop();
+    }
+  });
+
+  it('with the mail server down: the inbox is told, the plan keeps its tag, and the email goes once the server is back', async () => {
+    const down = await startSmtpServer();
+    await down.stop();
+    const service = await startTestService({
+      smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
+      clinicAlertEmails: ['oncall@clinic.test'],
+      clinicAlertRecipients: [ON_CALL],
+    });
+    try {
+      const { patient, carePlanId } = await endedForDeath(service);
+      await deathRecorded(service, patient, false);
+      expect((await sweep(service)).deathsTakenBack).toBe(0);
+      expect((await alertsAbout(service, carePlanId)).map((c) => c.identifier?.[0].value)).toEqual([
+        `inbox:death-taken-back:CarePlan/${carePlanId}`,
+      ]);
+      const still = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+      expect(still.meta?.tag?.map((t) => t.code)).toContain('ended-for-death');
+
+      const back = await startSmtpServer(Number(new URL(down.url).port));
+      try {
+        expect((await sweep(service)).deathsTakenBack).toBe(1);
+        expect(back.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
+        expect(await alertsAbout(service, carePlanId)).toHaveLength(2);
+        const noted = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+        expect(noted.meta?.tag?.map((t) => t.code)).toContain('death-record-corrected');
+      } finally {
+        await back.stop();
+      }
+    } finally {
+      await service.stop();
+    }
   });
 });

@@ -15,6 +15,7 @@ import { ProtocolChanges } from './maintenance/protocol-changes';
 import { InfusionsInError } from './maintenance/infusions-in-error';
 import { RetimedInfusions } from './followups/retimed-infusions';
 import { DeceasedPatients } from './maintenance/deceased-patients';
+import { DeathsTakenBack } from './maintenance/deaths-taken-back';
 import { DeletedTasks } from './maintenance/deleted-tasks';
 import { TasksClosedInEhr } from './maintenance/tasks-closed-in-ehr';
 import { TasksChangedInEhr } from './maintenance/tasks-changed-in-ehr';
@@ -100,6 +101,7 @@ export class WorkerModule {
         InfusionsInError,
         RetimedInfusions,
         DeceasedPatients,
+        DeathsTakenBack,
         DeletedTasks,
         TasksClosedInEhr,
         TasksChangedInEhr,

@@ -1,5 +1,11 @@
 import type { CarePlan, CommunicationRequest } from '@medplum/fhirtypes';
-import { isRecordedDeceased, planEndedForDeath } from './deceased-patients';
+import {
+  DEATH_RECORD_CORRECTED,
+  isEndedForDeath,
+  isRecordedDeceased,
+  planEndedForDeath,
+  planOfDeathTakenBack,
+} from './deceased-patients';
 import { deliveryDecision } from './reminders';
 
 const now = new Date('2027-01-05T00:00:00Z');
@@ -33,6 +39,24 @@ describe('a patient recorded as deceased', () => {
     }
     for (const status of ['revoked', 'completed', 'entered-in-error'] as const)
       expect(planEndedForDeath(plan(status), now)).toBeUndefined();
+  });
+
+  it('has each plan it ended tagged so, and once the death is taken back, its note says what to do, told once', () => {
+    const other = { system: 'urn:x', code: 'kept' };
+    const ended = planEndedForDeath({ ...plan('active'), meta: { tag: [other] } }, now)!;
+    expect(isEndedForDeath(ended)).toBe(true);
+    expect(ended.meta?.tag?.map((t) => t.code)).toEqual(['kept', 'ended-for-death']);
+
+    const later = new Date('2027-01-06T00:00:00Z');
+    const corrected = planOfDeathTakenBack(ended, later)!;
+    expect(corrected.status).toBe('revoked');
+    expect(corrected.meta?.tag?.map((t) => t.code)).toEqual(['kept', 'death-record-corrected']);
+    expect(corrected.note?.at(-1)).toEqual({ time: later.toISOString(), text: DEATH_RECORD_CORRECTED });
+    expect(DEATH_RECORD_CORRECTED).toMatch(/stays ended.*apply the protocol again/);
+    expect(isEndedForDeath(corrected)).toBe(false);
+    expect(planOfDeathTakenBack(corrected, later)).toBeUndefined();
+    // A plan stopped for anything else is not this rule's.
+    expect(planOfDeathTakenBack(plan('revoked'), later)).toBeUndefined();
   });
 
   it('is sent no reminder: revoked at its time, whatever else is on record', () => {

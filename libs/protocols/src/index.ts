@@ -28,6 +28,7 @@ export * from './reported-effects';
 export * from './clinic-alert';
 export * from './clinic-alert-resolved';
 export * from './rate-notice-alert';
+export * from './death-taken-back-alert';
 export * from './care-team-owner';
 export * from './protocol-not-found';
 export * from './infusion-in-error';

@@ -65,7 +65,8 @@ export interface TimelineEvent {
 
 export interface PatientTimeline {
   patient: PatientSummary;
-  carePlans: { id: string; status: string; title?: string; created?: string }[];
+  /** `note`: an ended plan's last note, why it ended (a death recorded in the EHR, and since taken back). */
+  carePlans: { id: string; status: string; title?: string; created?: string; note?: string }[];
   scores: ScoreView[];
   /** What the patient reported at their latest recorded check. */
   effects?: EffectsView;
@@ -236,6 +237,7 @@ export class PatientTimelineService {
         status: p.status,
         title: this.catalog.findPlanDefinition(p.instantiatesCanonical?.[0]?.split('|')[0] ?? '')?.title ?? p.title,
         created: p.created,
+        ...(p.status === 'revoked' || p.status === 'completed' ? { note: p.note?.at(-1)?.text } : {}),
       })),
       scores: records.scores.get(patient) ?? [],
       effects: records.effects.get(patient),

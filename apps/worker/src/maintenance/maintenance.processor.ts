@@ -28,6 +28,7 @@ import { ProtocolChanges } from './protocol-changes';
 import { InfusionsInError } from './infusions-in-error';
 import { RetimedInfusions } from '../followups/retimed-infusions';
 import { DeceasedPatients } from './deceased-patients';
+import { DeathsTakenBack } from './deaths-taken-back';
 import { DeletedTasks } from './deleted-tasks';
 import { TasksChangedInEhr } from './tasks-changed-in-ehr';
 import { CHANGE_POLLS, type ChangePoll } from './change-polls';
@@ -63,6 +64,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly infusionsInError: InfusionsInError,
     private readonly retimedInfusions: RetimedInfusions,
     private readonly deceasedPatients: DeceasedPatients,
+    private readonly deathsTakenBack: DeathsTakenBack,
     private readonly deletedTasks: DeletedTasks,
     private readonly tasksChangedInEhr: TasksChangedInEhr,
     @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
@@ -91,6 +93,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const open = await this.openTasks.all();
         await step(30);
         const { withdrawn, answered: givenOnStoppedPlans } = await this.stoppedPlans.sweep(new Date(), open);
+        // Plans ended for a death the EHR has since taken back: the clinic told (a correction is not notified).
+        const { deathsTakenBack } = await this.deathsTakenBack.lookAgain();
         // Sessions the pump gave during an infusion in error, charted after its job ran: answered before the holds.
         const givenDuringInfusionsInError = await this.infusionsInError.lookAgain();
         // Paused plans' approved orders held; those of plans resumed released once clear, so after the plans'
@@ -110,6 +114,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           ...overdue,
           withdrawn,
           givenOnStoppedPlans,
+          deathsTakenBack,
           givenDuringInfusionsInError,
           pausedHeld,
           pausedReleased,

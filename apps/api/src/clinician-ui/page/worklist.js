@@ -1427,7 +1427,11 @@ async function showPatient(reference) {
     $('#patient-summary').title = reference;
     $('#careplans').replaceChildren(
       ...timeline.carePlans.map((c) => {
-        const li = el('li', (c.title || 'Care plan') + ': ' + (PLAN_STATUS[c.status] || c.status));
+        // An ended plan says why (its last note): a death recorded, and perhaps taken back since.
+        const li = el(
+          'li',
+          (c.title || 'Care plan') + ': ' + (PLAN_STATUS[c.status] || c.status) + (c.note ? '. ' + c.note : ''),
+        );
         li.title = 'CarePlan/' + c.id + ' (status ' + c.status + ')';
         return li;
       }),

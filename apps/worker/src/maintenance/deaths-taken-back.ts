@@ -1,0 +1,119 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { CarePlan, Patient } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
+import {
+  DEATH_RECORD_CORRECTED,
+  ENDED_FOR_DEATH,
+  ENDED_FOR_DEATH_TAG_SEARCH,
+  isEndedForDeath,
+  isRecordedDeceased,
+  planOfDeathTakenBack,
+} from '@kc/followups';
+import {
+  deathTakenBackAlertKey,
+  deathTakenBackAlertMessage,
+  deathTakenBackAlertRecord,
+  type DeathTakenBackAlert,
+} from '@kc/protocols';
+import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+import { AlertDelivery } from '../alerts/alert-delivery';
+
+/**
+ * Plans ended because the EHR recorded their patient as deceased (DeceasedPatients; tagged so), whose patient it no
+ * longer records so: a death recorded in error, taken back. The plan stays ended (what it held was withdrawn, and only a
+ * clinician knows what the patient's care is now); the clinic is told, by each of its channels once (AlertDelivery),
+ * and then the plan's note says so, its tag changed so that it is told once (If-Match, with a Provenance naming the
+ * service and the Patient). Looked at by the 15-minute sweep: a correction is not notified (the Subscription is on
+ * deceased patients). Since session 46; before, nobody was told and the patient's care silently stopped.
+ */
+@Injectable()
+export class DeathsTakenBack {
+  private readonly logger = new Logger(DeathsTakenBack.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly delivery: AlertDelivery,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+  ) {}
+
+  /**
+   * One search of the plans ended for a death, with their patients (a clinic's deaths of enrolled patients: few). A
+   * plan whose telling fails is logged and left for the next sweep. How many plans were found taken back and told.
+   */
+  async lookAgain(now = new Date()): Promise<{ deathsTakenBack: number }> {
+    const plans: CarePlan[] = [];
+    const patients = new Map<string, Patient>();
+    for await (const page of this.fhir.searchPages<CarePlan>('CarePlan', {
+      _tag: ENDED_FOR_DEATH_TAG_SEARCH,
+      status: 'revoked',
+      _include: 'CarePlan:subject',
+      _count: 100,
+    })) {
+      plans.push(...matchesOf<CarePlan>(page));
+      for (const patient of includedOf<Patient>(page, 'Patient')) patients.set(`Patient/${patient.id}`, patient);
+    }
+    let deathsTakenBack = 0;
+    for (const plan of plans) {
+      // A patient gone from the server (deleted) is not one whose death was taken back.
+      const patient = patients.get(plan.subject?.reference ?? '');
+      if (!plan.id || !patient || isRecordedDeceased(patient) || !isEndedForDeath(plan)) continue;
+      try {
+        await this.takenBack(plan as CarePlan & { id: string }, now);
+        deathsTakenBack++;
+      } catch (err) {
+        this.logger.warn({
+          msg: 'plan ended for a death taken back: not told yet; the next sweep tries again',
+          carePlan: plan.id,
+          error: String(err),
+        });
+      }
+    }
+    return { deathsTakenBack };
+  }
+
+  private async takenBack(plan: CarePlan & { id: string }, now: Date): Promise<void> {
+    const alert: DeathTakenBackAlert = {
+      carePlan: plan,
+      endedAt: plan.note?.findLast((n) => n.text === ENDED_FOR_DEATH)?.time,
+    };
+    const channels = this.delivery.channels();
+    const told = channels.length
+      ? await this.delivery.recordsOf(channels.map((c) => deathTakenBackAlertKey(alert, c.channel)))
+      : new Map();
+    const context = { worklistUrl: this.delivery.worklistUrl(), zone: this.config.clinicTimeZone };
+    let failed: Error | undefined;
+    for (const { channel, to } of channels) {
+      const key = deathTakenBackAlertKey(alert, channel);
+      if (told.has(key)) continue;
+      const message = deathTakenBackAlertMessage(alert, { ...context, channel });
+      const outcome = await this.delivery.deliver({
+        kind: 'death-taken-back',
+        channel,
+        key,
+        message,
+        record: deathTakenBackAlertRecord(alert, message, { channel, to, now }),
+        about: { carePlan: plan.id },
+        retriedBy: 'the sweep',
+      });
+      if (outcome instanceof Error) failed ??= outcome;
+    }
+    // Not told by every channel: the plan keeps its tag, and the next sweep tells the rest.
+    if (failed) throw failed;
+    const noted = planOfDeathTakenBack(plan, now)!;
+    const provenance = changeProvenance({
+      targets: [{ reference: `CarePlan/${plan.id}` }],
+      revisionOf: { reference: `CarePlan/${plan.id}/_history/${plan.meta?.versionId}` },
+      who: THIS_SERVICE,
+      activity: 'note that the death which ended the plan was taken back',
+      now,
+      reason: DEATH_RECORD_CORRECTED,
+    });
+    provenance.entity = [...(provenance.entity ?? []), { role: 'source', what: plan.subject }];
+    await this.fhir.transaction([
+      updateEntry(noted, plan.meta?.versionId),
+      { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+    ]);
+    this.logger.log({ msg: 'plan ended for a death since taken back: clinic told', carePlan: plan.id });
+  }
+}
