@@ -3,7 +3,7 @@ import type { Period, Procedure, Provenance, Task } from '@medplum/fhirtypes';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { protocolWindowOf } from '@kc/protocols';
-import { QUEUES, recheckContraindicationsJobId } from '@kc/queue';
+import { QUEUES, recheckContraindicationsJobId, taskChangedInEhrJobId } from '@kc/queue';
 import { stateOf, windowAsSet } from '@kc/task-states';
 import { RECOUNT_FROM_RETIMED_INFUSION } from '../apps/worker/src/followups/retimed-infusions';
 import { ProcedurePoller } from '../apps/worker/src/maintenance/procedure-poller';
@@ -108,6 +108,30 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
     await postWebhook(service, JSON.stringify(noted)).expect(202);
     await heard(procedureId);
     expect(await recountProvenances(check.id!)).toHaveLength(1);
+  });
+
+  it('its check set to be done in the EHR while it awaited approval: counted again all the same, and returned for approval with its new window', async () => {
+    const { procedureId, check } = await followedUp();
+    // The EHR sets the check in progress (heard later: its notification is not posted yet).
+    const inProgress = await service.fhir.update<Task>({ ...check, status: 'in-progress' });
+    await postWebhook(service, JSON.stringify(await retimedInEhr(procedureId, -DAY_MS))).expect(202);
+    await heard(procedureId);
+    const recounted = await read(check.id!);
+    expect(recounted.status).toBe('in-progress');
+    expect(protocolWindowOf(recounted)).toEqual(shifted(protocolWindowOf(check), -DAY_MS));
+    expect(recounted.restriction?.period).toEqual(shifted(check.restriction?.period, -DAY_MS));
+
+    // Its change heard now: returned for approval (the EHR cannot approve it), with the window counted again.
+    await postWebhook(service, JSON.stringify(inProgress)).expect(202);
+    await maintenanceJobDone(
+      service,
+      taskChangedInEhrJobId(check.id!, inProgress.meta!.versionId),
+      'the check returned for approval',
+    );
+    const returned = await read(check.id!);
+    expect([returned.status, stateOf(returned)]).toEqual(['draft', 'awaiting-approval']);
+    expect(returned.restriction?.period).toEqual(recounted.restriction?.period);
+    expect(protocolWindowOf(returned)).toEqual(protocolWindowOf(recounted));
   });
 
   it('found by the poll, put a day later: a clinician’s reschedule stands with its reminders, its protocol window moves with the infusion', async () => {

@@ -1,5 +1,5 @@
 import type { QuestionnaireResponse, Task } from '@medplum/fhirtypes';
-import { isOpen } from '@kc/task-states';
+import { isApproved, isAwaitingApproval, isOpen } from '@kc/task-states';
 
 /** A canonical without its `|version`. */
 const urlOf = (canonical: string | undefined) => canonical?.split('|')[0];
@@ -39,7 +39,7 @@ export function checkAnsweredBy(response: QuestionnaireResponse, tasks: Task[]):
     (t) =>
       t.for?.reference === patient &&
       questionnaireAsked(t) === questionnaire &&
-      (t.status === 'draft' || t.status === 'ready') &&
+      (isAwaitingApproval(t) || isApproved(t)) &&
       isOpen(t),
   );
   const infusions = referencesOf(response.partOf, 'Procedure');

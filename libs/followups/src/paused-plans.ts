@@ -1,6 +1,7 @@
 import type { CarePlan, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { contraindicationState } from '@kc/protocols';
 import {
+  isApproved,
   isHeldForPausedPlan,
   pausedPlanOrder,
   planHeldFor,
@@ -25,11 +26,11 @@ export interface OrderChange {
   changed: AuthorisableRequest;
 }
 
-/** The approved Tasks (ready) of paused plans: those whose orders are read to be held. */
+/** The approved Tasks (ready, or carried on in the EHR) of paused plans: those whose orders are read to be held. */
 export function approvedOnPausedPlans(tasks: Task[], carePlans: Map<string, CarePlan>): Task[] {
   return tasks.filter((task) => {
     const ref = carePlanReferenceOf(task);
-    return task.status === 'ready' && ref !== undefined && carePlans.get(ref)?.status === 'on-hold';
+    return isApproved(task) && ref !== undefined && carePlans.get(ref)?.status === 'on-hold';
   });
 }
 

@@ -21,6 +21,7 @@ import {
   heldTask,
   holdsToRestate,
   implicatingOrders,
+  isApproved,
   isAuthorisable,
   isTaskHeldForContraindication,
   openOrdersOfSession,
@@ -29,6 +30,7 @@ import {
   otherIssuesNamed,
   releasedTask,
   THIS_SERVICE,
+  TO_BE_DONE_SEARCH,
   withoutIssues,
   type AuthorisableRequest,
   type OpenOrder,
@@ -92,7 +94,8 @@ export class OrderHolds {
     );
     if (!unresolved.length) return NOTHING_HELD;
     const approved =
-      check.approvedTasks ?? (await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, status: 'ready' }));
+      check.approvedTasks ??
+      (await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, status: TO_BE_DONE_SEARCH })).filter(isApproved);
     const { protocol } = check;
     const gated = approved.filter((t) => {
       const action = protocolActionOf(t);

@@ -7,6 +7,7 @@ import {
   isApproved,
   isAwaitingApproval,
   isReturnedUnapproved,
+  OPEN_STATUSES,
   stateOf,
   transition,
   type TaskEvent,
@@ -130,6 +131,21 @@ describe('task state machine', () => {
     expect(() => after(generated(), 'return-unapproved')).toThrow(InvalidTransition);
     expect(() => after(generated(), 'approve', 'return-unapproved')).toThrow(InvalidTransition);
     expect(after(returned, 'approve').statusReason).toBeUndefined();
+  });
+
+  it('approved and carried on in the EHR (accepted, in progress): approved still, and can be returned for review', () => {
+    for (const status of ['accepted', 'in-progress'] as const) {
+      const carried: Task = { ...after(generated(), 'approve'), status };
+      expect([isApproved(carried), isAwaitingApproval(carried), approvedOutside(carried)]).toEqual([
+        true,
+        false,
+        false,
+      ]);
+      expect(after(carried, 'return-for-review').status).toBe('draft');
+    }
+    // Not one the EHR set to be done while it awaited approval here.
+    expect(isApproved({ ...generated(), status: 'in-progress' })).toBe(false);
+    expect(OPEN_STATUSES).toEqual(['draft', 'requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold']);
   });
 
   it('withdrawn, approved or not, says why', () => {

@@ -75,6 +75,19 @@ export const APPROVED_OUTSIDE: Coding = {
 /** The Task.status values that say a Task is to be done (an EHR acting on it), as opposed to awaiting or closed. */
 export const TO_BE_DONE: readonly Task['status'][] = ['requested', 'received', 'accepted', 'ready', 'in-progress'];
 
+/**
+ * The Task.status values of a Task still open, whoever set them: as written here (draft, ready, on-hold) and as an EHR
+ * carries a Task through FHIR's workflow (accepted, in-progress...). What every search for open Tasks asks for (since
+ * session 46; before, `draft,ready,on-hold`, so a session the EHR set in progress was never answered by its infusion).
+ */
+export const OPEN_STATUSES: readonly Task['status'][] = ['draft', ...TO_BE_DONE, 'on-hold'];
+
+/** OPEN_STATUSES as a search's `status` value. */
+export const OPEN_STATUS_SEARCH = OPEN_STATUSES.join(',');
+
+/** TO_BE_DONE as a search's `status` value: approved Tasks, whatever the EHR has made of them since. */
+export const TO_BE_DONE_SEARCH = TO_BE_DONE.join(',');
+
 /** The Task.status values an EHR closes a Task with (R4's entered-in-error aside: a record, not a closing). */
 export const CLOSED_BY_EHR: readonly Task['status'][] = ['completed', 'cancelled', 'rejected', 'failed'];
 
@@ -135,13 +148,14 @@ export function isOpen(task: Task): boolean {
 }
 
 /**
- * True when a clinician approved it: the only Tasks an EHR may act on (status ready). Not one set ready outside this
- * service while it awaited approval here (approvedOutside): since session 43; before, approving such a Task took it
- * for one approved already, whose order was written, and wrote none (clinic day in CI: an approved session with no
- * order to give).
+ * True when a clinician approved it: the only Tasks an EHR may act on (status ready, or any status it carries a Task on
+ * with: accepted, in progress...; since session 46, before only ready, so a session the EHR set in progress lost its
+ * reminders and was never answered by its infusion). Not one set to be done outside this service while it awaited
+ * approval here (approvedOutside): since session 43; before, approving such a Task took it for one approved already,
+ * whose order was written, and wrote none (clinic day in CI: an approved session with no order to give).
  */
 export function isApproved(task: Task): boolean {
-  return task.status === 'ready' && !approvedOutside(task);
+  return TO_BE_DONE.includes(task.status) && !approvedOutside(task);
 }
 
 /**
@@ -250,8 +264,8 @@ export function transition(task: Task, input: TransitionInput): Task {
       // The Task itself says nothing of the dose (its order does): the write bumps its version, the decision's lock.
       return base;
     case 'return-for-review':
-      // Approved (ready, or held with its order): nothing else has an order the EHR could close.
-      if (task.status !== 'ready' && task.status !== 'on-hold')
+      // Approved (ready or carried on in the EHR, or held with its order): nothing else has an order it could close.
+      if (!isApproved(task) && task.status !== 'on-hold')
         throw new InvalidTransition(from, event, 'It is not approved: it awaits a clinician already');
       // Draft again, so an EHR reading Task.status no longer acts on it; overdue stays overdue.
       return {

@@ -1,14 +1,15 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { protocolActionOf, protocolPhaseOf, protocolWindowOf } from '@kc/protocols';
 import {
+  approvedOutside,
   isApproved,
   isOpen,
   isReturnedForReview,
   isReturnedUnapproved,
-  approvedOutside,
   isTaskHeldForContraindication,
   ordersApprovedOn,
   stateOf,
+  TO_BE_DONE_SEARCH,
 } from '@kc/task-states';
 
 /** What a task list shows of a Task (overdue is computed when read: windows end as time passes). */
@@ -57,9 +58,9 @@ export function onWorklist(task: Task): boolean {
 }
 
 /**
- * Approved and not yet done: Task.status ready (approved or rescheduled, overdue or not), written by this service
- * (its businessStatus): the clinic's work to carry out, e.g. the post-infusion checks to make. A Task it leaves
- * (completed, rejected, cancelled) leaves the list.
+ * Approved and not yet done: Task.status ready (approved or rescheduled, overdue or not), or carried on in the EHR
+ * (accepted, in progress: since session 46), written by this service (its businessStatus): the clinic's work to carry
+ * out, e.g. the post-infusion checks to make. A Task it leaves (completed, rejected, cancelled) leaves the list.
  */
 export function onToDo(task: Task): boolean {
   // Not one set ready outside this service while it awaited approval here (isApproved; TasksChangedInEhr returns it).
@@ -79,7 +80,7 @@ export interface TaskList {
 export const AWAITING_DECISION: TaskList = { keySpace: '', includes: onWorklist, statuses: 'draft,on-hold' };
 
 /** Approved, to be done: `GET /to-do`. */
-export const TO_DO: TaskList = { keySpace: 'to-do:', includes: onToDo, statuses: 'ready' };
+export const TO_DO: TaskList = { keySpace: 'to-do:', includes: onToDo, statuses: TO_BE_DONE_SEARCH };
 
 export function carePlanOf(task: Task): string | undefined {
   return /^CarePlan\/([^/]+)$/.exec(
@@ -123,9 +124,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     owner: task.owner && { reference: task.owner.reference, display: task.owner.display },
     onHold: isTaskHeldForContraindication(task) ? (task.statusReason?.text ?? 'On hold') : undefined,
     attention:
-      task.status === 'ready' || isReturnedForReview(task) || isReturnedUnapproved(task)
-        ? task.statusReason?.text
-        : undefined,
+      isApproved(task) || isReturnedForReview(task) || isReturnedUnapproved(task) ? task.statusReason?.text : undefined,
     request: task.focus?.reference,
     ...(ordersApprovedOn(task).length ? { approvedOn: ordersApprovedOn(task) } : {}),
   };

@@ -22,7 +22,7 @@ import {
   tasksOfInfusion,
   withListedActivities,
 } from '@kc/protocols';
-import { isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
+import { isApproved, isAuthorisable, type AuthorisableRequest } from '@kc/task-states';
 import { isUnresolved } from './contraindication-guard';
 import { ContraindicationOverrideService } from './contraindication-override.service';
 import { DecisionWriter, type Consequence } from './task-review.service';
@@ -142,7 +142,7 @@ export class InfusionReplanService {
     const [openOrders, closed] = await Promise.all([
       openOrdersOfSessions(
         this.fhir,
-        planned.filter((t) => t.status === 'ready' || t.status === 'on-hold'),
+        planned.filter((t) => isApproved(t) || t.status === 'on-hold'),
       ),
       sessionOrderChainsOf(this.fhir, answered),
     ]);

@@ -45,6 +45,7 @@ import {
   taskKey,
   triggeredActions,
 } from '@kc/protocols';
+import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 
 /**
  * The follow-up service's two reads, for one event or a batch of them: (1) the Procedures with their CarePlans
@@ -235,8 +236,9 @@ function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanD
     {
       name: 'openTasks',
       resourceType: 'Task',
-      // on-hold: approved, its order held for a contraindication; an infusion given anyway still fulfils it.
-      params: { 'based-on': carePlanRef, status: 'draft,ready,on-hold', _count: PAGE },
+      // on-hold: approved, its order held for a contraindication; an infusion given anyway still fulfils it. In progress
+      // (or accepted) in the EHR: approved and being given, answered by this infusion as a ready one is.
+      params: { 'based-on': carePlanRef, status: OPEN_STATUS_SEARCH, _count: PAGE },
     },
     {
       name: 'reminders',

@@ -31,7 +31,15 @@ import {
 } from '@kc/followups';
 import { PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
 import { activityDefinitionIn, rateTitrationOf, type RateNoticeAlert, type ResolvedPlan } from '@kc/protocols';
-import { changeProvenance, orderKeySearch, orderTaskIdOf, sessionBegunBy, THIS_SERVICE } from '@kc/task-states';
+import {
+  changeProvenance,
+  isApproved,
+  orderKeySearch,
+  orderTaskIdOf,
+  sessionBegunBy,
+  THIS_SERVICE,
+  TO_BE_DONE,
+} from '@kc/task-states';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { administrationRecords } from './follow-up-reads';
 
@@ -112,7 +120,8 @@ export class LateAdministrations {
   private async proposedSessions(patientId: string): Promise<ProposedSession[]> {
     const pages = this.fhir.searchPages<Task>('Task', {
       patient: `Patient/${patientId}`,
-      status: 'draft,ready',
+      // Approved ones whatever the EHR made of them since (in progress...); those set to be done unapproved wait.
+      status: ['draft', ...TO_BE_DONE].join(','),
       _include: ['Task:focus', 'Task:based-on'],
       _count: 200,
     });
@@ -174,7 +183,7 @@ export class LateAdministrations {
     const { plan, definitions } = sessions[0].protocol;
     const params = administrationsSearchParams(patientId, procedure.performedPeriod!);
     if (!params) return { reproposals: [], notices: [], ordersToGive: [] };
-    const approved = sessions.filter((s) => s.task.status === 'ready');
+    const approved = sessions.filter((s) => isApproved(s.task));
     const searches: NamedSearch[] = [
       ...(approved.length
         ? [

@@ -13,6 +13,7 @@ import {
 } from '@kc/followups';
 import { PlanDefinitions, remindersOfPlan } from '@kc/nest-core';
 import { InfusionEventsProducer } from '@kc/queue';
+import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 import { windowFollowedWrites } from '../maintenance/windows-moved-in-ehr';
 import { FollowUpRunningError } from './administration-recorded';
 
@@ -51,9 +52,12 @@ export class RetimedInfusions {
     const carePlan = planId ? await this.fhir.readIfExists<CarePlan>('CarePlan', planId) : undefined;
     const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan));
     if (!carePlan?.id || !protocol) return none;
+    // Every status an open Task may have in the EHR, not only those written here: one the EHR set to be done while it
+    // awaited approval (in-progress, accepted...) is returned for approval later, and this job, heard once, is what
+    // counts its window again (before, it was skipped, and came back with the old window: clinic day, big seed 5186).
     const tasks = await this.fhir.searchAll<Task>('Task', {
       'based-on': `CarePlan/${carePlan.id}`,
-      status: 'draft,ready,on-hold',
+      status: OPEN_STATUS_SEARCH,
       _count: 200,
     });
     const recounted = followUpsOfRetimedInfusion({

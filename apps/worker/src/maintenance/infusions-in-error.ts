@@ -11,7 +11,7 @@ import {
   infusionInErrorOf,
   tasksOfInfusion,
 } from '@kc/protocols';
-import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+import { changeProvenance, isApproved, THIS_SERVICE } from '@kc/task-states';
 import { planTiedToUnlinkedInfusion } from '../followups/unlinked-infusions';
 import { ContraindicationSweep } from './contraindication-sweep';
 
@@ -118,7 +118,7 @@ export class InfusionsInError {
   private async givenDuring(procedure: Procedure, tasks: Task[], now: Date): Promise<GivenAtThePump[]> {
     // Infusion sessions only: what the pump gives is a medication order.
     const approved = tasks.filter(
-      (t) => (t.status === 'ready' || t.status === 'on-hold') && t.focus?.reference?.startsWith('MedicationRequest/'),
+      (t) => (isApproved(t) || t.status === 'on-hold') && t.focus?.reference?.startsWith('MedicationRequest/'),
     );
     if (!approved.length) return [];
     const orders = await openOrdersOfSessions(this.fhir, approved);

@@ -1,7 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
-import { isAuthorisable, isTaskHeldForContraindication, type AuthorisableRequest } from '@kc/task-states';
+import {
+  isApproved,
+  isAuthorisable,
+  isAwaitingApproval,
+  isTaskHeldForContraindication,
+  OPEN_STATUS_SEARCH,
+  type AuthorisableRequest,
+} from '@kc/task-states';
 
 /** Tasks awaiting approval, and those approved and not done yet, with what the sweeps judge them by. */
 export interface OpenTasks {
@@ -48,15 +55,16 @@ export class OpenTasksReader {
     const issues = new Map<string, DetectedIssue>();
     const pages = this.fhir.searchPages<Task>('Task', {
       ...params,
-      status: 'draft,ready,on-hold',
+      status: OPEN_STATUS_SEARCH,
       _count: 200,
       _include: ['Task:based-on', 'Task:focus'],
       '_revinclude:iterate': 'DetectedIssue:implicated',
     });
     for await (const page of pages) {
       for (const task of matchesOf<Task>(page)) {
-        if (task.status === 'draft') open.awaiting.push(task);
-        else if (task.status === 'ready') open.approved.push(task);
+        // By what a clinician decided, whatever status the EHR carries it on with (in progress is approved still).
+        if (isAwaitingApproval(task)) open.awaiting.push(task);
+        else if (isApproved(task)) open.approved.push(task);
         else if (isTaskHeldForContraindication(task)) open.held.push(task);
       }
       for (const resource of includedOf<Resource>(page)) {
