@@ -38,12 +38,12 @@ describe('an approved Task the EHR carries on (in progress, accepted)', () => {
     const session = await service.fhir.update<Task>({ ...approved, status });
     return { ...enrolment, session };
   }
-  const toDoIds = async (patient: string) =>
+  const toDo = async (patient: string) =>
     (
       (await request(service.url).get('/to-do').query({ patient }).set(service.as('clinician')).expect(200)).body as {
-        items: { id: string }[];
+        items: { id: string; ehrStatus?: string }[];
       }
-    ).items.map((i) => i.id);
+    ).items.map((i) => ({ id: i.id, ehrStatus: i.ehrStatus }));
 
   it('a session set in progress, then its infusion charted: done by it, its order completed, the next one proposed', async () => {
     const { session, ...enrolment } = await begunInEhr();
@@ -60,7 +60,8 @@ describe('an approved Task the EHR carries on (in progress, accepted)', () => {
   it('stays on the to-do list when the list is rebuilt, and its reminders are sent', async () => {
     const { session, carePlanId, patient } = await begunInEhr('accepted');
     await service.app.get(ToDoIndex).rebuild();
-    expect(await toDoIds(patient)).toContain(session.id);
+    // Listed, saying how the EHR carries it on.
+    expect(await toDo(patient)).toContainEqual({ id: session.id, ehrStatus: 'accepted' });
     // A reminder of the session delivered now: sent, not revoked as "no longer planned".
     const [reminder] = (
       await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {

@@ -17,7 +17,7 @@ import { protocolWindowOf } from '@kc/protocols';
 import { sessionApprovedJobId, taskChangedInEhrJobId } from '@kc/queue';
 import { orderKeySearch } from '@kc/task-states';
 import { PlanDefinitions } from '@kc/nest-core';
-import { WorklistIndex } from '@kc/worklist-index';
+import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
 import { ChecksDoneElsewhere } from '../apps/worker/src/checks/checks-done-elsewhere.service';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
@@ -1553,6 +1553,28 @@ describe('clinician page in a real browser', () => {
     expect(await item.textContent()).toContain('Effects since the infusion: No effects');
     expect(await page.locator('#patient-scores .effects').getAttribute('class')).toBe('muted effects');
     expect(await page.textContent('#patient-scores')).toContain(': No effects');
+    await page.close();
+  }, 60_000);
+
+  it('an approved session begun in the EHR (in progress) stays on the to-do list, which says so', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Bea',
+      family: 'Begun',
+      birthDate: '1975-05-05',
+    });
+    const { session } = await awaitingApproval(enrolled.patient);
+    const approved = await approvedThroughApi(session);
+    await service.fhir.update<Task>({ ...approved, status: 'in-progress' });
+    await service.app.get(ToDoIndex).rebuild();
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.click('#list-to-do');
+    await page.fill('#f-name', 'Begun');
+    await page.click('#filters button[type=submit]');
+    const row = page.locator(`tr[data-task-id="${session.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.approved').textContent()).toBe('Approved, begun in the EHR');
     await page.close();
   }, 60_000);
 

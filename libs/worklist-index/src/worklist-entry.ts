@@ -30,6 +30,11 @@ export interface WorklistEntry {
   due?: { start?: string; end?: string };
   allowedWindow?: { start?: string; end?: string };
   businessStatus?: string;
+  /**
+   * An approved Task the EHR carries on (Task.status `in-progress`, `accepted`, `requested` or `received`: a nurse began
+   * the session there): that status. Absent while it is `ready` as approved here.
+   */
+  ehrStatus?: string;
   /** Who is to do it (Task.owner), e.g. the clinician who took a check; absent: nobody yet. */
   owner?: { reference?: string; display?: string };
   /**
@@ -121,6 +126,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     due: task.restriction?.period,
     allowedWindow: protocolWindowOf(task),
     businessStatus: task.businessStatus?.coding?.[0]?.code,
+    ...(isApproved(task) && task.status !== 'ready' ? { ehrStatus: task.status } : {}),
     owner: task.owner && { reference: task.owner.reference, display: task.owner.display },
     onHold: isTaskHeldForContraindication(task) ? (task.statusReason?.text ?? 'On hold') : undefined,
     attention:

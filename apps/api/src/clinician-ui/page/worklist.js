@@ -573,7 +573,12 @@ function row(item) {
   if (view.ehrOrders && approvable) task.append(el('div', view.ehrOrders, 'badge notice ehr-orders'));
   if (toDo)
     task.append(
-      el('div', item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved', 'muted approved'),
+      el(
+        'div',
+        (item.businessStatus === 'rescheduled' ? 'Approved, rescheduled' : 'Approved') +
+          (EHR_STATUS[item.ehrStatus] ? ', ' + EHR_STATUS[item.ehrStatus] : ''),
+        'muted approved',
+      ),
     );
   // Moved in the EHR to a window its protocol does not allow (nothing here sets one): the clinician is to know.
   if (view.windowNotice) task.append(el('div', view.windowNotice, 'badge notice window-notice'));
@@ -1504,6 +1509,14 @@ for (const id of Object.keys(LISTS)) $('#list-' + id).addEventListener('click', 
 $('#more').addEventListener('click', () => load(true));
 $('#sign-in').addEventListener('click', () => signIn().catch((error) => say(error.message, 'error')));
 $('#sign-out').addEventListener('click', signOut);
+
+// An approved Task's status as the EHR carries it on (a nurse began the session there), in a clinician's words.
+const EHR_STATUS = {
+  'in-progress': 'begun in the EHR',
+  accepted: 'accepted in the EHR',
+  requested: 'requested in the EHR',
+  received: 'received in the EHR',
+};
 
 // A care plan's FHIR status as a clinician says it (the code stays in the title for integrators).
 const PLAN_STATUS = {
