@@ -1153,6 +1153,24 @@ describe.each([
       task: t.id,
       open: ordersToGive(ordersOfSession(t.id!)).map((o) => o.id),
     }));
+    if (process.env.CLINIC_DAY_DEBUG)
+      for (const { task, open } of twice.filter((t) => t.open.length > 1)) {
+        const get = async (url: string) => (await fetch(`${service.config.fhirBaseUrl}/${url}`)).json();
+        const chain = ordersOfSession(task!).map((o) => o.id!);
+        fs.writeFileSync(
+          `/tmp/kc-debug-twice-${SEED}-${task}.json`,
+          JSON.stringify({
+            open,
+            task: await get(`Task/${task}/_history`),
+            orders: await Promise.all(chain.map((id) => get(`MedicationRequest/${id}/_history`))),
+            provenances: provenances.filter((p) =>
+              p.target.some((t) =>
+                [`Task/${task}`, ...chain.map((id) => `MedicationRequest/${id}`)].includes(t.reference!),
+              ),
+            ),
+          }),
+        );
+      }
     expect(twice.filter((t) => t.open.length > 1)).toEqual([]);
     for (const task of tasks.filter((t) => isApproved(t) || t.status === 'on-hold')) {
       const plans = task.basedOn?.filter((b) => b.reference?.startsWith('CarePlan/')) ?? [];
