@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type {
   CarePlan,
+  CommunicationRequest,
   DetectedIssue,
   MedicationAdministration,
   MedicationRequest,
@@ -408,6 +409,14 @@ describe('an infusion recorded in error after its follow-ups', () => {
       }),
     ]);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    // Its reminders still to come revoked with it, as when its infusion answers a session (before, left active:
+    // revoked only at their delivery, so an EHR reading them saw a fasting reminder pending for a session given).
+    const reminders = await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      'based-on': `CarePlan/${carePlanId}`,
+    });
+    const itsOwn = reminders.filter((r) => r.about?.some((a) => a.reference === `Task/${session.id}`));
+    expect(itsOwn.length).toBeGreaterThan(0);
+    expect(itsOwn.filter((r) => r.status === 'active').map((r) => r.occurrenceDateTime)).toEqual([]);
     const [provenance] = await service.fhir
       .searchAll<Provenance>('Provenance', { target: `Task/${session.id}` })
       .then((all) => all.filter((p) => p.activity?.text === 'given at the pump'));

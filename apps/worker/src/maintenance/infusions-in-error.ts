@@ -2,8 +2,8 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { DetectedIssue, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
-import { openOrdersOfSessions, PlanDefinitions } from '@kc/nest-core';
-import { sessionsGivenDuringInfusionInError, type GivenAtThePump } from '@kc/followups';
+import { openOrdersOfSessions, PlanDefinitions, remindersOfPlan } from '@kc/nest-core';
+import { givenBy, remindersEndedBy, sessionsGivenDuringInfusionInError, type GivenAtThePump } from '@kc/followups';
 import {
   INFUSION_IN_ERROR_KEY_SYSTEM,
   INFUSION_RECORDED_IN_ERROR,
@@ -72,7 +72,7 @@ export class InfusionsInError {
     const { created } = await this.fhir.create(issue, {
       ifNoneExist: { identifier: `${INFUSION_IN_ERROR_KEY_SYSTEM}|Procedure/${procedureId}` },
     });
-    if (given.length) await this.answer(given, procedureId, now);
+    if (given.length) await this.answer(given, procedureId, carePlan, now);
     if (created) this.logger.warn({ msg: 'infusion recorded in error after its follow-ups: plan held', carePlan });
     if (lookingAgain && !created && !given.length) return { ...none };
     const { held } = await this.contraindications.recheckFor(carePlan, now);
@@ -135,15 +135,28 @@ export class InfusionsInError {
   }
 
   /**
-   * Each session done and its order completed, with If-Match (a change meanwhile, the infusion's own follow-up say,
-   * fails the job, which judges again) and a Provenance naming the service and the pump's records.
+   * Each session done and its order completed, and its reminders still to come revoked (since session 46; before, left
+   * active until their delivery revoked them, so an EHR saw a fasting reminder pending for a session given: the clinic
+   * day, seed 2663), with If-Match (a change meanwhile, the infusion's own follow-up say, fails the job, which judges
+   * again) and a Provenance naming the service and the pump's records. One more read, the plan's reminders.
    */
-  private async answer(given: GivenAtThePump[], procedureId: string, now: Date): Promise<void> {
+  private async answer(given: GivenAtThePump[], procedureId: string, carePlan: string, now: Date): Promise<void> {
+    const reminders = remindersEndedBy(
+      given.map(({ task, administration }) => ({
+        task: task.read,
+        outcome: 'done' as const,
+        by: givenBy(administration, this.config.clinicTimeZone),
+      })),
+      await remindersOfPlan(this.fhir, carePlan.slice('CarePlan/'.length)),
+    );
     const provenance = changeProvenance({
-      targets: given.flatMap(({ task, orders }) => [
-        { reference: `Task/${task.read.id}` },
-        ...orders.map(({ read }) => ({ reference: `${read.resourceType}/${read.id}` })),
-      ]),
+      targets: [
+        ...given.flatMap(({ task, orders }) => [
+          { reference: `Task/${task.read.id}` },
+          ...orders.map(({ read }) => ({ reference: `${read.resourceType}/${read.id}` })),
+        ]),
+        ...reminders.map((r) => ({ reference: `CommunicationRequest/${r.id}` })),
+      ],
       who: THIS_SERVICE,
       activity: 'given at the pump',
       now,
@@ -158,6 +171,7 @@ export class InfusionsInError {
         updateEntry(task.written, task.read.meta?.versionId),
         ...orders.map(({ read, written }) => updateEntry(written, read.meta?.versionId)),
       ]),
+      ...reminders.map((r) => updateEntry(r, r.meta?.versionId)),
       { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
     ]);
     this.logger.warn({ msg: 'sessions given at the pump during an infusion in error answered', given: given.length });
