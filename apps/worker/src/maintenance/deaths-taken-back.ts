@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Patient } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
+import { FhirClient, includedOf, matchesOf } from '@kc/fhir';
 import {
   DEATH_RECORD_CORRECTED,
   ENDED_FOR_DEATH,
@@ -16,8 +16,8 @@ import {
   deathTakenBackAlertRecord,
   type DeathTakenBackAlert,
 } from '@kc/protocols';
-import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { AlertDelivery } from '../alerts/alert-delivery';
+import { serviceChangeEntries } from './withdrawal-writes';
 
 /**
  * Plans ended because the EHR recorded their patient as deceased (DeceasedPatients; tagged so), whose patient it no
@@ -101,19 +101,18 @@ export class DeathsTakenBack {
     // Not told by every channel: the plan keeps its tag, and the next sweep tells the rest.
     if (failed) throw failed;
     const noted = planOfDeathTakenBack(plan, now)!;
-    const provenance = changeProvenance({
-      targets: [{ reference: `CarePlan/${plan.id}` }],
-      revisionOf: { reference: `CarePlan/${plan.id}/_history/${plan.meta?.versionId}` },
-      who: THIS_SERVICE,
-      activity: 'note that the death which ended the plan was taken back',
-      now,
-      reason: DEATH_RECORD_CORRECTED,
-    });
-    provenance.entity = [...(provenance.entity ?? []), { role: 'source', what: plan.subject }];
-    await this.fhir.transaction([
-      updateEntry(noted, plan.meta?.versionId),
-      { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
-    ]);
+    await this.fhir.transaction(
+      serviceChangeEntries(
+        [{ resource: noted, read: plan }],
+        plan,
+        {
+          activity: 'note that the death which ended the plan was taken back',
+          reason: DEATH_RECORD_CORRECTED,
+          sources: plan.subject.reference ? [plan.subject.reference] : [],
+        },
+        now,
+      ),
+    );
     this.logger.log({ msg: 'plan ended for a death since taken back: clinic told', carePlan: plan.id });
   }
 }

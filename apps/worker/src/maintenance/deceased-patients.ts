@@ -1,11 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Patient } from '@medplum/fhirtypes';
-import { FhirClient, updateEntry } from '@kc/fhir';
+import { FhirClient } from '@kc/fhir';
 import { ENDED_FOR_DEATH, isRecordedDeceased, planEndedForDeath } from '@kc/followups';
 import { CAREPLAN_KEY_SYSTEM } from '@kc/protocols';
-import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { OpenTasksReader } from './open-tasks';
 import { PlanChanges } from './plan-changes';
+import { serviceChangeEntries } from './withdrawal-writes';
 
 /**
  * A patient the EHR recorded as deceased (notified, or found by the poll): each of their plans this service follows (one
@@ -32,22 +32,18 @@ export class DeceasedPatients {
     for (const carePlan of await this.plansFollowed(`Patient/${patientId}`)) {
       const over = planEndedForDeath(carePlan, now);
       if (over) {
-        const provenance = changeProvenance({
-          targets: [{ reference: `CarePlan/${carePlan.id}` }],
-          revisionOf: { reference: `CarePlan/${carePlan.id}/_history/${carePlan.meta?.versionId}` },
-          who: THIS_SERVICE,
-          activity: 'end the plan of a patient recorded as deceased',
-          now,
-          reason: ENDED_FOR_DEATH,
-        });
-        provenance.entity = [
-          ...(provenance.entity ?? []),
-          { role: 'source', what: { reference: `Patient/${patientId}` } },
-        ];
-        await this.fhir.transaction([
-          updateEntry(over, carePlan.meta?.versionId),
-          { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
-        ]);
+        await this.fhir.transaction(
+          serviceChangeEntries(
+            [{ resource: over, read: carePlan }],
+            carePlan,
+            {
+              activity: 'end the plan of a patient recorded as deceased',
+              reason: ENDED_FOR_DEATH,
+              sources: [`Patient/${patientId}`],
+            },
+            now,
+          ),
+        );
         ended++;
       }
       // Ended now or before (by the EHR, or a job cut short after the write): what it still has open is withdrawn.

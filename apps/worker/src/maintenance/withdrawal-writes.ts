@@ -28,19 +28,19 @@ export async function ordersAndRemindersOf(
 }
 
 /**
- * The service's change of a Task's requests (a withdrawal, a session answered) as one transaction: each write with
- * If-Match on what was read, and a Provenance naming the service as who changed them, from which version of the Task
- * (`revision`), why, and what showed it (`sources`).
+ * The service's change of a Task's requests (a withdrawal, a session answered), or of a plan (ended for a death), as
+ * one transaction: each write with If-Match on what was read, and a Provenance naming the service as who changed them,
+ * from which version of the Task or plan (`revised`), why, and what showed it (`sources`).
  */
 export function serviceChangeEntries(
   writes: { resource: Resource; read: Resource }[],
-  task: Task,
+  revised: Resource,
   why: { activity: string; reason?: string; sources?: string[] },
   now: Date,
 ): BundleEntry[] {
   const provenance = changeProvenance({
     targets: writes.map(({ resource }) => ({ reference: `${resource.resourceType}/${resource.id}` })),
-    revisionOf: { reference: `Task/${task.id}/_history/${task.meta?.versionId}` },
+    revisionOf: { reference: `${revised.resourceType}/${revised.id}/_history/${revised.meta?.versionId}` },
     who: THIS_SERVICE,
     activity: why.activity,
     now,
