@@ -5,7 +5,7 @@ import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindi
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { enrolPatient, overrideIssue, reviewedInEhr, waitFor } from './support/clinic';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
-import { mailsTo, readable, startSmtpServer, type SmtpServer } from './support/smtp-server';
+import { mailsTo, readable, serviceWithMailDown, startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 const ALERT_KEY = 'https://ketamine-careplans.example/fhir/NamingSystem/clinic-alert-key';
@@ -15,17 +15,6 @@ const ALERT_KEY = 'https://ketamine-careplans.example/fhir/NamingSystem/clinic-a
  * a contraindication found after approval holds an approved order (CLINIC_ALERT_EMAIL): once per issue, with no
  * patient named, and the sending recorded as a FHIR Communication.
  */
-/** A service whose SMTP server does not answer (its port closed), and that server, to start again on the same port. */
-async function serviceWithMailDown(): Promise<{ down: SmtpServer; cut: TestService }> {
-  const down = await startSmtpServer();
-  await down.stop();
-  const cut = await startTestService({
-    smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
-    clinicAlertEmails: ['oncall@clinic.test'],
-  });
-  return { down, cut };
-}
-
 describe('alerts to the clinic', () => {
   let service: TestService;
   let smtp: SmtpServer;
@@ -375,13 +364,7 @@ describe("alerts to the clinic in the EHR's inbox", () => {
   });
 
   it('beside email, with the mail server down: the inbox is told at once, the email once the server is back', async () => {
-    const down = await startSmtpServer();
-    await down.stop();
-    const service = await startTestService({
-      smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
-      clinicAlertRecipients: [ON_CALL],
-    });
+    const { down, cut: service } = await serviceWithMailDown({ clinicAlertRecipients: [ON_CALL] });
     try {
       const p = await reportEffect(service);
       const keys = async () =>

@@ -22,7 +22,7 @@ import {
   postWebhook,
   worklistIdsOf,
 } from './support/clinic';
-import { mailsTo, startSmtpServer } from './support/smtp-server';
+import { mailsTo, serviceWithMailDown, startSmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -239,13 +239,7 @@ describe('a death recorded in error, taken back in the EHR', () => {
   });
 
   it('with the mail server down: the inbox is told, the plan keeps its tag, and the email goes once the server is back', async () => {
-    const down = await startSmtpServer();
-    await down.stop();
-    const service = await startTestService({
-      smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
-      clinicAlertRecipients: [ON_CALL],
-    });
+    const { down, cut: service } = await serviceWithMailDown({ clinicAlertRecipients: [ON_CALL] });
     try {
       const { patient, carePlanId } = await endedForDeath(service);
       await deathRecorded(service, patient, false);

@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
+import type { AppConfig } from '@kc/config';
+import { startTestService, type TestService } from './test-service';
 
 export interface ReceivedMail {
   to: string[];
@@ -55,4 +57,21 @@ export function mailsTo(smtp: SmtpServer, address: string, since = 0): ReceivedM
     .slice(since)
     .filter((m) => m.to.includes(address))
     .map(readable);
+}
+
+/**
+ * A service emailing the clinic (oncall@clinic.test) through an SMTP server that does not answer (its port closed), and
+ * that server, to start again on the same port (`startSmtpServer(port)`). `config`: more of the service's settings.
+ */
+export async function serviceWithMailDown(
+  config: Partial<AppConfig> = {},
+): Promise<{ down: SmtpServer; cut: TestService }> {
+  const down = await startSmtpServer();
+  await down.stop();
+  const cut = await startTestService({
+    smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
+    clinicAlertEmails: ['oncall@clinic.test'],
+    ...config,
+  });
+  return { down, cut };
 }
