@@ -134,6 +134,39 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
     expect(protocolWindowOf(returned)).toEqual(protocolWindowOf(recounted));
   });
 
+  it('on a server that pages the history, the time first charted only behind `next`: counted again all the same', async () => {
+    const { procedureId, check } = await followedUp();
+    // Its time put right, then notes charted on it, the re-timing unheard until the last (a notification lost, say):
+    // the time its follow-ups were planned from is only in the oldest version.
+    let procedure = await retimedInEhr(procedureId, -DAY_MS);
+    for (const text of ['tolerated well', 'no dissociation at discharge', 'driven home'])
+      procedure = await service.fhir.update<Procedure>({ ...procedure, note: [...(procedure.note ?? []), { text }] });
+    const versions = await service.fhir.versionsOf<Procedure>('Procedure', procedureId);
+    expect(versions).toHaveLength(5);
+    // A server paging the history by two (as HAPI does by 20): the first page holds the corrected time alone.
+    const history = `/fhir/R4/Procedure/${procedureId}/_history`;
+    const page = (n: number) => ({
+      status: 200,
+      body: {
+        resourceType: 'Bundle',
+        type: 'history',
+        entry: versions.slice((n - 1) * 2, n * 2).map((resource) => ({ resource })),
+        link:
+          n * 2 < versions.length
+            ? [{ relation: 'next', url: `${proxy.baseUrl}/Procedure/${procedureId}/_history?page=${n + 1}` }]
+            : [],
+      },
+    });
+    proxy.intercept = (method, path) => {
+      if (method !== 'GET' || !path.startsWith(history)) return undefined;
+      return page(Number(/[?&]page=(\d+)/.exec(path)?.[1] ?? 1));
+    };
+    await postWebhook(service, JSON.stringify(procedure)).expect(202);
+    await heard(procedureId);
+    // Before, only the first page was read: the versions there differ in nothing but their notes, and nothing moved.
+    expect(protocolWindowOf(await read(check.id!))).toEqual(shifted(protocolWindowOf(check), -DAY_MS));
+  });
+
   it('found by the poll, put a day later: a clinician’s reschedule stands with its reminders, its protocol window moves with the infusion', async () => {
     const { carePlanId, procedureId, check, session } = await followedUp();
     // Rescheduled to the last day of its protocol window (two days long).

@@ -251,22 +251,35 @@ export class FhirClient {
    * it for a deleted resource, the deletion itself an entry without one); undefined when it has none.
    */
   private async lastVersionOf<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T | undefined> {
-    return (await this.versionsOf<T>(resourceType, id))[0];
+    return (await this.versionsOf<T>(resourceType, id, { pages: 1 }))[0];
   }
 
   /**
-   * The versions the server keeps of a resource, newest first (its instance history's first page, the server's default
-   * page size: the latest versions, which is what a correction is read against); none when it has no trace of it. A
-   * deletion is an entry without a resource, left out.
+   * The versions the server keeps of a resource, newest first: its instance history, every page (a server that pages
+   * it, as HAPI does by 20, gives older versions behind `next`; since session 46, before only the first page was read),
+   * or the first `pages`; none when it has no trace of it. A deletion is an entry without a resource, left out.
    */
-  async versionsOf<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T[]> {
+  async versionsOf<T extends Resource>(
+    resourceType: T['resourceType'],
+    id: string,
+    { pages = this.maxPages }: { pages?: number } = {},
+  ): Promise<T[]> {
+    const versions: T[] = [];
+    let path: string | undefined = `${resourceType}/${encodeURIComponent(id)}/_history`;
     try {
-      const { body } = await this.request<Bundle<T>>('GET', `${resourceType}/${encodeURIComponent(id)}/_history`);
-      return (body?.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
+      for (let page = 0; path && page < pages; page++) {
+        const bundle: Bundle<T> | undefined = (await this.request<Bundle<T>>('GET', path)).body;
+        versions.push(...(bundle?.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : [])));
+        const next: string | undefined = bundle?.entry?.length
+          ? bundle.link?.find((l) => l.relation === 'next')?.url
+          : undefined;
+        path = next && this.sameServer(next);
+      }
     } catch (err) {
-      if (err instanceof FhirNotFoundError) return [];
+      if (err instanceof FhirNotFoundError) return versions;
       throw err;
     }
+    return versions;
   }
 
   /** Invoke a FHIR operation, e.g. operation('PlanDefinition/x/$apply', parameters). */
