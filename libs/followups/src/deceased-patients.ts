@@ -1,5 +1,6 @@
 import type { CarePlan, Coding, Patient } from '@medplum/fhirtypes';
 import { SERVICE_CODE_SYSTEM } from '@kc/protocols';
+import { sameCoding } from '@kc/task-states';
 
 /** Why a plan ended with its patient's death, as its note and its Provenance say it. */
 export const ENDED_FOR_DEATH = 'Ended by ketamine-careplans: the patient is recorded as deceased in the EHR';
@@ -77,15 +78,11 @@ export function planOfDeathTakenBack(carePlan: CarePlan, now: Date): CarePlan | 
 
 /** Ended for its patient's death (its tag), the clinic not yet told of the death taken back. */
 export function isEndedForDeath(carePlan: CarePlan): boolean {
-  return Boolean(carePlan.meta?.tag?.some((t) => sameTag(t, ENDED_FOR_DEATH_TAG)));
+  return Boolean(carePlan.meta?.tag?.some((t) => sameCoding(t, ENDED_FOR_DEATH_TAG)));
 }
 
 function withoutDeathTags(carePlan: CarePlan): Coding[] {
   return (carePlan.meta?.tag ?? []).filter(
-    (t) => !sameTag(t, ENDED_FOR_DEATH_TAG) && !sameTag(t, DEATH_RECORD_CORRECTED_TAG),
+    (t) => !sameCoding(t, ENDED_FOR_DEATH_TAG) && !sameCoding(t, DEATH_RECORD_CORRECTED_TAG),
   );
-}
-
-function sameTag(a: Coding, b: Coding): boolean {
-  return a.system === b.system && a.code === b.code;
 }

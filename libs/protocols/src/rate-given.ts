@@ -1,12 +1,6 @@
-import type {
-  Coding,
-  Medication,
-  MedicationAdministration,
-  MedicationRequest,
-  Quantity,
-  Reference,
-} from '@medplum/fhirtypes';
+import type { Medication, MedicationAdministration, MedicationRequest, Quantity, Reference } from '@medplum/fhirtypes';
 import { orderedRatePerKg } from './rate-titration';
+import { sameCoding } from '@kc/task-states';
 
 /**
  * The plan's last infusion as given: the order it was given under and what was recorded at the pump (the
@@ -155,7 +149,7 @@ function concentrationOf(
     ...(approved?.medicationCodeableConcept?.coding ?? []),
   ];
   const ingredient =
-    ingredients.find((i) => i.itemCodeableConcept?.coding?.some((c) => ordered.some((o) => sameCode(c, o)))) ??
+    ingredients.find((i) => i.itemCodeableConcept?.coding?.some((c) => ordered.some((o) => sameCoding(c, o)))) ??
     (ingredients.length === 1 ? ingredients[0] : undefined);
   const { numerator, denominator } = ingredient?.strength ?? {};
   const mg = massInMg(numerator);
@@ -173,10 +167,6 @@ function volumeInMl(q: Quantity | undefined): number | undefined {
   const factor = q?.code !== undefined ? ML[q.code] : undefined;
   // A denominator of 1 is often left without a value (a Ratio of 2 mg per mL).
   return factor !== undefined ? (q?.value ?? 1) * factor : undefined;
-}
-
-function sameCode(a: Coding, b: Coding): boolean {
-  return a.system === b.system && a.code === b.code;
 }
 
 /** The weight an order's rate was computed for: its rate per hour (`calculated`) over its rate per kg (`ordered`). */

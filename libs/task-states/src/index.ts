@@ -5,3 +5,4 @@ export * from './order-holds';
 export * from './plan-pause-holds';
 export * from './order-in-ehr';
 export * from './window-as-set';
+export { sameCoding } from './order-status-reason';
