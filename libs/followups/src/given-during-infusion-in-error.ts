@@ -24,6 +24,8 @@ export interface GivenAtThePump {
   orders: { read: AuthorisableRequest; written: AuthorisableRequest }[];
   /** The pump's record that gave it. */
   administration: MedicationAdministration;
+  /** That record as what answered it (givenBy): what its reminders' revocation says too. */
+  by: Reference;
 }
 
 /**
@@ -54,6 +56,7 @@ export function sessionsGivenDuringInfusionInError(input: {
         task: { read: task, written: applyInfusionUpdate({ task, outcome: 'done', by }, now) },
         orders: orders.map(({ order }) => ({ read: order, written: orderAnsweredBy(order, 'done', by) })),
         administration,
+        by,
       },
     ];
   });

@@ -3,7 +3,7 @@ import type { DetectedIssue, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { openOrdersOfSessions, PlanDefinitions, remindersOfPlan } from '@kc/nest-core';
-import { givenBy, remindersEndedBy, sessionsGivenDuringInfusionInError, type GivenAtThePump } from '@kc/followups';
+import { remindersEndedBy, sessionsGivenDuringInfusionInError, type GivenAtThePump } from '@kc/followups';
 import {
   INFUSION_IN_ERROR_KEY_SYSTEM,
   INFUSION_RECORDED_IN_ERROR,
@@ -142,11 +142,7 @@ export class InfusionsInError {
    */
   private async answer(given: GivenAtThePump[], procedureId: string, carePlan: string, now: Date): Promise<void> {
     const reminders = remindersEndedBy(
-      given.map(({ task, administration }) => ({
-        task: task.read,
-        outcome: 'done' as const,
-        by: givenBy(administration, this.config.clinicTimeZone),
-      })),
+      given.map(({ task, by }) => ({ task: task.read, outcome: 'done' as const, by })),
       await remindersOfPlan(this.fhir, carePlan.slice('CarePlan/'.length)),
     );
     const provenance = changeProvenance({
