@@ -55,6 +55,43 @@ export class AlertDelivery {
   }
 
   /**
+   * One alert by each channel with no record of it among `told` (its key there), each delivered in turn (deliver): a
+   * channel that fails does not stop the others. Whether any sent it, and the first failure.
+   */
+  async deliverUntold(
+    told: Map<string, Communication>,
+    alert: {
+      kind: AlertKind;
+      key(channel: ClinicAlertChannel): string;
+      message(channel: ClinicAlertChannel): ClinicAlertMessage;
+      record(message: ClinicAlertMessage, sent: AlertSent): Communication;
+      about: Record<string, string | undefined>;
+      retriedBy: string;
+      now: Date;
+    },
+  ): Promise<{ sent: boolean; failed?: Error }> {
+    let sent = false;
+    let failed: Error | undefined;
+    for (const { channel, to } of this.channels()) {
+      const key = alert.key(channel);
+      if (told.has(key)) continue;
+      const message = alert.message(channel);
+      const outcome = await this.deliver({
+        kind: alert.kind,
+        channel,
+        key,
+        message,
+        record: alert.record(message, { channel, to, now: alert.now }),
+        about: alert.about,
+        retriedBy: alert.retriedBy,
+      });
+      if (outcome === 'sent') sent = true;
+      else if (outcome instanceof Error) failed ??= outcome;
+    }
+    return { sent, failed };
+  }
+
+  /**
    * The notice that an alert is dealt with, by each channel the alert went (its record among `told`) and the notice has
    * not: the same way, in answer to it (`inResponseTo`), routine. A notice not sent is left to the next look (the
    * 15-minute sweep).

@@ -57,31 +57,21 @@ export class ClinicAlerts {
     const worklistUrl = this.delivery.worklistUrl();
     let sent = 0;
     for (const issue of waiting) {
-      const untold = channels.filter((c) => !toldBy.has(clinicAlertKey(issue, c.channel)));
-      if (!untold.length) continue;
+      if (channels.every((c) => toldBy.has(clinicAlertKey(issue, c.channel)))) continue;
       const kind = clinicAlertKindOf(issue)!;
       const heldDueFrom = kind === 'orders-held' ? await this.heldDueFrom(issue) : undefined;
-      let any = false;
-      for (const { channel, to } of untold) {
-        const message = clinicAlertMessage(issue, {
-          worklistUrl,
-          heldDueFrom,
-          channel,
-          zone: this.config.clinicTimeZone,
-        });
-        // The mail server (or the FHIR server) down must not stop the holds and sweeps this runs in, nor the other
-        // channel: nothing is recorded as told by this one, so the next look (the sweep, every 15 minutes) tries again.
-        const outcome = await this.delivery.deliver({
-          kind,
-          channel,
-          key: clinicAlertKey(issue, channel),
-          message,
-          record: clinicAlertRecord(issue, message, { channel, to, now }),
-          about: { issue: issue.id },
-          retriedBy: 'the sweep',
-        });
-        if (outcome === 'sent') any = true;
-      }
+      // The mail server (or the FHIR server) down must not stop the holds and sweeps this runs in, nor the other
+      // channel: nothing is recorded as told by this one, so the next look (the sweep, every 15 minutes) tries again.
+      const { sent: any } = await this.delivery.deliverUntold(toldBy, {
+        kind,
+        key: (channel) => clinicAlertKey(issue, channel),
+        message: (channel) =>
+          clinicAlertMessage(issue, { worklistUrl, heldDueFrom, channel, zone: this.config.clinicTimeZone }),
+        record: (message, how) => clinicAlertRecord(issue, message, how),
+        about: { issue: issue.id },
+        retriedBy: 'the sweep',
+        now,
+      });
       if (any) sent++;
     }
     return sent;

@@ -45,24 +45,17 @@ export class RateNoticeAlerts {
     let sent = 0;
     let failed: Error | undefined;
     for (const alert of alerts) {
-      let any = false;
-      for (const { channel, to } of channels) {
-        const key = rateNoticeAlertKey(alert, channel);
-        if (told.has(key)) continue;
-        const message = rateNoticeAlertMessage(alert, { worklistUrl, channel, zone: this.config.clinicTimeZone });
-        const outcome = await this.delivery.deliver({
-          kind: 'rate-since-approval',
-          channel,
-          key,
-          message,
-          record: rateNoticeAlertRecord(alert, message, { channel, to, now }),
-          about: { order: alert.order.id },
-          retriedBy: 'its job or the sweep',
-        });
-        if (outcome === 'sent') any = true;
-        else if (outcome instanceof Error) failed ??= outcome;
-      }
-      if (any) sent++;
+      const outcome = await this.delivery.deliverUntold(told, {
+        kind: 'rate-since-approval',
+        key: (channel) => rateNoticeAlertKey(alert, channel),
+        message: (channel) => rateNoticeAlertMessage(alert, { worklistUrl, channel, zone: this.config.clinicTimeZone }),
+        record: (message, how) => rateNoticeAlertRecord(alert, message, how),
+        about: { order: alert.order.id },
+        retriedBy: 'its job or the sweep',
+        now,
+      });
+      if (outcome.sent) sent++;
+      failed ??= outcome.failed;
     }
     if (failed) throw failed;
     return sent;

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, Patient } from '@medplum/fhirtypes';
+import type { CarePlan, Communication, Patient } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf } from '@kc/fhir';
 import {
@@ -80,24 +80,17 @@ export class DeathsTakenBack {
     const channels = this.delivery.channels();
     const told = channels.length
       ? await this.delivery.recordsOf(channels.map((c) => deathTakenBackAlertKey(alert, c.channel)))
-      : new Map();
+      : new Map<string, Communication>();
     const context = { worklistUrl: this.delivery.worklistUrl(), zone: this.config.clinicTimeZone };
-    let failed: Error | undefined;
-    for (const { channel, to } of channels) {
-      const key = deathTakenBackAlertKey(alert, channel);
-      if (told.has(key)) continue;
-      const message = deathTakenBackAlertMessage(alert, { ...context, channel });
-      const outcome = await this.delivery.deliver({
-        kind: 'death-taken-back',
-        channel,
-        key,
-        message,
-        record: deathTakenBackAlertRecord(alert, message, { channel, to, now }),
-        about: { carePlan: plan.id },
-        retriedBy: 'the sweep',
-      });
-      if (outcome instanceof Error) failed ??= outcome;
-    }
+    const { failed } = await this.delivery.deliverUntold(told, {
+      kind: 'death-taken-back',
+      key: (channel) => deathTakenBackAlertKey(alert, channel),
+      message: (channel) => deathTakenBackAlertMessage(alert, { ...context, channel }),
+      record: (message, how) => deathTakenBackAlertRecord(alert, message, how),
+      about: { carePlan: plan.id },
+      retriedBy: 'the sweep',
+      now,
+    });
     // Not told by every channel: the plan keeps its tag, and the next sweep tells the rest.
     if (failed) throw failed;
     const noted = planOfDeathTakenBack(plan, now)!;
