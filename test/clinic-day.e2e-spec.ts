@@ -36,6 +36,8 @@ import {
   clinicAlertKey,
   infusionInErrorOf,
   isInfusionInError,
+  isInfusionNotLinked,
+  infusionNotLinkedOf,
   needsClinicAlert,
   protocolWindowOf,
   rateNoticeAlertKey,
@@ -210,6 +212,10 @@ describe.each([
   let begunInEhr = 0;
   /** Infusions charted naming no plan, each with whether the pump's record of the session it gave was charted first. */
   const unlinkedCharted = new Map<string, boolean>();
+  /** The plan each infusion charted naming none was a session of: what a clinician links it to. */
+  const unlinkedPlanOf = new Map<string, string>();
+  /** Infusions a clinician linked to their plan ($link-infusion). */
+  let linkedByClinician = 0;
   /** Whether the last session given at the pump had its record charted at once (not documented late). */
   let pumpRecordedNow = false;
   /** Tasks whose window the EHR moved; Tasks it gave someone else. */
@@ -520,6 +526,7 @@ describe.each([
       performedPeriod: { start: new Date(Date.parse(end) - HOUR_MS).toISOString(), end },
     });
     unlinkedCharted.set(resource.id!, recorded);
+    unlinkedPlanOf.set(resource.id!, `CarePlan/${who.carePlanId}`);
     return resource.id!;
   }
 
@@ -753,6 +760,22 @@ describe.each([
     ).filter(isUnresolved);
     if (open.length === 0) return;
     const issue = pick(open);
+    // An infusion charted naming no plan (session 47): the clinician knows the session it was, and links it there.
+    const unlinked = isInfusionNotLinked(issue) ? unlinkedPlanOf.get(infusionNotLinkedOf(issue) ?? '') : undefined;
+    if (unlinked) {
+      const linked = await request(service.url)
+        .post(`/detected-issues/${issue.id}/$link-infusion`)
+        .set(clinician())
+        .set('If-Match', `W/"${issue.meta!.versionId}"`)
+        .send({ carePlan: unlinked });
+      // 409: taken back in the EHR or linked there meanwhile; 422: not one of the plans it may be (another's session).
+      note('$link-infusion', linked, [200, 404, 409, 412, 422]);
+      if (linked.status === 200) {
+        overrides.push(issue.id!);
+        linkedByClinician++;
+      }
+      return;
+    }
     // An infusion recorded in error: half the time planned again without it (session 41), else kept as planned.
     const replan = isInfusionInError(issue) && random() < 0.5;
     const res = await request(service.url)
@@ -1036,7 +1059,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; infusions re-timed: ${retimed.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; infusions re-timed: ${retimed.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a

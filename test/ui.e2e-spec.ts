@@ -721,6 +721,71 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  it('an infusion charted without its care plan: the rows say so and hold, and Link to the plan follows it up', async () => {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Nell',
+      family: 'Unlinked',
+      birthDate: '1979-05-05',
+    });
+    const { tasks, session } = await awaitingApproval(enrolled.patient);
+    const waiting = tasks.find((t) => t.id !== session.id)!;
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await approveOnPage(page, session.id!);
+    await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
+    // The EHR charts the session given, naming no plan, and no pump record: the service cannot tell it is ketamine.
+    const approved = await service.fhir.read<Task>('Task', session.id!);
+    const start = Date.parse(approved.restriction!.period!.start!) + 3_600_000;
+    const { resource: infusion } = await service.fhir.create<Procedure>({
+      resourceType: 'Procedure',
+      status: 'completed',
+      code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' }] },
+      subject: { reference: enrolled.patient },
+      performedPeriod: { start: new Date(start).toISOString(), end: new Date(start + 3_600_000).toISOString() },
+    });
+    expect(await service.app.get(FollowUpService).handle(infusion.id!)).toMatchObject({ status: 'ignored' });
+    await service.app.get(ContraindicationSweep).recheckFor(`CarePlan/${enrolled.carePlanId}`);
+
+    await page.click('#filters button[type="submit"]');
+    const row = page.locator(`tr[data-task-id="${waiting.id}"]`);
+    await row.locator('td.contraindications li.ci-unresolved').waitFor();
+    expect(await row.locator('td.contraindications').textContent()).toMatch(
+      /Infusion charted naming no care plan: unresolvedHolds 1 approved order\(s\)/,
+    );
+    expect(await row.locator('button').allTextContents()).toEqual([
+      'Nell Unlinked',
+      'Link to Low-dose ketamine infusion series plan',
+      'Not a session of this plan',
+      'Reject',
+    ]);
+    expect(await row.locator('td.task').textContent()).toMatch(
+      /Cannot be approved until the infusion charted without its care plan is linked, or recorded as not a session/,
+    );
+    await screenshot(page, 'worklist-infusion-not-linked');
+
+    await row.locator('button:has-text("Link to")').click();
+    await page.waitForSelector('#link-dialog[open]');
+    expect(await page.textContent('#link-what')).toMatch(
+      /^Infusion charted \d{4}-\d{2}-\d{2} \d{2}:\d{2} \.\. .* \(UTC\), naming no care plan, for Nell Unlinked\.$/,
+    );
+    await screenshot(page, 'link-infusion-dialog');
+    await page.click('#link-confirm');
+    await page.waitForSelector('#message.ok:has-text("linked")');
+    expect(await page.textContent('#message')).toBe(
+      'For Nell Unlinked: the infusion is linked to its plan and followed up; its held orders are active again',
+    );
+    expect((await service.fhir.read<Procedure>('Procedure', infusion.id!)).basedOn).toEqual([
+      { reference: `CarePlan/${enrolled.carePlanId}` },
+    ]);
+    // Followed up by the worker: the session it gave done, its check planned.
+    await waitFor(
+      async () => (await service.fhir.read<Task>('Task', session.id!)).status === 'completed',
+      'the session answered by the linked infusion',
+    );
+    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
+    await page.close();
+  }, 60_000);
+
   it('the worklist warns before approval when the fasting reminder would reach the patient late', async () => {
     const p = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Tess',

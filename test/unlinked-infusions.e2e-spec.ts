@@ -14,6 +14,7 @@ import { administrationRecordedJobId, recheckContraindicationsJobId } from '@kc/
 import { AdministrationRecorded } from '../apps/worker/src/followups/administration-recorded';
 import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
+import { notLinkedKey } from '../apps/worker/src/followups/unlinked-infusions';
 import {
   actionOf,
   approveFirstSession,
@@ -57,6 +58,8 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     return resource;
   };
   const readProcedure = (id: string) => service.fhir.read<Procedure>('Procedure', id);
+  const notLinkedIssueOf = async (procedureId: string) =>
+    (await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { identifier: notLinkedKey(procedureId) }))[0];
 
   /** A patient's first session approved; `start`: an hour into its window; `pumpGave`: its order given from then. */
   async function approvedSession() {
@@ -113,6 +116,15 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     );
     expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
     expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
+    // Its first look asked a clinician to link it (since session 47): resolved by the link, as the service's.
+    expect(await notLinkedIssueOf(infusion.id!)).toMatchObject({
+      status: 'final',
+      mitigation: [{ action: { coding: [expect.objectContaining({ code: 'infusion-linked-on-evidence' })] } }],
+    });
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    expect(order.status).toBe('completed');
   });
 
   it('the pump gave the EHR’s replacement of its own order a session was approved on: linked to that session’s plan (likely seed 2359)', async () => {
@@ -284,14 +296,31 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
   });
 
-  it('nothing ties it to a plan (an IV infusion by its code alone: of another drug, say): ignored, left as charted', async () => {
-    const { patient } = await enrolPatient(service, 'ketamine-low-dose-series');
+  it('nothing ties it to a plan (an IV infusion by its code alone: of another drug, say): not followed up, left as charted, and a clinician asked to link it', async () => {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
     const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z');
     const outcome = (await reportInfusion(service, infusion.id!)) as { status: string; reason: string };
     expect(outcome.status).toBe('ignored');
-    expect(outcome.reason).toMatch(/none of the patient's plans is tied to it.*link it with Procedure.basedOn/);
+    expect(outcome.reason).toMatch(
+      /none of the patient's plans is tied to it.*link it with Procedure.basedOn; a clinician is asked to link it/,
+    );
     const after = await readProcedure(infusion.id!);
     expect([after.meta?.versionId, after.basedOn]).toEqual([infusion.meta?.versionId, undefined]);
+    expect(await followUpTasks(service, infusion.id!)).toEqual([]);
+    // Before session 47 nothing more: nobody was told, and a ketamine session charted so was never followed up.
+    const issue = await notLinkedIssueOf(infusion.id!);
+    expect(issue).toMatchObject({
+      status: 'preliminary',
+      code: { coding: [{ code: 'infusion-not-linked' }] },
+      patient: { reference: patient },
+      implicated: [{ reference: `CarePlan/${carePlanId}` }],
+      evidence: [{ detail: [{ reference: `Procedure/${infusion.id}` }] }],
+    });
+    // The same event again (the EHR re-sends it) raises no second issue.
+    await reportInfusion(service, infusion.id!);
+    expect(
+      await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { identifier: notLinkedKey(infusion.id!) }),
+    ).toHaveLength(1);
   });
 
   it('a patient with no plan: ignored, left as charted', async () => {

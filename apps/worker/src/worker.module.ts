@@ -16,6 +16,7 @@ import { InfusionsInError } from './maintenance/infusions-in-error';
 import { RetimedInfusions } from './followups/retimed-infusions';
 import { DeceasedPatients } from './maintenance/deceased-patients';
 import { DeathsTakenBack } from './maintenance/deaths-taken-back';
+import { UnlinkedInfusionIssues } from './maintenance/unlinked-infusion-issues';
 import { DeletedTasks } from './maintenance/deleted-tasks';
 import { TasksClosedInEhr } from './maintenance/tasks-closed-in-ehr';
 import { TasksChangedInEhr } from './maintenance/tasks-changed-in-ehr';
@@ -102,6 +103,7 @@ export class WorkerModule {
         RetimedInfusions,
         DeceasedPatients,
         DeathsTakenBack,
+        UnlinkedInfusionIssues,
         DeletedTasks,
         TasksClosedInEhr,
         TasksChangedInEhr,

@@ -92,6 +92,33 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
     ).toHaveProperty('why');
   });
 
+  it('untied, the plans it may be a session of by its code alone: open ones begun by its end; those it names, when it names more than one', () => {
+    const other = {
+      ...infusion('https://x/ActivityDefinition/c'),
+      codes: [{ system: 'http://snomed.info/sct', code: '1' }],
+    };
+    const mixed = [
+      ...candidates,
+      { carePlan: plan('later', '2027-02-01'), infusion: infusion('https://x/ActivityDefinition/a') },
+      {
+        carePlan: { ...plan('over'), status: 'completed' as const },
+        infusion: infusion('https://x/ActivityDefinition/a'),
+      },
+      { carePlan: plan('other-drug'), infusion: other },
+    ];
+    expect(planOfUnlinkedInfusion({ procedure: procedure(), candidates: mixed })).toMatchObject({
+      mayBe: ['CarePlan/a', 'CarePlan/b'],
+    });
+    const twoNamed = [...candidates, { carePlan: plan('a2'), infusion: infusion('https://x/ActivityDefinition/a') }];
+    expect(
+      planOfUnlinkedInfusion({
+        procedure: procedure({ instantiatesCanonical: ['https://x/ActivityDefinition/a'] }),
+        candidates: twoNamed,
+      }),
+    ).toMatchObject({ mayBe: ['CarePlan/a', 'CarePlan/a2'] });
+    expect(planOfUnlinkedInfusion({ procedure: procedure(), candidates: [] })).toMatchObject({ mayBe: [] });
+  });
+
   it('the pump’s record of a plan’s order ties it to that plan even before the plan’s start (a session the EHR moved earlier)', () => {
     const found = planOfUnlinkedInfusion({
       procedure: procedure(),

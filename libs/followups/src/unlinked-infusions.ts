@@ -14,8 +14,12 @@ export interface PlanCandidate {
   infusion: InfusionDefinition;
 }
 
-/** The plan an infusion naming none is tied to, and what ties it (a reference, for the link's Provenance). */
-export type UnlinkedInfusionPlan = { carePlan: CarePlan; source: string; evidence: string } | { why: string };
+/**
+ * The plan an infusion naming none is tied to, and what ties it (a reference, for the link's Provenance); else why
+ * not, with the open plans it may be a session of by its code alone (`mayBe`, `CarePlan/<id>`): a clinician's to say.
+ */
+export type UnlinkedInfusionPlan =
+  { carePlan: CarePlan; source: string; evidence: string } | { why: string; mayBe: string[] };
 
 /** A completed infusion of a patient, with a time, that names no CarePlan: an EHR that does not link its Procedures. */
 export function isUnlinkedInfusion(procedure: Procedure): boolean {
@@ -42,17 +46,15 @@ export function planOfUnlinkedInfusion(input: {
 }): UnlinkedInfusionPlan {
   const { procedure } = input;
   const performed = performedOf(procedure);
-  if (!isUnlinkedInfusion(procedure) || !performed) return { why: 'not an infusion naming no plan' };
+  if (!isUnlinkedInfusion(procedure) || !performed) return { why: 'not an infusion naming no plan', mayBe: [] };
   const ended = Date.parse(performed.end!);
   const plans = input.candidates.filter(({ infusion }) => isInfusion(procedure, infusion));
   // Named by its protocol: among open plans begun by then only (an older plan of the same protocol, over, or a newer
   // one, would be named too). The pump's record of a plan's order needs neither: the order is that plan's, whenever
   // its session was given (one the EHR moved before the plan's start: clinic day seed 2479).
-  const named = plans.filter(
-    ({ carePlan, infusion }) =>
-      OPEN_PLAN.includes(carePlan.status) &&
-      begunBy(carePlan, ended) &&
-      (procedure.instantiatesCanonical ?? []).some((c) => infusion.canonicals.includes(c)),
+  const open = plans.filter(({ carePlan }) => OPEN_PLAN.includes(carePlan.status) && begunBy(carePlan, ended));
+  const named = open.filter(({ infusion }) =>
+    (procedure.instantiatesCanonical ?? []).some((c) => infusion.canonicals.includes(c)),
   );
   if (named.length === 1)
     return {
@@ -80,11 +82,13 @@ export function planOfUnlinkedInfusion(input: {
       `${NOT_BASED_ON_A_CAREPLAN}, and ${given.length > 1 || named.length > 1 ? 'more than one' : 'none'} of the ` +
       "patient's plans is tied to it (by instantiatesCanonical, or the pump's record of the plan's order): link " +
       'it with Procedure.basedOn',
+    // Of its code, under a plan open then: the plans it may be a session of (named: those it names, more than one).
+    mayBe: (named.length ? named : open).map(({ carePlan }) => `CarePlan/${carePlan.id}`),
   };
 }
 
 /** The infusion as linked: its plan added to `basedOn`, so every reader (history, replan, the pump's records) finds it. */
-export function linkedToPlan(procedure: Procedure, carePlan: CarePlan): Procedure {
+export function linkedToPlan(procedure: Procedure, carePlan: Pick<CarePlan, 'id'>): Procedure {
   return { ...procedure, basedOn: [...(procedure.basedOn ?? []), { reference: `CarePlan/${carePlan.id}` }] };
 }
 

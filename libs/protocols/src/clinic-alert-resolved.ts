@@ -2,6 +2,7 @@ import type { DetectedIssue } from '@medplum/fhirtypes';
 import { alertKindOf, type ClinicAlertChannel, type ClinicAlertMessage } from './clinic-alert';
 import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
+import { isNotLinkedResolvedByService } from './infusion-not-linked';
 import { isFoundAgain, isProtocolNotFound } from './protocol-not-found';
 import { isUnreadAnswers } from './reported-effects';
 
@@ -52,9 +53,9 @@ export function resolvedNoticeMessage(
   const what = alertedAbout(issue);
   const day = clinicDay(resolvedAt(issue), context.zone);
   const withdrawn = contraindicationState(issue) === 'withdrawn';
-  // Resolved by the service itself: nobody reviewed it, its protocol was posted again.
+  // Resolved by the service itself: nobody reviewed it, its protocol was posted again (or the infusion linked since).
   const foundAgain = !withdrawn && isFoundAgain(issue);
-  const how = withdrawn ? 'withdrawn' : foundAgain ? 'resolved' : 'reviewed';
+  const how = withdrawn ? 'withdrawn' : foundAgain || isNotLinkedResolvedByService(issue) ? 'resolved' : 'reviewed';
   const decided = withdrawn ? undefined : issue.mitigation?.at(-1)?.action?.text;
   return {
     subject: `Ketamine care plans: ${how}: ${what}`,
@@ -73,8 +74,9 @@ export function resolvedNoticeMessage(
 function alertedAbout(issue: DetectedIssue): string {
   if (isUnreadAnswers(issue)) return "a post-infusion check's answers that could not be read";
   if (isProtocolNotFound(issue)) return "an approved infusion held (its care plan's protocol not found)";
-  const name = (issue.code?.coding?.[0]?.display ?? issue.code?.text ?? 'an issue').replace(/\.$/, '').toLowerCase();
   const kind = alertKindOf(issue);
+  if (kind === 'infusion-not-linked') return 'an infusion charted without its care plan';
+  const name = (issue.code?.coding?.[0]?.display ?? issue.code?.text ?? 'an issue').replace(/\.$/, '').toLowerCase();
   if (kind === 'effect-reported') return `${name} reported after an infusion`;
   return kind === 'orders-held' ? `an approved infusion held (${name})` : name;
 }

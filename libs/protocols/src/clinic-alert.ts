@@ -3,6 +3,7 @@ import { CANONICAL_BASE, SERVICE_CODE_SYSTEM } from './canonical';
 import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
 import { isInfusionInError } from './infusion-in-error';
+import { isInfusionNotLinked } from './infusion-not-linked';
 import { isProtocolNotFound } from './protocol-not-found';
 import { isReportedEffect, isUnreadAnswers } from './reported-effects';
 
@@ -17,9 +18,12 @@ export const CLINIC_ALERT_KEY_SYSTEM = `${CANONICAL_BASE}/NamingSystem/clinic-al
  * - `effect-reported`: an effect a patient reported at a check, not reviewed yet;
  * - `orders-held`: a contraindication found after approval, which holds approved orders (the ketamine order, with its
  *   Task). Nobody was at the page when the sweep or an infusion event found it, and the session may be tomorrow.
+ * - `infusion-not-linked`: an infusion charted naming no care plan that nothing ties to one, for a patient on a plan
+ *   that follows up infusions of its code: not followed up (no post-infusion check, no next session planned) until a
+ *   clinician links it, whatever it holds.
  * A contraindication found while Tasks only await approval is not emailed: the approving clinician sees it.
  */
-export type ClinicAlertKind = 'effect-reported' | 'orders-held';
+export type ClinicAlertKind = 'effect-reported' | 'orders-held' | 'infusion-not-linked';
 
 export function clinicAlertKindOf(issue: DetectedIssue): ClinicAlertKind | undefined {
   if (!issue.id || contraindicationState(issue) !== 'unresolved') return undefined;
@@ -29,6 +33,7 @@ export function clinicAlertKindOf(issue: DetectedIssue): ClinicAlertKind | undef
 /** The kind of alert an issue is, whatever its state now (a resolved one was alerted as this kind, if at all). */
 export function alertKindOf(issue: DetectedIssue): ClinicAlertKind | undefined {
   if (isReportedEffect(issue)) return 'effect-reported';
+  if (isInfusionNotLinked(issue)) return 'infusion-not-linked';
   return heldOrdersOf(issue).length ? 'orders-held' : undefined;
 }
 
@@ -79,8 +84,28 @@ export interface ClinicAlertContext {
  * name, identifier or record reference (email leaves the clinic's systems): the worklist, behind sign-in, names them.
  */
 export function clinicAlertMessage(issue: DetectedIssue, context: ClinicAlertContext = {}): ClinicAlertMessage {
-  if (clinicAlertKindOf(issue) === 'orders-held') return heldOrdersMessage(issue, context);
+  const kind = clinicAlertKindOf(issue);
+  if (kind === 'orders-held') return heldOrdersMessage(issue, context);
+  if (kind === 'infusion-not-linked') return infusionNotLinkedMessage(issue, context);
   return isUnreadAnswers(issue) ? unreadAnswersMessage(issue, context) : reportedEffectMessage(issue, context);
+}
+
+function infusionNotLinkedMessage(
+  issue: DetectedIssue,
+  { worklistUrl, channel, zone }: ClinicAlertContext,
+): ClinicAlertMessage {
+  const day = clinicDay(issue.identifiedDateTime, zone);
+  const orders = heldOrdersOf(issue).length;
+  return {
+    subject: 'Ketamine care plans: an infusion was charted without its care plan, to link',
+    text: [
+      `An infusion was charted in the EHR${day ? ` (heard here ${day})` : ''} for a patient on a ketamine care plan, naming no care plan, and nothing ties it to one (no protocol named, no pump record of the plan's order).`,
+      "If it was one of the plan's ketamine sessions, its post-infusion check and next session are not planned until it is linked: link it to its care plan on the worklist (or in the EHR). If it was not, record that it was not.",
+      `Until then nothing more under the patient's plan is approved${orders ? `, and ${orders === 1 ? 'its approved order is' : `${orders} of its approved orders are`} on hold` : ', and any approved order under it is held'}.`,
+      reviewOn(worklistUrl, 'Cannot be approved until the infusion charted without its care plan is linked'),
+      ...namesNoPatient(channel),
+    ].join('\n\n'),
+  };
 }
 
 function unreadAnswersMessage(

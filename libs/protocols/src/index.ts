@@ -32,3 +32,4 @@ export * from './death-taken-back-alert';
 export * from './care-team-owner';
 export * from './protocol-not-found';
 export * from './infusion-in-error';
+export * from './infusion-not-linked';

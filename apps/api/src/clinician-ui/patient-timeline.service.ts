@@ -29,6 +29,7 @@ import {
   extractedQuestions,
   flattenItems,
   ProtocolCatalog,
+  plansImplicatedBy,
 } from '@kc/protocols';
 import { PlanDefinitions } from '@kc/nest-core';
 import { isOpen, isOpenOrder } from '@kc/task-states';
@@ -61,6 +62,10 @@ export interface TimelineEvent {
   kind?: ContraindicationView['kind'];
   /** A follow-up done by answering a Questionnaire (the post-infusion check), still open: its title, to record it. */
   answers?: string;
+  /** A contraindication's evidence, as the page names it (an infusion charted naming no plan: when it was). */
+  evidence?: string[];
+  /** An infusion charted naming no plan: the plans it may be a session of (`CarePlan/<id>`), to link it to. */
+  plans?: string[];
 }
 
 export interface PatientTimeline {
@@ -79,6 +84,7 @@ const ISSUE_KIND_WORDS: Record<ContraindicationView['kind'], string> = {
   'reported-effect': 'Effect to review',
   'unread-answers': 'Answers to review',
   'infusion-in-error': 'Infusion recorded in error',
+  'infusion-not-linked': 'Infusion charted without its plan',
 };
 /**
  * A patient's CarePlan history: infusions done, follow-ups, the medication orders (held or not), contraindications
@@ -198,6 +204,9 @@ export class PatientTimelineService {
           versionId: view.versionId,
           holds: view.holds,
           kind: view.kind,
+          // What the page shows it by, and (an infusion charted naming no plan) the plans it may be linked to.
+          evidence: view.evidence,
+          ...(view.kind === 'infusion-not-linked' ? { plans: plansImplicatedBy(i) } : {}),
         };
       }),
       // What an EHR or a pharmacy would give, and whether a contraindication holds it.

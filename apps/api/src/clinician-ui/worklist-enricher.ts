@@ -43,6 +43,7 @@ import {
   contraindicationState,
   extractedChoices,
   isInfusionInError,
+  isInfusionNotLinked,
   isReportedEffect,
   isUnreadAnswers,
   orderRateText,
@@ -82,9 +83,10 @@ export interface ContraindicationView {
   id: string;
   /**
    * A contraindication, an effect reported at a check, a check whose answers could not be read here, or an infusion
-   * recorded in error after its follow-ups (planned again without it: POST /detected-issues/{id}/$replan).
+   * recorded in error after its follow-ups (planned again without it: POST /detected-issues/{id}/$replan), or an
+   * infusion charted naming no care plan that may be a session of this one (linked: POST .../$link-infusion).
    */
-  kind: 'contraindication' | 'reported-effect' | 'unread-answers' | 'infusion-in-error';
+  kind: 'contraindication' | 'reported-effect' | 'unread-answers' | 'infusion-in-error' | 'infusion-not-linked';
   text: string;
   severity?: string;
   /** unresolved blocks approval; overridden = a clinician's mitigation is on record */
@@ -603,6 +605,7 @@ function issueKind(issue: DetectedIssue): ContraindicationView['kind'] {
   if (isUnreadAnswers(issue)) return 'unread-answers';
   if (isReportedEffect(issue)) return 'reported-effect';
   if (isInfusionInError(issue)) return 'infusion-in-error';
+  if (isInfusionNotLinked(issue)) return 'infusion-not-linked';
   return 'contraindication';
 }
 

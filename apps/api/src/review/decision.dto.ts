@@ -251,3 +251,21 @@ export class CompleteTaskDto extends VersionedDto {
   @IsObject()
   response!: Record<string, unknown>;
 }
+
+/** `$link-infusion`: the care plan an infusion charted naming none was a session of. */
+export class LinkInfusionDto extends VersionedDto {
+  @ApiProperty({
+    example: 'CarePlan/123',
+    description:
+      "One of the plans the issue implicates (the patient's open plans that follow up infusions of its code)",
+  })
+  @IsString()
+  @Matches(/^CarePlan\/[A-Za-z0-9\-.]{1,64}$/, { message: 'carePlan must name a plan like CarePlan/123' })
+  carePlan!: string;
+
+  @ApiPropertyOptional({ example: 'Ketamine session given on the ward; charted without its plan' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 1000)
+  reason?: string;
+}

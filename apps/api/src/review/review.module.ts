@@ -5,6 +5,8 @@ import { CheckRecordingService } from './check-recording.service';
 import { ContraindicationGuard } from './contraindication-guard';
 import { ContraindicationOverrideController } from './contraindication-override.controller';
 import { ContraindicationOverrideService } from './contraindication-override.service';
+import { InfusionLinkController } from './infusion-link.controller';
+import { InfusionLinkService } from './infusion-link.service';
 import { InfusionReplanController } from './infusion-replan.controller';
 import { InfusionReplanService } from './infusion-replan.service';
 import { CurrentContraindications } from './current-contraindications';
@@ -31,6 +33,7 @@ import { WorklistService } from './worklist.service';
     CarePlanActivationController,
     ContraindicationOverrideController,
     InfusionReplanController,
+    InfusionLinkController,
     ReminderNoticeController,
     TaskCompletionController,
     TaskAssignmentController,
@@ -43,6 +46,7 @@ import { WorklistService } from './worklist.service';
     ContraindicationGuard,
     ContraindicationOverrideService,
     InfusionReplanService,
+    InfusionLinkService,
     CurrentContraindications,
     TaskDecisionService,
     TaskAssignmentService,

@@ -47,6 +47,8 @@ export class FollowUpProcessor extends MeteredWorkerHost {
       // its three FHIR requests). A retry of this job queues it again: holding twice writes nothing more.
       if (outcome.status === 'created' && outcome.contraindications > 0)
         await this.records.holdOrdersOf(`CarePlan/${outcome.carePlanId}`);
+      // An infusion naming no plan: the plans its issue holds (raised) or held (resolved, it was linked) checked now.
+      for (const carePlan of outcome.plansToRecheck ?? []) await this.records.holdOrdersOf(carePlan);
       this.metrics.jobs.inc({ result: outcome.status });
       if (outcome.status === 'created') this.metrics.observeEventToTask(Date.now() - job.timestamp);
       return outcome;

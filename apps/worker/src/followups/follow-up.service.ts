@@ -69,8 +69,15 @@ export type FollowUpOutcome =
       contraindications: number;
       remindersRevoked: number;
       ordersClosed: number;
+      /** Plans to check again (`CarePlan/<id>`): an infusion linked here resolved the issue that held them. */
+      plansToRecheck?: string[];
     }
-  | { status: 'ignored'; reason: string };
+  | {
+      status: 'ignored';
+      reason: string;
+      /** Plans to check again: an infusion naming none may be a session of theirs, and its issue holds them. */
+      plansToRecheck?: string[];
+    };
 
 /** Progress reports: the job's progress in the dashboard. */
 export type ProgressReporter = (percent: number, step: string) => Promise<void>;
@@ -179,7 +186,8 @@ export class FollowUpService {
       const again = await this.handleMany(later.map((i) => events[i]));
       later.forEach((index, k) => (results[index] = again[k]));
     }
-    for (const { index, procedure } of unlinked) results[index] = await this.followUnlinked(events[index], procedure);
+    for (const { index, procedure } of unlinked)
+      results[index] = await this.followUnlinked(events[index], { ...procedure, id: events[index].procedureId });
     return results;
   }
 
@@ -189,17 +197,23 @@ export class FollowUpService {
    */
   private async followUnlinked(
     event: FollowUpEvent,
-    procedure: Procedure,
+    procedure: Procedure & { id: string },
   ): Promise<PromiseSettledResult<FollowUpOutcome>> {
+    let linked: Awaited<ReturnType<typeof linkUnlinkedInfusion>>;
     try {
-      const linked = await linkUnlinkedInfusion(this.fhir, this.protocols, procedure, new Date());
-      if ('ignored' in linked) return fulfilled(this.ignore(event.procedureId, linked.ignored));
+      linked = await linkUnlinkedInfusion(this.fhir, this.protocols, procedure, new Date(), this.config.clinicTimeZone);
+      if ('ignored' in linked) {
+        const ignored = this.ignore(event.procedureId, linked.ignored);
+        return fulfilled(linked.held.length ? { ...ignored, plansToRecheck: linked.held } : ignored);
+      }
       this.logger.log({ msg: 'infusion linked to its care plan', procedure: event.procedureId, to: linked.linked });
     } catch (err) {
       return { status: 'rejected', reason: err };
     }
     const [result] = await this.handleMany([event], { linking: false });
-    return result;
+    const released = linked.released;
+    if (result.status === 'rejected' || !released.length) return result;
+    return fulfilled({ ...result.value, plansToRecheck: released });
   }
 
   /**

@@ -1,6 +1,7 @@
 import type {
   BundleEntry,
   CarePlan,
+  DetectedIssue,
   MedicationAdministration,
   MedicationRequest,
   Procedure,
@@ -19,6 +20,14 @@ import {
   type PlanCandidate,
   type UnlinkedInfusionPlan,
 } from '@kc/followups';
+import {
+  contraindicationState,
+  INFUSION_LINKED_ON_EVIDENCE,
+  INFUSION_NOT_LINKED_KEY_SYSTEM,
+  infusionNotLinkedIssue,
+  plansImplicatedBy,
+  resolvedInfusionNotLinked,
+} from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import type { ProtocolSource } from './follow-up-reads';
 
@@ -26,20 +35,44 @@ import type { ProtocolSource } from './follow-up-reads';
  * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's plans read (one search), the
  * pump's records around it when it names no protocol (one search; two more, the patient's orders and the Tasks approved
  * on them, when those records name an EHR's own order; a history read of an order they name that was deleted since), and when one plan is tied to it, the plan added to its
- * `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in one transaction.
- * The follow-up then reads it again and goes on as for any infusion: three to five round trips more than a linked one.
- * Ids only in what it answers: no patient data.
+ * `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in one transaction,
+ * which also resolves the infusion's `infusion-not-linked` issue if an earlier look raised one (one search more):
+ * `released`, the plans it held, to check again. The follow-up then reads it again and goes on as for any infusion:
+ * three to six round trips more than a linked one.
+ *
+ * Nothing ties it, but the patient's open plans follow up infusions of its code: it may be one of their sessions, so
+ * an `infusion-not-linked` issue is recorded (once, conditional on its key) on those plans, `held`: checked again by
+ * the caller, so their approved orders are held and the clinic told, until a clinician links it or says it was not
+ * (since session 47; before, it was ignored and nobody was told). Ids only in what it answers: no patient data.
  */
 export async function linkUnlinkedInfusion(
   fhir: FhirClient,
   protocols: ProtocolSource,
-  procedure: Procedure,
+  procedure: Procedure & { id: string },
   now: Date,
-): Promise<{ linked: string } | { ignored: string }> {
+  zone?: string,
+): Promise<{ linked: string; released: string[] } | { ignored: string; held: string[] }> {
   const found = await planTiedToUnlinkedInfusion(fhir, protocols, procedure);
-  if ('why' in found) return { ignored: found.why };
+  if ('why' in found) {
+    if (!found.mayBe.length) return { ignored: found.why, held: [] };
+    await fhir.create(
+      infusionNotLinkedIssue({
+        procedure,
+        carePlans: found.mayBe,
+        patient: { reference: procedure.subject.reference },
+        identified: now.toISOString(),
+        zone,
+      }),
+      { ifNoneExist: { identifier: notLinkedKey(procedure.id) } },
+    );
+    return { ignored: `${found.why}; a clinician is asked to link it`, held: found.mayBe };
+  }
+  const issue = await unresolvedNotLinkedIssue(fhir, procedure.id);
   const provenance = changeProvenance({
-    targets: [{ reference: `Procedure/${procedure.id}` }],
+    targets: [
+      { reference: `Procedure/${procedure.id}` },
+      ...(issue ? [{ reference: `DetectedIssue/${issue.id}` }] : []),
+    ],
     who: THIS_SERVICE,
     activity: 'link the infusion to its care plan',
     now,
@@ -48,10 +81,39 @@ export async function linkUnlinkedInfusion(
   provenance.entity = [{ role: 'source', what: { reference: found.source } }];
   const entries: BundleEntry[] = [
     updateEntry(linkedToPlan(procedure, found.carePlan), procedure.meta?.versionId),
+    ...(issue
+      ? [
+          updateEntry(
+            resolvedInfusionNotLinked(
+              issue,
+              INFUSION_LINKED_ON_EVIDENCE,
+              `Linked to CarePlan/${found.carePlan.id}: ${found.evidence}`,
+              now.toISOString(),
+            ),
+            issue.meta?.versionId,
+          ),
+        ]
+      : []),
     { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
   ];
   await fhir.transaction(entries);
-  return { linked: `CarePlan/${found.carePlan.id}` };
+  return { linked: `CarePlan/${found.carePlan.id}`, released: issue ? plansImplicatedBy(issue) : [] };
+}
+
+/** The `infusion-not-linked` issue of an infusion, as a search names it. */
+export function notLinkedKey(procedureId: string): string {
+  return `${INFUSION_NOT_LINKED_KEY_SYSTEM}|Procedure/${procedureId}`;
+}
+
+/** The infusion's `infusion-not-linked` issue while it is unresolved (an earlier look raised it); one search. */
+async function unresolvedNotLinkedIssue(
+  fhir: FhirClient,
+  procedureId: string,
+): Promise<(DetectedIssue & { id: string }) | undefined> {
+  const [issue] = await fhir.searchAll<DetectedIssue>('DetectedIssue', { identifier: notLinkedKey(procedureId) });
+  return issue?.id && contraindicationState(issue) === 'unresolved'
+    ? (issue as DetectedIssue & { id: string })
+    : undefined;
 }
 
 /**

@@ -29,6 +29,7 @@ import { InfusionsInError } from './infusions-in-error';
 import { RetimedInfusions } from '../followups/retimed-infusions';
 import { DeceasedPatients } from './deceased-patients';
 import { DeathsTakenBack } from './deaths-taken-back';
+import { UnlinkedInfusionIssues } from './unlinked-infusion-issues';
 import { DeletedTasks } from './deleted-tasks';
 import { TasksChangedInEhr } from './tasks-changed-in-ehr';
 import { CHANGE_POLLS, type ChangePoll } from './change-polls';
@@ -65,6 +66,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly retimedInfusions: RetimedInfusions,
     private readonly deceasedPatients: DeceasedPatients,
     private readonly deathsTakenBack: DeathsTakenBack,
+    private readonly unlinkedInfusions: UnlinkedInfusionIssues,
     private readonly deletedTasks: DeletedTasks,
     private readonly tasksChangedInEhr: TasksChangedInEhr,
     @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
@@ -89,6 +91,9 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         // Its steps on the dashboard (a clinic's thousands of open plans take a while; once per run, so always).
         const step = (percent: number) => job.updateProgress(percent);
         const overdue = await this.sweep.sweep();
+        // Infusions charted naming no plan, linked or taken back in the EHR since: their issues resolved before the
+        // open Tasks are read, so the contraindication step below releases what they held.
+        const notLinkedPlansReleased = (await this.unlinkedInfusions.lookAgain()).length;
         await step(10);
         const open = await this.openTasks.all();
         await step(30);
@@ -115,6 +120,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           withdrawn,
           givenOnStoppedPlans,
           deathsTakenBack,
+          notLinkedPlansReleased,
           givenDuringInfusionsInError,
           pausedHeld,
           pausedReleased,
@@ -143,9 +149,13 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         // Re-timed after them: their windows counted again from its time now. Each finds nothing to do in the other case.
         if (reference.startsWith('Procedure/')) {
           const procedureId = reference.split('/')[1];
+          // One charted naming no plan, whose issue asked a clinician to link it: resolved, its plans checked again.
+          const released = await this.unlinkedInfusions.heard(procedureId);
+          for (const carePlan of released) await this.contraindications.recheckFor(carePlan);
           return {
             ...(await this.infusionsInError.heard(procedureId)),
             ...(await this.retimedInfusions.heard(procedureId)),
+            ...(released.length ? { notLinkedPlansReleased: released.length } : {}),
           };
         }
         // A patient recorded as deceased: the plans this service follows for them ended, what they hold withdrawn.

@@ -509,7 +509,10 @@ function row(item) {
       if (issue.evidence && issue.evidence.length) li.title = issue.evidence.join('; ');
       if (issue.holds && issue.holds.length)
         li.append(el('div', 'Holds ' + issue.holds.length + ' approved order(s)', 'badge blocked'));
-      if (issue.state === 'unresolved') li.append(overrideButton(issue, name));
+      if (issue.state === 'unresolved')
+        li.append(
+          overrideButton(issue, name, [{ reference: item.carePlan, title: view.protocol && view.protocol.title }]),
+        );
       list.append(li);
     }
     ci.append(list);
@@ -1003,6 +1006,7 @@ function waitingFor(issues) {
   const effect = open.some((i) => i.kind === 'reported-effect');
   const unread = open.some((i) => i.kind === 'unread-answers');
   const inError = open.some((i) => i.kind === 'infusion-in-error');
+  const notLinked = open.some((i) => i.kind === 'infusion-not-linked');
   return (
     'Cannot be approved until ' +
     [
@@ -1010,6 +1014,7 @@ function waitingFor(issues) {
       effect ? 'a clinician reviews the effect reported' : '',
       unread ? "a clinician reads the check's answers" : '',
       inError ? 'the plan is put right after the infusion recorded in error' : '',
+      notLinked ? 'the infusion charted without its care plan is linked, or recorded as not a session' : '',
     ]
       .filter(Boolean)
       .join(' and ')
@@ -1051,20 +1056,77 @@ const OVERRIDE_WORDS = {
     label: 'What you put right by hand, and why (required; recorded with your name)',
     required: 'Say what you put right: it is recorded with your name.',
   },
+  // An infusion charted naming no care plan: linked to the plan it was a session of (linkButton), or recorded as not
+  // one of its sessions (another drug's infusion, say).
+  'infusion-not-linked': {
+    button: 'Not a session of this plan',
+    title: 'Record that the infusion was not a session of the plan:',
+    confirm: 'Record and proceed',
+    label: 'What the infusion was (required; recorded with your name)',
+    required: 'Say what the infusion was: it is recorded with your name.',
+  },
 };
 function overrideWords(issue) {
   return OVERRIDE_WORDS[issue.kind] || OVERRIDE_WORDS.contraindication;
 }
-function overrideButton(issue, name) {
+// `plans`: the plans the row or the patient view shows the issue on ({ reference, title }), which an infusion charted
+// naming none may be linked to.
+function overrideButton(issue, name, plans) {
   const words = overrideWords(issue);
   const override = button(words.button, words.title + ' ' + issue.text + ' for ' + name, () =>
     askOverride(issue, name),
   );
-  if (issue.kind !== 'infusion-in-error') return override;
-  const both = document.createElement('span');
-  both.append(replanButton(issue, name), document.createTextNode(' '), override);
-  return both;
+  const ways =
+    issue.kind === 'infusion-in-error'
+      ? [replanButton(issue, name)]
+      : issue.kind === 'infusion-not-linked'
+        ? (plans || []).filter((plan) => plan.reference).map((plan) => linkButton(issue, name, plan))
+        : [];
+  if (!ways.length) return override;
+  const all = document.createElement('span');
+  for (const way of ways) all.append(way, document.createTextNode(' '));
+  all.append(override);
+  return all;
 }
+
+// Linking an infusion charted naming no care plan to the plan it was a session of: one decision (POST
+// .../$link-infusion, If-Match on the version shown); it is then followed up and its hold on the plan ends.
+let linking = null;
+function linkButton(issue, name, plan) {
+  const to = plan.title ? plan.title + ' plan' : 'this plan';
+  return button('Link to ' + to, 'Link the infusion charted without its plan to the ' + to + ' of ' + name, () => {
+    linking = { issue, name, plan };
+    $('#link-what').textContent =
+      (issue.evidence && issue.evidence.length ? issue.evidence.join('; ') : issue.text) + ', for ' + name + '.';
+    $('#link-to').textContent = 'Link it to the ' + to + '.';
+    openReasonDialog('link');
+  });
+}
+$('#link-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const { issue, name, plan } = linking;
+  const reason = $('#link-reason').value.trim();
+  $('#link-dialog').close();
+  try {
+    await api('/detected-issues/' + encodeURIComponent(issue.id) + '/$link-infusion', {
+      method: 'POST',
+      body: JSON.stringify(
+        Object.assign({ versionId: issue.versionId, carePlan: plan.reference }, reason ? { reason } : {}),
+      ),
+    });
+    await afterDecision(
+      'For ' +
+        name +
+        ': the infusion is linked to its plan and followed up' +
+        (issue.holds && issue.holds.length ? '; its held orders are active again' : ''),
+      'ok',
+    );
+  } catch (error) {
+    await afterIssueRefused(error, 'this infusion');
+  }
+  if (!$('#patient-view').hidden && shownPatient) await showPatient(shownPatient);
+});
+$('#link-cancel').addEventListener('click', () => $('#link-dialog').close());
 
 // Planning again without an infusion recorded in error: one decision (POST .../$replan, If-Match on the version shown),
 // whose answer's mitigation says what was withdrawn and proposed again; the worklist and any patient view reload.
@@ -1476,12 +1538,17 @@ async function showPatient(reference) {
             versionId: e.versionId,
             kind: e.kind,
             text: e.text.replace(
-              /^(Contraindication|Effect to review|Answers to review|Infusion recorded in error): /,
+              /^(Contraindication|Effect to review|Answers to review|Infusion recorded in error|Infusion charted without its plan): /,
               '',
             ),
             holds: e.holds,
+            evidence: e.evidence,
           };
-          li.append(document.createTextNode(' '), overrideButton(issue, p.name || reference));
+          const plans = (e.plans || []).map((plan) => ({
+            reference: plan,
+            title: (timeline.carePlans.find((c) => 'CarePlan/' + c.id === plan) || {}).title,
+          }));
+          li.append(document.createTextNode(' '), overrideButton(issue, p.name || reference, plans));
         }
         return li;
       }),
