@@ -762,6 +762,19 @@ describe('clinician page in a real browser', () => {
       /Cannot be approved until the infusion charted without its care plan is linked, or recorded as not a session/,
     );
     await screenshot(page, 'worklist-infusion-not-linked');
+    // The patient view offers the same, for the plan the issue names.
+    await row.locator('.patient-link').click();
+    await page.waitForSelector('#patient-view:not([hidden])');
+    const inView = page.locator('#timeline li[data-type="contraindication"]');
+    expect(await inView.textContent()).toMatch(
+      /^.*Infusion charted without its plan: Infusion charted naming no care plan/,
+    );
+    expect(await inView.locator('button').allTextContents()).toEqual([
+      'Link to Low-dose ketamine infusion series plan',
+      'Not a session of this plan',
+    ]);
+    await page.click('#back');
+    await row.waitFor();
 
     await row.locator('button:has-text("Link to")').click();
     await page.waitForSelector('#link-dialog[open]');
