@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { Period, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Period, Procedure, Provenance, Task } from '@medplum/fhirtypes';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import { protocolWindowOf } from '@kc/protocols';
@@ -108,6 +108,24 @@ describe('an infusion re-timed in the EHR after its follow-ups', () => {
     await postWebhook(service, JSON.stringify(noted)).expect(202);
     await heard(procedureId);
     expect(await recountProvenances(check.id!)).toHaveLength(1);
+  });
+
+  it('based on a plan of the EHR’s own as well, named first: counted again all the same (since session 47)', async () => {
+    const { patient, procedureId, check } = await followedUp();
+    const { resource: episode } = await service.fhir.create<CarePlan>({
+      resourceType: 'CarePlan',
+      status: 'active',
+      intent: 'plan',
+      subject: { reference: patient },
+    });
+    const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
+    await service.fhir.update<Procedure>({
+      ...procedure,
+      basedOn: [{ reference: `CarePlan/${episode.id}` }, ...procedure.basedOn!],
+    });
+    await postWebhook(service, JSON.stringify(await retimedInEhr(procedureId, -DAY_MS))).expect(202);
+    await heard(procedureId);
+    expect(protocolWindowOf(await read(check.id!))).toEqual(shifted(protocolWindowOf(check), -DAY_MS));
   });
 
   it('its check set to be done in the EHR while it awaited approval: counted again all the same, and returned for approval with its new window', async () => {

@@ -323,6 +323,78 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     ).toHaveLength(1);
   });
 
+  /** A plan of the EHR's own for the patient (a care episode): it instantiates no protocol. */
+  const ehrEpisode = async (patient: string) =>
+    (
+      await service.fhir.create<CarePlan>({
+        resourceType: 'CarePlan',
+        status: 'active',
+        intent: 'plan',
+        title: 'Treatment-resistant depression episode',
+        subject: { reference: patient },
+      })
+    ).resource;
+
+  it('based on the EHR’s own plan and the service’s: followed up under the service’s (before session 47 its job failed)', async () => {
+    const { patient, carePlanId, session, order, start } = await approvedSession();
+    const episode = await ehrEpisode(patient);
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
+      basedOn: [{ reference: `CarePlan/${episode.id}` }, { reference: `CarePlan/${carePlanId}` }],
+    });
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
+    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+  });
+
+  it('based on the EHR’s own plan alone, the pump recorded the plan’s order during it: linked to the service’s plan, first, and followed up', async () => {
+    const { patient, carePlanId, session, start, pumpGave } = await approvedSession();
+    const episode = await ehrEpisode(patient);
+    await pumpGave();
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
+      basedOn: [{ reference: `CarePlan/${episode.id}` }],
+    });
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
+    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([
+      `CarePlan/${carePlanId}`,
+      `CarePlan/${episode.id}`,
+    ]);
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
+  });
+
+  it('based on the EHR’s own plan alone, nothing tying it: a clinician is asked to link it, as for one naming no plan', async () => {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const episode = await ehrEpisode(patient);
+    const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z', {
+      basedOn: [{ reference: `CarePlan/${episode.id}` }],
+    });
+    const outcome = (await reportInfusion(service, infusion.id!)) as { status: string; reason: string };
+    expect(outcome).toMatchObject({
+      status: 'ignored',
+      reason: expect.stringMatching(/^it names no care plan of a protocol \(only the EHR’s own\)/),
+    });
+    expect((await notLinkedIssueOf(infusion.id!)).implicated).toEqual([{ reference: `CarePlan/${carePlanId}` }]);
+  });
+
+  it('based on the EHR’s own plan and the service’s, recorded in error after its follow-ups: the service’s plan is held', async () => {
+    const { patient, carePlanId, start } = await approvedSession();
+    const episode = await ehrEpisode(patient);
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
+      basedOn: [{ reference: `CarePlan/${episode.id}` }, { reference: `CarePlan/${carePlanId}` }],
+    });
+    await reportInfusion(service, infusion.id!);
+    const inError = await service.fhir.update<Procedure>({
+      ...(await readProcedure(infusion.id!)),
+      status: 'entered-in-error',
+    });
+    await postWebhook(service, JSON.stringify(inError)).expect(202);
+    await maintenanceJobDone(service, recheckContraindicationsJobId(`Procedure/${infusion.id}`), 'the infusion heard');
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlanId}`,
+    });
+    expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual(['infusion-recorded-in-error']);
+  });
+
   it('a patient with no plan: ignored, left as charted', async () => {
     const { resource: patient } = await service.fhir.create<Patient>({
       resourceType: 'Patient',

@@ -146,9 +146,10 @@ export function overrideIssue(service: TestService, issue: DetectedIssue, reason
 /** Follow-up Tasks the worker generated for an infusion (reasonReference = the Procedure), on its CarePlan. */
 export async function followUpTasks(service: TestService, procedureId: string): Promise<Task[]> {
   const procedure = await service.fhir.read<Procedure>('Procedure', procedureId);
-  const carePlan = procedure.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference;
-  if (!carePlan) return [];
-  const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': carePlan });
+  // Every plan it names: an EHR may name its own before the service's.
+  const carePlans = (procedure.basedOn ?? []).map((b) => b.reference).filter((r) => r?.startsWith('CarePlan/'));
+  if (!carePlans.length) return [];
+  const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': carePlans.join(',') });
   return tasks.filter((t) => t.reasonReference?.reference === `Procedure/${procedureId}`);
 }
 

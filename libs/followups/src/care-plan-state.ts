@@ -5,6 +5,24 @@ export function carePlanReferenceOf(resource: { basedOn?: Reference[] }): string
   return resource.basedOn?.map((b) => b.reference).find((r) => /^CarePlan\/[^/]+$/.test(r ?? ''));
 }
 
+/** Every CarePlan a resource is based on (`CarePlan/<id>`), in its order: an EHR may name its own plans too. */
+export function carePlanReferencesOf(resource: { basedOn?: Reference[] }): string[] {
+  return (resource.basedOn ?? []).flatMap((b) => (/^CarePlan\/[^/]+$/.test(b.reference ?? '') ? [b.reference!] : []));
+}
+
+/**
+ * The plan of a protocol an infusion names, among the plans it is based on that were read (`plans`): the first that
+ * instantiates one (this service's plans do, from $apply). An EHR's own plans (a care episode, a problem's plan) name
+ * none: an infusion based on those alone names no plan of a protocol, and is linked on evidence like one naming none
+ * (since session 47; before, the first CarePlan it named was taken for its plan, and its follow-up failed).
+ */
+export function protocolPlanOf(procedure: { basedOn?: Reference[] }, plans: CarePlan[]): CarePlan | undefined {
+  const byRef = new Map(plans.map((p) => [`CarePlan/${p.id}`, p]));
+  return carePlanReferencesOf(procedure)
+    .map((ref) => byRef.get(ref))
+    .find((p) => Boolean(p?.instantiatesCanonical?.length));
+}
+
 /** CarePlans that are over (or were a mistake) get no new follow-ups; draft and active plans do. */
 const CLOSED_CARE_PLAN = new Set<CarePlan['status']>(['revoked', 'completed', 'entered-in-error']);
 

@@ -3,6 +3,7 @@ import type { InfusionDefinition } from './infusion-history';
 import {
   isUnlinkedInfusion,
   linkedToPlan,
+  namesNoneOf,
   ordersNamingNoPlan,
   ordersPlans,
   planOfUnlinkedInfusion,
@@ -175,8 +176,25 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
     expect(ordersPlans([again], [approvedOnIt]).get('MedicationRequest/o-ehr3')).toBeUndefined();
   });
 
-  it('linked: its plan added to basedOn, whatever else it is based on kept', () => {
+  it('linked: its plan added to basedOn first, whatever else it is based on kept', () => {
     const linked = linkedToPlan(procedure({ basedOn: [{ reference: 'ServiceRequest/s1' }] }), plan('a'));
-    expect(linked.basedOn).toEqual([{ reference: 'ServiceRequest/s1' }, { reference: 'CarePlan/a' }]);
+    expect(linked.basedOn).toEqual([{ reference: 'CarePlan/a' }, { reference: 'ServiceRequest/s1' }]);
+  });
+
+  it('based on the EHR’s own plans alone it names none of the patient’s plans of a protocol, and is tied as one naming none', () => {
+    const episode = { reference: 'CarePlan/ehr-episode' };
+    expect(namesNoneOf(procedure({ basedOn: [episode] }), [plan('a'), plan('b')])).toBe(true);
+    expect(namesNoneOf(procedure({ basedOn: [episode, { reference: 'CarePlan/b' }] }), [plan('a'), plan('b')])).toBe(
+      false,
+    );
+    expect(namesNoneOf(procedure({ basedOn: [episode], status: 'in-progress' }), [plan('a')])).toBe(false);
+    const found = planOfUnlinkedInfusion({
+      procedure: procedure({ basedOn: [episode], instantiatesCanonical: ['https://x/ActivityDefinition/b'] }),
+      candidates,
+    });
+    expect('carePlan' in found && found.carePlan.id).toBe('b');
+    const untied = planOfUnlinkedInfusion({ procedure: procedure({ basedOn: [episode] }), candidates });
+    expect('why' in untied && untied.why).toMatch(/^it names no care plan of a protocol \(only the EHR’s own\)/);
+    expect(untied).toHaveProperty('mayBe', ['CarePlan/a', 'CarePlan/b']);
   });
 });

@@ -1,6 +1,6 @@
 import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
 import { ordersApprovedOn } from '@kc/task-states';
-import { carePlanReferenceOf } from './care-plan-state';
+import { carePlanReferenceOf, carePlanReferencesOf } from './care-plan-state';
 import { isOfInfusion } from './infusion-as-given';
 import { NOT_BASED_ON_A_CAREPLAN, performedOf, toInfusionCompleted } from './infusion-event';
 import { isInfusion, type InfusionDefinition } from './infusion-history';
@@ -28,6 +28,17 @@ export function isUnlinkedInfusion(procedure: Procedure): boolean {
 }
 
 /**
+ * A completed infusion of a patient, with a time, that names none of these plans (the patient's plans of a protocol):
+ * naming no CarePlan at all, or only an EHR's own (since session 47).
+ */
+export function namesNoneOf(procedure: Procedure, plans: CarePlan[]): boolean {
+  const check = toInfusionCompleted(procedure);
+  if (!check.ok && check.reason !== NOT_BASED_ON_A_CAREPLAN) return false;
+  const named = new Set(carePlanReferencesOf(procedure));
+  return !plans.some((p) => named.has(`CarePlan/${p.id}`));
+}
+
+/**
  * The plan an infusion that names none belongs to (since session 43; before, it was ignored: no post-infusion check,
  * no next session). Only on evidence that ties it to one plan, never on its code alone (an IV infusion of anything
  * else carries the same code): it names the plan's infusion definition (`instantiatesCanonical`), or the pump recorded
@@ -46,7 +57,14 @@ export function planOfUnlinkedInfusion(input: {
 }): UnlinkedInfusionPlan {
   const { procedure } = input;
   const performed = performedOf(procedure);
-  if (!isUnlinkedInfusion(procedure) || !performed) return { why: 'not an infusion naming no plan', mayBe: [] };
+  if (
+    !namesNoneOf(
+      procedure,
+      input.candidates.map((c) => c.carePlan),
+    ) ||
+    !performed
+  )
+    return { why: 'not an infusion naming no plan', mayBe: [] };
   const ended = Date.parse(performed.end!);
   const plans = input.candidates.filter(({ infusion }) => isInfusion(procedure, infusion));
   // Named by its protocol: among open plans begun by then only (an older plan of the same protocol, over, or a newer
@@ -77,9 +95,10 @@ export function planOfUnlinkedInfusion(input: {
       source: `MedicationAdministration/${given[0].administration.id}`,
       evidence: "the pump recorded this plan's order during it",
     };
+  const namesOwn = carePlanReferencesOf(procedure).length > 0;
   return {
     why:
-      `${NOT_BASED_ON_A_CAREPLAN}, and ${given.length > 1 || named.length > 1 ? 'more than one' : 'none'} of the ` +
+      `${namesOwn ? 'it names no care plan of a protocol (only the EHR’s own)' : NOT_BASED_ON_A_CAREPLAN}, and ${given.length > 1 || named.length > 1 ? 'more than one' : 'none'} of the ` +
       "patient's plans is tied to it (by instantiatesCanonical, or the pump's record of the plan's order): link " +
       'it with Procedure.basedOn',
     // Of its code, under a plan open then: the plans it may be a session of (named: those it names, more than one).
@@ -87,9 +106,12 @@ export function planOfUnlinkedInfusion(input: {
   };
 }
 
-/** The infusion as linked: its plan added to `basedOn`, so every reader (history, replan, the pump's records) finds it. */
+/**
+ * The infusion as linked: its plan added to `basedOn`, first (before any plan of the EHR's own it names), so every
+ * reader (history, replan, the pump's records) finds it.
+ */
 export function linkedToPlan(procedure: Procedure, carePlan: Pick<CarePlan, 'id'>): Procedure {
-  return { ...procedure, basedOn: [...(procedure.basedOn ?? []), { reference: `CarePlan/${carePlan.id}` }] };
+  return { ...procedure, basedOn: [{ reference: `CarePlan/${carePlan.id}` }, ...(procedure.basedOn ?? [])] };
 }
 
 /**

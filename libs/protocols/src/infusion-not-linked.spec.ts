@@ -46,12 +46,18 @@ describe('an infusion charted naming no care plan, that may be a session of the 
   });
 
   it('settles without a clinician when the EHR takes it back or links it; not while it names no plan', () => {
-    expect(notLinkedInfusionSettled(procedure)).toBeUndefined();
-    expect(notLinkedInfusionSettled(undefined)?.text).toMatch(/deleted in the EHR/);
-    expect(notLinkedInfusionSettled({ ...procedure, status: 'entered-in-error' })?.how.code).toBe(
+    const plans = ['CarePlan/a', 'CarePlan/b'];
+    expect(notLinkedInfusionSettled(procedure, plans)).toBeUndefined();
+    expect(notLinkedInfusionSettled(undefined, plans)?.text).toMatch(/deleted in the EHR/);
+    expect(notLinkedInfusionSettled({ ...procedure, status: 'entered-in-error' }, plans)?.how.code).toBe(
       'infusion-taken-back',
     );
-    expect(notLinkedInfusionSettled({ ...procedure, basedOn: [{ reference: 'CarePlan/b' }] })).toEqual({
+    // Linked to a plan of the EHR's own: no link to the plans it may be a session of.
+    const ehrEpisode = { reference: 'CarePlan/ehr-episode' };
+    expect(notLinkedInfusionSettled({ ...procedure, basedOn: [ehrEpisode] }, plans)).toBeUndefined();
+    expect(
+      notLinkedInfusionSettled({ ...procedure, basedOn: [ehrEpisode, { reference: 'CarePlan/b' }] }, plans),
+    ).toEqual({
       how: INFUSION_LINKED_IN_EHR,
       text: 'Linked to CarePlan/b in the EHR, and followed up',
     });

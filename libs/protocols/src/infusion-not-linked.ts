@@ -134,10 +134,14 @@ export function isNotLinkedResolvedByService(issue: DetectedIssue): boolean {
 
 /**
  * How an `infusion-not-linked` issue settled without a clinician, from its infusion as it is now (undefined: deleted):
- * taken back (gone, entered in error, not done), or linked in the EHR (it names a care plan now, and its own event
- * follows it up). Undefined while it still names none: a clinician's to decide.
+ * taken back (gone, entered in error, not done), or linked in the EHR (it names one of `plans`, the issue's, now, and
+ * its own event follows it up; a plan of the EHR's own is no link). Undefined while it names none of them: a
+ * clinician's to decide.
  */
-export function notLinkedInfusionSettled(procedure: Procedure | undefined): { how: Coding; text: string } | undefined {
+export function notLinkedInfusionSettled(
+  procedure: Procedure | undefined,
+  plans: string[],
+): { how: Coding; text: string } | undefined {
   if (!procedure || procedure.status !== 'completed')
     return {
       how: INFUSION_TAKEN_BACK,
@@ -145,6 +149,6 @@ export function notLinkedInfusionSettled(procedure: Procedure | undefined): { ho
         ? `The infusion is ${procedure.status} in the EHR now: nothing to follow up`
         : 'The infusion was deleted in the EHR: nothing to follow up',
     };
-  const plan = procedure.basedOn?.find((r) => /^CarePlan\/[^/]+$/.test(r.reference ?? ''))?.reference;
+  const plan = procedure.basedOn?.map((r) => r.reference).find((r) => r && plans.includes(r));
   return plan ? { how: INFUSION_LINKED_IN_EHR, text: `Linked to ${plan} in the EHR, and followed up` } : undefined;
 }

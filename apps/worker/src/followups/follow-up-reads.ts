@@ -26,6 +26,7 @@ import {
 } from '@kc/fhir';
 import {
   administrationsSearchParams,
+  carePlanReferencesOf,
   infusionDefinitionFor,
   isInfusion,
   isUnlinkedInfusion,
@@ -117,33 +118,44 @@ export async function readEvents(
   const contexts = procedureIds.map(async (id): Promise<[string, ReadEvent]> => {
     const followed = followedEvent(procedures.get(id), carePlans);
     if ('ignored' in followed || 'unlinked' in followed) return [id, followed];
-    // The version it was applied with, else the latest of its url (a version the EHR replaced in place).
-    const { carePlan } = followed;
-    const resolved = await protocols.ofCarePlan(carePlan);
-    return [
-      id,
-      resolved
-        ? eventContext(followed, resolved)
-        : { failed: new ProtocolNotFoundError(carePlan.id!, carePlan.instantiatesCanonical?.[0]) },
-    ];
+    // The version it was applied with, else the latest of its url (a version the EHR replaced in place). Of the plans
+    // it names that instantiate one, the first whose protocol is found (an EHR's own plan may instantiate its own).
+    for (const carePlan of followed.carePlans) {
+      const resolved = await protocols.ofCarePlan(carePlan);
+      if (resolved)
+        return [
+          id,
+          eventContext({ ...followed, carePlan, event: { ...followed.event, carePlanId: carePlan.id! } }, resolved),
+        ];
+    }
+    const [carePlan] = followed.carePlans;
+    return [id, { failed: new ProtocolNotFoundError(carePlan.id!, carePlan.instantiatesCanonical?.[0]) }];
   });
   return new Map(await Promise.all(contexts));
 }
 
-/** An infusion's completion on a CarePlan still taking follow-ups, or why the event is not followed up. */
+/**
+ * An infusion's completion, with the plans it names that instantiate a protocol (in its order: the first whose protocol
+ * is found is its plan), or why the event is not followed up.
+ */
 function followedEvent(
   procedure: Procedure | undefined,
   carePlans: Map<string, CarePlan>,
-): Pick<EventContext, 'procedure' | 'event' | 'carePlan'> | { ignored: string } | { unlinked: Procedure } {
+):
+  | (Pick<EventContext, 'procedure' | 'event'> & { carePlans: CarePlan[] })
+  | { ignored: string }
+  | { unlinked: Procedure } {
   if (!procedure) return { ignored: 'Procedure not found' };
   const check = toInfusionCompleted(procedure);
   // Naming no plan: its plan is looked for (linkUnlinkedInfusion) before it is followed up.
   if (!check.ok) return isUnlinkedInfusion(procedure) ? { unlinked: procedure } : { ignored: check.reason };
-  const { event } = check;
-  const carePlan = carePlans.get(event.carePlanId);
-  if (!carePlan) return { ignored: 'CarePlan not found' };
+  const named = carePlanReferencesOf(procedure).flatMap((ref) => carePlans.get(ref.slice('CarePlan/'.length)) ?? []);
+  if (!named.length) return { ignored: 'CarePlan not found' };
+  // Only plans of the EHR's own (no protocol): linked on evidence as one naming none (since session 47).
+  const ofProtocols = named.filter((p) => p.instantiatesCanonical?.length);
+  if (!ofProtocols.length) return { unlinked: procedure };
   // A stopped plan takes no follow-ups, but a session the pump gave under it is still answered (handleRound).
-  return { procedure, event, carePlan };
+  return { procedure, event: check.event, carePlans: ofProtocols };
 }
 
 function eventContext(

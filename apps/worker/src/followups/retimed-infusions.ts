@@ -1,9 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, CommunicationRequest, Procedure, Task } from '@medplum/fhirtypes';
+import type { CommunicationRequest, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import {
-  carePlanReferenceOf,
   changesOfNewWindow,
   followUpsOfRetimedInfusion,
   hasReminders,
@@ -16,6 +15,7 @@ import { InfusionEventsProducer } from '@kc/queue';
 import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 import { windowFollowedWrites } from '../maintenance/windows-moved-in-ehr';
 import { FollowUpRunningError } from './administration-recorded';
+import { protocolPlanNamedBy } from './infusion-plan';
 
 /** Its Provenances' activity: what an EHR reading them sees was done. */
 export const RECOUNT_FROM_RETIMED_INFUSION = 'recount a window from its re-timed infusion';
@@ -48,8 +48,8 @@ export class RetimedInfusions {
     // Its follow-up running now may have planned from the time before: this job runs again after its backoff, once that
     // has written (else those Tasks would keep the old windows until the infusion changed again).
     if (await this.infusions.isFollowingUp(procedureId)) throw new FollowUpRunningError(procedureId, 're-timing');
-    const planId = carePlanReferenceOf(versions[0])?.slice('CarePlan/'.length);
-    const carePlan = planId ? await this.fhir.readIfExists<CarePlan>('CarePlan', planId) : undefined;
+    // The plan of a protocol it names now (not an EHR's own it may name too).
+    const carePlan = await protocolPlanNamedBy(this.fhir, versions[0]);
     const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan));
     if (!carePlan?.id || !protocol) return none;
     // Every status an open Task may have in the EHR, not only those written here: one the EHR set to be done while it

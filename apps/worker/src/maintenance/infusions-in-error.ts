@@ -12,6 +12,7 @@ import {
   tasksOfInfusion,
 } from '@kc/protocols';
 import { changeProvenance, isApproved, THIS_SERVICE } from '@kc/task-states';
+import { protocolPlanNamedBy } from '../followups/infusion-plan';
 import { planTiedToUnlinkedInfusion } from '../followups/unlinked-infusions';
 import { ContraindicationSweep } from './contraindication-sweep';
 
@@ -49,9 +50,13 @@ export class InfusionsInError {
     if (!found || (!found.deleted && found.resource.status !== 'entered-in-error')) return none;
     const procedure = found.resource;
     const patient = procedure.subject?.reference;
-    const carePlan =
-      procedure.basedOn?.find((r) => /^CarePlan\/[^/]+$/.test(r.reference ?? ''))?.reference ??
-      (patient ? await this.planOfUnlinked({ ...procedure, id: procedureId }) : undefined);
+    // The plan of a protocol it names (not the EHR's own it may name too), else the one evidence ties it to.
+    const named = await protocolPlanNamedBy(this.fhir, procedure);
+    const carePlan = named
+      ? `CarePlan/${named.id}`
+      : patient
+        ? await this.planOfUnlinked({ ...procedure, id: procedureId })
+        : undefined;
     if (!carePlan || !patient) return none;
     const tasks = await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, _count: 200 });
     const leftBehind = tasksOfInfusion(procedureId, tasks);

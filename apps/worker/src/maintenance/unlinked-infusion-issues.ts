@@ -57,7 +57,10 @@ export class UnlinkedInfusionIssues {
     const procedureId = infusionNotLinkedOf(issue);
     if (!procedureId || contraindicationState(issue) !== 'unresolved') return [];
     const found = await this.fhir.readEvenIfDeleted<Procedure>('Procedure', procedureId);
-    const settled = notLinkedInfusionSettled(found && !found.deleted ? found.resource : undefined);
+    const settled = notLinkedInfusionSettled(
+      found && !found.deleted ? found.resource : undefined,
+      plansImplicatedBy(issue),
+    );
     if (!settled) return [];
     await this.fhir.transaction(
       serviceChangeEntries(
