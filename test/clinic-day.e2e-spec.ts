@@ -165,6 +165,12 @@ describe.each([
    */
   const UNLINKED = process.env.CLINIC_DAY_UNLINKED !== '0';
   /**
+   * The EHR's own care plans (session 47): each patient has a care episode there, and the EHR names it in a third of
+   * the infusions it charts, first (before the service's plan), and in half of those it charts naming none of the
+   * service's. CLINIC_DAY_EHR_EPISODES=0 leaves them out.
+   */
+  const EHR_EPISODES = process.env.CLINIC_DAY_EHR_EPISODES !== '0';
+  /**
    * Windows moved and Tasks reassigned in the EHR (session 44): a scheduler there edits an open Task's due window, a day
    * or days earlier or later, now and then beyond its protocol window (the service times the session's reminders from
    * it), or gives the Task to someone else (Task.owner; the lists show whose it is). CLINIC_DAY_EHR_WINDOW_MOVES=0 leaves
@@ -310,7 +316,9 @@ describe.each([
       const procedure =
         UNLINKED && given && random() < 0.25
           ? await chartedUnlinked(who, end, pumpRecordedNow)
-          : await completeInfusion(service, who, end);
+          : EHR_EPISODES && random() < 0.33
+            ? await chartedUnder(who, end, [await episodeOf(who), `CarePlan/${who.carePlanId}`])
+            : await completeInfusion(service, who, end);
       who.infusions.push(procedure);
       // Some EHRs also tell the service (the event API) of what the store notifies: heard twice, followed up once.
       if (random() < 0.3) {
@@ -516,18 +524,44 @@ describe.each([
     reassigned++;
   }
 
-  /** An infusion charted as an EHR that does not link its charting: no `basedOn`. */
-  async function chartedUnlinked(who: Enrolled, end: string, recorded: boolean): Promise<string> {
+  /** The patient's care episode in the EHR (a CarePlan of its own, instantiating no protocol), written once. */
+  const episodes = new Map<string, Promise<string>>();
+  function episodeOf(who: Enrolled): Promise<string> {
+    if (!episodes.has(who.patient))
+      episodes.set(
+        who.patient,
+        service.fhir
+          .create<CarePlan>({
+            resourceType: 'CarePlan',
+            status: 'active',
+            intent: 'plan',
+            title: 'Depression care episode',
+            subject: { reference: who.patient },
+          })
+          .then(({ resource }) => `CarePlan/${resource.id}`),
+      );
+    return episodes.get(who.patient)!;
+  }
+
+  /** An infusion charted by the EHR under these plans (`basedOn`, in this order). */
+  async function chartedUnder(who: Enrolled, end: string, plans: string[]): Promise<string> {
     const { resource } = await service.fhir.create<Procedure>({
       resourceType: 'Procedure',
       status: 'completed',
       code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' }] },
       subject: { reference: who.patient },
+      ...(plans.length ? { basedOn: plans.map((reference) => ({ reference })) } : {}),
       performedPeriod: { start: new Date(Date.parse(end) - HOUR_MS).toISOString(), end },
     });
-    unlinkedCharted.set(resource.id!, recorded);
-    unlinkedPlanOf.set(resource.id!, `CarePlan/${who.carePlanId}`);
     return resource.id!;
+  }
+
+  /** An infusion charted as an EHR that does not link its charting: no `basedOn`, or only its own care episode. */
+  async function chartedUnlinked(who: Enrolled, end: string, recorded: boolean): Promise<string> {
+    const id = await chartedUnder(who, end, EHR_EPISODES && random() < 0.5 ? [await episodeOf(who)] : []);
+    unlinkedCharted.set(id, recorded);
+    unlinkedPlanOf.set(id, `CarePlan/${who.carePlanId}`);
+    return id;
   }
 
   /**
@@ -944,7 +978,10 @@ describe.each([
         o.identifier?.some((i) => i.system === ORDER_KEY_SYSTEM),
       ),
     ];
-    const plans = await service.fhir.searchAll<CarePlan>('CarePlan', { _count: 1000 });
+    // The service's plans (they instantiate a protocol), not the EHR's own care episodes.
+    const plans = (await service.fhir.searchAll<CarePlan>('CarePlan', { _count: 1000 })).filter(
+      (p) => p.instantiatesCanonical?.length,
+    );
     const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { _count: 1000 });
     const planOf = (r: { basedOn?: { reference?: string }[] }) =>
       r.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference;
@@ -1229,7 +1266,9 @@ describe.each([
     for (const [id, recorded] of unlinkedCharted) {
       const procedure = await service.fhir.readIfExists<Procedure>('Procedure', id);
       if (!recorded || procedure?.status !== 'completed') continue;
-      if (!procedure.basedOn?.some((b) => b.reference?.startsWith('CarePlan/'))) unlinkedLeft.push(id);
+      // Linked to the service's plan (an EHR's episode it names is not one).
+      if (!procedure.basedOn?.some((b) => enrolled.some((e) => b.reference === `CarePlan/${e.carePlanId}`)))
+        unlinkedLeft.push(id);
     }
     if (unlinkedLeft.length && process.env.CLINIC_DAY_DEBUG) {
       const get = async (url: string) => (await fetch(`${service.config.fhirBaseUrl}/${url}`)).json();
