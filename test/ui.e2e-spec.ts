@@ -88,6 +88,21 @@ describe('clinician page in a real browser', () => {
     if (await page.locator('#approve-dialog[open]').isVisible()) await page.click('#approve-confirm');
   }
 
+  /**
+   * A named patient enrolled and their first session approved on the page (its row gone to the to-do list); the page
+   * left open, and the Task still awaiting approval beside it.
+   */
+  async function firstSessionApprovedOnPage(patient: { given: string; family: string; birthDate: string }) {
+    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', patient);
+    const { tasks, session } = await awaitingApproval(enrolled.patient);
+    const waiting = tasks.find((t) => t.id !== session.id)!;
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await approveOnPage(page, session.id!);
+    await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
+    return { enrolled, session, waiting, page };
+  }
+
   /** The session approved on the EHR's order: it names that order (basedOn), and no order was written here. */
   async function expectApprovedOnEhrOrder(session: Task, ehrOrder: MedicationRequest) {
     const approved = await service.fhir.read<Task>('Task', session.id!);
@@ -648,17 +663,11 @@ describe('clinician page in a real browser', () => {
   }, 60_000);
 
   it('an approved order held for a pregnancy found later: the page shows the hold, and Override with a reason releases it', async () => {
-    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+    const { enrolled, session, waiting, page } = await firstSessionApprovedOnPage({
       given: 'Olive',
       family: 'Heldback',
       birthDate: '1988-03-03',
     });
-    const { tasks, session } = await awaitingApproval(enrolled.patient);
-    const waiting = tasks.find((t) => t.id !== session.id)!;
-    const page = await browser.newPage();
-    await signInOnPage(page, service);
-    await approveOnPage(page, session.id!);
-    await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
     const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       subject: enrolled.patient,
       intent: 'order',
@@ -722,17 +731,11 @@ describe('clinician page in a real browser', () => {
   }, 60_000);
 
   it('an infusion charted without its care plan: the rows say so and hold, and Link to the plan follows it up', async () => {
-    const enrolled = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+    const { enrolled, session, waiting, page } = await firstSessionApprovedOnPage({
       given: 'Nell',
       family: 'Unlinked',
       birthDate: '1979-05-05',
     });
-    const { tasks, session } = await awaitingApproval(enrolled.patient);
-    const waiting = tasks.find((t) => t.id !== session.id)!;
-    const page = await browser.newPage();
-    await signInOnPage(page, service);
-    await approveOnPage(page, session.id!);
-    await page.waitForSelector(`tr[data-task-id="${session.id}"]`, { state: 'detached' });
     // The EHR charts the session given, naming no plan, and no pump record: the service cannot tell it is ketamine.
     const approved = await service.fhir.read<Task>('Task', session.id!);
     const start = Date.parse(approved.restriction!.period!.start!) + 3_600_000;
