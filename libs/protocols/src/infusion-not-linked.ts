@@ -74,9 +74,10 @@ export function infusionNotLinkedIssue(at: InfusionNotLinkedAt): DetectedIssue {
     identifiedDateTime: at.identified,
     implicated: at.carePlans.map((carePlan) => ({ reference: carePlan })),
     evidence: [{ detail: [{ reference, display: infusionCharted(at.procedure, at.zone) }] }],
+    // In words, no references (the EHR shows it to its users; `evidence` holds the infusion's).
     detail:
-      `The infusion ${reference} was charted for this patient naming no care plan (Procedure.basedOn), and nothing ` +
-      'ties it to one: it names no protocol and the pump recorded none of the plan’s orders during it. By its code ' +
+      `${infusionCharted(at.procedure, at.zone)} (Procedure.basedOn), and nothing ties it to one of the patient’s ` +
+      'plans: it names no protocol and the pump recorded none of their orders during it. By its code ' +
       'alone it may be an infusion of another drug, so it is not followed up: if it was a ketamine session, its ' +
       'post-infusion check and next session are not planned. ' +
       `Approved orders under the patient’s ${plans === 1 ? 'plan are' : `${plans} plans are`} held, and nothing more ` +

@@ -2,6 +2,7 @@ import { reportedEffectIssue } from '@kc/protocols';
 import { businessStatus } from '@kc/task-states';
 import type { DetectedIssue, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { bloodPressure, activeCondition, PREGNANCY } from '../../../../test/fixtures/patient-data';
+import { infusionNotLinkedIssue } from '@kc/protocols';
 import { unreadCheckIssue } from '../../../../test/fixtures/plans';
 import {
   codeDisplays,
@@ -133,6 +134,32 @@ describe('card builder (pure)', () => {
     expect(cards[0].detail).toContain('Recorded as a contraindication on 2027-03-01, not resolved');
     expect(cards[0].detail).not.toMatch(/DetectedIssue\/|CarePlan\//);
     expect(cards[0].source.topic).toEqual({ system: SYSTEM, code: 'pregnancy' });
+  });
+
+  it('patient-view: an infusion charted without its care plan is a warning to link it, in words (no references)', () => {
+    const notLinked = infusionNotLinkedIssue({
+      procedure: {
+        resourceType: 'Procedure',
+        id: 'proc-1',
+        status: 'completed',
+        code: { text: 'Intravenous infusion' },
+        subject: { reference: 'Patient/p1' },
+        performedPeriod: { start: '2027-03-09T09:00:00Z', end: '2027-03-09T10:00:00Z' },
+      },
+      carePlans: ['CarePlan/cp1'],
+      patient: { reference: 'Patient/p1' },
+      identified: '2027-03-09T10:05:00Z',
+    });
+    const [card] = contraindicationCards([{ ...notLinked, id: 'di1' }], options);
+    expect([card.indicator, card.summary]).toEqual([
+      'warning',
+      'Infusion charted without its ketamine care plan, to link',
+    ]);
+    expect(card.detail).toContain(
+      'Found on 2027-03-09, not resolved: Infusion charted 2027-03-09 09:00 .. 2027-03-09 10:00 (UTC), naming no care plan',
+    );
+    expect(card.detail).toMatch(/link it to that plan \(the Procedure's basedOn\)/);
+    expect(card.detail).not.toMatch(/Procedure\/|DetectedIssue\/|CarePlan\//);
   });
 
   it('evidence lines name the record, its values and date, in words (no references)', () => {

@@ -12,6 +12,7 @@ import {
   clinicDay,
   clinicDays,
   contraindicationState,
+  isInfusionNotLinked,
   isReportedEffect,
   isUnreadAnswers,
   SERVICE_CODE_SYSTEM,
@@ -177,7 +178,9 @@ function issueEvidence(issue: DetectedIssue, zone?: string): string {
     ? `Recorded on ${on}, not reviewed yet`
     : isReportedEffect(issue)
       ? `Reported at a post-infusion check on ${on}, not reviewed yet`
-      : `Recorded as a contraindication on ${on}, not resolved`;
+      : isInfusionNotLinked(issue)
+        ? `Found on ${on}, not resolved`
+        : `Recorded as a contraindication on ${on}, not resolved`;
   return `${recorded}${issue.detail ? `: ${issue.detail}` : ''}`;
 }
 
@@ -187,6 +190,7 @@ export function contraindicationCards(issues: DetectedIssue[], options: CardOpti
     const code = issueCode(issue);
     const name = contraindicationName(code, options, issue.code?.coding?.[0]?.display);
     const effect = isReportedEffect(issue);
+    const notLinked = isInfusionNotLinked(issue);
     return {
       uuid: uuidFromKey(`cds:detectedissue:${issue.id}`),
       summary: summary(
@@ -194,14 +198,18 @@ export function contraindicationCards(issues: DetectedIssue[], options: CardOpti
           ? `Ketamine check not read, awaiting review: ${name}`
           : effect
             ? `Reported after ketamine, awaiting review: ${name}`
-            : `Unresolved ketamine contraindication: ${name}`,
+            : notLinked
+              ? 'Infusion charted without its ketamine care plan, to link'
+              : `Unresolved ketamine contraindication: ${name}`,
       ),
       detail: [
         issue.code?.text ? `**${issue.code.text}**` : `**${name}**`,
         issueEvidence(issue, options.zone) + '.',
         effect
           ? "The patient's ketamine care plan waits until a clinician reviews what was reported and records what was decided."
-          : 'Ketamine care plans for this patient stay blocked until a clinician resolves the issue or overrides it with a reason.',
+          : notLinked
+            ? "If it was a session of the patient's ketamine care plan, link it to that plan (the Procedure's basedOn) or in the clinician worklist: its post-infusion check and next session are then planned. Until it is linked, or recorded as not a session, the plan's approved orders are held."
+            : 'Ketamine care plans for this patient stay blocked until a clinician resolves the issue or overrides it with a reason.',
       ].join('\n\n'),
       indicator: severityIndicator(issue),
       source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code } },
