@@ -11,6 +11,7 @@ import { FhirClient } from '@kc/fhir';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type {
+  Period,
   ActivityDefinition,
   Appointment,
   AuditEvent,
@@ -143,7 +144,7 @@ describe('CDS Hooks services', () => {
       status: status as Task['status'],
       intent: 'plan',
       businessStatus: businessStatus(
-        status === 'draft' ? 'awaiting-approval' : status === 'ready' ? 'approved' : 'done',
+        status === 'draft' ? 'awaiting-approval' : status === 'completed' ? 'done' : 'approved',
       ),
       code: { coding: [{ system: SERVICE_CODE_SYSTEM, code, display }] },
       for: { reference: `Patient/${patientId}` },
@@ -192,7 +193,7 @@ describe('CDS Hooks services', () => {
       expect(s.prefetch!.patient).toBe('Patient/{{context.patientId}}');
     }
     expect(services[0].prefetch!.followUps).toBe(
-      'Task?patient=Patient/{{context.patientId}}&status=draft,ready&_count=200',
+      'Task?patient=Patient/{{context.patientId}}&status=draft,requested,received,accepted,ready,in-progress,on-hold&_count=200',
     );
     // order-sign asks for exactly the data the protocols' eligibility conditions read.
     expect(services[1].prefetch!.bloodPressure).toBe(
@@ -246,12 +247,15 @@ describe('CDS Hooks services', () => {
       now - 10 * DAY,
       now - 2 * DAY,
     );
+    // Approved and accepted in the EHR (a nurse took it on): still due, and shown (since session 47; before, the
+    // prefetch asked for draft and ready only).
     const due = await followUp(
       patientId,
       'maintenance-booster',
       'Maintenance booster infusion',
       now - DAY,
       now + 3 * DAY,
+      'accepted',
     );
     await followUp(patientId, 'infusion-session', 'Ketamine infusion session', now + 5 * DAY, now + 9 * DAY); // not yet due
     await followUp(patientId, 'post-infusion-check', 'Post-infusion check', now - 9 * DAY, now - 3 * DAY, 'completed');
@@ -889,6 +893,26 @@ describe('CDS Hooks services', () => {
         .set(service.as('clinician'))
         .send({ versionId: session.meta!.versionId })
         .expect(200);
+      expect(await book(patientId, inWindow)).toEqual([]);
+      // Accepted in the EHR (a nurse took it on): still the approved session its appointment books, beside the next
+      // session awaiting approval a month on (before session 47 the accepted one was not read, and the time was called
+      // outside every session's window).
+      const approved = await service.fhir.read<Task>('Task', session.id!);
+      await service.fhir.update<Task>({ ...approved, status: 'accepted' });
+      const later = (p: Period) => ({
+        start: new Date(Date.parse(p.start!) + 30 * DAY).toISOString(),
+        end: new Date(Date.parse(p.end!) + 30 * DAY).toISOString(),
+      });
+      await service.fhir.create<Task>({
+        ...session,
+        id: undefined,
+        meta: undefined,
+        identifier: undefined,
+        restriction: { period: later(session.restriction!.period!) },
+        extension: session.extension!.map((e) =>
+          e.url.endsWith('/protocol-window') ? { ...e, valuePeriod: later(e.valuePeriod!) } : e,
+        ),
+      });
       expect(await book(patientId, inWindow)).toEqual([]);
 
       // A patient with no ketamine session: any appointment is none of this service's business.

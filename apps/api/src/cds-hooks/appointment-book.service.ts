@@ -3,6 +3,7 @@ import type { Appointment, Bundle, Coding, DetectedIssue, Task } from '@medplum/
 import { badRequest } from '@kc/common';
 import { bookingAdvice, infusionCodesOf, type BookingAdvice } from '@kc/followups';
 import { clinicDateTime, clinicDays, ProtocolCatalog, UTC_ZONE, uuidFromKey } from '@kc/protocols';
+import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 import { codeDisplays, contraindicationCards, links, sortCards, summary, taskName, type CardOptions } from './cards';
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import {
@@ -21,7 +22,9 @@ export const APPOINTMENT_BOOK_QUERIES: PrefetchQuery[] = [
   {
     key: 'sessions',
     resourceType: 'Task',
-    params: { patient: `Patient/${PATIENT_TOKEN}`, status: 'draft,ready,on-hold', _count: '200' },
+    // Every open status: a session the EHR accepted is still approved, and its appointment books it (since session 47;
+    // before, it was not read, and the appointment was called outside every session's window).
+    params: { patient: `Patient/${PATIENT_TOKEN}`, status: OPEN_STATUS_SEARCH, _count: '200' },
   },
   CONTRAINDICATIONS_QUERY,
 ];

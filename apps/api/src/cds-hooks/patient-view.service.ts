@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { ProtocolCatalog } from '@kc/protocols';
+import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 import { codeDisplays, contraindicationCards, followUpTaskCards, sortCards, type CardOptions } from './cards';
 import type { CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import { followUpsToShow, pausedPlanCards } from './plan-status';
@@ -21,7 +22,8 @@ export const PATIENT_VIEW_QUERIES: PrefetchQuery[] = [
   {
     key: 'followUps',
     resourceType: 'Task',
-    params: { patient: `Patient/${PATIENT_TOKEN}`, status: 'draft,ready', _count: '200' },
+    // Every open status (an approved session the EHR accepted or began is still the patient's: since session 47).
+    params: { patient: `Patient/${PATIENT_TOKEN}`, status: OPEN_STATUS_SEARCH, _count: '200' },
   },
   CONTRAINDICATIONS_QUERY,
   CARE_PLANS_QUERY,
