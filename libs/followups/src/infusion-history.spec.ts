@@ -3,7 +3,7 @@ import type { Procedure, Task } from '@medplum/fhirtypes';
 import { PROTOCOL_ACTION_EXTENSION, ProtocolCatalog, SERVICE_CODE_SYSTEM } from '@kc/protocols';
 import { toInfusionCompleted } from './infusion-event';
 import { carePlanTakesFollowUps } from './care-plan-state';
-import { completedInfusionCount, infusionDefinitionFor, isInfusion } from './infusion-history';
+import { completedInfusionCount, infusionDefinitionFor, isInfusion, sameTimeInfusions } from './infusion-history';
 import { infusionFollowUpActions, infusionTaskUpdates, applyInfusionUpdate } from './superseded';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
@@ -73,6 +73,24 @@ describe('completedInfusionCount', () => {
 
   it('counts the triggering infusion even when the search has not indexed it yet', () => {
     expect(completedInfusionCount(eventOf(history[2]), history.slice(0, 2), lowDose)).toBe(3);
+  });
+
+  it('counts an infusion charted twice (overlapping times on the plan) once, whichever copy the event is', () => {
+    const hour = (h: number) => `2027-01-04T${String(h).padStart(2, '0')}:00:00Z`;
+    const span = (id: string, start: number, end: number) =>
+      infusion(id, hour(end), { performedPeriod: { start: hour(start), end: hour(end) } });
+    const twice = [
+      infusion('i1', '2027-01-01T10:00:00Z'),
+      span('i2', 9, 10),
+      span('i2-again', 9, 10),
+      span('i2-corrected', 9, 11),
+    ];
+    expect(completedInfusionCount(eventOf(twice[2]), twice, lowDose)).toBe(2);
+    expect(completedInfusionCount(eventOf(twice[3]), twice, lowDose)).toBe(2);
+    const later = infusion('i3', '2027-01-07T10:00:00Z');
+    expect(completedInfusionCount(eventOf(later), [...twice, later], lowDose)).toBe(3);
+    expect(sameTimeInfusions(eventOf(twice[1]), twice, lowDose).map((p) => p.id)).toEqual(['i2-again', 'i2-corrected']);
+    expect(sameTimeInfusions(eventOf(later), [...twice, later], lowDose)).toEqual([]);
   });
 });
 

@@ -1,4 +1,4 @@
-import type { Coding, PlanDefinition, Procedure } from '@medplum/fhirtypes';
+import type { Coding, Period, PlanDefinition, Procedure } from '@medplum/fhirtypes';
 import {
   activityDefinitionIn,
   flattenActions,
@@ -7,7 +7,8 @@ import {
   type DefinitionResolver,
   type ProtocolCatalog,
 } from '@kc/protocols';
-import type { InfusionCompleted } from './infusion-event';
+import { performedOf, type InfusionCompleted } from './infusion-event';
+import { windowsOverlap } from './orders-for-the-time';
 
 /** What an infusion of this protocol looks like as a Procedure: its codes, or the ActivityDefinition it instantiates. */
 export interface InfusionDefinition {
@@ -62,7 +63,9 @@ export function isInfusion(procedure: Procedure, definition: InfusionDefinition)
  * %completedInfusionCount for this event: completed infusions on the CarePlan that ended no later than this one,
  * this one included. Counting by time rather than "everything on record now" keeps the answer the same however
  * late the event is processed (a retry from the dead-letter view days later, or events handled out of order),
- * so a replay never turns an induction follow-up into a booster.
+ * so a replay never turns an induction follow-up into a booster. Infusions charted for overlapping times count once
+ * (a patient is given one infusion at a time: one charted twice, since session 47; before, each counted, so a series
+ * charted twice once ended a session early).
  */
 export function completedInfusionCount(
   event: InfusionCompleted,
@@ -70,14 +73,39 @@ export function completedInfusionCount(
   definition: InfusionDefinition,
 ): number {
   const end = Date.parse(event.performed.end!);
-  const counted = new Set<string>([event.procedureId]);
-  for (const procedure of history) {
-    if (!procedure.id || procedure.status !== 'completed' || !isInfusion(procedure, definition)) continue;
-    if (!procedure.basedOn?.some((b) => b.reference === `CarePlan/${event.carePlanId}`)) continue;
-    const at = Date.parse(
-      procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime ?? '',
-    );
-    if (Number.isFinite(at) && at <= end) counted.add(procedure.id);
-  }
-  return counted.size;
+  const counted: Period[] = [event.performed];
+  const earlier = infusionsOfPlan(event, history, definition)
+    .filter(({ period }) => Date.parse(period.end!) <= end)
+    .sort((a, b) => Date.parse(a.period.end!) - Date.parse(b.period.end!));
+  for (const { period } of earlier) if (!counted.some((c) => windowsOverlap(c, period))) counted.push(period);
+  return counted.length;
+}
+
+/**
+ * The plan's other completed infusions charted for a time overlapping this one's: the same infusion charted twice (an
+ * EHR's interface sending it again as a new record), or this one charted again. Since session 47.
+ */
+export function sameTimeInfusions(
+  event: InfusionCompleted,
+  history: Procedure[],
+  definition: InfusionDefinition,
+): Procedure[] {
+  return infusionsOfPlan(event, history, definition)
+    .filter(({ period }) => windowsOverlap(period, event.performed))
+    .map(({ procedure }) => procedure);
+}
+
+/** The plan's completed infusions besides this event's, each with when it was (its period, or its instant as one). */
+function infusionsOfPlan(
+  event: InfusionCompleted,
+  history: Procedure[],
+  definition: InfusionDefinition,
+): { procedure: Procedure; period: Period }[] {
+  return history.flatMap((procedure) => {
+    if (!procedure.id || procedure.id === event.procedureId || procedure.status !== 'completed') return [];
+    if (!isInfusion(procedure, definition)) return [];
+    if (!procedure.basedOn?.some((b) => b.reference === `CarePlan/${event.carePlanId}`)) return [];
+    const period = performedOf(procedure);
+    return period ? [{ procedure, period }] : [];
+  });
 }

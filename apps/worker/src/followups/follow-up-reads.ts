@@ -234,10 +234,7 @@ function careTeamSearch(event: InfusionCompleted): NamedSearch {
 function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanDefinition): NamedSearch[] {
   const carePlanRef = `CarePlan/${carePlan.id}`;
   // Every Task this infusion could have produced already (a retry, a duplicate event): keys are deterministic.
-  const candidateKeys = triggeredActions(plan, INFUSION_COMPLETED_TRIGGER)
-    .flatMap((a) => flattenActions([a]))
-    .filter((a) => a.id)
-    .map((a) => `${TASK_KEY_SYSTEM}|${taskKey(carePlan.id!, event.procedureId, a.id!)}`);
+  const candidateKeys = followUpKeys(plan, carePlan.id!, event.procedureId);
   return [
     {
       name: 'history',
@@ -277,6 +274,34 @@ function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanD
       params: { identifier: candidateKeys.join(',') || 'none|none', _count: PAGE },
     },
   ].map((s) => ({ ...s, everyMatch: true }));
+}
+
+/**
+ * The keys (`system|value`, as an identifier search names them) of every Task an infusion's follow-up could write on
+ * this plan: deterministic, so a search finds what it wrote, whoever ran it.
+ */
+export function followUpKeys(plan: PlanDefinition, carePlanId: string, procedureId: string): string[] {
+  return triggeredActions(plan, INFUSION_COMPLETED_TRIGGER)
+    .flatMap((a) => flattenActions([a]))
+    .filter((a) => a.id)
+    .map((a) => `${TASK_KEY_SYSTEM}|${taskKey(carePlanId, procedureId, a.id!)}`);
+}
+
+/**
+ * Of these infusions charted for the same time as an event's (sameTimeInfusions), those already followed up: a Task
+ * keyed to one of them is on record. One search for them all; none for none.
+ */
+export async function followedUpAmong(
+  fhir: FhirClient,
+  plan: PlanDefinition,
+  carePlanId: string,
+  procedures: Procedure[],
+): Promise<Procedure[]> {
+  const keys = procedures.flatMap((p) => followUpKeys(plan, carePlanId, p.id!));
+  if (!keys.length) return [];
+  const written = await fhir.searchAll<Task>('Task', { identifier: keys.join(','), _count: PAGE });
+  const values = new Set(written.flatMap((t) => (t.identifier ?? []).map((i) => `${i.system}|${i.value}`)));
+  return procedures.filter((p) => followUpKeys(plan, carePlanId, p.id!).some((k) => values.has(k)));
 }
 
 /** What the EHR recorded of the infusion (administrationsSearchParams): the rate it was titrated to at the pump. */

@@ -33,6 +33,7 @@ import {
   tasksThePumpGave,
   planFollowUps,
   remindersEndedBy,
+  sameTimeInfusions,
   type FollowUp,
   type InfusionCompleted,
   type InfusionDefinition,
@@ -48,7 +49,7 @@ import {
   type OpenOrder,
 } from '@kc/task-states';
 import { FollowUpMetrics } from './follow-up.metrics';
-import { readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
+import { followedUpAmong, readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 import { linkUnlinkedInfusion } from './unlinked-infusions';
 
 /**
@@ -242,8 +243,22 @@ export class FollowUpService {
       return [];
     }
     await Promise.all(round.map(({ index }) => progressOf(events[index])(50, 'read care plan and history')));
+    let twice: { why?: string; copies: Set<string> }[];
+    try {
+      twice = await Promise.all(round.map(({ context }, i) => this.chartedTwice(context, around[i])));
+    } catch (err) {
+      for (const { index } of round) results[index] = { status: 'rejected', reason: err };
+      return [];
+    }
     const planned: { index: number; writes: PlannedWrites }[] = [];
     round.forEach(({ index, context }, i) => {
+      const { why, copies } = twice[i];
+      if (why) {
+        results[index] = fulfilled(this.ignore(context.event.procedureId, why));
+        return;
+      }
+      // Its copies not followed up yet are this infusion, not others after it: they answer nothing it planned.
+      if (copies.size) around[i] = { ...around[i], history: around[i].history.filter((p) => !copies.has(p.id!)) };
       const carePlan = around[i].carePlan;
       const open = carePlan ? carePlanTakesFollowUps(carePlan) : { ok: false as const, reason: 'CarePlan not found' };
       // A stopped plan takes no follow-ups; a session the pump gave under it (left to its infusion by the withdrawal)
@@ -266,6 +281,31 @@ export class FollowUpService {
     const { settled, alone } = await this.writeAll(planned, events);
     for (const [index, result] of settled) results[index] = result;
     return alone;
+  }
+
+  /**
+   * Why an infusion is not followed up, when it is one charted twice: the plan has another completed infusion for an
+   * overlapping time (sameTimeInfusions) that was followed up already (its Tasks on record). Its follow-ups would be a
+   * second post-infusion check and a second next session awaiting approval for the same time (two orders, if both were
+   * approved). Since session 47. One search more, only when the plan has such an infusion.
+   */
+  private async chartedTwice(
+    context: EventContext,
+    around: Surroundings,
+  ): Promise<{ why?: string; copies: Set<string> }> {
+    const { event, infusion, plan } = context;
+    const sameTime = sameTimeInfusions(event, around.history, infusion);
+    const copies = new Set(sameTime.map((p) => p.id!));
+    if (!sameTime.length) return { copies };
+    const [first] = await followedUpAmong(this.fhir, plan, event.carePlanId, sameTime);
+    return first
+      ? {
+          why:
+            `charted twice: Procedure/${first.id} was charted for an overlapping time on this plan and followed up ` +
+            'already (an infusion charted twice is followed up once; taken back, that one has this one followed up)',
+          copies,
+        }
+      : { copies };
   }
 
   /**

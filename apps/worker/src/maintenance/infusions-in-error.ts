@@ -3,7 +3,14 @@ import type { DetectedIssue, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { openOrdersOfSessions, PlanDefinitions, remindersOfPlan } from '@kc/nest-core';
-import { remindersEndedBy, sessionsGivenDuringInfusionInError, type GivenAtThePump } from '@kc/followups';
+import {
+  performedOf,
+  remindersEndedBy,
+  sessionsGivenDuringInfusionInError,
+  windowsOverlap,
+  type GivenAtThePump,
+} from '@kc/followups';
+import { InfusionEventsProducer } from '@kc/queue';
 import {
   INFUSION_IN_ERROR_KEY_SYSTEM,
   INFUSION_RECORDED_IN_ERROR,
@@ -12,6 +19,7 @@ import {
   tasksOfInfusion,
 } from '@kc/protocols';
 import { changeProvenance, isApproved, THIS_SERVICE } from '@kc/task-states';
+import { FollowUpRunningError } from '../followups/administration-recorded';
 import { protocolPlanNamedBy } from '../followups/infusion-plan';
 import { planTiedToUnlinkedInfusion } from '../followups/unlinked-infusions';
 import { ContraindicationSweep } from './contraindication-sweep';
@@ -34,6 +42,7 @@ export class InfusionsInError {
     private readonly contraindications: ContraindicationSweep,
     private readonly protocols: PlanDefinitions,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+    private readonly infusions: InfusionEventsProducer,
   ) {}
 
   /**
@@ -78,6 +87,10 @@ export class InfusionsInError {
       ifNoneExist: { identifier: `${INFUSION_IN_ERROR_KEY_SYSTEM}|Procedure/${procedureId}` },
     });
     if (given.length) await this.answer(given, procedureId, carePlan, now);
+    // Charted twice, this one followed up and the other left (sameTimeInfusions): the other is the infusion's record
+    // now, and is followed up (since session 47). Not at the sweep's looks: once, when the taken-back is heard.
+    if (!lookingAgain && leftBehind.planned.length + leftBehind.answered.length > 0)
+      await this.followUpChartedAgain({ ...procedure, id: procedureId }, carePlan);
     if (created) this.logger.warn({ msg: 'infusion recorded in error after its follow-ups: plan held', carePlan });
     if (lookingAgain && !created && !given.length) return { ...none };
     const { held } = await this.contraindications.recheckFor(carePlan, now);
@@ -107,6 +120,27 @@ export class InfusionsInError {
     } catch (err) {
       this.logger.warn({ msg: 'infusions in error not looked at again; the next sweep tries', error: String(err) });
       return 0;
+    }
+  }
+
+  /**
+   * The plan's completed infusions charted for a time overlapping this one's, left by their follow-up as this one
+   * charted twice: followed up again now (their job added again; one running now fails this job, which runs again
+   * after its backoff, by when it has finished). One search of the plan's completed infusions.
+   */
+  private async followUpChartedAgain(procedure: Procedure & { id: string }, carePlan: string): Promise<void> {
+    const performed = performedOf(procedure);
+    if (!performed) return;
+    const others = await this.fhir.searchAll<Procedure>('Procedure', {
+      'based-on': carePlan,
+      status: 'completed',
+      _count: 200,
+    });
+    for (const other of others) {
+      if (!other.id || other.id === procedure.id || !windowsOverlap(performedOf(other), performed)) continue;
+      const { running } = await this.infusions.followUpAgain(other.id);
+      if (running) throw new FollowUpRunningError(other.id, 'an infusion charted twice taken back');
+      this.logger.log({ msg: 'infusion charted twice: the other one followed up', procedure: other.id });
     }
   }
 
