@@ -26,9 +26,11 @@ import { infusionJobId, JOBS, QUEUES } from '@kc/queue';
 import {
   hasReminders,
   isReminderAbout,
+  performedOf,
   plannedReminders,
   reminderRulesForTask,
   standingNoticeRates,
+  windowsOverlap,
 } from '@kc/followups';
 import { PlanDefinitions } from '@kc/nest-core';
 import {
@@ -190,6 +192,13 @@ describe.each([
    */
   const EHR_RETIMES = process.env.CLINIC_DAY_EHR_RETIMES !== '0';
   /**
+   * Infusions charted twice (session 47): the EHR's interface sends a charted infusion again as a new Procedure, for
+   * the same time and plan. Followed up once. CLINIC_DAY_EHR_TWICE=0 leaves them out.
+   */
+  const EHR_TWICE = process.env.CLINIC_DAY_EHR_TWICE !== '0';
+  /** Each copy charted, with the infusion it copies. */
+  const chartedCopies = new Map<string, string>();
+  /**
    * Patients on two plans at once (session 45): one patient in six is also enrolled on another protocol from the same
    * day (maintenance begun before the series ended), so their sessions share days; a clinician approves the second
    * beside the first now and then. CLINIC_DAY_TWO_PLANS=0 leaves them out (on by default since session 46, after 30 more
@@ -306,6 +315,7 @@ describe.each([
     if (DECEASED && random() < 0.01) return recordedDeceased(who);
     if (DECEASED && deceased.size && random() < 0.03) return deathTakenBack();
     if (EHR_RETIMES && random() < 0.04) return retimedInEhr(who);
+    if (EHR_TWICE && random() < 0.03) return chartedTwiceInEhr(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -491,6 +501,17 @@ describe.each([
           : { start: at(start, -pick([1, 2]) * HOUR_MS), end };
     await ehrUpdate({ ...procedure, performedPeriod: period });
     retimed.add(procedure.id!);
+  }
+
+  /** The EHR charts one of the patient's infusions again, as a new Procedure: the same time, plans and code. */
+  async function chartedTwiceInEhr(who: Enrolled): Promise<void> {
+    if (!who.infusions.length) return;
+    const original = await service.fhir.read<Procedure>('Procedure', pick(who.infusions));
+    if (original.status !== 'completed') return;
+    const { id: _id, meta: _meta, ...charted } = original;
+    const { resource } = await service.fhir.create<Procedure>(charted);
+    chartedCopies.set(resource.id!, original.id!);
+    who.infusions.push(resource.id!);
   }
 
   /** The EHR records the patient as deceased: one patient in eight at most, so most plans carry on. */
@@ -1096,7 +1117,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; infusions re-timed: ${retimed.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
@@ -1259,6 +1280,20 @@ describe.each([
       }
       expect({ task: task.id, orders: ordersToGive(chain).length }).toEqual({ task: task.id, orders: 1 });
     }
+
+    // An infusion charted twice is followed up once: a copy of one followed up (both still completed, at overlapping
+    // times) planned nothing.
+    const followedUpBy = (id: string) => tasks.filter((t) => t.reasonReference?.reference === `Procedure/${id}`);
+    const copiesFollowedUp: string[] = [];
+    for (const [copyId, originalId] of chartedCopies) {
+      const [copy, original] = await Promise.all(
+        [copyId, originalId].map((id) => service.fhir.readIfExists<Procedure>('Procedure', id)),
+      );
+      if (copy?.status !== 'completed' || original?.status !== 'completed') continue;
+      if (!windowsOverlap(performedOf(copy), performedOf(original))) continue;
+      if (followedUpBy(originalId).length && followedUpBy(copyId).length) copiesFollowedUp.push(copyId);
+    }
+    expect(copiesFollowedUp).toEqual([]);
 
     // An infusion charted naming no plan, the pump's record of the session it gave charted before it, is linked to
     // its plan (and so followed up), unless taken back since.
