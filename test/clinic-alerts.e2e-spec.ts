@@ -5,7 +5,14 @@ import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindi
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { enrolPatient, overrideIssue, reviewedInEhr, waitFor } from './support/clinic';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
-import { mailsTo, readable, serviceWithMailDown, startSmtpServer, type SmtpServer } from './support/smtp-server';
+import {
+  mailsTo,
+  readable,
+  serviceWithMailDown,
+  startSmtpServer,
+  type SmtpServer,
+  serviceEmailingClinic,
+} from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 const ALERT_KEY = 'https://ketamine-careplans.example/fhir/NamingSystem/clinic-alert-key';
@@ -20,9 +27,7 @@ describe('alerts to the clinic', () => {
   let smtp: SmtpServer;
   beforeAll(async () => {
     smtp = await startSmtpServer();
-    service = await startTestService({
-      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
+    service = await serviceEmailingClinic(smtp, {
       publicUrl: 'https://careplans.clinic.test',
     });
   });
@@ -390,9 +395,7 @@ describe("alerts to the clinic in the EHR's inbox", () => {
 
   it('reviewed: whoever was alerted is told once that it is dealt with, the inbox answering the alert with what was decided', async () => {
     const smtp = await startSmtpServer();
-    const service = await startTestService({
-      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
+    const service = await serviceEmailingClinic(smtp, {
       clinicAlertRecipients: [ON_CALL],
     });
     try {

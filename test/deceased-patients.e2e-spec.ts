@@ -22,7 +22,7 @@ import {
   postWebhook,
   worklistIdsOf,
 } from './support/clinic';
-import { mailsTo, serviceWithMailDown, startSmtpServer } from './support/smtp-server';
+import { mailsTo, serviceWithMailDown, startSmtpServer, serviceEmailingClinic } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -169,9 +169,7 @@ describe('a death recorded in error, taken back in the EHR', () => {
 
   it('the clinic is told once, by email and in the inbox; the plan stays ended, its note saying to apply the protocol again', async () => {
     const smtp = await startSmtpServer();
-    const service = await startTestService({
-      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
+    const service = await serviceEmailingClinic(smtp, {
       clinicAlertRecipients: [ON_CALL],
       publicUrl: 'https://careplans.clinic.test',
     });

@@ -25,8 +25,8 @@ import {
 } from './support/clinic';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
-import { startTestService, type TestService } from './support/test-service';
-import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
+import type { TestService } from './support/test-service';
+import { mailsTo, startSmtpServer, type SmtpServer, serviceEmailingClinic } from './support/smtp-server';
 
 /** The rate of a dosage of this dose-rate-type (`ordered`: per kg, as prescribed; `calculated`: mg/h to give). */
 function rate(dosage: Dosage[] | undefined, type: 'ordered' | 'calculated') {
@@ -44,9 +44,7 @@ describe('dose titration: an infusion is ordered at a rate per kg within its pro
   const ON_CALL = 'PractitionerRole/on-call';
   beforeAll(async () => {
     smtp = await startSmtpServer();
-    service = await startTestService({
-      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
+    service = await serviceEmailingClinic(smtp, {
       clinicAlertRecipients: [ON_CALL],
       publicUrl: 'https://careplans.clinic.test',
       // An order closed is judged at its notification (its grace for an EHR's replacement is another suite's).

@@ -16,8 +16,8 @@ import {
   postWebhook,
   reportInfusion,
 } from './support/clinic';
-import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
-import { startTestService, type TestService } from './support/test-service';
+import { mailsTo, startSmtpServer, type SmtpServer, serviceEmailingClinic } from './support/smtp-server';
+import type { TestService } from './support/test-service';
 
 const IV_INFUSION = { system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' };
 const ON_CALL = 'PractitionerRole/on-call';
@@ -38,9 +38,7 @@ describe('an infusion charted naming no care plan, that nothing ties to one', ()
 
   beforeAll(async () => {
     smtp = await startSmtpServer();
-    service = await startTestService({
-      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
+    service = await serviceEmailingClinic(smtp, {
       clinicAlertRecipients: [ON_CALL],
       publicUrl: 'https://careplans.clinic.test',
     });

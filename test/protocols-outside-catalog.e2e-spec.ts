@@ -46,8 +46,8 @@ import { score } from './support/clinician';
 import { administrationOf, ucum } from './fixtures/orders';
 import { LateAdministrations } from '../apps/worker/src/followups/late-administrations.service';
 import { AppointmentBookings } from '../apps/worker/src/bookings/appointment-bookings.service';
-import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
-import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
+import { mailsTo, startSmtpServer, type SmtpServer, serviceEmailingClinic } from './support/smtp-server';
+import { TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 
 /**
  * A protocol that is not one of the catalog's (an EHR's PlanDefinition, posted to the FHIR server or sent inline to
@@ -59,10 +59,7 @@ describe('protocols outside the catalog', () => {
   let smtp: SmtpServer;
   beforeAll(async () => {
     smtp = await startSmtpServer();
-    service = await startTestService({
-      smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
-      clinicAlertEmails: ['oncall@clinic.test'],
-    });
+    service = await serviceEmailingClinic(smtp);
   });
   afterAll(async () => {
     await service.stop();

@@ -68,10 +68,14 @@ export async function serviceWithMailDown(
 ): Promise<{ down: SmtpServer; cut: TestService }> {
   const down = await startSmtpServer();
   await down.stop();
-  const cut = await startTestService({
-    smtp: { url: down.url, from: 'Careplans <careplans@clinic.test>' },
+  return { down, cut: await serviceEmailingClinic(down, config) };
+}
+
+/** A service emailing the clinic (oncall@clinic.test) through `smtp`. `config`: more of the service's settings. */
+export function serviceEmailingClinic(smtp: SmtpServer, config: Partial<AppConfig> = {}): Promise<TestService> {
+  return startTestService({
+    smtp: { url: smtp.url, from: 'Careplans <careplans@clinic.test>' },
     clinicAlertEmails: ['oncall@clinic.test'],
     ...config,
   });
-  return { down, cut };
 }
