@@ -373,7 +373,18 @@ describe('an infusion the EHR recorded naming no care plan', () => {
       status: 'ignored',
       reason: expect.stringMatching(/^it names no care plan of a protocol \(only the EHR’s own\)/),
     });
-    expect((await notLinkedIssueOf(infusion.id!)).implicated).toEqual([{ reference: `CarePlan/${carePlanId}` }]);
+    const issue = await notLinkedIssueOf(infusion.id!);
+    expect(issue.implicated).toEqual([{ reference: `CarePlan/${carePlanId}` }]);
+    // A clinician links it: the service's plan named first, the EHR's episode kept (before, refused as linked elsewhere).
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$link-infusion`)
+      .set(service.as('clinician'))
+      .send({ carePlan: `CarePlan/${carePlanId}`, versionId: issue.meta!.versionId })
+      .expect(200);
+    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([
+      `CarePlan/${carePlanId}`,
+      `CarePlan/${episode.id}`,
+    ]);
   });
 
   it('based on the EHR’s own plan and the service’s, recorded in error after its follow-ups: the service’s plan is held', async () => {

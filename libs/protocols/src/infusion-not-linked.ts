@@ -150,6 +150,14 @@ export function notLinkedInfusionSettled(
         ? `The infusion is ${procedure.status} in the EHR now: nothing to follow up`
         : 'The infusion was deleted in the EHR: nothing to follow up',
     };
-  const plan = procedure.basedOn?.map((r) => r.reference).find((r) => r && plans.includes(r));
+  const [plan] = linkedPlansOf(procedure, plans);
   return plan ? { how: INFUSION_LINKED_IN_EHR, text: `Linked to ${plan} in the EHR, and followed up` } : undefined;
+}
+
+/**
+ * Of an `infusion-not-linked` issue's plans (`plans`, `CarePlan/<id>`), those its infusion names now: linked to them.
+ * A plan of the EHR's own it names (a care episode) is none of them, and no link.
+ */
+export function linkedPlansOf(procedure: Procedure, plans: string[]): string[] {
+  return (procedure.basedOn ?? []).flatMap((r) => (r.reference && plans.includes(r.reference) ? [r.reference] : []));
 }

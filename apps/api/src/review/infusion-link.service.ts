@@ -8,6 +8,7 @@ import {
   INFUSION_LINKED_BY_CLINICIAN,
   infusionNotLinkedOf,
   isInfusionNotLinked,
+  linkedPlansOf,
   plansImplicatedBy,
   resolvedInfusionNotLinked,
 } from '@kc/protocols';
@@ -59,7 +60,7 @@ export class InfusionLinkService {
     // Resolved since the version the clinician saw: the writer tells this same decision retried from a conflict.
     if (!isUnresolved(issue) && issue.meta?.versionId === input.seenVersion)
       throw conflict(`This issue is already ${issue.mitigation?.length ? 'resolved' : issue.status}`, 409, [ref]);
-    const procedure = await this.infusion(procedureId, carePlan);
+    const procedure = await this.infusion(procedureId, carePlan, plansImplicatedBy(issue));
     const reason = input.reason ?? `The clinician linked the infusion to ${carePlan}`;
     const written = await this.writer.write<DetectedIssue>({
       current: issue,
@@ -90,11 +91,13 @@ export class InfusionLinkService {
 
   /**
    * The infusion as it is now, and as linked to the plan: refused (409) when it was taken back in the EHR (deleted, no
-   * longer completed) or linked there to another plan; `linked` when the EHR linked it to this one already.
+   * longer completed) or linked there to another of the issue's plans (`plans`); `linked` when the EHR linked it to
+   * this one already. A plan of the EHR's own it names (a care episode) is kept, and no link.
    */
   private async infusion(
     procedureId: string,
     carePlan: string,
+    plans: string[],
   ): Promise<{ read: Procedure; linkedTo: Procedure; linked: boolean }> {
     const found = await this.fhir.readEvenIfDeleted<Procedure>('Procedure', procedureId);
     const reference = `Procedure/${procedureId}`;
@@ -105,10 +108,14 @@ export class InfusionLinkService {
         [reference],
       );
     const read = found.resource;
-    const named = (read.basedOn ?? []).map((r) => r.reference).filter((r) => r?.startsWith('CarePlan/'));
-    if (named.length && !named.includes(carePlan))
-      throw conflict(`The infusion was linked in the EHR to ${named.join(', ')} meanwhile`, 409, [reference]);
-    return { read, linkedTo: linkedToPlan(read, { id: carePlan.slice('CarePlan/'.length) }), linked: named.length > 0 };
+    const linked = linkedPlansOf(read, plans);
+    if (linked.length && !linked.includes(carePlan))
+      throw conflict(`The infusion was linked in the EHR to ${linked.join(', ')} meanwhile`, 409, [reference]);
+    return {
+      read,
+      linkedTo: linkedToPlan(read, { id: carePlan.slice('CarePlan/'.length) }),
+      linked: linked.length > 0,
+    };
   }
 
   /**
