@@ -297,11 +297,12 @@ export async function followedUpAmong(
   carePlanId: string,
   procedures: Procedure[],
 ): Promise<Procedure[]> {
-  const keys = procedures.flatMap((p) => followUpKeys(plan, carePlanId, p.id!));
+  const keyed = procedures.map((procedure) => ({ procedure, keys: followUpKeys(plan, carePlanId, procedure.id!) }));
+  const keys = keyed.flatMap((k) => k.keys);
   if (!keys.length) return [];
   const written = await fhir.searchAll<Task>('Task', { identifier: keys.join(','), _count: PAGE });
   const values = new Set(written.flatMap((t) => (t.identifier ?? []).map((i) => `${i.system}|${i.value}`)));
-  return procedures.filter((p) => followUpKeys(plan, carePlanId, p.id!).some((k) => values.has(k)));
+  return keyed.filter((k) => k.keys.some((key) => values.has(key))).map((k) => k.procedure);
 }
 
 /** What the EHR recorded of the infusion (administrationsSearchParams): the rate it was titrated to at the pump. */

@@ -106,7 +106,7 @@ export function notLinkedKey(procedureId: string): string {
 }
 
 /** The infusion's `infusion-not-linked` issue while it is unresolved (an earlier look raised it); one search. */
-async function unresolvedNotLinkedIssue(
+export async function unresolvedNotLinkedIssue(
   fhir: FhirClient,
   procedureId: string,
 ): Promise<(DetectedIssue & { id: string }) | undefined> {

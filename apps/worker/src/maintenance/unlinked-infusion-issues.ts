@@ -9,7 +9,7 @@ import {
   plansImplicatedBy,
   resolvedInfusionNotLinked,
 } from '@kc/protocols';
-import { notLinkedKey } from '../followups/unlinked-infusions';
+import { unresolvedNotLinkedIssue } from '../followups/unlinked-infusions';
 import { serviceChangeEntries } from './withdrawal-writes';
 
 /**
@@ -47,9 +47,7 @@ export class UnlinkedInfusionIssues {
 
   /** One infusion's issue, if any (it was taken back: its record job), settled if it has. The plans it held. */
   async heard(procedureId: string, now = new Date()): Promise<string[]> {
-    const [issue] = await this.fhir.searchAll<DetectedIssue>('DetectedIssue', {
-      identifier: notLinkedKey(procedureId),
-    });
+    const issue = await unresolvedNotLinkedIssue(this.fhir, procedureId);
     return issue ? this.settle(issue, now) : [];
   }
 
