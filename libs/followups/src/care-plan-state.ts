@@ -17,10 +17,16 @@ export function carePlanReferencesOf(resource: { basedOn?: Reference[] }): strin
  * (since session 47; before, the first CarePlan it named was taken for its plan, and its follow-up failed).
  */
 export function protocolPlanOf(procedure: { basedOn?: Reference[] }, plans: CarePlan[]): CarePlan | undefined {
+  return protocolPlansOf(procedure, plans)[0];
+}
+
+/** Every plan of a protocol it names among `plans`, in its order (protocolPlanOf: the first). */
+export function protocolPlansOf(procedure: { basedOn?: Reference[] }, plans: CarePlan[]): CarePlan[] {
   const byRef = new Map(plans.map((p) => [`CarePlan/${p.id}`, p]));
-  return carePlanReferencesOf(procedure)
-    .map((ref) => byRef.get(ref))
-    .find((p) => Boolean(p?.instantiatesCanonical?.length));
+  return carePlanReferencesOf(procedure).flatMap((ref) => {
+    const plan = byRef.get(ref);
+    return plan?.instantiatesCanonical?.length ? [plan] : [];
+  });
 }
 
 /** CarePlans that are over (or were a mistake) get no new follow-ups; draft and active plans do. */

@@ -30,6 +30,7 @@ import {
   infusionDefinitionFor,
   isInfusion,
   isUnlinkedInfusion,
+  protocolPlansOf,
   toInfusionCompleted,
   type AdministrationRecords,
   type InfusionCompleted,
@@ -152,7 +153,7 @@ function followedEvent(
   const named = carePlanReferencesOf(procedure).flatMap((ref) => carePlans.get(ref.slice('CarePlan/'.length)) ?? []);
   if (!named.length) return { ignored: 'CarePlan not found' };
   // Only plans of the EHR's own (no protocol): linked on evidence as one naming none (since session 47).
-  const ofProtocols = named.filter((p) => p.instantiatesCanonical?.length);
+  const ofProtocols = protocolPlansOf(procedure, named);
   if (!ofProtocols.length) return { unlinked: procedure };
   // A stopped plan takes no follow-ups, but a session the pump gave under it is still answered (handleRound).
   return { procedure, event: check.event, carePlans: ofProtocols };
