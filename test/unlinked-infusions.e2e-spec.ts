@@ -4,6 +4,7 @@ import type {
   DetectedIssue,
   MedicationRequest,
   Patient,
+  PlanDefinition,
   Procedure,
   Provenance,
   Task,
@@ -334,6 +335,79 @@ describe('an infusion the EHR recorded naming no care plan', () => {
         subject: { reference: patient },
       })
     ).resource;
+
+  /**
+   * A plan of the EHR's own that instantiates a protocol of its own on the FHIR server (a care pathway, as an EHR on
+   * Medplum writes with PlanDefinition/$apply): found, but it follows up no infusion.
+   */
+  const ehrPathway = async (patient: string) => {
+    const url = 'https://ehr.example/fhir/PlanDefinition/depression-pathway';
+    const found = await service.fhir.searchAll<PlanDefinition>('PlanDefinition', { url });
+    if (!found.length)
+      await service.fhir.create<PlanDefinition>({
+        resourceType: 'PlanDefinition',
+        url,
+        version: '1',
+        status: 'active',
+        title: 'Depression care pathway',
+        action: [{ title: 'Review at 12 weeks' }],
+      });
+    return (
+      await service.fhir.create<CarePlan>({
+        resourceType: 'CarePlan',
+        status: 'active',
+        intent: 'plan',
+        title: 'Depression care pathway',
+        instantiatesCanonical: [`${url}|1`],
+        subject: { reference: patient },
+      })
+    ).resource;
+  };
+
+  it('based on a plan of the EHR’s own protocol and the service’s: followed up under the service’s (before session 48, ignored as not an infusion of the first)', async () => {
+    const { patient, carePlanId, session, order, start } = await approvedSession();
+    const pathway = await ehrPathway(patient);
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
+      basedOn: [{ reference: `CarePlan/${pathway.id}` }, { reference: `CarePlan/${carePlanId}` }],
+    });
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
+    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+  });
+
+  it('based on a plan of the EHR’s own protocol alone, nothing tying it: a clinician is asked to link it (before session 48, ignored)', async () => {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const pathway = await ehrPathway(patient);
+    const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z', {
+      basedOn: [{ reference: `CarePlan/${pathway.id}` }],
+    });
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({
+      status: 'ignored',
+      reason: expect.stringMatching(/^it names no care plan of a protocol \(only the EHR’s own\)/),
+    });
+    expect((await notLinkedIssueOf(infusion.id!)).implicated).toEqual([{ reference: `CarePlan/${carePlanId}` }]);
+  });
+
+  it('based on a plan of the EHR’s own protocol and the service’s, recorded in error after its follow-ups: the service’s plan is held (before session 48, the EHR’s)', async () => {
+    const { patient, carePlanId, start } = await approvedSession();
+    const pathway = await ehrPathway(patient);
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
+      basedOn: [{ reference: `CarePlan/${pathway.id}` }, { reference: `CarePlan/${carePlanId}` }],
+    });
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
+    const inError = await service.fhir.update<Procedure>({
+      ...(await readProcedure(infusion.id!)),
+      status: 'entered-in-error',
+    });
+    await postWebhook(service, JSON.stringify(inError)).expect(202);
+    await maintenanceJobDone(service, recheckContraindicationsJobId(`Procedure/${infusion.id}`), 'the infusion heard');
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      code: 'infusion-recorded-in-error',
+      patient,
+    });
+    expect(issues.map((i) => i.implicated?.[0].reference)).toEqual([`CarePlan/${carePlanId}`]);
+  });
 
   it('based on the EHR’s own plan and the service’s: followed up under the service’s (before session 47 its job failed)', async () => {
     const { patient, carePlanId, session, order, start } = await approvedSession();

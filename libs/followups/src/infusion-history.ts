@@ -51,6 +51,15 @@ export function infusionCodesOf(catalog: ProtocolCatalog): Coding[] {
 }
 
 /** A Procedure is one of the protocol's infusions when it carries the infusion's code or instantiates its definition. */
+/**
+ * Whether a protocol follows up infusions at all (its infusion-completed trigger names an infusion). An EHR's own
+ * protocol (a care pathway on the same FHIR server, as an EHR on Medplum writes with $apply) follows up none: a plan of
+ * it is not the plan of an infusion it names.
+ */
+export function followsUpInfusions(definition: InfusionDefinition): boolean {
+  return definition.codes.length > 0 || definition.canonicals.length > 0;
+}
+
 export function isInfusion(procedure: Procedure, definition: InfusionDefinition): boolean {
   const coded = (procedure.code?.coding ?? []).some((c) =>
     definition.codes.some((d) => d.system === c.system && d.code === c.code),

@@ -27,10 +27,7 @@ import {
 import {
   administrationsSearchParams,
   carePlanReferencesOf,
-  infusionDefinitionFor,
-  isInfusion,
   isUnlinkedInfusion,
-  protocolPlansOf,
   toInfusionCompleted,
   type AdministrationRecords,
   type InfusionCompleted,
@@ -43,11 +40,11 @@ import {
   patientDataQueries,
   TASK_KEY_SYSTEM,
   type DefinitionResolver,
-  type ResolvedPlan,
   taskKey,
   triggeredActions,
 } from '@kc/protocols';
 import { OPEN_STATUS_SEARCH } from '@kc/task-states';
+import { infusionPlanAmong, type ProtocolSource } from './infusion-plan';
 
 /**
  * The follow-up service's two reads, for one event or a batch of them: (1) the Procedures with their CarePlans
@@ -68,10 +65,7 @@ export interface EventContext {
 /** Everything the rules read about an event besides its Procedure and CarePlan. */
 export type EventSurroundings = Awaited<ReturnType<typeof readAround>>[number];
 
-/** Where an event's protocol is found: the catalog, or the FHIR server for an EHR's (PlanDefinitions). */
-export interface ProtocolSource {
-  ofCarePlan(carePlan: CarePlan): Promise<ResolvedPlan | undefined>;
-}
+export type { ProtocolSource };
 
 /**
  * An infusion of a plan whose protocol is nowhere to be read (its PlanDefinition deleted from the FHIR server): its
@@ -119,25 +113,22 @@ export async function readEvents(
   const contexts = procedureIds.map(async (id): Promise<[string, ReadEvent]> => {
     const followed = followedEvent(procedures.get(id), carePlans);
     if ('ignored' in followed || 'unlinked' in followed) return [id, followed];
-    // The version it was applied with, else the latest of its url (a version the EHR replaced in place). Of the plans
-    // it names that instantiate one, the first whose protocol is found (an EHR's own plan may instantiate its own).
-    for (const carePlan of followed.carePlans) {
-      const resolved = await protocols.ofCarePlan(carePlan);
-      if (resolved)
-        return [
-          id,
-          eventContext({ ...followed, carePlan, event: { ...followed.event, carePlanId: carePlan.id! } }, resolved),
-        ];
-    }
-    const [carePlan] = followed.carePlans;
-    return [id, { failed: new ProtocolNotFoundError(carePlan.id!, carePlan.instantiatesCanonical?.[0]) }];
+    // The protocol: the version it was applied with, else the latest of its url (a version the EHR replaced in place).
+    const found = await infusionPlanAmong(protocols, followed.procedure, followed.carePlans);
+    if ('ignored' in found) return [id, found];
+    if ('none' in found) return [id, { unlinked: followed.procedure }];
+    if ('notFound' in found)
+      return [id, { failed: new ProtocolNotFoundError(found.notFound.id!, found.notFound.instantiatesCanonical?.[0]) }];
+    const { carePlan, protocol, infusion } = found;
+    const event = { ...followed.event, carePlanId: carePlan.id! };
+    return [id, { ...followed, event, carePlan, plan: protocol.plan, definitions: protocol.definitions, infusion }];
   });
   return new Map(await Promise.all(contexts));
 }
 
 /**
- * An infusion's completion, with the plans it names that instantiate a protocol (in its order: the first whose protocol
- * is found is its plan), or why the event is not followed up.
+ * An infusion's completion, with the plans it names (infusionPlanAmong finds which it is a session of), or why the
+ * event is not followed up.
  */
 function followedEvent(
   procedure: Procedure | undefined,
@@ -152,20 +143,8 @@ function followedEvent(
   if (!check.ok) return isUnlinkedInfusion(procedure) ? { unlinked: procedure } : { ignored: check.reason };
   const named = carePlanReferencesOf(procedure).flatMap((ref) => carePlans.get(ref.slice('CarePlan/'.length)) ?? []);
   if (!named.length) return { ignored: 'CarePlan not found' };
-  // Only plans of the EHR's own (no protocol): linked on evidence as one naming none (since session 47).
-  const ofProtocols = protocolPlansOf(procedure, named);
-  if (!ofProtocols.length) return { unlinked: procedure };
   // A stopped plan takes no follow-ups, but a session the pump gave under it is still answered (handleRound).
-  return { procedure, event: check.event, carePlans: ofProtocols };
-}
-
-function eventContext(
-  followed: Pick<EventContext, 'procedure' | 'event' | 'carePlan'>,
-  { plan, definitions }: ResolvedPlan,
-): EventContext | { ignored: string } {
-  const infusion = infusionDefinitionFor(plan, definitions);
-  if (!isInfusion(followed.procedure, infusion)) return { ignored: "not an infusion of the CarePlan's protocol" };
-  return { ...followed, plan, definitions, infusion };
+  return { procedure, event: check.event, carePlans: named };
 }
 
 /**

@@ -15,7 +15,7 @@ import { InfusionEventsProducer } from '@kc/queue';
 import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 import { windowFollowedWrites } from '../maintenance/windows-moved-in-ehr';
 import { FollowUpRunningError } from './administration-recorded';
-import { protocolPlanNamedBy } from './infusion-plan';
+import { infusionPlanNamedBy } from './infusion-plan';
 
 /** Its Provenances' activity: what an EHR reading them sees was done. */
 export const RECOUNT_FROM_RETIMED_INFUSION = 'recount a window from its re-timed infusion';
@@ -48,15 +48,16 @@ export class RetimedInfusions {
     // Its follow-up running now may have planned from the time before: this job runs again after its backoff, once that
     // has written (else those Tasks would keep the old windows until the infusion changed again).
     if (await this.infusions.isFollowingUp(procedureId)) throw new FollowUpRunningError(procedureId, 're-timing');
-    // The plan of a protocol it names now (not an EHR's own it may name too).
-    const carePlan = await protocolPlanNamedBy(this.fhir, versions[0]);
-    const protocol = carePlan && (await this.protocols.ofCarePlan(carePlan));
-    if (!carePlan?.id || !protocol) return none;
+    // The plan it is a session of now (not an EHR's own it may name too: infusionPlanAmong).
+    const found = await infusionPlanNamedBy(this.fhir, this.protocols, versions[0]);
+    const planId = found?.carePlan.id;
+    if (!found || !planId) return none;
+    const { protocol } = found;
     // Every status an open Task may have in the EHR, not only those written here: one the EHR set to be done while it
     // awaited approval (in-progress, accepted...) is returned for approval later, and this job, heard once, is what
     // counts its window again (before, it was skipped, and came back with the old window: clinic day, big seed 5186).
     const tasks = await this.fhir.searchAll<Task>('Task', {
-      'based-on': `CarePlan/${carePlan.id}`,
+      'based-on': `CarePlan/${planId}`,
       status: OPEN_STATUS_SEARCH,
       _count: 200,
     });
@@ -68,7 +69,7 @@ export class RetimedInfusions {
       zone: this.config.clinicTimeZone,
     });
     if (!recounted.length) return none;
-    const onPlan = await this.remindersOf(recounted, carePlan.id);
+    const onPlan = await this.remindersOf(recounted, planId);
     const writes = [];
     let reminders = 0;
     for (const retimed of recounted) {

@@ -13,6 +13,7 @@ import {
   carePlanReferenceOf,
   ordersNamingNoPlan,
   ordersPlans,
+  followsUpInfusions,
   infusionDefinitionFor,
   linkedToPlan,
   performedOf,
@@ -29,7 +30,7 @@ import {
   resolvedInfusionNotLinked,
 } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
-import type { ProtocolSource } from './follow-up-reads';
+import type { ProtocolSource } from './infusion-plan';
 
 /**
  * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's plans read (one search), the
@@ -136,7 +137,9 @@ export async function planTiedToUnlinkedInfusion(
   const candidates: PlanCandidate[] = [];
   for (const carePlan of plans) {
     const resolved = await protocols.ofCarePlan(carePlan);
-    if (resolved) candidates.push({ carePlan, infusion: infusionDefinitionFor(resolved.plan, resolved.definitions) });
+    const infusion = resolved && infusionDefinitionFor(resolved.plan, resolved.definitions);
+    // Plans of the EHR's own protocols (a care pathway) follow up no infusion: named, the infusion still names none.
+    if (infusion && followsUpInfusions(infusion)) candidates.push({ carePlan, infusion });
   }
   let administrations: MedicationAdministration[] = [];
   let planOfOrder = new Map<string, string>();

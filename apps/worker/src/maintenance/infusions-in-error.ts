@@ -20,7 +20,7 @@ import {
 } from '@kc/protocols';
 import { changeProvenance, isApproved, THIS_SERVICE } from '@kc/task-states';
 import { FollowUpRunningError } from '../followups/administration-recorded';
-import { protocolPlanNamedBy } from '../followups/infusion-plan';
+import { infusionPlanNamedBy } from '../followups/infusion-plan';
 import { planTiedToUnlinkedInfusion } from '../followups/unlinked-infusions';
 import { ContraindicationSweep } from './contraindication-sweep';
 
@@ -59,10 +59,11 @@ export class InfusionsInError {
     if (!found || (!found.deleted && found.resource.status !== 'entered-in-error')) return none;
     const procedure = found.resource;
     const patient = procedure.subject?.reference;
-    // The plan of a protocol it names (not the EHR's own it may name too), else the one evidence ties it to.
-    const named = await protocolPlanNamedBy(this.fhir, procedure);
+    // The plan it is a session of among those it names (not the EHR's own it may name too: infusionPlanAmong), else
+    // the one evidence ties it to.
+    const named = await infusionPlanNamedBy(this.fhir, this.protocols, procedure);
     const carePlan = named
-      ? `CarePlan/${named.id}`
+      ? `CarePlan/${named.carePlan.id}`
       : patient
         ? await this.planOfUnlinked({ ...procedure, id: procedureId })
         : undefined;
