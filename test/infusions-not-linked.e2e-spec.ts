@@ -94,8 +94,15 @@ describe('an infusion charted naming no care plan, that nothing ties to one', ()
       `MedicationRequest/${order.id}`,
       `Task/${session.id}`,
     ]);
-    // An EHR reading the order's status sees nothing is to be given until a clinician says what the infusion was.
-    expect(await orderStatus(order.id)).toBe('on-hold');
+    // An EHR reading the order's status sees nothing is to be given until a clinician says what the infusion was, and
+    // what is awaited (before session 48 it read that an override releases it).
+    const held = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id);
+    expect([held.status, held.statusReason?.text]).toEqual([
+      'on-hold',
+      'Held: found after approval: Infusion charted naming no care plan. A clinician linking the infusion to its care ' +
+        'plan, or recording that it was not a session of the plan, releases it.',
+    ]);
+    expect((await service.fhir.read<Task>('Task', session.id!)).statusReason?.text).toBe(held.statusReason?.text);
     // The clinic is told by email (naming no patient) and in the EHR's inbox (the patient its subject), once.
     const mails = mailsTo(smtp, 'oncall@clinic.test').slice(sent);
     expect(mails).toHaveLength(1);

@@ -483,7 +483,8 @@ describe('protocols outside the catalog', () => {
     const held = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
     expect([held.status, held.statusReason?.text]).toEqual([
       'on-hold',
-      "Held: found after approval: Care plan’s protocol not found. A clinician's override with a reason releases it.",
+      // What releases it, as the issue is (before session 48 every hold said a clinician's override alone did).
+      "Held: found after approval: Care plan’s protocol not found. Posting its care plan's protocol again on the FHIR server, or a clinician's override with a reason, releases it.",
     ]);
     expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('on-hold');
     const [issue] = await planIssues(carePlan);

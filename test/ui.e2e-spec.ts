@@ -385,7 +385,7 @@ describe('clinician page in a real browser', () => {
     await heldRow.waitFor();
     // Held after its approval: said once, with what holds it (not also "cannot be approved").
     expect(await heldRow.locator('td.task .badge.blocked').allTextContents()).toEqual([
-      "Approved, now on hold: found after approval: Care plan’s protocol not found. A clinician's override with a reason releases it.",
+      "Approved, now on hold: found after approval: Care plan’s protocol not found. Posting its care plan's protocol again on the FHIR server, or a clinician's override with a reason, releases it.",
     ]);
     expect(await heldRow.locator('td.contraindications').textContent()).toMatch(
       /Care plan’s protocol not found: unresolvedHolds 1 approved order\(s\)Override/,

@@ -12,6 +12,7 @@ import { batchResult, FhirClient, getEntry, skipsStaleWrite, updateEntry, type R
 import {
   contraindicationState,
   hasContraindicationChecks,
+  howReleased,
   protocolActionOf,
   type DefinitionResolver,
 } from '@kc/protocols';
@@ -108,8 +109,11 @@ export class OrderHolds {
     const heldAlready = ordersOfStatus(orders, heldTasks, 'on-hold');
     // An order is held once, however many sessions it is the order of.
     const ordersOf = (found: { order: AuthorisableRequest }[]) => eachOrderOnce(found).map((f) => f.order);
-    const holds = ordersToHold(ordersOf(active), unresolved);
-    const restated = await this.withoutGoneIssues(holdsToRestate(ordersOf(heldAlready), unresolved), check.issues);
+    const holds = ordersToHold(ordersOf(active), unresolved, howReleased);
+    const restated = await this.withoutGoneIssues(
+      holdsToRestate(ordersOf(heldAlready), unresolved, howReleased),
+      check.issues,
+    );
     if (!holds.length && !restated.length) return NOTHING_HELD;
     const tasks = new Map([...gated, ...heldTasks].map((t) => [t.id, t]));
     const tasksOf = new Map<string, string[]>();

@@ -33,3 +33,4 @@ export * from './care-team-owner';
 export * from './protocol-not-found';
 export * from './infusion-in-error';
 export * from './infusion-not-linked';
+export * from './hold-release';

@@ -52,6 +52,20 @@ describe('orders held for a contraindication found after approval', () => {
     expect(again.detectedIssue?.map((r) => r.reference)).toEqual(['DetectedIssue/i1', 'DetectedIssue/i2']);
   });
 
+  it('says what releases the order, as each issue holding it is (the caller says how), each once', () => {
+    const releasedBy = (i: DetectedIssue) =>
+      i.id === 'linked' ? 'Linking the infusion releases it.' : "A clinician's override with a reason releases it.";
+    const [{ held }] = ordersToHold(
+      [order('a')],
+      [issue('i1', []), { ...issue('linked', []), code: { text: 'Infusion not linked' } }, issue('i2', [])],
+      releasedBy,
+    );
+    expect((held as MedicationRequest).statusReason?.text).toBe(
+      'Held: found after approval: Pregnancy; Infusion not linked; Pregnancy. Each to be resolved: ' +
+        "A clinician's override with a reason releases it. Linking the infusion releases it.",
+    );
+  });
+
   it('an order held by an issue deleted since is held again by the one found now; one it implicates, or held by others, is left', () => {
     const [heldByGone] = ordersToHold([order('a')], [issue('gone', ['CarePlan/cp'])]).map((h) => h.held);
     const [alreadyNamed] = ordersToHold([order('b')], [issue('now', ['CarePlan/cp'])]).map((h) => h.held);

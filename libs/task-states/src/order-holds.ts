@@ -24,10 +24,21 @@ export interface OrderHold {
  * reason naming the contraindications (what an EHR, a pharmacy or an infusion pump integration reads; see heldOrder). Orders already
  * on hold, stopped or done are left as they are. Pure: the caller reads the orders and writes the result.
  */
-export function ordersToHold(orders: AuthorisableRequest[], unresolved: DetectedIssue[]): OrderHold[] {
+export function ordersToHold(
+  orders: AuthorisableRequest[],
+  unresolved: DetectedIssue[],
+  released: ReleasedBy = OVERRIDE_RELEASES,
+): OrderHold[] {
   if (!unresolved.length) return [];
-  return orders.filter((o) => o.status === 'active').map((read) => ({ read, held: heldOrder(read, unresolved) }));
+  return orders
+    .filter((o) => o.status === 'active')
+    .map((read) => ({ read, held: heldOrder(read, unresolved, released) }));
 }
+
+/** What releases an order an issue holds, in a sentence ending the held order's reason (protocols' howReleased). */
+export type ReleasedBy = (issue: DetectedIssue) => string;
+
+const OVERRIDE_RELEASES: ReleasedBy = () => "A clinician's override with a reason releases it.";
 
 /**
  * Orders already held for a contraindication that an unresolved issue does not implicate yet (the issue that held them
@@ -36,7 +47,11 @@ export function ordersToHold(orders: AuthorisableRequest[], unresolved: Detected
  * override of those issues finds it. Other requests carry no `detectedIssue`: they are returned as they are, for the
  * issues to implicate them. Pure.
  */
-export function holdsToRestate(orders: AuthorisableRequest[], unresolved: DetectedIssue[]): OrderHold[] {
+export function holdsToRestate(
+  orders: AuthorisableRequest[],
+  unresolved: DetectedIssue[],
+  released: ReleasedBy = OVERRIDE_RELEASES,
+): OrderHold[] {
   const reference = (o: AuthorisableRequest) => `${o.resourceType}/${o.id}`;
   return orders
     .filter(
@@ -44,7 +59,10 @@ export function holdsToRestate(orders: AuthorisableRequest[], unresolved: Detect
         isHeldForContraindication(o) &&
         unresolved.some((i) => !(i.implicated ?? []).some((r) => r.reference === reference(o))),
     )
-    .map((read) => ({ read, held: read.resourceType === 'MedicationRequest' ? heldOrder(read, unresolved) : read }));
+    .map((read) => ({
+      read,
+      held: read.resourceType === 'MedicationRequest' ? heldOrder(read, unresolved, released) : read,
+    }));
 }
 
 /**
@@ -145,11 +163,13 @@ export function implicatingOrders(issue: DetectedIssue, held: Reference[]): Dete
  * order was given with that issue overridden, as a CDS alert's override stays with its order). The issues also
  * implicate the order (`DetectedIssue?implicated=`), whatever the request's type.
  */
-function heldOrder(order: AuthorisableRequest, issues: DetectedIssue[]): AuthorisableRequest {
+function heldOrder(order: AuthorisableRequest, issues: DetectedIssue[], released: ReleasedBy): AuthorisableRequest {
   const named = issues.map(contraindicationName);
+  // Every issue must be resolved: what releases each, once.
+  const releases = [...new Set(issues.map(released))];
   const reason: CodeableConcept = {
     coding: [CONTRAINDICATION_HOLD],
-    text: `Held: found after approval: ${named.join('; ')}. A clinician's override with a reason releases it.`,
+    text: `Held: found after approval: ${named.join('; ')}. ${releases.length > 1 ? 'Each to be resolved: ' : ''}${releases.join(' ')}`,
   };
   const held = onHoldWith(order, reason);
   if (held.resourceType !== 'MedicationRequest') return held;
