@@ -64,6 +64,7 @@ import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, applyPlan, completeInfusion, enrolPatient, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
 import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
+import { notLinkedKey } from '../apps/worker/src/followups/unlinked-infusions';
 import { checkAnswers } from './support/checks';
 import { isUnresolved } from '../apps/api/src/review/contraindication-guard';
 import { startTestService, type TestService } from './support/test-service';
@@ -225,14 +226,17 @@ describe.each([
   /** Tasks awaiting approval the EHR set to be done itself; approved sessions it set in progress before the pump. */
   let setToBeDone = 0;
   let begunInEhr = 0;
-  /** Infusions charted naming no plan, each with whether the pump's record of the session it gave was charted first. */
-  const unlinkedCharted = new Map<string, boolean>();
+  /** Infusions charted naming no plan, each with the pump's record of the session it gave (charted first, or late). */
+  const unlinkedCharted = new Map<string, MedicationAdministration>();
   /** The plan each infusion charted naming none was a session of: what a clinician links it to. */
   const unlinkedPlanOf = new Map<string, string>();
   /** Infusions a clinician linked to their plan ($link-infusion). */
   let linkedByClinician = 0;
-  /** Whether the last session given at the pump had its record charted at once (not documented late). */
-  let pumpRecordedNow = false;
+  /**
+   * The pump's records charted so far: at once, or documented late and charted since. (Not one flag of "the last
+   * session given": the day's two EHR loops give sessions at once, and one loop's late record read the other's flag.)
+   */
+  const chartedRecords = new WeakSet<MedicationAdministration>();
   /** Tasks whose window the EHR moved; Tasks it gave someone else. */
   let windowsMoved = 0;
   let reassigned = 0;
@@ -302,7 +306,9 @@ describe.each([
    */
   async function ehrStep(): Promise<void> {
     if (documentedLate.length && random() < 0.15) {
-      const { resource } = await service.fhir.create(documentedLate.shift()!);
+      const late = documentedLate.shift()!;
+      const { resource } = await service.fhir.create(late);
+      chartedRecords.add(late);
       given.push({ order: resource.request!.reference!.split('/')[1], recorded: resource.meta!.lastUpdated! });
       return;
     }
@@ -319,13 +325,12 @@ describe.each([
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
-      pumpRecordedNow = false;
       const given = PUMP && random() < 0.8 ? await givenAtThePump(who) : undefined;
       const end =
-        given ?? new Date(Date.parse('2027-01-04T10:00:00Z') + who.infusions.length * 3 * DAY_MS).toISOString();
+        given?.end ?? new Date(Date.parse('2027-01-04T10:00:00Z') + who.infusions.length * 3 * DAY_MS).toISOString();
       const procedure =
         UNLINKED && given && random() < 0.25
-          ? await chartedUnlinked(who, end, pumpRecordedNow)
+          ? await chartedUnlinked(who, end, given.record)
           : EHR_EPISODES && random() < 0.33
             ? await chartedUnder(who, end, [await episodeOf(who), `CarePlan/${who.carePlanId}`])
             : await completeInfusion(service, who, end);
@@ -578,9 +583,9 @@ describe.each([
   }
 
   /** An infusion charted as an EHR that does not link its charting: no `basedOn`, or only its own care episode. */
-  async function chartedUnlinked(who: Enrolled, end: string, recorded: boolean): Promise<string> {
+  async function chartedUnlinked(who: Enrolled, end: string, record: MedicationAdministration): Promise<string> {
     const id = await chartedUnder(who, end, EHR_EPISODES && random() < 0.5 ? [await episodeOf(who)] : []);
-    unlinkedCharted.set(id, recorded);
+    unlinkedCharted.set(id, record);
     unlinkedPlanOf.set(id, `CarePlan/${who.carePlanId}`);
     return id;
   }
@@ -619,7 +624,7 @@ describe.each([
    * The pump gives an approved session's order an hour into its window (a MedicationAdministration naming the order):
    * when the infusion ends, for its Procedure; undefined when the patient has no session to give.
    */
-  async function givenAtThePump(who: Enrolled): Promise<string | undefined> {
+  async function givenAtThePump(who: Enrolled): Promise<{ end: string; record: MedicationAdministration } | undefined> {
     const sessions = (
       await service.fhir.searchAll<Task>('Task', {
         'based-on': `CarePlan/${who.carePlanId}`,
@@ -665,13 +670,14 @@ describe.each([
       ?.rateQuantity?.value;
     if (ordered && random() < 0.35) {
       // Documented later, lowered at the pump to three quarters: the next session's rate is judged again then.
-      documentedLate.push({ ...administration, dosage: { rateQuantity: ucum(Math.round(ordered * 0.75), 'mg/h') } });
-      return new Date(start + HOUR_MS).toISOString();
+      const late = { ...administration, dosage: { rateQuantity: ucum(Math.round(ordered * 0.75), 'mg/h') } };
+      documentedLate.push(late);
+      return { end: new Date(start + HOUR_MS).toISOString(), record: late };
     }
     const { resource } = await service.fhir.create(administration);
     given.push({ order: order.id!, recorded: resource.meta!.lastUpdated! });
-    pumpRecordedNow = true;
-    return new Date(start + HOUR_MS).toISOString();
+    chartedRecords.add(administration);
+    return { end: new Date(start + HOUR_MS).toISOString(), record: administration };
   }
 
   async function ehrUpdate<T extends Resource>(resource: T): Promise<void> {
@@ -1295,12 +1301,17 @@ describe.each([
     }
     expect(copiesFollowedUp).toEqual([]);
 
-    // An infusion charted naming no plan, the pump's record of the session it gave charted before it, is linked to
-    // its plan (and so followed up), unless taken back since.
+    // An infusion charted naming no plan whose session's pump record was charted (before it, or documented late since:
+    // the sweep ties it then, since session 48) is linked to its plan (and so followed up), unless taken back since or
+    // a clinician recorded it was not a session of the plan (an override of its issue, which stands).
     const unlinkedLeft: string[] = [];
-    for (const [id, recorded] of unlinkedCharted) {
+    for (const [id, record] of unlinkedCharted) {
       const procedure = await service.fhir.readIfExists<Procedure>('Procedure', id);
-      if (!recorded || procedure?.status !== 'completed') continue;
+      if (!chartedRecords.has(record) || procedure?.status !== 'completed') continue;
+      const [notLinked] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+        identifier: notLinkedKey(id),
+      });
+      if (notLinked && overrides.includes(notLinked.id!)) continue;
       // Linked to the service's plan (an EHR's episode it names is not one).
       if (!procedure.basedOn?.some((b) => enrolled.some((e) => b.reference === `CarePlan/${e.carePlanId}`)))
         unlinkedLeft.push(id);

@@ -1,7 +1,8 @@
 import request from 'supertest';
 import type { Job } from 'bullmq';
 import type { Communication, DetectedIssue, MedicationRequest, Procedure, Provenance, Task } from '@medplum/fhirtypes';
-import { JOBS, recheckContraindicationsJobId } from '@kc/queue';
+import { administrationRecordedJobId, JOBS, recheckContraindicationsJobId } from '@kc/queue';
+import { administrationOf } from './fixtures/orders';
 import { orderKeySearch } from '@kc/task-states';
 import { notLinkedKey } from '../apps/worker/src/followups/unlinked-infusions';
 import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
@@ -15,6 +16,7 @@ import {
   overrideIssue,
   postWebhook,
   reportInfusion,
+  waitFor,
 } from './support/clinic';
 import { mailsTo, startSmtpServer, type SmtpServer, serviceEmailingClinic } from './support/smtp-server';
 import type { TestService } from './support/test-service';
@@ -200,6 +202,32 @@ describe('an infusion charted naming no care plan, that nothing ties to one', ()
     expect((await sweep()).notLinkedPlansReleased).toBe(1);
     expect((await issueOf(infusion.id!)).mitigation?.[0].action.coding?.[0].code).toBe('infusion-linked-in-ehr');
     await approve().expect(200);
+  });
+
+  it('the pump’s record charted late, its order deleted in the EHR by then: the 15-minute sweep links it on that record (before session 48, left to a clinician)', async () => {
+    const { carePlanId, order, infusion } = await chartedWithoutPlan();
+    expect(
+      (await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${order.id}`, { method: 'DELETE' })).status,
+    ).toBe(200);
+    const start = Date.parse(infusion.performedPeriod!.start!);
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', {
+        start: new Date(start + 5 * 60_000).toISOString(),
+        end: new Date(start + 55 * 60_000).toISOString(),
+      }),
+    );
+    await postWebhook(service, JSON.stringify(given)).expect(202);
+    await maintenanceJobDone(service, administrationRecordedJobId(given.id!), 'the pump’s record heard');
+    // The record's own job follows up again only an infusion that left its order's session open: none here.
+    expect((await issueOf(infusion.id!)).status).toBe('preliminary');
+
+    await sweep();
+    await waitFor(async () => (await issueOf(infusion.id!)).status === 'final', 'the issue resolved');
+    expect((await issueOf(infusion.id!)).mitigation?.[0].action.coding?.[0].code).toBe('infusion-linked-on-evidence');
+    expect((await service.fhir.read<Procedure>('Procedure', infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([
+      `CarePlan/${carePlanId}`,
+    ]);
+    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
   });
 
   it('taken back in the EHR (entered in error): the issue resolved when heard, the order released', async () => {

@@ -9,7 +9,9 @@ import {
   plansImplicatedBy,
   resolvedInfusionNotLinked,
 } from '@kc/protocols';
-import { unresolvedNotLinkedIssue } from '../followups/unlinked-infusions';
+import { PlanDefinitions } from '@kc/nest-core';
+import { InfusionEventsProducer } from '@kc/queue';
+import { planTiedToUnlinkedInfusion, unresolvedNotLinkedIssue } from '../followups/unlinked-infusions';
 import { serviceChangeEntries } from './withdrawal-writes';
 
 /**
@@ -23,11 +25,16 @@ import { serviceChangeEntries } from './withdrawal-writes';
 export class UnlinkedInfusionIssues {
   private readonly logger = new Logger(UnlinkedInfusionIssues.name);
 
-  constructor(private readonly fhir: FhirClient) {}
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly protocols: PlanDefinitions,
+    private readonly infusions: InfusionEventsProducer,
+  ) {}
 
   /**
    * The sweep's look: one search of the unresolved issues, then a read of each one's infusion (few: a clinician links
-   * them). A failure is logged, and the next sweep looks again. The plans whose issue was resolved.
+   * them), and for one still charted naming no plan, the evidence that ties it to one now (tiedSince). A failure is
+   * logged, and the next sweep looks again. The plans whose issue was resolved here.
    */
   async lookAgain(now = new Date()): Promise<string[]> {
     try {
@@ -37,7 +44,7 @@ export class UnlinkedInfusionIssues {
         _count: 200,
       });
       const released: string[] = [];
-      for (const issue of issues) released.push(...(await this.settle(issue, now)));
+      for (const issue of issues) released.push(...(await this.settle(issue, now, { lookingAgain: true })));
       return released;
     } catch (err) {
       this.logger.warn({ msg: 'infusions not linked not looked at again; the next sweep tries', error: String(err) });
@@ -51,15 +58,16 @@ export class UnlinkedInfusionIssues {
     return issue ? this.settle(issue, now) : [];
   }
 
-  private async settle(issue: DetectedIssue, now: Date): Promise<string[]> {
+  private async settle(issue: DetectedIssue, now: Date, { lookingAgain = false } = {}): Promise<string[]> {
     const procedureId = infusionNotLinkedOf(issue);
     if (!procedureId || contraindicationState(issue) !== 'unresolved') return [];
     const found = await this.fhir.readEvenIfDeleted<Procedure>('Procedure', procedureId);
-    const settled = notLinkedInfusionSettled(
-      found && !found.deleted ? found.resource : undefined,
-      plansImplicatedBy(issue),
-    );
-    if (!settled) return [];
+    const procedure = found && !found.deleted ? { ...found.resource, id: procedureId } : undefined;
+    const settled = notLinkedInfusionSettled(procedure, plansImplicatedBy(issue));
+    if (!settled) {
+      if (lookingAgain && procedure) await this.tiedSince(procedure);
+      return [];
+    }
     await this.fhir.transaction(
       serviceChangeEntries(
         [{ resource: resolvedInfusionNotLinked(issue, settled.how, settled.text, now.toISOString()), read: issue }],
@@ -78,5 +86,25 @@ export class UnlinkedInfusionIssues {
       how: settled.how.code,
     });
     return plansImplicatedBy(issue);
+  }
+
+  /**
+   * An infusion still charted naming no plan that evidence ties to one plan now: the pump's record of that plan's
+   * order charted since, whose own job did not follow it up because the order was closed or deleted in the EHR by
+   * then (it follows up again only an infusion that left its order's session open; clinic day seed 2842). Followed
+   * up again: the follow-up links it and resolves its issue in one transaction, and releases what the issue held
+   * (linkUnlinkedInfusion). Before session 48 such an issue waited for a clinician. Reads: the patient's plans and the
+   * pump's records around it (planTiedToUnlinkedInfusion); a follow-up running now is looked at by the next sweep.
+   */
+  private async tiedSince(procedure: Procedure & { id: string }): Promise<void> {
+    if (procedure.status !== 'completed') return;
+    const found = await planTiedToUnlinkedInfusion(this.fhir, this.protocols, procedure);
+    if (!('carePlan' in found)) return;
+    const { running } = await this.infusions.followUpAgain(procedure.id);
+    if (!running)
+      this.logger.log({
+        msg: 'infusion charted naming no plan tied to one since: followed up',
+        procedure: procedure.id,
+      });
   }
 }
