@@ -14,6 +14,7 @@ import type {
   MedicationAdministration,
   MedicationRequest,
   Patient,
+  PlanDefinition,
   Procedure,
   Provenance,
   Resource,
@@ -170,7 +171,8 @@ describe.each([
   /**
    * The EHR's own care plans (session 47): each patient has a care episode there, and the EHR names it in a third of
    * the infusions it charts, first (before the service's plan), and in half of those it charts naming none of the
-   * service's. CLINIC_DAY_EHR_EPISODES=0 leaves them out.
+   * service's. Half the episodes are care pathways the EHR applied from a PlanDefinition of its own on the same server
+   * (session 48: found, and following up no infusion). CLINIC_DAY_EHR_EPISODES=0 leaves them out.
    */
   const EHR_EPISODES = process.env.CLINIC_DAY_EHR_EPISODES !== '0';
   /**
@@ -550,23 +552,48 @@ describe.each([
     reassigned++;
   }
 
-  /** The patient's care episode in the EHR (a CarePlan of its own, instantiating no protocol), written once. */
+  /**
+   * The patient's care episode in the EHR, written once: a CarePlan of its own instantiating no protocol, or a care
+   * pathway instantiating the EHR's own PlanDefinition (on the same server; it follows up no infusion).
+   */
   const episodes = new Map<string, Promise<string>>();
+  let ehrPathway: Promise<string> | undefined;
   function episodeOf(who: Enrolled): Promise<string> {
-    if (!episodes.has(who.patient))
+    if (!episodes.has(who.patient)) {
+      const pathway = random() < 0.5;
+      const canonical = pathway ? ehrPathwayProtocol() : Promise.resolve(undefined);
       episodes.set(
         who.patient,
-        service.fhir
-          .create<CarePlan>({
-            resourceType: 'CarePlan',
-            status: 'active',
-            intent: 'plan',
-            title: 'Depression care episode',
-            subject: { reference: who.patient },
-          })
+        canonical
+          .then((instantiates) =>
+            service.fhir.create<CarePlan>({
+              resourceType: 'CarePlan',
+              status: 'active',
+              intent: 'plan',
+              title: instantiates ? 'Depression care pathway' : 'Depression care episode',
+              subject: { reference: who.patient },
+              ...(instantiates ? { instantiatesCanonical: [instantiates] } : {}),
+            }),
+          )
           .then(({ resource }) => `CarePlan/${resource.id}`),
       );
+    }
     return episodes.get(who.patient)!;
+  }
+  /** The EHR's care pathway protocol (a PlanDefinition of its own, no infusion in it), posted once: its canonical. */
+  function ehrPathwayProtocol(): Promise<string> {
+    const url = 'https://ehr.example/fhir/PlanDefinition/depression-pathway';
+    ehrPathway ??= service.fhir
+      .create<PlanDefinition>({
+        resourceType: 'PlanDefinition',
+        url,
+        version: '1',
+        status: 'active',
+        title: 'Depression care pathway',
+        action: [{ title: 'Review at 12 weeks' }],
+      })
+      .then(() => `${url}|1`);
+    return ehrPathway;
   }
 
   /** An infusion charted by the EHR under these plans (`basedOn`, in this order). */
@@ -1005,9 +1032,9 @@ describe.each([
         o.identifier?.some((i) => i.system === ORDER_KEY_SYSTEM),
       ),
     ];
-    // The service's plans (they instantiate a protocol), not the EHR's own care episodes.
-    const plans = (await service.fhir.searchAll<CarePlan>('CarePlan', { _count: 1000 })).filter(
-      (p) => p.instantiatesCanonical?.length,
+    // The service's plans (those enrolled), not the EHR's own care episodes and pathways.
+    const plans = (await service.fhir.searchAll<CarePlan>('CarePlan', { _count: 1000 })).filter((p) =>
+      enrolled.some((e) => e.carePlanId === p.id),
     );
     const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { _count: 1000 });
     const planOf = (r: { basedOn?: { reference?: string }[] }) =>
