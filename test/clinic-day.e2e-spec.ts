@@ -1241,8 +1241,15 @@ describe.each([
     // of them, at any depth.
     const ordersOfSession = (taskId: string) => {
       const approvedOn = ordersApprovedOn(byId.get(`Task/${taskId}`) ?? ({ resourceType: 'Task' } as Task));
+      // An order it was approved on that the EHR deleted since is not read, but its replacements still name it (seed 2861).
+      const onOrder = (ref: string | undefined) => ref !== undefined && approvedOn.includes(ref);
       return descendantsOf(
-        orders.filter((o) => orderKey(o) === `Task/${taskId}` || approvedOn.includes(`MedicationRequest/${o.id}`)),
+        orders.filter(
+          (o) =>
+            orderKey(o) === `Task/${taskId}` ||
+            onOrder(`MedicationRequest/${o.id}`) ||
+            onOrder((o as MedicationRequest).priorPrescription?.reference),
+        ),
         orders,
       );
     };
