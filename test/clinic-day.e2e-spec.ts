@@ -230,6 +230,8 @@ describe.each([
   let begunInEhr = 0;
   /** Infusions charted naming no plan, each with the pump's record of the session it gave (charted first, or late). */
   const unlinkedCharted = new Map<string, MedicationAdministration>();
+  /** Of those, the ones whose session the EHR closed naming them (Task.output). */
+  const completedNaming = new Set<string>();
   /** The plan each infusion charted naming none was a session of: what a clinician links it to. */
   const unlinkedPlanOf = new Map<string, string>();
   /** Infusions a clinician linked to their plan ($link-infusion). */
@@ -332,7 +334,7 @@ describe.each([
         given?.end ?? new Date(Date.parse('2027-01-04T10:00:00Z') + who.infusions.length * 3 * DAY_MS).toISOString();
       const procedure =
         UNLINKED && given && random() < 0.25
-          ? await chartedUnlinked(who, end, given.record)
+          ? await chartedUnlinked(who, end, given)
           : EHR_EPISODES && random() < 0.33
             ? await chartedUnder(who, end, [await episodeOf(who), `CarePlan/${who.carePlanId}`])
             : await completeInfusion(service, who, end);
@@ -610,9 +612,32 @@ describe.each([
   }
 
   /** An infusion charted as an EHR that does not link its charting: no `basedOn`, or only its own care episode. */
-  async function chartedUnlinked(who: Enrolled, end: string, record: MedicationAdministration): Promise<string> {
+  async function chartedUnlinked(
+    who: Enrolled,
+    end: string,
+    given: { record: MedicationAdministration; session: string },
+  ): Promise<string> {
     const id = await chartedUnder(who, end, EHR_EPISODES && random() < 0.5 ? [await episodeOf(who)] : []);
-    unlinkedCharted.set(id, record);
+    unlinkedCharted.set(id, given.record);
+    // Now and then the EHR closes the session itself, naming the infusion as what it produced (Task.output): that ties
+    // it to its plan too (session 48).
+    if (random() < 0.3) {
+      const session = await service.fhir.read<Task>('Task', given.session);
+      if (['ready', 'in-progress', 'accepted'].includes(session.status)) {
+        await ehrUpdate({
+          ...session,
+          status: 'completed',
+          output: [
+            ...(session.output ?? []),
+            { type: { text: 'Infusion given' }, valueReference: { reference: `Procedure/${id}` } },
+          ],
+        });
+        if ((await service.fhir.read<Task>('Task', session.id!)).status === 'completed') {
+          closedByEhr.set(session.id!, 'completed');
+          completedNaming.add(id);
+        }
+      }
+    }
     unlinkedPlanOf.set(id, `CarePlan/${who.carePlanId}`);
     return id;
   }
@@ -651,7 +676,9 @@ describe.each([
    * The pump gives an approved session's order an hour into its window (a MedicationAdministration naming the order):
    * when the infusion ends, for its Procedure; undefined when the patient has no session to give.
    */
-  async function givenAtThePump(who: Enrolled): Promise<{ end: string; record: MedicationAdministration } | undefined> {
+  async function givenAtThePump(
+    who: Enrolled,
+  ): Promise<{ end: string; record: MedicationAdministration; session: string } | undefined> {
     const sessions = (
       await service.fhir.searchAll<Task>('Task', {
         'based-on': `CarePlan/${who.carePlanId}`,
@@ -699,12 +726,12 @@ describe.each([
       // Documented later, lowered at the pump to three quarters: the next session's rate is judged again then.
       const late = { ...administration, dosage: { rateQuantity: ucum(Math.round(ordered * 0.75), 'mg/h') } };
       documentedLate.push(late);
-      return { end: new Date(start + HOUR_MS).toISOString(), record: late };
+      return { end: new Date(start + HOUR_MS).toISOString(), record: late, session: session.id! };
     }
     const { resource } = await service.fhir.create(administration);
     given.push({ order: order.id!, recorded: resource.meta!.lastUpdated! });
     chartedRecords.add(administration);
-    return { end: new Date(start + HOUR_MS).toISOString(), record: administration };
+    return { end: new Date(start + HOUR_MS).toISOString(), record: administration, session: session.id! };
   }
 
   async function ehrUpdate<T extends Resource>(resource: T): Promise<void> {
@@ -1336,12 +1363,12 @@ describe.each([
     expect(copiesFollowedUp).toEqual([]);
 
     // An infusion charted naming no plan whose session's pump record was charted (before it, or documented late since:
-    // the sweep ties it then, since session 48) is linked to its plan (and so followed up), unless taken back since or
+    // the sweep ties it then, since session 48), or whose session the EHR closed naming it (Task.output), is linked to its plan (and so followed up), unless taken back since or
     // a clinician recorded it was not a session of the plan (an override of its issue, which stands).
     const unlinkedLeft: string[] = [];
     for (const [id, record] of unlinkedCharted) {
       const procedure = await service.fhir.readIfExists<Procedure>('Procedure', id);
-      if (!chartedRecords.has(record) || procedure?.status !== 'completed') continue;
+      if ((!chartedRecords.has(record) && !completedNaming.has(id)) || procedure?.status !== 'completed') continue;
       const [notLinked] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
         identifier: notLinkedKey(id),
       });

@@ -11,7 +11,9 @@ import type {
 } from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
 import { administrationOf, ehrReplacementOf } from './fixtures/orders';
-import { administrationRecordedJobId, recheckContraindicationsJobId } from '@kc/queue';
+import type { Job } from 'bullmq';
+import { administrationRecordedJobId, JOBS, recheckContraindicationsJobId } from '@kc/queue';
+import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
 import { AdministrationRecorded } from '../apps/worker/src/followups/administration-recorded';
 import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
@@ -101,6 +103,46 @@ describe('an infusion the EHR recorded naming no care plan', () => {
       agent: [{ who: { display: expect.stringContaining('ketamine-careplans') } }],
       entity: [{ role: 'source', what: { reference: `MedicationAdministration/${given.id}` } }],
     });
+  });
+
+  /** The EHR closes the session itself, naming the infusion as what it produced (FHIR workflow's Task.output). */
+  const completedInEhrNaming = async (session: Task, infusion: Procedure) =>
+    service.fhir.update<Task>({
+      ...(await service.fhir.read<Task>('Task', session.id!)),
+      status: 'completed',
+      output: [{ type: { text: 'Infusion given' }, valueReference: { reference: `Procedure/${infusion.id}` } }],
+    });
+
+  it('the EHR completed the plan’s session naming it (Task.output): linked to that plan, with a Provenance, and followed up (before session 48, put to a clinician)', async () => {
+    const { patient, carePlanId, session, start } = await approvedSession();
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
+    await completedInEhrNaming(session, infusion);
+
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
+    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
+    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
+    const [provenance] = (
+      await service.fhir.searchAll<Provenance>('Provenance', { target: `Procedure/${infusion.id}` })
+    ).filter((p) => p.activity?.text === 'link the infusion to its care plan');
+    expect(provenance.entity).toEqual([{ role: 'source', what: { reference: `Task/${session.id}` } }]);
+    expect(await notLinkedIssueOf(infusion.id!)).toBeUndefined();
+  });
+
+  it('the EHR completed the plan’s session naming it after its first look: the 15-minute sweep links it, its issue resolved on that evidence', async () => {
+    const { patient, carePlanId, session, start } = await approvedSession();
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'ignored' });
+    expect((await notLinkedIssueOf(infusion.id!)).status).toBe('preliminary');
+    await completedInEhrNaming(session, infusion);
+
+    const sweep = { name: JOBS.overdueSweep, updateProgress: () => Promise.resolve() } as unknown as Job;
+    await service.app.get(MaintenanceProcessor).process(sweep);
+    await waitFor(async () => (await notLinkedIssueOf(infusion.id!)).status === 'final', 'the issue resolved');
+    expect((await notLinkedIssueOf(infusion.id!)).mitigation?.[0].action.coding?.[0].code).toBe(
+      'infusion-linked-on-evidence',
+    );
+    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
+    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
   });
 
   it('charted before the pump’s record: ignored, then linked and followed up when that record is heard', async () => {

@@ -1,4 +1,4 @@
-import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure } from '@medplum/fhirtypes';
+import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
 import type { InfusionDefinition } from './infusion-history';
 import {
   isUnlinkedInfusion,
@@ -73,6 +73,47 @@ describe('the plan of an infusion an EHR recorded naming none', () => {
       planOfOrder: ordersPlans([orderOf('o-a', 'a'), orderOf('o-b', 'b')], []),
     });
     expect(found).toMatchObject({ carePlan: { id: 'b' }, source: 'MedicationAdministration/ma1' });
+  });
+
+  it('the plan whose session the EHR completed naming it (Task.output); not when the pump’s record names another plan', () => {
+    const session = (id: string, carePlanId: string, output = 'Procedure/proc'): Task => ({
+      resourceType: 'Task',
+      id,
+      status: 'completed',
+      intent: 'order',
+      basedOn: [{ reference: `CarePlan/${carePlanId}` }],
+      focus: { reference: `MedicationRequest/o-${carePlanId}` },
+      output: [{ type: { text: 'Infusion given' }, valueReference: { reference: output } }],
+    });
+    expect(
+      planOfUnlinkedInfusion({
+        procedure: procedure(),
+        candidates,
+        tasks: [session('t-a', 'a', 'Procedure/other'), session('t-b', 'b')],
+      }),
+    ).toMatchObject({ carePlan: { id: 'b' }, source: 'Task/t-b' });
+    // A check's Task naming it is not its session.
+    expect(
+      planOfUnlinkedInfusion({
+        procedure: procedure(),
+        candidates,
+        tasks: [{ ...session('t-b', 'b'), focus: { reference: 'ServiceRequest/check' } }],
+      }),
+    ).toHaveProperty('why');
+    const pumpSaysA = {
+      administrations: [given('ma1', 'o-a')],
+      planOfOrder: ordersPlans([orderOf('o-a', 'a')], []),
+    };
+    const twoPlans = planOfUnlinkedInfusion({
+      procedure: procedure(),
+      candidates,
+      ...pumpSaysA,
+      tasks: [session('t-b', 'b')],
+    });
+    expect('why' in twoPlans && twoPlans.why).toMatch(/more than one/);
+    expect(
+      planOfUnlinkedInfusion({ procedure: procedure(), candidates, ...pumpSaysA, tasks: [session('t-a', 'a')] }),
+    ).toMatchObject({ carePlan: { id: 'a' }, source: 'MedicationAdministration/ma1' });
   });
 
   it('nothing by its code alone, nor when two plans are tied to it, nor by a plan begun after it', () => {

@@ -43,9 +43,12 @@ export function namesNoneOf(procedure: Procedure, plans: CarePlan[]): boolean {
  * no next session). Only on evidence that ties it to one plan, never on its code alone (an IV infusion of anything
  * else carries the same code): it names the plan's infusion definition (`instantiatesCanonical`), or the pump recorded
  * one of that plan's orders during it (a MedicationAdministration within its time or `partOf` it, whose order is based
- * on the plan, or is the EHR's a session of the plan was approved on). The first only for an open plan (active, draft,
- * paused); the second for a plan stopped since too, whose session the pump gave is still answered by its infusion. The plan must follow up this kind of infusion and have begun before it ended. Evidence for two plans,
- * or for none, links nothing. Pure: the worker reads the patient's open plans and the pump's records around it.
+ * on the plan, or is the EHR's a session of the plan was approved on), or, since session 48, the EHR named it as what
+ * one of the plan's sessions produced (the session's Task.output, as FHIR's workflow closes a Task). The first only
+ * for an open plan (active, draft, paused); the others for a plan stopped since too, whose session given is still
+ * answered by its infusion. The plan must follow up this kind of infusion and have begun before it ended. Evidence for
+ * two plans, or for none, links nothing. Pure: the worker reads the patient's plans, the pump's records around it and
+ * the plans' Tasks.
  */
 export function planOfUnlinkedInfusion(input: {
   procedure: Procedure;
@@ -54,6 +57,8 @@ export function planOfUnlinkedInfusion(input: {
   administrations?: MedicationAdministration[];
   /** The plan (`CarePlan/<id>`) of each order they name (`MedicationRequest/<id>`), where known: ordersPlans. */
   planOfOrder?: Map<string, string>;
+  /** The patient's plans' Tasks (any whose `output` names the infusion: a session the EHR completed with it). */
+  tasks?: Task[];
 }): UnlinkedInfusionPlan {
   const { procedure } = input;
   const performed = performedOf(procedure);
@@ -89,21 +94,44 @@ export function planOfUnlinkedInfusion(input: {
     );
     return administration ? [{ carePlan, administration }] : [];
   });
-  if (given.length === 1)
+  // The EHR completed one of a plan's sessions naming this infusion as what it produced (FHIR workflow's Task.output;
+  // since session 48): as telling as the pump's record, whichever comes.
+  const done = plans.flatMap(({ carePlan }) => {
+    const session = (input.tasks ?? []).find(
+      (t) => carePlanReferenceOf(t) === `CarePlan/${carePlan.id}` && isSessionProducing(t, procedure.id!),
+    );
+    return session ? [{ carePlan, session }] : [];
+  });
+  const tied = new Set([...given, ...done].map(({ carePlan }) => carePlan.id));
+  if (given.length === 1 && tied.size === 1)
     return {
       carePlan: given[0].carePlan,
       source: `MedicationAdministration/${given[0].administration.id}`,
       evidence: "the pump recorded this plan's order during it",
     };
+  if (!given.length && done.length === 1)
+    return {
+      carePlan: done[0].carePlan,
+      source: `Task/${done[0].session.id}`,
+      evidence: "the EHR completed this plan's session naming it (Task.output)",
+    };
   const namesOwn = carePlanReferencesOf(procedure).length > 0;
   return {
     why:
-      `${namesOwn ? 'it names no care plan of a protocol (only the EHR’s own)' : NOT_BASED_ON_A_CAREPLAN}, and ${given.length > 1 || named.length > 1 ? 'more than one' : 'none'} of the ` +
-      "patient's plans is tied to it (by instantiatesCanonical, or the pump's record of the plan's order): link " +
-      'it with Procedure.basedOn',
+      `${namesOwn ? 'it names no care plan of a protocol (only the EHR’s own)' : NOT_BASED_ON_A_CAREPLAN}, and ${tied.size > 1 || named.length > 1 ? 'more than one' : 'none'} of the ` +
+      "patient's plans is tied to it (by instantiatesCanonical, the pump's record of the plan's order, or a session " +
+      'of the plan naming it in Task.output): link it with Procedure.basedOn',
     // Of its code, under a plan open then: the plans it may be a session of (named: those it names, more than one).
     mayBe: (named.length ? named : open).map(({ carePlan }) => `CarePlan/${carePlan.id}`),
   };
+}
+
+/** An infusion session's Task (its focus the order to give) that names the infusion as what it produced. */
+function isSessionProducing(task: Task, procedureId: string): boolean {
+  return (
+    Boolean(task.focus?.reference?.startsWith('MedicationRequest/')) &&
+    (task.output ?? []).some((o) => o.valueReference?.reference === `Procedure/${procedureId}`)
+  );
 }
 
 /**

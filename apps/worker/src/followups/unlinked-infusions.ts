@@ -34,7 +34,7 @@ import type { ProtocolSource } from './infusion-plan';
 
 /**
  * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's plans read (one search), the
- * pump's records around it when it names no protocol (one search; two more, the patient's orders and the Tasks approved
+ * pump's records around it and the plans' Tasks when it names no protocol (two searches at once; two more, the patient's orders and the Tasks approved
  * on them, when those records name an EHR's own order; a history read of an order they name that was deleted since), and when one plan is tied to it, the plan added to its
  * `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in one transaction,
  * which also resolves the infusion's `infusion-not-linked` issue if an earlier look raised one (one search more):
@@ -143,13 +143,19 @@ export async function planTiedToUnlinkedInfusion(
   }
   let administrations: MedicationAdministration[] = [];
   let planOfOrder = new Map<string, string>();
+  let tasks: Task[] = [];
   const performed = performedOf(procedure);
   const params = performed && administrationsSearchParams(patient.split('/')[1], performed);
   if (candidates.length && !procedure.instantiatesCanonical?.length && params) {
-    const found = await fhir.search<MedicationAdministration | MedicationRequest>('MedicationAdministration', {
-      ...params,
-      _count: 100,
-    });
+    const [found, planTasks] = await Promise.all([
+      fhir.search<MedicationAdministration | MedicationRequest>('MedicationAdministration', { ...params, _count: 100 }),
+      // A session the EHR closed naming this infusion in its output (R4 has no search on Task.output): the plans' Tasks.
+      fhir.searchAll<Task>('Task', {
+        'based-on': candidates.map(({ carePlan }) => `CarePlan/${carePlan.id}`).join(','),
+        _count: 200,
+      }),
+    ]);
+    tasks = planTasks;
     administrations = matchesOf<MedicationAdministration>(found);
     const orders = includedOf<MedicationRequest>(found, 'MedicationRequest');
     orders.push(...(await ordersDeletedSince(fhir, administrations, orders)));
@@ -164,7 +170,7 @@ export async function planTiedToUnlinkedInfusion(
       : [];
     planOfOrder = ordersPlans(orders, approvedOn, patientOrders);
   }
-  return planOfUnlinkedInfusion({ procedure, candidates, administrations, planOfOrder });
+  return planOfUnlinkedInfusion({ procedure, candidates, administrations, planOfOrder, tasks });
 }
 
 /**
