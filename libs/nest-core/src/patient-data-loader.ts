@@ -12,7 +12,7 @@ import {
   searchResults,
   withRemainingPages,
 } from '@kc/fhir';
-import { patientDataQueries, type ProtocolVariables } from '@kc/protocols';
+import { linkedPatientRecords, patientDataQueries, personRecords, type ProtocolVariables } from '@kc/protocols';
 
 /** A patient and the searchsets a PlanDefinition's inputs fetched; no patient when it does not exist on the server. */
 export interface PatientData {
@@ -26,6 +26,16 @@ export interface PatientData {
   openOrderSessions?: Task[];
   /** The patient's plans still holding care (active, draft, paused), when asked for (an enrolment: not twice). */
   plansHoldingCare?: CarePlan[];
+  /** The other records of the same person the patient's links name, as read (deleted ones absent). */
+  linkedRecords?: Patient[];
+  /** The record kept when the one asked for was merged away and deleted (`Patient/<id>`): `patient` is that one. */
+  mergedInto?: string;
+}
+
+export interface LoadOptions {
+  careTeams?: boolean;
+  openOrders?: boolean;
+  plans?: boolean;
 }
 
 /**
@@ -47,21 +57,47 @@ export class PatientDataLoader {
   /**
    * The Patient and every input's searchset in one batch (one round trip, not one per search; more only for an
    * input without a limit that has more than a page of matches); the patient is undefined when it does not exist on
-   * the server. A search that fails fails the whole load.
+   * the server. A search that fails fails the whole load. A patient whose record links other records of the same
+   * person (linkedPatientRecords: a merge, records kept apart) is read again under all of them, with those records
+   * (one round trip more, only then); one merged away and deleted, under the record kept, which names it (one search
+   * more, only then). Since session 48.
    */
-  async load(
+  async load(plan: PlanDefinition, patientId: string, options: LoadOptions = {}): Promise<PatientData> {
+    const read = await this.read(plan, patientId, [], options);
+    if (!read.patient) {
+      const kept = await this.recordKeeping(patientId);
+      if (!kept?.id) return read;
+      return {
+        // Its links name the deleted one (that is how it was found): read under both.
+        ...(await this.read(plan, kept.id, linkedPatientRecords(kept), options)),
+        mergedInto: `Patient/${kept.id}`,
+      };
+    }
+    const linked = linkedPatientRecords(read.patient);
+    return linked.length ? this.read(plan, patientId, linked, options) : read;
+  }
+
+  /** The record that replaces a deleted one (its `replaces` link names it): a merge that deleted the record merged. */
+  private async recordKeeping(patientId: string): Promise<Patient | undefined> {
+    const found = await this.fhir.searchAll<Patient>('Patient', { link: `Patient/${patientId}`, _count: 10 });
+    return found.find((p) =>
+      (p.link ?? []).some((l) => l.type === 'replaces' && l.other.reference === `Patient/${patientId}`),
+    );
+  }
+
+  private async read(
     plan: PlanDefinition,
     patientId: string,
-    options: { careTeams?: boolean; openOrders?: boolean; plans?: boolean } = {},
+    linked: string[],
+    options: LoadOptions,
   ): Promise<PatientData> {
-    const queries = patientDataQueries(plan, patientId);
-    const careTeams = options.careTeams
-      ? [getEntry('CareTeam', { subject: `Patient/${patientId}`, status: 'active', _count: 100 })]
-      : [];
+    const subject = personRecords(patientId, linked).join(',');
+    const queries = patientDataQueries(plan, patientId, linked);
+    const careTeams = options.careTeams ? [getEntry('CareTeam', { subject, status: 'active', _count: 100 })] : [];
     const openOrders = options.openOrders
       ? [
           getEntry('MedicationRequest', {
-            subject: `Patient/${patientId}`,
+            subject,
             intent: 'order',
             status: 'active,on-hold',
             _revinclude: 'Task:based-on',
@@ -69,15 +105,16 @@ export class PatientDataLoader {
           }),
         ]
       : [];
-    const plans = options.plans
-      ? [getEntry('CarePlan', { subject: `Patient/${patientId}`, status: 'active,draft,on-hold', _count: 100 })]
-      : [];
+    const plans = options.plans ? [getEntry('CarePlan', { subject, status: 'active,draft,on-hold', _count: 100 })] : [];
+    const linkedIds = linked.map((r) => r.slice('Patient/'.length));
+    const records = linked.length ? [getEntry('Patient', { _id: linkedIds.join(','), _count: 100 })] : [];
     const answer = await this.reads.batch([
       getEntry(`Patient/${encodeURIComponent(patientId)}`),
       ...searchEntries(queries),
       ...careTeams,
       ...openOrders,
       ...plans,
+      ...records,
     ]);
     const patient = batchResult<Patient>(answer.entry?.[0], 'Patient');
     if (!patient) return { data: {} };
@@ -90,9 +127,16 @@ export class PatientDataLoader {
     const holding = options.plans
       ? batchResult<Bundle>(answer.entry?.[after + careTeams.length + openOrders.length], 'CarePlan search')
       : undefined;
+    const others = linked.length
+      ? batchResult<Bundle>(
+          answer.entry?.[after + careTeams.length + openOrders.length + plans.length],
+          'Patient search',
+        )
+      : undefined;
     return {
       patient,
       data,
+      ...(linked.length ? { linkedRecords: matchesOf<Patient>(others) } : {}),
       ...(options.careTeams ? { careTeams: matchesOf<CareTeam>(teams) } : {}),
       ...(options.openOrders
         ? { openOrders: matchesOf<MedicationRequest>(orders), openOrderSessions: includedOf<Task>(orders, 'Task') }

@@ -1,5 +1,6 @@
 import type { DataRequirement, PlanDefinition } from '@medplum/fhirtypes';
 import { flattenActions } from './catalog';
+import { personRecords } from './patient-records';
 
 export interface PatientDataQuery {
   /** The FHIRPath variable the result is bound to (DataRequirement.id). */
@@ -16,16 +17,20 @@ export interface PatientDataQuery {
 /** The page an input without a limit is read in: the most Medplum's server answers in one page. */
 export const EVERY_MATCH_PAGE = 1000;
 
-/** Searches that fetch what a PlanDefinition's action.input asks for, for one patient. */
-export function patientDataQueries(plan: PlanDefinition, patientId: string): PatientDataQuery[] {
+/**
+ * Searches that fetch what a PlanDefinition's action.input asks for, for one patient: under their record, and the other
+ * records of the same person it links (`linked`, linkedPatientRecords: a merge that did not move their data).
+ */
+export function patientDataQueries(plan: PlanDefinition, patientId: string, linked: string[] = []): PatientDataQuery[] {
   const inputs = flattenActions(plan.action ?? []).flatMap((a) => a.input ?? []);
+  const subject = personRecords(patientId, linked).join(',');
   return inputs
     .filter((input): input is DataRequirement & { id: string } => Boolean(input.id))
-    .map((input) => toQuery(input, patientId));
+    .map((input) => toQuery(input, subject));
 }
 
-function toQuery(input: DataRequirement & { id: string }, patientId: string): PatientDataQuery {
-  const params: Record<string, string> = { subject: `Patient/${patientId}` };
+function toQuery(input: DataRequirement & { id: string }, subject: string): PatientDataQuery {
+  const params: Record<string, string> = { subject };
   for (const filter of input.codeFilter ?? []) {
     if (filter.path !== 'code' || !filter.code?.length) continue;
     params.code = filter.code.map((c) => (c.system ? `${c.system}|${c.code}` : `${c.code}`)).join(',');

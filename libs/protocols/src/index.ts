@@ -8,6 +8,7 @@ export * from './fhirpath-variables';
 export * from './applicability';
 export * from './action-tree';
 export * from './data-requirements';
+export * from './patient-records';
 export * from './dynamic-values';
 export * from './build-request';
 export * from './instantiate-action';

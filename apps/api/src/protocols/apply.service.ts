@@ -13,7 +13,7 @@ import {
 import type { ApplyRequest } from './apply-parameters';
 import { PatientDataLoader, PlanDefinitions, type ResolvedPlan } from '@kc/nest-core';
 import { InlinePlanDefinitions } from './inline-plan-definitions';
-import { DeceasedGuard } from './deceased-guard';
+import { PatientRecordGuard } from './patient-record-guard';
 import { PlanWriter } from './plan-writer';
 
 export interface AppliedPlan {
@@ -36,7 +36,7 @@ export class ApplyService {
     private readonly writer: PlanWriter,
     private readonly definitions: PlanDefinitions,
     private readonly inlinePlans: InlinePlanDefinitions,
-    private readonly deceased: DeceasedGuard,
+    private readonly patientRecord: PatientRecordGuard,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner' | 'clinicTimeZone'>,
   ) {}
 
@@ -95,12 +95,14 @@ export class ApplyService {
       data: patientData,
       careTeams,
       plansHoldingCare,
+      mergedInto,
     } = await this.patients.load(plan, request.patientId, {
       careTeams: byCareTeam,
       plans: enrolling && request.persist,
     });
     if (!patient) throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
-    await this.deceased.assertNotDeceased(patient);
+    this.patientRecord.assertNotMergedAway(patient, mergedInto);
+    await this.patientRecord.assertNotDeceased(patient);
     const result = this.run(() =>
       applyPlanDefinition({
         plan,

@@ -8,7 +8,7 @@ import { PlanDefinitionApplyController } from './plan-definition-apply.controlle
 import { PlanRegenerator } from './plan-regenerator';
 import { PlanWriteLock } from './plan-write-lock';
 import { PlanWriter } from './plan-writer';
-import { DeceasedGuard } from './deceased-guard';
+import { PatientRecordGuard } from './patient-record-guard';
 import { ProfilePublisher } from './profile-publisher';
 import { ProtocolsController } from './protocols.controller';
 
@@ -20,13 +20,13 @@ import { ProtocolsController } from './protocols.controller';
     PlanRegenerator,
     PlanWriter,
     InlinePlanDefinitions,
-    DeceasedGuard,
+    PatientRecordGuard,
     {
       provide: PlanWriteLock,
       inject: [API_REDIS, APP_CONFIG],
       useFactory: (redis: Redis, config: AppConfig) => new PlanWriteLock(redis, config.queuePrefix),
     },
   ],
-  exports: [ApplyService, PlanRegenerator, DeceasedGuard],
+  exports: [ApplyService, PlanRegenerator, PatientRecordGuard],
 })
 export class ProtocolsModule {}

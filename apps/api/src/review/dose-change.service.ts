@@ -22,7 +22,7 @@ import type { AskedRate, DecisionInput } from './task-decision.service';
 import { changeDose } from './task-decisions';
 import { decide, DecisionWriter, type Consequence } from './task-review.service';
 import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
-import { DeceasedGuard } from '../protocols/deceased-guard';
+import { PatientRecordGuard } from '../protocols/patient-record-guard';
 
 export interface DoseChangeInput extends DecisionInput {
   /** The rate per kg to order from now on. */
@@ -47,7 +47,7 @@ export class DoseChangeService {
     private readonly writer: DecisionWriter,
     private readonly fhir: FhirClient,
     private readonly contraindications: CurrentContraindications,
-    private readonly deceased: DeceasedGuard,
+    private readonly patientRecord: PatientRecordGuard,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
@@ -63,7 +63,8 @@ export class DoseChangeService {
     const now = new Date();
     decide((t: Task) => changeDose(t, now), task);
     assertAuthorisable(under, input.caller);
-    await this.deceased.assertNotDeceased(under.patient);
+    await this.patientRecord.assertRecordFound(under.task.for?.reference, under.patient);
+    await this.patientRecord.assertNotDeceased(under.patient);
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);
     const { order, beside } = await this.ordersToReplace(task);

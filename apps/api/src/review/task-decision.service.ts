@@ -35,7 +35,7 @@ import { CurrentContraindications } from './current-contraindications';
 import { approve, holdsWhatWasAsked, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
 import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
-import { DeceasedGuard } from '../protocols/deceased-guard';
+import { PatientRecordGuard } from '../protocols/patient-record-guard';
 import { DecisionWriter, type Consequence } from './task-review.service';
 
 /** A rate per kg a clinician asks for (`$approve`'s `rate`), or a bolus per kg (`bolus`). */
@@ -90,7 +90,7 @@ export class TaskDecisionService {
     private readonly reminders: TaskReminders,
     private readonly contraindications: CurrentContraindications,
     private readonly sessions: CompletedTaskEventsProducer,
-    private readonly deceased: DeceasedGuard,
+    private readonly patientRecord: PatientRecordGuard,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
@@ -149,7 +149,8 @@ export class TaskDecisionService {
   ): Promise<Task> {
     const under = await readTaskUnderReview(this.writer, input.taskId);
     const { task, proposal, carePlan, issues } = under;
-    await this.deceased.assertNotDeceased(under.patient);
+    await this.patientRecord.assertRecordFound(under.task.for?.reference, under.patient);
+    await this.patientRecord.assertNotDeceased(under.patient);
     assertAuthorisable(under, input.caller);
     // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);

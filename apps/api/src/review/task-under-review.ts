@@ -31,7 +31,7 @@ export interface TaskUnderReview {
 export async function readTaskUnderReview(writer: DecisionWriter, taskId: string): Promise<TaskUnderReview> {
   const bundle = await writer.search<Task | Resource>('Task', {
     _id: taskId,
-    // The patient too (since session 44): nothing is authorised for one recorded as deceased (DeceasedGuard).
+    // The patient too (since session 44): nothing is authorised for one recorded as deceased (PatientRecordGuard).
     _include: ['Task:focus', 'Task:based-on', 'Task:patient'],
     // The contraindications of its CarePlan (included just above) for the approval guard, in the same request.
     '_revinclude:iterate': 'DetectedIssue:implicated',

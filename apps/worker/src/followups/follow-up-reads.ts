@@ -36,8 +36,10 @@ import {
 import {
   flattenActions,
   INFUSION_COMPLETED_TRIGGER,
+  linkedPatientRecords,
   overriddenContraindications,
   patientDataQueries,
+  personRecords,
   TASK_KEY_SYSTEM,
   type DefinitionResolver,
   taskKey,
@@ -181,10 +183,14 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[], opt
       // Read again after the first round trip: another batch of this process may have written it since.
       const carePlan = batchResult<CarePlan>(parts[i][searches.length + data.length + 1], 'CarePlan');
       const issues = matchesOf<DetectedIssue>(found.issues);
+      // The person's other records (a merge): what was recorded under them too, one batch more (since session 48).
+      const linked = linkedPatientRecords(patient);
+      const underAll = linked.length ? await readUnderLinkedRecords(fhir, contexts[i], linked) : undefined;
+      if (underAll) found.orders = underAll.orders;
       return {
         carePlan,
         history: matchesOf<Procedure>(found.history),
-        patientData,
+        patientData: underAll?.patientData ?? patientData,
         patient,
         overridden: overriddenContraindications(issues),
         openTasks: matchesOf<Task>(found.openTasks),
@@ -201,6 +207,22 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[], opt
   );
 }
 
+/**
+ * An event's patient data and open orders read again under every record of the person (the patient's and those it
+ * links: linkedPatientRecords), for a patient whose records a merge left apart: a contraindication recorded under the
+ * other is theirs, and so is an order written under it.
+ */
+async function readUnderLinkedRecords(fhir: FhirClient, { event, carePlan, plan }: EventContext, linked: string[]) {
+  const data = patientDataQueries(plan, event.patientId, linked);
+  const orders = eventSearches(event, carePlan, plan, linked).filter((s) => s.name === 'orders');
+  const answer = await fhir.batch([...searchEntries(orders), ...searchEntries(data)]);
+  const [found, patientData] = await Promise.all([
+    withRemainingPages(fhir, searchResults(answer, orders), orders),
+    withRemainingPages(fhir, searchResults(answer, data, orders.length), data),
+  ]);
+  return { orders: found.orders, patientData };
+}
+
 /** The patient's care teams now: whose the follow-ups are, by the role each names as performer. */
 function careTeamSearch(event: InfusionCompleted): NamedSearch {
   return {
@@ -211,7 +233,12 @@ function careTeamSearch(event: InfusionCompleted): NamedSearch {
   };
 }
 
-function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanDefinition): NamedSearch[] {
+function eventSearches(
+  event: InfusionCompleted,
+  carePlan: CarePlan,
+  plan: PlanDefinition,
+  linked: string[] = [],
+): NamedSearch[] {
   const carePlanRef = `CarePlan/${carePlan.id}`;
   // Every Task this infusion could have produced already (a retry, a duplicate event): keys are deterministic.
   const candidateKeys = followUpKeys(plan, carePlan.id!, event.procedureId);
@@ -240,7 +267,7 @@ function eventSearches(event: InfusionCompleted, carePlan: CarePlan, plan: PlanD
       name: 'orders',
       resourceType: 'MedicationRequest',
       params: {
-        subject: `Patient/${event.patientId}`,
+        subject: personRecords(event.patientId, linked).join(','),
         intent: 'order',
         status: 'active,on-hold',
         _revinclude: 'MedicationAdministration:request',

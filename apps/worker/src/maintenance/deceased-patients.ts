@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Patient } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { ENDED_FOR_DEATH, isRecordedDeceased, planEndedForDeath } from '@kc/followups';
-import { CAREPLAN_KEY_SYSTEM } from '@kc/protocols';
+import { CAREPLAN_KEY_SYSTEM, linkedPatientRecords, personRecords } from '@kc/protocols';
 import { OpenTasksReader } from './open-tasks';
 import { PlanChanges } from './plan-changes';
 import { serviceChangeEntries } from './withdrawal-writes';
@@ -29,7 +29,9 @@ export class DeceasedPatients {
     if (!patient || !isRecordedDeceased(patient)) return { ended: 0, withdrawn: 0 };
     let ended = 0;
     let withdrawn = 0;
-    for (const carePlan of await this.plansFollowed(`Patient/${patientId}`)) {
+    // Under every record of the person (a merge may have left their plans under the record merged away: since session
+    // 48; before, a death recorded on the record kept left those plans going).
+    for (const carePlan of await this.plansFollowed(personRecords(patientId, linkedPatientRecords(patient)))) {
       const over = planEndedForDeath(carePlan, now);
       if (over) {
         await this.fhir.transaction(
@@ -53,8 +55,9 @@ export class DeceasedPatients {
     return { ended, withdrawn };
   }
 
-  /** The patient's plans $apply wrote (its careplan-key), and those their open Tasks are under. */
-  private async plansFollowed(patient: string): Promise<CarePlan[]> {
+  /** The person's plans $apply wrote (its careplan-key), and those their open Tasks are under, under these records. */
+  private async plansFollowed(records: string[]): Promise<CarePlan[]> {
+    const patient = records.join(',');
     const [holding, open] = await Promise.all([
       this.fhir.searchAll<CarePlan>('CarePlan', { subject: patient, status: 'active,draft,on-hold', _count: 100 }),
       this.openTasks.read({ patient }),

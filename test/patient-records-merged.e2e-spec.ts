@@ -1,0 +1,143 @@
+import request from 'supertest';
+import type { CarePlan, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import { orderKeySearch } from '@kc/task-states';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import {
+  actionOf,
+  approveFirstSession,
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  reportInfusion,
+  waitFor,
+} from './support/clinic';
+import { activeCondition, PREGNANCY } from './fixtures/patient-data';
+import { startTestService, type TestService } from './support/test-service';
+
+/**
+ * A patient's records merged in the EHR after enrolment (FHIR's Patient/$merge: the record merged away gets
+ * `replaced-by` the one kept and goes inactive, the one kept gets `replaces`), the plan left under the record merged
+ * away, as a server that does not move references leaves it. What is recorded under the record kept from then on is the
+ * person's: before session 48 the service read only the plan's own record, so a pregnancy or a death recorded under the
+ * record kept was never seen by the plan's checks.
+ */
+describe('a patient whose records were merged in the EHR', () => {
+  let service: TestService;
+
+  beforeAll(async () => {
+    service = await startTestService();
+  }, 60_000);
+  afterAll(() => service.stop());
+
+  /** Enrolled, then merged: a new record kept (`replaces`), the plan's record merged away into it. */
+  async function enrolledThenMerged() {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const { resource: kept } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: 'Kept' }],
+      link: [{ other: { reference: patient }, type: 'replaces' }],
+    });
+    const old = await service.fhir.read<Patient>('Patient', patient.split('/')[1]);
+    await service.fhir.update<Patient>({
+      ...old,
+      active: false,
+      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
+    });
+    return { patient, carePlanId, kept: `Patient/${kept.id}`, keptId: kept.id! };
+  }
+  const firstSession = async (carePlanId: string) =>
+    (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` })).find(
+      (t) => actionOf(t) === 'infusion-session',
+    )!;
+  const approve = (task: Task) =>
+    request(service.url)
+      .post(`/tasks/${task.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: task.meta!.versionId });
+
+  it('a pregnancy recorded under the record kept: the plan’s session is not approved, the issue recorded on the plan', async () => {
+    const { carePlanId, kept } = await enrolledThenMerged();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], kept));
+    const refused = await approve(await firstSession(carePlanId)).expect(422);
+    expect(refused.body.issue[0].details.text).toMatch(/Pregnancy/);
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlanId}`,
+    });
+    expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
+  });
+
+  it('a pregnancy recorded under the record kept after approval, notified: the approved order is held then, not at the next sweep', async () => {
+    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const session = await approveFirstSession(service, carePlanId);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    const { resource: kept } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      link: [{ other: { reference: patient }, type: 'replaces' }],
+    });
+    await service.fhir.update<Patient>({
+      ...(await service.fhir.read<Patient>('Patient', patient.split('/')[1])),
+      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
+    });
+    const { resource: pregnancy } = await service.fhir.create(
+      activeCondition(PREGNANCY[0], PREGNANCY[1], `Patient/${kept.id}`),
+    );
+    // What the Condition's notification runs (its recheck job).
+    await service.app.get(ContraindicationSweep).recheckFor(`Condition/${pregnancy.id}`);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');
+  });
+
+  it('an infusion after the merge with a pregnancy under the record kept: followed up, no next session proposed', async () => {
+    const { patient, carePlanId, kept } = await enrolledThenMerged();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], kept));
+    const procedureId = await completeInfusion(service, { patient, carePlanId }, '2027-01-04T10:00:00.000Z');
+    await reportInfusion(service, procedureId);
+    expect((await followUpTasks(service, procedureId)).map(actionOf)).toEqual(['post-infusion-check']);
+    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlanId}`,
+    });
+    expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
+  });
+
+  it('a death recorded on the record kept: the plan under the record merged away is ended, and nothing approved', async () => {
+    const { carePlanId, keptId } = await enrolledThenMerged();
+    const session = await firstSession(carePlanId);
+    await service.fhir.update<Patient>({
+      ...(await service.fhir.read<Patient>('Patient', keptId)),
+      deceasedDateTime: '2026-12-01T08:00:00Z',
+    });
+    const refused = await approve(session).expect(422);
+    expect(refused.body.issue[0].diagnostics).toMatch(/a record of the same person .* is recorded as deceased/);
+    // The refusal queued the deceased record's job (as its notification would): it ends the plan under the other record.
+    await waitFor(
+      async () => (await service.fhir.read<CarePlan>('CarePlan', carePlanId)).status === 'revoked',
+      'the plan ended',
+    );
+  });
+
+  it('$apply to the record merged away is refused, naming the record kept', async () => {
+    const { patient, kept } = await enrolledThenMerged();
+    const res = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-monthly-maintenance/$apply')
+      .set(service.as('clinician'))
+      .send({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'subject', valueReference: { reference: patient } },
+          { name: 'persist', valueBoolean: true },
+        ],
+      })
+      .expect(422);
+    expect(res.body.issue[0].details.text).toContain(`merged into another (${kept})`);
+  });
+
+  it('the record merged away then deleted: its plan’s session is not approved, the record kept named', async () => {
+    const { patient, carePlanId, kept } = await enrolledThenMerged();
+    const session = await firstSession(carePlanId);
+    expect((await fetch(`${service.config.fhirBaseUrl}/${patient}`, { method: 'DELETE' })).status).toBe(200);
+    const refused = await approve(session).expect(422);
+    expect(refused.body.issue[0].details.text).toContain(`apply the protocol to ${kept}`);
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('draft');
+  });
+});
