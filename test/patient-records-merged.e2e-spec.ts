@@ -2,6 +2,7 @@ import request from 'supertest';
 import type { CarePlan, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
+import { DeathsTakenBack } from '../apps/worker/src/maintenance/deaths-taken-back';
 import {
   actionOf,
   approveFirstSession,
@@ -113,6 +114,11 @@ describe('a patient whose records were merged in the EHR', () => {
     await waitFor(
       async () => (await service.fhir.read<CarePlan>('CarePlan', carePlanId)).status === 'revoked',
       'the plan ended',
+    );
+    // The sweep's look for deaths taken back reads the person under both records: still deceased, nothing to tell.
+    expect(await service.app.get(DeathsTakenBack).lookAgain()).toEqual({ deathsTakenBack: 0 });
+    expect((await service.fhir.read<CarePlan>('CarePlan', carePlanId)).note?.map((n) => n.text)).not.toContainEqual(
+      expect.stringMatching(/taken back/),
     );
   });
 

@@ -11,6 +11,7 @@ import {
   planOfDeathTakenBack,
 } from '@kc/followups';
 import {
+  linkedPatientRecords,
   deathTakenBackAlertKey,
   deathTakenBackAlertMessage,
   deathTakenBackAlertRecord,
@@ -53,11 +54,23 @@ export class DeathsTakenBack {
       plans.push(...matchesOf<CarePlan>(page));
       for (const patient of includedOf<Patient>(page, 'Patient')) patients.set(`Patient/${patient.id}`, patient);
     }
+    // The other records of the same person (a merge: the death may be recorded on the record kept, the plan under the
+    // one merged away; since session 48), one search for them all, only when some are linked.
+    const linked = [...new Set([...patients.values()].flatMap((p) => linkedPatientRecords(p)))].filter(
+      (r) => !patients.has(r),
+    );
+    if (linked.length)
+      for (const other of await this.fhir.searchAll<Patient>('Patient', {
+        _id: linked.map((r) => r.slice('Patient/'.length)).join(','),
+      }))
+        patients.set(`Patient/${other.id}`, other);
+    const personDeceased = (patient: Patient) =>
+      [patient, ...linkedPatientRecords(patient).flatMap((r) => patients.get(r) ?? [])].some(isRecordedDeceased);
     let deathsTakenBack = 0;
     for (const plan of plans) {
       // A patient gone from the server (deleted) is not one whose death was taken back.
       const patient = patients.get(plan.subject?.reference ?? '');
-      if (!plan.id || !patient || isRecordedDeceased(patient) || !isEndedForDeath(plan)) continue;
+      if (!plan.id || !patient || personDeceased(patient) || !isEndedForDeath(plan)) continue;
       try {
         await this.takenBack(plan as CarePlan & { id: string }, now);
         deathsTakenBack++;
