@@ -199,6 +199,12 @@ describe.each([
    * the same time and plan. Followed up once. CLINIC_DAY_EHR_TWICE=0 leaves them out.
    */
   const EHR_TWICE = process.env.CLINIC_DAY_EHR_TWICE !== '0';
+  /**
+   * Patient records merged (session 48): now and then the EHR merges a patient's record into a new one (FHIR's
+   * Patient/$merge: `replaced-by` on the old, `replaces` on the new), leaving the plan under the old; from then on it
+   * records pregnancies and deaths under the new one. CLINIC_DAY_EHR_MERGES=0 leaves them out.
+   */
+  const EHR_MERGES = process.env.CLINIC_DAY_EHR_MERGES !== '0';
   /** Each copy charted, with the infusion it copies. */
   const chartedCopies = new Map<string, string>();
   /**
@@ -247,6 +253,11 @@ describe.each([
   /** Patients the EHR records as deceased; those whose death it took back (recorded in error). */
   const deceased = new Set<string>();
   const deathsTakenBack = new Set<string>();
+  /** The record each merged patient's was merged into; the record each death was recorded on. */
+  const keptRecordOf = new Map<string, string>();
+  const deathRecordOf = new Map<string, string>();
+  /** Where the EHR records what it learns of a patient now: the record kept, once merged. */
+  const recordOf = (patient: string) => keptRecordOf.get(patient) ?? patient;
   /** Infusions the EHR re-timed; Tasks approved outside their protocol window, with a reason. */
   const retimed = new Set<string>();
   let approvedOutsideWindow = 0;
@@ -326,6 +337,7 @@ describe.each([
     if (DECEASED && deceased.size && random() < 0.03) return deathTakenBack();
     if (EHR_RETIMES && random() < 0.04) return retimedInEhr(who);
     if (EHR_TWICE && random() < 0.03) return chartedTwiceInEhr(who);
+    if (EHR_MERGES && random() < 0.02) return mergedInEhr(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -351,7 +363,7 @@ describe.each([
       // A third of the clinic's patients at most, so most plans carry on and reach the pump.
       if (who.contraindicated || enrolled.filter((e) => e.contraindicated).length >= PATIENTS / 3) return;
       who.contraindicated = true;
-      await service.fhir.create<Condition>(activeCondition(PREGNANCY[0], PREGNANCY[1], who.patient));
+      await service.fhir.create<Condition>(activeCondition(PREGNANCY[0], PREGNANCY[1], recordOf(who.patient)));
     } else if (roll < 0.7) {
       const orders = (
         await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { subject: who.patient, status: 'active' })
@@ -526,15 +538,43 @@ describe.each([
   /** The EHR records the patient as deceased: one patient in eight at most, so most plans carry on. */
   async function recordedDeceased(who: Enrolled): Promise<void> {
     if (deceased.has(who.patient) || deceased.size >= PATIENTS / 8) return;
-    const patient = await service.fhir.read<Patient>('Patient', who.patient.split('/')[1]);
+    const record = recordOf(who.patient);
+    const patient = await service.fhir.read<Patient>('Patient', record.split('/')[1]);
     await ehrUpdate({ ...patient, deceasedDateTime: '2026-12-01T08:00:00Z' });
+    // Not when another write to the record (a merge) came first.
+    if (!(await service.fhir.read<Patient>('Patient', record.split('/')[1])).deceasedDateTime) return;
     deceased.add(who.patient);
+    deathRecordOf.set(who.patient, record);
+  }
+
+  /**
+   * The EHR merges the patient's record into a new one (one patient in eight at most; none whose death was recorded,
+   * so a death and its taking back stay on one record): the plan stays under the old record.
+   */
+  async function mergedInEhr(who: Enrolled): Promise<void> {
+    if (keptRecordOf.has(who.patient) || deathRecordOf.has(who.patient) || keptRecordOf.size >= PATIENTS / 8) return;
+    const { resource: kept } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: 'Merged' }],
+      link: [{ other: { reference: who.patient }, type: 'replaces' }],
+    });
+    const old = await service.fhir.read<Patient>('Patient', who.patient.split('/')[1]);
+    if (old.deceasedDateTime) return;
+    await ehrUpdate<Patient>({
+      ...old,
+      active: false,
+      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
+    });
+    // Not when another write to the record (a death) came first.
+    if ((await service.fhir.read<Patient>('Patient', who.patient.split('/')[1])).active !== false) return;
+    keptRecordOf.set(who.patient, `Patient/${kept.id}`);
   }
 
   /** The EHR takes a death back (recorded in error): the patient's record no longer says deceased. */
   async function deathTakenBack(): Promise<void> {
     const who = pick([...deceased]);
-    const { deceasedDateTime: _, ...alive } = await service.fhir.read<Patient>('Patient', who.split('/')[1]);
+    const record = deathRecordOf.get(who) ?? who;
+    const { deceasedDateTime: _, ...alive } = await service.fhir.read<Patient>('Patient', record.split('/')[1]);
     await ehrUpdate(alive);
     deceased.delete(who);
     deathsTakenBack.add(who);
@@ -1177,7 +1217,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
