@@ -14,7 +14,6 @@ import type {
   MedicationAdministration,
   MedicationRequest,
   Patient,
-  PlanDefinition,
   Procedure,
   Provenance,
   Resource,
@@ -61,6 +60,7 @@ import {
 } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index';
 import { administrationOf, ehrOrderLike, ehrReplacementOf, ucum } from './fixtures/orders';
+import { EHR_PATHWAY_PROTOCOL, ehrCarePlan } from './fixtures/plans';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, applyPlan, completeInfusion, enrolPatient, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
@@ -599,43 +599,20 @@ describe.each([
    * pathway instantiating the EHR's own PlanDefinition (on the same server; it follows up no infusion).
    */
   const episodes = new Map<string, Promise<string>>();
-  let ehrPathway: Promise<string> | undefined;
+  let ehrPathway: Promise<unknown> | undefined;
   function episodeOf(who: Enrolled): Promise<string> {
     if (!episodes.has(who.patient)) {
-      const pathway = random() < 0.5;
-      const canonical = pathway ? ehrPathwayProtocol() : Promise.resolve(undefined);
+      const protocol = random() < 0.5 ? EHR_PATHWAY_PROTOCOL : undefined;
+      // The EHR's care pathway protocol posted once, before the first pathway.
+      if (protocol) ehrPathway ??= service.fhir.create(protocol);
       episodes.set(
         who.patient,
-        canonical
-          .then((instantiates) =>
-            service.fhir.create<CarePlan>({
-              resourceType: 'CarePlan',
-              status: 'active',
-              intent: 'plan',
-              title: instantiates ? 'Depression care pathway' : 'Depression care episode',
-              subject: { reference: who.patient },
-              ...(instantiates ? { instantiatesCanonical: [instantiates] } : {}),
-            }),
-          )
+        Promise.resolve(protocol && ehrPathway)
+          .then(() => service.fhir.create(ehrCarePlan(who.patient, protocol)))
           .then(({ resource }) => `CarePlan/${resource.id}`),
       );
     }
     return episodes.get(who.patient)!;
-  }
-  /** The EHR's care pathway protocol (a PlanDefinition of its own, no infusion in it), posted once: its canonical. */
-  function ehrPathwayProtocol(): Promise<string> {
-    const url = 'https://ehr.example/fhir/PlanDefinition/depression-pathway';
-    ehrPathway ??= service.fhir
-      .create<PlanDefinition>({
-        resourceType: 'PlanDefinition',
-        url,
-        version: '1',
-        status: 'active',
-        title: 'Depression care pathway',
-        action: [{ title: 'Review at 12 weeks' }],
-      })
-      .then(() => `${url}|1`);
-    return ehrPathway;
   }
 
   /** An infusion charted by the EHR under these plans (`basedOn`, in this order). */

@@ -11,6 +11,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { orderKeySearch } from '@kc/task-states';
 import { administrationOf, ehrReplacementOf } from './fixtures/orders';
+import { EHR_PATHWAY_PROTOCOL, ehrCarePlan } from './fixtures/plans';
 import type { Job } from 'bullmq';
 import { administrationRecordedJobId, JOBS, recheckContraindicationsJobId } from '@kc/queue';
 import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
@@ -366,161 +367,107 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     ).toHaveLength(1);
   });
 
-  /** A plan of the EHR's own for the patient (a care episode): it instantiates no protocol. */
-  const ehrEpisode = async (patient: string) =>
-    (
-      await service.fhir.create<CarePlan>({
-        resourceType: 'CarePlan',
-        status: 'active',
-        intent: 'plan',
-        title: 'Treatment-resistant depression episode',
-        subject: { reference: patient },
-      })
-    ).resource;
-
   /**
-   * A plan of the EHR's own that instantiates a protocol of its own on the FHIR server (a care pathway, as an EHR on
-   * Medplum writes with PlanDefinition/$apply): found, but it follows up no infusion.
+   * The EHR's own plans for a patient: a care episode, instantiating no protocol (session 47), or a care pathway
+   * instantiating a protocol of the EHR's own on the FHIR server, as an EHR on Medplum writes with
+   * PlanDefinition/$apply: found, but following up no infusion (session 48; before, an infusion naming it first was
+   * ignored as "not an infusion of the CarePlan's protocol", one naming it alone ignored instead of put to a
+   * clinician, and one recorded in error had its issue raised on the EHR's plan).
    */
-  const ehrPathway = async (patient: string) => {
-    const url = 'https://ehr.example/fhir/PlanDefinition/depression-pathway';
-    const found = await service.fhir.searchAll<PlanDefinition>('PlanDefinition', { url });
-    if (!found.length)
-      await service.fhir.create<PlanDefinition>({
-        resourceType: 'PlanDefinition',
-        url,
-        version: '1',
-        status: 'active',
-        title: 'Depression care pathway',
-        action: [{ title: 'Review at 12 weeks' }],
+  const EHR_PLANS = [
+    ['a care episode', (patient: string) => ehrPlanOf(patient)],
+    ['a care pathway of the EHR’s own protocol', (patient: string) => ehrPlanOf(patient, EHR_PATHWAY_PROTOCOL)],
+  ] as const;
+  async function ehrPlanOf(patient: string, protocol?: PlanDefinition): Promise<CarePlan> {
+    if (protocol && !(await service.fhir.searchAll('PlanDefinition', { url: protocol.url! })).length)
+      await service.fhir.create(protocol);
+    return (await service.fhir.create(ehrCarePlan(patient, protocol))).resource;
+  }
+
+  it.each(EHR_PLANS)('based on %s and the service’s plan: followed up under the service’s', async (_kind, ehrPlan) => {
+    const { patient, carePlanId, session, order, start } = await approvedSession();
+    const own = await ehrPlan(patient);
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
+      basedOn: [{ reference: `CarePlan/${own.id}` }, { reference: `CarePlan/${carePlanId}` }],
+    });
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
+    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+  });
+
+  it.each(EHR_PLANS)(
+    'based on %s alone, the pump recorded the plan’s order during it: linked to the service’s plan, first, and followed up',
+    async (_kind, ehrPlan) => {
+      const { patient, carePlanId, session, start, pumpGave } = await approvedSession();
+      const own = await ehrPlan(patient);
+      await pumpGave();
+      const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
+        basedOn: [{ reference: `CarePlan/${own.id}` }],
       });
-    return (
-      await service.fhir.create<CarePlan>({
-        resourceType: 'CarePlan',
-        status: 'active',
-        intent: 'plan',
-        title: 'Depression care pathway',
-        instantiatesCanonical: [`${url}|1`],
-        subject: { reference: patient },
-      })
-    ).resource;
-  };
+      expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
+      expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([
+        `CarePlan/${carePlanId}`,
+        `CarePlan/${own.id}`,
+      ]);
+      expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
+    },
+  );
 
-  it('based on a plan of the EHR’s own protocol and the service’s: followed up under the service’s (before session 48, ignored as not an infusion of the first)', async () => {
-    const { patient, carePlanId, session, order, start } = await approvedSession();
-    const pathway = await ehrPathway(patient);
-    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
-      basedOn: [{ reference: `CarePlan/${pathway.id}` }, { reference: `CarePlan/${carePlanId}` }],
-    });
-    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
-    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
-    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
-    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
-  });
+  it.each(EHR_PLANS)(
+    'based on %s alone, nothing tying it: a clinician is asked to link it, as for one naming no plan',
+    async (_kind, ehrPlan) => {
+      const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+      const own = await ehrPlan(patient);
+      const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z', {
+        basedOn: [{ reference: `CarePlan/${own.id}` }],
+      });
+      const outcome = (await reportInfusion(service, infusion.id!)) as { status: string; reason: string };
+      expect(outcome).toMatchObject({
+        status: 'ignored',
+        reason: expect.stringMatching(/^it names no care plan of a protocol \(only the EHR’s own\)/),
+      });
+      const issue = await notLinkedIssueOf(infusion.id!);
+      expect(issue.implicated).toEqual([{ reference: `CarePlan/${carePlanId}` }]);
+      // A clinician links it: the service's plan named first, the EHR's kept (before, refused as linked elsewhere).
+      await request(service.url)
+        .post(`/detected-issues/${issue.id}/$link-infusion`)
+        .set(service.as('clinician'))
+        .send({ carePlan: `CarePlan/${carePlanId}`, versionId: issue.meta!.versionId })
+        .expect(200);
+      expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([
+        `CarePlan/${carePlanId}`,
+        `CarePlan/${own.id}`,
+      ]);
+    },
+  );
 
-  it('based on a plan of the EHR’s own protocol alone, nothing tying it: a clinician is asked to link it (before session 48, ignored)', async () => {
-    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-    const pathway = await ehrPathway(patient);
-    const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z', {
-      basedOn: [{ reference: `CarePlan/${pathway.id}` }],
-    });
-    expect(await reportInfusion(service, infusion.id!)).toMatchObject({
-      status: 'ignored',
-      reason: expect.stringMatching(/^it names no care plan of a protocol \(only the EHR’s own\)/),
-    });
-    expect((await notLinkedIssueOf(infusion.id!)).implicated).toEqual([{ reference: `CarePlan/${carePlanId}` }]);
-  });
-
-  it('based on a plan of the EHR’s own protocol and the service’s, recorded in error after its follow-ups: the service’s plan is held (before session 48, the EHR’s)', async () => {
-    const { patient, carePlanId, start } = await approvedSession();
-    const pathway = await ehrPathway(patient);
-    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
-      basedOn: [{ reference: `CarePlan/${pathway.id}` }, { reference: `CarePlan/${carePlanId}` }],
-    });
-    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
-    const inError = await service.fhir.update<Procedure>({
-      ...(await readProcedure(infusion.id!)),
-      status: 'entered-in-error',
-    });
-    await postWebhook(service, JSON.stringify(inError)).expect(202);
-    await maintenanceJobDone(service, recheckContraindicationsJobId(`Procedure/${infusion.id}`), 'the infusion heard');
-    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
-      code: 'infusion-recorded-in-error',
-      patient,
-    });
-    expect(issues.map((i) => i.implicated?.[0].reference)).toEqual([`CarePlan/${carePlanId}`]);
-  });
-
-  it('based on the EHR’s own plan and the service’s: followed up under the service’s (before session 47 its job failed)', async () => {
-    const { patient, carePlanId, session, order, start } = await approvedSession();
-    const episode = await ehrEpisode(patient);
-    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
-      basedOn: [{ reference: `CarePlan/${episode.id}` }, { reference: `CarePlan/${carePlanId}` }],
-    });
-    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
-    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
-    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
-    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
-  });
-
-  it('based on the EHR’s own plan alone, the pump recorded the plan’s order during it: linked to the service’s plan, first, and followed up', async () => {
-    const { patient, carePlanId, session, start, pumpGave } = await approvedSession();
-    const episode = await ehrEpisode(patient);
-    await pumpGave();
-    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
-      basedOn: [{ reference: `CarePlan/${episode.id}` }],
-    });
-    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
-    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([
-      `CarePlan/${carePlanId}`,
-      `CarePlan/${episode.id}`,
-    ]);
-    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
-  });
-
-  it('based on the EHR’s own plan alone, nothing tying it: a clinician is asked to link it, as for one naming no plan', async () => {
-    const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-    const episode = await ehrEpisode(patient);
-    const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z', {
-      basedOn: [{ reference: `CarePlan/${episode.id}` }],
-    });
-    const outcome = (await reportInfusion(service, infusion.id!)) as { status: string; reason: string };
-    expect(outcome).toMatchObject({
-      status: 'ignored',
-      reason: expect.stringMatching(/^it names no care plan of a protocol \(only the EHR’s own\)/),
-    });
-    const issue = await notLinkedIssueOf(infusion.id!);
-    expect(issue.implicated).toEqual([{ reference: `CarePlan/${carePlanId}` }]);
-    // A clinician links it: the service's plan named first, the EHR's episode kept (before, refused as linked elsewhere).
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$link-infusion`)
-      .set(service.as('clinician'))
-      .send({ carePlan: `CarePlan/${carePlanId}`, versionId: issue.meta!.versionId })
-      .expect(200);
-    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([
-      `CarePlan/${carePlanId}`,
-      `CarePlan/${episode.id}`,
-    ]);
-  });
-
-  it('based on the EHR’s own plan and the service’s, recorded in error after its follow-ups: the service’s plan is held', async () => {
-    const { patient, carePlanId, start } = await approvedSession();
-    const episode = await ehrEpisode(patient);
-    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
-      basedOn: [{ reference: `CarePlan/${episode.id}` }, { reference: `CarePlan/${carePlanId}` }],
-    });
-    await reportInfusion(service, infusion.id!);
-    const inError = await service.fhir.update<Procedure>({
-      ...(await readProcedure(infusion.id!)),
-      status: 'entered-in-error',
-    });
-    await postWebhook(service, JSON.stringify(inError)).expect(202);
-    await maintenanceJobDone(service, recheckContraindicationsJobId(`Procedure/${infusion.id}`), 'the infusion heard');
-    const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
-      implicated: `CarePlan/${carePlanId}`,
-    });
-    expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual(['infusion-recorded-in-error']);
-  });
+  it.each(EHR_PLANS)(
+    'based on %s and the service’s plan, recorded in error after its follow-ups: the service’s plan is held',
+    async (_kind, ehrPlan) => {
+      const { patient, carePlanId, start } = await approvedSession();
+      const own = await ehrPlan(patient);
+      const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString(), {
+        basedOn: [{ reference: `CarePlan/${own.id}` }, { reference: `CarePlan/${carePlanId}` }],
+      });
+      expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
+      const inError = await service.fhir.update<Procedure>({
+        ...(await readProcedure(infusion.id!)),
+        status: 'entered-in-error',
+      });
+      await postWebhook(service, JSON.stringify(inError)).expect(202);
+      await maintenanceJobDone(
+        service,
+        recheckContraindicationsJobId(`Procedure/${infusion.id}`),
+        'the infusion heard',
+      );
+      const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+        code: 'infusion-recorded-in-error',
+        patient,
+      });
+      expect(issues.map((i) => i.implicated?.[0].reference)).toEqual([`CarePlan/${carePlanId}`]);
+    },
+  );
 
   it('a patient with no plan: ignored, left as charted', async () => {
     const { resource: patient } = await service.fhir.create<Patient>({
