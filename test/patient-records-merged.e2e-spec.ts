@@ -1,5 +1,6 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, MedicationRequest, Patient, Procedure, Task } from '@medplum/fhirtypes';
+import { administrationOf } from './fixtures/orders';
 import { orderKeySearch } from '@kc/task-states';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { DeathsTakenBack } from '../apps/worker/src/maintenance/deaths-taken-back';
@@ -14,6 +15,8 @@ import {
 } from './support/clinic';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { startTestService, type TestService } from './support/test-service';
+
+const HOUR = 3_600_000;
 
 /**
  * A patient's records merged in the EHR after enrolment (FHIR's Patient/$merge: the record merged away gets
@@ -99,6 +102,30 @@ describe('a patient whose records were merged in the EHR', () => {
       implicated: `CarePlan/${carePlanId}`,
     });
     expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
+  });
+
+  it('an infusion charted under the record kept naming no plan, the pump’s record of the plan’s order during it: linked to the plan under the record merged away', async () => {
+    const { carePlanId, kept } = await enrolledThenMerged();
+    const session = await approveFirstSession(service, carePlanId);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    const start = Date.parse(session.restriction!.period!.start!) + HOUR;
+    await service.fhir.create(
+      administrationOf(order, 'completed', {
+        start: new Date(start + 5 * 60_000).toISOString(),
+        end: new Date(start + 55 * 60_000).toISOString(),
+      }),
+    );
+    const { resource: infusion } = await service.fhir.create<Procedure>({
+      resourceType: 'Procedure',
+      status: 'completed',
+      code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002' }] },
+      subject: { reference: kept },
+      performedPeriod: { start: new Date(start).toISOString(), end: new Date(start + HOUR).toISOString() },
+    });
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'created', carePlanId });
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('completed');
   });
 
   it('a death recorded on the record kept: the plan under the record merged away is ended, and nothing approved', async () => {

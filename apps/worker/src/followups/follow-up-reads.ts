@@ -186,7 +186,7 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[], opt
       // The person's other records (a merge): what was recorded under them too, one batch more (since session 48).
       const linked = linkedPatientRecords(patient);
       const underAll = linked.length ? await readUnderLinkedRecords(fhir, contexts[i], linked) : undefined;
-      if (underAll) found.orders = underAll.orders;
+      if (underAll) Object.assign(found, underAll.found);
       return {
         carePlan,
         history: matchesOf<Procedure>(found.history),
@@ -208,20 +208,23 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[], opt
 }
 
 /**
- * An event's patient data and open orders read again under every record of the person (the patient's and those it
+ * An event's patient data, open orders and what was given read again under every record of the person (the patient's and those it
  * links: linkedPatientRecords), for a patient whose records a merge left apart: a contraindication recorded under the
  * other is theirs, and so is an order written under it.
  */
 async function readUnderLinkedRecords(fhir: FhirClient, { event, carePlan, plan }: EventContext, linked: string[]) {
   const data = patientDataQueries(plan, event.patientId, linked);
-  const orders = eventSearches(event, carePlan, plan, linked).filter((s) => s.name === 'orders');
-  const answer = await fhir.batch([...searchEntries(orders), ...searchEntries(data)]);
+  const byPatient = eventSearches(event, carePlan, plan, linked).filter((s) => PATIENT_SEARCHES.includes(s.name));
+  const answer = await fhir.batch([...searchEntries(byPatient), ...searchEntries(data)]);
   const [found, patientData] = await Promise.all([
-    withRemainingPages(fhir, searchResults(answer, orders), orders),
-    withRemainingPages(fhir, searchResults(answer, data, orders.length), data),
+    withRemainingPages(fhir, searchResults(answer, byPatient), byPatient),
+    withRemainingPages(fhir, searchResults(answer, data, byPatient.length), data),
   ]);
-  return { orders: found.orders, patientData };
+  return { found, patientData };
 }
+
+/** An event's searches by its patient (the rest are by its plan): read again under every record of the person. */
+const PATIENT_SEARCHES = ['orders', 'given'];
 
 /** The patient's care teams now: whose the follow-ups are, by the role each names as performer. */
 function careTeamSearch(event: InfusionCompleted): NamedSearch {
@@ -274,7 +277,7 @@ function eventSearches(
         _count: PAGE,
       },
     },
-    ...givenSearch(event),
+    ...givenSearch(event, linked),
     {
       name: 'written',
       resourceType: 'Task',
@@ -313,10 +316,11 @@ export async function followedUpAmong(
 }
 
 /** What the EHR recorded of the infusion (administrationsSearchParams): the rate it was titrated to at the pump. */
-function givenSearch(event: InfusionCompleted): NamedSearch[] {
+function givenSearch(event: InfusionCompleted, linked: string[] = []): NamedSearch[] {
   const params = administrationsSearchParams(event.patientId, event.performed);
+  const patient = personRecords(event.patientId, linked).join(',');
   return params
-    ? [{ name: 'given', resourceType: 'MedicationAdministration', params: { ...params, _count: PAGE } }]
+    ? [{ name: 'given', resourceType: 'MedicationAdministration', params: { ...params, patient, _count: PAGE } }]
     : [];
 }
 

@@ -4,6 +4,7 @@ import type {
   DetectedIssue,
   MedicationAdministration,
   MedicationRequest,
+  Patient,
   Procedure,
   Task,
 } from '@medplum/fhirtypes';
@@ -24,6 +25,8 @@ import {
 import {
   contraindicationState,
   INFUSION_LINKED_ON_EVIDENCE,
+  linkedPatientRecords,
+  personRecords,
   INFUSION_NOT_LINKED_KEY_SYSTEM,
   infusionNotLinkedIssue,
   plansImplicatedBy,
@@ -33,7 +36,8 @@ import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import type { ProtocolSource } from './infusion-plan';
 
 /**
- * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's plans read (one search), the
+ * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's record read, and their plans
+ * under it and the records of the same person it links (a merge; one search), the
  * pump's records around it and the plans' Tasks when it names no protocol (two searches at once; two more, the patient's orders and the Tasks approved
  * on them, when those records name an EHR's own order; a history read of an order they name that was deleted since), and when one plan is tied to it, the plan added to its
  * `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in one transaction,
@@ -128,8 +132,11 @@ export async function planTiedToUnlinkedInfusion(
   procedure: Procedure,
 ): Promise<UnlinkedInfusionPlan> {
   const patient = procedure.subject.reference!;
+  // The person's records (a merge may have left their plan under the record merged away: since session 48): one read.
+  const person = await fhir.readIfExists<Patient>('Patient', patient.slice('Patient/'.length));
+  const records = personRecords(patient.slice('Patient/'.length), linkedPatientRecords(person)).join(',');
   const plans = await fhir.searchAll<CarePlan>('CarePlan', {
-    subject: patient,
+    subject: records,
     // Stopped and completed ones too: a session the pump gave under a plan stopped since is still the infusion's.
     status: 'active,draft,on-hold,revoked,completed',
     _count: 50,
@@ -148,7 +155,11 @@ export async function planTiedToUnlinkedInfusion(
   const params = performed && administrationsSearchParams(patient.split('/')[1], performed);
   if (candidates.length && !procedure.instantiatesCanonical?.length && params) {
     const [found, planTasks] = await Promise.all([
-      fhir.search<MedicationAdministration | MedicationRequest>('MedicationAdministration', { ...params, _count: 100 }),
+      fhir.search<MedicationAdministration | MedicationRequest>('MedicationAdministration', {
+        ...params,
+        patient: records,
+        _count: 100,
+      }),
       // A session the EHR closed naming this infusion in its output (R4 has no search on Task.output): the plans' Tasks.
       fhir.searchAll<Task>('Task', {
         'based-on': candidates.map(({ carePlan }) => `CarePlan/${carePlan.id}`).join(','),
@@ -162,7 +173,7 @@ export async function planTiedToUnlinkedInfusion(
     // The EHR's own orders name no plan: the Tasks approved on them, or on the orders they replace at any depth (the
     // patient's orders, read only then), do.
     const patientOrders = orders.some((o) => !carePlanReferenceOf(o))
-      ? await fhir.searchAll<MedicationRequest>('MedicationRequest', { subject: patient, intent: 'order', _count: 200 })
+      ? await fhir.searchAll<MedicationRequest>('MedicationRequest', { subject: records, intent: 'order', _count: 200 })
       : [];
     const unplanned = ordersNamingNoPlan(orders, patientOrders);
     const approvedOn = unplanned.length
