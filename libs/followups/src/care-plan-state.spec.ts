@@ -1,5 +1,5 @@
 import type { CarePlan } from '@medplum/fhirtypes';
-import { carePlanReferencesOf, protocolPlanOf } from './care-plan-state';
+import { carePlanReferencesOf, dueAfterPlanEnd, planEndsAt, protocolPlanOf } from './care-plan-state';
 
 const plan = (id: string, canonical?: string): CarePlan => ({
   resourceType: 'CarePlan',
@@ -28,5 +28,23 @@ describe('the plan an infusion names', () => {
     expect(protocolPlanOf({ basedOn }, [plan('ehr-episode')])).toBeUndefined();
     // A plan not read (deleted) is passed over.
     expect(protocolPlanOf({ basedOn }, [plans[1]])?.id).toBe('ours');
+  });
+});
+
+describe('a plan’s end date (CarePlan.period.end)', () => {
+  const ending = (end?: string) => ({ period: { start: '2027-01-01', end } });
+
+  it('a day alone is the whole day in the clinic: the plan ends at the next day’s start there', () => {
+    expect(planEndsAt(ending('2027-03-01'))).toBe(Date.parse('2027-03-02T00:00:00Z'));
+    expect(planEndsAt(ending('2027-03-01'), 'America/New_York')).toBe(Date.parse('2027-03-02T05:00:00Z'));
+    expect(planEndsAt(ending('2027-03-01T12:00:00Z'))).toBe(Date.parse('2027-03-01T12:00:00Z'));
+    expect(planEndsAt(ending())).toBeUndefined();
+  });
+
+  it('a session beginning on its last day is within it; one beginning the day after is not', () => {
+    const plan = ending('2027-03-01');
+    expect(dueAfterPlanEnd(plan, { start: '2027-03-01T09:00:00Z', end: '2027-03-05T09:00:00Z' })).toBe(false);
+    expect(dueAfterPlanEnd(plan, { start: '2027-03-02T00:00:00Z', end: '2027-03-05T09:00:00Z' })).toBe(true);
+    expect(dueAfterPlanEnd(ending(), { start: '2030-01-01T00:00:00Z' })).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
-import type { CarePlan, Reference } from '@medplum/fhirtypes';
+import type { CarePlan, Period, Reference } from '@medplum/fhirtypes';
+import { addClinicCalendar, clinicInstant } from '@kc/protocols';
 
 /** The CarePlan a Task, request or reminder is based on (`CarePlan/<id>`), when it names one. */
 export function carePlanReferenceOf(resource: { basedOn?: Reference[] }): string | undefined {
@@ -27,6 +28,32 @@ export function protocolPlansOf(procedure: { basedOn?: Reference[] }, plans: Car
     const plan = byRef.get(ref);
     return plan?.instantiatesCanonical?.length ? [plan] : [];
   });
+}
+
+/**
+ * When a plan ends, as the EHR set it (`CarePlan.period.end`): a day given alone is the whole of that day in the
+ * clinic (a Period's end is inclusive), so the plan ends at the next day's start. Undefined for a plan with no end.
+ */
+export function planEndsAt(carePlan: Pick<CarePlan, 'period'>, zone?: string): number | undefined {
+  const end = carePlan.period?.end;
+  const at = end ? clinicInstant(end, zone) : undefined;
+  if (!end || !at) return undefined;
+  return /^\d{4}-\d{2}-\d{2}$/.test(end) ? addClinicCalendar(at.getTime(), { days: 1 }, zone) : at.getTime();
+}
+
+/**
+ * An infusion session due in this window begins after its plan ends (planEndsAt): it is not proposed, approved or
+ * rescheduled there (since session 48; before, a plan's end date was not read, and maintenance boosters went on being
+ * proposed after it). A check is not: the last infusion's post-infusion check is due whatever the plan's end.
+ */
+export function dueAfterPlanEnd(
+  carePlan: Pick<CarePlan, 'period'>,
+  window: Period | undefined,
+  zone?: string,
+): boolean {
+  const ends = planEndsAt(carePlan, zone);
+  const start = Date.parse(window?.start ?? '');
+  return ends !== undefined && Number.isFinite(start) && start >= ends;
 }
 
 /** CarePlans that are over (or were a mistake) get no new follow-ups; draft and active plans do. */

@@ -29,6 +29,7 @@ import {
   type DefinitionResolver,
   type ProtocolVariables,
 } from '@kc/protocols';
+import { dueAfterPlanEnd } from './care-plan-state';
 import type { InfusionCompleted } from './infusion-event';
 
 export interface FollowUpInput {
@@ -72,6 +73,8 @@ export interface FollowUp extends ActionInstance {
 
 export interface FollowUpPlan {
   followUps: FollowUp[];
+  /** The infusion sessions not proposed because they would begin after the plan's end (their action ids). */
+  afterPlanEnd: string[];
   /** Contraindications found now and not overridden: a DetectedIssue each, and no infusion under them. */
   detectedIssues: { resource: DetectedIssue; ifNoneExist: string }[];
 }
@@ -98,7 +101,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     resolver: catalog,
     filter: (action) => (isTriggeredBy(action, INFUSION_COMPLETED_TRIGGER) ? 'instantiate' : 'skip'),
   });
-  const followUps = leaves(selection.roots).map((selected) => {
+  const instances = leaves(selection.roots).map((selected) => {
     const action = selected.action;
     const key = taskKey(carePlan.id!, event.procedureId, action.id!);
     const requestFullUrl = `urn:uuid:${uuidFromKey(`request|${key}`)}`;
@@ -125,6 +128,12 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
     });
     return { ...instance, actionId: action.id!, key, requestFullUrl };
   });
+  // No infusion after the plan's end (dueAfterPlanEnd); its last infusion's check still.
+  const afterEnd = (f: FollowUp) =>
+    f.request?.resourceType === 'MedicationRequest' &&
+    dueAfterPlanEnd(carePlan, f.task.restriction?.period, input.zone);
+  const followUps = instances.filter((f) => !afterEnd(f));
+  const afterPlanEnd = instances.filter(afterEnd).map((f) => f.actionId);
   const carePlanKey = carePlanKeyOf(carePlan);
   const detectedIssues = selection.contraindications
     .filter((c) => !c.overridden)
@@ -137,7 +146,7 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
         detail: `Found after the infusion of ${infusionDay(event, input.zone)}: no further infusion is proposed until a clinician overrides it with a reason.`,
       }),
     );
-  return { followUps, detectedIssues };
+  return { followUps, detectedIssues, afterPlanEnd };
 }
 
 /**

@@ -34,7 +34,7 @@ import { assertClearOf } from './contraindication-guard';
 import { CurrentContraindications } from './current-contraindications';
 import { approve, holdsWhatWasAsked, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
-import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
+import { assertAuthorisable, assertWithinPlan, readTaskUnderReview, type Proposal } from './task-under-review';
 import { PatientRecordGuard } from '../protocols/patient-record-guard';
 import { DecisionWriter, type Consequence } from './task-review.service';
 
@@ -152,6 +152,7 @@ export class TaskDecisionService {
     await this.patientRecord.assertRecordFound(under.task.for?.reference, under.patient);
     await this.patientRecord.assertNotDeceased(under.patient);
     assertAuthorisable(under, input.caller);
+    assertWithinPlan(under, input.window ?? task.restriction?.period, this.config.clinicTimeZone);
     // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
     const checked = await this.contraindications.found(task, carePlan, issues, proposal);
     assertClearOf(carePlanReferenceOf(task), checked.found);

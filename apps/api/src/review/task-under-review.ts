@@ -1,8 +1,9 @@
-import type { CarePlan, DetectedIssue, Patient, Resource, Task } from '@medplum/fhirtypes';
+import type { CarePlan, DetectedIssue, Patient, Period, Resource, Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { includedOf, matchesOf } from '@kc/fhir';
-import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
+import { carePlanHoldsCare, carePlanReferenceOf, dueAfterPlanEnd } from '@kc/followups';
+import { clinicDay } from '@kc/protocols';
 import { isAuthorisable, needsRequester, type AuthorisableRequest } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
 import type { DecisionWriter } from './task-review.service';
@@ -67,4 +68,20 @@ export function assertAuthorisable(under: TaskUnderReview, caller: Caller): void
       `Approving this Task orders a ${proposal.resourceType}, which needs a prescriber: sign in as a Practitioner (token claim fhirUser)`,
     );
   }
+}
+
+/**
+ * A session is not approved or rescheduled for a window that begins after its plan ends (dueAfterPlanEnd: the EHR set
+ * `CarePlan.period.end`): 409, the plan the EHR's to extend (since session 48). Checks and instructions are not held
+ * to it.
+ */
+export function assertWithinPlan(under: TaskUnderReview, window: Period | undefined, zone: string): void {
+  const { task, carePlan } = under;
+  if (!carePlan || !task.focus?.reference?.startsWith('MedicationRequest/')) return;
+  if (!dueAfterPlanEnd(carePlan, window, zone)) return;
+  const end = carePlan.period!.end!;
+  const endDay = /^\d{4}-\d{2}-\d{2}$/.test(end) ? end : clinicDay(end, zone);
+  throw conflict(
+    `Its care plan ends on ${endDay} (set in the EHR): this session, from ${clinicDay(window!.start, zone)}, would be after it. Extend the plan in the EHR to approve it, or reject this task.`,
+  );
 }

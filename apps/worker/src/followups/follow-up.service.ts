@@ -70,6 +70,8 @@ export type FollowUpOutcome =
       contraindications: number;
       remindersRevoked: number;
       ordersClosed: number;
+      /** Sessions not proposed: they would begin after the plan's end (`CarePlan.period.end`), their action ids. */
+      afterPlanEnd?: string[];
       /** Plans to check again (`CarePlan/<id>`): an infusion linked here resolved the issue that held them. */
       plansToRecheck?: string[];
     }
@@ -552,6 +554,7 @@ export class FollowUpService {
           contraindications,
           remindersRevoked,
           ordersClosed,
+          ...(planned.afterPlanEnd.length ? { afterPlanEnd: planned.afterPlanEnd } : {}),
         };
       },
     };
