@@ -331,6 +331,29 @@ describe('an infusion the EHR recorded naming no care plan', () => {
     },
   );
 
+  it('its plan stopped and the session withdrawn before the pump’s record was charted: that record still links it to the plan (seed 2935)', async () => {
+    const { patient, carePlanId, order, start } = await approvedSession();
+    // The EHR stops the plan: the approved session withdrawn, its order cancelled.
+    const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    await service.app.get(PlanChanges).planChanged(carePlanId);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
+    // The infusion charted naming no plan, heard before the pump's record: nothing ties it yet.
+    const infusion = await unlinkedInfusion(patient, new Date(start + 3_600_000).toISOString());
+    expect(await reportInfusion(service, infusion.id!)).toMatchObject({ status: 'ignored' });
+    // The pump's record of the cancelled order, charted late: it ties the infusion to the plan (before session 48,
+    // the record of a closed order was not looked at again, and the infusion stayed unlinked).
+    const { resource: given } = await service.fhir.create(
+      administrationOf(order, 'completed', {
+        start: new Date(start + 5 * 60_000).toISOString(),
+        end: new Date(start + 55 * 60_000).toISOString(),
+      }),
+    );
+    await service.app.get(AdministrationRecorded).heard(given.id!);
+    await waitFor(async () => Boolean((await readProcedure(infusion.id!)).basedOn), 'the infusion linked');
+    expect((await readProcedure(infusion.id!)).basedOn?.map((b) => b.reference)).toEqual([`CarePlan/${carePlanId}`]);
+  });
+
   it('naming its protocol’s infusion (instantiatesCanonical): linked to the plan following that protocol', async () => {
     const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
     const infusion = await unlinkedInfusion(patient, '2027-01-04T10:00:00Z', {

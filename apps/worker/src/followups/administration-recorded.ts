@@ -12,6 +12,7 @@ import {
   administrationWindow,
   carePlanHoldsCare,
   carePlanReferenceOf,
+  carePlanReferencesOf,
   infusionThatGave,
   isUnlinkedInfusion,
 } from '@kc/followups';
@@ -101,7 +102,8 @@ export class AdministrationRecorded {
     const session =
       order &&
       (orderTaskIdOf(order) || order.priorPrescription || sessionIdsOfOrder(order, includedOf<Task>(found, 'Task'))[0]);
-    if (!order || !isOpenOrder(order) || !session || !window || !order.subject?.reference) return undefined;
+    if (!order || !session || !window || !order.subject?.reference) return undefined;
+    const open = isOpenOrder(order);
     const infusions = await this.fhir.searchAll<Procedure>('Procedure', {
       subject: order.subject.reference,
       status: 'completed,entered-in-error',
@@ -112,13 +114,17 @@ export class AdministrationRecorded {
     // Given during an infusion recorded in error since, whose job ran before this record was charted (and so found
     // nothing the pump gave): that job again, which answers the session by this record (clinic day seed 2471: before,
     // the session stayed open with its order active under a plan paused meanwhile).
-    const takenBack = !infusion && infusionThatGave(administration, infusions, 'entered-in-error');
+    const takenBack = open && !infusion && infusionThatGave(administration, infusions, 'entered-in-error');
     if (takenBack && takenBack.id) {
       await this.records.enqueue(`Procedure/${takenBack.id}`);
       return undefined;
     }
-    // One naming no plan too: this record may be what ties it to its plan (since session 43).
-    if (!infusion?.id || (!carePlanReferenceOf(infusion) && !isUnlinkedInfusion(infusion))) return undefined;
+    if (!infusion?.id) return undefined;
+    // One naming no plan too: this record may be what ties it to its plan (since session 43). Its order closed since
+    // (cancelled with a plan stopped before this record was charted: clinic day seed 2935), only one not naming the
+    // order's plan, which this record may tie to it (since session 48; before, it was left unlinked).
+    const namesOrdersPlan = carePlanReferencesOf(infusion).includes(carePlanReferenceOf(order) ?? '');
+    if (open ? !carePlanReferenceOf(infusion) && !isUnlinkedInfusion(infusion) : namesOrdersPlan) return undefined;
     const { running } = await this.infusions.followUpAgain(infusion.id);
     return { procedureId: infusion.id, running };
   }
