@@ -26,8 +26,6 @@ export interface PatientData {
   openOrderSessions?: Task[];
   /** The patient's plans still holding care (active, draft, paused), when asked for (an enrolment: not twice). */
   plansHoldingCare?: CarePlan[];
-  /** The other records of the same person the patient's links name, as read (deleted ones absent). */
-  linkedRecords?: Patient[];
   /** The record kept when the one asked for was merged away and deleted (`Patient/<id>`): `patient` is that one. */
   mergedInto?: string;
 }
@@ -58,8 +56,8 @@ export class PatientDataLoader {
    * The Patient and every input's searchset in one batch (one round trip, not one per search; more only for an
    * input without a limit that has more than a page of matches); the patient is undefined when it does not exist on
    * the server. A search that fails fails the whole load. A patient whose record links other records of the same
-   * person (linkedPatientRecords: a merge, records kept apart) is read again under all of them, with those records
-   * (one round trip more, only then); one merged away and deleted, under the record kept, which names it (one search
+   * person (linkedPatientRecords: a merge, records kept apart) is read again under all of them (one round trip more,
+   * only then); one merged away and deleted, under the record kept, which names it (one search
    * more, only then). Since session 48.
    */
   async load(plan: PlanDefinition, patientId: string, options: LoadOptions = {}): Promise<PatientData> {
@@ -106,15 +104,12 @@ export class PatientDataLoader {
         ]
       : [];
     const plans = options.plans ? [getEntry('CarePlan', { subject, status: 'active,draft,on-hold', _count: 100 })] : [];
-    const linkedIds = linked.map((r) => r.slice('Patient/'.length));
-    const records = linked.length ? [getEntry('Patient', { _id: linkedIds.join(','), _count: 100 })] : [];
     const answer = await this.reads.batch([
       getEntry(`Patient/${encodeURIComponent(patientId)}`),
       ...searchEntries(queries),
       ...careTeams,
       ...openOrders,
       ...plans,
-      ...records,
     ]);
     const patient = batchResult<Patient>(answer.entry?.[0], 'Patient');
     if (!patient) return { data: {} };
@@ -127,16 +122,9 @@ export class PatientDataLoader {
     const holding = options.plans
       ? batchResult<Bundle>(answer.entry?.[after + careTeams.length + openOrders.length], 'CarePlan search')
       : undefined;
-    const others = linked.length
-      ? batchResult<Bundle>(
-          answer.entry?.[after + careTeams.length + openOrders.length + plans.length],
-          'Patient search',
-        )
-      : undefined;
     return {
       patient,
       data,
-      ...(linked.length ? { linkedRecords: matchesOf<Patient>(others) } : {}),
       ...(options.careTeams ? { careTeams: matchesOf<CareTeam>(teams) } : {}),
       ...(options.openOrders
         ? { openOrders: matchesOf<MedicationRequest>(orders), openOrderSessions: includedOf<Task>(orders, 'Task') }

@@ -208,9 +208,9 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[], opt
 }
 
 /**
- * An event's patient data, open orders and what was given read again under every record of the person (the patient's and those it
- * links: linkedPatientRecords), for a patient whose records a merge left apart: a contraindication recorded under the
- * other is theirs, and so is an order written under it.
+ * An event's patient data, open orders and what the pump gave read again under every record of the person (the
+ * patient's and those it links: linkedPatientRecords), for a patient whose records a merge left apart: a
+ * contraindication recorded under the other is theirs, and so are an order written and a session given under it.
  */
 async function readUnderLinkedRecords(fhir: FhirClient, { event, carePlan, plan }: EventContext, linked: string[]) {
   const data = patientDataQueries(plan, event.patientId, linked);

@@ -37,13 +37,14 @@ import type { ProtocolSource } from './infusion-plan';
 
 /**
  * An infusion an EHR recorded naming no CarePlan (planOfUnlinkedInfusion): the patient's record read, and their plans
- * under it and the records of the same person it links (a merge; one search), the
- * pump's records around it and the plans' Tasks when it names no protocol (two searches at once; two more, the patient's orders and the Tasks approved
- * on them, when those records name an EHR's own order; a history read of an order they name that was deleted since), and when one plan is tied to it, the plan added to its
+ * under it and the records of the same person it links (a merge; one search); the pump's records around it and the
+ * plans' Tasks when it names no protocol (two searches at once; two more, the patient's orders and the Tasks approved
+ * on them, when those records name an EHR's own order; a history read of an order they name that was deleted since);
+ * and when one plan is tied to it, the plan added to its
  * `basedOn` (If-Match on the version read) with a Provenance naming the service and what tied them, in one transaction,
  * which also resolves the infusion's `infusion-not-linked` issue if an earlier look raised one (one search more):
  * `released`, the plans it held, to check again. The follow-up then reads it again and goes on as for any infusion:
- * three to six round trips more than a linked one.
+ * four to seven round trips more than a linked one.
  *
  * Nothing ties it, but the patient's open plans follow up infusions of its code: it may be one of their sessions, so
  * an `infusion-not-linked` issue is recorded (once, conditional on its key) on those plans, `held`: checked again by
