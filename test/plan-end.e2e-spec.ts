@@ -1,6 +1,15 @@
 import request from 'supertest';
-import type { CarePlan, Task } from '@medplum/fhirtypes';
-import { actionOf, completeInfusion, enrolPatient, followUpTasks, reportInfusion } from './support/clinic';
+import type { CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { orderKeySearch } from '@kc/task-states';
+import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
+import {
+  actionOf,
+  approveFirstSession,
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  reportInfusion,
+} from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 /**
@@ -51,5 +60,25 @@ describe('a care plan with an end date', () => {
       .set(service.as('clinician'))
       .send({ versionId: session.meta!.versionId, reason: 'Course ended' })
       .expect(200);
+  });
+
+  it('a session approved before the end was set, due after it: withdrawn with its order when the plan’s change is heard', async () => {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+    const session = await approveFirstSession(service, carePlanId);
+    const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(session.id!),
+    });
+    await endedOn(carePlanId, '2027-01-01');
+    // What the CarePlan's notification runs (the sweep does the same every 15 minutes).
+    await service.app.get(PlanChanges).planChanged(carePlanId);
+    const withdrawn = await service.fhir.read<Task>('Task', session.id!);
+    expect([withdrawn.status, withdrawn.statusReason?.text]).toEqual([
+      'cancelled',
+      'Withdrawn: it would begin after its plan ends (2027-01-01)',
+    ]);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('cancelled');
+    // The instructions due on the plan's last day are not a session: left as they were.
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+    expect(tasks.find((t) => actionOf(t) === 'patient-instructions')?.status).toBe('draft');
   });
 });

@@ -34,15 +34,25 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
   let service: TestService;
   const expected: Expected[] = [];
   const expectedToDo: Expected[] = [];
+  /** The patients' ids, in the order written. */
+  const scalePatients: string[] = [];
   beforeAll(async () => {
     // Medplum's server refuses an `_offset` past its maxSearchOffset (10,000 by default); lowered here so that the
     // reconciliation's 3,000 drafts (pages of 1,000) reach past it: it must page by cursor, as it must on Medplum.
     service = await startTestService({ runWorker: false, fhirSandboxMaxSearchOffset: 1000 });
+    // 40 patients on record (nothing is approved for a patient whose record is not: since session 48).
+    const patients = await service.fhir.transaction(
+      Array.from({ length: 40 }, (_, i): BundleEntry => ({
+        resource: { resourceType: 'Patient', name: [{ family: `Scale ${i}` }] },
+        request: { method: 'POST', url: 'Patient' },
+      })),
+    );
+    scalePatients.push(...patients.entry!.map((e) => e.resource!.id!));
     const carePlans: { id: string; protocol: string; patient: string }[] = [];
     const planEntries: BundleEntry[] = [];
     for (let i = 0; i < 60; i++) {
       const protocol = PROTOCOLS[i % 3];
-      const patient = `Patient/scale-${i % 40}`;
+      const patient = `Patient/${scalePatients[i % 40]}`;
       planEntries.push({
         resource: {
           resourceType: 'CarePlan',
@@ -158,7 +168,7 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
   it('filters exactly: patient, protocol, kind, owner, due-before, due-after, overdue, and combinations', async () => {
     const day = (offset: number) => new Date(NOW.getTime() + offset * DAY).toISOString();
     const cases: [Record<string, string>, (e: Expected) => boolean][] = [
-      [{ patient: 'scale-3' }, (e) => e.patient === 'Patient/scale-3'],
+      [{ patient: scalePatients[3] }, (e) => e.patient === `Patient/${scalePatients[3]}`],
       [{ protocol: 'ketamine-monthly-maintenance' }, (e) => e.protocol === 'ketamine-monthly-maintenance'],
       [{ 'due-before': day(5) }, (e) => e.start !== undefined && e.start <= Date.parse(day(5))],
       [{ 'due-after': day(10) }, (e) => e.end !== undefined && e.end >= Date.parse(day(10))],
@@ -186,7 +196,10 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
           e.start !== undefined &&
           e.start <= Date.parse(day(30)),
       ],
-      [{ patient: 'scale-11', overdue: 'true' }, (e) => e.patient === 'Patient/scale-11' && e.overdue],
+      [
+        { patient: scalePatients[11], overdue: 'true' },
+        (e) => e.patient === `Patient/${scalePatients[11]}` && e.overdue,
+      ],
       [{ kind: 'post-infusion-check' }, (e) => e.kind === 'post-infusion-check'],
       [{ owner: 'Practitioner/nurse-a' }, (e) => e.owner === 'Practitioner/nurse-a'],
       [{ owner: 'none', overdue: 'true' }, (e) => e.owner === '-' && e.overdue],
@@ -204,16 +217,16 @@ describe('worklist at scale: 3,000 open Tasks, exact order, filters and cursor p
         (e) => e.kind === 'infusion-session' && e.protocol === 'ketamine-low-dose-series',
       ],
       [
-        { patient: 'scale-5', kind: 'post-infusion-check' },
-        (e) => e.patient === 'Patient/scale-5' && e.kind === 'post-infusion-check',
+        { patient: scalePatients[5], kind: 'post-infusion-check' },
+        (e) => e.patient === `Patient/${scalePatients[5]}` && e.kind === 'post-infusion-check',
       ],
       [
         { protocol: 'ketamine-low-dose-series', 'due-after': day(3) },
         (e) => e.protocol === 'ketamine-low-dose-series' && e.end !== undefined && e.end >= Date.parse(day(3)),
       ],
       [
-        { patient: 'scale-7', protocol: 'ketamine-low-dose-series', overdue: 'false' },
-        (e) => e.patient === 'Patient/scale-7' && e.protocol === 'ketamine-low-dose-series' && !e.overdue,
+        { patient: scalePatients[7], protocol: 'ketamine-low-dose-series', overdue: 'false' },
+        (e) => e.patient === `Patient/${scalePatients[7]}` && e.protocol === 'ketamine-low-dose-series' && !e.overdue,
       ],
       [
         { protocol: 'ketamine-high-dose-as-needed', 'due-after': day(-3), 'due-before': day(20) },

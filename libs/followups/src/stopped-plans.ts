@@ -19,7 +19,7 @@ import {
   openOrdersOfSession,
   type OpenOrder,
 } from '@kc/task-states';
-import { carePlanHoldsCare, carePlanReferenceOf } from './care-plan-state';
+import { carePlanHoldsCare, carePlanReferenceOf, dueAfterPlanEnd } from './care-plan-state';
 import { infusionThatGave } from './crossed-closings';
 import { remindersEndedBy, remindersRevokedFor } from './reminders';
 import { answeredByInfusion, applyInfusionUpdate } from './superseded';
@@ -93,8 +93,8 @@ export function sessionGivenAtThePump(open: OpenOrder | undefined): boolean {
 }
 
 /** The approved Tasks (ready, or held) of plans that are over: those whose orders the sweep reads before withdrawing. */
-export function approvedOnEndedPlans(tasks: Task[], carePlans: Map<string, CarePlan>): Task[] {
-  return tasks.filter((task) => !isAwaitingApproval(task) && endedPlanOf(task, carePlans));
+export function approvedOnEndedPlans(tasks: Task[], carePlans: Map<string, CarePlan>, zone?: string): Task[] {
+  return tasks.filter((task) => !isAwaitingApproval(task) && endedPlanOf(task, carePlans, zone));
 }
 
 /**
@@ -104,8 +104,10 @@ export function approvedOnEndedPlans(tasks: Task[], carePlans: Map<string, CareP
  * - Approved (ready, or held for a contraindication): their orders still to be given cancelled, so an EHR reading
  *   MedicationRequest.status finds no ketamine order under a stopped plan (before session 28 they stayed active, "the
  *   clinician's or the EHR's to stop"). One whose session the pump has begun is left to its infusion.
- * Their reminders not sent yet are revoked. A paused plan (on-hold) keeps its Tasks and orders. Pure: the worker reads
- * the Tasks with their CarePlans, proposals, orders (with their administrations) and the plans' reminders.
+ * Their reminders not sent yet are revoked. A paused plan (on-hold) keeps its Tasks and orders. Since session 48, so are
+ * the sessions of a plan that would begin after its end (dueAfterPlanEnd: the EHR set `CarePlan.period.end`, maybe
+ * after they were proposed or approved). Pure: the worker reads the Tasks with their CarePlans, proposals, orders (with
+ * their administrations) and the plans' reminders.
  */
 export function withdrawalsForStoppedPlans(input: {
   tasks: Task[];
@@ -116,9 +118,11 @@ export function withdrawalsForStoppedPlans(input: {
   /** The ended plans' reminders, any Task's (those about each Task are revoked with it). */
   reminders?: CommunicationRequest[];
   now: Date;
+  /** The clinic's time zone: a plan's end given as a day is the whole of it there. */
+  zone?: string;
 }): Withdrawal[] {
   return input.tasks.flatMap((task) => {
-    const ended = endedPlanOf(task, input.carePlans);
+    const ended = endedPlanOf(task, input.carePlans, input.zone);
     if (!ended) return [];
     const open = task.id ? input.orders?.get(task.id) : undefined;
     // The pump has started the session (or given it): its order is the infusion's to close, not the plan's.
@@ -225,10 +229,15 @@ export function sessionsGivenOnStoppedPlans(input: {
 }
 
 /** The plan a Task is under when that plan is over (its reason in words), else undefined. */
-function endedPlanOf(task: Task, carePlans: Map<string, CarePlan>): { reason: string } | undefined {
+/** Why an open Task's plan is over for it: the plan stopped, or, for a session, the plan ending before it begins. */
+function endedPlanOf(task: Task, carePlans: Map<string, CarePlan>, zone?: string): { reason: string } | undefined {
   if (!isOpen(task)) return undefined;
   const carePlanRef = carePlanReferenceOf(task);
   const carePlan = carePlanRef ? carePlans.get(carePlanRef) : undefined;
   const holds = carePlan && carePlanHoldsCare(carePlan);
-  return holds && !holds.ok && holds.closed ? { reason: holds.reason } : undefined;
+  if (holds && !holds.ok && holds.closed) return { reason: holds.reason };
+  const session = task.focus?.reference?.startsWith('MedicationRequest/');
+  return carePlan && session && dueAfterPlanEnd(carePlan, task.restriction?.period, zone)
+    ? { reason: `it would begin after its plan ends (${carePlan.period!.end})` }
+    : undefined;
 }

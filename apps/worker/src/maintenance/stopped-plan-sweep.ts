@@ -55,10 +55,11 @@ export class StoppedPlanSweep {
     const { carePlans, proposals } = open;
     const tasks = [...open.awaiting, ...open.approved, ...open.held];
     // The approved Tasks of stopped plans (few: each is withdrawn once) have orders and reminders to read.
-    const approved = approvedOnEndedPlans(tasks, carePlans);
+    const zone = this.config.clinicTimeZone;
+    const approved = approvedOnEndedPlans(tasks, carePlans, zone);
     const { orders, reminders } = await ordersAndRemindersOf(this.fhir, approved);
     let withdrawn = 0;
-    for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, orders, reminders, now })) {
+    for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, orders, reminders, now, zone })) {
       const writes = [{ resource: w.withdrawn, read: w.task }, ...requestWrites(w)];
       // Who withdrew it and why, in the same transaction: the service, not a clinician.
       try {
