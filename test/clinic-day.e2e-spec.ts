@@ -1408,6 +1408,14 @@ describe.each([
             tasks: await get(`Task?patient=${patient}&_count=200`),
             plans: await get(`CarePlan?subject=${patient}`),
             job: (await service.app.get<Queue>(getQueueToken(QUEUES.followups)).getJob(infusionJobId(id)))?.returnvalue,
+            // What ties it, as the day charted it: its session's pump record (charted when), a session closed naming
+            // it; and its not-linked issue, with its history.
+            record: unlinkedCharted.get(id),
+            recordCharted: chartedRecords.has(unlinkedCharted.get(id)!),
+            completedNaming: completedNaming.has(id),
+            issue: await get(`DetectedIssue?identifier=${encodeURIComponent(notLinkedKey(id))}`),
+            procedureHistory: await get(`Procedure/${id}/_history`),
+            provenances: await get(`Provenance?target=Procedure/${id}`),
           }),
         );
       }
