@@ -6,6 +6,7 @@ import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindi
 import { DeathsTakenBack } from '../apps/worker/src/maintenance/deaths-taken-back';
 import {
   actionOf,
+  applyRequest,
   approveFirstSession,
   completeInfusion,
   enrolPatient,
@@ -151,17 +152,7 @@ describe('a patient whose records were merged in the EHR', () => {
 
   it('$apply to the record merged away is refused, naming the record kept', async () => {
     const { patient, kept } = await enrolledThenMerged();
-    const res = await request(service.url)
-      .post('/fhir/PlanDefinition/ketamine-monthly-maintenance/$apply')
-      .set(service.as('clinician'))
-      .send({
-        resourceType: 'Parameters',
-        parameter: [
-          { name: 'subject', valueReference: { reference: patient } },
-          { name: 'persist', valueBoolean: true },
-        ],
-      })
-      .expect(422);
+    const res = await applyRequest(service, 'ketamine-monthly-maintenance', patient).expect(422);
     expect(res.body.issue[0].details.text).toContain(`merged into another (${kept})`);
   });
 

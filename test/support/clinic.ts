@@ -45,6 +45,12 @@ export async function applyPlan(
   patient: string,
   startDate = '2027-01-01',
 ): Promise<CarePlan> {
+  const res = await applyRequest(service, planId, patient, startDate).expect(200);
+  return res.body as CarePlan;
+}
+
+/** The request of a persisted `$apply` of a catalog protocol to a patient, as the test clinician, for its answer. */
+export function applyRequest(service: TestService, planId: string, patient: string, startDate = '2027-01-01') {
   const params: Parameters = {
     resourceType: 'Parameters',
     parameter: [
@@ -53,12 +59,7 @@ export async function applyPlan(
       { name: 'persist', valueBoolean: true },
     ],
   };
-  const res = await request(service.url)
-    .post(`/fhir/PlanDefinition/${planId}/$apply`)
-    .set(service.as('clinician'))
-    .send(params)
-    .expect(200);
-  return res.body as CarePlan;
+  return request(service.url).post(`/fhir/PlanDefinition/${planId}/$apply`).set(service.as('clinician')).send(params);
 }
 
 /**
