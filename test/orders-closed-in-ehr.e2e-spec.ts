@@ -488,6 +488,29 @@ describe('an approved session whose order was closed in the EHR', () => {
     expect(await ordersOf(booster)).toHaveLength(1);
   });
 
+  it('the EHR’s replacement of that order (a dose changed there) is that session’s too: another is not approved on it, nor refused for it (seed 2949)', async () => {
+    const { booster, ehrOrder } = await nextSessionOnEhrOrder();
+    // The EHR changes the dose by a new order replacing the one the session was approved on (cancelled).
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(ehrOrder));
+    await service.fhir.update<MedicationRequest>({ ...ehrOrder, status: 'cancelled' });
+    const replacementRef = `MedicationRequest/${replacement.id}`;
+    // Before session 48 the replacement was refused as "ordered outside this care plan" for the booster's time and
+    // offered to approve it on: one dose then answered two sessions.
+    const onIt = await request(service.url)
+      .post(`/tasks/${booster.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: booster.meta!.versionId, onOrder: replacementRef })
+      .expect(409);
+    expect(onIt.body.issue[0].details.text).toMatch(/is the order of another session of this patient/);
+    const approved = await request(service.url)
+      .post(`/tasks/${booster.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: booster.meta!.versionId })
+      .expect(200);
+    expect((approved.body as Task).basedOn?.map((b) => b.reference)).not.toContain(replacementRef);
+    expect(await ordersOf(booster)).toHaveLength(1);
+  });
+
   it('its Task cancelled in the EHR (status alone): at its notification, its order cancelled and its reminders revoked, with a Provenance', async () => {
     const { task, order } = await approvedSession();
     expect((await remindersOf(task)).some((r) => r.status === 'active')).toBe(true);

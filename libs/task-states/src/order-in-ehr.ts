@@ -184,6 +184,41 @@ export function ordersOfOtherSessions(tasks: Task[], taskId: string | undefined)
   return new Set(tasks.filter((t) => t.id !== taskId).flatMap(ordersApprovedOn));
 }
 
+/**
+ * The EHR's open orders (`open`) that replace an order of a session other than `taskId` (`priorPrescription`, at any
+ * depth through `priors`, the replaced orders as read): one written here for it (its order key) or one it was approved
+ * on (`tasks`, those naming it in `basedOn`). Each is that session's order, one dose: neither to be approved on by
+ * another session nor an order "outside this care plan" another's approval would duplicate. Since session 48; before,
+ * such a replacement was offered to a later session to be approved on, and one dose answered two sessions (clinic day
+ * seed 2949). A chain through an order the EHR deleted (not read) ends there.
+ */
+export function replacementsOfOtherSessions(
+  open: MedicationRequest[],
+  priors: MedicationRequest[],
+  tasks: Task[],
+  taskId: string | undefined,
+): Set<string> {
+  const byRef = new Map([...open, ...priors].map((o) => [`MedicationRequest/${o.id}`, o]));
+  const sessionOf = (ref: string) => {
+    const order = byRef.get(ref);
+    return (order && orderTaskIdOf(order)) ?? tasks.find((t) => ordersApprovedOn(t).includes(ref))?.id;
+  };
+  const theirs = new Set<string>();
+  for (const order of open) {
+    const seen = new Set<string>();
+    for (let prior = order.priorPrescription?.reference; prior && !seen.has(prior);) {
+      seen.add(prior);
+      const session = sessionOf(prior);
+      if (session) {
+        if (session !== taskId) theirs.add(`MedicationRequest/${order.id}`);
+        break;
+      }
+      prior = byRef.get(prior)?.priorPrescription?.reference;
+    }
+  }
+  return theirs;
+}
+
 /** The Task approved on an order written outside this service: that order named in `basedOn` (what authorises it). */
 export function approvedOnOrder(task: Task, order: string): Task {
   if (ordersApprovedOn(task).includes(order)) return task;

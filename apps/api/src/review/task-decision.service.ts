@@ -3,7 +3,7 @@ import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplu
 import type { Caller } from '@kc/auth';
 import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, updateEntry } from '@kc/fhir';
+import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
 import {
   carePlanReferenceOf,
   dueOutsideProtocolWindow,
@@ -28,6 +28,7 @@ import {
   orderKeySearch,
   ordersOfOtherSessions,
   orderTaskIdOf,
+  replacementsOfOtherSessions,
   sessionBegunBy,
 } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
@@ -182,7 +183,11 @@ export class TaskDecisionService {
     // judge (the same approval retried is answered as done, anything else refused).
     // Approved on the EHR's own order for the session: that order must be one of the drug, open, for this patient.
     // The EHR's orders other sessions were approved on: theirs, one dose each (not this one's, nor a duplicate of it).
-    const theirs = ordersOfOtherSessions(checked.openOrderSessions ?? [], task.id);
+    const theirs = new Set([
+      ...ordersOfOtherSessions(checked.openOrderSessions ?? [], task.id),
+      // And the EHR's replacements of another session's order (since session 48: clinic day seed 2949).
+      ...(await this.replacementsOfOtherSessions(checked.openOrders ?? [], checked.openOrderSessions ?? [], task.id)),
+    ]);
     const onOrder = input.onOrder && !ordered ? this.ehrOrderFor(input.onOrder, proposal, checked, theirs) : undefined;
     if ((rate || bolus) && onOrder)
       throw unprocessable(
@@ -351,6 +356,36 @@ export class TaskDecisionService {
         (!rate || orderedRatePerKg(o, rate.unit) === rate.value) &&
         (!bolus || orderedBolusPerKg(o, bolus.unit) === bolus.value),
     );
+  }
+
+  /**
+   * The patient's open orders that replace another session's order (replacementsOfOtherSessions): the orders they
+   * replace read, with the Tasks approved on them, a search a step back along the chain (at most four), only for open
+   * orders that replace one (rare: an EHR that changes a dose by a new order).
+   */
+  private async replacementsOfOtherSessions(
+    open: MedicationRequest[],
+    openSessions: Task[],
+    taskId: string | undefined,
+  ): Promise<Set<string>> {
+    const priors: MedicationRequest[] = [];
+    const tasks = [...openSessions];
+    const read = new Set(open.map((o) => `MedicationRequest/${o.id}`));
+    let next = open.flatMap((o) => o.priorPrescription?.reference ?? []);
+    for (let depth = 0; depth < 4; depth++) {
+      const refs = [...new Set(next)].filter((r) => /^MedicationRequest\/[^/]+$/.test(r) && !read.has(r));
+      if (!refs.length) break;
+      refs.forEach((r) => read.add(r));
+      const found = await this.writer.search<MedicationRequest | Task>('MedicationRequest', {
+        _id: refs.map((r) => r.slice('MedicationRequest/'.length)).join(','),
+        _revinclude: 'Task:based-on',
+      });
+      const orders = matchesOf<MedicationRequest>(found);
+      priors.push(...orders);
+      tasks.push(...includedOf<Task>(found, 'Task'));
+      next = orders.flatMap((o) => o.priorPrescription?.reference ?? []);
+    }
+    return replacementsOfOtherSessions(open, priors, tasks, taskId);
   }
 
   /**
