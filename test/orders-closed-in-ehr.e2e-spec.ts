@@ -459,6 +459,27 @@ describe('an approved session whose order was closed in the EHR', () => {
       ifMatch: task.meta!.versionId,
     });
 
+  /**
+   * `ref` is another session's order: approving `booster` on it would have one dose answer two sessions (refused), and
+   * approving it plainly is not refused as ordered twice (before, the order was offered to approve on): its own order
+   * is written.
+   */
+  async function expectAnotherSessionsOrder(booster: Task, ref: string): Promise<void> {
+    const onIt = await request(service.url)
+      .post(`/tasks/${booster.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: booster.meta!.versionId, onOrder: ref })
+      .expect(409);
+    expect(onIt.body.issue[0].details.text).toMatch(/is the order of another session of this patient/);
+    const approved = await request(service.url)
+      .post(`/tasks/${booster.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: booster.meta!.versionId })
+      .expect(200);
+    expect((approved.body as Task).basedOn?.map((b) => b.reference)).not.toContain(ref);
+    expect(await ordersOf(booster)).toHaveLength(1);
+  }
+
   it('an order the EHR wrote that one session was approved on is that session’s: another is not approved on it, nor refused for it', async () => {
     const { booster, ref } = await nextSessionOnEhrOrder();
     // The booster's row says nothing of it (before: "Already ordered in the EHR for this session's time").
@@ -470,22 +491,7 @@ describe('an approved session whose order was closed in the EHR', () => {
     const row = (view.body.items as { id: string; view: { ehrOrders?: string } }[]).find((i) => i.id === booster.id);
     expect(row).toBeDefined();
     expect(row!.view.ehrOrders).toBeUndefined();
-    // Approving the booster on it would have one dose answer two sessions: refused.
-    const onIt = await request(service.url)
-      .post(`/tasks/${booster.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: booster.meta!.versionId, onOrder: ref })
-      .expect(409);
-    expect(onIt.body.issue[0].details.text).toMatch(/is the order of another session of this patient/);
-    // Approving it plainly is not refused as ordered twice (before, the order it names was offered to approve on): its
-    // own order is written.
-    const approved = await request(service.url)
-      .post(`/tasks/${booster.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: booster.meta!.versionId })
-      .expect(200);
-    expect((approved.body as Task).basedOn?.map((b) => b.reference)).not.toContain(ref);
-    expect(await ordersOf(booster)).toHaveLength(1);
+    await expectAnotherSessionsOrder(booster, ref);
   });
 
   it('the EHR’s replacement of that order (a dose changed there) is that session’s too: another is not approved on it, nor refused for it (seed 2949)', async () => {
@@ -496,19 +502,7 @@ describe('an approved session whose order was closed in the EHR', () => {
     const replacementRef = `MedicationRequest/${replacement.id}`;
     // Before session 48 the replacement was refused as "ordered outside this care plan" for the booster's time and
     // offered to approve it on: one dose then answered two sessions.
-    const onIt = await request(service.url)
-      .post(`/tasks/${booster.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: booster.meta!.versionId, onOrder: replacementRef })
-      .expect(409);
-    expect(onIt.body.issue[0].details.text).toMatch(/is the order of another session of this patient/);
-    const approved = await request(service.url)
-      .post(`/tasks/${booster.id}/$approve`)
-      .set(clinician())
-      .send({ versionId: booster.meta!.versionId })
-      .expect(200);
-    expect((approved.body as Task).basedOn?.map((b) => b.reference)).not.toContain(replacementRef);
-    expect(await ordersOf(booster)).toHaveLength(1);
+    await expectAnotherSessionsOrder(booster, replacementRef);
   });
 
   it('its Task cancelled in the EHR (status alone): at its notification, its order cancelled and its reminders revoked, with a Provenance', async () => {

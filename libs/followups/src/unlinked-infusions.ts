@@ -1,5 +1,5 @@
 import type { CarePlan, MedicationAdministration, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
-import { ordersApprovedOn } from '@kc/task-states';
+import { ordersApprovedOn, replacedChain } from '@kc/task-states';
 import { carePlanReferenceOf, carePlanReferencesOf } from './care-plan-state';
 import { isOfInfusion } from './infusion-as-given';
 import { NOT_BASED_ON_A_CAREPLAN, performedOf, toInfusionCompleted } from './infusion-event';
@@ -175,20 +175,6 @@ export function ordersNamingNoPlan(orders: MedicationRequest[], patientOrders: M
       orders.filter((o) => !carePlanReferenceOf(o)).flatMap((o) => replacedChain(o, patientOrders).map((l) => l.ref)),
     ),
   ];
-}
-
-/** An order and those it replaces (`priorPrescription`), newest first; one not among `patientOrders` ends it by ref. */
-function replacedChain(
-  order: MedicationRequest,
-  patientOrders: MedicationRequest[],
-): { ref: string; order?: MedicationRequest }[] {
-  const chain: { ref: string; order?: MedicationRequest }[] = [{ ref: `MedicationRequest/${order.id}`, order }];
-  for (let prior = order.priorPrescription?.reference; prior && !chain.some((l) => l.ref === prior);) {
-    const found = patientOrders.find((o) => `MedicationRequest/${o.id}` === prior);
-    chain.push({ ref: prior, order: found });
-    prior = found?.priorPrescription?.reference;
-  }
-  return chain;
 }
 
 /** A plan begun by then (its period's start, else when it was created; neither: taken as begun). */

@@ -184,13 +184,27 @@ export function ordersOfOtherSessions(tasks: Task[], taskId: string | undefined)
   return new Set(tasks.filter((t) => t.id !== taskId).flatMap(ordersApprovedOn));
 }
 
+/** An order and those it replaces (`priorPrescription`), newest first; one not among `patientOrders` ends it by ref. */
+export function replacedChain(
+  order: MedicationRequest,
+  patientOrders: MedicationRequest[],
+): { ref: string; order?: MedicationRequest }[] {
+  const chain: { ref: string; order?: MedicationRequest }[] = [{ ref: `MedicationRequest/${order.id}`, order }];
+  for (let prior = order.priorPrescription?.reference; prior && !chain.some((l) => l.ref === prior);) {
+    const found = patientOrders.find((o) => `MedicationRequest/${o.id}` === prior);
+    chain.push({ ref: prior, order: found });
+    prior = found?.priorPrescription?.reference;
+  }
+  return chain;
+}
+
 /**
  * The EHR's open orders (`open`) that replace an order of a session other than `taskId` (`priorPrescription`, at any
- * depth through `priors`, the replaced orders as read): one written here for it (its order key) or one it was approved
- * on (`tasks`, those naming it in `basedOn`). Each is that session's order, one dose: neither to be approved on by
- * another session nor an order "outside this care plan" another's approval would duplicate. Since session 48; before,
- * such a replacement was offered to a later session to be approved on, and one dose answered two sessions (clinic day
- * seed 2949). A chain through an order the EHR deleted (not read) ends there.
+ * depth through `priors`, the replaced orders as read: replacedChain): one written here for it (its order key) or one
+ * it was approved on (`tasks`, those naming it in `basedOn`). Each is that session's order, one dose: neither to be
+ * approved on by another session nor an order "outside this care plan" another's approval would duplicate. Since
+ * session 48; before, such a replacement was offered to a later session to be approved on, and one dose answered two
+ * sessions (clinic day seed 2949). A chain through an order the EHR deleted (not read) ends there.
  */
 export function replacementsOfOtherSessions(
   open: MedicationRequest[],
@@ -198,25 +212,22 @@ export function replacementsOfOtherSessions(
   tasks: Task[],
   taskId: string | undefined,
 ): Set<string> {
-  const byRef = new Map([...open, ...priors].map((o) => [`MedicationRequest/${o.id}`, o]));
-  const sessionOf = (ref: string) => {
-    const order = byRef.get(ref);
-    return (order && orderTaskIdOf(order)) ?? tasks.find((t) => ordersApprovedOn(t).includes(ref))?.id;
-  };
-  const theirs = new Set<string>();
-  for (const order of open) {
-    const seen = new Set<string>();
-    for (let prior = order.priorPrescription?.reference; prior && !seen.has(prior);) {
-      seen.add(prior);
-      const session = sessionOf(prior);
-      if (session) {
-        if (session !== taskId) theirs.add(`MedicationRequest/${order.id}`);
-        break;
-      }
-      prior = byRef.get(prior)?.priorPrescription?.reference;
-    }
-  }
-  return theirs;
+  const orders = [...open, ...priors];
+  // The session of the newest order it replaces that has one.
+  const sessionOf = (order: MedicationRequest) =>
+    replacedChain(order, orders)
+      .slice(1)
+      .map(
+        (link) =>
+          (link.order && orderTaskIdOf(link.order)) ?? tasks.find((t) => ordersApprovedOn(t).includes(link.ref))?.id,
+      )
+      .find((id) => id !== undefined);
+  return new Set(
+    open.flatMap((order) => {
+      const session = sessionOf(order);
+      return session && session !== taskId ? [`MedicationRequest/${order.id}`] : [];
+    }),
+  );
 }
 
 /** The Task approved on an order written outside this service: that order named in `basedOn` (what authorises it). */
