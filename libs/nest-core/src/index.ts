@@ -1,6 +1,7 @@
 export * from './core.module';
 export * from './protocol-catalog.module';
 export * from './patient-data-loader';
+export * from './person-records';
 export * from './contraindication-recorder';
 export * from './order-holds';
 export * from './task-reminder-records';

@@ -4,11 +4,11 @@ import type {
   DetectedIssue,
   MedicationAdministration,
   MedicationRequest,
-  Patient,
   Procedure,
   Task,
 } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
+import { personRecordsOf } from '@kc/nest-core';
 import {
   administrationsSearchParams,
   carePlanReferenceOf,
@@ -25,8 +25,6 @@ import {
 import {
   contraindicationState,
   INFUSION_LINKED_ON_EVIDENCE,
-  linkedPatientRecords,
-  personRecords,
   INFUSION_NOT_LINKED_KEY_SYSTEM,
   infusionNotLinkedIssue,
   plansImplicatedBy,
@@ -134,8 +132,7 @@ export async function planTiedToUnlinkedInfusion(
 ): Promise<UnlinkedInfusionPlan> {
   const patient = procedure.subject.reference!;
   // The person's records (a merge may have left their plan under the record merged away: since session 48): one read.
-  const person = await fhir.readIfExists<Patient>('Patient', patient.slice('Patient/'.length));
-  const records = personRecords(patient.slice('Patient/'.length), linkedPatientRecords(person)).join(',');
+  const records = (await personRecordsOf(fhir, patient)).join(',');
   const plans = await fhir.searchAll<CarePlan>('CarePlan', {
     subject: records,
     // Stopped and completed ones too: a session the pump gave under a plan stopped since is still the infusion's.

@@ -1,17 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { CarePlan, Condition, DetectedIssue, Observation, Patient, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Condition, DetectedIssue, Observation, Task } from '@medplum/fhirtypes';
 import { isResourceId } from '@kc/common';
 import { FhirClient, type RaceHandling } from '@kc/fhir';
 import { carePlanHoldsCare, carePlanReferenceOf } from '@kc/followups';
-import { ContraindicationRecorder, OrderHolds, PlanDefinitions } from '@kc/nest-core';
-import {
-  contraindicationState,
-  hasContraindicationChecks,
-  isProtocolNotFound,
-  linkedPatientRecords,
-  personRecords,
-  protocolActionOf,
-} from '@kc/protocols';
+import { ContraindicationRecorder, OrderHolds, personRecordsOf, PlanDefinitions } from '@kc/nest-core';
+import { contraindicationState, hasContraindicationChecks, isProtocolNotFound, protocolActionOf } from '@kc/protocols';
 import { patientIdOf, THIS_SERVICE } from '@kc/task-states';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import { ClinicAlerts } from '../alerts/clinic-alerts.service';
@@ -108,8 +101,7 @@ export class ContraindicationSweep {
     if (!patient || !/^Patient\/[^/]+$/.test(patient)) return none;
     // The plans under every record of the person (a merge may have left them under the record merged away: since
     // session 48; before, those waited for the sweep). One read of the patient's record.
-    const person = await this.fhir.readIfExists<Patient>('Patient', patient.slice('Patient/'.length));
-    const records = personRecords(patient.slice('Patient/'.length), linkedPatientRecords(person));
+    const records = await personRecordsOf(this.fhir, patient);
     return this.check(await this.reader.read({ patient: records.join(',') }), now, RACES_FAIL_THE_JOB);
   }
 
