@@ -1,7 +1,7 @@
 import type { MedicationAdministration, MedicationRequest, Procedure, Task } from '@medplum/fhirtypes';
 import { cancelledProposal, orderAnsweredBy, orderKeyFor, stateOf, transition } from '@kc/task-states';
 import { medicationOrder, planTask, PUMP_RUNNING } from '../../../test/fixtures/plans';
-import { crossedClosingOf, type PumpRecord } from './crossed-closings';
+import { cancelledOrdersGivenDuring, crossedClosingOf, type PumpRecord } from './crossed-closings';
 import { applyInfusionUpdate } from './superseded';
 
 const now = new Date('2027-01-10T12:00:00Z');
@@ -119,6 +119,43 @@ describe('a closing of an approved session that crossed the pump beginning it', 
     ).toBeUndefined();
   });
 
+  describe('the pump’s record charted late (written after the closing, saying the pump began before it)', () => {
+    const chartedLate = pumpBegan(30, 'completed');
+    it.each(['withdrawn', 'superseded'] as const)(
+      '%s, its infusion on record: answered by it, done and its order completed (before session 49, left closed)',
+      (how) => {
+        const crossed = crossedClosingOf({
+          ...closedAt20(how),
+          administrations: [chartedLate],
+          infusions: [infusion],
+          now,
+        })!;
+        expect(crossed).toMatchObject({ chartedLate: true, answeredBy: { reference: 'Procedure/given' } });
+        expect([stateOf(crossed.task.written), crossed.order.written.status]).toEqual(['done', 'completed']);
+      },
+    );
+
+    it('its infusion not on record: left closed (reopened, its order would stand active after the drug went in)', () => {
+      expect(
+        crossedClosingOf({ ...closedAt20('withdrawn'), administrations: [chartedLate], infusions: [], now }),
+      ).toBeUndefined();
+    });
+
+    it('the pump began after the closing, by its own clock: the pump gave a cancelled order, the EHR’s to answer', () => {
+      const afterClosing: PumpRecord = {
+        administration: {
+          ...chartedLate.administration,
+          effectiveDateTime: undefined,
+          effectivePeriod: { start: at(25), end: at(50) },
+        },
+      };
+      const during = { ...infusion, performedPeriod: { start: at(20), end: at(55) } };
+      expect(
+        crossedClosingOf({ ...closedAt20('withdrawn'), administrations: [afterClosing], infusions: [during], now }),
+      ).toBeUndefined();
+    });
+  });
+
   it('a Task the clinician rejected is not undone (only the service’s own closings)', () => {
     const { taskVersions, orderVersions } = closedAt20('withdrawn');
     const rejected = version(transition(taskVersions[1], { event: 'reject', now, reason: 'No' }), '3', 20);
@@ -132,5 +169,37 @@ describe('a closing of an approved session that crossed the pump beginning it', 
         now,
       }),
     ).toBeUndefined();
+  });
+});
+
+describe('the cancelled orders the pump began during an infusion (judged again once it is on record)', () => {
+  const record = (
+    order: string,
+    status: MedicationAdministration['status'],
+    start: string,
+  ): MedicationAdministration => ({
+    ...PUMP_RUNNING,
+    status,
+    request: { reference: `MedicationRequest/${order}` },
+    effectiveDateTime: undefined,
+    effectivePeriod: { start, end: start },
+  });
+  const during = { procedureId: 'given', performed: { start: at(0), end: at(50) } };
+
+  it('a cancelled order begun during it, once; not an open order, one never begun, or one begun at another time', () => {
+    const orders = [
+      medicationOrder('cancelled', 'cancelled', 'plan'),
+      medicationOrder('open', 'active', 'plan'),
+      medicationOrder('not-given', 'cancelled', 'plan'),
+      medicationOrder('earlier', 'cancelled', 'plan'),
+    ];
+    const administrations = [
+      record('cancelled', 'completed', at(10)),
+      record('cancelled', 'in-progress', at(5)),
+      record('open', 'completed', at(10)),
+      record('not-given', 'not-done', at(10)),
+      record('earlier', 'completed', '2027-01-09T10:00:00.000Z'),
+    ];
+    expect(cancelledOrdersGivenDuring(during, { administrations, orders })).toEqual(['cancelled']);
   });
 });

@@ -1,4 +1,11 @@
-import type { MedicationAdministration, MedicationRequest, Procedure, Reference, Task } from '@medplum/fhirtypes';
+import type {
+  MedicationAdministration,
+  MedicationRequest,
+  Period,
+  Procedure,
+  Reference,
+  Task,
+} from '@medplum/fhirtypes';
 import {
   isOpen,
   isOpenOrder,
@@ -28,6 +35,11 @@ export interface CrossedClosing {
   administration: MedicationAdministration;
   /** The infusion on record that gave the session, which answers it; undefined: left to its infusion. */
   answeredBy?: Reference;
+  /**
+   * The pump's record was charted after the closing, but says the pump began before it (its effective time): the
+   * closing withdrew or superseded a session being given. Undone only when its infusion on record answers it.
+   */
+  chartedLate?: boolean;
 }
 
 /** An administration of the order, with its versions newest first when read (its first begun one is when it was recorded). */
@@ -40,8 +52,10 @@ export interface PumpRecord {
  * The crossing to undo for a session's order (written here, the EHR's it was approved on, or the EHR's replacement of
  * one of those), if any. Only a closing by this service (the Task superseded
  * or withdrawn, the order cancelled with the Task's reason in the same write) that landed after the pump recorded
- * beginning the order: one recorded after the order was closed is the pump giving a cancelled order, the EHR's to
- * answer. Pure: the caller reads the versions (instance histories, newest first) and the plan's infusions.
+ * beginning the order, or (since session 49) after the time the pump says it began, on a record charted late, when
+ * the infusion it is part of is on record (answered at once). One that began after the order was closed is the pump
+ * giving a cancelled order, the EHR's to answer. Pure: the caller reads the versions (instance histories, newest
+ * first) and the infusions (the plan's, and the patient's naming no plan).
  */
 export function crossedClosingOf(input: {
   orderVersions: MedicationRequest[];
@@ -66,23 +80,31 @@ export function crossedClosingOf(input: {
   const taskBefore = input.taskVersions.find(isOpen);
   const closedAt = closingTime(input.orderVersions, orderBefore);
   if (!orderBefore || !taskBefore || closedAt === undefined) return undefined;
-  const crossed = input.administrations.find(
+  const records = input.administrations.filter(
     (r) =>
-      r.administration.request?.reference === `MedicationRequest/${order.id}` &&
-      sessionBegunBy([r.administration]) &&
-      firstBegunAt(r) < closedAt,
-  )?.administration;
+      r.administration.request?.reference === `MedicationRequest/${order.id}` && sessionBegunBy([r.administration]),
+  );
+  const crossing = records.find((r) => firstBegunAt(r) < closedAt)?.administration;
+  const chartedLate = crossing
+    ? undefined
+    : records.find((r) => pumpBeganAt(r.administration) < closedAt)?.administration;
+  const crossed = crossing ?? chartedLate;
   if (!crossed) return undefined;
 
   const reopened: Task = { ...taskBefore, meta: task.meta, lastModified: input.now.toISOString() };
   const reopenedOrder: MedicationRequest = { ...orderBefore, meta: order.meta };
   const infusion = infusionThatGave(crossed, input.infusions);
   const answered = infusion && answeredByInfusionGiven({ task: reopened, order: reopenedOrder, infusion, ...input });
+  // Charted late with its infusion not on record: left closed. Reopened, its order would stand active after the drug
+  // went in, under a plan stopped or a patient dead since, for as long as the infusion takes to be charted; a crossing
+  // is reopened because the pump is running it then.
+  if (chartedLate && !answered) return undefined;
   return {
     task: { read: task, written: answered?.task ?? reopened },
     order: { read: order, written: answered?.order ?? reopenedOrder },
     administration: crossed,
     answeredBy: answered?.by,
+    ...(chartedLate ? { chartedLate: true } : {}),
   };
 }
 
@@ -92,6 +114,27 @@ export function crossedClosingOf(input: {
  */
 function isOrderOf(order: MedicationRequest, task: Task): boolean {
   return orderTaskIdOf(order) === task.id || ordersApprovedOn(task).includes(`MedicationRequest/${order.id}`);
+}
+
+/**
+ * The cancelled orders a pump record of this infusion began (isOfInfusion): a closing of its session by this service
+ * may have crossed the pump, or a record charted before the infusion (crossedClosingOf undoes a closing of a session
+ * the pump began only once that infusion is on record). Their order-changed jobs judge it again now the infusion is.
+ */
+export function cancelledOrdersGivenDuring(
+  infusion: { procedureId: string; performed: Period },
+  records: { administrations: MedicationAdministration[]; orders: MedicationRequest[] },
+): string[] {
+  const cancelled = new Set(
+    records.orders.filter((o) => o.status === 'cancelled').map((o) => `MedicationRequest/${o.id}`),
+  );
+  const begun = records.administrations.filter(
+    (a) =>
+      cancelled.has(a.request?.reference ?? '') &&
+      sessionBegunBy([a]) &&
+      isOfInfusion(a, infusion.procedureId, infusion.performed),
+  );
+  return [...new Set(begun.map((a) => a.request!.reference!.slice('MedicationRequest/'.length)))];
 }
 
 /**
@@ -135,6 +178,11 @@ function closingTime(versions: MedicationRequest[], before: MedicationRequest | 
   const closing = index > 0 ? versions[index - 1] : undefined;
   const at = Date.parse(closing?.meta?.lastUpdated ?? '');
   return Number.isFinite(at) ? at : undefined;
+}
+
+/** When the pump says it began, by its own clock (`effectivePeriod.start` or `effectiveDateTime`). */
+function pumpBeganAt(administration: MedicationAdministration): number {
+  return Date.parse(administration.effectivePeriod?.start ?? administration.effectiveDateTime ?? '') || Infinity;
 }
 
 /** When the pump's record of a begun session was first written: its oldest begun version, else as read. */

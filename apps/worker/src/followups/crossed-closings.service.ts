@@ -10,10 +10,12 @@ import type {
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, readAndSearchEach, updateEntry, type NamedSearch } from '@kc/fhir';
 import {
+  administrationWindow,
   answeredByInfusionGiven,
   carePlanReferenceOf,
   crossedClosingOf,
   infusionThatGave,
+  isUnlinkedInfusion,
   type CrossedClosing,
 } from '@kc/followups';
 import { changeProvenance, sessionBegunBy, sessionIdsOfOrder, stateOf, THIS_SERVICE } from '@kc/task-states';
@@ -52,7 +54,8 @@ export class CrossedClosings {
     const orderId = order.id;
     // An EHR's order may name no plan: its session's does.
     const plan = carePlanReferenceOf(order) ?? session.plan;
-    const searches: NamedSearch[] = plan ? [infusionsSearch(plan)] : [];
+    const unlinked = unlinkedInfusionsSearch(order, begun);
+    const searches: NamedSearch[] = [...(plan ? [infusionsSearch(plan)] : []), ...(unlinked ? [unlinked] : [])];
     const { read, found: around } = await readAndSearchEach(
       this.fhir,
       [
@@ -70,7 +73,11 @@ export class CrossedClosings {
         administration,
         versions: administrationHistories[i] as MedicationAdministration[],
       })),
-      infusions: plan ? matchesOf<Procedure>(around.infusions) : [],
+      infusions: [
+        ...(plan ? matchesOf<Procedure>(around.infusions) : []),
+        // One naming no plan may be what the pump's record charted late is part of (it ties it to the plan).
+        ...(unlinked ? matchesOf<Procedure>(around.unlinked).filter(isUnlinkedInfusion) : []),
+      ],
       replacesSessionOrder: session.replacement,
       now,
       zone: this.config.clinicTimeZone,
@@ -80,7 +87,13 @@ export class CrossedClosings {
     // Reopened, left to its infusion: one recorded since the read above had its follow-up read the session closed.
     const answered =
       crossed.answeredBy !== undefined || (plan ? await this.answerIfGivenSince(crossed, plan, now) : false);
-    this.logger.log({ msg: 'a closing that crossed the pump undone', task: crossed.task.read.id, answered });
+    this.logger.log({
+      msg: crossed.chartedLate
+        ? 'a closing of a session the pump had begun, on its record charted late, undone'
+        : 'a closing that crossed the pump undone',
+      task: crossed.task.read.id,
+      answered,
+    });
     return { undone: 1 };
   }
 
@@ -143,7 +156,9 @@ export class CrossedClosings {
       activity: 'undo a closing that crossed the pump',
       now,
       reason:
-        `The pump recorded beginning this session's order before the service's ${stateWord(task.read)} landed: ` +
+        (crossed.chartedLate
+          ? `The pump's record, charted after the service's ${stateWord(task.read)}, says it began this session's order before it: `
+          : `The pump recorded beginning this session's order before the service's ${stateWord(task.read)} landed: `) +
         (answeredBy ? `given during the ${answeredBy.display}` : 'left to its infusion'),
     });
     provenance.entity = [
@@ -180,6 +195,31 @@ function infusionsSearch(plan: string): NamedSearch {
     resourceType: 'Procedure',
     params: { 'based-on': plan, status: 'completed', _count: 200 },
     everyMatch: true,
+  };
+}
+
+/**
+ * The patient's completed infusions during the pump's records of the order (by time: R4 has no search by `partOf`),
+ * for one naming no plan that a record charted late is part of. Undefined: no record has a time.
+ */
+function unlinkedInfusionsSearch(
+  order: MedicationRequest,
+  records: MedicationAdministration[],
+): NamedSearch | undefined {
+  const windows = records
+    .map((a) => administrationWindow(a.effectivePeriod ?? { start: a.effectiveDateTime, end: a.effectiveDateTime }))
+    .filter((w): w is { from: string; to: string } => Boolean(w));
+  const subject = order.subject?.reference;
+  if (!windows.length || !subject) return undefined;
+  const from = windows.map((w) => w.from).sort()[0];
+  const to = windows
+    .map((w) => w.to)
+    .sort()
+    .at(-1)!;
+  return {
+    name: 'unlinked',
+    resourceType: 'Procedure',
+    params: { subject, status: 'completed', date: [`ge${from}`, `le${to}`], _count: 50 },
   };
 }
 

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
 import { MicroBatcher } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { PatientRecordEventsProducer, type InfusionCompletedJob } from '@kc/queue';
+import { CompletedTaskEventsProducer, PatientRecordEventsProducer, type InfusionCompletedJob } from '@kc/queue';
 import { MeteredWorkerHost } from '../metered-worker-host';
 import { QueueJobMetrics } from '../queue-job-metrics';
 import { slowJobProgress } from '../slow-job-progress';
@@ -26,6 +26,7 @@ export class FollowUpProcessor extends MeteredWorkerHost {
     private readonly followUps: FollowUpService,
     private readonly metrics: FollowUpMetrics,
     private readonly records: PatientRecordEventsProducer,
+    private readonly orders: CompletedTaskEventsProducer,
     queueMetrics: QueueJobMetrics,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
@@ -49,6 +50,9 @@ export class FollowUpProcessor extends MeteredWorkerHost {
         await this.records.holdOrdersOf(`CarePlan/${outcome.carePlanId}`);
       // An infusion naming no plan: the plans its issue holds (raised) or held (resolved, it was linked) checked now.
       for (const carePlan of outcome.plansToRecheck ?? []) await this.records.holdOrdersOf(carePlan);
+      // A session this service closed though the pump had begun it (its record charted before this infusion): the
+      // order's job undoes the closing now the infusion that answers it is on record (CrossedClosings).
+      for (const orderId of outcome.cancelledOrdersGiven ?? []) await this.orders.enqueueOrderChange(orderId);
       this.metrics.jobs.inc({ result: outcome.status });
       if (outcome.status === 'created') this.metrics.observeEventToTask(Date.now() - job.timestamp);
       return outcome;

@@ -19,6 +19,7 @@ import {
 } from '@kc/fhir';
 import {
   applyInfusionUpdate,
+  cancelledOrdersGivenDuring,
   NOT_BASED_ON_A_CAREPLAN,
   carePlanTakesFollowUps,
   completedInfusionCount,
@@ -74,12 +75,15 @@ export type FollowUpOutcome =
       afterPlanEnd?: string[];
       /** Plans to check again (`CarePlan/<id>`): an infusion linked here resolved the issue that held them. */
       plansToRecheck?: string[];
+      /** Cancelled orders the pump began during this infusion (cancelledOrdersGivenDuring): their jobs judge them again. */
+      cancelledOrdersGiven?: string[];
     }
   | {
       status: 'ignored';
       reason: string;
       /** Plans to check again: an infusion naming none may be a session of theirs, and its issue holds them. */
       plansToRecheck?: string[];
+      cancelledOrdersGiven?: string[];
     };
 
 /** Progress reports: the job's progress in the dashboard. */
@@ -282,6 +286,13 @@ export class FollowUpService {
     });
     const { settled, alone } = await this.writeAll(planned, events);
     for (const [index, result] of settled) results[index] = result;
+    // A session the pump began that this service closed before the infusion was on record: judged again now it is.
+    round.forEach(({ index, context }, i) => {
+      const given = cancelledOrdersGivenDuring(context.event, around[i].given);
+      const result = results[index];
+      if (given.length && result?.status === 'fulfilled')
+        results[index] = fulfilled({ ...result.value, cancelledOrdersGiven: given });
+    });
     return alone;
   }
 
