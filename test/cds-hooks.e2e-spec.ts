@@ -627,6 +627,72 @@ describe('CDS Hooks services', () => {
     expect(await service.fhir.searchAll('DetectedIssue', { patient: `Patient/${patientId}` })).toHaveLength(0);
   });
 
+  /** Two records of one person, merged as FHIR's Patient/$merge links them: `away` replaced by `kept`. */
+  async function mergedRecords(beforeMerge?: (away: string) => Promise<void>): Promise<{ away: string; kept: string }> {
+    const away = await newPatient();
+    const kept = await newPatient();
+    await beforeMerge?.(away);
+    const link = (other: string, type: 'replaces' | 'replaced-by') => [
+      { other: { reference: `Patient/${other}` }, type },
+    ];
+    const read = (id: string) => service.fhir.read<Patient>('Patient', id);
+    await service.fhir.update<Patient>({ ...(await read(away)), active: false, link: link(kept, 'replaced-by') });
+    await service.fhir.update<Patient>({ ...(await read(kept)), link: link(away, 'replaces') });
+    return { away, kept };
+  }
+
+  // Before session 49 only the context patient's record was read: the pregnancy under the other gave no card.
+  it.each([
+    ['the record kept, the pregnancy under the record merged away', 'kept', 'away'],
+    ['the record merged away, the pregnancy under the record kept', 'away', 'kept'],
+  ] as const)(
+    'order-sign for %s: the person’s records are read together, and the pregnancy gets a critical card',
+    async (_, ordered, recorded) => {
+      const records = await mergedRecords();
+      await recordVitals(records[ordered], [118, 76]);
+      await service.fhir.create(activeCondition(...PREGNANCY, `Patient/${records[recorded]}`));
+      const res = await callHook(
+        'ketamine-order-check',
+        orderSign(records[ordered], [ketamineOrder(records[ordered])]),
+      );
+      const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
+      expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
+    },
+  );
+
+  it('patient-view on the record kept shows the contraindication and overdue check of the plan under the record merged away', async () => {
+    const { away, kept } = await mergedRecords(async (id) => {
+      await recordVitals(id, [195, 115]);
+      await applyLowDose(id);
+    });
+    const now = Date.now();
+    await followUp(away, 'post-infusion-check', 'Post-infusion check', now - 10 * DAY, now - 2 * DAY);
+    const cards = (await callHook('ketamine-follow-ups', patientView(kept))).body.cards as Card[];
+    // Before session 49: no card (only the record kept was read).
+    expect(cards.map((c) => [c.indicator, c.summary.replace(/ \(.*$/, '')])).toEqual([
+      ['critical', 'Unresolved ketamine contraindication: Uncontrolled hypertension'],
+      ['warning', 'Overdue: Post-infusion check'],
+    ]);
+  });
+
+  it('order-sign with everything prefetched for the record kept: what is under the record merged away is read too', async () => {
+    const { away, kept } = await mergedRecords();
+    await service.fhir.create(activeCondition(...PREGNANCY, `Patient/${away}`));
+    const subject = `Patient/${kept}`;
+    // The EHR prefetched every key for the record kept: its vitals, and nothing else on it.
+    const prefetch = {
+      patient: await service.fhir.read<Patient>('Patient', kept),
+      bodyWeight: searchset(bodyWeight(80, '2026-11-10T09:00:00Z', subject)),
+      bloodPressure: searchset(bloodPressure(118, 76, '2026-11-10T09:00:00Z', subject)),
+      ...Object.fromEntries(
+        ['conditions', 'pregnancyStatus', 'contraindications', 'carePlans', 'openOrders'].map((k) => [k, searchset()]),
+      ),
+    };
+    const res = await callHook('ketamine-order-check', orderSign(kept, [ketamineOrder(kept)], prefetch));
+    const critical = (res.body.cards as Card[]).filter((c) => c.indicator === 'critical');
+    expect(critical.map((c) => c.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
+  });
+
   it('order-sign: a pregnancy recorded after 1,000 other conditions is found: the fetched conditions are read whole', async () => {
     const patientId = await newPatient();
     await recordVitals(patientId, [118, 76]);

@@ -39,6 +39,8 @@ export class EhrProtocolEligibility {
     request: CdsRequest,
     patientId: string,
     budget: AbortSignal,
+    /** The person's other records the patient's links (read with the catalog's queries): their data counts too. */
+    linked: string[] = [],
   ): Promise<EhrProtocolInputs> {
     const named = new Set(orders.flatMap((o) => o.instantiatesCanonical ?? []).filter((c) => !this.catalog.resolve(c)));
     if (!named.size) return NONE;
@@ -66,7 +68,9 @@ export class EhrProtocolEligibility {
       }));
       try {
         // Not prefetched (the EHR could not know these keys): read.
-        const read = await this.prefetch.resolve(keyed, { ...request, prefetch: undefined }, patientId, budget);
+        const read = await this.prefetch.resolve(keyed, { ...request, prefetch: undefined }, patientId, budget, {
+          linked,
+        });
         found.fetched += read.fetched;
         found.inputs.push({
           plan,

@@ -210,6 +210,7 @@ export class OrderSignService {
         forRequest,
         patientId,
         budget,
+        resolved.linked,
       );
       counts.fetched += ehr.fetched;
       const verdict = evaluateEligibility([

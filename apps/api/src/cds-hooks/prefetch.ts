@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
+import type { Bundle, Patient, Resource, ResourceType } from '@medplum/fhirtypes';
 import { badRequest, isResourceId } from '@kc/common';
-import { FhirClient, hasMorePages, searchWhole } from '@kc/fhir';
+import { FhirClient, FhirHttpError, hasMorePages, searchWhole } from '@kc/fhir';
+import { linkedPatientRecords } from '@kc/protocols';
 import type { CdsRequest } from './cds-types';
 import { EhrFhirServer } from './ehr-fhir-server';
 
@@ -88,20 +89,23 @@ export function checkPatientId(value: unknown, where = 'context.patientId'): str
   return value;
 }
 
-/** True when a record is about the patient (its subject, patient or for reference names them). */
-export function aboutPatient(resource: Resource, patientId: string): boolean {
+/**
+ * True when a record is about the patient (its subject, patient or for reference names them); `patientIds`: the
+ * person's records (the context patient's and those it links), any of which it may name.
+ */
+export function aboutPatient(resource: Resource, patientIds: string | string[]): boolean {
   const r = resource as {
     subject?: { reference?: string };
     patient?: { reference?: string };
     for?: { reference?: string };
   };
   const ref = r.subject?.reference ?? r.patient?.reference ?? r.for?.reference;
-  return ref === `Patient/${patientId}` || Boolean(ref?.endsWith(`/Patient/${patientId}`));
+  return [patientIds].flat().some((id) => ref === `Patient/${id}` || Boolean(ref?.endsWith(`/Patient/${id}`)));
 }
 
 /** The Bundle with only the entries about the patient: a prefetched Bundle cannot bring in someone else's data. */
-export function onlyAboutPatient(bundle: Bundle, patientId: string): Bundle {
-  return { ...bundle, entry: (bundle.entry ?? []).filter((e) => e.resource && aboutPatient(e.resource, patientId)) };
+export function onlyAboutPatient(bundle: Bundle, patientIds: string | string[]): Bundle {
+  return { ...bundle, entry: (bundle.entry ?? []).filter((e) => e.resource && aboutPatient(e.resource, patientIds)) };
 }
 
 export interface ResolvedPrefetch {
@@ -110,23 +114,44 @@ export interface ResolvedPrefetch {
   /** How many keys came from the request and how many were fetched here (for logs: counts, no data). */
   prefetched: number;
   fetched: number;
+  /** The person's other records the patient's links (`Patient/<id>`), whose data each key holds too. */
+  linked: string[];
 }
 
 @Injectable()
 export class PrefetchResolver {
   constructor(private readonly servers: EhrFhirServer) {}
 
-  /** `budget`: the call's time budget; a read it cuts short throws FhirOutOfTimeError. */
+  /**
+   * `budget`: the call's time budget; a read it cuts short throws FhirOutOfTimeError. With the Patient among the
+   * queries, the person's other records it links (a merge: linkedPatientRecords) are read too, each key's query once
+   * per such record, and judged with the patient's (since session 49; before, a pregnancy recorded under the record
+   * kept was not seen on an order for the record merged away); `linked`: those records, known already (no Patient
+   * read).
+   */
   async resolve(
     queries: PrefetchQuery[],
     request: CdsRequest,
     patientId: string,
     budget: AbortSignal,
+    options: { linked?: string[] } = {},
   ): Promise<ResolvedPrefetch> {
     const { ehr, own } = this.servers.clientsFor(request, budget);
     let prefetched = 0;
     let fetched = 0;
     const sent = request.prefetch && typeof request.prefetch === 'object' ? request.prefetch : {};
+    const patientQuery = queries.find((q) => q.readPatient);
+    const sentPatient = patientQuery && sent[patientQuery.key];
+    // Read beside the queries (the Patient sent is checked against the context below).
+    const linking: Promise<string[]> = options.linked
+      ? Promise.resolve(options.linked)
+      : !patientQuery
+        ? Promise.resolve([])
+        : sentPatient?.resourceType === 'Patient'
+          ? Promise.resolve(linkedPatientRecords(sentPatient))
+          : this.linkedRecordsOf(ehr, patientId);
+    // Awaited after the queries: a read failing meanwhile is not an unhandled rejection.
+    linking.catch(() => undefined);
     const entries = await Promise.all(
       queries.map(async (q): Promise<[string, Resource | Bundle | undefined]> => {
         const given = sent[q.key];
@@ -152,7 +177,36 @@ export class PrefetchResolver {
         return [q.key, onlyAboutPatient(judged, patientId)];
       }),
     );
-    return { data: Object.fromEntries(entries), prefetched, fetched };
+    const linked = await linking;
+    if (!linked.length) return { data: Object.fromEntries(entries), prefetched, fetched, linked };
+    const linkedIds = linked.map((r) => r.slice('Patient/'.length));
+    const person = [patientId, ...linkedIds];
+    const data = Object.fromEntries(
+      await Promise.all(
+        entries.map(async ([key, value]): Promise<[string, Resource | Bundle | undefined]> => {
+          const q = queries.find((query) => query.key === key)!;
+          if (q.readPatient || value?.resourceType !== 'Bundle') return [key, value];
+          const under = await Promise.all(linkedIds.map((id) => this.fetch(q.fromEhr ? ehr : own, q, id)));
+          fetched += under.length;
+          return [key, onlyAboutPatient(under.reduce(union, value as Bundle), person)];
+        }),
+      ),
+    );
+    return { data, prefetched, fetched, linked };
+  }
+
+  /**
+   * The records the patient's record links, read from where the EHR's records are; none when the server does not give
+   * the Patient (missing, refused: the check runs on the patient's own record, as before session 49). A server that
+   * does not answer fails the call's read as any other query's would.
+   */
+  private async linkedRecordsOf(ehr: FhirClient, patientId: string): Promise<string[]> {
+    try {
+      return linkedPatientRecords(await ehr.readIfExists<Patient>('Patient', patientId));
+    } catch (err) {
+      if (err instanceof FhirHttpError) return [];
+      throw err;
+    }
   }
 
   private fetch(fhir: FhirClient, q: PrefetchQuery, patientId: string): Promise<Bundle> {
