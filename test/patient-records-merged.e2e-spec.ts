@@ -1,5 +1,13 @@
 import request from 'supertest';
-import type { CarePlan, DetectedIssue, MedicationRequest, Patient, Procedure, Task } from '@medplum/fhirtypes';
+import type {
+  AuditEvent,
+  CarePlan,
+  DetectedIssue,
+  MedicationRequest,
+  Patient,
+  Procedure,
+  Task,
+} from '@medplum/fhirtypes';
 import { administrationOf } from './fixtures/orders';
 import { orderKeySearch } from '@kc/task-states';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
@@ -35,11 +43,11 @@ describe('a patient whose records were merged in the EHR', () => {
   afterAll(() => service.stop());
 
   /** Enrolled, then merged: a new record kept (`replaces`), the plan's record merged away into it. */
-  async function enrolledThenMerged() {
+  async function enrolledThenMerged(family = 'Kept') {
     const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
     const { resource: kept } = await service.fhir.create<Patient>({
       resourceType: 'Patient',
-      name: [{ family: 'Kept' }],
+      name: [{ family }],
       link: [{ other: { reference: patient }, type: 'replaces' }],
     });
     const old = await service.fhir.read<Patient>('Patient', patient.split('/')[1]);
@@ -59,6 +67,28 @@ describe('a patient whose records were merged in the EHR', () => {
       .post(`/tasks/${task.id}/$approve`)
       .set(service.as('clinician'))
       .send({ versionId: task.meta!.versionId });
+
+  it('the clinician page: a name search for the record kept lists the plan’s Tasks under the record merged away, and the kept record’s patient view shows that plan (before session 49, neither)', async () => {
+    const family = `Merged${Date.now().toString(36)}`;
+    const { patient, carePlanId, keptId } = await enrolledThenMerged(family);
+    const clinician = service.as('clinician');
+    const view = await request(service.url).get('/worklist/view').query({ name: family }).set(clinician).expect(200);
+    const items = view.body.items as { patient: string; view: { patient: { mergedInto?: string } } }[];
+    expect(items.length).toBeGreaterThan(0);
+    expect(new Set(items.map((i) => i.patient))).toEqual(new Set([patient]));
+    // The row says the record was merged (the EHR's chart shows the other).
+    expect(items[0].view.patient.mergedInto).toBe(`Patient/${keptId}`);
+    const timeline = await request(service.url).get(`/patients/${keptId}/timeline`).set(clinician).expect(200);
+    expect(timeline.body.patient.linkedRecords).toEqual([patient]);
+    expect(timeline.body.carePlans).toEqual([expect.objectContaining({ id: carePlanId, subject: patient })]);
+    const followUps = (timeline.body.events as { type: string }[]).filter((e) => e.type === 'follow-up');
+    expect(followUps.length).toBe(items.length);
+    // The access to the record merged away is audited with the one asked for.
+    await waitFor(async () => {
+      const audits = await service.fhir.searchAll<AuditEvent>('AuditEvent', { entity: patient });
+      return audits.some((a) => a.entity?.some((e) => e.what?.reference === `Patient/${keptId}`));
+    }, 'the timeline’s access audited for both records');
+  });
 
   it('a pregnancy recorded under the record kept: the plan’s session is not approved, the issue recorded on the plan', async () => {
     const { carePlanId, kept } = await enrolledThenMerged();

@@ -7,6 +7,7 @@ import type {
   CommunicationRequest,
   MedicationAdministration,
   MedicationRequest,
+  Patient,
   PlanDefinition,
   Procedure,
   Provenance,
@@ -392,6 +393,49 @@ describe('clinician page in a real browser', () => {
     );
     expect(await heldRow.locator('button').allTextContents()).toEqual(['Hal Heldnoprotocol', 'Override', 'Reject']);
     await screenshot(page, 'worklist-protocol-gone-held');
+    await page.close();
+  }, 60_000);
+
+  it('a patient whose records the EHR merged: found by the name kept, the row says so, and the patient view shows the plan under the record merged away', async () => {
+    const away = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Lena',
+      family: 'Oldname',
+      birthDate: '1984-02-02',
+    });
+    // Merged in the EHR into a record under her name now (FHIR's Patient/$merge); the plan stays under the old one.
+    const { resource: kept } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ given: ['Lena'], family: 'Newname' }],
+      birthDate: '1984-02-02',
+      link: [{ other: { reference: away.patient }, type: 'replaces' }],
+    });
+    const old = await service.fhir.read<Patient>('Patient', away.patientId);
+    await service.fhir.update<Patient>({
+      ...old,
+      active: false,
+      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
+    });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Newname');
+    await page.click('#filters button[type=submit]');
+    await page.waitForSelector('#worklist[data-query*="name=Newname"]');
+    // Before session 49 the search found no Task: they are under the record merged away.
+    const rows = page.locator('#worklist tbody tr');
+    expect(await rows.count()).toBeGreaterThan(0);
+    expect(new Set(await page.locator('#worklist tbody .patient-link').allTextContents())).toEqual(
+      new Set(['Lena Oldname']),
+    );
+    expect(await rows.first().locator('.badge.merged').textContent()).toBe('Record merged in the EHR');
+    await screenshot(page, 'worklist-merged-record');
+    await rows.first().locator('.patient-link').click();
+    await page.waitForSelector('#patient-view:not([hidden])');
+    expect(await page.textContent('#patient-summary .badge.merged')).toBe(
+      'This record was merged into another in the EHR; its history there is shown here too.',
+    );
+    expect(await page.textContent('#careplans')).toMatch(/low-dose.*: draft, not yet activated$/i);
+    await screenshot(page, 'patient-view-merged-record');
     await page.close();
   }, 60_000);
 

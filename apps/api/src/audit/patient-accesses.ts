@@ -5,11 +5,14 @@ import type { DescribeAccess } from './patient-access.decorator';
 
 /** What each audited route's access is about (its @AuditsPatientAccess): the patients by request and answer. */
 
-/** GET /patients/:id/timeline: that patient's record. */
-export const timelineAccess: DescribeAccess = (request) => ({
-  interaction: 'read',
-  patients: patientRefs([String(request.params.id)]),
-});
+/** GET /patients/:id/timeline: that patient's record, and the person's other records it showed (a merge). */
+export const timelineAccess: DescribeAccess = (request, answer) => {
+  const linked = (answer as { patient?: { linkedRecords?: string[] } } | undefined)?.patient?.linkedRecords ?? [];
+  return {
+    interaction: 'read',
+    patients: unique(patientRefs([String(request.params.id), ...linked])),
+  };
+};
 
 /**
  * GET /worklist and /worklist/view when looking for one patient (`patient`) or by name (`name`): the patients whose

@@ -5,6 +5,7 @@ import type { Request } from 'express';
 import type { Patient } from '@medplum/fhirtypes';
 import { Roles, type AuthenticatedRequest } from '@kc/auth';
 import { badRequest } from '@kc/common';
+import { linkedPatientRecords } from '@kc/protocols';
 import { FhirClient, hasMorePages, matchesOf } from '@kc/fhir';
 import { ToDoController } from '../review/to-do.controller';
 import { WorklistController } from '../review/worklist.controller';
@@ -94,16 +95,27 @@ export class ClinicianViewsController {
     };
   }
 
-  /** The ids of the patients a name matches (FHIR `Patient?name=`), up to MAX_NAME_MATCHES, and whether more match. */
+  /**
+   * The ids of the patients a name matches (FHIR `Patient?name=`), up to MAX_NAME_MATCHES, and whether more match;
+   * with the records each links (a merge: the plans stay under the record merged away, whose name may be the old
+   * one; since session 49, before a search by the name kept found none of them).
+   */
   private async patientsNamed(name: string): Promise<{ ids: string[]; more: boolean }> {
     const ids: string[] = [];
+    const linked = new Set<string>();
+    const withLinked = (more: boolean) => ({ ids: [...new Set([...ids, ...linked])], more });
     for await (const page of this.fhir.searchPages<Patient>('Patient', { name, _count: NAME_MATCHES_PER_PAGE })) {
-      for (const patient of matchesOf<Patient>(page)) if (patient.id) ids.push(patient.id);
+      const matched = matchesOf<Patient>(page).filter((p) => p.id);
+      const room = MAX_NAME_MATCHES - ids.length;
+      for (const patient of matched.slice(0, room)) {
+        ids.push(patient.id!);
+        for (const record of linkedPatientRecords(patient)) linked.add(record.slice('Patient/'.length));
+      }
       // A common name ("ann") can match thousands: past the most shown, stop reading them.
-      if (ids.length > MAX_NAME_MATCHES) return { ids: ids.slice(0, MAX_NAME_MATCHES), more: true };
-      if (ids.length === MAX_NAME_MATCHES) return { ids, more: hasMorePages(page) };
+      if (matched.length > room) return withLinked(true);
+      if (ids.length === MAX_NAME_MATCHES) return withLinked(hasMorePages(page));
     }
-    return { ids, more: false };
+    return withLinked(false);
   }
 
   @Get('patients/:id/timeline')

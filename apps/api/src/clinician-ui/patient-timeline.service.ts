@@ -30,6 +30,7 @@ import {
   flattenItems,
   ProtocolCatalog,
   plansImplicatedBy,
+  personRecords,
 } from '@kc/protocols';
 import { PlanDefinitions } from '@kc/nest-core';
 import { isOpen, isOpenOrder } from '@kc/task-states';
@@ -70,8 +71,11 @@ export interface TimelineEvent {
 
 export interface PatientTimeline {
   patient: PatientSummary;
-  /** `note`: an ended plan's last note, why it ended (a death recorded in the EHR, and since taken back). */
-  carePlans: { id: string; status: string; title?: string; created?: string; note?: string }[];
+  /**
+   * `note`: an ended plan's last note, why it ended (a death recorded in the EHR, and since taken back); `subject`:
+   * the record it is under, when another of the person's than the one asked for (a merge).
+   */
+  carePlans: { id: string; status: string; title?: string; created?: string; note?: string; subject?: string }[];
   scores: ScoreView[];
   /** What the patient reported at their latest recorded check. */
   effects?: EffectsView;
@@ -106,30 +110,17 @@ export class PatientTimelineService {
    */
   async timeline(patientId: string, now = new Date()): Promise<PatientTimeline> {
     const patient = `Patient/${patientId}`;
-    const searches: NamedSearch[] = [
-      { name: 'plans', resourceType: 'CarePlan', params: { subject: patient, _count: 100 } },
-      { name: 'procedures', resourceType: 'Procedure', params: { subject: patient, _count: 200 } },
-      { name: 'tasks', resourceType: 'Task', params: { patient, _count: 200 } },
-      { name: 'reminders', resourceType: 'CommunicationRequest', params: { subject: patient, _count: 200 } },
-      { name: 'orders', resourceType: 'MedicationRequest', params: { subject: patient, intent: 'order', _count: 200 } },
-      {
-        // What was given, as the EHR recorded it: under an order here, the EHR's own, or none. With the orders and the
-        // bags they name (a pump's mL/h is read through the bag's concentration).
-        name: 'administrations',
-        resourceType: 'MedicationAdministration',
-        params: {
-          patient,
-          _count: 200,
-          _include: ['MedicationAdministration:request', 'MedicationAdministration:medication'],
-        },
-      },
-      { name: 'responses', resourceType: 'QuestionnaireResponse', params: { subject: patient, _count: 200 } },
-    ].map((q) => ({ ...q, everyMatch: true }));
-    const [records, found] = await Promise.all([
+    const [records, ofRecord] = await Promise.all([
       this.enricher.records([patient], [], now),
-      searchEach(this.fhir, searches),
+      searchEach(this.fhir, recordSearches(patient)),
     ]);
     if (records.missing.has(patient)) throw notFound(`${patient} not found`);
+    // The person's other records (a merge): what is under them too, one round more, only for such a patient (since
+    // session 49; before, the plan left under the record merged away was not on the kept record's view).
+    const linked = records.summaries.get(patient)?.linkedRecords ?? [];
+    const found = linked.length
+      ? await searchEach(this.fhir, recordSearches(personRecords(patientId, linked).join(',')))
+      : ofRecord;
     const plans = matchesOf<CarePlan>(found.plans);
     const procedures = matchesOf<Procedure>(found.procedures);
     const tasks = matchesOf<Task>(found.tasks);
@@ -247,6 +238,7 @@ export class PatientTimelineService {
         title: this.catalog.findPlanDefinition(p.instantiatesCanonical?.[0]?.split('|')[0] ?? '')?.title ?? p.title,
         created: p.created,
         ...(p.status === 'revoked' || p.status === 'completed' ? { note: p.note?.at(-1)?.text } : {}),
+        ...(p.subject?.reference !== patient ? { subject: p.subject?.reference } : {}),
       })),
       scores: records.scores.get(patient) ?? [],
       effects: records.effects.get(patient),
@@ -438,4 +430,27 @@ function administrationText(
 function recordWith(task: Task, toRecord: Map<string, Questionnaire>): Pick<TimelineEvent, 'answers' | 'versionId'> {
   const questionnaire = toRecord.get(task.id ?? '');
   return questionnaire ? { answers: questionnaire.title ?? 'Questionnaire', versionId: task.meta?.versionId } : {};
+}
+
+/** What the timeline reads of a patient (`patient`: their record, or the person's records comma-joined). */
+function recordSearches(patient: string): NamedSearch[] {
+  return [
+    { name: 'plans', resourceType: 'CarePlan', params: { subject: patient, _count: 100 } },
+    { name: 'procedures', resourceType: 'Procedure', params: { subject: patient, _count: 200 } },
+    { name: 'tasks', resourceType: 'Task', params: { patient, _count: 200 } },
+    { name: 'reminders', resourceType: 'CommunicationRequest', params: { subject: patient, _count: 200 } },
+    { name: 'orders', resourceType: 'MedicationRequest', params: { subject: patient, intent: 'order', _count: 200 } },
+    {
+      // What was given, as the EHR recorded it: under an order here, the EHR's own, or none. With the orders and the
+      // bags they name (a pump's mL/h is read through the bag's concentration).
+      name: 'administrations',
+      resourceType: 'MedicationAdministration',
+      params: {
+        patient,
+        _count: 200,
+        _include: ['MedicationAdministration:request', 'MedicationAdministration:medication'],
+      },
+    },
+    { name: 'responses', resourceType: 'QuestionnaireResponse', params: { subject: patient, _count: 200 } },
+  ].map((q) => ({ ...q, everyMatch: true }));
 }

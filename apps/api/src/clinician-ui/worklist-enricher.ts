@@ -46,8 +46,10 @@ import {
   isInfusionNotLinked,
   isReportedEffect,
   isUnreadAnswers,
+  linkedPatientRecords,
   orderRateText,
   questionnaireCanonicalOf,
+  replacedBy,
   type ResolvedPlan,
 } from '@kc/protocols';
 import { ordersOfOtherSessions, replacementOrdersParams } from '@kc/task-states';
@@ -77,6 +79,10 @@ export interface PatientSummary {
   birthDate?: string;
   age?: number;
   gender?: string;
+  /** The person's other records this one links (`Patient.link`: a merge, records kept apart), `Patient/<id>`. */
+  linkedRecords?: string[];
+  /** The record this one was merged into in the EHR (`replaced-by`): its plans stay under this one. */
+  mergedInto?: string;
 }
 
 export interface ContraindicationView {
@@ -493,12 +499,16 @@ export class WorklistEnricher {
 }
 
 function summaryOf(reference: string, patient: Patient | undefined, now: Date): PatientSummary {
+  const linked = linkedPatientRecords(patient);
+  const mergedInto = patient && replacedBy(patient);
   return {
     reference,
     name: patient ? displayName(patient.name) : undefined,
     birthDate: patient?.birthDate,
     age: patient?.birthDate ? ageOn(patient.birthDate, now) : undefined,
     gender: patient?.gender,
+    ...(linked.length ? { linkedRecords: linked } : {}),
+    ...(mergedInto ? { mergedInto } : {}),
   };
 }
 

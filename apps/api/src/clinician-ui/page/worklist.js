@@ -483,6 +483,8 @@ function row(item) {
   const open = button(name, 'Open patient view of ' + name, () => showPatient(item.patient));
   open.className = 'link patient-link';
   who.append(open, el('div', patient.age !== undefined ? patient.age + ' years' : 'age unknown', 'muted age'));
+  // Merged into another record in the EHR: the plan stays under this one, which the EHR's chart no longer shows.
+  if (patient.mergedInto) who.append(el('div', 'Record merged in the EHR', 'badge notice merged'));
 
   const protocol = document.createElement('td');
   const phase = view.protocol ? view.protocol.phase : '';
@@ -1492,12 +1494,34 @@ async function showPatient(reference) {
       ? summary[0].toUpperCase() + summary.slice(1)
       : 'No birth date or gender on record';
     $('#patient-summary').title = reference;
+    // The person's other records (a merge): their plans and history are shown here too.
+    const others = (p.linkedRecords || []).length;
+    if (p.mergedInto)
+      $('#patient-summary').append(
+        el(
+          'div',
+          'This record was merged into another in the EHR; its history there is shown here too.',
+          'badge notice merged',
+        ),
+      );
+    else if (others)
+      $('#patient-summary').append(
+        el(
+          'div',
+          'Also shown: the history under ' + others + ' other record(s) of this person.',
+          'badge notice merged',
+        ),
+      );
     $('#careplans').replaceChildren(
       ...timeline.carePlans.map((c) => {
         // An ended plan says why (its last note): a death recorded, and perhaps taken back since.
         const li = el(
           'li',
-          (c.title || 'Care plan') + ': ' + (PLAN_STATUS[c.status] || c.status) + (c.note ? '. ' + c.note : ''),
+          (c.title || 'Care plan') +
+            ': ' +
+            (PLAN_STATUS[c.status] || c.status) +
+            (c.note ? '. ' + c.note : '') +
+            (c.subject ? ' (under another record of this person)' : ''),
         );
         li.title = 'CarePlan/' + c.id + ' (status ' + c.status + ')';
         return li;
