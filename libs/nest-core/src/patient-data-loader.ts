@@ -13,6 +13,7 @@ import {
   withRemainingPages,
 } from '@kc/fhir';
 import { linkedPatientRecords, patientDataQueries, personRecords, type ProtocolVariables } from '@kc/protocols';
+import { recordReplacing } from './person-records';
 
 /** A patient and the searchsets a PlanDefinition's inputs fetched; no patient when it does not exist on the server. */
 export interface PatientData {
@@ -63,7 +64,7 @@ export class PatientDataLoader {
   async load(plan: PlanDefinition, patientId: string, options: LoadOptions = {}): Promise<PatientData> {
     const read = await this.read(plan, patientId, [], options);
     if (!read.patient) {
-      const kept = await this.recordKeeping(patientId);
+      const kept = await recordReplacing(this.fhir, `Patient/${patientId}`);
       if (!kept?.id) return read;
       return {
         // Its links name the deleted one (that is how it was found): read under both.
@@ -73,14 +74,6 @@ export class PatientDataLoader {
     }
     const linked = linkedPatientRecords(read.patient);
     return linked.length ? this.read(plan, patientId, linked, options) : read;
-  }
-
-  /** The record that replaces a deleted one (its `replaces` link names it): a merge that deleted the record merged. */
-  private async recordKeeping(patientId: string): Promise<Patient | undefined> {
-    const found = await this.fhir.searchAll<Patient>('Patient', { link: `Patient/${patientId}`, _count: 10 });
-    return found.find((p) =>
-      (p.link ?? []).some((l) => l.type === 'replaces' && l.other.reference === `Patient/${patientId}`),
-    );
   }
 
   private async read(

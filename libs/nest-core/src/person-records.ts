@@ -11,3 +11,13 @@ export async function personRecordsOf(fhir: FhirClient, patient: string): Promis
   const id = patient.slice('Patient/'.length);
   return personRecords(id, linkedPatientRecords(await fhir.readIfExists<Patient>('Patient', id)));
 }
+
+/**
+ * The record that replaced a deleted one (`Patient/<id>`): a merge that deleted the record merged away leaves the
+ * record kept naming it in a `replaces` link (FHIR's Patient/$merge). One search of the records linking it; a record
+ * that links it otherwise (`seealso`, `refer`) did not replace it. Undefined when none did.
+ */
+export async function recordReplacing(fhir: FhirClient, deleted: string): Promise<Patient | undefined> {
+  const linking = await fhir.searchAll<Patient>('Patient', { link: deleted, _count: 10 });
+  return linking.find((p) => (p.link ?? []).some((l) => l.type === 'replaces' && l.other.reference === deleted));
+}

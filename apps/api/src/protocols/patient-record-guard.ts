@@ -5,6 +5,7 @@ import { FhirClient } from '@kc/fhir';
 import { DECEASED_REFUSAL, isRecordedDeceased } from '@kc/followups';
 import { linkedPatientRecords, replacedBy } from '@kc/protocols';
 import { PatientRecordEventsProducer } from '@kc/queue';
+import { recordReplacing } from '@kc/nest-core';
 
 /**
  * What a patient's record must say before anything is authorised for them: not deceased (since session 44), under any
@@ -53,13 +54,13 @@ export class PatientRecordGuard {
     if (patient || !reference?.startsWith('Patient/')) return;
     // Not included by the server that answered the Task's read: read it.
     if (await this.fhir.readIfExists<Patient>('Patient', reference.slice('Patient/'.length))) return;
-    const [kept] = await this.fhir.searchAll<Patient>('Patient', { link: reference, _count: 1 });
+    const kept = await recordReplacing(this.fhir, reference);
     throw unprocessable(
       kept
         ? `The patient's record this plan is under was merged into another and deleted: apply the protocol to Patient/${kept.id}, and reject this task.`
         : "The patient's record this plan is under is no longer on the FHIR server: nothing is approved for it. Reject this task.",
       ['Task.for'],
-      `${reference} not found${kept ? `; Patient/${kept.id} links it` : ''}`,
+      `${reference} not found${kept ? `; Patient/${kept.id} replaces it` : ''}`,
     );
   }
 
