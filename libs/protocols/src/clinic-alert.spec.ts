@@ -117,7 +117,10 @@ describe('what the clinic is emailed of a hold', () => {
     expect(message.text).toMatch(
       /^An infusion on a patient's ketamine care plan was recorded in error after its follow-ups were planned \(found 2026-12-03\)/,
     );
-    expect(message.text).toContain('until the plan is put right and a clinician reviews it');
+    // What releases it, as the held order says (before session 49 the alert did not name planning again without it).
+    expect(message.text).toContain(
+      'A clinician planning again without the infusion, or putting the plan right and overriding with a reason, releases it.',
+    );
     expect(message.text).not.toMatch(/Patient\/p1/);
   });
 

@@ -1,6 +1,7 @@
 import type { Communication, DetectedIssue, Reference } from '@medplum/fhirtypes';
 import { CANONICAL_BASE, SERVICE_CODE_SYSTEM } from './canonical';
 import { clinicDay } from './clinic-time';
+import { howReleased } from './hold-release';
 import { contraindicationState } from './contraindication-state';
 import { isInfusionInError } from './infusion-in-error';
 import { isInfusionNotLinked } from './infusion-not-linked';
@@ -147,12 +148,13 @@ function heldOrdersMessage(
 ): ClinicAlertMessage {
   const day = clinicDay(issue.identifiedDateTime, zone);
   const orders = heldOrdersOf(issue).length;
-  const { what, found, releasedBy } = whyHeld(issue, day ? ` (found ${day})` : '', orders);
+  const { what, found } = whyHeld(issue, day ? ` (found ${day})` : '');
+  const tasks = `Task${orders === 1 ? '' : 's'}`;
   return {
     subject: `Ketamine care plans: an approved infusion is on hold (${what}), to review`,
     text: [
       found,
-      `${orders === 1 ? 'Their approved order is' : `${orders} of their approved orders are`} on hold, with the Task${orders === 1 ? '' : 's'}, so nothing is to be given until ${releasedBy}a clinician reviews it: an override with a reason releases ${orders === 1 ? 'it' : 'them'}, or the Task is rejected.`,
+      `${orders === 1 ? 'Their approved order is' : `${orders} of their approved orders are`} on hold, with the ${tasks}, so nothing is to be given until a clinician reviews it. ${howReleased(issue, orders)} A clinician may instead reject the ${tasks}.`,
       ...(heldDueFrom
         ? [`The ${orders === 1 ? 'held' : 'first held'} session is due from ${clinicDay(heldDueFrom, zone)}.`]
         : []),
@@ -163,31 +165,24 @@ function heldOrdersMessage(
 }
 
 /**
- * Why approved orders are held, in the alert's words: what (its subject), what was found (`when`: " (found <day>)"),
- * and what besides a clinician's review releases them (a protocol posted again does, for a protocol not found).
+ * Why approved orders are held, in the alert's words: what (its subject) and what was found (`when`: " (found
+ * <day>)"). What releases them is the held order's own words (howReleased).
  */
-function whyHeld(
-  issue: DetectedIssue,
-  when: string,
-  orders: number,
-): { what: string; found: string; releasedBy: string } {
+function whyHeld(issue: DetectedIssue, when: string): { what: string; found: string } {
   if (isProtocolNotFound(issue))
     return {
       what: "its care plan's protocol is not found",
       found: `The protocol a patient's ketamine care plan follows is not found any more${when}: neither one of this service's nor on the FHIR server, so their record cannot be checked against its contraindications.`,
-      releasedBy: `the protocol is posted again (${orders === 1 ? 'it is' : 'they are'} then released) or `,
     };
   if (isInfusionInError(issue))
     return {
       what: 'an infusion was recorded in error',
       found: `An infusion on a patient's ketamine care plan was recorded in error after its follow-ups were planned${when}: what it planned is timed from an infusion that did not happen, and the session it answered is marked done.`,
-      releasedBy: 'the plan is put right and ',
     };
   const name = (issue.code?.text ?? issue.code?.coding?.[0]?.display ?? 'A contraindication').replace(/\.$/, '');
   return {
     what: name.toLowerCase(),
     found: `A contraindication was found in a patient's record after their ketamine infusion was approved: ${name}${when}.`,
-    releasedBy: '',
   };
 }
 
