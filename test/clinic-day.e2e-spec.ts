@@ -24,6 +24,7 @@ import type { Job, Queue } from 'bullmq';
 import { updateEntry } from '@kc/fhir';
 import { infusionJobId, JOBS, QUEUES } from '@kc/queue';
 import {
+  dueAfterPlanEnd,
   hasReminders,
   isReminderAbout,
   performedOf,
@@ -205,6 +206,14 @@ describe.each([
    * records pregnancies and deaths under the new one. CLINIC_DAY_EHR_MERGES=0 leaves them out.
    */
   const EHR_MERGES = process.env.CLINIC_DAY_EHR_MERGES !== '0';
+  /**
+   * Plans given an end in the EHR (session 49): now and then the clinic decides a patient's course ends on a date
+   * (`CarePlan.period.end`, a date or a dateTime, in the weeks the day's sessions fall in), and now and then extends it
+   * again (the end removed). No session is then left open, or an order to give, for a window beginning after it.
+   * CLINIC_DAY_EHR_PLAN_ENDS=0 leaves them out.
+   */
+  const EHR_PLAN_ENDS = process.env.CLINIC_DAY_EHR_PLAN_ENDS !== '0';
+  let planEndsSet = 0;
   /** Each copy charted, with the infusion it copies. */
   const chartedCopies = new Map<string, string>();
   /**
@@ -338,6 +347,7 @@ describe.each([
     if (EHR_RETIMES && random() < 0.04) return retimedInEhr(who);
     if (EHR_TWICE && random() < 0.03) return chartedTwiceInEhr(who);
     if (EHR_MERGES && random() < 0.02) return mergedInEhr(who);
+    if (EHR_PLAN_ENDS && random() < 0.03) return planEndSetInEhr(who);
     const roll = random();
     if (roll < 0.45) {
       // An approved session given at the pump in its window, then the infusion recorded; or one nobody planned.
@@ -568,6 +578,23 @@ describe.each([
     // Not when another write to the record (a death) came first.
     if ((await service.fhir.read<Patient>('Patient', who.patient.split('/')[1])).active !== false) return;
     keptRecordOf.set(who.patient, `Patient/${kept.id}`);
+  }
+
+  /**
+   * The EHR ends the patient's plan on a date 1 to 8 weeks into the course (half a date alone, the whole clinic day;
+   * half a dateTime), or, a plan with an end already, now and then extends it (the end removed). If-Match on what it
+   * read, as an EHR writes.
+   */
+  async function planEndSetInEhr(who: Enrolled): Promise<void> {
+    const plan = await service.fhir.read<CarePlan>('CarePlan', who.carePlanId);
+    if (plan.period?.end && random() < 0.3) {
+      const { end: _end, ...period } = plan.period;
+      return ehrUpdate<CarePlan>({ ...plan, period });
+    }
+    const end = new Date(Date.parse('2027-01-01T00:00:00Z') + (7 + Math.floor(random() * 50)) * DAY_MS);
+    const at = random() < 0.5 ? end.toISOString().slice(0, 10) : new Date(end.getTime() + 15 * HOUR_MS).toISOString();
+    await ehrUpdate<CarePlan>({ ...plan, period: { ...plan.period, end: at } });
+    planEndsSet++;
   }
 
   /** The EHR takes a death back (recorded in error): the patient's record no longer says deceased. */
@@ -1164,6 +1191,39 @@ describe.each([
         expect(tasks.filter((t) => planOf(t) === ref && OPEN.includes(t.status))).toEqual([]);
     }
 
+    // A plan the EHR gave an end has no session left open, or an order to give, for a window beginning after it (but
+    // one the pump has begun: left to its infusion).
+    const begunAtPump = new Set(
+      (await service.fhir.searchAll<MedicationAdministration>('MedicationAdministration', { _count: 1000 }))
+        .filter((a) => a.status === 'in-progress' || a.status === 'completed')
+        .map((a) => a.request?.reference),
+    );
+    for (const plan of plans.filter((p) => p.period?.end)) {
+      const ref = `CarePlan/${plan.id}`;
+      const afterEnd = tasks.filter(
+        (t) =>
+          planOf(t) === ref &&
+          OPEN.includes(t.status) &&
+          t.focus?.reference?.startsWith('MedicationRequest/') &&
+          dueAfterPlanEnd(plan, t.restriction?.period, service.config.clinicTimeZone) &&
+          !orders.some((o) => sessionOfOrder(o)?.id === t.id && begunAtPump.has(`MedicationRequest/${o.id}`)),
+      );
+      const toGive = orders.filter(
+        (o) => o.status === 'active' && afterEnd.some((t) => sessionOfOrder(o)?.id === t.id),
+      );
+      expect({
+        plan: ref,
+        end: plan.period!.end,
+        afterEnd: afterEnd.map((t) => `${t.id} ${t.status}`),
+        toGive: toGive.map((o) => o.id),
+      }).toEqual({
+        plan: ref,
+        end: plan.period!.end,
+        afterEnd: [],
+        toGive: [],
+      });
+    }
+
     // Every decision a clinician was told was recorded has its one Provenance: the Task as target, the version
     // decided on as the revision. So has every override.
     const provenances = await service.fhir.searchAll<Provenance>('Provenance', { _count: 1000 });
@@ -1194,7 +1254,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}; plan ends set: ${planEndsSet}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
