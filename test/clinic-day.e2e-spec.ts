@@ -1450,6 +1450,21 @@ describe.each([
         identifier: notLinkedKey(id),
       });
       if (notLinked && overrides.includes(notLinked.id!)) continue;
+      // The pump gave sessions of two of the patient's plans during it (two plans at once, their windows moved in the
+      // EHR onto one day): the evidence ties it to both, so to neither, and a clinician links it (by design).
+      const during = (
+        await service.fhir.searchAll<MedicationAdministration>('MedicationAdministration', {
+          patient: procedure.subject.reference!,
+          _count: 200,
+        })
+      ).filter((a) => a.effectivePeriod && windowsOverlap(a.effectivePeriod, performedOf(procedure)));
+      const plansGiven = new Set(
+        during.flatMap((a) => {
+          const order = orders.find((o) => `MedicationRequest/${o.id}` === a.request?.reference);
+          return order ? [planOfOrder(order)] : [];
+        }),
+      );
+      if (plansGiven.size > 1) continue;
       // Linked to the service's plan (an EHR's episode it names is not one).
       if (!procedure.basedOn?.some((b) => enrolled.some((e) => b.reference === `CarePlan/${e.carePlanId}`)))
         unlinkedLeft.push(id);
