@@ -660,6 +660,27 @@ describe('CDS Hooks services', () => {
     },
   );
 
+  it('order-sign for a record merged twice (A into B, B into C): a pregnancy under A is found on an order for C', async () => {
+    const { away: a, kept: b } = await mergedRecords();
+    const c = await newPatient();
+    const read = (id: string) => service.fhir.read<Patient>('Patient', id);
+    const recordB = await read(b);
+    await service.fhir.update<Patient>({
+      ...recordB,
+      active: false,
+      link: [...(recordB.link ?? []), { other: { reference: `Patient/${c}` }, type: 'replaced-by' }],
+    });
+    await service.fhir.update<Patient>({
+      ...(await read(c)),
+      link: [{ other: { reference: `Patient/${b}` }, type: 'replaces' }],
+    });
+    await recordVitals(c, [118, 76]);
+    await service.fhir.create(activeCondition(...PREGNANCY, `Patient/${a}`));
+    const res = await callHook('ketamine-order-check', orderSign(c, [ketamineOrder(c)]));
+    const critical = (res.body.cards as Card[]).filter((card) => card.indicator === 'critical');
+    expect(critical.map((card) => card.summary)).toEqual(['Ketamine contraindicated: Pregnancy']);
+  });
+
   it('patient-view on the record kept shows the contraindication and overdue check of the plan under the record merged away', async () => {
     const { away, kept } = await mergedRecords(async (id) => {
       await recordVitals(id, [195, 115]);

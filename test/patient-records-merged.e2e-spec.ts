@@ -101,6 +101,47 @@ describe('a patient whose records were merged in the EHR', () => {
     expect(issues.map((i) => i.code?.coding?.[0].code)).toEqual(['pregnancy']);
   });
 
+  /** Enrolled, then merged twice: the plan's record into a second, that one into a third (kept), as an EHR chains. */
+  async function enrolledThenMergedTwice() {
+    const first = await enrolledThenMerged();
+    const { resource: third } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: 'Kept again' }],
+      link: [{ other: { reference: first.kept }, type: 'replaces' }],
+    });
+    const second = await service.fhir.read<Patient>('Patient', first.keptId);
+    await service.fhir.update<Patient>({
+      ...second,
+      active: false,
+      link: [...(second.link ?? []), { other: { reference: `Patient/${third.id}` }, type: 'replaced-by' }],
+    });
+    return { ...first, third: `Patient/${third.id}`, thirdId: third.id! };
+  }
+
+  // Before session 49 only the plan's record's own links were read: the third record was not.
+  it('merged twice, a pregnancy recorded under the third record: the plan’s session is not approved', async () => {
+    const { carePlanId, third } = await enrolledThenMergedTwice();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], third));
+    const refused = await approve(await firstSession(carePlanId)).expect(422);
+    expect(refused.body.issue[0].details.text).toMatch(/Pregnancy/);
+  });
+
+  it('merged twice, the third record recorded as deceased: nothing of the plan is approved, the plan ended, and the death not taken for taken back', async () => {
+    const { carePlanId, thirdId } = await enrolledThenMergedTwice();
+    const third = await service.fhir.read<Patient>('Patient', thirdId);
+    await service.fhir.update<Patient>({ ...third, deceasedDateTime: '2026-12-01T08:00:00Z' });
+    const refused = await approve(await firstSession(carePlanId)).expect(422);
+    expect(refused.body.issue[0].diagnostics).toMatch(/a record of the same person .* is recorded as deceased/);
+    await waitFor(
+      async () => (await service.fhir.read<CarePlan>('CarePlan', carePlanId)).status === 'revoked',
+      'the plan ended',
+    );
+    await service.app.get(DeathsTakenBack).lookAgain();
+    expect((await service.fhir.read<CarePlan>('CarePlan', carePlanId)).note?.map((n) => n.text)).not.toContainEqual(
+      expect.stringMatching(/taken back/),
+    );
+  });
+
   it('a pregnancy recorded under the record kept after approval, notified: the approved order is held then, not at the next sweep', async () => {
     const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
     const session = await approveFirstSession(service, carePlanId);

@@ -12,8 +12,8 @@ import {
   searchResults,
   withRemainingPages,
 } from '@kc/fhir';
-import { linkedPatientRecords, patientDataQueries, personRecords, type ProtocolVariables } from '@kc/protocols';
-import { recordReplacing } from './person-records';
+import { patientDataQueries, personRecords, type ProtocolVariables } from '@kc/protocols';
+import { linkedRecordsOf, recordReplacing } from './person-records';
 
 /** A patient and the searchsets a PlanDefinition's inputs fetched; no patient when it does not exist on the server. */
 export interface PatientData {
@@ -68,11 +68,11 @@ export class PatientDataLoader {
       if (!kept?.id) return read;
       return {
         // Its links name the deleted one (that is how it was found): read under both.
-        ...(await this.read(plan, kept.id, linkedPatientRecords(kept), options)),
+        ...(await this.read(plan, kept.id, (await linkedRecordsOf(this.fhir, kept)).linked, options)),
         mergedInto: `Patient/${kept.id}`,
       };
     }
-    const linked = linkedPatientRecords(read.patient);
+    const { linked } = await linkedRecordsOf(this.fhir, read.patient);
     return linked.length ? this.read(plan, patientId, linked, options) : read;
   }
 

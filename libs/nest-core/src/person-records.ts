@@ -1,15 +1,47 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
-import { linkedPatientRecords, personRecords } from '@kc/protocols';
+import { furtherLinkedRecords, linkedPatientRecords, personRecords } from '@kc/protocols';
+
+/** How many steps along the links a walk follows, and how many records it reads at most. */
+const MAX_LINK_STEPS = 4;
+const MAX_LINKED_RECORDS = 20;
 
 /**
- * A patient's record and the records of the same person it links (a merge, records kept apart: linkedPatientRecords),
- * as `Patient/<id>`, this one first: the subject of a search for what is recorded under any of them. One read of the
- * record (since session 48); a record gone gives itself alone.
+ * The records of the same person a patient's record links, and those they link in turn (a record merged twice: A into
+ * B, B into C; C links B only, B links A), as `Patient/<id>`, with the linked records as read (`records`: whether
+ * deceased, say). One search per step beyond the record's own links, only for a record that links others (since
+ * session 49; before, only the record's own links were read, so a pregnancy under C went unseen by a plan under A).
+ * At most MAX_LINK_STEPS steps and MAX_LINKED_RECORDS records.
+ */
+export async function linkedRecordsOf(
+  fhir: FhirClient,
+  patient: Patient | undefined,
+): Promise<{ linked: string[]; records: Patient[] }> {
+  const known = new Set([`Patient/${patient?.id}`, ...linkedPatientRecords(patient)]);
+  const records: Patient[] = [];
+  let next = linkedPatientRecords(patient);
+  for (let step = 0; next.length && step < MAX_LINK_STEPS && known.size <= MAX_LINKED_RECORDS; step++) {
+    const read = await fhir.searchAll<Patient>('Patient', {
+      _id: next.map((r) => r.slice('Patient/'.length)).join(','),
+      _count: 100,
+    });
+    records.push(...read);
+    next = furtherLinkedRecords(read, known);
+    for (const r of next) known.add(r);
+  }
+  known.delete(`Patient/${patient?.id}`);
+  return { linked: [...known], records };
+}
+
+/**
+ * A patient's record and the records of the same person it links, at any step (linkedRecordsOf), as `Patient/<id>`,
+ * this one first: the subject of a search for what is recorded under any of them. One read of the record (since
+ * session 48), more only for a record that links others; a record gone gives itself alone.
  */
 export async function personRecordsOf(fhir: FhirClient, patient: string): Promise<string[]> {
   const id = patient.slice('Patient/'.length);
-  return personRecords(id, linkedPatientRecords(await fhir.readIfExists<Patient>('Patient', id)));
+  const { linked } = await linkedRecordsOf(fhir, await fhir.readIfExists<Patient>('Patient', id));
+  return personRecords(id, linked);
 }
 
 /**

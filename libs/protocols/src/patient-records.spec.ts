@@ -1,5 +1,5 @@
 import type { Patient } from '@medplum/fhirtypes';
-import { linkedPatientRecords, personRecords, replacedBy } from './patient-records';
+import { furtherLinkedRecords, linkedPatientRecords, personRecords, replacedBy } from './patient-records';
 
 const patient = (link: Patient['link']): Patient => ({ resourceType: 'Patient', id: 'a', link });
 
@@ -27,5 +27,23 @@ describe('the records of one person a Patient links', () => {
   it('the record it was merged into (replaced-by), and none for one in use', () => {
     expect(replacedBy(patient([{ other: { reference: 'Patient/b' }, type: 'replaced-by' }]))).toBe('Patient/b');
     expect(replacedBy(patient([{ other: { reference: 'Patient/b' }, type: 'replaces' }]))).toBeUndefined();
+  });
+
+  it('the next step of a walk along the links: what the records read link beyond those known, each once', () => {
+    const b: Patient = {
+      resourceType: 'Patient',
+      id: 'b',
+      link: [
+        { other: { reference: 'Patient/a' }, type: 'replaces' },
+        { other: { reference: 'Patient/c' }, type: 'replaced-by' },
+      ],
+    };
+    const d: Patient = {
+      resourceType: 'Patient',
+      id: 'd',
+      link: [{ other: { reference: 'Patient/c' }, type: 'seealso' }],
+    };
+    expect(furtherLinkedRecords([b, d], new Set(['Patient/a', 'Patient/b', 'Patient/d']))).toEqual(['Patient/c']);
+    expect(furtherLinkedRecords([b], new Set(['Patient/a', 'Patient/b', 'Patient/c']))).toEqual([]);
   });
 });

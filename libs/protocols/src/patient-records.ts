@@ -18,6 +18,14 @@ export function linkedPatientRecords(patient: Patient | undefined): string[] {
   ];
 }
 
+/**
+ * The person's records the records read link beyond those known (a record merged twice: A into B, B into C; C links B
+ * only, B links A), as `Patient/<id>`: the next step of a walk along the links (personRecordsOf in nest-core).
+ */
+export function furtherLinkedRecords(read: Patient[], known: Set<string>): string[] {
+  return [...new Set(read.flatMap((p) => linkedPatientRecords(p)))].filter((r) => !known.has(r));
+}
+
 /** The person's records, this one first: the subject of a search that reads what was recorded under any of them. */
 export function personRecords(patientId: string, linked: string[]): string[] {
   return [...new Set([`Patient/${patientId}`, ...linked])];

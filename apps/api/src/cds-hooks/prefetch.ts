@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Bundle, Patient, Resource, ResourceType } from '@medplum/fhirtypes';
 import { badRequest, isResourceId } from '@kc/common';
 import { FhirClient, FhirHttpError, hasMorePages, searchWhole } from '@kc/fhir';
-import { linkedPatientRecords } from '@kc/protocols';
+import { linkedRecordsOf } from '@kc/nest-core';
 import type { CdsRequest } from './cds-types';
 import { EhrFhirServer } from './ehr-fhir-server';
 
@@ -148,8 +148,8 @@ export class PrefetchResolver {
       : !patientQuery
         ? Promise.resolve([])
         : sentPatient?.resourceType === 'Patient'
-          ? Promise.resolve(linkedPatientRecords(sentPatient))
-          : this.linkedRecordsOf(ehr, patientId);
+          ? this.personLinksOf(ehr, patientId, sentPatient)
+          : this.personLinksOf(ehr, patientId);
     // Awaited after the queries: a read failing meanwhile is not an unhandled rejection.
     linking.catch(() => undefined);
     const entries = await Promise.all(
@@ -200,9 +200,9 @@ export class PrefetchResolver {
    * the Patient (missing, refused: the check runs on the patient's own record, as before session 49). A server that
    * does not answer fails the call's read as any other query's would.
    */
-  private async linkedRecordsOf(ehr: FhirClient, patientId: string): Promise<string[]> {
+  private async personLinksOf(ehr: FhirClient, patientId: string, sent?: Patient): Promise<string[]> {
     try {
-      return linkedPatientRecords(await ehr.readIfExists<Patient>('Patient', patientId));
+      return (await linkedRecordsOf(ehr, sent ?? (await ehr.readIfExists<Patient>('Patient', patientId)))).linked;
     } catch (err) {
       if (err instanceof FhirHttpError) return [];
       throw err;

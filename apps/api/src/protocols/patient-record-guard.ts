@@ -3,9 +3,9 @@ import type { Patient } from '@medplum/fhirtypes';
 import { unprocessable } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { DECEASED_REFUSAL, isRecordedDeceased } from '@kc/followups';
-import { linkedPatientRecords, replacedBy } from '@kc/protocols';
+import { replacedBy } from '@kc/protocols';
 import { PatientRecordEventsProducer } from '@kc/queue';
-import { recordReplacing } from '@kc/nest-core';
+import { linkedRecordsOf, recordReplacing } from '@kc/nest-core';
 
 /**
  * What a patient's record must say before anything is authorised for them: not deceased (since session 44), under any
@@ -26,12 +26,7 @@ export class PatientRecordGuard {
    */
   async assertNotDeceased(patient: Patient | undefined): Promise<void> {
     if (!patient?.id) return;
-    const linked = linkedPatientRecords(patient);
-    const others = linked.length
-      ? await this.fhir.searchAll<Patient>('Patient', {
-          _id: linked.map((r) => r.slice('Patient/'.length)).join(','),
-        })
-      : [];
+    const { records: others } = await linkedRecordsOf(this.fhir, patient);
     const deceased = [patient, ...others].find(isRecordedDeceased);
     if (!deceased) return;
     // A queue that is down leaves it to the Subscription and the poll; the refusal stands either way.

@@ -36,7 +36,6 @@ import {
 import {
   flattenActions,
   INFUSION_COMPLETED_TRIGGER,
-  linkedPatientRecords,
   overriddenContraindications,
   patientDataQueries,
   personRecords,
@@ -45,6 +44,7 @@ import {
   taskKey,
   triggeredActions,
 } from '@kc/protocols';
+import { linkedRecordsOf } from '@kc/nest-core';
 import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 import { infusionPlanAmong, type ProtocolSource } from './infusion-plan';
 
@@ -184,7 +184,7 @@ export async function readAround(fhir: FhirClient, contexts: EventContext[], opt
       const carePlan = batchResult<CarePlan>(parts[i][searches.length + data.length + 1], 'CarePlan');
       const issues = matchesOf<DetectedIssue>(found.issues);
       // The person's other records (a merge): what was recorded under them too, one batch more (since session 48).
-      const linked = linkedPatientRecords(patient);
+      const { linked } = await linkedRecordsOf(fhir, patient);
       const underAll = linked.length ? await readUnderLinkedRecords(fhir, contexts[i], linked) : undefined;
       if (underAll) Object.assign(found, underAll.found);
       return {

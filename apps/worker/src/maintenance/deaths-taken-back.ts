@@ -11,12 +11,12 @@ import {
   planOfDeathTakenBack,
 } from '@kc/followups';
 import {
-  linkedPatientRecords,
   deathTakenBackAlertKey,
   deathTakenBackAlertMessage,
   deathTakenBackAlertRecord,
   type DeathTakenBackAlert,
 } from '@kc/protocols';
+import { linkedRecordsOf } from '@kc/nest-core';
 import { AlertDelivery } from '../alerts/alert-delivery';
 import { serviceChangeEntries } from './withdrawal-writes';
 
@@ -54,23 +54,16 @@ export class DeathsTakenBack {
       plans.push(...matchesOf<CarePlan>(page));
       for (const patient of includedOf<Patient>(page, 'Patient')) patients.set(`Patient/${patient.id}`, patient);
     }
-    // The other records of the same person (a merge: the death may be recorded on the record kept, the plan under the
-    // one merged away; since session 48), one search for them all, only when some are linked.
-    const linked = [...new Set([...patients.values()].flatMap((p) => linkedPatientRecords(p)))].filter(
-      (r) => !patients.has(r),
-    );
-    if (linked.length)
-      for (const other of await this.fhir.searchAll<Patient>('Patient', {
-        _id: linked.map((r) => r.slice('Patient/'.length)).join(','),
-      }))
-        patients.set(`Patient/${other.id}`, other);
-    const personDeceased = (patient: Patient) =>
-      [patient, ...linkedPatientRecords(patient).flatMap((r) => patients.get(r) ?? [])].some(isRecordedDeceased);
+    // The other records of the same person, at any step (a merge: the death may be recorded on the record kept, the
+    // plan under the one merged away; since session 48, and past the first step since 49): read only for a patient
+    // not recorded deceased whose record links others (linkedRecordsOf: one search per step).
+    const personDeceased = async (patient: Patient) =>
+      isRecordedDeceased(patient) || (await linkedRecordsOf(this.fhir, patient)).records.some(isRecordedDeceased);
     let deathsTakenBack = 0;
     for (const plan of plans) {
       // A patient gone from the server (deleted) is not one whose death was taken back.
       const patient = patients.get(plan.subject?.reference ?? '');
-      if (!plan.id || !patient || personDeceased(patient) || !isEndedForDeath(plan)) continue;
+      if (!plan.id || !patient || !isEndedForDeath(plan) || (await personDeceased(patient))) continue;
       try {
         await this.takenBack(plan as CarePlan & { id: string }, now);
         deathsTakenBack++;

@@ -2,7 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Patient } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { ENDED_FOR_DEATH, isRecordedDeceased, planEndedForDeath } from '@kc/followups';
-import { CAREPLAN_KEY_SYSTEM, linkedPatientRecords, personRecords } from '@kc/protocols';
+import { linkedRecordsOf } from '@kc/nest-core';
+import { CAREPLAN_KEY_SYSTEM, personRecords } from '@kc/protocols';
 import { OpenTasksReader } from './open-tasks';
 import { PlanChanges } from './plan-changes';
 import { serviceChangeEntries } from './withdrawal-writes';
@@ -31,7 +32,8 @@ export class DeceasedPatients {
     let withdrawn = 0;
     // Under every record of the person (a merge may have left their plans under the record merged away: since session
     // 48; before, a death recorded on the record kept left those plans going).
-    for (const carePlan of await this.plansFollowed(personRecords(patientId, linkedPatientRecords(patient)))) {
+    const { linked } = await linkedRecordsOf(this.fhir, patient);
+    for (const carePlan of await this.plansFollowed(personRecords(patientId, linked))) {
       const over = planEndedForDeath(carePlan, now);
       if (over) {
         await this.fhir.transaction(
