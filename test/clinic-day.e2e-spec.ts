@@ -264,6 +264,8 @@ describe.each([
   const deathsTakenBack = new Set<string>();
   /** The record each merged patient's was merged into; the record each death was recorded on. */
   const keptRecordOf = new Map<string, string>();
+  /** The patients whose record kept was merged again into a newer one. */
+  const mergedTwice = new Set<string>();
   const deathRecordOf = new Map<string, string>();
   /** Where the EHR records what it learns of a patient now: the record kept, once merged. */
   const recordOf = (patient: string) => keptRecordOf.get(patient) ?? patient;
@@ -559,25 +561,37 @@ describe.each([
 
   /**
    * The EHR merges the patient's record into a new one (one patient in eight at most; none whose death was recorded,
-   * so a death and its taking back stay on one record): the plan stays under the old record.
+   * so a death and its taking back stay on one record): the plan stays under the old record. A record merged already
+   * is now and then merged again, the record kept into a newer one (session 49: A into B, then B into C; C links B
+   * only), once.
    */
-  async function mergedInEhr(who: Enrolled): Promise<void> {
-    if (keptRecordOf.has(who.patient) || deathRecordOf.has(who.patient) || keptRecordOf.size >= PATIENTS / 8) return;
+  async function mergedInEhr(picked: Enrolled): Promise<void> {
+    // As often as not, a patient merged once already is merged again.
+    const onceMerged = [...keptRecordOf.keys()].filter((p) => !mergedTwice.has(p) && !deathRecordOf.has(p));
+    const patient = onceMerged.length && random() < 0.5 ? pick(onceMerged) : picked.patient;
+    const again = keptRecordOf.has(patient);
+    if (deathRecordOf.has(patient) || (again ? mergedTwice.has(patient) : keptRecordOf.size >= PATIENTS / 8)) return;
+    const record = recordOf(patient);
     const { resource: kept } = await service.fhir.create<Patient>({
       resourceType: 'Patient',
       name: [{ family: 'Merged' }],
-      link: [{ other: { reference: who.patient }, type: 'replaces' }],
+      link: [{ other: { reference: record }, type: 'replaces' }],
     });
-    const old = await service.fhir.read<Patient>('Patient', who.patient.split('/')[1]);
+    const old = await service.fhir.read<Patient>('Patient', record.split('/')[1]);
     if (old.deceasedDateTime) return;
     await ehrUpdate<Patient>({
       ...old,
       active: false,
-      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
+      // What it replaced stays linked (a record merged twice links both).
+      link: [
+        ...(old.link ?? []).filter((l) => l.type !== 'replaced-by'),
+        { other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' },
+      ],
     });
     // Not when another write to the record (a death) came first.
-    if ((await service.fhir.read<Patient>('Patient', who.patient.split('/')[1])).active !== false) return;
-    keptRecordOf.set(who.patient, `Patient/${kept.id}`);
+    if ((await service.fhir.read<Patient>('Patient', record.split('/')[1])).active !== false) return;
+    keptRecordOf.set(patient, `Patient/${kept.id}`);
+    if (again) mergedTwice.add(patient);
   }
 
   /**
@@ -1254,7 +1268,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}; plan ends set: ${planEndsSet}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}, twice: ${mergedTwice.size}; plan ends set: ${planEndsSet}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
