@@ -1,5 +1,5 @@
-import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch } from '@kc/fhir';
+import type { Bundle, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import { FhirClient, includedOf, matchesOf, searchEach, type NamedSearch, type SearchParams } from '@kc/fhir';
 import {
   isOpenOrder,
   orderInEhr,
@@ -228,4 +228,38 @@ function patientsOrdersSince(sessions: Task[]): Record<string, string> {
     intent: 'order',
     ...(Number.isFinite(earliest) ? { _lastUpdated: `ge${new Date(earliest - CLOCK_MARGIN_MS).toISOString()}` } : {}),
   };
+}
+
+/** How many steps back along `priorPrescription` the orders a replacement replaces are read. */
+const REPLACED_STEPS = 4;
+
+/**
+ * The orders the EHR's open orders (`open`) replace (`priorPrescription`), read a step at a time back along the chain,
+ * with the Tasks approved on them (`Task:based-on`): what replacementsOfOtherSessions needs to tell another session's
+ * order replaced in the EHR. One search a step, none for orders that replace none (since session 48 for an approval;
+ * since 49 the worklist's note of the EHR's orders for a session's time too). `search`: the caller's reads (an
+ * approval's are coalesced with others').
+ */
+export async function ordersReplacedBy(
+  search: (resourceType: 'MedicationRequest', params: SearchParams) => Promise<Bundle>,
+  open: MedicationRequest[],
+): Promise<{ priors: MedicationRequest[]; tasks: Task[] }> {
+  const priors: MedicationRequest[] = [];
+  const tasks: Task[] = [];
+  const read = new Set(open.map((o) => `MedicationRequest/${o.id}`));
+  let next = open.flatMap((o) => o.priorPrescription?.reference ?? []);
+  for (let step = 0; step < REPLACED_STEPS; step++) {
+    const refs = [...new Set(next)].filter((r) => /^MedicationRequest\/[^/]+$/.test(r) && !read.has(r));
+    if (!refs.length) break;
+    refs.forEach((r) => read.add(r));
+    const found = await search('MedicationRequest', {
+      _id: refs.map((r) => r.slice('MedicationRequest/'.length)).join(','),
+      _revinclude: 'Task:based-on',
+    });
+    const orders = matchesOf<MedicationRequest>(found);
+    priors.push(...orders);
+    tasks.push(...includedOf<Task>(found, 'Task'));
+    next = orders.flatMap((o) => o.priorPrescription?.reference ?? []);
+  }
+  return { priors, tasks };
 }

@@ -36,7 +36,7 @@ import {
   scoreCodes,
   scoreValue,
 } from '@kc/followups';
-import { PlanDefinitions } from '@kc/nest-core';
+import { ordersReplacedBy, PlanDefinitions } from '@kc/nest-core';
 import {
   PROTOCOL_WINDOW_EXTENSION,
   ProtocolCatalog,
@@ -52,7 +52,7 @@ import {
   replacedBy,
   type ResolvedPlan,
 } from '@kc/protocols';
-import { ordersOfOtherSessions, replacementOrdersParams } from '@kc/task-states';
+import { ordersOfOtherSessions, replacementOrdersParams, replacementsOfOtherSessions } from '@kc/task-states';
 
 /** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
 export interface WorklistItemLike {
@@ -249,10 +249,19 @@ export class WorklistEnricher {
     );
     const openOrders = matchesOf<MedicationRequest>(doseSearches[OPEN_ORDERS]);
     const openOrderSessions = includedOf<Task>(doseSearches[OPEN_ORDERS], 'Task');
+    // The orders the EHR's open ones replace (a dose changed there): a replacement of another session's order is that
+    // session's, not one to approve this one on (since session 49, as the approval judges it since 48). Read only for
+    // open orders that replace one.
+    const replaced = sessions.length
+      ? await ordersReplacedBy((type, params) => this.fhir.search(type, params), openOrders)
+      : { priors: [], tasks: [] };
     const ehrOrdersOf = (item: T): Pick<ItemView, 'ehrOrders'> => {
       const proposal = item.request ? proposals.get(item.request) : undefined;
       if (!sessions.includes(item) || !proposal) return {};
-      const theirs = ordersOfOtherSessions(openOrderSessions, item.id);
+      const theirs = new Set([
+        ...ordersOfOtherSessions(openOrderSessions, item.id),
+        ...replacementsOfOtherSessions(openOrders, replaced.priors, [...openOrderSessions, ...replaced.tasks], item.id),
+      ]);
       const ofPatient = openOrders.filter(
         (o) => o.subject?.reference === item.patient && !theirs.has(`MedicationRequest/${o.id}`),
       );

@@ -3,7 +3,7 @@ import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplu
 import type { Caller } from '@kc/auth';
 import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
+import { FhirClient, updateEntry } from '@kc/fhir';
 import {
   carePlanReferenceOf,
   dueOutsideProtocolWindow,
@@ -13,7 +13,7 @@ import {
   ordersOfOtherPlans,
   sessionsOfOtherPlansAt,
 } from '@kc/followups';
-import { openOrdersOfSessions } from '@kc/nest-core';
+import { openOrdersOfSessions, ordersReplacedBy } from '@kc/nest-core';
 import { clinicPeriod, dosageToOrder, orderedBolusPerKg, orderedRatePerKg, protocolWindowOf } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
@@ -358,34 +358,14 @@ export class TaskDecisionService {
     );
   }
 
-  /**
-   * The patient's open orders that replace another session's order (replacementsOfOtherSessions): the orders they
-   * replace read, with the Tasks approved on them, a search a step back along the chain (at most four), only for open
-   * orders that replace one (rare: an EHR that changes a dose by a new order).
-   */
+  /** The EHR's open orders replacing another session's order (replacementsOfOtherSessions; ordersReplacedBy reads). */
   private async replacementsOfOtherSessions(
     open: MedicationRequest[],
     openSessions: Task[],
     taskId: string | undefined,
   ): Promise<Set<string>> {
-    const priors: MedicationRequest[] = [];
-    const tasks = [...openSessions];
-    const read = new Set(open.map((o) => `MedicationRequest/${o.id}`));
-    let next = open.flatMap((o) => o.priorPrescription?.reference ?? []);
-    for (let depth = 0; depth < 4; depth++) {
-      const refs = [...new Set(next)].filter((r) => /^MedicationRequest\/[^/]+$/.test(r) && !read.has(r));
-      if (!refs.length) break;
-      refs.forEach((r) => read.add(r));
-      const found = await this.writer.search<MedicationRequest | Task>('MedicationRequest', {
-        _id: refs.map((r) => r.slice('MedicationRequest/'.length)).join(','),
-        _revinclude: 'Task:based-on',
-      });
-      const orders = matchesOf<MedicationRequest>(found);
-      priors.push(...orders);
-      tasks.push(...includedOf<Task>(found, 'Task'));
-      next = orders.flatMap((o) => o.priorPrescription?.reference ?? []);
-    }
-    return replacementsOfOtherSessions(open, priors, tasks, taskId);
+    const { priors, tasks } = await ordersReplacedBy((type, params) => this.writer.search(type, params), open);
+    return replacementsOfOtherSessions(open, priors, [...openSessions, ...tasks], taskId);
   }
 
   /**
