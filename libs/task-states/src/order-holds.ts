@@ -166,7 +166,7 @@ export function implicatingOrders(issue: DetectedIssue, held: Reference[]): Dete
 function heldOrder(order: AuthorisableRequest, issues: DetectedIssue[], released: ReleasedBy): AuthorisableRequest {
   const named = issues.map(contraindicationName);
   // Every issue must be resolved: what releases each, once.
-  const releases = [...new Set(issues.map(released))];
+  const releases = [...new Set(issues.map((issue) => released(issue)))];
   const reason: CodeableConcept = {
     coding: [CONTRAINDICATION_HOLD],
     text: `Held: found after approval: ${named.join('; ')}. ${releases.length > 1 ? 'Each to be resolved: ' : ''}${releases.join(' ')}`,
