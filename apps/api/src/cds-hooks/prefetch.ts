@@ -142,14 +142,13 @@ export class PrefetchResolver {
     const sent = request.prefetch && typeof request.prefetch === 'object' ? request.prefetch : {};
     const patientQuery = queries.find((q) => q.readPatient);
     const sentPatient = patientQuery && sent[patientQuery.key];
-    // Read beside the queries (the Patient sent is checked against the context below).
+    const sentOfContext = sentPatient?.resourceType === 'Patient' && sentPatient.id === patientId;
+    // Read beside the queries; none for a Patient sent that is not the context patient's (refused below, 400).
     const linking: Promise<string[]> = options.linked
       ? Promise.resolve(options.linked)
-      : !patientQuery
+      : !patientQuery || (sentPatient?.resourceType === 'Patient' && !sentOfContext)
         ? Promise.resolve([])
-        : sentPatient?.resourceType === 'Patient'
-          ? this.personLinksOf(ehr, patientId, sentPatient)
-          : this.personLinksOf(ehr, patientId);
+        : this.personLinksOf(ehr, patientId, sentOfContext ? sentPatient : undefined);
     // Awaited after the queries: a read failing meanwhile is not an unhandled rejection.
     linking.catch(() => undefined);
     const entries = await Promise.all(
