@@ -23,6 +23,7 @@ import {
   waitFor,
 } from './support/clinic';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
+import { score } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 
 const HOUR = 3_600_000;
@@ -78,6 +79,13 @@ describe('a patient whose records were merged in the EHR', () => {
     expect(new Set(items.map((i) => i.patient))).toEqual(new Set([patient]));
     // The row says the record was merged (the EHR's chart shows the other).
     expect(items[0].view.patient.mergedInto).toBe(`Patient/${keptId}`);
+    // Pain scored under the old record before the merge, then under the kept one: the view shows the latest.
+    await score(service, patient, '72514-3', 7, '2026-11-20T09:00:00Z');
+    await score(service, `Patient/${keptId}`, '72514-3', 4, '2026-12-01T09:00:00Z');
+    const fromOld = await request(service.url)
+      .get(`/patients/${patient.split('/')[1]}/timeline`)
+      .set(clinician);
+    expect(fromOld.body.scores).toEqual([expect.objectContaining({ code: '72514-3', value: 4 })]);
     const timeline = await request(service.url).get(`/patients/${keptId}/timeline`).set(clinician).expect(200);
     expect(timeline.body.patient.linkedRecords).toEqual([patient]);
     expect(timeline.body.carePlans).toEqual([expect.objectContaining({ id: carePlanId, subject: patient })]);

@@ -118,9 +118,12 @@ export class PatientTimelineService {
     // The person's other records (a merge): what is under them too, one round more, only for such a patient (since
     // session 49; before, the plan left under the record merged away was not on the kept record's view).
     const linked = records.summaries.get(patient)?.linkedRecords ?? [];
-    const found = linked.length
-      ? await searchEach(this.fhir, recordSearches(personRecords(patientId, linked).join(',')))
-      : ofRecord;
+    const [others, found] = linked.length
+      ? await Promise.all([
+          this.enricher.records(linked, [], now),
+          searchEach(this.fhir, recordSearches(personRecords(patientId, linked).join(','))),
+        ])
+      : [undefined, ofRecord];
     const plans = matchesOf<CarePlan>(found.plans);
     const procedures = matchesOf<Procedure>(found.procedures);
     const tasks = matchesOf<Task>(found.tasks);
@@ -240,8 +243,9 @@ export class PatientTimelineService {
         ...(p.status === 'revoked' || p.status === 'completed' ? { note: p.note?.at(-1)?.text } : {}),
         ...(p.subject?.reference !== patient ? { subject: p.subject?.reference } : {}),
       })),
-      scores: records.scores.get(patient) ?? [],
-      effects: records.effects.get(patient),
+      // The latest of each score, and the latest effects reported, under any of the person's records.
+      scores: latestOfEachScore([records, ...(others ? [others] : [])].flatMap((r) => [...r.scores.values()])),
+      effects: latestEffects([records, ...(others ? [others] : [])].flatMap((r) => [...r.effects.values()])),
       events,
     };
   }
@@ -453,4 +457,21 @@ function recordSearches(patient: string): NamedSearch[] {
     },
     { name: 'responses', resourceType: 'QuestionnaireResponse', params: { subject: patient, _count: 200 } },
   ].map((q) => ({ ...q, everyMatch: true }));
+}
+
+/** Of several records' latest scores, the latest of each (the first record's order of scores, then any new). */
+function latestOfEachScore(lists: ScoreView[][]): ScoreView[] {
+  const latest = new Map<string, ScoreView>();
+  for (const score of lists.flat()) {
+    const seen = latest.get(score.code);
+    if (!seen || (score.date ?? '') > (seen.date ?? '')) latest.set(score.code, score);
+  }
+  return [...latest.values()];
+}
+
+/** Of several records' latest effects reported, the latest. */
+function latestEffects(views: (EffectsView | undefined)[]): EffectsView | undefined {
+  return views
+    .filter((v): v is EffectsView => v !== undefined)
+    .reduce<EffectsView | undefined>((a, b) => (!a || (b.date ?? '') > (a.date ?? '') ? b : a), undefined);
 }
