@@ -74,11 +74,14 @@ describe('a patient whose records were merged in the EHR', () => {
     const { patient, carePlanId, keptId } = await enrolledThenMerged(family);
     const clinician = service.as('clinician');
     const view = await request(service.url).get('/worklist/view').query({ name: family }).set(clinician).expect(200);
-    const items = view.body.items as { patient: string; view: { patient: { mergedInto?: string } } }[];
+    const items = view.body.items as {
+      patient: string;
+      view: { patient: { mergedInto?: string; mergedIntoName?: string } };
+    }[];
     expect(items.length).toBeGreaterThan(0);
     expect(new Set(items.map((i) => i.patient))).toEqual(new Set([patient]));
     // The row says the record was merged (the EHR's chart shows the other).
-    expect(items[0].view.patient.mergedInto).toBe(`Patient/${keptId}`);
+    expect(items[0].view.patient).toMatchObject({ mergedInto: `Patient/${keptId}`, mergedIntoName: family });
     // Pain scored under the old record before the merge, then under the kept one: the view shows the latest.
     await score(service, patient, '72514-3', 7, '2026-11-20T09:00:00Z');
     await score(service, `Patient/${keptId}`, '72514-3', 4, '2026-12-01T09:00:00Z');

@@ -427,12 +427,14 @@ describe('clinician page in a real browser', () => {
     expect(new Set(await page.locator('#worklist tbody .patient-link').allTextContents())).toEqual(
       new Set(['Lena Oldname']),
     );
-    expect(await rows.first().locator('.badge.merged').textContent()).toBe('Record merged in the EHR');
+    expect(await rows.first().locator('.badge.merged').textContent()).toBe(
+      'Record merged in the EHR (now Lena Newname)',
+    );
     await screenshot(page, 'worklist-merged-record');
     await rows.first().locator('.patient-link').click();
     await page.waitForSelector('#patient-view:not([hidden])');
     expect(await page.textContent('#patient-summary .badge.merged')).toBe(
-      'This record was merged into another in the EHR; its history there is shown here too.',
+      'This record was merged into another in the EHR (Lena Newname); its history there is shown here too.',
     );
     expect(await page.textContent('#careplans')).toMatch(/low-dose.*: draft, not yet activated$/i);
     await screenshot(page, 'patient-view-merged-record');

@@ -83,6 +83,8 @@ export interface PatientSummary {
   linkedRecords?: string[];
   /** The record this one was merged into in the EHR (`replaced-by`): its plans stay under this one. */
   mergedInto?: string;
+  /** That record's name (the patient's name now, which the EHR shows). */
+  mergedIntoName?: string;
 }
 
 export interface ContraindicationView {
@@ -465,6 +467,18 @@ export class WorklistEnricher {
       searches,
     );
     const byReference = new Map(readable.map((ref, i) => [ref, read[i] as Patient | undefined]));
+    // The records those merged away were merged into, by name (the patient's name now): one round more, only then.
+    const keptRecords = [...new Set([...byReference.values()].flatMap((p) => (p && replacedBy(p)) || []))].filter(
+      (ref) => PATIENT_REFERENCE.test(ref) && !byReference.has(ref),
+    );
+    if (keptRecords.length) {
+      const { read: kept } = await readAndSearchEach(
+        this.fhir,
+        keptRecords.map((ref) => `Patient/${encodeURIComponent(ref.slice('Patient/'.length))}`),
+        [],
+      );
+      keptRecords.forEach((ref, i) => byReference.set(ref, kept[i] as Patient | undefined));
+    }
     const planBlocked = new Map<string, string>();
     readablePlans.forEach((ref, i) => {
       const carePlan = read[readable.length + i] as CarePlan | undefined;
@@ -472,7 +486,7 @@ export class WorklistEnricher {
       if (holds && !holds.ok) planBlocked.set(ref, holds.reason);
     });
     return {
-      summaries: new Map(patients.map((ref) => [ref, summaryOf(ref, byReference.get(ref), now)])),
+      summaries: new Map(patients.map((ref) => [ref, summaryOf(ref, byReference, now)])),
       missing: new Set(patients.filter((ref) => !byReference.get(ref))),
       scores: new Map(
         patients.map((ref) => [ref, latestScores(scores, matchesOf<Observation>(found[`scores ${ref}`]))]),
@@ -507,9 +521,12 @@ export class WorklistEnricher {
   }
 }
 
-function summaryOf(reference: string, patient: Patient | undefined, now: Date): PatientSummary {
+/** A patient's summary; `read`: the patients read, by reference (the record it was merged into among them). */
+function summaryOf(reference: string, read: Map<string, Patient | undefined>, now: Date): PatientSummary {
+  const patient = read.get(reference);
   const linked = linkedPatientRecords(patient);
   const mergedInto = patient && replacedBy(patient);
+  const keptName = mergedInto ? displayName(read.get(mergedInto)?.name) : undefined;
   return {
     reference,
     name: patient ? displayName(patient.name) : undefined,
@@ -518,6 +535,7 @@ function summaryOf(reference: string, patient: Patient | undefined, now: Date): 
     gender: patient?.gender,
     ...(linked.length ? { linkedRecords: linked } : {}),
     ...(mergedInto ? { mergedInto } : {}),
+    ...(keptName ? { mergedIntoName: keptName } : {}),
   };
 }
 

@@ -484,7 +484,14 @@ function row(item) {
   open.className = 'link patient-link';
   who.append(open, el('div', patient.age !== undefined ? patient.age + ' years' : 'age unknown', 'muted age'));
   // Merged into another record in the EHR: the plan stays under this one, which the EHR's chart no longer shows.
-  if (patient.mergedInto) who.append(el('div', 'Record merged in the EHR', 'badge notice merged'));
+  if (patient.mergedInto)
+    who.append(
+      el(
+        'div',
+        'Record merged in the EHR' + (patient.mergedIntoName ? ' (now ' + patient.mergedIntoName + ')' : ''),
+        'badge notice merged',
+      ),
+    );
 
   const protocol = document.createElement('td');
   const phase = view.protocol ? view.protocol.phase : '';
@@ -1499,15 +1506,17 @@ async function showPatient(reference) {
     if (p.mergedInto)
       $('#patient-summary').append(
         el(
-          'div',
-          'This record was merged into another in the EHR; its history there is shown here too.',
+          'span',
+          'This record was merged into another in the EHR' +
+            (p.mergedIntoName ? ' (' + p.mergedIntoName + ')' : '') +
+            '; its history there is shown here too.',
           'badge notice merged',
         ),
       );
     else if (others)
       $('#patient-summary').append(
         el(
-          'div',
+          'span',
           'Also shown: the history under ' + others + ' other record(s) of this person.',
           'badge notice merged',
         ),
