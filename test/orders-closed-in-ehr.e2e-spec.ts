@@ -3,6 +3,7 @@ import type {
   CarePlan,
   CommunicationRequest,
   DetectedIssue,
+  MedicationAdministration,
   MedicationRequest,
   Procedure,
   Provenance,
@@ -17,6 +18,7 @@ import {
 import { approvedOnOrder, orderKeySearch, stateOf } from '@kc/task-states';
 import { approve } from '../apps/api/src/review/task-decisions';
 import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-orders-sweep';
+import { AdministrationRecorded } from '../apps/worker/src/followups/administration-recorded';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { administrationOf, ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
@@ -584,6 +586,33 @@ describe('an approved session whose order was closed in the EHR', () => {
     ).filter((p) => p.activity?.text === 'given at the pump');
     expect(provenance?.entity?.map((e) => e.what.reference)).toContain(`MedicationAdministration/${given.id}`);
   });
+
+  // Before session 49 the order stayed active after the drug went in until the 15-minute reconciliation.
+  it.each([
+    ['its order written here', approvedSession],
+    ['approved on the EHR’s order', approvedOnEhrOrder],
+  ] as const)(
+    'a session (%s) cancelled in the EHR while the pump runs it: left to the pump, then completed as given when the pump’s record completes',
+    async (_, approvedHow) => {
+      const { task, order } = await approvedHow();
+      const start = Date.parse(task.restriction!.period!.start!) + 3_600_000;
+      const period = { start: new Date(start).toISOString(), end: new Date(start + 50 * 60_000).toISOString() };
+      const { resource: running } = await service.fhir.create(administrationOf(order, 'in-progress', period));
+      const approved = await read(task);
+      const cancelled = await service.fhir.update<Task>(
+        { ...approved, status: 'cancelled' },
+        { ifMatch: approved.meta!.versionId },
+      );
+      await postWebhook(service, JSON.stringify(cancelled)).expect(202);
+      await maintenanceJobDone(service, taskChangedInEhrJobId(task.id!, cancelled.meta!.versionId), 'the Task’s job');
+      // The pump is running it: not cancelled under it.
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+      const given = await service.fhir.update<MedicationAdministration>({ ...running, status: 'completed' });
+      await service.app.get(AdministrationRecorded).heard(given.id!);
+      await maintenanceJobDone(service, taskChangedInEhrJobId(task.id!, cancelled.meta!.versionId), 'the Task’s job');
+      expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
+    },
+  );
 
   it('approved on the EHR’s order, its Task completed in the EHR, found by the poll on a server that cannot notify: that order completed', async () => {
     const poller = service.app.get(TasksChangedInEhrPoller);

@@ -14,9 +14,15 @@ import {
   carePlanReferenceOf,
   carePlanReferencesOf,
   infusionThatGave,
+  isTaskClosedInEhr,
   isUnlinkedInfusion,
 } from '@kc/followups';
-import { InfusionEventsProducer, PatientRecordEventsProducer, StoppedPlanEventsProducer } from '@kc/queue';
+import {
+  CompletedTaskEventsProducer,
+  InfusionEventsProducer,
+  PatientRecordEventsProducer,
+  StoppedPlanEventsProducer,
+} from '@kc/queue';
 import { isOpenOrder, orderTaskIdOf, sessionBegunBy, sessionIdsOfOrder } from '@kc/task-states';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
@@ -41,6 +47,7 @@ export class AdministrationRecorded {
     private readonly stoppedPlans: StoppedPlanEventsProducer,
     private readonly infusions: InfusionEventsProducer,
     private readonly records: PatientRecordEventsProducer,
+    private readonly tasks: CompletedTaskEventsProducer,
   ) {}
 
   async heard(
@@ -57,6 +64,7 @@ export class AdministrationRecorded {
     let again: { procedureId: string; running: boolean } | undefined;
     if (administration?.status === 'completed' && order) {
       await this.lookAtPlanIfStopped(order);
+      await this.closeIfTaskClosedInEhr(order);
       again = await this.followUpAgainIfLeftOpen(administration, order);
     }
     const late = await this.lateAdministrations.forAdministration(administration, now);
@@ -127,6 +135,24 @@ export class AdministrationRecorded {
     if (open ? !carePlanReferenceOf(infusion) && !isUnlinkedInfusion(infusion) : namesOrdersPlan) return undefined;
     const { running } = await this.infusions.followUpAgain(infusion.id);
     return { procedureId: infusion.id, running };
+  }
+
+  /**
+   * The session of an open order given (this completed record) whose Task the EHR closed by its status alone while
+   * the pump was running it: that Task's job queued again, which completes the order as given now (its first run left
+   * it to the pump). Before session 49 the order stayed active after the drug went in until the 15-minute
+   * reconciliation. One read (the Task of an order written here; an EHR's order's are included), only for an open
+   * order.
+   */
+  private async closeIfTaskClosedInEhr(found: Bundle): Promise<void> {
+    const [order] = matchesOf<MedicationRequest>(found);
+    if (!order || !isOpenOrder(order)) return;
+    const keyed = orderTaskIdOf(order);
+    const tasks = keyed
+      ? [await this.fhir.readIfExists<Task>('Task', keyed)].filter((t): t is Task => t !== undefined)
+      : includedOf<Task>(found, 'Task').filter((t) => sessionIdsOfOrder(order, [t]).length);
+    for (const task of tasks.filter(isTaskClosedInEhr))
+      await this.tasks.enqueueTaskChangedInEhr(task.id!, task.meta?.versionId);
   }
 
   /**
