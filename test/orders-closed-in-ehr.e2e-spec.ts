@@ -588,9 +588,20 @@ describe('an approved session whose order was closed in the EHR', () => {
   });
 
   // Before session 49 the order stayed active after the drug went in until the 15-minute reconciliation.
+  /** A session approved here whose order the EHR then replaced (a dose changed there; cancel and replacement at once). */
+  async function replacedInEhr(): Promise<{ task: Task; order: MedicationRequest }> {
+    const { task, order } = await approvedSession();
+    const { entry } = await service.fhir.transaction([
+      { resource: ehrReplacementOf(order), request: { method: 'POST', url: 'MedicationRequest' } },
+      updateEntry({ ...order, status: 'cancelled' }, order.meta!.versionId),
+    ]);
+    return { task, order: entry![0].resource as MedicationRequest };
+  }
+
   it.each([
     ['its order written here', approvedSession],
     ['approved on the EHR’s order', approvedOnEhrOrder],
+    ['its order replaced in the EHR', replacedInEhr],
   ] as const)(
     'a session (%s) cancelled in the EHR while the pump runs it: left to the pump, then completed as given when the pump’s record completes',
     async (_, approvedHow) => {

@@ -23,7 +23,8 @@ import {
   PatientRecordEventsProducer,
   StoppedPlanEventsProducer,
 } from '@kc/queue';
-import { isOpenOrder, orderTaskIdOf, sessionBegunBy, sessionIdsOfOrder } from '@kc/task-states';
+import { isOpenOrder, orderTaskIdOf, replacedChain, sessionBegunBy, sessionIdsOfOrder } from '@kc/task-states';
+import { ordersReplacedBy } from '@kc/nest-core';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
 import { LateAdministrations } from './late-administrations.service';
@@ -142,15 +143,21 @@ export class AdministrationRecorded {
    * the pump was running it: that Task's job queued again, which completes the order as given now (its first run left
    * it to the pump). Before session 49 the order stayed active after the drug went in until the 15-minute
    * reconciliation. One read (the Task of an order written here; an EHR's order's are included), only for an open
-   * order.
+   * order; for the EHR's replacement of a session's order, the orders it replaces first (ordersReplacedBy).
    */
   private async closeIfTaskClosedInEhr(found: Bundle): Promise<void> {
     const [order] = matchesOf<MedicationRequest>(found);
     if (!order || !isOpenOrder(order)) return;
-    const keyed = orderTaskIdOf(order);
+    // The EHR's replacement of a session's order (a dose changed there): the session of the orders it replaces.
+    const replaced = order.priorPrescription
+      ? await ordersReplacedBy((type, params) => this.fhir.search(type, params), [order])
+      : { priors: [], tasks: [] };
+    const chain = replacedChain(order, replaced.priors).flatMap((link) => link.order ?? []);
+    const approvedOn = [...includedOf<Task>(found, 'Task'), ...replaced.tasks];
+    const keyed = chain.map(orderTaskIdOf).find((id) => id !== undefined);
     const tasks = keyed
       ? [await this.fhir.readIfExists<Task>('Task', keyed)].filter((t): t is Task => t !== undefined)
-      : includedOf<Task>(found, 'Task').filter((t) => sessionIdsOfOrder(order, [t]).length);
+      : approvedOn.filter((t) => chain.some((o) => sessionIdsOfOrder(o, [t]).length));
     for (const task of tasks.filter(isTaskClosedInEhr))
       await this.tasks.enqueueTaskChangedInEhr(task.id!, task.meta?.versionId);
   }
