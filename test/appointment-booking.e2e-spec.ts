@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { Appointment, CommunicationRequest, DetectedIssue, Provenance, Task } from '@medplum/fhirtypes';
+import type { Appointment, CommunicationRequest, DetectedIssue, Patient, Provenance, Task } from '@medplum/fhirtypes';
 import { appointmentBookedJobId, sessionApprovedJobId } from '@kc/queue';
 import { protocolWindowOf } from '@kc/protocols';
 import { AppointmentPoller } from '../apps/worker/src/bookings/appointment-poller';
@@ -120,6 +120,26 @@ describe('appointments booked in the scheduling system time the approved session
     expect((timeline.body.events as { type: string; text: string }[]).map((e) => e.text)).toContainEqual(
       expect.stringMatching(/^Decision: book /),
     );
+  });
+
+  // Before session 49 only the Tasks under the appointment's own record were read: nothing was booked.
+  it('booked under the record the patient’s was merged into (the plan left under the old one): books the session', async () => {
+    const { task, patient, allowed } = await approvedSession();
+    const { resource: kept } = await service.fhir.create<Patient>({
+      resourceType: 'Patient',
+      link: [{ other: { reference: patient }, type: 'replaces' }],
+    });
+    const old = await service.fhir.read<Patient>('Patient', patient.split('/')[1]);
+    await service.fhir.update<Patient>({
+      ...old,
+      active: false,
+      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
+    });
+    const start = Date.parse(allowed.start!) + 24 * HOUR + 14 * HOUR;
+    await notify(await book(`Patient/${kept.id}`, start));
+    const booked = await service.fhir.read<Task>('Task', task.id!);
+    expect(booked.restriction?.period?.start).toBe(new Date(start).toISOString());
+    expect(await bookings(task)).toHaveLength(1);
   });
 
   it('cancelled: the session is due in its protocol window again, its reminders revoked, the clinic told to book it; booked again, all back', async () => {

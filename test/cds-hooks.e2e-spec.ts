@@ -694,6 +694,13 @@ describe('CDS Hooks services', () => {
       ['critical', 'Unresolved ketamine contraindication: Uncontrolled hypertension'],
       ['warning', 'Overdue: Post-infusion check'],
     ]);
+    // The access audit names the record merged away too, whose records the call read.
+    await service.app.get(AuditTrail).settled();
+    const events = await service.fhir.searchAll<AuditEvent>('AuditEvent', { entity: `Patient/${kept}` });
+    const call = events.find((e) => e.agent?.some((a) => a.altId === SECRET_ISSUER));
+    expect(call?.entity?.map((e) => e.what?.reference)).toEqual(
+      expect.arrayContaining([`Patient/${kept}`, `Patient/${away}`]),
+    );
   });
 
   it('order-sign with everything prefetched for the record kept: what is under the record merged away is read too', async () => {
@@ -944,6 +951,22 @@ describe('CDS Hooks services', () => {
           },
         })
       ).body.cards as Card[];
+
+    // Before session 49 the sessions under the record merged away were not read: nothing was said.
+    it('booked on the record kept, the plan under the record merged away: warns of its session not approved yet', async () => {
+      const { away, kept } = await mergedRecords(async (id) => {
+        await recordVitals(id, [124, 78]);
+        await applyLowDose(id);
+      });
+      const [session] = (await service.fhir.searchAll<Task>('Task', { patient: `Patient/${away}` })).filter(
+        (t) => t.focus?.reference?.startsWith('MedicationRequest/') && t.status === 'draft',
+      );
+      const allowed = session.extension!.find((e) => e.url.endsWith('/protocol-window'))!.valuePeriod!;
+      const cards = await book(kept, Date.parse(allowed.start!) + 14 * 3_600_000);
+      expect(cards.map((c) => [c.indicator, c.summary])).toEqual([
+        ['warning', 'Ketamine session not approved yet: Ketamine infusion session'],
+      ]);
+    });
 
     it('warns of a session not approved yet or a time outside the protocol window; says nothing once approved', async () => {
       const patientId = await newPatient();

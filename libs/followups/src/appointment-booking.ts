@@ -53,6 +53,8 @@ export function bookingFor(
   tasks: Task[],
   sessionCodes: Coding[] = [],
   zone?: string,
+  /** The other records of the appointment's patient (a merge, since session 49): their sessions are the person's. */
+  linked: string[] = [],
 ): Booking {
   const releases = GIVES_UP_THE_SLOT.includes(appointment.status);
   if (!HOLDS_A_SLOT.includes(appointment.status) && !releases)
@@ -63,7 +65,7 @@ export function bookingFor(
   const patient = appointmentPatient(appointment);
   if (!patient) return { none: 'it names no patient' };
   const window = { start: new Date(start).toISOString(), end: new Date(end).toISOString() };
-  const sessions = approvedSessionsOf(patient, tasks);
+  const sessions = approvedSessionsOf([patient, ...linked], tasks);
   const named = namedTasks(appointment);
   if (!named.length && forAnotherService(appointment, sessionCodes))
     return { none: 'it is for another service (its serviceType is not an infusion)' };
@@ -122,14 +124,18 @@ function slotGivenUp(appointment: Appointment, window: Period, sessions: Task[])
 }
 
 /** The patient's sessions still to be given (open Tasks ordering a medication), soonest due first. */
-export function openSessionsOf(patient: string, tasks: Task[]): Task[] {
+export function openSessionsOf(patient: string | string[], tasks: Task[]): Task[] {
+  const records = [patient].flat();
   return tasks
-    .filter((t) => t.for?.reference === patient && isOpen(t) && t.focus?.reference?.startsWith('MedicationRequest/'))
+    .filter(
+      (t) =>
+        records.includes(t.for?.reference ?? '') && isOpen(t) && t.focus?.reference?.startsWith('MedicationRequest/'),
+    )
     .sort((a, b) => dueStart(a) - dueStart(b));
 }
 
 /** Those approved (`ready`): the ones an appointment books. */
-function approvedSessionsOf(patient: string, tasks: Task[]): Task[] {
+function approvedSessionsOf(patient: string | string[], tasks: Task[]): Task[] {
   return openSessionsOf(patient, tasks).filter(isApproved);
 }
 

@@ -20,7 +20,8 @@ export type BookingAdvice =
 
 export function bookingAdvice(
   appointment: Appointment,
-  patient: string,
+  /** The patient's record, or the person's records (a merge: since session 49). */
+  patient: string | string[],
   tasks: Task[],
   sessionCodes: Coding[] = [],
 ): BookingAdvice {

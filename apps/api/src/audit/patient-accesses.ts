@@ -66,13 +66,17 @@ export const applyAccess: DescribeAccess = (request, answer) => {
   };
 };
 
-/** A CDS Hooks call: its context patient, for the EHR user the cards are shown to. */
+/**
+ * A CDS Hooks call: its context patient, and every patient whose records it read (another patient's order, the records
+ * a merge links: since session 49), for the EHR user the cards are shown to.
+ */
 export const cdsHookAccess: DescribeAccess = (request) => {
   const context = (request.body as { context?: { patientId?: unknown; userId?: unknown } } | undefined)?.context;
   const userId = typeof context?.userId === 'string' && /^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(context.userId);
+  const read = (request as { patientsRead?: string[] }).patientsRead ?? [];
   return {
     interaction: 'operation',
-    patients: patientRefs([context?.patientId]),
+    patients: unique(patientRefs([context?.patientId, ...read])),
     onBehalfOf: userId ? (context.userId as string) : undefined,
     client: (request as { cdsClient?: { issuer?: string } }).cdsClient?.issuer,
   };

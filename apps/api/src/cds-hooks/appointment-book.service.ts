@@ -64,7 +64,7 @@ export class AppointmentBookService {
     request: CdsRequest,
     options: Omit<CardOptions, 'displays'>,
     budget: AbortSignal,
-  ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number } }> {
+  ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number }; patientsRead: string[] }> {
     const patientId = checkPatientId(request.context?.patientId);
     const sent = request.context.appointments as Bundle | undefined;
     if (sent?.resourceType !== 'Bundle')
@@ -72,7 +72,7 @@ export class AppointmentBookService {
         'context.appointments',
       ]);
     const appointments = resourcesIn<Appointment>(request.context.appointments as Bundle | undefined, 'Appointment');
-    const { data, prefetched, fetched } = await this.prefetch.resolve(
+    const { data, prefetched, fetched, linked } = await this.prefetch.resolve(
       APPOINTMENT_BOOK_QUERIES,
       request,
       patientId,
@@ -82,7 +82,7 @@ export class AppointmentBookService {
     const cardOptions = { ...options, displays: this.displays };
     const advice = appointments.map((a) => ({
       appointment: a,
-      advice: bookingAdvice(a, `Patient/${patientId}`, tasks, this.sessionCodesFor(tasks)),
+      advice: bookingAdvice(a, [`Patient/${patientId}`, ...linked], tasks, this.sessionCodesFor(tasks)),
     }));
     const sessionTime = advice.some((a) => a.advice.kind !== 'unrelated' && a.advice.kind !== 'outside-window');
     const cards = sortCards([
@@ -92,7 +92,7 @@ export class AppointmentBookService {
         ? contraindicationCards(resourcesIn<DetectedIssue>(data.contraindications, 'DetectedIssue'), cardOptions)
         : []),
     ]);
-    return { cards, counts: { prefetched, fetched } };
+    return { cards, counts: { prefetched, fetched }, patientsRead: [`Patient/${patientId}`, ...linked] };
   }
 
   /**

@@ -80,6 +80,8 @@ export class CdsHooksController {
         medication_unresolved: unresolved,
       });
     }
+    // Whose records the call read (the orders' patients, the records theirs link): the access audit names them all.
+    (req as CdsRequestWithClient & { patientsRead?: string[] }).patientsRead = result.patientsRead;
     this.logger.log({
       msg: 'cds-hooks call',
       service: id,

@@ -156,6 +156,8 @@ export class OrderSignService {
   ): Promise<
     CdsResponse & {
       counts: Record<'prefetched' | 'fetched' | 'orders' | 'unresolved' | 'unreadable' | 'timedOut', number>;
+      /** The patients whose records the check read (the orders' patients, and the records theirs link). */
+      patientsRead: string[];
     }
   > {
     const contextPatient = checkPatientId(request.context?.patientId);
@@ -180,6 +182,7 @@ export class OrderSignService {
     }
     const cardOptions = { ...options, displays: this.displays };
     const cards: Card[] = unresolvedMedicationCard(unresolved, cardOptions);
+    const patientsRead: string[] = [];
     const ehrTitrations = await this.ehrTitrations(orders, budget);
     for (const [patientId, patientOrders] of byPatient) {
       // Prefetch describes the context patient only; another patient's data is read from the server.
@@ -201,6 +204,7 @@ export class OrderSignService {
         continue;
       }
       const { data, prefetched, fetched } = resolved;
+      patientsRead.push(`Patient/${patientId}`, ...resolved.linked);
       counts.prefetched += prefetched;
       counts.fetched += fetched;
       // An order of an EHR's own protocol: that protocol's conditions too, on the data its inputs declare.
@@ -251,7 +255,7 @@ export class OrderSignService {
         ...(await this.duplicateCards(patientOrders, data[OPEN_ORDERS_QUERY.key], medications, cardOptions, budget)),
       );
     }
-    return { cards: sortCards(cards), counts };
+    return { cards: sortCards(cards), counts, patientsRead: [...new Set(patientsRead)] };
   }
 
   /** An order's rate per kg against its protocols' range, judged at the weight their weight input read. */

@@ -58,9 +58,14 @@ export class PatientViewService {
     options: Omit<CardOptions, 'displays'>,
     budget: AbortSignal,
     now = new Date(),
-  ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number } }> {
+  ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number }; patientsRead: string[] }> {
     const patientId = checkPatientId(request.context?.patientId);
-    const { data, prefetched, fetched } = await this.prefetch.resolve(PATIENT_VIEW_QUERIES, request, patientId, budget);
+    const { data, prefetched, fetched, linked } = await this.prefetch.resolve(
+      PATIENT_VIEW_QUERIES,
+      request,
+      patientId,
+      budget,
+    );
     const cardOptions = { ...options, displays: this.displays };
     const carePlans = resourcesIn<CarePlan>(data[CARE_PLANS_QUERY.key], 'CarePlan');
     const followUps = followUpsToShow(resourcesIn<Task>(data.followUps, 'Task'), carePlans);
@@ -69,6 +74,6 @@ export class PatientViewService {
       ...pausedPlanCards(carePlans, this.protocols, cardOptions),
       ...followUpTaskCards(followUps, now, cardOptions),
     ]);
-    return { cards, counts: { prefetched, fetched } };
+    return { cards, counts: { prefetched, fetched }, patientsRead: [`Patient/${patientId}`, ...linked] };
   }
 }

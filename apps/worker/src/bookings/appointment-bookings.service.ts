@@ -6,6 +6,7 @@ import type {
   CarePlan,
   Coding,
   CommunicationRequest,
+  Patient,
   Resource,
   Task,
 } from '@medplum/fhirtypes';
@@ -22,7 +23,7 @@ import {
   revokedReminder,
   unbookedSession,
 } from '@kc/followups';
-import { PlanDefinitions, reminderEntries, remindersAboutTask } from '@kc/nest-core';
+import { linkedRecordsOf, PlanDefinitions, reminderEntries, remindersAboutTask } from '@kc/nest-core';
 import { clinicPeriod, DECISION_KEY_SYSTEM, decisionKey, ProtocolCatalog, protocolWindowOf } from '@kc/protocols';
 import { changeProvenance, THIS_SERVICE, transition } from '@kc/task-states';
 
@@ -58,15 +59,21 @@ export class AppointmentBookings {
     if (!appointment) return this.skipped(appointmentId, 'no such Appointment');
     const patient = appointmentPatient(appointment);
     if (!patient) return this.skipped(appointmentId, 'it names no patient');
+    // The person's other records (a merge: the plan may be under the record merged away; since session 49): one read
+    // of the patient's record, one search a step more only for a record that links others.
+    const { linked } = await linkedRecordsOf(
+      this.fhir,
+      await this.fhir.readIfExists<Patient>('Patient', patient.slice('Patient/'.length)),
+    );
     // The patient's approved Tasks, with their plans (the reminder rules are the plan's protocol's).
     const found = await searchWhole(this.fhir, 'Task', {
-      patient,
+      patient: [patient, ...linked].join(','),
       status: 'ready',
       _include: 'Task:based-on',
       _count: 200,
     });
     const sessionCodes = await this.sessionCodesOf(includedOf<Resource>(found));
-    const booking = bookingFor(appointment, matchesOf<Task>(found), sessionCodes, this.config.clinicTimeZone);
+    const booking = bookingFor(appointment, matchesOf<Task>(found), sessionCodes, this.config.clinicTimeZone, linked);
     if ('none' in booking) return this.skipped(appointmentId, booking.none);
     const task = 'task' in booking ? booking.task : booking.cancelled;
     const carePlan = includedOf<Resource>(found).find(
