@@ -1400,6 +1400,8 @@ describe('clinician page in a real browser', () => {
     await signInOnPage(page, service);
     await page.fill('#f-name', 'Bulkordered');
     await page.click('#filters button[type=submit]');
+    // The filtered list drawn (its rows checked before it replaced the whole list's were lost: CI, under load).
+    await page.waitForSelector('#worklist[data-query*="name=Bulkordered"]');
     for (const task of [session, other]) await page.check(`tr[data-task-id="${task.id}"] input.select`);
     await page.click('#bulk-approve');
     await page.locator('#ordered-dialog[open]').waitFor();
