@@ -1,11 +1,19 @@
 import request from 'supertest';
-import type { Appointment, CommunicationRequest, DetectedIssue, Patient, Provenance, Task } from '@medplum/fhirtypes';
+import type { Appointment, CommunicationRequest, DetectedIssue, Provenance, Task } from '@medplum/fhirtypes';
 import { appointmentBookedJobId, sessionApprovedJobId } from '@kc/queue';
 import { protocolWindowOf } from '@kc/protocols';
 import { AppointmentPoller } from '../apps/worker/src/bookings/appointment-poller';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, enrolPatient, maintenanceJobDone, overrideIssue, postDeletion, postWebhook } from './support/clinic';
+import {
+  actionOf,
+  enrolPatient,
+  maintenanceJobDone,
+  mergedIntoNewRecord,
+  overrideIssue,
+  postDeletion,
+  postWebhook,
+} from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 const HOUR = 3_600_000;
@@ -125,18 +133,9 @@ describe('appointments booked in the scheduling system time the approved session
   // Before session 49 only the Tasks under the appointment's own record were read: nothing was booked.
   it('booked under the record the patient’s was merged into (the plan left under the old one): books the session', async () => {
     const { task, patient, allowed } = await approvedSession();
-    const { resource: kept } = await service.fhir.create<Patient>({
-      resourceType: 'Patient',
-      link: [{ other: { reference: patient }, type: 'replaces' }],
-    });
-    const old = await service.fhir.read<Patient>('Patient', patient.split('/')[1]);
-    await service.fhir.update<Patient>({
-      ...old,
-      active: false,
-      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
-    });
+    const kept = await mergedIntoNewRecord(service, patient);
     const start = Date.parse(allowed.start!) + 24 * HOUR + 14 * HOUR;
-    await notify(await book(`Patient/${kept.id}`, start));
+    await notify(await book(kept, start));
     const booked = await service.fhir.read<Task>('Task', task.id!);
     expect(booked.restriction?.period?.start).toBe(new Date(start).toISOString());
     expect(await bookings(task)).toHaveLength(1);

@@ -39,6 +39,7 @@ import {
   PREGNANCY,
   searchset,
 } from './fixtures/patient-data';
+import { mergedIntoNewRecord } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 const SECRET_ISSUER = 'https://ehr.test/secret-client';
@@ -630,15 +631,9 @@ describe('CDS Hooks services', () => {
   /** Two records of one person, merged as FHIR's Patient/$merge links them: `away` replaced by `kept`. */
   async function mergedRecords(beforeMerge?: (away: string) => Promise<void>): Promise<{ away: string; kept: string }> {
     const away = await newPatient();
-    const kept = await newPatient();
     await beforeMerge?.(away);
-    const link = (other: string, type: 'replaces' | 'replaced-by') => [
-      { other: { reference: `Patient/${other}` }, type },
-    ];
-    const read = (id: string) => service.fhir.read<Patient>('Patient', id);
-    await service.fhir.update<Patient>({ ...(await read(away)), active: false, link: link(kept, 'replaced-by') });
-    await service.fhir.update<Patient>({ ...(await read(kept)), link: link(away, 'replaces') });
-    return { away, kept };
+    const kept = await mergedIntoNewRecord(service, `Patient/${away}`, { name: [{ family: 'Cds' }] });
+    return { away, kept: kept.split('/')[1] };
   }
 
   // Before session 49 only the context patient's record was read: the pregnancy under the other gave no card.
@@ -662,18 +657,7 @@ describe('CDS Hooks services', () => {
 
   it('order-sign for a record merged twice (A into B, B into C): a pregnancy under A is found on an order for C', async () => {
     const { away: a, kept: b } = await mergedRecords();
-    const c = await newPatient();
-    const read = (id: string) => service.fhir.read<Patient>('Patient', id);
-    const recordB = await read(b);
-    await service.fhir.update<Patient>({
-      ...recordB,
-      active: false,
-      link: [...(recordB.link ?? []), { other: { reference: `Patient/${c}` }, type: 'replaced-by' }],
-    });
-    await service.fhir.update<Patient>({
-      ...(await read(c)),
-      link: [{ other: { reference: `Patient/${b}` }, type: 'replaces' }],
-    });
+    const c = (await mergedIntoNewRecord(service, `Patient/${b}`)).split('/')[1];
     await recordVitals(c, [118, 76]);
     await service.fhir.create(activeCondition(...PREGNANCY, `Patient/${a}`));
     const res = await callHook('ketamine-order-check', orderSign(c, [ketamineOrder(c)]));

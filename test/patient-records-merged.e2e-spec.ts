@@ -19,6 +19,7 @@ import {
   completeInfusion,
   enrolPatient,
   followUpTasks,
+  mergedIntoNewRecord,
   reportInfusion,
   waitFor,
 } from './support/clinic';
@@ -46,18 +47,8 @@ describe('a patient whose records were merged in the EHR', () => {
   /** Enrolled, then merged: a new record kept (`replaces`), the plan's record merged away into it. */
   async function enrolledThenMerged(family = 'Kept') {
     const { patient, carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
-    const { resource: kept } = await service.fhir.create<Patient>({
-      resourceType: 'Patient',
-      name: [{ family }],
-      link: [{ other: { reference: patient }, type: 'replaces' }],
-    });
-    const old = await service.fhir.read<Patient>('Patient', patient.split('/')[1]);
-    await service.fhir.update<Patient>({
-      ...old,
-      active: false,
-      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
-    });
-    return { patient, carePlanId, kept: `Patient/${kept.id}`, keptId: kept.id! };
+    const kept = await mergedIntoNewRecord(service, patient, { name: [{ family }] });
+    return { patient, carePlanId, kept, keptId: kept.split('/')[1] };
   }
   const firstSession = async (carePlanId: string) =>
     (await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` })).find(
@@ -115,18 +106,8 @@ describe('a patient whose records were merged in the EHR', () => {
   /** Enrolled, then merged twice: the plan's record into a second, that one into a third (kept), as an EHR chains. */
   async function enrolledThenMergedTwice() {
     const first = await enrolledThenMerged();
-    const { resource: third } = await service.fhir.create<Patient>({
-      resourceType: 'Patient',
-      name: [{ family: 'Kept again' }],
-      link: [{ other: { reference: first.kept }, type: 'replaces' }],
-    });
-    const second = await service.fhir.read<Patient>('Patient', first.keptId);
-    await service.fhir.update<Patient>({
-      ...second,
-      active: false,
-      link: [...(second.link ?? []), { other: { reference: `Patient/${third.id}` }, type: 'replaced-by' }],
-    });
-    return { ...first, third: `Patient/${third.id}`, thirdId: third.id! };
+    const third = await mergedIntoNewRecord(service, first.kept, { name: [{ family: 'Kept again' }] });
+    return { ...first, third, thirdId: third.split('/')[1] };
   }
 
   // Before session 49 only the plan's record's own links were read: the third record was not.
@@ -159,17 +140,8 @@ describe('a patient whose records were merged in the EHR', () => {
     const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(session.id!),
     });
-    const { resource: kept } = await service.fhir.create<Patient>({
-      resourceType: 'Patient',
-      link: [{ other: { reference: patient }, type: 'replaces' }],
-    });
-    await service.fhir.update<Patient>({
-      ...(await service.fhir.read<Patient>('Patient', patient.split('/')[1])),
-      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
-    });
-    const { resource: pregnancy } = await service.fhir.create(
-      activeCondition(PREGNANCY[0], PREGNANCY[1], `Patient/${kept.id}`),
-    );
+    const kept = await mergedIntoNewRecord(service, patient);
+    const { resource: pregnancy } = await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], kept));
     // What the Condition's notification runs (its recheck job).
     await service.app.get(ContraindicationSweep).recheckFor(`Condition/${pregnancy.id}`);
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('on-hold');

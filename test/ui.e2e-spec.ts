@@ -7,7 +7,6 @@ import type {
   CommunicationRequest,
   MedicationAdministration,
   MedicationRequest,
-  Patient,
   PlanDefinition,
   Procedure,
   Provenance,
@@ -35,6 +34,7 @@ import {
   enrolPatient,
   followUpTasks,
   maintenanceJobDone,
+  mergedIntoNewRecord,
   orderedInEhrFor,
   postWebhook,
   waitFor,
@@ -403,17 +403,9 @@ describe('clinician page in a real browser', () => {
       birthDate: '1984-02-02',
     });
     // Merged in the EHR into a record under her name now (FHIR's Patient/$merge); the plan stays under the old one.
-    const { resource: kept } = await service.fhir.create<Patient>({
-      resourceType: 'Patient',
+    await mergedIntoNewRecord(service, away.patient, {
       name: [{ given: ['Lena'], family: 'Newname' }],
       birthDate: '1984-02-02',
-      link: [{ other: { reference: away.patient }, type: 'replaces' }],
-    });
-    const old = await service.fhir.read<Patient>('Patient', away.patientId);
-    await service.fhir.update<Patient>({
-      ...old,
-      active: false,
-      link: [{ other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' }],
     });
 
     const page = await browser.newPage();

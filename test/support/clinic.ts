@@ -356,3 +356,30 @@ export async function tellInfusionHoldingItsWrite(
   await write.reached;
   return write;
 }
+
+/**
+ * The patient's record merged in the EHR into a new one, as FHIR's Patient/$merge links them (`replaces` on the new
+ * record, `replaced-by` on the old, made inactive; what the old one replaced stays linked), the plan left under the
+ * old: the new record's reference.
+ */
+export async function mergedIntoNewRecord(
+  service: TestService,
+  patient: string,
+  record: Partial<Patient> = {},
+): Promise<string> {
+  const { resource: kept } = await service.fhir.create<Patient>({
+    resourceType: 'Patient',
+    ...record,
+    link: [{ other: { reference: patient }, type: 'replaces' }],
+  });
+  const old = await service.fhir.read<Patient>('Patient', patient.split('/')[1]);
+  await service.fhir.update<Patient>({
+    ...old,
+    active: false,
+    link: [
+      ...(old.link ?? []).filter((l) => l.type !== 'replaced-by'),
+      { other: { reference: `Patient/${kept.id}` }, type: 'replaced-by' },
+    ],
+  });
+  return `Patient/${kept.id}`;
+}
