@@ -146,6 +146,39 @@ describe('FhirClient normalises server quirks', () => {
     ]);
   });
 
+  it('conditional create matching several resources (412, a duplicate on record): the oldest stands for it, nothing created', async () => {
+    const older = { ...patient('older'), meta: { versionId: '1', lastUpdated: '2026-01-01T00:00:00Z' } };
+    const newer = { ...patient('newer'), meta: { versionId: '1', lastUpdated: '2026-02-01T00:00:00Z' } };
+    server = await startFakeServer((req) =>
+      req.method === 'POST'
+        ? { status: 412, body: outcome('processing', 'Multiple resources found matching condition') }
+        : {
+            status: 200,
+            body: {
+              resourceType: 'Bundle',
+              type: 'searchset',
+              entry: [newer, older].map((resource) => ({ resource })),
+            },
+          },
+    );
+    const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    // Before session 49 the refusal failed the caller on every try (a sweep stuck on one duplicate: clinic day 3119).
+    const { resource, created } = await fhir.create(patient('x'), { ifNoneExist: { identifier: 'sys|k' } });
+    expect([resource.id, created]).toEqual(['older', false]);
+    expect(server.requests.map((r) => r.method)).toEqual(['POST', 'GET']);
+    // One match only is a stale-version conflict of another kind: passed on.
+    await server.close();
+    server = await startFakeServer((req) =>
+      req.method === 'POST'
+        ? { status: 412, body: outcome('conflict', 'Precondition failed') }
+        : { status: 200, body: { resourceType: 'Bundle', type: 'searchset', entry: [{ resource: older }] } },
+    );
+    const again = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });
+    await expect(again.create(patient('x'), { ifNoneExist: { identifier: 'sys|k' } })).rejects.toBeInstanceOf(
+      FhirVersionConflictError,
+    );
+  });
+
   it('conditional create: sends If-None-Exist, and a 200 (HAPI, Medplum: match found) means nothing was created', async () => {
     server = await startFakeServer(() => ({ status: 200, headers: { etag: 'W/"2"' }, body: patient('existing', '2') }));
     const fhir = new FhirClient({ baseUrl: server.baseUrl, maxAttempts: 1 });

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Logger } from '@nestjs/common';
 import type { Bundle, BundleEntry, OperationOutcome, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { FhirAuthConfig } from '@kc/config';
 import { FhirAuthorizer } from './fhir-auth';
@@ -151,9 +152,17 @@ export class FhirClient {
   ): Promise<CreateResult<T>> {
     const headers: Record<string, string> = {};
     if (options.ifNoneExist) headers['if-none-exist'] = toQuery(options.ifNoneExist).slice(1);
-    const { body, status, etag, location } = await this.request<T>('POST', resource.resourceType, resource, headers, {
-      retryable: Boolean(options.ifNoneExist),
-    });
+    let answer: Awaited<ReturnType<typeof this.request<T>>>;
+    try {
+      answer = await this.request<T>('POST', resource.resourceType, resource, headers, {
+        retryable: Boolean(options.ifNoneExist),
+      });
+    } catch (err) {
+      const existing = options.ifNoneExist && (await this.oneOfSeveralMatching(err, resource, options.ifNoneExist));
+      if (existing) return { resource: existing, created: false };
+      throw err;
+    }
+    const { body, status, etag, location } = answer;
     const created = status === 201;
     // HAPI with Prefer: return=minimal sends no body; fetch what the Location names.
     const stored =
@@ -162,6 +171,30 @@ export class FhirClient {
         : withVersion(body, etag);
     if (created) await this.notifyWritten([stored]);
     return { resource: stored, created };
+  }
+
+  /**
+   * A conditional create refused because its condition matches several resources (412: Medplum "Multiple resources
+   * found matching condition", HAPI "matched 2 resources"): it exists, more than once (an earlier fault, or another
+   * writer's), so nothing is created and the oldest match stands for it; the refusal would otherwise fail its caller
+   * on every try (a sweep stuck on one duplicate). Undefined for any other error. Logged, ids only.
+   */
+  private async oneOfSeveralMatching<T extends Resource>(
+    err: unknown,
+    resource: T,
+    condition: SearchParams,
+  ): Promise<T | undefined> {
+    if (!(err instanceof FhirVersionConflictError) || err.status !== 412) return undefined;
+    const matches = (await this.searchAll<T>(resource.resourceType, { ...condition, _count: '10' })).sort((a, b) =>
+      (a.meta?.lastUpdated ?? '').localeCompare(b.meta?.lastUpdated ?? ''),
+    );
+    if (matches.length < 2) return undefined;
+    new Logger(FhirClient.name).warn({
+      msg: 'a conditional create matched several resources: the oldest stands for it',
+      resourceType: resource.resourceType,
+      ids: matches.map((m) => m.id),
+    });
+    return matches[0];
   }
 
   /** Update; with ifMatch the write only lands if nobody changed the resource since that version. */
