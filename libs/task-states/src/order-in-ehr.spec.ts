@@ -7,6 +7,7 @@ import {
   ordersBySession,
   sessionIdsOfOrder,
   sessionOpenOrder,
+  sessionsAlongChain,
 } from './order-in-ehr';
 import { orderKeyFor } from './request-authorisation';
 
@@ -115,6 +116,48 @@ describe('an approved session’s order as the EHR has it', () => {
       't1',
     ]);
     expect(sessionIdsOfOrder(ehr, [])).toEqual([]);
+  });
+});
+
+describe('the session an EHR order stands for along its replacements (sessionsAlongChain)', () => {
+  const session = (id: string, basedOn: string[]): Task => ({
+    resourceType: 'Task',
+    id,
+    status: 'ready',
+    intent: 'order',
+    basedOn: basedOn.map((reference) => ({ reference })),
+  });
+  const keyed = (id: string, taskId: string, prior?: string) => ({
+    ...order(id, 'cancelled', 1, prior),
+    identifier: [orderKeyFor(taskId)],
+  });
+
+  it('the nearest order with a session wins, its key before an approval on it', () => {
+    const ours = keyed('ours', 't1');
+    const approvedOn = order('ehr-1', 'cancelled', 2, 'ours');
+    const latest = order('ehr-2', 'active', 3, 'ehr-1');
+    // A session approved on the nearer order (t2) is what the latest stands for, not the key further back (t1).
+    const found = sessionsAlongChain(latest, [ours, approvedOn], [session('t2', ['MedicationRequest/ehr-1'])]);
+    expect(found?.ids).toEqual(['t2']);
+    expect(found?.through.id).toBe('ehr-1');
+    expect(found?.replacement).toBe(true);
+    expect(sessionsAlongChain(latest, [ours, approvedOn], [])?.ids).toEqual(['t1']);
+    expect(sessionsAlongChain(ours, [], [session('t3', ['MedicationRequest/ours'])])).toEqual({
+      ids: ['t1', 't3'],
+      through: ours,
+      replacement: false,
+    });
+  });
+
+  it('with replacedOnly the order’s own sessions are skipped; a chain through an order not read ends there', () => {
+    const approved = { ...order('ehr', 'active', 2, 'gone'), id: 'ehr' };
+    expect(sessionsAlongChain(approved, [], [session('t2', ['MedicationRequest/ehr'])])?.ids).toEqual(['t2']);
+    expect(
+      sessionsAlongChain(approved, [], [session('t2', ['MedicationRequest/ehr'])], { replacedOnly: true }),
+    ).toBeUndefined();
+    // The order it replaces was deleted in the EHR: the key further back is not reached.
+    const further = keyed('older', 't1');
+    expect(sessionsAlongChain(approved, [further], [])).toBeUndefined();
   });
 });
 

@@ -199,12 +199,36 @@ export function replacedChain(
 }
 
 /**
+ * The sessions an order stands for: those of the order itself (`replacedOnly` false), else those of the nearest order
+ * it replaces that has any (`priorPrescription`, newest first, through `orders` as read: replacedChain), a dose changed
+ * in the EHR being still its session's order. A link's sessions: the one whose approval wrote it (its key) first, then
+ * those approved on it (`tasks` naming it in `basedOn`). `through`: the order they were found on (for its plan);
+ * `replacement`: found through an order it replaces. A chain through an order not read ends there. One rule for the
+ * approval, the worklist and the pump record's jobs since session 50 (before, each walked the chain by its own: one
+ * preferred a key anywhere on the chain over the nearest approval).
+ */
+export function sessionsAlongChain(
+  order: MedicationRequest,
+  orders: MedicationRequest[],
+  tasks: Task[],
+  { replacedOnly = false }: { replacedOnly?: boolean } = {},
+): { ids: string[]; through: MedicationRequest; replacement: boolean } | undefined {
+  const chain = replacedChain(order, orders);
+  for (const [i, link] of chain.entries()) {
+    if (!link.order || (replacedOnly && i === 0)) continue;
+    const ids = sessionIdsOfOrder(link.order, tasks);
+    if (ids.length) return { ids, through: link.order, replacement: i > 0 };
+  }
+  return undefined;
+}
+
+/**
  * The EHR's open orders (`open`) that replace an order of a session other than `taskId` (`priorPrescription`, at any
- * depth through `priors`, the replaced orders as read: replacedChain): one written here for it (its order key) or one
- * it was approved on (`tasks`, those naming it in `basedOn`). Each is that session's order, one dose: neither to be
+ * depth through `priors`, the replaced orders as read: sessionsAlongChain): one written here for it (its order key) or
+ * one it was approved on (`tasks`, those naming it in `basedOn`). Each is that session's order, one dose: neither to be
  * approved on by another session nor an order "outside this care plan" another's approval would duplicate. Since
  * session 48; before, such a replacement was offered to a later session to be approved on, and one dose answered two
- * sessions (clinic day seed 2949). A chain through an order the EHR deleted (not read) ends there.
+ * sessions (clinic day seed 2949).
  */
 export function replacementsOfOtherSessions(
   open: MedicationRequest[],
@@ -213,18 +237,9 @@ export function replacementsOfOtherSessions(
   taskId: string | undefined,
 ): Set<string> {
   const orders = [...open, ...priors];
-  // The session of the newest order it replaces that has one.
-  const sessionOf = (order: MedicationRequest) =>
-    replacedChain(order, orders)
-      .slice(1)
-      .map(
-        (link) =>
-          (link.order && orderTaskIdOf(link.order)) ?? tasks.find((t) => ordersApprovedOn(t).includes(link.ref))?.id,
-      )
-      .find((id) => id !== undefined);
   return new Set(
     open.flatMap((order) => {
-      const session = sessionOf(order);
+      const session = sessionsAlongChain(order, orders, tasks, { replacedOnly: true })?.ids[0];
       return session && session !== taskId ? [`MedicationRequest/${order.id}`] : [];
     }),
   );

@@ -23,7 +23,7 @@ import {
   PatientRecordEventsProducer,
   StoppedPlanEventsProducer,
 } from '@kc/queue';
-import { isOpenOrder, orderTaskIdOf, replacedChain, sessionBegunBy, sessionIdsOfOrder } from '@kc/task-states';
+import { isOpenOrder, orderTaskIdOf, sessionBegunBy, sessionIdsOfOrder, sessionsAlongChain } from '@kc/task-states';
 import { ordersReplacedBy } from '@kc/nest-core';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
@@ -149,16 +149,18 @@ export class AdministrationRecorded {
     const [order] = matchesOf<MedicationRequest>(found);
     if (!order || !isOpenOrder(order)) return;
     // The EHR's replacement of a session's order (a dose changed there): the session of the orders it replaces.
-    const replaced = order.priorPrescription
-      ? await ordersReplacedBy((type, params) => this.fhir.search(type, params), [order])
-      : { priors: [], tasks: [] };
-    const chain = replacedChain(order, replaced.priors).flatMap((link) => link.order ?? []);
-    const approvedOn = [...includedOf<Task>(found, 'Task'), ...replaced.tasks];
-    const keyed = chain.map(orderTaskIdOf).find((id) => id !== undefined);
-    const tasks = keyed
-      ? [await this.fhir.readIfExists<Task>('Task', keyed)].filter((t): t is Task => t !== undefined)
-      : approvedOn.filter((t) => chain.some((o) => sessionIdsOfOrder(o, [t]).length));
-    for (const task of tasks.filter(isTaskClosedInEhr))
+    const included = includedOf<Task>(found, 'Task');
+    const replaced =
+      order.priorPrescription && !sessionIdsOfOrder(order, included).length
+        ? await ordersReplacedBy((type, params) => this.fhir.search(type, params), [order])
+        : { priors: [], tasks: [] };
+    const approvedOn = [...included, ...replaced.tasks];
+    const ids = sessionsAlongChain(order, replaced.priors, approvedOn)?.ids ?? [];
+    // The Task whose approval wrote an order is not among those approved on it: read.
+    const tasks = await Promise.all(
+      ids.map(async (id) => approvedOn.find((t) => t.id === id) ?? (await this.fhir.readIfExists<Task>('Task', id))),
+    );
+    for (const task of tasks.filter((t): t is Task => t !== undefined).filter(isTaskClosedInEhr))
       await this.tasks.enqueueTaskChangedInEhr(task.id!, task.meta?.versionId);
   }
 

@@ -18,7 +18,15 @@ import {
   isUnlinkedInfusion,
   type CrossedClosing,
 } from '@kc/followups';
-import { changeProvenance, sessionBegunBy, sessionIdsOfOrder, stateOf, THIS_SERVICE } from '@kc/task-states';
+import { ordersReplacedBy } from '@kc/nest-core';
+import {
+  changeProvenance,
+  sessionBegunBy,
+  sessionIdsOfOrder,
+  sessionsAlongChain,
+  stateOf,
+  THIS_SERVICE,
+} from '@kc/task-states';
 
 /**
  * Undoes a closing of an approved session by this service that crossed the pump beginning it (crossedClosingOf): run
@@ -48,7 +56,7 @@ export class CrossedClosings {
       sessionBegunBy([a]),
     );
     if (!order?.id || !begun.length) return { undone: 0 };
-    const session = sessionOf(order, includedOf<Task>(found, 'Task')) ?? (await this.sessionReplacedBy(order));
+    const session = await this.sessionOf(order, includedOf<Task>(found, 'Task'));
     if (!session) return { undone: 0 };
     const { taskId } = session;
     const orderId = order.id;
@@ -98,27 +106,26 @@ export class CrossedClosings {
   }
 
   /**
-   * The session of an EHR order that replaces another (`priorPrescription`), through the orders it replaces: the first
-   * written here or approved on. One search per order followed (each with the Tasks approved on it), only for a
-   * replacement this service cancelled and the pump began (since session 42; before, its crossing was not undone).
+   * The session an order is of (`tasks`: those approved on it, as the job's search included them), or for an EHR order
+   * replacing another (`priorPrescription`) the session of the orders it replaces (sessionsAlongChain; read with
+   * ordersReplacedBy, one search a step, only for a replacement this service cancelled and the pump began; since
+   * session 42, before its crossing was not undone). Its plan: the session's, else the order's it was found on.
    */
-  private async sessionReplacedBy(order: MedicationRequest): Promise<OrderSession | undefined> {
-    const seen = new Set([`MedicationRequest/${order.id}`]);
-    for (let prior = order.priorPrescription?.reference; prior && !seen.has(prior);) {
-      seen.add(prior);
-      const id = /^MedicationRequest\/([^/]+)$/.exec(prior)?.[1];
-      if (!id) return undefined;
-      const found = await this.fhir.search<MedicationRequest | Task>('MedicationRequest', {
-        _id: id,
-        _revinclude: 'Task:based-on',
-      });
-      const [replaced] = matchesOf<MedicationRequest>(found);
-      if (!replaced) return undefined;
-      const session = sessionOf(replaced, includedOf<Task>(found, 'Task'));
-      if (session) return { ...session, plan: session.plan ?? carePlanReferenceOf(replaced), replacement: true };
-      prior = replaced.priorPrescription?.reference;
-    }
-    return undefined;
+  private async sessionOf(order: MedicationRequest, tasks: Task[]): Promise<OrderSession | undefined> {
+    const replaced =
+      order.priorPrescription && !sessionIdsOfOrder(order, tasks).length
+        ? await ordersReplacedBy((type, params) => this.fhir.search(type, params), [order])
+        : { priors: [], tasks: [] };
+    const approvedOn = [...tasks, ...replaced.tasks];
+    const session = sessionsAlongChain(order, replaced.priors, approvedOn);
+    if (!session) return undefined;
+    const taskId = session.ids[0];
+    const task = approvedOn.find((t) => t.id === taskId);
+    return {
+      taskId,
+      plan: (task && carePlanReferenceOf(task)) ?? carePlanReferenceOf(session.through),
+      replacement: session.replacement,
+    };
   }
 
   /**
@@ -228,11 +235,4 @@ interface OrderSession {
   taskId: string;
   plan?: string;
   replacement?: boolean;
-}
-
-/** The session an order is of: by its key, or a Task approved on it among those a search included (Task:based-on). */
-function sessionOf(order: MedicationRequest, tasks: Task[]): OrderSession | undefined {
-  const taskId = sessionIdsOfOrder(order, tasks)[0];
-  const task = tasks.find((t) => t.id === taskId);
-  return taskId ? { taskId, plan: task && carePlanReferenceOf(task) } : undefined;
 }
