@@ -14,7 +14,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { ProfilePublisher } from '../apps/api/src/protocols/profile-publisher';
 import { startTestService, type TestService } from './support/test-service';
-import { requestsBesidesAudit } from './support/clinic';
+import { mergedIntoNewRecord, requestsBesidesAudit } from './support/clinic';
 import {
   activeCondition,
   bloodPressure,
@@ -137,6 +137,29 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
     await apply([{ name: 'persist', valueBoolean: true }]);
     // the read batch, the batch looking up the plan's keys, the transaction, the batch reading the plan back
     expect((await fhirRequests()) - before).toBe(4);
+  });
+
+  // Since session 50; before, 4: the guard's deceased check read the linked records again.
+  it('for a record another was merged into, 3 reads: the record alone, the record it links, the data under both', async () => {
+    const registry = service.app.get(Registry);
+    const fhirRequests = () =>
+      requestsBesidesAudit(service, async () =>
+        ((await registry.getSingleMetric('kc_fhir_requests_total')?.get())?.values ?? []).reduce(
+          (sum, v) => sum + v.value,
+          0,
+        ),
+      );
+    const old = await createPatient(service, { weightKg: 80, bp: [132, 84], conditions: [FIBROMYALGIA] });
+    const kept = await mergedIntoNewRecord(service, old);
+    const before = await fhirRequests();
+    const out = await request(service.url)
+      .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
+      .set(service.as('clinician'))
+      .send(applyParams(kept))
+      .expect(200);
+    // Eligible on the weight and blood pressure recorded under the record merged away.
+    expect((out.body as Parameters).parameter?.find((p) => p.name === 'eligible')?.valueBoolean).toBe(true);
+    expect((await fhirRequests()) - before).toBe(3);
   });
 
   it('eight patients enrolled at once share their requests (4 each alone), and each plan is written whole, once', async () => {

@@ -2,7 +2,7 @@ import request from 'supertest';
 import type { CarePlan, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
 import { orderKeySearch, stateOf } from '@kc/task-states';
 import { activeCondition, bodyWeight, PREGNANCY } from './fixtures/patient-data';
-import { applyPlan, enrolPatient, requestsBesidesAudit } from './support/clinic';
+import { applyPlan, enrolPatient, mergedIntoNewRecord, requestsBesidesAudit } from './support/clinic';
 import { startBehindProxy, type FlakyProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -261,5 +261,22 @@ describe('GET /patients/{id}/timeline: 5 FHIR requests', () => {
     const events = res.body.events as { type: string; who?: string }[];
     expect(events.filter((e) => e.type === 'decision')).toHaveLength(2);
     expect((res.body.carePlans as unknown[]).length).toBe(2);
+  });
+});
+
+// Last in the file: a merged record's rows cost the worklist page above one round more.
+describe('$approve for a merged patient: the linked records read once', () => {
+  // Since session 50; before, 6: the guard and the patient data loader each read the linked records, and the loader
+  // read the patient's data under the record alone before reading it again under both.
+  it('approving for a patient whose record was merged into another sends 4: the Task, the linked records, the data under both, the transaction', async () => {
+    const infusion = await newInfusionAwaitingApproval();
+    await mergedIntoNewRecord(service, infusion.for!.reference!, { name: [{ family: 'Kept' }] });
+    const before = await forwarded();
+    await request(service.url)
+      .post(`/tasks/${infusion.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: infusion.meta!.versionId })
+      .expect(200);
+    expect((await forwarded()) - before).toBe(4);
   });
 });

@@ -13,7 +13,7 @@ import {
   withRemainingPages,
 } from '@kc/fhir';
 import { patientDataQueries, personRecords, type ProtocolVariables } from '@kc/protocols';
-import { linkedRecordsOf, recordReplacing } from './person-records';
+import { linkedRecordsOf, recordReplacing, type PersonRecords } from './person-records';
 
 /** A patient and the searchsets a PlanDefinition's inputs fetched; no patient when it does not exist on the server. */
 export interface PatientData {
@@ -29,12 +29,16 @@ export interface PatientData {
   plansHoldingCare?: CarePlan[];
   /** The record kept when the one asked for was merged away and deleted (`Patient/<id>`): `patient` is that one. */
   mergedInto?: string;
+  /** The records of the same person `patient`'s links, as read (the guard's deceased check needs no read of its own). */
+  links?: PersonRecords;
 }
 
 export interface LoadOptions {
   careTeams?: boolean;
   openOrders?: boolean;
   plans?: boolean;
+  /** The patient's linked records, read already (by the guard, before an approval's checks): not read again. */
+  links?: PersonRecords;
 }
 
 /**
@@ -59,21 +63,26 @@ export class PatientDataLoader {
    * the server. A search that fails fails the whole load. A patient whose record links other records of the same
    * person (linkedPatientRecords: a merge, records kept apart) is read again under all of them (one round trip more,
    * only then); one merged away and deleted, under the record kept, which names it (one search
-   * more, only then). Since session 48.
+   * more, only then). Since session 48. Given the linked records read already (`options.links`), one batch under all
+   * of them (since session 50; before, an approval of a merged patient read them twice, and two batches).
    */
   async load(plan: PlanDefinition, patientId: string, options: LoadOptions = {}): Promise<PatientData> {
+    if (options.links) {
+      const read = await this.read(plan, patientId, options.links.linked, options);
+      return read.patient
+        ? { ...read, links: options.links }
+        : this.load(plan, patientId, { ...options, links: undefined });
+    }
     const read = await this.read(plan, patientId, [], options);
     if (!read.patient) {
       const kept = await recordReplacing(this.fhir, `Patient/${patientId}`);
       if (!kept?.id) return read;
-      return {
-        // Its links name the deleted one (that is how it was found): read under both.
-        ...(await this.read(plan, kept.id, (await linkedRecordsOf(this.fhir, kept)).linked, options)),
-        mergedInto: `Patient/${kept.id}`,
-      };
+      // Its links name the deleted one (that is how it was found): read under both.
+      const links = await linkedRecordsOf(this.fhir, kept);
+      return { ...(await this.read(plan, kept.id, links.linked, options)), mergedInto: `Patient/${kept.id}`, links };
     }
-    const { linked } = await linkedRecordsOf(this.fhir, read.patient);
-    return linked.length ? this.read(plan, patientId, linked, options) : read;
+    const links = await linkedRecordsOf(this.fhir, read.patient);
+    return { ...(links.linked.length ? await this.read(plan, patientId, links.linked, options) : read), links };
   }
 
   private async read(

@@ -6,6 +6,12 @@ import { furtherLinkedRecords, linkedPatientRecords, personRecords } from '@kc/p
 const MAX_LINK_STEPS = 4;
 const MAX_LINKED_RECORDS = 20;
 
+/** The records of the same person a patient's record links (linkedRecordsOf): as `Patient/<id>`, and as read. */
+export interface PersonRecords {
+  linked: string[];
+  records: Patient[];
+}
+
 /**
  * The records of the same person a patient's record links, and those they link in turn (a record merged twice: A into
  * B, B into C; C links B only, B links A), as `Patient/<id>`, with the linked records as read (`records`: whether
@@ -13,10 +19,7 @@ const MAX_LINKED_RECORDS = 20;
  * session 49; before, only the record's own links were read, so a pregnancy under C went unseen by a plan under A).
  * At most MAX_LINK_STEPS steps and MAX_LINKED_RECORDS records.
  */
-export async function linkedRecordsOf(
-  fhir: FhirClient,
-  patient: Patient | undefined,
-): Promise<{ linked: string[]; records: Patient[] }> {
+export async function linkedRecordsOf(fhir: FhirClient, patient: Patient | undefined): Promise<PersonRecords> {
   const known = new Set([`Patient/${patient?.id}`, ...linkedPatientRecords(patient)]);
   const records: Patient[] = [];
   let next = linkedPatientRecords(patient);

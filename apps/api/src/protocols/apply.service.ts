@@ -96,13 +96,14 @@ export class ApplyService {
       careTeams,
       plansHoldingCare,
       mergedInto,
+      links,
     } = await this.patients.load(plan, request.patientId, {
       careTeams: byCareTeam,
       plans: enrolling && request.persist,
     });
     if (!patient) throw notFound(`Patient/${request.patientId} does not exist on the FHIR server`);
     this.patientRecord.assertNotMergedAway(patient, mergedInto);
-    await this.patientRecord.assertNotDeceased(patient);
+    await this.patientRecord.assertNotDeceased(patient, links);
     const result = this.run(() =>
       applyPlanDefinition({
         plan,

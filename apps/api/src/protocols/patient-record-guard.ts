@@ -5,7 +5,7 @@ import { FhirClient } from '@kc/fhir';
 import { DECEASED_REFUSAL, isRecordedDeceased } from '@kc/followups';
 import { replacedBy } from '@kc/protocols';
 import { PatientRecordEventsProducer } from '@kc/queue';
-import { linkedRecordsOf, recordReplacing } from '@kc/nest-core';
+import { linkedRecordsOf, recordReplacing, type PersonRecords } from '@kc/nest-core';
 
 /**
  * What a patient's record must say before anything is authorised for them: not deceased (since session 44), under any
@@ -22,13 +22,14 @@ export class PatientRecordGuard {
   /**
    * Refused when the patient, or another record of the same person theirs links, is recorded as deceased: that one's
    * plans' job queued now (DeceasedPatients ends them), should the FHIR server not notify of Patients or the
-   * notification not have run yet. The linked records are read only when there are some (one search).
+   * notification not have run yet. The linked records are read only when there are some (one search a step), and not
+   * when given (`links`, read by the patient data loader): what was read is returned, for the loader.
    */
-  async assertNotDeceased(patient: Patient | undefined): Promise<void> {
-    if (!patient?.id) return;
-    const { records: others } = await linkedRecordsOf(this.fhir, patient);
-    const deceased = [patient, ...others].find(isRecordedDeceased);
-    if (!deceased) return;
+  async assertNotDeceased(patient: Patient | undefined, links?: PersonRecords): Promise<PersonRecords | undefined> {
+    if (!patient?.id) return undefined;
+    const read = links ?? (await linkedRecordsOf(this.fhir, patient));
+    const deceased = [patient, ...read.records].find(isRecordedDeceased);
+    if (!deceased) return read;
     // A queue that is down leaves it to the Subscription and the poll; the refusal stands either way.
     await this.records.enqueue(`Patient/${deceased.id}`).catch(() => undefined);
     throw unprocessable(

@@ -7,7 +7,13 @@ import type {
   Resource,
   Task,
 } from '@medplum/fhirtypes';
-import { ContraindicationRecorder, OrderHolds, PatientDataLoader, PlanDefinitions } from '@kc/nest-core';
+import {
+  ContraindicationRecorder,
+  OrderHolds,
+  PatientDataLoader,
+  PlanDefinitions,
+  type PersonRecords,
+} from '@kc/nest-core';
 import { unprocessable } from '@kc/common';
 import {
   activityDefinitionIn,
@@ -58,13 +64,14 @@ export class CurrentContraindications {
    * the plan yet, each recorded as the plan's DetectedIssue (the one $apply and the follow-ups write for that code):
    * what the approval guard then refuses on, and what the clinician can override. Those already on record were
    * judged by the guard before this. A new one also holds the orders approved under the plan before (OrderHolds),
-   * as the worker's sweep would.
+   * as the worker's sweep would. `links`: the patient's linked records as the guard read them (not read again).
    */
   async found(
     task: Task,
     carePlan: CarePlan | undefined,
     issues: DetectedIssue[],
     proposal?: Resource,
+    links?: PersonRecords,
   ): Promise<CheckedNow> {
     const actionId = protocolActionOf(task);
     const patientId = patientIdOf(task);
@@ -80,6 +87,7 @@ export class CurrentContraindications {
     // A medication's approval also reads the patient's open orders in the same batch: ordered already, not twice.
     const loaded = await this.loader.load(plan, patientId, {
       openOrders: proposal?.resourceType === 'MedicationRequest',
+      links,
     });
     const variables = loaded.patient ? { ...loaded.data, patient: loaded.patient, subject: loaded.patient } : undefined;
     const { openOrders, openOrderSessions } = loaded;

@@ -64,8 +64,8 @@ export class DoseChangeService {
     decide((t: Task) => changeDose(t, now), task);
     assertAuthorisable(under, input.caller);
     await this.patientRecord.assertRecordFound(under.task.for?.reference, under.patient);
-    await this.patientRecord.assertNotDeceased(under.patient);
-    const checked = await this.contraindications.found(task, carePlan, issues, proposal);
+    const links = await this.patientRecord.assertNotDeceased(under.patient);
+    const checked = await this.contraindications.found(task, carePlan, issues, proposal, links);
     assertClearOf(carePlanReferenceOf(task), checked.found);
     const { order, beside } = await this.ordersToReplace(task);
     const dose = dosageToOrder({

@@ -151,11 +151,11 @@ export class TaskDecisionService {
     const under = await readTaskUnderReview(this.writer, input.taskId);
     const { task, proposal, carePlan, issues } = under;
     await this.patientRecord.assertRecordFound(under.task.for?.reference, under.patient);
-    await this.patientRecord.assertNotDeceased(under.patient);
+    const links = await this.patientRecord.assertNotDeceased(under.patient);
     assertAuthorisable(under, input.caller);
     assertWithinPlan(under, input.window ?? task.restriction?.period, this.config.clinicTimeZone);
     // Those on record passed; the patient's data may show one since (a pregnancy recorded after enrolment).
-    const checked = await this.contraindications.found(task, carePlan, issues, proposal);
+    const checked = await this.contraindications.found(task, carePlan, issues, proposal, links);
     assertClearOf(carePlanReferenceOf(task), checked.found);
     // A reschedule stays within the protocol window (its own check); an approval keeps the window the Task has.
     const outside = decision === 'approve' ? this.outsideWindow(task, input) : undefined;
