@@ -1,6 +1,9 @@
 import request from 'supertest';
-import type { CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { orderKeySearch } from '@kc/task-states';
+import type { Job } from 'bullmq';
+import type { CarePlan, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
+import { JOBS } from '@kc/queue';
+import { OPEN_STATUS_SEARCH, orderKeySearch } from '@kc/task-states';
+import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
 import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
 import {
   actionOf,
@@ -80,5 +83,107 @@ describe('a care plan with an end date', () => {
     // The instructions due on the plan's last day are not a session: left as they were.
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
     expect(tasks.find((t) => actionOf(t) === 'patient-instructions')?.status).toBe('draft');
+  });
+});
+
+/**
+ * A plan whose end has passed: completed by the service once nothing is open under it, so an EHR reading
+ * CarePlan.status alone reads the course over; active again when the EHR moves the end later. Before session 50 such a
+ * plan stayed active for ever (its status was left to the EHR).
+ */
+describe('a care plan past its end', () => {
+  let service: TestService;
+
+  beforeAll(async () => {
+    service = await startTestService();
+  }, 60_000);
+  afterAll(() => service.stop());
+
+  const DAY_MS = 86_400_000;
+  /** A clinic day `n` days from today (negative: before), as a date alone. */
+  const day = (n: number) => new Date(Date.now() + n * DAY_MS).toISOString().slice(0, 10);
+  const plan = (id: string) => service.fhir.read<CarePlan>('CarePlan', id);
+  /** The EHR sets the plan's period, If-Match on what it read. */
+  const periodSetInEhr = async (id: string, period: CarePlan['period']) => {
+    const read = await plan(id);
+    await service.fhir.update<CarePlan>({ ...read, period }, { ifMatch: read.meta!.versionId });
+  };
+  /** Enrolled, and the plan activated by a clinician (a draft plan past its end is left as it is). */
+  const enrolledActive = async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    await request(service.url)
+      .post(`/careplans/${enrolment.carePlanId}/$activate`)
+      .set(service.as('clinician'))
+      .send({ versionId: (await plan(enrolment.carePlanId)).meta!.versionId })
+      .expect(200);
+    return enrolment;
+  };
+  /** The 15-minute sweep, run at once as its schedule runs it. */
+  const sweep = async () => {
+    const job = { name: JOBS.overdueSweep, updateProgress: () => Promise.resolve() } as unknown as Job;
+    return (await service.app.get(MaintenanceProcessor).process(job)) as { plansCompletedAtTheirEnd: number };
+  };
+  /** The EHR closes every Task open under the plan (done there, or cancelled). */
+  const tasksClosedInEhr = async (id: string) => {
+    for (const task of await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${id}`,
+      status: OPEN_STATUS_SEARCH,
+    }))
+      await service.fhir.update<Task>({ ...task, status: 'cancelled' });
+  };
+  const provenancesOf = async (id: string) =>
+    (await service.fhir.searchAll<Provenance>('Provenance', { target: `CarePlan/${id}` })).map((p) => p.activity?.text);
+
+  it('is completed by the sweep once nothing is open under it (tagged, noted, a Provenance), not before', async () => {
+    const { carePlanId } = await enrolledActive();
+    await periodSetInEhr(carePlanId, { start: day(-30), end: day(-2) });
+    // Its instructions and first session are still open: a clinician closes them first.
+    await sweep();
+    expect((await plan(carePlanId)).status).toBe('active');
+    await tasksClosedInEhr(carePlanId);
+    expect((await sweep()).plansCompletedAtTheirEnd).toBeGreaterThanOrEqual(1);
+    const completed = await plan(carePlanId);
+    expect(completed.status).toBe('completed');
+    expect(completed.meta?.tag?.map((t) => t.code)).toContain('completed-at-its-end');
+    expect(completed.note?.at(-1)?.text).toMatch(/^Completed by ketamine-careplans: its end date passed/);
+    expect(await provenancesOf(carePlanId)).toContain('complete the plan at its end');
+    // Once: the next sweep changes nothing.
+    await sweep();
+    expect((await plan(carePlanId)).meta?.versionId).toBe(completed.meta?.versionId);
+  });
+
+  it('is left active while its end is to come, and so is a plan the EHR wrote itself', async () => {
+    const { carePlanId, patient } = await enrolledActive();
+    await periodSetInEhr(carePlanId, { start: day(-30), end: day(3) });
+    await tasksClosedInEhr(carePlanId);
+    const { resource: ehrs } = await service.fhir.create<CarePlan>({
+      resourceType: 'CarePlan',
+      status: 'active',
+      intent: 'plan',
+      subject: { reference: patient },
+      period: { start: day(-60), end: day(-5) },
+    });
+    await sweep();
+    expect((await plan(carePlanId)).status).toBe('active');
+    expect((await plan(ehrs.id!)).status).toBe('active');
+  });
+
+  it('is active again when the EHR moves its end later (its change heard), and completed again when that passes', async () => {
+    const { carePlanId } = await enrolledActive();
+    await periodSetInEhr(carePlanId, { start: day(-30), end: day(-1) });
+    await tasksClosedInEhr(carePlanId);
+    // What the CarePlan's notification runs.
+    expect(await service.app.get(PlanChanges).planChanged(carePlanId)).toMatchObject({ completed: 1 });
+    expect((await plan(carePlanId)).status).toBe('completed');
+    await periodSetInEhr(carePlanId, { start: day(-30), end: day(30) });
+    expect(await service.app.get(PlanChanges).planChanged(carePlanId)).toMatchObject({ reopened: 1 });
+    const reopened = await plan(carePlanId);
+    expect(reopened.status).toBe('active');
+    expect(reopened.meta?.tag?.map((t) => t.code) ?? []).not.toContain('completed-at-its-end');
+    expect(reopened.note?.at(-1)?.text).toMatch(/^Active again: the EHR moved its end date/);
+    expect(await provenancesOf(carePlanId)).toContain('reopen the plan for its new end');
+    // Its new end passes (the sweep's clock moved on): completed again.
+    await service.app.get(PlanChanges).planChanged(carePlanId, new Date(Date.now() + 32 * DAY_MS));
+    expect((await plan(carePlanId)).status).toBe('completed');
   });
 });

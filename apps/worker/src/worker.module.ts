@@ -16,6 +16,7 @@ import { InfusionsInError } from './maintenance/infusions-in-error';
 import { RetimedInfusions } from './followups/retimed-infusions';
 import { DeceasedPatients } from './maintenance/deceased-patients';
 import { DeathsTakenBack } from './maintenance/deaths-taken-back';
+import { PlansAtTheirEnd } from './maintenance/plans-at-their-end';
 import { UnlinkedInfusionIssues } from './maintenance/unlinked-infusion-issues';
 import { DeletedTasks } from './maintenance/deleted-tasks';
 import { TasksClosedInEhr } from './maintenance/tasks-closed-in-ehr';
@@ -103,6 +104,7 @@ export class WorkerModule {
         RetimedInfusions,
         DeceasedPatients,
         DeathsTakenBack,
+        PlansAtTheirEnd,
         UnlinkedInfusionIssues,
         DeletedTasks,
         TasksClosedInEhr,

@@ -27,3 +27,4 @@ export * from './unlinked-infusions';
 export * from './windows-moved-in-ehr';
 export * from './deceased-patients';
 export * from './retimed-infusions';
+export * from './plans-at-their-end';

@@ -22,6 +22,7 @@ import { OrderChanged } from './order-changed';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
+import { PlansAtTheirEnd } from './plans-at-their-end';
 import { PausedPlanHolds } from './paused-plan-holds';
 import { PlanChanges } from './plan-changes';
 import { ProtocolChanges } from './protocol-changes';
@@ -66,6 +67,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly retimedInfusions: RetimedInfusions,
     private readonly deceasedPatients: DeceasedPatients,
     private readonly deathsTakenBack: DeathsTakenBack,
+    private readonly plansAtTheirEnd: PlansAtTheirEnd,
     private readonly unlinkedInfusions: UnlinkedInfusionIssues,
     private readonly deletedTasks: DeletedTasks,
     private readonly tasksChangedInEhr: TasksChangedInEhr,
@@ -100,6 +102,9 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const { withdrawn, answered: givenOnStoppedPlans } = await this.stoppedPlans.sweep(new Date(), open);
         // Plans ended for a death the EHR has since taken back: the clinic told (a correction is not notified).
         const { deathsTakenBack } = await this.deathsTakenBack.lookAgain();
+        // Plans whose end passed with nothing open completed (after the withdrawals above, which close what began
+        // after it), and those whose end the EHR moved since reopened: time passing is notified by nobody.
+        const plansAtTheirEnd = await this.plansAtTheirEnd.sweep();
         // Sessions the pump gave during an infusion in error, charted after its job ran: answered before the holds.
         const givenDuringInfusionsInError = await this.infusionsInError.lookAgain();
         // Paused plans' approved orders held; those of plans resumed released once clear, so after the plans'
@@ -120,6 +125,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           withdrawn,
           givenOnStoppedPlans,
           deathsTakenBack,
+          plansCompletedAtTheirEnd: plansAtTheirEnd.completed,
+          plansReopenedForTheirNewEnd: plansAtTheirEnd.reopened,
           notLinkedPlansReleased,
           givenDuringInfusionsInError,
           pausedHeld,

@@ -6,6 +6,7 @@ import { ClinicAlerts } from '../alerts/clinic-alerts.service';
 import { ContraindicationSweep } from './contraindication-sweep';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 import { PausedPlanHolds } from './paused-plan-holds';
+import { PlansAtTheirEnd } from './plans-at-their-end';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
 
 /**
@@ -25,11 +26,13 @@ export class PlanChanges {
     private readonly pausedPlans: PausedPlanHolds,
     private readonly contraindications: ContraindicationSweep,
     private readonly alerts: ClinicAlerts,
+    private readonly plansAtTheirEnd: PlansAtTheirEnd,
   ) {}
 
   /**
    * A plan an EHR changed (notified): stopped, its open Tasks withdrawn; paused, its orders held; resumed, its
-   * contraindications checked (none were while it was paused), then its orders released if it is clear.
+   * contraindications checked (none were while it was paused), then its orders released if it is clear; its end
+   * passed with nothing open, completed, or its end moved after this service completed it, active again (one read).
    */
   async planChanged(carePlanId: string, now = new Date()) {
     const open = await this.withDeletedPlan(
@@ -39,13 +42,23 @@ export class PlanChanges {
     // Told of this plan: a write that lost a race to a change made meanwhile fails the job, which runs again in seconds.
     const { withdrawn, answered } = await this.stoppedPlans.sweep(now, open, 'fail');
     const pausedHeld = await this.pausedPlans.hold(open, now, 'fail');
+    const { completed, reopened } = await this.plansAtTheirEnd.judge(carePlanId, now);
     // Orders held for a pause: only approved Tasks' orders are, so a plan with none (most notifications) reads nothing more.
     const held = open.approved.length ? await this.pausedPlans.heldOrders(carePlanId) : [];
     // Tasks held for a contraindication: released by the recheck once none on the plan is unresolved.
-    if (!held.length && !open.held.length) return { withdrawn, answered, pausedHeld };
+    if (!held.length && !open.held.length) return { withdrawn, answered, pausedHeld, completed, reopened };
     const { recorded, released } = await this.contraindications.recheckFor(`CarePlan/${carePlanId}`, now);
     const pausedReleased = held.length ? await this.pausedPlans.release(held, now, 'fail') : 0;
-    return { withdrawn, answered, pausedHeld, contraindications: recorded, holdsReleased: released, pausedReleased };
+    return {
+      withdrawn,
+      answered,
+      pausedHeld,
+      completed,
+      reopened,
+      contraindications: recorded,
+      holdsReleased: released,
+      pausedReleased,
+    };
   }
 
   /**
