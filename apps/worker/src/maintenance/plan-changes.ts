@@ -32,7 +32,8 @@ export class PlanChanges {
   /**
    * A plan an EHR changed (notified): stopped, its open Tasks withdrawn; paused, its orders held; resumed, its
    * contraindications checked (none were while it was paused), then its orders released if it is clear; its end
-   * passed with nothing open, completed, or its end moved after this service completed it, active again (one read).
+   * passed with nothing open, completed, or its end moved after this service completed it, active again (one read, for
+   * a plan with no open Task).
    */
   async planChanged(carePlanId: string, now = new Date()) {
     const open = await this.withDeletedPlan(
@@ -42,7 +43,12 @@ export class PlanChanges {
     // Told of this plan: a write that lost a race to a change made meanwhile fails the job, which runs again in seconds.
     const { withdrawn, answered } = await this.stoppedPlans.sweep(now, open, 'fail');
     const pausedHeld = await this.pausedPlans.hold(open, now, 'fail');
-    const { completed, reopened } = await this.plansAtTheirEnd.judge(carePlanId, now);
+    // A plan with open Tasks came with them (their include): not read again.
+    const { completed, reopened } = await this.plansAtTheirEnd.judge(
+      carePlanId,
+      now,
+      open.carePlans.get(`CarePlan/${carePlanId}`),
+    );
     // Orders held for a pause: only approved Tasks' orders are, so a plan with none (most notifications) reads nothing more.
     const held = open.approved.length ? await this.pausedPlans.heldOrders(carePlanId) : [];
     // Tasks held for a contraindication: released by the recheck once none on the plan is unresolved.

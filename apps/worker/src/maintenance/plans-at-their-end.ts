@@ -59,12 +59,21 @@ export class PlansAtTheirEnd {
     return { completed, reopened };
   }
 
-  /** One plan whose change was notified: a write that lost a race fails, for the job to run again. */
-  async judge(carePlanId: string, now = new Date()): Promise<{ completed: number; reopened: number }> {
-    const plan = await this.fhir.readIfExists<CarePlan>('CarePlan', carePlanId);
+  /**
+   * One plan whose change was notified: a write that lost a race fails, for the job to run again. `withOpenTasks`: the
+   * plan as a search of its open Tasks included it (it has some, so it is not to be completed: nothing is read);
+   * otherwise it is read.
+   */
+  async judge(
+    carePlanId: string,
+    now = new Date(),
+    withOpenTasks?: CarePlan,
+  ): Promise<{ completed: number; reopened: number }> {
+    const plan = withOpenTasks ?? (await this.fhir.readIfExists<CarePlan>('CarePlan', carePlanId));
     if (!plan) return { completed: 0, reopened: 0 };
+    const ended = withOpenTasks ? [] : plansPastTheirEnd([plan], now, this.config.clinicTimeZone);
     return {
-      completed: await this.complete(plansPastTheirEnd([plan], now, this.config.clinicTimeZone), now, 'fail'),
+      completed: await this.complete(ended, now, 'fail'),
       reopened: await this.reopen([plan], now, 'fail'),
     };
   }
