@@ -118,6 +118,24 @@ describe('a patient whose records were merged in the EHR', () => {
     expect(refused.body.issue[0].details.text).toMatch(/Pregnancy/);
   });
 
+  // Before session 50 the page followed the record's own links only: the third record's name and view found nothing.
+  it('merged twice, the clinician page: a name search for the third record lists the plan’s Tasks, and its view shows the plan', async () => {
+    const { patient, carePlanId, thirdId, kept } = await enrolledThenMergedTwice();
+    const family = `Thrice${Date.now().toString(36)}`;
+    await service.fhir.update<Patient>({
+      ...(await service.fhir.read<Patient>('Patient', thirdId)),
+      name: [{ family }],
+    });
+    const clinician = service.as('clinician');
+    const view = await request(service.url).get('/worklist/view').query({ name: family }).set(clinician).expect(200);
+    const rows = (view.body.items as { patient: string }[]).map((i) => i.patient);
+    expect(rows.length).toBeGreaterThan(0);
+    expect(new Set(rows)).toEqual(new Set([patient]));
+    const timeline = await request(service.url).get(`/patients/${thirdId}/timeline`).set(clinician).expect(200);
+    expect(new Set(timeline.body.patient.linkedRecords)).toEqual(new Set([kept, patient]));
+    expect(timeline.body.carePlans).toEqual([expect.objectContaining({ id: carePlanId, subject: patient })]);
+  });
+
   it('merged twice, the third record recorded as deceased: nothing of the plan is approved, the plan ended, and the death not taken for taken back', async () => {
     const { carePlanId, thirdId } = await enrolledThenMergedTwice();
     const third = await service.fhir.read<Patient>('Patient', thirdId);

@@ -20,20 +20,33 @@ export interface PersonRecords {
  * At most MAX_LINK_STEPS steps and MAX_LINKED_RECORDS records.
  */
 export async function linkedRecordsOf(fhir: FhirClient, patient: Patient | undefined): Promise<PersonRecords> {
-  const known = new Set([`Patient/${patient?.id}`, ...linkedPatientRecords(patient)]);
-  const records: Patient[] = [];
-  let next = linkedPatientRecords(patient);
-  for (let step = 0; next.length && step < MAX_LINK_STEPS && known.size <= MAX_LINKED_RECORDS; step++) {
-    const read = await fhir.searchAll<Patient>('Patient', {
+  return recordsLinkedFrom(fhir, [`Patient/${patient?.id}`], linkedPatientRecords(patient));
+}
+
+/**
+ * The walk of linkedRecordsOf from records whose own links are known (`records`, as `Patient/<id>`, and the records
+ * they link, `links`): those and the records they link in turn, at most MAX_LINK_STEPS steps and MAX_LINKED_RECORDS
+ * records for each of `records`, one search per step; `records` themselves left out. For the clinician page, which reads the patients first
+ * (a name search's matches, a row's patient) and walks on only for those that link others (since session 50; before,
+ * it followed one step).
+ */
+export async function recordsLinkedFrom(fhir: FhirClient, records: string[], links: string[]): Promise<PersonRecords> {
+  const known = new Set([...records, ...links]);
+  const read: Patient[] = [];
+  let next = links.filter((r) => !records.includes(r));
+  // At most MAX_LINKED_RECORDS for each record walked from.
+  const most = MAX_LINKED_RECORDS * records.length;
+  for (let step = 0; next.length && step < MAX_LINK_STEPS && known.size - records.length <= most; step++) {
+    const found = await fhir.searchAll<Patient>('Patient', {
       _id: next.map((r) => r.slice('Patient/'.length)).join(','),
       _count: 100,
     });
-    records.push(...read);
-    next = furtherLinkedRecords(read, known);
+    read.push(...found);
+    next = furtherLinkedRecords(found, known);
     for (const r of next) known.add(r);
   }
-  known.delete(`Patient/${patient?.id}`);
-  return { linked: [...known], records };
+  for (const r of records) known.delete(r);
+  return { linked: [...known], records: read };
 }
 
 /**

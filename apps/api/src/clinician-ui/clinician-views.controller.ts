@@ -5,6 +5,7 @@ import type { Request } from 'express';
 import type { Patient } from '@medplum/fhirtypes';
 import { Roles, type AuthenticatedRequest } from '@kc/auth';
 import { badRequest } from '@kc/common';
+import { recordsLinkedFrom } from '@kc/nest-core';
 import { linkedPatientRecords } from '@kc/protocols';
 import { FhirClient, hasMorePages, matchesOf } from '@kc/fhir';
 import { ToDoController } from '../review/to-do.controller';
@@ -98,18 +99,30 @@ export class ClinicianViewsController {
   /**
    * The ids of the patients a name matches (FHIR `Patient?name=`), up to MAX_NAME_MATCHES, and whether more match;
    * with the records each links (a merge: the plans stay under the record merged away, whose name may be the old
-   * one; since session 49, before a search by the name kept found none of them).
+   * one; since session 49, before a search by the name kept found none of them), at any step (a record merged twice:
+   * one search a step, only for matches that link others; since session 50).
    */
   private async patientsNamed(name: string): Promise<{ ids: string[]; more: boolean }> {
     const ids: string[] = [];
     const linked = new Set<string>();
-    const withLinked = (more: boolean) => ({ ids: [...new Set([...ids, ...linked])], more });
+    const withLinked = async (more: boolean) => {
+      const walked = linked.size
+        ? (
+            await recordsLinkedFrom(
+              this.fhir,
+              ids.map((id) => `Patient/${id}`),
+              [...linked],
+            )
+          ).linked
+        : [];
+      return { ids: [...new Set([...ids, ...walked.map((r) => r.slice('Patient/'.length))])], more };
+    };
     for await (const page of this.fhir.searchPages<Patient>('Patient', { name, _count: NAME_MATCHES_PER_PAGE })) {
       const matched = matchesOf<Patient>(page).filter((p) => p.id);
       const room = MAX_NAME_MATCHES - ids.length;
       for (const patient of matched.slice(0, room)) {
         ids.push(patient.id!);
-        for (const record of linkedPatientRecords(patient)) linked.add(record.slice('Patient/'.length));
+        for (const record of linkedPatientRecords(patient)) linked.add(record);
       }
       // A common name ("ann") can match thousands: past the most shown, stop reading them.
       if (matched.length > room) return withLinked(true);

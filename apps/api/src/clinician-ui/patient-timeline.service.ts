@@ -32,7 +32,7 @@ import {
   plansImplicatedBy,
   personRecords,
 } from '@kc/protocols';
-import { PlanDefinitions } from '@kc/nest-core';
+import { PlanDefinitions, recordsLinkedFrom } from '@kc/nest-core';
 import { isOpen, isOpenOrder } from '@kc/task-states';
 import {
   displayName,
@@ -116,8 +116,10 @@ export class PatientTimelineService {
     ]);
     if (records.missing.has(patient)) throw notFound(`${patient} not found`);
     // The person's other records (a merge): what is under them too, one round more, only for such a patient (since
-    // session 49; before, the plan left under the record merged away was not on the kept record's view).
-    const linked = records.summaries.get(patient)?.linkedRecords ?? [];
+    // session 49; before, the plan left under the record merged away was not on the kept record's view); those they
+    // link in turn (a record merged twice), one search a step before it (since session 50).
+    const ownLinks = records.summaries.get(patient)?.linkedRecords ?? [];
+    const linked = ownLinks.length ? (await recordsLinkedFrom(this.fhir, [patient], ownLinks)).linked : [];
     const [others, found] = linked.length
       ? await Promise.all([
           this.enricher.records(linked, [], now),
@@ -234,7 +236,8 @@ export class PatientTimelineService {
       }),
     ].sort((a, b) => Date.parse(a.date ?? '9999') - Date.parse(b.date ?? '9999'));
     return {
-      patient: records.summaries.get(patient)!,
+      // Every record of the person it shows (the access audit names each).
+      patient: { ...records.summaries.get(patient)!, ...(linked.length ? { linkedRecords: linked } : {}) },
       carePlans: plans.map((p) => ({
         id: p.id!,
         status: p.status,
