@@ -80,6 +80,9 @@ describe('a patient whose records were merged in the EHR', () => {
       .get(`/patients/${patient.split('/')[1]}/timeline`)
       .set(clinician);
     expect(fromOld.body.scores).toEqual([expect.objectContaining({ code: '72514-3', value: 4 })]);
+    // The row too (since session 50; before, the record's own latest, 7).
+    const rowsNow = await request(service.url).get('/worklist/view').query({ name: family }).set(clinician).expect(200);
+    expect(rowsNow.body.items[0].view.scores).toEqual([expect.objectContaining({ code: '72514-3', value: 4 })]);
     const timeline = await request(service.url).get(`/patients/${keptId}/timeline`).set(clinician).expect(200);
     expect(timeline.body.patient.linkedRecords).toEqual([patient]);
     expect(timeline.body.carePlans).toEqual([expect.objectContaining({ id: carePlanId, subject: patient })]);

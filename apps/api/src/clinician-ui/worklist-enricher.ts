@@ -467,18 +467,41 @@ export class WorklistEnricher {
       searches,
     );
     const byReference = new Map(readable.map((ref, i) => [ref, read[i] as Patient | undefined]));
-    // The records those merged away were merged into, by name (the patient's name now): one round more, only then.
+    // The records those merged away were merged into, by name (the patient's name now), and the scores and effects
+    // recorded under the records each patient's links (the person's latest, since session 50; before, a row's were
+    // its record's own): one round more, only then.
     const keptRecords = [...new Set([...byReference.values()].flatMap((p) => (p && replacedBy(p)) || []))].filter(
       (ref) => PATIENT_REFERENCE.test(ref) && !byReference.has(ref),
     );
-    if (keptRecords.length) {
-      const { read: kept } = await readAndSearchEach(
+    const linkedScores: NamedSearch[] = observationCodes
+      ? readable.flatMap((ref) => {
+          const links = linkedPatientRecords(byReference.get(ref));
+          return links.length
+            ? [
+                {
+                  name: `linked scores ${ref}`,
+                  resourceType: 'Observation',
+                  params: { subject: links.join(','), code: observationCodes, _count: 200 },
+                  everyMatch: true,
+                },
+              ]
+            : [];
+        })
+      : [];
+    let linkedFound: Record<string, Bundle | undefined> = {};
+    if (keptRecords.length || linkedScores.length) {
+      const { read: kept, found: more } = await readAndSearchEach(
         this.fhir,
         keptRecords.map((ref) => `Patient/${encodeURIComponent(ref.slice('Patient/'.length))}`),
-        [],
+        linkedScores,
       );
       keptRecords.forEach((ref, i) => byReference.set(ref, kept[i] as Patient | undefined));
+      linkedFound = more;
     }
+    const observationsOf = (ref: string) => [
+      ...matchesOf<Observation>(found[`scores ${ref}`]),
+      ...matchesOf<Observation>(linkedFound[`linked scores ${ref}`]),
+    ];
     const planBlocked = new Map<string, string>();
     readablePlans.forEach((ref, i) => {
       const carePlan = read[readable.length + i] as CarePlan | undefined;
@@ -488,12 +511,10 @@ export class WorklistEnricher {
     return {
       summaries: new Map(patients.map((ref) => [ref, summaryOf(ref, byReference, now)])),
       missing: new Set(patients.filter((ref) => !byReference.get(ref))),
-      scores: new Map(
-        patients.map((ref) => [ref, latestScores(scores, matchesOf<Observation>(found[`scores ${ref}`]))]),
-      ),
+      scores: new Map(patients.map((ref) => [ref, latestScores(scores, observationsOf(ref))])),
       effects: new Map(
         patients.flatMap((ref) => {
-          const latest = latestEffects(effectCodes, matchesOf<Observation>(found[`scores ${ref}`]));
+          const latest = latestEffects(effectCodes, observationsOf(ref));
           return latest ? [[ref, latest] as const] : [];
         }),
       ),
