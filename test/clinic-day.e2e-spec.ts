@@ -26,6 +26,8 @@ import { infusionJobId, JOBS, QUEUES } from '@kc/queue';
 import {
   dueAfterPlanEnd,
   hasReminders,
+  isCompletedAtItsEnd,
+  planEndsAt,
   isReminderAbout,
   performedOf,
   plannedReminders,
@@ -210,10 +212,14 @@ describe.each([
    * Plans given an end in the EHR (session 49): now and then the clinic decides a patient's course ends on a date
    * (`CarePlan.period.end`, a date or a dateTime, in the weeks the day's sessions fall in), and now and then extends it
    * again (the end removed). No session is then left open, or an order to give, for a window beginning after it.
+   * Since session 50 a third of the ends are two days ago (the course ends early, on the server's clock): the service
+   * completes such a plan once nothing is open under it, and makes it active again when the end is removed.
    * CLINIC_DAY_EHR_PLAN_ENDS=0 leaves them out.
    */
   const EHR_PLAN_ENDS = process.env.CLINIC_DAY_EHR_PLAN_ENDS !== '0';
   let planEndsSet = 0;
+  let planEndsPassed = 0;
+  let wrappedUp = 0;
   /** Each copy charted, with the infusion it copies. */
   const chartedCopies = new Map<string, string>();
   /**
@@ -605,10 +611,29 @@ describe.each([
       const { end: _end, ...period } = plan.period;
       return ehrUpdate<CarePlan>({ ...plan, period });
     }
-    const end = new Date(Date.parse('2027-01-01T00:00:00Z') + (7 + Math.floor(random() * 50)) * DAY_MS);
+    const passed = random() < 0.35;
+    const end = passed
+      ? new Date(Date.now() - 2 * DAY_MS)
+      : new Date(Date.parse('2027-01-01T00:00:00Z') + (7 + Math.floor(random() * 50)) * DAY_MS);
     const at = random() < 0.5 ? end.toISOString().slice(0, 10) : new Date(end.getTime() + 15 * HOUR_MS).toISOString();
-    await ehrUpdate<CarePlan>({ ...plan, period: { ...plan.period, end: at } });
+    // An end before the plan's start would be invalid (per-1): the course ended before it began, as the EHR writes it.
+    const start = plan.period?.start && plan.period.start > at ? { start: at } : {};
+    await ehrUpdate<CarePlan>({ ...plan, period: { ...plan.period, ...start, end: at } });
     planEndsSet++;
+    if (passed) planEndsPassed++;
+  }
+
+  /** A course whose end (set in the EHR) has passed: every Task left open under it cancelled in the EHR. */
+  async function wrappedUpInEhr(who: Enrolled): Promise<void> {
+    const plan = await service.fhir.read<CarePlan>('CarePlan', who.carePlanId);
+    const ends = planEndsAt(plan, service.config.clinicTimeZone);
+    if (ends === undefined || ends > Date.now()) return;
+    const open = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${who.carePlanId}`,
+      status: OPEN_STATUSES.join(','),
+    });
+    for (const task of open) await taskClosedInEhr(who, task, 'cancelled');
+    wrappedUp++;
   }
 
   /** The EHR takes a death back (recorded in error): the patient's record no longer says deceased. */
@@ -712,7 +737,10 @@ describe.each([
     });
     if (!open.length) return;
     const task = pick(open);
-    const status = task.status !== 'draft' && random() < 0.5 ? 'completed' : 'cancelled';
+    await taskClosedInEhr(who, task, task.status !== 'draft' && random() < 0.5 ? 'completed' : 'cancelled');
+  }
+
+  async function taskClosedInEhr(who: Enrolled, task: Task, status: Task['status']): Promise<void> {
     const orders = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       subject: who.patient,
       intent: 'order',
@@ -1098,6 +1126,12 @@ describe.each([
     }
     await halfDay();
     await settled();
+    // The clinic wraps up the courses the EHR ended before today: what is left open under them (checks nobody will
+    // do, instructions) is cancelled in the EHR, so the sweep below finds them over and completes them (session 50).
+    if (EHR_PLAN_ENDS) {
+      for (const who of enrolled) await wrappedUpInEhr(who);
+      await settled();
+    }
     // What the polls and the sweep do within their periods (30 s, 15 min): find what a notification lost in a stop
     // told, and put right a write that lost a race with no job to run it again (a clinician's override whose release
     // raced another write, say). The invariants below are what a clinic can rely on once they have run.
@@ -1238,6 +1272,38 @@ describe.each([
       });
     }
 
+    // A plan of the service's whose end has passed, with nothing open under it, was completed by the sweep; one it
+    // completed at its end is still over (its end not moved since) and has nothing open (since session 50).
+    const nowMs = Date.now();
+    for (const plan of plans.filter((p) => p.period?.end)) {
+      const ref = `CarePlan/${plan.id}`;
+      const ends = planEndsAt(plan, service.config.clinicTimeZone);
+      const passed = ends !== undefined && ends <= nowMs;
+      const stillOpen = [
+        ...tasks.filter((t) => planOf(t) === ref && OPEN.includes(t.status)).map((t) => `Task/${t.id} ${t.status}`),
+        ...orders
+          .filter((o) => planOf(o) === ref && (o.status === 'active' || o.status === 'on-hold'))
+          .map((o) => `${o.resourceType}/${o.id} ${o.status}`),
+      ];
+      if (plan.status === 'active' && passed)
+        expect({
+          plan: ref,
+          end: plan.period!.end,
+          completedWith: stillOpen.length ? stillOpen : 'nothing open',
+        }).toEqual({
+          plan: ref,
+          end: plan.period!.end,
+          completedWith: expect.arrayContaining([expect.any(String)]),
+        });
+      if (isCompletedAtItsEnd(plan))
+        expect({ plan: ref, status: plan.status, passed, stillOpen }).toEqual({
+          plan: ref,
+          status: 'completed',
+          passed: true,
+          stillOpen: [],
+        });
+    }
+
     // Every decision a clinician was told was recorded has its one Provenance: the Task as target, the version
     // decided on as the revision. So has every override.
     const provenances = await service.fhir.searchAll<Provenance>('Provenance', { _count: 1000 });
@@ -1268,7 +1334,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}, twice: ${mergedTwice.size}; plan ends set: ${planEndsSet}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}, twice: ${mergedTwice.size}; plan ends set: ${planEndsSet}, passed: ${planEndsPassed}, wrapped up: ${wrappedUp}, completed at their end: ${plans.filter(isCompletedAtItsEnd).length}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
       );
 
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a

@@ -102,9 +102,6 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const { withdrawn, answered: givenOnStoppedPlans } = await this.stoppedPlans.sweep(new Date(), open);
         // Plans ended for a death the EHR has since taken back: the clinic told (a correction is not notified).
         const { deathsTakenBack } = await this.deathsTakenBack.lookAgain();
-        // Plans whose end passed with nothing open completed (after the withdrawals above, which close what began
-        // after it), and those whose end the EHR moved since reopened: time passing is notified by nobody.
-        const plansAtTheirEnd = await this.plansAtTheirEnd.sweep();
         // Sessions the pump gave during an infusion in error, charted after its job ran: answered before the holds.
         const givenDuringInfusionsInError = await this.infusionsInError.lookAgain();
         // Paused plans' approved orders held; those of plans resumed released once clear, so after the plans'
@@ -119,6 +116,10 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         await step(90);
         // And those of Tasks deleted on the FHIR server, whose notification was missed, withdrawn.
         const { closed, withdrawn: deletedTasksWithdrawn } = await this.answeredOrders.sweep();
+        // Plans whose end passed with nothing open completed (last: the steps above withdraw what began after it and
+        // close the orders of closed Tasks), and those whose end the EHR moved since reopened: time passing is
+        // notified by nobody.
+        const plansAtTheirEnd = await this.plansAtTheirEnd.sweep();
         await step(100);
         return {
           ...overdue,
