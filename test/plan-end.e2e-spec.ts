@@ -135,11 +135,22 @@ describe('a care plan past its end', () => {
     (await service.fhir.searchAll<Provenance>('Provenance', { target: `CarePlan/${id}` })).map((p) => p.activity?.text);
 
   it('is completed by the sweep once nothing is open under it (tagged, noted, a Provenance), not before', async () => {
-    const { carePlanId } = await enrolledActive();
+    const { carePlanId, patient } = await enrolledActive();
     await periodSetInEhr(carePlanId, { start: day(-30), end: day(-2) });
-    // Its instructions and first session are still open: a clinician closes them first.
+    // Its instructions and first session are still open: a clinician closes them first. The page says so.
     await sweep();
     expect((await plan(carePlanId)).status).toBe('active');
+    const planOnPage = async () =>
+      (
+        await request(service.url)
+          .get(`/patients/${patient.split('/')[1]}/timeline`)
+          .set(service.as('clinician'))
+          .expect(200)
+      ).body.carePlans[0] as { status: string; note?: string };
+    expect(await planOnPage()).toMatchObject({
+      status: 'active',
+      note: `Its end (${day(-2)}, set in the EHR) has passed: it is completed once nothing under it is still open.`,
+    });
     await tasksClosedInEhr(carePlanId);
     expect((await sweep()).plansCompletedAtTheirEnd).toBeGreaterThanOrEqual(1);
     const completed = await plan(carePlanId);
@@ -147,6 +158,7 @@ describe('a care plan past its end', () => {
     expect(completed.meta?.tag?.map((t) => t.code)).toContain('completed-at-its-end');
     expect(completed.note?.at(-1)?.text).toMatch(/^Completed by ketamine-careplans: its end date passed/);
     expect(await provenancesOf(carePlanId)).toContain('complete the plan at its end');
+    expect((await planOnPage()).note).toMatch(/^Completed by ketamine-careplans/);
     // Once: the next sweep changes nothing.
     await sweep();
     expect((await plan(carePlanId)).meta?.versionId).toBe(completed.meta?.versionId);

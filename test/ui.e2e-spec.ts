@@ -433,6 +433,38 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  // Since session 50: a plan past its end is completed once nothing under it is open; until then the view says why not.
+  it('the patient view of a plan whose end has passed says it is completed once nothing under it is open', async () => {
+    const ended = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Otto',
+      family: 'Pastend',
+      birthDate: '1970-04-04',
+    });
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', ended.carePlanId);
+    await service.fhir.update<CarePlan>({
+      ...carePlan,
+      status: 'active',
+      period: { start: '2026-10-01', end: yesterday },
+    });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Pastend');
+    await page.click('#filters button[type=submit]');
+    await page.waitForSelector('#worklist[data-query*="name=Pastend"]');
+    await page.locator('#worklist tbody .patient-link').first().click();
+    await page.waitForSelector('#patient-view:not([hidden])');
+    expect(await page.textContent('#careplans')).toMatch(
+      new RegExp(
+        `: active\\. Its end \\(${yesterday}, set in the EHR\\) has passed: it is completed once nothing under it is still open\\.$`,
+        'i',
+      ),
+    );
+    await screenshot(page, 'patient-view-plan-past-end');
+    await page.close();
+  }, 60_000);
+
   it('a Task whose plan an EHR paused says it cannot be approved, and offers only Reject', async () => {
     const paused = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Ida',

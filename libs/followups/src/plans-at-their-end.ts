@@ -1,5 +1,5 @@
 import type { CarePlan, Coding, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { CAREPLAN_KEY_SYSTEM, SERVICE_CODE_SYSTEM } from '@kc/protocols';
+import { CAREPLAN_KEY_SYSTEM, clinicDay, SERVICE_CODE_SYSTEM } from '@kc/protocols';
 import { OPEN_STATUSES, sameCoding } from '@kc/task-states';
 import { planEndsAt } from './care-plan-state';
 
@@ -73,6 +73,22 @@ export function planReopenedForItsNewEnd(carePlan: CarePlan, now: Date, zone?: s
     meta: { ...carePlan.meta, tag: withoutTag(carePlan) },
     note: [...(carePlan.note ?? []), { time: now.toISOString(), text: REOPENED_FOR_ITS_NEW_END }],
   };
+}
+
+/**
+ * What the clinician page says of a plan still holding care whose end the EHR set: when it ends, and, once that has
+ * passed, why it is not completed yet (something under it is still open: a clinician closes it). Undefined for a plan
+ * with no end, or one over.
+ */
+export function planEndNote(carePlan: CarePlan, now: Date, zone?: string): string | undefined {
+  const end = carePlan.period?.end;
+  const ends = planEndsAt(carePlan, zone);
+  if (!end || ends === undefined || (carePlan.status !== 'active' && carePlan.status !== 'draft')) return undefined;
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(end) ? end : clinicDay(end, zone);
+  if (ends > now.getTime()) return `Ends ${day} (set in the EHR).`;
+  return carePlan.status === 'active'
+    ? `Its end (${day}, set in the EHR) has passed: it is completed once nothing under it is still open.`
+    : `Its end (${day}, set in the EHR) has passed; never activated.`;
 }
 
 export function isCompletedAtItsEnd(carePlan: CarePlan): boolean {

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type {
   Bundle,
   CarePlan,
@@ -18,7 +18,8 @@ import type {
 } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, readAndSearchEach, searchEach, type NamedSearch } from '@kc/fhir';
 import { notFound } from '@kc/common';
-import { carePlanReferenceOf, standingRateNotice } from '@kc/followups';
+import { carePlanReferenceOf, planEndNote, standingRateNotice } from '@kc/followups';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
 import {
   orderRateText,
   administeredRate,
@@ -101,6 +102,7 @@ export class PatientTimelineService {
     private readonly catalog: ProtocolCatalog,
     private readonly protocols: PlanDefinitions,
     private readonly enricher: WorklistEnricher,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
   /**
@@ -243,7 +245,10 @@ export class PatientTimelineService {
         status: p.status,
         title: this.catalog.findPlanDefinition(p.instantiatesCanonical?.[0]?.split('|')[0] ?? '')?.title ?? p.title,
         created: p.created,
-        ...(p.status === 'revoked' || p.status === 'completed' ? { note: p.note?.at(-1)?.text } : {}),
+        // An ended plan says why (its last note); one holding care with an end, when (and why it is not over yet).
+        ...(p.status === 'revoked' || p.status === 'completed'
+          ? { note: p.note?.at(-1)?.text }
+          : { note: planEndNote(p, now, this.config.clinicTimeZone) }),
         ...(p.subject?.reference !== patient ? { subject: p.subject?.reference } : {}),
       })),
       // The latest of each score, and the latest effects reported, under any of the person's records.
