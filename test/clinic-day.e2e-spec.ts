@@ -290,6 +290,8 @@ describe.each([
   const ehrClosed = new Set<string>();
   /** The EHR's replacements written beside the order they replace, left open (its cancel never went). */
   const leftOpen = new Set<string>();
+  /** The orders written here that the EHR deleted, with their key (the session's Task): their replacements are its. */
+  const deletedOrderKeys = new Map<string, string>();
   const given: { order: string; recorded: string }[] = [];
   /**
    * Pump records the eMAR documents late (session 40), at a rate lowered at the pump: written by a later EHR step,
@@ -390,8 +392,11 @@ describe.each([
       const order = pick(orders);
       ehrClosed.add(order.id!);
       const how = random();
-      if (how < 0.25) await deleteInStore(`MedicationRequest/${order.id}`);
-      else if (DOSE_CHANGES && how < 0.5) {
+      if (how < 0.25) {
+        await deleteInStore(`MedicationRequest/${order.id}`);
+        const key = order.identifier?.find((i) => i.system === ORDER_KEY_SYSTEM)?.value;
+        if (key) deletedOrderKeys.set(`MedicationRequest/${order.id}`, key);
+      } else if (DOSE_CHANGES && how < 0.5) {
         // A dose changed in the EHR: its replacement written (priorPrescription) and the order cancelled, in one
         // transaction (If-Match on what it read: somebody else's change first refuses both, the EHR's to retry); now
         // and then by an EHR whose cancel never went, leaving both open (session 38).
@@ -1425,8 +1430,10 @@ describe.each([
     // of them, at any depth.
     const ordersOfSession = (taskId: string) => {
       const approvedOn = ordersApprovedOn(byId.get(`Task/${taskId}`) ?? ({ resourceType: 'Task' } as Task));
-      // An order it was approved on that the EHR deleted since is not read, but its replacements still name it (seed 2861).
-      const onOrder = (ref: string | undefined) => ref !== undefined && approvedOn.includes(ref);
+      // An order it was approved on that the EHR deleted since is not read, but its replacements still name it (seed 2861);
+      // so do those of one written for it (its key) that the EHR deleted (big seed 5282: a replacement left open).
+      const onOrder = (ref: string | undefined) =>
+        ref !== undefined && (approvedOn.includes(ref) || deletedOrderKeys.get(ref) === `Task/${taskId}`);
       return descendantsOf(
         orders.filter(
           (o) =>
