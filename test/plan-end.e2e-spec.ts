@@ -10,6 +10,7 @@ import {
   approveFirstSession,
   completeInfusion,
   enrolPatient,
+  followUpJobDone,
   followUpTasks,
   reportInfusion,
 } from './support/clinic';
@@ -83,6 +84,57 @@ describe('a care plan with an end date', () => {
     // The instructions due on the plan's last day are not a session: left as they were.
     const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
     expect(tasks.find((t) => actionOf(t) === 'patient-instructions')?.status).toBe('draft');
+  });
+
+  // Since session 50; before, an extended course had nothing to approve: what the old end kept out stayed out.
+  describe('extended in the EHR (its end moved later, or removed)', () => {
+    const endRemoved = async (carePlanId: string) => {
+      const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+      await service.fhir.update<CarePlan>({ ...plan, period: { start: plan.period?.start } });
+      // What the CarePlan's notification runs.
+      return service.app.get(PlanChanges).planChanged(carePlanId);
+    };
+
+    it('a session withdrawn for the old end is proposed again, awaiting approval, once', async () => {
+      const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series');
+      const session = await approveFirstSession(service, carePlanId);
+      await endedOn(carePlanId, '2027-01-01');
+      await service.app.get(PlanChanges).planChanged(carePlanId);
+      expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('cancelled');
+      expect(await endRemoved(carePlanId)).toMatchObject({ proposedAgain: 1 });
+      const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+      const again = tasks.filter((t) => actionOf(t) === 'infusion-session' && t.status === 'draft');
+      expect(again).toHaveLength(1);
+      expect(again[0].statusReason?.text).toBe("Proposed again: its plan's end was removed in the EHR");
+      expect(again[0].restriction?.period).toEqual(session.restriction?.period);
+      const proposal = await service.fhir.read<MedicationRequest>(
+        'MedicationRequest',
+        again[0].focus!.reference!.split('/')[1],
+      );
+      expect(proposal.status).toBe('draft');
+      // Listed on the plan, a Provenance naming the service; the withdrawn one stays as it was.
+      const plan = await service.fhir.read<CarePlan>('CarePlan', carePlanId);
+      expect(plan.activity?.map((a) => a.reference?.reference)).toContain(`Task/${again[0].id}`);
+      const provenances = await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${again[0].id}` });
+      expect(provenances.map((p) => p.activity?.text)).toEqual(['propose again for the plan’s new end']);
+      expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('cancelled');
+      // Heard again: nothing more.
+      expect(await service.app.get(PlanChanges).planChanged(carePlanId)).toMatchObject({ proposedAgain: 0 });
+    });
+
+    it('the session its infusion’s follow-up left out for the old end is proposed', async () => {
+      const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+      await approveFirstSession(service, enrolment.carePlanId);
+      await endedOn(enrolment.carePlanId, '2027-01-05');
+      const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+      expect(await reportInfusion(service, procedureId)).toMatchObject({ afterPlanEnd: ['next-induction-session'] });
+      await endRemoved(enrolment.carePlanId);
+      await followUpJobDone(service, procedureId);
+      expect((await followUpTasks(service, procedureId)).map(actionOf).sort()).toEqual([
+        'next-induction-session',
+        'post-infusion-check',
+      ]);
+    });
   });
 });
 

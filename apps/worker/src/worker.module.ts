@@ -17,6 +17,7 @@ import { RetimedInfusions } from './followups/retimed-infusions';
 import { DeceasedPatients } from './maintenance/deceased-patients';
 import { DeathsTakenBack } from './maintenance/deaths-taken-back';
 import { PlansAtTheirEnd } from './maintenance/plans-at-their-end';
+import { PlansExtended } from './maintenance/plans-extended';
 import { UnlinkedInfusionIssues } from './maintenance/unlinked-infusion-issues';
 import { DeletedTasks } from './maintenance/deleted-tasks';
 import { TasksClosedInEhr } from './maintenance/tasks-closed-in-ehr';
@@ -105,6 +106,7 @@ export class WorkerModule {
         DeceasedPatients,
         DeathsTakenBack,
         PlansAtTheirEnd,
+        PlansExtended,
         UnlinkedInfusionIssues,
         DeletedTasks,
         TasksClosedInEhr,

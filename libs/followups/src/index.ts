@@ -28,3 +28,4 @@ export * from './windows-moved-in-ehr';
 export * from './deceased-patients';
 export * from './retimed-infusions';
 export * from './plans-at-their-end';
+export * from './plans-extended';

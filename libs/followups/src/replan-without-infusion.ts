@@ -119,25 +119,38 @@ export function replanWithoutInfusion(input: ReplanInput): Replan {
   return { withdrawn, begun, inError, proposedAgain, givenAtThePump };
 }
 
-/**
- * A Task the infusion closed, proposed again as it was proposed (its action, its proposal's dose), awaiting approval:
- * in its own window while that has not ended, else in a window as long from now (as a Task is never due before it
- * is created). Its protocol window grows to hold it, so a clinician may reschedule within either.
- */
+/** A Task the infusion closed, proposed again (taskProposedAgain) under a key naming the infusion. */
 function proposeAgain(task: Task, input: ReplanInput, infusion: string): ProposedAgain {
-  const key = `${carePlanReferenceOf(task)?.slice('CarePlan/'.length) ?? ''}:in-error-${input.procedureId}:${task.id}`;
+  return taskProposedAgain(task, {
+    key: `${carePlanReferenceOf(task)?.slice('CarePlan/'.length) ?? ''}:in-error-${input.procedureId}:${task.id}`,
+    reason: `Proposed again: ${infusion}, which closed it, was recorded in error`,
+    proposal: task.focus?.reference ? input.proposals.get(task.focus.reference) : undefined,
+    now: input.now,
+  });
+}
+
+/**
+ * A Task proposed again as it was proposed (its action, its proposal's dose), awaiting approval, under `key` (the
+ * Task's and its proposal's identifiers, and their urn:uuids, so a retry names the same): in its own window while that
+ * has not ended, else in a window as long from now (as a Task is never due before it is created). Its protocol window
+ * grows to hold it, so a clinician may reschedule within either. For a session an infusion in error closed ($replan),
+ * and since session 50 for one withdrawn because its plan ended before it, the end since moved later.
+ */
+export function taskProposedAgain(
+  task: Task,
+  { key, reason, proposal: read, now }: { key: string; reason: string; proposal?: AuthorisableRequest; now: Date },
+): ProposedAgain {
   const fullUrl = `urn:uuid:${uuidFromKey(`task|${key}`)}`;
-  const read = task.focus?.reference ? input.proposals.get(task.focus.reference) : undefined;
   const proposal = read && {
     resource: {
       ...withoutRecord(read),
       status: 'draft',
       identifier: [{ system: APPLY_KEY_SYSTEM, value: key }],
-      authoredOn: input.now.toISOString(),
+      authoredOn: now.toISOString(),
     } as AuthorisableRequest,
     fullUrl: `urn:uuid:${uuidFromKey(`request|${key}`)}`,
   };
-  const window = windowAgain(task.restriction, input.now);
+  const window = windowAgain(task.restriction, now);
   const {
     output: _output,
     executionPeriod: _execution,
@@ -150,9 +163,9 @@ function proposeAgain(task: Task, input: ReplanInput, infusion: string): Propose
       ...rest,
       ...awaitingApproval(),
       identifier: [{ system: TASK_KEY_SYSTEM, value: key }],
-      statusReason: { text: `Proposed again: ${infusion}, which closed it, was recorded in error` },
-      authoredOn: input.now.toISOString(),
-      lastModified: input.now.toISOString(),
+      statusReason: { text: reason },
+      authoredOn: now.toISOString(),
+      lastModified: now.toISOString(),
       focus: proposal ? { reference: proposal.fullUrl } : undefined,
       extension: (task.extension ?? []).map((e) =>
         e.url === PROTOCOL_WINDOW_EXTENSION && e.valuePeriod && window

@@ -14,6 +14,7 @@ import {
   isOpenOrder,
   orderAnsweredBy,
   sessionBegunBy,
+  stateOf,
   transition,
   type AuthorisableRequest,
   openOrdersOfSession,
@@ -228,7 +229,14 @@ export function sessionsGivenOnStoppedPlans(input: {
   });
 }
 
-/** The plan a Task is under when that plan is over (its reason in words), else undefined. */
+/** Why a session is withdrawn when its plan ends before it begins (the EHR set `CarePlan.period.end`). */
+const AFTER_PLAN_END = 'it would begin after its plan ends';
+
+/** A session withdrawn because its plan ended before it began (its reason, as written below): proposed again if the end moves. */
+export function isWithdrawnForPlanEnd(task: Task): boolean {
+  return stateOf(task) === 'withdrawn' && (task.statusReason?.text ?? '').startsWith(`Withdrawn: ${AFTER_PLAN_END} (`);
+}
+
 /** Why an open Task's plan is over for it: the plan stopped, or, for a session, the plan ending before it begins. */
 function endedPlanOf(task: Task, carePlans: Map<string, CarePlan>, zone?: string): { reason: string } | undefined {
   if (!isOpen(task)) return undefined;
@@ -238,6 +246,6 @@ function endedPlanOf(task: Task, carePlans: Map<string, CarePlan>, zone?: string
   if (holds && !holds.ok && holds.closed) return { reason: holds.reason };
   const session = task.focus?.reference?.startsWith('MedicationRequest/');
   return carePlan && session && dueAfterPlanEnd(carePlan, task.restriction?.period, zone)
-    ? { reason: `it would begin after its plan ends (${carePlan.period!.end})` }
+    ? { reason: `${AFTER_PLAN_END} (${carePlan.period!.end})` }
     : undefined;
 }

@@ -7,6 +7,7 @@ import { ContraindicationSweep } from './contraindication-sweep';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
 import { PausedPlanHolds } from './paused-plan-holds';
 import { PlansAtTheirEnd } from './plans-at-their-end';
+import { PlansExtended } from './plans-extended';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
 
 /**
@@ -27,13 +28,15 @@ export class PlanChanges {
     private readonly contraindications: ContraindicationSweep,
     private readonly alerts: ClinicAlerts,
     private readonly plansAtTheirEnd: PlansAtTheirEnd,
+    private readonly plansExtended: PlansExtended,
   ) {}
 
   /**
    * A plan an EHR changed (notified): stopped, its open Tasks withdrawn; paused, its orders held; resumed, its
    * contraindications checked (none were while it was paused), then its orders released if it is clear; its end
    * passed with nothing open, completed, or its end moved after this service completed it, active again (one read, for
-   * a plan with no open Task).
+   * a plan with no open Task); with no infusion session open, its sessions kept out by an end since moved proposed
+   * (PlansExtended: one batch more, only then).
    */
   async planChanged(carePlanId: string, now = new Date()) {
     const open = await this.withDeletedPlan(
@@ -49,10 +52,13 @@ export class PlanChanges {
       now,
       open.carePlans.get(`CarePlan/${carePlanId}`),
     );
+    // Its course extended in the EHR (or made active again just above): the sessions its old end kept out proposed.
+    const { proposedAgain } = await this.plansExtended.heard(carePlanId, open, now);
     // Orders held for a pause: only approved Tasks' orders are, so a plan with none (most notifications) reads nothing more.
     const held = open.approved.length ? await this.pausedPlans.heldOrders(carePlanId) : [];
     // Tasks held for a contraindication: released by the recheck once none on the plan is unresolved.
-    if (!held.length && !open.held.length) return { withdrawn, answered, pausedHeld, completed, reopened };
+    if (!held.length && !open.held.length)
+      return { withdrawn, answered, pausedHeld, completed, reopened, proposedAgain };
     const { recorded, released } = await this.contraindications.recheckFor(`CarePlan/${carePlanId}`, now);
     const pausedReleased = held.length ? await this.pausedPlans.release(held, now, 'fail') : 0;
     return {
@@ -61,6 +67,7 @@ export class PlanChanges {
       pausedHeld,
       completed,
       reopened,
+      proposedAgain,
       contraindications: recorded,
       holdsReleased: released,
       pausedReleased,

@@ -1,0 +1,116 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { BundleEntry, CarePlan, Procedure, Task } from '@medplum/fhirtypes';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { FhirClient, includedOf, matchesOf, readAndSearchEach, updateEntry } from '@kc/fhir';
+import { carePlanHoldsCare, sessionsProposedAgainForNewEnd, type ProposedAgain } from '@kc/followups';
+import { withListedActivities } from '@kc/protocols';
+import { InfusionEventsProducer } from '@kc/queue';
+import { changeProvenance, isAuthorisable, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
+import type { OpenTasks } from './open-tasks';
+
+/**
+ * A plan whose change was heard, holding care with no infusion session open: its course may have been extended in the
+ * EHR (`CarePlan.period.end` moved later, or removed; a plan completed at its end made active again). Its sessions
+ * withdrawn because the old end came before them are proposed again (sessionsProposedAgainForNewEnd: new Tasks awaiting
+ * approval, listed on the plan, with a Provenance naming the service), and its latest infusion is followed up again,
+ * which proposes the sessions its follow-up left out for the old end (`afterPlanEnd`; by their keys, once). One batch
+ * (the plan, its withdrawn Tasks with their proposals, its latest infusion), only for such a plan: one mid-course has
+ * its next session open and reads nothing more. Since session 50; before, an extended course had nothing to approve.
+ */
+@Injectable()
+export class PlansExtended {
+  private readonly logger = new Logger(PlansExtended.name);
+
+  constructor(
+    private readonly fhir: FhirClient,
+    private readonly infusions: InfusionEventsProducer,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
+  ) {}
+
+  async heard(
+    carePlanId: string,
+    open: OpenTasks,
+    now = new Date(),
+  ): Promise<{ proposedAgain: number; followedUpAgain: number }> {
+    const openTasks = [...open.awaiting, ...open.approved, ...open.held];
+    if (openTasks.some((t) => t.focus?.reference?.startsWith('MedicationRequest/')))
+      return { proposedAgain: 0, followedUpAgain: 0 };
+    const ref = `CarePlan/${carePlanId}`;
+    const { read, found } = await readAndSearchEach(
+      this.fhir,
+      [`CarePlan/${encodeURIComponent(carePlanId)}`],
+      [
+        {
+          name: 'withdrawn',
+          resourceType: 'Task',
+          params: { 'based-on': ref, status: 'cancelled', _include: 'Task:focus', _count: 200 },
+          everyMatch: true,
+        },
+        {
+          name: 'latest',
+          resourceType: 'Procedure',
+          params: { 'based-on': ref, status: 'completed', _sort: '-date', _count: 1 },
+        },
+      ],
+    );
+    const carePlan = read[0] as CarePlan | undefined;
+    if (!carePlan || !carePlanHoldsCare(carePlan).ok) return { proposedAgain: 0, followedUpAgain: 0 };
+    const proposals = new Map(
+      includedOf<AuthorisableRequest>(found.withdrawn)
+        .filter(isAuthorisable)
+        .map((r) => [`${r.resourceType}/${r.id}`, r] as const),
+    );
+    const again = sessionsProposedAgainForNewEnd({
+      carePlan,
+      tasks: [...matchesOf<Task>(found.withdrawn), ...openTasks],
+      proposals,
+      now,
+      zone: this.config.clinicTimeZone,
+    });
+    if (again.length) await this.write(carePlan, again, now);
+    // The sessions its follow-up left out for the old end: proposed by the follow-up run again (by their keys, once).
+    const [latest] = matchesOf<Procedure>(found.latest);
+    if (latest?.id) await this.infusions.followUpAgain(latest.id);
+    if (again.length)
+      this.logger.log({
+        msg: 'sessions proposed again: their plan’s end moved',
+        carePlan: carePlanId,
+        again: again.length,
+      });
+    return { proposedAgain: again.length, followedUpAgain: latest?.id ? 1 : 0 };
+  }
+
+  /** One transaction: the new proposals and Tasks, the plan listing them (If-Match: a change meanwhile fails the job). */
+  private async write(carePlan: CarePlan, again: ProposedAgain[], now: Date): Promise<void> {
+    const creates: BundleEntry[] = again.flatMap((p) => [
+      ...(p.proposal
+        ? [
+            {
+              fullUrl: p.proposal.fullUrl,
+              resource: p.proposal.resource,
+              request: { method: 'POST' as const, url: p.proposal.resource.resourceType },
+            },
+          ]
+        : []),
+      { fullUrl: p.fullUrl, resource: p.task, request: { method: 'POST' as const, url: 'Task' } },
+    ]);
+    const listed =
+      withListedActivities(
+        carePlan,
+        again.map((p) => p.fullUrl),
+      ) ?? carePlan;
+    const provenance = changeProvenance({
+      targets: [{ reference: `CarePlan/${carePlan.id}` }, ...again.map((p) => ({ reference: p.fullUrl }))],
+      revisionOf: { reference: `CarePlan/${carePlan.id}/_history/${carePlan.meta?.versionId}` },
+      who: THIS_SERVICE,
+      activity: 'propose again for the plan’s new end',
+      now,
+      reason: again[0].task.statusReason?.text,
+    });
+    await this.fhir.transaction([
+      ...creates,
+      updateEntry(listed, carePlan.meta?.versionId),
+      { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+    ]);
+  }
+}
