@@ -178,6 +178,24 @@ export function taskProposedAgain(
   return { replaces: task, task: stripUndefined(again), fullUrl, proposal };
 }
 
+/** The creates of Tasks proposed again: each proposal, then its Task, at their urn:uuids (the Task names its proposal). */
+export function proposedAgainEntries(
+  proposedAgain: ProposedAgain[],
+): { fullUrl: string; resource: Task | AuthorisableRequest; request: { method: 'POST'; url: string } }[] {
+  return proposedAgain.flatMap((p) => [
+    ...(p.proposal
+      ? [
+          {
+            fullUrl: p.proposal.fullUrl,
+            resource: p.proposal.resource,
+            request: { method: 'POST' as const, url: p.proposal.resource.resourceType },
+          },
+        ]
+      : []),
+    { fullUrl: p.fullUrl, resource: p.task, request: { method: 'POST' as const, url: 'Task' } },
+  ]);
+}
+
 function windowAgain(restriction: TaskRestriction | undefined, now: Date): Period | undefined {
   const period = restriction?.period;
   if (!period?.start || !period.end) return period;

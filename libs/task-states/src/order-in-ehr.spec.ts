@@ -18,6 +18,14 @@ const order = (id: string, status: MedicationRequest['status'], minute: number, 
   meta: { versionId: '2', lastUpdated: at(minute) },
   ...(prior ? { priorPrescription: { reference: `MedicationRequest/${prior}` } } : {}),
 });
+/** A session (an approved Task) based on these (its plan, the orders it was approved on). */
+const session = (id: string, basedOn: string[]): Task => ({
+  resourceType: 'Task',
+  id,
+  status: 'ready',
+  intent: 'order',
+  basedOn: basedOn.map((reference) => ({ reference })),
+});
 const given = (orderId: string, status: MedicationAdministration['status']): MedicationAdministration => ({
   ...PUMP_RUNNING,
   status,
@@ -98,13 +106,6 @@ describe('an approved session’s order as the EHR has it', () => {
   });
 
   it('an order is the session’s whose approval wrote it, or those approved on it; a Task merely based on a plan is not', () => {
-    const session = (id: string, basedOn: string[]): Task => ({
-      resourceType: 'Task',
-      id,
-      status: 'ready',
-      intent: 'order',
-      basedOn: basedOn.map((reference) => ({ reference })),
-    });
     const ehr = order('ehr', 'cancelled', 1);
     const tasks = [
       session('t2', ['CarePlan/p', 'MedicationRequest/ehr']),
@@ -120,13 +121,6 @@ describe('an approved session’s order as the EHR has it', () => {
 });
 
 describe('the session an EHR order stands for along its replacements (sessionsAlongChain)', () => {
-  const session = (id: string, basedOn: string[]): Task => ({
-    resourceType: 'Task',
-    id,
-    status: 'ready',
-    intent: 'order',
-    basedOn: basedOn.map((reference) => ({ reference })),
-  });
   const keyed = (id: string, taskId: string, prior?: string) => ({
     ...order(id, 'cancelled', 1, prior),
     identifier: [orderKeyFor(taskId)],

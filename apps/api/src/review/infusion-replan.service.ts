@@ -12,7 +12,13 @@ import type { Caller } from '@kc/auth';
 import { conflict, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, updateEntry } from '@kc/fhir';
-import { carePlanHoldsCare, replanWithoutInfusion, requestWrites, type Replan } from '@kc/followups';
+import {
+  carePlanHoldsCare,
+  proposedAgainEntries,
+  replanWithoutInfusion,
+  requestWrites,
+  type Replan,
+} from '@kc/followups';
 import { openOrdersOfSessions, sessionOrderChainsOf } from '@kc/nest-core';
 import {
   infusionInErrorOf,
@@ -193,18 +199,7 @@ function consequencesOf(replan: Replan, carePlan: CarePlan): Consequence[] {
       ...e.orders.map((o) => updateEntry(o.written, o.read.meta?.versionId)),
     ]),
   ];
-  const creates: Consequence[] = replan.proposedAgain.flatMap((p) => [
-    ...(p.proposal
-      ? [
-          {
-            fullUrl: p.proposal.fullUrl,
-            resource: p.proposal.resource,
-            request: { method: 'POST' as const, url: p.proposal.resource.resourceType },
-          },
-        ]
-      : []),
-    { fullUrl: p.fullUrl, resource: p.task, request: { method: 'POST' as const, url: 'Task' } },
-  ]);
+  const creates: Consequence[] = proposedAgainEntries(replan.proposedAgain);
   const listed = withListedActivities(
     carePlan,
     replan.proposedAgain.map((p) => p.fullUrl),

@@ -1,8 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { BundleEntry, CarePlan, Procedure, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, includedOf, matchesOf, readAndSearchEach, updateEntry } from '@kc/fhir';
-import { carePlanHoldsCare, sessionsProposedAgainForNewEnd, type ProposedAgain } from '@kc/followups';
+import {
+  carePlanHoldsCare,
+  proposedAgainEntries,
+  sessionsProposedAgainForNewEnd,
+  type ProposedAgain,
+} from '@kc/followups';
 import { withListedActivities } from '@kc/protocols';
 import { InfusionEventsProducer } from '@kc/queue';
 import { changeProvenance, isAuthorisable, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
@@ -82,18 +87,6 @@ export class PlansExtended {
 
   /** One transaction: the new proposals and Tasks, the plan listing them (If-Match: a change meanwhile fails the job). */
   private async write(carePlan: CarePlan, again: ProposedAgain[], now: Date): Promise<void> {
-    const creates: BundleEntry[] = again.flatMap((p) => [
-      ...(p.proposal
-        ? [
-            {
-              fullUrl: p.proposal.fullUrl,
-              resource: p.proposal.resource,
-              request: { method: 'POST' as const, url: p.proposal.resource.resourceType },
-            },
-          ]
-        : []),
-      { fullUrl: p.fullUrl, resource: p.task, request: { method: 'POST' as const, url: 'Task' } },
-    ]);
     const listed =
       withListedActivities(
         carePlan,
@@ -108,7 +101,7 @@ export class PlansExtended {
       reason: again[0].task.statusReason?.text,
     });
     await this.fhir.transaction([
-      ...creates,
+      ...proposedAgainEntries(again),
       updateEntry(listed, carePlan.meta?.versionId),
       { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
     ]);
