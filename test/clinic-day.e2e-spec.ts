@@ -1342,12 +1342,23 @@ describe.each([
         `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}, twice: ${mergedTwice.size}; plan ends set: ${planEndsSet}, passed: ${planEndsPassed}, wrapped up: ${wrappedUp}, completed at their end: ${plans.filter(isCompletedAtItsEnd).length}, sessions proposed again for a new end: ${tasks.filter((t) => t.statusReason?.text?.startsWith("Proposed again: its plan's end")).length}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
       );
 
+    // A session withdrawn for a plan's end is proposed again once for the new end (session 50): one Task per key.
+    const afterEndKeys = tasks
+      .flatMap((t) => t.identifier ?? [])
+      .filter((i) => i.system === TASK_KEY_SYSTEM && i.value?.includes(':after-end-'))
+      .map((i) => i.value);
+    expect(afterEndKeys).toEqual([...new Set(afterEndKeys)]);
+
     // Each infusion is followed up once: one Task per protocol action, one check (what was proposed again in place of a
-    // Task recorded in error aside: it keeps the infusion it followed).
+    // Task recorded in error, or of one withdrawn for a plan's end since moved, aside: it keeps the infusion it followed).
+    const proposedAgain = (t: Task) =>
+      t.identifier?.some(
+        (i) => i.system === TASK_KEY_SYSTEM && (i.value?.includes(':in-error-') || i.value?.includes(':after-end-')),
+      );
     for (const procedure of enrolled.flatMap((e) => e.infusions)) {
       const actions = tasks
         .filter((t) => t.status !== 'entered-in-error')
-        .filter((t) => !t.identifier?.some((i) => i.system === TASK_KEY_SYSTEM && i.value?.includes(':in-error-')))
+        .filter((t) => !proposedAgain(t))
         .filter((t) => t.reasonReference?.reference === `Procedure/${procedure}`)
         .map((t) => actionOf(t) ?? '?');
       expect({ procedure, actions }).toEqual({ procedure, actions: [...new Set(actions)] });
