@@ -412,6 +412,36 @@ describe('CDS Hooks services', () => {
     expect(await warnings(stopped.patientId)).toEqual([]);
   });
 
+  // Since session 50: the service approves no session after a plan's end, and completes the plan once nothing is open.
+  it('order-sign: ketamine for a patient whose ketamine care plan has passed its end gets a warning saying so', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [124, 78]);
+    await applyLowDose(patientId);
+    const [carePlan] = await service.fhir.searchAll<CarePlan>('CarePlan', { subject: `Patient/${patientId}` });
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const warnings = async () =>
+      (
+        (await callHook('ketamine-order-check', orderSign(patientId, [ketamineOrder(patientId)]))).body.cards as Card[]
+      ).filter((c) => c.indicator === 'warning');
+    // Its end to come: nothing to say.
+    await service.fhir.update<CarePlan>({
+      ...carePlan,
+      status: 'active',
+      period: { start: '2026-10-01', end: '2031-01-01' },
+    });
+    expect(await warnings()).toEqual([]);
+    const current = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
+    await service.fhir.update<CarePlan>({ ...current, period: { start: '2026-10-01', end: yesterday } });
+    const [card, ...more] = await warnings();
+    expect(more).toEqual([]);
+    expectWellFormed([card]);
+    expect(card.summary).toBe('Ketamine care plan ended: its end date has passed');
+    expect(card.detail).toContain(
+      `**The patient's ketamine care plan ended (its end date, set in the EHR) on ${yesterday}.**`,
+    );
+    expect(card.detail).toMatch(/extend the care plan in the EHR/);
+  });
+
   it('order-sign: ketamine ordered for the time of a session already approved gets a warning, unless it replaces it', async () => {
     const patientId = await newPatient();
     await recordVitals(patientId, [124, 78]);

@@ -1,14 +1,16 @@
 import type { CarePlan, MedicationRequest, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { clinicDay, SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
-import { carePlanHoldsCare } from '@kc/followups';
+import { carePlanHoldsCare, planEndsAt } from '@kc/followups';
 import { links, orderRefs, removeOrdersSuggestion, summary, type CardOptions } from './cards';
 import type { Card } from './cds-types';
 
 /**
  * order-sign: ketamine ordered in the EHR for a patient whose ketamine care plan is paused or was stopped here (no
  * other plan of the order's protocols holds care) gets a warning card saying so, with its date and reason: the
- * prescriber may not know the treatment was paused (a hospital stay) or stopped. A plan entered in error is ignored;
- * a patient with no ketamine plan at all gets no card (ordering outside a plan is the EHR's business).
+ * prescriber may not know the treatment was paused (a hospital stay) or stopped. Since session 50 so does one whose
+ * plan's end (`period.end`, set in the EHR) has passed, completed or not yet (the service approves no session after
+ * it). A plan entered in error is ignored; a patient with no ketamine plan at all gets no card (ordering outside a
+ * plan is the EHR's business).
  */
 export function planStatusCards(input: {
   orders: MedicationRequest[];
@@ -16,18 +18,30 @@ export function planStatusCards(input: {
   /** The protocols the orders could be given under (protocolsForOrder). */
   protocols: PlanDefinition[];
   options: CardOptions;
+  now?: Date;
 }): Card[] {
-  const { orders, options } = input;
+  const { orders, options, now = new Date() } = input;
   if (!orders.length) return [];
   const ketaminePlans = plansOf(input.carePlans, input.protocols);
-  if (ketaminePlans.some((c) => carePlanHoldsCare(c).ok)) return [];
+  const ended = (c: CarePlan) => {
+    const ends = planEndsAt(c, options.zone);
+    return ends !== undefined && ends <= now.getTime();
+  };
+  if (ketaminePlans.some((c) => carePlanHoldsCare(c).ok && !ended(c))) return [];
   const latest = ketaminePlans
-    .filter((c) => c.status === 'on-hold' || c.status === 'revoked' || c.status === 'completed')
+    .filter((c) => c.status === 'on-hold' || c.status === 'revoked' || c.status === 'completed' || ended(c))
     .sort((a, b) => Date.parse(b.meta?.lastUpdated ?? '') - Date.parse(a.meta?.lastUpdated ?? ''))[0];
   if (!latest) return [];
-  const words = WORDS[latest.status as keyof typeof WORDS];
-  const since = clinicDay(latest.meta?.lastUpdated, options.zone);
-  const cardKey = `cds:order-sign:${orderRefs(orders).join(',')}:plan:${latest.id}:${latest.status}`;
+  // Past its end: said so whatever its status says yet (the service completes it once nothing under it is open).
+  const pastEnd = ended(latest) && (carePlanHoldsCare(latest).ok || latest.status === 'completed');
+  const words = pastEnd ? WORDS.ended : WORDS[latest.status as keyof typeof WORDS];
+  const end = latest.period?.end;
+  const since = pastEnd
+    ? /^\d{4}-\d{2}-\d{2}$/.test(end!)
+      ? end
+      : clinicDay(end, options.zone)
+    : clinicDay(latest.meta?.lastUpdated, options.zone);
+  const cardKey = `cds:order-sign:${orderRefs(orders).join(',')}:plan:${latest.id}:${pastEnd ? 'ended' : latest.status}`;
   return [
     {
       uuid: uuidFromKey(cardKey),
@@ -40,7 +54,7 @@ export function planStatusCards(input: {
       ].join('\n\n'),
       indicator: 'warning',
       source: { label: options.sourceLabel, topic: { system: SERVICE_CODE_SYSTEM, code: words.topic } },
-      ...removeOrdersSuggestion(orders, cardKey, latest.status !== 'completed'),
+      ...removeOrdersSuggestion(orders, cardKey, latest.status !== 'completed' && !pastEnd),
       links: links(options, 'Open the clinician worklist'),
     },
   ];
@@ -59,6 +73,14 @@ const WORDS = {
     detail: 'was stopped',
     when: 'on',
     advice: 'Sign this order only if the treatment is to start again, under a new care plan.',
+    topic: 'withdrawn',
+  },
+  ended: {
+    summary: 'ended: its end date has passed',
+    detail: 'ended (its end date, set in the EHR)',
+    when: 'on',
+    advice:
+      'No session is approved after a care plan’s end: extend the care plan in the EHR to go on with this course, or apply the protocol again for a new one.',
     topic: 'withdrawn',
   },
   completed: {
