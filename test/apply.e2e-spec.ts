@@ -76,6 +76,15 @@ function taskFor(out: Parameters, actionId: string): Task {
   )!;
 }
 
+/** FHIR requests the service sent so far (its metric), besides the access audit's own writes (batched in the background). */
+const fhirRequests = (service: TestService) =>
+  requestsBesidesAudit(service, async () =>
+    ((await service.app.get(Registry).getSingleMetric('kc_fhir_requests_total')?.get())?.values ?? []).reduce(
+      (sum, v) => sum + v.value,
+      0,
+    ),
+  );
+
 describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () => {
   let service: TestService;
   beforeAll(async () => {
@@ -114,15 +123,6 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
   });
 
   it('round trips to the FHIR server: 1 to read (the Patient and every input in one batch), 3 more to persist', async () => {
-    const registry = service.app.get(Registry);
-    // Besides the access audit's own writes (batched in the background across requests).
-    const fhirRequests = () =>
-      requestsBesidesAudit(service, async () =>
-        ((await registry.getSingleMetric('kc_fhir_requests_total')?.get())?.values ?? []).reduce(
-          (sum, v) => sum + v.value,
-          0,
-        ),
-      );
     const subject = await createPatient(service, { weightKg: 80, bp: [132, 84], conditions: [FIBROMYALGIA] });
     const apply = (extra: Parameters['parameter'] = []) =>
       request(service.url)
@@ -130,28 +130,20 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
         .set(service.as('clinician'))
         .send(applyParams(subject, extra))
         .expect(200);
-    let before = await fhirRequests();
+    let before = await fhirRequests(service);
     await apply();
-    expect((await fhirRequests()) - before).toBe(1);
-    before = await fhirRequests();
+    expect((await fhirRequests(service)) - before).toBe(1);
+    before = await fhirRequests(service);
     await apply([{ name: 'persist', valueBoolean: true }]);
     // the read batch, the batch looking up the plan's keys, the transaction, the batch reading the plan back
-    expect((await fhirRequests()) - before).toBe(4);
+    expect((await fhirRequests(service)) - before).toBe(4);
   });
 
   // Since session 50; before, 4: the guard's deceased check read the linked records again.
   it('for a record another was merged into, 3 reads: the record alone, the record it links, the data under both', async () => {
-    const registry = service.app.get(Registry);
-    const fhirRequests = () =>
-      requestsBesidesAudit(service, async () =>
-        ((await registry.getSingleMetric('kc_fhir_requests_total')?.get())?.values ?? []).reduce(
-          (sum, v) => sum + v.value,
-          0,
-        ),
-      );
     const old = await createPatient(service, { weightKg: 80, bp: [132, 84], conditions: [FIBROMYALGIA] });
     const kept = await mergedIntoNewRecord(service, old);
-    const before = await fhirRequests();
+    const before = await fhirRequests(service);
     const out = await request(service.url)
       .post('/fhir/PlanDefinition/ketamine-low-dose-series/$apply')
       .set(service.as('clinician'))
@@ -159,23 +151,14 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
       .expect(200);
     // Eligible on the weight and blood pressure recorded under the record merged away.
     expect((out.body as Parameters).parameter?.find((p) => p.name === 'eligible')?.valueBoolean).toBe(true);
-    expect((await fhirRequests()) - before).toBe(3);
+    expect((await fhirRequests(service)) - before).toBe(3);
   });
 
   it('eight patients enrolled at once share their requests (4 each alone), and each plan is written whole, once', async () => {
-    const registry = service.app.get(Registry);
-    // Besides the access audit's own writes (batched in the background across requests).
-    const fhirRequests = () =>
-      requestsBesidesAudit(service, async () =>
-        ((await registry.getSingleMetric('kc_fhir_requests_total')?.get())?.values ?? []).reduce(
-          (sum, v) => sum + v.value,
-          0,
-        ),
-      );
     const subjects = await Promise.all(
       Array.from({ length: 8 }, () => createPatient(service, { weightKg: 70, bp: [120, 80] })),
     );
-    const before = await fhirRequests();
+    const before = await fhirRequests(service);
     await Promise.all(
       subjects.map((subject) =>
         request(service.url)
@@ -185,7 +168,7 @@ describe('PlanDefinition/$apply over HTTP against the embedded FHIR server', () 
           .expect(200),
       ),
     );
-    expect((await fhirRequests()) - before).toBeLessThan(4 * 8);
+    expect((await fhirRequests(service)) - before).toBeLessThan(4 * 8);
     for (const subject of subjects) {
       const carePlans = await service.fhir.searchAll<CarePlan>('CarePlan', { subject });
       expect(carePlans).toHaveLength(1);

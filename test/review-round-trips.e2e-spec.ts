@@ -26,6 +26,14 @@ async function newInfusionAwaitingApproval(): Promise<Task> {
   return tasks.find((t) => t.focus?.reference?.startsWith('MedicationRequest/') && stateOf(t) === 'awaiting-approval')!;
 }
 
+/** The Task approved by the test clinician, on the version read. */
+const approved = (task: Task) =>
+  request(service.url)
+    .post(`/tasks/${task.id}/$approve`)
+    .set(service.as('clinician'))
+    .send({ versionId: task.meta!.versionId })
+    .expect(200);
+
 /**
  * Issue 10 ($approve >= 0.5x a raw If-Match update): an approval costs 3 FHIR requests, counted at a proxy in front
  * of the FHIR server: the Task with the request it authorises, its CarePlan and the plan's contraindications
@@ -37,11 +45,7 @@ describe('$approve: 3 FHIR requests', () => {
   it('approving the infusion Task (which creates the order) sends 3 requests to the FHIR server', async () => {
     const infusion = await newInfusionAwaitingApproval();
     const before = await forwarded();
-    await request(service.url)
-      .post(`/tasks/${infusion.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: infusion.meta!.versionId })
-      .expect(200);
+    await approved(infusion);
     expect((await forwarded()) - before).toBe(3);
   });
 });
@@ -54,16 +58,12 @@ describe('$approve: 3 FHIR requests', () => {
 describe('$reject of an approved session: its orders found in one request', () => {
   it('rejecting an approved infusion sends 4 requests: the Task, its reminders, its orders, one transaction', async () => {
     const infusion = await newInfusionAwaitingApproval();
-    const approved = await request(service.url)
-      .post(`/tasks/${infusion.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: infusion.meta!.versionId })
-      .expect(200);
+    const approvedNow = await approved(infusion);
     const before = await forwarded();
     await request(service.url)
       .post(`/tasks/${infusion.id}/$reject`)
       .set(service.as('clinician'))
-      .send({ versionId: (approved.body as Task).meta!.versionId, reason: 'Not now' })
+      .send({ versionId: (approvedNow.body as Task).meta!.versionId, reason: 'Not now' })
       .expect(200);
     expect((await forwarded()) - before).toBe(4);
     const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
@@ -272,11 +272,7 @@ describe('$approve for a merged patient: the linked records read once', () => {
     const infusion = await newInfusionAwaitingApproval();
     await mergedIntoNewRecord(service, infusion.for!.reference!, { name: [{ family: 'Kept' }] });
     const before = await forwarded();
-    await request(service.url)
-      .post(`/tasks/${infusion.id}/$approve`)
-      .set(service.as('clinician'))
-      .send({ versionId: infusion.meta!.versionId })
-      .expect(200);
+    await approved(infusion);
     expect((await forwarded()) - before).toBe(4);
   });
 });
