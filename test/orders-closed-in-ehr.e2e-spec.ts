@@ -508,6 +508,16 @@ describe('an approved session whose order was closed in the EHR', () => {
     await expectAnotherSessionsOrder(booster, replacementRef);
   });
 
+  // Since session 50; before, the chain ended at the order deleted, and the replacement was offered to the booster.
+  it('the same when the EHR then deleted the order it replaced: the replacement is still that session’s', async () => {
+    const { booster, ehrOrder } = await nextSessionOnEhrOrder();
+    const { resource: replacement } = await service.fhir.create(ehrReplacementOf(ehrOrder));
+    expect(
+      (await fetch(`${service.config.fhirBaseUrl}/MedicationRequest/${ehrOrder.id}`, { method: 'DELETE' })).ok,
+    ).toBe(true);
+    await expectAnotherSessionsOrder(booster, `MedicationRequest/${replacement.id}`);
+  });
+
   it('its Task cancelled in the EHR (status alone): at its notification, its order cancelled and its reminders revoked, with a Provenance', async () => {
     const { task, order } = await approvedSession();
     expect((await remindersOf(task)).some((r) => r.status === 'active')).toBe(true);

@@ -237,12 +237,15 @@ const REPLACED_STEPS = 4;
  * The orders the EHR's open orders (`open`) replace (`priorPrescription`), read a step at a time back along the chain,
  * with the Tasks approved on them (`Task:based-on`): what replacementsOfOtherSessions needs to tell another session's
  * order replaced in the EHR. One search a step, none for orders that replace none (since session 48 for an approval;
- * since 49 the worklist's note of the EHR's orders for a session's time too). `search`: the caller's reads (an
- * approval's are coalesced with others').
+ * since 49 the worklist's note of the EHR's orders for a session's time too). An order the search does not find (the
+ * EHR deleted it after replacing it) is read from its history (`lastVersion`, when given), with a search of the Tasks
+ * approved on it: since session 50; before, the chain ended there, and another session could be approved on the
+ * replacement of a session's deleted order. `search`: the caller's reads (an approval's are coalesced with others').
  */
 export async function ordersReplacedBy(
-  search: (resourceType: 'MedicationRequest', params: SearchParams) => Promise<Bundle>,
+  search: (resourceType: 'MedicationRequest' | 'Task', params: SearchParams) => Promise<Bundle>,
   open: MedicationRequest[],
+  lastVersion?: (id: string) => Promise<MedicationRequest | undefined>,
 ): Promise<{ priors: MedicationRequest[]; tasks: Task[] }> {
   const priors: MedicationRequest[] = [];
   const tasks: Task[] = [];
@@ -252,14 +255,24 @@ export async function ordersReplacedBy(
     const refs = [...new Set(next)].filter((r) => /^MedicationRequest\/[^/]+$/.test(r) && !read.has(r));
     if (!refs.length) break;
     refs.forEach((r) => read.add(r));
-    const found = await search('MedicationRequest', {
-      _id: refs.map((r) => r.slice('MedicationRequest/'.length)).join(','),
-      _revinclude: 'Task:based-on',
-    });
+    const ids = refs.map((r) => r.slice('MedicationRequest/'.length));
+    const found = await search('MedicationRequest', { _id: ids.join(','), _revinclude: 'Task:based-on' });
     const orders = matchesOf<MedicationRequest>(found);
-    priors.push(...orders);
     tasks.push(...includedOf<Task>(found, 'Task'));
+    const gone = lastVersion ? ids.filter((id) => !orders.some((o) => o.id === id)) : [];
+    for (const id of gone) {
+      const last = await lastVersion!(id);
+      if (!last) continue;
+      orders.push(last);
+      tasks.push(...matchesOf<Task>(await search('Task', { 'based-on': `MedicationRequest/${id}`, _count: 20 })));
+    }
+    priors.push(...orders);
     next = orders.flatMap((o) => o.priorPrescription?.reference ?? []);
   }
   return { priors, tasks };
+}
+
+/** An order's last version even when the EHR deleted it (its history): for ordersReplacedBy's `lastVersion`. */
+export function orderEvenIfDeleted(fhir: FhirClient): (id: string) => Promise<MedicationRequest | undefined> {
+  return async (id) => (await fhir.readEvenIfDeleted<MedicationRequest>('MedicationRequest', id))?.resource;
 }

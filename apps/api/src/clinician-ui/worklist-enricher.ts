@@ -36,7 +36,7 @@ import {
   scoreCodes,
   scoreValue,
 } from '@kc/followups';
-import { ordersReplacedBy, PlanDefinitions } from '@kc/nest-core';
+import { orderEvenIfDeleted, ordersReplacedBy, PlanDefinitions } from '@kc/nest-core';
 import {
   PROTOCOL_WINDOW_EXTENSION,
   ProtocolCatalog,
@@ -255,7 +255,11 @@ export class WorklistEnricher {
     // session's, not one to approve this one on (since session 49, as the approval judges it since 48). Read only for
     // open orders that replace one.
     const replaced = sessions.length
-      ? await ordersReplacedBy((type, params) => this.fhir.search(type, params), openOrders)
+      ? await ordersReplacedBy(
+          (type, params) => this.fhir.search(type, params),
+          openOrders,
+          orderEvenIfDeleted(this.fhir),
+        )
       : { priors: [], tasks: [] };
     const ehrOrdersOf = (item: T): Pick<ItemView, 'ehrOrders'> => {
       const proposal = item.request ? proposals.get(item.request) : undefined;

@@ -13,7 +13,7 @@ import {
   ordersOfOtherPlans,
   sessionsOfOtherPlansAt,
 } from '@kc/followups';
-import { openOrdersOfSessions, ordersReplacedBy } from '@kc/nest-core';
+import { openOrdersOfSessions, orderEvenIfDeleted, ordersReplacedBy } from '@kc/nest-core';
 import { clinicPeriod, dosageToOrder, orderedBolusPerKg, orderedRatePerKg, protocolWindowOf } from '@kc/protocols';
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
@@ -364,7 +364,11 @@ export class TaskDecisionService {
     openSessions: Task[],
     taskId: string | undefined,
   ): Promise<Set<string>> {
-    const { priors, tasks } = await ordersReplacedBy((type, params) => this.writer.search(type, params), open);
+    const { priors, tasks } = await ordersReplacedBy(
+      (type, params) => this.writer.search(type, params),
+      open,
+      orderEvenIfDeleted(this.fhir),
+    );
     return replacementsOfOtherSessions(open, priors, [...openSessions, ...tasks], taskId);
   }
 

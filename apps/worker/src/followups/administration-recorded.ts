@@ -24,7 +24,7 @@ import {
   StoppedPlanEventsProducer,
 } from '@kc/queue';
 import { isOpenOrder, orderTaskIdOf, sessionBegunBy, sessionIdsOfOrder, sessionsAlongChain } from '@kc/task-states';
-import { ordersReplacedBy } from '@kc/nest-core';
+import { orderEvenIfDeleted, ordersReplacedBy } from '@kc/nest-core';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
 import { LateAdministrations } from './late-administrations.service';
@@ -152,7 +152,11 @@ export class AdministrationRecorded {
     const included = includedOf<Task>(found, 'Task');
     const replaced =
       order.priorPrescription && !sessionIdsOfOrder(order, included).length
-        ? await ordersReplacedBy((type, params) => this.fhir.search(type, params), [order])
+        ? await ordersReplacedBy(
+            (type, params) => this.fhir.search(type, params),
+            [order],
+            orderEvenIfDeleted(this.fhir),
+          )
         : { priors: [], tasks: [] };
     const approvedOn = [...included, ...replaced.tasks];
     const ids = sessionsAlongChain(order, replaced.priors, approvedOn)?.ids ?? [];

@@ -18,7 +18,7 @@ import {
   isUnlinkedInfusion,
   type CrossedClosing,
 } from '@kc/followups';
-import { ordersReplacedBy } from '@kc/nest-core';
+import { orderEvenIfDeleted, ordersReplacedBy } from '@kc/nest-core';
 import {
   changeProvenance,
   sessionBegunBy,
@@ -114,7 +114,11 @@ export class CrossedClosings {
   private async sessionOf(order: MedicationRequest, tasks: Task[]): Promise<OrderSession | undefined> {
     const replaced =
       order.priorPrescription && !sessionIdsOfOrder(order, tasks).length
-        ? await ordersReplacedBy((type, params) => this.fhir.search(type, params), [order])
+        ? await ordersReplacedBy(
+            (type, params) => this.fhir.search(type, params),
+            [order],
+            orderEvenIfDeleted(this.fhir),
+          )
         : { priors: [], tasks: [] };
     const approvedOn = [...tasks, ...replaced.tasks];
     const session = sessionsAlongChain(order, replaced.priors, approvedOn);
