@@ -10,7 +10,7 @@ import { isWithdrawnForPlanEnd } from './stopped-plans';
  * end now allows (the EHR moved it later, or removed it): each proposed again, awaiting approval (an approved one's
  * order was cancelled with it: a clinician approves it again), under a key naming the one it stands in for, once.
  * Before session 50 they stayed withdrawn: a course the clinic extended had none of its next sessions to approve. Only
- * for a plan holding care (active, draft). `tasks`: the plan's Tasks, those withdrawn and those proposed again among
+ * for a plan holding care (active, draft). `tasks`: the plan's Tasks in every status, those withdrawn and those proposed again among
  * them; `proposals`: the withdrawn ones' proposals (their `focus`), by reference.
  */
 export function sessionsProposedAgainForNewEnd(input: {

@@ -19,7 +19,7 @@ import type { OpenTasks } from './open-tasks';
  * withdrawn because the old end came before them are proposed again (sessionsProposedAgainForNewEnd: new Tasks awaiting
  * approval, listed on the plan, with a Provenance naming the service), and its latest infusion is followed up again,
  * which proposes the sessions its follow-up left out for the old end (`afterPlanEnd`; by their keys, once). One batch
- * (the plan, its withdrawn Tasks with their proposals, its latest infusion), only for such a plan: one mid-course has
+ * (the plan, its Tasks with their proposals, its latest infusion), only for such a plan: one mid-course has
  * its next session open and reads nothing more. Since session 50; before, an extended course had nothing to approve.
  */
 @Injectable()
@@ -45,10 +45,12 @@ export class PlansExtended {
       this.fhir,
       [`CarePlan/${encodeURIComponent(carePlanId)}`],
       [
+        // Every status: the withdrawn ones, and those proposed again already, whatever became of them since (done,
+        // rejected: clinic day seed 3254 proposed one again each time its replacement was closed).
         {
-          name: 'withdrawn',
+          name: 'closed',
           resourceType: 'Task',
-          params: { 'based-on': ref, status: 'cancelled', _include: 'Task:focus', _count: 200 },
+          params: { 'based-on': ref, _include: 'Task:focus', _count: 200 },
           everyMatch: true,
         },
         {
@@ -61,13 +63,13 @@ export class PlansExtended {
     const carePlan = read[0] as CarePlan | undefined;
     if (!carePlan || !carePlanHoldsCare(carePlan).ok) return { proposedAgain: 0, followedUpAgain: 0 };
     const proposals = new Map(
-      includedOf<AuthorisableRequest>(found.withdrawn)
+      includedOf<AuthorisableRequest>(found.closed)
         .filter(isAuthorisable)
         .map((r) => [`${r.resourceType}/${r.id}`, r] as const),
     );
     const again = sessionsProposedAgainForNewEnd({
       carePlan,
-      tasks: [...matchesOf<Task>(found.withdrawn), ...openTasks],
+      tasks: [...matchesOf<Task>(found.closed), ...openTasks],
       proposals,
       now,
       zone: this.config.clinicTimeZone,
