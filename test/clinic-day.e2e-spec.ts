@@ -606,13 +606,14 @@ describe.each([
   }
 
   /**
-   * The EHR ends the patient's plan on a date 1 to 8 weeks into the course (half a date alone, the whole clinic day;
-   * half a dateTime), or, a plan with an end already, now and then extends it (the end removed). If-Match on what it
-   * read, as an EHR writes.
+   * The EHR ends the patient's plan on a date 1 to 8 weeks into the course, or (a third) two days ago (half a date
+   * alone, the whole clinic day; half a dateTime), or, a plan with an end already, half the time extends it (the end
+   * removed: the service proposes what the end kept out, and makes a plan it completed active again). If-Match on what
+   * it read, as an EHR writes.
    */
   async function planEndSetInEhr(who: Enrolled): Promise<void> {
     const plan = await service.fhir.read<CarePlan>('CarePlan', who.carePlanId);
-    if (plan.period?.end && random() < 0.3) {
+    if (plan.period?.end && random() < 0.5) {
       const { end: _end, ...period } = plan.period;
       return ehrUpdate<CarePlan>({ ...plan, period });
     }
