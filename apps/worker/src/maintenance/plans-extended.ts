@@ -48,7 +48,7 @@ export class PlansExtended {
         // Every status: the withdrawn ones, and those proposed again already, whatever became of them since (done,
         // rejected: clinic day seed 3254 proposed one again each time its replacement was closed).
         {
-          name: 'closed',
+          name: 'tasks',
           resourceType: 'Task',
           params: { 'based-on': ref, _include: 'Task:focus', _count: 200 },
           everyMatch: true,
@@ -63,13 +63,13 @@ export class PlansExtended {
     const carePlan = read[0] as CarePlan | undefined;
     if (!carePlan || !carePlanHoldsCare(carePlan).ok) return { proposedAgain: 0, followedUpAgain: 0 };
     const proposals = new Map(
-      includedOf<AuthorisableRequest>(found.closed)
+      includedOf<AuthorisableRequest>(found.tasks)
         .filter(isAuthorisable)
         .map((r) => [`${r.resourceType}/${r.id}`, r] as const),
     );
     const again = sessionsProposedAgainForNewEnd({
       carePlan,
-      tasks: [...matchesOf<Task>(found.closed), ...openTasks],
+      tasks: [...matchesOf<Task>(found.tasks), ...openTasks],
       proposals,
       now,
       zone: this.config.clinicTimeZone,
