@@ -233,6 +233,31 @@ describe('trustworthy plans', () => {
       .expect(409);
   });
 
+  // Since session 50; before, the plan was applied again under a key from its start date, so a start the EHR had moved
+  // wrote a second plan with the Tasks under it (clinic day seeds 3196, 3201, 3203).
+  it('an override on a plan whose start the EHR moved proposes the held-back Tasks under that plan, not a second one', async () => {
+    const subject = await patient({ weightKg: 70, conditions: [PREGNANCY] });
+    const { carePlan } = await apply(subject);
+    const read = await service.fhir.read<CarePlan>('CarePlan', carePlan.id!);
+    await service.fhir.update<CarePlan>({ ...read, period: { start: '2027-02-01T09:00:00.000Z' } });
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    await request(service.url)
+      .post(`/detected-issues/${issue.id}/$override`)
+      .set(clinician())
+      .set('If-Match', `W/"${issue.meta!.versionId}"`)
+      .send({ reason: 'Pregnancy test negative today' })
+      .expect(200);
+    expect((await service.fhir.searchAll<CarePlan>('CarePlan', { subject })).map((c) => c.id)).toEqual([carePlan.id]);
+    const tasks = await onPlan<Task>('Task', carePlan.id!);
+    expect(tasks.map(actionOf).sort()).toEqual(['infusion-session', 'patient-instructions']);
+    // Timed from the start as it is now: the first session from the day after.
+    expect(tasks.find((t) => actionOf(t) === 'infusion-session')?.restriction?.period?.start).toBe(
+      '2027-02-02T09:00:00.000Z',
+    );
+  });
+
   it('an override cut short after it was recorded (crash before the held-back actions were proposed) is finished by sending it again', async () => {
     const subject = await patient({ weightKg: 70, conditions: [PREGNANCY] });
     const { carePlan } = await apply(subject);

@@ -69,6 +69,13 @@ export interface ApplyInput {
   /** Contraindication codes a clinician overrode on this plan (DetectedIssue.mitigation): their actions go ahead. */
   overridden?: ReadonlySet<string>;
   /**
+   * The key of a plan applied again (after an override): what is proposed goes under that plan, whatever its start
+   * says now. Without it the key comes from the protocol, the patient and the start date, so a plan whose start the
+   * EHR moved was written again as a second plan, its Tasks under it (since session 50; clinic day seeds 3196, 3201,
+   * 3203: the first plan left with nothing proposed).
+   */
+  carePlanKey?: string;
+  /**
    * The patient's care teams (FOLLOW_UP_OWNER=care-team): a Task no practitioner was named for is the member's in the
    * role its protocol names as performer (careTeamOwner).
    */
@@ -105,7 +112,7 @@ export interface ApplyResult {
  */
 export function applyPlanDefinition(input: ApplyInput): ApplyResult {
   const { plan, patient, startDate, now } = input;
-  const ids = applyIdentity(plan, patient, startDate);
+  const ids = applyIdentity(plan, patient, startDate, input.carePlanKey);
   const variables = bindVariables(input);
   const selection = selectActions(plan, {
     variables,
@@ -166,9 +173,14 @@ interface ApplyIdentity {
   urls: { carePlan: string; requestGroup: string };
 }
 
-function applyIdentity(plan: PlanDefinition, patient: Patient & { id: string }, startDate: Date): ApplyIdentity {
+function applyIdentity(
+  plan: PlanDefinition,
+  patient: Patient & { id: string },
+  startDate: Date,
+  key?: string,
+): ApplyIdentity {
   const planCanonical = canonicalOf(plan) ?? `PlanDefinition/${plan.id}`;
-  const carePlanKey = shortHash(`${planCanonical}|${patient.id}|${startDate.toISOString()}`);
+  const carePlanKey = key ?? shortHash(`${planCanonical}|${patient.id}|${startDate.toISOString()}`);
   return {
     subject: { reference: `Patient/${patient.id}` },
     planCanonical,

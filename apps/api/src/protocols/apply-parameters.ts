@@ -15,6 +15,8 @@ export interface ApplyRequest {
   output: 'carePlan' | 'parameters';
   /** Contraindications overridden on the plan (set by the service when it re-applies after an override). */
   overridden?: ReadonlySet<string>;
+  /** The key of the plan applied again (set by the service when it re-applies after an override): written under it. */
+  carePlanKey?: string;
 }
 
 const PATIENT_REFERENCE = new RegExp(`^Patient/(${RESOURCE_ID_PATTERN})$`);

@@ -115,6 +115,7 @@ export class ApplyService {
         zone: this.config.clinicTimeZone,
         context: request.context,
         overridden: request.overridden,
+        carePlanKey: request.carePlanKey,
         careTeams,
       }),
     );

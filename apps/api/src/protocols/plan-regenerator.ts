@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Reference, Task } from '@medplum/fhirtypes';
 import { FhirClient, FhirVersionConflictError } from '@kc/fhir';
 import { PlanDefinitions } from '@kc/nest-core';
-import { withListedActivities } from '@kc/protocols';
+import { carePlanKeyOf, withListedActivities } from '@kc/protocols';
 import { ApplyService } from './apply.service';
 
 /**
@@ -47,6 +47,8 @@ export class PlanRegenerator {
       context: {},
       output: 'carePlan',
       overridden,
+      // Under this plan, whatever its start says now (the EHR may have moved it since it was applied).
+      carePlanKey: carePlanKeyOf(carePlan),
     });
     const tasks = applied.result.tasks
       .map((t) => applied.persisted?.get(t.fullUrl))
