@@ -37,6 +37,7 @@ import {
 } from '@kc/followups';
 import { PlanDefinitions } from '@kc/nest-core';
 import {
+  CAREPLAN_KEY_SYSTEM,
   CLINIC_ALERT_KEY_SYSTEM,
   clinicAlertKey,
   infusionInErrorOf,
@@ -622,9 +623,11 @@ describe.each([
       ? new Date(Date.now() - 2 * DAY_MS)
       : new Date(Date.parse('2027-01-01T00:00:00Z') + (7 + Math.floor(random() * 50)) * DAY_MS);
     const at = random() < 0.5 ? end.toISOString().slice(0, 10) : new Date(end.getTime() + 15 * HOUR_MS).toISOString();
-    // A passed end before the plan's start (the course called off before it began) is written as it is: Medplum's
-    // validation does not hold a Period to per-1, and moving the start would move every window planned from it.
-    await ehrUpdate<CarePlan>({ ...plan, period: { ...plan.period, end: at } });
+    // A passed end before the plan's start (the course called off before it began): written as it is (Medplum's
+    // validation does not hold a Period to per-1), or half the time with the start moved to it, which times what an
+    // override proposes from then on (session 50: before, an override then wrote a second plan; seeds 3196, 3201, 3203).
+    const moveStart = Boolean(plan.period?.start && plan.period.start > at) && random() < 0.5;
+    await ehrUpdate<CarePlan>({ ...plan, period: { ...plan.period, ...(moveStart ? { start: at } : {}), end: at } });
     planEndsSet++;
     if (passed) planEndsPassed++;
   }
@@ -1159,9 +1162,15 @@ describe.each([
       ),
     ];
     // The service's plans (those enrolled), not the EHR's own care episodes and pathways.
-    const plans = (await service.fhir.searchAll<CarePlan>('CarePlan', { _count: 1000 })).filter((p) =>
-      enrolled.some((e) => e.carePlanId === p.id),
-    );
+    const allPlans = await service.fhir.searchAll<CarePlan>('CarePlan', { _count: 1000 });
+    const plans = allPlans.filter((p) => enrolled.some((e) => e.carePlanId === p.id));
+    // Every plan the service wrote is one the clinic applied: none written again beside it (session 50: an override on
+    // a plan whose start the EHR moved wrote a second plan; seeds 3196, 3201, 3203).
+    expect(
+      allPlans
+        .filter((p) => p.identifier?.some((i) => i.system === CAREPLAN_KEY_SYSTEM) && !plans.includes(p))
+        .map((p) => `${p.id} ${p.subject?.reference} ${p.status}`),
+    ).toEqual([]);
     const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { _count: 1000 });
     const planOf = (r: { basedOn?: { reference?: string }[] }) =>
       r.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference;
