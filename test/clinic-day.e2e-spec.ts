@@ -408,8 +408,11 @@ describe.each([
           // another of the EHR's steps: seed 2187): the EHR takes its replacement back, as it would on finding the order
           // it replaced already over.
           const replaced = await service.fhir.readIfExists<MedicationRequest>('MedicationRequest', order.id!);
-          if (replaced?.status !== 'active' && replaced?.status !== 'on-hold')
+          if (replaced?.status !== 'active' && replaced?.status !== 'on-hold') {
+            // The EHR's closing (seed 3317: the pump had begun the replacement in between; the EHR's to answer).
+            ehrClosed.add(resource.id!);
             await ehrUpdate({ ...resource, status: 'cancelled' });
+          }
         } else
           await service.fhir
             .transaction([
