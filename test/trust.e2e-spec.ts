@@ -243,12 +243,7 @@ describe('trustworthy plans', () => {
     const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
       implicated: `CarePlan/${carePlan.id}`,
     });
-    await request(service.url)
-      .post(`/detected-issues/${issue.id}/$override`)
-      .set(clinician())
-      .set('If-Match', `W/"${issue.meta!.versionId}"`)
-      .send({ reason: 'Pregnancy test negative today' })
-      .expect(200);
+    await overrideIssue(service, issue, 'Pregnancy test negative today').expect(200);
     expect((await service.fhir.searchAll<CarePlan>('CarePlan', { subject })).map((c) => c.id)).toEqual([carePlan.id]);
     const tasks = await onPlan<Task>('Task', carePlan.id!);
     expect(tasks.map(actionOf).sort()).toEqual(['infusion-session', 'patient-instructions']);

@@ -1,5 +1,5 @@
 import type { CarePlan, Period, Reference } from '@medplum/fhirtypes';
-import { addClinicCalendar, clinicInstant } from '@kc/protocols';
+import { addClinicCalendar, clinicDay, clinicInstant } from '@kc/protocols';
 
 /** The CarePlan a Task, request or reminder is based on (`CarePlan/<id>`), when it names one. */
 export function carePlanReferenceOf(resource: { basedOn?: Reference[] }): string | undefined {
@@ -39,6 +39,18 @@ export function planEndsAt(carePlan: Pick<CarePlan, 'period'>, zone?: string): n
   const at = end ? clinicInstant(end, zone) : undefined;
   if (!end || !at) return undefined;
   return /^\d{4}-\d{2}-\d{2}$/.test(end) ? addClinicCalendar(at.getTime(), { days: 1 }, zone) : at.getTime();
+}
+
+/** Whether a plan's end (planEndsAt) has passed by `now`; false for a plan with no end. */
+export function planEndPassed(carePlan: Pick<CarePlan, 'period'>, now: Date, zone?: string): boolean {
+  const ends = planEndsAt(carePlan, zone);
+  return ends !== undefined && ends <= now.getTime();
+}
+
+/** The day a plan ends on, as the clinic reads it: the date the EHR set, or a dateTime's day in the clinic's zone. */
+export function planEndDay(carePlan: Pick<CarePlan, 'period'>, zone?: string): string | undefined {
+  const end = carePlan.period?.end;
+  return end && /^\d{4}-\d{2}-\d{2}$/.test(end) ? end : clinicDay(end, zone);
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { CarePlan, Coding, MedicationRequest, Task } from '@medplum/fhirtypes';
-import { CAREPLAN_KEY_SYSTEM, clinicDay, SERVICE_CODE_SYSTEM } from '@kc/protocols';
+import { CAREPLAN_KEY_SYSTEM, SERVICE_CODE_SYSTEM } from '@kc/protocols';
 import { OPEN_STATUSES, sameCoding } from '@kc/task-states';
-import { planEndsAt } from './care-plan-state';
+import { planEndDay, planEndPassed, planEndsAt } from './care-plan-state';
 
 /**
  * A plan this service completed because its end passed with nothing left open, tagged so (R4 CarePlan has no
@@ -21,7 +21,7 @@ export const COMPLETED_AT_ITS_END_TAG_SEARCH = `${COMPLETED_AT_ITS_END_TAG.syste
 export const COMPLETED_AT_ITS_END =
   'Completed by ketamine-careplans: its end date passed with every session and check closed. To go on, extend the plan in the EHR (it is made active again), or apply the protocol again.';
 export const REOPENED_FOR_ITS_NEW_END =
-  'Active again: the EHR moved its end date after ketamine-careplans completed it. Sessions are proposed from the next infusion.';
+  'Active again: the EHR moved its end date after ketamine-careplans completed it. What its old end kept out is proposed again for approval.';
 
 /** What is still open under a plan, as read (its Tasks and medication orders, any status). */
 export interface StillOpenUnder {
@@ -42,8 +42,7 @@ export function planCompletedAtItsEnd(
   now: Date,
   zone?: string,
 ): CarePlan | undefined {
-  const ends = planEndsAt(carePlan, zone);
-  if (carePlan.status !== 'active' || ends === undefined || ends > now.getTime()) return undefined;
+  if (carePlan.status !== 'active' || !planEndPassed(carePlan, now, zone)) return undefined;
   // The EHR's own plans (no key of $apply's) are the EHR's to close.
   if (!carePlan.identifier?.some((i) => i.system === CAREPLAN_KEY_SYSTEM)) return undefined;
   const ref = `CarePlan/${carePlan.id}`;
@@ -65,8 +64,7 @@ export function planCompletedAtItsEnd(
  */
 export function planReopenedForItsNewEnd(carePlan: CarePlan, now: Date, zone?: string): CarePlan | undefined {
   if (carePlan.status !== 'completed' || !isCompletedAtItsEnd(carePlan)) return undefined;
-  const ends = planEndsAt(carePlan, zone);
-  if (ends !== undefined && ends <= now.getTime()) return undefined;
+  if (planEndPassed(carePlan, now, zone)) return undefined;
   return {
     ...carePlan,
     status: 'active',
@@ -81,11 +79,10 @@ export function planReopenedForItsNewEnd(carePlan: CarePlan, now: Date, zone?: s
  * with no end, or one over.
  */
 export function planEndNote(carePlan: CarePlan, now: Date, zone?: string): string | undefined {
-  const end = carePlan.period?.end;
-  const ends = planEndsAt(carePlan, zone);
-  if (!end || ends === undefined || (carePlan.status !== 'active' && carePlan.status !== 'draft')) return undefined;
-  const day = /^\d{4}-\d{2}-\d{2}$/.test(end) ? end : clinicDay(end, zone);
-  if (ends > now.getTime()) return `Ends ${day} (set in the EHR).`;
+  const day = planEndDay(carePlan, zone);
+  if (!day || planEndsAt(carePlan, zone) === undefined) return undefined;
+  if (carePlan.status !== 'active' && carePlan.status !== 'draft') return undefined;
+  if (!planEndPassed(carePlan, now, zone)) return `Ends ${day} (set in the EHR).`;
   return carePlan.status === 'active'
     ? `Its end (${day}, set in the EHR) has passed: it is completed once nothing under it is still open.`
     : `Its end (${day}, set in the EHR) has passed; never activated.`;
@@ -97,10 +94,7 @@ export function isCompletedAtItsEnd(carePlan: CarePlan): boolean {
 
 /** The plans of `plans` whose end has passed (planEndsAt in the clinic's zone): those worth reading what is open. */
 export function plansPastTheirEnd(plans: CarePlan[], now: Date, zone?: string): CarePlan[] {
-  return plans.filter((p) => {
-    const ends = planEndsAt(p, zone);
-    return ends !== undefined && ends <= now.getTime();
-  });
+  return plans.filter((p) => planEndPassed(p, now, zone));
 }
 
 function withoutTag(carePlan: CarePlan): Coding[] {

@@ -1,7 +1,7 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
-import { clinicDay, TASK_KEY_SYSTEM } from '@kc/protocols';
+import { TASK_KEY_SYSTEM } from '@kc/protocols';
 import { type AuthorisableRequest } from '@kc/task-states';
-import { carePlanHoldsCare, carePlanReferenceOf, dueAfterPlanEnd } from './care-plan-state';
+import { carePlanHoldsCare, carePlanReferenceOf, dueAfterPlanEnd, planEndDay } from './care-plan-state';
 import { taskProposedAgain, type ProposedAgain } from './replan-without-infusion';
 import { isWithdrawnForPlanEnd } from './stopped-plans';
 
@@ -26,8 +26,7 @@ export function sessionsProposedAgainForNewEnd(input: {
   const keys = new Set(
     tasks.flatMap((t) => t.identifier?.filter((i) => i.system === TASK_KEY_SYSTEM) ?? []).map((i) => i.value),
   );
-  const end = carePlan.period?.end;
-  const endNow = end ? (/^\d{4}-\d{2}-\d{2}$/.test(end) ? end : clinicDay(end, zone)) : undefined;
+  const endNow = planEndDay(carePlan, zone);
   return tasks
     .filter((t) => carePlanReferenceOf(t) === ref && isWithdrawnForPlanEnd(t))
     .filter((t) => !dueAfterPlanEnd(carePlan, t.restriction?.period, zone))

@@ -8,7 +8,9 @@ import {
   orderTaskIdOf,
   ordersApprovedOn,
   ordersBySession,
+  sessionIdsOfOrder,
   sessionOpenOrder,
+  sessionsAlongChain,
   type AuthorisableRequest,
   type OpenOrder,
 } from '@kc/task-states';
@@ -238,14 +240,14 @@ const REPLACED_STEPS = 4;
  * with the Tasks approved on them (`Task:based-on`): what replacementsOfOtherSessions needs to tell another session's
  * order replaced in the EHR. One search a step, none for orders that replace none (since session 48 for an approval;
  * since 49 the worklist's note of the EHR's orders for a session's time too). An order the search does not find (the
- * EHR deleted it after replacing it) is read from its history (`lastVersion`, when given), with a search of the Tasks
+ * EHR deleted it after replacing it) is read from its history (`lastVersion`), with a search of the Tasks
  * approved on it: since session 50; before, the chain ended there, and another session could be approved on the
  * replacement of a session's deleted order. `search`: the caller's reads (an approval's are coalesced with others').
  */
 export async function ordersReplacedBy(
   search: (resourceType: 'MedicationRequest' | 'Task', params: SearchParams) => Promise<Bundle>,
   open: MedicationRequest[],
-  lastVersion?: (id: string) => Promise<MedicationRequest | undefined>,
+  lastVersion: (id: string) => Promise<MedicationRequest | undefined>,
 ): Promise<{ priors: MedicationRequest[]; tasks: Task[] }> {
   const priors: MedicationRequest[] = [];
   const tasks: Task[] = [];
@@ -259,9 +261,8 @@ export async function ordersReplacedBy(
     const found = await search('MedicationRequest', { _id: ids.join(','), _revinclude: 'Task:based-on' });
     const orders = matchesOf<MedicationRequest>(found);
     tasks.push(...includedOf<Task>(found, 'Task'));
-    const gone = lastVersion ? ids.filter((id) => !orders.some((o) => o.id === id)) : [];
-    for (const id of gone) {
-      const last = await lastVersion!(id);
+    for (const id of ids.filter((gone) => !orders.some((o) => o.id === gone))) {
+      const last = await lastVersion(id);
       if (!last) continue;
       orders.push(last);
       tasks.push(...matchesOf<Task>(await search('Task', { 'based-on': `MedicationRequest/${id}`, _count: 20 })));
@@ -275,4 +276,24 @@ export async function ordersReplacedBy(
 /** An order's last version even when the EHR deleted it (its history): for ordersReplacedBy's `lastVersion`. */
 export function orderEvenIfDeleted(fhir: FhirClient): (id: string) => Promise<MedicationRequest | undefined> {
   return async (id) => (await fhir.readEvenIfDeleted<MedicationRequest>('MedicationRequest', id))?.resource;
+}
+
+/**
+ * The sessions an order found in the EHR stands for (sessionsAlongChain): its own, or, for the EHR's replacement of a
+ * session's order (a dose changed there), those of the orders it replaces, read back along the chain only then
+ * (ordersReplacedBy). `approvedOnIt`: the Tasks approved on it, as the search that found it included them
+ * (`Task:based-on`). With every Task read on the way, to find a session's Task among. For the pump record's job and
+ * the undo of a closing that crossed the pump.
+ */
+export async function sessionsOfOrderInEhr(
+  fhir: FhirClient,
+  order: MedicationRequest,
+  approvedOnIt: Task[],
+): Promise<{ session: ReturnType<typeof sessionsAlongChain>; tasks: Task[] }> {
+  const replaced =
+    order.priorPrescription && !sessionIdsOfOrder(order, approvedOnIt).length
+      ? await ordersReplacedBy((type, params) => fhir.search(type, params), [order], orderEvenIfDeleted(fhir))
+      : { priors: [], tasks: [] };
+  const tasks = [...approvedOnIt, ...replaced.tasks];
+  return { session: sessionsAlongChain(order, replaced.priors, tasks), tasks };
 }

@@ -1,6 +1,6 @@
 import type { CarePlan, MedicationRequest, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { clinicDay, SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
-import { carePlanHoldsCare, planEndsAt } from '@kc/followups';
+import { carePlanHoldsCare, planEndDay, planEndPassed } from '@kc/followups';
 import { links, orderRefs, removeOrdersSuggestion, summary, type CardOptions } from './cards';
 import type { Card } from './cds-types';
 
@@ -23,10 +23,7 @@ export function planStatusCards(input: {
   const { orders, options, now = new Date() } = input;
   if (!orders.length) return [];
   const ketaminePlans = plansOf(input.carePlans, input.protocols);
-  const ended = (c: CarePlan) => {
-    const ends = planEndsAt(c, options.zone);
-    return ends !== undefined && ends <= now.getTime();
-  };
+  const ended = (c: CarePlan) => planEndPassed(c, now, options.zone);
   if (ketaminePlans.some((c) => carePlanHoldsCare(c).ok && !ended(c))) return [];
   const latest = ketaminePlans
     .filter((c) => c.status === 'on-hold' || c.status === 'revoked' || c.status === 'completed' || ended(c))
@@ -35,12 +32,7 @@ export function planStatusCards(input: {
   // Past its end: said so whatever its status says yet (the service completes it once nothing under it is open).
   const pastEnd = ended(latest) && (carePlanHoldsCare(latest).ok || latest.status === 'completed');
   const words = pastEnd ? WORDS.ended : WORDS[latest.status as keyof typeof WORDS];
-  const end = latest.period?.end;
-  const since = pastEnd
-    ? /^\d{4}-\d{2}-\d{2}$/.test(end!)
-      ? end
-      : clinicDay(end, options.zone)
-    : clinicDay(latest.meta?.lastUpdated, options.zone);
+  const since = pastEnd ? planEndDay(latest, options.zone) : clinicDay(latest.meta?.lastUpdated, options.zone);
   const cardKey = `cds:order-sign:${orderRefs(orders).join(',')}:plan:${latest.id}:${pastEnd ? 'ended' : latest.status}`;
   return [
     {

@@ -2,7 +2,7 @@ import type { CarePlan, DetectedIssue, Patient, Period, Resource, Task } from '@
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { includedOf, matchesOf } from '@kc/fhir';
-import { carePlanHoldsCare, carePlanReferenceOf, dueAfterPlanEnd } from '@kc/followups';
+import { carePlanHoldsCare, carePlanReferenceOf, dueAfterPlanEnd, planEndDay } from '@kc/followups';
 import { clinicDay } from '@kc/protocols';
 import { isAuthorisable, needsRequester, type AuthorisableRequest } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
@@ -79,9 +79,7 @@ export function assertWithinPlan(under: TaskUnderReview, window: Period | undefi
   const { task, carePlan } = under;
   if (!carePlan || !task.focus?.reference?.startsWith('MedicationRequest/')) return;
   if (!dueAfterPlanEnd(carePlan, window, zone)) return;
-  const end = carePlan.period!.end!;
-  const endDay = /^\d{4}-\d{2}-\d{2}$/.test(end) ? end : clinicDay(end, zone);
   throw conflict(
-    `Its care plan ends on ${endDay} (set in the EHR): this session, from ${clinicDay(window!.start, zone)}, would be after it. Extend the plan in the EHR to approve it, or reject this task.`,
+    `Its care plan ends on ${planEndDay(carePlan, zone)} (set in the EHR): this session, from ${clinicDay(window!.start, zone)}, would be after it. Extend the plan in the EHR to approve it, or reject this task.`,
   );
 }

@@ -23,8 +23,8 @@ import {
   PatientRecordEventsProducer,
   StoppedPlanEventsProducer,
 } from '@kc/queue';
-import { isOpenOrder, orderTaskIdOf, sessionBegunBy, sessionIdsOfOrder, sessionsAlongChain } from '@kc/task-states';
-import { orderEvenIfDeleted, ordersReplacedBy } from '@kc/nest-core';
+import { isOpenOrder, orderTaskIdOf, sessionBegunBy, sessionIdsOfOrder } from '@kc/task-states';
+import { sessionsOfOrderInEhr } from '@kc/nest-core';
 import { RateNoticeAlerts } from '../alerts/rate-notice-alerts';
 import { CrossedClosings } from './crossed-closings.service';
 import { LateAdministrations } from './late-administrations.service';
@@ -149,17 +149,12 @@ export class AdministrationRecorded {
     const [order] = matchesOf<MedicationRequest>(found);
     if (!order || !isOpenOrder(order)) return;
     // The EHR's replacement of a session's order (a dose changed there): the session of the orders it replaces.
-    const included = includedOf<Task>(found, 'Task');
-    const replaced =
-      order.priorPrescription && !sessionIdsOfOrder(order, included).length
-        ? await ordersReplacedBy(
-            (type, params) => this.fhir.search(type, params),
-            [order],
-            orderEvenIfDeleted(this.fhir),
-          )
-        : { priors: [], tasks: [] };
-    const approvedOn = [...included, ...replaced.tasks];
-    const ids = sessionsAlongChain(order, replaced.priors, approvedOn)?.ids ?? [];
+    const { session, tasks: approvedOn } = await sessionsOfOrderInEhr(
+      this.fhir,
+      order,
+      includedOf<Task>(found, 'Task'),
+    );
+    const ids = session?.ids ?? [];
     // The Task whose approval wrote an order is not among those approved on it: read.
     const tasks = await Promise.all(
       ids.map(async (id) => approvedOn.find((t) => t.id === id) ?? (await this.fhir.readIfExists<Task>('Task', id))),

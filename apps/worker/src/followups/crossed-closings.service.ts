@@ -18,15 +18,8 @@ import {
   isUnlinkedInfusion,
   type CrossedClosing,
 } from '@kc/followups';
-import { orderEvenIfDeleted, ordersReplacedBy } from '@kc/nest-core';
-import {
-  changeProvenance,
-  sessionBegunBy,
-  sessionIdsOfOrder,
-  sessionsAlongChain,
-  stateOf,
-  THIS_SERVICE,
-} from '@kc/task-states';
+import { sessionsOfOrderInEhr } from '@kc/nest-core';
+import { changeProvenance, sessionBegunBy, stateOf, THIS_SERVICE } from '@kc/task-states';
 
 /**
  * Undoes a closing of an approved session by this service that crossed the pump beginning it (crossedClosingOf): run
@@ -107,21 +100,12 @@ export class CrossedClosings {
 
   /**
    * The session an order is of (`tasks`: those approved on it, as the job's search included them), or for an EHR order
-   * replacing another (`priorPrescription`) the session of the orders it replaces (sessionsAlongChain; read with
-   * ordersReplacedBy, one search a step, only for a replacement this service cancelled and the pump began; since
-   * session 42, before its crossing was not undone). Its plan: the session's, else the order's it was found on.
+   * replacing another (`priorPrescription`) the session of the orders it replaces (sessionsOfOrderInEhr: one search a
+   * step, only for a replacement this service cancelled and the pump began; since session 42, before its crossing was
+   * not undone). Its plan: the session's, else the order's it was found on.
    */
   private async sessionOf(order: MedicationRequest, tasks: Task[]): Promise<OrderSession | undefined> {
-    const replaced =
-      order.priorPrescription && !sessionIdsOfOrder(order, tasks).length
-        ? await ordersReplacedBy(
-            (type, params) => this.fhir.search(type, params),
-            [order],
-            orderEvenIfDeleted(this.fhir),
-          )
-        : { priors: [], tasks: [] };
-    const approvedOn = [...tasks, ...replaced.tasks];
-    const session = sessionsAlongChain(order, replaced.priors, approvedOn);
+    const { session, tasks: approvedOn } = await sessionsOfOrderInEhr(this.fhir, order, tasks);
     if (!session) return undefined;
     const taskId = session.ids[0];
     const task = approvedOn.find((t) => t.id === taskId);
