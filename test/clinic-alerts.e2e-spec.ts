@@ -231,7 +231,7 @@ describe('alerts to the clinic', () => {
   });
 
   it('two looks at the same moment (an alert job and the sweep, once the mail server is back) email the clinic once', async () => {
-    const { down, cut } = await serviceWithMailDown();
+    const { mail, cut } = await serviceWithMailDown();
     try {
       const p = await infusedForCheck(cut);
       await request(cut.url)
@@ -245,22 +245,19 @@ describe('alerts to the clinic', () => {
         });
         return found.length > 0 && found;
       }, 'the effect to review');
-      const back = await startSmtpServer(Number(new URL(down.url).port));
-      try {
-        const alerts = cut.app.get(ClinicAlerts);
-        const sent = await Promise.all([alerts.tell([issue]), alerts.tell([issue]), alerts.tell([issue])]);
-        expect(sent.reduce((a, b) => a + b, 0)).toBe(1);
-        expect(back.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
-      } finally {
-        await back.stop();
-      }
+      mail.comeBack();
+      const alerts = cut.app.get(ClinicAlerts);
+      const sent = await Promise.all([alerts.tell([issue]), alerts.tell([issue]), alerts.tell([issue])]);
+      expect(sent.reduce((a, b) => a + b, 0)).toBe(1);
+      expect(mail.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
     } finally {
       await cut.stop();
+      await mail.stop();
     }
   });
 
   it('the mail server down: the plan is still held and the sweep still runs; the email goes once the server is back', async () => {
-    const { down, cut } = await serviceWithMailDown();
+    const { mail, cut } = await serviceWithMailDown();
     try {
       const p = await infusedForCheck(cut);
       const order = await approvedSessionOrder(cut, p.session);
@@ -277,7 +274,8 @@ describe('alerts to the clinic', () => {
       expect(outcome.alerted).toBe(0);
       // What an operator alerts on: emails to the clinic not sent.
       const alertMetric = (outcome: string) => effectAlerts(cut, 'email', outcome);
-      expect(await alertMetric('not-sent')).toBeGreaterThanOrEqual(1);
+      // (The plan's alert job may be failing still: the sweep leaves the alert to it meanwhile.)
+      await waitFor(async () => (await alertMetric('not-sent')) >= 1, 'an email to the clinic counted as not sent');
       expect(await alertMetric('sent')).toBe(0);
       const alertsOf = async () =>
         (await cut.fhir.searchAll<Communication>('Communication', { subject: p.patient })).filter((c) =>
@@ -285,17 +283,14 @@ describe('alerts to the clinic', () => {
         );
       expect(await alertsOf()).toEqual([]);
       // The mail server is back: the next sweep sends it, and records it.
-      const back = await startSmtpServer(Number(new URL(down.url).port));
-      try {
-        expect((await cut.app.get(ContraindicationSweep).sweep()).alerted).toBe(1);
-        expect(back.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
-        expect(await alertsOf()).toHaveLength(1);
-        expect(await alertMetric('sent')).toBe(1);
-      } finally {
-        await back.stop();
-      }
+      mail.comeBack();
+      expect((await cut.app.get(ContraindicationSweep).sweep()).alerted).toBe(1);
+      expect(mail.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
+      expect(await alertsOf()).toHaveLength(1);
+      expect(await alertMetric('sent')).toBe(1);
     } finally {
       await cut.stop();
+      await mail.stop();
     }
   });
 
@@ -369,7 +364,7 @@ describe("alerts to the clinic in the EHR's inbox", () => {
   });
 
   it('beside email, with the mail server down: the inbox is told at once, the email once the server is back', async () => {
-    const { down, cut: service } = await serviceWithMailDown({ clinicAlertRecipients: [ON_CALL] });
+    const { mail, cut: service } = await serviceWithMailDown({ clinicAlertRecipients: [ON_CALL] });
     try {
       const p = await reportEffect(service);
       const keys = async () =>
@@ -379,17 +374,14 @@ describe("alerts to the clinic in the EHR's inbox", () => {
       const metric = (channel: string, outcome: string) => effectAlerts(service, channel, outcome);
       expect(await metric('inbox', 'sent')).toBe(1);
       expect(await metric('email', 'not-sent')).toBeGreaterThanOrEqual(1);
-      const back = await startSmtpServer(Number(new URL(down.url).port));
-      try {
-        expect((await service.app.get(ContraindicationSweep).sweep()).alerted).toBe(1);
-        expect(back.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
-        expect(await keys()).toEqual([`DetectedIssue/${p.issue.id}`, `inbox:DetectedIssue/${p.issue.id}`]);
-        expect(await metric('inbox', 'sent')).toBe(1);
-      } finally {
-        await back.stop();
-      }
+      mail.comeBack();
+      expect((await service.app.get(ContraindicationSweep).sweep()).alerted).toBe(1);
+      expect(mail.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
+      expect(await keys()).toEqual([`DetectedIssue/${p.issue.id}`, `inbox:DetectedIssue/${p.issue.id}`]);
+      expect(await metric('inbox', 'sent')).toBe(1);
     } finally {
       await service.stop();
+      await mail.stop();
     }
   });
 

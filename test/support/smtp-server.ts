@@ -12,19 +12,31 @@ export interface ReceivedMail {
 export interface SmtpServer {
   url: string;
   received: ReceivedMail[];
+  /** From now on it refuses every connection, as a mail server that is down (its port kept, so nothing else takes it). */
+  goDown(): void;
+  /** It takes mail again. */
+  comeBack(): void;
   stop(): Promise<void>;
 }
 
 /**
- * A real SMTP server on a free local port (nodemailer's smtp-server) that keeps what it receives; on `port` when given
- * (a server started again where a stopped one was).
+ * A real SMTP server on a free local port (nodemailer's smtp-server) that keeps what it receives. Down, it keeps its
+ * port and refuses: a server stopped and started again on its port could find the port taken meanwhile (CI did, by the
+ * listeners and connections of the service started between).
  */
-export async function startSmtpServer(port = 0): Promise<SmtpServer> {
+export async function startSmtpServer(): Promise<SmtpServer> {
   const received: ReceivedMail[] = [];
+  let down = false;
+  const refuseWhenDown = (callback: (err?: Error | null) => void) =>
+    callback(down ? Object.assign(new Error('Mail server down'), { responseCode: 421 }) : null);
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
+    // A reverse lookup of 127.0.0.1 would hold every connection until it answers or times out.
+    disableReverseLookup: true,
+    onConnect: (_session, callback) => refuseWhenDown(callback),
+    onMailFrom: (_address, _session, callback) => refuseWhenDown(callback),
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -37,11 +49,13 @@ export async function startSmtpServer(port = 0): Promise<SmtpServer> {
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const { port: listening } = server.server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.server.address() as AddressInfo;
   return {
-    url: `smtp://127.0.0.1:${listening}`,
+    url: `smtp://127.0.0.1:${port}`,
     received,
+    goDown: () => (down = true),
+    comeBack: () => (down = false),
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -60,15 +74,15 @@ export function mailsTo(smtp: SmtpServer, address: string, since = 0): ReceivedM
 }
 
 /**
- * A service emailing the clinic (oncall@clinic.test) through an SMTP server that does not answer (its port closed), and
- * that server, to start again on the same port (`startSmtpServer(port)`). `config`: more of the service's settings.
+ * A service emailing the clinic (oncall@clinic.test) through an SMTP server that is down, and that server (`comeBack()`
+ * to take mail again; the caller stops both). `config`: more of the service's settings.
  */
 export async function serviceWithMailDown(
   config: Partial<AppConfig> = {},
-): Promise<{ down: SmtpServer; cut: TestService }> {
-  const down = await startSmtpServer();
-  await down.stop();
-  return { down, cut: await serviceEmailingClinic(down, config) };
+): Promise<{ mail: SmtpServer; cut: TestService }> {
+  const mail = await startSmtpServer();
+  mail.goDown();
+  return { mail, cut: await serviceEmailingClinic(mail, config) };
 }
 
 /** A service emailing the clinic (oncall@clinic.test) through `smtp`. `config`: more of the service's settings. */
