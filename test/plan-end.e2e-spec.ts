@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type { Job } from 'bullmq';
 import type { CarePlan, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
-import { JOBS } from '@kc/queue';
+import { InfusionEventsProducer, JOBS } from '@kc/queue';
 import { OPEN_STATUS_SEARCH, orderKeySearch } from '@kc/task-states';
 import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
 import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
@@ -252,5 +252,71 @@ describe('a care plan past its end', () => {
     // Its new end passes (the sweep's clock moved on): completed again.
     await service.app.get(PlanChanges).planChanged(carePlanId, new Date(Date.now() + 32 * DAY_MS));
     expect((await plan(carePlanId)).status).toBe('completed');
+  });
+
+  // Since session 51; before, the sweep made it active again and proposed nothing: only the plan's notification did.
+  it('extended in the EHR with no notification: the sweep makes it active again and proposes what its old end kept out', async () => {
+    const { carePlanId } = await enrolledActive();
+    const session = await approveFirstSession(service, carePlanId);
+    await periodSetInEhr(carePlanId, { start: day(-30), end: day(-2) });
+    await sweep();
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('cancelled');
+    await tasksClosedInEhr(carePlanId);
+    expect((await sweep()).plansCompletedAtTheirEnd).toBeGreaterThanOrEqual(1);
+    expect((await plan(carePlanId)).status).toBe('completed');
+    await periodSetInEhr(carePlanId, { start: day(-30) });
+    expect(await sweep()).toMatchObject({ plansReopenedForTheirNewEnd: 1, proposedAgainForNewEnd: 1 });
+    expect((await plan(carePlanId)).status).toBe('active');
+    const again = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}`, status: 'draft' });
+    expect(again.map((t) => [actionOf(t), t.statusReason?.text])).toEqual([
+      ['infusion-session', "Proposed again: its plan's end was removed in the EHR"],
+    ]);
+    expect(await sweep()).toMatchObject({ plansReopenedForTheirNewEnd: 0, proposedAgainForNewEnd: 0 });
+  });
+
+  // Since session 51; before, the infusion was ignored (its plan completed), and the patient had no post-infusion check.
+  it('an infusion charted under it once completed: active again for its check, completed again once that is closed', async () => {
+    const enrolment = await enrolledActive();
+    const { carePlanId } = enrolment;
+    await periodSetInEhr(carePlanId, { start: day(-30), end: day(-2) });
+    await tasksClosedInEhr(carePlanId);
+    expect(await service.app.get(PlanChanges).planChanged(carePlanId)).toMatchObject({ completed: 1 });
+    // Given on its last day from an order of the EHR's own, charted now.
+    const procedureId = await completeInfusion(service, enrolment, `${day(-2)}T10:00:00.000Z`);
+    expect(await reportInfusion(service, procedureId)).toMatchObject({
+      status: 'created',
+      afterPlanEnd: ['next-induction-session'],
+    });
+    expect((await followUpTasks(service, procedureId)).map(actionOf)).toEqual(['post-infusion-check']);
+    const reopened = await plan(carePlanId);
+    expect(reopened.status).toBe('active');
+    expect(reopened.meta?.tag?.map((t) => t.code) ?? []).not.toContain('completed-at-its-end');
+    expect(reopened.note?.at(-1)?.text).toMatch(/^Active again: an infusion was charted under it/);
+    const [check] = await followUpTasks(service, procedureId);
+    expect(reopened.activity?.map((a) => a.reference?.reference)).toContain(`Task/${check.id}`);
+    const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', {
+      target: `CarePlan/${carePlanId}`,
+      _sort: '-recorded',
+      _count: 1,
+    });
+    expect(provenance.activity?.text).toBe('reopen the plan for an infusion charted after its end');
+    expect(provenance.entity?.map((e) => e.what.reference)).toContain(`Procedure/${procedureId}`);
+    // Its check closed: completed again at the plan's next look. The same infusion heard again reopens nothing.
+    await tasksClosedInEhr(carePlanId);
+    expect(await service.app.get(PlanChanges).planChanged(carePlanId)).toMatchObject({ completed: 1 });
+    const completedAgain = await plan(carePlanId);
+    await service.app.get(InfusionEventsProducer).followUpAgain(procedureId);
+    expect(await followUpJobDone(service, procedureId)).toMatchObject({ status: 'ignored' });
+    expect((await plan(carePlanId)).meta?.versionId).toBe(completedAgain.meta?.versionId);
+  });
+
+  it('a plan the EHR completed itself stays so: an infusion charted under it is not followed up', async () => {
+    const enrolment = await enrolledActive();
+    await periodSetInEhr(enrolment.carePlanId, { start: day(-30), end: day(-2) });
+    const read = await plan(enrolment.carePlanId);
+    await service.fhir.update<CarePlan>({ ...read, status: 'completed' });
+    const procedureId = await completeInfusion(service, enrolment, `${day(-2)}T10:00:00.000Z`);
+    expect(await reportInfusion(service, procedureId)).toMatchObject({ status: 'ignored' });
+    expect((await plan(enrolment.carePlanId)).status).toBe('completed');
   });
 });

@@ -1,6 +1,11 @@
 import type { CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { CAREPLAN_KEY_SYSTEM } from '@kc/protocols';
-import { planCompletedAtItsEnd, planReopenedForItsNewEnd, plansPastTheirEnd } from './plans-at-their-end';
+import {
+  planCompletedAtItsEnd,
+  planReopenedForAnInfusion,
+  planReopenedForItsNewEnd,
+  plansPastTheirEnd,
+} from './plans-at-their-end';
 
 const applied = (end?: string, status: CarePlan['status'] = 'active'): CarePlan => ({
   resourceType: 'CarePlan',
@@ -87,5 +92,25 @@ describe('a plan completed at its end, its end moved by the EHR (planReopenedFor
     expect(planReopenedForItsNewEnd(completed, at('2027-03-01T00:00:00Z'))).toBeUndefined();
     const byEhr: CarePlan = { ...applied('2027-04-01'), status: 'completed' };
     expect(planReopenedForItsNewEnd(byEhr, at('2027-03-01T00:00:00Z'))).toBeUndefined();
+  });
+});
+
+describe('a plan completed at its end, an infusion charted under it since (planReopenedForAnInfusion)', () => {
+  const completed = planCompletedAtItsEnd(applied('2027-02-01'), none, at('2027-02-02T00:00:00Z'))!;
+
+  it('active again, its tag off, noted, its end still passed', () => {
+    const again = planReopenedForAnInfusion(completed, at('2027-02-05T00:00:00Z'));
+    expect(again?.status).toBe('active');
+    expect(again?.period).toEqual(completed.period);
+    expect(again?.meta?.tag ?? []).toEqual([]);
+    expect(again?.note?.at(-1)?.time).toBe('2027-02-05T00:00:00.000Z');
+    expect(again?.note?.at(-1)?.text).toMatch(/^Active again: an infusion was charted under it/);
+  });
+
+  it('not a plan the EHR completed or stopped, nor one still active', () => {
+    const now = at('2027-02-05T00:00:00Z');
+    expect(planReopenedForAnInfusion({ ...applied('2027-02-01'), status: 'completed' }, now)).toBeUndefined();
+    expect(planReopenedForAnInfusion({ ...completed, status: 'revoked' }, now)).toBeUndefined();
+    expect(planReopenedForAnInfusion(applied('2027-02-01'), now)).toBeUndefined();
   });
 });

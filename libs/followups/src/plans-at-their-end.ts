@@ -22,6 +22,8 @@ export const COMPLETED_AT_ITS_END =
   'Completed by ketamine-careplans: its end date passed with every session and check closed. To go on, extend the plan in the EHR (it is made active again), or apply the protocol again.';
 export const REOPENED_FOR_ITS_NEW_END =
   'Active again: the EHR moved its end date after ketamine-careplans completed it. What its old end kept out is proposed again for approval.';
+export const REOPENED_FOR_AN_INFUSION =
+  'Active again: an infusion was charted under it after ketamine-careplans completed it at its end. Its post-infusion check is proposed; the plan is completed again once nothing under it is open.';
 
 /** What is still open under a plan, as read (its Tasks and medication orders, any status). */
 export interface StillOpenUnder {
@@ -65,11 +67,26 @@ export function planCompletedAtItsEnd(
 export function planReopenedForItsNewEnd(carePlan: CarePlan, now: Date, zone?: string): CarePlan | undefined {
   if (carePlan.status !== 'completed' || !isCompletedAtItsEnd(carePlan)) return undefined;
   if (planEndPassed(carePlan, now, zone)) return undefined;
+  return reopened(carePlan, REOPENED_FOR_ITS_NEW_END, now);
+}
+
+/**
+ * A plan this service completed at its end (its tag), an infusion charted under it since: active again, its tag taken
+ * off, noted, for the infusion's follow-up (its post-infusion check is due whatever the plan's end; sessions after the
+ * end stay out), and completed again once nothing under it is open. Before session 51 the infusion was ignored, so a
+ * patient given ketamine had no check. Undefined for any other plan: one the EHR completed or stopped is the EHR's.
+ */
+export function planReopenedForAnInfusion(carePlan: CarePlan, now: Date): CarePlan | undefined {
+  if (carePlan.status !== 'completed' || !isCompletedAtItsEnd(carePlan)) return undefined;
+  return reopened(carePlan, REOPENED_FOR_AN_INFUSION, now);
+}
+
+function reopened(carePlan: CarePlan, why: string, now: Date): CarePlan {
   return {
     ...carePlan,
     status: 'active',
     meta: { ...carePlan.meta, tag: withoutTag(carePlan) },
-    note: [...(carePlan.note ?? []), { time: now.toISOString(), text: REOPENED_FOR_ITS_NEW_END }],
+    note: [...(carePlan.note ?? []), { time: now.toISOString(), text: why }],
   };
 }
 

@@ -22,6 +22,8 @@ import {
   cancelledOrdersGivenDuring,
   NOT_BASED_ON_A_CAREPLAN,
   carePlanTakesFollowUps,
+  planReopenedForAnInfusion,
+  REOPENED_FOR_AN_INFUSION,
   completedInfusionCount,
   infusionFollowUpActions,
   fulfilledBy,
@@ -52,6 +54,7 @@ import {
 import { FollowUpMetrics } from './follow-up.metrics';
 import { followedUpAmong, readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 import { linkUnlinkedInfusion } from './unlinked-infusions';
+import { serviceChangeEntries } from '../maintenance/withdrawal-writes';
 
 /**
  * What an event's reads found, and the EHR's replacements of approved sessions' orders (a dose changed in the EHR), read
@@ -267,19 +270,27 @@ export class FollowUpService {
       if (copies.size) around[i] = { ...around[i], history: around[i].history.filter((p) => !copies.has(p.id!)) };
       const carePlan = around[i].carePlan;
       const open = carePlan ? carePlanTakesFollowUps(carePlan) : { ok: false as const, reason: 'CarePlan not found' };
+      // A plan completed here at its end, an infusion charted under it since: active again for its follow-up.
+      const reopened = carePlan && planReopenedForAnInfusion(carePlan, now);
       // A stopped plan takes no follow-ups; a session the pump gave under it (left to its infusion by the withdrawal)
       // is still answered: done, its order completed.
       const gaveOnStopped =
-        carePlan && !open.ok ? this.answersOnly({ ...context, carePlan }, around[i], now) : undefined;
-      if (!open.ok && !gaveOnStopped) {
+        carePlan && !open.ok && !reopened ? this.answersOnly({ ...context, carePlan }, around[i], now) : undefined;
+      if (!open.ok && !gaveOnStopped && !reopened) {
         results[index] = fulfilled(this.ignore(context.event.procedureId, open.reason));
         return;
       }
       try {
-        planned.push({
-          index,
-          writes: gaveOnStopped ?? this.planWrites({ ...context, carePlan: carePlan! }, around[i], now),
-        });
+        const writes =
+          gaveOnStopped ??
+          this.planWrites(
+            { ...context, carePlan: reopened || carePlan! },
+            around[i],
+            now,
+            reopened ? carePlan : undefined,
+          );
+        if (!writes && !open.ok) results[index] = fulfilled(this.ignore(context.event.procedureId, open.reason));
+        else if (writes) planned.push({ index, writes });
       } catch (err) {
         results[index] = { status: 'rejected', reason: err };
       }
@@ -455,7 +466,17 @@ export class FollowUpService {
   }
 
   /** An event's follow-ups worked out by the pure rules, as transaction entries and how to read their answers. */
-  private planWrites(context: EventContext, around: Surroundings, now: Date): PlannedWrites {
+  /**
+   * `reopenedFrom`: the plan as read, completed here at its end, `context.carePlan` being it made active again for this
+   * infusion. Then the plan is written active (with a Provenance) only if the infusion has a follow-up to write (a
+   * re-notified infusion followed up already does not reopen it): undefined otherwise.
+   */
+  private planWrites(
+    context: EventContext,
+    around: Surroundings,
+    now: Date,
+    reopenedFrom?: CarePlan,
+  ): PlannedWrites | undefined {
     const { procedure, event, carePlan, plan, definitions, infusion } = context;
     const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
     const pump = pumpRecordsOf(around);
@@ -506,8 +527,21 @@ export class FollowUpService {
     const newTasks = planned.followUps
       .filter((f) => !writtenByKey.has(f.key))
       .map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
+    if (reopenedFrom && !newTasks.length) return undefined;
     const answered = this.answeredTasks({ event, procedure, infusion, infusionActions, around, pump, newTasks, now });
-    const carePlanUpdate = activityEntry(carePlan, [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)]);
+    const listed = [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)];
+    const carePlanUpdate = reopenedFrom
+      ? serviceChangeEntries(
+          [{ resource: withListedActivities(carePlan, listed) ?? carePlan, read: reopenedFrom }],
+          reopenedFrom,
+          {
+            activity: 'reopen the plan for an infusion charted after its end',
+            reason: REOPENED_FOR_AN_INFUSION,
+            sources: [`Procedure/${event.procedureId}`],
+          },
+          now,
+        )
+      : activityEntry(carePlan, listed);
     // With the CarePlan's If-Match update in the transaction, two follow-up writers for the same plan cannot both land
     // (one gets 412, its job retries and re-reads), so Tasks need no If-None-Exist: no conditional entry, so Medplum
     // runs the transaction without SERIALIZABLE isolation or its 8-entry limit, and events of different patients never
@@ -544,7 +578,7 @@ export class FollowUpService {
         const contraindications = planned.detectedIssues.length;
         const alreadyExisted = alreadyWritten.length;
         this.logger.log({
-          msg: 'follow-ups written',
+          msg: reopenedFrom ? 'follow-ups written; plan completed at its end made active again' : 'follow-ups written',
           procedure: event.procedureId,
           carePlan: carePlan.id,
           tasks: tasks.length,

@@ -23,6 +23,7 @@ import { ContraindicationSweep } from './contraindication-sweep';
 import { OverdueSweep } from './overdue-sweep';
 import { StoppedPlanSweep } from './stopped-plan-sweep';
 import { PlansAtTheirEnd } from './plans-at-their-end';
+import { PlansExtended } from './plans-extended';
 import { PausedPlanHolds } from './paused-plan-holds';
 import { PlanChanges } from './plan-changes';
 import { ProtocolChanges } from './protocol-changes';
@@ -34,7 +35,7 @@ import { UnlinkedInfusionIssues } from './unlinked-infusion-issues';
 import { DeletedTasks } from './deleted-tasks';
 import { TasksChangedInEhr } from './tasks-changed-in-ehr';
 import { CHANGE_POLLS, type ChangePoll } from './change-polls';
-import { OpenTasksReader } from './open-tasks';
+import { nothingOpen, OpenTasksReader } from './open-tasks';
 import { ProcedurePoller } from './procedure-poller';
 import { ReminderSweep } from '../reminders/reminder-sweep';
 import { ScorePoller } from '../outcomes/score-poller';
@@ -68,6 +69,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly deceasedPatients: DeceasedPatients,
     private readonly deathsTakenBack: DeathsTakenBack,
     private readonly plansAtTheirEnd: PlansAtTheirEnd,
+    private readonly plansExtended: PlansExtended,
     private readonly unlinkedInfusions: UnlinkedInfusionIssues,
     private readonly deletedTasks: DeletedTasks,
     private readonly tasksChangedInEhr: TasksChangedInEhr,
@@ -120,6 +122,12 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         // close the orders of closed Tasks), and those whose end the EHR moved since reopened: time passing is
         // notified by nobody.
         const plansAtTheirEnd = await this.plansAtTheirEnd.sweep();
+        // Those reopened: what their old end kept out proposed, here for a server that does not notify the plan's
+        // change (one that does has it heard at once, and this finds the proposals written).
+        let proposedAgainForNewEnd = 0;
+        for (const id of plansAtTheirEnd.reopened)
+          proposedAgainForNewEnd += (await this.plansExtended.heard(id, nothingOpen(), new Date(), 'skip'))
+            .proposedAgain;
         await step(100);
         return {
           ...overdue,
@@ -127,7 +135,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           givenOnStoppedPlans,
           deathsTakenBack,
           plansCompletedAtTheirEnd: plansAtTheirEnd.completed,
-          plansReopenedForTheirNewEnd: plansAtTheirEnd.reopened,
+          plansReopenedForTheirNewEnd: plansAtTheirEnd.reopened.length,
+          proposedAgainForNewEnd,
           notLinkedPlansReleased,
           givenDuringInfusionsInError,
           pausedHeld,

@@ -26,6 +26,11 @@ export interface OpenTasks {
   issues: Map<string, DetectedIssue[]>;
 }
 
+/** A plan's open Tasks when it has none (a plan this service completed, made active again). */
+export function nothingOpen(): OpenTasks {
+  return { awaiting: [], approved: [], held: [], carePlans: new Map(), proposals: new Map(), issues: new Map() };
+}
+
 /**
  * Reads the Tasks awaiting approval and the approved ones not done yet (all of them, a plan's, a patient's) in one
  * paged search with their CarePlans, the requests they authorise and the plans' DetectedIssues (`_include`,

@@ -37,9 +37,9 @@ export class PlansAtTheirEnd {
    * Two searches (active plans ending before tomorrow, by the server's `eb` on their period; plans completed here whose
    * period reaches past yesterday, so moved), the exact end judged in the clinic's zone; then one search each of the
    * open Tasks and orders under the plans ended, PLANS_PER_READ at a time. A write refused as stale is left for the
-   * next sweep.
+   * next sweep. `reopened`: the plans made active again, for what their old end kept out to be proposed.
    */
-  async sweep(now = new Date()): Promise<{ completed: number; reopened: number }> {
+  async sweep(now = new Date()): Promise<{ completed: number; reopened: string[] }> {
     const [ending, completedHere] = await Promise.all([
       this.fhir.searchAll<CarePlan>('CarePlan', {
         status: 'active',
@@ -55,7 +55,8 @@ export class PlansAtTheirEnd {
     ]);
     const completed = await this.complete(plansPastTheirEnd(ending, now, this.config.clinicTimeZone), now, 'skip');
     const reopened = await this.reopen(completedHere, now, 'skip');
-    if (completed || reopened) this.logger.log({ msg: 'plans at their end', completed, reopened });
+    if (completed || reopened.length)
+      this.logger.log({ msg: 'plans at their end', completed, reopened: reopened.length });
     return { completed, reopened };
   }
 
@@ -74,7 +75,7 @@ export class PlansAtTheirEnd {
     const ended = withOpenTasks ? [] : plansPastTheirEnd([plan], now, this.config.clinicTimeZone);
     return {
       completed: await this.complete(ended, now, 'fail'),
-      reopened: await this.reopen([plan], now, 'fail'),
+      reopened: (await this.reopen([plan], now, 'fail')).length,
     };
   }
 
@@ -92,15 +93,16 @@ export class PlansAtTheirEnd {
     return completed;
   }
 
-  private async reopen(plans: CarePlan[], now: Date, raced: RaceHandling): Promise<number> {
-    let reopened = 0;
+  /** The ids of the plans made active again. */
+  private async reopen(plans: CarePlan[], now: Date, raced: RaceHandling): Promise<string[]> {
+    const reopened: string[] = [];
     for (const plan of plans) {
       const again = planReopenedForItsNewEnd(plan, now, this.config.clinicTimeZone);
       if (
         again &&
         (await this.write(again, plan, 'reopen the plan for its new end', REOPENED_FOR_ITS_NEW_END, now, raced))
       )
-        reopened++;
+        reopened.push(plan.id!);
     }
     return reopened;
   }

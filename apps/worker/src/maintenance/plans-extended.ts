@@ -1,7 +1,15 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { CarePlan, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, includedOf, matchesOf, readAndSearchEach, updateEntry } from '@kc/fhir';
+import {
+  FhirClient,
+  includedOf,
+  matchesOf,
+  readAndSearchEach,
+  skipsStaleWrite,
+  updateEntry,
+  type RaceHandling,
+} from '@kc/fhir';
 import {
   carePlanHoldsCare,
   proposedAgainEntries,
@@ -32,10 +40,15 @@ export class PlansExtended {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
+  /**
+   * `raced`: a write that lost a race to a change of the plan fails (a notification's job, to run again), or is left to
+   * the plan's next look (the sweep).
+   */
   async heard(
     carePlanId: string,
     open: OpenTasks,
     now = new Date(),
+    raced: RaceHandling = 'fail',
   ): Promise<{ proposedAgain: number; followedUpAgain: number }> {
     const openTasks = [...open.awaiting, ...open.approved, ...open.held];
     if (openTasks.some((t) => t.focus?.reference?.startsWith('MedicationRequest/')))
@@ -74,7 +87,8 @@ export class PlansExtended {
       now,
       zone: this.config.clinicTimeZone,
     });
-    if (again.length) await this.write(carePlan, again, now);
+    if (again.length && !(await this.write(carePlan, again, now, raced)))
+      return { proposedAgain: 0, followedUpAgain: 0 };
     // The sessions its follow-up left out for the old end: proposed by the follow-up run again (by their keys, once).
     const [latest] = matchesOf<Procedure>(found.latest);
     if (latest?.id) await this.infusions.followUpAgain(latest.id);
@@ -88,7 +102,7 @@ export class PlansExtended {
   }
 
   /** One transaction: the new proposals and Tasks, the plan listing them (If-Match: a change meanwhile fails the job). */
-  private async write(carePlan: CarePlan, again: ProposedAgain[], now: Date): Promise<void> {
+  private async write(carePlan: CarePlan, again: ProposedAgain[], now: Date, raced: RaceHandling): Promise<boolean> {
     const listed =
       withListedActivities(
         carePlan,
@@ -102,10 +116,16 @@ export class PlansExtended {
       now,
       reason: again[0].task.statusReason?.text,
     });
-    await this.fhir.transaction([
-      ...proposedAgainEntries(again),
-      updateEntry(listed, carePlan.meta?.versionId),
-      { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
-    ]);
+    try {
+      await this.fhir.transaction([
+        ...proposedAgainEntries(again),
+        updateEntry(listed, carePlan.meta?.versionId),
+        { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
+      ]);
+      return true;
+    } catch (err) {
+      if (!skipsStaleWrite(err, raced)) throw err;
+      return false;
+    }
   }
 }
