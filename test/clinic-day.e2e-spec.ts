@@ -1153,6 +1153,21 @@ describe.each([
     if (restart) await runMaintenance(JOBS.pollProcedures);
     await runMaintenance(JOBS.overdueSweep);
     await settled();
+    // The EHR then charts, late, an infusion given on the last day of a course the service completed at its end (from
+    // an order of its own): the plan is active again for the infusion's check (session 51; before, it was ignored).
+    const chartedAfterCompletion: { who: Enrolled; procedure: string }[] = [];
+    if (EHR_PLAN_ENDS) {
+      for (const who of enrolled) {
+        const plan = await service.fhir.read<CarePlan>('CarePlan', who.carePlanId);
+        const ends = planEndsAt(plan, service.config.clinicTimeZone);
+        if (!isCompletedAtItsEnd(plan) || ends === undefined) continue;
+        const end = new Date(Math.min(ends, Date.now()) - 2 * HOUR_MS).toISOString();
+        const procedure = await chartedUnder(who, end, [`CarePlan/${who.carePlanId}`]);
+        who.infusions.push(procedure);
+        chartedAfterCompletion.push({ who, procedure });
+      }
+      await settled();
+    }
     expect(unexpected).toEqual([]);
     expect(decisions.length).toBeGreaterThan(10);
 
@@ -1177,6 +1192,14 @@ describe.each([
         .map((p) => `${p.id} ${p.subject?.reference} ${p.status}`),
     ).toEqual([]);
     const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { _count: 1000 });
+    // An infusion charted under a plan the service completed at its end has its check, the plan active again for it.
+    for (const { who, procedure } of chartedAfterCompletion) {
+      const checks = tasks
+        .filter((t) => t.reasonReference?.reference === `Procedure/${procedure}`)
+        .map((t) => `${actionOf(t)} ${OPEN_STATUSES.includes(t.status) ? 'open' : t.status}`);
+      const plan = plans.find((p) => p.id === who.carePlanId)?.status;
+      expect({ procedure, plan, checks }).toEqual({ procedure, plan: 'active', checks: ['post-infusion-check open'] });
+    }
     const planOf = (r: { basedOn?: { reference?: string }[] }) =>
       r.basedOn?.find((b) => b.reference?.startsWith('CarePlan/'))?.reference;
     // An order's session: the Task whose approval wrote it (its key), or that was approved on it (`onOrder`), or that
@@ -1355,7 +1378,7 @@ describe.each([
     }
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}, twice: ${mergedTwice.size}; plan ends set: ${planEndsSet}, passed: ${planEndsPassed}, wrapped up: ${wrappedUp}, completed at their end: ${plans.filter(isCompletedAtItsEnd).length}, sessions proposed again for a new end: ${tasks.filter((t) => t.statusReason?.text?.startsWith("Proposed again: its plan's end")).length}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
+        `infusions in error planned again: ${replanned.length}; sessions approved on the EHR's order: ${approvedOnEhrOrders}; given under an EHR's order: ${ehrOrdersGiven}; Tasks closed in the EHR: ${closedByEhr.size}; infusions charted naming no plan: ${unlinkedCharted.size}, linked by a clinician: ${linkedByClinician}; Tasks set to be done in the EHR: ${setToBeDone}; sessions begun there: ${begunInEhr}; windows moved in the EHR: ${windowsMoved}; reassigned there: ${reassigned}; patients recorded deceased: ${deceased.size}, deaths taken back: ${deathsTakenBack.size}; records merged: ${keptRecordOf.size}, twice: ${mergedTwice.size}; plan ends set: ${planEndsSet}, passed: ${planEndsPassed}, wrapped up: ${wrappedUp}, completed at their end: ${plans.filter(isCompletedAtItsEnd).length}, infusions charted under them after: ${chartedAfterCompletion.length}, sessions proposed again for a new end: ${tasks.filter((t) => t.statusReason?.text?.startsWith("Proposed again: its plan's end")).length}; infusions re-timed: ${retimed.size}; charted twice: ${chartedCopies.size}; approved outside their window: ${approvedOutsideWindow}; refused for another plan's session: ${refusedForOtherPlan}, approved beside it: ${approvedBesideOtherPlan}`,
       );
 
     // A session withdrawn for a plan's end is proposed again once for the new end (session 50): one Task per key.
