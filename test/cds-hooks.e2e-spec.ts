@@ -1103,6 +1103,8 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
   let ehrAnswers: number | undefined;
   /** When set, the EHR's server takes requests and answers none (overloaded, a stalled proxy) until let go. */
   let ehrHangs: http.ServerResponse[] | undefined;
+  /** When set, the EHR's server refuses to give Patients (403: the service's token has no scope for them). */
+  let refusesPatients = false;
 
   beforeAll(async () => {
     ehrStore = await startFhirSandbox();
@@ -1112,9 +1114,9 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
         ehrHangs.push(res);
         return;
       }
-      if (ehrAnswers) {
+      if (ehrAnswers || (refusesPatients && req.url?.startsWith('/fhir/Patient'))) {
         res
-          .writeHead(ehrAnswers, { 'content-type': 'application/fhir+json' })
+          .writeHead(ehrAnswers ?? 403, { 'content-type': 'application/fhir+json' })
           .end('{"resourceType":"OperationOutcome"}');
         return;
       }
@@ -1228,6 +1230,26 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
     } finally {
       ehrAnswers = undefined;
     }
+  });
+
+  // Since session 51; before, the check ran on the record alone and no card said so.
+  it("the EHR's server refusing the Patient: the check runs on the record's data, and a card says its merged records were not followed", async () => {
+    refusesPatients = true;
+    try {
+      const cards = await orderSignCall(ehrBase, ketamineOrder('ehr-patient-1', 'ehr-draft-4'));
+      expect(cards.filter((c) => c.indicator === 'critical').map((c) => c.summary)).toEqual([
+        'Ketamine contraindicated: Pregnancy',
+      ]);
+      const unchecked = cards.find((c) => c.summary.endsWith('could not run (data missing)'));
+      expect(unchecked?.detail).toContain(
+        "the patient's other records, if the EHR merged any: the FHIR server refused to give the Patient (HTTP 403), so only this record's data was checked",
+      );
+    } finally {
+      refusesPatients = false;
+    }
+    // Given the Patient, no such card.
+    const cards = await orderSignCall(ehrBase, ketamineOrder('ehr-patient-1', 'ehr-draft-5'));
+    expect(cards.map((c) => c.summary).filter((s) => s.endsWith('could not run (data missing)'))).toEqual([]);
   });
 
   it("the EHR's server slow: the card saying the check could not run comes while the EHR still waits", async () => {

@@ -114,3 +114,17 @@ function isBundle(value: unknown): value is Bundle {
 function resourcesOf(bundle: Bundle): Resource[] {
   return (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
 }
+
+/**
+ * The person's other records (a merge, `Patient.link`) not followed because the EHR's server refused to read the
+ * Patient: the check ran on this record's data alone, and the card says so. Since session 51; before, nothing did.
+ */
+export function mergedRecordsUnchecked(linksUnread: string | undefined): UncheckedCondition[] {
+  if (!linksUnread) return [];
+  return [
+    {
+      code: 'merged-records',
+      description: `the patient's other records, if the EHR merged any: the FHIR server refused to give the Patient (${linksUnread}), so only this record's data was checked`,
+    },
+  ];
+}

@@ -31,7 +31,7 @@ import {
   type CardOptions,
 } from './cards';
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
-import { evaluateEligibility } from './eligibility';
+import { evaluateEligibility, mergedRecordsUnchecked } from './eligibility';
 import {
   isKetamineOrder,
   ketamineOrders,
@@ -238,6 +238,7 @@ export class OrderSignService {
             unchecked: [
               ...verdict.unchecked,
               ...ehr.unchecked,
+              ...mergedRecordsUnchecked(resolved.linksUnread),
               ...uncheckedRates(rates.map((r) => r.finding)),
               ...uncheckedBoluses(boluses.map((b) => b.finding)),
             ],

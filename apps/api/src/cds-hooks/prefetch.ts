@@ -116,6 +116,17 @@ export interface ResolvedPrefetch {
   fetched: number;
   /** The person's other records the patient's links (`Patient/<id>`), whose data each key holds too. */
   linked: string[];
+  /**
+   * Why the person's other records could not be followed, when the server refused a Patient read (`HTTP 403`, say):
+   * the data is the patient's record's alone, and the check says so (since session 51; before, nothing did).
+   */
+  linksUnread?: string;
+}
+
+/** The person's other records, or why they could not be followed. */
+interface PersonLinks {
+  linked: string[];
+  unread?: string;
 }
 
 @Injectable()
@@ -144,10 +155,10 @@ export class PrefetchResolver {
     const sentPatient = patientQuery && sent[patientQuery.key];
     const sentOfContext = sentPatient?.resourceType === 'Patient' && sentPatient.id === patientId;
     // Read beside the queries; none for a Patient sent that is not the context patient's (refused below, 400).
-    const linking: Promise<string[]> = options.linked
-      ? Promise.resolve(options.linked)
+    const linking: Promise<PersonLinks> = options.linked
+      ? Promise.resolve({ linked: options.linked })
       : !patientQuery || (sentPatient?.resourceType === 'Patient' && !sentOfContext)
-        ? Promise.resolve([])
+        ? Promise.resolve({ linked: [] })
         : this.personLinksOf(ehr, patientId, sentOfContext ? sentPatient : undefined);
     // Awaited after the queries: a read failing meanwhile is not an unhandled rejection.
     linking.catch(() => undefined);
@@ -176,8 +187,9 @@ export class PrefetchResolver {
         return [q.key, onlyAboutPatient(judged, patientId)];
       }),
     );
-    const linked = await linking;
-    if (!linked.length) return { data: Object.fromEntries(entries), prefetched, fetched, linked };
+    const { linked, unread: linksUnread } = await linking;
+    const unread = linksUnread ? { linksUnread } : {};
+    if (!linked.length) return { data: Object.fromEntries(entries), prefetched, fetched, linked, ...unread };
     const linkedIds = linked.map((r) => r.slice('Patient/'.length));
     const person = [patientId, ...linkedIds];
     const data = Object.fromEntries(
@@ -191,19 +203,21 @@ export class PrefetchResolver {
         }),
       ),
     );
-    return { data, prefetched, fetched, linked };
+    return { data, prefetched, fetched, linked, ...unread };
   }
 
   /**
    * The records the patient's record links, read from where the EHR's records are; none when the server does not give
-   * the Patient (missing, refused: the check runs on the patient's own record, as before session 49). A server that
-   * does not answer fails the call's read as any other query's would.
+   * the Patient (missing; refused, and then why: the check runs on the patient's own record, as before session 49). A
+   * server that does not answer fails the call's read as any other query's would.
    */
-  private async personLinksOf(ehr: FhirClient, patientId: string, sent?: Patient): Promise<string[]> {
+  private async personLinksOf(ehr: FhirClient, patientId: string, sent?: Patient): Promise<PersonLinks> {
     try {
-      return (await linkedRecordsOf(ehr, sent ?? (await ehr.readIfExists<Patient>('Patient', patientId)))).linked;
+      return {
+        linked: (await linkedRecordsOf(ehr, sent ?? (await ehr.readIfExists<Patient>('Patient', patientId)))).linked,
+      };
     } catch (err) {
-      if (err instanceof FhirHttpError) return [];
+      if (err instanceof FhirHttpError) return { linked: [], unread: `HTTP ${err.status}` };
       throw err;
     }
   }
