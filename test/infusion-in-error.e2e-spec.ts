@@ -157,7 +157,7 @@ describe('an infusion recorded in error after its follow-ups', () => {
     expect(resolved.mitigation?.[0]).toMatchObject({
       action: {
         coding: [expect.objectContaining({ code: 'replanned-without-infusion' })],
-        text: `Planned again without the infusion: 3 Task(s) it planned withdrawn; 1 it closed proposed again for approval. ${reason}`,
+        text: `Planned again without the infusion: 3 Tasks it planned withdrawn; 1 it closed proposed again for approval. ${reason}`,
       },
       author: { reference: 'Practitioner/dr-test' },
     });

@@ -166,7 +166,7 @@ describe('clinician page in a real browser', () => {
     const page = await browser.newPage();
     await signInOnPage(page, service);
     await page.waitForSelector(`tr[data-task-id="${check.id}"]`);
-    expect(await page.textContent('#message')).toMatch(/\d+ task\(s\) awaiting approval/);
+    expect(await page.textContent('#message')).toMatch(/\d+ tasks? awaiting approval/);
 
     await approveOnPage(page, check.id!);
     await page.waitForSelector(`tr[data-task-id="${check.id}"]`, { state: 'detached' });
@@ -309,7 +309,9 @@ describe('clinician page in a real browser', () => {
     const shared = await page.locator('#worklist tbody .patient-link').allTextContents();
     expect(shared.length).toBeGreaterThan(0);
     expect(new Set(shared)).toEqual(new Set(['Nia Sharedname']));
-    expect(await page.textContent('#message')).toBe(`${shared.length} task(s) awaiting approval`);
+    expect(await page.textContent('#message')).toBe(
+      `${shared.length} task${shared.length === 1 ? '' : 's'} awaiting approval`,
+    );
     await screenshot(page, 'worklist-common-name');
     await page.close();
   }, 60_000);
@@ -389,7 +391,7 @@ describe('clinician page in a real browser', () => {
       "Approved, now on hold: found after approval: Care plan’s protocol not found. Posting its care plan's protocol again on the FHIR server, or a clinician's override with a reason, releases it.",
     ]);
     expect(await heldRow.locator('td.contraindications').textContent()).toMatch(
-      /Care plan’s protocol not found: unresolvedHolds 1 approved order\(s\)Override/,
+      /Care plan’s protocol not found: unresolvedHolds 1 approved orderOverride/,
     );
     expect(await heldRow.locator('button').allTextContents()).toEqual(['Hal Heldnoprotocol', 'Override', 'Reject']);
     await screenshot(page, 'worklist-protocol-gone-held');
@@ -750,7 +752,7 @@ describe('clinician page in a real browser', () => {
     const row = page.locator(`tr[data-task-id="${waiting.id}"]`);
     await row.locator('td.contraindications li.ci-unresolved').waitFor();
     expect(await row.locator('td.contraindications').textContent()).toMatch(
-      /Pregnancy.*: unresolvedHolds 1 approved order\(s\)Override/,
+      /Pregnancy.*: unresolvedHolds 1 approved orderOverride/,
     );
     // A Task of the plan still awaiting approval cannot be approved until the contraindication is overridden.
     expect(await row.locator('button').allTextContents()).toEqual(['Olive Heldback', 'Override', 'Reject']);
@@ -777,7 +779,7 @@ describe('clinician page in a real browser', () => {
     await screenshot(page, 'patient-view-order-held');
     await page.click('#timeline li[data-type="contraindication"] button:has-text("Override")');
     await page.waitForSelector('#override-dialog[open]');
-    expect(await page.textContent('#override-holds')).toBe('It holds 1 approved order(s): overriding releases them.');
+    expect(await page.textContent('#override-holds')).toBe('It holds 1 approved order: overriding releases them.');
     // No reason: refused on the page, nothing sent.
     await page.click('#override-confirm');
     expect(await page.textContent('#override-error')).toMatch(/clinical reason is required/);
@@ -823,7 +825,7 @@ describe('clinician page in a real browser', () => {
     const row = page.locator(`tr[data-task-id="${waiting.id}"]`);
     await row.locator('td.contraindications li.ci-unresolved').waitFor();
     expect(await row.locator('td.contraindications').textContent()).toMatch(
-      /Infusion charted naming no care plan: unresolvedHolds 1 approved order\(s\)/,
+      /Infusion charted naming no care plan: unresolvedHolds 1 approved order/,
     );
     expect(await row.locator('button').allTextContents()).toEqual([
       'Nell Unlinked',
@@ -1431,7 +1433,7 @@ describe('clinician page in a real browser', () => {
     await page.locator('#ordered-dialog[open]').waitFor();
     // The refusal names the session and its patient as the row does, not the Task's id.
     expect(await page.textContent('#message')).toMatch(
-      /^Approved 1 of 2 task\(s\); refused: .+ for Bruno Bulkordered \(Already ordered outside this care plan/,
+      /^Approved 1 of 2 tasks; refused: .+ for Bruno Bulkordered \(Already ordered outside this care plan/,
     );
     expect(await page.textContent('#message')).not.toContain(session.id!);
     expect(await page.textContent('#ordered-what')).toMatch(/for Bruno Bulkordered$/);
@@ -1453,7 +1455,7 @@ describe('clinician page in a real browser', () => {
     expect(await page.textContent('#bulk-approve')).toBe(`Approve selected (${tasks.length})`);
     await page.click('#bulk-approve');
     await page.waitForSelector('#message.ok:has-text("Approved")');
-    expect(await page.textContent('#message')).toBe(`Approved ${tasks.length} of ${tasks.length} task(s)`);
+    expect(await page.textContent('#message')).toBe(`Approved ${tasks.length} of ${tasks.length} tasks`);
     for (const task of tasks) {
       expect(await page.locator(`tr[data-task-id="${task.id}"]`).count()).toBe(0);
       expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
@@ -1671,7 +1673,7 @@ describe('clinician page in a real browser', () => {
     await page.click('#replan-confirm');
     await page.waitForSelector('#message.ok:has-text("Planned again without the infusion")');
     expect(await page.textContent('#message')).toBe(
-      'For Ines Wrongchart: Planned again without the infusion: 2 Task(s) it planned withdrawn; 1 it closed proposed again for approval.',
+      'For Ines Wrongchart: Planned again without the infusion: 2 Tasks it planned withdrawn; 1 it closed proposed again for approval.',
     );
     // The sessions it planned are gone from the list; the first session, proposed again, can be approved.
     await row.waitFor({ state: 'detached' });
@@ -1756,7 +1758,7 @@ describe('clinician page in a real browser', () => {
     await row.waitFor();
     expect(await page.textContent('#worklist-heading')).toBe('To do: approved, not yet done');
     expect(await page.getAttribute('#list-to-do', 'aria-pressed')).toBe('true');
-    expect(await page.textContent('#message')).toMatch(/^\d+ approved task\(s\) to do$/);
+    expect(await page.textContent('#message')).toMatch(/^\d+ approved tasks? to do$/);
     expect(await page.isHidden('#bulk-approve')).toBe(true);
     // Every row a check, none to approve: the clinic's calls to make.
     const kinds = await page.locator('#worklist tbody td.task').allTextContents();
@@ -1805,7 +1807,7 @@ describe('clinician page in a real browser', () => {
     expect(taken.status).toBe('ready');
     await page.selectOption('#f-owner', 'me');
     await page.click('#filters button[type=submit]');
-    await page.locator('#message', { hasText: /^1 approved task\(s\) to do$/ }).waitFor();
+    await page.locator('#message', { hasText: /^1 approved task to do$/ }).waitFor();
     expect(await page.locator('#worklist tbody tr').count()).toBe(1);
     await screenshot(page, 'to-do-mine');
     await page.selectOption('#f-owner', 'none');

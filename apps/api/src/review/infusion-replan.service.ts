@@ -219,7 +219,7 @@ function onceEach(updates: BundleEntry[]): BundleEntry[] {
 /** What the issue's mitigation says was done, and why. */
 function actionText(replan: Replan, reason: string): string {
   const parts = [
-    `${replan.withdrawn.length} Task(s) it planned withdrawn`,
+    `${replan.withdrawn.length} Task${replan.withdrawn.length === 1 ? '' : 's'} it planned withdrawn`,
     `${replan.proposedAgain.length} it closed proposed again for approval`,
     ...(replan.begun.length ? [`${replan.begun.length} begun at the pump left to their infusion`] : []),
     ...(replan.givenAtThePump.length ? [`${replan.givenAtThePump.length} given at the pump kept done`] : []),

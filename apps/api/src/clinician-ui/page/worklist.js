@@ -12,6 +12,11 @@ const $ = (selector) => document.querySelector(selector);
 const SESSION = 'kc-session';
 const LOGIN = 'kc-login';
 let settings = null;
+/** "1 task", "2 tasks": a count with its noun. */
+function counted(n, noun) {
+  return n + ' ' + noun + (n === 1 ? '' : 's');
+}
+
 let nextLink = null;
 let items = new Map();
 // Which list is shown: awaiting approval (/worklist) or approved and not yet done (/to-do).
@@ -20,12 +25,12 @@ const LISTS = {
   worklist: {
     heading: 'Awaiting approval',
     caption: 'Tasks awaiting approval, soonest due first',
-    counted: ' task(s) awaiting approval',
+    counted: (n) => counted(n, 'task') + ' awaiting approval',
   },
   'to-do': {
     heading: 'To do: approved, not yet done',
     caption: 'Approved tasks not yet done, soonest due first',
-    counted: ' approved task(s) to do',
+    counted: (n) => counted(n, 'approved task') + ' to do',
   },
 };
 
@@ -422,7 +427,7 @@ async function load(append) {
     $('#select-all').checked = false;
     updateBulk();
     showOwners(owners);
-    const shown = (list.total !== undefined ? list.total : items.size) + LISTS[currentList].counted;
+    const shown = LISTS[currentList].counted(list.total !== undefined ? list.total : items.size);
     if (list.morePatients)
       say(
         shown +
@@ -517,7 +522,7 @@ function row(item) {
       const li = el('li', issue.text.replace(/\.$/, '') + ': ' + state, 'ci-' + issue.state);
       if (issue.evidence && issue.evidence.length) li.title = issue.evidence.join('; ');
       if (issue.holds && issue.holds.length)
-        li.append(el('div', 'Holds ' + issue.holds.length + ' approved order(s)', 'badge blocked'));
+        li.append(el('div', 'Holds ' + counted(issue.holds.length, 'approved order'), 'badge blocked'));
       if (issue.state === 'unresolved')
         li.append(
           overrideButton(issue, name, [{ reference: item.carePlan, title: view.protocol && view.protocol.title }]),
@@ -1183,7 +1188,7 @@ function askOverride(issue, name) {
     (issue.evidence && issue.evidence.length ? ' (' + issue.evidence.join('; ') + ')' : '');
   $('#override-holds').textContent =
     issue.holds && issue.holds.length
-      ? 'It holds ' + issue.holds.length + ' approved order(s): overriding releases them.'
+      ? 'It holds ' + counted(issue.holds.length, 'approved order') + ': overriding releases them.'
       : '';
   openReasonDialog('override');
 }
@@ -1455,8 +1460,7 @@ $('#bulk-approve').addEventListener('click', async () => {
       'Approved ' +
         result.approved +
         ' of ' +
-        chosen.length +
-        ' task(s)' +
+        counted(chosen.length, 'task') +
         (refused.length
           ? '; refused: ' +
             refused.map((r) => (chosenItem(r) ? describe(chosenItem(r)) : r.id) + ' (' + r.message + ')').join('; ')
@@ -1517,7 +1521,7 @@ async function showPatient(reference) {
       $('#patient-summary').append(
         el(
           'span',
-          'Also shown: the history under ' + others + ' other record(s) of this person.',
+          'Also shown: the history under ' + counted(others, 'other record') + ' of this person.',
           'badge notice merged',
         ),
       );
