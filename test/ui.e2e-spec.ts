@@ -1752,7 +1752,7 @@ describe('clinician page in a real browser', () => {
     // Read from the test side: the page's Content Security Policy forbids evaluating a string in it.
     await waitFor(async () => {
       const shown = await page.locator('#worklist tbody td.task').allTextContents();
-      return shown.every((text) => text.startsWith('Post-infusion check: '));
+      return shown.every((text) => text.startsWith('Post-infusion check within one week'));
     }, 'the to-do list filtered to checks');
     const row = page.locator(`tr[data-task-id="${check.id}"]`);
     await row.waitFor();
@@ -1763,7 +1763,8 @@ describe('clinician page in a real browser', () => {
     // Every row a check, none to approve: the clinic's calls to make.
     const kinds = await page.locator('#worklist tbody td.task').allTextContents();
     expect(kinds.length).toBeGreaterThan(0);
-    for (const text of kinds) expect(text).toMatch(/^Post-infusion check: /);
+    // Named once: the protocol's name for it says what kind it is (before, "Post-infusion check: Post-infusion check ...").
+    for (const text of kinds) expect(text).toMatch(/^Post-infusion check within one week(?!.*Post-infusion check)/);
     expect(await row.locator('button:has-text("Approve")').count()).toBe(0);
     expect(await row.locator('.approved').textContent()).toBe('Approved');
     expect(await row.locator('button:has-text("Record check")').count()).toBe(1);

@@ -461,7 +461,11 @@ function row(item) {
   const view = item.view || {};
   const patient = view.patient || {};
   const name = patient.name || item.patient || 'Unknown patient';
-  const what = (view.task && view.task.label ? view.task.label + ': ' : '') + (item.description || item.kind || '');
+  const description = item.description || item.kind || '';
+  const label = view.task && view.task.label;
+  // The kind before what the protocol calls it, unless that says it already ("Post-infusion check within one week").
+  const what =
+    label && !description.toLowerCase().startsWith(label.toLowerCase()) ? label + ': ' + description : description;
   const tr = document.createElement('tr');
   tr.dataset.taskId = item.id;
   if (item.overdue) tr.classList.add('is-overdue');
