@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Redis } from 'ioredis';
 import { waitFor } from './clinic';
-import { freePort } from './service-process';
+import { freeRestartablePort } from './service-process';
 import { redisTlsSettings, type TlsFiles } from './tls-certificates';
 
 export interface PrivateRedis {
@@ -29,7 +29,7 @@ export async function startPrivateRedis(options: {
   /** Serve TLS only (no plain port), with this certificate. */
   tls?: TlsFiles;
 }): Promise<PrivateRedis> {
-  const port = await freePort();
+  const port = await freeRestartablePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-redis-'));
   let child: ChildProcess | undefined;
   let stderr = '';
@@ -114,7 +114,7 @@ export async function startPrivateSentinel(options: {
   /** Serve TLS only, and reach the master and replicas over TLS. */
   tls?: TlsFiles;
 }): Promise<PrivateSentinel> {
-  const port = await freePort();
+  const port = await freeRestartablePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-sentinel-'));
   const conf = path.join(dir, 'sentinel.conf');
   // Sentinel rewrites its config file as it learns the replicas and the failovers: it must be its own.

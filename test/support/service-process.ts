@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import * as path from 'node:path';
 
@@ -19,6 +20,38 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * A free port below the range the kernel hands out to `listen(0)` and to outgoing connections
+ * (/proc/sys/net/ipv4/ip_local_port_range), for a server a test stops and starts again on its port (a private Redis):
+ * no other test's server or connection is given it in between. Session 51: CI failed once on a port freed by a test
+ * and taken meanwhile (a mail server's, since kept open).
+ */
+export async function freeRestartablePort(): Promise<number> {
+  const lowestEphemeral = Number(readIfExists('/proc/sys/net/ipv4/ip_local_port_range')?.trim().split(/\s+/)[0]);
+  const below = Number.isInteger(lowestEphemeral) && lowestEphemeral > 21_000 ? lowestEphemeral : 32_768;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * (below - 20_000));
+    if (await canListen(port)) return port;
+  }
+  return freePort();
+}
+
+function canListen(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function readIfExists(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /**
