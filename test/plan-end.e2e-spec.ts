@@ -318,5 +318,8 @@ describe('a care plan past its end', () => {
     const procedureId = await completeInfusion(service, enrolment, `${day(-2)}T10:00:00.000Z`);
     expect(await reportInfusion(service, procedureId)).toMatchObject({ status: 'ignored' });
     expect((await plan(enrolment.carePlanId)).status).toBe('completed');
+    // Operators see infusions ignored under a closed plan apart from procedures that were no infusion (session 51).
+    const metrics = (await request(service.url).get('/metrics').expect(200)).text;
+    expect(metrics).toMatch(/^kc_infusion_events_ignored_total\{why="plan-completed"\} [1-9]/m);
   });
 });

@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { NOT_BASED_ON_A_CAREPLAN } from '@kc/followups';
 
 /** What operators watch about follow-up generation. */
 @Injectable()
 export class FollowUpMetrics {
   readonly jobs: Counter<'result'>;
-  readonly ignored: Counter;
+  readonly ignored: Counter<'why'>;
   readonly jobSeconds: Histogram;
   readonly batchEvents: Histogram;
   readonly batchesSplit: Counter;
@@ -22,7 +23,8 @@ export class FollowUpMetrics {
     });
     this.ignored = new Counter({
       name: 'kc_infusion_events_ignored_total',
-      help: 'Events that were not a completed infusion on a care plan',
+      help: "Events not followed up, by why (ignoredWhy): plan-completed, plan-revoked, plan-entered-in-error (its care plan closed: an infusion given under a plan the EHR stopped or completed gets no check), plan-not-found, procedure-not-found, charted-twice, no-plan (naming none of the service's plans: a clinician is asked to link it), not-an-infusion",
+      labelNames: ['why'],
       registers: [registry],
     });
     this.jobSeconds = new Histogram({
@@ -67,4 +69,19 @@ export class FollowUpMetrics {
   observeEventToTask(ms: number): void {
     if (ms >= 0) this.eventToTask.observe(ms / 1000);
   }
+}
+
+/**
+ * Why an infusion event was not followed up, as a label from a bounded set (the reason itself, which may name ids, goes
+ * to the log only). Since session 51; before, one count for all, so an infusion given under a stopped plan was not told
+ * apart from a procedure that was no infusion.
+ */
+export function ignoredWhy(reason: string): string {
+  const closed = /^CarePlan is (completed|revoked|entered-in-error)$/.exec(reason);
+  if (closed) return `plan-${closed[1]}`;
+  if (reason === 'CarePlan not found') return 'plan-not-found';
+  if (reason === 'Procedure not found') return 'procedure-not-found';
+  if (reason.startsWith('charted twice')) return 'charted-twice';
+  if (reason.startsWith(NOT_BASED_ON_A_CAREPLAN) || reason.includes('names no care plan')) return 'no-plan';
+  return 'not-an-infusion';
 }

@@ -51,7 +51,7 @@ import {
   orderTaskIdOf,
   type OpenOrder,
 } from '@kc/task-states';
-import { FollowUpMetrics } from './follow-up.metrics';
+import { FollowUpMetrics, ignoredWhy } from './follow-up.metrics';
 import { followedUpAmong, readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 import { linkUnlinkedInfusion } from './unlinked-infusions';
 import { serviceChangeEntries } from '../maintenance/withdrawal-writes';
@@ -693,7 +693,7 @@ export class FollowUpService {
   }
 
   private ignore(procedureId: string, reason: string): FollowUpOutcome {
-    this.metrics.ignored.inc();
+    this.metrics.ignored.inc({ why: ignoredWhy(reason) });
     this.logger.log({ msg: 'infusion event ignored', procedure: procedureId, reason });
     return { status: 'ignored', reason };
   }
