@@ -1,9 +1,18 @@
 import request from 'supertest';
-import type { Communication, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Communication, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
+import { InfusionEventsProducer } from '@kc/queue';
 import { ClinicAlerts } from '../apps/worker/src/alerts/clinic-alerts.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
-import { enrolPatient, overrideIssue, reviewedInEhr, waitFor } from './support/clinic';
+import {
+  completeInfusion,
+  enrolPatient,
+  followUpJobDone,
+  overrideIssue,
+  reportInfusion,
+  reviewedInEhr,
+  waitFor,
+} from './support/clinic';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
 import {
   mailsTo,
@@ -130,6 +139,47 @@ describe('alerts to the clinic', () => {
     expect(mails[1].body).toMatch(/Subject: Ketamine care plans: reviewed: hallucinations reported after an infusion/);
     await service.app.get(ContraindicationSweep).sweep();
     expect(toClinic().slice(before)).toHaveLength(2);
+  });
+
+  // Since session 51; before, only a log line said so.
+  it('an infusion charted under a plan the EHR stopped: no check is planned, and the clinic is told so, once, naming no patient', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    const before = toClinic().length;
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    expect(await reportInfusion(service, procedureId)).toMatchObject({ status: 'ignored' });
+    const mails = toClinic().slice(before);
+    expect(mails).toHaveLength(1);
+    expect(mails[0].body).toContain(
+      'Subject: Ketamine care plans: an infusion charted under a care plan that is over; no post-infusion check planned',
+    );
+    expect(mails[0].body).toContain(
+      "A ketamine infusion on 2027-01-04 was charted under a patient's Low-dose ketamine infusion series, but its care plan was stopped (revoked): no follow-up is planned under a plan that is over, so no post-infusion check was proposed for this infusion.",
+    );
+    const patient = await service.fhir.read<Patient>('Patient', enrolment.patient.split('/')[1]);
+    expect(mails[0].body).not.toContain(patient.name![0].family!);
+    expect(mails[0].body).not.toContain(patient.id!);
+    // On record, as an EHR reads a message sent: about the infusion and its plan.
+    const records = await service.fhir.searchAll<Communication>('Communication', {
+      identifier: `${ALERT_KEY}|infusion-under-closed-plan:Procedure/${procedureId}`,
+    });
+    expect(records.map((c) => c.about)).toEqual([
+      [{ reference: `Procedure/${procedureId}` }, { reference: `CarePlan/${enrolment.carePlanId}` }],
+    ]);
+    // Its job run again: not told again.
+    await service.app.get(InfusionEventsProducer).followUpAgain(procedureId);
+    expect(await followUpJobDone(service, procedureId)).toMatchObject({ status: 'ignored' });
+    expect(toClinic().slice(before)).toHaveLength(1);
+
+    // An infusion followed up before its plan was stopped, heard again since (the EHR edited it): it had its check.
+    const p = await infusedPatient();
+    const stopped = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
+    await service.fhir.update<CarePlan>({ ...stopped, status: 'revoked' });
+    const since = toClinic().length;
+    await service.app.get(InfusionEventsProducer).followUpAgain(p.procedureId);
+    expect(await followUpJobDone(service, p.procedureId)).toMatchObject({ status: 'ignored' });
+    expect(toClinic().slice(since)).toHaveLength(0);
   });
 
   it("a contraindication found in the patient's data is not emailed: the approving clinician is told, on the page", async () => {

@@ -53,6 +53,7 @@ import { REMINDER_SENDERS } from './reminders/reminder-sender';
 import { CLINIC_ALERT_SENDER, EmailClinicAlertSender } from './alerts/clinic-alert-sender';
 import { AlertDelivery } from './alerts/alert-delivery';
 import { ClinicAlerts } from './alerts/clinic-alerts.service';
+import { InfusionsUnderClosedPlans } from './alerts/infusions-under-closed-plans';
 import { RateNoticeAlerts } from './alerts/rate-notice-alerts';
 import { AlertSendClaims } from './alerts/alert-send-claims';
 import { ReminderSweep } from './reminders/reminder-sweep';
@@ -128,6 +129,7 @@ export class WorkerModule {
         AlertDelivery,
         ClinicAlerts,
         RateNoticeAlerts,
+        InfusionsUnderClosedPlans,
         ClinicAlertMetrics,
         AlertSendClaims,
         // Alerts to the clinic only when someone is to be emailed (CLINIC_ALERT_EMAIL, with SMTP_URL).

@@ -30,6 +30,7 @@ export * from './clinic-alert';
 export * from './clinic-alert-resolved';
 export * from './rate-notice-alert';
 export * from './death-taken-back-alert';
+export * from './infusion-under-closed-plan-alert';
 export * from './care-team-owner';
 export * from './protocol-not-found';
 export * from './infusion-in-error';

@@ -21,7 +21,9 @@ import {
   applyInfusionUpdate,
   cancelledOrdersGivenDuring,
   NOT_BASED_ON_A_CAREPLAN,
+  carePlanHoldsCare,
   carePlanTakesFollowUps,
+  isEndedForDeath,
   planReopenedForAnInfusion,
   REOPENED_FOR_AN_INFUSION,
   completedInfusionCount,
@@ -55,6 +57,7 @@ import { FollowUpMetrics, ignoredWhy } from './follow-up.metrics';
 import { followedUpAmong, readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
 import { linkUnlinkedInfusion } from './unlinked-infusions';
 import { serviceChangeEntries } from '../maintenance/withdrawal-writes';
+import { InfusionsUnderClosedPlans, type InfusionUnderClosedPlan } from '../alerts/infusions-under-closed-plans';
 
 /**
  * What an event's reads found, and the EHR's replacements of approved sessions' orders (a dose changed in the EHR), read
@@ -122,6 +125,8 @@ export class FollowUpService {
     private readonly protocols: PlanDefinitions,
     private readonly metrics: FollowUpMetrics,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'followUpOwner' | 'clinicTimeZone'>,
+    /** Tells the clinic of infusions under a plan the EHR closed (absent: nobody is told). */
+    private readonly closedPlans?: InfusionsUnderClosedPlans,
   ) {}
 
   /** One event (handleMany with one): its outcome, or the error that failed it (a job retries it). */
@@ -260,6 +265,7 @@ export class FollowUpService {
       return [];
     }
     const planned: { index: number; writes: PlannedWrites }[] = [];
+    const underClosedPlans: { index: number; infusion: InfusionUnderClosedPlan }[] = [];
     round.forEach(({ index, context }, i) => {
       const { why, copies } = twice[i];
       if (why) {
@@ -276,6 +282,15 @@ export class FollowUpService {
       // is still answered: done, its order completed.
       const gaveOnStopped =
         carePlan && !open.ok && !reopened ? this.answersOnly({ ...context, carePlan }, around[i], now) : undefined;
+      // Under a plan the EHR closed (not for a death), and followed up before by none of its keys, it has no check: the
+      // clinic is told below.
+      const closed = carePlan && !open.ok && !reopened && !isEndedForDeath(carePlan) && !around[i].written.length;
+      const holds = closed && carePlanHoldsCare(carePlan);
+      if (holds && !holds.ok)
+        underClosedPlans.push({
+          index,
+          infusion: { procedure: context.procedure, carePlan: carePlan, why: holds.reason },
+        });
       if (!open.ok && !gaveOnStopped && !reopened) {
         results[index] = fulfilled(this.ignore(context.event.procedureId, open.reason));
         return;
@@ -304,6 +319,17 @@ export class FollowUpService {
       if (given.length && result?.status === 'fulfilled')
         results[index] = fulfilled({ ...result.value, cancelledOrdersGiven: given });
     });
+    // Told once (their records); a failure fails their jobs, which run again.
+    const untold = underClosedPlans.filter(({ index }) => results[index]?.status === 'fulfilled');
+    if (untold.length && this.closedPlans)
+      try {
+        await this.closedPlans.tell(
+          untold.map((u) => u.infusion),
+          now,
+        );
+      } catch (err) {
+        for (const { index } of untold) results[index] = { status: 'rejected', reason: err };
+      }
     return alone;
   }
 

@@ -1,0 +1,66 @@
+import type { CarePlan, Communication, Procedure } from '@medplum/fhirtypes';
+import {
+  alertCommunication,
+  namesNoPatient,
+  type AlertSent,
+  type ClinicAlertChannel,
+  type ClinicAlertContext,
+  type ClinicAlertMessage,
+} from './clinic-alert';
+import { clinicDay } from './clinic-time';
+
+/**
+ * A ketamine infusion charted under a care plan the EHR stopped, completed or recorded in error: this service plans no
+ * follow-up under a plan that is over, so the infusion has no post-infusion check, and the clinic is told, once per
+ * infusion and channel (since session 51; before, only a log line said so).
+ */
+export interface InfusionUnderClosedPlanAlert {
+  procedure: Procedure & { id: string };
+  carePlan: CarePlan & { id: string };
+  /** Why the plan takes no follow-up, in words ("its care plan was stopped (revoked)"). */
+  why: string;
+}
+
+/** One alert per infusion and channel. */
+export function infusionUnderClosedPlanAlertKey(
+  alert: Pick<InfusionUnderClosedPlanAlert, 'procedure'>,
+  channel: ClinicAlertChannel = 'email',
+): string {
+  return `${channel === 'inbox' ? 'inbox:' : ''}infusion-under-closed-plan:Procedure/${alert.procedure.id}`;
+}
+
+/** What the clinic is told: when the infusion was, why nothing was planned for it, what to do. By email, no patient. */
+export function infusionUnderClosedPlanAlertMessage(
+  { procedure, carePlan, why }: InfusionUnderClosedPlanAlert,
+  { worklistUrl, channel, zone }: ClinicAlertContext = {},
+): ClinicAlertMessage {
+  const plan = carePlan.title ?? 'ketamine care plan';
+  const day = clinicDay(
+    procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime,
+    zone,
+  );
+  return {
+    subject: 'Ketamine care plans: an infusion charted under a care plan that is over; no post-infusion check planned',
+    text: [
+      `A ketamine infusion${day ? ` on ${day}` : ''} was charted under a patient's ${plan}, but ${why}: no follow-up is planned under a plan that is over, so no post-infusion check was proposed for this infusion.`,
+      'If the patient needs the check, plan it in the EHR, or apply the protocol again for them; if the infusion was charted under the wrong plan, chart it under the right one.',
+      channel === 'inbox'
+        ? 'This message names the patient.'
+        : `Find them by name on the clinician page${worklistUrl ? ` (${worklistUrl})` : ''}, or by the EHR's inbox message about it.`,
+      ...namesNoPatient(channel),
+    ].join('\n\n'),
+  };
+}
+
+/** The record that the clinic was told (alertCommunication, about the infusion and its plan, its subject the patient). */
+export function infusionUnderClosedPlanAlertRecord(
+  alert: Pick<InfusionUnderClosedPlanAlert, 'procedure' | 'carePlan'>,
+  message: ClinicAlertMessage,
+  sent: AlertSent,
+): Communication {
+  return alertCommunication(message, sent, {
+    key: infusionUnderClosedPlanAlertKey(alert, sent.channel ?? 'email'),
+    subject: alert.procedure.subject,
+    about: [{ reference: `Procedure/${alert.procedure.id}` }, { reference: `CarePlan/${alert.carePlan.id}` }],
+  });
+}
