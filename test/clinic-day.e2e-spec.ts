@@ -1810,9 +1810,17 @@ describe.each([
       })
       .filter((key) => !told.includes(key));
     expect({ untold, ratesUntold }).toEqual({ untold: [], ratesUntold: [] });
+    // Told of an infusion under a plan the EHR closed only when nothing was planned for it (session 51): never of one
+    // followed up before its plan closed.
+    const underClosed = told.filter((k) => k.startsWith('inbox:infusion-under-closed-plan:'));
+    expect(
+      underClosed
+        .map((k) => k.slice('inbox:infusion-under-closed-plan:'.length))
+        .filter((procedure) => tasks.some((t) => t.reasonReference?.reference === procedure)),
+    ).toEqual([]);
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
-        `clinic alerts told: ${told.length} (rate notices: ${told.filter((k) => k.includes('rate-since')).length})`,
+        `clinic alerts told: ${told.length} (rate notices: ${told.filter((k) => k.includes('rate-since')).length}; infusions under a closed plan: ${underClosed.length})`,
       );
 
     expect(await expectEverythingValid(service)).toBeGreaterThan(0);
