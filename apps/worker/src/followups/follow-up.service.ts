@@ -282,15 +282,9 @@ export class FollowUpService {
       // is still answered: done, its order completed.
       const gaveOnStopped =
         carePlan && !open.ok && !reopened ? this.answersOnly({ ...context, carePlan }, around[i], now) : undefined;
-      // Under a plan the EHR closed (not for a death), and followed up before by none of its keys, it has no check: the
-      // clinic is told below.
-      const closed = carePlan && !open.ok && !reopened && !isEndedForDeath(carePlan) && !around[i].written.length;
-      const holds = closed && carePlanHoldsCare(carePlan);
-      if (holds && !holds.ok)
-        underClosedPlans.push({
-          index,
-          infusion: { procedure: context.procedure, carePlan: carePlan, why: holds.reason },
-        });
+      // With no check, its plan closed in the EHR: the clinic is told below.
+      const unchecked = reopened ? undefined : underClosedPlan(context, around[i]);
+      if (unchecked) underClosedPlans.push({ index, infusion: unchecked });
       if (!open.ok && !gaveOnStopped && !reopened) {
         results[index] = fulfilled(this.ignore(context.event.procedureId, open.reason));
         return;
@@ -491,8 +485,8 @@ export class FollowUpService {
     return { settled, alone };
   }
 
-  /** An event's follow-ups worked out by the pure rules, as transaction entries and how to read their answers. */
   /**
+   * An event's follow-ups worked out by the pure rules, as transaction entries and how to read their answers.
    * `reopenedFrom`: the plan as read, completed here at its end, `context.carePlan` being it made active again for this
    * infusion. Then the plan is written active (with a Provenance) only if the infusion has a follow-up to write (a
    * re-notified infusion followed up already does not reopen it): undefined otherwise.
@@ -723,6 +717,17 @@ export class FollowUpService {
     this.logger.log({ msg: 'infusion event ignored', procedure: procedureId, reason });
     return { status: 'ignored', reason };
   }
+}
+
+/**
+ * An infusion under a plan the EHR closed (stopped, completed or written in error; not ended for the patient's death),
+ * that none of its follow-ups' keys was written for before: nothing is planned for it, so it has no check.
+ */
+function underClosedPlan(context: EventContext, around: Surroundings): InfusionUnderClosedPlan | undefined {
+  const { carePlan } = around;
+  if (!carePlan || isEndedForDeath(carePlan) || around.written.length) return undefined;
+  const holds = carePlanHoldsCare(carePlan);
+  return !holds.ok && holds.closed ? { procedure: context.procedure, carePlan, why: holds.reason } : undefined;
 }
 
 /** The CarePlan lists every Task generated for it, each once (If-Match: a concurrent change fails the transaction, the job retries). */
