@@ -199,6 +199,19 @@ export function namesNoPatient(channel: ClinicAlertChannel | undefined): string[
   return channel === 'inbox' ? [] : [NO_PATIENT_NAMED];
 }
 
+/**
+ * The closing lines of an alert about one patient's plan: in the EHR's inbox, that it names the patient; by email, where
+ * to find them (the clinician page, or the inbox message), and that it names nobody.
+ */
+export function howToFindThePatient(channel: ClinicAlertChannel | undefined, worklistUrl?: string): string[] {
+  return channel === 'inbox'
+    ? ['This message names the patient.']
+    : [
+        `Find them by name on the clinician page${worklistUrl ? ` (${worklistUrl})` : ''}, or by the EHR's inbox message about it.`,
+        ...namesNoPatient(channel),
+      ];
+}
+
 /** How each channel's record says the message went (v3 ParticipationMode). */
 const MEDIUM: Record<ClinicAlertChannel, { code: string; display: string }> = {
   email: { code: 'EMAILWRIT', display: 'email' },

@@ -1,7 +1,7 @@
 import type { CarePlan, Communication } from '@medplum/fhirtypes';
 import {
   alertCommunication,
-  namesNoPatient,
+  howToFindThePatient,
   type AlertSent,
   type ClinicAlertChannel,
   type ClinicAlertContext,
@@ -40,10 +40,7 @@ export function deathTakenBackAlertMessage(
     text: [
       `A patient's ${plan} was ended${ended ? ` on ${ended}` : ''} because the EHR recorded them as deceased: its sessions were withdrawn, their orders cancelled and their reminders revoked.`,
       'The EHR no longer records them as deceased. The plan stays ended (its note says so): if their care goes on, apply the protocol again for them.',
-      channel === 'inbox'
-        ? 'This message names the patient.'
-        : `Find them by name on the clinician page${worklistUrl ? ` (${worklistUrl})` : ''}, or by the EHR's inbox message about it.`,
-      ...namesNoPatient(channel),
+      ...howToFindThePatient(channel, worklistUrl),
     ].join('\n\n'),
   };
 }

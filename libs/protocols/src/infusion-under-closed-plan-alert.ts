@@ -1,7 +1,7 @@
 import type { CarePlan, Communication, Procedure } from '@medplum/fhirtypes';
 import {
   alertCommunication,
-  namesNoPatient,
+  howToFindThePatient,
   type AlertSent,
   type ClinicAlertChannel,
   type ClinicAlertContext,
@@ -44,10 +44,7 @@ export function infusionUnderClosedPlanAlertMessage(
     text: [
       `A ketamine infusion${day ? ` on ${day}` : ''} was charted under a patient's ${plan}, but ${why}: no follow-up is planned under a plan that is over, so no post-infusion check was proposed for this infusion.`,
       'If the patient needs the check, plan it in the EHR, or apply the protocol again for them; if the infusion was charted under the wrong plan, chart it under the right one.',
-      channel === 'inbox'
-        ? 'This message names the patient.'
-        : `Find them by name on the clinician page${worklistUrl ? ` (${worklistUrl})` : ''}, or by the EHR's inbox message about it.`,
-      ...namesNoPatient(channel),
+      ...howToFindThePatient(channel, worklistUrl),
     ].join('\n\n'),
   };
 }
