@@ -1240,6 +1240,11 @@ describe.each([
 
     // A plan with an open issue (a contraindication, an infusion in error), paused or ended has no order to give,
     // and nothing under it a clinician could approve.
+    const begunAtPump = new Set(
+      (await service.fhir.searchAll<MedicationAdministration>('MedicationAdministration', { _count: 1000 }))
+        .filter((a) => a.status === 'in-progress' || a.status === 'completed')
+        .map((a) => a.request?.reference),
+    );
     for (const plan of plans) {
       const ref = `CarePlan/${plan.id}`;
       const blocked = openIssuesOf(ref).length > 0;
@@ -1278,18 +1283,22 @@ describe.each([
           refused: plan.status === 'active' || plan.status === 'draft' ? 422 : 409,
         });
       }
-      // Stopped: nothing of it stays open.
+      // Stopped: nothing of it stays open. (Seen once, restart variant of seed 3389 in session 51, not again in two
+      // reruns: a session held for a contraindication left open; whether the pump had begun it, which leaves it to its
+      // infusion, the line says.)
       if (plan.status === 'revoked')
-        expect(tasks.filter((t) => planOf(t) === ref && OPEN.includes(t.status))).toEqual([]);
+        expect(
+          tasks
+            .filter((t) => planOf(t) === ref && OPEN.includes(t.status))
+            .map(
+              (t) =>
+                `${t.id} ${t.status} ${actionOf(t)} ${t.statusReason?.text ?? ''} begun at the pump: ${orders.some((o) => sessionOfOrder(o)?.id === t.id && begunAtPump.has(`MedicationRequest/${o.id}`))}`,
+            ),
+        ).toEqual([]);
     }
 
     // A plan the EHR gave an end has no session left open, or an order to give, for a window beginning after it (but
     // one the pump has begun: left to its infusion).
-    const begunAtPump = new Set(
-      (await service.fhir.searchAll<MedicationAdministration>('MedicationAdministration', { _count: 1000 }))
-        .filter((a) => a.status === 'in-progress' || a.status === 'completed')
-        .map((a) => a.request?.reference),
-    );
     for (const plan of plans.filter((p) => p.period?.end)) {
       const ref = `CarePlan/${plan.id}`;
       const afterEnd = tasks.filter(
