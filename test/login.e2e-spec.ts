@@ -208,7 +208,7 @@ describe('clinician sign-in: dev OpenID issuer, OIDC code + PKCE, SMART launch',
     expect(page.url()).toBe(`${service.url}/ui`);
     expect(await page.textContent('#who')).toBe('Signed in as Dr Ada Lovelace');
     expect(await page.getAttribute('#who', 'title')).toBe('Practitioner/dev-clinician');
-    expect(await page.textContent('#message')).toMatch(/\d+ task\(s\) awaiting approval/);
+    expect(await page.textContent('#message')).toMatch(/\d+ tasks? awaiting approval/);
     const stored = await page.evaluate(
       () => JSON.parse(sessionStorage.getItem('kc-session') ?? '{}') as { accessToken: string },
     );
