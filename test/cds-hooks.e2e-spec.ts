@@ -1252,6 +1252,50 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
     expect(cards.map((c) => c.summary).filter((s) => s.endsWith('could not run (data missing)'))).toEqual([]);
   });
 
+  it("patient-view with the EHR's server refusing the Patient: a card says the patient's merged records were not read", async () => {
+    const patientView = async () => {
+      const id = 'ketamine-follow-ups';
+      const jwt = await mintCdsClientJwt({
+        issuer: SECRET_ISSUER,
+        audience: `${service.url}/cds-services/${id}`,
+        secret: SECRET,
+      });
+      const res = await request(service.url)
+        .post(`/cds-services/${id}`)
+        .set('Authorization', `Bearer ${jwt}`)
+        .send({
+          hook: 'patient-view',
+          hookInstance: randomUUID(),
+          fhirServer: ehrBase,
+          fhirAuthorization: {
+            access_token: EHR_TOKEN,
+            token_type: 'Bearer',
+            expires_in: 300,
+            scope: 'patient/*.read',
+            subject: 'cds',
+          },
+          context: { userId: 'Practitioner/dr-test', patientId: 'ehr-patient-1' },
+        })
+        .expect(200);
+      return (res.body.cards as Card[]).map((c) => [c.indicator, c.summary, c.detail]);
+    };
+    refusesPatients = true;
+    try {
+      expect(await patientView()).toContainEqual([
+        'info',
+        "Ketamine care plans: the patient's merged records were not read",
+        expect.stringMatching(
+          /^The FHIR server refused to give the Patient \(HTTP 403\), so records the EHR merged into this one were not followed/,
+        ),
+      ]);
+    } finally {
+      refusesPatients = false;
+    }
+    expect((await patientView()).map(([, summary]) => summary)).not.toContain(
+      "Ketamine care plans: the patient's merged records were not read",
+    );
+  });
+
   it("the EHR's server slow: the card saying the check could not run comes while the EHR still waits", async () => {
     ehrHangs = [];
     try {

@@ -390,6 +390,28 @@ function uncheckedOrderCard(notCovered: UncheckedCondition[], orderKey: string, 
 }
 
 /**
+ * patient-view: the patient's other records (a merge, `Patient.link`) not followed, the EHR's server refusing to give
+ * the Patient (`linksUnread`, as `HTTP 403`): what the cards show is this record's alone, and one card says so (since
+ * session 51; before, nothing did). None when the links were read.
+ */
+export function mergedRecordsUnreadCards(
+  patientId: string,
+  linksUnread: string | undefined,
+  options: CardOptions,
+): Card[] {
+  if (!linksUnread) return [];
+  return [
+    {
+      uuid: uuidFromKey(`cds:patient-view:Patient/${patientId}:links-unread`),
+      summary: summary("Ketamine care plans: the patient's merged records were not read"),
+      detail: `The FHIR server refused to give the Patient (${linksUnread}), so records the EHR merged into this one were not followed: their ketamine care plans, contraindications and checks due are not shown here. Look them up on the other records, or give this service read access to Patients.`,
+      indicator: 'info',
+      source: { label: options.sourceLabel },
+    },
+  ];
+}
+
+/**
  * order-sign: draft orders naming a Medication the service could not read (on the EHR's own server, say): whether
  * they are ketamine cannot be told, so the contraindication check did not run for them, and the card says so.
  */

@@ -2,7 +2,14 @@ import { Injectable } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { ProtocolCatalog } from '@kc/protocols';
 import { OPEN_STATUS_SEARCH } from '@kc/task-states';
-import { codeDisplays, contraindicationCards, followUpTaskCards, sortCards, type CardOptions } from './cards';
+import {
+  codeDisplays,
+  contraindicationCards,
+  followUpTaskCards,
+  mergedRecordsUnreadCards,
+  sortCards,
+  type CardOptions,
+} from './cards';
 import type { CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import { followUpsToShow, pausedPlanCards } from './plan-status';
 import {
@@ -60,7 +67,7 @@ export class PatientViewService {
     now = new Date(),
   ): Promise<CdsResponse & { counts: { prefetched: number; fetched: number }; patientsRead: string[] }> {
     const patientId = checkPatientId(request.context?.patientId);
-    const { data, prefetched, fetched, linked } = await this.prefetch.resolve(
+    const { data, prefetched, fetched, linked, linksUnread } = await this.prefetch.resolve(
       PATIENT_VIEW_QUERIES,
       request,
       patientId,
@@ -73,6 +80,7 @@ export class PatientViewService {
       ...contraindicationCards(resourcesIn<DetectedIssue>(data.contraindications, 'DetectedIssue'), cardOptions),
       ...pausedPlanCards(carePlans, this.protocols, cardOptions),
       ...followUpTaskCards(followUps, now, cardOptions),
+      ...mergedRecordsUnreadCards(patientId, linksUnread, cardOptions),
     ]);
     return { cards, counts: { prefetched, fetched }, patientsRead: [`Patient/${patientId}`, ...linked] };
   }
