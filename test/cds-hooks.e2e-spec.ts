@@ -1150,8 +1150,23 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
     order = orderNaming('ehr-patient-1', { reference: 'Medication/ehr-ketamine' }, 'ehr-draft-1'),
     ehrWaitsMs = 30_000,
   ) {
-    const id = 'ketamine-order-check';
-    const patientId = 'ehr-patient-1';
+    return ehrCall(
+      'ketamine-order-check',
+      'order-sign',
+      { draftOrders: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: order }] } },
+      fhirServer,
+      ehrWaitsMs,
+    );
+  }
+
+  /** A call of `hook` to service `id` for ehr-patient-1, naming `fhirServer` with the EHR's token; its cards. */
+  async function ehrCall(
+    id: string,
+    hook: string,
+    context: Record<string, unknown>,
+    fhirServer = ehrBase,
+    ehrWaitsMs = 30_000,
+  ): Promise<Card[]> {
     const jwt = await mintCdsClientJwt({
       issuer: SECRET_ISSUER,
       audience: `${service.url}/cds-services/${id}`,
@@ -1161,7 +1176,7 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
       .post(`/cds-services/${id}`)
       .set('Authorization', `Bearer ${jwt}`)
       .send({
-        hook: 'order-sign',
+        hook,
         hookInstance: randomUUID(),
         fhirServer,
         fhirAuthorization: {
@@ -1171,11 +1186,7 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
           scope: 'patient/*.read',
           subject: 'cds',
         },
-        context: {
-          userId: 'Practitioner/dr-test',
-          patientId,
-          draftOrders: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: order }] },
-        },
+        context: { userId: 'Practitioner/dr-test', patientId: 'ehr-patient-1', ...context },
       })
       .timeout(ehrWaitsMs)
       .expect(200);
@@ -1253,32 +1264,8 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
   });
 
   it("patient-view with the EHR's server refusing the Patient: a card says the patient's merged records were not read", async () => {
-    const patientView = async () => {
-      const id = 'ketamine-follow-ups';
-      const jwt = await mintCdsClientJwt({
-        issuer: SECRET_ISSUER,
-        audience: `${service.url}/cds-services/${id}`,
-        secret: SECRET,
-      });
-      const res = await request(service.url)
-        .post(`/cds-services/${id}`)
-        .set('Authorization', `Bearer ${jwt}`)
-        .send({
-          hook: 'patient-view',
-          hookInstance: randomUUID(),
-          fhirServer: ehrBase,
-          fhirAuthorization: {
-            access_token: EHR_TOKEN,
-            token_type: 'Bearer',
-            expires_in: 300,
-            scope: 'patient/*.read',
-            subject: 'cds',
-          },
-          context: { userId: 'Practitioner/dr-test', patientId: 'ehr-patient-1' },
-        })
-        .expect(200);
-      return (res.body.cards as Card[]).map((c) => [c.indicator, c.summary, c.detail]);
-    };
+    const patientView = async () =>
+      (await ehrCall('ketamine-follow-ups', 'patient-view', {})).map((c) => [c.indicator, c.summary, c.detail]);
     refusesPatients = true;
     try {
       expect(await patientView()).toContainEqual([
