@@ -124,10 +124,7 @@ export interface ResolvedPrefetch {
 }
 
 /** The person's other records, or why they could not be followed. */
-interface PersonLinks {
-  linked: string[];
-  unread?: string;
-}
+type PersonLinks = Pick<ResolvedPrefetch, 'linked' | 'linksUnread'>;
 
 @Injectable()
 export class PrefetchResolver {
@@ -187,9 +184,8 @@ export class PrefetchResolver {
         return [q.key, onlyAboutPatient(judged, patientId)];
       }),
     );
-    const { linked, unread: linksUnread } = await linking;
-    const unread = linksUnread ? { linksUnread } : {};
-    if (!linked.length) return { data: Object.fromEntries(entries), prefetched, fetched, linked, ...unread };
+    const { linked, linksUnread } = await linking;
+    if (!linked.length) return { data: Object.fromEntries(entries), prefetched, fetched, linked, linksUnread };
     const linkedIds = linked.map((r) => r.slice('Patient/'.length));
     const person = [patientId, ...linkedIds];
     const data = Object.fromEntries(
@@ -203,7 +199,7 @@ export class PrefetchResolver {
         }),
       ),
     );
-    return { data, prefetched, fetched, linked, ...unread };
+    return { data, prefetched, fetched, linked, linksUnread };
   }
 
   /**
@@ -217,7 +213,7 @@ export class PrefetchResolver {
         linked: (await linkedRecordsOf(ehr, sent ?? (await ehr.readIfExists<Patient>('Patient', patientId)))).linked,
       };
     } catch (err) {
-      if (err instanceof FhirHttpError) return { linked: [], unread: `HTTP ${err.status}` };
+      if (err instanceof FhirHttpError) return { linked: [], linksUnread: `HTTP ${err.status}` };
       throw err;
     }
   }
