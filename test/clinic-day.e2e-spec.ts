@@ -1240,11 +1240,14 @@ describe.each([
 
     // A plan with an open issue (a contraindication, an infusion in error), paused or ended has no order to give,
     // and nothing under it a clinician could approve.
-    const begunAtPump = new Set(
+    const ordersBegunAtPump = new Set(
       (await service.fhir.searchAll<MedicationAdministration>('MedicationAdministration', { _count: 1000 }))
         .filter((a) => a.status === 'in-progress' || a.status === 'completed')
         .map((a) => a.request?.reference),
     );
+    /** A session whose order the pump has begun (or given): left to its infusion, whatever its plan. */
+    const begunAtThePump = (t: Task) =>
+      orders.some((o) => sessionOfOrder(o)?.id === t.id && ordersBegunAtPump.has(`MedicationRequest/${o.id}`));
     for (const plan of plans) {
       const ref = `CarePlan/${plan.id}`;
       const blocked = openIssuesOf(ref).length > 0;
@@ -1292,7 +1295,7 @@ describe.each([
             .filter((t) => planOf(t) === ref && OPEN.includes(t.status))
             .map(
               (t) =>
-                `${t.id} ${t.status} ${actionOf(t)} ${t.statusReason?.text ?? ''} begun at the pump: ${orders.some((o) => sessionOfOrder(o)?.id === t.id && begunAtPump.has(`MedicationRequest/${o.id}`))}`,
+                `${t.id} ${t.status} ${actionOf(t)} ${t.statusReason?.text ?? ''} begun at the pump: ${begunAtThePump(t)}`,
             ),
         ).toEqual([]);
     }
@@ -1307,7 +1310,7 @@ describe.each([
           OPEN.includes(t.status) &&
           t.focus?.reference?.startsWith('MedicationRequest/') &&
           dueAfterPlanEnd(plan, t.restriction?.period, service.config.clinicTimeZone) &&
-          !orders.some((o) => sessionOfOrder(o)?.id === t.id && begunAtPump.has(`MedicationRequest/${o.id}`)),
+          !begunAtThePump(t),
       );
       const toGive = orders.filter(
         (o) => o.status === 'active' && afterEnd.some((t) => sessionOfOrder(o)?.id === t.id),
