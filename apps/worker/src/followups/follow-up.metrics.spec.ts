@@ -1,11 +1,19 @@
-import { NOT_BASED_ON_A_CAREPLAN } from '@kc/followups';
+import type { CarePlan } from '@medplum/fhirtypes';
+import { carePlanTakesFollowUps, NOT_BASED_ON_A_CAREPLAN } from '@kc/followups';
 import { ignoredWhy } from './follow-up.metrics';
+
+/** Why the follow-up ignores an infusion under a plan of this status, as carePlanTakesFollowUps words it. */
+const closedPlanReason = (status: CarePlan['status']) => {
+  const open = carePlanTakesFollowUps({ resourceType: 'CarePlan', status, intent: 'plan', subject: {} });
+  return open.ok ? '' : open.reason;
+};
 
 describe('why an infusion event was not followed up, as a metric label (ignoredWhy)', () => {
   it('a closed or missing plan by its status; a copy; an infusion naming no plan; anything else not an infusion', () => {
-    expect(ignoredWhy('CarePlan is revoked')).toBe('plan-revoked');
-    expect(ignoredWhy('CarePlan is completed')).toBe('plan-completed');
-    expect(ignoredWhy('CarePlan is entered-in-error')).toBe('plan-entered-in-error');
+    // The words the follow-up ignores them with, so a change of wording cannot turn them into not-an-infusion.
+    expect(ignoredWhy(closedPlanReason('revoked'))).toBe('plan-revoked');
+    expect(ignoredWhy(closedPlanReason('completed'))).toBe('plan-completed');
+    expect(ignoredWhy(closedPlanReason('entered-in-error'))).toBe('plan-entered-in-error');
     expect(ignoredWhy('CarePlan not found')).toBe('plan-not-found');
     expect(ignoredWhy('Procedure not found')).toBe('procedure-not-found');
     expect(ignoredWhy('charted twice: Procedure/abc was charted for an overlapping time')).toBe('charted-twice');
