@@ -139,8 +139,17 @@ describe('CDS Hooks services', () => {
       .expect(200);
   }
 
-  function followUp(patientId: string, code: string, display: string, start: number, end: number, status = 'draft') {
+  function followUp(
+    patientId: string,
+    code: string,
+    display: string,
+    start: number,
+    end: number,
+    status = 'draft',
+    more: Partial<Task> = {},
+  ) {
     return service.fhir.create<Task>({
+      ...more,
       resourceType: 'Task',
       status: status as Task['status'],
       intent: 'plan',
@@ -302,6 +311,39 @@ describe('CDS Hooks services', () => {
       ['warning', 'Ketamine care plan on hold: Low-dose ketamine infusion series'],
     ]);
     expect(cards[0].detail).toMatch(/Its sessions are not to be given until it resumes/);
+  });
+
+  it('patient-view: a plan the EHR stopped has its post-infusion check shown still (the infusion was given), not its sessions', async () => {
+    const patientId = await newPatient();
+    await recordVitals(patientId, [124, 78]);
+    await applyLowDose(patientId, new Date().toISOString().slice(0, 10));
+    const [carePlan] = await service.fhir.searchAll<CarePlan>('CarePlan', { subject: `Patient/${patientId}` });
+    const now = Date.now();
+    const underPlan = { basedOn: [{ reference: `CarePlan/${carePlan.id}` }] };
+    const infusion = { reasonReference: { reference: 'Procedure/an-infusion' } };
+    await followUp(patientId, 'post-infusion-check', 'Post-infusion check', now - 9 * DAY, now - DAY, 'ready', {
+      ...underPlan,
+      ...infusion,
+    });
+    await followUp(
+      patientId,
+      'maintenance-booster',
+      'Maintenance booster infusion',
+      now - DAY,
+      now + 3 * DAY,
+      'ready',
+      {
+        ...underPlan,
+        ...infusion,
+        focus: { reference: 'MedicationRequest/its-order' },
+      },
+    );
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
+    const cards = (await callHook('ketamine-follow-ups', patientView(patientId))).body.cards as Card[];
+    expectWellFormed(cards);
+    expect(cards.map((c) => c.summary)).toEqual([
+      expect.stringMatching(/^Overdue: Post-infusion check \(window closed \d{4}-\d{2}-\d{2}\)$/),
+    ]);
   });
 
   it('a patient-view call leaves an AuditEvent: the CDS client, for the EHR user, about the context patient', async () => {

@@ -5,9 +5,11 @@ import { ClinicAlerts } from '../apps/worker/src/alerts/clinic-alerts.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import {
+  actionOf,
   completeInfusion,
   enrolPatient,
   followUpJobDone,
+  followUpTasks,
   overrideIssue,
   reportInfusion,
   reviewedInEhr,
@@ -142,20 +144,20 @@ describe('alerts to the clinic', () => {
   });
 
   // Since session 51; before, only a log line said so.
-  it('an infusion charted under a plan the EHR stopped: no check is planned, and the clinic is told so, once, naming no patient', async () => {
+  it('an infusion charted under a plan the EHR recorded in error: no check is planned, and the clinic is told so, once, naming no patient', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
-    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    await service.fhir.update<CarePlan>({ ...plan, status: 'entered-in-error' });
     const before = toClinic().length;
     const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
     expect(await reportInfusion(service, procedureId)).toMatchObject({ status: 'ignored' });
     const mails = toClinic().slice(before);
     expect(mails).toHaveLength(1);
     expect(mails[0].body).toContain(
-      'Subject: Ketamine care plans: an infusion charted under a care plan that is over; no post-infusion check planned',
+      'Subject: Ketamine care plans: an infusion charted under a care plan recorded in error; no post-infusion check planned',
     );
     expect(mails[0].body).toContain(
-      "A ketamine infusion on 2027-01-04 was charted under a patient's Low-dose ketamine infusion series, but its care plan was stopped (revoked): no follow-up is planned under a plan that is over, so no post-infusion check was proposed for this infusion.",
+      "A ketamine infusion on 2027-01-04 was charted under a patient's Low-dose ketamine infusion series, but its care plan was entered in error: nothing is planned under a plan recorded in error, so no post-infusion check was proposed for this infusion.",
     );
     const patient = await service.fhir.read<Patient>('Patient', enrolment.patient.split('/')[1]);
     expect(mails[0].body).not.toContain(patient.name![0].family!);
@@ -172,14 +174,41 @@ describe('alerts to the clinic', () => {
     expect(await followUpJobDone(service, procedureId)).toMatchObject({ status: 'ignored' });
     expect(toClinic().slice(before)).toHaveLength(1);
 
-    // An infusion followed up before its plan was stopped, heard again since (the EHR edited it): it had its check.
+    // An infusion followed up before its plan was recorded in error, heard again since (the EHR edited it): it had
+    // its check.
     const p = await infusedPatient();
-    const stopped = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
-    await service.fhir.update<CarePlan>({ ...stopped, status: 'revoked' });
+    const inError = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
+    await service.fhir.update<CarePlan>({ ...inError, status: 'entered-in-error' });
     const since = toClinic().length;
     await service.app.get(InfusionEventsProducer).followUpAgain(p.procedureId);
     expect(await followUpJobDone(service, p.procedureId)).toMatchObject({ status: 'ignored' });
     expect(toClinic().slice(since)).toHaveLength(0);
+  });
+
+  // Since session 52 (from 51, no check and the alert above).
+  it('an infusion charted under a plan the EHR stopped or completed: its post-infusion check is proposed, nothing else, and nobody is emailed', async () => {
+    for (const status of ['revoked', 'completed'] as const) {
+      const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+      const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
+      await service.fhir.update<CarePlan>({ ...plan, status });
+      const before = toClinic().length;
+      const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+      expect(await reportInfusion(service, procedureId)).toMatchObject({
+        status: 'created',
+        tasks: [expect.any(String)],
+      });
+      expect((await followUpTasks(service, procedureId)).map((t) => [actionOf(t), t.status])).toEqual([
+        ['post-infusion-check', 'draft'],
+      ]);
+      // The plan lists it, as the EHR set it otherwise.
+      const after = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
+      expect(after.status).toBe(status);
+      expect(toClinic().slice(before)).toEqual([]);
+      // Heard again: nothing twice.
+      await service.app.get(InfusionEventsProducer).followUpAgain(procedureId);
+      await followUpJobDone(service, procedureId);
+      expect(await followUpTasks(service, procedureId)).toHaveLength(1);
+    }
   });
 
   it("a contraindication found in the patient's data is not emailed: the approving clinician is told, on the page", async () => {

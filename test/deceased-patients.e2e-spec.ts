@@ -24,6 +24,8 @@ import {
 } from './support/clinic';
 import { mailsTo, serviceWithMailDown, startSmtpServer, serviceEmailingClinic } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
+import { infusedForCheck } from './support/checks';
+import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
 
 /**
  * A patient the EHR records as deceased (Patient.deceased[x]). Before session 44 nothing changed: their sessions stayed
@@ -75,6 +77,37 @@ describe('a patient recorded as deceased in the EHR', () => {
     expect(reminders.length).toBeGreaterThan(0);
     expect(reminders.filter((r) => r.status === 'active')).toEqual([]);
     expect(await worklistIdsOf(service, patient)).toEqual([]);
+  });
+
+  it("a plan the EHR stopped kept its post-infusion check; the patient's death withdraws it with its reminder", async () => {
+    const infused = await infusedForCheck(service);
+    await request(service.url)
+      .post(`/tasks/${infused.check.id}/$approve`)
+      .set(clinician())
+      .send({ versionId: infused.check.meta!.versionId })
+      .expect(200);
+    const plan = await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    await service.app.get(PlanChanges).planChanged(infused.carePlanId);
+    const checkNow = () => service.fhir.read<Task>('Task', infused.check.id!);
+    const reminders = async () =>
+      (
+        await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+          'based-on': `CarePlan/${infused.carePlanId}`,
+        })
+      ).filter((r) => r.about?.some((a) => a.reference === `Task/${infused.check.id}`));
+    expect((await checkNow()).status).toBe('ready');
+    expect((await reminders()).map((r) => r.status)).toEqual(['active']);
+
+    await postWebhook(service, JSON.stringify(await recordedDeceased(infused.patient))).expect(202);
+    await heard(infused.patient);
+    expect(await checkNow()).toMatchObject({
+      status: 'cancelled',
+      statusReason: { text: 'Withdrawn: its care plan was stopped (revoked)' },
+    });
+    expect((await reminders()).map((r) => r.status)).toEqual(['revoked']);
+    // The EHR's plan is left as the EHR stopped it: not tagged as ended for the death.
+    expect((await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId)).meta?.tag ?? []).toEqual([]);
   });
 
   it('not told (a server that cannot notify of Patients): the approval is refused, and the plan ends all the same; the poll finds one too', async () => {

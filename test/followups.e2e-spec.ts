@@ -156,7 +156,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     expect(await followUpTasks(service, planned.id!)).toHaveLength(0);
   });
 
-  it('a completed procedure that is not the protocol infusion, or an infusion on a revoked plan, gets no follow-ups', async () => {
+  it('a completed procedure that is not the protocol infusion, or an infusion on a plan recorded in error, gets no follow-ups', async () => {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
     const { resource: visit } = await service.fhir.create<Procedure>({
       resourceType: 'Procedure',
@@ -166,9 +166,10 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
       basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }],
       performedDateTime: '2027-01-05T10:00:00.000Z',
     });
+    // A plan stopped (revoked) or completed in the EHR has the check of an infusion under it (session 52).
     const revoked = await enrolPatient(service, 'ketamine-monthly-maintenance');
     const carePlan = await service.fhir.read<CarePlan>('CarePlan', revoked.carePlanId);
-    await service.fhir.update({ ...carePlan, status: 'revoked' });
+    await service.fhir.update({ ...carePlan, status: 'entered-in-error' });
     const onRevoked = await completeInfusion(service, revoked, '2027-01-06T10:00:00.000Z');
     const jobs = await Promise.all(
       [visit.id!, onRevoked].map(async (id) => (await sendEvent(id).expect(202)).body.jobId),
@@ -180,7 +181,7 @@ describe('follow-up engine: completed infusions become follow-up tasks', () => {
     }, 'both jobs to finish');
     expect(results).toEqual([
       { status: 'ignored', reason: "not an infusion of the CarePlan's protocol" },
-      { status: 'ignored', reason: 'CarePlan is revoked' },
+      { status: 'ignored', reason: 'CarePlan is entered-in-error' },
     ]);
     expect(await followUpTasks(service, visit.id!)).toHaveLength(0);
     expect(await followUpTasks(service, onRevoked)).toHaveLength(0);

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type {
   Bundle,
+  CarePlan,
   CommunicationRequest,
   DetectedIssue,
   MedicationRequest,
@@ -13,7 +14,8 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { PatientRecordEventsProducer, QUEUES, QueueUnavailableError } from '@kc/queue';
-import { approveTask, queueIdle, waitFor } from './support/clinic';
+import { approveTask, queueIdle, waitFor, worklistIdsOf } from './support/clinic';
+import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -145,6 +147,33 @@ describe('recording the post-infusion check', () => {
     expect((await aboutCheck()).map((r) => [r.status, r.statusReason?.text])).toEqual([
       ['revoked', 'Not sent: the Post-infusion check within one week was recorded as done'],
     ]);
+  });
+
+  // Since session 52; before, the check was withdrawn with its plan, and a patient whose course the EHR stopped or
+  // completed the day after an infusion had no check of it.
+  it('outlives its plan stopped or completed in the EHR: approved and recorded after; the sessions withdrawn', async () => {
+    for (const status of ['revoked', 'completed'] as const) {
+      const p = await infusedPatient();
+      const plan = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
+      await service.fhir.update<CarePlan>({ ...plan, status });
+      await service.app.get(PlanChanges).planChanged(p.carePlanId);
+      const now = async (t: Task) => service.fhir.read<Task>('Task', t.id!);
+      for (const session of [p.session, p.booster])
+        expect(await now(session)).toMatchObject({
+          status: 'cancelled',
+          statusReason: { text: expect.stringMatching(/^Withdrawn: its care plan/) },
+        });
+      expect((await now(p.check)).status).toBe('draft');
+      expect(await worklistIdsOf(service, p.patient)).toEqual([p.check.id]);
+      const approved = await approveTask(service, await now(p.check));
+      await complete(approved, answers(3, ['effect-none'])).expect(200);
+      expect(await now(p.check)).toMatchObject({
+        status: 'completed',
+        businessStatus: { coding: [expect.objectContaining({ code: 'done' })] },
+      });
+      // The plan is left as the EHR set it.
+      expect((await service.fhir.read<CarePlan>('CarePlan', p.carePlanId)).status).toBe(status);
+    }
   });
 
   it('an EHR reads the recorded check through the FHIR read API: the answers, and the scores derived from them', async () => {

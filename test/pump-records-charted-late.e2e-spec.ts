@@ -75,8 +75,9 @@ describe('a session withdrawn with its stopped plan, the pump’s record of it c
   it('the infusion charted first, then the pump’s record: the record’s job answers the session by that infusion', async () => {
     const { enrolment, session, order, begun, chartPumpRecord } = await withdrawnSession();
     const infusion = await completeInfusion(service, enrolment, new Date(begun + HOUR_MS).toISOString());
-    // The stopped plan takes no follow-ups, and no record ties a session to the infusion yet.
-    expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'ignored' });
+    // The stopped plan takes the infusion's check alone (since session 52; nothing before), and no record ties a
+    // session to the infusion yet.
+    expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'created', fulfilled: 0 });
     const record = await chartPumpRecord();
     await service.app.get(AdministrationRecorded).heard(record.id!);
     await expectAnsweredBy(session.id!, order.id!, infusion);

@@ -284,7 +284,7 @@ describe('clinician review', () => {
       .expect(400);
   });
 
-  it('a stopped (revoked) or paused (on-hold) plan: no approval, reschedule or order; its Tasks can still be rejected', async () => {
+  it('a stopped (revoked) or paused (on-hold) plan: no approval, reschedule or order; its Tasks can still be rejected; its post-infusion check goes on', async () => {
     const p = await patientWithFollowUps();
     const carePlan = await service.fhir.read<CarePlan>('CarePlan', p.carePlanId);
     await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
@@ -302,13 +302,16 @@ describe('clinician review', () => {
       .set(clinician())
       .send({ versionId: p.next.meta!.versionId, start: '2027-01-08T09:00:00Z', end: '2027-01-08T12:00:00Z' })
       .expect(409);
+    // The infusion was given: its check is due whatever became of the course (since session 52; refused before).
     const bulk = await request(service.url)
       .post('/tasks/$bulk-approve')
       .set(clinician())
       .send({ tasks: [{ id: p.check.id, versionId: p.check.meta!.versionId }] })
       .expect(200);
-    expect(bulk.body.results).toEqual([expect.objectContaining({ id: p.check.id, result: 'refused', status: 409 })]);
-    // Nothing was decided: no order, no Provenance, the Tasks unchanged.
+    expect(bulk.body.results).toEqual([expect.objectContaining({ id: p.check.id, result: 'approved' })]);
+    expect(await service.fhir.read<Task>('Task', p.check.id!)).toMatchObject({ status: 'ready' });
+    expect(await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${p.check.id}` })).toHaveLength(1);
+    // Nothing was decided of the session: no order, no Provenance, the Task unchanged.
     const orders = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', { subject: p.patient });
     expect(orders.filter((o) => o.status === 'active')).toEqual([]);
     expect(await service.fhir.searchAll<Provenance>('Provenance', { target: `Task/${p.next.id}` })).toEqual([]);
@@ -323,17 +326,23 @@ describe('clinician review', () => {
     const pausedPlan = await service.fhir.read<CarePlan>('CarePlan', paused.carePlanId);
     await service.fhir.update<CarePlan>({ ...pausedPlan, status: 'on-hold' });
     const onHold = await request(service.url)
+      .post(`/tasks/${paused.next.id}/$approve`)
+      .set(clinician())
+      .set('If-Match', `W/"${paused.next.meta!.versionId}"`)
+      .send({})
+      .expect(409);
+    expect(onHold.body.issue[0].details.text).toMatch(/its care plan is on hold/);
+    await request(service.url)
       .post(`/tasks/${paused.check.id}/$approve`)
       .set(clinician())
       .set('If-Match', `W/"${paused.check.meta!.versionId}"`)
       .send({})
-      .expect(409);
-    expect(onHold.body.issue[0].details.text).toMatch(/its care plan is on hold/);
+      .expect(200);
   });
 
   it("the sweep withdraws a stopped plan's Tasks awaiting approval and cancels their proposals; paused plans keep theirs", async () => {
     const stopped = await patientWithFollowUps();
-    // The check is approved before the plan is stopped: withdrawn too (since session 28).
+    // The check is approved before the plan is stopped: it stays, its infusion given (withdrawn in sessions 28-51).
     await request(service.url)
       .post(`/tasks/${stopped.check.id}/$approve`)
       .set(clinician())
@@ -392,9 +401,16 @@ describe('clinician review', () => {
       [`Task/${stopped.next.id}`, stopped.next.focus!.reference!].sort(),
     );
     expect(await service.fhir.read<Task>('Task', stopped.check.id!)).toMatchObject({
-      status: 'cancelled',
-      businessStatus: { coding: [expect.objectContaining({ code: 'withdrawn' })] },
+      status: 'ready',
+      businessStatus: { coding: [expect.objectContaining({ code: 'approved' })] },
     });
+    // So does its reminder to the patient (the one-week check).
+    const reminders = await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', {
+      'based-on': `CarePlan/${stopped.carePlanId}`,
+    });
+    expect(reminders.filter((r) => r.about?.some((a) => a.reference === `Task/${stopped.check.id}`))).toEqual([
+      expect.objectContaining({ status: 'active' }),
+    ]);
     for (const t of [paused.check, paused.next])
       expect((await service.fhir.read<Task>('Task', t.id!)).meta!.versionId).toBe(t.meta!.versionId);
     // Nothing left to do the next time.

@@ -686,7 +686,7 @@ describe('trustworthy plans', () => {
     expect(await activeOrdersOf(subject)).toEqual([]);
   });
 
-  it('a session the pump gave under a plan stopped meanwhile: its infusion still completes it and its order, nothing new', async () => {
+  it('a session the pump gave under a plan stopped meanwhile: its infusion still completes it and its order, and has its check alone', async () => {
     const { subject, carePlan, task, order } = await approvedInfusion();
     await service.fhir.create(
       administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
@@ -701,11 +701,18 @@ describe('trustworthy plans', () => {
       { patient: subject, carePlanId: carePlan.id! },
       '2027-01-02T10:00:00Z',
     );
-    // Before, an infusion under a stopped plan was ignored: the session stayed open and its order active.
-    expect(await reportInfusion(service, infusion)).toMatchObject({ fulfilled: 1, ordersClosed: 1, tasks: [] });
+    // Before, an infusion under a stopped plan was ignored: the session stayed open and its order active. Since session
+    // 52 it has its post-infusion check too (from 41 to 51, nothing new), and no next session.
+    expect(await reportInfusion(service, infusion)).toMatchObject({
+      fulfilled: 1,
+      ordersClosed: 1,
+      tasks: [expect.any(String)],
+    });
     expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('completed');
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('completed');
-    expect(await followUpTasks(service, infusion)).toEqual([]);
+    expect((await followUpTasks(service, infusion)).map((t) => [actionOf(t), t.status])).toEqual([
+      ['post-infusion-check', 'draft'],
+    ]);
   });
 
   /**
@@ -721,7 +728,12 @@ describe('trustworthy plans', () => {
       { patient: subject, carePlanId: carePlan.id! },
       '2027-01-02T10:00:00Z',
     );
-    expect(await reportInfusion(service, infusion)).toMatchObject({ status: 'ignored' });
+    // Its check alone (since session 52; ignored before): the pump's record not on record yet, nothing answered.
+    expect(await reportInfusion(service, infusion)).toMatchObject({
+      status: 'created',
+      fulfilled: 0,
+      tasks: [expect.any(String)],
+    });
     const { resource: given } = await service.fhir.create(
       administrationOf(order, 'completed', { start: '2027-01-02T09:05:00Z', end: '2027-01-02T09:55:00Z' }),
     );
@@ -748,7 +760,8 @@ describe('trustworthy plans', () => {
         { role: 'source', what: { reference: `Procedure/${infusion}` } },
       ]),
     });
-    expect(await followUpTasks(service, infusion)).toEqual([]);
+    // Its check, from its follow-up (session 52), and nothing else.
+    expect((await followUpTasks(service, infusion)).map(actionOf)).toEqual(['post-infusion-check']);
     // Looked at again: nothing more to write.
     expect(await service.app.get(StoppedPlanSweep).sweep()).toMatchObject({ withdrawn: 0, answered: 0 });
   });

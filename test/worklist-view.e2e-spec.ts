@@ -167,6 +167,30 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
     for (const item of await view(lena.patientId)) expect(item.view.blocked).toBeUndefined();
   });
 
+  it("a stopped plan's infusion already given keeps its post-infusion check approvable; its next session is not", async () => {
+    const infused = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Ines',
+      family: 'Infused',
+      birthDate: '1985-03-04',
+    });
+    const procedure = await completeInfusion(service, infused, '2027-01-04T10:00:00.000Z');
+    await service.app.get(FollowUpService).handle(procedure);
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId);
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
+    const items = (
+      await request(service.url)
+        .get('/worklist/view')
+        .query({ patient: infused.patientId })
+        .set(service.as('clinician'))
+        .expect(200)
+    ).body.items as (ViewItem & { action: string })[];
+    expect(Object.fromEntries(items.map((i) => [i.action, i.view.blocked ?? null]))).toEqual({
+      'patient-instructions': 'its care plan was stopped (revoked)',
+      'next-induction-session': 'its care plan was stopped (revoked)',
+      'post-infusion-check': null,
+    });
+  });
+
   it("a monthly protocol's enrolment session is its initial series (induction); patients without scores have none", async () => {
     const res = await request(service.url)
       .get('/worklist/view')

@@ -81,6 +81,13 @@ export function isEndedForDeath(carePlan: CarePlan): boolean {
   return Boolean(carePlan.meta?.tag?.some((t) => sameCoding(t, ENDED_FOR_DEATH_TAG)));
 }
 
+/** Ended for its patient's death (its tag), whether or not the death has since been taken back. */
+export function wasEndedForDeath(carePlan: CarePlan): boolean {
+  return Boolean(
+    carePlan.meta?.tag?.some((t) => sameCoding(t, ENDED_FOR_DEATH_TAG) || sameCoding(t, DEATH_RECORD_CORRECTED_TAG)),
+  );
+}
+
 function withoutDeathTags(carePlan: CarePlan): Coding[] {
   return (carePlan.meta?.tag ?? []).filter(
     (t) => !sameCoding(t, ENDED_FOR_DEATH_TAG) && !sameCoding(t, DEATH_RECORD_CORRECTED_TAG),

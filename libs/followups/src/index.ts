@@ -5,6 +5,7 @@ export * from './infusion-as-given';
 export * from './late-administrations';
 export * from './rate-notice-now';
 export * from './care-plan-state';
+export * from './checks-outlive-their-plan';
 export * from './superseded';
 export * from './reminders';
 export * from './reminder-notice';

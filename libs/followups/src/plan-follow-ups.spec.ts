@@ -16,7 +16,12 @@ const procedure: Procedure = {
   performedPeriod: { start: '2027-01-04T09:00:00.000Z', end: '2027-01-04T10:00:00.000Z' },
 };
 
-function followUps(planId: string, completedInfusionCount: number, conditions: Condition[] = []) {
+function followUps(
+  planId: string,
+  completedInfusionCount: number,
+  conditions: Condition[] = [],
+  planAs: Partial<CarePlan> = {},
+) {
   const plan = catalog.findPlanDefinition(planId)!;
   const carePlan: CarePlan = {
     resourceType: 'CarePlan',
@@ -24,6 +29,7 @@ function followUps(planId: string, completedInfusionCount: number, conditions: C
     status: 'active',
     intent: 'plan',
     subject: { reference: 'Patient/p1' },
+    ...planAs,
   };
   const check = toInfusionCompleted(procedure);
   if (!check.ok) throw new Error(check.reason);
@@ -59,6 +65,19 @@ describe('planFollowUps with the shipped protocols', () => {
       /Found after the infusion of 2027-01-04: no further infusion/,
     );
     expect(plan.detectedIssues[0].resource.detail).not.toMatch(/Procedure\//);
+  });
+
+  it('under a plan the EHR stopped or completed: the post-infusion check alone, no contraindication recorded', () => {
+    const pregnant = [{ ...activeCondition(...PREGNANCY, 'Patient/p1'), id: 'preg' }];
+    for (const status of ['revoked', 'completed'] as const) {
+      const plan = followUps('ketamine-low-dose-series', 3, pregnant, { status });
+      expect(plan.followUps.map((f) => f.actionId)).toEqual(['post-infusion-check']);
+      expect(plan.detectedIssues).toEqual([]);
+    }
+    // Paused: as under an active plan (its sessions wait for it to resume).
+    expect(
+      followUps('ketamine-low-dose-series', 3, [], { status: 'on-hold' }).followUps.map((f) => f.actionId),
+    ).toEqual(['next-induction-session', 'post-infusion-check']);
   });
 
   it('induction (3rd of 6 low-dose sessions): check within a week and the next session 2-4 days out', () => {

@@ -30,6 +30,7 @@ import {
   type ProtocolVariables,
 } from '@kc/protocols';
 import { dueAfterPlanEnd } from './care-plan-state';
+import { takesChecksOnly } from './checks-outlive-their-plan';
 import type { InfusionCompleted } from './infusion-event';
 
 export interface FollowUpInput {
@@ -132,10 +133,12 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
   const afterEnd = (f: FollowUp) =>
     f.request?.resourceType === 'MedicationRequest' &&
     dueAfterPlanEnd(carePlan, f.task.restriction?.period, input.zone);
-  const followUps = instances.filter((f) => !afterEnd(f));
+  // A plan closed in the EHR: the infusion given under it has its check, nothing that orders (takesChecksOnly).
+  const checksOnly = takesChecksOnly(carePlan);
+  const followUps = instances.filter((f) => !afterEnd(f) && !(checksOnly && f.request));
   const afterPlanEnd = instances.filter(afterEnd).map((f) => f.actionId);
   const carePlanKey = carePlanKeyOf(carePlan);
-  const detectedIssues = selection.contraindications
+  const detectedIssues = (checksOnly ? [] : selection.contraindications)
     .filter((c) => !c.overridden)
     .map((c) =>
       contraindicationIssue(c, {

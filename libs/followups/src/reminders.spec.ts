@@ -13,6 +13,7 @@ import {
   type PlannedReminder,
 } from './reminders';
 import { noticeIfDecidedNow, shortNotice } from './reminder-notice';
+import { planEndedForDeath } from './deceased-patients';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
 const lowDose = catalog.findPlanDefinition('ketamine-low-dose-series')!;
@@ -262,6 +263,23 @@ describe('deliveryDecision', () => {
       action: 'skip',
       why: 'its care plan is on hold',
     });
+  });
+  it("sends a post-infusion check's reminder under a plan stopped, completed or paused since; not under one ended for a death or in error", () => {
+    const check: Task = {
+      ...task,
+      focus: undefined,
+      reasonReference: { reference: 'Procedure/infusion-1' },
+      description: 'Post-infusion check',
+    };
+    const carePlan = { resourceType: 'CarePlan', status: 'active', intent: 'plan', subject: {} } as const;
+    for (const status of ['revoked', 'completed', 'on-hold'] as const)
+      expect(decide({ task: check, carePlan: { ...carePlan, status } })).toEqual({ action: 'send' });
+    expect(decide({ task: check, carePlan: { ...carePlan, status: 'entered-in-error' } })).toEqual({
+      action: 'revoke',
+      why: 'Not sent: its care plan was entered in error',
+    });
+    const endedForDeath = planEndedForDeath(carePlan, NOW)!;
+    expect(decide({ task: check, carePlan: endedForDeath })).toMatchObject({ action: 'revoke' });
   });
   it('revokes the reminder of a Task already done (a check recorded early), saying so', () => {
     expect(decide({ task: { ...task, status: 'completed', description: 'Post-infusion check' } })).toEqual({

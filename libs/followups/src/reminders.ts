@@ -26,6 +26,7 @@ import {
 } from '@kc/protocols';
 import { isApproved, isOpen, isTaskHeldForContraindication } from '@kc/task-states';
 import { carePlanHoldsCare } from './care-plan-state';
+import { carePlanHoldsTask } from './checks-outlive-their-plan';
 import { isRecordedDeceased } from './deceased-patients';
 import type { InfusionTaskUpdate } from './superseded';
 
@@ -246,7 +247,8 @@ export function deliveryDecision(input: {
   const sendAt = sendTimeOf(request);
   if (!sendAt) return { action: 'skip', why: 'request has no occurrence' };
   if (Date.parse(sendAt) !== Date.parse(input.plannedAt)) return { action: 'reschedule', sendAt };
-  const plan = input.carePlan && carePlanHoldsCare(input.carePlan);
+  // A reminder of a post-infusion check goes on under a plan stopped since (carePlanHoldsTask).
+  const plan = input.carePlan && (task ? carePlanHoldsTask(input.carePlan, task) : carePlanHoldsCare(input.carePlan));
   if (plan && !plan.ok)
     return plan.closed ? { action: 'revoke', why: `Not sent: ${plan.reason}` } : { action: 'skip', why: plan.reason };
   if (aboutTask(request) && !task) return { action: 'revoke', why: 'The Task it was about no longer exists' };

@@ -13,6 +13,7 @@ import {
   sessionsGivenOnStoppedPlans,
   withdrawalsForStoppedPlans,
 } from './stopped-plans';
+import { planEndedForDeath } from './deceased-patients';
 
 const now = new Date('2027-01-10T00:00:00Z');
 const carePlans = new Map([
@@ -54,6 +55,40 @@ describe("a stopped plan's open Tasks, withdrawn", () => {
     // Only the reminder still to be sent about that Task.
     expect(withdrawals[0].reminders.map((r) => [r.revoked.id, r.revoked.status])).toEqual([['r1', 'revoked']]);
     expect(withdrawals[1].reminders).toEqual([]);
+  });
+
+  it("a post-infusion check outlives a plan stopped or completed, not one in error or ended for a death, nor its patient's death", () => {
+    const check = (id: string, carePlanId: string): Task => ({
+      ...approved(task(id, carePlanId)),
+      reasonReference: { reference: 'Procedure/infusion-1' },
+    });
+    const plans = new Map([
+      ['CarePlan/revoked', plan('revoked', 'revoked')],
+      ['CarePlan/completed', plan('completed', 'completed')],
+      ['CarePlan/error', plan('error', 'entered-in-error')],
+      ['CarePlan/death', planEndedForDeath(plan('death', 'active'), now)!],
+    ]);
+    const tasks = [
+      check('kept-revoked', 'revoked'),
+      check('kept-completed', 'completed'),
+      check('in-error', 'error'),
+      check('death', 'death'),
+      // A session of the same infusion: its order to give is the plan's.
+      {
+        ...approved(task('session', 'revoked')),
+        reasonReference: { reference: 'Procedure/infusion-1' },
+        focus: { reference: 'MedicationRequest/o' },
+      },
+    ];
+    const withdrawn = (patientDeceased?: boolean) =>
+      withdrawalsForStoppedPlans({ tasks, carePlans: plans, proposals: new Map(), now, patientDeceased }).map(
+        (w) => w.task.id,
+      );
+    expect(withdrawn()).toEqual(['in-error', 'death', 'session']);
+    expect(approvedOnEndedPlans(tasks, plans).map((t) => t.id)).toEqual(['in-error', 'death', 'session']);
+    // Its patient recorded as deceased: every one goes.
+    expect(withdrawn(true)).toEqual(['kept-revoked', 'kept-completed', 'in-error', 'death', 'session']);
+    expect(approvedOnEndedPlans(tasks, plans, undefined, true)).toHaveLength(5);
   });
 
   it('one whose session the pump has begun is left to its infusion; a paused plan keeps its Tasks', () => {

@@ -21,6 +21,7 @@ import {
   type OpenOrder,
 } from '@kc/task-states';
 import { carePlanHoldsCare, carePlanReferenceOf, dueAfterPlanEnd } from './care-plan-state';
+import { carePlanHoldsTask } from './checks-outlive-their-plan';
 import { infusionThatGave } from './crossed-closings';
 import { remindersEndedBy, remindersRevokedFor } from './reminders';
 import { answeredByInfusion, applyInfusionUpdate } from './superseded';
@@ -94,13 +95,19 @@ export function sessionGivenAtThePump(open: OpenOrder | undefined): boolean {
 }
 
 /** The approved Tasks (ready, or held) of plans that are over: those whose orders the sweep reads before withdrawing. */
-export function approvedOnEndedPlans(tasks: Task[], carePlans: Map<string, CarePlan>, zone?: string): Task[] {
-  return tasks.filter((task) => !isAwaitingApproval(task) && endedPlanOf(task, carePlans, zone));
+export function approvedOnEndedPlans(
+  tasks: Task[],
+  carePlans: Map<string, CarePlan>,
+  zone?: string,
+  patientDeceased = false,
+): Task[] {
+  return tasks.filter((task) => !isAwaitingApproval(task) && endedPlanOf(task, carePlans, zone, patientDeceased));
 }
 
 /**
  * The open Tasks of plans that are over (CarePlan revoked, completed or entered in error), withdrawn with why: nobody
- * may approve or give them any more, so they leave the worklist and the to-do list.
+ * may approve or give them any more, so they leave the worklist and the to-do list. Not a post-infusion check of a plan
+ * stopped or completed (carePlanHoldsTask: since session 52 it outlives its plan, the infusion having been given).
  * - Awaiting approval: their draft proposals cancelled.
  * - Approved (ready, or held for a contraindication): their orders still to be given cancelled, so an EHR reading
  *   MedicationRequest.status finds no ketamine order under a stopped plan (before session 28 they stayed active, "the
@@ -121,9 +128,11 @@ export function withdrawalsForStoppedPlans(input: {
   now: Date;
   /** The clinic's time zone: a plan's end given as a day is the whole of it there. */
   zone?: string;
+  /** The Tasks are of a patient recorded as deceased: their post-infusion checks are withdrawn with the rest. */
+  patientDeceased?: boolean;
 }): Withdrawal[] {
   return input.tasks.flatMap((task) => {
-    const ended = endedPlanOf(task, input.carePlans, input.zone);
+    const ended = endedPlanOf(task, input.carePlans, input.zone, input.patientDeceased);
     if (!ended) return [];
     const open = task.id ? input.orders?.get(task.id) : undefined;
     // The pump has started the session (or given it): its order is the infusion's to close, not the plan's.
@@ -238,11 +247,17 @@ export function isWithdrawnForPlanEnd(task: Task): boolean {
 }
 
 /** Why an open Task's plan is over for it: the plan stopped, or, for a session, the plan ending before it begins. */
-function endedPlanOf(task: Task, carePlans: Map<string, CarePlan>, zone?: string): { reason: string } | undefined {
+function endedPlanOf(
+  task: Task,
+  carePlans: Map<string, CarePlan>,
+  zone?: string,
+  patientDeceased = false,
+): { reason: string } | undefined {
   if (!isOpen(task)) return undefined;
   const carePlanRef = carePlanReferenceOf(task);
   const carePlan = carePlanRef ? carePlans.get(carePlanRef) : undefined;
-  const holds = carePlan && carePlanHoldsCare(carePlan);
+  // A post-infusion check outlives its plan stopped or completed (carePlanHoldsTask), not its patient.
+  const holds = carePlan && (patientDeceased ? carePlanHoldsCare(carePlan) : carePlanHoldsTask(carePlan, task));
   if (holds && !holds.ok && holds.closed) return { reason: holds.reason };
   const session = task.focus?.reference?.startsWith('MedicationRequest/');
   return carePlan && session && dueAfterPlanEnd(carePlan, task.restriction?.period, zone)

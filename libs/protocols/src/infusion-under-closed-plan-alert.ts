@@ -10,9 +10,10 @@ import {
 import { clinicDay } from './clinic-time';
 
 /**
- * A ketamine infusion charted under a care plan the EHR stopped, completed or recorded in error: this service plans no
- * follow-up under a plan that is over, so the infusion has no post-infusion check, and the clinic is told, once per
- * infusion and channel (since session 51; before, only a log line said so).
+ * A ketamine infusion charted under a care plan the EHR recorded in error: this service plans nothing under it, so the
+ * infusion has no post-infusion check, and the clinic is told, once per infusion and channel (since session 51; before,
+ * only a log line said so). Under a plan the EHR stopped or completed the infusion has its check since session 52, and
+ * this alert is not sent.
  */
 export interface InfusionUnderClosedPlanAlert {
   procedure: Procedure & { id: string };
@@ -40,10 +41,11 @@ export function infusionUnderClosedPlanAlertMessage(
     zone,
   );
   return {
-    subject: 'Ketamine care plans: an infusion charted under a care plan that is over; no post-infusion check planned',
+    subject:
+      'Ketamine care plans: an infusion charted under a care plan recorded in error; no post-infusion check planned',
     text: [
-      `A ketamine infusion${day ? ` on ${day}` : ''} was charted under a patient's ${plan}, but ${why}: no follow-up is planned under a plan that is over, so no post-infusion check was proposed for this infusion.`,
-      'If the patient needs the check, plan it in the EHR, or apply the protocol again for them; if the infusion was charted under the wrong plan, chart it under the right one.',
+      `A ketamine infusion${day ? ` on ${day}` : ''} was charted under a patient's ${plan}, but ${why}: nothing is planned under a plan recorded in error, so no post-infusion check was proposed for this infusion.`,
+      "If the infusion belongs to another of the patient's care plans, chart it under that one (its check is then proposed); otherwise plan the check in the EHR, or apply the protocol again for them.",
       ...howToFindThePatient(channel, worklistUrl),
     ].join('\n\n'),
   };

@@ -50,6 +50,11 @@ export interface WorklistEntry {
   attention?: string;
   /** The request the Task authorises (Task.focus), e.g. the proposed MedicationRequest: its dose is read from it. */
   request?: string;
+  /**
+   * The infusion a follow-up follows up (Task.reasonReference, `Procedure/<id>`): a post-infusion check outlives its
+   * plan being stopped (carePlanHoldsTask).
+   */
+  infusion?: string;
   /** The EHR's orders the Task was approved on (Task.basedOn), when its approval wrote none: the to-do list reads them. */
   approvedOn?: string[];
 }
@@ -132,6 +137,7 @@ export function toEntry(task: Task, protocol: string | undefined): WorklistEntry
     attention:
       isApproved(task) || isReturnedForReview(task) || isReturnedUnapproved(task) ? task.statusReason?.text : undefined,
     request: task.focus?.reference,
+    infusion: task.reasonReference?.reference?.startsWith('Procedure/') ? task.reasonReference.reference : undefined,
     ...(ordersApprovedOn(task).length ? { approvedOn: ordersApprovedOn(task) } : {}),
   };
 }

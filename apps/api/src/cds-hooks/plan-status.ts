@@ -1,6 +1,6 @@
 import type { CarePlan, MedicationRequest, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { clinicDay, SERVICE_CODE_SYSTEM, uuidFromKey } from '@kc/protocols';
-import { carePlanHoldsCare, planEndDay, planEndPassed } from '@kc/followups';
+import { carePlanHoldsCare, carePlanHoldsTask, planEndDay, planEndPassed } from '@kc/followups';
 import { links, orderRefs, removeOrdersSuggestion, summary, type CardOptions } from './cards';
 import type { Card } from './cds-types';
 
@@ -98,7 +98,7 @@ export function pausedPlanCards(carePlans: CarePlan[], protocols: PlanDefinition
         uuid: uuidFromKey(`cds:careplan:${c.id}:on-hold`),
         summary: summary(`Ketamine care plan on hold${c.title ? `: ${c.title}` : ''}`),
         detail: [
-          `**The patient's ketamine care plan is on hold${since ? ` since ${since}` : ''}.** Its sessions are not to be given until it resumes: their approved orders are held, and nothing under it can be approved.`,
+          `**The patient's ketamine care plan is on hold${since ? ` since ${since}` : ''}.** Its sessions are not to be given until it resumes: their approved orders are held, and none can be approved (its post-infusion checks can).`,
           'Resume the care plan to go on with the treatment, or stop it.',
         ].join('\n\n'),
         indicator: 'warning' as const,
@@ -108,10 +108,19 @@ export function pausedPlanCards(carePlans: CarePlan[], protocols: PlanDefinition
     });
 }
 
-/** The follow-up Tasks whose care plan holds care (a paused or stopped plan's are not due: nothing may be done). */
+/**
+ * The follow-up Tasks their care plan holds (carePlanHoldsTask): a paused or stopped plan's are not due, nothing may be
+ * done, but its post-infusion checks are.
+ */
 export function followUpsToShow(tasks: Task[], carePlans: CarePlan[]): Task[] {
-  const notHolding = new Set(carePlans.filter((c) => !carePlanHoldsCare(c).ok).map((c) => `CarePlan/${c.id}`));
-  return tasks.filter((t) => !(t.basedOn ?? []).some((b) => b.reference && notHolding.has(b.reference)));
+  const notHolding = new Map(carePlans.filter((c) => !carePlanHoldsCare(c).ok).map((c) => [`CarePlan/${c.id}`, c]));
+  return tasks.filter(
+    (t) =>
+      !(t.basedOn ?? []).some((b) => {
+        const plan = b.reference ? notHolding.get(b.reference) : undefined;
+        return plan && !carePlanHoldsTask(plan, t).ok;
+      }),
+  );
 }
 
 /** The patient's care plans of these protocols (by `instantiatesCanonical`, any version). */

@@ -26,6 +26,7 @@ import {
 } from './to-do-orders';
 import {
   carePlanHoldsCare,
+  carePlanHoldsTask,
   dueOutsideProtocolWindow,
   ehrOrdersForSession,
   ehrOrdersNotice,
@@ -69,6 +70,8 @@ export interface WorklistItemLike {
   onHold?: string;
   /** The request the Task authorises (Task.focus), e.g. `MedicationRequest/<id>`. */
   request?: string;
+  /** The infusion a follow-up follows up (Task.reasonReference), e.g. `Procedure/<id>`. */
+  infusion?: string;
   /** The EHR's orders the Task was approved on (Task.basedOn), when its approval wrote none. */
   approvedOn?: string[];
 }
@@ -167,8 +170,8 @@ export interface PageRecords {
   scores: Map<string, ScoreView[]>;
   effects: Map<string, EffectsView>;
   issues: Map<string, ContraindicationView[]>;
-  /** Each plan's reason it holds no care now (stopped, paused); absent when it does, or was not found. */
-  planBlocked: Map<string, string>;
+  /** The plans that hold no care now (stopped, paused): their Tasks but post-infusion checks are blocked. */
+  plansNotHolding: Map<string, CarePlan>;
   /** The proposals asked for (`MedicationRequest/<id>`), as read. */
   proposals: Map<string, MedicationRequest | undefined>;
   /** The dose searches asked for (weights, orders), by name. */
@@ -239,7 +242,7 @@ export class WorklistEnricher {
     const toDoSessions =
       purpose.for === 'to-do' ? items.filter((i) => i.request?.startsWith('MedicationRequest/')) : [];
     const openOrdersSearch = openOrdersOf(unique([...sessions, ...toDoSessions].map((i) => i.patient)));
-    const { summaries, scores, effects, issues, planBlocked, proposals, doseSearches } = await this.records(
+    const { summaries, scores, effects, issues, plansNotHolding, proposals, doseSearches } = await this.records(
       unique(items.map((i) => i.patient)),
       unique(items.map((i) => i.carePlan)),
       now,
@@ -310,8 +313,8 @@ export class WorklistEnricher {
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
         ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
-        ...(item.carePlan && planBlocked.has(item.carePlan)
-          ? { blocked: planBlocked.get(item.carePlan) }
+        ...(blockedBy(item, plansNotHolding)
+          ? { blocked: blockedBy(item, plansNotHolding) }
           : // Held after approval, the row says so with the issue holding it (not "cannot be approved").
             purpose.for === 'approval' && !item.onHold
             ? protocolGone(item, protocols)
@@ -506,11 +509,10 @@ export class WorklistEnricher {
       ...matchesOf<Observation>(found[`scores ${ref}`]),
       ...matchesOf<Observation>(linkedFound[`linked scores ${ref}`]),
     ];
-    const planBlocked = new Map<string, string>();
+    const plansNotHolding = new Map<string, CarePlan>();
     readablePlans.forEach((ref, i) => {
       const carePlan = read[readable.length + i] as CarePlan | undefined;
-      const holds = carePlan && carePlanHoldsCare(carePlan);
-      if (holds && !holds.ok) planBlocked.set(ref, holds.reason);
+      if (carePlan && !carePlanHoldsCare(carePlan).ok) plansNotHolding.set(ref, carePlan);
     });
     return {
       summaries: new Map(patients.map((ref) => [ref, summaryOf(ref, byReference, now)])),
@@ -523,7 +525,7 @@ export class WorklistEnricher {
         }),
       ),
       issues: new Map(plans.map((ref) => [ref, matchesOf<DetectedIssue>(found[`issues ${ref}`]).map(issueView)])),
-      planBlocked,
+      plansNotHolding,
       proposals: new Map(
         readableProposals.map((ref, i) => [
           ref,
@@ -724,4 +726,16 @@ function protocolGone(item: WorklistItemLike, protocols: Protocols): Pick<ItemVi
 function windowNoticeOf(item: WorklistItemLike, zone: string): Pick<ItemView, 'windowNotice'> {
   const notice = dueOutsideProtocolWindow(item.due, item.allowedWindow, zone);
   return notice ? { windowNotice: notice } : {};
+}
+
+/** Why nothing may be done for an item under its plan now (carePlanHoldsTask: a check outlives its plan stopped). */
+function blockedBy(item: WorklistItemLike, plansNotHolding: Map<string, CarePlan>): string | undefined {
+  const carePlan = item.carePlan ? plansNotHolding.get(item.carePlan) : undefined;
+  const holds =
+    carePlan &&
+    carePlanHoldsTask(carePlan, {
+      focus: item.request ? { reference: item.request } : undefined,
+      reasonReference: item.infusion ? { reference: item.infusion } : undefined,
+    });
+  return holds && !holds.ok ? holds.reason : undefined;
 }

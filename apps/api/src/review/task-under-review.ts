@@ -2,7 +2,7 @@ import type { CarePlan, DetectedIssue, Patient, Period, Resource, Task } from '@
 import type { Caller } from '@kc/auth';
 import { conflict, notFound, RESOURCE_ID_PATTERN, unprocessable } from '@kc/common';
 import { includedOf, matchesOf } from '@kc/fhir';
-import { carePlanHoldsCare, carePlanReferenceOf, dueAfterPlanEnd, planEndDay } from '@kc/followups';
+import { carePlanHoldsTask, carePlanReferenceOf, dueAfterPlanEnd, planEndDay } from '@kc/followups';
 import { clinicDay } from '@kc/protocols';
 import { isAuthorisable, needsRequester, type AuthorisableRequest } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
@@ -59,7 +59,8 @@ export async function readTaskUnderReview(writer: DecisionWriter, taskId: string
  */
 export function assertAuthorisable(under: TaskUnderReview, caller: Caller): void {
   const { task, proposal, carePlan, issues } = under;
-  const plan = carePlan && carePlanHoldsCare(carePlan);
+  // A post-infusion check outlives its plan stopped, completed or paused (carePlanHoldsTask): it orders nothing.
+  const plan = carePlan && carePlanHoldsTask(carePlan, task);
   if (plan && !plan.ok)
     throw conflict(`This task cannot be approved or rescheduled: ${plan.reason}. It can still be rejected.`);
   assertClearOf(carePlanReferenceOf(task), issues);

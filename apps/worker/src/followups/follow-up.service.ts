@@ -23,6 +23,7 @@ import {
   NOT_BASED_ON_A_CAREPLAN,
   carePlanHoldsCare,
   carePlanTakesFollowUps,
+  takesChecksOnly,
   isEndedForDeath,
   planReopenedForAnInfusion,
   REOPENED_FOR_AN_INFUSION,
@@ -278,26 +279,28 @@ export class FollowUpService {
       const open = carePlan ? carePlanTakesFollowUps(carePlan) : { ok: false as const, reason: 'CarePlan not found' };
       // A plan completed here at its end, an infusion charted under it since: active again for its follow-up.
       const reopened = carePlan && planReopenedForAnInfusion(carePlan, now);
-      // A stopped plan takes no follow-ups; a session the pump gave under it (left to its infusion by the withdrawal)
-      // is still answered: done, its order completed.
+      // Stopped or completed in the EHR: the infusion has its check, nothing more (planFollowUps; since session 52).
+      const checksOnly = Boolean(carePlan && !open.ok && !reopened && takesChecksOnly(carePlan));
+      // A plan written in error takes no follow-ups; a session the pump gave under it (left to its infusion by the
+      // withdrawal) is still answered: done, its order completed.
       const gaveOnStopped =
-        carePlan && !open.ok && !reopened ? this.answersOnly({ ...context, carePlan }, around[i], now) : undefined;
+        carePlan && !open.ok && !reopened && !checksOnly
+          ? this.answersOnly({ ...context, carePlan }, around[i], now)
+          : undefined;
       // With no check, its plan closed in the EHR: the clinic is told below.
-      const unchecked = reopened ? undefined : underClosedPlan(context, around[i]);
+      const unchecked = reopened || checksOnly ? undefined : underClosedPlan(context, around[i]);
       if (unchecked) underClosedPlans.push({ index, infusion: unchecked });
-      if (!open.ok && !gaveOnStopped && !reopened) {
+      if (!open.ok && !gaveOnStopped && !reopened && !checksOnly) {
         results[index] = fulfilled(this.ignore(context.event.procedureId, open.reason));
         return;
       }
       try {
         const writes =
           gaveOnStopped ??
-          this.planWrites(
-            { ...context, carePlan: reopened || carePlan! },
-            around[i],
-            now,
-            reopened ? carePlan : undefined,
-          );
+          this.planWrites({ ...context, carePlan: reopened || carePlan! }, around[i], now, {
+            reopenedFrom: reopened ? carePlan : undefined,
+            checksOnly,
+          });
         if (!writes && !open.ok) results[index] = fulfilled(this.ignore(context.event.procedureId, open.reason));
         else if (writes) planned.push({ index, writes });
       } catch (err) {
@@ -489,15 +492,22 @@ export class FollowUpService {
    * An event's follow-ups worked out by the pure rules, as transaction entries and how to read their answers.
    * `reopenedFrom`: the plan as read, completed here at its end, `context.carePlan` being it made active again for this
    * infusion. Then the plan is written active (with a Provenance) only if the infusion has a follow-up to write (a
-   * re-notified infusion followed up already does not reopen it): undefined otherwise.
+   * re-notified infusion followed up already does not reopen it): undefined otherwise. `checksOnly`: a plan closed in
+   * the EHR (takesChecksOnly): its check proposed and the sessions the pump gave answered, nothing else; with the check
+   * written already, the sessions alone (answersOnly).
    */
   private planWrites(
     context: EventContext,
-    around: Surroundings,
+    aroundAll: Surroundings,
     now: Date,
-    reopenedFrom?: CarePlan,
+    { reopenedFrom, checksOnly = false }: { reopenedFrom?: CarePlan; checksOnly?: boolean } = {},
   ): PlannedWrites | undefined {
     const { procedure, event, carePlan, plan, definitions, infusion } = context;
+    // Under a plan closed in the EHR only the sessions the pump gave are this infusion's to answer (its checks kept).
+    const given = pumpRecordsOf(aroundAll).givenTaskIds;
+    const around = checksOnly
+      ? { ...aroundAll, openTasks: aroundAll.openTasks.filter((t) => t.id && given.has(t.id)) }
+      : aroundAll;
     const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
     const pump = pumpRecordsOf(around);
     // What this infusion fulfils (its session or booster) gives its phase, and so its check's. answeredTasks judges
@@ -548,6 +558,7 @@ export class FollowUpService {
       .filter((f) => !writtenByKey.has(f.key))
       .map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
     if (reopenedFrom && !newTasks.length) return undefined;
+    if (checksOnly && !newTasks.length) return this.answersOnly(context, aroundAll, now);
     const answered = this.answeredTasks({ event, procedure, infusion, infusionActions, around, pump, newTasks, now });
     const listed = [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)];
     const carePlanUpdate = reopenedFrom

@@ -51,7 +51,8 @@ export class DeceasedPatients {
         ended++;
       }
       // Ended now or before (by the EHR, or a job cut short after the write): what it still has open is withdrawn.
-      withdrawn += (await this.planChanges.planChanged(carePlan.id!, now)).withdrawn;
+      // A plan the EHR stopped before keeps its post-infusion checks (carePlanHoldsTask): withdrawn now, with the patient.
+      withdrawn += (await this.planChanges.planChanged(carePlan.id!, now, true)).withdrawn;
     }
     if (ended) this.logger.log({ msg: 'plans ended: patient recorded as deceased', patient: patientId, ended });
     return { ended, withdrawn };

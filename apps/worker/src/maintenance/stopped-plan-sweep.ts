@@ -37,29 +37,42 @@ export class StoppedPlanSweep {
 
   /**
    * Every open Task (with the overdue sweep, OVERDUE_SWEEP_CRON), or those of a read already made. `raced: 'fail'` (a
-   * job told of the plan): a withdrawal that lost a race fails, for the job to run again.
+   * job told of the plan): a withdrawal that lost a race fails, for the job to run again. `patientDeceased`: the Tasks
+   * read are of a patient recorded as deceased (their checks go too).
    */
   async sweep(
     now = new Date(),
     open?: OpenTasks,
     raced: RaceHandling = 'skip',
+    patientDeceased = false,
   ): Promise<{ withdrawn: number; answered: number; checked: number }> {
-    return this.withdraw(open ?? (await this.reader.all()), now, raced);
+    return this.withdraw(open ?? (await this.reader.all()), now, raced, patientDeceased);
   }
 
   private async withdraw(
     open: OpenTasks,
     now: Date,
     raced: RaceHandling,
+    patientDeceased: boolean,
   ): Promise<{ withdrawn: number; answered: number; checked: number }> {
     const { carePlans, proposals } = open;
     const tasks = [...open.awaiting, ...open.approved, ...open.held];
     // The approved Tasks of stopped plans (few: each is withdrawn once) have orders and reminders to read.
     const zone = this.config.clinicTimeZone;
-    const approved = approvedOnEndedPlans(tasks, carePlans, zone);
+    const approved = approvedOnEndedPlans(tasks, carePlans, zone, patientDeceased);
     const { orders, reminders } = await ordersAndRemindersOf(this.fhir, approved);
     let withdrawn = 0;
-    for (const w of withdrawalsForStoppedPlans({ tasks, carePlans, proposals, orders, reminders, now, zone })) {
+    const withdrawals = withdrawalsForStoppedPlans({
+      tasks,
+      carePlans,
+      proposals,
+      orders,
+      reminders,
+      now,
+      zone,
+      patientDeceased,
+    });
+    for (const w of withdrawals) {
       const writes = [{ resource: w.withdrawn, read: w.task }, ...requestWrites(w)];
       // Who withdrew it and why, in the same transaction: the service, not a clinician.
       try {
