@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { CarePlan, Condition, Procedure } from '@medplum/fhirtypes';
+import type { CarePlan, Condition, Patient, Procedure } from '@medplum/fhirtypes';
 import { ProtocolCatalog } from '@kc/protocols';
 import { activeCondition, bodyWeight, PREGNANCY, searchset } from '../../../test/fixtures/patient-data';
 import { toInfusionCompleted } from './infusion-event';
@@ -21,6 +21,7 @@ function followUps(
   completedInfusionCount: number,
   conditions: Condition[] = [],
   planAs: Partial<CarePlan> = {},
+  patientAs: Partial<Patient> = {},
 ) {
   const plan = catalog.findPlanDefinition(planId)!;
   const carePlan: CarePlan = {
@@ -39,6 +40,7 @@ function followUps(
     plan,
     catalog,
     completedInfusionCount,
+    ...(Object.keys(patientAs).length ? { patient: { resourceType: 'Patient', id: 'p1', ...patientAs } } : {}),
     patientData: {
       bodyWeight: searchset(bodyWeight(80)),
       bloodPressure: searchset(),
@@ -74,6 +76,10 @@ describe('planFollowUps with the shipped protocols', () => {
       expect(plan.followUps.map((f) => f.actionId)).toEqual(['post-infusion-check']);
       expect(plan.detectedIssues).toEqual([]);
     }
+    // Its patient recorded as deceased: nothing (their death withdrew what the plan kept).
+    expect(
+      followUps('ketamine-low-dose-series', 3, [], { status: 'revoked' }, { deceasedDateTime: '2027-01-04' }).followUps,
+    ).toEqual([]);
     // Paused: as under an active plan (its sessions wait for it to resume).
     expect(
       followUps('ketamine-low-dose-series', 3, [], { status: 'on-hold' }).followUps.map((f) => f.actionId),

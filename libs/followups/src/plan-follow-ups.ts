@@ -31,6 +31,7 @@ import {
 } from '@kc/protocols';
 import { dueAfterPlanEnd } from './care-plan-state';
 import { takesChecksOnly } from './checks-outlive-their-plan';
+import { isRecordedDeceased } from './deceased-patients';
 import type { InfusionCompleted } from './infusion-event';
 
 export interface FollowUpInput {
@@ -133,9 +134,11 @@ export function planFollowUps(input: FollowUpInput): FollowUpPlan {
   const afterEnd = (f: FollowUp) =>
     f.request?.resourceType === 'MedicationRequest' &&
     dueAfterPlanEnd(carePlan, f.task.restriction?.period, input.zone);
-  // A plan closed in the EHR: the infusion given under it has its check, nothing that orders (takesChecksOnly).
+  // A plan closed in the EHR: the infusion given under it has its check, nothing that orders (takesChecksOnly); nothing
+  // at all for a patient recorded as deceased (their death withdrew what such a plan kept: DeceasedPatients).
   const checksOnly = takesChecksOnly(carePlan);
-  const followUps = instances.filter((f) => !afterEnd(f) && !(checksOnly && f.request));
+  const nothing = checksOnly && isRecordedDeceased(patient);
+  const followUps = instances.filter((f) => !nothing && !afterEnd(f) && !(checksOnly && f.request));
   const afterPlanEnd = instances.filter(afterEnd).map((f) => f.actionId);
   const carePlanKey = carePlanKeyOf(carePlan);
   const detectedIssues = (checksOnly ? [] : selection.contraindications)
