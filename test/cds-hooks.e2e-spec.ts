@@ -1325,6 +1325,40 @@ describe('CDS Hooks: patient data from the EHR FHIR server the call names', () =
     );
   });
 
+  it("appointment-book with the EHR's server refusing the Patient: a card says the patient's merged records were not checked", async () => {
+    const appointment = (serviceType?: Appointment['serviceType']): Appointment => ({
+      resourceType: 'Appointment',
+      status: 'proposed',
+      start: '2027-01-05T09:00:00Z',
+      end: '2027-01-05T10:00:00Z',
+      participant: [{ actor: { reference: 'Patient/ehr-patient-1' }, status: 'needs-action' }],
+      ...(serviceType ? { serviceType } : {}),
+    });
+    const booking = async (a: Appointment) =>
+      (
+        await ehrCall('ketamine-session-booking', 'appointment-book', {
+          appointments: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: a }] },
+        })
+      ).map((c) => [c.indicator, c.summary, c.detail]);
+    const unread = [
+      'info',
+      "Ketamine care plans: the patient's merged records were not read",
+      expect.stringMatching(
+        /^The FHIR server refused to give the Patient \(HTTP 403\), so records the EHR merged into this one were not followed: their ketamine sessions and contraindications were not checked against this booking\./,
+      ),
+    ];
+    refusesPatients = true;
+    try {
+      expect(await booking(appointment())).toContainEqual(unread);
+      // An appointment of another service (its serviceType coded, none of the infusion codes): nothing to say.
+      const dental = [{ coding: [{ system: 'http://snomed.info/sct', code: '34043003', display: 'Dental care' }] }];
+      expect(await booking(appointment(dental))).toEqual([]);
+    } finally {
+      refusesPatients = false;
+    }
+    expect(await booking(appointment())).not.toContainEqual(unread);
+  });
+
   it("the EHR's server slow: the card saying the check could not run comes while the EHR still waits", async () => {
     ehrHangs = [];
     try {

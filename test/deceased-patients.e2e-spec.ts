@@ -26,6 +26,7 @@ import { mailsTo, serviceWithMailDown, startSmtpServer, serviceEmailingClinic } 
 import { startTestService, type TestService } from './support/test-service';
 import { infusedForCheck } from './support/checks';
 import { PlanChanges } from '../apps/worker/src/maintenance/plan-changes';
+import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
 
 /**
  * A patient the EHR records as deceased (Patient.deceased[x]). Before session 44 nothing changed: their sessions stayed
@@ -108,6 +109,19 @@ describe('a patient recorded as deceased in the EHR', () => {
     expect((await reminders()).map((r) => r.status)).toEqual(['revoked']);
     // The EHR's plan is left as the EHR stopped it: not tagged as ended for the death.
     expect((await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId)).meta?.tag ?? []).toEqual([]);
+  });
+
+  it("a check kept under a plan the EHR stopped, its patient's death not heard: the sweep withdraws it", async () => {
+    const infused = await infusedForCheck(service);
+    const plan = await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    const sweep = service.app.get(StoppedPlanSweep);
+    await sweep.sweep();
+    expect((await service.fhir.read<Task>('Task', infused.check.id!)).status).toBe('draft');
+    // The death recorded, nothing told of it (as when the follow-up proposed the check while the death was heard).
+    await recordedDeceased(infused.patient);
+    await sweep.sweep();
+    expect((await service.fhir.read<Task>('Task', infused.check.id!)).status).toBe('cancelled');
   });
 
   it('not told (a server that cannot notify of Patients): the approval is refused, and the plan ends all the same; the poll finds one too', async () => {

@@ -9,6 +9,7 @@ import {
 } from '../../../test/fixtures/plans';
 import {
   approvedOnEndedPlans,
+  patientsKeepingChecks,
   sessionGivenAtThePump,
   sessionsGivenOnStoppedPlans,
   withdrawalsForStoppedPlans,
@@ -60,6 +61,7 @@ describe("a stopped plan's open Tasks, withdrawn", () => {
   it("a post-infusion check outlives a plan stopped or completed, not one in error or ended for a death, nor its patient's death", () => {
     const check = (id: string, carePlanId: string): Task => ({
       ...approved(task(id, carePlanId)),
+      for: { reference: 'Patient/p1' },
       reasonReference: { reference: 'Procedure/infusion-1' },
     });
     const plans = new Map([
@@ -80,15 +82,24 @@ describe("a stopped plan's open Tasks, withdrawn", () => {
         focus: { reference: 'MedicationRequest/o' },
       },
     ];
-    const withdrawn = (patientDeceased?: boolean) =>
-      withdrawalsForStoppedPlans({ tasks, carePlans: plans, proposals: new Map(), now, patientDeceased }).map(
+    const withdrawn = (deceased?: Set<string>) =>
+      withdrawalsForStoppedPlans({ tasks, carePlans: plans, proposals: new Map(), now, deceased }).map(
         (w) => w.task.id,
       );
     expect(withdrawn()).toEqual(['in-error', 'death', 'session']);
     expect(approvedOnEndedPlans(tasks, plans).map((t) => t.id)).toEqual(['in-error', 'death', 'session']);
-    // Its patient recorded as deceased: every one goes.
-    expect(withdrawn(true)).toEqual(['kept-revoked', 'kept-completed', 'in-error', 'death', 'session']);
-    expect(approvedOnEndedPlans(tasks, plans, undefined, true)).toHaveLength(5);
+    // The patients to read, whether they are recorded as deceased: those of the checks kept.
+    expect(patientsKeepingChecks(tasks, plans)).toEqual(['Patient/p1']);
+    // Another patient recorded as deceased: nothing more; this one: every one goes.
+    expect(withdrawn(new Set(['Patient/p2']))).toEqual(['in-error', 'death', 'session']);
+    expect(withdrawn(new Set(['Patient/p1']))).toEqual([
+      'kept-revoked',
+      'kept-completed',
+      'in-error',
+      'death',
+      'session',
+    ]);
+    expect(approvedOnEndedPlans(tasks, plans, undefined, new Set(['Patient/p1']))).toHaveLength(5);
   });
 
   it('one whose session the pump has begun is left to its infusion; a paused plan keeps its Tasks', () => {

@@ -99,9 +99,24 @@ export function approvedOnEndedPlans(
   tasks: Task[],
   carePlans: Map<string, CarePlan>,
   zone?: string,
-  patientDeceased = false,
+  deceased?: ReadonlySet<string>,
 ): Task[] {
-  return tasks.filter((task) => !isAwaitingApproval(task) && endedPlanOf(task, carePlans, zone, patientDeceased));
+  return tasks.filter((task) => !isAwaitingApproval(task) && endedPlanOf(task, carePlans, zone, deceased));
+}
+
+/**
+ * The patients (`Patient/<id>`) of the post-infusion checks that outlive their plans (carePlanHoldsTask): the ones to
+ * read, whether any is recorded as deceased (their checks are withdrawn then). None in most reads.
+ */
+export function patientsKeepingChecks(tasks: Task[], carePlans: Map<string, CarePlan>): string[] {
+  const keeping = tasks.filter((task) => {
+    const ref = carePlanReferenceOf(task);
+    const carePlan = ref ? carePlans.get(ref) : undefined;
+    return isOpen(task) && carePlan && !carePlanHoldsCare(carePlan).ok && carePlanHoldsTask(carePlan, task).ok;
+  });
+  return [
+    ...new Set(keeping.flatMap((t) => (/^Patient\/[^/]+$/.test(t.for?.reference ?? '') ? [t.for!.reference!] : []))),
+  ];
 }
 
 /**
@@ -128,11 +143,11 @@ export function withdrawalsForStoppedPlans(input: {
   now: Date;
   /** The clinic's time zone: a plan's end given as a day is the whole of it there. */
   zone?: string;
-  /** The Tasks are of a patient recorded as deceased: their post-infusion checks are withdrawn with the rest. */
-  patientDeceased?: boolean;
+  /** Patients recorded as deceased (`Patient/<id>`): their post-infusion checks are withdrawn with the rest. */
+  deceased?: ReadonlySet<string>;
 }): Withdrawal[] {
   return input.tasks.flatMap((task) => {
-    const ended = endedPlanOf(task, input.carePlans, input.zone, input.patientDeceased);
+    const ended = endedPlanOf(task, input.carePlans, input.zone, input.deceased);
     if (!ended) return [];
     const open = task.id ? input.orders?.get(task.id) : undefined;
     // The pump has started the session (or given it): its order is the infusion's to close, not the plan's.
@@ -251,12 +266,13 @@ function endedPlanOf(
   task: Task,
   carePlans: Map<string, CarePlan>,
   zone?: string,
-  patientDeceased = false,
+  deceased?: ReadonlySet<string>,
 ): { reason: string } | undefined {
   if (!isOpen(task)) return undefined;
   const carePlanRef = carePlanReferenceOf(task);
   const carePlan = carePlanRef ? carePlans.get(carePlanRef) : undefined;
   // A post-infusion check outlives its plan stopped or completed (carePlanHoldsTask), not its patient.
+  const patientDeceased = deceased?.has(task.for?.reference ?? '');
   const holds = carePlan && (patientDeceased ? carePlanHoldsCare(carePlan) : carePlanHoldsTask(carePlan, task));
   if (holds && !holds.ok && holds.closed) return { reason: holds.reason };
   const session = task.focus?.reference?.startsWith('MedicationRequest/');

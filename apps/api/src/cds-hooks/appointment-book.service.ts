@@ -1,10 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import type { Appointment, Bundle, Coding, DetectedIssue, Task } from '@medplum/fhirtypes';
 import { badRequest } from '@kc/common';
-import { bookingAdvice, infusionCodesOf, type BookingAdvice } from '@kc/followups';
+import { bookingAdvice, forAnotherService, infusionCodesOf, type BookingAdvice } from '@kc/followups';
 import { clinicDateTime, clinicDays, ProtocolCatalog, UTC_ZONE, uuidFromKey } from '@kc/protocols';
 import { OPEN_STATUS_SEARCH } from '@kc/task-states';
-import { codeDisplays, contraindicationCards, links, sortCards, summary, taskName, type CardOptions } from './cards';
+import {
+  codeDisplays,
+  contraindicationCards,
+  links,
+  mergedRecordsUnreadCards,
+  sortCards,
+  summary,
+  taskName,
+  type CardOptions,
+} from './cards';
 import type { Card, CdsRequest, CdsResponse, CdsServiceDefinition } from './cds-types';
 import {
   checkPatientId,
@@ -72,7 +81,7 @@ export class AppointmentBookService {
         'context.appointments',
       ]);
     const appointments = resourcesIn<Appointment>(request.context.appointments as Bundle | undefined, 'Appointment');
-    const { data, prefetched, fetched, linked } = await this.prefetch.resolve(
+    const { data, prefetched, fetched, linked, linksUnread } = await this.prefetch.resolve(
       APPOINTMENT_BOOK_QUERIES,
       request,
       patientId,
@@ -80,17 +89,21 @@ export class AppointmentBookService {
     );
     const tasks = resourcesIn<Task>(data.sessions, 'Task');
     const cardOptions = { ...options, displays: this.displays };
+    const sessionCodes = this.sessionCodesFor(tasks);
     const advice = appointments.map((a) => ({
       appointment: a,
-      advice: bookingAdvice(a, [`Patient/${patientId}`, ...linked], tasks, this.sessionCodesFor(tasks)),
+      advice: bookingAdvice(a, [`Patient/${patientId}`, ...linked], tasks, sessionCodes),
     }));
     const sessionTime = advice.some((a) => a.advice.kind !== 'unrelated' && a.advice.kind !== 'outside-window');
+    // Its sessions may be under a record merged into this one: said when one appointment may be an infusion.
+    const mayBeASession = appointments.some((a) => !forAnotherService(a, sessionCodes));
     const cards = sortCards([
       ...advice.flatMap(({ appointment, advice: a }) => adviceCards(appointment, a, cardOptions)),
       // Booking an infusion for a patient with a contraindication on record: the same cards patient-view shows.
       ...(sessionTime
         ? contraindicationCards(resourcesIn<DetectedIssue>(data.contraindications, 'DetectedIssue'), cardOptions)
         : []),
+      ...(mayBeASession ? mergedRecordsUnreadCards(patientId, linksUnread, cardOptions, 'appointment-book') : []),
     ]);
     return { cards, counts: { prefetched, fetched }, patientsRead: [`Patient/${patientId}`, ...linked] };
   }

@@ -389,22 +389,30 @@ function uncheckedOrderCard(notCovered: UncheckedCondition[], orderKey: string, 
   };
 }
 
+/** What a hook's cards leave out when the patient's merged records went unread (mergedRecordsUnreadCards). */
+const UNREAD_RECORDS_LEAVE_OUT = {
+  'patient-view': 'their ketamine care plans, contraindications and checks due are not shown here',
+  'appointment-book': 'their ketamine sessions and contraindications were not checked against this booking',
+} as const;
+
 /**
- * patient-view: the patient's other records (a merge, `Patient.link`) not followed, the EHR's server refusing to give
- * the Patient (`linksUnread`, as `HTTP 403`): what the cards show is this record's alone, and one card says so (since
- * session 51; before, nothing did). None when the links were read.
+ * patient-view and appointment-book: the patient's other records (a merge, `Patient.link`) not followed, the EHR's
+ * server refusing to give the Patient (`linksUnread`, as `HTTP 403`): what the cards show is this record's alone, and
+ * one card says so (since session 51, patient-view; 52, appointment-book; before, nothing did). None when the links
+ * were read.
  */
 export function mergedRecordsUnreadCards(
   patientId: string,
   linksUnread: string | undefined,
   options: CardOptions,
+  hook: keyof typeof UNREAD_RECORDS_LEAVE_OUT = 'patient-view',
 ): Card[] {
   if (!linksUnread) return [];
   return [
     {
-      uuid: uuidFromKey(`cds:patient-view:Patient/${patientId}:links-unread`),
+      uuid: uuidFromKey(`cds:${hook}:Patient/${patientId}:links-unread`),
       summary: summary("Ketamine care plans: the patient's merged records were not read"),
-      detail: `The FHIR server refused to give the Patient (${linksUnread}), so records the EHR merged into this one were not followed: their ketamine care plans, contraindications and checks due are not shown here. Look them up on the other records, or give this service read access to Patients.`,
+      detail: `The FHIR server refused to give the Patient (${linksUnread}), so records the EHR merged into this one were not followed: ${UNREAD_RECORDS_LEAVE_OUT[hook]}. Look them up on the other records, or give this service read access to Patients.`,
       indicator: 'info',
       source: { label: options.sourceLabel },
     },

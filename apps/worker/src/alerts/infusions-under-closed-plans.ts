@@ -17,8 +17,9 @@ export interface InfusionUnderClosedPlan {
 }
 
 /**
- * Tells the clinic of infusions charted under a plan the EHR stopped, completed or recorded in error (the follow-up
- * plans nothing under it, so no post-infusion check): by each of its channels once per infusion (AlertDelivery; one
+ * Tells the clinic of infusions charted under a plan the EHR recorded in error (the follow-up plans nothing under it,
+ * so no post-infusion check; under a plan stopped or completed it plans the check, since session 52): by each of its
+ * channels once per infusion (AlertDelivery; one
  * search of the records, then a send and a record each). A failure is thrown: the infusion's job runs again, and what
  * was told is not told again. Nothing when the clinic has no channel. Since session 51; before, only a log line.
  */

@@ -23,7 +23,7 @@ export class FollowUpMetrics {
     });
     this.ignored = new Counter({
       name: 'kc_infusion_events_ignored_total',
-      help: "Events not followed up, by why (ignoredWhy): plan-completed, plan-revoked, plan-entered-in-error (its care plan closed: an infusion given under a plan the EHR stopped or completed gets no check), plan-not-found, procedure-not-found, charted-twice, no-plan (naming none of the service's plans: a clinician is asked to link it), not-an-infusion",
+      help: "Events not followed up, by why (ignoredWhy): plan-completed, plan-revoked, plan-entered-in-error (its care plan closed: under a plan recorded in error an infusion gets no check; under one stopped or completed only when its check was planned already), plan-not-found, procedure-not-found, charted-twice, no-plan (naming none of the service's plans: a clinician is asked to link it), not-an-infusion",
       labelNames: ['why'],
       registers: [registry],
     });

@@ -731,8 +731,9 @@ export class FollowUpService {
 }
 
 /**
- * An infusion under a plan the EHR closed (stopped, completed or written in error; not ended for the patient's death),
- * that none of its follow-ups' keys was written for before: nothing is planned for it, so it has no check.
+ * An infusion under a plan the EHR closed and no check is planned under (written in error: one stopped or completed
+ * takes checks, takesChecksOnly; not one ended for the patient's death), that none of its follow-ups' keys was written
+ * for before: nothing is planned for it, so it has no check.
  */
 function underClosedPlan(context: EventContext, around: Surroundings): InfusionUnderClosedPlan | undefined {
   const { carePlan } = around;

@@ -33,7 +33,8 @@ export class DeceasedPatients {
     // Under every record of the person (a merge may have left their plans under the record merged away: since session
     // 48; before, a death recorded on the record kept left those plans going).
     const { linked } = await linkedRecordsOf(this.fhir, patient);
-    for (const carePlan of await this.plansFollowed(personRecords(patientId, linked))) {
+    const records = personRecords(patientId, linked);
+    for (const carePlan of await this.plansFollowed(records)) {
       const over = planEndedForDeath(carePlan, now);
       if (over) {
         await this.fhir.transaction(
@@ -52,7 +53,7 @@ export class DeceasedPatients {
       }
       // Ended now or before (by the EHR, or a job cut short after the write): what it still has open is withdrawn.
       // A plan the EHR stopped before keeps its post-infusion checks (carePlanHoldsTask): withdrawn now, with the patient.
-      withdrawn += (await this.planChanges.planChanged(carePlan.id!, now, true)).withdrawn;
+      withdrawn += (await this.planChanges.planChanged(carePlan.id!, now, new Set(records))).withdrawn;
     }
     if (ended) this.logger.log({ msg: 'plans ended: patient recorded as deceased', patient: patientId, ended });
     return { ended, withdrawn };

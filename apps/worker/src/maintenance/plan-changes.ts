@@ -36,16 +36,16 @@ export class PlanChanges {
    * contraindications checked (none were while it was paused), then its orders released if it is clear; its end
    * passed with nothing open, completed, or its end moved after this service completed it, active again (one read, for
    * a plan with no open Task); with no infusion session open, its sessions kept out by an end since moved proposed
-   * (PlansExtended: one batch more, only then). `patientDeceased`: told by the death of its patient, so its
+   * (PlansExtended: one batch more, only then). `deceased`: told by the death of its patient (their records), so its
    * post-infusion checks are withdrawn too (a stopped plan's outlive it, not the patient).
    */
-  async planChanged(carePlanId: string, now = new Date(), patientDeceased = false) {
+  async planChanged(carePlanId: string, now = new Date(), deceased?: ReadonlySet<string>) {
     const open = await this.withDeletedPlan(
       await this.openTasks.read({ 'based-on': `CarePlan/${carePlanId}` }),
       carePlanId,
     );
     // Told of this plan: a write that lost a race to a change made meanwhile fails the job, which runs again in seconds.
-    const { withdrawn, answered } = await this.stoppedPlans.sweep(now, open, 'fail', patientDeceased);
+    const { withdrawn, answered } = await this.stoppedPlans.sweep(now, open, 'fail', deceased);
     const pausedHeld = await this.pausedPlans.hold(open, now, 'fail');
     // A plan with open Tasks came with them (their include): not read again.
     const { completed, reopened } = await this.plansAtTheirEnd.judge(

@@ -1,10 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { CommunicationRequest, Procedure, Task } from '@medplum/fhirtypes';
+import type { CommunicationRequest, Patient, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, skipsStaleWrite, type RaceHandling } from '@kc/fhir';
 import {
   approvedOnEndedPlans,
   carePlanReferenceOf,
+  isRecordedDeceased,
+  patientsKeepingChecks,
   givenSessionWrites,
   requestWrites,
   sessionGivenAtThePump,
@@ -37,29 +39,30 @@ export class StoppedPlanSweep {
 
   /**
    * Every open Task (with the overdue sweep, OVERDUE_SWEEP_CRON), or those of a read already made. `raced: 'fail'` (a
-   * job told of the plan): a withdrawal that lost a race fails, for the job to run again. `patientDeceased`: the Tasks
-   * read are of a patient recorded as deceased (their checks go too).
+   * job told of the plan): a withdrawal that lost a race fails, for the job to run again. `deceased`: patients known
+   * to be recorded as deceased (a death heard: its person's records), whose checks go too.
    */
   async sweep(
     now = new Date(),
     open?: OpenTasks,
     raced: RaceHandling = 'skip',
-    patientDeceased = false,
+    deceased: ReadonlySet<string> = new Set(),
   ): Promise<{ withdrawn: number; answered: number; checked: number }> {
-    return this.withdraw(open ?? (await this.reader.all()), now, raced, patientDeceased);
+    return this.withdraw(open ?? (await this.reader.all()), now, raced, deceased);
   }
 
   private async withdraw(
     open: OpenTasks,
     now: Date,
     raced: RaceHandling,
-    patientDeceased: boolean,
+    deceasedKnown: ReadonlySet<string>,
   ): Promise<{ withdrawn: number; answered: number; checked: number }> {
     const { carePlans, proposals } = open;
     const tasks = [...open.awaiting, ...open.approved, ...open.held];
+    const deceased = new Set([...deceasedKnown, ...(await this.deceasedKeepingChecks(tasks, open))]);
     // The approved Tasks of stopped plans (few: each is withdrawn once) have orders and reminders to read.
     const zone = this.config.clinicTimeZone;
-    const approved = approvedOnEndedPlans(tasks, carePlans, zone, patientDeceased);
+    const approved = approvedOnEndedPlans(tasks, carePlans, zone, deceased);
     const { orders, reminders } = await ordersAndRemindersOf(this.fhir, approved);
     let withdrawn = 0;
     const withdrawals = withdrawalsForStoppedPlans({
@@ -70,7 +73,7 @@ export class StoppedPlanSweep {
       reminders,
       now,
       zone,
-      patientDeceased,
+      deceased,
     });
     for (const w of withdrawals) {
       const writes = [{ resource: w.withdrawn, read: w.task }, ...requestWrites(w)];
@@ -87,6 +90,21 @@ export class StoppedPlanSweep {
     const answered = await this.answerGiven(approved, open, orders, reminders, now, raced);
     if (withdrawn) this.logger.log({ msg: 'withdrew tasks of stopped plans', withdrawn, checked: tasks.length });
     return { withdrawn, answered, checked: tasks.length };
+  }
+
+  /**
+   * The patients recorded as deceased among those of the checks that outlive their plans (patientsKeepingChecks): one
+   * read, only when there are such checks. A check proposed under a closed plan as its patient's death was heard
+   * (the follow-up read the patient alive; nothing else they both write) is withdrawn here, at the next look.
+   */
+  private async deceasedKeepingChecks(tasks: Task[], open: OpenTasks): Promise<string[]> {
+    const patients = patientsKeepingChecks(tasks, open.carePlans);
+    if (!patients.length) return [];
+    const read = await this.fhir.searchAll<Patient>('Patient', {
+      _id: patients.map((p) => p.slice('Patient/'.length)).join(','),
+      _count: 200,
+    });
+    return read.filter(isRecordedDeceased).map((p) => `Patient/${p.id}`);
   }
 
   /**
