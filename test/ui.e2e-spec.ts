@@ -492,6 +492,43 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  // Since session 52: the patient was given the ketamine, so its check is due whatever becomes of the course.
+  it('a plan the EHR stopped after an infusion: its next session cannot be approved, its post-infusion check can', async () => {
+    const infused = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Olga',
+      family: 'Stoppedafter',
+      birthDate: '1972-02-02',
+    });
+    const procedure = await completeInfusion(service, infused, '2027-01-04T10:00:00.000Z');
+    await service.app.get(FollowUpService).handle(procedure);
+    const carePlan = await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId);
+    await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
+    const { tasks, session } = await awaitingApproval(infused.patient);
+    const check = tasks.find((t) => t.code?.coding?.[0]?.code === 'post-infusion-check')!;
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Stoppedafter');
+    await page.click('#filters button[type=submit]');
+    await page.waitForSelector('#worklist[data-query*="name=Stoppedafter"]');
+    const sessionRow = page.locator(`tr[data-task-id="${session.id}"]`);
+    const checkRow = page.locator(`tr[data-task-id="${check.id}"]`);
+    await checkRow.waitFor();
+    expect(await sessionRow.locator('.badge.blocked').textContent()).toBe(
+      'Cannot be approved: its care plan was stopped (revoked)',
+    );
+    expect(await checkRow.locator('.badge.blocked').count()).toBe(0);
+    expect(await checkRow.locator('.badge.plan-closed').textContent()).toBe(
+      'Its care plan was stopped (revoked): the check of the infusion given is still due',
+    );
+    expect(await checkRow.locator('td:last-child button').allTextContents()).toContain('Approve');
+    await screenshot(page, 'worklist-check-outlives-plan');
+    await approveOnPage(page, check.id!);
+    await checkRow.waitFor({ state: 'detached' });
+    expect((await service.fhir.read<Task>('Task', check.id!)).status).toBe('ready');
+    await page.close();
+  }, 60_000);
+
   it('an approved session whose plan an EHR paused: on the to-do list, not to be given now, its order held', async () => {
     const paused = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Ines',

@@ -23,6 +23,7 @@ interface ViewItem {
     contraindications: { id: string; text: string; state: string; severity: string; evidence: string[] }[];
     scores: { code: string; label: string; value: number; date: string }[];
     blocked?: string;
+    planClosed?: string;
   };
 }
 
@@ -184,10 +185,10 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
         .set(service.as('clinician'))
         .expect(200)
     ).body.items as (ViewItem & { action: string })[];
-    expect(Object.fromEntries(items.map((i) => [i.action, i.view.blocked ?? null]))).toEqual({
+    expect(Object.fromEntries(items.map((i) => [i.action, i.view.blocked ?? i.view.planClosed]))).toEqual({
       'patient-instructions': 'its care plan was stopped (revoked)',
       'next-induction-session': 'its care plan was stopped (revoked)',
-      'post-infusion-check': null,
+      'post-infusion-check': 'Its care plan was stopped (revoked): the check of the infusion given is still due',
     });
   });
 

@@ -139,6 +139,11 @@ export interface ItemView {
    * (awaiting approval) its protocol is nowhere to be read, so the patient cannot be checked again.
    */
   blocked?: string;
+  /**
+   * A post-infusion check whose plan no longer holds care (stopped, completed, paused in the EHR), which it outlives:
+   * why it is still to be done (since session 52).
+   */
+  planClosed?: string;
   /** A reminder approving it now would send with less notice than it needs (the fasting one, near the window). */
   reminderNotice?: string;
   /** Due outside its protocol window (moved so in the EHR: nothing here sets one), with the window the protocol allows. */
@@ -313,6 +318,7 @@ export class WorklistEnricher {
         contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
         scores: (item.patient && scores.get(item.patient)) || [],
         ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
+        ...planClosedFor(item, plansNotHolding),
         ...(blockedBy(item, plansNotHolding)
           ? { blocked: blockedBy(item, plansNotHolding) }
           : // Held after approval, the row says so with the issue holding it (not "cannot be approved").
@@ -738,4 +744,13 @@ function blockedBy(item: WorklistItemLike, plansNotHolding: Map<string, CarePlan
       reasonReference: item.infusion ? { reference: item.infusion } : undefined,
     });
   return holds && !holds.ok ? holds.reason : undefined;
+}
+
+/** A check outliving its plan (carePlanHoldsTask) says so, with why its plan holds no care. */
+function planClosedFor(item: WorklistItemLike, plansNotHolding: Map<string, CarePlan>): Pick<ItemView, 'planClosed'> {
+  const carePlan = item.carePlan ? plansNotHolding.get(item.carePlan) : undefined;
+  const holds = carePlan && carePlanHoldsCare(carePlan);
+  if (!holds || holds.ok || blockedBy(item, plansNotHolding)) return {};
+  const why = holds.reason.charAt(0).toUpperCase() + holds.reason.slice(1);
+  return { planClosed: `${why}: the check of the infusion given is still due` };
 }

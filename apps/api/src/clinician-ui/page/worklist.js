@@ -588,6 +588,8 @@ function row(item) {
   // Approved under a plan now paused: its order is held until the plan resumes (a stopped plan's are withdrawn).
   if (view.blocked)
     task.append(el('div', (toDo ? 'Not to be given now: ' : 'Cannot be approved: ') + view.blocked, 'badge blocked'));
+  // A post-infusion check under a plan closed since: still due (the infusion was given), so the clinician knows why.
+  if (view.planClosed) task.append(el('div', view.planClosed, 'badge notice plan-closed'));
   // Approvable, but a reminder would reach the patient late (the fasting one, with the window about to open).
   if (view.reminderNotice && approvable) task.append(el('div', view.reminderNotice, 'badge notice reminder-notice'));
   // Approvable, but the EHR has an open order of its drug: for its time, or with no time set.
