@@ -39,7 +39,14 @@ import {
   postWebhook,
   waitFor,
 } from './support/clinic';
-import { DEV_ISSUER, enrolNamedPatient, launchChromium, score, signInOnPage } from './support/clinician';
+import {
+  DEV_ISSUER,
+  enrolNamedPatient,
+  infusedThenStopped,
+  launchChromium,
+  score,
+  signInOnPage,
+} from './support/clinician';
 import { checkAnswers } from './support/checks';
 import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/orders';
 import { startTestService, type TestService } from './support/test-service';
@@ -494,15 +501,11 @@ describe('clinician page in a real browser', () => {
 
   // Since session 52: the patient was given the ketamine, so its check is due whatever becomes of the course.
   it('a plan the EHR stopped after an infusion: its next session cannot be approved, its post-infusion check can', async () => {
-    const infused = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+    const infused = await infusedThenStopped(service, {
       given: 'Olga',
       family: 'Stoppedafter',
       birthDate: '1972-02-02',
     });
-    const procedure = await completeInfusion(service, infused, '2027-01-04T10:00:00.000Z');
-    await service.app.get(FollowUpService).handle(procedure);
-    const carePlan = await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId);
-    await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
     const { tasks, session } = await awaitingApproval(infused.patient);
     const check = tasks.find((t) => t.code?.coding?.[0]?.code === 'post-infusion-check')!;
 

@@ -2,7 +2,7 @@ import request from 'supertest';
 import type { CarePlan, DetectedIssue } from '@medplum/fhirtypes';
 import { FollowUpService } from '../apps/worker/src/followups/follow-up.service';
 import { actionOf, completeInfusion, followUpTasks } from './support/clinic';
-import { enrolNamedPatient, score } from './support/clinician';
+import { enrolNamedPatient, infusedThenStopped, score } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 import { createsOf } from './fixtures/patient-data';
 
@@ -169,15 +169,7 @@ describe('GET /worklist/view and GET /patients/{id}/timeline: what the clinician
   });
 
   it("a stopped plan's infusion already given keeps its post-infusion check approvable; its next session is not", async () => {
-    const infused = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
-      given: 'Ines',
-      family: 'Infused',
-      birthDate: '1985-03-04',
-    });
-    const procedure = await completeInfusion(service, infused, '2027-01-04T10:00:00.000Z');
-    await service.app.get(FollowUpService).handle(procedure);
-    const carePlan = await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId);
-    await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
+    const infused = await infusedThenStopped(service, { given: 'Ines', family: 'Infused', birthDate: '1985-03-04' });
     const items = (
       await request(service.url)
         .get('/worklist/view')

@@ -3,7 +3,9 @@ import request from 'supertest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { CarePlan, Parameters, Patient } from '@medplum/fhirtypes';
 import { bloodPressure, bodyWeight, outcomeScore } from '../fixtures/patient-data';
+import { FollowUpService } from '../../apps/worker/src/followups/follow-up.service';
 import { findChromium } from './browser';
+import { completeInfusion } from './clinic';
 import type { TestService } from './test-service';
 
 /** Steps for the clinician page's tests: named patients, dev-issuer sign-in over HTTP and in the browser. */
@@ -47,6 +49,22 @@ export async function enrolNamedPatient(
     .send(params)
     .expect(200);
   return { patient: ref, patientId: resource.id!, carePlanId: (res.body as CarePlan).id! };
+}
+
+/**
+ * A named patient infused on 2027-01-04 (followed up: a post-infusion check and the next session awaiting approval),
+ * whose plan the EHR then stopped (revoked), with no withdrawal run yet.
+ */
+export async function infusedThenStopped(
+  service: TestService,
+  patient: { given: string; family: string; birthDate: string },
+): Promise<{ patient: string; patientId: string; carePlanId: string }> {
+  const infused = await enrolNamedPatient(service, 'ketamine-low-dose-series', patient);
+  const procedure = await completeInfusion(service, infused, '2027-01-04T10:00:00.000Z');
+  await service.app.get(FollowUpService).handle(procedure);
+  const carePlan = await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId);
+  await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
+  return infused;
 }
 
 /** A score Observation (LOINC code) recorded for the patient; answers its id. */
