@@ -1,5 +1,5 @@
 import type { DetectedIssue } from '@medplum/fhirtypes';
-import { alertKindOf, type ClinicAlertChannel, type ClinicAlertMessage } from './clinic-alert';
+import { alertKindOf, onChannel, type ClinicAlertChannel, type ClinicAlertMessage } from './clinic-alert';
 import { clinicDay } from './clinic-time';
 import { contraindicationState } from './contraindication-state';
 import { isNotLinkedResolvedByService } from './infusion-not-linked';
@@ -38,7 +38,7 @@ export function wasAlertable(issue: DetectedIssue): boolean {
 
 /** The key of the notice, per issue and channel, beside the alert's (`resolved:DetectedIssue/<id>`). */
 export function resolvedNoticeKey(issue: { id?: string }, channel: ClinicAlertChannel = 'email'): string {
-  return `${channel === 'inbox' ? 'inbox:' : ''}resolved:DetectedIssue/${issue.id}`;
+  return onChannel(`resolved:DetectedIssue/${issue.id}`, channel);
 }
 
 /**

@@ -60,8 +60,13 @@ export function heldTasksOf(issue: DetectedIssue): string[] {
  */
 export type ClinicAlertChannel = 'email' | 'inbox';
 
+/** An alert's key on a channel: the email's as given, the EHR inbox's prefixed `inbox:` (each is told once). */
+export function onChannel(key: string, channel: ClinicAlertChannel = 'email'): string {
+  return channel === 'inbox' ? `inbox:${key}` : key;
+}
+
 export function clinicAlertKey(issue: { id?: string }, channel: ClinicAlertChannel = 'email'): string {
-  return `${channel === 'inbox' ? 'inbox:' : ''}DetectedIssue/${issue.id}`;
+  return onChannel(`DetectedIssue/${issue.id}`, channel);
 }
 
 export interface ClinicAlertMessage {

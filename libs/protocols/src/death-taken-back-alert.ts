@@ -2,6 +2,7 @@ import type { CarePlan, Communication } from '@medplum/fhirtypes';
 import {
   alertCommunication,
   howToFindThePatient,
+  onChannel,
   type AlertSent,
   type ClinicAlertChannel,
   type ClinicAlertContext,
@@ -25,7 +26,7 @@ export function deathTakenBackAlertKey(
   alert: Pick<DeathTakenBackAlert, 'carePlan'>,
   channel: ClinicAlertChannel = 'email',
 ): string {
-  return `${channel === 'inbox' ? 'inbox:' : ''}death-taken-back:CarePlan/${alert.carePlan.id}`;
+  return onChannel(`death-taken-back:CarePlan/${alert.carePlan.id}`, channel);
 }
 
 /** What the clinic is told: which plan ended and when, that it stays ended, what to do. By email, no patient. */

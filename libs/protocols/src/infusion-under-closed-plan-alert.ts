@@ -2,6 +2,7 @@ import type { CarePlan, Communication, Procedure } from '@medplum/fhirtypes';
 import {
   alertCommunication,
   howToFindThePatient,
+  onChannel,
   type AlertSent,
   type ClinicAlertChannel,
   type ClinicAlertContext,
@@ -27,7 +28,7 @@ export function infusionUnderClosedPlanAlertKey(
   alert: Pick<InfusionUnderClosedPlanAlert, 'procedure'>,
   channel: ClinicAlertChannel = 'email',
 ): string {
-  return `${channel === 'inbox' ? 'inbox:' : ''}infusion-under-closed-plan:Procedure/${alert.procedure.id}`;
+  return onChannel(`infusion-under-closed-plan:Procedure/${alert.procedure.id}`, channel);
 }
 
 /** What the clinic is told: when the infusion was, why nothing was planned for it, what to do. By email, no patient. */

@@ -2,6 +2,7 @@ import type { Communication, MedicationRequest, Task } from '@medplum/fhirtypes'
 import {
   alertCommunication,
   namesNoPatient,
+  onChannel,
   reviewOn,
   type AlertSent,
   type ClinicAlertChannel,
@@ -37,7 +38,7 @@ export function rateNoticeAlertKey(
   alert: Pick<RateNoticeAlert, 'order' | 'proposed'>,
   channel: ClinicAlertChannel = 'email',
 ): string {
-  return `${channel === 'inbox' ? 'inbox:' : ''}rate-since-approval:MedicationRequest/${alert.order.id}:${alert.proposed}`;
+  return onChannel(`rate-since-approval:MedicationRequest/${alert.order.id}:${alert.proposed}`, channel);
 }
 
 /** What the clinic is told: the rates, when the session is due, where to change it. By email, no patient. */
@@ -84,7 +85,7 @@ export function rateNoticeDealtWithKey(
   alert: Pick<RateNoticeAlert, 'order' | 'proposed'>,
   channel: ClinicAlertChannel = 'email',
 ): string {
-  return `${channel === 'inbox' ? 'inbox:' : ''}resolved:${rateNoticeAlertKey(alert, 'email')}`;
+  return onChannel(`resolved:${rateNoticeAlertKey(alert, 'email')}`, channel);
 }
 
 /**
