@@ -13,8 +13,16 @@ export function isCheckOfAnInfusion(task: Pick<Task, 'reasonReference' | 'focus'
   );
 }
 
-/** The plan statuses a post-infusion check outlives: the course stopped, over or paused in the EHR. */
-const CHECK_OUTLIVES = new Set<CarePlan['status']>(['revoked', 'completed', 'on-hold']);
+/** The statuses of a plan stopped, over or paused in the EHR. */
+const CLOSED_IN_EHR: readonly CarePlan['status'][] = ['revoked', 'completed', 'on-hold'];
+
+/**
+ * A plan whose post-infusion checks outlive it: the course stopped, over or paused in the EHR; not written in error (the
+ * record was wrong, not the course), nor ended for the patient's death.
+ */
+function checksOutlive(carePlan: CarePlan): boolean {
+  return CLOSED_IN_EHR.includes(carePlan.status) && !wasEndedForDeath(carePlan);
+}
 
 /**
  * A plan closed in the EHR (stopped or completed; not written in error, not ended for the patient's death) under which
@@ -22,7 +30,8 @@ const CHECK_OUTLIVES = new Set<CarePlan['status']>(['revoked', 'completed', 'on-
  * recorded (since session 52; before, such an infusion had no check, and from session 51 the clinic was told so).
  */
 export function takesChecksOnly(carePlan: CarePlan): boolean {
-  return (carePlan.status === 'revoked' || carePlan.status === 'completed') && !wasEndedForDeath(carePlan);
+  // Paused, it takes every follow-up (its sessions wait for it to resume).
+  return carePlan.status !== 'on-hold' && checksOutlive(carePlan);
 }
 
 /**
@@ -37,8 +46,5 @@ export function carePlanHoldsTask(
   task: Pick<Task, 'reasonReference' | 'focus'>,
 ): ReturnType<typeof carePlanHoldsCare> {
   const holds = carePlanHoldsCare(carePlan);
-  if (holds.ok) return holds;
-  return CHECK_OUTLIVES.has(carePlan.status) && !wasEndedForDeath(carePlan) && isCheckOfAnInfusion(task)
-    ? { ok: true }
-    : holds;
+  return !holds.ok && checksOutlive(carePlan) && isCheckOfAnInfusion(task) ? { ok: true } : holds;
 }

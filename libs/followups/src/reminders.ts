@@ -25,7 +25,6 @@ import {
   type ResolvedPlan,
 } from '@kc/protocols';
 import { isApproved, isOpen, isTaskHeldForContraindication } from '@kc/task-states';
-import { carePlanHoldsCare } from './care-plan-state';
 import { carePlanHoldsTask } from './checks-outlive-their-plan';
 import { isRecordedDeceased } from './deceased-patients';
 import type { InfusionTaskUpdate } from './superseded';
@@ -247,8 +246,8 @@ export function deliveryDecision(input: {
   const sendAt = sendTimeOf(request);
   if (!sendAt) return { action: 'skip', why: 'request has no occurrence' };
   if (Date.parse(sendAt) !== Date.parse(input.plannedAt)) return { action: 'reschedule', sendAt };
-  // A reminder of a post-infusion check goes on under a plan stopped since (carePlanHoldsTask).
-  const plan = input.carePlan && (task ? carePlanHoldsTask(input.carePlan, task) : carePlanHoldsCare(input.carePlan));
+  // A reminder of a post-infusion check goes on under a plan stopped since (carePlanHoldsTask); any other, not.
+  const plan = input.carePlan && carePlanHoldsTask(input.carePlan, task ?? {});
   if (plan && !plan.ok)
     return plan.closed ? { action: 'revoke', why: `Not sent: ${plan.reason}` } : { action: 'skip', why: plan.reason };
   if (aboutTask(request) && !task) return { action: 'revoke', why: 'The Task it was about no longer exists' };

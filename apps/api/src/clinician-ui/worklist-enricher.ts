@@ -306,32 +306,35 @@ export class WorklistEnricher {
       const text = order?.current && orderRateText(order.current);
       return { ...(text ? { orderedDose: text } : {}), ...(order?.status ? { orderStatus: order.status } : {}) };
     };
-    return items.map((item) => ({
-      ...item,
-      view: {
-        patient: item.patient ? summaries.get(item.patient) : undefined,
-        protocol: this.protocol(item, protocols),
-        task: {
-          label: (item.kind && this.kindLabels.get(item.kind)) ?? item.kind ?? 'Task',
-          ...this.answers(item, protocols, questionnaires),
+    return items.map((item) => {
+      const standing = planStandingOf(item, plansNotHolding);
+      return {
+        ...item,
+        view: {
+          patient: item.patient ? summaries.get(item.patient) : undefined,
+          protocol: this.protocol(item, protocols),
+          task: {
+            label: (item.kind && this.kindLabels.get(item.kind)) ?? item.kind ?? 'Task',
+            ...this.answers(item, protocols, questionnaires),
+          },
+          contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
+          scores: (item.patient && scores.get(item.patient)) || [],
+          ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
+          ...standing,
+          ...(standing.blocked
+            ? {}
+            : // Held after approval, the row says so with the issue holding it (not "cannot be approved").
+              purpose.for === 'approval' && !item.onHold
+              ? protocolGone(item, protocols)
+              : {}),
+          ...(purpose.for === 'approval' ? this.reminderNotice(item, now, protocols) : {}),
+          ...windowNoticeOf(item, zone),
+          ...ehrOrdersOf(item),
+          ...doseOf(item),
+          ...orderedDoseOf(item),
         },
-        contraindications: (item.carePlan && issues.get(item.carePlan)) || [],
-        scores: (item.patient && scores.get(item.patient)) || [],
-        ...(item.patient && effects.has(item.patient) ? { effects: effects.get(item.patient) } : {}),
-        ...planClosedFor(item, plansNotHolding),
-        ...(blockedBy(item, plansNotHolding)
-          ? { blocked: blockedBy(item, plansNotHolding) }
-          : // Held after approval, the row says so with the issue holding it (not "cannot be approved").
-            purpose.for === 'approval' && !item.onHold
-            ? protocolGone(item, protocols)
-            : {}),
-        ...(purpose.for === 'approval' ? this.reminderNotice(item, now, protocols) : {}),
-        ...windowNoticeOf(item, zone),
-        ...ehrOrdersOf(item),
-        ...doseOf(item),
-        ...orderedDoseOf(item),
-      },
-    }));
+      };
+    });
   }
 
   /**
@@ -734,23 +737,24 @@ function windowNoticeOf(item: WorklistItemLike, zone: string): Pick<ItemView, 'w
   return notice ? { windowNotice: notice } : {};
 }
 
-/** Why nothing may be done for an item under its plan now (carePlanHoldsTask: a check outlives its plan stopped). */
-function blockedBy(item: WorklistItemLike, plansNotHolding: Map<string, CarePlan>): string | undefined {
+/**
+ * An item under a plan that holds no care now (stopped, completed, paused): why nothing may be done for it
+ * (`blocked`), or, a post-infusion check outliving its plan (carePlanHoldsTask), why it is still to be done
+ * (`planClosed`). Nothing for an item whose plan holds care.
+ */
+function planStandingOf(
+  item: WorklistItemLike,
+  plansNotHolding: Map<string, CarePlan>,
+): Pick<ItemView, 'blocked' | 'planClosed'> {
   const carePlan = item.carePlan ? plansNotHolding.get(item.carePlan) : undefined;
-  const holds =
-    carePlan &&
-    carePlanHoldsTask(carePlan, {
-      focus: item.request ? { reference: item.request } : undefined,
-      reasonReference: item.infusion ? { reference: item.infusion } : undefined,
-    });
-  return holds && !holds.ok ? holds.reason : undefined;
-}
-
-/** A check outliving its plan (carePlanHoldsTask) says so, with why its plan holds no care. */
-function planClosedFor(item: WorklistItemLike, plansNotHolding: Map<string, CarePlan>): Pick<ItemView, 'planClosed'> {
-  const carePlan = item.carePlan ? plansNotHolding.get(item.carePlan) : undefined;
-  const holds = carePlan && carePlanHoldsCare(carePlan);
-  if (!holds || holds.ok || blockedBy(item, plansNotHolding)) return {};
-  const why = holds.reason.charAt(0).toUpperCase() + holds.reason.slice(1);
+  if (!carePlan) return {};
+  const holds = carePlanHoldsTask(carePlan, {
+    focus: item.request ? { reference: item.request } : undefined,
+    reasonReference: item.infusion ? { reference: item.infusion } : undefined,
+  });
+  if (!holds.ok) return { blocked: holds.reason };
+  const closed = carePlanHoldsCare(carePlan);
+  if (closed.ok) return {};
+  const why = closed.reason.charAt(0).toUpperCase() + closed.reason.slice(1);
   return { planClosed: `${why}: the check of the infusion given is still due` };
 }

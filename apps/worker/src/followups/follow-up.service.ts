@@ -503,13 +503,13 @@ export class FollowUpService {
     { reopenedFrom, checksOnly = false }: { reopenedFrom?: CarePlan; checksOnly?: boolean } = {},
   ): PlannedWrites | undefined {
     const { procedure, event, carePlan, plan, definitions, infusion } = context;
-    // Under a plan closed in the EHR only the sessions the pump gave are this infusion's to answer (its checks kept).
-    const given = pumpRecordsOf(aroundAll).givenTaskIds;
+    // Under a plan closed in the EHR only the sessions the pump gave are this infusion's to answer (its checks kept):
+    // the pump's records judged on those alone give the same sessions.
+    const pump = pumpRecordsOf(aroundAll);
     const around = checksOnly
-      ? { ...aroundAll, openTasks: aroundAll.openTasks.filter((t) => t.id && given.has(t.id)) }
+      ? { ...aroundAll, openTasks: aroundAll.openTasks.filter((t) => t.id && pump.givenTaskIds.has(t.id)) }
       : aroundAll;
     const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
-    const pump = pumpRecordsOf(around);
     // What this infusion fulfils (its session or booster) gives its phase, and so its check's. answeredTasks judges
     // again with the new Tasks included; this infusion fulfils none of those (they follow it).
     const fulfilled = infusionTaskUpdates({

@@ -59,7 +59,7 @@ export class StoppedPlanSweep {
   ): Promise<{ withdrawn: number; answered: number; checked: number }> {
     const { carePlans, proposals } = open;
     const tasks = [...open.awaiting, ...open.approved, ...open.held];
-    const deceased = new Set([...deceasedKnown, ...(await this.deceasedKeepingChecks(tasks, open))]);
+    const deceased = new Set([...deceasedKnown, ...(await this.deceasedKeepingChecks(tasks, open, deceasedKnown))]);
     // The approved Tasks of stopped plans (few: each is withdrawn once) have orders and reminders to read.
     const zone = this.config.clinicTimeZone;
     const approved = approvedOnEndedPlans(tasks, carePlans, zone, deceased);
@@ -93,12 +93,13 @@ export class StoppedPlanSweep {
   }
 
   /**
-   * The patients recorded as deceased among those of the checks that outlive their plans (patientsKeepingChecks): one
-   * read, only when there are such checks. A check proposed under a closed plan as its patient's death was heard
-   * (the follow-up read the patient alive; nothing else they both write) is withdrawn here, at the next look.
+   * The patients recorded as deceased among those of the checks that outlive their plans (patientsKeepingChecks) not
+   * known to be already (a death's job passes its person's records): one read, only when there are such checks. A
+   * check proposed under a closed plan as its patient's death was heard (the follow-up read the patient alive; nothing
+   * else they both write) is withdrawn here, at the next look.
    */
-  private async deceasedKeepingChecks(tasks: Task[], open: OpenTasks): Promise<string[]> {
-    const patients = patientsKeepingChecks(tasks, open.carePlans);
+  private async deceasedKeepingChecks(tasks: Task[], open: OpenTasks, known: ReadonlySet<string>): Promise<string[]> {
+    const patients = patientsKeepingChecks(tasks, open.carePlans).filter((p) => !known.has(p));
     if (!patients.length) return [];
     const read = await this.fhir.searchAll<Patient>('Patient', {
       _id: patients.map((p) => p.slice('Patient/'.length)).join(','),
