@@ -274,6 +274,29 @@ describe('a care plan past its end', () => {
     expect(await sweep()).toMatchObject({ plansReopenedForTheirNewEnd: 0, proposedAgainForNewEnd: 0 });
   });
 
+  // Since session 53; before, only the plan's notification proposed them: an active plan extended with nothing notified
+  // had nothing to approve until its new end.
+  it('an active plan extended in the EHR with no notification: the sweep proposes what its old end kept out, once', async () => {
+    const { carePlanId } = await enrolledActive();
+    const session = await approveFirstSession(service, carePlanId);
+    // Its end set in the EHR before the session (2027-01-02), not passed yet: the plan stays active.
+    await periodSetInEhr(carePlanId, { start: day(-30), end: day(3) });
+    await sweep();
+    expect((await service.fhir.read<Task>('Task', session.id!)).status).toBe('cancelled');
+    expect((await plan(carePlanId)).status).toBe('active');
+    await periodSetInEhr(carePlanId, { start: day(-30) });
+    expect(await sweep()).toMatchObject({ plansReopenedForTheirNewEnd: 0, proposedAgainForNewEnd: 1 });
+    const drafts = await service.fhir.searchAll<Task>('Task', {
+      'based-on': `CarePlan/${carePlanId}`,
+      status: 'draft',
+    });
+    const again = drafts.filter((t) => actionOf(t) === 'infusion-session');
+    expect(again.map((t) => [t.statusReason?.text, t.restriction?.period])).toEqual([
+      ["Proposed again: its plan's end was removed in the EHR", session.restriction?.period],
+    ]);
+    expect(await sweep()).toMatchObject({ proposedAgainForNewEnd: 0 });
+  });
+
   // Since session 51; before, the infusion was ignored (its plan completed), and the patient had no post-infusion check.
   it('an infusion charted under it once completed: active again for its check, completed again once that is closed', async () => {
     const enrolment = await enrolledActive();

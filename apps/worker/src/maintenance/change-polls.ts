@@ -35,6 +35,11 @@ export class PollCursors {
     return pollCursor(this.queue, this.config, name);
   }
 
+  /** A cursor the 15-minute sweep keeps (what changed since its last run), apart from the polls'. */
+  ofSweep(name: string): Promise<StoredCursor> {
+    return pollCursor(this.queue, this.config, name, 'sweep');
+  }
+
   /**
    * The poll's cursors set to start now (or at POLL_SINCE) unless already stored: polling must not turn years of old
    * infusions into Tasks, and a restart resumes where the last poll stopped.

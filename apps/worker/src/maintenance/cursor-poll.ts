@@ -18,11 +18,19 @@ export interface StoredCursor {
   overlapMs: number;
 }
 
-/** The cursor of one poll (`procedures`, `scores`), in the maintenance queue's Redis, starting now or at POLL_SINCE. */
-export async function pollCursor(queue: Queue, config: AppConfig, name: string): Promise<StoredCursor> {
+/**
+ * The cursor of one poll (`procedures`, `scores`), in the maintenance queue's Redis, starting now or at POLL_SINCE;
+ * `kind` `sweep`: one the 15-minute sweep keeps (under `sweep-cursor:`, apart from the polls').
+ */
+export async function pollCursor(
+  queue: Queue,
+  config: AppConfig,
+  name: string,
+  kind: 'poll' | 'sweep' = 'poll',
+): Promise<StoredCursor> {
   return {
     redis: await queue.client,
-    key: `${config.queuePrefix}:poll-cursor:${name}`,
+    key: `${config.queuePrefix}:${kind}-cursor:${name}`,
     first: startCursor(config.pollSince ? new Date(config.pollSince) : new Date()),
     overlapMs: config.pollOverlapMs,
   };

@@ -128,6 +128,10 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         for (const id of plansAtTheirEnd.reopened)
           proposedAgainForNewEnd += (await this.plansExtended.heard(id, nothingOpen(), new Date(), 'skip'))
             .proposedAgain;
+        // And active plans changed since the last sweep, for one the EHR extended with nothing notified (the open
+        // Tasks as read above: a plan with an infusion session open reads nothing more).
+        const changedPlans = await this.plansExtended.lookAgain(open, new Date(), plansAtTheirEnd.reopened);
+        proposedAgainForNewEnd += changedPlans.proposedAgain;
         await step(100);
         return {
           ...overdue,
@@ -137,6 +141,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           plansCompletedAtTheirEnd: plansAtTheirEnd.completed,
           plansReopenedForTheirNewEnd: plansAtTheirEnd.reopened.length,
           proposedAgainForNewEnd,
+          activePlansChanged: changedPlans.plans,
           notLinkedPlansReleased,
           givenDuringInfusionsInError,
           pausedHeld,

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, type SearchParams } from '@kc/fhir';
+import { carePlanReferenceOf } from '@kc/followups';
 import {
   isApproved,
   isAuthorisable,
@@ -29,6 +30,20 @@ export interface OpenTasks {
 /** A plan's open Tasks when it has none (a plan this service completed, made active again). */
 export function nothingOpen(): OpenTasks {
   return { awaiting: [], approved: [], held: [], carePlans: new Map(), proposals: new Map(), issues: new Map() };
+}
+
+/** The open Tasks of one plan, out of a read of many (its CarePlan, proposals and issues alongside). */
+export function openTasksOfPlan(open: OpenTasks, carePlanRef: string): OpenTasks {
+  const under = (tasks: Task[]) => tasks.filter((t) => carePlanReferenceOf(t) === carePlanRef);
+  const carePlan = open.carePlans.get(carePlanRef);
+  return {
+    ...open,
+    awaiting: under(open.awaiting),
+    approved: under(open.approved),
+    held: under(open.held),
+    carePlans: new Map(carePlan ? [[carePlanRef, carePlan]] : []),
+    issues: new Map([[carePlanRef, open.issues.get(carePlanRef) ?? []]]),
+  };
 }
 
 /**

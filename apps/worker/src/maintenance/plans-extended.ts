@@ -3,6 +3,7 @@ import type { CarePlan, Procedure, Task } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import {
   FhirClient,
+  FhirUnavailableError,
   includedOf,
   matchesOf,
   readAndSearchEach,
@@ -19,7 +20,15 @@ import {
 import { withListedActivities } from '@kc/protocols';
 import { InfusionEventsProducer } from '@kc/queue';
 import { changeProvenance, isAuthorisable, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
-import type { OpenTasks } from './open-tasks';
+import { PollCursors } from './change-polls';
+import { pollFromCursor } from './cursor-poll';
+import { openTasksOfPlan, type OpenTasks } from './open-tasks';
+import { startCursor } from './poll-cursor';
+
+/** The sweep's cursor of the active plans changed since its last run (in Redis, beside the polls'). */
+const CHANGED_PLANS_CURSOR = 'active-plans-changed';
+/** How far back a sweep with no cursor stored yet looks: the plans changed while no worker had swept yet. */
+const FIRST_LOOK_BACK_MS = 86_400_000;
 
 /**
  * A plan whose change was heard, holding care with no infusion session open: its course may have been extended in the
@@ -37,8 +46,52 @@ export class PlansExtended {
   constructor(
     private readonly fhir: FhirClient,
     private readonly infusions: InfusionEventsProducer,
+    private readonly pollCursors: PollCursors,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
+
+  /**
+   * The 15-minute sweep's look for a server that does not notify plan changes (or a notification lost): every active
+   * plan changed since the last look (`_lastUpdated`, from a cursor in Redis) is heard as its notification would have
+   * it. `open`: the sweep's read of the open Tasks, so a plan with an infusion session open (most plans the service
+   * itself writes) reads nothing more; `heardAlready`: plans the sweep has just heard (made active again). Since
+   * session 53; before, an active plan the EHR extended with nothing notified had nothing proposed for its new end.
+   */
+  async lookAgain(
+    open: OpenTasks,
+    now = new Date(),
+    heardAlready: readonly string[] = [],
+  ): Promise<{ plans: number; proposedAgain: number; followedUpAgain: number }> {
+    const cursor = await this.pollCursors.ofSweep(CHANGED_PLANS_CURSOR);
+    const outcome = { plans: 0, proposedAgain: 0, followedUpAgain: 0 };
+    await pollFromCursor(
+      { ...cursor, first: startCursor(new Date(now.getTime() - FIRST_LOOK_BACK_MS)) },
+      (from) =>
+        this.fhir.searchAll<CarePlan>('CarePlan', {
+          status: 'active',
+          _lastUpdated: `ge${from}`,
+          _sort: '_lastUpdated',
+          _count: 200,
+        }),
+      async (changed) => {
+        for (const plan of changed) {
+          if (heardAlready.includes(plan.id!)) continue;
+          outcome.plans++;
+          try {
+            // A write that lost a race to the plan's change is left to the next look at it (its notification, or this).
+            const heard = await this.heard(plan.id!, openTasksOfPlan(open, `CarePlan/${plan.id}`), now, 'skip');
+            outcome.proposedAgain += heard.proposedAgain;
+            outcome.followedUpAgain += heard.followedUpAgain;
+          } catch (err) {
+            // The server down: the cursor stays, for the next sweep. One plan refused (a 4xx) does not stop the others.
+            if (err instanceof FhirUnavailableError) throw err;
+            this.logger.warn({ msg: 'changed plan not looked at', carePlan: plan.id, error: (err as Error).message });
+          }
+        }
+      },
+    );
+    return outcome;
+  }
 
   /**
    * `raced`: a write that lost a race to a change of the plan fails (a notification's job, to run again), or is left to
