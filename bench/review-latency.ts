@@ -12,6 +12,7 @@ import {
   inRounds,
   medianBy,
   percentile,
+  profiled,
   row,
   runConcurrently,
   startBenchService,
@@ -77,7 +78,7 @@ async function main(): Promise<void> {
   const viewReads = (n: number): LoadRequest[] =>
     worklistReads(n).map((r) => ({ ...r, url: r.url.replace('/worklist?', '/worklist/view?') }));
   await clients.run(viewReads(WARM), CLIENTS);
-  const view = await clients.run(viewReads(VIEW_READS), CLIENTS);
+  const view = await profiled('worklist-view', () => clients.run(viewReads(VIEW_READS), CLIENTS));
   if (view.statuses[200] !== VIEW_READS) throw new Error(`worklist view answered ${JSON.stringify(view.statuses)}`);
 
   // Raw updates and approvals alternate in ROUNDS rounds of ROUND_SIZE each: the ratio reported is the median of the
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
     );
     const rawWritesCpu = await threads();
     threads = await threadClock(service);
-    const approve = await clients.run(approvals(apiTargets), CLIENTS);
+    const approve = await profiled(`approve-round-${round}`, () => clients.run(approvals(apiTargets), CLIENTS));
     return { rawUpdate, rawUpdateCpu, rawWrites, rawWritesCpu, approve, approveCpu: await threads() };
   });
   const threads = await threadClock(service);

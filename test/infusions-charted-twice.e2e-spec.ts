@@ -19,8 +19,8 @@ const DAY = 86_400_000;
  * An infusion the EHR charts twice (its interface sending it again as a new Procedure, for the same time on the same
  * plan). Before session 47 each copy was followed up: a second post-infusion check and a second next session awaiting
  * approval for the same days (two orders, if both were approved), and every later infusion counted one too many, so a
- * series ended a session early. Now the copy charted for an overlapping time of an infusion already followed up is not
- * followed up, the count takes the two as one, and if the one followed up is taken back, the other is followed up.
+ * series ended a session early. Now the copy charted for an overlapping time of an infusion already followed up (since
+ * session 53 also one closer to it than one infusion lasts) is not followed up, the count takes the two as one, and if the one followed up is taken back, the other is followed up.
  */
 describe('an infusion charted twice', () => {
   let service: TestService;
@@ -32,6 +32,21 @@ describe('an infusion charted twice', () => {
 
   const planTasks = (carePlanId: string) =>
     service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}` });
+  /** The EHR charts an infusion of the plan with this time (an instant, or a period). */
+  const chartedAt = async (
+    enrolment: { patient: string; carePlanId: string },
+    performed: Pick<Procedure, 'performedDateTime' | 'performedPeriod'>,
+  ) =>
+    (
+      await service.fhir.create<Procedure>({
+        resourceType: 'Procedure',
+        status: 'completed',
+        code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' }] },
+        subject: { reference: enrolment.patient },
+        basedOn: [{ reference: `CarePlan/${enrolment.carePlanId}` }],
+        ...performed,
+      })
+    ).resource.id!;
   const actionsOf = async (carePlanId: string) =>
     (await planTasks(carePlanId))
       .filter((t) => t.status === 'draft')
@@ -46,13 +61,60 @@ describe('an infusion charted twice', () => {
     const outcome = (await reportInfusion(service, again)) as { status: string; reason: string };
     expect(outcome.status).toBe('ignored');
     expect(outcome.reason).toMatch(
-      new RegExp(`^charted twice: Procedure/${first} was charted for an overlapping time`),
+      new RegExp(`^charted twice: Procedure/${first} was charted for the same time on this plan`),
     );
     expect(await followUpTasks(service, again)).toEqual([]);
     // One post-infusion check and one next session awaiting approval (besides $apply's patient instructions).
     expect(await actionsOf(enrolment.carePlanId)).toEqual([
       'next-induction-session',
       'patient-instructions',
+      'post-infusion-check',
+    ]);
+  });
+
+  // Since session 53; before, a copy that did not overlap was a second infusion: a second check, and the next session
+  // answered by it as given.
+  it('charted apart by less than one infusion lasts (at the instant it ended; a pump started again): followed up once', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    // 09:00-10:00, then the nurse's record at the instant she charted it, 10:25: the low-dose infusion lasts 40 minutes.
+    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00Z');
+    await reportInfusion(service, first);
+    const charted = await chartedAt(enrolment, { performedDateTime: '2027-01-04T10:25:00Z' });
+    expect(await reportInfusion(service, charted)).toMatchObject({
+      status: 'ignored',
+      reason: expect.stringMatching(new RegExp(`^charted twice: Procedure/${first} was charted for the same time`)),
+    });
+    // A pump stopped and started again, charted as a second record 30 minutes after the first ended.
+    const restarted = await chartedAt(enrolment, {
+      performedPeriod: { start: '2027-01-04T10:30:00Z', end: '2027-01-04T10:50:00Z' },
+    });
+    expect(await reportInfusion(service, restarted)).toMatchObject({ status: 'ignored' });
+    expect(await actionsOf(enrolment.carePlanId)).toEqual([
+      'next-induction-session',
+      'patient-instructions',
+      'post-infusion-check',
+    ]);
+    // Longer apart than that is a second infusion, followed up (no protocol gives two sessions within one infusion's
+    // length; the next day is the next session).
+    const nextDay = await completeInfusion(service, enrolment, '2027-01-06T10:00:00Z');
+    expect(await reportInfusion(service, nextDay)).toMatchObject({ status: 'created' });
+  });
+
+  it('the one followed up taken back: its copy charted minutes after it is followed up in its place', async () => {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const first = await completeInfusion(service, enrolment, '2027-01-04T10:00:00Z');
+    await reportInfusion(service, first);
+    const charted = await chartedAt(enrolment, { performedDateTime: '2027-01-04T10:25:00Z' });
+    expect(await reportInfusion(service, charted)).toMatchObject({ status: 'ignored' });
+    const inError = await service.fhir.update<Procedure>({
+      ...(await service.fhir.read<Procedure>('Procedure', first)),
+      status: 'entered-in-error',
+    });
+    await postWebhook(service, JSON.stringify(inError)).expect(202);
+    await maintenanceJobDone(service, recheckContraindicationsJobId(`Procedure/${first}`), 'the taken-back heard');
+    expect(await followUpJobDone(service, charted)).toMatchObject({ status: 'created' });
+    expect((await followUpTasks(service, charted)).map(actionOf).sort()).toEqual([
+      'next-induction-session',
       'post-infusion-check',
     ]);
   });

@@ -92,6 +92,24 @@ describe('completedInfusionCount', () => {
     expect(sameTimeInfusions(eventOf(twice[1]), twice, lowDose).map((p) => p.id)).toEqual(['i2-again', 'i2-corrected']);
     expect(sameTimeInfusions(eventOf(later), [...twice, later], lowDose)).toEqual([]);
   });
+
+  it('takes records closer together than one infusion lasts (the protocol’s dosage duration) for one infusion', () => {
+    const highDose = infusionDefinitionFor(catalog.findPlanDefinition('ketamine-high-dose-as-needed')!, catalog);
+    expect([lowDose.lengthMs, highDose.lengthMs]).toEqual([40 * 60_000, 60 * 60_000]);
+    const ran = infusion('ran', '2027-01-04T10:00:00Z', {
+      performedPeriod: { start: '2027-01-04T09:20:00Z', end: '2027-01-04T10:00:00Z' },
+    });
+    const at = (id: string, instant: string) =>
+      infusion(id, instant, { performedPeriod: undefined, performedDateTime: instant });
+    const chartedLater = at('charted', '2027-01-04T10:39:00Z');
+    const nextSession = at('next', '2027-01-04T10:41:00Z');
+    expect(sameTimeInfusions(eventOf(chartedLater), [ran, chartedLater], lowDose).map((p) => p.id)).toEqual(['ran']);
+    expect(sameTimeInfusions(eventOf(nextSession), [ran, nextSession], lowDose)).toEqual([]);
+    // The high-dose infusion lasts an hour: 41 minutes apart is the same one.
+    expect(sameTimeInfusions(eventOf(nextSession), [ran, nextSession], highDose).map((p) => p.id)).toEqual(['ran']);
+    expect(completedInfusionCount(eventOf(chartedLater), [ran, chartedLater], lowDose)).toBe(1);
+    expect(completedInfusionCount(eventOf(nextSession), [ran, nextSession], lowDose)).toBe(2);
+  });
 });
 
 describe('carePlanTakesFollowUps', () => {

@@ -1,6 +1,7 @@
-import type { Coding, Period, PlanDefinition, Procedure } from '@medplum/fhirtypes';
+import type { ActivityDefinition, Coding, Period, PlanDefinition, Procedure } from '@medplum/fhirtypes';
 import {
   activityDefinitionIn,
+  addDuration,
   flattenActions,
   INFUSION_COMPLETED_TRIGGER,
   triggeredActions,
@@ -8,7 +9,6 @@ import {
   type ProtocolCatalog,
 } from '@kc/protocols';
 import { performedOf, type InfusionCompleted } from './infusion-event';
-import { windowsOverlap } from './orders-for-the-time';
 
 /** What an infusion of this protocol looks like as a Procedure: its codes, or the ActivityDefinition it instantiates. */
 export interface InfusionDefinition {
@@ -16,6 +16,12 @@ export interface InfusionDefinition {
   canonicals: string[];
   /** The drug infused (the ActivityDefinitions' product codes): which administrations recorded during it count. */
   drug: Coding[];
+  /**
+   * How long one infusion lasts (the longest `dosage.timing.repeat.duration` of its ActivityDefinitions: 40 minutes
+   * low-dose, 60 high-dose; 0 when none says): records of a plan's infusions closer together than this are one
+   * infusion (sameInfusion).
+   */
+  lengthMs: number;
 }
 
 /**
@@ -31,6 +37,7 @@ export function infusionDefinitionFor(plan: PlanDefinition, definitions: Definit
   const codes: Coding[] = [];
   const canonicals: string[] = [];
   const drug: Coding[] = [];
+  let lengthMs = 0;
   for (const action of anchors) {
     const activity = activityDefinitionIn(definitions, action.definitionCanonical);
     if (!activity) continue;
@@ -38,8 +45,39 @@ export function infusionDefinitionFor(plan: PlanDefinition, definitions: Definit
     if (activity.url)
       canonicals.push(activity.url, ...(activity.version ? [`${activity.url}|${activity.version}`] : []));
     drug.push(...(activity.productCodeableConcept?.coding ?? []).filter((c) => c.system && c.code));
+    lengthMs = Math.max(lengthMs, infusionLengthMs(activity));
   }
-  return { codes, canonicals, drug };
+  return { codes, canonicals, drug, lengthMs };
+}
+
+/** The longest duration an ActivityDefinition's dosage gives one administration (0 when none, or not in time units). */
+function infusionLengthMs(activity: ActivityDefinition): number {
+  return Math.max(
+    0,
+    ...(activity.dosage ?? []).map(({ timing }) => {
+      const { duration, durationUnit } = timing?.repeat ?? {};
+      if (duration === undefined || !durationUnit) return 0;
+      try {
+        return addDuration(0, { value: duration, code: durationUnit }, 'ActivityDefinition.dosage.timing.repeat');
+      } catch {
+        return 0;
+      }
+    }),
+  );
+}
+
+/**
+ * Whether two records of a plan's infusions are one infusion: their times overlap (charted twice, since session 47),
+ * or lie closer together than one infusion lasts (`lengthMs`, since session 53): one charted at the instant it ended
+ * beside its period, or a pump stopped and started again, charted as two. No protocol begins a session within one
+ * infusion's length of the last (they are days apart), so such records are never two sessions. Before session 53 a
+ * copy charted minutes apart was taken for a second infusion: a second check, and the next session answered by it.
+ */
+export function sameInfusion(a: Period, b: Period, definition: Pick<InfusionDefinition, 'lengthMs'>): boolean {
+  const start = (p: Period) => Date.parse(p.start ?? '') || -Infinity;
+  const end = (p: Period) => Date.parse(p.end ?? '') || Infinity;
+  const gap = Math.max(start(b) - end(a), start(a) - end(b));
+  return gap <= 0 || gap < definition.lengthMs;
 }
 
 /** Every protocol's infusion codes, once each: what an appointment for a session says it is for (serviceType). */
@@ -74,7 +112,7 @@ export function isInfusion(procedure: Procedure, definition: InfusionDefinition)
  * late the event is processed (a retry from the dead-letter view days later, or events handled out of order),
  * so a replay never turns an induction follow-up into a booster. Infusions charted for overlapping times count once
  * (a patient is given one infusion at a time: one charted twice, since session 47; before, each counted, so a series
- * charted twice once ended a session early).
+ * charted twice once ended a session early), and so do those closer together than one infusion lasts (sameInfusion).
  */
 export function completedInfusionCount(
   event: InfusionCompleted,
@@ -86,13 +124,14 @@ export function completedInfusionCount(
   const earlier = infusionsOfPlan(event, history, definition)
     .filter(({ period }) => Date.parse(period.end!) <= end)
     .sort((a, b) => Date.parse(a.period.end!) - Date.parse(b.period.end!));
-  for (const { period } of earlier) if (!counted.some((c) => windowsOverlap(c, period))) counted.push(period);
+  for (const { period } of earlier) if (!counted.some((c) => sameInfusion(c, period, definition))) counted.push(period);
   return counted.length;
 }
 
 /**
- * The plan's other completed infusions charted for a time overlapping this one's: the same infusion charted twice (an
- * EHR's interface sending it again as a new record), or this one charted again. Since session 47.
+ * The plan's other completed infusions charted for this one's time (sameInfusion: overlapping it, or closer to it than
+ * one infusion lasts): the same infusion charted twice (an EHR's interface sending it again as a new record), or this
+ * one charted again. Since session 47.
  */
 export function sameTimeInfusions(
   event: InfusionCompleted,
@@ -100,7 +139,7 @@ export function sameTimeInfusions(
   definition: InfusionDefinition,
 ): Procedure[] {
   return infusionsOfPlan(event, history, definition)
-    .filter(({ period }) => windowsOverlap(period, event.performed))
+    .filter(({ period }) => sameInfusion(period, event.performed, definition))
     .map(({ procedure }) => procedure);
 }
 

@@ -10,7 +10,12 @@ import {
 } from './unlinked-infusions';
 
 const IV = { system: 'http://snomed.info/sct', code: '14152002' };
-const infusion = (canonical: string): InfusionDefinition => ({ codes: [IV], canonicals: [canonical], drug: [] });
+const infusion = (canonical: string): InfusionDefinition => ({
+  codes: [IV],
+  canonicals: [canonical],
+  drug: [],
+  lengthMs: 0,
+});
 const plan = (id: string, start = '2027-01-01'): CarePlan => ({
   resourceType: 'CarePlan',
   id,

@@ -16,7 +16,7 @@ describe('why an infusion event was not followed up, as a metric label (ignoredW
     expect(ignoredWhy(closedPlanReason('entered-in-error'))).toBe('plan-entered-in-error');
     expect(ignoredWhy('CarePlan not found')).toBe('plan-not-found');
     expect(ignoredWhy('Procedure not found')).toBe('procedure-not-found');
-    expect(ignoredWhy('charted twice: Procedure/abc was charted for an overlapping time')).toBe('charted-twice');
+    expect(ignoredWhy('charted twice: Procedure/abc was charted for the same time on this plan')).toBe('charted-twice');
     expect(ignoredWhy(`${NOT_BASED_ON_A_CAREPLAN}, and none of the patient's plans is tied to it`)).toBe('no-plan');
     expect(ignoredWhy('it names no care plan of a protocol (only the EHR’s own), and none')).toBe('no-plan');
     expect(ignoredWhy('status is in-progress, not completed')).toBe('not-an-infusion');

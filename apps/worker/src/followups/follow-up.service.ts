@@ -331,8 +331,8 @@ export class FollowUpService {
   }
 
   /**
-   * Why an infusion is not followed up, when it is one charted twice: the plan has another completed infusion for an
-   * overlapping time (sameTimeInfusions) that was followed up already (its Tasks on record). Its follow-ups would be a
+   * Why an infusion is not followed up, when it is one charted twice: the plan has another completed infusion for its
+   * time (sameTimeInfusions: overlapping, or closer than one infusion lasts) that was followed up already (its Tasks on record). Its follow-ups would be a
    * second post-infusion check and a second next session awaiting approval for the same time (two orders, if both were
    * approved). Since session 47. One search more, only when the plan has such an infusion.
    */
@@ -348,7 +348,7 @@ export class FollowUpService {
     return first
       ? {
           why:
-            `charted twice: Procedure/${first.id} was charted for an overlapping time on this plan and followed up ` +
+            `charted twice: Procedure/${first.id} was charted for the same time on this plan (overlapping, or closer than one infusion lasts) and followed up ` +
             'already (an infusion charted twice is followed up once; taken back, that one has this one followed up)',
           copies,
         }

@@ -4,11 +4,13 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { openOrdersOfSessions, PlanDefinitions, remindersOfPlan } from '@kc/nest-core';
 import {
+  infusionDefinitionFor,
   performedOf,
   remindersEndedBy,
+  sameInfusion,
   sessionsGivenDuringInfusionInError,
-  windowsOverlap,
   type GivenAtThePump,
+  type InfusionDefinition,
 } from '@kc/followups';
 import { InfusionEventsProducer } from '@kc/queue';
 import {
@@ -62,12 +64,13 @@ export class InfusionsInError {
     // The plan it is a session of among those it names (not the EHR's own it may name too: infusionPlanAmong), else
     // the one evidence ties it to.
     const named = await infusionPlanNamedBy(this.fhir, this.protocols, procedure);
-    const carePlan = named
-      ? `CarePlan/${named.carePlan.id}`
+    const plan = named
+      ? { carePlan: `CarePlan/${named.carePlan.id}`, infusion: named.infusion }
       : patient
         ? await this.planOfUnlinked({ ...procedure, id: procedureId })
         : undefined;
-    if (!carePlan || !patient) return none;
+    if (!plan || !patient) return none;
+    const { carePlan } = plan;
     const tasks = await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, _count: 200 });
     const leftBehind = tasksOfInfusion(procedureId, tasks);
     // Sessions the pump gave during it that are still open: taken back before its follow-up ran, or a pump record
@@ -91,7 +94,7 @@ export class InfusionsInError {
     // Charted twice, this one followed up and the other left (sameTimeInfusions): the other is the infusion's record
     // now, and is followed up (since session 47). Not at the sweep's looks: once, when the taken-back is heard.
     if (!lookingAgain && leftBehind.planned.length + leftBehind.answered.length > 0)
-      await this.followUpChartedAgain({ ...procedure, id: procedureId }, carePlan);
+      await this.followUpChartedAgain({ ...procedure, id: procedureId }, plan);
     if (created) this.logger.warn({ msg: 'infusion recorded in error after its follow-ups: plan held', carePlan });
     if (lookingAgain && !created && !given.length) return { ...none };
     const { held } = await this.contraindications.recheckFor(carePlan, now);
@@ -125,11 +128,15 @@ export class InfusionsInError {
   }
 
   /**
-   * The plan's completed infusions charted for a time overlapping this one's, left by their follow-up as this one
+   * The plan's completed infusions charted for this one's time (sameInfusion), left by their follow-up as this one
    * charted twice: followed up again now (their job added again; one running now fails this job, which runs again
-   * after its backoff, by when it has finished). One search of the plan's completed infusions.
+   * after its backoff, by when it has finished). One search of the plan's completed infusions. `infusion`: the plan's
+   * protocol's (absent, its protocol not found: overlapping times only).
    */
-  private async followUpChartedAgain(procedure: Procedure & { id: string }, carePlan: string): Promise<void> {
+  private async followUpChartedAgain(
+    procedure: Procedure & { id: string },
+    { carePlan, infusion }: { carePlan: string; infusion?: InfusionDefinition },
+  ): Promise<void> {
     const performed = performedOf(procedure);
     if (!performed) return;
     const others = await this.fhir.searchAll<Procedure>('Procedure', {
@@ -138,7 +145,9 @@ export class InfusionsInError {
       _count: 200,
     });
     for (const other of others) {
-      if (!other.id || other.id === procedure.id || !windowsOverlap(performedOf(other), performed)) continue;
+      const when = performedOf(other);
+      if (!other.id || other.id === procedure.id || !when) continue;
+      if (!sameInfusion(when, performed, infusion ?? { lengthMs: 0 })) continue;
       const { running } = await this.infusions.followUpAgain(other.id);
       if (running) throw new FollowUpRunningError(other.id, 'an infusion charted twice taken back');
       this.logger.log({ msg: 'infusion charted twice: the other one followed up', procedure: other.id });
@@ -149,9 +158,16 @@ export class InfusionsInError {
    * An infusion charted naming no plan and taken back before its follow-up linked it (clinic day seed 2425): the plan
    * the pump's records during it tie it to, judged as it was charted (completed); else undefined.
    */
-  private async planOfUnlinked(procedure: Procedure): Promise<string | undefined> {
+  private async planOfUnlinked(
+    procedure: Procedure,
+  ): Promise<{ carePlan: string; infusion?: InfusionDefinition } | undefined> {
     const found = await planTiedToUnlinkedInfusion(this.fhir, this.protocols, { ...procedure, status: 'completed' });
-    return 'carePlan' in found ? `CarePlan/${found.carePlan.id}` : undefined;
+    if (!('carePlan' in found)) return undefined;
+    const protocol = await this.protocols.ofCarePlan(found.carePlan);
+    return {
+      carePlan: `CarePlan/${found.carePlan.id}`,
+      infusion: protocol && infusionDefinitionFor(protocol.plan, protocol.definitions),
+    };
   }
 
   /** The plan's approved sessions the pump gave during the infusion: one batch (their open orders, the pump's records). */
