@@ -1,24 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { slicesOf } from '@kc/common';
-import type {
-  BundleEntry,
-  CarePlan,
-  DetectedIssue,
-  MedicationRequest,
-  Procedure,
-  Resource,
-  Task,
-} from '@medplum/fhirtypes';
+import type { BundleEntry, CarePlan, Procedure } from '@medplum/fhirtypes';
+import { FhirClient, FhirUnavailableError, MAX_SERIALIZABLE_TRANSACTION_ENTRIES, sharedGroups } from '@kc/fhir';
 import {
-  FhirClient,
-  FhirUnavailableError,
-  MAX_SERIALIZABLE_TRANSACTION_ENTRIES,
-  sharedGroups,
-  updateEntry,
-} from '@kc/fhir';
-import {
-  applyInfusionUpdate,
   cancelledOrdersGivenDuring,
   NOT_BASED_ON_A_CAREPLAN,
   carePlanHoldsCare,
@@ -33,39 +18,27 @@ import {
   infusionAsGiven,
   infusionPhase,
   infusionTaskUpdates,
-  answeredByInfusion,
-  ordersGivenWithoutOpenTask,
-  tasksThePumpBegan,
-  tasksThePumpGave,
   planFollowUps,
-  remindersEndedBy,
   sameTimeInfusions,
-  type FollowUp,
-  type InfusionCompleted,
-  type InfusionDefinition,
 } from '@kc/followups';
 import { openOrdersOfSessions, PlanDefinitions } from '@kc/nest-core';
-import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, uuidFromKey, withListedActivities } from '@kc/protocols';
-import {
-  openOrdersOfSession,
-  orderAnsweredBy,
-  ordersApprovedOn,
-  ordersFollowedOn,
-  orderTaskIdOf,
-  type OpenOrder,
-} from '@kc/task-states';
+import { uuidFromKey, withListedActivities } from '@kc/protocols';
+import { ordersFollowedOn, orderTaskIdOf } from '@kc/task-states';
 import { FollowUpMetrics, ignoredWhy } from './follow-up.metrics';
-import { followedUpAmong, readAround, readEvents, type EventContext, type EventSurroundings } from './follow-up-reads';
+import { followedUpAmong, readAround, readEvents, type EventContext } from './follow-up-reads';
 import { linkUnlinkedInfusion } from './unlinked-infusions';
+import {
+  activityEntry,
+  answeredTaskWrites,
+  keyOf,
+  newIssues,
+  orderOf,
+  pumpRecordsOf,
+  toEntries,
+  type Surroundings,
+} from './event-writes';
 import { serviceChangeEntries } from '../maintenance/withdrawal-writes';
 import { InfusionsUnderClosedPlans, type InfusionUnderClosedPlan } from '../alerts/infusions-under-closed-plans';
-
-/**
- * What an event's reads found, and the EHR's replacements of approved sessions' orders (a dose changed in the EHR), read
- * only when the patient has one open: the order an answered session's infusion closes, and the one the pump gives.
- */
-/** `sessionOrders`: every open order of the approved sessions' chains, by Task id, when read (withSessionOrders). */
-type Surroundings = EventSurroundings & { sessionOrders?: Map<string, OpenOrder> };
 
 export type FollowUpOutcome =
   | {
@@ -365,7 +338,7 @@ export class FollowUpService {
     const pump = pumpRecordsOf(around);
     const openTasks = around.openTasks.filter((t) => t.id && pump.givenTaskIds.has(t.id));
     const infusionActions = infusionFollowUpActions(plan, definitions, infusion);
-    const answered = this.answeredTasks({
+    const answered = answeredTaskWrites({
       event,
       procedure,
       infusion,
@@ -374,6 +347,7 @@ export class FollowUpService {
       pump,
       newTasks: [],
       now,
+      zone: this.config.clinicTimeZone,
     });
     if (!answered.updateEntries.length) return undefined;
     return {
@@ -559,7 +533,17 @@ export class FollowUpService {
       .map((f) => ({ ...f, fullUrl: `urn:uuid:${uuidFromKey(`task|${f.key}`)}` }));
     if (reopenedFrom && !newTasks.length) return undefined;
     if (checksOnly && !newTasks.length) return this.answersOnly(context, aroundAll, now);
-    const answered = this.answeredTasks({ event, procedure, infusion, infusionActions, around, pump, newTasks, now });
+    const answered = answeredTaskWrites({
+      event,
+      procedure,
+      infusion,
+      infusionActions,
+      around,
+      pump,
+      newTasks,
+      now,
+      zone: this.config.clinicTimeZone,
+    });
     const listed = [...alreadyWritten, ...newTasks.map((f) => f.fullUrl)];
     const carePlanUpdate = reopenedFrom
       ? serviceChangeEntries(
@@ -636,93 +620,6 @@ export class FollowUpService {
     };
   }
 
-  /**
-   * Fulfilled / superseded: judged on the open Tasks and the ones about to be created (an infusion already on
-   * record after this one answers them at once, whatever order the events arrive in). New Tasks are written in
-   * their answered state; existing ones get If-Match updates, and so do their reminders still pending (revoked) and
-   * their orders (completed when given, cancelled when a later infusion made them moot).
-   */
-  private answeredTasks(input: {
-    event: InfusionCompleted;
-    procedure: Procedure;
-    infusion: InfusionDefinition;
-    infusionActions: Set<string>;
-    around: Surroundings;
-    pump: PumpRecords;
-    newTasks: (FollowUp & { fullUrl: string })[];
-    now: Date;
-  }) {
-    const { newTasks, now, infusionActions } = input;
-    const updates = infusionActions.size
-      ? infusionTaskUpdates({
-          event: input.event,
-          procedure: input.procedure,
-          openTasks: [...input.around.openTasks, ...newTasks.map((f) => f.task)],
-          history: input.around.history,
-          definition: input.infusion,
-          infusionActions,
-          ...input.pump,
-          zone: this.config.clinicTimeZone,
-        })
-      : [];
-    const pending = new Map(newTasks.map((f) => [f.task, f]));
-    const created = new Map(newTasks.map((f) => [f.fullUrl, f.task]));
-    const updateEntries: BundleEntry[] = [];
-    const counts = { done: 0, superseded: 0, remindersRevoked: 0, ordersClosed: 0 };
-    // Each order by the Task whose approval wrote it; the EHR's open orders by reference, for sessions approved on one.
-    const orders = new Map(input.around.orders.map((o) => [orderTaskIdOf(o), o]));
-    const openOrders = new Map(input.around.orders.map((o) => [`MedicationRequest/${o.id}`, o]));
-    for (const update of updates) {
-      const next = applyInfusionUpdate(update, now);
-      const newOne = pending.get(update.task);
-      if (newOne) created.set(newOne.fullUrl, next);
-      else updateEntries.push(updateEntry(next, update.task.meta!.versionId));
-      counts[update.outcome === 'done' ? 'done' : 'superseded']++;
-      // An approved Task's order: given, or no longer to be given. The EHR's order it was approved on (`onOrder`) too:
-      // before session 42 that stayed active after its session was given, to be given again.
-      const order = update.task.id
-        ? (orders.get(update.task.id) ??
-          input.around.sessionOrders?.get(update.task.id)?.order ??
-          approvedOnOpen(update.task, openOrders))
-        : undefined;
-      // Written once, however many sessions it is the order of (two approved on one EHR order, as a build before session
-      // 42 allowed: a second update of it failed the whole transaction).
-      if (order && !writes(updateEntries, order)) {
-        updateEntries.push(updateEntry(orderAnsweredBy(order, update.outcome, update.by), order.meta?.versionId));
-        counts.ordersClosed++;
-        // The EHR's orders of the session left open beside it (replacing it, or replaced with it) go with it too: read
-        // whenever the patient has an open EHR order naming another (withSessionOrders), which any of them is.
-        const beside = openOrdersOfSession(input.around.sessionOrders?.get(update.task.id!)).map((e) => e.order);
-        for (const replacement of beside) {
-          if (writes(updateEntries, replacement)) continue;
-          updateEntries.push(
-            updateEntry(orderAnsweredBy(replacement, update.outcome, update.by), replacement.meta?.versionId),
-          );
-          counts.ordersClosed++;
-        }
-      }
-    }
-    // Orders the pump gave during this infusion that no open Task answers (their Task deleted on the server): given.
-    const by = answeredByInfusion(
-      input.event.procedureId,
-      Date.parse(input.event.performed.end!),
-      this.config.clinicTimeZone,
-    );
-    for (const order of ordersGivenWithoutOpenTask(input.around.given, input.around.openTasks)) {
-      if (writes(updateEntries, order)) continue;
-      updateEntries.push(updateEntry(orderAnsweredBy(order, 'done', by), order.meta?.versionId));
-      counts.ordersClosed++;
-    }
-    // New Tasks have no reminders yet (a Task gets them when approved).
-    const revoked = remindersEndedBy(
-      updates.filter((u) => !pending.has(u.task)),
-      input.around.reminders,
-    );
-    updateEntries.push(...revoked.map((r) => updateEntry(r, r.meta!.versionId)));
-    counts.remindersRevoked = revoked.length;
-    return { created, updateEntries, counts };
-  }
-
   private ignore(procedureId: string, reason: string): FollowUpOutcome {
     this.metrics.ignored.inc({ why: ignoredWhy(reason) });
     this.logger.log({ msg: 'infusion event ignored', procedure: procedureId, reason });
@@ -742,84 +639,12 @@ function underClosedPlan(context: EventContext, around: Surroundings): InfusionU
   return !holds.ok && holds.closed ? { procedure: context.procedure, carePlan, why: holds.reason } : undefined;
 }
 
-/** The CarePlan lists every Task generated for it, each once (If-Match: a concurrent change fails the transaction, the job retries). */
-function activityEntry(carePlan: CarePlan, eventTasks: string[]): BundleEntry[] {
-  const updated = withListedActivities(carePlan, eventTasks);
-  return updated ? [updateEntry(updated, carePlan.meta!.versionId)] : [];
-}
-
-/** The planned DetectedIssues not on record yet (by their key identifier). */
-function newIssues<T extends { resource: DetectedIssue }>(planned: T[], onRecord: DetectedIssue[]): T[] {
-  const known = new Set(onRecord.flatMap((i) => (i.identifier ?? []).map((id) => `${id.system}|${id.value}`)));
-  return planned.filter((p) => !(p.resource.identifier ?? []).some((id) => known.has(`${id.system}|${id.value}`)));
-}
-
-/**
- * A follow-up's request and Task, as plain creates: a new Task is always listed on the CarePlan, so the transaction
- * holding them always holds the CarePlan's If-Match update too.
- */
-function toEntries(followUp: FollowUp, taskFullUrl: string, task: Task): BundleEntry[] {
-  const entries: BundleEntry[] = [];
-  if (followUp.request) {
-    const request = {
-      ...followUp.request,
-      identifier: [{ system: APPLY_KEY_SYSTEM, value: followUp.key }],
-    } as Resource;
-    entries.push({
-      fullUrl: followUp.requestFullUrl,
-      resource: request,
-      request: { method: 'POST', url: request.resourceType },
-    });
-  }
-  entries.push({
-    fullUrl: taskFullUrl,
-    resource: task,
-    request: { method: 'POST', url: 'Task' },
-  });
-  return entries;
-}
-
 const noProgress: ProgressReporter = () => Promise.resolve();
 
 function progressOf(event: FollowUpEvent): ProgressReporter {
   return event.progress ?? noProgress;
 }
 
-/** What the pump recorded of the patient's sessions, as infusionTaskUpdates weighs it: read once per event. */
-interface PumpRecords {
-  givenTaskIds: Set<string>;
-  begunTaskIds: Set<string>;
-}
-
-function pumpRecordsOf(around: Surroundings): PumpRecords {
-  // The EHR's replacement of a session's order, begun or given at the pump, counts as the session's own.
-  return {
-    givenTaskIds: tasksThePumpGave(around.given, around.openTasks, around.sessionOrders),
-    begunTaskIds: tasksThePumpBegan(around.orders, around.ordersAdministered, around.sessionOrders, around.openTasks),
-  };
-}
-
-/** The order an approval of this Task wrote, among the patient's orders still to be given. */
-function orderOf(task: Task | undefined, orders: MedicationRequest[]): MedicationRequest | undefined {
-  return task?.id ? orders.find((o) => orderTaskIdOf(o) === task.id) : undefined;
-}
-
 function fulfilled<T>(value: T): PromiseFulfilledResult<T> {
   return { status: 'fulfilled', value };
-}
-
-function keyOf(task: Task): string | undefined {
-  return task.identifier?.find((i) => i.system === TASK_KEY_SYSTEM)?.value;
-}
-
-/** Whether the transaction's entries write this resource already. */
-function writes(entries: BundleEntry[], resource: Resource): boolean {
-  return entries.some((e) => e.resource?.resourceType === resource.resourceType && e.resource.id === resource.id);
-}
-
-/** The open order written outside this service that a session was approved on (ordersApprovedOn), when read. */
-function approvedOnOpen(task: Task, openOrders: Map<string, MedicationRequest>): MedicationRequest | undefined {
-  return ordersApprovedOn(task)
-    .map((r) => openOrders.get(r))
-    .find((o) => o !== undefined);
 }
