@@ -17,7 +17,7 @@ import {
   sessionsProposedAgainForNewEnd,
   type ProposedAgain,
 } from '@kc/followups';
-import { CAREPLAN_KEY_SYSTEM, withListedActivities } from '@kc/protocols';
+import { withListedActivities } from '@kc/protocols';
 import { InfusionEventsProducer } from '@kc/queue';
 import { changeProvenance, isAuthorisable, THIS_SERVICE, type AuthorisableRequest } from '@kc/task-states';
 import { PollCursors } from './change-polls';
@@ -75,8 +75,8 @@ export class PlansExtended {
         }),
       async (changed) => {
         for (const plan of changed) {
-          // The service's own plans ($apply's key): an EHR's care episode on the same server proposes nothing here.
-          if (heardAlready.includes(plan.id!) || !isAppliedHere(plan)) continue;
+          // Plans of a protocol (an EHR's care episode on the same server instantiates none): the others propose nothing.
+          if (heardAlready.includes(plan.id!) || !plan.instantiatesCanonical?.length) continue;
           outcome.plans++;
           try {
             // A write that lost a race to the plan's change is left to the next look at it (its notification, or this).
@@ -182,9 +182,4 @@ export class PlansExtended {
       return false;
     }
   }
-}
-
-/** A plan `$apply` wrote (its key), not one of the EHR's own on the same server. */
-function isAppliedHere(plan: CarePlan): boolean {
-  return Boolean(plan.identifier?.some((i) => i.system === CAREPLAN_KEY_SYSTEM));
 }
