@@ -37,6 +37,8 @@ import {
   plannedReminders,
   reminderRulesForTask,
   standingNoticeRates,
+  infusionDefinitionFor,
+  sameInfusion,
   windowsOverlap,
 } from '@kc/followups';
 import { PlanDefinitions } from '@kc/nest-core';
@@ -1781,14 +1783,22 @@ describe.each([
     // deleted in the EHR since, maybe). An infusion followed up before its
     // plan closed had it then; one of a patient recorded as deceased then has none.
     const followedUp = new Set([...tasks, ...deletedTasks].map((t) => t.reasonReference?.reference));
+    // How long each closed plan's infusion lasts: records closer than that are one infusion (since session 53).
+    const infusionLength = new Map<CarePlan, number>();
+    for (const plan of new Set(infusionsNow.map((p) => protocolPlanOf(p, plans)))) {
+      const protocol = plan && takesChecksOnly(plan) && (await service.app.get(PlanDefinitions).ofCarePlan(plan));
+      if (protocol) infusionLength.set(plan, infusionDefinitionFor(protocol.plan, protocol.definitions).lengthMs);
+    }
     const uncheckedUnderClosedPlans = infusionsNow.flatMap((p) => {
       const plan = protocolPlanOf(p, plans);
       if (!plan || !takesChecksOnly(plan)) return [];
-      // An infusion charted twice (overlapping times on its plan: the clinic day's copies, or one charted naming no
-      // plan and linked beside another) is followed up once.
-      const copies = infusionsNow.filter(
-        (q) => protocolPlanOf(q, plans) === plan && windowsOverlap(performedOf(q), performedOf(p)),
-      );
+      // An infusion charted twice (overlapping times on its plan, or closer than one infusion lasts: the clinic day's
+      // copies, or one charted naming no plan and linked beside another) is followed up once.
+      const lengthMs = infusionLength.get(plan) ?? 0;
+      const copies = infusionsNow.filter((q) => {
+        const [a, b] = [performedOf(q), performedOf(p)];
+        return protocolPlanOf(q, plans) === plan && a && b && sameInfusion(a, b, { lengthMs });
+      });
       if (copies.some((q) => followedUp.has(`Procedure/${q.id}`))) return [];
       // Recorded as deceased at some time (taken back since, maybe): its follow-up may have run then.
       const patient = p.subject?.reference ?? '';

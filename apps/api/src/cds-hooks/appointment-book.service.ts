@@ -3,7 +3,6 @@ import type { Appointment, Bundle, Coding, DetectedIssue, Task } from '@medplum/
 import { badRequest } from '@kc/common';
 import { bookingAdvice, forAnotherService, infusionCodesOf, type BookingAdvice } from '@kc/followups';
 import { clinicDateTime, clinicDays, ProtocolCatalog, UTC_ZONE, uuidFromKey } from '@kc/protocols';
-import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 import {
   codeDisplays,
   contraindicationCards,
@@ -19,8 +18,8 @@ import {
   checkPatientId,
   CONTRAINDICATIONS_QUERY,
   PATIENT_QUERY,
-  PATIENT_TOKEN,
   PrefetchResolver,
+  openTasksQuery,
   prefetchTemplates,
   resourcesIn,
   type PrefetchQuery,
@@ -28,13 +27,7 @@ import {
 
 export const APPOINTMENT_BOOK_QUERIES: PrefetchQuery[] = [
   PATIENT_QUERY,
-  {
-    key: 'sessions',
-    resourceType: 'Task',
-    // Every open status: a session the EHR accepted is still approved, and its appointment books it (since session 47;
-    // before, it was not read, and the appointment was called outside every session's window).
-    params: { patient: `Patient/${PATIENT_TOKEN}`, status: OPEN_STATUS_SEARCH, _count: '200' },
-  },
+  openTasksQuery('sessions'),
   CONTRAINDICATIONS_QUERY,
 ];
 

@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { CarePlan, DetectedIssue, PlanDefinition, Task } from '@medplum/fhirtypes';
 import { ProtocolCatalog } from '@kc/protocols';
-import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 import {
   codeDisplays,
   contraindicationCards,
@@ -17,8 +16,8 @@ import {
   checkPatientId,
   CONTRAINDICATIONS_QUERY,
   PATIENT_QUERY,
-  PATIENT_TOKEN,
   PrefetchResolver,
+  openTasksQuery,
   prefetchTemplates,
   resourcesIn,
   type PrefetchQuery,
@@ -26,12 +25,7 @@ import {
 
 export const PATIENT_VIEW_QUERIES: PrefetchQuery[] = [
   PATIENT_QUERY,
-  {
-    key: 'followUps',
-    resourceType: 'Task',
-    // Every open status (an approved session the EHR accepted or began is still the patient's: since session 47).
-    params: { patient: `Patient/${PATIENT_TOKEN}`, status: OPEN_STATUS_SEARCH, _count: '200' },
-  },
+  openTasksQuery('followUps'),
   CONTRAINDICATIONS_QUERY,
   CARE_PLANS_QUERY,
 ];

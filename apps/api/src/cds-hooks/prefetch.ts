@@ -3,6 +3,7 @@ import type { Bundle, Patient, Resource, ResourceType } from '@medplum/fhirtypes
 import { badRequest, isResourceId } from '@kc/common';
 import { FhirClient, FhirHttpError, hasMorePages, searchWhole } from '@kc/fhir';
 import { linkedRecordsOf } from '@kc/nest-core';
+import { OPEN_STATUS_SEARCH } from '@kc/task-states';
 import type { CdsRequest } from './cds-types';
 import { EhrFhirServer } from './ehr-fhir-server';
 
@@ -43,6 +44,18 @@ export const CONTRAINDICATIONS_QUERY: PrefetchQuery = {
   params: { patient: `Patient/${PATIENT_TOKEN}`, _count: '1000' },
   everyMatch: true,
 };
+
+/**
+ * The patient's open Tasks under `key`, in every open status: an approved session the EHR accepted or began is still
+ * the patient's, and its appointment books it (since session 47; before, only draft and ready were asked for).
+ */
+export function openTasksQuery(key: string): PrefetchQuery {
+  return {
+    key,
+    resourceType: 'Task',
+    params: { patient: `Patient/${PATIENT_TOKEN}`, status: OPEN_STATUS_SEARCH, _count: '200' },
+  };
+}
 
 /** The patient's care plans (this service's: a ketamine plan paused or stopped is said on an order). */
 export const CARE_PLANS_QUERY: PrefetchQuery = {

@@ -54,27 +54,26 @@ import {
   type ResolvedPlan,
 } from '@kc/protocols';
 import { ordersOfOtherSessions, replacementOrdersParams, replacementsOfOtherSessions } from '@kc/task-states';
+import type { WorklistEntry } from '@kc/worklist-index';
 
-/** The worklist item as GET /worklist answers it (the shape is the API's contract; only what is read here). */
-export interface WorklistItemLike {
-  id: string;
-  patient?: string;
-  carePlan?: string;
-  protocol?: string;
-  kind?: string;
-  action?: string;
-  phase?: string;
-  description?: string;
-  due?: { start?: string; end?: string };
-  allowedWindow?: { start?: string; end?: string };
-  onHold?: string;
-  /** The request the Task authorises (Task.focus), e.g. `MedicationRequest/<id>`. */
-  request?: string;
-  /** The infusion a follow-up follows up (Task.reasonReference), e.g. `Procedure/<id>`. */
-  infusion?: string;
-  /** The EHR's orders the Task was approved on (Task.basedOn), when its approval wrote none. */
-  approvedOn?: string[];
-}
+/** The worklist item as GET /worklist answers it (the index's entry is the API's contract): only what is read here. */
+export type WorklistItemLike = Pick<
+  WorklistEntry,
+  | 'id'
+  | 'patient'
+  | 'carePlan'
+  | 'protocol'
+  | 'kind'
+  | 'action'
+  | 'phase'
+  | 'description'
+  | 'due'
+  | 'allowedWindow'
+  | 'onHold'
+  | 'request'
+  | 'infusion'
+  | 'approvedOn'
+>;
 
 export interface PatientSummary {
   reference: string;
