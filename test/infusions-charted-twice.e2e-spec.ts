@@ -98,6 +98,24 @@ describe('an infusion charted twice', () => {
     // length; the next day is the next session).
     const nextDay = await completeInfusion(service, enrolment, '2027-01-06T10:00:00Z');
     expect(await reportInfusion(service, nextDay)).toMatchObject({ status: 'created' });
+    // The patient's timeline on the page says which records are the same infusion (since session 53).
+    const { body } = await request(service.url)
+      .get(`/patients/${enrolment.patient.split('/')[1]}/timeline`)
+      .set(service.as('clinician'))
+      .expect(200);
+    const infusions = (body as { events: { type: string; reference: string; reason?: string }[] }).events.filter(
+      (e) => e.type === 'infusion',
+    );
+    const sameAsFirst =
+      'charted twice: the same infusion as the one charted 2027-01-04 09:00 .. 2027-01-04 10:00 (UTC), followed up once';
+    expect(infusions.map((e) => [e.reference, e.reason]).sort()).toEqual(
+      [
+        [`Procedure/${first}`, undefined],
+        [`Procedure/${charted}`, sameAsFirst],
+        [`Procedure/${restarted}`, sameAsFirst],
+        [`Procedure/${nextDay}`, undefined],
+      ].sort(),
+    );
   });
 
   it('both reported at once: followed up once', async () => {

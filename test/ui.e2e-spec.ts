@@ -474,6 +474,43 @@ describe('clinician page in a real browser', () => {
     await page.close();
   }, 60_000);
 
+  // Since session 53: records of one infusion minutes apart are one infusion, followed up once; the view says which.
+  it('the patient view says which infusion was charted twice (the same infusion, followed up once)', async () => {
+    const twice = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
+      given: 'Tomas',
+      family: 'Twicecharted',
+      birthDate: '1975-05-05',
+    });
+    const first = await completeInfusion(service, twice, '2027-01-04T10:00:00Z');
+    await service.app.get(FollowUpService).handle(first);
+    // The nurse's record at the instant she charted it, 20 minutes after the pump's period ended.
+    const { resource: charted } = await service.fhir.create<Procedure>({
+      ...(await service.fhir.read<Procedure>('Procedure', first)),
+      id: undefined,
+      meta: undefined,
+      performedPeriod: undefined,
+      performedDateTime: '2027-01-04T10:20:00Z',
+    });
+    expect(await service.app.get(FollowUpService).handle(charted.id!)).toMatchObject({ status: 'ignored' });
+
+    const page = await browser.newPage();
+    await signInOnPage(page, service);
+    await page.fill('#f-name', 'Twicecharted');
+    await page.click('#filters button[type=submit]');
+    await page.waitForSelector('#worklist[data-query*="name=Twicecharted"]');
+    await page.locator('#worklist tbody .patient-link').first().click();
+    await page.waitForSelector('#patient-view:not([hidden])');
+    const infusions = await page.locator('#timeline li[data-type=infusion]').allTextContents();
+    expect(infusions).toEqual([
+      expect.stringMatching(/^2027-01-04 10:00 infusionInfusion done: Intravenous infusion \[completed\]$/),
+      expect.stringMatching(
+        /^2027-01-04 10:20 infusionInfusion done: Intravenous infusion \[completed\]: charted twice: the same infusion as the one charted 2027-01-04 09:00 \.\. 2027-01-04 10:00 \(UTC\), followed up once$/,
+      ),
+    ]);
+    await screenshot(page, 'patient-view-charted-twice');
+    await page.close();
+  }, 60_000);
+
   it('a Task whose plan an EHR paused says it cannot be approved, and offers only Reject', async () => {
     const paused = await enrolNamedPatient(service, 'ketamine-low-dose-series', {
       given: 'Ida',

@@ -8,6 +8,7 @@ import type {
   MedicationAdministration,
   MedicationRequest,
   Practitioner,
+  Period,
   Procedure,
   Provenance,
   Questionnaire,
@@ -18,7 +19,15 @@ import type {
 } from '@medplum/fhirtypes';
 import { FhirClient, includedOf, matchesOf, readAndSearchEach, searchEach, type NamedSearch } from '@kc/fhir';
 import { notFound } from '@kc/common';
-import { carePlanReferenceOf, planEndNote, standingRateNotice } from '@kc/followups';
+import {
+  carePlanReferenceOf,
+  infusionDefinitionFor,
+  performedOf,
+  planEndNote,
+  protocolPlanOf,
+  sameInfusion,
+  standingRateNotice,
+} from '@kc/followups';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import {
   orderRateText,
@@ -29,6 +38,7 @@ import {
   decisionKey,
   extractedQuestions,
   flattenItems,
+  clinicPeriod,
   ProtocolCatalog,
   plansImplicatedBy,
   personRecords,
@@ -141,6 +151,7 @@ export class PatientTimelineService {
     );
     const planById = new Map(plans.map((p) => [`CarePlan/${p.id}`, p]));
     const toRecord = await this.checksToRecord(tasks, planById);
+    const chartedTwice = await this.infusionsChartedTwice(procedures, plans, tasks);
     const { issues, decisionKeys } = await this.issuesAndDecidedVersions(plans, tasks);
     const decisions = await this.decisions(decisionKeys);
     // Who decided: the decisions' authors and the clinicians who overrode a contraindication (its mitigation).
@@ -156,6 +167,7 @@ export class PatientTimelineService {
           type: 'infusion' as const,
           text: `Infusion done: ${p.code?.coding?.[0]?.display ?? p.code?.text ?? 'procedure'}`,
           status: p.status,
+          ...(chartedTwice.has(`Procedure/${p.id}`) ? { reason: chartedTwice.get(`Procedure/${p.id}`) } : {}),
           reference: `Procedure/${p.id}`,
         })),
       ...tasks.map((t) => ({
@@ -256,6 +268,45 @@ export class PatientTimelineService {
       effects: latestEffects([records, ...(others ? [others] : [])].flatMap((r) => [...r.effects.values()])),
       events,
     };
+  }
+
+  /**
+   * The infusions charted twice that were not followed up, the other record of the same infusion being (sameInfusion:
+   * overlapping it, or closer to it than one infusion lasts), with why in words: a clinician reading two infusions
+   * minutes apart and one check sees they are one. One protocol read per plan with two or more infusions (cached).
+   * Since session 53.
+   */
+  private async infusionsChartedTwice(
+    procedures: Procedure[],
+    plans: CarePlan[],
+    tasks: Task[],
+  ): Promise<Map<string, string>> {
+    const followedUp = new Set(tasks.map((t) => t.reasonReference?.reference));
+    const byPlan = new Map<CarePlan, { procedure: Procedure; when: Period }[]>();
+    for (const procedure of procedures) {
+      const plan = protocolPlanOf(procedure, plans);
+      const when = performedOf(procedure);
+      if (procedure.status !== 'completed' || !plan || !when) continue;
+      byPlan.set(plan, [...(byPlan.get(plan) ?? []), { procedure, when }]);
+    }
+    const copies = new Map<string, string>();
+    for (const [plan, infusions] of byPlan) {
+      if (infusions.length < 2) continue;
+      const protocol = await this.protocols.ofCarePlan(plan);
+      const length = { lengthMs: protocol ? infusionDefinitionFor(protocol.plan, protocol.definitions).lengthMs : 0 };
+      const isFollowedUp = (p: Procedure) => followedUp.has(`Procedure/${p.id}`);
+      for (const copy of infusions.filter((i) => !isFollowedUp(i.procedure))) {
+        const original = infusions.find(
+          (o) => o !== copy && isFollowedUp(o.procedure) && sameInfusion(o.when, copy.when, length),
+        );
+        if (original)
+          copies.set(
+            `Procedure/${copy.procedure.id}`,
+            `charted twice: the same infusion as the one charted ${clinicPeriod(original.when, this.config.clinicTimeZone)}, followed up once`,
+          );
+      }
+    }
+    return copies;
   }
 
   /** The open follow-ups done by answering a Questionnaire (of the catalog's protocols or an EHR's), by Task id. */
