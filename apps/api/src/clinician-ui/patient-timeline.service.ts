@@ -48,12 +48,12 @@ import { isOpen, isOpenOrder } from '@kc/task-states';
 import {
   displayName,
   issueView,
-  WorklistEnricher,
   type ContraindicationView,
   type EffectsView,
   type PatientSummary,
   type ScoreView,
-} from './worklist-enricher';
+} from './record-views';
+import { WorklistEnricher } from './worklist-enricher';
 
 export interface TimelineEvent {
   date?: string;
