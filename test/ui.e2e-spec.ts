@@ -52,6 +52,13 @@ import { ehrOrderLike, ehrReplacementOf, infusionDosage } from './fixtures/order
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, bodyWeight, createsOf, PREGNANCY } from './fixtures/patient-data';
 
+/** The worklist filtered by a patient's name: the first page, soonest due first, holds every earlier test's patients. */
+async function filteredByName(page: Page, name: string): Promise<void> {
+  await page.fill('#f-name', name);
+  await page.click('#filters button[type=submit]');
+  await page.waitForSelector(`#worklist[data-query*="name=${name}"]`);
+}
+
 /** Writes a screenshot and checks a real image file came out (the assertions are on the DOM; this is the record). */
 async function screenshot(page: Page, name: string): Promise<void> {
   fs.mkdirSync('test-results', { recursive: true });
@@ -286,9 +293,7 @@ describe('clinician page in a real browser', () => {
     expect(await page.locator('#worklist tbody tr').count()).toBe(1);
     await page.selectOption('#f-overdue', '');
     await page.selectOption('#f-protocol', 'ketamine-monthly-maintenance');
-    await page.fill('#f-name', 'Delgado');
-    await page.click('#filters button[type=submit]');
-    await page.waitForSelector('#worklist[data-query*="name=Delgado"]');
+    await filteredByName(page, 'Delgado');
     const names = await page.locator('#worklist tbody .patient-link').allTextContents();
     expect(names.length).toBeGreaterThan(0);
     expect(new Set(names)).toEqual(new Set(['Rosa Delgado']));
@@ -310,9 +315,7 @@ describe('clinician page in a real browser', () => {
       birthDate: '1988-08-08',
     });
     await page.selectOption('#f-protocol', '');
-    await page.fill('#f-name', 'sharedname');
-    await page.click('#filters button[type=submit]');
-    await page.waitForSelector('#worklist[data-query*="name=sharedname"]');
+    await filteredByName(page, 'sharedname');
     const shared = await page.locator('#worklist tbody .patient-link').allTextContents();
     expect(shared.length).toBeGreaterThan(0);
     expect(new Set(shared)).toEqual(new Set(['Nia Sharedname']));
@@ -389,8 +392,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Heldnoprotocol');
-    await page.click('#filters button[type=submit]');
+    await filteredByName(page, 'Heldnoprotocol');
     const heldRow = page.locator(`tr[data-task-id="${session.id}"]`);
     await heldRow.waitFor();
     // Held after its approval: said once, with what holds it (not also "cannot be approved").
@@ -419,9 +421,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Newname');
-    await page.click('#filters button[type=submit]');
-    await page.waitForSelector('#worklist[data-query*="name=Newname"]');
+    await filteredByName(page, 'Newname');
     // Before session 49 the search found no Task: they are under the record merged away.
     const rows = page.locator('#worklist tbody tr');
     expect(await rows.count()).toBeGreaterThan(0);
@@ -459,9 +459,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Pastend');
-    await page.click('#filters button[type=submit]');
-    await page.waitForSelector('#worklist[data-query*="name=Pastend"]');
+    await filteredByName(page, 'Pastend');
     await page.locator('#worklist tbody .patient-link').first().click();
     await page.waitForSelector('#patient-view:not([hidden])');
     expect(await page.textContent('#careplans')).toMatch(
@@ -495,9 +493,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Twicecharted');
-    await page.click('#filters button[type=submit]');
-    await page.waitForSelector('#worklist[data-query*="name=Twicecharted"]');
+    await filteredByName(page, 'Twicecharted');
     await page.locator('#worklist tbody .patient-link').first().click();
     await page.waitForSelector('#patient-view:not([hidden])');
     const infusions = await page.locator('#timeline li[data-type=infusion]').allTextContents();
@@ -548,9 +544,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Stoppedafter');
-    await page.click('#filters button[type=submit]');
-    await page.waitForSelector('#worklist[data-query*="name=Stoppedafter"]');
+    await filteredByName(page, 'Stoppedafter');
     const sessionRow = page.locator(`tr[data-task-id="${session.id}"]`);
     const checkRow = page.locator(`tr[data-task-id="${check.id}"]`);
     await checkRow.waitFor();
@@ -680,8 +674,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Orderedtwice');
-    await page.click('#filters button[type=submit]');
+    await filteredByName(page, 'Orderedtwice');
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
     await row.waitFor();
     // Before Approve is clicked, the row says what the EHR has.
@@ -721,8 +714,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Twoplans');
-    await page.click('#filters button[type=submit]');
+    await filteredByName(page, 'Twoplans');
     await page.locator(`tr[data-task-id="${session.id}"]`).waitFor();
     await approveOnPage(page, session.id!);
     await page.locator('#ordered-dialog[open]').waitFor();
@@ -758,8 +750,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Twoplans');
-    await page.click('#filters button[type=submit]');
+    await filteredByName(page, 'Twoplans');
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
     await row.locator('button:has-text("Reschedule")').click();
     await page.waitForSelector('#reschedule-dialog[open]');
@@ -967,8 +958,7 @@ describe('clinician page in a real browser', () => {
     const next = (await followUpTasks(service, procedure)).find((t) => t.description === 'Next induction session')!;
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Latewindow');
-    await page.click('#filters button[type=submit]');
+    await filteredByName(page, 'Latewindow');
     await page.waitForSelector(`tr[data-task-id="${next.id}"]`);
     const row = page.locator(`tr[data-task-id="${next.id}"]`);
     expect(await row.locator('.reminder-notice').textContent()).toMatch(
@@ -1028,9 +1018,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Shortnotice');
-    await page.click('#filters button[type=submit]');
-    await page.waitForSelector('#worklist[data-query*="name=Shortnotice"]');
+    await filteredByName(page, 'Shortnotice');
     await page.locator('#worklist tbody .patient-link').first().click();
     await page.waitForSelector('#patient-view:not([hidden])');
     const flagged = page.locator('#timeline li[data-type="reminder"].ci-unresolved');
@@ -1221,8 +1209,7 @@ describe('clinician page in a real browser', () => {
     const { session: recentSession } = await awaitingApproval(recent.patient);
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Weighedlong');
-    await page.click('#filters button[type=submit]');
+    await filteredByName(page, 'Weighedlong');
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
     await row.waitFor();
     const advice =
@@ -1425,10 +1412,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    // By name: the first page, soonest due first, holds the earlier tests' patients too.
-    await page.fill('#f-name', 'Pump');
-    await page.click('#filters button[type=submit]');
-    await page.waitForSelector('#worklist[data-query*="name=Pump"]');
+    await filteredByName(page, 'Pump');
     const row = page.locator(`tr[data-task-id="${next.id}"]`);
     await row.waitFor();
     expect(await row.locator('.dose').textContent()).toBe(
@@ -1505,8 +1489,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Bulkordered');
-    await page.click('#filters button[type=submit]');
+    await filteredByName(page, 'Bulkordered');
     // The filtered list drawn (its rows checked before it replaced the whole list's were lost: CI, under load).
     await page.waitForSelector('#worklist[data-query*="name=Bulkordered"]');
     for (const task of [session, other]) await page.check(`tr[data-task-id="${task.id}"] input.select`);
@@ -1732,8 +1715,7 @@ describe('clinician page in a real browser', () => {
 
     const page = await browser.newPage();
     await signInOnPage(page, service);
-    await page.fill('#f-name', 'Wrongchart');
-    await page.click('#filters button[type=submit]');
+    await filteredByName(page, 'Wrongchart');
     const row = page.locator(`tr[data-task-id="${next.id}"]`);
     await row.locator('td.contraindications li.ci-unresolved').waitFor();
     expect(await row.locator('td.task').textContent()).toMatch(
@@ -1806,8 +1788,7 @@ describe('clinician page in a real browser', () => {
     const page = await browser.newPage();
     await signInOnPage(page, service);
     await page.click('#list-to-do');
-    await page.fill('#f-name', 'Begun');
-    await page.click('#filters button[type=submit]');
+    await filteredByName(page, 'Begun');
     const row = page.locator(`tr[data-task-id="${session.id}"]`);
     await row.waitFor();
     expect(await row.locator('.approved').textContent()).toBe('Approved, begun in the EHR');
