@@ -15,11 +15,12 @@ export interface PlanCandidate {
 }
 
 /**
- * The plan an infusion naming none is tied to, and what ties it (a reference, for the link's Provenance); else why
+ * The plan an infusion naming none is tied to, with its protocol's infusion, and what ties it (a reference, for the
+ * link's Provenance); else why
  * not, with the open plans it may be a session of by its code alone (`mayBe`, `CarePlan/<id>`): a clinician's to say.
  */
 export type UnlinkedInfusionPlan =
-  { carePlan: CarePlan; source: string; evidence: string } | { why: string; mayBe: string[] };
+  (PlanCandidate & { source: string; evidence: string }) | { why: string; mayBe: string[] };
 
 /** A completed infusion of a patient, with a time, that names no CarePlan: an EHR that does not link its Procedures. */
 export function isUnlinkedInfusion(procedure: Procedure): boolean {
@@ -81,37 +82,37 @@ export function planOfUnlinkedInfusion(input: {
   );
   if (named.length === 1)
     return {
-      carePlan: named[0].carePlan,
+      ...named[0],
       source: `CarePlan/${named[0].carePlan.id}`,
       evidence: `it instantiates the infusion of this plan's protocol`,
     };
-  const given = plans.flatMap(({ carePlan }) => {
+  const given = plans.flatMap((plan) => {
     const administration = (input.administrations ?? []).find(
       (a) =>
         (a.status === 'completed' || a.status === 'in-progress') &&
         isOfInfusion(a, procedure.id!, performed) &&
-        input.planOfOrder?.get(a.request?.reference ?? '') === `CarePlan/${carePlan.id}`,
+        input.planOfOrder?.get(a.request?.reference ?? '') === `CarePlan/${plan.carePlan.id}`,
     );
-    return administration ? [{ carePlan, administration }] : [];
+    return administration ? [{ plan, administration }] : [];
   });
   // The EHR completed one of a plan's sessions naming this infusion as what it produced (FHIR workflow's Task.output;
   // since session 48): as telling as the pump's record, whichever comes.
-  const done = plans.flatMap(({ carePlan }) => {
+  const done = plans.flatMap((plan) => {
     const session = (input.tasks ?? []).find(
-      (t) => carePlanReferenceOf(t) === `CarePlan/${carePlan.id}` && isSessionProducing(t, procedure.id!),
+      (t) => carePlanReferenceOf(t) === `CarePlan/${plan.carePlan.id}` && isSessionProducing(t, procedure.id!),
     );
-    return session ? [{ carePlan, session }] : [];
+    return session ? [{ plan, session }] : [];
   });
-  const tied = new Set([...given, ...done].map(({ carePlan }) => carePlan.id));
+  const tied = new Set([...given, ...done].map(({ plan }) => plan.carePlan.id));
   if (given.length === 1 && tied.size === 1)
     return {
-      carePlan: given[0].carePlan,
+      ...given[0].plan,
       source: `MedicationAdministration/${given[0].administration.id}`,
       evidence: "the pump recorded this plan's order during it",
     };
   if (!given.length && done.length === 1)
     return {
-      carePlan: done[0].carePlan,
+      ...done[0].plan,
       source: `Task/${done[0].session.id}`,
       evidence: "the EHR completed this plan's session naming it (Task.output)",
     };

@@ -8,7 +8,6 @@ import type {
   MedicationAdministration,
   MedicationRequest,
   Practitioner,
-  Period,
   Procedure,
   Provenance,
   Questionnaire,
@@ -22,11 +21,13 @@ import { notFound } from '@kc/common';
 import {
   carePlanReferenceOf,
   infusionDefinitionFor,
+  isInfusion,
   performedOf,
   planEndNote,
   protocolPlanOf,
-  sameInfusion,
+  sameTimeInfusions,
   standingRateNotice,
+  toInfusionCompleted,
 } from '@kc/followups';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import {
@@ -271,10 +272,10 @@ export class PatientTimelineService {
   }
 
   /**
-   * The infusions charted twice that were not followed up, the other record of the same infusion being (sameInfusion:
-   * overlapping it, or closer to it than one infusion lasts), with why in words: a clinician reading two infusions
-   * minutes apart and one check sees they are one. One protocol read per plan with two or more infusions (cached).
-   * Since session 53.
+   * The infusions charted twice that were not followed up, the other record of the same infusion being
+   * (sameTimeInfusions, as the follow-up judged them: overlapping it, or closer to it than one infusion lasts), with why
+   * in words: a clinician reading two infusions minutes apart and one check sees they are one. A protocol read (cached)
+   * per completed procedure of a plan not followed up, which is rare. Since session 53.
    */
   private async infusionsChartedTwice(
     procedures: Procedure[],
@@ -282,29 +283,24 @@ export class PatientTimelineService {
     tasks: Task[],
   ): Promise<Map<string, string>> {
     const followedUp = new Set(tasks.map((t) => t.reasonReference?.reference));
-    const byPlan = new Map<CarePlan, { procedure: Procedure; when: Period }[]>();
-    for (const procedure of procedures) {
-      const plan = protocolPlanOf(procedure, plans);
-      const when = performedOf(procedure);
-      if (procedure.status !== 'completed' || !plan || !when) continue;
-      byPlan.set(plan, [...(byPlan.get(plan) ?? []), { procedure, when }]);
-    }
+    const isFollowedUp = (p: Procedure) => followedUp.has(`Procedure/${p.id}`);
     const copies = new Map<string, string>();
-    for (const [plan, infusions] of byPlan) {
-      if (infusions.length < 2) continue;
-      const protocol = await this.protocols.ofCarePlan(plan);
-      const length = { lengthMs: protocol ? infusionDefinitionFor(protocol.plan, protocol.definitions).lengthMs : 0 };
-      const isFollowedUp = (p: Procedure) => followedUp.has(`Procedure/${p.id}`);
-      for (const copy of infusions.filter((i) => !isFollowedUp(i.procedure))) {
-        const original = infusions.find(
-          (o) => o !== copy && isFollowedUp(o.procedure) && sameInfusion(o.when, copy.when, length),
+    for (const copy of procedures.filter((p) => !isFollowedUp(p))) {
+      const plan = protocolPlanOf(copy, plans);
+      const charted = toInfusionCompleted(copy);
+      const protocol = plan && charted.ok ? await this.protocols.ofCarePlan(plan) : undefined;
+      if (!plan || !charted.ok || !protocol) continue;
+      const infusion = infusionDefinitionFor(protocol.plan, protocol.definitions);
+      if (!isInfusion(copy, infusion)) continue;
+      const original = sameTimeInfusions({ ...charted.event, carePlanId: plan.id! }, procedures, infusion).find(
+        isFollowedUp,
+      );
+      const when = original && performedOf(original);
+      if (when)
+        copies.set(
+          `Procedure/${copy.id}`,
+          `charted twice: the same infusion as the one charted ${clinicPeriod(when, this.config.clinicTimeZone)}, followed up once`,
         );
-        if (original)
-          copies.set(
-            `Procedure/${copy.procedure.id}`,
-            `charted twice: the same infusion as the one charted ${clinicPeriod(original.when, this.config.clinicTimeZone)}, followed up once`,
-          );
-      }
     }
     return copies;
   }

@@ -4,10 +4,9 @@ import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { openOrdersOfSessions, PlanDefinitions, remindersOfPlan } from '@kc/nest-core';
 import {
-  infusionDefinitionFor,
   performedOf,
   remindersEndedBy,
-  sameInfusion,
+  sameTimeInfusions,
   sessionsGivenDuringInfusionInError,
   type GivenAtThePump,
   type InfusionDefinition,
@@ -128,14 +127,14 @@ export class InfusionsInError {
   }
 
   /**
-   * The plan's completed infusions charted for this one's time (sameInfusion), left by their follow-up as this one
+   * The plan's completed infusions charted for this one's time (sameTimeInfusions), left by their follow-up as this one
    * charted twice: followed up again now (their job added again; one running now fails this job, which runs again
    * after its backoff, by when it has finished). One search of the plan's completed infusions. `infusion`: the plan's
-   * protocol's (absent, its protocol not found: overlapping times only).
+   * protocol's.
    */
   private async followUpChartedAgain(
     procedure: Procedure & { id: string },
-    { carePlan, infusion }: { carePlan: string; infusion?: InfusionDefinition },
+    { carePlan, infusion }: { carePlan: string; infusion: InfusionDefinition },
   ): Promise<void> {
     const performed = performedOf(procedure);
     if (!performed) return;
@@ -144,12 +143,16 @@ export class InfusionsInError {
       status: 'completed',
       _count: 200,
     });
-    for (const other of others) {
-      const when = performedOf(other);
-      if (!other.id || other.id === procedure.id || !when) continue;
-      if (!sameInfusion(when, performed, infusion ?? { lengthMs: 0 })) continue;
-      const { running } = await this.infusions.followUpAgain(other.id);
-      if (running) throw new FollowUpRunningError(other.id, 'an infusion charted twice taken back');
+    // Judged as it was charted: the plan's infusions its follow-up took for copies of it.
+    const asCharted = {
+      procedureId: procedure.id,
+      patientId: procedure.subject?.reference?.split('/')[1] ?? '',
+      carePlanId: carePlan.slice('CarePlan/'.length),
+      performed,
+    };
+    for (const other of sameTimeInfusions(asCharted, others, infusion)) {
+      const { running } = await this.infusions.followUpAgain(other.id!);
+      if (running) throw new FollowUpRunningError(other.id!, 'an infusion charted twice taken back');
       this.logger.log({ msg: 'infusion charted twice: the other one followed up', procedure: other.id });
     }
   }
@@ -160,14 +163,9 @@ export class InfusionsInError {
    */
   private async planOfUnlinked(
     procedure: Procedure,
-  ): Promise<{ carePlan: string; infusion?: InfusionDefinition } | undefined> {
+  ): Promise<{ carePlan: string; infusion: InfusionDefinition } | undefined> {
     const found = await planTiedToUnlinkedInfusion(this.fhir, this.protocols, { ...procedure, status: 'completed' });
-    if (!('carePlan' in found)) return undefined;
-    const protocol = await this.protocols.ofCarePlan(found.carePlan);
-    return {
-      carePlan: `CarePlan/${found.carePlan.id}`,
-      infusion: protocol && infusionDefinitionFor(protocol.plan, protocol.definitions),
-    };
+    return 'carePlan' in found ? { carePlan: `CarePlan/${found.carePlan.id}`, infusion: found.infusion } : undefined;
   }
 
   /** The plan's approved sessions the pump gave during the infusion: one batch (their open orders, the pump's records). */
