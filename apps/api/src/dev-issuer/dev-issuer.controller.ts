@@ -56,7 +56,7 @@ export class DevIssuerController {
 <html lang="en"><head><meta charset="utf-8"><title>Development sign-in</title>
 <style>body{font:15px/1.5 system-ui,sans-serif;margin:2rem;color:#1d2433}fieldset{border:1px solid #c5cedb;padding:1rem}
 .warn{background:#fff4ce;padding:.5rem .8rem;border-left:4px solid #c19c00}button{margin-top:1rem;font-size:1rem}</style></head>
-<body><h1>Development sign-in</h1>
+<body><main><h1>Development sign-in</h1>
 <p class="warn">Built-in development issuer (DEV_ISSUER): demo users only, never in production.</p>
 <p>Client <code>${html(request.clientId)}</code> asks for <code>${html(request.scope)}</code>.</p>
 <form method="post" action="authorize">
@@ -65,7 +65,7 @@ ${hidden}
 ${users}
 </fieldset>
 <button type="submit" id="sign-in">Sign in</button>
-</form></body></html>`);
+</form></main></body></html>`);
   }
 
   @Post('authorize')

@@ -545,7 +545,7 @@ function row(item) {
   // list that is what the row is for, so it comes first.
   const recordCheck =
     view.task && view.task.answers
-      ? button('Record check', 'Record ' + view.task.answers + ' for ' + name, () =>
+      ? button('Record check', 'Record check: ' + view.task.answers + ' for ' + name, () =>
           askCheck({ id: item.id, versionId: item.versionId, what: describe(item) }),
         )
       : null;
@@ -565,7 +565,7 @@ function row(item) {
   // An approved infusion not given yet: its order can be replaced at another dose (not while held, nor while its plan
   // is stopped or paused: the server refuses).
   if (toDo && view.dose && !held && !view.blocked)
-    actions.append(button('Change dose', 'Change the dose of ' + what + ' for ' + name, () => askChangeDose(item)));
+    actions.append(button('Change dose', 'Change dose of ' + what + ' for ' + name, () => askChangeDose(item)));
   // Who is to do it (Task.owner): a clinician takes a Task or gives it back; on the to-do list that is the point.
   const mine = Boolean(item.owner && item.owner.reference && item.owner.reference === (session() || {}).fhirUser);
   if (mine) actions.append(button('Give back', 'Give back ' + what + ' for ' + name, () => decide(item, 'unassign')));
@@ -904,7 +904,7 @@ function askOrderedAlready(item, text, orders, extra, ehr = true, decision = 'ap
     choices.append(
       button(
         orders.length === 1 ? 'Approve on the EHR’s order (it is this session’s)' : 'Approve on: ' + order.text,
-        'Approve on the EHR’s order: ' + order.text,
+        orders.length === 1 ? 'Approve on the EHR’s order (it is this session’s): ' + order.text : undefined,
         choose({ onOrder: order.reference, ...outsideWindowOf(extra) }),
       ),
     );
@@ -914,9 +914,8 @@ function askOrderedAlready(item, text, orders, extra, ehr = true, decision = 'ap
   choices.append(
     button(
       rescheduling ? 'Reschedule it there as well' : 'Approve and order it here as well',
-      ehr
-        ? 'Approve alongside the EHR’s order'
-        : (rescheduling ? 'Reschedule' : 'Approve') + ' beside the other care plan’s session',
+      (rescheduling ? 'Reschedule it there as well' : 'Approve and order it here as well') +
+        (ehr ? ', alongside the EHR’s order' : ', beside the other care plan’s session'),
       choose({ ...(extra || {}), alongside: beside }),
     ),
   );
@@ -1093,7 +1092,7 @@ function overrideWords(issue) {
 // naming none may be linked to.
 function overrideButton(issue, name, plans) {
   const words = overrideWords(issue);
-  const override = button(words.button, words.title + ' ' + issue.text + ' for ' + name, () =>
+  const override = button(words.button, words.button + ': ' + issue.text + ' for ' + name, () =>
     askOverride(issue, name),
   );
   const ways =
@@ -1114,7 +1113,7 @@ function overrideButton(issue, name, plans) {
 let linking = null;
 function linkButton(issue, name, plan) {
   const to = plan.title ? plan.title + ' plan' : 'this plan';
-  return button('Link to ' + to, 'Link the infusion charted without its plan to the ' + to + ' of ' + name, () => {
+  return button('Link to ' + to, 'Link to ' + to + ' of ' + name + ': the infusion charted without its plan', () => {
     linking = { issue, name, plan };
     $('#link-what').textContent =
       (issue.evidence && issue.evidence.length ? issue.evidence.join('; ') : issue.text) + ', for ' + name + '.';
@@ -1152,7 +1151,7 @@ $('#link-cancel').addEventListener('click', () => $('#link-dialog').close());
 // whose answer's mitigation says what was withdrawn and proposed again; the worklist and any patient view reload.
 let replanning = null;
 function replanButton(issue, name) {
-  return button('Plan again without it', 'Plan again without the infusion recorded in error for ' + name, () => {
+  return button('Plan again without it', 'Plan again without it: the infusion recorded in error for ' + name, () => {
     replanning = { issue, name };
     $('#replan-what').textContent =
       issue.text +
@@ -1572,7 +1571,9 @@ async function showPatient(reference) {
           };
           li.append(
             document.createTextNode(' '),
-            button('Record check', 'Record ' + e.answers + ' for ' + (p.name || reference), () => askCheck(task)),
+            button('Record check', 'Record check: ' + e.answers + ' for ' + (p.name || reference), () =>
+              askCheck(task),
+            ),
           );
         }
         if (e.type === 'contraindication' && e.status === 'unresolved') {
