@@ -1,6 +1,9 @@
 import request from 'supertest';
 import type { CarePlan, Communication, DetectedIssue, MedicationRequest, Patient, Task } from '@medplum/fhirtypes';
-import { InfusionEventsProducer } from '@kc/queue';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Job, Queue } from 'bullmq';
+import { infusionJobId, InfusionEventsProducer, JOBS, QUEUES } from '@kc/queue';
+import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
 import { ClinicAlerts } from '../apps/worker/src/alerts/clinic-alerts.service';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
@@ -376,6 +379,12 @@ describe('alerts to the clinic', () => {
   const infusedPatient = () => infusedForCheck(service);
 });
 
+/** One run of the 15-minute sweep (the maintenance queue's overdue sweep), as its job runs it; its result. */
+async function overdueSweep(service: TestService): Promise<unknown> {
+  const job = { name: JOBS.overdueSweep, updateProgress: () => Promise.resolve() } as unknown as Job;
+  return service.app.get(MaintenanceProcessor).process(job);
+}
+
 /** What an operator alerts on: alerts of reported effects by channel and outcome (kc_clinic_alerts_total). */
 async function effectAlerts(service: TestService, channel: string, outcome: string): Promise<number> {
   const text = (await request(service.url).get('/metrics').set(service.as('admin')).expect(200)).text;
@@ -458,6 +467,79 @@ describe("alerts to the clinic in the EHR's inbox", () => {
       expect(mail.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
       expect(await keys()).toEqual([`DetectedIssue/${p.issue.id}`, `inbox:DetectedIssue/${p.issue.id}`]);
       expect(await metric('inbox', 'sent')).toBe(1);
+    } finally {
+      await service.stop();
+      await mail.stop();
+    }
+  });
+
+  /**
+   * An infusion charted under a plan the EHR recorded in error, its job's attempts spent on the email (a mail server
+   * down); the inbox was told at its first attempt.
+   */
+  async function untoldUnderPlanInError(service: TestService) {
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'entered-in-error' });
+    const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
+    await request(service.url)
+      .post('/events/infusion-completed')
+      .set(service.as('integration'))
+      .send({ procedure: `Procedure/${procedureId}` })
+      .expect(202);
+    const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
+    const job = await waitFor(async () => {
+      const found = await queue.getJob(infusionJobId(procedureId));
+      return found?.finishedOn !== undefined && found;
+    }, 'the follow-up job to fail for good');
+    expect(job.attemptsMade).toBe(service.config.jobAttempts);
+    expect(job.failedReason).toMatch(/Mail server down/);
+    const keys = async () =>
+      (await alertsOf(service, enrolment.patient))
+        .map((c) => c.identifier?.[0].value)
+        .sort((a, b) => a!.localeCompare(b!));
+    const about = `infusion-under-closed-plan:Procedure/${procedureId}`;
+    expect(await keys()).toEqual([`inbox:${about}`]);
+    return { enrolment, keys, about };
+  }
+  /** The sweep's count of infusions under plans in error the clinic was told of, as it owed them. */
+  const closedPlanAlertsTold = async (service: TestService) =>
+    ((await overdueSweep(service)) as { closedPlanAlertsTold: number }).closedPlanAlertsTold;
+
+  // Since session 54: before, once the infusion's job had spent its retries, nothing sent the email.
+  it('an infusion under a plan recorded in error, the mail server down past its job’s retries: the inbox told at once, the email by the sweep once the server is back, once', async () => {
+    const { mail, cut: service } = await serviceWithMailDown({ clinicAlertRecipients: [ON_CALL] });
+    try {
+      const { keys, about } = await untoldUnderPlanInError(service);
+      // The sweep while the server is still down: not told, still owed.
+      expect(await closedPlanAlertsTold(service)).toBe(0);
+      expect(mail.received).toHaveLength(0);
+      mail.comeBack();
+      expect(await closedPlanAlertsTold(service)).toBe(1);
+      expect(mail.received.map((m) => m.to)).toEqual([['oncall@clinic.test']]);
+      expect(readable(mail.received[0]).body).toContain(
+        'Subject: Ketamine care plans: an infusion charted under a care plan recorded in error; no post-infusion check planned',
+      );
+      expect(await keys()).toEqual([`inbox:${about}`, about]);
+      // Told: the next sweep has nothing owed, and sends nothing again.
+      expect(await closedPlanAlertsTold(service)).toBe(0);
+      expect(mail.received).toHaveLength(1);
+    } finally {
+      await service.stop();
+      await mail.stop();
+    }
+  });
+
+  it('an alert owed for an infusion under a plan in error is not sent once the EHR has put the plan right', async () => {
+    const { mail, cut: service } = await serviceWithMailDown({ clinicAlertRecipients: [ON_CALL] });
+    try {
+      const { enrolment, keys, about } = await untoldUnderPlanInError(service);
+      const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
+      await service.fhir.update<CarePlan>({ ...plan, status: 'active' });
+      mail.comeBack();
+      expect(await closedPlanAlertsTold(service)).toBe(0);
+      expect(mail.received).toHaveLength(0);
+      expect(await keys()).toEqual([`inbox:${about}`]);
     } finally {
       await service.stop();
       await mail.stop();

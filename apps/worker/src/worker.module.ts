@@ -56,6 +56,7 @@ import { ClinicAlerts } from './alerts/clinic-alerts.service';
 import { InfusionsUnderClosedPlans } from './alerts/infusions-under-closed-plans';
 import { RateNoticeAlerts } from './alerts/rate-notice-alerts';
 import { AlertSendClaims } from './alerts/alert-send-claims';
+import { AlertsOwed } from './alerts/alerts-owed';
 import { ReminderSweep } from './reminders/reminder-sweep';
 import { ChecksDoneElsewhere } from './checks/checks-done-elsewhere.service';
 import { CompletedChecksPoller } from './checks/completed-checks-poller';
@@ -132,6 +133,7 @@ export class WorkerModule {
         InfusionsUnderClosedPlans,
         ClinicAlertMetrics,
         AlertSendClaims,
+        AlertsOwed,
         // Alerts to the clinic only when someone is to be emailed (CLINIC_ALERT_EMAIL, with SMTP_URL).
         {
           provide: CLINIC_ALERT_SENDER,

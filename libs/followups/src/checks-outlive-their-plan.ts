@@ -1,6 +1,6 @@
 import type { CarePlan, Task } from '@medplum/fhirtypes';
 import { carePlanHoldsCare } from './care-plan-state';
-import { wasEndedForDeath } from './deceased-patients';
+import { isEndedForDeath, wasEndedForDeath } from './deceased-patients';
 
 /**
  * A follow-up of an infusion that was given, which orders nothing: the post-infusion check (Task.reasonReference names
@@ -32,6 +32,18 @@ function checksOutlive(carePlan: CarePlan): boolean {
 export function takesChecksOnly(carePlan: CarePlan): boolean {
   // Paused, it takes every follow-up (its sessions wait for it to resume).
   return carePlan.status !== 'on-hold' && checksOutlive(carePlan);
+}
+
+/**
+ * Why an infusion charted under this plan has nothing planned for it, not even its post-infusion check (the clinic is
+ * told: InfusionsUnderClosedPlans): the EHR closed the plan so that no check outlives it (written in error). Undefined
+ * where something is planned (an open plan; one stopped or completed takes its check) and for a plan ended for the
+ * patient's death (its own alert).
+ */
+export function nothingPlannedUnder(carePlan: CarePlan): string | undefined {
+  if (isEndedForDeath(carePlan) || takesChecksOnly(carePlan)) return undefined;
+  const holds = carePlanHoldsCare(carePlan);
+  return !holds.ok && holds.closed ? holds.reason : undefined;
 }
 
 /**

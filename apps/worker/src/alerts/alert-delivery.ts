@@ -56,7 +56,8 @@ export class AlertDelivery {
 
   /**
    * One alert by each channel with no record of it among `told` (its key there), each delivered in turn (deliver): a
-   * channel that fails does not stop the others. Whether any sent it, and the first failure.
+   * channel that fails does not stop the others. Whether any sent it, the first failure, and whether any was left to
+   * another sender (which may yet fail).
    */
   async deliverUntold(
     told: Map<string, Communication>,
@@ -69,9 +70,10 @@ export class AlertDelivery {
       retriedBy: string;
       now: Date;
     },
-  ): Promise<{ sent: boolean; failed?: Error }> {
+  ): Promise<{ sent: boolean; failed?: Error; left?: boolean }> {
     let sent = false;
     let failed: Error | undefined;
+    let left = false;
     for (const { channel, to } of this.channels()) {
       const key = alert.key(channel);
       if (told.has(key)) continue;
@@ -86,9 +88,10 @@ export class AlertDelivery {
         retriedBy: alert.retriedBy,
       });
       if (outcome === 'sent') sent = true;
-      else if (outcome instanceof Error) failed ??= outcome;
+      else if (outcome === 'left') left = true;
+      else failed ??= outcome;
     }
-    return { sent, failed };
+    return { sent, failed, left };
   }
 
   /**

@@ -6,10 +6,9 @@ import { FhirClient, FhirUnavailableError, MAX_SERIALIZABLE_TRANSACTION_ENTRIES,
 import {
   cancelledOrdersGivenDuring,
   NOT_BASED_ON_A_CAREPLAN,
-  carePlanHoldsCare,
   carePlanTakesFollowUps,
   takesChecksOnly,
-  isEndedForDeath,
+  nothingPlannedUnder,
   planReopenedForAnInfusion,
   REOPENED_FOR_AN_INFUSION,
   completedInfusionCount,
@@ -628,15 +627,13 @@ export class FollowUpService {
 }
 
 /**
- * An infusion under a plan the EHR closed and no check is planned under (written in error: one stopped or completed
- * takes checks, takesChecksOnly; not one ended for the patient's death), that none of its follow-ups' keys was written
- * for before: nothing is planned for it, so it has no check.
+ * An infusion under a plan the EHR closed and no check is planned under (nothingPlannedUnder: written in error), that
+ * none of its follow-ups' keys was written for before: nothing is planned for it, so it has no check.
  */
 function underClosedPlan(context: EventContext, around: Surroundings): InfusionUnderClosedPlan | undefined {
   const { carePlan } = around;
-  if (!carePlan || isEndedForDeath(carePlan) || around.written.length) return undefined;
-  const holds = carePlanHoldsCare(carePlan);
-  return !holds.ok && holds.closed ? { procedure: context.procedure, carePlan, why: holds.reason } : undefined;
+  const why = carePlan && !around.written.length ? nothingPlannedUnder(carePlan) : undefined;
+  return why ? { procedure: context.procedure, carePlan: carePlan!, why } : undefined;
 }
 
 const noProgress: ProgressReporter = () => Promise.resolve();

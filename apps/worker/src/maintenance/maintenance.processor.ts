@@ -42,6 +42,7 @@ import { ScorePoller } from '../outcomes/score-poller';
 import { ChecksAnsweredElsewhere } from '../checks/checks-answered-elsewhere.service';
 import { ChecksDoneElsewhere } from '../checks/checks-done-elsewhere.service';
 import { AppointmentBookings } from '../bookings/appointment-bookings.service';
+import { InfusionsUnderClosedPlans } from '../alerts/infusions-under-closed-plans';
 
 /** Housekeeping jobs on the maintenance queue (scheduled by MaintenanceSchedules). */
 @Injectable()
@@ -68,6 +69,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly retimedInfusions: RetimedInfusions,
     private readonly deceasedPatients: DeceasedPatients,
     private readonly deathsTakenBack: DeathsTakenBack,
+    private readonly closedPlanAlerts: InfusionsUnderClosedPlans,
     private readonly plansAtTheirEnd: PlansAtTheirEnd,
     private readonly plansExtended: PlansExtended,
     private readonly unlinkedInfusions: UnlinkedInfusionIssues,
@@ -104,6 +106,8 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const { withdrawn, answered: givenOnStoppedPlans } = await this.stoppedPlans.sweep(new Date(), open);
         // Plans ended for a death the EHR has since taken back: the clinic told (a correction is not notified).
         const { deathsTakenBack } = await this.deathsTakenBack.lookAgain();
+        // Infusions charted under a plan in error whose alert their jobs could not send (a mail server down).
+        const closedPlanAlertsTold = await this.closedPlanAlerts.lookAgain();
         // Sessions the pump gave during an infusion in error, charted after its job ran: answered before the holds.
         const givenDuringInfusionsInError = await this.infusionsInError.lookAgain();
         // Paused plans' approved orders held; those of plans resumed released once clear, so after the plans'
@@ -138,6 +142,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           withdrawn,
           givenOnStoppedPlans,
           deathsTakenBack,
+          closedPlanAlertsTold,
           plansCompletedAtTheirEnd: plansAtTheirEnd.completed,
           plansReopenedForTheirNewEnd: plansAtTheirEnd.reopened.length,
           proposedAgainForNewEnd,

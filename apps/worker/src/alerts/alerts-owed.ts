@@ -1,0 +1,62 @@
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { redisOptions } from '@kc/queue';
+
+/** An alert the clinic is owed: what it is about (`Procedure/<id>`, `CarePlan/<id>`), and since when. */
+export interface AlertOwed {
+  about: string;
+  carePlan: string;
+  since: string;
+}
+
+/**
+ * Alerts that only a job finds, kept until the clinic is told (one Redis hash per kind, `<prefix>:alerts-owed:<kind>`,
+ * field the reference the alert is about): a job's retries spent while a mail server was down left such an alert
+ * untold for good, as nothing else looks for it (an infusion charted under a plan recorded in error; since session
+ * 54). The sweep looks again at what is owed. References only, no patient data. A Redis that loses its data loses
+ * what is owed with the jobs themselves.
+ */
+@Injectable()
+export class AlertsOwed implements OnModuleDestroy {
+  private readonly redis: Redis;
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    this.redis = new Redis({ ...redisOptions(config), enableOfflineQueue: false }).on('error', () => undefined);
+  }
+
+  /** Owed from now on (kept as first owed when owed already). */
+  async owe(kind: string, alerts: Omit<AlertOwed, 'since'>[], now: Date): Promise<void> {
+    if (!alerts.length) return;
+    const pipeline = this.redis.pipeline();
+    for (const alert of alerts)
+      pipeline.hsetnx(
+        this.key(kind),
+        alert.about,
+        JSON.stringify({ carePlan: alert.carePlan, since: now.toISOString() }),
+      );
+    await pipeline.exec();
+  }
+
+  /** Told (or no longer owed): off the list. */
+  async settle(kind: string, about: string[]): Promise<void> {
+    if (about.length) await this.redis.hdel(this.key(kind), ...about);
+  }
+
+  /** Every alert of this kind owed. */
+  async all(kind: string): Promise<AlertOwed[]> {
+    const stored = await this.redis.hgetall(this.key(kind));
+    return Object.entries(stored).flatMap(([about, value]) => {
+      const parsed = JSON.parse(value) as Partial<AlertOwed>;
+      return parsed.carePlan && parsed.since ? [{ about, carePlan: parsed.carePlan, since: parsed.since }] : [];
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.redis.disconnect();
+  }
+
+  private key(kind: string): string {
+    return `${this.config.queuePrefix}:alerts-owed:${kind}`;
+  }
+}
