@@ -139,6 +139,38 @@ describe('patient reminders', () => {
     expect(queued).toEqual(expect.arrayContaining(onRecord));
   });
 
+  // Since session 54: before, the sweep's add under the failed job's id was a no-op, and the reminder never went out.
+  it('a reminder whose job failed for good (the mail server down past its retries) goes out at the next sweep once the server is back, once', async () => {
+    const p = await enrolledPatient('fay@example.test');
+    await approveSession(p.session);
+    await service.app.get(ReminderSweep).sweep();
+    const mine = new Set((await remindersOf(p.session)).map((r) => r.id));
+    const failed = async () => (await reminders.getFailed()).filter((j) => mine.has(j.data.communicationRequestId));
+    const toFay = () => smtp.received.filter((m) => m.to.includes('fay@example.test'));
+    smtp.goDown();
+    try {
+      await timePasses();
+      expect((await failed()).map((j) => j.attemptsMade)).toEqual([...mine].map(() => service.config.jobAttempts));
+      expect(toFay()).toHaveLength(0);
+      // Still down: the sweep runs them again, and they fail again.
+      await service.app.get(ReminderSweep).sweep();
+      await queueIdle(service, QUEUES.reminders);
+      expect(await failed()).toHaveLength(mine.size);
+    } finally {
+      smtp.comeBack();
+    }
+    await service.app.get(ReminderSweep).sweep();
+    await queueIdle(service, QUEUES.reminders);
+    expect(await failed()).toEqual([]);
+    expect(toFay()).toHaveLength(mine.size);
+    const sent = await service.fhir.searchAll<Communication>('Communication', { subject: p.patient });
+    expect(sent).toHaveLength(mine.size);
+    // Sent: the next sweep finds nothing active to send again.
+    await service.app.get(ReminderSweep).sweep();
+    await queueIdle(service, QUEUES.reminders);
+    expect(toFay()).toHaveLength(mine.size);
+  });
+
   it('a reschedule moves the reminders; each is delivered once, at its new time, by FHIR and by email', async () => {
     const p = await enrolledPatient('cleo@example.test');
     const approved = await approveSession(p.session);

@@ -169,6 +169,7 @@ describe('clinician page accessibility (axe-core in a real browser)', () => {
     expect(await page.locator(`tr[data-task-id="${held.waiting.id}"] button:has-text("Override")`).count()).toBe(1);
     expect(await page.locator(`tr[data-task-id="${unlinked.id}"] button:has-text("Link to")`).count()).toBe(1);
     expect(await page.locator(`tr[data-task-id="${inError.id}"] button:has-text("Plan again")`).count()).toBe(1);
+    await page.screenshot({ path: 'test-results/worklist-every-kind.png', fullPage: true });
     expect(await violations(page)).toEqual([]);
 
     // A refusal said: a Task the EHR changed after the page read it is refused (409) when approved there.
