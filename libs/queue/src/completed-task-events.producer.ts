@@ -24,6 +24,7 @@ import {
   type TaskDeletedJob,
   type TaskChangedInEhrJob,
 } from './jobs';
+import { addKeyed } from './keyed-jobs';
 import { QUEUES } from './queue-names';
 
 /**
@@ -50,21 +51,23 @@ export class CompletedTaskEventsProducer {
 
   async enqueue(taskId: string): Promise<{ jobId: string }> {
     const jobId = checkDoneElsewhereJobId(taskId);
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.checkDoneElsewhere,
         { taskId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 
   /** A QuestionnaireResponse written: the job reads it and the patient's checks, and decides. */
   async enqueueAnswers(responseId: string): Promise<{ jobId: string }> {
     const jobId = checkAnsweredElsewhereJobId(responseId);
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.checkAnsweredElsewhere,
         { responseId },
         // A form filler that completes the Task itself is left to (CHECK_ANSWERS_GRACE_MS).
@@ -77,20 +80,21 @@ export class CompletedTaskEventsProducer {
         },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 
   /** An infusion session approved: the job looks for an appointment booked for it while it awaited approval. */
   async enqueueApprovedSession(taskId: string): Promise<{ jobId: string }> {
     const jobId = sessionApprovedJobId(taskId);
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.sessionApproved,
         { taskId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 
   /**
@@ -111,8 +115,9 @@ export class CompletedTaskEventsProducer {
    */
   async enqueueOrderChange(orderId: string): Promise<{ jobId: string }> {
     const jobId = orderChangedJobId(orderId);
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.orderChanged,
         { orderId },
         {
@@ -124,7 +129,7 @@ export class CompletedTaskEventsProducer {
         },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 
   /**
@@ -133,52 +138,56 @@ export class CompletedTaskEventsProducer {
    */
   async enqueueAdministration(administrationId: string): Promise<{ jobId: string }> {
     const jobId = administrationRecordedJobId(administrationId);
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.administrationRecorded,
         { administrationId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 
   /** An Appointment written in the scheduling system: the job reads it and the patient's approved sessions. */
   async enqueueAppointment(appointmentId: string): Promise<{ jobId: string }> {
     const jobId = appointmentBookedJobId(appointmentId);
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.appointmentBooked,
         { appointmentId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 
   /** A Task deleted on the FHIR server: the job reads its last version and withdraws what it authorised. */
   async enqueueDeletedTask(taskId: string): Promise<{ jobId: string }> {
     const jobId = taskDeletedJobId(taskId);
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.taskDeleted,
         { taskId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 
   /** A Task an EHR changed by its status (a session closed, a Task set to be done unapproved): the job reads it. */
   async enqueueTaskChangedInEhr(taskId: string, versionId?: string): Promise<{ jobId: string }> {
     const jobId = taskChangedInEhrJobId(taskId, versionId);
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.taskChangedInEhr,
         { taskId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 }

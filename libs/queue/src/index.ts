@@ -10,3 +10,4 @@ export * from './stopped-plan-events.producer';
 export * from './after-store-restore';
 export * from './patient-record-events.producer';
 export * from './completed-task-events.producer';
+export * from './keyed-jobs';

@@ -4,6 +4,7 @@ import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { withinEnqueueTimeout } from './infusion-events.producer';
 import { JOBS, recheckContraindicationsJobId, retryOptions, type RecheckContraindicationsJob } from './jobs';
+import { addKeyed } from './keyed-jobs';
 import { QUEUES } from './queue-names';
 
 /**
@@ -30,26 +31,22 @@ export class PatientRecordEventsProducer {
 
   /**
    * One job per record while it waits (its run reads the record as it is then, whatever changed meanwhile). A job of
-   * the record running now may have read it before this change: BullMQ would drop an add under its id, so the change is
-   * heard by another job, after it (since session 45; before, it was lost until the record changed again or the sweep:
-   * the clinic day, an infusion re-timed twice in a row; and a record whose job had failed for good was never heard
-   * again).
+   * the record running now may have read it before this change, so the change is heard by another job, after it (since
+   * session 45; before, it was lost until the record changed again or the sweep: the clinic day, an infusion re-timed
+   * twice in a row); one failed for good is queued again (addKeyed).
    */
-  private async add(reference: string): Promise<string> {
-    const id = recheckContraindicationsJobId(reference);
-    const state = await this.queue.getJobState(id);
-    // Kept as failed (its attempts spent, on the operators' dead letters): run again, as the infusions' own are.
-    if (state === 'failed') {
-      await (await this.queue.getJob(id))?.retry();
-      return id;
-    }
-    const jobId = state === 'active' ? `${id}-after-${Date.now()}` : id;
-    await this.queue.add(
+  private add(reference: string): Promise<string> {
+    return addKeyed(
+      this.queue,
       JOBS.recheckContraindications,
       { reference },
-      { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
+      {
+        jobId: recheckContraindicationsJobId(reference),
+        ...retryOptions(this.config),
+        removeOnComplete: true,
+        removeOnFail: false,
+      },
     );
-    return jobId;
   }
 
   /**

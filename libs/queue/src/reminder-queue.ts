@@ -3,6 +3,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { JOBS, reminderJobId, retryOptions, type DeliverReminderJob } from './jobs';
+import { addKeyed } from './keyed-jobs';
 import { QUEUES } from './queue-names';
 
 /**
@@ -17,30 +18,26 @@ export class ReminderQueue {
   ) {}
 
   async schedule(communicationRequestId: string, sendAt: string, now = Date.now(), occasion?: string): Promise<void> {
-    // An occasion (a hold released) queues it again beside a job that already ran and skipped it; a delivery that
-    // finds it sent records nothing twice.
-    const jobId =
-      reminderJobId(communicationRequestId, sendAt) + (occasion ? `-${occasion.replace(/[^A-Za-z0-9\-.]/g, '_')}` : '');
-    // Kept as failed (its attempts spent: a mail server down longer than its backoff; on the dead letters): run once
-    // more each time the sweep finds its reminder still active, as the infusions' jobs are. Its delivery decides
-    // afresh (a window closed since revokes it). Since session 54; before, the add under its id was a no-op, and the
-    // reminder never went out.
-    const earlier = await this.queue.getJob(jobId);
-    if (earlier && (await earlier.isFailed())) {
-      await earlier.retry();
-      return;
-    }
-    await this.queue.add(
+    await addKeyed(
+      this.queue,
       JOBS.deliverReminder,
       { communicationRequestId, sendAt },
       {
-        jobId,
+        // An occasion (a hold released) queues it again beside a job that already ran and skipped it; a delivery
+        // that finds it sent records nothing twice.
+        jobId:
+          reminderJobId(communicationRequestId, sendAt) +
+          (occasion ? `-${occasion.replace(/[^A-Za-z0-9\-.]/g, '_')}` : ''),
         delay: Math.max(0, Date.parse(sendAt) - now),
         ...retryOptions(this.config),
-        // Kept a day so a sweep re-finding a reminder in flight adds nothing; failures stay for the dead-letter view.
+        // Kept a day so a sweep re-finding a reminder in flight adds nothing; failures stay for the dead-letter view
+        // until the sweep finds the reminder still active, which queues it again (addKeyed; its delivery decides
+        // afresh: a window closed since revokes it).
         removeOnComplete: { age: 24 * 3600 },
         removeOnFail: false,
       },
+      // Running now: it delivers what this sweep found.
+      'leave',
     );
   }
 }

@@ -4,6 +4,7 @@ import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { withinEnqueueTimeout } from './infusion-events.producer';
 import { JOBS, reconciledScoreJobId, retryOptions, scoreJobId, type EventSource, type ScoreRecordedJob } from './jobs';
+import { addKeyed } from './keyed-jobs';
 import { QUEUES } from './queue-names';
 
 /**
@@ -57,13 +58,14 @@ export class ScoreEventsProducer {
     jobId: string,
     removeOnComplete: true | { age: number },
   ): Promise<{ jobId: string }> {
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.scoreRecorded,
         { observationId, source },
         { jobId, ...retryOptions(this.config), removeOnComplete, removeOnFail: false },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 }

@@ -4,6 +4,7 @@ import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { withinEnqueueTimeout } from './infusion-events.producer';
 import { JOBS, retryOptions, withdrawStoppedPlanJobId, type WithdrawStoppedPlanJob } from './jobs';
+import { addKeyed } from './keyed-jobs';
 import { QUEUES } from './queue-names';
 
 /**
@@ -19,13 +20,14 @@ export class StoppedPlanEventsProducer {
 
   async enqueue(carePlanId: string): Promise<{ jobId: string }> {
     const jobId = withdrawStoppedPlanJobId(carePlanId);
-    await withinEnqueueTimeout(
-      this.queue.add(
+    const queued = await withinEnqueueTimeout(
+      addKeyed(
+        this.queue,
         JOBS.withdrawStoppedPlan,
         { carePlanId },
         { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
       ),
     );
-    return { jobId };
+    return { jobId: queued };
   }
 }
