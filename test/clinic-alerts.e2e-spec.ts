@@ -16,6 +16,7 @@ import {
   overrideIssue,
   reportInfusion,
   reviewedInEhr,
+  sendInfusionEvent,
   waitFor,
 } from './support/clinic';
 import { activeCondition, bloodPressure, PREGNANCY } from './fixtures/patient-data';
@@ -482,11 +483,7 @@ describe("alerts to the clinic in the EHR's inbox", () => {
     const plan = await service.fhir.read<CarePlan>('CarePlan', enrolment.carePlanId);
     await service.fhir.update<CarePlan>({ ...plan, status: 'entered-in-error' });
     const procedureId = await completeInfusion(service, enrolment, '2027-01-04T10:00:00.000Z');
-    await request(service.url)
-      .post('/events/infusion-completed')
-      .set(service.as('integration'))
-      .send({ procedure: `Procedure/${procedureId}` })
-      .expect(202);
+    await sendInfusionEvent(service, procedureId);
     const queue = service.app.get<Queue>(getQueueToken(QUEUES.followups));
     const job = await waitFor(async () => {
       const found = await queue.getJob(infusionJobId(procedureId));

@@ -7,7 +7,7 @@ import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindi
 import { InfusionsInError } from '../apps/worker/src/maintenance/infusions-in-error';
 import { WorklistIndex } from '@kc/worklist-index';
 import { actionOf, completeInfusion } from './support/clinic';
-import { DEV_ISSUER, enrolNamedPatient, launchChromium, signInOnPage } from './support/clinician';
+import { chartedNamingNoPlan, DEV_ISSUER, enrolNamedPatient, launchChromium, signInOnPage } from './support/clinician';
 import { startTestService, type TestService } from './support/test-service';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 
@@ -83,30 +83,16 @@ describe('clinician page accessibility (axe-core in a real browser)', () => {
       family: 'Unlinked',
       birthDate: '1979-05-05',
     });
-    const [first, ...waiting] = await service.fhir.searchAll<Task>('Task', {
-      patient: enrolled.patient,
-      status: 'draft',
-      _sort: 'authored-on',
-    });
-    const session = first.focus?.reference?.startsWith('MedicationRequest/') ? first : waiting.shift()!;
-    const approved = (
-      await request(service.url)
-        .post(`/tasks/${session.id}/$approve`)
-        .set(service.as('clinician'))
-        .send({ versionId: session.meta!.versionId })
-        .expect(200)
-    ).body as Task;
-    const start = Date.parse(approved.restriction!.period!.start!) + 3_600_000;
-    const { resource: infusion } = await service.fhir.create<Procedure>({
-      resourceType: 'Procedure',
-      status: 'completed',
-      code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' }] },
-      subject: { reference: enrolled.patient },
-      performedPeriod: { start: new Date(start).toISOString(), end: new Date(start + 3_600_000).toISOString() },
-    });
-    await service.app.get(FollowUpService).handle(infusion.id!);
+    const drafts = await service.fhir.searchAll<Task>('Task', { patient: enrolled.patient, status: 'draft' });
+    const session = drafts.find((t) => t.focus?.reference?.startsWith('MedicationRequest/'))!;
+    await request(service.url)
+      .post(`/tasks/${session.id}/$approve`)
+      .set(service.as('clinician'))
+      .send({ versionId: session.meta!.versionId })
+      .expect(200);
+    await service.app.get(FollowUpService).handle(await chartedNamingNoPlan(service, enrolled.patient, session));
     await service.app.get(ContraindicationSweep).recheckFor(`CarePlan/${enrolled.carePlanId}`);
-    return [first, ...waiting].find((t) => t.id !== session.id)!;
+    return drafts.find((t) => t.id !== session.id)!;
   }
 
   /** A named patient whose infusion was recorded in error after its follow-ups: Plan again without it, or by hand. */

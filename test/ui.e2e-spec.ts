@@ -40,6 +40,7 @@ import {
   waitFor,
 } from './support/clinic';
 import {
+  chartedNamingNoPlan,
   DEV_ISSUER,
   enrolNamedPatient,
   infusedThenStopped,
@@ -877,16 +878,8 @@ describe('clinician page in a real browser', () => {
       birthDate: '1979-05-05',
     });
     // The EHR charts the session given, naming no plan, and no pump record: the service cannot tell it is ketamine.
-    const approved = await service.fhir.read<Task>('Task', session.id!);
-    const start = Date.parse(approved.restriction!.period!.start!) + 3_600_000;
-    const { resource: infusion } = await service.fhir.create<Procedure>({
-      resourceType: 'Procedure',
-      status: 'completed',
-      code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' }] },
-      subject: { reference: enrolled.patient },
-      performedPeriod: { start: new Date(start).toISOString(), end: new Date(start + 3_600_000).toISOString() },
-    });
-    expect(await service.app.get(FollowUpService).handle(infusion.id!)).toMatchObject({ status: 'ignored' });
+    const infusionId = await chartedNamingNoPlan(service, enrolled.patient, session);
+    expect(await service.app.get(FollowUpService).handle(infusionId)).toMatchObject({ status: 'ignored' });
     await service.app.get(ContraindicationSweep).recheckFor(`CarePlan/${enrolled.carePlanId}`);
 
     await page.click('#filters button[type="submit"]');
@@ -930,7 +923,7 @@ describe('clinician page in a real browser', () => {
     expect(await page.textContent('#message')).toBe(
       'For Nell Unlinked: the infusion is linked to its plan and followed up; its held orders are active again',
     );
-    expect((await service.fhir.read<Procedure>('Procedure', infusion.id!)).basedOn).toEqual([
+    expect((await service.fhir.read<Procedure>('Procedure', infusionId)).basedOn).toEqual([
       { reference: `CarePlan/${enrolled.carePlanId}` },
     ]);
     // Followed up by the worker: the session it gave done, its check planned.
@@ -938,7 +931,7 @@ describe('clinician page in a real browser', () => {
       async () => (await service.fhir.read<Task>('Task', session.id!)).status === 'completed',
       'the session answered by the linked infusion',
     );
-    expect((await followUpTasks(service, infusion.id!)).map(actionOf)).toContain('post-infusion-check');
+    expect((await followUpTasks(service, infusionId)).map(actionOf)).toContain('post-infusion-check');
     await page.close();
   }, 60_000);
 

@@ -166,12 +166,17 @@ export async function reportScore(service: TestService, observationId: string): 
 
 /** Reports a completed infusion through the API, as an EHR would, and waits until its follow-up job has finished. */
 export async function reportInfusion(service: TestService, procedureId: string): Promise<unknown> {
+  await sendInfusionEvent(service, procedureId);
+  return followUpJobDone(service, procedureId);
+}
+
+/** Sends the infusion-completed event, as an EHR does (202: queued); its job runs after. */
+export async function sendInfusionEvent(service: TestService, procedureId: string): Promise<void> {
   await request(service.url)
     .post('/events/infusion-completed')
     .set(service.as('integration'))
     .send({ procedure: `Procedure/${procedureId}` })
     .expect(202);
-  return followUpJobDone(service, procedureId);
 }
 
 /**
@@ -348,11 +353,7 @@ export async function tellInfusionHoldingItsWrite(
     (method, _path, body) =>
       method === 'POST' && body.includes('"transaction"') && body.includes(`Procedure/${procedureId}`),
   );
-  await request(service.url)
-    .post('/events/infusion-completed')
-    .set(service.as('integration'))
-    .send({ procedure: `Procedure/${procedureId}` })
-    .expect(202);
+  await sendInfusionEvent(service, procedureId);
   await write.reached;
   return write;
 }

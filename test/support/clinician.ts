@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { CarePlan, Parameters, Patient } from '@medplum/fhirtypes';
+import type { CarePlan, Parameters, Patient, Procedure, Task } from '@medplum/fhirtypes';
 import { bloodPressure, bodyWeight, outcomeScore } from '../fixtures/patient-data';
 import { FollowUpService } from '../../apps/worker/src/followups/follow-up.service';
 import { findChromium } from './browser';
@@ -65,6 +65,23 @@ export async function infusedThenStopped(
   const carePlan = await service.fhir.read<CarePlan>('CarePlan', infused.carePlanId);
   await service.fhir.update<CarePlan>({ ...carePlan, status: 'revoked' });
   return infused;
+}
+
+/**
+ * The EHR charts an approved session given (an hour into its window, for an hour) naming no plan, and no pump record:
+ * the service cannot tell it is ketamine. Answers the infusion's id.
+ */
+export async function chartedNamingNoPlan(service: TestService, patient: string, session: Task): Promise<string> {
+  const approved = await service.fhir.read<Task>('Task', session.id!);
+  const start = Date.parse(approved.restriction!.period!.start!) + 3_600_000;
+  const { resource } = await service.fhir.create<Procedure>({
+    resourceType: 'Procedure',
+    status: 'completed',
+    code: { coding: [{ system: 'http://snomed.info/sct', code: '14152002', display: 'Intravenous infusion' }] },
+    subject: { reference: patient },
+    performedPeriod: { start: new Date(start).toISOString(), end: new Date(start + 3_600_000).toISOString() },
+  });
+  return resource.id!;
 }
 
 /** A score Observation (LOINC code) recorded for the patient; answers its id. */
