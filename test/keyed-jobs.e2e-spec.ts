@@ -76,7 +76,7 @@ describe('keyed jobs (addKeyed)', () => {
     expect(await queue.getJobState('task-1')).toBe('unknown');
   });
 
-  it('a job running now: another is queued after it (it may have read before the change), or it is left', async () => {
+  it('a job running now is left, or has another queued after it (it may have read before the change)', async () => {
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     work = async (job) => {
@@ -86,10 +86,10 @@ describe('keyed jobs (addKeyed)', () => {
     await addKeyed(queue, 'heard', { about: 'MedicationRequest/1' }, opts('order-1'));
     await waitFor(async () => (await queue.getJobState('order-1')) === 'active', 'the first job to run');
 
-    // A reminder in flight delivers what the sweep found: nothing more is queued.
-    expect(await addKeyed(queue, 'heard', { about: 'MedicationRequest/1' }, opts('order-1'), 'leave')).toBe('order-1');
-    // A change to what it acts on: another job, after it.
-    const after = await addKeyed(queue, 'heard', { about: 'MedicationRequest/1' }, opts('order-1'));
+    // Left, by default: nothing more is queued.
+    expect(await addKeyed(queue, 'heard', { about: 'MedicationRequest/1' }, opts('order-1'))).toBe('order-1');
+    // A patient's record changed again: another job, after it.
+    const after = await addKeyed(queue, 'heard', { about: 'MedicationRequest/1' }, opts('order-1'), 'another-after');
     expect(after).toMatch(/^order-1-after-\d+$/);
     await waitFor(async () => (await queue.getJobState(after)) === 'unknown', 'the job after it to run');
     release();

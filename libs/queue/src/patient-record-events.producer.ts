@@ -46,6 +46,7 @@ export class PatientRecordEventsProducer {
         removeOnComplete: true,
         removeOnFail: false,
       },
+      'another-after',
     );
   }
 

@@ -36,8 +36,7 @@ export class ReminderQueue {
         removeOnComplete: { age: 24 * 3600 },
         removeOnFail: false,
       },
-      // Running now: it delivers what this sweep found.
-      'leave',
+      // Running now: it delivers what this sweep found (addKeyed's default: left).
     );
   }
 }
