@@ -27,6 +27,17 @@ import {
 import { addKeyed } from './keyed-jobs';
 import { QUEUES } from './queue-names';
 
+/** The jobs this producer puts on the maintenance queue. */
+type MaintenanceJob =
+  | CheckDoneElsewhereJob
+  | CheckAnsweredElsewhereJob
+  | AppointmentBookedJob
+  | SessionApprovedJob
+  | OrderChangedJob
+  | AdministrationRecordedJob
+  | TaskDeletedJob
+  | TaskChangedInEhrJob;
+
 /**
  * Puts a Task the FHIR server says changed (a Subscription notification, or the poll) on the maintenance queue, so a
  * check an EHR completed itself is recorded as done here (the job reads the Task and decides; ids only); and answers
@@ -36,65 +47,25 @@ import { QUEUES } from './queue-names';
 export class CompletedTaskEventsProducer {
   constructor(
     @InjectQueue(QUEUES.maintenance)
-    private readonly queue: Queue<
-      | CheckDoneElsewhereJob
-      | CheckAnsweredElsewhereJob
-      | AppointmentBookedJob
-      | SessionApprovedJob
-      | OrderChangedJob
-      | AdministrationRecordedJob
-      | TaskDeletedJob
-      | TaskChangedInEhrJob
-    >,
+    private readonly queue: Queue<MaintenanceJob>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async enqueue(taskId: string): Promise<{ jobId: string }> {
-    const jobId = checkDoneElsewhereJobId(taskId);
-    const queued = await withinEnqueueTimeout(
-      addKeyed(
-        this.queue,
-        JOBS.checkDoneElsewhere,
-        { taskId },
-        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
-      ),
-    );
-    return { jobId: queued };
+  enqueue(taskId: string): Promise<{ jobId: string }> {
+    return this.add(JOBS.checkDoneElsewhere, { taskId }, checkDoneElsewhereJobId(taskId));
   }
 
   /** A QuestionnaireResponse written: the job reads it and the patient's checks, and decides. */
-  async enqueueAnswers(responseId: string): Promise<{ jobId: string }> {
-    const jobId = checkAnsweredElsewhereJobId(responseId);
-    const queued = await withinEnqueueTimeout(
-      addKeyed(
-        this.queue,
-        JOBS.checkAnsweredElsewhere,
-        { responseId },
-        // A form filler that completes the Task itself is left to (CHECK_ANSWERS_GRACE_MS).
-        {
-          jobId,
-          delay: this.config.checkAnswersGraceMs,
-          ...retryOptions(this.config),
-          removeOnComplete: true,
-          removeOnFail: false,
-        },
-      ),
-    );
-    return { jobId: queued };
+  enqueueAnswers(responseId: string): Promise<{ jobId: string }> {
+    // A form filler that completes the Task itself is left to (CHECK_ANSWERS_GRACE_MS).
+    return this.add(JOBS.checkAnsweredElsewhere, { responseId }, checkAnsweredElsewhereJobId(responseId), {
+      delay: this.config.checkAnswersGraceMs,
+    });
   }
 
   /** An infusion session approved: the job looks for an appointment booked for it while it awaited approval. */
-  async enqueueApprovedSession(taskId: string): Promise<{ jobId: string }> {
-    const jobId = sessionApprovedJobId(taskId);
-    const queued = await withinEnqueueTimeout(
-      addKeyed(
-        this.queue,
-        JOBS.sessionApproved,
-        { taskId },
-        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
-      ),
-    );
-    return { jobId: queued };
+  enqueueApprovedSession(taskId: string): Promise<{ jobId: string }> {
+    return this.add(JOBS.sessionApproved, { taskId }, sessionApprovedJobId(taskId));
   }
 
   /**
@@ -113,80 +84,50 @@ export class CompletedTaskEventsProducer {
    * session to a clinician when nothing replaced it. Queued ORDER_CHANGE_GRACE_MS later: an EHR changing a dose may
    * cancel the order before it writes the replacement.
    */
-  async enqueueOrderChange(orderId: string): Promise<{ jobId: string }> {
-    const jobId = orderChangedJobId(orderId);
-    const queued = await withinEnqueueTimeout(
-      addKeyed(
-        this.queue,
-        JOBS.orderChanged,
-        { orderId },
-        {
-          jobId,
-          delay: this.config.orderChangeGraceMs,
-          ...retryOptions(this.config),
-          removeOnComplete: true,
-          removeOnFail: false,
-        },
-      ),
-    );
-    return { jobId: queued };
+  enqueueOrderChange(orderId: string): Promise<{ jobId: string }> {
+    return this.add(JOBS.orderChanged, { orderId }, orderChangedJobId(orderId), {
+      delay: this.config.orderChangeGraceMs,
+    });
   }
 
   /**
    * A MedicationAdministration recorded: the job proposes the sessions awaiting approval after its infusion again at
    * the rate it records (an eMAR that documents after the Procedure).
    */
-  async enqueueAdministration(administrationId: string): Promise<{ jobId: string }> {
-    const jobId = administrationRecordedJobId(administrationId);
-    const queued = await withinEnqueueTimeout(
-      addKeyed(
-        this.queue,
-        JOBS.administrationRecorded,
-        { administrationId },
-        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
-      ),
-    );
-    return { jobId: queued };
+  enqueueAdministration(administrationId: string): Promise<{ jobId: string }> {
+    return this.add(JOBS.administrationRecorded, { administrationId }, administrationRecordedJobId(administrationId));
   }
 
   /** An Appointment written in the scheduling system: the job reads it and the patient's approved sessions. */
-  async enqueueAppointment(appointmentId: string): Promise<{ jobId: string }> {
-    const jobId = appointmentBookedJobId(appointmentId);
-    const queued = await withinEnqueueTimeout(
-      addKeyed(
-        this.queue,
-        JOBS.appointmentBooked,
-        { appointmentId },
-        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
-      ),
-    );
-    return { jobId: queued };
+  enqueueAppointment(appointmentId: string): Promise<{ jobId: string }> {
+    return this.add(JOBS.appointmentBooked, { appointmentId }, appointmentBookedJobId(appointmentId));
   }
 
   /** A Task deleted on the FHIR server: the job reads its last version and withdraws what it authorised. */
-  async enqueueDeletedTask(taskId: string): Promise<{ jobId: string }> {
-    const jobId = taskDeletedJobId(taskId);
-    const queued = await withinEnqueueTimeout(
-      addKeyed(
-        this.queue,
-        JOBS.taskDeleted,
-        { taskId },
-        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
-      ),
-    );
-    return { jobId: queued };
+  enqueueDeletedTask(taskId: string): Promise<{ jobId: string }> {
+    return this.add(JOBS.taskDeleted, { taskId }, taskDeletedJobId(taskId));
   }
 
   /** A Task an EHR changed by its status (a session closed, a Task set to be done unapproved): the job reads it. */
-  async enqueueTaskChangedInEhr(taskId: string, versionId?: string): Promise<{ jobId: string }> {
-    const jobId = taskChangedInEhrJobId(taskId, versionId);
+  enqueueTaskChangedInEhr(taskId: string, versionId?: string): Promise<{ jobId: string }> {
+    return this.add(JOBS.taskChangedInEhr, { taskId }, taskChangedInEhrJobId(taskId, versionId));
+  }
+
+  /** One job keyed by what it is about (addKeyed: one failed for good is queued again), kept on the dead letters. */
+  private async add(
+    name: string,
+    data: MaintenanceJob,
+    jobId: string,
+    extra: { delay?: number } = {},
+  ): Promise<{ jobId: string }> {
     const queued = await withinEnqueueTimeout(
-      addKeyed(
-        this.queue,
-        JOBS.taskChangedInEhr,
-        { taskId },
-        { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: false },
-      ),
+      addKeyed(this.queue, name, data, {
+        jobId,
+        ...extra,
+        ...retryOptions(this.config),
+        removeOnComplete: true,
+        removeOnFail: false,
+      }),
     );
     return { jobId: queued };
   }
