@@ -1,7 +1,9 @@
-import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectQueue } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { redisOptions } from '@kc/queue';
+import { QUEUES } from '@kc/queue';
 
 /** An alert the clinic is owed: what it is about (`Procedure/<id>`, `CarePlan/<id>`), and since when. */
 export interface AlertOwed {
@@ -18,42 +20,45 @@ export interface AlertOwed {
  * what is owed with the jobs themselves.
  */
 @Injectable()
-export class AlertsOwed implements OnModuleDestroy {
-  private readonly redis: Redis;
-
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
-    this.redis = new Redis({ ...redisOptions(config), enableOfflineQueue: false }).on('error', () => undefined);
-  }
+export class AlertsOwed {
+  constructor(
+    // Its client, as the sweep's cursors use it: no connection of its own.
+    @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   /** Owed from now on (kept as first owed when owed already). */
   async owe(kind: string, alerts: Omit<AlertOwed, 'since'>[], now: Date): Promise<void> {
     if (!alerts.length) return;
-    const pipeline = this.redis.pipeline();
-    for (const alert of alerts)
-      pipeline.hsetnx(
-        this.key(kind),
-        alert.about,
-        JSON.stringify({ carePlan: alert.carePlan, since: now.toISOString() }),
-      );
-    await pipeline.exec();
+    const redis = await this.redis();
+    await Promise.all(
+      alerts.map((alert) =>
+        redis.hsetnx(
+          this.key(kind),
+          alert.about,
+          JSON.stringify({ carePlan: alert.carePlan, since: now.toISOString() }),
+        ),
+      ),
+    );
   }
 
   /** Told (or no longer owed): off the list. */
   async settle(kind: string, about: string[]): Promise<void> {
-    if (about.length) await this.redis.hdel(this.key(kind), ...about);
+    if (about.length) await (await this.redis()).hdel(this.key(kind), ...about);
   }
 
   /** Every alert of this kind owed. */
   async all(kind: string): Promise<AlertOwed[]> {
-    const stored = await this.redis.hgetall(this.key(kind));
+    const stored = await (await this.redis()).hgetall(this.key(kind));
     return Object.entries(stored).flatMap(([about, value]) => {
       const parsed = JSON.parse(value) as Partial<AlertOwed>;
       return parsed.carePlan && parsed.since ? [{ about, carePlan: parsed.carePlan, since: parsed.since }] : [];
     });
   }
 
-  onModuleDestroy(): void {
-    this.redis.disconnect();
+  /** The maintenance queue's client: ioredis's, which BullMQ types with only the commands it uses itself. */
+  private async redis(): Promise<Redis> {
+    return (await this.queue.client) as unknown as Redis;
   }
 
   private key(kind: string): string {

@@ -911,11 +911,11 @@ function askOrderedAlready(item, text, orders, extra, ehr = true, decision = 'ap
   // Beside them, and beside any the clinician already chose to stand beside (a refusal for each kind in turn).
   const beside = [...((extra && extra.alongside) || []), ...orders.map((order) => order.reference)];
   const rescheduling = decision === 'reschedule';
+  const asWell = rescheduling ? 'Reschedule it there as well' : 'Approve and order it here as well';
   choices.append(
     button(
-      rescheduling ? 'Reschedule it there as well' : 'Approve and order it here as well',
-      (rescheduling ? 'Reschedule it there as well' : 'Approve and order it here as well') +
-        (ehr ? ', alongside the EHR’s order' : ', beside the other care plan’s session'),
+      asWell,
+      asWell + (ehr ? ', alongside the EHR’s order' : ', beside the other care plan’s session'),
       choose({ ...(extra || {}), alongside: beside }),
     ),
   );
