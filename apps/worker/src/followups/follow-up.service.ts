@@ -632,8 +632,9 @@ export class FollowUpService {
  */
 function underClosedPlan(context: EventContext, around: Surroundings): InfusionUnderClosedPlan | undefined {
   const { carePlan } = around;
-  const why = carePlan && !around.written.length ? nothingPlannedUnder(carePlan) : undefined;
-  return why ? { procedure: context.procedure, carePlan: carePlan!, why } : undefined;
+  if (!carePlan || around.written.length) return undefined;
+  const why = nothingPlannedUnder(carePlan);
+  return why ? { procedure: context.procedure, carePlan, why } : undefined;
 }
 
 const noProgress: ProgressReporter = () => Promise.resolve();
