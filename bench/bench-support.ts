@@ -41,6 +41,7 @@ export async function startBenchService(overrides: Partial<AppConfig> = {}): Pro
     pollIntervalMs: 0,
     reconcileEveryMs: 0,
     reminderSweepMs: 0,
+    deadLetterRevivalMs: 0,
     // The overdue sweep (every 15 min by default) would mark a preloaded store's ended windows overdue, thousands
     // of updates, in the middle of a measurement; benches measure the request paths, so it runs once a year here.
     overdueSweepEvery: '0 0 1 1 *',

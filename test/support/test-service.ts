@@ -42,6 +42,8 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     pollIntervalMs: 0,
     reconcileEveryMs: 0,
     reminderSweepMs: 0,
+    // Failed jobs tried again by themselves only where a test runs the revival (DeadLetters.revive).
+    deadLetterRevivalMs: 0,
     // No backups of the store unless a test asks (the backup tests pass a directory).
     fhirBackup: { dir: undefined, everyMs: 0, keep: 7 },
     // Access AuditEvents in memory unless a test passes a spool directory (the audit kill test does).

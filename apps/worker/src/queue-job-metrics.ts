@@ -6,6 +6,8 @@ import { Counter, Histogram, Registry } from 'prom-client';
 export class QueueJobMetrics {
   readonly finished: Counter<'queue' | 'result'>;
   readonly duration: Histogram<'queue'>;
+  readonly revived: Counter<'queue'>;
+  readonly givenUp: Counter<'queue'>;
 
   constructor(registry: Registry) {
     this.finished = new Counter({
@@ -19,6 +21,18 @@ export class QueueJobMetrics {
       help: 'Processing time of completed jobs per queue',
       labelNames: ['queue'],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+    this.revived = new Counter({
+      name: 'kc_dead_letters_revived_total',
+      help: 'Jobs kept as failed (attempts spent) that the worker tried again by itself, per queue',
+      labelNames: ['queue'],
+      registers: [registry],
+    });
+    this.givenUp = new Counter({
+      name: 'kc_dead_letters_given_up_total',
+      help: "Jobs kept as failed past DEAD_LETTER_REVIVAL_FOR_MS: no longer tried again by themselves, an operator's to retry",
+      labelNames: ['queue'],
       registers: [registry],
     });
   }

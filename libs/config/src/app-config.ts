@@ -110,6 +110,14 @@ export interface AppConfig {
    */
   reminderSweepMs: number;
   reminderHorizonMs: number;
+  /**
+   * Jobs kept as failed (their attempts spent: a FHIR or mail server down longer than their backoff, a protocol gone
+   * from the server) are tried again by themselves (DEAD_LETTER_REVIVAL_MS: the first wait, doubled after each try
+   * that failed again, up to a day; also how often the worker looks; 0 = never) for `deadLetterRevivalForMs` after
+   * their first failure (DEAD_LETTER_REVIVAL_FOR_MS), then left to an operator.
+   */
+  deadLetterRevivalMs: number;
+  deadLetterRevivalForMs: number;
   /** Email for patient reminders (SMTP_URL, e.g. smtp://user:pass@host:587); unset: FHIR Communication only. */
   smtp?: { url: string; from: string };
   /**
@@ -586,6 +594,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     reconcileLookbackMs: positiveInt(env, 'RECONCILE_LOOKBACK_MS', 7 * 24 * 3600_000),
     reminderSweepMs: int(env, 'REMINDER_SWEEP_MS', 60_000),
     reminderHorizonMs: positiveInt(env, 'REMINDER_HORIZON_MS', 3600_000),
+    deadLetterRevivalMs: int(env, 'DEAD_LETTER_REVIVAL_MS', 15 * 60_000),
+    deadLetterRevivalForMs: positiveInt(env, 'DEAD_LETTER_REVIVAL_FOR_MS', 7 * 24 * 3600_000),
     smtp: smtpFrom(env),
     clinicAlertEmails: clinicAlertEmailsFrom(env),
     clinicAlertRecipients: clinicAlertRecipientsFrom(env),

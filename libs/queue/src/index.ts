@@ -11,3 +11,5 @@ export * from './after-store-restore';
 export * from './patient-record-events.producer';
 export * from './completed-task-events.producer';
 export * from './keyed-jobs';
+export * from './dead-letter-revival';
+export * from './dead-letters';

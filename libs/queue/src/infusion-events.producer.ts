@@ -58,7 +58,8 @@ export class InfusionEventsProducer {
   private async add(procedureId: string, source: EventSource, jobId: string, again = false): Promise<void> {
     const earlier = await this.queue.getJob(jobId);
     if (earlier && (await earlier.isFailed())) {
-      await earlier.retry();
+      // With all its attempts (a plain retry keeps those spent: one attempt).
+      await earlier.retry('failed', { resetAttemptsMade: true });
       return;
     }
     if (earlier && (again || didNothing(earlier.returnvalue)) && (await earlier.isCompleted())) await earlier.remove();

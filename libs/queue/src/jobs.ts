@@ -18,6 +18,7 @@ export const JOBS = {
   administrationRecorded: 'administration-recorded',
   taskDeleted: 'task-deleted',
   taskChangedInEhr: 'task-changed-in-ehr',
+  reviveDeadLetters: 'revive-dead-letters',
 } as const;
 
 /**
@@ -210,6 +211,29 @@ export function infusionJobId(procedureId: string): string {
  */
 export function didNothing(returnvalue: unknown): boolean {
   return (returnvalue as { status?: unknown } | null | undefined)?.status === 'ignored';
+}
+
+/** The payload fields that name what a job is about (ids only), and the resource type each names. */
+const ABOUT: Record<string, string> = {
+  procedureId: 'Procedure',
+  observationId: 'Observation',
+  communicationRequestId: 'CommunicationRequest',
+  carePlanId: 'CarePlan',
+  taskId: 'Task',
+  responseId: 'QuestionnaireResponse',
+  appointmentId: 'Appointment',
+  orderId: 'MedicationRequest',
+  administrationId: 'MedicationAdministration',
+};
+
+/** The resource a job is about (`Task/123`), read from its payload; none for a sweep or a poll. */
+export function jobAbout(data: unknown): string | undefined {
+  if (!data || typeof data !== 'object') return undefined;
+  const fields = data as Record<string, unknown>;
+  if (typeof fields.reference === 'string') return fields.reference;
+  for (const [field, type] of Object.entries(ABOUT))
+    if (typeof fields[field] === 'string') return `${type}/${fields[field]}`;
+  return undefined;
 }
 
 /** A resource id as part of a job id (BullMQ forbids ':' in custom ids). */

@@ -10,6 +10,7 @@ import { PatientRecordEventsProducer } from './patient-record-events.producer';
 import { CompletedTaskEventsProducer } from './completed-task-events.producer';
 import { StoppedPlanEventsProducer } from './stopped-plan-events.producer';
 import { ScoreEventsProducer } from './score-events.producer';
+import { DeadLetters } from './dead-letters';
 
 /** Connects BullMQ to the configured Redis and registers every queue for producers and processors alike. */
 @Module({})
@@ -29,6 +30,7 @@ export class QueueModule {
         PatientRecordEventsProducer,
         CompletedTaskEventsProducer,
         ReminderQueue,
+        DeadLetters,
         QueueErrorLogger,
       ],
       exports: [
@@ -39,6 +41,7 @@ export class QueueModule {
         PatientRecordEventsProducer,
         CompletedTaskEventsProducer,
         ReminderQueue,
+        DeadLetters,
       ],
     };
   }

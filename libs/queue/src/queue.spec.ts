@@ -1,4 +1,4 @@
-import { infusionJobId, JOBS } from './jobs';
+import { infusionJobId, jobAbout, JOBS } from './jobs';
 import { QUEUES } from './queue-names';
 
 describe('infusionJobId', () => {
@@ -16,5 +16,16 @@ describe('infusionJobId', () => {
 
   it('names one queue per kind of work', () => {
     expect(new Set(Object.values(QUEUES)).size).toBe(Object.values(QUEUES).length);
+  });
+});
+
+describe('jobAbout', () => {
+  it('names the resource a job is about from its payload, for the dead-letter view; nothing for a sweep', () => {
+    expect(jobAbout({ procedureId: 'p1', source: 'api' })).toBe('Procedure/p1');
+    expect(jobAbout({ responseId: 'r1' })).toBe('QuestionnaireResponse/r1');
+    expect(jobAbout({ communicationRequestId: 'c1', sendAt: '2027-01-01T08:00:00Z' })).toBe('CommunicationRequest/c1');
+    expect(jobAbout({ reference: 'DetectedIssue/d1' })).toBe('DetectedIssue/d1');
+    expect(jobAbout({})).toBeUndefined();
+    expect(jobAbout(undefined)).toBeUndefined();
   });
 });

@@ -4,40 +4,36 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Queue } from 'bullmq';
 import { Roles } from '@kc/auth';
 import { conflict, notFound } from '@kc/common';
-import { QUEUES, whileQueueConnected, type InfusionCompletedJob } from '@kc/queue';
+import { DeadLetters, QUEUES, whileQueueConnected } from '@kc/queue';
 
-/** Jobs that used up their retries: what failed and why, and a way to try again once the cause is fixed. */
+/**
+ * Jobs of every queue that used up their retries: what failed and why, when the worker tries each again by itself,
+ * and a way to try again now once the cause is fixed.
+ */
 @ApiTags('operations')
 @ApiBearerAuth()
 @Roles('admin')
 @Controller('operations/dead-letters')
 export class DeadLettersController {
-  constructor(@InjectQueue(QUEUES.followups) private readonly queue: Queue<InfusionCompletedJob>) {}
+  constructor(
+    // Whether Redis answers (every queue shares its connection settings).
+    @InjectQueue(QUEUES.followups) private readonly queue: Queue,
+    private readonly deadLetters: DeadLetters,
+  ) {}
 
   @Get()
-  @ApiOperation({ summary: 'Follow-up jobs that failed after their last attempt' })
-  async list() {
-    const failed = await whileQueueConnected(this.queue, () => this.queue.getFailed(0, 199));
-    return failed.map((job) => ({
-      jobId: job.id,
-      procedure: `Procedure/${job.data.procedureId}`,
-      source: job.data.source,
-      attemptsMade: job.attemptsMade,
-      failedReason: job.failedReason,
-      failedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : undefined,
-    }));
+  @ApiOperation({ summary: 'Jobs of every queue that failed after their last attempt, newest first (200 at most)' })
+  list() {
+    return whileQueueConnected(this.queue, () => this.deadLetters.list());
   }
 
   @Post(':jobId/\\$retry')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Retry a dead-lettered job' })
+  @ApiOperation({ summary: 'Retry a dead-lettered job now, with all its attempts' })
   async retry(@Param('jobId') jobId: string) {
-    return whileQueueConnected(this.queue, async () => {
-      const job = await this.queue.getJob(jobId);
-      if (!job) throw notFound(`No job ${jobId}`);
-      if (!(await job.isFailed())) throw conflict(`Job ${jobId} is not in the failed state`);
-      await job.retry();
-      return { jobId, status: 'queued' };
-    });
+    const result = await whileQueueConnected(this.queue, () => this.deadLetters.retry(jobId));
+    if (result === 'not-found') throw notFound(`No job ${jobId}`);
+    if (result === 'not-failed') throw conflict(`Job ${jobId} is not in the failed state`);
+    return { jobId, status: 'queued' };
   }
 }

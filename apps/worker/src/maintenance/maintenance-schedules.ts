@@ -40,6 +40,7 @@ export class MaintenanceSchedules implements OnApplicationBootstrap {
     await this.every(JOBS.pollProcedures, this.config.pollIntervalMs, keep);
     await this.every(JOBS.reconcileProcedures, this.config.reconcileEveryMs, keep);
     await this.every(JOBS.sweepReminders, this.config.reminderSweepMs, keep);
+    await this.every(JOBS.reviveDeadLetters, this.config.deadLetterRevivalMs, keep);
     await this.queue.upsertJobScheduler(
       JOBS.overdueSweep,
       { pattern: this.config.overdueSweepEvery },

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
 import {
+  DeadLetters,
   JOBS,
   type AppointmentBookedJob,
   type SessionApprovedJob,
@@ -76,6 +77,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly deletedTasks: DeletedTasks,
     private readonly tasksChangedInEhr: TasksChangedInEhr,
     @Inject(CHANGE_POLLS) private readonly polls: ChangePoll[],
+    private readonly deadLetters: DeadLetters,
     queueMetrics: QueueJobMetrics,
   ) {
     super(queueMetrics);
@@ -166,6 +168,13 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
       }
       case JOBS.sweepReminders:
         return this.reminders.sweep();
+      case JOBS.reviveDeadLetters: {
+        // Jobs of every queue that spent their attempts (a FHIR or mail server down past their backoff), tried again.
+        const run = await this.deadLetters.revive();
+        for (const [queue, n] of Object.entries(run.revived)) this.queueMetrics.revived.inc({ queue }, n);
+        for (const [queue, n] of Object.entries(run.givenUp)) this.queueMetrics.givenUp.inc({ queue }, n);
+        return run;
+      }
       case JOBS.recheckContraindications: {
         const { reference } = job.data as RecheckContraindicationsJob;
         // A contraindication resolved outside this service: its plans' holds are lifted.

@@ -1,0 +1,169 @@
+import request from 'supertest';
+import type { Queue } from 'bullmq';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
+import { checkAnsweredElsewhereJobId, DeadLetters, infusionJobId, QUEUES, type DeadLetter } from '@kc/queue';
+import { checkAnswers, infusedForCheck } from './support/checks';
+import { completeInfusion, enrolPatient, followUpTasks, sendInfusionEvent, waitFor } from './support/clinic';
+import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { startTestService, type TestService } from './support/test-service';
+
+const QUESTIONNAIRE = 'https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check';
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+
+/**
+ * A FHIR server down longer than a job's retries (about 8.5 minutes with the defaults; two quick attempts here): the
+ * job is kept as failed, a dead letter. The worker tries every queue's dead letters again by itself, each at its
+ * time (DEAD_LETTER_REVIVAL_MS, doubled after each try that failed again), for DEAD_LETTER_REVIVAL_FOR_MS; the
+ * operator's view lists them all and says when. Before session 55 the view listed only the follow-up queue's, and a
+ * job that failed for good waited for an operator unless its resource changed again or a sweep of its kind found
+ * it: a patient portal's answers sent during an outage never recorded the check.
+ */
+describe('dead letters: jobs that spent their attempts are tried again by themselves', () => {
+  let sandbox: FhirSandbox;
+  let proxy: FlakyProxy;
+  const running: TestService[] = [];
+  const start = async (overrides: Parameters<typeof startTestService>[0]) => {
+    const service = await startTestService({
+      fhirBaseUrl: proxy.baseUrl,
+      jobAttempts: 2,
+      jobBackoffMs: 50,
+      checkAnswersGraceMs: 0,
+      ...overrides,
+    });
+    running.push(service);
+    return service;
+  };
+
+  beforeAll(async () => {
+    sandbox = await startFhirSandbox();
+    proxy = await startFlakyProxy(sandbox.baseUrl);
+  });
+  afterEach(() => {
+    proxy.down = false;
+  });
+  afterAll(async () => {
+    for (const service of running) await service.stop();
+    await proxy.close();
+    await sandbox.close();
+  });
+
+  const deadLetters = async (service: TestService): Promise<DeadLetter[]> =>
+    (await request(service.url).get('/operations/dead-letters').set(service.as('admin')).expect(200)).body;
+
+  /** Waits until the job is kept as failed (again), and returns when it failed. */
+  async function failedForGood(service: TestService, queueName: string, jobId: string, after = 0): Promise<number> {
+    const queue = service.app.get<Queue>(getQueueToken(queueName));
+    const job = await waitFor(async () => {
+      const found = await queue.getJob(jobId);
+      return found && (await found.isFailed()) && (found.finishedOn ?? 0) > after && found;
+    }, `job ${jobId} to fail for good`);
+    return job.finishedOn!;
+  }
+
+  it("a patient portal's answers heard while the FHIR server was down record the check once it is back, with no operator", async () => {
+    // The worker looks every 3 seconds here (a clinic: every 15 minutes).
+    const service = await start({ deadLetterRevivalMs: 3000 });
+    const p = await infusedForCheck(service);
+    const { resource: answers } = await service.fhir.create<QuestionnaireResponse>({
+      resourceType: 'QuestionnaireResponse',
+      status: 'completed',
+      questionnaire: `${QUESTIONNAIRE}|1.0.0`,
+      subject: { reference: p.patient },
+      authored: new Date(Date.now() - MINUTE).toISOString(),
+      author: { reference: p.patient },
+      item: checkAnswers(4, ['effect-dizziness']).item,
+    });
+    proxy.down = true;
+    // HAPI's rest-hook for the answers: heard, but the FHIR server cannot be read.
+    await request(service.url)
+      .put(`/webhooks/fhir/QuestionnaireResponse/${answers.id}`)
+      .set('x-webhook-token', 'test-webhook-secret')
+      .expect(202);
+    const jobId = checkAnsweredElsewhereJobId(answers.id!);
+    await failedForGood(service, QUEUES.maintenance, jobId);
+    // The operator's view lists it, with what it is about and when it is tried again.
+    const letter = (await deadLetters(service)).find((d) => d.jobId === jobId);
+    expect(letter).toMatchObject({
+      queue: QUEUES.maintenance,
+      name: 'check-answered-elsewhere',
+      about: `QuestionnaireResponse/${answers.id}`,
+      attemptsMade: 2,
+      revived: 0,
+    });
+    expect(letter?.failedReason).toMatch(/503|unavailable/i);
+    expect(Date.parse(letter!.nextRevivalAt!) - Date.parse(letter!.failedAt!)).toBe(3000);
+
+    proxy.down = false;
+    const check = await waitFor(async () => {
+      const task = await service.fhir.read<Task>('Task', p.check.id!);
+      return task.businessStatus?.coding?.[0].code === 'done' && task;
+    }, 'the check recorded from the answers, by the revived job');
+    expect(check.status).toBe('completed');
+    expect(check.output?.map((o) => o.valueReference?.reference)).toContain(`QuestionnaireResponse/${answers.id}`);
+    expect((await deadLetters(service)).map((d) => d.jobId)).not.toContain(jobId);
+    const metrics = await request(service.url).get('/metrics').expect(200);
+    expect(metrics.text).toMatch(/kc_dead_letters_revived_total\{queue="maintenance"\} [1-9]/);
+  });
+
+  it('tried again twice as late after each try that failed again, given up after its limit, and retried by an operator with all its attempts', async () => {
+    // A clinic's settings: the first try 15 minutes after the failure, for a week. The test runs the worker's look at
+    // chosen times.
+    const service = await start({ deadLetterRevivalMs: 15 * MINUTE, deadLetterRevivalForMs: 7 * DAY });
+    const revival = service.app.get(DeadLetters);
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const procedureId = await completeInfusion(service, enrolment, '2027-03-02T10:00:00.000Z');
+    const jobId = infusionJobId(procedureId);
+    const letterOf = async () => (await deadLetters(service)).find((d) => d.jobId === jobId)!;
+    proxy.down = true;
+    await sendInfusionEvent(service, procedureId);
+    const firstFailure = await failedForGood(service, QUEUES.followups, jobId);
+    expect(await letterOf()).toMatchObject({
+      procedure: `Procedure/${procedureId}`,
+      about: `Procedure/${procedureId}`,
+      revived: 0,
+      nextRevivalAt: new Date(firstFailure + 15 * MINUTE).toISOString(),
+    });
+
+    // Not before its time; then with all its attempts (the server still down: it fails again after both).
+    expect((await revival.revive(firstFailure + 14 * MINUTE)).revived).toEqual({});
+    expect((await revival.revive(firstFailure + 15 * MINUTE)).revived).toEqual({ [QUEUES.followups]: 1 });
+    const secondFailure = await failedForGood(service, QUEUES.followups, jobId, firstFailure);
+    expect(await letterOf()).toMatchObject({
+      attemptsMade: 2,
+      revived: 1,
+      nextRevivalAt: new Date(secondFailure + 30 * MINUTE).toISOString(),
+    });
+    expect((await revival.revive(secondFailure + 29 * MINUTE)).revived).toEqual({});
+    expect((await revival.revive(secondFailure + 30 * MINUTE)).revived).toEqual({ [QUEUES.followups]: 1 });
+    const thirdFailure = await failedForGood(service, QUEUES.followups, jobId, secondFailure);
+    expect(await letterOf()).toMatchObject({
+      revived: 2,
+      nextRevivalAt: new Date(thirdFailure + 60 * MINUTE).toISOString(),
+    });
+
+    // A week after its first failure: left to an operator, said once.
+    expect((await revival.revive(firstFailure + 7 * DAY + MINUTE)).givenUp).toEqual({ [QUEUES.followups]: 1 });
+    expect(await revival.revive(firstFailure + 7 * DAY + 2 * MINUTE)).toEqual({ revived: {}, waiting: 0, givenUp: {} });
+    const given = await letterOf();
+    expect(given).toMatchObject({ givenUp: true, revived: 2 });
+    expect(given.nextRevivalAt).toBeUndefined();
+
+    // The operator's retry, the server still down: all its attempts again (BullMQ's plain retry gave one more).
+    await request(service.url).post(`/operations/dead-letters/${jobId}/$retry`).set(service.as('admin')).expect(202);
+    const fourthFailure = await failedForGood(service, QUEUES.followups, jobId, thirdFailure);
+    expect((await letterOf()).attemptsMade).toBe(2);
+    // The same infusion notified again revives it too, with all its attempts.
+    await sendInfusionEvent(service, procedureId);
+    await failedForGood(service, QUEUES.followups, jobId, fourthFailure);
+    expect((await letterOf()).attemptsMade).toBe(2);
+    // Once the cause is fixed: the follow-ups.
+    proxy.down = false;
+    await request(service.url).post(`/operations/dead-letters/${jobId}/$retry`).set(service.as('admin')).expect(202);
+    await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'the follow-ups');
+    await request(service.url).post(`/operations/dead-letters/${jobId}/$retry`).set(service.as('admin')).expect(409);
+    await request(service.url).post('/operations/dead-letters/no-such-job/$retry').set(service.as('admin')).expect(404);
+  });
+});
