@@ -21,7 +21,8 @@ import type {
 } from '@medplum/fhirtypes';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
-import { updateEntry } from '@kc/fhir';
+import { FhirClient, updateEntry } from '@kc/fhir';
+import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { infusionJobId, JOBS, QUEUES } from '@kc/queue';
 import {
   carePlanHoldsCare,
@@ -78,7 +79,10 @@ import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance
 import { notLinkedKey } from '../apps/worker/src/followups/unlinked-infusions';
 import { checkAnswers } from './support/checks';
 import { isUnresolved } from '../apps/api/src/review/contraindication-guard';
-import { startTestService, type TestService } from './support/test-service';
+import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
+import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { subscribeToEmbeddedStore } from '../apps/api/src/events/embedded-store-subscriptions';
+import { WEBHOOK_PATH } from '../apps/api/src/events/fhir-webhook.controller';
 
 /**
  * Deterministic pseudo-random numbers. The actors share them, so a seed fixes the day's mix of actions, not their
@@ -142,9 +146,19 @@ interface Decision {
  * sweep have run.
  */
 describe.each([
-  ['in one run', false],
-  ['with a restart at midday (durable store, polls every 2 s)', true],
-])('a clinic day, everything at once, %s', (_, restart) => {
+  ['in one run', 'one run'],
+  ['with a restart at midday (durable store, polls every 2 s)', 'restart'],
+  ['with the FHIR server down for a while after midday (polls every 2 s)', 'outage'],
+] as const)('a clinic day, everything at once, %s', (_, variant) => {
+  const restart = variant === 'restart';
+  /**
+   * The outage variant (session 55): the FHIR server, behind a proxy, answers the service 503 for a while (three
+   * seconds at least, past every job's retries), while the EHR, the scheduling system and the clinicians carry on:
+   * the EHR's writes land and are notified, the clinicians' decisions are refused (503), the jobs heard fail for good.
+   * The worker tries them again by itself (DEAD_LETTER_REVIVAL_MS, 1 s here) and the rest of the day must end as any
+   * day ends.
+   */
+  const outage = variant === 'outage';
   const SEED = Number(process.env.CLINIC_DAY_SEED ?? 20261204);
   const PATIENTS = Number(process.env.CLINIC_DAY_PATIENTS ?? 16);
   const EHR_STEPS = Number(process.env.CLINIC_DAY_STEPS ?? 80);
@@ -309,8 +323,15 @@ describe.each([
   const documentedLate: MedicationAdministration[] = [];
   /** Answers outside what a clinician or an EHR may get: a 5xx, a 400 on a well-formed call. */
   const unexpected: string[] = [];
+  /** The service's requests the FHIR server refused while down (the outage variant). */
+  let outageRefused = 0;
 
   let dataDir: string | undefined;
+  /** The outage variant's FHIR server, and the proxy the service reaches it through. */
+  let store: FhirSandbox | undefined;
+  let proxy: FlakyProxy | undefined;
+  /** While the FHIR server is down for the service: its 503s are what a caller may get. */
+  let fhirDown = false;
   /**
    * The quick start's service. No grace for an EHR's replacement order: a cancelled order is judged at once (a clinic
    * waits 60 s). With a restart: a data directory, and the polls that find what a notification lost in the stop.
@@ -321,14 +342,32 @@ describe.each([
     // The clinic is told in the EHR's inbox (session 40): what it is told, and how often, is checked at the end.
     clinicAlertRecipients: [ON_CALL],
     ...(restart ? { fhirDataDir: dataDir, pollIntervalMs: 2000 } : {}),
+    ...(outage ? { fhirBaseUrl: proxy?.baseUrl, pollIntervalMs: 2000, deadLetterRevivalMs: 1000 } : {}),
   });
+  /** The FHIR server as the EHR and the scheduling system reach it: never through the outage's proxy. */
+  const storeUrl = () => store?.baseUrl ?? service.config.fhirBaseUrl!;
 
   beforeAll(async () => {
     if (restart) dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-clinic-day-'));
+    if (outage) {
+      store = await startFhirSandbox();
+      proxy = await startFlakyProxy(store.baseUrl);
+    }
     service = await startTestService(config());
+    if (store) {
+      // The EHR's side writes to its server directly; the server notifies the service, as Medplum's Subscriptions do.
+      const direct = new FhirClient({ baseUrl: store.baseUrl, maxAttempts: 1 });
+      service = { ...service, fhir: direct };
+      await subscribeToEmbeddedStore(direct, {
+        endpoint: `${service.url}${WEBHOOK_PATH}`,
+        secret: TEST_WEBHOOK_SECRET,
+      });
+    }
   });
   afterAll(async () => {
     await service?.stop();
+    await proxy?.close();
+    await store?.close();
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -340,6 +379,7 @@ describe.each([
   }
 
   function note(what: string, res: request.Response, allowed: number[]): void {
+    if (fhirDown && res.status === 503) return;
     if (!allowed.includes(res.status)) unexpected.push(`${what}: ${res.status} ${JSON.stringify(res.body)}`);
   }
 
@@ -852,7 +892,7 @@ describe.each([
   }
 
   async function deleteInStore(reference: string): Promise<void> {
-    await fetch(`${service.config.fhirBaseUrl}/${reference}`, { method: 'DELETE' });
+    await fetch(`${storeUrl()}/${reference}`, { method: 'DELETE' });
   }
 
   /** A clinician's side: a list read, then a decision on one of its items, on the version the list showed. */
@@ -892,7 +932,8 @@ describe.each([
             seenVersion: some.find((s) => s.id === r.id)!.versionId!,
             decision: 'approve',
           });
-        else if (!EXPECTED_REFUSALS.includes(r.status!)) unexpected.push(`$bulk-approve item: ${JSON.stringify(r)}`);
+        else if (!EXPECTED_REFUSALS.includes(r.status!) && !(fhirDown && r.status === 503))
+          unexpected.push(`$bulk-approve item: ${JSON.stringify(r)}`);
       return;
     }
     if (item.action === 'post-infusion-check' && roll < 0.5) {
@@ -1023,9 +1064,14 @@ describe.each([
    */
   async function maintenanceStep(): Promise<void> {
     const roll = random();
-    if (roll < 0.5) await runMaintenance(JOBS.overdueSweep);
-    else if (roll < 0.75) await service.app.get(WorklistIndex).rebuild();
-    else await service.app.get(ToDoIndex).rebuild();
+    const run = async () => {
+      if (roll < 0.5) await runMaintenance(JOBS.overdueSweep);
+      else if (roll < 0.75) await service.app.get(WorklistIndex).rebuild();
+      else await service.app.get(ToDoIndex).rebuild();
+    };
+    // With the FHIR server down, a sweep or a rebuild fails, as its scheduled run would: the next one does it.
+    if (fhirDown) await run().catch(() => undefined);
+    else await run();
   }
 
   /** A maintenance job run at once, as its schedule runs it. */
@@ -1041,6 +1087,7 @@ describe.each([
   /** Nothing left to do: the store has delivered every notification and no queue has a job to run (but its crons). */
   async function settled(): Promise<void> {
     const pendingNotifications = async () => {
+      if (store) return (await store.storageStats!()).notifications?.pending ?? NaN;
       const metrics = (await request(service.url).get('/metrics').expect(200)).text;
       return Number(/^kc_fhir_store_notifications_pending (\d+)/m.exec(metrics)?.[1] ?? NaN);
     };
@@ -1049,6 +1096,8 @@ describe.each([
       for (const name of Object.values(QUEUES)) {
         const queue = service.app.get<Queue>(getQueueToken(name));
         const counts = await queue.getJobCounts('waiting', 'prioritized', 'waiting-children', 'active');
+        // And, after an outage, the jobs it failed for good until the worker has tried them again (not the sweeps').
+        if (outage) jobs += (await queue.getFailed()).filter((j) => !j.repeatJobKey).length;
         jobs += Object.values(counts).reduce((a, b) => a + b, 0);
         // Delayed jobs but the repeatable sweeps' next runs (a retry's backoff, a job timed soon).
         const delayed = await queue.getDelayed();
@@ -1064,7 +1113,8 @@ describe.each([
         return idleProbes >= 3;
       },
       'the store and the queues to settle',
-      60_000,
+      // After an outage the worker's last try of a dead letter may be 16 s away (1 s doubled after each failure).
+      outage ? 120_000 : 60_000,
     );
   }
 
@@ -1151,6 +1201,22 @@ describe.each([
       await service.stop();
       service = await startTestService({ ...config(), queuePrefix });
     }
+    if (outage) {
+      // Down for the service a while (three seconds at least: past every job's retries, 1.5 s here), everyone else
+      // carrying on; then back.
+      proxy!.down = true;
+      fhirDown = true;
+      await Promise.all([
+        steps(EHR_STEPS / 8, ehrStep),
+        steps(CLINICIAN_STEPS / 8, clinicianStep),
+        steps(EHR_STEPS / 16, schedulingStep),
+        steps(EHR_STEPS / 32, maintenanceStep),
+        new Promise((resolve) => setTimeout(resolve, 3000)),
+      ]);
+      proxy!.down = false;
+      fhirDown = false;
+      outageRefused = proxy!.refused;
+    }
     await halfDay();
     await settled();
     // The clinic wraps up the courses the EHR ended before today: what is left open under them (checks nobody will
@@ -1182,6 +1248,7 @@ describe.each([
     }
     expect(unexpected).toEqual([]);
     expect(decisions.length).toBeGreaterThan(10);
+    if (outage) expect(outageRefused).toBeGreaterThan(0);
 
     const tasks = await service.fhir.searchAll<Task>('Task', { _count: 1000 });
     const orders = [

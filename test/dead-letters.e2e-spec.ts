@@ -1,11 +1,26 @@
 import request from 'supertest';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
-import type { QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import type { MedicationRequest, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { checkAnsweredElsewhereJobId, DeadLetters, infusionJobId, QUEUES, type DeadLetter } from '@kc/queue';
-import { checkAnswers, infusedForCheck } from './support/checks';
-import { completeInfusion, enrolPatient, followUpTasks, sendInfusionEvent, waitFor } from './support/clinic';
+import { ToDoIndex } from '@kc/worklist-index';
+import {
+  checkAnsweredElsewhereJobId,
+  DeadLetters,
+  infusionJobId,
+  QUEUES,
+  taskDeletedJobId,
+  type DeadLetter,
+} from '@kc/queue';
+import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
+import {
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  postDeletion,
+  sendInfusionEvent,
+  waitFor,
+} from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
 
@@ -165,5 +180,37 @@ describe('dead letters: jobs that spent their attempts are tried again by themse
     await waitFor(async () => (await followUpTasks(service, procedureId)).length === 2, 'the follow-ups');
     await request(service.url).post(`/operations/dead-letters/${jobId}/$retry`).set(service.as('admin')).expect(409);
     await request(service.url).post('/operations/dead-letters/no-such-job/$retry').set(service.as('admin')).expect(404);
+  });
+
+  it("a Task's deletion notified while the FHIR server is down is taken (202), and its order withdrawn once the server is back", async () => {
+    const service = await start({ deadLetterRevivalMs: 1000 });
+    const p = await infusedForCheck(service);
+    const order = await approvedSessionOrder(service, p.session);
+    // The EHR deletes the approved session on its server; the service cannot read that server just now.
+    expect((await fetch(`${sandbox.baseUrl}/Task/${p.session.id}`, { method: 'DELETE' })).ok).toBe(true);
+    proxy.down = true;
+    // Before, 503 (the lists read the Task back first): a notifier that gave up left the withdrawal to the sweep.
+    await postDeletion(service, `Task/${p.session.id}`).expect(202);
+    await failedForGood(service, QUEUES.maintenance, taskDeletedJobId(p.session.id!));
+    proxy.down = false;
+    const withdrawn = await waitFor(async () => {
+      const now = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+      return now.status === 'cancelled' && now;
+    }, 'the order withdrawn by the revived job');
+    expect(withdrawn.statusReason?.text).toMatch(/deleted/i);
+    // Off the to-do list by its reconciliation (the read back failed while the server was down).
+    const toDoIds = async () =>
+      (
+        (
+          await request(service.url)
+            .get('/to-do')
+            .query({ patient: p.patient })
+            .set(service.as('clinician'))
+            .expect(200)
+        ).body.items as { id: string }[]
+      ).map((i) => i.id);
+    expect(await toDoIds()).toContain(p.session.id);
+    await service.app.get(ToDoIndex).rebuild();
+    expect(await toDoIds()).not.toContain(p.session.id);
   });
 });

@@ -1,4 +1,4 @@
-import { Controller, Delete, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
+import { Controller, Delete, HttpCode, Inject, Logger, Param, Post, Put, Req } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Public } from '@kc/auth';
@@ -34,6 +34,8 @@ export class FhirWebhookController {
     private readonly completedTasks: CompletedTaskEventsProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  private readonly logger = new Logger(FhirWebhookController.name);
 
   @Post()
   @HttpCode(202)
@@ -141,9 +143,24 @@ export class FhirWebhookController {
    */
   private async heardDeleted(resourceType: string, id: string) {
     if (resourceType === 'Task') {
-      await WorklistIndex.refreshAll([this.worklist, this.toDo], [id]);
-      // What it authorised and has not happened (its order, its reminders) is withdrawn by the worker.
+      // What it authorised and has not happened (its order, its reminders) is withdrawn by the worker: queued first,
+      // so a FHIR server that cannot be read just now (the lists read the Task back) does not lose it. Before session
+      // 55 the notification was answered 503 then, and a notifier that gave up left the withdrawal to the sweep.
       await this.completedTasks.enqueueDeletedTask(id);
+      try {
+        await WorklistIndex.refreshAll([this.worklist, this.toDo], [id]);
+      } catch (err) {
+        this.logger.warn({
+          msg: 'deleted Task left on the lists until their reconciliation',
+          task: id,
+          error: String(err),
+        });
+        return operationOutcome(
+          'information',
+          'informational',
+          'Deleted Task: what it authorised is being withdrawn; the lists drop it at their next reconciliation',
+        );
+      }
       return operationOutcome(
         'information',
         'informational',
