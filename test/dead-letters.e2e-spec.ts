@@ -2,6 +2,7 @@ import request from 'supertest';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { MedicationRequest, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import { FhirClient } from '@kc/fhir';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { ToDoIndex } from '@kc/worklist-index';
 import {
@@ -9,6 +10,7 @@ import {
   DeadLetters,
   infusionJobId,
   QUEUES,
+  taskChangedInEhrJobId,
   taskDeletedJobId,
   type DeadLetter,
 } from '@kc/queue';
@@ -212,5 +214,27 @@ describe('dead letters: jobs that spent their attempts are tried again by themse
     expect(await toDoIds()).toContain(p.session.id);
     await service.app.get(ToDoIndex).rebuild();
     expect(await toDoIds()).not.toContain(p.session.id);
+  });
+
+  it('a Task the EHR closed, notified by id alone (HAPI) while the FHIR server is down, is taken (202), and its order closed once the server is back', async () => {
+    const service = await start({ deadLetterRevivalMs: 1000 });
+    const p = await infusedForCheck(service);
+    const order = await approvedSessionOrder(service, p.session);
+    // The EHR cancels the approved session by its status alone, on its server.
+    const ehr = new FhirClient({ baseUrl: sandbox.baseUrl, maxAttempts: 1 });
+    const approved = await ehr.read<Task>('Task', p.session.id!);
+    await ehr.update<Task>({ ...approved, status: 'cancelled' });
+    proxy.down = true;
+    // HAPI's rest-hook without a payload: the Task is read back for the lists. Before, 503 and no job queued.
+    await request(service.url)
+      .put(`/webhooks/fhir/Task/${p.session.id}`)
+      .set('x-webhook-token', 'test-webhook-secret')
+      .expect(202);
+    await failedForGood(service, QUEUES.maintenance, taskChangedInEhrJobId(p.session.id!));
+    proxy.down = false;
+    await waitFor(async () => {
+      const now = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+      return now.status === 'cancelled' || undefined;
+    }, 'the order closed as the EHR closed its session, by the revived job');
   });
 });

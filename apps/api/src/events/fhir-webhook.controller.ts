@@ -85,13 +85,25 @@ export class FhirWebhookController {
    * echoed back, are done already and not queued (a follow-up burst must not fill the maintenance queue with them).
    */
   private async refreshLists(tasks: Parameters<WorklistIndex['refresh']>[0]): Promise<void> {
-    await WorklistIndex.refreshAll([this.worklist, this.toDo], tasks);
+    // The jobs first: a Task sent by id alone is read back for the lists, and a FHIR server that cannot be read just
+    // now must not lose them (before session 55 the notification was answered 503 then, the jobs never queued).
     for (const task of tasks) {
       const id = typeof task === 'string' ? task : task.id;
       if (!id) continue;
       if (typeof task === 'string' || isCheckDoneElsewhere(task)) await this.completedTasks.enqueue(id);
       if (typeof task === 'string') await this.completedTasks.enqueueTaskChangedInEhr(id);
       else if (isTaskChangedInEhr(task)) await this.completedTasks.enqueueTaskChangedInEhr(id, task.meta?.versionId);
+    }
+    await this.refreshListsOrLeaveThem(tasks);
+  }
+
+  /** The lists' update; one that cannot read the FHIR server now is left to their reconciliation (5 minutes). */
+  private async refreshListsOrLeaveThem(tasks: Parameters<WorklistIndex['refresh']>[0]): Promise<void> {
+    try {
+      await WorklistIndex.refreshAll([this.worklist, this.toDo], tasks);
+    } catch (err) {
+      const ids = tasks.map((t) => (typeof t === 'string' ? t : t.id));
+      this.logger.warn({ msg: 'notified Tasks left to the lists’ reconciliation', tasks: ids, error: String(err) });
     }
   }
 
@@ -147,20 +159,7 @@ export class FhirWebhookController {
       // so a FHIR server that cannot be read just now (the lists read the Task back) does not lose it. Before session
       // 55 the notification was answered 503 then, and a notifier that gave up left the withdrawal to the sweep.
       await this.completedTasks.enqueueDeletedTask(id);
-      try {
-        await WorklistIndex.refreshAll([this.worklist, this.toDo], [id]);
-      } catch (err) {
-        this.logger.warn({
-          msg: 'deleted Task left on the lists until their reconciliation',
-          task: id,
-          error: String(err),
-        });
-        return operationOutcome(
-          'information',
-          'informational',
-          'Deleted Task: what it authorised is being withdrawn; the lists drop it at their next reconciliation',
-        );
-      }
+      await this.refreshListsOrLeaveThem([id]);
       return operationOutcome(
         'information',
         'informational',
