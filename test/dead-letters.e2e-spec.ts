@@ -4,7 +4,6 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { MedicationRequest, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { ToDoIndex } from '@kc/worklist-index';
 import {
   checkAnsweredElsewhereJobId,
   DeadLetters,
@@ -184,15 +183,16 @@ describe('dead letters: jobs that spent their attempts are tried again by themse
     await request(service.url).post('/operations/dead-letters/no-such-job/$retry').set(service.as('admin')).expect(404);
   });
 
-  it("a Task's deletion notified while the FHIR server is down is taken (202), and its order withdrawn once the server is back", async () => {
+  it("a Task's deletion notified while the FHIR server is down has its job queued, and its order withdrawn once the server is back", async () => {
     const service = await start({ deadLetterRevivalMs: 1000 });
     const p = await infusedForCheck(service);
     const order = await approvedSessionOrder(service, p.session);
     // The EHR deletes the approved session on its server; the service cannot read that server just now.
     expect((await fetch(`${sandbox.baseUrl}/Task/${p.session.id}`, { method: 'DELETE' })).ok).toBe(true);
     proxy.down = true;
-    // Before, 503 (the lists read the Task back first): a notifier that gave up left the withdrawal to the sweep.
-    await postDeletion(service, `Task/${p.session.id}`).expect(202);
+    // 503: the lists cannot read the Task back, the server sends it again. Its job is queued all the same (before, it
+    // was queued after the lists' read: not at all, and a notifier that gave up left the withdrawal to the sweep).
+    await postDeletion(service, `Task/${p.session.id}`).expect(503);
     await failedForGood(service, QUEUES.maintenance, taskDeletedJobId(p.session.id!));
     proxy.down = false;
     const withdrawn = await waitFor(async () => {
@@ -200,7 +200,7 @@ describe('dead letters: jobs that spent their attempts are tried again by themse
       return now.status === 'cancelled' && now;
     }, 'the order withdrawn by the revived job');
     expect(withdrawn.statusReason?.text).toMatch(/deleted/i);
-    // Off the to-do list by its reconciliation (the read back failed while the server was down).
+    // Off the to-do list by the notification sent again, or the lists' reconciliation.
     const toDoIds = async () =>
       (
         (
@@ -212,11 +212,11 @@ describe('dead letters: jobs that spent their attempts are tried again by themse
         ).body.items as { id: string }[]
       ).map((i) => i.id);
     expect(await toDoIds()).toContain(p.session.id);
-    await service.app.get(ToDoIndex).rebuild();
+    await postDeletion(service, `Task/${p.session.id}`).expect(202);
     expect(await toDoIds()).not.toContain(p.session.id);
   });
 
-  it('a Task the EHR closed, notified by id alone (HAPI) while the FHIR server is down, is taken (202), and its order closed once the server is back', async () => {
+  it('a Task the EHR closed, notified by id alone (HAPI) while the FHIR server is down, has its jobs queued, and its order closed once the server is back', async () => {
     const service = await start({ deadLetterRevivalMs: 1000 });
     const p = await infusedForCheck(service);
     const order = await approvedSessionOrder(service, p.session);
@@ -225,11 +225,12 @@ describe('dead letters: jobs that spent their attempts are tried again by themse
     const approved = await ehr.read<Task>('Task', p.session.id!);
     await ehr.update<Task>({ ...approved, status: 'cancelled' });
     proxy.down = true;
-    // HAPI's rest-hook without a payload: the Task is read back for the lists. Before, 503 and no job queued.
+    // HAPI's rest-hook without a payload: the Task is read back for the lists, so 503 (sent again), but its jobs are
+    // queued first (before, none).
     await request(service.url)
       .put(`/webhooks/fhir/Task/${p.session.id}`)
       .set('x-webhook-token', 'test-webhook-secret')
-      .expect(202);
+      .expect(503);
     await failedForGood(service, QUEUES.maintenance, taskChangedInEhrJobId(p.session.id!));
     proxy.down = false;
     await waitFor(async () => {

@@ -1,4 +1,4 @@
-import { Controller, Delete, HttpCode, Inject, Logger, Param, Post, Put, Req } from '@nestjs/common';
+import { Controller, Delete, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Public } from '@kc/auth';
@@ -34,8 +34,6 @@ export class FhirWebhookController {
     private readonly completedTasks: CompletedTaskEventsProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
-
-  private readonly logger = new Logger(FhirWebhookController.name);
 
   @Post()
   @HttpCode(202)
@@ -86,7 +84,8 @@ export class FhirWebhookController {
    */
   private async refreshLists(tasks: Parameters<WorklistIndex['refresh']>[0]): Promise<void> {
     // The jobs first: a Task sent by id alone is read back for the lists, and a FHIR server that cannot be read just
-    // now must not lose them (before session 55 the notification was answered 503 then, the jobs never queued).
+    // now must not lose them. The read failing still answers 503 (the server sends it again; the jobs' ids keep one
+    // each), so the lists are brought up to date then; before session 55 the jobs were not queued at all.
     for (const task of tasks) {
       const id = typeof task === 'string' ? task : task.id;
       if (!id) continue;
@@ -94,17 +93,7 @@ export class FhirWebhookController {
       if (typeof task === 'string') await this.completedTasks.enqueueTaskChangedInEhr(id);
       else if (isTaskChangedInEhr(task)) await this.completedTasks.enqueueTaskChangedInEhr(id, task.meta?.versionId);
     }
-    await this.refreshListsOrLeaveThem(tasks);
-  }
-
-  /** The lists' update; one that cannot read the FHIR server now is left to their reconciliation (5 minutes). */
-  private async refreshListsOrLeaveThem(tasks: Parameters<WorklistIndex['refresh']>[0]): Promise<void> {
-    try {
-      await WorklistIndex.refreshAll([this.worklist, this.toDo], tasks);
-    } catch (err) {
-      const ids = tasks.map((t) => (typeof t === 'string' ? t : t.id));
-      this.logger.warn({ msg: 'notified Tasks left to the lists’ reconciliation', tasks: ids, error: String(err) });
-    }
+    await WorklistIndex.refreshAll([this.worklist, this.toDo], tasks);
   }
 
   @Put(':resourceType/:id')
@@ -156,10 +145,10 @@ export class FhirWebhookController {
   private async heardDeleted(resourceType: string, id: string) {
     if (resourceType === 'Task') {
       // What it authorised and has not happened (its order, its reminders) is withdrawn by the worker: queued first,
-      // so a FHIR server that cannot be read just now (the lists read the Task back) does not lose it. Before session
-      // 55 the notification was answered 503 then, and a notifier that gave up left the withdrawal to the sweep.
+      // so a FHIR server that cannot be read just now (the lists read the Task back: 503, sent again) does not lose
+      // it. Before session 55 it was queued after, and a notifier that gave up left the withdrawal to the sweep.
       await this.completedTasks.enqueueDeletedTask(id);
-      await this.refreshListsOrLeaveThem([id]);
+      await WorklistIndex.refreshAll([this.worklist, this.toDo], [id]);
       return operationOutcome(
         'information',
         'informational',
