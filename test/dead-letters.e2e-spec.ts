@@ -1,9 +1,17 @@
 import request from 'supertest';
 import type { Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
-import type { MedicationRequest, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import type {
+  Communication,
+  CommunicationRequest,
+  MedicationRequest,
+  Patient,
+  QuestionnaireResponse,
+  Task,
+} from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
+import { ReminderSweep } from '../apps/worker/src/reminders/reminder-sweep';
 import {
   checkAnsweredElsewhereJobId,
   DeadLetters,
@@ -16,6 +24,7 @@ import {
 import { approvedSessionOrder, checkAnswers, infusedForCheck } from './support/checks';
 import {
   completeInfusion,
+  actionOf,
   enrolPatient,
   followUpTasks,
   postDeletion,
@@ -23,6 +32,7 @@ import {
   waitFor,
 } from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { mailsTo, startSmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
 
 const QUESTIONNAIRE = 'https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check';
@@ -237,5 +247,70 @@ describe('dead letters: jobs that spent their attempts are tried again by themse
       const now = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
       return now.status === 'cancelled' || undefined;
     }, 'the order closed as the EHR closed its session, by the revived job');
+  });
+
+  it('a reminder emailed whose record the FHIR server refuses is emailed once, through its retries and its revival', async () => {
+    const smtp = await startSmtpServer();
+    try {
+      const service = await start({
+        smtp: { url: smtp.url, from: 'Clinic <clinic@example.test>' },
+        reminderHorizonMs: 800 * DAY,
+        deadLetterRevivalMs: 15 * MINUTE,
+      });
+      const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+      const patient = await service.fhir.read<Patient>('Patient', enrolment.patient.split('/')[1]);
+      await service.fhir.update<Patient>({ ...patient, telecom: [{ system: 'email', value: 'rita@example.test' }] });
+      const [session] = (
+        await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` })
+      ).filter((t) => actionOf(t) === 'infusion-session');
+      await request(service.url)
+        .post(`/tasks/${session.id}/$approve`)
+        .set(service.as('clinician'))
+        .send({ versionId: session.meta!.versionId })
+        .expect(200);
+      const mine = (
+        await service.fhir.searchAll<CommunicationRequest>('CommunicationRequest', { subject: enrolment.patient })
+      ).filter((r) => r.about?.some((a) => a.reference === `Task/${session.id}`));
+      expect(mine.length).toBeGreaterThan(0);
+      // The FHIR server refuses the record of a reminder sent (its Communication), every time: after the email.
+      proxy.intercept = (method, _path, body) =>
+        method === 'POST' && body.includes('"resourceType":"Communication"')
+          ? { status: 422, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] } }
+          : undefined;
+      const reminders = service.app.get<Queue>(getQueueToken(QUEUES.reminders));
+      const failed = async () =>
+        (await reminders.getFailed()).filter((j) => mine.some((r) => r.id === j.data.communicationRequestId));
+      const timePasses = async (what: string) => {
+        for (const job of await reminders.getDelayed()) await job.promote();
+        await waitFor(async () => (await failed()).length === mine.length, what, 15_000);
+      };
+      await service.app.get(ReminderSweep).sweep();
+      await timePasses('every reminder failed for good');
+      // Each emailed once, though each job tried twice (before: once an attempt).
+      expect(mailsTo(smtp, 'rita@example.test')).toHaveLength(mine.length);
+      // Tried again by the worker, still refused: no more email.
+      const failedAt = Math.max(...(await failed()).map((j) => j.finishedOn!));
+      await service.app.get(DeadLetters).revive(failedAt + 15 * MINUTE);
+      await waitFor(
+        async () => (await failed()).every((j) => (j.finishedOn ?? 0) > failedAt),
+        'the revived reminders to fail again',
+        15_000,
+      );
+      expect(mailsTo(smtp, 'rita@example.test')).toHaveLength(mine.length);
+      // The server takes the record again: recorded, still not emailed twice.
+      proxy.intercept = () => undefined;
+      const again = Math.max(...(await failed()).map((j) => j.finishedOn!));
+      await service.app.get(DeadLetters).revive(again + 30 * MINUTE);
+      await waitFor(
+        async () =>
+          (await service.fhir.searchAll<Communication>('Communication', { subject: enrolment.patient })).length ===
+          mine.length,
+        'the reminders recorded',
+      );
+      expect(mailsTo(smtp, 'rita@example.test')).toHaveLength(mine.length);
+    } finally {
+      proxy.intercept = () => undefined;
+      await smtp.stop();
+    }
   });
 });

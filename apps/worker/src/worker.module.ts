@@ -47,6 +47,7 @@ import { BoosterOutcomesProcessor } from './outcomes/booster-outcomes.processor'
 import { ScorePoller } from './outcomes/score-poller';
 import { EmailReminderSender } from './reminders/email-reminder-sender';
 import { FhirCommunicationRecord } from './reminders/fhir-communication-record';
+import { ReminderSendMarks } from './reminders/reminder-send-marks';
 import { ReminderDelivery } from './reminders/reminder-delivery.service';
 import { ReminderProcessor } from './reminders/reminder.processor';
 import { REMINDER_SENDERS } from './reminders/reminder-sender';
@@ -122,6 +123,7 @@ export class WorkerModule {
         MaintenanceSchedules,
         ReminderDelivery,
         FhirCommunicationRecord,
+        ReminderSendMarks,
         ReminderSweep,
         BoosterOutcomes,
         ChecksDoneElsewhere,

@@ -19,6 +19,7 @@ import { ReminderQueue } from '@kc/queue';
 import { contraindicationName } from '@kc/task-states';
 import { FhirCommunicationRecord } from './fhir-communication-record';
 import { REMINDER_SENDERS, type ReminderSender } from './reminder-sender';
+import { ReminderSendMarks } from './reminder-send-marks';
 
 export type ReminderOutcome =
   /** why: set when it went out with less notice than its instruction needs. */
@@ -39,6 +40,7 @@ export class ReminderDelivery {
     private readonly queue: ReminderQueue,
     @Inject(REMINDER_SENDERS) private readonly senders: ReminderSender[],
     private readonly record: FhirCommunicationRecord,
+    private readonly marks: ReminderSendMarks,
     private readonly protocols: PlanDefinitions,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
@@ -76,8 +78,16 @@ export class ReminderDelivery {
     late: string | undefined,
   ): Promise<ReminderOutcome> {
     const channels: string[] = [];
-    // Outside channels first: a crash before the record below re-sends (at least once) rather than never sending.
-    for (const sender of this.senders) if (await sender.send({ request, patient })) channels.push(sender.channel);
+    // Outside channels first: a crash before the record below re-sends (at least once) rather than never sending. A
+    // channel it went out on already, for this time, is not sent again (a record the FHIR server refused, retried).
+    const time = request.occurrenceDateTime;
+    for (const sender of this.senders) {
+      if (await this.marks.sentBefore(request.id, time, sender.channel)) channels.push(sender.channel);
+      else if (await sender.send({ request, patient })) {
+        channels.push(sender.channel);
+        await this.marks.sent(request.id, time, sender.channel);
+      }
+    }
     if ((await this.record.record(request, channels, late)) === 'already-done')
       return { status: 'already-done', why: 'request changed meanwhile' };
     this.logger.log({
