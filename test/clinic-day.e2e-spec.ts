@@ -73,7 +73,7 @@ import { ToDoIndex, WorklistIndex, type WorklistEntry } from '@kc/worklist-index
 import { administrationOf, ehrOrderLike, ehrReplacementOf, ucum } from './fixtures/orders';
 import { EHR_PATHWAY_PROTOCOL, ehrCarePlan } from './fixtures/plans';
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
-import { actionOf, applyPlan, completeInfusion, enrolPatient, waitFor } from './support/clinic';
+import { actionOf, applyPlan, completeInfusion, enrolPatient, everyWorkerConnected, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
 import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
 import { notLinkedKey } from '../apps/worker/src/followups/unlinked-infusions';
@@ -81,6 +81,7 @@ import { checkAnswers } from './support/checks';
 import { isUnresolved } from '../apps/api/src/review/contraindication-guard';
 import { startTestService, TEST_WEBHOOK_SECRET, type TestService } from './support/test-service';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
+import { startPrivateRedis, type PrivateRedis } from './support/private-redis';
 import { subscribeToEmbeddedStore } from '../apps/api/src/events/embedded-store-subscriptions';
 import { WEBHOOK_PATH } from '../apps/api/src/events/fhir-webhook.controller';
 
@@ -149,6 +150,7 @@ describe.each([
   ['in one run', 'one run'],
   ['with a restart at midday (durable store, polls every 2 s)', 'restart'],
   ['with the FHIR server down for a while after midday (polls every 2 s)', 'outage'],
+  ['with Redis killed after midday and started again on its AOF (polls every 2 s)', 'redis crash'],
 ] as const)('a clinic day, everything at once, %s', (_, variant) => {
   const restart = variant === 'restart';
   /**
@@ -159,6 +161,13 @@ describe.each([
    * day ends.
    */
   const outage = variant === 'outage';
+  /**
+   * The Redis crash variant (session 55): the service's own Redis (AOF, fsync always, as an operator runs it) is
+   * SIGKILLed after midday and started again on its data three seconds or more later, while the EHR, the scheduling
+   * system and the clinicians carry on: notifications and events are refused (503, the store sends its notifications
+   * again), decisions are written to the FHIR server and their list updates replayed, jobs in flight taken over.
+   */
+  const redisCrash = variant === 'redis crash';
   const SEED = Number(process.env.CLINIC_DAY_SEED ?? 20261204);
   const PATIENTS = Number(process.env.CLINIC_DAY_PATIENTS ?? 16);
   const EHR_STEPS = Number(process.env.CLINIC_DAY_STEPS ?? 80);
@@ -330,7 +339,9 @@ describe.each([
   /** The outage variant's FHIR server, and the proxy the service reaches it through. */
   let store: FhirSandbox | undefined;
   let proxy: FlakyProxy | undefined;
-  /** While the FHIR server is down for the service: its 503s are what a caller may get. */
+  /** The Redis crash variant's own Redis. */
+  let redis: PrivateRedis | undefined;
+  /** While the FHIR server is down for the service, or its Redis: its 503s are what a caller may get. */
   let fhirDown = false;
   /**
    * The quick start's service. No grace for an EHR's replacement order: a cancelled order is judged at once (a clinic
@@ -343,12 +354,14 @@ describe.each([
     clinicAlertRecipients: [ON_CALL],
     ...(restart ? { fhirDataDir: dataDir, pollIntervalMs: 2000 } : {}),
     ...(outage ? { fhirBaseUrl: proxy?.baseUrl, pollIntervalMs: 2000, deadLetterRevivalMs: 1000 } : {}),
+    ...(redisCrash ? { redisUrl: redis?.url, pollIntervalMs: 2000 } : {}),
   });
   /** The FHIR server as the EHR and the scheduling system reach it: never through the outage's proxy. */
   const storeUrl = () => store?.baseUrl ?? service.config.fhirBaseUrl!;
 
   beforeAll(async () => {
     if (restart) dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kc-clinic-day-'));
+    if (redisCrash) redis = await startPrivateRedis({ appendonly: true });
     if (outage) {
       store = await startFhirSandbox();
       proxy = await startFlakyProxy(store.baseUrl);
@@ -368,6 +381,7 @@ describe.each([
     await service?.stop();
     await proxy?.close();
     await store?.close();
+    await redis?.close();
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -1216,6 +1230,21 @@ describe.each([
       proxy!.down = false;
       fhirDown = false;
       outageRefused = proxy!.refused;
+    }
+    if (redisCrash) {
+      // Killed with everything in flight; everyone carries on; started again on its AOF three seconds later, as an
+      // operator's supervisor would (not when they are done: a command the service waits on waits for Redis).
+      await redis!.kill();
+      fhirDown = true;
+      await Promise.all([
+        steps(EHR_STEPS / 8, ehrStep),
+        steps(CLINICIAN_STEPS / 8, clinicianStep),
+        steps(EHR_STEPS / 16, schedulingStep),
+        steps(EHR_STEPS / 32, maintenanceStep),
+        new Promise((resolve) => setTimeout(resolve, 3000)).then(() => redis!.start()),
+      ]);
+      await everyWorkerConnected(service);
+      fhirDown = false;
     }
     await halfDay();
     await settled();
