@@ -1258,13 +1258,6 @@ describe.each([
     // told, and put right a write that lost a race with no job to run it again (a clinician's override whose release
     // raced another write, say). The invariants below are what a clinic can rely on once they have run.
     if (restart) await runMaintenance(JOBS.pollProcedures);
-    // And the lists' reconciliation (every 5 minutes): a deletion the FHIR server notified while the service could not
-    // read it back (503) is sent again for about 11 s, then given up, past which the lists drop the Task at their next
-    // reconciliation (outage variant, seeds 3703, 3721, 3723, 3725).
-    if (outage) {
-      await service.app.get(WorklistIndex).rebuild();
-      await service.app.get(ToDoIndex).rebuild();
-    }
     await runMaintenance(JOBS.overdueSweep);
     await settled();
     // The EHR then charts, late, an infusion given on the last day of a course the service completed at its end (from

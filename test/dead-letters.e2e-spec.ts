@@ -210,20 +210,13 @@ describe('dead letters: jobs that spent their attempts are tried again by themse
       return now.status === 'cancelled' && now;
     }, 'the order withdrawn by the revived job');
     expect(withdrawn.statusReason?.text).toMatch(/deleted/i);
-    // Off the to-do list by the notification sent again, or the lists' reconciliation.
-    const toDoIds = async () =>
-      (
-        (
-          await request(service.url)
-            .get('/to-do')
-            .query({ patient: p.patient })
-            .set(service.as('clinician'))
-            .expect(200)
-        ).body.items as { id: string }[]
-      ).map((i) => i.id);
-    expect(await toDoIds()).toContain(p.session.id);
-    await postDeletion(service, `Task/${p.session.id}`).expect(202);
-    expect(await toDoIds()).not.toContain(p.session.id);
+    // Off the to-do list too, by that job (the notification could not read it back), with no notification again.
+    const toDo = await request(service.url)
+      .get('/to-do')
+      .query({ patient: p.patient })
+      .set(service.as('clinician'))
+      .expect(200);
+    expect((toDo.body.items as { id: string }[]).map((i) => i.id)).not.toContain(p.session.id);
   });
 
   it('a Task the EHR closed, notified by id alone (HAPI) while the FHIR server is down, has its jobs queued, and its order closed once the server is back', async () => {

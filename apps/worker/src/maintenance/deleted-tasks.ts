@@ -10,6 +10,7 @@ import {
   withdrawalOfDeletedTask,
 } from '@kc/followups';
 import { AUTHORISABLE_TYPES, type AuthorisableRequest } from '@kc/task-states';
+import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
 import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes';
 
 /**
@@ -25,6 +26,8 @@ export class DeletedTasks {
 
   constructor(
     private readonly fhir: FhirClient,
+    private readonly worklist: WorklistIndex,
+    private readonly toDo: ToDoIndex,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
@@ -32,6 +35,9 @@ export class DeletedTasks {
     const found = await this.fhir.readEvenIfDeleted<Task>('Task', taskId);
     // There (written again since), or never this server's: nothing was deleted.
     if (!found?.deleted) return { withdrawn: 0 };
+    // Off the lists too: its notification's own update could not read it back when the FHIR server was down (since
+    // session 55; before, it stayed listed until the lists' reconciliation once the server gave up notifying it).
+    await WorklistIndex.refreshAll([this.worklist, this.toDo], [taskId]);
     const task = { ...found.resource, id: taskId };
     const proposal = await this.proposalOf(task);
     const { orders, reminders } = await ordersAndRemindersOf(this.fhir, [task]);
