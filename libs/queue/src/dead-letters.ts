@@ -85,8 +85,11 @@ export class DeadLetters {
     return 'not-found';
   }
 
-  /** Tries again, with all their attempts, the dead letters whose wait is over; says once of those given up. */
-  async revive(now = Date.now()): Promise<RevivalRun> {
+  /**
+   * Tries again, with all their attempts, the dead letters whose wait is over; says once of those given up.
+   * `progress`: the share of the queues looked at (the job's progress on the dashboard: a long outage leaves thousands).
+   */
+  async revive(now = Date.now(), progress?: (percent: number) => Promise<unknown>): Promise<RevivalRun> {
     const run: RevivalRun = { revived: {}, waiting: 0, givenUp: {} };
     const policy = this.policy();
     if (!policy) return run;
@@ -109,6 +112,7 @@ export class DeadLetters {
           run.givenUp[queue.name] = (run.givenUp[queue.name] ?? 0) + 1;
         }
       }
+      await progress?.(Math.round((100 * (this.queues.indexOf(queue) + 1)) / this.queues.length));
     }
     return run;
   }

@@ -170,7 +170,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         return this.reminders.sweep();
       case JOBS.reviveDeadLetters: {
         // Jobs of every queue that spent their attempts (a FHIR or mail server down past their backoff), tried again.
-        const run = await this.deadLetters.revive();
+        const run = await this.deadLetters.revive(Date.now(), (percent) => job.updateProgress(percent));
         for (const [queue, n] of Object.entries(run.revived)) this.queueMetrics.revived.inc({ queue }, n);
         for (const [queue, n] of Object.entries(run.givenUp)) this.queueMetrics.givenUp.inc({ queue }, n);
         return run;
