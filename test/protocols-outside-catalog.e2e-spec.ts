@@ -622,7 +622,7 @@ describe('protocols outside the catalog', () => {
       (d) => d.procedure === `Procedure/${procedureId}`,
     )!;
     expect(letter.failedReason).toBe(
-      `CarePlan/${carePlan.id} instantiates ${plan.url}|1: neither in fhir-profiles/ nor on the FHIR server, so its infusion cannot be followed up; post that PlanDefinition again, then retry this job`,
+      `CarePlan/${carePlan.id} instantiates ${plan.url}|1: neither in fhir-profiles/ nor on the FHIR server, so its infusion cannot be followed up; post that PlanDefinition again: the job is tried again by itself (or retry it now)`,
     );
 
     await service.fhir.create(plan);

@@ -78,7 +78,7 @@ export class ProtocolNotFoundError extends Error {
   constructor(carePlanId: string, canonical: string | undefined) {
     super(
       `CarePlan/${carePlanId} instantiates ${canonical ?? 'no protocol'}: neither in fhir-profiles/ nor on the FHIR ` +
-        'server, so its infusion cannot be followed up; post that PlanDefinition again, then retry this job',
+        'server, so its infusion cannot be followed up; post that PlanDefinition again: the job is tried again by itself (or retry it now)',
     );
     this.name = 'ProtocolNotFoundError';
   }
