@@ -609,8 +609,10 @@ describe.each([
     if (procedure.status !== 'completed' || !start || !end) return;
     const at = (instant: string, ms: number) => new Date(Date.parse(instant) + ms).toISOString();
     const how = random();
+    // Linked to the service's plan: one naming only the EHR's own episode is tied by its pump records too (seed 3772).
+    const linked = procedure.basedOn?.some((b) => enrolled.some((e) => b.reference === `CarePlan/${e.carePlanId}`));
     const period =
-      procedure.basedOn?.length && how < 0.33
+      linked && how < 0.33
         ? ((d) => ({ start: at(start, d), end: at(end, d) }))(pick([-1, 1]) * DAY_MS)
         : how < 0.66
           ? { start, end: at(end, pick([1, 2, 3]) * HOUR_MS) }
