@@ -341,8 +341,8 @@ describe.each([
   let proxy: FlakyProxy | undefined;
   /** The Redis crash variant's own Redis. */
   let redis: PrivateRedis | undefined;
-  /** While the FHIR server is down for the service, or its Redis: its 503s are what a caller may get. */
-  let fhirDown = false;
+  /** While the FHIR server or Redis is down for the service: its 503s are what a caller may get. */
+  let faultOn = false;
   /**
    * The quick start's service. No grace for an EHR's replacement order: a cancelled order is judged at once (a clinic
    * waits 60 s). With a restart: a data directory, and the polls that find what a notification lost in the stop.
@@ -393,7 +393,7 @@ describe.each([
   }
 
   function note(what: string, res: request.Response, allowed: number[]): void {
-    if (fhirDown && res.status === 503) return;
+    if (faultOn && res.status === 503) return;
     if (!allowed.includes(res.status)) unexpected.push(`${what}: ${res.status} ${JSON.stringify(res.body)}`);
   }
 
@@ -948,7 +948,7 @@ describe.each([
             seenVersion: some.find((s) => s.id === r.id)!.versionId!,
             decision: 'approve',
           });
-        else if (!EXPECTED_REFUSALS.includes(r.status!) && !(fhirDown && r.status === 503))
+        else if (!EXPECTED_REFUSALS.includes(r.status!) && !(faultOn && r.status === 503))
           unexpected.push(`$bulk-approve item: ${JSON.stringify(r)}`);
       return;
     }
@@ -1086,7 +1086,7 @@ describe.each([
       else await service.app.get(ToDoIndex).rebuild();
     };
     // With the FHIR server down, a sweep or a rebuild fails, as its scheduled run would: the next one does it.
-    if (fhirDown) await run().catch(() => undefined);
+    if (faultOn) await run().catch(() => undefined);
     else await run();
   }
 
@@ -1094,6 +1094,24 @@ describe.each([
   async function runMaintenance(name: string): Promise<void> {
     const job = { name, updateProgress: () => Promise.resolve() } as unknown as Job;
     await service.app.get(MaintenanceProcessor).process(job);
+  }
+
+  /**
+   * An eighth of the day with a fault on (the FHIR server or Redis down for the service: its 503s are what a caller
+   * may get), everyone carrying on; `end` ends the fault three seconds in, or once the steps are done too.
+   */
+  async function withFault(fault: { endAfterSteps: boolean; end: () => unknown }): Promise<void> {
+    faultOn = true;
+    const threeSeconds = new Promise((resolve) => setTimeout(resolve, 3000));
+    const eighth = Promise.all([
+      steps(EHR_STEPS / 8, ehrStep),
+      steps(CLINICIAN_STEPS / 8, clinicianStep),
+      steps(EHR_STEPS / 16, schedulingStep),
+      steps(EHR_STEPS / 32, maintenanceStep),
+    ]);
+    const ended = (fault.endAfterSteps ? Promise.all([eighth, threeSeconds]) : threeSeconds).then(fault.end);
+    await Promise.all([eighth, ended]);
+    faultOn = false;
   }
 
   async function steps(n: number, step: () => Promise<void>): Promise<void> {
@@ -1218,35 +1236,18 @@ describe.each([
       service = await startTestService({ ...config(), queuePrefix });
     }
     if (outage) {
-      // Down for the service a while (three seconds at least: past every job's retries, 1.5 s here), everyone else
-      // carrying on; then back.
+      // Down for the service until the steps are done and three seconds at least (past every job's retries, 1.5 s
+      // here); then back.
       proxy!.down = true;
-      fhirDown = true;
-      await Promise.all([
-        steps(EHR_STEPS / 8, ehrStep),
-        steps(CLINICIAN_STEPS / 8, clinicianStep),
-        steps(EHR_STEPS / 16, schedulingStep),
-        steps(EHR_STEPS / 32, maintenanceStep),
-        new Promise((resolve) => setTimeout(resolve, 3000)),
-      ]);
-      proxy!.down = false;
-      fhirDown = false;
+      await withFault({ endAfterSteps: true, end: () => void (proxy!.down = false) });
       outageRefused = proxy!.refused;
     }
     if (redisCrash) {
-      // Killed with everything in flight; everyone carries on; started again on its AOF three seconds later, as an
-      // operator's supervisor would (not when they are done: a command the service waits on waits for Redis).
+      // Killed with everything in flight; started again on its AOF three seconds later, as an operator's supervisor
+      // would (not when the steps are done: a command the service waits on waits for Redis).
       await redis!.kill();
-      fhirDown = true;
-      await Promise.all([
-        steps(EHR_STEPS / 8, ehrStep),
-        steps(CLINICIAN_STEPS / 8, clinicianStep),
-        steps(EHR_STEPS / 16, schedulingStep),
-        steps(EHR_STEPS / 32, maintenanceStep),
-        new Promise((resolve) => setTimeout(resolve, 3000)).then(() => redis!.start()),
-      ]);
+      await withFault({ endAfterSteps: false, end: () => redis!.start() });
       await everyWorkerConnected(service);
-      fhirDown = false;
     }
     await halfDay();
     await settled();
