@@ -45,7 +45,7 @@ export function revivalOf(
   if (revivals?.givenUpAt !== undefined) return { verdict: 'given-up', now: false };
   const times = revivals?.times ?? 0;
   const firstFailedAt = revivals?.firstFailedAt ?? failedAt;
-  if (now - firstFailedAt > policy.giveUpAfterMs) return { verdict: 'given-up', now: !revivals?.givenUpAt };
+  if (now - firstFailedAt > policy.giveUpAfterMs) return { verdict: 'given-up', now: true };
   // 2^times without overflow: past about 30 doublings the longest wait has long been reached.
   const wait = Math.min(policy.firstWaitMs * 2 ** Math.min(times, 30), policy.longestWaitMs);
   const due = failedAt + wait;
