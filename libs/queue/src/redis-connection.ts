@@ -1,5 +1,5 @@
-import type { ConnectionOptions } from 'bullmq';
-import type { RedisOptions } from 'ioredis';
+import type { ConnectionOptions, Queue } from 'bullmq';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { AppConfig } from '@kc/config';
 
 /** Where Redis is: the URL, and Sentinel when one is configured. */
@@ -59,4 +59,12 @@ export function isRedisUnavailable(err: unknown): boolean {
     err.name === 'ClusterAllFailedError' ||
     /enableOfflineQueue options is false|Connection is closed/.test(err.message)
   );
+}
+
+/**
+ * A queue's own Redis client, as ioredis types it (BullMQ types it with only the commands it uses itself): for state
+ * kept beside the jobs (owed alerts, reminders' send marks) with no connection of its own.
+ */
+export async function queueRedis(queue: Pick<Queue, 'client'>): Promise<Redis> {
+  return (await queue.client) as unknown as Redis;
 }

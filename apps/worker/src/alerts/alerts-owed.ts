@@ -1,9 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { QUEUES } from '@kc/queue';
+import { QUEUES, queueRedis } from '@kc/queue';
 
 /** An alert the clinic is owed: what it is about (`Procedure/<id>`, `CarePlan/<id>`), and since when. */
 export interface AlertOwed {
@@ -30,7 +29,7 @@ export class AlertsOwed {
   /** Owed from now on (kept as first owed when owed already). */
   async owe(kind: string, alerts: Omit<AlertOwed, 'since'>[], now: Date): Promise<void> {
     if (!alerts.length) return;
-    const redis = await this.redis();
+    const redis = await queueRedis(this.queue);
     await Promise.all(
       alerts.map((alert) =>
         redis.hsetnx(
@@ -44,21 +43,16 @@ export class AlertsOwed {
 
   /** Told (or no longer owed): off the list. */
   async settle(kind: string, about: string[]): Promise<void> {
-    if (about.length) await (await this.redis()).hdel(this.key(kind), ...about);
+    if (about.length) await (await queueRedis(this.queue)).hdel(this.key(kind), ...about);
   }
 
   /** Every alert of this kind owed. */
   async all(kind: string): Promise<AlertOwed[]> {
-    const stored = await (await this.redis()).hgetall(this.key(kind));
+    const stored = await (await queueRedis(this.queue)).hgetall(this.key(kind));
     return Object.entries(stored).flatMap(([about, value]) => {
       const parsed = JSON.parse(value) as Partial<AlertOwed>;
       return parsed.carePlan && parsed.since ? [{ about, carePlan: parsed.carePlan, since: parsed.since }] : [];
     });
-  }
-
-  /** The maintenance queue's client: ioredis's, which BullMQ types with only the commands it uses itself. */
-  private async redis(): Promise<Redis> {
-    return (await this.queue.client) as unknown as Redis;
   }
 
   private key(kind: string): string {

@@ -1,9 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { QUEUES } from '@kc/queue';
+import { QUEUES, queueRedis } from '@kc/queue';
 
 /** Longer than a dead letter is tried again by itself (a week): a mark must outlive every retry of its reminder. */
 const MARK_TTL_SECONDS = 8 * 24 * 3600;
@@ -26,7 +25,7 @@ export class ReminderSendMarks {
 
   async sentBefore(requestId: string, occurrence: string | undefined, channel: string): Promise<boolean> {
     try {
-      return (await (await this.redis()).exists(this.key(requestId, occurrence, channel))) === 1;
+      return (await (await queueRedis(this.queue)).exists(this.key(requestId, occurrence, channel))) === 1;
     } catch (err) {
       this.logger.warn({ msg: 'reminder send mark not read; sending', request: requestId, error: String(err) });
       return false;
@@ -35,7 +34,7 @@ export class ReminderSendMarks {
 
   async sent(requestId: string, occurrence: string | undefined, channel: string): Promise<void> {
     try {
-      await (await this.redis()).set(this.key(requestId, occurrence, channel), '1', 'EX', MARK_TTL_SECONDS);
+      await (await queueRedis(this.queue)).set(this.key(requestId, occurrence, channel), '1', 'EX', MARK_TTL_SECONDS);
     } catch (err) {
       this.logger.warn({ msg: 'reminder send mark not kept', request: requestId, error: String(err) });
     }
@@ -44,10 +43,5 @@ export class ReminderSendMarks {
   /** Per time: a reminder moved to another time is another message (its new time in its words). */
   private key(requestId: string, occurrence: string | undefined, channel: string): string {
     return `${this.config.queuePrefix}:reminder-sent:${requestId}:${occurrence ?? ''}:${channel}`;
-  }
-
-  /** The reminders queue's client: ioredis's, which BullMQ types with only the commands it uses itself. */
-  private async redis(): Promise<Redis> {
-    return (await this.queue.client) as unknown as Redis;
   }
 }
