@@ -163,7 +163,7 @@ describe.each([
   const outage = variant === 'outage';
   /**
    * The Redis crash variant (session 55): the service's own Redis (AOF, fsync always, as an operator runs it) is
-   * SIGKILLed after midday and started again on its data three seconds or more later, while the EHR, the scheduling
+   * SIGKILLed after midday and started again on its data three seconds later, while the EHR, the scheduling
    * system and the clinicians carry on: notifications and events are refused (503, the store sends its notifications
    * again), decisions are written to the FHIR server and their list updates replayed, jobs in flight taken over.
    */
@@ -1085,7 +1085,7 @@ describe.each([
       else if (roll < 0.75) await service.app.get(WorklistIndex).rebuild();
       else await service.app.get(ToDoIndex).rebuild();
     };
-    // With the FHIR server down, a sweep or a rebuild fails, as its scheduled run would: the next one does it.
+    // With the FHIR server or Redis down, a sweep or a rebuild fails, as its scheduled run would: the next one does it.
     if (faultOn) await run().catch(() => undefined);
     else await run();
   }
