@@ -1683,7 +1683,38 @@ describe.each([
           }),
         );
       }
-    expect(twice.filter((t) => t.open.length > 1)).toEqual([]);
+    // What explains it, in the failure itself (CI keeps no dump): CI's seed 20261204 failed here once (session 56), as
+    // seed 2646 had (session 46); neither reproduced since.
+    const explained = twice
+      .filter((t) => t.open.length > 1)
+      .map(({ task, open }) => {
+        const t = byId.get(`Task/${task}`)!;
+        const chain = ordersOfSession(task!);
+        const refs = new Set([`Task/${task}`, ...chain.map((o) => `MedicationRequest/${o.id}`)]);
+        return {
+          task,
+          open,
+          status: `${t.status} ${t.businessStatus?.text ?? ''} v${t.meta?.versionId} ${t.meta?.lastUpdated}`,
+          basedOn: t.basedOn?.map((b) => b.reference),
+          decisions: decisions.filter((d) => d.taskId === task).map((d) => `${d.decision} on v${d.seenVersion}`),
+          orders: chain.map((o) => {
+            const r = o as MedicationRequest;
+            return [
+              `${r.id} ${r.status} v${r.meta?.versionId} ${r.meta?.lastUpdated}`,
+              `key ${orderKey(r) ?? '-'} prior ${r.priorPrescription?.reference ?? '-'}`,
+              `${leftOpen.has(r.id!) ? 'leftOpen ' : ''}${ehrClosed.has(r.id!) ? 'ehrClosed ' : ''}${given.some((g) => g.order === r.id) ? 'given ' : ''}`,
+              r.statusReason?.text ?? '',
+            ].join(' | ');
+          }),
+          provenances: provenances
+            .filter((p) => p.target.some((x) => refs.has(x.reference!.replace(/\/_history\/.*$/, ''))))
+            .map(
+              (p) =>
+                `${p.recorded} ${p.activity?.text ?? p.activity?.coding?.[0]?.code} ${p.agent?.[0]?.who?.reference ?? p.agent?.[0]?.who?.display}`,
+            ),
+        };
+      });
+    expect(explained).toEqual([]);
     for (const task of tasks.filter((t) => isApproved(t) || t.status === 'on-hold')) {
       const plans = task.basedOn?.filter((b) => b.reference?.startsWith('CarePlan/')) ?? [];
       if (!task.focus?.reference?.startsWith('MedicationRequest/') || plans.length !== 1) continue;
