@@ -8,6 +8,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { mintToken } from '@kc/auth';
+import { FhirClient } from '@kc/fhir';
 import { orderKeySearch } from '@kc/task-states';
 import { bloodPressure, bodyWeight } from './fixtures/patient-data';
 import { DOSE_RATE_TYPE, infusionDosage } from './fixtures/orders';
@@ -19,6 +20,7 @@ import {
   followUpTasks,
   reportInfusion,
 } from './support/clinic';
+import { startBehindProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
 
 /** The value of a dosage's doseAndRate entry of this dose-rate-type, in the field asked. */
@@ -321,5 +323,75 @@ describe('changing the dose of an approved infusion before its session', () => {
     expect(row?.view.orderStatus).toBe(
       'Also open for this session: 0.625 mg/kg/h (50 mg/h), ordered in the EHR. Two orders to give: cancel one in the EHR',
     );
+  });
+});
+
+/**
+ * The EHR changes the dose at the same moment as a clinician here: its replacement of the old order lands after
+ * `$change-dose` read the session's orders and before its own write, and the EHR's cancel of the old order never goes
+ * (it read it still active). CI's clinic day found the session with two orders to give once (session 56).
+ */
+describe('a dose changed in the EHR while it is being changed here', () => {
+  let behind: ServiceBehindProxy<TestService>;
+  let service: TestService;
+  beforeAll(async () => {
+    behind = await startBehindProxy((fhirBaseUrl) => startTestService({ fhirBaseUrl }));
+    service = behind.service;
+  }, 60_000);
+  afterEach(() => {
+    behind.proxy.beforeForward = () => undefined;
+  });
+  afterAll(() => behind.stop());
+
+  it('the EHR’s replacement of the old order is replaced by the new dose too, with the clinician’s Provenance', async () => {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const task = await approveFirstSession(service, carePlanId);
+    const [ours] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(task.id!),
+    });
+    // The EHR writes straight to the FHIR server, not through the service's proxy.
+    const ehr = new FhirClient({ baseUrl: behind.sandbox.baseUrl, maxAttempts: 1 });
+    let ehrReplacement: MedicationRequest | undefined;
+    behind.proxy.beforeForward = async (method, _path, body) => {
+      // The change's write: the EHR's replacement lands just before it.
+      if (
+        method !== 'POST' ||
+        ehrReplacement ||
+        !body.includes('"type":"transaction"') ||
+        !body.includes('priorPrescription')
+      )
+        return;
+      const { id: _id, meta: _meta, identifier: _identifier, ...rest } = ours;
+      ehrReplacement = (
+        await ehr.create<MedicationRequest>({
+          ...rest,
+          status: 'active',
+          priorPrescription: { reference: `MedicationRequest/${ours.id}` },
+          dosageInstruction: infusionDosage(0.75, 60),
+        })
+      ).resource;
+    };
+    await request(service.url)
+      .post(`/tasks/${task.id}/$change-dose`)
+      .set(service.as('clinician'))
+      .send({ versionId: task.meta!.versionId, rate: { value: 0.625, unit: 'mg/kg/h' }, reason: 'weighed again' })
+      .expect(200);
+    expect(ehrReplacement).toBeDefined();
+    const orders = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      subject: task.for!.reference!,
+      status: 'active,on-hold',
+    });
+    // One order to give: the new dose. Before, the EHR's replacement of the old dose stayed active beside it.
+    expect(orders.filter((o) => o.intent === 'order').map((o) => o.priorPrescription?.reference)).toEqual([
+      `MedicationRequest/${ours.id}`,
+    ]);
+    expect(orders.some((o) => o.id === ehrReplacement!.id)).toBe(false);
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', ehrReplacement!.id!);
+    expect(theirs.statusReason?.text).toMatch(/^Replaced by a new order at 0\.625 mg\/kg\/h/);
+    const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', {
+      target: `MedicationRequest/${theirs.id}`,
+    });
+    expect(provenance?.agent?.[0]?.who?.reference).toBe('Practitioner/dr-test');
+    expect(provenance?.activity?.text).toBe('change-dose');
   });
 });
