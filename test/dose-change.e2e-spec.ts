@@ -327,11 +327,11 @@ describe('changing the dose of an approved infusion before its session', () => {
 });
 
 /**
- * The EHR changes the dose at the same moment as a clinician here: its replacement of the old order lands after
- * `$change-dose` read the session's orders and before its own write, and the EHR's cancel of the old order never goes
- * (it read it still active). CI's clinic day found the session with two orders to give once (session 56).
+ * The EHR changes the dose at the same moment as a clinician decides here: its replacement of the old order lands
+ * after the decision read the session's orders and before its write, and the EHR's cancel of the old order never goes
+ * (it read it still active). CI's clinic day found a session with two orders to give once (session 56).
  */
-describe('a dose changed in the EHR while it is being changed here', () => {
+describe('a dose changed in the EHR while a clinician decides here', () => {
   let behind: ServiceBehindProxy<TestService>;
   let service: TestService;
   beforeAll(async () => {
@@ -343,26 +343,23 @@ describe('a dose changed in the EHR while it is being changed here', () => {
   });
   afterAll(() => behind.stop());
 
-  it('the EHR’s replacement of the old order is replaced by the new dose too, with the clinician’s Provenance', async () => {
+  /**
+   * An approved session whose order the EHR replaces just before the decision's write (the transaction updating the
+   * order) reaches the FHIR server, writing straight to it (not through the service's proxy).
+   */
+  async function replacedInEhrAtTheWrite() {
     const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
     const task = await approveFirstSession(service, carePlanId);
     const [ours] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(task.id!),
     });
-    // The EHR writes straight to the FHIR server, not through the service's proxy.
     const ehr = new FhirClient({ baseUrl: behind.sandbox.baseUrl, maxAttempts: 1 });
-    let ehrReplacement: MedicationRequest | undefined;
+    const session = { task, ours, ehrReplacement: undefined as MedicationRequest | undefined };
     behind.proxy.beforeForward = async (method, _path, body) => {
-      // The change's write: the EHR's replacement lands just before it.
-      if (
-        method !== 'POST' ||
-        ehrReplacement ||
-        !body.includes('"type":"transaction"') ||
-        !body.includes('priorPrescription')
-      )
-        return;
+      const writesOurs = body.includes('"type":"transaction"') && body.includes(`"url":"MedicationRequest/${ours.id}"`);
+      if (method !== 'POST' || session.ehrReplacement || !writesOurs) return;
       const { id: _id, meta: _meta, identifier: _identifier, ...rest } = ours;
-      ehrReplacement = (
+      session.ehrReplacement = (
         await ehr.create<MedicationRequest>({
           ...rest,
           status: 'active',
@@ -371,27 +368,54 @@ describe('a dose changed in the EHR while it is being changed here', () => {
         })
       ).resource;
     };
+    return session;
+  }
+
+  const openOrdersOf = async (task: Task) =>
+    (
+      await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+        subject: task.for!.reference!,
+        status: 'active,on-hold',
+      })
+    ).filter((o) => o.intent === 'order');
+
+  /** The clinician's Provenance of the EHR's replacement: by whom, which decision. */
+  async function decisionOn(order: MedicationRequest) {
+    const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', {
+      target: `MedicationRequest/${order.id}`,
+    });
+    return { who: provenance?.agent?.[0]?.who?.reference, decision: provenance?.activity?.text };
+  }
+
+  it('$change-dose: the EHR’s replacement of the old order is replaced by the new dose too, with the clinician’s Provenance', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task, ours } = session;
     await request(service.url)
       .post(`/tasks/${task.id}/$change-dose`)
       .set(service.as('clinician'))
       .send({ versionId: task.meta!.versionId, rate: { value: 0.625, unit: 'mg/kg/h' }, reason: 'weighed again' })
       .expect(200);
-    expect(ehrReplacement).toBeDefined();
-    const orders = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
-      subject: task.for!.reference!,
-      status: 'active,on-hold',
-    });
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', session.ehrReplacement!.id!);
     // One order to give: the new dose. Before, the EHR's replacement of the old dose stayed active beside it.
-    expect(orders.filter((o) => o.intent === 'order').map((o) => o.priorPrescription?.reference)).toEqual([
-      `MedicationRequest/${ours.id}`,
-    ]);
-    expect(orders.some((o) => o.id === ehrReplacement!.id)).toBe(false);
-    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', ehrReplacement!.id!);
+    const open = await openOrdersOf(task);
+    expect(open.map((o) => o.priorPrescription?.reference)).toEqual([`MedicationRequest/${ours.id}`]);
+    expect(open.map((o) => o.id)).not.toContain(theirs.id);
     expect(theirs.statusReason?.text).toMatch(/^Replaced by a new order at 0\.625 mg\/kg\/h/);
-    const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', {
-      target: `MedicationRequest/${theirs.id}`,
-    });
-    expect(provenance?.agent?.[0]?.who?.reference).toBe('Practitioner/dr-test');
-    expect(provenance?.activity?.text).toBe('change-dose');
+    expect(await decisionOn(theirs)).toEqual({ who: 'Practitioner/dr-test', decision: 'change-dose' });
+  });
+
+  it('$reject: the EHR’s replacement is cancelled with the order, with the clinician’s Provenance', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task } = session;
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(service.as('clinician'))
+      .send({ versionId: task.meta!.versionId, reason: 'the patient declined' })
+      .expect(200);
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', session.ehrReplacement!.id!);
+    // Nothing to give for a rejected session. Before, the EHR's replacement stayed active under it.
+    expect((await openOrdersOf(task)).map((o) => o.id)).toEqual([]);
+    expect(theirs.statusReason?.text).toBe('the patient declined');
+    expect(await decisionOn(theirs)).toEqual({ who: 'Practitioner/dr-test', decision: 'reject' });
   });
 });

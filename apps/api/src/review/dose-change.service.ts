@@ -1,6 +1,5 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { MedicationRequest, Task } from '@medplum/fhirtypes';
-import type { Caller } from '@kc/auth';
 import { conflict, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient, updateEntry } from '@kc/fhir';
@@ -21,7 +20,7 @@ import { assertClearOf } from './contraindication-guard';
 import { CurrentContraindications } from './current-contraindications';
 import type { AskedRate, DecisionInput } from './task-decision.service';
 import { changeDose } from './task-decisions';
-import { decisionProvenance } from './provenance';
+import { CrossedEhrOrders } from './crossed-ehr-orders';
 import { decide, DecisionWriter, type Consequence } from './task-review.service';
 import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
 import { PatientRecordGuard } from '../protocols/patient-record-guard';
@@ -45,13 +44,12 @@ export interface DoseChangeInput extends DecisionInput {
  */
 @Injectable()
 export class DoseChangeService {
-  private readonly logger = new Logger(DoseChangeService.name);
-
   constructor(
     private readonly writer: DecisionWriter,
     private readonly fhir: FhirClient,
     private readonly contraindications: CurrentContraindications,
     private readonly patientRecord: PatientRecordGuard,
+    private readonly crossed: CrossedEhrOrders,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
@@ -110,56 +108,18 @@ export class DoseChangeService {
         (): Consequence => ({ resource: replacement, request: { method: 'POST', url: 'MedicationRequest' } }),
       ],
     });
-    await this.replaceCrossedReplacements(changed, [order, ...beside.map((b) => b.order)], newDose, input.caller);
+    // The EHR's replacements of the orders replaced, written while this change was being made.
+    const replacedHere = new Set([order, ...beside.map((b) => b.order)].map((o) => `${o.resourceType}/${o.id}`));
+    await this.crossed.closeAfter({
+      task: changed,
+      caller: input.caller,
+      decision: 'change-dose',
+      // Not the new order (the one the session is given under now), which names the old one too.
+      crossed: ({ order: o }, main) =>
+        !main && replacedHere.has((o as MedicationRequest).priorPrescription?.reference ?? ''),
+      reason: doseChangeReason(newDose),
+    });
     return changed;
-  }
-
-  /**
-   * The EHR's replacements of the orders this change replaced, written after the change read the session's orders and
-   * before it landed (a dose changed in the EHR at the same moment, its cancel of the old order not written): replaced
-   * by the new dose too, as those it read were, with the clinician's Provenance. Before session 56 they stayed active
-   * beside the new order, two orders to give for one session (CI's clinic day, once). One read more per change. One the
-   * pump has begun is the infusion's; one written after this read, or a write refused (the EHR closed it meanwhile) or
-   * failed, is left: the to-do list then says the session has two orders to give.
-   */
-  private async replaceCrossedReplacements(
-    task: Task,
-    replacedHere: { resourceType: string; id?: string }[],
-    newDose: string,
-    caller: Caller,
-  ): Promise<void> {
-    const names = new Set(replacedHere.map((o) => `${o.resourceType}/${o.id}`));
-    try {
-      const beside = (await openOrdersOfSessions(this.fhir, [task])).get(task.id!)?.leftOpen ?? [];
-      const crossed = beside.filter(
-        (b) =>
-          names.has((b.order as MedicationRequest).priorPrescription?.reference ?? '') &&
-          !sessionBegunBy(b.administrations),
-      );
-      if (!crossed.length) return;
-      const provenance = decisionProvenance({
-        targets: crossed.map((b) => ({ reference: `${b.order.resourceType}/${b.order.id}` })),
-        caller,
-        decision: 'change-dose',
-        now: new Date(),
-        reason: `Replaced by the new dose (${newDose}): the EHR replaced the old order while the dose was being changed here`,
-      });
-      await this.fhir.transaction([
-        ...crossed.map((b) => replaced(b.order as Proposal, newDose)),
-        { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
-      ]);
-      this.logger.log({
-        msg: 'EHR replacements that crossed a dose change replaced too',
-        task: task.id,
-        orders: crossed.length,
-      });
-    } catch (err) {
-      this.logger.warn({
-        msg: 'EHR replacements that crossed a dose change left open',
-        task: task.id,
-        error: String(err),
-      });
-    }
   }
 
   /**

@@ -11,6 +11,7 @@ import { InfusionReplanController } from './infusion-replan.controller';
 import { InfusionReplanService } from './infusion-replan.service';
 import { CurrentContraindications } from './current-contraindications';
 import { DoseChangeController } from './dose-change.controller';
+import { CrossedEhrOrders } from './crossed-ehr-orders';
 import { DoseChangeService } from './dose-change.service';
 import { ReminderNoticeController } from './reminder-notice.controller';
 import { TaskAssignmentController } from './task-assignment.controller';
@@ -51,6 +52,7 @@ import { WorklistService } from './worklist.service';
     TaskDecisionService,
     TaskAssignmentService,
     DoseChangeService,
+    CrossedEhrOrders,
     TaskReminders,
   ],
 })

@@ -32,6 +32,7 @@ import {
   sessionBegunBy,
 } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
+import { CrossedEhrOrders } from './crossed-ehr-orders';
 import { CurrentContraindications } from './current-contraindications';
 import { approve, holdsWhatWasAsked, reject, reschedule } from './task-decisions';
 import { TaskReminders } from './task-reminders';
@@ -92,6 +93,7 @@ export class TaskDecisionService {
     private readonly contraindications: CurrentContraindications,
     private readonly sessions: CompletedTaskEventsProducer,
     private readonly patientRecord: PatientRecordGuard,
+    private readonly crossed: CrossedEhrOrders,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
@@ -325,8 +327,9 @@ export class TaskDecisionService {
     const reminders = await this.reminders.contextFor(task, carePlan);
     // An approved Task (ready, or held for a contraindication) has its order: rejecting it withdraws the order too (every
     // one open, should an earlier build have written two), unless the pump has begun the session.
-    const orders = proposal && task.status !== 'draft' ? await this.openOrdersOf(task) : [];
-    return this.writer.write({
+    const ordered = proposal && task.status !== 'draft';
+    const orders = ordered ? await this.openOrdersOf(task) : [];
+    const rejected = await this.writer.write({
       current: task,
       seenVersion: input.seenVersion,
       caller: input.caller,
@@ -340,6 +343,17 @@ export class TaskDecisionService {
         () => this.reminders.afterRejection(reminders, input.reason),
       ],
     });
+    // An order the EHR wrote for the session while this was being decided (its replacement of the order): every one
+    // still open is cancelled with the rest.
+    if (ordered)
+      await this.crossed.closeAfter({
+        task: rejected,
+        caller: input.caller,
+        decision: 'reject',
+        crossed: () => true,
+        reason: input.reason,
+      });
+    return rejected;
   }
 
   /**
