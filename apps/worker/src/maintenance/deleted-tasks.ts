@@ -11,7 +11,7 @@ import {
 } from '@kc/followups';
 import { AUTHORISABLE_TYPES, type AuthorisableRequest } from '@kc/task-states';
 import { ToDoIndex, WorklistIndex } from '@kc/worklist-index';
-import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes';
+import { ordersAndRemindersOf, serviceChangeEntries, withdrawCrossedOrders } from './withdrawal-writes';
 
 /**
  * A Task deleted on the FHIR server (withdrawalOfDeletedTask): its order still to be given, its draft proposal and its
@@ -65,6 +65,8 @@ export class DeletedTasks {
     await this.fhir.transaction(
       serviceChangeEntries(writes, task, { activity: 'withdraw', reason: DELETED_TASK_REASON }, now),
     );
+    // The EHR's replacement of its order written meanwhile; a failure fails the job, whose retry withdraws it.
+    if (withdrawal.order) await withdrawCrossedOrders(this.fhir, [{ task, reason: DELETED_TASK_REASON }], now);
     this.logger.log({ msg: 'withdrew what a deleted Task authorised', task: taskId, writes: writes.length });
     return { withdrawn: 1 };
   }

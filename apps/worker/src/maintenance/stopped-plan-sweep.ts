@@ -16,7 +16,7 @@ import {
 } from '@kc/followups';
 import type { OpenOrder } from '@kc/task-states';
 import { OpenTasksReader, type OpenTasks } from './open-tasks';
-import { ordersAndRemindersOf, serviceChangeEntries } from './withdrawal-writes';
+import { ordersAndRemindersOf, serviceChangeEntries, withdrawCrossedOrders } from './withdrawal-writes';
 
 /**
  * Withdraws the open Tasks of plans an EHR stopped (withdrawalsForStoppedPlans): awaiting approval with their draft
@@ -65,6 +65,7 @@ export class StoppedPlanSweep {
     const approved = approvedOnEndedPlans(tasks, carePlans, zone, deceased);
     const { orders, reminders } = await ordersAndRemindersOf(this.fhir, approved);
     let withdrawn = 0;
+    const ordersWithdrawn: { task: Task; reason: string }[] = [];
     const withdrawals = withdrawalsForStoppedPlans({
       tasks,
       carePlans,
@@ -83,13 +84,28 @@ export class StoppedPlanSweep {
           serviceChangeEntries(writes, w.task, { activity: 'withdraw', reason: w.withdrawn.statusReason?.text }, now),
         );
         withdrawn++;
+        if (w.order) ordersWithdrawn.push({ task: w.withdrawn, reason: w.withdrawn.statusReason?.text ?? 'Withdrawn' });
       } catch (err) {
         if (!skipsStaleWrite(err, raced)) throw err;
       }
     }
+    await this.withdrawCrossed(ordersWithdrawn, now);
     const answered = await this.answerGiven(approved, open, orders, reminders, now, raced);
     if (withdrawn) this.logger.log({ msg: 'withdrew tasks of stopped plans', withdrawn, checked: tasks.length });
     return { withdrawn, answered, checked: tasks.length };
+  }
+
+  /**
+   * The EHR's replacements of the orders just withdrawn written meanwhile (withdrawCrossedOrders). A failure is logged
+   * and leaves them: the sweep reads open sessions only, so nothing looks at a withdrawn one again.
+   */
+  private async withdrawCrossed(withdrawn: { task: Task; reason: string }[], now: Date): Promise<void> {
+    try {
+      const closed = await withdrawCrossedOrders(this.fhir, withdrawn, now);
+      if (closed) this.logger.log({ msg: 'withdrew orders the EHR wrote during a withdrawal', orders: closed });
+    } catch (err) {
+      this.logger.warn({ msg: 'orders the EHR wrote during a withdrawal left open', error: String(err) });
+    }
   }
 
   /**

@@ -2,7 +2,14 @@ import type { BundleEntry, CommunicationRequest, Resource, Task } from '@medplum
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { carePlanReferenceOf } from '@kc/followups';
 import { openOrdersOfSessions } from '@kc/nest-core';
-import { changeProvenance, THIS_SERVICE, type OpenOrder } from '@kc/task-states';
+import {
+  cancelledProposal,
+  changeProvenance,
+  openOrdersOfSession,
+  sessionBegunBy,
+  THIS_SERVICE,
+  type OpenOrder,
+} from '@kc/task-states';
 
 /**
  * What withdrawing Tasks reads: their orders still to be given (with what the pump recorded of them) and their plans'
@@ -55,4 +62,33 @@ export function serviceChangeEntries(
     ...writes.map(({ resource, read }) => updateEntry(resource, read.meta?.versionId)),
     { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
   ];
+}
+
+/**
+ * The orders of approved sessions just withdrawn, read again once the withdrawal has landed (one batch): an order of a
+ * session's chain still open is the EHR's replacement of its order written between the withdrawal's read and its write
+ * (the EHR's cancel of the order it replaced never sent), withdrawn now as the withdrawal would have had it read it, with
+ * the service's Provenance; one the pump has begun is left to its infusion. A transaction per session, only for one
+ * that has such an order. Since session 56 (before, it stayed active under the withdrawn session); a clinician's
+ * decisions do the same (CrossedEhrOrders).
+ */
+export async function withdrawCrossedOrders(
+  fhir: FhirClient,
+  withdrawn: { task: Task; reason: string }[],
+  now: Date,
+): Promise<number> {
+  if (!withdrawn.length) return 0;
+  const open = await openOrdersOfSessions(
+    fhir,
+    withdrawn.map((w) => w.task),
+  );
+  let closed = 0;
+  for (const { task, reason } of withdrawn) {
+    const crossed = openOrdersOfSession(open.get(task.id!)).filter((o) => !sessionBegunBy(o.administrations));
+    if (!crossed.length) continue;
+    const writes = crossed.map(({ order }) => ({ resource: cancelledProposal(order, reason), read: order }));
+    await fhir.transaction(serviceChangeEntries(writes, task, { activity: 'withdraw', reason }, now));
+    closed += crossed.length;
+  }
+  return closed;
 }

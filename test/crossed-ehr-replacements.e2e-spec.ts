@@ -1,0 +1,129 @@
+import request from 'supertest';
+import type { CarePlan, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
+import { FhirClient } from '@kc/fhir';
+import { orderKeySearch } from '@kc/task-states';
+import { DeletedTasks } from '../apps/worker/src/maintenance/deleted-tasks';
+import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
+import { infusionDosage } from './fixtures/orders';
+import { approveFirstSession, enrolPatient } from './support/clinic';
+import { startBehindProxy, type ServiceBehindProxy } from './support/flaky-proxy';
+import { startTestService, type TestService } from './support/test-service';
+
+/**
+ * The EHR changes a session's dose at the same moment as the service closes or replaces its order: its replacement of
+ * the order lands after the service read the session's orders and before its write, and the EHR's cancel of the order
+ * never goes (it read it still active). CI's clinic day found a session with two orders to give once (session 56).
+ */
+describe('a dose changed in the EHR while the service closes the order', () => {
+  let behind: ServiceBehindProxy<TestService>;
+  let service: TestService;
+  beforeAll(async () => {
+    behind = await startBehindProxy((fhirBaseUrl) => startTestService({ fhirBaseUrl }));
+    service = behind.service;
+  }, 60_000);
+  afterEach(() => {
+    behind.proxy.beforeForward = () => undefined;
+  });
+  afterAll(() => behind.stop());
+
+  /**
+   * An approved session whose order the EHR replaces just before the service's write (the transaction updating the
+   * order) reaches the FHIR server, writing straight to it (not through the service's proxy).
+   */
+  async function replacedInEhrAtTheWrite() {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const task = await approveFirstSession(service, carePlanId);
+    const [ours] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(task.id!),
+    });
+    const ehr = new FhirClient({ baseUrl: behind.sandbox.baseUrl, maxAttempts: 1 });
+    const session = { task, ours, ehrReplacement: undefined as MedicationRequest | undefined };
+    behind.proxy.beforeForward = async (method, _path, body) => {
+      const writesOurs = body.includes('"type":"transaction"') && body.includes(`"url":"MedicationRequest/${ours.id}"`);
+      if (method !== 'POST' || session.ehrReplacement || !writesOurs) return;
+      const { id: _id, meta: _meta, identifier: _identifier, ...rest } = ours;
+      session.ehrReplacement = (
+        await ehr.create<MedicationRequest>({
+          ...rest,
+          status: 'active',
+          priorPrescription: { reference: `MedicationRequest/${ours.id}` },
+          dosageInstruction: infusionDosage(0.75, 60),
+        })
+      ).resource;
+    };
+    return session;
+  }
+
+  const openOrdersOf = async (task: Task) =>
+    (
+      await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+        subject: task.for!.reference!,
+        status: 'active,on-hold',
+      })
+    ).filter((o) => o.intent === 'order');
+
+  /** The Provenance of the EHR's replacement: by whom (a clinician, else the service), which decision. */
+  async function decisionOn(order: MedicationRequest) {
+    const [provenance] = await service.fhir.searchAll<Provenance>('Provenance', {
+      target: `MedicationRequest/${order.id}`,
+    });
+    const who = provenance?.agent?.[0]?.who;
+    return { who: who?.reference ?? who?.display, decision: provenance?.activity?.text };
+  }
+
+  it('$change-dose: the EHR’s replacement of the old order is replaced by the new dose too, with the clinician’s Provenance', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task, ours } = session;
+    await request(service.url)
+      .post(`/tasks/${task.id}/$change-dose`)
+      .set(service.as('clinician'))
+      .send({ versionId: task.meta!.versionId, rate: { value: 0.625, unit: 'mg/kg/h' }, reason: 'weighed again' })
+      .expect(200);
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', session.ehrReplacement!.id!);
+    // One order to give: the new dose. Before, the EHR's replacement of the old dose stayed active beside it.
+    const open = await openOrdersOf(task);
+    expect(open.map((o) => o.priorPrescription?.reference)).toEqual([`MedicationRequest/${ours.id}`]);
+    expect(open.map((o) => o.id)).not.toContain(theirs.id);
+    expect(theirs.statusReason?.text).toMatch(/^Replaced by a new order at 0\.625 mg\/kg\/h/);
+    expect(await decisionOn(theirs)).toEqual({ who: 'Practitioner/dr-test', decision: 'change-dose' });
+  });
+
+  it('$reject: the EHR’s replacement is cancelled with the order, with the clinician’s Provenance', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task } = session;
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(service.as('clinician'))
+      .send({ versionId: task.meta!.versionId, reason: 'the patient declined' })
+      .expect(200);
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', session.ehrReplacement!.id!);
+    // Nothing to give for a rejected session. Before, the EHR's replacement stayed active under it.
+    expect((await openOrdersOf(task)).map((o) => o.id)).toEqual([]);
+    expect(theirs.statusReason?.text).toBe('the patient declined');
+    expect(await decisionOn(theirs)).toEqual({ who: 'Practitioner/dr-test', decision: 'reject' });
+  });
+
+  it('a stopped plan: the EHR’s replacement is withdrawn with the order, with the service’s Provenance', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task } = session;
+    const plan = await service.fhir.read<CarePlan>('CarePlan', task.basedOn![0].reference!.split('/')[1]);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    expect((await service.app.get(StoppedPlanSweep).sweep()).withdrawn).toBeGreaterThanOrEqual(1);
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', session.ehrReplacement!.id!);
+    // Nothing to give under a stopped plan. Before, the EHR's replacement stayed active under the withdrawn session.
+    expect((await openOrdersOf(task)).map((o) => o.id)).toEqual([]);
+    expect(theirs.statusReason?.text).toMatch(/^Withdrawn/);
+    expect(await decisionOn(theirs)).toEqual({ who: 'ketamine-careplans (automatic)', decision: 'withdraw' });
+  });
+
+  it('a Task deleted in the EHR: the EHR’s replacement is withdrawn with the order', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task } = session;
+    expect((await fetch(`${behind.sandbox.baseUrl}/Task/${task.id}`, { method: 'DELETE' })).ok).toBe(true);
+    expect(await service.app.get(DeletedTasks).heard(task.id!)).toEqual({ withdrawn: 1 });
+    // Before, the EHR's replacement stayed active, its session gone.
+    expect((await openOrdersOf(task)).map((o) => o.id)).toEqual([]);
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', session.ehrReplacement!.id!);
+    expect(await decisionOn(theirs)).toEqual({ who: 'ketamine-careplans (automatic)', decision: 'withdraw' });
+  });
+});
