@@ -53,10 +53,11 @@ describe('$approve: 3 FHIR requests', () => {
 /**
  * Rejecting an approved session withdraws the orders it would be given under: since session 39 one batch finds them all
  * (the order written here, the EHR's replacements of it at any depth, what the pump recorded of each); before, two
- * to four searches one after another.
+ * to four searches one after another. Since session 56 the same batch once more after the transaction: an EHR
+ * replacement of the order written while the rejection was being made is cancelled with it (CrossedEhrOrders).
  */
 describe('$reject of an approved session: its orders found in one request', () => {
-  it('rejecting an approved infusion sends 4 requests: the Task, its reminders, its orders, one transaction', async () => {
+  it('rejecting an approved infusion sends 5 requests: the Task, its reminders, its orders, one transaction, its orders again', async () => {
     const infusion = await newInfusionAwaitingApproval();
     const approvedNow = await approved(infusion);
     const before = await forwarded();
@@ -65,7 +66,7 @@ describe('$reject of an approved session: its orders found in one request', () =
       .set(service.as('clinician'))
       .send({ versionId: (approvedNow.body as Task).meta!.versionId, reason: 'Not now' })
       .expect(200);
-    expect((await forwarded()) - before).toBe(4);
+    expect((await forwarded()) - before).toBe(5);
     const [order] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
       identifier: orderKeySearch(infusion.id!),
     });
