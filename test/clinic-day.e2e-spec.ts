@@ -1715,10 +1715,15 @@ describe.each([
         };
       });
     expect(explained).toEqual([]);
-    // A session a clinician rejected has no order left to give, the EHR's replacements of its order included (one written
-    // while the rejection was being made is cancelled with it, since session 56); but one the pump gave (the infusion's).
+    // A session a clinician rejected, or the service withdrew, has no order left to give, the EHR's replacements of its
+    // order included (one written while the rejection or withdrawal was being made is closed with it, since session 56);
+    // but one the pump gave (the infusion's).
     const rejectedWithOrders = tasks
-      .filter((t) => t.status === 'rejected' && decisions.some((d) => d.taskId === t.id && d.decision === 'reject'))
+      .filter(
+        (t) =>
+          (t.status === 'rejected' && decisions.some((d) => d.taskId === t.id && d.decision === 'reject')) ||
+          stateOf(t) === 'withdrawn',
+      )
       .map((t) => ({ task: t.id, chain: ordersOfSession(t.id!) }))
       .filter(({ chain }) => !chain.some((o) => given.some((g) => g.order === o.id)))
       .map(({ task, chain }) => ({ task, open: chain.filter(toGiveOrHeld).map((o) => `${o.id} ${o.status}`) }))

@@ -34,8 +34,9 @@ export interface DecisionOnOrders {
  * it closes, and stays to be given beside what the decision left (two orders to give; or one under a rejected session).
  * Once the decision has landed the session's orders are read again (one batch), and those crossed get what the others
  * got: cancelled with the decision's reason, If-Match on the version read, with the clinician's Provenance. One the
- * pump has begun is the infusion's. A write refused (the EHR closed it meanwhile) or failed leaves it: the to-do list
- * says the session has two orders to give. Since session 56, after CI's clinic day found two orders to give once.
+ * pump has begun is the infusion's. A write refused (the EHR closed it meanwhile) or failed is logged and leaves it
+ * (after a dose change the to-do list then says two orders to give): the decision itself stands, and is answered so.
+ * Since session 56, after CI's clinic day found two orders to give once.
  */
 @Injectable()
 export class CrossedEhrOrders {
@@ -47,6 +48,7 @@ export class CrossedEhrOrders {
   async closeAfter(decision: DecisionOnOrders): Promise<number> {
     const { task } = decision;
     try {
+      // The order the session is given under first, then those left open beside it.
       const open = openOrdersOfSession((await openOrdersOfSessions(this.fhir, [task])).get(task.id!));
       const crossed = open.filter((o, i) => decision.crossed(o, i === 0) && !sessionBegunBy(o.administrations));
       if (!crossed.length) return 0;

@@ -17,10 +17,10 @@ import {
   type OpenOrder,
 } from '@kc/task-states';
 import { assertClearOf } from './contraindication-guard';
+import { CrossedEhrOrders } from './crossed-ehr-orders';
 import { CurrentContraindications } from './current-contraindications';
 import type { AskedRate, DecisionInput } from './task-decision.service';
 import { changeDose } from './task-decisions';
-import { CrossedEhrOrders } from './crossed-ehr-orders';
 import { decide, DecisionWriter, type Consequence } from './task-review.service';
 import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
 import { PatientRecordGuard } from '../protocols/patient-record-guard';

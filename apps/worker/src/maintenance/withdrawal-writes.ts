@@ -87,7 +87,8 @@ export async function withdrawCrossedOrders(
     const crossed = openOrdersOfSession(open.get(task.id!)).filter((o) => !sessionBegunBy(o.administrations));
     if (!crossed.length) continue;
     const writes = crossed.map(({ order }) => ({ resource: cancelledProposal(order, reason), read: order }));
-    await fhir.transaction(serviceChangeEntries(writes, task, { activity: 'withdraw', reason }, now));
+    const why = `${reason} (the EHR's replacement of its order, written while it was being withdrawn)`;
+    await fhir.transaction(serviceChangeEntries(writes, task, { activity: 'withdraw', reason: why }, now));
     closed += crossed.length;
   }
   return closed;
