@@ -1684,7 +1684,8 @@ describe.each([
         );
       }
     // What explains it, in the failure itself (CI keeps no dump): CI's seed 20261204 failed here once (session 56), as
-    // seed 2646 had (session 46); neither reproduced since.
+    // seed 2646 had (session 46), neither reproduced since; the ids fitted the EHR's replacement written while a dose
+    // change was being made (test/crossed-ehr-replacements.e2e-spec.ts).
     const explained = twice
       .filter((t) => t.open.length > 1)
       .map(({ task, open }) => {

@@ -4,7 +4,7 @@ import { FhirClient } from '@kc/fhir';
 import { orderKeySearch } from '@kc/task-states';
 import { DeletedTasks } from '../apps/worker/src/maintenance/deleted-tasks';
 import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
-import { infusionDosage } from './fixtures/orders';
+import { ehrReplacementOf, infusionDosage } from './fixtures/orders';
 import { approveFirstSession, enrolPatient } from './support/clinic';
 import { startBehindProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
@@ -41,15 +41,7 @@ describe('a dose changed in the EHR while the service closes the order', () => {
     behind.proxy.beforeForward = async (method, _path, body) => {
       const writesOurs = body.includes('"type":"transaction"') && body.includes(`"url":"MedicationRequest/${ours.id}"`);
       if (method !== 'POST' || session.ehrReplacement || !writesOurs) return;
-      const { id: _id, meta: _meta, identifier: _identifier, ...rest } = ours;
-      session.ehrReplacement = (
-        await ehr.create<MedicationRequest>({
-          ...rest,
-          status: 'active',
-          priorPrescription: { reference: `MedicationRequest/${ours.id}` },
-          dosageInstruction: infusionDosage(0.75, 60),
-        })
-      ).resource;
+      session.ehrReplacement = (await ehr.create(ehrReplacementOf(ours, infusionDosage(0.75, 60)))).resource;
     };
     return session;
   }

@@ -1,16 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
 import type { Caller } from '@kc/auth';
-import { FhirClient, updateEntry } from '@kc/fhir';
+import { FhirClient } from '@kc/fhir';
 import { openOrdersOfSessions } from '@kc/nest-core';
-import {
-  cancelledProposal,
-  openOrdersOfSession,
-  sessionBegunBy,
-  type AuthorisableRequest,
-  type OpenOrder,
-} from '@kc/task-states';
+import { openOrdersOfSession, sessionBegunBy, type OpenOrder } from '@kc/task-states';
 import { decisionProvenance } from './provenance';
+import { cancelledEntry } from './task-review.service';
 
 /** A clinician's decision that closed or replaced a session's open orders, as it landed. */
 export interface DecisionOnOrders {
@@ -60,7 +55,7 @@ export class CrossedEhrOrders {
         reason: `${decision.reason} (written in the EHR while this decision was being made)`,
       });
       await this.fhir.transaction([
-        ...crossed.map(({ order }) => cancelled(order, decision.reason)),
+        ...crossed.map(({ order }) => cancelledEntry(order, decision.reason)),
         { resource: provenance, request: { method: 'POST', url: 'Provenance' } },
       ]);
       this.logger.log({ msg: 'orders that crossed a decision closed with it', task: task.id, orders: crossed.length });
@@ -70,8 +65,4 @@ export class CrossedEhrOrders {
       return 0;
     }
   }
-}
-
-function cancelled(order: AuthorisableRequest, reason: string) {
-  return updateEntry(cancelledProposal(order, reason), order.meta?.versionId);
 }

@@ -2,12 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { MedicationRequest, Task } from '@medplum/fhirtypes';
 import { conflict, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, updateEntry } from '@kc/fhir';
+import { FhirClient } from '@kc/fhir';
 import { carePlanReferenceOf } from '@kc/followups';
 import { openOrdersOfSessions } from '@kc/nest-core';
 import { dosageToOrder, orderedBolusPerKg, orderedRatePerKg, orderRateText } from '@kc/protocols';
 import {
-  cancelledProposal,
   doseChangeReason,
   orderFromProposal,
   orderKeyFor,
@@ -21,7 +20,7 @@ import { CrossedEhrOrders } from './crossed-ehr-orders';
 import { CurrentContraindications } from './current-contraindications';
 import type { AskedRate, DecisionInput } from './task-decision.service';
 import { changeDose } from './task-decisions';
-import { decide, DecisionWriter, type Consequence } from './task-review.service';
+import { cancelledEntry, decide, DecisionWriter, type Consequence } from './task-review.service';
 import { assertAuthorisable, readTaskUnderReview, type Proposal } from './task-under-review';
 import { PatientRecordGuard } from '../protocols/patient-record-guard';
 
@@ -103,8 +102,8 @@ export class DoseChangeService {
       change: (t) => changeDose(t, now),
       asked,
       consequences: [
-        () => replaced(order, newDose),
-        ...beside.map((b) => () => replaced(b.order as Proposal, newDose)),
+        () => cancelledEntry(order, doseChangeReason(newDose)),
+        ...beside.map((b) => () => cancelledEntry(b.order, doseChangeReason(newDose))),
         (): Consequence => ({ resource: replacement, request: { method: 'POST', url: 'MedicationRequest' } }),
       ],
     });
@@ -171,9 +170,4 @@ export class DoseChangeService {
         (bolus ? orderedBolusPerKg(o, bolus.unit) === bolus.value : (o.dosageInstruction?.length ?? 0) <= 1),
     );
   }
-}
-
-/** The order replaced, cancelled (never given) with its If-Match, saying by what. */
-function replaced(order: Proposal, newDose: string): Consequence {
-  return updateEntry(cancelledProposal(order, doseChangeReason(newDose)), order.meta?.versionId);
 }

@@ -3,7 +3,7 @@ import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplu
 import type { Caller } from '@kc/auth';
 import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, updateEntry } from '@kc/fhir';
+import { FhirClient } from '@kc/fhir';
 import {
   carePlanReferenceOf,
   dueOutsideProtocolWindow,
@@ -18,7 +18,6 @@ import { clinicPeriod, dosageToOrder, orderedBolusPerKg, orderedRatePerKg, proto
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
   approvedOnOrder,
-  cancelledProposal,
   isApproved,
   isTaskHeldForContraindication,
   openOrdersOfSession,
@@ -38,7 +37,7 @@ import { approve, holdsWhatWasAsked, reject, reschedule } from './task-decisions
 import { TaskReminders } from './task-reminders';
 import { assertAuthorisable, assertWithinPlan, readTaskUnderReview, type Proposal } from './task-under-review';
 import { PatientRecordGuard } from '../protocols/patient-record-guard';
-import { DecisionWriter, type Consequence } from './task-review.service';
+import { cancelledEntry, DecisionWriter, type Consequence } from './task-review.service';
 
 /** A rate per kg a clinician asks for (`$approve`'s `rate`), or a bolus per kg (`bolus`). */
 export interface AskedRate {
@@ -338,8 +337,8 @@ export class TaskDecisionService {
       change: (t) => reject(t, input.reason, new Date()),
       asked: (t) => holdsWhatWasAsked.reason(t, input.reason),
       consequences: [
-        ...(proposal && proposal.status === 'draft' ? [() => cancel(proposal, input.reason)] : []),
-        ...orders.map((order) => () => cancel(order, input.reason)),
+        ...(proposal && proposal.status === 'draft' ? [() => cancelledEntry(proposal, input.reason)] : []),
+        ...orders.map((order) => () => cancelledEntry(order, input.reason)),
         () => this.reminders.afterRejection(reminders, input.reason),
       ],
     });
@@ -461,12 +460,4 @@ export class TaskDecisionService {
     });
     return { resource: order, request: { method: 'POST', url: order.resourceType } };
   }
-}
-
-/**
- * The proposal (or the order of an approved Task) a rejection cancels, written with the rejection (If-Match: unchanged
- * since it was read): a MedicationRequest `cancelled`, never given; a communication or service `revoked`.
- */
-function cancel(request: Proposal, reason: string): Consequence {
-  return updateEntry(cancelledProposal(request, reason), request.meta?.versionId);
 }

@@ -11,10 +11,11 @@ import {
   FhirVersionConflictError,
   ifMatchFor,
   SharedFhirRequests,
+  updateEntry,
   type SearchParams,
 } from '@kc/fhir';
 import { DECISION_KEY_SYSTEM, decisionKey } from '@kc/protocols';
-import { InvalidTransition } from '@kc/task-states';
+import { cancelledProposal, InvalidTransition, type AuthorisableRequest } from '@kc/task-states';
 import { decisionProvenance } from './provenance';
 import { DecisionRefused } from './task-decisions';
 
@@ -23,6 +24,15 @@ export type Consequence = Pick<BundleEntry, 'resource' | 'request'> & {
   /** Its place in the transaction (urn:uuid), when the decision's own resource points at it; else one is given. */
   fullUrl?: string;
 };
+
+/**
+ * A request a decision closes (a proposal or an order rejected, an order replaced by a dose change, one that crossed the
+ * decision), with why, If-Match on the version read: a MedicationRequest `cancelled`, never given; a communication or
+ * service `revoked`.
+ */
+export function cancelledEntry(request: AuthorisableRequest, reason: string): Consequence {
+  return updateEntry(cancelledProposal(request, reason), request.meta?.versionId);
+}
 
 export interface DecisionWrite<T extends Resource> {
   current: T;
