@@ -1,6 +1,8 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { httpFetch } from './http-fetch';
 
 describe('httpFetch (the FHIR client transport)', () => {
@@ -94,6 +96,72 @@ describe('httpFetch (the FHIR client transport)', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     await expect(httpFetch()(`http://127.0.0.1:${port}/x`)).rejects.toBeInstanceOf(TypeError);
+  });
+
+  describe("a kept-alive connection near the server's idle timeout", () => {
+    // Node's server answers `Keep-Alive: timeout=2` for a keepAliveTimeout of 2 s, and (Node 24) closes the idle
+    // connection a second later. The agent should close it first, 1 s after it was freed (the hint less 1 s).
+    const SERVER = `
+      const http = require('node:http');
+      let connections = 0;
+      const server = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          process.stdout.write('REQUEST ' + req.method + ' ' + connections + '\\n');
+          res.writeHead(201, { 'content-type': 'application/fhir+json' }).end('{}');
+        });
+      });
+      server.keepAliveTimeout = 2000;
+      server.on('connection', () => connections++);
+      server.listen(0, '127.0.0.1', () => process.stdout.write('PORT ' + server.address().port + '\\n'));`;
+    let child: ChildProcess;
+    let hintedBase: string;
+    /** Each request the server received: its method and how many connections it had accepted by then. */
+    let requests: string[];
+
+    // Its own process: a server in this one would stall with the test's blocked event loop, and close nothing.
+    beforeEach(async () => {
+      requests = [];
+      child = spawn(process.execPath, ['-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+      hintedBase = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.once('exit', (code) => reject(new Error(`the test's FHIR stand-in exited (${code})`)));
+        child.stdout!.on('data', (data: Buffer) => {
+          out += data.toString();
+          for (const line of out.split('\n').slice(0, -1)) {
+            const port = /^PORT (\d+)$/.exec(line)?.[1];
+            if (port) resolve(`http://127.0.0.1:${port}`);
+            else if (line.startsWith('REQUEST ') && !requests.includes(line)) requests.push(line.slice(8));
+          }
+          out = out.slice(out.lastIndexOf('\n') + 1);
+        });
+      });
+    });
+    afterEach(() => {
+      child.kill();
+    });
+
+    const post = (fetchOverHttp: ReturnType<typeof httpFetch>) =>
+      fetchOverHttp(`${hintedBase}/Task`, { method: 'POST', body: '{}' }).then((res) => res.status);
+
+    it("closes a connection idle for the server's hint less a second, and sends the next request on a new one", async () => {
+      const fetchOverHttp = httpFetch();
+      expect(await post(fetchOverHttp)).toBe(201);
+      await sleep(1300);
+      expect(await post(fetchOverHttp)).toBe(201);
+      expect(requests).toEqual(['POST 1', 'POST 2']);
+    });
+
+    it('sends a POST on a new connection when the event loop was blocked past that limit, once', async () => {
+      const fetchOverHttp = httpFetch();
+      expect(await post(fetchOverHttp)).toBe(201);
+      const freedAt = Date.now();
+      await sleep(900);
+      // Blocked past the server's close (3 s): the agent's timer to close the connection at 1 s never ran.
+      while (Date.now() - freedAt < 3400);
+      expect(await post(fetchOverHttp)).toBe(201);
+      expect(requests).toEqual(['POST 1', 'POST 2']);
+    }, 15_000);
   });
 
   describe('a kept-alive connection the server closed while idle', () => {

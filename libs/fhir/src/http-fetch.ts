@@ -1,5 +1,6 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
+import type * as net from 'node:net';
 
 /**
  * What the FHIR client sends through: fetch's signature, narrowed to what it uses, so that both the global fetch
@@ -69,10 +70,20 @@ export function httpFetch(options: { maxSockets?: number } = {}): HttpFetch {
             });
           },
         );
+        // A pooled connection past its idle limit (the agent's timer to close it was late: the event loop stalled)
+        // is dropped before anything is written on it, and the request goes on another: the server may be closing
+        // it, and a POST that fails there cannot be sent again.
+        let droppedOverdue = false;
+        request.once('socket', (socket: net.Socket) => {
+          if (!request.reusedSocket || !idleOverdue(socket)) return;
+          droppedOverdue = true;
+          socket.destroy();
+        });
         const onAbort = () => request.destroy(signal!.reason as Error);
         signal?.addEventListener('abort', onAbort, { once: true });
         request.on('error', (err: NodeJS.ErrnoException) => {
           signal?.removeEventListener('abort', onAbort);
+          if (droppedOverdue && !signal?.aborted) return void send(retryStale).then(resolve, reject);
           // A kept-alive connection the server closed while idle (a race with its keep-alive timeout, or a proxy
           // that drops idle connections without saying so): an idempotent request is sent once more on a new one,
           // as Node's documentation advises. A POST is not: it may have reached the server.
@@ -97,11 +108,29 @@ function sharedAgents(): { http: http.Agent; https: https.Agent } {
   return shared;
 }
 
+/**
+ * How long a pooled connection may stay idle, or less when the server's `Keep-Alive: timeout=N` hint asks for less
+ * (the agent then keeps it N − 1 s). Without a timeout Node's agent never closes an idle connection itself: the server
+ * does, and a request sent on it just then fails with ECONNRESET. Below the common server defaults (Node and Apache
+ * 5 s, Jetty 30 s, load balancers 60 s).
+ */
+const IDLE_CONNECTION_MS = 4000;
+
+/** When each pooled connection was last put back, and the idle limit the agent then gave it. */
+const freed = new WeakMap<net.Socket, { at: number; limit: number }>();
+
 function newAgents(maxSockets: number): { http: http.Agent; https: https.Agent } {
-  return {
-    http: new http.Agent({ keepAlive: true, maxSockets }),
-    https: new https.Agent({ keepAlive: true, maxSockets }),
-  };
+  const options = { keepAlive: true, maxSockets, timeout: IDLE_CONNECTION_MS };
+  const agents = { http: new http.Agent(options), https: new https.Agent(options) };
+  // Listens after the agent's own 'free' listener, which sets the connection's idle limit from the server's hint.
+  for (const agent of [agents.http, agents.https])
+    agent.on('free', (socket: net.Socket) => freed.set(socket, { at: Date.now(), limit: socket.timeout ?? 0 }));
+  return agents;
+}
+
+function idleOverdue(socket: net.Socket): boolean {
+  const idle = freed.get(socket);
+  return idle !== undefined && idle.limit > 0 && Date.now() - idle.at >= idle.limit;
 }
 
 /** An answer whose body was read whole: no stream, no copy; decoded when asked for. */
