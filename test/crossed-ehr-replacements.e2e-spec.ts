@@ -2,9 +2,13 @@ import request from 'supertest';
 import type { CarePlan, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { orderKeySearch } from '@kc/task-states';
+import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { DeletedTasks } from '../apps/worker/src/maintenance/deleted-tasks';
+import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
+import { PausedPlanHolds } from '../apps/worker/src/maintenance/paused-plan-holds';
 import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sweep';
 import { ehrReplacementOf, infusionDosage } from './fixtures/orders';
+import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { approveFirstSession, enrolPatient } from './support/clinic';
 import { startBehindProxy, type ServiceBehindProxy } from './support/flaky-proxy';
 import { startTestService, type TestService } from './support/test-service';
@@ -106,6 +110,53 @@ describe('a dose changed in the EHR while the service closes the order', () => {
     expect((await openOrdersOf(task)).map((o) => o.id)).toEqual([]);
     expect(theirs.statusReason?.text).toMatch(/^Withdrawn/);
     expect(await decisionOn(theirs)).toEqual({ who: 'ketamine-careplans (automatic)', decision: 'withdraw' });
+  });
+
+  // Since session 57: held, not withdrawn, so the two orders are held together and an override releases them.
+  it('a contraindication found after approval: the EHR’s replacement is held with the order', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task } = session;
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], task.for!.reference));
+    await service.app.get(ContraindicationSweep).recheckFor(task.basedOn![0].reference!);
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', session.ehrReplacement!.id!);
+    // Nothing to give while the contraindication stands. Before, the EHR's replacement stayed active under the held
+    // session, and the sweep did not hold it either.
+    expect((await openOrdersOf(task)).map((o) => [o.id, o.status])).toEqual(
+      expect.arrayContaining([[theirs.id, 'on-hold']]),
+    );
+    expect((await openOrdersOf(task)).filter((o) => o.status === 'active')).toEqual([]);
+    expect(theirs.detectedIssue?.length).toBeGreaterThan(0);
+    expect(await decisionOn(theirs)).toEqual({
+      who: 'ketamine-careplans (automatic)',
+      decision: 'hold for contraindication',
+    });
+  });
+
+  it('a session held for a contraindication: an order the EHR writes for it afterwards is held by the recheck', async () => {
+    const { carePlanId, patient } = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const task = await approveFirstSession(service, carePlanId);
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], patient));
+    const recheck = () => service.app.get(ContraindicationSweep).recheckFor(`CarePlan/${carePlanId}`);
+    await recheck();
+    const [held] = await openOrdersOf(task);
+    expect(held.status).toBe('on-hold');
+    // The EHR, not reading the hold, writes a new dose for the session as an active order.
+    const { resource: theirs } = await service.fhir.create(ehrReplacementOf(held, infusionDosage(0.75, 60)));
+    await recheck();
+    // Before, only approved sessions' orders were held: an order written for a held session stayed there to give.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', theirs.id!)).status).toBe('on-hold');
+  });
+
+  it('a paused plan: the EHR’s replacement is held with the order', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task } = session;
+    const plan = await service.fhir.read<CarePlan>('CarePlan', task.basedOn![0].reference!.split('/')[1]);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'on-hold' });
+    expect(await service.app.get(PausedPlanHolds).hold(await service.app.get(OpenTasksReader).all())).toBe(2);
+    // Before, the EHR's replacement stayed active until the next sweep (15 minutes).
+    expect((await openOrdersOf(task)).map((o) => o.status)).toEqual(['on-hold', 'on-hold']);
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', session.ehrReplacement!.id!);
+    expect(await decisionOn(theirs)).toEqual({ who: 'ketamine-careplans (automatic)', decision: 'hold' });
   });
 
   it('a Task deleted in the EHR: the EHR’s replacement is withdrawn with the order', async () => {

@@ -58,11 +58,13 @@ export function httpFetch(options: { maxSockets?: number } = {}): HttpFetch {
           url,
           { method, headers, agent: secure ? agents.https : agents.http },
           (res) => {
+            const socket = res.socket; // Detached from the answer by its end, as the agent takes it back.
             const chunks: Buffer[] = [];
             res.on('data', (chunk: Buffer) => chunks.push(chunk));
             res.on('error', reject);
             res.on('end', () => {
               signal?.removeEventListener('abort', onAbort);
+              lastExchange.set(socket, { at: Date.now(), limit: idleLimit(res.headers['keep-alive']) });
               const status = res.statusCode ?? 502;
               const noBody = status === 204 || status === 304 || method === 'HEAD';
               const bytes = noBody ? null : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
@@ -70,15 +72,17 @@ export function httpFetch(options: { maxSockets?: number } = {}): HttpFetch {
             });
           },
         );
-        // A pooled connection past its idle limit (the agent's timer to close it was late: the event loop stalled)
-        // is dropped before anything is written on it, and the request goes on another: the server may be closing
-        // it, and a POST that fails there cannot be sent again.
+        // A pooled connection idle past its limit is dropped before anything is written on it, and the request goes
+        // on another: the server may be closing it, and a POST that fails there cannot be sent again. (Node's agent
+        // closes none itself without a `timeout`, and one with a timeout re-arms a timer at every read and write:
+        // 3-8% of this transport's rate, measured. Its timer would also be late when the event loop stalls.)
         let droppedOverdue = false;
-        request.once('socket', (socket: net.Socket) => {
-          if (!request.reusedSocket || !idleOverdue(socket)) return;
-          droppedOverdue = true;
-          socket.destroy();
-        });
+        if (request.reusedSocket)
+          request.once('socket', (socket: net.Socket) => {
+            if (!idleOverdue(socket)) return;
+            droppedOverdue = true;
+            socket.destroy();
+          });
         const onAbort = () => request.destroy(signal!.reason as Error);
         signal?.addEventListener('abort', onAbort, { once: true });
         request.on('error', (err: NodeJS.ErrnoException) => {
@@ -109,28 +113,31 @@ function sharedAgents(): { http: http.Agent; https: https.Agent } {
 }
 
 /**
- * How long a pooled connection may stay idle, or less when the server's `Keep-Alive: timeout=N` hint asks for less
- * (the agent then keeps it N − 1 s). Without a timeout Node's agent never closes an idle connection itself: the server
- * does, and a request sent on it just then fails with ECONNRESET. Below the common server defaults (Node and Apache
- * 5 s, Jetty 30 s, load balancers 60 s).
+ * How long a pooled connection may stay idle before a request is sent on it, or less when the server's
+ * `Keep-Alive: timeout=N` hint asks for less (N − 1 s, as Node's agent reads it). Below the common server defaults
+ * (Node and Apache 5 s, Jetty 30 s, load balancers 60 s): a request sent as the server closes an idle connection
+ * fails with ECONNRESET.
  */
 const IDLE_CONNECTION_MS = 4000;
 
-/** When each pooled connection was last put back, and the idle limit the agent then gave it. */
-const freed = new WeakMap<net.Socket, { at: number; limit: number }>();
+/** When each kept-alive connection last finished an exchange, and how long it may then stay idle. */
+const lastExchange = new WeakMap<net.Socket, { at: number; limit: number }>();
 
-function newAgents(maxSockets: number): { http: http.Agent; https: https.Agent } {
-  const options = { keepAlive: true, maxSockets, timeout: IDLE_CONNECTION_MS };
-  const agents = { http: new http.Agent(options), https: new https.Agent(options) };
-  // Listens after the agent's own 'free' listener, which sets the connection's idle limit from the server's hint.
-  for (const agent of [agents.http, agents.https])
-    agent.on('free', (socket: net.Socket) => freed.set(socket, { at: Date.now(), limit: socket.timeout ?? 0 }));
-  return agents;
+function idleLimit(keepAliveHint: string | string[] | undefined): number {
+  const seconds = /^timeout=(\d+)/.exec([keepAliveHint ?? ''].flat()[0])?.[1];
+  return seconds === undefined ? IDLE_CONNECTION_MS : Math.min(IDLE_CONNECTION_MS, Number(seconds) * 1000 - 1000);
 }
 
 function idleOverdue(socket: net.Socket): boolean {
-  const idle = freed.get(socket);
-  return idle !== undefined && idle.limit > 0 && Date.now() - idle.at >= idle.limit;
+  const idle = lastExchange.get(socket);
+  return idle !== undefined && Date.now() - idle.at >= idle.limit;
+}
+
+function newAgents(maxSockets: number): { http: http.Agent; https: https.Agent } {
+  return {
+    http: new http.Agent({ keepAlive: true, maxSockets }),
+    https: new https.Agent({ keepAlive: true, maxSockets }),
+  };
 }
 
 /** An answer whose body was read whole: no stream, no copy; decoded when asked for. */

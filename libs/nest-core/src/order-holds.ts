@@ -89,11 +89,48 @@ export class OrderHolds {
    * run again; else nothing is held, for the next sweep.
    */
   async hold(check: HoldCheck, now = new Date(), raced: RaceHandling = 'skip'): Promise<HoldOutcome> {
+    const { outcome, sessions } = await this.holdOnce(check, now, raced);
+    if (!outcome.held) return outcome;
+    const again = await this.crossedByTheEhr(check, sessions, now, raced);
+    return again.held ? { held: outcome.held + again.held, issues: again.issues } : outcome;
+  }
+
+  /**
+   * Once a hold has landed, the orders of the sessions it looked at read again (one batch): one still active is the
+   * EHR's replacement of an order written between the hold's read and its write (its cancel of the order it replaced
+   * never sent). Then the plan's Tasks and issues are read again and the hold looks once more, holding it. Since
+   * session 57; before, it was left to give under the held session until the next sweep, which did not hold it either
+   * (it held only approved sessions' orders).
+   */
+  private async crossedByTheEhr(
+    check: HoldCheck,
+    sessions: Task[],
+    now: Date,
+    raced: RaceHandling,
+  ): Promise<HoldOutcome> {
+    if (!ordersOfStatus(await openOrdersOfSessions(this.fhir, sessions), sessions, 'active').length)
+      return NOTHING_HELD;
+    const carePlan = `CarePlan/${check.carePlanId}`;
+    const [tasks, issues] = await Promise.all([
+      this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, status: `${TO_BE_DONE_SEARCH},on-hold` }),
+      this.fhir.searchAll<DetectedIssue>('DetectedIssue', { implicated: carePlan }),
+    ]);
+    const approvedTasks = tasks.filter(isApproved);
+    const heldTasks = tasks.filter(isTaskHeldForContraindication);
+    return (await this.holdOnce({ ...check, issues, approvedTasks, heldTasks }, now, raced)).outcome;
+  }
+
+  /** The hold as the plan's records read: what it wrote, and the sessions whose orders it looked at. */
+  private async holdOnce(
+    check: HoldCheck,
+    now: Date,
+    raced: RaceHandling,
+  ): Promise<{ outcome: HoldOutcome; sessions: Task[] }> {
     const carePlan = `CarePlan/${check.carePlanId}`;
     const unresolved = check.issues.filter(
       (i) => contraindicationState(i) === 'unresolved' && i.implicated?.some((r) => r.reference === carePlan),
     );
-    if (!unresolved.length) return NOTHING_HELD;
+    if (!unresolved.length) return { outcome: NOTHING_HELD, sessions: [] };
     const approved =
       check.approvedTasks ??
       (await this.fhir.searchAll<Task>('Task', { 'based-on': carePlan, status: TO_BE_DONE_SEARCH })).filter(isApproved);
@@ -103,9 +140,12 @@ export class OrderHolds {
       return !protocol || (action !== undefined && hasContraindicationChecks(protocol.plan, action, protocol.resolver));
     });
     const heldTasks = check.heldTasks ?? [];
+    const sessions = [...gated, ...heldTasks];
     // A contraindication holds the orders that would be given, whoever wrote them (openOrdersOfSessions).
-    const orders = await openOrdersOfSessions(this.fhir, [...gated, ...heldTasks]);
-    const active = ordersOfStatus(orders, gated, 'active');
+    const orders = await openOrdersOfSessions(this.fhir, sessions);
+    // A session held already with an order to give (the EHR's replacement of its order written as it was held, or an
+    // order set active again without an override) has it held: only an override releases a contraindication's hold.
+    const active = ordersOfStatus(orders, sessions, 'active');
     const heldAlready = ordersOfStatus(orders, heldTasks, 'on-hold');
     // An order is held once, however many sessions it is the order of.
     const ordersOf = (found: { order: AuthorisableRequest }[]) => eachOrderOnce(found).map((f) => f.order);
@@ -114,8 +154,8 @@ export class OrderHolds {
       holdsToRestate(ordersOf(heldAlready), unresolved, howReleased),
       check.issues,
     );
-    if (!holds.length && !restated.length) return NOTHING_HELD;
-    const tasks = new Map([...gated, ...heldTasks].map((t) => [t.id, t]));
+    if (!holds.length && !restated.length) return { outcome: NOTHING_HELD, sessions };
+    const tasks = new Map(sessions.map((t) => [t.id, t]));
     const tasksOf = new Map<string, string[]>();
     for (const { order, taskId } of [...active, ...heldAlready]) {
       const ref = `${order.resourceType}/${order.id}`;
@@ -146,7 +186,7 @@ export class OrderHolds {
     });
     // A hold restated on requests that carry no issue themselves writes the issues alone: they are its targets then.
     const changed = [...orderChanges, ...taskHolds];
-    if (!changed.length && !implicating.length) return NOTHING_HELD;
+    if (!changed.length && !implicating.length) return { outcome: NOTHING_HELD, sessions };
     const targets = (changed.length ? changed : implicating).map(referenceOf);
     const provenance = changeProvenance({
       targets,
@@ -159,9 +199,9 @@ export class OrderHolds {
       [...updatesOf(orderChanges), ...updatesOf(taskHolds), ...updatesOf(implicating), create(provenance)],
       raced,
     );
-    if (!written) return NOTHING_HELD;
+    if (!written) return { outcome: NOTHING_HELD, sessions };
     this.logger.warn({ msg: 'orders held for a contraindication', carePlan: check.carePlanId, held: holds.length });
-    return { held: holds.length, issues: implicating.map(({ held }) => held) };
+    return { outcome: { held: holds.length, issues: implicating.map(({ held }) => held) }, sessions };
   }
 
   /**

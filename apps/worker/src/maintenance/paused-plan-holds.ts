@@ -51,6 +51,17 @@ export class PausedPlanHolds {
   async hold(open: OpenTasks, now = new Date(), raced: RaceHandling = 'skip'): Promise<number> {
     const tasks = approvedOnPausedPlans(open.approved, open.carePlans);
     if (!tasks.length) return 0;
+    let held = await this.holdOrdersOf(tasks, now, raced);
+    // Read once more when something was held: an order still open then is the EHR's replacement of one written
+    // between this hold's read and its write (its cancel of the order it replaced never sent), held now. Since
+    // session 57; before, it was left to give until the next sweep.
+    if (held) held += await this.holdOrdersOf(tasks, now, raced);
+    if (held) this.logger.log({ msg: 'held the approved orders of paused plans', held });
+    return held;
+  }
+
+  /** The open orders of these approved sessions of paused plans, held: how many. */
+  private async holdOrdersOf(tasks: Task[], now: Date, raced: RaceHandling): Promise<number> {
     const orders = await openOrdersOfSessions(this.fhir, tasks);
     // Each with its Task's plan: an order of the EHR's naming none is held naming it, for the resumption to find.
     // The EHR's replacements left open beside an order are held with it.
@@ -60,9 +71,7 @@ export class PausedPlanHolds {
         openOrdersOfSession(orders.get(t.id!)).map((open) => ({ ...open, plan: carePlanReferenceOf(t) })),
       ),
     );
-    const held = await this.write(ordersToHoldWhilePaused(ofPlans), 'hold', now, raced);
-    if (held) this.logger.log({ msg: 'held the approved orders of paused plans', held });
-    return held;
+    return this.write(ordersToHoldWhilePaused(ofPlans), 'hold', now, raced);
   }
 
   /**
