@@ -83,8 +83,6 @@ export class OrderHolds {
   /**
    * The plan's active gated orders, held while any contraindication implicating the plan is unresolved. Answers how
    * many were held, and the issues as the hold wrote them (now implicating the orders: what the clinic is told of).
-   */
-  /**
    * `raced: 'fail'` (a job told of a record): a hold that lost a race to a change made meanwhile fails, for the job to
    * run again; else nothing is held, for the next sweep.
    */
