@@ -1658,7 +1658,17 @@ describe.each([
           ),
       );
       const ehrLeftOpen = toGive.filter((o) => leftOpen.has(o.id!));
-      return [...toGive.filter((o) => !leftOpen.has(o.id!)), ...ehrLeftOpen.slice(0, 1)];
+      // So is the EHR's later replacement of an order it had replaced and left open (the dose changed again from the
+      // order it still showed active, that order cancelled this time: seed 5902): a sibling of its open branch. Not
+      // one written here (a `$change-dose` closes the EHR's branches: session 56).
+      const branchedFrom = new Set(
+        ehrLeftOpen.flatMap((o) => (o as MedicationRequest).priorPrescription?.reference ?? []),
+      );
+      const oneOfTheBranches = (o: (typeof chain)[number]) =>
+        leftOpen.has(o.id!) ||
+        (!o.identifier?.some((i) => i.system === ORDER_KEY_SYSTEM) &&
+          branchedFrom.has((o as MedicationRequest).priorPrescription?.reference ?? ''));
+      return [...toGive.filter((o) => !oneOfTheBranches(o)), ...ehrLeftOpen.slice(0, 1)];
     };
     // Never two orders to give for one Task (a rejection, a hold or a withdrawal reaches one of them).
     const twice = tasks.map((t) => ({
