@@ -1170,7 +1170,7 @@ describe.each([
   }
 
   /**
-   * Orders left to give under a plan that authorises none, written to /tmp/kc-debug-<seed>-<time>.json with what explains
+   * Orders left to give under a plan that authorises none (or held under one clear of issues), written to /tmp/kc-debug-<seed>-<time>.json with what explains
    * them: the plan's and each order's history (and the order written here it replaces), the pump's records, its
    * session's history, the Provenances naming them, the patient's infusions.
    */
@@ -1366,6 +1366,7 @@ describe.each([
       // nothing of it is held (a hold outlived by its reason would keep a session from the patient).
       if (!blocked && (plan.status === 'active' || plan.status === 'draft')) {
         const held = orders.filter((o) => planOfOrder(o) === ref && o.status === 'on-hold');
+        if (held.length && process.env.CLINIC_DAY_DEBUG) await dumpOrdersToGive(plan, held as MedicationRequest[]);
         expect({ plan: ref, status: plan.status, held: held.map((o) => o.id) }).toEqual({
           plan: ref,
           status: plan.status,
