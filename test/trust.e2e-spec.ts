@@ -9,6 +9,7 @@ import { StoppedPlanSweep } from '../apps/worker/src/maintenance/stopped-plan-sw
 import { administrationRecordedJobId, recheckContraindicationsJobId, withdrawStoppedPlanJobId } from '@kc/queue';
 import { orderKeySearch, transition } from '@kc/task-states';
 import { WorklistIndex } from '@kc/worklist-index';
+import { OrderHolds } from '@kc/nest-core';
 import { FhirClient } from '@kc/fhir';
 import type {
   ActivityDefinition,
@@ -1110,6 +1111,28 @@ describe('trustworthy plans', () => {
       await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` })
     ).find((p) => p.activity?.text === 'release hold: no contraindication unresolved')!;
     expect(release.agent[0].who?.identifier?.value).toBe('ketamine-careplans');
+  });
+
+  // Since session 57 a hold also holds an order active under a session held already; it read that session before an
+  // override released it (clinic day seeds 5912, 5913: the order held again under a ready Task, nothing to release it).
+  it('a hold that read the session held before an override released it holds nothing again', async () => {
+    const { subject, carePlan, task, order } = await approvedInfusion();
+    await service.fhir.create(activeCondition(PREGNANCY[0], PREGNANCY[1], subject));
+    await service.app.get(ContraindicationSweep).sweep();
+    const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+      implicated: `CarePlan/${carePlan.id}`,
+    });
+    // What a recheck read, just before the clinician's override landed.
+    const held = await service.fhir.read<Task>('Task', task.id!);
+    expect(held.status).toBe('on-hold');
+    await overrideIssue(service, issue, 'Test negative today').expect(200);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    const outcome = await service.app
+      .get(OrderHolds)
+      .hold({ carePlanId: carePlan.id!, issues: [issue], approvedTasks: [], heldTasks: [held] });
+    expect(outcome.held).toBe(0);
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!)).status).toBe('active');
+    expect((await service.fhir.read<Task>('Task', task.id!)).status).toBe('ready');
   });
 
   it('a held session rescheduled after its issue was resolved, before the release: no second order, one to give after it', async () => {

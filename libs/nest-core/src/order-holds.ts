@@ -170,9 +170,13 @@ export class OrderHolds {
         ),
       ).values(),
     ];
-    // A Task held already whose reason reads the same is not written again; the issue implicates it all the same.
+    // A Task held already whose reason reads the same is not written again; the issue implicates it all the same. But
+    // one with an order to hold now under it is, with If-Match on what was read: its hold may have been released since
+    // (an override), and the order, read after, active again for that (session 57; clinic day seeds 5912, 5913).
+    const heldUnderIt = new Set(holds.flatMap(({ held }) => tasksOf.get(`${held.resourceType}/${held.id}`) ?? []));
     const taskHolds = tasksOfHolds.filter(
-      ({ read, held }) => read.status !== 'on-hold' || read.statusReason?.text !== held.statusReason?.text,
+      ({ read, held }) =>
+        read.status !== 'on-hold' || read.statusReason?.text !== held.statusReason?.text || heldUnderIt.has(read.id!),
     );
     const orderChanges = [...holds, ...restated.filter(({ read, held }) => read !== held)];
     const referenceOf = ({ held }: { held: Resource }) => ({ reference: `${held.resourceType}/${held.id}` });
