@@ -36,7 +36,8 @@ async function runWithThread(
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('exit', (exitCode) => {
+    // 'close', not 'exit': 'exit' can come before the child's output was all read.
+    child.once('close', (exitCode) => {
       clearTimeout(timer);
       resolve(exitCode);
     });

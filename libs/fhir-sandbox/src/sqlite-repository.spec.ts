@@ -1534,7 +1534,8 @@ describe('durability', () => {
         child.stdout.on('data', (d) => (stdout += d));
         child.stderr.on('data', (d) => (stderr += d));
         child.on('error', reject);
-        child.on('exit', (code, sig) =>
+        // 'close', not 'exit': 'exit' can come before the child's output was all read.
+        child.on('close', (code, sig) =>
           sig === 'SIGKILL' ? resolve(stdout) : reject(new Error(`child exited ${code ?? sig}: ${stderr}`)),
         );
       });
