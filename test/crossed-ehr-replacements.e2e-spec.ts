@@ -2,6 +2,7 @@ import request from 'supertest';
 import type { CarePlan, MedicationRequest, Provenance, Task } from '@medplum/fhirtypes';
 import { FhirClient } from '@kc/fhir';
 import { orderKeySearch } from '@kc/task-states';
+import { AnsweredOrdersSweep } from '../apps/worker/src/maintenance/answered-orders-sweep';
 import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindication-sweep';
 import { DeletedTasks } from '../apps/worker/src/maintenance/deleted-tasks';
 import { OpenTasksReader } from '../apps/worker/src/maintenance/open-tasks';
@@ -27,6 +28,7 @@ describe('a dose changed in the EHR while the service closes the order', () => {
   }, 60_000);
   afterEach(() => {
     behind.proxy.beforeForward = () => undefined;
+    behind.proxy.intercept = () => undefined;
   });
   afterAll(() => behind.stop());
 
@@ -113,6 +115,60 @@ describe('a dose changed in the EHR while the service closes the order', () => {
   });
 
   // Since session 57: held, not withdrawn, so the two orders are held together and an override releases them.
+  it('a stopped plan whose second read failed: the reconciliation withdraws the EHR’s replacement written before the withdrawal, not one written after', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task, ours } = session;
+    // Once the EHR's replacement is written (at the withdrawal's write), the reads after it fail: the second read.
+    behind.proxy.intercept = (method, _path, body) =>
+      session.ehrReplacement && method === 'POST' && body.includes('"type":"batch"')
+        ? { status: 400, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] } }
+        : undefined;
+    const plan = await service.fhir.read<CarePlan>('CarePlan', task.basedOn![0].reference!.split('/')[1]);
+    await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
+    expect((await service.app.get(StoppedPlanSweep).sweep()).withdrawn).toBeGreaterThanOrEqual(1);
+    behind.proxy.intercept = () => undefined;
+    const crossing = session.ehrReplacement!;
+    // The session is withdrawn with its order, and the EHR's replacement written meanwhile is left to give.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', crossing.id!)).status).toBe('active');
+    // Later, the EHR replaces the withdrawn order again, reading it cancelled: its own decision, left as it wrote it.
+    const ehr = new FhirClient({ baseUrl: behind.sandbox.baseUrl, maxAttempts: 1 });
+    const cancelled = await service.fhir.read<MedicationRequest>('MedicationRequest', ours.id!);
+    expect(cancelled.status).toBe('cancelled');
+    const { resource: later } = await ehr.create(ehrReplacementOf(cancelled, infusionDosage(0.5, 40)));
+    await service.app.get(AnsweredOrdersSweep).sweep();
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', crossing.id!);
+    // Before, nothing looked at the withdrawn session again: the crossing replacement stayed there to give.
+    expect(theirs.status).toBe('cancelled');
+    expect(theirs.statusReason?.text).toMatch(/^Withdrawn/);
+    expect(await decisionOn(theirs)).toEqual({
+      who: 'ketamine-careplans (automatic)',
+      decision: 'close the order of a closed Task',
+    });
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', later.id!)).status).toBe('active');
+  });
+
+  it('$reject whose second read failed: the reconciliation cancels the EHR’s replacement with the rejection’s reason', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task } = session;
+    behind.proxy.intercept = (method, _path, body) =>
+      session.ehrReplacement && method === 'POST' && body.includes('"type":"batch"')
+        ? { status: 400, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] } }
+        : undefined;
+    // The decision stands and is answered so, though its second read failed.
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(service.as('clinician'))
+      .send({ versionId: task.meta!.versionId, reason: 'the patient declined' })
+      .expect(200);
+    behind.proxy.intercept = () => undefined;
+    const crossing = session.ehrReplacement!;
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', crossing.id!)).status).toBe('active');
+    await service.app.get(AnsweredOrdersSweep).sweep();
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', crossing.id!);
+    expect([theirs.status, theirs.statusReason?.text]).toEqual(['cancelled', 'the patient declined']);
+    expect((await openOrdersOf(task)).map((o) => o.id)).toEqual([]);
+  });
+
   it('a contraindication found after approval: the EHR’s replacement is held with the order', async () => {
     const session = await replacedInEhrAtTheWrite();
     const { task } = session;

@@ -27,6 +27,7 @@ import { TasksChangedInEhrPoller } from './maintenance/tasks-changed-in-ehr-poll
 import { DeceasedPatientsPoller } from './maintenance/deceased-patients-poller';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
+import { ClosingsCrossedByTheEhr } from './maintenance/closings-crossed-by-the-ehr';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
 import { ClosedOrdersPoller } from './maintenance/closed-orders-poller';
 import { AdministrationsPoller } from './followups/administrations-poller';
@@ -101,6 +102,7 @@ export class WorkerModule {
         ContraindicationSweep,
         ProtocolNotFoundIssues,
         AnsweredOrdersSweep,
+        ClosingsCrossedByTheEhr,
         ClosedOrderReviews,
         PlanChanges,
         ProtocolChanges,

@@ -5,4 +5,5 @@ export * from './order-holds';
 export * from './plan-pause-holds';
 export * from './order-in-ehr';
 export * from './window-as-set';
+export * from './crossed-replacements';
 export { sameCoding } from './order-status-reason';

@@ -30,8 +30,9 @@ export interface DecisionOnOrders {
  * Once the decision has landed the session's orders are read again (one batch), and those crossed get what the others
  * got: cancelled with the decision's reason, If-Match on the version read, with the clinician's Provenance. One the
  * pump has begun is the infusion's. A write refused (the EHR closed it meanwhile) or failed is logged and leaves it
- * (after a dose change the to-do list then says two orders to give): the decision itself stands, and is answered so.
- * Since session 56, after CI's clinic day found two orders to give once.
+ * (after a dose change the to-do list then says two orders to give): the decision itself stands, and is answered so;
+ * after a rejection the worker's reconciliation of closed Tasks' orders cancels it (ClosingsCrossedByTheEhr, since
+ * session 58). Since session 56, after CI's clinic day found two orders to give once.
  */
 @Injectable()
 export class CrossedEhrOrders {

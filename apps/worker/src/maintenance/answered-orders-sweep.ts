@@ -18,6 +18,7 @@ import {
   THIS_SERVICE,
   type AuthorisableRequest,
 } from '@kc/task-states';
+import { ClosingsCrossedByTheEhr } from './closings-crossed-by-the-ehr';
 import { DeletedTasks } from './deleted-tasks';
 import { TasksClosedInEhr } from './tasks-closed-in-ehr';
 
@@ -67,6 +68,7 @@ export class AnsweredOrdersSweep {
     private readonly fhir: FhirClient,
     private readonly deletedTasks: DeletedTasks,
     private readonly tasksClosedInEhr: TasksClosedInEhr,
+    private readonly crossedClosings: ClosingsCrossedByTheEhr,
     @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
     @Inject(APP_CONFIG)
     private readonly config: Pick<AppConfig, 'pollOverlapMs' | 'reconcileLookbackMs' | 'queuePrefix'>,
@@ -76,7 +78,9 @@ export class AnsweredOrdersSweep {
     const redis = await this.queue.client;
     const markKey = `${this.config.queuePrefix}:${SWEPT_MARK}`;
     const lastSweepBegan = (await redis.get(markKey)) ?? undefined;
-    const { approvedOn, closedInEhr } = await this.closedTasksSince(closedTasksFrom(now, lastSweepBegan, this.config));
+    const { approvedOn, closedInEhr, closedHere } = await this.closedTasksSince(
+      closedTasksFrom(now, lastSweepBegan, this.config),
+    );
     // Sessions an EHR closed by their status, whose notification and poll were missed: closed whole (their orders, the
     // EHR's replacements too, and reminders) before the orders still open are read.
     const inEhr = await this.tasksClosedInEhr.close(closedInEhr, now);
@@ -115,6 +119,9 @@ export class AnsweredOrdersSweep {
       }
     }
     closed += inEhr.closed;
+    // The EHR's replacements that crossed a closing here, its second read failed: after the orders above, so that
+    // none is written twice in one run.
+    closed += await this.crossedClosings.close(closedHere, now);
     if (closed) this.logger.log({ msg: 'closed the orders of closed Tasks', closed, open: orders.length });
     // Only a sweep that finished moves the mark: one that failed is made up by the next.
     await redis.set(markKey, now.toISOString());
@@ -166,9 +173,11 @@ export class AnsweredOrdersSweep {
   private async closedTasksSince(from: Date): Promise<{
     approvedOn: { order: AuthorisableRequest; taskId: string; task: Task }[];
     closedInEhr: Task[];
+    closedHere: Task[];
   }> {
     const approvedOn: { order: AuthorisableRequest; taskId: string; task: Task }[] = [];
     const closedInEhr: Task[] = [];
+    const closedHere: Task[] = [];
     for await (const page of this.fhir.searchPages<Task>('Task', {
       status: CLOSED_BY_EHR.join(','),
       _lastUpdated: `ge${from.toISOString()}`,
@@ -187,13 +196,14 @@ export class AnsweredOrdersSweep {
           closedInEhr.push(task);
           continue;
         }
+        closedHere.push(task);
         for (const ref of ordersApprovedOn(task)) {
           const order = open.get(ref);
           if (order && task.id) approvedOn.push({ order, taskId: task.id, task });
         }
       }
     }
-    return { approvedOn, closedInEhr };
+    return { approvedOn, closedInEhr, closedHere };
   }
 
   private async tasksOf(ids: string[]): Promise<Map<string, Task>> {

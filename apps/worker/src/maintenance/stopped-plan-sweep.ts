@@ -97,7 +97,8 @@ export class StoppedPlanSweep {
 
   /**
    * The EHR's replacements of the orders just withdrawn written meanwhile (withdrawCrossedOrders). A failure is logged
-   * and leaves them: the sweep reads open sessions only, so nothing looks at a withdrawn one again.
+   * and leaves them to the reconciliation of closed Tasks' orders (ClosingsCrossedByTheEhr, since session 58): this
+   * sweep reads open sessions only.
    */
   private async withdrawCrossed(withdrawn: { task: Task; reason: string }[], now: Date): Promise<void> {
     try {
