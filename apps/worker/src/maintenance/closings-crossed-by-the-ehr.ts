@@ -5,6 +5,7 @@ import { openOrdersOfSessions } from '@kc/nest-core';
 import {
   closedWithItsOrdersCancelled,
   openOrdersOfSession,
+  ordersFollowedOn,
   orderTaskIdOf,
   replacementsCrossingTheClosing,
   replacementsOf,
@@ -86,8 +87,8 @@ export class ClosingsCrossedByTheEhr {
   }
 
   /**
-   * The sessions whose patient has an open order of the EHR's replacing another (`priorPrescription`): the only ones
-   * that can have a replacement left open. One search per PATIENTS_PER_SEARCH patients.
+   * The sessions whose patient has an open order of the EHR's replacing another: the only ones that can have a
+   * replacement left open. One search per PATIENTS_PER_SEARCH patients.
    */
   private async withReplacementsOpen(sessions: Task[]): Promise<Task[]> {
     const patients = [...new Set(sessions.flatMap((t) => t.for?.reference ?? []))];
@@ -107,7 +108,7 @@ export class ClosingsCrossedByTheEhr {
       });
     const found = Object.values(await searchEach(this.fhir, searches)).flatMap((b) => matchesOf<MedicationRequest>(b));
     const replacing = new Set(
-      found.filter((o) => o.priorPrescription && !orderTaskIdOf(o)).map((o) => o.subject?.reference),
+      found.filter((o) => !orderTaskIdOf(o) && ordersFollowedOn(o).length > 0).map((o) => o.subject?.reference),
     );
     return sessions.filter((t) => replacing.has(t.for?.reference));
   }
