@@ -169,6 +169,53 @@ describe('a dose changed in the EHR while the service closes the order', () => {
     expect((await openOrdersOf(task)).map((o) => o.id)).toEqual([]);
   });
 
+  it('a server that pages history: when the session was closed is read from every page, so a later replacement stands', async () => {
+    const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
+    const task = await approveFirstSession(service, carePlanId);
+    await request(service.url)
+      .post(`/tasks/${task.id}/$reject`)
+      .set(service.as('clinician'))
+      .send({ versionId: task.meta!.versionId, reason: 'the patient declined' })
+      .expect(200);
+    const [ours] = await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
+      identifier: orderKeySearch(task.id!),
+    });
+    expect(ours.status).toBe('cancelled');
+    // The EHR replaces the order it reads cancelled (its own decision), then notes something on the rejected Task.
+    const ehr = new FhirClient({ baseUrl: behind.sandbox.baseUrl, maxAttempts: 1 });
+    const { resource: later } = await ehr.create(ehrReplacementOf(ours, infusionDosage(0.5, 40)));
+    const rejected = await ehr.read<Task>('Task', task.id!);
+    await ehr.update<Task>({ ...rejected, note: [{ text: 'patient to call back' }] });
+    // A server paging history by one (as HAPI does by 20): the Task's first page holds only the note's version.
+    const histories = new Map<string, unknown[]>();
+    for (const ref of [`Task/${task.id}`, `MedicationRequest/${later.id}`]) {
+      const [type, id] = ref.split('/') as ['Task' | 'MedicationRequest', string];
+      histories.set(`${ref}/_history`, await service.fhir.versionsOf(type, id));
+    }
+    behind.proxy.intercept = (method, _path, body) => {
+      if (method !== 'POST' || !body.includes('/_history')) return undefined;
+      const asked = (JSON.parse(body) as { entry: { request: { url: string } }[] }).entry.map((e) => e.request.url);
+      const entry = asked.map((url) => {
+        const versions = histories.get(url) ?? [];
+        const paged = url.startsWith('Task/') && versions.length > 1;
+        return {
+          response: { status: '200' },
+          resource: {
+            resourceType: 'Bundle',
+            type: 'history',
+            entry: (paged ? versions.slice(0, 1) : versions).map((resource) => ({ resource })),
+            link: paged ? [{ relation: 'next', url: `${behind.proxy.baseUrl}/${url}?_page=2` }] : [],
+          },
+        };
+      });
+      return { status: 200, body: { resourceType: 'Bundle', type: 'batch-response', entry } };
+    };
+    await service.app.get(AnsweredOrdersSweep).sweep();
+    // Read from its first page alone, the Task was closed when the note was written, after the EHR's replacement:
+    // counted as crossing the rejection and cancelled. Read whole, it was closed before the replacement was written.
+    expect((await service.fhir.read<MedicationRequest>('MedicationRequest', later.id!)).status).toBe('active');
+  });
+
   it('a contraindication found after approval: the EHR’s replacement is held with the order', async () => {
     const session = await replacedInEhrAtTheWrite();
     const { task } = session;

@@ -60,10 +60,7 @@ export function whenClosed(versions: Task[]): string | undefined {
   return closedAt;
 }
 
-/**
- * When a resource was written first, from its versions (newest first): its oldest version's time. The history's last
- * page alone may not hold it (a server that pages history): then the oldest read, which is no earlier than its first.
- */
+/** When a resource was written first, from its versions (newest first, every one): its oldest version's time. */
 export function whenWritten(versions: Resource[]): string | undefined {
   return versions.at(-1)?.meta?.lastUpdated;
 }

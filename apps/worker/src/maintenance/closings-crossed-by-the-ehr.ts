@@ -113,15 +113,27 @@ export class ClosingsCrossedByTheEhr {
     return sessions.filter((t) => replacing.has(t.for?.reference));
   }
 
-  /** Each resource's versions, newest first (its history's first page), in one batch. */
+  /**
+   * Each resource's versions, newest first, in one batch; a history the server pages (HAPI, by 20) read whole, one
+   * resource at a time (when it was closed, or first written, may be on a later page).
+   */
   private async historiesOf(refs: string[]): Promise<Map<string, Resource[]>> {
     const { read } = await readAndSearchEach(
       this.fhir,
       refs.map((r) => `${r}/_history`),
       [],
     );
-    return new Map(
-      refs.map((r, i) => [r, ((read[i] as Bundle | undefined)?.entry ?? []).flatMap((e) => e.resource ?? [])]),
-    );
+    const histories = new Map<string, Resource[]>();
+    for (const [i, ref] of refs.entries()) {
+      const history = read[i] as Bundle | undefined;
+      const [resourceType, id] = ref.split('/');
+      histories.set(
+        ref,
+        history?.link?.some((l) => l.relation === 'next')
+          ? await this.fhir.versionsOf(resourceType as Resource['resourceType'], id)
+          : (history?.entry ?? []).flatMap((e) => e.resource ?? []),
+      );
+    }
+    return histories;
   }
 }
