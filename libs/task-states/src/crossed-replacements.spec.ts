@@ -13,6 +13,7 @@ const task = (state: TaskState, status: Task['status'], minute = 5, basedOn: str
   intent: 'order',
   businessStatus: businessStatus(state),
   statusReason: { text: `${state} here` },
+  focus: { reference: 'MedicationRequest/proposal' },
   basedOn: basedOn.map((reference) => ({ reference })),
   meta: { versionId: String(minute), lastUpdated: at(minute) },
 });
@@ -55,6 +56,9 @@ describe('the EHR’s replacements that crossed a closing here', () => {
     expect(crossed(task('approved', 'ready'), [open(ehrOrder('r'))], before)).toEqual([]);
     // Open again by its status: an EHR set it going again, whatever its business state says.
     expect(crossed(task('withdrawn', 'ready'), [open(ehrOrder('r'))], before)).toEqual([]);
+    // A check (it orders nothing): no order of its own to replace.
+    const check = { ...task('withdrawn', 'cancelled'), focus: undefined };
+    expect(crossed(check, [open(ehrOrder('r'))], before)).toEqual([]);
     const begun = { ...PUMP_RUNNING, request: { reference: 'MedicationRequest/r' } };
     expect(crossed(task('withdrawn', 'cancelled'), [open(ehrOrder('r'), [begun])], before)).toEqual([]);
     // The EHR's order it was approved on (by basedOn), and one written here (by key): the sweep's own.

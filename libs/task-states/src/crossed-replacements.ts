@@ -1,15 +1,29 @@
 import type { Resource, Task } from '@medplum/fhirtypes';
 import { ordersApprovedOn, type OpenOrder } from './order-in-ehr';
-import { orderForClosedTask, orderTaskIdOf, sessionBegunBy, type AuthorisableRequest } from './request-authorisation';
+import {
+  orderForClosedTask,
+  orderTaskIdOf,
+  orderTypeOf,
+  sessionBegunBy,
+  type AuthorisableRequest,
+} from './request-authorisation';
 import { isClosedByStatus, stateOf, type TaskState } from './task-states';
 
 /** Sessions this service closed with every order not to give: their plan stopped, a clinician's rejection, superseded. */
 const CLOSED_NOT_GIVEN: readonly TaskState[] = ['withdrawn', 'rejected', 'superseded'];
 
-/** A session (an infusion's order) this service closed with its orders cancelled: withdrawn, rejected or superseded. */
+/**
+ * A session (a Task whose approval orders medication: the EHR replaces only those) this service closed with its
+ * orders cancelled: withdrawn, rejected or superseded.
+ */
 export function closedWithItsOrdersCancelled(task: Task): boolean {
   const state = stateOf(task);
-  return state !== undefined && CLOSED_NOT_GIVEN.includes(state) && isClosedByStatus(task);
+  return (
+    orderTypeOf(task) === 'MedicationRequest' &&
+    state !== undefined &&
+    CLOSED_NOT_GIVEN.includes(state) &&
+    isClosedByStatus(task)
+  );
 }
 
 /**
