@@ -1844,7 +1844,54 @@ describe.each([
         );
       }
     }
-    expect(unlinkedLeft).toEqual([]);
+    // What explains it, in the failure itself (CI keeps no dump): CI's seed 20261204 failed here once (session 58), not
+    // reproduced in some 30 reruns; the ids alone did not tell why.
+    const unlinkedExplained = await Promise.all(
+      unlinkedLeft.map(async (id) => {
+        const procedure = await service.fhir.read<Procedure>('Procedure', id);
+        const record = unlinkedCharted.get(id)!;
+        const orderRef = record.request?.reference ?? '';
+        const order = orderRef
+          ? (await service.fhir.readEvenIfDeleted<MedicationRequest>('MedicationRequest', orderRef.split('/')[1]))
+              ?.resource
+          : undefined;
+        const [issue] = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', {
+          identifier: notLinkedKey(id),
+        });
+        const job = await service.app.get<Queue>(getQueueToken(QUEUES.followups)).getJob(infusionJobId(id));
+        const tasksOnIt = order
+          ? await service.fhir.searchAll<Task>('Task', { 'based-on': `MedicationRequest/${order.id}` })
+          : [];
+        return {
+          id,
+          procedure: `${procedure.status} v${procedure.meta?.versionId} ${procedure.meta?.lastUpdated} basedOn ${procedure.basedOn?.map((b) => b.reference).join(',') ?? '-'} performed ${JSON.stringify(procedure.performedPeriod ?? procedure.performedDateTime)}`,
+          record: `${record.status} ${orderRef} ${JSON.stringify(record.effectivePeriod)} charted ${chartedRecords.has(record)} completedNaming ${completedNaming.has(id)}`,
+          // The pump's records on the server during it, and what they name.
+          during: (
+            await service.fhir.searchAll<MedicationAdministration>('MedicationAdministration', {
+              patient: procedure.subject.reference!,
+              _count: 200,
+            })
+          )
+            .filter((a) => a.effectivePeriod && windowsOverlap(a.effectivePeriod, performedOf(procedure)))
+            .map((a) => `${a.id} ${a.status} ${a.request?.reference} ${a.meta?.lastUpdated}`),
+          order: order
+            ? `${order.status} v${order.meta?.versionId} ${order.meta?.lastUpdated} key ${orderKey(order) ?? '-'} prior ${order.priorPrescription?.reference ?? '-'} basedOn ${order.basedOn?.map((b) => b.reference).join(',') ?? '-'} reason ${order.statusReason?.text ?? '-'}`
+            : 'none',
+          tasksApprovedOnIt: tasksOnIt.map((t) => `${t.id} ${t.status} ${stateOf(t)}`),
+          issue: issue
+            ? `${issue.status} ${issue.meta?.lastUpdated} ${issue.mitigation?.length ?? 0} mitigations`
+            : 'none',
+          job: job
+            ? `${await job.getState()} ${JSON.stringify(job.returnvalue ?? job.failedReason)?.slice(0, 300)}`
+            : 'none',
+          provenances: provenances
+            .filter((p) => p.target.some((x) => x.reference?.startsWith(`Procedure/${id}`)))
+            .map((p) => `${p.recorded} ${p.activity?.text ?? p.activity?.coding?.[0]?.code}`),
+        };
+      }),
+    );
+    expect(unlinkedExplained).toEqual([]);
 
     // A Task the EHR set to be done while it awaited approval was returned for approval (or approved here since).
     expect(tasks.filter(approvedOutside).map((t) => `${t.id} ${t.status}`)).toEqual([]);
