@@ -42,11 +42,9 @@ export function replacementsCrossingTheClosing(input: {
 }): { read: AuthorisableRequest; closed: AuthorisableRequest }[] {
   const { task, open, closedAt } = input;
   if (!closedWithItsOrdersCancelled(task) || !closedAt) return [];
-  const approvedOn = new Set(ordersApprovedOn(task));
   return replacementsOf(task, open).flatMap(({ order }) => {
-    const ref = `${order.resourceType}/${order.id}`;
-    const created = input.createdAt.get(ref);
-    if (approvedOn.has(ref) || !created || !(Date.parse(created) < Date.parse(closedAt))) return [];
+    const created = input.createdAt.get(`${order.resourceType}/${order.id}`);
+    if (!created || !(Date.parse(created) < Date.parse(closedAt))) return [];
     const closed = orderForClosedTask(task, order);
     return closed ? [{ read: order, closed }] : [];
   });
