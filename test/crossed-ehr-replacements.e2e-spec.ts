@@ -52,6 +52,14 @@ describe('a dose changed in the EHR while the service closes the order', () => {
     return session;
   }
 
+  /** Once the EHR's replacement is written (at the decision's write), the reads after it fail: the second read. */
+  function refuseReadsAfterTheReplacement(session: { ehrReplacement?: MedicationRequest }) {
+    behind.proxy.intercept = (method, _path, body) =>
+      session.ehrReplacement && method === 'POST' && body.includes('"type":"batch"')
+        ? { status: 400, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] } }
+        : undefined;
+  }
+
   const openOrdersOf = async (task: Task) =>
     (
       await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
@@ -118,11 +126,7 @@ describe('a dose changed in the EHR while the service closes the order', () => {
   it('a stopped plan whose second read failed: the reconciliation withdraws the EHR’s replacement written before the withdrawal, not one written after', async () => {
     const session = await replacedInEhrAtTheWrite();
     const { task, ours } = session;
-    // Once the EHR's replacement is written (at the withdrawal's write), the reads after it fail: the second read.
-    behind.proxy.intercept = (method, _path, body) =>
-      session.ehrReplacement && method === 'POST' && body.includes('"type":"batch"')
-        ? { status: 400, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] } }
-        : undefined;
+    refuseReadsAfterTheReplacement(session);
     const plan = await service.fhir.read<CarePlan>('CarePlan', task.basedOn![0].reference!.split('/')[1]);
     await service.fhir.update<CarePlan>({ ...plan, status: 'revoked' });
     expect((await service.app.get(StoppedPlanSweep).sweep()).withdrawn).toBeGreaterThanOrEqual(1);
@@ -150,10 +154,7 @@ describe('a dose changed in the EHR while the service closes the order', () => {
   it('$reject whose second read failed: the reconciliation cancels the EHR’s replacement with the rejection’s reason', async () => {
     const session = await replacedInEhrAtTheWrite();
     const { task } = session;
-    behind.proxy.intercept = (method, _path, body) =>
-      session.ehrReplacement && method === 'POST' && body.includes('"type":"batch"')
-        ? { status: 400, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] } }
-        : undefined;
+    refuseReadsAfterTheReplacement(session);
     // The decision stands and is answered so, though its second read failed.
     await request(service.url)
       .post(`/tasks/${task.id}/$reject`)
