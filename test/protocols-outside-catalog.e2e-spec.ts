@@ -867,14 +867,15 @@ describe('protocols outside the catalog', () => {
     const profile = <T>(file: string) =>
       JSON.parse(readFileSync(join(__dirname, `../fhir-profiles/${file}.json`), 'utf8')) as T;
     const tag = `${Date.now()}-${++serial}`;
-    // The catalog's check under the EHR's urls, its effects coded the EHR's way.
+    // The catalog's check under the EHR's urls, its effects coded the EHR's way (its own code system).
     const ownQuestionnaire = `http://ehr.example/Questionnaire/check-${tag}`;
     const { id: _q, ...questionnaire } = JSON.parse(
       JSON.stringify(profile<Questionnaire>('Questionnaire-post-infusion-check')).replace(
-        '"code":"infusion-effect"',
-        '"code":"ehr-effects-since-infusion"',
+        '"system":"https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans","code":"infusion-effect"',
+        '"system":"http://ehr.example/CodeSystem/after-infusion","code":"ehr-effects-since-infusion"',
       ),
     ) as Questionnaire;
+    expect(JSON.stringify(questionnaire)).toContain('ehr-effects-since-infusion');
     await service.fhir.create<Questionnaire>({
       ...questionnaire,
       url: ownQuestionnaire,

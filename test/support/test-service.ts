@@ -1,6 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { loadConfig, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
+import { WriteConformanceCheck } from '@kc/nest-core';
 import { mintToken, type Role } from '@kc/auth';
 import { startService, type RunningService } from '../../service/start-service';
 
@@ -54,9 +55,22 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     logLevel: process.env.TEST_LOG_LEVEL ?? 'error',
     // The dev issuer only where a test signs in through it (it writes demo Practitioners at startup).
     oidc: { ...base.oidc, devIssuer: false, issuer: undefined },
+    // Every write checked against fhir-profiles/: a test whose service wrote anything else fails at its stop.
+    fhirWriteConformance: true,
     ...overrides,
   };
   const service = await startService(config, { logger: false });
+  const stop = async () => {
+    await service.stop();
+    const found = service.app.get(WriteConformanceCheck).found;
+    if (found.length)
+      throw new Error(
+        `the service wrote ${found.length} resource(s) that do not conform to fhir-profiles/:\n` +
+          found
+            .map((f) => `${f.reference}: ${f.problems.map((p) => `${p.expression} ${p.message}`).join('; ')}`)
+            .join('\n'),
+      );
+  };
   const fhir = new FhirClient({ baseUrl: service.config.fhirBaseUrl!, maxAttempts: 1 });
   const tokens = {
     clinician: await mintToken(
@@ -66,5 +80,5 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     integration: await mintToken({ sub: 'ehr-test', roles: ['integration'] }, { secret: TEST_JWT_SECRET }),
     admin: await mintToken({ sub: 'admin-test', roles: ['admin'] }, { secret: TEST_JWT_SECRET }),
   };
-  return { ...service, fhir, tokens, as: (role) => ({ Authorization: `Bearer ${tokens[role]}` }) };
+  return { ...service, stop, fhir, tokens, as: (role) => ({ Authorization: `Bearer ${tokens[role]}` }) };
 }

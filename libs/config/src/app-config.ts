@@ -23,6 +23,11 @@ export interface AppConfig {
    */
   fhirSandboxSubscriptions: boolean;
   /**
+   * Check every resource this service writes against fhir-profiles/ (FHIR_WRITE_CONFORMANCE, default off): a departure
+   * is logged and counted, the write stands. The tests run with it on.
+   */
+  fhirWriteConformance: boolean;
+  /**
    * Backups of the embedded store (a durable one, or any with FHIR_BACKUP_DIR set): where, how often (0: only when an
    * admin asks), how many are kept. No `dir`: none (an in-memory store without FHIR_BACKUP_DIR).
    */
@@ -550,6 +555,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     fhirSandboxPort: int(env, 'FHIR_SANDBOX_PORT', 8103),
     fhirDataDir,
     fhirSandboxSubscriptions: bool(env, 'FHIR_SANDBOX_SUBSCRIPTIONS', true),
+    fhirWriteConformance: bool(env, 'FHIR_WRITE_CONFORMANCE', false),
     fhirBackup: {
       dir: backupDir(env, fhirDataDir),
       everyMs: int(env, 'FHIR_BACKUP_EVERY_HOURS', 24) * 3600_000,

@@ -1,1 +1,2 @@
 export * from './fhir-definitions';
+export * from './profile-snapshot';

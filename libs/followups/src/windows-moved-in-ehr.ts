@@ -1,6 +1,13 @@
 import type { CommunicationRequest, Period, Task } from '@medplum/fhirtypes';
 import { clinicPeriod, periodWithin, protocolWindowOf } from '@kc/protocols';
-import { isApproved, transition, windowAsSet, windowMovedOutside } from '@kc/task-states';
+import {
+  APPROVED_OUTSIDE,
+  approvedOutside,
+  isApproved,
+  transition,
+  windowAsSet,
+  windowMovedOutside,
+} from '@kc/task-states';
 import { isReminderAbout, plannedReminders, reminderChanges, type ReminderRule } from './reminders';
 
 export interface WindowFollowed {
@@ -52,14 +59,18 @@ export function changesOfNewWindow(input: {
   reason: string;
 }): WindowFollowed {
   const { task, now, zone } = input;
-  const followed = { ...transition(task, { event: 'follow-window', now }), id: task.id };
+  // One the EHR set to be done while it awaited approval goes back to draft in this same write, as hearing that change
+  // does (TasksChangedInEhr): no version written here says it is to be done unapproved (planned-task, kc-task-3).
+  const returned = approvedOutside(task) ? transition(task, { event: 'return-unapproved', now }) : task;
+  const followed = { ...transition(returned, { event: 'follow-window', now }), id: task.id };
   const { create, move } = hasReminders(task)
     ? reminderChanges(
         plannedReminders(followed, input.rules, now, zone),
         input.reminders.filter((r) => isReminderAbout(r, task.id)),
       )
     : { create: [], move: [] };
-  return { task: followed, create, move, reason: input.reason };
+  const reason = returned === task ? input.reason : `${input.reason}. ${APPROVED_OUTSIDE.display}`;
+  return { task: followed, create, move, reason };
 }
 
 /** A Task reminders are planned for: an approved session, or one held with its order (its reminders wait, unsent). */

@@ -8,3 +8,4 @@ export * from './task-reminder-records';
 export * from './ehr-orders';
 export * from './plan-definitions';
 export * from './protocol-change-broadcast';
+export * from './write-conformance-check';

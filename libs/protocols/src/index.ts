@@ -36,3 +36,4 @@ export * from './protocol-not-found';
 export * from './infusion-in-error';
 export * from './infusion-not-linked';
 export * from './hold-release';
+export * from './write-conformance';

@@ -1,0 +1,97 @@
+import * as path from 'node:path';
+import type { MedicationRequest, Resource, Task } from '@medplum/fhirtypes';
+import { ProtocolCatalog } from './catalog';
+import { CANONICAL_BASE, PROTOCOL_ACTION_EXTENSION, PROTOCOL_WINDOW_EXTENSION, SERVICE_CODE_SYSTEM } from './canonical';
+import { WriteConformance } from './write-conformance';
+
+const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
+const conformance = new WriteConformance(catalog.resources);
+const window = { start: '2026-12-08T00:00:00.000Z', end: '2026-12-10T00:00:00.000Z' };
+
+/** A session awaiting approval, as the service plans it. */
+function plannedTask(): Task {
+  return {
+    resourceType: 'Task',
+    identifier: [{ system: `${CANONICAL_BASE}/NamingSystem/task-key`, value: 'cp1:apply:session-1' }],
+    instantiatesCanonical: `${CANONICAL_BASE}/ActivityDefinition/ketamine-low-dose-infusion|1.0.0`,
+    status: 'draft',
+    intent: 'plan',
+    businessStatus: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'awaiting-approval' }] },
+    code: { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'infusion-session' }] },
+    for: { reference: 'Patient/p1' },
+    basedOn: [{ reference: 'CarePlan/cp1' }],
+    authoredOn: '2026-12-07T10:00:00.000Z',
+    restriction: { period: window },
+    extension: [
+      { url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: window },
+      { url: PROTOCOL_ACTION_EXTENSION, valueString: 'session-1' },
+    ],
+  };
+}
+
+const messages = (resource: Resource) => conformance.problemsOf(resource).map((p) => `${p.expression}: ${p.message}`);
+
+describe('WriteConformance', () => {
+  it('finds nothing wrong with a Task planned as the profile says', () => {
+    expect(conformance.problemsOf(plannedTask())).toEqual([]);
+  });
+
+  it('holds the service’s Task to its profile: a Task awaiting approval that an EHR would act on is refused', () => {
+    const problems = conformance.problemsOf({ ...plannedTask(), status: 'ready' });
+    expect(problems.map((p) => [p.profile, p.message])).toEqual([
+      [
+        `${CANONICAL_BASE}/StructureDefinition/planned-task`,
+        'Constraint kc-task-3 not met: Awaiting approval is a draft: nothing an EHR acts on',
+      ],
+    ]);
+  });
+
+  it('finds a code the service’s CodeSystem does not define', () => {
+    const task = plannedTask();
+    task.businessStatus!.coding!.push({ system: SERVICE_CODE_SYSTEM, code: 'approvd' });
+    expect(messages(task)).toEqual([`Task.businessStatus.coding[1]: code "approvd" is not in ${SERVICE_CODE_SYSTEM}`]);
+  });
+
+  it('finds the service’s extension used outside the context its definition gives, or with another value type', () => {
+    const task = plannedTask();
+    task.extension![1] = { url: PROTOCOL_ACTION_EXTENSION, valueCode: 'session-1' };
+    task.restriction!.extension = [{ url: PROTOCOL_WINDOW_EXTENSION, valuePeriod: window }];
+    expect(messages(task)).toEqual([
+      `Task.extension[1]: extension ${PROTOCOL_ACTION_EXTENSION} has valueCode; its definition allows string`,
+      `Task.restriction.extension[0]: extension ${PROTOCOL_WINDOW_EXTENSION} is used on Task.restriction; its definition allows Task`,
+    ]);
+  });
+
+  it('finds an extension of the service’s that fhir-profiles/ does not define', () => {
+    const task = plannedTask();
+    task.extension!.push({ url: `${CANONICAL_BASE}/StructureDefinition/due-soon`, valueBoolean: true });
+    expect(messages(task)).toEqual([
+      `Task.extension[2]: extension ${CANONICAL_BASE}/StructureDefinition/due-soon is not defined in fhir-profiles/`,
+    ]);
+  });
+
+  it('holds a proposal to never being authorised, and leaves an EHR’s own order to the EHR', () => {
+    const proposal: MedicationRequest = {
+      resourceType: 'MedicationRequest',
+      status: 'active',
+      intent: 'proposal',
+      subject: { reference: 'Patient/p1' },
+      medicationCodeableConcept: { text: 'Ketamine' },
+      instantiatesCanonical: [`${CANONICAL_BASE}/ActivityDefinition/ketamine-low-dose-infusion|1.0.0`],
+      basedOn: [{ reference: 'CarePlan/cp1' }],
+    };
+    expect(messages(proposal).join('\n')).toMatch(/A proposal is never authorised/);
+    const ehrOrder: MedicationRequest = {
+      resourceType: 'MedicationRequest',
+      status: 'on-hold',
+      intent: 'order',
+      subject: { reference: 'Patient/p1' },
+      medicationCodeableConcept: { text: 'Ketamine' },
+    };
+    expect(messages(ehrOrder)).toEqual([]);
+  });
+
+  it('finds fhir-profiles/ itself consistent: every extension and code of the service used as defined', () => {
+    expect(catalog.resources.flatMap((r) => messages(r).map((m) => `${r.resourceType}/${r.id} ${m}`))).toEqual([]);
+  });
+});
