@@ -157,5 +157,12 @@ describe('EHR read API', () => {
     expect(planDefinitions).toHaveLength(1);
     expect(planDefinitions[0].operation![0].name).toBe('apply');
     expect(planDefinitions[0].searchParam).toContainEqual({ name: 'url', type: 'uri' });
+    // The profiles of what it writes (fhir-profiles/, docs/guide/profiles.md), on the types it serves.
+    const profilesOf = (type: string) => statement.rest![0].resource!.find((r) => r.type === type)?.supportedProfile;
+    const base = 'https://ketamine-careplans.example/fhir/StructureDefinition';
+    expect(profilesOf('Task')).toEqual([`${base}/planned-task|1.0.0`]);
+    expect(profilesOf('CarePlan')).toEqual([`${base}/protocol-care-plan|1.0.0`]);
+    expect(profilesOf('MedicationRequest')).toEqual([`${base}/planned-medication-request|1.0.0`]);
+    expect(profilesOf('DetectedIssue')).toEqual([`${base}/clinical-issue|1.0.0`]);
   });
 });

@@ -134,6 +134,16 @@ export class ProtocolCatalog {
     return [...kinds.values()];
   }
 
+  /** The profiles of what the service writes (StructureDefinitions of a resource type), `url|version` by type. */
+  resourceProfiles(): Record<string, string[]> {
+    const byType: Record<string, string[]> = {};
+    for (const resource of this.resources) {
+      if (resource.resourceType !== 'StructureDefinition' || resource.kind !== 'resource') continue;
+      (byType[resource.type] ??= []).push(`${resource.url}|${resource.version}`);
+    }
+    return byType;
+  }
+
   questionnaires(): Questionnaire[] {
     return this.resources.filter((r): r is Questionnaire => r.resourceType === 'Questionnaire');
   }

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { MedicationRequest, Resource, Task } from '@medplum/fhirtypes';
+import type { CommunicationRequest, DetectedIssue, MedicationRequest, Resource, Task } from '@medplum/fhirtypes';
 import { ProtocolCatalog } from './catalog';
 import { CANONICAL_BASE, PROTOCOL_ACTION_EXTENSION, PROTOCOL_WINDOW_EXTENSION, SERVICE_CODE_SYSTEM } from './canonical';
 import { WriteConformance } from './write-conformance';
@@ -49,7 +49,10 @@ describe('WriteConformance', () => {
   it('finds a code the service’s CodeSystem does not define', () => {
     const task = plannedTask();
     task.businessStatus!.coding!.push({ system: SERVICE_CODE_SYSTEM, code: 'approvd' });
-    expect(messages(task)).toEqual([`Task.businessStatus.coding[1]: code "approvd" is not in ${SERVICE_CODE_SYSTEM}`]);
+    expect(messages(task)).toEqual([
+      `Task.businessStatus: code "approvd" is not in ${CANONICAL_BASE}/ValueSet/task-state`,
+      `Task.businessStatus.coding[1]: code "approvd" is not in ${SERVICE_CODE_SYSTEM}`,
+    ]);
   });
 
   it('finds the service’s extension used outside the context its definition gives, or with another value type', () => {
@@ -89,6 +92,57 @@ describe('WriteConformance', () => {
       medicationCodeableConcept: { text: 'Ketamine' },
     };
     expect(messages(ehrOrder)).toEqual([]);
+  });
+
+  it('holds a Task’s state to the task-state ValueSet (required): a code of the CodeSystem that is no state is refused', () => {
+    const task = plannedTask();
+    task.businessStatus = { coding: [{ system: SERVICE_CODE_SYSTEM, code: 'held-plan-paused' }] };
+    const valueSet = `${CANONICAL_BASE}/ValueSet/task-state`;
+    expect(messages(task)).toEqual([
+      `Task.businessStatus: code "held-plan-paused" is not in ${valueSet}`,
+      `Task.businessStatus: no code from ${valueSet} (required)`,
+    ]);
+  });
+
+  it('leaves a code of another system alone under an extensible binding (an issue coded the EHR’s way)', () => {
+    const issue: DetectedIssue = {
+      resourceType: 'DetectedIssue',
+      identifier: [{ system: `${CANONICAL_BASE}/NamingSystem/apply-key`, value: 'k1' }],
+      status: 'preliminary',
+      code: {
+        coding: [
+          { system: 'http://ehr.example/CodeSystem/after-infusion', code: 'vertigo' },
+          { system: SERVICE_CODE_SYSTEM, code: 'effect-dizziness' },
+        ],
+      },
+      severity: 'moderate',
+      patient: { reference: 'Patient/p1' },
+      identifiedDateTime: '2026-12-07T10:00:00.000Z',
+      detail: 'Dizziness reported after an infusion',
+    };
+    expect(messages(issue)).toEqual([]);
+    issue.code!.coding![1].code = 'infusion-effect';
+    expect(messages(issue)).toEqual([
+      `DetectedIssue.code: code "infusion-effect" is not in ${CANONICAL_BASE}/ValueSet/issue-kind`,
+    ]);
+  });
+
+  it('holds a reminder to being about its Task', () => {
+    const reminder: CommunicationRequest = {
+      resourceType: 'CommunicationRequest',
+      identifier: [{ system: `${CANONICAL_BASE}/NamingSystem/reminder-key`, value: 'Task/t1:ride-home:2026-12-07' }],
+      status: 'active',
+      subject: { reference: 'Patient/p1' },
+      recipient: [{ reference: 'Patient/p1' }],
+      about: [{ reference: 'Task/t1' }],
+      payload: [{ contentString: 'Arrange a ride home' }],
+      occurrenceDateTime: '2026-12-07T10:00:00.000Z',
+      authoredOn: '2026-12-05T10:00:00.000Z',
+    };
+    expect(messages(reminder)).toEqual([]);
+    expect(messages({ ...reminder, about: [{ reference: 'CarePlan/cp1' }] })).toEqual([
+      'CommunicationRequest: Constraint kc-reminder-2 not met: About its Task',
+    ]);
   });
 
   it('finds fhir-profiles/ itself consistent: every extension and code of the service used as defined', () => {

@@ -1,9 +1,9 @@
-import { validateResource } from '@medplum/core';
-import type { CodeSystem, Extension, Resource, StructureDefinition } from '@medplum/fhirtypes';
+import { evalFhirPath, validateResource } from '@medplum/core';
+import type { CodeSystem, Coding, Extension, Resource, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
 import { profileSnapshot } from '@kc/fhir-definitions';
 import { ORDER_KEY_SYSTEM } from '@kc/task-states';
-import { CAREPLAN_KEY_SYSTEM } from './apply-plan-definition';
-import { CANONICAL_BASE, SERVICE_CODE_SYSTEM, TASK_KEY_SYSTEM } from './canonical';
+import { APPLY_KEY_SYSTEM, CAREPLAN_KEY_SYSTEM } from './apply-plan-definition';
+import { CANONICAL_BASE, REMINDER_KEY_SYSTEM, SERVICE_CODE_SYSTEM, TASK_KEY_SYSTEM } from './canonical';
 import type { CanonicalResource } from './catalog';
 
 /** Where a resource this service wrote departs from what fhir-profiles/ says it writes. */
@@ -38,6 +38,14 @@ const PROFILE_OF: { profile: string; appliesTo: (resource: Resource) => boolean 
   },
   { profile: `${PROFILE_BASE}/decision-provenance`, appliesTo: (r) => r.resourceType === 'Provenance' },
   {
+    profile: `${PROFILE_BASE}/patient-reminder`,
+    appliesTo: (r) => r.resourceType === 'CommunicationRequest' && keyed(r, REMINDER_KEY_SYSTEM),
+  },
+  {
+    profile: `${PROFILE_BASE}/applied-request-group`,
+    appliesTo: (r) => r.resourceType === 'RequestGroup' && keyed(r, APPLY_KEY_SYSTEM),
+  },
+  {
     profile: `${PROFILE_BASE}/clinical-issue`,
     appliesTo: (r) =>
       r.resourceType === 'DetectedIssue' && !!r.code?.coding?.some((c) => c.system === SERVICE_CODE_SYSTEM),
@@ -56,6 +64,8 @@ function keyed(resource: Resource, system: string): boolean {
  */
 export class WriteConformance {
   private readonly profiles = new Map<string, StructureDefinition>();
+  /** Each profile's bindings to the service's own ValueSets: checked here, as Medplum's validator checks none. */
+  private readonly bindings = new Map<string, Binding[]>();
   private readonly extensions = new Map<string, StructureDefinition>();
   private readonly codes: Set<string>;
 
@@ -64,7 +74,10 @@ export class WriteConformance {
       if (resource.resourceType !== 'StructureDefinition') continue;
       const definition: StructureDefinition = resource;
       if (definition.type === 'Extension') this.extensions.set(definition.url, definition);
-      else if (definition.kind === 'resource') this.profiles.set(definition.url, profileSnapshot(definition));
+      else if (definition.kind === 'resource') {
+        this.profiles.set(definition.url, profileSnapshot(definition));
+        this.bindings.set(definition.url, bindingsOf(definition, catalog));
+      }
     }
     const codeSystem = catalog.find(
       (r): r is CodeSystem => r.resourceType === 'CodeSystem' && r.url === SERVICE_CODE_SYSTEM,
@@ -82,18 +95,22 @@ export class WriteConformance {
     if (!url) return [];
     if (!profile)
       return [{ profile: url, expression: resource.resourceType, message: 'profile not in fhir-profiles/' }];
+    const bound = this.bindings.get(url)!.flatMap((binding) => bindingProblems(resource, binding, url));
     try {
       validateResource(resource, { profile });
-      return [];
+      return bound;
     } catch (err) {
       const issues = (err as { outcome?: { issue?: { details?: { text?: string }; expression?: string[] }[] } }).outcome
         ?.issue;
       if (!issues) throw err;
-      return issues.map((issue) => ({
-        profile: url,
-        expression: issue.expression?.join(', ') ?? resource.resourceType,
-        message: issue.details?.text ?? 'does not conform',
-      }));
+      return [
+        ...issues.map((issue) => ({
+          profile: url,
+          expression: issue.expression?.join(', ') ?? resource.resourceType,
+          message: issue.details?.text ?? 'does not conform',
+        })),
+        ...bound,
+      ];
     }
   }
 
@@ -149,6 +166,54 @@ export class WriteConformance {
       return `extension ${extension.url} has ${given ?? 'no value'}; its definition allows ${allowed.join(', ')}`;
     return undefined;
   }
+}
+
+/** A profile's element bound to one of the service's ValueSets, with the codes it allows. */
+interface Binding {
+  path: string;
+  strength: string;
+  valueSet: string;
+  /** `system|code` of each code the ValueSet lists. */
+  allowed: Set<string>;
+  /** The code systems it draws on: a code of another system is not its business (an extensible binding). */
+  systems: Set<string>;
+}
+
+function bindingsOf(profile: StructureDefinition, catalog: CanonicalResource[]): Binding[] {
+  return (profile.differential?.element ?? []).flatMap((element): Binding[] => {
+    const url = element.binding?.valueSet?.split('|')[0];
+    const valueSet = catalog.find((r): r is ValueSet => r.resourceType === 'ValueSet' && r.url === url);
+    if (!valueSet || !element.path) return [];
+    const includes = valueSet.compose?.include ?? [];
+    return [
+      {
+        path: element.path,
+        strength: element.binding!.strength,
+        valueSet: url!,
+        allowed: new Set(includes.flatMap((i) => (i.concept ?? []).map((c) => `${i.system}|${c.code}`))),
+        systems: new Set(includes.flatMap((i) => (i.system ? [i.system] : []))),
+      },
+    ];
+  });
+}
+
+/**
+ * A bound element's codes against its ValueSet: a code of a system the ValueSet draws on must be one it lists, and a
+ * required binding needs one of its codes.
+ */
+function bindingProblems(resource: Resource, binding: Binding, profile: string): ConformanceProblem[] {
+  const values = evalFhirPath(binding.path.split('.').slice(1).join('.'), resource) as (Coding & {
+    coding?: Coding[];
+  })[];
+  if (!values.length) return [];
+  const codings = values.flatMap((v) => v.coding ?? (v.code ? [v] : []));
+  const key = (c: Coding) => `${c.system}|${c.code}`;
+  const problems = codings
+    .filter((c) => binding.systems.has(c.system ?? '') && !binding.allowed.has(key(c)))
+    .map((c) => ({ profile, expression: binding.path, message: `code "${c.code}" is not in ${binding.valueSet}` }));
+  if (binding.strength === 'required' && !codings.some((c) => binding.allowed.has(key(c))))
+    problems.push({ profile, expression: binding.path, message: `no code from ${binding.valueSet} (required)` });
+  return problems;
 }
 
 /**

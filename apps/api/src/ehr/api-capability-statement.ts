@@ -2,8 +2,15 @@ import type { CapabilityStatement } from '@medplum/fhirtypes';
 import { instanceCapabilityStatement } from '@kc/common';
 import { READABLE_TYPES } from './read-search-params';
 
-/** Exactly what this service's own FHIR-shaped API offers (the FHIR server behind it may offer more). */
-export function apiCapabilityStatement(baseUrl: string, planDefinitions: string[]): CapabilityStatement {
+/**
+ * Exactly what this service's own FHIR-shaped API offers (the FHIR server behind it may offer more). `profiles`: by
+ * resource type, the profiles in fhir-profiles/ of what the service writes (docs/guide/profiles.md).
+ */
+export function apiCapabilityStatement(
+  baseUrl: string,
+  planDefinitions: string[],
+  profiles: Record<string, string[]> = {},
+): CapabilityStatement {
   return instanceCapabilityStatement({
     baseUrl,
     format: ['application/fhir+json', 'application/json'],
@@ -23,6 +30,7 @@ export function apiCapabilityStatement(baseUrl: string, planDefinitions: string[
           type: type as 'Task',
           interaction: [{ code: 'read' as const }, { code: 'search-type' as const }],
           searchParam: params.map((name) => ({ name, type: searchParamType(name) })),
+          ...(profiles[type]?.length ? { supportedProfile: profiles[type] } : {}),
           ...(type === 'PlanDefinition'
             ? {
                 supportedProfile: planDefinitions,

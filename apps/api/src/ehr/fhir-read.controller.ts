@@ -37,6 +37,7 @@ export class FhirReadController {
     return apiCapabilityStatement(
       `${req.protocol}://${req.get('host')}/fhir`,
       this.catalog.planDefinitions().map((p) => `${p.url}|${p.version}`),
+      this.catalog.resourceProfiles(),
     );
   }
 
