@@ -45,7 +45,7 @@ describe('every write checked against fhir-profiles/', () => {
   });
 
   it('the same write is not checked with the setting off', async () => {
-    const off = await startTestService({ fhirWriteConformance: false });
+    const off = await startTestService({ fhirWriteConformance: 0 });
     try {
       const { carePlanId } = await enrolPatient(off, 'ketamine-low-dose-series');
       const [task] = await off.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${carePlanId}`, _count: 1 });

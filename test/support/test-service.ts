@@ -56,7 +56,7 @@ export async function startTestService(overrides: Partial<AppConfig> = {}): Prom
     // The dev issuer only where a test signs in through it (it writes demo Practitioners at startup).
     oidc: { ...base.oidc, devIssuer: false, issuer: undefined },
     // Every write checked against fhir-profiles/: a test whose service wrote anything else fails at its stop.
-    fhirWriteConformance: true,
+    fhirWriteConformance: 1,
     ...overrides,
   };
   const service = await startService(config, { logger: false });

@@ -72,6 +72,15 @@ describe('CDS Hooks config', () => {
     expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: 'soon' })).toThrow(/SHUTDOWN_TIMEOUT_MS/);
   });
 
+  it('FHIR_WRITE_CONFORMANCE: no write checked unless set; all, none, or a share of them', () => {
+    expect(loadConfig({}).fhirWriteConformance).toBe(0);
+    expect(loadConfig({ FHIR_WRITE_CONFORMANCE: 'true' }).fhirWriteConformance).toBe(1);
+    expect(loadConfig({ FHIR_WRITE_CONFORMANCE: 'off' }).fhirWriteConformance).toBe(0);
+    expect(loadConfig({ FHIR_WRITE_CONFORMANCE: '0.05' }).fhirWriteConformance).toBe(0.05);
+    expect(() => loadConfig({ FHIR_WRITE_CONFORMANCE: '5%' })).toThrow(/share between 0 and 1/);
+    expect(() => loadConfig({ FHIR_WRITE_CONFORMANCE: '2' })).toThrow(/share between 0 and 1/);
+  });
+
   it('CDS_READ_BUDGET_MS: 3 s of FHIR reads per CDS call unless set', () => {
     expect(loadConfig({}).cdsReadBudgetMs).toBe(3000);
     expect(loadConfig({ CDS_READ_BUDGET_MS: '1500' }).cdsReadBudgetMs).toBe(1500);

@@ -145,6 +145,27 @@ describe('WriteConformance', () => {
     ]);
   });
 
+  it('holds patient instructions to being sent only once approved: a proposal made active is refused', () => {
+    const proposal: CommunicationRequest = {
+      resourceType: 'CommunicationRequest',
+      status: 'draft',
+      subject: { reference: 'Patient/p1' },
+      recipient: [{ reference: 'Patient/p1' }],
+      basedOn: [{ reference: 'CarePlan/cp1' }],
+      payload: [{ contentString: 'Nothing to eat or drink for 6 hours before' }],
+    };
+    expect(messages(proposal)).toEqual([]);
+    expect(messages({ ...proposal, status: 'active' })).toEqual([
+      'CommunicationRequest: Constraint kc-communication-1 not met: A proposal is never sent: only the request its approval writes (keyed by its Task) is active or completed',
+    ]);
+    const approved = {
+      ...proposal,
+      status: 'active' as const,
+      identifier: [{ system: 'https://ketamine-careplans.example/fhir/NamingSystem/order-key', value: 'Task/t1' }],
+    };
+    expect(messages(approved)).toEqual([]);
+  });
+
   it('finds fhir-profiles/ itself consistent: every extension and code of the service used as defined', () => {
     expect(catalog.resources.flatMap((r) => messages(r).map((m) => `${r.resourceType}/${r.id} ${m}`))).toEqual([]);
   });

@@ -3,6 +3,7 @@ import type { CodeSystem, Coding, Extension, Resource, StructureDefinition, Valu
 import { profileSnapshot } from '@kc/fhir-definitions';
 import { ORDER_KEY_SYSTEM } from '@kc/task-states';
 import { APPLY_KEY_SYSTEM, CAREPLAN_KEY_SYSTEM } from './apply-plan-definition';
+import { CLINIC_ALERT_KEY_SYSTEM } from './clinic-alert';
 import { CANONICAL_BASE, REMINDER_KEY_SYSTEM, SERVICE_CODE_SYSTEM, TASK_KEY_SYSTEM } from './canonical';
 import type { CanonicalResource } from './catalog';
 
@@ -40,6 +41,17 @@ const PROFILE_OF: { profile: string; appliesTo: (resource: Resource) => boolean 
   {
     profile: `${PROFILE_BASE}/patient-reminder`,
     appliesTo: (r) => r.resourceType === 'CommunicationRequest' && keyed(r, REMINDER_KEY_SYSTEM),
+  },
+  {
+    profile: `${PROFILE_BASE}/planned-communication-request`,
+    appliesTo: (r) =>
+      r.resourceType === 'CommunicationRequest' &&
+      !keyed(r, REMINDER_KEY_SYSTEM) &&
+      (keyed(r, ORDER_KEY_SYSTEM) || !!r.basedOn?.some((b) => b.reference?.startsWith('CarePlan/'))),
+  },
+  {
+    profile: `${PROFILE_BASE}/clinic-alert`,
+    appliesTo: (r) => r.resourceType === 'Communication' && keyed(r, CLINIC_ALERT_KEY_SYSTEM),
   },
   {
     profile: `${PROFILE_BASE}/applied-request-group`,
