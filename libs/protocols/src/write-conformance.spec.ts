@@ -1,5 +1,12 @@
 import * as path from 'node:path';
-import type { CommunicationRequest, DetectedIssue, MedicationRequest, Resource, Task } from '@medplum/fhirtypes';
+import type {
+  CommunicationRequest,
+  DetectedIssue,
+  MedicationRequest,
+  Resource,
+  StructureDefinition,
+  Task,
+} from '@medplum/fhirtypes';
 import { ProtocolCatalog } from './catalog';
 import { CANONICAL_BASE, PROTOCOL_ACTION_EXTENSION, PROTOCOL_WINDOW_EXTENSION, SERVICE_CODE_SYSTEM } from './canonical';
 import { WriteConformance } from './write-conformance';
@@ -164,6 +171,26 @@ describe('WriteConformance', () => {
       identifier: [{ system: 'https://ketamine-careplans.example/fhir/NamingSystem/order-key', value: 'Task/t1' }],
     };
     expect(messages(approved)).toEqual([]);
+  });
+
+  it('says so on each write a profile applies to when its snapshot cannot be built (an edit it does not support)', () => {
+    const edited = catalog.resources.map((r) => {
+      if (r.id !== 'planned-task') return r;
+      const profile = structuredClone(r) as StructureDefinition;
+      profile.differential!.element.push({
+        id: 'Task.restriction.period.end',
+        path: 'Task.restriction.period.end',
+        min: 1,
+      });
+      return profile;
+    });
+    expect(new WriteConformance(edited).problemsOf(plannedTask())).toEqual([
+      {
+        profile: `${CANONICAL_BASE}/StructureDefinition/planned-task`,
+        expression: 'Task',
+        message: `${CANONICAL_BASE}/StructureDefinition/planned-task: Task.restriction.period.end is neither in Task nor an extension slice`,
+      },
+    ]);
   });
 
   it('finds fhir-profiles/ itself consistent: every extension and code of the service used as defined', () => {

@@ -78,6 +78,7 @@ export class WriteConformance {
   private readonly profiles = new Map<string, StructureDefinition>();
   /** Each profile's bindings to the service's own ValueSets: checked here, as Medplum's validator checks none. */
   private readonly bindings = new Map<string, Binding[]>();
+  private readonly unbuildable = new Map<string, string>();
   private readonly extensions = new Map<string, StructureDefinition>();
   private readonly codes: Set<string>;
 
@@ -87,8 +88,13 @@ export class WriteConformance {
       const definition: StructureDefinition = resource;
       if (definition.type === 'Extension') this.extensions.set(definition.url, definition);
       else if (definition.kind === 'resource') {
-        this.profiles.set(definition.url, profileSnapshot(definition));
-        this.bindings.set(definition.url, bindingsOf(definition, catalog));
+        try {
+          this.profiles.set(definition.url, profileSnapshot(definition));
+          this.bindings.set(definition.url, bindingsOf(definition, catalog));
+        } catch (err) {
+          // A profile edited into something the snapshot cannot be built from: each write it applies to says so.
+          this.unbuildable.set(definition.url, (err as Error).message);
+        }
       }
     }
     const codeSystem = catalog.find(
@@ -105,8 +111,10 @@ export class WriteConformance {
     const url = PROFILE_OF.find((p) => p.appliesTo(resource))?.profile;
     const profile = url && this.profiles.get(url);
     if (!url) return [];
-    if (!profile)
-      return [{ profile: url, expression: resource.resourceType, message: 'profile not in fhir-profiles/' }];
+    if (!profile) {
+      const message = this.unbuildable.get(url) ?? 'profile not in fhir-profiles/';
+      return [{ profile: url, expression: resource.resourceType, message }];
+    }
     const bound = this.bindings.get(url)!.flatMap((binding) => bindingProblems(resource, binding, url));
     try {
       validateResource(resource, { profile });
