@@ -50,6 +50,10 @@ const PROFILE_OF: { profile: string; appliesTo: (resource: Resource) => boolean 
       (keyed(r, ORDER_KEY_SYSTEM) || !!r.basedOn?.some((b) => b.reference?.startsWith('CarePlan/'))),
   },
   {
+    profile: `${PROFILE_BASE}/reminder-sent`,
+    appliesTo: (r) => r.resourceType === 'Communication' && keyed(r, REMINDER_KEY_SYSTEM),
+  },
+  {
     profile: `${PROFILE_BASE}/clinic-alert`,
     appliesTo: (r) => r.resourceType === 'Communication' && keyed(r, CLINIC_ALERT_KEY_SYSTEM),
   },
