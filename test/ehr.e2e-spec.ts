@@ -116,10 +116,14 @@ describe('EHR read API', () => {
       .get('/fhir/PlanDefinition/ketamine-low-dose-series')
       .set(service.as('clinician'))
       .expect(200);
-    // The check's Questionnaire and the infusion's ActivityDefinition alike.
+    // The check's Questionnaire and the infusion's ActivityDefinition alike; and what the resources read here conform
+    // to: the profiles the CapabilityStatement lists, their ValueSets, the service's codes (since session 59).
     for (const [type, canonical] of [
       ['Questionnaire', 'https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check'],
       ['ActivityDefinition', 'https://ketamine-careplans.example/fhir/ActivityDefinition/ketamine-low-dose-infusion'],
+      ['StructureDefinition', 'https://ketamine-careplans.example/fhir/StructureDefinition/planned-task'],
+      ['ValueSet', 'https://ketamine-careplans.example/fhir/ValueSet/task-state'],
+      ['CodeSystem', 'https://ketamine-careplans.example/fhir/CodeSystem/ketamine-careplans'],
     ]) {
       const res = await request(service.url)
         .get(`/fhir/${type}`)

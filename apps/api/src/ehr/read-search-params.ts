@@ -38,6 +38,11 @@ export const READABLE_TYPES = {
   PlanDefinition: ['url', 'version', 'name', 'status', '_id', '_lastUpdated'],
   ActivityDefinition: ['url', 'version', 'name', 'status', '_id', '_lastUpdated'],
   Questionnaire: ['url', 'version', 'name', 'status', '_id', '_lastUpdated'],
+  // What the resources read here conform to (docs/guide/profiles.md): the profiles the CapabilityStatement lists as
+  // supportedProfile, the extensions they use, and the service's codes. Since session 59.
+  StructureDefinition: ['url', 'version', 'name', 'status', 'type', '_id', '_lastUpdated'],
+  ValueSet: ['url', 'version', 'name', 'status', '_id', '_lastUpdated'],
+  CodeSystem: ['url', 'version', 'name', 'status', '_id', '_lastUpdated'],
   // The access audit trail (apps/api/src/audit): for administrators only (ADMIN_ONLY_TYPES).
   AuditEvent: ['entity', 'agent', 'date', 'action', 'outcome', 'subtype', '_id', '_lastUpdated'],
 } as const;
