@@ -79,7 +79,10 @@ describe('an approved session whose order was closed in the EHR', () => {
       .set(clinician())
       .send({ versionId: session.meta!.versionId, onOrder: `MedicationRequest/${order.id}` })
       .expect(200);
-    return { task: approved.body as Task, order };
+    // The approval tags the order it rests on (since session 59): the EHR's next write of it starts from that version.
+    const tagged = await service.fhir.read<MedicationRequest>('MedicationRequest', order.id!);
+    expect(tagged.meta?.tag?.map((t) => t.code)).toContain('session-order');
+    return { task: approved.body as Task, order: tagged };
   }
 
   const ordersOf = (task: Task) =>

@@ -1,5 +1,6 @@
-import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
+import type { Coding, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { isOpenOrder, orderTaskIdOf, sessionBegunBy, type AuthorisableRequest } from './request-authorisation';
+import { TASK_STATE_SYSTEM } from './task-states';
 
 /**
  * An approved session's order as the EHR has it now. The EHR may have replaced the order approved here (a dose changed
@@ -243,6 +244,25 @@ export function replacementsOfOtherSessions(
       return session && session !== taskId ? [`MedicationRequest/${order.id}`] : [];
     }),
   );
+}
+
+/**
+ * Tags the EHR's order a session is approved on (meta.tag): written with the approval, If-Match on the version the
+ * approval read, so two sessions approved on one order at the same moment cannot both land (each read it free; the
+ * second write finds it changed). Since session 59: the clinic day (seed 6028) found a session left approved on an
+ * order another session's infusion had completed.
+ */
+export const APPROVED_ON_HERE: Coding = {
+  system: TASK_STATE_SYSTEM,
+  code: 'session-order',
+  display: 'The order of a session approved on it in ketamine-careplans',
+};
+
+/** The EHR's order as a session's approval on it writes it (APPROVED_ON_HERE): tagged, nothing else changed. */
+export function claimedBySession(order: MedicationRequest): MedicationRequest {
+  const tag = order.meta?.tag ?? [];
+  if (tag.some((t) => t.system === APPROVED_ON_HERE.system && t.code === APPROVED_ON_HERE.code)) return order;
+  return { ...order, meta: { ...order.meta, tag: [...tag, APPROVED_ON_HERE] } };
 }
 
 /** The Task approved on an order written outside this service: that order named in `basedOn` (what authorises it). */

@@ -3,7 +3,7 @@ import type { Dosage, MedicationRequest, Period, Reference, Task } from '@medplu
 import type { Caller } from '@kc/auth';
 import { conflict, OutcomeException, unprocessable } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient } from '@kc/fhir';
+import { FhirClient, updateEntry } from '@kc/fhir';
 import {
   carePlanReferenceOf,
   dueOutsideProtocolWindow,
@@ -18,6 +18,7 @@ import { clinicPeriod, dosageToOrder, orderedBolusPerKg, orderedRatePerKg, proto
 import { CompletedTaskEventsProducer } from '@kc/queue';
 import {
   approvedOnOrder,
+  claimedBySession,
   isApproved,
   isTaskHeldForContraindication,
   openOrdersOfSession,
@@ -246,6 +247,9 @@ export class TaskDecisionService {
       asked,
       consequences: [
         ...(ordering ? [(updated: Task) => this.order(updated, proposal, input.caller, dose)] : []),
+        // The EHR's order it is approved on, tagged If-Match on the version read: of two sessions approved on it at once,
+        // one lands (the other's write finds it changed and is refused).
+        ...(onOrder ? [() => updateEntry(claimedBySession(onOrder), onOrder.meta?.versionId)] : []),
         (updated: Task) => this.reminders.afterApproval(updated, reminders),
       ],
     });

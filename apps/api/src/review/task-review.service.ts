@@ -130,7 +130,10 @@ export class DecisionWriter {
       if (err instanceof FhirNotFoundError) throw deletedSinceRead(current);
       if (!(err instanceof FhirVersionConflictError)) throw err;
       // Someone else changed it first, or this very decision landed and its answer was lost: tell them apart.
-      return this.alreadyDecided(input, await this.read<T>(current.resourceType, current.id!));
+      const now = await this.read<T>(current.resourceType, current.id!);
+      // Unchanged itself: what changed is a request the decision writes to with it (an order read with it).
+      if (now.meta?.versionId === seenVersion) throw requestChangedSinceRead(now);
+      return this.alreadyDecided(input, now);
     }
     this.logger.log({ msg: 'decision recorded', decision, resource: ref, by: caller.id });
     input.written?.(answer.entry ?? []);
@@ -169,6 +172,18 @@ function deletedSinceRead(current: Resource): OutcomeException {
     `${WHAT_CHANGED[current.resourceType] ?? 'This record'}, or a request the decision changes with it, was deleted on the FHIR server since you loaded it; reload the list`,
     [ref],
     `The transaction writing the decision on ${ref} was answered 404/410`,
+  );
+}
+
+/** 409: the decision's own resource is as it was read, but a request it writes to with it changed meanwhile. */
+function requestChangedSinceRead(current: Resource): OutcomeException {
+  const ref = `${current.resourceType}/${current.id}`;
+  return new OutcomeException(
+    409,
+    'conflict',
+    'An order this decision writes to was changed since you loaded it (approved on for another session, or changed in the EHR); reload the task and decide again',
+    [ref],
+    `A request written with ${ref} in the decision's transaction was answered 409/412 (If-Match on the version read)`,
   );
 }
 
