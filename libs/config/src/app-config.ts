@@ -25,7 +25,7 @@ export interface AppConfig {
   /**
    * The share of the resources this service writes that are checked against fhir-profiles/ (FHIR_WRITE_CONFORMANCE:
    * `false` or 0, the default; `true` or 1, every write; a fraction such as 0.05, that share at random): a departure is
-   * logged and counted, the write stands. A profiled write costs its check ~2.7 ms of CPU. The tests check every write.
+   * logged and counted, the write stands. A profiled write costs its check ~2.6 ms of CPU. The tests check every write.
    */
   fhirWriteConformance: number;
   /**

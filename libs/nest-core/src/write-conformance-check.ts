@@ -19,7 +19,7 @@ const KEPT = 100;
  * FHIR server has taken them, against what fhir-profiles/ says it writes (WriteConformance): a departure is logged (ids
  * and paths, no patient data) and counted (`kc_nonconforming_writes_total`). The write stands: a profile the code has
  * outgrown must not stop a clinic's follow-ups. Off by default: Medplum's validator parses a profile at every
- * validation, ~2.7 ms of CPU a profiled write on this 2-core VM (a base R4 validation: ~0.2 ms). The tests check every
+ * validation, ~2.6 ms of CPU a profiled write on this 2-core VM (a base R4 validation: ~0.2 ms). The tests check every
  * write and fail on any departure.
  */
 @Injectable()
