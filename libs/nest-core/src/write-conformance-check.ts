@@ -46,7 +46,7 @@ export class WriteConformanceCheck implements OnApplicationBootstrap {
   onApplicationBootstrap(): void {
     const share = this.config.fhirWriteConformance;
     if (!share) return;
-    const conformance = new WriteConformance(this.catalog.resources);
+    const conformance = new WriteConformance(this.catalog);
     this.fhir.onWrite((written) => {
       for (const resource of written) if (share >= 1 || Math.random() < share) this.check(conformance, resource);
       return Promise.resolve();

@@ -12,7 +12,7 @@ import { CANONICAL_BASE, PROTOCOL_ACTION_EXTENSION, PROTOCOL_WINDOW_EXTENSION, S
 import { WriteConformance } from './write-conformance';
 
 const catalog = ProtocolCatalog.fromDirectory(path.join(__dirname, '..', '..', '..', 'fhir-profiles'));
-const conformance = new WriteConformance(catalog.resources);
+const conformance = new WriteConformance(catalog);
 const window = { start: '2026-12-08T00:00:00.000Z', end: '2026-12-10T00:00:00.000Z' };
 
 /** A session awaiting approval, as the service plans it. */
@@ -184,7 +184,7 @@ describe('WriteConformance', () => {
       });
       return profile;
     });
-    expect(new WriteConformance(edited).problemsOf(plannedTask())).toEqual([
+    expect(new WriteConformance(new ProtocolCatalog(edited)).problemsOf(plannedTask())).toEqual([
       {
         profile: `${CANONICAL_BASE}/StructureDefinition/planned-task`,
         expression: 'Task',

@@ -1,11 +1,19 @@
 import { evalFhirPath, validateResource } from '@medplum/core';
-import type { CodeSystem, Coding, Extension, Resource, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
+import type {
+  CodeSystem,
+  Coding,
+  Extension,
+  Reference,
+  Resource,
+  StructureDefinition,
+  ValueSet,
+} from '@medplum/fhirtypes';
 import { profileSnapshot } from '@kc/fhir-definitions';
 import { ORDER_KEY_SYSTEM } from '@kc/task-states';
 import { APPLY_KEY_SYSTEM, CAREPLAN_KEY_SYSTEM } from './apply-plan-definition';
 import { CLINIC_ALERT_KEY_SYSTEM } from './clinic-alert';
 import { CANONICAL_BASE, REMINDER_KEY_SYSTEM, SERVICE_CODE_SYSTEM, TASK_KEY_SYSTEM } from './canonical';
-import type { CanonicalResource } from './catalog';
+import type { ProtocolCatalog } from './catalog';
 
 /** Where a resource this service wrote departs from what fhir-profiles/ says it writes. */
 export interface ConformanceProblem {
@@ -34,8 +42,7 @@ const PROFILE_OF: { profile: string; appliesTo: (resource: Resource) => boolean 
     profile: `${PROFILE_BASE}/planned-medication-request`,
     appliesTo: (r) =>
       r.resourceType === 'MedicationRequest' &&
-      (keyed(r, ORDER_KEY_SYSTEM) ||
-        (r.intent === 'proposal' && !!r.basedOn?.some((b) => b.reference?.startsWith('CarePlan/')))),
+      (keyed(r, ORDER_KEY_SYSTEM) || (r.intent === 'proposal' && basedOnAPlan(r.basedOn))),
   },
   { profile: `${PROFILE_BASE}/decision-provenance`, appliesTo: (r) => r.resourceType === 'Provenance' },
   {
@@ -47,7 +54,7 @@ const PROFILE_OF: { profile: string; appliesTo: (resource: Resource) => boolean 
     appliesTo: (r) =>
       r.resourceType === 'CommunicationRequest' &&
       !keyed(r, REMINDER_KEY_SYSTEM) &&
-      (keyed(r, ORDER_KEY_SYSTEM) || !!r.basedOn?.some((b) => b.reference?.startsWith('CarePlan/'))),
+      (keyed(r, ORDER_KEY_SYSTEM) || basedOnAPlan(r.basedOn)),
   },
   {
     profile: `${PROFILE_BASE}/reminder-sent`,
@@ -72,6 +79,11 @@ function keyed(resource: Resource, system: string): boolean {
   return !!(resource as { identifier?: { system?: string }[] }).identifier?.some((i) => i.system === system);
 }
 
+/** A request planned under a care plan (a proposal the protocol made), as opposed to an EHR's own. */
+function basedOnAPlan(basedOn: Reference[] | undefined): boolean {
+  return !!basedOn?.some((b) => b.reference?.startsWith('CarePlan/'));
+}
+
 /**
  * Checks what this service writes against what fhir-profiles/ says it writes, so an EHR integrator can rely on the
  * profiles: the profile of its kind (Medplum's validator, on a snapshot built from the differential), every code of
@@ -86,8 +98,8 @@ export class WriteConformance {
   private readonly extensions = new Map<string, StructureDefinition>();
   private readonly codes: Set<string>;
 
-  constructor(catalog: CanonicalResource[]) {
-    for (const resource of catalog) {
+  constructor(catalog: ProtocolCatalog) {
+    for (const resource of catalog.resources) {
       if (resource.resourceType !== 'StructureDefinition') continue;
       const definition: StructureDefinition = resource;
       if (definition.type === 'Extension') this.extensions.set(definition.url, definition);
@@ -101,9 +113,7 @@ export class WriteConformance {
         }
       }
     }
-    const codeSystem = catalog.find(
-      (r): r is CodeSystem => r.resourceType === 'CodeSystem' && r.url === SERVICE_CODE_SYSTEM,
-    );
+    const codeSystem = catalog.resolve<CodeSystem>(SERVICE_CODE_SYSTEM, 'CodeSystem');
     this.codes = new Set(flattenConcepts(codeSystem?.concept).map((c) => c.code));
   }
 
@@ -203,17 +213,18 @@ interface Binding {
   systems: Set<string>;
 }
 
-function bindingsOf(profile: StructureDefinition, catalog: CanonicalResource[]): Binding[] {
+function bindingsOf(profile: StructureDefinition, catalog: ProtocolCatalog): Binding[] {
   return (profile.differential?.element ?? []).flatMap((element): Binding[] => {
-    const url = element.binding?.valueSet?.split('|')[0];
-    const valueSet = catalog.find((r): r is ValueSet => r.resourceType === 'ValueSet' && r.url === url);
-    if (!valueSet || !element.path) return [];
+    const canonical = element.binding?.valueSet;
+    // The service's own ValueSets, at the version the profile names.
+    const valueSet = canonical ? catalog.resolve<ValueSet>(canonical, 'ValueSet') : undefined;
+    if (!valueSet?.url || !element.path) return [];
     const includes = valueSet.compose?.include ?? [];
     return [
       {
         path: element.path,
         strength: element.binding!.strength,
-        valueSet: url!,
+        valueSet: valueSet.url,
         allowed: new Set(includes.flatMap((i) => (i.concept ?? []).map((c) => `${i.system}|${c.code}`))),
         systems: new Set(includes.flatMap((i) => (i.system ? [i.system] : []))),
       },

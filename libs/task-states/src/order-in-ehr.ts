@@ -1,5 +1,6 @@
 import type { Coding, MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { isOpenOrder, orderTaskIdOf, sessionBegunBy, type AuthorisableRequest } from './request-authorisation';
+import { sameCoding } from './order-status-reason';
 import { TASK_STATE_SYSTEM } from './task-states';
 
 /**
@@ -261,7 +262,7 @@ export const APPROVED_ON_HERE: Coding = {
 /** The EHR's order as a session's approval on it writes it (APPROVED_ON_HERE): tagged, nothing else changed. */
 export function claimedBySession(order: MedicationRequest): MedicationRequest {
   const tag = order.meta?.tag ?? [];
-  if (tag.some((t) => t.system === APPROVED_ON_HERE.system && t.code === APPROVED_ON_HERE.code)) return order;
+  if (tag.some((t) => sameCoding(t, APPROVED_ON_HERE))) return order;
   return { ...order, meta: { ...order.meta, tag: [...tag, APPROVED_ON_HERE] } };
 }
 
