@@ -170,6 +170,41 @@ describe('a dose changed in the EHR while the service closes the order', () => {
     expect((await openOrdersOf(task)).map((o) => o.id)).toEqual([]);
   });
 
+  it('$change-dose whose second read failed: the reconciliation replaces the EHR’s order written before the change, not one written after', async () => {
+    const session = await replacedInEhrAtTheWrite();
+    const { task, ours } = session;
+    refuseReadsAfterTheReplacement(session);
+    // The change stands and is answered so, though its second read failed.
+    await request(service.url)
+      .post(`/tasks/${task.id}/$change-dose`)
+      .set(service.as('clinician'))
+      .send({ versionId: task.meta!.versionId, rate: { value: 0.625, unit: 'mg/kg/h' }, reason: 'weighed again' })
+      .expect(200);
+    behind.proxy.intercept = () => undefined;
+    const crossing = session.ehrReplacement!;
+    const [newDose] = (await openOrdersOf(task)).filter((o) => o.id !== crossing.id);
+    expect(newDose.priorPrescription?.reference).toBe(`MedicationRequest/${ours.id}`);
+    // Two orders to give for the session: the new dose and the EHR's replacement of the old one.
+    expect((await openOrdersOf(task)).map((o) => o.id).sort()).toEqual([newDose.id, crossing.id].sort());
+    // Later, the EHR replaces the old order again, reading it cancelled: its own decision, left as it wrote it.
+    const ehr = new FhirClient({ baseUrl: behind.sandbox.baseUrl, maxAttempts: 1 });
+    const cancelled = await service.fhir.read<MedicationRequest>('MedicationRequest', ours.id!);
+    expect(cancelled.status).toBe('cancelled');
+    const { resource: later } = await ehr.create(ehrReplacementOf(cancelled, infusionDosage(0.5, 40)));
+    await service.app.get(AnsweredOrdersSweep).sweep();
+    const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', crossing.id!);
+    // Before, nothing looked at the session again: the crossing replacement stayed there to give beside the new dose.
+    expect([theirs.status, theirs.statusReason?.text]).toEqual([
+      'cancelled',
+      expect.stringMatching(/^Replaced by a new order at 0\.625 mg\/kg\/h/),
+    ]);
+    expect(await decisionOn(theirs)).toEqual({
+      who: 'ketamine-careplans (automatic)',
+      decision: 'replace an order a dose change crossed',
+    });
+    expect((await openOrdersOf(task)).map((o) => o.id).sort()).toEqual([newDose.id, later.id].sort());
+  });
+
   it('a server that pages history: when the session was closed is read from every page, so a later replacement stands', async () => {
     const { carePlanId } = await enrolPatient(service, 'ketamine-low-dose-series', { weightKg: 80 });
     const task = await approveFirstSession(service, carePlanId);

@@ -28,6 +28,7 @@ import { DeceasedPatientsPoller } from './maintenance/deceased-patients-poller';
 import { MaintenanceSchedules } from './maintenance/maintenance-schedules';
 import { AnsweredOrdersSweep } from './maintenance/answered-orders-sweep';
 import { ClosingsCrossedByTheEhr } from './maintenance/closings-crossed-by-the-ehr';
+import { DoseChangesCrossedByTheEhr } from './maintenance/dose-changes-crossed-by-the-ehr';
 import { ClosedOrderReviews } from './maintenance/closed-order-reviews';
 import { ClosedOrdersPoller } from './maintenance/closed-orders-poller';
 import { AdministrationsPoller } from './followups/administrations-poller';
@@ -103,6 +104,7 @@ export class WorkerModule {
         ProtocolNotFoundIssues,
         AnsweredOrdersSweep,
         ClosingsCrossedByTheEhr,
+        DoseChangesCrossedByTheEhr,
         ClosedOrderReviews,
         PlanChanges,
         ProtocolChanges,

@@ -1,6 +1,11 @@
 import type { MedicationAdministration, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { medicationOrder, PUMP_RUNNING } from '../../../test/fixtures/plans';
-import { replacementsCrossingTheClosing, whenClosed, whenWritten } from './crossed-replacements';
+import {
+  replacementsCrossingTheClosing,
+  replacementsCrossingTheDoseChange,
+  whenClosed,
+  whenWritten,
+} from './crossed-replacements';
 import type { OpenOrder } from './order-in-ehr';
 import { orderKeyFor } from './request-authorisation';
 import { businessStatus, type TaskState } from './task-states';
@@ -65,6 +70,57 @@ describe('the EHR’s replacements that crossed a closing here', () => {
     const keyed = { ...ehrOrder('k'), identifier: [orderKeyFor('t1')] };
     const approvedOn = task('withdrawn', 'cancelled', 5, ['MedicationRequest/on']);
     expect(crossed(approvedOn, [open(ehrOrder('on')), open(keyed)], before)).toEqual([]);
+  });
+});
+
+describe('the EHR’s replacements that crossed a dose change here', () => {
+  const REASON = 'Replaced by a new order at 0.625 mg/kg/h: the dose was changed before the session';
+  // The order the change wrote (keyed by its Task, replacing ours), written at minute 5.
+  const newDose: MedicationRequest = {
+    ...medicationOrder('new', 'active'),
+    identifier: [orderKeyFor('t1')],
+    priorPrescription: { reference: 'MedicationRequest/ours' },
+  };
+  const crossed = (t: Task, orders: OpenOrder[], created: Record<string, string>) =>
+    replacementsCrossingTheDoseChange({
+      task: t,
+      open: orders,
+      createdAt: new Map(Object.entries({ 'MedicationRequest/new': at(5), ...created })),
+      reason: REASON,
+    }).map(({ closed }) => [closed.id, closed.status, (closed as MedicationRequest).statusReason?.text]);
+  const approved = task('approved', 'ready');
+
+  it('cancels one written before the change’s order, with the change’s reason', () => {
+    expect(crossed(approved, [open(newDose), open(ehrOrder('r'))], { 'MedicationRequest/r': at(4) })).toEqual([
+      ['r', 'cancelled', REASON],
+    ]);
+  });
+
+  it('leaves one written after the change, or when either was written is not known', () => {
+    expect(crossed(approved, [open(newDose), open(ehrOrder('r'))], { 'MedicationRequest/r': at(6) })).toEqual([]);
+    expect(crossed(approved, [open(newDose), open(ehrOrder('r'))], {})).toEqual([]);
+    const unknown = replacementsCrossingTheDoseChange({
+      task: approved,
+      open: [open(newDose), open(ehrOrder('r'))],
+      createdAt: new Map([['MedicationRequest/r', at(4)]]),
+      reason: REASON,
+    });
+    expect(unknown).toEqual([]);
+  });
+
+  it('leaves a session not given under a dose change here, a closed one, and an order begun at the pump', () => {
+    const before = { 'MedicationRequest/r': at(4) };
+    // Given under the order its approval wrote (no prior prescription): no dose change to have crossed.
+    const approvedOrder = { ...newDose, priorPrescription: undefined };
+    expect(crossed(approved, [open(approvedOrder), open(ehrOrder('r'))], before)).toEqual([]);
+    // Given under the EHR's order: the dose was changed there.
+    expect(crossed(approved, [open(ehrOrder('r')), open(newDose)], before)).toEqual([]);
+    // Another Task's order.
+    expect(crossed({ ...approved, id: 't2' }, [open(newDose), open(ehrOrder('r'))], before)).toEqual([]);
+    // Closed by its status: the reconciliation of closings answers it (replacementsCrossingTheClosing).
+    expect(crossed(task('rejected', 'rejected'), [open(newDose), open(ehrOrder('r'))], before)).toEqual([]);
+    const begun = { ...PUMP_RUNNING, request: { reference: 'MedicationRequest/r' } };
+    expect(crossed(approved, [open(newDose), open(ehrOrder('r'), [begun])], before)).toEqual([]);
   });
 });
 

@@ -1,10 +1,12 @@
 import type { Resource, Task } from '@medplum/fhirtypes';
 import { ordersApprovedOn, type OpenOrder } from './order-in-ehr';
 import {
+  cancelledProposal,
   orderForClosedTask,
   orderTaskIdOf,
   orderTypeOf,
   sessionBegunBy,
+  writtenByDoseChange,
   type AuthorisableRequest,
 } from './request-authorisation';
 import { isClosedByStatus, stateOf, type TaskState } from './task-states';
@@ -47,6 +49,34 @@ export function replacementsCrossingTheClosing(input: {
     if (!created || !(Date.parse(created) < Date.parse(closedAt))) return [];
     const closed = orderForClosedTask(task, order);
     return closed ? [{ read: order, closed }] : [];
+  });
+}
+
+/**
+ * The open orders of a session still to be given whose order is a dose change here (writtenByDoseChange; `open` as
+ * openOrdersOfSession lists them, that order first) that the change would have replaced had it read them: the EHR's
+ * replacements of the session's orders (replacementsOf) written before the change's order (`createdAt` per `Type/id`).
+ * The change read the session's orders and replaced every one open, so one written before it and open now was written
+ * between its read and its write, and its second read (CrossedEhrOrders) failed. Cancelled with the change's reason
+ * (`reason`: doseChangeReason). One written after replaced an order the EHR could read was cancelled, and is left, as
+ * after a closing (replacementsCrossingTheClosing).
+ */
+export function replacementsCrossingTheDoseChange(input: {
+  task: Task;
+  open: OpenOrder[];
+  createdAt: ReadonlyMap<string, string | undefined>;
+  reason: string;
+}): { read: AuthorisableRequest; closed: AuthorisableRequest }[] {
+  const { task, open, createdAt } = input;
+  const given = open[0]?.order;
+  if (!given || isClosedByStatus(task) || !writtenByDoseChange(given) || orderTaskIdOf(given) !== task.id) return [];
+  const changedAt = createdAt.get(`${given.resourceType}/${given.id}`);
+  if (!changedAt) return [];
+  return replacementsOf(task, open.slice(1)).flatMap(({ order }) => {
+    const created = createdAt.get(`${order.resourceType}/${order.id}`);
+    return created && Date.parse(created) < Date.parse(changedAt)
+      ? [{ read: order, closed: cancelledProposal(order, input.reason) }]
+      : [];
   });
 }
 

@@ -128,6 +128,14 @@ export function doseChangeReason(newDose: string): string {
   return `${REPLACED_BY_DOSE_CHANGE} ${newDose}: the dose was changed before the session`;
 }
 
+/**
+ * An order a dose change here wrote (`$change-dose`): keyed by its Task, `priorPrescription` the order it replaced.
+ * Nothing else this service writes names a prior prescription.
+ */
+export function writtenByDoseChange(order: AuthorisableRequest): order is MedicationRequest {
+  return order.resourceType === 'MedicationRequest' && Boolean(orderTaskIdOf(order) && order.priorPrescription);
+}
+
 /** The order was replaced by a dose change here (doseChangeReason), not cancelled for another reason. */
 export function replacedByDoseChange(order: MedicationRequest): boolean {
   return order.status === 'cancelled' && Boolean(order.statusReason?.text?.startsWith(REPLACED_BY_DOSE_CHANGE));

@@ -31,8 +31,8 @@ export interface DecisionOnOrders {
  * got: cancelled with the decision's reason, If-Match on the version read, with the clinician's Provenance. One the
  * pump has begun is the infusion's. A write refused (the EHR closed it meanwhile) or failed is logged and leaves it
  * (after a dose change the to-do list then says two orders to give): the decision itself stands, and is answered so;
- * after a rejection the worker's reconciliation of closed Tasks' orders cancels it (ClosingsCrossedByTheEhr, since
- * session 58). Since session 56, after CI's clinic day found two orders to give once.
+ * the worker's reconciliation of orders cancels it within 15 minutes (after a rejection ClosingsCrossedByTheEhr, since
+ * session 58; after a dose change DoseChangesCrossedByTheEhr, since session 60). Since session 56, after CI's clinic day found two orders to give once.
  */
 @Injectable()
 export class CrossedEhrOrders {

@@ -10,16 +10,19 @@ import {
   AUTHORISABLE_TYPES,
   changeProvenance,
   CLOSED_BY_EHR,
+  isClosedByStatus,
   isOpenOrder,
   ORDER_KEY_SYSTEM,
   orderForClosedTask,
   ordersApprovedOn,
   orderTaskIdOf,
   THIS_SERVICE,
+  writtenByDoseChange,
   type AuthorisableRequest,
 } from '@kc/task-states';
 import { ClosingsCrossedByTheEhr } from './closings-crossed-by-the-ehr';
 import { DeletedTasks } from './deleted-tasks';
+import { DoseChangesCrossedByTheEhr } from './dose-changes-crossed-by-the-ehr';
 import { TasksClosedInEhr } from './tasks-closed-in-ehr';
 
 /** Orders closed per transaction: a conflict on one puts off only these until the next run. */
@@ -49,6 +52,17 @@ export function closedTasksFrom(
   return new Date(Math.min(dayBack, last - config.pollOverlapMs));
 }
 
+/** The open sessions given under an order a dose change here wrote, of this service's open orders and their Tasks. */
+function doseChangedSessions(
+  written: { order: AuthorisableRequest; taskId: string }[],
+  tasks: Map<string, Task>,
+): Task[] {
+  return written.flatMap(({ order, taskId }) => {
+    const task = tasks.get(taskId);
+    return task && writtenByDoseChange(order) && !isClosedByStatus(task) ? [task] : [];
+  });
+}
+
 /**
  * Reconciliation of orders with their Tasks (with the overdue sweep): an order this service wrote (keyed `Task/<id>`)
  * that is still active or held while its Task is done, superseded or rejected is closed as the infusion or the
@@ -69,6 +83,7 @@ export class AnsweredOrdersSweep {
     private readonly deletedTasks: DeletedTasks,
     private readonly tasksClosedInEhr: TasksClosedInEhr,
     private readonly crossedClosings: ClosingsCrossedByTheEhr,
+    private readonly crossedDoseChanges: DoseChangesCrossedByTheEhr,
     @InjectQueue(QUEUES.maintenance) private readonly queue: Queue,
     @Inject(APP_CONFIG)
     private readonly config: Pick<AppConfig, 'pollOverlapMs' | 'reconcileLookbackMs' | 'queuePrefix'>,
@@ -122,6 +137,9 @@ export class AnsweredOrdersSweep {
     // The EHR's replacements that crossed a closing here, its second read failed: after the orders above, so that
     // none is written twice in one run.
     closed += await this.crossedClosings.close(closedHere, now);
+    // The EHR's replacements that crossed a dose change here, its second read failed: the open sessions given under
+    // an order a dose change wrote.
+    closed += await this.crossedDoseChanges.close(doseChangedSessions(written, tasks), now);
     if (closed) this.logger.log({ msg: 'closed the orders of closed Tasks', closed, open: orders.length });
     // Only a sweep that finished moves the mark: one that failed is made up by the next.
     await redis.set(markKey, now.toISOString());

@@ -1,21 +1,17 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { Bundle, MedicationRequest, Resource, Task } from '@medplum/fhirtypes';
-import { FhirClient, isStaleWrite, matchesOf, readAndSearchEach, searchEach } from '@kc/fhir';
+import type { Task } from '@medplum/fhirtypes';
+import { FhirClient, isStaleWrite } from '@kc/fhir';
 import { openOrdersOfSessions } from '@kc/nest-core';
 import {
   closedWithItsOrdersCancelled,
   openOrdersOfSession,
-  ordersFollowedOn,
-  orderTaskIdOf,
   replacementsCrossingTheClosing,
   replacementsOf,
   whenClosed,
   whenWritten,
 } from '@kc/task-states';
+import { historiesOf, withEhrReplacementsOpen } from './ehr-replacements-read';
 import { serviceChangeEntries } from './withdrawal-writes';
-
-/** Patients per search of their open orders: a URL of a few KB. */
-const PATIENTS_PER_SEARCH = 50;
 
 /**
  * The EHR's replacements of a closed session's order written while it was being closed, that the closing's second
@@ -39,7 +35,7 @@ export class ClosingsCrossedByTheEhr {
 
   /** Of `closed` (Tasks closed since the last run), the orders cancelled. A conflict leaves one to the next run. */
   async close(closed: Task[], now = new Date()): Promise<number> {
-    const sessions = await this.withReplacementsOpen(closed.filter(closedWithItsOrdersCancelled));
+    const sessions = await withEhrReplacementsOpen(this.fhir, closed.filter(closedWithItsOrdersCancelled));
     if (!sessions.length) return 0;
     const open = await openOrdersOfSessions(this.fhir, sessions);
     const candidates = sessions.flatMap((task) => {
@@ -47,7 +43,7 @@ export class ClosingsCrossedByTheEhr {
       return replacements.length ? [{ task, open: replacements }] : [];
     });
     if (!candidates.length) return 0;
-    const histories = await this.historiesOf([
+    const histories = await historiesOf(this.fhir, [
       ...candidates.map(({ task }) => `Task/${task.id}`),
       ...candidates.flatMap(({ open: o }) => o.map(({ order }) => `${order.resourceType}/${order.id}`)),
     ]);
@@ -84,56 +80,5 @@ export class ClosingsCrossedByTheEhr {
     }
     if (cancelled) this.logger.log({ msg: 'closed the EHR’s orders that crossed a closing', orders: cancelled });
     return cancelled;
-  }
-
-  /**
-   * The sessions whose patient has an open order of the EHR's replacing another: the only ones that can have a
-   * replacement left open. One search per PATIENTS_PER_SEARCH patients.
-   */
-  private async withReplacementsOpen(sessions: Task[]): Promise<Task[]> {
-    const patients = [...new Set(sessions.flatMap((t) => t.for?.reference ?? []))];
-    if (!patients.length) return [];
-    const searches = [];
-    for (let i = 0; i < patients.length; i += PATIENTS_PER_SEARCH)
-      searches.push({
-        name: `open-${i}`,
-        resourceType: 'MedicationRequest' as const,
-        params: {
-          subject: patients.slice(i, i + PATIENTS_PER_SEARCH).join(','),
-          status: 'active,on-hold',
-          intent: 'order',
-          _count: 200,
-        },
-        everyMatch: true,
-      });
-    const found = Object.values(await searchEach(this.fhir, searches)).flatMap((b) => matchesOf<MedicationRequest>(b));
-    const replacing = new Set(
-      found.filter((o) => !orderTaskIdOf(o) && ordersFollowedOn(o).length > 0).map((o) => o.subject?.reference),
-    );
-    return sessions.filter((t) => replacing.has(t.for?.reference));
-  }
-
-  /**
-   * Each resource's versions, newest first, in one batch; a history the server pages (HAPI, by 20) read whole, one
-   * resource at a time (when it was closed, or first written, may be on a later page).
-   */
-  private async historiesOf(refs: string[]): Promise<Map<string, Resource[]>> {
-    const { read } = await readAndSearchEach(
-      this.fhir,
-      refs.map((r) => `${r}/_history`),
-      [],
-    );
-    const histories = new Map<string, Resource[]>();
-    for (const [i, ref] of refs.entries()) {
-      const history = read[i] as Bundle | undefined;
-      const [resourceType, id] = ref.split('/');
-      histories.set(
-        ref,
-        history?.link?.some((l) => l.relation === 'next')
-          ? await this.fhir.versionsOf(resourceType as Resource['resourceType'], id)
-          : (history?.entry ?? []).flatMap((e) => e.resource ?? []),
-      );
-    }
-    return histories;
   }
 }
