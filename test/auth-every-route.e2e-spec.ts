@@ -100,4 +100,25 @@ describe('authentication and roles on every route', () => {
     }
     expect(wrong).toEqual([]);
   });
+
+  // Since session 60: a route that names no FhirScopes would let a scoped token through by its role alone.
+  it('every non-public route refuses a token of every role whose SMART scopes grant none of what it does', async () => {
+    const scoped = `Bearer ${await mintToken(
+      { sub: 'scoped', roles: ['clinician', 'integration'], scope: 'openid user/Basic.read' },
+      { secret: TEST_JWT_SECRET },
+    )}`;
+    const guarded = registeredRoutes(service.app)
+      .map((r) => ({ method: r.method, path: concretePath(r.path, (p) => (p === 'type' ? 'Task' : 'probe-1')) }))
+      .filter((r) => !PUBLIC.some((p) => p.test(r.path)) && r.path !== '/no-such-endpoint');
+    const passed: string[] = [];
+    for (const route of guarded) {
+      const res = await request(service.url)
+        [route.method](route.path)
+        .set('Authorization', scoped)
+        .send(route.method === 'get' ? undefined : {});
+      if (res.status !== 403 || res.body?.resourceType !== 'OperationOutcome')
+        passed.push(`${route.method} ${route.path}: ${res.status}`);
+    }
+    expect(passed).toEqual([]);
+  });
 });

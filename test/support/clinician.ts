@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { CarePlan, Parameters, Patient, Procedure, Task } from '@medplum/fhirtypes';
+import { PAGE_SCOPE } from '@kc/config';
 import { bloodPressure, bodyWeight, outcomeScore } from '../fixtures/patient-data';
 import { FollowUpService } from '../../apps/worker/src/followups/follow-up.service';
 import { findChromium } from './browser';
@@ -16,7 +17,7 @@ export const LOINC = 'http://loinc.org';
 export const DEV_ISSUER = {
   devIssuer: true,
   clientId: 'ketamine-careplans-ui',
-  scope: 'openid fhirUser profile user/*.read',
+  scope: PAGE_SCOPE,
   devTokenSeconds: 3600,
 };
 

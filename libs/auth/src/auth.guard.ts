@@ -2,7 +2,8 @@ import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/commo
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { bearerToken, OutcomeException } from '@kc/common';
-import { PUBLIC_KEY, ROLES_KEY, type Caller, type Role } from './roles';
+import { PUBLIC_KEY, ROLES_KEY, SCOPES_KEY, type Caller, type Role } from './roles';
+import { scopeRefusal, type FhirAccess } from './smart-scopes';
 import { TokenVerifier } from './token-verifier';
 
 export type AuthenticatedRequest = Request & { caller?: Caller };
@@ -28,12 +29,30 @@ export class AuthGuard implements CanActivate {
     const caller = token ? await this.verifier.verify(token) : undefined;
     if (!caller) throw new OutcomeException(401, 'login', 'A valid bearer token is required');
     request.caller = caller;
-    const allowed = this.reflector.getAllAndOverride<Role[]>(ROLES_KEY, targets);
-    if (caller.roles.includes('admin')) return true;
+    this.assertRole(caller, this.reflector.getAllAndOverride<Role[]>(ROLES_KEY, targets));
+    // Within its role, a token that carries SMART scopes may do only what they grant (an admin's too).
+    const refusal = scopeRefusal(
+      caller.scopes,
+      this.reflector.getAllAndOverride<FhirAccess[]>(SCOPES_KEY, targets) ?? [],
+    );
+    if (refusal) throw new OutcomeException(403, 'forbidden', refusal);
+    return true;
+  }
+
+  private assertRole(caller: Caller, allowed: Role[] | undefined): void {
+    if (caller.roles.includes('admin')) return;
     if (!allowed?.length) throw new OutcomeException(403, 'forbidden', 'This action is for administrators only');
     if (!allowed.some((r) => caller.roles.includes(r))) {
       throw new OutcomeException(403, 'forbidden', `This action needs one of the roles: ${allowed.join(', ')}`);
     }
-    return true;
   }
+}
+
+/**
+ * For a handler whose FHIR access depends on the request (a persisted `$apply` writes, one not persisted does not): 403
+ * unless the caller's SMART scopes, if any, grant each of `accesses` (as FhirScopes).
+ */
+export function assertScopesAllow(caller: Caller | undefined, accesses: FhirAccess[]): void {
+  const refusal = scopeRefusal(caller?.scopes, accesses);
+  if (refusal) throw new OutcomeException(403, 'forbidden', refusal);
 }

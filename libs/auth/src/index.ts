@@ -1,4 +1,5 @@
 export * from './roles';
+export * from './smart-scopes';
 export * from './token-verifier';
 export * from './auth.guard';
 export * from './auth.module';

@@ -1,7 +1,8 @@
 import { LRUCache } from '@medplum/core';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
-import type { AppConfig } from '@kc/config';
+import type { AppConfig, SmartRoles } from '@kc/config';
 import { ROLES, type Caller, type Role } from './roles';
+import { smartScopesOf, type SmartScope } from './smart-scopes';
 
 /** Used only when JWT_SECRET and JWT_JWKS_URL are both unset and NODE_ENV is not production. */
 export const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
@@ -109,29 +110,53 @@ export class TokenVerifier {
     if (issued > nowSeconds + CLOCK_TOLERANCE_SECONDS) return undefined;
     // Without iat, the time left is what must be bounded.
     if (payload.exp! - issued > max) return undefined;
-    const caller = callerFrom(payload);
+    const caller = callerFrom(payload, this.config.smartRoles ?? {});
     return caller && { payload, caller };
   }
 }
 
-function callerFrom(payload: JWTPayload): Caller | undefined {
+function callerFrom(payload: JWTPayload, smartRoles: SmartRoles): Caller | undefined {
   if (!payload.sub) return undefined;
+  const fhirUser = typeof payload.fhirUser === 'string' ? payload.fhirUser : undefined;
+  const scopes = smartScopesOf({ scope: payload.scope, scp: payload.scp });
+  const hasRolesClaim = payload.roles !== undefined || payload.role !== undefined;
   const claimed = Array.isArray(payload.roles) ? payload.roles : typeof payload.role === 'string' ? [payload.role] : [];
-  const roles = claimed.filter((r): r is Role => (ROLES as readonly string[]).includes(r as string));
+  const roles = hasRolesClaim
+    ? claimed.filter((r): r is Role => (ROLES as readonly string[]).includes(r as string))
+    : rolesFromSmart(scopes, fhirUser, smartRoles);
+  const patient = typeof payload.patient === 'string' && payload.patient ? payload.patient : undefined;
   return {
     id: payload.sub,
     roles,
-    fhirUser: typeof payload.fhirUser === 'string' ? payload.fhirUser : undefined,
+    fhirUser,
     display: typeof payload.name === 'string' ? payload.name : undefined,
+    scopes,
+    patient: patient && !patient.startsWith('Patient/') ? `Patient/${patient}` : patient,
   };
+}
+
+/**
+ * The role of a token with no `roles` claim (an EHR's authorization server issues none), as SMART_ROLES says: a
+ * backend service's (it grants `system/` scopes) or a user's by the type of its `fhirUser`. Its scopes still bound it.
+ */
+function rolesFromSmart(
+  scopes: SmartScope[] | undefined,
+  fhirUser: string | undefined,
+  smartRoles: SmartRoles,
+): Role[] {
+  if (!scopes?.length) return [];
+  if (scopes.some((s) => s.context === 'system')) return smartRoles.system ? [smartRoles.system] : [];
+  const type = fhirUser?.split('/').at(-2);
+  const role = type === 'Practitioner' || type === 'PractitionerRole' ? smartRoles[type] : undefined;
+  return role && scopes.some((s) => s.context === 'user') ? [role] : [];
 }
 
 /** Mints an HS256 token: for `npm run token` and tests. */
 export async function mintToken(
-  claims: { sub: string; roles: Role[]; fhirUser?: string; name?: string },
+  claims: { sub: string; roles: Role[]; fhirUser?: string; name?: string; scope?: string },
   options: { secret?: string; issuer?: string; audience?: string; expiresIn?: string } = {},
 ): Promise<string> {
-  let jwt = new SignJWT({ roles: claims.roles, fhirUser: claims.fhirUser, name: claims.name })
+  let jwt = new SignJWT({ roles: claims.roles, fhirUser: claims.fhirUser, name: claims.name, scope: claims.scope })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(claims.sub)
     .setIssuedAt()

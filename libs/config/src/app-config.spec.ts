@@ -129,7 +129,10 @@ describe('clinician sign-in config (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_SCOPE, DEV
     expect(config.oidc).toEqual({
       issuer: undefined,
       clientId: 'ketamine-careplans-ui',
-      scope: 'openid fhirUser profile user/*.read',
+      // To read, and to write what a clinician's decisions write: the API holds a scoped token to its scopes.
+      scope:
+        'openid fhirUser profile user/*.read user/Task.write user/MedicationRequest.write user/CarePlan.write ' +
+        'user/DetectedIssue.write user/Procedure.write user/QuestionnaireResponse.write',
       devIssuer: true,
       devTokenSeconds: 3600,
     });
@@ -352,5 +355,20 @@ describe('loadConfig: defaults and invalid values', () => {
     expect(() => loadConfig({ CDS_CLIENTS: '{"iss": {}}' })).toThrow(/exactly one of jwksUrl or secret/);
     expect(() => loadConfig({ CDS_CLIENTS: '{"iss": {"jwksUrl": "ftp://x"}}' })).toThrow(/http\(s\) URL/);
     expect(() => loadConfig({ CDS_CLIENTS: '{"iss": {"secret": "x", "extra": 1}}' })).toThrow(/must be \{/);
+  });
+});
+
+describe('SMART_ROLES', () => {
+  it('maps a backend service’s and a practitioner’s token to a role; none by default', () => {
+    expect(loadConfig({}).auth.smartRoles).toEqual({});
+    expect(loadConfig({ SMART_ROLES: 'system=integration, Practitioner=clinician' }).auth.smartRoles).toEqual({
+      system: 'integration',
+      Practitioner: 'clinician',
+    });
+  });
+
+  it('refuses an admin, an unknown subject, a pair without a role, and a subject twice', () => {
+    for (const value of ['system=admin', 'Patient=clinician', 'system', 'system=integration,system=clinician'])
+      expect(() => loadConfig({ SMART_ROLES: value })).toThrow(/SMART_ROLES/);
   });
 });

@@ -84,6 +84,12 @@ export interface AppConfig {
     trustedIssuers?: { issuer: string; jwksUrl: string }[];
     /** Longest accepted token lifetime (exp - iat), seconds: a stolen token is not good for ever. Default 24 h. */
     maxTokenLifetimeSeconds?: number;
+    /**
+     * Roles given to a token that carries no `roles` claim, by what it is (SMART_ROLES): `system` for a backend
+     * service's token (SMART `system/` scopes), or the type of its `fhirUser` (`Practitioner`, `PractitionerRole`) for a
+     * user's. Empty by default: an authorization server that issues no roles (an EHR's) is trusted only as configured.
+     */
+    smartRoles?: SmartRoles;
   };
   /** How the clinician page signs in: OpenID Connect (authorization code + PKCE), also as a SMART on FHIR app. */
   oidc: OidcConfig;
@@ -251,6 +257,17 @@ function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean 
   throw new ConfigError(`${name} must be true or false (on/off, 1/0), got "${raw}"`);
 }
 
+/**
+ * What the clinician page asks for by default: to read, and to write what a clinician's decisions write (the API
+ * refuses a token's SMART scopes anything else: `@FhirScopes`). An EHR's authorization server grants what it allows.
+ */
+export const PAGE_SCOPE = [
+  'openid fhirUser profile user/*.read',
+  ...['Task', 'MedicationRequest', 'CarePlan', 'DetectedIssue', 'Procedure', 'QuestionnaireResponse'].map(
+    (type) => `user/${type}.write`,
+  ),
+].join(' ');
+
 /** OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_SCOPE, DEV_ISSUER, DEV_ISSUER_TOKEN_SECONDS. */
 export function oidcFrom(env: NodeJS.ProcessEnv): OidcConfig {
   const production = env.NODE_ENV === 'production';
@@ -265,7 +282,7 @@ export function oidcFrom(env: NodeJS.ProcessEnv): OidcConfig {
     throw new ConfigError('OIDC_ISSUER needs JWT_JWKS_URL (the issuer JWK Set that signs its access tokens)');
   const clientId = env.OIDC_CLIENT_ID ?? 'ketamine-careplans-ui';
   if (!/^[\x21-\x7e]{1,200}$/.test(clientId)) throw new ConfigError('OIDC_CLIENT_ID must be printable ASCII');
-  const scope = env.OIDC_SCOPE ?? 'openid fhirUser profile user/*.read';
+  const scope = env.OIDC_SCOPE ?? PAGE_SCOPE;
   if (!scope.split(' ').includes('openid')) throw new ConfigError('OIDC_SCOPE must include openid');
   return { issuer, clientId, scope, devIssuer, devTokenSeconds: positiveInt(env, 'DEV_ISSUER_TOKEN_SECONDS', 3600) };
 }
@@ -442,6 +459,33 @@ export function cdsFhirServersFrom(env: NodeJS.ProcessEnv): string[] {
   });
 }
 
+/** Roles by what a token without a `roles` claim is: `system`, or its `fhirUser` type. */
+export type SmartRoles = Partial<Record<'system' | 'Practitioner' | 'PractitionerRole', 'clinician' | 'integration'>>;
+
+const SMART_ROLE_SUBJECTS = ['system', 'Practitioner', 'PractitionerRole'] as const;
+
+/** SMART_ROLES: `system=integration,Practitioner=clinician` (each at most once); unset, none. */
+function smartRolesFrom(env: NodeJS.ProcessEnv): SmartRoles {
+  const roles: SmartRoles = {};
+  for (const pair of (env.SMART_ROLES ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const [subject, role, ...rest] = pair.split('=').map((p) => p.trim());
+    if (
+      rest.length ||
+      !(SMART_ROLE_SUBJECTS as readonly string[]).includes(subject) ||
+      !['clinician', 'integration'].includes(role) ||
+      subject in roles
+    )
+      throw new ConfigError(
+        `SMART_ROLES: "${pair}" must be <system|Practitioner|PractitionerRole>=<clinician|integration>, each once`,
+      );
+    roles[subject as keyof SmartRoles] = role as 'clinician' | 'integration';
+  }
+  return roles;
+}
+
 /** CDS_CLIENTS: JSON object of issuer -> {"jwksUrl": "https://..."} or {"secret": "..."} (at least 32 characters). */
 export function cdsClientsFrom(env: NodeJS.ProcessEnv): Record<string, CdsClientKey> {
   const raw = env.CDS_CLIENTS;
@@ -599,6 +643,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       issuer: env.JWT_ISSUER ?? (env.OIDC_ISSUER ? env.OIDC_ISSUER.replace(/\/+$/, '') : undefined),
       audience: env.JWT_AUDIENCE,
       maxTokenLifetimeSeconds: positiveInt(env, 'JWT_MAX_LIFETIME_SECONDS', 24 * 3600),
+      smartRoles: smartRolesFrom(env),
     },
     oidc: oidcFrom(env),
     production: env.NODE_ENV === 'production',

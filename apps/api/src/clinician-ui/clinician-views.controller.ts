@@ -3,7 +3,7 @@ import { ModuleRef } from '@nestjs/core';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import type { Patient } from '@medplum/fhirtypes';
-import { Roles, type AuthenticatedRequest } from '@kc/auth';
+import { FhirScopes, Roles, type AuthenticatedRequest } from '@kc/auth';
 import { badRequest } from '@kc/common';
 import { recordsLinkedFrom } from '@kc/nest-core';
 import { linkedPatientRecords } from '@kc/protocols';
@@ -52,6 +52,7 @@ export class ClinicianViewsController {
     private readonly fhir: FhirClient,
   ) {}
 
+  @FhirScopes({ resourceType: 'Task', interaction: 's' })
   @Get('worklist/view')
   @AuditsPatientAccess(worklistAccess)
   @ApiOperation({ summary: 'The worklist with patient name and age, protocol and phase, contraindications, scores' })
@@ -60,6 +61,7 @@ export class ClinicianViewsController {
     return this.listView('worklist', query, req);
   }
 
+  @FhirScopes({ resourceType: 'Task', interaction: 's' })
   @Get('to-do/view')
   @AuditsPatientAccess(worklistAccess)
   @ApiOperation({ summary: 'The to-do list (approved, not yet done), decorated as the worklist view is' })
@@ -131,6 +133,7 @@ export class ClinicianViewsController {
     return withLinked(false);
   }
 
+  @FhirScopes({ resourceType: 'Patient', interaction: 'r' }, { resourceType: 'Task', interaction: 's' })
   @Get('patients/:id/timeline')
   @AuditsPatientAccess(timelineAccess)
   @ApiOperation({ summary: "A patient's CarePlan timeline: infusions, follow-ups, decisions and who made them" })

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
 import { SignJWT, type JWK } from 'jose';
 import type { Practitioner } from '@medplum/fhirtypes';
-import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { APP_CONFIG, PAGE_SCOPE, type AppConfig } from '@kc/config';
 import type { Role } from '@kc/auth';
 import { FhirClient } from '@kc/fhir';
 import { DevIssuerStore } from './dev-issuer-store';
@@ -132,7 +132,17 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       id_token_signing_alg_values_supported: ['RS256'],
       token_endpoint_auth_methods_supported: ['none'],
       code_challenge_methods_supported: ['S256'],
-      scopes_supported: ['openid', 'fhirUser', 'profile', 'launch', 'launch/patient', 'user/*.read', 'offline_access'],
+      scopes_supported: [
+        ...new Set([
+          'openid',
+          'fhirUser',
+          'profile',
+          'launch',
+          'launch/patient',
+          ...PAGE_SCOPE.split(' '),
+          'offline_access',
+        ]),
+      ],
       claims_supported: ['sub', 'name', 'fhirUser', 'roles'],
     };
   }
@@ -158,6 +168,9 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
         'context-ehr-patient',
         'context-standalone-patient',
         'permission-user',
+        'permission-patient',
+        'permission-v1',
+        'permission-v2',
       ],
     };
   }
@@ -251,7 +264,8 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       token_type: 'Bearer',
       expires_in: seconds,
       scope,
-      access_token: await sign({ roles: user.roles, fhirUser, name, scope }),
+      // The launch patient in the token too: what its patient/ scopes are bounded to (the API reads only the token).
+      access_token: await sign({ roles: user.roles, fhirUser, name, scope, ...(patient ? { patient } : {}) }),
       refresh_token: await this.newRefreshToken(grant),
     };
     if (scope.split(' ').includes('openid')) response.id_token = await sign({ fhirUser, name, nonce });

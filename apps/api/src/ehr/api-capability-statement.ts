@@ -21,9 +21,16 @@ export function apiCapabilityStatement(
         mode: 'server',
         security: {
           cors: false,
-          description: 'Bearer JWT; roles integration or clinician for reads, clinician or integration for $apply',
+          description:
+            'Bearer JWT; roles integration or clinician for reads, clinician or integration for $apply; a token carrying ' +
+            'SMART scopes (patient/, user/, system/; v1 or v2) is held to them, patient/ to its launch patient',
           service: [
             { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'OAuth' }] },
+            {
+              coding: [
+                { system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' },
+              ],
+            },
           ],
         },
         resource: Object.entries(READABLE_TYPES).map(([type, params]) => ({

@@ -7,12 +7,14 @@ import { badRequest, isResourceId, OutcomeException } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { ProtocolCatalog } from '@kc/protocols';
 import { apiCapabilityStatement } from './api-capability-statement';
+import { readScope, type ReadScope } from './read-scopes';
 import {
   ADMIN_ONLY_TYPES,
   exactlyTheUrlAsked,
   onlyEntriesOf,
   readableType,
   readSearchParams,
+  type ReadableType,
 } from './read-search-params';
 import { AuditsPatientAccess } from '../audit/patient-access.decorator';
 import { ehrReadAccess, ehrSearchAccess } from '../audit/patient-accesses';
@@ -53,6 +55,7 @@ export class FhirReadController {
     const resourceType = readableType(type);
     onlyAdminsRead(resourceType, req);
     const params = readSearchParams(resourceType, query);
+    withinScopes(readScope((req as AuthenticatedRequest).caller!, resourceType, 's', params));
     // HAPI pages through the base URL (?_getpages=...), not the type.
     const bundle = exactlyTheUrlAsked(
       onlyEntriesOf(
@@ -78,8 +81,23 @@ export class FhirReadController {
     const resourceType = readableType(type);
     onlyAdminsRead(resourceType, req);
     if (!isResourceId(id)) throw badRequest('Malformed resource id');
-    return this.fhir.read(resourceType, id);
+    const scope = withinScopes(readScope((req as AuthenticatedRequest).caller!, resourceType, 'r'));
+    const resource = await this.fhir.read(resourceType, id);
+    if (scope.patient) await this.assertInRecordOf(scope.patient, resourceType, id);
+    return resource;
   }
+
+  /** A `patient/` scope reads a resource by id only when the FHIR server finds it in that patient's record. */
+  private async assertInRecordOf(patient: string, resourceType: ReadableType, id: string): Promise<void> {
+    const found = await this.fhir.search(resourceType, { _id: id, patient, _count: '1', _total: 'none' });
+    if (!found.entry?.some((e) => e.resource?.id === id))
+      throw new OutcomeException(403, 'forbidden', `${resourceType}/${id} is not in the launch patient's record`);
+  }
+}
+
+function withinScopes(scope: ReadScope): Extract<ReadScope, { allowed: true }> {
+  if (!scope.allowed) throw new OutcomeException(403, 'forbidden', scope.reason);
+  return scope;
 }
 
 /** The audit trail is the administrators' (403 for anyone else, itself recorded as a refused access). */

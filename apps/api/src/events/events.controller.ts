@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Post, ValidationPipe } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { Roles } from '@kc/auth';
+import { FhirScopes, Roles } from '@kc/auth';
 import { InfusionEventsProducer, ScoreEventsProducer } from '@kc/queue';
 import { InfusionCompletedDto, ScoreRecordedDto } from './infusion-completed.dto';
 
@@ -14,6 +14,7 @@ export class EventsController {
     private readonly scores: ScoreEventsProducer,
   ) {}
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'c' })
   @Post('infusion-completed')
   @HttpCode(202)
   @Roles('integration')
@@ -25,6 +26,7 @@ export class EventsController {
     return { jobId, status: 'queued' };
   }
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' })
   @Post('score-recorded')
   @HttpCode(202)
   @Roles('integration')

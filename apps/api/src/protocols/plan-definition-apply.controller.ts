@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { CarePlan, Parameters } from '@medplum/fhirtypes';
-import { Roles } from '@kc/auth';
+import { assertScopesAllow, CurrentCaller, FhirScopes, Roles, type Caller } from '@kc/auth';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { badRequest } from '@kc/common';
 import { parseApplyParameters, queryToParameters, type ApplyRequest } from './apply-parameters';
@@ -32,42 +32,58 @@ export class PlanDefinitionApplyController {
     return parseApplyParameters(body, this.config.clinicTimeZone);
   }
 
+  @FhirScopes({ resourceType: 'PlanDefinition', interaction: 'r' }, { resourceType: 'Patient', interaction: 'r' })
   @Post(':id/\\$apply')
   @AuditsPatientAccess(applyAccess)
   @HttpCode(200)
   @ApiOperation({
     summary: 'Apply a protocol to a patient: CarePlan + Tasks with due windows (persist=true writes them)',
   })
-  applyInstance(@Param('id') id: string, @Body() body: unknown): Promise<CarePlan | Parameters> {
-    return this.instance(id, this.parse(body));
+  applyInstance(
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @CurrentCaller() caller: Caller,
+  ): Promise<CarePlan | Parameters> {
+    return this.instance(id, this.parse(body), caller);
   }
 
+  @FhirScopes({ resourceType: 'PlanDefinition', interaction: 'r' }, { resourceType: 'Patient', interaction: 'r' })
   @Get(':id/\\$apply')
   @AuditsPatientAccess(applyAccess)
   @ApiOperation({
     summary:
       'GET form of the instance-level $apply (subject, startDate, persist, encounter, practitioner, ... as query parameters)',
   })
-  applyInstanceGet(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CarePlan | Parameters> {
-    return this.instance(id, this.parse(queryToParameters(query)));
+  applyInstanceGet(
+    @Param('id') id: string,
+    @Query() query: Record<string, unknown>,
+    @CurrentCaller() caller: Caller,
+  ): Promise<CarePlan | Parameters> {
+    return this.instance(id, this.parse(queryToParameters(query)), caller);
   }
 
+  @FhirScopes({ resourceType: 'PlanDefinition', interaction: 'r' }, { resourceType: 'Patient', interaction: 'r' })
   @Post('\\$apply')
   @AuditsPatientAccess(applyAccess)
   @HttpCode(200)
   @ApiOperation({ summary: 'Type-level $apply: planDefinition (canonical or resource) or url names the protocol' })
-  applyType(@Body() body: unknown): Promise<CarePlan | Parameters> {
-    return this.type(this.parse(body));
+  applyType(@Body() body: unknown, @CurrentCaller() caller: Caller): Promise<CarePlan | Parameters> {
+    return this.type(this.parse(body), caller);
   }
 
+  @FhirScopes({ resourceType: 'PlanDefinition', interaction: 'r' }, { resourceType: 'Patient', interaction: 'r' })
   @Get('\\$apply')
   @AuditsPatientAccess(applyAccess)
   @ApiOperation({ summary: 'GET form of the type-level $apply (url or planDefinition, subject, ...)' })
-  applyTypeGet(@Query() query: Record<string, unknown>): Promise<CarePlan | Parameters> {
-    return this.type(this.parse(queryToParameters(query)));
+  applyTypeGet(
+    @Query() query: Record<string, unknown>,
+    @CurrentCaller() caller: Caller,
+  ): Promise<CarePlan | Parameters> {
+    return this.type(this.parse(queryToParameters(query)), caller);
   }
 
-  private async instance(id: string, request: ApplyRequest): Promise<CarePlan | Parameters> {
+  private async instance(id: string, request: ApplyRequest, caller: Caller): Promise<CarePlan | Parameters> {
+    assertPersistScopes(request, caller);
     if (request.planResource) throw badRequest('planDefinition as a resource is for the type-level operation');
     const resolved = await this.applyService.findPlan(id);
     const { plan } = resolved;
@@ -81,7 +97,8 @@ export class PlanDefinitionApplyController {
     return this.run(resolved, request);
   }
 
-  private async type(request: ApplyRequest): Promise<CarePlan | Parameters> {
+  private async type(request: ApplyRequest, caller: Caller): Promise<CarePlan | Parameters> {
+    assertPersistScopes(request, caller);
     const resolved = request.planResource
       ? await this.applyService.inline(request.planResource, request.persist)
       : await this.applyService.findPlan(request.planDefinition);
@@ -94,4 +111,16 @@ export class PlanDefinitionApplyController {
       ? applyResultParameters(applied.result, applied.persisted, request.persist ? undefined : request.planResource)
       : applyResultCarePlan(applied.result, applied.persisted);
   }
+}
+
+/**
+ * A persisted `$apply` writes the CarePlan and its requests (and an inline PlanDefinition): a token with SMART scopes
+ * must grant writing them. One not persisted only reads (FhirScopes on the handlers).
+ */
+function assertPersistScopes(request: ApplyRequest, caller: Caller): void {
+  if (!request.persist) return;
+  assertScopesAllow(caller, [
+    { resourceType: 'CarePlan', interaction: 'c' },
+    ...(request.planResource ? [{ resourceType: 'PlanDefinition', interaction: 'c' } as const] : []),
+  ]);
 }

@@ -1,7 +1,7 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { PlanDefinition } from '@medplum/fhirtypes';
-import { Roles } from '@kc/auth';
+import { FhirScopes, Roles } from '@kc/auth';
 import { notFound } from '@kc/common';
 import { ProtocolCatalog, triggeredActions, INFUSION_COMPLETED_TRIGGER } from '@kc/protocols';
 
@@ -13,6 +13,7 @@ import { ProtocolCatalog, triggeredActions, INFUSION_COMPLETED_TRIGGER } from '@
 export class ProtocolsController {
   constructor(private readonly catalog: ProtocolCatalog) {}
 
+  @FhirScopes({ resourceType: 'PlanDefinition', interaction: 'r' })
   @Get()
   @ApiOperation({ summary: 'List the protocols (PlanDefinitions) with their canonical URL and version' })
   list() {
@@ -33,6 +34,7 @@ export class ProtocolsController {
     return [...available, ...unavailable];
   }
 
+  @FhirScopes({ resourceType: 'PlanDefinition', interaction: 'r' })
   @Get(':id')
   @ApiOperation({ summary: 'One protocol as its FHIR PlanDefinition' })
   get(@Param('id') id: string): PlanDefinition {

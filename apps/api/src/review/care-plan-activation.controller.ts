@@ -1,7 +1,7 @@
 import { Body, Controller, Headers, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { CarePlan } from '@medplum/fhirtypes';
-import { CurrentCaller, Roles, type Caller } from '@kc/auth';
+import { CurrentCaller, FhirScopes, Roles, type Caller } from '@kc/auth';
 import { badRequest, conflict } from '@kc/common';
 import { PlanRegenerator } from '../protocols/plan-regenerator';
 import { assertClearOf, ContraindicationGuard } from './contraindication-guard';
@@ -28,6 +28,7 @@ export class CarePlanActivationController {
     private readonly regenerator: PlanRegenerator,
   ) {}
 
+  @FhirScopes({ resourceType: 'CarePlan', interaction: 'u' })
   @Post(':id/\\$activate')
   @HttpCode(200)
   @ApiOperation({

@@ -1,7 +1,7 @@
 import { Body, Controller, Headers, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Task } from '@medplum/fhirtypes';
-import { CurrentCaller, Roles, type Caller } from '@kc/auth';
+import { CurrentCaller, FhirScopes, Roles, type Caller } from '@kc/auth';
 import { ChangeDoseDto } from './decision.dto';
 import { DoseChangeService } from './dose-change.service';
 import { checkId, seenVersion } from './seen-version';
@@ -15,6 +15,7 @@ import { strictBody } from './validation';
 export class DoseChangeController {
   constructor(private readonly doses: DoseChangeService) {}
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' }, { resourceType: 'MedicationRequest', interaction: 'c' })
   @Post(':id/\\$change-dose')
   @HttpCode(200)
   @ApiOperation({

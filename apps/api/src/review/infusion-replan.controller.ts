@@ -1,7 +1,7 @@
 import { Body, Controller, Headers, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { DetectedIssue } from '@medplum/fhirtypes';
-import { CurrentCaller, Roles, type Caller } from '@kc/auth';
+import { CurrentCaller, FhirScopes, Roles, type Caller } from '@kc/auth';
 import { OverrideDto } from './decision.dto';
 import { InfusionReplanService } from './infusion-replan.service';
 import { checkId, seenVersion } from './seen-version';
@@ -18,6 +18,7 @@ export class InfusionReplanController {
     private readonly writer: DecisionWriter,
   ) {}
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' })
   @Post(':id/\\$replan')
   @HttpCode(200)
   @ApiOperation({

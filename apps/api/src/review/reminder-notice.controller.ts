@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { CarePlan, Task } from '@medplum/fhirtypes';
-import { Roles } from '@kc/auth';
+import { FhirScopes, Roles } from '@kc/auth';
 import { badRequest, notFound } from '@kc/common';
 import { FhirClient, includedOf, matchesOf } from '@kc/fhir';
 import { carePlanReferenceOf } from '@kc/followups';
@@ -23,6 +23,7 @@ export class ReminderNoticeController {
     private readonly reminders: TaskReminders,
   ) {}
 
+  @FhirScopes({ resourceType: 'CommunicationRequest', interaction: 'r' })
   @Get(':id/reminder-notice')
   @ApiOperation({ summary: 'Would rescheduling this Task to start..end send a reminder short of the notice it needs?' })
   @ApiQuery({ name: 'start', example: '2027-02-20T00:00:00Z' })

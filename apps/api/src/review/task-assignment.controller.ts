@@ -1,7 +1,7 @@
 import { Body, Controller, Headers, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Task } from '@medplum/fhirtypes';
-import { CurrentCaller, Roles, type Caller } from '@kc/auth';
+import { CurrentCaller, FhirScopes, Roles, type Caller } from '@kc/auth';
 import { AssignDto, VersionedDto } from './decision.dto';
 import { checkId, seenVersion } from './seen-version';
 import { TaskAssignmentService } from './task-assignment.service';
@@ -15,6 +15,7 @@ import { strictBody } from './validation';
 export class TaskAssignmentController {
   constructor(private readonly assignments: TaskAssignmentService) {}
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' })
   @Post(':id/\\$assign')
   @HttpCode(200)
   @ApiOperation({
@@ -35,6 +36,7 @@ export class TaskAssignmentController {
     });
   }
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' })
   @Post(':id/\\$unassign')
   @HttpCode(200)
   @ApiOperation({ summary: 'Give an open task back: no owner, on the list of tasks nobody has taken' })

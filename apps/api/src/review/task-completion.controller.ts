@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Questionnaire, Task } from '@medplum/fhirtypes';
-import { CurrentCaller, Roles, type Caller } from '@kc/auth';
+import { CurrentCaller, FhirScopes, Roles, type Caller } from '@kc/auth';
 import { CheckRecordingService } from './check-recording.service';
 import { CompleteTaskDto } from './decision.dto';
 import { responseItemsOf } from './questionnaire-response-body';
@@ -16,6 +16,7 @@ import { strictBody } from './validation';
 export class TaskCompletionController {
   constructor(private readonly checks: CheckRecordingService) {}
 
+  @FhirScopes({ resourceType: 'Questionnaire', interaction: 'r' })
   @Get(':id/questionnaire')
   @ApiOperation({
     summary:
@@ -25,6 +26,7 @@ export class TaskCompletionController {
     return this.checks.questionnaireFor(checkId(id));
   }
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' }, { resourceType: 'QuestionnaireResponse', interaction: 'c' })
   @Post(':id/\\$complete')
   @HttpCode(200)
   @ApiOperation({

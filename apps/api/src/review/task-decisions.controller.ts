@@ -1,7 +1,7 @@
 import { Body, Controller, Headers, HttpCode, Inject, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { OperationOutcome, Task } from '@medplum/fhirtypes';
-import { CurrentCaller, Roles, type Caller } from '@kc/auth';
+import { CurrentCaller, FhirScopes, Roles, type Caller } from '@kc/auth';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { badRequest, OutcomeException } from '@kc/common';
 import { clinicInstant } from '@kc/protocols';
@@ -21,6 +21,7 @@ export class TaskDecisionsController {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'clinicTimeZone'>,
   ) {}
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' }, { resourceType: 'MedicationRequest', interaction: 'c' })
   @Post(':id/\\$approve')
   @HttpCode(200)
   @ApiOperation({
@@ -47,6 +48,7 @@ export class TaskDecisionsController {
     });
   }
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' })
   @Post(':id/\\$reject')
   @HttpCode(200)
   @ApiOperation({
@@ -67,6 +69,7 @@ export class TaskDecisionsController {
     });
   }
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' })
   @Post(':id/\\$reschedule')
   @HttpCode(200)
   @ApiOperation({
@@ -96,6 +99,7 @@ export class TaskDecisionsController {
     });
   }
 
+  @FhirScopes({ resourceType: 'Task', interaction: 'u' }, { resourceType: 'MedicationRequest', interaction: 'c' })
   @Post('\\$bulk-approve')
   @HttpCode(200)
   @ApiOperation({ summary: 'Approve up to 100 tasks; the result says, per task, whether it was approved and why not' })

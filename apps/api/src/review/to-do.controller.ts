@@ -1,7 +1,7 @@
 import { Controller, Get, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { Roles, type AuthenticatedRequest } from '@kc/auth';
+import { FhirScopes, Roles, type AuthenticatedRequest } from '@kc/auth';
 import { UNASSIGNED } from '@kc/worklist-index';
 import { WorklistService } from './worklist.service';
 import { taskListAnswer } from './task-list-answer';
@@ -21,6 +21,7 @@ import { worklistAccess } from '../audit/patient-accesses';
 export class ToDoController {
   constructor(private readonly lists: WorklistService) {}
 
+  @FhirScopes({ resourceType: 'Task', interaction: 's' })
   @Get()
   @AuditsPatientAccess(worklistAccess)
   @ApiOperation({ summary: 'Approved Tasks not yet done, soonest due first, paged by cursor (follow next)' })
@@ -34,6 +35,7 @@ export class ToDoController {
     );
   }
 
+  @FhirScopes({ resourceType: 'Task', interaction: 's' })
   @Get('owners')
   @ApiOperation({
     summary:

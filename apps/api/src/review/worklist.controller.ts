@@ -1,7 +1,7 @@
 import { Controller, Get, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { Roles, type AuthenticatedRequest } from '@kc/auth';
+import { FhirScopes, Roles, type AuthenticatedRequest } from '@kc/auth';
 import { WorklistService } from './worklist.service';
 import { taskListAnswer } from './task-list-answer';
 import { ApiTaskListQuery } from './task-list-query.decorator';
@@ -15,6 +15,7 @@ import { worklistAccess } from '../audit/patient-accesses';
 export class WorklistController {
   constructor(private readonly worklist: WorklistService) {}
 
+  @FhirScopes({ resourceType: 'Task', interaction: 's' })
   @Get()
   @AuditsPatientAccess(worklistAccess)
   @ApiOperation({ summary: 'Tasks awaiting approval, soonest due first, paged by cursor (follow next)' })
