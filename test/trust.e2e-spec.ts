@@ -547,6 +547,14 @@ describe('trustworthy plans', () => {
     const moot = answered.find(([task]) => task === 'cancelled')![1];
     expect(moot.statusReason?.text).toBe(`Superseded: a later infusion was completed (Procedure/${second})`);
     expect(await activeOrdersOf(subject)).toEqual([]);
+    // Who closed them, and why, in standard fields (since session 60): the service, from the infusion, for each.
+    for (const [, order] of answered) {
+      const named = await service.fhir.searchAll<Provenance>('Provenance', { target: `MedicationRequest/${order.id}` });
+      const byInfusion = named.filter((p) => p.activity?.text === 'answer what an infusion gave');
+      expect(
+        byInfusion.map((p) => [p.agent?.[0]?.who?.display, p.entity?.map((e) => [e.role, e.what.reference])]),
+      ).toEqual([['ketamine-careplans (automatic)', [['source', `Procedure/${second}`]]]]);
+    }
   });
 
   /**

@@ -21,7 +21,15 @@ import {
   type InfusionDefinition,
 } from '@kc/followups';
 import { APPLY_KEY_SYSTEM, TASK_KEY_SYSTEM, withListedActivities } from '@kc/protocols';
-import { openOrdersOfSession, orderAnsweredBy, ordersApprovedOn, orderTaskIdOf, type OpenOrder } from '@kc/task-states';
+import {
+  changeProvenance,
+  openOrdersOfSession,
+  orderAnsweredBy,
+  ordersApprovedOn,
+  orderTaskIdOf,
+  THIS_SERVICE,
+  type OpenOrder,
+} from '@kc/task-states';
 import type { EventSurroundings } from './follow-up-reads';
 
 /**
@@ -132,8 +140,30 @@ export function answeredTaskWrites(input: {
   );
   updateEntries.push(...revoked.map((r) => updateEntry(r, r.meta!.versionId)));
   counts.remindersRevoked = revoked.length;
-  return { created, updateEntries, counts };
+  return { created, updateEntries, counts, provenance: answeredProvenance(input.event, updateEntries, now) };
 }
+
+/**
+ * Who changed what an infusion answered, and why, for an EHR or an auditor reading the orders and Tasks alone (a
+ * ketamine order completed, a session superseded): one Provenance naming the service, the infusion as its source,
+ * every resource the event updated as its targets, in the event's transaction. None when it updated nothing. Since
+ * session 60; before, only Medplum's `meta.author` (and no HAPI field) said who had.
+ */
+function answeredProvenance(event: InfusionCompleted, updates: BundleEntry[], now: Date): BundleEntry[] {
+  if (!updates.length) return [];
+  const provenance = changeProvenance({
+    targets: updates.map(({ resource }) => ({ reference: `${resource!.resourceType}/${resource!.id}` })),
+    who: THIS_SERVICE,
+    activity: ANSWERED_BY_AN_INFUSION,
+    now,
+    reason: `The infusion charted${event.performed.end ? ` ending ${event.performed.end}` : ''} gave or made moot what it answered`,
+  });
+  provenance.entity = [{ role: 'source', what: { reference: `Procedure/${event.procedureId}` } }];
+  return [{ resource: provenance, request: { method: 'POST', url: 'Provenance' } }];
+}
+
+/** The activity of an infusion's answers' Provenance: what an EHR reading it sees was done. */
+export const ANSWERED_BY_AN_INFUSION = 'answer what an infusion gave';
 
 /** The CarePlan lists every Task generated for it, each once (If-Match: a concurrent change fails the transaction, the job retries). */
 export function activityEntry(carePlan: CarePlan, eventTasks: string[]): BundleEntry[] {

@@ -351,7 +351,7 @@ export class FollowUpService {
     if (!answered.updateEntries.length) return undefined;
     return {
       issuesFirst: [],
-      entries: answered.updateEntries,
+      entries: [...answered.updateEntries, ...answered.provenance],
       outcome: () => {
         const { done, superseded, remindersRevoked, ordersClosed } = answered.counts;
         this.logger.log({
@@ -569,6 +569,7 @@ export class FollowUpService {
     const rest = [
       ...newTasks.flatMap((f) => toEntries(f, f.fullUrl, answered.created.get(f.fullUrl)!)),
       ...answered.updateEntries,
+      ...answered.provenance,
       ...carePlanUpdate,
     ];
     const together = issues.length + rest.length <= MAX_SERIALIZABLE_TRANSACTION_ENTRIES;
