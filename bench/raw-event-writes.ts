@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BundleEntry, CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { updateEntry, type FhirClient } from '@kc/fhir';
+import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { enrolForBench } from './bench-clinic';
 
 /** One raw transaction's targets: a CarePlan and one of its open Tasks, each at its current version. */
@@ -79,6 +80,17 @@ export class RawEventWrites {
         request: { method: 'POST', url: 'Task' },
       },
       updateEntry({ ...task, status: 'completed' }, task.meta!.versionId),
+      // What the infusion answered, named (since session 60).
+      {
+        resource: changeProvenance({
+          targets: [{ reference: `Task/${task.id}` }],
+          who: THIS_SERVICE,
+          activity: 'answer what an infusion gave',
+          now: new Date(),
+          reason: 'The infusion charted gave or made moot what it answered',
+        }),
+        request: { method: 'POST', url: 'Provenance' },
+      },
       updateEntry(
         {
           ...carePlan,

@@ -112,10 +112,8 @@ describe('authentication and roles on every route', () => {
       .filter((r) => !PUBLIC.some((p) => p.test(r.path)) && r.path !== '/no-such-endpoint');
     const passed: string[] = [];
     for (const route of guarded) {
-      const res = await request(service.url)
-        [route.method](route.path)
-        .set('Authorization', scoped)
-        .send(route.method === 'get' ? undefined : {});
+      const call = request(service.url)[route.method](route.path);
+      const res = await call.set('Authorization', scoped).send(route.method === 'get' ? undefined : {});
       if (res.status !== 403 || res.body?.resourceType !== 'OperationOutcome')
         passed.push(`${route.method} ${route.path}: ${res.status}`);
     }

@@ -135,6 +135,7 @@ describe('clinician sign-in config (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_SCOPE, DEV
         'user/DetectedIssue.write user/Procedure.write user/QuestionnaireResponse.write',
       devIssuer: true,
       devTokenSeconds: 3600,
+      devClients: {},
     });
     expect(loadConfig({ DEV_ISSUER_TOKEN_SECONDS: '300' }).oidc.devTokenSeconds).toBe(300);
     expect(() => loadConfig({ DEV_ISSUER_TOKEN_SECONDS: '0' })).toThrow(/DEV_ISSUER_TOKEN_SECONDS/);
@@ -370,5 +371,37 @@ describe('SMART_ROLES', () => {
   it('refuses an admin, an unknown subject, a pair without a role, and a subject twice', () => {
     for (const value of ['system=admin', 'Patient=clinician', 'system', 'system=integration,system=clinician'])
       expect(() => loadConfig({ SMART_ROLES: value })).toThrow(/SMART_ROLES/);
+  });
+});
+
+describe('DEV_ISSUER_CLIENTS', () => {
+  const keys = [{ kty: 'RSA', n: 'abc', e: 'AQAB' }];
+  it('reads backend clients: their keys inline or by URL, their scopes, their roles', () => {
+    const clients = {
+      'ehr-backend': { jwks: { keys }, scope: ' system/CarePlan.rs ' },
+      lab: { jwksUrl: 'https://lab.example/jwks', scope: 'system/Task.rs', roles: ['integration'] },
+    };
+    expect(loadConfig({ DEV_ISSUER_CLIENTS: JSON.stringify(clients) }).oidc.devClients).toEqual({
+      'ehr-backend': { jwks: { keys }, scope: 'system/CarePlan.rs' },
+      lab: { jwksUrl: 'https://lab.example/jwks', scope: 'system/Task.rs', roles: ['integration'] },
+    });
+    expect(loadConfig({}).oidc.devClients).toEqual({});
+  });
+
+  it('refuses what it cannot use', () => {
+    for (const clients of [
+      'not json',
+      '[]',
+      { c: { scope: 'system/Task.rs' } },
+      { c: { jwks: { keys }, jwksUrl: 'https://x.example/jwks', scope: 'system/Task.rs' } },
+      { c: { jwks: { keys: [] }, scope: 'system/Task.rs' } },
+      { c: { jwksUrl: 'ftp://x.example/jwks', scope: 'system/Task.rs' } },
+      { c: { jwks: { keys }, scope: '' } },
+      { c: { jwks: { keys }, scope: 'system/Task.rs', roles: ['admin'] } },
+      { c: { jwks: { keys }, scope: 'system/Task.rs', secret: 'x' } },
+    ])
+      expect(() =>
+        loadConfig({ DEV_ISSUER_CLIENTS: typeof clients === 'string' ? clients : JSON.stringify(clients) }),
+      ).toThrow(/DEV_ISSUER_CLIENTS/);
   });
 });

@@ -229,6 +229,22 @@ export interface OidcConfig {
   devIssuer: boolean;
   /** How long the dev issuer's access tokens live, in seconds (its refresh tokens last a 12-hour shift). */
   devTokenSeconds: number;
+  /**
+   * SMART Backend Services clients of the dev issuer (DEV_ISSUER_CLIENTS), by client id: the keys their assertions are
+   * signed with, and the scopes (and roles, if any) it may grant them.
+   */
+  devClients?: Record<string, DevBackendClient>;
+}
+
+/** A backend service the dev issuer grants tokens to (client credentials, `private_key_jwt`). */
+export interface DevBackendClient {
+  /** Its public keys, inline (`{"keys": [...]}`) or where to fetch them: exactly one. */
+  jwks?: { keys: Record<string, unknown>[] };
+  jwksUrl?: string;
+  /** The scopes it may be granted (space-separated), e.g. `system/CarePlan.rs system/Task.rs`. */
+  scope: string;
+  /** A `roles` claim for its tokens; absent, none (SMART_ROLES decides, as for an EHR's authorization server). */
+  roles?: ('integration' | 'clinician')[];
 }
 
 /** The dev issuer's path on this service. */
@@ -284,7 +300,52 @@ export function oidcFrom(env: NodeJS.ProcessEnv): OidcConfig {
   if (!/^[\x21-\x7e]{1,200}$/.test(clientId)) throw new ConfigError('OIDC_CLIENT_ID must be printable ASCII');
   const scope = env.OIDC_SCOPE ?? PAGE_SCOPE;
   if (!scope.split(' ').includes('openid')) throw new ConfigError('OIDC_SCOPE must include openid');
-  return { issuer, clientId, scope, devIssuer, devTokenSeconds: positiveInt(env, 'DEV_ISSUER_TOKEN_SECONDS', 3600) };
+  return {
+    issuer,
+    clientId,
+    scope,
+    devIssuer,
+    devTokenSeconds: positiveInt(env, 'DEV_ISSUER_TOKEN_SECONDS', 3600),
+    devClients: devClientsFrom(env),
+  };
+}
+
+/**
+ * DEV_ISSUER_CLIENTS: JSON object of client id -> {"jwks": {"keys": [...]}} or {"jwksUrl": "..."}, with "scope"
+ * (what it may be granted) and optionally "roles".
+ */
+function devClientsFrom(env: NodeJS.ProcessEnv): Record<string, DevBackendClient> {
+  if (!env.DEV_ISSUER_CLIENTS) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(env.DEV_ISSUER_CLIENTS);
+  } catch {
+    throw new ConfigError('DEV_ISSUER_CLIENTS must be a JSON object of client id -> {jwks | jwksUrl, scope, roles?}');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new ConfigError('DEV_ISSUER_CLIENTS must be a JSON object of client id -> {jwks | jwksUrl, scope, roles?}');
+  const clients: Record<string, DevBackendClient> = {};
+  for (const [id, value] of Object.entries(parsed as Record<string, unknown>)) {
+    const where = `DEV_ISSUER_CLIENTS["${id}"]`;
+    const { jwks, jwksUrl, scope, roles, ...rest } = (value ?? {}) as Record<string, unknown>;
+    if (Object.keys(rest).length) throw new ConfigError(`${where} has unknown keys: ${Object.keys(rest).join(', ')}`);
+    if (!/^[\x21-\x7e]{1,200}$/.test(id)) throw new ConfigError(`${where}: the client id must be printable ASCII`);
+    if ((jwks === undefined) === (jwksUrl === undefined))
+      throw new ConfigError(`${where} needs exactly one of jwks or jwksUrl`);
+    if (jwksUrl !== undefined && !httpUrl(jwksUrl)) throw new ConfigError(`${where}.jwksUrl must be an http(s) URL`);
+    const keys = (jwks as { keys?: unknown } | undefined)?.keys;
+    if (jwks !== undefined && (!Array.isArray(keys) || !keys.length || keys.some((k) => !k || typeof k !== 'object')))
+      throw new ConfigError(`${where}.jwks must be {"keys": [<public JWK>, ...]}`);
+    if (typeof scope !== 'string' || !scope.trim()) throw new ConfigError(`${where}.scope must name its scopes`);
+    if (roles !== undefined && (!Array.isArray(roles) || roles.some((r) => r !== 'integration' && r !== 'clinician')))
+      throw new ConfigError(`${where}.roles must be a list of integration, clinician`);
+    clients[id] = {
+      ...(jwks !== undefined ? { jwks: jwks as DevBackendClient['jwks'] } : { jwksUrl }),
+      scope: scope.trim(),
+      ...(roles !== undefined ? { roles: roles as DevBackendClient['roles'] } : {}),
+    };
+  }
+  return clients;
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');

@@ -48,6 +48,15 @@ export class DevIssuerStore {
     return value ? (JSON.parse(value) as T) : undefined;
   }
 
+  /**
+   * True the first time `id` is seen (kept until `untilMs`), false after: a client assertion's `jti` used once, on
+   * whichever replica.
+   */
+  async firstUse(kind: 'assertion', id: string, untilMs: number): Promise<boolean> {
+    const key = this.key(`${kind}:${hash(id)}`);
+    return (await this.redis.set(key, '1', 'PXAT', Math.ceil(untilMs), 'NX')) === 'OK';
+  }
+
   private key(name: string): string {
     return `${this.prefix}:dev-issuer:${name}`;
   }

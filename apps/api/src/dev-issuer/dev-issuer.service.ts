@@ -5,6 +5,7 @@ import type { Practitioner } from '@medplum/fhirtypes';
 import { APP_CONFIG, PAGE_SCOPE, type AppConfig } from '@kc/config';
 import type { Role } from '@kc/auth';
 import { FhirClient } from '@kc/fhir';
+import { ASSERTION_ALGORITHMS, BackendServiceGrant, GrantRefused } from './backend-service-grant';
 import { DevIssuerStore } from './dev-issuer-store';
 
 /** A demo user of the development issuer; its Practitioner is written to the FHIR server at startup. */
@@ -81,11 +82,15 @@ export class DevIssuerError extends Error {
 export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger('DevIssuer');
 
+  private readonly backendClients: BackendServiceGrant;
+
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly fhir: FhirClient,
     private readonly store: DevIssuerStore,
-  ) {}
+  ) {
+    this.backendClients = new BackendServiceGrant(config.oidc.devClients ?? {});
+  }
 
   get enabled(): boolean {
     return this.config.oidc.devIssuer;
@@ -127,10 +132,12 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       token_endpoint: `${issuer}/token`,
       jwks_uri: `${issuer}/jwks`,
       response_types_supported: ['code'],
-      grant_types_supported: ['authorization_code', 'refresh_token'],
+      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['RS256'],
-      token_endpoint_auth_methods_supported: ['none'],
+      // Public clients (the page) and SMART backend services (DEV_ISSUER_CLIENTS).
+      token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
+      token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
       code_challenge_methods_supported: ['S256'],
       scopes_supported: [
         ...new Set([
@@ -157,6 +164,7 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       token_endpoint: d.token_endpoint,
       grant_types_supported: d.grant_types_supported,
       token_endpoint_auth_methods_supported: d.token_endpoint_auth_methods_supported,
+      token_endpoint_auth_signing_alg_values_supported: d.token_endpoint_auth_signing_alg_values_supported,
       scopes_supported: d.scopes_supported,
       response_types_supported: d.response_types_supported,
       code_challenge_methods_supported: d.code_challenge_methods_supported,
@@ -171,6 +179,7 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
         'permission-patient',
         'permission-v1',
         'permission-v2',
+        'client-confidential-asymmetric',
       ],
     };
   }
@@ -208,8 +217,12 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
 
   async exchange(form: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (form.grant_type === 'refresh_token') return this.refresh(form);
+    if (form.grant_type === 'client_credentials') return this.backendServiceTokens(form);
     if (form.grant_type !== 'authorization_code')
-      throw new DevIssuerError('unsupported_grant_type', 'grant_type must be authorization_code or refresh_token');
+      throw new DevIssuerError(
+        'unsupported_grant_type',
+        'grant_type must be authorization_code, refresh_token or client_credentials',
+      );
     // One use, whatever happens next; Redis drops it after its minute.
     const pending = await this.store.take<PendingCode>('code', typeof form.code === 'string' ? form.code : '');
     if (!pending) throw new DevIssuerError('invalid_grant', 'Unknown, used or expired code');
@@ -241,6 +254,32 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       throw new DevIssuerError('invalid_grant', 'Unknown, used or expired refresh token; sign in again');
     if (form.client_id !== grant.clientId) throw new DevIssuerError('invalid_grant', 'client_id does not match');
     return this.tokens(grant);
+  }
+
+  /**
+   * SMART Backend Services (client credentials, `private_key_jwt`): a registered client's access token, for at most
+   * five minutes, with the scopes granted and no refresh token; `roles` only when its registration gives some.
+   */
+  private async backendServiceTokens(form: Record<string, unknown>): Promise<Record<string, unknown>> {
+    let grant;
+    try {
+      grant = await this.backendClients.grant(form, `${this.issuer}/token`);
+    } catch (err) {
+      if (err instanceof GrantRefused) throw new DevIssuerError(err.error, err.message);
+      throw err;
+    }
+    if (!(await this.store.firstUse('assertion', `${grant.clientId}|${grant.jti}`, grant.assertionExpires)))
+      throw new DevIssuerError('invalid_client', 'This client_assertion was used already (its jti)');
+    const seconds = Math.min(this.config.oidc.devTokenSeconds, 300);
+    const key = await this.store.signingKey();
+    const accessToken = await new SignJWT({ scope: grant.scope, ...(grant.roles ? { roles: grant.roles } : {}) })
+      .setProtectedHeader({ alg: 'RS256', kid: key.jwk.kid })
+      .setIssuer(this.issuer)
+      .setSubject(grant.clientId)
+      .setIssuedAt()
+      .setExpirationTime(`${seconds}s`)
+      .sign(key.privateKey);
+    return { token_type: 'Bearer', expires_in: seconds, scope: grant.scope, access_token: accessToken };
   }
 
   private async tokens(grant: RefreshGrant, nonce?: string): Promise<Record<string, unknown>> {
