@@ -60,6 +60,14 @@ describe('a dose changed in the EHR while the service closes the order', () => {
         : undefined;
   }
 
+  /** The EHR replaces `ours` again once it reads it cancelled (written straight to the FHIR server). */
+  async function replacedAgainReadCancelled(ours: MedicationRequest): Promise<MedicationRequest> {
+    const ehr = new FhirClient({ baseUrl: behind.sandbox.baseUrl, maxAttempts: 1 });
+    const cancelled = await service.fhir.read<MedicationRequest>('MedicationRequest', ours.id!);
+    expect(cancelled.status).toBe('cancelled');
+    return (await ehr.create(ehrReplacementOf(cancelled, infusionDosage(0.5, 40)))).resource;
+  }
+
   const openOrdersOf = async (task: Task) =>
     (
       await service.fhir.searchAll<MedicationRequest>('MedicationRequest', {
@@ -135,10 +143,7 @@ describe('a dose changed in the EHR while the service closes the order', () => {
     // The session is withdrawn with its order, and the EHR's replacement written meanwhile is left to give.
     expect((await service.fhir.read<MedicationRequest>('MedicationRequest', crossing.id!)).status).toBe('active');
     // Later, the EHR replaces the withdrawn order again, reading it cancelled: its own decision, left as it wrote it.
-    const ehr = new FhirClient({ baseUrl: behind.sandbox.baseUrl, maxAttempts: 1 });
-    const cancelled = await service.fhir.read<MedicationRequest>('MedicationRequest', ours.id!);
-    expect(cancelled.status).toBe('cancelled');
-    const { resource: later } = await ehr.create(ehrReplacementOf(cancelled, infusionDosage(0.5, 40)));
+    const later = await replacedAgainReadCancelled(ours);
     await service.app.get(AnsweredOrdersSweep).sweep();
     const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', crossing.id!);
     // Before, nothing looked at the withdrawn session again: the crossing replacement stayed there to give.
@@ -187,10 +192,7 @@ describe('a dose changed in the EHR while the service closes the order', () => {
     // Two orders to give for the session: the new dose and the EHR's replacement of the old one.
     expect((await openOrdersOf(task)).map((o) => o.id).sort()).toEqual([newDose.id, crossing.id].sort());
     // Later, the EHR replaces the old order again, reading it cancelled: its own decision, left as it wrote it.
-    const ehr = new FhirClient({ baseUrl: behind.sandbox.baseUrl, maxAttempts: 1 });
-    const cancelled = await service.fhir.read<MedicationRequest>('MedicationRequest', ours.id!);
-    expect(cancelled.status).toBe('cancelled');
-    const { resource: later } = await ehr.create(ehrReplacementOf(cancelled, infusionDosage(0.5, 40)));
+    const later = await replacedAgainReadCancelled(ours);
     await service.app.get(AnsweredOrdersSweep).sweep();
     const theirs = await service.fhir.read<MedicationRequest>('MedicationRequest', crossing.id!);
     // Before, nothing looked at the session again: the crossing replacement stayed there to give beside the new dose.

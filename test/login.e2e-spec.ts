@@ -144,7 +144,8 @@ describe('clinician sign-in: dev OpenID issuer, OIDC code + PKCE, SMART launch',
 
   it('refresh tokens: a new access token without the user, each refresh token used once, for the same client', async () => {
     const discovery = await request(service.url).get('/dev-issuer/.well-known/openid-configuration').expect(200);
-    expect(discovery.body.grant_types_supported).toEqual(['authorization_code', 'refresh_token']);
+    // Client credentials for SMART backend services (DEV_ISSUER_CLIENTS), since session 60.
+    expect(discovery.body.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'client_credentials']);
     const first = await devSignIn(service, 'clinician');
     const refresh = (refresh_token: unknown, client_id = service.config.oidc.clientId) =>
       request(service.url).post('/dev-issuer/token').type('form').send({

@@ -8,9 +8,8 @@ import {
   replacementsCrossingTheClosing,
   replacementsOf,
   whenClosed,
-  whenWritten,
 } from '@kc/task-states';
-import { historiesOf, withEhrReplacementsOpen } from './ehr-replacements-read';
+import { historiesOf, withEhrReplacementsOpen, writtenAtOf } from './ehr-replacements-read';
 import { serviceChangeEntries } from './withdrawal-writes';
 
 /**
@@ -53,12 +52,7 @@ export class ClosingsCrossedByTheEhr {
         task,
         open: replacements,
         closedAt: whenClosed(histories.get(`Task/${task.id}`) as Task[]),
-        createdAt: new Map(
-          replacements.map(({ order }) => {
-            const ref = `${order.resourceType}/${order.id}`;
-            return [ref, whenWritten(histories.get(ref) ?? [])];
-          }),
-        ),
+        createdAt: writtenAtOf(replacements, histories),
       });
       if (!crossed.length) continue;
       try {

@@ -8,10 +8,9 @@ import {
   openOrdersOfSession,
   replacementsCrossingTheDoseChange,
   replacementsOf,
-  whenWritten,
   writtenByDoseChange,
 } from '@kc/task-states';
-import { historiesOf, withEhrReplacementsOpen } from './ehr-replacements-read';
+import { historiesOf, withEhrReplacementsOpen, writtenAtOf } from './ehr-replacements-read';
 import { serviceChangeEntries } from './withdrawal-writes';
 
 /**
@@ -54,12 +53,7 @@ export class DoseChangesCrossedByTheEhr {
       const crossed = replacementsCrossingTheDoseChange({
         task,
         open: orders,
-        createdAt: new Map(
-          orders.map(({ order }) => {
-            const ref = `${order.resourceType}/${order.id}`;
-            return [ref, whenWritten(histories.get(ref) ?? [])];
-          }),
-        ),
+        createdAt: writtenAtOf(orders, histories),
         reason,
       });
       if (!crossed.length) continue;

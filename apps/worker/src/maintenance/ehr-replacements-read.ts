@@ -1,6 +1,6 @@
 import type { Bundle, MedicationRequest, Resource, Task } from '@medplum/fhirtypes';
 import { FhirClient, matchesOf, readAndSearchEach, searchEach } from '@kc/fhir';
-import { ordersFollowedOn, orderTaskIdOf } from '@kc/task-states';
+import { ordersFollowedOn, orderTaskIdOf, whenWritten } from '@kc/task-states';
 
 /** Patients per search of their open orders: a URL of a few KB. */
 const PATIENTS_PER_SEARCH = 50;
@@ -55,4 +55,17 @@ export async function historiesOf(fhir: FhirClient, refs: string[]): Promise<Map
     );
   }
   return histories;
+}
+
+/** When each order was first written, by `Type/id`, from their histories (historiesOf). */
+export function writtenAtOf(
+  orders: { order: Resource }[],
+  histories: Map<string, Resource[]>,
+): Map<string, string | undefined> {
+  return new Map(
+    orders.map(({ order }) => {
+      const ref = `${order.resourceType}/${order.id}`;
+      return [ref, whenWritten(histories.get(ref) ?? [])];
+    }),
+  );
 }
