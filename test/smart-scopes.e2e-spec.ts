@@ -65,11 +65,7 @@ describe('SMART scopes', () => {
     expect((own.body as Bundle).entry?.length).toBe((await tasksOf(mine)).length);
     // The bare id names the same patient.
     expect((await get(`/fhir/Task?patient=${mine.patient.split('/')[1]}`, launched)).status).toBe(200);
-    for (const path of [
-      `/fhir/Task?patient=${theirs.patient}`,
-      `/fhir/Task?status=draft`,
-      `/fhir/CarePlan/${theirs.carePlanId}`,
-    ]) {
+    for (const path of [`/fhir/Task?patient=${theirs.patient}`, `/fhir/Task?status=draft`]) {
       const res = await get(path, launched);
       expect({ path, status: res.status, type: res.body.resourceType }).toEqual({
         path,
@@ -78,6 +74,14 @@ describe('SMART scopes', () => {
       });
     }
     expect((await get(`/fhir/CarePlan/${mine.carePlanId}`, launched)).status).toBe(200);
+    // Another patient's plan by id: not found in this record, as an id that does not exist (its existence not told).
+    for (const id of [theirs.carePlanId, 'no-such-plan']) {
+      const outside = await get(`/fhir/CarePlan/${id}`, launched);
+      expect([outside.status, refusal(outside)]).toEqual([
+        404,
+        `CarePlan/${id} is not found in the launch patient's record`,
+      ]);
+    }
     // Definitions are nobody's record.
     expect((await get('/fhir/PlanDefinition?name=KetamineLowDoseSeries', launched)).status).toBe(200);
     // A patient/ scope with no launch patient reads no record.

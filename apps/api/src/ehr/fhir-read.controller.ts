@@ -82,16 +82,19 @@ export class FhirReadController {
     onlyAdminsRead(resourceType, req);
     if (!isResourceId(id)) throw badRequest('Malformed resource id');
     const scope = withinScopes(readScope((req as AuthenticatedRequest).caller!, resourceType, 'r'));
-    const resource = await this.fhir.read(resourceType, id);
-    if (scope.patient) await this.assertInRecordOf(scope.patient, resourceType, id);
-    return resource;
+    return scope.patient ? this.readInRecordOf(scope.patient, resourceType, id) : this.fhir.read(resourceType, id);
   }
 
-  /** A `patient/` scope reads a resource by id only when the FHIR server finds it in that patient's record. */
-  private async assertInRecordOf(patient: string, resourceType: ReadableType, id: string): Promise<void> {
+  /**
+   * Under a `patient/` scope, a resource by id only as the FHIR server finds it in that patient's record: 404 for one
+   * outside it as for one that does not exist, so the scope does not tell another patient's ids from none.
+   */
+  private async readInRecordOf(patient: string, resourceType: ReadableType, id: string): Promise<Resource> {
     const found = await this.fhir.search(resourceType, { _id: id, patient, _count: '1', _total: 'none' });
-    if (!found.entry?.some((e) => e.resource?.id === id))
-      throw new OutcomeException(403, 'forbidden', `${resourceType}/${id} is not in the launch patient's record`);
+    const resource = found.entry?.find((e) => e.resource?.id === id)?.resource;
+    if (!resource)
+      throw new OutcomeException(404, 'not-found', `${resourceType}/${id} is not found in the launch patient's record`);
+    return resource;
   }
 }
 
