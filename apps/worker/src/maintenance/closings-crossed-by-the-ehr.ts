@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
-import { FhirClient, isStaleWrite } from '@kc/fhir';
+import { FhirClient } from '@kc/fhir';
 import { openOrdersOfSessions } from '@kc/nest-core';
 import {
   closedWithItsOrdersCancelled,
@@ -9,8 +9,7 @@ import {
   replacementsOf,
   whenClosed,
 } from '@kc/task-states';
-import { historiesOf, withEhrReplacementsOpen, writtenAtOf } from './ehr-replacements-read';
-import { serviceChangeEntries } from './withdrawal-writes';
+import { closeCrossed, historiesOf, withEhrReplacementsOpen, writtenAtOf } from './crossed-replacement-io';
 
 /**
  * The EHR's replacements of a closed session's order written while it was being closed, that the closing's second
@@ -54,23 +53,16 @@ export class ClosingsCrossedByTheEhr {
         closedAt: whenClosed(histories.get(`Task/${task.id}`) as Task[]),
         createdAt: writtenAtOf(replacements, histories),
       });
-      if (!crossed.length) continue;
-      try {
-        await this.fhir.transaction(
-          serviceChangeEntries(
-            crossed.map(({ read, closed: c }) => ({ resource: c, read })),
-            task,
-            {
-              activity: 'close the order of a closed Task',
-              reason: `Written in the EHR while its session was being closed here: ${task.statusReason?.text ?? task.status}`,
-            },
-            now,
-          ),
-        );
-        cancelled += crossed.length;
-      } catch (err) {
-        if (!isStaleWrite(err)) throw err;
-      }
+      cancelled += await closeCrossed(
+        this.fhir,
+        task,
+        crossed,
+        {
+          activity: 'close the order of a closed Task',
+          reason: `Written in the EHR while its session was being closed here: ${task.statusReason?.text ?? task.status}`,
+        },
+        now,
+      );
     }
     if (cancelled) this.logger.log({ msg: 'closed the EHR’s orders that crossed a closing', orders: cancelled });
     return cancelled;

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Task } from '@medplum/fhirtypes';
-import { FhirClient, isStaleWrite } from '@kc/fhir';
+import { FhirClient } from '@kc/fhir';
 import { openOrdersOfSessions } from '@kc/nest-core';
 import { orderRateText } from '@kc/protocols';
 import {
@@ -10,8 +10,7 @@ import {
   replacementsOf,
   writtenByDoseChange,
 } from '@kc/task-states';
-import { historiesOf, withEhrReplacementsOpen, writtenAtOf } from './ehr-replacements-read';
-import { serviceChangeEntries } from './withdrawal-writes';
+import { closeCrossed, historiesOf, withEhrReplacementsOpen, writtenAtOf } from './crossed-replacement-io';
 
 /**
  * The EHR's replacements of a session's order written while a clinician's `$change-dose` was being made, that the
@@ -41,39 +40,31 @@ export class DoseChangesCrossedByTheEhr {
       const orders = openOrdersOfSession(open.get(task.id!));
       const given = orders[0]?.order;
       if (!given || !writtenByDoseChange(given)) return [];
-      return replacementsOf(task, orders.slice(1)).length ? [{ task, orders }] : [];
+      return replacementsOf(task, orders.slice(1)).length ? [{ task, orders, given }] : [];
     });
     if (!candidates.length) return 0;
     const refs = candidates.flatMap(({ orders }) => orders.map(({ order }) => `${order.resourceType}/${order.id}`));
     const histories = await historiesOf(this.fhir, refs);
     let cancelled = 0;
-    for (const { task, orders } of candidates) {
-      const given = orders[0].order;
-      const reason = doseChangeReason((writtenByDoseChange(given) && orderRateText(given)) || 'another dose');
+    for (const { task, orders, given } of candidates) {
+      const reason = doseChangeReason(orderRateText(given) || 'another dose');
       const crossed = replacementsCrossingTheDoseChange({
         task,
         open: orders,
         createdAt: writtenAtOf(orders, histories),
         reason,
       });
-      if (!crossed.length) continue;
-      try {
-        await this.fhir.transaction(
-          serviceChangeEntries(
-            crossed.map(({ read, closed }) => ({ resource: closed, read })),
-            task,
-            {
-              activity: 'replace an order a dose change crossed',
-              reason: `${reason} (written in the EHR while the dose was being changed here)`,
-              sources: [`${given.resourceType}/${given.id}`],
-            },
-            now,
-          ),
-        );
-        cancelled += crossed.length;
-      } catch (err) {
-        if (!isStaleWrite(err)) throw err;
-      }
+      cancelled += await closeCrossed(
+        this.fhir,
+        task,
+        crossed,
+        {
+          activity: 'replace an order a dose change crossed',
+          reason: `${reason} (written in the EHR while the dose was being changed here)`,
+          sources: [`${given.resourceType}/${given.id}`],
+        },
+        now,
+      );
     }
     if (cancelled) this.logger.log({ msg: 'replaced the EHR’s orders that crossed a dose change', orders: cancelled });
     return cancelled;

@@ -1,6 +1,12 @@
 import type { Bundle, MedicationRequest, Resource, Task } from '@medplum/fhirtypes';
-import { FhirClient, matchesOf, readAndSearchEach, searchEach } from '@kc/fhir';
-import { ordersFollowedOn, orderTaskIdOf, whenWritten } from '@kc/task-states';
+import { FhirClient, isStaleWrite, matchesOf, readAndSearchEach, searchEach } from '@kc/fhir';
+import { ordersFollowedOn, orderTaskIdOf, whenWritten, type AuthorisableRequest } from '@kc/task-states';
+import { serviceChangeEntries } from './withdrawal-writes';
+
+/**
+ * What the reconciliations of the EHR's replacements that crossed a change here (ClosingsCrossedByTheEhr,
+ * DoseChangesCrossedByTheEhr) read and write alike.
+ */
 
 /** Patients per search of their open orders: a URL of a few KB. */
 const PATIENTS_PER_SEARCH = 50;
@@ -68,4 +74,32 @@ export function writtenAtOf(
       return [ref, whenWritten(histories.get(ref) ?? [])];
     }),
   );
+}
+
+/**
+ * One session's crossed orders closed as the reconciliation decided, If-Match on what was read, with a Provenance
+ * naming the service: how many. 0 when one of them changed meanwhile (the next run looks again).
+ */
+export async function closeCrossed(
+  fhir: FhirClient,
+  task: Task,
+  crossed: { read: AuthorisableRequest; closed: AuthorisableRequest }[],
+  why: { activity: string; reason: string; sources?: string[] },
+  now: Date,
+): Promise<number> {
+  if (!crossed.length) return 0;
+  try {
+    await fhir.transaction(
+      serviceChangeEntries(
+        crossed.map(({ read, closed }) => ({ resource: closed, read })),
+        task,
+        why,
+        now,
+      ),
+    );
+    return crossed.length;
+  } catch (err) {
+    if (!isStaleWrite(err)) throw err;
+    return 0;
+  }
 }
