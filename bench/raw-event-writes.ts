@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BundleEntry, CarePlan, MedicationRequest, Task } from '@medplum/fhirtypes';
 import { updateEntry, type FhirClient } from '@kc/fhir';
-import { changeProvenance, THIS_SERVICE } from '@kc/task-states';
+import { ANSWERED_BY_AN_INFUSION, changeProvenance, THIS_SERVICE } from '@kc/task-states';
 import { enrolForBench } from './bench-clinic';
 
 /** One raw transaction's targets: a CarePlan and one of its open Tasks, each at its current version. */
@@ -85,7 +85,7 @@ export class RawEventWrites {
         resource: changeProvenance({
           targets: [{ reference: `Task/${task.id}` }],
           who: THIS_SERVICE,
-          activity: 'answer what an infusion gave',
+          activity: ANSWERED_BY_AN_INFUSION,
           now: new Date(),
           reason: 'The infusion charted gave or made moot what it answered',
         }),

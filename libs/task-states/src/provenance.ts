@@ -45,3 +45,6 @@ export const THIS_SERVICE: ProvenanceAgent['who'] = {
   identifier: { system: 'urn:ketamine-careplans:service', value: 'ketamine-careplans' },
   display: 'ketamine-careplans (automatic)',
 };
+
+/** The activity of an infusion's answers' Provenance (the Tasks and orders it answered): what an EHR reading it sees. */
+export const ANSWERED_BY_AN_INFUSION = 'answer what an infusion gave';

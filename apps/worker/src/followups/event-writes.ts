@@ -27,6 +27,7 @@ import {
   orderAnsweredBy,
   ordersApprovedOn,
   orderTaskIdOf,
+  ANSWERED_BY_AN_INFUSION,
   THIS_SERVICE,
   type OpenOrder,
 } from '@kc/task-states';
@@ -161,9 +162,6 @@ function answeredProvenance(event: InfusionCompleted, updates: BundleEntry[], no
   provenance.entity = [{ role: 'source', what: { reference: `Procedure/${event.procedureId}` } }];
   return [{ resource: provenance, request: { method: 'POST', url: 'Provenance' } }];
 }
-
-/** The activity of an infusion's answers' Provenance: what an EHR reading it sees was done. */
-export const ANSWERED_BY_AN_INFUSION = 'answer what an infusion gave';
 
 /** The CarePlan lists every Task generated for it, each once (If-Match: a concurrent change fails the transaction, the job retries). */
 export function activityEntry(carePlan: CarePlan, eventTasks: string[]): BundleEntry[] {
