@@ -130,6 +130,12 @@ export interface AppConfig {
    */
   deadLetterRevivalMs: number;
   deadLetterRevivalForMs: number;
+  /**
+   * How long an infusion's follow-up may keep failing for good (its job a dead letter, its post-infusion check not
+   * planned) before the clinic is told (FOLLOW_UP_FAILING_ALERT_MS; looked at by the 15-minute sweep; 0 = at the first
+   * look). Shorter than the revivals' first waits, an outage the next revival outlasts is told too.
+   */
+  followUpFailingAlertMs: number;
   /** Email for patient reminders (SMTP_URL, e.g. smtp://user:pass@host:587); unset: FHIR Communication only. */
   smtp?: { url: string; from: string };
   /**
@@ -720,6 +726,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     reminderHorizonMs: positiveInt(env, 'REMINDER_HORIZON_MS', 3600_000),
     deadLetterRevivalMs: int(env, 'DEAD_LETTER_REVIVAL_MS', 15 * 60_000),
     deadLetterRevivalForMs: positiveInt(env, 'DEAD_LETTER_REVIVAL_FOR_MS', 7 * 24 * 3600_000),
+    followUpFailingAlertMs: int(env, 'FOLLOW_UP_FAILING_ALERT_MS', 3600_000),
     smtp: smtpFrom(env),
     clinicAlertEmails: clinicAlertEmailsFrom(env),
     clinicAlertRecipients: clinicAlertRecipientsFrom(env),

@@ -1,4 +1,4 @@
-import type { Communication, DetectedIssue, Reference } from '@medplum/fhirtypes';
+import type { Communication, DetectedIssue, Procedure, Reference } from '@medplum/fhirtypes';
 import { CANONICAL_BASE, SERVICE_CODE_SYSTEM } from './canonical';
 import { clinicDay } from './clinic-time';
 import { howReleased } from './hold-release';
@@ -215,6 +215,14 @@ export function howToFindThePatient(channel: ClinicAlertChannel | undefined, wor
         `Find them by name on the clinician page${worklistUrl ? ` (${worklistUrl})` : ''}, or by the EHR's inbox message about it.`,
         ...namesNoPatient(channel),
       ];
+}
+
+/** The clinic's day an infusion ended (or began, or was charted at): what an alert about it names. */
+export function infusionDay(procedure: Partial<Procedure>, zone: string | undefined): string | undefined {
+  return clinicDay(
+    procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime,
+    zone,
+  );
 }
 
 /** How each channel's record says the message went (v3 ParticipationMode). */

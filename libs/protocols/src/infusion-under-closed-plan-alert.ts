@@ -2,13 +2,13 @@ import type { CarePlan, Communication, Procedure } from '@medplum/fhirtypes';
 import {
   alertCommunication,
   howToFindThePatient,
+  infusionDay,
   onChannel,
   type AlertSent,
   type ClinicAlertChannel,
   type ClinicAlertContext,
   type ClinicAlertMessage,
 } from './clinic-alert';
-import { clinicDay } from './clinic-time';
 
 /**
  * A ketamine infusion charted under a care plan the EHR recorded in error: this service plans nothing under it, so the
@@ -37,10 +37,7 @@ export function infusionUnderClosedPlanAlertMessage(
   { worklistUrl, channel, zone }: ClinicAlertContext = {},
 ): ClinicAlertMessage {
   const plan = carePlan.title ?? 'ketamine care plan';
-  const day = clinicDay(
-    procedure.performedPeriod?.end ?? procedure.performedPeriod?.start ?? procedure.performedDateTime,
-    zone,
-  );
+  const day = infusionDay(procedure, zone);
   return {
     subject:
       'Ketamine care plans: an infusion charted under a care plan recorded in error; no post-infusion check planned',

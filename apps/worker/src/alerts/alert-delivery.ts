@@ -97,7 +97,7 @@ export class AlertDelivery {
   /**
    * The notice that an alert is dealt with, by each channel the alert went (its record among `told`) and the notice has
    * not: the same way, in answer to it (`inResponseTo`), routine. A notice not sent is left to the next look (the
-   * 15-minute sweep).
+   * 15-minute sweep); the first failure is returned, for a caller that must keep it owed till then.
    */
   async noticeDealtWith(
     told: Map<string, Communication>,
@@ -109,14 +109,15 @@ export class AlertDelivery {
       about: Record<string, string | undefined>;
       now: Date;
     },
-  ): Promise<void> {
+  ): Promise<{ failed?: Error }> {
+    let failed: Error | undefined;
     for (const { channel, to } of this.channels()) {
       const alert = told.get(notice.alertKey(channel));
       const key = notice.key(channel);
       if (!alert || told.has(key)) continue;
       const message = notice.message(channel);
       const resolved = { key, alert: alert.id ? `Communication/${alert.id}` : undefined };
-      await this.deliver({
+      const outcome = await this.deliver({
         kind: 'resolved',
         channel,
         key,
@@ -125,7 +126,9 @@ export class AlertDelivery {
         about: notice.about,
         retriedBy: 'the sweep',
       });
+      if (outcome instanceof Error) failed ??= outcome;
     }
+    return { failed };
   }
 
   /**

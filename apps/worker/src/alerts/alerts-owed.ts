@@ -4,10 +4,10 @@ import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { QUEUES, queueRedis } from '@kc/queue';
 
-/** An alert the clinic is owed: what it is about (`Procedure/<id>`, `CarePlan/<id>`), and since when. */
+/** An alert the clinic is owed: what it is about (`Procedure/<id>`), its plan (`CarePlan/<id>`) if any, since when. */
 export interface AlertOwed {
   about: string;
-  carePlan: string;
+  carePlan?: string;
   since: string;
 }
 
@@ -51,7 +51,7 @@ export class AlertsOwed {
     const stored = await (await queueRedis(this.queue)).hgetall(this.key(kind));
     return Object.entries(stored).flatMap(([about, value]) => {
       const parsed = JSON.parse(value) as Partial<AlertOwed>;
-      return parsed.carePlan && parsed.since ? [{ about, carePlan: parsed.carePlan, since: parsed.since }] : [];
+      return parsed.since ? [{ about, carePlan: parsed.carePlan, since: parsed.since }] : [];
     });
   }
 

@@ -7,7 +7,12 @@ import type { ClinicAlertChannel, ClinicAlertKind } from '@kc/protocols';
  * death since taken back, or an infusion charted under a plan that is over.
  */
 export type AlertKind =
-  ClinicAlertKind | 'resolved' | 'rate-since-approval' | 'death-taken-back' | 'infusion-under-closed-plan';
+  | ClinicAlertKind
+  | 'resolved'
+  | 'rate-since-approval'
+  | 'death-taken-back'
+  | 'infusion-under-closed-plan'
+  | 'infusion-not-followed-up';
 
 /**
  * Alerts to the clinic by what they were about, how they went and whether they did: a mail server (or a FHIR server)
@@ -21,7 +26,7 @@ export class ClinicAlertMetrics {
   constructor(registry: Registry) {
     this.alerts = new Counter({
       name: 'kc_clinic_alerts_total',
-      help: "Alerts to the clinic by kind (effect-reported, orders-held; resolved: the notice that one is dealt with; rate-since-approval: an approved order giving another rate than its protocol proposes since the pump's late record; death-taken-back: a plan ended for a death the EHR no longer records; infusion-under-closed-plan: an infusion charted under a plan the EHR stopped, completed or recorded in error, so no post-infusion check was planned), outcome (sent, not-sent: tried again by the next sweep, or by its job) and channel (email: CLINIC_ALERT_EMAIL; inbox: CLINIC_ALERT_RECIPIENTS)",
+      help: "Alerts to the clinic by kind (effect-reported, orders-held; resolved: the notice that one is dealt with; rate-since-approval: an approved order giving another rate than its protocol proposes since the pump's late record; death-taken-back: a plan ended for a death the EHR no longer records; infusion-under-closed-plan: an infusion charted under a plan the EHR stopped, completed or recorded in error, so no post-infusion check was planned; infusion-not-followed-up: an infusion whose follow-up has kept failing, its check not planned), outcome (sent, not-sent: tried again by the next sweep, or by its job) and channel (email: CLINIC_ALERT_EMAIL; inbox: CLINIC_ALERT_RECIPIENTS)",
       labelNames: ['kind', 'outcome', 'channel'],
       registers: [registry],
     });

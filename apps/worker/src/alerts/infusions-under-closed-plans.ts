@@ -10,7 +10,7 @@ import {
   type InfusionUnderClosedPlanAlert,
 } from '@kc/protocols';
 import { AlertDelivery } from './alert-delivery';
-import { AlertsOwed } from './alerts-owed';
+import { AlertsOwed, type AlertOwed } from './alerts-owed';
 
 const KIND = 'infusion-under-closed-plan' as const;
 
@@ -93,7 +93,8 @@ export class InfusionsUnderClosedPlans {
           kind: KIND,
           about: expired.map((o) => o.about),
         });
-      const current = owed.filter((o) => !expired.includes(o));
+      // Each owed with its plan (owedFor).
+      const current = owed.filter((o): o is AlertOwed & { carePlan: string } => !expired.includes(o) && !!o.carePlan);
       const refs = current.flatMap((o) => [o.about, o.carePlan]);
       const read = refs.length ? await this.fhir.batch(refs.map((r) => getEntry(r))) : { entry: [] };
       const entries = read.entry ?? [];
