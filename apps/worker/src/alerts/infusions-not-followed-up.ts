@@ -178,7 +178,7 @@ function wasTold(told: Map<string, Communication>, procedureId: string, channels
 }
 
 /** How the follow-up job ended, in the notice's words (its returned outcome; ignoredWhy's bounded reasons). */
-function ranAs(returned: unknown): FollowUpRan {
+export function ranAs(returned: unknown): FollowUpRan {
   const outcome = returned as { status?: string; reason?: string } | null | undefined;
   if (outcome?.status !== 'ignored') return { planned: true };
   return { planned: false, why: IGNORED_IN_WORDS[ignoredWhy(outcome.reason ?? '')] ?? 'it is not followed up' };
