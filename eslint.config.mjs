@@ -22,9 +22,16 @@ export default tseslint.config(
   },
   {
     // Layer rule (docs/architecture.md): only libs/fhir talks to a FHIR server, so no other production code fetches.
-    // The embedded FHIR server's Subscriptions are the server posting to their endpoints, not the service calling one.
+    // The embedded FHIR server's Subscriptions are the server posting to their endpoints, not the service calling one;
+    // token introspection asks an authorization server, not a FHIR server.
     files: ['apps/**/*.ts', 'libs/**/*.ts', 'service/**/*.ts'],
-    ignores: ['libs/fhir/**', 'libs/fhir-sandbox/src/rest-hook-deliveries.ts', '**/*.spec.ts', '**/*.e2e-spec.ts'],
+    ignores: [
+      'libs/fhir/**',
+      'libs/fhir-sandbox/src/rest-hook-deliveries.ts',
+      'libs/auth/src/token-introspection.ts',
+      '**/*.spec.ts',
+      '**/*.e2e-spec.ts',
+    ],
     rules: {
       'no-restricted-globals': [
         'error',

@@ -4,6 +4,7 @@ import type { Request } from 'express';
 import { bearerToken, OutcomeException } from '@kc/common';
 import { PUBLIC_KEY, ROLES_KEY, SCOPES_KEY, type Caller, type Role } from './roles';
 import { scopeRefusal, type FhirAccess } from './smart-scopes';
+import { IntrospectionUnavailable } from './token-introspection';
 import { TokenVerifier } from './token-verifier';
 
 export type AuthenticatedRequest = Request & { caller?: Caller };
@@ -26,7 +27,7 @@ export class AuthGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const header = request.headers.authorization;
     const token = bearerToken(header);
-    const caller = token ? await this.verifier.verify(token) : undefined;
+    const caller = token ? await verified(this.verifier, token) : undefined;
     if (!caller) throw new OutcomeException(401, 'login', 'A valid bearer token is required');
     request.caller = caller;
     this.assertRole(caller, this.reflector.getAllAndOverride<Role[]>(ROLES_KEY, targets));
@@ -45,6 +46,25 @@ export class AuthGuard implements CanActivate {
     if (!allowed.some((r) => caller.roles.includes(r))) {
       throw new OutcomeException(403, 'forbidden', `This action needs one of the roles: ${allowed.join(', ')}`);
     }
+  }
+}
+
+/**
+ * The token's caller, or undefined for an invalid one; 503 (with Retry-After) when the authorization server that must
+ * vouch for it cannot be asked: a 401 would have the client drop a token that may be good.
+ */
+export async function verified(verifier: TokenVerifier, token: string): Promise<Caller | undefined> {
+  try {
+    return await verifier.verify(token);
+  } catch (err) {
+    if (!(err instanceof IntrospectionUnavailable)) throw err;
+    throw new OutcomeException(
+      503,
+      'transient',
+      'The authorization server could not be asked whether the token is active; retry shortly',
+      undefined,
+      err.message,
+    );
   }
 }
 

@@ -4,3 +4,4 @@ export * from './token-verifier';
 export * from './auth.guard';
 export * from './auth.module';
 export * from './current-caller.decorator';
+export * from './token-introspection';

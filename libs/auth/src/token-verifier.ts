@@ -3,6 +3,7 @@ import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJW
 import type { AppConfig, SmartRoles } from '@kc/config';
 import { ROLES, type Caller, type Role } from './roles';
 import { smartScopesOf, type SmartScope } from './smart-scopes';
+import { TokenIntrospection } from './token-introspection';
 
 /** Used only when JWT_SECRET and JWT_JWKS_URL are both unset and NODE_ENV is not production. */
 export const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
@@ -30,9 +31,21 @@ export class TokenVerifier {
    * CPU per worklist read. Only the time bounds are checked again on a hit. A token stays accepted until it expires
    * even if its signing key leaves the JWKS meanwhile, as it would in any API that caches verified tokens.
    */
-  private readonly verified = new LRUCache<{ caller: Caller; notBefore: number; expires: number }>(VERIFIED_TOKENS);
+  private readonly verified = new LRUCache<{
+    caller: Caller;
+    notBefore: number;
+    expires: number;
+    /** When the authorization server is asked again (an introspected token: it may have been revoked since). */
+    askAgainAt?: number;
+  }>(VERIFIED_TOKENS);
+  private readonly introspection?: TokenIntrospection;
 
-  constructor(private readonly config: AppConfig['auth']) {
+  constructor(
+    private readonly config: AppConfig['auth'],
+    introspection?: TokenIntrospection,
+  ) {
+    this.introspection =
+      introspection ?? (config.introspection ? new TokenIntrospection(config.introspection) : undefined);
     if (config.jwksUrl) this.jwks = createRemoteJWKSet(new URL(config.jwksUrl));
     const secret = config.jwtSecret ?? (config.jwksUrl ? undefined : DEV_JWT_SECRET);
     if (secret) this.secret = new TextEncoder().encode(secret);
@@ -47,23 +60,50 @@ export class TokenVerifier {
   /**
    * Verifies signature, expiry, issuer and audience; returns undefined for any invalid token. A token must expire
    * (`exp`), within the configured lifetime of when it was issued, and may not be issued or valid only in the future.
+   * A token that is no JWT is asked about at the authorization server (TOKEN_INTROSPECTION_URL), and so is a JWT when
+   * TOKEN_INTROSPECTION_FOR=all; its answer is kept TOKEN_INTROSPECTION_CACHE_SECONDS. Throws
+   * IntrospectionUnavailable when that server cannot be asked.
    */
   async verify(token: string, now = Date.now()): Promise<Caller | undefined> {
     const known = this.verified.get(token);
-    if (known) {
+    if (known && !(known.askAgainAt !== undefined && now >= known.askAgainAt)) {
       const nowSeconds = now / 1000;
       const current =
         nowSeconds >= known.notBefore - CLOCK_TOLERANCE_SECONDS && nowSeconds < known.expires + CLOCK_TOLERANCE_SECONDS;
       return current ? known.caller : undefined;
     }
-    const verified = await this.verifySignedToken(token, now);
-    if (verified) {
-      const { payload, caller } = verified;
-      const notBefore = Math.max(payload.iat ?? 0, payload.nbf ?? 0);
-      this.verified.set(token, { caller, notBefore, expires: payload.exp! });
-      return caller;
-    }
-    return undefined;
+    if (known) this.verified.delete(token);
+    const jwt = isJwt(token);
+    const verified = jwt ? await this.verifySignedToken(token, now) : await this.introspected(token, now);
+    if (!verified) return undefined;
+    // A JWT whose signature verified is asked about too when revocations are to be seen (TOKEN_INTROSPECTION_FOR=all).
+    const askJwt = jwt && this.introspection?.checksJwts === true;
+    if (askJwt && (await this.introspection.introspect(token)) === 'inactive') return undefined;
+    const asked = !jwt || askJwt;
+    const { payload, caller } = verified;
+    const notBefore = Math.max(payload.iat ?? 0, payload.nbf ?? 0);
+    const askAgainAt = asked ? now + this.introspection!.cacheSeconds * 1000 : undefined;
+    // An introspected token with no `exp`: good while the server says so (asked again after the cache time).
+    const expires = payload.exp ?? (askAgainAt ?? now) / 1000;
+    this.verified.set(token, { caller, notBefore, expires, askAgainAt });
+    return caller;
+  }
+
+  /**
+   * An opaque token, as the authorization server describes it (RFC 7662): active, within its lifetime when it says
+   * when it was issued and expires, for this service when it names an audience. Undefined otherwise, or with no
+   * introspection configured.
+   */
+  private async introspected(token: string, now: number): Promise<{ payload: JWTPayload; caller: Caller } | undefined> {
+    if (!this.introspection) return undefined;
+    const claims = await this.introspection.introspect(token);
+    if (claims === 'inactive') return undefined;
+    const audience = this.config.audience;
+    const aud = claims.aud === undefined ? undefined : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (audience && aud && !aud.includes(audience)) return undefined;
+    const nowSeconds = Math.floor(now / 1000);
+    if (typeof claims.exp === 'number' && claims.exp + CLOCK_TOLERANCE_SECONDS <= nowSeconds) return undefined;
+    return typeof claims.exp === 'number' ? this.withinLifetime(claims, now) : this.callerOf(claims);
   }
 
   private async verifySignedToken(
@@ -110,8 +150,23 @@ export class TokenVerifier {
     if (issued > nowSeconds + CLOCK_TOLERANCE_SECONDS) return undefined;
     // Without iat, the time left is what must be bounded.
     if (payload.exp! - issued > max) return undefined;
+    return this.callerOf(payload);
+  }
+
+  private callerOf(payload: JWTPayload): { payload: JWTPayload; caller: Caller } | undefined {
     const caller = callerFrom(payload, this.config.smartRoles ?? {});
     return caller && { payload, caller };
+  }
+}
+
+/** A compact JWS (three base64url parts, a header that decodes); anything else is an opaque token. */
+function isJwt(token: string): boolean {
+  if (token.split('.').length !== 3) return false;
+  try {
+    decodeProtectedHeader(token);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -374,6 +374,42 @@ describe('SMART_ROLES', () => {
   });
 });
 
+describe('TOKEN_INTROSPECTION_*', () => {
+  it('asks an authorization server about opaque tokens, with its credentials; none by default', () => {
+    expect(loadConfig({}).auth.introspection).toBeUndefined();
+    expect(
+      loadConfig({
+        TOKEN_INTROSPECTION_URL: 'https://ehr.example/oauth2/introspect',
+        TOKEN_INTROSPECTION_CLIENT_ID: 'careplans',
+        TOKEN_INTROSPECTION_CLIENT_SECRET: 's3cret',
+      }).auth.introspection,
+    ).toEqual({
+      url: 'https://ehr.example/oauth2/introspect',
+      clientId: 'careplans',
+      clientSecret: 's3cret',
+      cacheSeconds: 60,
+      checkJwts: false,
+    });
+    expect(
+      loadConfig({
+        TOKEN_INTROSPECTION_URL: 'https://ehr.example/introspect',
+        TOKEN_INTROSPECTION_FOR: 'all',
+        TOKEN_INTROSPECTION_CACHE_SECONDS: '0',
+      }).auth.introspection,
+    ).toMatchObject({ checkJwts: true, cacheSeconds: 0 });
+  });
+
+  it('refuses a URL that is not http(s), an id without its secret, and an unknown scope of tokens', () => {
+    expect(() => loadConfig({ TOKEN_INTROSPECTION_URL: 'ftp://x' })).toThrow(/TOKEN_INTROSPECTION_URL/);
+    expect(() =>
+      loadConfig({ TOKEN_INTROSPECTION_URL: 'https://x.example', TOKEN_INTROSPECTION_CLIENT_ID: 'id' }),
+    ).toThrow(/go together/);
+    expect(() => loadConfig({ TOKEN_INTROSPECTION_URL: 'https://x.example', TOKEN_INTROSPECTION_FOR: 'some' })).toThrow(
+      /TOKEN_INTROSPECTION_FOR/,
+    );
+  });
+});
+
 describe('DEV_ISSUER_CLIENTS', () => {
   const keys = [{ kty: 'RSA', n: 'abc', e: 'AQAB' }];
   it('reads backend clients: their keys inline or by URL, their scopes, their roles', () => {

@@ -90,6 +90,12 @@ export interface AppConfig {
      * user's. Empty by default: an authorization server that issues no roles (an EHR's) is trusted only as configured.
      */
     smartRoles?: SmartRoles;
+    /**
+     * OAuth 2.0 token introspection (RFC 7662, TOKEN_INTROSPECTION_URL): an access token that is no JWT (an EHR's
+     * authorization server may issue opaque ones) is asked about there, and with `checkJwts` (TOKEN_INTROSPECTION_FOR=all)
+     * every token is, after its signature, so one revoked is refused. An answer is kept `cacheSeconds` at most.
+     */
+    introspection?: TokenIntrospectionConfig;
   };
   /** How the clinician page signs in: OpenID Connect (authorization code + PKCE), also as a SMART on FHIR app. */
   oidc: OidcConfig;
@@ -527,9 +533,43 @@ export function cdsFhirServersFrom(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** Roles by what a token without a `roles` claim is: `system`, or its `fhirUser` type. */
+/** Where and how this service asks an authorization server whether a token is active (RFC 7662). */
+export interface TokenIntrospectionConfig {
+  url: string;
+  /** This service's client credentials there (HTTP Basic), when the server asks for them. */
+  clientId?: string;
+  clientSecret?: string;
+  /** How long an answer is kept (a revocation is seen within it); never past the token's own expiry. */
+  cacheSeconds: number;
+  /** Also ask about JWTs whose signature verified (to see revocations), not only opaque tokens. */
+  checkJwts: boolean;
+}
+
 export type SmartRoles = Partial<Record<'system' | 'Practitioner' | 'PractitionerRole', 'clinician' | 'integration'>>;
 
 const SMART_ROLE_SUBJECTS = ['system', 'Practitioner', 'PractitionerRole'] as const;
+
+/** TOKEN_INTROSPECTION_URL and its credentials, what it is asked about and for how long; unset, none. */
+function introspectionFrom(env: NodeJS.ProcessEnv): TokenIntrospectionConfig | undefined {
+  const url = env.TOKEN_INTROSPECTION_URL;
+  if (!url) return undefined;
+  if (!httpUrl(url))
+    throw new ConfigError(`TOKEN_INTROSPECTION_URL must be an http(s) URL, got "${env.TOKEN_INTROSPECTION_URL}"`);
+  const clientId = env.TOKEN_INTROSPECTION_CLIENT_ID || undefined;
+  const clientSecret = env.TOKEN_INTROSPECTION_CLIENT_SECRET || undefined;
+  if (Boolean(clientId) !== Boolean(clientSecret))
+    throw new ConfigError('TOKEN_INTROSPECTION_CLIENT_ID and TOKEN_INTROSPECTION_CLIENT_SECRET go together');
+  const which = env.TOKEN_INTROSPECTION_FOR ?? 'opaque';
+  if (which !== 'opaque' && which !== 'all')
+    throw new ConfigError(`TOKEN_INTROSPECTION_FOR must be "opaque" or "all", got "${which}"`);
+  return {
+    url,
+    clientId,
+    clientSecret,
+    cacheSeconds: int(env, 'TOKEN_INTROSPECTION_CACHE_SECONDS', 60),
+    checkJwts: which === 'all',
+  };
+}
 
 /** SMART_ROLES: `system=integration,Practitioner=clinician` (each at most once); unset, none. */
 function smartRolesFrom(env: NodeJS.ProcessEnv): SmartRoles {
@@ -711,6 +751,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       audience: env.JWT_AUDIENCE,
       maxTokenLifetimeSeconds: positiveInt(env, 'JWT_MAX_LIFETIME_SECONDS', 24 * 3600),
       smartRoles: smartRolesFrom(env),
+      introspection: introspectionFrom(env),
     },
     oidc: oidcFrom(env),
     production: env.NODE_ENV === 'production',

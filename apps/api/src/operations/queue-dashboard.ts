@@ -5,8 +5,8 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Queue } from 'bullmq';
 import type { NextFunction, Request, Response } from 'express';
-import { TokenVerifier } from '@kc/auth';
-import { bearerToken } from '@kc/common';
+import { IntrospectionUnavailable, TokenVerifier, type Caller } from '@kc/auth';
+import { bearerToken, operationOutcome } from '@kc/common';
 import { QUEUES } from '@kc/queue';
 
 export const DASHBOARD_PATH = '/operations/queues';
@@ -27,7 +27,17 @@ export function mountQueueDashboard(app: NestExpressApplication): void {
     const token = header.startsWith('Basic ')
       ? Buffer.from(header.slice(6), 'base64').toString('utf8').split(':').slice(1).join(':')
       : bearerToken(header);
-    const caller = token ? await verifier.verify(token) : undefined;
+    let caller: Caller | undefined;
+    try {
+      caller = token ? await verifier.verify(token) : undefined;
+    } catch (err) {
+      if (!(err instanceof IntrospectionUnavailable)) throw err;
+      res.status(503).setHeader('retry-after', '5');
+      res
+        .type('application/fhir+json')
+        .send(operationOutcome('error', 'transient', 'The authorization server could not be asked; retry shortly'));
+      return;
+    }
     if (caller?.roles.includes('admin')) return next();
     res.status(caller ? 403 : 401);
     if (!caller)
