@@ -57,7 +57,7 @@ import { CLINIC_ALERT_SENDER, EmailClinicAlertSender } from './alerts/clinic-ale
 import { AlertDelivery } from './alerts/alert-delivery';
 import { ClinicAlerts } from './alerts/clinic-alerts.service';
 import { InfusionsUnderClosedPlans } from './alerts/infusions-under-closed-plans';
-import { InfusionsNotFollowedUp } from './alerts/infusions-not-followed-up';
+import { FailingWorkAlerts } from './alerts/failing-work-alerts';
 import { RateNoticeAlerts } from './alerts/rate-notice-alerts';
 import { AlertSendClaims } from './alerts/alert-send-claims';
 import { AlertsOwed } from './alerts/alerts-owed';
@@ -138,7 +138,7 @@ export class WorkerModule {
         ClinicAlerts,
         RateNoticeAlerts,
         InfusionsUnderClosedPlans,
-        InfusionsNotFollowedUp,
+        FailingWorkAlerts,
         ClinicAlertMetrics,
         AlertSendClaims,
         AlertsOwed,

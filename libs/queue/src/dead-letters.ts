@@ -3,7 +3,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { LONGEST_REVIVAL_WAIT_MS, revivalOf, type RevivalPolicy, type Revivals } from './dead-letter-revival';
-import { infusionJobId, JOBS, jobAbout, type InfusionCompletedJob } from './jobs';
+import { JOBS, jobAbout, type InfusionCompletedJob } from './jobs';
 import { QUEUES } from './queue-names';
 
 /** A job kept as failed, as an operator reads it: ids only, no patient data. */
@@ -28,17 +28,17 @@ export interface DeadLetter {
   givenUp?: boolean;
 }
 
-/** An infusion's follow-up kept as failed: its Procedure, and since when its job has failed for good (epoch ms). */
-export interface FollowUpFailing {
-  procedureId: string;
+/** A dead letter of one kind: what it is about (`Procedure/<id>`, from its payload), since when it has failed for good. */
+export interface FailingJob {
+  about: string;
   failingSince: number;
 }
 
 /**
- * Where an infusion's follow-up job stands: still failed for good; being tried again (waiting, running); run to the
- * end (what it returned); or gone (removed by an operator, or completed over a week ago).
+ * Where a job stands: still failed for good; being tried again (waiting, running); run to the end (what it returned);
+ * or gone (removed by an operator, or by BullMQ after its completed jobs' time).
  */
-export type FollowUpJobState = { state: 'failed' | 'retrying' | 'gone' } | { state: 'ran'; returned: unknown };
+export type JobStanding = { state: 'failed' | 'retrying' | 'gone' } | { state: 'ran'; returned: unknown };
 
 /** One look at every queue's dead letters: how many were tried again, are still waiting, were given up now. */
 export interface RevivalRun {
@@ -64,7 +64,7 @@ export class DeadLetters {
   private readonly queues: Queue[];
 
   constructor(
-    @InjectQueue(QUEUES.followups) private readonly followups: Queue,
+    @InjectQueue(QUEUES.followups) followups: Queue,
     @InjectQueue(QUEUES.outcomes) outcomes: Queue,
     @InjectQueue(QUEUES.reminders) reminders: Queue,
     @InjectQueue(QUEUES.maintenance) maintenance: Queue,
@@ -83,25 +83,31 @@ export class DeadLetters {
   }
 
   /**
-   * The infusions whose follow-up job is kept as failed now (its attempts spent), with when it first failed for good:
-   * a revival that failed again keeps the first failure.
+   * The jobs of one kind kept as failed now (their attempts spent), with when each first failed for good: a revival
+   * that failed again keeps the first failure.
    */
-  async followUpsFailing(): Promise<FollowUpFailing[]> {
-    return (await this.failedOf(this.followups)).flatMap((job) => {
-      if (job.name !== JOBS.infusionCompleted) return [];
-      const { procedureId } = job.data as InfusionCompletedJob;
-      return [{ procedureId, failingSince: revivalsOf(job)?.firstFailedAt ?? job.finishedOn ?? job.timestamp }];
+  async failing(queueName: string, jobName: string): Promise<FailingJob[]> {
+    const queue = this.queueNamed(queueName);
+    return (await this.failedOf(queue)).flatMap((job) => {
+      const about = job.name === jobName ? jobAbout(job.data) : undefined;
+      return about ? [{ about, failingSince: revivalsOf(job)?.firstFailedAt ?? job.finishedOn ?? job.timestamp }] : [];
     });
   }
 
-  /** Where an infusion's follow-up job stands now (its one job id per infusion). */
-  async followUpJobState(procedureId: string): Promise<FollowUpJobState> {
-    const job = await this.followups.getJob(infusionJobId(procedureId));
+  /** Where a job stands now, by its id. */
+  async standing(queueName: string, jobId: string): Promise<JobStanding> {
+    const job = await this.queueNamed(queueName).getJob(jobId);
     if (!job) return { state: 'gone' };
     const state = await job.getState();
     if (state === 'failed') return { state: 'failed' };
     if (state === 'completed') return { state: 'ran', returned: job.returnvalue };
     return { state: state === 'unknown' ? 'gone' : 'retrying' };
+  }
+
+  private queueNamed(name: string): Queue {
+    const queue = this.queues.find((q) => q.name === name);
+    if (!queue) throw new Error(`no queue ${name}`);
+    return queue;
   }
 
   /**

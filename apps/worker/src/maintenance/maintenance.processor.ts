@@ -44,7 +44,7 @@ import { ChecksAnsweredElsewhere } from '../checks/checks-answered-elsewhere.ser
 import { ChecksDoneElsewhere } from '../checks/checks-done-elsewhere.service';
 import { AppointmentBookings } from '../bookings/appointment-bookings.service';
 import { InfusionsUnderClosedPlans } from '../alerts/infusions-under-closed-plans';
-import { InfusionsNotFollowedUp } from '../alerts/infusions-not-followed-up';
+import { FailingWorkAlerts } from '../alerts/failing-work-alerts';
 
 /** Housekeeping jobs on the maintenance queue (scheduled by MaintenanceSchedules). */
 @Injectable()
@@ -72,7 +72,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
     private readonly deceasedPatients: DeceasedPatients,
     private readonly deathsTakenBack: DeathsTakenBack,
     private readonly closedPlanAlerts: InfusionsUnderClosedPlans,
-    private readonly notFollowedUp: InfusionsNotFollowedUp,
+    private readonly failingWork: FailingWorkAlerts,
     private readonly plansAtTheirEnd: PlansAtTheirEnd,
     private readonly plansExtended: PlansExtended,
     private readonly unlinkedInfusions: UnlinkedInfusionIssues,
@@ -112,9 +112,9 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
         const { deathsTakenBack } = await this.deathsTakenBack.lookAgain();
         // Infusions charted under a plan in error whose alert their jobs could not send (a mail server down).
         const closedPlanAlertsTold = await this.closedPlanAlerts.lookAgain();
-        // Infusions whose follow-up has kept failing (its job a dead letter): the clinic told the check is missing,
-        // and told again once it has run.
-        const { told: notFollowedUpTold, noticed: followedUpNoticed } = await this.notFollowedUp.look();
+        // Work whose jobs keep failing (dead letters) with nothing else to show it: an infusion's check not planned, a
+        // patient's answers not recorded. The clinic told, and told again once it has run.
+        const failingWork = await this.failingWork.look();
         // Sessions the pump gave during an infusion in error, charted after its job ran: answered before the holds.
         const givenDuringInfusionsInError = await this.infusionsInError.lookAgain();
         // Paused plans' approved orders held; those of plans resumed released once clear, so after the plans'
@@ -150,8 +150,7 @@ export class MaintenanceProcessor extends MeteredWorkerHost {
           givenOnStoppedPlans,
           deathsTakenBack,
           closedPlanAlertsTold,
-          notFollowedUpTold,
-          followedUpNoticed,
+          failingWork,
           plansCompletedAtTheirEnd: plansAtTheirEnd.completed,
           plansReopenedForTheirNewEnd: plansAtTheirEnd.reopened.length,
           proposedAgainForNewEnd,

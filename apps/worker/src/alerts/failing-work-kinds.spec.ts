@@ -1,4 +1,4 @@
-import { ranAs } from './infusions-not-followed-up';
+import { ranAs } from './failing-work-kinds';
 
 describe('how an infusion follow-up that kept failing ran in the end, as the notice says', () => {
   it('planned, when its job created what follows the infusion', () => {

@@ -1,11 +1,12 @@
 import request from 'supertest';
 import type { Job, Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
-import type { Communication } from '@medplum/fhirtypes';
+import type { Communication, DetectedIssue, QuestionnaireResponse } from '@medplum/fhirtypes';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { infusionJobId, JOBS, QUEUES } from '@kc/queue';
+import { checkAnsweredElsewhereJobId, infusionJobId, JOBS, QUEUES } from '@kc/queue';
 import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
-import { InfusionsNotFollowedUp } from '../apps/worker/src/alerts/infusions-not-followed-up';
+import { FailingWorkAlerts } from '../apps/worker/src/alerts/failing-work-alerts';
+import { checkAnswers, infusedForCheck } from './support/checks';
 import { completeInfusion, enrolPatient, followUpTasks, sendInfusionEvent, waitFor } from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
@@ -13,15 +14,19 @@ import { startTestService, type TestService } from './support/test-service';
 
 const MINUTE = 60_000;
 const ON_CALL = 'PractitionerRole/on-call';
+const QUESTIONNAIRE = 'https://ketamine-careplans.example/fhir/Questionnaire/post-infusion-check';
 const ALERT_KEY = 'https://ketamine-careplans.example/fhir/NamingSystem/clinic-alert-key';
 
 /**
+ * A patient's check answers that cannot be recorded (a portal's, written without the Task) go to no clinician either,
+ * whatever effect they report; they are told the same way (since session 61).
+ *
  * An infusion whose follow-up keeps failing (the FHIR server refusing its writes, or down past the job's attempts) has
  * no post-infusion check on the worklist, and before session 61 only an operator's dead-letter view said so, for the
  * week its job is tried again. The clinic is told once it has failed for FOLLOW_UP_FAILING_ALERT_MS (by email and in
  * the EHR's inbox, by the 15-minute sweep's look), and told again once it has run.
  */
-describe('infusions whose follow-up keeps failing are told to the clinic', () => {
+describe('follow-up work whose jobs keep failing is told to the clinic', () => {
   let sandbox: FhirSandbox;
   let proxy: FlakyProxy;
   let smtp: SmtpServer;
@@ -52,6 +57,8 @@ describe('infusions whose follow-up keeps failing are told to the clinic', () =>
       clinicAlertRecipients: [ON_CALL],
       publicUrl: 'https://careplans.clinic.test',
       followUpFailingAlertMs: 60 * MINUTE,
+      // A portal's answers are taken at once (a clinic waits a little for the EHR to link them itself).
+      checkAnswersGraceMs: 0,
     });
   });
   afterEach(() => {
@@ -88,7 +95,8 @@ describe('infusions whose follow-up keeps failing are told to the clinic', () =>
     await waitFor(async () => (await followUpTasks(service, procedureId)).length > 0, 'the follow-ups');
   }
 
-  const look = (at: number) => service.app.get(InfusionsNotFollowedUp).look(new Date(at));
+  const looks = (at: number) => service.app.get(FailingWorkAlerts).look(new Date(at));
+  const look = async (at: number) => (await looks(at))['infusion-not-followed-up'];
   const alertsOf = async (patient: string) =>
     (await service.fhir.searchAll<Communication>('Communication', { subject: patient })).filter((c) =>
       c.identifier?.some((i) => i.system === ALERT_KEY),
@@ -163,6 +171,59 @@ describe('infusions whose follow-up keeps failing are told to the clinic', () =>
     expect(await alertsOf(patient)).toEqual([]);
   });
 
+  it("tells the clinic a patient's check answers are not recorded, so their effects go unseen, and again once they are", async () => {
+    const mailsBefore = smtp.received.length;
+    const toClinic = () => mailsTo(smtp, 'oncall@clinic.test', mailsBefore);
+    const p = await infusedForCheck(service);
+    // A patient portal writes the answers without the Task; the service cannot record them (its transaction refused).
+    const { resource: answers } = await service.fhir.create<QuestionnaireResponse>({
+      ...checkAnswers(4, ['effect-hallucinations']),
+      questionnaire: `${QUESTIONNAIRE}|1.0.0`,
+      subject: { reference: p.patient },
+      authored: '2027-03-20T09:00:00.000Z',
+      author: { reference: p.patient },
+    });
+    refusing = true;
+    await request(service.url)
+      .put(`/webhooks/fhir/QuestionnaireResponse/${answers.id}`)
+      .set('x-webhook-token', 'test-webhook-secret')
+      .expect(202);
+    const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    const jobId = checkAnsweredElsewhereJobId(answers.id!);
+    const failed = await waitFor(async () => {
+      const found = await queue.getJob(jobId);
+      return found && (await found.isFailed()) && found;
+    }, 'recording the answers to fail for good');
+    const at = failed.finishedOn!;
+
+    expect((await looks(at + 59 * MINUTE))['answers-not-recorded']).toEqual({ told: 0, noticed: 0 });
+    expect((await looks(at + 61 * MINUTE))['answers-not-recorded']).toEqual({ told: 1, noticed: 0 });
+    const [mail] = toClinic();
+    expect(mail.body).toMatch(/Subject: .*post-infusion check answers could not be recorded yet/);
+    expect(mail.body).toMatch(/answers to their post-infusion check \(2027-03-20\) are not recorded here yet/);
+    expect(mail.body).toMatch(/an effect they report is put to no clinician for review/);
+    expect(mail.body).not.toMatch(/Patient\/|QuestionnaireResponse\//);
+    const [inbox] = (await alertsOf(p.patient)).filter((c) => c.recipient?.[0].reference === ON_CALL);
+    expect(inbox.about?.map((a) => a.reference)).toEqual([`QuestionnaireResponse/${answers.id}`]);
+
+    // Fixed and retried: recorded, its effect put to a clinician, and the clinic told so.
+    refusing = false;
+    await request(service.url).post(`/operations/dead-letters/${jobId}/$retry`).set(service.as('admin')).expect(202);
+    await waitFor(async () => {
+      const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { patient: p.patient });
+      return issues.length > 0;
+    }, 'the reported effect recorded for review');
+    expect((await looks(at + 76 * MINUTE))['answers-not-recorded']).toEqual({ told: 0, noticed: 1 });
+    // The effect itself is alerted as any reported effect is; and the notice answers this alert.
+    expect(toClinic().some((m) => /Subject: .*hallucinations reported after an infusion/.test(m.body))).toBe(true);
+    const notice = toClinic().find((m) =>
+      /Subject: .*dealt with: a patient's post-infusion check answers/.test(m.body),
+    );
+    expect(notice?.body).toMatch(
+      /of 2027-03-20 you were told of are recorded now: an effect they report is on the worklist/,
+    );
+  });
+
   // Last: its infusion's job is left failing on the queues the others look at.
   it("is the 15-minute sweep's: with FOLLOW_UP_FAILING_ALERT_MS=0 its first look tells the clinic", async () => {
     const { patient, procedureId } = await infusionFailingFollowUp('2027-03-16T10:00:00.000Z');
@@ -175,8 +236,10 @@ describe('infusions whose follow-up keeps failing are told to the clinic', () =>
     });
     try {
       const job = { name: JOBS.overdueSweep, updateProgress: () => Promise.resolve() } as unknown as Job;
-      const swept = (await eager.app.get(MaintenanceProcessor).process(job)) as { notFollowedUpTold: number };
-      expect(swept.notFollowedUpTold).toBe(1);
+      const swept = (await eager.app.get(MaintenanceProcessor).process(job)) as {
+        failingWork: Record<string, { told: number }>;
+      };
+      expect(swept.failingWork['infusion-not-followed-up'].told).toBe(1);
       const [inbox] = await alertsOf(patient);
       expect(inbox.about?.map((a) => a.reference)).toContain(`Procedure/${procedureId}`);
     } finally {
