@@ -83,13 +83,13 @@ export class DeadLetters {
   }
 
   /**
-   * The jobs of one kind kept as failed now (their attempts spent), with when each first failed for good: a revival
-   * that failed again keeps the first failure.
+   * The jobs of these names kept as failed now (their attempts spent), with when each first failed for good: a
+   * revival that failed again keeps the first failure.
    */
-  async failing(queueName: string, jobName: string): Promise<FailingJob[]> {
+  async failing(queueName: string, jobNames: string[]): Promise<FailingJob[]> {
     const queue = this.queueNamed(queueName);
     return (await this.failedOf(queue)).flatMap((job) => {
-      const about = job.name === jobName ? jobAbout(job.data) : undefined;
+      const about = jobNames.includes(job.name) ? jobAbout(job.data) : undefined;
       return about ? [{ about, failingSince: revivalsOf(job)?.firstFailedAt ?? job.finishedOn ?? job.timestamp }] : [];
     });
   }

@@ -50,9 +50,9 @@ export class FailingWorkAlerts {
   }
 
   private async lookAt(kind: FailingWorkKind, now: Date): Promise<{ told: number; noticed: number }> {
-    const failing = new Map<string, FailingJob>();
-    for (const name of kind.jobNames)
-      for (const job of await this.deadLetters.failing(kind.queue, name)) failing.set(job.about, job);
+    const failing = new Map(
+      (await this.deadLetters.failing(kind.queue, kind.jobNames)).map((job) => [job.about, job] as const),
+    );
     const due = [...failing.values()].filter(
       (f) => now.getTime() - f.failingSince >= this.config.followUpFailingAlertMs,
     );
