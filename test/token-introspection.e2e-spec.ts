@@ -176,6 +176,10 @@ describe('tokens an authorization server vouches for (RFC 7662 introspection)', 
       .get(`/fhir/CarePlan/${enrolment.carePlanId}`)
       .set(asBearer('opaque-backend-3'))
       .expect(200);
+    // What an operator alerts on: the server's answers counted, failures apart (the earlier tests' too).
+    const metrics = (await request(service.url).get('/metrics').expect(200)).text;
+    for (const result of ['active', 'inactive', 'unavailable'])
+      expect(metrics).toMatch(new RegExp(`^kc_token_introspections_total\\{result="${result}"\\} [1-9]`, 'm'));
   });
 
   it("this service's own JWTs are verified here, not asked about (TOKEN_INTROSPECTION_FOR=opaque)", async () => {

@@ -37,7 +37,7 @@ describe('TokenVerifier with token introspection (RFC 7662)', () => {
       ],
     ]);
     const as = authorizationServer(answers);
-    const verifier = new TokenVerifier({ jwtSecret: SECRET }, new TokenIntrospection(config(), as.send));
+    const verifier = new TokenVerifier({ jwtSecret: SECRET }, new TokenIntrospection(config(), { send: as.send }));
     expect(await verifier.verify('opaque', T0)).toMatchObject({ id: 'ehr', roles: ['integration'] });
     answers.set('opaque', { active: false });
     expect(await verifier.verify('opaque', T0 + 59_000)).toMatchObject({ id: 'ehr' });
@@ -49,7 +49,7 @@ describe('TokenVerifier with token introspection (RFC 7662)', () => {
   it('an active token with no expiry is good while the server says so, asked again after the cache time', async () => {
     const answers = new Map<string, unknown>([['opaque', { active: true, sub: 'u1', roles: ['clinician'] }]]);
     const as = authorizationServer(answers);
-    const verifier = new TokenVerifier({ jwtSecret: SECRET }, new TokenIntrospection(config(), as.send));
+    const verifier = new TokenVerifier({ jwtSecret: SECRET }, new TokenIntrospection(config(), { send: as.send }));
     expect(await verifier.verify('opaque', T0)).toMatchObject({ id: 'u1' });
     expect(await verifier.verify('opaque', T0 + 61_000)).toMatchObject({ id: 'u1' });
     expect(as.asked).toHaveLength(2);
@@ -61,7 +61,7 @@ describe('TokenVerifier with token introspection (RFC 7662)', () => {
     const as = authorizationServer(answers);
     const all = new TokenVerifier(
       { jwtSecret: SECRET },
-      new TokenIntrospection(config({ checkJwts: true, cacheSeconds: 0 }), as.send),
+      new TokenIntrospection(config({ checkJwts: true, cacheSeconds: 0 }), { send: as.send }),
     );
     const now = Date.now();
     // The JWT's own claims stand (the answer only says whether it is active).
@@ -69,7 +69,7 @@ describe('TokenVerifier with token introspection (RFC 7662)', () => {
     answers.set(jwt, { active: false });
     expect(await all.verify(jwt, now + 1)).toBeUndefined();
     // Not asked at all with the default (opaque tokens only).
-    const opaqueOnly = new TokenVerifier({ jwtSecret: SECRET }, new TokenIntrospection(config(), as.send));
+    const opaqueOnly = new TokenVerifier({ jwtSecret: SECRET }, new TokenIntrospection(config(), { send: as.send }));
     const before = as.asked.length;
     expect(await opaqueOnly.verify(jwt, now)).toMatchObject({ id: 'dr-1' });
     expect(as.asked).toHaveLength(before);
@@ -82,7 +82,7 @@ describe('TokenVerifier with token introspection (RFC 7662)', () => {
     const as = authorizationServer(answers);
     const verifier = new TokenVerifier(
       { jwtSecret: SECRET, audience: 'https://careplans.example' },
-      new TokenIntrospection(config(), as.send),
+      new TokenIntrospection(config(), { send: as.send }),
     );
     expect(await verifier.verify('opaque', T0)).toBeUndefined();
     expect(await new TokenVerifier({ jwtSecret: SECRET }).verify('opaque', T0)).toBeUndefined();
@@ -90,12 +90,14 @@ describe('TokenVerifier with token introspection (RFC 7662)', () => {
 
   it('cannot ask a server that is down, or that answers no RFC 7662 response: IntrospectionUnavailable', async () => {
     const down = (() => Promise.reject(new TypeError('fetch failed'))) as typeof fetch;
-    await expect(new TokenIntrospection(config(), down).introspect('t')).rejects.toBeInstanceOf(
+    await expect(new TokenIntrospection(config(), { send: down }).introspect('t')).rejects.toBeInstanceOf(
       IntrospectionUnavailable,
     );
     const odd = (() => Promise.resolve(new Response('<html>', { status: 200 }))) as typeof fetch;
-    await expect(new TokenIntrospection(config(), odd).introspect('t')).rejects.toThrow(/no RFC 7662 response/);
+    await expect(new TokenIntrospection(config(), { send: odd }).introspect('t')).rejects.toThrow(
+      /no RFC 7662 response/,
+    );
     const refusing = (() => Promise.resolve(new Response('', { status: 401 }))) as typeof fetch;
-    await expect(new TokenIntrospection(config(), refusing).introspect('t')).rejects.toThrow(/answered 401/);
+    await expect(new TokenIntrospection(config(), { send: refusing }).introspect('t')).rejects.toThrow(/answered 401/);
   });
 });

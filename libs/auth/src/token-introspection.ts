@@ -1,4 +1,5 @@
 import type { JWTPayload } from 'jose';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { TokenIntrospectionConfig } from '@kc/config';
 
 /** How long the authorization server has to answer before the request is answered 503. */
@@ -23,10 +24,34 @@ export type IntrospectedClaims = JWTPayload & { active: true };
  * revoked, unknown); throws IntrospectionUnavailable when it cannot be asked.
  */
 export class TokenIntrospection {
+  private readonly answers?: Counter<'result'>;
+  private readonly seconds?: Histogram;
+
+  private readonly send: typeof fetch;
+
+  /**
+   * `registry`: where its answers are counted and timed (`kc_token_introspections_total`, `..._seconds`); `send`: the
+   * HTTP client (a test's stand-in; fetch by default).
+   */
   constructor(
     private readonly config: TokenIntrospectionConfig,
-    private readonly send: typeof fetch = fetch,
-  ) {}
+    { registry, send }: { registry?: Registry; send?: typeof fetch } = {},
+  ) {
+    this.send = send ?? fetch;
+    if (!registry) return;
+    this.answers = new Counter({
+      name: 'kc_token_introspections_total',
+      help: 'Tokens asked about at the authorization server (TOKEN_INTROSPECTION_URL), by its answer: active, inactive (refused, 401), unavailable (it could not be asked: 503; alert on it)',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.seconds = new Histogram({
+      name: 'kc_token_introspection_seconds',
+      help: 'Time the authorization server took to answer a token introspection',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+  }
 
   get cacheSeconds(): number {
     return this.config.cacheSeconds;
@@ -37,6 +62,20 @@ export class TokenIntrospection {
   }
 
   async introspect(token: string): Promise<IntrospectedClaims | 'inactive'> {
+    const stop = this.seconds?.startTimer();
+    try {
+      const answer = await this.ask(token);
+      this.answers?.inc({ result: answer === 'inactive' ? 'inactive' : 'active' });
+      return answer;
+    } catch (err) {
+      this.answers?.inc({ result: 'unavailable' });
+      throw err;
+    } finally {
+      stop?.();
+    }
+  }
+
+  private async ask(token: string): Promise<IntrospectedClaims | 'inactive'> {
     const headers: Record<string, string> = {
       'content-type': 'application/x-www-form-urlencoded',
       accept: 'application/json',
