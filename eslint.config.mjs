@@ -78,6 +78,7 @@ export default tseslint.config(
         fetch: 'readonly',
         URL: 'readonly',
         URLSearchParams: 'readonly',
+        AbortSignal: 'readonly',
         TextEncoder: 'readonly',
         btoa: 'readonly',
         atob: 'readonly',

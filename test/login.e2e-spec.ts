@@ -211,7 +211,7 @@ describe('clinician sign-in: dev OpenID issuer, OIDC code + PKCE, SMART launch',
     expect(await page.getAttribute('#who', 'title')).toBe('Practitioner/dev-clinician');
     expect(await page.textContent('#message')).toMatch(/\d+ tasks? awaiting approval/);
     const stored = await page.evaluate(
-      () => JSON.parse(sessionStorage.getItem('kc-session') ?? '{}') as { accessToken: string },
+      () => JSON.parse(sessionStorage.getItem('kc-session') ?? '{}') as { accessToken: string; refreshToken: string },
     );
     expect(decodeJwt(stored.accessToken).iss).toBe(`${service.url}/dev-issuer`);
     expect(await page.evaluate(() => sessionStorage.getItem('kc-login'))).toBeNull();
@@ -219,7 +219,21 @@ describe('clinician sign-in: dev OpenID issuer, OIDC code + PKCE, SMART launch',
     await page.screenshot({ path: 'test-results/signed-in.png' });
     expect(fs.statSync('test-results/signed-in.png').size).toBeGreaterThan(1000);
     await page.click('#sign-out');
-    expect(await page.isVisible('#sign-in')).toBe(true);
+    await page.waitForSelector('#sign-in:not([hidden])');
+    // Signing out revoked the session at the issuer (RFC 7009): its refresh token gets no new access token, and its
+    // access token is no longer active for an API that asks (TOKEN_INTROSPECTION_FOR=all).
+    const refreshed = await request(service.url).post('/dev-issuer/token').type('form').send({
+      grant_type: 'refresh_token',
+      refresh_token: stored.refreshToken,
+      client_id: 'ketamine-careplans-ui',
+    });
+    expect(refreshed.status).toBe(400);
+    expect(refreshed.body.error).toBe('invalid_grant');
+    const asked = await request(service.url)
+      .post('/dev-issuer/introspect')
+      .type('form')
+      .send({ token: stored.accessToken });
+    expect(asked.body).toEqual({ active: false });
     await page.close();
   }, 60_000);
 

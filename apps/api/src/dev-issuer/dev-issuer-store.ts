@@ -57,6 +57,15 @@ export class DevIssuerStore {
     return (await this.redis.set(key, '1', 'PXAT', Math.ceil(untilMs), 'NX')) === 'OK';
   }
 
+  /** An access token revoked (RFC 7009), kept by its hash until it expires: introspection answers it inactive. */
+  revoke(token: string, untilMs: number): Promise<unknown> {
+    return this.redis.set(this.key(`revoked:${hash(token)}`), '1', 'PXAT', Math.ceil(untilMs));
+  }
+
+  async isRevoked(token: string): Promise<boolean> {
+    return (await this.redis.exists(this.key(`revoked:${hash(token)}`))) === 1;
+  }
+
   private key(name: string): string {
     return `${this.prefix}:dev-issuer:${name}`;
   }

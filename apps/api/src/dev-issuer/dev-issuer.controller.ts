@@ -1,8 +1,9 @@
-import { Body, Controller, Get, Header, HttpCode, NotFoundException, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, Header, Headers, HttpCode, NotFoundException, Post, Query, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Public } from '@kc/auth';
 import { DEMO_USERS, DevIssuerError, DevIssuerService, type AuthorizeRequest } from './dev-issuer.service';
+import { DevIssuerTokenStatus, IntrospectionRefused } from './token-status';
 
 const html = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -12,7 +13,10 @@ const html = (s: string) =>
 @Public()
 @Controller('dev-issuer')
 export class DevIssuerController {
-  constructor(private readonly issuer: DevIssuerService) {}
+  constructor(
+    private readonly issuer: DevIssuerService,
+    private readonly tokens: DevIssuerTokenStatus,
+  ) {}
 
   @Get('.well-known/openid-configuration')
   discovery() {
@@ -94,6 +98,35 @@ ${users}
     } catch (err) {
       if (!(err instanceof DevIssuerError)) throw err;
       res.status(400).json({ error: err.error, error_description: err.message });
+    }
+  }
+
+  /** RFC 7009: always 200 (an unknown token is no error); the page's sign-out revokes its tokens here. */
+  @Post('revoke')
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async revoke(@Body() form: Record<string, unknown>): Promise<Record<string, never>> {
+    this.assertEnabled();
+    await this.tokens.revoke(form ?? {});
+    return {};
+  }
+
+  /** RFC 7662, for TOKEN_INTROSPECTION_URL: whether one of this issuer's access tokens is active, and its claims. */
+  @Post('introspect')
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async introspect(
+    @Body() form: Record<string, unknown>,
+    @Headers('authorization') authorization: string | undefined,
+    @Res() res: Response,
+  ): Promise<void> {
+    this.assertEnabled();
+    try {
+      res.json(await this.tokens.introspect(form ?? {}, authorization));
+    } catch (err) {
+      if (!(err instanceof IntrospectionRefused)) throw err;
+      res.status(401).setHeader('www-authenticate', 'Basic realm="dev-issuer"');
+      res.json({ error: 'invalid_client', error_description: err.message });
     }
   }
 

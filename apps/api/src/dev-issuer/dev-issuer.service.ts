@@ -130,6 +130,8 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       issuer,
       authorization_endpoint: `${issuer}/authorize`,
       token_endpoint: `${issuer}/token`,
+      revocation_endpoint: `${issuer}/revoke`,
+      introspection_endpoint: `${issuer}/introspect`,
       jwks_uri: `${issuer}/jwks`,
       response_types_supported: ['code'],
       grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
@@ -162,6 +164,8 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       jwks_uri: d.jwks_uri,
       authorization_endpoint: d.authorization_endpoint,
       token_endpoint: d.token_endpoint,
+      revocation_endpoint: d.revocation_endpoint,
+      introspection_endpoint: d.introspection_endpoint,
       grant_types_supported: d.grant_types_supported,
       token_endpoint_auth_methods_supported: d.token_endpoint_auth_methods_supported,
       token_endpoint_auth_signing_alg_values_supported: d.token_endpoint_auth_signing_alg_values_supported,
@@ -277,6 +281,7 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
       .setIssuer(this.issuer)
       .setSubject(grant.clientId)
       .setIssuedAt()
+      .setJti(randomBytes(16).toString('base64url'))
       .setExpirationTime(`${seconds}s`)
       .sign(key.privateKey);
     return { token_type: 'Bearer', expires_in: seconds, scope: grant.scope, access_token: accessToken };
@@ -297,6 +302,8 @@ export class DevIssuerService implements OnModuleInit, OnApplicationBootstrap {
         .setSubject(user.sub)
         .setAudience(clientId)
         .setIssuedAt()
+        // Each token its own (two issued in one second would be the same string, and revoking one would revoke both).
+        .setJti(randomBytes(16).toString('base64url'))
         .setExpirationTime(`${seconds}s`)
         .sign(key.privateKey);
     const response: Record<string, unknown> = {

@@ -108,7 +108,14 @@ async function signIn(launch) {
   else if (launch && launch.iss) scope += ' launch/patient';
   sessionStorage.setItem(
     LOGIN,
-    JSON.stringify({ state, verifier, nonce, redirectUri, tokenEndpoint: endpoints.token_endpoint }),
+    JSON.stringify({
+      state,
+      verifier,
+      nonce,
+      redirectUri,
+      tokenEndpoint: endpoints.token_endpoint,
+      revocationEndpoint: endpoints.revocation_endpoint,
+    }),
   );
   const url = new URL(endpoints.authorization_endpoint);
   const params = {
@@ -162,6 +169,7 @@ async function finishSignIn(query) {
       accessToken: tokens.access_token,
       refreshToken: tokens.refresh_token,
       tokenEndpoint: pending.tokenEndpoint,
+      revocationEndpoint: pending.revocationEndpoint,
       name: id.name || access.name || access.sub,
       fhirUser: tokens.fhirUser || id.fhirUser || access.fhirUser,
       patient: tokens.patient,
@@ -214,8 +222,26 @@ async function exchangeRefreshToken() {
   return true;
 }
 
-function signOut() {
+/**
+ * Signing out forgets the session here and, when the issuer has a revocation endpoint (RFC 7009), revokes its refresh
+ * token (no new access token from it) and its access token (refused wherever the API asks the issuer about it). A
+ * revocation that does not answer within 3 s is not waited for: the session is forgotten all the same.
+ */
+async function signOut() {
+  const current = session();
   sessionStorage.removeItem(SESSION);
+  if (current && current.revocationEndpoint) {
+    const revoke = (token, hint) =>
+      token
+        ? fetch(current.revocationEndpoint, {
+            method: 'POST',
+            body: new URLSearchParams({ token, token_type_hint: hint, client_id: settings.clientId }),
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            signal: AbortSignal.timeout(3000),
+          }).catch(() => undefined)
+        : undefined;
+    await Promise.all([revoke(current.refreshToken, 'refresh_token'), revoke(current.accessToken, 'access_token')]);
+  }
   showSignedOut('Signed out.');
 }
 
