@@ -23,7 +23,7 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Job, Queue } from 'bullmq';
 import { FhirClient, updateEntry } from '@kc/fhir';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { infusionJobId, JOBS, QUEUES } from '@kc/queue';
+import { DeadLetters, infusionJobId, JOBS, QUEUES } from '@kc/queue';
 import {
   carePlanHoldsCare,
   carePlanHoldsTask,
@@ -76,6 +76,8 @@ import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import { actionOf, applyPlan, completeInfusion, enrolPatient, everyWorkerConnected, waitFor } from './support/clinic';
 import { expectEverythingValid } from './support/fhir-validation';
 import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
+import { FailingWorkAlerts } from '../apps/worker/src/alerts/failing-work-alerts';
+import { FAILING_WORK } from '../apps/worker/src/alerts/failing-work-kinds';
 import { notLinkedKey } from '../apps/worker/src/followups/unlinked-infusions';
 import { checkAnswers } from './support/checks';
 import { isUnresolved } from '../apps/api/src/review/contraindication-guard';
@@ -353,7 +355,10 @@ describe.each([
     // The clinic is told in the EHR's inbox (session 40): what it is told, and how often, is checked at the end.
     clinicAlertRecipients: [ON_CALL],
     ...(restart ? { fhirDataDir: dataDir, pollIntervalMs: 2000 } : {}),
-    ...(outage ? { fhirBaseUrl: proxy?.baseUrl, pollIntervalMs: 2000, deadLetterRevivalMs: 1000 } : {}),
+    // Work whose jobs spent their attempts in the outage is told to the clinic at the next sweep (a clinic: an hour).
+    ...(outage
+      ? { fhirBaseUrl: proxy?.baseUrl, pollIntervalMs: 2000, deadLetterRevivalMs: 1000, followUpFailingAlertMs: 0 }
+      : {}),
     ...(redisCrash ? { redisUrl: redis?.url, pollIntervalMs: 2000 } : {}),
   });
   /** The FHIR server as the EHR and the scheduling system reach it: never through the outage's proxy. */
@@ -2116,6 +2121,27 @@ describe.each([
         .map((k) => k.slice('inbox:infusion-under-closed-plan:'.length))
         .filter((procedure) => tasks.some((t) => t.reasonReference?.reference === procedure)),
     ).toEqual([]);
+    // Follow-up work told as failing (the outage's dead letters, session 61) has its notice once its job has run: the
+    // jobs' standing read first, then one more look, so a job that ran before the look must have its notice.
+    const failingTold = told.filter((k) => FAILING_WORK.some((kind) => k.startsWith(`inbox:${kind.kind}:`)));
+    // Run: completed (or, for work whose completed jobs are not kept, gone).
+    const ranBefore = await Promise.all(
+      failingTold.map(async (key) => {
+        const kind = FAILING_WORK.find((k) => key.startsWith(`inbox:${k.kind}:`))!;
+        const about = key.slice(`inbox:${kind.kind}:`.length);
+        const { state } = await service.app.get(DeadLetters).standing(kind.queue, kind.jobIdOf(about));
+        return state === 'ran' || (state === 'gone' && !kind.completedJobsKept);
+      }),
+    );
+    await service.app.get(FailingWorkAlerts).look();
+    const afterLook = (await service.fhir.searchAll<Communication>('Communication', { _count: 1000 })).flatMap(
+      (c) => c.identifier?.flatMap((i) => (i.system === CLINIC_ALERT_KEY_SYSTEM && i.value ? [i.value] : [])) ?? [],
+    );
+    expect(
+      failingTold.filter((key, i) => ranBefore[i] && !afterLook.includes(key.replace('inbox:', 'inbox:resolved:'))),
+    ).toEqual([]);
+    if (process.env.CLINIC_DAY_DEBUG)
+      console.log(`follow-up work told as failing: ${failingTold.length} (${failingTold.join(', ')})`);
     if (process.env.CLINIC_DAY_DEBUG)
       console.log(
         `clinic alerts told: ${told.length} (rate notices: ${told.filter((k) => k.includes('rate-since')).length}; infusions under a closed plan: ${underClosed.length})`,
