@@ -16,6 +16,7 @@ import {
   checkAnsweredElsewhereJobId,
   DeadLetters,
   infusionJobId,
+  JOBS,
   QUEUES,
   taskChangedInEhrJobId,
   taskDeletedJobId,
@@ -170,8 +171,13 @@ describe('dead letters: jobs that spent their attempts are tried again by themse
       nextRevivalAt: new Date(thirdFailure + 60 * MINUTE).toISOString(),
     });
 
-    // A week after its first failure: left to an operator, said once.
+    // Failing all along, since its first failure (what the clinic is told of after FOLLOW_UP_FAILING_ALERT_MS).
+    expect(await revival.failing(QUEUES.followups, [JOBS.infusionCompleted])).toEqual([
+      { about: `Procedure/${procedureId}`, failingSince: firstFailure },
+    ]);
+    // A week after its first failure: left to an operator, said once; no longer told to the clinic as failing.
     expect((await revival.revive(firstFailure + 7 * DAY + MINUTE)).givenUp).toEqual({ [QUEUES.followups]: 1 });
+    expect(await revival.failing(QUEUES.followups, [JOBS.infusionCompleted])).toEqual([]);
     expect(await revival.revive(firstFailure + 7 * DAY + 2 * MINUTE)).toEqual({ revived: {}, waiting: 0, givenUp: {} });
     const given = await letterOf();
     expect(given).toMatchObject({ givenUp: true, revived: 2 });

@@ -84,12 +84,13 @@ export class DeadLetters {
 
   /**
    * The jobs of these names kept as failed now (their attempts spent), with when each first failed for good: a
-   * revival that failed again keeps the first failure.
+   * revival that failed again keeps the first failure. Not those given up (left to an operator after a week).
    */
   async failing(queueName: string, jobNames: string[]): Promise<FailingJob[]> {
     const queue = this.queueNamed(queueName);
     return (await this.failedOf(queue)).flatMap((job) => {
-      const about = jobNames.includes(job.name) ? jobAbout(job.data) : undefined;
+      const mine = jobNames.includes(job.name) && revivalsOf(job)?.givenUpAt === undefined;
+      const about = mine ? jobAbout(job.data) : undefined;
       return about ? [{ about, failingSince: revivalsOf(job)?.firstFailedAt ?? job.finishedOn ?? job.timestamp }] : [];
     });
   }
