@@ -132,6 +132,22 @@ describe('follow-up work whose jobs keep failing is told to the clinic', () => {
     expect(inbox.about?.map((a) => a.reference)).toContain(`Procedure/${procedureId}`);
     expect(inbox.payload?.[0].contentString).toMatch(/This message names the patient/);
 
+    // On the patient's page too (their timeline): told, still open, for a clinician's attention.
+    const alertOnTimeline = async () =>
+      (
+        (
+          await request(service.url)
+            .get(`/patients/${patient.split('/')[1]}/timeline`)
+            .set(service.as('clinician'))
+            .expect(200)
+        ).body as { events: { type: string; text: string; status: string; attention?: boolean }[] }
+      ).events.find((e) => e.type === 'clinic-alert');
+    expect(await alertOnTimeline()).toMatchObject({
+      text: "Clinic told (email, EHR's inbox): an infusion's post-infusion check could not be planned yet",
+      status: 'open',
+      attention: true,
+    });
+
     // Told once: the next looks, while it still fails, tell nobody again.
     expect(await look(at + 76 * MINUTE)).toEqual({ told: 0, noticed: 0 });
     expect(toClinic()).toHaveLength(1);
@@ -151,6 +167,7 @@ describe('follow-up work whose jobs keep failing is told to the clinic', () => {
       priority: 'routine',
       inResponseTo: [{ reference: `Communication/${inbox.id}` }],
     });
+    expect(await alertOnTimeline()).toMatchObject({ status: 'dealt with', attention: false });
     // And said once.
     expect(await look(at + 106 * MINUTE)).toEqual({ told: 0, noticed: 0 });
     expect(toClinic()).toHaveLength(2);

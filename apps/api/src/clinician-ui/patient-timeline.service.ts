@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type {
   Bundle,
   CarePlan,
+  Communication,
   CommunicationRequest,
   DetectedIssue,
   Medication,
@@ -43,6 +44,8 @@ import {
   ProtocolCatalog,
   plansImplicatedBy,
   personRecords,
+  alertsTold,
+  SERVICE_CODE_SYSTEM,
 } from '@kc/protocols';
 import { PlanDefinitions, recordsLinkedFrom } from '@kc/nest-core';
 import { isOpen, isOpenOrder } from '@kc/task-states';
@@ -58,7 +61,15 @@ import { WorklistEnricher } from './worklist-enricher';
 
 export interface TimelineEvent {
   date?: string;
-  type: 'infusion' | 'follow-up' | 'decision' | 'contraindication' | 'reminder' | 'order' | 'administration';
+  type:
+    | 'infusion'
+    | 'follow-up'
+    | 'decision'
+    | 'contraindication'
+    | 'reminder'
+    | 'order'
+    | 'administration'
+    | 'clinic-alert';
   text: string;
   status?: string;
   /** who decided (Provenance agent), by name when the Practitioner has one */
@@ -143,6 +154,7 @@ export class PatientTimelineService {
     const procedures = matchesOf<Procedure>(found.procedures);
     const tasks = matchesOf<Task>(found.tasks);
     const reminders = matchesOf<CommunicationRequest>(found.reminders);
+    const alerts = alertsTold(matchesOf<Communication>(found.alerts));
     const orders = matchesOf<MedicationRequest>(found.orders);
     const administrations = matchesOf<MedicationAdministration>(found.administrations);
     const givenUnder = includedOf<MedicationRequest>(found.administrations, 'MedicationRequest');
@@ -237,6 +249,16 @@ export class PatientTimelineService {
         text: administrationText(a, givenUnder, medications),
         status: a.status,
         reference: `MedicationAdministration/${a.id}`,
+      })),
+      // What the clinic was told about the patient (by email, in the EHR's inbox), and whether it is dealt with since:
+      // an unplanned check or unrecorded answers show nowhere else on the page (since session 61).
+      ...alerts.map((a) => ({
+        date: a.sent,
+        type: 'clinic-alert' as const,
+        text: `Clinic told (${a.channels.map((c) => (c === 'inbox' ? "EHR's inbox" : 'email')).join(', ')}): ${a.subject}`,
+        status: a.dealtWith ? 'dealt with' : a.noticed ? 'open' : 'sent',
+        attention: a.noticed && !a.dealtWith,
+        reference: a.reference,
       })),
       ...decisions.map((p) => {
         const who = p.agent?.[0]?.who;
@@ -511,6 +533,11 @@ function recordSearches(patient: string): NamedSearch[] {
       },
     },
     { name: 'responses', resourceType: 'QuestionnaireResponse', params: { subject: patient, _count: 200 } },
+    {
+      name: 'alerts',
+      resourceType: 'Communication',
+      params: { subject: patient, category: `${SERVICE_CODE_SYSTEM}|clinic-alert`, _count: 200 },
+    },
   ].map((q) => ({ ...q, everyMatch: true }));
 }
 
