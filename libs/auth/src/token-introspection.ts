@@ -81,8 +81,7 @@ export class TokenIntrospection {
       accept: 'application/json',
     };
     const { clientId, clientSecret } = this.config;
-    if (clientId && clientSecret)
-      headers.authorization = `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(clientSecret)}`).toString('base64')}`;
+    if (clientId && clientSecret) headers.authorization = clientBasicAuthorization(clientId, clientSecret);
     let answer: Response;
     try {
       answer = await this.send(this.config.url, {
@@ -104,7 +103,14 @@ export class TokenIntrospection {
   }
 }
 
-/** RFC 6749 section 2.3.1: client credentials in HTTP Basic are form-encoded first. */
+/**
+ * A client's credentials as an HTTP Basic `Authorization` value, form-encoded first (RFC 6749 section 2.3.1): what
+ * this service sends to an introspection endpoint, and what the dev issuer's expects.
+ */
+export function clientBasicAuthorization(clientId: string, clientSecret: string): string {
+  return `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(clientSecret)}`).toString('base64')}`;
+}
+
 function formEncode(value: string): string {
   return encodeURIComponent(value).replace(/%20/g, '+');
 }

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { clientBasicAuthorization } from '@kc/auth';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { DevIssuerService } from './dev-issuer.service';
 import { DevIssuerStore } from './dev-issuer-store';
@@ -55,15 +56,9 @@ export class DevIssuerTokenStatus {
   private assertCaller(authorization: string | undefined): void {
     const { clientId, clientSecret } = this.config.auth.introspection ?? {};
     if (!clientId || !clientSecret) return;
-    const expected = Buffer.from(
-      `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(clientSecret)}`).toString('base64')}`,
-    );
+    const expected = Buffer.from(clientBasicAuthorization(clientId, clientSecret));
     const given = Buffer.from(authorization ?? '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected))
       throw new IntrospectionRefused('The introspection endpoint needs this resource server’s client credentials');
   }
-}
-
-function formEncode(value: string): string {
-  return encodeURIComponent(value).replace(/%20/g, '+');
 }

@@ -5,8 +5,8 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Queue } from 'bullmq';
 import type { NextFunction, Request, Response } from 'express';
-import { IntrospectionUnavailable, TokenVerifier, type Caller } from '@kc/auth';
-import { bearerToken, operationOutcome } from '@kc/common';
+import { TokenVerifier, verified, type Caller } from '@kc/auth';
+import { bearerToken, OutcomeException } from '@kc/common';
 import { QUEUES } from '@kc/queue';
 
 export const DASHBOARD_PATH = '/operations/queues';
@@ -29,13 +29,12 @@ export function mountQueueDashboard(app: NestExpressApplication): void {
       : bearerToken(header);
     let caller: Caller | undefined;
     try {
-      caller = token ? await verifier.verify(token) : undefined;
+      caller = token ? await verified(verifier, token) : undefined;
     } catch (err) {
-      if (!(err instanceof IntrospectionUnavailable)) throw err;
-      res.status(503).setHeader('retry-after', '5');
-      res
-        .type('application/fhir+json')
-        .send(operationOutcome('error', 'transient', 'The authorization server could not be asked; retry shortly'));
+      // The guard's answer when the authorization server cannot be asked (503); this route is outside Nest's filter.
+      if (!(err instanceof OutcomeException)) throw err;
+      res.status(err.getStatus()).setHeader('retry-after', '5');
+      res.type('application/fhir+json').send(err.getResponse());
       return;
     }
     if (caller?.roles.includes('admin')) return next();
