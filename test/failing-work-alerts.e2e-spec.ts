@@ -230,6 +230,8 @@ describe('follow-up work whose jobs keep failing is told to the clinic', () => {
       const issues = await service.fhir.searchAll<DetectedIssue>('DetectedIssue', { patient: p.patient });
       return issues.length > 0;
     }, 'the reported effect recorded for review');
+    // Its job run to the end (its transaction lands before the job finishes; a completed one is not kept).
+    await waitFor(async () => !(await queue.getJob(jobId)), 'recording the answers to finish');
     expect((await looks(at + 76 * MINUTE))['answers-not-recorded']).toEqual({ told: 0, noticed: 1 });
     // The effect itself is alerted as any reported effect is; and the notice answers this alert.
     expect(toClinic().some((m) => /Subject: .*hallucinations reported after an infusion/.test(m.body))).toBe(true);
