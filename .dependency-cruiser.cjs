@@ -1,8 +1,9 @@
 // Layer rules, checked in CI by `npm run depcruise` (docs/architecture.md explains the layers).
 // Specs and test/ may import anything: they are excluded from every `from` below.
 const SPEC = '\\.(spec|e2e-spec)\\.ts$';
-// Domain libs: pure clinical logic. Any lib whose name contains "task" (a task state machine lib) counts as domain too.
-const DOMAIN = '^libs/(protocols|followups|[^/]*task[^/]*)/';
+// Domain libs: pure logic. Any lib whose name contains "task" (a task state machine lib) counts as domain too, and so
+// does libs/bulk-data (the Bulk Data export's rules: what may be asked, where a resumed export goes on).
+const DOMAIN = '^libs/(protocols|followups|bulk-data|[^/]*task[^/]*)/';
 const HTTP_CLIENTS = 'node_modules/(undici|axios|node-fetch|got|ky|superagent|@medplum/fhir-router)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -12,7 +13,7 @@ module.exports = {
       name: 'domain-is-pure',
       severity: 'error',
       comment:
-        'libs/protocols, libs/followups (and a task state machine lib) hold clinical logic only: no Nest, no HTTP or ' +
+        'libs/protocols, libs/followups, libs/bulk-data (and a task state machine lib) hold pure logic only: no Nest, no HTTP or ' +
         'Express, no BullMQ/Redis, no FHIR client, no config; they see FHIR resources as plain data.',
       from: { path: DOMAIN, pathNot: SPEC },
       to: {

@@ -19,6 +19,7 @@ describe('operator endpoints', () => {
       .auth('admin', service.tokens.admin)
       .expect(200);
     expect(api.body.queues.map((q: { name: string }) => q.name).sort()).toEqual([
+      'exports',
       'followups',
       'maintenance',
       'outcomes',

@@ -65,6 +65,10 @@ import { ReminderSweep } from './reminders/reminder-sweep';
 import { ChecksDoneElsewhere } from './checks/checks-done-elsewhere.service';
 import { CompletedChecksPoller } from './checks/completed-checks-poller';
 import { CHANGE_POLLS, PollCursors, type ChangePoll } from './maintenance/change-polls';
+import { BulkExportWriter } from './exports/bulk-export-writer';
+import { BulkExportDeletion } from './exports/bulk-export-deletion';
+import { BulkExportMetrics } from './exports/bulk-export.metrics';
+import { BulkExportProcessor } from './exports/bulk-export.processor';
 
 /** The polls for changes other systems make, in the order the poll job runs them: completed infusions first. */
 const CHANGE_POLL_CLASSES = [
@@ -142,6 +146,9 @@ export class WorkerModule {
         ClinicAlertMetrics,
         AlertSendClaims,
         AlertsOwed,
+        BulkExportWriter,
+        BulkExportDeletion,
+        BulkExportMetrics,
         // Alerts to the clinic only when someone is to be emailed (CLINIC_ALERT_EMAIL, with SMTP_URL).
         {
           provide: CLINIC_ALERT_SENDER,
@@ -167,6 +174,12 @@ export class WorkerModule {
             QUEUES.followups,
             workerOptionsFrom(config, config.workerConcurrency * config.followUpBatchSize),
           ),
+        },
+        // One export at a time per worker: each reads the FHIR server as fast as it answers, and the clinic's work
+        // shares that server.
+        {
+          provide: BulkExportProcessor,
+          useClass: configuredProcessor(BulkExportProcessor, QUEUES.exports, workerOptionsFrom(config, 1)),
         },
         // One at a time: a poll or sweep overlapping itself would only do the same work twice.
         {

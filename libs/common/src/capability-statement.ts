@@ -7,6 +7,8 @@ export interface CapabilityStatementInput {
   description: string;
   format: string[];
   rest: CapabilityStatementRest[];
+  /** Canonical CapabilityStatements this one conforms to (the Bulk Data IG's, say). */
+  instantiates?: string[];
 }
 
 /**
@@ -19,6 +21,7 @@ export function instanceCapabilityStatement(input: CapabilityStatementInput): Ca
     status: 'active',
     date: '2026-11-22',
     kind: 'instance',
+    ...(input.instantiates && { instantiates: input.instantiates }),
     fhirVersion: '4.0.1',
     format: input.format,
     software: input.software,

@@ -441,3 +441,29 @@ describe('DEV_ISSUER_CLIENTS', () => {
       ).toThrow(/DEV_ISSUER_CLIENTS/);
   });
 });
+
+describe('Bulk Data export config', () => {
+  it('defaults to 8 MiB files, pages of 1,000, a day of retention and 3 exports per client', () => {
+    expect(loadConfig({}).bulkExport).toEqual({
+      maxFileBytes: 8 * 1024 * 1024,
+      pageSize: 1000,
+      retentionMs: 24 * 3600_000,
+      perClient: 3,
+    });
+    expect(
+      loadConfig({
+        BULK_EXPORT_FILE_MAX_BYTES: '1000000',
+        BULK_EXPORT_PAGE_SIZE: '200',
+        BULK_EXPORT_RETENTION_SECONDS: '3600',
+        BULK_EXPORT_PER_CLIENT: '1',
+      }).bulkExport,
+    ).toEqual({ maxFileBytes: 1_000_000, pageSize: 200, retentionMs: 3600_000, perClient: 1 });
+  });
+
+  it.each(['10', '1001', 'many'])(
+    'BULK_EXPORT_PAGE_SIZE=%s is refused at startup (cursor paging needs 20 to 1,000)',
+    (raw) => {
+      expect(() => loadConfig({ BULK_EXPORT_PAGE_SIZE: raw })).toThrow(ConfigError);
+    },
+  );
+});

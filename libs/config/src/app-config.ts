@@ -142,6 +142,14 @@ export interface AppConfig {
    * look). Shorter than the revivals' first waits, an outage the next revival outlasts is told too.
    */
   followUpFailingAlertMs: number;
+  /**
+   * Bulk Data exports (`$export`): the largest NDJSON file written (BULK_EXPORT_FILE_MAX_BYTES, 8 MiB: under the
+   * embedded store's 10 MB body; a file holds whole pages), the page read from the FHIR server at a time
+   * (BULK_EXPORT_PAGE_SIZE, 1,000: Medplum's most; 20 at least, for cursor paging), how long a finished export's
+   * files stay (BULK_EXPORT_RETENTION_SECONDS, a day) and how many one client may have running at once
+   * (BULK_EXPORT_PER_CLIENT, 3; more is 429).
+   */
+  bulkExport: { maxFileBytes: number; pageSize: number; retentionMs: number; perClient: number };
   /** Email for patient reminders (SMTP_URL, e.g. smtp://user:pass@host:587); unset: FHIR Communication only. */
   smtp?: { url: string; from: string };
   /**
@@ -390,6 +398,18 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   if (!Number.isInteger(value) || value < 0)
     throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
   return value;
+}
+
+function bulkExportFrom(env: NodeJS.ProcessEnv): AppConfig['bulkExport'] {
+  const pageSize = positiveInt(env, 'BULK_EXPORT_PAGE_SIZE', 1000);
+  if (pageSize < 20 || pageSize > 1000)
+    throw new ConfigError(`BULK_EXPORT_PAGE_SIZE must be between 20 and 1000 (cursor paging), got "${pageSize}"`);
+  return {
+    maxFileBytes: positiveInt(env, 'BULK_EXPORT_FILE_MAX_BYTES', 8 * 1024 * 1024),
+    pageSize,
+    retentionMs: positiveInt(env, 'BULK_EXPORT_RETENTION_SECONDS', 24 * 3600) * 1000,
+    perClient: positiveInt(env, 'BULK_EXPORT_PER_CLIENT', 3),
+  };
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -768,6 +788,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     deadLetterRevivalMs: int(env, 'DEAD_LETTER_REVIVAL_MS', 15 * 60_000),
     deadLetterRevivalForMs: positiveInt(env, 'DEAD_LETTER_REVIVAL_FOR_MS', 7 * 24 * 3600_000),
     followUpFailingAlertMs: int(env, 'FOLLOW_UP_FAILING_ALERT_MS', 3600_000),
+    bulkExport: bulkExportFrom(env),
     smtp: smtpFrom(env),
     clinicAlertEmails: clinicAlertEmailsFrom(env),
     clinicAlertRecipients: clinicAlertRecipientsFrom(env),

@@ -9,7 +9,7 @@ import {
 } from '@medplum/core';
 import { FhirRouter, type FhirRepository } from '@medplum/fhir-router';
 import type { FhirRequest } from '@medplum/fhir-router';
-import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Binary, Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from '@kc/fhir-definitions';
 import { capabilityStatement } from './capability-statement';
 import { IN_MEMORY, SqliteRepository, type IndexBuilt, type StoreStats, type StoreSync } from './sqlite-repository';
@@ -155,7 +155,8 @@ async function handleRequest(
 
   const raw = await readBody(req, sandbox.maxBodyBytes);
   if (raw === undefined) return send(res, 413, outcome('too-costly', `Body larger than ${sandbox.maxBodyBytes} bytes`));
-  const body = parseJsonBody(raw);
+  const rawBinary = binaryContentOf(req, path, raw);
+  const body = rawBinary ?? parseJsonBody(raw.toString('utf8'));
   if (body === INVALID_JSON) return send(res, 400, badRequest('Body is not valid JSON'));
   const fhirRequest: FhirRequest = {
     method: req.method as FhirRequest['method'],
@@ -178,15 +179,50 @@ async function handleRequest(
     sandbox.repo instanceof SqliteRepository ? await sandbox.repo.runAlone(route) : await route();
   const status = typeof failedStatus === 'number' ? failedStatus : getStatus(result);
   if (status >= 400 || !resource) return send(res, status, result);
+  if (wantsBinaryContent(req, path) && resource.resourceType === 'Binary') return sendBinaryContent(res, resource);
   send(
     res,
     status,
-    withPagingLinks(resource, sandbox.baseUrl, path, url.searchParams),
+    // A file's content is not sent back to its writer (Medplum answers with the Binary's other fields alone).
+    rawBinary
+      ? ({ ...resource, data: undefined } as Binary)
+      : withPagingLinks(resource, sandbox.baseUrl, path, url.searchParams),
     versionHeaders(resource, status, sandbox.baseUrl),
   );
 }
 
 const INVALID_JSON = Symbol('invalid JSON');
+
+const BINARY_PATH = /^\/Binary(\/[^/]+)?\/?$/;
+
+/**
+ * A Binary's content sent as it is (POST or PUT of `/Binary` with any content type but JSON), as FHIR servers take
+ * a file (Medplum streams it to its binary storage): held as a Binary resource with the content in `data`.
+ */
+function binaryContentOf(req: http.IncomingMessage, path: string, raw: Buffer): Binary | undefined {
+  const contentType = req.headers['content-type']?.split(';')[0].trim().toLowerCase();
+  if (!['POST', 'PUT'].includes(req.method ?? '') || !BINARY_PATH.test(path) || !contentType) return undefined;
+  if (contentType.includes('json') && !contentType.includes('ndjson')) return undefined;
+  const id = BINARY_PATH.exec(path)?.[1]?.slice(1);
+  return { resourceType: 'Binary', ...(id && { id }), contentType, data: raw.toString('base64') };
+}
+
+/** A read of a Binary that asks for anything but JSON gets its content, as Medplum answers one. */
+function wantsBinaryContent(req: http.IncomingMessage, path: string): boolean {
+  const accept = req.headers.accept?.toLowerCase() ?? '';
+  return (
+    req.method === 'GET' &&
+    /^\/Binary\/[^/]+\/?$/.test(path) &&
+    accept !== '' &&
+    !/json|\*\/\*/.test(accept.replace('ndjson', ''))
+  );
+}
+
+function sendBinaryContent(res: http.ServerResponse, binary: Binary): void {
+  if (res.headersSent) return;
+  res.writeHead(200, { 'content-type': binary.contentType ?? 'application/octet-stream' });
+  res.end(Buffer.from(binary.data ?? '', 'base64'));
+}
 
 /** An empty body is no body; anything else must be JSON. */
 function parseJsonBody(raw: string): unknown {
@@ -317,7 +353,7 @@ function withPagingLinks(resource: Resource, baseUrl: string, path: string, quer
   return { ...bundle, link: links };
 }
 
-function readBody(req: http.IncomingMessage, limit: number): Promise<string | undefined> {
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -327,7 +363,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string | un
       if (size > limit) tooBig = true;
       else chunks.push(chunk);
     });
-    req.on('end', () => resolve(tooBig ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(tooBig ? undefined : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }

@@ -321,6 +321,45 @@ export class FhirClient {
     return body!;
   }
 
+  /**
+   * A Binary holding `content` as it is (not a FHIR resource): posted raw with its own content type, as FHIR servers
+   * take a document or a file (Medplum streams it to its binary storage, HAPI to its binary store). Its id.
+   */
+  async createBinary(contentType: string, content: string): Promise<string> {
+    const { body, location } = await this.request<Resource>('POST', 'Binary', new RawContent(contentType, content));
+    const id = body?.id ?? (location && /Binary\/([^/]+)/.exec(location)?.[1]);
+    if (!id) throw new FhirUnavailableError('FHIR POST Binary answered without an id');
+    return id;
+  }
+
+  /** A Binary's content as it was written (asked for by its content type, not as FHIR JSON). */
+  async readBinary(id: string, contentType: string): Promise<string> {
+    const { body } = await this.request<string>(
+      'GET',
+      `Binary/${encodeURIComponent(id)}`,
+      undefined,
+      {
+        accept: contentType,
+      },
+      { rawAnswer: true },
+    );
+    return body ?? '';
+  }
+
+  /** Deletes a resource; one already gone (404/410) is deleted as well. */
+  async delete(resourceType: ResourceType, id: string): Promise<void> {
+    try {
+      await this.request('DELETE', `${resourceType}/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (!(err instanceof FhirNotFoundError)) throw err;
+    }
+  }
+
+  /** The page a search's next link names (one the server gave earlier: a resumed read goes on from it). */
+  async searchPageAt<T extends Resource>(nextLink: string): Promise<Bundle<T>> {
+    return (await this.request<Bundle<T>>('GET', this.sameServer(nextLink))).body!;
+  }
+
   /** Cheap liveness probe for health checks. */
   async ping(): Promise<void> {
     await this.request('GET', 'metadata?_summary=true', undefined, {}, { retryable: false });
@@ -348,7 +387,7 @@ export class FhirClient {
     pathOrUrl: string,
     body?: unknown,
     extraHeaders: Record<string, string> = {},
-    opts: { retryable?: boolean } = {},
+    opts: { retryable?: boolean; rawAnswer?: boolean } = {},
   ): Promise<FhirResponse<T>> {
     const url = /^https?:/.test(pathOrUrl) ? pathOrUrl : `${this.baseUrl}/${pathOrUrl}`;
     const retryable = opts.retryable ?? (method === 'GET' || method === 'PUT' || method === 'DELETE');
@@ -389,7 +428,7 @@ export class FhirClient {
         await pause(wait, this.budget);
         continue;
       }
-      return readResponse<T>(response, method, pathOrUrl);
+      return readResponse<T>(response, method, pathOrUrl, opts.rawAnswer);
     }
     if (this.budget?.aborted) throw this.outOfTime();
     throw this.unavailable(lastError);
@@ -405,11 +444,11 @@ export class FhirClient {
     const headers: Record<string, string> = { accept: FHIR_JSON, ...extraHeaders };
     const authorization = await this.authorizer.header();
     if (authorization) headers.authorization = authorization;
-    if (body !== undefined) headers['content-type'] = FHIR_JSON;
+    if (body !== undefined) headers['content-type'] = body instanceof RawContent ? body.contentType : FHIR_JSON;
     return this.fetchImpl(url, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : body instanceof RawContent ? body.content : JSON.stringify(body),
       signal: this.budget
         ? AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.budget])
         : AbortSignal.timeout(this.timeoutMs),
@@ -439,6 +478,14 @@ export class FhirClient {
   }
 }
 
+/** A body sent as it is, with its own content type (a Binary's content), not as FHIR JSON. */
+class RawContent {
+  constructor(
+    readonly contentType: string,
+    readonly content: string,
+  ) {}
+}
+
 interface FhirResponse<T> {
   status: number;
   body?: T;
@@ -447,13 +494,18 @@ interface FhirResponse<T> {
 }
 
 /** A final answer (not retried): its body parsed, errors as the typed FhirHttpError subclasses. */
-async function readResponse<T>(response: HttpAnswer, method: string, pathOrUrl: string): Promise<FhirResponse<T>> {
+async function readResponse<T>(
+  response: HttpAnswer,
+  method: string,
+  pathOrUrl: string,
+  rawAnswer = false,
+): Promise<FhirResponse<T>> {
   const text = await response.text();
-  const parsed = text ? safeJson(text) : undefined;
+  const parsed = text && (!rawAnswer || !response.ok) ? safeJson(text) : undefined;
   if (!response.ok) throw toError(response.status, parsed as OperationOutcome | undefined, method, pathOrUrl);
   return {
     status: response.status,
-    body: parsed as T | undefined,
+    body: (rawAnswer ? text : parsed) as T | undefined,
     etag: response.headers.get('etag'),
     location: response.headers.get('location'),
   };

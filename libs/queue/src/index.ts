@@ -13,3 +13,4 @@ export * from './completed-task-events.producer';
 export * from './keyed-jobs';
 export * from './dead-letter-revival';
 export * from './dead-letters';
+export * from './bulk-exports';

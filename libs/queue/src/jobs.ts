@@ -19,6 +19,8 @@ export const JOBS = {
   taskDeleted: 'task-deleted',
   taskChangedInEhr: 'task-changed-in-ehr',
   reviveDeadLetters: 'revive-dead-letters',
+  writeBulkExport: 'write-bulk-export',
+  deleteBulkExport: 'delete-bulk-export',
 } as const;
 
 /**

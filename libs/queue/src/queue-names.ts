@@ -8,4 +8,6 @@ export const QUEUES = {
   reminders: 'reminders',
   /** Repeatable housekeeping: overdue sweep, polling fallback. */
   maintenance: 'maintenance',
+  /** Bulk Data exports (`$export`): one job per export, and one to delete its files when they expire. */
+  exports: 'exports',
 } as const;

@@ -11,6 +11,7 @@ import { CompletedTaskEventsProducer } from './completed-task-events.producer';
 import { StoppedPlanEventsProducer } from './stopped-plan-events.producer';
 import { ScoreEventsProducer } from './score-events.producer';
 import { DeadLetters } from './dead-letters';
+import { BulkExports } from './bulk-exports';
 
 /** Connects BullMQ to the configured Redis and registers every queue for producers and processors alike. */
 @Module({})
@@ -31,6 +32,7 @@ export class QueueModule {
         CompletedTaskEventsProducer,
         ReminderQueue,
         DeadLetters,
+        BulkExports,
         QueueErrorLogger,
       ],
       exports: [
@@ -42,6 +44,7 @@ export class QueueModule {
         CompletedTaskEventsProducer,
         ReminderQueue,
         DeadLetters,
+        BulkExports,
       ],
     };
   }

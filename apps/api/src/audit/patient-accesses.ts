@@ -94,3 +94,20 @@ function patientRefs(values: unknown[]): string[] {
 function unique(values: string[]): string[] {
   return [...new Set(values)];
 }
+
+/** A bulk export's kick-off: the patients it named (POST Patient/$export), else a query over every patient's data. */
+export const exportKickOffAccess: DescribeAccess = (request) => {
+  const body = request.body as { parameter?: { name?: string; valueReference?: { reference?: string } }[] } | undefined;
+  const named = (body?.parameter ?? []).filter((p) => p.name === 'patient').map((p) => p.valueReference?.reference);
+  return { interaction: 'search', patients: unique(patientRefs(named)) };
+};
+
+/** A bulk export's file downloaded: every patient whose data it held. */
+export const exportFileAccess: DescribeAccess = (_request, answer) => {
+  if (typeof answer !== 'string') return { interaction: 'search', patients: [] };
+  const resources = answer
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Resource);
+  return { interaction: 'search', patients: patientsIn(resources) };
+};

@@ -15,7 +15,8 @@ export function apiCapabilityStatement(
     baseUrl,
     format: ['application/fhir+json', 'application/json'],
     software: { name: 'ketamine-careplans', version: '0.1.0' },
-    description: 'Ketamine infusion care plans: read API for EHRs, PlanDefinition/$apply',
+    description: 'Ketamine infusion care plans: read API for EHRs, Bulk Data export, PlanDefinition/$apply',
+    instantiates: [`${BULK_DATA}/CapabilityStatement/bulk-data`],
     rest: [
       {
         mode: 'server',
@@ -33,23 +34,35 @@ export function apiCapabilityStatement(
             },
           ],
         },
-        resource: Object.entries(READABLE_TYPES).map(([type, params]) => ({
-          type: type as 'Task',
-          interaction: [{ code: 'read' as const }, { code: 'search-type' as const }],
-          searchParam: params.map((name) => ({ name, type: searchParamType(name) })),
-          ...(profiles[type]?.length ? { supportedProfile: profiles[type] } : {}),
-          ...(type === 'PlanDefinition'
-            ? {
-                supportedProfile: planDefinitions,
-                operation: [
-                  { name: 'apply', definition: 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply' },
-                ],
-              }
-            : {}),
-        })),
+        // Bulk Data export (docs/guide/bulk-export.md): system level, and every patient's data (Patient/$export).
+        operation: [{ name: 'export', definition: `${BULK_DATA}/OperationDefinition/export` }],
+        resource: [
+          ...readableResources(planDefinitions, profiles),
+          {
+            type: 'Patient',
+            operation: [{ name: 'export', definition: `${BULK_DATA}/OperationDefinition/patient-export` }],
+          },
+        ],
       },
     ],
   });
+}
+
+const BULK_DATA = 'http://hl7.org/fhir/uv/bulkdata';
+
+function readableResources(planDefinitions: string[], profiles: Record<string, string[]>) {
+  return Object.entries(READABLE_TYPES).map(([type, params]) => ({
+    type: type as 'Task',
+    interaction: [{ code: 'read' as const }, { code: 'search-type' as const }],
+    searchParam: params.map((name) => ({ name, type: searchParamType(name) })),
+    ...(profiles[type]?.length ? { supportedProfile: profiles[type] } : {}),
+    ...(type === 'PlanDefinition'
+      ? {
+          supportedProfile: planDefinitions,
+          operation: [{ name: 'apply', definition: 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply' }],
+        }
+      : {}),
+  }));
 }
 
 const REFERENCES = new Set(['patient', 'subject', 'based-on', 'focus', 'owner', 'requester', 'implicated']);

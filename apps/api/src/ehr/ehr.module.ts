@@ -1,5 +1,9 @@
 import { Module } from '@nestjs/common';
 import { FhirReadController } from './fhir-read.controller';
+import { ExportKickOffController } from './bulk-export/export-kick-off.controller';
+import { ExportStatusController } from './bulk-export/export-status.controller';
+import { ExportFilesController } from './bulk-export/export-files.controller';
 
-@Module({ controllers: [FhirReadController] })
+// The bulk export's routes first: the read API's `:type` and `:type/:id` would take `$export` and `bulk-export/<id>`.
+@Module({ controllers: [ExportKickOffController, ExportStatusController, ExportFilesController, FhirReadController] })
 export class EhrModule {}

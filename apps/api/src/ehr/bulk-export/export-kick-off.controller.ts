@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import { Body, Controller, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { OperationOutcome, Parameters } from '@medplum/fhirtypes';
+import type { Request, Response } from 'express';
+import { Roles, type AuthenticatedRequest } from '@kc/auth';
+import { operationOutcome, OutcomeException } from '@kc/common';
+import { APP_CONFIG, type AppConfig } from '@kc/config';
+import { BulkExports } from '@kc/queue';
+import { exportRequested, type ExportLevel } from '@kc/bulk-data';
+import { AuditsPatientAccess } from '../../audit/patient-access.decorator';
+import { exportKickOffAccess } from '../../audit/patient-accesses';
+import { exportableTypes } from './exportable-types';
+import { mayExport, statusUrl } from './export-owner';
+
+/** How long a client waits before asking again when it has as many exports running as it may. */
+const BUSY_RETRY_SECONDS = 30;
+
+/**
+ * Bulk Data export kick-off (FHIR Bulk Data Access IG): `$export` of everything this API reads, or of every patient's
+ * data (`Patient/$export`, POST naming `patient`s for some), written in the background as NDJSON files. Answered 202
+ * with the status URL in `Content-Location`.
+ */
+@ApiTags('ehr')
+@ApiBearerAuth()
+@Controller('fhir')
+export class ExportKickOffController {
+  constructor(
+    private readonly exports: BulkExports,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'bulkExport'>,
+  ) {}
+
+  @Get('\\$export')
+  @HttpCode(202)
+  @Roles('integration')
+  @AuditsPatientAccess(exportKickOffAccess)
+  @ApiOperation({ summary: 'Bulk Data export of every resource this API reads (Prefer: respond-async)' })
+  systemGet(@Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<OperationOutcome> {
+    return this.kickOff('system', 'GET', () => queryParams(req), req, res);
+  }
+
+  @Post('\\$export')
+  @HttpCode(202)
+  @Roles('integration')
+  @AuditsPatientAccess(exportKickOffAccess)
+  @ApiOperation({ summary: 'Bulk Data export, parameters as a FHIR Parameters resource' })
+  systemPost(
+    @Body() body: unknown,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<OperationOutcome> {
+    return this.kickOff('system', 'POST', () => parametersOf(body), req, res);
+  }
+
+  @Get('Patient/\\$export')
+  @HttpCode(202)
+  @Roles('integration')
+  @AuditsPatientAccess(exportKickOffAccess)
+  @ApiOperation({ summary: "Bulk Data export of every patient's data (Prefer: respond-async)" })
+  patientGet(@Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<OperationOutcome> {
+    return this.kickOff('patient', 'GET', () => queryParams(req), req, res);
+  }
+
+  @Post('Patient/\\$export')
+  @HttpCode(202)
+  @Roles('integration')
+  @AuditsPatientAccess(exportKickOffAccess)
+  @ApiOperation({ summary: "Bulk Data export of every patient's data, or of the patients named (Parameters)" })
+  patientPost(
+    @Body() body: unknown,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<OperationOutcome> {
+    return this.kickOff('patient', 'POST', () => parametersOf(body), req, res);
+  }
+
+  private async kickOff(
+    level: ExportLevel,
+    method: 'GET' | 'POST',
+    params: () => Record<string, string[]>,
+    req: Request,
+    res: Response,
+  ): Promise<OperationOutcome> {
+    const caller = (req as AuthenticatedRequest).caller!;
+    const types = exportableTypes(level, caller);
+    mayExport(types.allowed);
+    const answer = exportRequested(
+      { level, method, params: params(), prefer: req.get('prefer'), accept: req.get('accept') },
+      types,
+    );
+    if (!answer.accepted)
+      throw new OutcomeException(answer.status, answer.status === 403 ? 'forbidden' : 'invalid', answer.reason);
+    if ((await this.exports.runningFor(caller.id)) >= this.config.bulkExport.perClient) {
+      res.setHeader('Retry-After', String(BUSY_RETRY_SECONDS));
+      throw new OutcomeException(
+        429,
+        'throttled',
+        `This client has ${this.config.bulkExport.perClient} bulk exports running already; ask again when one has finished (or cancel one)`,
+      );
+    }
+    const id = randomUUID();
+    const base = `${req.protocol}://${req.get('host')}`;
+    await this.exports.begin({
+      ...answer.request,
+      id,
+      owner: caller.id,
+      requestUrl: `${base}${req.originalUrl}`,
+      transactionTime: new Date().toISOString(),
+      status: 'queued',
+      written: {},
+      output: [],
+    });
+    res.setHeader('Content-Location', statusUrl(base, id));
+    return operationOutcome(
+      'information',
+      'informational',
+      `Bulk export accepted: ${answer.request.types.join(', ')}. Ask its status at the Content-Location.`,
+    );
+  }
+}
+
+/** A query's parameters, each with every value it was given. */
+function queryParams(req: Request): Record<string, string[]> {
+  const params: Record<string, string[]> = {};
+  for (const [name, value] of new URL(req.originalUrl, 'http://here').searchParams) (params[name] ??= []).push(value);
+  return params;
+}
+
+/** A POSTed Parameters resource's values by name (strings, instants, references), as a query would give them. */
+function parametersOf(body: unknown): Record<string, string[]> {
+  const parameters = body as Parameters | undefined;
+  if (parameters?.resourceType !== 'Parameters')
+    throw new OutcomeException(400, 'invalid', 'POST $export takes a FHIR Parameters resource');
+  const params: Record<string, string[]> = {};
+  for (const p of parameters.parameter ?? []) {
+    const value =
+      p.valueString ?? p.valueInstant ?? p.valueDateTime ?? p.valueCode ?? p.valueUri ?? p.valueReference?.reference;
+    if (!p.name || value === undefined)
+      throw new OutcomeException(400, 'invalid', `Parameter "${p.name ?? ''}" has no value this server reads`);
+    (params[p.name] ??= []).push(value);
+  }
+  return params;
+}

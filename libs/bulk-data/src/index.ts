@@ -1,0 +1,2 @@
+export * from './export-kick-off';
+export * from './bulk-export';
