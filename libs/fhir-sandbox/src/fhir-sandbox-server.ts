@@ -155,8 +155,11 @@ async function handleRequest(
 
   const raw = await readBody(req, sandbox.maxBodyBytes);
   if (raw === undefined) return send(res, 413, outcome('too-costly', `Body larger than ${sandbox.maxBodyBytes} bytes`));
-  const rawBinary = binaryContentOf(req, path, raw);
-  const body = rawBinary ?? parseJsonBody(raw.toString('utf8'));
+  const rawBinary = binaryContentOf(req, path);
+  if (rawBinary && sandbox.repo instanceof SqliteRepository)
+    return storeBinary(sandbox, sandbox.repo, res, rawBinary, raw);
+  // Another repository (Medplum's MemoryRepository, in the store bench) holds the file in `data`, as FHIR JSON.
+  const body = rawBinary ? { ...rawBinary, data: raw.toString('base64') } : parseJsonBody(raw.toString('utf8'));
   if (body === INVALID_JSON) return send(res, 400, badRequest('Body is not valid JSON'));
   const fhirRequest: FhirRequest = {
     method: req.method as FhirRequest['method'],
@@ -179,7 +182,12 @@ async function handleRequest(
     sandbox.repo instanceof SqliteRepository ? await sandbox.repo.runAlone(route) : await route();
   const status = typeof failedStatus === 'number' ? failedStatus : getStatus(result);
   if (status >= 400 || !resource) return send(res, status, result);
-  if (wantsBinaryContent(req, path) && resource.resourceType === 'Binary') return sendBinaryContent(res, resource);
+  if (wantsBinaryContent(req, path) && resource.resourceType === 'Binary')
+    return sendBinaryContent(
+      res,
+      resource,
+      sandbox.repo instanceof SqliteRepository ? sandbox.repo.binaryContent(resource.id!) : undefined,
+    );
   send(
     res,
     status,
@@ -197,14 +205,14 @@ const BINARY_PATH = /^\/Binary(\/[^/]+)?\/?$/;
 
 /**
  * A Binary's content sent as it is (POST or PUT of `/Binary` with any content type but JSON), as FHIR servers take
- * a file (Medplum streams it to its binary storage): held as a Binary resource with the content in `data`.
+ * a file (Medplum streams it to its binary storage): the Binary it is kept under (its content beside it).
  */
-function binaryContentOf(req: http.IncomingMessage, path: string, raw: Buffer): Binary | undefined {
+function binaryContentOf(req: http.IncomingMessage, path: string): Binary | undefined {
   const contentType = req.headers['content-type']?.split(';')[0].trim().toLowerCase();
   if (!['POST', 'PUT'].includes(req.method ?? '') || !BINARY_PATH.test(path) || !contentType) return undefined;
   if (contentType.includes('json') && !contentType.includes('ndjson')) return undefined;
   const id = BINARY_PATH.exec(path)?.[1]?.slice(1);
-  return { resourceType: 'Binary', ...(id && { id }), contentType, data: raw.toString('base64') };
+  return { resourceType: 'Binary', ...(id && { id }), contentType };
 }
 
 /** A read of a Binary that asks for anything but JSON gets its content, as Medplum answers one. */
@@ -218,10 +226,28 @@ function wantsBinaryContent(req: http.IncomingMessage, path: string): boolean {
   );
 }
 
-function sendBinaryContent(res: http.ServerResponse, binary: Binary): void {
+function sendBinaryContent(res: http.ServerResponse, binary: Binary, stored: Buffer | undefined): void {
   if (res.headersSent) return;
   res.writeHead(200, { 'content-type': binary.contentType ?? 'application/octet-stream' });
-  res.end(Buffer.from(binary.data ?? '', 'base64'));
+  res.end(stored ?? Buffer.from(binary.data ?? '', 'base64'));
+}
+
+/** A file posted raw, kept beside its Binary (SqliteRepository.storeBinary), answered as FHIR servers answer a create. */
+async function storeBinary(
+  sandbox: SandboxContext,
+  repo: SqliteRepository,
+  res: http.ServerResponse,
+  binary: Binary,
+  content: Buffer,
+): Promise<void> {
+  try {
+    const stored = await repo.runAlone(() => repo.storeBinary(binary.contentType, content, binary.id));
+    const status = binary.id ? 200 : 201;
+    send(res, status, stored, versionHeaders(stored, status, sandbox.baseUrl));
+  } catch (err) {
+    const outcome = normalizeOperationOutcome(err);
+    send(res, getStatus(outcome), outcome);
+  }
 }
 
 /** An empty body is no body; anything else must be JSON. */

@@ -26,7 +26,7 @@ import type {
   RepositoryMode,
   UpdateResourceOptions,
 } from '@medplum/fhir-router';
-import type { Bundle, BundleEntry, Parameters, Reference, Resource } from '@medplum/fhirtypes';
+import type { Binary, Bundle, BundleEntry, Parameters, Reference, Resource } from '@medplum/fhirtypes';
 import { v7 as uuidv7 } from 'uuid';
 import { CommitQueue } from './commit-queue';
 import {
@@ -96,6 +96,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, change TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS indexed_param (p TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS binary_content (id TEXT PRIMARY KEY, content BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS resource (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   type TEXT NOT NULL,
@@ -419,6 +420,7 @@ export class SqliteRepository extends FhirRepository {
         this.keepAsHistory(existing.seq);
         this.unindex(existing.seq);
         this.stmt('DELETE FROM resource WHERE seq = ?').run(existing.seq);
+        if (resourceType === 'Binary') this.stmt('DELETE FROM binary_content WHERE id = ?').run(id);
       });
     });
   }
@@ -457,6 +459,30 @@ export class SqliteRepository extends FhirRepository {
    */
   runAlone<T>(fn: () => Promise<T>): Promise<T> {
     return this.ops.run(fn);
+  }
+
+  /**
+   * A Binary posted as it is (a file, not FHIR JSON), kept as Medplum keeps one: the resource without `data`, its
+   * content beside it (Medplum's binary storage; here a table), so that neither the 1 MB base64Binary limit of
+   * validation nor the history holds the file. `id` for a PUT (created when there is none).
+   */
+  storeBinary(contentType: string, content: Buffer, id?: string): Promise<WithId<Binary>> {
+    const binary: Binary = { resourceType: 'Binary', ...(id && { id }), contentType };
+    this.validate(binary);
+    return this.ops.run(() =>
+      this.ops.atomic(() => {
+        const stored = this.writeSync(binary, id !== undefined);
+        this.stmt('INSERT OR REPLACE INTO binary_content (id, content) VALUES (?, ?)').run(stored.id, content);
+        return stored;
+      }),
+    );
+  }
+
+  /** A Binary's content as stored by storeBinary; undefined for one written as FHIR JSON (its `data`) or none. */
+  binaryContent(id: string): Buffer | undefined {
+    const row = this.stmt('SELECT content FROM binary_content WHERE id = ?').get(id) as
+      { content: Uint8Array } | undefined;
+    return row && Buffer.from(row.content);
   }
 
   // ---------------------------------------------------------------- reads
