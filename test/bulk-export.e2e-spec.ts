@@ -250,6 +250,37 @@ describe('Bulk Data export', () => {
     }
   });
 
+  it("a page link the server no longer has (HAPI's expired _getpages) begins that search again, its files dropped", async () => {
+    // The third page fails once (the attempt fails, the first file written); the retry's link to the second is gone.
+    let cursorPages = 0;
+    let firstPages = 0;
+    proxy.intercept = (method, path) => {
+      if (method !== 'GET' || !path.includes('/Task?') || !path.includes('_sort=_lastUpdated')) return undefined;
+      if (!path.includes('_cursor=')) {
+        firstPages++;
+        return undefined;
+      }
+      cursorPages++;
+      const failure = { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception' }] };
+      if (cursorPages === 2) return { status: 500, body: failure };
+      if (cursorPages === 3) return { status: 410, body: failure };
+      return undefined;
+    };
+    try {
+      const binariesBefore = (await store.searchAll('Binary', { _count: 1000 })).length;
+      const auth = await as();
+      const manifest = (await manifestAt(await kickOff('/fhir/$export?_type=Task', auth), auth)).body as Manifest;
+      const exported = await download(manifest, auth);
+      const tasks = await store.searchAll<Task>('Task', { _count: 1000 });
+      expect(idsOf(exported, 'Task').sort()).toEqual(tasks.map((t) => t.id).sort());
+      expect(firstPages).toBe(2);
+      // The file written before the link was gone is deleted: only the manifest's files are new on the server.
+      expect((await store.searchAll('Binary', { _count: 1000 })).length).toBe(binariesBefore + manifest.output.length);
+    } finally {
+      proxy.intercept = () => undefined;
+    }
+  });
+
   it("shows its progress while it runs, and a client's DELETE cancels it and deletes the files written", async () => {
     const auth = await as();
     // Each request to the FHIR server held a moment: long enough to see the export running.

@@ -4,6 +4,7 @@ import {
   manifestOf,
   patientChunks,
   percentDone,
+  searchBegunAgain,
   progressText,
   writeBeforeAdding,
   type BulkExport,
@@ -44,6 +45,22 @@ describe('bulk export rules', () => {
     expect(afterSearch(exported({ patients }), { type: 0, chunk: 1, next: 'x' })).toEqual({ type: 0, chunk: 2 });
     expect(afterSearch(exported({ patients }), { type: 0, chunk: 2 })).toEqual({ type: 1, chunk: 0 });
     expect(afterSearch(exported(), { type: 1, chunk: 0 })).toEqual({ type: 2, chunk: 0 });
+  });
+
+  it('begins a search again without the files it wrote, counting them out', () => {
+    const before = exported({
+      written: { CarePlan: 3, Task: 50 },
+      output: [
+        { type: 'CarePlan', binary: 'b1', count: 3 },
+        { type: 'Task', binary: 'b2', count: 20 },
+        { type: 'Task', binary: 'b3', count: 30 },
+      ],
+    });
+    const { exported: again, dropped } = searchBegunAgain(before, { type: 1, chunk: 0, next: 'gone', fromFile: 1 });
+    expect(dropped.map((f) => f.binary)).toEqual(['b2', 'b3']);
+    expect(again.output.map((f) => f.binary)).toEqual(['b1']);
+    expect(again.written).toEqual({ CarePlan: 3, Task: 0 });
+    expect(again.position).toEqual({ type: 1, chunk: 0, fromFile: 1 });
   });
 
   it('writes a file before the page that would pass the largest size; a larger page is a file of its own', () => {

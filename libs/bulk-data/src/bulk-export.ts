@@ -34,12 +34,13 @@ export interface ExportFile {
 
 /**
  * The next page to write: the `type`-th type, its `chunk`-th group of patients (0 with no patients named), and the
- * server's next link to it (none: that search's first page).
+ * server's next link to it (none: that search's first page); `fromFile`: the first file that search wrote.
  */
 export interface ExportPosition {
   type: number;
   chunk: number;
   next?: string;
+  fromFile?: number;
 }
 
 /** Patients named per search (`patient=Patient/a,Patient/b,...`), so a search's URL stays short. */
@@ -60,6 +61,30 @@ export function afterSearch(exported: Pick<BulkExport, 'patients'>, at: ExportPo
   return at.chunk + 1 < patientChunks(exported).length
     ? { type: at.type, chunk: at.chunk + 1 }
     : { type: at.type + 1, chunk: 0 };
+}
+
+/**
+ * A search begun again from its first page, because the server no longer has the next link it was to follow (HAPI
+ * forgets a search's pages an hour after it was last read): the files it wrote so far are dropped (the caller deletes
+ * them), so no resource is written twice.
+ */
+export function searchBegunAgain(
+  exported: BulkExport,
+  at: ExportPosition,
+): { exported: BulkExport; dropped: ExportFile[] } {
+  const from = Math.min(at.fromFile ?? exported.output.length, exported.output.length);
+  const dropped = exported.output.slice(from);
+  const written = { ...exported.written };
+  for (const file of dropped) written[file.type] = (written[file.type] ?? 0) - file.count;
+  return {
+    exported: {
+      ...exported,
+      output: exported.output.slice(0, from),
+      written,
+      position: { type: at.type, chunk: at.chunk, fromFile: from },
+    },
+    dropped,
+  };
 }
 
 /**

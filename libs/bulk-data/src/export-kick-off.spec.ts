@@ -74,6 +74,16 @@ describe('exportRequested', () => {
     expect(answer.accepted === false && answer.reason).toMatch(reason);
   });
 
+  it("reads a parameter named like Object's own members as a parameter (unknown), not as Object's", () => {
+    for (const name of ['constructor', 'toString', '__proto__'])
+      expect(
+        exportRequested(kickOff(JSON.parse(`{"${name}": ["1"]}`) as Record<string, string[]>), TYPES),
+      ).toMatchObject({
+        accepted: false,
+        status: 400,
+      });
+  });
+
   it('refuses a caller who may read none of the types (a patient/ scope)', () => {
     expect(exportRequested(kickOff(), { ...TYPES, allowed: [] })).toMatchObject({ accepted: false, status: 403 });
   });

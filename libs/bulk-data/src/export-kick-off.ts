@@ -58,30 +58,35 @@ export function exportRequested(kickOff: KickOff, types: ExportableTypes): KickO
     return refused(400, 'A bulk export runs in the background: send the header Prefer: respond-async');
   if (kickOff.accept && !acceptsFhirJson(kickOff.accept))
     return refused(406, `A bulk export's status and errors are FHIR JSON: send Accept: application/fhir+json`);
-  const { params } = kickOff;
-  const unsupported = UNSUPPORTED.filter((name) => params[name]?.length);
+  // Own keys only: a parameter named `constructor` or `toString` is a parameter, not Object's.
+  const value = (name: string): string[] => (Object.hasOwn(kickOff.params, name) ? kickOff.params[name] : []);
+  const unsupported = UNSUPPORTED.filter((name) => value(name).length);
   if (unsupported.length) return refused(400, `Not supported by this server: ${unsupported.join(', ')}`);
-  const unknown = Object.keys(params).filter((name) => !KNOWN_PARAMS.has(name) && !UNSUPPORTED.includes(name));
+  const unknown = Object.keys(kickOff.params).filter((name) => !KNOWN_PARAMS.has(name) && !UNSUPPORTED.includes(name));
   if (unknown.length) return refused(400, `Unknown parameter(s) for $export: ${unknown.join(', ')}`);
 
-  const formats = params._outputFormat ?? [];
+  const formats = value('_outputFormat');
   if (formats.length > 1 || (formats.length && !NDJSON_NAMES.has(formats[0])))
     return refused(400, `_outputFormat must be ${NDJSON} (or application/ndjson, ndjson), got "${formats.join(',')}"`);
 
-  const sinces = params._since ?? [];
+  const sinces = value('_since');
   if (sinces.length > 1) return refused(400, '_since may be given once');
   const since = sinces[0];
   if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since))))
     return refused(400, `_since must be a FHIR instant with a time zone, such as 2026-01-01T00:00:00Z, got "${since}"`);
 
-  const patients = params.patient ?? [];
+  const patients = value('patient');
   if (patients.length && (kickOff.level !== 'patient' || kickOff.method !== 'POST'))
     return refused(400, 'patient is a parameter of POST /Patient/$export only');
   const badPatient = patients.find((p) => !PATIENT_REFERENCE.test(p));
   if (badPatient !== undefined)
     return refused(400, `patient must be a reference like Patient/123, got "${badPatient}"`);
 
-  const asked = unique((params._type ?? []).flatMap((v) => v.split(',')).map((t) => t.trim()));
+  const asked = unique(
+    value('_type')
+      .flatMap((v) => v.split(','))
+      .map((t) => t.trim()),
+  );
   const notKnown = asked.filter((t) => !types.known.includes(t));
   if (notKnown.length)
     return refused(

@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import type { BulkExport } from '@kc/bulk-data';
 import { JOBS, retryOptions } from './jobs';
+import { whileQueueConnected } from './infusion-events.producer';
 import { QUEUES } from './queue-names';
 import { queueRedis } from './redis-connection';
 
@@ -31,6 +32,10 @@ export class BulkExports {
 
   /** Keeps the export's record and queues its job. */
   async begin(exported: BulkExport): Promise<void> {
+    await whileQueueConnected(this.queue, () => this.keep(exported));
+  }
+
+  private async keep(exported: BulkExport): Promise<void> {
     const redis = await this.redis();
     await redis
       .multi()
@@ -50,8 +55,9 @@ export class BulkExports {
     );
   }
 
+  /** The export's record; Redis not connected: QueueUnavailableError at once (a status request answers 503). */
   async get(id: string): Promise<BulkExport | undefined> {
-    const stored = await (await this.redis()).get(this.key(id));
+    const stored = await whileQueueConnected(this.queue, async () => (await this.redis()).get(this.key(id)));
     return stored ? (JSON.parse(stored) as BulkExport) : undefined;
   }
 
@@ -80,6 +86,10 @@ export class BulkExports {
    * stops at its next page), and its files deleted now. False when there was no such export.
    */
   async cancel(id: string): Promise<boolean> {
+    return whileQueueConnected(this.queue, () => this.markCancelled(id));
+  }
+
+  private async markCancelled(id: string): Promise<boolean> {
     const redis = await this.redis();
     for (;;) {
       const stored = await redis.get(this.key(id));
@@ -113,6 +123,10 @@ export class BulkExports {
 
   /** How many of the owner's exports are queued or being written now. */
   async runningFor(owner: string): Promise<number> {
+    return whileQueueConnected(this.queue, () => this.countRunning(owner));
+  }
+
+  private async countRunning(owner: string): Promise<number> {
     const redis = await this.redis();
     const ids = await redis.smembers(this.ownerKey(owner));
     if (!ids.length) return 0;

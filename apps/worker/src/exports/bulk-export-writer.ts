@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
-import { FhirClient, matchesOf, searchEach } from '@kc/fhir';
+import { FhirClient, FhirNotFoundError, matchesOf, searchEach } from '@kc/fhir';
 import { BulkExports } from '@kc/queue';
 import {
   afterSearch,
@@ -9,6 +9,7 @@ import {
   NDJSON,
   patientChunks,
   percentDone,
+  searchBegunAgain,
   writeBeforeAdding,
   type BulkExport,
   type ExportPosition,
@@ -95,9 +96,34 @@ export class BulkExportWriter {
 
   /**
    * One search written from `at` to its last page, a file each time the next page would make it too large. The record
-   * as updated after its last file, or undefined when the export was cancelled meanwhile.
+   * as updated after its last file, or undefined when the export was cancelled meanwhile. A next link the server no
+   * longer has (404/410: HAPI's `_getpages` expire) begins the search again, its files so far dropped; once.
    */
   private async writeSearch(
+    exported: BulkExport,
+    at: ExportPosition,
+    progress: (percent: number) => Promise<unknown>,
+    begunAgain = false,
+  ): Promise<BulkExport | undefined> {
+    const from: ExportPosition = at.next ? at : { ...at, fromFile: exported.output.length };
+    try {
+      return await this.writePages(exported, from, progress);
+    } catch (err) {
+      if (!(err instanceof PageLinkGone) || begunAgain) throw err;
+      let dropped: string[] = [];
+      const again = await this.exports.update(exported.id, (current) => {
+        const begun = searchBegunAgain(current, from);
+        dropped = begun.dropped.map((file) => file.binary);
+        return begun.exported;
+      });
+      if (!again) return undefined;
+      for (const binary of dropped) await this.fhir.delete('Binary', binary);
+      this.logger.warn({ msg: 'bulk export search begun again: its page link was gone', export: exported.id });
+      return this.writeSearch(again, again.position!, progress, true);
+    }
+  }
+
+  private async writePages(
     exported: BulkExport,
     at: ExportPosition,
     progress: (percent: number) => Promise<unknown>,
@@ -115,11 +141,22 @@ export class BulkExportWriter {
         await progress(percentDone(current));
         file = { lines: [], bytes: 0 };
       }
-      file = { lines: [...file.lines, ...page.lines], bytes: file.bytes + page.bytes };
+      file.lines.push(...page.lines);
+      file.bytes += page.bytes;
       if (!page.next) break;
-      page = pageOf(await this.fhir.searchPageAt(page.next), page.next);
+      page = await this.pageAt(page.next);
     }
     return this.writeFile(current, type, file.lines, afterSearch(exported, at));
+  }
+
+  /** The page a next link names; the server no longer having it is PageLinkGone. */
+  private async pageAt(next: string): Promise<Page> {
+    try {
+      return pageOf(await this.fhir.searchPageAt(next), next);
+    } catch (err) {
+      if (err instanceof FhirNotFoundError) throw new PageLinkGone();
+      throw err;
+    }
   }
 
   private async firstPage(
@@ -129,7 +166,7 @@ export class BulkExportWriter {
     next: string | undefined,
     pageSize: number,
   ): Promise<Page> {
-    if (next) return pageOf(await this.fhir.searchPageAt(next), next);
+    if (next) return this.pageAt(next);
     return pageOf(await this.fhir.search(type as ResourceType, exportSearch(exported, patients, pageSize)));
   }
 
@@ -159,6 +196,9 @@ export class BulkExportWriter {
     return updated;
   }
 }
+
+/** A search's next link the server no longer has (HAPI's answer to an expired `_getpages`: 410). */
+class PageLinkGone extends Error {}
 
 function pageOf(bundle: Bundle, fetchedBy?: string): Page {
   const lines = matchesOf<Resource>(bundle).map((resource) => JSON.stringify(resource));

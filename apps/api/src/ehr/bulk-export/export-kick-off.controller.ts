@@ -121,7 +121,7 @@ export class ExportKickOffController {
 
 /** A query's parameters, each with every value it was given. */
 function queryParams(req: Request): Record<string, string[]> {
-  const params: Record<string, string[]> = {};
+  const params: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   for (const [name, value] of new URL(req.originalUrl, 'http://here').searchParams) (params[name] ??= []).push(value);
   return params;
 }
@@ -131,8 +131,8 @@ function parametersOf(body: unknown): Record<string, string[]> {
   const parameters = body as Parameters | undefined;
   if (parameters?.resourceType !== 'Parameters')
     throw new OutcomeException(400, 'invalid', 'POST $export takes a FHIR Parameters resource');
-  const params: Record<string, string[]> = {};
-  for (const p of parameters.parameter ?? []) {
+  const params: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+  for (const p of Array.isArray(parameters.parameter) ? parameters.parameter : []) {
     const value =
       p.valueString ?? p.valueInstant ?? p.valueDateTime ?? p.valueCode ?? p.valueUri ?? p.valueReference?.reference;
     if (!p.name || value === undefined)
