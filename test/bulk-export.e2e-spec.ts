@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { SignJWT } from 'jose';
-import type { AuditEvent, CapabilityStatement, OperationOutcome, Resource, Task } from '@medplum/fhirtypes';
+import type { AuditEvent, CapabilityStatement, Group, OperationOutcome, Resource, Task } from '@medplum/fhirtypes';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { FhirClient } from '@kc/fhir';
 import { QUEUES } from '@kc/queue';
@@ -207,6 +207,58 @@ describe('Bulk Data export', () => {
     expect(theirs.every((r) => JSON.stringify(r).includes(patients[1]))).toBe(true);
   });
 
+  it('_typeFilter narrows a type to a search; Prefer: handling=lenient leaves out what is not supported, saying so', async () => {
+    const auth = await as();
+    const res = await request(service.url)
+      .get('/fhir/$export')
+      .query({ _type: 'Task,CarePlan', _typeFilter: 'Task?patient=Patient/ehr-1', _elements: 'id' })
+      .set({ ...ASYNC, Prefer: 'respond-async, handling=lenient' })
+      .set(auth)
+      .expect(202);
+    const said = (res.body as OperationOutcome).issue.map((i) => i.details?.text);
+    expect(said).toContain('Ignored, not supported: _elements');
+    const exported = await download((await manifestAt(res.headers['content-location'], auth)).body as Manifest, auth);
+    const theirs = await store.searchAll<Task>('Task', { patient: 'Patient/ehr-1', _count: 1000 });
+    expect(idsOf(exported, 'Task').sort()).toEqual(theirs.map((t) => t.id).sort());
+    // The type with no filter is written whole.
+    expect(idsOf(exported, 'CarePlan').length).toBeGreaterThanOrEqual(3);
+  });
+
+  it("Group/<id>/$export writes the data of the Group's active patients: a cohort the EHR keeps", async () => {
+    const auth = await as();
+    const { resource: group } = await store.create<Group>({
+      resourceType: 'Group',
+      type: 'person',
+      actual: true,
+      member: [
+        { entity: { reference: patients[0] } },
+        { entity: { reference: patients[1] }, inactive: true },
+        { entity: { reference: patients[2] } },
+        { entity: { reference: 'Practitioner/not-a-patient' } },
+      ],
+    });
+    const manifest = (await manifestAt(await kickOff(`/fhir/Group/${group.id}/$export?_type=Task`, auth), auth))
+      .body as Manifest;
+    const exported = await download(manifest, auth);
+    const theirs = await store.searchAll<Task>('Task', { patient: `${patients[0]},${patients[2]}`, _count: 1000 });
+    expect(idsOf(exported, 'Task').sort()).toEqual(theirs.map((t) => t.id).sort());
+    expect(theirs.length).toBeGreaterThan(0);
+
+    // A Group with no patient exports nothing (not everyone's data); one the server has not is 404.
+    const { resource: empty } = await store.create<Group>({ resourceType: 'Group', type: 'person', actual: true });
+    const none = (await manifestAt(await kickOff(`/fhir/Group/${empty.id}/$export`, auth), auth)).body as Manifest;
+    expect(none.output).toEqual([]);
+    const missing = await request(service.url)
+      .get('/fhir/Group/no-such-group/$export')
+      .set(ASYNC)
+      .set(auth)
+      .expect(404);
+    expect(refusal(missing)).toMatch(/Group\/no-such-group is not found/);
+    // A token whose scopes do not read the Group is refused.
+    const noGroup = await as({ scope: 'system/Task.rs' }, 'ehr-no-group');
+    await request(service.url).get(`/fhir/Group/${group.id}/$export`).set(ASYNC).set(noGroup).expect(403);
+  });
+
   it('a FHIR server failing mid-export costs the page being read: the retry goes on from the last file, each resource once', async () => {
     const patient = `Patient/bulk-${Date.now()}`;
     await store.transaction(
@@ -321,12 +373,14 @@ describe('Bulk Data export', () => {
     expect(refusal(no)).toMatch(/Prefer: respond-async/);
     const unknown = await request(service.url).get('/fhir/$export?_type=Patient').set(ASYNC).set(auth).expect(400);
     expect(refusal(unknown)).toMatch(/does not export Patient/);
+    const elements = await request(service.url).get('/fhir/$export?_elements=id').set(ASYNC).set(auth).expect(400);
+    expect(refusal(elements)).toMatch(/Not supported by this server: _elements/);
     const filter = await request(service.url)
-      .get('/fhir/$export?_typeFilter=Task%3Fstatus%3Ddraft')
+      .get('/fhir/$export?_typeFilter=Task%3Fpatient.name%3Dx')
       .set(ASYNC)
       .set(auth)
       .expect(400);
-    expect(refusal(filter)).toMatch(/Not supported by this server: _typeFilter/);
+    expect(refusal(filter)).toMatch(/_typeFilter Task cannot search by patient.name/);
     const since = await request(service.url).get('/fhir/$export?_since=yesterday').set(ASYNC).set(auth).expect(400);
     expect(refusal(since)).toMatch(/_since must be a FHIR instant/);
     const format = await request(service.url)

@@ -25,12 +25,14 @@ const exported = (more: Partial<BulkExport> = {}): BulkExport => ({
 
 describe('bulk export rules', () => {
   it('searches each type changed after _since and not after the transaction time, oldest first (cursor paging)', () => {
-    expect(exportSearch(exported(), undefined, 1000)).toEqual({
+    expect(exportSearch(exported(), 'Task', undefined, 1000)).toEqual({
       _lastUpdated: ['le2026-12-07T10:00:00.000Z'],
       _sort: '_lastUpdated',
       _count: '1000',
     });
-    expect(exportSearch(exported({ since: '2026-12-01T00:00:00.000Z' }), ['Patient/a', 'Patient/b'], 20)).toEqual({
+    expect(
+      exportSearch(exported({ since: '2026-12-01T00:00:00.000Z' }), 'Task', ['Patient/a', 'Patient/b'], 20),
+    ).toEqual({
       _lastUpdated: ['gt2026-12-01T00:00:00.000Z', 'le2026-12-07T10:00:00.000Z'],
       _sort: '_lastUpdated',
       _count: '20',
@@ -38,10 +40,22 @@ describe('bulk export rules', () => {
     });
   });
 
+  it("adds a type's _typeFilter to its search, its _lastUpdated beside the export's own", () => {
+    const filtered = exported({ filters: { Task: { status: ['draft'], _lastUpdated: ['ge2026-01-01'] } } });
+    expect(exportSearch(filtered, 'Task', undefined, 20)).toEqual({
+      status: ['draft'],
+      _lastUpdated: ['ge2026-01-01', 'le2026-12-07T10:00:00.000Z'],
+      _sort: '_lastUpdated',
+      _count: '20',
+    });
+    expect(exportSearch(filtered, 'CarePlan', undefined, 20)).not.toHaveProperty('status');
+  });
+
   it('groups named patients 50 to a search, and goes on group by group, then type by type', () => {
     const patients = Array.from({ length: 120 }, (_, i) => `Patient/${i}`);
     expect(patientChunks(exported({ patients })).map((c) => c?.length)).toEqual([50, 50, 20]);
     expect(patientChunks(exported())).toEqual([undefined]);
+    expect(patientChunks(exported({ patients: [] }))).toEqual([]);
     expect(afterSearch(exported({ patients }), { type: 0, chunk: 1, next: 'x' })).toEqual({ type: 0, chunk: 2 });
     expect(afterSearch(exported({ patients }), { type: 0, chunk: 2 })).toEqual({ type: 1, chunk: 0 });
     expect(afterSearch(exported(), { type: 1, chunk: 0 })).toEqual({ type: 2, chunk: 0 });

@@ -46,10 +46,13 @@ export interface ExportPosition {
 /** Patients named per search (`patient=Patient/a,Patient/b,...`), so a search's URL stays short. */
 export const PATIENTS_PER_SEARCH = 50;
 
-/** The patient groups each type is searched by: one search over all patients when none are named. */
+/**
+ * The patient groups each type is searched by: one search over all patients when none are named, none when the export
+ * is of nobody (a Group with no patient).
+ */
 export function patientChunks(exported: Pick<BulkExport, 'patients'>): (string[] | undefined)[] {
-  const patients = exported.patients ?? [];
-  if (!patients.length) return [undefined];
+  if (exported.patients === undefined) return [undefined];
+  const patients = exported.patients;
   const chunks: string[][] = [];
   for (let i = 0; i < patients.length; i += PATIENTS_PER_SEARCH)
     chunks.push(patients.slice(i, i + PATIENTS_PER_SEARCH));
@@ -93,12 +96,20 @@ export function searchBegunAgain(
  * export follows the same pages.
  */
 export function exportSearch(
-  exported: Pick<BulkExport, 'since' | 'transactionTime'>,
+  exported: Pick<BulkExport, 'since' | 'transactionTime' | 'filters'>,
+  type: string,
   patients: string[] | undefined,
   pageSize: number,
 ): Record<string, string | string[]> {
+  const filter = exported.filters?.[type] ?? {};
   return {
-    _lastUpdated: [...(exported.since ? [`gt${exported.since}`] : []), `le${exported.transactionTime}`],
+    // The type's _typeFilter first: its `_lastUpdated`, if any, is kept beside the export's own.
+    ...filter,
+    _lastUpdated: [
+      ...(filter._lastUpdated ?? []),
+      ...(exported.since ? [`gt${exported.since}`] : []),
+      `le${exported.transactionTime}`,
+    ],
     _sort: '_lastUpdated',
     _count: String(pageSize),
     ...(patients && { patient: patients.join(',') }),

@@ -1,9 +1,10 @@
-import { exportRequested, type ExportableTypes, type KickOff } from './export-kick-off';
+import { exportRequested, groupPatients, type ExportableTypes, type KickOff } from './export-kick-off';
 
 const TYPES: ExportableTypes = {
   known: ['CarePlan', 'Task', 'PlanDefinition', 'AuditEvent'],
   allowed: ['CarePlan', 'Task', 'PlanDefinition'],
   onlyWhenNamed: new Set(['AuditEvent']),
+  searchParams: { Task: ['status', 'code', '_lastUpdated'], CarePlan: ['status'] },
 };
 const kickOff = (params: Record<string, string[]> = {}, more: Partial<KickOff> = {}): KickOff => ({
   level: 'system',
@@ -19,6 +20,7 @@ describe('exportRequested', () => {
     expect(exportRequested(kickOff(), TYPES)).toEqual({
       accepted: true,
       request: { level: 'system', types: ['CarePlan', 'Task', 'PlanDefinition'] },
+      ignored: [],
     });
     const admin = { ...TYPES, allowed: [...TYPES.allowed, 'AuditEvent'] };
     expect(exportRequested(kickOff(), admin)).toMatchObject({
@@ -41,6 +43,7 @@ describe('exportRequested', () => {
     expect(answer).toEqual({
       accepted: true,
       request: { level: 'system', types: ['Task', 'CarePlan'], since: '2026-12-01T09:00:00.000Z' },
+      ignored: [],
     });
   });
 
@@ -58,10 +61,42 @@ describe('exportRequested', () => {
     ).toMatchObject({ status: 400, reason: 'patient must be a reference like Patient/123, got "Group/1"' });
   });
 
+  it("exports a Group's patients, narrowed to those a POST names; a Group of nobody exports nobody's data", () => {
+    const group = { level: 'group' as const, groupMembers: ['Patient/a', 'Patient/b'] };
+    expect(exportRequested(kickOff({}, group), TYPES)).toMatchObject({
+      request: { patients: ['Patient/a', 'Patient/b'] },
+    });
+    expect(
+      exportRequested(kickOff({ patient: ['Patient/b', 'Patient/z'] }, { ...group, method: 'POST' }), TYPES),
+    ).toMatchObject({ request: { patients: ['Patient/b'] } });
+    expect(exportRequested(kickOff({}, { level: 'group', groupMembers: [] }), TYPES)).toMatchObject({
+      request: { patients: [] },
+    });
+  });
+
+  it("takes a Group's active Patient members", () => {
+    expect(
+      groupPatients({
+        member: [
+          { entity: { reference: 'Patient/a' } },
+          { entity: { reference: 'Patient/b' }, inactive: true },
+          { entity: { reference: 'Practitioner/c' } },
+          { entity: { reference: 'Patient/a' } },
+          { entity: { display: 'no reference' } },
+        ],
+      }),
+    ).toEqual(['Patient/a']);
+    expect(groupPatients({})).toEqual([]);
+  });
+
   it.each([
     [{}, { prefer: undefined }, 400, /Prefer: respond-async/],
     [{}, { accept: 'text/html' }, 406, /Accept: application\/fhir\+json/],
-    [{ _typeFilter: ['Task?status=draft'] }, {}, 400, /Not supported by this server: _typeFilter/],
+    [{ _elements: ['id'] }, {}, 400, /Not supported by this server: _elements \(send Prefer: handling=lenient/],
+    [{ _typeFilter: ['Task?owner=x'] }, {}, 400, /_typeFilter Task cannot search by owner; it may use status, code/],
+    [{ _typeFilter: ['Task?status=a,Task?code=b'] }, {}, 400, /One _typeFilter per resource type/],
+    [{ _typeFilter: ['Task'] }, {}, 400, /_typeFilter Task names no search parameter/],
+    [{ _type: ['CarePlan'], _typeFilter: ['Task?status=draft'] }, {}, 400, /Task is not a type being exported/],
     [{ _count: ['10'] }, {}, 400, /Unknown parameter\(s\) for \$export: _count/],
     [{ _outputFormat: ['text/csv'] }, {}, 400, /_outputFormat must be application\/fhir\+ndjson/],
     [{ _since: ['2026-12-01'] }, {}, 400, /_since must be a FHIR instant with a time zone/],
@@ -82,6 +117,18 @@ describe('exportRequested', () => {
         accepted: false,
         status: 400,
       });
+  });
+
+  it('narrows a type to its _typeFilter; with Prefer: handling=lenient, leaves out what it does not support', () => {
+    expect(exportRequested(kickOff({ _typeFilter: ['Task?status=draft&status=ready&code=x'] }), TYPES)).toMatchObject({
+      request: { filters: { Task: { status: ['draft', 'ready'], code: ['x'] } } },
+      ignored: [],
+    });
+    const lenient = exportRequested(
+      kickOff({ _elements: ['id'], _until: ['2027-01-01T00:00:00Z'] }, { prefer: 'respond-async, handling=lenient' }),
+      TYPES,
+    );
+    expect(lenient).toMatchObject({ accepted: true, ignored: ['_elements', '_until'] });
   });
 
   it('refuses a caller who may read none of the types (a patient/ scope)', () => {

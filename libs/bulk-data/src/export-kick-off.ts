@@ -1,19 +1,27 @@
+import type { Group } from '@medplum/fhirtypes';
+
 /**
  * A Bulk Data export request (FHIR Bulk Data Access IG, `$export`) as the client sent it, checked: which level, which
  * resource types, since when, for which patients. Pure: the API passes in what the caller may read; the answer is the
  * export to run, or why not (a 4xx for the caller).
  */
 
-/** System level (`/fhir/$export`) or every patient's data (`/fhir/Patient/$export`). Group level is not offered. */
-export type ExportLevel = 'system' | 'patient';
+/**
+ * System level (`/fhir/$export`), every patient's data (`/fhir/Patient/$export`), or the data of a Group's patients
+ * (`/fhir/Group/<id>/$export`: a cohort the EHR keeps on the FHIR server).
+ */
+export type ExportLevel = 'system' | 'patient' | 'group';
 
 /** The one format written: FHIR resources as newline-delimited JSON. */
 export const NDJSON = 'application/fhir+ndjson';
 /** What `_outputFormat` may say for it (the IG's abbreviations). */
 const NDJSON_NAMES = new Set([NDJSON, 'application/ndjson', 'ndjson']);
 
-/** Parameters the IG defines that this service does not support: refused by name rather than ignored. */
-const UNSUPPORTED = ['_typeFilter', '_elements', 'includeAssociatedData', 'organizeOutputBy', '_until'];
+/**
+ * Parameters the IG defines that this service does not support: refused by name, or ignored (and said so) when the
+ * client asks for lenient handling (`Prefer: handling=lenient`), as the IG provides.
+ */
+const UNSUPPORTED = ['_elements', 'includeAssociatedData', 'organizeOutputBy', '_until', 'allowPartialManifests'];
 
 export interface ExportRequest {
   level: ExportLevel;
@@ -21,7 +29,12 @@ export interface ExportRequest {
   types: string[];
   /** Only resources changed after this instant (`_since`). */
   since?: string;
-  /** Patient level, POST only: these patients' data alone (`Patient/<id>`). */
+  /** Per type, the search a `_typeFilter` narrows it to (its parameters, each with its values). */
+  filters?: Record<string, Record<string, string[]>>;
+  /**
+   * These patients' data alone (`Patient/<id>`): those a POST names, a Group's members (all of them, or those of them a
+   * POST names). Undefined: every patient's; empty: nobody's (a Group with no patient).
+   */
   patients?: string[];
 }
 
@@ -32,6 +45,8 @@ export interface KickOff {
   params: Record<string, string[]>;
   prefer?: string;
   accept?: string;
+  /** Group level: the Group's patients (groupPatients), read by the caller before asking. */
+  groupMembers?: string[];
 }
 
 /** What the caller may export here (their role and scopes decided), and what this API exports at all. */
@@ -40,12 +55,16 @@ export interface ExportableTypes {
   known: readonly string[];
   /** Those the caller may read, in the order a default export writes them. */
   allowed: readonly string[];
+  /** Per type, the search parameters a `_typeFilter` may use (what the read API allows). */
+  searchParams: Readonly<Record<string, readonly string[]>>;
   /** Exported only when asked for by name (`_type`): the access audit trail. */
   onlyWhenNamed: ReadonlySet<string>;
 }
 
 export type KickOffAnswer =
-  { accepted: true; request: ExportRequest } | { accepted: false; status: 400 | 403 | 406; reason: string };
+  /** `ignored`: unsupported parameters left out under `Prefer: handling=lenient`. */
+  | { accepted: true; request: ExportRequest; ignored: string[] }
+  | { accepted: false; status: 400 | 403 | 406; reason: string };
 
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const PATIENT_REFERENCE = /^Patient\/[A-Za-z0-9\-.]{1,64}$/;
@@ -61,7 +80,12 @@ export function exportRequested(kickOff: KickOff, types: ExportableTypes): KickO
   // Own keys only: a parameter named `constructor` or `toString` is a parameter, not Object's.
   const value = (name: string): string[] => (Object.hasOwn(kickOff.params, name) ? kickOff.params[name] : []);
   const unsupported = UNSUPPORTED.filter((name) => value(name).length);
-  if (unsupported.length) return refused(400, `Not supported by this server: ${unsupported.join(', ')}`);
+  const lenient = /\bhandling=lenient\b/.test(kickOff.prefer ?? '');
+  if (unsupported.length && !lenient)
+    return refused(
+      400,
+      `Not supported by this server: ${unsupported.join(', ')} (send Prefer: handling=lenient to have them ignored)`,
+    );
   const unknown = Object.keys(kickOff.params).filter((name) => !KNOWN_PARAMS.has(name) && !UNSUPPORTED.includes(name));
   if (unknown.length) return refused(400, `Unknown parameter(s) for $export: ${unknown.join(', ')}`);
 
@@ -76,8 +100,8 @@ export function exportRequested(kickOff: KickOff, types: ExportableTypes): KickO
     return refused(400, `_since must be a FHIR instant with a time zone, such as 2026-01-01T00:00:00Z, got "${since}"`);
 
   const patients = value('patient');
-  if (patients.length && (kickOff.level !== 'patient' || kickOff.method !== 'POST'))
-    return refused(400, 'patient is a parameter of POST /Patient/$export only');
+  if (patients.length && (kickOff.level === 'system' || kickOff.method !== 'POST'))
+    return refused(400, 'patient is a parameter of POST /Patient/$export and POST /Group/<id>/$export only');
   const badPatient = patients.find((p) => !PATIENT_REFERENCE.test(p));
   if (badPatient !== undefined)
     return refused(400, `patient must be a reference like Patient/123, got "${badPatient}"`);
@@ -98,18 +122,74 @@ export function exportRequested(kickOff: KickOff, types: ExportableTypes): KickO
   const chosen = asked.length ? asked : types.allowed.filter((t) => !types.onlyWhenNamed.has(t));
   if (!chosen.length) return refused(403, 'This token may export none of these types unless it names them in _type');
 
+  const filters = typeFilters(value('_typeFilter'), chosen, types);
+  if ('reason' in filters) return refused(400, filters.reason);
+
   return {
     accepted: true,
     request: {
       level: kickOff.level,
       types: chosen,
       ...(since !== undefined && { since: new Date(since).toISOString() }),
-      ...(patients.length && { patients: unique(patients) }),
+      ...(Object.keys(filters.byType).length && { filters: filters.byType }),
+      ...exportedPatients(kickOff, unique(patients)),
     },
+    ignored: unsupported,
   };
 }
 
-const KNOWN_PARAMS = new Set(['_outputFormat', '_since', '_type', 'patient']);
+/** Whose data: those named, a Group's members (narrowed to those named), or everyone's (no `patients`). */
+function exportedPatients(kickOff: KickOff, named: string[]): Pick<ExportRequest, 'patients'> {
+  if (kickOff.level === 'group') {
+    const members = kickOff.groupMembers ?? [];
+    return { patients: named.length ? members.filter((m) => named.includes(m)) : members };
+  }
+  return named.length ? { patients: named } : {};
+}
+
+/** A Group's patients, as the IG exports a Group: its members that are Patients and not marked inactive. */
+export function groupPatients(group: Pick<Group, 'member'>): string[] {
+  const patients = (group.member ?? [])
+    .filter((m) => !m.inactive)
+    .map((m) => m.entity?.reference)
+    .filter((ref): ref is string => typeof ref === 'string' && PATIENT_REFERENCE.test(ref));
+  return unique(patients);
+}
+
+const KNOWN_PARAMS = new Set(['_outputFormat', '_since', '_type', 'patient', '_typeFilter']);
+
+/** A filter's value: anything printable, as long as a search value here may be. */
+const FILTER_VALUE = /^[!-~\u00a0-\uffff]{1,512}$/;
+
+/**
+ * `_typeFilter` (`Task?status=draft&code=...`, comma-separated or repeated): each a search of a type being exported,
+ * with parameters the read API allows for it; one per type (the IG ORs several for a type, which would write a
+ * resource matching two of them twice).
+ */
+function typeFilters(
+  values: string[],
+  chosen: string[],
+  types: ExportableTypes,
+): { byType: Record<string, Record<string, string[]>> } | { reason: string } {
+  const byType: Record<string, Record<string, string[]>> = {};
+  for (const filter of values.flatMap((v) => v.split(',')).filter(Boolean)) {
+    const [type, query = ''] = filter.split(/\?(.*)/s, 2);
+    if (!chosen.includes(type))
+      return { reason: `_typeFilter ${type} is not a type being exported (${chosen.join(', ')})` };
+    if (byType[type]) return { reason: `One _typeFilter per resource type is supported; ${type} has several` };
+    const allowed = Object.hasOwn(types.searchParams, type) ? types.searchParams[type] : [];
+    const params: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+    for (const [name, value] of new URLSearchParams(query)) {
+      if (!allowed.includes(name))
+        return { reason: `_typeFilter ${type} cannot search by ${name}; it may use ${allowed.join(', ')}` };
+      if (!FILTER_VALUE.test(value)) return { reason: `_typeFilter ${type}: ${name} has no usable value` };
+      (params[name] ??= []).push(value);
+    }
+    if (!Object.keys(params).length) return { reason: `_typeFilter ${type} names no search parameter` };
+    byType[type] = { ...params };
+  }
+  return { byType };
+}
 
 /** FHIR JSON, any JSON, or anything: what an `Accept` header allows for the status's OperationOutcomes. */
 function acceptsFhirJson(accept: string): boolean {

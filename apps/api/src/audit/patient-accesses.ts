@@ -1,4 +1,5 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { AuthenticatedRequest } from '@kc/auth';
 import { isResourceId } from '@kc/common';
 import { patientsIn } from './access-audit-event';
 import type { DescribeAccess } from './patient-access.decorator';
@@ -95,12 +96,17 @@ function unique(values: string[]): string[] {
   return [...new Set(values)];
 }
 
-/** A bulk export's kick-off: the patients it named (POST Patient/$export), else a query over every patient's data. */
-export const exportKickOffAccess: DescribeAccess = (request) => {
-  const body = request.body as { parameter?: { name?: string; valueReference?: { reference?: string } }[] } | undefined;
-  const named = (body?.parameter ?? []).filter((p) => p.name === 'patient').map((p) => p.valueReference?.reference);
-  return { interaction: 'search', patients: unique(patientRefs(named)) };
-};
+/** A bulk export's kick-off, as its handler found whose data it is (`exportPatients`). */
+export type ExportKickOffRequest = AuthenticatedRequest & { exportPatients?: string[] };
+
+/**
+ * A bulk export's kick-off: the patients whose data it is (those a POST named, a Group's members), else a query over
+ * every patient's data (no patient named).
+ */
+export const exportKickOffAccess: DescribeAccess = (request) => ({
+  interaction: 'search',
+  patients: unique(patientRefs((request as ExportKickOffRequest).exportPatients ?? [])),
+});
 
 /** A bulk export's file downloaded: every patient whose data it held. */
 export const exportFileAccess: DescribeAccess = (_request, answer) => {

@@ -42,6 +42,10 @@ export function apiCapabilityStatement(
             type: 'Patient',
             operation: [{ name: 'export', definition: `${BULK_DATA}/OperationDefinition/patient-export` }],
           },
+          {
+            type: 'Group',
+            operation: [{ name: 'export', definition: `${BULK_DATA}/OperationDefinition/group-export` }],
+          },
         ],
       },
     ],

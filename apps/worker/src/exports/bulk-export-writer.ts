@@ -53,7 +53,9 @@ export class BulkExportWriter {
       exported = await this.exports.update(id, (e) => ({ ...e, status: 'in-progress', totals }));
       if (!exported) return 'cancelled';
     }
-    for (let at = exported.position ?? { type: 0, chunk: 0 }; at.type < exported.types.length;) {
+    // An export of nobody's data (a Group with no patient) has no search to write: it is complete, with no file.
+    const searches = patientChunks(exported).length ? exported.types.length : 0;
+    for (let at = exported.position ?? { type: 0, chunk: 0 }; at.type < searches;) {
       const written = await this.writeSearch(exported, at, progress);
       if (!written) return 'cancelled';
       exported = written;
@@ -84,10 +86,13 @@ export class BulkExportWriter {
       chunks.map((patients, chunk) => ({
         name: `${type}|${chunk}`,
         resourceType: type,
-        params: { ...exportSearch(exported, patients, 1), _count: '0', _total: 'accurate' },
+        params: { ...exportSearch(exported, type, patients, 1), _count: '0', _total: 'accurate' },
       })),
     );
-    const found = await searchEach(this.fhir, searches);
+    // A hundred searches a batch: a Group of thousands is searched 50 patients at a time.
+    const found: Record<string, Bundle> = {};
+    for (let i = 0; i < searches.length; i += 100)
+      Object.assign(found, await searchEach(this.fhir, searches.slice(i, i + 100)));
     const totals: Record<string, number> = {};
     for (const search of searches)
       totals[search.resourceType] = (totals[search.resourceType] ?? 0) + (found[search.name].total ?? 0);
@@ -167,7 +172,7 @@ export class BulkExportWriter {
     pageSize: number,
   ): Promise<Page> {
     if (next) return this.pageAt(next);
-    return pageOf(await this.fhir.search(type as ResourceType, exportSearch(exported, patients, pageSize)));
+    return pageOf(await this.fhir.search(type as ResourceType, exportSearch(exported, type, patients, pageSize)));
   }
 
   /**

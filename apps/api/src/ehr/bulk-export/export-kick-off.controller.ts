@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { Body, Controller, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { OperationOutcome, Parameters } from '@medplum/fhirtypes';
+import type { Group, OperationOutcome, Parameters } from '@medplum/fhirtypes';
 import type { Request, Response } from 'express';
-import { Roles, type AuthenticatedRequest } from '@kc/auth';
-import { operationOutcome, OutcomeException } from '@kc/common';
+import { Roles, scopesGranting, type AuthenticatedRequest, type Caller } from '@kc/auth';
+import { isResourceId, notFound, operationOutcome, OutcomeException } from '@kc/common';
+import { FhirClient } from '@kc/fhir';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { BulkExports } from '@kc/queue';
-import { exportRequested, type ExportLevel } from '@kc/bulk-data';
+import { exportRequested, groupPatients, type ExportLevel, type KickOff } from '@kc/bulk-data';
 import { AuditsPatientAccess } from '../../audit/patient-access.decorator';
-import { exportKickOffAccess } from '../../audit/patient-accesses';
+import { exportKickOffAccess, type ExportKickOffRequest } from '../../audit/patient-accesses';
 import { exportableTypes } from './exportable-types';
 import { mayExport, statusUrl } from './export-owner';
 
@@ -27,6 +28,7 @@ const BUSY_RETRY_SECONDS = 30;
 export class ExportKickOffController {
   constructor(
     private readonly exports: BulkExports,
+    private readonly fhir: FhirClient,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'bulkExport'>,
   ) {}
 
@@ -74,20 +76,49 @@ export class ExportKickOffController {
     return this.kickOff('patient', 'POST', () => parametersOf(body), req, res);
   }
 
+  @Get('Group/:id/\\$export')
+  @HttpCode(202)
+  @Roles('integration')
+  @AuditsPatientAccess(exportKickOffAccess)
+  @ApiOperation({ summary: "Bulk Data export of a Group's patients' data (a cohort the EHR keeps on the FHIR server)" })
+  groupGet(
+    @Param('id') id: string,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<OperationOutcome> {
+    return this.kickOff('group', 'GET', () => queryParams(req), req, res, id);
+  }
+
+  @Post('Group/:id/\\$export')
+  @HttpCode(202)
+  @Roles('integration')
+  @AuditsPatientAccess(exportKickOffAccess)
+  @ApiOperation({ summary: "Bulk Data export of a Group's patients' data, or of those of them named (Parameters)" })
+  groupPost(
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<OperationOutcome> {
+    return this.kickOff('group', 'POST', () => parametersOf(body), req, res, id);
+  }
+
   private async kickOff(
     level: ExportLevel,
     method: 'GET' | 'POST',
     params: () => Record<string, string[]>,
     req: Request,
     res: Response,
+    groupId?: string,
   ): Promise<OperationOutcome> {
     const caller = (req as AuthenticatedRequest).caller!;
     const types = exportableTypes(level, caller);
     mayExport(types.allowed);
-    const answer = exportRequested(
-      { level, method, params: params(), prefer: req.get('prefer'), accept: req.get('accept') },
-      types,
-    );
+    const kickOff: KickOff = { level, method, params: params(), prefer: req.get('prefer'), accept: req.get('accept') };
+    // The request checked first; then, at Group level, whose data it is (the Group read once it is worth reading).
+    let answer = exportRequested(kickOff, types);
+    if (answer.accepted && groupId !== undefined)
+      answer = exportRequested({ ...kickOff, groupMembers: await this.groupMembers(groupId, caller) }, types);
     if (!answer.accepted)
       throw new OutcomeException(answer.status, answer.status === 403 ? 'forbidden' : 'invalid', answer.reason);
     if ((await this.exports.runningFor(caller.id)) >= this.config.bulkExport.perClient) {
@@ -98,6 +129,7 @@ export class ExportKickOffController {
         `This client has ${this.config.bulkExport.perClient} bulk exports running already; ask again when one has finished (or cancel one)`,
       );
     }
+    (req as ExportKickOffRequest).exportPatients = answer.request.patients;
     const id = randomUUID();
     const base = `${req.protocol}://${req.get('host')}`;
     await this.exports.begin({
@@ -111,11 +143,36 @@ export class ExportKickOffController {
       output: [],
     });
     res.setHeader('Content-Location', statusUrl(base, id));
-    return operationOutcome(
+    const accepted = operationOutcome(
       'information',
       'informational',
       `Bulk export accepted: ${answer.request.types.join(', ')}. Ask its status at the Content-Location.`,
     );
+    if (!answer.ignored.length) return accepted;
+    // Prefer: handling=lenient: what was left out is said, so the client knows the files are not filtered by it.
+    const ignored = operationOutcome(
+      'warning',
+      'not-supported',
+      `Ignored, not supported: ${answer.ignored.join(', ')}`,
+    );
+    return { ...accepted, issue: [...accepted.issue, ...ignored.issue] };
+  }
+
+  /** The Group's patients, as the FHIR server has it now (404 when it has none such). */
+  private async groupMembers(id: string, caller: Caller): Promise<string[]> {
+    if (!isResourceId(id)) throw new OutcomeException(400, 'invalid', 'Malformed Group id');
+    if (
+      caller.scopes &&
+      !scopesGranting(caller.scopes, { resourceType: 'Group', interaction: 'r', params: {} }, ['user', 'system']).length
+    )
+      throw new OutcomeException(
+        403,
+        'forbidden',
+        'A Group export needs a scope that reads the Group (system/Group.r)',
+      );
+    const group = await this.fhir.readIfExists<Group>('Group', id);
+    if (!group) throw notFound(`Group/${id} is not found on the FHIR server`);
+    return groupPatients(group);
   }
 }
 

@@ -12,6 +12,7 @@ const PATIENT_DATA = ALL.filter((type) => (READABLE_TYPES[type] as readonly stri
  * only when named.
  */
 export function exportableTypes(level: ExportLevel, caller: Caller): ExportableTypes {
+  // A Group's patients' data is of the same types as every patient's.
   const known = level === 'system' ? ALL : PATIENT_DATA;
   const allowed = known.filter(
     (type) =>
@@ -20,5 +21,6 @@ export function exportableTypes(level: ExportLevel, caller: Caller): ExportableT
         scopesGranting(caller.scopes, { resourceType: type, interaction: 's', params: {} }, ['user', 'system']).length >
           0),
   );
-  return { known, allowed, onlyWhenNamed: ADMIN_ONLY_TYPES };
+  // A _typeFilter searches by what the read API lets an EHR search by.
+  return { known, allowed, onlyWhenNamed: ADMIN_ONLY_TYPES, searchParams: READABLE_TYPES };
 }
