@@ -6,7 +6,7 @@ import { FhirClient } from '@kc/fhir';
 import { QUEUES } from '@kc/queue';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
-import { enrolPatient, waitFor } from './support/clinic';
+import { enrolPatient, waitFor, writeEhrTasks } from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { startTestService, TEST_JWT_SECRET, type TestService } from './support/test-service';
 
@@ -49,18 +49,7 @@ describe('Bulk Data export', () => {
     patients = [];
     for (let i = 0; i < 3; i++) patients.push((await enrolPatient(service, 'ketamine-low-dose-series')).patient);
     // And an EHR's Tasks of a patient: more than a page of them.
-    await store.transaction(
-      Array.from({ length: 45 }, (_, i) => ({
-        resource: {
-          resourceType: 'Task',
-          status: 'draft',
-          intent: 'plan',
-          for: { reference: 'Patient/ehr-1' },
-          description: `${i}`,
-        },
-        request: { method: 'POST', url: 'Task' },
-      })),
-    );
+    await writeEhrTasks(store, 'Patient/ehr-1', 45);
   }, 90_000);
   afterAll(async () => {
     await service.stop();
@@ -261,18 +250,7 @@ describe('Bulk Data export', () => {
 
   it('a FHIR server failing mid-export costs the page being read: the retry goes on from the last file, each resource once', async () => {
     const patient = `Patient/bulk-${Date.now()}`;
-    await store.transaction(
-      Array.from({ length: 70 }, (_, i) => ({
-        resource: {
-          resourceType: 'Task',
-          status: 'draft',
-          intent: 'plan',
-          for: { reference: patient },
-          description: `${i}`,
-        },
-        request: { method: 'POST', url: 'Task' },
-      })),
-    );
+    await writeEhrTasks(store, patient, 70);
     // The third page of Tasks fails once (a 500: not retried by the FHIR client, so the job's attempt fails).
     let cursorPages = 0;
     let firstPages = 0;

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import type { Bundle, CapabilityStatement, CarePlan, PlanDefinition } from '@medplum/fhirtypes';
-import { enrolPatient } from './support/clinic';
+import { enrolPatient, writeEhrTasks } from './support/clinic';
 import { startTestService, type TestService } from './support/test-service';
 
 describe('EHR read API', () => {
@@ -58,18 +58,7 @@ describe('EHR read API', () => {
 
   it('an EHR syncing by _lastUpdated follows cursor links through this API to the last Task, each once', async () => {
     const patient = `Patient/sync-${Date.now()}`;
-    await service.fhir.transaction(
-      Array.from({ length: 45 }, (_, i) => ({
-        resource: {
-          resourceType: 'Task',
-          status: 'draft',
-          intent: 'plan',
-          for: { reference: patient },
-          description: `${i}`,
-        },
-        request: { method: 'POST', url: 'Task' },
-      })),
-    );
+    await writeEhrTasks(service.fhir, patient, 45);
     const ids: string[] = [];
     let next: string | undefined = `/fhir/Task?patient=${patient}&_sort=_lastUpdated&_count=20`;
     const links: string[] = [];

@@ -3,6 +3,7 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue, Worker } from 'bullmq';
 import { isReminderAbout } from '@kc/followups';
 import { infusionJobId, QUEUES } from '@kc/queue';
+import type { FhirClient } from '@kc/fhir';
 import type {
   CarePlan,
   CommunicationRequest,
@@ -383,4 +384,20 @@ export async function mergedIntoNewRecord(
     ],
   });
   return `Patient/${kept.id}`;
+}
+
+/** `count` Tasks of the EHR's own for a patient (draft, no plan of the service's), written in one transaction. */
+export async function writeEhrTasks(fhir: FhirClient, patient: string, count: number): Promise<void> {
+  await fhir.transaction(
+    Array.from({ length: count }, (_, i) => ({
+      resource: {
+        resourceType: 'Task',
+        status: 'draft',
+        intent: 'plan',
+        for: { reference: patient },
+        description: `${i}`,
+      },
+      request: { method: 'POST', url: 'Task' },
+    })),
+  );
 }
