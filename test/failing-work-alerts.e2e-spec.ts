@@ -1,13 +1,23 @@
 import request from 'supertest';
 import type { Job, Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
-import type { Communication, DetectedIssue, QuestionnaireResponse } from '@medplum/fhirtypes';
+import type { Appointment, Communication, DetectedIssue, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
-import { checkAnsweredElsewhereJobId, infusionJobId, JOBS, QUEUES } from '@kc/queue';
+import { appointmentBookedJobId, checkAnsweredElsewhereJobId, infusionJobId, JOBS, QUEUES } from '@kc/queue';
+import { protocolWindowOf } from '@kc/protocols';
 import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance.processor';
 import { FailingWorkAlerts } from '../apps/worker/src/alerts/failing-work-alerts';
 import { checkAnswers, infusedForCheck } from './support/checks';
-import { completeInfusion, enrolPatient, followUpTasks, sendInfusionEvent, waitFor } from './support/clinic';
+import {
+  actionOf,
+  completeInfusion,
+  enrolPatient,
+  followUpTasks,
+  maintenanceJobDone,
+  postWebhook,
+  sendInfusionEvent,
+  waitFor,
+} from './support/clinic';
 import { startFlakyProxy, type FlakyProxy } from './support/flaky-proxy';
 import { mailsTo, startSmtpServer, type SmtpServer } from './support/smtp-server';
 import { startTestService, type TestService } from './support/test-service';
@@ -241,6 +251,63 @@ describe('follow-up work whose jobs keep failing is told to the clinic', () => {
     expect(notice?.body).toMatch(
       /of 2027-03-20 you were told of are recorded now: an effect they report is on the worklist/,
     );
+  });
+
+  it('tells the clinic an appointment for a session is not taken, its reminders timed from the window, and again once it is', async () => {
+    const mailsBefore = smtp.received.length;
+    const toClinic = () => mailsTo(smtp, 'oncall@clinic.test', mailsBefore);
+    // An approved session; the scheduling system books it while the service's writes are refused.
+    const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
+    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
+    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
+    const approved = (
+      await request(service.url)
+        .post(`/tasks/${draft.id}/$approve`)
+        .set(service.as('clinician'))
+        .send({ versionId: draft.meta!.versionId })
+        .expect(200)
+    ).body as Task;
+    const start = Date.parse(protocolWindowOf(approved)!.start!) + 9 * 3_600_000;
+    const { resource: appointment } = await service.fhir.create<Appointment>({
+      resourceType: 'Appointment',
+      status: 'booked',
+      start: new Date(start).toISOString(),
+      end: new Date(start + 3_600_000).toISOString(),
+      participant: [{ actor: { reference: enrolment.patient }, status: 'accepted' }],
+    });
+    refusing = true;
+    await postWebhook(service, JSON.stringify(appointment)).expect(202);
+    const queue = service.app.get<Queue>(getQueueToken(QUEUES.maintenance));
+    const jobId = appointmentBookedJobId(appointment.id!);
+    const failed = await waitFor(async () => {
+      const found = await queue.getJob(jobId);
+      return found && (await found.isFailed()) && found;
+    }, 'taking the appointment to fail for good');
+    const at = failed.finishedOn!;
+
+    expect((await looks(at + 59 * MINUTE))['appointment-not-booked']).toEqual({ told: 0, noticed: 0 });
+    expect((await looks(at + 61 * MINUTE))['appointment-not-booked']).toEqual({ told: 1, noticed: 0 });
+    const [mail] = toClinic();
+    const when = new Date(start).toISOString().slice(0, 16).replace('T', ' ');
+    expect(mail.body).toMatch(/Subject: .*a patient's infusion appointment is not taken here yet/);
+    expect(mail.body).toContain(`An infusion appointment for ${when}`);
+    expect(mail.body).toMatch(/the reminder to eat nothing for six hours before may come at the wrong time/);
+    expect(mail.body).not.toMatch(/Patient\/|Appointment\//);
+    const [inbox] = (await alertsOf(enrolment.patient)).filter((c) => c.recipient?.[0].reference === ON_CALL);
+    expect(inbox.about?.map((a) => a.reference)).toEqual([`Appointment/${appointment.id}`]);
+    // Told once while it still fails.
+    expect((await looks(at + 76 * MINUTE))['appointment-not-booked']).toEqual({ told: 0, noticed: 0 });
+
+    // Fixed and retried: the session is at the appointment's time, and the clinic told so.
+    refusing = false;
+    await request(service.url).post(`/operations/dead-letters/${jobId}/$retry`).set(service.as('admin')).expect(202);
+    await maintenanceJobDone(service, jobId, 'taking the appointment');
+    expect((await looks(at + 91 * MINUTE))['appointment-not-booked']).toEqual({ told: 0, noticed: 1 });
+    const notice = toClinic().find((m) => /Subject: .*dealt with: a patient's infusion appointment/.test(m.body));
+    expect(notice?.body).toContain(
+      `The infusion appointment for ${when} you were told of is taken now: the session is at its time`,
+    );
+    expect((await looks(at + 106 * MINUTE))['appointment-not-booked']).toEqual({ told: 0, noticed: 0 });
   });
 
   // Last: its infusion's job is left failing on the queues the others look at.

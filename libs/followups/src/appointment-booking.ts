@@ -1,11 +1,11 @@
 import type { Appointment, Coding, Period, Task } from '@medplum/fhirtypes';
-import { clinicPeriod, periodWithin, protocolWindowOf } from '@kc/protocols';
+import { clinicPeriod, GIVES_UP_ITS_SLOT, periodWithin, protocolWindowOf } from '@kc/protocols';
 import { isApproved, isOpen, withWindow } from '@kc/task-states';
 
 /** An appointment that holds a slot for the patient (R4 Appointment.status). */
 const HOLDS_A_SLOT: readonly Appointment['status'][] = ['booked', 'arrived', 'checked-in'];
-/** An appointment whose slot is gone: the session booked at it is not at that time any more. */
-const GIVES_UP_THE_SLOT: readonly Appointment['status'][] = ['cancelled', 'entered-in-error'];
+// An appointment whose slot is gone (GIVES_UP_ITS_SLOT, libs/protocols: the clinic's alert reads it too): the session
+// booked at it is not at that time any more.
 
 /**
  * What an appointment does to the patient's approved sessions: books one at its time (`task`, `window`), gives up the
@@ -56,7 +56,7 @@ export function bookingFor(
   /** The other records of the appointment's patient (a merge, since session 49): their sessions are the person's. */
   linked: string[] = [],
 ): Booking {
-  const releases = GIVES_UP_THE_SLOT.includes(appointment.status);
+  const releases = GIVES_UP_ITS_SLOT.includes(appointment.status);
   if (!HOLDS_A_SLOT.includes(appointment.status) && !releases)
     return { none: `it holds no slot (${appointment.status})` };
   const start = Date.parse(appointment.start ?? '');

@@ -33,6 +33,7 @@ export * from './death-taken-back-alert';
 export * from './infusion-under-closed-plan-alert';
 export * from './infusion-not-followed-up-alert';
 export * from './answers-not-recorded-alert';
+export * from './appointment-not-booked-alert';
 export * from './alerts-told';
 export * from './care-team-owner';
 export * from './protocol-not-found';

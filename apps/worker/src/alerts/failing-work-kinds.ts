@@ -1,4 +1,5 @@
 import type {
+  Appointment,
   Bundle,
   CarePlan,
   Communication,
@@ -10,6 +11,12 @@ import type {
 import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
 import { stateOf } from '@kc/task-states';
 import {
+  appointmentBookedNoticeKey,
+  appointmentBookedNoticeMessage,
+  appointmentNotBookedAlertKey,
+  appointmentNotBookedAlertMessage,
+  appointmentNotBookedAlertRecord,
+  givesUpItsSlot,
   answersNotRecordedAlertKey,
   answersNotRecordedAlertMessage,
   answersNotRecordedAlertRecord,
@@ -26,7 +33,14 @@ import {
   type ClinicAlertMessage,
   type FollowUpRan,
 } from '@kc/protocols';
-import { checkAnsweredElsewhereJobId, checkDoneElsewhereJobId, infusionJobId, JOBS, QUEUES } from '@kc/queue';
+import {
+  appointmentBookedJobId,
+  checkAnsweredElsewhereJobId,
+  checkDoneElsewhereJobId,
+  infusionJobId,
+  JOBS,
+  QUEUES,
+} from '@kc/queue';
 import { ignoredWhy } from '../followups/follow-up.metrics';
 
 /** The resources a failing job is about, as read now (absent: gone from the server), with the plan each is under. */
@@ -42,7 +56,7 @@ export interface WorkAbout {
  * which jobs are its, how what they are about is read, and the alert and notice (once the job has run) it sends.
  */
 export interface FailingWorkKind {
-  kind: 'infusion-not-followed-up' | 'answers-not-recorded';
+  kind: 'infusion-not-followed-up' | 'answers-not-recorded' | 'appointment-not-booked';
   /** Its jobs' queue and names. */
   queue: string;
   jobNames: string[];
@@ -143,7 +157,53 @@ export const CHECK_ANSWERS: FailingWorkKind = {
     answersNotRecordedAlertRecord({ about, answers: answersOf(read) }, message, sent),
 };
 
-export const FAILING_WORK: readonly FailingWorkKind[] = [INFUSION_FOLLOW_UPS, CHECK_ANSWERS];
+/**
+ * An appointment the scheduling system booked or cancelled for an approved session, not taken: the session's
+ * reminders stay timed from its protocol window (the fasting one not six hours before the appointment), or go out for
+ * a session cancelled there. Nothing on the page shows it (since session 62).
+ */
+export const APPOINTMENT_BOOKINGS: FailingWorkKind = {
+  kind: 'appointment-not-booked',
+  queue: QUEUES.maintenance,
+  jobNames: [JOBS.appointmentBooked],
+  completedJobsKept: false,
+  jobIdOf: (about) => appointmentBookedJobId(idOf(about)),
+  async read(fhir, abouts, ran) {
+    // The appointments (one batch), and for those whose job ran, their patients' approved sessions (one batch more).
+    const answer = await fhir.batch(abouts.map((about) => getEntry(about)));
+    const appointments = abouts.map((about, i) => batchResult<Appointment>(answer.entry?.[i], 'Appointment'));
+    const looked = abouts.flatMap((about, i) => {
+      const patient = patientOf(appointments[i]);
+      return ran.has(about) && patient ? [{ about, patient }] : [];
+    });
+    const sessions = looked.length
+      ? await fhir.batch(looked.map((l) => getEntry('Task', { patient: l.patient, status: 'ready', _count: 200 })))
+      : undefined;
+    const taken = new Set(
+      looked
+        .filter((l, i) => {
+          const appointment = appointments[abouts.indexOf(l.about)]!;
+          const atItsTime = matchesOf<Task>(sessions?.entry?.[i]?.resource as Bundle).some((t) =>
+            sameTimes(t.restriction?.period, appointment),
+          );
+          // Booked: a session at its time; cancelled: none at its time any more.
+          return givesUpItsSlot(appointment) ? !atItsTime : atItsTime;
+        })
+        .map((l) => l.about),
+    );
+    return new Map(abouts.map((about, i) => [about, { resource: appointments[i], done: taken.has(about) }]));
+  },
+  alertKey: (about, channel) => appointmentNotBookedAlertKey(appointmentAbout(about), channel),
+  noticeKey: (about, channel) => appointmentBookedNoticeKey(appointmentAbout(about), channel),
+  alertMessage: (about, read, failingSince, context) =>
+    appointmentNotBookedAlertMessage({ appointment: appointmentOf(about, read), failingSince }, context),
+  noticeMessage: (about, read, _returned, context) =>
+    appointmentBookedNoticeMessage({ appointment: appointmentOf(about, read) }, { taken: read.done === true }, context),
+  record: (about, read, message, sent) =>
+    appointmentNotBookedAlertRecord({ appointment: appointmentOf(about, read) }, message, sent),
+};
+
+export const FAILING_WORK: readonly FailingWorkKind[] = [INFUSION_FOLLOW_UPS, CHECK_ANSWERS, APPOINTMENT_BOOKINGS];
 
 /** How the follow-up job ended, in the notice's words (its returned outcome; ignoredWhy's bounded reasons). */
 export function ranAs(returned: unknown): FollowUpRan {
@@ -180,4 +240,26 @@ function procedureOf(about: string, read: WorkAbout): Partial<Procedure> {
 function answersOf(read: WorkAbout): QuestionnaireResponse | Task | undefined {
   const r = read.resource;
   return r?.resourceType === 'QuestionnaireResponse' || r?.resourceType === 'Task' ? r : undefined;
+}
+
+function appointmentAbout(about: string): { appointment: { id: string } } {
+  return { appointment: { id: idOf(about) } };
+}
+
+/** The appointment as read, or its id alone when it is gone from the server (the notice then names no time). */
+function appointmentOf(about: string, read: WorkAbout): Partial<Appointment> & { id: string } {
+  const appointment = read.resource?.resourceType === 'Appointment' ? read.resource : undefined;
+  return { ...appointment, id: idOf(about) };
+}
+
+function patientOf(appointment: Appointment | undefined): string | undefined {
+  return appointment?.participant?.find((p) => p.actor?.reference?.startsWith('Patient/'))?.actor?.reference;
+}
+
+/** A session's window at the appointment's start and end (to the millisecond: as the booking writes them). */
+function sameTimes(window: { start?: string; end?: string } | undefined, appointment: Appointment): boolean {
+  return (
+    Date.parse(window?.start ?? '') === Date.parse(appointment.start ?? '') &&
+    Date.parse(window?.end ?? '') === Date.parse(appointment.end ?? '')
+  );
 }
