@@ -411,6 +411,16 @@ describe('Bulk Data export', () => {
     } finally {
       proxy.delayMs = 0;
     }
+    // An operator sees who is taking which data out (cancelled ones gone), and the kick-offs are counted.
+    await request(service.url).get('/operations/bulk-exports').set(auth).expect(403);
+    const listed = (await request(service.url).get('/operations/bulk-exports').set(service.as('admin')).expect(200))
+      .body as { owner: string; types: string[]; status: string; progress: string }[];
+    expect(listed.filter((e) => e.owner === 'ehr-busy')).toEqual([
+      expect.objectContaining({ types: ['CarePlan'], progress: expect.stringMatching(/queued|complete|counting/) }),
+    ]);
+    const metrics = (await request(service.url).get('/metrics').set(service.as('admin')).expect(200)).text;
+    expect(metrics).toMatch(/kc_bulk_export_requests_total\{level="system",result="throttled"\} 1/);
+    expect(metrics).toMatch(/kc_bulk_export_requests_total\{level="system",result="accepted"\} \d+/);
     await waitFor(
       async () =>
         (await exportsQueue.getActiveCount()) + (await exportsQueue.getWaitingCount()) === 0 &&

@@ -110,6 +110,29 @@ export class BulkExports {
     return swapped === 1;
   }
 
+  /**
+   * Every export on record (queued, running, or finished and not yet expired), newest first, at most `limit`: for an
+   * operator, who sees who is taking which data out. Redis not connected: QueueUnavailableError at once.
+   */
+  async all(limit = 200): Promise<BulkExport[]> {
+    return whileQueueConnected(this.queue, async () => {
+      const redis = await this.redis();
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, found] = await redis.scan(cursor, 'MATCH', this.key('*'), 'COUNT', 500);
+        keys.push(...found);
+        cursor = next;
+      } while (cursor !== '0');
+      const stored = keys.length ? await redis.mget(keys) : [];
+      return stored
+        .flatMap((s) => (s ? [JSON.parse(s) as BulkExport] : []))
+        .filter((e) => e.status !== 'cancelled')
+        .sort((a, b) => b.transactionTime.localeCompare(a.transactionTime))
+        .slice(0, limit);
+    });
+  }
+
   /** The record and its owner's note of it, once its files are deleted. */
   async forget(exported: Pick<BulkExport, 'id' | 'owner'>): Promise<void> {
     await (

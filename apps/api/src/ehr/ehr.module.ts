@@ -3,7 +3,11 @@ import { FhirReadController } from './fhir-read.controller';
 import { ExportKickOffController } from './bulk-export/export-kick-off.controller';
 import { ExportStatusController } from './bulk-export/export-status.controller';
 import { ExportFilesController } from './bulk-export/export-files.controller';
+import { ExportRequestMetrics } from './bulk-export/export-request.metrics';
 
 // The bulk export's routes first: the read API's `:type` and `:type/:id` would take `$export` and `bulk-export/<id>`.
-@Module({ controllers: [ExportKickOffController, ExportStatusController, ExportFilesController, FhirReadController] })
+@Module({
+  controllers: [ExportKickOffController, ExportStatusController, ExportFilesController, FhirReadController],
+  providers: [ExportRequestMetrics],
+})
 export class EhrModule {}

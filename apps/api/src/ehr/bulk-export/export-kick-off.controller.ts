@@ -13,6 +13,7 @@ import { AuditsPatientAccess } from '../../audit/patient-access.decorator';
 import { exportKickOffAccess, type ExportKickOffRequest } from '../../audit/patient-accesses';
 import { exportableTypes } from './exportable-types';
 import { mayExport, statusUrl } from './export-owner';
+import { ExportRequestMetrics } from './export-request.metrics';
 
 /** How long a client waits before asking again when it has as many exports running as it may. */
 const BUSY_RETRY_SECONDS = 30;
@@ -29,6 +30,7 @@ export class ExportKickOffController {
   constructor(
     private readonly exports: BulkExports,
     private readonly fhir: FhirClient,
+    private readonly metrics: ExportRequestMetrics,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'bulkExport'>,
   ) {}
 
@@ -103,7 +105,28 @@ export class ExportKickOffController {
     return this.kickOff('group', 'POST', () => parametersOf(body), req, res, id);
   }
 
+  /** A kick-off, counted by what came of it (kc_bulk_export_requests_total). */
   private async kickOff(
+    level: ExportLevel,
+    method: 'GET' | 'POST',
+    params: () => Record<string, string[]>,
+    req: Request,
+    res: Response,
+    groupId?: string,
+  ): Promise<OperationOutcome> {
+    try {
+      const accepted = await this.begin(level, method, params, req, res, groupId);
+      this.metrics.requests.inc({ level, result: 'accepted' });
+      return accepted;
+    } catch (err) {
+      const status = err instanceof OutcomeException ? err.getStatus() : 0;
+      if (status >= 400 && status < 500)
+        this.metrics.requests.inc({ level, result: status === 429 ? 'throttled' : 'refused' });
+      throw err;
+    }
+  }
+
+  private async begin(
     level: ExportLevel,
     method: 'GET' | 'POST',
     params: () => Record<string, string[]>,

@@ -1,0 +1,38 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Roles } from '@kc/auth';
+import { BulkExports } from '@kc/queue';
+import { percentDone, progressText } from '@kc/bulk-data';
+
+/**
+ * The bulk exports on record, for an operator: who is taking which data out, how far each has got, and when it ends.
+ * References and counts only (the owner is a token's subject: a client or user id).
+ */
+@ApiTags('operations')
+@ApiBearerAuth()
+@Roles('admin')
+@Controller('operations/bulk-exports')
+export class BulkExportsController {
+  constructor(private readonly exports: BulkExports) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Bulk exports queued, running or finished and not yet expired, newest first (200 at most)' })
+  async list() {
+    return (await this.exports.all()).map((e) => ({
+      id: e.id,
+      owner: e.owner,
+      level: e.level,
+      types: e.types,
+      since: e.since,
+      patients: e.patients?.length,
+      requested: e.transactionTime,
+      status: e.status,
+      progress: e.status === 'completed' ? '100% complete' : progressText(e),
+      percent: percentDone(e),
+      files: e.output.length,
+      resources: Object.values(e.written).reduce((a, b) => a + b, 0),
+      finished: e.finishedAt,
+      error: e.error,
+    }));
+  }
+}
