@@ -467,3 +467,14 @@ describe('Bulk Data export config', () => {
     },
   );
 });
+
+describe('EHR subscription endpoints config', () => {
+  it('takes origins, none by default, and refuses a URL with a path', () => {
+    expect(loadConfig({}).subscriptionEndpointOrigins).toEqual([]);
+    expect(
+      loadConfig({ SUBSCRIPTION_ENDPOINT_ORIGINS: 'https://ehr.example.org, http://127.0.0.1:8080' })
+        .subscriptionEndpointOrigins,
+    ).toEqual(['https://ehr.example.org', 'http://127.0.0.1:8080']);
+    expect(() => loadConfig({ SUBSCRIPTION_ENDPOINT_ORIGINS: 'https://ehr.example.org/hooks' })).toThrow(ConfigError);
+  });
+});

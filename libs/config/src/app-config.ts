@@ -150,6 +150,12 @@ export interface AppConfig {
    * (BULK_EXPORT_PER_CLIENT, 3; more is 429).
    */
   bulkExport: { maxFileBytes: number; pageSize: number; retentionMs: number; perClient: number };
+  /**
+   * Where an EHR integration's FHIR Subscriptions (rest-hook, created through `POST /fhir/Subscription`) may deliver:
+   * the origins allowed (SUBSCRIPTION_ENDPOINT_ORIGINS, comma-separated, like https://ehr.example.org). Empty: none
+   * may be created (the FHIR server would post patient data wherever a client names).
+   */
+  subscriptionEndpointOrigins: string[];
   /** Email for patient reminders (SMTP_URL, e.g. smtp://user:pass@host:587); unset: FHIR Communication only. */
   smtp?: { url: string; from: string };
   /**
@@ -540,6 +546,21 @@ export function cdsCorsOriginsFrom(env: NodeJS.ProcessEnv): '*' | string[] {
   return origins;
 }
 
+/** SUBSCRIPTION_ENDPOINT_ORIGINS: comma-separated origins (scheme, host, port; no path) a rest-hook may post to. */
+export function subscriptionEndpointOriginsFrom(env: NodeJS.ProcessEnv): string[] {
+  const raw = env.SUBSCRIPTION_ENDPOINT_ORIGINS?.trim();
+  if (!raw) return [];
+  const origins = raw.split(',').map((o) => o.trim());
+  for (const origin of origins) {
+    const url = httpUrl(origin) ? new URL(origin) : undefined;
+    if (!url || url.origin !== origin)
+      throw new ConfigError(
+        `SUBSCRIPTION_ENDPOINT_ORIGINS must be origins like https://ehr.example.org (no path), got "${origin}"`,
+      );
+  }
+  return origins;
+}
+
 /** CDS_FHIR_SERVERS: comma-separated base URLs of the EHR FHIR servers CDS calls may send as `fhirServer`. */
 export function cdsFhirServersFrom(env: NodeJS.ProcessEnv): string[] {
   const raw = env.CDS_FHIR_SERVERS?.trim();
@@ -789,6 +810,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     deadLetterRevivalForMs: positiveInt(env, 'DEAD_LETTER_REVIVAL_FOR_MS', 7 * 24 * 3600_000),
     followUpFailingAlertMs: int(env, 'FOLLOW_UP_FAILING_ALERT_MS', 3600_000),
     bulkExport: bulkExportFrom(env),
+    subscriptionEndpointOrigins: subscriptionEndpointOriginsFrom(env),
     smtp: smtpFrom(env),
     clinicAlertEmails: clinicAlertEmailsFrom(env),
     clinicAlertRecipients: clinicAlertRecipientsFrom(env),

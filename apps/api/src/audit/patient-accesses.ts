@@ -117,3 +117,12 @@ export const exportFileAccess: DescribeAccess = (_request, answer) => {
     .map((line) => JSON.parse(line) as Resource);
   return { interaction: 'search', patients: patientsIn(resources) };
 };
+
+/** An EHR integration's Subscription created: a standing query, with the patients its criteria name. */
+export const subscriptionCreateAccess: DescribeAccess = (request) => {
+  const criteria = (request.body as { criteria?: unknown } | undefined)?.criteria;
+  const query = typeof criteria === 'string' ? (criteria.split('?')[1] ?? '') : '';
+  const params = new URLSearchParams(query);
+  const named = [...params.getAll('patient'), ...params.getAll('subject')].flatMap((v) => v.split(','));
+  return { interaction: 'search', patients: unique(patientRefs(named)) };
+};

@@ -46,6 +46,11 @@ export function apiCapabilityStatement(
             type: 'Group',
             operation: [{ name: 'export', definition: `${BULK_DATA}/OperationDefinition/group-export` }],
           },
+          // EHR integrations' rest-hook Subscriptions (docs/guide/ehr-subscriptions.md), delivered by the FHIR server.
+          {
+            type: 'Subscription',
+            interaction: [{ code: 'create' }, { code: 'read' }, { code: 'search-type' }, { code: 'delete' }],
+          },
         ],
       },
     ],

@@ -8,8 +8,8 @@ import { BulkExports } from '@kc/queue';
 import { NDJSON } from '@kc/bulk-data';
 import { AuditsPatientAccess } from '../../audit/patient-access.decorator';
 import { exportFileAccess } from '../../audit/patient-accesses';
-import { mayExport, ownedExport } from './export-owner';
-import { exportableTypes } from './exportable-types';
+import { ownedExport } from './export-owner';
+import { searchableTypes, searchesSomeType } from '../searchable-types';
 
 /**
  * One file of a completed bulk export, as NDJSON (the manifest's `requiresAccessToken`: the same token, or an
@@ -36,14 +36,13 @@ export class ExportFilesController {
     @Res({ passthrough: true }) res: Response,
   ): Promise<string> {
     const caller = (req as AuthenticatedRequest).caller!;
-    const { allowed } = exportableTypes('system', caller);
-    mayExport(allowed);
+    searchesSomeType(caller);
     const exported = ownedExport(await this.exports.get(id), caller);
     const file =
       exported.status === 'completed' && /^\d{1,6}$/.test(index) ? exported.output[Number(index)] : undefined;
     if (!file) throw notFound(`Bulk export ${id} has no file ${index}`);
     // Its token's scopes now (narrowed since the kick-off, maybe) must still read the file's type.
-    if (!allowed.includes(file.type))
+    if (!searchableTypes(caller).some((type) => type === file.type))
       throw new OutcomeException(403, 'forbidden', `This token may not read ${file.type}`);
     try {
       const content = await this.fhir.readBinary(file.binary, NDJSON);

@@ -12,7 +12,8 @@ import { exportRequested, groupPatients, type ExportLevel, type KickOff } from '
 import { AuditsPatientAccess } from '../../audit/patient-access.decorator';
 import { exportKickOffAccess, type ExportKickOffRequest } from '../../audit/patient-accesses';
 import { exportableTypes } from './exportable-types';
-import { mayExport, statusUrl } from './export-owner';
+import { statusUrl } from './export-owner';
+import { searchesSomeType } from '../searchable-types';
 import { ExportRequestMetrics } from './export-request.metrics';
 
 /** How long a client waits before asking again when it has as many exports running as it may. */
@@ -136,7 +137,7 @@ export class ExportKickOffController {
   ): Promise<OperationOutcome> {
     const caller = (req as AuthenticatedRequest).caller!;
     const types = exportableTypes(level, caller);
-    mayExport(types.allowed);
+    searchesSomeType(caller);
     const kickOff: KickOff = { level, method, params: params(), prefer: req.get('prefer'), accept: req.get('accept') };
     // The request checked first; then, at Group level, whose data it is (the Group read once it is worth reading).
     let answer = exportRequested(kickOff, types);

@@ -1,5 +1,5 @@
 import type { Caller } from '@kc/auth';
-import { notFound, OutcomeException } from '@kc/common';
+import { notFound } from '@kc/common';
 import type { BulkExport } from '@kc/bulk-data';
 
 /**
@@ -10,15 +10,6 @@ export function ownedExport(exported: BulkExport | undefined, caller: Caller): B
   if (!exported || exported.status === 'cancelled' || (exported.owner !== caller.id && !caller.roles.includes('admin')))
     throw notFound('No such bulk export (finished exports are kept for a day, cancelled ones not at all)');
   return exported;
-}
-
-/**
- * A caller whose token may read none of the types this API exports has no business with any export (403, before
- * anything is looked up); one that may, is then held to the export being theirs (ownedExport).
- */
-export function mayExport(allowed: readonly string[]): void {
-  if (!allowed.length)
-    throw new OutcomeException(403, 'forbidden', 'This token may read none of the types this server exports');
 }
 
 /** Where the API serves an export's status, and its files. */

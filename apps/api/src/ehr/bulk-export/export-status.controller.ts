@@ -6,8 +6,8 @@ import { OutcomeException } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { BulkExports } from '@kc/queue';
 import { manifestOf, progressText } from '@kc/bulk-data';
-import { mayExport, ownedExport, statusUrl } from './export-owner';
-import { exportableTypes } from './exportable-types';
+import { ownedExport, statusUrl } from './export-owner';
+import { searchesSomeType } from '../searchable-types';
 
 /** How soon a client polling a running export asks again. */
 const POLL_AGAIN_SECONDS = 2;
@@ -31,7 +31,7 @@ export class ExportStatusController {
   @ApiOperation({ summary: 'Status of a bulk export: 202 with X-Progress, or 200 with its manifest' })
   async status(@Param('id') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
     const caller = (req as AuthenticatedRequest).caller!;
-    mayExport(exportableTypes('system', caller).allowed);
+    searchesSomeType(caller);
     const exported = ownedExport(await this.exports.get(id), caller);
     if (exported.status === 'queued' || exported.status === 'in-progress') {
       res.status(202).setHeader('X-Progress', progressText(exported)).setHeader('Retry-After', POLL_AGAIN_SECONDS);
@@ -59,7 +59,7 @@ export class ExportStatusController {
   @ApiOperation({ summary: 'Cancel a bulk export (or delete a finished one): its files are deleted' })
   async cancel(@Param('id') id: string, @Req() req: Request): Promise<void> {
     const caller = (req as AuthenticatedRequest).caller!;
-    mayExport(exportableTypes('system', caller).allowed);
+    searchesSomeType(caller);
     ownedExport(await this.exports.get(id), caller);
     await this.exports.cancel(id);
   }
