@@ -135,6 +135,8 @@ describe('EHR subscriptions (rest-hook)', () => {
     expect(refusal(await post(subscription('Task?_count=1000')).expect(400))).toMatch(/cannot search Task by _count/);
     const email = subscription('Task', { channel: { type: 'email', endpoint: 'mailto:x@example.org' } });
     expect(refusal(await post(email).expect(400))).toMatch(/rest-hook/);
+    const posing = subscription('Task', { reason: 'ketamine-careplans: webhook' });
+    expect(refusal(await post(posing).expect(400))).toMatch(/this service's own/);
     const weak = subscription('Task', { extension: [{ url: SECRET_URL, valueString: 'short' }] });
     expect(refusal(await post(weak).expect(400))).toMatch(/secret must be 16 to 256 characters/);
     await post(subscription('AuditEvent')).expect(403);

@@ -92,6 +92,11 @@ export type SubscriptionFlavour = 'medplum' | 'hapi';
 
 /** How this service's Subscriptions begin their `reason`: those it wrote, which it may replace. */
 export const OWN_REASON_PREFIX = 'ketamine-careplans: ';
+/**
+ * Whose an EHR integration's Subscription is (created through /fhir/Subscription, apps/api/src/ehr/subscriptions): the
+ * `meta.tag` naming the token's subject that created it. Such a Subscription is never the service's own.
+ */
+export const SUBSCRIPTION_OWNER = 'https://ketamine-careplans.example/fhir/NamingSystem/subscription-owner';
 
 /**
  * The Subscriptions for one server, as it authenticates them: Medplum signs each body with the secret (its
@@ -149,8 +154,10 @@ export function ownSubscriptionChanges(
   existing: readonly Subscription[],
   wanted: readonly Subscription[],
 ): { create: Subscription[]; update: Subscription[]; remove: string[] } {
+  // An EHR integration's (created through /fhir/Subscription, tagged with its owner) is never the service's own.
   const own = existing.filter(
-    (s): s is Subscription & { id: string } => !!s.id && !!s.reason?.startsWith(OWN_REASON_PREFIX),
+    (s): s is Subscription & { id: string } =>
+      !!s.id && !!s.reason?.startsWith(OWN_REASON_PREFIX) && !s.meta?.tag?.some((t) => t.system === SUBSCRIPTION_OWNER),
   );
   const kept = new Set<string>();
   const create: Subscription[] = [];

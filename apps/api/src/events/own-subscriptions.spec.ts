@@ -1,5 +1,5 @@
 import type { Subscription } from '@medplum/fhirtypes';
-import { ownSubscriptionChanges, subscriptionsFor } from './fhir-subscriptions';
+import { ownSubscriptionChanges, SUBSCRIPTION_OWNER, subscriptionsFor } from './fhir-subscriptions';
 
 describe('ownSubscriptionChanges (the embedded store brought to the Subscriptions wanted)', () => {
   const wanted = subscriptionsFor({
@@ -41,6 +41,17 @@ describe('ownSubscriptionChanges (the embedded store brought to the Subscription
       channel: { type: 'rest-hook', endpoint: 'https://ehr.example/hook' },
     };
     const { remove, update } = ownSubscriptionChanges(stored([ehrs, ...wanted]), wanted);
+    expect(remove).toEqual([]);
+    expect(update).toEqual([]);
+  });
+
+  it("leaves an EHR integration's alone even if its reason reads like the service's (tagged with its owner)", () => {
+    const integrations = {
+      ...wanted[0],
+      channel: { type: 'rest-hook' as const, endpoint: 'https://ehr.example/hook' },
+      meta: { tag: [{ system: SUBSCRIPTION_OWNER, code: 'ehr-1' }] },
+    };
+    const { remove, update } = ownSubscriptionChanges([{ ...integrations, id: 'theirs' }], wanted);
     expect(remove).toEqual([]);
     expect(update).toEqual([]);
   });

@@ -1,10 +1,11 @@
 import type { Subscription } from '@medplum/fhirtypes';
 import { scopesGranting, type Caller } from '@kc/auth';
 import { badRequest, OutcomeException } from '@kc/common';
+import { OWN_REASON_PREFIX, SUBSCRIPTION_OWNER } from '../../events/fhir-subscriptions';
+
+export { SUBSCRIPTION_OWNER };
 import { ADMIN_ONLY_TYPES, READABLE_TYPES, readableType, readSearchParams } from '../read-search-params';
 
-/** Whose a Subscription is: the `meta.tag` naming the token's subject that created it here. */
-export const SUBSCRIPTION_OWNER = 'https://ketamine-careplans.example/fhir/NamingSystem/subscription-owner';
 /** Medplum's extension with the secret a notification is signed with (X-Signature), as the embedded store reads it. */
 export const SUBSCRIPTION_SECRET = 'https://www.medplum.com/fhir/StructureDefinition/subscription-secret';
 
@@ -49,6 +50,11 @@ export function subscriptionToWrite(posted: unknown, caller: Caller, allowedOrig
   const secret = asked.extension?.find((e) => e.url === SUBSCRIPTION_SECRET)?.valueString;
   if (secret !== undefined && (secret.length < 16 || secret.length > 256))
     throw badRequest('The subscription secret must be 16 to 256 characters', ['Subscription.extension']);
+  // The service knows its own webhook Subscriptions by this reason (and would take one over at its next start).
+  if (typeof asked.reason === 'string' && asked.reason.startsWith(OWN_REASON_PREFIX))
+    throw badRequest(`reason may not begin "${OWN_REASON_PREFIX}": that marks this service's own`, [
+      'Subscription.reason',
+    ]);
   if (asked.end !== undefined && (typeof asked.end !== 'string' || Number.isNaN(Date.parse(asked.end))))
     throw badRequest('end must be an instant', ['Subscription.end']);
   return {
