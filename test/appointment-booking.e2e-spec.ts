@@ -7,6 +7,7 @@ import { ContraindicationSweep } from '../apps/worker/src/maintenance/contraindi
 import { activeCondition, PREGNANCY } from './fixtures/patient-data';
 import {
   actionOf,
+  approveFirstSession,
   enrolPatient,
   maintenanceJobDone,
   mergedIntoNewRecord,
@@ -34,15 +35,7 @@ describe('appointments booked in the scheduling system time the approved session
   /** An enrolled patient's first session, approved (its reminders written), with its protocol window. */
   async function approvedSession() {
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
-    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
-    const approved = (
-      await request(service.url)
-        .post(`/tasks/${draft.id}/$approve`)
-        .set(service.as('clinician'))
-        .send({ versionId: draft.meta!.versionId })
-        .expect(200)
-    ).body as Task;
+    const approved = await approveFirstSession(service, enrolment.carePlanId);
     return { ...enrolment, task: approved, allowed: protocolWindowOf(approved)! };
   }
 

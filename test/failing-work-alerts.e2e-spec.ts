@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type { Job, Queue } from 'bullmq';
 import { getQueueToken } from '@nestjs/bullmq';
-import type { Appointment, Communication, DetectedIssue, QuestionnaireResponse, Task } from '@medplum/fhirtypes';
+import type { Appointment, Communication, DetectedIssue, QuestionnaireResponse } from '@medplum/fhirtypes';
 import { startFhirSandbox, type FhirSandbox } from '@kc/fhir-sandbox';
 import { appointmentBookedJobId, checkAnsweredElsewhereJobId, infusionJobId, JOBS, QUEUES } from '@kc/queue';
 import { protocolWindowOf } from '@kc/protocols';
@@ -9,7 +9,7 @@ import { MaintenanceProcessor } from '../apps/worker/src/maintenance/maintenance
 import { FailingWorkAlerts } from '../apps/worker/src/alerts/failing-work-alerts';
 import { checkAnswers, infusedForCheck } from './support/checks';
 import {
-  actionOf,
+  approveFirstSession,
   completeInfusion,
   enrolPatient,
   followUpTasks,
@@ -258,15 +258,7 @@ describe('follow-up work whose jobs keep failing is told to the clinic', () => {
     const toClinic = () => mailsTo(smtp, 'oncall@clinic.test', mailsBefore);
     // An approved session; the scheduling system books it while the service's writes are refused.
     const enrolment = await enrolPatient(service, 'ketamine-low-dose-series');
-    const tasks = await service.fhir.searchAll<Task>('Task', { 'based-on': `CarePlan/${enrolment.carePlanId}` });
-    const draft = tasks.find((t) => actionOf(t) === 'infusion-session')!;
-    const approved = (
-      await request(service.url)
-        .post(`/tasks/${draft.id}/$approve`)
-        .set(service.as('clinician'))
-        .send({ versionId: draft.meta!.versionId })
-        .expect(200)
-    ).body as Task;
+    const approved = await approveFirstSession(service, enrolment.carePlanId);
     const start = Date.parse(protocolWindowOf(approved)!.start!) + 9 * 3_600_000;
     const { resource: appointment } = await service.fhir.create<Appointment>({
       resourceType: 'Appointment',
