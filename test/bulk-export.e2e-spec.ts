@@ -196,21 +196,32 @@ describe('Bulk Data export', () => {
     expect(theirs.every((r) => JSON.stringify(r).includes(patients[1]))).toBe(true);
   });
 
-  it('_typeFilter narrows a type to a search; Prefer: handling=lenient leaves out what is not supported, saying so', async () => {
+  it('_typeFilter narrows a type to a search, _elements its resources; Prefer: handling=lenient leaves out what is not supported, saying so', async () => {
     const auth = await as();
     const res = await request(service.url)
       .get('/fhir/$export')
-      .query({ _type: 'Task,CarePlan', _typeFilter: 'Task?patient=Patient/ehr-1', _elements: 'id' })
+      .query({
+        _type: 'Task,CarePlan',
+        _typeFilter: 'Task?patient=Patient/ehr-1',
+        _elements: 'Task.for',
+        includeAssociatedData: 'LatestProvenanceResources',
+      })
       .set({ ...ASYNC, Prefer: 'respond-async, handling=lenient' })
       .set(auth)
       .expect(202);
     const said = (res.body as OperationOutcome).issue.map((i) => i.details?.text);
-    expect(said).toContain('Ignored, not supported: _elements');
+    expect(said).toContain('Ignored, not supported: includeAssociatedData');
     const exported = await download((await manifestAt(res.headers['content-location'], auth)).body as Manifest, auth);
     const theirs = await store.searchAll<Task>('Task', { patient: 'Patient/ehr-1', _count: 1000 });
     expect(idsOf(exported, 'Task').sort()).toEqual(theirs.map((t) => t.id).sort());
-    // The type with no filter is written whole.
-    expect(idsOf(exported, 'CarePlan').length).toBeGreaterThanOrEqual(3);
+    // _elements: the Tasks with what was asked and what a Task requires, marked SUBSETTED; the CarePlans whole.
+    for (const t of exported.filter((r): r is Task => r.resourceType === 'Task')) {
+      expect(Object.keys(t).sort()).toEqual(['for', 'id', 'intent', 'meta', 'resourceType', 'status']);
+      expect(t.meta?.tag).toContainEqual(expect.objectContaining({ code: 'SUBSETTED' }));
+    }
+    const carePlans = exported.filter((r) => r.resourceType === 'CarePlan');
+    expect(carePlans.length).toBeGreaterThanOrEqual(3);
+    expect(carePlans.every((c) => !c.meta?.tag?.some((t) => t.code === 'SUBSETTED'))).toBe(true);
   });
 
   it("Group/<id>/$export writes the data of the Group's active patients: a cohort the EHR keeps", async () => {
@@ -351,8 +362,18 @@ describe('Bulk Data export', () => {
     expect(refusal(no)).toMatch(/Prefer: respond-async/);
     const unknown = await request(service.url).get('/fhir/$export?_type=Patient').set(ASYNC).set(auth).expect(400);
     expect(refusal(unknown)).toMatch(/does not export Patient/);
-    const elements = await request(service.url).get('/fhir/$export?_elements=id').set(ASYNC).set(auth).expect(400);
-    expect(refusal(elements)).toMatch(/Not supported by this server: _elements/);
+    const elements = await request(service.url)
+      .get('/fhir/$export?_elements=Task.restriction.period')
+      .set(ASYNC)
+      .set(auth)
+      .expect(400);
+    expect(refusal(elements)).toMatch(/_elements: Task.restriction.period is not a root element/);
+    const associated = await request(service.url)
+      .get('/fhir/$export?includeAssociatedData=LatestProvenanceResources')
+      .set(ASYNC)
+      .set(auth)
+      .expect(400);
+    expect(refusal(associated)).toMatch(/Not supported by this server: includeAssociatedData/);
     const filter = await request(service.url)
       .get('/fhir/$export?_typeFilter=Task%3Fpatient.name%3Dx')
       .set(ASYNC)

@@ -92,7 +92,13 @@ describe('exportRequested', () => {
   it.each([
     [{}, { prefer: undefined }, 400, /Prefer: respond-async/],
     [{}, { accept: 'text/html' }, 406, /Accept: application\/fhir\+json/],
-    [{ _elements: ['id'] }, {}, 400, /Not supported by this server: _elements \(send Prefer: handling=lenient/],
+    [
+      { includeAssociatedData: ['LatestProvenanceResources'] },
+      {},
+      400,
+      /Not supported by this server: includeAssociatedData \(send Prefer: handling=lenient/,
+    ],
+    [{ _elements: ['Task.restriction.period'] }, {}, 400, /_elements: Task.restriction.period is not a root element/],
     [{ _typeFilter: ['Task?owner=x'] }, {}, 400, /_typeFilter Task cannot search by owner; it may use status, code/],
     [{ _typeFilter: ['Task?status=a,Task?code=b'] }, {}, 400, /One _typeFilter per resource type/],
     [{ _typeFilter: ['Task'] }, {}, 400, /_typeFilter Task names no search parameter/],
@@ -125,10 +131,16 @@ describe('exportRequested', () => {
       ignored: [],
     });
     const lenient = exportRequested(
-      kickOff({ _elements: ['id'], _until: ['2027-01-01T00:00:00Z'] }, { prefer: 'respond-async, handling=lenient' }),
+      kickOff(
+        { includeAssociatedData: ['LatestProvenanceResources'], _until: ['2027-01-01T00:00:00Z'] },
+        { prefer: 'respond-async, handling=lenient' },
+      ),
       TYPES,
     );
-    expect(lenient).toMatchObject({ accepted: true, ignored: ['_elements', '_until'] });
+    expect(lenient).toMatchObject({ accepted: true, ignored: ['includeAssociatedData', '_until'] });
+    expect(exportRequested(kickOff({ _elements: ['status,Task.owner'] }), TYPES)).toMatchObject({
+      request: { elements: { '*': ['status'], Task: ['owner'] } },
+    });
   });
 
   it('refuses a caller who may read none of the types (a patient/ scope)', () => {

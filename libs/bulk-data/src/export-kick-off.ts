@@ -1,4 +1,5 @@
 import type { Group } from '@medplum/fhirtypes';
+import { elementsAsked } from './export-elements';
 
 /**
  * A Bulk Data export request (FHIR Bulk Data Access IG, `$export`) as the client sent it, checked: which level, which
@@ -21,7 +22,7 @@ const NDJSON_NAMES = new Set([NDJSON, 'application/ndjson', 'ndjson']);
  * Parameters the IG defines that this service does not support: refused by name, or ignored (and said so) when the
  * client asks for lenient handling (`Prefer: handling=lenient`), as the IG provides.
  */
-const UNSUPPORTED = ['_elements', 'includeAssociatedData', 'organizeOutputBy', '_until', 'allowPartialManifests'];
+const UNSUPPORTED = ['includeAssociatedData', 'organizeOutputBy', '_until', 'allowPartialManifests'];
 
 export interface ExportRequest {
   level: ExportLevel;
@@ -31,6 +32,8 @@ export interface ExportRequest {
   since?: string;
   /** Per type, the search a `_typeFilter` narrows it to (its parameters, each with its values). */
   filters?: Record<string, Record<string, string[]>>;
+  /** Per type (`*`: every type), the root elements `_elements` keeps (withElements). */
+  elements?: Record<string, string[]>;
   /**
    * These patients' data alone (`Patient/<id>`): those a POST names, a Group's members (all of them, or those of them a
    * POST names). Undefined: every patient's; empty: nobody's (a Group with no patient).
@@ -124,6 +127,8 @@ export function exportRequested(kickOff: KickOff, types: ExportableTypes): KickO
 
   const filters = typeFilters(value('_typeFilter'), chosen, types);
   if ('reason' in filters) return refused(400, filters.reason);
+  const elements = elementsAsked(value('_elements'), chosen);
+  if ('reason' in elements) return refused(400, elements.reason);
 
   return {
     accepted: true,
@@ -132,6 +137,7 @@ export function exportRequested(kickOff: KickOff, types: ExportableTypes): KickO
       types: chosen,
       ...(since !== undefined && { since: new Date(since).toISOString() }),
       ...(Object.keys(filters.byType).length && { filters: filters.byType }),
+      ...(Object.keys(elements.byType).length && { elements: elements.byType }),
       ...exportedPatients(kickOff, unique(patients)),
     },
     ignored: unsupported,
@@ -156,7 +162,7 @@ export function groupPatients(group: Pick<Group, 'member'>): string[] {
   return unique(patients);
 }
 
-const KNOWN_PARAMS = new Set(['_outputFormat', '_since', '_type', 'patient', '_typeFilter']);
+const KNOWN_PARAMS = new Set(['_outputFormat', '_since', '_type', 'patient', '_typeFilter', '_elements']);
 
 /** A filter's value: anything printable, as long as a search value here may be. */
 const FILTER_VALUE = /^[!-~\u00a0-\uffff]{1,512}$/;

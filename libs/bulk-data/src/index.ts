@@ -1,2 +1,3 @@
 export * from './export-kick-off';
 export * from './bulk-export';
+export * from './export-elements';

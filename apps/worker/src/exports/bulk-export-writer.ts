@@ -11,9 +11,11 @@ import {
   percentDone,
   searchBegunAgain,
   writeBeforeAdding,
+  withElements,
   type BulkExport,
   type ExportPosition,
 } from '@kc/bulk-data';
+import { requiredElements } from './required-elements';
 import { BulkExportMetrics } from './bulk-export.metrics';
 
 /** How a run ended: written whole, or stopped because the client cancelled it (or it expired) meanwhile. */
@@ -139,6 +141,7 @@ export class BulkExportWriter {
     let file: Page = { lines: [], bytes: 0 };
     let current = exported;
     for (let page = await this.firstPage(exported, type, patients, at.next, pageSize); ;) {
+      if (exported.elements) page = subsetted(page, exported.elements);
       if (writeBeforeAdding(file.bytes, page.bytes, maxFileBytes)) {
         const updated = await this.writeFile(current, type, file.lines, { ...at, next: page.fetchedBy });
         if (!updated) return undefined;
@@ -200,6 +203,14 @@ export class BulkExportWriter {
     }
     return updated;
   }
+}
+
+/** A page's resources with the elements `_elements` asked (and those they must keep), as NDJSON lines again. */
+function subsetted(page: Page, elements: Record<string, string[]>): Page {
+  const lines = page.lines.map((line) =>
+    JSON.stringify(withElements(JSON.parse(line) as Resource, elements, requiredElements)),
+  );
+  return { ...page, lines, bytes: lines.reduce((n, line) => n + Buffer.byteLength(line) + 1, 0) };
 }
 
 /** A search's next link the server no longer has (HAPI's answer to an expired `_getpages`: 410). */
