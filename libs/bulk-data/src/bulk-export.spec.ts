@@ -96,6 +96,9 @@ describe('bulk export rules', () => {
     expect(percentDone({ ...half, written: { CarePlan: 10, Task: 2_000 } })).toBe(99);
     expect(percentDone({ ...half, totals: { CarePlan: 0, Task: 0 } })).toBe(0);
     expect(percentDone({ ...half, status: 'completed' })).toBe(100);
+    // Finished: how it ended, not the type it was at.
+    expect(progressText({ ...half, status: 'completed', position: undefined })).toBe('100% complete');
+    expect(progressText({ ...half, status: 'failed' })).toBe('failed');
   });
 
   it("names each file at the API's URL with its type and count, the request and its transaction time", () => {

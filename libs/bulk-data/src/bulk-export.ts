@@ -129,12 +129,21 @@ export function percentDone(exported: Pick<BulkExport, 'totals' | 'written' | 's
   if (exported.status === 'completed') return 100;
   const total = Object.values(exported.totals ?? {}).reduce((a, b) => a + b, 0);
   if (!exported.totals || total === 0) return 0;
-  const written = Object.values(exported.written).reduce((a, b) => a + b, 0);
-  return Math.min(99, Math.floor((100 * written) / total));
+  return Math.min(99, Math.floor((100 * resourcesWritten(exported)) / total));
 }
 
-/** The `X-Progress` text (the IG: a short status such as "50% complete"): how much of what, in words. */
+/** Resources written to its files so far, every type. */
+export function resourcesWritten(exported: Pick<BulkExport, 'written'>): number {
+  return Object.values(exported.written).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * The `X-Progress` text (the IG: a short status such as "50% complete"): how much of what, in words; once it has
+ * finished, how it ended (what an operator's list shows).
+ */
 export function progressText(exported: BulkExport): string {
+  if (exported.status === 'completed') return '100% complete';
+  if (exported.status === 'failed' || exported.status === 'cancelled') return exported.status;
   if (exported.status === 'queued') return 'queued';
   if (!exported.totals) return 'counting resources';
   const type = exported.types[exported.position?.type ?? 0];

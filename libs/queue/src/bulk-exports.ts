@@ -46,12 +46,7 @@ export class BulkExports {
     await this.queue.add(
       JOBS.writeBulkExport,
       { exportId: exported.id },
-      {
-        jobId: `${JOBS.writeBulkExport}-${exported.id}`,
-        ...retryOptions(this.config),
-        removeOnComplete: true,
-        removeOnFail: { age: 7 * 24 * 3600 },
-      },
+      this.jobOptions(`${JOBS.writeBulkExport}-${exported.id}`),
     );
   }
 
@@ -66,14 +61,7 @@ export class BulkExports {
    * caller stops (the worker deletes what it wrote since). Optimistic: tried again when the record changed meanwhile.
    */
   async update(id: string, change: (exported: BulkExport) => BulkExport): Promise<BulkExport | undefined> {
-    const redis = await this.redis();
-    for (;;) {
-      const stored = await redis.get(this.key(id));
-      const current = stored ? (JSON.parse(stored) as BulkExport) : undefined;
-      if (!stored || !current || current.status === 'cancelled') return undefined;
-      const changed = change(current);
-      if (await this.swap(redis, id, stored, changed)) return changed;
-    }
+    return this.changed(id, (current) => (current.status === 'cancelled' ? undefined : change(current)));
   }
 
   /** Finished (completed or failed): its files are deleted once the retention has passed. */
@@ -90,24 +78,27 @@ export class BulkExports {
   }
 
   private async markCancelled(id: string): Promise<boolean> {
-    const redis = await this.redis();
-    for (;;) {
-      const stored = await redis.get(this.key(id));
-      if (!stored) return false;
-      const cancelled: BulkExport = { ...(JSON.parse(stored) as BulkExport), status: 'cancelled' };
-      if (await this.swap(redis, id, stored, cancelled)) break;
-    }
+    if (!(await this.changed(id, (current) => ({ ...current, status: 'cancelled' })))) return false;
     await this.queueDeletion(id, 0);
     return true;
   }
 
   /**
-   * Compare and set: the record written only if it is still as read (a Lua script, atomic on a connection BullMQ
-   * shares; WATCH would be that connection's state).
+   * The record changed as `change` says (undefined: left as it is), by compare and set: written only if it is still
+   * as read (a Lua script, atomic on a connection BullMQ shares; WATCH would be that connection's state), else read
+   * and changed again. Undefined when there is none, or `change` left it.
    */
-  private async swap(redis: Redis, id: string, was: string, now: BulkExport): Promise<boolean> {
-    const swapped = await redis.eval(SWAP, 1, this.key(id), was, JSON.stringify(now));
-    return swapped === 1;
+  private async changed(
+    id: string,
+    change: (current: BulkExport) => BulkExport | undefined,
+  ): Promise<BulkExport | undefined> {
+    const redis = await this.redis();
+    for (;;) {
+      const stored = await redis.get(this.key(id));
+      const next = stored ? change(JSON.parse(stored) as BulkExport) : undefined;
+      if (!stored || !next) return undefined;
+      if ((await redis.eval(SWAP, 1, this.key(id), stored, JSON.stringify(next))) === 1) return next;
+    }
   }
 
   /**
@@ -168,17 +159,12 @@ export class BulkExports {
       return;
     }
     if (waiting && (await waiting.isFailed())) await waiting.remove();
-    await this.queue.add(
-      JOBS.deleteBulkExport,
-      { exportId: id },
-      {
-        jobId,
-        delay: delayMs,
-        ...retryOptions(this.config),
-        removeOnComplete: true,
-        removeOnFail: { age: 7 * 24 * 3600 },
-      },
-    );
+    await this.queue.add(JOBS.deleteBulkExport, { exportId: id }, { ...this.jobOptions(jobId), delay: delayMs });
+  }
+
+  /** Both jobs of an export: keyed by it, retried as every job is, a failed one kept a week for the operator. */
+  private jobOptions(jobId: string) {
+    return { jobId, ...retryOptions(this.config), removeOnComplete: true, removeOnFail: { age: 7 * 24 * 3600 } };
   }
 
   /** Long enough to outlive its deletion job (which deletes it), short enough that a lost one goes by itself. */

@@ -1,4 +1,5 @@
-import { scopesGranting, type Caller } from '@kc/auth';
+import type { Request } from 'express';
+import { scopesGranting, type AuthenticatedRequest, type Caller } from '@kc/auth';
 import { OutcomeException } from '@kc/common';
 import { ADMIN_ONLY_TYPES, READABLE_TYPES, type ReadableType } from './read-search-params';
 
@@ -21,10 +22,12 @@ export function searchableTypes(
 }
 
 /**
- * A caller whose token may search none of the types this API reads has no business with a bulk export or a
- * subscription (403, before anything is looked up).
+ * The request's caller, for a bulk export or a subscription: one whose token may search none of the types this API
+ * reads has no business with either (403, before anything is looked up).
  */
-export function searchesSomeType(caller: Caller): void {
+export function searchingCaller(req: Request): Caller {
+  const caller = (req as AuthenticatedRequest).caller!;
   if (!searchableTypes(caller).length)
     throw new OutcomeException(403, 'forbidden', 'This token may read none of the types this server exports');
+  return caller;
 }

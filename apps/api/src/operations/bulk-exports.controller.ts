@@ -2,7 +2,7 @@ import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Roles } from '@kc/auth';
 import { BulkExports } from '@kc/queue';
-import { percentDone, progressText } from '@kc/bulk-data';
+import { percentDone, progressText, resourcesWritten } from '@kc/bulk-data';
 
 /**
  * The bulk exports on record, for an operator: who is taking which data out, how far each has got, and when it ends.
@@ -27,10 +27,10 @@ export class BulkExportsController {
       patients: e.patients?.length,
       requested: e.transactionTime,
       status: e.status,
-      progress: e.status === 'completed' ? '100% complete' : progressText(e),
+      progress: progressText(e),
       percent: percentDone(e),
       files: e.output.length,
-      resources: Object.values(e.written).reduce((a, b) => a + b, 0),
+      resources: resourcesWritten(e),
       finished: e.finishedAt,
       error: e.error,
     }));

@@ -9,6 +9,7 @@ import type {
   Task,
 } from '@medplum/fhirtypes';
 import { batchResult, FhirClient, getEntry, includedOf, matchesOf } from '@kc/fhir';
+import { appointmentPatient } from '@kc/followups';
 import { stateOf } from '@kc/task-states';
 import {
   appointmentBookedNoticeKey,
@@ -173,16 +174,16 @@ export const APPOINTMENT_BOOKINGS: FailingWorkKind = {
     const answer = await fhir.batch(abouts.map((about) => getEntry(about)));
     const appointments = abouts.map((about, i) => batchResult<Appointment>(answer.entry?.[i], 'Appointment'));
     const looked = abouts.flatMap((about, i) => {
-      const patient = patientOf(appointments[i]);
-      return ran.has(about) && patient ? [{ about, patient }] : [];
+      const appointment = appointments[i];
+      const patient = appointment && appointmentPatient(appointment);
+      return ran.has(about) && patient ? [{ about, appointment, patient }] : [];
     });
     const sessions = looked.length
       ? await fhir.batch(looked.map((l) => getEntry('Task', { patient: l.patient, status: 'ready', _count: 200 })))
       : undefined;
     const taken = new Set(
       looked
-        .filter((l, i) => {
-          const appointment = appointments[abouts.indexOf(l.about)]!;
+        .filter(({ appointment }, i) => {
           const atItsTime = matchesOf<Task>(sessions?.entry?.[i]?.resource as Bundle).some((t) =>
             sameTimes(t.restriction?.period, appointment),
           );
@@ -250,10 +251,6 @@ function appointmentAbout(about: string): { appointment: { id: string } } {
 function appointmentOf(about: string, read: WorkAbout): Partial<Appointment> & { id: string } {
   const appointment = read.resource?.resourceType === 'Appointment' ? read.resource : undefined;
   return { ...appointment, id: idOf(about) };
-}
-
-function patientOf(appointment: Appointment | undefined): string | undefined {
-  return appointment?.participant?.find((p) => p.actor?.reference?.startsWith('Patient/'))?.actor?.reference;
 }
 
 /** A session's window at the appointment's start and end (to the millisecond: as the booking writes them). */

@@ -137,11 +137,11 @@ export class BulkExportWriter {
   ): Promise<BulkExport | undefined> {
     const type = exported.types[at.type];
     const patients = patientChunks(exported)[at.chunk];
-    const { maxFileBytes, pageSize } = this.config.bulkExport;
+    const { maxFileBytes } = this.config.bulkExport;
     let file: Page = { lines: [], bytes: 0 };
     let current = exported;
-    for (let page = await this.firstPage(exported, type, patients, at.next, pageSize); ;) {
-      if (exported.elements) page = subsetted(page, exported.elements);
+    const shape = shapeOf(exported);
+    for (let page = await this.firstPage(exported, type, patients, at.next, shape); ;) {
       if (writeBeforeAdding(file.bytes, page.bytes, maxFileBytes)) {
         const updated = await this.writeFile(current, type, file.lines, { ...at, next: page.fetchedBy });
         if (!updated) return undefined;
@@ -152,15 +152,15 @@ export class BulkExportWriter {
       file.lines.push(...page.lines);
       file.bytes += page.bytes;
       if (!page.next) break;
-      page = await this.pageAt(page.next);
+      page = await this.pageAt(page.next, shape);
     }
     return this.writeFile(current, type, file.lines, afterSearch(exported, at));
   }
 
   /** The page a next link names; the server no longer having it is PageLinkGone. */
-  private async pageAt(next: string): Promise<Page> {
+  private async pageAt(next: string, shape: Shape): Promise<Page> {
     try {
-      return pageOf(await this.fhir.searchPageAt(next), next);
+      return pageOf(await this.fhir.searchPageAt(next), shape, next);
     } catch (err) {
       if (err instanceof FhirNotFoundError) throw new PageLinkGone();
       throw err;
@@ -172,10 +172,11 @@ export class BulkExportWriter {
     type: string,
     patients: string[] | undefined,
     next: string | undefined,
-    pageSize: number,
+    shape: Shape,
   ): Promise<Page> {
-    if (next) return this.pageAt(next);
-    return pageOf(await this.fhir.search(type as ResourceType, exportSearch(exported, type, patients, pageSize)));
+    if (next) return this.pageAt(next, shape);
+    const search = exportSearch(exported, type, patients, this.config.bulkExport.pageSize);
+    return pageOf(await this.fhir.search(type as ResourceType, search), shape);
   }
 
   /**
@@ -205,19 +206,19 @@ export class BulkExportWriter {
   }
 }
 
-/** A page's resources with the elements `_elements` asked (and those they must keep), as NDJSON lines again. */
-function subsetted(page: Page, elements: Record<string, string[]>): Page {
-  const lines = page.lines.map((line) =>
-    JSON.stringify(withElements(JSON.parse(line) as Resource, elements, requiredElements)),
-  );
-  return { ...page, lines, bytes: lines.reduce((n, line) => n + Buffer.byteLength(line) + 1, 0) };
+/** How each resource is written: as read, or with the elements `_elements` asked (and those it must keep). */
+type Shape = (resource: Resource) => Resource;
+
+function shapeOf(exported: BulkExport): Shape {
+  const { elements } = exported;
+  return elements ? (resource) => withElements(resource, elements, requiredElements) : (resource) => resource;
 }
 
 /** A search's next link the server no longer has (HAPI's answer to an expired `_getpages`: 410). */
 class PageLinkGone extends Error {}
 
-function pageOf(bundle: Bundle, fetchedBy?: string): Page {
-  const lines = matchesOf<Resource>(bundle).map((resource) => JSON.stringify(resource));
+function pageOf(bundle: Bundle, shape: Shape, fetchedBy?: string): Page {
+  const lines = matchesOf<Resource>(bundle).map((resource) => JSON.stringify(shape(resource)));
   const next = (bundle.entry ?? []).length ? bundle.link?.find((l) => l.relation === 'next')?.url : undefined;
   return { lines, bytes: lines.reduce((n, line) => n + Buffer.byteLength(line) + 1, 0), fetchedBy, next };
 }

@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { Roles, type AuthenticatedRequest } from '@kc/auth';
+import { Roles } from '@kc/auth';
 import { notFound, OutcomeException } from '@kc/common';
 import { FhirClient, FhirNotFoundError } from '@kc/fhir';
 import { BulkExports } from '@kc/queue';
@@ -9,7 +9,7 @@ import { NDJSON } from '@kc/bulk-data';
 import { AuditsPatientAccess } from '../../audit/patient-access.decorator';
 import { exportFileAccess } from '../../audit/patient-accesses';
 import { ownedExport } from './export-owner';
-import { searchableTypes, searchesSomeType } from '../searchable-types';
+import { searchableTypes, searchingCaller } from '../searchable-types';
 
 /**
  * One file of a completed bulk export, as NDJSON (the manifest's `requiresAccessToken`: the same token, or an
@@ -35,8 +35,7 @@ export class ExportFilesController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<string> {
-    const caller = (req as AuthenticatedRequest).caller!;
-    searchesSomeType(caller);
+    const caller = searchingCaller(req);
     const exported = ownedExport(await this.exports.get(id), caller);
     const file =
       exported.status === 'completed' && /^\d{1,6}$/.test(index) ? exported.output[Number(index)] : undefined;

@@ -3,7 +3,7 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req, Res } from '
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Group, OperationOutcome, Parameters } from '@medplum/fhirtypes';
 import type { Request, Response } from 'express';
-import { Roles, scopesGranting, type AuthenticatedRequest, type Caller } from '@kc/auth';
+import { Roles, scopesGranting, type Caller } from '@kc/auth';
 import { isResourceId, notFound, operationOutcome, OutcomeException } from '@kc/common';
 import { FhirClient } from '@kc/fhir';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
@@ -13,7 +13,7 @@ import { AuditsPatientAccess } from '../../audit/patient-access.decorator';
 import { exportKickOffAccess, type ExportKickOffRequest } from '../../audit/patient-accesses';
 import { exportableTypes } from './exportable-types';
 import { statusUrl } from './export-owner';
-import { searchesSomeType } from '../searchable-types';
+import { searchingCaller } from '../searchable-types';
 import { ExportRequestMetrics } from './export-request.metrics';
 
 /** How long a client waits before asking again when it has as many exports running as it may. */
@@ -135,9 +135,8 @@ export class ExportKickOffController {
     res: Response,
     groupId?: string,
   ): Promise<OperationOutcome> {
-    const caller = (req as AuthenticatedRequest).caller!;
+    const caller = searchingCaller(req);
     const types = exportableTypes(level, caller);
-    searchesSomeType(caller);
     const kickOff: KickOff = { level, method, params: params(), prefer: req.get('prefer'), accept: req.get('accept') };
     // The request checked first; then, at Group level, whose data it is (the Group read once it is worth reading).
     let answer = exportRequested(kickOff, types);

@@ -1,13 +1,13 @@
 import { Controller, Delete, Get, HttpCode, Inject, Param, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { Roles, type AuthenticatedRequest } from '@kc/auth';
+import { Roles } from '@kc/auth';
 import { OutcomeException } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { BulkExports } from '@kc/queue';
 import { manifestOf, progressText } from '@kc/bulk-data';
 import { ownedExport, statusUrl } from './export-owner';
-import { searchesSomeType } from '../searchable-types';
+import { searchingCaller } from '../searchable-types';
 
 /** How soon a client polling a running export asks again. */
 const POLL_AGAIN_SECONDS = 2;
@@ -30,8 +30,7 @@ export class ExportStatusController {
   @Roles('integration')
   @ApiOperation({ summary: 'Status of a bulk export: 202 with X-Progress, or 200 with its manifest' })
   async status(@Param('id') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
-    const caller = (req as AuthenticatedRequest).caller!;
-    searchesSomeType(caller);
+    const caller = searchingCaller(req);
     const exported = ownedExport(await this.exports.get(id), caller);
     if (exported.status === 'queued' || exported.status === 'in-progress') {
       res.status(202).setHeader('X-Progress', progressText(exported)).setHeader('Retry-After', POLL_AGAIN_SECONDS);
@@ -58,8 +57,7 @@ export class ExportStatusController {
   @Roles('integration')
   @ApiOperation({ summary: 'Cancel a bulk export (or delete a finished one): its files are deleted' })
   async cancel(@Param('id') id: string, @Req() req: Request): Promise<void> {
-    const caller = (req as AuthenticatedRequest).caller!;
-    searchesSomeType(caller);
+    const caller = searchingCaller(req);
     ownedExport(await this.exports.get(id), caller);
     await this.exports.cancel(id);
   }

@@ -2,14 +2,14 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res 
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Bundle, Subscription } from '@medplum/fhirtypes';
 import type { Request, Response } from 'express';
-import { Roles, type AuthenticatedRequest, type Caller } from '@kc/auth';
+import { Roles, type Caller } from '@kc/auth';
 import { isResourceId, notFound, OutcomeException } from '@kc/common';
 import { APP_CONFIG, type AppConfig } from '@kc/config';
 import { FhirClient } from '@kc/fhir';
 import { AuditsPatientAccess } from '../../audit/patient-access.decorator';
 import { subscriptionCreateAccess } from '../../audit/patient-accesses';
 import { asShown, isOwnedBy, SUBSCRIPTION_OWNER, subscriptionToWrite } from './subscription-request';
-import { searchesSomeType } from '../searchable-types';
+import { searchingCaller } from '../searchable-types';
 
 /** Subscriptions one client may hold here: each is a standing disclosure the FHIR server acts on. */
 const MAX_PER_CLIENT = 50;
@@ -39,7 +39,7 @@ export class EhrSubscriptionsController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<Subscription> {
-    const caller = callerOf(req);
+    const caller = searchingCaller(req);
     const subscription = subscriptionToWrite(body, caller, this.config.subscriptionEndpointOrigins);
     const held = await this.fhir.search('Subscription', { _tag: ownerTag(caller), _summary: 'count' });
     if ((held.total ?? 0) >= MAX_PER_CLIENT)
@@ -57,7 +57,7 @@ export class EhrSubscriptionsController {
   @ApiOperation({ summary: "The caller's Subscriptions (searchset)" })
   async list(@Req() req: Request): Promise<Bundle<Subscription>> {
     const mine = await this.fhir.searchAll<Subscription>('Subscription', {
-      _tag: ownerTag(callerOf(req)),
+      _tag: ownerTag(searchingCaller(req)),
       _count: 100,
     });
     return {
@@ -71,14 +71,14 @@ export class EhrSubscriptionsController {
   @Get(':id')
   @ApiOperation({ summary: "One of the caller's Subscriptions" })
   async read(@Param('id') id: string, @Req() req: Request): Promise<Subscription> {
-    return asShown(await this.owned(id, callerOf(req)));
+    return asShown(await this.owned(id, searchingCaller(req)));
   }
 
   @Delete(':id')
   @HttpCode(204)
   @ApiOperation({ summary: "Delete one of the caller's Subscriptions: its notifications stop" })
   async delete(@Param('id') id: string, @Req() req: Request): Promise<void> {
-    await this.owned(id, callerOf(req));
+    await this.owned(id, searchingCaller(req));
     await this.fhir.delete('Subscription', id);
   }
 
@@ -89,13 +89,6 @@ export class EhrSubscriptionsController {
     if (!subscription || !isOwnedBy(subscription, caller)) throw notFound(`No Subscription ${id} of this client`);
     return subscription;
   }
-}
-
-/** The caller, once its token may search some type this API reads (403 otherwise, before anything is looked up). */
-function callerOf(req: Request): Caller {
-  const caller = (req as AuthenticatedRequest).caller!;
-  searchesSomeType(caller);
-  return caller;
 }
 
 function ownerTag(caller: Caller): string {
